@@ -1,0 +1,95 @@
+import { invalid } from './errors.js';
+
+/** IPv4 addresses as unsigned 32-bit numbers; pure helpers shared by validation and IPAM. */
+export interface Cidr {
+  readonly base: number;
+  readonly prefix: number;
+}
+
+export interface IpRange {
+  readonly first: number;
+  readonly last: number;
+}
+
+const OCTET = /^(0|[1-9][0-9]{0,2})$/;
+
+export function parseIp(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const p of parts) {
+    if (!OCTET.test(p)) return undefined;
+    const v = Number(p);
+    if (v > 255) return undefined;
+    n = n * 256 + v;
+  }
+  return n;
+}
+
+export function formatIp(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+export function maskOf(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+export function cidrSize(c: Cidr): number {
+  return 2 ** (32 - c.prefix);
+}
+
+export function cidrRange(c: Cidr): IpRange {
+  return { first: c.base, last: c.base + cidrSize(c) - 1 };
+}
+
+/** Parses `a.b.c.d/len`; with `strict`, host bits must be zero. Errors name `field`. */
+export function parseCidr(text: string, field: string, strict = true): Cidr {
+  const slash = text.indexOf('/');
+  if (slash < 0) throw invalid(field, `'${text}' is not a CIDR (expected a.b.c.d/len)`);
+  const ip = parseIp(text.slice(0, slash));
+  if (ip === undefined) throw invalid(field, `'${text}' has an invalid IPv4 address`);
+  const lenText = text.slice(slash + 1);
+  if (!/^[0-9]{1,2}$/.test(lenText) || Number(lenText) > 32) {
+    throw invalid(field, `'${text}' has an invalid prefix length (0-32)`);
+  }
+  const prefix = Number(lenText);
+  const base = (ip & maskOf(prefix)) >>> 0;
+  if (strict && base !== ip) {
+    throw invalid(field, `'${text}' has host bits set (did you mean ${formatIp(base)}/${prefix}?)`);
+  }
+  return { base, prefix };
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${formatIp(c.base)}/${c.prefix}`;
+}
+
+export function requireIp(text: string, field: string): number {
+  const n = parseIp(text);
+  if (n === undefined) throw invalid(field, `'${text}' is not an IPv4 address`);
+  return n;
+}
+
+/** Parses `a.b.c.d-e.f.g.h` (inclusive). */
+export function parseRange(text: string, field: string): IpRange {
+  const [a, b, ...rest] = text.split('-');
+  if (a === undefined || b === undefined || rest.length > 0) {
+    throw invalid(field, `'${text}' is not a range (expected a.b.c.d-e.f.g.h)`);
+  }
+  const first = requireIp(a, field);
+  const last = requireIp(b, field);
+  if (last < first) throw invalid(field, `'${text}' ends before it starts`);
+  return { first, last };
+}
+
+export function formatRange(r: IpRange): string {
+  return `${formatIp(r.first)}-${formatIp(r.last)}`;
+}
+
+export function contains(outer: IpRange, inner: IpRange): boolean {
+  return inner.first >= outer.first && inner.last <= outer.last;
+}
+
+export function overlaps(x: IpRange, y: IpRange): boolean {
+  return x.first <= y.last && y.first <= x.last;
+}

@@ -1,0 +1,130 @@
+import type { Labels, Role } from './schemas.js';
+
+/** Stored objects, as the API returns them. `revision` is the store revision of the object's last change. */
+export interface Meta {
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type Action = 'allow' | 'deny';
+export type Direction = 'in' | 'out';
+
+export interface Tenant extends Meta {
+  name: string;
+  defaultAction: Action;
+}
+
+export interface Network extends Meta {
+  tenant: string;
+  name: string;
+  subnet: string;
+  gateway: string;
+  ipRange?: string;
+  encap: 'vxlan';
+  vni: number;
+  mtu: number;
+}
+
+export interface Group extends Meta {
+  tenant: string;
+  name: string;
+  network: string;
+  policies: string[];
+  netprofile?: string;
+  ipPool?: string;
+  labels: Labels;
+}
+
+export interface Rule {
+  id: string;
+  priority: number;
+  direction: Direction;
+  action: Action;
+  protocol: string;
+  ports?: string;
+  fromGroup?: string;
+  fromNetwork?: string;
+  fromCidr?: string;
+  toGroup?: string;
+  toNetwork?: string;
+  toCidr?: string;
+}
+
+export interface Policy extends Meta {
+  tenant: string;
+  name: string;
+  rules: Rule[];
+}
+
+export interface Netprofile extends Meta {
+  tenant: string;
+  name: string;
+  bandwidth?: string;
+  burst?: number;
+  dscp: number;
+}
+
+export interface ServicePort {
+  port: number;
+  targetPort: number;
+  protocol: 'TCP' | 'UDP';
+}
+
+export interface Service extends Meta {
+  tenant: string;
+  name: string;
+  network: string;
+  vip: string;
+  selector: Labels;
+  ports: ServicePort[];
+}
+
+export interface AppProfile extends Meta {
+  tenant: string;
+  name: string;
+  groups: string[];
+}
+
+export interface Endpoint extends Meta {
+  id: string;
+  tenant: string;
+  network: string;
+  group?: string;
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+  mac: string;
+  mtu: number;
+  vni: number;
+  host: string;
+  ifname: string;
+  containerId: string;
+  containerName?: string;
+  labels: Labels;
+  state: 'created' | 'active';
+}
+
+export interface Host extends Meta {
+  name: string;
+  vtepIp: string;
+  agentVersion?: string;
+  lastSeen: string;
+}
+
+export interface Global extends Meta {
+  vxlanRange: string;
+  mtu: number;
+  arpMode: 'proxy' | 'flood';
+}
+
+export interface User extends Meta {
+  name: string;
+  role: Role;
+  tenants: string[];
+  hasPassword: boolean;
+}
+
+export const GLOBAL_DEFAULTS = { vxlanRange: '10000-19999', mtu: 1500, arpMode: 'proxy' } as const;
+/** VXLAN adds 50 bytes of headers over IPv4. */
+export const VXLAN_OVERHEAD = 50;

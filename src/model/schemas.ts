@@ -1,0 +1,155 @@
+import { Type, type Static, type TSchema, type TObject, type TProperties } from '@sinclair/typebox';
+
+/**
+ * Input schemas: the single description of every request body. The REST routes validate with them,
+ * the OpenAPI document is generated from them, and the CLI's `-f FILE` and the plugins reuse them.
+ * Unknown fields are rejected everywhere (`additionalProperties: false`).
+ */
+const strict = <P extends TProperties>(props: P, description?: string): TObject<P> =>
+  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
+
+export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+export const Name = Type.String({
+  pattern: NAME_PATTERN,
+  description: 'A DNS label: lower-case letters, digits and inner dashes, at most 63 characters',
+});
+const Names = Type.Array(Name, { uniqueItems: true, maxItems: 256 });
+const Text = (max: number, description?: string) =>
+  Type.String({ minLength: 1, maxLength: max, ...(description ? { description } : {}) });
+export const Labels = Type.Record(
+  Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$' }),
+  Type.String({ pattern: '^[A-Za-z0-9._-]{0,63}$' }),
+  { maxProperties: 64, description: 'key=value labels' },
+);
+const Action = Type.Union([Type.Literal('allow'), Type.Literal('deny')]);
+
+export const TenantInput = strict({
+  name: Name,
+  defaultAction: Type.Optional(Action),
+});
+
+export const NetworkInput = strict({
+  name: Name,
+  subnet: Text(18, 'IPv4 CIDR, e.g. 10.1.2.0/24'),
+  gateway: Type.Optional(Text(15, 'gateway address inside the subnet; default: the first address')),
+  ipRange: Type.Optional(Text(31, 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')),
+  encap: Type.Optional(Type.Literal('vxlan')),
+  vni: Type.Optional(Type.Integer({ minimum: 1, maximum: 16777215 })),
+  mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9000 })),
+});
+
+export const GroupInput = strict({
+  name: Name,
+  network: Name,
+  policies: Type.Optional(Names),
+  netprofile: Type.Optional(Type.Union([Name, Type.Literal('')])),
+  ipPool: Type.Optional(Text(31, 'range inside the network for this group, a.b.c.d-e.f.g.h')),
+  labels: Type.Optional(Labels),
+});
+
+export const RuleInput = strict({
+  id: Name,
+  priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: '1-100, higher wins' })),
+  direction: Type.Optional(Type.Union([Type.Literal('in'), Type.Literal('out')])),
+  action: Type.Optional(Action),
+  protocol: Type.Optional(
+    Type.String({ pattern: '^(tcp|udp|icmp|any|[0-9]{1,3})$', description: 'tcp, udp, icmp, any or a number' }),
+  ),
+  ports: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}(-[0-9]{1,5})?$', description: '80 or 8000-8080' })),
+  fromGroup: Type.Optional(Name),
+  fromNetwork: Type.Optional(Name),
+  fromCidr: Type.Optional(Text(18)),
+  toGroup: Type.Optional(Name),
+  toNetwork: Type.Optional(Name),
+  toCidr: Type.Optional(Text(18)),
+});
+
+export const PolicyInput = strict({
+  name: Name,
+  rules: Type.Optional(Type.Array(RuleInput, { maxItems: 100000 })),
+});
+
+export const NetprofileInput = strict({
+  name: Name,
+  bandwidth: Type.Optional(Type.String({ pattern: '^[0-9]+ ?([kmg]bps|[KMG]b?)$', description: 'e.g. 10mbps, 1gbps' })),
+  burst: Type.Optional(Type.Integer({ minimum: 2, maximum: 10486, description: 'burst in KB' })),
+  dscp: Type.Optional(Type.Integer({ minimum: 0, maximum: 63 })),
+});
+
+export const ServicePortInput = strict({
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  targetPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+  protocol: Type.Union([Type.Literal('TCP'), Type.Literal('UDP')]),
+});
+
+export const ServiceInput = strict({
+  name: Name,
+  network: Name,
+  vip: Type.Optional(Text(15)),
+  selector: Labels,
+  ports: Type.Array(ServicePortInput, { minItems: 1, maxItems: 64 }),
+});
+
+export const AppProfileInput = strict({
+  name: Name,
+  groups: Names,
+});
+
+export const GlobalInput = strict({
+  vxlanRange: Type.Optional(Type.String({ pattern: '^[0-9]{1,8}-[0-9]{1,8}$' })),
+  mtu: Type.Optional(Type.Integer({ minimum: 1280, maximum: 9216, description: 'underlay MTU' })),
+  arpMode: Type.Optional(Type.Union([Type.Literal('proxy'), Type.Literal('flood')])),
+});
+
+export const EndpointRequest = strict({
+  tenant: Name,
+  network: Name,
+  group: Type.Optional(Name),
+  containerId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }),
+  containerName: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' })),
+  host: Name,
+  ifname: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'Linux interface name, at most 15 characters' }),
+  ip: Type.Optional(Text(15)),
+  mac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
+  labels: Type.Optional(Labels),
+});
+
+export const HostInput = strict({
+  name: Name,
+  vtepIp: Text(15),
+  agentVersion: Type.Optional(Text(64)),
+});
+
+export const Role = Type.Union([Type.Literal('admin'), Type.Literal('ops'), Type.Literal('tenant')]);
+export const UserInput = strict({
+  name: Name,
+  role: Role,
+  tenants: Type.Optional(Names),
+  password: Type.Optional(Type.String({ minLength: 8, maxLength: 256 })),
+});
+
+export const LoginInput = strict({
+  username: Name,
+  password: Type.String({ minLength: 1, maxLength: 256 }),
+});
+
+export type TenantInput = Static<typeof TenantInput>;
+export type NetworkInput = Static<typeof NetworkInput>;
+export type GroupInput = Static<typeof GroupInput>;
+export type RuleInput = Static<typeof RuleInput>;
+export type PolicyInput = Static<typeof PolicyInput>;
+export type NetprofileInput = Static<typeof NetprofileInput>;
+export type ServiceInput = Static<typeof ServiceInput>;
+export type AppProfileInput = Static<typeof AppProfileInput>;
+export type GlobalInput = Static<typeof GlobalInput>;
+export type EndpointRequest = Static<typeof EndpointRequest>;
+export type HostInput = Static<typeof HostInput>;
+export type UserInput = Static<typeof UserInput>;
+export type LoginInput = Static<typeof LoginInput>;
+export type Role = Static<typeof Role>;
+export type Labels = Static<typeof Labels>;
+
+/** A schema whose every property is optional: the body of a PATCH. */
+export function partialOf(schema: TObject): TSchema {
+  return Type.Partial(schema, { additionalProperties: false });
+}

@@ -1,0 +1,132 @@
+import { invalid, WeftError } from './errors.js';
+import {
+  cidrRange, contains, formatIp, parseCidr, parseRange, requireIp,
+  type Cidr, type IpRange,
+} from './ipv4.js';
+import type { NetworkInput, RuleInput, NetprofileInput, GlobalInput } from './schemas.js';
+
+/**
+ * Semantic checks that a JSON schema cannot express. Pure: they see one input at a time; checks that
+ * need other objects (references, overlaps) live in the control layer.
+ */
+export interface NetworkLayout {
+  subnet: Cidr;
+  gateway: number;
+  /** Where dynamic addresses come from: the ipRange, or the subnet without network and broadcast. */
+  dynamic: IpRange;
+}
+
+export function checkNetwork(input: NetworkInput): NetworkLayout {
+  const subnet = parseCidr(input.subnet, 'subnet');
+  if (subnet.prefix < 8 || subnet.prefix > 30) {
+    throw invalid('subnet', `'${input.subnet}' must have a prefix length between /8 and /30`);
+  }
+  const all = cidrRange(subnet);
+  const usable: IpRange = { first: all.first + 1, last: all.last - 1 };
+  const gateway = input.gateway === undefined ? usable.first : requireIp(input.gateway, 'gateway');
+  if (!contains(usable, { first: gateway, last: gateway })) {
+    throw invalid('gateway', `${formatIp(gateway)} is not a usable address of ${input.subnet}`);
+  }
+  let dynamic = usable;
+  if (input.ipRange !== undefined) {
+    dynamic = parseRange(input.ipRange, 'ipRange');
+    if (!contains(usable, dynamic)) throw invalid('ipRange', `'${input.ipRange}' is not inside ${input.subnet}`);
+  }
+  return { subnet, gateway, dynamic };
+}
+
+/** A group's ipPool must lie inside the usable part of its network. */
+export function checkPool(pool: string, layout: NetworkLayout, network: string): IpRange {
+  const range = parseRange(pool, 'ipPool');
+  const all = cidrRange(layout.subnet);
+  if (!contains({ first: all.first + 1, last: all.last - 1 }, range)) {
+    throw invalid('ipPool', `'${pool}' is not inside network ${network} (${formatIp(all.first)}/${layout.subnet.prefix})`);
+  }
+  return range;
+}
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+export function parsePorts(text: string, field: string): PortRange {
+  const [a, b] = text.split('-');
+  const first = Number(a);
+  const last = b === undefined ? first : Number(b);
+  for (const p of [first, last]) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) throw invalid(field, `'${text}': ports are 1-65535`);
+  }
+  if (last < first) throw invalid(field, `'${text}': the range ends before it starts`);
+  return { first, last };
+}
+
+/** Checks a rule's combination of fields, as netctl and netmaster did, plus our stricter port checks. */
+export function checkRule(rule: RuleInput, path = ''): void {
+  const f = (name: string) => `${path}${name}`;
+  const proto = rule.protocol ?? 'any';
+  if (/^[0-9]+$/.test(proto) && Number(proto) > 255) throw invalid(f('protocol'), `'${proto}' is not an IP protocol number (0-255)`);
+  if (rule.ports !== undefined) {
+    parsePorts(rule.ports, f('ports'));
+    if (proto !== 'tcp' && proto !== 'udp' && proto !== '6' && proto !== '17') {
+      throw invalid(f('ports'), `ports need protocol tcp or udp (protocol is ${proto})`);
+    }
+  }
+  const direction = rule.direction ?? 'in';
+  const peers = direction === 'in'
+    ? { own: ['fromGroup', 'fromNetwork', 'fromCidr'] as const, other: ['toGroup', 'toNetwork', 'toCidr'] as const }
+    : { own: ['toGroup', 'toNetwork', 'toCidr'] as const, other: ['fromGroup', 'fromNetwork', 'fromCidr'] as const };
+  for (const k of peers.other) {
+    if (rule[k] !== undefined) throw invalid(f(k), `an '${direction}' rule names its peer with ${peers.own.join('/')}, not ${k}`);
+  }
+  const given = peers.own.filter((k) => rule[k] !== undefined);
+  if (given.length > 1) throw invalid(f(given[1] ?? ''), `a rule has at most one peer (got ${given.join(' and ')})`);
+  for (const k of ['fromCidr', 'toCidr'] as const) {
+    const v = rule[k];
+    if (v !== undefined) parseCidr(v.includes('/') ? v : `${v}/32`, f(k));
+  }
+}
+
+/** Bandwidth in bits per second from `10mbps`, `1gbps`, `500kbps`, `5M`, `2Kb`. */
+export function parseBandwidth(text: string, field = 'bandwidth'): number {
+  const m = /^([0-9]+) ?([kmgKMG])(bps|b)?$/.exec(text);
+  if (!m || m[1] === undefined || m[2] === undefined) throw invalid(field, `'${text}' is not a rate like 10mbps`);
+  const scale = { k: 1e3, m: 1e6, g: 1e9 }[m[2].toLowerCase() as 'k' | 'm' | 'g'];
+  const bps = Number(m[1]) * scale;
+  if (bps < 8e3 || bps > 100e9) throw invalid(field, `'${text}' is outside 8kbps-100gbps`);
+  return bps;
+}
+
+export function checkNetprofile(input: NetprofileInput): void {
+  if (input.bandwidth !== undefined) parseBandwidth(input.bandwidth);
+  if (input.burst !== undefined && input.bandwidth === undefined) {
+    throw invalid('burst', 'a burst needs a bandwidth');
+  }
+}
+
+export function parseVxlanRange(text: string, field = 'vxlanRange'): { first: number; last: number } {
+  const [a, b] = text.split('-').map(Number);
+  if (a === undefined || b === undefined || a < 1 || b > 16777215 || b < a) {
+    throw invalid(field, `'${text}' must be N-M with 1 <= N <= M <= 16777215`);
+  }
+  return { first: a, last: b };
+}
+
+export function checkGlobal(input: GlobalInput): void {
+  if (input.vxlanRange !== undefined) parseVxlanRange(input.vxlanRange);
+}
+
+/** `key=value` selector/label text from the CLI into a record. */
+export function parseLabelList(items: readonly string[], field: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw invalid(field, `'${item}' is not key=value`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+export function assertNever(x: never, what: string): never {
+  throw new WeftError('WEFT_INTERNAL', `unexpected ${what}: ${String(x)}`);
+}

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WeftError } from '../model/index.js';
+import type { Change, Store, StoreOptions } from './port.js';
+
+/**
+ * The one behaviour every store must have. Each implementation's test file calls this with a factory;
+ * the etcd store will run the same suite.
+ */
+export function storeContract(name: string, open: (options: StoreOptions) => Promise<Store>): void {
+  const withStore = async (options: StoreOptions, body: (s: Store) => Promise<void>) => {
+    const s = await open(options);
+    try {
+      await body(s);
+    } finally {
+      await s.close();
+    }
+  };
+
+  test(`${name}: a transaction commits all its writes under one new revision`, () => withStore({}, async (s) => {
+    assert.equal(await s.revision(), 0);
+    const r = await s.transact('alice', async (tx) => {
+      tx.put('a/1', { n: 1 });
+      tx.put('a/2', { n: 2 });
+      tx.put('b/1', { n: 3 });
+      return 'done';
+    });
+    assert.deepEqual(r, { value: 'done', revision: 1 });
+    const listing = await s.list('a/');
+    assert.deepEqual(listing.entries.map((e) => [e.key, e.value, e.modRevision]), [['a/1', { n: 1 }, 1], ['a/2', { n: 2 }, 1]]);
+    assert.equal(listing.revision, 1);
+    await s.transact('bob', async (tx) => tx.put('a/1', { n: 10 }));
+    const e = await s.get('a/1');
+    assert.deepEqual([e?.value, e?.modRevision, e?.createRevision], [{ n: 10 }, 2, 1]);
+  }));
+
+  test(`${name}: a transaction that throws changes nothing`, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => tx.put('k', 1));
+    await assert.rejects(s.transact('t', async (tx) => {
+      tx.put('k', 2);
+      tx.put('other', 3);
+      throw new Error('boom');
+    }), /boom/);
+    assert.equal((await s.get('k'))?.value, 1);
+    assert.equal(await s.get('other'), undefined);
+    assert.equal(await s.revision(), 1);
+    assert.equal((await s.changes(0)).length, 1);
+  }));
+
+  test(`${name}: reads inside a transaction see its own writes and deletes`, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { tx.put('p/a', 1); tx.put('p/b', 2); });
+    await s.transact('t', async (tx) => {
+      tx.delete('p/a');
+      tx.put('p/c', 3);
+      assert.equal(await tx.get('p/a'), undefined);
+      assert.equal((await tx.get('p/c'))?.value, 3);
+      assert.deepEqual((await tx.list('p/')).map((e) => e.key), ['p/b', 'p/c']);
+    });
+    assert.deepEqual((await s.list('p/')).entries.map((e) => e.key), ['p/b', 'p/c']);
+  }));
+
+  test(`${name}: a transaction that writes nothing makes no revision; deleting a missing key is a no-op`, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { await tx.get('x'); });
+    await s.transact('t', async (tx) => tx.delete('missing'));
+    assert.equal(await s.revision(), 0);
+  }));
+
+  test(`${name}: concurrent read-modify-write transactions never lose an update`, () => withStore({}, async (s) => {
+    await Promise.all(Array.from({ length: 50 }, () => s.transact('t', async (tx) => {
+      const n = ((await tx.get('counter'))?.value as number | undefined) ?? 0;
+      await new Promise((r) => setImmediate(r));
+      tx.put('counter', n + 1);
+    })));
+    assert.equal((await s.get('counter'))?.value, 50);
+    assert.equal(await s.revision(), 50);
+  }));
+
+  test(`${name}: the change log replays from any kept revision, whole revisions per page`, () => withStore({}, async (s) => {
+    const seen: Change[] = [];
+    const stop = s.subscribe((c) => seen.push(...c));
+    await s.transact('a', async (tx) => { tx.put('x', 1); tx.put('y', 1); tx.put('z', 1); });
+    await s.transact('b', async (tx) => tx.delete('y'));
+    stop();
+    await s.transact('c', async (tx) => tx.put('x', 2));
+    assert.deepEqual(seen.map((c) => [c.revision, c.key, c.op]), [[1, 'x', 'put'], [1, 'y', 'put'], [1, 'z', 'put'], [2, 'y', 'delete']]);
+    const all = await s.changes(0);
+    assert.deepEqual(all.map((c) => [c.revision, c.key, c.op, c.actor]), [
+      [1, 'x', 'put', 'a'], [1, 'y', 'put', 'a'], [1, 'z', 'put', 'a'], [2, 'y', 'delete', 'b'], [3, 'x', 'put', 'c']]);
+    assert.equal(all[3]?.value, 1, 'a delete carries the last value');
+    assert.deepEqual((await s.changes(1)).map((c) => c.revision), [2, 3]);
+    assert.deepEqual((await s.changes(0, 2)).map((c) => c.revision), [1, 1, 1], 'revision 1 is not split');
+    assert.deepEqual((await s.changes(1, 1)).map((c) => c.revision), [2]);
+  }));
+
+  test(`${name}: revisions older than the kept history answer WEFT_HISTORY_COMPACTED`, () => withStore({ historyLimit: 3 }, async (s) => {
+    for (let i = 0; i < 6; i++) await s.transact('t', async (tx) => tx.put('k', i));
+    assert.equal(await s.compactedRevision(), 3);
+    assert.deepEqual((await s.changes(3)).map((c) => c.revision), [4, 5, 6]);
+    await assert.rejects(s.changes(2), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_HISTORY_COMPACTED');
+  }));
+
+  test(`${name}: values are copies, not shared references`, () => withStore({}, async (s) => {
+    const v = { list: [1] };
+    await s.transact('t', async (tx) => tx.put('k', v));
+    v.list.push(2);
+    const got = (await s.get('k'))?.value as { list: number[] };
+    got.list.push(3);
+    assert.deepEqual((await s.get('k'))?.value, { list: [1] });
+  }));
+}

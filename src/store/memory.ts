@@ -1,0 +1,101 @@
+import { WeftError } from '../model/index.js';
+import { BufferedTxn, Mutex } from './buffered.js';
+import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+
+/** The store in memory: for unit tests and throw-away servers. */
+export class MemoryStore implements Store {
+  private readonly data = new Map<string, Entry>();
+  private log: Change[] = [];
+  private rev = 0;
+  private compacted = 0;
+  private readonly mutex = new Mutex();
+  private readonly listeners = new Set<(c: Change[]) => void>();
+  private readonly historyLimit: number;
+  private readonly clock: () => Date;
+
+  constructor(options: StoreOptions = {}) {
+    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  async get(key: string): Promise<Entry | undefined> {
+    const e = this.data.get(key);
+    return e && { ...e, value: structuredClone(e.value) };
+  }
+
+  async list(prefix: string): Promise<Listing> {
+    return { entries: this.scan(prefix), revision: this.rev };
+  }
+
+  private scan(prefix: string): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.data.values()) if (e.key.startsWith(prefix)) out.push({ ...e, value: structuredClone(e.value) });
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
+    return this.mutex.run(async () => {
+      const tx = new BufferedTxn((k) => this.get(k), async (p) => this.scan(p));
+      const value = await fn(tx);
+      if (tx.writes.size === 0) return { value, revision: this.rev };
+      const revision = this.rev + 1;
+      const time = this.clock().toISOString();
+      const changes: Change[] = [];
+      for (const [key, w] of tx.writes) {
+        const old = this.data.get(key);
+        if (w === undefined) {
+          if (!old) continue;
+          this.data.delete(key);
+          changes.push({ revision, key, op: 'delete', value: old.value, actor, time });
+        } else {
+          this.data.set(key, { key, value: w.value, modRevision: revision, createRevision: old?.createRevision ?? revision });
+          changes.push({ revision, key, op: 'put', value: w.value, actor, time });
+        }
+      }
+      if (changes.length === 0) return { value, revision: this.rev };
+      this.rev = revision;
+      this.log.push(...changes);
+      this.compact();
+      for (const l of this.listeners) l(changes);
+      return { value, revision };
+    });
+  }
+
+  private compact(): void {
+    const keepFrom = this.rev - this.historyLimit;
+    if (keepFrom <= this.compacted) return;
+    this.log = this.log.filter((c) => c.revision > keepFrom);
+    this.compacted = keepFrom;
+  }
+
+  async changes(since: number, limit = Number.MAX_SAFE_INTEGER): Promise<Change[]> {
+    if (since < this.compacted) {
+      throw new WeftError('WEFT_HISTORY_COMPACTED', `revision ${since} is older than the kept history (from ${this.compacted + 1}); re-list`);
+    }
+    const out: Change[] = [];
+    for (const c of this.log) {
+      if (c.revision <= since) continue;
+      // Never split one revision across pages: a reader resumes from the last whole revision.
+      if (out.length >= limit && c.revision !== out[out.length - 1]?.revision) break;
+      out.push(c);
+    }
+    return out;
+  }
+
+  async compactedRevision(): Promise<number> {
+    return this.compacted;
+  }
+
+  async revision(): Promise<number> {
+    return this.rev;
+  }
+
+  subscribe(listener: (changes: Change[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The store port: a revisioned key-value space with transactions, a change log and subscriptions.
+ * Every implementation (memory, SQLite, later etcd) passes the one contract suite in contract.ts.
+ *
+ * Revisions are global and grow by one per committed transaction (as in etcd); every change made by a
+ * transaction carries its revision. The change log is kept up to a limit; reading changes older than
+ * what is kept fails with WEFT_HISTORY_COMPACTED so a watcher knows to re-list.
+ */
+export interface Entry {
+  key: string;
+  value: unknown;
+  /** Revision of the last change to this key. */
+  modRevision: number;
+  createRevision: number;
+}
+
+export interface Change {
+  revision: number;
+  key: string;
+  op: 'put' | 'delete';
+  /** The new value for a put; the last value for a delete. */
+  value: unknown;
+  actor: string;
+  time: string;
+}
+
+export interface Txn {
+  get(key: string): Promise<Entry | undefined>;
+  /** Entries whose key starts with `prefix`, sorted by key; the transaction's own writes included. */
+  list(prefix: string): Promise<Entry[]>;
+  put(key: string, value: unknown): void;
+  delete(key: string): void;
+}
+
+export interface Listing {
+  entries: Entry[];
+  revision: number;
+}
+
+export interface Store {
+  get(key: string): Promise<Entry | undefined>;
+  list(prefix: string): Promise<Listing>;
+  /**
+   * Runs `fn` against a consistent view and commits its writes atomically under one new revision
+   * (no new revision when it wrote nothing). Implementations may run `fn` more than once on conflict,
+   * so `fn` must not have side effects outside the transaction.
+   */
+  transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }>;
+  /** Changes with revision > `since`, oldest first, at most `limit`. */
+  changes(since: number, limit?: number): Promise<Change[]>;
+  /** The highest revision whose changes are no longer kept (0 if nothing was compacted). */
+  compactedRevision(): Promise<number>;
+  revision(): Promise<number>;
+  /** Called after each commit with that commit's changes. Returns an unsubscribe function. */
+  subscribe(listener: (changes: Change[]) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** How many revisions of change log to keep. */
+  historyLimit?: number;
+  clock?: () => Date;
+}
+
+export const DEFAULT_HISTORY_LIMIT = 100_000;

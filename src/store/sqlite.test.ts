@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from './sqlite.js';
+import { storeContract } from './contract.js';
+import { WeftError } from '../model/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'weft-sqlite-'));
+let n = 0;
+storeContract('sqlite', async (options) => new SqliteStore(join(dir, `contract-${n++}.db`), options));
+
+test('sqlite: data and revisions survive a reopen', async () => {
+  const file = join(dir, 'reopen.db');
+  const a = new SqliteStore(file);
+  await a.transact('t', async (tx) => tx.put('k', { v: 1 }));
+  await a.transact('t', async (tx) => tx.put('k', { v: 2 }));
+  await a.close();
+  const b = new SqliteStore(file);
+  assert.equal(await b.revision(), 2);
+  assert.deepEqual((await b.get('k'))?.value, { v: 2 });
+  assert.equal((await b.changes(0)).length, 2);
+  await b.close();
+});
+
+test('sqlite: a second store on the same file is refused while the first holds it', async () => {
+  const file = join(dir, 'exclusive.db');
+  const a = new SqliteStore(file);
+  assert.throws(() => new SqliteStore(file), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_IN_USE' && /in use by another weft server/.test(e.message));
+  await a.close();
+  const b = new SqliteStore(file);
+  await b.close();
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));

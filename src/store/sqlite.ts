@@ -1,0 +1,167 @@
+import Database from 'better-sqlite3';
+import { WeftError } from '../model/index.js';
+import { BufferedTxn, Mutex } from './buffered.js';
+import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+
+interface KvRow { key: string; value: string; mod_rev: number; create_rev: number }
+interface LogRow { rev: number; key: string; op: 'put' | 'delete'; value: string; actor: string; time: string }
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log (rev INTEGER NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, op TEXT NOT NULL,
+  value TEXT NOT NULL, actor TEXT NOT NULL, time TEXT NOT NULL, PRIMARY KEY (rev, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
+`;
+/** Keys are ASCII, so this sorts after every key that starts with a prefix. */
+const PREFIX_END = '\uffff';
+const COMPACT_EVERY = 1000;
+
+const toEntry = (r: KvRow): Entry => ({ key: r.key, value: JSON.parse(r.value), modRevision: r.mod_rev, createRevision: r.create_rev });
+
+/**
+ * The embedded store: one SQLite file in WAL mode, held exclusively by one server process.
+ * synchronous=NORMAL: a commit survives a crash of the process; a power cut may lose the last few
+ * commits but never corrupts the file (see docs/decisions.md).
+ */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly mutex = new Mutex();
+  private readonly listeners = new Set<(c: Change[]) => void>();
+  private readonly historyLimit: number;
+  private readonly clock: () => Date;
+  private readonly stmt;
+  private commitsSinceCompaction = 0;
+
+  constructor(file: string, options: StoreOptions = {}) {
+    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.clock = options.clock ?? (() => new Date());
+    this.db = new Database(file, { timeout: 0 });
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      // A second server on the same file would hand out the same addresses: refuse it outright.
+      this.db.pragma('locking_mode = EXCLUSIVE');
+      this.db.exec('BEGIN EXCLUSIVE; COMMIT;');
+      this.db.exec(SCHEMA);
+    } catch (e) {
+      this.db.close();
+      if (e instanceof Error && /locked|busy/i.test(e.message)) {
+        throw new WeftError('WEFT_IN_USE', `store ${file} is in use by another weft server`, { cause: e });
+      }
+      throw e;
+    }
+    this.stmt = {
+      get: this.db.prepare<[string], KvRow>('SELECT * FROM kv WHERE key = ?'),
+      scan: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      meta: this.db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
+      setMeta: this.db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
+      upsert: this.db.prepare('INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev'),
+      del: this.db.prepare('DELETE FROM kv WHERE key = ?'),
+      logAdd: this.db.prepare('INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      logFrom: this.db.prepare<[number, number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev > ? ORDER BY rev, seq LIMIT ?'),
+      logRev: this.db.prepare<[number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev = ? ORDER BY seq'),
+      logTrim: this.db.prepare('DELETE FROM log WHERE rev <= ?'),
+    };
+  }
+
+  private read(key: string): Entry | undefined {
+    const r = this.stmt.get.get(key);
+    return r && toEntry(r);
+  }
+
+  private scan(prefix: string): Entry[] {
+    return this.stmt.scan.all(prefix, prefix + PREFIX_END).map(toEntry);
+  }
+
+  private meta(name: 'revision' | 'compacted'): number {
+    return this.stmt.meta.get(name)?.value ?? 0;
+  }
+
+  async get(key: string): Promise<Entry | undefined> {
+    return this.read(key);
+  }
+
+  async list(prefix: string): Promise<Listing> {
+    return this.db.transaction(() => ({ entries: this.scan(prefix), revision: this.meta('revision') }))();
+  }
+
+  transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
+    // One writer at a time in this process, and the file is exclusive to this process, so reads made
+    // while `fn` runs stay consistent until the commit below.
+    return this.mutex.run(async () => {
+      const tx = new BufferedTxn(async (k) => this.read(k), async (p) => this.scan(p));
+      const value = await fn(tx);
+      if (tx.writes.size === 0) return { value, revision: this.meta('revision') };
+      const changes = this.commit(actor, tx);
+      for (const l of this.listeners) l(changes);
+      return { value, revision: changes[0]?.revision ?? this.meta('revision') };
+    });
+  }
+
+  private commit(actor: string, tx: BufferedTxn): Change[] {
+    return this.db.transaction(() => {
+      const revision = this.meta('revision') + 1;
+      const time = this.clock().toISOString();
+      const changes: Change[] = [];
+      for (const [key, w] of tx.writes) {
+        const old = this.stmt.get.get(key);
+        if (w === undefined) {
+          if (!old) continue;
+          this.stmt.del.run(key);
+          changes.push({ revision, key, op: 'delete', value: JSON.parse(old.value), actor, time });
+        } else {
+          const text = JSON.stringify(w.value);
+          this.stmt.upsert.run(key, text, revision, old?.create_rev ?? revision);
+          changes.push({ revision, key, op: 'put', value: w.value, actor, time });
+        }
+      }
+      if (changes.length === 0) return changes;
+      changes.forEach((c, seq) => this.stmt.logAdd.run(revision, seq, c.key, c.op, JSON.stringify(c.value), actor, time));
+      this.stmt.setMeta.run(revision, 'revision');
+      if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.historyLimit < COMPACT_EVERY) this.compact(revision);
+      return changes;
+    })();
+  }
+
+  private compact(revision: number): void {
+    this.commitsSinceCompaction = 0;
+    const keepFrom = revision - this.historyLimit;
+    if (keepFrom <= this.meta('compacted')) return;
+    this.stmt.logTrim.run(keepFrom);
+    this.stmt.setMeta.run(keepFrom, 'compacted');
+  }
+
+  async changes(since: number, limit = 1_000_000): Promise<Change[]> {
+    const compacted = this.meta('compacted');
+    if (since < compacted) {
+      throw new WeftError('WEFT_HISTORY_COMPACTED', `revision ${since} is older than the kept history (from ${compacted + 1}); re-list`);
+    }
+    // Fetch one extra row to see whether the page ends inside a revision; a page holds whole revisions.
+    let rows = this.stmt.logFrom.all(since, limit + 1);
+    if (rows.length > limit) {
+      const cut = rows[limit]?.rev ?? 0;
+      rows = rows.filter((r) => r.rev < cut);
+      if (rows.length === 0) rows = this.stmt.logRev.all(cut);
+    }
+    return rows.map((r) => ({ revision: r.rev, key: r.key, op: r.op, value: JSON.parse(r.value), actor: r.actor, time: r.time }));
+  }
+
+  async compactedRevision(): Promise<number> {
+    return this.meta('compacted');
+  }
+
+  async revision(): Promise<number> {
+    return this.meta('revision');
+  }
+
+  subscribe(listener: (changes: Change[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    await this.mutex.run(async () => this.db.close());
+  }
+}
