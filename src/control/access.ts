@@ -1,0 +1,19 @@
+import { WeftError, notFound } from '../model/index.js';
+import type { Principal } from './users.js';
+
+/**
+ * Role rules (DESIGN section 3): admin may do everything; ops works in every tenant but may not change
+ * global settings or users; a tenant user sees and changes only its listed tenants, and may not create
+ * or delete tenants. Other tenants are reported as missing (404), not forbidden, so names do not leak.
+ */
+export function canSeeTenant(p: Principal, tenant: string): boolean {
+  return p.role !== 'tenant' || p.tenants.includes(tenant);
+}
+
+export function requireTenantAccess(p: Principal, tenant: string): void {
+  if (!canSeeTenant(p, tenant)) throw notFound(`tenant ${tenant}`);
+}
+
+export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']>, what: string): void {
+  if (!roles.includes(p.role)) throw new WeftError('WEFT_FORBIDDEN', `user ${p.user} (role ${p.role}) may not ${what}`);
+}

@@ -1,0 +1,43 @@
+import type { Change } from '../store/index.js';
+import { canSeeTenant } from './access.js';
+import type { Principal } from './users.js';
+
+/** A change as watchers and the history see it: typed, attributed, secrets removed. */
+export interface PublicChange {
+  revision: number;
+  op: 'put' | 'delete';
+  kind: string;
+  key: string;
+  tenant?: string;
+  object: unknown;
+  actor: string;
+  time: string;
+}
+
+const KINDS: Record<string, string> = {
+  tenants: 'tenant', networks: 'network', groups: 'group', policies: 'policy', netprofiles: 'netprofile',
+  services: 'service', 'app-profiles': 'app-profile', endpoints: 'endpoint', hosts: 'host', global: 'global', users: 'user',
+};
+
+/** Internal keys (address books, tokens) are never published; user records lose their password hash. */
+export function publicChange(c: Change): PublicChange | undefined {
+  const [collection = '', second] = c.key.split('/');
+  const kind = KINDS[collection];
+  if (kind === undefined) return undefined;
+  let object = c.value;
+  if (kind === 'user' && object && typeof object === 'object') {
+    const { passwordHash: _p, ...rest } = object as Record<string, unknown>;
+    object = rest;
+  }
+  let tenant: string | undefined;
+  if (kind === 'tenant') tenant = second;
+  else if (kind === 'endpoint') tenant = (object as { tenant?: string } | undefined)?.tenant;
+  else if (!['host', 'global', 'user'].includes(kind)) tenant = second;
+  return { revision: c.revision, op: c.op, kind, key: c.key, ...(tenant !== undefined ? { tenant } : {}), object, actor: c.actor, time: c.time };
+}
+
+export function visibleTo(p: Principal, c: PublicChange): boolean {
+  if (c.kind === 'user') return p.role === 'admin';
+  if (c.tenant === undefined) return p.role !== 'tenant' || c.kind === 'global';
+  return canSeeTenant(p, c.tenant);
+}

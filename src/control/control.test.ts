@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WeftError, type ErrorCode } from '../model/index.js';
+import { MemoryStore } from '../store/index.js';
+import { Control } from './control.js';
+
+async function fresh(): Promise<Control> {
+  const c = new Control(new MemoryStore());
+  await c.bootstrap();
+  return c;
+}
+
+async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message: RegExp, field?: string): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof WeftError, `expected a WeftError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    assert.match(e.message, message);
+    if (field !== undefined) assert.equal(e.field, field);
+    return true;
+  });
+}
+
+test('bootstrap creates the default tenant and one admin token, once', async () => {
+  const store = new MemoryStore();
+  const c = new Control(store);
+  const first = await c.bootstrap();
+  assert.match(first.adminToken ?? '', /^weft_/);
+  assert.equal((await c.bootstrap()).adminToken, undefined);
+  assert.deepEqual((await c.tenants.list()).items.map((t) => t.name), ['default']);
+  assert.equal((await c.users.authenticate(first.adminToken ?? '')).role, 'admin');
+});
+
+test("Contiv's tutorial objects: same subnet in two tenants, overlap refused within one", async () => {
+  const c = await fresh();
+  await c.tenants.create('u', { name: 'blue' });
+  const a = await c.networks.create('u', 'default', { name: 'contiv-net', subnet: '10.1.2.0/24', gateway: '10.1.2.1' });
+  const b = await c.networks.create('u', 'blue', { name: 'contiv-net', subnet: '10.1.2.0/24', gateway: '10.1.2.1' });
+  assert.equal(a.vni, 10000);
+  assert.equal(b.vni, 10001);
+  assert.equal(a.mtu, 1450);
+  await rejectsWith(c.networks.create('u', 'default', { name: 'other', subnet: '10.1.2.128/25' }), 'WEFT_OVERLAP', /overlaps network default\/contiv-net \(10\.1\.2\.0\/24\)/, 'subnet');
+  await c.policies.create('u', 'default', { name: 'db-policy' });
+  await c.rules.add('u', 'default', 'db-policy', { id: '1', direction: 'in', protocol: 'tcp', action: 'deny' });
+  await c.rules.add('u', 'default', 'db-policy', { id: '2', direction: 'in', protocol: 'tcp', ports: '8888', action: 'allow', priority: 10 });
+  const g = await c.groups.create('u', 'default', { name: 'db', network: 'contiv-net', policies: ['db-policy'] });
+  assert.deepEqual(g.policies, ['db-policy']);
+  const rules = (await c.rules.list('default', 'db-policy')).items;
+  assert.deepEqual(rules.map((r) => [r.id, r.priority, r.action, r.ports ?? '']), [['1', 1, 'deny', ''], ['2', 10, 'allow', '8888']]);
+});
+
+test('delete guards name the dependants, and nothing changes', async () => {
+  const c = await fresh();
+  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });
+  await c.policies.create('u', 'default', { name: 'pol' });
+  await c.groups.create('u', 'default', { name: 'web', network: 'net', policies: ['pol'] });
+  const rev = await c.store.revision();
+  await rejectsWith(c.networks.remove('u', 'default', 'net'), 'WEFT_IN_USE', /network default\/net is in use by group default\/web/);
+  await rejectsWith(c.policies.remove('u', 'default', 'pol'), 'WEFT_IN_USE', /group default\/web/);
+  await rejectsWith(c.tenants.remove('u', 'default'), 'WEFT_IN_USE', /network default\/net/);
+  assert.equal(await c.store.revision(), rev);
+  await c.groups.remove('u', 'default', 'web');
+  await c.networks.remove('u', 'default', 'net');
+  assert.equal((await c.store.list('ipam/')).entries.length, 0, 'the address book goes with its network');
+});
+
+test('references must exist: group on a missing network, rule naming a missing group', async () => {
+  const c = await fresh();
+  await rejectsWith(c.groups.create('u', 'default', { name: 'g', network: 'nope' }), 'WEFT_INVALID_REFERENCE', /network default\/nope/, 'network');
+  await c.policies.create('u', 'default', { name: 'p' });
+  await rejectsWith(c.rules.add('u', 'default', 'p', { id: '1', fromGroup: 'ghost' }), 'WEFT_INVALID_REFERENCE', /group default\/ghost/, 'fromGroup');
+  await rejectsWith(c.policies.create('u', 'default', { name: 'q', rules: [{ id: '1', direction: 'out', fromGroup: 'x' }] }), 'WEFT_INVALID_FIELD', /an 'out' rule names its peer/, 'rules.0.fromGroup');
+  await rejectsWith(c.networks.create('u', 'nope', { name: 'n', subnet: '10.9.0.0/24' }), 'WEFT_NOT_FOUND', /tenant nope/);
+});
+
+test('endpoints: lowest free address, pools honoured, released on delete, exhaustion is an error', async () => {
+  const c = await fresh();
+  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/29' });
+  await c.groups.create('u', 'default', { name: 'pool', network: 'net', ipPool: '10.0.0.5-10.0.0.6' });
+  const req = { tenant: 'default', network: 'net', host: 'h1', ifname: 'eth0' };
+  const e1 = await c.endpoints.create('a', { ...req, containerId: 'c1' });
+  assert.deepEqual([e1.ip, e1.gateway, e1.prefixLength, e1.mac, e1.mtu, e1.vni], ['10.0.0.2', '10.0.0.1', 29, '02:57:0a:00:00:02', 1450, 10000]);
+  const p1 = await c.endpoints.create('a', { ...req, containerId: 'p1', group: 'pool' });
+  assert.equal(p1.ip, '10.0.0.5');
+  assert.equal(p1.labels.group, 'pool');
+  const ips = [];
+  for (const id of ['c2', 'c3']) ips.push((await c.endpoints.create('a', { ...req, containerId: id })).ip);
+  assert.deepEqual(ips, ['10.0.0.3', '10.0.0.4']);
+  await rejectsWith(c.endpoints.create('a', { ...req, containerId: 'c4' }), 'WEFT_POOL_EXHAUSTED', /network default\/net has no free address/);
+  await rejectsWith(c.endpoints.create('a', { ...req, containerId: 'c1' }), 'WEFT_EXISTS', /already exists/);
+  await c.endpoints.remove('a', e1.id);
+  await c.endpoints.remove('a', e1.id);
+  assert.equal((await c.endpoints.create('a', { ...req, containerId: 'c5' })).ip, '10.0.0.2');
+  await rejectsWith(c.endpoints.create('a', { ...req, containerId: 'c6', ip: '10.0.0.3' }), 'WEFT_ADDRESS_IN_USE', /already in use/, 'ip');
+});
+
+test('optimistic concurrency: a stale If-Match revision is refused', async () => {
+  const c = await fresh();
+  const n = await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });
+  const m = await c.networks.patch('u', 'default', 'net', { mtu: 1400 }, n.revision);
+  assert.equal(m.mtu, 1400);
+  await rejectsWith(c.networks.patch('u', 'default', 'net', { mtu: 1300 }, n.revision), 'WEFT_STALE_REVISION', /revision/);
+  await rejectsWith(c.networks.patch('u', 'default', 'net', { subnet: '10.0.1.0/24' }), 'WEFT_IMMUTABLE', /subnet/, 'subnet');
+});
+
+test('services take their VIP from the network book; global range must keep VNIs in use', async () => {
+  const c = await fresh();
+  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });
+  const s = await c.services.create('u', 'default', { name: 'svc', network: 'net', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] });
+  assert.equal(s.vip, '10.0.0.2');
+  const e = await c.endpoints.create('a', { tenant: 'default', network: 'net', host: 'h', ifname: 'eth0', containerId: 'x' });
+  assert.equal(e.ip, '10.0.0.3');
+  await c.services.remove('u', 'default', 'svc');
+  await rejectsWith(c.global.update('u', { vxlanRange: '20000-20010' }), 'WEFT_IN_USE', /network default\/net \(10000\)/, 'vxlanRange');
+});

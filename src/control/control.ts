@@ -1,0 +1,51 @@
+import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, Network, Group, Policy, Netprofile, Service, AppProfile } from '../model/index.js';
+import type { Store } from '../store/index.js';
+import { Crud } from './crud.js';
+import { networkKind } from './kinds/network.js';
+import { groupKind } from './kinds/group.js';
+import { policyKind } from './kinds/policy.js';
+import { netprofileKind, appProfileKind } from './kinds/profiles.js';
+import { serviceKind } from './kinds/service.js';
+import { Tenants } from './tenants.js';
+import { Endpoints } from './endpoints.js';
+import { Hosts, GlobalSettings } from './hosts.js';
+import { Users } from './users.js';
+import { Rules } from './rules.js';
+
+/** The control plane's domain logic over one store; the HTTP server is a thin layer over this. */
+export class Control {
+  readonly tenants: Tenants;
+  readonly networks: Crud<NetworkInput, Network>;
+  readonly groups: Crud<GroupInput, Group>;
+  readonly policies: Crud<PolicyInput, Policy>;
+  readonly rules: Rules;
+  readonly netprofiles: Crud<NetprofileInput, Netprofile>;
+  readonly services: Crud<ServiceInput, Service>;
+  readonly appProfiles: Crud<AppProfileInput, AppProfile>;
+  readonly endpoints: Endpoints;
+  readonly hosts: Hosts;
+  readonly global: GlobalSettings;
+  readonly users: Users;
+
+  constructor(readonly store: Store, clock: () => Date = () => new Date()) {
+    const now = () => clock().toISOString();
+    this.tenants = new Tenants(store, now);
+    this.networks = new Crud(store, networkKind, now);
+    this.groups = new Crud(store, groupKind, now);
+    this.policies = new Crud(store, policyKind, now);
+    this.rules = new Rules(this.policies);
+    this.netprofiles = new Crud(store, netprofileKind, now);
+    this.services = new Crud(store, serviceKind, now);
+    this.appProfiles = new Crud(store, appProfileKind, now);
+    this.endpoints = new Endpoints(store, now);
+    this.hosts = new Hosts(store, now);
+    this.global = new GlobalSettings(store, now);
+    this.users = new Users(store, now);
+  }
+
+  /** Makes a new store usable: the `default` tenant, and on first start an admin whose token is returned once. */
+  async bootstrap(): Promise<{ adminToken: string | undefined }> {
+    await this.tenants.ensureDefault();
+    return { adminToken: await this.users.bootstrapAdmin() };
+  }
+}

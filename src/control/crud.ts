@@ -1,0 +1,141 @@
+import { WeftError, notFound, type Meta } from '../model/index.js';
+import type { Store, Txn } from '../store/index.js';
+import { KIND_OF, keys, withRevision, type Collection, type Stored } from './keys.js';
+
+export interface Scoped extends Meta {
+  tenant: string;
+  name: string;
+}
+
+export interface BuildContext<O> {
+  tx: Txn;
+  tenant: string;
+  /** The object being replaced, or undefined on create. */
+  existing: O | undefined;
+}
+
+/** What makes one tenant-scoped kind different from another; the CRUD around it is shared. */
+export interface KindDef<I extends { name: string }, O extends Scoped> {
+  collection: Collection;
+  /** Validates `input` against the store and returns the object to store (without timestamps). */
+  build(input: I, ctx: BuildContext<O>): Promise<Omit<Stored<O>, 'createdAt' | 'updatedAt'>>;
+  /** Human names of objects that depend on `obj` and block its deletion. */
+  dependants(tx: Txn, obj: O): Promise<string[]>;
+  /** Frees what `obj` holds (addresses, address books) when it is deleted. */
+  release?(tx: Txn, obj: O): Promise<void>;
+}
+
+export const label = (c: Collection, t: string, n: string) => `${KIND_OF[c]} ${t}/${n}`;
+
+export async function requireTenant(tx: Txn, tenant: string): Promise<void> {
+  if (!(await tx.get(keys.tenant(tenant)))) throw notFound(`tenant ${tenant}`);
+}
+
+export function checkRevision(current: number, ifMatch: number | undefined, what: string): void {
+  if (ifMatch !== undefined && ifMatch !== current) {
+    throw new WeftError('WEFT_STALE_REVISION', `${what} is at revision ${current}, not ${ifMatch}: re-read it and retry`);
+  }
+}
+
+async function readScoped<O extends Scoped>(tx: Txn, c: Collection, tenant: string, name: string): Promise<O> {
+  await requireTenant(tx, tenant);
+  const e = await tx.get(keys.scoped(c, tenant, name));
+  if (!e) throw notFound(label(c, tenant, name));
+  return withRevision<O>(e);
+}
+
+export class Crud<I extends { name: string }, O extends Scoped> {
+  constructor(private readonly store: Store, private readonly def: KindDef<I, O>, private readonly now: () => string) {}
+
+  private get c(): Collection {
+    return this.def.collection;
+  }
+
+  async list(tenant: string): Promise<{ items: O[]; revision: number }> {
+    const l = await this.store.list(keys.scopedPrefix(this.c, tenant));
+    return { items: l.entries.map((e) => withRevision<O>(e)), revision: l.revision };
+  }
+
+  async get(tenant: string, name: string): Promise<O> {
+    return (await this.store.transact('read', (tx) => readScoped<O>(tx, this.c, tenant, name))).value;
+  }
+
+  async create(actor: string, tenant: string, input: I): Promise<O> {
+    return this.write(actor, async (tx) => {
+      await requireTenant(tx, tenant);
+      const key = keys.scoped(this.c, tenant, input.name);
+      if (await tx.get(key)) throw new WeftError('WEFT_EXISTS', `${label(this.c, tenant, input.name)} already exists`, { field: 'name' });
+      const at = this.now();
+      const obj = { ...(await this.def.build(input, { tx, tenant, existing: undefined })), createdAt: at, updatedAt: at };
+      tx.put(key, obj);
+      return obj;
+    });
+  }
+
+  async replace(actor: string, tenant: string, name: string, input: I, ifMatch?: number): Promise<O> {
+    if (input.name !== name) {
+      throw new WeftError('WEFT_INVALID_FIELD', `name: the body names '${input.name}' but the path names '${name}'`, { field: 'name' });
+    }
+    return this.write(actor, async (tx) => {
+      const existing = await readScoped<O>(tx, this.c, tenant, name);
+      checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
+      const obj = { ...(await this.def.build(input, { tx, tenant, existing })), createdAt: existing.createdAt, updatedAt: this.now() };
+      tx.put(keys.scoped(this.c, tenant, name), obj);
+      return obj;
+    });
+  }
+
+  /** Merges `partial` over the stored fields and replaces; fields set to null are not supported (use PUT). */
+  async patch(actor: string, tenant: string, name: string, partial: Partial<I>, ifMatch?: number): Promise<O> {
+    const current = await this.get(tenant, name);
+    const { tenant: _t, revision: _r, createdAt: _c, updatedAt: _u, ...fields } = current;
+    const merged = { ...fields, ...partial, name } as unknown as I;
+    return this.replace(actor, tenant, name, merged, ifMatch ?? current.revision);
+  }
+
+  /** Applies `change` to the stored object inside one transaction (used for rules, a policy's sub-resources). */
+  async update(actor: string, tenant: string, name: string, change: (o: O, tx: Txn) => Promise<I>, ifMatch?: number): Promise<O> {
+    return this.write(actor, async (tx) => {
+      const existing = await readScoped<O>(tx, this.c, tenant, name);
+      checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
+      const input = await change(existing, tx);
+      const obj = { ...(await this.def.build(input, { tx, tenant, existing })), createdAt: existing.createdAt, updatedAt: this.now() };
+      tx.put(keys.scoped(this.c, tenant, name), obj);
+      return obj;
+    });
+  }
+
+  async remove(actor: string, tenant: string, name: string, ifMatch?: number): Promise<void> {
+    await this.store.transact(actor, async (tx) => {
+      const existing = await readScoped<O>(tx, this.c, tenant, name);
+      checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
+      const deps = await this.def.dependants(tx, existing);
+      if (deps.length > 0) {
+        throw new WeftError('WEFT_IN_USE', `${label(this.c, tenant, name)} is in use by ${listNames(deps)}; remove those first`);
+      }
+      await this.def.release?.(tx, existing);
+      tx.delete(keys.scoped(this.c, tenant, name));
+    });
+  }
+
+  private async write(actor: string, fn: (tx: Txn) => Promise<unknown>): Promise<O> {
+    const r = await this.store.transact(actor, fn);
+    return { ...(r.value as object), revision: r.revision } as O;
+  }
+}
+
+/** `a, b, c and 4 more`: keeps messages readable when thousands of endpoints depend on something. */
+export function listNames(names: readonly string[], max = 5): string {
+  const shown = names.slice(0, max).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
+/** Reads every object of a collection in a tenant inside a transaction. */
+export async function listIn<O>(tx: Txn, c: Collection, tenant: string): Promise<O[]> {
+  return (await tx.list(keys.scopedPrefix(c, tenant))).map((e) => withRevision<O>(e));
+}
+
+export async function findIn<O>(tx: Txn, c: Collection, tenant: string, name: string): Promise<O | undefined> {
+  const e = await tx.get(keys.scoped(c, tenant, name));
+  return e && withRevision<O>(e);
+}

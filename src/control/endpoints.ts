@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import {
+  WeftError, badReference, notFound, parseCidr, parseIp,
+  type Endpoint, type EndpointRequest, type Group, type Network,
+} from '../model/index.js';
+import type { Store } from '../store/index.js';
+import { findIn, requireTenant } from './crud.js';
+import { giveBackAddress, takeAddress } from './addressing.js';
+import { keys, withRevision } from './keys.js';
+
+/** One container interface is one endpoint; its id is stable for a container id and interface name. */
+export function endpointId(containerId: string, ifname: string): string {
+  return createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 16);
+}
+
+/** A locally administered MAC derived from the address, so a restarted container keeps its MAC. */
+export function macFor(ip: string): string {
+  const n = parseIp(ip) ?? 0;
+  const bytes = [0x02, 0x57, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+export class Endpoints {
+  constructor(private readonly store: Store, private readonly now: () => string) {}
+
+  async list(filter: { tenant?: string; host?: string } = {}): Promise<{ items: Endpoint[]; revision: number }> {
+    const l = await this.store.list(keys.endpoints());
+    const items = l.entries.map((e) => withRevision<Endpoint>(e))
+      .filter((e) => (filter.tenant === undefined || e.tenant === filter.tenant) && (filter.host === undefined || e.host === filter.host));
+    return { items, revision: l.revision };
+  }
+
+  async get(id: string): Promise<Endpoint> {
+    const e = await this.store.get(keys.endpoint(id));
+    if (!e) throw notFound(`endpoint ${id}`);
+    return withRevision<Endpoint>(e);
+  }
+
+  /** Allocates the address and records the endpoint in one transaction: no address without an endpoint. */
+  async create(actor: string, req: EndpointRequest): Promise<Endpoint> {
+    const id = endpointId(req.containerId, req.ifname);
+    const r = await this.store.transact(actor, async (tx) => {
+      try {
+        await requireTenant(tx, req.tenant);
+      } catch {
+        throw badReference('tenant', `tenant ${req.tenant}`);
+      }
+      const net = await findIn<Network>(tx, 'networks', req.tenant, req.network);
+      if (!net) throw badReference('network', `network ${req.tenant}/${req.network}`);
+      let group: Group | undefined;
+      if (req.group !== undefined) {
+        group = await findIn<Group>(tx, 'groups', req.tenant, req.group);
+        if (!group) throw badReference('group', `group ${req.tenant}/${req.group}`);
+        if (group.network !== net.name) {
+          throw new WeftError('WEFT_INVALID_VALUE', `group: group ${req.tenant}/${group.name} is on network ${group.network}, not ${net.name}`, { field: 'group' });
+        }
+      }
+      const existing = await tx.get(keys.endpoint(id));
+      if (existing) {
+        throw new WeftError('WEFT_EXISTS', `endpoint ${id} already exists for container ${req.containerId} interface ${req.ifname}`, { field: 'containerId' });
+      }
+      const ip = await takeAddress(tx, net, group, req.ip);
+      const at = this.now();
+      const ep: Omit<Endpoint, 'revision'> = {
+        id,
+        tenant: req.tenant,
+        network: net.name,
+        ...(group ? { group: group.name } : {}),
+        ip,
+        prefixLength: parseCidr(net.subnet, 'subnet').prefix,
+        gateway: net.gateway,
+        mac: req.mac ?? macFor(ip),
+        mtu: net.mtu,
+        vni: net.vni,
+        host: req.host,
+        ifname: req.ifname,
+        containerId: req.containerId,
+        ...(req.containerName !== undefined ? { containerName: req.containerName } : {}),
+        labels: { ...req.labels, network: net.name, ...(group ? { group: group.name } : {}) },
+        state: 'created',
+        createdAt: at,
+        updatedAt: at,
+      };
+      tx.put(keys.endpoint(id), ep);
+      return ep;
+    });
+    return { ...r.value, revision: r.revision };
+  }
+
+  /** Idempotent: deleting a missing endpoint succeeds. Always returns the address to its network. */
+  async remove(actor: string, id: string): Promise<void> {
+    await this.store.transact(actor, async (tx) => {
+      const e = await tx.get(keys.endpoint(id));
+      if (!e) return;
+      const ep = withRevision<Endpoint>(e);
+      const net = await findIn<Network>(tx, 'networks', ep.tenant, ep.network);
+      if (net) await giveBackAddress(tx, net, ep.ip);
+      tx.delete(keys.endpoint(id));
+    });
+  }
+}

@@ -1,0 +1,83 @@
+import { WeftError, notFound, parseIp, parseVxlanRange, checkGlobal, GLOBAL_DEFAULTS, type Global, type GlobalInput, type Host, type HostInput, type Network } from '../model/index.js';
+import type { Store } from '../store/index.js';
+import { checkRevision, listNames } from './crud.js';
+import { keys, withRevision } from './keys.js';
+import { endpointsWhere, readGlobal } from './shared.js';
+
+/** Hosts are registered (and refreshed) by their agents. */
+export class Hosts {
+  constructor(private readonly store: Store, private readonly now: () => string) {}
+
+  async list(): Promise<{ items: Host[]; revision: number }> {
+    const l = await this.store.list(keys.hosts());
+    return { items: l.entries.map((e) => withRevision<Host>(e)), revision: l.revision };
+  }
+
+  async get(name: string): Promise<Host> {
+    const e = await this.store.get(keys.host(name));
+    if (!e) throw notFound(`host ${name}`);
+    return withRevision<Host>(e);
+  }
+
+  /** Registers or refreshes a host (upsert: an agent calls this at start and as its heartbeat). */
+  async register(actor: string, input: HostInput): Promise<Host> {
+    if (parseIp(input.vtepIp) === undefined) {
+      throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: '${input.vtepIp}' is not an IPv4 address`, { field: 'vtepIp' });
+    }
+    const r = await this.store.transact(actor, async (tx) => {
+      const old = await tx.get(keys.host(input.name));
+      const at = this.now();
+      const h: Omit<Host, 'revision'> = {
+        name: input.name,
+        vtepIp: input.vtepIp,
+        ...(input.agentVersion !== undefined ? { agentVersion: input.agentVersion } : {}),
+        lastSeen: at,
+        createdAt: old ? withRevision<Host>(old).createdAt : at,
+        updatedAt: at,
+      };
+      tx.put(keys.host(input.name), h);
+      return h;
+    });
+    return { ...r.value, revision: r.revision };
+  }
+
+  async remove(actor: string, name: string): Promise<void> {
+    await this.store.transact(actor, async (tx) => {
+      if (!(await tx.get(keys.host(name)))) throw notFound(`host ${name}`);
+      const eps = await endpointsWhere(tx, (e) => e.host === name);
+      if (eps.length > 0) throw new WeftError('WEFT_IN_USE', `host ${name} still has ${listNames(eps.map((e) => `endpoint ${e.id}`))}`);
+      tx.delete(keys.host(name));
+    });
+  }
+}
+
+export class GlobalSettings {
+  constructor(private readonly store: Store, private readonly now: () => string) {}
+
+  async get(): Promise<Global> {
+    return (await this.store.transact('read', readGlobal)).value;
+  }
+
+  async update(actor: string, input: GlobalInput, ifMatch?: number): Promise<Global> {
+    checkGlobal(input);
+    const r = await this.store.transact(actor, async (tx) => {
+      const cur = await readGlobal(tx);
+      checkRevision(cur.revision, ifMatch, 'global');
+      const next = { ...GLOBAL_DEFAULTS, ...withoutMeta(cur), ...input };
+      const range = parseVxlanRange(next.vxlanRange);
+      const outside = (await tx.list('networks/')).map((e) => withRevision<Network>(e)).filter((n) => n.vni < range.first || n.vni > range.last);
+      if (outside.length > 0) {
+        throw new WeftError('WEFT_IN_USE', `vxlanRange: ${next.vxlanRange} leaves out VNIs in use by ${listNames(outside.map((n) => `network ${n.tenant}/${n.name} (${n.vni})`))}`, { field: 'vxlanRange' });
+      }
+      const at = this.now();
+      const g = { ...next, createdAt: cur.createdAt || at, updatedAt: at };
+      tx.put(keys.global(), g);
+      return g;
+    });
+    return { ...r.value, revision: r.revision };
+  }
+}
+
+function withoutMeta(g: Global): GlobalInput {
+  return { vxlanRange: g.vxlanRange, mtu: g.mtu, arpMode: g.arpMode };
+}

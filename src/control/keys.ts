@@ -1,0 +1,43 @@
+import type { Entry } from '../store/index.js';
+
+/** Store key layout. Tenant-scoped objects live at `<collection>/<tenant>/<name>`. */
+export type Collection = 'networks' | 'groups' | 'policies' | 'netprofiles' | 'services' | 'app-profiles';
+export const COLLECTIONS: readonly Collection[] = ['networks', 'groups', 'policies', 'netprofiles', 'services', 'app-profiles'];
+
+export const keys = {
+  tenant: (t: string) => `tenants/${t}`,
+  tenants: () => 'tenants/',
+  scoped: (c: Collection, t: string, n: string) => `${c}/${t}/${n}`,
+  scopedPrefix: (c: Collection, t: string) => `${c}/${t}/`,
+  addressBook: (t: string, n: string) => `ipam/${t}/${n}`,
+  endpoint: (id: string) => `endpoints/${id}`,
+  endpoints: () => 'endpoints/',
+  host: (h: string) => `hosts/${h}`,
+  hosts: () => 'hosts/',
+  global: () => 'global',
+  user: (u: string) => `users/${u}`,
+  users: () => 'users/',
+  token: (hash: string) => `tokens/${hash}`,
+};
+
+/** Human names for messages: `network blue/web`. */
+export const KIND_OF: Record<Collection, string> = {
+  networks: 'network',
+  groups: 'group',
+  policies: 'policy',
+  netprofiles: 'netprofile',
+  services: 'service',
+  'app-profiles': 'app-profile',
+};
+
+/** A stored value with its revision attached, as the API shows it. */
+export function withRevision<T>(e: Entry): T {
+  return { ...(e.value as object), revision: e.modRevision } as T;
+}
+
+/** The stored form: everything but the revision, which the store owns. */
+export type Stored<T> = Omit<T, 'revision'>;
+export function stripRevision<T extends { revision: number }>(o: T): Stored<T> {
+  const { revision: _r, ...rest } = o;
+  return rest;
+}

@@ -1,0 +1,59 @@
+import {
+  WeftError, badReference, checkPool, overlaps,
+  type AppProfile, type Group, type GroupInput, type Netprofile, type Network, type Policy,
+} from '../../model/index.js';
+import { findIn, label, listIn, type KindDef } from '../crud.js';
+import { layoutOf } from '../addressing.js';
+import { endpointsWhere } from '../shared.js';
+
+/** Contiv's endpoint group: members share a network, policies and a netprofile. */
+export const groupKind: KindDef<GroupInput, Group> = {
+  collection: 'groups',
+
+  async build(input, { tx, tenant, existing }) {
+    const net = await findIn<Network>(tx, 'networks', tenant, input.network);
+    if (!net) throw badReference('network', `network ${tenant}/${input.network}`);
+    if (await findIn<Network>(tx, 'networks', tenant, input.name)) {
+      throw new WeftError('WEFT_EXISTS', `name: network ${tenant}/${input.name} exists; a group may not share its name with a network`, { field: 'name' });
+    }
+    if (existing && existing.network !== input.network) {
+      throw new WeftError('WEFT_IMMUTABLE', `network: a group cannot move from network ${existing.network} to ${input.network}`, { field: 'network' });
+    }
+    if (existing && (existing.ipPool ?? '') !== (input.ipPool ?? '')) {
+      throw new WeftError('WEFT_IMMUTABLE', 'ipPool: a group\'s ipPool cannot change; create a new group instead', { field: 'ipPool' });
+    }
+    for (const [i, p] of (input.policies ?? []).entries()) {
+      if (!(await findIn<Policy>(tx, 'policies', tenant, p))) throw badReference(`policies.${i}`, `policy ${tenant}/${p}`);
+    }
+    if (input.netprofile && !(await findIn<Netprofile>(tx, 'netprofiles', tenant, input.netprofile))) {
+      throw badReference('netprofile', `netprofile ${tenant}/${input.netprofile}`);
+    }
+    if (input.ipPool !== undefined && !existing) {
+      const layout = layoutOf(net);
+      const pool = checkPool(input.ipPool, layout, net.name);
+      for (const g of await listIn<Group>(tx, 'groups', tenant)) {
+        if (g.network !== net.name || !g.ipPool) continue;
+        if (overlaps(pool, checkPool(g.ipPool, layout, net.name))) {
+          throw new WeftError('WEFT_OVERLAP', `ipPool: ${input.ipPool} overlaps the pool of group ${tenant}/${g.name} (${g.ipPool})`, { field: 'ipPool' });
+        }
+      }
+    }
+    return {
+      tenant,
+      name: input.name,
+      network: input.network,
+      policies: input.policies ?? [],
+      ...(input.netprofile ? { netprofile: input.netprofile } : {}),
+      ...(input.ipPool !== undefined ? { ipPool: input.ipPool } : {}),
+      labels: input.labels ?? {},
+    };
+  },
+
+  async dependants(tx, g) {
+    const eps = await endpointsWhere(tx, (e) => e.tenant === g.tenant && e.group === g.name);
+    const apps = (await listIn<AppProfile>(tx, 'app-profiles', g.tenant)).filter((a) => a.groups.includes(g.name));
+    const rules = (await listIn<Policy>(tx, 'policies', g.tenant)).flatMap((p) =>
+      p.rules.filter((r) => r.fromGroup === g.name || r.toGroup === g.name).map((r) => `policy ${g.tenant}/${p.name} rule ${r.id}`));
+    return [...eps.map((e) => `endpoint ${e.id}`), ...apps.map((a) => label('app-profiles', a.tenant, a.name)), ...rules];
+  },
+};

@@ -1,0 +1,81 @@
+import {
+  WeftError, VXLAN_OVERHEAD, cidrRange, checkNetwork, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
+  type Endpoint, type Group, type Network, type NetworkInput, type Service,
+} from '../../model/index.js';
+import { allocateVni } from '../../ipam/index.js';
+import type { Txn } from '../../store/index.js';
+import { findIn, label, listIn, type KindDef } from '../crud.js';
+import { newAddressBook } from '../addressing.js';
+import { endpointsWhere, readGlobal } from '../shared.js';
+import { keys, withRevision } from '../keys.js';
+
+function immutable(field: string, existing: unknown, next: unknown): void {
+  if (existing !== next) {
+    throw new WeftError('WEFT_IMMUTABLE', `${field}: cannot change from ${String(existing)} to ${String(next)}; create a new network instead`, { field });
+  }
+}
+
+async function usedVnis(tx: Txn, except?: Network): Promise<Map<number, string>> {
+  const used = new Map<number, string>();
+  for (const e of await tx.list('networks/')) {
+    const n = withRevision<Network>(e);
+    if (except && n.tenant === except.tenant && n.name === except.name) continue;
+    used.set(n.vni, `${n.tenant}/${n.name}`);
+  }
+  return used;
+}
+
+export const networkKind: KindDef<NetworkInput, Network> = {
+  collection: 'networks',
+
+  async build(input, { tx, tenant, existing }) {
+    if (existing) immutable('subnet', existing.subnet, formatCidr(parseCidr(input.subnet, 'subnet')));
+    const layout = checkNetwork(input);
+    if (await findIn<Group>(tx, 'groups', tenant, input.name)) {
+      throw new WeftError('WEFT_EXISTS', `name: group ${tenant}/${input.name} exists; a network may not share its name with a group`, { field: 'name' });
+    }
+    const global = await readGlobal(tx);
+    const subnet = formatCidr(layout.subnet);
+    if (existing) {
+      immutable('gateway', existing.gateway, formatIp(layout.gateway));
+      if (input.vni !== undefined) immutable('vni', existing.vni, input.vni);
+    } else {
+      const mine = cidrRange(layout.subnet);
+      for (const other of await listIn<Network>(tx, 'networks', tenant)) {
+        if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
+          throw new WeftError('WEFT_OVERLAP', `subnet: ${subnet} overlaps network ${tenant}/${other.name} (${other.subnet}) in tenant ${tenant}`, { field: 'subnet' });
+        }
+      }
+    }
+    const vni = existing?.vni ?? allocateVni(parseVxlanRange(global.vxlanRange), new Set((await usedVnis(tx)).keys()), input.vni);
+    const net: Omit<Network, 'revision' | 'createdAt' | 'updatedAt'> = {
+      tenant,
+      name: input.name,
+      subnet,
+      gateway: formatIp(layout.gateway),
+      ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
+      encap: 'vxlan',
+      vni,
+      mtu: input.mtu ?? global.mtu - VXLAN_OVERHEAD,
+    };
+    if (!existing) newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
+    return net;
+  },
+
+  async dependants(tx, net) {
+    const groups = (await listIn<Group>(tx, 'groups', net.tenant)).filter((g) => g.network === net.name);
+    const services = (await listIn<Service>(tx, 'services', net.tenant)).filter((s) => s.network === net.name);
+    const eps = await endpointsWhere(tx, (e: Endpoint) => e.tenant === net.tenant && e.network === net.name);
+    return [
+      ...groups.map((g) => label('groups', g.tenant, g.name)),
+      ...services.map((s) => label('services', s.tenant, s.name)),
+      ...eps.map((e) => `endpoint ${e.id}`),
+    ];
+  },
+
+  async release(tx, net) {
+    tx.delete(keys.addressBook(net.tenant, net.name));
+  },
+};
+
+export { usedVnis };

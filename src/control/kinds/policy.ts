@@ -1,0 +1,55 @@
+import {
+  WeftError, badReference, checkRule,
+  type Group, type Network, type Policy, type PolicyInput, type Rule, type RuleInput,
+} from '../../model/index.js';
+import type { Txn } from '../../store/index.js';
+import { findIn, listIn, type KindDef } from '../crud.js';
+
+/** Fills a rule's defaults (netctl's: direction in, priority 1, action allow, any protocol). */
+export function normaliseRule(r: RuleInput): Rule {
+  const out: Rule = {
+    id: r.id,
+    priority: r.priority ?? 1,
+    direction: r.direction ?? 'in',
+    action: r.action ?? 'allow',
+    protocol: r.protocol ?? 'any',
+  };
+  for (const k of ['ports', 'fromGroup', 'fromNetwork', 'fromCidr', 'toGroup', 'toNetwork', 'toCidr'] as const) {
+    const v = r[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** Checks one rule, including that the groups and networks it names exist; `path` prefixes field names. */
+export async function checkRuleIn(tx: Txn, tenant: string, r: RuleInput, path: string): Promise<Rule> {
+  checkRule(r, path);
+  for (const k of ['fromGroup', 'toGroup'] as const) {
+    const g = r[k];
+    if (g !== undefined && !(await findIn<Group>(tx, 'groups', tenant, g))) throw badReference(`${path}${k}`, `group ${tenant}/${g}`);
+  }
+  for (const k of ['fromNetwork', 'toNetwork'] as const) {
+    const n = r[k];
+    if (n !== undefined && !(await findIn<Network>(tx, 'networks', tenant, n))) throw badReference(`${path}${k}`, `network ${tenant}/${n}`);
+  }
+  return normaliseRule(r);
+}
+
+export const policyKind: KindDef<PolicyInput, Policy> = {
+  collection: 'policies',
+
+  async build(input, { tx, tenant }) {
+    const rules: Rule[] = [];
+    const seen = new Set<string>();
+    for (const [i, r] of (input.rules ?? []).entries()) {
+      if (seen.has(r.id)) throw new WeftError('WEFT_EXISTS', `rules.${i}.id: rule ${r.id} appears twice`, { field: `rules.${i}.id` });
+      seen.add(r.id);
+      rules.push(await checkRuleIn(tx, tenant, r, `rules.${i}.`));
+    }
+    return { tenant, name: input.name, rules };
+  },
+
+  async dependants(tx, p) {
+    return (await listIn<Group>(tx, 'groups', p.tenant)).filter((g) => g.policies.includes(p.name)).map((g) => `group ${g.tenant}/${g.name}`);
+  },
+};

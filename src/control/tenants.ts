@@ -1,0 +1,77 @@
+import { WeftError, notFound, type Tenant, type TenantInput, type User } from '../model/index.js';
+import type { Store } from '../store/index.js';
+import { checkRevision, listNames } from './crud.js';
+import { COLLECTIONS, KIND_OF, keys, withRevision } from './keys.js';
+import { endpointsWhere } from './shared.js';
+
+export const DEFAULT_TENANT = 'default';
+
+/** Tenants: each its own routing domain; `default` exists from the start. */
+export class Tenants {
+  constructor(private readonly store: Store, private readonly now: () => string) {}
+
+  async list(): Promise<{ items: Tenant[]; revision: number }> {
+    const l = await this.store.list(keys.tenants());
+    return { items: l.entries.map((e) => withRevision<Tenant>(e)), revision: l.revision };
+  }
+
+  async get(name: string): Promise<Tenant> {
+    const e = await this.store.get(keys.tenant(name));
+    if (!e) throw notFound(`tenant ${name}`);
+    return withRevision<Tenant>(e);
+  }
+
+  async create(actor: string, input: TenantInput): Promise<Tenant> {
+    const r = await this.store.transact(actor, async (tx) => {
+      if (await tx.get(keys.tenant(input.name))) throw new WeftError('WEFT_EXISTS', `tenant ${input.name} already exists`, { field: 'name' });
+      const at = this.now();
+      const t = { name: input.name, defaultAction: input.defaultAction ?? 'allow', createdAt: at, updatedAt: at };
+      tx.put(keys.tenant(input.name), t);
+      return t;
+    });
+    return { ...r.value, revision: r.revision };
+  }
+
+  /** Creates `default` if missing; run at every server start. */
+  async ensureDefault(): Promise<void> {
+    if (!(await this.store.get(keys.tenant(DEFAULT_TENANT)))) {
+      await this.create('system', { name: DEFAULT_TENANT }).catch((e: unknown) => {
+        if (!(e instanceof WeftError && e.code === 'WEFT_EXISTS')) throw e;
+      });
+    }
+  }
+
+  async update(actor: string, name: string, input: Partial<TenantInput>, ifMatch?: number): Promise<Tenant> {
+    if (input.name !== undefined && input.name !== name) {
+      throw new WeftError('WEFT_INVALID_FIELD', `name: the body names '${input.name}' but the path names '${name}'`, { field: 'name' });
+    }
+    const r = await this.store.transact(actor, async (tx) => {
+      const e = await tx.get(keys.tenant(name));
+      if (!e) throw notFound(`tenant ${name}`);
+      const cur = withRevision<Tenant>(e);
+      checkRevision(cur.revision, ifMatch, `tenant ${name}`);
+      const t = { name, defaultAction: input.defaultAction ?? cur.defaultAction, createdAt: cur.createdAt, updatedAt: this.now() };
+      tx.put(keys.tenant(name), t);
+      return t;
+    });
+    return { ...r.value, revision: r.revision };
+  }
+
+  async remove(actor: string, name: string, ifMatch?: number): Promise<void> {
+    await this.store.transact(actor, async (tx) => {
+      const e = await tx.get(keys.tenant(name));
+      if (!e) throw notFound(`tenant ${name}`);
+      checkRevision(e.modRevision, ifMatch, `tenant ${name}`);
+      const deps: string[] = [];
+      for (const c of COLLECTIONS) {
+        for (const o of await tx.list(keys.scopedPrefix(c, name))) deps.push(`${KIND_OF[c]} ${o.key.slice(c.length + 1)}`);
+      }
+      deps.push(...(await endpointsWhere(tx, (ep) => ep.tenant === name)).map((ep) => `endpoint ${ep.id}`));
+      for (const u of await tx.list(keys.users())) {
+        if (withRevision<User>(u).tenants.includes(name)) deps.push(`user ${withRevision<User>(u).name}`);
+      }
+      if (deps.length > 0) throw new WeftError('WEFT_IN_USE', `tenant ${name} is in use by ${listNames(deps)}; remove those first`);
+      tx.delete(keys.tenant(name));
+    });
+  }
+}
