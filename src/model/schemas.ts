@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema, type TObject, type TProperties } from '@sinclair/typebox';
+import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
 
 /**
  * Input schemas: the single description of every request body. The REST routes validate with them,
@@ -21,7 +21,11 @@ export const Labels = Type.Record(
   Type.String({ pattern: '^[A-Za-z0-9._-]{0,63}$' }),
   { maxProperties: 64, description: 'key=value labels' },
 );
-const Action = Type.Union([Type.Literal('allow'), Type.Literal('deny')]);
+/** A string enum as `enum` (not anyOf of consts) so errors read "must be one of allow, deny". */
+function oneOf<T extends string>(values: readonly T[], description?: string): TUnsafe<T> {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
+}
+const Action = oneOf(['allow', 'deny'] as const);
 
 export const TenantInput = strict({
   name: Name,
@@ -33,7 +37,7 @@ export const NetworkInput = strict({
   subnet: Text(18, 'IPv4 CIDR, e.g. 10.1.2.0/24'),
   gateway: Type.Optional(Text(15, 'gateway address inside the subnet; default: the first address')),
   ipRange: Type.Optional(Text(31, 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')),
-  encap: Type.Optional(Type.Literal('vxlan')),
+  encap: Type.Optional(oneOf(['vxlan'] as const)),
   vni: Type.Optional(Type.Integer({ minimum: 1, maximum: 16777215 })),
   mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9000 })),
 });
@@ -50,7 +54,7 @@ export const GroupInput = strict({
 export const RuleInput = strict({
   id: Name,
   priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: '1-100, higher wins' })),
-  direction: Type.Optional(Type.Union([Type.Literal('in'), Type.Literal('out')])),
+  direction: Type.Optional(oneOf(['in', 'out'] as const)),
   action: Type.Optional(Action),
   protocol: Type.Optional(
     Type.String({ pattern: '^(tcp|udp|icmp|any|[0-9]{1,3})$', description: 'tcp, udp, icmp, any or a number' }),
@@ -79,7 +83,7 @@ export const NetprofileInput = strict({
 export const ServicePortInput = strict({
   port: Type.Integer({ minimum: 1, maximum: 65535 }),
   targetPort: Type.Integer({ minimum: 1, maximum: 65535 }),
-  protocol: Type.Union([Type.Literal('TCP'), Type.Literal('UDP')]),
+  protocol: oneOf(['TCP', 'UDP'] as const),
 });
 
 export const ServiceInput = strict({
@@ -98,7 +102,7 @@ export const AppProfileInput = strict({
 export const GlobalInput = strict({
   vxlanRange: Type.Optional(Type.String({ pattern: '^[0-9]{1,8}-[0-9]{1,8}$' })),
   mtu: Type.Optional(Type.Integer({ minimum: 1280, maximum: 9216, description: 'underlay MTU' })),
-  arpMode: Type.Optional(Type.Union([Type.Literal('proxy'), Type.Literal('flood')])),
+  arpMode: Type.Optional(oneOf(['proxy', 'flood'] as const)),
 });
 
 export const EndpointRequest = strict({
@@ -120,7 +124,7 @@ export const HostInput = strict({
   agentVersion: Type.Optional(Text(64)),
 });
 
-export const Role = Type.Union([Type.Literal('admin'), Type.Literal('ops'), Type.Literal('tenant')]);
+export const Role = oneOf(['admin', 'ops', 'tenant'] as const);
 export const UserInput = strict({
   name: Name,
   role: Role,

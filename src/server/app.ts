@@ -1,0 +1,84 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, AppProfileInput, WeftError } from '../model/index.js';
+import type { Control } from '../control/index.js';
+import { sendProblem } from './problem.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { scopedRoutes } from './routes/scoped.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { clusterRoutes } from './routes/cluster.js';
+import { userRoutes } from './routes/users.js';
+import { changeRoutes } from './routes/changes.js';
+import { metaRoutes } from './routes/meta.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    control: Control;
+    metrics: Metrics;
+  }
+}
+
+export interface AppOptions {
+  control: Control;
+  logger?: Logger | false;
+  version?: string;
+}
+
+/** Paths anyone may call without a token. */
+const PUBLIC = new Set(['/healthz', '/metrics', '/api/v1/login', '/api/v1/openapi.json']);
+export const BODY_LIMIT = 1024 * 1024;
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger || undefined,
+    // Per-request log lines would cost more than the allocation itself; metrics count requests instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+  app.decorate('control', opts.control);
+  app.decorate('metrics', createMetrics());
+  app.decorateRequest('principal', null);
+
+  app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err instanceof Error ? err : new Error(String(err))));
+  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new WeftError('WEFT_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (PUBLIC.has(path) || !path.startsWith('/api/')) return;
+    const h = req.headers.authorization;
+    const m = h === undefined ? null : /^Bearer\s+(\S+)$/i.exec(h);
+    if (!m?.[1]) throw new WeftError('WEFT_UNAUTHENTICATED', 'send a token: Authorization: Bearer <token> (see `weft login`)');
+    req.principal = await opts.control.users.authenticate(m[1]);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unknown';
+    app.metrics.requests.inc({ method: req.method, route, status: reply.statusCode });
+    app.metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Weft API', version: opts.version ?? '0.1.0', description: 'Policy-based container networking: tenants, networks, groups, policies.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  const c = opts.control;
+  tenantRoutes(app);
+  scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network');
+  scopedRoutes(app, 'groups', c.groups, GroupInput, 'group');
+  scopedRoutes(app, 'policies', c.policies, PolicyInput, 'policy');
+  scopedRoutes(app, 'netprofiles', c.netprofiles, NetprofileInput, 'netprofile');
+  scopedRoutes(app, 'services', c.services, ServiceInput, 'service');
+  scopedRoutes(app, 'app-profiles', c.appProfiles, AppProfileInput, 'app-profile');
+  clusterRoutes(app);
+  userRoutes(app);
+  changeRoutes(app);
+  metaRoutes(app);
+  await app.ready();
+  return app;
+}

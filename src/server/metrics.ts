@@ -1,0 +1,18 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per server instance (no global default registry), so tests can build many apps. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'weft_' });
+  return {
+    registry,
+    requests: new Counter({ name: 'weft_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] }),
+    latency: new Histogram({
+      name: 'weft_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [registry],
+    }),
+    revision: new Gauge({ name: 'weft_store_revision', help: 'Current store revision', registers: [registry] }),
+    watchers: new Gauge({ name: 'weft_watchers', help: 'Open watch streams', registers: [registry] }),
+  };
+}
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,82 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { EndpointRequest, GlobalInput, HostInput, Name, notFound, partialOf } from '../../model/index.js';
+import { canSeeTenant, requireRole } from '../../control/index.js';
+import { ifMatchOf, principalOf } from '../context.js';
+
+const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }, { additionalProperties: false });
+const NameParams = Type.Object({ name: Name }, { additionalProperties: false });
+const EndpointQuery = Type.Object({ tenant: Type.Optional(Name), host: Type.Optional(Name) }, { additionalProperties: false });
+
+/** Endpoints (written by agents), hosts (registered by agents) and the global settings. */
+export function clusterRoutes(app: FastifyInstance): void {
+  const c = app.control;
+
+  app.get<{ Querystring: { tenant?: string; host?: string } }>('/api/v1/endpoints', {
+    schema: { querystring: EndpointQuery, tags: ['endpoints'], summary: 'List endpoints, optionally of one tenant or host' },
+  }, async (req) => {
+    const p = principalOf(req);
+    const l = await c.endpoints.list(req.query);
+    return { items: l.items.filter((e) => canSeeTenant(p, e.tenant)), revision: l.revision };
+  });
+
+  app.post<{ Body: EndpointRequest }>('/api/v1/endpoints', {
+    schema: { body: EndpointRequest, tags: ['endpoints'], summary: 'Create an endpoint and allocate its address (agents)' },
+  }, async (req, reply) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin', 'ops'], 'create endpoints');
+    return reply.code(201).send(await c.endpoints.create(p.user, req.body));
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/endpoints/:id', { schema: { params: IdParams, tags: ['endpoints'], summary: 'Read an endpoint' } }, async (req) => {
+    const e = await c.endpoints.get(req.params.id);
+    if (!canSeeTenant(principalOf(req), e.tenant)) throw notFound(`endpoint ${req.params.id}`);
+    return e;
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/v1/endpoints/:id', {
+    schema: { params: IdParams, tags: ['endpoints'], summary: 'Delete an endpoint and release its address; idempotent' },
+  }, async (req, reply) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin', 'ops'], 'delete endpoints');
+    await c.endpoints.remove(p.user, req.params.id);
+    return reply.code(204).send();
+  });
+
+  app.get('/api/v1/hosts', { schema: { tags: ['hosts'], summary: 'List hosts' } }, async (req) => {
+    principalOf(req);
+    return c.hosts.list();
+  });
+  app.get<{ Params: { name: string } }>('/api/v1/hosts/:name', { schema: { params: NameParams, tags: ['hosts'], summary: 'Read a host' } }, async (req) => {
+    principalOf(req);
+    return c.hosts.get(req.params.name);
+  });
+  app.put<{ Params: { name: string }; Body: HostInput }>('/api/v1/hosts/:name', {
+    schema: { params: NameParams, body: HostInput, tags: ['hosts'], summary: 'Register or refresh a host (agents)' },
+  }, async (req) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin', 'ops'], 'register hosts');
+    if (req.body.name !== req.params.name) throw notFound(`host ${req.params.name} (the body names ${req.body.name})`);
+    return c.hosts.register(p.user, req.body);
+  });
+  app.delete<{ Params: { name: string } }>('/api/v1/hosts/:name', { schema: { params: NameParams, tags: ['hosts'], summary: 'Forget a host with no endpoints' } }, async (req, reply) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin', 'ops'], 'delete hosts');
+    await c.hosts.remove(p.user, req.params.name);
+    return reply.code(204).send();
+  });
+
+  app.get('/api/v1/global', { schema: { tags: ['global'], summary: 'Read the global settings' } }, async (req) => {
+    principalOf(req);
+    return c.global.get();
+  });
+  for (const method of ['put', 'patch'] as const) {
+    app[method]<{ Body: GlobalInput }>('/api/v1/global', {
+      schema: { body: method === 'put' ? GlobalInput : partialOf(GlobalInput), tags: ['global'], summary: 'Change the global settings (admin)' },
+    }, async (req) => {
+      const p = principalOf(req);
+      requireRole(p, ['admin'], 'change global settings');
+      return c.global.update(p.user, req.body, ifMatchOf(req));
+    });
+  }
+}

@@ -1,0 +1,58 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type TObject } from '@sinclair/typebox';
+import { Name, partialOf } from '../../model/index.js';
+import { requireTenantAccess, type Crud } from '../../control/index.js';
+import { ifMatchOf, principalOf } from '../context.js';
+
+const TenantParams = Type.Object({ tenant: Name }, { additionalProperties: false });
+const ObjectParams = Type.Object({ tenant: Name, name: Name }, { additionalProperties: false });
+interface P { tenant: string; name: string }
+
+/** The six routes every tenant-scoped collection has: list, create, read, replace, merge, delete. */
+export function scopedRoutes<I extends { name: string }>(
+  app: FastifyInstance,
+  path: string,
+  crud: Crud<I, { tenant: string; name: string; revision: number; createdAt: string; updatedAt: string }>,
+  input: TObject,
+  kind: string,
+): void {
+  const base = `/api/v1/tenants/:tenant/${path}`;
+  const tags = [path];
+
+  app.get<{ Params: Omit<P, 'name'> }>(base, { schema: { params: TenantParams, tags, summary: `List the ${path} of a tenant` } }, async (req) => {
+    requireTenantAccess(principalOf(req), req.params.tenant);
+    await app.control.tenants.get(req.params.tenant);
+    return crud.list(req.params.tenant);
+  });
+
+  app.post<{ Params: Omit<P, 'name'>; Body: I }>(base, { schema: { params: TenantParams, body: input, tags, summary: `Create a ${kind}` } }, async (req, reply) => {
+    const p = principalOf(req);
+    requireTenantAccess(p, req.params.tenant);
+    return reply.code(201).send(await crud.create(p.user, req.params.tenant, req.body as I));
+  });
+
+  app.get<{ Params: P }>(`${base}/:name`, { schema: { params: ObjectParams, tags, summary: `Read a ${kind}` } }, async (req, reply) => {
+    requireTenantAccess(principalOf(req), req.params.tenant);
+    const o = await crud.get(req.params.tenant, req.params.name);
+    return reply.header('etag', `"${o.revision}"`).send(o);
+  });
+
+  app.put<{ Params: P; Body: I }>(`${base}/:name`, { schema: { params: ObjectParams, body: input, tags, summary: `Replace a ${kind}` } }, async (req) => {
+    const p = principalOf(req);
+    requireTenantAccess(p, req.params.tenant);
+    return crud.replace(p.user, req.params.tenant, req.params.name, req.body as I, ifMatchOf(req));
+  });
+
+  app.patch<{ Params: P; Body: Partial<I> }>(`${base}/:name`, { schema: { params: ObjectParams, body: partialOf(input), tags, summary: `Change some fields of a ${kind}` } }, async (req) => {
+    const p = principalOf(req);
+    requireTenantAccess(p, req.params.tenant);
+    return crud.patch(p.user, req.params.tenant, req.params.name, req.body as I, ifMatchOf(req));
+  });
+
+  app.delete<{ Params: P }>(`${base}/:name`, { schema: { params: ObjectParams, tags, summary: `Delete a ${kind}` } }, async (req, reply) => {
+    const p = principalOf(req);
+    requireTenantAccess(p, req.params.tenant);
+    await crud.remove(p.user, req.params.tenant, req.params.name, ifMatchOf(req));
+    return reply.code(204).send();
+  });
+}

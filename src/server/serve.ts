@@ -1,0 +1,73 @@
+import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { WeftError } from '../model/index.js';
+import { Control } from '../control/index.js';
+import { MemoryStore, SqliteStore, type Store } from '../store/index.js';
+import { buildApp } from './app.js';
+
+export interface ServerOptions {
+  listen: string;
+  dataDir: string;
+  store: string;
+  logLevel: string;
+  historyLimit?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  adminToken: string | undefined;
+  close(): Promise<void>;
+}
+
+function openStore(opts: ServerOptions): Store {
+  const historyLimit = opts.historyLimit;
+  const common = historyLimit === undefined ? {} : { historyLimit };
+  if (opts.store === 'sqlite') {
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    return new SqliteStore(join(opts.dataDir, 'weft.db'), common);
+  }
+  if (opts.store === 'memory') return new MemoryStore(common);
+  if (opts.store.startsWith('etcd://')) {
+    throw new WeftError('WEFT_INVALID_VALUE', '--store: the etcd store is not available yet (it comes with the multi-host work); use sqlite', { field: 'store' });
+  }
+  throw new WeftError('WEFT_INVALID_FIELD', `--store: '${opts.store}' is not sqlite, memory or etcd://HOST:PORT,...`, { field: 'store' });
+}
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(.*):([0-9]{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || !m[1] || port > 65535) throw new WeftError('WEFT_INVALID_FIELD', `--listen: '${text}' is not HOST:PORT`, { field: 'listen' });
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** Opens the store, bootstraps it, and serves the API until `close()`. */
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const { host, port } = parseListen(opts.listen);
+  const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
+  const store = openStore(opts);
+  const control = new Control(store);
+  const { adminToken } = await control.bootstrap();
+  if (adminToken !== undefined && opts.store === 'sqlite') {
+    const file = join(opts.dataDir, 'admin.token');
+    writeFileSync(file, `${adminToken}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+  const app = await buildApp({ control, logger });
+  let address: string;
+  try {
+    address = await app.listen({ host, port });
+  } catch (e) {
+    await app.close();
+    await store.close();
+    throw new WeftError('WEFT_IN_USE', `--listen: cannot listen on ${opts.listen}: ${(e as Error).message}`, { field: 'listen', cause: e });
+  }
+  return {
+    url: address,
+    adminToken,
+    async close() {
+      await app.close();
+      await store.close();
+    },
+  };
+}
