@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { createInterface } from 'node:readline';
+import { resolveTarget, writeConfig } from '../config.js';
+import { Client } from '../client.js';
+import { usage } from '../errors.js';
+import { act, collect, done, leaf, type Io } from '../kit.js';
+
+/** Reads one line from stdin: the password, for scripts (`--password-stdin`) and people alike. */
+async function readPassword(prompt: string, io: Io): Promise<string> {
+  if (process.stdin.isTTY) io.err(prompt);
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  for await (const line of rl) {
+    rl.close();
+    return line.replace(/\r$/, '');
+  }
+  throw usage('no password on standard input');
+}
+
+export function authCommands(program: Command, io: Io): void {
+  leaf(program, {
+    name: 'login', tenant: false, output: false,
+    summary: 'log in and save the server and token in ~/.config/weft/config.json',
+    example: ['weft login --user alice', 'echo "$PASSWORD" | weft login --server http://10.0.0.5:9700 --user alice --password-stdin', 'weft login --token "$(cat /var/lib/weft/admin.token)"'],
+  })
+    .option('-u, --user <name>', 'user name (omit with --token)')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(act(io, async (ctx) => {
+      const o = ctx.opts;
+      const target = resolveTarget({ server: o['server'] }, io.env);
+      let token: string = o['token'];
+      if (token === undefined) {
+        if (!o['user']) throw usage('login: give --user NAME (and a password), or --token TOKEN');
+        const password = await readPassword('Password: ', io);
+        token = String((await new Client({ ...target, token: undefined }).request('POST', '/api/v1/login', { username: o['user'], password })).token);
+      }
+      const who = await new Client({ ...target, token }).request('GET', '/api/v1/whoami');
+      const file = writeConfig({ server: target.servers.join(','), token }, io.env);
+      ctx.print(`logged in to ${target.servers.join(', ')} as ${who.user} (role ${who.role}); saved in ${file}`);
+    }));
+
+  const u = program.command('user').description('users and their roles: admin, ops (every tenant), tenant (listed tenants only)');
+  leaf(u, { name: 'create <name>', summary: 'create a user (admin)', example: ['echo "$PW" | weft user create --role tenant --tenant blue --password-stdin bob', 'weft user create --role ops olga'], tenant: false })
+    .requiredOption('-r, --role <role>', 'admin, ops or tenant')
+    .option('--tenant <tenant>', 'a tenant this user may use (repeatable; role tenant)', collect)
+    .option('--password-stdin', 'read the password from standard input')
+    .action(act(io, async (ctx, name) => {
+      const o = ctx.opts;
+      const password = o['passwordStdin'] ? await readPassword('Password: ', io) : undefined;
+      const body = { name, role: o['role'], ...(o['tenant'] ? { tenants: o['tenant'] } : {}), ...(password !== undefined ? { password } : {}) };
+      done(ctx, await ctx.client.request('POST', '/api/v1/users', body), `user ${name} created (role ${o['role']})`);
+    }));
+  leaf(u, { name: 'ls', summary: 'list users (admin)', example: 'weft user ls', tenant: false })
+    .action(act(io, async (ctx) => {
+      const { items } = await ctx.client.request('GET', '/api/v1/users');
+      ctx.table(items, [{ header: 'USER', get: (x: any) => x.name }, { header: 'ROLE', get: (x: any) => x.role }, { header: 'TENANTS', get: (x: any) => x.tenants }, { header: 'PASSWORD', get: (x: any) => (x.hasPassword ? 'set' : 'none') }], (x: any) => x.name);
+    }));
+  leaf(u, { name: 'passwd <name>', summary: "set a user's password (admin, or your own)", example: 'echo "$PW" | weft user passwd --password-stdin bob', tenant: false })
+    .option('--password-stdin', 'read the password from standard input')
+    .action(act(io, async (ctx, name) => {
+      const password = await readPassword('New password: ', io);
+      await ctx.client.request('PATCH', `/api/v1/users/${name}`, { password });
+      ctx.print(`password of ${name} changed`);
+    }));
+  leaf(u, { name: 'rm <name>', summary: 'delete a user and its tokens (admin)', example: 'weft user rm bob', tenant: false })
+    .action(act(io, async (ctx, name) => {
+      await ctx.client.request('DELETE', `/api/v1/users/${name}`);
+      ctx.print(`user ${name} deleted`);
+    }));
+}

@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { act, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+
+export function networkCommands(program: Command, io: Io): void {
+  const n = program.command('net').alias('network').description('networks: IPv4 subnets of a tenant, spanning hosts over VXLAN');
+  leaf(n, {
+    name: 'create <name>', summary: 'create a network',
+    example: ['weft net create -s 10.1.2.0/24 -g 10.1.2.1 contiv-net', 'weft net create -t blue -s 10.1.2.0/24 contiv-net'],
+  })
+    .requiredOption('-s, --subnet <cidr>', 'IPv4 subnet, e.g. 10.1.2.0/24')
+    .option('-g, --gateway <ip>', 'gateway address (default: the first address)')
+    .option('-r, --ip-range <range>', 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')
+    .option('-e, --encap <encap>', 'encapsulation (vxlan)')
+    .option('-p, --vni <vni>', 'VXLAN id (default: next free in the global range)', intArg('--vni', 1, 16777215))
+    .option('--pkt-tag <vni>', 'netctl spelling of --vni', intArg('--pkt-tag', 1, 16777215))
+    .option('--mtu <bytes>', 'MTU (default: underlay MTU - 50)', intArg('--mtu', 576, 9000))
+    .action(act(io, async (ctx, name) => {
+      const o = ctx.opts;
+      const vni = o['vni'] ?? o['pktTag'];
+      const body = {
+        name, subnet: o['subnet'],
+        ...(o['gateway'] ? { gateway: o['gateway'] } : {}),
+        ...(o['ipRange'] ? { ipRange: o['ipRange'] } : {}),
+        ...(o['encap'] ? { encap: o['encap'] } : {}),
+        ...(vni !== undefined ? { vni } : {}),
+        ...(o['mtu'] !== undefined ? { mtu: o['mtu'] } : {}),
+      };
+      const net = await ctx.client.request('POST', tenantPath(ctx, 'networks'), body);
+      done(ctx, net, `network ${ctx.tenant}/${name} created: ${net.subnet} gateway ${net.gateway} vni ${net.vni} mtu ${net.mtu}`);
+    }));
+  leaf(n, { name: 'ls', summary: 'list networks', example: ['weft net ls', 'weft net ls -a'] })
+    .option('-a, --all', 'networks of every tenant')
+    .action(act(io, async (ctx) => {
+      const items = await listScoped<any>(ctx, 'networks', Boolean(ctx.opts['all']));
+      ctx.table(items, [
+        { header: 'TENANT', get: (x) => x.tenant }, { header: 'NETWORK', get: (x) => x.name }, { header: 'ENCAP', get: (x) => x.encap },
+        { header: 'VNI', get: (x) => x.vni }, { header: 'SUBNET', get: (x) => x.subnet }, { header: 'GATEWAY', get: (x) => x.gateway },
+        { header: 'MTU', get: (x) => x.mtu },
+      ], (x) => x.name);
+    }));
+  leaf(n, { name: 'inspect <name>', summary: 'show a network', example: 'weft net inspect -t blue contiv-net' })
+    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `networks/${name}`)))));
+  leaf(n, { name: 'rm <name>', summary: 'delete a network (refused while groups, services or endpoints use it)', example: 'weft net rm contiv-net' })
+    .action(act(io, async (ctx, name) => {
+      await ctx.client.request('DELETE', tenantPath(ctx, `networks/${name}`));
+      ctx.print(`network ${ctx.tenant}/${name} deleted`);
+    }));
+}

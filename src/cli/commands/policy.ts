@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { act, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+
+const RULE_FLAGS: Array<[string, string]> = [
+  ['direction', 'direction'], ['priority', 'priority'], ['protocol', 'protocol'], ['port', 'ports'], ['action', 'action'],
+  ['fromGroup', 'fromGroup'], ['toGroup', 'toGroup'], ['fromNetwork', 'fromNetwork'], ['toNetwork', 'toNetwork'],
+  ['fromCidr', 'fromCidr'], ['toCidr', 'toCidr'],
+];
+
+export function policyCommands(program: Command, io: Io): void {
+  const p = program.command('policy').description('policies: prioritised allow/deny rules, attached to groups');
+  leaf(p, { name: 'create <name>', summary: 'create an empty policy', example: 'weft policy create db-policy' })
+    .action(act(io, async (ctx, name) => {
+      done(ctx, await ctx.client.request('POST', tenantPath(ctx, 'policies'), { name }), `policy ${ctx.tenant}/${name} created`);
+    }));
+  leaf(p, { name: 'ls', summary: 'list policies', example: ['weft policy ls', 'weft policy ls -a'] })
+    .option('-a, --all', 'policies of every tenant')
+    .action(act(io, async (ctx) => {
+      const items = await listScoped<any>(ctx, 'policies', Boolean(ctx.opts['all']));
+      ctx.table(items, [{ header: 'TENANT', get: (x) => x.tenant }, { header: 'POLICY', get: (x) => x.name }, { header: 'RULES', get: (x) => x.rules.length }], (x) => x.name);
+    }));
+  leaf(p, { name: 'inspect <name>', summary: 'show a policy with its rules', example: 'weft policy inspect db-policy -o json' })
+    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `policies/${name}`)))));
+  leaf(p, { name: 'rm <name>', summary: 'delete a policy (refused while attached to a group)', example: 'weft policy rm db-policy' })
+    .action(act(io, async (ctx, name) => {
+      await ctx.client.request('DELETE', tenantPath(ctx, `policies/${name}`));
+      ctx.print(`policy ${ctx.tenant}/${name} deleted`);
+    }));
+
+  leaf(p, {
+    name: 'rule-add <policy> <id>', output: 'long',
+    summary: 'add a rule; in each direction the matching rule with the highest priority decides, deny wins ties',
+    example: [
+      'weft policy rule-add db-policy 1 -d in -l tcp -j deny',
+      'weft policy rule-add db-policy 2 -direction=in -protocol=tcp -port=8888 -action=allow -priority=10',
+      'weft policy rule-add -t blue web 3 -d in -g app -l tcp -P 80 -p 100',
+    ],
+  })
+    .option('-d, --direction <in|out>', 'in: traffic to the group; out: traffic from it', 'in')
+    .option('-p, --priority <1-100>', 'higher wins', intArg('--priority', 1, 100))
+    .option('-l, --protocol <proto>', 'tcp, udp, icmp, any or a protocol number')
+    .option('-P, --port <port>', 'port or range, e.g. 8888 or 8000-8080')
+    .option('-g, --from-group <group>', 'peer group (in rules)')
+    .option('-e, --to-group <group>', 'peer group (out rules)')
+    .option('-n, --from-network <network>', 'peer network (in rules)')
+    .option('-o, --to-network <network>', 'peer network (out rules)')
+    .option('-i, --from-cidr <cidr>', 'peer addresses (in rules); netctl: --from-ip-address')
+    .option('-s, --to-cidr <cidr>', 'peer addresses (out rules); netctl: --to-ip-address')
+    .option('-j, --action <allow|deny>', 'what the rule does', 'allow')
+    .action(act(io, async (ctx, policy, id) => {
+      const body: Record<string, unknown> = { id };
+      for (const [flag, field] of RULE_FLAGS) if (ctx.opts[flag] !== undefined) body[field] = ctx.opts[flag];
+      const r = await ctx.client.request('POST', tenantPath(ctx, `policies/${policy}/rules`), body);
+      done(ctx, r, `rule ${id} added to policy ${ctx.tenant}/${policy}`);
+    }));
+  leaf(p, { name: 'rule-rm <policy> <id>', summary: 'remove a rule', example: 'weft policy rule-rm db-policy 3' })
+    .action(act(io, async (ctx, policy, id) => {
+      await ctx.client.request('DELETE', tenantPath(ctx, `policies/${policy}/rules/${id}`));
+      ctx.print(`rule ${id} removed from policy ${ctx.tenant}/${policy}`);
+    }));
+  leaf(p, { name: 'rule-ls <policy>', summary: "list a policy's rules, highest priority first", example: 'weft policy rule-ls db-policy' })
+    .action(act(io, async (ctx, policy) => {
+      const { items } = await ctx.client.request('GET', tenantPath(ctx, `policies/${policy}/rules`));
+      const sorted = [...items].sort((a: any, b: any) => b.priority - a.priority || (a.action === 'deny' ? -1 : 1));
+      ctx.table(sorted, [
+        { header: 'ID', get: (r: any) => r.id }, { header: 'PRIORITY', get: (r: any) => r.priority }, { header: 'DIRECTION', get: (r: any) => r.direction },
+        { header: 'FROM', get: (r: any) => r.fromGroup ?? r.fromNetwork ?? r.fromCidr }, { header: 'TO', get: (r: any) => r.toGroup ?? r.toNetwork ?? r.toCidr },
+        { header: 'PROTOCOL', get: (r: any) => r.protocol }, { header: 'PORT', get: (r: any) => r.ports }, { header: 'ACTION', get: (r: any) => r.action },
+      ], (r: any) => r.id);
+    }));
+}

@@ -1,0 +1,102 @@
+import { Command, Option } from 'commander';
+import { Client } from './client.js';
+import { resolveTarget } from './config.js';
+import { usage } from './errors.js';
+import { parseFormat, renderData, renderTable, type Column, type Format } from './output.js';
+
+/** What every command's action gets: a client for the resolved server, the output format, and printers. */
+export interface Ctx {
+  client: Client;
+  format: Format;
+  tenant: string;
+  opts: Record<string, any>;
+  print(text: string): void;
+  show(data: unknown): void;
+  table<T>(rows: readonly T[], columns: ReadonlyArray<Column<T>>, names?: (r: T) => string): void;
+}
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+interface LeafSpec {
+  name: string;
+  summary: string;
+  example: string | string[];
+  tenant?: boolean;
+  /** Give -o/--output (default); rule-add uses -o for --to-network, so it has only --output. */
+  output?: 'short' | 'long' | false;
+}
+
+/** Declares a leaf command with the flags every command shares. */
+export function leaf(parent: Command, spec: LeafSpec): Command {
+  const examples = Array.isArray(spec.example) ? spec.example : [spec.example];
+  const c = parent.command(spec.name).description(spec.summary)
+    .addHelpText('after', `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+  if (spec.tenant !== false) c.option('-t, --tenant <name>', 'tenant', 'default');
+  if (spec.output === 'long') c.option('--output <format>', 'table, json or yaml', 'table');
+  else if (spec.output !== false) c.option('-o, --output <format>', 'table, json or yaml', 'table');
+  c.option('-q, --quiet', 'print names only (lists)');
+  c.addOption(new Option('--server <url>', 'server URL(s), comma-separated (default: WEFT_SERVER, config, http://127.0.0.1:9700)'));
+  c.addOption(new Option('--token <token>', 'API token (default: WEFT_TOKEN, then the config from `weft login`)'));
+  return c;
+}
+
+export function makeCtx(opts: Record<string, any>, io: Io): Ctx {
+  const format = parseFormat(opts['output'] ?? 'table');
+  const print = (t: string) => io.out(`${t}\n`);
+  return {
+    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'] }, io.env)),
+    format,
+    tenant: opts['tenant'] ?? 'default',
+    opts,
+    print,
+    show: (data) => print(renderData(data, format === 'table' ? 'yaml' : format)),
+    table(rows, columns, names) {
+      if (format !== 'table') return print(renderData(rows, format));
+      if (opts['quiet'] && names) return rows.length ? print(rows.map(names).join('\n')) : undefined;
+      print(renderTable(rows, columns));
+    },
+  };
+}
+
+/** Wraps an action so it receives a Ctx; errors propagate to the top level, which sets the exit code. */
+export function act(io: Io, fn: (ctx: Ctx, ...args: string[]) => Promise<void>) {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const positional = args.slice(0, -2).map((a) => (Array.isArray(a) ? a.join(' ') : String(a)));
+    await fn(makeCtx(cmd.opts(), io), ...positional);
+  };
+}
+
+/** For a create/update: print a one-line confirmation, or the object in json/yaml. */
+export function done(ctx: Ctx, obj: unknown, sentence: string): void {
+  if (ctx.format === 'table') ctx.print(sentence);
+  else ctx.show(obj);
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export const intArg = (flag: string, min: number, max: number) => (value: string): number => {
+  if (!/^-?[0-9]+$/.test(value)) throw usage(`${flag}: '${value}' is not a whole number`);
+  const n = Number(value);
+  if (n < min || n > max) throw usage(`${flag}: ${n} is outside ${min}-${max}`);
+  return n;
+};
+
+export function tenantPath(ctx: Ctx, rest: string): string {
+  return `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}/${rest}`;
+}
+
+/** Lists a tenant-scoped collection in one tenant, or in every visible tenant with --all. */
+export async function listScoped<T>(ctx: Ctx, collection: string, all: boolean): Promise<T[]> {
+  if (!all) return (await ctx.client.request<{ items: T[] }>('GET', tenantPath(ctx, collection))).items;
+  const tenants = (await ctx.client.request<{ items: Array<{ name: string }> }>('GET', '/api/v1/tenants')).items;
+  const out: T[] = [];
+  for (const t of tenants) out.push(...(await ctx.client.request<{ items: T[] }>('GET', `/api/v1/tenants/${t.name}/${collection}`)).items);
+  return out;
+}
