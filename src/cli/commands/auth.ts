@@ -39,7 +39,7 @@ export function authCommands(program: Command, io: Io): void {
     }));
 
   const u = program.command('user').description('users and their roles: admin, ops (every tenant), tenant (listed tenants only)');
-  leaf(u, { name: 'create <name>', summary: 'create a user (admin)', example: ['echo "$PW" | weft user create --role tenant --tenant blue --password-stdin bob', 'weft user create --role ops olga'], tenant: false })
+  leaf(u, { name: 'create <name>', summary: 'create a user (admin)', example: ['weft user create --role ops olga', 'echo "$PW" | weft user create --role tenant --tenant blue --password-stdin bob'], tenant: false })
     .requiredOption('-r, --role <role>', 'admin, ops or tenant')
     .option('--tenant <tenant>', 'a tenant this user may use (repeatable; role tenant)', collect)
     .option('--password-stdin', 'read the password from standard input')
@@ -54,7 +54,7 @@ export function authCommands(program: Command, io: Io): void {
       const { items } = await ctx.client.request('GET', '/api/v1/users');
       ctx.table(items, [{ header: 'USER', get: (x: any) => x.name }, { header: 'ROLE', get: (x: any) => x.role }, { header: 'TENANTS', get: (x: any) => x.tenants }, { header: 'PASSWORD', get: (x: any) => (x.hasPassword ? 'set' : 'none') }], (x: any) => x.name);
     }));
-  leaf(u, { name: 'passwd <name>', summary: "set a user's password (admin, or your own)", example: 'echo "$PW" | weft user passwd --password-stdin bob', tenant: false })
+  leaf(u, { name: 'passwd <name>', summary: "set a user's password (admin, or your own)", example: ['weft user passwd bob', 'echo "$PW" | weft user passwd --password-stdin bob'], tenant: false })
     .option('--password-stdin', 'read the password from standard input')
     .action(act(io, async (ctx, name) => {
       const password = await readPassword('New password: ', io);
