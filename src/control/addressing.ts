@@ -1,30 +1,51 @@
 import { WeftError, checkNetwork, checkPool, formatIp, parseIp, cidrRange, type IpRange, type Network, type Group } from '../model/index.js';
-import { Bitmap, allocateAddress, openAddressBook, releaseAddress, subtractRanges, type AddressBook } from '../ipam/index.js';
+import { AddressBook, Bitmap, CHUNK_SIZE, allocateAddress, openAddressBook, releaseAddress, subtractRanges } from '../ipam/index.js';
 import type { Txn } from '../store/index.js';
 import { keys, withRevision } from './keys.js';
 
-/** Glue between the pure IPAM and the store: a network's address book is one value, read and written in a transaction. */
-interface StoredBook { size: number; bits: string }
+/**
+ * Glue between the pure IPAM and the store. A network's book is a summary at `ipam/T/N` (which chunks
+ * are full, how many addresses are used) plus one value per touched chunk at `ipam/T/N/INDEX`, so an
+ * allocation writes a few dozen bytes whatever the subnet size.
+ */
+interface StoredSummary { size: number; chunkSize: number; used: number; full: string }
+interface StoredChunk { bits: string }
 
 export function layoutOf(net: Network) {
   return checkNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, ...(net.ipRange ? { ipRange: net.ipRange } : {}) });
 }
 
-export function newAddressBook(tx: Txn, net: Network): void {
+const loaderFor = (tx: Txn, net: Network) => async (index: number) => {
+  const e = await tx.get(`${keys.addressBook(net.tenant, net.name)}/${index}`);
+  return e ? Bitmap.decode(CHUNK_SIZE, (e.value as StoredChunk).bits) : undefined;
+};
+
+export async function newAddressBook(tx: Txn, net: Network): Promise<void> {
   const layout = layoutOf(net);
-  writeBook(tx, net, openAddressBook(layout.subnet, layout.gateway));
+  writeBook(tx, net, await openAddressBook(layout.subnet, layout.gateway, loaderFor(tx, net)), true);
 }
 
 export async function readBook(tx: Txn, net: Network): Promise<AddressBook> {
   const e = await tx.get(keys.addressBook(net.tenant, net.name));
   const layout = layoutOf(net);
-  if (!e) return openAddressBook(layout.subnet, layout.gateway);
-  const v = e.value as StoredBook;
-  return { subnet: layout.subnet, bits: Bitmap.decode(v.size, v.bits) };
+  if (!e) return openAddressBook(layout.subnet, layout.gateway, loaderFor(tx, net));
+  const v = e.value as StoredSummary;
+  return new AddressBook(layout.subnet, Bitmap.decode(AddressBook.chunkCount(layout.subnet), v.full), v.used, loaderFor(tx, net));
 }
 
-export function writeBook(tx: Txn, net: Network, book: AddressBook): void {
-  tx.put(keys.addressBook(net.tenant, net.name), { size: book.bits.size, bits: book.bits.encode() } satisfies StoredBook);
+/** Writes the chunks the book changed, and the summary (its `used` count changes with every write). */
+export function writeBook(tx: Txn, net: Network, book: AddressBook, force = false): void {
+  const key = keys.addressBook(net.tenant, net.name);
+  if (!force && book.dirtyChunks.size === 0) return;
+  for (const i of book.dirtyChunks) tx.put(`${key}/${i}`, { bits: book.chunk(i)?.encode() ?? '' } satisfies StoredChunk);
+  tx.put(key, { size: book.size, chunkSize: CHUNK_SIZE, used: book.used, full: book.full.encode() } satisfies StoredSummary);
+}
+
+/** Removes a network's whole book (summary and chunks). */
+export async function dropBook(tx: Txn, net: Network): Promise<void> {
+  const key = keys.addressBook(net.tenant, net.name);
+  tx.delete(key);
+  for (const e of await tx.list(`${key}/`)) tx.delete(e.key);
 }
 
 async function groupsOf(tx: Txn, net: Network): Promise<Group[]> {
@@ -62,7 +83,7 @@ export async function takeAddress(tx: Txn, net: Network, group: Group | undefine
   const book = await readBook(tx, net);
   const space = await addressSpace(tx, net, group);
   try {
-    const ip = allocateAddress(book, { ...space, ...(want !== undefined ? { requested: want } : {}) });
+    const ip = await allocateAddress(book, { ...space, ...(want !== undefined ? { requested: want } : {}) });
     writeBook(tx, net, book);
     return formatIp(ip);
   } catch (e) {
@@ -77,6 +98,6 @@ export async function giveBackAddress(tx: Txn, net: Network, ip: string): Promis
   const n = parseIp(ip);
   if (n === undefined) return;
   const book = await readBook(tx, net);
-  releaseAddress(book, n);
+  await releaseAddress(book, n);
   writeBook(tx, net, book);
 }

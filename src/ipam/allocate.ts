@@ -1,19 +1,15 @@
 import { WeftError, formatIp, formatRange, type Cidr, type IpRange } from '../model/index.js';
-import { Bitmap } from './bitmap.js';
+import { AddressBook, type ChunkLoader } from './book.js';
 
 /**
- * The address book of one network: which addresses are taken. Network and broadcast addresses are never
- * handed out; the gateway is marked taken when the book is opened.
+ * A new network's book with its reserved addresses taken: network, broadcast and gateway. Taking the
+ * network and broadcast addresses (never handed out anyway) lets the first and last chunks become "full".
  */
-export interface AddressBook {
-  subnet: Cidr;
-  bits: Bitmap;
-}
-
-export function openAddressBook(subnet: Cidr, gateway: number): AddressBook {
-  const bits = Bitmap.empty(2 ** (32 - subnet.prefix));
-  const book = { subnet, bits };
-  bits.set(gateway - subnet.base);
+export async function openAddressBook(subnet: Cidr, gateway: number, load?: ChunkLoader): Promise<AddressBook> {
+  const book = AddressBook.empty(subnet, load);
+  await book.take(0);
+  await book.take(book.size - 1);
+  await book.take(gateway - subnet.base);
   return book;
 }
 
@@ -27,13 +23,13 @@ export interface AllocationRequest {
   poolName: string;
 }
 
-/** Takes an address out of the book (mutates it) and returns it; lowest free, or the requested one. */
-export function allocateAddress(book: AddressBook, req: AllocationRequest): number {
+/** Takes an address out of the book and returns it: the lowest free one, or the requested one. */
+export async function allocateAddress(book: AddressBook, req: AllocationRequest): Promise<number> {
   if (req.requested !== undefined) return takeRequested(book, req.requested, req);
   for (const r of req.candidates) {
-    const i = book.bits.firstClear(r.first - book.subnet.base, r.last - book.subnet.base);
+    const i = await book.firstFree(r);
     if (i >= 0) {
-      book.bits.set(i);
+      await book.take(i);
       return book.subnet.base + i;
     }
   }
@@ -41,22 +37,21 @@ export function allocateAddress(book: AddressBook, req: AllocationRequest): numb
   throw new WeftError('WEFT_POOL_EXHAUSTED', `${req.poolName} has no free address left (${where})`);
 }
 
-function takeRequested(book: AddressBook, ip: number, req: AllocationRequest): number {
+async function takeRequested(book: AddressBook, ip: number, req: AllocationRequest): Promise<number> {
   const allowed = req.allowed ?? req.candidates;
   if (!allowed.some((r) => ip >= r.first && ip <= r.last)) {
     throw new WeftError('WEFT_INVALID_VALUE', `ip: ${formatIp(ip)} is not an address ${req.poolName} may use (${allowed.map(formatRange).join(', ')})`, { field: 'ip' });
   }
-  const i = ip - book.subnet.base;
-  if (book.bits.has(i)) {
+  if (await book.has(ip - book.subnet.base)) {
     throw new WeftError('WEFT_ADDRESS_IN_USE', `ip: ${formatIp(ip)} is already in use in ${req.poolName}`, { field: 'ip' });
   }
-  book.bits.set(i);
+  await book.take(ip - book.subnet.base);
   return ip;
 }
 
-export function releaseAddress(book: AddressBook, ip: number): void {
-  const i = ip - book.subnet.base;
-  if (i >= 0 && i < book.bits.size) book.bits.clear(i);
+export async function releaseAddress(book: AddressBook, ip: number): Promise<void> {
+  const offset = ip - book.subnet.base;
+  if (offset >= 0 && offset < book.size) await book.release(offset);
 }
 
 /** Lowest unused VNI in the range, or the requested one when free. */

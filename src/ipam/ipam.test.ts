@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCidr, parseIp, parseRange, WeftError, formatIp } from '../model/index.js';
-import { Bitmap, allocateAddress, allocateVni, openAddressBook, releaseAddress, subtractRanges } from './index.js';
+import { AddressBook, Bitmap, CHUNK_SIZE, allocateAddress, allocateVni, openAddressBook, releaseAddress, subtractRanges } from './index.js';
 
 const ip = (s: string) => parseIp(s) as number;
 
@@ -17,25 +17,50 @@ test('bitmap round-trips through base64 and finds the lowest clear bit across fu
   assert.equal(c.firstClear(0, 69), -1);
 });
 
-test('a /30 hands out its one free address, then reports exhaustion by name', () => {
+test('a /30 hands out its one free address, then reports exhaustion by name', async () => {
   const subnet = parseCidr('10.0.0.0/30', 's');
-  const book = openAddressBook(subnet, ip('10.0.0.1'));
+  const book = await openAddressBook(subnet, ip('10.0.0.1'));
   const req = { candidates: [{ first: ip('10.0.0.1'), last: ip('10.0.0.2') }], poolName: 'network default/n' };
-  assert.equal(formatIp(allocateAddress(book, req)), '10.0.0.2');
-  assert.throws(() => allocateAddress(book, req), (e: unknown) =>
+  assert.equal(formatIp(await allocateAddress(book, req)), '10.0.0.2');
+  await assert.rejects(allocateAddress(book, req), (e: unknown) =>
     e instanceof WeftError && e.code === 'WEFT_POOL_EXHAUSTED' && /network default\/n/.test(e.message));
-  releaseAddress(book, ip('10.0.0.2'));
-  assert.equal(formatIp(allocateAddress(book, req)), '10.0.0.2');
+  await releaseAddress(book, ip('10.0.0.2'));
+  assert.equal(formatIp(await allocateAddress(book, req)), '10.0.0.2');
+  assert.equal(book.used, 4, 'network, broadcast, gateway and one address');
 });
 
-test('requested addresses must be free and inside the allowed ranges', () => {
-  const book = openAddressBook(parseCidr('10.1.0.0/24', 's'), ip('10.1.0.1'));
+test('requested addresses must be free and inside the allowed ranges', async () => {
+  const book = await openAddressBook(parseCidr('10.1.0.0/24', 's'), ip('10.1.0.1'));
   const usable = [{ first: ip('10.1.0.1'), last: ip('10.1.0.254') }];
   const req = { candidates: usable, poolName: 'net' };
-  assert.equal(allocateAddress(book, { ...req, requested: ip('10.1.0.9') }), ip('10.1.0.9'));
-  assert.throws(() => allocateAddress(book, { ...req, requested: ip('10.1.0.9') }), /already in use/);
-  assert.throws(() => allocateAddress(book, { ...req, requested: ip('10.1.0.1') }), /already in use/);
-  assert.throws(() => allocateAddress(book, { ...req, requested: ip('10.1.0.255') }), /not an address/);
+  assert.equal(await allocateAddress(book, { ...req, requested: ip('10.1.0.9') }), ip('10.1.0.9'));
+  await assert.rejects(allocateAddress(book, { ...req, requested: ip('10.1.0.9') }), /already in use/);
+  await assert.rejects(allocateAddress(book, { ...req, requested: ip('10.1.0.1') }), /already in use/);
+  await assert.rejects(allocateAddress(book, { ...req, requested: ip('10.1.0.255') }), /not an address/);
+});
+
+test('chunks: allocation crosses chunk boundaries, full chunks are skipped unloaded, only touched chunks are dirty', async () => {
+  const subnet = parseCidr('10.8.0.0/22', 's');
+  const stored = new Map<number, Bitmap>();
+  const loads: number[] = [];
+  const loader = async (i: number) => { loads.push(i); return stored.get(i); };
+  const book = await openAddressBook(subnet, ip('10.8.0.1'), loader);
+  const range = { first: ip('10.8.0.1'), last: ip('10.8.3.254') };
+  const got: number[] = [];
+  for (let n = 0; n < CHUNK_SIZE; n++) got.push(await allocateAddress(book, { candidates: [range], poolName: 'n' }));
+  assert.equal(formatIp(got[0] ?? 0), '10.8.0.2');
+  assert.equal(formatIp(got[got.length - 1] ?? 0), '10.8.1.1', 'the 256th address is in the second chunk');
+  assert.ok(book.full.has(0) && !book.full.has(1), 'chunk 0 is marked full');
+  assert.deepEqual([...book.dirtyChunks].sort(), [0, 1, 3], 'chunk 3 holds the reserved broadcast address');
+  // A fresh book over the same stored state finds the next address without loading the full chunk.
+  for (const i of book.dirtyChunks) stored.set(i, book.chunk(i) as Bitmap);
+  loads.length = 0;
+  const again = new AddressBook(subnet, book.full, book.used, loader);
+  assert.equal(formatIp(await allocateAddress(again, { candidates: [range], poolName: 'n' })), '10.8.1.2');
+  assert.deepEqual(loads, [1]);
+  await releaseAddress(again, ip('10.8.0.7'));
+  assert.ok(!again.full.has(0) && again.summaryDirty, 'releasing clears the full mark');
+  assert.equal(formatIp(await allocateAddress(again, { candidates: [range], poolName: 'n' })), '10.8.0.7');
 });
 
 test('subtracting group pools leaves the network free area in order', () => {

@@ -104,20 +104,24 @@ export class SqliteStore implements Store {
       const revision = this.meta('revision') + 1;
       const time = this.clock().toISOString();
       const changes: Change[] = [];
+      const texts: string[] = [];
       for (const [key, w] of tx.writes) {
-        const old = this.stmt.get.get(key);
         if (w === undefined) {
+          // Deletes log the last value, so they read it; puts need no read (the upsert keeps create_rev).
+          const old = this.stmt.get.get(key);
           if (!old) continue;
           this.stmt.del.run(key);
           changes.push({ revision, key, op: 'delete', value: JSON.parse(old.value), actor, time });
+          texts.push(old.value);
         } else {
           const text = JSON.stringify(w.value);
-          this.stmt.upsert.run(key, text, revision, old?.create_rev ?? revision);
+          this.stmt.upsert.run(key, text, revision, revision);
           changes.push({ revision, key, op: 'put', value: w.value, actor, time });
+          texts.push(text);
         }
       }
       if (changes.length === 0) return changes;
-      changes.forEach((c, seq) => this.stmt.logAdd.run(revision, seq, c.key, c.op, JSON.stringify(c.value), actor, time));
+      changes.forEach((c, seq) => this.stmt.logAdd.run(revision, seq, c.key, c.op, texts[seq], actor, time));
       this.stmt.setMeta.run(revision, 'revision');
       if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.historyLimit < COMPACT_EVERY) this.compact(revision);
       return changes;

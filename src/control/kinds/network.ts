@@ -5,9 +5,9 @@ import {
 import { allocateVni } from '../../ipam/index.js';
 import type { Txn } from '../../store/index.js';
 import { findIn, label, listIn, type KindDef } from '../crud.js';
-import { newAddressBook } from '../addressing.js';
+import { dropBook, newAddressBook } from '../addressing.js';
 import { endpointsWhere, readGlobal } from '../shared.js';
-import { keys, withRevision } from '../keys.js';
+import { withRevision } from '../keys.js';
 
 function immutable(field: string, existing: unknown, next: unknown): void {
   if (existing !== next) {
@@ -58,7 +58,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       vni,
       mtu: input.mtu ?? global.mtu - VXLAN_OVERHEAD,
     };
-    if (!existing) newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
+    if (!existing) await newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
     return net;
   },
 
@@ -74,7 +74,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
   },
 
   async release(tx, net) {
-    tx.delete(keys.addressBook(net.tenant, net.name));
+    await dropBook(tx, net);
   },
 };
 

@@ -1,0 +1,17 @@
+/** Percentiles over a sample, for benchmark reports. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+export function summarise(samples: number[]): { p50: number; p99: number; max: number; n: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] ?? NaN, n: s.length };
+}
+
+export const ms = (n: number) => `${n.toFixed(2)} ms`;
+
+export function machine(): string {
+  return `${process.platform} ${process.arch}, ${(globalThis as any).navigator?.hardwareConcurrency ?? '?'} cores, Node ${process.version}`;
+}
