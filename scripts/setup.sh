@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs whatever is missing to build and test Weft, then builds it. Safe to run again: each step is
+# skipped when already done. Needs root on a fresh Debian machine (apt-get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# Debian packages: the toolchain better-sqlite3 compiles with, and the kernel tools the integration tests drive.
+PKGS=(python3 make g++ ca-certificates)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  say "Node.js $(node --version) is too old: Weft needs Node 20 or newer"
+  exit 1
+fi
+
+# npm dependencies: reinstall when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies (better-sqlite3 compiles from source: about a minute)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+say "building"
+npm run --silent build
+say "ready: npx weft --help"
