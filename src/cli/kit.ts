@@ -100,3 +100,15 @@ export async function listScoped<T>(ctx: Ctx, collection: string, all: boolean):
   for (const t of tenants) out.push(...(await ctx.client.request<{ items: T[] }>('GET', `/api/v1/tenants/${t.name}/${collection}`)).items);
   return out;
 }
+
+/** The `inspect NAME` and `rm NAME` verbs every tenant-scoped object has. */
+export function inspectAndRm(io: Io, parent: Command, collection: string, kind: string, rmNote = ''): void {
+  const cli = parent.name();
+  leaf(parent, { name: 'inspect <name>', summary: `show a ${kind}`, example: [`weft ${cli} inspect NAME`, `weft ${cli} inspect -t blue NAME -o json`] })
+    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `${collection}/${name}`)))));
+  leaf(parent, { name: 'rm <name>', summary: `delete a ${kind}${rmNote}`, example: `weft ${cli} rm NAME` })
+    .action(act(io, async (ctx, name) => {
+      await ctx.client.request('DELETE', tenantPath(ctx, `${collection}/${name}`));
+      ctx.print(`${kind} ${ctx.tenant}/${name} deleted`);
+    }));
+}

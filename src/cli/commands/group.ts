@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseLabelList } from '../../model/index.js';
-import { act, collect, done, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, inspectAndRm, collect, done, leaf, listScoped, tenantPath, type Io } from '../kit.js';
 
 const labels = (items: string[] | undefined) => (items ? parseLabelList(items, '--label') : undefined);
 
@@ -55,11 +55,5 @@ export function groupCommands(program: Command, io: Io): void {
         { header: 'POLICIES', get: (x) => x.policies }, { header: 'NETPROFILE', get: (x) => x.netprofile }, { header: 'IP POOL', get: (x) => x.ipPool },
       ], (x) => x.name);
     }));
-  leaf(g, { name: 'inspect <name>', summary: 'show a group', example: 'weft group inspect db -o json' })
-    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `groups/${name}`)))));
-  leaf(g, { name: 'rm <name>', summary: 'delete a group (refused while endpoints, rules or app-profiles use it)', example: 'weft group rm db' })
-    .action(act(io, async (ctx, name) => {
-      await ctx.client.request('DELETE', tenantPath(ctx, `groups/${name}`));
-      ctx.print(`group ${ctx.tenant}/${name} deleted`);
-    }));
+  inspectAndRm(io, g, 'groups', 'group', ' (refused while endpoints, rules or app-profiles use it)');
 }

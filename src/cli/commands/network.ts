@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { act, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
 
 export function networkCommands(program: Command, io: Io): void {
   const n = program.command('net').alias('network').description('networks: IPv4 subnets of a tenant, spanning hosts over VXLAN');
@@ -38,11 +38,5 @@ export function networkCommands(program: Command, io: Io): void {
         { header: 'MTU', get: (x) => x.mtu },
       ], (x) => x.name);
     }));
-  leaf(n, { name: 'inspect <name>', summary: 'show a network', example: 'weft net inspect -t blue contiv-net' })
-    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `networks/${name}`)))));
-  leaf(n, { name: 'rm <name>', summary: 'delete a network (refused while groups, services or endpoints use it)', example: 'weft net rm contiv-net' })
-    .action(act(io, async (ctx, name) => {
-      await ctx.client.request('DELETE', tenantPath(ctx, `networks/${name}`));
-      ctx.print(`network ${ctx.tenant}/${name} deleted`);
-    }));
+  inspectAndRm(io, n, 'networks', 'network', ' (refused while groups, services or endpoints use it)');
 }

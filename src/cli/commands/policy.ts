@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { act, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
 
 const RULE_FLAGS: Array<[string, string]> = [
   ['direction', 'direction'], ['priority', 'priority'], ['protocol', 'protocol'], ['port', 'ports'], ['action', 'action'],
@@ -19,13 +19,7 @@ export function policyCommands(program: Command, io: Io): void {
       const items = await listScoped<any>(ctx, 'policies', Boolean(ctx.opts['all']));
       ctx.table(items, [{ header: 'TENANT', get: (x) => x.tenant }, { header: 'POLICY', get: (x) => x.name }, { header: 'RULES', get: (x) => x.rules.length }], (x) => x.name);
     }));
-  leaf(p, { name: 'inspect <name>', summary: 'show a policy with its rules', example: 'weft policy inspect db-policy -o json' })
-    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `policies/${name}`)))));
-  leaf(p, { name: 'rm <name>', summary: 'delete a policy (refused while attached to a group)', example: 'weft policy rm db-policy' })
-    .action(act(io, async (ctx, name) => {
-      await ctx.client.request('DELETE', tenantPath(ctx, `policies/${name}`));
-      ctx.print(`policy ${ctx.tenant}/${name} deleted`);
-    }));
+  inspectAndRm(io, p, 'policies', 'policy', ' (refused while attached to a group)');
 
   leaf(p, {
     name: 'rule-add <policy> <id>', output: 'long',

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseLabelList } from '../../model/index.js';
 import { usage } from '../errors.js';
-import { act, collect, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, inspectAndRm, collect, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
 
 /** `80:8080:TCP` (service port : target port : protocol). */
 export function parseServicePort(text: string): { port: number; targetPort: number; protocol: string } {
@@ -21,13 +21,7 @@ function simpleLs(io: Io, parent: Command, collection: string, title: string, ex
       const items = await listScoped<any>(ctx, collection, Boolean(ctx.opts['all']));
       ctx.table(items, [{ header: 'TENANT', get: (x) => x.tenant }, { header: title, get: (x) => x.name }, ...extra], (x) => x.name);
     }));
-  leaf(parent, { name: 'inspect <name>', summary: `show one`, example: `weft ${parent.name()} inspect NAME -o json` })
-    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `${collection}/${name}`)))));
-  leaf(parent, { name: 'rm <name>', summary: 'delete one', example: `weft ${parent.name()} rm NAME` })
-    .action(act(io, async (ctx, name) => {
-      await ctx.client.request('DELETE', tenantPath(ctx, `${collection}/${name}`));
-      ctx.print(`${parent.name()} ${ctx.tenant}/${name} deleted`);
-    }));
+  inspectAndRm(io, parent, collection, parent.name());
 }
 
 export function profileCommands(program: Command, io: Io): void {
