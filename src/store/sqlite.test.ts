@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from './sqlite.js';
@@ -17,6 +17,7 @@ test('sqlite: data and revisions survive a reopen', async () => {
   await a.transact('t', async (tx) => tx.put('k', { v: 1 }));
   await a.transact('t', async (tx) => tx.put('k', { v: 2 }));
   await a.close();
+  assert.equal(statSync(file).mode & 0o777, 0o600, 'the store file is private to its owner');
   const b = new SqliteStore(file);
   assert.equal(await b.revision(), 2);
   assert.deepEqual((await b.get('k'))?.value, { v: 2 });

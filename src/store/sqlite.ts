@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { chmodSync } from 'node:fs';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
@@ -44,6 +45,8 @@ export class SqliteStore implements Store {
       this.db.pragma('locking_mode = EXCLUSIVE');
       this.db.exec('BEGIN EXCLUSIVE; COMMIT;');
       this.db.exec(SCHEMA);
+      // It holds password hashes; SQLite gives the WAL and shared-memory files the same mode.
+      if (file !== ':memory:') chmodSync(file, 0o600);
     } catch (e) {
       this.db.close();
       if (e instanceof Error && /locked|busy/i.test(e.message)) {

@@ -1,0 +1,19 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { normaliseArgv } from './argv.js';
+import { renderTable } from './output.js';
+
+test("netctl's single-dash long flags become double-dash; short flags and everything after -- stay", () => {
+  assert.deepEqual(
+    normaliseArgv(['policy', 'rule-add', 'db-policy', '1', '-direction=in', '-protocol=tcp', '-port', '8888', '-t', 'blue', '-from-ip-address=10.0.0.0/8']),
+    ['policy', 'rule-add', 'db-policy', '1', '--direction=in', '--protocol=tcp', '--port', '8888', '-t', 'blue', '--from-cidr=10.0.0.0/8'],
+  );
+  assert.deepEqual(normaliseArgv(['group', 'create', '-networkprofile=gold', 'n', 'g']), ['group', 'create', '--netprofile=gold', 'n', 'g']);
+  assert.deepEqual(normaliseArgv(['net', 'ls', '-json']), ['net', 'ls', '--output=json']);
+  assert.deepEqual(normaliseArgv(['lab', 'run', 'h1', '--', 'nc', '-ll', '-p', '8888']), ['lab', 'run', 'h1', '--', 'nc', '-ll', '-p', '8888']);
+});
+
+test('tables align columns and show empty values as a dash', () => {
+  const out = renderTable([{ a: 'x', b: [] as string[] }, { a: 'longer', b: ['p', 'q'] }], [{ header: 'NAME', get: (r) => r.a }, { header: 'LIST', get: (r) => r.b }]);
+  assert.equal(out, 'NAME    LIST\nx       -\nlonger  p,q');
+});
