@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constan
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 import { usage } from './errors.js';
+import type { Target } from '../client/index.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:9700';
 /** Where `weft server`/`weft up` keep their data by default; its admin.token is the local fallback. */
@@ -34,10 +35,6 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
   return file;
 }
 
-export interface Target {
-  servers: string[];
-  token: string | undefined;
-}
 
 /**
  * Server: --server, WEFT_SERVER, the config file, then http://127.0.0.1:9700 (a comma list fails over).

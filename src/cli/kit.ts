@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { Client } from './client.js';
+import { Client } from '../client/index.js';
 import { resolveTarget } from './config.js';
 import { usage } from './errors.js';
 import { parseFormat, renderData, renderTable, type Column, type Format } from './output.js';

@@ -1,7 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { isWeftError } from '../model/index.js';
 import { normaliseArgv } from './argv.js';
-import { CliError, EXIT } from './errors.js';
+import { CliError, EXIT, exitCodeForStatus } from './errors.js';
+import { ApiError } from '../client/index.js';
 import type { Io } from './kit.js';
 import { tenantCommands } from './commands/tenant.js';
 import { networkCommands } from './commands/network.js';
@@ -58,6 +59,10 @@ export async function runCli(argv: readonly string[], io: Io, daemons: Daemons):
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
       // commander.executeSubCommandAsync / missing sub-command shows help with exit 1: a usage error.
       return EXIT.usage;
+    }
+    if (e instanceof ApiError) {
+      io.err(`weft: ${e.message}\n`);
+      return e.status === 0 ? EXIT.server : exitCodeForStatus(e.status);
     }
     if (e instanceof CliError) {
       io.err(`weft: ${e.message}\n`);

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import {
   WeftError, badReference, notFound, parseCidr, parseIp,
-  type Endpoint, type EndpointRequest, type Group, type Network,
+  type Endpoint, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
-import type { Store } from '../store/index.js';
+import type { Store, Txn } from '../store/index.js';
+import { endpointsWhere } from './shared.js';
 import { findIn, requireTenant } from './crud.js';
 import { giveBackAddress, takeAddress } from './addressing.js';
 import { keys, withRevision } from './keys.js';
@@ -18,6 +19,18 @@ export function macFor(ip: string): string {
   const n = parseIp(ip) ?? 0;
   const bytes = [0x02, 0x57, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** A host port can be published by one endpoint per host and protocol. */
+async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMapping[]): Promise<void> {
+  const taken = new Map<string, string>();
+  for (const e of await endpointsWhere(tx, (x) => x.host === host)) {
+    for (const p of e.portMappings ?? []) taken.set(`${p.hostPort}/${p.protocol}`, e.id);
+  }
+  for (const [i, p] of wanted.entries()) {
+    const by = taken.get(`${p.hostPort}/${p.protocol}`);
+    if (by) throw new WeftError('WEFT_ADDRESS_IN_USE', `portMappings.${i}: host port ${p.hostPort}/${p.protocol} on ${host} is published by endpoint ${by}`, { field: `portMappings.${i}` });
+  }
 }
 
 export class Endpoints {
@@ -59,6 +72,7 @@ export class Endpoints {
       if (existing) {
         throw new WeftError('WEFT_EXISTS', `endpoint ${id} already exists for container ${req.containerId} interface ${req.ifname}`, { field: 'containerId' });
       }
+      if (req.portMappings?.length) await checkHostPorts(tx, req.host, req.portMappings);
       const ip = await takeAddress(tx, net, group, req.ip);
       const at = this.now();
       const ep: Omit<Endpoint, 'revision'> = {
@@ -77,6 +91,8 @@ export class Endpoints {
         containerId: req.containerId,
         ...(req.containerName !== undefined ? { containerName: req.containerName } : {}),
         labels: { ...req.labels, network: net.name, ...(group ? { group: group.name } : {}) },
+        ...(req.netns !== undefined ? { netns: req.netns } : {}),
+        ...(req.portMappings?.length ? { portMappings: req.portMappings } : {}),
         state: 'created',
         createdAt: at,
         updatedAt: at,

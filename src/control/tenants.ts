@@ -5,6 +5,8 @@ import { COLLECTIONS, KIND_OF, keys, withRevision } from './keys.js';
 import { endpointsWhere } from './shared.js';
 
 export const DEFAULT_TENANT = 'default';
+/** A /30 per tenant in 169.254.0.0/16 links its namespace to the host; ids stay below that space. */
+export const MAX_TENANT_ID = 16_000;
 
 /** Tenants: each its own routing domain; `default` exists from the start. */
 export class Tenants {
@@ -24,8 +26,12 @@ export class Tenants {
   async create(actor: string, input: TenantInput): Promise<Tenant> {
     const r = await this.store.transact(actor, async (tx) => {
       if (await tx.get(keys.tenant(input.name))) throw new WeftError('WEFT_EXISTS', `tenant ${input.name} already exists`, { field: 'name' });
+      const used = new Set((await tx.list(keys.tenants())).map((e) => (e.value as Tenant).id));
+      let id = 1;
+      while (used.has(id)) id++;
+      if (id > MAX_TENANT_ID) throw new WeftError('WEFT_POOL_EXHAUSTED', `no tenant id left (at most ${MAX_TENANT_ID} tenants)`);
       const at = this.now();
-      const t = { name: input.name, defaultAction: input.defaultAction ?? 'allow', createdAt: at, updatedAt: at };
+      const t = { name: input.name, id, defaultAction: input.defaultAction ?? 'allow', createdAt: at, updatedAt: at };
       tx.put(keys.tenant(input.name), t);
       return t;
     });
@@ -50,7 +56,7 @@ export class Tenants {
       if (!e) throw notFound(`tenant ${name}`);
       const cur = withRevision<Tenant>(e);
       checkRevision(cur.revision, ifMatch, `tenant ${name}`);
-      const t = { name, defaultAction: input.defaultAction ?? cur.defaultAction, createdAt: cur.createdAt, updatedAt: this.now() };
+      const t = { name, id: cur.id, defaultAction: input.defaultAction ?? cur.defaultAction, createdAt: cur.createdAt, updatedAt: this.now() };
       tx.put(keys.tenant(name), t);
       return t;
     });

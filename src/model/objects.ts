@@ -1,4 +1,4 @@
-import type { Labels, Role } from './schemas.js';
+import type { Labels, PortMapping, Role } from './schemas.js';
 
 /** Stored objects, as the API returns them. `revision` is the store revision of the object's last change. */
 export interface Meta {
@@ -12,6 +12,8 @@ export type Direction = 'in' | 'out';
 
 export interface Tenant extends Meta {
   name: string;
+  /** Small number unique among tenants, for bounded kernel names (netns, links) and transit addresses. */
+  id: number;
   defaultAction: Action;
 }
 
@@ -102,6 +104,8 @@ export interface Endpoint extends Meta {
   containerId: string;
   containerName?: string;
   labels: Labels;
+  netns?: string;
+  portMappings?: PortMapping[];
   state: 'created' | 'active';
 }
 

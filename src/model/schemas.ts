@@ -105,6 +105,12 @@ export const GlobalInput = strict({
   arpMode: Type.Optional(oneOf(['proxy', 'flood'] as const)),
 });
 
+export const PortMapping = strict({
+  hostPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+  containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+  protocol: oneOf(['tcp', 'udp'] as const),
+});
+
 export const EndpointRequest = strict({
   tenant: Name,
   network: Name,
@@ -116,6 +122,8 @@ export const EndpointRequest = strict({
   ip: Type.Optional(Text(15)),
   mac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
   labels: Type.Optional(Labels),
+  netns: Type.Optional(Type.String({ pattern: '^/[^\\0]{0,4095}$', description: "path of the container's network namespace" })),
+  portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
 });
 
 export const HostInput = strict({
@@ -148,6 +156,7 @@ export type AppProfileInput = Static<typeof AppProfileInput>;
 export type GlobalInput = Static<typeof GlobalInput>;
 export type EndpointRequest = Static<typeof EndpointRequest>;
 export type HostInput = Static<typeof HostInput>;
+export type PortMapping = Static<typeof PortMapping>;
 export type UserInput = Static<typeof UserInput>;
 export type LoginInput = Static<typeof LoginInput>;
 export type Role = Static<typeof Role>;

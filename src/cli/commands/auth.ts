@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { resolveTarget, writeConfig } from '../config.js';
-import { Client } from '../client.js';
+import { Client } from '../../client/index.js';
 import { usage } from '../errors.js';
 import { act, collect, done, leaf, type Io } from '../kit.js';
 

@@ -1,13 +1,25 @@
-import { CliError, EXIT, exitCodeForStatus } from './errors.js';
-import type { Target } from './config.js';
+/** Where to send requests: one or more server URLs (failover in order) and a bearer token. */
+export interface Target {
+  servers: string[];
+  token: string | undefined;
+}
+
+/** A failed API call: the HTTP status (0 when no server answered) and the problem's code and detail. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string | undefined, detail: string) {
+    super(detail);
+    this.name = 'ApiError';
+  }
+}
 
 export interface RequestOptions {
   ifMatch?: number;
+  signal?: AbortSignal;
   /** Treat 404 as success (idempotent deletes). */
   allowMissing?: boolean;
 }
 
-/** A small client for the Weft API: problem+json errors become CliErrors with the right exit code. */
+/** A small client for the Weft API, shared by the CLI and the agent: problem+json errors become ApiErrors. */
 export class Client {
   private preferred = 0;
 
@@ -25,17 +37,17 @@ export class Client {
     }
     if (!res.ok) {
       const detail = json?.detail ?? (text || res.statusText);
-      throw new CliError(detail, exitCodeForStatus(res.status), json?.code);
+      throw new ApiError(res.status, json?.code, detail);
     }
     return json as T;
   }
 
   /** Opens a streaming GET (watch); the caller reads the body. */
-  async stream(path: string): Promise<Response> {
-    const res = await this.send('GET', path, undefined, {});
+  async stream(path: string, signal?: AbortSignal): Promise<Response> {
+    const res = await this.send('GET', path, undefined, signal ? { signal } : {});
     if (!res.ok) {
       const json: any = await res.json().catch(() => undefined);
-      throw new CliError(json?.detail ?? res.statusText, exitCodeForStatus(res.status), json?.code);
+      throw new ApiError(res.status, json?.code, json?.detail ?? res.statusText);
     }
     return res;
   }
@@ -51,14 +63,17 @@ export class Client {
     for (let i = 0; i < servers.length; i++) {
       const idx = (this.preferred + i) % servers.length;
       try {
-        const res = await fetch(`${servers[idx]}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+        const res = await fetch(`${servers[idx]}${path}`, {
+          method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+        });
         this.preferred = idx;
         return res;
       } catch (e) {
+        if (opts.signal?.aborted) throw e;
         lastError = e;
       }
     }
     const why = (lastError as { cause?: { code?: string } })?.cause?.code ?? (lastError as Error)?.message;
-    throw new CliError(`cannot reach the weft server at ${servers.join(', ')} (${why}); is \`weft server\` running? (--server, WEFT_SERVER)`, EXIT.server, 'unreachable');
+    throw new ApiError(0, 'unreachable', `cannot reach the weft server at ${servers.join(', ')} (${why}); is \`weft server\` running? (--server, WEFT_SERVER)`);
   }
 }

@@ -1,0 +1,1 @@
+export { Client, ApiError, type Target, type RequestOptions } from './client.js';

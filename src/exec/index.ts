@@ -1,0 +1,1 @@
+export { ProcessRunner, FakeRunner, ExecError, type Runner, type RunOptions, type RunResult } from './runner.js';

@@ -1,0 +1,67 @@
+import { spawn } from 'node:child_process';
+
+/**
+ * The one place that starts external programs. Commands are argv arrays, never shell strings.
+ * A failed command becomes an ExecError carrying argv, exit code and stderr, so callers can tell
+ * "already exists" from real failures.
+ */
+export interface RunOptions {
+  /** Written to the program's standard input (nft -f -, ip -batch -). */
+  input?: string;
+  timeoutMs?: number;
+  /** Resolve instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Runner {
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+}
+
+export class ExecError extends Error {
+  constructor(readonly argv: readonly string[], readonly code: number, readonly stderr: string) {
+    super(`${argv.join(' ')} failed (exit ${code}): ${stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
+    this.name = 'ExecError';
+  }
+}
+
+export class ProcessRunner implements Runner {
+  run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const [cmd, ...args] = argv;
+    if (!cmd) return Promise.reject(new Error('empty argv'));
+    return new Promise((resolve, reject) => {
+      const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 30_000 });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', (e) => reject(new ExecError(argv, -1, e.message)));
+      child.on('close', (code, signal) => {
+        const c = code ?? (signal ? 128 : -1);
+        if (c !== 0 && !opts.allowFailure) reject(new ExecError(argv, c, stderr || `killed by ${signal ?? 'unknown'}`));
+        else resolve({ code: c, stdout, stderr });
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input ?? '');
+    });
+  }
+}
+
+/** Records every argv and answers from a script: for unit tests of code that drives commands. */
+export class FakeRunner implements Runner {
+  readonly calls: Array<{ argv: string[]; input?: string }> = [];
+
+  constructor(private readonly answer: (argv: readonly string[], input?: string) => Partial<RunResult> | undefined = () => undefined) {}
+
+  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    this.calls.push({ argv: [...argv], ...(opts.input !== undefined ? { input: opts.input } : {}) });
+    const r = { code: 0, stdout: '', stderr: '', ...this.answer(argv, opts.input) };
+    if (r.code !== 0 && !opts.allowFailure) throw new ExecError(argv, r.code, r.stderr);
+    return r;
+  }
+}
