@@ -1,0 +1,69 @@
+import { parseCidr, type Endpoint, type Network, type PortMapping, type Tenant } from '../model/index.js';
+import { names, transit } from './names.js';
+
+/** What one host's kernel should hold for one tenant. Pure data, computed from the desired state. */
+export interface TenantPlan {
+  tenant: string;
+  id: number;
+  ns: string;
+  uplink: { hostLink: string; tenantLink: string; hostIp: string; tenantIp: string; prefix: number };
+  bridges: BridgePlan[];
+  endpoints: EndpointPlan[];
+  /** Published ports of this tenant's endpoints on this host. */
+  ports: PortPlan[];
+}
+
+export interface BridgePlan {
+  name: string;
+  network: string;
+  vni: number;
+  address: string;
+  mtu: number;
+}
+
+export interface EndpointPlan {
+  id: string;
+  veth: string;
+  bridge: string;
+  ip: string;
+  mtu: number;
+}
+
+export interface PortPlan extends PortMapping {
+  containerIp: string;
+  endpoint: string;
+}
+
+export interface DesiredHostState {
+  host: string;
+  nsPrefix: string;
+  tenants: readonly Tenant[];
+  networks: readonly Network[];
+  endpoints: readonly Endpoint[];
+}
+
+export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
+  const t = transit(tenant.id);
+  const nets = d.networks.filter((n) => n.tenant === tenant.name).sort((x, y) => x.vni - y.vni);
+  const byName = new Map(nets.map((n) => [n.name, n]));
+  const local = d.endpoints.filter((e) => e.tenant === tenant.name && e.host === d.host && byName.has(e.network))
+    .sort((x, y) => (x.id < y.id ? -1 : 1));
+  return {
+    tenant: tenant.name,
+    id: tenant.id,
+    ns: names.tenantNs(d.nsPrefix, tenant.id),
+    uplink: { hostLink: names.uplinkHost(tenant.id), tenantLink: names.uplinkTenant, hostIp: t.host, tenantIp: t.tenant, prefix: t.prefix },
+    bridges: nets.map((n) => ({
+      name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
+      address: `${n.gateway}/${parseCidr(n.subnet, 'subnet').prefix}`,
+    })),
+    endpoints: local.map((e) => ({
+      id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mtu: e.mtu,
+    })),
+    ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),
+  };
+}
+
+export function planHost(d: DesiredHostState): TenantPlan[] {
+  return [...d.tenants].sort((a, b) => a.id - b.id).map((t) => planTenant(d, t));
+}

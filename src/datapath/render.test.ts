@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Endpoint, Network, Tenant } from '../model/index.js';
+import { planHost, planTenant, type DesiredHostState } from './plan.js';
+import { renderHostRuleset, renderTenantRuleset } from './nft.js';
+import { names, transit } from './names.js';
+import { ProcessRunner } from '../exec/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Golden files live in src/; `UPDATE_GOLDEN=1 npm test` rewrites them, to be reviewed as a diff. */
+function golden(name: string, actual: string): void {
+  const src = join(here, '..', '..', 'src', 'datapath', 'testdata', name);
+  if (process.env['UPDATE_GOLDEN'] === '1' || !existsSync(src)) writeFileSync(src, actual);
+  assert.equal(actual, readFileSync(src, 'utf8'), `${name} differs from the golden file`);
+}
+
+const meta = { revision: 1, createdAt: '', updatedAt: '' };
+const tenant = (name: string, id: number): Tenant => ({ ...meta, name, id, defaultAction: 'allow' });
+const net = (t: string, name: string, subnet: string, gateway: string, vni: number): Network =>
+  ({ ...meta, tenant: t, name, subnet, gateway, encap: 'vxlan', vni, mtu: 1450 });
+const ep = (id: string, t: string, network: string, ip: string, host: string, ports?: Endpoint['portMappings']): Endpoint => ({
+  ...meta, id, tenant: t, network, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 0, host, ifname: 'eth0',
+  containerId: id, labels: {}, state: 'created', ...(ports ? { portMappings: ports } : {}),
+});
+
+const desired: DesiredHostState = {
+  host: 'node1',
+  nsPrefix: 'weft-',
+  tenants: [tenant('default', 1), tenant('blue', 2)],
+  networks: [
+    net('default', 'contiv-net', '10.1.2.0/24', '10.1.2.1', 10000),
+    net('default', 'app-net', '10.1.3.0/24', '10.1.3.1', 10002),
+    net('blue', 'contiv-net', '10.1.2.0/24', '10.1.2.1', 10001),
+  ],
+  endpoints: [
+    ep('aaaaaaaaaaaaaaaa', 'default', 'contiv-net', '10.1.2.2', 'node1', [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]),
+    ep('bbbbbbbbbbbbbbbb', 'blue', 'contiv-net', '10.1.2.2', 'node1', [{ hostPort: 5353, containerPort: 53, protocol: 'udp' }]),
+    ep('cccccccccccccccc', 'default', 'contiv-net', '10.1.2.3', 'node2'),
+  ],
+};
+
+test('names fit Linux limits and transit /30s never overlap', () => {
+  assert.ok(names.bridge(16777215).length <= 15);
+  assert.ok(names.endpointVeth('0123456789abcdef').length <= 15);
+  assert.ok(names.uplinkHost(16000).length <= 15);
+  assert.deepEqual(transit(1), { host: '169.254.0.5', tenant: '169.254.0.6', prefix: 30 });
+  assert.deepEqual(transit(16000), { host: '169.254.250.1', tenant: '169.254.250.2', prefix: 30 });
+});
+
+test('a tenant plan holds its bridges and only this host\'s endpoints', () => {
+  const p = planTenant(desired, tenant('default', 1));
+  assert.equal(p.ns, 'weft-t1');
+  assert.deepEqual(p.bridges.map((b) => [b.name, b.address]), [['wb10000', '10.1.2.1/24'], ['wb10002', '10.1.3.1/24']]);
+  assert.deepEqual(p.endpoints.map((e) => [e.veth, e.bridge, e.ip]), [['weaaaaaaaaaaaa', 'wb10000', '10.1.2.2']]);
+  assert.deepEqual(p.ports, [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', containerIp: '10.1.2.2', endpoint: 'aaaaaaaaaaaaaaaa' }]);
+});
+
+test('rulesets render as golden files, and the real nft parser accepts them', async () => {
+  const plans = planHost(desired);
+  const rendered: Array<[string, string]> = [
+    ['tenant-default.nft', renderTenantRuleset(plans[0]!)],
+    ['tenant-blue.nft', renderTenantRuleset(plans[1]!)],
+    ['host.nft', renderHostRuleset(plans)],
+    ['host-empty.nft', renderHostRuleset([])],
+  ];
+  for (const [name, text] of rendered) golden(name, text);
+  // `nft -c` parses and checks against the kernel without changing anything.
+  const runner = new ProcessRunner();
+  for (const [name, text] of rendered) {
+    const r = await runner.run(['nft', '-c', '-f', '-'], { input: text, allowFailure: true });
+    assert.equal(r.code, 0, `${name} is rejected by nft: ${r.stderr}`);
+  }
+});
