@@ -1,0 +1,82 @@
+import { existsSync, writeFileSync, rmSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { Runner } from '../../exec/index.js';
+import { ipBatch } from './observe.js';
+import { NETNS_DIR } from './tenant.js';
+
+export interface Attachment {
+  tenantNs: string;
+  bridge: string;
+  veth: string;
+  /** The container's network namespace as a path (CNI_NETNS). */
+  netnsPath: string;
+  ifname: string;
+  mac: string;
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+  mtu: number;
+}
+
+/**
+ * Gives `ip` a name for a container netns path. Runtimes that pin namespaces under /run/netns (podman,
+ * containerd) need nothing; any other path is bind-mounted there for the duration of `fn`.
+ */
+export async function withNetnsName<T>(runner: Runner, path: string, alias: string, fn: (name: string) => Promise<T>): Promise<T> {
+  const dir = dirname(path);
+  if (dir === NETNS_DIR || dir === '/var/run/netns') return fn(basename(path));
+  const mountPoint = `${NETNS_DIR}/${alias}`;
+  writeFileSync(mountPoint, '');
+  try {
+    await runner.run(['mount', '--bind', path, mountPoint]);
+    try {
+      return await fn(alias);
+    } finally {
+      await runner.run(['umount', mountPoint], { allowFailure: true });
+    }
+  } finally {
+    rmSync(mountPoint, { force: true });
+  }
+}
+
+/**
+ * Creates the endpoint's veth with each end directly in its final namespace (no moves: moving links
+ * between namespaces serialises on rtnl under bursts), puts the host end on the network's bridge, and
+ * configures the container end. Fails if the container already has `ifname`.
+ */
+export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string): Promise<void> {
+  await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
+    await runner.run(['ip', '-n', a.tenantNs, 'link', 'add', a.veth, 'mtu', String(a.mtu), 'type', 'veth',
+      'peer', 'name', a.ifname, 'address', a.mac, 'mtu', String(a.mtu), 'netns', cns]);
+    try {
+      await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'master', a.bridge, 'up']);
+      await ipBatch(runner, cns, [
+        `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
+        `link set ${a.ifname} up`,
+        `route replace default via ${a.gateway} dev ${a.ifname}`,
+      ]);
+    } catch (e) {
+      await detachEndpoint(runner, a.tenantNs, a.veth);
+      throw e;
+    }
+  });
+}
+
+/** Deleting the host end removes the pair, so this works when the container netns is already gone. */
+export async function detachEndpoint(runner: Runner, tenantNs: string, veth: string): Promise<void> {
+  if (!existsSync(`${NETNS_DIR}/${tenantNs}`)) return;
+  await runner.run(['ip', '-n', tenantNs, 'link', 'del', veth], { allowFailure: true });
+}
+
+/** For CNI CHECK: the container's interface exists, is up and holds the address. */
+export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength'>, nsAlias: string): Promise<string | undefined> {
+  if (!existsSync(a.netnsPath)) return `network namespace ${a.netnsPath} does not exist`;
+  return withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
+    const r = await runner.run(['ip', '-n', cns, '-j', 'addr', 'show', 'dev', a.ifname], { allowFailure: true });
+    if (r.code !== 0) return `interface ${a.ifname} is missing in the container`;
+    const [link] = JSON.parse(r.stdout || '[]') as Array<{ flags?: string[]; addr_info?: Array<{ local: string; prefixlen: number }> }>;
+    if (!link?.flags?.includes('UP')) return `interface ${a.ifname} is down`;
+    if (!link.addr_info?.some((x) => x.local === a.ip && x.prefixlen === a.prefixLength)) return `interface ${a.ifname} lacks ${a.ip}/${a.prefixLength}`;
+    return undefined;
+  });
+}

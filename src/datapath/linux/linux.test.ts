@@ -1,0 +1,94 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProcessRunner, type RunOptions, type RunResult, type Runner } from '../../exec/index.js';
+import type { Endpoint, Network, Tenant } from '../../model/index.js';
+import { planTenant, type DesiredHostState } from '../plan.js';
+import { TenantDatapath } from './tenant.js';
+import { NftTables } from './nft.js';
+import { attachEndpoint, detachEndpoint, checkEndpoint } from './endpoint.js';
+
+/** Records argv while really running it, so tests can assert what a second pass did (nothing). */
+class RecordingRunner implements Runner {
+  readonly calls: string[] = [];
+  private readonly real = new ProcessRunner();
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.calls.push(argv.join(' ') + (opts?.input ? ` <<< ${opts.input.trim().replace(/\n/g, '; ')}` : ''));
+    return this.real.run(argv, opts);
+  }
+}
+
+const real = new ProcessRunner();
+const tag = `x${process.pid % 10000}`;
+// High tenant ids keep this test's host-side uplinks (wu<id>) apart from any agent on this machine.
+const ids = [9000 + (process.pid % 500), 9600 + (process.pid % 300)];
+const created: string[] = [];
+const ns = (n: string) => `${tag}-${n}`;
+
+after(async () => {
+  for (const n of created) await real.run(['ip', 'netns', 'del', n], { allowFailure: true });
+  for (const id of ids) await real.run(['ip', 'link', 'del', `wu${id}`], { allowFailure: true });
+});
+
+const meta = { revision: 1, createdAt: '', updatedAt: '' };
+const tenants: Tenant[] = [{ ...meta, name: 'red', id: ids[0]!, defaultAction: 'allow' }, { ...meta, name: 'green', id: ids[1]!, defaultAction: 'allow' }];
+const net = (t: string, name: string, subnet: string, gateway: string, vni: number): Network => ({ ...meta, tenant: t, name, subnet, gateway, encap: 'vxlan', vni, mtu: 1450 });
+const ep = (id: string, t: string, network: string, ip: string): Endpoint => ({
+  ...meta, id, tenant: t, network, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 0, host: 'h', ifname: 'eth0', containerId: id, labels: {}, state: 'created',
+});
+const desired: DesiredHostState = {
+  host: 'h', nsPrefix: `${tag}-`, tenants,
+  networks: [net('red', 'a-net', '10.91.1.0/24', '10.91.1.1', 50001), net('red', 'b-net', '10.91.2.0/24', '10.91.2.1', 50002), net('green', 'a-net', '10.91.1.0/24', '10.91.1.1', 50003)],
+  endpoints: [ep('1111111111111111', 'red', 'a-net', '10.91.1.2'), ep('2222222222222222', 'red', 'b-net', '10.91.2.2'), ep('3333333333333333', 'green', 'a-net', '10.91.1.3')],
+};
+
+async function container(name: string): Promise<string> {
+  await real.run(['ip', 'netns', 'add', ns(name)]);
+  created.push(ns(name));
+  await real.run(['ip', '-n', ns(name), 'link', 'set', 'lo', 'up']);
+  return `/run/netns/${ns(name)}`;
+}
+const ping = async (from: string, ip: string) => (await real.run(['ip', 'netns', 'exec', ns(from), 'ping', '-c', '1', '-W', '1', ip], { allowFailure: true })).code === 0;
+
+test('tenant datapath: routed networks, isolated tenants, idempotent, repairs drift', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const rec = new RecordingRunner();
+  const dp = new TenantDatapath(rec, new NftTables(rec));
+  const plans = tenants.map((t) => planTenant(desired, t));
+  for (const p of plans) {
+    created.push(p.ns);
+    await dp.ensure(p);
+  }
+  const red = plans[0]!;
+  const green = plans[1]!;
+  const attach = async (c: string, p: typeof red, i: number, ip: string, gw: string) => attachEndpoint(real, {
+    tenantNs: p.ns, bridge: p.endpoints[i]!.bridge, veth: p.endpoints[i]!.veth, netnsPath: await container(c),
+    ifname: 'eth0', mac: `02:57:00:00:00:0${c.length}`, ip, prefixLength: 24, gateway: gw, mtu: 1450,
+  }, `${tag}-alias`);
+  await attach('c1', red, 0, '10.91.1.2', '10.91.1.1');
+  await attach('c2', red, 1, '10.91.2.2', '10.91.2.1');
+  await attach('c3', green, 0, '10.91.1.3', '10.91.1.1');
+
+  assert.ok(await ping('c1', '10.91.2.2'), 'two networks of one tenant route to each other');
+  assert.ok(await ping('c3', '10.91.1.1'), 'green reaches its own gateway');
+  assert.ok(!(await ping('c3', '10.91.1.2')), 'green cannot reach red, though the subnets are the same');
+  assert.equal(await checkEndpoint(real, { netnsPath: `/run/netns/${ns('c1')}`, ifname: 'eth0', ip: '10.91.1.2', prefixLength: 24 }, `${tag}-alias`), undefined);
+
+  rec.calls.length = 0;
+  await dp.ensure(red);
+  assert.ok(!rec.calls.some((c) => c.includes('-batch') || c.includes('nft -f')), `a second pass changes nothing:\n${rec.calls.join('\n')}`);
+
+  await real.run(['ip', '-n', red.ns, 'link', 'del', 'wb50002']);
+  await real.run(['ip', 'netns', 'exec', red.ns, 'nft', 'flush', 'table', 'inet', 'weft']);
+  assert.ok(!(await ping('c1', '10.91.2.2')));
+  await dp.ensure(red);
+  assert.ok(await ping('c1', '10.91.2.2'), 'the deleted bridge is back and the veth re-attached');
+  const table = await real.run(['ip', 'netns', 'exec', red.ns, 'nft', 'list', 'table', 'inet', 'weft']);
+  assert.match(table.stdout, /masquerade/, 'the flushed table is restored');
+
+  await detachEndpoint(real, red.ns, red.endpoints[0]!.veth);
+  const gone = await real.run(['ip', '-n', ns('c1'), 'link', 'show', 'eth0'], { allowFailure: true });
+  assert.notEqual(gone.code, 0, 'deleting the host end removes the container end');
+  await detachEndpoint(real, red.ns, red.endpoints[0]!.veth);
+  await dp.remove(red.ns, red.uplink.hostLink);
+  await dp.remove(green.ns, green.uplink.hostLink);
+  assert.notEqual((await real.run(['ip', 'link', 'show', red.uplink.hostLink], { allowFailure: true })).code, 0);
+});

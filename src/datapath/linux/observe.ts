@@ -1,0 +1,46 @@
+import type { Runner } from '../../exec/index.js';
+
+/** What `ip -d -j addr show` says about one link, reduced to what reconcile compares. */
+export interface ObservedLink {
+  name: string;
+  kind: string;
+  master: string | undefined;
+  up: boolean;
+  mtu: number;
+  addresses: string[];
+}
+
+interface IpAddrJson {
+  ifname: string;
+  mtu: number;
+  master?: string;
+  flags?: string[];
+  linkinfo?: { info_kind?: string };
+  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+/** Links of a namespace (undefined: the agent's own) keyed by name, in one exec. */
+export async function observeLinks(runner: Runner, ns: string | undefined): Promise<Map<string, ObservedLink>> {
+  const argv = ns === undefined ? ['ip', '-d', '-j', 'addr', 'show'] : ['ip', '-n', ns, '-d', '-j', 'addr', 'show'];
+  const out = await runner.run(argv);
+  const list = JSON.parse(out.stdout || '[]') as IpAddrJson[];
+  return new Map(list.map((l) => [l.ifname, {
+    name: l.ifname,
+    kind: l.linkinfo?.info_kind ?? '',
+    master: l.master,
+    up: (l.flags ?? []).includes('UP'),
+    mtu: l.mtu,
+    addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+  }]));
+}
+
+/** Commands for `ip -batch -`, run in a namespace; `-force` keeps going past a failed line. */
+export async function ipBatch(runner: Runner, ns: string | undefined, lines: readonly string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const argv = ns === undefined ? ['ip', '-force', '-batch', '-'] : ['ip', '-n', ns, '-force', '-batch', '-'];
+  await runner.run(argv, { input: `${lines.join('\n')}\n` });
+}
+
+export function inNs(ns: string | undefined, argv: readonly string[]): string[] {
+  return ns === undefined ? [...argv] : ['ip', 'netns', 'exec', ns, ...argv];
+}

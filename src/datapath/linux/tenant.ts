@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import type { Runner } from '../../exec/index.js';
+import type { TenantPlan } from '../plan.js';
+import { TENANT_TABLE, renderTenantRuleset } from '../nft.js';
+import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
+import { NftTables } from './nft.js';
+
+export const NETNS_DIR = '/run/netns';
+
+/**
+ * Converges one tenant's namespace to its plan: namespace, uplink to the host, a bridge per network with
+ * its gateway, endpoint veths on their bridges, and the NAT table. Idempotent; touches only links it owns
+ * (`wb*`, `we*`, `up0`, `wu<id>`) and its own nft table; changes nothing that is already right.
+ */
+export class TenantDatapath {
+  constructor(private readonly runner: Runner, private readonly nft: NftTables) {}
+
+  async ensure(p: TenantPlan): Promise<void> {
+    const fresh = await this.ensureNamespace(p.ns);
+    let links = await observeLinks(this.runner, p.ns);
+    if (fresh || !links.has(p.uplink.tenantLink)) {
+      await this.ensureUplink(p);
+      links = await observeLinks(this.runner, p.ns);
+    }
+    await ipBatch(this.runner, p.ns, linkCommands(p, links));
+    await this.nft.ensure(p.ns, 'inet', TENANT_TABLE, renderTenantRuleset(p));
+  }
+
+  async ensureNamespace(ns: string): Promise<boolean> {
+    if (existsSync(`${NETNS_DIR}/${ns}`)) return false;
+    await this.runner.run(['ip', 'netns', 'add', ns]);
+    await ipBatch(this.runner, ns, ['link set lo up']);
+    await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']));
+    return true;
+  }
+
+  /** The veth between host and tenant namespace, created with each end directly in its namespace. */
+  private async ensureUplink(p: TenantPlan): Promise<void> {
+    const u = p.uplink;
+    await this.runner.run(['ip', 'link', 'del', u.hostLink], { allowFailure: true });
+    await this.runner.run(['ip', 'link', 'add', u.hostLink, 'type', 'veth', 'peer', 'name', u.tenantLink, 'netns', p.ns]);
+    await ipBatch(this.runner, undefined, [`addr replace ${u.hostIp}/${u.prefix} dev ${u.hostLink}`, `link set ${u.hostLink} up`]);
+    await ipBatch(this.runner, p.ns, [
+      `addr replace ${u.tenantIp}/${u.prefix} dev ${u.tenantLink}`, `link set ${u.tenantLink} up`,
+      `route replace default via ${u.hostIp} dev ${u.tenantLink}`,
+    ]);
+  }
+
+  /** Removes a tenant's namespace and host uplink (the tenant is gone from the desired state). */
+  async remove(ns: string, hostLink: string): Promise<void> {
+    await this.runner.run(['ip', 'link', 'del', hostLink], { allowFailure: true });
+    if (existsSync(`${NETNS_DIR}/${ns}`)) await this.runner.run(['ip', 'netns', 'del', ns]);
+    this.nft.forget(ns);
+  }
+}
+
+/** The `ip -batch` lines that bring observed links to the plan; empty when all is right. */
+export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>): string[] {
+  const out: string[] = [];
+  const wantBridges = new Set(p.bridges.map((b) => b.name));
+  const wantVeths = new Set(p.endpoints.map((e) => e.veth));
+  for (const b of p.bridges) {
+    const l = links.get(b.name);
+    if (!l) out.push(`link add ${b.name} type bridge`);
+    if (!l || l.mtu !== b.mtu) out.push(`link set ${b.name} mtu ${b.mtu}`);
+    if (!l || !l.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
+    if (!l || !l.up) out.push(`link set ${b.name} up`);
+  }
+  for (const e of p.endpoints) {
+    const l = links.get(e.veth);
+    if (l && (l.master !== e.bridge || !l.up)) out.push(`link set ${e.veth} master ${e.bridge} up`);
+  }
+  for (const l of links.values()) {
+    if (l.kind === 'bridge' && l.name.startsWith('wb') && !wantBridges.has(l.name)) out.push(`link del ${l.name}`);
+    if (l.kind === 'veth' && l.name.startsWith('we') && !wantVeths.has(l.name)) out.push(`link del ${l.name}`);
+  }
+  return out;
+}
