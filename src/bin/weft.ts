@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Start-up file for the `weft` command: the only place that wires the CLI to the server.
-import { runCli } from '../cli/index.js';
+// Start-up file for the `weft` command: the only place that wires the CLI to the server and the agent.
+import pino from 'pino';
+import { runCli, VERSION, type AgentFlags } from '../cli/index.js';
 import { startServer } from '../server/index.js';
+import { Agent } from '../agent/index.js';
+import { ProcessRunner } from '../exec/index.js';
+import { detectUnderlayIp } from '../datapath/index.js';
 
 const io = {
   out: (s: string) => void process.stdout.write(s),
@@ -9,5 +13,13 @@ const io = {
   env: process.env,
 };
 
-const code = await runCli(process.argv.slice(2), io, { startServer });
+async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void> }> {
+  const runner = new ProcessRunner();
+  const log = pino({ level: f.logLevel, base: { proc: 'weft-agent', host: f.host } }, pino.destination(2));
+  const agent = new Agent({ ...f, vtepIp: f.vtepIp ?? (await detectUnderlayIp(runner)), log, runner, version: VERSION });
+  await agent.start();
+  return { close: () => agent.stop() };
+}
+
+const code = await runCli(process.argv.slice(2), io, { startServer, startAgent });
 process.exitCode = code;

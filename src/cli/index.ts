@@ -1,5 +1,5 @@
 export { runCli, buildProgram, VERSION } from './program.js';
 export { normaliseArgv } from './argv.js';
 export { EXIT } from './errors.js';
-export type { Daemons, RunningDaemon } from './commands/daemon.js';
+export type { Daemons, RunningDaemon, AgentFlags } from './commands/daemon.js';
 export type { Io } from './kit.js';

@@ -1,18 +1,10 @@
 import type { Change } from '../store/index.js';
+import type { ChangeEvent } from '../model/index.js';
 import { canSeeTenant } from './access.js';
 import type { Principal } from './users.js';
 
 /** A change as watchers and the history see it: typed, attributed, secrets removed. */
-export interface PublicChange {
-  revision: number;
-  op: 'put' | 'delete';
-  kind: string;
-  key: string;
-  tenant?: string;
-  object: unknown;
-  actor: string;
-  time: string;
-}
+export type PublicChange = ChangeEvent;
 
 const KINDS: Record<string, string> = {
   tenants: 'tenant', networks: 'network', groups: 'group', policies: 'policy', netprofiles: 'netprofile',

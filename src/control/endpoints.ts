@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import {
-  WeftError, badReference, notFound, parseCidr, parseIp,
+  WeftError, badReference, endpointId, notFound, parseCidr, parseIp,
   type Endpoint, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
@@ -9,10 +8,6 @@ import { findIn, requireTenant } from './crud.js';
 import { giveBackAddress, takeAddress } from './addressing.js';
 import { keys, withRevision } from './keys.js';
 
-/** One container interface is one endpoint; its id is stable for a container id and interface name. */
-export function endpointId(containerId: string, ifname: string): string {
-  return createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 16);
-}
 
 /** A locally administered MAC derived from the address, so a restarted container keeps its MAC. */
 export function macFor(ip: string): string {

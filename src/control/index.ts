@@ -3,6 +3,6 @@ export { Crud } from './crud.js';
 export { DEFAULT_TENANT } from './tenants.js';
 export { canSeeTenant, requireTenantAccess, requireRole } from './access.js';
 export { publicChange, visibleTo, type PublicChange } from './changes.js';
-export { endpointId, macFor } from './endpoints.js';
+export { macFor } from './endpoints.js';
 export type { Principal } from './users.js';
 export type { Collection } from './keys.js';

@@ -1,28 +1,29 @@
 /**
- * The one catalogue of error codes. Each code maps once to an HTTP status and a CLI exit code;
- * later the CNI error code and Docker `Err` are derived from the same entry.
+ * The one catalogue of error codes. Each code maps once to an HTTP status (and through it a CLI exit
+ * code) and to a CNI error code (7 invalid config, 11 try again later, 999 internal); the Docker
+ * plugin's `Err` carries the message.
  */
 export const ERROR_CATALOGUE = {
-  WEFT_MALFORMED: { status: 400, title: 'Malformed request' },
-  WEFT_INVALID_FIELD: { status: 400, title: 'Invalid field' },
-  WEFT_UNKNOWN_FIELD: { status: 400, title: 'Unknown field' },
-  WEFT_UNAUTHENTICATED: { status: 401, title: 'Authentication required' },
-  WEFT_FORBIDDEN: { status: 403, title: 'Forbidden' },
-  WEFT_NOT_FOUND: { status: 404, title: 'Not found' },
-  WEFT_EXISTS: { status: 409, title: 'Already exists' },
-  WEFT_IN_USE: { status: 409, title: 'Object in use' },
-  WEFT_OVERLAP: { status: 409, title: 'Address range overlaps' },
-  WEFT_POOL_EXHAUSTED: { status: 409, title: 'Pool exhausted' },
-  WEFT_ADDRESS_IN_USE: { status: 409, title: 'Address in use' },
-  WEFT_HISTORY_COMPACTED: { status: 410, title: 'Revision compacted' },
-  WEFT_STALE_REVISION: { status: 412, title: 'Stale revision' },
-  WEFT_TOO_LARGE: { status: 413, title: 'Request body too large' },
-  WEFT_UNSUPPORTED_MEDIA: { status: 415, title: 'Unsupported media type' },
-  WEFT_INVALID_REFERENCE: { status: 422, title: 'Reference to a missing object' },
-  WEFT_INVALID_VALUE: { status: 422, title: 'Semantically invalid value' },
-  WEFT_IMMUTABLE: { status: 422, title: 'Field cannot change' },
-  WEFT_STORE_CONFLICT: { status: 503, title: 'Store busy, retry' },
-  WEFT_INTERNAL: { status: 500, title: 'Internal error' },
+  WEFT_MALFORMED: { status: 400, title: 'Malformed request', cni: 6 },
+  WEFT_INVALID_FIELD: { status: 400, title: 'Invalid field', cni: 7 },
+  WEFT_UNKNOWN_FIELD: { status: 400, title: 'Unknown field', cni: 2 },
+  WEFT_UNAUTHENTICATED: { status: 401, title: 'Authentication required', cni: 11 },
+  WEFT_FORBIDDEN: { status: 403, title: 'Forbidden', cni: 11 },
+  WEFT_NOT_FOUND: { status: 404, title: 'Not found', cni: 7 },
+  WEFT_EXISTS: { status: 409, title: 'Already exists', cni: 7 },
+  WEFT_IN_USE: { status: 409, title: 'Object in use', cni: 7 },
+  WEFT_OVERLAP: { status: 409, title: 'Address range overlaps', cni: 7 },
+  WEFT_POOL_EXHAUSTED: { status: 409, title: 'Pool exhausted', cni: 11 },
+  WEFT_ADDRESS_IN_USE: { status: 409, title: 'Address in use', cni: 7 },
+  WEFT_HISTORY_COMPACTED: { status: 410, title: 'Revision compacted', cni: 11 },
+  WEFT_STALE_REVISION: { status: 412, title: 'Stale revision', cni: 11 },
+  WEFT_TOO_LARGE: { status: 413, title: 'Request body too large', cni: 7 },
+  WEFT_UNSUPPORTED_MEDIA: { status: 415, title: 'Unsupported media type', cni: 7 },
+  WEFT_INVALID_REFERENCE: { status: 422, title: 'Reference to a missing object', cni: 7 },
+  WEFT_INVALID_VALUE: { status: 422, title: 'Semantically invalid value', cni: 7 },
+  WEFT_IMMUTABLE: { status: 422, title: 'Field cannot change', cni: 7 },
+  WEFT_STORE_CONFLICT: { status: 503, title: 'Store busy, retry', cni: 11 },
+  WEFT_INTERNAL: { status: 500, title: 'Internal error', cni: 999 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

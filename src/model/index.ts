@@ -3,3 +3,4 @@ export * from './ipv4.js';
 export * from './schemas.js';
 export * from './validate.js';
 export * from './objects.js';
+export * from './ids.js';

@@ -132,3 +132,15 @@ export interface User extends Meta {
 export const GLOBAL_DEFAULTS = { vxlanRange: '10000-19999', mtu: 1500, arpMode: 'proxy' } as const;
 /** VXLAN adds 50 bytes of headers over IPv4. */
 export const VXLAN_OVERHEAD = 50;
+
+/** One line of `GET /api/v1/watch` and one row of the history: a change, attributed and redacted. */
+export interface ChangeEvent {
+  revision: number;
+  op: 'put' | 'delete';
+  kind: string;
+  key: string;
+  tenant?: string;
+  object: unknown;
+  actor: string;
+  time: string;
+}

@@ -1,5 +1,9 @@
 import type { Command } from 'commander';
-import { DEFAULT_DATA_DIR } from '../config.js';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from '../config.js';
+import { usage } from '../errors.js';
 import { intArg, type Io } from '../kit.js';
 
 export interface RunningDaemon {
@@ -8,9 +12,44 @@ export interface RunningDaemon {
   close(): Promise<void>;
 }
 
-/** The long-running processes, injected by bin/ so the CLI does not import the server. */
+export interface AgentFlags {
+  servers: string[];
+  token: string;
+  host: string;
+  runDir: string;
+  cniConfDir: string;
+  cniBinDirs: string[];
+  nsPrefix: string;
+  vtepIp?: string;
+  resyncMs: number;
+  logLevel: string;
+}
+
+/** The long-running processes, injected by bin/ so the CLI does not import the server or the agent. */
 export interface Daemons {
   startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number }): Promise<RunningDaemon>;
+  startAgent(opts: AgentFlags): Promise<{ close(): Promise<void> }>;
+}
+
+const AGENT_DEFAULTS = { runDir: '/run/weft', cniConfDir: '/etc/cni/net.d', cniBinDirs: '/usr/lib/cni,/opt/cni/bin', nsPrefix: 'weft-' };
+
+function agentOptions(cmd: Command): Command {
+  return cmd
+    .option('--host <name>', 'this host\'s name (default: the hostname)')
+    .option('--run-dir <dir>', 'where the agent socket lives', AGENT_DEFAULTS.runDir)
+    .option('--cni-conf-dir <dir>', 'where conflists are written for runtimes', AGENT_DEFAULTS.cniConfDir)
+    .option('--cni-bin-dir <dirs>', 'comma-separated plugin directories to install `weft` into', AGENT_DEFAULTS.cniBinDirs)
+    .option('--netns-prefix <prefix>', 'prefix of tenant namespace names (separates agents on one machine)', AGENT_DEFAULTS.nsPrefix)
+    .option('--vtep-ip <ip>', 'underlay address of this host (default: its first global IPv4 address)')
+    .option('--resync <ms>', 'how often to re-check the whole datapath and repair drift', intArg('--resync', 200, 600_000), 2000);
+}
+
+function agentFlags(o: Record<string, any>, servers: string[], token: string): AgentFlags {
+  return {
+    servers, token, host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), runDir: o['runDir'], cniConfDir: o['cniConfDir'],
+    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], logLevel: o['logLevel'],
+    ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
+  };
 }
 
 function announce(io: Io, d: RunningDaemon, dataDir: string, store: string): void {
@@ -24,7 +63,7 @@ function announce(io: Io, d: RunningDaemon, dataDir: string, store: string): voi
 }
 
 /** Runs until SIGINT or SIGTERM, then closes cleanly. */
-async function untilSignalled(d: RunningDaemon, io: Io): Promise<void> {
+async function untilSignalled(d: { close(): Promise<void> }, io: Io): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       io.err(`${sig}: shutting down\n`);
@@ -55,16 +94,46 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
       await untilSignalled(d, io);
     });
 
-  program.command('up')
-    .description('run Weft on this host in the foreground: the server (SQLite) and this host\'s agent; Ctrl-C stops both')
+  agentOptions(program.command('agent')
+    .description("run this host's agent: reconcile the kernel to the desired state and serve the CNI plugin")
+    .option('--server <urls>', 'server URL(s), comma-separated for failover', process.env['WEFT_SERVER'] ?? DEFAULT_SERVER)
+    .option('--token-file <file>', 'file holding the API token (default: WEFT_TOKEN, else DATA_DIR/admin.token)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
+    .addHelpText('after', '\nExamples:\n  $ weft agent\n  $ weft agent --server http://10.0.0.5:9700,http://10.0.0.6:9700 --token-file /etc/weft/token --host node1\n')
+    .action(async (o) => {
+      const tokenFile = o.tokenFile ?? (process.env['WEFT_TOKEN'] ? undefined : join(DEFAULT_DATA_DIR, 'admin.token'));
+      let token = process.env['WEFT_TOKEN'] ?? '';
+      if (tokenFile) {
+        try {
+          token = readFileSync(tokenFile, 'utf8').trim();
+        } catch (e) {
+          throw usage(`--token-file: cannot read ${tokenFile} (${(e as Error).message})`);
+        }
+      }
+      const servers = String(o.server).split(',').map((x: string) => x.trim()).filter(Boolean);
+      const a = await daemons.startAgent(agentFlags(o, servers, token));
+      io.out(`weft agent running (socket ${join(o.runDir, 'agent.sock')}, conflists in ${o.cniConfDir})\n`);
+      await untilSignalled(a, io);
+    });
+
+  agentOptions(program.command('up')
+    .description("run Weft on this host in the foreground: the server (SQLite) and this host's agent; Ctrl-C stops both")
     .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:9700')
     .option('--data-dir <dir>', 'where the SQLite store and admin.token live', DEFAULT_DATA_DIR)
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
     .addHelpText('after', '\nExample:\n  $ weft up            # then, in another shell: weft tenant ls\n')
     .action(async (o) => {
       const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: 'sqlite', logLevel: o.logLevel });
       announce(io, d, o.dataDir, 'sqlite');
-      io.out('agent: not in this build yet (the host agent and CNI plugin are the next milestone); the control plane is up\n');
-      await untilSignalled(d, io);
+      const token = d.adminToken ?? readFileSync(join(o.dataDir, 'admin.token'), 'utf8').trim();
+      let a: { close(): Promise<void> };
+      try {
+        a = await daemons.startAgent(agentFlags(o, [d.url], token));
+      } catch (e) {
+        await d.close();
+        throw e;
+      }
+      io.out(`weft agent running (conflists in ${o.cniConfDir}): podman run --network weft-<tenant>-<group> ...\n`);
+      await untilSignalled({ close: async () => { await a.close(); await d.close(); } }, io);
     });
 }

@@ -2,4 +2,4 @@ export { TenantDatapath, linkCommands, NETNS_DIR } from './tenant.js';
 export { NftTables } from './nft.js';
 export { attachEndpoint, detachEndpoint, checkEndpoint, withNetnsName, type Attachment } from './endpoint.js';
 export { ensureHost } from './host.js';
-export { observeLinks, type ObservedLink } from './observe.js';
+export { observeLinks, detectUnderlayIp, type ObservedLink } from './observe.js';

@@ -44,3 +44,11 @@ export async function ipBatch(runner: Runner, ns: string | undefined, lines: rea
 export function inNs(ns: string | undefined, argv: readonly string[]): string[] {
   return ns === undefined ? [...argv] : ['ip', 'netns', 'exec', ns, ...argv];
 }
+
+/** This host's underlay address: the first global IPv4 address, or loopback when there is none. */
+export async function detectUnderlayIp(runner: Runner): Promise<string> {
+  const r = await runner.run(['ip', '-4', '-j', 'addr', 'show', 'scope', 'global'], { allowFailure: true });
+  const list = JSON.parse(r.stdout || '[]') as IpAddrJson[];
+  for (const l of list) for (const a of l.addr_info ?? []) if (a.family === 'inet' && !l.ifname.startsWith('wu')) return a.local;
+  return '127.0.0.1';
+}

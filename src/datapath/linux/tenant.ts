@@ -15,14 +15,15 @@ export const NETNS_DIR = '/run/netns';
 export class TenantDatapath {
   constructor(private readonly runner: Runner, private readonly nft: NftTables) {}
 
-  async ensure(p: TenantPlan): Promise<void> {
+  /** `protect`: veths being wired right now by a CNI ADD, never deleted as stale. */
+  async ensure(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<void> {
     const fresh = await this.ensureNamespace(p.ns);
     let links = await observeLinks(this.runner, p.ns);
     if (fresh || !links.has(p.uplink.tenantLink)) {
       await this.ensureUplink(p);
       links = await observeLinks(this.runner, p.ns);
     }
-    await ipBatch(this.runner, p.ns, linkCommands(p, links));
+    await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     await this.nft.ensure(p.ns, 'inet', TENANT_TABLE, renderTenantRuleset(p));
   }
 
@@ -55,7 +56,7 @@ export class TenantDatapath {
 }
 
 /** The `ip -batch` lines that bring observed links to the plan; empty when all is right. */
-export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>): string[] {
+export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>, protect: ReadonlySet<string> = new Set()): string[] {
   const out: string[] = [];
   const wantBridges = new Set(p.bridges.map((b) => b.name));
   const wantVeths = new Set(p.endpoints.map((e) => e.veth));
@@ -72,7 +73,7 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
   }
   for (const l of links.values()) {
     if (l.kind === 'bridge' && l.name.startsWith('wb') && !wantBridges.has(l.name)) out.push(`link del ${l.name}`);
-    if (l.kind === 'veth' && l.name.startsWith('we') && !wantVeths.has(l.name)) out.push(`link del ${l.name}`);
+    if (l.kind === 'veth' && l.name.startsWith('we') && !wantVeths.has(l.name) && !protect.has(l.name)) out.push(`link del ${l.name}`);
   }
   return out;
 }

@@ -1,0 +1,229 @@
+import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { ApiError, Client } from '../client/index.js';
+import { endpointId, type Endpoint } from '../model/index.js';
+import type { Runner } from '../exec/index.js';
+import { NftTables, TenantDatapath, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, names, observeLinks } from '../datapath/index.js';
+import { CniError, handleCni, serveCniSocket, type AddRequest, type CniHost, type CniSocketServer, type Scope } from '../plugins/cni/index.js';
+import type { AddResultInput } from '../plugins/cni/index.js';
+import { DesiredState } from './state.js';
+import { Syncer } from './sync.js';
+import { Reconciler } from './reconciler.js';
+
+export interface AgentOptions {
+  servers: string[];
+  token: string;
+  host: string;
+  runDir: string;
+  cniConfDir: string;
+  cniBinDirs: string[];
+  nsPrefix: string;
+  vtepIp: string;
+  resyncMs: number;
+  log: Logger;
+  runner: Runner;
+  version: string;
+}
+
+const HEARTBEAT_MS = 10_000;
+/** An endpoint whose veth is missing is re-wired only after this long, so an ADD in flight is never raced. */
+const REPAIR_GRACE_MS = 10_000;
+
+/**
+ * One per host: keeps a copy of the desired state (list + watch), converges the kernel to it, and serves
+ * the CNI relay socket. It keeps no state of its own: everything is rebuilt from the server and the kernel.
+ * Stopping it leaves the datapath in place, so containers keep their connections across restarts.
+ */
+export class Agent implements CniHost {
+  readonly state = new DesiredState();
+  readonly client: Client;
+  readonly reconciler: Reconciler;
+  private readonly syncer: Syncer;
+  private readonly nft: NftTables;
+  private readonly inflight = new Set<string>();
+  private socket: CniSocketServer | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: AgentOptions) {
+    this.client = new Client({ servers: o.servers, token: o.token });
+    this.nft = new NftTables(o.runner);
+    const dp = new TenantDatapath(o.runner, this.nft);
+    this.reconciler = new Reconciler(this.state, dp, (plans) => ensureHost(this.nft, plans), {
+      host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs,
+    }, o.log, () => new Set([...this.inflight].map(names.endpointVeth)), () => this.maintainEndpoints());
+    this.syncer = new Syncer(this.client, this.state, (t) => this.reconciler.mark(t), o.log);
+  }
+
+  get socketPath(): string {
+    return join(this.o.runDir, 'agent.sock');
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    await this.syncer.start();
+    this.installPlugin();
+    this.reconciler.start();
+    this.socket = await serveCniSocket(this.socketPath, (env, stdin) => handleCni(this, env, stdin));
+    this.heartbeat = setInterval(() => void this.register().catch((e: Error) => this.o.log.warn({ err: e.message }, 'heartbeat failed')), HEARTBEAT_MS);
+    this.o.log.info({ socket: this.socketPath, cniConfDir: this.o.cniConfDir }, 'agent started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.socket?.close();
+    this.syncer.stop();
+    await this.reconciler.stop();
+  }
+
+  private async register(): Promise<void> {
+    await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, { name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version });
+  }
+
+  /** Puts the relay where runtimes look for plugin `weft` (the C relay if it was built, else the Node one). */
+  private installPlugin(): void {
+    const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
+    const native = join(dist, 'weft-cni');
+    for (const dir of this.o.cniBinDirs) {
+      mkdirSync(dir, { recursive: true });
+      const target = join(dir, 'weft');
+      const tmp = `${target}.tmp-${process.pid}`;
+      if (existsSync(native)) copyFileSync(native, tmp);
+      else writeFileSync(tmp, `#!/bin/sh\nexec ${process.execPath} ${join(dist, 'bin', 'weft-cni.js')}\n`);
+      chmodSync(tmp, 0o755);
+      renameSync(tmp, target);
+    }
+  }
+
+  private tenantNs(tenant: string): string | undefined {
+    const t = this.state.tenants.get(tenant);
+    return t && names.tenantNs(this.o.nsPrefix, t.id);
+  }
+
+  async add(req: AddRequest): Promise<AddResultInput> {
+    const id = endpointId(req.containerId, req.ifname);
+    this.inflight.add(id);
+    let ep: Endpoint | undefined;
+    try {
+      ep = await this.createEndpoint(req, id);
+      this.state.putEndpoint(ep);
+      const plan = await this.reconciler.ensureTenant(ep.tenant);
+      if (!plan) throw new CniError(7, `tenant ${ep.tenant} is not known to this agent yet; try again`);
+      const veth = names.endpointVeth(ep.id);
+      await attachEndpoint(this.o.runner, {
+        tenantNs: plan.ns, bridge: names.bridge(ep.vni), veth, netnsPath: req.netns, ifname: req.ifname,
+        mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu,
+      }, `${this.o.nsPrefix}c${id.slice(0, 10)}`);
+      if (ep.portMappings?.length) await this.reconciler.ensureHostNow();
+      return { hostVeth: veth, ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway };
+    } catch (e) {
+      if (ep) await this.release(ep).catch((x: Error) => this.o.log.warn({ err: x.message, endpoint: id }, 'cleanup after a failed ADD failed'));
+      throw e;
+    } finally {
+      this.inflight.delete(id);
+    }
+  }
+
+  /** A leftover endpoint with the same id (an ADD cut short, a missed DEL) is released and made anew. */
+  private async createEndpoint(req: AddRequest, id: string): Promise<Endpoint> {
+    const body = {
+      tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
+      host: this.o.host, ifname: req.ifname, netns: req.netns, labels: req.labels,
+      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.mac ? { mac: req.mac } : {}),
+      ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
+    };
+    try {
+      return await this.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'WEFT_EXISTS')) throw e;
+      const old = await this.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      await this.release(old);
+      return this.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
+    }
+  }
+
+  /** Unwires and forgets an endpoint; the server releases its address. Idempotent. */
+  private async release(ep: Endpoint): Promise<void> {
+    const ns = this.tenantNs(ep.tenant);
+    if (ns) await detachEndpoint(this.o.runner, ns, names.endpointVeth(ep.id));
+    await this.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
+    this.state.dropEndpoint(ep.id);
+    if (ep.portMappings?.length) {
+      await this.reconciler.ensureTenant(ep.tenant);
+      await this.reconciler.ensureHostNow();
+    }
+  }
+
+  async del(containerId: string, ifname: string): Promise<void> {
+    const id = endpointId(containerId, ifname);
+    let ep = this.state.endpoints.get(id);
+    if (!ep) {
+      try {
+        ep = await this.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.status === 404)) throw e;
+      }
+    }
+    if (ep) return this.release(ep);
+    // Unknown to the server: still remove a veth of that name from any tenant namespace we hold.
+    for (const t of this.state.tenants.values()) await detachEndpoint(this.o.runner, names.tenantNs(this.o.nsPrefix, t.id), names.endpointVeth(id));
+  }
+
+  async check(containerId: string, ifname: string, netns: string): Promise<string | undefined> {
+    const id = endpointId(containerId, ifname);
+    let ep: Endpoint;
+    try {
+      ep = await this.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return `endpoint ${id} is unknown to the weft server`;
+      throw e;
+    }
+    const ns = this.tenantNs(ep.tenant);
+    if (!ns) return `tenant ${ep.tenant} is not set up on this host`;
+    const veth = (await observeLinks(this.o.runner, ns)).get(names.endpointVeth(id));
+    if (!veth || veth.master !== names.bridge(ep.vni)) return `host side ${names.endpointVeth(id)} is not on bridge ${names.bridge(ep.vni)}`;
+    return checkEndpoint(this.o.runner, { netnsPath: netns, ifname, ip: ep.ip, prefixLength: ep.prefixLength }, `${this.o.nsPrefix}k${id.slice(0, 10)}`);
+  }
+
+  async gc(scope: Scope, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Promise<void> {
+    const keep = new Set(valid.map((v) => endpointId(v.containerID, v.ifname)));
+    for (const ep of [...this.state.endpoints.values()]) {
+      const inScope = ep.host === this.o.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
+      if (inScope && !keep.has(ep.id) && !this.inflight.has(ep.id)) await this.release(ep);
+    }
+  }
+
+  async status(): Promise<string | undefined> {
+    try {
+      await this.client.request('GET', '/healthz');
+    } catch (e) {
+      return `the weft server cannot be reached: ${(e as Error).message}`;
+    }
+    return this.syncer.synced ? undefined : 'the agent has not loaded the desired state yet';
+  }
+
+  /**
+   * Endpoints of this host whose container is gone (its netns path vanished) are released; those whose
+   * veth vanished while the container lives are wired again. Runs after each full resync.
+   */
+  private async maintainEndpoints(): Promise<void> {
+    const now = Date.now();
+    for (const ep of [...this.state.endpoints.values()]) {
+      if (ep.host !== this.o.host || this.inflight.has(ep.id) || !ep.netns) continue;
+      if (now - Date.parse(ep.createdAt) < REPAIR_GRACE_MS) continue;
+      if (!existsSync(ep.netns)) {
+        this.o.log.info({ endpoint: ep.id, netns: ep.netns }, 'container gone: releasing its endpoint');
+        await this.release(ep).catch((e: Error) => this.o.log.warn({ err: e.message }, 'release failed'));
+        continue;
+      }
+      const ns = this.tenantNs(ep.tenant);
+      if (!ns || (await observeLinks(this.o.runner, ns)).has(names.endpointVeth(ep.id))) continue;
+      this.o.log.info({ endpoint: ep.id }, 'veth missing: wiring the endpoint again');
+      await attachEndpoint(this.o.runner, {
+        tenantNs: ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath: ep.netns, ifname: ep.ifname,
+        mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu,
+      }, `${this.o.nsPrefix}r${ep.id.slice(0, 10)}`).catch((e: Error) => this.o.log.warn({ err: e.message }, 'repair failed'));
+    }
+  }
+}

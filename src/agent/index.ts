@@ -1,0 +1,3 @@
+export { Agent, type AgentOptions } from './agent.js';
+export { DesiredState } from './state.js';
+export { desiredConflists, syncConflists } from './conflists.js';

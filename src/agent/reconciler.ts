@@ -1,0 +1,132 @@
+import { readdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { Mutex } from '../store/index.js';
+import { NETNS_DIR, TenantDatapath, ensureHost, names, planHost, planTenant, type TenantPlan } from '../datapath/index.js';
+import type { DesiredState } from './state.js';
+import { desiredConflists, syncConflists } from './conflists.js';
+
+export interface ReconcilerOptions {
+  host: string;
+  nsPrefix: string;
+  cniConfDir: string;
+  agentSocket: string;
+  resyncMs: number;
+}
+
+/**
+ * Level-triggered: a change marks its tenant dirty (or everything), and `reconcileTenant` re-reads the
+ * desired state and converges the kernel to it. A periodic resync marks everything dirty, which is how
+ * drift (a deleted bridge, a flushed table) is repaired. One lock per tenant is shared with the CNI path.
+ */
+export class Reconciler {
+  private readonly locks = new Map<string, Mutex>();
+  private readonly dirty = new Set<string>();
+  private allDirty = false;
+  private scheduled = false;
+  private running: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  lastError: string | undefined;
+
+  constructor(
+    private readonly state: DesiredState,
+    private readonly dp: TenantDatapath,
+    private readonly hostSide: (plans: TenantPlan[]) => Promise<void>,
+    private readonly opts: ReconcilerOptions,
+    private readonly log: Logger,
+    private readonly protect: () => ReadonlySet<string> = () => new Set(),
+    private readonly afterFullPass: () => Promise<void> = async () => undefined,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.mark(undefined), this.opts.resyncMs);
+    this.mark(undefined);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  lock(tenant: string): Mutex {
+    let m = this.locks.get(tenant);
+    if (!m) this.locks.set(tenant, (m = new Mutex()));
+    return m;
+  }
+
+  mark(tenant: string | undefined): void {
+    if (tenant === undefined) this.allDirty = true;
+    else this.dirty.add(tenant);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.running = this.running.then(() => this.pass());
+    });
+  }
+
+  plan(tenant: string): TenantPlan | undefined {
+    const t = this.state.tenants.get(tenant);
+    return t && planTenant(this.state.hostView(this.opts.host, this.opts.nsPrefix), t);
+  }
+
+  /** Applies the host side now (published ports must work when the CNI ADD returns). */
+  async ensureHostNow(): Promise<void> {
+    await this.hostSide(planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix)));
+  }
+
+  /** Converges one tenant now (the CNI ADD path calls this before wiring an endpoint). */
+  async ensureTenant(tenant: string): Promise<TenantPlan | undefined> {
+    return this.lock(tenant).run(async () => {
+      const p = this.plan(tenant);
+      if (p) await this.dp.ensure(p, this.protect());
+      return p;
+    });
+  }
+
+  private async pass(): Promise<void> {
+    const all = this.allDirty;
+    const tenants = all ? [...this.state.tenants.keys()] : [...this.dirty];
+    this.allDirty = false;
+    this.dirty.clear();
+    const errors: string[] = [];
+    for (const t of tenants) {
+      try {
+        await this.ensureTenant(t);
+      } catch (e) {
+        errors.push(`tenant ${t}: ${(e as Error).message}`);
+        this.dirty.add(t);
+      }
+    }
+    try {
+      const plans = planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix));
+      await this.hostSide(plans);
+      syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
+      if (all) await this.removeStaleTenants(plans);
+      if (all) await this.afterFullPass();
+    } catch (e) {
+      errors.push(`host: ${(e as Error).message}`);
+    }
+    this.lastError = errors.length ? errors.join('; ') : undefined;
+    if (errors.length) this.log.warn({ errors }, 'reconcile incomplete; retrying at the next resync');
+  }
+
+  /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */
+  private async removeStaleTenants(plans: readonly TenantPlan[]): Promise<void> {
+    const wanted = new Set(plans.map((p) => p.ns));
+    const pattern = new RegExp(`^${this.opts.nsPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
+    let present: string[] = [];
+    try {
+      present = readdirSync(NETNS_DIR);
+    } catch {
+      return;
+    }
+    for (const ns of present) {
+      const m = pattern.exec(ns);
+      if (!m || wanted.has(ns)) continue;
+      this.log.info({ ns }, 'removing the namespace of a deleted tenant');
+      await this.lock(ns).run(() => this.dp.remove(ns, names.uplinkHost(Number(m[1]))));
+    }
+  }
+}
+
+export { ensureHost };

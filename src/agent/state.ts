@@ -1,0 +1,68 @@
+import type { ChangeEvent, Endpoint, Group, Network, Tenant } from '../model/index.js';
+import type { DesiredHostState } from '../datapath/index.js';
+
+export interface Snapshot {
+  revision: number;
+  tenants: Tenant[];
+  networks: Network[];
+  groups: Group[];
+  endpoints: Endpoint[];
+}
+
+/**
+ * The agent's copy of the desired state, rebuilt from the server at every (re)list and kept current by
+ * the watch. Changes older than what an object already holds are ignored, so replaying a change twice,
+ * or out of order after a relist, is harmless.
+ */
+export class DesiredState {
+  readonly tenants = new Map<string, Tenant>();
+  readonly networks = new Map<string, Network>();
+  readonly groups = new Map<string, Group>();
+  readonly endpoints = new Map<string, Endpoint>();
+  revision = 0;
+
+  replaceAll(s: Snapshot): void {
+    this.tenants.clear();
+    this.networks.clear();
+    this.groups.clear();
+    this.endpoints.clear();
+    for (const t of s.tenants) this.tenants.set(t.name, t);
+    for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
+    for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);
+    for (const e of s.endpoints) this.endpoints.set(e.id, e);
+    this.revision = s.revision;
+  }
+
+  /** Applies one watched change; returns the tenant it concerns, if any. */
+  apply(c: ChangeEvent): string | undefined {
+    if (c.revision > this.revision) this.revision = c.revision;
+    const name = c.key.slice(c.key.indexOf('/') + 1);
+    switch (c.kind) {
+      case 'tenant': upsert(this.tenants, name, c); return c.tenant;
+      case 'network': upsert(this.networks, name, c); return c.tenant;
+      case 'group': upsert(this.groups, name, c); return c.tenant;
+      case 'endpoint': upsert(this.endpoints, name, c); return c.tenant;
+      default: return undefined;
+    }
+  }
+
+  /** Records an object the agent itself just wrote, before the watch delivers it. */
+  putEndpoint(e: Endpoint): void {
+    this.endpoints.set(e.id, e);
+  }
+
+  dropEndpoint(id: string): void {
+    this.endpoints.delete(id);
+  }
+
+  hostView(host: string, nsPrefix: string): DesiredHostState {
+    return { host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()] };
+  }
+}
+
+function upsert<T extends { revision: number }>(map: Map<string, T>, key: string, c: ChangeEvent): void {
+  const cur = map.get(key);
+  if (cur && cur.revision > c.revision) return;
+  if (c.op === 'delete') map.delete(key);
+  else map.set(key, { ...(c.object as T), revision: c.revision });
+}

@@ -1,0 +1,96 @@
+import type { Logger } from 'pino';
+import { ApiError, type Client } from '../client/index.js';
+import type { ChangeEvent, Endpoint, Group, Network, Tenant } from '../model/index.js';
+import type { DesiredState, Snapshot } from './state.js';
+
+interface Listing<T> { items: T[]; revision: number }
+
+/** Lists everything the agent needs; the snapshot's revision is the oldest of the lists, so the watch replays any gap. */
+export async function listAll(client: Client): Promise<Snapshot> {
+  const tenants = await client.request<Listing<Tenant>>('GET', '/api/v1/tenants');
+  const revisions = [tenants.revision];
+  const networks: Network[] = [];
+  const groups: Group[] = [];
+  for (const t of tenants.items) {
+    const n = await client.request<Listing<Network>>('GET', `/api/v1/tenants/${t.name}/networks`);
+    const g = await client.request<Listing<Group>>('GET', `/api/v1/tenants/${t.name}/groups`);
+    networks.push(...n.items);
+    groups.push(...g.items);
+    revisions.push(n.revision, g.revision);
+  }
+  const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
+  revisions.push(endpoints.revision);
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, endpoints: endpoints.items };
+}
+
+/**
+ * List, then watch from the listed revision; on any break (server restart, 410 compacted, network error)
+ * list again after a short pause. `changed` gets the affected tenant (or undefined: everything).
+ */
+export class Syncer {
+  private abort = new AbortController();
+  private running = false;
+  synced = false;
+
+  constructor(
+    private readonly client: Client,
+    private readonly state: DesiredState,
+    private readonly changed: (tenant: string | undefined) => void,
+    private readonly log: Logger,
+    private readonly retryMs = 1000,
+  ) {}
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.relist();
+    void this.loop();
+  }
+
+  stop(): void {
+    this.running = false;
+    this.abort.abort();
+  }
+
+  private async relist(): Promise<void> {
+    this.state.replaceAll(await listAll(this.client));
+    this.synced = true;
+    this.changed(undefined);
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.watch();
+      } catch (e) {
+        if (!this.running) return;
+        const gone = e instanceof ApiError && e.status === 410;
+        this.log.warn({ err: (e as Error).message }, gone ? 'watch revision compacted; re-listing' : 'watch broke; re-listing');
+      }
+      if (!this.running) return;
+      await new Promise((r) => setTimeout(r, this.retryMs));
+      try {
+        await this.relist();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'list failed; retrying');
+      }
+    }
+  }
+
+  private async watch(): Promise<void> {
+    this.abort = new AbortController();
+    const res = await this.client.stream(`/api/v1/watch?since=${this.state.revision}`, this.abort.signal);
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buf.slice(0, nl)) as ChangeEvent | { op: 'bookmark'; revision: number };
+        buf = buf.slice(nl + 1);
+        if (line.op === 'bookmark') continue;
+        this.changed(this.state.apply(line));
+      }
+    }
+    throw new Error('watch stream ended');
+  }
+}

@@ -1,0 +1,6 @@
+import { createHash } from 'node:crypto';
+
+/** One container interface is one endpoint; its id is stable for a container id and interface name. */
+export function endpointId(containerId: string, ifname: string): string {
+  return createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 16);
+}

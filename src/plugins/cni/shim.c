@@ -1,0 +1,96 @@
+/*
+ * weft-cni: the CNI plugin executable runtimes exec. It relays one invocation (the CNI_* environment
+ * and stdin) to the weft agent's unix socket and prints the agent's answer; every decision is made in
+ * the agent. Written in C because a Node process costs ~50 ms to start, more than a whole reference
+ * plugin ADD. Protocol: see relay framing in src/plugins/cni/socket.ts.
+ * Socket: $WEFT_AGENT_SOCK, else the conflist's "agentSocket", else /run/weft/agent.sock.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void fail(int code, const char *msg, const char *details) {
+  printf("{\"cniVersion\":\"1.1.0\",\"code\":%d,\"msg\":\"%s\",\"details\":\"%s\"}\n", code, msg, details);
+  exit(1);
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EINTR) continue; return -1; }
+    p += w; n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Finds "agentSocket":"PATH" in the config; runtimes re-serialise JSON, so allow spaces around ':'. */
+static int socket_from_config(const char *in, char *out, size_t cap) {
+  const char *k = strstr(in, "\"agentSocket\"");
+  if (!k) return 0;
+  k += strlen("\"agentSocket\"");
+  while (*k == ' ' || *k == '\t' || *k == '\n' || *k == '\r' || *k == ':') k++;
+  if (*k++ != '"') return 0;
+  size_t n = 0;
+  while (k[n] && k[n] != '"' && k[n] != '\\' && n + 1 < cap) n++;
+  if (k[n] != '"') return 0;
+  memcpy(out, k, n);
+  out[n] = 0;
+  return 1;
+}
+
+int main(void) {
+  size_t cap = 1 << 16, len = 0;
+  char *in = malloc(cap + 1);
+  if (!in) fail(5, "out of memory", "");
+  for (;;) {
+    if (len == cap) { cap *= 2; in = realloc(in, cap + 1); if (!in) fail(5, "out of memory", ""); }
+    ssize_t r = read(0, in + len, cap - len);
+    if (r < 0) { if (errno == EINTR) continue; fail(5, "cannot read stdin", strerror(errno)); }
+    if (r == 0) break;
+    len += (size_t)r;
+  }
+  in[len] = 0;
+
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  const char *env_sock = getenv("WEFT_AGENT_SOCK");
+  if (env_sock && *env_sock) strncpy(addr.sun_path, env_sock, sizeof addr.sun_path - 1);
+  else if (!socket_from_config(in, addr.sun_path, sizeof addr.sun_path)) strcpy(addr.sun_path, "/run/weft/agent.sock");
+
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    const char *cmd = getenv("CNI_COMMAND");
+    if (cmd && strcmp(cmd, "VERSION") == 0) {
+      printf("{\"cniVersion\":\"1.1.0\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]}\n");
+      return 0;
+    }
+    fail(11, "the weft agent is not running (cannot connect to its socket); try again later", strerror(errno));
+  }
+  for (char **e = environ; *e; e++) {
+    if (strncmp(*e, "CNI_", 4) == 0 && write_all(fd, *e, strlen(*e) + 1) < 0) fail(5, "cannot talk to the weft agent", strerror(errno));
+  }
+  if (write_all(fd, "", 1) < 0 || write_all(fd, in, len) < 0) fail(5, "cannot talk to the weft agent", strerror(errno));
+  shutdown(fd, SHUT_WR);
+
+  size_t rcap = 1 << 16, rlen = 0;
+  char *res = malloc(rcap + 1);
+  if (!res) fail(5, "out of memory", "");
+  for (;;) {
+    if (rlen == rcap) { rcap *= 2; res = realloc(res, rcap + 1); if (!res) fail(5, "out of memory", ""); }
+    ssize_t r = read(fd, res + rlen, rcap - rlen);
+    if (r < 0) { if (errno == EINTR) continue; fail(5, "cannot read the weft agent's answer", strerror(errno)); }
+    if (r == 0) break;
+    rlen += (size_t)r;
+  }
+  res[rlen] = 0;
+  char *nl = memchr(res, '\n', rlen);
+  if (!nl) fail(999, "the weft agent closed the connection without an answer", "");
+  int code = atoi(res);
+  write_all(1, nl + 1, rlen - (size_t)(nl + 1 - res));
+  return code;
+}
