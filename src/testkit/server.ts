@@ -21,9 +21,9 @@ export interface ServerProcess {
  * for its "listening" line. stop() sends SIGTERM to its pid (SIGKILL after 5 s) and removes the dir
  * unless `keepDir` is set.
  */
-export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean } = {}): Promise<ServerProcess> {
+export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-srv-'));
-  const proc = spawn(process.execPath, [WEFT_BIN, 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, [WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -1,0 +1,149 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProcessRunner, type RunResult } from '../exec/index.js';
+import { WEFT_BIN, startServerProcess, http, type ServerProcess } from './server.js';
+
+const runner = new ProcessRunner();
+
+/**
+ * A simulated host for agent tests: a network namespace joined to the root namespace by a veth (the
+ * server listens on the root side), an agent process running inside it with its own run, CNI config
+ * and plugin directories, and helpers to make "containers" (namespaces) and call the CNI plugin the way a
+ * runtime does. Every namespace, link and process carries `tag` and is removed by cleanup().
+ */
+export interface TestHost {
+  tag: string;
+  hostNs: string;
+  hostIp: string;
+  dir: string;
+  server: ServerProcess;
+  token: string;
+  pluginPath: string;
+  cniConfDir: string;
+  agentPid(): number | undefined;
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  weft(args: string[]): Promise<RunResult>;
+  container(name: string): Promise<string>;
+  exec(ns: string, argv: string[], opts?: { input?: string; timeoutMs?: number }): Promise<RunResult>;
+  cni(command: string, opts: { conflist: string; containerId?: string; netns?: string; ifname?: string; env?: Record<string, string>; stdin?: string; patch?: Record<string, unknown> }): Promise<{ code: number; json: any; stdout: string }>;
+  startAgent(extra?: string[]): Promise<void>;
+  stopAgent(signal?: NodeJS.Signals): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export async function startTestHost(name: string, opts: { agentArgs?: string[] } = {}): Promise<TestHost> {
+  const tag = `${name}${process.pid % 100000}`.slice(0, 9);
+  const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
+  const hostNs = `${tag}-host`;
+  const octet = 1 + (process.pid % 250);
+  const rootIp = `198.18.${octet}.1`;
+  const hostIp = `198.18.${octet}.2`;
+  let agent: ChildProcess | undefined;
+  let server: ServerProcess | undefined;
+  const cleanup = async () => {
+    if (agent?.exitCode === null) agent.kill('SIGKILL');
+    await server?.stop();
+    for (const ns of safeList()) if (ns.startsWith(tag)) await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    await runner.run(['ip', 'link', 'del', `${tag}r`], { allowFailure: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await runner.run(['ip', 'netns', 'add', hostNs]);
+    await runner.run(['ip', 'link', 'add', `${tag}r`, 'type', 'veth', 'peer', 'name', 'uplink', 'netns', hostNs]);
+    await runner.run(['ip', 'addr', 'add', `${rootIp}/30`, 'dev', `${tag}r`]);
+    await runner.run(['ip', 'link', 'set', `${tag}r`, 'up']);
+    await runner.run(['ip', '-n', hostNs, '-batch', '-'], { input: `link set lo up\naddr add ${hostIp}/30 dev uplink\nlink set uplink up\n` });
+    server = await startServerProcess({ listen: `${rootIp}:0` });
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, server.token, { mode: 0o600 });
+    const srv = server;
+    const cniConfDir = join(dir, 'net.d');
+    const binDir = join(dir, 'bin');
+    const startAgent = async (extra: string[] = []) => {
+      // nsenter --net, not `ip netns exec`: the latter gives the agent a private mount namespace, and the
+      // tenant namespaces it pins under /run/netns would be invisible to everyone else (and to its next run).
+      const argv = [`--net=/run/netns/${hostNs}`, process.execPath, WEFT_BIN, 'agent', '--server', srv.url, '--token-file', tokenFile,
+        '--host', `${tag}-h`, '--run-dir', join(dir, 'run'), '--cni-conf-dir', cniConfDir, '--cni-bin-dir', binDir,
+        '--netns-prefix', `${tag}-`, '--vtep-ip', hostIp, '--resync', '1000', '--log-level', 'warn', ...(opts.agentArgs ?? []), ...extra];
+      const child = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      agent = child;
+      let out = '';
+      child.stdout?.on('data', (d) => (out += d));
+      child.stderr?.on('data', (d) => (out += d));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`agent did not start:\n${out}`)), 15_000);
+        child.stdout?.on('data', () => { if (out.includes('weft agent running')) { clearTimeout(timer); resolve(); } });
+        child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`agent exited ${code}:\n${out}`)); });
+      });
+    };
+    const stopAgent = async (signal: NodeJS.Signals = 'SIGTERM') => {
+      const a = agent;
+      if (!a || a.exitCode !== null) return;
+      const done = new Promise((r) => a.once('exit', r));
+      a.kill(signal);
+      await done;
+    };
+    await startAgent();
+    const host: TestHost = {
+      tag, hostNs, hostIp, dir, server: srv, token: srv.token, pluginPath: join(binDir, 'weft'), cniConfDir,
+      agentPid: () => agent?.pid,
+      api: (method, path, body) => http(srv.url, srv.token, method, path, body),
+      weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, '--server', srv.url, '--token', srv.token], { allowFailure: true }),
+      async container(n) {
+        const ns = `${tag}-${n}`;
+        await runner.run(['ip', 'netns', 'add', ns]);
+        await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+        return `/run/netns/${ns}`;
+      },
+      exec: (ns, argv, o = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),
+      async cni(command, o) {
+        const list = JSON.parse(readFileSync(join(cniConfDir, `${o.conflist}.conflist`), 'utf8'));
+        const conf = { ...list.plugins[0], cniVersion: list.cniVersion, name: list.name, ...(o.patch ?? {}) };
+        const env: Record<string, string> = {
+          PATH: process.env['PATH'] ?? '', CNI_COMMAND: command, CNI_CONTAINERID: o.containerId ?? '', CNI_NETNS: o.netns ?? '',
+          CNI_IFNAME: o.ifname ?? 'eth0', CNI_PATH: binDir, ...(o.env ?? {}),
+        };
+        const r = await runPlugin(join(binDir, 'weft'), env, o.stdin ?? JSON.stringify(conf));
+        let json: any;
+        try { json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { json = undefined; }
+        return { code: r.code, json, stdout: r.stdout };
+      },
+      startAgent, stopAgent, cleanup,
+    };
+    return host;
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+function safeList(): string[] {
+  try {
+    return readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+}
+
+/** Execs the plugin with exactly the given environment, as a runtime does. */
+function runPlugin(path: string, env: Record<string, string>, stdin: string): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(path, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
+    child.stdin.end(stdin);
+  });
+}
+
+/** Polls `fn` until it returns true or `ms` pass; returns how long it took, or -1. */
+export async function within(ms: number, fn: () => Promise<boolean>, everyMs = 100): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    if (await fn()) return Date.now() - start;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return -1;
+}
