@@ -8,6 +8,7 @@ import type { Runner } from '../exec/index.js';
 import { NftTables, TenantDatapath, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, names, observeLinks } from '../datapath/index.js';
 import { CniError, handleCni, serveCniSocket, type AddRequest, type CniHost, type CniSocketServer, type Scope } from '../plugins/cni/index.js';
 import type { AddResultInput } from '../plugins/cni/index.js';
+import { Mutex } from '../store/index.js';
 import { DesiredState } from './state.js';
 import { Syncer } from './sync.js';
 import { Reconciler } from './reconciler.js';
@@ -22,14 +23,14 @@ export interface AgentOptions {
   nsPrefix: string;
   vtepIp: string;
   resyncMs: number;
+  /** An endpoint whose veth is missing is re-wired only after this long, so an ADD in flight is never raced. */
+  repairGraceMs: number;
   log: Logger;
   runner: Runner;
   version: string;
 }
 
 const HEARTBEAT_MS = 10_000;
-/** An endpoint whose veth is missing is re-wired only after this long, so an ADD in flight is never raced. */
-const REPAIR_GRACE_MS = 10_000;
 
 /**
  * One per host: keeps a copy of the desired state (list + watch), converges the kernel to it, and serves
@@ -43,6 +44,8 @@ export class Agent implements CniHost {
   private readonly syncer: Syncer;
   private readonly nft: NftTables;
   private readonly inflight = new Set<string>();
+  /** ADD, DEL and repair of one endpoint never overlap. */
+  private readonly epLocks = new Map<string, { m: Mutex; users: number }>();
   private socket: CniSocketServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
 
@@ -101,8 +104,23 @@ export class Agent implements CniHost {
     return t && names.tenantNs(this.o.nsPrefix, t.id);
   }
 
-  async add(req: AddRequest): Promise<AddResultInput> {
+  private async withEndpoint<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    let l = this.epLocks.get(id);
+    if (!l) this.epLocks.set(id, (l = { m: new Mutex(), users: 0 }));
+    l.users++;
+    try {
+      return await l.m.run(fn);
+    } finally {
+      if (--l.users === 0) this.epLocks.delete(id);
+    }
+  }
+
+  add(req: AddRequest): Promise<AddResultInput> {
     const id = endpointId(req.containerId, req.ifname);
+    return this.withEndpoint(id, () => this.addLocked(req, id));
+  }
+
+  private async addLocked(req: AddRequest, id: string): Promise<AddResultInput> {
     this.inflight.add(id);
     let ep: Endpoint | undefined;
     try {
@@ -146,7 +164,7 @@ export class Agent implements CniHost {
   /** Unwires and forgets an endpoint; the server releases its address. Idempotent. */
   private async release(ep: Endpoint): Promise<void> {
     const ns = this.tenantNs(ep.tenant);
-    if (ns) await detachEndpoint(this.o.runner, ns, names.endpointVeth(ep.id));
+    if (ns) await detachEndpoint(this.o.runner, ns, names.endpointVeth(ep.id), ep.ip);
     await this.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
     this.state.dropEndpoint(ep.id);
     if (ep.portMappings?.length) {
@@ -155,8 +173,19 @@ export class Agent implements CniHost {
     }
   }
 
-  async del(containerId: string, ifname: string): Promise<void> {
+  del(containerId: string, ifname: string): Promise<void> {
     const id = endpointId(containerId, ifname);
+    return this.withEndpoint(id, async () => {
+      this.inflight.add(id);
+      try {
+        await this.delLocked(id);
+      } finally {
+        this.inflight.delete(id);
+      }
+    });
+  }
+
+  private async delLocked(id: string): Promise<void> {
     let ep = this.state.endpoints.get(id);
     if (!ep) {
       try {
@@ -190,7 +219,7 @@ export class Agent implements CniHost {
     const keep = new Set(valid.map((v) => endpointId(v.containerID, v.ifname)));
     for (const ep of [...this.state.endpoints.values()]) {
       const inScope = ep.host === this.o.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
-      if (inScope && !keep.has(ep.id) && !this.inflight.has(ep.id)) await this.release(ep);
+      if (inScope && !keep.has(ep.id) && !this.inflight.has(ep.id)) await this.withEndpoint(ep.id, () => this.release(ep));
     }
   }
 
@@ -209,21 +238,30 @@ export class Agent implements CniHost {
    */
   private async maintainEndpoints(): Promise<void> {
     const now = Date.now();
-    for (const ep of [...this.state.endpoints.values()]) {
-      if (ep.host !== this.o.host || this.inflight.has(ep.id) || !ep.netns) continue;
-      if (now - Date.parse(ep.createdAt) < REPAIR_GRACE_MS) continue;
-      if (!existsSync(ep.netns)) {
-        this.o.log.info({ endpoint: ep.id, netns: ep.netns }, 'container gone: releasing its endpoint');
-        await this.release(ep).catch((e: Error) => this.o.log.warn({ err: e.message }, 'release failed'));
-        continue;
-      }
-      const ns = this.tenantNs(ep.tenant);
-      if (!ns || (await observeLinks(this.o.runner, ns)).has(names.endpointVeth(ep.id))) continue;
-      this.o.log.info({ endpoint: ep.id }, 'veth missing: wiring the endpoint again');
-      await attachEndpoint(this.o.runner, {
-        tenantNs: ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath: ep.netns, ifname: ep.ifname,
-        mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu,
-      }, `${this.o.nsPrefix}r${ep.id.slice(0, 10)}`).catch((e: Error) => this.o.log.warn({ err: e.message }, 'repair failed'));
+    const linksByNs = new Map<string, Set<string>>();
+    for (const candidate of [...this.state.endpoints.values()]) {
+      if (candidate.host !== this.o.host || this.inflight.has(candidate.id) || !candidate.netns) continue;
+      if (now - Date.parse(candidate.createdAt) < this.o.repairGraceMs) continue;
+      await this.withEndpoint(candidate.id, async () => {
+        // Re-read under the lock: a DEL may have released it while we waited.
+        const ep = this.state.endpoints.get(candidate.id);
+        if (!ep?.netns) return;
+        if (!existsSync(ep.netns)) {
+          this.o.log.info({ endpoint: ep.id, netns: ep.netns }, 'container gone: releasing its endpoint');
+          await this.release(ep).catch((e: Error) => this.o.log.warn({ err: e.message }, 'release failed'));
+          return;
+        }
+        const ns = this.tenantNs(ep.tenant);
+        if (!ns) return;
+        let links = linksByNs.get(ns);
+        if (!links) linksByNs.set(ns, (links = new Set((await observeLinks(this.o.runner, ns)).keys())));
+        if (links.has(names.endpointVeth(ep.id))) return;
+        this.o.log.info({ endpoint: ep.id }, 'veth missing: wiring the endpoint again');
+        await attachEndpoint(this.o.runner, {
+          tenantNs: ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath: ep.netns, ifname: ep.ifname,
+          mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu,
+        }, `${this.o.nsPrefix}r${ep.id.slice(0, 10)}`).catch((e: Error) => this.o.log.warn({ err: e.message }, 'repair failed'));
+      });
     }
   }
 }

@@ -22,6 +22,7 @@ export interface AgentFlags {
   nsPrefix: string;
   vtepIp?: string;
   resyncMs: number;
+  repairGraceMs: number;
   logLevel: string;
 }
 
@@ -41,13 +42,14 @@ function agentOptions(cmd: Command): Command {
     .option('--cni-bin-dir <dirs>', 'comma-separated plugin directories to install `weft` into', AGENT_DEFAULTS.cniBinDirs)
     .option('--netns-prefix <prefix>', 'prefix of tenant namespace names (separates agents on one machine)', AGENT_DEFAULTS.nsPrefix)
     .option('--vtep-ip <ip>', 'underlay address of this host (default: its first global IPv4 address)')
-    .option('--resync <ms>', 'how often to re-check the whole datapath and repair drift', intArg('--resync', 200, 600_000), 2000);
+    .option('--resync <ms>', 'how often to re-check the whole datapath and repair drift', intArg('--resync', 200, 600_000), 2000)
+    .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000);
 }
 
 function agentFlags(o: Record<string, any>, servers: string[], token: string): AgentFlags {
   return {
     servers, token, host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), runDir: o['runDir'], cniConfDir: o['cniConfDir'],
-    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], logLevel: o['logLevel'],
+    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
   };
 }

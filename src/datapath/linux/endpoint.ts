@@ -62,10 +62,19 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
   });
 }
 
-/** Deleting the host end removes the pair, so this works when the container netns is already gone. */
-export async function detachEndpoint(runner: Runner, tenantNs: string, veth: string): Promise<void> {
+/**
+ * Deleting the host end removes the pair, so this works when the container netns is already gone.
+ * The address's conntrack entries go too: a later endpoint may get the same address, and must not
+ * inherit NAT or policy state from the old one.
+ */
+export async function detachEndpoint(runner: Runner, tenantNs: string, veth: string, ip?: string): Promise<void> {
   if (!existsSync(`${NETNS_DIR}/${tenantNs}`)) return;
   await runner.run(['ip', '-n', tenantNs, 'link', 'del', veth], { allowFailure: true });
+  if (ip === undefined) return;
+  for (const dir of ['-s', '-d']) {
+    // conntrack exits 1 when nothing matched; that is the usual case.
+    await runner.run(['ip', 'netns', 'exec', tenantNs, 'conntrack', '-D', dir, ip], { allowFailure: true });
+  }
 }
 
 /** For CNI CHECK: the container's interface exists, is up and holds the address. */
