@@ -87,13 +87,22 @@ test('killing and restarting the agent during a TCP stream: the stream survives,
 test('killing the agent in the middle of ADDs leaves no address allocated for an endpoint that does not exist', { skip: !root && 'needs root' }, async () => {
   const n = 12;
   const paths = await Promise.all(Array.from({ length: n }, (_, i) => h.container(`k${i}`)));
-  const adds = Promise.all(paths.map((netns, i) => h.cni('ADD', { conflist: 'weft-default-net', containerId: `kill-${i}`, netns })));
-  await new Promise((r) => setTimeout(r, 60));
+  // Staggered ADDs; the kill lands once the server holds some of their endpoints, so some ADDs have
+  // their address allocated but their wiring cut off — the case this test is about.
+  const adds = Promise.all(paths.map(async (netns, i) => {
+    await new Promise((r) => setTimeout(r, i * 15));
+    return h.cni('ADD', { conflist: 'weft-default-net', containerId: `kill-${i}`, netns });
+  }));
+  const killIds = async () => (await endpoints()).map((e) => e.containerId as string).filter((c) => c.startsWith('kill-'));
+  assert.ok(await within(5000, async () => (await killIds()).length >= 5, 5) >= 0);
   await h.stopAgent('SIGKILL');
+  const allocatedAtKill = await killIds();
   const results = await adds;
   const ok = results.map((r, i) => (r.code === 0 ? i : -1)).filter((i) => i >= 0);
   const failed = results.map((r, i) => (r.code !== 0 ? i : -1)).filter((i) => i >= 0);
-  console.log(`# of ${n} ADDs in flight, ${ok.length} finished before the kill and ${failed.length} failed`);
+  const orphaned = failed.filter((i) => allocatedAtKill.includes(`kill-${i}`));
+  console.log(`# of ${n} ADDs, ${ok.length} answered before the kill, ${failed.length} failed, ${orphaned.length} of those with an address already allocated`);
+  assert.ok(orphaned.length > 0, 'the kill cut at least one ADD after its address was allocated');
   // What a runtime does with a failed ADD: tear the sandbox down (its DEL fails while the agent is down).
   for (const i of failed) {
     await h.cni('DEL', { conflist: 'weft-default-net', containerId: `kill-${i}`, netns: paths[i]! });
