@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { ApiError, Client } from '../client/index.js';
 import { endpointId, type Endpoint } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
-import { NftTables, TenantDatapath, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, names, observeLinks } from '../datapath/index.js';
+import { NftTables, TenantDatapath, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, names, observeLinks, withNetnsName } from '../datapath/index.js';
 import { CniError, handleCni, serveCniSocket, type AddRequest, type CniHost, type CniSocketServer, type Scope } from '../plugins/cni/index.js';
 import type { AddResultInput } from '../plugins/cni/index.js';
 import { Mutex } from '../store/index.js';
@@ -78,6 +78,7 @@ export class Agent implements CniHost {
     await this.socket?.close();
     this.syncer.stop();
     await this.reconciler.stop();
+    this.client.close();
   }
 
   private async register(): Promise<void> {
@@ -123,17 +124,34 @@ export class Agent implements CniHost {
   private async addLocked(req: AddRequest, id: string): Promise<AddResultInput> {
     this.inflight.add(id);
     let ep: Endpoint | undefined;
+    const t0 = performance.now();
+    const steps: Record<string, number> = {};
+    const mark = (step: string) => (steps[step] = Math.round((performance.now() - t0) * 10) / 10);
     try {
       ep = await this.createEndpoint(req, id);
+      mark('allocated');
       this.state.putEndpoint(ep);
-      const plan = await this.reconciler.ensureTenant(ep.tenant);
+      const plan = await this.reconciler.ensureTenant(ep.tenant, true);
+      mark('tenant');
       if (!plan) throw new CniError(7, `tenant ${ep.tenant} is not known to this agent yet; try again`);
       const veth = names.endpointVeth(ep.id);
-      await attachEndpoint(this.o.runner, {
-        tenantNs: plan.ns, bridge: names.bridge(ep.vni), veth, netnsPath: req.netns, ifname: req.ifname,
-        mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu,
+      const wire = () => attachEndpoint(this.o.runner, {
+        tenantNs: plan.ns, bridge: names.bridge((ep as Endpoint).vni), veth, netnsPath: req.netns, ifname: req.ifname,
+        mac: (ep as Endpoint).mac, ip: (ep as Endpoint).ip, prefixLength: (ep as Endpoint).prefixLength,
+        gateway: (ep as Endpoint).gateway, mtu: (ep as Endpoint).mtu,
       }, `${this.o.nsPrefix}c${id.slice(0, 10)}`);
+      try {
+        await wire();
+      } catch (first) {
+        // The fast path trusted the last convergence; if the tenant drifted since (a deleted bridge), repair and retry once.
+        if (await this.containerHas(req.netns, req.ifname)) throw first;
+        await this.reconciler.ensureTenant(ep.tenant);
+        await wire();
+      }
+      mark('wired');
       if (ep.portMappings?.length) await this.reconciler.ensureHostNow();
+      mark('ports');
+      this.o.log.debug({ endpoint: id, ms: steps }, 'ADD done');
       return { hostVeth: veth, ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway };
     } catch (e) {
       if (ep) await this.release(ep).catch((x: Error) => this.o.log.warn({ err: x.message, endpoint: id }, 'cleanup after a failed ADD failed'));
@@ -141,6 +159,11 @@ export class Agent implements CniHost {
     } finally {
       this.inflight.delete(id);
     }
+  }
+
+  private async containerHas(netns: string, ifname: string): Promise<boolean> {
+    return withNetnsName(this.o.runner, netns, `${this.o.nsPrefix}q${Date.now() % 1e9}`, async (n) =>
+      (await this.o.runner.run(['ip', '-n', n, 'link', 'show', ifname], { allowFailure: true })).code === 0);
   }
 
   /** A leftover endpoint with the same id (an ADD cut short, a missed DEL) is released and made anew. */

@@ -20,6 +20,8 @@ export interface ReconcilerOptions {
  */
 export class Reconciler {
   private readonly locks = new Map<string, Mutex>();
+  /** Per tenant, the shape (bridges, uplink, ports) it last converged to; lets ADD skip a re-check. */
+  private readonly converged = new Map<string, string>();
   private readonly dirty = new Set<string>();
   private allDirty = false;
   private scheduled = false;
@@ -74,11 +76,20 @@ export class Reconciler {
     await this.hostSide(planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix)));
   }
 
-  /** Converges one tenant now (the CNI ADD path calls this before wiring an endpoint). */
-  async ensureTenant(tenant: string): Promise<TenantPlan | undefined> {
+  /**
+   * Converges one tenant now. With `fast` (the CNI ADD path) it skips the kernel re-check when the tenant's
+   * shape is what it last converged to: drift between resyncs is the resync's job, and ADD falls back to
+   * a full ensure if wiring fails.
+   */
+  async ensureTenant(tenant: string, fast = false): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
       const p = this.plan(tenant);
-      if (p) await this.dp.ensure(p, this.protect());
+      if (!p) return p;
+      const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports]);
+      if (fast && this.converged.get(tenant) === shape) return p;
+      this.converged.delete(tenant);
+      await this.dp.ensure(p, this.protect());
+      this.converged.set(tenant, shape);
       return p;
     });
   }

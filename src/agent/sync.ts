@@ -78,10 +78,10 @@ export class Syncer {
 
   private async watch(): Promise<void> {
     this.abort = new AbortController();
-    const res = await this.client.stream(`/api/v1/watch?since=${this.state.revision}`, this.abort.signal);
+    const body = await this.client.stream(`/api/v1/watch?since=${this.state.revision}`, this.abort.signal);
     const decoder = new TextDecoder();
     let buf = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of body) {
       buf += decoder.decode(chunk, { stream: true });
       let nl;
       while ((nl = buf.indexOf('\n')) >= 0) {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
@@ -70,8 +70,10 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
       const child = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
       agent = child;
       let out = '';
-      child.stdout?.on('data', (d) => (out += d));
-      child.stderr?.on('data', (d) => (out += d));
+      const log = createWriteStream(join(dir, 'agent.log'), { flags: 'a' });
+      child.stdout?.on('data', (d) => { out += d; log.write(d); });
+      child.stderr?.on('data', (d) => { out += d; log.write(d); });
+      child.on('exit', () => log.end());
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`agent did not start:\n${out}`)), 15_000);
         child.stdout?.on('data', () => { if (out.includes('weft agent running')) { clearTimeout(timer); resolve(); } });

@@ -18,8 +18,8 @@ export function historyCommands(program: Command, io: Io): void {
     .option('--since <revision>', 'replay changes after this revision first', intArg('--since', 0, Number.MAX_SAFE_INTEGER))
     .action(act(io, async (ctx) => {
       const since = ctx.opts['since'];
-      const res = await ctx.client.stream(`/api/v1/watch${since !== undefined ? `?since=${since}` : ''}`);
+      const body = await ctx.client.stream(`/api/v1/watch${since !== undefined ? `?since=${since}` : ''}`);
       const decoder = new TextDecoder();
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) io.out(decoder.decode(chunk, { stream: true }));
+      for await (const chunk of body) io.out(decoder.decode(chunk, { stream: true }));
     }));
 }

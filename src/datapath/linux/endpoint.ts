@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync, rmSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
-import { ipBatch } from './observe.js';
+import { inNs, ipBatch } from './observe.js';
 import { NETNS_DIR } from './tenant.js';
 
 export interface Attachment {
@@ -46,10 +46,16 @@ export async function withNetnsName<T>(runner: Runner, path: string, alias: stri
  */
 export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string): Promise<void> {
   await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
-    await runner.run(['ip', '-n', a.tenantNs, 'link', 'add', a.veth, 'mtu', String(a.mtu), 'type', 'veth',
-      'peer', 'name', a.ifname, 'address', a.mac, 'mtu', String(a.mtu), 'netns', cns]);
+    // One exec for the pair and the bridge port; without -force, a failed `link add` (the container
+    // already has ifname) stops the batch before anything else happens.
+    await runner.run(['ip', '-n', a.tenantNs, '-batch', '-'], {
+      input: `link add ${a.veth} mtu ${a.mtu} type veth peer name ${a.ifname} address ${a.mac} mtu ${a.mtu} netns ${cns}\n`
+        + `link set ${a.veth} master ${a.bridge} up\n`,
+    }).catch(async (e: unknown) => {
+      await runner.run(['ip', '-n', a.tenantNs, 'link', 'del', a.veth], { allowFailure: true });
+      throw e;
+    });
     try {
-      await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'master', a.bridge, 'up']);
       await ipBatch(runner, cns, [
         `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
         `link set ${a.ifname} up`,
@@ -73,7 +79,7 @@ export async function detachEndpoint(runner: Runner, tenantNs: string, veth: str
   if (ip === undefined) return;
   for (const dir of ['-s', '-d']) {
     // conntrack exits 1 when nothing matched; that is the usual case.
-    await runner.run(['ip', 'netns', 'exec', tenantNs, 'conntrack', '-D', dir, ip], { allowFailure: true });
+    await runner.run(inNs(tenantNs, ['conntrack', '-D', dir, ip]), { allowFailure: true });
   }
 }
 

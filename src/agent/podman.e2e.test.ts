@@ -1,0 +1,46 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { startPodman, IMAGE, RUN_FLAGS, type Podman } from '../testkit/podman.js';
+
+const root = process.getuid?.() === 0;
+let h: TestHost;
+let pm: Podman;
+
+before(async () => {
+  if (!root) return;
+  h = await startTestHost('pm');
+  const ok = async (m: string, p: string, b?: unknown) => assert.ok((await h.api(m, p, b)).status < 300, `${m} ${p}`);
+  await ok('POST', '/api/v1/tenants/default/networks', { name: 'contiv-net', subnet: '10.1.2.0/24', gateway: '10.1.2.1' });
+  await ok('POST', '/api/v1/tenants/default/policies', { name: 'db-policy' });
+  await ok('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'contiv-net', policies: ['db-policy'] });
+  assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-db.conflist'))) >= 0);
+  pm = await startPodman(h.cniConfDir, [dirname(h.pluginPath)], h.hostNs);
+});
+after(async () => {
+  await pm?.cleanup();
+  await h?.cleanup();
+});
+
+test('podman runs containers on --network weft-default-db and they talk', { skip: !root && 'needs root' }, async () => {
+  const web = await pm.run(['run', '-d', '--name', 'web', ...RUN_FLAGS, '--network', 'weft-default-db', IMAGE, 'sh', '-c', 'nc -ll -p 8888 -e /bin/cat']);
+  assert.equal(web.code, 0, web.stderr);
+  const eps = (await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items;
+  const ep = eps.find((e: any) => e.containerName === 'web');
+  assert.ok(ep, `the endpoint carries the container name: ${JSON.stringify(eps)}`);
+  assert.equal(ep.group, 'db');
+  const inspect = await pm.run(['inspect', 'web', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}']);
+  assert.equal(inspect.stdout.trim(), ep.ip, 'podman reports the address Weft allocated');
+  await new Promise((r) => setTimeout(r, 300));
+  const client = await pm.run(['run', '--rm', ...RUN_FLAGS, '--network', 'weft-default-db', IMAGE, 'sh', '-c', `echo hi | nc -w 1 ${ep.ip} 8888`]);
+  assert.equal(client.code, 0, client.stderr);
+  assert.equal(client.stdout.trim(), 'hi');
+  const after = (await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items;
+  assert.equal(after.length, 1, 'the --rm client released its endpoint');
+
+  const rm = await pm.run(['rm', '-f', '-t', '0', 'web']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.equal((await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.length, 0, 'podman rm released the address');
+});
