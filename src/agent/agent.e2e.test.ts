@@ -76,7 +76,7 @@ test('tenants with the same subnet on one host hold the same address and never s
 
 test('outside access is masqueraded to the host address; a published port reaches the container', { skip: !root && 'needs root' }, async () => {
   const out = ns('out');
-  const octet = 1 + (process.pid % 250);
+  const octet = Number(h.hostIp.split('.')[2]);
   await h.container('out');
   const run = (argv: string[]) => h.exec(h.hostNs, argv);
   await run(['ip', 'link', 'add', 'outside', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', out]);
@@ -146,4 +146,33 @@ test('drift is repaired within 5 s: a deleted bridge, a flushed nft table', { sk
   const t2 = await within(5000, async () => /masquerade/.test((await h.exec(tns, ['nft', 'list', 'table', 'inet', 'weft'])).stdout), 200);
   assert.ok(t2 >= 0, 'the flushed table is restored within 5 s');
   console.log(`# repaired: bridge in ${t1} ms, nft table in ${t2} ms`);
+});
+
+test('VERSION lists 0.3.0-1.1.0 (also with the agent down); STATUS reports readiness; GC releases what is not valid', { skip: !root && 'needs root' }, async () => {
+  const v = await h.cni('VERSION', { conflist: 'weft-default-db', stdin: '{"cniVersion":"1.1.0"}' });
+  assert.equal(v.code, 0);
+  assert.deepEqual(v.json.supportedVersions, ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+  const status = await h.cni('STATUS', { conflist: 'weft-default-db', patch: { cniVersion: '1.1.0' } });
+  assert.deepEqual([status.code, status.stdout], [0, '']);
+
+  await add('g1', 'weft-blue-db');
+  await add('g2', 'weft-blue-db');
+  const blueBefore = (await h.api('GET', '/api/v1/endpoints?tenant=blue')).json.items.map((e: any) => e.containerId).sort();
+  const keep = blueBefore.filter((c: string) => c !== 'ctr-g2').map((c: string) => ({ containerID: c, ifname: 'eth0' }));
+  const gc = await h.cni('GC', { conflist: 'weft-blue-db', patch: { cniVersion: '1.1.0', 'cni.dev/valid-attachments': keep } });
+  assert.deepEqual([gc.code, gc.stdout], [0, '']);
+  const blueAfter = (await h.api('GET', '/api/v1/endpoints?tenant=blue')).json.items.map((e: any) => e.containerId).sort();
+  assert.deepEqual(blueAfter, blueBefore.filter((c: string) => c !== 'ctr-g2'), 'only the attachment missing from the valid list was released');
+  const gone = await h.exec(ns('g2'), ['ip', 'link', 'show', 'eth0']);
+  assert.notEqual(gone.code, 0, 'its interface is gone');
+
+  await h.stopAgent();
+  try {
+    const down = await h.cni('VERSION', { conflist: 'weft-default-db', stdin: '{"cniVersion":"1.1.0"}' });
+    assert.equal(down.code, 0, 'VERSION needs no agent');
+    const add2 = await h.cni('ADD', { conflist: 'weft-default-db', containerId: 'while-down', netns: `/run/netns/${ns('g2')}` });
+    assert.equal(add2.json.code, 11, 'ADD while the agent is down: try again later');
+  } finally {
+    await h.startAgent();
+  }
 });

@@ -37,7 +37,7 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
   const tag = `${name}${process.pid % 100000}`.slice(0, 9);
   const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
   const hostNs = `${tag}-host`;
-  const octet = 1 + (process.pid % 250);
+  const octet = await freeOctet();
   const rootIp = `198.18.${octet}.1`;
   const hostIp = `198.18.${octet}.2`;
   let agent: ChildProcess | undefined;
@@ -118,6 +118,22 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
   } catch (e) {
     await cleanup();
     throw e;
+  }
+}
+
+/** A 198.18.X.0/30 no other test host on this machine uses (test files run two at a time). */
+async function freeOctet(): Promise<number> {
+  const r = await runner.run(['ip', '-4', '-j', 'addr', 'show'], { allowFailure: true });
+  const used = new Set<number>();
+  for (const l of JSON.parse(r.stdout || '[]') as Array<{ addr_info?: Array<{ local: string }> }>) {
+    for (const a of l.addr_info ?? []) {
+      const m = /^198\.18\.(\d+)\./.exec(a.local);
+      if (m) used.add(Number(m[1]));
+    }
+  }
+  for (;;) {
+    const o = 1 + Math.floor(Math.random() * 250);
+    if (!used.has(o)) return o;
   }
 }
 
