@@ -85,7 +85,11 @@ export class Reconciler {
     return this.lock(tenant).run(async () => {
       const p = this.plan(tenant);
       if (!p) return p;
-      const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports]);
+      // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
+      // policy must be in the kernel before ADD returns (fail closed).
+      const rules = p.policy && (p.policy.portEntries.length > 0 || p.policy.protoEntries.length > 0);
+      const pol = p.policy && (rules ? [p.policy.fallback, p.policy.classification.ranges, p.policy.portEntries, p.policy.protoEntries] : [p.policy.fallback]);
+      const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol]);
       if (fast && this.converged.get(tenant) === shape) return p;
       this.converged.delete(tenant);
       await this.dp.ensure(p, this.protect());

@@ -1,4 +1,4 @@
-import type { ChangeEvent, Endpoint, Group, Network, Tenant } from '../model/index.js';
+import type { ChangeEvent, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 
 export interface Snapshot {
@@ -6,6 +6,7 @@ export interface Snapshot {
   tenants: Tenant[];
   networks: Network[];
   groups: Group[];
+  policies: Policy[];
   endpoints: Endpoint[];
 }
 
@@ -18,6 +19,7 @@ export class DesiredState {
   readonly tenants = new Map<string, Tenant>();
   readonly networks = new Map<string, Network>();
   readonly groups = new Map<string, Group>();
+  readonly policies = new Map<string, Policy>();
   readonly endpoints = new Map<string, Endpoint>();
   revision = 0;
 
@@ -25,10 +27,12 @@ export class DesiredState {
     this.tenants.clear();
     this.networks.clear();
     this.groups.clear();
+    this.policies.clear();
     this.endpoints.clear();
     for (const t of s.tenants) this.tenants.set(t.name, t);
     for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
     for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);
+    for (const p of s.policies) this.policies.set(`${p.tenant}/${p.name}`, p);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     this.revision = s.revision;
   }
@@ -41,6 +45,7 @@ export class DesiredState {
       case 'tenant': upsert(this.tenants, name, c); return c.tenant;
       case 'network': upsert(this.networks, name, c); return c.tenant;
       case 'group': upsert(this.groups, name, c); return c.tenant;
+      case 'policy': upsert(this.policies, name, c); return c.tenant;
       case 'endpoint': upsert(this.endpoints, name, c); return c.tenant;
       default: return undefined;
     }
@@ -56,7 +61,10 @@ export class DesiredState {
   }
 
   hostView(host: string, nsPrefix: string): DesiredHostState {
-    return { host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()] };
+    return {
+      host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()],
+      groups: [...this.groups.values()], policies: [...this.policies.values()],
+    };
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import type { ChangeEvent, Endpoint, Group, Network, Tenant } from '../model/index.js';
+import type { ChangeEvent, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
 import type { DesiredState, Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
@@ -11,16 +11,19 @@ export async function listAll(client: Client): Promise<Snapshot> {
   const revisions = [tenants.revision];
   const networks: Network[] = [];
   const groups: Group[] = [];
+  const policies: Policy[] = [];
   for (const t of tenants.items) {
     const n = await client.request<Listing<Network>>('GET', `/api/v1/tenants/${t.name}/networks`);
     const g = await client.request<Listing<Group>>('GET', `/api/v1/tenants/${t.name}/groups`);
+    const p = await client.request<Listing<Policy>>('GET', `/api/v1/tenants/${t.name}/policies`);
     networks.push(...n.items);
     groups.push(...g.items);
-    revisions.push(n.revision, g.revision);
+    policies.push(...p.items);
+    revisions.push(n.revision, g.revision, p.revision);
   }
   const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
   revisions.push(endpoints.revision);
-  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, endpoints: endpoints.items };
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, endpoints: endpoints.items };
 }
 
 /**

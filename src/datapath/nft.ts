@@ -1,4 +1,5 @@
 import type { TenantPlan } from './plan.js';
+import { renderPolicyChain, renderPolicyMaps } from './policy-nft.js';
 
 /**
  * nftables rulesets as text for `nft -f`. Each is a whole table replaced in one transaction
@@ -15,6 +16,8 @@ function replaceTable(family: string, name: string, body: string[]): string {
 export function renderTenantRuleset(p: TenantPlan): string {
   const dnat = p.ports.map((x) => `\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`);
   return replaceTable('inet', TENANT_TABLE, [
+    ...(p.policy ? renderPolicyMaps(p.policy) : []),
+    ...renderPolicyChain(p.policy),
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
     ...dnat,

@@ -1,4 +1,5 @@
-import { parseCidr, type Endpoint, type Network, type PortMapping, type Tenant } from '../model/index.js';
+import { parseCidr, type Endpoint, type Group, type Network, type Policy, type PortMapping, type Tenant } from '../model/index.js';
+import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names, transit } from './names.js';
 
 /** What one host's kernel should hold for one tenant. Pure data, computed from the desired state. */
@@ -11,6 +12,8 @@ export interface TenantPlan {
   endpoints: EndpointPlan[];
   /** Published ports of this tenant's endpoints on this host. */
   ports: PortPlan[];
+  /** The tenant's compiled policy (every host enforces it for the endpoints it holds). */
+  policy: CompiledPolicy | undefined;
 }
 
 export interface BridgePlan {
@@ -40,6 +43,8 @@ export interface DesiredHostState {
   tenants: readonly Tenant[];
   networks: readonly Network[];
   endpoints: readonly Endpoint[];
+  groups?: readonly Group[];
+  policies?: readonly Policy[];
 }
 
 export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
@@ -61,6 +66,13 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mtu: e.mtu,
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),
+    policy: d.groups && d.policies ? compilePolicy({
+      tenant,
+      networks: nets,
+      groups: d.groups.filter((g) => g.tenant === tenant.name),
+      policies: d.policies.filter((p) => p.tenant === tenant.name),
+      endpoints: d.endpoints.filter((e) => e.tenant === tenant.name),
+    }) : undefined,
   };
 }
 

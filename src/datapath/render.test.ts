@@ -60,7 +60,19 @@ test('a tenant plan holds its bridges and only this host\'s endpoints', () => {
 
 test('rulesets render as golden files, and the real nft parser accepts them', async () => {
   const plans = planHost(desired);
+  const withPolicy = planTenant({
+    ...desired,
+    groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: ['db-policy'], labels: {} }],
+    policies: [{ ...meta, tenant: 'default', name: 'db-policy', rules: [
+      { id: '1', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+      { id: '2', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8888' },
+    ] }],
+    endpoints: desired.endpoints.map((e) => (e.id.startsWith('a') ? { ...e, group: 'db' } : e)),
+  }, tenant('default', 1));
+  const denyTenant = planTenant({ ...desired, groups: [], policies: [] }, { ...tenant('blue', 2), defaultAction: 'deny' });
   const rendered: Array<[string, string]> = [
+    ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
+    ['tenant-deny-no-rules.nft', renderTenantRuleset(denyTenant)],
     ['tenant-default.nft', renderTenantRuleset(plans[0]!)],
     ['tenant-blue.nft', renderTenantRuleset(plans[1]!)],
     ['host.nft', renderHostRuleset(plans)],

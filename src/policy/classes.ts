@@ -1,0 +1,94 @@
+import { cidrRange, parseCidr, parseIp, type Endpoint, type Group, type IpRange, type Network, type Policy } from '../model/index.js';
+
+/**
+ * Every address is put in a class: the group and network it belongs to (if any), the rule CIDRs it falls
+ * in, and whether it is an endpoint. Policy is decided per pair of classes, so the datapath needs one
+ * address→class lookup per side instead of one rule per pair of endpoints.
+ */
+export interface Klass {
+  id: number;
+  group: string | undefined;
+  network: string | undefined;
+  cidrs: string[];
+  endpoint: boolean;
+}
+
+export interface AddressClass {
+  first: number;
+  last: number;
+  cls: number;
+}
+
+export interface Classification {
+  classes: Klass[];
+  /** Disjoint, sorted ranges of addresses with a class; everything else is class 0 ("elsewhere, no CIDR"). */
+  ranges: AddressClass[];
+  byIp(ip: string): Klass;
+}
+
+const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
+
+export function ruleCidrs(policies: readonly Policy[]): string[] {
+  const out = new Set<string>();
+  for (const p of policies) for (const r of p.rules) for (const k of CIDR_KEYS) if (r[k] !== undefined) out.add(r[k] as string);
+  return [...out].sort();
+}
+
+export function cidrToRange(text: string): IpRange {
+  return cidrRange(parseCidr(text.includes('/') ? text : `${text}/32`, 'cidr', false));
+}
+
+export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[]): Classification {
+  const cidrs = ruleCidrs(policies).map((c) => ({ text: c, range: cidrToRange(c) }));
+  const nets = networks.map((n) => ({ name: n.name, range: cidrRange(parseCidr(n.subnet, 'subnet')) }));
+  const groupOf = new Map(groups.map((g) => [g.name, g]));
+  const eps = endpoints.map((e) => ({ ip: parseIp(e.ip) as number, ep: e }));
+  // Elementary intervals: cut the address space at every boundary of a subnet, a rule CIDR or an endpoint.
+  const cuts = new Set<number>([0, 2 ** 32]);
+  for (const x of [...cidrs.map((c) => c.range), ...nets.map((n) => n.range)]) {
+    cuts.add(x.first);
+    cuts.add(x.last + 1);
+  }
+  for (const e of eps) {
+    cuts.add(e.ip);
+    cuts.add(e.ip + 1);
+  }
+  const points = [...cuts].sort((a, b) => a - b);
+  const epAt = new Map(eps.map((e) => [e.ip, e.ep]));
+  const classes: Klass[] = [{ id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false }];
+  const ids = new Map<string, number>([[key(classes[0] as Klass), 0]]);
+  const ranges: AddressClass[] = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const first = points[i] as number;
+    const last = (points[i + 1] as number) - 1;
+    const ep = first === last ? epAt.get(first) : undefined;
+    const group = ep?.group !== undefined && groupOf.has(ep.group) ? ep.group : undefined;
+    const network = ep ? ep.network : nets.find((n) => first >= n.range.first && last <= n.range.last)?.name;
+    const inCidrs = cidrs.filter((c) => first >= c.range.first && last <= c.range.last).map((c) => c.text);
+    const k: Klass = { id: -1, group, network, cidrs: inCidrs, endpoint: ep !== undefined };
+    let id = ids.get(key(k));
+    if (id === undefined) {
+      id = classes.length;
+      ids.set(key(k), id);
+      classes.push({ ...k, id });
+    }
+    if (id === 0) continue;
+    const prev = ranges[ranges.length - 1];
+    if (prev && prev.cls === id && prev.last + 1 === first) prev.last = last;
+    else ranges.push({ first, last, cls: id });
+  }
+  return {
+    classes,
+    ranges,
+    byIp(ip: string): Klass {
+      const n = parseIp(ip);
+      if (n === undefined) return classes[0] as Klass;
+      const r = ranges.find((x) => n >= x.first && n <= x.last);
+      return (r ? classes[r.cls] : classes[0]) as Klass;
+    },
+  };
+}
+
+function key(k: Omit<Klass, 'id'>): string {
+  return JSON.stringify([k.group ?? null, k.network ?? null, k.cidrs, k.endpoint]);
+}

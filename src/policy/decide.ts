@@ -1,0 +1,68 @@
+import type { Action, Rule } from '../model/index.js';
+
+/** Protocol numbers for the names rules use. */
+export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17 };
+
+/** What one side of a connection looks like to a rule's peer match. */
+export interface PeerView {
+  group: string | undefined;
+  network: string | undefined;
+  /** The rule CIDRs (as written in rules) this address falls in. */
+  cidrs: ReadonlySet<string>;
+}
+
+export interface RuleRef {
+  policy: string;
+  rule: Rule;
+}
+
+export interface Decision {
+  action: Action;
+  /** The rule that decided, or undefined when the tenant's default action did. */
+  by: RuleRef | undefined;
+}
+
+export function protoOf(rule: Rule): number | 'any' {
+  if (rule.protocol === 'any') return 'any';
+  return PROTO[rule.protocol] ?? Number(rule.protocol);
+}
+
+export function portRange(rule: Rule): [number, number] | undefined {
+  if (rule.ports === undefined) return undefined;
+  const [a, b] = rule.ports.split('-').map(Number);
+  return [a as number, (b ?? a) as number];
+}
+
+/** Does the rule's peer (fromX for `in`, toX for `out`) match this side? No peer matches everyone. */
+export function peerMatches(rule: Rule, peer: PeerView): boolean {
+  const g = rule.direction === 'in' ? rule.fromGroup : rule.toGroup;
+  const n = rule.direction === 'in' ? rule.fromNetwork : rule.toNetwork;
+  const c = rule.direction === 'in' ? rule.fromCidr : rule.toCidr;
+  if (g !== undefined) return peer.group === g;
+  if (n !== undefined) return peer.network === n;
+  if (c !== undefined) return peer.cidrs.has(c);
+  return true;
+}
+
+export function trafficMatches(rule: Rule, proto: number, port: number | undefined): boolean {
+  const p = protoOf(rule);
+  if (p !== 'any' && p !== proto) return false;
+  const r = portRange(rule);
+  if (r === undefined) return true;
+  return port !== undefined && port >= r[0] && port <= r[1];
+}
+
+/**
+ * DESIGN section 4, for one direction: among matching rules the highest priority decides, deny wins a
+ * tie, and with no match the tenant's default action decides. This one function backs both the compiler
+ * (through `decideSegment`) and `explain`, so they cannot disagree.
+ */
+export function decide(rules: readonly RuleRef[], fallback: Action): Decision {
+  let best: RuleRef | undefined;
+  for (const r of rules) {
+    if (!best || r.rule.priority > best.rule.priority || (r.rule.priority === best.rule.priority && r.rule.action === 'deny' && best.rule.action === 'allow')) {
+      best = r;
+    }
+  }
+  return best ? { action: best.rule.action, by: best } : { action: fallback, by: undefined };
+}
