@@ -12,6 +12,7 @@ import { profileCommands } from './commands/profiles.js';
 import { clusterCommands } from './commands/cluster.js';
 import { authCommands } from './commands/auth.js';
 import { historyCommands } from './commands/history.js';
+import { explainCommands } from './commands/explain.js';
 import { daemonCommands, type Daemons } from './commands/daemon.js';
 
 export const VERSION = '0.1.0';
@@ -44,6 +45,7 @@ Example (Contiv's tutorial):
   clusterCommands(program, io);
   authCommands(program, io);
   historyCommands(program, io);
+  explainCommands(program, io);
   daemonCommands(program, io, daemons);
   return program;
 }

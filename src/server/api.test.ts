@@ -150,3 +150,19 @@ test('openapi.json describes every route; healthz and metrics answer without a t
   const m = await api.app.inject({ method: 'GET', url: '/metrics' });
   assert.match(m.body, /weft_http_requests_total\{method="GET",route="\/api\/v1\/tenants",status="200"\} 1/);
 });
+
+test('explain answers from the policy, and names bad input', async () => {
+  const api = await testApi();
+  await tutorial(api);
+  await api.call('POST', `${T}/policies/db-policy/rules`, { id: '1', protocol: 'tcp', action: 'deny' });
+  const mk = (containerId: string, group?: string) => api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'contiv-net', ...(group ? { group } : {}), containerId, host: 'h', ifname: 'eth0' });
+  await mk('db-1', 'db');
+  await mk('app-1');
+  const r = await api.call('GET', `${T}/explain?from=app-1&to=db&protocol=tcp&port=80`);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual([r.json.allowed, r.json.egress.rule, r.json.ingress.rule.id], [false, null, '1']);
+  const bad = await api.call('GET', `${T}/explain?from=ghost&to=db&protocol=tcp`);
+  assert.deepEqual([bad.status, bad.json.field], [422, 'from']);
+  const proto = await api.call('GET', `${T}/explain?from=app-1&to=db&protocol=sctpx`);
+  assert.deepEqual([proto.status, proto.json.field], [400, 'protocol']);
+});

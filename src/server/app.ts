@@ -11,6 +11,7 @@ import { clusterRoutes } from './routes/cluster.js';
 import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
+import { explainRoutes } from './routes/explain.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -78,6 +79,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   clusterRoutes(app);
   userRoutes(app);
   changeRoutes(app);
+  explainRoutes(app);
   metaRoutes(app);
   await app.ready();
   return app;

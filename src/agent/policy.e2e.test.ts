@@ -1,0 +1,117 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTestHost, within, type TestHost } from '../testkit/host.js';
+
+const root = process.getuid?.() === 0;
+let h: TestHost;
+const bg: ChildProcess[] = [];
+const ip = new Map<string, string>();
+
+before(async () => {
+  if (!root) return;
+  h = await startTestHost('po');
+  for (const args of [
+    ['net', 'create', '-s', '10.1.2.0/24', '-g', '10.1.2.1', 'contiv-net'],
+    ['policy', 'create', 'db-policy'],
+    ['policy', 'rule-add', 'db-policy', '1', '-direction=in', '-protocol=tcp', '-action=deny'],
+    ['policy', 'rule-add', 'db-policy', '2', '-direction=in', '-protocol=tcp', '-port=8888', '-action=allow', '-priority=10'],
+    ['group', 'create', '-policy=db-policy', 'contiv-net', 'db'],
+    ['group', 'create', 'contiv-net', 'app'],
+  ]) {
+    const r = await h.weft(args);
+    assert.equal(r.code, 0, `weft ${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-app.conflist'))) >= 0);
+});
+after(async () => {
+  for (const p of bg) p.kill('SIGKILL');
+  await h?.cleanup();
+});
+
+const ns = (n: string) => `${h.tag}-${n}`;
+async function run(name: string, group: string): Promise<void> {
+  const netns = await h.container(name);
+  const r = await h.cni('ADD', { conflist: `weft-default-${group}`, containerId: name, netns });
+  assert.equal(r.code, 0, r.stdout);
+  ip.set(name, r.json.ips[0].address.split('/')[0]);
+}
+function listen(name: string, port: number): void {
+  bg.push(spawn('ip', ['netns', 'exec', ns(name), 'busybox', 'nc', '-ll', '-p', String(port), '-e', '/bin/cat'], { stdio: 'ignore' }));
+}
+async function reach(from: string, to: string, port: number): Promise<boolean> {
+  const r = await h.exec(ns(from), ['busybox', 'nc', '-w', '1', ip.get(to) as string, String(port)], { input: 'hi\n' });
+  return r.stdout.trim() === 'hi';
+}
+
+test("Contiv's tutorial: db is reachable on 8888 only; a rule added and removed live opens and closes 8889", { skip: !root && 'needs root' }, async () => {
+  await run('db-1', 'db');
+  await run('app-1', 'app');
+  listen('db-1', 8888);
+  listen('db-1', 8889);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(await reach('app-1', 'db-1', 8888), 'db:8888 is allowed');
+  assert.ok(!(await reach('app-1', 'db-1', 8889)), 'db:8889 is denied');
+  const why = await h.weft(['explain', '-t', 'default', 'app-1', 'db-1', '8889/tcp']);
+  assert.equal(why.code, 0, why.stderr);
+  assert.deepEqual(why.stdout.trimEnd().split('\n').map((l) => l.replace(/\s+/g, ' ').trim()), [
+    'egress (app) allow default action (no rule matched)',
+    'ingress (db) deny db-policy rule 1 (priority 1, deny tcp)',
+    '=> denied',
+  ]);
+  const ok = JSON.parse((await h.weft(['explain', 'app-1', 'db-1', '8888/tcp', '-o', 'json'])).stdout);
+  assert.deepEqual([ok.allowed, ok.ingress.rule.id, ok.ingress.policy], [true, '2', 'db-policy']);
+  assert.ok(await reach('db-1', 'app-1', 1) === false, 'sanity: nothing listens on app-1:1');
+
+  // An established connection to 8888 must survive the rule changes below.
+  const session = spawn('ip', ['netns', 'exec', ns('app-1'), 'busybox', 'nc', ip.get('db-1') as string, '8888'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  bg.push(session);
+  let echoed = '';
+  session.stdout?.on('data', (d) => (echoed += d));
+  session.stdin?.write('before\n');
+  assert.ok(await within(2000, async () => echoed.includes('before')) >= 0, 'the session echoes');
+
+  const t0 = Date.now();
+  const add = await h.weft(['policy', 'rule-add', 'db-policy', '3', '-direction=in', '-protocol=tcp', '-port=8889', '-action=allow', '-priority=20']);
+  assert.equal(add.code, 0, add.stderr);
+  const opened = await within(3000, () => reach('app-1', 'db-1', 8889), 50);
+  assert.ok(opened >= 0, '8889 opens');
+  const openMs = Date.now() - t0;
+  const t1 = Date.now();
+  assert.equal((await h.weft(['policy', 'rule-rm', 'db-policy', '3'])).code, 0);
+  const closed = await within(3000, async () => !(await reach('app-1', 'db-1', 8889)), 50);
+  assert.ok(closed >= 0, '8889 closes again');
+  const closeMs = Date.now() - t1;
+  console.log(`# rule-add enforced after ${openMs} ms (incl. CLI start and a 1 s probe), rule-rm after ${closeMs} ms`);
+  assert.ok(openMs < 1500 && closeMs < 2500, `changes apply within about a second (${openMs} / ${closeMs} ms, probes included)`);
+
+  session.stdin?.write('after\n');
+  assert.ok(await within(2000, async () => echoed.includes('after')) >= 0, 'the established connection survived the rule changes');
+  session.kill();
+});
+
+test('fail closed: a new endpoint is protected when ADD returns', { skip: !root && 'needs root' }, async () => {
+  await run('db-2', 'db');
+  listen('db-2', 8889);
+  listen('db-2', 8888);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.ok(!(await reach('app-1', 'db-2', 8889)), 'the first connection attempt to a denied port is refused');
+  assert.ok(await reach('app-1', 'db-2', 8888), 'and the allowed port works');
+});
+
+test('a deny-default tenant is a whitelist', { skip: !root && 'needs root' }, async () => {
+  assert.equal((await h.weft(['tenant', 'update', '--default-action', 'deny', 'default'])).code, 0);
+  assert.ok(await within(3000, async () => !(await reach('db-1', 'app-1', 7))) >= 0);
+  listen('app-1', 7000);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(!(await reach('db-1', 'app-1', 7000)), 'no rule: denied');
+  assert.ok(!(await reach('app-1', 'db-1', 8888)), 'ingress allows 8888, but app has no egress rule');
+  assert.equal((await h.weft(['policy', 'create', 'app-out'])).code, 0);
+  assert.equal((await h.weft(['policy', 'rule-add', 'app-out', '1', '-d', 'out', '-e', 'db', '-l', 'tcp', '-P', '8888'])).code, 0);
+  assert.equal((await h.weft(['group', 'update', '-p', 'app-out', 'app'])).code, 0);
+  assert.ok(await within(3000, () => reach('app-1', 'db-1', 8888), 100) >= 0, 'egress and ingress both allow now');
+  assert.ok(!(await reach('app-1', 'db-1', 8889)));
+  assert.equal((await h.weft(['tenant', 'update', '--default-action', 'allow', 'default'])).code, 0);
+});

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { Name, WeftError, parseIp, type Endpoint } from '../../model/index.js';
+import { requireTenantAccess } from '../../control/index.js';
+import { explainFlow, type Decision } from '../../policy/index.js';
+import { principalOf } from '../context.js';
+
+const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
+const Query = Type.Object({
+  from: Type.String({ minLength: 1, maxLength: 128, description: 'endpoint (container name or id), group, or IPv4 address' }),
+  to: Type.String({ minLength: 1, maxLength: 128 }),
+  protocol: Type.String({ pattern: '^(tcp|udp|icmp|[0-9]{1,3})$' }),
+  port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
+}, { additionalProperties: false });
+
+/** One side of the answer: what decided, in words a person can act on. */
+function side(d: (Decision & { group: string | undefined }) | undefined) {
+  if (!d) return undefined;
+  const r = d.by;
+  return {
+    group: d.group ?? null,
+    action: d.action,
+    ...(r ? { policy: r.policy, rule: r.rule } : { rule: null }),
+  };
+}
+
+export function explainRoutes(app: FastifyInstance): void {
+  const c = app.control;
+  app.get<{ Params: { tenant: string }; Querystring: { from: string; to: string; protocol: string; port?: string } }>('/api/v1/tenants/:tenant/explain', {
+    schema: { params: Params, querystring: Query, tags: ['policy'], summary: 'Why a new connection between two endpoints is allowed or denied' },
+  }, async (req) => {
+    requireTenantAccess(principalOf(req), req.params.tenant);
+    const t = req.params.tenant;
+    const tenant = await c.tenants.get(t);
+    const [networks, groups, policies, eps] = await Promise.all([c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t })]);
+    const endpoints = eps.items;
+    const resolve = (x: string, field: string): { ip: string; endpoint?: Endpoint } => {
+      if (parseIp(x) !== undefined) return { ip: x, ...(endpoints.find((e) => e.ip === x) ? { endpoint: endpoints.find((e) => e.ip === x) as Endpoint } : {}) };
+      const ep = endpoints.find((e) => e.containerName === x) ?? endpoints.find((e) => e.id.startsWith(x) || e.containerId.startsWith(x));
+      if (ep) return { ip: ep.ip, endpoint: ep };
+      const member = endpoints.find((e) => e.group === x);
+      if (member) return { ip: member.ip, endpoint: member };
+      if (groups.items.some((g) => g.name === x)) throw new WeftError('WEFT_INVALID_VALUE', `${field}: group ${t}/${x} has no endpoints yet; name an endpoint or an address`, { field });
+      throw new WeftError('WEFT_INVALID_REFERENCE', `${field}: '${x}' is not an endpoint, group or address in tenant ${t}`, { field });
+    };
+    const from = resolve(req.query.from, 'from');
+    const to = resolve(req.query.to, 'to');
+    const port = req.query.port === undefined ? undefined : Number(req.query.port);
+    const e = explainFlow({ tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints }, from.ip, to.ip, req.query.protocol, port);
+    return {
+      from: { ip: from.ip, endpoint: from.endpoint?.id ?? null },
+      to: { ip: to.ip, endpoint: to.endpoint?.id ?? null },
+      protocol: req.query.protocol,
+      port: port ?? null,
+      egress: side(e.egress) ?? null,
+      ingress: side(e.ingress) ?? null,
+      allowed: e.allowed,
+    };
+  });
+}
