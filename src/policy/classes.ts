@@ -55,16 +55,26 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
   }
   const points = [...cuts].sort((a, b) => a - b);
   const epAt = new Map(eps.map((e) => [e.ip, e.ep]));
+  // Sweep: which rule CIDRs cover the current interval, updated at their boundaries only.
+  const opens = new Map<number, string[]>();
+  const closes = new Map<number, string[]>();
+  for (const c of cidrs) {
+    (opens.get(c.range.first) ?? opens.set(c.range.first, []).get(c.range.first))!.push(c.text);
+    (closes.get(c.range.last + 1) ?? closes.set(c.range.last + 1, []).get(c.range.last + 1))!.push(c.text);
+  }
+  const active = new Set<string>();
   const classes: Klass[] = [{ id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false }];
   const ids = new Map<string, number>([[key(classes[0] as Klass), 0]]);
   const ranges: AddressClass[] = [];
   for (let i = 0; i + 1 < points.length; i++) {
     const first = points[i] as number;
     const last = (points[i + 1] as number) - 1;
+    for (const c of closes.get(first) ?? []) active.delete(c);
+    for (const c of opens.get(first) ?? []) active.add(c);
     const ep = first === last ? epAt.get(first) : undefined;
     const group = ep?.group !== undefined && groupOf.has(ep.group) ? ep.group : undefined;
     const network = ep ? ep.network : nets.find((n) => first >= n.range.first && last <= n.range.last)?.name;
-    const inCidrs = cidrs.filter((c) => first >= c.range.first && last <= c.range.last).map((c) => c.text);
+    const inCidrs = [...active].sort();
     const k: Klass = { id: -1, group, network, cidrs: inCidrs, endpoint: ep !== undefined };
     let id = ids.get(key(k));
     if (id === undefined) {

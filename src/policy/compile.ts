@@ -1,6 +1,6 @@
 import type { Action, Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
 import { classify, type Classification, type Klass } from './classes.js';
-import { PROTO, peerMatches, portRange, protoOf, type PeerView, type RuleRef } from './decide.js';
+import { PROTO, portRange, protoOf, type PeerView, type RuleRef } from './decide.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -42,28 +42,64 @@ export function groupRules(s: PolicyState, group: string | undefined, direction:
   return g.policies.flatMap((name) => (byName.get(name)?.rules ?? []).filter((r) => r.direction === direction).map((rule) => ({ policy: name, rule })));
 }
 
+/**
+ * A group's rules of one direction, indexed by what their peer names, so finding the rules that match a
+ * peer class costs what matches, not what exists (10,000 rules with distinct CIDRs stay cheap).
+ */
+class RuleIndex {
+  private readonly any: RuleRef[] = [];
+  private readonly byGroup = new Map<string, RuleRef[]>();
+  private readonly byNetwork = new Map<string, RuleRef[]>();
+  private readonly byCidr = new Map<string, RuleRef[]>();
+  readonly size: number;
+
+  constructor(rules: readonly RuleRef[]) {
+    const put = (m: Map<string, RuleRef[]>, k: string, r: RuleRef) => { let v = m.get(k); if (!v) m.set(k, (v = [])); v.push(r); };
+    for (const r of rules) {
+      const x = r.rule;
+      const g = x.direction === 'in' ? x.fromGroup : x.toGroup;
+      const n = x.direction === 'in' ? x.fromNetwork : x.toNetwork;
+      const c = x.direction === 'in' ? x.fromCidr : x.toCidr;
+      if (g !== undefined) put(this.byGroup, g, r);
+      else if (n !== undefined) put(this.byNetwork, n, r);
+      else if (c !== undefined) put(this.byCidr, c, r);
+      else this.any.push(r);
+    }
+    this.size = rules.length;
+  }
+
+  matching(peer: Klass): RuleRef[] {
+    const out = [...this.any];
+    if (peer.group !== undefined) out.push(...(this.byGroup.get(peer.group) ?? []));
+    if (peer.network !== undefined) out.push(...(this.byNetwork.get(peer.network) ?? []));
+    for (const c of peer.cidrs) out.push(...(this.byCidr.get(c) ?? []));
+    return out;
+  }
+}
+
 export function compilePolicy(s: PolicyState): CompiledPolicy {
   const classification = classify(s.networks, s.groups, s.policies, s.endpoints);
   const fallback = verdictOf(s.tenant.defaultAction);
   const portEntries: PortEntry[] = [];
   const protoEntries: ProtoEntry[] = [];
-  const out = new Map<string, RuleRef[]>();
-  const inn = new Map<string, RuleRef[]>();
-  const rulesOf = (cache: Map<string, RuleRef[]>, group: string | undefined, d: 'in' | 'out') => {
-    const k = group ?? '';
-    let v = cache.get(k);
-    if (!v) cache.set(k, (v = groupRules(s, group, d)));
+  const indexes = new Map<string, RuleIndex>();
+  const indexOf = (group: string | undefined, d: 'in' | 'out') => {
+    const k = `${d}/${group ?? ''}`;
+    let v = indexes.get(k);
+    if (!v) indexes.set(k, (v = new RuleIndex(groupRules(s, group, d))));
     return v;
   };
   const cs = classification.classes;
+  const endpointClasses = cs.filter((k) => k.endpoint);
   for (const src of cs) {
-    const egressAll = src.endpoint ? rulesOf(out, src.group, 'out') : [];
-    for (const dst of cs) {
-      if (!src.endpoint && !dst.endpoint) continue;
-      const ingressAll = dst.endpoint ? rulesOf(inn, dst.group, 'in') : [];
-      const egress = egressAll.filter((r) => peerMatches(r.rule, viewOf(dst)));
-      const ingress = ingressAll.filter((r) => peerMatches(r.rule, viewOf(src)));
-      if (egress.length === 0 && ingress.length === 0) continue; // both directions fall back: the default
+    const egressIdx = src.endpoint ? indexOf(src.group, 'out') : undefined;
+    // Policy applies only where an endpoint is on at least one side.
+    for (const dst of src.endpoint ? cs : endpointClasses) {
+      const ingressIdx = dst.endpoint ? indexOf(dst.group, 'in') : undefined;
+      if (!egressIdx?.size && !ingressIdx?.size) continue; // both directions fall back: the default
+      const egress = egressIdx ? egressIdx.matching(dst) : [];
+      const ingress = ingressIdx ? ingressIdx.matching(src) : [];
+      if (egress.length === 0 && ingress.length === 0) continue;
       const sides = { egress: src.endpoint ? egress : undefined, ingress: dst.endpoint ? ingress : undefined };
       for (const proto of [TCP, UDP] as const) {
         for (const seg of segmentPorts(sides, proto, s.tenant.defaultAction)) {
