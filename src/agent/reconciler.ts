@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
 import { NETNS_DIR, TenantDatapath, ensureHost, names, planHost, planTenant, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
+import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
 
 export interface ReconcilerOptions {
@@ -68,8 +69,24 @@ export class Reconciler {
 
   plan(tenant: string): TenantPlan | undefined {
     const t = this.state.tenants.get(tenant);
-    return t && planTenant(this.state.hostView(this.opts.host, this.opts.nsPrefix), t);
+    return t && planTenant({ ...this.state.hostView(this.opts.host, this.opts.nsPrefix), compile: this.compile }, t);
   }
+
+  /**
+   * Compiles a tenant's policy only when one of its inputs changed (their revisions are the key):
+   * a resync must not recompile 50,000 rules every two seconds.
+   */
+  private readonly compiled = new Map<string, { key: string; value: CompiledPolicy }>();
+  private readonly compile = (s: PolicyState): CompiledPolicy => {
+    const rev = (xs: ReadonlyArray<{ revision: number }>) => xs.map((x) => x.revision).join(',');
+    const key = [s.tenant.revision, s.tenant.defaultAction, rev(s.networks), rev(s.groups), rev(s.policies),
+      s.endpoints.map((e) => `${e.id}:${e.revision}`).join(',')].join('|');
+    const hit = this.compiled.get(s.tenant.name);
+    if (hit && hit.key === key) return hit.value;
+    const value = compilePolicy(s);
+    this.compiled.set(s.tenant.name, { key, value });
+    return value;
+  };
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
   async ensureHostNow(): Promise<void> {

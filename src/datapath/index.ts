@@ -1,4 +1,5 @@
 export { names, transit } from './names.js';
 export { planTenant, planHost, type TenantPlan, type DesiredHostState, type BridgePlan, type EndpointPlan, type PortPlan } from './plan.js';
-export { renderTenantRuleset, renderHostRuleset } from './nft.js';
+export { renderTenantRuleset, renderHostRuleset, renderTenantTable, renderHostTable } from './nft.js';
+export { diffTables, tableText, type NftTable, type NftMap } from './table.js';
 export * from './linux/index.js';

@@ -1,5 +1,6 @@
 import type { TenantPlan } from './plan.js';
-import { renderPolicyChain, renderPolicyMaps } from './policy-nft.js';
+import { renderPolicy } from './policy-nft.js';
+import { tableText, type NftTable } from './table.js';
 
 /**
  * nftables rulesets as text for `nft -f`. Each is a whole table replaced in one transaction
@@ -8,16 +9,16 @@ import { renderPolicyChain, renderPolicyMaps } from './policy-nft.js';
 export const TENANT_TABLE = 'weft';
 export const HOST_TABLE = 'weft';
 
-function replaceTable(family: string, name: string, body: string[]): string {
-  return [`add table ${family} ${name}`, `delete table ${family} ${name}`, `table ${family} ${name} {`, ...body, '}', ''].join('\n');
+/** Inside a tenant namespace: policy, SNAT out of the uplink, DNAT of published ports arriving on it. */
+export function renderTenantRuleset(p: TenantPlan): string {
+  return tableText(renderTenantTable(p));
 }
 
-/** Inside a tenant namespace: SNAT out of the uplink, DNAT of published ports arriving on it. */
-export function renderTenantRuleset(p: TenantPlan): string {
+export function renderTenantTable(p: TenantPlan): NftTable {
   const dnat = p.ports.map((x) => `\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`);
-  return replaceTable('inet', TENANT_TABLE, [
-    ...(p.policy ? renderPolicyMaps(p.policy) : []),
-    ...renderPolicyChain(p.policy),
+  const policy = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
+  return { family: 'inet', name: TENANT_TABLE, maps: policy.maps, chains: [
+    ...policy.chains,
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
     ...dnat,
@@ -26,7 +27,7 @@ export function renderTenantRuleset(p: TenantPlan): string {
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     `\t\toifname "${p.uplink.tenantLink}" masquerade`,
     '\t}',
-  ]);
+  ] };
 }
 
 /**
@@ -35,9 +36,13 @@ export function renderTenantRuleset(p: TenantPlan): string {
  * from any tenant uplink is masqueraded to the host's address.
  */
 export function renderHostRuleset(plans: readonly TenantPlan[]): string {
+  return tableText(renderHostTable(plans));
+}
+
+export function renderHostTable(plans: readonly TenantPlan[]): NftTable {
   const dnat = plans.flatMap((p) => p.ports.map((x) => `\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`));
   const uplinks = plans.map((p) => `"${p.uplink.hostLink}"`);
-  return replaceTable('ip', HOST_TABLE, [
+  return { family: 'ip', name: HOST_TABLE, maps: [], chains: [
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
     ...dnat,
@@ -51,5 +56,5 @@ export function renderHostRuleset(plans: readonly TenantPlan[]): string {
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...(uplinks.length ? [`\t\tip saddr 169.254.0.0/16 oifname != { ${uplinks.join(', ')} } masquerade`] : []),
     '\t}',
-  ]);
+  ] };
 }

@@ -45,6 +45,8 @@ export interface DesiredHostState {
   endpoints: readonly Endpoint[];
   groups?: readonly Group[];
   policies?: readonly Policy[];
+  /** Compiles a tenant's policy; the agent passes a memoizing one so an unchanged policy is not recompiled. */
+  compile?: typeof compilePolicy;
 }
 
 export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
@@ -66,7 +68,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mtu: e.mtu,
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),
-    policy: d.groups && d.policies ? compilePolicy({
+    policy: d.groups && d.policies ? (d.compile ?? compilePolicy)({
       tenant,
       networks: nets,
       groups: d.groups.filter((g) => g.tenant === tenant.name),

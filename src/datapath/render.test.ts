@@ -7,6 +7,7 @@ import type { Endpoint, Network, Tenant } from '../model/index.js';
 import { planHost, planTenant, type DesiredHostState } from './plan.js';
 import { renderHostRuleset, renderTenantRuleset } from './nft.js';
 import { names, transit } from './names.js';
+import { diffTables } from './table.js';
 import { ProcessRunner } from '../exec/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -85,4 +86,12 @@ test('rulesets render as golden files, and the real nft parser accepts them', as
     const r = await runner.run(['nft', '-c', '-f', '-'], { input: text, allowFailure: true });
     assert.equal(r.code, 0, `${name} is rejected by nft: ${r.stderr}`);
   }
+});
+
+test('a change of map elements becomes element deltas; a change of structure needs a replace', () => {
+  const base = { family: 'inet', name: 'weft', chains: ['\tchain forward {', '\t}'], maps: [{ name: 'cls', type: 'ipv4_addr : mark', interval: true, elements: ['10.0.0.1 : 1', '10.0.0.2-10.0.0.255 : 2'] }] };
+  const next = { ...base, maps: [{ ...base.maps[0]!, elements: ['10.0.0.1 : 1', '10.0.0.2 : 3', '10.0.0.3-10.0.0.255 : 2'] }] };
+  assert.equal(diffTables(base, next), 'delete element inet weft cls { 10.0.0.2-10.0.0.255 }\nadd element inet weft cls { 10.0.0.2 : 3, 10.0.0.3-10.0.0.255 : 2 }\n');
+  assert.equal(diffTables(base, base), '');
+  assert.equal(diffTables(base, { ...base, chains: ['\tchain forward {', '\t\tdrop', '\t}'] }), undefined);
 });

@@ -1,24 +1,36 @@
 import type { Runner } from '../../exec/index.js';
+import { diffTables, tableText, type NftTable } from '../table.js';
 import { inNs } from './observe.js';
 
 /**
- * Applies whole nft tables and notices drift: after each apply it keeps the kernel's own listing of the
- * table, and re-applies when a later listing differs (a flushed or edited table) or the text changed.
+ * Keeps nft tables as desired, cheaply. It remembers what it applied and the kernel's terse listing of it
+ * (chains and map headers, no elements: ~30 ms to list instead of ~170 ms with 5,000 elements). When the
+ * terse listing still matches (nobody flushed or edited the table), a change is applied as element
+ * deltas; otherwise, or when a delta is refused, the whole table is replaced in one transaction.
+ * Known gap: a map element deleted by hand outside the changed area is not noticed until the next
+ * full replace.
  */
 export class NftTables {
-  private readonly applied = new Map<string, { text: string; listing: string }>();
+  private readonly applied = new Map<string, { table: NftTable; terse: string }>();
 
   constructor(private readonly runner: Runner) {}
 
-  async ensure(ns: string | undefined, family: string, table: string, text: string): Promise<boolean> {
-    const key = `${ns ?? ''}/${family}/${table}`;
+  async ensure(ns: string | undefined, table: NftTable): Promise<boolean> {
+    const key = `${ns ?? ''}/${table.family}/${table.name}`;
     const prev = this.applied.get(key);
-    if (prev && prev.text === text) {
-      const now = await this.list(ns, family, table);
-      if (now === prev.listing) return false;
+    if (prev && (await this.terse(ns, table)) === prev.terse) {
+      const script = diffTables(prev.table, table);
+      if (script === '') return false;
+      if (script !== undefined) {
+        const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure: true });
+        if (r.code === 0) {
+          this.applied.set(key, { table, terse: prev.terse });
+          return true;
+        }
+      }
     }
-    await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: text });
-    this.applied.set(key, { text, listing: await this.list(ns, family, table) });
+    await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: tableText(table) });
+    this.applied.set(key, { table, terse: await this.terse(ns, table) });
     return true;
   }
 
@@ -26,8 +38,8 @@ export class NftTables {
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);
   }
 
-  private async list(ns: string | undefined, family: string, table: string): Promise<string> {
-    const r = await this.runner.run(inNs(ns, ['nft', 'list', 'table', family, table]), { allowFailure: true });
+  private async terse(ns: string | undefined, t: NftTable): Promise<string> {
+    const r = await this.runner.run(inNs(ns, ['nft', '-t', 'list', 'table', t.family, t.name]), { allowFailure: true });
     return r.code === 0 ? r.stdout : '';
   }
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
 import type { TenantPlan } from '../plan.js';
-import { TENANT_TABLE, renderTenantRuleset } from '../nft.js';
+import { renderTenantTable } from '../nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
 
@@ -24,7 +24,7 @@ export class TenantDatapath {
       links = await observeLinks(this.runner, p.ns);
     }
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
-    await this.nft.ensure(p.ns, 'inet', TENANT_TABLE, renderTenantRuleset(p));
+    await this.nft.ensure(p.ns, renderTenantTable(p));
   }
 
   async ensureNamespace(ns: string): Promise<boolean> {

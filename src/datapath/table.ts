@@ -1,0 +1,59 @@
+/**
+ * An nft table as structure: its declarations (chains and map headers) and the elements of its maps.
+ * Kept apart so a change that only adds or removes map elements (a new endpoint, a changed rule) is
+ * applied as element deltas: replacing a table whose interval maps hold thousands of elements costs
+ * ~850 ms of `nft -f` here, adding one element ~6 ms.
+ */
+export interface NftMap {
+  name: string;
+  type: string;
+  /** Interval maps hold ranges (rbtree for one field); others are exact-match hashes. */
+  interval: boolean;
+  /** "KEY : VALUE" strings, as nft writes them. */
+  elements: string[];
+}
+
+export interface NftTable {
+  family: string;
+  name: string;
+  maps: NftMap[];
+  /** Chains, verbatim (tab-indented lines). */
+  chains: string[];
+}
+
+export function tableText(t: NftTable): string {
+  const maps = t.maps.flatMap((m) => [
+    `\tmap ${m.name} {`, `\t\ttype ${m.type}`, ...(m.interval ? ['\t\tflags interval'] : []),
+    ...(m.elements.length ? [`\t\telements = { ${m.elements.join(',\n\t\t\t')} }`] : []), '\t}',
+  ]);
+  return [`add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`, `table ${t.family} ${t.name} {`, ...maps, ...t.chains, '}', ''].join('\n');
+}
+
+/** Everything but the elements: when two tables share it, element deltas turn one into the other. */
+export function tableShape(t: NftTable): string {
+  return JSON.stringify([t.family, t.name, t.maps.map((m) => [m.name, m.type, m.interval]), t.chains]);
+}
+
+const keyOf = (element: string) => element.slice(0, element.lastIndexOf(' : '));
+
+/**
+ * The `nft -f` script that turns `prev` into `next` by element deltas (deletes first, then adds, in one
+ * transaction), '' when nothing differs, or undefined when the shapes differ and the table must be replaced.
+ */
+export function diffTables(prev: NftTable, next: NftTable): string | undefined {
+  if (tableShape(prev) !== tableShape(next)) return undefined;
+  const lines: string[] = [];
+  const adds: string[] = [];
+  for (let i = 0; i < next.maps.length; i++) {
+    if (prev.maps[i]?.elements === next.maps[i]?.elements) continue;
+    const a = new Set(prev.maps[i]?.elements ?? []);
+    const b = new Set(next.maps[i]?.elements ?? []);
+    const name = next.maps[i]?.name as string;
+    const gone = [...a].filter((e) => !b.has(e)).map(keyOf);
+    const added = [...b].filter((e) => !a.has(e));
+    if (gone.length) lines.push(`delete element ${next.family} ${next.name} ${name} { ${gone.join(', ')} }`);
+    if (added.length) adds.push(`add element ${next.family} ${next.name} ${name} { ${added.join(', ')} }`);
+  }
+  const all = [...lines, ...adds];
+  return all.length ? `${all.join('\n')}\n` : '';
+}
