@@ -109,7 +109,11 @@ export class Reconciler {
       const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol]);
       if (fast && this.converged.get(tenant) === shape) return p;
       this.converged.delete(tenant);
-      await this.dp.ensure(p, this.protect());
+      const t0 = performance.now();
+      const nft = await this.dp.ensure(p, this.protect());
+      const ms = Math.round(performance.now() - t0);
+      if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused an element delta; replaced the table');
+      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms }, 'tenant converged');
       this.converged.set(tenant, shape);
       return p;
     });

@@ -57,7 +57,7 @@ async function iperf(h: TestHost, dbIp: string): Promise<number> {
   return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
 }
 
-const h = await startTestHost('bp');
+const h = await startTestHost('bp', { agentArgs: (process.env['BENCH_AGENT_ARGS'] ?? '').split(' ').filter(Boolean) });
 try {
   await api(h, 'POST', `${T}/networks`, { name: 'bench', subnet: '10.40.0.0/16' });
   await api(h, 'POST', `${T}/groups`, { name: 'app', network: 'bench' });
@@ -149,7 +149,9 @@ try {
   }
 } finally {
   for (const p of bg) p.kill('SIGKILL');
-  const log = readFileSync(join(h.dir, 'agent.log'), 'utf8').split('\n').filter((l) => /"level":(40|50)/.test(l));
+  const all = readFileSync(join(h.dir, 'agent.log'), 'utf8');
+  if (process.env['BENCH_AGENT_LOG']) writeFileSync(process.env['BENCH_AGENT_LOG'], all);
+  const log = all.split('\n').filter((l) => /"level":(40|50)/.test(l));
   if (log.length) console.log(`\nagent warnings during the run (${log.length}):\n${log.slice(0, 5).join('\n')}`);
   await h.cleanup();
 }

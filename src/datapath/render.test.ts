@@ -94,4 +94,6 @@ test('a change of map elements becomes element deltas; a change of structure nee
   assert.equal(diffTables(base, next), 'delete element inet weft cls { 10.0.0.2-10.0.0.255 }\nadd element inet weft cls { 10.0.0.2 : 3, 10.0.0.3-10.0.0.255 : 2 }\n');
   assert.equal(diffTables(base, base), '');
   assert.equal(diffTables(base, { ...base, chains: ['\tchain forward {', '\t\tdrop', '\t}'] }), undefined);
+  const big = { ...base, maps: [{ ...base.maps[0]!, elements: Array.from({ length: 1200 }, (_, i) => `10.1.${i >> 8}.${i & 255} : 1`) }] };
+  assert.equal(diffTables(base, big), undefined, 'a delta of over 1,000 elements becomes a replace');
 });

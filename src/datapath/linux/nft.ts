@@ -15,24 +15,31 @@ export class NftTables {
 
   constructor(private readonly runner: Runner) {}
 
-  async ensure(ns: string | undefined, table: NftTable): Promise<boolean> {
+  /** Returns how it got there: nothing to do, element deltas, or a whole-table replace (and why). */
+  async ensure(ns: string | undefined, table: NftTable): Promise<'unchanged' | 'delta' | 'replace' | 'replace-after-refused-delta'> {
     const key = `${ns ?? ''}/${table.family}/${table.name}`;
     const prev = this.applied.get(key);
+    let refused = false;
     if (prev && (await this.terse(ns, table)) === prev.terse) {
       const script = diffTables(prev.table, table);
-      if (script === '') return false;
+      if (script === '') return 'unchanged';
       if (script !== undefined) {
         const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure: true });
         if (r.code === 0) {
           this.applied.set(key, { table, terse: prev.terse });
-          return true;
+          return 'delta';
         }
+        refused = true;
+        this.lastRefusal = r.stderr.trim().split('\n').slice(0, 2).join(' | ');
       }
     }
     await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: tableText(table) });
     this.applied.set(key, { table, terse: await this.terse(ns, table) });
-    return true;
+    return refused ? 'replace-after-refused-delta' : 'replace';
   }
+
+  /** The kernel's reason for the last refused delta, for the agent's log. */
+  lastRefusal = '';
 
   forget(ns: string): void {
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);

@@ -15,8 +15,12 @@ export const NETNS_DIR = '/run/netns';
 export class TenantDatapath {
   constructor(private readonly runner: Runner, private readonly nft: NftTables) {}
 
+  get lastRefusal(): string {
+    return this.nft.lastRefusal;
+  }
+
   /** `protect`: veths being wired right now by a CNI ADD, never deleted as stale. */
-  async ensure(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<void> {
+  async ensure(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<string> {
     const fresh = await this.ensureNamespace(p.ns);
     let links = await observeLinks(this.runner, p.ns);
     if (fresh || !links.has(p.uplink.tenantLink)) {
@@ -24,7 +28,7 @@ export class TenantDatapath {
       links = await observeLinks(this.runner, p.ns);
     }
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
-    await this.nft.ensure(p.ns, renderTenantTable(p));
+    return this.nft.ensure(p.ns, renderTenantTable(p));
   }
 
   async ensureNamespace(ns: string): Promise<boolean> {
