@@ -107,6 +107,8 @@ test('a deny-default tenant is a whitelist', { skip: !root && 'needs root' }, as
   listen('app-1', 7000);
   await new Promise((r) => setTimeout(r, 200));
   assert.ok(!(await reach('db-1', 'app-1', 7000)), 'no rule: denied');
+  const gw = await h.exec(ns('app-1'), ['ping', '-c', '1', '-W', '1', '10.1.2.1']);
+  assert.equal(gw.code, 0, 'an endpoint always reaches its gateway, even in a deny-default tenant');
   assert.ok(!(await reach('app-1', 'db-1', 8888)), 'ingress allows 8888, but app has no egress rule');
   assert.equal((await h.weft(['policy', 'create', 'app-out'])).code, 0);
   assert.equal((await h.weft(['policy', 'rule-add', 'app-out', '1', '-d', 'out', '-e', 'db', '-l', 'tcp', '-P', '8888'])).code, 0);
