@@ -78,8 +78,14 @@ class RuleIndex {
 }
 
 export function compilePolicy(s: PolicyState): CompiledPolicy {
-  const classification = classify(s.networks, s.groups, s.policies, s.endpoints);
   const fallback = verdictOf(s.tenant.defaultAction);
+  const withRules = new Set(s.policies.filter((p) => p.rules.length > 0).map((p) => p.name));
+  if (!s.groups.some((g) => g.policies.some((p) => withRules.has(p)))) {
+    // No rule applies anywhere: every flow gets the default, and no address needs a class. This keeps
+    // the CNI ADD path of rule-less tenants from classifying every endpoint on each ADD.
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ranges: [], byIp: () => ({ id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false }) }, portEntries: [], protoEntries: [], ruleCount: 0 };
+  }
+  const classification = classify(s.networks, s.groups, s.policies, s.endpoints);
   const portEntries: PortEntry[] = [];
   const protoEntries: ProtoEntry[] = [];
   const indexes = new Map<string, RuleIndex>();
