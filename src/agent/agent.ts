@@ -54,7 +54,7 @@ export class Agent implements CniHost {
     this.nft = new NftTables(o.runner);
     const dp = new TenantDatapath(o.runner, this.nft);
     this.reconciler = new Reconciler(this.state, dp, (plans) => ensureHost(this.nft, plans), {
-      host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs,
+      host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp,
     }, o.log, () => new Set([...this.inflight].map(names.endpointVeth)), () => this.maintainEndpoints());
     this.syncer = new Syncer(this.client, this.state, (t) => this.reconciler.mark(t), o.log);
   }

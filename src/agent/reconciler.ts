@@ -12,6 +12,8 @@ export interface ReconcilerOptions {
   cniConfDir: string;
   agentSocket: string;
   resyncMs: number;
+  /** This host's underlay address, the local end of its VXLAN tunnels. */
+  vtep: string;
 }
 
 /**
@@ -69,7 +71,7 @@ export class Reconciler {
 
   plan(tenant: string): TenantPlan | undefined {
     const t = this.state.tenants.get(tenant);
-    return t && planTenant({ ...this.state.hostView(this.opts.host, this.opts.nsPrefix), compile: this.compile }, t);
+    return t && planTenant({ ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile }, t);
   }
 
   /**
@@ -90,7 +92,7 @@ export class Reconciler {
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
   async ensureHostNow(): Promise<void> {
-    await this.hostSide(planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix)));
+    await this.hostSide(planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep)));
   }
 
   /**
@@ -134,7 +136,7 @@ export class Reconciler {
       }
     }
     try {
-      const plans = planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix));
+      const plans = planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep));
       await this.hostSide(plans);
       syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
       if (all) await this.removeStaleTenants(plans);

@@ -1,5 +1,8 @@
-import type { ChangeEvent, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
+import type { ChangeEvent, Endpoint, Group, Host, Network, Policy, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
+
+/** Returned by apply() for changes that need no reconcile at all. */
+export const NO_TENANT = '\u0000none';
 
 export interface Snapshot {
   revision: number;
@@ -8,6 +11,7 @@ export interface Snapshot {
   groups: Group[];
   policies: Policy[];
   endpoints: Endpoint[];
+  hosts: Host[];
 }
 
 /**
@@ -20,6 +24,7 @@ export class DesiredState {
   readonly networks = new Map<string, Network>();
   readonly groups = new Map<string, Group>();
   readonly policies = new Map<string, Policy>();
+  readonly hosts = new Map<string, Host>();
   readonly endpoints = new Map<string, Endpoint>();
   revision = 0;
 
@@ -29,11 +34,13 @@ export class DesiredState {
     this.groups.clear();
     this.policies.clear();
     this.endpoints.clear();
+    this.hosts.clear();
     for (const t of s.tenants) this.tenants.set(t.name, t);
     for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
     for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);
     for (const p of s.policies) this.policies.set(`${p.tenant}/${p.name}`, p);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
+    for (const h of s.hosts) this.hosts.set(h.name, h);
     this.revision = s.revision;
   }
 
@@ -47,6 +54,12 @@ export class DesiredState {
       case 'group': upsert(this.groups, name, c); return c.tenant;
       case 'policy': upsert(this.policies, name, c); return c.tenant;
       case 'endpoint': upsert(this.endpoints, name, c); return c.tenant;
+      case 'host': {
+        // A host's address matters to every tenant's overlay, but a heartbeat changes nothing there.
+        const before = this.hosts.get(name)?.vtepIp;
+        upsert(this.hosts, name, c);
+        return before === this.hosts.get(name)?.vtepIp && c.op === 'put' ? NO_TENANT : undefined;
+      }
       default: return undefined;
     }
   }
@@ -60,8 +73,9 @@ export class DesiredState {
     this.endpoints.delete(id);
   }
 
-  hostView(host: string, nsPrefix: string): DesiredHostState {
+  hostView(host: string, nsPrefix: string, vtep?: string): DesiredHostState {
     return {
+      hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}),
       host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()],
       groups: [...this.groups.values()], policies: [...this.policies.values()],
     };

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import type { ChangeEvent, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
-import type { DesiredState, Snapshot } from './state.js';
+import type { ChangeEvent, Endpoint, Group, Host, Network, Policy, Tenant } from '../model/index.js';
+import { NO_TENANT, type DesiredState, type Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
 
@@ -22,8 +22,9 @@ export async function listAll(client: Client): Promise<Snapshot> {
     revisions.push(n.revision, g.revision, p.revision);
   }
   const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
-  revisions.push(endpoints.revision);
-  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, endpoints: endpoints.items };
+  const hosts = await client.request<Listing<Host>>('GET', '/api/v1/hosts');
+  revisions.push(endpoints.revision, hosts.revision);
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, endpoints: endpoints.items, hosts: hosts.items };
 }
 
 /**
@@ -91,7 +92,8 @@ export class Syncer {
         const line = JSON.parse(buf.slice(0, nl)) as ChangeEvent | { op: 'bookmark'; revision: number };
         buf = buf.slice(nl + 1);
         if (line.op === 'bookmark') continue;
-        this.changed(this.state.apply(line));
+        const tenant = this.state.apply(line);
+        if (tenant !== NO_TENANT) this.changed(tenant);
       }
     }
     throw new Error('watch stream ended');

@@ -8,6 +8,7 @@ export const names = {
   /** The tenant's router namespace (its VRF). `prefix` separates agents sharing one machine (labs, tests). */
   tenantNs: (prefix: string, tenantId: number) => `${prefix}t${tenantId}`,
   bridge: (vni: number) => `wb${vni}`,
+  vxlan: (vni: number) => `wx${vni}`,
   endpointVeth: (endpointId: string) => `we${endpointId.slice(0, 12)}`,
   uplinkHost: (tenantId: number) => `wu${tenantId}`,
   uplinkTenant: 'up0',

@@ -1,4 +1,4 @@
-import { parseCidr, type Endpoint, type Group, type Network, type Policy, type PortMapping, type Tenant } from '../model/index.js';
+import { parseCidr, type Endpoint, type Group, type Host, type Network, type Policy, type PortMapping, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names, transit } from './names.js';
 
@@ -22,6 +22,18 @@ export interface BridgePlan {
   vni: number;
   address: string;
   mtu: number;
+  /** The overlay, when another host holds endpoints of this network. */
+  vxlan: VxlanPlan | undefined;
+}
+
+export interface VxlanPlan {
+  name: string;
+  vni: number;
+  local: string;
+  /** Underlay addresses of the other hosts with endpoints here: broadcast and unknown unicast go to each. */
+  peers: string[];
+  /** Known remote endpoints: static forwarding entries, so unicast to them is never flooded. */
+  remotes: Array<{ mac: string; vtep: string }>;
 }
 
 export interface EndpointPlan {
@@ -45,6 +57,9 @@ export interface DesiredHostState {
   endpoints: readonly Endpoint[];
   groups?: readonly Group[];
   policies?: readonly Policy[];
+  /** Registered hosts (their underlay addresses) and this host's own, for the overlay. */
+  hosts?: readonly Host[];
+  vtep?: string;
   /** Compiles a tenant's policy; the agent passes a memoizing one so an unchanged policy is not recompiled. */
   compile?: typeof compilePolicy;
 }
@@ -63,6 +78,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     bridges: nets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${parseCidr(n.subnet, 'subnet').prefix}`,
+      vxlan: planVxlan(d, tenant, n),
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mtu: e.mtu,
@@ -80,4 +96,17 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
 
 export function planHost(d: DesiredHostState): TenantPlan[] {
   return [...d.tenants].sort((a, b) => a.id - b.id).map((t) => planTenant(d, t));
+}
+
+function planVxlan(d: DesiredHostState, tenant: Tenant, n: Network): VxlanPlan | undefined {
+  if (!d.vtep || !d.hosts) return undefined;
+  const vtepOf = new Map(d.hosts.filter((h) => h.name !== d.host).map((h) => [h.name, h.vtepIp]));
+  const remote = d.endpoints.filter((e) => e.tenant === tenant.name && e.network === n.name && e.host !== d.host && vtepOf.has(e.host));
+  if (remote.length === 0) return undefined;
+  const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].filter((v) => v !== d.vtep).sort();
+  if (peers.length === 0) return undefined;
+  return {
+    name: names.vxlan(n.vni), vni: n.vni, local: d.vtep, peers,
+    remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
+  };
 }

@@ -40,10 +40,10 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
   const octet = await freeOctet();
   const rootIp = `198.18.${octet}.1`;
   const hostIp = `198.18.${octet}.2`;
-  let agent: ChildProcess | undefined;
+  let agentHandle: AgentHandle | undefined;
   let server: ServerProcess | undefined;
   const cleanup = async () => {
-    if (agent?.exitCode === null) agent.kill('SIGKILL');
+    await agentHandle?.stop('SIGKILL');
     await server?.stop();
     for (const ns of safeList()) if (ns.startsWith(tag)) await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
     await runner.run(['ip', 'link', 'del', `${tag}r`], { allowFailure: true });
@@ -61,36 +61,14 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
     const srv = server;
     const cniConfDir = join(dir, 'net.d');
     const binDir = join(dir, 'bin');
-    const startAgent = async (extra: string[] = []) => {
-      // nsenter --net, not `ip netns exec`: the latter gives the agent a private mount namespace, and the
-      // tenant namespaces it pins under /run/netns would be invisible to everyone else (and to its next run).
-      const argv = [`--net=/run/netns/${hostNs}`, process.execPath, WEFT_BIN, 'agent', '--server', srv.url, '--token-file', tokenFile,
-        '--host', `${tag}-h`, '--run-dir', join(dir, 'run'), '--cni-conf-dir', cniConfDir, '--cni-bin-dir', binDir,
-        '--netns-prefix', `${tag}-`, '--vtep-ip', hostIp, '--resync', '1000', '--log-level', 'warn', ...(opts.agentArgs ?? []), ...extra];
-      const child = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-      agent = child;
-      let out = '';
-      const log = createWriteStream(join(dir, 'agent.log'), { flags: 'a' });
-      child.stdout?.on('data', (d) => { out += d; log.write(d); });
-      child.stderr?.on('data', (d) => { out += d; log.write(d); });
-      child.on('exit', () => log.end());
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`agent did not start:\n${out}`)), 15_000);
-        child.stdout?.on('data', () => { if (out.includes('weft agent running')) { clearTimeout(timer); resolve(); } });
-        child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`agent exited ${code}:\n${out}`)); });
-      });
-    };
-    const stopAgent = async (signal: NodeJS.Signals = 'SIGTERM') => {
-      const a = agent;
-      if (!a || a.exitCode !== null) return;
-      const done = new Promise((r) => a.once('exit', r));
-      a.kill(signal);
-      await done;
-    };
+    const handle = agentIn({ hostNs, dir, serverUrl: srv.url, tokenFile, host: `${tag}-h`, nsPrefix: `${tag}-`, vtep: hostIp, cniConfDir, binDir, extra: opts.agentArgs ?? [] });
+    agentHandle = handle;
+    const startAgent = (extra: string[] = []) => handle.start(extra);
+    const stopAgent = (signal: NodeJS.Signals = 'SIGTERM') => handle.stop(signal);
     await startAgent();
     const host: TestHost = {
       tag, hostNs, hostIp, dir, server: srv, token: srv.token, pluginPath: join(binDir, 'weft'), cniConfDir,
-      agentPid: () => agent?.pid,
+      agentPid: () => agentHandle?.pid(),
       api: (method, path, body) => http(srv.url, srv.token, method, path, body),
       weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, '--server', srv.url, '--token', srv.token], { allowFailure: true }),
       async container(n) {
@@ -100,18 +78,7 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
         return `/run/netns/${ns}`;
       },
       exec: (ns, argv, o = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),
-      async cni(command, o) {
-        const list = JSON.parse(readFileSync(join(cniConfDir, `${o.conflist}.conflist`), 'utf8'));
-        const conf = { ...list.plugins[0], cniVersion: list.cniVersion, name: list.name, ...(o.patch ?? {}) };
-        const env: Record<string, string> = {
-          PATH: process.env['PATH'] ?? '', CNI_COMMAND: command, CNI_CONTAINERID: o.containerId ?? '', CNI_NETNS: o.netns ?? '',
-          CNI_IFNAME: o.ifname ?? 'eth0', CNI_PATH: binDir, ...(o.env ?? {}),
-        };
-        const r = await runPlugin(join(binDir, 'weft'), env, o.stdin ?? JSON.stringify(conf));
-        let json: any;
-        try { json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { json = undefined; }
-        return { code: r.code, json, stdout: r.stdout };
-      },
+      cni: (command, o) => callPlugin(cniConfDir, binDir, command, o),
       startAgent, stopAgent, cleanup,
     };
     return host;
@@ -122,12 +89,12 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
 }
 
 /** A 198.18.X.0/30 no other test host on this machine uses (test files run two at a time). */
-async function freeOctet(): Promise<number> {
+export async function freeOctet(prefix = '198.18'): Promise<number> {
   const r = await runner.run(['ip', '-4', '-j', 'addr', 'show'], { allowFailure: true });
   const used = new Set<number>();
   for (const l of JSON.parse(r.stdout || '[]') as Array<{ addr_info?: Array<{ local: string }> }>) {
     for (const a of l.addr_info ?? []) {
-      const m = /^198\.18\.(\d+)\./.exec(a.local);
+      const m = new RegExp(`^${prefix.replace('.', '\\.')}\\.(\\d+)\\.`).exec(a.local);
       if (m) used.add(Number(m[1]));
     }
   }
@@ -137,7 +104,7 @@ async function freeOctet(): Promise<number> {
   }
 }
 
-function safeList(): string[] {
+export function safeList(): string[] {
   try {
     return readdirSync('/run/netns');
   } catch {
@@ -164,4 +131,64 @@ export async function within(ms: number, fn: () => Promise<boolean>, everyMs = 1
     await new Promise((r) => setTimeout(r, everyMs));
   }
   return -1;
+}
+
+export interface CniCall {
+  conflist: string; containerId?: string; netns?: string; ifname?: string; env?: Record<string, string>; stdin?: string; patch?: Record<string, unknown>;
+}
+
+/** Calls the installed plugin like a runtime: the conflist's plugin entry on stdin, CNI_* in the environment. */
+export async function callPlugin(cniConfDir: string, binDir: string, command: string, o: CniCall): Promise<{ code: number; json: any; stdout: string }> {
+  const list = JSON.parse(readFileSync(join(cniConfDir, `${o.conflist}.conflist`), 'utf8'));
+  const conf = { ...list.plugins[0], cniVersion: list.cniVersion, name: list.name, ...(o.patch ?? {}) };
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '', CNI_COMMAND: command, CNI_CONTAINERID: o.containerId ?? '', CNI_NETNS: o.netns ?? '',
+    CNI_IFNAME: o.ifname ?? 'eth0', CNI_PATH: binDir, ...(o.env ?? {}),
+  };
+  const r = await runPlugin(join(binDir, 'weft'), env, o.stdin ?? JSON.stringify(conf));
+  let json: any;
+  try { json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined; } catch { json = undefined; }
+  return { code: r.code, json, stdout: r.stdout };
+}
+
+export interface AgentHandle {
+  start(extra?: string[]): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  pid(): number | undefined;
+}
+
+/**
+ * An agent process inside a host namespace, entered with nsenter --net, not `ip netns exec`: the latter
+ * gives the agent a private mount namespace, and the tenant namespaces it pins under /run/netns would be
+ * invisible to everyone else (and to its next run). Its output goes to DIR/agent.log.
+ */
+export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; tokenFile: string; host: string; nsPrefix: string; vtep: string; cniConfDir: string; binDir: string; extra: string[] }): AgentHandle {
+  let child: ChildProcess | undefined;
+  return {
+    pid: () => child?.pid,
+    async start(extra: string[] = []) {
+      const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, WEFT_BIN, 'agent', '--server', a.serverUrl, '--token-file', a.tokenFile,
+        '--host', a.host, '--run-dir', join(a.dir, 'run'), '--cni-conf-dir', a.cniConfDir, '--cni-bin-dir', a.binDir,
+        '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn', ...a.extra, ...extra];
+      const c = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = c;
+      let out = '';
+      const log = createWriteStream(join(a.dir, 'agent.log'), { flags: 'a' });
+      c.stdout?.on('data', (d) => { out += d; log.write(d); });
+      c.stderr?.on('data', (d) => { out += d; log.write(d); });
+      c.on('exit', () => log.end());
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`agent did not start:\n${out}`)), 15_000);
+        c.stdout?.on('data', () => { if (out.includes('weft agent running')) { clearTimeout(timer); resolve(); } });
+        c.on('exit', (code) => { clearTimeout(timer); reject(new Error(`agent exited ${code}:\n${out}`)); });
+      });
+    },
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const done = new Promise((r) => c.once('exit', r));
+      c.kill(signal);
+      await done;
+    },
+  };
 }

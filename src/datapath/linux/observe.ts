@@ -8,6 +8,7 @@ export interface ObservedLink {
   up: boolean;
   mtu: number;
   addresses: string[];
+  vxlan?: { id: number; local: string };
 }
 
 interface IpAddrJson {
@@ -15,7 +16,7 @@ interface IpAddrJson {
   mtu: number;
   master?: string;
   flags?: string[];
-  linkinfo?: { info_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string } };
   addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
 }
 
@@ -31,6 +32,7 @@ export async function observeLinks(runner: Runner, ns: string | undefined): Prom
     up: (l.flags ?? []).includes('UP'),
     mtu: l.mtu,
     addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+    ...(l.linkinfo?.info_kind === 'vxlan' ? { vxlan: { id: l.linkinfo.info_data?.id ?? 0, local: l.linkinfo.info_data?.local ?? '' } } : {}),
   }]));
 }
 

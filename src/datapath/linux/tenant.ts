@@ -4,6 +4,7 @@ import type { TenantPlan } from '../plan.js';
 import { renderTenantTable } from '../nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
+import { createVxlan, ensureFdb } from './overlay.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -27,7 +28,18 @@ export class TenantDatapath {
       await this.ensureUplink(p);
       links = await observeLinks(this.runner, p.ns);
     }
+    let created = false;
+    for (const b of p.bridges) {
+      if (!b.vxlan) continue;
+      const l = links.get(b.vxlan.name);
+      if (!l || !l.vxlan || l.vxlan.id !== b.vxlan.vni || l.vxlan.local !== b.vxlan.local) {
+        await createVxlan(this.runner, p.ns, b.vxlan, l);
+        created = true;
+      }
+    }
+    if (created) links = await observeLinks(this.runner, p.ns);
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
+    for (const b of p.bridges) if (b.vxlan) await ensureFdb(this.runner, p.ns, b.vxlan);
     return this.nft.ensure(p.ns, renderTenantTable(p));
   }
 
@@ -75,9 +87,17 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     const l = links.get(e.veth);
     if (l && (l.master !== e.bridge || !l.up)) out.push(`link set ${e.veth} master ${e.bridge} up`);
   }
+  const wantVxlans = new Set<string>();
+  for (const b of p.bridges) {
+    if (!b.vxlan) continue;
+    wantVxlans.add(b.vxlan.name);
+    const l = links.get(b.vxlan.name);
+    if (l && (l.master !== b.name || !l.up || l.mtu !== b.mtu)) out.push(`link set ${b.vxlan.name} master ${b.name} mtu ${b.mtu} up`);
+  }
   for (const l of links.values()) {
     if (l.kind === 'bridge' && l.name.startsWith('wb') && !wantBridges.has(l.name)) out.push(`link del ${l.name}`);
     if (l.kind === 'veth' && l.name.startsWith('we') && !wantVeths.has(l.name) && !protect.has(l.name)) out.push(`link del ${l.name}`);
+    if (l.kind === 'vxlan' && l.name.startsWith('wx') && !wantVxlans.has(l.name)) out.push(`link del ${l.name}`);
   }
   return out;
 }

@@ -1,0 +1,100 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProcessRunner, type RunResult } from '../exec/index.js';
+import { startServerProcess, http, type ServerProcess } from './server.js';
+import { agentIn, callPlugin, freeOctet, safeList, type AgentHandle, type CniCall } from './host.js';
+
+const runner = new ProcessRunner();
+
+/**
+ * Several simulated hosts for overlay tests: an underlay namespace with a bridge joining N host
+ * namespaces (each with its VTEP address and its own agent, run and CNI directories), and one server in
+ * the root namespace that every host reaches over its own /30. Everything carries `tag` and is removed by
+ * cleanup(), also after a failure.
+ */
+export interface LabHost {
+  name: string;
+  ns: string;
+  vtep: string;
+  dir: string;
+  agent: AgentHandle;
+  cni(command: string, o: CniCall): Promise<{ code: number; json: any; stdout: string }>;
+}
+
+export interface Lab {
+  tag: string;
+  server: ServerProcess;
+  hosts: LabHost[];
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  container(name: string): Promise<string>;
+  exec(ns: string, argv: string[], opts?: { input?: string; timeoutMs?: number }): Promise<RunResult>;
+  cleanup(): Promise<void>;
+}
+
+export async function startLab(name: string, count: number): Promise<Lab> {
+  const tag = `${name}${process.pid % 100000}`.slice(0, 8);
+  const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
+  const hosts: LabHost[] = [];
+  let server: ServerProcess | undefined;
+  const cleanup = async () => {
+    for (const h of hosts) await h.agent.stop('SIGKILL');
+    await server?.stop();
+    for (const ns of safeList()) if (ns.startsWith(tag)) await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    for (let i = 1; i <= count; i++) await runner.run(['ip', 'link', 'del', `${tag}r${i}`], { allowFailure: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ul = `${tag}-ul`;
+    await runner.run(['ip', 'netns', 'add', ul]);
+    await runner.run(['ip', '-n', ul, '-batch', '-'], { input: 'link add br0 type bridge\nlink set br0 up\nlink set lo up\n' });
+    const underlay = await freeOctet('198.19');
+    const roots: Array<{ root: string; host: string }> = [];
+    for (let i = 1; i <= count; i++) {
+      const ns = `${tag}-h${i}`;
+      const o = await freeOctet();
+      await runner.run(['ip', 'netns', 'add', ns]);
+      await runner.run(['ip', 'link', 'add', `${tag}r${i}`, 'type', 'veth', 'peer', 'name', 'uplink', 'netns', ns]);
+      await runner.run(['ip', 'addr', 'add', `198.18.${o}.1/30`, 'dev', `${tag}r${i}`]);
+      await runner.run(['ip', 'link', 'set', `${tag}r${i}`, 'up']);
+      await runner.run(['ip', 'link', 'add', `${tag}u${i}`, 'netns', ul, 'type', 'veth', 'peer', 'name', 'underlay', 'netns', ns]);
+      await runner.run(['ip', '-n', ul, 'link', 'set', `${tag}u${i}`, 'master', 'br0', 'up']);
+      await runner.run(['ip', '-n', ns, '-batch', '-'], {
+        input: `link set lo up\naddr add 198.18.${o}.2/30 dev uplink\nlink set uplink up\naddr add 198.19.${underlay}.${10 + i}/24 dev underlay\nlink set underlay up\n`,
+      });
+      roots.push({ root: `198.18.${o}.1`, host: `198.18.${o}.2` });
+    }
+    server = await startServerProcess({ listen: `${roots[0]!.root}:0` });
+    const srv = server;
+    // Hosts other than the first reach the server's address through their own /30 to the root namespace.
+    for (let i = 2; i <= count; i++) await runner.run(['ip', '-n', `${tag}-h${i}`, 'route', 'add', `${roots[0]!.root}/32`, 'via', roots[i - 1]!.root]);
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, srv.token, { mode: 0o600 });
+    for (let i = 1; i <= count; i++) {
+      const hdir = join(dir, `h${i}`);
+      mkdirSync(hdir, { recursive: true });
+      const ns = `${tag}-h${i}`;
+      const vtep = `198.19.${underlay}.${10 + i}`;
+      const cniConfDir = join(hdir, 'net.d');
+      const binDir = join(hdir, 'bin');
+      const agent = agentIn({ hostNs: ns, dir: hdir, serverUrl: srv.url, tokenFile, host: `h${i}`, nsPrefix: `${tag}${i}-`, vtep, cniConfDir, binDir, extra: [] });
+      hosts.push({ name: `h${i}`, ns, vtep, dir: hdir, agent, cni: (command, o) => callPlugin(cniConfDir, binDir, command, o) });
+      await agent.start();
+    }
+    return {
+      tag, server: srv, hosts,
+      api: (m, p, b) => http(srv.url, srv.token, m, p, b),
+      async container(n) {
+        const ns = `${tag}-${n}`;
+        await runner.run(['ip', 'netns', 'add', ns]);
+        await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+        return `/run/netns/${ns}`;
+      },
+      exec: (ns, argv, o = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),
+      cleanup,
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
