@@ -58,3 +58,32 @@ test('policy holds across hosts', { skip: !root && 'needs root' }, async () => {
   await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: [] });
   assert.ok(await within(3000, () => ping('a1', ip.get('a2') as string), 100) >= 0, 'and allowed again');
 });
+
+test('arpMode proxy: remote endpoints are permanent neighbours of the VXLAN device; flood mode drops them', { skip: !root && 'needs root' }, async () => {
+  const vni = (await lab.api('GET', '/api/v1/tenants/default/networks/contiv-net')).json.vni;
+  const tns = `${lab.tag}1-t1`;
+  const neigh = async () => JSON.parse((await lab.exec(lab.hosts[0]!.ns, ['ip', '-n', tns, '-j', 'neigh', 'show', 'dev', `wx${vni}`])).stdout || '[]') as Array<{ dst: string; state: string[] }>;
+  const link = async () => JSON.parse((await lab.exec(lab.hosts[0]!.ns, ['ip', '-n', tns, '-d', '-j', 'link', 'show', `wx${vni}`])).stdout)[0].linkinfo.info_data;
+  assert.ok((await neigh()).some((n) => n.dst === ip.get('a2') && n.state.includes('PERMANENT')), 'a2 is a permanent neighbour on h1');
+  assert.equal((await link()).proxy, true);
+  assert.ok((await lab.api('PATCH', '/api/v1/global', { arpMode: 'flood' })).status < 300);
+  assert.ok(await within(5000, async () => (await neigh()).length === 0 && (await link()).proxy !== true, 200) >= 0, 'flood mode: no proxy, no static neighbours');
+  assert.ok(await within(3000, () => ping('a1', ip.get('a2') as string), 100) >= 0, 'and ARP by flooding still works');
+  assert.ok((await lab.api('PATCH', '/api/v1/global', { arpMode: 'proxy' })).status < 300);
+  assert.ok(await within(5000, async () => (await neigh()).length > 0, 200) >= 0);
+});
+
+test('restarting the agent on one host during a cross-host TCP stream: the stream survives', { skip: !root && 'needs root' }, async () => {
+  const server = lab.exec(`${lab.tag}-a2`, ['iperf3', '-s', '-1', '-p', '5301'], { timeoutMs: 30_000 });
+  await new Promise((r) => setTimeout(r, 400));
+  const client = lab.exec(`${lab.tag}-a1`, ['iperf3', '-c', ip.get('a2') as string, '-p', '5301', '-t', '5', '-i', '1', '-J'], { timeoutMs: 30_000 });
+  await new Promise((r) => setTimeout(r, 1500));
+  await lab.hosts[0]!.agent.stop('SIGKILL');
+  await new Promise((r) => setTimeout(r, 300));
+  await lab.hosts[0]!.agent.start();
+  const r = await client;
+  await server;
+  assert.equal(r.code, 0, r.stderr);
+  const bps = JSON.parse(r.stdout).intervals.map((x: any) => x.sum.bits_per_second as number);
+  assert.ok(bps.length >= 5 && bps.every((b: number) => b > 0), `every second carried data: ${bps.map((b: number) => (b / 1e9).toFixed(2)).join(', ')} Gbit/s`);
+});

@@ -1,4 +1,4 @@
-import type { ChangeEvent, Endpoint, Group, Host, Network, Policy, Tenant } from '../model/index.js';
+import type { ChangeEvent, Endpoint, Global, Group, Host, Network, Policy, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 
 /** Returned by apply() for changes that need no reconcile at all. */
@@ -12,6 +12,7 @@ export interface Snapshot {
   policies: Policy[];
   endpoints: Endpoint[];
   hosts: Host[];
+  global: Global;
 }
 
 /**
@@ -25,6 +26,7 @@ export class DesiredState {
   readonly groups = new Map<string, Group>();
   readonly policies = new Map<string, Policy>();
   readonly hosts = new Map<string, Host>();
+  arpMode: 'proxy' | 'flood' = 'proxy';
   readonly endpoints = new Map<string, Endpoint>();
   revision = 0;
 
@@ -41,6 +43,7 @@ export class DesiredState {
     for (const p of s.policies) this.policies.set(`${p.tenant}/${p.name}`, p);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
+    this.arpMode = s.global.arpMode;
     this.revision = s.revision;
   }
 
@@ -54,6 +57,7 @@ export class DesiredState {
       case 'group': upsert(this.groups, name, c); return c.tenant;
       case 'policy': upsert(this.policies, name, c); return c.tenant;
       case 'endpoint': upsert(this.endpoints, name, c); return c.tenant;
+      case 'global': this.arpMode = (c.object as Global | undefined)?.arpMode ?? 'proxy'; return undefined;
       case 'host': {
         // A host's address matters to every tenant's overlay, but a heartbeat changes nothing there.
         const before = this.hosts.get(name)?.vtepIp;
@@ -75,7 +79,7 @@ export class DesiredState {
 
   hostView(host: string, nsPrefix: string, vtep?: string): DesiredHostState {
     return {
-      hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}),
+      hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}), arpMode: this.arpMode,
       host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()],
       groups: [...this.groups.values()], policies: [...this.policies.values()],
     };

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import type { ChangeEvent, Endpoint, Group, Host, Network, Policy, Tenant } from '../model/index.js';
+import type { ChangeEvent, Endpoint, Global, Group, Host, Network, Policy, Tenant } from '../model/index.js';
 import { NO_TENANT, type DesiredState, type Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
@@ -23,8 +23,9 @@ export async function listAll(client: Client): Promise<Snapshot> {
   }
   const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
   const hosts = await client.request<Listing<Host>>('GET', '/api/v1/hosts');
+  const global = await client.request<Global>('GET', '/api/v1/global');
   revisions.push(endpoints.revision, hosts.revision);
-  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, endpoints: endpoints.items, hosts: hosts.items };
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, endpoints: endpoints.items, hosts: hosts.items, global };
 }
 
 /**

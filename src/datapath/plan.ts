@@ -33,7 +33,9 @@ export interface VxlanPlan {
   /** Underlay addresses of the other hosts with endpoints here: broadcast and unknown unicast go to each. */
   peers: string[];
   /** Known remote endpoints: static forwarding entries, so unicast to them is never flooded. */
-  remotes: Array<{ mac: string; vtep: string }>;
+  remotes: Array<{ mac: string; vtep: string; ip: string }>;
+  /** arpMode proxy: the device answers ARP for remote endpoints from its neighbour table. */
+  proxy: boolean;
 }
 
 export interface EndpointPlan {
@@ -60,6 +62,7 @@ export interface DesiredHostState {
   /** Registered hosts (their underlay addresses) and this host's own, for the overlay. */
   hosts?: readonly Host[];
   vtep?: string;
+  arpMode?: 'proxy' | 'flood';
   /** Compiles a tenant's policy; the agent passes a memoizing one so an unchanged policy is not recompiled. */
   compile?: typeof compilePolicy;
 }
@@ -106,7 +109,7 @@ function planVxlan(d: DesiredHostState, tenant: Tenant, n: Network): VxlanPlan |
   const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].filter((v) => v !== d.vtep).sort();
   if (peers.length === 0) return undefined;
   return {
-    name: names.vxlan(n.vni), vni: n.vni, local: d.vtep, peers,
-    remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
+    name: names.vxlan(n.vni), vni: n.vni, local: d.vtep, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
+    remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
   };
 }

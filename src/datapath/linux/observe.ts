@@ -8,7 +8,7 @@ export interface ObservedLink {
   up: boolean;
   mtu: number;
   addresses: string[];
-  vxlan?: { id: number; local: string };
+  vxlan?: { id: number; local: string; proxy: boolean };
 }
 
 interface IpAddrJson {
@@ -16,7 +16,7 @@ interface IpAddrJson {
   mtu: number;
   master?: string;
   flags?: string[];
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string } };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean } };
   addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
 }
 
@@ -32,7 +32,7 @@ export async function observeLinks(runner: Runner, ns: string | undefined): Prom
     up: (l.flags ?? []).includes('UP'),
     mtu: l.mtu,
     addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
-    ...(l.linkinfo?.info_kind === 'vxlan' ? { vxlan: { id: l.linkinfo.info_data?.id ?? 0, local: l.linkinfo.info_data?.local ?? '' } } : {}),
+    ...(l.linkinfo?.info_kind === 'vxlan' ? { vxlan: { id: l.linkinfo.info_data?.id ?? 0, local: l.linkinfo.info_data?.local ?? '', proxy: l.linkinfo.info_data?.proxy === true } } : {}),
   }]));
 }
 

@@ -11,10 +11,14 @@ export const VXLAN_PORT = 4789;
  * forwarding entry comes from the desired state.
  */
 export async function createVxlan(runner: Runner, tenantNs: string, v: VxlanPlan, existing: ObservedLink | undefined): Promise<void> {
-  if (existing?.vxlan && existing.vxlan.id === v.vni && existing.vxlan.local === v.local) return;
+  if (vxlanMatches(existing, v)) return;
   if (existing) await runner.run(['ip', '-n', tenantNs, 'link', 'del', v.name], { allowFailure: true });
   await runner.run(['ip', 'link', 'add', v.name, 'netns', tenantNs, 'type', 'vxlan', 'id', String(v.vni), 'local', v.local,
-    'dstport', String(VXLAN_PORT), 'nolearning']);
+    'dstport', String(VXLAN_PORT), 'nolearning', v.proxy ? 'proxy' : 'noproxy']);
+}
+
+export function vxlanMatches(l: ObservedLink | undefined, v: VxlanPlan): boolean {
+  return l?.vxlan !== undefined && l.vxlan.id === v.vni && l.vxlan.local === v.local && l.vxlan.proxy === v.proxy;
 }
 
 interface FdbJson { mac: string; dst?: string; flags?: string[] }
@@ -37,8 +41,24 @@ export function fdbCommands(v: VxlanPlan, observed: readonly FdbJson[]): string[
   return out;
 }
 
-export async function ensureFdb(runner: Runner, tenantNs: string, v: VxlanPlan): Promise<void> {
-  const r = await runner.run(['bridge', '-n', tenantNs, '-j', 'fdb', 'show', 'dev', v.name], { allowFailure: true });
-  const lines = fdbCommands(v, JSON.parse(r.stdout || '[]') as FdbJson[]);
+interface NeighJson { dst: string; lladdr?: string; state?: string[] }
+
+/** `ip -batch` lines that make the device's permanent neighbours the remote endpoints (arpMode proxy). */
+export function neighCommands(v: VxlanPlan, observed: readonly NeighJson[]): string[] {
+  const want = new Map(v.proxy ? v.remotes.map((r) => [r.ip, r.mac]) : []);
+  const have = new Map(observed.filter((n) => (n.state ?? []).includes('PERMANENT')).map((n) => [n.dst, n.lladdr ?? '']));
+  const out: string[] = [];
+  for (const [ip, mac] of want) if (have.get(ip) !== mac) out.push(`neigh replace ${ip} lladdr ${mac} dev ${v.name} nud permanent`);
+  for (const ip of have.keys()) if (!want.has(ip)) out.push(`neigh del ${ip} dev ${v.name}`);
+  return out;
+}
+
+/** Forwarding entries and (for arpMode proxy) neighbour entries of one VXLAN device: two reads, at most two writes. */
+export async function ensureOverlay(runner: Runner, tenantNs: string, v: VxlanPlan): Promise<void> {
+  const fdb = await runner.run(['bridge', '-n', tenantNs, '-j', 'fdb', 'show', 'dev', v.name], { allowFailure: true });
+  const lines = fdbCommands(v, JSON.parse(fdb.stdout || '[]') as FdbJson[]);
   if (lines.length) await runner.run(['bridge', '-n', tenantNs, '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  const neigh = await runner.run(['ip', '-n', tenantNs, '-j', 'neigh', 'show', 'dev', v.name], { allowFailure: true });
+  const nl = neighCommands(v, JSON.parse(neigh.stdout || '[]') as NeighJson[]);
+  if (nl.length) await runner.run(['ip', '-n', tenantNs, '-force', '-batch', '-'], { input: `${nl.join('\n')}\n` });
 }

@@ -4,7 +4,7 @@ import type { TenantPlan } from '../plan.js';
 import { renderTenantTable } from '../nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
-import { createVxlan, ensureFdb } from './overlay.js';
+import { createVxlan, ensureOverlay, vxlanMatches } from './overlay.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -32,14 +32,14 @@ export class TenantDatapath {
     for (const b of p.bridges) {
       if (!b.vxlan) continue;
       const l = links.get(b.vxlan.name);
-      if (!l || !l.vxlan || l.vxlan.id !== b.vxlan.vni || l.vxlan.local !== b.vxlan.local) {
+      if (!vxlanMatches(l, b.vxlan)) {
         await createVxlan(this.runner, p.ns, b.vxlan, l);
         created = true;
       }
     }
     if (created) links = await observeLinks(this.runner, p.ns);
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
-    for (const b of p.bridges) if (b.vxlan) await ensureFdb(this.runner, p.ns, b.vxlan);
+    for (const b of p.bridges) if (b.vxlan) await ensureOverlay(this.runner, p.ns, b.vxlan);
     return this.nft.ensure(p.ns, renderTenantTable(p));
   }
 
