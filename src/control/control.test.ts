@@ -112,3 +112,17 @@ test('services take their VIP from the network book; global range must keep VNIs
   await c.services.remove('u', 'default', 'svc');
   await rejectsWith(c.global.update('u', { vxlanRange: '20000-20010' }), 'WEFT_IN_USE', /network default\/net \(10000\)/, 'vxlanRange');
 });
+
+test('a host is up while its agent heartbeats, and down after the timeout', async () => {
+  let now = Date.parse('2026-11-23T10:00:00Z');
+  const c = new Control(new MemoryStore(), () => new Date(now), { hostTimeoutMs: 30_000 });
+  await c.bootstrap();
+  await c.hosts.register('agent', { name: 'node1', vtepIp: '192.0.2.1' });
+  assert.equal((await c.hosts.get('node1')).state, 'up');
+  now += 29_000;
+  assert.equal((await c.hosts.list()).items[0]?.state, 'up');
+  now += 2_000;
+  assert.equal((await c.hosts.get('node1')).state, 'down');
+  await c.hosts.register('agent', { name: 'node1', vtepIp: '192.0.2.1' });
+  assert.equal((await c.hosts.get('node1')).state, 'up', 'a heartbeat brings it back');
+});

@@ -27,7 +27,7 @@ export class Control {
   readonly global: GlobalSettings;
   readonly users: Users;
 
-  constructor(readonly store: Store, clock: () => Date = () => new Date()) {
+  constructor(readonly store: Store, clock: () => Date = () => new Date(), options: { hostTimeoutMs?: number } = {}) {
     const now = () => clock().toISOString();
     this.tenants = new Tenants(store, now);
     this.networks = new Crud(store, networkKind, now);
@@ -38,7 +38,7 @@ export class Control {
     this.services = new Crud(store, serviceKind, now);
     this.appProfiles = new Crud(store, appProfileKind, now);
     this.endpoints = new Endpoints(store, now);
-    this.hosts = new Hosts(store, now);
+    this.hosts = new Hosts(store, now, options.hostTimeoutMs);
     this.global = new GlobalSettings(store, now);
     this.users = new Users(store, now);
   }

@@ -5,18 +5,31 @@ import { keys, withRevision } from './keys.js';
 import { endpointsWhere, readGlobal } from './shared.js';
 
 /** Hosts are registered (and refreshed) by their agents. */
+/** Agents heartbeat every 10 s; three missed beats make a host down. */
+export const DEFAULT_HOST_TIMEOUT_MS = 30_000;
+
 export class Hosts {
-  constructor(private readonly store: Store, private readonly now: () => string) {}
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => string,
+    private readonly timeoutMs = DEFAULT_HOST_TIMEOUT_MS,
+  ) {}
+
+  /** Liveness is derived when read, never stored: a write per missed heartbeat would be noise. */
+  private withState(h: Host): Host {
+    const silent = Date.parse(this.now()) - Date.parse(h.lastSeen);
+    return { ...h, state: silent > this.timeoutMs ? 'down' : 'up' };
+  }
 
   async list(): Promise<{ items: Host[]; revision: number }> {
     const l = await this.store.list(keys.hosts());
-    return { items: l.entries.map((e) => withRevision<Host>(e)), revision: l.revision };
+    return { items: l.entries.map((e) => this.withState(withRevision<Host>(e))), revision: l.revision };
   }
 
   async get(name: string): Promise<Host> {
     const e = await this.store.get(keys.host(name));
     if (!e) throw notFound(`host ${name}`);
-    return withRevision<Host>(e);
+    return this.withState(withRevision<Host>(e));
   }
 
   /** Registers or refreshes a host (upsert: an agent calls this at start and as its heartbeat). */

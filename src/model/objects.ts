@@ -114,6 +114,8 @@ export interface Host extends Meta {
   vtepIp: string;
   agentVersion?: string;
   lastSeen: string;
+  /** Computed when read: down when its agent has not been heard from within the server's host timeout. */
+  state?: 'up' | 'down';
 }
 
 export interface Global extends Meta {

@@ -12,6 +12,7 @@ export interface ServerOptions {
   store: string;
   logLevel: string;
   historyLimit?: number;
+  hostTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -46,7 +47,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen);
   const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
   const store = openStore(opts);
-  const control = new Control(store);
+  const control = new Control(store, () => new Date(), opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs });
   const { adminToken } = await control.bootstrap();
   if (adminToken !== undefined && opts.store === 'sqlite') {
     const file = join(opts.dataDir, 'admin.token');

@@ -32,7 +32,7 @@ export function clusterCommands(program: Command, io: Io): void {
     .action(act(io, async (ctx) => {
       const { items } = await ctx.client.request('GET', '/api/v1/hosts');
       ctx.table(items, [
-        { header: 'HOST', get: (h: any) => h.name }, { header: 'VTEP', get: (h: any) => h.vtepIp },
+        { header: 'HOST', get: (h: any) => h.name }, { header: 'STATE', get: (h: any) => h.state }, { header: 'VTEP', get: (h: any) => h.vtepIp },
         { header: 'AGENT', get: (h: any) => h.agentVersion }, { header: 'LAST SEEN', get: (h: any) => h.lastSeen },
       ], (h: any) => h.name);
     }));
