@@ -57,6 +57,10 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
     });
     try {
       await ipBatch(runner, cns, [
+        // An ARP request for a brand-new remote endpoint can reach its host before that host's agent has
+        // the neighbour entry (arpMode proxy drops it); retrying after 100 ms instead of the default 1 s
+        // makes a new endpoint reachable from other hosts in ~0.1 s instead of ~1.1 s.
+        `ntable change name arp_cache dev ${a.ifname} retrans 100`,
         `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
         `link set ${a.ifname} up`,
         `route replace default via ${a.gateway} dev ${a.ifname}`,

@@ -14,7 +14,24 @@ export const NETNS_DIR = '/run/netns';
  * (`wb*`, `we*`, `up0`, `wu<id>`) and its own nft table; changes nothing that is already right.
  */
 export class TenantDatapath {
+  /** Per namespace, the bridge-nf-call-iptables value last set (a new namespace starts with 1). */
+  private readonly brNf = new Map<string, number>();
+
   constructor(private readonly runner: Runner, private readonly nft: NftTables) {}
+
+  /**
+   * Bridged traffic (within one network) passes IP netfilter only while the tenant filters: conntrack on
+   * every bridged packet costs throughput, and a tenant without rules needs none of it. Routed and NATed
+   * traffic goes through netfilter either way. Set before the policy table, so a policy never applies to
+   * a namespace that bypasses it.
+   */
+  private async ensureBridgeFiltering(p: TenantPlan): Promise<void> {
+    const pol = p.policy;
+    const want = pol && (pol.portEntries.length > 0 || pol.protoEntries.length > 0 || pol.fallback === 'drop') ? 1 : 0;
+    if (this.brNf.get(p.ns) === want) return;
+    await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`]));
+    this.brNf.set(p.ns, want);
+  }
 
   get lastRefusal(): string {
     return this.nft.lastRefusal;
@@ -40,11 +57,13 @@ export class TenantDatapath {
     if (created) links = await observeLinks(this.runner, p.ns);
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     for (const b of p.bridges) if (b.vxlan) await ensureOverlay(this.runner, p.ns, b.vxlan);
+    await this.ensureBridgeFiltering(p);
     return this.nft.ensure(p.ns, renderTenantTable(p));
   }
 
   async ensureNamespace(ns: string): Promise<boolean> {
     if (existsSync(`${NETNS_DIR}/${ns}`)) return false;
+    this.brNf.delete(ns);
     await this.runner.run(['ip', 'netns', 'add', ns]);
     await ipBatch(this.runner, ns, ['link set lo up']);
     await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']));
@@ -68,6 +87,7 @@ export class TenantDatapath {
     await this.runner.run(['ip', 'link', 'del', hostLink], { allowFailure: true });
     if (existsSync(`${NETNS_DIR}/${ns}`)) await this.runner.run(['ip', 'netns', 'del', ns]);
     this.nft.forget(ns);
+    this.brNf.delete(ns);
   }
 }
 

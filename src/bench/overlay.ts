@@ -1,0 +1,74 @@
+// npm run bench:overlay — the overlay between hosts, in one run: iperf3 between two Weft containers on
+// different simulated hosts against the hand-built VXLAN path of shared/anchors/datapath-limits.sh, and the
+// time from a CNI ADD on one host until the endpoint answers a ping from another (5 hosts, 100 endpoints).
+// Needs root; removes everything it made.
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { ProcessRunner } from '../exec/index.js';
+import { startLab } from '../testkit/lab.js';
+import { within } from '../testkit/host.js';
+import { summarise, ms } from './stats.js';
+
+const HOSTS = Number(process.env['BENCH_OVERLAY_HOSTS'] ?? 5);
+const ENDPOINTS = Number(process.env['BENCH_OVERLAY_ENDPOINTS'] ?? 100);
+const runner = new ProcessRunner();
+
+const lab = await startLab('bo', HOSTS);
+try {
+  const ok = async (m: string, p: string, b?: unknown) => {
+    const r = await lab.api(m, p, b);
+    if (r.status >= 300) throw new Error(`${m} ${p}: ${JSON.stringify(r.json)}`);
+  };
+  await ok('POST', '/api/v1/tenants/default/networks', { name: 'bench', subnet: '10.50.0.0/16' });
+  for (const h of lab.hosts) await within(10_000, async () => existsSync(join(h.dir, 'net.d', 'weft-default-bench.conflist')));
+  const add = async (name: string, host: number) => {
+    const netns = await lab.container(name);
+    const t0 = performance.now();
+    const r = await lab.hosts[host]!.cni('ADD', { conflist: 'weft-default-bench', containerId: name, netns });
+    if (r.code !== 0) throw new Error(r.stdout);
+    return { ip: r.json.ips[0].address.split('/')[0] as string, t0 };
+  };
+  // Observers: one container per host, to ping from.
+  for (let i = 0; i < HOSTS; i++) await add(`o${i}`, i);
+
+  const x1 = await add('x1', 0);
+  const x2 = await add('x2', 1);
+  await within(5000, async () => (await lab.exec(`${lab.tag}-x1`, ['ping', '-c', '1', '-W', '1', x2.ip])).code === 0);
+  void x1;
+  const srv = lab.exec(`${lab.tag}-x2`, ['iperf3', '-s', '-1', '-p', '5401'], { timeoutMs: 30_000 });
+  await new Promise((r) => setTimeout(r, 400));
+  const cli = await lab.exec(`${lab.tag}-x1`, ['iperf3', '-c', x2.ip, '-p', '5401', '-t', '4', '-J'], { timeoutMs: 30_000 });
+  await srv;
+  const weftGbps = JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
+
+  const reach: number[] = [];
+  for (let k = 0; k < ENDPOINTS; k++) {
+    const host = k % HOSTS;
+    const from = (host + 1) % HOSTS;
+    const e = await add(`e${k}`, host);
+    let done = NaN;
+    while (performance.now() - e.t0 < 10_000) {
+      if ((await lab.exec(`${lab.tag}-o${from}`, ['ping', '-c', '1', '-W', '0.05', e.ip])).code === 0) { done = performance.now() - e.t0; break; }
+    }
+    reach.push(Number.isNaN(done) ? 10_000 : done);
+  }
+  const r = summarise(reach);
+
+  const anchor = join(process.cwd(), '..', 'shared', 'anchors', 'datapath-limits.sh');
+  let anchorText = '';
+  let anchorGbps = NaN;
+  if (existsSync(anchor)) {
+    anchorText = (await runner.run(['bash', anchor], { allowFailure: true, timeoutMs: 120_000 })).stdout.trim();
+    anchorGbps = Number(/vxlan overlay across two hosts: ([0-9.]+)/.exec(anchorText)?.[1]);
+  }
+  const date = new Date().toISOString().slice(0, 10);
+  console.log(`### bench:overlay — ${date}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}\n`);
+  console.log('| measure | result | target |');
+  console.log('| --- | --- | --- |');
+  console.log(`| iperf3 between Weft containers on two hosts (4 s, one stream) | ${weftGbps.toFixed(2)} Gbit/s (${(weftGbps / anchorGbps).toFixed(2)}× the hand-built overlay, ${anchorGbps} Gbit/s) | ≥ 0.95× |`);
+  console.log(`| ADD on one host → reachable from another, ${ENDPOINTS} endpoints over ${HOSTS} hosts, p50 / p99 / max | ${ms(r.p50)} / ${ms(r.p99)} / ${ms(r.max)} | p99 ≤ 1 s |`);
+  if (anchorText) console.log(`\nshared/anchors/datapath-limits.sh, same run:\n\n\`\`\`\n${anchorText}\n\`\`\``);
+} finally {
+  await lab.cleanup();
+}
