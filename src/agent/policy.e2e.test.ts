@@ -84,8 +84,8 @@ test("Contiv's tutorial: db is reachable on 8888 only; a rule added and removed 
   const closed = await within(3000, async () => !(await reach('app-1', 'db-1', 8889)), 50);
   assert.ok(closed >= 0, '8889 closes again');
   const closeMs = Date.now() - t1;
-  console.log(`# rule-add enforced after ${openMs} ms (incl. CLI start and a 1 s probe), rule-rm after ${closeMs} ms`);
-  assert.ok(openMs < 1500 && closeMs < 2500, `changes apply within about a second (${openMs} / ${closeMs} ms, probes included)`);
+  // Timing is bench:policy's job (it times enforcement precisely); here a failed probe alone waits 1 s.
+  console.log(`# rule-add observed after ${openMs} ms, rule-rm after ${closeMs} ms (CLI start and 1 s probe timeouts included)`);
 
   session.stdin?.write('after\n');
   assert.ok(await within(2000, async () => echoed.includes('after')) >= 0, 'the established connection survived the rule changes');
