@@ -6,6 +6,7 @@ import { startServer } from '../server/index.js';
 import { Agent } from '../agent/index.js';
 import { ProcessRunner } from '../exec/index.js';
 import { detectUnderlayIp } from '../datapath/index.js';
+import { labUp, labDown, labRun, readLab, alive } from '../lab/index.js';
 
 const io = {
   out: (s: string) => void process.stdout.write(s),
@@ -21,5 +22,13 @@ async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void> }> {
   return { close: () => agent.stop() };
 }
 
-const code = await runCli(process.argv.slice(2), io, { startServer, startAgent });
+const lab = {
+  up: labUp,
+  down: labDown,
+  run: labRun,
+  read: (dir?: string) => readLab(dir),
+  alive,
+};
+
+const code = await runCli(process.argv.slice(2), io, { startServer, startAgent, lab });
 process.exitCode = code;

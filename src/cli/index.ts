@@ -3,3 +3,4 @@ export { normaliseArgv } from './argv.js';
 export { EXIT } from './errors.js';
 export type { Daemons, RunningDaemon, AgentFlags } from './commands/daemon.js';
 export type { Io } from './kit.js';
+export type { LabOps } from './commands/lab.js';

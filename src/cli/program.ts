@@ -13,6 +13,7 @@ import { clusterCommands } from './commands/cluster.js';
 import { authCommands } from './commands/auth.js';
 import { historyCommands } from './commands/history.js';
 import { explainCommands } from './commands/explain.js';
+import { labCommands } from './commands/lab.js';
 import { daemonCommands, type Daemons } from './commands/daemon.js';
 
 export const VERSION = '0.1.0';
@@ -47,6 +48,7 @@ Example (Contiv's tutorial):
   historyCommands(program, io);
   explainCommands(program, io);
   daemonCommands(program, io, daemons);
+  labCommands(program, io, daemons.lab);
   return program;
 }
 

@@ -1,1 +1,1 @@
-export { ProcessRunner, FakeRunner, ExecError, type Runner, type RunOptions, type RunResult } from './runner.js';
+export { ProcessRunner, FakeRunner, ExecError, spawnDaemon, runInteractive, type Runner, type RunOptions, type RunResult } from './runner.js';

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 
 /**
  * The one place that starts external programs. Commands are argv arrays, never shell strings.
@@ -50,6 +51,39 @@ export class ProcessRunner implements Runner {
       child.stdin.end(opts.input ?? '');
     });
   }
+}
+
+/**
+ * Starts a long-running process detached from this one (it outlives the CLI that started it), with its
+ * output appended to `logFile`; returns its pid, by which it is later stopped.
+ */
+export function spawnDaemon(argv: readonly string[], logFile: string): number {
+  const [cmd, ...args] = argv;
+  if (!cmd) throw new Error('empty argv');
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd] });
+    child.unref();
+    if (child.pid === undefined) throw new ExecError(argv, -1, 'could not start');
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Runs a command attached to this terminal (stdin, stdout and stderr inherited); resolves to its exit
+ * status. Aborting `signal` terminates it (SIGTERM).
+ */
+export function runInteractive(argv: readonly string[], signal?: AbortSignal): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (!cmd) return Promise.reject(new Error('empty argv'));
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: 'inherit' });
+    signal?.addEventListener('abort', () => child.kill('SIGTERM'), { once: true });
+    child.on('error', () => resolve(127));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
 }
 
 /** Records every argv and answers from a script: for unit tests of code that drives commands. */

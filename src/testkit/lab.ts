@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
 import { startServerProcess, http, type ServerProcess } from './server.js';
+import { buildTopology, destroyTopology } from '../lab/topology.js';
 import { agentIn, callPlugin, freeOctet, safeList, type AgentHandle, type CniCall } from './host.js';
 
 const runner = new ProcessRunner();
@@ -40,41 +41,22 @@ export async function startLab(name: string, count: number): Promise<Lab> {
   const cleanup = async () => {
     for (const h of hosts) await h.agent.stop('SIGKILL');
     await server?.stop();
-    for (const ns of safeList()) if (ns.startsWith(tag)) await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
-    for (let i = 1; i <= count; i++) await runner.run(['ip', 'link', 'del', `${tag}r${i}`], { allowFailure: true });
+    await destroyTopology(runner, tag, safeList(), count);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const ul = `${tag}-ul`;
-    await runner.run(['ip', 'netns', 'add', ul]);
-    await runner.run(['ip', '-n', ul, '-batch', '-'], { input: 'link add br0 type bridge\nlink set br0 up\nlink set lo up\n' });
-    const underlay = await freeOctet('198.19');
-    const roots: Array<{ root: string; host: string }> = [];
-    for (let i = 1; i <= count; i++) {
-      const ns = `${tag}-h${i}`;
-      const o = await freeOctet();
-      await runner.run(['ip', 'netns', 'add', ns]);
-      await runner.run(['ip', 'link', 'add', `${tag}r${i}`, 'type', 'veth', 'peer', 'name', 'uplink', 'netns', ns]);
-      await runner.run(['ip', 'addr', 'add', `198.18.${o}.1/30`, 'dev', `${tag}r${i}`]);
-      await runner.run(['ip', 'link', 'set', `${tag}r${i}`, 'up']);
-      await runner.run(['ip', 'link', 'add', `${tag}u${i}`, 'netns', ul, 'type', 'veth', 'peer', 'name', 'underlay', 'netns', ns]);
-      await runner.run(['ip', '-n', ul, 'link', 'set', `${tag}u${i}`, 'master', 'br0', 'up']);
-      await runner.run(['ip', '-n', ns, '-batch', '-'], {
-        input: `link set lo up\naddr add 198.18.${o}.2/30 dev uplink\nlink set uplink up\naddr add 198.19.${underlay}.${10 + i}/24 dev underlay\nlink set underlay up\n`,
-      });
-      roots.push({ root: `198.18.${o}.1`, host: `198.18.${o}.2` });
-    }
-    server = await startServerProcess({ listen: `${roots[0]!.root}:0` });
+    const octets: number[] = [];
+    for (let i = 0; i < count; i++) octets.push(await freeOctet());
+    const topo = await buildTopology(runner, tag, count, octets, await freeOctet('198.19'));
+    server = await startServerProcess({ listen: `${topo.serverIp}:0` });
     const srv = server;
-    // Hosts other than the first reach the server's address through their own /30 to the root namespace.
-    for (let i = 2; i <= count; i++) await runner.run(['ip', '-n', `${tag}-h${i}`, 'route', 'add', `${roots[0]!.root}/32`, 'via', roots[i - 1]!.root]);
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, srv.token, { mode: 0o600 });
     for (let i = 1; i <= count; i++) {
       const hdir = join(dir, `h${i}`);
       mkdirSync(hdir, { recursive: true });
       const ns = `${tag}-h${i}`;
-      const vtep = `198.19.${underlay}.${10 + i}`;
+      const vtep = topo.hosts[i - 1]!.vtep;
       const cniConfDir = join(hdir, 'net.d');
       const binDir = join(hdir, 'bin');
       const agent = agentIn({ hostNs: ns, dir: hdir, serverUrl: srv.url, tokenFile, host: `h${i}`, nsPrefix: `${tag}${i}-`, vtep, cniConfDir, binDir, extra: [] });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from '../config.js';
 import { usage } from '../errors.js';
 import { intArg, type Io } from '../kit.js';
+import type { LabOps } from './lab.js';
 
 export interface RunningDaemon {
   url: string;
@@ -30,6 +31,7 @@ export interface AgentFlags {
 export interface Daemons {
   startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number }): Promise<RunningDaemon>;
   startAgent(opts: AgentFlags): Promise<{ close(): Promise<void> }>;
+  lab: LabOps;
 }
 
 const AGENT_DEFAULTS = { runDir: '/run/weft', cniConfDir: '/etc/cni/net.d', cniBinDirs: '/usr/lib/cni,/opt/cni/bin', nsPrefix: 'weft-' };

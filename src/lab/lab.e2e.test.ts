@@ -1,0 +1,51 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runWeft, WEFT_BIN } from '../testkit/server.js';
+import { within } from '../testkit/host.js';
+
+const root = process.getuid?.() === 0;
+const dir = mkdtempSync(join(tmpdir(), 'weft-lab-'));
+const prefix = 'wlt';
+const weft = (args: string[], env: Record<string, string> = {}) => runWeft(['lab', '--dir', dir, ...args], { HOME: dir, ...env });
+const ours = () => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => /^wlt([0-9]+)?-/.test(n)) : []);
+
+after(async () => {
+  await weft(['down']);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('weft lab: up 2 hosts, containers on both talk over the overlay, down removes everything', { skip: !root && 'needs root' }, async () => {
+  const up = await weft(['up', '--hosts', '2', '--prefix', prefix]);
+  assert.equal(up.code, 0, up.stderr);
+  assert.match(up.stdout, /lab up: host1, host2/);
+  const env = (await weft(['env'])).stdout;
+  const server = /WEFT_SERVER=(\S+)/.exec(env)?.[1] as string;
+  const token = /WEFT_TOKEN=(\S+)/.exec(env)?.[1] as string;
+  assert.ok(server && token, env);
+  const api = (args: string[]) => runWeft(args, { HOME: dir, WEFT_SERVER: server, WEFT_TOKEN: token });
+  assert.equal((await api(['net', 'create', '-s', '10.1.2.0/24', 'n'])).code, 0);
+  assert.ok(await within(5000, async () => existsSync(join(dir, 'host2', 'net.d', 'weft-default-n.conflist'))) >= 0);
+  const srv = spawn(process.execPath, [WEFT_BIN, 'lab', '--dir', dir, 'run', 'host1', '--network', 'weft-default-n', '--name', 'srv', '--', 'busybox', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat'], { stdio: 'ignore' });
+  try {
+    assert.ok(await within(5000, async () => (await api(['endpoint', 'ls', '-q'])).stdout.trim().length > 0) >= 0, 'srv is plugged in');
+    await new Promise((r) => setTimeout(r, 300));
+    const cli = await weft(['run', 'host2', '--network', 'weft-default-n', '--name', 'cli', '--', 'sh', '-c', 'echo hi | busybox nc -w 3 10.1.2.2 8888']);
+    assert.equal(cli.stdout.trim(), 'hi', cli.stderr);
+    assert.match(cli.stderr, /cli on host2: 10\.1\.2\.3\/24/);
+    const status = await weft(['status']);
+    assert.match(status.stdout, /host1\s+198\.19\.\d+\.11\s+pid \d+ running\s+up/);
+    assert.equal((await api(['endpoint', 'ls', '-q'])).stdout.trim().split('\n').length, 1, 'the finished run released its endpoint');
+  } finally {
+    const down = await weft(['down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /stopped 4 processes/, 'server, two agents and the running srv');
+  }
+  assert.ok(await within(3000, async () => srv.exitCode !== null || srv.signalCode !== null) >= 0, 'the lab run was stopped');
+  assert.deepEqual(ours(), [], 'no namespace of the lab is left');
+  const links = await runWeft(['lab', '--dir', dir, 'env'], {});
+  assert.equal(links.code, 3, 'no lab any more');
+});

@@ -1,0 +1,178 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcessRunner, runInteractive, spawnDaemon } from '../exec/index.js';
+import { WeftError } from '../model/index.js';
+import { buildTopology, destroyTopology } from './topology.js';
+
+/**
+ * `weft lab`: a multi-host Weft on one machine. Hosts are network namespaces on a shared underlay; the
+ * server runs in the root namespace and an agent in each host (nsenter --net, each with its own run and
+ * CNI directories). What it made is written to a state file, so `lab down` stops it by pid and removes it
+ * by name; anything named with the lab's prefix is removed even if the state file is lost.
+ */
+export const LAB_PREFIX = 'wl';
+export const DEFAULT_LAB_DIR = '/run/weft-lab';
+const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'weft.js');
+const runner = new ProcessRunner();
+
+export interface LabHostState { name: string; ns: string; vtep: string; dir: string; agentPid: number }
+export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; hosts: LabHostState[] }
+
+const stateFile = (dir: string) => join(dir, 'state.json');
+
+export function readLab(dir = DEFAULT_LAB_DIR): LabState {
+  if (!existsSync(stateFile(dir))) throw new WeftError('WEFT_NOT_FOUND', `no lab is up (no ${stateFile(dir)}); start one with: weft lab up --hosts 3`);
+  return JSON.parse(readFileSync(stateFile(dir), 'utf8')) as LabState;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(file: string, pattern: RegExp, what: string, ms = 15_000): Promise<RegExpExecArray> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const m = existsSync(file) ? pattern.exec(readFileSync(file, 'utf8')) : null;
+    if (m) return m;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new WeftError('WEFT_INTERNAL', `${what} did not start within ${ms / 1000} s; see ${file}`);
+}
+
+async function freeOctets(prefix: string, n: number): Promise<number[]> {
+  const r = await runner.run(['ip', '-4', '-j', 'addr', 'show'], { allowFailure: true });
+  const used = new Set((JSON.stringify(JSON.parse(r.stdout || '[]')).match(new RegExp(`${prefix.replace('.', '\\.')}\\.(\\d+)\\.`, 'g')) ?? []).map((x) => Number(x.split('.')[2])));
+  const out: number[] = [];
+  for (let o = 200; o < 255 && out.length < n; o++) if (!used.has(o)) out.push(o);
+  if (out.length < n) throw new WeftError('WEFT_POOL_EXHAUSTED', `no free ${prefix}.X/24 left for the lab`);
+  return out;
+}
+
+export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; log?: (line: string) => void }): Promise<LabState> {
+  const dir = opts.dir ?? DEFAULT_LAB_DIR;
+  const log = opts.log ?? (() => undefined);
+  if (existsSync(stateFile(dir))) {
+    const s = readLab(dir);
+    if (alive(s.serverPid)) throw new WeftError('WEFT_EXISTS', `a lab is already up (server pid ${s.serverPid}); run weft lab down first`);
+    await labDown({ dir });
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const prefix = opts.prefix ?? LAB_PREFIX;
+  const state: LabState = { dir, prefix, count: opts.hosts, serverPid: 0, serverUrl: '', token: '', hosts: [] };
+  const save = () => writeFileSync(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  save();
+  try {
+    log(`creating ${opts.hosts} hosts on an underlay`);
+    const topo = await buildTopology(runner, prefix, opts.hosts, await freeOctets('198.18', opts.hosts), (await freeOctets('198.19', 1))[0] as number);
+    const serverLog = join(dir, 'server.log');
+    state.serverPid = spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn'], serverLog);
+    save();
+    state.serverUrl = (await waitFor(serverLog, /listening on (http:\/\/\S+)/, 'the lab server'))[1] as string;
+    state.token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
+    log(`server ${state.serverUrl} (pid ${state.serverPid})`);
+    for (const [i, h] of topo.hosts.entries()) {
+      const hdir = join(dir, h.name);
+      mkdirSync(hdir, { recursive: true });
+      const agentLog = join(hdir, 'agent.log');
+      const pid = spawnDaemon(['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, 'agent', '--server', state.serverUrl,
+        '--token-file', join(dir, 'data', 'admin.token'), '--host', h.name, '--run-dir', join(hdir, 'run'),
+        '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
+        '--vtep-ip', h.vtep, '--log-level', 'warn'], agentLog);
+      state.hosts.push({ name: h.name, ns: h.ns, vtep: h.vtep, dir: hdir, agentPid: pid });
+      save();
+      await waitFor(agentLog, /weft agent running/, `the agent of ${h.name}`);
+      log(`${h.name}: agent pid ${pid}, underlay ${h.vtep}`);
+    }
+    return state;
+  } catch (e) {
+    await labDown({ dir });
+    throw e;
+  }
+}
+
+async function stop(pid: number): Promise<void> {
+  if (!pid || !alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** Stops every lab process by pid, then removes every namespace and link named with the lab's prefix. */
+export async function labDown(opts: { dir?: string } = {}): Promise<{ processes: number; namespaces: number }> {
+  const dir = opts.dir ?? DEFAULT_LAB_DIR;
+  let processes = 0;
+  let count = 16;
+  let prefix = LAB_PREFIX;
+  if (existsSync(stateFile(dir))) {
+    const s = JSON.parse(readFileSync(stateFile(dir), 'utf8')) as LabState;
+    count = Math.max(count, s.count);
+    prefix = s.prefix ?? prefix;
+    const runs = join(dir, 'runs');
+    for (const f of existsSync(runs) ? readdirSync(runs) : []) {
+      const pid = Number(readFileSync(join(runs, f), 'utf8'));
+      if (alive(pid)) { await stop(pid); processes++; }
+    }
+    for (const h of s.hosts) if (alive(h.agentPid)) { await stop(h.agentPid); processes++; }
+    if (alive(s.serverPid)) { await stop(s.serverPid); processes++; }
+  }
+  // Only this lab's names: `${prefix}-...` (hosts, underlay, containers) and `${prefix}<N>-...` (tenants).
+  const mine = new RegExp(`^${prefix}([0-9]+)?-`);
+  const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => mine.test(n)) : [];
+  await destroyTopology(runner, prefix, namespaces, count);
+  rmSync(dir, { recursive: true, force: true });
+  return { processes, namespaces: namespaces.length };
+}
+
+/** Plugs a fresh "container" namespace into a lab network through the real CNI plugin, runs argv in it, then unplugs it. */
+export async function labRun(opts: { host: string; network: string; name: string; argv: string[]; dir?: string; log?: (line: string) => void }): Promise<number> {
+  const s = readLab(opts.dir);
+  const h = s.hosts.find((x) => x.name === opts.host);
+  if (!h) throw new WeftError('WEFT_NOT_FOUND', `host ${opts.host} is not in the lab (hosts: ${s.hosts.map((x) => x.name).join(', ')})`);
+  const conflist = join(h.dir, 'net.d', `${opts.network}.conflist`);
+  if (!existsSync(conflist)) {
+    const known = readdirSync(join(h.dir, 'net.d')).filter((f) => f.endsWith('.conflist')).map((f) => f.slice(0, -9));
+    throw new WeftError('WEFT_NOT_FOUND', `--network: ${opts.network} is not a Weft network or group on ${h.name} (known: ${known.join(', ') || 'none yet'})`);
+  }
+  const ns = `${s.prefix ?? LAB_PREFIX}-c-${opts.name}`;
+  if (existsSync(`/run/netns/${ns}`)) throw new WeftError('WEFT_EXISTS', `--name: a lab container named ${opts.name} is running`);
+  // Recorded so `lab down` can stop a run that is still going (it unplugs itself on SIGTERM).
+  const pidFile = join(s.dir, 'runs', `${opts.name}.pid`);
+  mkdirSync(dirname(pidFile), { recursive: true });
+  writeFileSync(pidFile, String(process.pid));
+  const list = JSON.parse(readFileSync(conflist, 'utf8'));
+  const conf = JSON.stringify({ ...list.plugins[0], cniVersion: list.cniVersion, name: list.name });
+  const cni = (command: string) => runner.run(['env', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${opts.name}`, `CNI_NETNS=/run/netns/${ns}`,
+    'CNI_IFNAME=eth0', `CNI_PATH=${join(h.dir, 'bin')}`, `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=${opts.name}`, join(h.dir, 'bin', 'weft')], { input: conf, allowFailure: true });
+  await runner.run(['ip', 'netns', 'add', ns]);
+  const unplug = async () => {
+    await cni('DEL');
+    await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    rmSync(pidFile, { force: true });
+  };
+  const abort = new AbortController();
+  // Stopped (by `lab down` or Ctrl-C): stop the command too, then unplug and leave.
+  const onSignal = () => {
+    abort.abort();
+    void unplug().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    const add = await cni('ADD');
+    if (add.code !== 0) throw new WeftError('WEFT_INVALID_VALUE', `the CNI plugin refused: ${add.stdout.trim()}`);
+    const ip = JSON.parse(add.stdout).ips?.[0]?.address as string;
+    opts.log?.(`${opts.name} on ${h.name}: ${ip}`);
+    return await runInteractive(['nsenter', `--net=/run/netns/${ns}`, ...opts.argv], abort.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await unplug();
+  }
+}
