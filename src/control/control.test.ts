@@ -126,3 +126,24 @@ test('a host is up while its agent heartbeats, and down after the timeout', asyn
   await c.hosts.register('agent', { name: 'node1', vtepIp: '192.0.2.1' });
   assert.equal((await c.hosts.get('node1')).state, 'up', 'a heartbeat brings it back');
 });
+
+test('endpoints of a silent host stay while it is down, and are released after the grace period', async () => {
+  let now = Date.parse('2026-11-23T10:00:00Z');
+  const c = new Control(new MemoryStore(), () => new Date(now), { hostTimeoutMs: 30_000 });
+  await c.bootstrap();
+  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });
+  await c.hosts.register('agent', { name: 'node1', vtepIp: '192.0.2.1' });
+  await c.hosts.register('agent', { name: 'node2', vtepIp: '192.0.2.2' });
+  const e1 = await c.endpoints.create('a', { tenant: 'default', network: 'net', host: 'node1', ifname: 'eth0', containerId: 'c1' });
+  await c.endpoints.create('a', { tenant: 'default', network: 'net', host: 'node2', ifname: 'eth0', containerId: 'c2' });
+  now += 60_000;
+  await c.hosts.register('agent', { name: 'node2', vtepIp: '192.0.2.2' });
+  assert.equal((await c.hosts.get('node1')).state, 'down');
+  assert.deepEqual(await c.collectSilentHosts(300_000), [], 'down but within the grace period: kept');
+  now += 300_000;
+  await c.hosts.register('agent', { name: 'node2', vtepIp: '192.0.2.2' });
+  assert.deepEqual(await c.collectSilentHosts(300_000), [e1.id], 'past the grace period: released');
+  assert.deepEqual((await c.endpoints.list()).items.map((e) => e.containerId), ['c2']);
+  const again = await c.endpoints.create('a', { tenant: 'default', network: 'net', host: 'node2', ifname: 'eth0', containerId: 'c3' });
+  assert.equal(again.ip, e1.ip, 'its address went back to the network');
+});

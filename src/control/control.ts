@@ -43,6 +43,11 @@ export class Control {
     this.users = new Users(store, now);
   }
 
+  /** Releases the endpoints of hosts silent for longer than the grace period (see Hosts.collectSilent). */
+  async collectSilentHosts(graceMs: number): Promise<string[]> {
+    return this.hosts.collectSilent(graceMs, (id) => this.endpoints.remove('gc', id));
+  }
+
   /** Makes a new store usable: the `default` tenant, and on first start an admin whose token is returned once. */
   async bootstrap(): Promise<{ adminToken: string | undefined }> {
     await this.tenants.ensureDefault();

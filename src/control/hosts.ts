@@ -54,6 +54,22 @@ export class Hosts {
     return { ...r.value, revision: r.revision };
   }
 
+  /**
+   * Releases the endpoints of hosts silent for longer than `graceMs` (their addresses return to their
+   * networks). A host that is merely down keeps its endpoints: its containers may still be running and
+   * its agent may come back. Returns the released endpoint ids.
+   */
+  async collectSilent(graceMs: number, release: (id: string) => Promise<void>): Promise<string[]> {
+    const now = Date.parse(this.now());
+    const gone = new Set((await this.store.list(keys.hosts())).entries.map((e) => withRevision<Host>(e))
+      .filter((h) => now - Date.parse(h.lastSeen) > graceMs).map((h) => h.name));
+    if (gone.size === 0) return [];
+    const ids = (await this.store.list(keys.endpoints())).entries.map((e) => e.value as { id: string; host: string })
+      .filter((e) => gone.has(e.host)).map((e) => e.id);
+    for (const id of ids) await release(id);
+    return ids;
+  }
+
   async remove(actor: string, name: string): Promise<void> {
     await this.store.transact(actor, async (tx) => {
       if (!(await tx.get(keys.host(name)))) throw notFound(`host ${name}`);

@@ -13,6 +13,8 @@ export interface ServerOptions {
   logLevel: string;
   historyLimit?: number;
   hostTimeoutMs?: number;
+  /** Endpoints of a host silent this long are released (default 10 minutes). */
+  hostGraceMs?: number;
 }
 
 export interface RunningServer {
@@ -63,10 +65,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await store.close();
     throw new WeftError('WEFT_IN_USE', `--listen: cannot listen on ${opts.listen}: ${(e as Error).message}`, { field: 'listen', cause: e });
   }
+  const grace = opts.hostGraceMs ?? 600_000;
+  const gc = setInterval(() => {
+    control.collectSilentHosts(grace).then((ids) => {
+      if (ids.length) logger.info({ endpoints: ids.length }, 'released the endpoints of hosts silent past the grace period');
+    }, (e: Error) => logger.warn({ err: e.message }, 'host garbage collection failed'));
+  }, Math.min(30_000, Math.max(1_000, grace / 10)));
+  gc.unref();
   return {
     url: address,
     adminToken,
     async close() {
+      clearInterval(gc);
       await app.close();
       await store.close();
     },

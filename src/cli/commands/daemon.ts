@@ -29,7 +29,7 @@ export interface AgentFlags {
 
 /** The long-running processes, injected by bin/ so the CLI does not import the server or the agent. */
 export interface Daemons {
-  startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number }): Promise<RunningDaemon>;
+  startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number }): Promise<RunningDaemon>;
   startAgent(opts: AgentFlags): Promise<{ close(): Promise<void> }>;
   lab: LabOps;
 }
@@ -91,10 +91,11 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
     .option('--store <store>', 'sqlite, memory (throw-away), or etcd://HOST:PORT,... (multi-host work)', 'sqlite')
     .option('--history-limit <revisions>', 'how many revisions of change history to keep', intArg('--history-limit', 10, 100_000_000))
     .option('--host-timeout <ms>', 'a host whose agent is silent this long is shown as down', intArg('--host-timeout', 1000, 86_400_000))
+    .option('--host-grace <ms>', 'the endpoints of a host silent this long are released (default 10 min)', intArg('--host-grace', 1000, 604_800_000))
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .addHelpText('after', '\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n')
     .action(async (o) => {
-      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: o.store, logLevel: o.logLevel, ...(o.historyLimit ? { historyLimit: o.historyLimit } : {}), ...(o.hostTimeout ? { hostTimeoutMs: o.hostTimeout } : {}) });
+      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: o.store, logLevel: o.logLevel, ...(o.historyLimit ? { historyLimit: o.historyLimit } : {}), ...(o.hostTimeout ? { hostTimeoutMs: o.hostTimeout } : {}), ...(o.hostGrace ? { hostGraceMs: o.hostGrace } : {}) });
       announce(io, d, o.dataDir, o.store);
       await untilSignalled(d, io);
     });
