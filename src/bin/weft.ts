@@ -3,7 +3,7 @@
 import pino from 'pino';
 import { runCli, VERSION, type AgentFlags } from '../cli/index.js';
 import { startServer } from '../server/index.js';
-import { Agent } from '../agent/index.js';
+import { Agent, uninstall } from '../agent/index.js';
 import { ProcessRunner } from '../exec/index.js';
 import { detectUnderlayIp } from '../datapath/index.js';
 import { labUp, labDown, labRun, readLab, alive } from '../lab/index.js';
@@ -30,5 +30,7 @@ const lab = {
   alive,
 };
 
-const code = await runCli(process.argv.slice(2), io, { startServer, startAgent, lab });
+const uninstallAgent = (f: AgentFlags) => uninstall(new ProcessRunner(), f);
+
+const code = await runCli(process.argv.slice(2), io, { startServer, startAgent, uninstallAgent, lab });
 process.exitCode = code;

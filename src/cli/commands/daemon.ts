@@ -31,6 +31,7 @@ export interface AgentFlags {
 export interface Daemons {
   startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number }): Promise<RunningDaemon>;
   startAgent(opts: AgentFlags): Promise<{ close(): Promise<void> }>;
+  uninstallAgent(opts: AgentFlags): Promise<string[]>;
   lab: LabOps;
 }
 
@@ -104,9 +105,15 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
     .description("run this host's agent: reconcile the kernel to the desired state and serve the CNI plugin")
     .option('--server <urls>', 'server URL(s), comma-separated for failover', process.env['WEFT_SERVER'] ?? DEFAULT_SERVER)
     .option('--token-file <file>', 'file holding the API token (default: WEFT_TOKEN, else DATA_DIR/admin.token)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
-    .addHelpText('after', '\nExamples:\n  $ weft agent\n  $ weft agent --server http://10.0.0.5:9700,http://10.0.0.6:9700 --token-file /etc/weft/token --host node1\n')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--uninstall', 'instead of running: remove what the agent built on this host (namespaces, uplinks, tables, conflists, plugin)'))
+    .addHelpText('after', '\nExamples:\n  $ weft agent\n  $ weft agent --server http://10.0.0.5:9700,http://10.0.0.6:9700 --token-file /etc/weft/token --host node1\n  $ weft agent --uninstall      # after stopping it; containers on Weft lose their network\n')
     .action(async (o) => {
+      if (o.uninstall) {
+        const removed = await daemons.uninstallAgent(agentFlags(o, [], ''));
+        io.out(removed.length ? `removed:\n${removed.map((r) => `  ${r}`).join('\n')}\n` : 'nothing of Weft found on this host\n');
+        return;
+      }
       const tokenFile = o.tokenFile ?? (process.env['WEFT_TOKEN'] ? undefined : join(DEFAULT_DATA_DIR, 'admin.token'));
       let token = process.env['WEFT_TOKEN'] ?? '';
       if (tokenFile) {

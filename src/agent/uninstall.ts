@@ -1,0 +1,49 @@
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Runner } from '../exec/index.js';
+import { HOST_TABLE, NETNS_DIR, names } from '../datapath/index.js';
+import { PLUGIN_TYPE } from './conflists.js';
+
+export interface UninstallOptions {
+  nsPrefix: string;
+  cniConfDir: string;
+  cniBinDirs: string[];
+  runDir: string;
+}
+
+/**
+ * Removes what an agent built on this host: its tenant namespaces (and with them every bridge, veth and
+ * table inside), their uplinks, the host NAT table, Weft's conflists and plugin binaries, and the run
+ * directory. Run it with the agent stopped; containers wired through Weft lose their network.
+ */
+export async function uninstall(runner: Runner, o: UninstallOptions): Promise<string[]> {
+  const done: string[] = [];
+  const pattern = new RegExp(`^${o.nsPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
+  for (const ns of existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : []) {
+    const m = pattern.exec(ns);
+    if (!m) continue;
+    await runner.run(['ip', 'link', 'del', names.uplinkHost(Number(m[1]))], { allowFailure: true });
+    await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    done.push(`namespace ${ns}`);
+  }
+  if ((await runner.run(['nft', 'delete', 'table', 'ip', HOST_TABLE], { allowFailure: true })).code === 0) done.push(`nft table ip ${HOST_TABLE}`);
+  for (const f of existsSync(o.cniConfDir) ? readdirSync(o.cniConfDir) : []) {
+    const file = join(o.cniConfDir, f);
+    if (f.startsWith('weft-') && f.endsWith('.conflist') && readFileSync(file, 'utf8').includes(`"type": "${PLUGIN_TYPE}"`)) {
+      rmSync(file, { force: true });
+      done.push(file);
+    }
+  }
+  for (const d of o.cniBinDirs) {
+    const file = join(d, PLUGIN_TYPE);
+    if (existsSync(file)) {
+      rmSync(file, { force: true });
+      done.push(file);
+    }
+  }
+  if (existsSync(o.runDir)) {
+    rmSync(o.runDir, { recursive: true, force: true });
+    done.push(o.runDir);
+  }
+  return done;
+}
