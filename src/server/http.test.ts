@@ -77,6 +77,15 @@ test('watch replays from a revision, then streams live changes in order', async 
   assert.equal(lines[1].actor, 'admin');
 });
 
+test('a watch with nothing to replay answers at once, before any change', async () => {
+  const s = await server();
+  const t0 = Date.now();
+  const res = await fetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${s.token}` } });
+  assert.equal(res.status, 200);
+  assert.ok(Date.now() - t0 < 5000, 'the headers did not wait for the first change or bookmark (15 s)');
+  await res.body?.cancel();
+});
+
 test('a watch from a compacted revision answers 410 so the client re-lists', async () => {
   const s = await server(['--history-limit', '10']);
   for (let i = 0; i < 30; i++) await http(s.url, s.token, 'POST', '/api/v1/tenants', { name: `t${i}` });

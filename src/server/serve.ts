@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { WeftError } from '../model/index.js';
 import { Control } from '../control/index.js';
-import { MemoryStore, SqliteStore, type Store } from '../store/index.js';
+import { EtcdStore, MemoryStore, SqliteStore, type Store } from '../store/index.js';
 import { buildApp } from './app.js';
 
 export interface ServerOptions {
@@ -23,7 +23,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function openStore(opts: ServerOptions): Store {
+async function openStore(opts: ServerOptions): Promise<Store> {
   const historyLimit = opts.historyLimit;
   const common = historyLimit === undefined ? {} : { historyLimit };
   if (opts.store === 'sqlite') {
@@ -32,7 +32,15 @@ function openStore(opts: ServerOptions): Store {
   }
   if (opts.store === 'memory') return new MemoryStore(common);
   if (opts.store.startsWith('etcd://')) {
-    throw new WeftError('WEFT_INVALID_VALUE', '--store: the etcd store is not available yet (it comes with the multi-host work); use sqlite', { field: 'store' });
+    const hosts = opts.store.slice('etcd://'.length).split(',').map((h) => h.trim()).filter(Boolean);
+    if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.-]+:[0-9]{1,5}$/.test(h))) {
+      throw new WeftError('WEFT_INVALID_FIELD', `--store: '${opts.store}' is not etcd://HOST:PORT[,HOST:PORT...]`, { field: 'store' });
+    }
+    try {
+      return await EtcdStore.open(hosts.map((h) => `http://${h}`), '/weft/', common);
+    } catch (e) {
+      throw new WeftError('WEFT_STORE_CONFLICT', `--store: cannot reach etcd at ${hosts.join(', ')}: ${(e as Error).message}`, { field: 'store', cause: e });
+    }
   }
   throw new WeftError('WEFT_INVALID_FIELD', `--store: '${opts.store}' is not sqlite, memory or etcd://HOST:PORT,...`, { field: 'store' });
 }
@@ -48,7 +56,7 @@ export function parseListen(text: string): { host: string; port: number } {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen);
   const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
-  const store = openStore(opts);
+  const store = await openStore(opts);
   const control = new Control(store, () => new Date(), opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs });
   const { adminToken } = await control.bootstrap();
   if (adminToken !== undefined && opts.store === 'sqlite') {

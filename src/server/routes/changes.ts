@@ -59,6 +59,9 @@ export function changeRoutes(app: FastifyInstance): void {
       last = since;
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-weft-revision': String(since) });
+      // Without this Node holds the headers until the first line, and a watcher with nothing to replay
+      // would not see its 200 until the first change or bookmark.
+      reply.raw.flushHeaders();
       write(backlog);
       write(pending);
       live = true;

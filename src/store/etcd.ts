@@ -1,0 +1,229 @@
+import { Etcd3, type IKeyValue } from 'etcd3';
+import { WeftError } from '../model/index.js';
+import { BufferedTxn, Mutex } from './buffered.js';
+import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+
+/**
+ * The store on etcd, for several servers sharing one state. Keys live under `PREFIX/d/`. Our revisions
+ * are etcd's minus the create revision of `PREFIX/m/base`, so a new keyspace starts at 0 like the others.
+ * Transactions are optimistic: each key read is compared by mod revision at commit, and each listed prefix
+ * by a guard key that every write under it bumps (so an insertion another server made after our read is
+ * caught too); on conflict the function runs again. `PREFIX/m/last` is written in every transaction with its
+ * actor and time, which is how the change log (read back through etcd's watch history) is attributed.
+ */
+export class EtcdStore implements Store {
+  private readonly client: Etcd3;
+  private base = 0;
+  private readonly historyLimit: number;
+  private readonly clock: () => Date;
+  private readonly listeners = new Set<(c: Change[]) => void>();
+  private watcher: { cancel(): Promise<void> } | undefined;
+  /** Transactions of this process run one at a time; only other servers' writes make one retry. */
+  private readonly mutex = new Mutex();
+  /** Highest revision the watcher has delivered; transact returns only once its commit got there. */
+  private watched = 0;
+  private readonly waiting = new Set<{ rev: number; done: () => void }>();
+
+  private constructor(endpoints: string[], private readonly prefix: string, options: StoreOptions) {
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000 });
+    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  static async open(endpoints: string[], prefix = '/weft/', options: StoreOptions = {}): Promise<EtcdStore> {
+    const s = new EtcdStore(endpoints, prefix, options);
+    const baseKey = `${prefix}m/base`;
+    await s.client.if(baseKey, 'Version', '==', 0).then(s.client.put(baseKey).value('base')).commit();
+    const r = await s.client.get(baseKey).exec();
+    s.base = Number(r.kvs[0]?.create_revision ?? 0);
+    await s.startWatch();
+    return s;
+  }
+
+  private d = (key: string) => `${this.prefix}d/${key}`;
+  private guard = (p: string) => `${this.prefix}g/${p}`;
+  private rev = (etcdRev: string | number) => Number(etcdRev) - this.base;
+
+  private entry(kv: IKeyValue): Entry {
+    return {
+      key: kv.key.toString().slice(this.d('').length),
+      value: (JSON.parse(kv.value.toString()) as { v: unknown }).v,
+      modRevision: this.rev(kv.mod_revision),
+      createRevision: this.rev(kv.create_revision),
+    };
+  }
+
+  async get(key: string): Promise<Entry | undefined> {
+    const r = await this.client.get(this.d(key)).exec();
+    return r.kvs[0] && this.entry(r.kvs[0]);
+  }
+
+  async list(prefix: string): Promise<Listing> {
+    const r = await this.client.getAll().prefix(this.d(prefix)).exec();
+    return { entries: r.kvs.map((kv) => this.entry(kv)).sort((a, b) => (a.key < b.key ? -1 : 1)), revision: this.rev(r.header.revision) };
+  }
+
+  transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
+    return this.mutex.run(() => this.attempt(actor, fn));
+  }
+
+  private async attempt<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const keysRead = new Map<string, number>();
+      const guardsRead = new Map<string, number>();
+      const tx = new BufferedTxn(
+        async (k) => {
+          const r = await this.client.get(this.d(k)).exec();
+          keysRead.set(k, Number(r.kvs[0]?.mod_revision ?? 0));
+          return r.kvs[0] && this.entry(r.kvs[0]);
+        },
+        async (p) => {
+          const [r, g] = await Promise.all([this.client.getAll().prefix(this.d(p)).exec(), this.client.get(this.guard(p)).exec()]);
+          guardsRead.set(p, Number(g.kvs[0]?.mod_revision ?? 0));
+          return r.kvs.map((kv) => this.entry(kv)).sort((a, b) => (a.key < b.key ? -1 : 1));
+        },
+      );
+      const value = await fn(tx);
+      if (tx.writes.size === 0) return { value, revision: await this.revision() };
+      let cmp = this.client.if(`${this.prefix}m/base`, 'Version', '>', 0);
+      for (const [k, mod] of keysRead) cmp = mod === 0 ? cmp.and(this.d(k), 'Version', '==', 0) : cmp.and(this.d(k), 'Mod', '==', mod);
+      for (const [p, mod] of guardsRead) cmp = mod === 0 ? cmp.and(this.guard(p), 'Version', '==', 0) : cmp.and(this.guard(p), 'Mod', '==', mod);
+      const ops = [];
+      const guards = new Set<string>();
+      for (const [k, w] of tx.writes) {
+        if (w === undefined && !keysRead.has(k)) {
+          // A delete of a key never read: drop it if the key does not exist (and insist it still does not).
+          const r = await this.client.get(this.d(k)).exec();
+          if (!r.kvs[0]) { cmp = cmp.and(this.d(k), 'Version', '==', 0); continue; }
+          cmp = cmp.and(this.d(k), 'Mod', '==', Number(r.kvs[0].mod_revision));
+        }
+        ops.push(w === undefined ? this.client.delete().key(this.d(k)) : this.client.put(this.d(k)).value(JSON.stringify({ v: w.value })));
+        const parts = k.split('/');
+        for (let i = 1; i < parts.length; i++) guards.add(`${parts.slice(0, i).join('/')}/`);
+      }
+      if (ops.length === 0) return { value, revision: await this.revision() };
+      for (const g of guards) ops.push(this.client.put(this.guard(g)).value(''));
+      ops.push(this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() })));
+      const r = await cmp.then(...ops).commit();
+      if (r.succeeded) {
+        const revision = this.rev(r.header.revision);
+        if (this.historyLimit < revision && revision % 1000 === 0) await this.compactEtcd(revision);
+        await this.seen(revision);
+        return { value, revision };
+      }
+      await new Promise((res) => setTimeout(res, Math.random() * 5 * (attempt + 1)));
+    }
+    throw new WeftError('WEFT_STORE_CONFLICT', 'the store stayed contended for 50 attempts; retry');
+  }
+
+  private async compactEtcd(revision: number): Promise<void> {
+    await this.client.kv.compact({ revision: String(revision - this.historyLimit + this.base) }).catch(() => undefined);
+  }
+
+  /** Replays etcd's history of our keys from `since` (exclusive) up to now, grouped and attributed per revision. */
+  async changes(since: number, limit = 1_000_000): Promise<Change[]> {
+    const now = await this.revision();
+    if (since < (await this.compactedRevision())) {
+      throw new WeftError('WEFT_HISTORY_COMPACTED', `revision ${since} is older than the kept history; re-list`);
+    }
+    if (since >= now) return [];
+    // Every transaction writes m/last, so its mod revision is this keyspace's latest revision (other
+    // keyspaces on the same etcd also advance etcd's revision, without events here).
+    const last = await this.client.get(`${this.prefix}m/last`).exec();
+    const to = last.kvs[0] ? this.rev(last.kvs[0].mod_revision) : 0;
+    if (to <= since) return [];
+    const all = (await this.history(since + 1, to)).flat();
+    const out: Change[] = [];
+    for (const c of all) {
+      if (out.length >= limit && c.revision !== out[out.length - 1]?.revision) break;
+      out.push(c);
+    }
+    return out;
+  }
+
+  private history(from: number, to: number): Promise<Change[][]> {
+    return new Promise((resolve, reject) => {
+      const byRev: Change[][] = [];
+      const w = this.client.watch().prefix(this.prefix).startRevision(String(from + this.base)).withPreviousKV();
+      void w.create().then((watcher) => {
+        let finished = false;
+        const done = () => {
+          if (finished) return;
+          finished = true;
+          clearTimeout(timer);
+          void watcher.cancel().then(() => resolve(byRev));
+        };
+        const timer = setTimeout(() => { finished = true; void watcher.cancel(); reject(new WeftError('WEFT_STORE_CONFLICT', 'reading the change history from etcd timed out')); }, 10_000);
+        watcher.on('data', (res) => {
+          const batch = this.toChanges(res.events ?? []);
+          if (batch.length) byRev.push(batch);
+          if ((res.events ?? []).some((e) => this.rev(e.kv.mod_revision) >= to)) done();
+        });
+        watcher.on('error', (e) => {
+          void watcher.cancel();
+          reject(/compact/i.test(e.message) ? new WeftError('WEFT_HISTORY_COMPACTED', 'history compacted; re-list') : e);
+        });
+      }, reject);
+    });
+  }
+
+  /** One watch response may hold several revisions: each is attributed from its own m/last event. */
+  private toChanges(events: Array<{ type: string; kv: IKeyValue; prev_kv?: IKeyValue }>): Change[] {
+    const whoAt = new Map<string, { a: string; t: string }>();
+    for (const e of events) if (e.kv.key.toString() === `${this.prefix}m/last`) whoAt.set(String(e.kv.mod_revision), JSON.parse(e.kv.value.toString()) as { a: string; t: string });
+    const out: Change[] = [];
+    for (const e of events) {
+      const key = e.kv.key.toString();
+      if (!key.startsWith(this.d(''))) continue;
+      const revision = this.rev(e.kv.mod_revision);
+      const who = whoAt.get(String(e.kv.mod_revision)) ?? { a: 'unknown', t: '' };
+      const deleted = e.type === 'Delete' || e.type === 'DELETE' || (e.type as unknown) === 1;
+      const raw = deleted ? e.prev_kv?.value : e.kv.value;
+      out.push({ revision, key: key.slice(this.d('').length), op: deleted ? 'delete' : 'put', value: raw ? (JSON.parse(raw.toString()) as { v: unknown }).v : undefined, actor: who.a, time: who.t });
+    }
+    return out;
+  }
+
+  /** Waits (up to 5 s) until the watcher has delivered `rev` to subscribers. */
+  private seen(rev: number): Promise<void> {
+    if (this.watched >= rev) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = { rev, done: () => { clearTimeout(t); this.waiting.delete(w); resolve(); } };
+      const t = setTimeout(w.done, 5000);
+      this.waiting.add(w);
+    });
+  }
+
+  private async startWatch(): Promise<void> {
+    const from = (await this.revision()) + 1;
+    const watcher = await this.client.watch().prefix(this.prefix).startRevision(String(from + this.base)).withPreviousKV().create();
+    watcher.on('data', (res) => {
+      const changes = this.toChanges(res.events ?? []);
+      if (changes.length) for (const l of this.listeners) l(changes);
+      const top = Math.max(this.rev(res.header.revision), ...(res.events ?? []).map((e) => this.rev(e.kv.mod_revision)));
+      if (top > this.watched) this.watched = top;
+      for (const w of [...this.waiting]) if (w.rev <= this.watched) w.done();
+    });
+    this.watcher = watcher;
+  }
+
+  async compactedRevision(): Promise<number> {
+    return Math.max(0, (await this.revision()) - this.historyLimit);
+  }
+
+  async revision(): Promise<number> {
+    const r = await this.client.get(`${this.prefix}m/base`).exec();
+    return this.rev(r.header.revision);
+  }
+
+  subscribe(listener: (changes: Change[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    await this.watcher?.cancel();
+    this.client.close();
+  }
+}

@@ -1,0 +1,41 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+
+/** A free loopback TCP port (bound and released by the OS). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface EtcdProcess { endpoint: string; stop(): Promise<void> }
+
+/** A single-member etcd on loopback with its own data directory, stopped by pid. */
+export async function startEtcd(): Promise<EtcdProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
+  const [client, peer] = [await freePort(), await freePort()];
+  const endpoint = `http://127.0.0.1:${client}`;
+  const p: ChildProcess = spawn('etcd', ['--name', 'e1', '--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `e1=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+  const stop = async () => {
+    if (p.exitCode === null) { const done = new Promise((r) => p.once('exit', r)); p.kill('SIGTERM'); await done; }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`${endpoint}/health`);
+      if (r.ok) return { endpoint, stop };
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error('etcd did not start');
+}
