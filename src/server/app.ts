@@ -36,6 +36,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Per-request log lines would cost more than the allocation itself; metrics count requests instead.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
+    // Watch streams never end by themselves: on close, end every connection so a stopping server exits
+    // at once and its watchers reconnect to another server.
+    forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
   app.decorate('control', opts.control);

@@ -86,6 +86,16 @@ test('a watch with nothing to replay answers at once, before any change', async 
   await res.body?.cancel();
 });
 
+test('a server asked to stop ends its watch streams and exits promptly', async () => {
+  const s = await startServerProcess();
+  const res = await fetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${s.token}` } });
+  assert.equal(res.status, 200);
+  const t0 = Date.now();
+  assert.equal(await s.stop(), 0, 'a clean exit');
+  assert.ok(Date.now() - t0 < 3000, `exited in ${Date.now() - t0} ms, not after the 5 s kill fallback`);
+  await res.body?.cancel().catch(() => undefined);
+});
+
 test('a watch from a compacted revision answers 410 so the client re-lists', async () => {
   const s = await server(['--history-limit', '10']);
   for (let i = 0; i < 30; i++) await http(s.url, s.token, 'POST', '/api/v1/tenants', { name: `t${i}` });

@@ -39,3 +39,34 @@ export async function startEtcd(): Promise<EtcdProcess> {
   await stop();
   throw new Error('etcd did not start');
 }
+
+export interface EtcdCluster { endpoints: string[]; members: Array<{ pid: number | undefined; stop(): Promise<void> }>; stop(): Promise<void> }
+
+/** An N-member etcd cluster on loopback, each member with its own data directory, stopped by pid. */
+export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
+  const ports = [];
+  for (let i = 0; i < n; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  const initial = ports.map((p, i) => `e${i}=http://127.0.0.1:${p.peer}`).join(',');
+  const members = ports.map((p, i) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
+    const url = `http://127.0.0.1:${p.client}`;
+    const proc = spawn('etcd', ['--name', `e${i}`, '--data-dir', dir, '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-peer-urls', `http://127.0.0.1:${p.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${p.peer}`,
+      '--initial-cluster', initial, '--initial-cluster-state', 'new', '--log-level', 'error'], { stdio: 'ignore' });
+    return {
+      url, pid: proc.pid,
+      async stop() {
+        if (proc.exitCode === null && proc.signalCode === null) { const done = new Promise((r) => proc.once('exit', r)); proc.kill('SIGKILL'); await done; }
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  });
+  const cluster = { endpoints: members.map((m) => m.url), members, stop: async () => { for (const m of members) await m.stop(); } };
+  for (let i = 0; i < 150; i++) {
+    const ok = await Promise.all(members.map((m) => fetch(`${m.url}/health`).then((r) => r.ok, () => false)));
+    if (ok.every(Boolean)) return cluster;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await cluster.stop();
+  throw new Error('the etcd cluster did not become healthy');
+}

@@ -13,7 +13,8 @@ export interface ServerProcess {
   dataDir: string;
   proc: ChildProcess;
   stdout: string;
-  stop(): Promise<number | null>;
+  /** SIGTERM (a clean stop), or SIGKILL to simulate a crash. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /**
@@ -49,9 +50,9 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   const server: ServerProcess = {
     url, token, dataDir, proc,
     get stdout() { return stdout; },
-    async stop() {
-      if (proc.exitCode === null && proc.pid !== undefined) {
-        proc.kill('SIGTERM');
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
+        proc.kill(signal);
         const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
         await exited;
         clearTimeout(timer);
