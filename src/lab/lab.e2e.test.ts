@@ -49,3 +49,16 @@ test('weft lab: up 2 hosts, containers on both talk over the overlay, down remov
   const links = await runWeft(['lab', '--dir', dir, 'env'], {});
   assert.equal(links.code, 3, 'no lab any more');
 });
+
+test('weft lab up --store etcd: a 3-member etcd, 2 servers, agents on both; down stops all of it', { skip: !root && 'needs root' }, async () => {
+  const up = await weft(['up', '--hosts', '2', '--store', 'etcd', '--prefix', prefix]);
+  assert.equal(up.code, 0, up.stderr);
+  const env = (await weft(['env'])).stdout;
+  const servers = /WEFT_SERVER=(\S+)/.exec(env)?.[1] as string;
+  assert.equal(servers.split(',').length, 2, 'two servers');
+  const status = await weft(['status']);
+  assert.match(status.stdout, /host2\s+198\.19\.\d+\.12\s+pid \d+ running\s+up/);
+  const down = await weft(['down']);
+  assert.match(down.stdout, /stopped 7 processes/, '3 etcd members, 2 servers, 2 agents');
+  assert.deepEqual(ours(), []);
+});

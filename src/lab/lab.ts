@@ -17,7 +17,7 @@ const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'wef
 const runner = new ProcessRunner();
 
 export interface LabHostState { name: string; ns: string; vtep: string; dir: string; agentPid: number }
-export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; hosts: LabHostState[] }
+export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; hosts: LabHostState[]; store?: string; etcdPids?: number[]; serverPids?: number[] }
 
 const stateFile = (dir: string) => join(dir, 'state.json');
 
@@ -45,6 +45,18 @@ async function waitFor(file: string, pattern: RegExp, what: string, ms = 15_000)
   throw new WeftError('WEFT_INTERNAL', `${what} did not start within ${ms / 1000} s; see ${file}`);
 }
 
+async function freePorts(n: number): Promise<number[]> {
+  const { createServer } = await import('node:net');
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => { const a = srv.address(); srv.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port')))); });
+    }));
+  }
+  return out;
+}
+
 async function freeOctets(prefix: string, n: number): Promise<number[]> {
   const r = await runner.run(['ip', '-4', '-j', 'addr', 'show'], { allowFailure: true });
   const used = new Set((JSON.stringify(JSON.parse(r.stdout || '[]')).match(new RegExp(`${prefix.replace('.', '\\.')}\\.(\\d+)\\.`, 'g')) ?? []).map((x) => Number(x.split('.')[2])));
@@ -54,7 +66,7 @@ async function freeOctets(prefix: string, n: number): Promise<number[]> {
   return out;
 }
 
-export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; log?: (line: string) => void }): Promise<LabState> {
+export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void }): Promise<LabState> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const log = opts.log ?? (() => undefined);
   if (existsSync(stateFile(dir))) {
@@ -70,18 +82,50 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
   try {
     log(`creating ${opts.hosts} hosts on an underlay`);
     const topo = await buildTopology(runner, prefix, opts.hosts, await freeOctets('198.18', opts.hosts), (await freeOctets('198.19', 1))[0] as number);
-    const serverLog = join(dir, 'server.log');
-    state.serverPid = spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn'], serverLog);
+    if (opts.store === 'etcd') {
+      // Three etcd members on loopback and two servers sharing them; agents get both server URLs.
+      const ports = await freePorts(6);
+      const initial = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${ports[i * 2 + 1]}`).join(',');
+      state.store = 'etcd';
+      state.etcdPids = [];
+      for (let i = 0; i < 3; i++) {
+        const url = `http://127.0.0.1:${ports[i * 2]}`;
+        state.etcdPids.push(spawnDaemon(['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
+          '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
+          '--initial-cluster', initial, '--log-level', 'error'], join(dir, `etcd${i}.log`)));
+        save();
+      }
+      const store = `etcd://${[0, 1, 2].map((i) => `127.0.0.1:${ports[i * 2]}`).join(',')}`;
+      const urls: string[] = [];
+      state.serverPids = [];
+      for (let i = 0; i < 2; i++) {
+        const serverLog = join(dir, `server${i + 1}.log`);
+        state.serverPids.push(spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--log-level', 'warn'], serverLog));
+        save();
+        urls.push((await waitFor(serverLog, /listening on (http:\/\/\S+)/, `lab server ${i + 1}`, 30_000))[1] as string);
+        const token = /^ {2}(weft_\S+)$/m.exec(readFileSync(serverLog, 'utf8'))?.[1];
+        if (token) state.token = token;
+      }
+      state.serverPid = state.serverPids[0] as number;
+      state.serverUrl = urls.join(',');
+      writeFileSync(join(dir, 'token'), `${state.token}\n`, { mode: 0o600 });
+      log(`etcd cluster of 3 (pids ${state.etcdPids.join(', ')}), servers ${urls.join(', ')}`);
+    } else {
+      const serverLog = join(dir, 'server.log');
+      state.serverPid = spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn'], serverLog);
+      save();
+      state.serverUrl = (await waitFor(serverLog, /listening on (http:\/\/\S+)/, 'the lab server'))[1] as string;
+      state.token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
+      writeFileSync(join(dir, 'token'), `${state.token}\n`, { mode: 0o600 });
+      log(`server ${state.serverUrl} (pid ${state.serverPid})`);
+    }
     save();
-    state.serverUrl = (await waitFor(serverLog, /listening on (http:\/\/\S+)/, 'the lab server'))[1] as string;
-    state.token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
-    log(`server ${state.serverUrl} (pid ${state.serverPid})`);
     for (const [i, h] of topo.hosts.entries()) {
       const hdir = join(dir, h.name);
       mkdirSync(hdir, { recursive: true });
       const agentLog = join(hdir, 'agent.log');
       const pid = spawnDaemon(['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, 'agent', '--server', state.serverUrl,
-        '--token-file', join(dir, 'data', 'admin.token'), '--host', h.name, '--run-dir', join(hdir, 'run'),
+        '--token-file', join(dir, 'token'), '--host', h.name, '--run-dir', join(hdir, 'run'),
         '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
         '--vtep-ip', h.vtep, '--log-level', 'warn'], agentLog);
       state.hosts.push({ name: h.name, ns: h.ns, vtep: h.vtep, dir: hdir, agentPid: pid });
@@ -119,7 +163,8 @@ export async function labDown(opts: { dir?: string } = {}): Promise<{ processes:
       if (alive(pid)) { await stop(pid); processes++; }
     }
     for (const h of s.hosts) if (alive(h.agentPid)) { await stop(h.agentPid); processes++; }
-    if (alive(s.serverPid)) { await stop(s.serverPid); processes++; }
+    for (const pid of new Set([s.serverPid, ...(s.serverPids ?? [])])) if (pid && alive(pid)) { await stop(pid); processes++; }
+    for (const pid of s.etcdPids ?? []) if (alive(pid)) { await stop(pid); processes++; }
   }
   // Only this lab's names: `${prefix}-...` (hosts, underlay, containers) and `${prefix}<N>-...` (tenants).
   const mine = new RegExp(`^${prefix}([0-9]+)?-`);

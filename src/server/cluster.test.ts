@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
+import { http, runWeft, startServerProcess, type ServerProcess } from '../testkit/server.js';
 import { startEtcd, type EtcdProcess } from '../testkit/etcd.js';
 
 const available = (() => { try { execFileSync('etcd', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
@@ -36,18 +36,20 @@ test('three servers on one etcd: one admin token, any server serves any request,
   assert.deepEqual([line.kind, line.key, line.actor], ['network', 'networks/default/n', 'admin'], 'server C streams the write made through A');
 });
 
-test('300 concurrent endpoint creates spread over 3 servers on a 300-address range: all distinct, one more fails cleanly', { skip: !available && 'etcd is not installed' }, async () => {
+test('500 concurrent endpoint creates spread over 3 servers on a 500-address range: all distinct, one more fails cleanly', { skip: !available && 'etcd is not installed' }, async () => {
   const token = servers.map((s) => s.token).find(Boolean) as string;
-  const net = await http(servers[0]!.url, token, 'POST', '/api/v1/tenants/default/networks', { name: 'big', subnet: '10.7.0.0/23', ipRange: '10.7.0.2-10.7.1.45' });
+  const net = await http(servers[0]!.url, token, 'POST', '/api/v1/tenants/default/networks', { name: 'big', subnet: '10.7.0.0/23', ipRange: '10.7.0.2-10.7.1.245' });
   assert.equal(net.status, 201, JSON.stringify(net.json));
-  const results = await Promise.all(Array.from({ length: 301 }, (_, i) => http(servers[i % 3]!.url, token, 'POST', '/api/v1/endpoints', {
+  const results = await Promise.all(Array.from({ length: 501 }, (_, i) => http(servers[i % 3]!.url, token, 'POST', '/api/v1/endpoints', {
     tenant: 'default', network: 'big', containerId: `c${i}`, host: 'node1', ifname: 'eth0',
   })));
   const ips = results.filter((r) => r.status === 201).map((r) => r.json.ip as string);
   const failed = results.filter((r) => r.status !== 201);
   assert.equal(new Set(ips).size, ips.length, 'no address handed out twice');
-  assert.equal(ips.length, 300);
+  assert.equal(ips.length, 500);
   assert.deepEqual(failed.map((r) => r.json.code), ['WEFT_POOL_EXHAUSTED']);
   const listed = await http(servers[2]!.url, token, 'GET', '/api/v1/endpoints');
-  assert.equal(listed.json.items.length, 300, 'no lost allocation');
+  assert.equal(listed.json.items.length, 500, 'no lost allocation');
+  const cli = await runWeft(['tenant', 'ls', '-q', '--server', `http://127.0.0.1:9,${servers[1]!.url}`, '--token', token], {});
+  assert.deepEqual([cli.code, cli.stdout.trim()], [0, 'default'], 'the CLI fails over past a dead server in its list');
 });

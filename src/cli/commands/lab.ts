@@ -5,7 +5,7 @@ import { intArg, type Io } from '../kit.js';
 import { renderTable } from '../output.js';
 
 export interface LabOps {
-  up(opts: { hosts: number; dir?: string; prefix?: string; log: (l: string) => void }): Promise<{ serverUrl: string; token: string; hosts: Array<{ name: string; vtep: string }> }>;
+  up(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log: (l: string) => void }): Promise<{ serverUrl: string; token: string; hosts: Array<{ name: string; vtep: string }> }>;
   down(opts: { dir?: string }): Promise<{ processes: number; namespaces: number }>;
   run(opts: { host: string; network: string; name: string; argv: string[]; dir?: string; log: (l: string) => void }): Promise<number>;
   read(dir?: string): { serverUrl: string; token: string; serverPid: number; hosts: Array<{ name: string; vtep: string; agentPid: number }> };
@@ -19,13 +19,13 @@ export function labCommands(program: Command, io: Io, lab: LabOps): void {
 
   l.command('up').description('create the underlay and hosts, start the server and an agent per host')
     .option('--hosts <n>', 'how many hosts', intArg('--hosts', 1, 16), 3)
-    .option('--store <store>', 'sqlite (etcd comes with the cluster work)', 'sqlite')
+    .option('--store <store>', 'sqlite (one server), or etcd (a 3-member etcd cluster and 2 servers)', 'sqlite')
     .option('--prefix <prefix>', 'prefix of the lab\'s namespace and link names', 'wl')
-    .addHelpText('after', '\nExamples:\n  $ weft lab up --hosts 3\n  $ eval "$(weft lab env)" && weft host ls\n')
+    .addHelpText('after', '\nExamples:\n  $ weft lab up --hosts 3\n  $ weft lab up --hosts 3 --store etcd\n  $ eval "$(weft lab env)" && weft host ls\n')
     .action(async (o, cmd: Command) => {
-      if (o.store !== 'sqlite') throw usage(`--store: ${o.store} is not available in the lab yet; use sqlite`);
+      if (o.store !== 'sqlite' && o.store !== 'etcd') throw usage(`--store: '${o.store}' is not sqlite or etcd`);
       if (!/^[a-z]{1,4}$/.test(o.prefix)) throw usage(`--prefix: '${o.prefix}' must be 1-4 lower-case letters`);
-      const s = await lab.up({ hosts: o.hosts, prefix: o.prefix, ...(dirOf(cmd) ? { dir: dirOf(cmd) as string } : {}), log: (x) => io.err(`${x}\n`) });
+      const s = await lab.up({ hosts: o.hosts, prefix: o.prefix, store: o.store, ...(dirOf(cmd) ? { dir: dirOf(cmd) as string } : {}), log: (x) => io.err(`${x}\n`) });
       io.out(`lab up: ${s.hosts.map((h) => h.name).join(', ')}\nserver: ${s.serverUrl}\ntoken: ${s.token}\nnext: eval "$(weft lab env)"; weft lab run host1 --network weft-default-<network> --name c1 -- sh\n`);
     });
 
@@ -40,7 +40,7 @@ export function labCommands(program: Command, io: Io, lab: LabOps): void {
     .addHelpText('after', '\nExample:\n  $ weft lab status\n')
     .action(async (_o, cmd: Command) => {
       const s = lab.read(dirOf(cmd));
-      const hosts = await new Client({ servers: [s.serverUrl], token: s.token }).request('GET', '/api/v1/hosts').catch(() => ({ items: [] }));
+      const hosts = await new Client({ servers: s.serverUrl.split(','), token: s.token }).request('GET', '/api/v1/hosts').catch(() => ({ items: [] }));
       const state = new Map((hosts.items as Array<{ name: string; state: string }>).map((h) => [h.name, h.state]));
       io.out(`server ${s.serverUrl} (pid ${s.serverPid}, ${lab.alive(s.serverPid) ? 'running' : 'stopped'})\n`);
       io.out(`${renderTable(s.hosts, [
