@@ -71,13 +71,7 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
       agentPid: () => agentHandle?.pid(),
       api: (method, path, body) => http(srv.url, srv.token, method, path, body),
       weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, '--server', srv.url, '--token', srv.token], { allowFailure: true }),
-      async container(n) {
-        const ns = `${tag}-${n}`;
-        await runner.run(['ip', 'netns', 'add', ns]);
-        await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-        return `/run/netns/${ns}`;
-      },
-      exec: (ns, argv, o = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),
+      ...containerHelpers(tag),
       cni: (command, o) => callPlugin(cniConfDir, binDir, command, o),
       startAgent, stopAgent, cleanup,
     };
@@ -190,5 +184,18 @@ export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; tok
       c.kill(signal);
       await done;
     },
+  };
+}
+
+/** "Containers" for tests: namespaces named `<tag>-<name>` (so cleanup finds them), and running commands in them. */
+export function containerHelpers(tag: string) {
+  return {
+    async container(n: string): Promise<string> {
+      const ns = `${tag}-${n}`;
+      await runner.run(['ip', 'netns', 'add', ns]);
+      await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      return `/run/netns/${ns}`;
+    },
+    exec: (ns: string, argv: string[], o: { input?: string; timeoutMs?: number } = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),
   };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
 import { startServerProcess, http, type ServerProcess } from './server.js';
 import { buildTopology, destroyTopology } from '../lab/topology.js';
-import { agentIn, callPlugin, freeOctet, safeList, type AgentHandle, type CniCall } from './host.js';
+import { agentIn, callPlugin, containerHelpers, freeOctet, safeList, type AgentHandle, type CniCall } from './host.js';
 
 const runner = new ProcessRunner();
 
@@ -66,13 +66,7 @@ export async function startLab(name: string, count: number): Promise<Lab> {
     return {
       tag, server: srv, hosts,
       api: (m, p, b) => http(srv.url, srv.token, m, p, b),
-      async container(n) {
-        const ns = `${tag}-${n}`;
-        await runner.run(['ip', 'netns', 'add', ns]);
-        await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-        return `/run/netns/${ns}`;
-      },
-      exec: (ns, argv, o = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),
+      ...containerHelpers(tag),
       cleanup,
     };
   } catch (e) {
