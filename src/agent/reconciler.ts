@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { NETNS_DIR, TenantDatapath, ensureHost, names, planHost, planTenant, type TenantPlan } from '../datapath/index.js';
+import { NETNS_DIR, TenantDatapath, names, planHost, planTenant, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
@@ -167,4 +167,3 @@ export class Reconciler {
   }
 }
 
-export { ensureHost };

@@ -11,7 +11,3 @@ export function summarise(samples: number[]): { p50: number; p99: number; max: n
 }
 
 export const ms = (n: number) => `${n.toFixed(2)} ms`;
-
-export function machine(): string {
-  return `${process.platform} ${process.arch}, ${(globalThis as any).navigator?.hardwareConcurrency ?? '?'} cores, Node ${process.version}`;
-}

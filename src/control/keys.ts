@@ -37,7 +37,3 @@ export function withRevision<T>(e: Entry): T {
 
 /** The stored form: everything but the revision, which the store owns. */
 export type Stored<T> = Omit<T, 'revision'>;
-export function stripRevision<T extends { revision: number }>(o: T): Stored<T> {
-  const { revision: _r, ...rest } = o;
-  return rest;
-}

@@ -1,4 +1,4 @@
-import { invalid, WeftError } from './errors.js';
+import { invalid } from './errors.js';
 import {
   cidrRange, contains, formatIp, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
@@ -125,8 +125,4 @@ export function parseLabelList(items: readonly string[], field: string): Record<
     out[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return out;
-}
-
-export function assertNever(x: never, what: string): never {
-  throw new WeftError('WEFT_INTERNAL', `unexpected ${what}: ${String(x)}`);
 }

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { WeftError, type ErrorCode } from '../model/index.js';
+import { WeftError } from '../model/index.js';
 import type { Principal } from '../control/index.js';
 
 declare module 'fastify' {
@@ -22,8 +22,4 @@ export function ifMatchOf(req: FastifyRequest): number | undefined {
     throw new WeftError('WEFT_INVALID_FIELD', `If-Match: '${text}' is not a revision number`, { field: 'If-Match' });
   }
   return Number(text);
-}
-
-export function fail(code: ErrorCode, detail: string, field?: string): never {
-  throw new WeftError(code, detail, field === undefined ? {} : { field });
 }
