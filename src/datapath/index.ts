@@ -1,6 +1,6 @@
 export { names, transit } from './names.js';
 export { planTenant, planHost, type TenantPlan, type DesiredHostState, type BridgePlan, type EndpointPlan, type PortPlan, type VxlanPlan } from './plan.js';
-export { fdbCommands } from './linux/overlay.js';
+export { fdbCommands, neighCommands } from './linux/overlay.js';
 export { renderTenantRuleset, renderHostRuleset, renderTenantTable, renderHostTable, HOST_TABLE, TENANT_TABLE } from './nft.js';
 export { diffTables, tableText, type NftTable, type NftMap } from './table.js';
 export * from './linux/index.js';

@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fdbCommands, linkCommands, neighCommands, type TenantPlan, type VxlanPlan } from './index.js';
+import type { ObservedLink } from './linux/index.js';
+
+const vx: VxlanPlan = {
+  name: 'wx100', vni: 100, local: '192.0.2.1', peers: ['192.0.2.2', '192.0.2.3'], proxy: true,
+  remotes: [{ mac: '02:57:0a:00:00:05', vtep: '192.0.2.2', ip: '10.0.0.5' }],
+};
+const plan: TenantPlan = {
+  tenant: 't', id: 1, ns: 'weft-t1', ports: [], policy: undefined,
+  uplink: { hostLink: 'wu1', tenantLink: 'up0', hostIp: '169.254.0.5', tenantIp: '169.254.0.6', prefix: 30 },
+  bridges: [{ name: 'wb100', network: 'n', vni: 100, address: '10.0.0.1/24', mtu: 1450, vxlan: vx }],
+  endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mtu: 1450 }],
+};
+const link = (name: string, kind: string, extra: Partial<ObservedLink> = {}): [string, ObservedLink] =>
+  [name, { name, kind, master: undefined, up: true, mtu: 1450, addresses: [], ...extra }];
+
+test('links: a right kernel needs no command; drift and strangers get exactly the commands to fix them', () => {
+  const right = new Map([
+    link('wb100', 'bridge', { addresses: ['10.0.0.1/24'] }),
+    link('weaaaaaaaaaaaa', 'veth', { master: 'wb100' }),
+    link('wx100', 'vxlan', { master: 'wb100' }),
+    link('up0', 'veth'), link('lo', ''),
+  ]);
+  assert.deepEqual(linkCommands(plan, right), []);
+  const drifted = new Map([
+    link('weaaaaaaaaaaaa', 'veth'),
+    link('wx100', 'vxlan', { master: 'wb100', mtu: 1500 }),
+    link('wb999', 'bridge'), link('webbbbbbbbbbbb', 'veth'), link('weprotected000', 'veth'), link('wx999', 'vxlan'),
+    link('eth9', 'veth'),
+  ]);
+  assert.deepEqual(linkCommands(plan, drifted, new Set(['weprotected000'])), [
+    'link add wb100 type bridge', 'link set wb100 mtu 1450', 'addr replace 10.0.0.1/24 dev wb100', 'link set wb100 up',
+    'link set weaaaaaaaaaaaa master wb100 up',
+    'link set wx100 master wb100 mtu 1450 up',
+    'link del wb999', 'link del webbbbbbbbbbbb', 'link del wx999',
+  ], 'missing bridge made, detached veth re-attached, wrong MTU fixed, owned strangers removed; in-flight and foreign links untouched');
+});
+
+test('fdb: head-end replication to every peer, static entries for remote MACs, stale ones removed', () => {
+  assert.deepEqual(fdbCommands(vx, []), [
+    'fdb append 00:00:00:00:00:00 dev wx100 dst 192.0.2.2 self permanent',
+    'fdb append 00:00:00:00:00:00 dev wx100 dst 192.0.2.3 self permanent',
+    'fdb replace 02:57:0a:00:00:05 dev wx100 dst 192.0.2.2 self permanent',
+  ]);
+  const observed = [
+    { mac: '00:00:00:00:00:00', dst: '192.0.2.2', flags: ['self'] },
+    { mac: '00:00:00:00:00:00', dst: '192.0.2.9', flags: ['self'] },
+    { mac: '02:57:0a:00:00:05', dst: '192.0.2.2', flags: ['self'] },
+    { mac: '02:57:0a:00:00:07', flags: [] },
+  ];
+  assert.deepEqual(fdbCommands(vx, observed), [
+    'fdb append 00:00:00:00:00:00 dev wx100 dst 192.0.2.3 self permanent',
+    'fdb del 00:00:00:00:00:00 dev wx100 dst 192.0.2.9 self',
+  ], 'bridge-learned entries (no dst) are left to the bridge');
+});
+
+test('neighbours: permanent entries for remote endpoints in proxy mode, none in flood mode', () => {
+  assert.deepEqual(neighCommands(vx, []), ['neigh replace 10.0.0.5 lladdr 02:57:0a:00:00:05 dev wx100 nud permanent']);
+  assert.deepEqual(neighCommands(vx, [{ dst: '10.0.0.5', lladdr: '02:57:0a:00:00:05', state: ['PERMANENT'] }]), []);
+  assert.deepEqual(neighCommands({ ...vx, proxy: false }, [{ dst: '10.0.0.5', lladdr: '02:57:0a:00:00:05', state: ['PERMANENT'] }]), ['neigh del 10.0.0.5 dev wx100']);
+});
