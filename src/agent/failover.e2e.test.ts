@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
 import { buildTopology, destroyTopology, type Topology } from '../lab/topology.js';
-import { agentIn, callPlugin, freeOctet, within, type AgentHandle } from '../testkit/host.js';
+import { agentIn, callPlugin, within, type AgentHandle } from '../testkit/host.js';
+import { freeOctets } from '../lab/free.js';
 import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
 import { startEtcdCluster, type EtcdCluster } from '../testkit/etcd.js';
 
@@ -30,7 +31,7 @@ after(async () => {
 
 test('losing an etcd member and then a server: the API keeps answering, agents switch within 5 s, a cross-host stream survives', { skip: (!root || !available) && 'needs root and etcd' }, async () => {
   etcd = await startEtcdCluster(3);
-  topo = await buildTopology(runner, tag, 2, [await freeOctet(), await freeOctet()], await freeOctet('198.19'));
+  topo = await buildTopology(runner, tag, 2, await freeOctets(runner, '198.18', 2, 'random'), (await freeOctets(runner, '198.19', 1, 'random'))[0] as number);
   const store = `etcd://${etcd.endpoints.map((e) => e.slice(7)).join(',')}`;
   for (let i = 0; i < 2; i++) servers.push(await startServerProcess({ listen: `${topo.serverIp}:0`, args: ['--store', store] }));
   const token = servers.map((s) => s.token).find(Boolean) as string;

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { ProcessRunner, runInteractive, spawnDaemon } from '../exec/index.js';
 import { WeftError } from '../model/index.js';
 import { buildTopology, destroyTopology } from './topology.js';
+import { freeOctets, freePorts } from './free.js';
 
 /**
  * `weft lab`: a multi-host Weft on one machine. Hosts are network namespaces on a shared underlay; the
@@ -45,27 +46,6 @@ async function waitFor(file: string, pattern: RegExp, what: string, ms = 15_000)
   throw new WeftError('WEFT_INTERNAL', `${what} did not start within ${ms / 1000} s; see ${file}`);
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const { createServer } = await import('node:net');
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push(await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.listen(0, '127.0.0.1', () => { const a = srv.address(); srv.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port')))); });
-    }));
-  }
-  return out;
-}
-
-async function freeOctets(prefix: string, n: number): Promise<number[]> {
-  const r = await runner.run(['ip', '-4', '-j', 'addr', 'show'], { allowFailure: true });
-  const used = new Set((JSON.stringify(JSON.parse(r.stdout || '[]')).match(new RegExp(`${prefix.replace('.', '\\.')}\\.(\\d+)\\.`, 'g')) ?? []).map((x) => Number(x.split('.')[2])));
-  const out: number[] = [];
-  for (let o = 200; o < 255 && out.length < n; o++) if (!used.has(o)) out.push(o);
-  if (out.length < n) throw new WeftError('WEFT_POOL_EXHAUSTED', `no free ${prefix}.X/24 left for the lab`);
-  return out;
-}
-
 export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void }): Promise<LabState> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const log = opts.log ?? (() => undefined);
@@ -81,7 +61,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
   save();
   try {
     log(`creating ${opts.hosts} hosts on an underlay`);
-    const topo = await buildTopology(runner, prefix, opts.hosts, await freeOctets('198.18', opts.hosts), (await freeOctets('198.19', 1))[0] as number);
+    const topo = await buildTopology(runner, prefix, opts.hosts, await freeOctets(runner, '198.18', opts.hosts), (await freeOctets(runner, '198.19', 1))[0] as number);
     if (opts.store === 'etcd') {
       // Three etcd members on loopback and two servers sharing them; agents get both server URLs.
       const ports = await freePorts(6);

@@ -2,25 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
-
-/** A free loopback TCP port (bound and released by the OS). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
+import { freePorts } from '../lab/free.js';
 
 export interface EtcdProcess { endpoint: string; stop(): Promise<void> }
 
 /** A single-member etcd on loopback with its own data directory, stopped by pid. */
 export async function startEtcd(): Promise<EtcdProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
+  const [client, peer] = (await freePorts(2)) as [number, number];
   const endpoint = `http://127.0.0.1:${client}`;
   const p: ChildProcess = spawn('etcd', ['--name', 'e1', '--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
     '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
@@ -44,8 +33,8 @@ export interface EtcdCluster { endpoints: string[]; members: Array<{ pid: number
 
 /** An N-member etcd cluster on loopback, each member with its own data directory, stopped by pid. */
 export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
-  const ports = [];
-  for (let i = 0; i < n; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  const free = await freePorts(2 * n);
+  const ports = Array.from({ length: n }, (_, i) => ({ client: free[2 * i] as number, peer: free[2 * i + 1] as number }));
   const initial = ports.map((p, i) => `e${i}=http://127.0.0.1:${p.peer}`).join(',');
   const members = ports.map((p, i) => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));

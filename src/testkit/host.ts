@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
 import { WEFT_BIN, startServerProcess, http, type ServerProcess } from './server.js';
+import { freeOctets } from '../lab/free.js';
 
 const runner = new ProcessRunner();
 
@@ -82,20 +83,9 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
   }
 }
 
-/** A 198.18.X.0/30 no other test host on this machine uses (test files run two at a time). */
+/** A 198.18.X (or other prefix) octet no address on this machine uses; random, since test files run side by side. */
 export async function freeOctet(prefix = '198.18'): Promise<number> {
-  const r = await runner.run(['ip', '-4', '-j', 'addr', 'show'], { allowFailure: true });
-  const used = new Set<number>();
-  for (const l of JSON.parse(r.stdout || '[]') as Array<{ addr_info?: Array<{ local: string }> }>) {
-    for (const a of l.addr_info ?? []) {
-      const m = new RegExp(`^${prefix.replace('.', '\\.')}\\.(\\d+)\\.`).exec(a.local);
-      if (m) used.add(Number(m[1]));
-    }
-  }
-  for (;;) {
-    const o = 1 + Math.floor(Math.random() * 250);
-    if (!used.has(o)) return o;
-  }
+  return (await freeOctets(runner, prefix, 1, 'random'))[0] as number;
 }
 
 export function safeList(): string[] {

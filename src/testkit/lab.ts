@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
 import { startServerProcess, http, type ServerProcess } from './server.js';
 import { buildTopology, destroyTopology } from '../lab/topology.js';
-import { agentIn, callPlugin, containerHelpers, freeOctet, safeList, type AgentHandle, type CniCall } from './host.js';
+import { freeOctets } from '../lab/free.js';
+import { agentIn, callPlugin, containerHelpers, safeList, type AgentHandle, type CniCall } from './host.js';
 
 const runner = new ProcessRunner();
 
@@ -45,9 +46,9 @@ export async function startLab(name: string, count: number): Promise<Lab> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const octets: number[] = [];
-    for (let i = 0; i < count; i++) octets.push(await freeOctet());
-    const topo = await buildTopology(runner, tag, count, octets, await freeOctet('198.19'));
+    // Distinct octets for all hosts at once: picked one by one, two hosts could draw the same one.
+    const octets = await freeOctets(runner, '198.18', count, 'random');
+    const topo = await buildTopology(runner, tag, count, octets, (await freeOctets(runner, '198.19', 1, 'random'))[0] as number);
     server = await startServerProcess({ listen: `${topo.serverIp}:0` });
     const srv = server;
     const tokenFile = join(dir, 'token');
