@@ -128,31 +128,31 @@ export class Agent implements CniHost {
     const steps: Record<string, number> = {};
     const mark = (step: string) => (steps[step] = Math.round((performance.now() - t0) * 10) / 10);
     try {
-      ep = await this.createEndpoint(req, id);
+      const made = await this.createEndpoint(req, id);
+      ep = made;
       mark('allocated');
-      this.state.putEndpoint(ep);
-      const plan = await this.reconciler.ensureTenant(ep.tenant, true);
+      this.state.putEndpoint(made);
+      const plan = await this.reconciler.ensureTenant(made.tenant, true);
       mark('tenant');
-      if (!plan) throw new CniError(7, `tenant ${ep.tenant} is not known to this agent yet; try again`);
-      const veth = names.endpointVeth(ep.id);
+      if (!plan) throw new CniError(7, `tenant ${made.tenant} is not known to this agent yet; try again`);
+      const veth = names.endpointVeth(made.id);
       const wire = () => attachEndpoint(this.o.runner, {
-        tenantNs: plan.ns, bridge: names.bridge((ep as Endpoint).vni), veth, netnsPath: req.netns, ifname: req.ifname,
-        mac: (ep as Endpoint).mac, ip: (ep as Endpoint).ip, prefixLength: (ep as Endpoint).prefixLength,
-        gateway: (ep as Endpoint).gateway, mtu: (ep as Endpoint).mtu,
+        tenantNs: plan.ns, bridge: names.bridge(made.vni), veth, netnsPath: req.netns, ifname: req.ifname,
+        mac: made.mac, ip: made.ip, prefixLength: made.prefixLength, gateway: made.gateway, mtu: made.mtu,
       }, `${this.o.nsPrefix}c${id.slice(0, 10)}`);
       try {
         await wire();
       } catch (first) {
         // The fast path trusted the last convergence; if the tenant drifted since (a deleted bridge), repair and retry once.
         if (await this.containerHas(req.netns, req.ifname)) throw first;
-        await this.reconciler.ensureTenant(ep.tenant);
+        await this.reconciler.ensureTenant(made.tenant);
         await wire();
       }
       mark('wired');
-      if (ep.portMappings?.length) await this.reconciler.ensureHostNow();
+      if (made.portMappings?.length) await this.reconciler.ensureHostNow();
       mark('ports');
       this.o.log.debug({ endpoint: id, ms: steps }, 'ADD done');
-      return { hostVeth: veth, ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway };
+      return { hostVeth: veth, ifname: req.ifname, mac: made.mac, mtu: made.mtu, netns: req.netns, ip: made.ip, prefixLength: made.prefixLength, gateway: made.gateway };
     } catch (e) {
       if (ep) await this.release(ep).catch((x: Error) => this.o.log.warn({ err: x.message, endpoint: id }, 'cleanup after a failed ADD failed'));
       throw e;

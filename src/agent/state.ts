@@ -1,8 +1,8 @@
 import type { ChangeEvent, Endpoint, Global, Group, Host, Network, Policy, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 
-/** Returned by apply() for changes that need no reconcile at all. */
-export const NO_TENANT = '\u0000none';
+/** What a change touches: one tenant, every tenant, or nothing the datapath depends on. */
+export type Affected = { tenant: string } | 'all' | 'nothing';
 
 export interface Snapshot {
   revision: number;
@@ -47,24 +47,25 @@ export class DesiredState {
     this.revision = s.revision;
   }
 
-  /** Applies one watched change; returns the tenant it concerns, if any. */
-  apply(c: ChangeEvent): string | undefined {
+  /** Applies one watched change and says what it touches. */
+  apply(c: ChangeEvent): Affected {
+    const scoped = (): Affected => (c.tenant === undefined ? 'all' : { tenant: c.tenant });
     if (c.revision > this.revision) this.revision = c.revision;
     const name = c.key.slice(c.key.indexOf('/') + 1);
     switch (c.kind) {
-      case 'tenant': upsert(this.tenants, name, c); return c.tenant;
-      case 'network': upsert(this.networks, name, c); return c.tenant;
-      case 'group': upsert(this.groups, name, c); return c.tenant;
-      case 'policy': upsert(this.policies, name, c); return c.tenant;
-      case 'endpoint': upsert(this.endpoints, name, c); return c.tenant;
-      case 'global': this.arpMode = (c.object as Global | undefined)?.arpMode ?? 'proxy'; return undefined;
+      case 'tenant': upsert(this.tenants, name, c); return scoped();
+      case 'network': upsert(this.networks, name, c); return scoped();
+      case 'group': upsert(this.groups, name, c); return scoped();
+      case 'policy': upsert(this.policies, name, c); return scoped();
+      case 'endpoint': upsert(this.endpoints, name, c); return scoped();
+      case 'global': this.arpMode = (c.object as Global | undefined)?.arpMode ?? 'proxy'; return 'all';
       case 'host': {
         // A host's address matters to every tenant's overlay, but a heartbeat changes nothing there.
         const before = this.hosts.get(name)?.vtepIp;
         upsert(this.hosts, name, c);
-        return before === this.hosts.get(name)?.vtepIp && c.op === 'put' ? NO_TENANT : undefined;
+        return before === this.hosts.get(name)?.vtepIp && c.op === 'put' ? 'nothing' : 'all';
       }
-      default: return undefined;
+      default: return 'nothing';
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
 import type { ChangeEvent, Endpoint, Global, Group, Host, Network, Policy, Tenant } from '../model/index.js';
-import { NO_TENANT, type DesiredState, type Snapshot } from './state.js';
+import type { DesiredState, Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
 
@@ -93,8 +93,8 @@ export class Syncer {
         const line = JSON.parse(buf.slice(0, nl)) as ChangeEvent | { op: 'bookmark'; revision: number };
         buf = buf.slice(nl + 1);
         if (line.op === 'bookmark') continue;
-        const tenant = this.state.apply(line);
-        if (tenant !== NO_TENANT) this.changed(tenant);
+        const affected = this.state.apply(line);
+        if (affected !== 'nothing') this.changed(affected === 'all' ? undefined : affected.tenant);
       }
     }
     throw new Error('watch stream ended');
