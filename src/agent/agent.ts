@@ -5,10 +5,11 @@ import type { Logger } from 'pino';
 import { ApiError, Client } from '../client/index.js';
 import { endpointId, type Endpoint } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
-import { NftTables, TenantDatapath, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, names, observeLinks, withNetnsName } from '../datapath/index.js';
+import { NftTables, TenantDatapath, type TenantPlan, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, names, observeLinks, withNetnsName } from '../datapath/index.js';
 import { CniError, handleCni, serveCniSocket, type AddRequest, type CniHost, type CniSocketServer, type Scope } from '../plugins/cni/index.js';
 import type { AddResultInput } from '../plugins/cni/index.js';
 import { Mutex } from '../store/index.js';
+import { DnsServer, dnsDomain, nameTable, type NameTable, type Upstream } from '../dns/index.js';
 import { DesiredState } from './state.js';
 import { Syncer } from './sync.js';
 import { Reconciler } from './reconciler.js';
@@ -25,6 +26,10 @@ export interface AgentOptions {
   resyncMs: number;
   /** An endpoint whose veth is missing is re-wired only after this long, so an ADD in flight is never raced. */
   repairGraceMs: number;
+  /** The containers' DNS server listens on this port of each tenant's uplink address. */
+  dnsPort: number;
+  /** Where names outside `.weft` are forwarded; empty: they are refused. */
+  dnsUpstreams: Upstream[];
   log: Logger;
   runner: Runner;
   version: string;
@@ -48,15 +53,34 @@ export class Agent implements CniHost {
   private readonly epLocks = new Map<string, { m: Mutex; users: number }>();
   private socket: CniSocketServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly dns: DnsServer;
+  private readonly dp: TenantDatapath;
 
   constructor(private readonly o: AgentOptions) {
     this.client = new Client({ servers: o.servers, token: o.token });
     this.nft = new NftTables(o.runner);
-    const dp = new TenantDatapath(o.runner, this.nft);
-    this.reconciler = new Reconciler(this.state, dp, (plans) => ensureHost(this.nft, plans), {
-      host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp,
+    this.dp = new TenantDatapath(o.runner, this.nft);
+    this.dns = new DnsServer({ port: o.dnsPort, upstreams: o.dnsUpstreams, upstreamTimeoutMs: 2000, ttl: 5, names: (t) => this.names(t), log: o.log });
+    const hostSide = async (plans: TenantPlan[]) => {
+      await ensureHost(this.nft, plans);
+      await this.dns.sync(new Map(plans.filter((p) => p.dns).map((p) => [p.uplink.hostIp, p.tenant])));
+    };
+    this.reconciler = new Reconciler(this.state, this.dp, hostSide, {
+      host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp, dnsPort: o.dnsPort,
     }, o.log, () => new Set([...this.inflight].map(names.endpointVeth)), () => this.maintainEndpoints());
     this.syncer = new Syncer(this.client, this.state, (t) => this.reconciler.mark(t), o.log);
+  }
+
+  /** A tenant's DNS names, rebuilt only after the desired state changed. */
+  private nameCache = { version: -1, tables: new Map<string, NameTable>() };
+  private names(tenant: string): NameTable {
+    if (this.nameCache.version !== this.state.version) this.nameCache = { version: this.state.version, tables: new Map() };
+    let t = this.nameCache.tables.get(tenant);
+    if (!t) {
+      t = nameTable([...this.state.services.values()].filter((s) => s.tenant === tenant), [...this.state.endpoints.values()].filter((e) => e.tenant === tenant));
+      this.nameCache.tables.set(tenant, t);
+    }
+    return t;
   }
 
   get socketPath(): string {
@@ -78,6 +102,7 @@ export class Agent implements CniHost {
     await this.socket?.close();
     this.syncer.stop();
     await this.reconciler.stop();
+    await this.dns.stop();
     this.client.close();
   }
 
@@ -149,10 +174,15 @@ export class Agent implements CniHost {
         await wire();
       }
       mark('wired');
+      const qos = plan.qos.find((q) => q.endpoint === made.id);
+      if (qos) await this.dp.ensureQos(plan.ns, [qos], new Set([veth]));
       if (made.portMappings?.length) await this.reconciler.ensureHostNow();
       mark('ports');
       this.o.log.debug({ endpoint: id, ms: steps }, 'ADD done');
-      return { hostVeth: veth, ifname: req.ifname, mac: made.mac, mtu: made.mtu, netns: req.netns, ip: made.ip, prefixLength: made.prefixLength, gateway: made.gateway };
+      return {
+        hostVeth: veth, ifname: req.ifname, mac: made.mac, mtu: made.mtu, netns: req.netns, ip: made.ip, prefixLength: made.prefixLength, gateway: made.gateway,
+        ...(plan.dns ? { dns: { nameservers: [made.gateway], search: [dnsDomain(made.tenant)] } } : {}),
+      };
     } catch (e) {
       if (ep) await this.release(ep).catch((x: Error) => this.o.log.warn({ err: x.message, endpoint: id }, 'cleanup after a failed ADD failed'));
       throw e;
@@ -190,6 +220,8 @@ export class Agent implements CniHost {
     if (ns) await detachEndpoint(this.o.runner, ns, names.endpointVeth(ep.id), ep.ip);
     await this.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
     this.state.dropEndpoint(ep.id);
+    // Services balancing to it, DNS names and shaping change too: converge soon, not at the next watch event.
+    this.reconciler.mark(ep.tenant);
     if (ep.portMappings?.length) {
       await this.reconciler.ensureTenant(ep.tenant);
       await this.reconciler.ensureHostNow();

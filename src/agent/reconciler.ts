@@ -14,6 +14,7 @@ export interface ReconcilerOptions {
   resyncMs: number;
   /** This host's underlay address, the local end of its VXLAN tunnels. */
   vtep: string;
+  dnsPort: number;
 }
 
 /**
@@ -71,7 +72,11 @@ export class Reconciler {
 
   plan(tenant: string): TenantPlan | undefined {
     const t = this.state.tenants.get(tenant);
-    return t && planTenant({ ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile }, t);
+    return t && planTenant(this.view(), t);
+  }
+
+  private view() {
+    return { ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile, dnsPort: this.opts.dnsPort };
   }
 
   /**
@@ -92,7 +97,7 @@ export class Reconciler {
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
   async ensureHostNow(): Promise<void> {
-    await this.hostSide(planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep)));
+    await this.hostSide(planHost(this.view()));
   }
 
   /**
@@ -108,7 +113,7 @@ export class Reconciler {
       // policy must be in the kernel before ADD returns (fail closed).
       const rules = p.policy && (p.policy.portEntries.length > 0 || p.policy.protoEntries.length > 0);
       const pol = p.policy && (rules ? [p.policy.fallback, p.policy.classification.ranges, p.policy.portEntries, p.policy.protoEntries] : [p.policy.fallback]);
-      const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol]);
+      const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol, p.services, p.dscp, p.qos, p.dns]);
       if (fast && this.converged.get(tenant) === shape) return p;
       this.converged.delete(tenant);
       const t0 = performance.now();
@@ -136,7 +141,7 @@ export class Reconciler {
       }
     }
     try {
-      const plans = planHost(this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep));
+      const plans = planHost(this.view());
       await this.hostSide(plans);
       syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
       if (all) await this.removeStaleTenants(plans);

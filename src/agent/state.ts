@@ -1,4 +1,4 @@
-import type { ChangeEvent, Endpoint, Global, Group, Host, Network, Policy, Tenant } from '../model/index.js';
+import type { ChangeEvent, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 
 /** What a change touches: one tenant, every tenant, or nothing the datapath depends on. */
@@ -10,6 +10,8 @@ export interface Snapshot {
   networks: Network[];
   groups: Group[];
   policies: Policy[];
+  services: Service[];
+  netprofiles: Netprofile[];
   endpoints: Endpoint[];
   hosts: Host[];
   global: Global;
@@ -25,38 +27,50 @@ export class DesiredState {
   readonly networks = new Map<string, Network>();
   readonly groups = new Map<string, Group>();
   readonly policies = new Map<string, Policy>();
+  readonly services = new Map<string, Service>();
+  readonly netprofiles = new Map<string, Netprofile>();
   readonly hosts = new Map<string, Host>();
   arpMode: 'proxy' | 'flood' = 'proxy';
   readonly endpoints = new Map<string, Endpoint>();
   revision = 0;
+  /** Bumped by every change, including the agent's own writes: caches derived from the state key on it. */
+  version = 0;
 
   replaceAll(s: Snapshot): void {
     this.tenants.clear();
     this.networks.clear();
     this.groups.clear();
     this.policies.clear();
+    this.services.clear();
+    this.netprofiles.clear();
     this.endpoints.clear();
     this.hosts.clear();
     for (const t of s.tenants) this.tenants.set(t.name, t);
     for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
     for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);
     for (const p of s.policies) this.policies.set(`${p.tenant}/${p.name}`, p);
+    for (const x of s.services) this.services.set(`${x.tenant}/${x.name}`, x);
+    for (const x of s.netprofiles) this.netprofiles.set(`${x.tenant}/${x.name}`, x);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
     this.arpMode = s.global.arpMode;
     this.revision = s.revision;
+    this.version++;
   }
 
   /** Applies one watched change and says what it touches. */
   apply(c: ChangeEvent): Affected {
     const scoped = (): Affected => (c.tenant === undefined ? 'all' : { tenant: c.tenant });
     if (c.revision > this.revision) this.revision = c.revision;
+    this.version++;
     const name = c.key.slice(c.key.indexOf('/') + 1);
     switch (c.kind) {
       case 'tenant': upsert(this.tenants, name, c); return scoped();
       case 'network': upsert(this.networks, name, c); return scoped();
       case 'group': upsert(this.groups, name, c); return scoped();
       case 'policy': upsert(this.policies, name, c); return scoped();
+      case 'service': upsert(this.services, name, c); return scoped();
+      case 'netprofile': upsert(this.netprofiles, name, c); return scoped();
       case 'endpoint': upsert(this.endpoints, name, c); return scoped();
       case 'global': this.arpMode = (c.object as Global | undefined)?.arpMode ?? 'proxy'; return 'all';
       case 'host': {
@@ -72,10 +86,12 @@ export class DesiredState {
   /** Records an object the agent itself just wrote, before the watch delivers it. */
   putEndpoint(e: Endpoint): void {
     this.endpoints.set(e.id, e);
+    this.version++;
   }
 
   dropEndpoint(id: string): void {
     this.endpoints.delete(id);
+    this.version++;
   }
 
   hostView(host: string, nsPrefix: string, vtep?: string): DesiredHostState {
@@ -83,6 +99,7 @@ export class DesiredState {
       hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}), arpMode: this.arpMode,
       host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()],
       groups: [...this.groups.values()], policies: [...this.policies.values()],
+      services: [...this.services.values()], netprofiles: [...this.netprofiles.values()],
     };
   }
 }

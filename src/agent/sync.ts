@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import type { ChangeEvent, Endpoint, Global, Group, Host, Network, Policy, Tenant } from '../model/index.js';
+import type { ChangeEvent, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredState, Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
@@ -12,20 +12,25 @@ export async function listAll(client: Client): Promise<Snapshot> {
   const networks: Network[] = [];
   const groups: Group[] = [];
   const policies: Policy[] = [];
+  const services: Service[] = [];
+  const netprofiles: Netprofile[] = [];
   for (const t of tenants.items) {
-    const n = await client.request<Listing<Network>>('GET', `/api/v1/tenants/${t.name}/networks`);
-    const g = await client.request<Listing<Group>>('GET', `/api/v1/tenants/${t.name}/groups`);
-    const p = await client.request<Listing<Policy>>('GET', `/api/v1/tenants/${t.name}/policies`);
-    networks.push(...n.items);
-    groups.push(...g.items);
-    policies.push(...p.items);
-    revisions.push(n.revision, g.revision, p.revision);
+    const list = async <T>(collection: string, into: T[]) => {
+      const l = await client.request<Listing<T>>('GET', `/api/v1/tenants/${t.name}/${collection}`);
+      into.push(...l.items);
+      revisions.push(l.revision);
+    };
+    await list('networks', networks);
+    await list('groups', groups);
+    await list('policies', policies);
+    await list('services', services);
+    await list('netprofiles', netprofiles);
   }
   const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
   const hosts = await client.request<Listing<Host>>('GET', '/api/v1/hosts');
   const global = await client.request<Global>('GET', '/api/v1/global');
   revisions.push(endpoints.revision, hosts.revision);
-  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, endpoints: endpoints.items, hosts: hosts.items, global };
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, services, netprofiles, endpoints: endpoints.items, hosts: hosts.items, global };
 }
 
 /**

@@ -7,6 +7,8 @@ import { Agent, uninstall } from '../agent/index.js';
 import { ProcessRunner } from '../exec/index.js';
 import { detectUnderlayIp } from '../datapath/index.js';
 import { labUp, labDown, labRun, readLab, alive } from '../lab/index.js';
+import { parseUpstream, upstreamsFromResolvConf } from '../dns/index.js';
+import { readFileSync } from 'node:fs';
 
 const io = {
   out: (s: string) => void process.stdout.write(s),
@@ -17,9 +19,18 @@ const io = {
 async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void> }> {
   const runner = new ProcessRunner();
   const log = pino({ level: f.logLevel, base: { proc: 'weft-agent', host: f.host } }, pino.destination(2));
-  const agent = new Agent({ ...f, vtepIp: f.vtepIp ?? (await detectUnderlayIp(runner)), log, runner, version: VERSION });
+  const dnsUpstreams = f.dnsUpstreams ? f.dnsUpstreams.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf());
+  const agent = new Agent({ ...f, dnsUpstreams, vtepIp: f.vtepIp ?? (await detectUnderlayIp(runner)), log, runner, version: VERSION });
   await agent.start();
   return { close: () => agent.stop() };
+}
+
+function readResolvConf(): string {
+  try {
+    return readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 const lab = {

@@ -10,6 +10,8 @@ export const names = {
   bridge: (vni: number) => `wb${vni}`,
   vxlan: (vni: number) => `wx${vni}`,
   endpointVeth: (endpointId: string) => `we${endpointId.slice(0, 12)}`,
+  /** The IFB that shapes traffic from the endpoint (its veth's ingress is redirected there). */
+  endpointIfb: (endpointId: string) => `wi${endpointId.slice(0, 12)}`,
   uplinkHost: (tenantId: number) => `wu${tenantId}`,
   uplinkTenant: 'up0',
 };

@@ -1,5 +1,6 @@
 import type { TenantPlan } from './plan.js';
 import { renderPolicy } from './policy-nft.js';
+import { renderServices } from './services-nft.js';
 import { tableText, type NftTable } from './table.js';
 
 /**
@@ -9,7 +10,10 @@ import { tableText, type NftTable } from './table.js';
 export const TENANT_TABLE = 'weft';
 export const HOST_TABLE = 'weft';
 
-/** Inside a tenant namespace: policy, SNAT out of the uplink, DNAT of published ports arriving on it. */
+/**
+ * Inside a tenant namespace: policy, service VIPs, DNS towards the agent, DSCP marks, SNAT out of the
+ * uplink, DNAT of published ports arriving on it.
+ */
 export function renderTenantRuleset(p: TenantPlan): string {
   return tableText(renderTenantTable(p));
 }
@@ -17,10 +21,13 @@ export function renderTenantRuleset(p: TenantPlan): string {
 export function renderTenantTable(p: TenantPlan): NftTable {
   const dnat = p.ports.map((x) => `\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`);
   const policy = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
-  return { family: 'inet', name: TENANT_TABLE, maps: policy.maps, chains: [
+  const svc = renderServices(p.services, p.dns, p.dscp);
+  return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps], chains: [
     ...policy.chains,
+    ...svc.chains,
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+    ...svc.dnat,
     ...dnat,
     '\t}',
     '\tchain postrouting {',

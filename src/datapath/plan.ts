@@ -1,6 +1,7 @@
-import { parseCidr, type Endpoint, type Group, type Host, type Network, type Policy, type PortMapping, type Tenant } from '../model/index.js';
+import { parseCidr, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names, transit } from './names.js';
+import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 
 /** What one host's kernel should hold for one tenant. Pure data, computed from the desired state. */
 export interface TenantPlan {
@@ -14,6 +15,10 @@ export interface TenantPlan {
   ports: PortPlan[];
   /** The tenant's compiled policy (every host enforces it for the endpoints it holds). */
   policy: CompiledPolicy | undefined;
+  services: ServicePlan[];
+  dscp: DscpPlan[];
+  qos: QosPlan[];
+  dns: DnsPlan | undefined;
 }
 
 export interface BridgePlan {
@@ -21,6 +26,8 @@ export interface BridgePlan {
   network: string;
   vni: number;
   address: string;
+  /** Service VIPs of this network, held as /32s so the bridge answers ARP for them. */
+  vips: string[];
   mtu: number;
   /** The overlay, when another host holds endpoints of this network. */
   vxlan: VxlanPlan | undefined;
@@ -63,6 +70,10 @@ export interface DesiredHostState {
   hosts?: readonly Host[];
   vtep?: string;
   arpMode?: 'proxy' | 'flood';
+  services?: readonly Service[];
+  netprofiles?: readonly Netprofile[];
+  /** The port the agent's DNS server listens on at each tenant's uplink address; no DNS when absent. */
+  dnsPort?: number;
   /** Compiles a tenant's policy; the agent passes a memoizing one so an unchanged policy is not recompiled. */
   compile?: typeof compilePolicy;
 }
@@ -73,6 +84,9 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const byName = new Map(nets.map((n) => [n.name, n]));
   const local = d.endpoints.filter((e) => e.tenant === tenant.name && e.host === d.host && byName.has(e.network))
     .sort((x, y) => (x.id < y.id ? -1 : 1));
+  const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
+  const services = (d.services ?? []).filter((s) => s.tenant === tenant.name && byName.has(s.network));
+  const profiles = planProfiles(tenant.name, mine, local, { groups: d.groups ?? [], netprofiles: d.netprofiles ?? [] });
   return {
     tenant: tenant.name,
     id: tenant.id,
@@ -81,6 +95,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     bridges: nets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${parseCidr(n.subnet, 'subnet').prefix}`,
+      vips: vipsOf(services, n),
       vxlan: planVxlan(d, tenant, n),
     })),
     endpoints: local.map((e) => ({
@@ -94,6 +109,9 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       policies: d.policies.filter((p) => p.tenant === tenant.name),
       endpoints: d.endpoints.filter((e) => e.tenant === tenant.name),
     }) : undefined,
+    services: planServices(services, mine),
+    ...profiles,
+    dns: d.dnsPort === undefined || nets.length === 0 ? undefined : { gateways: nets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
   };
 }
 

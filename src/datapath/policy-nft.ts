@@ -70,6 +70,8 @@ function renderForward(p: CompiledPolicy, lookups: boolean): string[] {
     '\t\ttype filter hook forward priority filter; policy accept;',
     '\t\tct state established,related accept',
     '\t\tct state invalid drop',
+    // DNS queries to a gateway are DNATed to the agent on the uplink (169.254.0.0/16): always allowed.
+    '\t\tct status dnat ip daddr 169.254.0.0/16 accept comment "dns"',
     ...(lookups ? [
       '\t\tmeta mark set ip saddr map @cls',
       '\t\tct mark set ip daddr map @cls',

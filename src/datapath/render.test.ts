@@ -70,10 +70,20 @@ test('rulesets render as golden files, and the real nft parser accepts them', as
     ] }],
     endpoints: desired.endpoints.map((e) => (e.id.startsWith('a') ? { ...e, group: 'db' } : e)),
   }, tenant('default', 1));
+  const withServices = planTenant({
+    ...desired,
+    dnsPort: 15353,
+    groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: [], labels: {}, netprofile: 'gold' }],
+    netprofiles: [{ ...meta, tenant: 'default', name: 'gold', bandwidth: '10mbps', burst: 500, dscp: 10 }],
+    services: [{ ...meta, tenant: 'default', name: 'dbsvc', network: 'contiv-net', vip: '10.1.2.200', selector: { group: 'db' },
+      ports: [{ port: 80, targetPort: 8888, protocol: 'TCP' }, { port: 53, targetPort: 5353, protocol: 'UDP' }] }],
+    endpoints: desired.endpoints.map((e) => (e.tenant === 'default' ? { ...e, group: 'db', labels: { group: 'db' } } : e)),
+  }, tenant('default', 1));
   const denyTenant = planTenant({ ...desired, groups: [], policies: [] }, { ...tenant('blue', 2), defaultAction: 'deny' });
   const rendered: Array<[string, string]> = [
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
     ['tenant-deny-no-rules.nft', renderTenantRuleset(denyTenant)],
+    ['tenant-services.nft', renderTenantRuleset(withServices)],
     ['tenant-default.nft', renderTenantRuleset(plans[0]!)],
     ['tenant-blue.nft', renderTenantRuleset(plans[1]!)],
     ['host.nft', renderHostRuleset(plans)],

@@ -6,10 +6,12 @@
  */
 export interface NftMap {
   name: string;
+  /** `type A : B` (or `typeof ...`) for a map; a set has no value part and `set: true`. */
   type: string;
+  set?: boolean;
   /** Interval maps hold ranges (rbtree for one field); others are exact-match hashes. */
   interval: boolean;
-  /** "KEY : VALUE" strings, as nft writes them. */
+  /** "KEY : VALUE" strings (just "KEY" in a set), as nft writes them. */
   elements: string[];
 }
 
@@ -23,7 +25,7 @@ export interface NftTable {
 
 export function tableText(t: NftTable): string {
   const maps = t.maps.flatMap((m) => [
-    `\tmap ${m.name} {`, `\t\ttype ${m.type}`, ...(m.interval ? ['\t\tflags interval'] : []),
+    `\t${m.set ? 'set' : 'map'} ${m.name} {`, `\t\t${m.type.startsWith('typeof ') ? '' : 'type '}${m.type}`, ...(m.interval ? ['\t\tflags interval'] : []),
     ...(m.elements.length ? [`\t\telements = { ${m.elements.join(',\n\t\t\t')} }`] : []), '\t}',
   ]);
   return [`add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`, `table ${t.family} ${t.name} {`, ...maps, ...t.chains, '}', ''].join('\n');
@@ -31,10 +33,10 @@ export function tableText(t: NftTable): string {
 
 /** Everything but the elements: when two tables share it, element deltas turn one into the other. */
 export function tableShape(t: NftTable): string {
-  return JSON.stringify([t.family, t.name, t.maps.map((m) => [m.name, m.type, m.interval]), t.chains]);
+  return JSON.stringify([t.family, t.name, t.maps.map((m) => [m.name, m.type, m.interval, m.set === true]), t.chains]);
 }
 
-const keyOf = (element: string) => element.slice(0, element.lastIndexOf(' : '));
+const keyOf = (m: NftMap, element: string) => (m.set ? element : element.slice(0, element.lastIndexOf(' : ')));
 
 /**
  * Beyond this many changed elements a whole-table replace is cheaper: deleting ~20,000 interval elements
@@ -57,8 +59,9 @@ export function diffTables(prev: NftTable, next: NftTable): string | undefined {
     if (prev.maps[i]?.elements === next.maps[i]?.elements) continue;
     const a = new Set(prev.maps[i]?.elements ?? []);
     const b = new Set(next.maps[i]?.elements ?? []);
-    const name = next.maps[i]?.name as string;
-    const gone = [...a].filter((e) => !b.has(e)).map(keyOf);
+    const m = next.maps[i] as NftMap;
+    const name = m.name;
+    const gone = [...a].filter((e) => !b.has(e)).map((e) => keyOf(m, e));
     const added = [...b].filter((e) => !a.has(e));
     changed += gone.length + added.length;
     if (gone.length) lines.push(`delete element ${next.family} ${next.name} ${name} { ${gone.join(', ')} }`);

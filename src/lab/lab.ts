@@ -107,7 +107,8 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       const pid = spawnDaemon(['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, 'agent', '--server', state.serverUrl,
         '--token-file', join(dir, 'token'), '--host', h.name, '--run-dir', join(hdir, 'run'),
         '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
-        '--vtep-ip', h.vtep, '--log-level', 'warn'], agentLog);
+        // Lab hosts have no way out, so names outside .weft are refused at once rather than timing out.
+        '--vtep-ip', h.vtep, '--dns-upstream', 'none', '--log-level', 'warn'], agentLog);
       state.hosts.push({ name: h.name, ns: h.ns, vtep: h.vtep, dir: hdir, agentPid: pid });
       save();
       await waitFor(agentLog, /weft agent running/, `the agent of ${h.name}`);
@@ -155,6 +156,13 @@ export async function labDown(opts: { dir?: string } = {}): Promise<{ processes:
 }
 
 /** Plugs a fresh "container" namespace into a lab network through the real CNI plugin, runs argv in it, then unplugs it. */
+const ETC_NETNS = '/etc/netns';
+
+function resolvConf(dns: { nameservers?: string[]; search?: string[] } | undefined): string {
+  const lines = [...(dns?.nameservers ?? []).map((n) => `nameserver ${n}`), ...(dns?.search?.length ? [`search ${dns.search.join(' ')}`] : [])];
+  return `${lines.join('\n')}\n`;
+}
+
 export async function labRun(opts: { host: string; network: string; name: string; argv: string[]; dir?: string; log?: (line: string) => void }): Promise<number> {
   const s = readLab(opts.dir);
   const h = s.hosts.find((x) => x.name === opts.host);
@@ -175,9 +183,12 @@ export async function labRun(opts: { host: string; network: string; name: string
   const cni = (command: string) => runner.run(['env', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${opts.name}`, `CNI_NETNS=/run/netns/${ns}`,
     'CNI_IFNAME=eth0', `CNI_PATH=${join(h.dir, 'bin')}`, `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=${opts.name}`, join(h.dir, 'bin', 'weft')], { input: conf, allowFailure: true });
   await runner.run(['ip', 'netns', 'add', ns]);
+  // `ip netns exec` bind-mounts this over /etc/resolv.conf for the command: the container's resolver.
+  const etc = join(ETC_NETNS, ns);
   const unplug = async () => {
     await cni('DEL');
     await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    rmSync(etc, { recursive: true, force: true });
     rmSync(pidFile, { force: true });
   };
   const abort = new AbortController();
@@ -192,9 +203,12 @@ export async function labRun(opts: { host: string; network: string; name: string
     await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     const add = await cni('ADD');
     if (add.code !== 0) throw new WeftError('WEFT_INVALID_VALUE', `the CNI plugin refused: ${add.stdout.trim()}`);
-    const ip = JSON.parse(add.stdout).ips?.[0]?.address as string;
+    const result = JSON.parse(add.stdout) as { ips?: Array<{ address: string }>; dns?: { nameservers?: string[]; search?: string[] } };
+    const ip = result.ips?.[0]?.address as string;
     opts.log?.(`${opts.name} on ${h.name}: ${ip}`);
-    return await runInteractive(['nsenter', `--net=/run/netns/${ns}`, ...opts.argv], abort.signal);
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(join(etc, 'resolv.conf'), resolvConf(result.dns));
+    return await runInteractive(['ip', 'netns', 'exec', ns, ...opts.argv], abort.signal);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

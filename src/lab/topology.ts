@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import type { Runner } from '../exec/index.js';
 
 /**
@@ -50,6 +51,10 @@ export async function buildTopology(runner: Runner, prefix: string, count: numbe
 
 /** Removes every namespace whose name starts with the prefix (hosts, underlay, tenants, containers) and the root links. */
 export async function destroyTopology(runner: Runner, prefix: string, namespaces: readonly string[], count: number): Promise<void> {
-  for (const ns of namespaces) if (ns.startsWith(prefix)) await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+  for (const ns of namespaces) {
+    if (!ns.startsWith(prefix)) continue;
+    await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  }
   for (let i = 1; i <= count; i++) await runner.run(['ip', 'link', 'del', `${prefix}r${i}`], { allowFailure: true });
 }

@@ -153,7 +153,9 @@ export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; tok
     async start(extra: string[] = []) {
       const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, WEFT_BIN, 'agent', '--server', a.serverUrl, '--token-file', a.tokenFile,
         '--host', a.host, '--run-dir', join(a.dir, 'run'), '--cni-conf-dir', a.cniConfDir, '--cni-bin-dir', a.binDir,
-        '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn', ...a.extra, ...extra];
+        '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn',
+        // Tests send traffic only into namespaces they made: no forwarding to the machine's resolvers.
+        '--dns-upstream', 'none', ...a.extra, ...extra];
       const c = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
       child = c;
       let out = '';

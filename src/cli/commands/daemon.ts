@@ -24,6 +24,10 @@ export interface AgentFlags {
   vtepIp?: string;
   resyncMs: number;
   repairGraceMs: number;
+  /** Port of the agent's DNS server on each tenant uplink address. */
+  dnsPort: number;
+  /** `IP[:PORT]` servers for names outside `.weft`; [] forwards nothing; undefined: the host's resolv.conf. */
+  dnsUpstreams?: string[];
   logLevel: string;
 }
 
@@ -46,13 +50,29 @@ function agentOptions(cmd: Command): Command {
     .option('--netns-prefix <prefix>', 'prefix of tenant namespace names (separates agents on one machine)', AGENT_DEFAULTS.nsPrefix)
     .option('--vtep-ip <ip>', 'underlay address of this host (default: its first global IPv4 address)')
     .option('--resync <ms>', 'how often to re-check the whole datapath and repair drift', intArg('--resync', 200, 600_000), 2000)
-    .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000);
+    .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
+    .option('--dns-port <port>', 'port of the containers\' DNS server on each tenant uplink (queries to a gateway, port 53, are sent there)', intArg('--dns-port', 1, 65535), 15353)
+    .option('--dns-upstream <servers>', 'comma-separated IP[:PORT] for names outside .weft, or "none" (default: the nameservers of /etc/resolv.conf)', upstreamList);
+}
+
+/** `--dns-upstream`: IP[:PORT],... or none. */
+function upstreamList(text: string): string[] {
+  if (text === 'none') return [];
+  const list = text.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const x of list) {
+    const m = /^([0-9]{1,3}(?:\.[0-9]{1,3}){3})(?::([0-9]{1,5}))?$/.exec(x);
+    const okIp = m?.[1]?.split('.').every((o) => Number(o) <= 255);
+    const port = m?.[2] === undefined ? 53 : Number(m[2]);
+    if (!m || !okIp || port < 1 || port > 65535) throw usage(`--dns-upstream: '${x}' is not IPv4[:PORT] (or use "none")`);
+  }
+  return list;
 }
 
 function agentFlags(o: Record<string, any>, servers: string[], token: string): AgentFlags {
   return {
     servers, token, host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), runDir: o['runDir'], cniConfDir: o['cniConfDir'],
     cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
+    dnsPort: o['dnsPort'], ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
   };
 }

@@ -79,7 +79,8 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
  */
 export async function detachEndpoint(runner: Runner, tenantNs: string, veth: string, ip?: string): Promise<void> {
   if (!existsSync(`${NETNS_DIR}/${tenantNs}`)) return;
-  await runner.run(['ip', '-n', tenantNs, 'link', 'del', veth], { allowFailure: true });
+  // The veth and, if the endpoint was shaped, its IFB (`we…` → `wi…`), in one exec that goes past a missing one.
+  await runner.run(['ip', '-n', tenantNs, '-force', '-batch', '-'], { input: `link del ${veth}\nlink del wi${veth.slice(2)}\n`, allowFailure: true });
   if (ip === undefined) return;
   for (const dir of ['-s', '-d']) {
     // conntrack exits 1 when nothing matched; that is the usual case.

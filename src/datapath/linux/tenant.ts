@@ -5,6 +5,8 @@ import { renderTenantTable } from '../nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
 import { createVxlan, ensureOverlay, vxlanMatches } from './overlay.js';
+import { observeQos, qosCommands, tcBatch } from './qos.js';
+import type { QosPlan } from '../services.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -27,7 +29,10 @@ export class TenantDatapath {
    */
   private async ensureBridgeFiltering(p: TenantPlan): Promise<void> {
     const pol = p.policy;
-    const want = pol && (pol.portEntries.length > 0 || pol.protoEntries.length > 0 || pol.fallback === 'drop') ? 1 : 0;
+    const filters = pol && (pol.portEntries.length > 0 || pol.protoEntries.length > 0 || pol.fallback === 'drop');
+    // Service replies between two endpoints of one bridge must pass conntrack to be un-DNATed; DSCP marks
+    // are set in the forward hook.
+    const want = filters || p.services.length > 0 || p.dscp.length > 0 ? 1 : 0;
     if (this.brNf.get(p.ns) === want) return;
     await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`]));
     this.brNf.set(p.ns, want);
@@ -58,7 +63,18 @@ export class TenantDatapath {
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     for (const b of p.bridges) if (b.vxlan) await ensureOverlay(this.runner, p.ns, b.vxlan);
     await this.ensureBridgeFiltering(p);
-    return this.nft.ensure(p.ns, renderTenantTable(p));
+    const nft = await this.nft.ensure(p.ns, renderTenantTable(p));
+    const veths = [...links.values()].filter((l) => l.kind === 'veth' && l.name.startsWith('we')).map((l) => l.name);
+    await this.ensureQos(p.ns, p.qos, new Set(links.keys()), veths);
+    return nft;
+  }
+
+  /** Shapes endpoints as planned (only those whose veth exists); unshapes `shapedVeths` not in the plan. */
+  async ensureQos(ns: string, plans: readonly QosPlan[], present: ReadonlySet<string>, shapedVeths: readonly string[] = []): Promise<void> {
+    if (plans.length === 0 && shapedVeths.length === 0) return;
+    const cmds = qosCommands(plans, await observeQos(this.runner, ns), present, shapedVeths);
+    await ipBatch(this.runner, ns, cmds.ip);
+    await tcBatch(this.runner, ns, cmds.tc);
   }
 
   async ensureNamespace(ns: string): Promise<boolean> {
@@ -66,7 +82,9 @@ export class TenantDatapath {
     this.brNf.delete(ns);
     await this.runner.run(['ip', 'netns', 'add', ns]);
     await ipBatch(this.runner, ns, ['link set lo up']);
-    await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']));
+    // No ICMP redirects: a service connection is DNATed back out of the bridge it came in on, and a
+    // redirect would tell the client to bypass the VIP.
+    await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.default.send_redirects=0']));
     return true;
   }
 
@@ -96,11 +114,16 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
   const out: string[] = [];
   const wantBridges = new Set(p.bridges.map((b) => b.name));
   const wantVeths = new Set(p.endpoints.map((e) => e.veth));
+  const wantIfbs = new Set(p.qos.map((q) => q.ifb));
   for (const b of p.bridges) {
     const l = links.get(b.name);
     if (!l) out.push(`link add ${b.name} type bridge`);
     if (!l || l.mtu !== b.mtu) out.push(`link set ${b.name} mtu ${b.mtu}`);
     if (!l || !l.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
+    for (const vip of b.vips) if (!l || !l.addresses.includes(`${vip}/32`)) out.push(`addr replace ${vip}/32 dev ${b.name}`);
+    for (const a of l?.addresses ?? []) {
+      if (a !== b.address && a.endsWith('/32') && !b.vips.includes(a.slice(0, -3))) out.push(`addr del ${a} dev ${b.name}`);
+    }
     if (!l || !l.up) out.push(`link set ${b.name} up`);
   }
   for (const e of p.endpoints) {
@@ -118,6 +141,7 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     if (l.kind === 'bridge' && l.name.startsWith('wb') && !wantBridges.has(l.name)) out.push(`link del ${l.name}`);
     if (l.kind === 'veth' && l.name.startsWith('we') && !wantVeths.has(l.name) && !protect.has(l.name)) out.push(`link del ${l.name}`);
     if (l.kind === 'vxlan' && l.name.startsWith('wx') && !wantVxlans.has(l.name)) out.push(`link del ${l.name}`);
+    if (l.kind === 'ifb' && l.name.startsWith('wi') && !wantIfbs.has(l.name) && !protect.has(`we${l.name.slice(2)}`)) out.push(`link del ${l.name}`);
   }
   return out;
 }

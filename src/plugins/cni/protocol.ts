@@ -130,6 +130,8 @@ export interface AddResultInput {
   ip: string;
   prefixLength: number;
   gateway: string;
+  /** The resolver the container should use (the agent answers at the gateway) and its search domains. */
+  dns?: { nameservers: string[]; search: string[] };
 }
 
 /** The ADD result in the shape of the request's cniVersion (0.3.x/0.4.0 carry `version` on each ip). */
@@ -143,7 +145,7 @@ export function formatAddResult(version: string, r: AddResultInput): Record<stri
     ],
     ips: [{ ...(old ? { version: '4' } : {}), address: `${r.ip}/${r.prefixLength}`, gateway: r.gateway, interface: 1 }],
     routes: [{ dst: '0.0.0.0/0', gw: r.gateway }],
-    dns: {},
+    dns: r.dns ?? {},
   };
 }
 

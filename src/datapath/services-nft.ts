@@ -1,0 +1,47 @@
+import type { DnsPlan, DscpPlan, ServicePlan } from './services.js';
+import type { NftMap } from './table.js';
+
+/**
+ * Each (VIP, protocol, port) owns this many buckets, spread round-robin over its backends; a new connection
+ * picks one at random. The rule text never changes as backends come and go (only map elements do, applied
+ * as deltas), and with n backends each gets 1/n of the buckets, give or take one.
+ */
+export const SERVICE_BUCKETS = 64;
+
+export interface ServicesNft {
+  maps: NftMap[];
+  /** Lines of the nat prerouting chain, before published ports. */
+  dnat: string[];
+  chains: string[];
+}
+
+/** Service VIPs (DNAT to a random bucket's backend), DNS interception, and DSCP marks. */
+export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | undefined, dscp: readonly DscpPlan[]): ServicesNft {
+  const maps: NftMap[] = [];
+  const dnat: string[] = [];
+  if (dns) {
+    dnat.push(`\t\tip daddr { ${dns.gateways.join(', ')} } meta l4proto { tcp, udp } th dport 53 dnat ip to ${dns.address}:${dns.port} comment "dns"`);
+  }
+  if (services.length > 0) {
+    const elements: string[] = [];
+    for (const s of services) {
+      if (s.backends.length === 0) continue;
+      for (let b = 0; b < SERVICE_BUCKETS; b++) {
+        elements.push(`${s.vip} . ${s.protocol} . ${s.port} . ${b} : ${s.backends[b % s.backends.length]} . ${s.targetPort}`);
+      }
+    }
+    maps.push({ name: 'svc', type: `typeof ip daddr . meta l4proto . th dport . numgen random mod ${SERVICE_BUCKETS} : ip daddr . th dport`, interval: false, elements });
+    dnat.push(`\t\tdnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${SERVICE_BUCKETS} map @svc comment "services"`);
+  }
+  const chains: string[] = [];
+  if (dscp.length > 0) {
+    for (const d of dscp) maps.push({ name: `dscp_${d.dscp}`, type: 'ipv4_addr', set: true, interval: false, elements: d.ips });
+    chains.push(
+      '\tchain qos {',
+      '\t\ttype filter hook forward priority mangle; policy accept;',
+      ...dscp.map((d) => `\t\tip saddr @dscp_${d.dscp} ip dscp set ${d.dscp}`),
+      '\t}',
+    );
+  }
+  return { maps, dnat, chains };
+}

@@ -1,0 +1,111 @@
+import { parseBandwidth, parseIp, type Endpoint, type Group, type Netprofile, type Network, type Service } from '../model/index.js';
+import { names } from './names.js';
+
+/** One service port of a VIP and the backends it balances over (address:targetPort of every match). */
+export interface ServicePlan {
+  service: string;
+  vip: string;
+  protocol: 'tcp' | 'udp';
+  port: number;
+  targetPort: number;
+  /** Backend addresses, sorted; empty when no endpoint matches (connections are then refused). */
+  backends: string[];
+}
+
+/** Shaping of one local endpoint: towards the container on its veth, from it on its IFB. */
+export interface QosPlan {
+  endpoint: string;
+  veth: string;
+  ifb: string;
+  /** Bits per second. */
+  rate: number;
+  /** Bytes the bucket holds. */
+  burst: number;
+}
+
+/** Packets from these addresses get this DSCP. */
+export interface DscpPlan {
+  dscp: number;
+  ips: string[];
+}
+
+/** Where the tenant's DNS queries (to any of its gateways, port 53) are sent: the agent, on the uplink. */
+export interface DnsPlan {
+  gateways: string[];
+  address: string;
+  port: number;
+}
+
+/** Every label of the selector must be on the endpoint with the same value. */
+export function selects(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/** Services of a tenant, one entry per port; backends come from every host, as any host may hold a client. */
+export function planServices(services: readonly Service[], endpoints: readonly Endpoint[]): ServicePlan[] {
+  const out: ServicePlan[] = [];
+  for (const s of [...services].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const backends = [...new Set(endpoints.filter((e) => selects(s.selector, e.labels)).map((e) => e.ip))].sort(byAddress);
+    for (const p of s.ports) {
+      out.push({ service: s.name, vip: s.vip, protocol: p.protocol === 'UDP' ? 'udp' : 'tcp', port: p.port, targetPort: p.targetPort, backends });
+    }
+  }
+  return out;
+}
+
+/** VIPs per network: each host's bridge answers ARP for them, so clients send VIP traffic to the tenant router. */
+export function vipsOf(services: readonly Service[], network: Network): string[] {
+  return services.filter((s) => s.network === network.name).map((s) => s.vip).sort(byAddress);
+}
+
+/** The group's netprofile, if it has one, for each endpoint. */
+function profileOf(e: Endpoint, groups: ReadonlyMap<string, Group>, profiles: ReadonlyMap<string, Netprofile>): Netprofile | undefined {
+  const g = e.group === undefined ? undefined : groups.get(e.group);
+  return g?.netprofile === undefined ? undefined : profiles.get(g.netprofile);
+}
+
+export interface ProfileInputs {
+  groups: readonly Group[];
+  netprofiles: readonly Netprofile[];
+}
+
+/**
+ * DSCP marks for all of a tenant's endpoints (remote ones too: traffic of a remote member may be routed
+ * here), and shaping for the endpoints on this host.
+ */
+export function planProfiles(tenant: string, all: readonly Endpoint[], local: readonly Endpoint[], x: ProfileInputs): { dscp: DscpPlan[]; qos: QosPlan[] } {
+  const groups = new Map(x.groups.filter((g) => g.tenant === tenant).map((g) => [g.name, g]));
+  const profiles = new Map(x.netprofiles.filter((p) => p.tenant === tenant).map((p) => [p.name, p]));
+  const marks = new Map<number, string[]>();
+  for (const e of all) {
+    const p = profileOf(e, groups, profiles);
+    if (!p || p.dscp === 0) continue;
+    const list = marks.get(p.dscp) ?? [];
+    list.push(e.ip);
+    marks.set(p.dscp, list);
+  }
+  const qos: QosPlan[] = [];
+  for (const e of local) {
+    const p = profileOf(e, groups, profiles);
+    if (!p?.bandwidth) continue;
+    const rate = parseBandwidth(p.bandwidth);
+    qos.push({ endpoint: e.id, veth: names.endpointVeth(e.id), ifb: names.endpointIfb(e.id), rate, burst: burstBytes(rate, p.burst) });
+  }
+  return {
+    dscp: [...marks.entries()].sort((a, b) => a[0] - b[0]).map(([dscp, ips]) => ({ dscp, ips: [...new Set(ips)].sort(byAddress) })),
+    qos,
+  };
+}
+
+/**
+ * The profile's burst (KB) in bytes, or by default what the rate sends in 10 ms: a token bucket
+ * smaller than one timer tick's worth of data cannot reach its rate.
+ */
+export function burstBytes(rate: number, burstKb: number | undefined): number {
+  if (burstKb !== undefined) return burstKb * 1024;
+  return Math.max(16 * 1024, Math.ceil(rate / 8 / 100));
+}
+
+function byAddress(a: string, b: string): number {
+  return (parseIp(a) ?? 0) - (parseIp(b) ?? 0);
+}

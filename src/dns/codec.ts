@@ -1,0 +1,89 @@
+/**
+ * The few parts of the DNS wire format (RFC 1035) the agent needs: read one question, write an answer
+ * with A records. Queries are small and flat; anything else is rejected with the right response code.
+ */
+
+export const TYPE_A = 1;
+export const TYPE_ANY = 255;
+export const CLASS_IN = 1;
+
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+
+export interface Query {
+  id: number;
+  /** Recursion desired, echoed in the answer. */
+  rd: boolean;
+  /** Lower case, without the trailing dot. */
+  name: string;
+  type: number;
+  qclass: number;
+  /** The question section as received, echoed in the answer. */
+  question: Buffer;
+}
+
+/** Why a message is not a query we can read: the response code to send, or 'drop' when no header can be echoed. */
+export class BadQuery extends Error {
+  constructor(readonly rcode: number | 'drop', msg: string, readonly id = 0) {
+    super(msg);
+  }
+}
+
+export function parseQuery(msg: Buffer): Query {
+  if (msg.length < 12) throw new BadQuery('drop', 'shorter than a DNS header');
+  const id = msg.readUInt16BE(0);
+  const flags = msg.readUInt16BE(2);
+  if (flags & 0x8000) throw new BadQuery('drop', 'a response, not a query');
+  const opcode = (flags >> 11) & 0xf;
+  if (opcode !== 0) throw new BadQuery(RCODE.NOTIMP, `opcode ${opcode} is not supported`, id);
+  if (msg.readUInt16BE(4) !== 1) throw new BadQuery(RCODE.FORMERR, 'exactly one question is supported', id);
+  const labels: string[] = [];
+  let at = 12;
+  for (;;) {
+    const len = msg[at];
+    if (len === undefined) throw new BadQuery(RCODE.FORMERR, 'the question is cut short', id);
+    if (len === 0) break;
+    if (len > 63) throw new BadQuery(RCODE.FORMERR, 'a label is longer than 63 bytes or compressed', id);
+    if (at + 1 + len > msg.length) throw new BadQuery(RCODE.FORMERR, 'the question is cut short', id);
+    labels.push(msg.toString('latin1', at + 1, at + 1 + len).toLowerCase());
+    at += 1 + len;
+  }
+  at += 1;
+  if (at + 4 > msg.length) throw new BadQuery(RCODE.FORMERR, 'the question is cut short', id);
+  const name = labels.join('.');
+  if (name.length > 253) throw new BadQuery(RCODE.FORMERR, 'the name is longer than 253 bytes', id);
+  return { id, rd: (flags & 0x0100) !== 0, name, type: msg.readUInt16BE(at), qclass: msg.readUInt16BE(at + 2), question: msg.subarray(12, at + 4) };
+}
+
+export interface Reply {
+  rcode: number;
+  /** Authoritative: set for names under `.weft`, which only we answer. */
+  aa: boolean;
+  /** Recursion available: set when names outside `.weft` are forwarded. */
+  ra: boolean;
+  addresses: readonly string[];
+  ttl: number;
+}
+
+export function encodeReply(q: Pick<Query, 'id' | 'rd' | 'question'>, r: Reply): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(q.id, 0);
+  header.writeUInt16BE(0x8000 | (r.aa ? 0x0400 : 0) | (q.rd ? 0x0100 : 0) | (r.ra ? 0x0080 : 0) | (r.rcode & 0xf), 2);
+  header.writeUInt16BE(q.question.length ? 1 : 0, 4);
+  header.writeUInt16BE(r.addresses.length, 6);
+  const answers = r.addresses.map((ip) => {
+    const a = Buffer.alloc(16);
+    a.writeUInt16BE(0xc00c, 0); // a pointer to the question's name
+    a.writeUInt16BE(TYPE_A, 2);
+    a.writeUInt16BE(CLASS_IN, 4);
+    a.writeUInt32BE(r.ttl, 6);
+    a.writeUInt16BE(4, 10);
+    ip.split('.').forEach((o, i) => a.writeUInt8(Number(o), 12 + i));
+    return a;
+  });
+  return Buffer.concat([header, q.question, ...answers]);
+}
+
+/** An error reply to a message that could not be parsed past its header. */
+export function encodeError(id: number, rcode: number): Buffer {
+  return encodeReply({ id, rd: false, question: Buffer.alloc(0) }, { rcode, aa: false, ra: false, addresses: [], ttl: 0 });
+}
