@@ -37,6 +37,12 @@ test('podman runs containers on --network weft-default-db and they talk', { skip
   const client = await pm.run(['run', '--rm', ...RUN_FLAGS, '--network', 'weft-default-db', IMAGE, 'sh', '-c', `echo hi | nc -w 1 ${ep.ip} 8888`]);
   assert.equal(client.code, 0, client.stderr);
   assert.equal(client.stdout.trim(), 'hi');
+  // podman writes the resolver from the CNI result: names of the tenant resolve, with its search domain.
+  const named = await pm.run(['run', '--rm', ...RUN_FLAGS, '--network', 'weft-default-db', IMAGE, 'sh', '-c', 'cat /etc/resolv.conf; echo hi | nc -w 1 web 8888']);
+  assert.equal(named.code, 0, named.stderr);
+  assert.match(named.stdout, /nameserver 10\.1\.2\.1/);
+  assert.match(named.stdout, /search .*default\.weft/);
+  assert.equal(named.stdout.trim().split('\n').pop(), 'hi', `web resolved by name: ${named.stdout}`);
   const after = (await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items;
   assert.equal(after.length, 1, 'the --rm client released its endpoint');
 
