@@ -26,15 +26,23 @@ function simpleLs(io: Io, parent: Command, collection: string, title: string, ex
 
 export function profileCommands(program: Command, io: Io): void {
   const np = program.command('netprofile').description('bandwidth and DSCP profiles for groups');
-  leaf(np, { name: 'create <name>', summary: 'create a netprofile', example: 'weft netprofile create -b 10mbps -s 500 -d 10 gold' })
-    .option('-b, --bandwidth <rate>', 'e.g. 10mbps, 1gbps')
-    .option('-s, --burst <KB>', 'burst size in KB', intArg('--burst', 2, 10486))
-    .option('-d, --dscp <0-63>', 'DSCP mark', intArg('--dscp', 0, 63))
-    .action(act(io, async (ctx, name) => {
-      const o = ctx.opts;
-      const body = { name, ...(o['bandwidth'] ? { bandwidth: o['bandwidth'] } : {}), ...(o['burst'] !== undefined ? { burst: o['burst'] } : {}), ...(o['dscp'] !== undefined ? { dscp: o['dscp'] } : {}) };
-      done(ctx, await ctx.client.request('POST', tenantPath(ctx, 'netprofiles'), body), `netprofile ${ctx.tenant}/${name} created`);
-    }));
+  for (const verb of ['create', 'update'] as const) {
+    leaf(np, {
+      name: `${verb} <name>`, summary: verb === 'create' ? 'create a netprofile' : 'replace a netprofile (its groups\' endpoints follow live)',
+      example: verb === 'create' ? 'weft netprofile create -b 10mbps -s 500 -d 10 gold' : 'weft netprofile update -b 100mbps -d 10 gold',
+    })
+      .option('-b, --bandwidth <rate>', 'each way, per endpoint, e.g. 10mbps, 1gbps')
+      .option('-s, --burst <KB>', 'burst size in KB', intArg('--burst', 2, 10486))
+      .option('-d, --dscp <0-63>', 'DSCP mark on the endpoints\' packets', intArg('--dscp', 0, 63))
+      .action(act(io, async (ctx, name) => {
+        const o = ctx.opts;
+        const body = { name, ...(o['bandwidth'] ? { bandwidth: o['bandwidth'] } : {}), ...(o['burst'] !== undefined ? { burst: o['burst'] } : {}), ...(o['dscp'] !== undefined ? { dscp: o['dscp'] } : {}) };
+        const r = verb === 'create'
+          ? await ctx.client.request('POST', tenantPath(ctx, 'netprofiles'), body)
+          : await ctx.client.request('PUT', tenantPath(ctx, `netprofiles/${name}`), body);
+        done(ctx, r, `netprofile ${ctx.tenant}/${name} ${verb}d`);
+      }));
+  }
   simpleLs(io, np, 'netprofiles', 'NETPROFILE', [{ header: 'BANDWIDTH', get: (x) => x.bandwidth }, { header: 'BURST', get: (x) => x.burst }, { header: 'DSCP', get: (x) => x.dscp }]);
 
   const svc = program.command('service').description('service VIPs: east-west load balancing to endpoints matching labels');
