@@ -50,15 +50,33 @@ test('weft lab: up 2 hosts, containers on both talk over the overlay, down remov
   assert.equal(links.code, 3, 'no lab any more');
 });
 
-test('weft lab up --store etcd: a 3-member etcd, 2 servers, agents on both; down stops all of it', { skip: !root && 'needs root' }, async () => {
-  const up = await weft(['up', '--hosts', '2', '--store', 'etcd', '--prefix', prefix]);
+test("weft lab up --store etcd: the issue's example by name across 3 hosts, a service VIP too; down stops all of it", { skip: !root && 'needs root' }, async () => {
+  const up = await weft(['up', '--hosts', '3', '--store', 'etcd', '--prefix', prefix]);
   assert.equal(up.code, 0, up.stderr);
   const env = (await weft(['env'])).stdout;
   const servers = /WEFT_SERVER=(\S+)/.exec(env)?.[1] as string;
+  const token = /WEFT_TOKEN=(\S+)/.exec(env)?.[1] as string;
   assert.equal(servers.split(',').length, 2, 'two servers');
-  const status = await weft(['status']);
-  assert.match(status.stdout, /host2\s+198\.19\.\d+\.12\s+pid \d+ running\s+up/);
-  const down = await weft(['down']);
-  assert.match(down.stdout, /stopped 7 processes/, '3 etcd members, 2 servers, 2 agents');
+  const api = (args: string[]) => runWeft(args, { HOME: dir, WEFT_SERVER: servers, WEFT_TOKEN: token });
+  for (const args of [['net', 'create', '-s', '10.1.2.0/24', 'contiv-net'], ['group', 'create', 'contiv-net', 'db'],
+    ['service', 'create', '-s', 'contiv-net', '-l', 'group=db', '-p', '80:8888:TCP', 'dbsvc']]) {
+    const r = await api(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.ok(await within(5000, async () => existsSync(join(dir, 'host3', 'net.d', 'weft-default-db.conflist'))) >= 0);
+  const db1 = spawn(process.execPath, [WEFT_BIN, 'lab', '--dir', dir, 'run', 'host1', '--network', 'weft-default-db', '--name', 'db1', '--', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat'], { stdio: 'ignore' });
+  try {
+    assert.ok(await within(5000, async () => (await api(['endpoint', 'ls', '-q'])).stdout.trim().length > 0) >= 0, 'db1 is plugged in');
+    await new Promise((r) => setTimeout(r, 300));
+    // Verbatim from the issue, then the same through the service's name and VIP.
+    const app = await weft(['run', 'host3', '--network', 'weft-default-db', '--name', 'app1', '--', 'sh', '-c', 'echo hi | nc -w 1 db1 8888; echo hi | nc -w 1 dbsvc 80']);
+    assert.equal(app.stdout.trim(), 'hi\nhi', app.stderr);
+    const status = await weft(['status']);
+    assert.match(status.stdout, /host3\s+198\.19\.\d+\.13\s+pid \d+ running\s+up/);
+  } finally {
+    const down = await weft(['down']);
+    assert.match(down.stdout, /stopped 9 processes/, '3 etcd members, 2 servers, 3 agents, the running db1');
+  }
   assert.deepEqual(ours(), []);
+  assert.deepEqual(existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(prefix)) : [], [], 'no resolv.conf of a lab container is left');
 });

@@ -163,6 +163,19 @@ function resolvConf(dns: { nameservers?: string[]; search?: string[] } | undefin
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * A lab "container" is a busybox container: its commands find busybox's applets first (`nc -ll -p 8888 -e
+ * /bin/cat`, `nslookup`), then the host's PATH. The applet links are made once per lab.
+ */
+async function busyboxPath(dir: string): Promise<string> {
+  const bin = join(dir, 'busybox');
+  if (!existsSync(join(bin, 'nc'))) {
+    mkdirSync(bin, { recursive: true });
+    await runner.run(['busybox', '--install', '-s', bin], { allowFailure: true });
+  }
+  return `${bin}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`;
+}
+
 export async function labRun(opts: { host: string; network: string; name: string; argv: string[]; dir?: string; log?: (line: string) => void }): Promise<number> {
   const s = readLab(opts.dir);
   const h = s.hosts.find((x) => x.name === opts.host);
@@ -208,7 +221,7 @@ export async function labRun(opts: { host: string; network: string; name: string
     opts.log?.(`${opts.name} on ${h.name}: ${ip}`);
     mkdirSync(etc, { recursive: true });
     writeFileSync(join(etc, 'resolv.conf'), resolvConf(result.dns));
-    return await runInteractive(['ip', 'netns', 'exec', ns, ...opts.argv], abort.signal);
+    return await runInteractive(['ip', 'netns', 'exec', ns, 'env', `PATH=${await busyboxPath(s.dir)}`, ...opts.argv], abort.signal);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
