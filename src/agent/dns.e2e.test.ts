@@ -67,6 +67,11 @@ test('containers resolve services and containers of their tenant, never of anoth
   assert.equal(await lookup('spy', 'db1.default.weft', '10.1.2.1'), 'NXDOMAIN', "another tenant's container");
   assert.equal(await lookup('spy', 'dbsvc', '10.1.2.1'), 'REFUSED', 'a bare name unknown in blue goes upstream, and there is none');
 
+  // A deny-by-default tenant still reaches its DNS.
+  assert.equal((await h.api('PATCH', '/api/v1/tenants/blue', { defaultAction: 'deny' })).status, 200);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await lookup('spy', 'nothing.blue.weft', '10.1.2.1'), 'NXDOMAIN', 'answered in a deny-by-default tenant');
+
   // Outside names: refused at once without an upstream; with one, forwarded.
   assert.equal(await lookup('app1', 'outside.example', '10.1.2.1'), 'REFUSED');
   await h.stopAgent();

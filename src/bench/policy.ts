@@ -6,10 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { ProcessRunner } from '../exec/index.js';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
 import { summarise, ms } from './stats.js';
+import { PROBER, Prober, SERVER } from './probe.js';
 
 const STEPS = (process.env['BENCH_POLICY_STEPS'] ?? '0,1000,10000,50000').split(',').map(Number);
 const CHANGES = Number(process.env['BENCH_POLICY_CHANGES'] ?? 50);
@@ -17,26 +17,6 @@ const PER_POLICY = 1000;
 const T = '/api/v1/tenants/default';
 const runner = new ProcessRunner();
 const bg: ChildProcess[] = [];
-
-/** A prober living in the client container: "IP PORT TIMEOUT_MS" in, "1 <connect ms>" or "0" out. */
-const PROBER = `const net=require('net');require('readline').createInterface({input:process.stdin}).on('line',l=>{const[ip,port,to]=l.split(' ');const t0=process.hrtime.bigint();const s=net.connect(+port,ip);const tm=setTimeout(()=>{s.destroy();console.log('0')},+to);s.on('connect',()=>{clearTimeout(tm);const d=Number(process.hrtime.bigint()-t0)/1e6;s.destroy();console.log('1 '+d)});s.on('error',()=>{clearTimeout(tm);console.log('0')})});`;
-const SERVER = `const net=require('net');for(const p of process.argv.slice(2))net.createServer(s=>s.on('data',()=>{}).on('error',()=>{})).listen(+p);`;
-
-class Prober {
-  private readonly p: ChildProcess;
-  private readonly waiting: Array<(l: string) => void> = [];
-  constructor(netns: string, script: string) {
-    this.p = spawn('nsenter', [`--net=${netns}`, process.execPath, script], { stdio: ['pipe', 'pipe', 'ignore'] });
-    bg.push(this.p);
-    createInterface({ input: this.p.stdout! }).on('line', (l) => this.waiting.shift()?.(l));
-  }
-  probe(ip: string, port: number, timeoutMs: number): Promise<number | undefined> {
-    return new Promise((resolve) => {
-      this.waiting.push((l) => resolve(l.startsWith('1') ? Number(l.split(' ')[1]) : undefined));
-      this.p.stdin!.write(`${ip} ${port} ${timeoutMs}\n`);
-    });
-  }
-}
 
 /** Alternating allow/deny on consecutive ports, so every rule yields its own map entry. */
 function bulkRules(k: number): Array<Record<string, unknown>> {
@@ -85,7 +65,7 @@ try {
   writeFileSync(join(h.dir, 'server.js'), SERVER);
   bg.push(spawn('ip', ['netns', 'exec', `${h.tag}-db`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' }));
   bg.push(spawn('nsenter', [`--net=${db.netns}`, process.execPath, join(h.dir, 'server.js'), '5202', '9500', ...STEPS.map((n) => String(9000 + n / 1000))], { stdio: 'ignore' }));
-  const prober = new Prober(app.netns, join(h.dir, 'prober.js'));
+  const prober = new Prober(app.netns, join(h.dir, 'prober.js'), bg);
   await new Promise((r) => setTimeout(r, 500));
 
   const rows: string[] = [];
