@@ -54,7 +54,7 @@ try {
   writeFileSync(join(h.dir, 'server.js'), SERVER);
   const backends = [await add('db1', 'solo', { tier: 'db' }), await add('db2', 'db', { tier: 'db' }), await add('db3', 'db', { tier: 'db' })];
   const app = await add('app', 'app');
-  for (const b of backends) bg.push(spawn('nsenter', [`--net=${b.netns}`, process.execPath, join(h.dir, 'server.js'), '5202'], { stdio: 'ignore' }));
+  for (const b of backends) bg.push(spawn('nsenter', [`--net=${b.netns}`, process.execPath, join(h.dir, 'server.js'), '5202', '5203'], { stdio: 'ignore' }));
   bg.push(spawn('ip', ['netns', 'exec', `${h.tag}-db1`, 'iperf3', '-s'], { stdio: 'ignore' }));
   const prober = new Prober(app.netns, join(h.dir, 'prober.js'), bg);
   const direct = backends[0]!.ip;
@@ -64,10 +64,16 @@ try {
   const viaVip: number[] = [];
   const straight: number[] = [];
   for (let i = 0; i < CONNECTS; i++) {
+    const t0 = performance.now();
     const a = await prober.probe(lb.vip, 80, 1000);
-    const b = await prober.probe(direct, 5202, 1000);
+    if (a === undefined && process.env['BENCH_DEBUG']) console.log(`lost after ${(performance.now() - t0).toFixed(1)} ms`);
+    const b = await prober.probe(direct, 5203, 1000);
     if (a !== undefined) viaVip.push(a);
     if (b !== undefined) straight.push(b);
+  }
+  if (process.env['BENCH_DEBUG']) {
+    const l = (await h.exec(`${h.tag}-t1`, ['conntrack', '-L', '-d', lb.vip])).stdout.split('\n');
+    console.log(`entries to the VIP: ${l.length}; not DNATed:\n${l.filter((x) => x.includes(`src=${lb.vip} dst=`)).slice(0, 10).join('\n')}`);
   }
   const gVip: number[] = [];
   const gDirect: number[] = [];
