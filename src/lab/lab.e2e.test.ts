@@ -69,7 +69,7 @@ test("weft lab up --store etcd: the issue's example by name across 3 hosts, a se
     assert.ok(await within(5000, async () => (await api(['endpoint', 'ls', '-q'])).stdout.trim().length > 0) >= 0, 'db1 is plugged in');
     await new Promise((r) => setTimeout(r, 300));
     // Verbatim from the issue, then the same through the service's name and VIP.
-    const app = await weft(['run', 'host3', '--network', 'weft-default-db', '--name', 'app1', '--', 'sh', '-c', 'echo hi | nc -w 1 db1 8888; echo hi | nc -w 1 dbsvc 80']);
+    const app = await weft(['run', 'host3', '--network', 'weft-default-db', '--name', 'app1', '--', 'sh', '-c', 'echo hi | nc -w 1 db1 8888; echo hi | nc -w 3 dbsvc 80']);
     assert.equal(app.stdout.trim(), 'hi\nhi', app.stderr);
     const status = await weft(['status']);
     assert.match(status.stdout, /host3\s+198\.19\.\d+\.13\s+pid \d+ running\s+up/);
