@@ -61,3 +61,24 @@ test('neighbours: permanent entries for remote endpoints in proxy mode, none in 
   assert.deepEqual(neighCommands(vx, [{ dst: '10.0.0.5', lladdr: '02:57:0a:00:00:05', state: ['PERMANENT'] }]), []);
   assert.deepEqual(neighCommands({ ...vx, proxy: false }, [{ dst: '10.0.0.5', lladdr: '02:57:0a:00:00:05', state: ['PERMANENT'] }]), ['neigh del 10.0.0.5 dev wx100']);
 });
+
+test('shaping: a right kernel needs no command; a new rate replaces both TBFs; a lost profile is removed', async () => {
+  const { qosCommands } = await import('./linux/qos.js');
+  const q = { endpoint: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', ifb: 'wiaaaaaaaaaaaa', rate: 10e6, burst: 512000 };
+  const present = new Set([q.veth, q.ifb, 'webbbbbbbbbbbb']);
+  const right = { tbf: new Map([[q.veth, { rate: 1250000, burst: 511999 }], [q.ifb, { rate: 1250000, burst: 512000 }]]), ingress: new Set([q.veth]) };
+  assert.deepEqual(qosCommands([q], right, present, [q.veth]), { ip: [], tc: [] });
+  const fresh = qosCommands([q], { tbf: new Map(), ingress: new Set() }, new Set([q.veth]), [q.veth]);
+  assert.deepEqual(fresh.ip, ['link add wiaaaaaaaaaaaa type ifb', 'link set wiaaaaaaaaaaaa up']);
+  assert.deepEqual(fresh.tc, [
+    'qdisc replace dev weaaaaaaaaaaaa root tbf rate 10000000bit burst 512000 latency 50ms',
+    'qdisc replace dev wiaaaaaaaaaaaa root tbf rate 10000000bit burst 512000 latency 50ms',
+    'qdisc add dev weaaaaaaaaaaaa handle ffff: ingress',
+    'filter add dev weaaaaaaaaaaaa parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev wiaaaaaaaaaaaa',
+  ]);
+  const faster = qosCommands([{ ...q, rate: 100e6 }], right, present, [q.veth]);
+  assert.deepEqual(faster.tc.map((l) => l.split(' rate ')[0]), ['qdisc replace dev weaaaaaaaaaaaa root tbf', 'qdisc replace dev wiaaaaaaaaaaaa root tbf']);
+  const shapedB = { tbf: new Map([['webbbbbbbbbbbb', { rate: 1, burst: 1 }]]), ingress: new Set(['webbbbbbbbbbbb']) };
+  assert.deepEqual(qosCommands([], shapedB, present, ['webbbbbbbbbbbb']).tc, ['qdisc del dev webbbbbbbbbbbb root', 'qdisc del dev webbbbbbbbbbbb ingress']);
+  assert.deepEqual(qosCommands([q], { tbf: new Map(), ingress: new Set() }, new Set(), []), { ip: [], tc: [] }, 'no veth yet: nothing');
+});
