@@ -1,9 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { contivTutorial, startTestHost, within, type TestHost } from '../testkit/host.js';
 
 const root = process.getuid?.() === 0;
 let h: TestHost;
@@ -32,18 +30,7 @@ async function connect(from: string, n: number, port = 80): Promise<string[]> {
 before(async () => {
   if (!root) return;
   h = await startTestHost('sv');
-  for (const args of [
-    ['net', 'create', '-s', '10.1.2.0/24', '-g', '10.1.2.1', 'contiv-net'],
-    ['policy', 'create', 'db-policy'],
-    ['policy', 'rule-add', 'db-policy', '1', '-direction=in', '-protocol=tcp', '-action=deny'],
-    ['policy', 'rule-add', 'db-policy', '2', '-direction=in', '-protocol=tcp', '-port=8888', '-action=allow', '-priority=10'],
-    ['group', 'create', '-policy=db-policy', 'contiv-net', 'db'],
-    ['group', 'create', 'contiv-net', 'app'],
-  ]) {
-    const r = await h.weft(args);
-    assert.equal(r.code, 0, `weft ${args.join(' ')}: ${r.stderr}`);
-  }
-  assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-app.conflist'))) >= 0);
+  await contivTutorial(h);
 });
 after(async () => {
   for (const list of bg.values()) for (const p of list) p.kill('SIGKILL');

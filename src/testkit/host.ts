@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
@@ -190,4 +190,23 @@ export function containerHelpers(tag: string) {
     },
     exec: (ns: string, argv: string[], o: { input?: string; timeoutMs?: number } = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),
   };
+}
+
+/**
+ * Contiv's tutorial objects on a test host: contiv-net 10.1.2.0/24, db-policy (deny tcp at priority 1,
+ * allow tcp/8888 at 10), groups db (with the policy) and app; returns once the app conflist is written.
+ */
+export async function contivTutorial(h: TestHost): Promise<void> {
+  for (const args of [
+    ['net', 'create', '-s', '10.1.2.0/24', '-g', '10.1.2.1', 'contiv-net'],
+    ['policy', 'create', 'db-policy'],
+    ['policy', 'rule-add', 'db-policy', '1', '-direction=in', '-protocol=tcp', '-action=deny'],
+    ['policy', 'rule-add', 'db-policy', '2', '-direction=in', '-protocol=tcp', '-port=8888', '-action=allow', '-priority=10'],
+    ['group', 'create', '-policy=db-policy', 'contiv-net', 'db'],
+    ['group', 'create', 'contiv-net', 'app'],
+  ]) {
+    const r = await h.weft(args);
+    if (r.code !== 0) throw new Error(`weft ${args.join(' ')}: ${r.stderr}`);
+  }
+  if ((await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-app.conflist')))) < 0) throw new Error('the app conflist was not written');
 }
