@@ -220,8 +220,6 @@ export class Agent implements CniHost {
     if (ns) await detachEndpoint(this.o.runner, ns, names.endpointVeth(ep.id), ep.ip);
     await this.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
     this.state.dropEndpoint(ep.id);
-    // Services balancing to it, DNS names and shaping change too: converge soon, not at the next watch event.
-    this.reconciler.mark(ep.tenant);
     if (ep.portMappings?.length) {
       await this.reconciler.ensureTenant(ep.tenant);
       await this.reconciler.ensureHostNow();

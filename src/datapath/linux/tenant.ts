@@ -64,10 +64,19 @@ export class TenantDatapath {
     for (const b of p.bridges) if (b.vxlan) await ensureOverlay(this.runner, p.ns, b.vxlan);
     await this.ensureBridgeFiltering(p);
     const nft = await this.nft.ensure(p.ns, renderTenantTable(p));
-    const veths = [...links.values()].filter((l) => l.kind === 'veth' && l.name.startsWith('we')).map((l) => l.name);
-    await this.ensureQos(p.ns, p.qos, new Set(links.keys()), veths);
+    // Reading qdiscs costs an exec: skipped while nothing is or should be shaped here, except on the
+    // first pass over a namespace, which finds what an earlier run of the agent left.
+    const known = this.shaped.get(p.ns);
+    if (p.qos.length > 0 || known === undefined || known.size > 0) {
+      const veths = [...links.values()].filter((l) => l.kind === 'veth' && l.name.startsWith('we')).map((l) => l.name);
+      this.shaped.set(p.ns, new Set());
+      await this.ensureQos(p.ns, p.qos, new Set(links.keys()), veths);
+    }
     return nft;
   }
+
+  /** Per namespace, the veths shaped as of the last check (absent: not checked since the agent started). */
+  private readonly shaped = new Map<string, Set<string>>();
 
   /** Shapes endpoints as planned (only those whose veth exists); unshapes `shapedVeths` not in the plan. */
   async ensureQos(ns: string, plans: readonly QosPlan[], present: ReadonlySet<string>, shapedVeths: readonly string[] = []): Promise<void> {
@@ -75,6 +84,9 @@ export class TenantDatapath {
     const cmds = qosCommands(plans, await observeQos(this.runner, ns), present, shapedVeths);
     await ipBatch(this.runner, ns, cmds.ip);
     await tcBatch(this.runner, ns, cmds.tc);
+    const set = this.shaped.get(ns) ?? new Set<string>();
+    for (const q of plans) if (present.has(q.veth)) set.add(q.veth);
+    this.shaped.set(ns, set);
   }
 
   async ensureNamespace(ns: string): Promise<boolean> {
@@ -106,6 +118,7 @@ export class TenantDatapath {
     if (existsSync(`${NETNS_DIR}/${ns}`)) await this.runner.run(['ip', 'netns', 'del', ns]);
     this.nft.forget(ns);
     this.brNf.delete(ns);
+    this.shaped.delete(ns);
   }
 }
 
