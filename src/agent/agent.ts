@@ -11,6 +11,8 @@ import type { AddResultInput } from '../plugins/cni/index.js';
 import { Mutex } from '../store/index.js';
 import { DnsServer, dnsDomain, nameTable, type NameTable, type Upstream } from '../dns/index.js';
 import { DesiredState } from './state.js';
+import { DockerBackend } from './docker.js';
+import { serveDockerPlugin, type DockerPluginServer } from '../plugins/docker/index.js';
 import { Syncer } from './sync.js';
 import { Reconciler } from './reconciler.js';
 
@@ -30,6 +32,8 @@ export interface AgentOptions {
   dnsPort: number;
   /** Where names outside `.weft` are forwarded; empty: they are refused. */
   dnsUpstreams: Upstream[];
+  /** The Docker plugin socket (dockerd finds driver `weft` at /run/docker/plugins/weft.sock); none: no Docker. */
+  dockerSocket?: string;
   log: Logger;
   runner: Runner;
   version: string;
@@ -52,6 +56,7 @@ export class Agent implements CniHost {
   /** ADD, DEL and repair of one endpoint never overlap. */
   private readonly epLocks = new Map<string, { m: Mutex; users: number }>();
   private socket: CniSocketServer | undefined;
+  private dockerServer: DockerPluginServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly dns: DnsServer;
   private readonly dp: TenantDatapath;
@@ -93,6 +98,12 @@ export class Agent implements CniHost {
     this.installPlugin();
     this.reconciler.start();
     this.socket = await serveCniSocket(this.socketPath, (env, stdin) => handleCni(this, env, stdin));
+    if (this.o.dockerSocket) {
+      this.dockerServer = await serveDockerPlugin(this.o.dockerSocket, new DockerBackend({
+        state: this.state, client: this.client, reconciler: this.reconciler, runner: this.o.runner, host: this.o.host, nsPrefix: this.o.nsPrefix,
+        log: this.o.log, release: (ep) => this.release(ep), withEndpoint: (id, fn) => this.withEndpoint(id, fn),
+      }));
+    }
     this.heartbeat = setInterval(() => void this.register().catch((e: Error) => this.o.log.warn({ err: e.message }, 'heartbeat failed')), HEARTBEAT_MS);
     this.o.log.info({ socket: this.socketPath, cniConfDir: this.o.cniConfDir }, 'agent started');
   }
@@ -100,6 +111,7 @@ export class Agent implements CniHost {
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.socket?.close();
+    await this.dockerServer?.close();
     this.syncer.stop();
     await this.reconciler.stop();
     await this.dns.stop();
@@ -271,7 +283,7 @@ export class Agent implements CniHost {
   async gc(scope: Scope, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Promise<void> {
     const keep = new Set(valid.map((v) => endpointId(v.containerID, v.ifname)));
     for (const ep of [...this.state.endpoints.values()]) {
-      const inScope = ep.host === this.o.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
+      const inScope = ep.netns !== undefined && ep.host === this.o.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
       if (inScope && !keep.has(ep.id) && !this.inflight.has(ep.id)) await this.withEndpoint(ep.id, () => this.release(ep));
     }
   }

@@ -1,4 +1,4 @@
-import type { ChangeEvent, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
+import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 
 /** What a change touches: one tenant, every tenant, or nothing the datapath depends on. */
@@ -12,6 +12,7 @@ export interface Snapshot {
   policies: Policy[];
   services: Service[];
   netprofiles: Netprofile[];
+  dockerNetworks: DockerNetwork[];
   endpoints: Endpoint[];
   hosts: Host[];
   global: Global;
@@ -29,6 +30,8 @@ export class DesiredState {
   readonly policies = new Map<string, Policy>();
   readonly services = new Map<string, Service>();
   readonly netprofiles = new Map<string, Netprofile>();
+  /** Docker networks of every host (keyed tenant/name); the agent's Docker plugin uses its own host's. */
+  readonly dockerNetworks = new Map<string, DockerNetwork>();
   readonly hosts = new Map<string, Host>();
   arpMode: 'proxy' | 'flood' = 'proxy';
   readonly endpoints = new Map<string, Endpoint>();
@@ -43,6 +46,7 @@ export class DesiredState {
     this.policies.clear();
     this.services.clear();
     this.netprofiles.clear();
+    this.dockerNetworks.clear();
     this.endpoints.clear();
     this.hosts.clear();
     for (const t of s.tenants) this.tenants.set(t.name, t);
@@ -51,6 +55,7 @@ export class DesiredState {
     for (const p of s.policies) this.policies.set(`${p.tenant}/${p.name}`, p);
     for (const x of s.services) this.services.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.netprofiles) this.netprofiles.set(`${x.tenant}/${x.name}`, x);
+    for (const x of s.dockerNetworks) this.dockerNetworks.set(`${x.tenant}/${x.name}`, x);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
     this.arpMode = s.global.arpMode;
@@ -71,6 +76,7 @@ export class DesiredState {
       case 'policy': upsert(this.policies, name, c); return scoped();
       case 'service': upsert(this.services, name, c); return scoped();
       case 'netprofile': upsert(this.netprofiles, name, c); return scoped();
+      case 'docker-network': upsert(this.dockerNetworks, name, c); return 'nothing';
       case 'endpoint': upsert(this.endpoints, name, c); return scoped();
       case 'global': this.arpMode = (c.object as Global | undefined)?.arpMode ?? 'proxy'; return 'all';
       case 'host': {
@@ -87,6 +93,14 @@ export class DesiredState {
   putEndpoint(e: Endpoint): void {
     this.endpoints.set(e.id, e);
     this.version++;
+  }
+
+  putDockerNetwork(d: DockerNetwork): void {
+    this.dockerNetworks.set(`${d.tenant}/${d.name}`, d);
+  }
+
+  dropDockerNetwork(tenant: string, name: string): void {
+    this.dockerNetworks.delete(`${tenant}/${name}`);
   }
 
   dropEndpoint(id: string): void {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import type { ChangeEvent, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
+import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredState, Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
@@ -14,6 +14,7 @@ export async function listAll(client: Client): Promise<Snapshot> {
   const policies: Policy[] = [];
   const services: Service[] = [];
   const netprofiles: Netprofile[] = [];
+  const dockerNetworks: DockerNetwork[] = [];
   for (const t of tenants.items) {
     const list = async <T>(collection: string, into: T[]) => {
       const l = await client.request<Listing<T>>('GET', `/api/v1/tenants/${t.name}/${collection}`);
@@ -25,12 +26,13 @@ export async function listAll(client: Client): Promise<Snapshot> {
     await list('policies', policies);
     await list('services', services);
     await list('netprofiles', netprofiles);
+    await list('docker-networks', dockerNetworks);
   }
   const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
   const hosts = await client.request<Listing<Host>>('GET', '/api/v1/hosts');
   const global = await client.request<Global>('GET', '/api/v1/global');
   revisions.push(endpoints.revision, hosts.revision);
-  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, services, netprofiles, endpoints: endpoints.items, hosts: hosts.items, global };
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, services, netprofiles, dockerNetworks, endpoints: endpoints.items, hosts: hosts.items, global };
 }
 
 /**

@@ -8,7 +8,7 @@ export type PublicChange = ChangeEvent;
 
 const KINDS: Record<string, string> = {
   tenants: 'tenant', networks: 'network', groups: 'group', policies: 'policy', netprofiles: 'netprofile',
-  services: 'service', 'app-profiles': 'app-profile', endpoints: 'endpoint', hosts: 'host', global: 'global', users: 'user',
+  services: 'service', 'app-profiles': 'app-profile', 'docker-networks': 'docker-network', endpoints: 'endpoint', hosts: 'host', global: 'global', users: 'user',
 };
 
 /** Internal keys (address books, tokens) are never published; user records lose their password hash. */

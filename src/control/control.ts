@@ -1,10 +1,11 @@
-import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, Network, Group, Policy, Netprofile, Service, AppProfile } from '../model/index.js';
+import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, DockerNetworkInput, Network, Group, Policy, Netprofile, Service, AppProfile, DockerNetwork } from '../model/index.js';
 import type { Store } from '../store/index.js';
 import { Crud } from './crud.js';
 import { networkKind } from './kinds/network.js';
 import { groupKind } from './kinds/group.js';
 import { policyKind } from './kinds/policy.js';
 import { netprofileKind, appProfileKind } from './kinds/profiles.js';
+import { dockerNetworkKind } from './kinds/docker.js';
 import { serviceKind } from './kinds/service.js';
 import { Tenants } from './tenants.js';
 import { Endpoints } from './endpoints.js';
@@ -22,6 +23,7 @@ export class Control {
   readonly netprofiles: Crud<NetprofileInput, Netprofile>;
   readonly services: Crud<ServiceInput, Service>;
   readonly appProfiles: Crud<AppProfileInput, AppProfile>;
+  readonly dockerNetworks: Crud<DockerNetworkInput, DockerNetwork>;
   readonly endpoints: Endpoints;
   readonly hosts: Hosts;
   readonly global: GlobalSettings;
@@ -37,6 +39,7 @@ export class Control {
     this.netprofiles = new Crud(store, netprofileKind, now);
     this.services = new Crud(store, serviceKind, now);
     this.appProfiles = new Crud(store, appProfileKind, now);
+    this.dockerNetworks = new Crud(store, dockerNetworkKind, now);
     this.endpoints = new Endpoints(store, now);
     this.hosts = new Hosts(store, now, options.hostTimeoutMs);
     this.global = new GlobalSettings(store, now);

@@ -1,8 +1,8 @@
 import type { Entry } from '../store/index.js';
 
 /** Store key layout. Tenant-scoped objects live at `<collection>/<tenant>/<name>`. */
-export type Collection = 'networks' | 'groups' | 'policies' | 'netprofiles' | 'services' | 'app-profiles';
-export const COLLECTIONS: readonly Collection[] = ['networks', 'groups', 'policies', 'netprofiles', 'services', 'app-profiles'];
+export type Collection = 'networks' | 'groups' | 'policies' | 'netprofiles' | 'services' | 'app-profiles' | 'docker-networks';
+export const COLLECTIONS: readonly Collection[] = ['networks', 'groups', 'policies', 'netprofiles', 'services', 'app-profiles', 'docker-networks'];
 
 export const keys = {
   tenant: (t: string) => `tenants/${t}`,
@@ -28,6 +28,7 @@ export const KIND_OF: Record<Collection, string> = {
   netprofiles: 'netprofile',
   services: 'service',
   'app-profiles': 'app-profile',
+  'docker-networks': 'docker-network',
 };
 
 /** A stored value with its revision attached, as the API shows it. */

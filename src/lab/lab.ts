@@ -108,7 +108,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
         '--token-file', join(dir, 'token'), '--host', h.name, '--run-dir', join(hdir, 'run'),
         '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
         // Lab hosts have no way out, so names outside .weft are refused at once rather than timing out.
-        '--vtep-ip', h.vtep, '--dns-upstream', 'none', '--log-level', 'warn'], agentLog);
+        '--vtep-ip', h.vtep, '--dns-upstream', 'none', '--docker-plugin', 'none', '--log-level', 'warn'], agentLog);
       state.hosts.push({ name: h.name, ns: h.ns, vtep: h.vtep, dir: hdir, agentPid: pid });
       save();
       await waitFor(agentLog, /weft agent running/, `the agent of ${h.name}`);

@@ -82,6 +82,15 @@ export interface Service extends Meta {
   ports: ServicePort[];
 }
 
+export interface DockerNetwork extends Meta {
+  tenant: string;
+  name: string;
+  network: string;
+  group?: string;
+  host: string;
+  pool?: string;
+}
+
 export interface AppProfile extends Meta {
   tenant: string;
   name: string;

@@ -99,6 +99,19 @@ export const AppProfileInput = strict({
   groups: Names,
 });
 
+/**
+ * A Docker network on one host mapped onto Weft objects, written by that host's agent when Docker calls
+ * CreateNetwork. `name` is Docker's network ID cut to 63 characters; `pool` the IPAM pool ID Docker uses
+ * for it, so the agent can find the network again after a restart of either.
+ */
+export const DockerNetworkInput = strict({
+  name: Type.String({ pattern: '^[a-f0-9]{63}$', description: "Docker's network ID, first 63 characters" }),
+  network: Name,
+  group: Type.Optional(Name),
+  host: Text(253),
+  pool: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+});
+
 export const GlobalInput = strict({
   vxlanRange: Type.Optional(Type.String({ pattern: '^[0-9]{1,8}-[0-9]{1,8}$' })),
   mtu: Type.Optional(Type.Integer({ minimum: 1280, maximum: 9216, description: 'underlay MTU' })),
@@ -153,6 +166,7 @@ export type PolicyInput = Static<typeof PolicyInput>;
 export type NetprofileInput = Static<typeof NetprofileInput>;
 export type ServiceInput = Static<typeof ServiceInput>;
 export type AppProfileInput = Static<typeof AppProfileInput>;
+export type DockerNetworkInput = Static<typeof DockerNetworkInput>;
 export type GlobalInput = Static<typeof GlobalInput>;
 export type EndpointRequest = Static<typeof EndpointRequest>;
 export type HostInput = Static<typeof HostInput>;

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
-import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, AppProfileInput, WeftError } from '../model/index.js';
+import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, AppProfileInput, DockerNetworkInput, WeftError } from '../model/index.js';
 import type { Control } from '../control/index.js';
 import { sendProblem } from './problem.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -79,6 +79,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   scopedRoutes(app, 'netprofiles', c.netprofiles, NetprofileInput, 'netprofile');
   scopedRoutes(app, 'services', c.services, ServiceInput, 'service');
   scopedRoutes(app, 'app-profiles', c.appProfiles, AppProfileInput, 'app-profile');
+  scopedRoutes(app, 'docker-networks', c.dockerNetworks, DockerNetworkInput, 'docker network mapping');
   clusterRoutes(app);
   userRoutes(app);
   changeRoutes(app);

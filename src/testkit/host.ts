@@ -155,7 +155,7 @@ export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; tok
         '--host', a.host, '--run-dir', join(a.dir, 'run'), '--cni-conf-dir', a.cniConfDir, '--cni-bin-dir', a.binDir,
         '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn',
         // Tests send traffic only into namespaces they made: no forwarding to the machine's resolvers.
-        '--dns-upstream', 'none', ...a.extra, ...extra];
+        '--dns-upstream', 'none', '--docker-plugin', 'none', ...a.extra, ...extra];
       const c = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
       child = c;
       let out = '';

@@ -17,6 +17,16 @@ export interface Podman {
 }
 
 export const IMAGE = 'localhost/bb:latest';
+
+/** A tar of a busybox root file system (no registry is reachable), for `podman import` / `docker import`. */
+export async function busyboxImage(dir: string): Promise<string> {
+  const img = join(dir, 'img');
+  mkdirSync(join(img, 'bin'), { recursive: true });
+  copyFileSync('/usr/bin/busybox', join(img, 'bin', 'busybox'));
+  for (const a of APPLETS) symlinkSync('busybox', join(img, 'bin', a));
+  await runner.run(['tar', '-C', img, '-cf', join(dir, 'bb.tar'), '.']);
+  return join(dir, 'bb.tar');
+}
 /** Flags every `podman run` needs here (the default open-file limit is refused). */
 export const RUN_FLAGS = ['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=4096:4096'];
 
@@ -36,12 +46,7 @@ export async function startPodman(cniConfDir: string, pluginDirs: string[], host
   const base = [...enter, 'podman', '--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs'];
   const run = (args: string[], opts: { timeoutMs?: number } = {}) =>
     runner.run(['env', `CONTAINERS_CONF=${conf}`, ...base, ...args], { allowFailure: true, timeoutMs: opts.timeoutMs ?? 60_000 });
-  const img = join(dir, 'img');
-  mkdirSync(join(img, 'bin'), { recursive: true });
-  copyFileSync('/usr/bin/busybox', join(img, 'bin', 'busybox'));
-  for (const a of APPLETS) symlinkSync('busybox', join(img, 'bin', a));
-  await runner.run(['tar', '-C', img, '-cf', join(dir, 'bb.tar'), '.']);
-  const imported = await run(['import', '-q', join(dir, 'bb.tar'), IMAGE]);
+  const imported = await run(['import', '-q', await busyboxImage(dir), IMAGE]);
   if (imported.code !== 0) throw new Error(`podman import failed: ${imported.stderr}`);
   return {
     run,

@@ -28,6 +28,8 @@ export interface AgentFlags {
   dnsPort: number;
   /** `IP[:PORT]` servers for names outside `.weft`; [] forwards nothing; undefined: the host's resolv.conf. */
   dnsUpstreams?: string[];
+  /** The Docker plugin socket; undefined: none. */
+  dockerSocket?: string;
   logLevel: string;
 }
 
@@ -52,6 +54,7 @@ function agentOptions(cmd: Command): Command {
     .option('--resync <ms>', 'how often to re-check the whole datapath and repair drift', intArg('--resync', 200, 600_000), 2000)
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
     .option('--dns-port <port>', 'port of the containers\' DNS server on each tenant uplink (queries to a gateway, port 53, are sent there)', intArg('--dns-port', 1, 65535), 15353)
+    .option('--docker-plugin <socket>', 'serve Docker\'s network and IPAM plugin here (driver name = file name), or "none"', '/run/docker/plugins/weft.sock')
     .option('--dns-upstream <servers>', 'comma-separated IP[:PORT] for names outside .weft, or "none" (default: the nameservers of /etc/resolv.conf)', upstreamList);
 }
 
@@ -72,7 +75,7 @@ function agentFlags(o: Record<string, any>, servers: string[], token: string): A
   return {
     servers, token, host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), runDir: o['runDir'], cniConfDir: o['cniConfDir'],
     cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
-    dnsPort: o['dnsPort'], ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
+    dnsPort: o['dnsPort'], ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'] } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import {
   WeftError, VXLAN_OVERHEAD, cidrRange, checkNetwork, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
-  type Endpoint, type Group, type Network, type NetworkInput, type Service,
+  type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type Service,
 } from '../../model/index.js';
 import { allocateVni } from '../../ipam/index.js';
 import type { Txn } from '../../store/index.js';
@@ -66,7 +66,9 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const groups = (await listIn<Group>(tx, 'groups', net.tenant)).filter((g) => g.network === net.name);
     const services = (await listIn<Service>(tx, 'services', net.tenant)).filter((s) => s.network === net.name);
     const eps = await endpointsWhere(tx, (e: Endpoint) => e.tenant === net.tenant && e.network === net.name);
+    const docker = (await listIn<DockerNetwork>(tx, 'docker-networks', net.tenant)).filter((d) => d.network === net.name);
     return [
+      ...docker.map((d) => `docker network ${d.name.slice(0, 12)} on ${d.host}`),
       ...groups.map((g) => label('groups', g.tenant, g.name)),
       ...services.map((s) => label('services', s.tenant, s.name)),
       ...eps.map((e) => `endpoint ${e.id}`),

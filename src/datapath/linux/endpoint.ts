@@ -100,3 +100,19 @@ export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPa
     return undefined;
   });
 }
+
+/**
+ * For Docker: a veth whose tenant end joins the network's bridge and whose other end (`outer`) stays in
+ * the agent's namespace, for Docker to move into the container and configure. Both ends are created in
+ * one call, each directly in its namespace.
+ */
+export async function attachOuterVeth(runner: Runner, a: { tenantNs: string; bridge: string; veth: string; outer: string; mac: string; mtu: number }): Promise<void> {
+  await runner.run(['ip', 'link', 'del', a.outer], { allowFailure: true });
+  await runner.run(['ip', 'link', 'add', a.outer, 'mtu', String(a.mtu), 'address', a.mac, 'type', 'veth', 'peer', 'name', a.veth, 'mtu', String(a.mtu), 'netns', a.tenantNs]);
+  try {
+    await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'master', a.bridge, 'up']);
+  } catch (e) {
+    await runner.run(['ip', 'link', 'del', a.outer], { allowFailure: true });
+    throw e;
+  }
+}

@@ -1,0 +1,87 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { startDocker, type Docker } from '../testkit/docker.js';
+
+const root = process.getuid?.() === 0;
+/** Its own driver name, so test files running side by side never share a plugin socket. */
+const DRIVER = `weft-t${process.pid}`;
+let h: TestHost;
+let dk: Docker;
+
+async function weft(...args: string[]): Promise<void> {
+  const r = await h.weft(args);
+  assert.equal(r.code, 0, `weft ${args.join(' ')}: ${r.stderr}`);
+}
+const endpoints = async (tenant: string) => (await h.api('GET', `/api/v1/endpoints?tenant=${tenant}`)).json.items as any[];
+
+before(async () => {
+  if (!root) return;
+  h = await startTestHost('dk', { agentArgs: ['--docker-plugin', `/run/docker/plugins/${DRIVER}.sock`] });
+  await weft('tenant', 'create', 'blue');
+  await weft('net', 'create', '-t', 'blue', '-s', '10.1.2.0/24', '-g', '10.1.2.1', 'contiv-net');
+  await weft('net', 'create', '-t', 'blue', '-s', '10.1.3.0/24', 'other-net');
+  await weft('group', 'create', '-t', 'blue', 'contiv-net', 'db');
+  await weft('group', 'create', '-t', 'blue', 'other-net', 'elsewhere');
+  dk = await startDocker(h.hostNs);
+});
+after(async () => {
+  await dk?.cleanup();
+  await h?.cleanup();
+  rmSync(`/run/docker/plugins/${DRIVER}.sock`, { force: true });
+});
+
+test('docker network create maps onto Weft objects; containers on it get Weft addresses and talk', { skip: !root && 'needs root' }, async () => {
+  const net = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', 'network=contiv-net', '-o', 'group=db', 'blue-db']);
+  assert.equal(net.code, 0, net.stderr);
+  const db1 = await dk.run(['run', '-d', '--name', 'db1', '--network', 'blue-db', 'bb', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat']);
+  assert.equal(db1.code, 0, db1.stderr);
+  const eps = await endpoints('blue');
+  assert.equal(eps.length, 1, JSON.stringify(eps));
+  assert.deepEqual([eps[0].network, eps[0].group], ['contiv-net', 'db']);
+  const inspect = await dk.run(['inspect', 'db1', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.MacAddress}} {{.Gateway}}{{end}}']);
+  assert.equal(inspect.stdout.trim(), `${eps[0].ip} ${eps[0].mac} 10.1.2.1`, 'Docker shows the address, MAC and gateway Weft gave');
+
+  const cli = await dk.run(['run', '--rm', '--network', 'blue-db', 'bb', 'sh', '-c', 'echo hi | nc -w 1 db1 8888']);
+  assert.equal(cli.stdout.trim(), 'hi', cli.stderr);
+  assert.equal((await endpoints('blue')).length, 1, 'the --rm client released its address');
+
+  const rm = await dk.run(['rm', '-f', 'db1']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0, 'docker rm -f released the address');
+  const links = (await h.exec(h.hostNs, ['ip', '-o', 'link', 'show'])).stdout;
+  assert.doesNotMatch(links, /wd[0-9a-f]{12}/, 'no Docker-side veth left in the host');
+  assert.equal((await dk.run(['network', 'rm', 'blue-db'])).code, 0);
+  assert.deepEqual((await h.api('GET', '/api/v1/tenants/blue/docker-networks')).json.items, [], 'the mapping went with the network');
+});
+
+test('bad options make docker network create fail with Weft\'s message and change nothing', { skip: !root && 'needs root' }, async () => {
+  const create = (...o: string[]) => dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, ...o, 'bad']);
+  const cases: Array<[string[], RegExp]> = [
+    [['-o', 'tenant=nope', '-o', 'network=contiv-net'], /tenant nope/],
+    [['-o', 'tenant=blue', '-o', 'network=contiv-net', '-o', 'group=elsewhere'], /group blue\/elsewhere is on network other-net, not contiv-net/],
+    [['-o', 'tenant=blue', '-o', 'network=contiv-net', '--subnet', '10.9.0.0/24'], /--subnet 10\.9\.0\.0\/24 conflicts with network blue\/contiv-net \(10\.1\.2\.0\/24\)/],
+    [['-o', 'tenant=blue', '-o', 'colour=red', '-o', 'network=contiv-net'], /unknown option -o colour/],
+    [['-o', 'tenant=blue', '-o', 'network=missing'], /network blue\/missing does not exist; give --subnet/],
+  ];
+  for (const [opts, why] of cases) {
+    const r = await create(...opts);
+    assert.notEqual(r.code, 0, `${opts.join(' ')} was accepted`);
+    assert.match(r.stderr, why);
+    assert.match(r.stderr, /weft: /, 'the message is Weft\'s');
+  }
+  assert.equal((await dk.run(['network', 'ls', '-q', '--filter', 'name=bad'])).stdout.trim(), '');
+  assert.deepEqual((await h.api('GET', '/api/v1/tenants/blue/docker-networks')).json.items, []);
+  assert.deepEqual((await h.api('GET', '/api/v1/tenants/blue/networks')).json.items.map((n: any) => n.name).sort(), ['contiv-net', 'other-net']);
+});
+
+test('with --subnet and no Weft network, the network is created', { skip: !root && 'needs root' }, async () => {
+  const r = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.1.9.0/24', '-o', 'tenant=blue', '-o', 'network=made', 'made']);
+  assert.equal(r.code, 0, r.stderr);
+  const net = await h.api('GET', '/api/v1/tenants/blue/networks/made');
+  assert.equal(net.json.subnet, '10.1.9.0/24');
+  const run = await dk.run(['run', '--rm', '--network', 'made', 'bb', 'ip', '-4', '-o', 'addr', 'show', 'eth0']);
+  assert.match(run.stdout, /inet 10\.1\.9\.\d+\/24/, run.stderr);
+  assert.equal((await dk.run(['network', 'rm', 'made'])).code, 0);
+});

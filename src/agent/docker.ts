@@ -1,0 +1,231 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ApiError, type Client } from '../client/index.js';
+import { endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network } from '../model/index.js';
+import type { Runner } from '../exec/index.js';
+import { attachOuterVeth, detachEndpoint, names } from '../datapath/index.js';
+import { genericOptions, BadRequest, type CreateEndpoint, type CreateNetwork, type DockerHost, type Join, type JoinResult, type ReleaseAddress, type RequestAddress, type RequestPool } from '../plugins/docker/index.js';
+import type { DesiredState } from './state.js';
+import type { Reconciler } from './reconciler.js';
+
+export interface DockerDeps {
+  state: DesiredState;
+  client: Client;
+  reconciler: Reconciler;
+  runner: Runner;
+  host: string;
+  nsPrefix: string;
+  log: Logger;
+  release(ep: Endpoint): Promise<void>;
+  withEndpoint<T>(id: string, fn: () => Promise<T>): Promise<T>;
+}
+
+const ANY = '0.0.0.0/0';
+const GATEWAY_REQUEST = 'com.docker.network.gateway';
+const OPTIONS = ['tenant', 'network', 'group'];
+/** Docker's endpoints are Weft endpoints keyed by Docker's endpoint ID and this interface name. */
+const IFNAME = 'eth0';
+
+/**
+ * The agent as Docker's network and IPAM driver. Docker asks IPAM for a pool before it tells the network
+ * driver which Weft network the Docker network is (`-o tenant=… -o network=…`), so a pool is held as
+ * pending until CreateNetwork claims it; the claim is stored on the server (a `docker-networks` object),
+ * so both survive restarts of Docker and of the agent. An address is reserved at RequestAddress as a
+ * placeholder endpoint and becomes the real endpoint, keyed by Docker's endpoint ID, at CreateEndpoint.
+ */
+export class DockerBackend implements DockerHost {
+  /** Pools handed out but not yet claimed by a network, oldest first. */
+  private readonly pending = new Map<string, { pool: string; tenant?: string; network?: string }>();
+
+  constructor(private readonly d: DockerDeps) {}
+
+  private mine(): DockerNetwork[] {
+    return [...this.d.state.dockerNetworks.values()].filter((n) => n.host === this.d.host);
+  }
+
+  private byId(networkId: string): DockerNetwork {
+    const n = this.mine().find((x) => x.name === networkId.slice(0, 63));
+    if (!n) throw new Error(`Docker network ${networkId.slice(0, 12)} is not a Weft network on this host`);
+    return n;
+  }
+
+  private network(n: { tenant: string; network: string }): Network {
+    const net = this.d.state.networks.get(`${n.tenant}/${n.network}`);
+    if (!net) throw new Error(`network ${n.tenant}/${n.network} is not known to this agent yet; try again`);
+    return net;
+  }
+
+  async requestPool(r: RequestPool): Promise<{ PoolID: string; Pool: string; Data: Record<string, string> }> {
+    if (r.V6) throw new Error('IPv6 pools are not supported');
+    if (r.SubPool && !r.Pool) throw new BadRequest('SubPool: needs a Pool');
+    const o = r.Options ?? {};
+    let pool = r.Pool;
+    // With --ipam-opt tenant=… network=… the pool is known now; otherwise CreateNetwork says which it is.
+    if (o['network']) {
+      const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${o['tenant'] ?? 'default'}/networks/${o['network']}`);
+      if (pool && pool !== net.subnet) throw new Error(`--subnet ${pool} conflicts with network ${net.tenant}/${net.name} (${net.subnet})`);
+      pool = net.subnet;
+    }
+    const id = `weft-${randomBytes(8).toString('hex')}`;
+    this.pending.set(id, { pool: pool || ANY, ...(o['network'] ? { tenant: o['tenant'] ?? 'default', network: o['network'] } : {}) });
+    return { PoolID: id, Pool: pool || ANY, Data: {} };
+  }
+
+  async releasePool(poolId: string): Promise<void> {
+    this.pending.delete(poolId);
+  }
+
+  async requestAddress(r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
+    const bound = this.mine().find((n) => n.pool === r.PoolID);
+    const gateway = r.Options?.['RequestAddressType'] === GATEWAY_REQUEST;
+    if (gateway) {
+      if (bound) {
+        const net = this.network(bound);
+        return { Address: `${net.gateway}/${net.subnet.split('/')[1]}`, Data: {} };
+      }
+      const p = this.pending.get(r.PoolID);
+      if (!p) throw new Error(`pool ${r.PoolID} is unknown to weft`);
+      // Informational only: the container's gateway comes from Join.
+      if (r.Address) return { Address: `${r.Address}/${p.pool.split('/')[1]}`, Data: {} };
+      return { Address: p.pool === ANY ? ANY : firstHost(p.pool), Data: {} };
+    }
+    if (!bound) throw new Error(`pool ${r.PoolID} belongs to no Weft network on this host (use --ipam-driver weft with -d weft)`);
+    const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
+      tenant: bound.tenant, network: bound.network, ...(bound.group ? { group: bound.group } : {}),
+      containerId: `ipam-${randomBytes(8).toString('hex')}`, host: this.d.host, ifname: IFNAME, ...(r.Address ? { ip: r.Address } : {}),
+    });
+    this.d.state.putEndpoint(ep);
+    return { Address: `${ep.ip}/${ep.prefixLength}`, Data: {} };
+  }
+
+  async releaseAddress(r: ReleaseAddress): Promise<void> {
+    const bound = this.mine().find((n) => n.pool === r.PoolID);
+    if (!bound) return;
+    const placeholder = this.placeholder(bound, r.Address);
+    if (placeholder) await this.d.release(placeholder);
+  }
+
+  private placeholder(n: DockerNetwork, ip: string): Endpoint | undefined {
+    return [...this.d.state.endpoints.values()].find((e) => e.host === this.d.host && e.tenant === n.tenant && e.network === n.network && e.ip === ip && e.containerId.startsWith('ipam-'));
+  }
+
+  async createNetwork(r: CreateNetwork): Promise<void> {
+    const opts = genericOptions(r.Options);
+    const unknown = Object.keys(opts).filter((k) => !OPTIONS.includes(k));
+    if (unknown.length) throw new Error(`unknown option ${unknown.map((k) => `-o ${k}`).join(', ')} (weft takes -o tenant=, -o network=, -o group=)`);
+    if ((r.IPv6Data ?? []).length > 0) throw new Error('IPv6 is not supported');
+    const tenant = opts['tenant'] ?? 'default';
+    await this.d.client.request('GET', `/api/v1/tenants/${tenant}`);
+    let networkName = opts['network'];
+    let group: Group | undefined;
+    if (opts['group']) {
+      group = await this.d.client.request<Group>('GET', `/api/v1/tenants/${tenant}/groups/${opts['group']}`);
+      if (networkName && group.network !== networkName) throw new Error(`group ${tenant}/${group.name} is on network ${group.network}, not ${networkName}`);
+      networkName ??= group.network;
+    }
+    if (!networkName) throw new Error('-o network=NAME (or -o group=NAME) is required');
+    const v4 = r.IPv4Data?.[0];
+    const subnet = v4 && v4.Pool !== ANY ? v4.Pool : undefined;
+    let net: Network;
+    try {
+      net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${tenant}/networks/${networkName}`);
+      if (subnet && subnet !== net.subnet) throw new Error(`--subnet ${subnet} conflicts with network ${tenant}/${networkName} (${net.subnet})`);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+      if (!subnet) throw new Error(`network ${tenant}/${networkName} does not exist; give --subnet to create it`);
+      const gateway = v4?.Gateway && v4.Gateway !== ANY ? v4.Gateway.split('/')[0] : undefined;
+      net = await this.d.client.request<Network>('POST', `/api/v1/tenants/${tenant}/networks`, { name: networkName, subnet, ...(gateway ? { gateway } : {}) });
+      this.d.log.info({ tenant, network: networkName, subnet }, 'created a network for Docker');
+    }
+    const pool = this.claimPool(v4?.Pool ?? ANY, tenant, net.name);
+    const made = await this.d.client.request<DockerNetwork>('POST', `/api/v1/tenants/${tenant}/docker-networks`, {
+      name: r.NetworkID.slice(0, 63), network: net.name, ...(group ? { group: group.name } : {}), host: this.d.host, ...(pool ? { pool } : {}),
+    });
+    this.d.state.putDockerNetwork(made);
+  }
+
+  /** The pending pool Docker asked for this network: one named for it, else the oldest with the same CIDR. */
+  private claimPool(cidr: string, tenant: string, network: string): string | undefined {
+    let pick: string | undefined;
+    for (const [id, p] of this.pending) {
+      if (p.network !== undefined && p.tenant === tenant && p.network === network) { pick = id; break; }
+      if (pick === undefined && p.network === undefined && p.pool === cidr) pick = id;
+    }
+    if (pick) this.pending.delete(pick);
+    return pick;
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    const n = this.mine().find((x) => x.name === networkId.slice(0, 63));
+    if (!n) return;
+    try {
+      await this.d.client.request('DELETE', `/api/v1/tenants/${n.tenant}/docker-networks/${n.name}`);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+    this.d.state.dropDockerNetwork(n.tenant, n.name);
+  }
+
+  async createEndpoint(r: CreateEndpoint): Promise<{ Interface?: { MacAddress: string } }> {
+    const n = this.byId(r.NetworkID);
+    const address = r.Interface?.Address ?? '';
+    if (!address) throw new BadRequest('Interface.Address: missing (create the network with --ipam-driver weft)');
+    const ip = address.split('/')[0] as string;
+    const id = endpointId(r.EndpointID, IFNAME);
+    return this.d.withEndpoint(id, async () => {
+      const placeholder = this.placeholder(n, ip);
+      if (placeholder) await this.d.client.request('DELETE', `/api/v1/endpoints/${placeholder.id}`);
+      if (placeholder) this.d.state.dropEndpoint(placeholder.id);
+      const mac = r.Interface?.MacAddress || undefined;
+      const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
+        tenant: n.tenant, network: n.network, ...(n.group ? { group: n.group } : {}), containerId: r.EndpointID, host: this.d.host,
+        ifname: IFNAME, ip, ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' },
+      });
+      this.d.state.putEndpoint(ep);
+      // Policy for the new address is in place before Docker can use it (fail closed).
+      await this.d.reconciler.ensureTenant(n.tenant, true);
+      return mac ? {} : { Interface: { MacAddress: ep.mac } };
+    });
+  }
+
+  async join(r: Join): Promise<JoinResult> {
+    const n = this.byId(r.NetworkID);
+    const id = endpointId(r.EndpointID, IFNAME);
+    return this.d.withEndpoint(id, async () => {
+      const ep = this.d.state.endpoints.get(id) ?? await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      const plan = await this.d.reconciler.ensureTenant(n.tenant, true);
+      if (!plan) throw new Error(`tenant ${n.tenant} is not known to this agent yet; try again`);
+      const outer = `wd${r.EndpointID.slice(0, 12)}`;
+      await attachOuterVeth(this.d.runner, { tenantNs: plan.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(id), outer, mac: ep.mac, mtu: ep.mtu });
+      return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway, StaticRoutes: [], DisableGatewayService: true };
+    });
+  }
+
+  async leave(networkId: string, endpointIdDocker: string): Promise<void> {
+    const n = this.mine().find((x) => x.name === networkId.slice(0, 63));
+    const t = n && this.d.state.tenants.get(n.tenant);
+    if (!t) return;
+    const id = endpointId(endpointIdDocker, IFNAME);
+    await this.d.withEndpoint(id, () => detachEndpoint(this.d.runner, names.tenantNs(this.d.nsPrefix, t.id), names.endpointVeth(id)));
+  }
+
+  async deleteEndpoint(_networkId: string, endpointIdDocker: string): Promise<void> {
+    const id = endpointId(endpointIdDocker, IFNAME);
+    await this.d.withEndpoint(id, async () => {
+      let ep = this.d.state.endpoints.get(id);
+      if (!ep) {
+        try {
+          ep = await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+        } catch (e) {
+          if (!(e instanceof ApiError && e.status === 404)) throw e;
+        }
+      }
+      if (ep) await this.d.release(ep);
+    });
+  }
+}
+
+function firstHost(cidr: string): string {
+  const c = parseCidr(cidr, 'Pool', false);
+  return `${formatIp(c.base + 1)}/${c.prefix}`;
+}

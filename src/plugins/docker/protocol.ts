@@ -1,0 +1,85 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+/**
+ * Docker's remote plugin protocol (libnetwork NetworkDriver + IpamDriver): HTTP POST `/<Subsystem>.<Method>`
+ * with PascalCase JSON. Field names and the CIDR-versus-plain-IP conventions are Docker's: IPAM answers
+ * addresses as CIDRs, Join's Gateway is a plain IP, IPv4Data's Gateway is a CIDR.
+ */
+const Str = Type.String();
+const StrMap = Type.Record(Type.String(), Type.String());
+const Id = Type.String({ pattern: '^[a-f0-9]{64}$' });
+
+export const RequestPool = Type.Object({ AddressSpace: Str, Pool: Str, SubPool: Str, Options: Type.Union([StrMap, Type.Null()]), V6: Type.Boolean() });
+export const ReleasePool = Type.Object({ PoolID: Str });
+export const RequestAddress = Type.Object({ PoolID: Str, Address: Str, Options: Type.Union([StrMap, Type.Null()]) });
+export const ReleaseAddress = Type.Object({ PoolID: Str, Address: Str });
+const IpamData = Type.Object({ AddressSpace: Type.Optional(Str), Pool: Str, Gateway: Type.Optional(Str), AuxAddresses: Type.Optional(Type.Union([StrMap, Type.Null()])) });
+export const CreateNetwork = Type.Object({
+  NetworkID: Id,
+  Options: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  IPv4Data: Type.Union([Type.Array(IpamData), Type.Null()]),
+  IPv6Data: Type.Union([Type.Array(IpamData), Type.Null()]),
+});
+export const NetworkOnly = Type.Object({ NetworkID: Id });
+export const CreateEndpoint = Type.Object({
+  NetworkID: Id,
+  EndpointID: Id,
+  Interface: Type.Union([Type.Object({ Address: Type.Optional(Str), AddressIPv6: Type.Optional(Str), MacAddress: Type.Optional(Str) }), Type.Null()]),
+  Options: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+});
+export const EndpointOnly = Type.Object({ NetworkID: Id, EndpointID: Id });
+export const Join = Type.Object({ NetworkID: Id, EndpointID: Id, SandboxKey: Str, Options: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]) });
+
+export type RequestPool = Static<typeof RequestPool>;
+export type RequestAddress = Static<typeof RequestAddress>;
+export type ReleaseAddress = Static<typeof ReleaseAddress>;
+export type CreateNetwork = Static<typeof CreateNetwork>;
+export type CreateEndpoint = Static<typeof CreateEndpoint>;
+export type Join = Static<typeof Join>;
+
+export interface JoinResult {
+  InterfaceName: { SrcName: string; DstPrefix: string };
+  Gateway: string;
+  StaticRoutes: Array<{ Destination: string; RouteType: number; NextHop?: string }>;
+  DisableGatewayService: boolean;
+}
+
+/** What the agent provides: every decision and every change to the kernel is its. */
+export interface DockerHost {
+  requestPool(r: RequestPool): Promise<{ PoolID: string; Pool: string; Data: Record<string, string> }>;
+  releasePool(poolId: string): Promise<void>;
+  requestAddress(r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }>;
+  releaseAddress(r: ReleaseAddress): Promise<void>;
+  createNetwork(r: CreateNetwork): Promise<void>;
+  deleteNetwork(networkId: string): Promise<void>;
+  createEndpoint(r: CreateEndpoint): Promise<{ Interface?: { MacAddress: string } }>;
+  deleteEndpoint(networkId: string, endpointId: string): Promise<void>;
+  join(r: Join): Promise<JoinResult>;
+  leave(networkId: string, endpointId: string): Promise<void>;
+}
+
+/** A request Docker sent that is malformed: HTTP 400 with `Err` naming the field. */
+export class BadRequest extends Error {}
+
+export function parse<T extends TSchema>(schema: T, body: string): Static<T> {
+  let value: unknown;
+  try {
+    value = body.trim() === '' ? {} : JSON.parse(body);
+  } catch (e) {
+    throw new BadRequest(`the request body is not JSON: ${(e as Error).message}`);
+  }
+  const first = Value.Errors(schema, value).First();
+  if (first) throw new BadRequest(`${first.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${first.message}`);
+  return value as Static<T>;
+}
+
+/** The driver options given with `docker network create -o key=value`. */
+export function genericOptions(options: Record<string, unknown> | null): Record<string, string> {
+  const g = options?.['com.docker.network.generic'];
+  if (g === undefined || g === null) return {};
+  if (typeof g !== 'object' || Array.isArray(g)) throw new BadRequest('Options.com.docker.network.generic: must be an object');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(g as Record<string, unknown>)) out[k] = String(v);
+  return out;
+}
