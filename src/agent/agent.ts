@@ -34,6 +34,8 @@ export interface AgentOptions {
   dnsUpstreams: Upstream[];
   /** The Docker plugin socket (dockerd finds driver `weft` at /run/docker/plugins/weft.sock); none: no Docker. */
   dockerSocket?: string;
+  /** Docker's API socket, to learn the container names of Docker endpoints. */
+  dockerApi?: string;
   log: Logger;
   runner: Runner;
   version: string;
@@ -102,6 +104,7 @@ export class Agent implements CniHost {
       this.dockerServer = await serveDockerPlugin(this.o.dockerSocket, new DockerBackend({
         state: this.state, client: this.client, reconciler: this.reconciler, runner: this.o.runner, host: this.o.host, nsPrefix: this.o.nsPrefix,
         log: this.o.log, release: (ep) => this.release(ep), withEndpoint: (id, fn) => this.withEndpoint(id, fn),
+        ensureQos: (ns, q) => this.dp.ensureQos(ns, [q], new Set([q.veth])), ...(this.o.dockerApi ? { dockerApi: this.o.dockerApi } : {}),
       }));
     }
     this.heartbeat = setInterval(() => void this.register().catch((e: Error) => this.o.log.warn({ err: e.message }, 'heartbeat failed')), HEARTBEAT_MS);
@@ -187,7 +190,7 @@ export class Agent implements CniHost {
       }
       mark('wired');
       const qos = plan.qos.find((q) => q.endpoint === made.id);
-      if (qos) await this.dp.ensureQos(plan.ns, [qos], new Set([veth]));
+      if (qos) await this.dp.ensureQos(plan.ns, [qos], new Set([qos.veth]));
       if (made.portMappings?.length) await this.reconciler.ensureHostNow();
       mark('ports');
       this.o.log.debug({ endpoint: id, ms: steps }, 'ADD done');

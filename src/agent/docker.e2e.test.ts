@@ -25,6 +25,9 @@ before(async () => {
   await weft('group', 'create', '-t', 'blue', 'contiv-net', 'db');
   await weft('group', 'create', '-t', 'blue', 'other-net', 'elsewhere');
   dk = await startDocker(h.hostNs);
+  // Now that Docker's API socket exists, the agent can learn container names from it.
+  await h.stopAgent();
+  await h.startAgent(['--docker-api', dk.socket]);
 });
 after(async () => {
   await dk?.cleanup();
@@ -42,6 +45,10 @@ test('docker network create maps onto Weft objects; containers on it get Weft ad
   assert.deepEqual([eps[0].network, eps[0].group], ['contiv-net', 'db']);
   const inspect = await dk.run(['inspect', 'db1', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.MacAddress}} {{.Gateway}}{{end}}']);
   assert.equal(inspect.stdout.trim(), `${eps[0].ip} ${eps[0].mac} 10.1.2.1`, 'Docker shows the address, MAC and gateway Weft gave');
+
+  assert.ok(await within(5000, async () => (await endpoints('blue'))[0]?.containerName === 'db1') >= 0, 'the endpoint shows its container');
+  const ls = await h.weft(['endpoint', 'ls', '-t', 'blue']);
+  assert.match(ls.stdout, /db1/, ls.stdout);
 
   const cli = await dk.run(['run', '--rm', '--network', 'blue-db', 'bb', 'sh', '-c', 'echo hi | nc -w 1 db1 8888']);
   assert.equal(cli.stdout.trim(), 'hi', cli.stderr);
@@ -84,4 +91,29 @@ test('with --subnet and no Weft network, the network is created', { skip: !root 
   const run = await dk.run(['run', '--rm', '--network', 'made', 'bb', 'ip', '-4', '-o', 'addr', 'show', 'eth0']);
   assert.match(run.stdout, /inet 10\.1\.9\.\d+\/24/, run.stderr);
   assert.equal((await dk.run(['network', 'rm', 'made'])).code, 0);
+});
+
+test('published ports, docker network connect and disconnect', { skip: !root && 'needs root' }, async () => {
+  for (const [name, group] of [['blue-db', 'db'], ['blue-else', 'elsewhere']] as const) {
+    const r = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', `group=${group}`, name]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const web = await dk.run(['run', '-d', '--name', 'web', '-p', '18081:8888', '--network', 'blue-db', 'bb', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat']);
+  assert.equal(web.code, 0, web.stderr);
+  const published = await h.exec(h.hostNs, ['busybox', 'nc', '-w', '2', h.hostIp, '18081'], { input: 'hi\n' });
+  assert.equal(published.stdout.trim(), 'hi', `the published port answers (${published.stderr})`);
+
+  assert.equal((await dk.run(['network', 'connect', 'blue-else', 'web'])).code, 0);
+  const two = await endpoints('blue');
+  assert.deepEqual(two.map((e) => e.network).sort(), ['contiv-net', 'other-net']);
+  const addrs = await dk.run(['exec', 'web', 'ip', '-4', '-o', 'addr', 'show']);
+  assert.match(addrs.stdout, /eth1\s+inet 10\.1\.3\.\d+\/24/, addrs.stdout);
+  assert.equal((await dk.run(['network', 'disconnect', 'blue-else', 'web'])).code, 0);
+  assert.deepEqual((await endpoints('blue')).map((e) => e.network), ['contiv-net'], 'disconnect released the second address');
+
+  assert.equal((await dk.run(['rm', '-f', 'web'])).code, 0);
+  assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0);
+  const hostNat = (await h.exec(h.hostNs, ['nft', 'list', 'table', 'ip', 'weft'])).stdout;
+  assert.doesNotMatch(hostNat, /18081/, 'the published port is gone with the container');
+  for (const n of ['blue-db', 'blue-else']) assert.equal((await dk.run(['network', 'rm', n])).code, 0);
 });

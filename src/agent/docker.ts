@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import { endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network } from '../model/index.js';
+import { endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network, type PortMapping } from '../model/index.js';
+import { containerOfEndpoint } from './docker-api.js';
+import type { QosPlan } from '../datapath/index.js';
 import type { Runner } from '../exec/index.js';
 import { attachOuterVeth, detachEndpoint, names } from '../datapath/index.js';
 import { genericOptions, BadRequest, type CreateEndpoint, type CreateNetwork, type DockerHost, type Join, type JoinResult, type ReleaseAddress, type RequestAddress, type RequestPool } from '../plugins/docker/index.js';
@@ -9,6 +11,8 @@ import type { DesiredState } from './state.js';
 import type { Reconciler } from './reconciler.js';
 
 export interface DockerDeps {
+  /** Docker's API socket, to learn container names; none: endpoints show Docker's endpoint ID only. */
+  dockerApi?: string;
   state: DesiredState;
   client: Client;
   reconciler: Reconciler;
@@ -17,6 +21,7 @@ export interface DockerDeps {
   nsPrefix: string;
   log: Logger;
   release(ep: Endpoint): Promise<void>;
+  ensureQos(ns: string, q: QosPlan): Promise<void>;
   withEndpoint<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
 
@@ -197,7 +202,57 @@ export class DockerBackend implements DockerHost {
       if (!plan) throw new Error(`tenant ${n.tenant} is not known to this agent yet; try again`);
       const outer = `wd${r.EndpointID.slice(0, 12)}`;
       await attachOuterVeth(this.d.runner, { tenantNs: plan.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(id), outer, mac: ep.mac, mtu: ep.mtu });
+      const qos = plan.qos.find((q) => q.endpoint === id);
+      if (qos) await this.d.ensureQos(plan.ns, qos);
+      void this.nameEndpoint(r.NetworkID, r.EndpointID, id);
       return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway, StaticRoutes: [], DisableGatewayService: true };
+    });
+  }
+
+  /**
+   * Docker lists the container on the network only once it has started, after Join returns: ask a few
+   * times, in the background, and record its name on the endpoint (for `weft endpoint ls` and DNS).
+   */
+  private async nameEndpoint(networkId: string, dockerEndpoint: string, id: string): Promise<void> {
+    if (!this.d.dockerApi) return;
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100 + i * 100));
+      try {
+        const c = await containerOfEndpoint(this.d.dockerApi, networkId, dockerEndpoint);
+        if (!c) continue;
+        const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { containerName: c.name.replace(/^\//, '') });
+        this.d.state.putEndpoint(ep);
+        return;
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) return;
+        this.d.log.debug({ err: (e as Error).message, endpoint: id }, 'cannot name a Docker endpoint yet');
+      }
+    }
+    this.d.log.warn({ endpoint: id, network: networkId.slice(0, 12) }, 'Docker never listed the container of this endpoint');
+  }
+
+  /** Published ports (`docker run -p`): recorded on the endpoint, then DNATed like a CNI runtime's. */
+  async programExternalConnectivity(r: { NetworkID: string; EndpointID: string; Options: Record<string, unknown> | null }): Promise<void> {
+    const ports = portMapOf(r.Options);
+    if (ports.length === 0) return;
+    const id = endpointId(r.EndpointID, IFNAME);
+    await this.d.withEndpoint(id, async () => {
+      const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { portMappings: ports });
+      this.d.state.putEndpoint(ep);
+      await this.d.reconciler.ensureTenant(ep.tenant);
+      await this.d.reconciler.ensureHostNow();
+    });
+  }
+
+  async revokeExternalConnectivity(r: { NetworkID: string; EndpointID: string }): Promise<void> {
+    const id = endpointId(r.EndpointID, IFNAME);
+    const ep = this.d.state.endpoints.get(id);
+    if (!ep?.portMappings?.length) return;
+    await this.d.withEndpoint(id, async () => {
+      const next = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { portMappings: [] });
+      this.d.state.putEndpoint(next);
+      await this.d.reconciler.ensureTenant(next.tenant);
+      await this.d.reconciler.ensureHostNow();
     });
   }
 
@@ -223,6 +278,22 @@ export class DockerBackend implements DockerHost {
       if (ep) await this.d.release(ep);
     });
   }
+}
+
+/** `com.docker.network.portmap`: [{Proto: 6|17, Port, HostPort, HostPortEnd, HostIP}] → Weft port mappings. */
+export function portMapOf(options: Record<string, unknown> | null): PortMapping[] {
+  const list = options?.['com.docker.network.portmap'];
+  if (!Array.isArray(list)) return [];
+  const out: PortMapping[] = [];
+  for (const [i, p] of list.entries()) {
+    const m = p as { Proto?: number; Port?: number; HostPort?: number; HostPortEnd?: number };
+    const protocol = m.Proto === 6 ? 'tcp' : m.Proto === 17 ? 'udp' : undefined;
+    if (!protocol) throw new BadRequest(`Options.com.docker.network.portmap.${i}.Proto: ${m.Proto} is not tcp (6) or udp (17)`);
+    if (!m.Port || !m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: a host port is needed (weft does not pick one)`);
+    if (m.HostPortEnd && m.HostPortEnd !== m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: host port ranges are not supported`);
+    out.push({ hostPort: m.HostPort, containerPort: m.Port, protocol });
+  }
+  return out;
 }
 
 function firstHost(cidr: string): string {

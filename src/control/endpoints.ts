@@ -1,6 +1,6 @@
 import {
   WeftError, badReference, endpointId, notFound, parseCidr, parseIp,
-  type Endpoint, type EndpointRequest, type Group, type Network, type PortMapping,
+  type Endpoint, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { endpointsWhere } from './shared.js';
@@ -17,9 +17,9 @@ export function macFor(ip: string): string {
 }
 
 /** A host port can be published by one endpoint per host and protocol. */
-async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMapping[]): Promise<void> {
+async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMapping[], self?: string): Promise<void> {
   const taken = new Map<string, string>();
-  for (const e of await endpointsWhere(tx, (x) => x.host === host)) {
+  for (const e of await endpointsWhere(tx, (x) => x.host === host && x.id !== self)) {
     for (const p of e.portMappings ?? []) taken.set(`${p.hostPort}/${p.protocol}`, e.id);
   }
   for (const [i, p] of wanted.entries()) {
@@ -94,6 +94,26 @@ export class Endpoints {
       };
       tx.put(keys.endpoint(id), ep);
       return ep;
+    });
+    return { ...r.value, revision: r.revision };
+  }
+
+  /** Records what the runtime learnt after creating the endpoint; published ports are checked like at creation. */
+  async update(actor: string, id: string, patch: EndpointPatch): Promise<Endpoint> {
+    const r = await this.store.transact(actor, async (tx) => {
+      const e = await tx.get(keys.endpoint(id));
+      if (!e) throw notFound(`endpoint ${id}`);
+      const { revision: _, portMappings: oldPorts, ...rest } = withRevision<Endpoint>(e);
+      if (patch.portMappings?.length) await checkHostPorts(tx, rest.host, patch.portMappings, id);
+      const ports = patch.portMappings ?? oldPorts;
+      const next: Omit<Endpoint, 'revision'> = {
+        ...rest,
+        ...(patch.containerName !== undefined ? { containerName: patch.containerName } : {}),
+        ...(ports?.length ? { portMappings: ports } : {}),
+        updatedAt: this.now(),
+      };
+      tx.put(keys.endpoint(id), next);
+      return next;
     });
     return { ...r.value, revision: r.revision };
   }

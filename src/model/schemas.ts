@@ -139,6 +139,12 @@ export const EndpointRequest = strict({
   portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
 });
 
+/** What a runtime learns about an endpoint after creating it (Docker: the container's name, its published ports). */
+export const EndpointPatch = strict({
+  containerName: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' })),
+  portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
+});
+
 export const HostInput = strict({
   name: Name,
   vtepIp: Text(15),
@@ -169,6 +175,7 @@ export type AppProfileInput = Static<typeof AppProfileInput>;
 export type DockerNetworkInput = Static<typeof DockerNetworkInput>;
 export type GlobalInput = Static<typeof GlobalInput>;
 export type EndpointRequest = Static<typeof EndpointRequest>;
+export type EndpointPatch = Static<typeof EndpointPatch>;
 export type HostInput = Static<typeof HostInput>;
 export type PortMapping = Static<typeof PortMapping>;
 export type UserInput = Static<typeof UserInput>;

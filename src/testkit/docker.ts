@@ -11,6 +11,8 @@ const runner = new ProcessRunner();
 const DOCKER = '/usr/bin/docker';
 
 export interface Docker {
+  /** The daemon's API socket. */
+  socket: string;
   run(args: string[], opts?: { timeoutMs?: number }): Promise<RunResult>;
   pid(): number | undefined;
   restart(): Promise<void>;
@@ -56,6 +58,7 @@ export async function startDocker(hostNs: string): Promise<Docker> {
     throw e;
   }
   return {
+    socket: sock,
     run,
     pid: () => child?.pid,
     async restart() {

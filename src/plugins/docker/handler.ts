@@ -38,8 +38,12 @@ async function dispatch(host: P.DockerHost, path: string, body: string): Promise
       await host.leave(r.NetworkID, r.EndpointID);
       return OK();
     }
-    case '/NetworkDriver.ProgramExternalConnectivity':
-    case '/NetworkDriver.RevokeExternalConnectivity':
+    case '/NetworkDriver.ProgramExternalConnectivity': {
+      const r = P.parse(P.ExternalConnectivity, body);
+      await host.programExternalConnectivity({ NetworkID: r.NetworkID, EndpointID: r.EndpointID, Options: r.Options ?? null });
+      return OK();
+    }
+    case '/NetworkDriver.RevokeExternalConnectivity': await host.revokeExternalConnectivity(P.parse(P.ExternalConnectivity, body)); return OK();
     case '/NetworkDriver.DiscoverNew':
     case '/NetworkDriver.DiscoverDelete':
       return OK();

@@ -29,6 +29,7 @@ export const CreateEndpoint = Type.Object({
   Options: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
 });
 export const EndpointOnly = Type.Object({ NetworkID: Id, EndpointID: Id });
+export const ExternalConnectivity = Type.Object({ NetworkID: Id, EndpointID: Id, Options: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()])) });
 export const Join = Type.Object({ NetworkID: Id, EndpointID: Id, SandboxKey: Str, Options: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]) });
 
 export type RequestPool = Static<typeof RequestPool>;
@@ -37,6 +38,7 @@ export type ReleaseAddress = Static<typeof ReleaseAddress>;
 export type CreateNetwork = Static<typeof CreateNetwork>;
 export type CreateEndpoint = Static<typeof CreateEndpoint>;
 export type Join = Static<typeof Join>;
+export type ExternalConnectivity = Static<typeof ExternalConnectivity>;
 
 export interface JoinResult {
   InterfaceName: { SrcName: string; DstPrefix: string };
@@ -57,6 +59,8 @@ export interface DockerHost {
   deleteEndpoint(networkId: string, endpointId: string): Promise<void>;
   join(r: Join): Promise<JoinResult>;
   leave(networkId: string, endpointId: string): Promise<void>;
+  programExternalConnectivity(r: { NetworkID: string; EndpointID: string; Options: Record<string, unknown> | null }): Promise<void>;
+  revokeExternalConnectivity(r: { NetworkID: string; EndpointID: string }): Promise<void>;
 }
 
 /** A request Docker sent that is malformed: HTTP 400 with `Err` naming the field. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { EndpointRequest, GlobalInput, HostInput, Name, notFound, partialOf } from '../../model/index.js';
+import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, Name, notFound, partialOf } from '../../model/index.js';
 import { canSeeTenant, requireRole } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
 
@@ -32,6 +32,14 @@ export function clusterRoutes(app: FastifyInstance): void {
     const e = await c.endpoints.get(req.params.id);
     if (!canSeeTenant(principalOf(req), e.tenant)) throw notFound(`endpoint ${req.params.id}`);
     return e;
+  });
+
+  app.patch<{ Params: { id: string }; Body: EndpointPatch }>('/api/v1/endpoints/:id', {
+    schema: { params: IdParams, body: EndpointPatch, tags: ['endpoints'], summary: "Record an endpoint's container name or published ports (agents)" },
+  }, async (req) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin', 'ops'], 'change endpoints');
+    return c.endpoints.update(p.user, req.params.id, req.body);
   });
 
   app.delete<{ Params: { id: string } }>('/api/v1/endpoints/:id', {

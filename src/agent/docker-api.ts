@@ -1,0 +1,28 @@
+import http from 'node:http';
+
+/**
+ * The little the agent asks the Docker Engine API: which container an endpoint belongs to. The plugin
+ * protocol never says (Join gets only a sandbox path), but `weft endpoint ls` should.
+ */
+export async function containerOfEndpoint(socketPath: string, networkId: string, endpointId: string): Promise<{ id: string; name: string } | undefined> {
+  const body = await get(socketPath, `/networks/${networkId}`);
+  const containers = (JSON.parse(body) as { Containers?: Record<string, { Name?: string; EndpointID?: string }> }).Containers ?? {};
+  for (const [id, c] of Object.entries(containers)) {
+    if (c.EndpointID === endpointId && c.Name) return { id, name: c.Name };
+  }
+  return undefined;
+}
+
+function get(socketPath: string, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path, method: 'GET', timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`docker ${path}: HTTP ${res.statusCode} ${body.trim()}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`docker ${path}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
