@@ -1,8 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
 import { startDocker, type Docker } from '../testkit/docker.js';
+import { startPodman, IMAGE, RUN_FLAGS } from '../testkit/podman.js';
+import { dirname } from 'node:path';
 
 const root = process.getuid?.() === 0;
 /** Its own driver name, so test files running side by side never share a plugin socket. */
@@ -116,4 +118,59 @@ test('published ports, docker network connect and disconnect', { skip: !root && 
   const hostNat = (await h.exec(h.hostNs, ['nft', 'list', 'table', 'ip', 'weft'])).stdout;
   assert.doesNotMatch(hostNat, /18081/, 'the published port is gone with the container');
   for (const n of ['blue-db', 'blue-else']) assert.equal((await dk.run(['network', 'rm', n])).code, 0);
+});
+
+test('a Docker Engine restart brings restart-policy containers back connected, and leaks nothing', { skip: !root && 'needs root' }, async () => {
+  assert.equal((await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', 'group=db', 'blue-db'])).code, 0);
+  const r1 = await dk.run(['run', '-d', '--restart', 'always', '--name', 'r1', '--network', 'blue-db', 'bb', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat']);
+  assert.equal(r1.code, 0, r1.stderr);
+  const talk = async () => (await dk.run(['run', '--rm', '--network', 'blue-db', 'bb', 'sh', '-c', 'echo hi | nc -w 1 r1 8888'])).stdout.trim();
+  assert.equal(await talk(), 'hi');
+
+  await dk.restart();
+  assert.ok(await within(20_000, async () => (await dk.run(['inspect', 'r1', '--format', '{{.State.Running}}'])).stdout.trim() === 'true', 250) >= 0, 'r1 is running again');
+  assert.ok(await within(5000, async () => (await talk()) === 'hi') >= 0, 'and reachable by name as before');
+  const eps = await endpoints('blue');
+  assert.equal(eps.length, 1, `one endpoint, r1's: ${JSON.stringify(eps.map((e) => e.containerId))}`);
+  const hostLinks = (await h.exec(h.hostNs, ['ip', '-o', 'link', 'show'])).stdout;
+  assert.doesNotMatch(hostLinks, /wd[0-9a-f]{12}/, 'no Docker-side veth left behind in the host');
+  const tenantVeths = (await h.exec(`${h.tag}-t2`, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter((l) => / we[0-9a-f]{12}@/.test(l));
+  assert.equal(tenantVeths.length, 1, `one veth in the tenant:\n${tenantVeths.join('\n')}`);
+
+  assert.equal((await dk.run(['rm', '-f', 'r1'])).code, 0);
+  assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0);
+  assert.equal((await dk.run(['network', 'rm', 'blue-db'])).code, 0);
+});
+
+test('Docker and podman containers on the same Weft groups reach each other and obey the same policy', { skip: !root && 'needs root' }, async () => {
+  await weft('policy', 'create', '-t', 'blue', 'db-policy');
+  await weft('policy', 'rule-add', '-t', 'blue', 'db-policy', '1', '-direction=in', '-protocol=tcp', '-action=deny');
+  await weft('policy', 'rule-add', '-t', 'blue', 'db-policy', '2', '-direction=in', '-protocol=tcp', '-port=8888', '-action=allow', '-priority=10');
+  await weft('group', 'update', '-t', 'blue', '-p', 'db-policy', 'db');
+  await weft('group', 'create', '-t', 'blue', 'contiv-net', 'app');
+  for (const g of ['db', 'app']) {
+    const r = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', `group=${g}`, `blue-${g}`]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.ok(await within(5000, async () => existsSync(`${h.cniConfDir}/weft-blue-app.conflist`)) >= 0);
+  const pm = await startPodman(h.cniConfDir, [dirname(h.pluginPath)], h.hostNs);
+  try {
+    const serve = 'nc -ll -p 8888 -e /bin/cat & nc -ll -p 8889 -e /bin/cat & wait';
+    assert.equal((await dk.run(['run', '-d', '--name', 'ddb', '--network', 'blue-db', 'bb', 'sh', '-c', serve])).code, 0);
+    const pdb = await pm.run(['run', '-d', '--name', 'pdb', ...RUN_FLAGS, '--network', 'weft-blue-db', IMAGE, 'sh', '-c', serve]);
+    assert.equal(pdb.code, 0, pdb.stderr);
+    const ipOf = async (name: string) => (await endpoints('blue')).find((e) => e.containerName === name)?.ip as string;
+    assert.ok(await within(5000, async () => Boolean(await ipOf('ddb')) && Boolean(await ipOf('pdb'))) >= 0, 'both endpoints are named');
+    const [ddb, pdbIp] = [await ipOf('ddb'), await ipOf('pdb')];
+    await new Promise((r) => setTimeout(r, 300));
+    const fromPodman = async (ip: string, port: number) => (await pm.run(['run', '--rm', ...RUN_FLAGS, '--network', 'weft-blue-app', IMAGE, 'sh', '-c', `echo hi | nc -w 1 ${ip} ${port}`])).stdout.trim();
+    const fromDocker = async (ip: string, port: number) => (await dk.run(['run', '--rm', '--network', 'blue-app', 'bb', 'sh', '-c', `echo hi | nc -w 1 ${ip} ${port}`])).stdout.trim();
+    const observed = [await fromPodman(ddb, 8888), await fromPodman(ddb, 8889), await fromDocker(pdbIp, 8888), await fromDocker(pdbIp, 8889), await fromDocker(ddb, 8888), await fromPodman(pdbIp, 8888)];
+    assert.deepEqual(observed, ['hi', '', 'hi', '', 'hi', 'hi'], 'podman app → docker db: 8888 only; docker app → podman db: 8888 only; and each to its own kind');
+  } finally {
+    await pm.cleanup();
+    await dk.run(['rm', '-f', 'ddb']);
+  }
+  assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0, 'nothing left');
+  for (const g of ['db', 'app']) assert.equal((await dk.run(['network', 'rm', `blue-${g}`])).code, 0);
 });
