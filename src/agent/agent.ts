@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { ApiError, Client } from '../client/index.js';
 import { endpointId, type Endpoint } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
-import { NftTables, TenantDatapath, type TenantPlan, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, names, observeLinks, withNetnsName } from '../datapath/index.js';
+import { NftTables, TenantDatapath, type TenantPlan, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, forgetConnections, unwireEndpoint, names, observeLinks, withNetnsName } from '../datapath/index.js';
 import { CniError, handleCni, serveCniSocket, type AddRequest, type CniHost, type CniSocketServer, type Scope } from '../plugins/cni/index.js';
 import type { AddResultInput } from '../plugins/cni/index.js';
 import { Mutex } from '../store/index.js';
@@ -59,6 +59,7 @@ export class Agent implements CniHost {
   private readonly epLocks = new Map<string, { m: Mutex; users: number }>();
   private socket: CniSocketServer | undefined;
   private dockerServer: DockerPluginServer | undefined;
+  private docker: DockerBackend | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly dns: DnsServer;
   private readonly dp: TenantDatapath;
@@ -101,11 +102,12 @@ export class Agent implements CniHost {
     this.reconciler.start();
     this.socket = await serveCniSocket(this.socketPath, (env, stdin) => handleCni(this, env, stdin));
     if (this.o.dockerSocket) {
-      this.dockerServer = await serveDockerPlugin(this.o.dockerSocket, new DockerBackend({
+      this.docker = new DockerBackend({
         state: this.state, client: this.client, reconciler: this.reconciler, runner: this.o.runner, host: this.o.host, nsPrefix: this.o.nsPrefix,
-        log: this.o.log, release: (ep) => this.release(ep), withEndpoint: (id, fn) => this.withEndpoint(id, fn),
+        log: this.o.log, release: (ep, later) => this.release(ep, later), withEndpoint: (id, fn) => this.withEndpoint(id, fn),
         ensureQos: (ns, q) => this.dp.ensureQos(ns, [q], new Set([q.veth])), ...(this.o.dockerApi ? { dockerApi: this.o.dockerApi } : {}),
-      }));
+      });
+      this.dockerServer = await serveDockerPlugin(this.o.dockerSocket, this.docker);
     }
     this.heartbeat = setInterval(() => void this.register().catch((e: Error) => this.o.log.warn({ err: e.message }, 'heartbeat failed')), HEARTBEAT_MS);
     this.o.log.info({ socket: this.socketPath, cniConfDir: this.o.cniConfDir }, 'agent started');
@@ -230,11 +232,22 @@ export class Agent implements CniHost {
   }
 
   /** Unwires and forgets an endpoint; the server releases its address. Idempotent. */
-  private async release(ep: Endpoint): Promise<void> {
+  /**
+   * `unwireLater`: the veth pair goes after the answer (the kernel takes ~20 ms to delete one). Only for
+   * endpoints whose id is never used again (Docker's): a CNI DEL may be followed at once by an ADD of the
+   * same container and interface, whose veth has the same name.
+   */
+  private async release(ep: Endpoint, unwireLater = false): Promise<void> {
     const ns = this.tenantNs(ep.tenant);
-    if (ns) await detachEndpoint(this.o.runner, ns, names.endpointVeth(ep.id), ep.ip);
+    const veth = names.endpointVeth(ep.id);
+    if (ns && !unwireLater) await detachEndpoint(this.o.runner, ns, veth, ep.ip);
+    if (ns && unwireLater) await forgetConnections(this.o.runner, ns, ep.ip);
     await this.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
     this.state.dropEndpoint(ep.id);
+    // Policy classes, service backends and DSCP sets may name the address; the watch echo of this delete
+    // will not (the state no longer has the endpoint).
+    this.reconciler.mark(ep.tenant);
+    if (ns && unwireLater) void unwireEndpoint(this.o.runner, ns, veth).catch((e: Error) => this.o.log.warn({ err: e.message, endpoint: ep.id }, 'removing a veth failed; the next resync removes it'));
     if (ep.portMappings?.length) {
       await this.reconciler.ensureTenant(ep.tenant);
       await this.reconciler.ensureHostNow();
@@ -305,6 +318,7 @@ export class Agent implements CniHost {
    * veth vanished while the container lives are wired again. Runs after each full resync.
    */
   private async maintainEndpoints(): Promise<void> {
+    await this.docker?.collect(this.o.repairGraceMs).catch((e: Error) => this.o.log.warn({ err: e.message }, 'collecting Docker endpoints failed'));
     const now = Date.now();
     const linksByNs = new Map<string, Set<string>>();
     for (const candidate of [...this.state.endpoints.values()]) {

@@ -5,12 +5,26 @@ import http from 'node:http';
  * protocol never says (Join gets only a sandbox path), but `weft endpoint ls` should.
  */
 export async function containerOfEndpoint(socketPath: string, networkId: string, endpointId: string): Promise<{ id: string; name: string } | undefined> {
-  const body = await get(socketPath, `/networks/${networkId}`);
-  const containers = (JSON.parse(body) as { Containers?: Record<string, { Name?: string; EndpointID?: string }> }).Containers ?? {};
-  for (const [id, c] of Object.entries(containers)) {
+  for (const [id, c] of Object.entries(await containersOf(socketPath, networkId))) {
     if (c.EndpointID === endpointId && c.Name) return { id, name: c.Name };
   }
   return undefined;
+}
+
+/** The endpoint IDs Docker has on a network (a network ID prefix is enough). */
+export async function endpointsOfNetwork(socketPath: string, networkId: string): Promise<string[]> {
+  return Object.values(await containersOf(socketPath, networkId)).map((c) => c.EndpointID ?? '').filter(Boolean);
+}
+
+async function containersOf(socketPath: string, networkId: string): Promise<Record<string, { Name?: string; EndpointID?: string }>> {
+  const body = await get(socketPath, `/networks/${networkId}`);
+  return (JSON.parse(body) as { Containers?: Record<string, { Name?: string; EndpointID?: string }> }).Containers ?? {};
+}
+
+export class DockerApiError extends Error {
+  constructor(readonly status: number, msg: string) {
+    super(msg);
+  }
 }
 
 function get(socketPath: string, path: string): Promise<string> {
@@ -19,7 +33,7 @@ function get(socketPath: string, path: string): Promise<string> {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`docker ${path}: HTTP ${res.statusCode} ${body.trim()}`))));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new DockerApiError(res.statusCode ?? 0, `docker ${path}: HTTP ${res.statusCode} ${body.trim()}`))));
     });
     req.on('timeout', () => req.destroy(new Error(`docker ${path}: timed out`)));
     req.on('error', reject);

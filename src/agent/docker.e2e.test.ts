@@ -20,7 +20,7 @@ const endpoints = async (tenant: string) => (await h.api('GET', `/api/v1/endpoin
 
 before(async () => {
   if (!root) return;
-  h = await startTestHost('dk', { agentArgs: ['--docker-plugin', `/run/docker/plugins/${DRIVER}.sock`] });
+  h = await startTestHost('dk', { agentArgs: ['--docker-plugin', `/run/docker/plugins/${DRIVER}.sock`, '--repair-grace', '2000'] });
   await weft('tenant', 'create', 'blue');
   await weft('net', 'create', '-t', 'blue', '-s', '10.1.2.0/24', '-g', '10.1.2.1', 'contiv-net');
   await weft('net', 'create', '-t', 'blue', '-s', '10.1.3.0/24', 'other-net');
@@ -54,7 +54,7 @@ test('docker network create maps onto Weft objects; containers on it get Weft ad
 
   const cli = await dk.run(['run', '--rm', '--network', 'blue-db', 'bb', 'sh', '-c', 'echo hi | nc -w 1 db1 8888']);
   assert.equal(cli.stdout.trim(), 'hi', cli.stderr);
-  assert.equal((await endpoints('blue')).length, 1, 'the --rm client released its address');
+  assert.ok(await within(2000, async () => (await endpoints('blue')).length === 1) >= 0, 'the --rm client released its address');
 
   const rm = await dk.run(['rm', '-f', 'db1']);
   assert.equal(rm.code, 0, rm.stderr);
@@ -111,7 +111,7 @@ test('published ports, docker network connect and disconnect', { skip: !root && 
   const addrs = await dk.run(['exec', 'web', 'ip', '-4', '-o', 'addr', 'show']);
   assert.match(addrs.stdout, /eth1\s+inet 10\.1\.3\.\d+\/24/, addrs.stdout);
   assert.equal((await dk.run(['network', 'disconnect', 'blue-else', 'web'])).code, 0);
-  assert.deepEqual((await endpoints('blue')).map((e) => e.network), ['contiv-net'], 'disconnect released the second address');
+  assert.ok(await within(2000, async () => (await endpoints('blue')).map((e) => e.network).join() === 'contiv-net') >= 0, 'disconnect released the second address');
 
   assert.equal((await dk.run(['rm', '-f', 'web'])).code, 0);
   assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0);
@@ -130,8 +130,11 @@ test('a Docker Engine restart brings restart-policy containers back connected, a
   await dk.restart();
   assert.ok(await within(20_000, async () => (await dk.run(['inspect', 'r1', '--format', '{{.State.Running}}'])).stdout.trim() === 'true', 250) >= 0, 'r1 is running again');
   assert.ok(await within(5000, async () => (await talk()) === 'hi') >= 0, 'and reachable by name as before');
+  // The --rm clients' releases finish in the background, within moments.
+  const settled = await within(3000, async () => (await endpoints('blue')).length === 1);
   const eps = await endpoints('blue');
-  assert.equal(eps.length, 1, `one endpoint, r1's: ${JSON.stringify(eps.map((e) => e.containerId))}`);
+  assert.ok(settled >= 0, `one endpoint, r1's: ${JSON.stringify(eps.map((e) => e.containerName ?? e.containerId))}`);
+  assert.equal(eps[0].containerName, 'r1');
   const hostLinks = (await h.exec(h.hostNs, ['ip', '-o', 'link', 'show'])).stdout;
   assert.doesNotMatch(hostLinks, /wd[0-9a-f]{12}/, 'no Docker-side veth left behind in the host');
   const tenantVeths = (await h.exec(`${h.tag}-t2`, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter((l) => / we[0-9a-f]{12}@/.test(l));
@@ -173,4 +176,20 @@ test('Docker and podman containers on the same Weft groups reach each other and 
   }
   assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0, 'nothing left');
   for (const g of ['db', 'app']) assert.equal((await dk.run(['network', 'rm', `blue-${g}`])).code, 0);
+});
+
+test('Docker endpoints that Docker no longer has, and unclaimed addresses, are collected', { skip: !root && 'needs root' }, async () => {
+  assert.equal((await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', 'group=db', 'blue-db'])).code, 0);
+  const keep = await dk.run(['run', '-d', '--name', 'keep', '--network', 'blue-db', 'bb', 'sleep', '3600']);
+  assert.equal(keep.code, 0, keep.stderr);
+  // What an agent killed in the middle of `docker rm`, or a RequestAddress never followed by CreateEndpoint, leaves.
+  const leak = (containerId: string) => h.api('POST', '/api/v1/endpoints', { tenant: 'blue', network: 'contiv-net', group: 'db', containerId, host: `${h.tag}-h`, ifname: 'eth0', labels: { runtime: 'docker' } });
+  assert.equal((await leak('ab'.repeat(32))).status, 201);
+  assert.equal((await leak('ipam-0123456789abcdef')).status, 201);
+  assert.equal((await endpoints('blue')).length, 3);
+  assert.ok(await within(10_000, async () => (await endpoints('blue')).length === 1, 250) >= 0, 'both leaks released after the grace period');
+  assert.equal((await endpoints('blue'))[0].containerName, 'keep', 'the live container keeps its endpoint');
+  assert.equal((await dk.run(['rm', '-f', 'keep'])).code, 0);
+  assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0);
+  assert.equal((await dk.run(['network', 'rm', 'blue-db'])).code, 0);
 });

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
 import { endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network, type PortMapping } from '../model/index.js';
-import { containerOfEndpoint } from './docker-api.js';
+import { containerOfEndpoint, endpointsOfNetwork, DockerApiError } from './docker-api.js';
 import type { QosPlan } from '../datapath/index.js';
 import type { Runner } from '../exec/index.js';
-import { attachOuterVeth, detachEndpoint, names } from '../datapath/index.js';
+import { attachOuterVeth, names } from '../datapath/index.js';
 import { genericOptions, BadRequest, type CreateEndpoint, type CreateNetwork, type DockerHost, type Join, type JoinResult, type ReleaseAddress, type RequestAddress, type RequestPool } from '../plugins/docker/index.js';
 import type { DesiredState } from './state.js';
 import type { Reconciler } from './reconciler.js';
@@ -20,7 +20,8 @@ export interface DockerDeps {
   host: string;
   nsPrefix: string;
   log: Logger;
-  release(ep: Endpoint): Promise<void>;
+  /** `unwireLater`: answer before the kernel has deleted the veth pair (ids of Docker endpoints are never reused). */
+  release(ep: Endpoint, unwireLater?: boolean): Promise<void>;
   ensureQos(ns: string, q: QosPlan): Promise<void>;
   withEndpoint<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
@@ -98,6 +99,7 @@ export class DockerBackend implements DockerHost {
     const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
       tenant: bound.tenant, network: bound.network, ...(bound.group ? { group: bound.group } : {}),
       containerId: `ipam-${randomBytes(8).toString('hex')}`, host: this.d.host, ifname: IFNAME, ...(r.Address ? { ip: r.Address } : {}),
+      labels: { runtime: 'docker' },
     });
     this.d.state.putEndpoint(ep);
     return { Address: `${ep.ip}/${ep.prefixLength}`, Data: {} };
@@ -178,14 +180,14 @@ export class DockerBackend implements DockerHost {
     const ip = address.split('/')[0] as string;
     const id = endpointId(r.EndpointID, IFNAME);
     return this.d.withEndpoint(id, async () => {
+      // The address reserved at RequestAddress passes to the endpoint in one step: it is never free between.
       const placeholder = this.placeholder(n, ip);
-      if (placeholder) await this.d.client.request('DELETE', `/api/v1/endpoints/${placeholder.id}`);
-      if (placeholder) this.d.state.dropEndpoint(placeholder.id);
       const mac = r.Interface?.MacAddress || undefined;
       const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
         tenant: n.tenant, network: n.network, ...(n.group ? { group: n.group } : {}), containerId: r.EndpointID, host: this.d.host,
-        ifname: IFNAME, ip, ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' },
+        ifname: IFNAME, ip, ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' }, ...(placeholder ? { replaces: placeholder.id } : {}),
       });
+      if (placeholder) this.d.state.dropEndpoint(placeholder.id);
       this.d.state.putEndpoint(ep);
       // Policy for the new address is in place before Docker can use it (fail closed).
       await this.d.reconciler.ensureTenant(n.tenant, true);
@@ -217,6 +219,7 @@ export class DockerBackend implements DockerHost {
     if (!this.d.dockerApi) return;
     for (let i = 0; i < 20; i++) {
       await new Promise((r) => setTimeout(r, 100 + i * 100));
+      if (!this.d.state.endpoints.has(id)) return;
       try {
         const c = await containerOfEndpoint(this.d.dockerApi, networkId, dockerEndpoint);
         if (!c) continue;
@@ -256,17 +259,24 @@ export class DockerBackend implements DockerHost {
     });
   }
 
-  async leave(networkId: string, endpointIdDocker: string): Promise<void> {
-    const n = this.mine().find((x) => x.name === networkId.slice(0, 63));
-    const t = n && this.d.state.tenants.get(n.tenant);
-    if (!t) return;
-    const id = endpointId(endpointIdDocker, IFNAME);
-    await this.d.withEndpoint(id, () => detachEndpoint(this.d.runner, names.tenantNs(this.d.nsPrefix, t.id), names.endpointVeth(id)));
+  /**
+   * Nothing to do: Docker takes the interface out of the container itself, DeleteEndpoint (which follows
+   * at once) removes the veth pair with the endpoint, and a Join of the same endpoint replaces a pair left
+   * over. Deleting it here too would cost a `docker rm` one more exec.
+   */
+  async leave(): Promise<void> {
+    return undefined;
   }
 
+  /**
+   * Answers at once and releases in the background: flushing the address's conntrack entries costs two
+   * execs (~10 ms each) before the address may go back to the server, and Docker waits on this call to
+   * remove a container. Docker never uses an endpoint ID again, and if the agent dies before the release
+   * is done, `collect` finds the endpoint gone from Docker and releases it.
+   */
   async deleteEndpoint(_networkId: string, endpointIdDocker: string): Promise<void> {
     const id = endpointId(endpointIdDocker, IFNAME);
-    await this.d.withEndpoint(id, async () => {
+    void this.d.withEndpoint(id, async () => {
       let ep = this.d.state.endpoints.get(id);
       if (!ep) {
         try {
@@ -275,8 +285,38 @@ export class DockerBackend implements DockerHost {
           if (!(e instanceof ApiError && e.status === 404)) throw e;
         }
       }
-      if (ep) await this.d.release(ep);
-    });
+      if (ep) await this.d.release(ep, true);
+    }).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: id }, 'releasing a Docker endpoint failed; the collector will retry'));
+  }
+
+  /**
+   * Releases this host's Docker endpoints that Docker no longer has (an agent down during `docker rm`, a
+   * release cut short) and address reservations never claimed by CreateEndpoint, once older than `graceMs`.
+   * Needs Docker's API; without it nothing is collected.
+   */
+  async collect(graceMs: number): Promise<string[]> {
+    if (!this.d.dockerApi) return [];
+    const live = new Set<string>();
+    for (const n of this.mine()) {
+      try {
+        for (const e of await endpointsOfNetwork(this.d.dockerApi, n.name)) live.add(e);
+      } catch (e) {
+        if (!(e instanceof DockerApiError && e.status === 404)) return [];
+      }
+    }
+    const released: string[] = [];
+    const now = Date.now();
+    for (const ep of [...this.d.state.endpoints.values()]) {
+      if (ep.host !== this.d.host || ep.labels['runtime'] !== 'docker' || now - Date.parse(ep.createdAt) < graceMs) continue;
+      if (!ep.containerId.startsWith('ipam-') && live.has(ep.containerId)) continue;
+      await this.d.withEndpoint(ep.id, async () => {
+        if (!this.d.state.endpoints.has(ep.id)) return;
+        await this.d.release(ep, true);
+        released.push(ep.id);
+      });
+    }
+    if (released.length) this.d.log.info({ endpoints: released }, 'released Docker endpoints that Docker no longer has');
+    return released;
   }
 }
 

@@ -134,7 +134,9 @@ export class Reconciler {
     const errors: string[] = [];
     for (const t of tenants) {
       try {
-        await this.ensureTenant(t);
+        // A change converges what it changed (the tenant's shape); the periodic full pass re-reads the
+        // kernel and repairs drift.
+        await this.ensureTenant(t, !all);
       } catch (e) {
         errors.push(`tenant ${t}: ${(e as Error).message}`);
         this.dirty.add(t);

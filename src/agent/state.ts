@@ -77,7 +77,17 @@ export class DesiredState {
       case 'service': upsert(this.services, name, c); return scoped();
       case 'netprofile': upsert(this.netprofiles, name, c); return scoped();
       case 'docker-network': upsert(this.dockerNetworks, name, c); return 'nothing';
-      case 'endpoint': upsert(this.endpoints, name, c); return scoped();
+      case 'endpoint': {
+        // A container's name arriving after its endpoint (Docker) changes DNS answers, not the datapath.
+        const before = this.endpoints.get(name);
+        // The echo of the agent's own write (it converged the datapath when it wrote it), or of its own
+        // release of an endpoint (which marks the tenant itself).
+        if (c.op === 'put' && before && before.revision === c.revision) return 'nothing';
+        if (c.op === 'delete' && !before) return 'nothing';
+        upsert(this.endpoints, name, c);
+        const after = this.endpoints.get(name);
+        return before && after && datapathOf(before) === datapathOf(after) ? 'nothing' : scoped();
+      }
       case 'global': this.arpMode = (c.object as Global | undefined)?.arpMode ?? 'proxy'; return 'all';
       case 'host': {
         // A host's address matters to every tenant's overlay, but a heartbeat changes nothing there.
@@ -123,4 +133,10 @@ function upsert<T extends { revision: number }>(map: Map<string, T>, key: string
   if (cur && cur.revision > c.revision) return;
   if (c.op === 'delete') map.delete(key);
   else map.set(key, { ...(c.object as T), revision: c.revision });
+}
+
+/** An endpoint's fields that the datapath (and policy, services, shaping) depends on. */
+function datapathOf(e: Endpoint): string {
+  const { revision: _r, updatedAt: _u, containerName: _n, ...rest } = e;
+  return JSON.stringify(rest);
 }

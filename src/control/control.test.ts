@@ -93,6 +93,32 @@ test('endpoints: lowest free address, pools honoured, released on delete, exhaus
   await rejectsWith(c.endpoints.create('a', { ...req, containerId: 'c6', ip: '10.0.0.3' }), 'WEFT_ADDRESS_IN_USE', /already in use/, 'ip');
 });
 
+test('endpoints: one may take over the address of a reservation in one step; updates record names and ports', async () => {
+  const c = await fresh();
+  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/29' });
+  await c.networks.create('u', 'default', { name: 'other', subnet: '10.0.1.0/29' });
+  const req = { tenant: 'default', network: 'net', host: 'h1', ifname: 'eth0' };
+  const hold = await c.endpoints.create('a', { ...req, containerId: 'ipam-1' });
+  const bad = [
+    [{ ...req, containerId: 'x', replaces: 'ffffffffffffffff' }, 'WEFT_INVALID_REFERENCE', /endpoint ffffffffffffffff/, 'replaces'],
+    [{ ...req, containerId: 'x', host: 'h2', replaces: hold.id }, 'WEFT_INVALID_VALUE', /at h1, not default\/net at h2/, 'replaces'],
+    [{ ...req, network: 'other', containerId: 'x', replaces: hold.id }, 'WEFT_INVALID_VALUE', /not default\/other/, 'replaces'],
+    [{ ...req, containerId: 'x', ip: '10.0.0.5', replaces: hold.id }, 'WEFT_INVALID_VALUE', /differs from 10\.0\.0\.2/, 'ip'],
+  ] as const;
+  for (const [r, code, msg, field] of bad) await rejectsWith(c.endpoints.create('a', r), code, msg, field);
+  const real = await c.endpoints.create('a', { ...req, containerId: 'docker-ep', replaces: hold.id });
+  assert.equal(real.ip, hold.ip, 'the address passes over');
+  await rejectsWith(c.endpoints.get(hold.id), 'WEFT_NOT_FOUND', /endpoint/);
+  assert.equal((await c.endpoints.create('a', { ...req, containerId: 'next' })).ip, '10.0.0.3', 'and was never free');
+
+  const named = await c.endpoints.update('a', real.id, { containerName: 'db1', portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
+  assert.deepEqual([named.containerName, named.portMappings?.length, named.ip], ['db1', 1, real.ip]);
+  const other = await c.endpoints.create('a', { ...req, containerId: 'pub' });
+  await rejectsWith(c.endpoints.update('a', other.id, { portMappings: [{ hostPort: 8080, containerPort: 81, protocol: 'tcp' }] }), 'WEFT_ADDRESS_IN_USE', /host port 8080\/tcp on h1/, 'portMappings.0');
+  assert.equal((await c.endpoints.update('a', real.id, { portMappings: [] })).portMappings, undefined, 'an empty list unpublishes');
+  await rejectsWith(c.endpoints.update('a', 'ffffffffffffffff', { containerName: 'x' }), 'WEFT_NOT_FOUND', /endpoint ffffffffffffffff/);
+});
+
 test('optimistic concurrency: a stale If-Match revision is refused', async () => {
   const c = await fresh();
   const n = await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });

@@ -68,7 +68,22 @@ export class Endpoints {
         throw new WeftError('WEFT_EXISTS', `endpoint ${id} already exists for container ${req.containerId} interface ${req.ifname}`, { field: 'containerId' });
       }
       if (req.portMappings?.length) await checkHostPorts(tx, req.host, req.portMappings);
-      const ip = await takeAddress(tx, net, group, req.ip);
+      let requested = req.ip;
+      if (req.replaces !== undefined) {
+        const old = await tx.get(keys.endpoint(req.replaces));
+        if (!old) throw badReference('replaces', `endpoint ${req.replaces}`);
+        const o = withRevision<Endpoint>(old);
+        if (o.tenant !== req.tenant || o.network !== net.name || o.host !== req.host) {
+          throw new WeftError('WEFT_INVALID_VALUE', `replaces: endpoint ${o.id} is on ${o.tenant}/${o.network} at ${o.host}, not ${req.tenant}/${net.name} at ${req.host}`, { field: 'replaces' });
+        }
+        if (requested !== undefined && requested !== o.ip) {
+          throw new WeftError('WEFT_INVALID_VALUE', `ip: ${requested} differs from ${o.ip}, the address of the endpoint it replaces`, { field: 'ip' });
+        }
+        await giveBackAddress(tx, net, o.ip);
+        tx.delete(keys.endpoint(o.id));
+        requested = o.ip;
+      }
+      const ip = await takeAddress(tx, net, group, requested);
       const at = this.now();
       const ep: Omit<Endpoint, 'revision'> = {
         id,

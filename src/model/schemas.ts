@@ -137,6 +137,7 @@ export const EndpointRequest = strict({
   labels: Type.Optional(Labels),
   netns: Type.Optional(Type.String({ pattern: '^/[^\\0]{0,4095}$', description: "path of the container's network namespace" })),
   portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
+  replaces: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$', description: 'an endpoint of the same host and network whose address this one takes over, in one step (an address reserved before its endpoint was known)' })),
 });
 
 /** What a runtime learns about an endpoint after creating it (Docker: the container's name, its published ports). */

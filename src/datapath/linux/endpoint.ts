@@ -78,14 +78,20 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
  * inherit NAT or policy state from the old one.
  */
 export async function detachEndpoint(runner: Runner, tenantNs: string, veth: string, ip?: string): Promise<void> {
+  await unwireEndpoint(runner, tenantNs, veth);
+  if (ip !== undefined) await forgetConnections(runner, tenantNs, ip);
+}
+
+/** The veth and, if the endpoint was shaped, its IFB (`we…` → `wi…`), in one exec that goes past a missing one. */
+export async function unwireEndpoint(runner: Runner, tenantNs: string, veth: string): Promise<void> {
   if (!existsSync(`${NETNS_DIR}/${tenantNs}`)) return;
-  // The veth and, if the endpoint was shaped, its IFB (`we…` → `wi…`), in one exec that goes past a missing one.
   await runner.run(['ip', '-n', tenantNs, '-force', '-batch', '-'], { input: `link del ${veth}\nlink del wi${veth.slice(2)}\n`, allowFailure: true });
-  if (ip === undefined) return;
-  for (const dir of ['-s', '-d']) {
-    // conntrack exits 1 when nothing matched; that is the usual case.
-    await runner.run(inNs(tenantNs, ['conntrack', '-D', dir, ip]), { allowFailure: true });
-  }
+}
+
+/** The address's conntrack entries, both directions at once (conntrack exits 1 when nothing matched: the usual case). */
+export async function forgetConnections(runner: Runner, tenantNs: string, ip: string): Promise<void> {
+  if (!existsSync(`${NETNS_DIR}/${tenantNs}`)) return;
+  await Promise.all(['-s', '-d'].map((dir) => runner.run(inNs(tenantNs, ['conntrack', '-D', dir, ip]), { allowFailure: true })));
 }
 
 /** For CNI CHECK: the container's interface exists, is up and holds the address. */
@@ -102,17 +108,20 @@ export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPa
 }
 
 /**
- * For Docker: a veth whose tenant end joins the network's bridge and whose other end (`outer`) stays in
- * the agent's namespace, for Docker to move into the container and configure. Both ends are created in
- * one call, each directly in its namespace.
+ * For Docker: a veth whose tenant end joins the network's bridge and whose other end (`outer`) is in the
+ * agent's own namespace, for Docker to move into the container and configure. One exec, made from the
+ * tenant namespace: the tenant end is created on its bridge and up, the outer end directly in the agent's
+ * namespace (named by the agent's pid). A leftover pair of an earlier Join of the endpoint is replaced.
  */
 export async function attachOuterVeth(runner: Runner, a: { tenantNs: string; bridge: string; veth: string; outer: string; mac: string; mtu: number }): Promise<void> {
-  await runner.run(['ip', 'link', 'del', a.outer], { allowFailure: true });
-  await runner.run(['ip', 'link', 'add', a.outer, 'mtu', String(a.mtu), 'address', a.mac, 'type', 'veth', 'peer', 'name', a.veth, 'mtu', String(a.mtu), 'netns', a.tenantNs]);
+  const mtu = String(a.mtu);
+  const add = () => runner.run(['ip', '-n', a.tenantNs, 'link', 'add', a.veth, 'mtu', mtu, 'master', a.bridge, 'up', 'type', 'veth',
+    'peer', 'name', a.outer, 'mtu', mtu, 'address', a.mac, 'netns', String(process.pid)]);
   try {
-    await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'master', a.bridge, 'up']);
-  } catch (e) {
+    await add();
+  } catch {
+    await runner.run(['ip', '-n', a.tenantNs, 'link', 'del', a.veth], { allowFailure: true });
     await runner.run(['ip', 'link', 'del', a.outer], { allowFailure: true });
-    throw e;
+    await add();
   }
 }
