@@ -103,7 +103,7 @@ export class Agent implements CniHost {
     this.socket = await serveCniSocket(this.socketPath, (env, stdin) => handleCni(this, env, stdin));
     if (this.o.dockerSocket) {
       this.docker = new DockerBackend({
-        state: this.state, client: this.client, reconciler: this.reconciler, runner: this.o.runner, host: this.o.host, nsPrefix: this.o.nsPrefix,
+        state: this.state, client: this.client, reconciler: this.reconciler, runner: this.o.runner, host: this.o.host,
         log: this.o.log, release: (ep, later) => this.release(ep, later), withEndpoint: (id, fn) => this.withEndpoint(id, fn),
         ensureQos: (ns, q) => this.dp.ensureQos(ns, [q], new Set([q.veth])), ...(this.o.dockerApi ? { dockerApi: this.o.dockerApi } : {}),
       });

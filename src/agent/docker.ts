@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import { endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network, type PortMapping } from '../model/index.js';
+import { endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network } from '../model/index.js';
 import { containerOfEndpoint, endpointsOfNetwork, DockerApiError } from './docker-api.js';
 import type { QosPlan } from '../datapath/index.js';
 import type { Runner } from '../exec/index.js';
 import { attachOuterVeth, names } from '../datapath/index.js';
-import { genericOptions, BadRequest, type CreateEndpoint, type CreateNetwork, type DockerHost, type Join, type JoinResult, type ReleaseAddress, type RequestAddress, type RequestPool } from '../plugins/docker/index.js';
+import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type DockerHost, type Join, type JoinResult, type ReleaseAddress, type RequestAddress, type RequestPool } from '../plugins/docker/index.js';
 import type { DesiredState } from './state.js';
 import type { Reconciler } from './reconciler.js';
 
@@ -18,7 +18,6 @@ export interface DockerDeps {
   reconciler: Reconciler;
   runner: Runner;
   host: string;
-  nsPrefix: string;
   log: Logger;
   /** `unwireLater`: answer before the kernel has deleted the veth pair (ids of Docker endpoints are never reused). */
   release(ep: Endpoint, unwireLater?: boolean): Promise<void>;
@@ -318,22 +317,6 @@ export class DockerBackend implements DockerHost {
     if (released.length) this.d.log.info({ endpoints: released }, 'released Docker endpoints that Docker no longer has');
     return released;
   }
-}
-
-/** `com.docker.network.portmap`: [{Proto: 6|17, Port, HostPort, HostPortEnd, HostIP}] → Weft port mappings. */
-export function portMapOf(options: Record<string, unknown> | null): PortMapping[] {
-  const list = options?.['com.docker.network.portmap'];
-  if (!Array.isArray(list)) return [];
-  const out: PortMapping[] = [];
-  for (const [i, p] of list.entries()) {
-    const m = p as { Proto?: number; Port?: number; HostPort?: number; HostPortEnd?: number };
-    const protocol = m.Proto === 6 ? 'tcp' : m.Proto === 17 ? 'udp' : undefined;
-    if (!protocol) throw new BadRequest(`Options.com.docker.network.portmap.${i}.Proto: ${m.Proto} is not tcp (6) or udp (17)`);
-    if (!m.Port || !m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: a host port is needed (weft does not pick one)`);
-    if (m.HostPortEnd && m.HostPortEnd !== m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: host port ranges are not supported`);
-    out.push({ hostPort: m.HostPort, containerPort: m.Port, protocol });
-  }
-  return out;
 }
 
 function firstHost(cidr: string): string {

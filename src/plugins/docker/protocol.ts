@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import type { PortMapping } from '../../model/index.js';
 
 /**
  * Docker's remote plugin protocol (libnetwork NetworkDriver + IpamDriver): HTTP POST `/<Subsystem>.<Method>`
@@ -85,5 +86,21 @@ export function genericOptions(options: Record<string, unknown> | null): Record<
   if (typeof g !== 'object' || Array.isArray(g)) throw new BadRequest('Options.com.docker.network.generic: must be an object');
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(g as Record<string, unknown>)) out[k] = String(v);
+  return out;
+}
+
+/** `com.docker.network.portmap`: [{Proto: 6|17, Port, HostPort, HostPortEnd, HostIP}] → Weft port mappings. */
+export function portMapOf(options: Record<string, unknown> | null): PortMapping[] {
+  const list = options?.['com.docker.network.portmap'];
+  if (!Array.isArray(list)) return [];
+  const out: PortMapping[] = [];
+  for (const [i, p] of list.entries()) {
+    const m = p as { Proto?: number; Port?: number; HostPort?: number; HostPortEnd?: number };
+    const protocol = m.Proto === 6 ? 'tcp' : m.Proto === 17 ? 'udp' : undefined;
+    if (!protocol) throw new BadRequest(`Options.com.docker.network.portmap.${i}.Proto: ${m.Proto} is not tcp (6) or udp (17)`);
+    if (!m.Port || !m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: a host port is needed (weft does not pick one)`);
+    if (m.HostPortEnd && m.HostPortEnd !== m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: host port ranges are not supported`);
+    out.push({ hostPort: m.HostPort, containerPort: m.Port, protocol });
+  }
   return out;
 }
