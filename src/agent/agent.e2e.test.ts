@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ProcessRunner } from '../exec/index.js';
 import { join } from 'node:path';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
@@ -184,9 +184,11 @@ test('VERSION lists 0.3.0-1.1.0 (also with the agent down); STATUS reports readi
 test('weft agent --uninstall removes what the agent built on its host', { skip: !root && 'needs root' }, async () => {
   await h.stopAgent();
   const bin = join(h.pluginPath, '..');
+  const dockerSocket = join(h.dir, 'weft-docker.sock');
+  writeFileSync(dockerSocket, '');
   // nsenter --net, like the agent itself: under `ip netns exec` the namespace unmounts would stay private.
   const un = await new ProcessRunner().run(['nsenter', `--net=/run/netns/${h.hostNs}`, process.execPath, WEFT_BIN, 'agent', '--uninstall',
-    '--netns-prefix', `${h.tag}-`, '--cni-conf-dir', h.cniConfDir, '--cni-bin-dir', bin, '--run-dir', join(h.dir, 'run')], { allowFailure: true });
+    '--netns-prefix', `${h.tag}-`, '--cni-conf-dir', h.cniConfDir, '--cni-bin-dir', bin, '--run-dir', join(h.dir, 'run'), '--docker-plugin', dockerSocket], { allowFailure: true });
   assert.equal(un.code, 0, un.stderr);
   assert.match(un.stdout, new RegExp(`namespace ${h.tag}-t1`));
   const left = (await h.exec(h.hostNs, ['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => new RegExp(`^${h.tag}-t[0-9]+`).test(l));
@@ -195,5 +197,6 @@ test('weft agent --uninstall removes what the agent built on its host', { skip: 
   assert.doesNotMatch((await h.exec(h.hostNs, ['ip', '-br', 'link'])).stdout, /^wu[0-9]+/m, 'no uplink left');
   assert.notEqual((await h.exec(h.hostNs, ['nft', 'list', 'table', 'ip', 'weft'])).code, 0, 'no host table left');
   assert.ok(!existsSync(join(h.cniConfDir, 'weft-default-db.conflist')) && !existsSync(h.pluginPath), 'no conflist or plugin left');
+  assert.ok(!existsSync(dockerSocket), 'no Docker plugin socket left');
   await h.startAgent();
 });

@@ -9,12 +9,14 @@ export interface UninstallOptions {
   cniConfDir: string;
   cniBinDirs: string[];
   runDir: string;
+  /** The Docker plugin socket, left behind if the agent was killed. */
+  dockerSocket?: string;
 }
 
 /**
  * Removes what an agent built on this host: its tenant namespaces (and with them every bridge, veth and
  * table inside), their uplinks, the host NAT table, Weft's conflists and plugin binaries, and the run
- * directory. Run it with the agent stopped; containers wired through Weft lose their network.
+ * directory, and the Docker plugin socket. Run it with the agent stopped; containers wired through Weft lose their network.
  */
 export async function uninstall(runner: Runner, o: UninstallOptions): Promise<string[]> {
   const done: string[] = [];
@@ -40,6 +42,10 @@ export async function uninstall(runner: Runner, o: UninstallOptions): Promise<st
       rmSync(file, { force: true });
       done.push(file);
     }
+  }
+  if (o.dockerSocket && existsSync(o.dockerSocket)) {
+    rmSync(o.dockerSocket, { force: true });
+    done.push(o.dockerSocket);
   }
   if (existsSync(o.runDir)) {
     rmSync(o.runDir, { recursive: true, force: true });
