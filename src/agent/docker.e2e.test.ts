@@ -54,6 +54,11 @@ test('docker network create maps onto Weft objects; containers on it get Weft ad
 
   const cli = await dk.run(['run', '--rm', '--network', 'blue-db', 'bb', 'sh', '-c', 'echo hi | nc -w 1 db1 8888']);
   assert.equal(cli.stdout.trim(), 'hi', cli.stderr);
+  // Weft's names (services, podman containers) through Docker's own resolver, told to ask the gateway.
+  await weft('service', 'create', '-t', 'blue', '-s', 'contiv-net', '-l', 'group=db', '-p', '80:8888:TCP', 'dbsvc');
+  const viaSvc = await dk.run(['run', '--rm', '--network', 'blue-db', '--dns', '10.1.2.1', '--dns-search', 'blue.weft', 'bb', 'sh', '-c', 'echo hi | nc -w 1 dbsvc 80']);
+  assert.equal(viaSvc.stdout.trim(), 'hi', viaSvc.stderr);
+  await weft('service', 'rm', '-t', 'blue', 'dbsvc');
   assert.ok(await within(2000, async () => (await endpoints('blue')).length === 1) >= 0, 'the --rm client released its address');
 
   const rm = await dk.run(['rm', '-f', 'db1']);
