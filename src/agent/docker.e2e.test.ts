@@ -78,6 +78,7 @@ test('bad options make docker network create fail with Weft\'s message and chang
     [['-o', 'tenant=blue', '-o', 'network=contiv-net', '--subnet', '10.9.0.0/24'], /--subnet 10\.9\.0\.0\/24 conflicts with network blue\/contiv-net \(10\.1\.2\.0\/24\)/],
     [['-o', 'tenant=blue', '-o', 'colour=red', '-o', 'network=contiv-net'], /unknown option -o colour/],
     [['-o', 'tenant=blue', '-o', 'network=missing'], /network blue\/missing does not exist; give --subnet/],
+    [['-o', 'tenant=blue', '-o', 'network=../../users'], /-o network: '\.\.\/\.\.\/users' is not a Weft name/],
   ];
   for (const [opts, why] of cases) {
     const r = await create(...opts);

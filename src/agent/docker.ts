@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
-import { endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network } from '../model/index.js';
+import { NAME_PATTERN, endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network } from '../model/index.js';
 import { containerOfEndpoint, endpointsOfNetwork, DockerApiError } from './docker-api.js';
 import type { QosPlan } from '../datapath/index.js';
 import type { Runner } from '../exec/index.js';
@@ -63,7 +63,7 @@ export class DockerBackend implements DockerHost {
   async requestPool(r: RequestPool): Promise<{ PoolID: string; Pool: string; Data: Record<string, string> }> {
     if (r.V6) throw new Error('IPv6 pools are not supported');
     if (r.SubPool && !r.Pool) throw new BadRequest('SubPool: needs a Pool');
-    const o = r.Options ?? {};
+    const o = namesIn(r.Options ?? {}, '--ipam-opt');
     let pool = r.Pool;
     // With --ipam-opt tenant=… network=… the pool is known now; otherwise CreateNetwork says which it is.
     if (o['network']) {
@@ -116,7 +116,7 @@ export class DockerBackend implements DockerHost {
   }
 
   async createNetwork(r: CreateNetwork): Promise<void> {
-    const opts = genericOptions(r.Options);
+    const opts = namesIn(genericOptions(r.Options), '-o');
     const unknown = Object.keys(opts).filter((k) => !OPTIONS.includes(k));
     if (unknown.length) throw new Error(`unknown option ${unknown.map((k) => `-o ${k}`).join(', ')} (weft takes -o tenant=, -o network=, -o group=)`);
     if ((r.IPv6Data ?? []).length > 0) throw new Error('IPv6 is not supported');
@@ -317,6 +317,17 @@ export class DockerBackend implements DockerHost {
     if (released.length) this.d.log.info({ endpoints: released }, 'released Docker endpoints that Docker no longer has');
     return released;
   }
+}
+
+const NAME = new RegExp(NAME_PATTERN);
+
+/** tenant=, network=, group= must be Weft names (they go into API paths); other keys pass as they are. */
+function namesIn(opts: Record<string, string>, flag: string): Record<string, string> {
+  for (const k of OPTIONS) {
+    const v = opts[k];
+    if (v !== undefined && !NAME.test(v)) throw new BadRequest(`${flag} ${k}: '${v}' is not a Weft name (lower-case letters, digits and inner dashes, at most 63)`);
+  }
+  return opts;
 }
 
 function firstHost(cidr: string): string {

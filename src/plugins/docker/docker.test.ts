@@ -53,9 +53,9 @@ test('malformed requests get 400 naming the field and reach nothing; failures ar
   const h = host();
   const bad: Array<[string, string, RegExp]> = [
     ['/NetworkDriver.Join', '{', /not JSON/],
-    ['/NetworkDriver.Join', JSON.stringify({ NetworkID: 'short', EndpointID: EP, SandboxKey: '/x', Options: {} }), /^NetworkID: /],
-    ['/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: NET, EndpointID: EP, Options: {} }), /^Interface: /],
-    ['/IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'weft', Pool: '', SubPool: '', Options: {}, V6: 'no' }), /^V6: /],
+    ['/NetworkDriver.Join', JSON.stringify({ NetworkID: 'short', EndpointID: EP, SandboxKey: '/x', Options: {} }), /^weft: NetworkID: /],
+    ['/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: NET, EndpointID: EP, Options: {} }), /^weft: Interface: /],
+    ['/IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'weft', Pool: '', SubPool: '', Options: {}, V6: 'no' }), /^weft: V6: /],
   ];
   for (const [path, body, why] of bad) {
     const r = await handleDocker(h, path, body);

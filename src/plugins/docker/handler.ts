@@ -14,7 +14,7 @@ export async function handleDocker(host: P.DockerHost, path: string, body: strin
   try {
     return await dispatch(host, path, body);
   } catch (e) {
-    if (e instanceof P.BadRequest) return { status: 400, body: { Err: e.message } };
+    if (e instanceof P.BadRequest) return { status: 400, body: { Err: `weft: ${e.message}` } };
     return { status: 500, body: { Err: messageOf(e) } };
   }
 }
