@@ -180,7 +180,7 @@ export class Agent implements CniHost {
       const veth = names.endpointVeth(made.id);
       const wire = () => attachEndpoint(this.o.runner, {
         tenantNs: plan.ns, bridge: names.bridge(made.vni), veth, netnsPath: req.netns, ifname: req.ifname,
-        mac: made.mac, ip: made.ip, prefixLength: made.prefixLength, gateway: made.gateway, mtu: made.mtu,
+        mac: made.mac, ip: made.ip, prefixLength: made.prefixLength, gateway: made.gateway, mtu: made.mtu, hairpin: plan.services.length > 0,
       }, `${this.o.nsPrefix}c${id.slice(0, 10)}`);
       try {
         await wire();

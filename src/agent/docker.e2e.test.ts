@@ -26,6 +26,7 @@ before(async () => {
   await weft('net', 'create', '-t', 'blue', '-s', '10.1.3.0/24', 'other-net');
   await weft('group', 'create', '-t', 'blue', 'contiv-net', 'db');
   await weft('group', 'create', '-t', 'blue', 'other-net', 'elsewhere');
+  await weft('group', 'create', '-t', 'blue', 'contiv-net', 'app');
   dk = await startDocker(h.hostNs);
   // Now that Docker's API socket exists, the agent can learn container names from it.
   await h.stopAgent();
@@ -54,11 +55,15 @@ test('docker network create maps onto Weft objects; containers on it get Weft ad
 
   const cli = await dk.run(['run', '--rm', '--network', 'blue-db', 'bb', 'sh', '-c', 'echo hi | nc -w 1 db1 8888']);
   assert.equal(cli.stdout.trim(), 'hi', cli.stderr);
-  // Weft's names (services, podman containers) through Docker's own resolver, told to ask the gateway.
+  // Weft's names (services, podman containers) through Docker's own resolver, told to ask the gateway;
+  // from the app group, so the client is not itself one of the service's backends.
   await weft('service', 'create', '-t', 'blue', '-s', 'contiv-net', '-l', 'group=db', '-p', '80:8888:TCP', 'dbsvc');
-  const viaSvc = await dk.run(['run', '--rm', '--network', 'blue-db', '--dns', '10.1.2.1', '--dns-search', 'blue.weft', 'bb', 'sh', '-c', 'echo hi | nc -w 1 dbsvc 80']);
+  assert.equal((await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', 'group=app', 'blue-app'])).code, 0);
+  const viaSvc = await dk.run(['run', '--rm', '--network', 'blue-app', '--dns', '10.1.2.1', '--dns-search', 'blue.weft', 'bb', 'sh', '-c', 'echo hi | nc -w 1 dbsvc 80']);
   assert.equal(viaSvc.stdout.trim(), 'hi', viaSvc.stderr);
   await weft('service', 'rm', '-t', 'blue', 'dbsvc');
+  assert.ok(await within(2000, async () => (await endpoints('blue')).length === 1) >= 0);
+  assert.equal((await dk.run(['network', 'rm', 'blue-app'])).code, 0);
   assert.ok(await within(2000, async () => (await endpoints('blue')).length === 1) >= 0, 'the --rm client released its address');
 
   const rm = await dk.run(['rm', '-f', 'db1']);
@@ -156,7 +161,6 @@ test('Docker and podman containers on the same Weft groups reach each other and 
   await weft('policy', 'rule-add', '-t', 'blue', 'db-policy', '1', '-direction=in', '-protocol=tcp', '-action=deny');
   await weft('policy', 'rule-add', '-t', 'blue', 'db-policy', '2', '-direction=in', '-protocol=tcp', '-port=8888', '-action=allow', '-priority=10');
   await weft('group', 'update', '-t', 'blue', '-p', 'db-policy', 'db');
-  await weft('group', 'create', '-t', 'blue', 'contiv-net', 'app');
   for (const g of ['db', 'app']) {
     const r = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', `group=${g}`, `blue-${g}`]);
     assert.equal(r.code, 0, r.stderr);

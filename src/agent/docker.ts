@@ -202,7 +202,7 @@ export class DockerBackend implements DockerHost {
       const plan = await this.d.reconciler.ensureTenant(n.tenant, true);
       if (!plan) throw new Error(`tenant ${n.tenant} is not known to this agent yet; try again`);
       const outer = `wd${r.EndpointID.slice(0, 12)}`;
-      await attachOuterVeth(this.d.runner, { tenantNs: plan.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(id), outer, mac: ep.mac, mtu: ep.mtu });
+      await attachOuterVeth(this.d.runner, { tenantNs: plan.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(id), outer, mac: ep.mac, mtu: ep.mtu, hairpin: plan.services.length > 0 });
       const qos = plan.qos.find((q) => q.endpoint === id);
       if (qos) await this.d.ensureQos(plan.ns, qos);
       void this.nameEndpoint(r.NetworkID, r.EndpointID, id);

@@ -54,6 +54,11 @@ test('a service VIP spreads connections over every backend, follows them, and ob
   assert.equal(answers.filter((a) => !a.startsWith('db-')).length, 0, `every connection is answered: ${answers.join(',')}`);
   for (const n of ['db-1', 'db-2', 'db-3']) assert.ok(count(n) >= 60, `${n} got ${count(n)} of 300 (at least 20 % expected)`);
 
+  // A backend reaching its own service: some connections come back to itself (hairpin), all are answered.
+  const own = await connect('db-1', 30);
+  assert.equal(own.filter((a) => !a.startsWith('db-')).length, 0, `every connection from a backend is answered: ${own.join(',')}`);
+  assert.ok(own.includes('db-1'), `db-1 reached itself through the VIP at least once: ${own.join(',')}`);
+
   // Policy allows only tcp/8888 into db: through the VIP as straight to a backend.
   assert.deepEqual(await connect('app-1', 3, 81), ['', '', ''], 'VIP:81 → 8889 is denied by db-policy');
   const direct = await h.exec(ns('app-1'), ['busybox', 'nc', '-w', '1', ip.get('db-1') as string, '8889'], { input: '' });

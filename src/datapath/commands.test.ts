@@ -11,7 +11,7 @@ const plan: TenantPlan = {
   tenant: 't', id: 1, ns: 'weft-t1', ports: [], policy: undefined, services: [], dscp: [], qos: [], dns: undefined,
   uplink: { hostLink: 'wu1', tenantLink: 'up0', hostIp: '169.254.0.5', tenantIp: '169.254.0.6', prefix: 30 },
   bridges: [{ name: 'wb100', network: 'n', vni: 100, address: '10.0.0.1/24', vips: [], mtu: 1450, vxlan: vx }],
-  endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mtu: 1450 }],
+  endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mtu: 1450, hairpin: false }],
 };
 const link = (name: string, kind: string, extra: Partial<ObservedLink> = {}): [string, ObservedLink] =>
   [name, { name, kind, master: undefined, up: true, mtu: 1450, addresses: [], ...extra }];
@@ -81,4 +81,26 @@ test('shaping: a right kernel needs no command; a new rate replaces both TBFs; a
   const shapedB = { tbf: new Map([['webbbbbbbbbbbb', { rate: 1, burst: 1 }]]), ingress: new Set(['webbbbbbbbbbbb']) };
   assert.deepEqual(qosCommands([], shapedB, present, ['webbbbbbbbbbbb']).tc, ['qdisc del dev webbbbbbbbbbbb root', 'qdisc del dev webbbbbbbbbbbb ingress']);
   assert.deepEqual(qosCommands([q], { tbf: new Map(), ingress: new Set() }, new Set(), []), { ip: [], tc: [] }, 'no veth yet: nothing');
+});
+
+test('links: service VIPs are held as /32s on their bridge and stale ones dropped; ports reflect frames while there are services', () => {
+  const withVip: TenantPlan = {
+    ...plan, bridges: [{ ...plan.bridges[0]!, vips: ['10.0.0.200'] }],
+    endpoints: plan.endpoints.map((e) => ({ ...e, hairpin: true })),
+  };
+  const kernel = new Map([
+    link('wb100', 'bridge', { addresses: ['10.0.0.1/24', '10.0.0.9/32'] }),
+    link('weaaaaaaaaaaaa', 'veth', { master: 'wb100', hairpin: false }),
+    link('wx100', 'vxlan', { master: 'wb100' }),
+    link('wiaaaaaaaaaaaa', 'ifb'), link('wibbbbbbbbbbbb', 'ifb'),
+  ]);
+  assert.deepEqual(linkCommands(withVip, kernel), [
+    'addr replace 10.0.0.200/32 dev wb100', 'addr del 10.0.0.9/32 dev wb100',
+    'link set weaaaaaaaaaaaa type bridge_slave hairpin on',
+    'link del wiaaaaaaaaaaaa', 'link del wibbbbbbbbbbbb',
+  ], 'IFBs of endpoints without shaping go too');
+  const settled = new Map([...kernel, link('wb100', 'bridge', { addresses: ['10.0.0.1/24', '10.0.0.200/32'] }), link('weaaaaaaaaaaaa', 'veth', { master: 'wb100', hairpin: true })]);
+  settled.delete('wiaaaaaaaaaaaa');
+  settled.delete('wibbbbbbbbbbbb');
+  assert.deepEqual(linkCommands(withVip, settled), []);
 });

@@ -32,6 +32,7 @@ export function renderTenantTable(p: TenantPlan): NftTable {
     '\t}',
     '\tchain postrouting {',
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+    ...svc.snat,
     `\t\toifname "${p.uplink.tenantLink}" masquerade`,
     '\t}',
   ] };

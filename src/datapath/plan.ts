@@ -29,7 +29,11 @@ export interface BridgePlan {
   /** Service VIPs of this network, held as /32s so the bridge answers ARP for them. */
   vips: string[];
   mtu: number;
-  /** The overlay, when another host holds endpoints of this network. */
+  /**
+   * The overlay, whenever another host is registered: kept even while no other host holds endpoints of
+   * the network, so a packet from a host that just got its first endpoint here is not dropped for want of
+   * a device while this host's agent catches up.
+   */
   vxlan: VxlanPlan | undefined;
 }
 
@@ -51,6 +55,8 @@ export interface EndpointPlan {
   bridge: string;
   ip: string;
   mtu: number;
+  /** The bridge may send frames back out of this port (a backend reaching its own service). */
+  hairpin: boolean;
 }
 
 export interface PortPlan extends PortMapping {
@@ -100,6 +106,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mtu: e.mtu,
+      hairpin: services.length > 0,
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),
     policy: d.groups && d.policies ? (d.compile ?? compilePolicy)({
@@ -121,11 +128,11 @@ export function planHost(d: DesiredHostState): TenantPlan[] {
 
 function planVxlan(d: DesiredHostState, tenant: Tenant, n: Network): VxlanPlan | undefined {
   if (!d.vtep || !d.hosts) return undefined;
-  const vtepOf = new Map(d.hosts.filter((h) => h.name !== d.host).map((h) => [h.name, h.vtepIp]));
+  const vtepOf = new Map(d.hosts.filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
+  if (vtepOf.size === 0) return undefined;
   const remote = d.endpoints.filter((e) => e.tenant === tenant.name && e.network === n.name && e.host !== d.host && vtepOf.has(e.host));
-  if (remote.length === 0) return undefined;
-  const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].filter((v) => v !== d.vtep).sort();
-  if (peers.length === 0) return undefined;
+  // Broadcast and unknown unicast go only to hosts with endpoints here.
+  const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].sort();
   return {
     name: names.vxlan(n.vni), vni: n.vni, local: d.vtep, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
     remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),

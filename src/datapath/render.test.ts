@@ -107,3 +107,14 @@ test('a change of map elements becomes element deltas; a change of structure nee
   const big = { ...base, maps: [{ ...base.maps[0]!, elements: Array.from({ length: 1200 }, (_, i) => `10.1.${i >> 8}.${i & 255} : 1`) }] };
   assert.equal(diffTables(base, big), undefined, 'a delta of over 1,000 elements becomes a replace');
 });
+
+test('the overlay device stays while another host is registered, flooding only to hosts with endpoints', () => {
+  const host = (name: string, vtepIp: string) => ({ ...meta, name, vtepIp, lastSeen: '' });
+  const withHosts = { ...desired, vtep: '192.0.2.1', hosts: [host('node1', '192.0.2.1'), host('node2', '192.0.2.2')] };
+  const p = planTenant(withHosts, tenant('default', 1));
+  assert.deepEqual(p.bridges.map((b) => [b.name, b.vxlan?.peers, b.vxlan?.remotes.map((r) => r.ip)]), [
+    ['wb10000', ['192.0.2.2'], ['10.1.2.3']],
+    ['wb10002', [], []],
+  ], 'app-net has no endpoint elsewhere: its device exists, with no flood entry');
+  assert.equal(planTenant({ ...withHosts, hosts: [host('node1', '192.0.2.1')] }, tenant('default', 1)).bridges[0]?.vxlan, undefined, 'alone: no overlay');
+});

@@ -12,6 +12,8 @@ export interface ServicesNft {
   maps: NftMap[];
   /** Lines of the nat prerouting chain, before published ports. */
   dnat: string[];
+  /** Lines of the nat postrouting chain. */
+  snat: string[];
   chains: string[];
 }
 
@@ -19,6 +21,7 @@ export interface ServicesNft {
 export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | undefined, dscp: readonly DscpPlan[]): ServicesNft {
   const maps: NftMap[] = [];
   const dnat: string[] = [];
+  const snat: string[] = [];
   if (dns) {
     dnat.push(`\t\tip daddr { ${dns.gateways.join(', ')} } meta l4proto { tcp, udp } th dport 53 dnat ip to ${dns.address}:${dns.port} comment "dns"`);
   }
@@ -32,6 +35,12 @@ export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | 
     }
     maps.push({ name: 'svc', type: `typeof ip daddr . meta l4proto . th dport . numgen random mod ${SERVICE_BUCKETS} : ip daddr . th dport`, interval: false, elements });
     dnat.push(`\t\tdnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${SERVICE_BUCKETS} map @svc comment "services"`);
+    // A backend that reaches its own service may be sent to itself: the bridge reflects the frame to the
+    // port it came from (hairpin mode) and the source becomes the gateway, so the reply comes back through
+    // the router to be un-DNATed instead of going straight to the caller's own socket.
+    const backends = [...new Set(services.flatMap((s) => s.backends))];
+    maps.push({ name: 'hairpin', type: 'ipv4_addr . ipv4_addr', set: true, interval: false, elements: backends.map((b) => `${b} . ${b}`) });
+    snat.push('\t\tct status dnat ip saddr . ip daddr @hairpin masquerade comment "hairpin"');
   }
   const chains: string[] = [];
   if (dscp.length > 0) {
@@ -43,5 +52,5 @@ export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | 
       '\t}',
     );
   }
-  return { maps, dnat, chains };
+  return { maps, dnat, snat, chains };
 }

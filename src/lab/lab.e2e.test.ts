@@ -1,11 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runWeft, WEFT_BIN } from '../testkit/server.js';
 import { within } from '../testkit/host.js';
+import { ProcessRunner } from '../exec/index.js';
 
 const root = process.getuid?.() === 0;
 const dir = mkdtempSync(join(tmpdir(), 'weft-lab-'));
@@ -58,19 +59,29 @@ test("weft lab up --store etcd: the issue's example by name across 3 hosts, a se
   const token = /WEFT_TOKEN=(\S+)/.exec(env)?.[1] as string;
   assert.equal(servers.split(',').length, 2, 'two servers');
   const api = (args: string[]) => runWeft(args, { HOME: dir, WEFT_SERVER: servers, WEFT_TOKEN: token });
-  for (const args of [['net', 'create', '-s', '10.1.2.0/24', 'contiv-net'], ['group', 'create', 'contiv-net', 'db'],
+  for (const args of [['net', 'create', '-s', '10.1.2.0/24', 'contiv-net'], ['group', 'create', 'contiv-net', 'db'], ['group', 'create', 'contiv-net', 'app'],
     ['service', 'create', '-s', 'contiv-net', '-l', 'group=db', '-p', '80:8888:TCP', 'dbsvc']]) {
     const r = await api(args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
   }
-  assert.ok(await within(5000, async () => existsSync(join(dir, 'host3', 'net.d', 'weft-default-db.conflist'))) >= 0);
+  assert.ok(await within(5000, async () => existsSync(join(dir, 'host3', 'net.d', 'weft-default-app.conflist'))) >= 0);
   const db1 = spawn(process.execPath, [WEFT_BIN, 'lab', '--dir', dir, 'run', 'host1', '--network', 'weft-default-db', '--name', 'db1', '--', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat'], { stdio: 'ignore' });
   try {
     assert.ok(await within(5000, async () => (await api(['endpoint', 'ls', '-q'])).stdout.trim().length > 0) >= 0, 'db1 is plugged in');
     await new Promise((r) => setTimeout(r, 300));
-    // Verbatim from the issue, then the same through the service's name and VIP.
-    const app = await weft(['run', 'host3', '--network', 'weft-default-db', '--name', 'app1', '--', 'sh', '-c', 'echo hi | nc -w 1 db1 8888; echo hi | nc -w 3 dbsvc 80']);
-    assert.equal(app.stdout.trim(), 'hi\nhi', app.stderr);
+    // Verbatim from the issue, then the service by name and VIP from the app group (app1 is in db, and so
+    // one of dbsvc's backends, with nothing listening).
+    const app = await weft(['run', 'host3', '--network', 'weft-default-db', '--name', 'app1', '--', 'sh', '-c', 'echo hi | nc -w 1 db1 8888']);
+    assert.equal(app.stdout.trim(), 'hi', app.stderr);
+    const svc = await weft(['run', 'host3', '--network', 'weft-default-app', '--name', 'app2', '--', 'sh', '-c', 'echo hi | nc -w 1 dbsvc 80']);
+    if (svc.stdout.trim() !== 'hi') {
+      // What host3 made of the service, for the failure message.
+      const sh = (argv: string[]) => new ProcessRunner().run(argv, { allowFailure: true }).then((r) => r.stdout + r.stderr);
+      const seen = [await sh(['ip', 'netns', 'exec', `${prefix}3-t1`, 'nft', 'list', 'table', 'inet', 'weft']), await sh(['ip', '-n', `${prefix}3-t1`, 'addr']),
+        await sh(['ip', '-n', `${prefix}3-t1`, 'neigh']), await sh(['ip', 'netns', 'exec', `${prefix}3-t1`, 'conntrack', '-L']),
+        await sh(['ip', 'netns', 'exec', `${prefix}1-t1`, 'conntrack', '-L']), readFileSync(join(dir, 'host3', 'agent.log'), 'utf8').slice(-3000)];
+      assert.fail(`${svc.stdout} ${svc.stderr}\n${seen.join('\n----\n')}`);
+    }
     const status = await weft(['status']);
     assert.match(status.stdout, /host3\s+198\.19\.\d+\.13\s+pid \d+ running\s+up/);
   } finally {

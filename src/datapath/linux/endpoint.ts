@@ -16,6 +16,8 @@ export interface Attachment {
   prefixLength: number;
   gateway: string;
   mtu: number;
+  /** The tenant has services: the port may reflect frames (see EndpointPlan.hairpin). */
+  hairpin?: boolean;
 }
 
 /**
@@ -50,7 +52,7 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
     // already has ifname) stops the batch before anything else happens.
     await runner.run(['ip', '-n', a.tenantNs, '-batch', '-'], {
       input: `link add ${a.veth} mtu ${a.mtu} type veth peer name ${a.ifname} address ${a.mac} mtu ${a.mtu} netns ${cns}\n`
-        + `link set ${a.veth} master ${a.bridge} up\n`,
+        + `link set ${a.veth} master ${a.bridge} up\n${a.hairpin ? `link set ${a.veth} type bridge_slave hairpin on\n` : ''}`,
     }).catch(async (e: unknown) => {
       await runner.run(['ip', '-n', a.tenantNs, 'link', 'del', a.veth], { allowFailure: true });
       throw e;
@@ -113,7 +115,7 @@ export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPa
  * tenant namespace: the tenant end is created on its bridge and up, the outer end directly in the agent's
  * namespace (named by the agent's pid). A leftover pair of an earlier Join of the endpoint is replaced.
  */
-export async function attachOuterVeth(runner: Runner, a: { tenantNs: string; bridge: string; veth: string; outer: string; mac: string; mtu: number }): Promise<void> {
+export async function attachOuterVeth(runner: Runner, a: { tenantNs: string; bridge: string; veth: string; outer: string; mac: string; mtu: number; hairpin?: boolean }): Promise<void> {
   const mtu = String(a.mtu);
   const add = () => runner.run(['ip', '-n', a.tenantNs, 'link', 'add', a.veth, 'mtu', mtu, 'master', a.bridge, 'up', 'type', 'veth',
     'peer', 'name', a.outer, 'mtu', mtu, 'address', a.mac, 'netns', String(process.pid)]);
@@ -124,4 +126,5 @@ export async function attachOuterVeth(runner: Runner, a: { tenantNs: string; bri
     await runner.run(['ip', 'link', 'del', a.outer], { allowFailure: true });
     await add();
   }
+  if (a.hairpin) await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'type', 'bridge_slave', 'hairpin', 'on']);
 }

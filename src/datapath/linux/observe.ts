@@ -8,6 +8,8 @@ export interface ObservedLink {
   up: boolean;
   mtu: number;
   addresses: string[];
+  /** For a bridge port: whether the bridge may send frames back out of it. */
+  hairpin?: boolean;
   vxlan?: { id: number; local: string; proxy: boolean };
 }
 
@@ -16,7 +18,7 @@ interface IpAddrJson {
   mtu: number;
   master?: string;
   flags?: string[];
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean } };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean }; info_slave_kind?: string; info_slave_data?: { hairpin?: boolean } };
   addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
 }
 
@@ -32,6 +34,7 @@ export async function observeLinks(runner: Runner, ns: string | undefined): Prom
     up: (l.flags ?? []).includes('UP'),
     mtu: l.mtu,
     addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+    ...(l.linkinfo?.info_slave_kind === 'bridge' ? { hairpin: l.linkinfo.info_slave_data?.hairpin === true } : {}),
     ...(l.linkinfo?.info_kind === 'vxlan' ? { vxlan: { id: l.linkinfo.info_data?.id ?? 0, local: l.linkinfo.info_data?.local ?? '', proxy: l.linkinfo.info_data?.proxy === true } } : {}),
   }]));
 }

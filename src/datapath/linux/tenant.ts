@@ -142,6 +142,7 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
   for (const e of p.endpoints) {
     const l = links.get(e.veth);
     if (l && (l.master !== e.bridge || !l.up)) out.push(`link set ${e.veth} master ${e.bridge} up`);
+    if (l && (l.hairpin ?? false) !== e.hairpin) out.push(`link set ${e.veth} type bridge_slave hairpin ${e.hairpin ? 'on' : 'off'}`);
   }
   const wantVxlans = new Set<string>();
   for (const b of p.bridges) {
