@@ -36,11 +36,16 @@ try {
   const x2 = await add('x2', 1);
   await within(5000, async () => (await lab.exec(`${lab.tag}-x1`, ['ping', '-c', '1', '-W', '1', x2.ip])).code === 0);
   void x1;
-  const srv = lab.exec(`${lab.tag}-x2`, ['iperf3', '-s', '-1', '-p', '5401'], { timeoutMs: 30_000 });
-  await new Promise((r) => setTimeout(r, 400));
-  const cli = await lab.exec(`${lab.tag}-x1`, ['iperf3', '-c', x2.ip, '-p', '5401', '-t', '4', '-J'], { timeoutMs: 30_000 });
-  await srv;
-  const weftGbps = JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
+  // Median of three 4 s streams: one stream on two shared cores varies by ±5 % from run to run.
+  const runs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const srv = lab.exec(`${lab.tag}-x2`, ['iperf3', '-s', '-1', '-p', '5401'], { timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 400));
+    const cli = await lab.exec(`${lab.tag}-x1`, ['iperf3', '-c', x2.ip, '-p', '5401', '-t', '4', '-J'], { timeoutMs: 30_000 });
+    await srv;
+    runs.push(JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9);
+  }
+  const weftGbps = [...runs].sort((a, b) => a - b)[1] as number;
 
   const reach: number[] = [];
   for (let k = 0; k < ENDPOINTS; k++) {
@@ -66,7 +71,7 @@ try {
   console.log(`### bench:overlay — ${date}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}\n`);
   console.log('| measure | result | target |');
   console.log('| --- | --- | --- |');
-  console.log(`| iperf3 between Weft containers on two hosts (4 s, one stream) | ${weftGbps.toFixed(2)} Gbit/s (${(weftGbps / anchorGbps).toFixed(2)}× the hand-built overlay, ${anchorGbps} Gbit/s) | ≥ 0.95× |`);
+  console.log(`| iperf3 between Weft containers on two hosts (median of 3 × 4 s, one stream; runs ${runs.map((r) => r.toFixed(2)).join(', ')}) | ${weftGbps.toFixed(2)} Gbit/s (${(weftGbps / anchorGbps).toFixed(2)}× the hand-built overlay, ${anchorGbps} Gbit/s) | ≥ 0.95× |`);
   console.log(`| ADD on one host → reachable from another, ${ENDPOINTS} endpoints over ${HOSTS} hosts, p50 / p99 / max | ${ms(r.p50)} / ${ms(r.p99)} / ${ms(r.max)} | p99 ≤ 1 s |`);
   if (anchorText) console.log(`\nshared/anchors/datapath-limits.sh, same run:\n\n\`\`\`\n${anchorText}\n\`\`\``);
 } finally {
