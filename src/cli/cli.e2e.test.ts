@@ -74,6 +74,10 @@ test('exit codes tell usage, not-found, conflict, auth and unreachable apart', a
   const bad = await weft('policy rule-add db-policy 7 -direction=sideways');
   assert.equal(bad.code, EXIT.usage);
   assert.match(bad.stderr, /direction: must be one of in, out/);
+  // A name is one path segment: `../users` is a bad name, not a way to another route.
+  const sneaky = await weft('net inspect ../../users');
+  assert.equal(sneaky.code, EXIT.usage, sneaky.stdout + sneaky.stderr);
+  assert.match(sneaky.stderr, /name/);
 });
 
 test('--help on every verb teaches with an example', async () => {

@@ -88,6 +88,9 @@ export const intArg = (flag: string, min: number, max: number) => (value: string
   return n;
 };
 
+/** A path segment from user input, encoded: a name like `../users` must not reach another route. */
+export const seg = (x: string | number) => encodeURIComponent(String(x));
+
 export function tenantPath(ctx: Ctx, rest: string): string {
   return `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}/${rest}`;
 }
@@ -105,10 +108,10 @@ export async function listScoped<T>(ctx: Ctx, collection: string, all: boolean):
 export function inspectAndRm(io: Io, parent: Command, collection: string, kind: string, rmNote = ''): void {
   const cli = parent.name();
   leaf(parent, { name: 'inspect <name>', summary: `show a ${kind}`, example: [`weft ${cli} inspect NAME`, `weft ${cli} inspect -t blue NAME -o json`] })
-    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `${collection}/${name}`)))));
+    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', tenantPath(ctx, `${collection}/${seg(name)}`)))));
   leaf(parent, { name: 'rm <name>', summary: `delete a ${kind}${rmNote}`, example: `weft ${cli} rm NAME` })
     .action(act(io, async (ctx, name) => {
-      await ctx.client.request('DELETE', tenantPath(ctx, `${collection}/${name}`));
+      await ctx.client.request('DELETE', tenantPath(ctx, `${collection}/${seg(name)}`));
       ctx.print(`${kind} ${ctx.tenant}/${name} deleted`);
     }));
 }

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { resolveTarget, writeConfig } from '../config.js';
 import { Client } from '../../client/index.js';
 import { usage } from '../errors.js';
-import { act, collect, done, leaf, type Io } from '../kit.js';
+import { act, collect, done, leaf, type Io, seg } from '../kit.js';
 
 /** Reads one line from stdin: the password, for scripts (`--password-stdin`) and people alike. */
 async function readPassword(prompt: string, io: Io): Promise<string> {
@@ -58,12 +58,12 @@ export function authCommands(program: Command, io: Io): void {
     .option('--password-stdin', 'read the password from standard input')
     .action(act(io, async (ctx, name) => {
       const password = await readPassword('New password: ', io);
-      await ctx.client.request('PATCH', `/api/v1/users/${name}`, { password });
+      await ctx.client.request('PATCH', `/api/v1/users/${seg(name)}`, { password });
       ctx.print(`password of ${name} changed`);
     }));
   leaf(u, { name: 'rm <name>', summary: 'delete a user and its tokens (admin)', example: 'weft user rm bob', tenant: false })
     .action(act(io, async (ctx, name) => {
-      await ctx.client.request('DELETE', `/api/v1/users/${name}`);
+      await ctx.client.request('DELETE', `/api/v1/users/${seg(name)}`);
       ctx.print(`user ${name} deleted`);
     }));
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CliError, EXIT, usage } from '../errors.js';
-import { act, done, intArg, leaf, type Io } from '../kit.js';
+import { act, done, intArg, leaf, type Io, seg } from '../kit.js';
 
 export function clusterCommands(program: Command, io: Io): void {
   const ep = program.command('endpoint').alias('ep').description('endpoints: container interfaces (created by the plugins)');
@@ -37,7 +37,7 @@ export function clusterCommands(program: Command, io: Io): void {
       ], (h: any) => h.name);
     }));
   leaf(host, { name: 'inspect <name>', summary: 'show a host', example: 'weft host inspect node1', tenant: false })
-    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', `/api/v1/hosts/${name}`))));
+    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', `/api/v1/hosts/${seg(name)}`))));
 
   const g = program.command('global').description('cluster-wide settings');
   leaf(g, { name: 'inspect', summary: 'show the global settings', example: 'weft global inspect', tenant: false })

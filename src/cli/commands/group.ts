@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseLabelList } from '../../model/index.js';
-import { act, inspectAndRm, collect, done, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, inspectAndRm, collect, done, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 
 const labels = (items: string[] | undefined) => (items ? parseLabelList(items, '--label') : undefined);
 
@@ -43,7 +43,7 @@ export function groupCommands(program: Command, io: Io): void {
       if (typeof o['netprofile'] === 'string') body['netprofile'] = o['netprofile'];
       else if (o['netprofile'] === false) body['netprofile'] = '';
       if (o['label']) body['labels'] = labels(o['label']);
-      const grp = await ctx.client.request('PATCH', tenantPath(ctx, `groups/${name}`), body);
+      const grp = await ctx.client.request('PATCH', tenantPath(ctx, `groups/${seg(name)}`), body);
       done(ctx, grp, `group ${ctx.tenant}/${name} updated`);
     }));
   leaf(g, { name: 'ls', summary: 'list groups', example: ['weft group ls', 'weft group ls -a'] })

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { act, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 
 const RULE_FLAGS: Array<[string, string]> = [
   ['direction', 'direction'], ['priority', 'priority'], ['protocol', 'protocol'], ['port', 'ports'], ['action', 'action'],
@@ -44,17 +44,17 @@ export function policyCommands(program: Command, io: Io): void {
     .action(act(io, async (ctx, policy, id) => {
       const body: Record<string, unknown> = { id };
       for (const [flag, field] of RULE_FLAGS) if (ctx.opts[flag] !== undefined) body[field] = ctx.opts[flag];
-      const r = await ctx.client.request('POST', tenantPath(ctx, `policies/${policy}/rules`), body);
+      const r = await ctx.client.request('POST', tenantPath(ctx, `policies/${seg(policy)}/rules`), body);
       done(ctx, r, `rule ${id} added to policy ${ctx.tenant}/${policy}`);
     }));
   leaf(p, { name: 'rule-rm <policy> <id>', summary: 'remove a rule', example: 'weft policy rule-rm db-policy 3' })
     .action(act(io, async (ctx, policy, id) => {
-      await ctx.client.request('DELETE', tenantPath(ctx, `policies/${policy}/rules/${id}`));
+      await ctx.client.request('DELETE', tenantPath(ctx, `policies/${seg(policy)}/rules/${seg(id)}`));
       ctx.print(`rule ${id} removed from policy ${ctx.tenant}/${policy}`);
     }));
   leaf(p, { name: 'rule-ls <policy>', summary: "list a policy's rules, highest priority first", example: 'weft policy rule-ls db-policy' })
     .action(act(io, async (ctx, policy) => {
-      const { items } = await ctx.client.request('GET', tenantPath(ctx, `policies/${policy}/rules`));
+      const { items } = await ctx.client.request('GET', tenantPath(ctx, `policies/${seg(policy)}/rules`));
       const sorted = [...items].sort((a: any, b: any) => b.priority - a.priority || (a.action === 'deny' ? -1 : 1));
       ctx.table(sorted, [
         { header: 'ID', get: (r: any) => r.id }, { header: 'PRIORITY', get: (r: any) => r.priority }, { header: 'DIRECTION', get: (r: any) => r.direction },

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseLabelList } from '../../model/index.js';
 import { usage } from '../errors.js';
-import { act, inspectAndRm, collect, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, inspectAndRm, collect, done, intArg, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 
 /** `80:8080:TCP` (service port : target port : protocol). */
 export function parseServicePort(text: string): { port: number; targetPort: number; protocol: string } {
@@ -39,7 +39,7 @@ export function profileCommands(program: Command, io: Io): void {
         const body = { name, ...(o['bandwidth'] ? { bandwidth: o['bandwidth'] } : {}), ...(o['burst'] !== undefined ? { burst: o['burst'] } : {}), ...(o['dscp'] !== undefined ? { dscp: o['dscp'] } : {}) };
         const r = verb === 'create'
           ? await ctx.client.request('POST', tenantPath(ctx, 'netprofiles'), body)
-          : await ctx.client.request('PUT', tenantPath(ctx, `netprofiles/${name}`), body);
+          : await ctx.client.request('PUT', tenantPath(ctx, `netprofiles/${seg(name)}`), body);
         done(ctx, r, `netprofile ${ctx.tenant}/${name} ${verb}d`);
       }));
   }
@@ -69,13 +69,13 @@ export function profileCommands(program: Command, io: Io): void {
         const body = { name, groups: String(ctx.opts['group']).split(',').map((g) => g.trim()).filter(Boolean) };
         const a = verb === 'create'
           ? await ctx.client.request('POST', tenantPath(ctx, 'app-profiles'), body)
-          : await ctx.client.request('PUT', tenantPath(ctx, `app-profiles/${name}`), body);
+          : await ctx.client.request('PUT', tenantPath(ctx, `app-profiles/${seg(name)}`), body);
         done(ctx, a, `app-profile ${ctx.tenant}/${name} ${verb}d`);
       }));
   }
   leaf(app, { name: 'group-ls <name>', summary: 'list the groups of an app-profile', example: 'weft app-profile group-ls myapp' })
     .action(act(io, async (ctx, name) => {
-      const a = await ctx.client.request('GET', tenantPath(ctx, `app-profiles/${name}`));
+      const a = await ctx.client.request('GET', tenantPath(ctx, `app-profiles/${seg(name)}`));
       ctx.table(a.groups.map((g: string) => ({ g })), [{ header: 'GROUP', get: (x: any) => x.g }], (x: any) => x.g);
     }));
   simpleLs(io, app, 'app-profiles', 'APP-PROFILE', [{ header: 'GROUPS', get: (x) => x.groups }]);

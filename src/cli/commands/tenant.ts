@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { act, done, leaf, type Io } from '../kit.js';
+import { act, done, leaf, type Io, seg } from '../kit.js';
 import { usage } from '../errors.js';
 
 const action = (v: string) => {
@@ -18,7 +18,7 @@ export function tenantCommands(program: Command, io: Io): void {
   leaf(t, { name: 'update <name>', summary: "change a tenant's default action", example: 'weft tenant update --default-action deny blue', tenant: false })
     .requiredOption('--default-action <action>', 'allow or deny', action)
     .action(act(io, async (ctx, name) => {
-      const o = await ctx.client.request('PATCH', `/api/v1/tenants/${name}`, { defaultAction: ctx.opts['defaultAction'] });
+      const o = await ctx.client.request('PATCH', `/api/v1/tenants/${seg(name)}`, { defaultAction: ctx.opts['defaultAction'] });
       done(ctx, o, `tenant ${name} updated`);
     }));
   leaf(t, { name: 'ls', summary: 'list tenants', example: 'weft tenant ls', tenant: false })
@@ -27,10 +27,10 @@ export function tenantCommands(program: Command, io: Io): void {
       ctx.table(items, [{ header: 'TENANT', get: (x: any) => x.name }, { header: 'DEFAULT ACTION', get: (x: any) => x.defaultAction }], (x: any) => x.name);
     }));
   leaf(t, { name: 'inspect <name>', summary: 'show a tenant', example: 'weft tenant inspect blue -o json', tenant: false })
-    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', `/api/v1/tenants/${name}`))));
+    .action(act(io, async (ctx, name) => ctx.show(await ctx.client.request('GET', `/api/v1/tenants/${seg(name)}`))));
   leaf(t, { name: 'rm <name>', summary: 'delete an empty tenant', example: 'weft tenant rm blue', tenant: false })
     .action(act(io, async (ctx, name) => {
-      await ctx.client.request('DELETE', `/api/v1/tenants/${name}`);
+      await ctx.client.request('DELETE', `/api/v1/tenants/${seg(name)}`);
       ctx.print(`tenant ${name} deleted`);
     }));
 }
