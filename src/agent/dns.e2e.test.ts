@@ -80,6 +80,11 @@ test('containers resolve services and containers of their tenant, never of anoth
   assert.equal(await lookup('app1', 'missing.example', '10.1.2.1'), 'NXDOMAIN', "upstream's NXDOMAIN comes back");
   assert.equal(await lookup('app1', 'db1', '10.1.2.1'), dbIp, 'own names still answered locally');
 
+  // A dead first server: the next one answers.
+  await h.stopAgent();
+  await h.startAgent(['--dns-upstream', `127.0.0.1:9,127.0.0.1:${UPSTREAM_PORT}`]);
+  assert.ok(await within(5000, async () => (await lookup('app1', 'outside.example', '10.1.2.1')) === '192.0.2.55') >= 0, 'the second upstream answered');
+
   // TCP too (a resolver retries over TCP after a truncated answer).
   const tcp = await h.exec(ns('app1'), ['sh', '-c', `printf '\\000\\044\\022\\064\\001\\000\\000\\001\\000\\000\\000\\000\\000\\000\\005dbsvc\\007default\\004weft\\000\\000\\001\\000\\001' | busybox nc -w 2 10.1.2.1 53 | od -An -tu1`]);
   const bytes = tcp.stdout.trim().split(/\s+/).map(Number);

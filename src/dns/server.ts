@@ -147,25 +147,35 @@ export class DnsServer {
   }
 
   /** Sends the query upstream under a fresh id; the answer goes back under the client's id. */
+  /**
+   * Sends the query upstream under a fresh id; the answer goes back under the client's id. Servers are
+   * tried in order, as a stub resolver would, each getting its share of the time budget; SERVFAIL when
+   * none answers.
+   */
   private forward(msg: Buffer, reply: (b: Buffer) => void, fail: () => void): void {
     const sock = this.upstreamSocket();
     let id = Math.floor(Math.random() * 65536);
     for (let i = 0; this.pending.has(id) && i < 65536; i++) id = (id + 1) & 0xffff;
     if (this.pending.has(id)) return fail();
-    const timer = setTimeout(() => {
-      this.pending.delete(id);
-      fail();
-    }, this.o.upstreamTimeoutMs);
-    this.pending.set(id, { id: msg.readUInt16BE(0), reply, timer });
     const out = Buffer.from(msg);
     out.writeUInt16BE(id, 0);
-    const up = this.o.upstreams[0] as Upstream;
-    sock.send(out, up.port, up.address, (e) => {
-      if (!e) return;
-      clearTimeout(timer);
-      this.pending.delete(id);
-      fail();
-    });
+    const share = Math.max(100, Math.floor(this.o.upstreamTimeoutMs / this.o.upstreams.length));
+    const attempt = (i: number): void => {
+      const up = this.o.upstreams[i];
+      if (!up) {
+        this.pending.delete(id);
+        fail();
+        return;
+      }
+      const timer = setTimeout(() => attempt(i + 1), share);
+      this.pending.set(id, { id: msg.readUInt16BE(0), reply, timer });
+      sock.send(out, up.port, up.address, (e) => {
+        if (!e) return;
+        clearTimeout(timer);
+        attempt(i + 1);
+      });
+    };
+    attempt(0);
   }
 
   private upstreamSocket(): dgram.Socket {
