@@ -231,9 +231,8 @@ export class Agent implements CniHost {
     }
   }
 
-  /** Unwires and forgets an endpoint; the server releases its address. Idempotent. */
   /**
-   * `unwireLater`: the veth pair goes after the answer (the kernel takes ~20 ms to delete one). Only for
+   * Unwires and forgets an endpoint; the server releases its address. Idempotent. `unwireLater`: the veth pair goes after the answer (the kernel takes ~20 ms to delete one). Only for
    * endpoints whose id is never used again (Docker's): a CNI DEL may be followed at once by an ADD of the
    * same container and interface, whose veth has the same name.
    */

@@ -86,12 +86,12 @@ export class DockerBackend implements DockerHost {
     if (gateway) {
       if (bound) {
         const net = this.network(bound);
-        return { Address: `${net.gateway}/${net.subnet.split('/')[1]}`, Data: {} };
+        return { Address: `${net.gateway}/${prefixOf(net.subnet)}`, Data: {} };
       }
       const p = this.pending.get(r.PoolID);
       if (!p) throw new Error(`pool ${r.PoolID} is unknown to weft`);
       // Informational only: the container's gateway comes from Join.
-      if (r.Address) return { Address: `${r.Address}/${p.pool.split('/')[1]}`, Data: {} };
+      if (r.Address) return { Address: `${r.Address}/${prefixOf(p.pool)}`, Data: {} };
       return { Address: p.pool === ANY ? ANY : firstHost(p.pool), Data: {} };
     }
     if (!bound) throw new Error(`pool ${r.PoolID} belongs to no Weft network on this host (use --ipam-driver weft with -d weft)`);
@@ -329,6 +329,8 @@ function namesIn(opts: Record<string, string>, flag: string): Record<string, str
   }
   return opts;
 }
+
+const prefixOf = (cidr: string) => parseCidr(cidr, 'Pool', false).prefix;
 
 function firstHost(cidr: string): string {
   const c = parseCidr(cidr, 'Pool', false);

@@ -18,13 +18,14 @@ export interface ReconcilerOptions {
 }
 
 /**
- * Level-triggered: a change marks its tenant dirty (or everything), and `reconcileTenant` re-reads the
- * desired state and converges the kernel to it. A periodic resync marks everything dirty, which is how
- * drift (a deleted bridge, a flushed table) is repaired. One lock per tenant is shared with the CNI path.
+ * Level-triggered: a change marks its tenant dirty (or everything), and `ensureTenant` re-reads the
+ * desired state and converges the kernel to what changed in the tenant's shape. A periodic resync marks
+ * everything dirty and re-reads the kernel, which is how drift (a deleted bridge, a flushed table) is
+ * repaired. One lock per tenant is shared with the CNI and Docker paths.
  */
 export class Reconciler {
   private readonly locks = new Map<string, Mutex>();
-  /** Per tenant, the shape (bridges, uplink, ports) it last converged to; lets ADD skip a re-check. */
+  /** Per tenant, the shape it last converged to (see ensureTenant); lets ADD and changes skip a re-check. */
   private readonly converged = new Map<string, string>();
   private readonly dirty = new Set<string>();
   private allDirty = false;
@@ -101,9 +102,10 @@ export class Reconciler {
   }
 
   /**
-   * Converges one tenant now. With `fast` (the CNI ADD path) it skips the kernel re-check when the tenant's
-   * shape is what it last converged to: drift between resyncs is the resync's job, and ADD falls back to
-   * a full ensure if wiring fails.
+   * Converges one tenant now. With `fast` (ADD, Docker's CreateEndpoint and Join, change-triggered passes)
+   * it skips the kernel re-check when the tenant's shape (uplink, bridges and overlay, ports, policy,
+   * services, marks, shaping, DNS) is what it last converged to: drift between resyncs is the resync's job,
+   * and ADD falls back to a full ensure if wiring fails.
    */
   async ensureTenant(tenant: string, fast = false): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
