@@ -2,7 +2,8 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync, chmodSy
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { ApiError, Client } from '../client/index.js';
+import { ApiError, Client, type TlsConfig } from '../client/index.js';
+import { keepRenewing, type HostCredentials } from './identity.js';
 import { endpointId, type Endpoint } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
 import { NftTables, TenantDatapath, type TenantPlan, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, forgetConnections, unwireEndpoint, names, observeLinks, withNetnsName } from '../datapath/index.js';
@@ -18,7 +19,12 @@ import { Reconciler } from './reconciler.js';
 
 export interface AgentOptions {
   servers: string[];
-  token: string;
+  /** A bearer token instead of a host certificate (a user's: the server applies that user's role). */
+  token?: string;
+  /** The server's CA, and this host's certificate and key (mTLS). */
+  tls?: TlsConfig;
+  /** Where the host's credentials live, to renew them; absent when the agent runs on a token. */
+  identity?: { dir: string; creds: HostCredentials };
   host: string;
   runDir: string;
   cniConfDir: string;
@@ -61,11 +67,12 @@ export class Agent implements CniHost {
   private dockerServer: DockerPluginServer | undefined;
   private docker: DockerBackend | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private stopRenewing: (() => void) | undefined;
   private readonly dns: DnsServer;
   private readonly dp: TenantDatapath;
 
   constructor(private readonly o: AgentOptions) {
-    this.client = new Client({ servers: o.servers, token: o.token });
+    this.client = new Client({ servers: o.servers, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
     this.nft = new NftTables(o.runner);
     this.dp = new TenantDatapath(o.runner, this.nft);
     this.dns = new DnsServer({ port: o.dnsPort, upstreams: o.dnsUpstreams, upstreamTimeoutMs: 2000, ttl: 5, names: (t) => this.names(t), log: o.log });
@@ -109,12 +116,17 @@ export class Agent implements CniHost {
       });
       this.dockerServer = await serveDockerPlugin(this.o.dockerSocket, this.docker);
     }
+    if (this.o.identity) {
+      const { dir, creds } = this.o.identity;
+      this.stopRenewing = keepRenewing(this.client, dir, creds, (c) => this.client.setTls(c), this.o.log);
+    }
     this.heartbeat = setInterval(() => void this.register().catch((e: Error) => this.o.log.warn({ err: e.message }, 'heartbeat failed')), HEARTBEAT_MS);
     this.o.log.info({ socket: this.socketPath, cniConfDir: this.o.cniConfDir }, 'agent started');
   }
 
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.stopRenewing?.();
     await this.socket?.close();
     await this.dockerServer?.close();
     this.syncer.stop();

@@ -1,12 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
 import { buildTopology, destroyTopology, type Topology } from '../lab/topology.js';
-import { agentIn, callPlugin, within, type AgentHandle } from '../testkit/host.js';
+import { agentIn, callPlugin, inviteHost, within, type AgentHandle } from '../testkit/host.js';
 import { freeOctets } from '../lab/free.js';
 import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
 import { startEtcdCluster, type EtcdCluster } from '../testkit/etcd.js';
@@ -35,13 +35,11 @@ test('losing an etcd member and then a server: the API keeps answering, agents s
   const store = `etcd://${etcd.endpoints.map((e) => e.slice(7)).join(',')}`;
   for (let i = 0; i < 2; i++) servers.push(await startServerProcess({ listen: `${topo.serverIp}:0`, args: ['--store', store] }));
   const token = servers.map((s) => s.token).find(Boolean) as string;
-  const tokenFile = join(dir, 'token');
-  writeFileSync(tokenFile, token, { mode: 0o600 });
   const urls = servers.map((s) => s.url);
   for (const [i, h] of topo.hosts.entries()) {
     const hdir = join(dir, h.name);
     mkdirSync(hdir, { recursive: true });
-    const a = agentIn({ hostNs: h.ns, dir: hdir, serverUrl: urls.join(','), tokenFile, host: h.name, nsPrefix: `${tag}${i + 1}-`, vtep: h.vtep, cniConfDir: join(hdir, 'net.d'), binDir: join(hdir, 'bin'), extra: [] });
+    const a = agentIn({ hostNs: h.ns, dir: hdir, serverUrl: urls.join(','), join: () => inviteHost(urls[0]!, token, h.name), host: h.name, nsPrefix: `${tag}${i + 1}-`, vtep: h.vtep, cniConfDir: join(hdir, 'net.d'), binDir: join(hdir, 'bin'), extra: [] });
     agents.push(a);
     await a.start();
   }

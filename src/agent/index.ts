@@ -2,3 +2,4 @@ export { Agent, type AgentOptions } from './agent.js';
 export { DesiredState } from './state.js';
 export { desiredConflists, syncConflists } from './conflists.js';
 export { uninstall, type UninstallOptions } from './uninstall.js';
+export { joinWithToken, loadCredentials, notJoined, type HostCredentials } from './identity.js';

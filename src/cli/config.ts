@@ -4,13 +4,15 @@ import { homedir } from 'node:os';
 import { usage } from './errors.js';
 import type { Target } from '../client/index.js';
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:9700';
+export const DEFAULT_SERVER = 'https://127.0.0.1:9700';
 /** Where `weft server`/`weft up` keep their data by default; its admin.token is the local fallback. */
 export const DEFAULT_DATA_DIR = '/var/lib/weft';
 
 export interface CliConfig {
   server?: string;
   token?: string;
+  /** The server's CA (PEM), saved by `weft login --ca FILE` or `--ca-pin`. */
+  ca?: string;
 }
 
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -37,24 +39,46 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
 
 
 /**
- * Server: --server, WEFT_SERVER, the config file, then http://127.0.0.1:9700 (a comma list fails over).
+ * Server: --server, WEFT_SERVER, the config file, then https://127.0.0.1:9700 (a comma list fails over).
  * Token: --token, WEFT_TOKEN, the config file, then — for the local default server only — the admin
  * token a local `weft up` saved in /var/lib/weft/admin.token (readable by root only).
+ * CA: --ca, WEFT_CA (files), the config file, then /var/lib/weft/ca.crt when this user can read it.
  */
-export function resolveTarget(flags: { server?: string; token?: string }, env: NodeJS.ProcessEnv = process.env): Target {
+export function resolveTarget(flags: { server?: string; token?: string; ca?: string }, env: NodeJS.ProcessEnv = process.env): Target {
   const cfg = readConfig(env);
   const server = flags.server ?? env['WEFT_SERVER'] ?? cfg.server ?? DEFAULT_SERVER;
-  const servers = server.split(',').map((s) => s.trim().replace(/\/+$/, '')).filter(Boolean);
-  for (const s of servers) {
-    if (!/^https?:\/\/[^/]+$/.test(s)) throw usage(`--server: '${s}' is not a URL like http://127.0.0.1:9700`);
-  }
+  const servers = parseServers(server, flags.server !== undefined ? '--server' : env['WEFT_SERVER'] !== undefined ? 'WEFT_SERVER' : 'server');
   let token = flags.token ?? env['WEFT_TOKEN'] ?? cfg.token;
-  if (token === undefined && server === DEFAULT_SERVER) token = localAdminToken();
-  return { servers, token };
+  if (token === undefined && server === DEFAULT_SERVER) token = readLocal('admin.token');
+  const caFile = flags.ca ?? env['WEFT_CA'];
+  const ca = caFile !== undefined ? readCa(caFile, flags.ca !== undefined ? '--ca' : 'WEFT_CA') : cfg.ca ?? readLocal('ca.crt');
+  return { servers, token, ...(ca ? { tls: { ca } } : {}) };
 }
 
-function localAdminToken(): string | undefined {
-  const file = join(DEFAULT_DATA_DIR, 'admin.token');
+/** `https://host:port[,https://...]`; plain HTTP is refused here, before anything is sent. */
+export function parseServers(text: string, flag = '--server'): string[] {
+  const servers = text.split(',').map((s) => s.trim().replace(/\/+$/, '')).filter(Boolean);
+  if (servers.length === 0) throw usage(`${flag}: give a server URL like ${DEFAULT_SERVER}`);
+  for (const s of servers) {
+    if (/^http:\/\//i.test(s)) throw usage(`${flag}: '${s}' is plain HTTP, which Weft refuses; use ${s.replace(/^http:/i, 'https:')}`);
+    if (!/^https:\/\/[^/\s]+$/.test(s)) throw usage(`${flag}: '${s}' is not a URL like ${DEFAULT_SERVER}`);
+  }
+  return servers;
+}
+
+export function readCa(file: string, flag: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw usage(`${flag}: cannot read ${file} (${(e as Error).message})`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw usage(`${flag}: ${file} is not a PEM certificate`);
+  return text;
+}
+
+function readLocal(name: string): string | undefined {
+  const file = join(DEFAULT_DATA_DIR, name);
   try {
     accessSync(file, constants.R_OK);
     return readFileSync(file, 'utf8').trim() || undefined;

@@ -41,6 +41,7 @@ export function leaf(parent: Command, spec: LeafSpec): Command {
   c.option('-q, --quiet', 'print names only (lists)');
   c.addOption(new Option('--server <url>', 'server URL(s), comma-separated (default: WEFT_SERVER, config, http://127.0.0.1:9700)'));
   c.addOption(new Option('--token <token>', 'API token (default: WEFT_TOKEN, then the config from `weft login`)'));
+  c.addOption(new Option('--ca <file>', "the server's CA certificate (default: WEFT_CA, the config from `weft login`, /var/lib/weft/ca.crt)"));
   return c;
 }
 
@@ -48,7 +49,7 @@ export function makeCtx(opts: Record<string, any>, io: Io): Ctx {
   const format = parseFormat(opts['output'] ?? 'table');
   const print = (t: string) => io.out(`${t}\n`);
   return {
-    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'] }, io.env)),
+    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'], ca: opts['ca'] }, io.env)),
     format,
     tenant: opts['tenant'] ?? 'default',
     opts,
@@ -85,6 +86,15 @@ export const intArg = (flag: string, min: number, max: number) => (value: string
   if (!/^-?[0-9]+$/.test(value)) throw usage(`${flag}: '${value}' is not a whole number`);
   const n = Number(value);
   if (n < min || n > max) throw usage(`${flag}: ${n} is outside ${min}-${max}`);
+  return n;
+};
+
+/** `90s`, `15m`, `1h`, `2d` (or plain seconds) to seconds, within [min, max]. */
+export const durationArg = (flag: string, min: number, max: number) => (value: string): number => {
+  const m = /^([0-9]{1,9})([smhd]?)$/.exec(value.trim());
+  if (!m) throw usage(`${flag}: '${value}' is not a duration like 90s, 15m, 1h or 2d`);
+  const n = Number(m[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86_400 } as Record<string, number>)[m[2] ?? '']!;
+  if (n < min || n > max) throw usage(`${flag}: ${value} is outside ${min}s-${max}s`);
   return n;
 };
 

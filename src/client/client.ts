@@ -1,10 +1,34 @@
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
-/** Where to send requests: one or more server URLs (failover in order) and a bearer token. */
+import { X509Certificate, createHash } from 'node:crypto';
+
+/** What the client trusts and shows: the CA that signed the server, and a host's own certificate (mTLS). */
+export interface TlsConfig {
+  /** PEM of the CA the server's certificate must chain to; nothing falls back to unverified TLS. */
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/** Where to send requests: one or more https:// server URLs (failover in order), a bearer token and TLS. */
 export interface Target {
   servers: string[];
   token: string | undefined;
+  tls?: TlsConfig;
 }
+
+/** TLS failures that mean "this server is not the one you trust", with what to do about it. */
+const TLS_ERRORS: Record<string, string> = {
+  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate is not signed by the CA this client trusts',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is not signed by the CA this client trusts',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'its certificate is not signed by the CA this client trusts',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its certificate does not name the address used',
+  CERT_HAS_EXPIRED: 'its certificate has expired',
+  EPROTO: 'it does not speak TLS (plain HTTP is refused)',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'it does not speak TLS (plain HTTP is refused)',
+};
+const TLS_HINT = 'give the CA with --ca FILE or WEFT_CA (the server keeps it in DATA_DIR/ca.crt), or log in again with `weft login --ca-pin sha256:...`';
 
 /** A failed API call: the HTTP status (0 when no server answered) and the problem's code and detail. */
 export class ApiError extends Error {
@@ -35,9 +59,25 @@ interface Reply {
  */
 export class Client {
   private preferred = 0;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private agent: https.Agent;
+  /** Agents of earlier certificates: their open streams run on until the server ends them. */
+  private readonly retired: https.Agent[] = [];
 
-  constructor(private readonly target: Target) {}
+  constructor(private readonly target: Target) {
+    this.agent = Client.agentFor(target.tls);
+  }
+
+  private static agentFor(tls: TlsConfig | undefined): https.Agent {
+    // Only the TLS fields: anything else in the object (a `host`) would become a connection option.
+    const pick = tls ? { ca: tls.ca, ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {}) } : {};
+    return new https.Agent({ keepAlive: true, maxSockets: 64, ...pick, minVersion: 'TLSv1.2' });
+  }
+
+  /** Switches to a renewed certificate: new connections use it, connections already open finish on the old one. */
+  setTls(tls: TlsConfig): void {
+    this.retired.push(this.agent);
+    this.agent = Client.agentFor(tls);
+  }
 
   async request<T = any>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
     const res = await this.send(method, path, body, opts);
@@ -71,6 +111,7 @@ export class Client {
 
   close(): void {
     this.agent.destroy();
+    for (const a of this.retired.splice(0)) a.destroy();
   }
 
   /** Tries each server in turn, starting with the last one that answered; only connection failures move on. */
@@ -92,18 +133,23 @@ export class Client {
         this.preferred = idx;
         return res;
       } catch (e) {
-        if (opts.signal?.aborted) throw e;
+        if (opts.signal?.aborted || e instanceof ApiError) throw e;
         lastError = e;
       }
     }
-    const why = (lastError as { code?: string })?.code ?? (lastError as Error)?.message;
+    const code = (lastError as { code?: string })?.code ?? '';
+    const tls = TLS_ERRORS[code] ?? (/wrong version number|packet length too long/i.test((lastError as Error)?.message ?? '') ? TLS_ERRORS['EPROTO'] : undefined);
+    if (tls) throw new ApiError(0, 'tls', `refusing the weft server at ${servers.join(', ')}: ${tls} (${code || (lastError as Error).message}); ${TLS_HINT}`);
+    const why = code || (lastError as Error)?.message;
     throw new ApiError(0, 'unreachable', `cannot reach the weft server at ${servers.join(', ')} (${why}); is \`weft server\` running? (--server, WEFT_SERVER)`);
   }
 
   private once(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, signal?: AbortSignal): Promise<Reply> {
-    const lib = url.protocol === 'https:' ? https : http;
+    if (url.protocol !== 'https:') {
+      return Promise.reject(new ApiError(0, 'plain-http', `${url.origin}: plain HTTP is refused; the weft server speaks HTTPS only (use https://${url.host})`));
+    }
     return new Promise((resolve, reject) => {
-      const req = lib.request(url, { method, headers, agent: url.protocol === 'https:' ? undefined : this.agent, ...(signal ? { signal } : {}) }, (res) => {
+      const req = https.request(url, { method, headers, agent: this.agent, ...(signal ? { signal } : {}) }, (res) => {
         resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', body: res });
       });
       req.on('error', reject);
@@ -116,4 +162,33 @@ async function readAll(body: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of body) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Fetches the server's CA certificate and accepts it only if its SHA-256 is `pin` (from a join token or
+ * `weft login --ca-pin`): the one request made before the server is verified, and its answer is checked
+ * against the pin before anything is sent or trusted.
+ */
+export async function fetchPinnedCa(server: string, pin: string): Promise<string> {
+  const url = new URL(`${server}/api/v1/ca.crt`);
+  if (url.protocol !== 'https:') throw new ApiError(0, 'plain-http', `${url.origin}: plain HTTP is refused (use https://${url.host})`);
+  const pem = await new Promise<string>((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false, agent: false, timeout: 10_000 }, (res) => {
+      void readAll(res).then((text) => (res.statusCode === 200 ? resolve(text) : reject(new Error(`GET /api/v1/ca.crt answered ${res.statusCode}`))), reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  }).catch((e: Error) => {
+    throw new ApiError(0, 'unreachable', `cannot fetch the CA from ${server} (${(e as { code?: string }).code ?? e.message})`);
+  });
+  let got: string;
+  try {
+    got = `sha256:${createHash('sha256').update(new X509Certificate(pem).raw).digest('hex')}`;
+  } catch {
+    throw new ApiError(0, 'tls', `${server} did not answer a certificate for /api/v1/ca.crt`);
+  }
+  if (got !== pin.toLowerCase()) {
+    throw new ApiError(0, 'tls', `the CA of ${server} is ${got}, not the pinned ${pin}: this is not the server the token was made for (or someone is in between); nothing was sent`);
+  }
+  return pem;
 }

@@ -1,3 +1,4 @@
+import { notFound } from '../model/index.js';
 import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, DockerNetworkInput, Network, Group, Policy, Netprofile, Service, AppProfile, DockerNetwork } from '../model/index.js';
 import type { Store } from '../store/index.js';
 import { Crud } from './crud.js';
@@ -12,6 +13,14 @@ import { Endpoints } from './endpoints.js';
 import { Hosts, GlobalSettings } from './hosts.js';
 import { Users } from './users.js';
 import { Rules } from './rules.js';
+import { HostIdentities, StoreCa, type CaSource } from './identities.js';
+
+export interface ControlOptions {
+  hostTimeoutMs?: number;
+  /** Weft's own CA in the store by default; a CA brought with --tls-ca otherwise. */
+  ca?: CaSource;
+  hostCertTtlMs?: number;
+}
 
 /** The control plane's domain logic over one store; the HTTP server is a thin layer over this. */
 export class Control {
@@ -28,8 +37,10 @@ export class Control {
   readonly hosts: Hosts;
   readonly global: GlobalSettings;
   readonly users: Users;
+  readonly identities: HostIdentities;
+  readonly ca: CaSource;
 
-  constructor(readonly store: Store, clock: () => Date = () => new Date(), options: { hostTimeoutMs?: number } = {}) {
+  constructor(readonly store: Store, clock: () => Date = () => new Date(), options: ControlOptions = {}) {
     const now = () => clock().toISOString();
     this.tenants = new Tenants(store, now);
     this.networks = new Crud(store, networkKind, now);
@@ -44,11 +55,28 @@ export class Control {
     this.hosts = new Hosts(store, now, options.hostTimeoutMs);
     this.global = new GlobalSettings(store, now);
     this.users = new Users(store, now);
+    this.ca = options.ca ?? new StoreCa(store);
+    this.identities = new HostIdentities(store, clock, this.ca, options.hostCertTtlMs);
   }
 
   /** Releases the endpoints of hosts silent for longer than the grace period (see Hosts.collectSilent). */
   async collectSilentHosts(graceMs: number): Promise<string[]> {
     return this.hosts.collectSilent(graceMs, (id) => this.endpoints.remove('gc', id));
+  }
+
+  /**
+   * Removes a host from the cluster: its identity first (every certificate of it is refused from this
+   * moment), then its endpoints (their addresses go back), then its registration (other hosts drop it
+   * from the overlay).
+   */
+  async forgetHost(actor: string, name: string): Promise<{ endpoints: number }> {
+    const hadIdentity = await this.identities.revoke(actor, name);
+    const registered = await this.store.get(`hosts/${name}`);
+    if (!hadIdentity && !registered) throw notFound(`host ${name}`);
+    const eps = (await this.endpoints.list({ host: name })).items;
+    for (const e of eps) await this.endpoints.remove(actor, e.id);
+    if (registered) await this.hosts.remove(actor, name);
+    return { endpoints: eps.length };
   }
 
   /** Makes a new store usable: the `default` tenant, and on first start an admin whose token is returned once. */

@@ -39,6 +39,11 @@ export class Hosts {
     }
     const r = await this.store.transact(actor, async (tx) => {
       const old = await tx.get(keys.host(input.name));
+      // Another host's underlay address would pull that host's overlay traffic here. Checked only when the
+      // address is new, so a heartbeat does not read every host.
+      const twin = old && (old.value as Host).vtepIp === input.vtepIp ? undefined
+        : (await tx.list(keys.hosts())).map((e) => e.value as Host).find((h) => h.vtepIp === input.vtepIp && h.name !== input.name);
+      if (twin) throw new WeftError('WEFT_ADDRESS_IN_USE', `vtepIp: ${input.vtepIp} is the underlay address of host ${twin.name}`, { field: 'vtepIp' });
       const at = this.now();
       const h: Omit<Host, 'revision'> = {
         name: input.name,

@@ -18,6 +18,9 @@ export const keys = {
   user: (u: string) => `users/${u}`,
   users: () => 'users/',
   token: (hash: string) => `tokens/${hash}`,
+  hostId: (h: string) => `hostids/${h}`,
+  hostIds: () => 'hostids/',
+  ca: () => 'pki/ca',
 };
 
 /** Human names for messages: `network blue/web`. */

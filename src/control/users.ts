@@ -6,12 +6,22 @@ import { keys, withRevision } from './keys.js';
 
 const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number) => Promise<Buffer>;
 
-/** Who is asking: resolved from a bearer token on every request. */
+/**
+ * Who is asking, resolved on every request: a user (from a bearer token) or a host (from its client
+ * certificate, `user` = `host:NAME`, role `host`: see server/hostgate.ts for what it may do).
+ */
 export interface Principal {
   user: string;
-  role: Role;
+  role: Role | 'host';
   tenants: string[];
+  /** What authenticated the request, for the audit log: a token id, or `cert:SERIAL`. */
+  credential: string;
+  /** Set for host certificates: the one host this principal may act for. */
+  host?: string;
 }
+
+/** The public id of a token: the start of its hash (the hash of 256 random bits reveals nothing). */
+export const tokenId = (token: string) => hashToken(token).slice(0, 16);
 
 interface StoredUser extends Omit<User, 'revision' | 'hasPassword'> {
   passwordHash?: string;
@@ -142,6 +152,6 @@ export class Users {
     const u = t && (await this.store.get(keys.user((t.value as StoredToken).user)));
     if (!u) throw new WeftError('WEFT_UNAUTHENTICATED', 'the token is not valid (log in again with `weft login`)');
     const user = withRevision<User>(u);
-    return { user: user.name, role: user.role, tenants: user.tenants };
+    return { user: user.name, role: user.role, tenants: user.tenants, credential: tokenId(token) };
   }
 }

@@ -26,8 +26,9 @@ test('weft lab: up 2 hosts, containers on both talk over the overlay, down remov
   const env = (await weft(['env'])).stdout;
   const server = /WEFT_SERVER=(\S+)/.exec(env)?.[1] as string;
   const token = /WEFT_TOKEN=(\S+)/.exec(env)?.[1] as string;
-  assert.ok(server && token, env);
-  const api = (args: string[]) => runWeft(args, { HOME: dir, WEFT_SERVER: server, WEFT_TOKEN: token });
+  const ca = /WEFT_CA=(\S+)/.exec(env)?.[1] as string;
+  assert.ok(server && token && ca, env);
+  const api = (args: string[]) => runWeft(args, { HOME: dir, WEFT_SERVER: server, WEFT_TOKEN: token, WEFT_CA: ca });
   assert.equal((await api(['net', 'create', '-s', '10.1.2.0/24', 'n'])).code, 0);
   assert.ok(await within(5000, async () => existsSync(join(dir, 'host2', 'net.d', 'weft-default-n.conflist'))) >= 0);
   const srv = spawn(process.execPath, [WEFT_BIN, 'lab', '--dir', dir, 'run', 'host1', '--network', 'weft-default-n', '--name', 'srv', '--', 'busybox', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat'], { stdio: 'ignore' });
@@ -57,8 +58,9 @@ test("weft lab up --store etcd: the issue's example by name across 3 hosts, a se
   const env = (await weft(['env'])).stdout;
   const servers = /WEFT_SERVER=(\S+)/.exec(env)?.[1] as string;
   const token = /WEFT_TOKEN=(\S+)/.exec(env)?.[1] as string;
+  const ca = /WEFT_CA=(\S+)/.exec(env)?.[1] as string;
   assert.equal(servers.split(',').length, 2, 'two servers');
-  const api = (args: string[]) => runWeft(args, { HOME: dir, WEFT_SERVER: servers, WEFT_TOKEN: token });
+  const api = (args: string[]) => runWeft(args, { HOME: dir, WEFT_SERVER: servers, WEFT_TOKEN: token, WEFT_CA: ca });
   for (const args of [['net', 'create', '-s', '10.1.2.0/24', 'contiv-net'], ['group', 'create', 'contiv-net', 'db'], ['group', 'create', 'contiv-net', 'app'],
     ['service', 'create', '-s', 'contiv-net', '-l', 'group=db', '-p', '80:8888:TCP', 'dbsvc']]) {
     const r = await api(args);

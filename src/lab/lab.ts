@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessRunner, runInteractive, spawnDaemon } from '../exec/index.js';
@@ -18,7 +19,7 @@ const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'wef
 const runner = new ProcessRunner();
 
 export interface LabHostState { name: string; ns: string; vtep: string; dir: string; agentPid: number }
-export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; hosts: LabHostState[]; store?: string; etcdPids?: number[]; serverPids?: number[] }
+export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; caFile: string; hosts: LabHostState[]; store?: string; etcdPids?: number[]; serverPids?: number[] }
 
 const stateFile = (dir: string) => join(dir, 'state.json');
 
@@ -56,7 +57,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const prefix = opts.prefix ?? LAB_PREFIX;
-  const state: LabState = { dir, prefix, count: opts.hosts, serverPid: 0, serverUrl: '', token: '', hosts: [] };
+  const state: LabState = { dir, prefix, count: opts.hosts, serverPid: 0, serverUrl: '', token: '', caFile: join(dir, 'ca.crt'), hosts: [] };
   const save = () => writeFileSync(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   save();
   try {
@@ -82,21 +83,23 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
         const serverLog = join(dir, `server${i + 1}.log`);
         state.serverPids.push(spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--log-level', 'warn'], serverLog));
         save();
-        urls.push((await waitFor(serverLog, /listening on (http:\/\/\S+)/, `lab server ${i + 1}`, 30_000))[1] as string);
+        urls.push((await waitFor(serverLog, /listening on (https:\/\/\S+)/, `lab server ${i + 1}`, 30_000))[1] as string);
         const token = /^ {2}(weft_\S+)$/m.exec(readFileSync(serverLog, 'utf8'))?.[1];
         if (token) state.token = token;
       }
       state.serverPid = state.serverPids[0] as number;
       state.serverUrl = urls.join(',');
       writeFileSync(join(dir, 'token'), `${state.token}\n`, { mode: 0o600 });
+      copyFileSync(join(dir, 'data1', 'ca.crt'), state.caFile);
       log(`etcd cluster of 3 (pids ${state.etcdPids.join(', ')}), servers ${urls.join(', ')}`);
     } else {
       const serverLog = join(dir, 'server.log');
       state.serverPid = spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn'], serverLog);
       save();
-      state.serverUrl = (await waitFor(serverLog, /listening on (http:\/\/\S+)/, 'the lab server'))[1] as string;
+      state.serverUrl = (await waitFor(serverLog, /listening on (https:\/\/\S+)/, 'the lab server'))[1] as string;
       state.token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
       writeFileSync(join(dir, 'token'), `${state.token}\n`, { mode: 0o600 });
+      copyFileSync(join(dir, 'data', 'ca.crt'), state.caFile);
       log(`server ${state.serverUrl} (pid ${state.serverPid})`);
     }
     save();
@@ -104,8 +107,11 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       const hdir = join(dir, h.name);
       mkdirSync(hdir, { recursive: true });
       const agentLog = join(hdir, 'agent.log');
+      // Each host joins like a real one: an admin's one-time token, its own key and certificate.
+      const joinFile = join(hdir, 'join.token');
+      writeFileSync(joinFile, await invite(state, h.name), { mode: 0o600 });
       const pid = spawnDaemon(['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, 'agent', '--server', state.serverUrl,
-        '--token-file', join(dir, 'token'), '--host', h.name, '--run-dir', join(hdir, 'run'),
+        '--join-file', joinFile, '--state-dir', join(hdir, 'agent'), '--host', h.name, '--run-dir', join(hdir, 'run'),
         '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
         // Lab hosts have no way out, so names outside .weft are refused at once rather than timing out.
         '--vtep-ip', h.vtep, '--dns-upstream', 'none', '--docker-plugin', 'none', '--log-level', 'warn'], agentLog);
@@ -119,6 +125,20 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
     await labDown({ dir });
     throw e;
   }
+}
+
+/** `weft host add NAME` as the lab's admin: a one-time join token. */
+function invite(s: LabState, host: string): Promise<string> {
+  const url = new URL(`${s.serverUrl.split(',')[0]}/api/v1/hosts/${host}/join-token`);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: 'POST', ca: readFileSync(s.caFile), headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => (res.statusCode === 201 ? resolve((JSON.parse(body) as { token: string }).token) : reject(new WeftError('WEFT_INTERNAL', `inviting ${host}: ${res.statusCode} ${body}`))));
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
 }
 
 async function stop(pid: number): Promise<void> {

@@ -165,7 +165,22 @@ export const LoginInput = strict({
   password: Type.String({ minLength: 1, maxLength: 256 }),
 });
 
+const Pem = (what: string) => Type.String({ minLength: 1, maxLength: 16_384, description: `${what}, PEM` });
+
+/** `weft host add NAME`: how long the one-time join token stays usable. */
+export const JoinTokenInput = strict({
+  expiresIn: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 86_400, description: 'seconds the join token stays usable (default 3600)' })),
+});
+export const JoinInput = strict({
+  token: Type.String({ minLength: 1, maxLength: 256, description: 'the join token from `weft host add NAME`' }),
+  csr: Pem('a certificate signing request for the host\'s own key (ECDSA P-256)'),
+});
+export const CsrInput = strict({ csr: Pem('a certificate signing request for the host\'s new key') });
+
 export type TenantInput = Static<typeof TenantInput>;
+export type JoinTokenInput = Static<typeof JoinTokenInput>;
+export type JoinInput = Static<typeof JoinInput>;
+export type CsrInput = Static<typeof CsrInput>;
 export type NetworkInput = Static<typeof NetworkInput>;
 export type GroupInput = Static<typeof GroupInput>;
 export type RuleInput = Static<typeof RuleInput>;

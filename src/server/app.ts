@@ -2,7 +2,10 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, AppProfileInput, DockerNetworkInput, WeftError } from '../model/index.js';
-import type { Control } from '../control/index.js';
+import type { Control, Principal } from '../control/index.js';
+import { authenticate } from './auth.js';
+import { checkHost } from './hostgate.js';
+import { Streams } from './streams.js';
 import { sendProblem } from './problem.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { scopedRoutes } from './routes/scoped.js';
@@ -12,11 +15,17 @@ import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
+import { identityRoutes } from './routes/identity.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     control: Control;
     metrics: Metrics;
+    streams: Streams;
+  }
+  interface FastifyRequest {
+    /** Authenticates the request again with the credential it came with (long-lived streams). */
+    reauthenticate: () => Promise<Principal>;
   }
 }
 
@@ -24,10 +33,12 @@ export interface AppOptions {
   control: Control;
   logger?: Logger | false;
   version?: string;
+  /** Serve HTTPS with this material, asking clients for a certificate signed by `ca` (hosts) but not requiring one (people). */
+  tls?: { key: string; cert: string; ca: string };
 }
 
-/** Paths anyone may call without a token. */
-const PUBLIC = new Set(['/healthz', '/metrics', '/api/v1/login', '/api/v1/openapi.json']);
+/** Paths anyone may call without a token: the join is protected by its one-time token, ca.crt is public. */
+const PUBLIC = new Set(['/healthz', '/metrics', '/api/v1/login', '/api/v1/openapi.json', '/api/v1/join', '/api/v1/ca.crt']);
 export const BODY_LIMIT = 1024 * 1024;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -40,10 +51,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // at once and its watchers reconnect to another server.
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    ...(opts.tls ? { https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' } } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
   app.decorate('control', opts.control);
   app.decorate('metrics', createMetrics());
   app.decorateRequest('principal', null);
+  app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
+  app.decorate('streams', new Streams());
+  const unsubscribe = opts.control.store.subscribe((changes) => app.streams.onChanges(changes));
+  app.addHook('onClose', async () => unsubscribe());
 
   app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err instanceof Error ? err : new Error(String(err))));
   app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new WeftError('WEFT_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
@@ -51,10 +67,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0] ?? '';
     if (PUBLIC.has(path) || !path.startsWith('/api/')) return;
-    const h = req.headers.authorization;
-    const m = h === undefined ? null : /^Bearer\s+(\S+)$/i.exec(h);
-    if (!m?.[1]) throw new WeftError('WEFT_UNAUTHENTICATED', 'send a token: Authorization: Bearer <token> (see `weft login`)');
-    req.principal = await opts.control.users.authenticate(m[1]);
+    req.reauthenticate = () => authenticate(opts.control, req);
+    req.principal = await req.reauthenticate();
+  });
+  app.addHook('preHandler', async (req) => {
+    if (req.principal) await checkHost(opts.control, req.principal, req);
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unknown';
@@ -81,6 +98,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   scopedRoutes(app, 'app-profiles', c.appProfiles, AppProfileInput, 'app-profile');
   scopedRoutes(app, 'docker-networks', c.dockerNetworks, DockerNetworkInput, 'docker network mapping');
   clusterRoutes(app);
+  identityRoutes(app);
   userRoutes(app);
   changeRoutes(app);
   explainRoutes(app);

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { http, runWeft, startServerProcess, type ServerProcess } from '../testkit/server.js';
+import { http, runWeft, startServerProcess, tlsFetch, type ServerProcess } from '../testkit/server.js';
 import { startEtcd, type EtcdProcess } from '../testkit/etcd.js';
 
 const available = (() => { try { execFileSync('etcd', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
@@ -25,7 +25,7 @@ test('three servers on one etcd: one admin token, any server serves any request,
   const token = tokens[0] as string;
   const [a, b, c] = servers as [ServerProcess, ServerProcess, ServerProcess];
   const since = (await http(c.url, token, 'GET', '/healthz')).json.revision;
-  const watch = await fetch(`${c.url}/api/v1/watch?since=${since}`, { headers: { authorization: `Bearer ${token}` } });
+  const watch = await tlsFetch(`${c.url}/api/v1/watch?since=${since}`, { headers: { authorization: `Bearer ${token}` } });
   assert.equal((await http(a.url, token, 'POST', '/api/v1/tenants/default/networks', { name: 'n', subnet: '10.6.0.0/24' })).status, 201);
   assert.equal((await http(b.url, token, 'GET', '/api/v1/tenants/default/networks/n')).json.subnet, '10.6.0.0/24');
   assert.equal((await http(b.url, token, 'POST', '/api/v1/tenants/default/networks', { name: 'm', subnet: '10.6.0.128/25' })).status, 409, 'overlap is checked across servers');
@@ -50,6 +50,6 @@ test('500 concurrent endpoint creates spread over 3 servers on a 500-address ran
   assert.deepEqual(failed.map((r) => r.json.code), ['WEFT_POOL_EXHAUSTED']);
   const listed = await http(servers[2]!.url, token, 'GET', '/api/v1/endpoints');
   assert.equal(listed.json.items.length, 500, 'no lost allocation');
-  const cli = await runWeft(['tenant', 'ls', '-q', '--server', `http://127.0.0.1:9,${servers[1]!.url}`, '--token', token], {});
+  const cli = await runWeft(['tenant', 'ls', '-q', '--server', `https://127.0.0.1:9,${servers[1]!.url}`, '--token', token], {});
   assert.deepEqual([cli.code, cli.stdout.trim()], [0, 'default'], 'the CLI fails over past a dead server in its list');
 });

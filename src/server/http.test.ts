@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
+import { http, startServerProcess, tlsFetch, type ServerProcess } from '../testkit/server.js';
 
 const started: ServerProcess[] = [];
 after(async () => {
@@ -61,7 +61,7 @@ test('watch replays from a revision, then streams live changes in order', async 
   await http(s.url, s.token, 'POST', `${t}/networks`, { name: 'n1', subnet: '10.3.0.0/24' });
   const from = (await http(s.url, s.token, 'GET', '/healthz')).json.revision as number;
   await http(s.url, s.token, 'POST', `${t}/policies`, { name: 'p1' });
-  const res = await fetch(`${s.url}/api/v1/watch?since=${from}`, { headers: { authorization: `Bearer ${s.token}` } });
+  const res = await tlsFetch(`${s.url}/api/v1/watch?since=${from}`, { headers: { authorization: `Bearer ${s.token}` } });
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
   const reading = readLines(res, 3);
@@ -80,7 +80,7 @@ test('watch replays from a revision, then streams live changes in order', async 
 test('a watch with nothing to replay answers at once, before any change', async () => {
   const s = await server();
   const t0 = Date.now();
-  const res = await fetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${s.token}` } });
+  const res = await tlsFetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${s.token}` } });
   assert.equal(res.status, 200);
   assert.ok(Date.now() - t0 < 5000, 'the headers did not wait for the first change or bookmark (15 s)');
   await res.body?.cancel();
@@ -88,7 +88,7 @@ test('a watch with nothing to replay answers at once, before any change', async 
 
 test('a server asked to stop ends its watch streams and exits promptly', async () => {
   const s = await startServerProcess();
-  const res = await fetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${s.token}` } });
+  const res = await tlsFetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${s.token}` } });
   assert.equal(res.status, 200);
   const t0 = Date.now();
   assert.equal(await s.stop(), 0, 'a clean exit');
@@ -99,11 +99,11 @@ test('a server asked to stop ends its watch streams and exits promptly', async (
 test('a watch from a compacted revision answers 410 so the client re-lists', async () => {
   const s = await server(['--history-limit', '10']);
   for (let i = 0; i < 30; i++) await http(s.url, s.token, 'POST', '/api/v1/tenants', { name: `t${i}` });
-  const res = await fetch(`${s.url}/api/v1/watch?since=1`, { headers: { authorization: `Bearer ${s.token}` } });
+  const res = await tlsFetch(`${s.url}/api/v1/watch?since=1`, { headers: { authorization: `Bearer ${s.token}` } });
   assert.equal(res.status, 410);
   assert.equal((await res.json()).code, 'WEFT_HISTORY_COMPACTED');
   const recent = (await http(s.url, s.token, 'GET', '/healthz')).json.revision - 5;
-  const ok = await fetch(`${s.url}/api/v1/watch?since=${recent}`, { headers: { authorization: `Bearer ${s.token}` } });
+  const ok = await tlsFetch(`${s.url}/api/v1/watch?since=${recent}`, { headers: { authorization: `Bearer ${s.token}` } });
   assert.equal(ok.status, 200);
   await ok.body?.cancel();
 });

@@ -5,6 +5,7 @@ import { WeftError } from '../model/index.js';
 import { Control } from '../control/index.js';
 import { EtcdStore, MemoryStore, SqliteStore, type Store } from '../store/index.js';
 import { buildApp } from './app.js';
+import { flagCa, prepareTls, type TlsFlags } from './tls.js';
 
 export interface ServerOptions {
   listen: string;
@@ -15,11 +16,19 @@ export interface ServerOptions {
   hostTimeoutMs?: number;
   /** Endpoints of a host silent this long are released (default 10 minutes). */
   hostGraceMs?: number;
+  /** Bring-your-own TLS material and extra names for the server certificate. */
+  tls?: TlsFlags;
+  /** Lifetime of the host certificates this server signs (default 30 days; agents renew at two thirds). */
+  hostCertTtlMs?: number;
 }
 
 export interface RunningServer {
   url: string;
   adminToken: string | undefined;
+  /** The CA clients verify this server with (PEM), and where it was written for local clients. */
+  caPem: string;
+  /** A one-time join token for a host (what `weft host add` asks for), minted in-process by `weft up`. */
+  invite(host: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -57,14 +66,28 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen);
   const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
   const store = await openStore(opts);
-  const control = new Control(store, () => new Date(), opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs });
-  const { adminToken } = await control.bootstrap();
+  let control: Control;
+  let tls: Awaited<ReturnType<typeof prepareTls>>;
+  let adminToken: string | undefined;
+  try {
+    const ca = flagCa(opts.tls ?? {});
+    control = new Control(store, () => new Date(), {
+      ...(opts.hostTimeoutMs !== undefined ? { hostTimeoutMs: opts.hostTimeoutMs } : {}), ...(ca ? { ca } : {}),
+      ...(opts.hostCertTtlMs !== undefined ? { hostCertTtlMs: opts.hostCertTtlMs } : {}),
+    });
+    adminToken = (await control.bootstrap()).adminToken;
+    tls = await prepareTls({ dataDir: opts.dataDir, listenHost: host, flags: opts.tls ?? {}, ca: control.ca });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  if (tls.made) logger.info({ dir: opts.dataDir }, 'made a server certificate for this server\'s names');
   if (adminToken !== undefined && opts.store === 'sqlite') {
     const file = join(opts.dataDir, 'admin.token');
     writeFileSync(file, `${adminToken}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
   }
-  const app = await buildApp({ control, logger });
+  const app = await buildApp({ control, logger, tls });
   let address: string;
   try {
     address = await app.listen({ host, port });
@@ -83,6 +106,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     url: address,
     adminToken,
+    caPem: tls.ca,
+    // Only `weft up` calls this, for its own agent, which has no certificate of this CA: an identity left
+    // from an earlier run of the same host is replaced.
+    invite: async (name) => {
+      if ((await control.identities.get(name))?.joinedAt) await control.identities.revoke('system', name);
+      return (await control.identities.invite('system', name)).token;
+    },
     async close() {
       clearInterval(gc);
       await app.close();

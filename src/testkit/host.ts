@@ -34,7 +34,7 @@ export interface TestHost {
   cleanup(): Promise<void>;
 }
 
-export async function startTestHost(name: string, opts: { agentArgs?: string[] } = {}): Promise<TestHost> {
+export async function startTestHost(name: string, opts: { agentArgs?: string[]; serverArgs?: string[] } = {}): Promise<TestHost> {
   const tag = `${name}${process.pid % 100000}`.slice(0, 9);
   const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
   const hostNs = `${tag}-host`;
@@ -56,13 +56,11 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
     await runner.run(['ip', 'addr', 'add', `${rootIp}/30`, 'dev', `${tag}r`]);
     await runner.run(['ip', 'link', 'set', `${tag}r`, 'up']);
     await runner.run(['ip', '-n', hostNs, '-batch', '-'], { input: `link set lo up\naddr add ${hostIp}/30 dev uplink\nlink set uplink up\n` });
-    server = await startServerProcess({ listen: `${rootIp}:0` });
-    const tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, server.token, { mode: 0o600 });
+    server = await startServerProcess({ listen: `${rootIp}:0`, ...(opts.serverArgs ? { args: opts.serverArgs } : {}) });
     const srv = server;
     const cniConfDir = join(dir, 'net.d');
     const binDir = join(dir, 'bin');
-    const handle = agentIn({ hostNs, dir, serverUrl: srv.url, tokenFile, host: `${tag}-h`, nsPrefix: `${tag}-`, vtep: hostIp, cniConfDir, binDir, extra: opts.agentArgs ?? [] });
+    const handle = agentIn({ hostNs, dir, serverUrl: srv.url, join: () => inviteHost(srv.url, srv.token, `${tag}-h`), host: `${tag}-h`, nsPrefix: `${tag}-`, vtep: hostIp, cniConfDir, binDir, extra: opts.agentArgs ?? [] });
     agentHandle = handle;
     const startAgent = (extra: string[] = []) => handle.start(extra);
     const stopAgent = (signal: NodeJS.Signals = 'SIGTERM') => handle.stop(signal);
@@ -71,7 +69,7 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
       tag, hostNs, hostIp, dir, server: srv, token: srv.token, pluginPath: join(binDir, 'weft'), cniConfDir,
       agentPid: () => agentHandle?.pid(),
       api: (method, path, body) => http(srv.url, srv.token, method, path, body),
-      weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, '--server', srv.url, '--token', srv.token], { allowFailure: true }),
+      weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, '--server', srv.url, '--token', srv.token, '--ca', srv.caFile], { allowFailure: true }),
       ...containerHelpers(tag),
       cni: (command, o) => callPlugin(cniConfDir, binDir, command, o),
       startAgent, stopAgent, cleanup,
@@ -81,6 +79,13 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[] }
     await cleanup();
     throw e;
   }
+}
+
+/** An admin invites a host: its one-time join token. */
+export async function inviteHost(url: string, adminToken: string, host: string, expiresIn?: number): Promise<string> {
+  const r = await http(url, adminToken, 'POST', `/api/v1/hosts/${host}/join-token`, expiresIn === undefined ? {} : { expiresIn });
+  if (r.status !== 201) throw new Error(`weft host add ${host}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json.token as string;
 }
 
 /** A 198.18.X (or other prefix) octet no address on this machine uses; random, since test files run side by side. */
@@ -146,12 +151,20 @@ export interface AgentHandle {
  * gives the agent a private mount namespace, and the tenant namespaces it pins under /run/netns would be
  * invisible to everyone else (and to its next run). Its output goes to DIR/agent.log.
  */
-export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; tokenFile: string; host: string; nsPrefix: string; vtep: string; cniConfDir: string; binDir: string; extra: string[] }): AgentHandle {
+export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; join: () => Promise<string>; host: string; nsPrefix: string; vtep: string; cniConfDir: string; binDir: string; extra: string[] }): AgentHandle {
   let child: ChildProcess | undefined;
+  const stateDir = join(a.dir, 'agent-state');
   return {
     pid: () => child?.pid,
     async start(extra: string[] = []) {
-      const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, WEFT_BIN, 'agent', '--server', a.serverUrl, '--token-file', a.tokenFile,
+      // The first start joins with a fresh one-time token; later starts use the certificate it saved.
+      const joinArgs: string[] = [];
+      if (!existsSync(join(stateDir, 'agent.crt'))) {
+        const file = join(a.dir, 'join.token');
+        writeFileSync(file, await a.join(), { mode: 0o600 });
+        joinArgs.push('--join-file', file);
+      }
+      const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, WEFT_BIN, 'agent', '--server', a.serverUrl, '--state-dir', stateDir, ...joinArgs,
         '--host', a.host, '--run-dir', join(a.dir, 'run'), '--cni-conf-dir', a.cniConfDir, '--cni-bin-dir', a.binDir,
         '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn',
         // Tests send traffic only into namespaces they made: no forwarding to the machine's resolvers.

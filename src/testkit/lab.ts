@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
 import { startServerProcess, http, type ServerProcess } from './server.js';
 import { buildTopology, destroyTopology } from '../lab/topology.js';
 import { freeOctets } from '../lab/free.js';
-import { agentIn, callPlugin, containerHelpers, safeList, type AgentHandle, type CniCall } from './host.js';
+import { agentIn, callPlugin, containerHelpers, inviteHost, safeList, type AgentHandle, type CniCall } from './host.js';
 
 const runner = new ProcessRunner();
 
@@ -51,8 +51,6 @@ export async function startLab(name: string, count: number): Promise<Lab> {
     const topo = await buildTopology(runner, tag, count, octets, (await freeOctets(runner, '198.19', 1, 'random'))[0] as number);
     server = await startServerProcess({ listen: `${topo.serverIp}:0` });
     const srv = server;
-    const tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, srv.token, { mode: 0o600 });
     for (let i = 1; i <= count; i++) {
       const hdir = join(dir, `h${i}`);
       mkdirSync(hdir, { recursive: true });
@@ -60,7 +58,7 @@ export async function startLab(name: string, count: number): Promise<Lab> {
       const vtep = topo.hosts[i - 1]!.vtep;
       const cniConfDir = join(hdir, 'net.d');
       const binDir = join(hdir, 'bin');
-      const agent = agentIn({ hostNs: ns, dir: hdir, serverUrl: srv.url, tokenFile, host: `h${i}`, nsPrefix: `${tag}${i}-`, vtep, cniConfDir, binDir, extra: [] });
+      const agent = agentIn({ hostNs: ns, dir: hdir, serverUrl: srv.url, join: () => inviteHost(srv.url, srv.token, `h${i}`), host: `h${i}`, nsPrefix: `${tag}${i}-`, vtep, cniConfDir, binDir, extra: [] });
       hosts.push({ name: `h${i}`, ns, vtep, dir: hdir, agent, cni: (command, o) => callPlugin(cniConfDir, binDir, command, o) });
       await agent.start();
     }

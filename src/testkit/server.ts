@@ -1,5 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +13,8 @@ export interface ServerProcess {
   url: string;
   token: string;
   dataDir: string;
+  /** The server's CA certificate file (DATA_DIR/ca.crt): what clients verify it with. */
+  caFile: string;
   proc: ChildProcess;
   stdout: string;
   /** SIGTERM (a clean stop), or SIGKILL to simulate a crash. */
@@ -35,7 +39,7 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`weft server did not start in 10 s:\n${stdout}\n${stderr}`)), 10_000);
     proc.stdout?.on('data', () => {
-      const m = /listening on (http:\/\/[0-9.:]+)/.exec(stdout);
+      const m = /listening on (https:\/\/[0-9.:]+)/.exec(stdout);
       if (m?.[1]) {
         clearTimeout(timer);
         resolve(m[1]);
@@ -47,8 +51,10 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
     });
   });
   const token = /^ {2}(weft_\S+)$/m.exec(stdout)?.[1] ?? '';
+  const caFile = join(dataDir, 'ca.crt');
+  trustServer(url, caFile);
   const server: ServerProcess = {
-    url, token, dataDir, proc,
+    url, token, dataDir, proc, caFile,
     get stdout() { return stdout; },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
@@ -70,10 +76,32 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `weft` CLI as a child process. */
+/** The CA of each server a test started (by origin), so helpers verify it like any client must. */
+const trusted = new Map<string, { file: string; pem: string }>();
+
+export function trustServer(url: string, caFile: string): void {
+  for (const u of url.split(',')) trusted.set(new URL(u.trim()).origin, { file: caFile, pem: readFileSync(caFile, 'utf8') });
+}
+
+/** The CA file of the first server in a comma list that a test started, if any. */
+export function caFileFor(urls: string): string | undefined {
+  for (const u of urls.split(',')) {
+    const hit = /^https:\/\//.test(u.trim()) ? trusted.get(new URL(u.trim()).origin) : undefined;
+    if (hit) return hit.file;
+  }
+  return undefined;
+}
+
+/**
+ * Runs the real `weft` CLI as a child process. A WEFT_SERVER this test started is verified with that
+ * server's CA (WEFT_CA), as a user would set it.
+ */
 export function runWeft(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+  const flag = args.indexOf('--server');
+  const server = flag >= 0 ? args[flag + 1] : env['WEFT_SERVER'];
+  const ca = env['WEFT_CA'] ?? (server ? caFileFor(server) : undefined);
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [WEFT_BIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [WEFT_BIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...(ca ? { WEFT_CA: ca } : {}), ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -82,9 +110,29 @@ export function runWeft(args: string[], env: Record<string, string>, input?: str
   });
 }
 
-/** A plain HTTP call with a token, for tests of the API over a real socket. */
+/**
+ * fetch() over TLS verified with the test server's CA (Node's fetch takes no CA): the answer is a
+ * standard Response, streaming bodies included. `tls` overrides what is trusted and presented.
+ */
+export function tlsFetch(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; tls?: { ca?: string; cert?: string; key?: string } } = {}): Promise<Response> {
+  const u = new URL(url);
+  const ca = init.tls?.ca ?? trusted.get(u.origin)?.pem;
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(u, { method: init.method ?? 'GET', headers: init.headers ?? {}, agent: false, ...(ca ? { ca } : {}), ...(init.tls?.cert ? { cert: init.tls.cert, key: init.tls.key } : {}) }, (res) => {
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+      const status = res.statusCode ?? 0;
+      const body = status === 204 || status === 304 ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+      resolve(new Response(body, { status, headers }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+/** An API call with a token over verified TLS, for tests of the API over a real socket. */
 export async function http(url: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${url}${path}`, {
+  const res = await tlsFetch(`${url}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

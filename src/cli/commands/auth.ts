@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { resolveTarget, writeConfig } from '../config.js';
-import { Client } from '../../client/index.js';
+import { Client, fetchPinnedCa } from '../../client/index.js';
 import { usage } from '../errors.js';
 import { act, collect, done, leaf, type Io, seg } from '../kit.js';
 
@@ -20,13 +20,23 @@ export function authCommands(program: Command, io: Io): void {
   leaf(program, {
     name: 'login', tenant: false, output: false,
     summary: 'log in and save the server and token in ~/.config/weft/config.json',
-    example: ['weft login --user alice', 'echo "$PASSWORD" | weft login --server http://10.0.0.5:9700 --user alice --password-stdin', 'weft login --token "$(cat /var/lib/weft/admin.token)"'],
+    example: [
+      'weft login --user alice',
+      'echo "$PASSWORD" | weft login --server https://10.0.0.5:9700 --ca ./weft-ca.crt --user alice --password-stdin',
+      'weft login --server https://10.0.0.5:9700 --ca-pin sha256:3f0c...e1 --user alice   # the hash `weft host add` prints',
+      'weft login --token "$(cat /var/lib/weft/admin.token)"',
+    ],
   })
     .option('-u, --user <name>', 'user name (omit with --token)')
     .option('--password-stdin', 'read the password from standard input')
+    .option('--ca-pin <sha256:hex>', "fetch the server's CA and trust it only if its SHA-256 is this (from `weft host add` or `weft ca`)")
     .action(act(io, async (ctx) => {
       const o = ctx.opts;
-      const target = resolveTarget({ server: o['server'] }, io.env);
+      let target = resolveTarget({ server: o['server'], ca: o['ca'] }, io.env);
+      if (o['caPin'] !== undefined) {
+        if (!/^sha256:[0-9a-fA-F]{64}$/.test(o['caPin'])) throw usage(`--ca-pin: '${o['caPin']}' is not sha256:<64 hex digits>`);
+        target = { ...target, tls: { ca: await fetchPinnedCa(target.servers[0] as string, o['caPin']) } };
+      }
       let token: string = o['token'];
       if (token === undefined) {
         if (!o['user']) throw usage('login: give --user NAME (and a password), or --token TOKEN');
@@ -34,7 +44,7 @@ export function authCommands(program: Command, io: Io): void {
         token = String((await new Client({ ...target, token: undefined }).request('POST', '/api/v1/login', { username: o['user'], password })).token);
       }
       const who = await new Client({ ...target, token }).request('GET', '/api/v1/whoami');
-      const file = writeConfig({ server: target.servers.join(','), token }, io.env);
+      const file = writeConfig({ server: target.servers.join(','), token, ...(target.tls ? { ca: target.tls.ca } : {}) }, io.env);
       ctx.print(`logged in to ${target.servers.join(', ')} as ${who.user} (role ${who.role}); saved in ${file}`);
     }));
 

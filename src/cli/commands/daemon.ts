@@ -2,21 +2,38 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from '../config.js';
+import { DEFAULT_DATA_DIR, DEFAULT_SERVER, parseServers, readCa } from '../config.js';
 import { usage } from '../errors.js';
-import { intArg, type Io } from '../kit.js';
+import { durationArg, intArg, type Io } from '../kit.js';
 import type { LabOps } from './lab.js';
 
 export interface RunningDaemon {
   url: string;
   adminToken: string | undefined;
+  /** A join token for a host of this server (`weft up` joins its own agent with it). */
+  invite(host: string): Promise<string>;
   close(): Promise<void>;
+}
+
+export interface ServerFlags {
+  listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number;
+  tls?: { cert?: string; key?: string; ca?: string; caKey?: string; sans?: string[] };
+  hostCertTtlMs?: number;
 }
 
 export interface AgentFlags {
   servers: string[];
-  token: string;
+  /** A user token (legacy; --token-file): the agent then acts with that user's role. */
+  token?: string;
+  /** The server's CA for the token path (--ca, WEFT_CA, DATA_DIR/ca.crt). */
+  caPem?: string;
+  /** A one-time join token (--join, --join-file). */
+  join?: string;
+  /** Where the host's key, certificate and CA are kept. */
+  stateDir: string;
   host: string;
+  /** Whether --host was given (otherwise the joined certificate's name is this host's name). */
+  hostGiven: boolean;
   runDir: string;
   cniConfDir: string;
   cniBinDirs: string[];
@@ -37,8 +54,10 @@ export interface AgentFlags {
 
 /** The long-running processes, injected by bin/ so the CLI does not import the server or the agent. */
 export interface Daemons {
-  startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number }): Promise<RunningDaemon>;
+  startServer(opts: ServerFlags): Promise<RunningDaemon>;
   startAgent(opts: AgentFlags): Promise<{ close(): Promise<void> }>;
+  /** For `weft up`: a join token for its own agent, or undefined when the saved certificate is still good. */
+  ownJoin(server: RunningDaemon, agent: AgentFlags): Promise<string | undefined>;
   uninstallAgent(opts: AgentFlags): Promise<string[]>;
   lab: LabOps;
 }
@@ -61,6 +80,66 @@ function agentOptions(cmd: Command): Command {
     .option('--dns-upstream <servers>', 'comma-separated IP[:PORT] for names outside .weft, or "none" (default: the nameservers of /etc/resolv.conf)', upstreamList);
 }
 
+/** Flags of the agent's identity: join once, then its own certificate from the state dir. */
+function identityOptions(cmd: Command): Command {
+  return cmd
+    .option('--join <token>', 'join with this one-time token from `weft host add NAME` (once; later starts use the saved certificate)')
+    .option('--join-file <file>', 'read the join token from a file instead (keeps it out of `ps`)')
+    .option('--state-dir <dir>', "where this host's key, certificate and the server's CA are kept (0600)", join(DEFAULT_DATA_DIR, 'agent'))
+    .option('--token-file <file>', 'run on a user token instead of a host certificate (the agent then has that user\'s role; not recommended)')
+    .option('--ca <file>', "the server's CA with --token-file (default: WEFT_CA, then /var/lib/weft/ca.crt)");
+}
+
+function readSecretFile(file: string, flag: string): string {
+  try {
+    const text = readFileSync(file, 'utf8').trim();
+    if (!text) throw new Error('it is empty');
+    return text;
+  } catch (e) {
+    throw usage(`${flag}: cannot read ${file} (${(e as Error).message})`);
+  }
+}
+
+/** How the agent authenticates: a join token, a user token (legacy), or (neither) the saved certificate. */
+function agentCredentials(o: Record<string, any>): Pick<AgentFlags, 'join' | 'token' | 'caPem'> {
+  if (o['join'] !== undefined && o['joinFile'] !== undefined) throw usage('--join and --join-file: give one');
+  const join = o['join'] ?? (o['joinFile'] !== undefined ? readSecretFile(o['joinFile'], '--join-file') : undefined);
+  if (o['tokenFile'] === undefined) return join !== undefined ? { join } : {};
+  if (join !== undefined) throw usage('--join and --token-file: give one (a joined host needs no token)');
+  const caFile = o['ca'] ?? process.env['WEFT_CA'];
+  const caPem = caFile !== undefined ? readCa(caFile, o['ca'] !== undefined ? '--ca' : 'WEFT_CA') : localCa();
+  return { token: readSecretFile(o['tokenFile'], '--token-file'), ...(caPem ? { caPem } : {}) };
+}
+
+function localCa(): string | undefined {
+  try {
+    return readFileSync(join(DEFAULT_DATA_DIR, 'ca.crt'), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function serverOptions(cmd: Command): Command {
+  return cmd
+    .option('--tls-cert <file>', 'serve with this certificate instead of one Weft makes (with --tls-key and --tls-ca)')
+    .option('--tls-key <file>', 'the private key of --tls-cert')
+    .option('--tls-ca <file>', 'the CA that signed --tls-cert; clients and host certificates are verified against it')
+    .option('--tls-ca-key <file>', 'the key of --tls-ca, so this server can issue host certificates (weft host add)')
+    .option('--tls-san <names>', 'more comma-separated names or addresses for the certificate Weft makes (e.g. a NAT address)')
+    .option('--host-cert-ttl <duration>', 'lifetime of host certificates; agents renew at two thirds (30s ... 365d)', durationArg('--host-cert-ttl', 30, 365 * 86_400), 30 * 86_400);
+}
+
+function serverFlags(o: Record<string, any>, store: string): ServerFlags {
+  const tls = {
+    ...(o['tlsCert'] ? { cert: o['tlsCert'] } : {}), ...(o['tlsKey'] ? { key: o['tlsKey'] } : {}), ...(o['tlsCa'] ? { ca: o['tlsCa'] } : {}),
+    ...(o['tlsCaKey'] ? { caKey: o['tlsCaKey'] } : {}), ...(o['tlsSan'] ? { sans: String(o['tlsSan']).split(',').map((x) => x.trim()).filter(Boolean) } : {}),
+  };
+  return {
+    listen: o['listen'], dataDir: o['dataDir'], store, logLevel: o['logLevel'], tls, hostCertTtlMs: o['hostCertTtl'] * 1000,
+    ...(o['historyLimit'] ? { historyLimit: o['historyLimit'] } : {}), ...(o['hostTimeout'] ? { hostTimeoutMs: o['hostTimeout'] } : {}), ...(o['hostGrace'] ? { hostGraceMs: o['hostGrace'] } : {}),
+  };
+}
+
 /** `--dns-upstream`: IP[:PORT],... or none. */
 function upstreamList(text: string): string[] {
   if (text === 'none') return [];
@@ -74,9 +153,9 @@ function upstreamList(text: string): string[] {
   return list;
 }
 
-function agentFlags(o: Record<string, any>, servers: string[], token: string): AgentFlags {
+function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<AgentFlags, 'join' | 'token' | 'caPem'>): AgentFlags {
   return {
-    servers, token, host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), runDir: o['runDir'], cniConfDir: o['cniConfDir'],
+    servers, ...creds, stateDir: o['stateDir'], host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), hostGiven: o['host'] !== undefined, runDir: o['runDir'], cniConfDir: o['cniConfDir'],
     cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
     dnsPort: o['dnsPort'], ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
@@ -111,63 +190,54 @@ async function untilSignalled(d: { close(): Promise<void> }, io: Io): Promise<vo
 }
 
 export function daemonCommands(program: Command, io: Io, daemons: Daemons): void {
-  program.command('server')
-    .description('run the control plane: REST API, allocation, history and watch, on SQLite by default')
+  serverOptions(program.command('server')
+    .description('run the control plane: REST API over HTTPS, allocation, history and watch, on SQLite by default')
     .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:9700')
-    .option('--data-dir <dir>', 'where the SQLite store and admin.token live', DEFAULT_DATA_DIR)
+    .option('--data-dir <dir>', 'where the SQLite store, admin.token, ca.crt and the server certificate live', DEFAULT_DATA_DIR)
     .option('--store <store>', 'sqlite, memory (throw-away), or etcd://HOST:PORT,... (multi-host work)', 'sqlite')
     .option('--history-limit <revisions>', 'how many revisions of change history to keep', intArg('--history-limit', 10, 100_000_000))
     .option('--host-timeout <ms>', 'a host whose agent is silent this long is shown as down', intArg('--host-timeout', 1000, 86_400_000))
     .option('--host-grace <ms>', 'the endpoints of a host silent this long are released (default 10 min)', intArg('--host-grace', 1000, 604_800_000))
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
-    .addHelpText('after', '\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
+    .addHelpText('after', '\nOn its first start the server makes a CA and a certificate naming every address it listens on\n(DATA_DIR/ca.crt, server.crt, server.key), and serves HTTPS only. Clients verify it with ca.crt.\n\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n  $ weft server --tls-cert srv.crt --tls-key srv.key --tls-ca corp-ca.crt --tls-ca-key corp-ca.key\n')
     .action(async (o) => {
-      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: o.store, logLevel: o.logLevel, ...(o.historyLimit ? { historyLimit: o.historyLimit } : {}), ...(o.hostTimeout ? { hostTimeoutMs: o.hostTimeout } : {}), ...(o.hostGrace ? { hostGraceMs: o.hostGrace } : {}) });
+      const d = await daemons.startServer(serverFlags(o, o.store));
       announce(io, d, o.dataDir, o.store);
       await untilSignalled(d, io);
     });
 
-  agentOptions(program.command('agent')
+  identityOptions(agentOptions(program.command('agent')
     .description("run this host's agent: reconcile the kernel to the desired state and serve the CNI plugin")
     .option('--server <urls>', 'server URL(s), comma-separated for failover', process.env['WEFT_SERVER'] ?? DEFAULT_SERVER)
-    .option('--token-file <file>', 'file holding the API token (default: WEFT_TOKEN, else DATA_DIR/admin.token)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
-    .option('--uninstall', 'instead of running: remove what the agent built on this host (namespaces, uplinks, tables, conflists, plugin)'))
-    .addHelpText('after', '\nExamples:\n  $ weft agent\n  $ weft agent --server http://10.0.0.5:9700,http://10.0.0.6:9700 --token-file /etc/weft/token --host node1\n  $ weft agent --uninstall      # after stopping it; containers on Weft lose their network\n')
+    .option('--uninstall', 'instead of running: remove what the agent built on this host (namespaces, uplinks, tables, conflists, plugin)')))
+    .addHelpText('after', '\nA host joins once with a token from `weft host add NAME` (it pins the server\'s CA); the agent keeps its\nown key and certificate in --state-dir and renews the certificate before it expires.\n\nExamples:\n  $ weft agent --server https://10.0.0.5:9700 --join weftjoin1....      # first start on node1\n  $ weft agent --server https://10.0.0.5:9700,https://10.0.0.6:9700      # later starts\n  $ weft agent --uninstall      # after stopping it; containers on Weft lose their network\n')
     .action(async (o) => {
       if (o.uninstall) {
-        const removed = await daemons.uninstallAgent(agentFlags(o, [], ''));
+        const removed = await daemons.uninstallAgent(agentFlags(o, [], {}));
         io.out(removed.length ? `removed:\n${removed.map((r) => `  ${r}`).join('\n')}\n` : 'nothing of Weft found on this host\n');
         return;
       }
-      const tokenFile = o.tokenFile ?? (process.env['WEFT_TOKEN'] ? undefined : join(DEFAULT_DATA_DIR, 'admin.token'));
-      let token = process.env['WEFT_TOKEN'] ?? '';
-      if (tokenFile) {
-        try {
-          token = readFileSync(tokenFile, 'utf8').trim();
-        } catch (e) {
-          throw usage(`--token-file: cannot read ${tokenFile} (${(e as Error).message})`);
-        }
-      }
-      const servers = String(o.server).split(',').map((x: string) => x.trim()).filter(Boolean);
-      const a = await daemons.startAgent(agentFlags(o, servers, token));
+      const servers = parseServers(String(o.server), '--server');
+      const a = await daemons.startAgent(agentFlags(o, servers, agentCredentials(o)));
       io.out(`weft agent running (socket ${join(o.runDir, 'agent.sock')}, conflists in ${o.cniConfDir})\n`);
       await untilSignalled(a, io);
     });
 
-  agentOptions(program.command('up')
+  serverOptions(agentOptions(program.command('up')
     .description("run Weft on this host in the foreground: the server (SQLite) and this host's agent; Ctrl-C stops both")
     .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:9700')
-    .option('--data-dir <dir>', 'where the SQLite store and admin.token live', DEFAULT_DATA_DIR)
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
-    .addHelpText('after', '\nExample:\n  $ weft up            # then, in another shell: weft tenant ls\n')
+    .option('--data-dir <dir>', 'where the SQLite store, admin.token, ca.crt and the agent\'s certificate (DATA_DIR/agent/) live', DEFAULT_DATA_DIR)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')))
+    .addHelpText('after', '\nThe agent joins its own server like any other host (a join token minted in-process), and keeps\nits certificate in DATA_DIR/agent/.\n\nExample:\n  $ weft up            # then, in another shell: weft tenant ls\n')
     .action(async (o) => {
-      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: 'sqlite', logLevel: o.logLevel });
+      const d = await daemons.startServer(serverFlags(o, 'sqlite'));
       announce(io, d, o.dataDir, 'sqlite');
-      const token = d.adminToken ?? readFileSync(join(o.dataDir, 'admin.token'), 'utf8').trim();
       let a: { close(): Promise<void> };
       try {
-        a = await daemons.startAgent(agentFlags(o, [d.url], token));
+        const flags = agentFlags({ ...o, stateDir: join(o.dataDir, 'agent') }, [d.url], {});
+        const token = await daemons.ownJoin(d, flags);
+        a = await daemons.startAgent({ ...flags, ...(token !== undefined ? { join: token } : {}) });
       } catch (e) {
         await d.close();
         throw e;

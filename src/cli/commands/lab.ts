@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { Client } from '../../client/index.js';
 import { usage } from '../errors.js';
 import { intArg, type Io } from '../kit.js';
@@ -8,7 +9,7 @@ export interface LabOps {
   up(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log: (l: string) => void }): Promise<{ serverUrl: string; token: string; hosts: Array<{ name: string; vtep: string }> }>;
   down(opts: { dir?: string }): Promise<{ processes: number; namespaces: number }>;
   run(opts: { host: string; network: string; name: string; argv: string[]; dir?: string; log: (l: string) => void }): Promise<number>;
-  read(dir?: string): { serverUrl: string; token: string; serverPid: number; hosts: Array<{ name: string; vtep: string; agentPid: number }> };
+  read(dir?: string): { serverUrl: string; token: string; caFile: string; serverPid: number; hosts: Array<{ name: string; vtep: string; agentPid: number }> };
   alive(pid: number): boolean;
 }
 
@@ -33,14 +34,14 @@ export function labCommands(program: Command, io: Io, lab: LabOps): void {
     .addHelpText('after', '\nExample:\n  $ eval "$(weft lab env)"\n')
     .action((_o, cmd: Command) => {
       const s = lab.read(dirOf(cmd));
-      io.out(`export WEFT_SERVER=${s.serverUrl} WEFT_TOKEN=${s.token}\n`);
+      io.out(`export WEFT_SERVER=${s.serverUrl} WEFT_TOKEN=${s.token} WEFT_CA=${s.caFile}\n`);
     });
 
   l.command('status').description('the lab\'s processes and hosts')
     .addHelpText('after', '\nExample:\n  $ weft lab status\n')
     .action(async (_o, cmd: Command) => {
       const s = lab.read(dirOf(cmd));
-      const hosts = await new Client({ servers: s.serverUrl.split(','), token: s.token }).request('GET', '/api/v1/hosts').catch(() => ({ items: [] }));
+      const hosts = await new Client({ servers: s.serverUrl.split(','), token: s.token, tls: { ca: readFileSync(s.caFile, 'utf8') } }).request('GET', '/api/v1/hosts').catch(() => ({ items: [] }));
       const state = new Map((hosts.items as Array<{ name: string; state: string }>).map((h) => [h.name, h.state]));
       io.out(`server ${s.serverUrl} (pid ${s.serverPid}, ${lab.alive(s.serverPid) ? 'running' : 'stopped'})\n`);
       io.out(`${renderTable(s.hosts, [

@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { peerHostOf } from '../auth.js';
 import { Type } from '@sinclair/typebox';
 import { publicChange, visibleTo, type Principal, type PublicChange } from '../../control/index.js';
 import type { Change } from '../../store/index.js';
@@ -16,6 +17,19 @@ function visible(p: Principal, changes: Change[]): PublicChange[] {
     if (pc && visibleTo(p, pc)) out.push(pc);
   }
   return out;
+}
+
+/** A stream opened with a host certificate ends when the certificate does (the agent re-lists with its new one). Returns a cancel. */
+function endAtExpiry(req: FastifyRequest, end: () => void): () => void {
+  const peer = req.principal?.role === 'host' ? peerHostOf(req.raw.socket) : null;
+  if (!peer) return () => undefined;
+  let timer: NodeJS.Timeout;
+  // setTimeout holds at most 2^31-1 ms (24.8 days); a longer wait would fire at once, so wait in steps.
+  const wait = () => {
+    timer = setTimeout(() => (Date.now() >= peer.notAfter ? end() : wait()), Math.min(Math.max(peer.notAfter - Date.now(), 0), 2 ** 31 - 1));
+  };
+  wait();
+  return () => clearTimeout(timer);
 }
 
 export function changeRoutes(app: FastifyInstance): void {
@@ -67,8 +81,13 @@ export function changeRoutes(app: FastifyInstance): void {
       live = true;
       app.metrics.watchers.inc();
       const timer = setInterval(() => reply.raw.write(`${JSON.stringify({ op: 'bookmark', revision: last })}\n`), BOOKMARK_MS);
+      const end = () => reply.raw.destroy();
+      const forget = app.streams.add({ principal: p, stillValid: () => req.reauthenticate().then(() => true), end });
+      const cancelExpiry = endAtExpiry(req, end);
       reply.raw.on('close', () => {
         clearInterval(timer);
+        cancelExpiry();
+        forget();
         unsubscribe();
         app.metrics.watchers.dec();
       });

@@ -24,7 +24,7 @@ export function clusterRoutes(app: FastifyInstance): void {
     schema: { body: EndpointRequest, tags: ['endpoints'], summary: 'Create an endpoint and allocate its address (agents)' },
   }, async (req, reply) => {
     const p = principalOf(req);
-    requireRole(p, ['admin', 'ops'], 'create endpoints');
+    requireRole(p, ['admin', 'ops', 'host'], 'create endpoints');
     return reply.code(201).send(await c.endpoints.create(p.user, req.body));
   });
 
@@ -38,7 +38,7 @@ export function clusterRoutes(app: FastifyInstance): void {
     schema: { params: IdParams, body: EndpointPatch, tags: ['endpoints'], summary: "Record an endpoint's container name or published ports (agents)" },
   }, async (req) => {
     const p = principalOf(req);
-    requireRole(p, ['admin', 'ops'], 'change endpoints');
+    requireRole(p, ['admin', 'ops', 'host'], 'change endpoints');
     return c.endpoints.update(p.user, req.params.id, req.body);
   });
 
@@ -46,7 +46,7 @@ export function clusterRoutes(app: FastifyInstance): void {
     schema: { params: IdParams, tags: ['endpoints'], summary: 'Delete an endpoint and release its address; idempotent' },
   }, async (req, reply) => {
     const p = principalOf(req);
-    requireRole(p, ['admin', 'ops'], 'delete endpoints');
+    requireRole(p, ['admin', 'ops', 'host'], 'delete endpoints');
     await c.endpoints.remove(p.user, req.params.id);
     return reply.code(204).send();
   });
@@ -63,17 +63,10 @@ export function clusterRoutes(app: FastifyInstance): void {
     schema: { params: NameParams, body: HostInput, tags: ['hosts'], summary: 'Register or refresh a host (agents)' },
   }, async (req) => {
     const p = principalOf(req);
-    requireRole(p, ['admin', 'ops'], 'register hosts');
+    requireRole(p, ['admin', 'ops', 'host'], 'register hosts');
     if (req.body.name !== req.params.name) throw notFound(`host ${req.params.name} (the body names ${req.body.name})`);
     return c.hosts.register(p.user, req.body);
   });
-  app.delete<{ Params: { name: string } }>('/api/v1/hosts/:name', { schema: { params: NameParams, tags: ['hosts'], summary: 'Forget a host with no endpoints' } }, async (req, reply) => {
-    const p = principalOf(req);
-    requireRole(p, ['admin', 'ops'], 'delete hosts');
-    await c.hosts.remove(p.user, req.params.name);
-    return reply.code(204).send();
-  });
-
   app.get('/api/v1/global', { schema: { tags: ['global'], summary: 'Read the global settings' } }, async (req) => {
     principalOf(req);
     return c.global.get();

@@ -1,0 +1,2 @@
+export * from './x509.js';
+export * from './join.js';

@@ -1,0 +1,50 @@
+import type { Change } from '../store/index.js';
+import type { Principal } from '../control/index.js';
+
+interface OpenStream {
+  principal: Principal;
+  /** Re-authenticates with the credential the stream was opened with; false once it no longer holds. */
+  stillValid: () => Promise<boolean>;
+  end: () => void;
+}
+
+/**
+ * Long-lived streams (watch) and the credentials they were opened with. A request is authenticated once,
+ * so without this a revoked host or token would keep receiving changes on a stream it already had. When a
+ * change touches what a stream's credential rests on (the host's identity, the user, its tokens), the
+ * stream re-authenticates and ends if that fails.
+ */
+export class Streams {
+  private readonly open = new Set<OpenStream>();
+
+  add(s: OpenStream): () => void {
+    this.open.add(s);
+    return () => this.open.delete(s);
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Called with every committed change (of any server sharing the store). */
+  onChanges(changes: readonly Change[]): void {
+    const hosts = new Set<string>();
+    let people = false;
+    for (const c of changes) {
+      if (c.key.startsWith('hostids/')) hosts.add(c.key.slice('hostids/'.length));
+      else if (c.key.startsWith('tokens/') || c.key.startsWith('users/')) people = true;
+    }
+    if (hosts.size === 0 && !people) return;
+    for (const s of this.open) {
+      const h = s.principal.host;
+      if (h !== undefined ? hosts.has(h) : people) void this.recheck(s);
+    }
+  }
+
+  private async recheck(s: OpenStream): Promise<void> {
+    if (!(await s.stillValid().catch(() => false))) {
+      this.open.delete(s);
+      s.end();
+    }
+  }
+}
