@@ -169,7 +169,7 @@ const Pem = (what: string) => Type.String({ minLength: 1, maxLength: 16_384, des
 
 /** `weft host add NAME`: how long the one-time join token stays usable. */
 export const JoinTokenInput = strict({
-  expiresIn: Type.Optional(Type.Integer({ minimum: 60, maximum: 7 * 86_400, description: 'seconds the join token stays usable (default 3600)' })),
+  expiresIn: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 86_400, description: 'seconds the join token stays usable (default 3600)' })),
 });
 export const JoinInput = strict({
   token: Type.String({ minLength: 1, maxLength: 256, description: 'the join token from `weft host add NAME`' }),

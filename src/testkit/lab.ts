@@ -34,7 +34,7 @@ export interface Lab {
   cleanup(): Promise<void>;
 }
 
-export async function startLab(name: string, count: number): Promise<Lab> {
+export async function startLab(name: string, count: number, opts: { agentArgs?: string[]; serverArgs?: string[] } = {}): Promise<Lab> {
   const tag = `${name}${process.pid % 100000}`.slice(0, 8);
   const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
   const hosts: LabHost[] = [];
@@ -49,7 +49,7 @@ export async function startLab(name: string, count: number): Promise<Lab> {
     // Distinct octets for all hosts at once: picked one by one, two hosts could draw the same one.
     const octets = await freeOctets(runner, '198.18', count, 'random');
     const topo = await buildTopology(runner, tag, count, octets, (await freeOctets(runner, '198.19', 1, 'random'))[0] as number);
-    server = await startServerProcess({ listen: `${topo.serverIp}:0` });
+    server = await startServerProcess({ listen: `${topo.serverIp}:0`, ...(opts.serverArgs ? { args: opts.serverArgs } : {}) });
     const srv = server;
     for (let i = 1; i <= count; i++) {
       const hdir = join(dir, `h${i}`);
@@ -58,7 +58,7 @@ export async function startLab(name: string, count: number): Promise<Lab> {
       const vtep = topo.hosts[i - 1]!.vtep;
       const cniConfDir = join(hdir, 'net.d');
       const binDir = join(hdir, 'bin');
-      const agent = agentIn({ hostNs: ns, dir: hdir, serverUrl: srv.url, join: () => inviteHost(srv.url, srv.token, `h${i}`), host: `h${i}`, nsPrefix: `${tag}${i}-`, vtep, cniConfDir, binDir, extra: [] });
+      const agent = agentIn({ hostNs: ns, dir: hdir, serverUrl: srv.url, join: () => inviteHost(srv.url, srv.token, `h${i}`), host: `h${i}`, nsPrefix: `${tag}${i}-`, vtep, cniConfDir, binDir, extra: opts.agentArgs ?? [] });
       hosts.push({ name: `h${i}`, ns, vtep, dir: hdir, agent, cni: (command, o) => callPlugin(cniConfDir, binDir, command, o) });
       await agent.start();
     }

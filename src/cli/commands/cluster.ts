@@ -49,7 +49,7 @@ export function clusterCommands(program: Command, io: Io): void {
     summary: 'invite a host (admin): print a one-time join token bound to NAME that pins this server\'s CA',
     example: ['weft host add node2', 'weft host add node2 --ttl 15m -o json'],
   })
-    .option('--ttl <duration>', 'how long the token can be used: 90s, 15m, 1h, 2d (at most 7d)', durationArg('--ttl', 60, 7 * 86_400), 3600)
+    .option('--ttl <duration>', 'how long the token can be used: 90s, 15m, 1h, 2d (at most 7d)', durationArg('--ttl', 1, 7 * 86_400), 3600)
     .addHelpText('after', '\nOn the new host, as root:\n  $ weft agent --server https://THIS-SERVER:9700 --join weftjoin1....\nThe agent checks the server against the CA hash in the token, gets its own certificate (kept 0600 in\n/var/lib/weft/agent/), and uses it from then on. The token works once; `weft host rm NAME` revokes the host.\n')
     .action(act(io, async (ctx, name) => {
       const r = await ctx.client.request('POST', `/api/v1/hosts/${seg(name)}/join-token`, { expiresIn: ctx.opts['ttl'] });

@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { WeftError } from '../../model/index.js';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
 import { inNs, ipBatch } from './observe.js';
@@ -46,7 +47,33 @@ export async function withNetnsName<T>(runner: Runner, path: string, alias: stri
  * between namespaces serialises on rtnl under bursts), puts the host end on the network's bridge, and
  * configures the container end. Fails if the container already has `ifname`.
  */
+/** A namespace file's identity (device and inode of its nsfs entry), or undefined if it cannot be read. */
+function nsIdentity(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses to treat the host's own network namespace (the agent's, PID 1's) or the tenant's router
+ * namespace as a container: an endpoint record pointing there (`netns: /proc/1/ns/net`) would otherwise
+ * wire the host into a tenant.
+ */
+export function refuseHostNamespace(netnsPath: string, tenantNs: string): void {
+  const target = nsIdentity(netnsPath);
+  if (target === undefined) return;
+  for (const own of ['/proc/self/ns/net', '/proc/1/ns/net', `${NETNS_DIR}/${tenantNs}`]) {
+    if (nsIdentity(own) === target) {
+      throw new WeftError('WEFT_INVALID_VALUE', `netns: ${netnsPath} is the network namespace of ${own === `${NETNS_DIR}/${tenantNs}` ? 'the tenant router' : 'this host'}, not a container's; refusing to wire it`, { field: 'netns' });
+    }
+  }
+}
+
 export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string): Promise<void> {
+  refuseHostNamespace(a.netnsPath, a.tenantNs);
   await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
     // One exec for the pair and the bridge port; without -force, a failed `link add` (the container
     // already has ifname) stops the batch before anything else happens.
