@@ -42,6 +42,8 @@ export interface AgentOptions {
   dockerSocket?: string;
   /** Docker's API socket, to learn the container names of Docker endpoints. */
   dockerApi?: string;
+  /** A user's token with which Docker may create Weft networks (`docker network create --subnet`). */
+  dockerToken?: string;
   log: Logger;
   runner: Runner;
   version: string;
@@ -68,11 +70,14 @@ export class Agent implements CniHost {
   private docker: DockerBackend | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopRenewing: (() => void) | undefined;
+  /** Docker's client for creating Weft networks, on a user's token (--docker-token-file). */
+  private readonly creator: Client | undefined;
   private readonly dns: DnsServer;
   private readonly dp: TenantDatapath;
 
   constructor(private readonly o: AgentOptions) {
     this.client = new Client({ servers: o.servers, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
+    if (o.dockerToken !== undefined) this.creator = new Client({ servers: o.servers, token: o.dockerToken, ...(o.tls ? { tls: { ca: o.tls.ca } } : {}) });
     this.nft = new NftTables(o.runner);
     this.dp = new TenantDatapath(o.runner, this.nft);
     this.dns = new DnsServer({ port: o.dnsPort, upstreams: o.dnsUpstreams, upstreamTimeoutMs: 2000, ttl: 5, names: (t) => this.names(t), log: o.log });
@@ -111,6 +116,7 @@ export class Agent implements CniHost {
     if (this.o.dockerSocket) {
       this.docker = new DockerBackend({
         state: this.state, client: this.client, reconciler: this.reconciler, runner: this.o.runner, host: this.o.host,
+        ...(this.creator ? { creator: this.creator } : {}),
         log: this.o.log, release: (ep, later) => this.release(ep, later), withEndpoint: (id, fn) => this.withEndpoint(id, fn),
         ensureQos: (ns, q) => this.dp.ensureQos(ns, [q], new Set([q.veth])), ...(this.o.dockerApi ? { dockerApi: this.o.dockerApi } : {}),
       });
@@ -133,6 +139,7 @@ export class Agent implements CniHost {
     await this.reconciler.stop();
     await this.dns.stop();
     this.client.close();
+    this.creator?.close();
   }
 
   private async register(): Promise<void> {

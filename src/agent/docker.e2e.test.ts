@@ -1,10 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
 import { startDocker, type Docker } from '../testkit/docker.js';
 import { startPodman, IMAGE, RUN_FLAGS } from '../testkit/podman.js';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const root = process.getuid?.() === 0;
 /** Its own driver name, so test files running side by side never share a plugin socket. */
@@ -96,9 +96,24 @@ test('bad options make docker network create fail with Weft\'s message and chang
   assert.deepEqual((await h.api('GET', '/api/v1/tenants/blue/networks')).json.items.map((n: any) => n.name).sort(), ['contiv-net', 'other-net']);
 });
 
-test('with --subnet and no Weft network, the network is created', { skip: !root && 'needs root' }, async () => {
-  const r = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.1.9.0/24', '-o', 'tenant=blue', '-o', 'network=made', 'made']);
+test('with --subnet and no Weft network, the network is created with the --docker-token-file user\'s rights (never the host\'s)', { skip: !root && 'needs root' }, async () => {
+  const create = ['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.1.9.0/24', '-o', 'tenant=blue', '-o', 'network=made', 'made'];
+  const refused = await dk.run(create);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /weft: network blue\/made does not exist: create it with `weft net create -t blue -s 10\.1\.9\.0\/24 made`, or give the agent --docker-token-file/);
+  assert.equal((await h.api('GET', '/api/v1/tenants/blue/networks/made')).status, 404, 'the host certificate created nothing');
+  // A tenant user of blue lends Docker its rights: it can create in blue, and only there.
+  assert.equal((await h.api('POST', '/api/v1/users', { name: 'docker-blue', role: 'tenant', tenants: ['blue'], password: 'docker-blue-pw' })).status, 201);
+  const token = (await h.api('POST', '/api/v1/login', { username: 'docker-blue', password: 'docker-blue-pw' })).json.token as string;
+  assert.ok(token, 'the user has a token');
+  const tokenFile = join(h.dir, 'docker.token');
+  writeFileSync(tokenFile, token, { mode: 0o600 });
+  await h.stopAgent();
+  await h.startAgent(['--docker-api', dk.socket, '--docker-token-file', tokenFile]);
+  const r = await dk.run(create);
   assert.equal(r.code, 0, r.stderr);
+  const elsewhere = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--subnet', '10.1.8.0/24', '-o', 'tenant=default', '-o', 'network=nope', 'nope']);
+  assert.notEqual(elsewhere.code, 0, 'not in a tenant the user may not use');
   const net = await h.api('GET', '/api/v1/tenants/blue/networks/made');
   assert.equal(net.json.subnet, '10.1.9.0/24');
   const run = await dk.run(['run', '--rm', '--network', 'made', 'bb', 'ip', '-4', '-o', 'addr', 'show', 'eth0']);

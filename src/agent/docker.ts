@@ -15,6 +15,11 @@ export interface DockerDeps {
   dockerApi?: string;
   state: DesiredState;
   client: Client;
+  /**
+   * A client with a user's token (`--docker-token-file`) that may create Weft networks for `docker network
+   * create --subnet`; a host certificate may not. Absent: such networks must exist first.
+   */
+  creator?: Client;
   reconciler: Reconciler;
   runner: Runner;
   host: string;
@@ -139,8 +144,11 @@ export class DockerBackend implements DockerHost {
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
       if (!subnet) throw new Error(`network ${tenant}/${networkName} does not exist; give --subnet to create it`);
+      if (!this.d.creator) {
+        throw new Error(`network ${tenant}/${networkName} does not exist: create it with \`weft net create -t ${tenant} -s ${subnet} ${networkName}\`, or give the agent --docker-token-file (a user's token) so Docker may create Weft networks; a host certificate may not`);
+      }
       const gateway = v4?.Gateway && v4.Gateway !== ANY ? v4.Gateway.split('/')[0] : undefined;
-      net = await this.d.client.request<Network>('POST', `/api/v1/tenants/${tenant}/networks`, { name: networkName, subnet, ...(gateway ? { gateway } : {}) });
+      net = await this.d.creator.request<Network>('POST', `/api/v1/tenants/${tenant}/networks`, { name: networkName, subnet, ...(gateway ? { gateway } : {}) });
       this.d.log.info({ tenant, network: networkName, subnet }, 'created a network for Docker');
     }
     const pool = this.claimPool(v4?.Pool ?? ANY, tenant, net.name);
