@@ -29,7 +29,7 @@ export class Control {
   readonly global: GlobalSettings;
   readonly users: Users;
 
-  constructor(readonly store: Store, clock: () => Date = () => new Date(), options: { hostTimeoutMs?: number } = {}) {
+  constructor(readonly store: Store, clock: () => Date = () => new Date(), options: { hostTimeoutMs?: number; tokenTtlMs?: number | null } = {}) {
     const now = () => clock().toISOString();
     this.tenants = new Tenants(store, now);
     this.networks = new Crud(store, networkKind, now);
@@ -43,7 +43,7 @@ export class Control {
     this.endpoints = new Endpoints(store, now);
     this.hosts = new Hosts(store, now, options.hostTimeoutMs);
     this.global = new GlobalSettings(store, now);
-    this.users = new Users(store, now);
+    this.users = new Users(store, clock, options.tokenTtlMs === undefined ? {} : { tokenTtlMs: options.tokenTtlMs });
   }
 
   /** Releases the endpoints of hosts silent for longer than the grace period (see Hosts.collectSilent). */
