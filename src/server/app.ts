@@ -12,6 +12,9 @@ import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { registerAudit } from './audit.js';
+import type { AuditSink } from './audit-file.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,6 +27,8 @@ export interface AppOptions {
   control: Control;
   logger?: Logger | false;
   version?: string;
+  /** Where audit lines go; none when absent. */
+  audit?: AuditSink;
 }
 
 /** Paths anyone may call without a token. */
@@ -71,6 +76,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
 
+  registerAudit(app, opts.audit);
   const c = opts.control;
   tenantRoutes(app);
   scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network');
@@ -82,6 +88,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   scopedRoutes(app, 'docker-networks', c.dockerNetworks, DockerNetworkInput, 'docker network mapping');
   clusterRoutes(app);
   userRoutes(app);
+  tokenRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
   metaRoutes(app);

@@ -5,6 +5,7 @@ import { WeftError } from '../model/index.js';
 import { Control } from '../control/index.js';
 import { EtcdStore, MemoryStore, SqliteStore, type Store } from '../store/index.js';
 import { buildApp } from './app.js';
+import { DEFAULT_AUDIT_MAX_BYTES, openAuditSink } from './audit-file.js';
 
 export interface ServerOptions {
   listen: string;
@@ -15,7 +16,16 @@ export interface ServerOptions {
   hostTimeoutMs?: number;
   /** Endpoints of a host silent this long are released (default 10 minutes). */
   hostGraceMs?: number;
+  /** Lifetime of tokens minted by login (default 12 h); null: never expire. */
+  tokenTtlMs?: number | null;
+  /** A file, `-` (standard error) or `none`; default DATA_DIR/audit.log. */
+  auditLog?: string;
+  /** The audit file's size before it is rotated (one older file is kept). */
+  auditLogMaxBytes?: number;
 }
+
+/** Expired tokens stay listed (as expired) this long, then are forgotten. */
+const EXPIRED_TOKEN_RETENTION_MS = 7 * 86_400_000;
 
 export interface RunningServer {
   url: string;
@@ -57,19 +67,25 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen);
   const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
   const store = await openStore(opts);
-  const control = new Control(store, () => new Date(), opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs });
+  const control = new Control(store, () => new Date(), {
+    ...(opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs }),
+    ...(opts.tokenTtlMs === undefined ? {} : { tokenTtlMs: opts.tokenTtlMs }),
+  });
   const { adminToken } = await control.bootstrap();
   if (adminToken !== undefined && opts.store === 'sqlite') {
     const file = join(opts.dataDir, 'admin.token');
     writeFileSync(file, `${adminToken}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
   }
-  const app = await buildApp({ control, logger });
+  const audit = openAuditSink(opts.auditLog ?? join(opts.dataDir, 'audit.log'), opts.auditLogMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES,
+    (e, lost) => logger.error({ err: e.message, lost }, 'cannot write the audit log; lines lost so far'));
+  const app = await buildApp({ control, logger, audit });
   let address: string;
   try {
     address = await app.listen({ host, port });
   } catch (e) {
     await app.close();
+    audit.close();
     await store.close();
     throw new WeftError('WEFT_IN_USE', `--listen: cannot listen on ${opts.listen}: ${(e as Error).message}`, { field: 'listen', cause: e });
   }
@@ -80,12 +96,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }, (e: Error) => logger.warn({ err: e.message }, 'host garbage collection failed'));
   }, Math.min(30_000, Math.max(1_000, grace / 10)));
   gc.unref();
+  const sweep = setInterval(() => {
+    control.users.tokens.sweep(EXPIRED_TOKEN_RETENTION_MS).catch((e: Error) => logger.warn({ err: e.message }, 'sweeping expired tokens failed'));
+  }, 600_000);
+  sweep.unref();
   return {
     url: address,
     adminToken,
     async close() {
       clearInterval(gc);
+      clearInterval(sweep);
       await app.close();
+      audit.close();
       await store.close();
     },
   };

@@ -13,6 +13,7 @@ export interface ServerProcess {
   dataDir: string;
   proc: ChildProcess;
   stdout: string;
+  stderr: string;
   /** SIGTERM (a clean stop), or SIGKILL to simulate a crash. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -50,6 +51,7 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   const server: ServerProcess = {
     url, token, dataDir, proc,
     get stdout() { return stdout; },
+    get stderr() { return stderr; },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
         proc.kill(signal);
