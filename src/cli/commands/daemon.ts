@@ -1,8 +1,9 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from '../config.js';
+import { DEFAULT_DATA_DIR, DEFAULT_SERVER, readTokenFile } from '../config.js';
+import { isWeftError, parseDuration } from '../../model/index.js';
 import { usage } from '../errors.js';
 import { intArg, type Io } from '../kit.js';
 import type { LabOps } from './lab.js';
@@ -35,9 +36,17 @@ export interface AgentFlags {
   logLevel: string;
 }
 
+/** What `weft server` hands the server (its ServerOptions; the CLI may not import the server). */
+export interface ServerFlags {
+  listen: string; dataDir: string; store: string; logLevel: string;
+  historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number;
+  /** null: tokens from login never expire. */
+  tokenTtlMs?: number | null; auditLog?: string; auditLogMaxBytes?: number;
+}
+
 /** The long-running processes, injected by bin/ so the CLI does not import the server or the agent. */
 export interface Daemons {
-  startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number }): Promise<RunningDaemon>;
+  startServer(opts: ServerFlags): Promise<RunningDaemon>;
   startAgent(opts: AgentFlags): Promise<{ close(): Promise<void> }>;
   uninstallAgent(opts: AgentFlags): Promise<string[]>;
   lab: LabOps;
@@ -60,6 +69,15 @@ function agentOptions(cmd: Command): Command {
     .option('--docker-api <socket>', 'Docker\'s API socket, to show container names of Docker endpoints', '/run/docker.sock')
     .option('--dns-upstream <servers>', 'comma-separated IP[:PORT] for names outside .weft, or "none" (default: the nameservers of /etc/resolv.conf)', upstreamList);
 }
+
+/** A duration flag (`30m`, `12h`, `7d`, `never`) as milliseconds, or null for never. */
+const durationArg = (flag: string) => (text: string): number | null => {
+  try {
+    return parseDuration(text, flag);
+  } catch (e) {
+    throw usage(isWeftError(e) ? e.message : String(e));
+  }
+};
 
 /** `--dns-upstream`: IP[:PORT],... or none. */
 function upstreamList(text: string): string[] {
@@ -88,7 +106,9 @@ function announce(io: Io, d: RunningDaemon, dataDir: string, store: string): voi
     io.out('First start: created user admin. Its token is shown once here');
     io.out(store === 'sqlite' ? ` and saved in ${dataDir}/admin.token (mode 0600):\n` : ':\n');
     io.out(`  ${d.adminToken}\n`);
-    io.out(`Use it with: weft login --server ${d.url} --token <token>   (or export WEFT_TOKEN=...)\n`);
+    io.out(store === 'sqlite'
+      ? `Use it with: weft login --server ${d.url} --token-file ${dataDir}/admin.token   (or export WEFT_TOKEN_FILE=...)\n`
+      : `Use it with: put it in a file (0600), then weft login --server ${d.url} --token-file FILE\n`);
   }
   io.out(`weft server listening on ${d.url} (store: ${store === 'sqlite' ? `sqlite ${dataDir}/weft.db` : store})\n`);
 }
@@ -119,10 +139,17 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
     .option('--history-limit <revisions>', 'how many revisions of change history to keep', intArg('--history-limit', 10, 100_000_000))
     .option('--host-timeout <ms>', 'a host whose agent is silent this long is shown as down', intArg('--host-timeout', 1000, 86_400_000))
     .option('--host-grace <ms>', 'the endpoints of a host silent this long are released (default 10 min)', intArg('--host-grace', 1000, 604_800_000))
+    .addOption(new Option('--token-ttl <duration>', 'lifetime of tokens made by `weft login` (and the default for `weft token create`): 30m, 12h, 7d, or never')
+      .argParser(durationArg('--token-ttl')).default(12 * 3_600_000, '12h'))
+    .option('--audit-log <file>', 'where every write, refusal and login is logged as JSON lines (0600): a file, - for stderr, or none (default: DATA_DIR/audit.log)')
+    .option('--audit-log-size <MiB>', 'rotate the audit log at this size; one older file (FILE.1) is kept', intArg('--audit-log-size', 1, 65536), 64)
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
-    .addHelpText('after', '\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n')
+    .addHelpText('after', '\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n  $ weft server --token-ttl 8h --audit-log /var/log/weft/audit.log\n')
     .action(async (o) => {
-      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: o.store, logLevel: o.logLevel, ...(o.historyLimit ? { historyLimit: o.historyLimit } : {}), ...(o.hostTimeout ? { hostTimeoutMs: o.hostTimeout } : {}), ...(o.hostGrace ? { hostGraceMs: o.hostGrace } : {}) });
+      const d = await daemons.startServer({
+        listen: o.listen, dataDir: o.dataDir, store: o.store, logLevel: o.logLevel, ...(o.historyLimit ? { historyLimit: o.historyLimit } : {}), ...(o.hostTimeout ? { hostTimeoutMs: o.hostTimeout } : {}), ...(o.hostGrace ? { hostGraceMs: o.hostGrace } : {}),
+        tokenTtlMs: o.tokenTtl, ...(o.auditLog ? { auditLog: o.auditLog } : {}), auditLogMaxBytes: o.auditLogSize * 1024 * 1024,
+      });
       announce(io, d, o.dataDir, o.store);
       await untilSignalled(d, io);
     });
@@ -130,7 +157,7 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
   agentOptions(program.command('agent')
     .description("run this host's agent: reconcile the kernel to the desired state and serve the CNI plugin")
     .option('--server <urls>', 'server URL(s), comma-separated for failover', process.env['WEFT_SERVER'] ?? DEFAULT_SERVER)
-    .option('--token-file <file>', 'file holding the API token (default: WEFT_TOKEN, else DATA_DIR/admin.token)')
+    .option('--token-file <file>', 'file holding the API token (default: WEFT_TOKEN_FILE, WEFT_TOKEN, else DATA_DIR/admin.token)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
     .option('--uninstall', 'instead of running: remove what the agent built on this host (namespaces, uplinks, tables, conflists, plugin)'))
     .addHelpText('after', '\nExamples:\n  $ weft agent\n  $ weft agent --server http://10.0.0.5:9700,http://10.0.0.6:9700 --token-file /etc/weft/token --host node1\n  $ weft agent --uninstall      # after stopping it; containers on Weft lose their network\n')
@@ -140,15 +167,9 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
         io.out(removed.length ? `removed:\n${removed.map((r) => `  ${r}`).join('\n')}\n` : 'nothing of Weft found on this host\n');
         return;
       }
-      const tokenFile = o.tokenFile ?? (process.env['WEFT_TOKEN'] ? undefined : join(DEFAULT_DATA_DIR, 'admin.token'));
-      let token = process.env['WEFT_TOKEN'] ?? '';
-      if (tokenFile) {
-        try {
-          token = readFileSync(tokenFile, 'utf8').trim();
-        } catch (e) {
-          throw usage(`--token-file: cannot read ${tokenFile} (${(e as Error).message})`);
-        }
-      }
+      const env = io.env;
+      const [source, tokenFile] = o.tokenFile ? ['--token-file', o.tokenFile] : env['WEFT_TOKEN_FILE'] ? ['WEFT_TOKEN_FILE', env['WEFT_TOKEN_FILE']] : ['--token-file', env['WEFT_TOKEN'] ? undefined : join(DEFAULT_DATA_DIR, 'admin.token')];
+      const token = tokenFile ? readTokenFile(tokenFile, source) : env['WEFT_TOKEN'] ?? '';
       const servers = String(o.server).split(',').map((x: string) => x.trim()).filter(Boolean);
       const a = await daemons.startAgent(agentFlags(o, servers, token));
       io.out(`weft agent running (socket ${join(o.runDir, 'agent.sock')}, conflists in ${o.cniConfDir})\n`);
