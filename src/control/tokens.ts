@@ -61,7 +61,8 @@ export class Tokens {
     const t = e.value as StoredToken;
     const id = tokenIdOf(hash);
     if (this.isExpired(t)) {
-      if (!t.expired) await this.markExpired(hash);
+      // Best effort: if the mark cannot be written now, the next refusal tries again; the answer is 401 either way.
+      if (!t.expired) await this.markExpired(hash).catch(() => undefined);
       throw new CredentialRefused(id, `the token ${id} expired at ${t.expiresAt} (log in again with \`weft login\`)`);
     }
     return { id, user: t.user, ...(t.expiresAt ? { expiresAt: t.expiresAt } : {}) };

@@ -13,7 +13,9 @@ export const Duration = Type.String({ pattern: DURATION_PATTERN, description: 'a
 export const TokenId = Type.String({ pattern: '^[0-9a-f]{16}$', description: 'public id of a token (16 hex characters)' });
 
 export const TokenInput = Type.Object({
-  description: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  // Printable text only: a description is shown in other people's terminals (`weft token ls` for an
+  // admin), where control characters could rewrite the screen.
+  description: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]+$', description: 'what the token is for (printable text)' })),
   ttl: Type.Optional(Duration),
   user: Type.Optional(Name),
 }, { additionalProperties: false });

@@ -155,3 +155,13 @@ test('in process: writes, refusals and logins are audited with actor and credent
     assert.ok(!text.includes(secret), `the audit log holds ${secret.slice(0, 8)}…`);
   }
 });
+
+test('a token description is printable text: it is shown in an admin\'s terminal', async () => {
+  const api = await testApi();
+  for (const bad of ['clear\u001b[2J', 'tab\there', 'csi\u009b31m']) {
+    const r = await api.call('POST', '/api/v1/tokens', { description: bad, ttl: '1h' });
+    assert.deepEqual([r.status, r.json.field], [400, 'description'], JSON.stringify(bad));
+  }
+  assert.equal((await api.call('POST', '/api/v1/tokens', { description: 'déploiement CI', ttl: '1h' })).status, 201);
+  assert.equal((await api.call('GET', '/api/v1/tokens')).json.items.length, 2);
+});

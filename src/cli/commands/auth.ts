@@ -63,7 +63,7 @@ export function authCommands(program: Command, io: Io): void {
     .action(act(io, async (ctx, name) => {
       const password = await readPassword('New password: ', io);
       await ctx.client.request('PATCH', `/api/v1/users/${seg(name)}`, { password });
-      ctx.print(`password of ${name} changed`);
+      ctx.print(`password of ${name} changed; ${name}'s other tokens are revoked`);
     }));
   leaf(u, { name: 'rm <name>', summary: 'delete a user and its tokens (admin)', example: 'weft user rm bob', tenant: false })
     .action(act(io, async (ctx, name) => {
