@@ -12,7 +12,7 @@ import { profileCommands } from './commands/profiles.js';
 import { clusterCommands } from './commands/cluster.js';
 import { authCommands } from './commands/auth.js';
 import { historyCommands } from './commands/history.js';
-import { tokenCommands } from './commands/tokens.js';
+import { auditCommands, tokenCommands } from './commands/tokens.js';
 import { explainCommands } from './commands/explain.js';
 import { labCommands } from './commands/lab.js';
 import { daemonCommands, type Daemons } from './commands/daemon.js';
@@ -49,6 +49,7 @@ Example (Contiv's tutorial):
   authCommands(program, io);
   historyCommands(program, io);
   tokenCommands(program, io);
+  auditCommands(program, io);
   explainCommands(program, io);
   daemonCommands(program, io, daemons);
   labCommands(program, io, daemons.lab);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AuditList, AuditQuery, WeftError, notFound, type AuditEntry, type AuditEvent } from '../model/index.js';
+import { AuditList, AuditQuery, WeftError, type AuditEntry, type AuditEvent } from '../model/index.js';
 import { CredentialRefused, requireRole, type Principal } from '../control/index.js';
 import { principalOf } from './context.js';
 import { NoAudit, readAudit, type AuditSink } from './audit-file.js';
@@ -107,7 +107,7 @@ function auditRoute(app: FastifyInstance, sink: AuditSink): void {
     const q = req.query;
     const since = q.since === undefined ? undefined : Date.parse(q.since);
     if (since !== undefined && Number.isNaN(since)) throw new WeftError('WEFT_INVALID_FIELD', `since: '${q.since}' is not an ISO time`, { field: 'since' });
-    if (sink.file === undefined) throw notFound(`audit log: ${sink.describe}`);
+    if (sink.file === undefined) throw new WeftError('WEFT_NOT_FOUND', `no audit log to read: ${sink.describe}`);
     const filter = { limit: Number(q.limit ?? 1000), ...(since !== undefined ? { since } : {}), ...(q.actor ? { actor: q.actor } : {}), ...(q.event ? { event: q.event } : {}) };
     return { items: await readAudit(sink.file, filter) };
   });

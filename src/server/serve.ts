@@ -5,7 +5,7 @@ import { WeftError } from '../model/index.js';
 import { Control } from '../control/index.js';
 import { EtcdStore, MemoryStore, SqliteStore, type Store } from '../store/index.js';
 import { buildApp } from './app.js';
-import { DEFAULT_AUDIT_MAX_BYTES, openAuditSink } from './audit-file.js';
+import { DEFAULT_AUDIT_MAX_BYTES, openAuditSink, type AuditSink } from './audit-file.js';
 
 export interface ServerOptions {
   listen: string;
@@ -62,11 +62,25 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
 
+/** Opened before the store: a server that cannot keep its audit log does not start. */
+function openAudit(opts: ServerOptions, logger: pino.Logger): AuditSink {
+  const spec = opts.auditLog ?? join(opts.dataDir, 'audit.log');
+  try {
+    return openAuditSink(spec, opts.auditLogMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES, (e, lost) => logger.error({ err: e.message, lost }, 'cannot write the audit log; lines lost so far'));
+  } catch (e) {
+    throw new WeftError('WEFT_INVALID_FIELD', `--audit-log: cannot open ${spec} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { field: 'audit-log', cause: e });
+  }
+}
+
 /** Opens the store, bootstraps it, and serves the API until `close()`. */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen);
   const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
-  const store = await openStore(opts);
+  const audit = openAudit(opts, logger);
+  const store = await openStore(opts).catch((e) => {
+    audit.close();
+    throw e;
+  });
   const control = new Control(store, () => new Date(), {
     ...(opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs }),
     ...(opts.tokenTtlMs === undefined ? {} : { tokenTtlMs: opts.tokenTtlMs }),
@@ -77,8 +91,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     writeFileSync(file, `${adminToken}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
   }
-  const audit = openAuditSink(opts.auditLog ?? join(opts.dataDir, 'audit.log'), opts.auditLogMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES,
-    (e, lost) => logger.error({ err: e.message, lost }, 'cannot write the audit log; lines lost so far'));
   const app = await buildApp({ control, logger, audit });
   let address: string;
   try {

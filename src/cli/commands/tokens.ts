@@ -16,10 +16,10 @@ const tokenIdArg = (value: string): string => {
 };
 
 /** `--since`: an ISO time, or a duration meaning that long ago (`1h`). */
-function sinceArg(value: string, now: () => number = Date.now): string {
+function sinceArg(value: string): string {
   if (/^[0-9]+[smhd]$/.test(value)) {
     try {
-      return new Date(now() - (parseDuration(value, '--since') ?? 0)).toISOString();
+      return new Date(Date.now() - (parseDuration(value, '--since') ?? 0)).toISOString();
     } catch (e) {
       throw usage(isWeftError(e) ? e.message : String(e));
     }
@@ -48,7 +48,7 @@ export function tokenCommands(program: Command, io: Io): void {
     }));
   leaf(t, {
     name: 'create', summary: 'create a token; it is printed once (with -q: only the token, for a file)', tenant: false,
-    example: ['weft token create --ttl 30d --description ci-deploy', 'weft token create -q --ttl 7d > ~/.weft-token && chmod 600 ~/.weft-token', 'weft token create --user bob --ttl 12h   # admin'],
+    example: ['weft token create --ttl 30d --description ci-deploy', '(umask 077; weft token create -q --ttl 7d > ~/.weft-token)', 'weft token create --user bob --ttl 12h   # admin'],
   })
     .option('--ttl <duration>', 'lifetime: 30m, 12h, 7d or never (default: the server\'s --token-ttl; never longer than the token you use)', ttlArg)
     .option('--description <text>', 'what the token is for')
@@ -67,11 +67,14 @@ export function tokenCommands(program: Command, io: Io): void {
       ctx.print(`token ${id} revoked`);
     }));
 
+}
+
+export function auditCommands(program: Command, io: Io): void {
   leaf(program, {
     name: 'audit', summary: "the server's audit log: every write, refusal and login, with actor, source and credential (admin)", tenant: false,
     example: ['weft audit', 'weft audit --since 1h --event refused', 'weft audit --actor bob --since 2026-01-31T00:00:00Z -o json'],
   })
-    .option('--since <time>', 'entries from this ISO time, or this long ago (30m, 2h, 7d)', (v: string) => sinceArg(v))
+    .option('--since <time>', 'entries from this ISO time, or this long ago (30m, 2h, 7d)', sinceArg)
     .option('--actor <name>', 'only this actor (a user name, or host:NAME)')
     .option('--event <event>', `only ${AUDIT_EVENTS.join(', ')}`, eventArg)
     .option('--limit <n>', 'the last n entries', intArg('--limit', 1, 99999), 100)
@@ -88,5 +91,3 @@ export function tokenCommands(program: Command, io: Io): void {
       ]);
     }));
 }
-
-export { sinceArg as parseSince };
