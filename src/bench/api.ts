@@ -1,8 +1,12 @@
-// npm run bench:api — endpoint allocations per second through the HTTP API on SQLite, and watch fan-out.
+// npm run bench:api — endpoint allocations per second through the HTTPS API on SQLite, made as an agent
+// makes them (a joined host on mTLS), watch fan-out, and what a TLS handshake costs a fresh CLI call.
 // Starts its own `weft server` process (SQLite in a temporary directory) and stops it by pid at the end.
-import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { startServerProcess } from '../testkit/server.js';
+import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
+import { createCsr } from '../pki/index.js';
 import { summarise, ms } from './stats.js';
 
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10_000);
@@ -11,13 +15,19 @@ const WATCHERS = Number(process.env['BENCH_WATCHERS'] ?? 100);
 const WRITES = Number(process.env['BENCH_WATCH_WRITES'] ?? 200);
 const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 2_000);
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+const CLI_CALLS = Number(process.env['BENCH_CLI_CALLS'] ?? 20);
+const HANDSHAKES = Number(process.env['BENCH_HANDSHAKES'] ?? 200);
 
-function post(url: URL, path: string, token: string, body: unknown): Promise<{ status: number; body: string }> {
-  const payload = JSON.stringify(body);
+/** Who calls: a bearer token (people, watchers) or a host's certificate (agents). */
+type Caller = { token: string } | { cert: string; key: string };
+let ca = '';
+let agent: https.Agent | undefined;
+
+function call(url: URL, method: string, path: string, who: Caller, body?: unknown, via: https.Agent | false | undefined = agent): Promise<{ status: number; body: string }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, path, method: 'POST', agent,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+    const req = https.request({ host: url.hostname, port: url.port, path, method, agent: via, ca, ...('cert' in who ? { cert: who.cert, key: who.key } : {}),
+      headers: { ...('token' in who ? { authorization: `Bearer ${who.token}` } : {}), ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (data += d));
@@ -27,10 +37,20 @@ function post(url: URL, path: string, token: string, body: unknown): Promise<{ s
     req.end(payload);
   });
 }
+const post = (url: URL, path: string, who: Caller, body: unknown) => call(url, 'POST', path, who, body);
+
+/** The bench joins as host `bench-host`, as an agent does: a join token, a CSR, its own certificate. */
+async function joinHost(url: URL, admin: Caller): Promise<Caller> {
+  const invite = await post(url, '/api/v1/hosts/bench-host/join-token', admin, {});
+  const { csrPem, keyPem } = await createCsr('host:bench-host');
+  const joined = await post(url, '/api/v1/join', { token: '' }, { token: JSON.parse(invite.body).token, csr: csrPem });
+  if (joined.status !== 200) throw new Error(`join failed: ${joined.body}`);
+  return { cert: JSON.parse(joined.body).certificate, key: keyPem };
+}
 
 /** `count` endpoint creates on network `net` from CLIENTS concurrent clients (closed loop). */
-async function allocations(url: URL, token: string, net: string, subnet: string, count: number) {
-  const created = await post(url, '/api/v1/tenants/default/networks', token, { name: net, subnet });
+async function allocations(url: URL, admin: Caller, host: Caller, net: string, subnet: string, count: number) {
+  const created = await post(url, '/api/v1/tenants/default/networks', admin, { name: net, subnet });
   if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
   const latencies: number[] = [];
   const ips = new Set<string>();
@@ -41,7 +61,7 @@ async function allocations(url: URL, token: string, net: string, subnet: string,
     while (next < count) {
       const i = next++;
       const s = performance.now();
-      const r = await post(url, '/api/v1/endpoints', token, { tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' });
+      const r = await post(url, '/api/v1/endpoints', host, { tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' });
       latencies.push(performance.now() - s);
       if (r.status === 201) ips.add(JSON.parse(r.body).ip);
       else failures++;
@@ -52,12 +72,12 @@ async function allocations(url: URL, token: string, net: string, subnet: string,
 }
 
 /** Opens `n` watch streams; resolves each revision's arrival time at the last watcher. */
-async function fanout(url: URL, token: string) {
+async function fanout(url: URL, admin: Caller & { token: string }) {
   const arrivals = new Map<number, number[]>();
-  const sockets: http.ClientRequest[] = [];
-  const watchAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const sockets: import('node:http').ClientRequest[] = [];
+  const watchAgent = new https.Agent({ keepAlive: false, maxSockets: Infinity, ca });
   await Promise.all(Array.from({ length: WATCHERS }, () => new Promise<void>((resolve, reject) => {
-    const req = http.get({ host: url.hostname, port: url.port, path: '/api/v1/watch', agent: watchAgent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+    const req = https.get({ host: url.hostname, port: url.port, path: '/api/v1/watch', agent: watchAgent, headers: { authorization: `Bearer ${admin.token}` } }, (res) => {
       let buf = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
@@ -81,7 +101,7 @@ async function fanout(url: URL, token: string) {
   const sent = new Map<number, number>();
   for (let i = 0; i < WRITES; i++) {
     const s = performance.now();
-    const r = await post(url, '/api/v1/tenants', token, { name: `fan-${i}` });
+    const r = await post(url, '/api/v1/tenants', admin, { name: `fan-${i}` });
     const rev = JSON.parse(r.body).revision as number;
     sent.set(rev, s);
     await new Promise((res) => setTimeout(res, 5));
@@ -98,25 +118,64 @@ async function fanout(url: URL, token: string) {
   return { lat: summarise(latencies), incomplete };
 }
 
+/** One GET /healthz on a fresh TLS connection each time, versus over one kept-alive connection. */
+async function handshakes(url: URL, admin: Caller) {
+  const fresh: number[] = [];
+  const reused: number[] = [];
+  const keep = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
+  await call(url, 'GET', '/healthz', admin, undefined, keep);
+  for (let i = 0; i < HANDSHAKES; i++) {
+    let s = performance.now();
+    await call(url, 'GET', '/healthz', admin, undefined, false);
+    fresh.push(performance.now() - s);
+    s = performance.now();
+    await call(url, 'GET', '/healthz', admin, undefined, keep);
+    reused.push(performance.now() - s);
+  }
+  keep.destroy();
+  return { fresh: summarise(fresh), reused: summarise(reused) };
+}
+
+/** A whole `weft tenant ls` process: Node start, TLS handshake, one request, print. */
+function cliCalls(url: string, token: string, caFile: string) {
+  const times: number[] = [];
+  for (let i = 0; i < CLI_CALLS; i++) {
+    const s = performance.now();
+    execFileSync(process.execPath, [WEFT_BIN, 'tenant', 'ls', '-q'], { env: { PATH: process.env['PATH'] ?? '', WEFT_SERVER: url, WEFT_TOKEN: token, WEFT_CA: caFile } });
+    times.push(performance.now() - s);
+  }
+  return summarise(times);
+}
+
 const srv = await startServerProcess({ args: ['--log-level', 'error'] });
 try {
   const url = new URL(srv.url);
+  ca = readFileSync(srv.caFile, 'utf8');
+  agent = new https.Agent({ keepAlive: true, maxSockets: CLIENTS, ca });
+  const admin = { token: srv.token };
+  const host = await joinHost(url, admin);
   // A cold server's first requests wait for V8 to compile the hot paths; measure that once, separately,
   // then measure the steady state the targets are about.
-  const cold = await allocations(url, srv.token, 'warmup', '10.63.0.0/20', WARMUP);
-  const a = await allocations(url, srv.token, 'bench', '10.64.0.0/18', ENDPOINTS);
-  const f = await fanout(url, srv.token);
+  const cold = await allocations(url, admin, host, 'warmup', '10.63.0.0/20', WARMUP);
+  const a = await allocations(url, admin, host, 'bench', '10.64.0.0/18', ENDPOINTS);
+  const f = await fanout(url, admin);
+  const hs = await handshakes(url, admin);
+  const cli = cliCalls(srv.url, srv.token, srv.caFile);
   const date = new Date().toISOString().slice(0, 10);
   console.log(`### bench:api — ${date}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}\n`);
   console.log('| measure | result | target |');
   console.log('| --- | --- | --- |');
-  console.log(`| endpoint allocations, ${ENDPOINTS} via HTTP, ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`);
+  console.log(`| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`);
   console.log(`| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`);
   console.log(`| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`);
   console.log(`| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`);
-  console.log(`| watch fan-out to ${WATCHERS} watchers, write → last watcher, p50 / p99 / max (${f.lat.n} writes) | ${ms(f.lat.p50)} / ${ms(f.lat.p99)} / ${ms(f.lat.max)} | p99 ≤ 50 ms |`);
+  console.log(`| watch fan-out to ${WATCHERS} watchers over TLS, write → last watcher, p50 / p99 / max (${f.lat.n} writes) | ${ms(f.lat.p50)} / ${ms(f.lat.p99)} / ${ms(f.lat.max)} | p99 ≤ 50 ms |`);
   console.log(`| writes not seen by every watcher | ${f.incomplete} | 0 |`);
+  console.log(`| GET /healthz on a fresh TLS connection (handshake + request), p50 / p99 (${HANDSHAKES}) | ${ms(hs.fresh.p50)} / ${ms(hs.fresh.p99)} | (recorded) |`);
+  console.log(`| GET /healthz on a reused connection, p50 / p99 | ${ms(hs.reused.p50)} / ${ms(hs.reused.p99)} | (recorded) |`);
+  console.log(`| TLS handshake cost (fresh − reused, p50) | ${ms(hs.fresh.p50 - hs.reused.p50)} | (recorded) |`);
+  console.log(`| a whole \`weft tenant ls\` process (Node start + handshake + request), p50 / p99 (${CLI_CALLS}) | ${ms(cli.p50)} / ${ms(cli.p99)} | (recorded) |`);
 } finally {
-  agent.destroy();
+  agent?.destroy();
   await srv.stop();
 }

@@ -81,7 +81,7 @@ test('exit codes tell usage, not-found, conflict, auth and unreachable apart', a
 });
 
 test('--help on every verb teaches with an example', async () => {
-  for (const verb of ['tenant create', 'net create', 'net ls', 'group create', 'group update', 'policy rule-add', 'policy rule-ls', 'netprofile create', 'service create', 'app-profile create', 'endpoint ls', 'host ls', 'global set', 'login', 'user create', 'history']) {
+  for (const verb of ['tenant create', 'net create', 'net ls', 'group create', 'group update', 'policy rule-add', 'policy rule-ls', 'netprofile create', 'service create', 'app-profile create', 'endpoint ls', 'host ls', 'global set', 'login', 'user create', 'history', 'token ls', 'token create', 'token revoke', 'audit']) {
     const r = await weft(`${verb} --help`);
     assert.equal(r.code, 0, verb);
     assert.match(r.stdout, /Usage: weft /, verb);

@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
-import { usage } from './errors.js';
+import { CliError, usage } from './errors.js';
 import type { Target } from '../client/index.js';
 
 export const DEFAULT_SERVER = 'https://127.0.0.1:9700';
@@ -40,15 +40,15 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
 
 /**
  * Server: --server, WEFT_SERVER, the config file, then https://127.0.0.1:9700 (a comma list fails over).
- * Token: --token, WEFT_TOKEN, the config file, then — for the local default server only — the admin
+ * Token: see resolveToken; then the config file, then — for the local default server only — the admin
  * token a local `weft up` saved in /var/lib/weft/admin.token (readable by root only).
  * CA: --ca, WEFT_CA (files), the config file, then /var/lib/weft/ca.crt when this user can read it.
  */
-export function resolveTarget(flags: { server?: string; token?: string; ca?: string }, env: NodeJS.ProcessEnv = process.env): Target {
+export function resolveTarget(flags: TokenFlags & { server?: string; ca?: string }, env: NodeJS.ProcessEnv = process.env): Target {
   const cfg = readConfig(env);
   const server = flags.server ?? env['WEFT_SERVER'] ?? cfg.server ?? DEFAULT_SERVER;
   const servers = parseServers(server, flags.server !== undefined ? '--server' : env['WEFT_SERVER'] !== undefined ? 'WEFT_SERVER' : 'server');
-  let token = flags.token ?? env['WEFT_TOKEN'] ?? cfg.token;
+  let token = resolveToken(flags, env) ?? cfg.token;
   if (token === undefined && server === DEFAULT_SERVER) token = readLocal('admin.token');
   const caFile = flags.ca ?? env['WEFT_CA'];
   const ca = caFile !== undefined ? readCa(caFile, flags.ca !== undefined ? '--ca' : 'WEFT_CA') : cfg.ca ?? readLocal('ca.crt');
@@ -74,6 +74,51 @@ export function readCa(file: string, flag: string): string {
     throw usage(`${flag}: cannot read ${file} (${(e as Error).message})`);
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----')) throw usage(`${flag}: ${file} is not a PEM certificate`);
+  return text;
+}
+
+export interface TokenFlags {
+  token?: string;
+  tokenFile?: string;
+}
+
+/**
+ * The token from the command line or the environment, or undefined (then the config file, then the
+ * local admin token, decide). Flags beat the environment: --token, --token-file, WEFT_TOKEN,
+ * WEFT_TOKEN_FILE. Two sources at the same level are a usage error, since either could be the one
+ * meant; so is a token file that is missing, unreadable, empty or too big to be a token.
+ */
+export function resolveToken(flags: TokenFlags, env: NodeJS.ProcessEnv): string | undefined {
+  if (flags.token !== undefined && flags.tokenFile !== undefined) throw usage('give --token or --token-file, not both');
+  if (flags.token !== undefined) return flags.token;
+  if (flags.tokenFile !== undefined) return readTokenFile(flags.tokenFile, '--token-file');
+  const inline = env['WEFT_TOKEN'] || undefined;
+  const file = env['WEFT_TOKEN_FILE'] || undefined;
+  if (inline !== undefined && file !== undefined) throw usage('WEFT_TOKEN and WEFT_TOKEN_FILE are both set; unset one');
+  return inline ?? (file === undefined ? undefined : readTokenFile(file, 'WEFT_TOKEN_FILE'));
+}
+
+const MAX_TOKEN_FILE = 4096;
+
+/** Reads a token file, at most 4 KiB (so `/dev/zero` or a log file given by mistake fails fast). */
+export function readTokenFile(file: string, source: string): string {
+  let text: string;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(MAX_TOKEN_FILE + 1);
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n > MAX_TOKEN_FILE) throw usage(`${source}: ${file} is larger than 4 KiB; it does not hold a token`);
+      text = buf.subarray(0, n).toString('utf8').trim();
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw usage(`${source}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!text) throw usage(`${source}: ${file} is empty`);
+  if (/\s/.test(text)) throw usage(`${source}: ${file} holds more than one word; put only the token in it`);
   return text;
 }
 

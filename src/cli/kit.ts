@@ -39,8 +39,9 @@ export function leaf(parent: Command, spec: LeafSpec): Command {
   if (spec.output === 'long') c.option('--output <format>', 'table, json or yaml', 'table');
   else if (spec.output !== false) c.option('-o, --output <format>', 'table, json or yaml', 'table');
   c.option('-q, --quiet', 'print names only (lists)');
-  c.addOption(new Option('--server <url>', 'server URL(s), comma-separated (default: WEFT_SERVER, config, http://127.0.0.1:9700)'));
-  c.addOption(new Option('--token <token>', 'API token (default: WEFT_TOKEN, then the config from `weft login`)'));
+  c.addOption(new Option('--server <url>', 'server URL(s), comma-separated (default: WEFT_SERVER, config, https://127.0.0.1:9700)'));
+  c.addOption(new Option('--token-file <file>', 'read the API token from this file (default: WEFT_TOKEN, WEFT_TOKEN_FILE, then the config from `weft login`)'));
+  c.addOption(new Option('--token <token>', 'API token; visible to every user in `ps` and shell history: prefer --token-file'));
   c.addOption(new Option('--ca <file>', "the server's CA certificate (default: WEFT_CA, the config from `weft login`, /var/lib/weft/ca.crt)"));
   return c;
 }
@@ -49,7 +50,7 @@ export function makeCtx(opts: Record<string, any>, io: Io): Ctx {
   const format = parseFormat(opts['output'] ?? 'table');
   const print = (t: string) => io.out(`${t}\n`);
   return {
-    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'], ca: opts['ca'] }, io.env)),
+    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'], tokenFile: opts['tokenFile'], ca: opts['ca'] }, io.env)),
     format,
     tenant: opts['tenant'] ?? 'default',
     opts,

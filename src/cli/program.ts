@@ -12,6 +12,7 @@ import { profileCommands } from './commands/profiles.js';
 import { clusterCommands } from './commands/cluster.js';
 import { authCommands } from './commands/auth.js';
 import { historyCommands } from './commands/history.js';
+import { auditCommands, tokenCommands } from './commands/tokens.js';
 import { explainCommands } from './commands/explain.js';
 import { labCommands } from './commands/lab.js';
 import { daemonCommands, type Daemons } from './commands/daemon.js';
@@ -26,8 +27,9 @@ export function buildProgram(io: Io, daemons: Daemons): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError('(add --help for usage and examples)')
     .addHelpText('after', `
-Server and token come from --server/--token, then WEFT_SERVER/WEFT_TOKEN, then ~/.config/weft/config.json
-(written by \`weft login\`), then http://127.0.0.1:9700 with the local admin token of \`weft up\`.
+Server: --server, WEFT_SERVER, ~/.config/weft/config.json (written by \`weft login\`), http://127.0.0.1:9700.
+Token: --token-file or --token, then WEFT_TOKEN_FILE or WEFT_TOKEN, then that config, then (local server only)
+the admin token of \`weft up\`. Prefer files: a --token on the command line shows in \`ps\`.
 Contiv netctl spellings work: -t blue, -direction=in, -policy=db-policy.
 Exit status: 0 ok, 1 server error or unreachable, 2 bad usage or input, 3 not found, 4 conflict, 5 auth.
 
@@ -46,6 +48,8 @@ Example (Contiv's tutorial):
   clusterCommands(program, io);
   authCommands(program, io);
   historyCommands(program, io);
+  tokenCommands(program, io);
+  auditCommands(program, io);
   explainCommands(program, io);
   daemonCommands(program, io, daemons);
   labCommands(program, io, daemons.lab);

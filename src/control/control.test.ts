@@ -1,23 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WeftError, type ErrorCode } from '../model/index.js';
 import { MemoryStore } from '../store/index.js';
+import { rejectsWith } from './testing.js';
 import { Control } from './control.js';
 
 async function fresh(): Promise<Control> {
   const c = new Control(new MemoryStore());
   await c.bootstrap();
   return c;
-}
-
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message: RegExp, field?: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof WeftError, `expected a WeftError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, message);
-    if (field !== undefined) assert.equal(e.field, field);
-    return true;
-  });
 }
 
 test('bootstrap creates the default tenant and one admin token, once', async () => {

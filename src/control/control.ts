@@ -17,6 +17,8 @@ import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 
 export interface ControlOptions {
   hostTimeoutMs?: number;
+  /** Lifetime of login tokens; null: they never expire. */
+  tokenTtlMs?: number | null;
   /** Weft's own CA in the store by default; a CA brought with --tls-ca otherwise. */
   ca?: CaSource;
   hostCertTtlMs?: number;
@@ -54,7 +56,7 @@ export class Control {
     this.endpoints = new Endpoints(store, now);
     this.hosts = new Hosts(store, now, options.hostTimeoutMs);
     this.global = new GlobalSettings(store, now);
-    this.users = new Users(store, now);
+    this.users = new Users(store, clock, options.tokenTtlMs === undefined ? {} : { tokenTtlMs: options.tokenTtlMs });
     this.ca = options.ca ?? new StoreCa(store);
     this.identities = new HostIdentities(store, clock, this.ca, options.hostCertTtlMs);
   }

@@ -4,6 +4,7 @@ export { DEFAULT_TENANT } from './tenants.js';
 export { canSeeTenant, requireTenantAccess, requireRole } from './access.js';
 export { publicChange, visibleTo, type PublicChange } from './changes.js';
 export { macFor } from './endpoints.js';
-export type { Principal } from './users.js';
+export { DEFAULT_TOKEN_TTL_MS, type Principal } from './users.js';
+export { CredentialRefused } from './tokens.js';
 export { HostIdentities, StoreCa, DEFAULT_JOIN_TTL_MS, DEFAULT_HOST_CERT_TTL_MS, type CaSource, type StoredIdentity, type HostIdentityView } from './identities.js';
 export type { Collection } from './keys.js';

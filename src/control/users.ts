@@ -1,8 +1,9 @@
-import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
+import { randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { WeftError, badReference, notFound, type Role, type User, type UserInput } from '../model/index.js';
-import type { Store } from '../store/index.js';
+import { WeftError, badReference, notFound, parseDuration, type Role, type TokenInput, type User, type UserInput } from '../model/index.js';
+import type { Store, Txn } from '../store/index.js';
 import { keys, withRevision } from './keys.js';
+import { Tokens, type Issued } from './tokens.js';
 
 const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number) => Promise<Buffer>;
 
@@ -18,18 +19,16 @@ export interface Principal {
   credential: string;
   /** Set for host certificates: the one host this principal may act for. */
   host?: string;
+  /** When the credential ends (a token's expiry, a certificate's end): long-lived streams end then. */
+  expiresAt?: string;
 }
 
-/** The public id of a token: the start of its hash (the hash of 256 random bits reveals nothing). */
-export const tokenId = (token: string) => hashToken(token).slice(0, 16);
 
 interface StoredUser extends Omit<User, 'revision' | 'hasPassword'> {
   passwordHash?: string;
 }
-interface StoredToken { user: string; createdAt: string; description: string }
 
-export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
-export const newToken = () => `weft_${randomBytes(32).toString('base64url')}`;
+export { hashToken, newToken } from './tokens.js';
 
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
@@ -45,6 +44,19 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return timingSafeEqual(got, want);
 }
 
+export interface UsersOptions {
+  /** Lifetime of tokens minted by login, and the default for created ones; null: they never expire. */
+  tokenTtlMs?: number | null;
+}
+export const DEFAULT_TOKEN_TTL_MS = 12 * 3_600_000;
+
+/**
+ * The scrypt hash of a random password nobody kept, with the same parameters as real ones: login runs
+ * scrypt against it for unknown users and users without a password, so all failures cost the same.
+ * Matching it lets no one in (such users are refused whatever scrypt says).
+ */
+const DUMMY_HASH = 'scrypt$0Bh29cne+yo2bhvyz5/qKg==$yIqXuD5hI5HekCCllFIFx4HgAoSG8Hi7foVGxQQHrOI=';
+
 /** Never hand out the password hash. */
 export function publicUser(e: { value: unknown; modRevision: number }): User {
   const { passwordHash, ...u } = e.value as StoredUser;
@@ -52,7 +64,15 @@ export function publicUser(e: { value: unknown; modRevision: number }): User {
 }
 
 export class Users {
-  constructor(private readonly store: Store, private readonly now: () => string) {}
+  readonly tokens: Tokens;
+  private readonly now: () => string;
+  private readonly tokenTtlMs: number | null;
+
+  constructor(private readonly store: Store, private readonly clock: () => Date, options: UsersOptions = {}) {
+    this.now = () => clock().toISOString();
+    this.tokens = new Tokens(store, clock);
+    this.tokenTtlMs = options.tokenTtlMs === undefined ? DEFAULT_TOKEN_TTL_MS : options.tokenTtlMs;
+  }
 
   async list(): Promise<{ items: User[]; revision: number }> {
     const l = await this.store.list(keys.users());
@@ -87,7 +107,11 @@ export class Users {
     return tenants;
   }
 
-  async update(actor: string, name: string, input: Partial<UserInput>): Promise<User> {
+  /**
+   * A new password revokes every other token of the user (whoever knew the old one may have minted
+   * some); `keepCredential` is the token making the request when users change their own password.
+   */
+  async update(actor: string, name: string, input: Partial<UserInput>, keepCredential?: string): Promise<User> {
     const passwordHash = input.password === undefined ? undefined : await hashPassword(input.password);
     const r = await this.store.transact(actor, async (tx) => {
       const e = await tx.get(keys.user(name));
@@ -98,6 +122,7 @@ export class Users {
       if (cur.role === 'admin' && role !== 'admin') await this.keepOneAdmin(tx, name);
       const u: StoredUser = { ...cur, role, tenants, ...(passwordHash ? { passwordHash } : {}), updatedAt: this.now() };
       tx.put(keys.user(name), u);
+      if (passwordHash) await this.tokens.revokeAllOf(tx, name, keepCredential);
       return u;
     });
     return publicUser({ value: r.value, modRevision: r.revision });
@@ -109,7 +134,7 @@ export class Users {
       if (!e) throw notFound(`user ${name}`);
       if ((e.value as StoredUser).role === 'admin') await this.keepOneAdmin(tx, name);
       tx.delete(keys.user(name));
-      for (const t of await tx.list('tokens/')) if ((t.value as StoredToken).user === name) tx.delete(t.key);
+      await this.tokens.revokeAllOf(tx, name);
     });
   }
 
@@ -118,40 +143,79 @@ export class Users {
     if (admins.length === 0) throw new WeftError('WEFT_IN_USE', `user ${leaving} is the last admin; create another admin first`);
   }
 
-  /** Exchanges a password for a new token. The same error for unknown users and wrong passwords. */
-  async login(username: string, password: string): Promise<string> {
+  /**
+   * Exchanges a password for a new token. Unknown users, users without a password and wrong passwords
+   * get the same error after the same work (one scrypt), so timing does not tell which it was.
+   */
+  async login(username: string, password: string): Promise<Issued> {
     const e = await this.store.get(keys.user(username));
     const u = e?.value as StoredUser | undefined;
-    if (!u?.passwordHash || !(await verifyPassword(password, u.passwordHash))) {
-      throw new WeftError('WEFT_UNAUTHENTICATED', 'wrong user name or password');
+    const matches = await verifyPassword(password, u?.passwordHash ?? DUMMY_HASH);
+    if (!u?.passwordHash || !matches) throw new WeftError('WEFT_UNAUTHENTICATED', 'wrong user name or password');
+    return this.tokens.issue(username, username, 'login', this.tokenTtlMs);
+  }
+
+  /**
+   * `POST /tokens`: a token for yourself (or, for an admin, for anyone). A token may not outlive the one
+   * that creates it, or a stolen short-lived token could mint itself a permanent one; without an explicit
+   * ttl the server's default is cut to that limit.
+   */
+  async createToken(caller: Principal, input: TokenInput): Promise<Issued> {
+    const user = input.user ?? caller.user;
+    if (user !== caller.user && caller.role !== 'admin') {
+      throw new WeftError('WEFT_FORBIDDEN', `user ${caller.user} (role ${caller.role}) may create tokens only for itself`, { field: 'user' });
     }
-    return this.issueToken(username, 'login', username);
-  }
-
-  async issueToken(actor: string, description: string, user: string): Promise<string> {
-    const token = newToken();
-    await this.store.transact(actor, async (tx) => {
-      tx.put(keys.token(hashToken(token)), { user, createdAt: this.now(), description } satisfies StoredToken);
+    const asked = input.ttl === undefined ? undefined : parseDuration(input.ttl, 'ttl');
+    const r = await this.store.transact(caller.user, async (tx) => {
+      if (!(await tx.get(keys.user(user)))) throw badReference('user', `user ${user}`);
+      const ttl = this.withinParent(await this.tokens.find(tx, caller.credential), asked);
+      return this.tokens.issueIn(tx, user, input.description ?? `made by ${caller.user}`, ttl);
     });
-    return token;
+    return r.value;
   }
 
-  /** On an empty store: creates user `admin` and returns its first token (shown once); otherwise undefined. */
+  private withinParent(parent: { token: { expiresAt?: string } } | undefined, asked: number | null | undefined): number | null {
+    const limit = parent?.token.expiresAt;
+    const want = asked === undefined ? this.tokenTtlMs : asked;
+    if (limit === undefined) return want;
+    const left = Math.max(0, Date.parse(limit) - this.clock().getTime());
+    if (asked !== undefined && (asked === null || asked > left)) {
+      throw new WeftError('WEFT_INVALID_VALUE', `ttl: may not outlive the token making the request, which expires at ${limit}`, { field: 'ttl' });
+    }
+    return want === null ? left : Math.min(want, left);
+  }
+
+  /** Revokes token `id`: its owner or an admin may; anyone else is told it does not exist. */
+  async revokeToken(caller: Principal, id: string): Promise<void> {
+    const may = (owner: string) => owner === caller.user || caller.role === 'admin';
+    await this.tokens.revoke(caller.user, id, may, (tx, owner, key) => this.keepAdminWayIn(tx, owner, key));
+  }
+
+  /** Refuses to revoke the last token by which any admin can still get in (no admin with a password or another live token). */
+  private async keepAdminWayIn(tx: Txn, owner: string, key: string): Promise<void> {
+    const admins = (await tx.list(keys.users())).map((e) => e.value as StoredUser).filter((u) => u.role === 'admin');
+    if (!admins.some((a) => a.name === owner)) return;
+    for (const a of admins) if (a.passwordHash || (await this.tokens.hasOtherLiveToken(tx, a.name, key))) return;
+    throw new WeftError('WEFT_IN_USE', `token ${key.slice('tokens/'.length, 'tokens/'.length + 16)} is the last way in for any admin: set a password (weft user passwd) or create another admin token first`);
+  }
+
+  /** On an empty store: creates user `admin` and returns its first token (shown once, never expires); otherwise undefined. */
   async bootstrapAdmin(): Promise<string | undefined> {
     const created = await this.store.transact('system', async (tx) => {
-      if ((await tx.list(keys.users())).length > 0) return false;
+      if ((await tx.list(keys.users())).length > 0) return undefined;
       const at = this.now();
       tx.put(keys.user('admin'), { name: 'admin', role: 'admin', tenants: [], createdAt: at, updatedAt: at } satisfies StoredUser);
-      return true;
+      return this.tokens.issueIn(tx, 'admin', 'first admin token', null).token;
     });
-    return created.value ? this.issueToken('system', 'first admin token', 'admin') : undefined;
+    return created.value;
   }
 
+  /** Two keyed reads per request (the token, its user): O(1) in the number of tokens and users. */
   async authenticate(token: string): Promise<Principal> {
-    const t = await this.store.get(keys.token(hashToken(token)));
-    const u = t && (await this.store.get(keys.user((t.value as StoredToken).user)));
+    const t = await this.tokens.check(token);
+    const u = await this.store.get(keys.user(t.user));
     if (!u) throw new WeftError('WEFT_UNAUTHENTICATED', 'the token is not valid (log in again with `weft login`)');
     const user = withRevision<User>(u);
-    return { user: user.name, role: user.role, tenants: user.tenants, credential: tokenId(token) };
+    return { user: user.name, role: user.role, tenants: user.tenants, credential: t.id, ...(t.expiresAt ? { expiresAt: t.expiresAt } : {}) };
   }
 }

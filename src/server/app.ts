@@ -16,6 +16,9 @@ import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
 import { identityRoutes } from './routes/identity.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { registerAudit } from './audit.js';
+import type { AuditSink } from './audit-file.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,6 +38,8 @@ export interface AppOptions {
   version?: string;
   /** Serve HTTPS with this material, asking clients for a certificate signed by `ca` (hosts) but not requiring one (people). */
   tls?: { key: string; cert: string; ca: string };
+  /** Where audit lines go; none when absent. */
+  audit?: AuditSink;
 }
 
 /** Paths anyone may call without a token: the join is protected by its one-time token, ca.crt is public. */
@@ -88,6 +93,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
 
+  registerAudit(app, opts.audit);
   const c = opts.control;
   tenantRoutes(app);
   scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network');
@@ -100,6 +106,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   clusterRoutes(app);
   identityRoutes(app);
   userRoutes(app);
+  tokenRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
   metaRoutes(app);

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import { NAME_PATTERN, WeftError } from '../model/index.js';
-import type { Control, Principal } from '../control/index.js';
+import { CredentialRefused, type Control, type Principal } from '../control/index.js';
 import { normalSerial } from '../pki/index.js';
 
 /** A verified client certificate of a host: the name in `CN=host:NAME`, its serial and its end. */
@@ -36,9 +36,9 @@ export async function hostPrincipal(control: Control, peer: PeerHost, now = Date
   const id = await control.identities.get(peer.host);
   const listed = id?.joinedAt !== undefined && id.certs.some((c) => c.serial === peer.serial);
   if (!listed || now >= peer.notAfter) {
-    throw new WeftError('WEFT_UNAUTHENTICATED', `the certificate of host ${peer.host} (serial ${peer.serial}) is revoked or expired; the host must join again with a token from \`weft host add ${peer.host}\``);
+    throw new CredentialRefused(`cert:${peer.serial}`, `the certificate of host ${peer.host} (serial ${peer.serial}) is revoked or expired; the host must join again with a token from \`weft host add ${peer.host}\``);
   }
-  return { user: `host:${peer.host}`, role: 'host', tenants: [], credential: `cert:${peer.serial}`, host: peer.host };
+  return { user: `host:${peer.host}`, role: 'host', tenants: [], credential: `cert:${peer.serial}`, host: peer.host, expiresAt: new Date(peer.notAfter).toISOString() };
 }
 
 /** Bearer token first (people, scripts), else a verified host certificate, else 401. */

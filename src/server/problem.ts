@@ -74,6 +74,7 @@ export function toWeftError(err: FastifyError | Error): WeftError {
 
 export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: FastifyError | Error): FastifyReply {
   const e = toWeftError(err);
+  req.problem = e;
   if (e.code === 'WEFT_INTERNAL') req.log.error({ err }, 'request failed');
   return reply.code(e.status).type('application/problem+json').send(problemOf(e));
 }

@@ -6,6 +6,7 @@ import { Control } from '../control/index.js';
 import { EtcdStore, MemoryStore, SqliteStore, type Store } from '../store/index.js';
 import { buildApp } from './app.js';
 import { flagCa, prepareTls, type TlsFlags } from './tls.js';
+import { DEFAULT_AUDIT_MAX_BYTES, openAuditSink, type AuditSink } from './audit-file.js';
 
 export interface ServerOptions {
   listen: string;
@@ -20,7 +21,16 @@ export interface ServerOptions {
   tls?: TlsFlags;
   /** Lifetime of the host certificates this server signs (default 30 days; agents renew at two thirds). */
   hostCertTtlMs?: number;
+  /** Lifetime of tokens minted by login (default 12 h); null: never expire. */
+  tokenTtlMs?: number | null;
+  /** A file, `-` (standard error) or `none`; default DATA_DIR/audit.log. */
+  auditLog?: string;
+  /** The audit file's size before it is rotated (one older file is kept). */
+  auditLogMaxBytes?: number;
 }
+
+/** Expired tokens stay listed (as expired) this long, then are forgotten. */
+const EXPIRED_TOKEN_RETENTION_MS = 7 * 86_400_000;
 
 export interface RunningServer {
   url: string;
@@ -61,11 +71,25 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
 
+/** Opened before the store: a server that cannot keep its audit log does not start. */
+function openAudit(opts: ServerOptions, logger: pino.Logger): AuditSink {
+  const spec = opts.auditLog ?? join(opts.dataDir, 'audit.log');
+  try {
+    return openAuditSink(spec, opts.auditLogMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES, (e, lost) => logger.error({ err: e.message, lost }, 'cannot write the audit log; lines lost so far'));
+  } catch (e) {
+    throw new WeftError('WEFT_INVALID_FIELD', `--audit-log: cannot open ${spec} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { field: 'audit-log', cause: e });
+  }
+}
+
 /** Opens the store, bootstraps it, and serves the API until `close()`. */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen);
   const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
-  const store = await openStore(opts);
+  const audit = openAudit(opts, logger);
+  const store = await openStore(opts).catch((e) => {
+    audit.close();
+    throw e;
+  });
   let control: Control;
   let tls: Awaited<ReturnType<typeof prepareTls>>;
   let adminToken: string | undefined;
@@ -74,10 +98,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     control = new Control(store, () => new Date(), {
       ...(opts.hostTimeoutMs !== undefined ? { hostTimeoutMs: opts.hostTimeoutMs } : {}), ...(ca ? { ca } : {}),
       ...(opts.hostCertTtlMs !== undefined ? { hostCertTtlMs: opts.hostCertTtlMs } : {}),
+      ...(opts.tokenTtlMs === undefined ? {} : { tokenTtlMs: opts.tokenTtlMs }),
     });
     adminToken = (await control.bootstrap()).adminToken;
     tls = await prepareTls({ dataDir: opts.dataDir, listenHost: host, flags: opts.tls ?? {}, ca: control.ca });
   } catch (e) {
+    audit.close();
     await store.close();
     throw e;
   }
@@ -87,12 +113,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     writeFileSync(file, `${adminToken}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
   }
-  const app = await buildApp({ control, logger, tls });
+  const app = await buildApp({ control, logger, tls, audit });
   let address: string;
   try {
     address = await app.listen({ host, port });
   } catch (e) {
     await app.close();
+    audit.close();
     await store.close();
     throw new WeftError('WEFT_IN_USE', `--listen: cannot listen on ${opts.listen}: ${(e as Error).message}`, { field: 'listen', cause: e });
   }
@@ -103,6 +130,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     }, (e: Error) => logger.warn({ err: e.message }, 'host garbage collection failed'));
   }, Math.min(30_000, Math.max(1_000, grace / 10)));
   gc.unref();
+  const sweep = setInterval(() => {
+    control.users.tokens.sweep(EXPIRED_TOKEN_RETENTION_MS).catch((e: Error) => logger.warn({ err: e.message }, 'sweeping expired tokens failed'));
+  }, 600_000);
+  sweep.unref();
   return {
     url: address,
     adminToken,
@@ -115,7 +146,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
     async close() {
       clearInterval(gc);
+      clearInterval(sweep);
       await app.close();
+      audit.close();
       await store.close();
     },
   };

@@ -17,6 +17,7 @@ export interface ServerProcess {
   caFile: string;
   proc: ChildProcess;
   stdout: string;
+  stderr: string;
   /** SIGTERM (a clean stop), or SIGKILL to simulate a crash. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -56,6 +57,7 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   const server: ServerProcess = {
     url, token, dataDir, proc, caFile,
     get stdout() { return stdout; },
+    get stderr() { return stderr; },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
         proc.kill(signal);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
-import { resolveTarget, writeConfig } from '../config.js';
+import { resolveTarget, resolveToken, writeConfig } from '../config.js';
 import { Client, fetchPinnedCa } from '../../client/index.js';
 import { usage } from '../errors.js';
 import { act, collect, done, leaf, type Io, seg } from '../kit.js';
@@ -19,15 +19,15 @@ async function readPassword(prompt: string, io: Io): Promise<string> {
 export function authCommands(program: Command, io: Io): void {
   leaf(program, {
     name: 'login', tenant: false, output: false,
-    summary: 'log in and save the server and token in ~/.config/weft/config.json',
+    summary: 'log in and save the server, CA and token in ~/.config/weft/config.json (0600)',
     example: [
       'weft login --user alice',
       'echo "$PASSWORD" | weft login --server https://10.0.0.5:9700 --ca ./weft-ca.crt --user alice --password-stdin',
-      'weft login --server https://10.0.0.5:9700 --ca-pin sha256:3f0c...e1 --user alice   # the hash `weft host add` prints',
-      'weft login --token "$(cat /var/lib/weft/admin.token)"',
+      'weft login --server https://10.0.0.5:9700 --ca-pin sha256:3f0c...e1 --user alice   # the hash in a join token',
+      'weft login --token-file /var/lib/weft/admin.token',
     ],
   })
-    .option('-u, --user <name>', 'user name (omit with --token)')
+    .option('-u, --user <name>', 'user name (omit with --token-file)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--ca-pin <sha256:hex>', "fetch the server's CA and trust it only if its SHA-256 is this (from `weft host add` or `weft ca`)")
     .action(act(io, async (ctx) => {
@@ -37,15 +37,19 @@ export function authCommands(program: Command, io: Io): void {
         if (!/^sha256:[0-9a-fA-F]{64}$/.test(o['caPin'])) throw usage(`--ca-pin: '${o['caPin']}' is not sha256:<64 hex digits>`);
         target = { ...target, tls: { ca: await fetchPinnedCa(target.servers[0] as string, o['caPin']) } };
       }
-      let token: string = o['token'];
+      let token = resolveToken({ token: o['token'], tokenFile: o['tokenFile'] }, {});
+      let expiry: string | null | undefined;
       if (token === undefined) {
-        if (!o['user']) throw usage('login: give --user NAME (and a password), or --token TOKEN');
+        if (!o['user']) throw usage('login: give --user NAME (and a password), or --token-file FILE');
         const password = await readPassword('Password: ', io);
-        token = String((await new Client({ ...target, token: undefined }).request('POST', '/api/v1/login', { username: o['user'], password })).token);
+        const made = await new Client({ ...target, token: undefined }).request('POST', '/api/v1/login', { username: o['user'], password });
+        token = String(made.token);
+        expiry = made.expiresAt;
       }
       const who = await new Client({ ...target, token }).request('GET', '/api/v1/whoami');
       const file = writeConfig({ server: target.servers.join(','), token, ...(target.tls ? { ca: target.tls.ca } : {}) }, io.env);
-      ctx.print(`logged in to ${target.servers.join(', ')} as ${who.user} (role ${who.role}); saved in ${file}`);
+      const until = expiry === undefined ? '' : expiry === null ? '; the token does not expire' : `; the token expires at ${expiry}`;
+      ctx.print(`logged in to ${target.servers.join(', ')} as ${who.user} (role ${who.role})${until}; saved in ${file}`);
     }));
 
   const u = program.command('user').description('users and their roles: admin, ops (every tenant), tenant (listed tenants only)');
@@ -64,12 +68,12 @@ export function authCommands(program: Command, io: Io): void {
       const { items } = await ctx.client.request('GET', '/api/v1/users');
       ctx.table(items, [{ header: 'USER', get: (x: any) => x.name }, { header: 'ROLE', get: (x: any) => x.role }, { header: 'TENANTS', get: (x: any) => x.tenants }, { header: 'PASSWORD', get: (x: any) => (x.hasPassword ? 'set' : 'none') }], (x: any) => x.name);
     }));
-  leaf(u, { name: 'passwd <name>', summary: "set a user's password (admin, or your own)", example: ['weft user passwd bob', 'echo "$PW" | weft user passwd --password-stdin bob'], tenant: false })
+  leaf(u, { name: 'passwd <name>', summary: "set a user's password (admin, or your own); revokes that user's other tokens", example: ['weft user passwd bob', 'echo "$PW" | weft user passwd --password-stdin bob'], tenant: false })
     .option('--password-stdin', 'read the password from standard input')
     .action(act(io, async (ctx, name) => {
       const password = await readPassword('New password: ', io);
       await ctx.client.request('PATCH', `/api/v1/users/${seg(name)}`, { password });
-      ctx.print(`password of ${name} changed`);
+      ctx.print(`password of ${name} changed; ${name}'s other tokens are revoked`);
     }));
   leaf(u, { name: 'rm <name>', summary: 'delete a user and its tokens (admin)', example: 'weft user rm bob', tenant: false })
     .action(act(io, async (ctx, name) => {

@@ -1,8 +1,9 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_DATA_DIR, DEFAULT_SERVER, parseServers, readCa } from '../config.js';
+import { DEFAULT_DATA_DIR, DEFAULT_SERVER, parseServers, readCa, readTokenFile } from '../config.js';
+import { isWeftError, parseDuration } from '../../model/index.js';
 import { usage } from '../errors.js';
 import { durationArg, intArg, type Io } from '../kit.js';
 import type { LabOps } from './lab.js';
@@ -19,6 +20,10 @@ export interface ServerFlags {
   listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number;
   tls?: { cert?: string; key?: string; ca?: string; caKey?: string; sans?: string[] };
   hostCertTtlMs?: number;
+  /** Lifetime of login tokens; null: they never expire. */
+  tokenTtlMs?: number | null;
+  auditLog?: string;
+  auditLogMaxBytes?: number;
 }
 
 export interface AgentFlags {
@@ -52,6 +57,14 @@ export interface AgentFlags {
   /** A user's token Docker's plugin uses to create Weft networks (--docker-token-file). */
   dockerToken?: string;
   logLevel: string;
+}
+
+/** What `weft server` hands the server (its ServerOptions; the CLI may not import the server). */
+export interface ServerFlags {
+  listen: string; dataDir: string; store: string; logLevel: string;
+  historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number;
+  /** null: tokens from login never expire. */
+  tokenTtlMs?: number | null; auditLog?: string; auditLogMaxBytes?: number;
 }
 
 /** The long-running processes, injected by bin/ so the CLI does not import the server or the agent. */
@@ -93,25 +106,15 @@ function identityOptions(cmd: Command): Command {
     .option('--ca <file>', "the server's CA with --token-file (default: WEFT_CA, then /var/lib/weft/ca.crt)");
 }
 
-function readSecretFile(file: string, flag: string): string {
-  try {
-    const text = readFileSync(file, 'utf8').trim();
-    if (!text) throw new Error('it is empty');
-    return text;
-  } catch (e) {
-    throw usage(`${flag}: cannot read ${file} (${(e as Error).message})`);
-  }
-}
-
 /** How the agent authenticates: a join token, a user token (legacy), or (neither) the saved certificate. */
 function agentCredentials(o: Record<string, any>): Pick<AgentFlags, 'join' | 'token' | 'caPem'> {
   if (o['join'] !== undefined && o['joinFile'] !== undefined) throw usage('--join and --join-file: give one');
-  const join = o['join'] ?? (o['joinFile'] !== undefined ? readSecretFile(o['joinFile'], '--join-file') : undefined);
+  const join = o['join'] ?? (o['joinFile'] !== undefined ? readTokenFile(o['joinFile'], '--join-file') : undefined);
   if (o['tokenFile'] === undefined) return join !== undefined ? { join } : {};
   if (join !== undefined) throw usage('--join and --token-file: give one (a joined host needs no token)');
   const caFile = o['ca'] ?? process.env['WEFT_CA'];
   const caPem = caFile !== undefined ? readCa(caFile, o['ca'] !== undefined ? '--ca' : 'WEFT_CA') : localCa();
-  return { token: readSecretFile(o['tokenFile'], '--token-file'), ...(caPem ? { caPem } : {}) };
+  return { token: readTokenFile(o['tokenFile'], '--token-file'), ...(caPem ? { caPem } : {}) };
 }
 
 function localCa(): string | undefined {
@@ -129,8 +132,21 @@ function serverOptions(cmd: Command): Command {
     .option('--tls-ca <file>', 'the CA that signed --tls-cert; clients and host certificates are verified against it')
     .option('--tls-ca-key <file>', 'the key of --tls-ca, so this server can issue host certificates (weft host add)')
     .option('--tls-san <names>', 'more comma-separated names or addresses for the certificate Weft makes (e.g. a NAT address)')
-    .option('--host-cert-ttl <duration>', 'lifetime of host certificates; agents renew at two thirds (30s ... 365d)', durationArg('--host-cert-ttl', 30, 365 * 86_400), 30 * 86_400);
+    .option('--host-cert-ttl <duration>', 'lifetime of host certificates; agents renew at two thirds (30s ... 365d)', durationArg('--host-cert-ttl', 30, 365 * 86_400), 30 * 86_400)
+    .addOption(new Option('--token-ttl <duration>', 'lifetime of tokens made by `weft login` (and the default for `weft token create`): 30m, 12h, 7d, or never')
+      .argParser(ttlArg('--token-ttl')).default(12 * 3_600_000, '12h'))
+    .option('--audit-log <file>', 'where every write, refusal and login is logged as JSON lines (0600): a file, - for stderr, or none (default: DATA_DIR/audit.log)')
+    .option('--audit-log-size <MiB>', 'rotate the audit log at this size; one older file (FILE.1) is kept', intArg('--audit-log-size', 1, 65536), 64);
 }
+
+/** A duration flag (`30m`, `12h`, `7d`, `never`) as milliseconds, or null for never. */
+const ttlArg = (flag: string) => (text: string): number | null => {
+  try {
+    return parseDuration(text, flag);
+  } catch (e) {
+    throw usage(isWeftError(e) ? e.message : String(e));
+  }
+};
 
 function serverFlags(o: Record<string, any>, store: string): ServerFlags {
   const tls = {
@@ -139,6 +155,7 @@ function serverFlags(o: Record<string, any>, store: string): ServerFlags {
   };
   return {
     listen: o['listen'], dataDir: o['dataDir'], store, logLevel: o['logLevel'], tls, hostCertTtlMs: o['hostCertTtl'] * 1000,
+    tokenTtlMs: o['tokenTtl'], ...(o['auditLog'] ? { auditLog: o['auditLog'] } : {}), auditLogMaxBytes: o['auditLogSize'] * 1024 * 1024,
     ...(o['historyLimit'] ? { historyLimit: o['historyLimit'] } : {}), ...(o['hostTimeout'] ? { hostTimeoutMs: o['hostTimeout'] } : {}), ...(o['hostGrace'] ? { hostGraceMs: o['hostGrace'] } : {}),
   };
 }
@@ -161,7 +178,7 @@ function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<Agent
     servers, ...creds, stateDir: o['stateDir'], host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), hostGiven: o['host'] !== undefined, runDir: o['runDir'], cniConfDir: o['cniConfDir'],
     cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
     dnsPort: o['dnsPort'], ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}),
-    ...(o['dockerTokenFile'] ? { dockerToken: readSecretFile(o['dockerTokenFile'], '--docker-token-file') } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
+    ...(o['dockerTokenFile'] ? { dockerToken: readTokenFile(o['dockerTokenFile'], '--docker-token-file') } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
   };
 }
@@ -171,7 +188,9 @@ function announce(io: Io, d: RunningDaemon, dataDir: string, store: string): voi
     io.out('First start: created user admin. Its token is shown once here');
     io.out(store === 'sqlite' ? ` and saved in ${dataDir}/admin.token (mode 0600):\n` : ':\n');
     io.out(`  ${d.adminToken}\n`);
-    io.out(`Use it with: weft login --server ${d.url} --token <token>   (or export WEFT_TOKEN=...)\n`);
+    io.out(store === 'sqlite'
+      ? `Use it with: weft login --server ${d.url} --token-file ${dataDir}/admin.token   (or export WEFT_TOKEN_FILE=...)\n`
+      : `Use it with: put it in a file (0600), then weft login --server ${d.url} --token-file FILE\n`);
   }
   io.out(`weft server listening on ${d.url} (store: ${store === 'sqlite' ? `sqlite ${dataDir}/weft.db` : store})\n`);
 }
@@ -203,7 +222,7 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
     .option('--host-timeout <ms>', 'a host whose agent is silent this long is shown as down', intArg('--host-timeout', 1000, 86_400_000))
     .option('--host-grace <ms>', 'the endpoints of a host silent this long are released (default 10 min)', intArg('--host-grace', 1000, 604_800_000))
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
-    .addHelpText('after', '\nOn its first start the server makes a CA and a certificate naming every address it listens on\n(DATA_DIR/ca.crt, server.crt, server.key), and serves HTTPS only. Clients verify it with ca.crt.\n\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n  $ weft server --tls-cert srv.crt --tls-key srv.key --tls-ca corp-ca.crt --tls-ca-key corp-ca.key\n')
+    .addHelpText('after', '\nOn its first start the server makes a CA and a certificate naming every address it listens on\n(DATA_DIR/ca.crt, server.crt, server.key), and serves HTTPS only. Clients verify it with ca.crt.\n\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n  $ weft server --token-ttl 8h --audit-log /var/log/weft/audit.log\n  $ weft server --tls-cert srv.crt --tls-key srv.key --tls-ca corp-ca.crt --tls-ca-key corp-ca.key\n')
     .action(async (o) => {
       const d = await daemons.startServer(serverFlags(o, o.store));
       announce(io, d, o.dataDir, o.store);

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { peerHostOf } from '../auth.js';
 import { Type } from '@sinclair/typebox';
 import { publicChange, visibleTo, type Principal, type PublicChange } from '../../control/index.js';
 import type { Change } from '../../store/index.js';
@@ -19,14 +18,14 @@ function visible(p: Principal, changes: Change[]): PublicChange[] {
   return out;
 }
 
-/** A stream opened with a host certificate ends when the certificate does (the agent re-lists with its new one). Returns a cancel. */
+/** A stream ends when the credential it was opened with does (a token's expiry, a certificate's end). Returns a cancel. */
 function endAtExpiry(req: FastifyRequest, end: () => void): () => void {
-  const peer = req.principal?.role === 'host' ? peerHostOf(req.raw.socket) : null;
-  if (!peer) return () => undefined;
+  const at = Date.parse(req.principal?.expiresAt ?? '');
+  if (Number.isNaN(at)) return () => undefined;
   let timer: NodeJS.Timeout;
   // setTimeout holds at most 2^31-1 ms (24.8 days); a longer wait would fire at once, so wait in steps.
   const wait = () => {
-    timer = setTimeout(() => (Date.now() >= peer.notAfter ? end() : wait()), Math.min(Math.max(peer.notAfter - Date.now(), 0), 2 ** 31 - 1));
+    timer = setTimeout(() => (Date.now() >= at ? end() : wait()), Math.min(Math.max(at - Date.now(), 0), 2 ** 31 - 1));
   };
   wait();
   return () => clearTimeout(timer);

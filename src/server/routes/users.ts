@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { LoginInput, Name, UserInput, partialOf } from '../../model/index.js';
+import { LoginInput, Name, TokenCreated, UserInput, partialOf } from '../../model/index.js';
 import { requireRole } from '../../control/index.js';
 import { principalOf } from '../context.js';
 
@@ -10,9 +10,14 @@ const tags = ['users'];
 export function userRoutes(app: FastifyInstance): void {
   const u = app.control.users;
 
-  app.post<{ Body: LoginInput }>('/api/v1/login', { schema: { body: LoginInput, tags, summary: 'Exchange a user name and password for a token' } }, async (req) => ({
-    token: await u.login(req.body.username, req.body.password),
-  }));
+  app.post<{ Body: LoginInput }>('/api/v1/login', {
+    schema: { body: LoginInput, response: { 200: TokenCreated }, tags, summary: 'Exchange a user name and password for a token (it expires after the server\'s --token-ttl)' },
+  }, async (req) => {
+    req.auditLogin = { user: req.body.username };
+    const issued = await u.login(req.body.username, req.body.password);
+    req.auditLogin = { user: req.body.username, credential: issued.id };
+    return issued;
+  });
 
   app.get('/api/v1/whoami', { schema: { tags, summary: 'Who the token belongs to' } }, async (req) => principalOf(req));
 
@@ -31,12 +36,12 @@ export function userRoutes(app: FastifyInstance): void {
     return u.get(req.params.name);
   });
   app.patch<{ Params: { name: string }; Body: Partial<UserInput> }>('/api/v1/users/:name', {
-    schema: { params: NameParams, body: partialOf(UserInput), tags, summary: 'Change a user; anyone may change their own password' },
+    schema: { params: NameParams, body: partialOf(UserInput), tags, summary: 'Change a user; anyone may change their own password (which revokes their other tokens)' },
   }, async (req) => {
     const p = principalOf(req);
-    const onlyOwnPassword = p.user === req.params.name && Object.keys(req.body).every((k) => k === 'password');
-    if (!onlyOwnPassword) requireRole(p, ['admin'], 'change users');
-    return u.update(p.user, req.params.name, req.body);
+    const own = p.user === req.params.name;
+    if (!own || !Object.keys(req.body).every((k) => k === 'password')) requireRole(p, ['admin'], 'change users');
+    return u.update(p.user, req.params.name, req.body, own ? p.credential : undefined);
   });
   app.delete<{ Params: { name: string } }>('/api/v1/users/:name', { schema: { params: NameParams, tags, summary: 'Delete a user and its tokens (admin)' } }, async (req, reply) => {
     const p = principalOf(req);

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveTarget, resolveToken } from './config.js';
+import { CliError, EXIT } from './errors.js';
+
+const isUsage = (naming: RegExp) => (e: unknown) => e instanceof CliError && e.exitCode === EXIT.usage && naming.test(e.message);
+
+test('token resolution: --token, --token-file, WEFT_TOKEN, WEFT_TOKEN_FILE, then the config file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+  try {
+    const file = join(dir, 'tok');
+    writeFileSync(file, 'weft_fromfile\n', { mode: 0o600 });
+    writeFileSync(join(dir, 'env-tok'), 'weft_fromenvfile', { mode: 0o600 });
+    mkdirConfig(dir, 'weft_fromconfig');
+    const env = { HOME: dir };
+    assert.equal(resolveToken({ token: 'weft_flag' }, { WEFT_TOKEN: 'weft_env' }), 'weft_flag');
+    assert.equal(resolveToken({ tokenFile: file }, { WEFT_TOKEN: 'weft_env' }), 'weft_fromfile', 'a flag beats the environment');
+    assert.equal(resolveToken({}, { WEFT_TOKEN: 'weft_env' }), 'weft_env');
+    assert.equal(resolveToken({}, { WEFT_TOKEN_FILE: join(dir, 'env-tok') }), 'weft_fromenvfile');
+    assert.equal(resolveToken({}, { WEFT_TOKEN: '', WEFT_TOKEN_FILE: join(dir, 'env-tok') }), 'weft_fromenvfile', 'empty means unset');
+    assert.equal(resolveTarget({ server: 'https://127.0.0.1:1' }, env).token, 'weft_fromconfig');
+    assert.equal(resolveTarget({ server: 'https://127.0.0.1:1' }, { ...env, WEFT_TOKEN_FILE: file }).token, 'weft_fromfile');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('token files: missing, unreadable, empty, oversized or ambiguous are usage errors naming their source', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+  try {
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '\n');
+    const big = join(dir, 'big');
+    writeFileSync(big, 'x'.repeat(5000));
+    const two = join(dir, 'two');
+    writeFileSync(two, 'weft_a weft_b');
+    assert.throws(() => resolveToken({ tokenFile: join(dir, 'nope') }, {}), isUsage(/^--token-file: cannot read .*nope \(ENOENT\)/));
+    assert.throws(() => resolveToken({}, { WEFT_TOKEN_FILE: join(dir, 'nope') }), isUsage(/^WEFT_TOKEN_FILE: cannot read .*nope/));
+    assert.throws(() => resolveToken({ tokenFile: dir }, {}), isUsage(/^--token-file: cannot read .* \(EISDIR\)/));
+    assert.throws(() => resolveToken({ tokenFile: empty }, {}), isUsage(/--token-file: .*empty is empty/));
+    assert.throws(() => resolveToken({ tokenFile: big }, {}), isUsage(/larger than 4 KiB/));
+    assert.throws(() => resolveToken({ tokenFile: '/dev/zero' }, {}), isUsage(/larger than 4 KiB/));
+    assert.throws(() => resolveToken({ tokenFile: two }, {}), isUsage(/more than one word/));
+    assert.throws(() => resolveToken({ token: 'weft_a', tokenFile: empty }, {}), isUsage(/--token or --token-file, not both/));
+    assert.throws(() => resolveToken({}, { WEFT_TOKEN: 'weft_a', WEFT_TOKEN_FILE: empty }), isUsage(/both set/));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function mkdirConfig(home: string, token: string): void {
+  const dir = join(home, '.config', 'weft');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ token }));
+}

@@ -1,0 +1,88 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Name } from './schemas.js';
+import { invalid } from './errors.js';
+
+/**
+ * Tokens and the audit log: request and response schemas (the responses are schemas too, so fastify
+ * serialises only the fields named here and a secret or hash can never slip into a list).
+ */
+export const DURATION_PATTERN = '^(never|[1-9][0-9]{0,6}[smhd])$';
+export const Duration = Type.String({ pattern: DURATION_PATTERN, description: 'a lifetime like 30m, 12h, 7d, or never' });
+
+/** The public id of a token: the first 16 hex characters of its sha256 (the secret itself is never stored). */
+export const TokenId = Type.String({ pattern: '^[0-9a-f]{16}$', description: 'public id of a token (16 hex characters)' });
+
+export const TokenInput = Type.Object({
+  // Printable text only: a description is shown in other people's terminals (`weft token ls` for an
+  // admin), where control characters could rewrite the screen.
+  description: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]+$', description: 'what the token is for (printable text)' })),
+  ttl: Type.Optional(Duration),
+  user: Type.Optional(Name),
+}, { additionalProperties: false });
+
+export const TokenView = Type.Object({
+  id: TokenId,
+  user: Name,
+  description: Type.String(),
+  createdAt: Type.String(),
+  expiresAt: Type.Optional(Type.String({ description: 'absent: the token does not expire' })),
+  state: Type.Unsafe<'active' | 'expired'>({ type: 'string', enum: ['active', 'expired'] }),
+  current: Type.Boolean({ description: 'the token making this request' }),
+});
+
+export const TokenList = Type.Object({ items: Type.Array(TokenView) });
+
+export const TokenCreated = Type.Object({
+  id: TokenId,
+  token: Type.String({ description: 'the secret, shown only in this answer' }),
+  expiresAt: Type.Union([Type.String(), Type.Null()], { description: 'null: the token does not expire' }),
+});
+
+export const TokenQuery = Type.Object({ user: Type.Optional(Name) }, { additionalProperties: false });
+
+export const AUDIT_EVENTS = ['write', 'refused', 'login'] as const;
+export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+
+/** One line of the audit log. Never a body, a header, a password or a token: only who, from where, what, and the outcome. */
+export const AuditEntry = Type.Object({
+  time: Type.String(),
+  event: Type.Unsafe<AuditEvent>({ type: 'string', enum: [...AUDIT_EVENTS] }),
+  actor: Type.Union([Type.String(), Type.Null()], { description: 'user name or host:NAME; null when unauthenticated' }),
+  credential: Type.Union([Type.String(), Type.Null()], { description: 'token id or cert:SERIAL; null when none was recognised' }),
+  user: Type.Optional(Type.String({ description: 'login: the user name tried' })),
+  source: Type.String({ description: 'remote address and port' }),
+  method: Type.String(),
+  path: Type.String({ description: 'without the query string' }),
+  route: Type.Union([Type.String(), Type.Null()]),
+  status: Type.Integer(),
+  code: Type.Union([Type.String(), Type.Null()], { description: 'the problem code of a refused or failed request' }),
+});
+
+export const AuditQuery = Type.Object({
+  since: Type.Optional(Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})$', description: 'ISO time; entries at or after it' })),
+  actor: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  event: Type.Optional(Type.Unsafe<AuditEvent>({ type: 'string', enum: [...AUDIT_EVENTS] })),
+  limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: '1-99999, default 1000' })),
+}, { additionalProperties: false });
+
+export const AuditList = Type.Object({ items: Type.Array(AuditEntry) });
+
+export type TokenInput = Static<typeof TokenInput>;
+export type TokenView = Static<typeof TokenView>;
+export type TokenCreated = Static<typeof TokenCreated>;
+export type AuditEntry = Static<typeof AuditEntry>;
+export type AuditQuery = Static<typeof AuditQuery>;
+
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Ten years: beyond that a lifetime is "never" in disguise, and Date arithmetic stays far from its limits. */
+export const MAX_DURATION_MS = 3650 * UNIT_MS.d;
+
+/** `30m`, `12h`, `7d` as milliseconds; `never` as null. `field` names the flag or body field in the error. */
+export function parseDuration(text: string, field: string): number | null {
+  if (text === 'never') return null;
+  const m = /^([1-9][0-9]{0,6})([smhd])$/.exec(text);
+  if (!m?.[1] || !m[2]) throw invalid(field, `'${text}' is not a duration like 30m, 12h, 7d, or never`);
+  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  if (ms > MAX_DURATION_MS) throw invalid(field, `'${text}' is longer than 3650d; use never for a token that does not expire`);
+  return ms;
+}

@@ -1,0 +1,141 @@
+import { closeSync, createReadStream, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { AuditEntry, AuditEvent } from '../model/index.js';
+
+/** Where audit lines go: a size-bounded file, standard error, or nowhere. */
+export interface AuditSink {
+  write(entry: AuditEntry): void;
+  /** The file `GET /audit` reads, if there is one. */
+  readonly file: string | undefined;
+  /** Why there is nothing to read, for the error `GET /audit` answers. */
+  readonly describe: string;
+  close(): void;
+}
+
+export const DEFAULT_AUDIT_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * JSON lines appended with one write(2) each, synchronously: a line is on its way to the disk before the
+ * next request is served, lines never interleave, and memory never grows behind a slow disk (an async
+ * stream would buffer without bound). At `maxBytes` the file becomes `FILE.1` (replacing the older one)
+ * and a new file starts, so the log never takes more than twice `maxBytes`. Files are 0600.
+ */
+export class AuditFile implements AuditSink {
+  private fd: number;
+  private size = 0;
+  private closed = false;
+  private lost = 0;
+  private lastReport = 0;
+  readonly describe: string;
+
+  /** `onError` hears of lost lines at most once a minute (a full disk must not flood the server log too). */
+  constructor(readonly file: string, private readonly maxBytes: number, private readonly onError: (e: Error, lost: number) => void) {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    this.fd = this.open();
+    this.describe = `this server's audit log is ${file}`;
+  }
+
+  private open(): number {
+    const fd = openSync(this.file, 'a', 0o600);
+    // A file made earlier (or by someone else) with looser permissions is tightened, not trusted.
+    fchmodSync(fd, 0o600);
+    this.size = fstatSync(fd).size;
+    return fd;
+  }
+
+  write(entry: AuditEntry): void {
+    if (this.closed) return;
+    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
+    try {
+      if (this.fd < 0) this.fd = this.open();
+      else if (this.size > 0 && this.size + line.length > this.maxBytes) this.rotate();
+      writeSync(this.fd, line);
+      this.size += line.length;
+    } catch (e) {
+      this.lost++;
+      if (Date.now() - this.lastReport < 60_000) return;
+      this.lastReport = Date.now();
+      this.onError(e as Error, this.lost);
+    }
+  }
+
+  /**
+   * The descriptor is marked closed before anything can fail: writing to a closed number that the
+   * process has since reused (the store's file, a socket) would be far worse than losing a line.
+   */
+  private rotate(): void {
+    closeSync(this.fd);
+    this.fd = -1;
+    renameSync(this.file, `${this.file}.1`);
+    this.fd = this.open();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+export class StderrAudit implements AuditSink {
+  readonly file = undefined;
+  readonly describe = 'this server writes its audit log to standard error (--audit-log -)';
+  write(entry: AuditEntry): void {
+    try {
+      writeSync(2, `${JSON.stringify(entry)}\n`);
+    } catch {
+      // A closed stderr must not fail requests; there is nowhere left to report it.
+    }
+  }
+  close(): void {}
+}
+
+export class NoAudit implements AuditSink {
+  readonly file = undefined;
+  readonly describe = 'this server keeps no audit log (--audit-log none)';
+  write(): void {}
+  close(): void {}
+}
+
+/** `--audit-log`: a path, `-` for standard error, or `none`. */
+export function openAuditSink(spec: string, maxBytes: number, onError: (e: Error, lost: number) => void): AuditSink {
+  if (spec === 'none') return new NoAudit();
+  if (spec === '-') return new StderrAudit();
+  return new AuditFile(spec, maxBytes, onError);
+}
+
+export interface AuditFilter {
+  since?: number;
+  actor?: string;
+  event?: AuditEvent;
+  limit: number;
+}
+
+export function matches(e: AuditEntry, f: AuditFilter): boolean {
+  return (f.since === undefined || Date.parse(e.time) >= f.since) && (f.actor === undefined || e.actor === f.actor) && (f.event === undefined || e.event === f.event);
+}
+
+/**
+ * The last `limit` matching lines of FILE.1 then FILE, oldest first, read line by line so memory stays
+ * bounded by `limit` whatever the file size. Lines that do not parse (a torn last line) are skipped.
+ */
+export async function readAudit(file: string, f: AuditFilter): Promise<AuditEntry[]> {
+  const kept: AuditEntry[] = [];
+  for (const path of [`${file}.1`, file]) {
+    if (!existsSync(path)) continue;
+    const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+    for await (const line of lines) {
+      let e: AuditEntry;
+      try {
+        e = JSON.parse(line) as AuditEntry;
+      } catch {
+        continue;
+      }
+      if (!matches(e, f)) continue;
+      kept.push(e);
+      if (kept.length >= 2 * f.limit) kept.splice(0, kept.length - f.limit);
+    }
+  }
+  return kept.slice(-f.limit);
+}
