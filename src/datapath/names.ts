@@ -1,5 +1,3 @@
-import { formatIp, parseIp } from '../model/index.js';
-
 /**
  * Kernel names and addresses, derived from ids so an agent can rebuild them after a restart.
  * Link names must fit in 15 bytes; `a`/`b` alone are iproute2 keywords and never produced here.
@@ -15,11 +13,3 @@ export const names = {
   uplinkHost: (tenantId: number) => `wu${tenantId}`,
   uplinkTenant: 'up0',
 };
-
-const TRANSIT_BASE = parseIp('169.254.0.0') as number;
-
-/** Each tenant's /30 between its namespace and the host: .1 on the host side, .2 in the tenant. */
-export function transit(tenantId: number): { host: string; tenant: string; prefix: 30 } {
-  const base = TRANSIT_BASE + tenantId * 4;
-  return { host: formatIp(base + 1), tenant: formatIp(base + 2), prefix: 30 };
-}

@@ -1,6 +1,7 @@
 import { parseCidr, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
-import { names, transit } from './names.js';
+import { names } from './names.js';
+import { transit } from './transit.js';
 import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 
 /** What one host's kernel should hold for one tenant. Pure data, computed from the desired state. */

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Tenant } from '../model/index.js';
 import { planHost, planTenant, type DesiredHostState } from './plan.js';
 import { renderHostRuleset, renderTenantRuleset } from './nft.js';
-import { names, transit } from './names.js';
+import { names } from './names.js';
+import { transit } from './transit.js';
 import { diffTables } from './table.js';
 import { ProcessRunner } from '../exec/index.js';
 
