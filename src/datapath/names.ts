@@ -1,5 +1,8 @@
+/** The overlay's UDP port (IANA's VXLAN port). */
+export const VXLAN_PORT = 4789;
+
 /**
- * Kernel names and addresses, derived from ids so an agent can rebuild them after a restart.
+ * Kernel names, derived from ids so an agent can rebuild them after a restart (addresses: transit.ts).
  * Link names must fit in 15 bytes; `a`/`b` alone are iproute2 keywords and never produced here.
  */
 export const names = {

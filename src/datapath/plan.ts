@@ -127,9 +127,19 @@ export function planHost(d: DesiredHostState): TenantPlan[] {
   return [...d.tenants].sort((a, b) => a.id - b.id).map((t) => planTenant(d, t));
 }
 
+/** The other registered hosts' underlay addresses, by host name. */
+function otherHosts(d: DesiredHostState): Map<string, string> {
+  return new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
+}
+
+/** The other registered hosts' underlay addresses, sorted: the host table keeps tenants off their overlay port. */
+export function peerVteps(d: DesiredHostState): string[] {
+  return [...new Set(otherHosts(d).values())].sort();
+}
+
 function planVxlan(d: DesiredHostState, tenant: Tenant, n: Network): VxlanPlan | undefined {
   if (!d.vtep || !d.hosts) return undefined;
-  const vtepOf = new Map(d.hosts.filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
+  const vtepOf = otherHosts(d);
   if (vtepOf.size === 0) return undefined;
   const remote = d.endpoints.filter((e) => e.tenant === tenant.name && e.network === n.name && e.host !== d.host && vtepOf.has(e.host));
   // Broadcast and unknown unicast go only to hosts with endpoints here.
