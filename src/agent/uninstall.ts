@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Runner } from '../exec/index.js';
 import { HOST_TABLE, NETNS_DIR, names } from '../datapath/index.js';
-import { PLUGIN_TYPE } from './conflists.js';
+import { PLUGIN_TYPE, isWeftConflist } from './conflists.js';
 
 export interface UninstallOptions {
   nsPrefix: string;
@@ -34,7 +34,7 @@ export async function uninstall(runner: Runner, o: UninstallOptions): Promise<st
   }
   for (const f of existsSync(o.cniConfDir) ? readdirSync(o.cniConfDir) : []) {
     const file = join(o.cniConfDir, f);
-    if (f.startsWith('weft-') && f.endsWith('.conflist') && readFileSync(file, 'utf8').includes(`"type": "${PLUGIN_TYPE}"`)) {
+    if (isWeftConflist(f, () => readFileSync(file, 'utf8'))) {
       rmSync(file, { force: true });
       done.push(file);
     }
