@@ -1,1 +1,1 @@
-export { Client, ApiError, type Target, type RequestOptions } from './client.js';
+export { Client, ApiError, warningsOf, type Target, type RequestOptions, type ClientOptions } from './client.js';

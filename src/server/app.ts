@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, AppProfileInput, DockerNetworkInput, WeftError } from '../model/index.js';
-import type { Control } from '../control/index.js';
+import { conflistNotice, type Control } from '../control/index.js';
 import { sendProblem } from './problem.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { scopedRoutes } from './routes/scoped.js';
@@ -73,8 +73,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const c = opts.control;
   tenantRoutes(app);
-  scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network');
-  scopedRoutes(app, 'groups', c.groups, GroupInput, 'group');
+  const cniNotice = (t: string, n: string) => conflistNotice(c.store, t, n);
+  scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network', cniNotice);
+  scopedRoutes(app, 'groups', c.groups, GroupInput, 'group', cniNotice);
   scopedRoutes(app, 'policies', c.policies, PolicyInput, 'policy');
   scopedRoutes(app, 'netprofiles', c.netprofiles, NetprofileInput, 'netprofile');
   scopedRoutes(app, 'services', c.services, ServiceInput, 'service');
