@@ -20,13 +20,15 @@ export interface ServerProcess {
 /**
  * Starts `weft server` as a real process on an ephemeral loopback port with its own data dir, and waits
  * for its "listening" line. stop() sends SIGTERM to its pid (SIGKILL after 5 s) and removes the dir
- * unless `keepDir` is set.
+ * unless `keepDir` is set. `netns`: run it in that network namespace (nsenter --net execs it, so the pid
+ * is the server's), as on a host that runs its own API server.
  */
-export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string } = {}): Promise<ServerProcess> {
+export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string; netns?: string } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-srv-'));
-  const proc = spawn(process.execPath, [WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = [process.execPath, WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  const enter = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`] : [];
+  const [cmd = '', ...rest] = [...enter, ...argv];
+  const proc = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (d) => (stdout += d));
