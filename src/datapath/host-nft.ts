@@ -24,12 +24,16 @@ export function renderHostRuleset(plans: readonly TenantPlan[], peers: readonly 
 }
 
 export function renderHostTable(plans: readonly TenantPlan[], peers: readonly string[] = []): NftTable {
+  return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps: hostSets(plans, peers), chains: [...natChains(plans), ...FILTER_CHAINS] };
+}
+
+function natChains(plans: readonly TenantPlan[]): string[] {
   const dnat = plans.flatMap((p) => p.ports.map((x) => `\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`));
   const uplinks = plans.map((p) => `"${p.uplink.hostLink}"`);
   // The host ends of the uplinks are local addresses too, but a published port there would capture the
   // queries every other tenant sends to its DNS listener (a tenant publishing the DNS port).
   const ports = dnat.length ? ['\t\tip daddr @uplinks return comment "uplink addresses serve only DNS"', ...dnat] : [];
-  return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps: hostSets(plans, peers), chains: [
+  return [
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
     ...ports,
@@ -43,30 +47,34 @@ export function renderHostTable(plans: readonly TenantPlan[], peers: readonly st
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...(uplinks.length ? [`\t\tip saddr 169.254.0.0/16 oifname != { ${uplinks.join(', ')} } masquerade`] : []),
     '\t}',
-    '\tchain input {',
-    '\t\ttype filter hook input priority filter; policy accept;',
-    `\t\tiifname ${UPLINKS} jump from_tenant`,
-    // From anywhere else (another machine routing through this host) an uplink address answers nothing.
-    '\t\tip daddr @uplinks drop comment "uplink addresses serve only their tenant"',
-    '\t}',
-    '\tchain from_tenant {',
-    '\t\tct state established,related accept',
-    // The uplink a packet came in on names its tenant; masquerading in the tenant namespace makes its
-    // source that tenant's own uplink address, so a container cannot pose as another tenant either.
-    '\t\tiifname . ip daddr . meta l4proto . th dport @dns accept comment "its own tenant\'s DNS"',
-    '\t\tdrop comment "no other listener of this host"',
-    '\t}',
-    '\tchain forward {',
-    '\t\ttype filter hook forward priority filter; policy accept;',
-    '\t\tct state established,related accept',
-    `\t\tiifname ${UPLINKS} ct state invalid drop`,
-    `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
-    `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports and replies only"`,
-    `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
-    `\t\tiifname ${UPLINKS} ip daddr @peers udp dport ${VXLAN_PORT} drop comment "no overlay frames from a tenant"`,
-    '\t}',
-  ] };
+  ];
 }
+
+/** The same for every host: what differs (uplinks, DNS listeners, peers) is in the sets. */
+const FILTER_CHAINS = [
+  '\tchain input {',
+  '\t\ttype filter hook input priority filter; policy accept;',
+  `\t\tiifname ${UPLINKS} jump from_tenant`,
+  // From anywhere else (another machine routing through this host) an uplink address answers nothing.
+  '\t\tip daddr @uplinks drop comment "uplink addresses serve only their tenant"',
+  '\t}',
+  '\tchain from_tenant {',
+  '\t\tct state established,related accept',
+  // The uplink a packet came in on names its tenant; masquerading in the tenant namespace makes its
+  // source that tenant's own uplink address, so a container cannot pose as another tenant either.
+  '\t\tiifname . ip daddr . meta l4proto . th dport @dns accept comment "its own tenant\'s DNS"',
+  '\t\tdrop comment "no other listener of this host"',
+  '\t}',
+  '\tchain forward {',
+  '\t\ttype filter hook forward priority filter; policy accept;',
+  '\t\tct state established,related accept',
+  `\t\tiifname ${UPLINKS} ct state invalid drop`,
+  `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
+  `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports and replies only"`,
+  `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
+  `\t\tiifname ${UPLINKS} ip daddr @peers udp dport ${VXLAN_PORT} drop comment "no overlay frames from a tenant"`,
+  '\t}',
+];
 
 function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMap[] {
   const dns = plans.flatMap((p) => (p.dns ? ['tcp', 'udp'].map((proto) => `"${p.uplink.hostLink}" . ${p.dns?.address} . ${proto} . ${p.dns?.port}`) : []));
