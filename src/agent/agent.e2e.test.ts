@@ -195,7 +195,7 @@ test('weft agent --uninstall removes what the agent built on its host', { skip: 
   assert.deepEqual(left, [], 'no tenant namespace left');
   assert.doesNotMatch(readFileSync('/proc/mounts', 'utf8'), new RegExp(`/run/netns/${h.tag}-t[0-9]+ `), 'and no namespace mount left behind');
   assert.doesNotMatch((await h.exec(h.hostNs, ['ip', '-br', 'link'])).stdout, /^wu[0-9]+/m, 'no uplink left');
-  assert.notEqual((await h.exec(h.hostNs, ['nft', 'list', 'table', 'ip', 'weft'])).code, 0, 'no host table left');
+  for (const family of ['inet', 'ip']) assert.notEqual((await h.exec(h.hostNs, ['nft', 'list', 'table', family, 'weft'])).code, 0, `no host table (${family}) left`);
   assert.ok(!existsSync(join(h.cniConfDir, 'weft-default-db.conflist')) && !existsSync(h.pluginPath), 'no conflist or plugin left');
   assert.ok(!existsSync(dockerSocket), 'no Docker plugin socket left');
   await h.startAgent();

@@ -81,9 +81,9 @@ export class Agent implements CniHost {
     this.nft = new NftTables(o.runner);
     this.dp = new TenantDatapath(o.runner, this.nft);
     this.dns = new DnsServer({ port: o.dnsPort, upstreams: o.dnsUpstreams, upstreamTimeoutMs: 2000, ttl: 5, names: (t) => this.names(t), log: o.log });
-    const hostSide = async (plans: TenantPlan[]) => {
-      await ensureHost(this.nft, plans);
-      await this.dns.sync(new Map(plans.filter((p) => p.dns).map((p) => [p.uplink.hostIp, p.tenant])));
+    const hostSide = async (plans: TenantPlan[], peers: string[]) => {
+      await ensureHost(this.nft, plans, peers);
+      await this.dns.sync(new Map(plans.filter((p) => p.dns).map((p) => [p.uplink.hostIp, { tenant: p.tenant, peer: p.uplink.tenantIp }])));
     };
     this.reconciler = new Reconciler(this.state, this.dp, hostSide, {
       host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp, dnsPort: o.dnsPort,

@@ -1,25 +1,36 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Group, Network } from '../model/index.js';
+import { ambiguousShortNames, conflistName, shortConflistName, type Group, type Network } from '../model/index.js';
 
 export const CNI_VERSION = '1.0.0';
 export const PLUGIN_TYPE = 'weft';
 
-/** One conflist per group, and one per network for containers outside any group: `weft-<tenant>-<name>`. */
+/**
+ * One conflist per group, and one per network for containers outside any group, under the unambiguous
+ * name `weft.<tenant>.<name>`, and under the short `weft-<tenant>-<name>` too while no other group or
+ * network of any tenant has the same short name (model/conflists.ts).
+ */
 export function desiredConflists(networks: readonly Network[], groups: readonly Group[], agentSocket: string): Map<string, string> {
   const out = new Map<string, string>();
+  const ambiguous = ambiguousShortNames([...groups, ...networks]);
   const add = (tenant: string, name: string, network: string, group?: string) => {
-    const listName = `weft-${tenant}-${name}`;
-    if (out.has(listName)) return; // tenant "a-b"/group "c" and tenant "a"/group "b-c" collide: first wins
     const plugin = {
       type: PLUGIN_TYPE, tenant, network, ...(group ? { group } : {}), agentSocket,
       capabilities: { portMappings: true, ips: true, mac: true },
     };
-    out.set(listName, `${JSON.stringify({ cniVersion: CNI_VERSION, name: listName, plugins: [plugin] }, null, 2)}\n`);
+    const short = shortConflistName(tenant, name);
+    for (const listName of [conflistName(tenant, name), ...(ambiguous.has(short) ? [] : [short])]) {
+      out.set(listName, `${JSON.stringify({ cniVersion: CNI_VERSION, name: listName, plugins: [plugin] }, null, 2)}\n`);
+    }
   };
   for (const g of groups) add(g.tenant, g.name, g.network, g.name);
   for (const n of networks) add(n.tenant, n.name, n.name);
   return out;
+}
+
+/** Files this agent writes (and may remove): `weft.*` and `weft-*` conflists whose plugin is `weft`. */
+export function isWeftConflist(file: string, text: () => string): boolean {
+  return (file.startsWith('weft.') || file.startsWith('weft-')) && file.endsWith('.conflist') && text().includes(`"type": "${PLUGIN_TYPE}"`);
 }
 
 /**
@@ -44,9 +55,7 @@ export function syncConflists(dir: string, wanted: ReadonlyMap<string, string>):
     written++;
   }
   for (const f of readdirSync(dir)) {
-    if (!f.startsWith('weft-') || !f.endsWith('.conflist') || wanted.has(f.slice(0, -'.conflist'.length))) continue;
-    const text = readFileSync(join(dir, f), 'utf8');
-    if (!text.includes(`"type": "${PLUGIN_TYPE}"`)) continue;
+    if (wanted.has(f.slice(0, -'.conflist'.length)) || !isWeftConflist(f, () => readFileSync(join(dir, f), 'utf8'))) continue;
     rmSync(join(dir, f), { force: true });
     removed++;
   }

@@ -141,7 +141,8 @@ test('published ports, docker network connect and disconnect', { skip: !root && 
 
   assert.equal((await dk.run(['rm', '-f', 'web'])).code, 0);
   assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0);
-  const hostNat = (await h.exec(h.hostNs, ['nft', 'list', 'table', 'ip', 'weft'])).stdout;
+  const hostNat = (await h.exec(h.hostNs, ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
+  assert.match(hostNat, /masquerade/, 'the host table is there');
   assert.doesNotMatch(hostNat, /18081/, 'the published port is gone with the container');
   for (const n of ['blue-db', 'blue-else']) assert.equal((await dk.run(['network', 'rm', n])).code, 0);
 });

@@ -53,10 +53,25 @@ export class DockerBackend implements DockerHost {
     return [...this.d.state.dockerNetworks.values()].filter((n) => n.host === this.d.host);
   }
 
+  /**
+   * This host's mapping with Docker's network ID (or IPAM pool ID). The server keeps both unique across
+   * tenants; should two exist anyway (written before it did), the container would land in whichever came
+   * first, so neither is used.
+   */
+  private mapping(match: (n: DockerNetwork) => boolean, what: string): DockerNetwork | undefined {
+    const found = this.mine().filter(match);
+    if (found.length > 1) throw new Error(`${what} is mapped to ${found.length} Weft tenants; refusing to pick one (remove the wrong docker-networks object)`);
+    return found[0];
+  }
+
   private byId(networkId: string): DockerNetwork {
-    const n = this.mine().find((x) => x.name === networkId.slice(0, 63));
+    const n = this.mapping((x) => x.name === networkId.slice(0, 63), `Docker network ${networkId.slice(0, 12)}`);
     if (!n) throw new Error(`Docker network ${networkId.slice(0, 12)} is not a Weft network on this host`);
     return n;
+  }
+
+  private byPool(poolId: string): DockerNetwork | undefined {
+    return this.mapping((n) => n.pool === poolId, `pool ${poolId}`);
   }
 
   private network(n: { tenant: string; network: string }): Network {
@@ -86,7 +101,7 @@ export class DockerBackend implements DockerHost {
   }
 
   async requestAddress(r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
-    const bound = this.mine().find((n) => n.pool === r.PoolID);
+    const bound = this.byPool(r.PoolID);
     const gateway = r.Options?.['RequestAddressType'] === GATEWAY_REQUEST;
     if (gateway) {
       if (bound) {
@@ -110,7 +125,7 @@ export class DockerBackend implements DockerHost {
   }
 
   async releaseAddress(r: ReleaseAddress): Promise<void> {
-    const bound = this.mine().find((n) => n.pool === r.PoolID);
+    const bound = this.byPool(r.PoolID);
     if (!bound) return;
     const placeholder = this.placeholder(bound, r.Address);
     if (placeholder) await this.d.release(placeholder);
@@ -170,7 +185,7 @@ export class DockerBackend implements DockerHost {
   }
 
   async deleteNetwork(networkId: string): Promise<void> {
-    const n = this.mine().find((x) => x.name === networkId.slice(0, 63));
+    const n = this.mapping((x) => x.name === networkId.slice(0, 63), `Docker network ${networkId.slice(0, 12)}`);
     if (!n) return;
     try {
       await this.d.client.request('DELETE', `/api/v1/tenants/${n.tenant}/docker-networks/${n.name}`);
@@ -207,6 +222,8 @@ export class DockerBackend implements DockerHost {
     const id = endpointId(r.EndpointID, IFNAME);
     return this.d.withEndpoint(id, async () => {
       const ep = this.d.state.endpoints.get(id) ?? await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      // Endpoint ids are global: never wire one of another tenant or network into this network's bridge.
+      if (ep.tenant !== n.tenant || ep.network !== n.network) throw new Error(`endpoint ${id} is not on network ${n.tenant}/${n.network}`);
       const plan = await this.d.reconciler.ensureTenant(n.tenant, true);
       if (!plan) throw new Error(`tenant ${n.tenant} is not known to this agent yet; try again`);
       const outer = `wd${r.EndpointID.slice(0, 12)}`;

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { NETNS_DIR, TenantDatapath, names, planHost, planTenant, type TenantPlan } from '../datapath/index.js';
+import { NETNS_DIR, TenantDatapath, names, peerVteps, planHost, planTenant, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
@@ -37,7 +37,8 @@ export class Reconciler {
   constructor(
     private readonly state: DesiredState,
     private readonly dp: TenantDatapath,
-    private readonly hostSide: (plans: TenantPlan[]) => Promise<void>,
+    /** Converges the host namespace: every tenant's plan, and the other hosts' underlay addresses. */
+    private readonly hostSide: (plans: TenantPlan[], peers: string[]) => Promise<void>,
     private readonly opts: ReconcilerOptions,
     private readonly log: Logger,
     private readonly protect: () => ReadonlySet<string> = () => new Set(),
@@ -98,7 +99,8 @@ export class Reconciler {
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
   async ensureHostNow(): Promise<void> {
-    await this.hostSide(planHost(this.view()));
+    const v = this.view();
+    await this.hostSide(planHost(v), peerVteps(v));
   }
 
   /**
@@ -145,8 +147,9 @@ export class Reconciler {
       }
     }
     try {
-      const plans = planHost(this.view());
-      await this.hostSide(plans);
+      const v = this.view();
+      const plans = planHost(v);
+      await this.hostSide(plans, peerVteps(v));
       syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
       if (all) await this.removeStaleTenants(plans);
       if (all) await this.afterFullPass();

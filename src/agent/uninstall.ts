@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Runner } from '../exec/index.js';
 import { HOST_TABLE, NETNS_DIR, names } from '../datapath/index.js';
-import { PLUGIN_TYPE } from './conflists.js';
+import { PLUGIN_TYPE, isWeftConflist } from './conflists.js';
 
 export interface UninstallOptions {
   nsPrefix: string;
@@ -15,7 +15,7 @@ export interface UninstallOptions {
 
 /**
  * Removes what an agent built on this host: its tenant namespaces (and with them every bridge, veth and
- * table inside), their uplinks, the host NAT table, Weft's conflists and plugin binaries, and the run
+ * table inside), their uplinks, the host table (NAT and filter), Weft's conflists and plugin binaries, and the run
  * directory, and the Docker plugin socket. Run it with the agent stopped; containers wired through Weft lose their network.
  */
 export async function uninstall(runner: Runner, o: UninstallOptions): Promise<string[]> {
@@ -28,10 +28,13 @@ export async function uninstall(runner: Runner, o: UninstallOptions): Promise<st
     await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
     done.push(`namespace ${ns}`);
   }
-  if ((await runner.run(['nft', 'delete', 'table', 'ip', HOST_TABLE], { allowFailure: true })).code === 0) done.push(`nft table ip ${HOST_TABLE}`);
+  // inet: the host table; ip: where it lived before it filtered (an agent of that version never ran since).
+  for (const family of ['inet', 'ip']) {
+    if ((await runner.run(['nft', 'delete', 'table', family, HOST_TABLE], { allowFailure: true })).code === 0) done.push(`nft table ${family} ${HOST_TABLE}`);
+  }
   for (const f of existsSync(o.cniConfDir) ? readdirSync(o.cniConfDir) : []) {
     const file = join(o.cniConfDir, f);
-    if (f.startsWith('weft-') && f.endsWith('.conflist') && readFileSync(file, 'utf8').includes(`"type": "${PLUGIN_TYPE}"`)) {
+    if (isWeftConflist(f, () => readFileSync(file, 'utf8'))) {
       rmSync(file, { force: true });
       done.push(file);
     }

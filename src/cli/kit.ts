@@ -50,7 +50,8 @@ export function makeCtx(opts: Record<string, any>, io: Io): Ctx {
   const format = parseFormat(opts['output'] ?? 'table');
   const print = (t: string) => io.out(`${t}\n`);
   return {
-    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'], tokenFile: opts['tokenFile'], ca: opts['ca'] }, io.env)),
+    // The server warns about what succeeded but deserves a look (a conflist name that became ambiguous).
+    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'], tokenFile: opts['tokenFile'], ca: opts['ca'] }, io.env), { onWarning: (w) => io.err(`warning: ${w}\n`) }),
     format,
     tenant: opts['tenant'] ?? 'default',
     opts,

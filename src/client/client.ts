@@ -52,6 +52,17 @@ interface Reply {
   body: IncomingMessage;
 }
 
+export interface ClientOptions {
+  /** Called with the text of each `Warning: 299 AGENT "text"` header of a response (the CLI prints them). */
+  onWarning?: (text: string) => void;
+}
+
+/** The texts of RFC 7234 warnings, as `299 weft "text"` values (several are joined with commas). */
+export function warningsOf(header: string | string[] | undefined): string[] {
+  const all = Array.isArray(header) ? header.join(', ') : header ?? '';
+  return [...all.matchAll(/\b\d{3} \S+ "([^"]*)"/g)].map((m) => m[1] ?? '');
+}
+
 /**
  * A small client for the Weft API, shared by the CLI and the agent: problem+json errors become ApiErrors.
  * Uses node:http with keep-alive rather than fetch: for the agent's small, frequent calls (one per CNI
@@ -63,7 +74,7 @@ export class Client {
   /** Agents of earlier certificates: their open streams run on until the server ends them. */
   private readonly retired: https.Agent[] = [];
 
-  constructor(private readonly target: Target) {
+  constructor(private readonly target: Target, private readonly options: ClientOptions = {}) {
     this.agent = Client.agentFor(target.tls);
   }
 
@@ -81,6 +92,7 @@ export class Client {
 
   async request<T = any>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
     const res = await this.send(method, path, body, opts);
+    for (const w of warningsOf(res.body.headers['warning'])) this.options.onWarning?.(w);
     const text = await readAll(res.body);
     if (res.status === 204 || (opts.allowMissing && res.status === 404)) return undefined as T;
     let json: any;

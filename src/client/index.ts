@@ -1,1 +1,1 @@
-export { Client, ApiError, fetchPinnedCa, type Target, type TlsConfig, type RequestOptions } from './client.js';
+export { Client, ApiError, fetchPinnedCa, warningsOf, type Target, type TlsConfig, type RequestOptions, type ClientOptions } from './client.js';

@@ -1,4 +1,4 @@
-import { WeftError, notFound } from '../model/index.js';
+import { WeftError, notFound, type Host } from '../model/index.js';
 import type { Principal } from './users.js';
 
 /**
@@ -16,4 +16,14 @@ export function requireTenantAccess(p: Principal, tenant: string): void {
 
 export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']>, what: string): void {
   if (!roles.includes(p.role)) throw new WeftError('WEFT_FORBIDDEN', `user ${p.user} (role ${p.role}) may not ${what}`);
+}
+
+/**
+ * A host as `p` may see it: the underlay address (where VXLAN to that host goes) is for admin and ops
+ * users and agents; tenant users see the host without it.
+ */
+export function hostFor(p: Principal, h: Host): Host | Omit<Host, 'vtepIp'> {
+  if (p.role !== 'tenant') return h;
+  const { vtepIp: _v, ...rest } = h;
+  return rest;
 }

@@ -1,12 +1,10 @@
-import { WeftError, notFound, type Tenant, type TenantInput, type User } from '../model/index.js';
+import { MAX_TENANT_ID, WeftError, notFound, type Tenant, type TenantInput, type User } from '../model/index.js';
 import type { Store } from '../store/index.js';
 import { checkRevision, listNames } from './crud.js';
 import { COLLECTIONS, KIND_OF, keys, withRevision } from './keys.js';
 import { endpointsWhere } from './shared.js';
 
 export const DEFAULT_TENANT = 'default';
-/** A /30 per tenant in 169.254.0.0/16 links its namespace to the host; ids stay below that space. */
-export const MAX_TENANT_ID = 16_000;
 
 /** Tenants: each its own routing domain; `default` exists from the start. */
 export class Tenants {

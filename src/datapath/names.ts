@@ -1,7 +1,8 @@
-import { formatIp, parseIp } from '../model/index.js';
+/** The overlay's UDP port (IANA's VXLAN port). */
+export const VXLAN_PORT = 4789;
 
 /**
- * Kernel names and addresses, derived from ids so an agent can rebuild them after a restart.
+ * Kernel names, derived from ids so an agent can rebuild them after a restart (addresses: transit.ts).
  * Link names must fit in 15 bytes; `a`/`b` alone are iproute2 keywords and never produced here.
  */
 export const names = {
@@ -15,11 +16,3 @@ export const names = {
   uplinkHost: (tenantId: number) => `wu${tenantId}`,
   uplinkTenant: 'up0',
 };
-
-const TRANSIT_BASE = parseIp('169.254.0.0') as number;
-
-/** Each tenant's /30 between its namespace and the host: .1 on the host side, .2 in the tenant. */
-export function transit(tenantId: number): { host: string; tenant: string; prefix: 30 } {
-  const base = TRANSIT_BASE + tenantId * 4;
-  return { host: formatIp(base + 1), tenant: formatIp(base + 2), prefix: 30 };
-}

@@ -1,6 +1,7 @@
 import { parseCidr, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
-import { names, transit } from './names.js';
+import { names } from './names.js';
+import { transit } from './transit.js';
 import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 
 /** What one host's kernel should hold for one tenant. Pure data, computed from the desired state. */
@@ -126,9 +127,19 @@ export function planHost(d: DesiredHostState): TenantPlan[] {
   return [...d.tenants].sort((a, b) => a.id - b.id).map((t) => planTenant(d, t));
 }
 
+/** The other registered hosts' underlay addresses, by host name. */
+function otherHosts(d: DesiredHostState): Map<string, string> {
+  return new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
+}
+
+/** The other registered hosts' underlay addresses, sorted: the host table keeps tenants off their overlay port. */
+export function peerVteps(d: DesiredHostState): string[] {
+  return [...new Set(otherHosts(d).values())].sort();
+}
+
 function planVxlan(d: DesiredHostState, tenant: Tenant, n: Network): VxlanPlan | undefined {
   if (!d.vtep || !d.hosts) return undefined;
-  const vtepOf = new Map(d.hosts.filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
+  const vtepOf = otherHosts(d);
   if (vtepOf.size === 0) return undefined;
   const remote = d.endpoints.filter((e) => e.tenant === tenant.name && e.network === n.name && e.host !== d.host && vtepOf.has(e.host));
   // Broadcast and unknown unicast go only to hosts with endpoints here.

@@ -4,9 +4,11 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Tenant } from '../model/index.js';
-import { planHost, planTenant, type DesiredHostState } from './plan.js';
-import { renderHostRuleset, renderTenantRuleset } from './nft.js';
-import { names, transit } from './names.js';
+import { peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
+import { renderTenantRuleset } from './nft.js';
+import { renderHostRuleset } from './host-nft.js';
+import { names } from './names.js';
+import { transit } from './transit.js';
 import { diffTables } from './table.js';
 import { ProcessRunner } from '../exec/index.js';
 
@@ -79,6 +81,8 @@ test('rulesets render as golden files, and the real nft parser accepts them', as
       ports: [{ port: 80, targetPort: 8888, protocol: 'TCP' }, { port: 53, targetPort: 5353, protocol: 'UDP' }] }],
     endpoints: desired.endpoints.map((e) => (e.tenant === 'default' ? { ...e, group: 'db', labels: { group: 'db' } } : e)),
   }, tenant('default', 1));
+  const host = (name: string, vtepIp: string) => ({ ...meta, name, vtepIp, lastSeen: '' });
+  const withPeers = { ...desired, vtep: '192.0.2.1', hosts: [host('node3', '192.0.2.3'), host('node1', '192.0.2.1'), host('node2', '192.0.2.2')] };
   const denyTenant = planTenant({ ...desired, groups: [], policies: [] }, { ...tenant('blue', 2), defaultAction: 'deny' });
   const rendered: Array<[string, string]> = [
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
@@ -86,7 +90,7 @@ test('rulesets render as golden files, and the real nft parser accepts them', as
     ['tenant-services.nft', renderTenantRuleset(withServices)],
     ['tenant-default.nft', renderTenantRuleset(plans[0]!)],
     ['tenant-blue.nft', renderTenantRuleset(plans[1]!)],
-    ['host.nft', renderHostRuleset(plans)],
+    ['host.nft', renderHostRuleset(planHost({ ...desired, dnsPort: 15353 }), peerVteps(withPeers))],
     ['host-empty.nft', renderHostRuleset([])],
   ];
   for (const [name, text] of rendered) golden(name, text);

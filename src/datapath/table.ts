@@ -21,6 +21,8 @@ export interface NftTable {
   maps: NftMap[];
   /** Chains, verbatim (tab-indented lines). */
   chains: string[];
+  /** Tables this one replaces (an older layout): a whole-table replace deletes them in the same transaction. */
+  supersedes?: ReadonlyArray<{ family: string; name: string }>;
 }
 
 export function tableText(t: NftTable): string {
@@ -28,7 +30,8 @@ export function tableText(t: NftTable): string {
     `\t${m.set ? 'set' : 'map'} ${m.name} {`, `\t\t${m.type.startsWith('typeof ') ? '' : 'type '}${m.type}`, ...(m.interval ? ['\t\tflags interval'] : []),
     ...(m.elements.length ? [`\t\telements = { ${m.elements.join(',\n\t\t\t')} }`] : []), '\t}',
   ]);
-  return [`add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`, `table ${t.family} ${t.name} {`, ...maps, ...t.chains, '}', ''].join('\n');
+  const old = (t.supersedes ?? []).flatMap((o) => [`add table ${o.family} ${o.name}`, `delete table ${o.family} ${o.name}`]);
+  return [...old, `add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`, `table ${t.family} ${t.name} {`, ...maps, ...t.chains, '}', ''].join('\n');
 }
 
 /** Everything but the elements: when two tables share it, element deltas turn one into the other. */

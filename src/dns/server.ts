@@ -19,8 +19,13 @@ export interface DnsServerOptions {
   log: Logger;
 }
 
-interface Listener {
+/** Who a listener answers: the tenant, and the one source it accepts (the tenant's own uplink address). */
+export interface DnsClient {
   tenant: string;
+  peer: string;
+}
+
+interface Listener extends DnsClient {
   udp: dgram.Socket;
   tcp: net.Server;
 }
@@ -43,15 +48,21 @@ export class DnsServer {
 
   constructor(private readonly o: DnsServerOptions) {}
 
-  /** Listens on exactly these addresses (address → tenant); an address not yet configured is retried at the next call. */
-  async sync(wanted: ReadonlyMap<string, string>): Promise<void> {
+  /**
+   * Listens on exactly these addresses (address → its tenant and the tenant's uplink address, the only
+   * source it answers: queries reach it masqueraded by the tenant namespace, so a query from anywhere else
+   * is not the tenant's, whatever the host's firewall let through). An address not yet configured is
+   * retried at the next call.
+   */
+  async sync(wanted: ReadonlyMap<string, DnsClient>): Promise<void> {
     for (const [address, l] of this.listeners) {
-      if (wanted.get(address) !== l.tenant) await this.close(address);
+      const w = wanted.get(address);
+      if (w?.tenant !== l.tenant || w.peer !== l.peer) await this.close(address);
     }
-    for (const [address, tenant] of wanted) {
+    for (const [address, { tenant, peer }] of wanted) {
       if (this.listeners.has(address)) continue;
       try {
-        this.listeners.set(address, await this.listen(address, tenant));
+        this.listeners.set(address, await this.listen(address, { tenant, peer }));
         this.o.log.debug({ address, port: this.o.port, tenant }, 'dns listening');
       } catch (e) {
         this.o.log.warn({ address, port: this.o.port, tenant, err: (e as Error).message }, 'dns cannot listen yet; retrying at the next resync');
@@ -75,9 +86,11 @@ export class DnsServer {
     await new Promise<void>((r) => l.tcp.close(() => r()));
   }
 
-  private async listen(address: string, tenant: string): Promise<Listener> {
+  private async listen(address: string, { tenant, peer }: DnsClient): Promise<Listener> {
     const udp = dgram.createSocket({ type: 'udp4' });
-    udp.on('message', (msg, from) => this.handle(msg, tenant, (b) => udp.send(b, from.port, from.address)));
+    udp.on('message', (msg, from) => {
+      if (from.address === peer) this.handle(msg, tenant, (b) => udp.send(b, from.port, from.address));
+    });
     udp.on('error', (e) => this.o.log.warn({ address, err: e.message }, 'dns udp socket error'));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
@@ -86,7 +99,7 @@ export class DnsServer {
         resolve();
       });
     });
-    const tcp = net.createServer((c) => this.serveTcp(c, tenant));
+    const tcp = net.createServer((c) => (c.remoteAddress === peer ? this.serveTcp(c, tenant) : c.destroy()));
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
@@ -99,7 +112,7 @@ export class DnsServer {
       udp.close();
       throw e;
     }
-    return { tenant, udp, tcp };
+    return { tenant, peer, udp, tcp };
   }
 
   /** TCP carries each message after a two-byte length; one connection may carry several. */

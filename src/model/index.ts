@@ -5,3 +5,4 @@ export * from './validate.js';
 export * from './objects.js';
 export * from './ids.js';
 export * from './auth.js';
+export * from './conflists.js';

@@ -140,6 +140,12 @@ export interface User extends Meta {
   hasPassword: boolean;
 }
 
+/**
+ * Tenant ids are small numbers the server hands out: kernel names carry them, and each tenant's uplink
+ * /30 in 169.254.0.0/16 (16,384 of them) is derived from one, with some held back (datapath `transit`).
+ */
+export const MAX_TENANT_ID = 16_000;
+
 export const GLOBAL_DEFAULTS = { vxlanRange: '10000-19999', mtu: 1500, arpMode: 'proxy' } as const;
 /** VXLAN adds 50 bytes of headers over IPv4. */
 export const VXLAN_OVERHEAD = 50;

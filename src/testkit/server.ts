@@ -25,13 +25,15 @@ export interface ServerProcess {
 /**
  * Starts `weft server` as a real process on an ephemeral loopback port with its own data dir, and waits
  * for its "listening" line. stop() sends SIGTERM to its pid (SIGKILL after 5 s) and removes the dir
- * unless `keepDir` is set.
+ * unless `keepDir` is set. `netns`: run it in that network namespace (nsenter --net execs it, so the pid
+ * is the server's), as on a host that runs its own API server.
  */
-export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string } = {}): Promise<ServerProcess> {
+export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string; netns?: string } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-srv-'));
-  const proc = spawn(process.execPath, [WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = [process.execPath, WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  const enter = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`] : [];
+  const [cmd = '', ...rest] = [...enter, ...argv];
+  const proc = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (d) => (stdout += d));
@@ -116,11 +118,11 @@ export function runWeft(args: string[], env: Record<string, string>, input?: str
  * fetch() over TLS verified with the test server's CA (Node's fetch takes no CA): the answer is a
  * standard Response, streaming bodies included. `tls` overrides what is trusted and presented.
  */
-export function tlsFetch(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; tls?: { ca?: string; cert?: string; key?: string } } = {}): Promise<Response> {
+export function tlsFetch(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal; tls?: { ca?: string; cert?: string; key?: string } } = {}): Promise<Response> {
   const u = new URL(url);
   const ca = init.tls?.ca ?? trusted.get(u.origin)?.pem;
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(u, { method: init.method ?? 'GET', headers: init.headers ?? {}, agent: false, ...(ca ? { ca } : {}), ...(init.tls?.cert ? { cert: init.tls.cert, key: init.tls.key } : {}) }, (res) => {
+    const req = httpsRequest(u, { method: init.method ?? 'GET', headers: init.headers ?? {}, agent: false, ...(init.signal ? { signal: init.signal } : {}), ...(ca ? { ca } : {}), ...(init.tls?.cert ? { cert: init.tls.cert, key: init.tls.key } : {}) }, (res) => {
       const headers = new Headers();
       for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
       const status = res.statusCode ?? 0;

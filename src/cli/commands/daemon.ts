@@ -265,7 +265,7 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
         await d.close();
         throw e;
       }
-      io.out(`weft agent running (conflists in ${o.cniConfDir}): podman run --network weft-<tenant>-<group> ...\n`);
+      io.out(`weft agent running (conflists in ${o.cniConfDir}): podman run --network weft.<tenant>.<group> (or weft-<tenant>-<group> while unambiguous) ...\n`);
       await untilSignalled({ close: async () => { await a.close(); await d.close(); } }, io);
     });
 }

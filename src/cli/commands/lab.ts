@@ -51,7 +51,7 @@ export function labCommands(program: Command, io: Io, lab: LabOps): void {
     });
 
   l.command('run <host>').description('run a command in a fresh "container" namespace plugged in through the CNI plugin of a host')
-    .requiredOption('--network <name>', 'conflist name: weft-<tenant>-<group or network>')
+    .requiredOption('--network <name>', 'conflist name: weft.<tenant>.<group or network> (or weft-<tenant>-<name> while unambiguous)')
     .requiredOption('--name <name>', 'container name (also its CNI container id)')
     .argument('<command...>', 'the command and its arguments, after --')
     .addHelpText('after', '\nExamples:\n  $ weft lab run host1 --network weft-default-db --name db1 -- busybox nc -ll -p 8888 -e /bin/cat\n  $ weft lab run host3 --network weft-default-db --name app1 -- sh -c \'echo hi | busybox nc -w 1 10.1.2.2 8888\'\n')

@@ -1,5 +1,21 @@
 import { WeftError, badReference, type DockerNetwork, type DockerNetworkInput, type Group, type Network } from '../../model/index.js';
+import type { Txn } from '../../store/index.js';
 import { findIn, type KindDef } from '../crud.js';
+import { withRevision } from '../keys.js';
+
+/**
+ * Agents find a mapping by Docker's network ID or by its IPAM pool ID alone, in every tenant: a second
+ * mapping with either (another tenant's, written through the API) would decide which tenant a container
+ * lands in. Both are unique across tenants; the message names no other tenant.
+ */
+async function requireUnique(tx: Txn, tenant: string, input: DockerNetworkInput): Promise<void> {
+  for (const e of await tx.list('docker-networks/')) {
+    const o = withRevision<DockerNetwork>(e);
+    if (o.tenant === tenant && o.name === input.name) continue;
+    if (o.name === input.name) throw new WeftError('WEFT_EXISTS', `name: Docker network ${input.name.slice(0, 12)} is already mapped in another tenant`, { field: 'name' });
+    if (input.pool !== undefined && o.pool === input.pool) throw new WeftError('WEFT_EXISTS', `pool: ${input.pool} already belongs to another Docker network`, { field: 'pool' });
+  }
+}
 
 /** Docker's view of a Weft network (and group) on one host: see DockerNetworkInput. */
 export const dockerNetworkKind: KindDef<DockerNetworkInput, DockerNetwork> = {
@@ -7,6 +23,7 @@ export const dockerNetworkKind: KindDef<DockerNetworkInput, DockerNetwork> = {
 
   async build(input, { tx, tenant }) {
     if (!(await findIn<Network>(tx, 'networks', tenant, input.network))) throw badReference('network', `network ${tenant}/${input.network}`);
+    await requireUnique(tx, tenant, input);
     if (input.group !== undefined) {
       const g = await findIn<Group>(tx, 'groups', tenant, input.group);
       if (!g) throw badReference('group', `group ${tenant}/${input.group}`);

@@ -5,6 +5,7 @@ import type { Endpoint, Network, Tenant } from '../../model/index.js';
 import { planTenant, type DesiredHostState } from '../plan.js';
 import { TenantDatapath } from './tenant.js';
 import { NftTables } from './nft.js';
+import { renderHostTable } from '../host-nft.js';
 import { attachEndpoint, detachEndpoint, checkEndpoint } from './endpoint.js';
 
 /** Records argv while really running it, so tests can assert what a second pass did (nothing). */
@@ -92,3 +93,17 @@ test('tenant datapath: routed networks, isolated tenants, idempotent, repairs dr
   await dp.remove(green.ns, green.uplink.hostLink);
   assert.notEqual((await real.run(['ip', 'link', 'show', red.uplink.hostLink], { allowFailure: true })).code, 0);
 });
+
+test('the host table takes over from the NAT-only table of earlier agents in one transaction', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const host = ns('host');
+  await real.run(['ip', 'netns', 'add', host]);
+  created.push(host);
+  const old = 'table ip weft {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t}\n}\n';
+  await real.run(['ip', 'netns', 'exec', host, 'nft', '-f', '-'], { input: old });
+  const rec = new RecordingRunner();
+  assert.equal(await new NftTables(rec).ensure(host, renderHostTable([], ['192.0.2.2'])), 'replace');
+  assert.equal(rec.calls.filter((c) => c.includes('nft -f')).length, 1, 'one nft transaction');
+  const tables = (await real.run(['ip', 'netns', 'exec', host, 'nft', 'list', 'tables'])).stdout.trim();
+  assert.equal(tables, 'table inet weft', 'the old ip table is gone, the inet one is there');
+});
+

@@ -1,9 +1,9 @@
 import type { Runner } from '../../exec/index.js';
 import type { VxlanPlan } from '../plan.js';
 import type { ObservedLink } from './observe.js';
+import { VXLAN_PORT } from '../names.js';
 
 const ZERO_MAC = '00:00:00:00:00:00';
-export const VXLAN_PORT = 4789;
 
 /**
  * Creates a network's VXLAN device from this (the host's) namespace directly into the tenant namespace:

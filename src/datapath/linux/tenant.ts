@@ -46,7 +46,10 @@ export class TenantDatapath {
   async ensure(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<string> {
     const fresh = await this.ensureNamespace(p.ns);
     let links = await observeLinks(this.runner, p.ns);
-    if (fresh || !links.has(p.uplink.tenantLink)) {
+    // An uplink without its planned address is rebuilt too: the address moved (a tenant whose /30 covered
+    // a reserved link-local service, see transit.ts).
+    const up = links.get(p.uplink.tenantLink);
+    if (fresh || !up || !up.addresses.includes(`${p.uplink.tenantIp}/${p.uplink.prefix}`)) {
       await this.ensureUplink(p);
       links = await observeLinks(this.runner, p.ns);
     }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, Name, notFound, partialOf } from '../../model/index.js';
-import { canSeeTenant, requireRole } from '../../control/index.js';
+import { canSeeTenant, hostFor, requireRole } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }, { additionalProperties: false });
@@ -51,13 +51,13 @@ export function clusterRoutes(app: FastifyInstance): void {
     return reply.code(204).send();
   });
 
-  app.get('/api/v1/hosts', { schema: { tags: ['hosts'], summary: 'List hosts' } }, async (req) => {
-    principalOf(req);
-    return c.hosts.list();
+  app.get('/api/v1/hosts', { schema: { tags: ['hosts'], summary: 'List hosts (tenant users: without underlay addresses)' } }, async (req) => {
+    const p = principalOf(req);
+    const l = await c.hosts.list();
+    return { ...l, items: l.items.map((h) => hostFor(p, h)) };
   });
-  app.get<{ Params: { name: string } }>('/api/v1/hosts/:name', { schema: { params: NameParams, tags: ['hosts'], summary: 'Read a host' } }, async (req) => {
-    principalOf(req);
-    return c.hosts.get(req.params.name);
+  app.get<{ Params: { name: string } }>('/api/v1/hosts/:name', { schema: { params: NameParams, tags: ['hosts'], summary: 'Read a host (tenant users: without its underlay address)' } }, async (req) => {
+    return hostFor(principalOf(req), await c.hosts.get(req.params.name));
   });
   app.put<{ Params: { name: string }; Body: HostInput }>('/api/v1/hosts/:name', {
     schema: { params: NameParams, body: HostInput, tags: ['hosts'], summary: 'Register or refresh a host (agents)' },

@@ -8,13 +8,18 @@ const TenantParams = Type.Object({ tenant: Name }, { additionalProperties: false
 const ObjectParams = Type.Object({ tenant: Name, name: Name }, { additionalProperties: false });
 interface P { tenant: string; name: string }
 
-/** The six routes every tenant-scoped collection has: list, create, read, replace, merge, delete. */
+/**
+ * The six routes every tenant-scoped collection has: list, create, read, replace, merge, delete.
+ * `notice`: what a create should warn about (an HTTP `Warning` header, as Kubernetes sends; the CLI
+ * prints it), e.g. a conflist name that became ambiguous.
+ */
 export function scopedRoutes<I extends { name: string }>(
   app: FastifyInstance,
   path: string,
   crud: Crud<I, { tenant: string; name: string; revision: number; createdAt: string; updatedAt: string }>,
   input: TObject,
   kind: string,
+  notice?: (tenant: string, name: string) => Promise<string | undefined>,
 ): void {
   const base = `/api/v1/tenants/:tenant/${path}`;
   const tags = [path];
@@ -28,7 +33,10 @@ export function scopedRoutes<I extends { name: string }>(
   app.post<{ Params: Omit<P, 'name'>; Body: I }>(base, { schema: { params: TenantParams, body: input, tags, summary: `Create a ${kind}` } }, async (req, reply) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
-    return reply.code(201).send(await crud.create(p.user, req.params.tenant, req.body as I));
+    const made = await crud.create(p.user, req.params.tenant, req.body as I);
+    const warning = await notice?.(made.tenant, made.name);
+    if (warning) reply.header('warning', `299 weft "${warning.replace(/["\\]/g, '')}"`);
+    return reply.code(201).send(made);
   });
 
   app.get<{ Params: P }>(`${base}/:name`, { schema: { params: ObjectParams, tags, summary: `Read a ${kind}` } }, async (req, reply) => {

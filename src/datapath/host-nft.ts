@@ -1,0 +1,86 @@
+import type { TenantPlan } from './plan.js';
+import { VXLAN_PORT } from './names.js';
+import { tableText, type NftMap, type NftTable } from './table.js';
+
+export const HOST_TABLE = 'weft';
+/** Where the host table lived before it filtered (NAT only, family ip): replaced in the same transaction. */
+const LEGACY_HOST_TABLE = { family: 'ip', name: HOST_TABLE };
+/** Every tenant uplink's host end is `wu<id>` (names.uplinkHost), and nothing else Weft makes starts so. */
+const UPLINKS = '"wu*"';
+
+/**
+ * In the host namespace, one table (family inet, so IPv6 is covered too):
+ * - NAT: published ports go to the owning tenant's uplink address (the tenant then DNATs to the container,
+ *   since tenants may reuse container addresses); traffic leaving the host from a tenant uplink is
+ *   masqueraded to the host's address. The uplinks' host addresses are never DNATed.
+ * - Filter: what arrives from a tenant uplink may reach on the host only that tenant's own DNS listener
+ *   (no other tenant's, no API, etcd, sshd or any other listener on any host address); into a tenant go
+ *   only published ports (DNATed here) and replies, so tenants never meet through the host; and nothing
+ *   from a tenant reaches the overlay port of another Weft host, where it would arrive as this host's
+ *   VXLAN. Traffic that neither comes from nor goes to an uplink is left alone.
+ */
+export function renderHostRuleset(plans: readonly TenantPlan[], peers: readonly string[] = []): string {
+  return tableText(renderHostTable(plans, peers));
+}
+
+export function renderHostTable(plans: readonly TenantPlan[], peers: readonly string[] = []): NftTable {
+  return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps: hostSets(plans, peers), chains: [...natChains(plans), ...FILTER_CHAINS] };
+}
+
+function natChains(plans: readonly TenantPlan[]): string[] {
+  const dnat = plans.flatMap((p) => p.ports.map((x) => `\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`));
+  const uplinks = plans.map((p) => `"${p.uplink.hostLink}"`);
+  // The host ends of the uplinks are local addresses too, but a published port there would capture the
+  // queries every other tenant sends to its DNS listener (a tenant publishing the DNS port).
+  const ports = dnat.length ? ['\t\tip daddr @uplinks return comment "uplink addresses serve only DNS"', ...dnat] : [];
+  return [
+    '\tchain prerouting {',
+    '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+    ...ports,
+    '\t}',
+    '\tchain output {',
+    // nft 1.0.6 rejects the `dstnat` keyword on the output hook; -100 is its value.
+    '\t\ttype nat hook output priority -100; policy accept;',
+    ...ports,
+    '\t}',
+    '\tchain postrouting {',
+    '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+    ...(uplinks.length ? [`\t\tip saddr 169.254.0.0/16 oifname != { ${uplinks.join(', ')} } masquerade`] : []),
+    '\t}',
+  ];
+}
+
+/** The same for every host: what differs (uplinks, DNS listeners, peers) is in the sets. */
+const FILTER_CHAINS = [
+  '\tchain input {',
+  '\t\ttype filter hook input priority filter; policy accept;',
+  `\t\tiifname ${UPLINKS} jump from_tenant`,
+  // From anywhere else (another machine routing through this host) an uplink address answers nothing.
+  '\t\tip daddr @uplinks drop comment "uplink addresses serve only their tenant"',
+  '\t}',
+  '\tchain from_tenant {',
+  '\t\tct state established,related accept',
+  // The uplink a packet came in on names its tenant; masquerading in the tenant namespace makes its
+  // source that tenant's own uplink address, so a container cannot pose as another tenant either.
+  '\t\tiifname . ip daddr . meta l4proto . th dport @dns accept comment "its own tenant\'s DNS"',
+  '\t\tdrop comment "no other listener of this host"',
+  '\t}',
+  '\tchain forward {',
+  '\t\ttype filter hook forward priority filter; policy accept;',
+  '\t\tct state established,related accept',
+  `\t\tiifname ${UPLINKS} ct state invalid drop`,
+  `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
+  `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports and replies only"`,
+  `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
+  `\t\tiifname ${UPLINKS} ip daddr @peers udp dport ${VXLAN_PORT} drop comment "no overlay frames from a tenant"`,
+  '\t}',
+];
+
+function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMap[] {
+  const dns = plans.flatMap((p) => (p.dns ? ['tcp', 'udp'].map((proto) => `"${p.uplink.hostLink}" . ${p.dns?.address} . ${proto} . ${p.dns?.port}`) : []));
+  return [
+    { name: 'uplinks', type: 'ipv4_addr', set: true, interval: false, elements: plans.map((p) => p.uplink.hostIp) },
+    { name: 'dns', type: 'ifname . ipv4_addr . inet_proto . inet_service', set: true, interval: false, elements: dns },
+    { name: 'peers', type: 'ipv4_addr', set: true, interval: false, elements: [...peers] },
+  ];
+}

@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { pino } from 'pino';
+import { DnsServer } from './server.js';
+import { nameTable } from './answer.js';
+
+/** A query for `name`, type A, as a stub resolver writes it. */
+function query(name: string): Buffer {
+  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
+  const head = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([head, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
+function askUdp(from: string, port: number, msg: Buffer): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const done = (b: Buffer | undefined) => { clearTimeout(timer); s.close(); resolve(b); };
+    const timer = setTimeout(() => done(undefined), 400);
+    s.on('message', (m) => done(m));
+    s.bind({ address: from, port: 0 }, () => s.send(msg, port, '127.0.0.1'));
+  });
+}
+
+function askTcp(from: string, port: number, msg: Buffer): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const c = net.connect({ host: '127.0.0.1', port, localAddress: from });
+    let got = Buffer.alloc(0);
+    c.on('connect', () => c.write(Buffer.concat([Buffer.from([0, msg.length]), msg])));
+    c.on('data', (d) => { got = Buffer.concat([got, d]); if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) c.end(); });
+    c.on('error', () => undefined);
+    c.on('close', () => resolve(got));
+  });
+}
+
+test('a listener answers only its tenant\'s own uplink address, over UDP and TCP', async () => {
+  const port = 30_000 + (process.pid % 20_000);
+  const names = nameTable([{ name: 'dbsvc', vip: '10.1.2.200' }], []);
+  const dns = new DnsServer({ port, upstreams: [], upstreamTimeoutMs: 100, ttl: 5, names: () => names, log: pino({ level: 'silent' }) });
+  try {
+    await dns.sync(new Map([['127.0.0.1', { tenant: 'default', peer: '127.0.0.2' }]]));
+    const q = query('dbsvc.default.weft');
+    const answer = await askUdp('127.0.0.2', port, q);
+    assert.deepEqual([...(answer ?? Buffer.alloc(4)).subarray(-4)], [10, 1, 2, 200], 'the tenant gets its answer');
+    assert.equal(await askUdp('127.0.0.3', port, q), undefined, 'any other source gets nothing');
+    assert.deepEqual([...(await askTcp('127.0.0.2', port, q)).subarray(-4)], [10, 1, 2, 200], 'TCP: the tenant gets its answer');
+    assert.equal((await askTcp('127.0.0.3', port, q)).length, 0, 'TCP: any other source is hung up on');
+  } finally {
+    await dns.stop();
+  }
+});

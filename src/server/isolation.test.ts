@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { warningsOf } from '../client/index.js';
+import { testApi, type TestApi } from './testkit.js';
+
+async function ok(api: TestApi, method: string, url: string, body?: unknown, token?: string): Promise<{ json: any; headers: Record<string, unknown> }> {
+  const r = await api.call(method, url, body, {}, token);
+  assert.ok(r.status < 300, `${method} ${url}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r;
+}
+
+/** A user of `role` (in `tenants`) and a token for it. */
+async function userToken(api: TestApi, name: string, role: 'tenant' | 'ops', tenants: string[] = []): Promise<string> {
+  await ok(api, 'POST', '/api/v1/users', { name, role, ...(tenants.length ? { tenants } : {}) });
+  return (await api.control.users.tokens.issue('admin', name, 'test', null)).token;
+}
+
+test('creating a group or network whose short conflist name another tenant has warns, naming the unambiguous name', async () => {
+  const api = await testApi();
+  for (const t of ['acme', 'acme-prod']) await ok(api, 'POST', '/api/v1/tenants', { name: t });
+  await ok(api, 'POST', '/api/v1/tenants/acme/networks', { name: 'n1', subnet: '10.7.1.0/24' });
+  await ok(api, 'POST', '/api/v1/tenants/acme-prod/networks', { name: 'n2', subnet: '10.7.2.0/24' });
+  const first = await ok(api, 'POST', '/api/v1/tenants/acme/groups', { name: 'prod-db', network: 'n1' });
+  assert.equal(first.headers['warning'], undefined, 'unambiguous: no warning');
+  const second = await ok(api, 'POST', '/api/v1/tenants/acme-prod/groups', { name: 'db', network: 'n2' });
+  const [w] = warningsOf(second.headers['warning'] as string);
+  assert.match(w ?? '', /weft-acme-prod-db is ambiguous/);
+  assert.match(w ?? '', /select this one as weft\.acme-prod\.db$/);
+  // A network is as ambiguous as a group: acme/prod-n2 and acme-prod/n2 share weft-acme-prod-n2.
+  const net = await ok(api, 'POST', '/api/v1/tenants/acme/networks', { name: 'prod-n2', subnet: '10.7.3.0/24' });
+  assert.match(warningsOf(net.headers['warning'] as string)[0] ?? '', /weft-acme-prod-n2 is ambiguous.*weft\.acme\.prod-n2$/);
+});
+
+test('tenant users see hosts without their underlay address; admin, ops and the history keep it from them', async () => {
+  const api = await testApi();
+  await ok(api, 'POST', '/api/v1/tenants', { name: 'blue' });
+  await ok(api, 'PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.10', agentVersion: '0.1.0' });
+  const tenant = await userToken(api, 'bob', 'tenant', ['blue']);
+  const ops = await userToken(api, 'olga', 'ops');
+  const listed = (await ok(api, 'GET', '/api/v1/hosts', undefined, tenant)).json;
+  assert.deepEqual(listed.items.map((h: any) => [h.name, h.state, h.vtepIp]), [['node1', 'up', undefined]]);
+  const one = (await ok(api, 'GET', '/api/v1/hosts/node1', undefined, tenant)).json;
+  assert.equal(one.name, 'node1');
+  assert.ok(!('vtepIp' in one), 'no vtepIp field at all');
+  assert.equal((await ok(api, 'GET', '/api/v1/hosts/node1', undefined, ops)).json.vtepIp, '192.0.2.10');
+  assert.equal((await ok(api, 'GET', '/api/v1/hosts')).json.items[0].vtepIp, '192.0.2.10', 'admin (and agents) keep it');
+  const history = await ok(api, 'GET', '/api/v1/history', undefined, tenant);
+  assert.doesNotMatch(JSON.stringify(history.json), /192\.0\.2\.10/, 'nor does the history show it');
+  assert.match(JSON.stringify((await ok(api, 'GET', '/api/v1/history', undefined, ops)).json), /192\.0\.2\.10/);
+});
+
+test('a Docker network ID or IPAM pool is mapped in one tenant only', async () => {
+  const api = await testApi();
+  const id = 'b'.repeat(63);
+  for (const t of ['blue', 'red']) {
+    await ok(api, 'POST', '/api/v1/tenants', { name: t });
+    await ok(api, 'POST', `/api/v1/tenants/${t}/networks`, { name: 'net', subnet: '10.1.2.0/24' });
+  }
+  await ok(api, 'POST', '/api/v1/tenants/blue/docker-networks', { name: id, network: 'net', host: 'node1', pool: 'weft-0123' });
+  const sameId = await api.call('POST', '/api/v1/tenants/red/docker-networks', { name: id, network: 'net', host: 'node1' });
+  assert.deepEqual([sameId.status, sameId.json.code, sameId.json.field], [409, 'WEFT_EXISTS', 'name']);
+  assert.doesNotMatch(sameId.json.detail, /blue/, 'the other tenant is not named');
+  const samePool = await api.call('POST', '/api/v1/tenants/red/docker-networks', { name: 'c'.repeat(63), network: 'net', host: 'node1', pool: 'weft-0123' });
+  assert.deepEqual([samePool.status, samePool.json.field], [409, 'pool']);
+  assert.equal((await ok(api, 'GET', '/api/v1/tenants/red/docker-networks')).json.items.length, 0, 'nothing was written');
+  await ok(api, 'PUT', `/api/v1/tenants/blue/docker-networks/${id}`, { name: id, network: 'net', host: 'node1', pool: 'weft-0123' });
+});
