@@ -1,15 +1,9 @@
 #!/usr/bin/env node
-// Start-up file for the `weft` command: the only place that wires the CLI to the server and the agent.
-import pino from 'pino';
-import { runCli, VERSION, type AgentFlags } from '../cli/index.js';
-import { startServer, type RunningServer } from '../server/index.js';
-import { Agent, uninstall, joinWithToken, loadCredentials, notJoined, type AgentOptions } from '../agent/index.js';
-import { WeftError } from '../model/index.js';
-import { ProcessRunner } from '../exec/index.js';
-import { detectUnderlayIp } from '../datapath/index.js';
+// Start-up file for the `weft` command: the only place that wires the CLI to the server and the agent
+// (in daemons.ts, imported only when a daemon is started).
+import { runCli, type AgentFlags, type ServerFlags } from '../cli/index.js';
 import { labUp, labDown, labRun, readLab, alive } from '../lab/index.js';
-import { parseUpstream, upstreamsFromResolvConf } from '../dns/index.js';
-import { readFileSync } from 'node:fs';
+import type { RunningServer } from '../server/index.js';
 
 const io = {
   out: (s: string) => void process.stdout.write(s),
@@ -17,44 +11,7 @@ const io = {
   env: process.env,
 };
 
-async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void> }> {
-  const runner = new ProcessRunner();
-  let log = pino({ level: f.logLevel, base: { proc: 'weft-agent', host: f.host } }, pino.destination(2));
-  const auth = await agentAuth(f, log);
-  log = log.child({ host: auth.host });
-  const dnsUpstreams = f.dnsUpstreams ? f.dnsUpstreams.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf());
-  const agent = new Agent({ ...f, ...auth, dnsUpstreams, vtepIp: f.vtepIp ?? (await detectUnderlayIp(runner)), log, runner, version: VERSION });
-  await agent.start();
-  return { close: () => agent.stop() };
-}
-
-/** A user token with the server's CA, or this host's certificate: joined now with --join, or saved before. */
-async function agentAuth(f: AgentFlags, log: pino.Logger): Promise<Pick<AgentOptions, 'host' | 'tls' | 'token' | 'identity'>> {
-  if (f.token !== undefined) {
-    if (f.caPem === undefined) throw new WeftError('WEFT_INVALID_FIELD', "--ca: the server's CA is needed with --token-file (or WEFT_CA)", { field: '--ca' });
-    return { host: f.host, token: f.token, tls: { ca: f.caPem } };
-  }
-  const creds = f.join !== undefined ? await joinWithToken(f.servers, f.join, f.stateDir, log) : loadCredentials(f.stateDir, f.hostGiven ? f.host : undefined);
-  if (!creds) throw notJoined(f.host, f.stateDir);
-  if (f.hostGiven && creds.host !== f.host) {
-    throw new WeftError('WEFT_INVALID_FIELD', `--host: this host joined as ${creds.host}, not ${f.host} (the token names the host)`, { field: '--host' });
-  }
-  return { host: creds.host, tls: creds, identity: { dir: f.stateDir, creds } };
-}
-
-/** `weft up`: its agent keeps a certificate it already has from this server's CA, else joins with a fresh token. */
-async function ownJoin(server: RunningServer, f: AgentFlags): Promise<string | undefined> {
-  const have = loadCredentials(f.stateDir, f.host);
-  return have && have.ca.trim() === server.caPem.trim() ? undefined : server.invite(f.host);
-}
-
-function readResolvConf(): string {
-  try {
-    return readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    return '';
-  }
-}
+const daemons = () => import('./daemons.js');
 
 const lab = {
   up: labUp,
@@ -64,7 +21,11 @@ const lab = {
   alive,
 };
 
-const uninstallAgent = (f: AgentFlags) => uninstall(new ProcessRunner(), f);
-
-const code = await runCli(process.argv.slice(2), io, { startServer, startAgent, ownJoin: (d, f) => ownJoin(d as RunningServer, f), uninstallAgent, lab });
+const code = await runCli(process.argv.slice(2), io, {
+  startServer: async (o: ServerFlags) => (await daemons()).startServer(o),
+  startAgent: async (f: AgentFlags) => (await daemons()).startAgent(f),
+  ownJoin: async (d, f) => (await daemons()).ownJoin(d as RunningServer, f),
+  uninstallAgent: async (f: AgentFlags) => (await daemons()).uninstallAgent(f),
+  lab,
+});
 process.exitCode = code;

@@ -28,10 +28,18 @@ export function readLab(dir = DEFAULT_LAB_DIR): LabState {
   return JSON.parse(readFileSync(stateFile(dir), 'utf8')) as LabState;
 }
 
+/**
+ * Whether a lab process still runs. A zombie does not: lab daemons outlive the `lab up` that started them,
+ * so init reaps them, and on some machines only every few seconds (`kill -0` succeeds on a zombie).
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
   }
