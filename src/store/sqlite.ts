@@ -2,9 +2,12 @@ import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
-import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
+import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
 
 interface KvRow { key: string; value: string; mod_rev: number; create_rev: number }
+/** A log row's size as changeBytes counts it (the value is stored as its JSON text). */
+const LOG_ROW_BYTES = 'length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))';
 interface LogRow { rev: number; key: string; op: 'put' | 'delete'; value: string; actor: string; time: string }
 
 const SCHEMA = `
@@ -13,6 +16,7 @@ CREATE TABLE IF NOT EXISTS log (rev INTEGER NOT NULL, seq INTEGER NOT NULL, key 
   value TEXT NOT NULL, actor TEXT NOT NULL, time TEXT NOT NULL, PRIMARY KEY (rev, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
+INSERT OR IGNORE INTO meta SELECT 'log_bytes', COALESCE(SUM(${LOG_ROW_BYTES}), 0) FROM log;
 `;
 /** Keys are ASCII, so this sorts after every key that starts with a prefix. */
 const PREFIX_END = '\uffff';
@@ -29,13 +33,13 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly mutex = new Mutex();
   private readonly listeners = new Set<(c: Change[]) => void>();
-  private readonly historyLimit: number;
+  private readonly bounds: HistoryBounds;
   private readonly clock: () => Date;
   private readonly stmt;
   private commitsSinceCompaction = 0;
 
   constructor(file: string, options: StoreOptions = {}) {
-    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.bounds = { limit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT, bytes: options.historyBytes ?? DEFAULT_HISTORY_BYTES };
     this.clock = options.clock ?? (() => new Date());
     this.db = new Database(file, { timeout: 0 });
     try {
@@ -65,6 +69,7 @@ export class SqliteStore implements Store {
       logFrom: this.db.prepare<[number, number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev > ? ORDER BY rev, seq LIMIT ?'),
       logRev: this.db.prepare<[number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev = ? ORDER BY seq'),
       logTrim: this.db.prepare('DELETE FROM log WHERE rev <= ?'),
+      logSizes: this.db.prepare<[number], { rev: number; bytes: number }>(`SELECT rev, ${LOG_ROW_BYTES} AS bytes FROM log WHERE rev > ? ORDER BY rev, seq`),
     };
   }
 
@@ -77,7 +82,7 @@ export class SqliteStore implements Store {
     return this.stmt.scan.all(prefix, prefix + PREFIX_END).map(toEntry);
   }
 
-  private meta(name: 'revision' | 'compacted'): number {
+  private meta(name: 'revision' | 'compacted' | 'log_bytes'): number {
     return this.stmt.meta.get(name)?.value ?? 0;
   }
 
@@ -108,6 +113,7 @@ export class SqliteStore implements Store {
       const time = this.clock().toISOString();
       const changes: Change[] = [];
       const texts: string[] = [];
+      let bytes = 0;
       for (const [key, w] of tx.writes) {
         if (w === undefined) {
           // Deletes log the last value, so they read it; puts need no read (the upsert keeps create_rev).
@@ -124,19 +130,28 @@ export class SqliteStore implements Store {
         }
       }
       if (changes.length === 0) return changes;
-      changes.forEach((c, seq) => this.stmt.logAdd.run(revision, seq, c.key, c.op, texts[seq], actor, time));
+      changes.forEach((c, seq) => {
+        this.stmt.logAdd.run(revision, seq, c.key, c.op, texts[seq], actor, time);
+        bytes += changeBytes(c.key, texts[seq] ?? '');
+      });
       this.stmt.setMeta.run(revision, 'revision');
-      if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.historyLimit < COMPACT_EVERY) this.compact(revision);
+      const logBytes = this.meta('log_bytes') + bytes;
+      this.stmt.setMeta.run(logBytes, 'log_bytes');
+      // The revision bound is checked in batches; the byte bound at every commit (one meta read), since one
+      // commit may carry a megabyte.
+      if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.bounds.limit < COMPACT_EVERY || logBytes > this.bounds.bytes) this.compact(revision, logBytes);
       return changes;
     })();
   }
 
-  private compact(revision: number): void {
+  private compact(revision: number, logBytes: number): void {
     this.commitsSinceCompaction = 0;
-    const keepFrom = revision - this.historyLimit;
-    if (keepFrom <= this.meta('compacted')) return;
-    this.stmt.logTrim.run(keepFrom);
-    this.stmt.setMeta.run(keepFrom, 'compacted');
+    const compacted = this.meta('compacted');
+    const { upTo, dropped } = trimPoint(this.stmt.logSizes.iterate(compacted), { compacted, keptBytes: logBytes, newest: revision }, this.bounds);
+    if (upTo <= compacted) return;
+    this.stmt.logTrim.run(upTo);
+    this.stmt.setMeta.run(upTo, 'compacted');
+    this.stmt.setMeta.run(logBytes - dropped, 'log_bytes');
   }
 
   async changes(since: number, limit = 1_000_000): Promise<Change[]> {
