@@ -18,6 +18,8 @@ export const keys = {
   user: (u: string) => `users/${u}`,
   users: () => 'users/',
   token: (hash: string) => `tokens/${hash}`,
+  /** A user's quota usage and override: internal, never published. */
+  quota: (u: string) => `quota/${u}`,
 };
 
 /** Human names for messages: `network blue/web`. */

@@ -3,6 +3,7 @@ import type { Store } from '../store/index.js';
 import { checkRevision, listNames } from './crud.js';
 import { COLLECTIONS, KIND_OF, keys, withRevision } from './keys.js';
 import { endpointsWhere } from './shared.js';
+import { stampOwners, type Quota } from './quota.js';
 
 export const DEFAULT_TENANT = 'default';
 /** A /30 per tenant in 169.254.0.0/16 links its namespace to the host; ids stay below that space. */
@@ -10,7 +11,7 @@ export const MAX_TENANT_ID = 16_000;
 
 /** Tenants: each its own routing domain; `default` exists from the start. */
 export class Tenants {
-  constructor(private readonly store: Store, private readonly now: () => string) {}
+  constructor(private readonly store: Store, private readonly now: () => string, private readonly quota: Quota) {}
 
   async list(): Promise<{ items: Tenant[]; revision: number }> {
     const l = await this.store.list(keys.tenants());
@@ -31,7 +32,8 @@ export class Tenants {
       while (used.has(id)) id++;
       if (id > MAX_TENANT_ID) throw new WeftError('WEFT_POOL_EXHAUSTED', `no tenant id left (at most ${MAX_TENANT_ID} tenants)`);
       const at = this.now();
-      const t = { name: input.name, id, defaultAction: input.defaultAction ?? 'allow', createdAt: at, updatedAt: at };
+      const t = stampOwners({ name: input.name, id, defaultAction: input.defaultAction ?? 'allow', createdAt: at, updatedAt: at }, undefined, actor);
+      await this.quota.settle(tx, undefined, t);
       tx.put(keys.tenant(input.name), t);
       return t;
     });
@@ -56,7 +58,7 @@ export class Tenants {
       if (!e) throw notFound(`tenant ${name}`);
       const cur = withRevision<Tenant>(e);
       checkRevision(cur.revision, ifMatch, `tenant ${name}`);
-      const t = { name, id: cur.id, defaultAction: input.defaultAction ?? cur.defaultAction, createdAt: cur.createdAt, updatedAt: this.now() };
+      const t = stampOwners({ name, id: cur.id, defaultAction: input.defaultAction ?? cur.defaultAction, createdAt: cur.createdAt, updatedAt: this.now() }, cur, actor);
       tx.put(keys.tenant(name), t);
       return t;
     });
@@ -77,6 +79,7 @@ export class Tenants {
         if (withRevision<User>(u).tenants.includes(name)) deps.push(`user ${withRevision<User>(u).name}`);
       }
       if (deps.length > 0) throw new WeftError('WEFT_IN_USE', `tenant ${name} is in use by ${listNames(deps)}; remove those first`);
+      await this.quota.settle(tx, withRevision<Tenant>(e), undefined);
       tx.delete(keys.tenant(name));
     });
   }

@@ -4,3 +4,4 @@ export * from './schemas.js';
 export * from './validate.js';
 export * from './objects.js';
 export * from './ids.js';
+export * from './limits.js';

@@ -12,11 +12,15 @@ import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
+import { quotaRoutes } from './routes/quota.js';
+import { DEFAULT_LIMITS, WatchSlots, clientErrorHandler, installTimeouts, type Limits } from './limits.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     control: Control;
     metrics: Metrics;
+    limits: Limits;
+    watchSlots: WatchSlots;
   }
 }
 
@@ -24,18 +28,20 @@ export interface AppOptions {
   control: Control;
   logger?: Logger | false;
   version?: string;
+  limits?: Partial<Limits>;
 }
 
 /** Paths anyone may call without a token. */
 const PUBLIC = new Set(['/healthz', '/metrics', '/api/v1/login', '/api/v1/openapi.json']);
-export const BODY_LIMIT = 1024 * 1024;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const app = Fastify({
     loggerInstance: opts.logger || undefined,
     // Per-request log lines would cost more than the allocation itself; metrics count requests instead.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: BODY_LIMIT,
+    bodyLimit: limits.bodyLimit,
+    clientErrorHandler: clientErrorHandler(limits),
     // Watch streams never end by themselves: on close, end every connection so a stopping server exits
     // at once and its watchers reconnect to another server.
     forceCloseConnections: true,
@@ -43,7 +49,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
   app.decorate('control', opts.control);
   app.decorate('metrics', createMetrics());
+  app.decorate('limits', limits);
+  app.decorate('watchSlots', new WatchSlots(limits.maxWatchers));
   app.decorateRequest('principal', null);
+  installTimeouts(app, limits);
 
   app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err instanceof Error ? err : new Error(String(err))));
   app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new WeftError('WEFT_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
@@ -82,6 +91,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   scopedRoutes(app, 'docker-networks', c.dockerNetworks, DockerNetworkInput, 'docker network mapping');
   clusterRoutes(app);
   userRoutes(app);
+  quotaRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
   metaRoutes(app);

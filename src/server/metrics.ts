@@ -13,6 +13,7 @@ export function createMetrics() {
     }),
     revision: new Gauge({ name: 'weft_store_revision', help: 'Current store revision', registers: [registry] }),
     watchers: new Gauge({ name: 'weft_watchers', help: 'Open watch streams', registers: [registry] }),
+    watchersDropped: new Counter({ name: 'weft_watchers_dropped_total', help: 'Watch streams ended because their client did not read (--watch-buffer)', registers: [registry] }),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

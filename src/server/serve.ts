@@ -1,48 +1,28 @@
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { WeftError } from '../model/index.js';
-import { Control } from '../control/index.js';
-import { EtcdStore, MemoryStore, SqliteStore, type Store } from '../store/index.js';
+import { Control, type QuotaLimits } from '../control/index.js';
 import { buildApp } from './app.js';
+import type { Limits } from './limits.js';
+import { openStore, type StoreFlags } from './store-open.js';
 
-export interface ServerOptions {
+export interface ServerOptions extends StoreFlags {
   listen: string;
-  dataDir: string;
-  store: string;
   logLevel: string;
-  historyLimit?: number;
   hostTimeoutMs?: number;
   /** Endpoints of a host silent this long are released (default 10 minutes). */
   hostGraceMs?: number;
+  /** Per-user quotas (--quota-objects, --quota-rules). */
+  quota?: QuotaLimits;
+  /** Request, body, keep-alive and watch limits. */
+  limits?: Partial<Limits>;
 }
 
 export interface RunningServer {
   url: string;
   adminToken: string | undefined;
   close(): Promise<void>;
-}
-
-async function openStore(opts: ServerOptions): Promise<Store> {
-  const historyLimit = opts.historyLimit;
-  const common = historyLimit === undefined ? {} : { historyLimit };
-  if (opts.store === 'sqlite') {
-    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    return new SqliteStore(join(opts.dataDir, 'weft.db'), common);
-  }
-  if (opts.store === 'memory') return new MemoryStore(common);
-  if (opts.store.startsWith('etcd://')) {
-    const hosts = opts.store.slice('etcd://'.length).split(',').map((h) => h.trim()).filter(Boolean);
-    if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.-]+:[0-9]{1,5}$/.test(h))) {
-      throw new WeftError('WEFT_INVALID_FIELD', `--store: '${opts.store}' is not etcd://HOST:PORT[,HOST:PORT...]`, { field: 'store' });
-    }
-    try {
-      return await EtcdStore.open(hosts.map((h) => `http://${h}`), '/weft/', common);
-    } catch (e) {
-      throw new WeftError('WEFT_STORE_CONFLICT', `--store: cannot reach etcd at ${hosts.join(', ')}: ${(e as Error).message}`, { field: 'store', cause: e });
-    }
-  }
-  throw new WeftError('WEFT_INVALID_FIELD', `--store: '${opts.store}' is not sqlite, memory or etcd://HOST:PORT,...`, { field: 'store' });
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -57,14 +37,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen);
   const logger = pino({ level: opts.logLevel, base: { proc: 'weft-server' } }, pino.destination(2));
   const store = await openStore(opts);
-  const control = new Control(store, () => new Date(), opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs });
+  const control = new Control(store, () => new Date(), {
+    ...(opts.hostTimeoutMs === undefined ? {} : { hostTimeoutMs: opts.hostTimeoutMs }),
+    ...(opts.quota === undefined ? {} : { quota: opts.quota }),
+  });
   const { adminToken } = await control.bootstrap();
   if (adminToken !== undefined && opts.store === 'sqlite') {
     const file = join(opts.dataDir, 'admin.token');
     writeFileSync(file, `${adminToken}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
   }
-  const app = await buildApp({ control, logger });
+  const app = await buildApp({ control, logger, ...(opts.limits ? { limits: opts.limits } : {}) });
   let address: string;
   try {
     address = await app.listen({ host, port });

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { Control } from '../control/index.js';
+import { Control, type QuotaLimits } from '../control/index.js';
 import { MemoryStore } from '../store/index.js';
 import { buildApp } from './app.js';
+import type { Limits } from './limits.js';
 
 /** An in-process server on a memory store, for API tests (no sockets). */
 export interface TestApi {
@@ -11,10 +12,10 @@ export interface TestApi {
   call(method: string, url: string, body?: unknown, headers?: Record<string, string>, token?: string): Promise<{ status: number; json: any; headers: Record<string, unknown> }>;
 }
 
-export async function testApi(): Promise<TestApi> {
-  const control = new Control(new MemoryStore());
+export async function testApi(opts: { quota?: QuotaLimits; limits?: Partial<Limits> } = {}): Promise<TestApi> {
+  const control = new Control(new MemoryStore(), undefined, opts.quota ? { quota: opts.quota } : {});
   const { adminToken } = await control.bootstrap();
-  const app = await buildApp({ control, logger: false });
+  const app = await buildApp({ control, logger: false, ...(opts.limits ? { limits: opts.limits } : {}) });
   const token = adminToken ?? '';
   return {
     app,

@@ -1,3 +1,5 @@
+import { LIMIT_DEFAULTS } from '../model/index.js';
+
 /**
  * The store port: a revisioned key-value space with transactions, a change log and subscriptions.
  * Every implementation (memory, SQLite, later etcd) passes the one contract suite in contract.ts.
@@ -69,4 +71,4 @@ export interface StoreOptions {
 }
 
 export const DEFAULT_HISTORY_LIMIT = 100_000;
-export const DEFAULT_HISTORY_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_HISTORY_BYTES = LIMIT_DEFAULTS.historyBytes;

@@ -6,6 +6,7 @@ import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from '../config.js';
 import { usage } from '../errors.js';
 import { intArg, type Io } from '../kit.js';
 import type { LabOps } from './lab.js';
+import { etcdFlags, etcdOptions, limitFlags, limitOptions, type EtcdOptions, type LimitOptions } from './limits.js';
 
 export interface RunningDaemon {
   url: string;
@@ -37,7 +38,7 @@ export interface AgentFlags {
 
 /** The long-running processes, injected by bin/ so the CLI does not import the server or the agent. */
 export interface Daemons {
-  startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number }): Promise<RunningDaemon>;
+  startServer(opts: { listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number; etcd?: EtcdOptions } & Partial<LimitOptions>): Promise<RunningDaemon>;
   startAgent(opts: AgentFlags): Promise<{ close(): Promise<void> }>;
   uninstallAgent(opts: AgentFlags): Promise<string[]>;
   lab: LabOps;
@@ -111,7 +112,7 @@ async function untilSignalled(d: { close(): Promise<void> }, io: Io): Promise<vo
 }
 
 export function daemonCommands(program: Command, io: Io, daemons: Daemons): void {
-  program.command('server')
+  limitOptions(etcdOptions(program.command('server')
     .description('run the control plane: REST API, allocation, history and watch, on SQLite by default')
     .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:9700')
     .option('--data-dir <dir>', 'where the SQLite store and admin.token live', DEFAULT_DATA_DIR)
@@ -119,10 +120,13 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
     .option('--history-limit <revisions>', 'how many revisions of change history to keep', intArg('--history-limit', 10, 100_000_000))
     .option('--host-timeout <ms>', 'a host whose agent is silent this long is shown as down', intArg('--host-timeout', 1000, 86_400_000))
     .option('--host-grace <ms>', 'the endpoints of a host silent this long are released (default 10 min)', intArg('--host-grace', 1000, 604_800_000))
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
-    .addHelpText('after', '\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')))
+    .addHelpText('after', '\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n  $ weft server --store etcd://10.0.0.5:2379 --etcd-ca ca.crt --etcd-cert weft.crt --etcd-key weft.key\n')
     .action(async (o) => {
-      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: o.store, logLevel: o.logLevel, ...(o.historyLimit ? { historyLimit: o.historyLimit } : {}), ...(o.hostTimeout ? { hostTimeoutMs: o.hostTimeout } : {}), ...(o.hostGrace ? { hostGraceMs: o.hostGrace } : {}) });
+      const d = await daemons.startServer({
+        listen: o.listen, dataDir: o.dataDir, store: o.store, logLevel: o.logLevel, ...limitFlags(o), ...etcdFlags(o),
+        ...(o.historyLimit ? { historyLimit: o.historyLimit } : {}), ...(o.hostTimeout ? { hostTimeoutMs: o.hostTimeout } : {}), ...(o.hostGrace ? { hostGraceMs: o.hostGrace } : {}),
+      });
       announce(io, d, o.dataDir, o.store);
       await untilSignalled(d, io);
     });
@@ -155,14 +159,14 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
       await untilSignalled(a, io);
     });
 
-  agentOptions(program.command('up')
+  agentOptions(limitOptions(program.command('up')
     .description("run Weft on this host in the foreground: the server (SQLite) and this host's agent; Ctrl-C stops both")
     .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:9700')
     .option('--data-dir <dir>', 'where the SQLite store and admin.token live', DEFAULT_DATA_DIR)
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')))
     .addHelpText('after', '\nExample:\n  $ weft up            # then, in another shell: weft tenant ls\n')
     .action(async (o) => {
-      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: 'sqlite', logLevel: o.logLevel });
+      const d = await daemons.startServer({ listen: o.listen, dataDir: o.dataDir, store: 'sqlite', logLevel: o.logLevel, ...limitFlags(o) });
       announce(io, d, o.dataDir, 'sqlite');
       const token = d.adminToken ?? readFileSync(join(o.dataDir, 'admin.token'), 'utf8').trim();
       let a: { close(): Promise<void> };

@@ -1,22 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { publicChange, visibleTo, type Principal, type PublicChange } from '../../control/index.js';
-import type { Change } from '../../store/index.js';
 import { principalOf } from '../context.js';
+import { REPLAY_PAGE, WatchStream, visible } from '../watch.js';
 
 const Revision = Type.String({ pattern: '^[0-9]{1,15}$' });
 const HistoryQuery = Type.Object({ since: Type.Optional(Revision), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })) }, { additionalProperties: false });
 const WatchQuery = Type.Object({ since: Type.Optional(Revision) }, { additionalProperties: false });
 const BOOKMARK_MS = 15_000;
-
-function visible(p: Principal, changes: Change[]): PublicChange[] {
-  const out: PublicChange[] = [];
-  for (const c of changes) {
-    const pc = publicChange(c);
-    if (pc && visibleTo(p, pc)) out.push(pc);
-  }
-  return out;
-}
 
 export function changeRoutes(app: FastifyInstance): void {
   const store = app.control.store;
@@ -37,43 +27,48 @@ export function changeRoutes(app: FastifyInstance): void {
   /**
    * NDJSON: one change per line from `since` (exclusive), then live. A periodic bookmark line carries the
    * current revision so an idle watcher can resume cheaply. 410 when `since` was compacted: re-list.
+   * Exempt from --request-timeout; limited per principal (--max-watchers) and in unsent bytes (--watch-buffer).
    */
   app.get<{ Querystring: { since?: string } }>('/api/v1/watch', {
+    config: { longLived: true },
     schema: { querystring: WatchQuery, tags: ['changes'], summary: 'Stream changes as NDJSON from a revision' },
   }, async (req, reply) => {
     const p = principalOf(req);
-    const pending: Change[] = [];
-    let live = false;
-    let last = 0;
-    const write = (changes: Change[]) => {
-      const lines = visible(p, changes.filter((c) => c.revision > last)).map((c) => JSON.stringify(c)).join('\n');
-      const top = changes[changes.length - 1]?.revision;
-      if (top !== undefined && top > last) last = top;
-      if (lines) reply.raw.write(`${lines}\n`);
-    };
+    const release = app.watchSlots.take(p);
+    const stream = new WatchStream(reply.raw, p, app.limits.watchBufferBytes, (unsent) => {
+      app.metrics.watchersDropped.inc();
+      req.log.warn({ user: p.user, unsent }, 'watch stream ended: its client was not reading (--watch-buffer)');
+    });
     // Subscribe before reading the backlog so nothing committed in between is lost.
-    const unsubscribe = store.subscribe((changes) => (live ? write(changes) : pending.push(...changes)));
+    const unsubscribe = store.subscribe((changes) => stream.offer(changes));
+    const close = () => {
+      stream.end();
+      unsubscribe();
+      release();
+    };
     try {
       const since = req.query.since === undefined ? await store.revision() : Number(req.query.since);
-      const backlog = await store.changes(since);
-      last = since;
+      const first = await store.changes(since, REPLAY_PAGE);
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-weft-revision': String(since) });
       // Without this Node holds the headers until the first line, and a watcher with nothing to replay
       // would not see its 200 until the first change or bookmark.
       reply.raw.flushHeaders();
-      write(backlog);
-      write(pending);
-      live = true;
       app.metrics.watchers.inc();
-      const timer = setInterval(() => reply.raw.write(`${JSON.stringify({ op: 'bookmark', revision: last })}\n`), BOOKMARK_MS);
-      reply.raw.on('close', () => {
+      const timer = setInterval(() => stream.bookmark(), BOOKMARK_MS);
+      const closed = () => {
         clearInterval(timer);
-        unsubscribe();
+        close();
         app.metrics.watchers.dec();
+      };
+      if (req.raw.socket.destroyed) closed();
+      else reply.raw.once('close', closed);
+      await stream.replay(since, first, (after) => store.changes(after, REPLAY_PAGE)).catch((e: Error) => {
+        req.log.warn({ err: e.message }, 'watch replay failed; ending the stream so the client re-lists');
+        reply.raw.destroy();
       });
     } catch (e) {
-      unsubscribe();
+      close();
       throw e;
     }
   });
