@@ -13,6 +13,7 @@ import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
 import { quotaRoutes } from './routes/quota.js';
+import type { WatchStream } from './watch.js';
 import { DEFAULT_LIMITS, WatchSlots, clientErrorHandler, installTimeouts, type Limits } from './limits.js';
 
 declare module 'fastify' {
@@ -21,6 +22,8 @@ declare module 'fastify' {
     metrics: Metrics;
     limits: Limits;
     watchSlots: WatchSlots;
+    /** Open watch streams, for the unsent-bytes gauge. */
+    watchStreams: Set<WatchStream>;
   }
 }
 
@@ -48,7 +51,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
   app.decorate('control', opts.control);
-  app.decorate('metrics', createMetrics());
+  const watchStreams = new Set<WatchStream>();
+  app.decorate('watchStreams', watchStreams);
+  app.decorate('metrics', createMetrics(() => [...watchStreams].reduce((n, w) => n + w.unsent, 0)));
   app.decorate('limits', limits);
   app.decorate('watchSlots', new WatchSlots(limits.maxWatchers));
   app.decorateRequest('principal', null);

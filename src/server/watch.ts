@@ -38,6 +38,11 @@ export class WatchStream {
     private readonly onDrop: (unsentBytes: number) => void,
   ) {}
 
+  /** Bytes waiting for the client: queued during the replay, or in the socket's buffer. */
+  get unsent(): number {
+    return this.ended ? 0 : this.queuedBytes + this.res.writableLength;
+  }
+
   /** Every commit, from the store's subscription (made before the replay starts, so nothing falls between). */
   offer(changes: Change[]): void {
     if (this.ended) return;

@@ -41,7 +41,9 @@ export function changeRoutes(app: FastifyInstance): void {
     });
     // Subscribe before reading the backlog so nothing committed in between is lost.
     const unsubscribe = store.subscribe((changes) => stream.offer(changes));
+    app.watchStreams.add(stream);
     const close = () => {
+      app.watchStreams.delete(stream);
       stream.end();
       unsubscribe();
       release();
