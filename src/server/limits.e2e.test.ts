@@ -1,21 +1,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
+import { http, serverFleet, sleep, type ServerProcess } from '../testkit/server.js';
 import { parseRawResponse, rawConnect } from '../testkit/raw.js';
 
 // Bad clients replayed against real `weft server` processes: each is cut off or refused with a
 // problem+json naming the flag, and well-behaved clients on the same server are still served.
-const started: ServerProcess[] = [];
-after(async () => {
-  for (const s of started) await s.stop();
-});
-async function server(args: string[]): Promise<ServerProcess> {
-  const s = await startServerProcess({ args });
-  started.push(s);
-  return s;
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fleet = serverFleet();
+after(() => fleet.stopAll());
+const server = (args: string[]) => fleet.start(args);
 const T = '/api/v1/tenants/default';
 
 test('slowloris: a client dribbling its headers gets 408 naming --headers-timeout and is cut off; others are served meanwhile', async () => {

@@ -1,18 +1,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
+import { http, serverFleet, sleep, type ServerProcess } from '../testkit/server.js';
 import { rawConnect, rssBytes } from '../testkit/raw.js';
 
-const started: ServerProcess[] = [];
-after(async () => {
-  for (const s of started) await s.stop();
-});
-async function server(args: string[]): Promise<ServerProcess> {
-  const s = await startServerProcess({ args });
-  started.push(s);
-  return s;
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fleet = serverFleet();
+after(() => fleet.stopAll());
+const server = (args: string[]) => fleet.start(args);
 const T = '/api/v1/tenants/default';
 
 /** A tenant-role user of `default`, logged in with a password. */
