@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { http, serverFleet, sleep, type ServerProcess } from '../testkit/server.js';
+import { http, serverFleet, sleep } from '../testkit/server.js';
 import { parseRawResponse, rawConnect } from '../testkit/raw.js';
 
 // Bad clients replayed against real `weft server` processes: each is cut off or refused with a
