@@ -58,7 +58,7 @@ export function etcdConnection(f: EtcdFlags): EtcdConnection {
 
 /** Says which flag to look at when etcd refuses us. */
 function explainEtcdFailure(e: Error, hosts: string[], f: EtcdFlags): WeftError {
-  const m = e.message;
+  const m = e.message.replace(/\.?\s*(Last error: null\.?|Resolution note:)\s*/g, '').trim();
   const at = hosts.join(', ');
   if (/authentication failed|invalid user ID or password/i.test(m)) return invalid('etcd-password-file', `etcd at ${at} refused user ${f.user}: wrong password (--etcd-user, --etcd-password-file)`, e);
   if (/permission denied/i.test(m)) return invalid('etcd-user', `etcd user ${f.user ?? '(from the certificate)'} may not read and write the /weft/ prefix: grant it a role with readwrite on /weft/`, e);
@@ -76,6 +76,11 @@ export async function openStore(f: StoreFlags): Promise<Store> {
     ...(f.historyLimit === undefined ? {} : { historyLimit: f.historyLimit }),
     ...(f.historyBytes === undefined ? {} : { historyBytes: f.historyBytes }),
   };
+  const etcdFlag = Object.keys(f.etcd ?? {})[0];
+  if (etcdFlag !== undefined && !f.store.startsWith('etcd://')) {
+    const flag = `etcd-${etcdFlag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw invalid(flag, `applies to --store etcd://HOST:PORT,... (the store is ${f.store})`);
+  }
   if (f.store === 'sqlite') {
     mkdirSync(f.dataDir, { recursive: true, mode: 0o700 });
     return new SqliteStore(join(f.dataDir, 'weft.db'), common);
