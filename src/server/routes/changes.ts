@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../context.js';
 import { REPLAY_PAGE, WatchStream, visible } from '../watch.js';
@@ -33,21 +34,7 @@ export function changeRoutes(app: FastifyInstance): void {
     config: { longLived: true },
     schema: { querystring: WatchQuery, tags: ['changes'], summary: 'Stream changes as NDJSON from a revision' },
   }, async (req, reply) => {
-    const p = principalOf(req);
-    const release = app.watchSlots.take(p);
-    const stream = new WatchStream(reply.raw, p, app.limits.watchBufferBytes, (unsent) => {
-      app.metrics.watchersDropped.inc();
-      req.log.warn({ user: p.user, unsent }, 'watch stream ended: its client was not reading (--watch-buffer)');
-    });
-    // Subscribe before reading the backlog so nothing committed in between is lost.
-    const unsubscribe = store.subscribe((changes) => stream.offer(changes));
-    app.watchStreams.add(stream);
-    const close = () => {
-      app.watchStreams.delete(stream);
-      stream.end();
-      unsubscribe();
-      release();
-    };
+    const { stream, close } = attachWatch(app, req, reply.raw);
     try {
       const since = req.query.since === undefined ? await store.revision() : Number(req.query.since);
       const first = await store.changes(since, REPLAY_PAGE);
@@ -74,4 +61,28 @@ export function changeRoutes(app: FastifyInstance): void {
       throw e;
     }
   });
+}
+
+/**
+ * Takes one of the principal's watch slots (or refuses with 429) and subscribes a stream to the store
+ * before any history is read, so nothing committed in between is lost; `close` undoes it all.
+ */
+function attachWatch(app: FastifyInstance, req: FastifyRequest, res: ServerResponse): { stream: WatchStream; close(): void } {
+  const p = principalOf(req);
+  const release = app.watchSlots.take(p);
+  const stream = new WatchStream(res, p, app.limits.watchBufferBytes, (unsent) => {
+    app.metrics.watchersDropped.inc();
+    req.log.warn({ user: p.user, unsent }, 'watch stream ended: its client was not reading (--watch-buffer)');
+  });
+  const unsubscribe = app.control.store.subscribe((changes) => stream.offer(changes));
+  app.watchStreams.add(stream);
+  return {
+    stream,
+    close() {
+      app.watchStreams.delete(stream);
+      stream.end();
+      unsubscribe();
+      release();
+    },
+  };
 }
