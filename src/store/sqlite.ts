@@ -37,6 +37,8 @@ export class SqliteStore implements Store {
   private readonly clock: () => Date;
   private readonly stmt;
   private commitsSinceCompaction = 0;
+  /** The meta row `log_bytes`, mirrored: the file is this process's alone, and the mirror moves only after a commit. */
+  private logBytes: number;
 
   constructor(file: string, options: StoreOptions = {}) {
     this.bounds = { limit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT, bytes: options.historyBytes ?? DEFAULT_HISTORY_BYTES };
@@ -63,6 +65,7 @@ export class SqliteStore implements Store {
       scan: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
       meta: this.db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       setMeta: this.db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
+      setRevisionAndBytes: this.db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
       upsert: this.db.prepare('INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev'),
       del: this.db.prepare('DELETE FROM kv WHERE key = ?'),
       logAdd: this.db.prepare('INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)'),
@@ -71,6 +74,7 @@ export class SqliteStore implements Store {
       logTrim: this.db.prepare('DELETE FROM log WHERE rev <= ?'),
       logSizes: this.db.prepare<[number], { rev: number; bytes: number }>(`SELECT rev, ${LOG_ROW_BYTES} AS bytes FROM log WHERE rev > ? ORDER BY rev, seq`),
     };
+    this.logBytes = this.meta('log_bytes');
   }
 
   private read(key: string): Entry | undefined {
@@ -101,13 +105,14 @@ export class SqliteStore implements Store {
       const tx = new BufferedTxn(async (k) => this.read(k), async (p) => this.scan(p));
       const value = await fn(tx);
       if (tx.writes.size === 0) return { value, revision: this.meta('revision') };
-      const changes = this.commit(actor, tx);
+      const { changes, logBytes } = this.commit(actor, tx);
+      this.logBytes = logBytes;
       for (const l of this.listeners) l(changes);
       return { value, revision: changes[0]?.revision ?? this.meta('revision') };
     });
   }
 
-  private commit(actor: string, tx: BufferedTxn): Change[] {
+  private commit(actor: string, tx: BufferedTxn): { changes: Change[]; logBytes: number } {
     return this.db.transaction(() => {
       const revision = this.meta('revision') + 1;
       const time = this.clock().toISOString();
@@ -129,29 +134,32 @@ export class SqliteStore implements Store {
           texts.push(text);
         }
       }
-      if (changes.length === 0) return changes;
+      if (changes.length === 0) return { changes, logBytes: this.logBytes };
       changes.forEach((c, seq) => {
         this.stmt.logAdd.run(revision, seq, c.key, c.op, texts[seq], actor, time);
         bytes += changeBytes(c.key, texts[seq] ?? '');
       });
-      this.stmt.setMeta.run(revision, 'revision');
-      const logBytes = this.meta('log_bytes') + bytes;
-      this.stmt.setMeta.run(logBytes, 'log_bytes');
-      // The revision bound is checked in batches; the byte bound at every commit (one meta read), since one
-      // commit may carry a megabyte.
-      if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.bounds.limit < COMPACT_EVERY || logBytes > this.bounds.bytes) this.compact(revision, logBytes);
-      return changes;
+      let logBytes = this.logBytes + bytes;
+      this.stmt.setRevisionAndBytes.run({ rev: revision, bytes: logBytes });
+      // The revision bound is checked in batches; the byte bound at every commit (it costs nothing: the
+      // total is in memory), since one commit may carry a megabyte.
+      if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.bounds.limit < COMPACT_EVERY || logBytes > this.bounds.bytes) {
+        logBytes = this.compact(revision, logBytes);
+      }
+      return { changes, logBytes };
     })();
   }
 
-  private compact(revision: number, logBytes: number): void {
+  /** Trims the log to its bounds inside the commit's transaction; returns the bytes kept. */
+  private compact(revision: number, logBytes: number): number {
     this.commitsSinceCompaction = 0;
     const compacted = this.meta('compacted');
     const { upTo, dropped } = trimPoint(this.stmt.logSizes.iterate(compacted), { compacted, keptBytes: logBytes, newest: revision }, this.bounds);
-    if (upTo <= compacted) return;
+    if (upTo <= compacted) return logBytes;
     this.stmt.logTrim.run(upTo);
     this.stmt.setMeta.run(upTo, 'compacted');
     this.stmt.setMeta.run(logBytes - dropped, 'log_bytes');
+    return logBytes - dropped;
   }
 
   async changes(since: number, limit = 1_000_000): Promise<Change[]> {
