@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { http, serverFleet, sleep, type ServerProcess } from '../testkit/server.js';
-import { rawConnect, rssBytes } from '../testkit/raw.js';
+import { getResponse, rawConnect, rssBytes } from '../testkit/raw.js';
 
 const fleet = serverFleet();
 after(() => fleet.stopAll());
@@ -14,10 +14,10 @@ async function tenantUser(s: ServerProcess, name: string): Promise<string> {
   return (await http(s.url, '', 'POST', '/api/v1/login', { username: name, password: 'correct horse' })).json.token;
 }
 
-const watch = (s: ServerProcess, token: string) => fetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${token}` } });
+const watch = (s: ServerProcess, token: string) => getResponse(s, '/api/v1/watch', token);
 
 async function metric(s: ServerProcess, name: string): Promise<number> {
-  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const text = await (await getResponse(s, '/metrics')).text();
   return Number(new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 
@@ -56,7 +56,7 @@ test('a watcher that never reads is ended at --watch-buffer while a reading watc
   await http(s.url, s.token, 'POST', `${T}/policies`, { name: 'big', rules: rules(0) });
   const reading = await watch(s, s.token);
   const seen = countLines(reading, 'policies/default/big');
-  const slow = await rawConnect(s.url);
+  const slow = await rawConnect(s);
   slow.socket.pause();
   slow.socket.write(`GET /api/v1/watch HTTP/1.1\r\nHost: weft\r\nAuthorization: Bearer ${s.token}\r\n\r\n`);
   await sleep(300);

@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
+
+/** A server to reach: plain for http://, TLS verified with `caFile` for https://. */
+export interface Target { url: string; caFile?: string }
+const caOf = (t: Target) => (t.caFile ? readFileSync(t.caFile) : undefined);
 
 /** A raw TCP connection to a test server, for clients that misbehave on purpose (slowloris, never reading). */
 export interface RawClient {
@@ -10,17 +18,19 @@ export interface RawClient {
   closed: Promise<number>;
 }
 
-export function rawConnect(url: string): Promise<RawClient> {
-  const { hostname, port } = new URL(url);
+export function rawConnect(target: Target): Promise<RawClient> {
+  const { protocol, hostname, port } = new URL(target.url);
+  const tls = protocol === 'https:';
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
+    const ca = caOf(target);
+    const socket: Socket = tls ? tlsConnect({ host: hostname, port: Number(port), ...(ca ? { ca } : {}) }) : connect(Number(port), hostname);
     const t0 = Date.now();
     const chunks: Buffer[] = [];
     socket.on('data', (d: Buffer) => chunks.push(d));
     // Writes after the server hung up fail with EPIPE/ECONNRESET: that is what these tests provoke.
     socket.on('error', () => undefined);
     const closed = new Promise<number>((r) => socket.on('close', () => r(Date.now() - t0)));
-    socket.once('connect', () => resolve({ socket, received: () => Buffer.concat(chunks), closed }));
+    socket.once(tls ? 'secureConnect' : 'connect', () => resolve({ socket, received: () => Buffer.concat(chunks), closed }));
     socket.once('error', reject);
   });
 }
@@ -42,4 +52,20 @@ export function parseRawResponse(raw: Buffer): { status: number; headers: Record
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+([0-9]+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** A GET as a standard Response with a streaming body, over plain HTTP or TLS verified with the target's CA. */
+export function getResponse(target: Target, path: string, token?: string): Promise<Response> {
+  const u = new URL(path, target.url);
+  const ca = caOf(target);
+  const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(u, { headers: token ? { authorization: `Bearer ${token}` } : {}, agent: false, ...(ca ? { ca } : {}) }, (res) => {
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+      resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status: res.statusCode ?? 0, headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
