@@ -62,11 +62,10 @@ function flags(change: Record<string, string | undefined> = {}): string[] {
   return ['--store', store, ...Object.entries(all).flatMap(([k, v]) => (v === undefined ? [] : [k, v]))];
 }
 
-/** Starts a server expected to refuse to start; returns what it said. */
+/** Starts a server expected to refuse to start; returns what it said. Its data dir is ours to remove (a failed start leaves it). */
 async function refused(args: string[]): Promise<string> {
-  const said = await startServerProcess({ args }).then(async (s) => { await s.stop(); return 'started'; }, (e: Error) => e.message);
-  if (process.env['SHOW']) console.log(said);
-  return said;
+  const dataDir = mkdtempSync(join(dir, 'srv-'));
+  return startServerProcess({ args, dataDir, keepDir: true }).then(async (s) => { await s.stop(); return 'started'; }, (e: Error) => e.message);
 }
 
 test('with the CA, its client certificate and its etcd user, the server works and its data lands under /weft/', { skip }, async () => {
