@@ -14,6 +14,7 @@ import { Hosts, GlobalSettings } from './hosts.js';
 import { Users } from './users.js';
 import { Rules } from './rules.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
+import { Quota, type QuotaLimits } from './quota.js';
 
 export interface ControlOptions {
   hostTimeoutMs?: number;
@@ -22,6 +23,7 @@ export interface ControlOptions {
   /** Weft's own CA in the store by default; a CA brought with --tls-ca otherwise. */
   ca?: CaSource;
   hostCertTtlMs?: number;
+  quota?: QuotaLimits;
 }
 
 /** The control plane's domain logic over one store; the HTTP server is a thin layer over this. */
@@ -41,18 +43,21 @@ export class Control {
   readonly users: Users;
   readonly identities: HostIdentities;
   readonly ca: CaSource;
+  readonly quota: Quota;
 
   constructor(readonly store: Store, clock: () => Date = () => new Date(), options: ControlOptions = {}) {
     const now = () => clock().toISOString();
-    this.tenants = new Tenants(store, now);
-    this.networks = new Crud(store, networkKind, now);
-    this.groups = new Crud(store, groupKind, now);
-    this.policies = new Crud(store, policyKind, now);
+    const quota = new Quota(options.quota);
+    this.quota = quota;
+    this.tenants = new Tenants(store, now, quota);
+    this.networks = new Crud(store, networkKind, now, quota);
+    this.groups = new Crud(store, groupKind, now, quota);
+    this.policies = new Crud(store, policyKind, now, quota);
     this.rules = new Rules(this.policies);
-    this.netprofiles = new Crud(store, netprofileKind, now);
-    this.services = new Crud(store, serviceKind, now);
-    this.appProfiles = new Crud(store, appProfileKind, now);
-    this.dockerNetworks = new Crud(store, dockerNetworkKind, now);
+    this.netprofiles = new Crud(store, netprofileKind, now, quota);
+    this.services = new Crud(store, serviceKind, now, quota);
+    this.appProfiles = new Crud(store, appProfileKind, now, quota);
+    this.dockerNetworks = new Crud(store, dockerNetworkKind, now, quota);
     this.endpoints = new Endpoints(store, now);
     this.hosts = new Hosts(store, now, options.hostTimeoutMs);
     this.global = new GlobalSettings(store, now);

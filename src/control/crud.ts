@@ -1,6 +1,7 @@
 import { WeftError, notFound, type Meta } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { KIND_OF, keys, withRevision, type Collection, type Stored } from './keys.js';
+import { stampOwners, type Quota } from './quota.js';
 
 export interface Scoped extends Meta {
   tenant: string;
@@ -45,7 +46,7 @@ async function readScoped<O extends Scoped>(tx: Txn, c: Collection, tenant: stri
 }
 
 export class Crud<I extends { name: string }, O extends Scoped> {
-  constructor(private readonly store: Store, private readonly def: KindDef<I, O>, private readonly now: () => string) {}
+  constructor(private readonly store: Store, private readonly def: KindDef<I, O>, private readonly now: () => string, private readonly quota: Quota) {}
 
   private get c(): Collection {
     return this.def.collection;
@@ -66,7 +67,8 @@ export class Crud<I extends { name: string }, O extends Scoped> {
       const key = keys.scoped(this.c, tenant, input.name);
       if (await tx.get(key)) throw new WeftError('WEFT_EXISTS', `${label(this.c, tenant, input.name)} already exists`, { field: 'name' });
       const at = this.now();
-      const obj = { ...(await this.def.build(input, { tx, tenant, existing: undefined })), createdAt: at, updatedAt: at };
+      const obj = stampOwners({ ...(await this.def.build(input, { tx, tenant, existing: undefined })), createdAt: at, updatedAt: at }, undefined, actor);
+      await this.quota.settle(tx, undefined, obj);
       tx.put(key, obj);
       return obj;
     });
@@ -79,10 +81,18 @@ export class Crud<I extends { name: string }, O extends Scoped> {
     return this.write(actor, async (tx) => {
       const existing = await readScoped<O>(tx, this.c, tenant, name);
       checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
-      const obj = { ...(await this.def.build(input, { tx, tenant, existing })), createdAt: existing.createdAt, updatedAt: this.now() };
-      tx.put(keys.scoped(this.c, tenant, name), obj);
-      return obj;
+      return this.rewrite(tx, actor, existing, input);
     });
+  }
+
+  /** Stores `input` over `existing`: owners carried over, usage settled, in the caller's transaction. */
+  private async rewrite(tx: Txn, actor: string, existing: O, input: I): Promise<Stored<O>> {
+    const { tenant, name } = existing;
+    const built = { ...(await this.def.build(input, { tx, tenant, existing })), createdAt: existing.createdAt, updatedAt: this.now() };
+    const obj = stampOwners(built, existing, actor);
+    await this.quota.settle(tx, existing, obj);
+    tx.put(keys.scoped(this.c, tenant, name), obj);
+    return obj as Stored<O>;
   }
 
   /** Merges `partial` over the stored fields and replaces; fields set to null are not supported (use PUT). */
@@ -98,10 +108,7 @@ export class Crud<I extends { name: string }, O extends Scoped> {
     return this.write(actor, async (tx) => {
       const existing = await readScoped<O>(tx, this.c, tenant, name);
       checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
-      const input = await change(existing, tx);
-      const obj = { ...(await this.def.build(input, { tx, tenant, existing })), createdAt: existing.createdAt, updatedAt: this.now() };
-      tx.put(keys.scoped(this.c, tenant, name), obj);
-      return obj;
+      return this.rewrite(tx, actor, existing, await change(existing, tx));
     });
   }
 
@@ -114,6 +121,7 @@ export class Crud<I extends { name: string }, O extends Scoped> {
         throw new WeftError('WEFT_IN_USE', `${label(this.c, tenant, name)} is in use by ${listNames(deps)}; remove those first`);
       }
       await this.def.release?.(tx, existing);
+      await this.quota.settle(tx, existing, undefined);
       tx.delete(keys.scoped(this.c, tenant, name));
     });
   }

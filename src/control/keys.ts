@@ -21,6 +21,8 @@ export const keys = {
   hostId: (h: string) => `hostids/${h}`,
   hostIds: () => 'hostids/',
   ca: () => 'pki/ca',
+  /** A user's quota usage and override: internal, never published. */
+  quota: (u: string) => `quota/${u}`,
 };
 
 /** Human names for messages: `network blue/web`. */

@@ -3,12 +3,13 @@ import type { Store } from '../store/index.js';
 import { checkRevision, listNames } from './crud.js';
 import { COLLECTIONS, KIND_OF, keys, withRevision } from './keys.js';
 import { endpointsWhere } from './shared.js';
+import { stampOwners, type Quota } from './quota.js';
 
 export const DEFAULT_TENANT = 'default';
 
 /** Tenants: each its own routing domain; `default` exists from the start. */
 export class Tenants {
-  constructor(private readonly store: Store, private readonly now: () => string) {}
+  constructor(private readonly store: Store, private readonly now: () => string, private readonly quota: Quota) {}
 
   async list(): Promise<{ items: Tenant[]; revision: number }> {
     const l = await this.store.list(keys.tenants());
@@ -29,7 +30,8 @@ export class Tenants {
       while (used.has(id)) id++;
       if (id > MAX_TENANT_ID) throw new WeftError('WEFT_POOL_EXHAUSTED', `no tenant id left (at most ${MAX_TENANT_ID} tenants)`);
       const at = this.now();
-      const t = { name: input.name, id, defaultAction: input.defaultAction ?? 'allow', createdAt: at, updatedAt: at };
+      const t = stampOwners({ name: input.name, id, defaultAction: input.defaultAction ?? 'allow', createdAt: at, updatedAt: at }, undefined, actor);
+      await this.quota.settle(tx, undefined, t);
       tx.put(keys.tenant(input.name), t);
       return t;
     });
@@ -54,7 +56,7 @@ export class Tenants {
       if (!e) throw notFound(`tenant ${name}`);
       const cur = withRevision<Tenant>(e);
       checkRevision(cur.revision, ifMatch, `tenant ${name}`);
-      const t = { name, id: cur.id, defaultAction: input.defaultAction ?? cur.defaultAction, createdAt: cur.createdAt, updatedAt: this.now() };
+      const t = stampOwners({ name, id: cur.id, defaultAction: input.defaultAction ?? cur.defaultAction, createdAt: cur.createdAt, updatedAt: this.now() }, cur, actor);
       tx.put(keys.tenant(name), t);
       return t;
     });
@@ -75,6 +77,7 @@ export class Tenants {
         if (withRevision<User>(u).tenants.includes(name)) deps.push(`user ${withRevision<User>(u).name}`);
       }
       if (deps.length > 0) throw new WeftError('WEFT_IN_USE', `tenant ${name} is in use by ${listNames(deps)}; remove those first`);
+      await this.quota.settle(tx, withRevision<Tenant>(e), undefined);
       tx.delete(keys.tenant(name));
     });
   }

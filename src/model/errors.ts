@@ -17,12 +17,16 @@ export const ERROR_CATALOGUE = {
   WEFT_ADDRESS_IN_USE: { status: 409, title: 'Address in use', cni: 7 },
   WEFT_HISTORY_COMPACTED: { status: 410, title: 'Revision compacted', cni: 11 },
   WEFT_STALE_REVISION: { status: 412, title: 'Stale revision', cni: 11 },
+  WEFT_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', cni: 11 },
   WEFT_TOO_LARGE: { status: 413, title: 'Request body too large', cni: 7 },
   WEFT_UNSUPPORTED_MEDIA: { status: 415, title: 'Unsupported media type', cni: 7 },
   WEFT_INVALID_REFERENCE: { status: 422, title: 'Reference to a missing object', cni: 7 },
   WEFT_INVALID_VALUE: { status: 422, title: 'Semantically invalid value', cni: 7 },
   WEFT_IMMUTABLE: { status: 422, title: 'Field cannot change', cni: 7 },
+  WEFT_QUOTA_EXCEEDED: { status: 429, title: 'Quota exceeded', cni: 11 },
+  WEFT_TOO_MANY_WATCHERS: { status: 429, title: 'Too many watch streams', cni: 11 },
   WEFT_STORE_CONFLICT: { status: 503, title: 'Store busy, retry', cni: 11 },
+  WEFT_DEADLINE: { status: 503, title: 'Request took too long', cni: 11 },
   WEFT_INTERNAL: { status: 500, title: 'Internal error', cni: 999 },
 } as const;
 

@@ -6,3 +6,4 @@ export * from './objects.js';
 export * from './ids.js';
 export * from './auth.js';
 export * from './conflists.js';
+export * from './limits.js';

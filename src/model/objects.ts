@@ -5,6 +5,8 @@ export interface Meta {
   revision: number;
   createdAt: string;
   updatedAt: string;
+  /** The user who created it, who pays for it in quotas (absent on objects made before quotas). */
+  owner?: string;
 }
 
 export type Action = 'allow' | 'deny';
@@ -51,6 +53,8 @@ export interface Rule {
   toGroup?: string;
   toNetwork?: string;
   toCidr?: string;
+  /** The user who added it, who pays for it in quotas (absent on rules made before quotas). */
+  owner?: string;
 }
 
 export interface Policy extends Meta {

@@ -160,6 +160,13 @@ export const UserInput = strict({
   password: Type.Optional(Type.String({ minLength: 8, maxLength: 256 })),
 });
 
+const QuotaCount = (what: string) => Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: `${what} this user may own; absent: the server's default` }));
+/** An admin's per-user quota override (PUT replaces it whole). */
+export const QuotaInput = strict({
+  objects: QuotaCount('tenants and tenant objects'),
+  rules: QuotaCount('policy rules'),
+});
+
 export const LoginInput = strict({
   username: Name,
   password: Type.String({ minLength: 1, maxLength: 256 }),
@@ -196,6 +203,7 @@ export type HostInput = Static<typeof HostInput>;
 export type PortMapping = Static<typeof PortMapping>;
 export type UserInput = Static<typeof UserInput>;
 export type LoginInput = Static<typeof LoginInput>;
+export type QuotaInput = Static<typeof QuotaInput>;
 export type Role = Static<typeof Role>;
 export type Labels = Static<typeof Labels>;
 

@@ -19,12 +19,19 @@ import { identityRoutes } from './routes/identity.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { registerAudit } from './audit.js';
 import type { AuditSink } from './audit-file.js';
+import { quotaRoutes } from './routes/quota.js';
+import type { WatchStream } from './watch.js';
+import { DEFAULT_LIMITS, WatchSlots, clientErrorHandler, installTimeouts, type Limits } from './limits.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     control: Control;
     metrics: Metrics;
     streams: Streams;
+    limits: Limits;
+    watchSlots: WatchSlots;
+    /** Open watch streams, for the unsent-bytes gauge. */
+    watchStreams: Set<WatchStream>;
   }
   interface FastifyRequest {
     /** Authenticates the request again with the credential it came with (long-lived streams). */
@@ -40,31 +47,39 @@ export interface AppOptions {
   tls?: { key: string; cert: string; ca: string };
   /** Where audit lines go; none when absent. */
   audit?: AuditSink;
+  limits?: Partial<Limits>;
 }
 
 /** Paths anyone may call without a token: the join is protected by its one-time token, ca.crt is public. */
 const PUBLIC = new Set(['/healthz', '/metrics', '/api/v1/login', '/api/v1/openapi.json', '/api/v1/join', '/api/v1/ca.crt']);
-export const BODY_LIMIT = 1024 * 1024;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const app = Fastify({
     loggerInstance: opts.logger || undefined,
     // Per-request log lines would cost more than the allocation itself; metrics count requests instead.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: BODY_LIMIT,
+    bodyLimit: limits.bodyLimit,
+    clientErrorHandler: clientErrorHandler(limits),
     // Watch streams never end by themselves: on close, end every connection so a stopping server exits
     // at once and its watchers reconnect to another server.
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
-    ...(opts.tls ? { https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' } } : {}),
+    // A client that connects and never finishes its handshake is cut like one that never sends its headers.
+    ...(opts.tls ? { https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: limits.headersTimeoutMs } } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
   app.decorate('control', opts.control);
-  app.decorate('metrics', createMetrics());
+  const watchStreams = new Set<WatchStream>();
+  app.decorate('watchStreams', watchStreams);
+  app.decorate('metrics', createMetrics(() => [...watchStreams].reduce((n, w) => n + w.unsent, 0)));
+  app.decorate('limits', limits);
+  app.decorate('watchSlots', new WatchSlots(limits.maxWatchers));
   app.decorateRequest('principal', null);
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
   const unsubscribe = opts.control.store.subscribe((changes) => app.streams.onChanges(changes));
   app.addHook('onClose', async () => unsubscribe());
+  installTimeouts(app, limits);
 
   app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err instanceof Error ? err : new Error(String(err))));
   app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new WeftError('WEFT_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
@@ -108,6 +123,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   identityRoutes(app);
   userRoutes(app);
   tokenRoutes(app);
+  quotaRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
   metaRoutes(app);

@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** One registry per server instance (no global default registry), so tests can build many apps. */
-export function createMetrics() {
+/** `unsent`: bytes written to watch streams that their clients have not taken yet, summed at scrape time. */
+export function createMetrics(unsent: () => number = () => 0) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'weft_' });
   return {
@@ -13,6 +14,11 @@ export function createMetrics() {
     }),
     revision: new Gauge({ name: 'weft_store_revision', help: 'Current store revision', registers: [registry] }),
     watchers: new Gauge({ name: 'weft_watchers', help: 'Open watch streams', registers: [registry] }),
+    watchUnsent: new Gauge({
+      name: 'weft_watch_unsent_bytes', help: 'Bytes queued in watch streams, not yet taken by their clients', registers: [registry],
+      collect() { this.set(unsent()); },
+    }),
+    watchersDropped: new Counter({ name: 'weft_watchers_dropped_total', help: 'Watch streams ended because their client did not read (--watch-buffer)', registers: [registry] }),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

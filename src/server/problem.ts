@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_CATALOGUE, WeftError, type ErrorCode } from '../model/index.js';
+import { ERROR_CATALOGUE, LIMIT_DEFAULTS, WeftError, type ErrorCode } from '../model/index.js';
 
 /** RFC 9457 problem details, with our stable `code` and the offending `field`. */
 export interface Problem {
@@ -53,13 +53,13 @@ function fromValidation(errors: AjvError[], context: string | undefined): WeftEr
 }
 
 /** Every error leaves the server as problem+json; unknown errors are logged and reported as internal. */
-export function toWeftError(err: FastifyError | Error): WeftError {
+export function toWeftError(err: FastifyError | Error, bodyLimit: number = LIMIT_DEFAULTS.bodyLimit): WeftError {
   if (err instanceof WeftError) return err;
   const fe = err as FastifyError & { validation?: AjvError[]; validationContext?: string };
   if (fe.validation) return fromValidation(fe.validation, fe.validationContext);
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new WeftError('WEFT_TOO_LARGE', 'the request body is larger than 1 MiB');
+      return new WeftError('WEFT_TOO_LARGE', `the request body is larger than ${bodyLimit} bytes (--body-limit)`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new WeftError('WEFT_UNSUPPORTED_MEDIA', 'send the body as application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -73,7 +73,7 @@ export function toWeftError(err: FastifyError | Error): WeftError {
 }
 
 export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: FastifyError | Error): FastifyReply {
-  const e = toWeftError(err);
+  const e = toWeftError(err, (req.server as { limits?: { bodyLimit: number } }).limits?.bodyLimit);
   req.problem = e;
   if (e.code === 'WEFT_INTERNAL') req.log.error({ err }, 'request failed');
   return reply.code(e.status).type('application/problem+json').send(problemOf(e));

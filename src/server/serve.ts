@@ -1,19 +1,17 @@
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { WeftError } from '../model/index.js';
-import { Control } from '../control/index.js';
-import { EtcdStore, MemoryStore, SqliteStore, type Store } from '../store/index.js';
+import { Control, type QuotaLimits } from '../control/index.js';
 import { buildApp } from './app.js';
 import { flagCa, prepareTls, type TlsFlags } from './tls.js';
 import { DEFAULT_AUDIT_MAX_BYTES, openAuditSink, type AuditSink } from './audit-file.js';
+import type { Limits } from './limits.js';
+import { openStore, type StoreFlags } from './store-open.js';
 
-export interface ServerOptions {
+export interface ServerOptions extends StoreFlags {
   listen: string;
-  dataDir: string;
-  store: string;
   logLevel: string;
-  historyLimit?: number;
   hostTimeoutMs?: number;
   /** Endpoints of a host silent this long are released (default 10 minutes). */
   hostGraceMs?: number;
@@ -27,6 +25,10 @@ export interface ServerOptions {
   auditLog?: string;
   /** The audit file's size before it is rotated (one older file is kept). */
   auditLogMaxBytes?: number;
+  /** Per-user quotas (--quota-objects, --quota-rules). */
+  quota?: QuotaLimits;
+  /** Request, body, keep-alive and watch limits. */
+  limits?: Partial<Limits>;
 }
 
 /** Expired tokens stay listed (as expired) this long, then are forgotten. */
@@ -40,28 +42,6 @@ export interface RunningServer {
   /** A one-time join token for a host (what `weft host add` asks for), minted in-process by `weft up`. */
   invite(host: string): Promise<string>;
   close(): Promise<void>;
-}
-
-async function openStore(opts: ServerOptions): Promise<Store> {
-  const historyLimit = opts.historyLimit;
-  const common = historyLimit === undefined ? {} : { historyLimit };
-  if (opts.store === 'sqlite') {
-    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    return new SqliteStore(join(opts.dataDir, 'weft.db'), common);
-  }
-  if (opts.store === 'memory') return new MemoryStore(common);
-  if (opts.store.startsWith('etcd://')) {
-    const hosts = opts.store.slice('etcd://'.length).split(',').map((h) => h.trim()).filter(Boolean);
-    if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.-]+:[0-9]{1,5}$/.test(h))) {
-      throw new WeftError('WEFT_INVALID_FIELD', `--store: '${opts.store}' is not etcd://HOST:PORT[,HOST:PORT...]`, { field: 'store' });
-    }
-    try {
-      return await EtcdStore.open(hosts.map((h) => `http://${h}`), '/weft/', common);
-    } catch (e) {
-      throw new WeftError('WEFT_STORE_CONFLICT', `--store: cannot reach etcd at ${hosts.join(', ')}: ${(e as Error).message}`, { field: 'store', cause: e });
-    }
-  }
-  throw new WeftError('WEFT_INVALID_FIELD', `--store: '${opts.store}' is not sqlite, memory or etcd://HOST:PORT,...`, { field: 'store' });
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -99,6 +79,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       ...(opts.hostTimeoutMs !== undefined ? { hostTimeoutMs: opts.hostTimeoutMs } : {}), ...(ca ? { ca } : {}),
       ...(opts.hostCertTtlMs !== undefined ? { hostCertTtlMs: opts.hostCertTtlMs } : {}),
       ...(opts.tokenTtlMs === undefined ? {} : { tokenTtlMs: opts.tokenTtlMs }),
+      ...(opts.quota === undefined ? {} : { quota: opts.quota }),
     });
     adminToken = (await control.bootstrap()).adminToken;
     tls = await prepareTls({ dataDir: opts.dataDir, listenHost: host, flags: opts.tls ?? {}, ca: control.ca });
@@ -113,7 +94,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     writeFileSync(file, `${adminToken}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
   }
-  const app = await buildApp({ control, logger, tls, audit });
+  const app = await buildApp({ control, logger, tls, audit, ...(opts.limits ? { limits: opts.limits } : {}) });
   let address: string;
   try {
     address = await app.listen({ host, port });

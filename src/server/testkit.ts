@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { Control } from '../control/index.js';
+import { Control, type QuotaLimits } from '../control/index.js';
 import { MemoryStore } from '../store/index.js';
 import { buildApp } from './app.js';
 import type { AuditSink } from './audit-file.js';
+import type { Limits } from './limits.js';
 
 /** An in-process server on a memory store, for API tests (no sockets). */
 export interface TestApi {
@@ -12,10 +13,10 @@ export interface TestApi {
   call(method: string, url: string, body?: unknown, headers?: Record<string, string>, token?: string): Promise<{ status: number; json: any; headers: Record<string, unknown> }>;
 }
 
-export async function testApi(opts: { audit?: AuditSink } = {}): Promise<TestApi> {
-  const control = new Control(new MemoryStore());
+export async function testApi(opts: { audit?: AuditSink; quota?: QuotaLimits; limits?: Partial<Limits> } = {}): Promise<TestApi> {
+  const control = new Control(new MemoryStore(), undefined, opts.quota ? { quota: opts.quota } : {});
   const { adminToken } = await control.bootstrap();
-  const app = await buildApp({ control, logger: false, ...opts });
+  const app = await buildApp({ control, logger: false, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.limits ? { limits: opts.limits } : {}) });
   const token = adminToken ?? '';
   return {
     app,

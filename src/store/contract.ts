@@ -7,7 +7,7 @@ import type { Change, Store, StoreOptions } from './port.js';
  * The one behaviour every store must have. Each implementation's test file calls this with a factory;
  * the etcd store will run the same suite.
  */
-export function storeContract(name: string, open: (options: StoreOptions) => Promise<Store>): void {
+export function storeContract(name: string, open: (options: StoreOptions) => Promise<Store>, caps: { keepsOwnHistory: boolean } = { keepsOwnHistory: true }): void {
   const withStore = async (options: StoreOptions, body: (s: Store) => Promise<void>) => {
     const s = await open(options);
     try {
@@ -97,6 +97,29 @@ export function storeContract(name: string, open: (options: StoreOptions) => Pro
     assert.equal(await s.compactedRevision(), 3);
     assert.deepEqual((await s.changes(3)).map((c) => c.revision), [4, 5, 6]);
     await assert.rejects(s.changes(2), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_HISTORY_COMPACTED');
+  }));
+
+  // 200 characters of value: the change costs 1 (key) + 202 (JSON string) bytes.
+  const big = (n: number) => 'x'.repeat(n);
+  test(`${name}: the kept history is bounded by bytes too, dropping whole oldest revisions`, { skip: !caps.keepsOwnHistory && 'this store leaves its history to the system it runs on' }, () => withStore({ historyBytes: 1000 }, async (s) => {
+    for (let i = 0; i < 10; i++) await s.transact('t', async (tx) => tx.put('k', big(200)));
+    assert.equal(await s.compactedRevision(), 6, '4 revisions of 203 bytes fit in 1000, the 5th would not');
+    assert.deepEqual((await s.changes(6)).map((c) => c.revision), [7, 8, 9, 10]);
+    await assert.rejects(s.changes(5), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_HISTORY_COMPACTED');
+    // Two changes of 151 bytes per revision: whole revisions go, never half of one.
+    for (let i = 0; i < 5; i++) await s.transact('t', async (tx) => { tx.put('a', big(148)); tx.put('b', big(148)); });
+    const kept = await s.changes(await s.compactedRevision());
+    assert.deepEqual(kept.map((c) => c.revision), [13, 13, 14, 14, 15, 15]);
+    assert.ok(kept.reduce((n, c) => n + c.key.length + JSON.stringify(c.value).length, 0) <= 1000);
+  }));
+
+  test(`${name}: the newest revision is kept even when it alone is larger than the byte bound`, { skip: !caps.keepsOwnHistory && 'this store leaves its history to the system it runs on' }, () => withStore({ historyBytes: 1000 }, async (s) => {
+    await s.transact('t', async (tx) => tx.put('k', 1));
+    await s.transact('t', async (tx) => tx.put('k', big(5000)));
+    assert.equal(await s.compactedRevision(), 1);
+    assert.deepEqual((await s.changes(1)).map((c) => [c.revision, (c.value as string).length]), [[2, 5000]]);
+    await s.transact('t', async (tx) => tx.put('k', 2));
+    assert.equal(await s.compactedRevision(), 2, 'the big revision goes as soon as it is not the newest');
   }));
 
   test(`${name}: values are copies, not shared references`, () => withStore({}, async (s) => {

@@ -1,5 +1,8 @@
-import { after, before } from 'node:test';
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { Etcd3 } from 'etcd3';
+import { WeftError } from '../model/index.js';
 import { EtcdStore } from './etcd.js';
 import { storeContract } from './contract.js';
 import { startEtcd, type EtcdProcess } from '../testkit/etcd.js';
@@ -11,5 +14,26 @@ if (available) {
   before(async () => { etcd = await startEtcd(); });
   after(async () => etcd?.stop());
   // Each test gets its own keyspace on the one etcd, run one after another (the suite is sequential).
-  storeContract('etcd', (options) => EtcdStore.open([etcd!.endpoint], `/contract-${n++}/`, options));
+  storeContract('etcd', (options) => EtcdStore.open([etcd!.endpoint], `/contract-${n++}/`, options), { keepsOwnHistory: false });
 }
+
+test('etcd: a small history limit never compacts etcd, so other users of a shared etcd keep their history', { skip: !available && 'etcd is not installed' }, async () => {
+  const other = new Etcd3({ hosts: [etcd!.endpoint] });
+  const s = await EtcdStore.open([etcd!.endpoint], '/weft-shared/', { historyLimit: 10 });
+  try {
+    const first = await other.put('/someone-else/x').value('old').exec();
+    await other.put('/someone-else/x').value('new').exec();
+    // The old store compacted etcd every 1,000 of its revisions; go past that.
+    for (let i = 0; i < 1010; i++) await s.transact('t', async (tx) => tx.put('k', i));
+    const old = await other.get('/someone-else/x').revision(first.header.revision).exec();
+    assert.equal(old.kvs[0]?.value.toString(), 'old', "the other user's old revision is still readable");
+    // Revisions on etcd count every write to etcd after the keyspace began, the other user's two included.
+    const floor = (await s.revision()) - 10;
+    assert.equal(await s.compactedRevision(), floor, 'Weft applies its own limit as a logical floor');
+    await assert.rejects(s.changes(floor - 1), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_HISTORY_COMPACTED');
+    assert.deepEqual((await s.changes(floor)).map((c) => c.value), [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009]);
+  } finally {
+    await s.close();
+    other.close();
+  }
+});

@@ -1,7 +1,10 @@
-import { Etcd3, type IKeyValue } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+
+/** How to reach etcd beyond its addresses: TLS (CA, client certificate) and etcd's own user and password. */
+export type EtcdConnection = Pick<IOptions, 'credentials' | 'auth'>;
 
 /**
  * The store on etcd, for several servers sharing one state. Keys live under `PREFIX/d/`. Our revisions
@@ -10,6 +13,10 @@ import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Stor
  * by a guard key that every write under it bumps (so an insertion another server made after our read is
  * caught too); on conflict the function runs again. `PREFIX/m/last` is written in every transaction with its
  * actor and time, which is how the change log (read back through etcd's watch history) is attributed.
+ *
+ * The history limit is a logical floor: revisions below it answer WEFT_HISTORY_COMPACTED, but this store never
+ * calls etcd's compact, which is keyspace-wide and would take other users' history in a shared etcd (and
+ * needs etcd's root role). How much history etcd keeps is etcd's own setting (--auto-compaction-*).
  */
 export class EtcdStore implements Store {
   private readonly client: Etcd3;
@@ -24,20 +31,26 @@ export class EtcdStore implements Store {
   private watched = 0;
   private readonly waiting = new Set<{ rev: number; done: () => void }>();
 
-  private constructor(endpoints: string[], private readonly prefix: string, options: StoreOptions) {
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000 });
+  private constructor(endpoints: string[], private readonly prefix: string, options: StoreOptions, connection: EtcdConnection) {
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, ...connection });
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.clock = options.clock ?? (() => new Date());
   }
 
-  static async open(endpoints: string[], prefix = '/weft/', options: StoreOptions = {}): Promise<EtcdStore> {
-    const s = new EtcdStore(endpoints, prefix, options);
-    const baseKey = `${prefix}m/base`;
-    await s.client.if(baseKey, 'Version', '==', 0).then(s.client.put(baseKey).value('base')).commit();
-    const r = await s.client.get(baseKey).exec();
-    s.base = Number(r.kvs[0]?.create_revision ?? 0);
-    await s.startWatch();
-    return s;
+  /** `connection`: TLS credentials (client certificate) and etcd user, passed to the etcd3 client as they are. */
+  static async open(endpoints: string[], prefix = '/weft/', options: StoreOptions = {}, connection: EtcdConnection = {}): Promise<EtcdStore> {
+    const s = new EtcdStore(endpoints, prefix, options, connection);
+    try {
+      const baseKey = `${prefix}m/base`;
+      await s.client.if(baseKey, 'Version', '==', 0).then(s.client.put(baseKey).value('base')).commit();
+      const r = await s.client.get(baseKey).exec();
+      s.base = Number(r.kvs[0]?.create_revision ?? 0);
+      await s.startWatch();
+      return s;
+    } catch (e) {
+      s.client.close();
+      throw e;
+    }
   }
 
   private d = (key: string) => `${this.prefix}d/${key}`;
@@ -107,17 +120,12 @@ export class EtcdStore implements Store {
       const r = await cmp.then(...ops).commit();
       if (r.succeeded) {
         const revision = this.rev(r.header.revision);
-        if (this.historyLimit < revision && revision % 1000 === 0) await this.compactEtcd(revision);
         await this.seen(revision);
         return { value, revision };
       }
       await new Promise((res) => setTimeout(res, Math.random() * 5 * (attempt + 1)));
     }
     throw new WeftError('WEFT_STORE_CONFLICT', 'the store stayed contended for 50 attempts; retry');
-  }
-
-  private async compactEtcd(revision: number): Promise<void> {
-    await this.client.kv.compact({ revision: String(revision - this.historyLimit + this.base) }).catch(() => undefined);
   }
 
   /** Replays etcd's history of our keys from `since` (exclusive) up to now, grouped and attributed per revision. */
@@ -132,7 +140,7 @@ export class EtcdStore implements Store {
     const last = await this.client.get(`${this.prefix}m/last`).exec();
     const to = last.kvs[0] ? this.rev(last.kvs[0].mod_revision) : 0;
     if (to <= since) return [];
-    const all = (await this.history(since + 1, to)).flat();
+    const all = (await this.history(since + 1, to, limit)).flat();
     const out: Change[] = [];
     for (const c of all) {
       if (out.length >= limit && c.revision !== out[out.length - 1]?.revision) break;
@@ -141,7 +149,8 @@ export class EtcdStore implements Store {
     return out;
   }
 
-  private history(from: number, to: number): Promise<Change[][]> {
+  /** Reads revisions from `from` until `to`, or until `limit` changes are in (etcd never splits a revision across responses). */
+  private history(from: number, to: number, limit: number): Promise<Change[][]> {
     return new Promise((resolve, reject) => {
       const byRev: Change[][] = [];
       const w = this.client.watch().prefix(this.prefix).startRevision(String(from + this.base)).withPreviousKV();
@@ -154,10 +163,12 @@ export class EtcdStore implements Store {
           void watcher.cancel().then(() => resolve(byRev));
         };
         const timer = setTimeout(() => { finished = true; void watcher.cancel(); reject(new WeftError('WEFT_STORE_CONFLICT', 'reading the change history from etcd timed out')); }, 10_000);
+        let count = 0;
         watcher.on('data', (res) => {
           const batch = this.toChanges(res.events ?? []);
           if (batch.length) byRev.push(batch);
-          if ((res.events ?? []).some((e) => this.rev(e.kv.mod_revision) >= to)) done();
+          count += batch.length;
+          if (count >= limit || (res.events ?? []).some((e) => this.rev(e.kv.mod_revision) >= to)) done();
         });
         watcher.on('error', (e) => {
           void watcher.cancel();

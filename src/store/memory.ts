@@ -1,20 +1,24 @@
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
-import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
+import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
 
 /** The store in memory: for unit tests and throw-away servers. */
 export class MemoryStore implements Store {
   private readonly data = new Map<string, Entry>();
   private log: Change[] = [];
+  /** Bytes of each change in `log`, same order. */
+  private sizes: number[] = [];
+  private logBytes = 0;
   private rev = 0;
   private compacted = 0;
   private readonly mutex = new Mutex();
   private readonly listeners = new Set<(c: Change[]) => void>();
-  private readonly historyLimit: number;
+  private readonly bounds: HistoryBounds;
   private readonly clock: () => Date;
 
   constructor(options: StoreOptions = {}) {
-    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.bounds = { limit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT, bytes: options.historyBytes ?? DEFAULT_HISTORY_BYTES };
     this.clock = options.clock ?? (() => new Date());
   }
 
@@ -54,7 +58,12 @@ export class MemoryStore implements Store {
       }
       if (changes.length === 0) return { value, revision: this.rev };
       this.rev = revision;
-      this.log.push(...changes);
+      for (const c of changes) {
+        const size = changeBytes(c.key, JSON.stringify(c.value));
+        this.log.push(c);
+        this.sizes.push(size);
+        this.logBytes += size;
+      }
       this.compact();
       for (const l of this.listeners) l(changes);
       return { value, revision };
@@ -62,10 +71,18 @@ export class MemoryStore implements Store {
   }
 
   private compact(): void {
-    const keepFrom = this.rev - this.historyLimit;
-    if (keepFrom <= this.compacted) return;
-    this.log = this.log.filter((c) => c.revision > keepFrom);
-    this.compacted = keepFrom;
+    const log = this.log;
+    const sizes = this.sizes;
+    // Lazily: trimPoint stops at the first revision it keeps, so a commit costs O(dropped), not O(log).
+    const rows = (function* () { for (let i = 0; i < log.length; i++) yield { rev: log[i]!.revision, bytes: sizes[i] ?? 0 }; })();
+    const { upTo, dropped } = trimPoint(rows, { compacted: this.compacted, keptBytes: this.logBytes, newest: this.rev }, this.bounds);
+    if (upTo <= this.compacted) return;
+    const keep = this.log.findIndex((c) => c.revision > upTo);
+    const cut = keep < 0 ? this.log.length : keep;
+    this.log = this.log.slice(cut);
+    this.sizes = this.sizes.slice(cut);
+    this.logBytes -= dropped;
+    this.compacted = upTo;
   }
 
   async changes(since: number, limit = Number.MAX_SAFE_INTEGER): Promise<Change[]> {

@@ -1,3 +1,5 @@
+import { LIMIT_DEFAULTS } from '../model/index.js';
+
 /**
  * The store port: a revisioned key-value space with transactions, a change log and subscriptions.
  * Every implementation (memory, SQLite, later etcd) passes the one contract suite in contract.ts.
@@ -59,7 +61,14 @@ export interface Store {
 export interface StoreOptions {
   /** How many revisions of change log to keep. */
   historyLimit?: number;
+  /**
+   * How many bytes of change log to keep (each change's key and JSON value, UTF-8), beside the revision
+   * limit: whole oldest revisions go first, the newest revision is always kept. Stores whose history
+   * lives elsewhere (etcd) leave it to that system.
+   */
+  historyBytes?: number;
   clock?: () => Date;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 100_000;
+export const DEFAULT_HISTORY_BYTES = LIMIT_DEFAULTS.historyBytes;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { SqliteStore } from './sqlite.js';
 import { storeContract } from './contract.js';
 import { WeftError } from '../model/index.js';
@@ -32,6 +33,25 @@ test('sqlite: a second store on the same file is refused while the first holds i
   await a.close();
   const b = new SqliteStore(file);
   await b.close();
+});
+
+test('sqlite: a file from before the byte bound counts its existing history, and the bound holds across a reopen', async () => {
+  const file = join(dir, 'bytes.db');
+  const a = new SqliteStore(file);
+  for (let i = 0; i < 10; i++) await a.transact('t', async (tx) => tx.put('k', 'x'.repeat(200)));
+  await a.close();
+  const raw = new Database(file);
+  raw.prepare("DELETE FROM meta WHERE name = 'log_bytes'").run();
+  raw.close();
+  const b = new SqliteStore(file, { historyBytes: 1000 });
+  await b.transact('t', async (tx) => tx.put('k', 'x'.repeat(200)));
+  assert.equal(await b.compactedRevision(), 7, 'the 2,030 bytes already logged were counted: 4 revisions of 203 bytes remain');
+  await b.close();
+  const c = new SqliteStore(file, { historyBytes: 1000 });
+  await c.transact('t', async (tx) => tx.put('k', 'x'.repeat(200)));
+  assert.equal(await c.compactedRevision(), 8);
+  assert.deepEqual((await c.changes(8)).map((x) => x.revision), [9, 10, 11, 12]);
+  await c.close();
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,9 +2,12 @@ import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
-import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
+import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
 
 interface KvRow { key: string; value: string; mod_rev: number; create_rev: number }
+/** A log row's size as changeBytes counts it (the value is stored as its JSON text). */
+const LOG_ROW_BYTES = 'length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))';
 interface LogRow { rev: number; key: string; op: 'put' | 'delete'; value: string; actor: string; time: string }
 
 const SCHEMA = `
@@ -13,6 +16,7 @@ CREATE TABLE IF NOT EXISTS log (rev INTEGER NOT NULL, seq INTEGER NOT NULL, key 
   value TEXT NOT NULL, actor TEXT NOT NULL, time TEXT NOT NULL, PRIMARY KEY (rev, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
+INSERT OR IGNORE INTO meta SELECT 'log_bytes', COALESCE(SUM(${LOG_ROW_BYTES}), 0) FROM log;
 `;
 /** Keys are ASCII, so this sorts after every key that starts with a prefix. */
 const PREFIX_END = '\uffff';
@@ -29,13 +33,15 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly mutex = new Mutex();
   private readonly listeners = new Set<(c: Change[]) => void>();
-  private readonly historyLimit: number;
+  private readonly bounds: HistoryBounds;
   private readonly clock: () => Date;
   private readonly stmt;
   private commitsSinceCompaction = 0;
+  /** The meta row `log_bytes`, mirrored: the file is this process's alone, and the mirror moves only after a commit. */
+  private logBytes: number;
 
   constructor(file: string, options: StoreOptions = {}) {
-    this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.bounds = { limit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT, bytes: options.historyBytes ?? DEFAULT_HISTORY_BYTES };
     this.clock = options.clock ?? (() => new Date());
     this.db = new Database(file, { timeout: 0 });
     try {
@@ -59,13 +65,16 @@ export class SqliteStore implements Store {
       scan: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
       meta: this.db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       setMeta: this.db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
+      setRevisionAndBytes: this.db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
       upsert: this.db.prepare('INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev'),
       del: this.db.prepare('DELETE FROM kv WHERE key = ?'),
       logAdd: this.db.prepare('INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)'),
       logFrom: this.db.prepare<[number, number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev > ? ORDER BY rev, seq LIMIT ?'),
       logRev: this.db.prepare<[number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev = ? ORDER BY seq'),
       logTrim: this.db.prepare('DELETE FROM log WHERE rev <= ?'),
+      logSizes: this.db.prepare<[number], { rev: number; bytes: number }>(`SELECT rev, ${LOG_ROW_BYTES} AS bytes FROM log WHERE rev > ? ORDER BY rev, seq`),
     };
+    this.logBytes = this.meta('log_bytes');
   }
 
   private read(key: string): Entry | undefined {
@@ -77,7 +86,7 @@ export class SqliteStore implements Store {
     return this.stmt.scan.all(prefix, prefix + PREFIX_END).map(toEntry);
   }
 
-  private meta(name: 'revision' | 'compacted'): number {
+  private meta(name: 'revision' | 'compacted' | 'log_bytes'): number {
     return this.stmt.meta.get(name)?.value ?? 0;
   }
 
@@ -96,18 +105,20 @@ export class SqliteStore implements Store {
       const tx = new BufferedTxn(async (k) => this.read(k), async (p) => this.scan(p));
       const value = await fn(tx);
       if (tx.writes.size === 0) return { value, revision: this.meta('revision') };
-      const changes = this.commit(actor, tx);
+      const { changes, logBytes } = this.commit(actor, tx);
+      this.logBytes = logBytes;
       for (const l of this.listeners) l(changes);
       return { value, revision: changes[0]?.revision ?? this.meta('revision') };
     });
   }
 
-  private commit(actor: string, tx: BufferedTxn): Change[] {
+  private commit(actor: string, tx: BufferedTxn): { changes: Change[]; logBytes: number } {
     return this.db.transaction(() => {
       const revision = this.meta('revision') + 1;
       const time = this.clock().toISOString();
       const changes: Change[] = [];
       const texts: string[] = [];
+      let bytes = 0;
       for (const [key, w] of tx.writes) {
         if (w === undefined) {
           // Deletes log the last value, so they read it; puts need no read (the upsert keeps create_rev).
@@ -123,20 +134,32 @@ export class SqliteStore implements Store {
           texts.push(text);
         }
       }
-      if (changes.length === 0) return changes;
-      changes.forEach((c, seq) => this.stmt.logAdd.run(revision, seq, c.key, c.op, texts[seq], actor, time));
-      this.stmt.setMeta.run(revision, 'revision');
-      if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.historyLimit < COMPACT_EVERY) this.compact(revision);
-      return changes;
+      if (changes.length === 0) return { changes, logBytes: this.logBytes };
+      changes.forEach((c, seq) => {
+        this.stmt.logAdd.run(revision, seq, c.key, c.op, texts[seq], actor, time);
+        bytes += changeBytes(c.key, texts[seq] ?? '');
+      });
+      let logBytes = this.logBytes + bytes;
+      this.stmt.setRevisionAndBytes.run({ rev: revision, bytes: logBytes });
+      // The revision bound is checked in batches; the byte bound at every commit (it costs nothing: the
+      // total is in memory), since one commit may carry a megabyte.
+      if (++this.commitsSinceCompaction >= COMPACT_EVERY || this.bounds.limit < COMPACT_EVERY || logBytes > this.bounds.bytes) {
+        logBytes = this.compact(revision, logBytes);
+      }
+      return { changes, logBytes };
     })();
   }
 
-  private compact(revision: number): void {
+  /** Trims the log to its bounds inside the commit's transaction; returns the bytes kept. */
+  private compact(revision: number, logBytes: number): number {
     this.commitsSinceCompaction = 0;
-    const keepFrom = revision - this.historyLimit;
-    if (keepFrom <= this.meta('compacted')) return;
-    this.stmt.logTrim.run(keepFrom);
-    this.stmt.setMeta.run(keepFrom, 'compacted');
+    const compacted = this.meta('compacted');
+    const { upTo, dropped } = trimPoint(this.stmt.logSizes.iterate(compacted), { compacted, keptBytes: logBytes, newest: revision }, this.bounds);
+    if (upTo <= compacted) return logBytes;
+    this.stmt.logTrim.run(upTo);
+    this.stmt.setMeta.run(upTo, 'compacted');
+    this.stmt.setMeta.run(logBytes - dropped, 'log_bytes');
+    return logBytes - dropped;
   }
 
   async changes(since: number, limit = 1_000_000): Promise<Change[]> {

@@ -1,32 +1,48 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../lab/free.js';
+import type { KeyPair, TestPki } from './pki.js';
 
 export interface EtcdProcess { endpoint: string; stop(): Promise<void> }
 
-/** A single-member etcd on loopback with its own data directory, stopped by pid. */
-export async function startEtcd(): Promise<EtcdProcess> {
+/**
+ * A single-member etcd on loopback with its own data directory, stopped by pid. With `tls`, it serves
+ * https only and demands a client certificate signed by the test CA (`--client-cert-auth`); `tls.client`
+ * is the certificate the health check uses.
+ */
+export async function startEtcd(opts: { tls?: { pki: TestPki; client: KeyPair } } = {}): Promise<EtcdProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
   const [client, peer] = (await freePorts(2)) as [number, number];
-  const endpoint = `http://127.0.0.1:${client}`;
+  const tls = opts.tls;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
+  const tlsArgs = tls ? ['--cert-file', tls.pki.server.cert, '--key-file', tls.pki.server.key, '--trusted-ca-file', tls.pki.ca, '--client-cert-auth'] : [];
   const p: ChildProcess = spawn('etcd', ['--name', 'e1', '--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
     '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `e1=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+    '--initial-cluster', `e1=http://127.0.0.1:${peer}`, '--log-level', 'error', ...tlsArgs], { stdio: 'ignore' });
   const stop = async () => {
     if (p.exitCode === null) { const done = new Promise((r) => p.once('exit', r)); p.kill('SIGTERM'); await done; }
     rmSync(dir, { recursive: true, force: true });
   };
   for (let i = 0; i < 100; i++) {
-    try {
-      const r = await fetch(`${endpoint}/health`);
-      if (r.ok) return { endpoint, stop };
-    } catch { /* not up yet */ }
+    if (await healthy(endpoint, tls)) return { endpoint, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
   throw new Error('etcd did not start');
+}
+
+function healthy(endpoint: string, tls?: { pki: TestPki; client: KeyPair }): Promise<boolean> {
+  if (!tls) return fetch(`${endpoint}/health`).then((r) => r.ok, () => false);
+  return new Promise((resolve) => {
+    const req = httpsGet(`${endpoint}/health`, { ca: readFileSync(tls.pki.ca), cert: readFileSync(tls.client.cert), key: readFileSync(tls.client.key) }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+  });
 }
 
 export interface EtcdCluster { endpoints: string[]; members: Array<{ pid: number | undefined; stop(): Promise<void> }>; stop(): Promise<void> }

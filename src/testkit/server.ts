@@ -149,3 +149,20 @@ export function tempHome(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'weft-home-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** The servers one test file starts; call stopAll() in an after() hook so they stop on failure too. */
+export function serverFleet(): { start(args?: string[]): Promise<ServerProcess>; stopAll(): Promise<void> } {
+  const started: ServerProcess[] = [];
+  return {
+    async start(args = []) {
+      const s = await startServerProcess({ args });
+      started.push(s);
+      return s;
+    },
+    async stopAll() {
+      for (const s of started.splice(0)) await s.stop();
+    },
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

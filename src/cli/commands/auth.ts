@@ -4,6 +4,7 @@ import { resolveTarget, resolveToken, writeConfig } from '../config.js';
 import { Client, fetchPinnedCa } from '../../client/index.js';
 import { usage } from '../errors.js';
 import { act, collect, done, leaf, type Io, seg } from '../kit.js';
+import { quotaCommand } from './quota.js';
 
 /** Reads one line from stdin: the password, for scripts (`--password-stdin`) and people alike. */
 async function readPassword(prompt: string, io: Io): Promise<string> {
@@ -80,4 +81,5 @@ export function authCommands(program: Command, io: Io): void {
       await ctx.client.request('DELETE', `/api/v1/users/${seg(name)}`);
       ctx.print(`user ${name} deleted`);
     }));
+  quotaCommand(u, io);
 }

@@ -7,6 +7,7 @@ import { isWeftError, parseDuration } from '../../model/index.js';
 import { usage } from '../errors.js';
 import { durationArg, intArg, type Io } from '../kit.js';
 import type { LabOps } from './lab.js';
+import { etcdFlags, etcdOptions, limitFlags, limitOptions, type EtcdOptions, type LimitOptions } from './limits.js';
 
 export interface RunningDaemon {
   url: string;
@@ -16,7 +17,7 @@ export interface RunningDaemon {
   close(): Promise<void>;
 }
 
-export interface ServerFlags {
+export interface ServerFlags extends Partial<LimitOptions> {
   listen: string; dataDir: string; store: string; logLevel: string; historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number;
   tls?: { cert?: string; key?: string; ca?: string; caKey?: string; sans?: string[] };
   hostCertTtlMs?: number;
@@ -24,6 +25,7 @@ export interface ServerFlags {
   tokenTtlMs?: number | null;
   auditLog?: string;
   auditLogMaxBytes?: number;
+  etcd?: EtcdOptions;
 }
 
 export interface AgentFlags {
@@ -60,13 +62,6 @@ export interface AgentFlags {
 }
 
 /** What `weft server` hands the server (its ServerOptions; the CLI may not import the server). */
-export interface ServerFlags {
-  listen: string; dataDir: string; store: string; logLevel: string;
-  historyLimit?: number; hostTimeoutMs?: number; hostGraceMs?: number;
-  /** null: tokens from login never expire. */
-  tokenTtlMs?: number | null; auditLog?: string; auditLogMaxBytes?: number;
-}
-
 /** The long-running processes, injected by bin/ so the CLI does not import the server or the agent. */
 export interface Daemons {
   startServer(opts: ServerFlags): Promise<RunningDaemon>;
@@ -155,7 +150,7 @@ function serverFlags(o: Record<string, any>, store: string): ServerFlags {
   };
   return {
     listen: o['listen'], dataDir: o['dataDir'], store, logLevel: o['logLevel'], tls, hostCertTtlMs: o['hostCertTtl'] * 1000,
-    tokenTtlMs: o['tokenTtl'], ...(o['auditLog'] ? { auditLog: o['auditLog'] } : {}), auditLogMaxBytes: o['auditLogSize'] * 1024 * 1024,
+    tokenTtlMs: o['tokenTtl'], ...(o['auditLog'] ? { auditLog: o['auditLog'] } : {}), auditLogMaxBytes: o['auditLogSize'] * 1024 * 1024, ...limitFlags(o),
     ...(o['historyLimit'] ? { historyLimit: o['historyLimit'] } : {}), ...(o['hostTimeout'] ? { hostTimeoutMs: o['hostTimeout'] } : {}), ...(o['hostGrace'] ? { hostGraceMs: o['hostGrace'] } : {}),
   };
 }
@@ -213,7 +208,7 @@ async function untilSignalled(d: { close(): Promise<void> }, io: Io): Promise<vo
 }
 
 export function daemonCommands(program: Command, io: Io, daemons: Daemons): void {
-  serverOptions(program.command('server')
+  etcdOptions(limitOptions(serverOptions(program.command('server')
     .description('run the control plane: REST API over HTTPS, allocation, history and watch, on SQLite by default')
     .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:9700')
     .option('--data-dir <dir>', 'where the SQLite store, admin.token, ca.crt and the server certificate live', DEFAULT_DATA_DIR)
@@ -221,10 +216,10 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
     .option('--history-limit <revisions>', 'how many revisions of change history to keep', intArg('--history-limit', 10, 100_000_000))
     .option('--host-timeout <ms>', 'a host whose agent is silent this long is shown as down', intArg('--host-timeout', 1000, 86_400_000))
     .option('--host-grace <ms>', 'the endpoints of a host silent this long are released (default 10 min)', intArg('--host-grace', 1000, 604_800_000))
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
-    .addHelpText('after', '\nOn its first start the server makes a CA and a certificate naming every address it listens on\n(DATA_DIR/ca.crt, server.crt, server.key), and serves HTTPS only. Clients verify it with ca.crt.\n\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n  $ weft server --token-ttl 8h --audit-log /var/log/weft/audit.log\n  $ weft server --tls-cert srv.crt --tls-key srv.key --tls-ca corp-ca.crt --tls-ca-key corp-ca.key\n')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))))
+    .addHelpText('after', '\nOn its first start the server makes a CA and a certificate naming every address it listens on\n(DATA_DIR/ca.crt, server.crt, server.key), and serves HTTPS only. Clients verify it with ca.crt.\n\nExamples:\n  $ weft server\n  $ weft server --listen 0.0.0.0:9700 --data-dir /srv/weft\n  $ weft server --token-ttl 8h --audit-log /var/log/weft/audit.log\n  $ weft server --tls-cert srv.crt --tls-key srv.key --tls-ca corp-ca.crt --tls-ca-key corp-ca.key\n  $ weft server --store etcd://10.0.0.5:2379 --etcd-ca ca.crt --etcd-cert weft.crt --etcd-key weft.key\n')
     .action(async (o) => {
-      const d = await daemons.startServer(serverFlags(o, o.store));
+      const d = await daemons.startServer({ ...serverFlags(o, o.store), ...etcdFlags(o) });
       announce(io, d, o.dataDir, o.store);
       await untilSignalled(d, io);
     });
@@ -247,11 +242,11 @@ export function daemonCommands(program: Command, io: Io, daemons: Daemons): void
       await untilSignalled(a, io);
     });
 
-  serverOptions(agentOptions(program.command('up')
+  limitOptions(serverOptions(agentOptions(program.command('up')
     .description("run Weft on this host in the foreground: the server (SQLite) and this host's agent; Ctrl-C stops both")
     .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:9700')
     .option('--data-dir <dir>', 'where the SQLite store, admin.token, ca.crt and the agent\'s certificate (DATA_DIR/agent/) live', DEFAULT_DATA_DIR)
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')))
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))))
     .addHelpText('after', '\nThe agent joins its own server like any other host (a join token minted in-process), and keeps\nits certificate in DATA_DIR/agent/.\n\nExample:\n  $ weft up            # then, in another shell: weft tenant ls\n')
     .action(async (o) => {
       const d = await daemons.startServer(serverFlags(o, 'sqlite'));

@@ -1,22 +1,13 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { publicChange, visibleTo, type Principal, type PublicChange } from '../../control/index.js';
-import type { Change } from '../../store/index.js';
 import { principalOf } from '../context.js';
+import { REPLAY_PAGE, WatchStream, visible } from '../watch.js';
 
 const Revision = Type.String({ pattern: '^[0-9]{1,15}$' });
 const HistoryQuery = Type.Object({ since: Type.Optional(Revision), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })) }, { additionalProperties: false });
 const WatchQuery = Type.Object({ since: Type.Optional(Revision) }, { additionalProperties: false });
 const BOOKMARK_MS = 15_000;
-
-function visible(p: Principal, changes: Change[]): PublicChange[] {
-  const out: PublicChange[] = [];
-  for (const c of changes) {
-    const pc = publicChange(c);
-    if (pc && visibleTo(p, pc)) out.push(pc);
-  }
-  return out;
-}
 
 /** A stream ends when the credential it was opened with does (a token's expiry, a certificate's end). Returns a cancel. */
 function endAtExpiry(req: FastifyRequest, end: () => void): () => void {
@@ -50,49 +41,67 @@ export function changeRoutes(app: FastifyInstance): void {
   /**
    * NDJSON: one change per line from `since` (exclusive), then live. A periodic bookmark line carries the
    * current revision so an idle watcher can resume cheaply. 410 when `since` was compacted: re-list.
+   * Exempt from --request-timeout; limited per principal (--max-watchers) and in unsent bytes (--watch-buffer).
    */
   app.get<{ Querystring: { since?: string } }>('/api/v1/watch', {
+    config: { longLived: true },
     schema: { querystring: WatchQuery, tags: ['changes'], summary: 'Stream changes as NDJSON from a revision' },
   }, async (req, reply) => {
-    const p = principalOf(req);
-    const pending: Change[] = [];
-    let live = false;
-    let last = 0;
-    const write = (changes: Change[]) => {
-      const lines = visible(p, changes.filter((c) => c.revision > last)).map((c) => JSON.stringify(c)).join('\n');
-      const top = changes[changes.length - 1]?.revision;
-      if (top !== undefined && top > last) last = top;
-      if (lines) reply.raw.write(`${lines}\n`);
-    };
-    // Subscribe before reading the backlog so nothing committed in between is lost.
-    const unsubscribe = store.subscribe((changes) => (live ? write(changes) : pending.push(...changes)));
+    const { stream, close } = attachWatch(app, req, reply.raw);
     try {
       const since = req.query.since === undefined ? await store.revision() : Number(req.query.since);
-      const backlog = await store.changes(since);
-      last = since;
+      const first = await store.changes(since, REPLAY_PAGE);
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-weft-revision': String(since) });
       // Without this Node holds the headers until the first line, and a watcher with nothing to replay
       // would not see its 200 until the first change or bookmark.
       reply.raw.flushHeaders();
-      write(backlog);
-      write(pending);
-      live = true;
       app.metrics.watchers.inc();
-      const timer = setInterval(() => reply.raw.write(`${JSON.stringify({ op: 'bookmark', revision: last })}\n`), BOOKMARK_MS);
+      const timer = setInterval(() => stream.bookmark(), BOOKMARK_MS);
+      // Revocation (of the host, token or user) and expiry of the credential end the stream.
       const end = () => reply.raw.destroy();
-      const forget = app.streams.add({ principal: p, stillValid: () => req.reauthenticate().then(() => true), end });
+      const forget = app.streams.add({ principal: principalOf(req), stillValid: () => req.reauthenticate().then(() => true), end });
       const cancelExpiry = endAtExpiry(req, end);
-      reply.raw.on('close', () => {
+      const closed = () => {
         clearInterval(timer);
         cancelExpiry();
         forget();
-        unsubscribe();
+        close();
         app.metrics.watchers.dec();
+      };
+      if (req.raw.socket.destroyed) closed();
+      else reply.raw.once('close', closed);
+      await stream.replay(since, first, (after) => store.changes(after, REPLAY_PAGE)).catch((e: Error) => {
+        req.log.warn({ err: e.message }, 'watch replay failed; ending the stream so the client re-lists');
+        reply.raw.destroy();
       });
     } catch (e) {
-      unsubscribe();
+      close();
       throw e;
     }
   });
+}
+
+/**
+ * Takes one of the principal's watch slots (or refuses with 429) and subscribes a stream to the store
+ * before any history is read, so nothing committed in between is lost; `close` undoes it all.
+ */
+function attachWatch(app: FastifyInstance, req: FastifyRequest, res: ServerResponse): { stream: WatchStream; close(): void } {
+  const p = principalOf(req);
+  const release = app.watchSlots.take(p);
+  const stream = new WatchStream(res, p, app.limits.watchBufferBytes, (unsent) => {
+    app.metrics.watchersDropped.inc();
+    req.log.warn({ user: p.user, unsent }, 'watch stream ended: its client was not reading (--watch-buffer)');
+  });
+  const unsubscribe = app.control.store.subscribe((changes) => stream.offer(changes));
+  app.watchStreams.add(stream);
+  return {
+    stream,
+    close() {
+      app.watchStreams.delete(stream);
+      stream.end();
+      unsubscribe();
+      release();
+    },
+  };
 }

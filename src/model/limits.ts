@@ -1,0 +1,21 @@
+/**
+ * Defaults of the server's limits: one place for the control plane, the server, the stores and the CLI's
+ * --help. Why each value: docs/decisions.md ("Limits").
+ */
+export const LIMIT_DEFAULTS = {
+  /** Tenants and tenant objects one user may own. */
+  quotaObjects: 1000,
+  /** Policy rules one user may have added. */
+  quotaRules: 10_000,
+  /** Bytes of change history kept by the SQLite and memory stores. */
+  historyBytes: 256 * 1024 * 1024,
+  bodyLimit: 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 10_000,
+  /** Watch streams one principal may hold open on one server. */
+  maxWatchers: 16,
+  /** Unsent bytes a watch stream may hold before it is ended. */
+  watchBufferBytes: 8 * 1024 * 1024,
+} as const;
