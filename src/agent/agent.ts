@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ApiError, Client, type TlsConfig } from '../client/index.js';
 import { keepRenewing, type HostCredentials } from './identity.js';
+import { Sealer } from './seal.js';
 import { endpointId, type Endpoint } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
 import { NftTables, TenantDatapath, type TenantPlan, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, forgetConnections, unwireEndpoint, names, observeLinks, withNetnsName } from '../datapath/index.js';
@@ -25,6 +26,8 @@ export interface AgentOptions {
   tls?: TlsConfig;
   /** Where the host's credentials live, to renew them; absent when the agent runs on a token. */
   identity?: { dir: string; creds: HostCredentials };
+  /** The agent's own state (its seal key; its credentials when joined). */
+  stateDir: string;
   host: string;
   runDir: string;
   cniConfDir: string;
@@ -72,11 +75,15 @@ export class Agent implements CniHost {
   private stopRenewing: (() => void) | undefined;
   /** Docker's client for creating Weft networks, on a user's token (--docker-token-file). */
   private readonly creator: Client | undefined;
+  private readonly sealer: Sealer;
+  /** Endpoints already reported as not sealed by this agent (said once, not every resync). */
+  private readonly unsealedSeen = new Set<string>();
   private readonly dns: DnsServer;
   private readonly dp: TenantDatapath;
 
   constructor(private readonly o: AgentOptions) {
     this.client = new Client({ servers: o.servers, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
+    this.sealer = Sealer.load(o.stateDir);
     if (o.dockerToken !== undefined) this.creator = new Client({ servers: o.servers, token: o.dockerToken, ...(o.tls ? { tls: { ca: o.tls.ca } } : {}) });
     this.nft = new NftTables(o.runner);
     this.dp = new TenantDatapath(o.runner, this.nft);
@@ -237,6 +244,7 @@ export class Agent implements CniHost {
     const body = {
       tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
       host: this.o.host, ifname: req.ifname, netns: req.netns, labels: req.labels,
+      seal: this.sealer.seal({ id, tenant: req.tenant, network: req.network, ifname: req.ifname, netns: req.netns }),
       ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.mac ? { mac: req.mac } : {}),
       ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
     };
@@ -349,6 +357,11 @@ export class Agent implements CniHost {
         if (!existsSync(ep.netns)) {
           this.o.log.info({ endpoint: ep.id, netns: ep.netns }, 'container gone: releasing its endpoint');
           await this.release(ep).catch((e: Error) => this.o.log.warn({ err: e.message }, 'release failed'));
+          return;
+        }
+        if (!this.sealer.verify(ep)) {
+          if (!this.unsealedSeen.has(ep.id)) this.o.log.warn({ endpoint: ep.id, netns: ep.netns }, 'endpoint not sealed by this agent (written by someone else): never re-wired');
+          this.unsealedSeen.add(ep.id);
           return;
         }
         const ns = this.tenantNs(ep.tenant);

@@ -65,7 +65,7 @@ test('weft up: HTTPS with its own CA, its agent joined with its own certificate,
   assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
   for (const f of ['server.key', 'agent/agent.key', 'admin.token']) assert.equal(statSync(join(data, f)).mode & 0o777, 0o600, f);
   const cert = readFileSync(join(data, 'agent', 'agent.crt'), 'utf8');
-  assert.equal(readFileSync(join(data, 'agent', 'ca.crt'), 'utf8'), readFileSync(join(data, 'ca.crt'), 'utf8'));
+  assert.equal(readFileSync(join(data, 'agent', 'ca.crt'), 'utf8').trim(), readFileSync(join(data, 'ca.crt'), 'utf8').trim());
   const hosts = await weft(['host', 'ls', '-o', 'json']);
   assert.equal(hosts.code, 0, hosts.stderr);
   const [me] = JSON.parse(hosts.stdout);

@@ -193,14 +193,20 @@ export async function fetchPinnedCa(server: string, pin: string): Promise<string
   }).catch((e: Error) => {
     throw new ApiError(0, 'unreachable', `cannot fetch the CA from ${server} (${(e as { code?: string }).code ?? e.message})`);
   });
-  let got: string;
+  // Exactly one certificate, and a CA: a second one after the pinned CA would otherwise be trusted with it.
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
+  let cert: X509Certificate;
   try {
-    got = `sha256:${createHash('sha256').update(new X509Certificate(pem).raw).digest('hex')}`;
-  } catch {
-    throw new ApiError(0, 'tls', `${server} did not answer a certificate for /api/v1/ca.crt`);
+    if (blocks !== 1) throw new Error(`${blocks} certificates`);
+    cert = new X509Certificate(pem);
+    if (!cert.ca) throw new Error('not a CA certificate');
+  } catch (e) {
+    throw new ApiError(0, 'tls', `${server} did not answer one CA certificate for /api/v1/ca.crt (${(e as Error).message}); nothing was sent`);
   }
+  const got = `sha256:${createHash('sha256').update(cert.raw).digest('hex')}`;
   if (got !== pin.toLowerCase()) {
     throw new ApiError(0, 'tls', `the CA of ${server} is ${got}, not the pinned ${pin}: this is not the server the token was made for (or someone is in between); nothing was sent`);
   }
-  return pem;
+  // What is trusted from here on is the certificate that was hashed, re-encoded, never the text received.
+  return cert.toString();
 }

@@ -16,13 +16,19 @@ export function macFor(ip: string): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-/** A host port can be published by one endpoint per host and protocol. */
+/** VXLAN's port (datapath's VXLAN_PORT; control may not import the datapath). */
+const VXLAN_UDP_PORT = 4789;
+
+/** A host port can be published by one endpoint per host and protocol, and never the overlay's. */
 async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMapping[], self?: string): Promise<void> {
   const taken = new Map<string, string>();
   for (const e of await endpointsWhere(tx, (x) => x.host === host && x.id !== self)) {
     for (const p of e.portMappings ?? []) taken.set(`${p.hostPort}/${p.protocol}`, e.id);
   }
   for (const [i, p] of wanted.entries()) {
+    if (p.hostPort === VXLAN_UDP_PORT && p.protocol === 'udp') {
+      throw new WeftError('WEFT_INVALID_VALUE', `portMappings.${i}.hostPort: ${p.hostPort}/udp is the overlay's port on every host; it cannot be published`, { field: `portMappings.${i}.hostPort` });
+    }
     const by = taken.get(`${p.hostPort}/${p.protocol}`);
     if (by) throw new WeftError('WEFT_ADDRESS_IN_USE', `portMappings.${i}: host port ${p.hostPort}/${p.protocol} on ${host} is published by endpoint ${by}`, { field: `portMappings.${i}` });
   }
@@ -102,6 +108,7 @@ export class Endpoints {
         ...(req.containerName !== undefined ? { containerName: req.containerName } : {}),
         labels: { ...req.labels, network: net.name, ...(group ? { group: group.name } : {}) },
         ...(req.netns !== undefined ? { netns: req.netns } : {}),
+        ...(req.seal !== undefined ? { seal: req.seal } : {}),
         ...(req.portMappings?.length ? { portMappings: req.portMappings } : {}),
         state: 'created',
         createdAt: at,

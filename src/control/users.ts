@@ -143,6 +143,16 @@ export class Users {
     if (admins.length === 0) throw new WeftError('WEFT_IN_USE', `user ${leaving} is the last admin; create another admin first`);
   }
 
+  /** Refuses (403, field currentPassword) unless `password` is the user's current password; as slow as a login. */
+  async checkPassword(name: string, password: string | undefined): Promise<void> {
+    const u = (await this.store.get(keys.user(name)))?.value as StoredUser | undefined;
+    const matches = await verifyPassword(password ?? '', u?.passwordHash ?? DUMMY_HASH);
+    if (!u?.passwordHash || password === undefined || !matches) {
+      const why = u && !u.passwordHash ? 'you have no password yet; an admin sets the first one' : 'give your current password (currentPassword) to set a new one';
+      throw new WeftError('WEFT_FORBIDDEN', `currentPassword: ${why}`, { field: 'currentPassword' });
+    }
+  }
+
   /**
    * Exchanges a password for a new token. Unknown users, users without a password and wrong passwords
    * get the same error after the same work (one scrypt), so timing does not tell which it was.

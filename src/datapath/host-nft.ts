@@ -15,9 +15,9 @@ const UPLINKS = '"wu*"';
  *   masqueraded to the host's address. The uplinks' host addresses are never DNATed.
  * - Filter: what arrives from a tenant uplink may reach on the host only that tenant's own DNS listener
  *   (no other tenant's, no API, etcd, sshd or any other listener on any host address); into a tenant go
- *   only published ports (DNATed here) and replies, so tenants never meet through the host; and nothing
- *   from a tenant reaches the overlay port of another Weft host, where it would arrive as this host's
- *   VXLAN. Traffic that neither comes from nor goes to an uplink is left alone.
+ *   only published ports (DNATed here) and replies, so tenants never meet through the host; nothing from a
+ *   tenant reaches an overlay port (it would arrive as this host's VXLAN) or a link-local service such as
+ *   cloud metadata; and VXLAN is accepted only from registered hosts. Other traffic is left alone.
  */
 export function renderHostRuleset(plans: readonly TenantPlan[], peers: readonly string[] = []): string {
   return tableText(renderHostTable(plans, peers));
@@ -32,7 +32,14 @@ function natChains(plans: readonly TenantPlan[]): string[] {
   const uplinks = plans.map((p) => `"${p.uplink.hostLink}"`);
   // The host ends of the uplinks are local addresses too, but a published port there would capture the
   // queries every other tenant sends to its DNS listener (a tenant publishing the DNS port).
-  const ports = dnat.length ? ['\t\tip daddr @uplinks return comment "uplink addresses serve only DNS"', ...dnat] : [];
+  // Loopback stays the host's own (a published 9700 would otherwise answer the local CLI in the server's
+  // place), and the overlay port is never anyone's to publish.
+  const ports = dnat.length ? [
+    '\t\tip daddr @uplinks return comment "uplink addresses serve only DNS"',
+    '\t\tip daddr 127.0.0.0/8 return comment "loopback is never published"',
+    `\t\tudp dport ${VXLAN_PORT} return comment "the overlay port is never published"`,
+    ...dnat,
+  ] : [];
   return [
     '\tchain prerouting {',
     '\t\ttype nat hook prerouting priority dstnat; policy accept;',
@@ -55,6 +62,8 @@ const FILTER_CHAINS = [
   '\tchain input {',
   '\t\ttype filter hook input priority filter; policy accept;',
   `\t\tiifname ${UPLINKS} jump from_tenant`,
+  // DESIGN 10: VXLAN only from registered hosts; anyone else on the underlay could inject frames into a tenant.
+  `\t\tudp dport ${VXLAN_PORT} ip saddr != @peers drop comment "overlay frames only from registered hosts"`,
   // From anywhere else (another machine routing through this host) an uplink address answers nothing.
   '\t\tip daddr @uplinks drop comment "uplink addresses serve only their tenant"',
   '\t}',
@@ -72,7 +81,9 @@ const FILTER_CHAINS = [
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
   `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports and replies only"`,
   `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
-  `\t\tiifname ${UPLINKS} ip daddr @peers udp dport ${VXLAN_PORT} drop comment "no overlay frames from a tenant"`,
+  `\t\tiifname ${UPLINKS} udp dport ${VXLAN_PORT} drop comment "no overlay frames from a tenant"`,
+  // Through the host's own route, 169.254.169.254 (cloud metadata) would hand a container the host's credentials.
+  `\t\tiifname ${UPLINKS} ip daddr 169.254.0.0/16 drop comment "no link-local services for tenants"`,
   '\t}',
 ];
 

@@ -25,6 +25,7 @@ export const ERROR_CATALOGUE = {
   WEFT_IMMUTABLE: { status: 422, title: 'Field cannot change', cni: 7 },
   WEFT_QUOTA_EXCEEDED: { status: 429, title: 'Quota exceeded', cni: 11 },
   WEFT_TOO_MANY_WATCHERS: { status: 429, title: 'Too many watch streams', cni: 11 },
+  WEFT_TOO_MANY_LOGINS: { status: 429, title: 'Too many logins at once', cni: 11 },
   WEFT_STORE_CONFLICT: { status: 503, title: 'Store busy, retry', cni: 11 },
   WEFT_DEADLINE: { status: 503, title: 'Request took too long', cni: 11 },
   WEFT_INTERNAL: { status: 500, title: 'Internal error', cni: 999 },

@@ -16,6 +16,8 @@ export const LIMIT_DEFAULTS = {
   keepAliveTimeoutMs: 10_000,
   /** Watch streams one principal may hold open on one server. */
   maxWatchers: 16,
+  /** Logins (one scrypt each, on libuv's 4 threads) running at once; more wait for nobody: 429. */
+  maxLogins: 4,
   /** Unsent bytes a watch stream may hold before it is ended. */
   watchBufferBytes: 8 * 1024 * 1024,
 } as const;

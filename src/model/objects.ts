@@ -118,6 +118,11 @@ export interface Endpoint extends Meta {
   containerName?: string;
   labels: Labels;
   netns?: string;
+  /**
+   * The creating agent's HMAC over the endpoint's identity and netns, with a key that never leaves that
+   * host: the agent re-wires (repairs) only endpoints it sealed itself, never a record someone else wrote.
+   */
+  seal?: string;
   portMappings?: PortMapping[];
   state: 'created' | 'active';
 }

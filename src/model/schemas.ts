@@ -136,6 +136,7 @@ export const EndpointRequest = strict({
   mac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
   labels: Type.Optional(Labels),
   netns: Type.Optional(Type.String({ pattern: '^/[^\\0]{0,4095}$', description: "path of the container's network namespace" })),
+  seal: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: "the creating agent's HMAC of the endpoint (only that agent can check it)" })),
   portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
   replaces: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$', description: 'an endpoint of the same host and network whose address this one takes over, in one step (an address reserved before its endpoint was known)' })),
 });

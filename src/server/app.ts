@@ -7,6 +7,7 @@ import { authenticate } from './auth.js';
 import { checkHost } from './hostgate.js';
 import { Streams } from './streams.js';
 import { sendProblem } from './problem.js';
+import { pathOf } from './context.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { scopedRoutes } from './routes/scoped.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -82,10 +83,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   installTimeouts(app, limits);
 
   app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err instanceof Error ? err : new Error(String(err))));
-  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new WeftError('WEFT_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new WeftError('WEFT_NOT_FOUND', `no route ${req.method} ${pathOf(req.url)}`)));
 
   app.addHook('onRequest', async (req) => {
-    const path = req.url.split('?')[0] ?? '';
+    // The matched route decides, not the raw target (absolute form, percent-encoding): what the router
+    // will run is what must be authenticated.
+    const path = req.routeOptions.url ?? pathOf(req.url);
     if (PUBLIC.has(path) || !path.startsWith('/api/')) return;
     req.reauthenticate = () => authenticate(opts.control, req);
     req.principal = await req.reauthenticate();

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AuditList, AuditQuery, WeftError, type AuditEntry, type AuditEvent } from '../model/index.js';
 import { CredentialRefused, requireRole, type Principal } from '../control/index.js';
-import { principalOf } from './context.js';
+import { pathOf, principalOf } from './context.js';
 import { NoAudit, readAudit, type AuditSink } from './audit-file.js';
 
 declare module 'fastify' {
@@ -74,7 +74,7 @@ function sourceOf(req: FastifyRequest): string {
 
 function factsOf(req: FastifyRequest, status: number): RequestFacts {
   return {
-    time: new Date().toISOString(), method: req.method, url: req.url, route: req.routeOptions.url, status, source: sourceOf(req),
+    time: new Date().toISOString(), method: req.method, url: pathOf(req.url), route: req.routeOptions.url, status, source: sourceOf(req),
     principal: req.principal, problem: req.problem, login: req.auditLogin,
   };
 }

@@ -23,3 +23,18 @@ export function ifMatchOf(req: FastifyRequest): number | undefined {
   }
   return Number(text);
 }
+
+/**
+ * The path of a request target without its query. HTTP allows the absolute form (`POST https://x/api/v1/
+ * login HTTP/1.1`), which the router accepts: taken raw, it would not start with /api/ and slip past the
+ * authentication and audit that key on the path.
+ */
+export function pathOf(url: string): string {
+  const p = url.split('?')[0] ?? '';
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) return p;
+  try {
+    return new URL(p).pathname;
+  } catch {
+    return p;
+  }
+}

@@ -21,6 +21,8 @@ export interface Limits {
   maxWatchers: number;
   /** --watch-buffer: unsent bytes a watch stream may hold before the server ends it. */
   watchBufferBytes: number;
+  /** --max-logins: password checks running at once; beyond, 429 (a login flood must not starve the rest). */
+  maxLogins: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -31,6 +33,7 @@ export const DEFAULT_LIMITS: Limits = {
   keepAliveTimeoutMs: LIMIT_DEFAULTS.keepAliveTimeoutMs,
   maxWatchers: LIMIT_DEFAULTS.maxWatchers,
   watchBufferBytes: LIMIT_DEFAULTS.watchBufferBytes,
+  maxLogins: LIMIT_DEFAULTS.maxLogins,
 };
 
 declare module 'fastify' {

@@ -96,7 +96,13 @@ test("a password change revokes the user's other tokens; the changer's own token
   const a = await login('bob');
   const b = await login('bob');
   const next = keep('bob-password-2');
-  assert.equal((await http(srv.url, a.token, 'PATCH', '/api/v1/users/bob', { password: next })).status, 200);
+  // A token alone does not change the password (a stolen one must not become the account).
+  const without = await http(srv.url, a.token, 'PATCH', '/api/v1/users/bob', { password: keep('stolen-token-pw') });
+  assert.deepEqual([without.status, without.json.field], [403, 'currentPassword']);
+  const wrong = await http(srv.url, a.token, 'PATCH', '/api/v1/users/bob', { password: keep('stolen-token-pw'), currentPassword: keep('not-bobs') });
+  assert.deepEqual([wrong.status, wrong.json.field], [403, 'currentPassword']);
+  assert.equal((await whoami(b.token)).status, 200, 'nothing was revoked by the refused changes');
+  assert.equal((await http(srv.url, a.token, 'PATCH', '/api/v1/users/bob', { password: next, currentPassword: PASSWORDS.bob })).status, 200);
   assert.equal((await whoami(a.token)).status, 200);
   assert.equal((await whoami(b.token)).status, 401);
   PASSWORDS.bob = next;

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { connect as tlsConnect } from 'node:tls';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,11 +51,11 @@ const weft = (args: string[], env: Record<string, string> = {}) =>
 test('each host holds only its own key (0600) and certificate, CN host:NAME from Weft\'s CA; no admin token on hosts', { skip: !root && 'needs root' }, async () => {
   for (const h of lab.hosts) {
     const d = join(h.dir, 'agent-state');
-    assert.deepEqual(readdirSync(d).sort(), ['agent.crt', 'agent.key', 'ca.crt']);
-    assert.equal(statSync(join(d, 'agent.key')).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(d).sort(), ['agent.crt', 'agent.key', 'ca.crt', 'seal.key']);
+    for (const secret of ['agent.key', 'seal.key']) assert.equal(statSync(join(d, secret)).mode & 0o777, 0o600, secret);
     assert.equal(statSync(d).mode & 0o777, 0o700);
     assert.equal(summarize(creds(h).cert).commonName, `host:${h.name}`);
-    assert.equal(creds(h).ca, readFileSync(lab.server.caFile, 'utf8'));
+    assert.equal(creds(h).ca.trim(), readFileSync(lab.server.caFile, 'utf8').trim());
     const cmdline = readFileSync(`/proc/${h.agent.pid()}/cmdline`, 'utf8');
     assert.ok(!cmdline.includes(lab.server.token) && !cmdline.includes('weftjoin1.'), 'no secret in the agent\'s argv');
   }
@@ -172,24 +173,65 @@ test('a host certificate cannot touch another host, any policy or setting: 403 n
   assert.equal((await lab.api('GET', '/api/v1/users')).json.items.length, 1);
 });
 
-test('an endpoint record pointing at the host\'s own namespace is never wired into a tenant', { skip: !root && 'needs root' }, async () => {
-  // An admin may write such records; the agent must still refuse them. /proc/self/ns/net, read by the
-  // agent, is the host's own namespace.
+test('an endpoint is never wired into the host\'s own namespace or a tenant router: not by ADD, not by repairing a record someone else wrote', { skip: !root && 'needs root' }, async () => {
+  const h1 = lab.hosts[0] as LabHost;
+  // The runtime's own call (root on the host) is refused for the host's and the routers' namespaces.
+  const router = readdirSync('/run/netns').find((n) => n.startsWith(`${lab.tag}1-t`)) as string;
+  for (const [netns, what] of [['/proc/self/ns/net', /network namespace of this host/], [`/run/netns/${router}`, /tenant router/]] as const) {
+    const r = await h1.cni('ADD', { conflist: 'weft-default-n', containerId: `bad${netns.length}`, netns });
+    assert.notEqual(r.code, 0, `ADD into ${netns}`);
+    assert.match(r.stdout, what);
+  }
+  // Records written through the API (an admin may) carry no seal of the agent's: the repair loop leaves them.
   const made = [];
-  for (const [i, netns] of ['/proc/self/ns/net', '/proc/1/ns/net'].entries()) {
-    const r = await lab.api('POST', '/api/v1/endpoints', { tenant: 'default', network: 'n', containerId: `hostns${i}`, host: 'h1', ifname: `wx${i}`, netns });
+  for (const [i, netns] of ['/proc/self/ns/net', '/proc/1/ns/net', `/run/netns/${router}`].entries()) {
+    const r = await lab.api('POST', '/api/v1/endpoints', { tenant: 'default', network: 'n', containerId: `hostns${i}`, host: 'h1', ifname: `zq${i}`, netns });
     assert.equal(r.status, 201);
     made.push(r.json.id as string);
   }
   // The agent repairs endpoints older than --repair-grace (1 s here) at every resync (1 s): give it several.
   await new Promise((r) => setTimeout(r, 4000));
-  const hostLinks = await lab.exec(lab.hosts[0]!.ns, ['ip', '-o', 'link']);
+  const hostLinks = await lab.exec(h1.ns, ['ip', '-o', 'link']);
+  const routerLinks = await lab.exec(router, ['ip', '-o', 'link']);
   const rootLinks = readFileSync('/proc/net/dev', 'utf8'); // this test runs in the machine's root namespace
-  for (const i of [0, 1]) {
-    assert.ok(!hostLinks.stdout.includes(`wx${i}`) && !rootLinks.includes(`wx${i}:`), `no container end wx${i} in a host namespace`);
+  for (const i of [0, 1, 2]) {
+    assert.ok(![hostLinks.stdout, routerLinks.stdout, rootLinks].some((t) => t.includes(`zq${i}`)), `no container end zq${i} in a host or router namespace`);
   }
-  assert.match(readFileSync(join(lab.hosts[0]!.dir, 'agent.log'), 'utf8'), /is the network namespace of this host, not a container's; refusing to wire it/);
+  assert.match(readFileSync(join(h1.dir, 'agent.log'), 'utf8'), /endpoint not sealed by this agent/);
   for (const id of made) assert.equal((await lab.api('DELETE', `/api/v1/endpoints/${id}`)).status, 204);
+});
+
+test('a request in absolute form is authenticated and audited like any other; a demoted user\'s open watch ends', { skip: !root && 'needs root' }, async () => {
+  const { hostname, port } = new URL(lab.server.url);
+  const raw = (requestLine: string, body = '') => new Promise<string>((resolve, reject) => {
+    const sock = tlsConnect({ host: hostname, port: Number(port), ca: readFileSync(lab.server.caFile) }, () => {
+      sock.write(`${requestLine}\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+    let out = '';
+    sock.on('data', (d) => (out += d));
+    sock.on('end', () => resolve(out));
+    sock.on('error', reject);
+  });
+  assert.match(await raw(`GET https://${hostname}/api/v1/users HTTP/1.1`), /^HTTP\/1\.1 401/, 'no token, absolute form: still 401');
+  assert.match(await raw(`GET https://${hostname}/api/v1/endpoints/0123456789abcdef HTTP/1.1`), /^HTTP\/1\.1 401/);
+  const audit = () => readFileSync(join(lab.server.dataDir, 'audit.log'), 'utf8');
+  const before = audit().length;
+  assert.match(await raw(`POST https://${hostname}/api/v1/login HTTP/1.1`, JSON.stringify({ username: 'nobody', password: 'not-a-password' })), /^HTTP\/1\.1 401/);
+  // The line is written once the answer is sent: it may land just after the client has read it.
+  const logged = () => audit().slice(before).split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    .some((l) => l.event === 'login' && l.path === '/api/v1/login' && l.status === 401);
+  assert.ok(await within(1000, async () => logged(), 20) >= 0, 'the login attempt is in the audit log');
+
+  assert.equal((await lab.api('POST', '/api/v1/users', { name: 'olga', role: 'ops', password: 'olga-password-1' })).status, 201);
+  const olga = (await lab.api('POST', '/api/v1/login', { username: 'olga', password: 'olga-password-1' })).json.token as string;
+  const watch = await tlsFetch(`${lab.server.url}/api/v1/watch`, { headers: { authorization: `Bearer ${olga}` } });
+  assert.equal(watch.status, 200);
+  const reader = (watch.body as ReadableStream<Uint8Array>).getReader();
+  const ended = (async () => {
+    for (;;) if ((await reader.read().catch(() => ({ done: true }))).done) return true;
+  })();
+  assert.equal((await lab.api('PATCH', '/api/v1/users/olga', { role: 'tenant', tenants: ['default'] })).status, 200);
+  assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 1000))]), true, 'the stream of her former role ended within 1 s');
 });
 
 test('weft host rm revokes at once: requests with its certificate and its open watch end within 1 s, its endpoints are released', { skip: !root && 'needs root' }, async () => {

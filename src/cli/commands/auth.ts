@@ -8,13 +8,25 @@ import { quotaCommand } from './quota.js';
 
 /** Reads one line from stdin: the password, for scripts (`--password-stdin`) and people alike. */
 async function readPassword(prompt: string, io: Io): Promise<string> {
-  if (process.stdin.isTTY) io.err(prompt);
+  return (await readPasswords([prompt], io))[0] as string;
+}
+
+/** One line of stdin per prompt (a prompt is shown only on a terminal): `--password-stdin` takes them in order. */
+async function readPasswords(prompts: readonly string[], io: Io): Promise<string[]> {
   const rl = createInterface({ input: process.stdin, terminal: false });
-  for await (const line of rl) {
+  const lines = rl[Symbol.asyncIterator]();
+  const out: string[] = [];
+  try {
+    for (const prompt of prompts) {
+      if (process.stdin.isTTY) io.err(prompt);
+      const next = await lines.next();
+      if (next.done) throw usage(`no ${prompt.replace(/: $/, '').toLowerCase()} on standard input`);
+      out.push(String(next.value).replace(/\r$/, ''));
+    }
+  } finally {
     rl.close();
-    return line.replace(/\r$/, '');
   }
-  throw usage('no password on standard input');
+  return out;
 }
 
 export function authCommands(program: Command, io: Io): void {
@@ -69,11 +81,18 @@ export function authCommands(program: Command, io: Io): void {
       const { items } = await ctx.client.request('GET', '/api/v1/users');
       ctx.table(items, [{ header: 'USER', get: (x: any) => x.name }, { header: 'ROLE', get: (x: any) => x.role }, { header: 'TENANTS', get: (x: any) => x.tenants }, { header: 'PASSWORD', get: (x: any) => (x.hasPassword ? 'set' : 'none') }], (x: any) => x.name);
     }));
-  leaf(u, { name: 'passwd <name>', summary: "set a user's password (admin, or your own); revokes that user's other tokens", example: ['weft user passwd bob', 'echo "$PW" | weft user passwd --password-stdin bob'], tenant: false })
-    .option('--password-stdin', 'read the password from standard input')
+  leaf(u, {
+    name: 'passwd <name>', tenant: false,
+    summary: "set a user's password (admin, or your own with your current one); revokes that user's other tokens",
+    example: ['weft user passwd bob', 'printf "%s\\n%s\\n" "$OLD" "$NEW" | weft user passwd --password-stdin alice   # your own: current, then new'],
+  })
+    .option('--password-stdin', 'read the password(s) from standard input: your current one first when changing your own')
     .action(act(io, async (ctx, name) => {
-      const password = await readPassword('New password: ', io);
-      await ctx.client.request('PATCH', `/api/v1/users/${seg(name)}`, { password });
+      const who = await ctx.client.request('GET', '/api/v1/whoami');
+      const own = who.user === name && who.role !== 'admin';
+      const [first, second] = await readPasswords(own ? ['Current password: ', 'New password: '] : ['New password: '], io);
+      const body = own ? { currentPassword: first, password: second } : { password: first };
+      await ctx.client.request('PATCH', `/api/v1/users/${seg(name)}`, body);
       ctx.print(`password of ${name} changed; ${name}'s other tokens are revoked`);
     }));
   leaf(u, { name: 'rm <name>', summary: 'delete a user and its tokens (admin)', example: 'weft user rm bob', tenant: false })

@@ -9,7 +9,7 @@ export interface LimitOptions {
   quota: { objects: number; rules: number };
   limits: {
     bodyLimit: number; headersTimeoutMs: number; bodyTimeoutMs: number; requestTimeoutMs: number;
-    keepAliveTimeoutMs: number; maxWatchers: number; watchBufferBytes: number;
+    keepAliveTimeoutMs: number; maxWatchers: number; watchBufferBytes: number; maxLogins: number;
   };
 }
 
@@ -41,6 +41,7 @@ export function limitOptions(cmd: Command): Command {
     .option('--request-timeout <ms>', 'a request must be answered and read within this (watch streams are exempt)', intArg('--request-timeout', 100, 3_600_000), d.requestTimeoutMs)
     .option('--keepalive-timeout <ms>', 'an idle kept-alive connection is closed after this', intArg('--keepalive-timeout', 100, 600_000), d.keepAliveTimeoutMs)
     .option('--max-watchers <n>', 'open watch streams per user (per host for host certificates) on this server; admins: unlimited', intArg('--max-watchers', 1, 100_000), d.maxWatchers)
+    .option('--max-logins <n>', 'password logins checked at once (each costs an scrypt); more get 429 instead of queueing', intArg('--max-logins', 1, 1024), d.maxLogins)
     .option('--watch-buffer <size>', 'unsent bytes a watch stream may hold before the server ends it (the client re-lists)', bytesArg('--watch-buffer', 64 * 1024, 1024 ** 3), d.watchBufferBytes);
 }
 
@@ -53,7 +54,7 @@ export function limitFlags(o: Record<string, any>): LimitOptions {
     quota: { objects: o['quotaObjects'], rules: o['quotaRules'] },
     limits: {
       bodyLimit: o['bodyLimit'], headersTimeoutMs: o['headersTimeout'], bodyTimeoutMs: o['bodyTimeout'], requestTimeoutMs: o['requestTimeout'],
-      keepAliveTimeoutMs: o['keepaliveTimeout'], maxWatchers: o['maxWatchers'], watchBufferBytes: o['watchBuffer'],
+      keepAliveTimeoutMs: o['keepaliveTimeout'], maxWatchers: o['maxWatchers'], watchBufferBytes: o['watchBuffer'], maxLogins: o['maxLogins'],
     },
   };
 }

@@ -1,4 +1,4 @@
-import { existsSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { WeftError } from '../../model/index.js';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
@@ -58,17 +58,31 @@ function nsIdentity(path: string): string | undefined {
 }
 
 /**
- * Refuses to treat the host's own network namespace (the agent's, PID 1's) or the tenant's router
- * namespace as a container: an endpoint record pointing there (`netns: /proc/1/ns/net`) would otherwise
- * wire the host into a tenant.
+ * Refuses to treat the host's own network namespace (the agent's, PID 1's) or any tenant router
+ * namespace of this agent as a container: an endpoint record pointing there (`netns: /proc/1/ns/net`,
+ * `/run/netns/weft-t7`) would otherwise wire the host, or another tenant, into this tenant. A target that
+ * cannot be identified is refused too (fail closed).
  */
 export function refuseHostNamespace(netnsPath: string, tenantNs: string): void {
   const target = nsIdentity(netnsPath);
-  if (target === undefined) return;
-  for (const own of ['/proc/self/ns/net', '/proc/1/ns/net', `${NETNS_DIR}/${tenantNs}`]) {
+  if (target === undefined) {
+    throw new WeftError('WEFT_INVALID_VALUE', `netns: ${netnsPath} cannot be identified as a network namespace; refusing to wire it`, { field: 'netns' });
+  }
+  const prefix = tenantNs.replace(/t[0-9]+$/, '');
+  const routers = safeReaddir(NETNS_DIR).filter((n) => n.startsWith(prefix) && /^t[0-9]+$/.test(n.slice(prefix.length))).map((n) => `${NETNS_DIR}/${n}`);
+  for (const own of ['/proc/self/ns/net', '/proc/1/ns/net', ...routers]) {
     if (nsIdentity(own) === target) {
-      throw new WeftError('WEFT_INVALID_VALUE', `netns: ${netnsPath} is the network namespace of ${own === `${NETNS_DIR}/${tenantNs}` ? 'the tenant router' : 'this host'}, not a container's; refusing to wire it`, { field: 'netns' });
+      const what = own.startsWith(NETNS_DIR) ? `the tenant router ${basename(own)}` : 'this host';
+      throw new WeftError('WEFT_INVALID_VALUE', `netns: ${netnsPath} is the network namespace of ${what}, not a container's; refusing to wire it`, { field: 'netns' });
     }
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 

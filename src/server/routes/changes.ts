@@ -2,12 +2,18 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../context.js';
+import type { Principal } from '../../control/index.js';
 import { REPLAY_PAGE, WatchStream, visible } from '../watch.js';
 
 const Revision = Type.String({ pattern: '^[0-9]{1,15}$' });
 const HistoryQuery = Type.Object({ since: Type.Optional(Revision), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })) }, { additionalProperties: false });
 const WatchQuery = Type.Object({ since: Type.Optional(Revision) }, { additionalProperties: false });
 const BOOKMARK_MS = 15_000;
+
+/** A stream shows what its principal could see when it opened: a demoted user's stream must end, not go on. */
+function samePowers(a: Principal, b: Principal): boolean {
+  return a.user === b.user && a.role === b.role && a.host === b.host && a.tenants.length === b.tenants.length && a.tenants.every((t) => b.tenants.includes(t));
+}
 
 /** A stream ends when the credential it was opened with does (a token's expiry, a certificate's end). Returns a cancel. */
 function endAtExpiry(req: FastifyRequest, end: () => void): () => void {
@@ -60,7 +66,8 @@ export function changeRoutes(app: FastifyInstance): void {
       const timer = setInterval(() => stream.bookmark(), BOOKMARK_MS);
       // Revocation (of the host, token or user) and expiry of the credential end the stream.
       const end = () => reply.raw.destroy();
-      const forget = app.streams.add({ principal: principalOf(req), stillValid: () => req.reauthenticate().then(() => true), end });
+      const opened = principalOf(req);
+      const forget = app.streams.add({ principal: opened, stillValid: () => req.reauthenticate().then((now) => samePowers(opened, now)), end });
       const cancelExpiry = endAtExpiry(req, end);
       const closed = () => {
         clearInterval(timer);

@@ -1,22 +1,34 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { LoginInput, Name, TokenCreated, UserInput, partialOf } from '../../model/index.js';
+import { LoginInput, Name, TokenCreated, UserInput, WeftError } from '../../model/index.js';
 import { requireRole } from '../../control/index.js';
 import { principalOf } from '../context.js';
 
 const NameParams = Type.Object({ name: Name }, { additionalProperties: false });
+const UserPatch = Type.Composite([Type.Partial(UserInput), Type.Object({ currentPassword: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'your current password, to change your own' })) })], { additionalProperties: false });
 const tags = ['users'];
 
 export function userRoutes(app: FastifyInstance): void {
   const u = app.control.users;
 
+  // Each login costs one scrypt on libuv's small thread pool (which TLS keys and DNS share): a flood is
+  // answered 429 at once rather than queued until real logins time out.
+  let loginsRunning = 0;
   app.post<{ Body: LoginInput }>('/api/v1/login', {
     schema: { body: LoginInput, response: { 200: TokenCreated }, tags, summary: 'Exchange a user name and password for a token (it expires after the server\'s --token-ttl)' },
   }, async (req) => {
     req.auditLogin = { user: req.body.username };
-    const issued = await u.login(req.body.username, req.body.password);
-    req.auditLogin = { user: req.body.username, credential: issued.id };
-    return issued;
+    if (loginsRunning >= app.limits.maxLogins) {
+      throw new WeftError('WEFT_TOO_MANY_LOGINS', `${loginsRunning} logins are being checked already (--max-logins ${app.limits.maxLogins}); try again in a moment`);
+    }
+    loginsRunning++;
+    try {
+      const issued = await u.login(req.body.username, req.body.password);
+      req.auditLogin = { user: req.body.username, credential: issued.id };
+      return issued;
+    } finally {
+      loginsRunning--;
+    }
   });
 
   app.get('/api/v1/whoami', { schema: { tags, summary: 'Who the token belongs to' } }, async (req) => principalOf(req));
@@ -35,13 +47,17 @@ export function userRoutes(app: FastifyInstance): void {
     if (p.user !== req.params.name) requireRole(p, ['admin'], 'read other users');
     return u.get(req.params.name);
   });
-  app.patch<{ Params: { name: string }; Body: Partial<UserInput> }>('/api/v1/users/:name', {
-    schema: { params: NameParams, body: partialOf(UserInput), tags, summary: 'Change a user; anyone may change their own password (which revokes their other tokens)' },
+  app.patch<{ Params: { name: string }; Body: Partial<UserInput> & { currentPassword?: string } }>('/api/v1/users/:name', {
+    schema: { params: NameParams, body: UserPatch, tags, summary: 'Change a user; anyone may change their own password with their current one (which revokes their other tokens)' },
   }, async (req) => {
     const p = principalOf(req);
     const own = p.user === req.params.name;
-    if (!own || !Object.keys(req.body).every((k) => k === 'password')) requireRole(p, ['admin'], 'change users');
-    return u.update(p.user, req.params.name, req.body, own ? p.credential : undefined);
+    const { currentPassword, ...change } = req.body;
+    if (!own || !Object.keys(change).every((k) => k === 'password')) requireRole(p, ['admin'], 'change users');
+    // A stolen token alone must not become the account: changing your own password takes the current one
+    // (an admin, who could reset anyone's, is not asked).
+    if (own && p.role !== 'admin' && change.password !== undefined) await u.checkPassword(req.params.name, currentPassword);
+    return u.update(p.user, req.params.name, change, own ? p.credential : undefined);
   });
   app.delete<{ Params: { name: string } }>('/api/v1/users/:name', { schema: { params: NameParams, tags, summary: 'Delete a user and its tokens (admin)' } }, async (req, reply) => {
     const p = principalOf(req);
