@@ -7,7 +7,7 @@ import { keepRenewing, type HostCredentials } from './identity.js';
 import { Sealer } from './seal.js';
 import { endpointId, type Endpoint } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
-import { NftTables, TenantDatapath, type TenantPlan, attachEndpoint, checkEndpoint, detachEndpoint, ensureHost, forgetConnections, unwireEndpoint, names, observeLinks, withNetnsName } from '../datapath/index.js';
+import { NftTables, TenantDatapath, type TenantPlan, attachEndpoint, attachmentOf, checkEndpoint, detachEndpoint, ensureHost, forgetConnections, unwireEndpoint, names, observeLinks, withNetnsName } from '../datapath/index.js';
 import { CniError, handleCni, serveCniSocket, type AddRequest, type CniHost, type CniSocketServer, type Scope } from '../plugins/cni/index.js';
 import type { AddResultInput } from '../plugins/cni/index.js';
 import { Mutex } from '../store/index.js';
@@ -204,10 +204,7 @@ export class Agent implements CniHost {
       mark('tenant');
       if (!plan) throw new CniError(7, `tenant ${made.tenant} is not known to this agent yet; try again`);
       const veth = names.endpointVeth(made.id);
-      const wire = () => attachEndpoint(this.o.runner, {
-        tenantNs: plan.ns, bridge: names.bridge(made.vni), veth, netnsPath: req.netns, ifname: req.ifname,
-        mac: made.mac, ip: made.ip, prefixLength: made.prefixLength, gateway: made.gateway, mtu: made.mtu, hairpin: plan.services.length > 0,
-      }, `${this.o.nsPrefix}c${id.slice(0, 10)}`);
+      const wire = () => attachEndpoint(this.o.runner, attachmentOf(made, plan, req.netns), `${this.o.nsPrefix}c${id.slice(0, 10)}`);
       try {
         await wire();
       } catch (first) {
@@ -369,11 +366,11 @@ export class Agent implements CniHost {
         let links = linksByNs.get(ns);
         if (!links) linksByNs.set(ns, (links = new Set((await observeLinks(this.o.runner, ns)).keys())));
         if (links.has(names.endpointVeth(ep.id))) return;
+        const plan = await this.reconciler.ensureTenant(ep.tenant, true);
+        if (!plan) return;
         this.o.log.info({ endpoint: ep.id }, 'veth missing: wiring the endpoint again');
-        await attachEndpoint(this.o.runner, {
-          tenantNs: ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath: ep.netns, ifname: ep.ifname,
-          mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu,
-        }, `${this.o.nsPrefix}r${ep.id.slice(0, 10)}`).catch((e: Error) => this.o.log.warn({ err: e.message }, 'repair failed'));
+        await attachEndpoint(this.o.runner, attachmentOf(ep, plan, ep.netns), `${this.o.nsPrefix}r${ep.id.slice(0, 10)}`)
+          .catch((e: Error) => this.o.log.warn({ err: e.message }, 'repair failed'));
       });
     }
   }

@@ -1,5 +1,7 @@
 import { existsSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
-import { WeftError } from '../../model/index.js';
+import { WeftError, type Endpoint } from '../../model/index.js';
+import { names } from '../names.js';
+import type { TenantPlan } from '../plan.js';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
 import { inNs, ipBatch } from './observe.js';
@@ -19,6 +21,17 @@ export interface Attachment {
   mtu: number;
   /** The tenant has services: the port may reflect frames (see EndpointPlan.hairpin). */
   hairpin?: boolean;
+}
+
+/**
+ * An endpoint's attachment in its tenant, the one way it is built: ADD and the repair of a vanished veth
+ * must wire the same thing (the repair once left out `hairpin`).
+ */
+export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, netnsPath: string): Attachment {
+  return {
+    tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
+    mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
+  };
 }
 
 /**
