@@ -122,7 +122,8 @@ export function readTokenFile(file: string, source: string): string {
   return text;
 }
 
-function readLocal(name: string): string | undefined {
+/** A file a local `weft up`/`weft server` keeps in /var/lib/weft (admin.token, ca.crt), if this user may read it. */
+export function readLocal(name: string): string | undefined {
   const file = join(DEFAULT_DATA_DIR, name);
   try {
     accessSync(file, constants.R_OK);

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { Client } from '../client/index.js';
+import { isWeftError, parseDuration } from '../model/index.js';
 import { resolveTarget } from './config.js';
 import { usage } from './errors.js';
 import { parseFormat, renderData, renderTable, type Column, type Format } from './output.js';
@@ -91,13 +92,20 @@ export const intArg = (flag: string, min: number, max: number) => (value: string
   return n;
 };
 
-/** `90s`, `15m`, `1h`, `2d` (or plain seconds) to seconds, within [min, max]. */
-export const durationArg = (flag: string, min: number, max: number) => (value: string): number => {
-  const m = /^([0-9]{1,9})([smhd]?)$/.exec(value.trim());
-  if (!m) throw usage(`${flag}: '${value}' is not a duration like 90s, 15m, 1h or 2d`);
-  const n = Number(m[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86_400 } as Record<string, number>)[m[2] ?? '']!;
-  if (n < min || n > max) throw usage(`${flag}: ${value} is outside ${min}s-${max}s`);
-  return n;
+/** A lifetime flag (`30m`, `12h`, `7d`, `never`) as milliseconds, or null for never: the model's one parser. */
+export const lifetimeArg = (flag: string) => (text: string): number | null => {
+  try {
+    return parseDuration(text.trim(), flag);
+  } catch (e) {
+    throw usage(isWeftError(e) ? e.message : String(e));
+  }
+};
+
+/** A duration flag (`90s`, `15m`, `1h`, `2d`) in whole seconds within [min, max]; `never` is not one. */
+export const durationArg = (flag: string, min: number, max: number) => (text: string): number => {
+  const ms = lifetimeArg(flag)(text);
+  if (ms === null || ms / 1000 < min || ms / 1000 > max) throw usage(`${flag}: ${text} is outside ${min}s-${max}s`);
+  return ms / 1000;
 };
 
 /** A path segment from user input, encoded: a name like `../users` must not reach another route. */

@@ -1,11 +1,9 @@
 import { Option, type Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_DATA_DIR, DEFAULT_SERVER, parseServers, readCa, readTokenFile } from '../config.js';
-import { isWeftError, parseDuration } from '../../model/index.js';
+import { DEFAULT_DATA_DIR, DEFAULT_SERVER, parseServers, readCa, readLocal, readTokenFile } from '../config.js';
 import { usage } from '../errors.js';
-import { durationArg, intArg, type Io } from '../kit.js';
+import { durationArg, intArg, lifetimeArg, type Io } from '../kit.js';
 import type { LabOps } from './lab.js';
 import { etcdFlags, etcdOptions, limitFlags, limitOptions, type EtcdOptions, type LimitOptions } from './limits.js';
 
@@ -108,16 +106,8 @@ function agentCredentials(o: Record<string, any>): Pick<AgentFlags, 'join' | 'to
   if (o['tokenFile'] === undefined) return join !== undefined ? { join } : {};
   if (join !== undefined) throw usage('--join and --token-file: give one (a joined host needs no token)');
   const caFile = o['ca'] ?? process.env['WEFT_CA'];
-  const caPem = caFile !== undefined ? readCa(caFile, o['ca'] !== undefined ? '--ca' : 'WEFT_CA') : localCa();
+  const caPem = caFile !== undefined ? readCa(caFile, o['ca'] !== undefined ? '--ca' : 'WEFT_CA') : readLocal('ca.crt');
   return { token: readTokenFile(o['tokenFile'], '--token-file'), ...(caPem ? { caPem } : {}) };
-}
-
-function localCa(): string | undefined {
-  try {
-    return readFileSync(join(DEFAULT_DATA_DIR, 'ca.crt'), 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 function serverOptions(cmd: Command): Command {
@@ -129,19 +119,11 @@ function serverOptions(cmd: Command): Command {
     .option('--tls-san <names>', 'more comma-separated names or addresses for the certificate Weft makes (e.g. a NAT address)')
     .option('--host-cert-ttl <duration>', 'lifetime of host certificates; agents renew at two thirds (30s ... 365d)', durationArg('--host-cert-ttl', 30, 365 * 86_400), 30 * 86_400)
     .addOption(new Option('--token-ttl <duration>', 'lifetime of tokens made by `weft login` (and the default for `weft token create`): 30m, 12h, 7d, or never')
-      .argParser(ttlArg('--token-ttl')).default(12 * 3_600_000, '12h'))
+      .argParser(lifetimeArg('--token-ttl')).default(12 * 3_600_000, '12h'))
     .option('--audit-log <file>', 'where every write, refusal and login is logged as JSON lines (0600): a file, - for stderr, or none (default: DATA_DIR/audit.log)')
     .option('--audit-log-size <MiB>', 'rotate the audit log at this size; one older file (FILE.1) is kept', intArg('--audit-log-size', 1, 65536), 64);
 }
 
-/** A duration flag (`30m`, `12h`, `7d`, `never`) as milliseconds, or null for never. */
-const ttlArg = (flag: string) => (text: string): number | null => {
-  try {
-    return parseDuration(text, flag);
-  } catch (e) {
-    throw usage(isWeftError(e) ? e.message : String(e));
-  }
-};
 
 function serverFlags(o: Record<string, any>, store: string): ServerFlags {
   const tls = {
