@@ -1,5 +1,5 @@
 import {
-  WeftError, badReference, endpointId, notFound, parseCidr, parseIp,
+  VXLAN_PORT, WeftError, badReference, endpointId, notFound, parseCidr, parseIp,
   type Endpoint, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
@@ -16,9 +16,6 @@ export function macFor(ip: string): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-/** VXLAN's port (datapath's VXLAN_PORT; control may not import the datapath). */
-const VXLAN_UDP_PORT = 4789;
-
 /** A host port can be published by one endpoint per host and protocol, and never the overlay's. */
 async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMapping[], self?: string): Promise<void> {
   const taken = new Map<string, string>();
@@ -26,7 +23,7 @@ async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMappin
     for (const p of e.portMappings ?? []) taken.set(`${p.hostPort}/${p.protocol}`, e.id);
   }
   for (const [i, p] of wanted.entries()) {
-    if (p.hostPort === VXLAN_UDP_PORT && p.protocol === 'udp') {
+    if (p.hostPort === VXLAN_PORT && p.protocol === 'udp') {
       throw new WeftError('WEFT_INVALID_VALUE', `portMappings.${i}.hostPort: ${p.hostPort}/udp is the overlay's port on every host; it cannot be published`, { field: `portMappings.${i}.hostPort` });
     }
     const by = taken.get(`${p.hostPort}/${p.protocol}`);

@@ -1,5 +1,4 @@
-/** The overlay's UDP port (IANA's VXLAN port). */
-export const VXLAN_PORT = 4789;
+export { VXLAN_PORT } from '../model/index.js';
 
 /**
  * Kernel names, derived from ids so an agent can rebuild them after a restart (addresses: transit.ts).

@@ -101,6 +101,9 @@ export interface AppProfile extends Meta {
   groups: string[];
 }
 
+/** The overlay's UDP port on every host (IANA's VXLAN port): never a published port. */
+export const VXLAN_PORT = 4789;
+
 export interface Endpoint extends Meta {
   id: string;
   tenant: string;
