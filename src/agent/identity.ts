@@ -1,30 +1,25 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ApiError, Client, fetchPinnedCa, type TlsConfig } from '../client/index.js';
 import { WeftError } from '../model/index.js';
-import { createCsr, fingerprint, issuedBy, parseJoinToken, renewalTime, summarize } from '../pki/index.js';
+import { createCsr, fingerprint, issuedBy, parseJoinToken, renewalTime, summarize, writeFileAtomic } from '../pki/index.js';
 
 /** A host's credentials on disk, in its state dir: agent.key (0600), agent.crt, ca.crt. */
 export interface HostCredentials extends Required<TlsConfig> { host: string }
 
 const files = (dir: string) => ({ key: join(dir, 'agent.key'), cert: join(dir, 'agent.crt'), ca: join(dir, 'ca.crt') });
 
-function writeAtomic(path: string, text: string, mode: number): void {
-  writeFileSync(`${path}.tmp`, text, { mode });
-  chmodSync(`${path}.tmp`, mode);
-  renameSync(`${path}.tmp`, path);
-}
 
 function save(dir: string, c: HostCredentials): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const f = files(dir);
-  writeAtomic(f.ca, c.ca, 0o644);
+  writeFileAtomic(f.ca, c.ca, 0o644);
   // The key before the certificate: a crash in between leaves a new key and an old certificate, which
   // load() refuses (they do not match), never an old key with a certificate for another one.
-  writeAtomic(f.key, c.key, 0o600);
-  writeAtomic(f.cert, c.cert, 0o644);
+  writeFileAtomic(f.key, c.key, 0o600);
+  writeFileAtomic(f.cert, c.cert, 0o644);
 }
 
 /** The credentials in `dir` if they are whole, belong to `host` (when given) and are still valid. */

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { WeftError, notFound } from '../model/index.js';
+import { WeftError } from '../model/index.js';
 import { createCa, fingerprint, formatJoinToken, newJoinSecret, parseJoinToken, signCsr, summarize, type KeyPair } from '../pki/index.js';
 import type { Store } from '../store/index.js';
 import { keys } from './keys.js';
@@ -91,9 +91,15 @@ export class HostIdentities {
   }
 
   /** Invites a host: a new one-time join token (replacing an unused one); refused once the host has joined. */
-  async invite(actor: string, name: string, ttlMs = DEFAULT_JOIN_TTL_MS): Promise<{ token: string; expiresAt: string }> {
+  /** The CA with its key, or the reason this server cannot sign hosts. */
+  private async signer(): Promise<KeyPair> {
     const ca = await this.ca.get();
     if (!ca.keyPem) throw new WeftError('WEFT_INVALID_VALUE', 'this server cannot issue host certificates: it was given --tls-ca without --tls-ca-key');
+    return { certPem: ca.certPem, keyPem: ca.keyPem };
+  }
+
+  async invite(actor: string, name: string, ttlMs = DEFAULT_JOIN_TTL_MS): Promise<{ token: string; expiresAt: string }> {
+    const ca = await this.signer();
     const secret = newJoinSecret();
     const now = this.now();
     const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
@@ -111,8 +117,7 @@ export class HostIdentities {
    */
   async redeem(token: string, csrPem: string): Promise<{ certificate: string; ca: string; host: string }> {
     const t = parseJoinToken(token);
-    const ca = await this.ca.get();
-    if (!ca.keyPem) throw new WeftError('WEFT_INVALID_VALUE', 'this server cannot issue host certificates (no --tls-ca-key)');
+    const ca = await this.signer();
     const refused = new WeftError('WEFT_UNAUTHENTICATED', 'the join token is not valid (used, expired, revoked or never issued): ask an admin for a new one with `weft host add NAME`', { field: 'token' });
     const usable = (cur: StoredIdentity | undefined): cur is StoredIdentity => {
       const want = cur?.join && Buffer.from(cur.join.hash, 'hex');
@@ -121,7 +126,7 @@ export class HostIdentities {
     };
     // Checked before signing (nobody makes the server sign for free) and again in the transaction (once only).
     if (t.caHash !== fingerprint(ca.certPem) || !usable(await this.get(t.host))) throw refused;
-    const certificate = await signCsr(ca as KeyPair, csrPem, { commonName: `host:${t.host}`, usage: 'client', ttlMs: this.certTtlMs });
+    const certificate = await signCsr(ca, csrPem, { commonName: `host:${t.host}`, usage: 'client', ttlMs: this.certTtlMs });
     const sum = summarize(certificate);
     await this.store.transact(`host:${t.host}`, async (tx) => {
       const cur = (await tx.get(keys.hostId(t.host)))?.value as StoredIdentity | undefined;
@@ -134,9 +139,8 @@ export class HostIdentities {
 
   /** A joined host renews its certificate with a new key; the previous certificate stays valid until it expires. */
   async renew(name: string, csrPem: string): Promise<{ certificate: string; ca: string }> {
-    const ca = await this.ca.get();
-    if (!ca.keyPem) throw new WeftError('WEFT_INVALID_VALUE', 'this server cannot issue host certificates (no --tls-ca-key)');
-    const certificate = await signCsr(ca as KeyPair, csrPem, { commonName: `host:${name}`, usage: 'client', ttlMs: this.certTtlMs });
+    const ca = await this.signer();
+    const certificate = await signCsr(ca, csrPem, { commonName: `host:${name}`, usage: 'client', ttlMs: this.certTtlMs });
     const sum = summarize(certificate);
     await this.store.transact(`host:${name}`, async (tx) => {
       const cur = (await tx.get(keys.hostId(name)))?.value as StoredIdentity | undefined;
@@ -158,9 +162,4 @@ export class HostIdentities {
     return r.value;
   }
 
-  async requireJoined(name: string): Promise<StoredIdentity> {
-    const i = await this.get(name);
-    if (!i?.joinedAt) throw notFound(`host identity ${name}`);
-    return i;
-  }
 }

@@ -6,7 +6,7 @@ export { publicChange, visibleTo, type PublicChange } from './changes.js';
 export { macFor } from './endpoints.js';
 export { DEFAULT_TOKEN_TTL_MS, type Principal } from './users.js';
 export { CredentialRefused } from './tokens.js';
-export { HostIdentities, StoreCa, DEFAULT_JOIN_TTL_MS, DEFAULT_HOST_CERT_TTL_MS, type CaSource, type StoredIdentity, type HostIdentityView } from './identities.js';
+export { HostIdentities, StoreCa, type CaSource } from './identities.js';
 export { conflistNotice } from './conflists.js';
 export type { Collection } from './keys.js';
 export { DEFAULT_QUOTA, QUOTA_FLAG, type QuotaLimits, type QuotaView } from './quota.js';

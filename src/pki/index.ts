@@ -1,2 +1,3 @@
 export * from './x509.js';
 export * from './join.js';
+export * from './files.js';

@@ -116,11 +116,14 @@ export async function signCsr(ca: KeyPair, csrPem: string, o: IssueOptions): Pro
   return sign(ca, csr.publicKey, o);
 }
 
+/** Normalises a serial as Node reports it (uppercase hex, leading zeros kept) to ours. */
+export const normalSerial = (s: string) => s.toLowerCase().replace(/^0+(?=.)/, '');
+
 /** Serial, name, validity and fingerprint of a PEM certificate. */
 export function summarize(certPem: string): CertSummary {
   const c = new X509Certificate(certPem);
   return {
-    serial: c.serialNumber.toLowerCase().replace(/^0+(?=.)/, ''),
+    serial: normalSerial(c.serialNumber),
     commonName: /(?:^|\n)CN=([^\n]*)/.exec(c.subject)?.[1] ?? '',
     notBefore: new Date(c.validFrom),
     notAfter: new Date(c.validTo),
@@ -139,9 +142,6 @@ export function issuedBy(certPem: string, caPem: string, at = new Date()): boole
   const ca = new X509Certificate(caPem);
   return c.checkIssued(ca) && c.verify(ca.publicKey) && Date.parse(c.validFrom) <= at.getTime() && at.getTime() <= Date.parse(c.validTo);
 }
-
-/** Normalises a serial as Node's TLS layer reports it (uppercase hex, leading zeros kept) to ours. */
-export const normalSerial = (s: string) => s.toLowerCase().replace(/^0+(?=.)/, '');
 
 /** When a certificate of ours should be renewed: two thirds into its real lifetime (the backdating left out). */
 export function renewalTime(certPem: string): Date {

@@ -1,10 +1,10 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { WeftError } from '../model/index.js';
-import { issueWithKey, issuedBy } from '../pki/index.js';
+import { issueWithKey, issuedBy, writeFileAtomic } from '../pki/index.js';
 import type { CaSource } from '../control/index.js';
 
 /** `--tls-cert/--tls-key/--tls-ca[/--tls-ca-key]` (bring your own) and `--tls-san` (more names). */
@@ -53,11 +53,6 @@ function covers(certPem: string, names: { dns: string[]; ips: string[] }): boole
   return names.ips.every((ip) => c.checkIP(ip) !== undefined) && names.dns.every((d) => c.checkHost(d, { wildcards: false }) !== undefined);
 }
 
-function writeAtomic(path: string, text: string, mode: number): void {
-  writeFileSync(`${path}.tmp`, text, { mode });
-  chmodSync(`${path}.tmp`, mode);
-  renameSync(`${path}.tmp`, path);
-}
 
 /**
  * The server's TLS material. Brought with flags: used as given. Otherwise: the CA (from the store, made at
@@ -66,14 +61,15 @@ function writeAtomic(path: string, text: string, mode: number): void {
  * 30 days left; else a new one-year certificate is made.
  */
 export async function prepareTls(o: { dataDir: string; listenHost: string; flags: TlsFlags; ca: CaSource }): Promise<TlsMaterial & { made: boolean }> {
-  const ca = (await o.ca.get()).certPem;
+  const authority = await o.ca.get();
+  const ca = authority.certPem;
   if (o.flags.cert !== undefined && o.flags.key !== undefined) {
     const cert = readFlagFile(o.flags.cert, '--tls-cert');
     if (!issuedBy(cert, ca)) throw new WeftError('WEFT_INVALID_FIELD', `--tls-cert: ${o.flags.cert} is not signed by --tls-ca ${o.flags.ca} (or has expired)`, { field: '--tls-cert' });
     return { cert, key: readFlagFile(o.flags.key, '--tls-key'), ca, made: false };
   }
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  writeAtomic(join(o.dataDir, 'ca.crt'), ca, 0o644);
+  writeFileAtomic(join(o.dataDir, 'ca.crt'), ca, 0o644);
   const certFile = join(o.dataDir, 'server.crt');
   const keyFile = join(o.dataDir, 'server.key');
   const names = serverNames(o.listenHost, o.flags.sans);
@@ -81,12 +77,11 @@ export async function prepareTls(o: { dataDir: string; listenHost: string; flags
     const cert = readFileSync(certFile, 'utf8');
     if (issuedBy(cert, ca, new Date(Date.now() + RENEW_BEFORE_MS)) && covers(cert, names)) return { cert, key: readFileSync(keyFile, 'utf8'), ca, made: false };
   }
-  const authority = await o.ca.get();
   if (!authority.keyPem) throw new WeftError('WEFT_INVALID_FIELD', '--tls-cert: this server has no CA key to make its certificate; give --tls-cert and --tls-key', { field: '--tls-cert' });
   const made = await issueWithKey({ certPem: authority.certPem, keyPem: authority.keyPem }, {
     commonName: 'weft-server', usage: 'server', ttlMs: SERVER_CERT_DAYS * 86_400_000, dnsNames: names.dns, ips: names.ips,
   });
-  writeAtomic(keyFile, made.keyPem, 0o600);
-  writeAtomic(certFile, made.certPem, 0o644);
+  writeFileAtomic(keyFile, made.keyPem, 0o600);
+  writeFileAtomic(certFile, made.certPem, 0o644);
   return { cert: made.certPem, key: made.keyPem, ca, made: true };
 }
