@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { http, serverFleet, sleep } from '../testkit/server.js';
-import { getResponse, parseRawResponse, rawConnect } from '../testkit/raw.js';
+import { http, serverFleet, sleep, tlsFetch } from '../testkit/server.js';
+import { parseRawResponse, rawConnect } from '../testkit/raw.js';
 
 // Bad clients replayed against real `weft server` processes: each is cut off or refused with a
 // problem+json naming the flag, and well-behaved clients on the same server are still served.
@@ -78,7 +78,7 @@ test('a client that never reads a large answer is cut off at --request-timeout; 
   const s = await server(['--headers-timeout', '1000', '--body-timeout', '2000', '--request-timeout', '2000']);
   const rules = (k: number) => Array.from({ length: 3000 }, (_, i) => ({ id: `r${i}`, protocol: 'tcp', ports: String(1 + ((i + k) % 60000)) }));
   for (let k = 0; k < 60; k++) assert.equal((await http(s.url, s.token, 'POST', `${T}/policies`, { name: `p${k}`, rules: rules(k) })).status, 201);
-  const watch = await getResponse(s, '/api/v1/watch', s.token);
+  const watch = await tlsFetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${s.token}` } });
   const c = await rawConnect(s);
   c.socket.pause();
   c.socket.write(`GET ${T}/policies HTTP/1.1\r\nHost: weft\r\nAuthorization: Bearer ${s.token}\r\n\r\n`);

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { http, serverFleet, sleep, type ServerProcess } from '../testkit/server.js';
-import { getResponse, rawConnect, rssBytes } from '../testkit/raw.js';
+import { http, serverFleet, sleep, tlsFetch, type ServerProcess } from '../testkit/server.js';
+import { rawConnect, rssBytes } from '../testkit/raw.js';
 
 const fleet = serverFleet();
 after(() => fleet.stopAll());
@@ -14,10 +14,10 @@ async function tenantUser(s: ServerProcess, name: string): Promise<string> {
   return (await http(s.url, '', 'POST', '/api/v1/login', { username: name, password: 'correct horse' })).json.token;
 }
 
-const watch = (s: ServerProcess, token: string) => getResponse(s, '/api/v1/watch', token);
+const watch = (s: ServerProcess, token: string) => tlsFetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${token}` } });
 
 async function metric(s: ServerProcess, name: string): Promise<number> {
-  const text = await (await getResponse(s, '/metrics')).text();
+  const text = await (await tlsFetch(`${s.url}/metrics`)).text();
   return Number(new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 

@@ -1,8 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 
 /** A server to reach: plain for http://, TLS verified with `caFile` for https://. */
@@ -52,20 +49,4 @@ export function parseRawResponse(raw: Buffer): { status: number; headers: Record
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+([0-9]+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
-}
-
-/** A GET as a standard Response with a streaming body, over plain HTTP or TLS verified with the target's CA. */
-export function getResponse(target: Target, path: string, token?: string): Promise<Response> {
-  const u = new URL(path, target.url);
-  const ca = caOf(target);
-  const request = u.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const req = request(u, { headers: token ? { authorization: `Bearer ${token}` } : {}, agent: false, ...(ca ? { ca } : {}) }, (res) => {
-      const headers = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-      resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status: res.statusCode ?? 0, headers }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
