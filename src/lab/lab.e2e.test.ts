@@ -11,8 +11,15 @@ import { ProcessRunner } from '../exec/index.js';
 const root = process.getuid?.() === 0;
 const dir = mkdtempSync(join(tmpdir(), 'weft-lab-'));
 const prefix = 'wlt';
-const weft = (args: string[], env: Record<string, string> = {}) => runWeft(['lab', '--dir', dir, ...args], { HOME: dir, ...env });
+// `lab up` and `down` start and stop etcd, servers and agents: on a slow machine that takes longer than a CLI call.
+const weft = (args: string[], env: Record<string, string> = {}) => runWeft(['lab', '--dir', dir, ...args], { HOME: dir, ...env }, undefined, ['up', 'down'].includes(args[0] as string) ? 120_000 : 20_000);
 const ours = () => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => /^wlt([0-9]+)?-/.test(n)) : []);
+
+/** The last lines of every log the lab wrote, for a failure message (`lab down` removes them). */
+function labLogs(): string {
+  const logs = (d: string): string[] => (existsSync(d) ? readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? logs(join(d, e.name)) : e.name.endsWith('.log') ? [join(d, e.name)] : [])) : []);
+  return logs(dir).map((f) => `--- ${f}\n${readFileSync(f, 'utf8').split('\n').slice(-15).join('\n')}`).join('\n');
+}
 
 after(async () => {
   await weft(['down']);
@@ -21,7 +28,7 @@ after(async () => {
 
 test('weft lab: up 2 hosts, containers on both talk over the overlay, down removes everything', { skip: !root && 'needs root' }, async () => {
   const up = await weft(['up', '--hosts', '2', '--prefix', prefix]);
-  assert.equal(up.code, 0, up.stderr);
+  assert.equal(up.code, 0, `${up.stderr}\n${labLogs()}`);
   assert.match(up.stdout, /lab up: host1, host2/);
   const env = (await weft(['env'])).stdout;
   const server = /WEFT_SERVER=(\S+)/.exec(env)?.[1] as string;
@@ -54,7 +61,7 @@ test('weft lab: up 2 hosts, containers on both talk over the overlay, down remov
 
 test("weft lab up --store etcd: the issue's example by name across 3 hosts, a service VIP too; down stops all of it", { skip: !root && 'needs root' }, async () => {
   const up = await weft(['up', '--hosts', '3', '--store', 'etcd', '--prefix', prefix]);
-  assert.equal(up.code, 0, up.stderr);
+  assert.equal(up.code, 0, `${up.stderr}\n${labLogs()}`);
   const env = (await weft(['env'])).stdout;
   const servers = /WEFT_SERVER=(\S+)/.exec(env)?.[1] as string;
   const token = /WEFT_TOKEN=(\S+)/.exec(env)?.[1] as string;

@@ -100,14 +100,15 @@ export function caFileFor(urls: string): string | undefined {
  * Runs the real `weft` CLI as a child process. A WEFT_SERVER this test started is verified with that
  * server's CA (WEFT_CA), as a user would set it.
  */
-export function runWeft(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+/** Runs the CLI; killed (code 1) after timeoutMs, so a hung command fails its test rather than the suite. */
+export function runWeft(args: string[], env: Record<string, string>, input?: string, timeoutMs = 20_000): Promise<CliResult> {
   const flag = args.indexOf('--server');
   const server = flag >= 0 ? args[flag + 1] : env['WEFT_SERVER'];
   const ca = env['WEFT_CA'] ?? (server ? caFileFor(server) : undefined);
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [WEFT_BIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...(ca ? { WEFT_CA: ca } : {}), ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [WEFT_BIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...(ca ? { WEFT_CA: ca } : {}), ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr: err?.killed ? `${stderr}\n(killed after ${timeoutMs / 1000} s)` : stderr });
     });
     if (input !== undefined) child.stdin?.end(input);
     else child.stdin?.end();
