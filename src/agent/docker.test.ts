@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { Client } from '../client/index.js';
-import type { Runner } from '../exec/index.js';
+import type { Datapath } from '../datapath/index.js';
+import type { Endpoints } from './endpoints.js';
 import type { DockerNetwork } from '../model/index.js';
 import { DockerBackend } from './docker.js';
 import type { Reconciler } from './reconciler.js';
@@ -16,8 +17,8 @@ const mapping = (tenant: string, network: string, pool: string): DockerNetwork =
 function backend(state: DesiredState): DockerBackend {
   const never = () => { throw new Error('reached the server or the kernel'); };
   return new DockerBackend({
-    state, client: { request: never } as unknown as Client, reconciler: {} as Reconciler, runner: {} as Runner, host: 'h1',
-    log: pino({ level: 'silent' }), release: never, ensureQos: never, withEndpoint: (_id, fn) => fn(),
+    state, client: { request: never } as unknown as Client, reconciler: {} as Reconciler, datapath: {} as Datapath, host: 'h1',
+    log: pino({ level: 'silent' }), endpoints: { release: never, with: <T>(_id: string, fn: () => Promise<T>) => fn() } as unknown as Endpoints,
   });
 }
 

@@ -3,9 +3,8 @@ import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
 import { NAME_PATTERN, endpointId, formatIp, parseCidr, type DockerNetwork, type Endpoint, type Group, type Network } from '../model/index.js';
 import { containerOfEndpoint, endpointsOfNetwork, DockerApiError } from './docker-api.js';
-import type { QosPlan } from '../datapath/index.js';
-import type { Runner } from '../exec/index.js';
-import { attachOuterVeth, names } from '../datapath/index.js';
+import { outerAttachmentOf, type Datapath } from '../datapath/index.js';
+import type { Endpoints } from './endpoints.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type DockerHost, type Join, type JoinResult, type ReleaseAddress, type RequestAddress, type RequestPool } from '../plugins/docker/index.js';
 import type { DesiredState } from './state.js';
 import type { Reconciler } from './reconciler.js';
@@ -21,13 +20,11 @@ export interface DockerDeps {
    */
   creator?: Client;
   reconciler: Reconciler;
-  runner: Runner;
+  datapath: Datapath;
+  /** Locks and release, shared with the CNI host (Docker's ids are never reused: veths go after the answer). */
+  endpoints: Endpoints;
   host: string;
   log: Logger;
-  /** `unwireLater`: answer before the kernel has deleted the veth pair (ids of Docker endpoints are never reused). */
-  release(ep: Endpoint, unwireLater?: boolean): Promise<void>;
-  ensureQos(ns: string, q: QosPlan): Promise<void>;
-  withEndpoint<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
 
 const ANY = '0.0.0.0/0';
@@ -128,7 +125,7 @@ export class DockerBackend implements DockerHost {
     const bound = this.byPool(r.PoolID);
     if (!bound) return;
     const placeholder = this.placeholder(bound, r.Address);
-    if (placeholder) await this.d.release(placeholder);
+    if (placeholder) await this.d.endpoints.release(placeholder);
   }
 
   private placeholder(n: DockerNetwork, ip: string): Endpoint | undefined {
@@ -201,7 +198,7 @@ export class DockerBackend implements DockerHost {
     if (!address) throw new BadRequest('Interface.Address: missing (create the network with --ipam-driver weft)');
     const ip = address.split('/')[0] as string;
     const id = endpointId(r.EndpointID, IFNAME);
-    return this.d.withEndpoint(id, async () => {
+    return this.d.endpoints.with(id, async () => {
       // The address reserved at RequestAddress passes to the endpoint in one step: it is never free between.
       const placeholder = this.placeholder(n, ip);
       const mac = r.Interface?.MacAddress || undefined;
@@ -220,16 +217,16 @@ export class DockerBackend implements DockerHost {
   async join(r: Join): Promise<JoinResult> {
     const n = this.byId(r.NetworkID);
     const id = endpointId(r.EndpointID, IFNAME);
-    return this.d.withEndpoint(id, async () => {
+    return this.d.endpoints.with(id, async () => {
       const ep = this.d.state.endpoints.get(id) ?? await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
       // Endpoint ids are global: never wire one of another tenant or network into this network's bridge.
       if (ep.tenant !== n.tenant || ep.network !== n.network) throw new Error(`endpoint ${id} is not on network ${n.tenant}/${n.network}`);
       const plan = await this.d.reconciler.ensureTenant(n.tenant, true);
       if (!plan) throw new Error(`tenant ${n.tenant} is not known to this agent yet; try again`);
       const outer = `wd${r.EndpointID.slice(0, 12)}`;
-      await attachOuterVeth(this.d.runner, { tenantNs: plan.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(id), outer, mac: ep.mac, mtu: ep.mtu, hairpin: plan.services.length > 0 });
+      await this.d.datapath.attachOuter(outerAttachmentOf(ep, plan, outer));
       const qos = plan.qos.find((q) => q.endpoint === id);
-      if (qos) await this.d.ensureQos(plan.ns, qos);
+      if (qos) await this.d.datapath.shape(plan.ns, qos);
       void this.nameEndpoint(r.NetworkID, r.EndpointID, id);
       return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway, StaticRoutes: [], DisableGatewayService: true };
     });
@@ -263,7 +260,7 @@ export class DockerBackend implements DockerHost {
     const ports = portMapOf(r.Options);
     if (ports.length === 0) return;
     const id = endpointId(r.EndpointID, IFNAME);
-    await this.d.withEndpoint(id, async () => {
+    await this.d.endpoints.with(id, async () => {
       const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { portMappings: ports });
       this.d.state.putEndpoint(ep);
       await this.d.reconciler.ensureTenant(ep.tenant);
@@ -275,7 +272,7 @@ export class DockerBackend implements DockerHost {
     const id = endpointId(r.EndpointID, IFNAME);
     const ep = this.d.state.endpoints.get(id);
     if (!ep?.portMappings?.length) return;
-    await this.d.withEndpoint(id, async () => {
+    await this.d.endpoints.with(id, async () => {
       const next = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { portMappings: [] });
       this.d.state.putEndpoint(next);
       await this.d.reconciler.ensureTenant(next.tenant);
@@ -300,7 +297,7 @@ export class DockerBackend implements DockerHost {
    */
   async deleteEndpoint(_networkId: string, endpointIdDocker: string): Promise<void> {
     const id = endpointId(endpointIdDocker, IFNAME);
-    void this.d.withEndpoint(id, async () => {
+    void this.d.endpoints.with(id, async () => {
       let ep = this.d.state.endpoints.get(id);
       if (!ep) {
         try {
@@ -309,7 +306,7 @@ export class DockerBackend implements DockerHost {
           if (!(e instanceof ApiError && e.status === 404)) throw e;
         }
       }
-      if (ep) await this.d.release(ep, true);
+      if (ep) await this.d.endpoints.release(ep, true);
     }).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: id }, 'releasing a Docker endpoint failed; the collector will retry'));
   }
 
@@ -333,9 +330,9 @@ export class DockerBackend implements DockerHost {
     for (const ep of [...this.d.state.endpoints.values()]) {
       if (ep.host !== this.d.host || ep.labels['runtime'] !== 'docker' || now - Date.parse(ep.createdAt) < graceMs) continue;
       if (!ep.containerId.startsWith('ipam-') && live.has(ep.containerId)) continue;
-      await this.d.withEndpoint(ep.id, async () => {
+      await this.d.endpoints.with(ep.id, async () => {
         if (!this.d.state.endpoints.has(ep.id)) return;
-        await this.d.release(ep, true);
+        await this.d.endpoints.release(ep, true);
         released.push(ep.id);
       });
     }

@@ -1,7 +1,6 @@
-import { readdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { NETNS_DIR, TenantDatapath, names, peerVteps, planHost, planTenant, type TenantPlan } from '../datapath/index.js';
+import { peerVteps, planHost, planTenant, type Datapath, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
@@ -36,7 +35,7 @@ export class Reconciler {
 
   constructor(
     private readonly state: DesiredState,
-    private readonly dp: TenantDatapath,
+    private readonly dp: Datapath,
     /** Converges the host namespace: every tenant's plan, and the other hosts' underlay addresses. */
     private readonly hostSide: (plans: TenantPlan[], peers: string[]) => Promise<void>,
     private readonly opts: ReconcilerOptions,
@@ -121,7 +120,7 @@ export class Reconciler {
       if (fast && this.converged.get(tenant) === shape) return p;
       this.converged.delete(tenant);
       const t0 = performance.now();
-      const nft = await this.dp.ensure(p, this.protect());
+      const nft = await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused an element delta; replaced the table');
       else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms }, 'tenant converged');
@@ -163,19 +162,10 @@ export class Reconciler {
   /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */
   private async removeStaleTenants(plans: readonly TenantPlan[]): Promise<void> {
     const wanted = new Set(plans.map((p) => p.ns));
-    const pattern = new RegExp(`^${this.opts.nsPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
-    let present: string[] = [];
-    try {
-      present = readdirSync(NETNS_DIR);
-    } catch {
-      return;
-    }
-    for (const ns of present) {
-      const m = pattern.exec(ns);
-      if (!m || wanted.has(ns)) continue;
+    for (const { ns, id } of await this.dp.presentTenants()) {
+      if (wanted.has(ns)) continue;
       this.log.info({ ns }, 'removing the namespace of a deleted tenant');
-      await this.lock(ns).run(() => this.dp.remove(ns, names.uplinkHost(Number(m[1]))));
+      await this.lock(ns).run(() => this.dp.removeTenant(ns, id));
     }
   }
 }
-

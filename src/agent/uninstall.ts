@@ -1,11 +1,9 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Runner } from '../exec/index.js';
-import { HOST_TABLE, NETNS_DIR, names } from '../datapath/index.js';
+import type { Datapath } from '../datapath/index.js';
 import { PLUGIN_TYPE, isWeftConflist } from './conflists.js';
 
 export interface UninstallOptions {
-  nsPrefix: string;
   cniConfDir: string;
   cniBinDirs: string[];
   runDir: string;
@@ -18,20 +16,8 @@ export interface UninstallOptions {
  * table inside), their uplinks, the host table (NAT and filter), Weft's conflists and plugin binaries, and the run
  * directory, and the Docker plugin socket. Run it with the agent stopped; containers wired through Weft lose their network.
  */
-export async function uninstall(runner: Runner, o: UninstallOptions): Promise<string[]> {
-  const done: string[] = [];
-  const pattern = new RegExp(`^${o.nsPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
-  for (const ns of existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : []) {
-    const m = pattern.exec(ns);
-    if (!m) continue;
-    await runner.run(['ip', 'link', 'del', names.uplinkHost(Number(m[1]))], { allowFailure: true });
-    await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
-    done.push(`namespace ${ns}`);
-  }
-  // inet: the host table; ip: where it lived before it filtered (an agent of that version never ran since).
-  for (const family of ['inet', 'ip']) {
-    if ((await runner.run(['nft', 'delete', 'table', family, HOST_TABLE], { allowFailure: true })).code === 0) done.push(`nft table ${family} ${HOST_TABLE}`);
-  }
+export async function uninstall(datapath: Datapath, o: UninstallOptions): Promise<string[]> {
+  const done = await datapath.uninstall();
   for (const f of existsSync(o.cniConfDir) ? readdirSync(o.cniConfDir) : []) {
     const file = join(o.cniConfDir, f);
     if (isWeftConflist(f, () => readFileSync(file, 'utf8'))) {

@@ -7,18 +7,20 @@ import { startServer, type RunningServer } from '../server/index.js';
 import { Agent, uninstall, joinWithToken, loadCredentials, notJoined, type AgentOptions } from '../agent/index.js';
 import { WeftError } from '../model/index.js';
 import { ProcessRunner } from '../exec/index.js';
-import { detectUnderlayIp } from '../datapath/index.js';
+import { DATAPATHS, detectUnderlayIp, isDatapathKind, type Datapath } from '../datapath/index.js';
 import { parseUpstream, upstreamsFromResolvConf } from '../dns/index.js';
 
 export { startServer };
 
 export async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void> }> {
   const runner = new ProcessRunner();
+  const datapath = datapathOf(f, runner);
   let log = pino({ level: f.logLevel, base: { proc: 'weft-agent', host: f.host } }, pino.destination(2));
   const auth = await agentAuth(f, log);
   log = log.child({ host: auth.host });
   const dnsUpstreams = f.dnsUpstreams ? f.dnsUpstreams.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf());
-  const agent = new Agent({ ...f, ...auth, dnsUpstreams, vtepIp: f.vtepIp ?? (await detectUnderlayIp(runner)), log, runner, version: VERSION });
+  const vtepIp = f.vtepIp ?? (f.datapath === 'linux' ? await detectUnderlayIp(runner) : '127.0.0.1');
+  const agent = new Agent({ ...f, ...auth, dnsUpstreams, vtepIp, log, runner, datapath, version: VERSION });
   await agent.start();
   return { close: () => agent.stop() };
 }
@@ -51,4 +53,11 @@ function readResolvConf(): string {
   }
 }
 
-export const uninstallAgent = (f: AgentFlags) => uninstall(new ProcessRunner(), f);
+export const uninstallAgent = (f: AgentFlags) => uninstall(datapathOf(f, new ProcessRunner()), f);
+
+function datapathOf(f: AgentFlags, runner: ProcessRunner): Datapath {
+  if (!isDatapathKind(f.datapath)) {
+    throw new WeftError('WEFT_INVALID_FIELD', `--datapath: '${f.datapath}' is not one of ${Object.keys(DATAPATHS).join(', ')}`, { field: '--datapath' });
+  }
+  return DATAPATHS[f.datapath]({ runner, nsPrefix: f.nsPrefix });
+}

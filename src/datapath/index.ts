@@ -7,3 +7,6 @@ export { renderTenantRuleset, renderTenantTable, TENANT_TABLE } from './nft.js';
 export { renderHostRuleset, renderHostTable, HOST_TABLE } from './host-nft.js';
 export { diffTables, tableText, type NftTable, type NftMap } from './table.js';
 export * from './linux/index.js';
+export { attachmentOf, outerAttachmentOf, type Attachment, type OuterAttachment, type Datapath, type NftOutcome } from './datapath.js';
+export { DATAPATHS, isDatapathKind, type DatapathKind, type DatapathOptions } from './backends.js';
+export { MemoryDatapath, type MemoryNamespace, type MemoryLink } from './memory.js';

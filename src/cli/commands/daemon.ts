@@ -43,6 +43,8 @@ export interface AgentFlags {
   cniConfDir: string;
   cniBinDirs: string[];
   nsPrefix: string;
+  /** Which datapath programs the kernel (checked against the agent's list when it starts). */
+  datapath: string;
   vtepIp?: string;
   resyncMs: number;
   repairGraceMs: number;
@@ -80,6 +82,7 @@ function agentOptions(cmd: Command): Command {
     .option('--cni-bin-dir <dirs>', 'comma-separated plugin directories to install `weft` into', AGENT_DEFAULTS.cniBinDirs)
     .option('--netns-prefix <prefix>', 'prefix of tenant namespace names (separates agents on one machine)', AGENT_DEFAULTS.nsPrefix)
     .option('--vtep-ip <ip>', 'underlay address of this host (default: its first global IPv4 address)')
+    .option('--datapath <kind>', 'what programs this host: linux (namespaces, bridges, VXLAN, nftables), or memory (nothing: a simulated host, for tests and scale runs of the control plane)', 'linux')
     .option('--resync <ms>', 'how often to re-check the whole datapath and repair drift', intArg('--resync', 200, 600_000), 2000)
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
     .option('--dns-port <port>', 'port of the containers\' DNS server on each tenant uplink (queries to a gateway, port 53, are sent there)', intArg('--dns-port', 1, 65535), 15353)
@@ -153,7 +156,7 @@ function upstreamList(text: string): string[] {
 function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<AgentFlags, 'join' | 'token' | 'caPem'>): AgentFlags {
   return {
     servers, ...creds, stateDir: o['stateDir'], host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), hostGiven: o['host'] !== undefined, runDir: o['runDir'], cniConfDir: o['cniConfDir'],
-    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
+    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], datapath: o['datapath'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
     dnsPort: o['dnsPort'], ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}),
     ...(o['dockerTokenFile'] ? { dockerToken: readTokenFile(o['dockerTokenFile'], '--docker-token-file') } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),

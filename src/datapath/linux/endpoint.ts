@@ -1,38 +1,10 @@
 import { existsSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
-import { WeftError, type Endpoint } from '../../model/index.js';
-import { names } from '../names.js';
-import type { TenantPlan } from '../plan.js';
+import { WeftError } from '../../model/index.js';
+import type { Attachment, OuterAttachment } from '../datapath.js';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
 import { inNs, ipBatch } from './observe.js';
 import { NETNS_DIR } from './tenant.js';
-
-export interface Attachment {
-  tenantNs: string;
-  bridge: string;
-  veth: string;
-  /** The container's network namespace as a path (CNI_NETNS). */
-  netnsPath: string;
-  ifname: string;
-  mac: string;
-  ip: string;
-  prefixLength: number;
-  gateway: string;
-  mtu: number;
-  /** The tenant has services: the port may reflect frames (see EndpointPlan.hairpin). */
-  hairpin?: boolean;
-}
-
-/**
- * An endpoint's attachment in its tenant, the one way it is built: ADD and the repair of a vanished veth
- * must wire the same thing (the repair once left out `hairpin`).
- */
-export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, netnsPath: string): Attachment {
-  return {
-    tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
-    mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
-  };
-}
 
 /**
  * Gives `ip` a name for a container netns path. Runtimes that pin namespaces under /run/netns (podman,
@@ -169,7 +141,7 @@ export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPa
  * tenant namespace: the tenant end is created on its bridge and up, the outer end directly in the agent's
  * namespace (named by the agent's pid). A leftover pair of an earlier Join of the endpoint is replaced.
  */
-export async function attachOuterVeth(runner: Runner, a: { tenantNs: string; bridge: string; veth: string; outer: string; mac: string; mtu: number; hairpin?: boolean }): Promise<void> {
+export async function attachOuterVeth(runner: Runner, a: OuterAttachment): Promise<void> {
   const mtu = String(a.mtu);
   const add = () => runner.run(['ip', '-n', a.tenantNs, 'link', 'add', a.veth, 'mtu', mtu, 'master', a.bridge, 'up', 'type', 'veth',
     'peer', 'name', a.outer, 'mtu', mtu, 'address', a.mac, 'netns', String(process.pid)]);

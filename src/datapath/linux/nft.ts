@@ -1,6 +1,7 @@
 import type { Runner } from '../../exec/index.js';
 import { diffTables, tableText, type NftTable } from '../table.js';
 import { inNs } from './observe.js';
+import type { NftOutcome } from '../datapath.js';
 
 /**
  * Keeps nft tables as desired, cheaply. It remembers what it applied and the kernel's terse listing of it
@@ -16,7 +17,7 @@ export class NftTables {
   constructor(private readonly runner: Runner) {}
 
   /** Returns how it got there: nothing to do, element deltas, or a whole-table replace (and why). */
-  async ensure(ns: string | undefined, table: NftTable): Promise<'unchanged' | 'delta' | 'replace' | 'replace-after-refused-delta'> {
+  async ensure(ns: string | undefined, table: NftTable): Promise<NftOutcome> {
     const key = `${ns ?? ''}/${table.family}/${table.name}`;
     const prev = this.applied.get(key);
     let refused = false;

@@ -7,6 +7,7 @@ import { NftTables } from './nft.js';
 import { createVxlan, ensureOverlay, vxlanMatches } from './overlay.js';
 import { observeQos, qosCommands, tcBatch } from './qos.js';
 import type { QosPlan } from '../services.js';
+import type { NftOutcome } from '../datapath.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -43,7 +44,7 @@ export class TenantDatapath {
   }
 
   /** `protect`: veths being wired right now by a CNI ADD, never deleted as stale. */
-  async ensure(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<string> {
+  async ensure(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
     const fresh = await this.ensureNamespace(p.ns);
     let links = await observeLinks(this.runner, p.ns);
     // An uplink without its planned address is rebuilt too: the address moved (a tenant whose /30 covered

@@ -1,4 +1,4 @@
-import { ERROR_CATALOGUE, type ErrorCode, type PortMapping } from '../../model/index.js';
+import { ERROR_CATALOGUE, isWeftError, type ErrorCode, type PortMapping } from '../../model/index.js';
 import { ApiError } from '../../client/index.js';
 import { CniError, formatAddResult, formatError, parseRequest, portMappingsOf, versionAnswer, type AddResultInput, type CniRequest } from './protocol.js';
 
@@ -101,5 +101,7 @@ export function toCniError(e: unknown): CniError {
     const entry = e.code && e.code in ERROR_CATALOGUE ? ERROR_CATALOGUE[e.code as ErrorCode] : undefined;
     return new CniError(entry?.cni ?? 999, e.message);
   }
+  // The agent's own refusals (a netns that is the host's) say what is wrong, like the server's.
+  if (isWeftError(e)) return new CniError(ERROR_CATALOGUE[e.code].cni ?? 999, e.message);
   return new CniError(999, 'internal error in the weft agent', (e as Error)?.message ?? String(e));
 }

@@ -1,0 +1,193 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pino } from 'pino';
+import { MemoryDatapath, names } from '../datapath/index.js';
+import { handleCni } from '../plugins/cni/index.js';
+import { endpointId } from '../model/index.js';
+import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
+import { inviteHost, within } from '../testkit/host.js';
+import { Agent } from './agent.js';
+import { joinWithToken, loadCredentials } from './identity.js';
+
+/**
+ * The agent's logic without root: a real server process (no privileges needed), a real agent in this
+ * process joined with its own host certificate, and the in-memory datapath in place of the kernel. The
+ * datapath enforces what the agent relies on the kernel for (see MemoryDatapath), and journals every call.
+ */
+const log = pino({ level: process.env['WEFT_TEST_LOG'] ?? 'silent' });
+let server: ServerProcess;
+let dir: string;
+let dp: MemoryDatapath;
+let agent: Agent;
+const PREFIX = 'u-';
+
+async function startAgent(): Promise<Agent> {
+  const stateDir = join(dir, 'state');
+  const creds = loadCredentials(stateDir, 'node1') ?? await joinWithToken([server.url], await inviteHost(server.url, server.token, 'node1'), stateDir, log);
+  const a = new Agent({
+    servers: [server.url], tls: creds, identity: { dir: stateDir, creds }, stateDir, host: 'node1', runDir: join(dir, 'run'),
+    cniConfDir: join(dir, 'net.d'), cniBinDirs: [join(dir, 'bin')], nsPrefix: PREFIX, vtepIp: '192.0.2.1', resyncMs: 200, repairGraceMs: 0,
+    dnsPort: 15353, dnsUpstreams: [], log, runner: { run: () => Promise.reject(new Error('no command may run: the datapath is in memory')) },
+    datapath: dp, version: 'test',
+  });
+  await a.start();
+  return a;
+}
+
+const api = async (method: string, path: string, body?: unknown) => {
+  const r = await http(server.url, server.token, method, path, body);
+  assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json;
+};
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'weft-agent-unit-'));
+  server = await startServerProcess();
+  dp = new MemoryDatapath(PREFIX);
+  agent = await startAgent();
+  await api('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.1.2.0/24' });
+  await api('POST', '/api/v1/tenants/default/groups', { name: 'app', network: 'net' });
+  await api('POST', '/api/v1/tenants/default/policies', { name: 'only-app', rules: [
+    { id: 'r1', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5432', fromGroup: 'app' }, { id: 'r2', priority: 1, direction: 'in', action: 'deny' },
+  ] });
+  await api('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'net', policies: ['only-app'] });
+  assert.ok(await within(5000, async () => agent.state.groups.has('default/app')) >= 0, 'the agent sees the groups');
+});
+
+after(async () => {
+  await agent?.stop();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A container's namespace path: a real file (the CNI layer checks CNI_NETNS exists) that the memory datapath knows. */
+function netnsOf(container: string): string {
+  const path = join(dir, 'netns', container);
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, '');
+  }
+  return path;
+}
+const conf = (group: string, extra: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: '1.0.0', name: `weft-default-${group}`, type: 'weft', network: 'net', group, ...extra });
+function cni(command: string, container: string, group = 'db', extra: Record<string, unknown> = {}) {
+  const env = { CNI_COMMAND: command, CNI_CONTAINERID: container, CNI_NETNS: netnsOf(container), CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
+  return handleCni(agent.cni, env, conf(group, extra));
+}
+async function added(container: string, group = 'db'): Promise<{ ip: string; id: string }> {
+  dp.addContainer(netnsOf(container));
+  const r = await cni('ADD', container, group);
+  assert.equal(r.code, 0, r.stdout);
+  const ip = (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]?.address.split('/')[0] as string;
+  return { ip, id: (await api('GET', '/api/v1/endpoints')).items.find((e: { ip: string }) => e.ip === ip).id };
+}
+const tenantNs = () => names.tenantNs(PREFIX, agent.state.tenants.get('default')?.id as number);
+const since = (mark: number) => dp.journal.slice(mark).map((l) => l.split(' ')[0]);
+
+test('ADD: allocated, the tenant converged with the new address in its policy (fail closed), then wired; the result says so', async () => {
+  let seen = '';
+  dp.onAttach = (a, ns) => (seen = ns?.table.includes(a.ip) ? 'policy had it' : `table without ${a.ip}: ${ns?.table}`);
+  const mark = dp.journal.length;
+  const { ip, id } = await added('c1');
+  dp.onAttach = undefined;
+  assert.equal(seen, 'policy had it', 'the address was in the tenant\'s table before the container had its interface');
+  assert.deepEqual(since(mark).filter((op) => op !== 'ensureHost'), ['ensureTenant', 'attach']);
+  const eth0 = dp.containers.get(netnsOf('c1'))?.get('eth0');
+  assert.deepEqual([eth0?.ip, eth0?.prefixLength, eth0?.gateway], [ip, 24, '10.1.2.1']);
+  assert.equal(dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id))?.bridge, 'wb10000');
+  assert.equal((await cni('CHECK', 'c1')).code, 0, 'CHECK passes');
+});
+
+test('ADD whose wiring fails on a bare container: one full convergence of the tenant, then wired', async () => {
+  dp.fail('attach', new Error('simulated: the tenant drifted since its last convergence'));
+  const mark = dp.journal.length;
+  await added('c2');
+  assert.match(since(mark).filter((op) => op !== 'ensureHost').join(' '), /^(ensureTenant )*attach( ensureTenant)+ attach( ensureTenant)*$/, 'a failed wiring, a full convergence, the wiring again (resync passes may run around them)');
+});
+
+test('ADD that cannot wire releases the address it was given and leaves nothing behind', async () => {
+  dp.addContainer(netnsOf('c3'));
+  dp.containers.get(netnsOf('c3'))?.set('eth0', { ip: '192.0.2.9', prefixLength: 24, gateway: '192.0.2.1', mac: '02:00:00:00:00:09' });
+  const before = (await api('GET', '/api/v1/endpoints')).items.length;
+  const r = await cni('ADD', 'c3');
+  assert.equal(r.code, 1);
+  assert.match(JSON.parse(r.stdout).msg, /internal error/);
+  assert.equal((await api('GET', '/api/v1/endpoints')).items.length, before, 'the address went back');
+  assert.equal(dp.namespaces.get(tenantNs())?.links.has(names.endpointVeth(endpointId('c3', 'eth0'))), false, 'no veth left');
+});
+
+test('ADD into the host\'s own namespace is refused and changes nothing on the server', async () => {
+  const before = (await api('GET', '/api/v1/endpoints')).items.length;
+  const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'evil', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth9', CNI_PATH: '/opt/cni/bin' };
+  const r = await handleCni(agent.cni, env, conf('db'));
+  assert.equal(r.code, 1);
+  assert.match(JSON.parse(r.stdout).msg, /netns: \/proc\/self\/ns\/net is the network namespace of this host/);
+  assert.equal((await api('GET', '/api/v1/endpoints')).items.length, before);
+});
+
+test('DEL releases, unwires and forgets the address\'s connections; DEL again and DEL of a stranger succeed', async () => {
+  const { ip, id } = await added('c4');
+  assert.equal((await cni('DEL', 'c4')).code, 0);
+  const ns = dp.namespaces.get(tenantNs());
+  assert.equal(ns?.links.has(names.endpointVeth(id)), false, 'veth gone');
+  assert.equal(dp.containers.get(netnsOf('c4'))?.has('eth0'), false, 'the container lost its end with the pair');
+  assert.ok(ns?.forgotten.includes(ip), 'conntrack entries of the address forgotten');
+  assert.equal((await http(server.url, server.token, 'GET', `/api/v1/endpoints/${id}`)).status, 404);
+  assert.equal((await cni('DEL', 'c4')).code, 0, 'DEL is idempotent');
+  assert.equal((await cni('DEL', 'never-added')).code, 0);
+});
+
+test('CHECK names what drifted: the host side off its bridge, the container without its address', async () => {
+  const { id } = await added('c5');
+  const veth = dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id));
+  assert.ok(veth);
+  delete veth.bridge;
+  assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, /is not on bridge wb10000/);
+  veth.bridge = 'wb10000';
+  (dp.containers.get(netnsOf('c5'))?.get('eth0') as { ip: string }).ip = '10.9.9.9';
+  assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, /lacks 10\.1\.2\.\d+\/24/);
+});
+
+test('GC releases only what the runtime no longer lists, in its own scope', async () => {
+  const keep = await added('g1');
+  const gone = await added('g2');
+  const other = await added('g3', 'app');
+  const r = await handleCni(agent.cni, { CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' },
+    JSON.stringify({ cniVersion: '1.1.0', name: 'weft-default-db', type: 'weft', network: 'net', group: 'db', 'cni.dev/valid-attachments': [{ containerID: 'g1', ifname: 'eth0' }] }));
+  assert.equal(r.code, 0, r.stdout);
+  const left = new Set((await api('GET', '/api/v1/endpoints')).items.map((e: { id: string }) => e.id));
+  assert.ok(left.has(keep.id) && left.has(other.id), 'listed, and of another group: kept');
+  assert.ok(!left.has(gone.id), 'unlisted in scope: released');
+});
+
+test('maintenance: a vanished veth is wired again as ADD wired it; a gone container is released; a record nobody sealed is never wired', async () => {
+  await api('POST', '/api/v1/tenants/default/services', { name: 'svc', network: 'net', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] });
+  const a = await added('m1');
+  const ns = dp.namespaces.get(tenantNs());
+  dp.deleteLink(tenantNs(), names.endpointVeth(a.id));
+  assert.ok(await within(5000, async () => ns?.links.has(names.endpointVeth(a.id)) === true) >= 0, 'repaired');
+  assert.ok(dp.journal.some((l) => l.startsWith(`attach ${tenantNs()} ${names.endpointVeth(a.id)} ${netnsOf('m1')} eth0`)));
+  const b = await added('m2');
+  dp.removeContainer(netnsOf('m2'));
+  assert.ok(await within(5000, async () => (await http(server.url, server.token, 'GET', `/api/v1/endpoints/${b.id}`)).status === 404) >= 0, 'released');
+  // Written through the API (an admin, or a stolen credential), pointing at the host: never wired.
+  dp.addContainer(netnsOf('forged'));
+  const forged = await api('POST', '/api/v1/endpoints', { tenant: 'default', network: 'net', containerId: 'forged', host: 'node1', ifname: 'eth0', netns: netnsOf('forged'), labels: {} });
+  const mark = dp.journal.length;
+  await new Promise((r) => setTimeout(r, 800));
+  assert.ok(!dp.journal.slice(mark).some((l) => l.includes(names.endpointVeth(forged.id))), 'not sealed by this agent: never wired');
+});
+
+test('restart: a new agent on the same host keeps every wired endpoint and repairs with the same seal key', async () => {
+  const a = await added('r1');
+  await agent.stop();
+  const mark = dp.journal.length;
+  agent = await startAgent();
+  await within(3000, async () => dp.journal.slice(mark).some((l) => l.startsWith('ensureHost')));
+  assert.ok(!dp.journal.slice(mark).some((l) => l.startsWith('unwire')), 'nothing unwired by a restart');
+  dp.deleteLink(tenantNs(), names.endpointVeth(a.id));
+  assert.ok(await within(5000, async () => dp.namespaces.get(tenantNs())?.links.has(names.endpointVeth(a.id)) === true) >= 0, 'the new agent repairs what the old one sealed');
+});

@@ -1,0 +1,145 @@
+import type { Logger } from 'pino';
+import { ApiError, type Client } from '../client/index.js';
+import { attachmentOf, names, type Datapath, type TenantPlan } from '../datapath/index.js';
+import { dnsDomain } from '../dns/index.js';
+import { endpointId, type Endpoint } from '../model/index.js';
+import { CniError, type AddRequest, type AddResultInput, type CniHost, type Scope } from '../plugins/cni/index.js';
+import type { Endpoints } from './endpoints.js';
+import type { Reconciler } from './reconciler.js';
+import type { Sealer } from './seal.js';
+import type { DesiredState } from './state.js';
+
+export interface CniDeps {
+  host: string;
+  state: DesiredState;
+  client: Client;
+  datapath: Datapath;
+  reconciler: Reconciler;
+  endpoints: Endpoints;
+  sealer: Sealer;
+  /** Whether the agent has loaded the desired state (STATUS). */
+  synced: () => boolean;
+  log: Logger;
+}
+
+/**
+ * The plugin's verbs on this host (the `CniHost` of plugins/cni). ADD, top to bottom: allocate on the
+ * server, converge the tenant with the new endpoint's policy in place (fail closed), wire the container,
+ * shape it, publish its ports, answer; a failure anywhere releases what was made.
+ */
+export class CniEndpoints implements CniHost {
+  constructor(private readonly d: CniDeps) {}
+
+  add(req: AddRequest): Promise<AddResultInput> {
+    const id = endpointId(req.containerId, req.ifname);
+    return this.d.endpoints.inFlight(id, async () => {
+      let ep: Endpoint | undefined;
+      try {
+        ep = await this.allocate(req, id);
+        this.d.state.putEndpoint(ep);
+        const plan = await this.d.reconciler.ensureTenant(ep.tenant, true);
+        if (!plan) throw new CniError(7, `tenant ${ep.tenant} is not known to this agent yet; try again`);
+        await this.wire(ep, plan, req);
+        const qos = plan.qos.find((q) => q.endpoint === ep?.id);
+        if (qos) await this.d.datapath.shape(plan.ns, qos);
+        if (ep.portMappings?.length) await this.d.reconciler.ensureHostNow();
+        return resultOf(ep, plan, req);
+      } catch (e) {
+        if (ep) await this.d.endpoints.release(ep).catch((x: Error) => this.d.log.warn({ err: x.message, endpoint: id }, 'cleanup after a failed ADD failed'));
+        throw e;
+      }
+    });
+  }
+
+  /** The server allocates; a leftover endpoint with the same id (an ADD cut short, a missed DEL) is released and made anew. */
+  private async allocate(req: AddRequest, id: string): Promise<Endpoint> {
+    const body = {
+      tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
+      host: this.d.host, ifname: req.ifname, netns: req.netns, labels: req.labels,
+      seal: this.d.sealer.seal({ id, tenant: req.tenant, network: req.network, ifname: req.ifname, netns: req.netns }),
+      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.mac ? { mac: req.mac } : {}),
+      ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
+    };
+    try {
+      return await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'WEFT_EXISTS')) throw e;
+      const old = await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      await this.d.endpoints.release(old);
+      return this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
+    }
+  }
+
+  /**
+   * The fast path trusted the tenant's last convergence; if it drifted since (a deleted bridge) and the
+   * container is still bare, the tenant is converged in full and the wiring tried once more.
+   */
+  private async wire(ep: Endpoint, plan: TenantPlan, req: AddRequest): Promise<void> {
+    const a = attachmentOf(ep, plan, req.netns);
+    try {
+      await this.d.datapath.attach(a);
+    } catch (first) {
+      if (await this.d.datapath.containerHas(req.netns, req.ifname)) throw first;
+      await this.d.reconciler.ensureTenant(ep.tenant);
+      await this.d.datapath.attach(a);
+    }
+  }
+
+  del(containerId: string, ifname: string): Promise<void> {
+    const id = endpointId(containerId, ifname);
+    return this.d.endpoints.inFlight(id, async () => {
+      const ep = this.d.state.endpoints.get(id) ?? await this.fetch(id);
+      if (ep) return this.d.endpoints.release(ep);
+      // Unknown to the server: still remove a veth of that name from any tenant namespace we hold.
+      for (const t of this.d.state.tenants.values()) await this.d.datapath.unwire(this.d.endpoints.tenantNs(t.name) as string, names.endpointVeth(id));
+    });
+  }
+
+  private async fetch(id: string): Promise<Endpoint | undefined> {
+    try {
+      return await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  async check(containerId: string, ifname: string, netns: string): Promise<string | undefined> {
+    const id = endpointId(containerId, ifname);
+    const ep = await this.fetch(id);
+    if (!ep) return `endpoint ${id} is unknown to the weft server`;
+    const ns = this.d.endpoints.tenantNs(ep.tenant);
+    if (!ns) return `tenant ${ep.tenant} is not set up on this host`;
+    const port = (await this.d.datapath.ports(ns)).get(names.endpointVeth(id));
+    if (port?.bridge !== names.bridge(ep.vni)) return `host side ${names.endpointVeth(id)} is not on bridge ${names.bridge(ep.vni)}`;
+    return this.d.datapath.checkContainer({ netnsPath: netns, ifname, ip: ep.ip, prefixLength: ep.prefixLength });
+  }
+
+  /** Releases this host's endpoints of the scope that the runtime no longer lists; never one in flight. */
+  async gc(scope: Scope, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Promise<void> {
+    const keep = new Set(valid.map((v) => endpointId(v.containerID, v.ifname)));
+    for (const ep of [...this.d.state.endpoints.values()]) {
+      const inScope = ep.netns !== undefined && ep.host === this.d.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
+      if (!inScope || keep.has(ep.id) || this.d.endpoints.inflight.has(ep.id)) continue;
+      await this.d.endpoints.with(ep.id, async () => {
+        if (this.d.state.endpoints.has(ep.id)) await this.d.endpoints.release(ep);
+      });
+    }
+  }
+
+  async status(): Promise<string | undefined> {
+    try {
+      await this.d.client.request('GET', '/healthz');
+    } catch (e) {
+      return `the weft server cannot be reached: ${(e as Error).message}`;
+    }
+    return this.d.synced() ? undefined : 'the agent has not loaded the desired state yet';
+  }
+}
+
+function resultOf(ep: Endpoint, plan: TenantPlan, req: AddRequest): AddResultInput {
+  return {
+    hostVeth: names.endpointVeth(ep.id), ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway,
+    ...(plan.dns ? { dns: { nameservers: [ep.gateway], search: [dnsDomain(ep.tenant)] } } : {}),
+  };
+}

@@ -1,0 +1,77 @@
+import type { Logger } from 'pino';
+import type { Client } from '../client/index.js';
+import { names, type Datapath } from '../datapath/index.js';
+import type { Endpoint } from '../model/index.js';
+import { Mutex } from '../store/index.js';
+import type { Reconciler } from './reconciler.js';
+import type { DesiredState } from './state.js';
+
+/**
+ * What the CNI host, the Docker driver and maintenance share about this host's endpoints: one lock per
+ * endpoint (ADD, DEL and repair of one never overlap), the set being wired right now (never removed as
+ * stale, never collected), and the one way an endpoint is released.
+ */
+export class Endpoints {
+  private readonly locks = new Map<string, { m: Mutex; users: number }>();
+  /** Endpoints an ADD or DEL is working on now. */
+  readonly inflight = new Set<string>();
+
+  constructor(private readonly d: { state: DesiredState; client: Client; datapath: Datapath; reconciler: Reconciler; nsPrefix: string; log: Logger }) {}
+
+  async with<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    let l = this.locks.get(id);
+    if (!l) this.locks.set(id, (l = { m: new Mutex(), users: 0 }));
+    l.users++;
+    try {
+      return await l.m.run(fn);
+    } finally {
+      if (--l.users === 0) this.locks.delete(id);
+    }
+  }
+
+  /** Under the endpoint's lock, marked in flight: the reconciler leaves its veth alone meanwhile. */
+  inFlight<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.with(id, async () => {
+      this.inflight.add(id);
+      try {
+        return await fn();
+      } finally {
+        this.inflight.delete(id);
+      }
+    });
+  }
+
+  /** The veths of endpoints in flight, which a convergence must not delete as stale. */
+  protectedVeths(): Set<string> {
+    return new Set([...this.inflight].map(names.endpointVeth));
+  }
+
+  tenantNs(tenant: string): string | undefined {
+    const t = this.d.state.tenants.get(tenant);
+    return t && names.tenantNs(this.d.nsPrefix, t.id);
+  }
+
+  /**
+   * Unwires and forgets an endpoint; the server releases its address. Idempotent. `unwireLater`: the veth
+   * pair goes after the answer (the kernel takes ~20 ms to delete one). Only for endpoints whose id is
+   * never used again (Docker's): a CNI DEL may be followed at once by an ADD of the same container and
+   * interface, whose veth has the same name.
+   */
+  async release(ep: Endpoint, unwireLater = false): Promise<void> {
+    const ns = this.tenantNs(ep.tenant);
+    const veth = names.endpointVeth(ep.id);
+    const dp = this.d.datapath;
+    if (ns && !unwireLater) await dp.unwire(ns, veth);
+    if (ns) await dp.forgetConnections(ns, ep.ip);
+    await this.d.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
+    this.d.state.dropEndpoint(ep.id);
+    // Policy classes, service backends and DSCP sets may name the address; the watch echo of this delete
+    // will not (the state no longer has the endpoint).
+    this.d.reconciler.mark(ep.tenant);
+    if (ns && unwireLater) void dp.unwire(ns, veth).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: ep.id }, 'removing a veth failed; the next resync removes it'));
+    if (ep.portMappings?.length) {
+      await this.d.reconciler.ensureTenant(ep.tenant);
+      await this.d.reconciler.ensureHostNow();
+    }
+  }
+}

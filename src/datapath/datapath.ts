@@ -1,0 +1,82 @@
+import type { Endpoint } from '../model/index.js';
+import { names } from './names.js';
+import type { TenantPlan } from './plan.js';
+import type { QosPlan } from './services.js';
+
+/** How a tenant's nft table got to its plan: nothing to do, element deltas, or a whole-table replace (and why). */
+export type NftOutcome = 'unchanged' | 'delta' | 'replace' | 'replace-after-refused-delta';
+
+/** One endpoint wired into its tenant: a veth whose host end is on the network's bridge. */
+export interface Attachment {
+  tenantNs: string;
+  bridge: string;
+  veth: string;
+  /** The container's network namespace as a path (CNI_NETNS). */
+  netnsPath: string;
+  ifname: string;
+  mac: string;
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+  mtu: number;
+  /** The tenant has services: the port may reflect frames (see EndpointPlan.hairpin). */
+  hairpin: boolean;
+}
+
+/** For Docker: the veth's other end (`outer`) is left in the agent's namespace for Docker to move. */
+export type OuterAttachment = Omit<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'gateway'> & { outer: string };
+
+/**
+ * Everything the agent asks of a host's kernel, named for what it asks. The Linux implementation
+ * (`linux/`) does it with ip, tc and nft; the in-memory one (`memory/`) keeps it in maps, for tests of
+ * the agent without root and for hosts simulated at scale. Plans are computed before (plan.ts): a
+ * datapath decides nothing about policy, it only makes the kernel hold the plan.
+ */
+export interface Datapath {
+  /** Whether tenants' uplink addresses exist in the agent's own namespace (so its DNS server can listen on them). */
+  readonly hostAddresses: boolean;
+  /** Converges a tenant's namespace to its plan. `protect`: veths being wired right now, never removed as stale. */
+  ensureTenant(p: TenantPlan, protect?: ReadonlySet<string>): Promise<NftOutcome>;
+  /** Why the kernel last refused an nft delta (for the log). */
+  readonly lastRefusal: string;
+  /** Tenant namespaces present on this host with this agent's prefix (a deleted tenant's are removed). */
+  presentTenants(): Promise<Array<{ ns: string; id: number }>>;
+  removeTenant(ns: string, tenantId: number): Promise<void>;
+  /** The host side: forwarding, and the host table for every tenant's plan; `peers`: other hosts' underlay addresses. */
+  ensureHost(plans: readonly TenantPlan[], peers: readonly string[]): Promise<void>;
+  /** Shapes one endpoint now (its veth exists), without waiting for the tenant's next convergence. */
+  shape(ns: string, q: QosPlan): Promise<void>;
+  /** Wires an endpoint into a container; refuses the host's or a tenant router's namespace; fails if the container has `ifname`. */
+  attach(a: Attachment): Promise<void>;
+  attachOuter(a: OuterAttachment): Promise<void>;
+  /** Removes the endpoint's veth (and IFB); works when the container is already gone. */
+  unwire(tenantNs: string, veth: string): Promise<void>;
+  /** Forgets the address's connections, so a later endpoint with the same address inherits no NAT or policy state. */
+  forgetConnections(tenantNs: string, ip: string): Promise<void>;
+  /** The bridge ports (endpoint veths) of a tenant namespace, with the bridge each is on. */
+  ports(tenantNs: string): Promise<Map<string, { bridge: string | undefined }>>;
+  /** Whether a container's namespace still exists. */
+  containerExists(netnsPath: string): boolean;
+  /** Whether the container already has an interface of this name. */
+  containerHas(netnsPath: string, ifname: string): Promise<boolean>;
+  /** For CNI CHECK: what is wrong with the container's end, or undefined. */
+  checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength'>): Promise<string | undefined>;
+  /** Removes everything this agent built on the host (`weft agent uninstall`); says what it removed. */
+  uninstall(): Promise<string[]>;
+}
+
+/**
+ * An endpoint's attachment in its tenant, the one way it is built: ADD, Docker's Join and the repair of a
+ * vanished veth wire the same thing (the repair once left out `hairpin`).
+ */
+export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, netnsPath: string): Attachment {
+  return {
+    tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
+    mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
+  };
+}
+
+/** Docker's attachment: the same veth and bridge port as attachmentOf, its other end named `outer`. */
+export function outerAttachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'mac' | 'mtu'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, outer: string): OuterAttachment {
+  return { tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), mac: ep.mac, mtu: ep.mtu, hairpin: tenant.services.length > 0, outer };
+}

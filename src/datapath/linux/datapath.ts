@@ -1,0 +1,112 @@
+import { existsSync, readdirSync } from 'node:fs';
+import type { Runner } from '../../exec/index.js';
+import type { Attachment, Datapath, NftOutcome, OuterAttachment } from '../datapath.js';
+import { HOST_TABLE } from '../host-nft.js';
+import { names } from '../names.js';
+import type { TenantPlan } from '../plan.js';
+import type { QosPlan } from '../services.js';
+import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, withNetnsName } from './endpoint.js';
+import { ensureHost } from './host.js';
+import { NftTables } from './nft.js';
+import { observeLinks } from './observe.js';
+import { NETNS_DIR, TenantDatapath } from './tenant.js';
+
+/**
+ * The Datapath on Linux: a namespace per tenant, bridges, veths, VXLAN, tc and nft (see the folder's
+ * README). `nsPrefix` separates agents sharing one machine (labs, tests); every name it makes starts with
+ * it or is derived from ids (names.ts).
+ */
+export class LinuxDatapath implements Datapath {
+  readonly hostAddresses = true;
+  private readonly nft: NftTables;
+  private readonly tenants: TenantDatapath;
+  /** Names for container namespaces bind-mounted under /run/netns while `ip` works in them. */
+  private seq = 0;
+
+  constructor(private readonly runner: Runner, private readonly nsPrefix: string) {
+    this.nft = new NftTables(runner);
+    this.tenants = new TenantDatapath(runner, this.nft);
+  }
+
+  private alias(): string {
+    return `${this.nsPrefix}m${process.pid}-${this.seq++}`;
+  }
+
+  ensureTenant(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
+    return this.tenants.ensure(p, protect);
+  }
+
+  get lastRefusal(): string {
+    return this.nft.lastRefusal;
+  }
+
+  async presentTenants(): Promise<Array<{ ns: string; id: number }>> {
+    const pattern = new RegExp(`^${this.nsPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
+    const present = existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : [];
+    return present.flatMap((ns) => {
+      const m = pattern.exec(ns);
+      return m ? [{ ns, id: Number(m[1]) }] : [];
+    });
+  }
+
+  removeTenant(ns: string, tenantId: number): Promise<void> {
+    return this.tenants.remove(ns, names.uplinkHost(tenantId));
+  }
+
+  ensureHost(plans: readonly TenantPlan[], peers: readonly string[]): Promise<void> {
+    return ensureHost(this.nft, plans, peers);
+  }
+
+  shape(ns: string, q: QosPlan): Promise<void> {
+    return this.tenants.ensureQos(ns, [q], new Set([q.veth]));
+  }
+
+  attach(a: Attachment): Promise<void> {
+    return attachEndpoint(this.runner, a, this.alias());
+  }
+
+  attachOuter(a: OuterAttachment): Promise<void> {
+    return attachOuterVeth(this.runner, a);
+  }
+
+  unwire(tenantNs: string, veth: string): Promise<void> {
+    return unwireEndpoint(this.runner, tenantNs, veth);
+  }
+
+  forgetConnections(tenantNs: string, ip: string): Promise<void> {
+    return forgetConnections(this.runner, tenantNs, ip);
+  }
+
+  async ports(tenantNs: string): Promise<Map<string, { bridge: string | undefined }>> {
+    const links = await observeLinks(this.runner, tenantNs);
+    return new Map([...links.values()].filter((l) => l.kind === 'veth' && l.name.startsWith('we')).map((l) => [l.name, { bridge: l.master }]));
+  }
+
+  containerExists(netnsPath: string): boolean {
+    return existsSync(netnsPath);
+  }
+
+  containerHas(netnsPath: string, ifname: string): Promise<boolean> {
+    return withNetnsName(this.runner, netnsPath, this.alias(), async (n) =>
+      (await this.runner.run(['ip', '-n', n, 'link', 'show', ifname], { allowFailure: true })).code === 0);
+  }
+
+  checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength'>): Promise<string | undefined> {
+    return checkEndpoint(this.runner, a, this.alias());
+  }
+
+  /** Tenant namespaces (and with them every bridge, veth and table inside), their uplinks, the host table. */
+  async uninstall(): Promise<string[]> {
+    const done: string[] = [];
+    for (const { ns, id } of await this.presentTenants()) {
+      await this.runner.run(['ip', 'link', 'del', names.uplinkHost(id)], { allowFailure: true });
+      await this.runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+      done.push(`namespace ${ns}`);
+    }
+    // inet: the host table; ip: where it lived before it filtered (an agent of that version never ran since).
+    for (const family of ['inet', 'ip']) {
+      if ((await this.runner.run(['nft', 'delete', 'table', family, HOST_TABLE], { allowFailure: true })).code === 0) done.push(`nft table ${family} ${HOST_TABLE}`);
+    }
+    return done;
+  }
+}
