@@ -1,12 +1,15 @@
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { Name, PortMapping } from '../../model/index.js';
+import { Name } from '../../model/index.js';
 
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 
 /** A CNI error: printed as JSON on stdout with exit status 1. */
 export class CniError extends Error {
+  /** The request's cniVersion, once known, so the error JSON answers in it. */
+  version?: string;
   constructor(readonly code: number, msg: string, readonly details?: string) {
     super(msg);
     this.name = 'CniError';
@@ -31,7 +34,7 @@ export const PluginConfig = Type.Object({
       containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
       protocol: Type.Optional(Type.String()),
       hostIP: Type.Optional(Type.String()),
-    }))),
+    }), { maxItems: 64 })),
     ips: Type.Optional(Type.Array(Type.String())),
     mac: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$' })),
   })),
@@ -44,80 +47,206 @@ export const PluginConfig = Type.Object({
 export type PluginConfig = Static<typeof PluginConfig>;
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
+export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
+const COMMANDS: readonly Command[] = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'];
+/** The first spec version that has each newer command; skel refuses older configurations with code 1. */
+const SINCE: Partial<Record<Command, CniVersion>> = { CHECK: '0.4.0', GC: '1.1.0', STATUS: '1.1.0' };
+/**
+ * The most stdin decoded: a plugin entry with a prevResult is a few KiB, and GC's list of 10,000
+ * attachments about 1 MiB. Anything bigger is not a network configuration, so JSON.parse never sees it.
+ */
+export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+/** The server keeps container ids of at most 128 characters; longer ones are refused before anything is made. */
+const MAX_CONTAINER_ID = 128;
+
+export interface Attachment {
+  containerID: string;
+  ifname: string;
+}
 
 export interface CniRequest {
-  command: Command;
+  command: Exclude<Command, 'VERSION'>;
   containerId: string;
   netns: string;
   ifname: string;
-  args: Record<string, string>;
+  /** CNI_ARGS as given: only ADD reads it (`addParamsOf`), so no other command fails on it. */
+  cniArgs: string;
   config: PluginConfig;
-  /** The parsed stdin, for keys outside the schema (GC's valid-attachments). */
+  /** The parsed stdin, for keys outside the schema. */
   raw: Record<string, unknown>;
+  version: CniVersion;
+  /** GC only: the attachments to keep, each checked. */
+  validAttachments: Attachment[];
+}
+
+export interface VersionRequest {
+  command: 'VERSION';
+  /** What to echo: the configuration's cniVersion when it looks like one, else the newest. */
   version: string;
 }
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+// Stricter than the kernel (which takes any bytes but '/', ':' and spaces): the server's endpoint schema
+// stores only these, so a name it would refuse is refused here, before the agent does any work.
+const IFNAME = /^[a-zA-Z0-9_.-]{1,15}$/;
 
-/** Validates in the order libcni's skel does, so each mistake gets the code a runtime expects. */
-export function parseRequest(env: Record<string, string>, stdin: string): CniRequest {
-  const command = env['CNI_COMMAND'] ?? '';
-  if (!['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'].includes(command)) {
-    throw new CniError(4, `CNI_COMMAND: '${command}' is not one of ADD, DEL, CHECK, GC, STATUS, VERSION`);
-  }
-  const perContainer = command === 'ADD' || command === 'DEL' || command === 'CHECK';
-  const containerId = env['CNI_CONTAINERID'] ?? '';
-  const ifname = env['CNI_IFNAME'] ?? '';
-  const netns = env['CNI_NETNS'] ?? '';
-  if (perContainer) {
-    if (!containerId) throw new CniError(4, 'CNI_CONTAINERID: missing');
-    if (!CONTAINER_ID.test(containerId)) throw new CniError(4, `CNI_CONTAINERID: '${containerId}' has characters outside [a-zA-Z0-9_.-]`);
-    if (!ifname) throw new CniError(4, 'CNI_IFNAME: missing');
-    if (Buffer.byteLength(ifname) > 15 || ifname === '.' || ifname === '..' || /[/:\s]/.test(ifname)) {
-      throw new CniError(4, `CNI_IFNAME: '${ifname}' is not a valid interface name (at most 15 bytes, no '/', ':' or spaces)`);
-    }
-    if (command !== 'DEL') {
-      if (!netns) throw new CniError(4, 'CNI_NETNS: missing');
-      if (!existsSync(netns)) throw new CniError(4, `CNI_NETNS: ${netns} does not exist`);
-    }
-  }
-  let raw: Record<string, unknown>;
+/** Echoes a value into a message, cut short: a hostile value must not make the error itself huge. */
+export function shown(v: string): string {
+  return v.length > 64 ? `'${v.slice(0, 64)}...' (${v.length} characters)` : `'${v}'`;
+}
+
+/** Attaches the request's version to errors found after it is known, so the error JSON answers in it. */
+function inVersion<T>(version: string, fn: () => T): T {
   try {
-    raw = JSON.parse(stdin) as Record<string, unknown>;
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('not a JSON object');
+    return fn();
   } catch (e) {
-    throw new CniError(6, 'failed to decode the network configuration on stdin', (e as Error).message);
+    if (e instanceof CniError) e.version ??= version;
+    throw e;
   }
-  const version = typeof raw['cniVersion'] === 'string' ? raw['cniVersion'] : '';
-  if (command !== 'VERSION' && !(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
-    throw new CniError(1, `cniVersion '${version}' is not supported (supported: ${SUPPORTED_VERSIONS.join(', ')})`);
+}
+
+/** Validates in the order libcni's skel does (environment, stdin, version, configuration). */
+export function parseRequest(env: Record<string, string>, stdin: string): CniRequest | VersionRequest {
+  const command = env['CNI_COMMAND'] ?? '';
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new CniError(4, command ? `CNI_COMMAND: ${shown(command)} is not one of ${COMMANDS.join(', ')}` : `CNI_COMMAND: missing (one of ${COMMANDS.join(', ')})`);
   }
-  if (command === 'VERSION') return { command, containerId, netns, ifname, args: {}, config: raw as PluginConfig, raw, version };
+  if (command === 'VERSION') return { command, version: requestedVersion(stdin) };
+  const c = command as CniRequest['command'];
+  const ids = idsOf(c, env);
+  const raw = decode(stdin);
+  const version = versionOf(c, raw);
+  return inVersion(version, () => ({
+    command: c, ...ids, raw, version, config: configOf(raw, c),
+    cniArgs: env['CNI_ARGS'] ?? '',
+    validAttachments: c === 'GC' ? attachmentsOf(raw) : [],
+  }));
+}
+
+function idsOf(command: CniRequest['command'], env: Record<string, string>): Pick<CniRequest, 'containerId' | 'ifname' | 'netns'> {
+  const ids = { containerId: env['CNI_CONTAINERID'] ?? '', ifname: env['CNI_IFNAME'] ?? '', netns: env['CNI_NETNS'] ?? '' };
+  if (command === 'GC' || command === 'STATUS') return ids;
+  const problems: Array<[string, string | undefined]> = [
+    ['CNI_CONTAINERID', containerIdProblem(ids.containerId)],
+    ['CNI_IFNAME', ifnameProblem(ids.ifname)],
+    // DEL works without a netns (the container may be gone); the others work inside it.
+    ['CNI_NETNS', command === 'DEL' ? undefined : netnsProblem(ids.netns)],
+  ];
+  for (const [field, problem] of problems) if (problem) throw new CniError(4, `${field}: ${problem}`);
+  return ids;
+}
+
+function containerIdProblem(id: string): string | undefined {
+  if (!id) return 'missing';
+  if (id.length > MAX_CONTAINER_ID) return `${id.length} characters is more than ${MAX_CONTAINER_ID}`;
+  if (!CONTAINER_ID.test(id)) return `${shown(id)} must start with a letter or digit and hold only [a-zA-Z0-9_.-]`;
+  return undefined;
+}
+
+function ifnameProblem(name: string): string | undefined {
+  if (!name) return 'missing';
+  if (!IFNAME.test(name) || name === '.' || name === '..') return `${shown(name)} is not a valid interface name (1-15 of [a-zA-Z0-9_.-], not . or ..)`;
+  return undefined;
+}
+
+function netnsProblem(path: string): string | undefined {
+  if (!path) return 'missing';
+  // A relative path would be resolved against the agent's working directory, not the runtime's.
+  if (!path.startsWith('/') || path.includes('\0')) return `${shown(path)} is not an absolute path`;
+  if (path.length > 4096) return `${path.length} characters is more than 4096`;
+  if (!existsSync(path)) return `${shown(path)} does not exist`;
+  return undefined;
+}
+
+function decode(stdin: string): Record<string, unknown> {
+  const bytes = Buffer.byteLength(stdin);
+  if (bytes > MAX_STDIN_BYTES) throw new CniError(7, `stdin: ${bytes} bytes is more than the ${MAX_STDIN_BYTES} a network configuration may have`);
+  try {
+    const raw: unknown = JSON.parse(stdin);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${Array.isArray(raw) ? 'an array' : typeof raw}, not a JSON object`);
+    return raw as Record<string, unknown>;
+  } catch (e) {
+    throw new CniError(6, 'stdin: failed to decode the network configuration', (e as Error).message);
+  }
+}
+
+const isSupported = (v: string): v is CniVersion => (SUPPORTED_VERSIONS as readonly string[]).includes(v);
+const atLeast = (v: CniVersion, min: CniVersion) => SUPPORTED_VERSIONS.indexOf(v) >= SUPPORTED_VERSIONS.indexOf(min);
+
+function versionOf(command: CniRequest['command'], raw: Record<string, unknown>): CniVersion {
+  const v = raw['cniVersion'];
+  const supported = `supported: ${SUPPORTED_VERSIONS.join(', ')}`;
+  // skel reads a missing cniVersion as 0.1.0, which is incompatible: code 1, like an old version.
+  if (v === undefined) throw new CniError(1, `cniVersion: missing (${supported})`);
+  if (typeof v !== 'string') throw new CniError(7, `cniVersion: must be a string, not ${JSON.stringify(v).slice(0, 64)}`);
+  if (!isSupported(v)) throw new CniError(1, `cniVersion: ${shown(v)} is not supported (${supported})`);
+  const since = SINCE[command];
+  if (since && !atLeast(v, since)) throw Object.assign(new CniError(1, `cniVersion: ${v} does not allow ${command} (it needs ${since} or newer)`), { version: v });
+  return v;
+}
+
+/** VERSION never fails on stdin (skel does not even read it); it echoes a cniVersion that looks like one. */
+function requestedVersion(stdin: string): string {
+  if (Buffer.byteLength(stdin) > MAX_STDIN_BYTES) return '1.1.0';
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
+    return typeof v === 'string' && /^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(v) ? v : '1.1.0';
+  } catch {
+    return '1.1.0';
+  }
+}
+
+function configOf(raw: Record<string, unknown>, command: CniRequest['command']): PluginConfig {
   const first = Value.Errors(PluginConfig, raw).First();
-  if (first) {
-    const field = first.path.replace(/^\//, '').replace(/\//g, '.') || 'config';
-    throw new CniError(7, `invalid network configuration: ${field}: ${first.message}`);
-  }
-  return { command: command as Command, containerId, netns, ifname, args: parseArgs(env['CNI_ARGS'] ?? ''), config: raw as PluginConfig, raw, version };
+  if (first) throw new CniError(7, `invalid network configuration: ${fieldOf(first.path)}: ${first.message}`);
+  if (command === 'CHECK' && raw['prevResult'] !== undefined) checkPrevResult(raw['prevResult']);
+  return raw as PluginConfig;
 }
 
-/** `K1=V1;K2=V2`, as libcni's LoadArgs splits it (values cannot contain `=`). */
-export function parseArgs(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of text.split(';')) {
-    if (!pair) continue;
-    const parts = pair.split('=');
-    if (parts.length !== 2 || !parts[0]) throw new CniError(4, `CNI_ARGS: '${pair}' is not KEY=VALUE`);
-    out[parts[0]] = parts[1] ?? '';
-  }
-  return out;
+const fieldOf = (path: string) => path.replace(/^\//, '').replace(/\//g, '.') || 'config';
+
+/**
+ * GC releases every attachment of the network that is not listed, so a missing or malformed list is an
+ * error, never "keep nothing". libcni sends the list under both keys (the spec first misnamed it
+ * cni.dev/attachments) and encodes an empty Go slice as null, which is the one empty form taken.
+ */
+function attachmentsOf(raw: Record<string, unknown>): Attachment[] {
+  const key = 'cni.dev/valid-attachments' in raw ? 'cni.dev/valid-attachments' : 'cni.dev/attachments';
+  if (!(key in raw)) throw new CniError(7, 'cni.dev/valid-attachments: missing (GC keeps only the attachments listed, so it needs the list)');
+  const list = raw[key];
+  if (list === null) return [];
+  if (!Array.isArray(list)) throw new CniError(7, `${key}: must be an array of {containerID, ifname}, not ${typeof list}`);
+  return list.map((a: unknown, i) => {
+    const at = `${key}.${i}`;
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new CniError(7, `${at}: must be an object {containerID, ifname}`);
+    const { containerID, ifname } = a as Record<string, unknown>;
+    const problems: Array<[string, string | undefined]> = [
+      ['containerID', typeof containerID === 'string' ? containerIdProblem(containerID) : 'missing or not a string'],
+      ['ifname', typeof ifname === 'string' ? ifnameProblem(ifname) : 'missing or not a string'],
+    ];
+    for (const [field, problem] of problems) if (problem) throw new CniError(7, `${at}.${field}: ${problem}`);
+    return { containerID: containerID as string, ifname: ifname as string };
+  });
 }
 
-export function portMappingsOf(c: PluginConfig): PortMapping[] {
-  return (c.runtimeConfig?.portMappings ?? []).map((p, i) => {
-    const protocol = (p.protocol ?? 'tcp').toLowerCase();
-    if (protocol !== 'tcp' && protocol !== 'udp') throw new CniError(2, `runtimeConfig.portMappings.${i}.protocol: '${p.protocol}' is not supported (tcp, udp)`);
-    return { hostPort: p.hostPort, containerPort: p.containerPort, protocol };
+/** The result a runtime hands back on CHECK; only its shape is checked (the agent checks the endpoint itself). */
+const PrevResult = Type.Object({
+  cniVersion: Type.Optional(Type.String()),
+  interfaces: Type.Optional(Type.Array(Type.Object({ name: Type.String(), mac: Type.Optional(Type.String()), sandbox: Type.Optional(Type.String()) }))),
+  ips: Type.Optional(Type.Array(Type.Object({ address: Type.String(), gateway: Type.Optional(Type.String()), interface: Type.Optional(Type.Integer({ minimum: 0 })) }))),
+  routes: Type.Optional(Type.Array(Type.Object({ dst: Type.String(), gw: Type.Optional(Type.String()) }))),
+  dns: Type.Optional(Type.Object({})),
+});
+
+function checkPrevResult(prev: unknown): void {
+  const first = Value.Errors(PrevResult, prev).First();
+  if (first) throw new CniError(7, `invalid network configuration: prevResult${first.path.replace(/\//g, '.')}: ${first.message}`);
+  (prev as Static<typeof PrevResult>).ips?.forEach((ip, i) => {
+    const [addr = '', len, ...more] = ip.address.split('/');
+    const max = isIP(addr) === 4 ? 32 : 128;
+    if (!isIP(addr) || len === undefined || more.length || !/^[0-9]{1,3}$/.test(len) || Number(len) > max) {
+      throw new CniError(7, `invalid network configuration: prevResult.ips.${i}.address: ${shown(ip.address)} is not an address in CIDR notation`);
+    }
   });
 }
 
@@ -150,7 +279,7 @@ export function formatAddResult(version: string, r: AddResultInput): Record<stri
 }
 
 export function formatError(version: string, e: CniError): Record<string, unknown> {
-  return { cniVersion: version || '1.1.0', code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) };
+  return { cniVersion: e.version ?? (version || '1.1.0'), code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) };
 }
 
 export function versionAnswer(requested: string): Record<string, unknown> {

@@ -1,0 +1,92 @@
+import { parseIp, type PortMapping } from '../../model/index.js';
+import { CniError, shown, type CniRequest, type PluginConfig } from './protocol.js';
+
+// What ADD asks for beyond the ids. Only ADD reads these, so a DEL of a container added under other
+// rules (an older weft, a runtime's extra CNI_ARGS) never fails on them.
+
+/** CNI_ARGS keys weft reads, or that Kubernetes and podman always send; others need IgnoreUnknown, as in libcni's LoadArgs. */
+const KNOWN_ARGS = new Set(['IgnoreUnknown', 'IP', 'MAC', 'K8S_POD_NAME', 'K8S_POD_NAMESPACE', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
+// The server's containerName: a pod name longer or stranger than this would be refused after the agent began.
+const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** `K1=V1;K2=V2`, split as libcni's LoadArgs does (values cannot hold `=`); returns the known keys, checked. */
+export function parseArgs(text: string): Record<string, string> {
+  const all = new Map<string, string>();
+  for (const pair of text.split(';')) {
+    if (!pair) continue;
+    const parts = pair.split('=');
+    if (parts.length !== 2 || !parts[0]) throw new CniError(4, `CNI_ARGS: ${shown(pair)} is not KEY=VALUE`);
+    all.set(parts[0], parts[1] ?? '');
+  }
+  const ignore = all.get('IgnoreUnknown')?.toLowerCase() ?? 'false';
+  if (!['1', 'true', '0', 'false'].includes(ignore)) throw new CniError(4, `CNI_ARGS: IgnoreUnknown=${shown(ignore)} is not one of 1, true, 0, false`);
+  const unknown = [...all.keys()].filter((k) => !KNOWN_ARGS.has(k));
+  if (unknown.length && ignore !== '1' && ignore !== 'true') {
+    throw new CniError(4, `CNI_ARGS: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map(shown).join(', ')} (IgnoreUnknown=1 ignores them)`);
+  }
+  const known: Record<string, string> = {};
+  for (const [k, v] of all) if (KNOWN_ARGS.has(k)) known[k] = v;
+  const problems: Array<[string, string | undefined]> = [
+    ['IP', known['IP'] === undefined || ipOf(known['IP']) ? undefined : 'is not an IPv4 address'],
+    ['MAC', known['MAC'] === undefined ? undefined : macProblem(known['MAC'])],
+    ['K8S_POD_NAME', known['K8S_POD_NAME'] === undefined || CONTAINER_NAME.test(known['K8S_POD_NAME']) ? undefined : 'is not a container name (1-128 of [A-Za-z0-9_.-], starting with a letter or digit)'],
+  ];
+  for (const [k, problem] of problems) if (problem) throw new CniError(4, `CNI_ARGS: ${k}=${shown(known[k] ?? '')} ${problem}`);
+  return known;
+}
+
+/** `a.b.c.d` or `a.b.c.d/len` (runtimes send either; the prefix is the network's anyway). */
+function ipOf(text: string): string | undefined {
+  const [ip = '', len, ...more] = text.split('/');
+  if (more.length || parseIp(ip) === undefined) return undefined;
+  if (len !== undefined && !(/^[0-9]{1,2}$/.test(len) && Number(len) <= 32)) return undefined;
+  return ip;
+}
+
+/** A MAC an interface can take: well formed, not all zeros and not multicast (the kernel refuses both). */
+function macProblem(mac: string): string | undefined {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) return 'is not a MAC address (xx:xx:xx:xx:xx:xx)';
+  if (/^00(:00){5}$/.test(mac)) return 'is all zeros';
+  if (parseInt(mac.slice(0, 2), 16) & 1) return 'is a multicast address';
+  return undefined;
+}
+
+export interface AddParams {
+  ip?: string;
+  mac?: string;
+  containerName?: string;
+  labels: Record<string, string>;
+  portMappings: PortMapping[];
+}
+
+/** What ADD asks for beyond the ids: CNI_ARGS win over runtimeConfig, which wins over nothing. */
+export function addParamsOf(req: CniRequest): AddParams {
+  const args = parseArgs(req.cniArgs);
+  const c = req.config;
+  const ips = c.runtimeConfig?.ips ?? [];
+  if (ips.length > 1) throw new CniError(7, `invalid network configuration: runtimeConfig.ips: ${ips.length} addresses; weft gives an interface one IPv4 address`);
+  const fromConfig = ips[0] === undefined ? undefined : ipOf(ips[0]);
+  if (ips[0] !== undefined && !fromConfig) throw new CniError(7, `invalid network configuration: runtimeConfig.ips.0: ${shown(ips[0])} is not an IPv4 address`);
+  const macProblemOf = c.runtimeConfig?.mac === undefined ? undefined : macProblem(c.runtimeConfig.mac);
+  if (macProblemOf) throw new CniError(7, `invalid network configuration: runtimeConfig.mac: ${shown(c.runtimeConfig?.mac ?? '')} ${macProblemOf}`);
+  const ip = args['IP'] === undefined ? fromConfig : ipOf(args['IP']);
+  const mac = args['MAC'] ?? c.runtimeConfig?.mac;
+  const name = args['K8S_POD_NAME'];
+  const labels: Record<string, string> = {};
+  for (const l of c.args?.cni?.labels ?? []) labels[l.key] = l.value;
+  return {
+    labels, portMappings: portMappingsOf(c),
+    ...(ip ? { ip } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), ...(name ? { containerName: name } : {}),
+  };
+}
+
+function portMappingsOf(c: PluginConfig): PortMapping[] {
+  return (c.runtimeConfig?.portMappings ?? []).map((p, i) => {
+    const at = `runtimeConfig.portMappings.${i}`;
+    const protocol = (p.protocol ?? 'tcp').toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp') throw new CniError(2, `${at}.protocol: ${shown(p.protocol ?? '')} is not supported (tcp, udp)`);
+    // Ports are published on every host address; honouring only some would silently widen what the user asked.
+    if (p.hostIP && p.hostIP !== '0.0.0.0') throw new CniError(2, `${at}.hostIP: ${shown(p.hostIP)} is not supported (weft publishes on every host address; leave it empty)`);
+    return { hostPort: p.hostPort, containerPort: p.containerPort, protocol };
+  });
+}
