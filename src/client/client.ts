@@ -43,7 +43,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Treat 404 as success (idempotent deletes). */
   allowMissing?: boolean;
+  /** A server silent this long (no answer, no bytes) is given up on, like one that cannot be reached. */
+  timeoutMs?: number;
 }
+
+/** Requests (not watch streams) wait at most this long for a silent server. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /** A response: status and the body, read whole or as a stream. */
 interface Reply {
@@ -91,7 +96,7 @@ export class Client {
   }
 
   async request<T = any>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
-    const res = await this.send(method, path, body, opts);
+    const res = await this.send(method, path, body, { timeoutMs: REQUEST_TIMEOUT_MS, ...opts });
     for (const w of warningsOf(res.body.headers['warning'])) this.options.onWarning?.(w);
     const text = await readAll(res.body);
     if (res.status === 204 || (opts.allowMissing && res.status === 404)) return undefined as T;
@@ -141,7 +146,7 @@ export class Client {
     for (let i = 0; i < servers.length; i++) {
       const idx = (this.preferred + i) % servers.length;
       try {
-        const res = await this.once(new URL(`${servers[idx]}${path}`), method, headers, payload, opts.signal);
+        const res = await this.once(new URL(`${servers[idx]}${path}`), method, headers, payload, opts);
         this.preferred = idx;
         return res;
       } catch (e) {
@@ -156,14 +161,16 @@ export class Client {
     throw new ApiError(0, 'unreachable', `cannot reach the weft server at ${servers.join(', ')} (${why}); is \`weft server\` running? (--server, WEFT_SERVER)`);
   }
 
-  private once(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, signal?: AbortSignal): Promise<Reply> {
+  private once(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, opts: RequestOptions): Promise<Reply> {
+    const { signal, timeoutMs } = opts;
     if (url.protocol !== 'https:') {
       return Promise.reject(new ApiError(0, 'plain-http', `${url.origin}: plain HTTP is refused; the weft server speaks HTTPS only (use https://${url.host})`));
     }
     return new Promise((resolve, reject) => {
-      const req = https.request(url, { method, headers, agent: this.agent, ...(signal ? { signal } : {}) }, (res) => {
+      const req = https.request(url, { method, headers, agent: this.agent, ...(signal ? { signal } : {}), ...(timeoutMs ? { timeout: timeoutMs } : {}) }, (res) => {
         resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', body: res });
       });
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer in ${(timeoutMs ?? 0) / 1000} s`), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       req.end(payload);
     });

@@ -189,8 +189,18 @@ async function untilSignalled(d: { close(): Promise<void> }, io: Io): Promise<vo
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
-  await d.close();
+  // A clean stop never waits on someone else: a request the server never answers, a client holding a
+  // connection open. Past the bound the process exits anyway (its datapath stays in place either way).
+  const bound = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), SHUTDOWN_BOUND_MS).unref());
+  if ((await Promise.race([d.close().then(() => 'done' as const), bound])) === 'late') {
+    io.err(`shutdown did not finish within ${SHUTDOWN_BOUND_MS / 1000} s; exiting anyway\n`);
+    process.exit(1);
+  }
+  // Closed: whatever still holds the event loop (a timer, a socket) must not keep a stopped daemon alive.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
 }
+
+const SHUTDOWN_BOUND_MS = 15_000;
 
 export function daemonCommands(program: Command, io: Io, daemons: Daemons): void {
   etcdOptions(limitOptions(serverOptions(program.command('server')
