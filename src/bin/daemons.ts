@@ -19,7 +19,7 @@ export async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void
   const auth = await agentAuth(f, log);
   log = log.child({ host: auth.host });
   const dnsUpstreams = f.dnsUpstreams ? f.dnsUpstreams.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf());
-  const vtepIp = f.vtepIp ?? (f.datapath === 'linux' ? await detectUnderlayIp(runner) : '127.0.0.1');
+  const vtepIp = f.vtepIp ?? (await detectUnderlayIp(runner));
   const agent = new Agent({ ...f, ...auth, dnsUpstreams, vtepIp, log, runner, datapath, version: VERSION });
   await agent.start();
   return { close: () => agent.stop() };
@@ -58,6 +58,9 @@ export const uninstallAgent = (f: AgentFlags) => uninstall(datapathOf(f, new Pro
 function datapathOf(f: AgentFlags, runner: ProcessRunner): Datapath {
   if (!isDatapathKind(f.datapath)) {
     throw new WeftError('WEFT_INVALID_FIELD', `--datapath: '${f.datapath}' is not one of ${Object.keys(DATAPATHS).join(', ')}`, { field: '--datapath' });
+  }
+  if (f.vtepIp === undefined && f.datapath !== 'linux') {
+    throw new WeftError('WEFT_INVALID_FIELD', `--vtep-ip: needed with --datapath ${f.datapath} (a simulated host has no underlay address to find)`, { field: '--vtep-ip' });
   }
   return DATAPATHS[f.datapath]({ runner, nsPrefix: f.nsPrefix });
 }

@@ -1,16 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fdbCommands, linkCommands, neighCommands, type TenantPlan, type VxlanPlan } from './index.js';
+import { fdbCommands, linkCommands, neighCommands, type TenantPlan, type OverlayPlan } from './index.js';
 import type { ObservedLink } from './linux/index.js';
 
-const vx: VxlanPlan = {
-  name: 'wx100', vni: 100, local: '192.0.2.1', peers: ['192.0.2.2', '192.0.2.3'], proxy: true,
+const vx: OverlayPlan = {
+  encap: 'vxlan', name: 'wx100', vni: 100, local: '192.0.2.1', peers: ['192.0.2.2', '192.0.2.3'], proxy: true,
   remotes: [{ mac: '02:57:0a:00:00:05', vtep: '192.0.2.2', ip: '10.0.0.5' }],
 };
 const plan: TenantPlan = {
   tenant: 't', id: 1, ns: 'weft-t1', ports: [], policy: undefined, services: [], dscp: [], qos: [], dns: undefined,
   uplink: { hostLink: 'wu1', tenantLink: 'up0', hostIp: '169.254.0.5', tenantIp: '169.254.0.6', prefix: 30 },
-  bridges: [{ name: 'wb100', network: 'n', vni: 100, address: '10.0.0.1/24', vips: [], mtu: 1450, vxlan: vx }],
+  bridges: [{ name: 'wb100', network: 'n', vni: 100, address: '10.0.0.1/24', vips: [], mtu: 1450, overlay: vx }],
   endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mtu: 1450, hairpin: false }],
 };
 const link = (name: string, kind: string, extra: Partial<ObservedLink> = {}): [string, ObservedLink] =>

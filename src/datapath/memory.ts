@@ -9,7 +9,7 @@ import { tableText } from './table.js';
 
 /** A link in a simulated namespace; a veth remembers the container end it was made with. */
 export interface MemoryLink {
-  kind: 'bridge' | 'veth' | 'vxlan' | 'uplink';
+  kind: 'bridge' | 'veth' | 'overlay' | 'uplink';
   bridge?: string;
   peer?: { netnsPath: string; ifname: string };
 }
@@ -94,11 +94,11 @@ export class MemoryDatapath implements Datapath {
     const wanted = new Map(p.endpoints.map((e) => [e.veth, e.bridge]));
     for (const b of p.bridges) {
       ns.links.set(b.name, { kind: 'bridge' });
-      if (b.vxlan) ns.links.set(b.vxlan.name, { kind: 'vxlan', bridge: b.name });
+      if (b.overlay) ns.links.set(b.overlay.name, { kind: 'overlay', bridge: b.name });
     }
     for (const [name, l] of ns.links) {
       const stale = (l.kind === 'bridge' && !p.bridges.some((b) => b.name === name))
-        || (l.kind === 'vxlan' && !p.bridges.some((b) => b.vxlan?.name === name))
+        || (l.kind === 'overlay' && !p.bridges.some((b) => b.overlay?.name === name))
         || (l.kind === 'veth' && !wanted.has(name) && !protect.has(name));
       if (stale) this.dropLink(ns, name);
       else if (l.kind === 'veth' && wanted.has(name)) l.bridge = wanted.get(name) as string;

@@ -8,7 +8,8 @@ export const names = {
   /** The tenant's router namespace (its VRF). `prefix` separates agents sharing one machine (labs, tests). */
   tenantNs: (prefix: string, tenantId: number) => `${prefix}t${tenantId}`,
   bridge: (vni: number) => `wb${vni}`,
-  vxlan: (vni: number) => `wx${vni}`,
+  /** A network's overlay device, whatever its encapsulation. */
+  overlay: (vni: number) => `wx${vni}`,
   endpointVeth: (endpointId: string) => `we${endpointId.slice(0, 12)}`,
   /** The IFB that shapes traffic from the endpoint (its veth's ingress is redirected there). */
   endpointIfb: (endpointId: string) => `wi${endpointId.slice(0, 12)}`,

@@ -1,4 +1,4 @@
-import { parseCidr, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { parseCidr, type Encap, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { transit } from './transit.js';
@@ -35,10 +35,14 @@ export interface BridgePlan {
    * the network, so a packet from a host that just got its first endpoint here is not dropped for want of
    * a device while this host's agent catches up.
    */
-  vxlan: VxlanPlan | undefined;
+  overlay: OverlayPlan | undefined;
 }
 
-export interface VxlanPlan {
+/** How a network's bridge reaches the other hosts: the same facts for every encapsulation. */
+export interface OverlayPlan {
+  /** Which implementation builds it (the network's `encap`). */
+  encap: Encap;
+  /** The device on the bridge that carries frames to other hosts. */
   name: string;
   vni: number;
   local: string;
@@ -103,7 +107,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${parseCidr(n.subnet, 'subnet').prefix}`,
       vips: vipsOf(services, n),
-      vxlan: planVxlan(d, tenant, n),
+      overlay: planOverlay(d, tenant, n),
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mtu: e.mtu,
@@ -137,7 +141,7 @@ export function peerVteps(d: DesiredHostState): string[] {
   return [...new Set(otherHosts(d).values())].sort();
 }
 
-function planVxlan(d: DesiredHostState, tenant: Tenant, n: Network): VxlanPlan | undefined {
+function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network): OverlayPlan | undefined {
   if (!d.vtep || !d.hosts) return undefined;
   const vtepOf = otherHosts(d);
   if (vtepOf.size === 0) return undefined;
@@ -145,7 +149,7 @@ function planVxlan(d: DesiredHostState, tenant: Tenant, n: Network): VxlanPlan |
   // Broadcast and unknown unicast go only to hosts with endpoints here.
   const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].sort();
   return {
-    name: names.vxlan(n.vni), vni: n.vni, local: d.vtep, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
+    encap: n.encap ?? 'vxlan', name: names.overlay(n.vni), vni: n.vni, local: d.vtep, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
     remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
   };
 }

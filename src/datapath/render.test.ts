@@ -116,9 +116,9 @@ test('the overlay device stays while another host is registered, flooding only t
   const host = (name: string, vtepIp: string) => ({ ...meta, name, vtepIp, lastSeen: '' });
   const withHosts = { ...desired, vtep: '192.0.2.1', hosts: [host('node1', '192.0.2.1'), host('node2', '192.0.2.2')] };
   const p = planTenant(withHosts, tenant('default', 1));
-  assert.deepEqual(p.bridges.map((b) => [b.name, b.vxlan?.peers, b.vxlan?.remotes.map((r) => r.ip)]), [
+  assert.deepEqual(p.bridges.map((b) => [b.name, b.overlay?.peers, b.overlay?.remotes.map((r) => r.ip)]), [
     ['wb10000', ['192.0.2.2'], ['10.1.2.3']],
     ['wb10002', [], []],
   ], 'app-net has no endpoint elsewhere: its device exists, with no flood entry');
-  assert.equal(planTenant({ ...withHosts, hosts: [host('node1', '192.0.2.1')] }, tenant('default', 1)).bridges[0]?.vxlan, undefined, 'alone: no overlay');
+  assert.equal(planTenant({ ...withHosts, hosts: [host('node1', '192.0.2.1')] }, tenant('default', 1)).bridges[0]?.overlay, undefined, 'alone: no overlay');
 });

@@ -25,7 +25,7 @@ export interface Network extends Meta {
   subnet: string;
   gateway: string;
   ipRange?: string;
-  encap: 'vxlan';
+  encap: Encap;
   vni: number;
   mtu: number;
 }
@@ -161,6 +161,14 @@ export const MAX_TENANT_ID = 16_000;
 export const GLOBAL_DEFAULTS = { vxlanRange: '10000-19999', mtu: 1500, arpMode: 'proxy' } as const;
 /** VXLAN adds 50 bytes of headers over IPv4. */
 export const VXLAN_OVERHEAD = 50;
+
+/**
+ * The encapsulations a network may use between hosts, with the bytes each adds to a packet (a network's
+ * default MTU is the underlay's less this). Each has an implementation in the agent's Linux datapath
+ * (datapath/linux/encaps/), registered there by the same name.
+ */
+export const ENCAPS = { vxlan: { overhead: VXLAN_OVERHEAD } } as const;
+export type Encap = keyof typeof ENCAPS;
 
 /** One line of `GET /api/v1/watch` and one row of the history: a change, attributed and redacted. */
 export interface ChangeEvent {

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
+import { ENCAPS, type Encap } from './objects.js';
 
 /**
  * Input schemas: the single description of every request body. The REST routes validate with them,
@@ -37,7 +38,7 @@ export const NetworkInput = strict({
   subnet: Text(18, 'IPv4 CIDR, e.g. 10.1.2.0/24'),
   gateway: Type.Optional(Text(15, 'gateway address inside the subnet; default: the first address')),
   ipRange: Type.Optional(Text(31, 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')),
-  encap: Type.Optional(oneOf(['vxlan'] as const)),
+  encap: Type.Optional(oneOf(Object.keys(ENCAPS) as Encap[])),
   vni: Type.Optional(Type.Integer({ minimum: 1, maximum: 16777215 })),
   mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9000 })),
 });

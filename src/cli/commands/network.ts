@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { act, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { ENCAPS } from '../../model/index.js';
 
 export function networkCommands(program: Command, io: Io): void {
   const n = program.command('net').alias('network').description('networks: IPv4 subnets of a tenant, spanning hosts over VXLAN');
@@ -10,7 +11,7 @@ export function networkCommands(program: Command, io: Io): void {
     .requiredOption('-s, --subnet <cidr>', 'IPv4 subnet, e.g. 10.1.2.0/24')
     .option('-g, --gateway <ip>', 'gateway address (default: the first address)')
     .option('-r, --ip-range <range>', 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')
-    .option('-e, --encap <encap>', 'encapsulation (vxlan)')
+    .option('-e, --encap <encap>', `encapsulation between hosts: ${Object.keys(ENCAPS).join(', ')} (default vxlan)`)
     .option('-p, --vni <vni>', 'VXLAN id (default: next free in the global range)', intArg('--vni', 1, 16777215))
     .option('--pkt-tag <vni>', 'netctl spelling of --vni', intArg('--pkt-tag', 1, 16777215))
     .option('--mtu <bytes>', 'MTU (default: underlay MTU - 50)', intArg('--mtu', 576, 9000))

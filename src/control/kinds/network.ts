@@ -1,5 +1,5 @@
 import {
-  WeftError, VXLAN_OVERHEAD, cidrRange, checkNetwork, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
+  WeftError, ENCAPS, cidrRange, checkNetwork, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
   type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type Service,
 } from '../../model/index.js';
 import { allocateVni } from '../../ipam/index.js';
@@ -39,6 +39,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     if (existing) {
       immutable('gateway', existing.gateway, formatIp(layout.gateway));
       if (input.vni !== undefined) immutable('vni', existing.vni, input.vni);
+      if (input.encap !== undefined) immutable('encap', existing.encap, input.encap);
     } else {
       const mine = cidrRange(layout.subnet);
       for (const other of await listIn<Network>(tx, 'networks', tenant)) {
@@ -54,9 +55,9 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       subnet,
       gateway: formatIp(layout.gateway),
       ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
-      encap: 'vxlan',
+      encap: existing?.encap ?? input.encap ?? 'vxlan',
       vni,
-      mtu: input.mtu ?? global.mtu - VXLAN_OVERHEAD,
+      mtu: input.mtu ?? global.mtu - ENCAPS[existing?.encap ?? input.encap ?? 'vxlan'].overhead,
     };
     if (!existing) await newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
     return net;

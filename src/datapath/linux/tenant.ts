@@ -4,7 +4,7 @@ import type { TenantPlan } from '../plan.js';
 import { renderTenantTable } from '../nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
-import { createVxlan, ensureOverlay, vxlanMatches } from './overlay.js';
+import { LINUX_ENCAPS } from './encaps/index.js';
 import { observeQos, qosCommands, tcBatch } from './qos.js';
 import type { QosPlan } from '../services.js';
 import type { NftOutcome } from '../datapath.js';
@@ -56,16 +56,17 @@ export class TenantDatapath {
     }
     let created = false;
     for (const b of p.bridges) {
-      if (!b.vxlan) continue;
-      const l = links.get(b.vxlan.name);
-      if (!vxlanMatches(l, b.vxlan)) {
-        await createVxlan(this.runner, p.ns, b.vxlan, l);
+      if (!b.overlay) continue;
+      const encap = LINUX_ENCAPS[b.overlay.encap];
+      const l = links.get(b.overlay.name);
+      if (!encap.matches(l, b.overlay)) {
+        await encap.create(this.runner, p.ns, b.overlay, l);
         created = true;
       }
     }
     if (created) links = await observeLinks(this.runner, p.ns);
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
-    for (const b of p.bridges) if (b.vxlan) await ensureOverlay(this.runner, p.ns, b.vxlan);
+    for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
     await this.ensureBridgeFiltering(p);
     const nft = await this.nft.ensure(p.ns, renderTenantTable(p));
     // Reading qdiscs costs an exec: skipped while nothing is or should be shaped here, except on the
@@ -148,17 +149,18 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     if (l && (l.master !== e.bridge || !l.up)) out.push(`link set ${e.veth} master ${e.bridge} up`);
     if (l && (l.hairpin ?? false) !== e.hairpin) out.push(`link set ${e.veth} type bridge_slave hairpin ${e.hairpin ? 'on' : 'off'}`);
   }
-  const wantVxlans = new Set<string>();
+  const wantOverlays = new Set<string>();
   for (const b of p.bridges) {
-    if (!b.vxlan) continue;
-    wantVxlans.add(b.vxlan.name);
-    const l = links.get(b.vxlan.name);
-    if (l && (l.master !== b.name || !l.up || l.mtu !== b.mtu)) out.push(`link set ${b.vxlan.name} master ${b.name} mtu ${b.mtu} up`);
+    if (!b.overlay) continue;
+    wantOverlays.add(b.overlay.name);
+    const l = links.get(b.overlay.name);
+    if (l && (l.master !== b.name || !l.up || l.mtu !== b.mtu)) out.push(`link set ${b.overlay.name} master ${b.name} mtu ${b.mtu} up`);
   }
+  const overlayKinds = new Set(Object.values(LINUX_ENCAPS).map((e) => e.kind));
   for (const l of links.values()) {
     if (l.kind === 'bridge' && l.name.startsWith('wb') && !wantBridges.has(l.name)) out.push(`link del ${l.name}`);
     if (l.kind === 'veth' && l.name.startsWith('we') && !wantVeths.has(l.name) && !protect.has(l.name)) out.push(`link del ${l.name}`);
-    if (l.kind === 'vxlan' && l.name.startsWith('wx') && !wantVxlans.has(l.name)) out.push(`link del ${l.name}`);
+    if (overlayKinds.has(l.kind) && l.name.startsWith('wx') && !wantOverlays.has(l.name)) out.push(`link del ${l.name}`);
     if (l.kind === 'ifb' && l.name.startsWith('wi') && !wantIfbs.has(l.name) && !protect.has(`we${l.name.slice(2)}`)) out.push(`link del ${l.name}`);
   }
   return out;

@@ -1,7 +1,8 @@
-import type { Runner } from '../../exec/index.js';
-import type { VxlanPlan } from '../plan.js';
-import type { ObservedLink } from './observe.js';
-import { VXLAN_PORT } from '../names.js';
+import type { Runner } from '../../../exec/index.js';
+import type { OverlayPlan } from '../../plan.js';
+import type { ObservedLink } from '../observe.js';
+import { VXLAN_PORT } from '../../names.js';
+import type { LinuxEncap } from './types.js';
 
 const ZERO_MAC = '00:00:00:00:00:00';
 
@@ -10,21 +11,21 @@ const ZERO_MAC = '00:00:00:00:00:00';
  * its UDP socket stays on the underlay while the device sits on the tenant's bridge. No learning: every
  * forwarding entry comes from the desired state.
  */
-export async function createVxlan(runner: Runner, tenantNs: string, v: VxlanPlan, existing: ObservedLink | undefined): Promise<void> {
+async function createVxlan(runner: Runner, tenantNs: string, v: OverlayPlan, existing: ObservedLink | undefined): Promise<void> {
   if (vxlanMatches(existing, v)) return;
   if (existing) await runner.run(['ip', '-n', tenantNs, 'link', 'del', v.name], { allowFailure: true });
   await runner.run(['ip', 'link', 'add', v.name, 'netns', tenantNs, 'type', 'vxlan', 'id', String(v.vni), 'local', v.local,
     'dstport', String(VXLAN_PORT), 'nolearning', v.proxy ? 'proxy' : 'noproxy']);
 }
 
-export function vxlanMatches(l: ObservedLink | undefined, v: VxlanPlan): boolean {
+function vxlanMatches(l: ObservedLink | undefined, v: OverlayPlan): boolean {
   return l?.vxlan !== undefined && l.vxlan.id === v.vni && l.vxlan.local === v.local && l.vxlan.proxy === v.proxy;
 }
 
 interface FdbJson { mac: string; dst?: string; flags?: string[] }
 
 /** `bridge -batch` lines that make the device's own forwarding entries exactly the plan's. */
-export function fdbCommands(v: VxlanPlan, observed: readonly FdbJson[]): string[] {
+export function fdbCommands(v: OverlayPlan, observed: readonly FdbJson[]): string[] {
   const want = new Set([...v.peers.map((p) => `${ZERO_MAC} ${p}`), ...v.remotes.map((r) => `${r.mac} ${r.vtep}`)]);
   const have = new Set(observed.filter((e) => e.dst !== undefined && (e.flags ?? []).includes('self')).map((e) => `${e.mac} ${e.dst}`));
   const out: string[] = [];
@@ -44,7 +45,7 @@ export function fdbCommands(v: VxlanPlan, observed: readonly FdbJson[]): string[
 interface NeighJson { dst: string; lladdr?: string; state?: string[] }
 
 /** `ip -batch` lines that make the device's permanent neighbours the remote endpoints (arpMode proxy). */
-export function neighCommands(v: VxlanPlan, observed: readonly NeighJson[]): string[] {
+export function neighCommands(v: OverlayPlan, observed: readonly NeighJson[]): string[] {
   const want = new Map(v.proxy ? v.remotes.map((r) => [r.ip, r.mac]) : []);
   const have = new Map(observed.filter((n) => (n.state ?? []).includes('PERMANENT')).map((n) => [n.dst, n.lladdr ?? '']));
   const out: string[] = [];
@@ -54,7 +55,7 @@ export function neighCommands(v: VxlanPlan, observed: readonly NeighJson[]): str
 }
 
 /** Forwarding entries and (for arpMode proxy) neighbour entries of one VXLAN device: two reads, at most two writes. */
-export async function ensureOverlay(runner: Runner, tenantNs: string, v: VxlanPlan): Promise<void> {
+async function ensureOverlay(runner: Runner, tenantNs: string, v: OverlayPlan): Promise<void> {
   const fdb = await runner.run(['bridge', '-n', tenantNs, '-j', 'fdb', 'show', 'dev', v.name], { allowFailure: true });
   const lines = fdbCommands(v, JSON.parse(fdb.stdout || '[]') as FdbJson[]);
   if (lines.length) await runner.run(['bridge', '-n', tenantNs, '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
@@ -62,3 +63,6 @@ export async function ensureOverlay(runner: Runner, tenantNs: string, v: VxlanPl
   const nl = neighCommands(v, JSON.parse(neigh.stdout || '[]') as NeighJson[]);
   if (nl.length) await runner.run(['ip', '-n', tenantNs, '-force', '-batch', '-'], { input: `${nl.join('\n')}\n` });
 }
+
+/** VXLAN (RFC 7348) on UDP 4789, one VNI per network, forwarding entries only from the desired state. */
+export const vxlan: LinuxEncap = { kind: 'vxlan', matches: vxlanMatches, create: createVxlan, converge: ensureOverlay };
