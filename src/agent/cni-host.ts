@@ -34,15 +34,20 @@ export class CniEndpoints implements CniHost {
     const id = endpointId(req.containerId, req.ifname);
     return this.d.endpoints.inFlight(id, async () => {
       let ep: Endpoint | undefined;
+      const took = stopwatch();
       try {
         ep = await this.allocate(req, id);
         this.d.state.putEndpoint(ep);
+        took('allocated');
         const plan = await this.d.reconciler.ensureTenant(ep.tenant, true);
         if (!plan) throw new CniError(7, `tenant ${ep.tenant} is not known to this agent yet; try again`);
+        took('tenant');
         await this.wire(ep, plan, req);
+        took('wired');
         const qos = plan.qos.find((q) => q.endpoint === ep?.id);
         if (qos) await this.d.datapath.shape(plan.ns, qos);
         if (ep.portMappings?.length) await this.d.reconciler.ensureHostNow();
+        this.d.log.debug({ endpoint: id, ms: took('ports') }, 'ADD done');
         return resultOf(ep, plan, req);
       } catch (e) {
         if (ep) await this.d.endpoints.release(ep).catch((x: Error) => this.d.log.warn({ err: x.message, endpoint: id }, 'cleanup after a failed ADD failed'));
@@ -135,6 +140,16 @@ export class CniEndpoints implements CniHost {
     }
     return this.d.synced() ? undefined : 'the agent has not loaded the desired state yet';
   }
+}
+
+/** Milliseconds since it was made, recorded per step: where an ADD's time goes (debug log, docs/benchmarks.md). */
+function stopwatch(): (step: string) => Record<string, number> {
+  const t0 = performance.now();
+  const steps: Record<string, number> = {};
+  return (step) => {
+    steps[step] = Math.round((performance.now() - t0) * 10) / 10;
+    return steps;
+  };
 }
 
 function resultOf(ep: Endpoint, plan: TenantPlan, req: AddRequest): AddResultInput {
