@@ -2,6 +2,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CniOutcome } from './handler.js';
+import { MAX_STDIN_BYTES } from './protocol.js';
+
+/** stdin's bound and room for the environment entries. */
+const MAX_RELAY_BYTES = MAX_STDIN_BYTES + 256 * 1024;
+const RELAY_READ_TIMEOUT_MS = 10_000;
 
 /**
  * The relay protocol between `weft-cni` (a tiny program the runtime execs) and the agent:
@@ -33,15 +38,29 @@ export function parseRelayRequest(buf: Buffer): { env: Record<string, string>; s
 }
 
 /** Serves the socket with mode 0600 (root only): anyone who can write it can wire containers. */
-export async function serveCniSocket(path: string, handle: (env: Record<string, string>, stdin: string) => Promise<CniOutcome>): Promise<CniSocketServer> {
+export async function serveCniSocket(path: string, handle: (env: Record<string, string>, stdin: string) => Promise<CniOutcome>, readTimeoutMs = RELAY_READ_TIMEOUT_MS): Promise<CniSocketServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true });
   // allowHalfOpen: the relay half-closes after its request and still waits for the answer.
   const server: Server = createServer({ allowHalfOpen: true }, (sock: Socket) => {
     const chunks: Buffer[] = [];
-    sock.on('data', (d) => chunks.push(d));
+    let size = 0;
+    // Only root can write the socket, but a stuck or runaway relay must not hold memory or the agent's
+    // shutdown: the request is bounded in size and must arrive within a few seconds.
+    sock.setTimeout(readTimeoutMs, () => sock.destroy());
+    sock.on('data', (d) => {
+      size += d.length;
+      if (size > MAX_RELAY_BYTES) {
+        sock.end(`1\n${JSON.stringify({ code: 7, msg: `stdin: more than the ${MAX_STDIN_BYTES} bytes a network configuration may have` })}\n`);
+        sock.destroySoon();
+        return;
+      }
+      chunks.push(d);
+    });
     sock.on('error', () => undefined);
     sock.on('end', () => {
+      sock.setTimeout(0);
+      if (size > MAX_RELAY_BYTES) return;
       void (async () => {
         let out: CniOutcome;
         try {
