@@ -6,8 +6,10 @@ import { CniError, shown, type CniRequest, type PluginConfig } from './protocol.
 
 /** CNI_ARGS keys weft reads, or that Kubernetes and podman always send; others need IgnoreUnknown, as in libcni's LoadArgs. */
 const KNOWN_ARGS = new Set(['IgnoreUnknown', 'IP', 'MAC', 'K8S_POD_NAME', 'K8S_POD_NAMESPACE', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
-// The server's containerName: a pod name longer or stranger than this would be refused after the agent began.
-const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+// A pod name is a DNS subdomain (at most 253); the server's containerName holds 128. A longer legal name
+// costs the pod its DNS name, not its network: refusing would keep a valid pod from starting.
+const POD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
+const CONTAINER_NAME_MAX = 128;
 
 /** `K1=V1;K2=V2`, split as libcni's LoadArgs does (values cannot hold `=`); returns the known keys, checked. */
 export function parseArgs(text: string): Record<string, string> {
@@ -29,7 +31,7 @@ export function parseArgs(text: string): Record<string, string> {
   const problems: Array<[string, string | undefined]> = [
     ['IP', known['IP'] === undefined || ipOf(known['IP']) ? undefined : 'is not an IPv4 address'],
     ['MAC', known['MAC'] === undefined ? undefined : macProblem(known['MAC'])],
-    ['K8S_POD_NAME', known['K8S_POD_NAME'] === undefined || CONTAINER_NAME.test(known['K8S_POD_NAME']) ? undefined : 'is not a container name (1-128 of [A-Za-z0-9_.-], starting with a letter or digit)'],
+    ['K8S_POD_NAME', known['K8S_POD_NAME'] === undefined || POD_NAME.test(known['K8S_POD_NAME']) ? undefined : 'is not a pod name (1-253 of [A-Za-z0-9_.-], starting with a letter or digit)'],
   ];
   for (const [k, problem] of problems) if (problem) throw new CniError(4, `CNI_ARGS: ${k}=${shown(known[k] ?? '')} ${problem}`);
   return known;
@@ -71,7 +73,8 @@ export function addParamsOf(req: CniRequest): AddParams {
   if (macProblemOf) throw new CniError(7, `invalid network configuration: runtimeConfig.mac: ${shown(c.runtimeConfig?.mac ?? '')} ${macProblemOf}`);
   const ip = args['IP'] === undefined ? fromConfig : ipOf(args['IP']);
   const mac = args['MAC'] ?? c.runtimeConfig?.mac;
-  const name = args['K8S_POD_NAME'];
+  const pod = args['K8S_POD_NAME'];
+  const name = pod !== undefined && pod.length <= CONTAINER_NAME_MAX ? pod : undefined;
   const labels: Record<string, string> = {};
   for (const l of c.args?.cni?.labels ?? []) labels[l.key] = l.value;
   return {

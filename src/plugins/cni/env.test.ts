@@ -64,8 +64,8 @@ const argsCases: Case[] = [
   ['CNI_ARGS MAC garbage', 'ADD', { CNI_ARGS: 'MAC=zz:zz:zz:zz:zz:zz' }, /^CNI_ARGS: MAC='zz:zz:zz:zz:zz:zz' is not a MAC address/],
   ['CNI_ARGS MAC multicast', 'ADD', { CNI_ARGS: 'MAC=01:00:5e:00:00:01' }, /^CNI_ARGS: MAC='01:00:5e:00:00:01' is a multicast address$/],
   ['CNI_ARGS MAC all zeros', 'ADD', { CNI_ARGS: 'MAC=00:00:00:00:00:00' }, /^CNI_ARGS: MAC='00:00:00:00:00:00' is all zeros$/],
-  ['CNI_ARGS K8S_POD_NAME huge', 'ADD', { CNI_ARGS: `K8S_POD_NAME=${huge}` }, /^CNI_ARGS: K8S_POD_NAME='a{64}\.\.\.' \(100000 characters\) is not a container name/],
-  ['CNI_ARGS K8S_POD_NAME with a space', 'ADD', { CNI_ARGS: 'K8S_POD_NAME=web 1' }, /^CNI_ARGS: K8S_POD_NAME='web 1' is not a container name/],
+  ['CNI_ARGS K8S_POD_NAME huge', 'ADD', { CNI_ARGS: `K8S_POD_NAME=${huge}` }, /^CNI_ARGS: K8S_POD_NAME='a{64}\.\.\.' \(100000 characters\) is not a pod name/],
+  ['CNI_ARGS K8S_POD_NAME with a space', 'ADD', { CNI_ARGS: 'K8S_POD_NAME=web 1' }, /^CNI_ARGS: K8S_POD_NAME='web 1' is not a pod name/],
 ];
 
 for (const [theme, cases] of Object.entries({ commandCases, idCases, netnsCases, ifnameCases, argsCases })) {
@@ -105,6 +105,17 @@ test('CNI_ARGS: IgnoreUnknown drops unknown keys, IP and MAC are normalised, an 
   const [req] = host.adds;
   assert.deepEqual([req?.ip, req?.mac, req?.containerName], ['10.1.2.5', '0a:58:0a:01:02:05', undefined]);
   assert.ok(!JSON.stringify(req).includes('FOO'), 'an ignored key goes nowhere');
+});
+
+test('a pod name longer than a container name (129-253) is no reason to refuse the pod: it goes unnamed', async () => {
+  for (const [pod, named] of [['p'.repeat(128), 'p'.repeat(128)], ['p'.repeat(129), undefined], ['p'.repeat(253), undefined]] as const) {
+    const host = new FakeCniHost();
+    const out = await invoke(host, 'ADD', { env: { CNI_ARGS: `K8S_POD_NAME=${pod}` } });
+    assert.equal(out.code, 0, out.stdout);
+    assert.equal(host.adds[0]?.containerName, named, `${pod.length} characters`);
+  }
+  const out = await invoke(new FakeCniHost(), 'ADD', { env: { CNI_ARGS: `K8S_POD_NAME=${'p'.repeat(254)}` } });
+  assert.match(JSON.parse(out.stdout).msg, /K8S_POD_NAME=.* is not a pod name/);
 });
 
 test('DEL never fails on what only ADD reads: CNI_ARGS garbage, no netns, a netns that is gone, an unknown container', async () => {
