@@ -82,14 +82,15 @@ async function added(container: string, group = 'db'): Promise<{ ip: string; id:
   const r = await cni('ADD', container, group);
   assert.equal(r.code, 0, r.stdout);
   const ip = (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]?.address.split('/')[0] as string;
-  return { ip, id: (await api('GET', '/api/v1/endpoints')).items.find((e: { ip: string }) => e.ip === ip).id };
+  return { ip, id: endpointId(container, 'eth0') };
 }
 const tenantNs = () => names.tenantNs(PREFIX, agent.state.tenants.get('default')?.id as number);
 const since = (mark: number) => dp.journal.slice(mark).map((l) => l.split(' ')[0]);
 
 test('ADD: allocated, the tenant converged with the new address in its policy (fail closed), then wired; the result says so', async () => {
   let seen = '';
-  dp.onAttach = (a, ns) => (seen = ns?.table.includes(a.ip) ? 'policy had it' : `table without ${a.ip}: ${ns?.table}`);
+  dp.onAttach = (a, ns) => (seen = !ns?.table.includes(a.ip) ? `table without ${a.ip}: ${ns?.table}`
+    : !ns.guard.includes(`"${a.veth}" . ${a.ip} . ${a.mac}`) ? `bridge table does not admit ${a.veth}: ${ns.guard}` : 'policy had it');
   const mark = dp.journal.length;
   const { ip, id } = await added('c1');
   dp.onAttach = undefined;
@@ -99,6 +100,26 @@ test('ADD: allocated, the tenant converged with the new address in its policy (f
   assert.deepEqual([eth0?.ip, eth0?.prefixLength, eth0?.gateway], [ip, 24, '10.1.2.1']);
   assert.equal(dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id))?.bridge, 'wb10000');
   assert.equal((await cni('CHECK', 'c1')).code, 0, 'CHECK passes');
+});
+
+test('ADD in a tenant whose shape the endpoint does not change: only its port is admitted before it is wired', async () => {
+  await api('POST', '/api/v1/tenants', { name: 'plain' });
+  await api('POST', '/api/v1/tenants/plain/networks', { name: 'net', subnet: '10.1.2.0/24' });
+  assert.ok(await within(5000, async () => agent.state.networks.has('plain/net')) >= 0);
+  const add = async (c: string) => {
+    dp.addContainer(netnsOf(c));
+    const r = await handleCni(agent.cni, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: c, CNI_NETNS: netnsOf(c), CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
+      JSON.stringify({ cniVersion: '1.0.0', name: 'weft.plain.net', type: 'weft', tenant: 'plain', network: 'net' }));
+    assert.equal(r.code, 0, r.stdout);
+  };
+  await add('p1');
+  let admitted = '';
+  dp.onAttach = (a, ns) => (admitted = ns?.guard.includes(`"${a.veth}" . ${a.ip}`) ? 'yes' : `no: ${ns?.guard}`);
+  const mark = dp.journal.length;
+  await add('p2');
+  dp.onAttach = undefined;
+  assert.equal(admitted, 'yes');
+  assert.deepEqual(since(mark).filter((op) => op === 'admit' || op === 'attach').slice(0, 2), ['admit', 'attach'], 'the fast path: no full convergence, one admit');
 });
 
 test('ADD whose wiring fails on a bare container: one full convergence of the tenant, then wired', async () => {

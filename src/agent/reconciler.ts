@@ -25,7 +25,7 @@ export interface ReconcilerOptions {
 export class Reconciler {
   private readonly locks = new Map<string, Mutex>();
   /** Per tenant, the shape it last converged to (see ensureTenant); lets ADD and changes skip a re-check. */
-  private readonly converged = new Map<string, string>();
+  private readonly converged = new Map<string, { shape: string; admitted: string }>();
   private readonly dirty = new Set<string>();
   private allDirty = false;
   private scheduled = false;
@@ -117,14 +117,22 @@ export class Reconciler {
       const rules = p.policy && (p.policy.portEntries.length > 0 || p.policy.protoEntries.length > 0);
       const pol = p.policy && (rules ? [p.policy.fallback, p.policy.classification.ranges, p.policy.portEntries, p.policy.protoEntries] : [p.policy.fallback]);
       const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol, p.services, p.dscp, p.qos, p.dns]);
-      if (fast && this.converged.get(tenant) === shape) return p;
+      // Which endpoints may send from their ports: a new endpoint changes only this, and it must be in
+      // the kernel before the endpoint is wired (its first frames would be dropped as spoofed).
+      const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac]));
+      const last = this.converged.get(tenant);
+      if (fast && last?.shape === shape) {
+        if (last.admitted !== admitted) await this.dp.admit(p);
+        this.converged.set(tenant, { shape, admitted });
+        return p;
+      }
       this.converged.delete(tenant);
       const t0 = performance.now();
       const nft = await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused an element delta; replaced the table');
       else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms }, 'tenant converged');
-      this.converged.set(tenant, shape);
+      this.converged.set(tenant, { shape, admitted });
       return p;
     });
   }

@@ -37,6 +37,11 @@ export interface Datapath {
   readonly hostAddresses: boolean;
   /** Converges a tenant's namespace to its plan. `protect`: veths being wired right now, never removed as stale. */
   ensureTenant(p: TenantPlan, protect?: ReadonlySet<string>): Promise<NftOutcome>;
+  /**
+   * Only which endpoints may send from their ports (anti-spoofing), trusting the last convergence for
+   * everything else: an ADD's fast path, so a new endpoint's first frames are not dropped.
+   */
+  admit(p: TenantPlan): Promise<void>;
   /** Why the kernel last refused an nft delta (for the log). */
   readonly lastRefusal: string;
   /** Tenant namespaces present on this host with this agent's prefix (a deleted tenant's are removed). */

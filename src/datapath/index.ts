@@ -5,6 +5,7 @@ export { planTenant, planHost, peerVteps, type TenantPlan, type DesiredHostState
 export { fdbCommands, neighCommands } from './linux/encaps/vxlan.js';
 export { renderTenantRuleset, renderTenantTable, TENANT_TABLE } from './nft.js';
 export { renderHostRuleset, renderHostTable, HOST_TABLE } from './host-nft.js';
+export { renderGuardRuleset, renderGuardTable, GUARD_TABLE, SPOOFED_COUNTER } from './guard-nft.js';
 export { diffTables, tableText, type NftTable, type NftMap } from './table.js';
 export * from './linux/index.js';
 export { attachmentOf, outerAttachmentOf, type Attachment, type OuterAttachment, type Datapath, type NftOutcome } from './datapath.js';

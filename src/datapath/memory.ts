@@ -3,6 +3,7 @@ import type { Attachment, Datapath, NftOutcome, OuterAttachment } from './datapa
 import { renderHostTable } from './host-nft.js';
 import { names } from './names.js';
 import { renderTenantTable } from './nft.js';
+import { renderGuardTable } from './guard-nft.js';
 import type { TenantPlan } from './plan.js';
 import type { QosPlan } from './services.js';
 import { tableText } from './table.js';
@@ -18,6 +19,8 @@ export interface MemoryNamespace {
   links: Map<string, MemoryLink>;
   /** The tenant's nft table as `nft -f` would read it. */
   table: string;
+  /** Its bridge table (anti-spoofing), likewise. */
+  guard: string;
   shaped: Set<string>;
   forgotten: string[];
 }
@@ -90,7 +93,7 @@ export class MemoryDatapath implements Datapath {
   async ensureTenant(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
     this.enter('ensureTenant', p.ns);
     let ns = this.namespaces.get(p.ns);
-    if (!ns) this.namespaces.set(p.ns, (ns = { links: new Map([[p.uplink.tenantLink, { kind: 'uplink' }]]), table: '', shaped: new Set(), forgotten: [] }));
+    if (!ns) this.namespaces.set(p.ns, (ns = { links: new Map([[p.uplink.tenantLink, { kind: 'uplink' }]]), table: '', guard: '', shaped: new Set(), forgotten: [] }));
     const wanted = new Map(p.endpoints.map((e) => [e.veth, e.bridge]));
     for (const b of p.bridges) {
       ns.links.set(b.name, { kind: 'bridge' });
@@ -104,10 +107,17 @@ export class MemoryDatapath implements Datapath {
       else if (l.kind === 'veth' && wanted.has(name)) l.bridge = wanted.get(name) as string;
     }
     ns.shaped = new Set(p.qos.map((q) => q.veth).filter((v) => ns.links.has(v)));
+    ns.guard = tableText(renderGuardTable(p));
     const table = tableText(renderTenantTable(p));
     if (table === ns.table) return 'unchanged';
     ns.table = table;
     return 'replace';
+  }
+
+  async admit(p: TenantPlan): Promise<void> {
+    this.enter('admit', p.ns);
+    const ns = this.namespaces.get(p.ns);
+    if (ns) ns.guard = tableText(renderGuardTable(p));
   }
 
   private dropLink(ns: MemoryNamespace, name: string): void {

@@ -59,6 +59,8 @@ export interface EndpointPlan {
   veth: string;
   bridge: string;
   ip: string;
+  /** The container's MAC: its frames carry it, or are dropped (guard-nft.ts). */
+  mac: string;
   mtu: number;
   /** The bridge may send frames back out of this port (a backend reaching its own service). */
   hairpin: boolean;
@@ -110,7 +112,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       overlay: planOverlay(d, tenant, n),
     })),
     endpoints: local.map((e) => ({
-      id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mtu: e.mtu,
+      id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
       hairpin: services.length > 0,
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),

@@ -7,6 +7,7 @@ import type { Endpoint, Network, Tenant } from '../model/index.js';
 import { peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
 import { renderTenantRuleset } from './nft.js';
 import { renderHostRuleset } from './host-nft.js';
+import { renderGuardRuleset } from './guard-nft.js';
 import { names } from './names.js';
 import { transit } from './transit.js';
 import { diffTables } from './table.js';
@@ -25,7 +26,7 @@ const tenant = (name: string, id: number): Tenant => ({ ...meta, name, id, defau
 const net = (t: string, name: string, subnet: string, gateway: string, vni: number): Network =>
   ({ ...meta, tenant: t, name, subnet, gateway, encap: 'vxlan', vni, mtu: 1450 });
 const ep = (id: string, t: string, network: string, ip: string, host: string, ports?: Endpoint['portMappings']): Endpoint => ({
-  ...meta, id, tenant: t, network, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 0, host, ifname: 'eth0',
+  ...meta, id, tenant: t, network, ip, prefixLength: 24, gateway: '', mac: `02:57:${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`, mtu: 1450, vni: 0, host, ifname: 'eth0',
   containerId: id, labels: {}, state: 'created', ...(ports ? { portMappings: ports } : {}),
 });
 
@@ -92,6 +93,8 @@ test('rulesets render as golden files, and the real nft parser accepts them', as
     ['tenant-blue.nft', renderTenantRuleset(plans[1]!)],
     ['host.nft', renderHostRuleset(planHost({ ...desired, dnsPort: 15353 }), peerVteps(withPeers))],
     ['host-empty.nft', renderHostRuleset([])],
+    ['guard-default.nft', renderGuardRuleset(plans[0]!)],
+    ['guard-empty.nft', renderGuardRuleset({ ...plans[0]!, endpoints: [] })],
   ];
   for (const [name, text] of rendered) golden(name, text);
   // `nft -c` parses and checks against the kernel without changing anything.

@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
 import type { Attachment, Datapath, NftOutcome, OuterAttachment } from '../datapath.js';
 import { HOST_TABLE } from '../host-nft.js';
+import { renderGuardTable } from '../guard-nft.js';
 import { names } from '../names.js';
 import type { TenantPlan } from '../plan.js';
 import type { QosPlan } from '../services.js';
@@ -34,6 +35,10 @@ export class LinuxDatapath implements Datapath {
 
   ensureTenant(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
     return this.tenants.ensure(p, protect);
+  }
+
+  async admit(p: TenantPlan): Promise<void> {
+    await this.nft.ensure(p.ns, renderGuardTable(p), { trustLast: true });
   }
 
   get lastRefusal(): string {

@@ -31,10 +31,12 @@ after(async () => {
 });
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
+/** Each endpoint's own MAC (the bridge table drops frames from a port that carry another). */
+const macOf = (ip: string) => `02:57:${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`;
 const tenants: Tenant[] = [{ ...meta, name: 'red', id: ids[0]!, defaultAction: 'allow' }, { ...meta, name: 'green', id: ids[1]!, defaultAction: 'allow' }];
 const net = (t: string, name: string, subnet: string, gateway: string, vni: number): Network => ({ ...meta, tenant: t, name, subnet, gateway, encap: 'vxlan', vni, mtu: 1450 });
 const ep = (id: string, t: string, network: string, ip: string): Endpoint => ({
-  ...meta, id, tenant: t, network, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 0, host: 'h', ifname: 'eth0', containerId: id, labels: {}, state: 'created',
+  ...meta, id, tenant: t, network, ip, prefixLength: 24, gateway: '', mac: macOf(ip), mtu: 1450, vni: 0, host: 'h', ifname: 'eth0', containerId: id, labels: {}, state: 'created',
 });
 const desired: DesiredHostState = {
   host: 'h', nsPrefix: `${tag}-`, tenants,
@@ -62,7 +64,7 @@ test('tenant datapath: routed networks, isolated tenants, idempotent, repairs dr
   const green = plans[1]!;
   const attach = async (c: string, p: typeof red, i: number, ip: string, gw: string) => attachEndpoint(real, {
     tenantNs: p.ns, bridge: p.endpoints[i]!.bridge, veth: p.endpoints[i]!.veth, netnsPath: await container(c),
-    ifname: 'eth0', mac: `02:57:00:00:00:0${c.length}`, ip, prefixLength: 24, gateway: gw, mtu: 1450, hairpin: false,
+    ifname: 'eth0', mac: p.endpoints[i]!.mac, ip, prefixLength: 24, gateway: gw, mtu: 1450, hairpin: false,
   }, `${tag}-alias`);
   await attach('c1', red, 0, '10.91.1.2', '10.91.1.1');
   await attach('c2', red, 1, '10.91.2.2', '10.91.2.1');

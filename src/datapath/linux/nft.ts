@@ -16,12 +16,16 @@ export class NftTables {
 
   constructor(private readonly runner: Runner) {}
 
-  /** Returns how it got there: nothing to do, element deltas, or a whole-table replace (and why). */
-  async ensure(ns: string | undefined, table: NftTable): Promise<NftOutcome> {
+  /**
+   * Returns how it got there: nothing to do, element deltas, or a whole-table replace (and why).
+   * `trustLast`: skip reading the kernel's listing and apply deltas to what was last applied (a refused
+   * delta still falls back to a replace); for the ADD path, where one exec matters.
+   */
+  async ensure(ns: string | undefined, table: NftTable, opts: { trustLast?: boolean } = {}): Promise<NftOutcome> {
     const key = `${ns ?? ''}/${table.family}/${table.name}`;
     const prev = this.applied.get(key);
     let refused = false;
-    if (prev && (await this.terse(ns, table)) === prev.terse) {
+    if (prev && (opts.trustLast || (await this.terse(ns, table)) === prev.terse)) {
       const script = diffTables(prev.table, table);
       if (script === '') return 'unchanged';
       if (script !== undefined) {
@@ -48,6 +52,7 @@ export class NftTables {
 
   private async terse(ns: string | undefined, t: NftTable): Promise<string> {
     const r = await this.runner.run(inNs(ns, ['nft', '-t', 'list', 'table', t.family, t.name]), { allowFailure: true });
-    return r.code === 0 ? r.stdout : '';
+    // Counters count: their values are not a change to the table.
+    return r.code === 0 ? r.stdout.replace(/packets \d+ bytes \d+/g, '') : '';
   }
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
 import type { TenantPlan } from '../plan.js';
 import { renderTenantTable } from '../nft.js';
+import { renderGuardTable } from '../guard-nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
 import { LINUX_ENCAPS } from './encaps/index.js';
@@ -68,6 +69,7 @@ export class TenantDatapath {
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
     await this.ensureBridgeFiltering(p);
+    await this.nft.ensure(p.ns, renderGuardTable(p));
     const nft = await this.nft.ensure(p.ns, renderTenantTable(p));
     // Reading qdiscs costs an exec: skipped while nothing is or should be shaped here, except on the
     // first pass over a namespace, which finds what an earlier run of the agent left.

@@ -1,0 +1,40 @@
+import type { TenantPlan } from './plan.js';
+import { tableText, type NftTable } from './table.js';
+
+/** The bridge table of a tenant namespace: what may enter a bridge from a container's port. */
+export const GUARD_TABLE = 'weft';
+/** Frames dropped as spoofed, per tenant namespace: `nft list counter bridge weft spoofed`. */
+export const SPOOFED_COUNTER = 'spoofed';
+
+/**
+ * Anti-spoofing, before policy sees a packet: a frame from an endpoint's port passes only if it is IPv4
+ * or ARP and its source address and MAC are that endpoint's own (one hash lookup of port . address .
+ * MAC, whatever the number of endpoints). Anything else from a port is dropped and counted: another
+ * address (policy classifies by source address), another MAC, and IPv6, which Weft does not route and
+ * whose link-local traffic would otherwise pass policy between containers of one bridge. Frames from the
+ * overlay and the bridge itself (the gateway) are not endpoints' and pass.
+ */
+/** An endpoint without a proper MAC (a damaged record) is left out: its frames are dropped, the table still loads. */
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+export function renderGuardTable(p: TenantPlan): NftTable {
+  return {
+    family: 'bridge', name: GUARD_TABLE,
+    maps: [{ name: 'endpoints', type: 'ifname . ipv4_addr . ether_addr', set: true, interval: false, elements: p.endpoints.filter((e) => MAC.test(e.mac)).map((e) => `"${e.veth}" . ${e.ip} . ${e.mac}`) }],
+    chains: [
+      `\tcounter ${SPOOFED_COUNTER} {`,
+      '\t}',
+      '\tchain prerouting {',
+      '\t\ttype filter hook prerouting priority -300; policy accept;',
+      '\t\tiifname != "we*" accept',
+      '\t\tether type ip iifname . ip saddr . ether saddr @endpoints accept',
+      '\t\tether type arp iifname . arp saddr ip . arp saddr ether @endpoints accept',
+      `\t\tcounter name "${SPOOFED_COUNTER}" drop`,
+      '\t}',
+    ],
+  };
+}
+
+export function renderGuardRuleset(p: TenantPlan): string {
+  return tableText(renderGuardTable(p));
+}
