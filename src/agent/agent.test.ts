@@ -202,13 +202,16 @@ test('maintenance: a vanished veth is wired again as ADD wired it; a gone contai
   assert.ok(!dp.journal.slice(mark).some((l) => l.includes(names.endpointVeth(forged.id))), 'not sealed by this agent: never wired');
 });
 
-test('restart: a new agent on the same host keeps every wired endpoint and repairs with the same seal key', async () => {
+test('restart: a new agent on the same host keeps every wired endpoint, its WireGuard key, and repairs with the same seal key', async () => {
   const a = await added('r1');
+  const key = (await api('GET', '/api/v1/hosts/node1')).wgPublicKey as string;
+  assert.equal(key, agent.wgPublicKey, 'the registration carries the public key');
   await agent.stop();
   const mark = dp.journal.length;
   agent = await startAgent();
   await within(3000, async () => dp.journal.slice(mark).some((l) => l.startsWith('ensureHost')));
   assert.ok(!dp.journal.slice(mark).some((l) => l.startsWith('unwire')), 'nothing unwired by a restart');
+  assert.equal((await api('GET', '/api/v1/hosts/node1')).wgPublicKey, key, 'the same key after a restart');
   dp.deleteLink(tenantNs(), names.endpointVeth(a.id));
   assert.ok(await within(5000, async () => dp.namespaces.get(tenantNs())?.links.has(names.endpointVeth(a.id)) === true) >= 0, 'the new agent repairs what the old one sealed');
 });

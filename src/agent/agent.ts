@@ -11,6 +11,7 @@ import { TenantNames } from './dns-names.js';
 import { DockerBackend } from './docker.js';
 import { Endpoints } from './endpoints.js';
 import { keepRenewing, type HostCredentials } from './identity.js';
+import { wireguardKey } from './wgkey.js';
 import { installPlugin } from './installer.js';
 import { Maintenance } from './maintenance.js';
 import { Reconciler } from './reconciler.js';
@@ -71,6 +72,8 @@ export class Agent {
   private readonly endpoints: Endpoints;
   private readonly syncer: Syncer;
   private readonly sealer: Sealer;
+  /** This host's WireGuard public key, published with its registration (issue 12: the encrypted overlay). */
+  readonly wgPublicKey: string;
   private readonly dns: DnsServer;
   private readonly maintenance: Maintenance;
   /** Docker's client for creating Weft networks, on a user's token (--docker-token-file). */
@@ -84,6 +87,7 @@ export class Agent {
   constructor(private readonly o: AgentOptions) {
     this.client = new Client({ servers: o.servers, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
     this.sealer = Sealer.load(o.stateDir);
+    this.wgPublicKey = wireguardKey(o.stateDir).publicKey;
     if (o.dockerToken !== undefined) this.creator = new Client({ servers: o.servers, token: o.dockerToken, ...(o.tls ? { tls: { ca: o.tls.ca } } : {}) });
     this.datapath = o.datapath ?? DATAPATHS.linux({ runner: o.runner, nsPrefix: o.nsPrefix });
     const names = new TenantNames(this.state);
@@ -143,6 +147,6 @@ export class Agent {
   }
 
   private async register(): Promise<void> {
-    await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, { name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version });
+    await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, { name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version, wgPublicKey: this.wgPublicKey });
   }
 }

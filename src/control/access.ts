@@ -22,8 +22,8 @@ export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']
  * A host as `p` may see it: the underlay address (where VXLAN to that host goes) is for admin and ops
  * users and agents; tenant users see the host without it.
  */
-export function hostFor(p: Principal, h: Host): Host | Omit<Host, 'vtepIp'> {
+export function hostFor(p: Principal, h: Host): Host | Omit<Host, 'vtepIp' | 'wgPublicKey'> {
   if (p.role !== 'tenant') return h;
-  const { vtepIp: _v, ...rest } = h;
+  const { vtepIp: _v, wgPublicKey: _k, ...rest } = h;
   return rest;
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryStore } from '../store/index.js';
 import { rejectsWith } from './testing.js';
 import { Control } from './control.js';
+import { hostFor } from './access.js';
 
 async function fresh(): Promise<Control> {
   const c = new Control(new MemoryStore());
@@ -141,6 +142,19 @@ test('a host is up while its agent heartbeats, and down after the timeout', asyn
   assert.equal((await c.hosts.get('node1')).state, 'down');
   await c.hosts.register('agent', { name: 'node1', vtepIp: '192.0.2.1' });
   assert.equal((await c.hosts.get('node1')).state, 'up', 'a heartbeat brings it back');
+});
+
+test('a host\'s WireGuard key is kept with its registration; another host may not register the same key; tenant users see neither key nor underlay', async () => {
+  const c = new Control(new MemoryStore(), () => new Date(), {});
+  await c.bootstrap();
+  const key = Buffer.alloc(32, 7).toString('base64');
+  await c.hosts.register('agent', { name: 'node1', vtepIp: '192.0.2.1', wgPublicKey: key });
+  assert.equal((await c.hosts.get('node1')).wgPublicKey, key);
+  await c.hosts.register('agent', { name: 'node1', vtepIp: '192.0.2.1', wgPublicKey: key });
+  await rejectsWith(c.hosts.register('agent', { name: 'node2', vtepIp: '192.0.2.2', wgPublicKey: key }), 'WEFT_EXISTS', /wgPublicKey: the WireGuard key of host node1/, 'wgPublicKey');
+  assert.equal((await c.hosts.list()).items.length, 1, 'nothing registered');
+  const seen = hostFor({ user: 'bob', role: 'tenant', tenants: ['default'], credential: 't' }, await c.hosts.get('node1'));
+  assert.ok(!('wgPublicKey' in seen) && !('vtepIp' in seen));
 });
 
 test('endpoints of a silent host stay while it is down, and are released after the grace period', async () => {

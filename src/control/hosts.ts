@@ -44,11 +44,17 @@ export class Hosts {
       const twin = old && (old.value as Host).vtepIp === input.vtepIp ? undefined
         : (await tx.list(keys.hosts())).map((e) => e.value as Host).find((h) => h.vtepIp === input.vtepIp && h.name !== input.name);
       if (twin) throw new WeftError('WEFT_ADDRESS_IN_USE', `vtepIp: ${input.vtepIp} is the underlay address of host ${twin.name}`, { field: 'vtepIp' });
+      // Peers are keyed by public key: a second host with one would take the first one's tunnel.
+      const key = input.wgPublicKey;
+      const keyTwin = key === undefined || (old && (old.value as Host).wgPublicKey === key) ? undefined
+        : (await tx.list(keys.hosts())).map((e) => e.value as Host).find((h) => h.wgPublicKey === key && h.name !== input.name);
+      if (keyTwin) throw new WeftError('WEFT_EXISTS', `wgPublicKey: the WireGuard key of host ${keyTwin.name}`, { field: 'wgPublicKey' });
       const at = this.now();
       const h: Omit<Host, 'revision'> = {
         name: input.name,
         vtepIp: input.vtepIp,
         ...(input.agentVersion !== undefined ? { agentVersion: input.agentVersion } : {}),
+        ...(input.wgPublicKey !== undefined ? { wgPublicKey: input.wgPublicKey } : {}),
         lastSeen: at,
         createdAt: old ? withRevision<Host>(old).createdAt : at,
         updatedAt: at,

@@ -134,6 +134,8 @@ export interface Host extends Meta {
   name: string;
   vtepIp: string;
   agentVersion?: string;
+  /** Its WireGuard public key: other hosts make it their peer (the private half never leaves the host). */
+  wgPublicKey?: string;
   lastSeen: string;
   /** Computed when read: down when its agent has not been heard from within the server's host timeout. */
   state?: 'up' | 'down';

@@ -152,6 +152,7 @@ export const HostInput = strict({
   name: Name,
   vtepIp: Text(15),
   agentVersion: Type.Optional(Text(64)),
+  wgPublicKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$', description: "the host's WireGuard public key (base64 of 32 bytes)" })),
 });
 
 export const Role = oneOf(['admin', 'ops', 'tenant'] as const);

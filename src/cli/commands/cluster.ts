@@ -36,7 +36,7 @@ export function clusterCommands(program: Command, io: Io): void {
       for (const i of ids) byName.set(i.name, { ...(byName.get(i.name) ?? { name: i.name, state: i.state }), identity: i });
       const rows = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
       ctx.table(rows, [
-        { header: 'HOST', get: (h: any) => h.name }, { header: 'STATE', get: (h: any) => h.state }, { header: 'VTEP', get: (h: any) => h.vtepIp },
+        { header: 'HOST', get: (h: any) => h.name }, { header: 'STATE', get: (h: any) => h.state }, { header: 'VTEP', get: (h: any) => h.vtepIp }, { header: 'WIREGUARD KEY', get: (h: any) => h.wgPublicKey },
         { header: 'AGENT', get: (h: any) => h.agentVersion }, { header: 'LAST SEEN', get: (h: any) => h.lastSeen },
         { header: 'JOINED', get: (h: any) => (h.identity ? (h.identity.joinedAt ? `${h.identity.joinedAt} (added by ${h.identity.addedBy})` : `invited by ${h.identity.addedBy}, token until ${h.identity.joinExpiresAt}`) : 'token (no certificate)') },
         { header: 'CERT EXPIRES', get: (h: any) => h.identity?.certExpiresAt },

@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProcessRunner } from '../exec/index.js';
+import { wireguardKey } from './wgkey.js';
+
+test('a WireGuard key pair is made once (0600), kept across calls, and its public half is what `wg pubkey` derives', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-wg-'));
+  try {
+    const a = wireguardKey(dir);
+    assert.match(a.publicKey, /^[A-Za-z0-9+/]{43}=$/);
+    assert.equal(statSync(join(dir, 'wireguard.key')).mode & 0o777, 0o600);
+    assert.deepEqual(wireguardKey(dir), a, 'the same key on the next start');
+    assert.notEqual(wireguardKey(mkdtempSync(join(dir, 'other-'))).publicKey, a.publicKey, 'another host, another key');
+    // RFC 7748's test vector (Alice): the derivation is X25519's, not just any 32 bytes.
+    writeFileSync(join(dir, 'wireguard.key'), `${Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex').toString('base64')}\n`);
+    assert.equal(Buffer.from(wireguardKey(dir).publicKey, 'base64').toString('hex'), '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    const wg = await new ProcessRunner().run(['wg', 'pubkey'], { input: readFileSync(join(dir, 'wireguard.key'), 'utf8'), allowFailure: true }).catch(() => undefined);
+    if (wg && wg.code === 0) assert.equal(wg.stdout.trim(), wireguardKey(dir).publicKey, 'wireguard-tools agree');
+    writeFileSync(join(dir, 'wireguard.key'), 'garbage\n');
+    assert.throws(() => wireguardKey(dir), /not a WireGuard private key.*remove it to make a new one/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
