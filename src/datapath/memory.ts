@@ -11,6 +11,8 @@ import { tableText } from './table.js';
 export interface MemoryLink {
   kind: 'bridge' | 'veth' | 'vxlan' | 'uplink';
   bridge?: string;
+  /** A bridge port that may reflect frames (`bridge_slave hairpin on`), as Linux sets it for tenants with services. */
+  hairpin?: boolean;
   peer?: { netnsPath: string; ifname: string };
 }
 
@@ -91,7 +93,7 @@ export class MemoryDatapath implements Datapath {
     this.enter('ensureTenant', p.ns);
     let ns = this.namespaces.get(p.ns);
     if (!ns) this.namespaces.set(p.ns, (ns = { links: new Map([[p.uplink.tenantLink, { kind: 'uplink' }]]), table: '', shaped: new Set(), forgotten: [] }));
-    const wanted = new Map(p.endpoints.map((e) => [e.veth, e.bridge]));
+    const wanted = new Map(p.endpoints.map((e) => [e.veth, e]));
     for (const b of p.bridges) {
       ns.links.set(b.name, { kind: 'bridge' });
       if (b.vxlan) ns.links.set(b.vxlan.name, { kind: 'vxlan', bridge: b.name });
@@ -100,8 +102,9 @@ export class MemoryDatapath implements Datapath {
       const stale = (l.kind === 'bridge' && !p.bridges.some((b) => b.name === name))
         || (l.kind === 'vxlan' && !p.bridges.some((b) => b.vxlan?.name === name))
         || (l.kind === 'veth' && !wanted.has(name) && !protect.has(name));
+      const e = l.kind === 'veth' ? wanted.get(name) : undefined;
       if (stale) this.dropLink(ns, name);
-      else if (l.kind === 'veth' && wanted.has(name)) l.bridge = wanted.get(name) as string;
+      else if (e) Object.assign(l, { bridge: e.bridge, hairpin: e.hairpin });
     }
     ns.shaped = new Set(p.qos.map((q) => q.veth).filter((v) => ns.links.has(v)));
     const table = tableText(renderTenantTable(p));
@@ -152,7 +155,7 @@ export class MemoryDatapath implements Datapath {
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
     if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
     if (ns.links.has(a.veth)) throw new Error(`simulated: ${a.veth} exists in ${a.tenantNs}`);
-    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, peer: { netnsPath: a.netnsPath, ifname: a.ifname } });
+    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin, peer: { netnsPath: a.netnsPath, ifname: a.ifname } });
     container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, gateway: a.gateway, mac: a.mac });
   }
 
@@ -160,7 +163,7 @@ export class MemoryDatapath implements Datapath {
     this.enter('attachOuter', `${a.tenantNs} ${a.veth} ${a.outer}`);
     const ns = this.namespaces.get(a.tenantNs);
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
-    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge });
+    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin });
   }
 
   async unwire(tenantNs: string, veth: string): Promise<void> {
