@@ -10,7 +10,7 @@ import { http, startServerProcess, type ServerProcess } from '../testkit/server.
 import { inviteHost, within } from '../testkit/host.js';
 import type { Agent } from './agent.js';
 import type { DockerBackend } from './docker/index.js';
-import { callDocker, dockerId, dockerSocketIn, startDockerTestAgent } from './docker/testing.js';
+import { GATEWAY_REQUEST, callDocker, createDockerNetwork, dockerId, dockerOk, dockerSocketIn, runContainer, startDockerTestAgent } from './docker/testing.js';
 
 /**
  * Docker's driver flows without root: a real server process, a real agent in this process on the
@@ -31,12 +31,10 @@ const api = async (method: string, path: string, body?: unknown) => {
   assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
   return r.json;
 };
-/** One plugin call that must succeed; its answer. */
-async function docker(call: string, body: unknown): Promise<any> {
-  const r = await callDocker(dockerSocketIn(dir), call, body);
-  assert.equal(r.status, 200, `${call}: ${r.status} ${JSON.stringify(r.json)}`);
-  return r.json;
-}
+const socket = () => dockerSocketIn(dir);
+const docker = (call: string, body: unknown) => dockerOk(socket(), call, body);
+const createNetwork = (generic: Record<string, string>, pool = '', ipamOpts: Record<string, string> = {}) => createDockerNetwork(socket(), generic, pool, ipamOpts);
+const run = (n: { networkId: string; poolId: string }) => runContainer(socket(), n);
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'weft-docker-flows-'));
@@ -62,32 +60,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const GATEWAY = { RequestAddressType: 'com.docker.network.gateway' };
-
-/** `docker network create -d weft --ipam-driver weft [--subnet] [--ipam-opt] -o ...`: RequestPool, the gateway, CreateNetwork. */
-async function createNetwork(generic: Record<string, string>, pool = '', ipamOpts: Record<string, string> = {}) {
-  const p = await docker('IpamDriver.RequestPool', { AddressSpace: 'weft', Pool: pool, SubPool: '', Options: ipamOpts, V6: false });
-  const gw = await docker('IpamDriver.RequestAddress', { PoolID: p.PoolID, Address: '', Options: GATEWAY });
-  const networkId = dockerId();
-  await docker('NetworkDriver.CreateNetwork', {
-    NetworkID: networkId, Options: { 'com.docker.network.generic': generic, 'com.docker.network.enable_ipv6': false },
-    IPv4Data: [{ AddressSpace: 'weft', Pool: p.Pool, Gateway: gw.Address }], IPv6Data: [],
-  });
-  return { networkId, poolId: p.PoolID as string, pool: p.Pool as string, gateway: gw.Address as string };
-}
 const mapping = async (networkId: string) => (await api('GET', '/api/v1/tenants/blue/docker-networks')).items.find((m: { name: string }) => m.name === networkId.slice(0, 63));
 const endpoint = async (id: string) => (await http(server.url, server.token, 'GET', `/api/v1/endpoints/${id}`)).json;
 const tenantNs = () => names.tenantNs(PREFIX, agent.state.tenants.get('blue')?.id as number);
-
-/** `docker run --network`: RequestAddress, CreateEndpoint, Join. */
-async function run(n: { networkId: string; poolId: string }) {
-  const addr = await docker('IpamDriver.RequestAddress', { PoolID: n.poolId, Address: '', Options: {} });
-  const endpointDocker = dockerId();
-  const created = await docker('NetworkDriver.CreateEndpoint', { NetworkID: n.networkId, EndpointID: endpointDocker, Interface: { Address: addr.Address, AddressIPv6: '', MacAddress: '' }, Options: {} });
-  const joined = await docker('NetworkDriver.Join', { NetworkID: n.networkId, EndpointID: endpointDocker, SandboxKey: `/var/run/docker/netns/${endpointDocker.slice(0, 12)}`, Options: {} });
-  const id = endpointId(endpointDocker, 'eth0');
-  return { endpointDocker, id, ip: (addr.Address as string).split('/')[0] as string, mac: created.Interface?.MacAddress as string, joined };
-}
 
 test('-o network=: RequestPool holds a pool pending, CreateNetwork claims it on the server, and its addresses come from the Weft network', async () => {
   const n = await createNetwork({ tenant: 'blue', network: 'net', group: 'db' });
@@ -95,7 +70,7 @@ test('-o network=: RequestPool holds a pool pending, CreateNetwork claims it on 
   assert.equal(n.gateway, '0.0.0.0/0');
   const m = await mapping(n.networkId);
   assert.deepEqual([m?.network, m?.group, m?.host, m?.pool], ['net', 'db', 'node1', n.poolId], 'the pending pool was claimed by the mapping');
-  assert.deepEqual(await docker('IpamDriver.RequestAddress', { PoolID: n.poolId, Address: '', Options: GATEWAY }), { Address: '10.1.2.1/24', Data: {} }, 'the gateway is the Weft network\'s now');
+  assert.deepEqual(await docker('IpamDriver.RequestAddress', { PoolID: n.poolId, Address: '', Options: GATEWAY_REQUEST }), { Address: '10.1.2.1/24', Data: {} }, 'the gateway is the Weft network\'s now');
   const addr = await docker('IpamDriver.RequestAddress', { PoolID: n.poolId, Address: '', Options: {} });
   assert.match(addr.Address, /^10\.1\.2\.\d+\/24$/);
   await docker('IpamDriver.ReleaseAddress', { PoolID: n.poolId, Address: addr.Address.split('/')[0] });
@@ -114,7 +89,7 @@ test('--ipam-opt names the network at RequestPool: its pool is the subnet, and C
   const second = dockerId();
   await docker('NetworkDriver.CreateNetwork', { NetworkID: second, Options: { 'com.docker.network.generic': { tenant: 'blue', network: 'net' } }, IPv4Data: [{ Pool: '10.1.2.0/24' }], IPv6Data: [] });
   assert.equal((await mapping(second))?.pool, older.PoolID, 'the older pool of the same CIDR went to the next network');
-  const conflict = await callDocker(dockerSocketIn(dir), 'IpamDriver.RequestPool', { AddressSpace: 'weft', Pool: '10.9.0.0/24', SubPool: '', Options: { tenant: 'blue', network: 'net' }, V6: false });
+  const conflict = await callDocker(socket(), 'IpamDriver.RequestPool', { AddressSpace: 'weft', Pool: '10.9.0.0/24', SubPool: '', Options: { tenant: 'blue', network: 'net' }, V6: false });
   assert.deepEqual([conflict.status, conflict.json.Err], [500, 'weft: --subnet 10.9.0.0/24 conflicts with network blue/net (10.1.2.0/24)']);
   for (const id of [named.networkId, second]) await docker('NetworkDriver.DeleteNetwork', { NetworkID: id });
 });
@@ -191,7 +166,7 @@ test('Join wires the endpoint through attachOuter onto its network\'s bridge, ha
   await api('DELETE', '/api/v1/tenants/blue/services/svc');
 
   const elsewhere = await createNetwork({ tenant: 'blue', network: 'other' });
-  const cross = await callDocker(dockerSocketIn(dir), 'NetworkDriver.Join', { NetworkID: elsewhere.networkId, EndpointID: a.endpointDocker, SandboxKey: '/x', Options: null });
+  const cross = await callDocker(socket(), 'NetworkDriver.Join', { NetworkID: elsewhere.networkId, EndpointID: a.endpointDocker, SandboxKey: '/x', Options: null });
   assert.deepEqual([cross.status, cross.json.Err], [500, `weft: endpoint ${a.id} is not on network blue/other`]);
 });
 

@@ -1,9 +1,11 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { MemoryDatapath } from '../../datapath/index.js';
+import { endpointId } from '../../model/index.js';
 import { Agent } from '../agent.js';
 import { joinWithToken, loadCredentials } from '../identity.js';
 
@@ -59,6 +61,38 @@ export function callDocker(socketPath: string, call: string, body: unknown): Pro
     req.on('error', reject);
     req.end(data);
   });
+}
+
+/** One plugin call that must succeed; its answer. */
+export async function dockerOk(socketPath: string, call: string, body: unknown): Promise<any> {
+  const r = await callDocker(socketPath, call, body);
+  assert.equal(r.status, 200, `${call}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+export const GATEWAY_REQUEST = { RequestAddressType: 'com.docker.network.gateway' };
+
+/** `docker network create -d weft --ipam-driver weft [--subnet] [--ipam-opt] -o ...`: RequestPool, the gateway, CreateNetwork. */
+export async function createDockerNetwork(socketPath: string, generic: Record<string, string>, pool = '', ipamOpts: Record<string, string> = {}) {
+  const p = await dockerOk(socketPath, 'IpamDriver.RequestPool', { AddressSpace: 'weft', Pool: pool, SubPool: '', Options: ipamOpts, V6: false });
+  const gw = await dockerOk(socketPath, 'IpamDriver.RequestAddress', { PoolID: p.PoolID, Address: '', Options: GATEWAY_REQUEST });
+  const networkId = dockerId();
+  await dockerOk(socketPath, 'NetworkDriver.CreateNetwork', {
+    NetworkID: networkId, Options: { 'com.docker.network.generic': generic, 'com.docker.network.enable_ipv6': false },
+    IPv4Data: [{ AddressSpace: 'weft', Pool: p.Pool, Gateway: gw.Address }], IPv6Data: [],
+  });
+  return { networkId, poolId: p.PoolID as string, pool: p.Pool as string, gateway: gw.Address as string };
+}
+
+/** `docker run --network`: RequestAddress, CreateEndpoint, Join. `id` is the Weft endpoint's. */
+export async function runContainer(socketPath: string, n: { networkId: string; poolId: string }) {
+  const addr = await dockerOk(socketPath, 'IpamDriver.RequestAddress', { PoolID: n.poolId, Address: '', Options: {} });
+  const endpointDocker = dockerId();
+  const created = await dockerOk(socketPath, 'NetworkDriver.CreateEndpoint', {
+    NetworkID: n.networkId, EndpointID: endpointDocker, Interface: { Address: addr.Address, AddressIPv6: '', MacAddress: '' }, Options: {},
+  });
+  const joined = await dockerOk(socketPath, 'NetworkDriver.Join', { NetworkID: n.networkId, EndpointID: endpointDocker, SandboxKey: `/var/run/docker/netns/${endpointDocker.slice(0, 12)}`, Options: {} });
+  return { endpointDocker, id: endpointId(endpointDocker, 'eth0'), ip: (addr.Address as string).split('/')[0] as string, mac: created.Interface?.MacAddress as string, joined };
 }
 
 /** Docker's view of its networks: full network ID → container ID → the container's name and endpoint on it. */
