@@ -8,7 +8,7 @@ import { handleCni, serveCniSocket, type CniSocketServer } from '../plugins/cni/
 import { serveDockerPlugin, type DockerPluginServer } from '../plugins/docker/index.js';
 import { CniEndpoints } from './cni-host.js';
 import { TenantNames } from './dns-names.js';
-import { DockerBackend } from './docker.js';
+import { DockerBackend } from './docker/index.js';
 import { Endpoints } from './endpoints.js';
 import { keepRenewing, type HostCredentials } from './identity.js';
 import { wireguardKey } from './wgkey.js';

@@ -5,7 +5,7 @@ import type { Client } from '../client/index.js';
 import type { Datapath } from '../datapath/index.js';
 import type { Endpoints } from './endpoints.js';
 import type { DockerNetwork } from '../model/index.js';
-import { DockerBackend } from './docker.js';
+import { DockerBackend } from './docker/index.js';
 import type { Reconciler } from './reconciler.js';
 import { DesiredState } from './state.js';
 

@@ -12,6 +12,8 @@ import { tableText } from './table.js';
 export interface MemoryLink {
   kind: 'bridge' | 'veth' | 'overlay' | 'uplink';
   bridge?: string;
+  /** A bridge port that may reflect frames (`bridge_slave hairpin on`), as Linux sets it for tenants with services. */
+  hairpin?: boolean;
   peer?: { netnsPath: string; ifname: string };
 }
 
@@ -94,7 +96,7 @@ export class MemoryDatapath implements Datapath {
     this.enter('ensureTenant', p.ns);
     let ns = this.namespaces.get(p.ns);
     if (!ns) this.namespaces.set(p.ns, (ns = { links: new Map([[p.uplink.tenantLink, { kind: 'uplink' }]]), table: '', guard: '', shaped: new Set(), forgotten: [] }));
-    const wanted = new Map(p.endpoints.map((e) => [e.veth, e.bridge]));
+    const wanted = new Map(p.endpoints.map((e) => [e.veth, e]));
     for (const b of p.bridges) {
       ns.links.set(b.name, { kind: 'bridge' });
       if (b.overlay) ns.links.set(b.overlay.name, { kind: 'overlay', bridge: b.name });
@@ -103,8 +105,9 @@ export class MemoryDatapath implements Datapath {
       const stale = (l.kind === 'bridge' && !p.bridges.some((b) => b.name === name))
         || (l.kind === 'overlay' && !p.bridges.some((b) => b.overlay?.name === name))
         || (l.kind === 'veth' && !wanted.has(name) && !protect.has(name));
+      const e = l.kind === 'veth' ? wanted.get(name) : undefined;
       if (stale) this.dropLink(ns, name);
-      else if (l.kind === 'veth' && wanted.has(name)) l.bridge = wanted.get(name) as string;
+      else if (e) Object.assign(l, { bridge: e.bridge, hairpin: e.hairpin });
     }
     ns.shaped = new Set(p.qos.map((q) => q.veth).filter((v) => ns.links.has(v)));
     ns.guard = tableText(renderGuardTable(p));
@@ -162,7 +165,7 @@ export class MemoryDatapath implements Datapath {
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
     if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
     if (ns.links.has(a.veth)) throw new Error(`simulated: ${a.veth} exists in ${a.tenantNs}`);
-    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, peer: { netnsPath: a.netnsPath, ifname: a.ifname } });
+    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin, peer: { netnsPath: a.netnsPath, ifname: a.ifname } });
     container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, gateway: a.gateway, mac: a.mac });
   }
 
@@ -170,7 +173,7 @@ export class MemoryDatapath implements Datapath {
     this.enter('attachOuter', `${a.tenantNs} ${a.veth} ${a.outer}`);
     const ns = this.namespaces.get(a.tenantNs);
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
-    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge });
+    ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin });
   }
 
   async unwire(tenantNs: string, veth: string): Promise<void> {

@@ -56,6 +56,10 @@ test('malformed requests get 400 naming the field and reach nothing; failures ar
     ['/NetworkDriver.Join', JSON.stringify({ NetworkID: 'short', EndpointID: EP, SandboxKey: '/x', Options: {} }), /^weft: NetworkID: /],
     ['/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: NET, EndpointID: EP, Options: {} }), /^weft: Interface: /],
     ['/IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'weft', Pool: '', SubPool: '', Options: {}, V6: 'no' }), /^weft: V6: /],
+    // Inside `X | null` fields: the field within, not just the union.
+    ['/IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'weft', Pool: '', SubPool: '', Options: { tenant: 5 }, V6: false }), /^weft: Options\.tenant: Expected string$/],
+    ['/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: NET, Options: null, IPv4Data: [{ Gateway: '10.0.0.1/24' }], IPv6Data: null }), /^weft: IPv4Data\.0\.Pool: Expected required property$/],
+    ['/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: NET, Options: null, IPv4Data: '10.0.0.0/24', IPv6Data: null }), /^weft: IPv4Data: Expected array or null$/],
   ];
   for (const [path, body, why] of bad) {
     const r = await handleDocker(h, path, body);

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value, type ValueError } from '@sinclair/typebox/value';
 import type { PortMapping } from '../../model/index.js';
 
 /**
@@ -75,8 +75,24 @@ export function parse<T extends TSchema>(schema: T, body: string): Static<T> {
     throw new BadRequest(`the request body is not JSON: ${(e as Error).message}`);
   }
   const first = Value.Errors(schema, value).First();
-  if (first) throw new BadRequest(`${first.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${first.message}`);
+  if (first) {
+    const e = deepest(first);
+    throw new BadRequest(`${e.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e.message}`);
+  }
   return value as Static<T>;
+}
+
+/**
+ * Inside a union (most fields are `X | null`), TypeBox reports only "Expected union value" at the union;
+ * the variant that got furthest into the value names the field at fault (`Options.tenant`, not `Options`),
+ * and when none got into it, the message says what each variant wanted ("Expected object or null").
+ */
+function deepest(e: ValueError): ValueError {
+  const firsts = e.errors.flatMap((variant) => variant.First() ?? []).map(deepest);
+  const deeper = firsts.filter((d) => d.path.length > e.path.length).sort((x, y) => y.path.length - x.path.length)[0];
+  if (deeper) return deeper;
+  if (firsts.length === 0 || !firsts.every((d) => d.message.startsWith('Expected '))) return e;
+  return { ...e, message: `Expected ${firsts.map((d) => d.message.slice('Expected '.length)).join(' or ')}` };
 }
 
 /** The driver options given with `docker network create -o key=value`. */

@@ -1,0 +1,200 @@
+import { ApiError } from '../../client/index.js';
+import { outerAttachmentOf } from '../../datapath/index.js';
+import { endpointId, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
+import { containerOfEndpoint } from './api.js';
+import { ANY, IFNAME, OPTIONS, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
+
+/** Claims the pending IPAM pool Docker asked for a network (see DockerIpam.claimPool). */
+export type ClaimPool = (cidr: string, tenant: string, network: string) => string | undefined;
+
+type IpamData = NonNullable<CreateNetwork['IPv4Data']>[number];
+
+/**
+ * Docker's network driver. CreateNetwork maps a Docker network onto a Weft network (and group); the claim
+ * is stored on the server (a `docker-networks` object), so it survives restarts of Docker and of the
+ * agent. CreateEndpoint turns the address IPAM reserved into the endpoint keyed by Docker's endpoint ID;
+ * Join wires it; DeleteEndpoint releases it.
+ */
+export class DockerNetworkDriver {
+  constructor(private readonly d: DockerDeps, private readonly m: DockerMappings, private readonly claimPool: ClaimPool) {}
+
+  async createNetwork(r: CreateNetwork): Promise<void> {
+    const opts = namesIn(genericOptions(r.Options), '-o');
+    const unknown = Object.keys(opts).filter((k) => !OPTIONS.includes(k));
+    if (unknown.length) throw new Error(`unknown option ${unknown.map((k) => `-o ${k}`).join(', ')} (weft takes -o tenant=, -o network=, -o group=)`);
+    if ((r.IPv6Data ?? []).length > 0) throw new Error('IPv6 is not supported');
+    const { tenant, networkName, group } = await this.target(opts);
+    const v4 = r.IPv4Data?.[0];
+    const net = await this.weftNetwork(tenant, networkName, v4);
+    const pool = this.claimPool(v4?.Pool ?? ANY, tenant, net.name);
+    const made = await this.d.client.request<DockerNetwork>('POST', `/api/v1/tenants/${tenant}/docker-networks`, {
+      name: r.NetworkID.slice(0, 63), network: net.name, ...(group ? { group: group.name } : {}), host: this.d.host, ...(pool ? { pool } : {}),
+    });
+    this.d.state.putDockerNetwork(made);
+  }
+
+  /** The tenant, network name and group that `-o tenant= -o network= -o group=` name. */
+  private async target(opts: Record<string, string>): Promise<{ tenant: string; networkName: string; group: Group | undefined }> {
+    const tenant = opts['tenant'] ?? 'default';
+    await this.d.client.request('GET', `/api/v1/tenants/${tenant}`);
+    let networkName = opts['network'];
+    let group: Group | undefined;
+    if (opts['group']) {
+      group = await this.d.client.request<Group>('GET', `/api/v1/tenants/${tenant}/groups/${opts['group']}`);
+      if (networkName && group.network !== networkName) throw new Error(`group ${tenant}/${group.name} is on network ${group.network}, not ${networkName}`);
+      networkName ??= group.network;
+    }
+    if (!networkName) throw new Error('-o network=NAME (or -o group=NAME) is required');
+    return { tenant, networkName, group };
+  }
+
+  /** The Weft network, created with `--subnet` when it does not exist and the agent may create networks. */
+  private async weftNetwork(tenant: string, networkName: string, v4: IpamData | undefined): Promise<Network> {
+    const subnet = v4 && v4.Pool !== ANY ? v4.Pool : undefined;
+    try {
+      const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${tenant}/networks/${networkName}`);
+      if (subnet && subnet !== net.subnet) throw new Error(`--subnet ${subnet} conflicts with network ${tenant}/${networkName} (${net.subnet})`);
+      return net;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+      if (!subnet) throw new Error(`network ${tenant}/${networkName} does not exist; give --subnet to create it`);
+      if (!this.d.creator) {
+        throw new Error(`network ${tenant}/${networkName} does not exist: create it with \`weft net create -t ${tenant} -s ${subnet} ${networkName}\`, or give the agent --docker-token-file (a user's token) so Docker may create Weft networks; a host certificate may not`);
+      }
+      const gateway = v4?.Gateway && v4.Gateway !== ANY ? v4.Gateway.split('/')[0] : undefined;
+      const net = await this.d.creator.request<Network>('POST', `/api/v1/tenants/${tenant}/networks`, { name: networkName, subnet, ...(gateway ? { gateway } : {}) });
+      this.d.log.info({ tenant, network: networkName, subnet }, 'created a network for Docker');
+      return net;
+    }
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    const n = this.m.ofNetwork(networkId);
+    if (!n) return;
+    try {
+      await this.d.client.request('DELETE', `/api/v1/tenants/${n.tenant}/docker-networks/${n.name}`);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+    this.d.state.dropDockerNetwork(n.tenant, n.name);
+  }
+
+  async createEndpoint(r: CreateEndpoint): Promise<{ Interface?: { MacAddress: string } }> {
+    const n = this.m.byId(r.NetworkID);
+    const address = r.Interface?.Address ?? '';
+    if (!address) throw new BadRequest('Interface.Address: missing (create the network with --ipam-driver weft)');
+    const ip = address.split('/')[0] as string;
+    const id = endpointId(r.EndpointID, IFNAME);
+    return this.d.endpoints.with(id, async () => {
+      // The address reserved at RequestAddress passes to the endpoint in one step: it is never free between.
+      const placeholder = this.m.placeholder(n, ip);
+      const mac = r.Interface?.MacAddress || undefined;
+      const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
+        tenant: n.tenant, network: n.network, ...(n.group ? { group: n.group } : {}), containerId: r.EndpointID, host: this.d.host,
+        ifname: IFNAME, ip, ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' }, ...(placeholder ? { replaces: placeholder.id } : {}),
+      });
+      if (placeholder) this.d.state.dropEndpoint(placeholder.id);
+      this.d.state.putEndpoint(ep);
+      // Policy for the new address is in place before Docker can use it (fail closed).
+      await this.d.reconciler.ensureTenant(n.tenant, true);
+      return mac ? {} : { Interface: { MacAddress: ep.mac } };
+    });
+  }
+
+  async join(r: Join): Promise<JoinResult> {
+    const n = this.m.byId(r.NetworkID);
+    const id = endpointId(r.EndpointID, IFNAME);
+    return this.d.endpoints.with(id, async () => {
+      const ep = this.d.state.endpoints.get(id) ?? await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      // Endpoint ids are global: never wire one of another tenant or network into this network's bridge.
+      if (ep.tenant !== n.tenant || ep.network !== n.network) throw new Error(`endpoint ${id} is not on network ${n.tenant}/${n.network}`);
+      const plan = await this.d.reconciler.ensureTenant(n.tenant, true);
+      if (!plan) throw new Error(`tenant ${n.tenant} is not known to this agent yet; try again`);
+      const outer = `wd${r.EndpointID.slice(0, 12)}`;
+      await this.d.datapath.attachOuter(outerAttachmentOf(ep, plan, outer));
+      const qos = plan.qos.find((q) => q.endpoint === id);
+      if (qos) await this.d.datapath.shape(plan.ns, qos);
+      void this.nameEndpoint(r.NetworkID, r.EndpointID, id);
+      return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway, StaticRoutes: [], DisableGatewayService: true };
+    });
+  }
+
+  /**
+   * Docker lists the container on the network only once it has started, after Join returns: ask a few
+   * times, in the background, and record its name on the endpoint (for `weft endpoint ls` and DNS).
+   */
+  private async nameEndpoint(networkId: string, dockerEndpoint: string, id: string): Promise<void> {
+    if (!this.d.dockerApi) return;
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100 + i * 100));
+      if (!this.d.state.endpoints.has(id)) return;
+      try {
+        const c = await containerOfEndpoint(this.d.dockerApi, networkId, dockerEndpoint);
+        if (!c) continue;
+        const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { containerName: c.name.replace(/^\//, '') });
+        this.d.state.putEndpoint(ep);
+        return;
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) return;
+        this.d.log.debug({ err: (e as Error).message, endpoint: id }, 'cannot name a Docker endpoint yet');
+      }
+    }
+    this.d.log.warn({ endpoint: id, network: networkId.slice(0, 12) }, 'Docker never listed the container of this endpoint');
+  }
+
+  /** Published ports (`docker run -p`): recorded on the endpoint, then DNATed like a CNI runtime's. */
+  async programExternalConnectivity(r: { NetworkID: string; EndpointID: string; Options: Record<string, unknown> | null }): Promise<void> {
+    const ports = portMapOf(r.Options);
+    if (ports.length === 0) return;
+    const id = endpointId(r.EndpointID, IFNAME);
+    await this.d.endpoints.with(id, async () => {
+      const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { portMappings: ports });
+      this.d.state.putEndpoint(ep);
+      await this.d.reconciler.ensureTenant(ep.tenant);
+      await this.d.reconciler.ensureHostNow();
+    });
+  }
+
+  async revokeExternalConnectivity(r: { NetworkID: string; EndpointID: string }): Promise<void> {
+    const id = endpointId(r.EndpointID, IFNAME);
+    const ep = this.d.state.endpoints.get(id);
+    if (!ep?.portMappings?.length) return;
+    await this.d.endpoints.with(id, async () => {
+      const next = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { portMappings: [] });
+      this.d.state.putEndpoint(next);
+      await this.d.reconciler.ensureTenant(next.tenant);
+      await this.d.reconciler.ensureHostNow();
+    });
+  }
+
+  /**
+   * Nothing to do: Docker takes the interface out of the container itself, DeleteEndpoint (which follows
+   * at once) removes the veth pair with the endpoint, and a Join of the same endpoint replaces a pair left
+   * over. Deleting it here too would cost a `docker rm` one more exec.
+   */
+  async leave(): Promise<void> {
+    return undefined;
+  }
+
+  /**
+   * Answers at once and releases in the background: flushing the address's conntrack entries costs two
+   * execs (~10 ms each) before the address may go back to the server, and Docker waits on this call to
+   * remove a container. Docker never uses an endpoint ID again, and if the agent dies before the release
+   * is done, the collector finds the endpoint gone from Docker and releases it.
+   */
+  async deleteEndpoint(_networkId: string, endpointIdDocker: string): Promise<void> {
+    const id = endpointId(endpointIdDocker, IFNAME);
+    void this.d.endpoints.with(id, async () => {
+      let ep = this.d.state.endpoints.get(id);
+      if (!ep) {
+        try {
+          ep = await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+        } catch (e) {
+          if (!(e instanceof ApiError && e.status === 404)) throw e;
+        }
+      }
+      if (ep) await this.d.endpoints.release(ep, true);
+    }).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: id }, 'releasing a Docker endpoint failed; the collector will retry'));
+  }
+}
