@@ -78,11 +78,13 @@ test("weft lab up --store etcd: the issue's example by name across 3 hosts, a se
   try {
     assert.ok(await within(5000, async () => (await api(['endpoint', 'ls', '-q'])).stdout.trim().length > 0) >= 0, 'db1 is plugged in');
     await new Promise((r) => setTimeout(r, 300));
-    // Verbatim from the issue, then the service by name and VIP from the app group (app1 is in db, and so
-    // one of dbsvc's backends, with nothing listening).
-    const app = await weft(['run', 'host3', '--network', 'weft-default-db', '--name', 'app1', '--', 'sh', '-c', 'echo hi | nc -w 1 db1 8888']);
+    // As in the issue, then the service by name and VIP from the app group (app1 is in db, and so one of
+    // dbsvc's backends, with nothing listening). A new container is reachable from another host once that
+    // host's agent has its location (bench:overlay's ADD → reachable, ~0.1-1 s): a few tries, not one.
+    const tries = (cmd: string) => `for i in 1 2 3 4 5; do ${cmd} && break; done`;
+    const app = await weft(['run', 'host3', '--network', 'weft-default-db', '--name', 'app1', '--', 'sh', '-c', tries('echo hi | nc -w 1 db1 8888')]);
     assert.equal(app.stdout.trim(), 'hi', app.stderr);
-    const svc = await weft(['run', 'host3', '--network', 'weft-default-app', '--name', 'app2', '--', 'sh', '-c', 'echo hi | nc -w 1 dbsvc 80']);
+    const svc = await weft(['run', 'host3', '--network', 'weft-default-app', '--name', 'app2', '--', 'sh', '-c', tries('echo hi | nc -w 1 dbsvc 80')]);
     if (svc.stdout.trim() !== 'hi') {
       // What host3 made of the service, for the failure message.
       const sh = (argv: string[]) => new ProcessRunner().run(argv, { allowFailure: true }).then((r) => r.stdout + r.stderr);
