@@ -39,7 +39,9 @@ export class CniEndpoints implements CniHost {
         ep = await this.allocate(req, id);
         this.d.state.putEndpoint(ep);
         took('allocated');
-        const plan = await this.d.reconciler.ensureTenant(ep.tenant, true);
+        // The new port's admission (anti-spoofing) runs beside the wiring; the container's interface comes
+        // up only when it is done.
+        const plan = await this.d.reconciler.ensureTenant(ep.tenant, true, { deferAdmit: true });
         if (!plan) throw new CniError(7, `tenant ${ep.tenant} is not known to this agent yet; try again`);
         took('tenant');
         await this.wire(ep, plan, req);
@@ -82,7 +84,7 @@ export class CniEndpoints implements CniHost {
   private async wire(ep: Endpoint, plan: TenantPlan, req: AddRequest): Promise<void> {
     const a = attachmentOf(ep, plan, req.netns);
     try {
-      await this.d.datapath.attach(a);
+      await this.d.datapath.attach(a, this.d.reconciler.admitted(ep.tenant));
     } catch (first) {
       if (await this.d.datapath.containerHas(req.netns, req.ifname)) throw first;
       await this.d.reconciler.ensureTenant(ep.tenant);

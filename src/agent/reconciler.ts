@@ -108,8 +108,10 @@ export class Reconciler {
    * services, marks, shaping, DNS) is what it last converged to: drift between resyncs is the resync's job,
    * and ADD falls back to a full ensure if wiring fails.
    */
-  async ensureTenant(tenant: string, fast = false): Promise<TenantPlan | undefined> {
+  async ensureTenant(tenant: string, fast = false, opts: { deferAdmit?: boolean } = {}): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
+      // An admission still running (see deferAdmit) finishes before anything else touches the tenant.
+      await this.admitting.get(tenant)?.catch(() => undefined);
       const p = this.plan(tenant);
       if (!p) return p;
       // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
@@ -122,8 +124,8 @@ export class Reconciler {
       const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac]));
       const last = this.converged.get(tenant);
       if (fast && last?.shape === shape) {
-        if (last.admitted !== admitted) await this.dp.admit(p);
         this.converged.set(tenant, { shape, admitted });
+        if (last.admitted !== admitted) await this.admit(tenant, p, opts.deferAdmit === true);
         return p;
       }
       this.converged.delete(tenant);
@@ -135,6 +137,27 @@ export class Reconciler {
       this.converged.set(tenant, { shape, admitted });
       return p;
     });
+  }
+
+  /** Admissions started by an ADD's fast path, awaited by its wiring (Reconciler.admitted) and by the next lock holder. */
+  private readonly admitting = new Map<string, Promise<void>>();
+
+  /** `defer`: started, not awaited; a failure makes the next pass converge the tenant in full. */
+  private async admit(tenant: string, p: TenantPlan, defer: boolean): Promise<void> {
+    const pending = this.dp.admit(p).catch((e: unknown) => {
+      this.converged.delete(tenant);
+      throw e;
+    });
+    if (!defer) return pending;
+    this.admitting.set(tenant, pending);
+    pending.catch(() => undefined).finally(() => {
+      if (this.admitting.get(tenant) === pending) this.admitting.delete(tenant);
+    });
+  }
+
+  /** Resolves once the tenant's ports are admitted as of its last fast-path convergence. */
+  admitted(tenant: string): Promise<void> {
+    return this.admitting.get(tenant) ?? Promise.resolve();
   }
 
   private async pass(): Promise<void> {

@@ -51,8 +51,12 @@ export interface Datapath {
   ensureHost(plans: readonly TenantPlan[], peers: readonly string[]): Promise<void>;
   /** Shapes one endpoint now (its veth exists), without waiting for the tenant's next convergence. */
   shape(ns: string, q: QosPlan): Promise<void>;
-  /** Wires an endpoint into a container; refuses the host's or a tenant router's namespace; fails if the container has `ifname`. */
-  attach(a: Attachment): Promise<void>;
+  /**
+   * Wires an endpoint into a container; refuses the host's or a tenant router's namespace; fails if the
+   * container has `ifname`. The container's interface comes up only once `ready` resolves (the port's
+   * admission, made beside the wiring); if it rejects, nothing is left.
+   */
+  attach(a: Attachment, ready?: Promise<void>): Promise<void>;
   attachOuter(a: OuterAttachment): Promise<void>;
   /** Removes the endpoint's veth (and IFB); works when the container is already gone. */
   unwire(tenantNs: string, veth: string): Promise<void>;

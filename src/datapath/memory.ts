@@ -153,8 +153,9 @@ export class MemoryDatapath implements Datapath {
     if (this.namespaces.get(ns)?.links.has(q.veth)) this.namespaces.get(ns)?.shaped.add(q.veth);
   }
 
-  async attach(a: Attachment): Promise<void> {
+  async attach(a: Attachment, ready?: Promise<void>): Promise<void> {
     this.enter('attach', `${a.tenantNs} ${a.veth} ${a.netnsPath} ${a.ifname}`);
+    await ready;
     if (HOST_NAMESPACES.includes(a.netnsPath) || [...this.namespaces.keys()].some((n) => a.netnsPath === `/run/netns/${n}`)) {
       throw new WeftError('WEFT_INVALID_VALUE', `netns: ${a.netnsPath} is the network namespace of this host or a tenant router, not a container's; refusing to wire it`, { field: 'netns' });
     }

@@ -66,8 +66,8 @@ export class LinuxDatapath implements Datapath {
     return this.tenants.ensureQos(ns, [q], new Set([q.veth]));
   }
 
-  attach(a: Attachment): Promise<void> {
-    return attachEndpoint(this.runner, a, this.alias());
+  attach(a: Attachment, ready?: Promise<void>): Promise<void> {
+    return attachEndpoint(this.runner, a, this.alias(), ready);
   }
 
   attachOuter(a: OuterAttachment): Promise<void> {

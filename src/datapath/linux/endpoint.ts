@@ -71,7 +71,7 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
-export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string): Promise<void> {
+export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string, ready?: Promise<void>): Promise<void> {
   refuseHostNamespace(a.netnsPath, a.tenantNs);
   await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
     // One exec for the pair and the bridge port; without -force, a failed `link add` (the container
@@ -84,6 +84,7 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
       throw e;
     });
     try {
+      await ready;
       await ipBatch(runner, cns, [
         // An ARP request for a brand-new remote endpoint can reach its host before that host's agent has
         // the neighbour entry (arpMode proxy drops it); retrying after 100 ms instead of the default 1 s
