@@ -4,6 +4,7 @@ import { peerVteps, planHost, planTenant, type Datapath, type TenantPlan } from 
 import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
+import { Admissions } from './admissions.js';
 
 export interface ReconcilerOptions {
   host: string;
@@ -110,8 +111,6 @@ export class Reconciler {
    */
   async ensureTenant(tenant: string, fast = false, opts: { deferAdmit?: boolean } = {}): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
-      // An admission still running (see deferAdmit) finishes before anything else touches the tenant.
-      await this.admitting.get(tenant)?.catch(() => undefined);
       const p = this.plan(tenant);
       if (!p) return p;
       // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
@@ -125,9 +124,18 @@ export class Reconciler {
       const last = this.converged.get(tenant);
       if (fast && last?.shape === shape) {
         this.converged.set(tenant, { shape, admitted });
-        if (last.admitted !== admitted) await this.admit(tenant, p, opts.deferAdmit === true);
+        if (last.admitted !== admitted) {
+          const done = this.admissions.request(tenant, p);
+          this.lastAdmission.set(tenant, done);
+          // Deferred: the ADD's wiring waits for it (admitted()); a failure is its error there.
+          if (opts.deferAdmit) done.catch(() => undefined);
+          else await done;
+        }
         return p;
       }
+      // Admissions still being applied finish before the tenant is converged in full.
+      await this.admissions.idle(tenant);
+      this.lastAdmission.delete(tenant);
       this.converged.delete(tenant);
       const t0 = performance.now();
       const nft = await this.dp.ensureTenant(p, this.protect());
@@ -139,25 +147,15 @@ export class Reconciler {
     });
   }
 
-  /** Admissions started by an ADD's fast path, awaited by its wiring (Reconciler.admitted) and by the next lock holder. */
-  private readonly admitting = new Map<string, Promise<void>>();
+  /** Ports admitted by the fast path, coalesced per tenant; a failure makes the next pass converge it in full. */
+  private readonly admissions = new Admissions((p) => this.dp.admit(p), (tenant) => this.converged.delete(tenant));
 
-  /** `defer`: started, not awaited; a failure makes the next pass converge the tenant in full. */
-  private async admit(tenant: string, p: TenantPlan, defer: boolean): Promise<void> {
-    const pending = this.dp.admit(p).catch((e: unknown) => {
-      this.converged.delete(tenant);
-      throw e;
-    });
-    if (!defer) return pending;
-    this.admitting.set(tenant, pending);
-    pending.catch(() => undefined).finally(() => {
-      if (this.admitting.get(tenant) === pending) this.admitting.delete(tenant);
-    });
-  }
+  /** Per tenant, the last admission requested: it holds every port asked for before it. */
+  private readonly lastAdmission = new Map<string, Promise<void>>();
 
-  /** Resolves once the tenant's ports are admitted as of its last fast-path convergence. */
+  /** Resolves once the ports of the tenant's last fast-path convergence are admitted; rejects if that failed. */
   admitted(tenant: string): Promise<void> {
-    return this.admitting.get(tenant) ?? Promise.resolve();
+    return this.lastAdmission.get(tenant) ?? Promise.resolve();
   }
 
   private async pass(): Promise<void> {
