@@ -9,8 +9,8 @@ import { handleCni } from '../plugins/cni/index.js';
 import { endpointId } from '../model/index.js';
 import { http, startServerProcess, type ServerProcess } from '../testkit/server.js';
 import { inviteHost, within } from '../testkit/host.js';
-import { Agent } from './agent.js';
-import { joinWithToken, loadCredentials } from './identity.js';
+import type { Agent } from './agent.js';
+import { startMemoryAgent } from './testing.js';
 
 /**
  * The agent's logic without root: a real server process (no privileges needed), a real agent in this
@@ -24,18 +24,9 @@ let dp: MemoryDatapath;
 let agent: Agent;
 const PREFIX = 'u-';
 
-async function startAgent(): Promise<Agent> {
-  const stateDir = join(dir, 'state');
-  const creds = loadCredentials(stateDir, 'node1') ?? await joinWithToken([server.url], await inviteHost(server.url, server.token, 'node1'), stateDir, log);
-  const a = new Agent({
-    servers: [server.url], tls: creds, identity: { dir: stateDir, creds }, stateDir, host: 'node1', runDir: join(dir, 'run'),
-    cniConfDir: join(dir, 'net.d'), cniBinDirs: [join(dir, 'bin')], nsPrefix: PREFIX, vtepIp: '192.0.2.1', resyncMs: 200, repairGraceMs: 0,
-    dnsPort: 15353, dnsUpstreams: [], log, runner: { run: () => Promise.reject(new Error('no command may run: the datapath is in memory')) },
-    datapath: dp, version: 'test',
-  });
-  await a.start();
-  return a;
-}
+const startAgent = (): Promise<Agent> => startMemoryAgent({
+  serverUrl: server.url, invite: () => inviteHost(server.url, server.token, 'node1'), dir, dp, nsPrefix: PREFIX, host: 'node1', resyncMs: 200, repairGraceMs: 0, log,
+});
 
 const api = async (method: string, path: string, body?: unknown) => {
   const r = await http(server.url, server.token, method, path, body);

@@ -130,11 +130,7 @@ export class MemoryDatapath implements Datapath {
   }
 
   async presentTenants(): Promise<Array<{ ns: string; id: number }>> {
-    const pattern = new RegExp(`^${this.nsPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
-    return [...this.namespaces.keys()].flatMap((ns) => {
-      const m = pattern.exec(ns);
-      return m ? [{ ns, id: Number(m[1]) }] : [];
-    });
+    return names.tenantNamespaces(this.nsPrefix, this.namespaces.keys());
   }
 
   async removeTenant(ns: string, tenantId: number): Promise<void> {
@@ -211,9 +207,9 @@ export class MemoryDatapath implements Datapath {
   }
 
   async uninstall(): Promise<string[]> {
-    const done = (await this.presentTenants()).map((t) => `namespace ${t.ns}`);
-    for (const t of await this.presentTenants()) await this.removeTenant(t.ns, t.id);
+    const present = await this.presentTenants();
+    for (const t of present) await this.removeTenant(t.ns, t.id);
     this.host = { table: '', peers: [] };
-    return done;
+    return present.map((t) => `namespace ${t.ns}`);
   }
 }

@@ -14,5 +14,13 @@ export const names = {
   /** The IFB that shapes traffic from the endpoint (its veth's ingress is redirected there). */
   endpointIfb: (endpointId: string) => `wi${endpointId.slice(0, 12)}`,
   uplinkHost: (tenantId: number) => `wu${tenantId}`,
+  /** The tenant namespaces among `namespaces` that are this prefix's, with their tenant ids. */
+  tenantNamespaces: (prefix: string, namespaces: Iterable<string>): Array<{ ns: string; id: number }> => {
+    const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
+    return [...namespaces].flatMap((ns) => {
+      const m = pattern.exec(ns);
+      return m ? [{ ns, id: Number(m[1]) }] : [];
+    });
+  },
   uplinkTenant: 'up0',
 };

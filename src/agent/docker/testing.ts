@@ -3,11 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
-import type { MemoryDatapath } from '../../datapath/index.js';
 import { endpointId } from '../../model/index.js';
-import { Agent } from '../agent.js';
-import { joinWithToken, loadCredentials } from '../identity.js';
+import type { Agent } from '../agent.js';
+import { startMemoryAgent, type MemoryAgentOptions } from '../testing.js';
 
 /**
  * For tests of the Docker driver without root: a real agent in the test's process on the in-memory
@@ -15,34 +13,11 @@ import { joinWithToken, loadCredentials } from '../identity.js';
  * it the way dockerd does, and `fakeDockerApi` stands in for Docker's own API (the two questions
  * `api.ts` asks). Never used by the product.
  */
-export interface DockerTestAgentOptions {
-  serverUrl: string;
-  /** A one-time join token for `host` (the first start joins; later starts reuse the credentials). */
-  invite: () => Promise<string>;
-  dir: string;
-  dp: MemoryDatapath;
-  nsPrefix: string;
-  host: string;
-  resyncMs: number;
-  repairGraceMs: number;
-  dockerApi?: string;
-  log: Logger;
-}
-
 export const dockerSocketIn = (dir: string): string => join(dir, 'plugins', 'weft.sock');
 
-export async function startDockerTestAgent(o: DockerTestAgentOptions): Promise<Agent> {
-  const stateDir = join(o.dir, 'state');
-  const creds = loadCredentials(stateDir, o.host) ?? await joinWithToken([o.serverUrl], await o.invite(), stateDir, o.log);
-  const agent = new Agent({
-    servers: [o.serverUrl], tls: creds, identity: { dir: stateDir, creds }, stateDir, host: o.host, runDir: join(o.dir, 'run'),
-    cniConfDir: join(o.dir, 'net.d'), cniBinDirs: [join(o.dir, 'bin')], nsPrefix: o.nsPrefix, vtepIp: '192.0.2.1', resyncMs: o.resyncMs,
-    repairGraceMs: o.repairGraceMs, dnsPort: 15353, dnsUpstreams: [], log: o.log, datapath: o.dp, version: 'test',
-    runner: { run: () => Promise.reject(new Error('no command may run: the datapath is in memory')) },
-    dockerSocket: dockerSocketIn(o.dir), ...(o.dockerApi ? { dockerApi: o.dockerApi } : {}),
-  });
-  await agent.start();
-  return agent;
+/** An agent on the memory datapath serving Docker's plugin socket in `dir` (see ../testing.ts). */
+export function startDockerTestAgent(o: MemoryAgentOptions & { dockerApi?: string }): Promise<Agent> {
+  return startMemoryAgent(o, { dockerSocket: dockerSocketIn(o.dir), ...(o.dockerApi ? { dockerApi: o.dockerApi } : {}) });
 }
 
 /** A 64-hex ID, as Docker makes network and endpoint IDs. */

@@ -46,12 +46,7 @@ export class LinuxDatapath implements Datapath {
   }
 
   async presentTenants(): Promise<Array<{ ns: string; id: number }>> {
-    const pattern = new RegExp(`^${this.nsPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}t([0-9]+)$`);
-    const present = existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : [];
-    return present.flatMap((ns) => {
-      const m = pattern.exec(ns);
-      return m ? [{ ns, id: Number(m[1]) }] : [];
-    });
+    return names.tenantNamespaces(this.nsPrefix, existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : []);
   }
 
   removeTenant(ns: string, tenantId: number): Promise<void> {

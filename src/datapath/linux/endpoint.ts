@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { WeftError } from '../../model/index.js';
 import type { Attachment, OuterAttachment } from '../datapath.js';
+import { names } from '../names.js';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
 import { inNs, ipBatch } from './observe.js';
@@ -27,11 +28,6 @@ export async function withNetnsName<T>(runner: Runner, path: string, alias: stri
   }
 }
 
-/**
- * Creates the endpoint's veth with each end directly in its final namespace (no moves: moving links
- * between namespaces serialises on rtnl under bursts), puts the host end on the network's bridge, and
- * configures the container end. Fails if the container already has `ifname`.
- */
 /** A namespace file's identity (device and inode of its nsfs entry), or undefined if it cannot be read. */
 function nsIdentity(path: string): string | undefined {
   try {
@@ -54,7 +50,7 @@ export function refuseHostNamespace(netnsPath: string, tenantNs: string): void {
     throw new WeftError('WEFT_INVALID_VALUE', `netns: ${netnsPath} cannot be identified as a network namespace; refusing to wire it`, { field: 'netns' });
   }
   const prefix = tenantNs.replace(/t[0-9]+$/, '');
-  const routers = safeReaddir(NETNS_DIR).filter((n) => n.startsWith(prefix) && /^t[0-9]+$/.test(n.slice(prefix.length))).map((n) => `${NETNS_DIR}/${n}`);
+  const routers = names.tenantNamespaces(prefix, safeReaddir(NETNS_DIR)).map((t) => `${NETNS_DIR}/${t.ns}`);
   for (const own of ['/proc/self/ns/net', '/proc/1/ns/net', ...routers]) {
     if (nsIdentity(own) === target) {
       const what = own.startsWith(NETNS_DIR) ? `the tenant router ${basename(own)}` : 'this host';
@@ -71,6 +67,11 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
+/**
+ * Creates the endpoint's veth with each end directly in its final namespace (no moves: moving links
+ * between namespaces serialises on rtnl under bursts), puts the host end on the network's bridge, and
+ * configures the container end. Fails if the container already has `ifname`; its interface comes up only once `ready` resolves.
+ */
 export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string, ready?: Promise<void>): Promise<void> {
   refuseHostNamespace(a.netnsPath, a.tenantNs);
   await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
