@@ -9,6 +9,7 @@ const io = {
   out: (s: string) => void process.stdout.write(s),
   err: (s: string) => void process.stderr.write(s),
   env: process.env,
+  exit: (code: number) => process.exit(code),
 };
 
 const daemons = () => import('./daemons.js');

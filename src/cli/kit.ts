@@ -20,6 +20,8 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+  /** Ends the process (bin passes process.exit); a daemon stopped by a signal uses it only if it will not end by itself. */
+  exit?: (code: number) => void;
 }
 
 interface LeafSpec {

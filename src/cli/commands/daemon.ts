@@ -194,10 +194,12 @@ async function untilSignalled(d: { close(): Promise<void> }, io: Io): Promise<vo
   const bound = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), SHUTDOWN_BOUND_MS).unref());
   if ((await Promise.race([d.close().then(() => 'done' as const), bound])) === 'late') {
     io.err(`shutdown did not finish within ${SHUTDOWN_BOUND_MS / 1000} s; exiting anyway\n`);
-    process.exit(1);
+    io.exit?.(1);
+    return;
   }
   // Closed: whatever still holds the event loop (a timer, a socket) must not keep a stopped daemon alive.
-  setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+  const exit = io.exit;
+  if (exit) setTimeout(() => exit(0), 2000).unref();
 }
 
 const SHUTDOWN_BOUND_MS = 15_000;
