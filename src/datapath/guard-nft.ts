@@ -1,3 +1,4 @@
+import { MAC_PATTERN } from '../model/index.js';
 import type { TenantPlan } from './plan.js';
 import { tableText, type NftTable } from './table.js';
 
@@ -15,7 +16,7 @@ export const SPOOFED_COUNTER = 'spoofed';
  * overlay and the bridge itself (the gateway) are not endpoints' and pass.
  */
 /** An endpoint without a proper MAC (a damaged record) is left out: its frames are dropped, the table still loads. */
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const MAC = new RegExp(MAC_PATTERN);
 
 export function renderGuardTable(p: TenantPlan): NftTable {
   return {

@@ -10,6 +10,8 @@ const strict = <P extends TProperties>(props: P, description?: string): TObject<
   Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
 
 export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+/** An endpoint's MAC as stored (lower case). */
+export const MAC_PATTERN = '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$';
 export const Name = Type.String({
   pattern: NAME_PATTERN,
   description: 'A DNS label: lower-case letters, digits and inner dashes, at most 63 characters',
@@ -134,7 +136,7 @@ export const EndpointRequest = strict({
   host: Name,
   ifname: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'Linux interface name, at most 15 characters' }),
   ip: Type.Optional(Text(15)),
-  mac: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' })),
+  mac: Type.Optional(Type.String({ pattern: MAC_PATTERN })),
   labels: Type.Optional(Labels),
   netns: Type.Optional(Type.String({ pattern: '^/[^\\0]{0,4095}$', description: "path of the container's network namespace" })),
   seal: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: "the creating agent's HMAC of the endpoint (only that agent can check it)" })),
