@@ -26,6 +26,11 @@ export interface Network extends Meta {
   gateway: string;
   ipRange?: string;
   encap: Encap;
+  /**
+   * Whether its frames between hosts go through WireGuard while the cluster's `encryption` is on (absent:
+   * yes; networks made before encryption). Fixed at creation: its default MTU leaves room for the tunnel.
+   */
+  encrypt?: boolean;
   vni: number;
   mtu: number;
 }
@@ -136,6 +141,12 @@ export interface Host extends Meta {
   agentVersion?: string;
   /** Its WireGuard public key: other hosts make it their peer (the private half never leaves the host). */
   wgPublicKey?: string;
+  /** Its address inside the WireGuard tunnel, handed out by the server from the global `tunnelRange`. */
+  tunnelIp?: string;
+  /** Raised by `weft host rotate-key`: the host's agent makes a new key pair when this exceeds its own count. */
+  rotateKey?: number;
+  /** What its agent last reported of its tunnel (with every heartbeat). */
+  wireguard?: WireguardStatus;
   lastSeen: string;
   /** Computed when read: down when its agent has not been heard from within the server's host timeout. */
   state?: 'up' | 'down';
@@ -145,6 +156,26 @@ export interface Global extends Meta {
   vxlanRange: string;
   mtu: number;
   arpMode: 'proxy' | 'flood';
+  /** `wireguard`: frames between hosts travel through WireGuard (networks may opt out with `encrypt: false`). */
+  encryption: Encryption;
+  /** Where hosts' tunnel addresses come from (only the hosts' own namespace ever routes them). */
+  tunnelRange: string;
+  /** Each agent makes a new WireGuard key pair when its key is this many days old; 0: never. */
+  keyRotationDays: number;
+}
+
+export const ENCRYPTIONS = ['none', 'wireguard'] as const;
+export type Encryption = (typeof ENCRYPTIONS)[number];
+/** How a host runs WireGuard: the kernel module where there is one, else the userspace `wireguard-go`. */
+export const WIREGUARD_MODES = ['kernel', 'wireguard-go'] as const;
+export type WireguardMode = (typeof WIREGUARD_MODES)[number];
+
+/** A host's tunnel as its agent sees it: which implementation, and each peer's last handshake and bytes. */
+export interface WireguardStatus {
+  mode: WireguardMode;
+  /** Why the tunnel is not up, when it is not (e.g. no implementation available). */
+  error?: string;
+  peers: Array<{ host: string; handshakeAt?: string; rxBytes: number; txBytes: number }>;
 }
 
 export interface User extends Meta {
@@ -160,7 +191,13 @@ export interface User extends Meta {
  */
 export const MAX_TENANT_ID = 16_000;
 
-export const GLOBAL_DEFAULTS = { vxlanRange: '10000-19999', mtu: 1500, arpMode: 'proxy' } as const;
+export const GLOBAL_DEFAULTS = {
+  vxlanRange: '10000-19999', mtu: 1500, arpMode: 'proxy', encryption: 'none', tunnelRange: '100.64.0.0/16', keyRotationDays: 30,
+} as const;
+/** WireGuard's listening UDP port on every host's underlay address. */
+export const WIREGUARD_PORT = 51820;
+/** WireGuard adds 60 bytes over IPv4: outer IP 20, UDP 8, its header 16, the authentication tag 16. */
+export const WIREGUARD_OVERHEAD = 60;
 /** VXLAN adds 50 bytes of headers over IPv4. */
 export const VXLAN_OVERHEAD = 50;
 

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
-import { ENCAPS, type Encap } from './objects.js';
+import { ENCAPS, ENCRYPTIONS, WIREGUARD_MODES, type Encap } from './objects.js';
 
 /**
  * Input schemas: the single description of every request body. The REST routes validate with them,
@@ -41,6 +41,7 @@ export const NetworkInput = strict({
   gateway: Type.Optional(Text(15, 'gateway address inside the subnet; default: the first address')),
   ipRange: Type.Optional(Text(31, 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')),
   encap: Type.Optional(oneOf(Object.keys(ENCAPS) as Encap[])),
+  encrypt: Type.Optional(Type.Boolean({ description: 'through WireGuard while the cluster encrypts (default true); fixed at creation' })),
   vni: Type.Optional(Type.Integer({ minimum: 1, maximum: 16777215 })),
   mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9000 })),
 });
@@ -119,6 +120,9 @@ export const GlobalInput = strict({
   vxlanRange: Type.Optional(Type.String({ pattern: '^[0-9]{1,8}-[0-9]{1,8}$' })),
   mtu: Type.Optional(Type.Integer({ minimum: 1280, maximum: 9216, description: 'underlay MTU' })),
   arpMode: Type.Optional(oneOf(['proxy', 'flood'] as const)),
+  encryption: Type.Optional(oneOf(ENCRYPTIONS, 'wireguard: frames between hosts go through WireGuard')),
+  tunnelRange: Type.Optional(Text(18, "IPv4 CIDR the hosts' tunnel addresses come from, e.g. 100.64.0.0/16")),
+  keyRotationDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 3650, description: 'days between automatic key rotations; 0: never' })),
 });
 
 export const PortMapping = strict({
@@ -150,11 +154,24 @@ export const EndpointPatch = strict({
   portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
 });
 
+/** A WireGuard key: base64 of 32 bytes. */
+export const WG_KEY_PATTERN = '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$';
+
 export const HostInput = strict({
   name: Name,
   vtepIp: Text(15),
   agentVersion: Type.Optional(Text(64)),
-  wgPublicKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$', description: "the host's WireGuard public key (base64 of 32 bytes)" })),
+  wgPublicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN, description: "the host's WireGuard public key (base64 of 32 bytes)" })),
+  wireguard: Type.Optional(strict({
+    mode: oneOf(WIREGUARD_MODES),
+    error: Type.Optional(Text(512)),
+    peers: Type.Array(strict({
+      host: Name,
+      handshakeAt: Type.Optional(Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,3})?Z$' })),
+      rxBytes: Type.Integer({ minimum: 0 }),
+      txBytes: Type.Integer({ minimum: 0 }),
+    }), { maxItems: 4096 }),
+  }, "the host's tunnel as its agent sees it")),
 });
 
 export const Role = oneOf(['admin', 'ops', 'tenant'] as const);
