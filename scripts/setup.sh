@@ -9,10 +9,11 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # Debian packages: the toolchain better-sqlite3 and the CNI relay compile with, the kernel tools the
 # agent drives, and what the integration tests run (busybox in "containers", iperf3, podman with CNI,
 # dnsmasq as an upstream DNS server, Docker Engine as a real CNM client; WireGuard: `wg` and the
-# userspace wireguard-go, since these kernels have no WireGuard module).
+# userspace wireguard-go, since these kernels have no WireGuard module; tcpdump to show what the underlay
+# carries).
 PKGS=(python3 make g++ gcc ca-certificates procps util-linux iproute2 nftables conntrack iputils-ping
       busybox-static iperf3 podman runc containernetworking-plugins etcd-server dnsmasq-base docker.io
-      wireguard-tools wireguard-go)
+      wireguard-tools wireguard-go tcpdump)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Client, type TlsConfig } from '../client/index.js';
-import { DATAPATHS, type Datapath, type TenantPlan } from '../datapath/index.js';
+import { DATAPATHS, type Datapath, type HostPlan } from '../datapath/index.js';
 import { DnsServer, type Upstream } from '../dns/index.js';
 import type { Runner } from '../exec/index.js';
 import { handleCni, serveCniSocket, type CniSocketServer } from '../plugins/cni/index.js';
@@ -11,7 +11,7 @@ import { TenantNames } from './dns-names.js';
 import { DockerBackend } from './docker/index.js';
 import { Endpoints } from './endpoints.js';
 import { keepRenewing, type HostCredentials } from './identity.js';
-import { wireguardKey } from './wgkey.js';
+import { keyDue, rotateWireguardKey, wireguardKey, wireguardKeyPath } from './wgkey.js';
 import { installPlugin } from './installer.js';
 import { Maintenance } from './maintenance.js';
 import { Reconciler } from './reconciler.js';
@@ -73,7 +73,7 @@ export class Agent {
   private readonly syncer: Syncer;
   private readonly sealer: Sealer;
   /** This host's WireGuard public key, published with its registration (issue 12: the encrypted overlay). */
-  readonly wgPublicKey: string;
+  wgPublicKey: string;
   private readonly dns: DnsServer;
   private readonly maintenance: Maintenance;
   /** Docker's client for creating Weft networks, on a user's token (--docker-token-file). */
@@ -89,12 +89,12 @@ export class Agent {
     this.sealer = Sealer.load(o.stateDir);
     this.wgPublicKey = wireguardKey(o.stateDir).publicKey;
     if (o.dockerToken !== undefined) this.creator = new Client({ servers: o.servers, token: o.dockerToken, ...(o.tls ? { tls: { ca: o.tls.ca } } : {}) });
-    this.datapath = o.datapath ?? DATAPATHS.linux({ runner: o.runner, nsPrefix: o.nsPrefix });
+    this.datapath = o.datapath ?? DATAPATHS.linux({ runner: o.runner, nsPrefix: o.nsPrefix, stateDir: o.stateDir, keyFile: wireguardKeyPath(o.stateDir) });
     const names = new TenantNames(this.state);
     this.dns = new DnsServer({ port: o.dnsPort, upstreams: o.dnsUpstreams, upstreamTimeoutMs: 2000, ttl: 5, names: (t) => names.of(t), log: o.log });
-    const hostSide = async (plans: TenantPlan[], peers: string[]) => {
-      await this.datapath.ensureHost(plans, peers);
-      if (this.datapath.hostAddresses) await this.dns.sync(new Map(plans.filter((p) => p.dns).map((p) => [p.uplink.hostIp, { tenant: p.tenant, peer: p.uplink.tenantIp }])));
+    const hostSide = async (h: HostPlan) => {
+      await this.datapath.ensureHost(h);
+      if (this.datapath.hostAddresses) await this.dns.sync(new Map(h.tenants.filter((p) => p.dns).map((p) => [p.uplink.hostIp, { tenant: p.tenant, peer: p.uplink.tenantIp }])));
     };
     const maintenance = () => this.maintenance.run();
     this.reconciler = new Reconciler(this.state, this.datapath, hostSide, {
@@ -102,7 +102,10 @@ export class Agent {
     }, o.log, () => this.endpoints.protectedVeths(), maintenance);
     const shared = { state: this.state, client: this.client, datapath: this.datapath, reconciler: this.reconciler, log: o.log };
     this.endpoints = new Endpoints({ ...shared, nsPrefix: o.nsPrefix });
-    this.syncer = new Syncer(this.client, this.state, (t) => this.reconciler.mark(t), o.log);
+    this.syncer = new Syncer(this.client, this.state, (t) => {
+      this.reconciler.mark(t);
+      if (t === undefined) void this.rotateIfDue();
+    }, o.log);
     this.cni = new CniEndpoints({ ...shared, host: o.host, endpoints: this.endpoints, sealer: this.sealer, synced: () => this.syncer.synced });
     if (o.dockerSocket) {
       this.docker = new DockerBackend({
@@ -130,7 +133,10 @@ export class Agent {
       const { dir, creds } = this.o.identity;
       this.stopRenewing = keepRenewing(this.client, dir, creds, (c) => this.client.setTls(c), this.o.log);
     }
-    this.heartbeat = setInterval(() => void this.register().catch((e: Error) => this.o.log.warn({ err: e.message }, 'heartbeat failed')), HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => {
+      void this.rotateIfDue();
+      void this.register().catch((e: Error) => this.o.log.warn({ err: e.message }, 'heartbeat failed'));
+    }, HEARTBEAT_MS);
     this.o.log.info({ socket: this.socketPath, cniConfDir: this.o.cniConfDir }, 'agent started');
   }
 
@@ -146,7 +152,34 @@ export class Agent {
     this.creator?.close();
   }
 
+  /** Registers this host (and, as the heartbeat, refreshes it with its tunnel's status). */
   private async register(): Promise<void> {
-    await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, { name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version, wgPublicKey: this.wgPublicKey });
+    const wireguard = await this.datapath.tunnelStatus().catch(() => undefined);
+    await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, {
+      name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version, wgPublicKey: this.wgPublicKey, ...(wireguard ? { wireguard } : {}),
+    });
+  }
+
+  private rotating = false;
+
+  /**
+   * A new WireGuard key pair when asked (`weft host rotate-key`) or when the key reached the cluster's
+   * rotation age: published at once, and set on the tunnel by the next pass. Until the peers have the new
+   * public key (one watch round trip), their handshakes with this host fail and traffic waits.
+   */
+  private async rotateIfDue(): Promise<void> {
+    const requested = this.state.hosts.get(this.o.host)?.rotateKey ?? 0;
+    if (this.rotating || !keyDue(this.o.stateDir, requested, this.state.global.keyRotationDays)) return;
+    this.rotating = true;
+    try {
+      this.wgPublicKey = rotateWireguardKey(this.o.stateDir, requested).publicKey;
+      this.o.log.info({ publicKey: this.wgPublicKey }, 'WireGuard key rotated');
+      this.reconciler.mark(undefined);
+      await this.register();
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message }, 'WireGuard key rotation not published; retrying with the heartbeat');
+    } finally {
+      this.rotating = false;
+    }
   }
 }

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
+import { INJECT } from '../testkit/vxlan.js';
 
 const root = process.getuid?.() === 0;
 let lab: Lab;
@@ -88,17 +89,6 @@ test('restarting the agent on one host during a cross-host TCP stream: the strea
   const bps = JSON.parse(r.stdout).intervals.map((x: any) => x.sum.bits_per_second as number);
   assert.ok(bps.length >= 5 && bps.every((b: number) => b > 0), `every second carried data: ${bps.map((b: number) => (b / 1e9).toFixed(2)).join(', ')} Gbit/s`);
 });
-
-/** Sends `n` VXLAN datagrams (VNI `vni`, an inner broadcast ARP request) to `to`:4789 from namespace `ns`. */
-const INJECT = `
-import socket, struct, sys
-to, vni, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-vx = struct.pack('!BBHI', 0x08, 0, 0, vni << 8)
-eth = b'\\xff' * 6 + bytes.fromhex('02deadbeef01') + b'\\x08\\x06'
-arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + bytes.fromhex('02deadbeef01') + socket.inet_aton('10.1.2.250') + b'\\x00' * 6 + socket.inet_aton('10.1.2.1')
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for _ in range(n): s.sendto(vx + eth + arp, (to, 4789))
-`;
 
 test('VXLAN is accepted only from registered hosts: frames from another underlay address never reach a tenant', { skip: !root && 'needs root' }, async () => {
   const vni = (await lab.api('GET', '/api/v1/tenants/default/networks/contiv-net')).json.vni as number;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { peerVteps, planHost, planTenant, type Datapath, type TenantPlan } from '../datapath/index.js';
+import { planHostSide, planTenant, planTunnel, type Datapath, type HostPlan, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
@@ -37,8 +37,8 @@ export class Reconciler {
   constructor(
     private readonly state: DesiredState,
     private readonly dp: Datapath,
-    /** Converges the host namespace: every tenant's plan, and the other hosts' underlay addresses. */
-    private readonly hostSide: (plans: TenantPlan[], peers: string[]) => Promise<void>,
+    /** Converges the host namespace: the host table for every tenant's plan, the other hosts, the tunnel. */
+    private readonly hostSide: (h: HostPlan) => Promise<void>,
     private readonly opts: ReconcilerOptions,
     private readonly log: Logger,
     private readonly protect: () => ReadonlySet<string> = () => new Set(),
@@ -99,8 +99,7 @@ export class Reconciler {
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
   async ensureHostNow(): Promise<void> {
-    const v = this.view();
-    await this.hostSide(planHost(v), peerVteps(v));
+    await this.hostSide(planHostSide(this.view()));
   }
 
   /**
@@ -164,6 +163,9 @@ export class Reconciler {
     this.allDirty = false;
     this.dirty.clear();
     const errors: string[] = [];
+    // The tunnel is up before any overlay is pointed into it, and taken down only after none is.
+    const tunnel = planTunnel(this.view());
+    if (tunnel) await this.tunnelStep(tunnel, errors);
     for (const t of tenants) {
       try {
         // A change converges what it changed (the tenant's shape); the periodic full pass re-reads the
@@ -175,9 +177,10 @@ export class Reconciler {
       }
     }
     try {
-      const v = this.view();
-      const plans = planHost(v);
-      await this.hostSide(plans, peerVteps(v));
+      const h = planHostSide(this.view());
+      const plans = h.tenants;
+      await this.hostSide(h);
+      if (!h.tunnel) await this.tunnelStep(undefined, errors);
       syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
       if (all) await this.removeStaleTenants(plans);
       if (all) await this.afterFullPass();
@@ -186,6 +189,15 @@ export class Reconciler {
     }
     this.lastError = errors.length ? errors.join('; ') : undefined;
     if (errors.length) this.log.warn({ errors }, 'reconcile incomplete; retrying at the next resync');
+  }
+
+  private async tunnelStep(t: Parameters<Datapath['ensureTunnel']>[0], errors: string[]): Promise<void> {
+    try {
+      await this.dp.ensureTunnel(t);
+    } catch (e) {
+      // Encrypted overlays then reach no one (fail closed); the error is in the host's status.
+      errors.push(`tunnel: ${(e as Error).message}`);
+    }
   }
 
   /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */

@@ -1,3 +1,4 @@
+import { GLOBAL_DEFAULTS, type Meta } from '../model/index.js';
 import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 
@@ -33,7 +34,8 @@ export class DesiredState {
   /** Docker networks of every host (keyed tenant/name); the agent's Docker plugin uses its own host's. */
   readonly dockerNetworks = new Map<string, DockerNetwork>();
   readonly hosts = new Map<string, Host>();
-  arpMode: 'proxy' | 'flood' = 'proxy';
+  /** The cluster's settings (defaults filled in for fields an older server does not send). */
+  global: Omit<Global, keyof Meta> = { ...GLOBAL_DEFAULTS };
   readonly endpoints = new Map<string, Endpoint>();
   revision = 0;
   /** Bumped by every change, including the agent's own writes: caches derived from the state key on it. */
@@ -58,7 +60,7 @@ export class DesiredState {
     for (const x of s.dockerNetworks) this.dockerNetworks.set(`${x.tenant}/${x.name}`, x);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
-    this.arpMode = s.global.arpMode;
+    this.global = { ...GLOBAL_DEFAULTS, ...s.global };
     this.revision = s.revision;
     this.version++;
   }
@@ -88,12 +90,14 @@ export class DesiredState {
         const after = this.endpoints.get(name);
         return before && after && datapathOf(before) === datapathOf(after) ? 'nothing' : scoped();
       }
-      case 'global': this.arpMode = (c.object as Global | undefined)?.arpMode ?? 'proxy'; return 'all';
+      case 'global': this.global = { ...GLOBAL_DEFAULTS, ...(c.object as Global | undefined) }; return 'all';
       case 'host': {
-        // A host's address matters to every tenant's overlay, but a heartbeat changes nothing there.
-        const before = this.hosts.get(name)?.vtepIp;
+        // A host's addresses and key matter to every tenant's overlay and to the tunnel, but a heartbeat
+        // changes nothing there.
+        const before = this.hosts.get(name);
         upsert(this.hosts, name, c);
-        return before === this.hosts.get(name)?.vtepIp && c.op === 'put' ? 'nothing' : 'all';
+        const after = this.hosts.get(name);
+        return c.op === 'put' && before && after && tunnelOf(before) === tunnelOf(after) ? 'nothing' : 'all';
       }
       default: return 'nothing';
     }
@@ -120,7 +124,8 @@ export class DesiredState {
 
   hostView(host: string, nsPrefix: string, vtep?: string): DesiredHostState {
     return {
-      hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}), arpMode: this.arpMode,
+      hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}), arpMode: this.global.arpMode,
+      encryption: this.global.encryption, tunnelRange: this.global.tunnelRange, underlayMtu: this.global.mtu,
       host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()],
       groups: [...this.groups.values()], policies: [...this.policies.values()],
       services: [...this.services.values()], netprofiles: [...this.netprofiles.values()],
@@ -133,6 +138,11 @@ function upsert<T extends { revision: number }>(map: Map<string, T>, key: string
   if (cur && cur.revision > c.revision) return;
   if (c.op === 'delete') map.delete(key);
   else map.set(key, { ...(c.object as T), revision: c.revision });
+}
+
+/** A host's fields that overlays and the tunnel depend on (a rotation request: the agent rotates its key). */
+function tunnelOf(h: Host): string {
+  return JSON.stringify([h.vtepIp, h.wgPublicKey, h.tunnelIp, h.rotateKey]);
 }
 
 /** An endpoint's fields that the datapath (and policy, services, shaping) depends on. */

@@ -1,9 +1,13 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../pki/index.js';
 
 const FILE = 'wireguard.key';
+/** The last `rotateKey` request (the host's count) this host's key answered. */
+const ROTATED = 'wireguard.rotated';
+
+export const wireguardKeyPath = (stateDir: string) => join(stateDir, FILE);
 
 /** base64url (JWK) to the standard base64 that WireGuard tools read and print. */
 const b64 = (url: string) => Buffer.from(url, 'base64url').toString('base64');
@@ -15,10 +19,7 @@ const b64 = (url: string) => Buffer.from(url, 'base64url').toString('base64');
  */
 export function wireguardKey(stateDir: string): { privateKey: string; publicKey: string } {
   const path = join(stateDir, FILE);
-  if (!existsSync(path)) {
-    const { privateKey } = generateKeyPairSync('x25519');
-    writeFileAtomic(path, `${b64(privateKey.export({ format: 'jwk' }).d as string)}\n`, 0o600);
-  }
+  if (!existsSync(path)) makeKey(path);
   const text = readFileSync(path, 'utf8').trim();
   const raw = Buffer.from(text, 'base64');
   if (raw.length !== 32) throw new Error(`${path}: not a WireGuard private key (32 bytes in base64); remove it to make a new one`);
@@ -29,4 +30,33 @@ export function wireguardKey(stateDir: string): { privateKey: string; publicKey:
 function derivePublic(raw: Buffer): string {
   const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), raw]);
   return createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }).x as string;
+}
+
+function makeKey(path: string): void {
+  const { privateKey } = generateKeyPairSync('x25519');
+  writeFileAtomic(path, `${b64(privateKey.export({ format: 'jwk' }).d as string)}\n`, 0o600);
+}
+
+/**
+ * Whether the key is due for a new one: the host's `rotateKey` count passed the one it last answered
+ * (`weft host rotate-key`), or the key is older than `maxAgeDays` (0: never by age). A state dir that
+ * has answered no request yet records the current count without rotating: its key is new anyway.
+ */
+export function keyDue(stateDir: string, requested: number, maxAgeDays: number, now = Date.now()): boolean {
+  const rotated = join(stateDir, ROTATED);
+  if (!existsSync(rotated)) {
+    writeFileAtomic(rotated, `${requested}\n`, 0o600);
+    return false;
+  }
+  const answered = Number(readFileSync(rotated, 'utf8').trim());
+  if (!Number.isInteger(answered) || requested > answered) return true;
+  const path = join(stateDir, FILE);
+  return maxAgeDays > 0 && existsSync(path) && now - statSync(path).mtimeMs > maxAgeDays * 86_400_000;
+}
+
+/** Replaces the key pair (atomically, 0600) and records the request it answers; returns the new pair. */
+export function rotateWireguardKey(stateDir: string, requested: number): { privateKey: string; publicKey: string } {
+  makeKey(join(stateDir, FILE));
+  writeFileAtomic(join(stateDir, ROTATED), `${requested}\n`, 0o600);
+  return wireguardKey(stateDir);
 }

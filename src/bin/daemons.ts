@@ -4,7 +4,7 @@ import pino from 'pino';
 import { readFileSync } from 'node:fs';
 import { VERSION, type AgentFlags } from '../cli/index.js';
 import { startServer, type RunningServer } from '../server/index.js';
-import { Agent, uninstall, joinWithToken, loadCredentials, notJoined, type AgentOptions } from '../agent/index.js';
+import { Agent, uninstall, wireguardKeyPath, joinWithToken, loadCredentials, notJoined, type AgentOptions } from '../agent/index.js';
 import { WeftError } from '../model/index.js';
 import { ProcessRunner } from '../exec/index.js';
 import { DATAPATHS, detectUnderlayIp, isDatapathKind, type Datapath } from '../datapath/index.js';
@@ -62,5 +62,5 @@ function datapathOf(f: AgentFlags, runner: ProcessRunner): Datapath {
   if (f.vtepIp === undefined && f.datapath !== 'linux') {
     throw new WeftError('WEFT_INVALID_FIELD', `--vtep-ip: needed with --datapath ${f.datapath} (a simulated host has no underlay address to find)`, { field: '--vtep-ip' });
   }
-  return DATAPATHS[f.datapath]({ runner, nsPrefix: f.nsPrefix });
+  return DATAPATHS[f.datapath]({ runner, nsPrefix: f.nsPrefix, stateDir: f.stateDir, keyFile: wireguardKeyPath(f.stateDir) });
 }

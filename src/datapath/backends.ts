@@ -7,6 +7,9 @@ export interface DatapathOptions {
   runner: Runner;
   /** Prefix of the tenant namespaces this agent owns (agents sharing one machine use different ones). */
   nsPrefix: string;
+  /** The agent's state dir (wireguard-go's pid and log) and its WireGuard private key file in it. */
+  stateDir: string;
+  keyFile: string;
 }
 
 /**
@@ -14,7 +17,7 @@ export interface DatapathOptions {
  * a host simulated for tests and for scale runs of the control plane.
  */
 export const DATAPATHS = {
-  linux: (o: DatapathOptions): Datapath => new LinuxDatapath(o.runner, o.nsPrefix),
+  linux: (o: DatapathOptions): Datapath => new LinuxDatapath(o.runner, o.nsPrefix, o.stateDir, o.keyFile),
   memory: (o: DatapathOptions): Datapath => new MemoryDatapath(o.nsPrefix),
 } as const satisfies Record<string, (o: DatapathOptions) => Datapath>;
 

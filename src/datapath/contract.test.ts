@@ -1,5 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { ProcessRunner } from '../exec/index.js';
 import type { Endpoint, Network, Tenant } from '../model/index.js';
 import { DATAPATHS, type DatapathKind } from './backends.js';
@@ -45,7 +46,7 @@ async function container(dp: Datapath, name: string): Promise<string> {
 
 for (const kind of Object.keys(DATAPATHS) as DatapathKind[]) {
   test(`datapath contract: ${kind}`, { skip: kind === 'linux' && !root && 'needs root' }, async () => {
-    const dp = DATAPATHS[kind]({ runner: real, nsPrefix: `${tag}-` });
+    const dp = DATAPATHS[kind]({ runner: real, nsPrefix: `${tag}-`, stateDir: tmpdir(), keyFile: '/nonexistent' });
     const plan = planTenant(desired, tenant);
     await dp.ensureTenant(plan);
     assert.equal(await dp.ensureTenant(plan), 'unchanged', 'a second convergence changes nothing');

@@ -1,6 +1,8 @@
 import type { Endpoint } from '../model/index.js';
 import { names } from './names.js';
-import type { TenantPlan } from './plan.js';
+import type { WireguardStatus } from '../model/index.js';
+import type { HostPlan, TenantPlan } from './plan.js';
+import type { TunnelPlan } from './tunnel.js';
 import type { QosPlan } from './services.js';
 
 /** How a tenant's nft table got to its plan: nothing to do, element deltas, or a whole-table replace (and why). */
@@ -47,8 +49,15 @@ export interface Datapath {
   /** Tenant namespaces present on this host with this agent's prefix (a deleted tenant's are removed). */
   presentTenants(): Promise<Array<{ ns: string; id: number }>>;
   removeTenant(ns: string, tenantId: number): Promise<void>;
-  /** The host side: forwarding, and the host table for every tenant's plan; `peers`: other hosts' underlay addresses. */
-  ensureHost(plans: readonly TenantPlan[], peers: readonly string[]): Promise<void>;
+  /** The host side: forwarding, and the host table for every tenant's plan, the other hosts and the tunnel. */
+  ensureHost(h: HostPlan): Promise<void>;
+  /**
+   * The WireGuard tunnel to the other hosts, as planned; removed when `t` is undefined. The agent brings it
+   * up before tenants' overlays use it and takes it down after they stopped.
+   */
+  ensureTunnel(t: TunnelPlan | undefined): Promise<void>;
+  /** The tunnel as it runs (implementation, error, peers' handshakes and bytes), for the heartbeat. */
+  tunnelStatus(): Promise<WireguardStatus | undefined>;
   /** Shapes one endpoint now (its veth exists), without waiting for the tenant's next convergence. */
   shape(ns: string, q: QosPlan): Promise<void>;
   /**

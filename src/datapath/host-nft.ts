@@ -19,12 +19,21 @@ const UPLINKS = '"wu*"';
  *   tenant reaches an overlay port (it would arrive as this host's VXLAN) or a link-local service such as
  *   cloud metadata; and VXLAN is accepted only from registered hosts. Other traffic is left alone.
  */
-export function renderHostRuleset(plans: readonly TenantPlan[], peers: readonly string[] = []): string {
-  return tableText(renderHostTable(plans, peers));
+export function renderHostRuleset(plans: readonly TenantPlan[], peers: readonly string[] = [], tunnel?: HostTunnel): string {
+  return tableText(renderHostTable(plans, peers, tunnel));
 }
 
-export function renderHostTable(plans: readonly TenantPlan[], peers: readonly string[] = []): NftTable {
-  return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps: hostSets(plans, peers), chains: [...natChains(plans), ...FILTER_CHAINS] };
+/** While the cluster encrypts: the WireGuard device, and the VNIs still allowed in clear (opted-out networks). */
+export interface HostTunnel {
+  device: string;
+  clearVnis: readonly number[];
+}
+
+export function renderHostTable(plans: readonly TenantPlan[], peers: readonly string[] = [], tunnel?: HostTunnel): NftTable {
+  const maps = hostSets(plans, peers);
+  if (!tunnel) return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps, chains: [...natChains(plans), ...filterChains()] };
+  maps.push({ name: 'clear_vnis', type: 'typeof @th,96,24', set: true, interval: false, elements: tunnel.clearVnis.map(String) });
+  return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps, chains: [...natChains(plans), ...filterChains(tunnel.device)] };
 }
 
 function natChains(plans: readonly TenantPlan[]): string[] {
@@ -57,13 +66,20 @@ function natChains(plans: readonly TenantPlan[]): string[] {
   ];
 }
 
-/** The same for every host: what differs (uplinks, DNS listeners, peers) is in the sets. */
-const FILTER_CHAINS = [
+/**
+ * The same for every host: what differs (uplinks, DNS listeners, peers, VNIs) is in the sets. With a
+ * tunnel `device`, an encrypted network's frames are accepted only out of the tunnel (where WireGuard
+ * checked the sender's key and address): a forged underlay source cannot inject into it.
+ */
+const filterChains = (device?: string): string[] => [
   '\tchain input {',
   '\t\ttype filter hook input priority filter; policy accept;',
   `\t\tiifname ${UPLINKS} jump from_tenant`,
+  ...(device ? [`\t\tiifname "${device}" udp dport ${VXLAN_PORT} accept comment "overlay frames through the tunnel"`] : []),
   // DESIGN 10: VXLAN only from registered hosts; anyone else on the underlay could inject frames into a tenant.
-  `\t\tudp dport ${VXLAN_PORT} ip saddr != @peers drop comment "overlay frames only from registered hosts"`,
+  `\t\tudp dport ${VXLAN_PORT} ip saddr != @peers counter drop comment "overlay frames only from registered hosts"`,
+  // VXLAN's VNI: bits 32-55 of its header, after the 8 bytes of UDP's.
+  ...(device ? [`\t\tudp dport ${VXLAN_PORT} @th,96,24 != @clear_vnis counter drop comment "encrypted networks only through the tunnel"`] : []),
   // From anywhere else (another machine routing through this host) an uplink address answers nothing.
   '\t\tip daddr @uplinks drop comment "uplink addresses serve only their tenant"',
   '\t}',
@@ -82,6 +98,7 @@ const FILTER_CHAINS = [
   `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports and replies only"`,
   `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
   `\t\tiifname ${UPLINKS} udp dport ${VXLAN_PORT} drop comment "no overlay frames from a tenant"`,
+  ...(device ? [`\t\tiifname ${UPLINKS} oifname "${device}" drop comment "tenants never use the tunnel"`] : []),
   // Through the host's own route, 169.254.169.254 (cloud metadata) would hand a container the host's credentials.
   `\t\tiifname ${UPLINKS} ip daddr 169.254.0.0/16 drop comment "no link-local services for tenants"`,
   '\t}',

@@ -1,10 +1,11 @@
-import { WeftError } from '../model/index.js';
+import { WeftError, type WireguardStatus } from '../model/index.js';
 import type { Attachment, Datapath, NftOutcome, OuterAttachment } from './datapath.js';
 import { renderHostTable } from './host-nft.js';
 import { names } from './names.js';
 import { renderTenantTable } from './nft.js';
 import { renderGuardTable } from './guard-nft.js';
-import type { TenantPlan } from './plan.js';
+import type { HostPlan, TenantPlan } from './plan.js';
+import type { TunnelPlan } from './tunnel.js';
 import type { QosPlan } from './services.js';
 import { tableText } from './table.js';
 
@@ -139,9 +140,22 @@ export class MemoryDatapath implements Datapath {
     this.namespaces.delete(ns);
   }
 
-  async ensureHost(plans: readonly TenantPlan[], peers: readonly string[]): Promise<void> {
-    this.enter('ensureHost', `${plans.length} tenants`);
-    this.host = { table: tableText(renderHostTable(plans, peers)), peers };
+  async ensureHost(h: HostPlan): Promise<void> {
+    this.enter('ensureHost', `${h.tenants.length} tenants`);
+    this.host = { table: tableText(renderHostTable(h.tenants, h.peers, h.tunnel && { device: h.tunnel.device, clearVnis: h.clearVnis })), peers: h.peers };
+  }
+
+  /** The tunnel as last planned (undefined: none). */
+  tunnel: TunnelPlan | undefined;
+
+  async ensureTunnel(t: TunnelPlan | undefined): Promise<void> {
+    if (t === undefined && this.tunnel === undefined) return;
+    this.enter('ensureTunnel', t ? `${t.address} ${t.peers.map((p) => p.host).join(',')}` : 'down');
+    this.tunnel = t;
+  }
+
+  async tunnelStatus(): Promise<WireguardStatus | undefined> {
+    return this.tunnel && { mode: 'kernel', peers: this.tunnel.peers.map((p) => ({ host: p.host, rxBytes: 0, txBytes: 0 })) };
   }
 
   async shape(ns: string, q: QosPlan): Promise<void> {

@@ -1,6 +1,7 @@
-import { parseCidr, type Encap, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { parseCidr, type Encap, type Encryption, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
+import { planTunnel, type TunnelPlan } from './tunnel.js';
 import { transit } from './transit.js';
 import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 
@@ -87,12 +88,17 @@ export interface DesiredHostState {
   netprofiles?: readonly Netprofile[];
   /** The port the agent's DNS server listens on at each tenant's uplink address; no DNS when absent. */
   dnsPort?: number;
+  /** Encryption between hosts, the range tunnel addresses come from, and the underlay's MTU (tunnel.ts). */
+  encryption?: Encryption;
+  tunnelRange?: string;
+  underlayMtu?: number;
   /** Compiles a tenant's policy; the agent passes a memoizing one so an unchanged policy is not recompiled. */
   compile?: typeof compilePolicy;
 }
 
 export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const t = transit(tenant.id);
+  const tunnel = planTunnel(d);
   const nets = d.networks.filter((n) => n.tenant === tenant.name).sort((x, y) => x.vni - y.vni);
   const byName = new Map(nets.map((n) => [n.name, n]));
   const local = d.endpoints.filter((e) => e.tenant === tenant.name && e.host === d.host && byName.has(e.network))
@@ -109,7 +115,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${parseCidr(n.subnet, 'subnet').prefix}`,
       vips: vipsOf(services, n),
-      overlay: planOverlay(d, tenant, n),
+      overlay: planOverlay(d, tenant, n, tunnel),
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
@@ -133,6 +139,24 @@ export function planHost(d: DesiredHostState): TenantPlan[] {
   return [...d.tenants].sort((a, b) => a.id - b.id).map((t) => planTenant(d, t));
 }
 
+/** What the host namespace should hold: the host table for every tenant's plan, and the tunnel. */
+export interface HostPlan {
+  tenants: TenantPlan[];
+  /** Other hosts' underlay addresses: VXLAN in clear is accepted only from them. */
+  peers: string[];
+  tunnel: TunnelPlan | undefined;
+  /** While the tunnel is up, the VNIs whose frames may still arrive in clear (networks that opted out). */
+  clearVnis: number[];
+}
+
+export function planHostSide(d: DesiredHostState, tenants: TenantPlan[] = planHost(d)): HostPlan {
+  const tunnel = planTunnel(d);
+  return {
+    tenants, peers: peerVteps(d), tunnel,
+    clearVnis: tunnel ? d.networks.filter((n) => n.encrypt === false).map((n) => n.vni).sort((a, b) => a - b) : [],
+  };
+}
+
 /** The other registered hosts' underlay addresses, by host name. */
 function otherHosts(d: DesiredHostState): Map<string, string> {
   return new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
@@ -143,15 +167,22 @@ export function peerVteps(d: DesiredHostState): string[] {
   return [...new Set(otherHosts(d).values())].sort();
 }
 
-function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network): OverlayPlan | undefined {
+/**
+ * How a network reaches the other hosts. An encrypted network (while the cluster encrypts) uses tunnel
+ * addresses as its ends, so its frames go through WireGuard, and reaches only hosts that are tunnel peers;
+ * any other uses the underlay addresses.
+ */
+function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: TunnelPlan | undefined): OverlayPlan | undefined {
   if (!d.vtep || !d.hosts) return undefined;
-  const vtepOf = otherHosts(d);
-  if (vtepOf.size === 0) return undefined;
+  const sealed = tunnel !== undefined && n.encrypt !== false;
+  const vtepOf = sealed ? new Map(tunnel.peers.map((p) => [p.host, p.allowedIp])) : otherHosts(d);
+  if (otherHosts(d).size === 0) return undefined;
+  const local = sealed ? tunnel.address : d.vtep;
   const remote = d.endpoints.filter((e) => e.tenant === tenant.name && e.network === n.name && e.host !== d.host && vtepOf.has(e.host));
   // Broadcast and unknown unicast go only to hosts with endpoints here.
   const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].sort();
   return {
-    encap: n.encap ?? 'vxlan', name: names.overlay(n.vni), vni: n.vni, local: d.vtep, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
+    encap: n.encap ?? 'vxlan', name: names.overlay(n.vni), vni: n.vni, local, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
     remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
   };
 }

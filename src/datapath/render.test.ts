@@ -93,6 +93,8 @@ test('rulesets render as golden files, and the real nft parser accepts them', as
     ['tenant-blue.nft', renderTenantRuleset(plans[1]!)],
     ['host.nft', renderHostRuleset(planHost({ ...desired, dnsPort: 15353 }), peerVteps(withPeers))],
     ['host-empty.nft', renderHostRuleset([])],
+    ['host-tunnel.nft', renderHostRuleset(planHost({ ...desired, dnsPort: 15353 }), peerVteps(withPeers), { device: 'weft-wg', clearVnis: [10002, 10007] })],
+    ['host-tunnel-all-sealed.nft', renderHostRuleset([], peerVteps(withPeers), { device: 'weft-wg', clearVnis: [] })],
     ['guard-default.nft', renderGuardRuleset(plans[0]!)],
     ['guard-empty.nft', renderGuardRuleset({ ...plans[0]!, endpoints: [] })],
   ];

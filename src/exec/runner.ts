@@ -57,12 +57,12 @@ export class ProcessRunner implements Runner {
  * Starts a long-running process detached from this one (it outlives the CLI that started it), with its
  * output appended to `logFile`; returns its pid, by which it is later stopped.
  */
-export function spawnDaemon(argv: readonly string[], logFile: string): number {
+export function spawnDaemon(argv: readonly string[], logFile: string, env?: Readonly<Record<string, string>>): number {
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error('empty argv');
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], ...(env ? { env: { ...process.env, ...env } } : {}) });
     child.unref();
     if (child.pid === undefined) throw new ExecError(argv, -1, 'could not start');
     return child.pid;

@@ -51,10 +51,34 @@ export async function buildTopology(runner: Runner, prefix: string, count: numbe
 
 /** Removes every namespace whose name starts with the prefix (hosts, underlay, tenants, containers) and the root links. */
 export async function destroyTopology(runner: Runner, prefix: string, namespaces: readonly string[], count: number): Promise<void> {
-  for (const ns of namespaces) {
-    if (!ns.startsWith(prefix)) continue;
+  const ours = namespaces.filter((ns) => ns.startsWith(prefix));
+  await stopProcessesIn(runner, ours);
+  for (const ns of ours) {
     await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
     rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
   }
   for (let i = 1; i <= count; i++) await runner.run(['ip', 'link', 'del', `${prefix}r${i}`], { allowFailure: true });
+}
+
+/**
+ * Processes still running in the lab's namespaces (an agent's wireguard-go, detached so it outlives its
+ * agent; a test's leftover): stopped by pid, or they would keep a deleted namespace alive.
+ */
+async function stopProcessesIn(runner: Runner, namespaces: readonly string[]): Promise<void> {
+  const pids = new Set<number>();
+  for (const ns of namespaces) {
+    const r = await runner.run(['ip', 'netns', 'pids', ns], { allowFailure: true });
+    for (const p of r.stdout.split('\n').map(Number)) if (Number.isInteger(p) && p > 1 && p !== process.pid) pids.add(p);
+  }
+  const signal = (sig: NodeJS.Signals | 0) => [...pids].filter((p) => {
+    try {
+      process.kill(p, sig);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (signal('SIGTERM').length === 0) return;
+  for (let i = 0; i < 20 && signal(0).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  signal('SIGKILL');
 }

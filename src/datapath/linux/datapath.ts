@@ -4,7 +4,10 @@ import type { Attachment, Datapath, NftOutcome, OuterAttachment } from '../datap
 import { HOST_TABLE } from '../host-nft.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { names } from '../names.js';
-import type { TenantPlan } from '../plan.js';
+import type { HostPlan, TenantPlan } from '../plan.js';
+import { tunnelDevice, type TunnelPlan } from '../tunnel.js';
+import type { WireguardStatus } from '../../model/index.js';
+import { WireguardTunnel } from './wireguard.js';
 import type { QosPlan } from '../services.js';
 import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, withNetnsName } from './endpoint.js';
 import { ensureHost } from './host.js';
@@ -24,9 +27,12 @@ export class LinuxDatapath implements Datapath {
   /** Names for container namespaces bind-mounted under /run/netns while `ip` works in them. */
   private seq = 0;
 
-  constructor(private readonly runner: Runner, private readonly nsPrefix: string) {
+  private readonly tunnel: WireguardTunnel;
+
+  constructor(private readonly runner: Runner, private readonly nsPrefix: string, stateDir: string, keyFile: string) {
     this.nft = new NftTables(runner);
     this.tenants = new TenantDatapath(runner, this.nft);
+    this.tunnel = new WireguardTunnel(runner, stateDir, keyFile);
   }
 
   private alias(): string {
@@ -53,8 +59,16 @@ export class LinuxDatapath implements Datapath {
     return this.tenants.remove(ns, names.uplinkHost(tenantId));
   }
 
-  ensureHost(plans: readonly TenantPlan[], peers: readonly string[]): Promise<void> {
-    return ensureHost(this.nft, plans, peers);
+  ensureHost(h: HostPlan): Promise<void> {
+    return ensureHost(this.nft, h);
+  }
+
+  ensureTunnel(t: TunnelPlan | undefined): Promise<void> {
+    return this.tunnel.ensure(t, tunnelDevice(this.nsPrefix));
+  }
+
+  tunnelStatus(): Promise<WireguardStatus | undefined> {
+    return this.tunnel.status();
   }
 
   shape(ns: string, q: QosPlan): Promise<void> {
@@ -95,9 +109,14 @@ export class LinuxDatapath implements Datapath {
     return checkEndpoint(this.runner, a, this.alias());
   }
 
-  /** Tenant namespaces (and with them every bridge, veth and table inside), their uplinks, the host table. */
+  /** Tenant namespaces (and with them every bridge, veth and table inside), their uplinks, the tunnel, the host table. */
   async uninstall(): Promise<string[]> {
     const done: string[] = [];
+    const wg = tunnelDevice(this.nsPrefix);
+    if ((await this.runner.run(['ip', 'link', 'show', wg], { allowFailure: true })).code === 0) {
+      await this.tunnel.ensure(undefined, wg);
+      done.push(`WireGuard device ${wg}`);
+    }
     for (const { ns, id } of await this.presentTenants()) {
       await this.runner.run(['ip', 'link', 'del', names.uplinkHost(id)], { allowFailure: true });
       await this.runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
