@@ -2,30 +2,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { runWeft, startServerProcess, tempHome, type ServerProcess } from '../testkit/server.js';
+import { cliSession, runWeft } from '../testkit/server.js';
 import { EXIT } from './errors.js';
 
-let srv: ServerProcess;
-const home = tempHome();
-let env: Record<string, string>;
-
-before(async () => {
-  srv = await startServerProcess();
-  env = { HOME: home.dir, WEFT_SERVER: srv.url, WEFT_TOKEN: srv.token };
-});
-after(async () => {
-  await srv?.stop();
-  home.cleanup();
-});
-
-const weft = async (args: string, input?: string, extraEnv: Record<string, string> = {}) => runWeft(args.split(' ').filter(Boolean), { ...env, ...extraEnv }, input);
-async function ok(args: string): Promise<string> {
-  const r = await weft(args);
-  assert.equal(r.code, 0, `weft ${args}\n${r.stderr}`);
-  return r.stdout;
-}
+const session = cliSession();
+before(() => session.start());
+after(() => session.stop());
+const { weft, ok, home } = session;
 
 test('first start prints the admin token once and saves it 0600', () => {
+  const srv = session.srv;
   assert.match(srv.token, /^weft_/);
   const file = join(srv.dataDir, 'admin.token');
   assert.equal(readFileSync(file, 'utf8').trim(), srv.token);
@@ -43,9 +29,9 @@ test("Contiv's tutorial replays with weft in place of netctl", async () => {
 
   const nets = await ok('net ls -a');
   const rows = nets.trim().split('\n');
-  assert.match(rows[0] ?? '', /^TENANT\s+NETWORK\s+ENCAP\s+VNI\s+SUBNET\s+GATEWAY\s+MTU$/);
-  assert.ok(rows.some((r) => /^blue\s+contiv-net\s+vxlan\s+\d+\s+10\.1\.2\.0\/24\s+10\.1\.2\.1\s+1450$/.test(r)), nets);
-  assert.ok(rows.some((r) => /^default\s+contiv-net\s+vxlan\s+\d+\s+10\.1\.2\.0\/24\s+10\.1\.2\.1\s+1450$/.test(r)), nets);
+  assert.match(rows[0] ?? '', /^TENANT\s+NETWORK\s+ENCAP\s+VNI\s+SUBNET\s+GATEWAY\s+MTU\s+ENCRYPT$/);
+  assert.ok(rows.some((r) => /^blue\s+contiv-net\s+vxlan\s+\d+\s+10\.1\.2\.0\/24\s+10\.1\.2\.1\s+1390\s+yes$/.test(r)), nets);
+  assert.ok(rows.some((r) => /^default\s+contiv-net\s+vxlan\s+\d+\s+10\.1\.2\.0\/24\s+10\.1\.2\.1\s+1390\s+yes$/.test(r)), nets);
 
   const group = JSON.parse(await ok('group inspect db -o json'));
   assert.deepEqual([group.tenant, group.name, group.network, group.policies], ['default', 'db', 'contiv-net', ['db-policy']]);
@@ -110,7 +96,7 @@ test('login with a password saves the config, and a tenant user sees only its te
   const create = await weft('user create --role tenant --tenant blue --password-stdin bob', 'bob-secret-pw\n');
   assert.equal(create.code, 0, create.stderr);
   const noEnv = { WEFT_TOKEN: '', WEFT_SERVER: '' };
-  const login = await runWeft(['login', '--server', srv.url, '--user', 'bob', '--password-stdin'], { HOME: home.dir }, 'bob-secret-pw\n');
+  const login = await runWeft(['login', '--server', session.srv.url, '--user', 'bob', '--password-stdin'], { HOME: home.dir }, 'bob-secret-pw\n');
   assert.equal(login.code, 0, login.stderr);
   assert.match(login.stdout, /as bob \(role tenant\)/);
   const cfg = join(home.dir, '.config', 'weft', 'config.json');
@@ -120,7 +106,7 @@ test('login with a password saves the config, and a tenant user sees only its te
   assert.equal(seen.stdout.trim(), 'blue', seen.stderr);
   const other = await runWeft(['net', 'ls', '-t', 'red'], { HOME: home.dir });
   assert.equal(other.code, EXIT.notFound);
-  const wrong = await runWeft(['login', '--server', srv.url, '--user', 'bob', '--password-stdin'], { HOME: home.dir, ...noEnv }, 'nope\n');
+  const wrong = await runWeft(['login', '--server', session.srv.url, '--user', 'bob', '--password-stdin'], { HOME: home.dir, ...noEnv }, 'nope\n');
   assert.equal(wrong.code, EXIT.auth);
 });
 

@@ -31,12 +31,14 @@ interface LeafSpec {
   tenant?: boolean;
   /** Give -o/--output (default); rule-add uses -o for --to-network, so it has only --output. */
   output?: 'short' | 'long' | false;
+  /** Run this one when the parent is given alone (`weft global` shows the settings). */
+  isDefault?: boolean;
 }
 
 /** Declares a leaf command with the flags every command shares. */
 export function leaf(parent: Command, spec: LeafSpec): Command {
   const examples = Array.isArray(spec.example) ? spec.example : [spec.example];
-  const c = parent.command(spec.name).description(spec.summary)
+  const c = parent.command(spec.name, { isDefault: spec.isDefault === true }).description(spec.summary)
     .addHelpText('after', `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
   if (spec.tenant !== false) c.option('-t, --tenant <name>', 'tenant', 'default');
   if (spec.output === 'long') c.option('--output <format>', 'table, json or yaml', 'table');
@@ -92,6 +94,12 @@ export const intArg = (flag: string, min: number, max: number) => (value: string
   const n = Number(value);
   if (n < min || n > max) throw usage(`${flag}: ${n} is outside ${min}-${max}`);
   return n;
+};
+
+/** A flag spelled `--flag true|false` or `--flag=false`; anything else is a usage error naming it. */
+export const boolArg = (flag: string) => (value: string): boolean => {
+  if (value === 'true' || value === 'false') return value === 'true';
+  throw usage(`${flag}: '${value}' is not true or false`);
 };
 
 /** A lifetime flag (`30m`, `12h`, `7d`, `never`) as milliseconds, or null for never: the model's one parser. */

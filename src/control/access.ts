@@ -18,12 +18,15 @@ export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']
   if (!roles.includes(p.role)) throw new WeftError('WEFT_FORBIDDEN', `user ${p.user} (role ${p.role}) may not ${what}`);
 }
 
+/** What of a host only admin and ops users and agents see: where its overlay and tunnel traffic goes, and how it fares. */
+type HostPrivate = 'vtepIp' | 'wgPublicKey' | 'tunnelIp' | 'rotateKey' | 'wireguard';
+
 /**
- * A host as `p` may see it: the underlay address (where VXLAN to that host goes) is for admin and ops
- * users and agents; tenant users see the host without it.
+ * A host as `p` may see it: tenant users see its name, state and agent, never its underlay or tunnel
+ * addresses, its key, its rotations or its peers' traffic (which would tell one tenant about the others).
  */
-export function hostFor(p: Principal, h: Host): Host | Omit<Host, 'vtepIp' | 'wgPublicKey'> {
+export function hostFor(p: Principal, h: Host): Host | Omit<Host, HostPrivate> {
   if (p.role !== 'tenant') return h;
-  const { vtepIp: _v, wgPublicKey: _k, ...rest } = h;
+  const { vtepIp: _v, wgPublicKey: _k, tunnelIp: _t, rotateKey: _r, wireguard: _w, ...rest } = h;
   return rest;
 }

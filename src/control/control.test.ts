@@ -28,7 +28,7 @@ test("Contiv's tutorial objects: same subnet in two tenants, overlap refused wit
   const b = await c.networks.create('u', 'blue', { name: 'contiv-net', subnet: '10.1.2.0/24', gateway: '10.1.2.1' });
   assert.equal(a.vni, 10000);
   assert.equal(b.vni, 10001);
-  assert.equal(a.mtu, 1450);
+  assert.equal(a.mtu, 1390, 'underlay 1500 - VXLAN 50 - WireGuard 60: networks are encrypted by default');
   await rejectsWith(c.networks.create('u', 'default', { name: 'other', subnet: '10.1.2.128/25' }), 'WEFT_OVERLAP', /overlaps network default\/contiv-net \(10\.1\.2\.0\/24\)/, 'subnet');
   await c.policies.create('u', 'default', { name: 'db-policy' });
   await c.rules.add('u', 'default', 'db-policy', { id: '1', direction: 'in', protocol: 'tcp', action: 'deny' });
@@ -69,7 +69,7 @@ test('endpoints: lowest free address, pools honoured, released on delete, exhaus
   await c.groups.create('u', 'default', { name: 'pool', network: 'net', ipPool: '10.0.0.5-10.0.0.6' });
   const req = { tenant: 'default', network: 'net', host: 'h1', ifname: 'eth0' };
   const e1 = await c.endpoints.create('a', { ...req, containerId: 'c1' });
-  assert.deepEqual([e1.ip, e1.gateway, e1.prefixLength, e1.mac, e1.mtu, e1.vni], ['10.0.0.2', '10.0.0.1', 29, '02:57:0a:00:00:02', 1450, 10000]);
+  assert.deepEqual([e1.ip, e1.gateway, e1.prefixLength, e1.mac, e1.mtu, e1.vni], ['10.0.0.2', '10.0.0.1', 29, '02:57:0a:00:00:02', 1390, 10000]);
   const p1 = await c.endpoints.create('a', { ...req, containerId: 'p1', group: 'pool' });
   assert.equal(p1.ip, '10.0.0.5');
   assert.equal(p1.labels.group, 'pool');

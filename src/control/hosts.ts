@@ -1,13 +1,14 @@
-import { WeftError, notFound, parseIp, parseVxlanRange, checkGlobal, GLOBAL_DEFAULTS, type Global, type GlobalInput, type Host, type HostInput, type Network } from '../model/index.js';
-import type { Store } from '../store/index.js';
-import { checkRevision, listNames } from './crud.js';
+import { WeftError, notFound, parseIp, type Host, type HostInput } from '../model/index.js';
+import type { Store, Txn } from '../store/index.js';
+import { listNames } from './crud.js';
 import { keys, withRevision } from './keys.js';
 import { endpointsWhere, readGlobal } from './shared.js';
+import { tunnelIpFor } from './tunnels.js';
 
-/** Hosts are registered (and refreshed) by their agents. */
 /** Agents heartbeat every 10 s; three missed beats make a host down. */
 export const DEFAULT_HOST_TIMEOUT_MS = 30_000;
 
+/** Hosts are registered (and refreshed) by their agents. */
 export class Hosts {
   constructor(
     private readonly store: Store,
@@ -32,37 +33,50 @@ export class Hosts {
     return this.withState(withRevision<Host>(e));
   }
 
-  /** Registers or refreshes a host (upsert: an agent calls this at start and as its heartbeat). */
+  /**
+   * Registers or refreshes a host (upsert: an agent calls this at start and as its heartbeat). The agent
+   * sends what it knows (underlay, key, tunnel status); what the server decides (tunnel address, key
+   * rotation count) is carried over from the stored record, never taken from the input.
+   */
   async register(actor: string, input: HostInput): Promise<Host> {
     if (parseIp(input.vtepIp) === undefined) {
       throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: '${input.vtepIp}' is not an IPv4 address`, { field: 'vtepIp' });
     }
     const r = await this.store.transact(actor, async (tx) => {
       const old = await tx.get(keys.host(input.name));
-      // Another host's underlay address would pull that host's overlay traffic here. Checked only when the
-      // address is new, so a heartbeat does not read every host.
-      const twin = old && (old.value as Host).vtepIp === input.vtepIp ? undefined
-        : (await tx.list(keys.hosts())).map((e) => e.value as Host).find((h) => h.vtepIp === input.vtepIp && h.name !== input.name);
-      if (twin) throw new WeftError('WEFT_ADDRESS_IN_USE', `vtepIp: ${input.vtepIp} is the underlay address of host ${twin.name}`, { field: 'vtepIp' });
-      // Peers are keyed by public key: a second host with one would take the first one's tunnel.
-      const key = input.wgPublicKey;
-      const keyTwin = key === undefined || (old && (old.value as Host).wgPublicKey === key) ? undefined
-        : (await tx.list(keys.hosts())).map((e) => e.value as Host).find((h) => h.wgPublicKey === key && h.name !== input.name);
-      if (keyTwin) throw new WeftError('WEFT_EXISTS', `wgPublicKey: the WireGuard key of host ${keyTwin.name}`, { field: 'wgPublicKey' });
+      const prev = old ? withRevision<Host>(old) : undefined;
+      await refuseTwins(tx, input, prev);
+      const tunnelIp = await tunnelIpFor(tx, input.name, prev?.tunnelIp, (await readGlobal(tx)).tunnelRange);
       const at = this.now();
       const h: Omit<Host, 'revision'> = {
         name: input.name,
         vtepIp: input.vtepIp,
         ...(input.agentVersion !== undefined ? { agentVersion: input.agentVersion } : {}),
         ...(input.wgPublicKey !== undefined ? { wgPublicKey: input.wgPublicKey } : {}),
+        tunnelIp,
+        ...(prev?.rotateKey !== undefined ? { rotateKey: prev.rotateKey } : {}),
+        ...(input.wireguard !== undefined ? { wireguard: input.wireguard } : {}),
         lastSeen: at,
-        createdAt: old ? withRevision<Host>(old).createdAt : at,
+        createdAt: prev?.createdAt ?? at,
         updatedAt: at,
       };
       tx.put(keys.host(input.name), h);
       return h;
     });
     return { ...r.value, revision: r.revision };
+  }
+
+  /** Asks the host's agent for a new WireGuard key pair (it acts when the count exceeds its own); peers follow its new public key. */
+  async rotateKey(actor: string, name: string): Promise<Host> {
+    const r = await this.store.transact(actor, async (tx) => {
+      const e = await tx.get(keys.host(name));
+      if (!e) throw notFound(`host ${name}`);
+      const cur = e.value as Omit<Host, 'revision'>;
+      const h = { ...cur, rotateKey: (cur.rotateKey ?? 0) + 1, updatedAt: this.now() };
+      tx.put(keys.host(name), h);
+      return h;
+    });
+    return this.withState({ ...r.value, revision: r.revision });
   }
 
   /**
@@ -91,33 +105,16 @@ export class Hosts {
   }
 }
 
-export class GlobalSettings {
-  constructor(private readonly store: Store, private readonly now: () => string) {}
-
-  async get(): Promise<Global> {
-    return (await this.store.transact('read', readGlobal)).value;
-  }
-
-  async update(actor: string, input: GlobalInput, ifMatch?: number): Promise<Global> {
-    checkGlobal(input);
-    const r = await this.store.transact(actor, async (tx) => {
-      const cur = await readGlobal(tx);
-      checkRevision(cur.revision, ifMatch, 'global');
-      const next = { ...GLOBAL_DEFAULTS, ...withoutMeta(cur), ...input };
-      const range = parseVxlanRange(next.vxlanRange);
-      const outside = (await tx.list('networks/')).map((e) => withRevision<Network>(e)).filter((n) => n.vni < range.first || n.vni > range.last);
-      if (outside.length > 0) {
-        throw new WeftError('WEFT_IN_USE', `vxlanRange: ${next.vxlanRange} leaves out VNIs in use by ${listNames(outside.map((n) => `network ${n.tenant}/${n.name} (${n.vni})`))}`, { field: 'vxlanRange' });
-      }
-      const at = this.now();
-      const g = { ...next, createdAt: cur.createdAt || at, updatedAt: at };
-      tx.put(keys.global(), g);
-      return g;
-    });
-    return { ...r.value, revision: r.revision };
-  }
-}
-
-function withoutMeta(g: Global): GlobalInput {
-  return { vxlanRange: g.vxlanRange, mtu: g.mtu, arpMode: g.arpMode };
+/**
+ * Another host's underlay address would pull that host's overlay traffic here, and peers are keyed by
+ * public key, so a second host with one would take the first one's tunnel. Checked only when the value is
+ * new, so a heartbeat does not read every host.
+ */
+async function refuseTwins(tx: Txn, input: HostInput, prev: Host | undefined): Promise<void> {
+  const others = async () => (await tx.list(keys.hosts())).map((e) => e.value as Host).filter((h) => h.name !== input.name);
+  const twin = prev?.vtepIp === input.vtepIp ? undefined : (await others()).find((h) => h.vtepIp === input.vtepIp);
+  if (twin) throw new WeftError('WEFT_ADDRESS_IN_USE', `vtepIp: ${input.vtepIp} is the underlay address of host ${twin.name}`, { field: 'vtepIp' });
+  const key = input.wgPublicKey;
+  const keyTwin = key === undefined || prev?.wgPublicKey === key ? undefined : (await others()).find((h) => h.wgPublicKey === key);
+  if (keyTwin) throw new WeftError('WEFT_EXISTS', `wgPublicKey: the WireGuard key of host ${keyTwin.name}`, { field: 'wgPublicKey' });
 }

@@ -1,8 +1,9 @@
 import { invalid } from './errors.js';
 import {
-  cidrRange, contains, formatIp, parseCidr, parseRange, requireIp,
+  cidrRange, contains, formatIp, overlaps, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
 } from './ipv4.js';
+import { ENCAPS, WIREGUARD_OVERHEAD, type Encap } from './objects.js';
 import type { NetworkInput, RuleInput, NetprofileInput, GlobalInput } from './schemas.js';
 
 /**
@@ -112,8 +113,43 @@ export function parseVxlanRange(text: string, field = 'vxlanRange'): { first: nu
   return { first: a, last: b };
 }
 
+/**
+ * Ranges with another job on every host: tunnel addresses there would be unroutable (0/8, loopback,
+ * multicast, class E) or shadow the tenants' uplinks and cloud metadata (link-local).
+ */
+const NOT_FOR_TUNNELS: ReadonlyArray<[string, Cidr]> = [
+  ['0.0.0.0/8 ("this network")', { base: 0, prefix: 8 }],
+  ['127.0.0.0/8 (loopback)', { base: 0x7f000000, prefix: 8 }],
+  ['169.254.0.0/16 (link-local: tenant uplinks, cloud metadata)', { base: 0xa9fe0000, prefix: 16 }],
+  ['224.0.0.0/4 (multicast)', { base: 0xe0000000, prefix: 4 }],
+  ['240.0.0.0/4 (reserved)', { base: 0xf0000000, prefix: 4 }],
+];
+
+/**
+ * The hosts' tunnel range: an IPv4 CIDR of /8 to /30 (a /31 or /32 has no address left once network and
+ * broadcast are kept out). Host bits must be clear: the error names the base that was probably meant,
+ * since silently widening `10.1.2.3/16` could move every host's tunnel address.
+ */
+export function parseTunnelRange(text: string, field = 'tunnelRange'): Cidr {
+  const c = parseCidr(text, field);
+  if (c.prefix < 8 || c.prefix > 30) throw invalid(field, `'${text}' must have a prefix length between /8 and /30`);
+  const taken = NOT_FOR_TUNNELS.find(([, r]) => overlaps(cidrRange(c), cidrRange(r)));
+  if (taken) throw invalid(field, `'${text}' overlaps ${taken[0]}`);
+  return c;
+}
+
 export function checkGlobal(input: GlobalInput): void {
   if (input.vxlanRange !== undefined) parseVxlanRange(input.vxlanRange);
+  if (input.tunnelRange !== undefined) parseTunnelRange(input.tunnelRange);
+}
+
+/**
+ * A network's MTU when none is given: the underlay's less its encapsulation, less WireGuard's when its
+ * frames may travel encrypted (counted whether or not the cluster encrypts now, so turning encryption
+ * on later needs no MTU change inside running containers).
+ */
+export function defaultNetworkMtu(underlayMtu: number, encap: Encap, encrypt: boolean): number {
+  return underlayMtu - ENCAPS[encap].overhead - (encrypt ? WIREGUARD_OVERHEAD : 0);
 }
 
 /** `key=value` selector/label text from the CLI into a record. */

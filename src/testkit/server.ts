@@ -151,6 +151,39 @@ export function tempHome(): { dir: string; cleanup(): void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * A `weft server` process and a HOME of its own for CLI tests, the CLI pointed at it with the admin token.
+ * Call start() in a before() hook and stop() in an after() hook, so the server stops on failure too.
+ */
+export function cliSession() {
+  const home = tempHome();
+  let srv: ServerProcess | undefined;
+  const server = (): ServerProcess => {
+    if (!srv) throw new Error('cliSession: start() it in a before() hook first');
+    return srv;
+  };
+  const env = () => ({ HOME: home.dir, WEFT_SERVER: server().url, WEFT_TOKEN: server().token });
+  /** The CLI with words split on spaces (or an argv array), extra environment over the session's. */
+  const weft = (args: string | string[], input?: string, extraEnv: Record<string, string> = {}) =>
+    runWeft(Array.isArray(args) ? args : args.split(' ').filter(Boolean), { ...env(), ...extraEnv }, input);
+  return {
+    home, weft,
+    get srv() { return server(); },
+    get env() { return env(); },
+    async start(args: string[] = []) { srv = await startServerProcess({ args }); },
+    async stop() {
+      await srv?.stop();
+      home.cleanup();
+    },
+    /** Runs the CLI and returns its output; throws with stderr unless it exits 0. */
+    async ok(args: string | string[]): Promise<string> {
+      const r = await weft(args);
+      if (r.code !== 0) throw new Error(`weft ${String(args)}: exit ${r.code}\n${r.stderr}`);
+      return r.stdout;
+    },
+  };
+}
+
 /** The servers one test file starts; call stopAll() in an after() hook so they stop on failure too. */
 export function serverFleet(): { start(args?: string[]): Promise<ServerProcess>; stopAll(): Promise<void> } {
   const started: ServerProcess[] = [];

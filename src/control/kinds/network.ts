@@ -1,5 +1,5 @@
 import {
-  WeftError, ENCAPS, cidrRange, checkNetwork, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
+  WeftError, cidrRange, checkNetwork, defaultNetworkMtu, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
   type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type Service,
 } from '../../model/index.js';
 import { allocateVni } from '../../ipam/index.js';
@@ -13,6 +13,15 @@ function immutable(field: string, existing: unknown, next: unknown): void {
   if (existing !== next) {
     throw new WeftError('WEFT_IMMUTABLE', `${field}: cannot change from ${String(existing)} to ${String(next)}; create a new network instead`, { field });
   }
+}
+
+/** What a network keeps for life: an update may repeat these fields or omit them, never change them. */
+function keepFixed(existing: Network, input: NetworkInput, gateway: number): void {
+  immutable('gateway', existing.gateway, formatIp(gateway));
+  if (input.vni !== undefined) immutable('vni', existing.vni, input.vni);
+  if (input.encap !== undefined) immutable('encap', existing.encap, input.encap);
+  // Networks made before encryption existed have no field and count as encrypted.
+  if (input.encrypt !== undefined) immutable('encrypt', existing.encrypt ?? true, input.encrypt);
 }
 
 async function usedVnis(tx: Txn, except?: Network): Promise<Map<number, string>> {
@@ -37,9 +46,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const global = await readGlobal(tx);
     const subnet = formatCidr(layout.subnet);
     if (existing) {
-      immutable('gateway', existing.gateway, formatIp(layout.gateway));
-      if (input.vni !== undefined) immutable('vni', existing.vni, input.vni);
-      if (input.encap !== undefined) immutable('encap', existing.encap, input.encap);
+      keepFixed(existing, input, layout.gateway);
     } else {
       const mine = cidrRange(layout.subnet);
       for (const other of await listIn<Network>(tx, 'networks', tenant)) {
@@ -48,6 +55,8 @@ export const networkKind: KindDef<NetworkInput, Network> = {
         }
       }
     }
+    const encap = existing?.encap ?? input.encap ?? 'vxlan';
+    const encrypt = existing ? existing.encrypt ?? true : input.encrypt ?? true;
     const vni = existing?.vni ?? allocateVni(parseVxlanRange(global.vxlanRange), new Set((await usedVnis(tx)).keys()), input.vni);
     const net: Omit<Network, 'revision' | 'createdAt' | 'updatedAt'> = {
       tenant,
@@ -55,9 +64,10 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       subnet,
       gateway: formatIp(layout.gateway),
       ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
-      encap: existing?.encap ?? input.encap ?? 'vxlan',
+      encap,
+      encrypt,
       vni,
-      mtu: input.mtu ?? global.mtu - ENCAPS[existing?.encap ?? input.encap ?? 'vxlan'].overhead,
+      mtu: input.mtu ?? defaultNetworkMtu(global.mtu, encap, encrypt),
     };
     if (!existing) await newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
     return net;

@@ -67,6 +67,13 @@ export function clusterRoutes(app: FastifyInstance): void {
     if (req.body.name !== req.params.name) throw notFound(`host ${req.params.name} (the body names ${req.body.name})`);
     return c.hosts.register(p.user, req.body);
   });
+  app.post<{ Params: { name: string } }>('/api/v1/hosts/:name/rotate-key', {
+    schema: { params: NameParams, tags: ['hosts'], summary: "Rotate a host's WireGuard key (admin): its agent makes a new key pair, its peers follow the new public key" },
+  }, async (req) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin'], 'rotate host keys');
+    return c.hosts.rotateKey(p.user, req.params.name);
+  });
   app.get('/api/v1/global', { schema: { tags: ['global'], summary: 'Read the global settings' } }, async (req) => {
     principalOf(req);
     return c.global.get();
