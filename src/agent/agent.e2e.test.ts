@@ -53,12 +53,12 @@ test('ADD wires containers that reach each other; CHECK passes; results follow t
   assert.deepEqual(r1.ips, [{ address: '10.1.2.2/24', gateway: '10.1.2.1', interface: 1 }]);
   assert.equal(r1.interfaces[1].name, 'eth0');
   assert.equal(r1.interfaces[1].sandbox, `/run/netns/${ns('c1')}`);
-  assert.equal(r1.interfaces[1].mtu, 1450);
+  assert.equal(r1.interfaces[1].mtu, 1390, 'an encrypted network by default: room for VXLAN and WireGuard');
   assert.deepEqual(r1.routes, [{ dst: '0.0.0.0/0', gw: '10.1.2.1' }]);
   assert.equal(ips.get('c2'), '10.1.2.3');
   assert.ok(await ping('c1', '10.1.2.3'), 'c1 reaches c2');
   const mtu = await h.exec(ns('c1'), ['ip', '-j', 'link', 'show', 'eth0']);
-  assert.equal(JSON.parse(mtu.stdout)[0].mtu, 1450, 'the container gets the network MTU');
+  assert.equal(JSON.parse(mtu.stdout)[0].mtu, 1390, 'the container gets the network MTU');
   const check = await h.cni('CHECK', { conflist: 'weft-default-db', containerId: 'ctr-c1', netns: `/run/netns/${ns('c1')}` });
   assert.deepEqual([check.code, check.stdout], [0, '']);
   const old = await add('c3', 'weft-default-db', { cniVersion: '0.4.0' });

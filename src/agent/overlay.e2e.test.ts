@@ -16,7 +16,7 @@ before(async () => {
   const ok = async (m: string, p: string, b?: unknown) => assert.ok((await lab.api(m, p, b)).status < 300, `${m} ${p}`);
   await ok('POST', '/api/v1/tenants', { name: 'blue' });
   for (const t of ['default', 'blue']) {
-    await ok('POST', `/api/v1/tenants/${t}/networks`, { name: 'contiv-net', subnet: '10.1.2.0/24' });
+    await ok('POST', `/api/v1/tenants/${t}/networks`, { name: 'contiv-net', subnet: '10.1.2.0/24', encrypt: false });
     await ok('POST', `/api/v1/tenants/${t}/groups`, { name: 'db', network: 'contiv-net' });
   }
   for (const h of lab.hosts) assert.ok(await within(5000, async () => existsSync(join(h.dir, 'net.d', 'weft-blue-db.conflist'))) >= 0);

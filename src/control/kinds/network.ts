@@ -67,7 +67,8 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       encap,
       encrypt,
       vni,
-      mtu: input.mtu ?? defaultNetworkMtu(global.mtu, encap, encrypt),
+      // An update that names no MTU keeps the network's: its endpoints were made with it.
+      mtu: input.mtu ?? existing?.mtu ?? defaultNetworkMtu(global.mtu, encap, encrypt),
     };
     if (!existing) await newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
     return net;
