@@ -206,3 +206,22 @@ test('restart: a new agent on the same host keeps every wired endpoint, its Wire
   dp.deleteLink(tenantNs(), names.endpointVeth(a.id));
   assert.ok(await within(5000, async () => dp.namespaces.get(tenantNs())?.links.has(names.endpointVeth(a.id)) === true) >= 0, 'the new agent repairs what the old one sealed');
 });
+
+test('encryption: the tunnel comes up with the host\'s tunnel address, a rotation request gives a new key, and the tunnel goes when encryption is off', async () => {
+  await api('PATCH', '/api/v1/global', { encryption: 'wireguard' });
+  const me = await api('GET', '/api/v1/hosts/node1');
+  assert.ok(await within(5000, async () => dp.tunnel?.address === me.tunnelIp) >= 0, `the tunnel is up on ${me.tunnelIp}`);
+  assert.ok(await within(12_000, async () => (await api('GET', '/api/v1/hosts/node1')).wireguard?.mode === 'kernel', 200) >= 0, 'the heartbeat reports the tunnel');
+  const old = agent.wgPublicKey;
+  const mark = dp.journal.length;
+  await api('POST', '/api/v1/hosts/node1/rotate-key');
+  assert.ok(await within(5000, async () => (await api('GET', '/api/v1/hosts/node1')).wgPublicKey !== old, 100) >= 0, 'a new public key is published at once');
+  assert.notEqual(agent.wgPublicKey, old);
+  assert.ok(await within(3000, async () => dp.journal.slice(mark).some((l) => l.startsWith('ensureTunnel'))) >= 0, 'and the tunnel converged again');
+  const key = agent.wgPublicKey;
+  await agent.stop();
+  agent = await startAgent();
+  assert.equal(agent.wgPublicKey, key, 'a restart neither rotates again nor goes back to the old key');
+  await api('PATCH', '/api/v1/global', { encryption: 'none' });
+  assert.ok(await within(5000, async () => dp.tunnel === undefined) >= 0, 'encryption off: no tunnel');
+});

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
-import { wireguardKey } from './wgkey.js';
+import { keyDue, rotateWireguardKey, wireguardKey } from './wgkey.js';
 
 test('a WireGuard key pair is made once (0600), kept across calls, and its public half is what `wg pubkey` derives', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-wg-'));
@@ -26,6 +26,28 @@ test('a WireGuard key pair is made once (0600), kept across calls, and its publi
     assert.equal(theirs.stdout.trim(), fresh.publicKey, 'and for a key made here');
     writeFileSync(join(dir, 'wireguard.key'), 'garbage\n');
     assert.throws(() => wireguardKey(dir), /not a WireGuard private key.*remove it to make a new one/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a key is due when a rotation was asked for since the last one, or when it is older than the rotation age', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-wg-'));
+  try {
+    const first = wireguardKey(dir);
+    assert.equal(keyDue(dir, 3, 30), false, 'a fresh state dir answers the current count without rotating');
+    assert.equal(keyDue(dir, 3, 30), false);
+    assert.equal(keyDue(dir, 4, 30), true, 'weft host rotate-key raised the count');
+    const next = rotateWireguardKey(dir, 4);
+    assert.notEqual(next.publicKey, first.publicKey);
+    assert.deepEqual(wireguardKey(dir), next, 'the new pair is the one kept');
+    assert.equal(statSync(join(dir, 'wireguard.key')).mode & 0o777, 0o600);
+    assert.equal(keyDue(dir, 4, 30), false, 'answered');
+    const in31days = Date.now() + 31 * 86_400_000;
+    assert.equal(keyDue(dir, 4, 30, in31days), true, 'older than 30 days');
+    assert.equal(keyDue(dir, 4, 0, in31days), false, '0: never by age');
+    writeFileSync(join(dir, 'wireguard.rotated'), 'garbage\n');
+    assert.equal(keyDue(dir, 4, 0), true, 'an unreadable record rotates rather than never again');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
