@@ -43,6 +43,8 @@ test('a key is due when a rotation was asked for since the last one, or when it 
     assert.deepEqual(wireguardKey(dir), next, 'the new pair is the one kept');
     assert.equal(statSync(join(dir, 'wireguard.key')).mode & 0o777, 0o600);
     assert.equal(keyDue(dir, 4, 30), false, 'answered');
+    assert.equal(keyDue(dir, 1, 30), true, 'a host removed and joined again counts from 0: a new request still rotates');
+    rotateWireguardKey(dir, 4);
     const in31days = Date.now() + 31 * 86_400_000;
     assert.equal(keyDue(dir, 4, 30, in31days), true, 'older than 30 days');
     assert.equal(keyDue(dir, 4, 0, in31days), false, '0: never by age');

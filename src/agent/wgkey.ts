@@ -38,7 +38,8 @@ function makeKey(path: string): void {
 }
 
 /**
- * Whether the key is due for a new one: the host's `rotateKey` count passed the one it last answered
+ * Whether the key is due for a new one: the host's `rotateKey` count is not the one it last answered
+ * (a host removed and joined again starts counting anew, so any difference counts)
  * (`weft host rotate-key`), or the key is older than `maxAgeDays` (0: never by age). A state dir that
  * has answered no request yet records the current count without rotating: its key is new anyway.
  */
@@ -49,7 +50,7 @@ export function keyDue(stateDir: string, requested: number, maxAgeDays: number, 
     return false;
   }
   const answered = Number(readFileSync(rotated, 'utf8').trim());
-  if (!Number.isInteger(answered) || requested > answered) return true;
+  if (!Number.isInteger(answered) || requested !== answered) return true;
   const path = join(stateDir, FILE);
   return maxAgeDays > 0 && existsSync(path) && now - statSync(path).mtimeMs > maxAgeDays * 86_400_000;
 }

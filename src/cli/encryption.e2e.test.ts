@@ -57,12 +57,9 @@ test('weft net create --encrypt: default on (MTU 1390), --encrypt=false and -enc
 
 test('weft host ls shows tunnel, mode, key, oldest handshake and traffic; rotate-key prints what happens', async () => {
   const now = Date.now();
-  const status = { mode: 'wireguard-go', peers: [
-    { host: 'node2', handshakeAt: new Date(now - 95_000).toISOString().replace(/\.\d+Z$/, 'Z'), rxBytes: 1_258_291, txBytes: 3_565_158 },
-    { host: 'node3', handshakeAt: new Date(now - 5_000).toISOString().replace(/\.\d+Z$/, 'Z'), rxBytes: 0, txBytes: 0 },
-  ] };
+  const status = { mode: 'wireguard-go', peers: 2, handshaken: 2, oldestHandshakeAt: new Date(now - 95_000).toISOString().replace(/\.\d+Z$/, 'Z'), rxBytes: 1_258_291, txBytes: 3_565_158 };
   assert.equal((await api('PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.1', wgPublicKey: key(1), wireguard: status })).status, 200);
-  assert.equal((await api('PUT', '/api/v1/hosts/node2', { name: 'node2', vtepIp: '192.0.2.2', wgPublicKey: key(2), wireguard: { mode: 'kernel', error: 'no peers yet', peers: [] } })).status, 200);
+  assert.equal((await api('PUT', '/api/v1/hosts/node2', { name: 'node2', vtepIp: '192.0.2.2', wgPublicKey: key(2), wireguard: { mode: 'kernel', error: 'no peers yet', peers: 0, handshaken: 0, rxBytes: 0, txBytes: 0 } })).status, 200);
   const rows = (await ok('host ls')).trim().split('\n');
   assert.match(rows[0] ?? '', /^HOST\s+STATE\s+VTEP\s+TUNNEL\s+WG\s+KEY\s+HANDSHAKE\s+TRAFFIC\s+AGENT\s+LAST SEEN/);
   const k1 = `${key(1).slice(0, 8)}…`.replace(/[+/]/g, '\\$&');
@@ -92,7 +89,7 @@ test('a host certificate registers its own status but may not rotate keys or cho
     const text = await res.text();
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
   };
-  const self = { name: 'h1', vtepIp: '192.0.2.11', wgPublicKey: key(11), wireguard: { mode: 'wireguard-go', peers: [] } };
+  const self = { name: 'h1', vtepIp: '192.0.2.11', wgPublicKey: key(11), wireguard: { mode: 'wireguard-go', peers: 0, handshaken: 0, rxBytes: 0, txBytes: 0 } };
   const reg = await asH1('PUT', '/api/v1/hosts/h1', self);
   assert.deepEqual([reg.status, reg.json.tunnelIp, reg.json.wireguard?.mode], [200, '10.210.0.3', 'wireguard-go']);
   for (const target of ['h1', 'node1']) {

@@ -5,8 +5,8 @@ import { age, bytes, hostColumns, type HostRow } from './commands/host.js';
 
 const NOW = Date.parse('2026-11-23T10:00:00Z');
 const at = (secondsAgo: number) => new Date(NOW - secondsAgo * 1000).toISOString();
-const peer = (host: string, secondsAgo: number | undefined, rxBytes: number, txBytes: number) =>
-  ({ host, ...(secondsAgo === undefined ? {} : { handshakeAt: at(secondsAgo) }), rxBytes, txBytes });
+const status = (mode: 'kernel' | 'wireguard-go', peers: number, handshaken: number, oldest: number | undefined, rxBytes: number, txBytes: number) =>
+  ({ mode, peers, handshaken, ...(oldest === undefined ? {} : { oldestHandshakeAt: at(oldest) }), rxBytes, txBytes });
 
 test('ages and byte counts read like kubectl and wg show', () => {
   assert.deepEqual([0, 42_000, 59_999, 60_000, 3_599_000, 3_600_000, 172_799_000, 172_800_000, -5_000].map(age), ['0s', '42s', '59s', '1m', '59m', '1h', '47h', '2d', '0s']);
@@ -17,12 +17,12 @@ test('host ls rows: tunnel, mode or error, short key, the oldest handshake, summ
   const key = 'q83vEjRWeJq8zN7vEjRWeJq8zN7vEjRWeJq8zN7vEjQ=';
   const rows: HostRow[] = [
     { name: 'node1', state: 'up', vtepIp: '192.0.2.1', tunnelIp: '100.64.0.1', wgPublicKey: key, agentVersion: '0.1.0', lastSeen: at(3),
-      wireguard: { mode: 'wireguard-go', peers: [peer('node2', 42, 1_258_291, 3_000_000), peer('node3', 3, 0, 565_158)] },
+      wireguard: status('wireguard-go', 2, 2, 42, 1_258_291, 3_565_158),
       identity: { joinedAt: at(86_400), addedBy: 'admin', certExpiresAt: '2026-12-23T10:00:00.000Z' } },
     { name: 'node2', state: 'up', vtepIp: '192.0.2.2', tunnelIp: '100.64.0.2', wgPublicKey: key, lastSeen: at(1),
-      wireguard: { mode: 'kernel', peers: [peer('node1', 200, 10, 20), peer('node3', undefined, 0, 148)] } },
+      wireguard: status('kernel', 2, 1, 200, 10, 168) },
     { name: 'node3', state: 'down', vtepIp: '192.0.2.3', tunnelIp: '100.64.0.3', lastSeen: at(600),
-      wireguard: { mode: 'wireguard-go', error: 'wireguard-go: not installed', peers: [] } },
+      wireguard: { ...status('wireguard-go', 0, 0, undefined, 0, 0), error: 'wireguard-go: not installed' } },
     { name: 'node4', state: 'invited', identity: { addedBy: 'admin', joinExpiresAt: '2026-11-23T11:00:00.000Z' } },
   ];
   assert.equal(renderTable(rows, hostColumns(NOW)), [

@@ -107,7 +107,7 @@ test('bad global values name their field and change nothing', async () => {
 
 test('the server keeps what it owns (tunnel address, rotations); the status is stored as the agent sends it', async () => {
   const c = await fresh();
-  const status: WireguardStatus = { mode: 'wireguard-go', peers: [{ host: 'n2', handshakeAt: '2026-11-23T10:00:00Z', rxBytes: 10, txBytes: 20 }] };
+  const status: WireguardStatus = { mode: 'wireguard-go', peers: 1, handshaken: 1, oldestHandshakeAt: '2026-11-23T10:00:00Z', rxBytes: 10, txBytes: 20 };
   await c.hosts.register('agent', host('n1', 1, { wireguard: status }));
   assert.deepEqual((await c.hosts.get('n1')).wireguard, status);
   const r1 = await c.hosts.rotateKey('admin', 'n1');
@@ -121,7 +121,7 @@ test('the server keeps what it owns (tunnel address, rotations); the status is s
 test('tenant users see no underlay, tunnel address, key, rotation or tunnel status', async () => {
   const c = await fresh();
   const key = Buffer.alloc(32, 9).toString('base64');
-  await c.hosts.register('agent', host('n1', 1, { wgPublicKey: key, wireguard: { mode: 'kernel', peers: [] } }));
+  await c.hosts.register('agent', host('n1', 1, { wgPublicKey: key, wireguard: { mode: 'kernel', peers: 0, handshaken: 0, rxBytes: 0, txBytes: 0 } }));
   await c.hosts.rotateKey('admin', 'n1');
   const h = await c.hosts.get('n1');
   const seen = hostFor({ user: 'bob', role: 'tenant', tenants: ['default'], credential: 't' }, h);

@@ -1,5 +1,5 @@
 import {
-  VXLAN_PORT, WeftError, badReference, endpointId, notFound, parseCidr, parseIp,
+  VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, notFound, parseCidr, parseIp,
   type Endpoint, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
@@ -23,8 +23,9 @@ async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMappin
     for (const p of e.portMappings ?? []) taken.set(`${p.hostPort}/${p.protocol}`, e.id);
   }
   for (const [i, p] of wanted.entries()) {
-    if (p.hostPort === VXLAN_PORT && p.protocol === 'udp') {
-      throw new WeftError('WEFT_INVALID_VALUE', `portMappings.${i}.hostPort: ${p.hostPort}/udp is the overlay's port on every host; it cannot be published`, { field: `portMappings.${i}.hostPort` });
+    if ((p.hostPort === VXLAN_PORT || p.hostPort === WIREGUARD_PORT) && p.protocol === 'udp') {
+      const what = p.hostPort === VXLAN_PORT ? "the overlay's port" : "WireGuard's port (the encrypted overlay)";
+      throw new WeftError('WEFT_INVALID_VALUE', `portMappings.${i}.hostPort: ${p.hostPort}/udp is ${what} on every host; it cannot be published`, { field: `portMappings.${i}.hostPort` });
     }
     const by = taken.get(`${p.hostPort}/${p.protocol}`);
     if (by) throw new WeftError('WEFT_ADDRESS_IN_USE', `portMappings.${i}: host port ${p.hostPort}/${p.protocol} on ${host} is published by endpoint ${by}`, { field: `portMappings.${i}` });

@@ -1,4 +1,4 @@
-import { WeftError, notFound, parseIp, type Host, type HostInput } from '../model/index.js';
+import { WeftError, notFound, parseCidr, parseIp, specialRangeOf, type Host, type HostInput } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { listNames } from './crud.js';
 import { keys, withRevision } from './keys.js';
@@ -39,14 +39,24 @@ export class Hosts {
    * rotation count) is carried over from the stored record, never taken from the input.
    */
   async register(actor: string, input: HostInput): Promise<Host> {
-    if (parseIp(input.vtepIp) === undefined) {
+    const vtep = parseIp(input.vtepIp);
+    if (vtep === undefined) {
       throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: '${input.vtepIp}' is not an IPv4 address`, { field: 'vtepIp' });
     }
+    // Every other host would send its overlay (and WireGuard) there.
+    const special = specialRangeOf(vtep);
+    if (special) throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: ${input.vtepIp} is in ${special}, not a host's underlay address`, { field: 'vtepIp' });
     const r = await this.store.transact(actor, async (tx) => {
       const old = await tx.get(keys.host(input.name));
       const prev = old ? withRevision<Host>(old) : undefined;
       await refuseTwins(tx, input, prev);
-      const tunnelIp = await tunnelIpFor(tx, input.name, prev?.tunnelIp, (await readGlobal(tx)).tunnelRange);
+      const { tunnelRange } = await readGlobal(tx);
+      const range = parseCidr(tunnelRange, 'tunnelRange');
+      // Its own tunnel route would swallow the traffic to it (WireGuard's, the clear overlay's).
+      if (vtep >>> (32 - range.prefix) === range.base >>> (32 - range.prefix)) {
+        throw new WeftError('WEFT_OVERLAP', `vtepIp: ${input.vtepIp} is inside the tunnel range ${tunnelRange}; choose another range (weft global set --tunnel-range)`, { field: 'vtepIp' });
+      }
+      const tunnelIp = await tunnelIpFor(tx, input.name, prev?.tunnelIp, tunnelRange);
       const at = this.now();
       const h: Omit<Host, 'revision'> = {
         name: input.name,

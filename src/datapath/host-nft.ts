@@ -1,5 +1,6 @@
 import type { TenantPlan } from './plan.js';
 import { VXLAN_PORT } from './names.js';
+import { WIREGUARD_PORT } from '../model/index.js';
 import { tableText, type NftMap, type NftTable } from './table.js';
 
 export const HOST_TABLE = 'weft';
@@ -46,7 +47,7 @@ function natChains(plans: readonly TenantPlan[]): string[] {
   const ports = dnat.length ? [
     '\t\tip daddr @uplinks return comment "uplink addresses serve only DNS"',
     '\t\tip daddr 127.0.0.0/8 return comment "loopback is never published"',
-    `\t\tudp dport ${VXLAN_PORT} return comment "the overlay port is never published"`,
+    `\t\tudp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } return comment "the overlay ports are never published"`,
     ...dnat,
   ] : [];
   return [
@@ -97,11 +98,19 @@ const filterChains = (device?: string): string[] => [
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
   `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports and replies only"`,
   `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
-  `\t\tiifname ${UPLINKS} udp dport ${VXLAN_PORT} drop comment "no overlay frames from a tenant"`,
+  `\t\tiifname ${UPLINKS} udp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } drop comment "no overlay frames from a tenant"`,
   ...(device ? [`\t\tiifname ${UPLINKS} oifname "${device}" drop comment "tenants never use the tunnel"`] : []),
   // Through the host's own route, 169.254.169.254 (cloud metadata) would hand a container the host's credentials.
   `\t\tiifname ${UPLINKS} ip daddr 169.254.0.0/16 drop comment "no link-local services for tenants"`,
   '\t}',
+  // Routing alone keeps an encrypted network's frames in the tunnel; should the device be down, they would
+  // take the default route in clear. This is the second lock.
+  ...(device ? [
+    '\tchain out {',
+    '\t\ttype filter hook output priority filter; policy accept;',
+    `\t\tudp dport ${VXLAN_PORT} oifname != "${device}" @th,96,24 != @clear_vnis counter drop comment "an encrypted network's frames never leave in clear"`,
+    '\t}',
+  ] : []),
 ];
 
 function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMap[] {

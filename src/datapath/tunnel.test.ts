@@ -62,6 +62,7 @@ test('tunnel device names fit in 15 bytes whatever the prefix', () => {
   const long = tunnelDevice('a-very-long-prefix-');
   assert.ok(long.length <= 15 && long.startsWith('wg'), long);
   assert.notEqual(long, tunnelDevice('a-very-long-prefix2-'), 'distinct prefixes, distinct devices');
+  assert.match(tunnelDevice('wu1-'), /^wg[0-9a-f]{13}$/, 'never wu*, the uplinks\' pattern in the host table');
 });
 
 const DUMP = [

@@ -42,10 +42,13 @@ export interface TunnelInputs {
 /** Keepalives every 25 s keep the handshake fresh (its age is what `weft host ls` shows) and NAT mappings open. */
 export const KEEPALIVE_S = 25;
 
-/** The tunnel device: unique per agent (labs run several in one mount namespace, where wireguard-go's sockets live). */
+/**
+ * The tunnel device: unique per agent (labs run several in one mount namespace, where wireguard-go's
+ * sockets live). Never `wu*`: the host table takes those for tenant uplinks.
+ */
 export function tunnelDevice(nsPrefix: string): string {
   const name = `${nsPrefix}wg`;
-  return name.length <= 15 && /^[A-Za-z0-9_.-]+$/.test(name) ? name : `wg${createHash('sha256').update(nsPrefix).digest('hex').slice(0, 13)}`;
+  return name.length <= 15 && /^[A-Za-z0-9_.-]+$/.test(name) && !name.startsWith('wu') ? name : `wg${createHash('sha256').update(nsPrefix).digest('hex').slice(0, 13)}`;
 }
 
 /**

@@ -63,6 +63,9 @@ export function spawnDaemon(argv: readonly string[], logFile: string, env?: Read
   const fd = openSync(logFile, 'a');
   try {
     const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], ...(env ? { env: { ...process.env, ...env } } : {}) });
+    // A program that cannot start (ENOENT) has no pid and throws below; its 'error' event, emitted a tick
+    // later, must not take this process down.
+    child.once('error', () => undefined);
     child.unref();
     if (child.pid === undefined) throw new ExecError(argv, -1, 'could not start');
     return child.pid;

@@ -170,12 +170,23 @@ export type Encryption = (typeof ENCRYPTIONS)[number];
 export const WIREGUARD_MODES = ['kernel', 'wireguard-go'] as const;
 export type WireguardMode = (typeof WIREGUARD_MODES)[number];
 
-/** A host's tunnel as its agent sees it: which implementation, and each peer's last handshake and bytes. */
+/**
+ * A host's tunnel as its agent sees it, in a few numbers: it travels with every heartbeat to every agent's
+ * watch and into the history, so its size must not grow with the cluster (a per-peer list would make
+ * that traffic grow with the square of the host count).
+ */
 export interface WireguardStatus {
   mode: WireguardMode;
   /** Why the tunnel is not up, when it is not (e.g. no implementation available). */
   error?: string;
-  peers: Array<{ host: string; handshakeAt?: string; rxBytes: number; txBytes: number }>;
+  /** Peers configured, and how many of them have completed a handshake. */
+  peers: number;
+  handshaken: number;
+  /** The least recent of the peers' latest handshakes: a tunnel is as fresh as its stalest peer. */
+  oldestHandshakeAt?: string;
+  /** Bytes received from and sent to all peers. */
+  rxBytes: number;
+  txBytes: number;
 }
 
 export interface User extends Meta {

@@ -165,12 +165,11 @@ export const HostInput = strict({
   wireguard: Type.Optional(strict({
     mode: oneOf(WIREGUARD_MODES),
     error: Type.Optional(Text(512)),
-    peers: Type.Array(strict({
-      host: Name,
-      handshakeAt: Type.Optional(Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,3})?Z$' })),
-      rxBytes: Type.Integer({ minimum: 0 }),
-      txBytes: Type.Integer({ minimum: 0 }),
-    }), { maxItems: 4096 }),
+    peers: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    handshaken: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    oldestHandshakeAt: Type.Optional(Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,3})?Z$' })),
+    rxBytes: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    txBytes: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   }, "the host's tunnel as its agent sees it")),
 });
 

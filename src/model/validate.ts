@@ -138,6 +138,11 @@ export function parseTunnelRange(text: string, field = 'tunnelRange'): Cidr {
   return c;
 }
 
+/** Which special range an address is in (loopback, multicast, link-local, ...), if any: no host's underlay address. */
+export function specialRangeOf(ip: number): string | undefined {
+  return NOT_FOR_TUNNELS.find(([, r]) => cidrRange(r).first <= ip && ip <= cidrRange(r).last)?.[0];
+}
+
 export function checkGlobal(input: GlobalInput): void {
   if (input.vxlanRange !== undefined) parseVxlanRange(input.vxlanRange);
   if (input.tunnelRange !== undefined) parseTunnelRange(input.tunnelRange);

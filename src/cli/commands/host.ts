@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Column } from '../output.js';
 import { act, done, durationArg, leaf, type Io, seg } from '../kit.js';
+import type { WireguardStatus } from '../../model/index.js';
 
 /** A host row as `weft host ls` shows it: the API's host (any field may be missing) and its identity. */
 export interface HostRow {
@@ -11,7 +12,7 @@ export interface HostRow {
   wgPublicKey?: string;
   agentVersion?: string;
   lastSeen?: string;
-  wireguard?: { mode: string; error?: string; peers: Array<{ host: string; handshakeAt?: string; rxBytes: number; txBytes: number }> };
+  wireguard?: WireguardStatus;
   identity?: { joinedAt?: string; addedBy?: string; joinExpiresAt?: string; certExpiresAt?: string };
 }
 
@@ -38,17 +39,16 @@ export function bytes(n: number): string {
 
 /** The oldest peer handshake's age: a tunnel is as fresh as its stalest peer; `never` if one has none yet. */
 function handshake(h: HostRow, now: number): string | undefined {
-  const peers = h.wireguard?.peers ?? [];
-  if (peers.length === 0) return undefined;
-  if (peers.some((p) => p.handshakeAt === undefined)) return 'never';
-  return age(now - Math.min(...peers.map((p) => Date.parse(p.handshakeAt ?? ''))));
+  const w = h.wireguard;
+  if (!w || w.peers === 0) return undefined;
+  if (w.handshaken < w.peers || w.oldestHandshakeAt === undefined) return 'never';
+  return age(now - Date.parse(w.oldestHandshakeAt));
 }
 
 function traffic(h: HostRow): string | undefined {
-  const peers = h.wireguard?.peers ?? [];
-  if (peers.length === 0) return undefined;
-  const sum = (f: (p: (typeof peers)[number]) => number) => peers.reduce((n, p) => n + f(p), 0);
-  return `${bytes(sum((p) => p.rxBytes))}/${bytes(sum((p) => p.txBytes))}`;
+  const w = h.wireguard;
+  if (!w || w.peers === 0) return undefined;
+  return `${bytes(w.rxBytes)}/${bytes(w.txBytes)}`;
 }
 
 function joined(h: HostRow): string {

@@ -36,8 +36,8 @@ export function userspaceWireguard(runner: Runner, stateDir: string): WireguardI
   return {
     mode: 'wireguard-go',
     async create(device) {
-      // A socket left by a killed wireguard-go would make the new one refuse to start.
-      rmSync(join(WG_SOCKET_DIR, `${device}.sock`), { force: true });
+      // A stale socket is wireguard-go's to handle (it probes it); deleting one here would stop a live
+      // wireguard-go that owns it.
       const pid = spawnDaemon(['wireguard-go', '-f', device], join(stateDir, 'wireguard-go.log'), { WG_PROCESS_FOREGROUND: '1' });
       writeFileSync(pidFile, `${pid}\n`, { mode: 0o600 });
       for (let i = 0; i < 100; i++) {
@@ -46,15 +46,14 @@ export function userspaceWireguard(runner: Runner, stateDir: string): WireguardI
         if (!alive(pid)) break;
         await new Promise((r) => setTimeout(r, 50));
       }
-      stop(pid);
+      stop(pid, device);
       throw new Error(`wireguard-go did not bring up ${device} (see ${join(stateDir, 'wireguard-go.log')})`);
     },
     async remove(device) {
       await runner.run(['ip', 'link', 'del', device], { allowFailure: true });
       const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
-      if (Number.isInteger(pid) && pid > 1) stop(pid);
+      if (Number.isInteger(pid) && pid > 1) stop(pid, device);
       rmSync(pidFile, { force: true });
-      rmSync(join(WG_SOCKET_DIR, `${device}.sock`), { force: true });
     },
   };
 }
@@ -68,10 +67,10 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Stops a wireguard-go we started, only if that pid is still a wireguard-go (pids are reused). */
-function stop(pid: number): void {
+/** Stops the wireguard-go we started for `device`, only if that pid still is exactly it (pids are reused). */
+function stop(pid: number, device: string): void {
   try {
-    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('wireguard-go')) return;
+    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== `wireguard-go\0-f\0${device}\0`) return;
     process.kill(pid, 'SIGTERM');
   } catch {
     // Already gone.
@@ -117,6 +116,16 @@ export function wgSetArgs(t: TunnelPlan, have: ReturnType<typeof parseDump>, pri
   return out;
 }
 
+/** The peers of a dump as the heartbeat reports them: counts, the stalest handshake, summed bytes. */
+export function summarise(peers: readonly DumpPeer[]): Omit<WireguardStatus, 'mode' | 'error'> {
+  const shaken = peers.filter((p) => p.handshake > 0);
+  return {
+    peers: peers.length, handshaken: shaken.length,
+    ...(shaken.length ? { oldestHandshakeAt: new Date(Math.min(...shaken.map((p) => p.handshake)) * 1000).toISOString() } : {}),
+    rxBytes: peers.reduce((n, p) => n + p.rx, 0), txBytes: peers.reduce((n, p) => n + p.tx, 0),
+  };
+}
+
 interface AddrJson { ifname: string; mtu: number; flags?: string[]; addr_info?: Array<{ family: string; local: string; prefixlen: number }>; linkinfo?: { info_kind?: string } }
 
 /**
@@ -128,7 +137,7 @@ export class WireguardTunnel {
   /** The device last made or seen (undefined: not looked at since the agent started). */
   private present: string | undefined | null = null;
   private lastError: string | undefined;
-  private peersByKey = new Map<string, string>();
+  private peersByKey = new Set<string>();
 
   constructor(private readonly runner: Runner, private readonly stateDir: string, private readonly keyFile: string) {}
 
@@ -153,7 +162,7 @@ export class WireguardTunnel {
       this.impl ??= link.linkinfo?.info_kind === 'wireguard' ? kernelWireguard(this.runner) : userspaceWireguard(this.runner, this.stateDir);
     }
     this.present = t.device;
-    this.peersByKey = new Map(t.peers.map((p) => [p.publicKey, p.host]));
+    this.peersByKey = new Set(t.peers.map((p) => p.publicKey));
     const privateKey = readFileSync(this.keyFile, 'utf8').trim();
     const dump = await this.runner.run(['wg', 'show', t.device, 'dump']);
     const args = wgSetArgs(t, parseDump(dump.stdout), privateKey, this.keyFile);
@@ -200,13 +209,10 @@ export class WireguardTunnel {
 
   /** What `weft host ls` shows: the implementation, any error, each peer's last handshake and bytes. */
   async status(): Promise<WireguardStatus | undefined> {
-    if (this.lastError && !this.present) return { mode: this.impl?.mode ?? 'wireguard-go', error: this.lastError.slice(0, 500), peers: [] };
+    if (this.lastError && !this.present) return { ...summarise([]), mode: this.impl?.mode ?? 'wireguard-go', error: this.lastError.slice(0, 500) };
     if (!this.present || !this.impl) return undefined;
     const dump = parseDump((await this.runner.run(['wg', 'show', this.present, 'dump'], { allowFailure: true })).stdout);
-    const peers = (dump?.peers ?? []).flatMap((p) => {
-      const host = this.peersByKey.get(p.publicKey);
-      return host ? [{ host, ...(p.handshake > 0 ? { handshakeAt: new Date(p.handshake * 1000).toISOString() } : {}), rxBytes: p.rx, txBytes: p.tx }] : [];
-    });
-    return { mode: this.impl.mode, ...(this.lastError ? { error: this.lastError.slice(0, 500) } : {}), peers };
+    const peers = (dump?.peers ?? []).filter((p) => this.peersByKey.has(p.publicKey));
+    return { ...summarise(peers), mode: this.impl.mode, ...(this.lastError ? { error: this.lastError.slice(0, 500) } : {}) };
   }
 }
