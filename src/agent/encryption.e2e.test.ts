@@ -91,19 +91,32 @@ test('with encryption on: containers on three hosts talk through WireGuard, and 
   assert.ok(t >= 0, `every host reports wireguard-go, two peers, a handshake and bytes: ${JSON.stringify((await ok('GET', '/api/v1/hosts')).items.map((h: any) => h.wireguard))}`);
 });
 
-test('with encryption on, VXLAN of an encrypted network in clear is dropped even from a registered host\'s address', { skip: !root && 'needs root' }, async () => {
+test('with encryption on, VXLAN of an encrypted network in clear is dropped even from a registered host\'s address; no host sends any', { skip: !root && 'needs root' }, async () => {
   const [h1, h2] = lab.hosts as [LabHost, LabHost];
   const tns = `${lab.tag}1-t1`;
   const rx = async (net: string) => JSON.parse((await lab.exec(h1.ns, ['ip', '-n', tns, '-s', '-j', 'link', 'show', `wx${vni.get(net)}`])).stdout)[0].stats64.rx.packets as number;
-  let before = await rx('secret');
-  assert.equal((await lab.exec(h2.ns, ['python3', '-c', INJECT, h1.vtep, String(vni.get('secret')), '20'])).code, 0);
-  await new Promise((r) => setTimeout(r, 300));
-  const got = (await rx('secret')) - before;
-  assert.ok(got < 5, `none of 20 clear frames for the encrypted network was decapsulated (${got} counted meanwhile)`);
-  before = await rx('bulk');
-  assert.equal((await lab.exec(h2.ns, ['python3', '-c', INJECT, h1.vtep, String(vni.get('bulk')), '20'])).code, 0);
-  await new Promise((r) => setTimeout(r, 300));
-  assert.ok((await rx('bulk')) >= before + 20, 'the same frames for the opted-out network are');
+  // A machine on the underlay posing as h2 (its address forged in the outer header).
+  const underlay = `${lab.tag}-ul`;
+  const intruder = h1.vtep.replace(/\.[0-9]+$/, '.99');
+  await lab.exec(underlay, ['ip', 'addr', 'add', `${intruder}/24`, 'dev', 'br0']);
+  try {
+    const forge = (net: string) => lab.exec(underlay, ['python3', '-c', INJECT, h1.vtep, String(vni.get(net)), '20', h2.vtep]);
+    let before = await rx('secret');
+    assert.equal((await forge('secret')).code, 0);
+    await new Promise((r) => setTimeout(r, 300));
+    const got = (await rx('secret')) - before;
+    assert.ok(got < 5, `none of 20 clear frames for the encrypted network, from h2's address, was decapsulated (${got} counted meanwhile)`);
+    before = await rx('bulk');
+    assert.equal((await forge('bulk')).code, 0);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok((await rx('bulk')) >= before + 20, 'the same frames for the opted-out network are (the filter made the difference, not the forging)');
+  } finally {
+    await lab.exec(underlay, ['ip', 'addr', 'del', `${intruder}/24`, 'dev', 'br0']);
+  }
+  // A host's own clear VXLAN of an encrypted network never leaves it (the output rule; routing alone would do while the tunnel is up).
+  const own = await lab.exec(h2.ns, ['python3', '-c', INJECT, h1.vtep, String(vni.get('secret')), '1']);
+  assert.notEqual(own.code, 0, 'h2 cannot send clear VXLAN of the encrypted network');
+  assert.match(own.stderr, /Operation not permitted/);
 });
 
 test('a TCP stream survives turning encryption off and on, a key rotation and a host leaving; the removed host reaches nothing', { skip: !root && 'needs root' }, async () => {

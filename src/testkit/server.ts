@@ -40,7 +40,12 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   proc.stderr?.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`weft server did not start in 10 s:\n${stdout}\n${stderr}`)), 10_000);
+    // 30 s: a loaded CI machine has taken over 10 s. One that never starts is stopped by its pid, or the
+    // test file would wait for it forever.
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`weft server did not start in 30 s:\n${stdout}\n${stderr}`));
+    }, 30_000);
     proc.stdout?.on('data', () => {
       const m = /listening on (https:\/\/[0-9.:]+)/.exec(stdout);
       if (m?.[1]) {
