@@ -152,6 +152,21 @@ test('DEL releases, unwires and forgets the address\'s connections; DEL again an
   assert.equal((await cni('DEL', 'never-added')).code, 0);
 });
 
+test('ADD and DEL of an id whose endpoint is on another host: ADD refused naming that host, DEL succeeds, the endpoint untouched', async () => {
+  const theirs = await api('POST', '/api/v1/endpoints', { tenant: 'default', network: 'net', group: 'db', containerId: 'elsewhere', host: 'node2', ifname: 'eth0', netns: '/run/netns/x', labels: {} });
+  assert.ok(await within(5000, async () => agent.state.endpoints.has(theirs.id)) >= 0, 'the agent sees node2\'s endpoint');
+  dp.addContainer(netnsOf('elsewhere'));
+  const add = await cni('ADD', 'elsewhere');
+  assert.equal(add.code, 1, add.stdout);
+  assert.equal(JSON.parse(add.stdout).code, 7, add.stdout);
+  assert.match(JSON.parse(add.stdout).msg, /already exists on host node2, not on this host node1; nothing was released/);
+  const del = await cni('DEL', 'elsewhere');
+  assert.deepEqual([del.code, del.stdout], [0, ''], 'DEL succeeds: this host holds nothing of it');
+  const still = await http(server.url, server.token, 'GET', `/api/v1/endpoints/${theirs.id}`);
+  assert.deepEqual([still.status, still.json.host, still.json.ip], [200, 'node2', theirs.ip], 'node2\'s endpoint and address are untouched');
+  await api('DELETE', `/api/v1/endpoints/${theirs.id}`);
+});
+
 test('CHECK names what drifted: the host side off its bridge, the container without its address', async () => {
   const { id } = await added('c5');
   const veth = dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id));
