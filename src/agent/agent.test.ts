@@ -11,6 +11,8 @@ import { http, startServerProcess, type ServerProcess } from '../testkit/server.
 import { inviteHost, within } from '../testkit/host.js';
 import type { Agent } from './agent.js';
 import { startMemoryAgent } from './testing.js';
+import { loadCredentials } from './identity.js';
+import { ApiError, Client } from '../client/index.js';
 
 /**
  * The agent's logic without root: a real server process (no privileges needed), a real agent in this
@@ -164,6 +166,10 @@ test('ADD and DEL of an id whose endpoint is on another host: ADD refused naming
   assert.deepEqual([del.code, del.stdout], [0, ''], 'DEL succeeds: this host holds nothing of it');
   const still = await http(server.url, server.token, 'GET', `/api/v1/endpoints/${theirs.id}`);
   assert.deepEqual([still.status, still.json.host, still.json.ip], [200, 'node2', theirs.ip], 'node2\'s endpoint and address are untouched');
+  // And the server refuses node1's certificate the release itself (a token carries no host: it cannot tell).
+  const asNode1 = new Client({ servers: [server.url], token: undefined, tls: loadCredentials(join(dir, 'state'), 'node1') as NonNullable<ReturnType<typeof loadCredentials>> });
+  await assert.rejects(asNode1.request('DELETE', `/api/v1/endpoints/${theirs.id}`), (e: ApiError) => e.status === 403 && /the host of endpoint .* is node2, not node1/.test(e.message));
+  asNode1.close();
   await api('DELETE', `/api/v1/endpoints/${theirs.id}`);
 });
 
