@@ -11,6 +11,8 @@ import { http, startServerProcess, type ServerProcess } from '../testkit/server.
 import { inviteHost, within } from '../testkit/host.js';
 import type { Agent } from './agent.js';
 import { startMemoryAgent } from './testing.js';
+import { loadCredentials } from './identity.js';
+import { ApiError, Client } from '../client/index.js';
 
 /**
  * The agent's logic without root: a real server process (no privileges needed), a real agent in this
@@ -150,6 +152,25 @@ test('DEL releases, unwires and forgets the address\'s connections; DEL again an
   assert.equal((await http(server.url, server.token, 'GET', `/api/v1/endpoints/${id}`)).status, 404);
   assert.equal((await cni('DEL', 'c4')).code, 0, 'DEL is idempotent');
   assert.equal((await cni('DEL', 'never-added')).code, 0);
+});
+
+test('ADD and DEL of an id whose endpoint is on another host: ADD refused naming that host, DEL succeeds, the endpoint untouched', async () => {
+  const theirs = await api('POST', '/api/v1/endpoints', { tenant: 'default', network: 'net', group: 'db', containerId: 'elsewhere', host: 'node2', ifname: 'eth0', netns: '/run/netns/x', labels: {} });
+  assert.ok(await within(5000, async () => agent.state.endpoints.has(theirs.id)) >= 0, 'the agent sees node2\'s endpoint');
+  dp.addContainer(netnsOf('elsewhere'));
+  const add = await cni('ADD', 'elsewhere');
+  assert.equal(add.code, 1, add.stdout);
+  assert.equal(JSON.parse(add.stdout).code, 7, add.stdout);
+  assert.match(JSON.parse(add.stdout).msg, /already exists on host node2, not on this host node1; nothing was released/);
+  const del = await cni('DEL', 'elsewhere');
+  assert.deepEqual([del.code, del.stdout], [0, ''], 'DEL succeeds: this host holds nothing of it');
+  const still = await http(server.url, server.token, 'GET', `/api/v1/endpoints/${theirs.id}`);
+  assert.deepEqual([still.status, still.json.host, still.json.ip], [200, 'node2', theirs.ip], 'node2\'s endpoint and address are untouched');
+  // And the server refuses node1's certificate the release itself (a token carries no host: it cannot tell).
+  const asNode1 = new Client({ servers: [server.url], token: undefined, tls: loadCredentials(join(dir, 'state'), 'node1') as NonNullable<ReturnType<typeof loadCredentials>> });
+  await assert.rejects(asNode1.request('DELETE', `/api/v1/endpoints/${theirs.id}`), (e: ApiError) => e.status === 403 && /the host of endpoint .* is node2, not node1/.test(e.message));
+  asNode1.close();
+  await api('DELETE', `/api/v1/endpoints/${theirs.id}`);
 });
 
 test('CHECK names what drifted: the host side off its bridge, the container without its address', async () => {

@@ -58,7 +58,10 @@ export class CniEndpoints implements CniHost {
     });
   }
 
-  /** The server allocates; a leftover endpoint with the same id (an ADD cut short, a missed DEL) is released and made anew. */
+  /**
+   * The server allocates; a leftover endpoint with the same id on this host (an ADD cut short, a missed DEL)
+   * is released and made anew. One on another host is that host's container: refused, nothing released.
+   */
   private async allocate(req: AddRequest, id: string): Promise<Endpoint> {
     const body = {
       tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
@@ -72,6 +75,9 @@ export class CniEndpoints implements CniHost {
     } catch (e) {
       if (!(e instanceof ApiError && e.code === 'WEFT_EXISTS')) throw e;
       const old = await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      if (old.host !== this.d.host) {
+        throw new CniError(7, `endpoint ${id} (container ${req.containerId}, interface ${req.ifname}) already exists on host ${old.host}, not on this host ${this.d.host}; nothing was released`);
+      }
       await this.d.endpoints.release(old);
       return this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
     }
@@ -96,8 +102,11 @@ export class CniEndpoints implements CniHost {
     const id = endpointId(containerId, ifname);
     return this.d.endpoints.inFlight(id, async () => {
       const ep = this.d.state.endpoints.get(id) ?? await this.fetch(id);
-      if (ep) return this.d.endpoints.release(ep);
-      // Unknown to the server: still remove a veth of that name from any tenant namespace we hold.
+      if (ep?.host === this.d.host) return this.d.endpoints.release(ep);
+      // Another host's endpoint is its container's, not ours to release: DEL succeeds for what this host
+      // holds (a runtime retries a failed DEL for ever). Unknown to the server, or another host's: still
+      // remove a veth of that name from any tenant namespace we hold.
+      if (ep) this.d.log.warn({ endpoint: id, host: ep.host }, 'DEL of an endpoint on another host: only this host\'s leftovers are removed');
       for (const t of this.d.state.tenants.values()) await this.d.datapath.unwire(this.d.endpoints.tenantNs(t.name) as string, names.endpointVeth(id));
     });
   }

@@ -29,8 +29,11 @@ export class Reconciler {
   private readonly converged = new Map<string, { shape: string; admitted: string }>();
   private readonly dirty = new Set<string>();
   private allDirty = false;
-  private scheduled = false;
+  /** A pass is queued behind the running one; further marks only add to what it will converge. */
+  private queued = false;
   private running: Promise<void> = Promise.resolve();
+  /** Passes started, for tests and the host's status. */
+  passes = 0;
   private timer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
 
@@ -64,12 +67,26 @@ export class Reconciler {
   mark(tenant: string | undefined): void {
     if (tenant === undefined) this.allDirty = true;
     else this.dirty.add(tenant);
-    if (this.scheduled) return;
-    this.scheduled = true;
+    // At most one pass waits behind the running one: it reads the dirty marks when it starts, so marks
+    // (and resync ticks) arriving meanwhile fold into it instead of chaining a pass each, which piled up
+    // without bound when a pass was slower than the resync interval.
+    if (this.queued) return;
+    this.queued = true;
     setImmediate(() => {
-      this.scheduled = false;
-      this.running = this.running.then(() => this.pass());
+      this.running = this.running.then(() => this.runQueued());
     });
+  }
+
+  private async runQueued(): Promise<void> {
+    this.queued = false;
+    this.passes++;
+    try {
+      await this.pass();
+    } catch (e) {
+      // A rejected `running` would skip every later pass: keep the chain alive and say why.
+      this.lastError = `pass: ${(e as Error).message}`;
+      this.log.warn({ err: (e as Error).message }, 'reconcile pass failed; retrying at the next resync');
+    }
   }
 
   plan(tenant: string): TenantPlan | undefined {

@@ -36,6 +36,21 @@ export async function listAll(client: Client): Promise<Snapshot> {
 }
 
 /**
+ * The server sends a bookmark line every 15 s on an idle watch (BOOKMARK_MS in server/routes/changes.ts).
+ * A server that stops without closing the connection (frozen, its host gone, a partition that drops
+ * packets) sends nothing at all, and TCP may not notice for many minutes: after three missed bookmarks the
+ * agent gives up on the stream and re-lists, so it never serves stale policy unknowingly.
+ */
+export const WATCH_IDLE_MS = 3 * 15_000;
+
+export interface SyncTiming {
+  /** The pause before a re-list after the watch broke. */
+  retryMs: number;
+  /** No line (change or bookmark) for this long, headers included, and the watch is abandoned. */
+  idleMs: number;
+}
+
+/**
  * List, then watch from the listed revision; on any break (server restart, 410 compacted, network error)
  * list again after a short pause. `changed` gets the affected tenant (or undefined: everything).
  */
@@ -49,7 +64,7 @@ export class Syncer {
     private readonly state: DesiredState,
     private readonly changed: (tenant: string | undefined) => void,
     private readonly log: Logger,
-    private readonly retryMs = 1000,
+    private readonly timing: SyncTiming = { retryMs: 1000, idleMs: WATCH_IDLE_MS },
   ) {}
 
   async start(): Promise<void> {
@@ -79,7 +94,7 @@ export class Syncer {
         this.log.warn({ err: (e as Error).message }, gone ? 'watch revision compacted; re-listing' : 'watch broke; re-listing');
       }
       if (!this.running) return;
-      await new Promise((r) => setTimeout(r, this.retryMs));
+      await new Promise((r) => setTimeout(r, this.timing.retryMs));
       try {
         await this.relist();
       } catch (e) {
@@ -89,8 +104,31 @@ export class Syncer {
   }
 
   private async watch(): Promise<void> {
-    this.abort = new AbortController();
-    const body = await this.client.stream(`/api/v1/watch?since=${this.state.revision}`, this.abort.signal);
+    const abort = (this.abort = new AbortController());
+    let idle = false;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        idle = true;
+        abort.abort();
+      }, this.timing.idleMs);
+    };
+    arm();
+    try {
+      await this.follow(abort.signal, arm);
+    } catch (e) {
+      if (idle) throw new Error(`no line from the server in ${this.timing.idleMs / 1000} s (bookmarks are due every 15 s); the server is gone or frozen`);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    throw new Error('watch stream ended');
+  }
+
+  /** Applies the stream's lines as they come; `alive` is called at each one. */
+  private async follow(signal: AbortSignal, alive: () => void): Promise<void> {
+    const body = await this.client.stream(`/api/v1/watch?since=${this.state.revision}`, signal);
     const decoder = new TextDecoder();
     let buf = '';
     for await (const chunk of body) {
@@ -99,11 +137,11 @@ export class Syncer {
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = JSON.parse(buf.slice(0, nl)) as ChangeEvent | { op: 'bookmark'; revision: number };
         buf = buf.slice(nl + 1);
+        alive();
         if (line.op === 'bookmark') continue;
         const affected = this.state.apply(line);
         if (affected !== 'nothing') this.changed(affected === 'all' ? undefined : affected.tenant);
       }
     }
-    throw new Error('watch stream ended');
   }
 }

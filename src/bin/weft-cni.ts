@@ -4,13 +4,22 @@
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 
-const stdin = readFileSync(0);
-const fromConfig = /"agentSocket"\s*:\s*"([^"\\]+)"/.exec(stdin.toString('utf8'))?.[1];
-const path = process.env['WEFT_AGENT_SOCK'] || fromConfig || '/run/weft/agent.sock';
-const fail = (code: number, msg: string, details: string) => {
+const fail = (code: number, msg: string, details: string): never => {
   process.stdout.write(`${JSON.stringify({ cniVersion: '1.1.0', code, msg, details })}\n`);
   process.exit(1);
 };
+/** Linux's sun_path holds 108 bytes with the terminating NUL; a longer path would be cut or refused. */
+const SUN_PATH = 108;
+const tooLong = (code: number, field: string, p: string) => {
+  if (Buffer.byteLength(p) >= SUN_PATH) fail(code, `${field} is too long for a unix socket path`, `a unix socket path has at most ${SUN_PATH - 1} bytes`);
+  return p;
+};
+const stdin = readFileSync(0);
+// As the C relay: a conflist's agentSocket that cannot be used is an error, never the default socket.
+const named = /"agentSocket"\s*:\s*"([^"\\]*)([\s\S]?)/.exec(stdin.toString('utf8'));
+if (named && named[2] !== '"') fail(7, 'agentSocket must be a plain path (no JSON escapes)', '');
+const fromEnv = process.env['WEFT_AGENT_SOCK'];
+const path = fromEnv ? tooLong(4, 'WEFT_AGENT_SOCK', fromEnv) : named ? tooLong(7, 'agentSocket', named[1] ?? '') : '/run/weft/agent.sock';
 const sock = connect(path);
 const chunks: Buffer[] = [];
 sock.on('connect', () => {
@@ -29,6 +38,9 @@ sock.on('end', () => {
   const res = Buffer.concat(chunks);
   const nl = res.indexOf(10);
   if (nl < 0) fail(999, 'the weft agent closed the connection without an answer', '');
+  // Digits only, 0-255: Number('') is 0, and a garbled answer must never read as success.
+  const status = res.subarray(0, nl).toString('latin1');
+  if (!/^[0-9]{1,3}$/.test(status) || Number(status) > 255) fail(999, 'the weft agent answered a garbled status line', 'expected 0-255 and a newline');
   process.stdout.write(res.subarray(nl + 1));
-  process.exitCode = Number(res.subarray(0, nl).toString());
+  process.exitCode = Number(status);
 });

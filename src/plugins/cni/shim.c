@@ -29,7 +29,11 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
-/* Finds "agentSocket":"PATH" in the config; runtimes re-serialise JSON, so allow spaces around ':'. */
+/*
+ * Finds "agentSocket":"PATH" in the config; runtimes re-serialise JSON, so allow spaces around ':'.
+ * 1 found, 0 absent, -1 longer than a socket path can be, -2 with a JSON escape (or unterminated). Falling
+ * back to the default socket then would send the call to another agent than the one the conflist names.
+ */
 static int socket_from_config(const char *in, char *out, size_t cap) {
   const char *k = strstr(in, "\"agentSocket\"");
   if (!k) return 0;
@@ -37,11 +41,31 @@ static int socket_from_config(const char *in, char *out, size_t cap) {
   while (*k == ' ' || *k == '\t' || *k == '\n' || *k == '\r' || *k == ':') k++;
   if (*k++ != '"') return 0;
   size_t n = 0;
-  while (k[n] && k[n] != '"' && k[n] != '\\' && n + 1 < cap) n++;
-  if (k[n] != '"') return 0;
+  while (k[n] && k[n] != '"' && k[n] != '\\') n++;
+  if (k[n] != '"') return -2;
+  if (n >= cap) return -1;
   memcpy(out, k, n);
   out[n] = 0;
   return 1;
+}
+
+/* The agent's exit status line: 1 to 3 digits, 0-255. Anything else is -1 (never "0", success). */
+static int parse_status(const char *s, size_t n) {
+  if (n == 0 || n > 3) return -1;
+  int v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v > 255 ? -1 : v;
+}
+
+static void too_long(int code, const char *field, size_t cap) {
+  char details[96];
+  snprintf(details, sizeof details, "a unix socket path has at most %zu bytes", cap - 1);
+  char msg[96];
+  snprintf(msg, sizeof msg, "%s is too long for a unix socket path", field);
+  fail(code, msg, details);
 }
 
 int main(void) {
@@ -59,8 +83,15 @@ int main(void) {
 
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   const char *env_sock = getenv("WEFT_AGENT_SOCK");
-  if (env_sock && *env_sock) strncpy(addr.sun_path, env_sock, sizeof addr.sun_path - 1);
-  else if (!socket_from_config(in, addr.sun_path, sizeof addr.sun_path)) strcpy(addr.sun_path, "/run/weft/agent.sock");
+  if (env_sock && *env_sock) {
+    if (strlen(env_sock) >= sizeof addr.sun_path) too_long(4, "WEFT_AGENT_SOCK", sizeof addr.sun_path);
+    strcpy(addr.sun_path, env_sock);
+  } else {
+    int found = socket_from_config(in, addr.sun_path, sizeof addr.sun_path);
+    if (found == -1) too_long(7, "agentSocket", sizeof addr.sun_path);
+    if (found == -2) fail(7, "agentSocket must be a plain path (no JSON escapes)", "");
+    if (found == 0) strcpy(addr.sun_path, "/run/weft/agent.sock");
+  }
 
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
@@ -90,7 +121,8 @@ int main(void) {
   res[rlen] = 0;
   char *nl = memchr(res, '\n', rlen);
   if (!nl) fail(999, "the weft agent closed the connection without an answer", "");
-  int code = atoi(res);
+  int code = parse_status(res, (size_t)(nl - res));
+  if (code < 0) fail(999, "the weft agent answered a garbled status line", "expected 0-255 and a newline");
   write_all(1, nl + 1, rlen - (size_t)(nl + 1 - res));
   return code;
 }
