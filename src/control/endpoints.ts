@@ -54,8 +54,10 @@ export class Endpoints {
     const r = await this.store.transact(actor, async (tx) => {
       try {
         await requireTenant(tx, req.tenant);
-      } catch {
-        throw badReference('tenant', `tenant ${req.tenant}`);
+      } catch (e) {
+        // Only a missing tenant is the caller's fault (permanent); a store outage must stay retryable.
+        if (e instanceof WeftError && e.code === 'WEFT_NOT_FOUND') throw badReference('tenant', `tenant ${req.tenant}`);
+        throw e;
       }
       const net = await findIn<Network>(tx, 'networks', req.tenant, req.network);
       if (!net) throw badReference('network', `network ${req.tenant}/${req.network}`);
