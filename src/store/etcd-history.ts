@@ -19,8 +19,24 @@ export function unavailable(e: unknown): never {
 /** An etcd call whose failure is the store being unavailable. */
 export const call = <T>(p: Promise<T>): Promise<T> => p.catch(unavailable);
 
-/** etcd cancels a watch whose start revision it has compacted away ("required revision has been compacted"). */
+/** etcd's answer to a read at a revision it has compacted away ("required revision has been compacted"). */
 export const isCompacted = (e: Error): boolean => /compact/i.test(e.message);
+
+/**
+ * Whether etcd has compacted away etcd revision `rev`. A watch etcd cancels for that reason says nothing
+ * of it (etcd 3.4 sends an empty cancel reason with the compact revision, which the client drops), so the
+ * reason is asked by a read at that revision; a revision still to come is not compacted.
+ */
+export async function compactedAt(client: Etcd3, key: string, rev: number): Promise<boolean> {
+  try {
+    await client.get(key).revision(String(rev)).exec();
+    return false;
+  } catch (e) {
+    if (e instanceof Error && isCompacted(e)) return true;
+    if (e instanceof Error && /future revision/i.test(e.message)) return false;
+    return unavailable(e);
+  }
+}
 
 function historyError(e: Error): WeftError {
   if (isCompacted(e)) return new WeftError('WEFT_HISTORY_COMPACTED', 'history compacted; re-list', { cause: e });
@@ -46,11 +62,14 @@ export function readHistory(client: Etcd3, r: HistoryRead): Promise<Change[][]> 
     const byRev: Change[][] = [];
     let finished = false;
     let cancel: () => Promise<void> = async () => undefined;
-    const finish = (settle: () => void) => {
+    // Settles at once; the watch is cancelled behind, unless etcd already cancelled it (a second cancel
+    // of its id makes etcd answer for a watcher the client no longer knows: an unhandled rejection).
+    const finish = (settle: () => void, cancelled = false) => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      void cancel().catch(() => undefined).then(settle);
+      if (!cancelled) void cancel().catch(() => undefined);
+      settle();
     };
     const timer = setTimeout(() => finish(() => reject(new WeftError('WEFT_STORE_UNAVAILABLE', `reading the change history from etcd took longer than ${(r.timeoutMs ?? HISTORY_TIMEOUT_MS) / 1000} s; retry`))), r.timeoutMs ?? HISTORY_TIMEOUT_MS);
     const w = client.watch().prefix(r.prefix).startRevision(String(r.from)).withPreviousKV();
@@ -64,7 +83,9 @@ export function readHistory(client: Etcd3, r: HistoryRead): Promise<Change[][]> 
         count += batch.length;
         if (count >= r.limit || (res.events ?? []).some((e) => Number(e.kv.mod_revision) >= r.to)) finish(() => resolve(byRev));
       });
-      watcher.on('error', (e) => finish(() => reject(historyError(e))));
-    }, (e: Error) => finish(() => reject(historyError(e))));
+      watcher.on('error', (e) => void explain(e).then((err) => finish(() => reject(err), true)));
+    }, (e: Error) => void explain(e).then((err) => finish(() => reject(err))));
+    const explain = (e: Error): Promise<WeftError> => compactedAt(client, r.prefix, r.from).then(
+      (gone) => (gone ? new WeftError('WEFT_HISTORY_COMPACTED', 'history compacted; re-list', { cause: e }) : historyError(e)), historyError);
   });
 }

@@ -1,7 +1,7 @@
 import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
-import { call, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
+import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
 
 /** How to reach etcd beyond its addresses: TLS (CA, client certificate) and etcd's own user and password. */
@@ -217,6 +217,7 @@ export class EtcdStore implements Store {
     let compacted = isCompacted(e);
     while (!this.closed) {
       try {
+        compacted ||= await compactedAt(this.client, `${this.prefix}m/base`, this.watched + 1 + this.base);
         if (compacted) {
           await this.startWatch();
           for (const l of this.lostListeners) l();
