@@ -46,7 +46,11 @@ export class Control {
   readonly ca: CaSource;
   readonly quota: Quota;
 
-  constructor(readonly store: Store, clock: () => Date = () => new Date(), options: ControlOptions = {}) {
+  /** When this control plane started: silent hosts are not collected before a grace period has passed since. */
+  private readonly startedAt: number;
+
+  constructor(readonly store: Store, private readonly clock: () => Date = () => new Date(), options: ControlOptions = {}) {
+    this.startedAt = clock().getTime();
     const now = () => clock().toISOString();
     const quota = new Quota(options.quota);
     this.quota = quota;
@@ -67,9 +71,14 @@ export class Control {
     this.identities = new HostIdentities(store, clock, this.ca, options.hostCertTtlMs);
   }
 
-  /** Releases the endpoints of hosts silent for longer than the grace period (see Hosts.collectSilent). */
+  /**
+   * Releases the endpoints of hosts silent for longer than the grace period (see Hosts.collectSilent).
+   * Nothing before a full grace period after start: a server (or store) that was itself down longer than
+   * the grace sees every host as silent until their agents have had the time to heartbeat again.
+   */
   async collectSilentHosts(graceMs: number): Promise<string[]> {
-    return this.hosts.collectSilent(graceMs, (id) => this.endpoints.remove('gc', id));
+    if (this.clock().getTime() - this.startedAt <= graceMs) return [];
+    return this.hosts.collectSilent(graceMs, (id, stillSilent) => this.endpoints.remove('gc', id, stillSilent));
   }
 
   /**

@@ -54,8 +54,10 @@ export class Endpoints {
     const r = await this.store.transact(actor, async (tx) => {
       try {
         await requireTenant(tx, req.tenant);
-      } catch {
-        throw badReference('tenant', `tenant ${req.tenant}`);
+      } catch (e) {
+        // Only a missing tenant is the caller's fault (permanent); a store outage must stay retryable.
+        if (e instanceof WeftError && e.code === 'WEFT_NOT_FOUND') throw badReference('tenant', `tenant ${req.tenant}`);
+        throw e;
       }
       const net = await findIn<Network>(tx, 'networks', req.tenant, req.network);
       if (!net) throw badReference('network', `network ${req.tenant}/${req.network}`);
@@ -138,15 +140,22 @@ export class Endpoints {
     return { ...r.value, revision: r.revision };
   }
 
-  /** Idempotent: deleting a missing endpoint succeeds. Always returns the address to its network. */
-  async remove(actor: string, id: string): Promise<void> {
-    await this.store.transact(actor, async (tx) => {
+  /**
+   * Idempotent: deleting a missing endpoint succeeds. Always returns the address to its network. With
+   * `only`, read inside the transaction, the endpoint is kept unless it still holds; answers whether an
+   * endpoint was removed.
+   */
+  async remove(actor: string, id: string, only?: (tx: Txn, ep: Endpoint) => Promise<boolean>): Promise<boolean> {
+    const r = await this.store.transact(actor, async (tx) => {
       const e = await tx.get(keys.endpoint(id));
-      if (!e) return;
+      if (!e) return false;
       const ep = withRevision<Endpoint>(e);
+      if (only && !(await only(tx, ep))) return false;
       const net = await findIn<Network>(tx, 'networks', ep.tenant, ep.network);
       if (net) await giveBackAddress(tx, net, ep.ip);
       tx.delete(keys.endpoint(id));
+      return true;
     });
+    return r.value;
   }
 }

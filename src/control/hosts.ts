@@ -8,6 +8,9 @@ import { tunnelIpFor } from './tunnels.js';
 /** Agents heartbeat every 10 s; three missed beats make a host down. */
 export const DEFAULT_HOST_TIMEOUT_MS = 30_000;
 
+/** Whether an endpoint, as read inside a transaction, may still be released as its host's. */
+export type SilentCheck = (tx: Txn, endpoint: { host: string }) => Promise<boolean>;
+
 /** Hosts are registered (and refreshed) by their agents. */
 export class Hosts {
   constructor(
@@ -92,17 +95,29 @@ export class Hosts {
   /**
    * Releases the endpoints of hosts silent for longer than `graceMs` (their addresses return to their
    * networks). A host that is merely down keeps its endpoints: its containers may still be running and
-   * its agent may come back. Returns the released endpoint ids.
+   * its agent may come back. `release` re-checks inside its own transaction with `stillSilent`, since the
+   * host may heartbeat (or the endpoint move) between this listing and that transaction; it answers
+   * whether it released. Returns the released endpoint ids.
    */
-  async collectSilent(graceMs: number, release: (id: string) => Promise<void>): Promise<string[]> {
+  async collectSilent(graceMs: number, release: (id: string, stillSilent: SilentCheck) => Promise<boolean>): Promise<string[]> {
     const now = Date.parse(this.now());
     const gone = new Set((await this.store.list(keys.hosts())).entries.map((e) => withRevision<Host>(e))
       .filter((h) => now - Date.parse(h.lastSeen) > graceMs).map((h) => h.name));
     if (gone.size === 0) return [];
-    const ids = (await this.store.list(keys.endpoints())).entries.map((e) => e.value as { id: string; host: string })
-      .filter((e) => gone.has(e.host)).map((e) => e.id);
-    for (const id of ids) await release(id);
-    return ids;
+    const found = (await this.store.list(keys.endpoints())).entries.map((e) => e.value as { id: string; host: string })
+      .filter((e) => gone.has(e.host));
+    const released: string[] = [];
+    for (const e of found) {
+      const check: SilentCheck = async (tx, ep) => ep.host === e.host && this.silentIn(tx, e.host, graceMs);
+      if (await release(e.id, check)) released.push(e.id);
+    }
+    return released;
+  }
+
+  /** Read inside the releasing transaction, so a heartbeat committed meanwhile makes it retry and keep. */
+  private async silentIn(tx: Txn, name: string, graceMs: number): Promise<boolean> {
+    const h = await tx.get(keys.host(name));
+    return h !== undefined && Date.parse(this.now()) - Date.parse((h.value as Host).lastSeen) > graceMs;
   }
 
   async remove(actor: string, name: string): Promise<void> {

@@ -78,7 +78,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('principal', null);
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
-  const unsubscribe = opts.control.store.subscribe((changes) => app.streams.onChanges(changes));
+  const unsubscribe = opts.control.store.subscribe((changes) => app.streams.onChanges(changes), () => app.streams.recheckAll());
   app.addHook('onClose', async () => unsubscribe());
   installTimeouts(app, limits);
 

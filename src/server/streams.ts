@@ -41,6 +41,11 @@ export class Streams {
     }
   }
 
+  /** After changes were lost (a revocation may be among them): every stream re-authenticates. */
+  recheckAll(): void {
+    for (const s of this.open) void this.recheck(s);
+  }
+
   private async recheck(s: OpenStream): Promise<void> {
     if (!(await s.stillValid().catch(() => false))) {
       this.open.delete(s);

@@ -1,6 +1,7 @@
 import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
+import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
 
 /** How to reach etcd beyond its addresses: TLS (CA, client certificate) and etcd's own user and password. */
@@ -24,6 +25,8 @@ export class EtcdStore implements Store {
   private readonly historyLimit: number;
   private readonly clock: () => Date;
   private readonly listeners = new Set<(c: Change[]) => void>();
+  private readonly lostListeners = new Set<() => void>();
+  private closed = false;
   private watcher: { cancel(): Promise<void> } | undefined;
   /** Transactions of this process run one at a time; only other servers' writes make one retry. */
   private readonly mutex = new Mutex();
@@ -67,12 +70,12 @@ export class EtcdStore implements Store {
   }
 
   async get(key: string): Promise<Entry | undefined> {
-    const r = await this.client.get(this.d(key)).exec();
+    const r = await call(this.client.get(this.d(key)).exec());
     return r.kvs[0] && this.entry(r.kvs[0]);
   }
 
   async list(prefix: string): Promise<Listing> {
-    const r = await this.client.getAll().prefix(this.d(prefix)).exec();
+    const r = await call(this.client.getAll().prefix(this.d(prefix)).exec());
     return { entries: r.kvs.map((kv) => this.entry(kv)).sort((a, b) => (a.key < b.key ? -1 : 1)), revision: this.rev(r.header.revision) };
   }
 
@@ -86,12 +89,12 @@ export class EtcdStore implements Store {
       const guardsRead = new Map<string, number>();
       const tx = new BufferedTxn(
         async (k) => {
-          const r = await this.client.get(this.d(k)).exec();
+          const r = await call(this.client.get(this.d(k)).exec());
           keysRead.set(k, Number(r.kvs[0]?.mod_revision ?? 0));
           return r.kvs[0] && this.entry(r.kvs[0]);
         },
         async (p) => {
-          const [r, g] = await Promise.all([this.client.getAll().prefix(this.d(p)).exec(), this.client.get(this.guard(p)).exec()]);
+          const [r, g] = await call(Promise.all([this.client.getAll().prefix(this.d(p)).exec(), this.client.get(this.guard(p)).exec()]));
           guardsRead.set(p, Number(g.kvs[0]?.mod_revision ?? 0));
           return r.kvs.map((kv) => this.entry(kv)).sort((a, b) => (a.key < b.key ? -1 : 1));
         },
@@ -106,7 +109,7 @@ export class EtcdStore implements Store {
       for (const [k, w] of tx.writes) {
         if (w === undefined && !keysRead.has(k)) {
           // A delete of a key never read: drop it if the key does not exist (and insist it still does not).
-          const r = await this.client.get(this.d(k)).exec();
+          const r = await call(this.client.get(this.d(k)).exec());
           if (!r.kvs[0]) { cmp = cmp.and(this.d(k), 'Version', '==', 0); continue; }
           cmp = cmp.and(this.d(k), 'Mod', '==', Number(r.kvs[0].mod_revision));
         }
@@ -117,7 +120,7 @@ export class EtcdStore implements Store {
       if (ops.length === 0) return { value, revision: await this.revision() };
       for (const g of guards) ops.push(this.client.put(this.guard(g)).value(''));
       ops.push(this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() })));
-      const r = await cmp.then(...ops).commit();
+      const r = await call(cmp.then(...ops).commit());
       if (r.succeeded) {
         const revision = this.rev(r.header.revision);
         await this.seen(revision);
@@ -137,7 +140,7 @@ export class EtcdStore implements Store {
     if (since >= now) return [];
     // Every transaction writes m/last, so its mod revision is this keyspace's latest revision (other
     // keyspaces on the same etcd also advance etcd's revision, without events here).
-    const last = await this.client.get(`${this.prefix}m/last`).exec();
+    const last = await call(this.client.get(`${this.prefix}m/last`).exec());
     const to = last.kvs[0] ? this.rev(last.kvs[0].mod_revision) : 0;
     if (to <= since) return [];
     const all = (await this.history(since + 1, to, limit)).flat();
@@ -149,37 +152,12 @@ export class EtcdStore implements Store {
     return out;
   }
 
-  /** Reads revisions from `from` until `to`, or until `limit` changes are in (etcd never splits a revision across responses). */
   private history(from: number, to: number, limit: number): Promise<Change[][]> {
-    return new Promise((resolve, reject) => {
-      const byRev: Change[][] = [];
-      const w = this.client.watch().prefix(this.prefix).startRevision(String(from + this.base)).withPreviousKV();
-      void w.create().then((watcher) => {
-        let finished = false;
-        const done = () => {
-          if (finished) return;
-          finished = true;
-          clearTimeout(timer);
-          void watcher.cancel().then(() => resolve(byRev));
-        };
-        const timer = setTimeout(() => { finished = true; void watcher.cancel(); reject(new WeftError('WEFT_STORE_CONFLICT', 'reading the change history from etcd timed out')); }, 10_000);
-        let count = 0;
-        watcher.on('data', (res) => {
-          const batch = this.toChanges(res.events ?? []);
-          if (batch.length) byRev.push(batch);
-          count += batch.length;
-          if (count >= limit || (res.events ?? []).some((e) => this.rev(e.kv.mod_revision) >= to)) done();
-        });
-        watcher.on('error', (e) => {
-          void watcher.cancel();
-          reject(/compact/i.test(e.message) ? new WeftError('WEFT_HISTORY_COMPACTED', 'history compacted; re-list') : e);
-        });
-      }, reject);
-    });
+    return readHistory(this.client, { prefix: this.prefix, from: from + this.base, to: to + this.base, limit, decode: (ev) => this.toChanges(ev) });
   }
 
   /** One watch response may hold several revisions: each is attributed from its own m/last event. */
-  private toChanges(events: Array<{ type: string; kv: IKeyValue; prev_kv?: IKeyValue }>): Change[] {
+  private toChanges(events: WatchEvent[]): Change[] {
     const whoAt = new Map<string, { a: string; t: string }>();
     for (const e of events) if (e.kv.key.toString() === `${this.prefix}m/last`) whoAt.set(String(e.kv.mod_revision), JSON.parse(e.kv.value.toString()) as { a: string; t: string });
     const out: Change[] = [];
@@ -205,17 +183,53 @@ export class EtcdStore implements Store {
     });
   }
 
-  private async startWatch(): Promise<void> {
-    const from = (await this.revision()) + 1;
-    const watcher = await this.client.watch().prefix(this.prefix).startRevision(String(from + this.base)).withPreviousKV().create();
-    watcher.on('data', (res) => {
-      const changes = this.toChanges(res.events ?? []);
-      if (changes.length) for (const l of this.listeners) l(changes);
-      const top = Math.max(this.rev(res.header.revision), ...(res.events ?? []).map((e) => this.rev(e.kv.mod_revision)));
-      if (top > this.watched) this.watched = top;
-      for (const w of [...this.waiting]) if (w.rev <= this.watched) w.done();
-    });
+  /** Watches our keys from `from` (by default the next revision) and fans each response out to subscribers. */
+  private async startWatch(from?: number): Promise<void> {
+    const start = from ?? (await this.revision()) + 1;
+    const watcher = await this.client.watch().prefix(this.prefix).startRevision(String(start + this.base)).withPreviousKV().create();
+    if (this.closed) { await watcher.cancel(); return; }
+    // etcd cancels a watch it cannot serve (after a reconnect, its next revision was compacted meanwhile);
+    // the client emits that as 'error', which unhandled would take the whole server down.
+    watcher.on('error', (e) => void this.rewatch(e));
+    watcher.on('data', (res) => this.deliver(res.events ?? [], this.rev(res.header.revision)));
     this.watcher = watcher;
+    this.advance(start - 1);
+  }
+
+  private deliver(events: WatchEvent[], header: number): void {
+    const changes = this.toChanges(events);
+    if (changes.length) for (const l of this.listeners) l(changes);
+    this.advance(Math.max(header, ...events.map((e) => this.rev(e.kv.mod_revision))));
+  }
+
+  private advance(top: number): void {
+    if (top > this.watched) this.watched = top;
+    for (const w of [...this.waiting]) if (w.rev <= this.watched) w.done();
+  }
+
+  /**
+   * Re-establishes a cancelled watch from the last revision delivered. If etcd no longer has that
+   * revision, what happened in between cannot be delivered: subscribers are told to re-list, and the
+   * watch goes on from now. Retries (each second) while etcd cannot be reached; stops when the store closes.
+   */
+  private async rewatch(e: Error): Promise<void> {
+    this.watcher = undefined;
+    let compacted = isCompacted(e);
+    while (!this.closed) {
+      try {
+        compacted ||= await compactedAt(this.client, `${this.prefix}m/base`, this.watched + 1 + this.base);
+        if (compacted) {
+          await this.startWatch();
+          for (const l of this.lostListeners) l();
+        } else {
+          await this.startWatch(this.watched + 1);
+        }
+        return;
+      } catch (err) {
+        if (err instanceof Error && isCompacted(err)) compacted = true;
+        else await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   }
 
   async compactedRevision(): Promise<number> {
@@ -223,17 +237,23 @@ export class EtcdStore implements Store {
   }
 
   async revision(): Promise<number> {
-    const r = await this.client.get(`${this.prefix}m/base`).exec();
+    const r = await call(this.client.get(`${this.prefix}m/base`).exec());
     return this.rev(r.header.revision);
   }
 
-  subscribe(listener: (changes: Change[]) => void): () => void {
+  subscribe(listener: (changes: Change[]) => void, lost?: () => void): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    if (lost) this.lostListeners.add(lost);
+    return () => {
+      this.listeners.delete(listener);
+      if (lost) this.lostListeners.delete(lost);
+    };
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.listeners.clear();
+    this.lostListeners.clear();
     await this.watcher?.cancel();
     this.client.close();
   }

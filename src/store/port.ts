@@ -53,8 +53,12 @@ export interface Store {
   /** The highest revision whose changes are no longer kept (0 if nothing was compacted). */
   compactedRevision(): Promise<number>;
   revision(): Promise<number>;
-  /** Called after each commit with that commit's changes. Returns an unsubscribe function. */
-  subscribe(listener: (changes: Change[]) => void): () => void;
+  /**
+   * Called after each commit with that commit's changes. Returns an unsubscribe function. `lost` is called
+   * when the store could not deliver some commits and never will (a shared store's watch resumed past
+   * history that was compacted meanwhile): the subscriber must re-list, as after a WEFT_HISTORY_COMPACTED.
+   */
+  subscribe(listener: (changes: Change[]) => void, lost?: () => void): () => void;
   close(): Promise<void>;
 }
 

@@ -55,3 +55,14 @@ test('sqlite: a file from before the byte bound counts its existing history, and
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('sqlite: every commit is synced to disk before it is acknowledged (synchronous=FULL)', async () => {
+  const s = new SqliteStore(join(dir, 'durable.db'));
+  try {
+    const db = (s as unknown as { db: Database.Database }).db;
+    assert.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL (2); NORMAL (1) can lose acknowledged commits on power loss');
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  } finally {
+    await s.close();
+  }
+});

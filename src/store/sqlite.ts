@@ -46,7 +46,9 @@ export class SqliteStore implements Store {
     this.db = new Database(file, { timeout: 0 });
     try {
       this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
+      // FULL: in WAL mode NORMAL skips the fsync at commit, so an allocation already acknowledged to a
+      // runtime could vanish on power loss and the address be handed out twice.
+      this.db.pragma('synchronous = FULL');
       // A second server on the same file would hand out the same addresses: refuse it outright.
       this.db.pragma('locking_mode = EXCLUSIVE');
       this.db.exec('BEGIN EXCLUSIVE; COMMIT;');

@@ -100,7 +100,13 @@ function attachWatch(app: FastifyInstance, req: FastifyRequest, res: ServerRespo
     app.metrics.watchersDropped.inc();
     req.log.warn({ user: p.user, unsent }, 'watch stream ended: its client was not reading (--watch-buffer)');
   });
-  const unsubscribe = app.control.store.subscribe((changes) => stream.offer(changes));
+  // Commits the store lost (its watch resumed past compacted history) would be a silent gap: end the
+  // stream, as after any break, so the client resumes from its revision or gets 410 and re-lists.
+  const unsubscribe = app.control.store.subscribe((changes) => stream.offer(changes), () => {
+    req.log.warn({ user: p.user }, 'watch stream ended: the store lost changes it could not deliver');
+    stream.end();
+    res.destroy();
+  });
   app.watchStreams.add(stream);
   return {
     stream,

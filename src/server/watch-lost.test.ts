@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Control } from '../control/index.js';
+import { MemoryStore, type Change } from '../store/index.js';
+import { buildApp } from './app.js';
+
+/** A memory store that can do what a shared store may: lose commits it can no longer deliver. */
+class Lossy extends MemoryStore {
+  private readonly lostListeners = new Set<() => void>();
+  override subscribe(listener: (c: Change[]) => void, lost?: () => void): () => void {
+    const stop = super.subscribe(listener);
+    if (lost) this.lostListeners.add(lost);
+    return () => { stop(); if (lost) this.lostListeners.delete(lost); };
+  }
+  lose(): void {
+    for (const l of this.lostListeners) l();
+  }
+}
+
+test('a watch stream ends when the store lost changes it cannot deliver, so its client re-lists instead of missing them', { timeout: 20_000 }, async () => {
+  const store = new Lossy();
+  const control = new Control(store);
+  const { adminToken } = await control.bootstrap();
+  const app = await buildApp({ control, logger: false });
+  try {
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const res = await fetch(`${url}/api/v1/watch`, { headers: { authorization: `Bearer ${adminToken ?? ''}` } });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    await control.tenants.create('u', { name: 'blue' });
+    const first = await reader.read();
+    assert.match(new TextDecoder().decode(first.value), /tenants\/blue|"blue"/, 'live changes flow');
+    store.lose();
+    const t0 = Date.now();
+    const ended = await reader.read().then((r) => r.done, () => true);
+    assert.ok(ended, 'the stream ended');
+    assert.ok(Date.now() - t0 < 5000, 'at once, not at the next bookmark');
+  } finally {
+    await app.close();
+  }
+});
