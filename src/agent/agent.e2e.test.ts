@@ -73,7 +73,12 @@ test('tenants with the same subnet on one host hold the same address and never s
   assert.ok(await ping('b1', '10.1.2.3'), 'blue reaches its own peer');
   assert.ok(await ping('b1', '10.1.2.5'), 'blue reaches b4');
   assert.ok(!(await ping('c1', '10.1.2.5')), 'default cannot reach blue\'s 10.1.2.5');
-  assert.ok(!(await ping('b4', '10.1.2.4')) || ips.get('b3') === '10.1.2.4', 'b4 reaches only blue addresses');
+  // The other way needs an address only default holds (blue holds .2-.5 like default's .2-.4), live in default.
+  await add('c9', 'weft-default-db', { runtimeConfig: { ips: ['10.1.2.50/24'] } });
+  assert.equal(ips.get('c9'), '10.1.2.50');
+  assert.ok(![...ips].some(([n, ip]) => n.startsWith('b') && ip === '10.1.2.50'), 'no blue container holds 10.1.2.50');
+  assert.ok(await ping('c1', '10.1.2.50'), 'default reaches its own 10.1.2.50');
+  assert.ok(!(await ping('b4', '10.1.2.50')), 'blue cannot reach default\'s 10.1.2.50');
 });
 
 test('outside access is masqueraded to the host address; a published port reaches the container', { skip: !root && 'needs root' }, async () => {

@@ -19,14 +19,22 @@ after(async () => {
 });
 
 const ns = (n: string) => `${h.tag}-${n}`;
-async function run(name: string, group: string): Promise<void> {
-  const netns = await h.container(name);
+/** ADD for a container; its namespace is made first unless `made` says a listener already lives in it. */
+async function run(name: string, group: string, made = false): Promise<void> {
+  const netns = made ? `/run/netns/${ns(name)}` : await h.container(name);
   const r = await h.cni('ADD', { conflist: `weft-default-${group}`, containerId: name, netns });
   assert.equal(r.code, 0, r.stdout);
   ip.set(name, r.json.ips[0].address.split('/')[0]);
 }
-function listen(name: string, port: number): void {
+/**
+ * An echo server on `port`, returning once it answers from inside its own namespace: that path never
+ * crosses the tenant's policy, so a refusal seen afterwards from another container is the policy's doing
+ * and not a listener that was not up yet (a sleep cannot tell the two apart).
+ */
+async function listen(name: string, port: number): Promise<void> {
   bg.push(spawn('ip', ['netns', 'exec', ns(name), 'busybox', 'nc', '-ll', '-p', String(port), '-e', '/bin/cat'], { stdio: 'ignore' }));
+  const self = async () => (await h.exec(ns(name), ['busybox', 'nc', '-w', '1', '127.0.0.1', String(port)], { input: 'hi\n' })).stdout.trim() === 'hi';
+  assert.ok(await within(3000, self, 50) >= 0, `${name} listens on ${port}`);
 }
 async function reach(from: string, to: string, port: number): Promise<boolean> {
   const r = await h.exec(ns(from), ['busybox', 'nc', '-w', '1', ip.get(to) as string, String(port)], { input: 'hi\n' });
@@ -36,9 +44,8 @@ async function reach(from: string, to: string, port: number): Promise<boolean> {
 test("Contiv's tutorial: db is reachable on 8888 only; a rule added and removed live opens and closes 8889", { skip: !root && 'needs root' }, async () => {
   await run('db-1', 'db');
   await run('app-1', 'app');
-  listen('db-1', 8888);
-  listen('db-1', 8889);
-  await new Promise((r) => setTimeout(r, 300));
+  await listen('db-1', 8888);
+  await listen('db-1', 8889);
   assert.ok(await reach('app-1', 'db-1', 8888), 'db:8888 is allowed');
   assert.ok(!(await reach('app-1', 'db-1', 8889)), 'db:8889 is denied');
   const why = await h.weft(['explain', '-t', 'default', 'app-1', 'db-1', '8889/tcp']);
@@ -80,10 +87,12 @@ test("Contiv's tutorial: db is reachable on 8888 only; a rule added and removed 
 });
 
 test('fail closed: a new endpoint is protected when ADD returns', { skip: !root && 'needs root' }, async () => {
-  await run('db-2', 'db');
-  listen('db-2', 8889);
-  listen('db-2', 8888);
-  await new Promise((r) => setTimeout(r, 150));
+  // The listeners come first, proven up before the endpoint exists, so the probe right after ADD returns
+  // is the first packet the new endpoint sees: a refusal can only be the policy, in place at once.
+  await h.container('db-2');
+  await listen('db-2', 8889);
+  await listen('db-2', 8888);
+  await run('db-2', 'db', true);
   assert.ok(!(await reach('app-1', 'db-2', 8889)), 'the first connection attempt to a denied port is refused');
   assert.ok(await reach('app-1', 'db-2', 8888), 'and the allowed port works');
 });
@@ -91,7 +100,7 @@ test('fail closed: a new endpoint is protected when ADD returns', { skip: !root 
 test('a deny-default tenant is a whitelist', { skip: !root && 'needs root' }, async () => {
   // A listener first, so the wait below is for the policy and not for a port nobody listens on (a closed
   // port is unreachable either way, which made this test pass or fail by timing alone).
-  listen('app-1', 7000);
+  await listen('app-1', 7000);
   assert.ok(await within(2000, () => reach('db-1', 'app-1', 7000), 100) >= 0, 'reachable while the default is allow');
   assert.equal((await h.weft(['tenant', 'update', '--default-action', 'deny', 'default'])).code, 0);
   assert.ok(await within(3000, async () => !(await reach('db-1', 'app-1', 7000))) >= 0, 'no rule: denied');
