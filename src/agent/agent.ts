@@ -104,7 +104,10 @@ export class Agent {
     this.endpoints = new Endpoints({ ...shared, nsPrefix: o.nsPrefix });
     this.syncer = new Syncer(this.client, this.state, (t) => {
       this.reconciler.mark(t);
-      if (t === undefined) void this.rotateIfDue();
+      if (t === undefined) {
+        void this.rotateIfDue();
+        void this.reconciler.tunnelNow().catch((e: Error) => this.o.log.warn({ err: e.message }, 'tunnel not updated; the next pass retries'));
+      }
     }, o.log);
     this.cni = new CniEndpoints({ ...shared, host: o.host, endpoints: this.endpoints, sealer: this.sealer, synced: () => this.syncer.synced });
     if (o.dockerSocket) {
@@ -175,7 +178,8 @@ export class Agent {
       this.wgPublicKey = rotateWireguardKey(this.o.stateDir, requested).publicKey;
       this.o.log.info({ publicKey: this.wgPublicKey }, 'WireGuard key rotated');
       this.reconciler.mark(undefined);
-      await this.register();
+      // The device takes the new key now (not after the queued pass), and peers learn it from the registration.
+      await Promise.all([this.register(), this.reconciler.tunnelNow()]);
     } catch (e) {
       this.o.log.warn({ err: (e as Error).message }, 'WireGuard key rotation not published; retrying with the heartbeat');
     } finally {

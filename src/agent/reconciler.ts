@@ -208,9 +208,23 @@ export class Reconciler {
     if (errors.length) this.log.warn({ errors }, 'reconcile incomplete; retrying at the next resync');
   }
 
+  /** One tunnel convergence at a time: the pass's, and tunnelNow()'s outside the pass queue. */
+  private readonly tunnelLock = new Mutex();
+
+  /**
+   * Brings an encryption tunnel that is planned up to date now, without waiting for a pass: a peer's new
+   * key (a rotation) or address must not wait behind a full pass over every tenant, or traffic with that
+   * peer stops for as long. Taking a tunnel down stays in the pass's order (after the overlays left it).
+   */
+  async tunnelNow(): Promise<void> {
+    const t = planTunnel(this.view());
+    if (!t) return;
+    await this.tunnelLock.run(() => this.dp.ensureTunnel(t));
+  }
+
   private async tunnelStep(t: Parameters<Datapath['ensureTunnel']>[0], errors: string[]): Promise<void> {
     try {
-      await this.dp.ensureTunnel(t);
+      await this.tunnelLock.run(() => this.dp.ensureTunnel(t));
     } catch (e) {
       // Encrypted overlays then reach no one (fail closed); the error is in the host's status.
       errors.push(`tunnel: ${(e as Error).message}`);
