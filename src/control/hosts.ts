@@ -1,4 +1,4 @@
-import { WeftError, notFound, parseCidr, parseIp, specialRangeOf, type Host, type HostInput } from '../model/index.js';
+import { WeftError, cidrRange, notFound, parseCidr, parseIp, specialRangeOf, type Host, type HostInput } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { listNames } from './crud.js';
 import { keys, withRevision } from './keys.js';
@@ -54,9 +54,9 @@ export class Hosts {
       const prev = old ? withRevision<Host>(old) : undefined;
       await refuseTwins(tx, input, prev);
       const { tunnelRange } = await readGlobal(tx);
-      const range = parseCidr(tunnelRange, 'tunnelRange');
+      const range = cidrRange(parseCidr(tunnelRange, 'tunnelRange'));
       // Its own tunnel route would swallow the traffic to it (WireGuard's, the clear overlay's).
-      if (vtep >>> (32 - range.prefix) === range.base >>> (32 - range.prefix)) {
+      if (range.first <= vtep && vtep <= range.last) {
         throw new WeftError('WEFT_OVERLAP', `vtepIp: ${input.vtepIp} is inside the tunnel range ${tunnelRange}; choose another range (weft global set --tunnel-range)`, { field: 'vtepIp' });
       }
       const tunnelIp = await tunnelIpFor(tx, input.name, prev?.tunnelIp, tunnelRange);

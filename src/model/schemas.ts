@@ -164,7 +164,7 @@ export const HostInput = strict({
   wgPublicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN, description: "the host's WireGuard public key (base64 of 32 bytes)" })),
   wireguard: Type.Optional(strict({
     mode: oneOf(WIREGUARD_MODES),
-    error: Type.Optional(Text(512)),
+    error: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[^\\u0000-\\u001f\\u007f]+$', description: 'why the tunnel is not up (printable text: admins read it in a terminal)' })),
     peers: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
     handshaken: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
     oldestHandshakeAt: Type.Optional(Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,3})?Z$' })),

@@ -34,6 +34,8 @@ test('bad encryption settings, network flags and tunnel status: 400 naming the f
     ['PUT', '/api/v1/hosts/node1', node({ ...status(1), peers: [status(1)] }), 'WEFT_INVALID_FIELD', 'wireguard.peers'],
     ['PUT', '/api/v1/hosts/node1', node({ ...status(0), uptime: 5 }), 'WEFT_UNKNOWN_FIELD', 'wireguard.uptime'],
     ['PUT', '/api/v1/hosts/node1', node({ ...status(0), mode: 'ipsec' }), 'WEFT_INVALID_FIELD', 'wireguard.mode'],
+    // A host's words end up in an admin's terminal: no escape sequences.
+    ['PUT', '/api/v1/hosts/node1', node({ ...status(0), error: 'down\u001b[2J\u001b]0;pwned\u0007' }), 'WEFT_INVALID_FIELD', 'wireguard.error'],
     ['PUT', '/api/v1/hosts/node1', node({ ...status(1), rxBytes: -1 }), 'WEFT_INVALID_FIELD', 'wireguard.rxBytes'],
     // What the server owns cannot be sent by an agent, so a host cannot pick its tunnel address or reset its rotations.
     ['PUT', '/api/v1/hosts/node1', node(undefined, { tunnelIp: '100.64.0.9' }), 'WEFT_UNKNOWN_FIELD', 'tunnelIp'],

@@ -77,6 +77,9 @@ function stop(pid: number, device: string): void {
   }
 }
 
+/** An error as the host status carries it: one line of printable text, bounded (the schema refuses others). */
+const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, 500) || 'unknown error';
+
 /** One peer as `wg show DEV dump` prints it. */
 export interface DumpPeer { publicKey: string; endpoint: string; allowedIps: string[]; handshake: number; rx: number; tx: number; keepalive: number }
 
@@ -209,10 +212,10 @@ export class WireguardTunnel {
 
   /** What `weft host ls` shows: the implementation, any error, each peer's last handshake and bytes. */
   async status(): Promise<WireguardStatus | undefined> {
-    if (this.lastError && !this.present) return { ...summarise([]), mode: this.impl?.mode ?? 'wireguard-go', error: this.lastError.slice(0, 500) };
+    if (this.lastError && !this.present) return { ...summarise([]), mode: this.impl?.mode ?? 'wireguard-go', error: printable(this.lastError) };
     if (!this.present || !this.impl) return undefined;
     const dump = parseDump((await this.runner.run(['wg', 'show', this.present, 'dump'], { allowFailure: true })).stdout);
     const peers = (dump?.peers ?? []).filter((p) => this.peersByKey.has(p.publicKey));
-    return { ...summarise(peers), mode: this.impl.mode, ...(this.lastError ? { error: this.lastError.slice(0, 500) } : {}) };
+    return { ...summarise(peers), mode: this.impl.mode, ...(this.lastError ? { error: printable(this.lastError) } : {}) };
   }
 }
