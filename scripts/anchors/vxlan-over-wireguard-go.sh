@@ -14,26 +14,32 @@
 # ANCHOR_WG_MTU (default underlay - 60); the overlay MTU follows as WG MTU - 50.
 # Needs root, iproute2, wireguard-go, wireguard-tools, iperf3, python3. Run under the shared lock:
 #   flock /work/e2e.lock bash scripts/anchors/vxlan-over-wireguard-go.sh
-# Measured 2026-11-28, 2 shared cores (PVM guest, kernel 6.18), Debian wireguard-go 0.0.20220316, other
-# builds running beside (load 3-6), 9 runs of this script; medians per run:
-#   wireguard-go tunnel alone  0.16-0.36 Gbit/s (0.23, 0.16, 0.28, 0.35, 0.30 in the last five)
-#   vxlan overlay (plain)      4.1-10.7 Gbit/s  (5.25, 4.39, 8.11, 10.70, 10.06)
-#   vxlan over wireguard-go    0.15-0.31 Gbit/s (0.15, 0.18, 0.26, 0.31, 0.26); 0.6-1.1x the tunnel
-#                              alone in the same run, 0.87-0.89x in the two quietest; 2-4 % of plain
+# Every wireguard-go and iperf3 runs in its own session (setsid): with autogroup scheduling a session is a
+# scheduling group, and sharing one with the iperf3s (as this script first did) gave wireguard-go a third
+# more of the two cores than any deployed daemon gets (docs/benchmarks.md, bench:overlay, session 6).
+# Measured 2026-11-28, 2 shared cores (PVM guest, kernel 6.18), Debian wireguard-go 0.0.20220316:
+#   own sessions (now):   vxlan over wireguard-go 0.21-0.22 Gbit/s; in one run tunnel alone 0.26, plain 10.8
+#   one shared session:   vxlan over wireguard-go 0.15-0.33 Gbit/s (0.30 in quiet runs), tunnel alone
+#                         0.16-0.36, plain 4.1-10.7 (load 3-6 from other builds in the early runs)
 #   df ping at MTU 1390: ok in every run; no clear VNI 42 frame on the underlay (tcpdump: only port 51820)
+#   ANCHOR_UNDERLAY=bridge (the lab's shape) cost 0-7 % against the veth pair in two interleaved runs.
 # What limits it: per-packet cost. Each wireguard-go takes 45-75 % of a core, ~70 % of that in syscalls
 # (one TUN read/write and one UDP send/receive per packet; this wireguard-go has no TUN GSO/GRO and no
 # sendmmsg batching), the machine is 170-200 % busy.
-# Other settings (vxlan over wireguard-go, A/B rotation of a variant of this script, 2 rounds each):
+# Other settings (vxlan over wireguard-go, A/B rotation of a variant of this script, 2 rounds each, one
+# shared session):
 # TUN MTU 8940 on a 9000 underlay 0.53-0.56 vs 0.16-0.18 at 1440 (~3x: fewer packets); 1280 a little
 # slower; TUN MTU 1500 on a 1500 underlay fragments every full packet (df check FAILED, slower). No
 # measurable change from GRO on the underlay veth, GRO/GSO off on the TUN, TUN txqueuelen 5000, or VXLAN
 # noudpcsum; TSO and checksum offload cannot be turned on on its TUN (opened without IFF_VNET_HDR).
+# More knobs: ANCHOR_UNDERLAY=veth|bridge (default veth), ANCHOR_MEASURE=all|wg (wg: only the last two lines).
 set -euo pipefail
 umask 077
 UL_MTU=${ANCHOR_UNDERLAY_MTU:-1500}
 # Checked before any arithmetic: bash evaluates a variable's text inside $(( )), commands included.
 [[ $UL_MTU =~ ^[0-9]{3,5}$ ]] || { echo "ANCHOR_UNDERLAY_MTU must be a number of bytes, got '$UL_MTU'" >&2; exit 2; }
+case ${ANCHOR_UNDERLAY:-veth} in veth|bridge) ;; *) echo "ANCHOR_UNDERLAY must be veth or bridge, got '$ANCHOR_UNDERLAY'" >&2; exit 2;; esac
+case ${ANCHOR_MEASURE:-all} in all|wg) ;; *) echo "ANCHOR_MEASURE must be all or wg, got '$ANCHOR_MEASURE'" >&2; exit 2;; esac
 WG_MTU=${ANCHOR_WG_MTU:-$((UL_MTU - 60))}
 [[ $WG_MTU =~ ^[0-9]{3,5}$ ]] || { echo "ANCHOR_WG_MTU must be a number of bytes, got '$WG_MTU'" >&2; exit 2; }
 OV_MTU=$((WG_MTU - 50)) # VXLAN over IPv4 adds 50 bytes
@@ -54,10 +60,10 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   # Anything else still running in our namespaces (a stray ping or iperf3) keeps the netns alive.
-  for n in h1 h2 t1 t2 c1 c2 p1 p2 d1 d2; do
+  for n in h1 h2 t1 t2 c1 c2 p1 p2 d1 d2 sw; do
     for p in $(ip netns pids $P$n 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
   done
-  for n in h1 h2 t1 t2 c1 c2 p1 p2 d1 d2; do ip netns del $P$n 2>/dev/null; done
+  for n in h1 h2 t1 t2 c1 c2 p1 p2 d1 d2 sw; do ip netns del $P$n 2>/dev/null; done
   rm -rf "$KEYS"
   rm -f $RUNDIR/${P}w1.sock $RUNDIR/${P}w2.sock
   [ $RUNDIR_OURS = 1 ] && rmdir $RUNDIR 2>/dev/null
@@ -67,10 +73,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Two hosts joined by a veth underlay, 192.0.2.1 and .2.
+# Two hosts joined by a veth underlay, 192.0.2.1 and .2: one veth pair, or (ANCHOR_UNDERLAY=bridge) a
+# veth from each host to a bridge in a switch namespace, the shape of Weft's test lab.
 make_hosts() {
   ip netns add ${P}h1; ip netns add ${P}h2
-  ip link add ${P}u1 netns ${P}h1 mtu $UL_MTU type veth peer name ${P}u2 netns ${P}h2 mtu $UL_MTU
+  if [ "${ANCHOR_UNDERLAY:-veth}" = bridge ]; then
+    ip netns add ${P}sw; ip -n ${P}sw link add br0 type bridge; ip -n ${P}sw link set br0 up
+    for i in 1 2; do
+      ip link add ${P}u$i netns ${P}h$i mtu $UL_MTU type veth peer name s$i netns ${P}sw mtu $UL_MTU
+      ip -n ${P}sw link set s$i master br0 up
+    done
+  else
+    ip link add ${P}u1 netns ${P}h1 mtu $UL_MTU type veth peer name ${P}u2 netns ${P}h2 mtu $UL_MTU
+  fi
   for i in 1 2; do
     ip -n ${P}h$i addr add 192.0.2.$i/24 dev ${P}u$i
     ip -n ${P}h$i link set ${P}u$i up; ip -n ${P}h$i link set lo up
@@ -81,7 +96,10 @@ make_hosts() {
 start_wg() {
   local i=$1 dev=${P}w$1 n
   wg genkey >"$KEYS/k$i"; wg pubkey <"$KEYS/k$i" >"$KEYS/p$i"
-  ip netns exec ${P}h$i env WG_PROCESS_FOREGROUND=1 wireguard-go -f $dev >"$KEYS/log$i" 2>&1 &
+  # In its own session, as a service manager starts a daemon (and as Weft's agent starts it): with the
+  # kernel's autogroup scheduling a session is one scheduling group, so a wireguard-go sharing the
+  # benchmark's session would get a different share of the cores than any deployed one.
+  ip netns exec ${P}h$i setsid env WG_PROCESS_FOREGROUND=1 wireguard-go -f $dev >"$KEYS/log$i" 2>&1 &
   PIDS+=($!); WG[$i]=$!
   for n in $(seq 50); do [ -S $RUNDIR/$dev.sock ] && return 0; sleep 0.1; done
   echo "wireguard-go $dev did not start: $(cat "$KEYS/log$i")" >&2; return 1
@@ -129,12 +147,13 @@ busy() {
 # per-run figures and wireguard-go's share of a core during the runs on stderr.
 gbps() {
   local srv runs=() r k w1 w2 b t0 t1
-  ip netns exec $1 iperf3 -s -p 5201 >/dev/null 2>&1 &
+  # iperf3 at each end in its own session too, as a container's processes are.
+  ip netns exec $1 setsid iperf3 -s -p 5201 >/dev/null 2>&1 &
   srv=$!; PIDS+=($srv)
   sleep 0.5
   w1=$(ticks ${WG[1]}); w2=$(ticks ${WG[2]}); b=$(busy); t0=$(date +%s%N)
   for k in 1 2 3; do
-    r=$(timeout --foreground 30 ip netns exec $2 iperf3 -c $3 -p 5201 -t 4 -J --connect-timeout 3000 2>/dev/null |
+    r=$(timeout --foreground 30 ip netns exec $2 setsid -w iperf3 -c $3 -p 5201 -t 4 -J --connect-timeout 3000 2>/dev/null |
       python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' \
       2>/dev/null) || r=FAILED
     runs+=("$r")
@@ -166,10 +185,12 @@ tenant 1 ${P}p1 ${P}d1 192.0.2.1 192.0.2.2 $PL_MTU 43 10.78.0.1
 tenant 2 ${P}p2 ${P}d2 192.0.2.2 192.0.2.1 $PL_MTU 43 10.78.0.2
 reach ${P}h1 100.64.0.2; reach ${P}c1 10.77.0.2; reach ${P}d1 10.78.0.2
 
-gbps ${P}h2 ${P}h1 100.64.0.2 "wireguard-go tunnel alone"
-echo "wireguard-go tunnel alone: $GBPS Gbit/s"
-gbps ${P}d2 ${P}d1 10.78.0.2 "vxlan overlay (plain)"
-echo "vxlan overlay (plain) across two hosts: $GBPS Gbit/s"
+if [ "${ANCHOR_MEASURE:-all}" = all ]; then
+  gbps ${P}h2 ${P}h1 100.64.0.2 "wireguard-go tunnel alone"
+  echo "wireguard-go tunnel alone: $GBPS Gbit/s"
+  gbps ${P}d2 ${P}d1 10.78.0.2 "vxlan overlay (plain)"
+  echo "vxlan overlay (plain) across two hosts: $GBPS Gbit/s"
+fi
 gbps ${P}c2 ${P}c1 10.77.0.2 "vxlan over wireguard-go"
 echo "vxlan over wireguard-go across two hosts: $GBPS Gbit/s"
 
