@@ -59,3 +59,18 @@ test('a freshly started server releases nothing for a grace period, then collect
   assert.deepEqual(await restarted.collectSilentHosts(GRACE), [e1.id], 'a full grace period later: only the host that never came back');
   assert.deepEqual((await restarted.endpoints.list()).items.map((e) => e.containerId), ['c2']);
 });
+
+test('an endpoint made after its host fell silent (an ADD answered as a partition heals) is not collected before its heartbeat', async () => {
+  const { c, at, beat, ep } = await cluster();
+  await beat('node1', '192.0.2.1');
+  await ep('node1', 'old');
+  at.now += 2 * GRACE;
+  // The partition heals; an ADD the agent held through it reaches the server before the next heartbeat.
+  const fresh = await ep('node1', 'fresh');
+  assert.deepEqual((await c.collectSilentHosts(GRACE)).length, 1, 'only the endpoint older than the grace');
+  assert.deepEqual((await c.endpoints.list({ host: 'node1' })).items.map((e) => e.containerId), ['fresh']);
+  const other = await ep('node2', 'other');
+  assert.notEqual(other.ip, fresh.ip, 'the fresh address is not handed out again');
+  at.now += GRACE + 1;
+  assert.deepEqual(await c.collectSilentHosts(GRACE), [fresh.id], 'still silent a grace period after the ADD: collected');
+});
