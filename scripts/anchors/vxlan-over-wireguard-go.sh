@@ -14,9 +14,12 @@
 # ANCHOR_WG_MTU (default underlay - 60); the overlay MTU follows as WG MTU - 50.
 # Needs root, iproute2, wireguard-go, wireguard-tools, iperf3, python3. Run under the shared lock:
 #   flock /work/e2e.lock bash scripts/anchors/vxlan-over-wireguard-go.sh
-# Every wireguard-go and iperf3 runs in its own session (setsid): with autogroup scheduling a session is a
-# scheduling group, and sharing one with the iperf3s (as this script first did) gave wireguard-go a third
-# more of the two cores than any deployed daemon gets (docs/benchmarks.md, bench:overlay, session 6).
+# Two machines, modelled on two cores: host 1's wireguard-go and the iperf3 client run on CPU 0, host 2's
+# wireguard-go and the iperf3 server on CPU 1 (taskset; one core if the machine has one), each in its own
+# session (setsid). bench:overlay places Weft's the same way. Without a placement the figures depend on
+# which processes share a session: the kernel's autogroup scheduling makes each session one scheduling
+# group, and a wireguard-go in the iperf3s' session ran a third faster than in its own
+# (docs/benchmarks.md, bench:overlay, session 6).
 # Measured 2026-11-28, 2 shared cores (PVM guest, kernel 6.18), Debian wireguard-go 0.0.20220316:
 #   own sessions (now):   vxlan over wireguard-go 0.21-0.22 Gbit/s; in one run tunnel alone 0.26, plain 10.8
 #   one shared session:   vxlan over wireguard-go 0.15-0.33 Gbit/s (0.30 in quiet runs), tunnel alone
@@ -42,6 +45,7 @@ case ${ANCHOR_UNDERLAY:-veth} in veth|bridge) ;; *) echo "ANCHOR_UNDERLAY must b
 case ${ANCHOR_MEASURE:-all} in all|wg) ;; *) echo "ANCHOR_MEASURE must be all or wg, got '$ANCHOR_MEASURE'" >&2; exit 2;; esac
 WG_MTU=${ANCHOR_WG_MTU:-$((UL_MTU - 60))}
 [[ $WG_MTU =~ ^[0-9]{3,5}$ ]] || { echo "ANCHOR_WG_MTU must be a number of bytes, got '$WG_MTU'" >&2; exit 2; }
+CPU=([1]=0 [2]=$(( $(nproc) > 1 ? 1 : 0 ))) # each host's core
 OV_MTU=$((WG_MTU - 50)) # VXLAN over IPv4 adds 50 bytes
 PL_MTU=$((UL_MTU - 50))
 # Every name carries the pid: wireguard-go's control socket (/var/run/wireguard/NAME.sock) is not
@@ -96,10 +100,9 @@ make_hosts() {
 start_wg() {
   local i=$1 dev=${P}w$1 n
   wg genkey >"$KEYS/k$i"; wg pubkey <"$KEYS/k$i" >"$KEYS/p$i"
-  # In its own session, as a service manager starts a daemon (and as Weft's agent starts it): with the
-  # kernel's autogroup scheduling a session is one scheduling group, so a wireguard-go sharing the
-  # benchmark's session would get a different share of the cores than any deployed one.
-  ip netns exec ${P}h$i setsid env WG_PROCESS_FOREGROUND=1 wireguard-go -f $dev >"$KEYS/log$i" 2>&1 &
+  # On its host's core, in its own session (see the header). setsid and taskset exec in place (this
+  # script leads no process group), so $! is wireguard-go itself.
+  ip netns exec ${P}h$i setsid taskset -c ${CPU[$i]} env WG_PROCESS_FOREGROUND=1 wireguard-go -f $dev >"$KEYS/log$i" 2>&1 &
   PIDS+=($!); WG[$i]=$!
   for n in $(seq 50); do [ -S $RUNDIR/$dev.sock ] && return 0; sleep 0.1; done
   echo "wireguard-go $dev did not start: $(cat "$KEYS/log$i")" >&2; return 1
@@ -147,14 +150,14 @@ busy() {
 # per-run figures and wireguard-go's share of a core during the runs on stderr.
 gbps() {
   local srv runs=() r k w1 w2 b t0 t1
-  # iperf3 at each end in its own session too, as a container's processes are.
-  ip netns exec $1 setsid iperf3 -s -p 5201 >/dev/null 2>&1 &
+  # The server on host 2's core, the client on host 1's, each in its own session.
+  ip netns exec $1 setsid taskset -c ${CPU[2]} iperf3 -s -p 5201 >/dev/null 2>&1 &
   srv=$!; PIDS+=($srv)
   sleep 0.5
   w1=$(ticks ${WG[1]}); w2=$(ticks ${WG[2]}); b=$(busy); t0=$(date +%s%N)
   for k in 1 2 3; do
-    r=$(timeout --foreground 30 ip netns exec $2 setsid -w iperf3 -c $3 -p 5201 -t 4 -J --connect-timeout 3000 2>/dev/null |
-      python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' \
+    r=$(timeout --foreground 30 ip netns exec $2 setsid taskset -c ${CPU[1]} iperf3 -c $3 -p 5201 -t 4 -J --connect-timeout 3000 2>/dev/null |
+      python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' \
       2>/dev/null) || r=FAILED
     runs+=("$r")
   done
@@ -162,7 +165,7 @@ gbps() {
   local per=$(( $(getconf CLK_TCK) * (t1 - t0) / 1000000000 )) # ticks of one core in the time measured
   echo "# $4: runs ${runs[*]} Gbit/s; wireguard-go CPU h1 $(( ($(ticks ${WG[1]}) - w1) * 100 / per ))%" \
     "h2 $(( ($(ticks ${WG[2]}) - w2) * 100 / per ))% of a core; machine busy $(( ($(busy) - b) * 100 / per ))% of $(nproc)00%" >&2
-  kill $srv; wait $srv 2>/dev/null || true
+  kill $srv 2>/dev/null; wait $srv 2>/dev/null || true
   if [[ " ${runs[*]} " == *" FAILED "* ]]; then GBPS=FAILED; STATUS=1; return; fi
   GBPS=$(printf '%s\n' "${runs[@]}" | sort -g | sed -n 2p)
 }
