@@ -1,0 +1,34 @@
+import type { LabApi } from './api.js';
+import { kernelAddress, listEndpoints } from './invariants.js';
+import type { Recorder } from './recorder.js';
+import type { Container, Workload } from './workload.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * After a host's uplink was cut past the host grace and healed. The servers may have released its
+ * endpoints (that is what the grace means: the host is presumed dead), so its containers' allocations
+ * are not held to "never lost"; what must hold: the host's agent is back within 30 s (its heartbeat
+ * period plus TCP's retransmission backoff after the cut), and an address released under a container
+ * is never in use by that container and another endpoint at once.
+ */
+export async function partitionAftermath(api: LabApi, rec: Recorder, work: Workload, host: number, held: readonly Container[], healedMs: number): Promise<void> {
+  rec.check('cut-off host back (heartbeat) <= 30 s after the heal', healedMs >= 0, () => `host${host + 1} sent no heartbeat within 30 s of its uplink coming back`);
+  // One resync for its agent to act on what it learned after the heal.
+  await sleep(4000);
+  const eps = await listEndpoints(api, rec);
+  if (!eps) return;
+  let kept = 0;
+  const released: string[] = [];
+  for (const c of held) {
+    if (work.live.get(c.name) !== c) continue;
+    if (eps.some((e) => e.containerId === c.name && e.ip === c.ip)) { kept++; continue; }
+    const inKernel = await kernelAddress(c);
+    const other = eps.find((e) => e.ip === c.ip && e.containerId !== c.name);
+    rec.check('released address not in use twice after the heal', !(inKernel === c.ip && other), () => `${c.name} on host${host + 1} still has ${c.ip} on eth0, which the servers gave to ${other?.containerId} on ${other?.host}`);
+    released.push(`${c.name} ${c.ip}${inKernel ? ` (eth0 still ${inKernel})` : ' (eth0 gone)'}`);
+    // The runtime's view: its container lost its network; it deletes it (DEL is idempotent).
+    await work.remove(c);
+  }
+  rec.event(`host${host + 1} after the cut: ${kept} container(s) kept their endpoint, ${released.length} released by the host grace${released.length ? `: ${released.join(', ')}` : ''}`);
+}
