@@ -25,8 +25,15 @@ export function etcdUrl(dir: string, i: number): string {
   return argv[argv.indexOf('--listen-client-urls') + 1] ?? '';
 }
 
-export const etcdHealthy = async (url: string) =>
-  (await runner.run(['etcdctl', '--endpoints', url, '--command-timeout=2s', 'endpoint', 'health'], { allowFailure: true, timeoutMs: 4000 })).code === 0;
+/** etcd's own /health (a member answers true once it has a leader and serves reads); no etcdctl needed. */
+export async function etcdHealthy(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+    return r.ok && (await r.json() as { health?: string }).health === 'true';
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Kills and restarts lab daemons (SIGKILL: a crash, not a clean stop), each followed by the checks that it
@@ -106,7 +113,7 @@ export class Faults {
       const r = await this.api.call('GET', `/api/v1/hosts/host${i + 1}`);
       return r.status === 200 && Date.parse(r.json.lastSeen) >= t0 - 500;
     });
-    this.partitioned.delete(i);
+    // Still `partitioned` (its containers at risk, no churn there) until the caller has checked them.
     return healed;
   }
 }

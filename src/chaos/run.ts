@@ -123,8 +123,12 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
       else if (cuttable.length && end - Date.now() > cutMs + 20_000) {
         const host = prng.pick(cuttable);
         const held = [...work.live.values()].filter((c) => c.host === host);
-        const healed = await faults.partition(host, cutMs);
-        await partitionAftermath(api, rec, work, host, held, healed);
+        try {
+          const healed = await faults.partition(host, cutMs);
+          await partitionAftermath(api, rec, work, host, held, healed);
+        } finally {
+          faults.partitioned.delete(host);
+        }
       }
     } catch (e) {
       rec.violation(`fault ${kind}`, (e as Error).stack ?? String(e));
