@@ -122,10 +122,9 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
       else if (kind === 'malformed') await sendMalformed(s, api, rec, prng, reachable);
       else if (cuttable.length && end - Date.now() > cutMs + 20_000) {
         const host = prng.pick(cuttable);
-        const held = [...work.live.values()].filter((c) => c.host === host);
         try {
           const healed = await faults.partition(host, cutMs);
-          await partitionAftermath(api, rec, work, host, held, healed);
+          await partitionAftermath(api, rec, work, host, healed);
         } finally {
           faults.partitioned.delete(host);
         }
