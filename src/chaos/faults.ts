@@ -41,6 +41,8 @@ export async function etcdHealthy(url: string): Promise<boolean> {
  */
 export class Faults {
   readonly partitioned = new Set<number>();
+  /** When each host's uplink last came back. */
+  readonly healedAt = new Map<number, number>();
 
   constructor(private readonly dir: string, private readonly api: LabApi, private readonly rec: Recorder, private readonly prng: Prng, private readonly work: Workload) {}
 
@@ -106,6 +108,7 @@ export class Faults {
       await sleep(ms);
     } finally {
       await runner.run(['ip', 'link', 'set', link, 'up']);
+      this.healedAt.set(i, Date.now());
       this.rec.event(`host${i + 1} healed (${link} up)`);
     }
     const t0 = Date.now();

@@ -124,7 +124,7 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
         const host = prng.pick(cuttable);
         try {
           const healed = await faults.partition(host, cutMs);
-          await partitionAftermath(api, rec, work, host, healed);
+          await partitionAftermath(api, rec, work, host, healed, faults.healedAt.get(host) ?? Date.now());
         } finally {
           faults.partitioned.delete(host);
         }

@@ -8,7 +8,8 @@ import type { Prng } from './prng.js';
 import type { Recorder } from './recorder.js';
 
 export type Group = 'a' | 'b' | 'c';
-export interface Container { name: string; host: number; group: Group; ns: string; ip: string; fixed: boolean }
+/** `at`: when its ADD was acknowledged. */
+export interface Container { name: string; host: number; group: Group; ns: string; ip: string; fixed: boolean; at: number }
 
 export const NETWORK = 'cn';
 export const SUBNET = '10.77.0.0/24';
@@ -68,10 +69,10 @@ export class Workload {
     const ip = (r.json?.ips?.[0]?.address as string | undefined)?.split('/')[0];
     if (r.code !== 0 || !ip) {
       this.rec.event(`ADD ${name} on host${host + 1} (${group}) refused: code ${r.json?.code ?? r.code} ${String(r.json?.msg ?? r.stdout).slice(0, 160)}`);
-      await this.remove({ name, host, group, ns, ip: '', fixed });
+      await this.remove({ name, host, group, ns, ip: '', fixed, at: 0 });
       return undefined;
     }
-    const c: Container = { name, host, group, ns, ip, fixed };
+    const c: Container = { name, host, group, ns, ip, fixed, at: Date.now() };
     this.live.set(name, c);
     this.rec.event(`ADD ${name} on host${host + 1} (${group}) = ${ip}`);
     return c;
