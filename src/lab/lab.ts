@@ -19,7 +19,9 @@ const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'wef
 const runner = new ProcessRunner();
 
 export interface LabHostState { name: string; ns: string; vtep: string; dir: string; agentPid: number }
-export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; caFile: string; hosts: LabHostState[]; store?: string; etcdPids?: number[]; serverPids?: number[] }
+export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; caFile: string; hosts: LabHostState[]; store?: string; etcdPids?: number[]; serverPids?: number[]; daemons?: Record<string, LabDaemon> }
+/** How a lab daemon was started (key `etcd0`, `server0`, `agent0`): what `labRespawn` starts it again with. */
+export interface LabDaemon { argv: string[]; log: string }
 
 const stateFile = (dir: string) => join(dir, 'state.json');
 
@@ -55,7 +57,8 @@ async function waitFor(file: string, pattern: RegExp, what: string, ms = 15_000)
   throw new WeftError('WEFT_INTERNAL', `${what} did not start within ${ms / 1000} s; see ${file}`);
 }
 
-export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void }): Promise<LabState> {
+/** `serverArgs`/`agentArgs`: extra flags for every server and agent (the chaos suite's short --host-grace). */
+export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void; serverArgs?: string[]; agentArgs?: string[] }): Promise<LabState> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const log = opts.log ?? (() => undefined);
   if (existsSync(stateFile(dir))) {
@@ -67,6 +70,12 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
   const prefix = opts.prefix ?? LAB_PREFIX;
   const state: LabState = { dir, prefix, count: opts.hosts, serverPid: 0, serverUrl: '', token: '', caFile: join(dir, 'ca.crt'), hosts: [] };
   const save = () => writeFileSync(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  state.daemons = {};
+  const daemons = state.daemons;
+  const spawn = (key: string, argv: string[], logFile: string) => {
+    daemons[key] = { argv, log: logFile };
+    return spawnDaemon(argv, logFile);
+  };
   save();
   try {
     log(`creating ${opts.hosts} hosts on an underlay`);
@@ -79,7 +88,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       state.etcdPids = [];
       for (let i = 0; i < 3; i++) {
         const url = `http://127.0.0.1:${ports[i * 2]}`;
-        state.etcdPids.push(spawnDaemon(['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
+        state.etcdPids.push(spawn(`etcd${i}`, ['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
           '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
           '--initial-cluster', initial, '--log-level', 'error'], join(dir, `etcd${i}.log`)));
         save();
@@ -89,7 +98,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       state.serverPids = [];
       for (let i = 0; i < 2; i++) {
         const serverLog = join(dir, `server${i + 1}.log`);
-        state.serverPids.push(spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--log-level', 'warn'], serverLog));
+        state.serverPids.push(spawn(`server${i}`, [process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--log-level', 'warn', ...(opts.serverArgs ?? [])], serverLog));
         save();
         urls.push((await waitFor(serverLog, /listening on (https:\/\/\S+)/, `lab server ${i + 1}`, 30_000))[1] as string);
         const token = /^ {2}(weft_\S+)$/m.exec(readFileSync(serverLog, 'utf8'))?.[1];
@@ -102,7 +111,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       log(`etcd cluster of 3 (pids ${state.etcdPids.join(', ')}), servers ${urls.join(', ')}`);
     } else {
       const serverLog = join(dir, 'server.log');
-      state.serverPid = spawnDaemon([process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn'], serverLog);
+      state.serverPid = spawn('server0', [process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn', ...(opts.serverArgs ?? [])], serverLog);
       save();
       state.serverUrl = (await waitFor(serverLog, /listening on (https:\/\/\S+)/, 'the lab server'))[1] as string;
       state.token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
@@ -118,11 +127,11 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       // Each host joins like a real one: an admin's one-time token, its own key and certificate.
       const joinFile = join(hdir, 'join.token');
       writeFileSync(joinFile, await invite(state, h.name), { mode: 0o600 });
-      const pid = spawnDaemon(['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, 'agent', '--server', state.serverUrl,
+      const pid = spawn(`agent${i}`, ['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, 'agent', '--server', state.serverUrl,
         '--join-file', joinFile, '--state-dir', join(hdir, 'agent'), '--host', h.name, '--run-dir', join(hdir, 'run'),
         '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
         // Lab hosts have no way out, so names outside .weft are refused at once rather than timing out.
-        '--vtep-ip', h.vtep, '--dns-upstream', 'none', '--docker-plugin', 'none', '--log-level', 'warn'], agentLog);
+        '--vtep-ip', h.vtep, '--dns-upstream', 'none', '--docker-plugin', 'none', '--log-level', 'warn', ...(opts.agentArgs ?? [])], agentLog);
       state.hosts.push({ name: h.name, ns: h.ns, vtep: h.vtep, dir: hdir, agentPid: pid });
       save();
       await waitFor(agentLog, /weft agent running/, `the agent of ${h.name}`);
