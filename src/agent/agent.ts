@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Client, type TlsConfig } from '../client/index.js';
 import { DATAPATHS, type Datapath, type HostPlan } from '../datapath/index.js';
 import { DnsServer, type Upstream } from '../dns/index.js';
+import { instanceDigest } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
 import { handleCni, serveCniSocket, type CniSocketServer } from '../plugins/cni/index.js';
 import { serveDockerPlugin, type DockerPluginServer } from '../plugins/docker/index.js';
@@ -11,6 +12,7 @@ import { TenantNames } from './dns-names.js';
 import { DockerBackend } from './docker/index.js';
 import { Endpoints } from './endpoints.js';
 import { keepRenewing, type HostCredentials } from './identity.js';
+import { agentInstance } from './instance.js';
 import { keyDue, rotateWireguardKey, wireguardKey, wireguardKeyPath } from './wgkey.js';
 import { installPlugin } from './installer.js';
 import { Maintenance } from './maintenance.js';
@@ -82,11 +84,14 @@ export class Agent {
   private socket: CniSocketServer | undefined;
   private dockerServer: DockerPluginServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Sent with every registration: the server tells this agent from another one given the same host name. */
+  private readonly instance: string;
   private stopRenewing: (() => void) | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.client = new Client({ servers: o.servers, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
     this.sealer = Sealer.load(o.stateDir);
+    this.instance = agentInstance(o.stateDir);
     this.wgPublicKey = wireguardKey(o.stateDir).publicKey;
     if (o.dockerToken !== undefined) this.creator = new Client({ servers: o.servers, token: o.dockerToken, ...(o.tls ? { tls: { ca: o.tls.ca } } : {}) });
     this.datapath = o.datapath ?? DATAPATHS.linux({ runner: o.runner, nsPrefix: o.nsPrefix, stateDir: o.stateDir, keyFile: wireguardKeyPath(o.stateDir) });
@@ -96,7 +101,9 @@ export class Agent {
       await this.datapath.ensureHost(h);
       if (this.datapath.hostAddresses) await this.dns.sync(new Map(h.tenants.filter((p) => p.dns).map((p) => [p.uplink.hostIp, { tenant: p.tenant, peer: p.uplink.tenantIp }])));
     };
-    const maintenance = () => this.maintenance.run();
+    // Only the instance the server records speaks for the host: the endpoints another one cannot find are
+    // not its own. Read from the desired state, so an agent back from a partition knows before it heartbeats.
+    const maintenance = async () => (this.speaksForHost() ? this.maintenance.run() : undefined);
     this.reconciler = new Reconciler(this.state, this.datapath, hostSide, {
       host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp, dnsPort: o.dnsPort,
     }, o.log, () => this.endpoints.protectedVeths(), maintenance);
@@ -126,7 +133,11 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    await this.register();
+    // Refused (another live instance holds the name) or unreachable: nothing of this agent stays open.
+    await this.register().catch(async (e: unknown) => {
+      await this.stop();
+      throw e;
+    });
     await this.syncer.start();
     installPlugin(this.o.cniBinDirs);
     this.reconciler.start();
@@ -155,12 +166,22 @@ export class Agent {
     this.creator?.close();
   }
 
-  /** Registers this host (and, as the heartbeat, refreshes it with its tunnel's status). */
+  /**
+   * Registers this host (and, as the heartbeat, refreshes it with its tunnel's status). The server refuses
+   * it while another agent instance holds the name: at start that ends the start; later (another instance
+   * took over while this one was silent past the grace period) the heartbeat fails, loudly.
+   */
   private async register(): Promise<void> {
     const wireguard = await this.datapath.tunnelStatus().catch(() => undefined);
     await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, {
-      name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version, wgPublicKey: this.wgPublicKey, ...(wireguard ? { wireguard } : {}),
+      name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version, wgPublicKey: this.wgPublicKey, instance: this.instance, ...(wireguard ? { wireguard } : {}),
     });
+  }
+
+  /** Whether the server records this agent's instance for the host (or none): only then may it release the host's endpoints. */
+  private speaksForHost(): boolean {
+    const recorded = this.state.hosts.get(this.o.host)?.instance;
+    return recorded === undefined || recorded === instanceDigest(this.instance);
   }
 
   private rotating = false;

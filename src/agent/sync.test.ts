@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Client } from '../client/index.js';
-import { GLOBAL_DEFAULTS } from '../model/index.js';
+import { Client, MAX_LINE_BYTES } from '../client/index.js';
+import { GLOBAL_DEFAULTS, LIMIT_DEFAULTS, RuleInput } from '../model/index.js';
 import { makeTestPki } from '../testkit/pki.js';
 import { within } from '../testkit/host.js';
 import { DesiredState } from './state.js';
@@ -27,6 +27,10 @@ let url: string;
 let lists: number[] = [];
 let watches: number[] = [];
 let bookmarkEveryMs = 0;
+/** Endless mode: after the bookmark, a line that never ends, written as fast as the client takes it (up to a cap). */
+let endless = false;
+let endlessSent = 0;
+const ENDLESS_CAP = 256 * 1024 * 1024;
 const streams = new Set<ServerResponse>();
 
 before(async () => {
@@ -40,6 +44,7 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       const bookmark = () => res.write(`${JSON.stringify({ op: 'bookmark', revision: 5 })}\n`);
       bookmark();
+      if (endless) void sendEndless(res);
       const timer = bookmarkEveryMs ? setInterval(bookmark, bookmarkEveryMs) : undefined;
       streams.add(res);
       res.on('close', () => {
@@ -62,6 +67,20 @@ after(async () => {
   await new Promise((r) => server.close(r));
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** Writes 'x' without a newline at the pace the client reads, until the cap or the client hangs up. */
+async function sendEndless(res: ServerResponse): Promise<void> {
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  while (!res.destroyed && endlessSent < ENDLESS_CAP) {
+    endlessSent += chunk.length;
+    if (!res.write(chunk)) {
+      await new Promise<void>((r) => {
+        const go = () => { res.off('drain', go); res.off('close', go); r(); };
+        res.on('drain', go).on('close', go);
+      });
+    }
+  }
+}
 
 async function syncing(idleMs: number, t: { after: (fn: () => void) => void }): Promise<Syncer> {
   lists = [];
@@ -92,4 +111,40 @@ test('a watch that keeps sending bookmarks is kept', async (t) => {
   await syncing(600, t);
   await new Promise((r) => setTimeout(r, 2000));
   assert.deepEqual([lists.length, watches.length], [1, 1], 'one list, one watch in 2 s of bookmarks every 150 ms');
+});
+
+test('a watch line that never ends is abandoned at the line bound, memory stays bounded, and the agent re-lists', { timeout: 60_000 }, async (t) => {
+  bookmarkEveryMs = 0;
+  endless = true;
+  endlessSent = 0;
+  t.after(() => { endless = false; });
+  const held = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
+  const base = held();
+  let peak = base;
+  const sampler = setInterval(() => { peak = Math.max(peak, held()); }, 5);
+  t.after(() => clearInterval(sampler));
+  // A long idle bound: only the line bound may end this watch.
+  await syncing(30_000, t);
+  assert.ok(await within(20_000, async () => lists.length >= 2, 20) >= 0, `re-listed after the endless line (lists: ${lists.length}, sent ${endlessSent} bytes)`);
+  clearInterval(sampler);
+  const mib = (n: number) => (n / 1048576).toFixed(1);
+  // The server may have sent the bound plus what the kernel's socket buffers and TLS held in flight.
+  assert.ok(endlessSent < MAX_LINE_BYTES + 16 * 1048576, `the client hung up after ${mib(endlessSent)} MiB (bound ${mib(MAX_LINE_BYTES)} MiB)`);
+  assert.ok(peak - base < 4 * MAX_LINE_BYTES, `held memory grew by ${mib(peak - base)} MiB at most`);
+  console.log(`# endless line: hung up after ${mib(endlessSent)} MiB sent, held memory grew by ${mib(peak - base)} MiB at most`);
+  assert.ok(await within(3000, async () => watches.length >= 2, 20) >= 0, 'and watched again');
+});
+
+test('the line bound leaves room for the largest change a user can make under the default quotas', () => {
+  // A policy holding the default rule quota, every field of every rule at its longest.
+  const name = 'n'.repeat(63);
+  const cidr = '255.255.255.255/32';
+  const rule = { id: name, priority: 100, direction: 'out', action: 'allow', protocol: 'tcp', ports: '65535-65535',
+    fromGroup: name, fromNetwork: name, fromCidr: cidr, toGroup: name, toNetwork: name, toCidr: cidr, owner: name };
+  assert.deepEqual(Object.keys(RuleInput.properties).filter((k) => !(k in rule)), [], 'a new rule field: measure again');
+  const at = new Date(0).toISOString();
+  const policy = { name, rules: Array.from({ length: LIMIT_DEFAULTS.quotaRules }, () => rule), owner: name, revision: 1, createdAt: at, updatedAt: at };
+  const line = JSON.stringify({ revision: 1, op: 'put', kind: 'policy', key: `policies/${name}/${name}`, tenant: name, object: policy, actor: name, time: at });
+  assert.ok(Buffer.byteLength(line) * 2 < MAX_LINE_BYTES, `${Buffer.byteLength(line)} bytes`);
+  console.log(`# largest policy change under the default quota: ${(Buffer.byteLength(line) / 1048576).toFixed(1)} MiB; line bound ${MAX_LINE_BYTES / 1048576} MiB`);
 });

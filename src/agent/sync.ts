@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ApiError, type Client } from '../client/index.js';
+import { ApiError, linesOf, type Client } from '../client/index.js';
 import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredState, Snapshot } from './state.js';
 
@@ -129,19 +129,13 @@ export class Syncer {
   /** Applies the stream's lines as they come; `alive` is called at each one. */
   private async follow(signal: AbortSignal, alive: () => void): Promise<void> {
     const body = await this.client.stream(`/api/v1/watch?since=${this.state.revision}`, signal);
-    const decoder = new TextDecoder();
-    let buf = '';
-    for await (const chunk of body) {
-      buf += decoder.decode(chunk, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buf.slice(0, nl)) as ChangeEvent | { op: 'bookmark'; revision: number };
-        buf = buf.slice(nl + 1);
-        alive();
-        if (line.op === 'bookmark') continue;
-        const affected = this.state.apply(line);
-        if (affected !== 'nothing') this.changed(affected === 'all' ? undefined : affected.tenant);
-      }
+    // Bounded: a line without its end (a broken or hostile server) ends the watch, and the loop re-lists.
+    for await (const text of linesOf(body)) {
+      const line = JSON.parse(text) as ChangeEvent | { op: 'bookmark'; revision: number };
+      alive();
+      if (line.op === 'bookmark') continue;
+      const affected = this.state.apply(line);
+      if (affected !== 'nothing') this.changed(affected === 'all' ? undefined : affected.tenant);
     }
   }
 }

@@ -31,7 +31,8 @@ Server: --server, WEFT_SERVER, ~/.config/weft/config.json (written by \`weft log
 Token: --token-file or --token, then WEFT_TOKEN_FILE or WEFT_TOKEN, then that config, then (local server only)
 the admin token of \`weft up\`. Prefer files: a --token on the command line shows in \`ps\`.
 Contiv netctl spellings work: -t blue, -direction=in, -policy=db-policy.
-Exit status: 0 ok, 1 server error or unreachable, 2 bad usage or input, 3 not found, 4 conflict, 5 auth.
+Exit status: 0 ok, 1 unexpected failure, 2 bad usage or input, 3 not found, 4 conflict, 5 auth,
+6 server failed or unreachable (try again later).
 
 Example (Contiv's tutorial):
   $ weft net create -s 10.1.2.0/24 -g 10.1.2.1 contiv-net
@@ -70,7 +71,7 @@ export async function runCli(argv: readonly string[], io: Io, daemons: Daemons):
     }
     if (e instanceof ApiError) {
       io.err(`weft: ${e.message}\n`);
-      return e.status === 0 ? EXIT.server : exitCodeForStatus(e.status);
+      return exitCodeForStatus(e.status, e.code);
     }
     if (e instanceof CliError) {
       io.err(`weft: ${e.message}\n`);
@@ -78,9 +79,9 @@ export async function runCli(argv: readonly string[], io: Io, daemons: Daemons):
     }
     if (isWeftError(e)) {
       io.err(`weft: ${e.message}\n`);
-      return e.status >= 500 ? EXIT.server : e.status === 404 ? EXIT.notFound : e.status === 409 ? EXIT.conflict : EXIT.usage;
+      return exitCodeForStatus(e.status);
     }
     io.err(`weft: ${(e as Error).stack ?? String(e)}\n`);
-    return EXIT.server;
+    return EXIT.failed;
   }
 }

@@ -19,6 +19,8 @@ import { Quota, type QuotaLimits } from './quota.js';
 
 export interface ControlOptions {
   hostTimeoutMs?: number;
+  /** A host's agent silent this long loses its endpoints, and another agent instance may take over its name. */
+  hostGraceMs?: number;
   /** Lifetime of login tokens; null: they never expire. */
   tokenTtlMs?: number | null;
   /** Weft's own CA in the store by default; a CA brought with --tls-ca otherwise. */
@@ -64,7 +66,7 @@ export class Control {
     this.appProfiles = new Crud(store, appProfileKind, now, quota);
     this.dockerNetworks = new Crud(store, dockerNetworkKind, now, quota);
     this.endpoints = new Endpoints(store, now);
-    this.hosts = new Hosts(store, now, options.hostTimeoutMs);
+    this.hosts = new Hosts(store, now, options.hostTimeoutMs, options.hostGraceMs);
     this.global = new GlobalSettings(store, now);
     this.users = new Users(store, clock, options.tokenTtlMs === undefined ? {} : { tokenTtlMs: options.tokenTtlMs });
     this.ca = options.ca ?? new StoreCa(store);

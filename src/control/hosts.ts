@@ -1,4 +1,4 @@
-import { WeftError, cidrRange, notFound, parseCidr, parseIp, specialRangeOf, type Host, type HostInput } from '../model/index.js';
+import { WeftError, cidrRange, instanceDigest, notFound, parseCidr, parseIp, specialRangeOf, type Host, type HostInput } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { listNames } from './crud.js';
 import { keys, withRevision } from './keys.js';
@@ -7,6 +7,8 @@ import { tunnelIpFor } from './tunnels.js';
 
 /** Agents heartbeat every 10 s; three missed beats make a host down. */
 export const DEFAULT_HOST_TIMEOUT_MS = 30_000;
+/** `weft server --host-grace`: a host silent this long loses its endpoints, and its name may be taken over. */
+export const DEFAULT_HOST_GRACE_MS = 600_000;
 
 /** Whether an endpoint, as read inside a transaction, may still be released as its host's. */
 export type SilentCheck = (tx: Txn, endpoint: { host: string; createdAt: string }) => Promise<boolean>;
@@ -17,6 +19,7 @@ export class Hosts {
     private readonly store: Store,
     private readonly now: () => string,
     private readonly timeoutMs = DEFAULT_HOST_TIMEOUT_MS,
+    private readonly graceMs = DEFAULT_HOST_GRACE_MS,
   ) {}
 
   /** Liveness is derived when read, never stored: a write per missed heartbeat would be noise. */
@@ -52,6 +55,8 @@ export class Hosts {
     const r = await this.store.transact(actor, async (tx) => {
       const old = await tx.get(keys.host(input.name));
       const prev = old ? withRevision<Host>(old) : undefined;
+      const at = this.now();
+      const instance = this.instanceOf(input, prev, at);
       await refuseTwins(tx, input, prev);
       const { tunnelRange } = await readGlobal(tx);
       const range = cidrRange(parseCidr(tunnelRange, 'tunnelRange'));
@@ -60,7 +65,6 @@ export class Hosts {
         throw new WeftError('WEFT_OVERLAP', `vtepIp: ${input.vtepIp} is inside the tunnel range ${tunnelRange}; choose another range (weft global set --tunnel-range)`, { field: 'vtepIp' });
       }
       const tunnelIp = await tunnelIpFor(tx, input.name, prev?.tunnelIp, tunnelRange);
-      const at = this.now();
       const h: Omit<Host, 'revision'> = {
         name: input.name,
         vtepIp: input.vtepIp,
@@ -69,6 +73,7 @@ export class Hosts {
         tunnelIp,
         ...(prev?.rotateKey !== undefined ? { rotateKey: prev.rotateKey } : {}),
         ...(input.wireguard !== undefined ? { wireguard: input.wireguard } : {}),
+        ...(instance !== undefined ? { instance } : {}),
         lastSeen: at,
         createdAt: prev?.createdAt ?? at,
         updatedAt: at,
@@ -77,6 +82,25 @@ export class Hosts {
       return h;
     });
     return { ...r.value, revision: r.revision };
+  }
+
+  /**
+   * The agent instance the host is recorded with after this registration. Registration is an upsert, so
+   * without this a second agent given the same name (a copied config, a common short hostname) would
+   * share the record, and each agent would release the other's endpoints as containers it cannot find.
+   * Another instance is refused while the recorded one heartbeated within the grace period; after it (a
+   * reinstalled host: by then its endpoints are released anyway) it takes over. A registration without an
+   * instance (the API, older agents) changes nothing about it.
+   */
+  private instanceOf(input: HostInput, prev: Host | undefined, at: string): string | undefined {
+    if (input.instance === undefined) return prev?.instance;
+    const instance = instanceDigest(input.instance);
+    if (prev?.instance === undefined || prev.instance === instance) return instance;
+    const silentMs = Date.parse(at) - Date.parse(prev.lastSeen);
+    if (silentMs > this.graceMs) return instance;
+    throw new WeftError('WEFT_IN_USE', `name: host ${input.name} is registered by another agent instance, last heard from ${Math.max(0, Math.round(silentMs / 1000))} s ago; `
+      + `give this host another name (--host), or, if it was reinstalled, wait until the old agent has been silent for ${Math.round(this.graceMs / 1000)} s (--host-grace) `
+      + `or remove it with \`weft host rm ${input.name}\` (which releases its endpoints)`, { field: 'name' });
   }
 
   /** Asks the host's agent for a new WireGuard key pair (it acts when the count exceeds its own); peers follow its new public key. */

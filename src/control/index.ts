@@ -9,4 +9,5 @@ export { CredentialRefused } from './tokens.js';
 export { HostIdentities, StoreCa, type CaSource } from './identities.js';
 export { conflistNotice } from './conflists.js';
 export type { Collection } from './keys.js';
+export { DEFAULT_HOST_GRACE_MS } from './hosts.js';
 export { DEFAULT_QUOTA, QUOTA_FLAG, type QuotaLimits, type QuotaView } from './quota.js';

@@ -4,3 +4,8 @@ import { createHash } from 'node:crypto';
 export function endpointId(containerId: string, ifname: string): string {
   return createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 16);
 }
+
+/** How a host record names its agent's instance: the id's SHA-256, so the id itself never leaves the host's state dir. */
+export function instanceDigest(instance: string): string {
+  return createHash('sha256').update(instance).digest('hex');
+}

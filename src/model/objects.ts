@@ -145,6 +145,8 @@ export interface Host extends Meta {
   tunnelIp?: string;
   /** Raised by `weft host rotate-key`: the host's agent makes a new key pair when this exceeds its own count. */
   rotateKey?: number;
+  /** SHA-256 of its agent's instance id (the id stays on the host): another instance is refused while this one is live. */
+  instance?: string;
   /** What its agent last reported of its tunnel (with every heartbeat). */
   wireguard?: WireguardStatus;
   lastSeen: string;

@@ -162,6 +162,7 @@ export const HostInput = strict({
   vtepIp: Text(15),
   agentVersion: Type.Optional(Text(64)),
   wgPublicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN, description: "the host's WireGuard public key (base64 of 32 bytes)" })),
+  instance: Type.Optional(Type.String({ pattern: '^[0-9a-f]{32}$', description: "the agent's random id, kept in its state dir: while one instance heartbeats, another may not take over the host's name" })),
   wireguard: Type.Optional(strict({
     mode: oneOf(WIREGUARD_MODES),
     error: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[^\\u0000-\\u001f\\u007f]+$', description: 'why the tunnel is not up (printable text: admins read it in a terminal)' })),

@@ -2,7 +2,7 @@ import { writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { WeftError } from '../model/index.js';
-import { Control, type QuotaLimits } from '../control/index.js';
+import { Control, DEFAULT_HOST_GRACE_MS, type QuotaLimits } from '../control/index.js';
 import { buildApp } from './app.js';
 import { flagCa, prepareTls, type TlsFlags } from './tls.js';
 import { DEFAULT_AUDIT_MAX_BYTES, openAuditSink, type AuditSink } from './audit-file.js';
@@ -77,6 +77,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const ca = flagCa(opts.tls ?? {});
     control = new Control(store, () => new Date(), {
       ...(opts.hostTimeoutMs !== undefined ? { hostTimeoutMs: opts.hostTimeoutMs } : {}), ...(ca ? { ca } : {}),
+      ...(opts.hostGraceMs !== undefined ? { hostGraceMs: opts.hostGraceMs } : {}),
       ...(opts.hostCertTtlMs !== undefined ? { hostCertTtlMs: opts.hostCertTtlMs } : {}),
       ...(opts.tokenTtlMs === undefined ? {} : { tokenTtlMs: opts.tokenTtlMs }),
       ...(opts.quota === undefined ? {} : { quota: opts.quota }),
@@ -104,7 +105,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await store.close();
     throw new WeftError('WEFT_IN_USE', `--listen: cannot listen on ${opts.listen}: ${(e as Error).message}`, { field: 'listen', cause: e });
   }
-  const grace = opts.hostGraceMs ?? 600_000;
+  const grace = opts.hostGraceMs ?? DEFAULT_HOST_GRACE_MS;
   const gc = setInterval(() => {
     control.collectSilentHosts(grace).then((ids) => {
       if (ids.length) logger.info({ endpoints: ids.length }, 'released the endpoints of hosts silent past the grace period');

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ERROR_CATALOGUE, type ErrorCode } from '../model/index.js';
+import { makeTestPki } from '../testkit/pki.js';
+import type { Daemons } from './commands/daemon.js';
+import { EXIT, exitCodeForStatus } from './errors.js';
+import { runCli } from './program.js';
+
+test('every server-side failure in the catalogue exits "try again later", apart from usage, not-found, conflict, auth and a crash', () => {
+  const codes = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+  for (const code of codes.filter((c) => ERROR_CATALOGUE[c].status >= 500)) {
+    assert.equal(exitCodeForStatus(ERROR_CATALOGUE[code].status), EXIT.unavailable, code);
+  }
+  for (const code of codes.filter((c) => ERROR_CATALOGUE[c].status < 500)) {
+    assert.notEqual(exitCodeForStatus(ERROR_CATALOGUE[code].status), EXIT.unavailable, code);
+  }
+  assert.equal(exitCodeForStatus(502), EXIT.unavailable, 'a proxy in front of a dead server');
+  assert.equal(exitCodeForStatus(0, 'unreachable'), EXIT.unavailable, 'no server answered: try again later too');
+  assert.equal(exitCodeForStatus(0, 'tls'), EXIT.failed, 'a server refused as untrusted is not retried');
+  assert.equal(exitCodeForStatus(0, 'plain-http'), EXIT.usage);
+  const distinct = new Set(Object.values(EXIT));
+  assert.equal(distinct.size, Object.keys(EXIT).length, 'every exit code means one thing');
+});
+
+test('weft exits 6 when the server answers 503 WEFT_STORE_UNAVAILABLE, and names the problem', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-exit-'));
+  const pki = await makeTestPki(dir, []);
+  const problem = { type: 'about:blank', title: 'Store unavailable, retry', status: 503, code: 'WEFT_STORE_UNAVAILABLE', detail: 'the store did not answer in 5 s' };
+  const server = createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, (_req, res) =>
+    res.writeHead(503, { 'content-type': 'application/problem+json' }).end(JSON.stringify(problem)));
+  const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+  let err = '';
+  try {
+    const env = { HOME: dir, WEFT_SERVER: `https://127.0.0.1:${port}`, WEFT_TOKEN: 'weft_test', WEFT_CA: pki.ca };
+    const code = await runCli(['tenant', 'ls'], { out: () => undefined, err: (t) => (err += t), env }, {} as Daemons);
+    assert.equal(code, EXIT.unavailable);
+    assert.match(err, /the store did not answer in 5 s/);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
