@@ -51,8 +51,9 @@ const weft = (args: string[], env: Record<string, string> = {}) =>
 test('each host holds only its own key (0600) and certificate, CN host:NAME from Weft\'s CA; no admin token on hosts', { skip: !root && 'needs root' }, async () => {
   for (const h of lab.hosts) {
     const d = join(h.dir, 'agent-state');
-    assert.deepEqual(readdirSync(d).sort(), ['agent.crt', 'agent.key', 'ca.crt', 'seal.key', 'wireguard.key', 'wireguard.rotated']);
-    for (const secret of ['agent.key', 'seal.key', 'wireguard.key']) assert.equal(statSync(join(d, secret)).mode & 0o777, 0o600, secret);
+    assert.deepEqual(readdirSync(d).sort(), ['agent.crt', 'agent.key', 'ca.crt', 'instance.id', 'seal.key', 'wireguard.key', 'wireguard.rotated']);
+    // instance.id: not a credential, but another agent that read it could pass as this one for the name.
+    for (const secret of ['agent.key', 'instance.id', 'seal.key', 'wireguard.key']) assert.equal(statSync(join(d, secret)).mode & 0o777, 0o600, secret);
     assert.equal(statSync(d).mode & 0o777, 0o700);
     assert.equal(summarize(creds(h).cert).commonName, `host:${h.name}`);
     assert.equal(creds(h).ca.trim(), readFileSync(lab.server.caFile, 'utf8').trim());
