@@ -128,6 +128,9 @@ tenant() {
   ip -n $h link add vx0 netns $t mtu $6 type vxlan id $7 local $4 dstport 4789 nolearning
   bridge -n $t fdb append 00:00:00:00:00:00 dev vx0 dst $5 self permanent
   ip link add eth0 netns $c mtu $6 type veth peer name p0 netns $t mtu $6
+  # Bridged frames skip IP netfilter, as in Weft's tenants (br_netfilter, when loaded, defaults to 1:
+  # it cost this path ~10 % in an A/B run: 0.28 against 0.31 Gbit/s).
+  ip netns exec $t sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
   ip -n $t link set vx0 master br0 up; ip -n $t link set p0 master br0 up; ip -n $t link set br0 up
   ip -n $c addr add $8/24 dev eth0; ip -n $c link set eth0 up
 }
