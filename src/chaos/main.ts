@@ -8,7 +8,7 @@ const HELP = `npm run chaos -- [--minutes 2] [--seed S] [--hosts 3] [--host-grac
 Starts a lab (3 etcd members, 2 servers, an agent per host), runs a workload (containers made and removed
 through CNI, a long TCP stream, allowed and denied request loops, policy flips) and, on a schedule drawn
 from the seed, kills and restarts agents, servers and etcd members, cuts the uplink of a host past the
-host grace, and sends malformed CNI and API input. Invariants are checked every 3 s and at the end.
+host grace, and sends malformed CNI, API and Docker plugin input (to each agent's plugin socket). Invariants are checked every 3 s and at the end.
 Exit 0 with a summary (for docs/benchmarks.md) when no invariant was violated; else the seed, the
 timeline and the violations, and exit 1. The same --seed replays the same schedule of faults.
 

@@ -6,6 +6,7 @@ import { LabApi } from './api.js';
 import { Faults, within } from './faults.js';
 import { checkAllocations, checkKernel, checkLeaks, listEndpoints, rootSnapshot } from './invariants.js';
 import { sendMalformed } from './malformed.js';
+import { sendDockerMalformed } from './docker.js';
 import { Prng } from './prng.js';
 import { Recorder } from './recorder.js';
 import { Stream } from './stream.js';
@@ -27,7 +28,7 @@ export interface ChaosOptions {
   out?: (line: string) => void;
 }
 
-export const FAULT_KINDS = ['agent', 'server', 'etcd', 'partition', 'malformed'] as const;
+export const FAULT_KINDS = ['agent', 'server', 'etcd', 'partition', 'malformed', 'docker'] as const;
 export type Kind = (typeof FAULT_KINDS)[number];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -39,7 +40,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ rec: Recorder; summar
   const before = await rootSnapshot(o.prefix);
   const started: number[] = [];
   try {
-    const s = await labUp({ hosts: o.hosts, dir, prefix: o.prefix, store: 'etcd', serverArgs: ['--host-grace', String(o.hostGraceMs)], log: (l) => rec.event(`lab: ${l}`) });
+    const s = await labUp({ hosts: o.hosts, dir, prefix: o.prefix, store: 'etcd', dockerPlugin: true, serverArgs: ['--host-grace', String(o.hostGraceMs)], log: (l) => rec.event(`lab: ${l}`) });
     await drive(s, o, rec, started);
   } catch (e) {
     rec.violation('the run itself', (e as Error).stack ?? String(e));
@@ -120,6 +121,7 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
       else if (kind === 'server') await faults.server(prng.int(0, 1));
       else if (kind === 'etcd') await faults.etcd(prng.int(0, 2));
       else if (kind === 'malformed') await sendMalformed(s, api, rec, prng, reachable);
+      else if (kind === 'docker') await sendDockerMalformed(s, api, rec, prng, reachable);
       else if (cuttable.length && end - Date.now() > cutMs + 20_000) {
         const host = prng.pick(cuttable);
         try {

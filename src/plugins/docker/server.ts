@@ -10,6 +10,15 @@ export interface DockerPluginServer {
 
 const MAX_BODY = 1 << 20;
 
+/**
+ * Refused at once, without keeping the body; the rest of it is read and dropped so the caller gets to
+ * read the answer (destroying the socket mid-body left Docker with "socket hang up" and no Err at all).
+ */
+function tooLarge(res: http.ServerResponse): void {
+  res.writeHead(413, { 'content-type': 'application/vnd.docker.plugins.v1.2+json', connection: 'close' });
+  res.end(JSON.stringify({ Err: `weft: body: over ${MAX_BODY} bytes (plugin calls are small; this is not one)` }));
+}
+
 /** Serves the plugin protocol on a unix socket (root-only), where dockerd discovers plugins by name. */
 export async function serveDockerPlugin(path: string, host: DockerHost): Promise<DockerPluginServer> {
   mkdirSync(dirname(path), { recursive: true });
@@ -19,11 +28,13 @@ export async function serveDockerPlugin(path: string, host: DockerHost): Promise
     let size = 0;
     req.setEncoding('utf8');
     req.on('data', (d: string) => {
-      size += d.length;
-      if (size > MAX_BODY) req.destroy();
-      else body += d;
+      if (size > MAX_BODY) return;
+      size += Buffer.byteLength(d);
+      if (size <= MAX_BODY) body += d;
+      else tooLarge(res);
     });
     req.on('end', () => {
+      if (size > MAX_BODY) return;
       const answer = req.method === 'POST'
         ? handleDocker(host, req.url ?? '', body)
         : Promise.resolve({ status: 405, body: { Err: `${req.method}: the plugin protocol uses POST` } });
