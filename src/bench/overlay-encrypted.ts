@@ -25,6 +25,14 @@ export interface EncryptedResult {
 const CPU = [0, cpus().length > 1 ? 1 : 0];
 const COUNTER_TABLE = 'weftbench';
 
+/** Bytes host `i`'s tunnel has sent to its peers (`wg show DEV transfer`: peer, received, sent). */
+export async function tunnelSent(lab: Lab, i: number): Promise<number> {
+  const dev = `${lab.tag}${i + 1}-wg`;
+  const out = await lab.exec(lab.hosts[i]!.ns, ['wg', 'show', dev, 'transfer']);
+  if (out.code !== 0) throw new Error(`wg show ${dev} transfer: ${out.stderr.trim()}`);
+  return out.stdout.trim().split('\n').reduce((n, l) => n + (Number(l.split('\t')[2]) || 0), 0);
+}
+
 /** The pid of the wireguard-go that runs `device`, from /proc (the agent started it detached). */
 function wireguardPid(device: string): number {
   for (const d of readdirSync('/proc')) {
@@ -61,11 +69,7 @@ export async function clearVxlanCounter(lab: Lab): Promise<{ read(): Promise<num
 export async function encryptedComparison(lab: Lab, runner: Runner, x2ip: string, paused: <T>(fn: () => Promise<T>) => Promise<T>, clearFrames: () => Promise<number>): Promise<EncryptedResult> {
   const dev = (i: number) => `${lab.tag}${i + 1}-wg`;
   for (const i of [0, 1]) await runner.run(['taskset', '-a', '-p', '-c', String(CPU[i]), String(wireguardPid(dev(i)))]);
-  const sent = async (i: number): Promise<number> => {
-    const out = await lab.exec(lab.hosts[i]!.ns, ['wg', 'show', dev(i), 'transfer']);
-    if (out.code !== 0) throw new Error(`wg show ${dev(i)} transfer: ${out.stderr.trim()}`);
-    return out.stdout.trim().split('\n').reduce((n, l) => n + (Number(l.split('\t')[2]) || 0), 0);
-  };
+  const sent = (i: number) => tunnelSent(lab, i);
   const stream = async (): Promise<number> => {
     const before = [await sent(0), await sent(1), await clearFrames()];
     const srv = lab.exec(`${lab.tag}-x2`, ['setsid', 'taskset', '-c', String(CPU[1]), 'iperf3', '-s', '-1', '-p', '5401'], { timeoutMs: 30_000 });

@@ -11,7 +11,7 @@ import { ProcessRunner } from '../exec/index.js';
 import { startLab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
 import { summarise, ms } from './stats.js';
-import { clearVxlanCounter, encryptedComparison } from './overlay-encrypted.js';
+import { clearVxlanCounter, encryptedComparison, tunnelSent } from './overlay-encrypted.js';
 
 const HOSTS = Number(process.env['BENCH_OVERLAY_HOSTS'] ?? 5);
 const ENDPOINTS = Number(process.env['BENCH_OVERLAY_ENDPOINTS'] ?? 100);
@@ -83,17 +83,15 @@ try {
   // paths included: run after the reachability part, they measured a third of what they give alone).
   // Encrypted: the same two containers, once their packets go through the tunnel.
   await ok('PATCH', '/api/v1/global', { encryption: 'wireguard' });
-  const tunnelSent = async (): Promise<number> => {
-    const out = await lab.exec(lab.hosts[0]!.ns, ['wg', 'show', `${lab.tag}1-wg`, 'transfer']);
-    return out.code === 0 ? out.stdout.trim().split('\n').reduce((n, l) => n + (Number(l.split('\t')[2]) || 0), 0) : NaN;
-  };
+  // NaN while the tunnel is not there yet: not up, keep waiting.
+  const sent = () => tunnelSent(lab, 0).catch(() => NaN);
   const tunnelled = await within(30_000, async () => {
     const peers = await lab.exec(lab.hosts[0]!.ns, ['wg', 'show', `${lab.tag}1-wg`, 'peers']);
     if (peers.stdout.trim().split('\n').length !== HOSTS - 1) return false;
     // Up once the containers' packets go through the tunnel, not only once it has its peers: a ping
     // answered in clear while the tenants still switch would let the streams measure the clear path.
-    const sent0 = await tunnelSent();
-    return (await lab.exec(`${lab.tag}-x1`, ['ping', '-c', '1', '-W', '1', '-s', '1200', x2.ip])).code === 0 && (await tunnelSent()) - sent0 >= 1200;
+    const sent0 = await sent();
+    return (await lab.exec(`${lab.tag}-x1`, ['ping', '-c', '1', '-W', '1', '-s', '1200', x2.ip])).code === 0 && (await sent()) - sent0 >= 1200;
   }, 200);
   if (tunnelled < 0) throw new Error('the encrypted overlay did not come up within 30 s');
   const enc = await encryptedComparison(lab, runner, x2.ip, paused, () => counter.read());
