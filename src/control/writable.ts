@@ -12,9 +12,9 @@ const PROBE_EVERY_MS = 1000;
  * longer than the grace sees the same stale heartbeats) and again whenever the store is seen failing.
  *
  * Seen failing: a probe write that fails, or the store's failure count having moved since the last look
- * (a heartbeat or any other write refused in between). The GC probes on every pass, at most a tenth of the
- * grace apart, so an outage long enough to starve a live agent (one that heartbeats every 10 s) of a whole
- * grace period cannot fall between two probes unseen.
+ * (a heartbeat or any other write refused in between). The GC probes on every pass, at most a tenth of
+ * the grace apart (for any grace of 10 s or more), so an outage long enough to starve a live agent (one
+ * that heartbeats every 10 s) of a whole grace period cannot fall between two probes unseen.
  */
 export class StoreWatch {
   private since: number | undefined;
