@@ -6,6 +6,7 @@ import { LabApi } from './api.js';
 import { Faults, within } from './faults.js';
 import { checkAllocations, checkDockerKernel, checkKernel, checkLeaks, listEndpoints, rootSnapshot } from './invariants.js';
 import { DockerWork } from './dockerd.js';
+import { CHAOS_ETCD_QUOTA, diskFull } from './disk.js';
 import { sendMalformed } from './malformed.js';
 import { sendDockerMalformed } from './docker.js';
 import { Prng } from './prng.js';
@@ -29,7 +30,7 @@ export interface ChaosOptions {
   out?: (line: string) => void;
 }
 
-export const FAULT_KINDS = ['agent', 'server', 'etcd', 'partition', 'malformed', 'docker', 'dockerd'] as const;
+export const FAULT_KINDS = ['agent', 'server', 'etcd', 'partition', 'malformed', 'docker', 'dockerd', 'disk'] as const;
 export type Kind = (typeof FAULT_KINDS)[number];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -42,7 +43,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ rec: Recorder; summar
   const started: number[] = [];
   let docker: DockerWork | undefined;
   try {
-    const s = await labUp({ hosts: o.hosts, dir, prefix: o.prefix, store: 'etcd', dockerPlugin: true, serverArgs: ['--host-grace', String(o.hostGraceMs)], log: (l) => rec.event(`lab: ${l}`) });
+    const s = await labUp({ hosts: o.hosts, dir, prefix: o.prefix, store: 'etcd', dockerPlugin: true, serverArgs: ['--host-grace', String(o.hostGraceMs)], etcdArgs: ['--quota-backend-bytes', String(CHAOS_ETCD_QUOTA)], log: (l) => rec.event(`lab: ${l}`) });
     // dockerd on host2: never a host whose uplink is cut (hosts past the second), so its containers stay held.
     docker = new DockerWork(s, 1, rec, new Prng(o.seed ^ 0x2545f491));
     await drive(s, o, rec, started, docker);
@@ -162,7 +163,10 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
       else if (kind === 'malformed') await sendMalformed(s, api, rec, prng, reachable);
       else if (kind === 'docker') await docker.exclusive(() => sendDockerMalformed(s, api, rec, prng, reachable));
       else if (kind === 'dockerd') await docker.crash();
-      else if (cuttable.length && end - Date.now() > cutMs + 20_000) {
+      else if (kind === 'disk') {
+        const holdMs = o.hostGraceMs + prng.int(3000, 8000);
+        if (end - Date.now() > holdMs + 20_000) await diskFull(s, api, rec, prng, work, holdMs, reachable);
+      } else if (cuttable.length && end - Date.now() > cutMs + 20_000) {
         const host = prng.pick(cuttable);
         try {
           const healed = await faults.partition(host, cutMs);

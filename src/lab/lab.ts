@@ -63,12 +63,13 @@ export const labDockerSocket = (hostDir: string) => join(hostDir, 'run', 'docker
 export const labDockerApi = (hostDir: string) => join(hostDir, 'run', 'dockerd.sock');
 
 /**
- * `serverArgs`/`agentArgs`: extra flags for every server and agent (the chaos suite's short --host-grace).
+ * `serverArgs`/`agentArgs`/`etcdArgs`: extra flags for every server, agent and etcd member (the chaos
+ * suite's short --host-grace, its small --quota-backend-bytes).
  * `dockerPlugin`: each agent serves Docker's plugin protocol on `labDockerSocket(HOSTDIR)`, with no
  * dockerd of the lab's own (its API socket is `labDockerApi(HOSTDIR)`, where nothing listens unless the caller
  * starts a dockerd there; never a dockerd the machine may run).
  */
-export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void; serverArgs?: string[]; agentArgs?: string[]; dockerPlugin?: boolean }): Promise<LabState> {
+export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void; serverArgs?: string[]; agentArgs?: string[]; etcdArgs?: string[]; dockerPlugin?: boolean }): Promise<LabState> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const log = opts.log ?? (() => undefined);
   if (existsSync(stateFile(dir))) {
@@ -100,7 +101,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
         const url = `http://127.0.0.1:${ports[i * 2]}`;
         state.etcdPids.push(spawn(`etcd${i}`, ['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
           '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
-          '--initial-cluster', initial, '--log-level', 'error'], join(dir, `etcd${i}.log`)));
+          '--initial-cluster', initial, '--log-level', 'error', ...(opts.etcdArgs ?? [])], join(dir, `etcd${i}.log`)));
         save();
       }
       const store = `etcd://${[0, 1, 2].map((i) => `127.0.0.1:${ports[i * 2]}`).join(',')}`;
