@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Start-up file for the `weft` command: the only place that wires the CLI to the server and the agent
-// (in daemons.ts, imported only when a daemon is started).
+// Start-up file for the `weft` command: the only place that wires the CLI to the server, the agent and
+// the lab. Each is imported only when a command needs it (daemons.ts for `server`, `agent`, `up`; the lab
+// for `lab`), so a client verb loads none of them: see the CLI's README ("Start-up").
 import { runCli, type AgentFlags, type ServerFlags } from '../cli/index.js';
-import { labUp, labDown, labRun, readLab, alive } from '../lab/index.js';
 import type { RunningServer } from '../server/index.js';
 
 const io = {
@@ -14,12 +14,9 @@ const io = {
 
 const daemons = () => import('./daemons.js');
 
-const lab = {
-  up: labUp,
-  down: labDown,
-  run: labRun,
-  read: (dir?: string) => readLab(dir),
-  alive,
+const lab = async () => {
+  const { labUp, labDown, labRun, readLab, alive } = await import('../lab/index.js');
+  return { up: labUp, down: labDown, run: labRun, read: (dir?: string) => readLab(dir), alive };
 };
 
 const code = await runCli(process.argv.slice(2), io, {
