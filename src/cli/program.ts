@@ -11,7 +11,7 @@ type Register = (program: Command, io: Io, daemons: Daemons) => void;
 /**
  * Every top-level command, in the order `weft --help` lists them, and the module that declares it. Only
  * the module a command line names is imported (issue 13: a client verb starts in <= 150 ms; importing
- * all of them costs what they import); help, version and unknown commands load them all, so help stays
+ * all of them costs what they import); help and unknown commands load them all, so help stays
  * complete and a typo still gets "did you mean". startup.test.ts checks that `names` matches what each
  * module declares.
  */
@@ -31,9 +31,10 @@ export const COMMAND_MODULES: ReadonlyArray<{ names: readonly string[]; load: ()
   { names: ['lab'], load: async () => { const { labCommands } = await import('./commands/lab.js'); return (p, io, d) => labCommands(p, io, d.lab); } },
 ];
 
-/** The modules a command line needs: the one naming its first word, or all of them (help, version, a typo). */
+/** The modules a command line needs: the one naming its first word, none for the version, else all (help, a typo). */
 export function modulesFor(argv: readonly string[]): typeof COMMAND_MODULES {
   const first = argv[0];
+  if (first === '-v' || first === '--version') return [];
   const one = COMMAND_MODULES.find((m) => first !== undefined && m.names.includes(first));
   return one ? [one] : COMMAND_MODULES;
 }

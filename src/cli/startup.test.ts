@@ -133,5 +133,6 @@ test('each command module declares exactly the top-level commands the loader tab
   assert.deepEqual(modulesFor(['tenant', 'ls']).map((m) => m.names[0]), ['tenant']);
   assert.deepEqual(modulesFor(['network', 'ls']).map((m) => m.names[0]), ['net'], 'an alias finds its module');
   assert.equal(modulesFor(['--help']).length, COMMAND_MODULES.length, 'help loads every module');
+  assert.deepEqual(modulesFor(['--version']), [], 'the version needs none');
   assert.equal(modulesFor(['tenat', 'ls']).length, COMMAND_MODULES.length, 'a typo loads every module, for "did you mean"');
 });
