@@ -5,6 +5,14 @@
 import { runCli, type AgentFlags, type ServerFlags } from '../cli/index.js';
 import type { RunningServer } from '../server/index.js';
 
+// `weft host ls | head -1`: a reader that stops early closes the pipe; the rest of the output has nowhere
+// to go, which is not a failure of the command (Node ignores SIGPIPE, so the write fails with EPIPE and,
+// unhandled, crashed with a stack trace and exit 1). Exit quietly with 0: the reader chose to stop.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
+
 const io = {
   out: (s: string) => void process.stdout.write(s),
   err: (s: string) => void process.stderr.write(s),
