@@ -18,6 +18,8 @@ class CountingStore extends MemoryStore {
       },
       put: (k, v) => tx.put(k, v),
       delete: (k) => tx.delete(k),
+      floor: (p, k) => tx.floor(p, k),
+      deletePrefix: (p) => tx.deletePrefix(p),
     }));
   }
 }
