@@ -13,9 +13,9 @@ export const HISTORY_TIMEOUT_MS = 10_000;
  */
 export function unavailable(e: unknown): never {
   if (e instanceof WeftError) throw e;
-  // etcd's own bounds on one transaction: the change is too large, and retrying will not help.
+  // etcd's own bounds on one transaction (etcd-txn.ts checks them before sending): retrying will not help.
   if (e instanceof Error && /too many operations in txn|request is too large/i.test(e.message)) {
-    throw new WeftError('WEFT_TOO_LARGE', `etcd refused the change as one transaction (${e.message}): etcd takes at most --max-txn-ops operations (128 by default) and --max-request-bytes (1.5 MiB) per transaction; make the change in smaller parts`, { cause: e });
+    throw new WeftError('WEFT_TOO_LARGE', `etcd refused the change as one transaction (${e.message}); make it in smaller parts`, { cause: e });
   }
   throw new WeftError('WEFT_STORE_UNAVAILABLE', `etcd: ${e instanceof Error ? e.message : String(e)}; retry`, { cause: e });
 }

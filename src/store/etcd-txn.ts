@@ -1,5 +1,6 @@
 import { Range, type Etcd3, type IKeyValue } from 'etcd3';
 import { BufferedTxn } from './buffered.js';
+import { WeftError } from '../model/index.js';
 import { call } from './etcd-history.js';
 import type { Entry } from './port.js';
 
@@ -13,6 +14,19 @@ export interface Keyspace {
 
 type Comparator = ReturnType<Etcd3['if']>;
 type Op = ReturnType<Etcd3['put']> | ReturnType<Etcd3['delete']>;
+
+/**
+ * etcd's bounds on one transaction, at its defaults (--max-txn-ops, --max-request-bytes). A transaction
+ * past them is refused here, before it is sent: etcd would refuse it anyway, and a request past gRPC's
+ * own limit (2 MiB) fails as "resource exhausted", which the etcd client retries and then counts against
+ * the connection, cutting this server off etcd for seconds.
+ */
+export const ETCD_MAX_TXN_OPS = 128;
+export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+function tooLarge(what: string): WeftError {
+  return new WeftError('WEFT_TOO_LARGE', `the change is too large for one etcd transaction (${what}; etcd takes at most --max-txn-ops ${ETCD_MAX_TXN_OPS} operations and --max-request-bytes ${ETCD_MAX_REQUEST_BYTES} bytes by default): make it in smaller parts`);
+}
 
 /** Every prefix of `key` that ends at a `/` (a key `a/b/c` has `a/` and `a/b/`; a prefix `a/b/` has both too). */
 function guardPrefixes(key: string): string[] {
@@ -63,11 +77,27 @@ export class EtcdAttempt {
    * etcd3's transaction builder is a thenable, which an async function would run).
    */
   async plan(base: Comparator, last: Op): Promise<{ txn: Comparator } | undefined> {
+    const guards = new Set<string>();
+    const ops = [...(await this.prefixDeletes(guards)), ...(await this.keyWrites(guards))];
+    if (ops.length === 0) return undefined;
+    if (ops.length + guards.size + 1 > ETCD_MAX_TXN_OPS) throw tooLarge(`${ops.length + guards.size + 1} operations`);
+    if (this.keysRead.size + this.guardsRead.size + 1 > ETCD_MAX_TXN_OPS) throw tooLarge(`${this.keysRead.size + this.guardsRead.size + 1} keys to compare`);
+    const { client, d, guard } = this.ks;
+    let cmp = base;
+    for (const [k, mod] of this.keysRead) cmp = mod === 0 ? cmp.and(d(k), 'Version', '==', 0) : cmp.and(d(k), 'Mod', '==', mod);
+    for (const [p, mod] of this.guardsRead) cmp = mod === 0 ? cmp.and(guard(p), 'Version', '==', 0) : cmp.and(guard(p), 'Mod', '==', mod);
+    for (const g of guards) ops.push(client.put(guard(g)).value(''));
+    return { txn: cmp.then(...ops, last) };
+  }
+
+  /**
+   * Prefix deletes come first, as the other stores log them: each an etcd delete-range around the keys this
+   * transaction writes itself (etcd refuses a put inside a range the same transaction deletes), guarded
+   * like a listing of the prefix; an empty prefix is no operation.
+   */
+  private async prefixDeletes(guards: Set<string>): Promise<Op[]> {
     const { client, d } = this.ks;
     const ops: Op[] = [];
-    const guards = new Set<string>();
-    // Prefix deletes first, as the other stores log them; each an etcd delete-range around the keys this
-    // transaction writes itself (etcd refuses a put inside a range the same transaction deletes).
     for (const p of this.tx.deleted) {
       if (!this.guardsRead.has(p)) await call(this.readGuard(p));
       if ((await call(client.getAll().prefix(d(p)).count())) === 0) continue;
@@ -79,7 +109,14 @@ export class EtcdAttempt {
       }
       for (const g of guardPrefixes(p)) guards.add(g);
     }
-    let cmp = base;
+    return ops;
+  }
+
+  /** The puts and deletes of single keys, in the order written; refused past etcd's request bytes. */
+  private async keyWrites(guards: Set<string>): Promise<Op[]> {
+    const { client, d } = this.ks;
+    const ops: Op[] = [];
+    let bytes = 0;
     for (const [k, w] of this.tx.writes) {
       if (w === undefined && !this.keysRead.has(k)) {
         // A delete of a key never read: drop it if the key does not exist (and insist it still does not).
@@ -87,13 +124,12 @@ export class EtcdAttempt {
         this.keysRead.set(k, Number(r.kvs[0]?.mod_revision ?? 0));
         if (!r.kvs[0]) continue;
       }
-      ops.push(w === undefined ? client.delete().key(d(k)) : client.put(d(k)).value(JSON.stringify({ v: w.value })));
+      const text = w === undefined ? '' : JSON.stringify({ v: w.value });
+      bytes += Buffer.byteLength(d(k)) + Buffer.byteLength(text);
+      if (bytes > ETCD_MAX_REQUEST_BYTES) throw tooLarge(`more than ${ETCD_MAX_REQUEST_BYTES} bytes`);
+      ops.push(w === undefined ? client.delete().key(d(k)) : client.put(d(k)).value(text));
       for (const g of guardPrefixes(k)) guards.add(g);
     }
-    if (ops.length === 0) return undefined;
-    for (const [k, mod] of this.keysRead) cmp = mod === 0 ? cmp.and(d(k), 'Version', '==', 0) : cmp.and(d(k), 'Mod', '==', mod);
-    for (const [p, mod] of this.guardsRead) cmp = mod === 0 ? cmp.and(this.ks.guard(p), 'Version', '==', 0) : cmp.and(this.ks.guard(p), 'Mod', '==', mod);
-    for (const g of guards) ops.push(client.put(this.ks.guard(g)).value(''));
-    return { txn: cmp.then(...ops, last) };
+    return ops;
   }
 }
