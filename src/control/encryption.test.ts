@@ -18,7 +18,7 @@ class CountingStore extends MemoryStore {
       },
       put: (k, v) => tx.put(k, v),
       delete: (k) => tx.delete(k),
-      floor: (p, k) => tx.floor(p, k),
+      ceiling: (p, k) => tx.ceiling(p, k),
       deletePrefix: (p) => tx.deletePrefix(p),
     }));
   }

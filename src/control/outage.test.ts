@@ -14,7 +14,7 @@ class Flaky extends MemoryStore {
       list: (p) => tx.list(p),
       put: (k, v) => tx.put(k, v),
       delete: (k) => tx.delete(k),
-      floor: (p, k) => tx.floor(p, k),
+      ceiling: (p, k) => tx.ceiling(p, k),
       deletePrefix: (p) => tx.deletePrefix(p),
     }));
   }

@@ -1,7 +1,7 @@
 import { WeftError, type Policy, type Rule, type RuleSegment } from '../model/index.js';
 import type { Entry, Store, Txn } from '../store/index.js';
 import { keys, type Stored } from './keys.js';
-import { packRules, publicRule, rulesInOrder, type StoredRule } from './segments.js';
+import { keyOf, packRules, publicRule, rulesInOrder, type StoredRule } from './segments.js';
 import { retryTorn } from './shared.js';
 
 /** What `policies/T/P` holds: the policy without its rules, and where they are (docs/decisions.md). */
@@ -33,7 +33,7 @@ export function writePolicy(tx: Txn, fields: Omit<PolicyHead, 'gen' | 'count' | 
   const { tenant, name } = fields;
   if (previousGen !== undefined) tx.deletePrefix(keys.ruleGen(tenant, name, previousGen));
   const gen = (previousGen ?? 0) + 1;
-  for (const seg of packRules(rules)) tx.put(keys.ruleGen(tenant, name, gen) + (seg[0]?.id ?? ''), { rules: seg } satisfies RuleSegment);
+  for (const seg of packRules(rules)) tx.put(keys.ruleGen(tenant, name, gen) + keyOf(seg), { rules: seg } satisfies RuleSegment);
   const head: PolicyHead = { ...fields, gen, count: rules.length, next: rules.reduce((n, r) => Math.max(n, r.pos + 1), 0) };
   tx.put(keys.scoped('policies', tenant, name), head);
   return head;

@@ -154,3 +154,17 @@ test('a group named by rules in segments cannot be deleted; the refusal names po
   await c.rules.remove('u', T, 'p', 'r150a');
   await c.groups.remove('u', T, 'web');
 });
+
+test('a rule change to a policy still in the old layout migrates it in the same transaction, its head still last', async () => {
+  const store = new MemoryStore();
+  const c = await fresh(store);
+  const at = '2024-01-01T00:00:00.000Z';
+  const old = rules(3).map((r) => ({ ...r, priority: 1, direction: 'in', action: 'allow' }));
+  await store.transact('old', async (tx) => tx.put('policies/default/legacy', { tenant: T, name: 'legacy', rules: old, createdAt: at, updatedAt: at }));
+  const before = await store.revision();
+  await c.rules.add('u', T, 'legacy', rule('n'));
+  const cs = await store.changes(before);
+  assert.equal(cs[cs.length - 1]?.key, 'policies/default/legacy', 'the head comes last');
+  assert.equal(cs.filter((x) => x.key === 'policies/default/legacy').length, 1);
+  assert.deepEqual((await c.policies.get(T, 'legacy')).rules.map((r) => r.id), ['r0', 'r1', 'r2', 'n']);
+});

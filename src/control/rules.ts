@@ -5,16 +5,16 @@ import { checkRuleIn } from './kinds/policy.js';
 import { keys } from './keys.js';
 import { isLegacy, migrateLegacy, type PolicyHead } from './policy-store.js';
 import type { Quota } from './quota.js';
-import { insertRule, lastId, publicRule, type StoredRule } from './segments.js';
+import { firstId, insertRule, keyOf, publicRule, type StoredRule } from './segments.js';
 import { retryTorn } from './shared.js';
 
 type Head = PolicyHead & { revision: number };
-/** Where an id falls: the segment with the greatest key <= the id, and the rule's index in it (-1: absent). */
+/** Where an id falls: the segment with the smallest key >= the id, and the rule's index in it (-1: absent). */
 interface Place { key: string; seg: RuleSegment; index: number }
 
 async function place(tx: Txn, head: Head, id: string): Promise<Place | undefined> {
   const gen = keys.ruleGen(head.tenant, head.name, head.gen);
-  const e = await tx.floor(gen, gen + id);
+  const e = await tx.ceiling(gen, gen + id);
   if (!e) return undefined;
   const seg = e.value as RuleSegment;
   return { key: e.key, seg, index: seg.rules.findIndex((r) => r.id === id) };
@@ -55,11 +55,11 @@ export class Rules {
       if (at && at.index >= 0) throw new WeftError('WEFT_EXISTS', `rule ${rule.id} already exists in policy ${tenant}/${policy}`, { field: 'id' });
       const stored: StoredRule = { ...rule, owner: actor, pos: head.next };
       await this.quota.settle(tx, undefined, { rules: [stored] });
-      if (at && rule.id < lastId(at.seg)) {
-        // Inside a segment's span: it takes the rule (split in two past the bound).
-        const [first = [], second] = insertRule(at.seg.rules, stored);
-        tx.put(at.key, { rules: first } satisfies RuleSegment);
-        if (second?.[0]) tx.put(keys.ruleGen(tenant, policy, head.gen) + second[0].id, { rules: second } satisfies RuleSegment);
+      if (at && rule.id > firstId(at.seg)) {
+        // Inside a segment's span: it takes the rule; split in two past the bound, the upper half keeping the key.
+        const [lower = [], upper] = insertRule(at.seg.rules, stored);
+        if (upper) tx.put(keys.ruleGen(tenant, policy, head.gen) + keyOf(lower), { rules: lower } satisfies RuleSegment);
+        tx.put(at.key, { rules: upper ?? lower } satisfies RuleSegment);
       } else {
         tx.put(keys.ruleGen(tenant, policy, head.gen) + rule.id, { rules: [stored] } satisfies RuleSegment);
       }

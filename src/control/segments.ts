@@ -2,8 +2,8 @@ import type { Rule, RuleSegment } from '../model/index.js';
 
 /**
  * How a policy's rules are cut into stored segments (docs/decisions.md, "Policy storage at scale"). Pure.
- * A segment holds at most SEGMENT_RULES rules sorted by id and covers the ids from its key to its last
- * rule; spans never overlap. 128 keeps a 10,000-rule policy at 79 segments, inside etcd's 128 operations
+ * A segment holds at most SEGMENT_RULES rules sorted by id and covers the ids from its first rule to its
+ * key (its last rule's id when written; a bound after that rule is deleted); spans never overlap. 128 keeps a 10,000-rule policy at 79 segments, inside etcd's 128 operations
  * per transaction, and bounds what one rule change writes (one or two segments).
  */
 export const SEGMENT_RULES = 128;
@@ -26,8 +26,11 @@ export function packRules(rules: readonly StoredRule[], size = SEGMENT_RULES): S
   return out;
 }
 
-/** The last id a segment covers. */
-export const lastId = (s: RuleSegment): string => s.rules[s.rules.length - 1]?.id ?? '';
+/** The first id a segment covers. */
+export const firstId = (s: RuleSegment): string => s.rules[0]?.id ?? '';
+
+/** The key a run of rules is stored under: its last id. */
+export const keyOf = (rules: readonly StoredRule[]): string => rules[rules.length - 1]?.id ?? '';
 
 /** `rule` inserted into a segment's rules in id order; two halves when that passes `size`. */
 export function insertRule(rules: readonly StoredRule[], rule: StoredRule, size = SEGMENT_RULES): StoredRule[][] {

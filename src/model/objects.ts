@@ -69,8 +69,8 @@ export interface Policy extends Meta {
 }
 
 /**
- * A run of a policy's rules as stored (`rules/TENANT/POLICY/GEN/FIRST`) and as the watch carries it (kind
- * `policy-rules`): at most 128 rules sorted by id, covering the ids from FIRST to its last rule, each with
+ * A run of a policy's rules as stored (`rules/TENANT/POLICY/GEN/LAST`) and as the watch carries it (kind
+ * `policy-rules`): at most 128 rules sorted by id, covering the ids from its first rule to LAST, each with
  * its place in the policy (`pos`: the policy lists its rules by it). `removed` names the rules the write
  * that made this value took out (a watcher that never saw them in this segment drops them by id).
  */

@@ -3,11 +3,11 @@ import type { Entry, Txn } from './port.js';
 /** A pending write: a value, or `undefined` for a delete. */
 export type Pending = Map<string, { value: unknown } | undefined>;
 
-/** How a store reads for a transaction: one key, a prefix, the greatest key <= `key` under a prefix. */
+/** How a store reads for a transaction: one key, a prefix, the smallest key >= `key` under a prefix. */
 export interface Reads {
   key(key: string): Promise<Entry | undefined>;
   prefix(prefix: string): Promise<Entry[]>;
-  floor(prefix: string, key: string): Promise<Entry | undefined>;
+  ceiling(prefix: string, key: string): Promise<Entry | undefined>;
 }
 
 const byKey = (a: Entry, b: Entry) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -52,19 +52,22 @@ export class BufferedTxn implements Txn {
     return [...out.values()].sort(byKey);
   }
 
-  async floor(prefix: string, key: string): Promise<Entry | undefined> {
+  async ceiling(prefix: string, key: string): Promise<Entry | undefined> {
     const touched = this.deleted.some((p) => p.startsWith(prefix) || prefix.startsWith(p)) || [...this.writes.keys()].some((k) => k.startsWith(prefix));
-    if (!touched) return this.reads.floor(prefix, key);
+    if (!touched) return this.reads.ceiling(prefix, key);
     // This transaction wrote under the prefix: answer from the merged listing (rare: writes follow reads).
-    const below = (await this.list(prefix)).filter((e) => e.key <= key);
-    return below[below.length - 1];
+    return (await this.list(prefix)).find((e) => e.key >= key);
   }
 
+  // A key written again moves to the end: the commit logs each key once, at its last write's place (the
+  // control plane writes a policy's head last so watchers know its transaction's segments are all there).
   put(key: string, value: unknown): void {
+    this.writes.delete(key);
     this.writes.set(key, { value: structuredClone(value) });
   }
 
   delete(key: string): void {
+    this.writes.delete(key);
     this.writes.set(key, undefined);
   }
 

@@ -132,17 +132,17 @@ export function storeContract(name: string, open: (options: StoreOptions) => Pro
     assert.equal(await s.compactedRevision(), 2, 'the big revision goes as soon as it is not the newest');
   }));
 
-  test(`${name}: floor finds the greatest key <= a key under a prefix, the transaction's own writes included`, run, () => withStore({}, async (s) => {
-    await s.transact('t', async (tx) => { for (const k of ['p/a', 'p/c', 'p/e', 'pq/a', 'q/a']) tx.put(k, k); });
+  test(`${name}: ceiling finds the smallest key >= a key under a prefix, the transaction's own writes included`, run, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { for (const k of ['o/z', 'p/a', 'p/c', 'p/e', 'pq/a', 'q/a']) tx.put(k, k); });
     await s.transact('t', async (tx) => {
-      const at = async (k: string) => (await tx.floor('p/', k))?.key;
-      assert.deepEqual([await at('p/d'), await at('p/c'), await at('p/0'), await at('p/z')], ['p/c', 'p/c', undefined, 'p/e']);
-      assert.equal((await tx.floor('p/', 'p/c'))?.value, 'p/c');
+      const at = async (k: string) => (await tx.ceiling('p/', k))?.key;
+      assert.deepEqual([await at('p/b'), await at('p/c'), await at('p/0'), await at('p/f'), await at('a')], ['p/c', 'p/c', 'p/a', undefined, 'p/a']);
+      assert.equal((await tx.ceiling('p/', 'p/c'))?.value, 'p/c');
       tx.put('p/d', 'new');
       tx.delete('p/c');
-      assert.deepEqual([await at('p/d'), await at('p/cc')], ['p/d', 'p/a']);
+      assert.deepEqual([await at('p/b'), await at('p/cc'), await at('p/e')], ['p/d', 'p/d', 'p/e']);
     });
-    assert.equal((await s.transact('t', async (tx) => (await tx.floor('p/', 'p/cz'))?.key)).value, 'p/a', 'the delete of p/c was committed');
+    assert.equal((await s.transact('t', async (tx) => (await tx.ceiling('p/', 'p/b'))?.key)).value, 'p/d', 'the writes were committed');
   }));
 
   test(`${name}: deletePrefix deletes every key under a prefix as one revision, each a change with its last value`, run, () => withStore({}, async (s) => {
@@ -151,7 +151,7 @@ export function storeContract(name: string, open: (options: StoreOptions) => Pro
       tx.put('r/1/z', 'dropped by the prefix delete that follows');
       tx.deletePrefix('r/1/');
       assert.equal(await tx.get('r/1/a'), undefined);
-      assert.equal(await tx.floor('r/1/', 'r/1/z'), undefined);
+      assert.equal(await tx.ceiling('r/1/', 'r/1/'), undefined);
       assert.deepEqual((await tx.list('r/')).map((e) => e.key), ['r/10/a', 'r/2/a']);
     });
     assert.equal(r.revision, 2);
@@ -172,6 +172,11 @@ export function storeContract(name: string, open: (options: StoreOptions) => Pro
     });
     assert.deepEqual((await s.list('g/')).entries.map((e) => [e.key, e.value, e.createRevision, e.modRevision]), [['g/1/b', 2, 1, 2], ['g/2/a', 2, 2, 2]]);
     assert.deepEqual((await s.changes(1)).map((c) => [c.key, c.op]), [['g/1/a', 'delete'], ['g/1/c', 'delete'], ['g/1/b', 'put'], ['g/2/a', 'put']]);
+  }));
+
+  test(`${name}: a key written twice in a transaction is one change, logged at its last write's place`, run, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { tx.put('h', 1); tx.put('s/1', 1); tx.put('s/2', 1); tx.put('h', 2); });
+    assert.deepEqual((await s.changes(0)).map((c) => [c.key, c.value]), [['s/1', 1], ['s/2', 1], ['h', 2]]);
   }));
 
   test(`${name}: values are copies, not shared references`, run, () => withStore({}, async (s) => {

@@ -58,10 +58,10 @@ export class EtcdAttempt {
         const [r] = await call(Promise.all([client.getAll().prefix(ks.d(p)).exec(), this.readGuard(p)]));
         return r.kvs.map((kv) => ks.entry(kv)).sort((a, b) => (a.key < b.key ? -1 : 1));
       },
-      floor: async (p, k) => {
-        const upTo = Buffer.concat([Buffer.from(ks.d(k)), Buffer.from([0])]);
-        const end = Buffer.compare(upTo, endOf(ks.d(p))) < 0 ? upTo : endOf(ks.d(p));
-        const [r] = await call(Promise.all([client.getAll().inRange({ start: ks.d(p), end }).sort('Key', 'Descend').limit(1).exec(), this.readGuard(p)]));
+      ceiling: async (p, k) => {
+        const start = k > p ? ks.d(k) : ks.d(p);
+        // No sort: etcd answers a range in key order and stops at the limit (a sorted read fetches it all).
+        const [r] = await call(Promise.all([client.getAll().inRange({ start, end: endOf(ks.d(p)) }).limit(1).exec(), this.readGuard(p)]));
         return r.kvs[0] && ks.entry(r.kvs[0]);
       },
     });

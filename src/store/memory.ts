@@ -37,15 +37,15 @@ export class MemoryStore implements Store {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  private floor(prefix: string, key: string): Entry | undefined {
+  private ceiling(prefix: string, key: string): Entry | undefined {
     let best: Entry | undefined;
-    for (const e of this.data.values()) if (e.key.startsWith(prefix) && e.key <= key && (!best || e.key > best.key)) best = e;
+    for (const e of this.data.values()) if (e.key.startsWith(prefix) && e.key >= key && (!best || e.key < best.key)) best = e;
     return best && { ...best, value: structuredClone(best.value) };
   }
 
   transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
     return this.mutex.run(async () => {
-      const tx = new BufferedTxn({ key: (k) => this.get(k), prefix: async (p) => this.scan(p), floor: async (p, k) => this.floor(p, k) });
+      const tx = new BufferedTxn({ key: (k) => this.get(k), prefix: async (p) => this.scan(p), ceiling: async (p, k) => this.ceiling(p, k) });
       const value = await fn(tx);
       if (tx.empty) return { value, revision: this.rev };
       const revision = this.rev + 1;

@@ -31,10 +31,12 @@ export interface Txn {
   /** Entries whose key starts with `prefix`, sorted by key; the transaction's own writes included. */
   list(prefix: string): Promise<Entry[]>;
   /**
-   * The entry with the greatest key <= `key` among those starting with `prefix` (one ordered read: how a
-   * segment covering a range of ids is found without listing them all); the transaction's own writes included.
+   * The entry with the smallest key >= `key` among those starting with `prefix` (one ordered read: how a
+   * segment covering a range of ids is found without listing them all); the transaction's own writes
+   * included. Ascending on purpose: etcd serves a range read with a limit in key order without reading the
+   * rest, but sorts a descending one by fetching all of it.
    */
-  floor(prefix: string, key: string): Promise<Entry | undefined>;
+  ceiling(prefix: string, key: string): Promise<Entry | undefined>;
   put(key: string, value: unknown): void;
   delete(key: string): void;
   /**

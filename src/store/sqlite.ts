@@ -66,7 +66,7 @@ export class SqliteStore implements Store {
       get: this.db.prepare<[string], KvRow>('SELECT * FROM kv WHERE key = ?'),
       scan: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
       scanKeys: this.db.prepare<[string, string], string>('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key').pluck(),
-      floor: this.db.prepare<[string, string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key <= ? AND key < ? ORDER BY key DESC LIMIT 1'),
+      ceiling: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1'),
       meta: this.db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       setMeta: this.db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
       setRevisionAndBytes: this.db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
@@ -94,8 +94,8 @@ export class SqliteStore implements Store {
     return this.stmt.meta.get(name)?.value ?? 0;
   }
 
-  private floorOf(prefix: string, key: string): Entry | undefined {
-    const r = this.stmt.floor.get(prefix, key, prefix + PREFIX_END);
+  private ceilingOf(prefix: string, key: string): Entry | undefined {
+    const r = this.stmt.ceiling.get(key > prefix ? key : prefix, prefix + PREFIX_END);
     return r && toEntry(r);
   }
 
@@ -111,7 +111,7 @@ export class SqliteStore implements Store {
     // One writer at a time in this process, and the file is exclusive to this process, so reads made
     // while `fn` runs stay consistent until the commit below.
     return this.mutex.run(async () => {
-      const tx = new BufferedTxn({ key: async (k) => this.read(k), prefix: async (p) => this.scan(p), floor: async (p, k) => this.floorOf(p, k) });
+      const tx = new BufferedTxn({ key: async (k) => this.read(k), prefix: async (p) => this.scan(p), ceiling: async (p, k) => this.ceilingOf(p, k) });
       const value = await fn(tx);
       if (tx.empty) return { value, revision: this.meta('revision') };
       const { changes, logBytes } = this.commit(actor, tx);
