@@ -17,6 +17,7 @@ import { Rules } from './rules.js';
 import { migratePolicies } from './policy-store.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 import { Quota, type QuotaLimits } from './quota.js';
+import { StoreWatch } from './writable.js';
 
 export interface ControlOptions {
   hostTimeoutMs?: number;
@@ -49,11 +50,11 @@ export class Control {
   readonly ca: CaSource;
   readonly quota: Quota;
 
-  /** When this control plane started: silent hosts are not collected before a grace period has passed since. */
-  private readonly startedAt: number;
+  /** Since when the store has been writable without a break (from this control plane's start at the earliest). */
+  readonly writable: StoreWatch;
 
   constructor(readonly store: Store, private readonly clock: () => Date = () => new Date(), options: ControlOptions = {}) {
-    this.startedAt = clock().getTime();
+    this.writable = new StoreWatch(store, () => clock().getTime());
     const now = () => clock().toISOString();
     const quota = new Quota(options.quota);
     this.quota = quota;
@@ -76,11 +77,12 @@ export class Control {
 
   /**
    * Releases the endpoints of hosts silent for longer than the grace period (see Hosts.collectSilent).
-   * Nothing before a full grace period after start: a server (or store) that was itself down longer than
-   * the grace sees every host as silent until their agents have had the time to heartbeat again.
+   * Nothing until the store has been writable, without a break, for a full grace period (StoreWatch): a
+   * server just started, or a store that refused writes (full, unreachable), has recorded no heartbeat for
+   * that time, and every host would look silent until its agent has had the time to heartbeat again.
    */
   async collectSilentHosts(graceMs: number): Promise<string[]> {
-    if (this.clock().getTime() - this.startedAt <= graceMs) return [];
+    if ((await this.writable.writableFor()) <= graceMs) return [];
     return this.hosts.collectSilent(graceMs, (id, stillSilent) => this.endpoints.remove('gc', id, stillSilent));
   }
 

@@ -28,6 +28,8 @@ export const ERROR_CATALOGUE = {
   WEFT_TOO_MANY_LOGINS: { status: 429, title: 'Too many logins at once', cni: 11 },
   WEFT_STORE_CONFLICT: { status: 503, title: 'Store busy, retry', cni: 11 },
   WEFT_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable, retry', cni: 11 },
+  /** The store's disk or space quota is full: an operator must free space; writes resume by themselves after. */
+  WEFT_STORE_FULL: { status: 503, title: 'Store full: free space, then retry', cni: 11 },
   WEFT_DEADLINE: { status: 503, title: 'Request took too long', cni: 11 },
   WEFT_INTERNAL: { status: 500, title: 'Internal error', cni: 999 },
 } as const;

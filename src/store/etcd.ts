@@ -2,8 +2,10 @@ import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
 import { Mutex } from './buffered.js';
 import { EtcdAttempt } from './etcd-txn.js';
+import { faultHandling } from './etcd-faults.js';
 import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
-import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { WriteTracker } from './health.js';
+import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
 
 /** How to reach etcd beyond its addresses: TLS (CA, client certificate) and etcd's own user and password. */
 export type EtcdConnection = Pick<IOptions, 'credentials' | 'auth'>;
@@ -34,9 +36,13 @@ export class EtcdStore implements Store {
   /** Highest revision the watcher has delivered; transact returns only once its commit got there. */
   private watched = 0;
   private readonly waiting = new Set<{ rev: number; done: () => void }>();
+  private readonly writes = new WriteTracker();
+  /** Where a write was refused, for the error: the endpoints as configured. */
+  private readonly at: string;
 
   private constructor(endpoints: string[], private readonly prefix: string, options: StoreOptions, connection: EtcdConnection) {
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, ...connection });
+    this.at = `etcd at ${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(', ')}`;
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, faultHandling: faultHandling(), ...connection });
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.clock = options.clock ?? (() => new Date());
   }
@@ -81,7 +87,8 @@ export class EtcdStore implements Store {
   }
 
   transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
-    return this.mutex.run(() => this.attempt(actor, fn));
+    // An unreachable etcd counts as not writable even when it failed a read: the write could not happen either.
+    return this.mutex.run(() => this.attempt(actor, fn).catch((e: unknown) => { throw this.writes.failed(e); }));
   }
 
   private async attempt<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
@@ -93,8 +100,9 @@ export class EtcdStore implements Store {
       const last = this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() }));
       const planned = await a.plan(this.client.if(`${this.prefix}m/base`, 'Version', '>', 0), last);
       if (!planned) return { value, revision: await this.revision() };
-      const r = await call(planned.txn.commit());
+      const r = await call(planned.txn.commit(), this.at);
       if (r.succeeded) {
+        this.writes.wrote();
         const revision = this.rev(r.header.revision);
         await this.seen(revision);
         return { value, revision };
@@ -221,6 +229,15 @@ export class EtcdStore implements Store {
       this.listeners.delete(listener);
       if (lost) this.lostListeners.delete(lost);
     };
+  }
+
+  writeHealth(): WriteHealth {
+    return this.writes.health();
+  }
+
+  /** A put outside the data keys (no watcher sees a change of ours): refused like any write while etcd is full. */
+  probe(): Promise<WriteHealth> {
+    return this.writes.probe(async () => { await call(this.client.put(`${this.prefix}m/probe`).value(this.clock().toISOString()).exec(), this.at); });
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-export type { Store, Txn, Entry, Change, Listing, StoreOptions } from './port.js';
+export type { Store, Txn, Entry, Change, Listing, StoreOptions, WriteHealth } from './port.js';
 export { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT } from './port.js';
 export { MemoryStore } from './memory.js';
 export { SqliteStore } from './sqlite.js';

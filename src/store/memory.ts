@@ -1,7 +1,7 @@
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex, expandDeleted } from './buffered.js';
 import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
-import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
 
 /** The store in memory: for unit tests and throw-away servers. */
 export class MemoryStore implements Store {
@@ -122,6 +122,15 @@ export class MemoryStore implements Store {
   subscribe(listener: (changes: Change[]) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Memory never fills up here; tests that need a full store override these two. */
+  writeHealth(): WriteHealth {
+    return { writable: true, failures: 0 };
+  }
+
+  async probe(): Promise<WriteHealth> {
+    return this.writeHealth();
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { LIMIT_DEFAULTS } from '../model/index.js';
+import { LIMIT_DEFAULTS, type WeftError } from '../model/index.js';
 
 /**
  * The store port: a revisioned key-value space with transactions, a change log and subscriptions.
@@ -73,7 +73,24 @@ export interface Store {
    * history that was compacted meanwhile): the subscriber must re-list, as after a WEFT_HISTORY_COMPACTED.
    */
   subscribe(listener: (changes: Change[]) => void, lost?: () => void): () => void;
+  /** Whether the store could write when it last tried (a commit or a probe); no I/O. */
+  writeHealth(): WriteHealth;
+  /**
+   * Tries a tiny write outside the object space (no revision of ours, no change, no subscriber called)
+   * and answers the health after it; never throws. How a server learns that the store can write again
+   * (or could not meanwhile) when nobody else writes.
+   */
+  probe(): Promise<WriteHealth>;
   close(): Promise<void>;
+}
+
+export interface WriteHealth {
+  /** False from a write that failed for lack of space or of the store itself, until a commit or probe succeeds. */
+  writable: boolean;
+  /** How many writes failed so, ever: one that moved between two looks means the store could not write in between. */
+  failures: number;
+  /** What the last such write was refused with (what clients were answered). */
+  error?: WeftError;
 }
 
 export interface StoreOptions {
