@@ -14,6 +14,7 @@ import { Hosts } from './hosts.js';
 import { GlobalSettings } from './global.js';
 import { Users } from './users.js';
 import { Rules } from './rules.js';
+import { migratePolicies } from './policy-store.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 import { Quota, type QuotaLimits } from './quota.js';
 import { StoreWatch } from './writable.js';
@@ -61,7 +62,7 @@ export class Control {
     this.networks = new Crud(store, networkKind, now, quota);
     this.groups = new Crud(store, groupKind, now, quota);
     this.policies = new Crud(store, policyKind, now, quota);
-    this.rules = new Rules(this.policies);
+    this.rules = new Rules(store, this.policies, now, quota);
     this.netprofiles = new Crud(store, netprofileKind, now, quota);
     this.services = new Crud(store, serviceKind, now, quota);
     this.appProfiles = new Crud(store, appProfileKind, now, quota);
@@ -100,8 +101,12 @@ export class Control {
     return { endpoints: eps.length };
   }
 
-  /** Makes a new store usable: the `default` tenant, and on first start an admin whose token is returned once. */
+  /**
+   * Makes a store usable: policies of the old layout migrated (every start; a no-op once done), the
+   * `default` tenant, and on first start an admin whose token is returned once.
+   */
   async bootstrap(): Promise<{ adminToken: string | undefined }> {
+    await migratePolicies(this.store);
     await this.tenants.ensureDefault();
     return { adminToken: await this.users.bootstrapAdmin() };
   }

@@ -17,6 +17,10 @@ export const HISTORY_TIMEOUT_MS = 10_000;
 export function unavailable(e: unknown, at = 'etcd'): never {
   if (e instanceof WeftError) throw e;
   const m = e instanceof Error ? e.message : String(e);
+  // etcd's own bounds on one transaction (etcd-txn.ts checks them before sending): retrying will not help.
+  if (/too many operations in txn|request is too large/i.test(m)) {
+    throw new WeftError('WEFT_TOO_LARGE', `${at} refused the change as one transaction (${m}); make it in smaller parts`, { cause: e });
+  }
   if (isNoSpace(e)) {
     throw new WeftError('WEFT_STORE_FULL', `${at}: etcd's space quota (--quota-backend-bytes) is exhausted (${m}); etcd raised its NOSPACE alarm and refuses `
       + 'every write until an operator frees space: compact its history, defragment each member, then disarm the alarm '

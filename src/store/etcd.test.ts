@@ -37,3 +37,17 @@ test('etcd: a small history limit never compacts etcd, so other users of a share
     other.close();
   }
 });
+
+test('etcd: a transaction past etcd\'s bounds (operations, bytes) is refused before it is sent, as 413, and writes nothing', { skip }, async () => {
+  const s = await EtcdStore.open([etcd!.endpoint], '/weft-bounds/');
+  try {
+    const tooLarge = (e: unknown) => e instanceof WeftError && e.code === 'WEFT_TOO_LARGE';
+    await assert.rejects(s.transact('t', async (tx) => { for (let i = 0; i < 130; i++) tx.put(`k/${i}`, i); }), tooLarge);
+    await assert.rejects(s.transact('t', async (tx) => { for (let i = 0; i < 4; i++) tx.put(`big/${i}`, 'x'.repeat(500_000)); }), tooLarge);
+    assert.equal(await s.revision(), 0);
+    await s.transact('t', async (tx) => { for (let i = 0; i < 100; i++) tx.put(`k/${i}`, i); });
+    assert.equal((await s.list('k/')).entries.length, 100, 'the store still works: nothing tripped the client');
+  } finally {
+    await s.close();
+  }
+});

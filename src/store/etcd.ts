@@ -1,6 +1,7 @@
 import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
-import { BufferedTxn, Mutex } from './buffered.js';
+import { Mutex } from './buffered.js';
+import { EtcdAttempt } from './etcd-txn.js';
 import { faultHandling } from './etcd-faults.js';
 import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
 import { WriteTracker } from './health.js';
@@ -91,43 +92,15 @@ export class EtcdStore implements Store {
   }
 
   private async attempt<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
+    const keyspace = { client: this.client, d: this.d, guard: this.guard, entry: (kv: IKeyValue) => this.entry(kv) };
     for (let attempt = 0; attempt < 50; attempt++) {
-      const keysRead = new Map<string, number>();
-      const guardsRead = new Map<string, number>();
-      const tx = new BufferedTxn(
-        async (k) => {
-          const r = await call(this.client.get(this.d(k)).exec());
-          keysRead.set(k, Number(r.kvs[0]?.mod_revision ?? 0));
-          return r.kvs[0] && this.entry(r.kvs[0]);
-        },
-        async (p) => {
-          const [r, g] = await call(Promise.all([this.client.getAll().prefix(this.d(p)).exec(), this.client.get(this.guard(p)).exec()]));
-          guardsRead.set(p, Number(g.kvs[0]?.mod_revision ?? 0));
-          return r.kvs.map((kv) => this.entry(kv)).sort((a, b) => (a.key < b.key ? -1 : 1));
-        },
-      );
-      const value = await fn(tx);
-      if (tx.writes.size === 0) return { value, revision: await this.revision() };
-      let cmp = this.client.if(`${this.prefix}m/base`, 'Version', '>', 0);
-      for (const [k, mod] of keysRead) cmp = mod === 0 ? cmp.and(this.d(k), 'Version', '==', 0) : cmp.and(this.d(k), 'Mod', '==', mod);
-      for (const [p, mod] of guardsRead) cmp = mod === 0 ? cmp.and(this.guard(p), 'Version', '==', 0) : cmp.and(this.guard(p), 'Mod', '==', mod);
-      const ops = [];
-      const guards = new Set<string>();
-      for (const [k, w] of tx.writes) {
-        if (w === undefined && !keysRead.has(k)) {
-          // A delete of a key never read: drop it if the key does not exist (and insist it still does not).
-          const r = await call(this.client.get(this.d(k)).exec());
-          if (!r.kvs[0]) { cmp = cmp.and(this.d(k), 'Version', '==', 0); continue; }
-          cmp = cmp.and(this.d(k), 'Mod', '==', Number(r.kvs[0].mod_revision));
-        }
-        ops.push(w === undefined ? this.client.delete().key(this.d(k)) : this.client.put(this.d(k)).value(JSON.stringify({ v: w.value })));
-        const parts = k.split('/');
-        for (let i = 1; i < parts.length; i++) guards.add(`${parts.slice(0, i).join('/')}/`);
-      }
-      if (ops.length === 0) return { value, revision: await this.revision() };
-      for (const g of guards) ops.push(this.client.put(this.guard(g)).value(''));
-      ops.push(this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() })));
-      const r = await call(cmp.then(...ops).commit(), this.at);
+      const a = new EtcdAttempt(keyspace);
+      const value = await fn(a.tx);
+      if (a.tx.empty) return { value, revision: await this.revision() };
+      const last = this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() }));
+      const planned = await a.plan(this.client.if(`${this.prefix}m/base`, 'Version', '>', 0), last);
+      if (!planned) return { value, revision: await this.revision() };
+      const r = await call(planned.txn.commit(), this.at);
       if (r.succeeded) {
         this.writes.wrote();
         const revision = this.rev(r.header.revision);

@@ -30,8 +30,22 @@ export interface Txn {
   get(key: string): Promise<Entry | undefined>;
   /** Entries whose key starts with `prefix`, sorted by key; the transaction's own writes included. */
   list(prefix: string): Promise<Entry[]>;
+  /**
+   * The entry with the smallest key >= `key` among those starting with `prefix` (one ordered read: how a
+   * segment covering a range of ids is found without listing them all); the transaction's own writes
+   * included. Ascending on purpose: etcd serves a range read with a limit in key order without reading the
+   * rest, but sorts a descending one by fetching all of it.
+   */
+  ceiling(prefix: string, key: string): Promise<Entry | undefined>;
   put(key: string, value: unknown): void;
   delete(key: string): void;
+  /**
+   * Deletes every key starting with `prefix` as one operation (one delete-range on etcd, whatever the
+   * number of keys); each deleted key is still a change with its last value, logged before the
+   * transaction's other writes. A key put after this in the same transaction is kept (a put, not a
+   * delete and a put). On etcd, list the prefix first if a concurrent insert under it must conflict.
+   */
+  deletePrefix(prefix: string): void;
 }
 
 export interface Listing {

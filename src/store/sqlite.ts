@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { WeftError } from '../model/index.js';
-import { BufferedTxn, Mutex } from './buffered.js';
+import { BufferedTxn, Mutex, expandDeleted } from './buffered.js';
 import { WriteTracker } from './health.js';
 import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
 import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
@@ -86,6 +86,8 @@ export class SqliteStore implements Store {
     this.stmt = {
       get: this.db.prepare<[string], KvRow>('SELECT * FROM kv WHERE key = ?'),
       scan: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      scanKeys: this.db.prepare<[string, string], string>('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key').pluck(),
+      ceiling: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1'),
       meta: this.db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       setMeta: this.db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
       setRevisionAndBytes: this.db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
@@ -115,6 +117,11 @@ export class SqliteStore implements Store {
     return this.stmt.meta.get(name)?.value ?? 0;
   }
 
+  private ceilingOf(prefix: string, key: string): Entry | undefined {
+    const r = this.stmt.ceiling.get(key > prefix ? key : prefix, prefix + PREFIX_END);
+    return r && toEntry(r);
+  }
+
   async get(key: string): Promise<Entry | undefined> {
     return this.read(key);
   }
@@ -127,9 +134,9 @@ export class SqliteStore implements Store {
     // One writer at a time in this process, and the file is exclusive to this process, so reads made
     // while `fn` runs stay consistent until the commit below.
     return this.mutex.run(async () => {
-      const tx = new BufferedTxn(async (k) => this.read(k), async (p) => this.scan(p));
+      const tx = new BufferedTxn({ key: async (k) => this.read(k), prefix: async (p) => this.scan(p), ceiling: async (p, k) => this.ceilingOf(p, k) });
       const value = await fn(tx);
-      if (tx.writes.size === 0) return { value, revision: this.meta('revision') };
+      if (tx.empty) return { value, revision: this.meta('revision') };
       let done: ReturnType<SqliteStore['commit']>;
       try {
         done = this.commit(actor, tx);
@@ -152,7 +159,8 @@ export class SqliteStore implements Store {
       const changes: Change[] = [];
       const texts: string[] = [];
       let bytes = 0;
-      for (const [key, w] of tx.writes) {
+      const deletes: Array<[string, undefined]> = expandDeleted(tx, (p) => this.stmt.scanKeys.all(p, p + PREFIX_END)).map((k) => [k, undefined]);
+      for (const [key, w] of [...deletes, ...tx.writes]) {
         if (w === undefined) {
           // Deletes log the last value, so they read it; puts need no read (the upsert keeps create_rev).
           const old = this.stmt.get.get(key);
