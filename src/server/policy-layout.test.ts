@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control } from '../control/index.js';
 import { WeftError } from '../model/index.js';
-import { EtcdStore, SqliteStore, type Store } from '../store/index.js';
+import { SqliteStore, type Store } from '../store/index.js';
+import { EtcdStore } from '../store/etcd.js';
 import { startEtcd, type EtcdProcess } from '../testkit/etcd.js';
 import { testApi } from './testkit.js';
 
