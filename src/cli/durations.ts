@@ -1,7 +1,6 @@
-// Duration and audit-event flags. Their parsers live in model/auth.ts beside TypeBox schemas, so this file
-// loads model's index (TypeBox included): only the daemons' flags and `audit` import it at registration;
-// `host add` and `token create` import it when they run (a client verb's start-up stays lean, see plain-model.ts).
-import { AUDIT_EVENTS, DURATION_PATTERN, isWeftError, parseDuration } from '../model/index.js';
+// Duration and audit-event flags, checked with the model's own parser and pattern (the server applies the
+// same ones), so a bad flag is refused before anything is sent.
+import { AUDIT_EVENTS, DURATION_PATTERN, isWeftError, parseDuration } from '../model/plain.js';
 import { usage } from './errors.js';
 
 export { AUDIT_EVENTS };

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { isWeftError } from './plain-model.js';
+import { isWeftError } from '../model/plain.js';
 import { normaliseArgv } from './argv.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 import { ApiError } from '../client/index.js';

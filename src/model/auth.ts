@@ -1,12 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Name } from './schemas.js';
-import { invalid } from './errors.js';
+import { AUDIT_EVENTS, DURATION_PATTERN, type AuditEvent } from './durations.js';
 
 /**
  * Tokens and the audit log: request and response schemas (the responses are schemas too, so fastify
  * serialises only the fields named here and a secret or hash can never slip into a list).
  */
-export const DURATION_PATTERN = '^(never|[1-9][0-9]{0,6}[smhd])$';
 export const Duration = Type.String({ pattern: DURATION_PATTERN, description: 'a lifetime like 30m, 12h, 7d, or never' });
 
 /** The public id of a token: the first 16 hex characters of its sha256 (the secret itself is never stored). */
@@ -40,8 +39,6 @@ export const TokenCreated = Type.Object({
 
 export const TokenQuery = Type.Object({ user: Type.Optional(Name) }, { additionalProperties: false });
 
-export const AUDIT_EVENTS = ['write', 'refused', 'login'] as const;
-export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
 /** One line of the audit log. Never a body, a header, a password or a token: only who, from where, what, and the outcome. */
 export const AuditEntry = Type.Object({
@@ -72,17 +69,3 @@ export type TokenView = Static<typeof TokenView>;
 export type TokenCreated = Static<typeof TokenCreated>;
 export type AuditEntry = Static<typeof AuditEntry>;
 export type AuditQuery = Static<typeof AuditQuery>;
-
-const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-/** Ten years: beyond that a lifetime is "never" in disguise, and Date arithmetic stays far from its limits. */
-export const MAX_DURATION_MS = 3650 * UNIT_MS.d;
-
-/** `30m`, `12h`, `7d` as milliseconds; `never` as null. `field` names the flag or body field in the error. */
-export function parseDuration(text: string, field: string): number | null {
-  if (text === 'never') return null;
-  const m = /^([1-9][0-9]{0,6})([smhd])$/.exec(text);
-  if (!m?.[1] || !m[2]) throw invalid(field, `'${text}' is not a duration like 30m, 12h, 7d, or never`);
-  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
-  if (ms > MAX_DURATION_MS) throw invalid(field, `'${text}' is longer than 3650d; use never for a token that does not expire`);
-  return ms;
-}

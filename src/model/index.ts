@@ -4,6 +4,7 @@ export * from './schemas.js';
 export * from './validate.js';
 export * from './objects.js';
 export * from './ids.js';
+export * from './durations.js';
 export * from './auth.js';
 export * from './conflists.js';
 export * from './limits.js';

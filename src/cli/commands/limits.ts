@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LIMIT_DEFAULTS } from '../../model/index.js';
+import { LIMIT_DEFAULTS } from '../../model/plain.js';
 import { usage } from '../errors.js';
 import { intArg } from '../kit.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseLabelList } from '../plain-model.js';
+import { parseLabelList } from '../../model/plain.js';
 import { usage } from '../errors.js';
 import { act, inspectAndRm, collect, done, intArg, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { usage } from '../errors.js';
 import { act, leaf, seg, type Io } from '../kit.js';
+import { ttlArg } from '../durations.js';
 
 /** A token id is 16 hex characters; a secret passed here by mistake is refused before it is sent anywhere. */
 const tokenIdArg = (value: string): string => {
@@ -31,8 +32,7 @@ export function tokenCommands(program: Command, io: Io): void {
     .option('--user <name>', 'for another user (admin)')
     .action(act(io, async (ctx) => {
       const o = ctx.opts;
-      // Checked here, not at registration: the check loads model's schemas, which `token ls` must not pay for.
-      if (o['ttl'] !== undefined) (await import('../durations.js')).ttlArg(o['ttl']);
+      if (o['ttl'] !== undefined) ttlArg(o['ttl']);
       const body = { ...(o['ttl'] ? { ttl: o['ttl'] } : {}), ...(o['description'] ? { description: o['description'] } : {}), ...(o['user'] ? { user: o['user'] } : {}) };
       const made = await ctx.client.request('POST', '/api/v1/tokens', body);
       if (o['quiet']) return ctx.print(made.token);
