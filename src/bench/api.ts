@@ -6,7 +6,7 @@ import https from 'node:https';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
 import { createCsr } from '../pki/index.js';
 import { summarise, ms } from './stats.js';
@@ -149,7 +149,8 @@ function timed(argv: readonly string[], env: NodeJS.ProcessEnv): number {
 /**
  * A whole `weft tenant ls` process (Node start, module loading, config, TLS handshake, one request, the
  * table), interleaved with its anchors in the same run: Node's own floor (`node -e 0`) and curl of the
- * same URL with the same CA and token (one process, one handshake, one request, no Node).
+ * same URL with the same CA and token (one process, one handshake, one request, no Node). Also the same
+ * call run from the modules tsc emitted (dist/bin/cli.js, ~30 ES modules), which the bundle replaces.
  */
 function cliCalls(url: string, token: string, caFile: string, dir: string) {
   const home = join(dir, 'cli-home');
@@ -159,6 +160,7 @@ function cliCalls(url: string, token: string, caFile: string, dir: string) {
   writeFileSync(header, `authorization: Bearer ${token}\n`, { mode: 0o600 });
   const env = { PATH: process.env['PATH'] ?? '', HOME: home, WEFT_SERVER: url, WEFT_TOKEN: token, WEFT_CA: caFile };
   const weft = [process.execPath, WEFT_BIN, 'tenant', 'ls'];
+  const modules = [process.execPath, join(dirname(WEFT_BIN), 'cli.js'), 'tenant', 'ls'];
   const node = [process.execPath, '-e', '0'];
   const curl = ['curl', '--silent', '--fail', '--cacert', caFile, '--header', `@${header}`, `${url}/api/v1/tenants`];
   const hasCurl = (() => {
@@ -170,13 +172,15 @@ function cliCalls(url: string, token: string, caFile: string, dir: string) {
     }
   })();
   timed(weft, env); // the first call reads the files from disk; the rest measure a warm page cache, as a user's second call would
-  const times = { weft: [] as number[], node: [] as number[], curl: [] as number[] };
+  timed(modules, env);
+  const times = { weft: [] as number[], modules: [] as number[], node: [] as number[], curl: [] as number[] };
   for (let i = 0; i < CLI_CALLS; i++) {
     times.node.push(timed(node, env));
     times.weft.push(timed(weft, env));
+    times.modules.push(timed(modules, env));
     if (hasCurl) times.curl.push(timed(curl, env));
   }
-  return { weft: summarise(times.weft), node: summarise(times.node), curl: hasCurl ? summarise(times.curl) : undefined };
+  return { weft: summarise(times.weft), modules: summarise(times.modules), node: summarise(times.node), curl: hasCurl ? summarise(times.curl) : undefined };
 }
 
 function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
@@ -185,6 +189,7 @@ function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
     `| anchor: \`curl\` GET /api/v1/tenants, same CA and token, p50 / p99 | ${cli.curl ? `${ms(cli.curl.p50)} / ${ms(cli.curl.p99)}` : 'curl not installed'} | (anchor) |`,
     `| a whole \`weft tenant ls\` process (Node start + modules + handshake + request + table), p50 / p99 | ${ms(cli.weft.p50)} / ${ms(cli.weft.p99)} | ≤ 150 ms |`,
     `| \`weft tenant ls\` ÷ \`node -e 0\`, p50 | ${(cli.weft.p50 / cli.node.p50).toFixed(2)}× | (recorded) |`,
+    `| the same call from the unbundled modules (\`node dist/bin/cli.js tenant ls\`), p50 / p99 | ${ms(cli.modules.p50)} / ${ms(cli.modules.p99)} | (recorded) |`,
   ];
 }
 

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { makeTestPki } from '../testkit/pki.js';
 import { WEFT_BIN } from '../testkit/server.js';
 import { Command } from 'commander';
@@ -13,9 +13,11 @@ import type { Daemons } from './commands/daemon.js';
 import { buildProgram, COMMAND_MODULES, modulesFor } from './program.js';
 
 /**
- * Issue 13: a `weft` verb that only talks to the server loads only what it needs. What a real `weft`
- * process loads is recorded without timing: an ESM loader hook (every module the ESM loader loads, ours
- * and the packages' entries) plus the CommonJS cache at exit (what those packages require in turn).
+ * Issue 13: a `weft` verb that only talks to the server loads only what it needs. A client verb runs from
+ * one CommonJS bundle (dist/bin/cli.bundle.cjs, made by `npm run build`), the commands that start
+ * processes from the modules tsc emitted; dist/bin/weft.cjs picks one. What a real `weft` process loads is
+ * recorded without timing: an ESM loader hook (every ES module) plus the CommonJS cache at exit (the
+ * bundle, and what is required on demand); what went into the bundle is in dist/bin/cli.bundle.json.
  * Timing belongs to bench:api; this guards the cause (a heavy import creeping back), not the figure.
  */
 const HOOKS = `import { appendFileSync } from 'node:fs';
@@ -32,9 +34,10 @@ process.on('exit', () => appendFileSync(process.env.WEFT_LOAD_TRACE, Object.keys
 
 /** Packages a client verb never needs (the daemons' server, stores, logging, metrics, X.509, schemas). */
 const HEAVY_PACKAGES = /node_modules\/(fastify|@fastify|better-sqlite3|etcd3|pino|prom-client|@peculiar|@sinclair\/typebox|reflect-metadata|yaml)\//;
-/** Our folders a client verb never needs: only bin, cli, client and model's plain files may load. */
-const OWN = /\/dist\/([a-z]+)\//;
-const CLIENT_FOLDERS = new Set(['bin', 'cli', 'client', 'model']);
+const BIN = dirname(WEFT_BIN);
+const BUNDLE = join(BIN, 'cli.bundle.cjs');
+/** Our files (not node_modules) that a process loaded, once each (the ESM hook and the CommonJS cache may both see one). */
+const ownFiles = (loaded: readonly string[]) => [...new Set(loaded.filter((m) => !m.includes('/node_modules/') && m.includes('/dist/')).map((m) => m.replace(/^(cjs:|file:\/\/)/, '')))];
 
 let dir = '';
 let stub: Server;
@@ -58,11 +61,11 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `weft ARGS` against the stub and returns its stdout and every module it loaded. */
-function traced(args: string[], name: string): Promise<{ code: number; stdout: string; stderr: string; loaded: string[] }> {
+/** Runs `FILE ARGS` (weft.cjs unless told) against the stub and returns its output and every module it loaded. */
+function traced(args: string[], name: string, file = WEFT_BIN): Promise<{ code: number; stdout: string; stderr: string; loaded: string[] }> {
   const trace = join(dir, `${name}.trace`);
   const env = { PATH: process.env['PATH'] ?? '', HOME: dir, WEFT_SERVER: url, WEFT_TOKEN: 'weft_stub', WEFT_CA: ca, WEFT_LOAD_TRACE: trace };
-  const argv = ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, WEFT_BIN, ...args];
+  const argv = ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, file, ...args];
   return new Promise((resolve) => {
     execFile(process.execPath, argv, { env, timeout: 60_000 }, (err, stdout, stderr) => {
       let loaded: string[] = [];
@@ -76,45 +79,62 @@ function traced(args: string[], name: string): Promise<{ code: number; stdout: s
   });
 }
 
-/** The modules of `loaded` that a client verb must not load, with why. */
-function heavy(loaded: readonly string[]): string[] {
-  return loaded.filter((m) => {
-    if (HEAVY_PACKAGES.test(m)) return true;
-    const own = !m.includes('/node_modules/') ? OWN.exec(m)?.[1] : undefined;
-    return own !== undefined && !CLIENT_FOLDERS.has(own);
-  });
-}
-
-const CLIENT_VERBS: Array<{ args: string[]; module: string }> = [
-  { args: ['tenant', 'ls'], module: 'tenant' },
-  { args: ['net', 'ls'], module: 'network' },
-  { args: ['group', 'ls'], module: 'group' },
-  { args: ['policy', 'ls'], module: 'policy' },
-  { args: ['netprofile', 'ls'], module: 'profiles' },
-  { args: ['endpoint', 'ls'], module: 'cluster' },
-  { args: ['host', 'ls'], module: 'host' },
-  { args: ['token', 'ls'], module: 'tokens' },
-  { args: ['user', 'ls'], module: 'auth' },
+const CLIENT_VERBS: string[][] = [
+  ['tenant', 'ls'], ['net', 'ls'], ['group', 'ls'], ['policy', 'ls'], ['netprofile', 'ls'], ['endpoint', 'ls'], ['host', 'ls'], ['token', 'ls'], ['user', 'ls'],
 ];
 
 for (const verb of CLIENT_VERBS) {
-  test(`\`weft ${verb.args.join(' ')}\` loads no server, agent, store, lab, schema, logging or YAML code`, async () => {
-    const r = await traced(verb.args, verb.args.join('-'));
+  test(`\`weft ${verb.join(' ')}\` runs from the bundle alone: no other file of ours, no server, store, schema, logging or YAML package`, async () => {
+    const r = await traced(verb, verb.join('-'));
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /stubbed/, 'the verb ran to the end against the stub');
     // The trace sees what it must see, so an empty or broken trace cannot pass.
-    assert.ok(r.loaded.some((m) => m.endsWith(`/dist/cli/commands/${verb.module}.js`)), `trace lacks the verb's own module:\n${r.loaded.join('\n')}`);
-    assert.ok(r.loaded.some((m) => m.includes('/node_modules/commander/')), 'trace lacks commander');
-    assert.deepEqual(heavy(r.loaded), []);
+    assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort(), `loaded:\n${r.loaded.join('\n')}`);
+    assert.deepEqual(r.loaded.filter((m) => HEAVY_PACKAGES.test(m)), []);
   });
 }
 
-test('`-o yaml` loads the YAML library, and still nothing of the daemons', async () => {
+test('`-o yaml` loads the YAML library on demand, and still nothing of the daemons', async () => {
   const r = await traced(['tenant', 'ls', '-o', 'yaml'], 'tenant-ls-yaml');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /name: stubbed/);
   assert.ok(r.loaded.some((m) => m.includes('/node_modules/yaml/')), 'yaml was loaded for -o yaml');
-  assert.deepEqual(heavy(r.loaded).filter((m) => !m.includes('/node_modules/yaml/')), []);
+  assert.deepEqual(r.loaded.filter((m) => HEAVY_PACKAGES.test(m) && !m.includes('/node_modules/yaml/')), []);
+  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort());
+});
+
+test('the bundle holds the CLI, the client, the plain model and commander: nothing of the daemons, the lab or TypeBox', () => {
+  const { inputs } = JSON.parse(readFileSync(join(BIN, 'cli.bundle.json'), 'utf8')) as { inputs: string[] };
+  assert.ok(inputs.includes('dist/cli/program.js') && inputs.includes('dist/client/client.js') && inputs.some((i) => i.includes('node_modules/commander/')), inputs.join('\n'));
+  const allowed = (i: string) => /^dist\/(bin\/cli\.js|cli\/|client\/|model\/(plain|errors|ipv4|objects|validate|durations|limits)\.js$)/.test(i)
+    || /node_modules\/commander\//.test(i) || i === 'left-out:./daemons.js' || i === 'left-out:../lab/index.js' || i === 'lazy:child_process';
+  assert.deepEqual(inputs.filter((i) => !allowed(i)), []);
+});
+
+test('every top-level command runs from the copy it needs: daemons and the lab from the modules, the rest from the bundle', async () => {
+  const daemonModules = COMMAND_MODULES.filter((m) => m.names.includes('server') || m.names.includes('lab'));
+  assert.equal(daemonModules.length, 2);
+  for (const m of COMMAND_MODULES) {
+    for (const name of m.names) {
+      const r = await traced([name, '--help'], `help-${name}`);
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      assert.match(r.stdout.split('\n')[0] ?? '', new RegExp(`^Usage: weft (\\S+\\|)?${name}\\b`), name);
+      const own = ownFiles(r.loaded);
+      if (daemonModules.includes(m)) {
+        assert.ok(own.includes(join(BIN, 'cli.js')) && own.some((f) => f.endsWith('/dist/cli/program.js')), `${name} runs from the modules:\n${own.join('\n')}`);
+        assert.ok(!own.includes(BUNDLE), `${name} must not load the bundle`);
+      } else {
+        assert.deepEqual(own.sort(), [BUNDLE, WEFT_BIN].sort(), `${name} runs from the bundle alone`);
+      }
+    }
+  }
+});
+
+test('the bundle, given a command that starts a process, fails saying so instead of loading a second copy of the CLI', async () => {
+  const r = await traced(['lab', 'status'], 'bundle-lab', BUNDLE);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /not in the client bundle; dist\/bin\/weft\.cjs runs dist\/bin\/cli\.js/);
+  assert.deepEqual(ownFiles(r.loaded), [BUNDLE]);
 });
 
 test('each command module declares exactly the top-level commands the loader table names for it, in help order', async () => {

@@ -15,7 +15,7 @@ import { freeOctets, freePorts } from './free.js';
  */
 export const LAB_PREFIX = 'wl';
 export const DEFAULT_LAB_DIR = '/run/weft-lab';
-const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'weft.js');
+const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'weft.cjs');
 const runner = new ProcessRunner();
 
 export interface LabHostState { name: string; ns: string; vtep: string; dir: string; agentPid: number }

@@ -7,7 +7,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The compiled CLI entry point, as users run it. */
-export const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'weft.js');
+export const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'weft.cjs');
 
 export interface ServerProcess {
   url: string;

@@ -1,7 +1,8 @@
-#!/usr/bin/env node
-// Start-up file for the `weft` command: the only place that wires the CLI to the server, the agent and
-// the lab. Each is imported only when a command needs it (daemons.ts for `server`, `agent`, `up`; the lab
-// for `lab`), so a client verb loads none of them: see the CLI's README ("Start-up").
+// The `weft` command, run by weft.ts: the only place that wires the CLI to the server, the agent and the
+// lab. Each is imported only when a command needs it (daemons.ts for `server`, `agent`, `up`; the lab for
+// `lab`), so a client verb loads none of them: see the CLI's README ("Start-up"). `npm run build` also
+// bundles this file into cli.bundle.cjs for the client verbs, with daemons.ts and the lab left out; so no
+// top-level await here (a CommonJS file cannot have one).
 import { runCli, type AgentFlags, type ServerFlags } from '../cli/index.js';
 import type { RunningServer } from '../server/index.js';
 
@@ -27,11 +28,12 @@ const lab = async () => {
   return { up: labUp, down: labDown, run: labRun, read: (dir?: string) => readLab(dir), alive };
 };
 
-const code = await runCli(process.argv.slice(2), io, {
+void runCli(process.argv.slice(2), io, {
   startServer: async (o: ServerFlags) => (await daemons()).startServer(o),
   startAgent: async (f: AgentFlags) => (await daemons()).startAgent(f),
   ownJoin: async (d, f) => (await daemons()).ownJoin(d as RunningServer, f),
   uninstallAgent: async (f: AgentFlags) => (await daemons()).uninstallAgent(f),
   lab,
+}).then((code) => {
+  process.exitCode = code;
 });
-process.exitCode = code;

@@ -1,0 +1,59 @@
+// Bundles the CLI for the client verbs (issue 13; docs/decisions.md, "CLI start-up"): dist/bin/cli.js and
+// what it imports, as tsc emitted them, linked into one CommonJS file, dist/bin/cli.bundle.cjs, so a call
+// reads and compiles one file instead of ~30 ES modules and never starts Node's ES module loader. The code
+// is linked, not rewritten: no minifying, no down-levelling, the same statements in the same order.
+// dist/bin/weft.cjs runs the commands that start processes from cli.js instead, so the daemons and the
+// lab (their packages, native SQLite, files found beside their modules) are never bundled: in the bundle
+// they are a module that fails loudly if loaded. dist/bin/cli.bundle.json lists what went in, for
+// startup.test.ts.
+import { build } from 'esbuild';
+import { writeFileSync } from 'node:fs';
+
+/** cli.js's dynamic imports of the daemons and the lab. */
+const LEFT_OUT = /^(\.\/daemons\.js|\.\.\/lab\/index\.js)$/;
+
+const leaveOutDaemons = {
+  name: 'leave-out-daemons',
+  setup(b) {
+    b.onResolve({ filter: LEFT_OUT }, (a) => (a.importer.endsWith('/dist/bin/cli.js') ? { path: a.path, namespace: 'left-out' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'left-out' }, (a) => ({
+      contents: `throw new Error(${JSON.stringify(`weft: ${a.path} is not in the client bundle; dist/bin/weft.cjs runs dist/bin/cli.js for the commands that need it`)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * commander requires node:child_process when it loads (~5 ms with dgram and net's extras) for
+ * executable sub-commands, which weft has none of: it gets the module on first use instead.
+ */
+const lazyChildProcess = {
+  name: 'lazy-child-process',
+  setup(b) {
+    b.onResolve({ filter: /^node:child_process$/ }, (a) => (/[/\\]commander[/\\]/.test(a.importer) ? { path: 'child_process', namespace: 'lazy' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, () => ({
+      contents: "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });",
+      loader: 'js',
+    }));
+  },
+};
+
+const result = await build({
+  entryPoints: ['dist/bin/cli.js'],
+  outfile: 'dist/bin/cli.bundle.cjs',
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'es2022',
+  // yaml is required on first use by output.ts, from node_modules as before.
+  external: ['yaml'],
+  // output.ts resolves yaml from its own URL; in the bundle that is the bundle's (same node_modules).
+  define: { 'import.meta.url': '__weftBundleUrl' },
+  banner: { js: "const __weftBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [leaveOutDaemons, lazyChildProcess],
+  sourcemap: true,
+  metafile: true,
+  logLevel: 'warning',
+});
+const inputs = Object.keys(result.metafile.inputs).sort();
+writeFileSync('dist/bin/cli.bundle.json', `${JSON.stringify({ inputs }, null, 2)}\n`);

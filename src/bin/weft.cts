@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Start-up file for `weft` (package.json's bin, and what every test runs). The commands that start
+// processes run the CLI from the modules tsc emitted (cli.js), which loads the server, the agent or the lab
+// as asked. Every other command runs the same CLI from one CommonJS file, cli.bundle.cjs, which
+// `npm run build` makes from cli.js without those parts (scripts/bundle-cli.mjs): loading ~30 ES
+// modules one at a time, and Node's ES module loader itself, cost more than the request (issue 13;
+// docs/decisions.md, "CLI start-up"). This file is CommonJS for the same reason. A process runs one copy
+// or the other, never both, so no error meets a class of the other copy (runCli's instanceof holds).
+// startup.test.ts runs every top-level command and checks which copy ran.
+const DAEMON_COMMANDS: readonly string[] = ['server', 'agent', 'up', 'lab'];
+
+if (DAEMON_COMMANDS.includes(process.argv[2] ?? '')) void import('./cli.js');
+else require('./cli.bundle.cjs');
