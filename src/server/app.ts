@@ -23,6 +23,7 @@ import type { AuditSink } from './audit-file.js';
 import { quotaRoutes } from './routes/quota.js';
 import type { WatchStream } from './watch.js';
 import { DEFAULT_LIMITS, WatchSlots, clientErrorHandler, installTimeouts, type Limits } from './limits.js';
+import { lazyValidators } from './validators.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -49,6 +50,8 @@ export interface AppOptions {
   /** Where audit lines go; none when absent. */
   audit?: AuditSink;
   limits?: Partial<Limits>;
+  /** The validator factory (tests count compilations with their own); default: lazyValidators(). */
+  validators?: ReturnType<typeof lazyValidators>;
 }
 
 /** Paths anyone may call without a token: the join is protected by its one-time token, ca.crt is public. */
@@ -66,6 +69,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // at once and its watchers reconnect to another server.
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    // Each route's schemas compile on its first request, not at start-up (validators.ts).
+    schemaController: { compilersFactory: { buildValidator: opts.validators ?? lazyValidators() } },
     // A client that connects and never finishes its handshake is cut like one that never sends its headers.
     ...(opts.tls ? { https: { ...opts.tls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: limits.headersTimeoutMs } } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;

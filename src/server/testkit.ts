@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Control, type QuotaLimits } from '../control/index.js';
 import { MemoryStore, type Store } from '../store/index.js';
-import { buildApp } from './app.js';
+import { buildApp, type AppOptions } from './app.js';
 import type { AuditSink } from './audit-file.js';
 import type { Limits } from './limits.js';
 
@@ -13,10 +13,10 @@ export interface TestApi {
   call(method: string, url: string, body?: unknown, headers?: Record<string, string>, token?: string): Promise<{ status: number; json: any; headers: Record<string, unknown> }>;
 }
 
-export async function testApi(opts: { audit?: AuditSink; quota?: QuotaLimits; limits?: Partial<Limits>; store?: Store } = {}): Promise<TestApi> {
+export async function testApi(opts: { audit?: AuditSink; quota?: QuotaLimits; limits?: Partial<Limits>; store?: Store; validators?: AppOptions['validators'] } = {}): Promise<TestApi> {
   const control = new Control(opts.store ?? new MemoryStore(), undefined, opts.quota ? { quota: opts.quota } : {});
   const { adminToken } = await control.bootstrap();
-  const app = await buildApp({ control, logger: false, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.limits ? { limits: opts.limits } : {}) });
+  const app = await buildApp({ control, logger: false, ...(opts.audit ? { audit: opts.audit } : {}), ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.validators ? { validators: opts.validators } : {}) });
   const token = adminToken ?? '';
   return {
     app,
