@@ -23,6 +23,7 @@ export const ERROR_CATALOGUE = {
   WEFT_INVALID_REFERENCE: { status: 422, title: 'Reference to a missing object', cni: 7 },
   WEFT_INVALID_VALUE: { status: 422, title: 'Semantically invalid value', cni: 7 },
   WEFT_IMMUTABLE: { status: 422, title: 'Field cannot change', cni: 7 },
+  WEFT_TXN_TOO_LARGE: { status: 422, title: 'Change too large for one store transaction', cni: 7 },
   WEFT_QUOTA_EXCEEDED: { status: 429, title: 'Quota exceeded', cni: 11 },
   WEFT_TOO_MANY_WATCHERS: { status: 429, title: 'Too many watch streams', cni: 11 },
   WEFT_TOO_MANY_LOGINS: { status: 429, title: 'Too many logins at once', cni: 11 },

@@ -37,3 +37,21 @@ test('etcd: a small history limit never compacts etcd, so other users of a share
     other.close();
   }
 });
+
+test('etcd: a transaction past etcd\'s --max-txn-ops is refused as too large (not "unavailable, retry"), writes nothing, and the store goes on', { skip }, async () => {
+  const s = await EtcdStore.open([etcd!.endpoint], '/weft-big/');
+  try {
+    // etcd's default limit is 128 operations; 200 keys plus Weft's guard and log keys are well past it.
+    await assert.rejects(s.transact('admin', async (tx) => { for (let i = 0; i < 200; i++) tx.put(`hosts/h${i}`, { i }); }), (e: unknown) => {
+      assert.ok(e instanceof WeftError, String(e));
+      assert.equal(e.code, 'WEFT_TXN_TOO_LARGE', e.message);
+      assert.match(e.message, /one etcd transaction of 202 operations.*--max-txn-ops \(default 128\).*--max-txn-ops 202 or more.*nothing was written/);
+      return true;
+    });
+    assert.deepEqual((await s.list('hosts/')).entries, []);
+    await s.transact('admin', async (tx) => tx.put('hosts/h0', { i: 0 }));
+    assert.equal((await s.list('hosts/')).entries.length, 1);
+  } finally {
+    await s.close();
+  }
+});

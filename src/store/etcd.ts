@@ -2,6 +2,7 @@ import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
 import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
+import { isTooManyOps, tooManyOps } from './etcd-limits.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
 
 /** How to reach etcd beyond its addresses: TLS (CA, client certificate) and etcd's own user and password. */
@@ -120,7 +121,7 @@ export class EtcdStore implements Store {
       if (ops.length === 0) return { value, revision: await this.revision() };
       for (const g of guards) ops.push(this.client.put(this.guard(g)).value(''));
       ops.push(this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() })));
-      const r = await call(cmp.then(...ops).commit());
+      const r = await call(cmp.then(...ops).commit().catch((e: unknown) => { throw isTooManyOps(e) ? tooManyOps(e, ops.length) : e; }));
       if (r.succeeded) {
         const revision = this.rev(r.header.revision);
         await this.seen(revision);
