@@ -2,6 +2,7 @@ import { ApiError, type Client } from '../client/index.js';
 import { Anchor, anchorFanout, anchorRequests } from './scale-anchor.js';
 import { timedChanges, untimedChanges, type Seen, type Writers } from './scale-changes.js';
 import { Fleet } from './scale-fleet.js';
+import { onInterrupt } from './interrupt.js';
 import { PhaseMeter, type Usage } from './procstat.js';
 import { TENANT, hostClient, joinHosts, listCosts, makeObjects, populate, serverWarnings, startCluster, type Cluster } from './scale-setup.js';
 import { stateDigest, wallMs, type HostCreds, type WorkerStats } from './scale-protocol.js';
@@ -120,6 +121,13 @@ export async function runFleet(store: 'sqlite' | 'etcd', o: FleetOptions, log: (
   const f = Fleet.spawn(o.workers);
   let anchor: Anchor | undefined;
   const hostClients = new Map<string, Client>();
+  const stopAll = async () => {
+    for (const cl of hostClients.values()) cl.close();
+    await f.stop();
+    await anchor?.stop();
+    await c.stop();
+  };
+  const forget = onInterrupt(stopAll);
   try {
     const { joins, allocations, lists } = await prepare(c, o, log);
     const writers = writersOf(c, joins.hosts, hostClients);
@@ -152,9 +160,7 @@ export async function runFleet(store: 'sqlite' | 'etcd', o: FleetOptions, log: (
       anchor: anchorResult, consistent, tunnelRange, workers: await f.stats(), warnings: serverWarnings(c),
     };
   } finally {
-    for (const cl of hostClients.values()) cl.close();
-    await f.stop();
-    await anchor?.stop();
-    await c.stop();
+    forget();
+    await stopAll();
   }
 }

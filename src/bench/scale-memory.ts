@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
 import { cpuSeconds, mib, rssBytes } from './procstat.js';
 import { pool } from './scale-pool.js';
+import { onInterrupt } from './interrupt.js';
 
 const PRELOAD = join(dirname(fileURLToPath(import.meta.url)), 'heap-report.js');
 /**
@@ -57,11 +58,14 @@ export async function runMemory(counts: number[], log: (s: string) => void): Pro
   let h: TestHost | undefined;
   const points: MemoryPoint[] = [];
   let file = '';
+  let forget = () => undefined as void;
   try {
     // Only the processes started here see it, and the preload acts only in `weft agent`.
     process.env['NODE_OPTIONS'] = `${saved ?? ''} --import ${PRELOAD}`.trim();
     process.env['WEFT_BENCH_HEAP_FILE'] = file = join('/tmp', `weft-scale-heap-${process.pid}.json`);
     h = await startTestHost('scm', { agentArgs: ['--resync', '2000'] });
+    const host0 = h;
+    forget = onInterrupt(() => host0.cleanup());
     if (saved === undefined) delete process.env['NODE_OPTIONS'];
     else process.env['NODE_OPTIONS'] = saved;
     const host = h;
@@ -86,6 +90,7 @@ export async function runMemory(counts: number[], log: (s: string) => void): Pro
     if (saved === undefined) delete process.env['NODE_OPTIONS'];
     else process.env['NODE_OPTIONS'] = saved;
     delete process.env['WEFT_BENCH_HEAP_FILE'];
+    forget();
     log('memory: removing the host and its containers');
     await h?.cleanup();
     if (file) rmSync(file, { force: true });
