@@ -5,6 +5,9 @@ import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './
 import { isTooManyOps, tooManyOps } from './etcd-limits.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
 
+/** The largest answer taken from etcd: gRPC's own ceiling (2 GiB − 1), which etcd applies to what it sends. */
+const MAX_ANSWER_BYTES = 2 ** 31 - 1;
+
 /** How to reach etcd beyond its addresses: TLS (CA, client certificate) and etcd's own user and password. */
 export type EtcdConnection = Pick<IOptions, 'credentials' | 'auth'>;
 
@@ -36,7 +39,10 @@ export class EtcdStore implements Store {
   private readonly waiting = new Set<{ rev: number; done: () => void }>();
 
   private constructor(endpoints: string[], private readonly prefix: string, options: StoreOptions, connection: EtcdConnection) {
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, ...connection });
+    // gRPC refuses answers past 4 MiB by default, and a list of 50,000 endpoints is ~28 MB: every agent's
+    // list failed (503, forever). The store's lists are whole by contract, so take what etcd sends (its
+    // own limit is 2 GiB); reading a prefix in pages would bound the memory, and is left to do.
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES }, ...connection });
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.clock = options.clock ?? (() => new Date());
   }
