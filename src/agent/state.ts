@@ -1,6 +1,7 @@
 import { GLOBAL_DEFAULTS, type Meta } from '../model/index.js';
 import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
+import { PolicyBook } from './policy-book.js';
 
 /** What a change touches: one tenant, every tenant, or nothing the datapath depends on. */
 export type Affected = { tenant: string } | 'all' | 'nothing';
@@ -28,7 +29,8 @@ export class DesiredState {
   readonly tenants = new Map<string, Tenant>();
   readonly networks = new Map<string, Network>();
   readonly groups = new Map<string, Group>();
-  readonly policies = new Map<string, Policy>();
+  /** Policies by tenant/name, kept a rule segment at a time from the watch. */
+  readonly policies = new PolicyBook();
   readonly services = new Map<string, Service>();
   readonly netprofiles = new Map<string, Netprofile>();
   /** Docker networks of every host (keyed tenant/name); the agent's Docker plugin uses its own host's. */
@@ -54,7 +56,7 @@ export class DesiredState {
     for (const t of s.tenants) this.tenants.set(t.name, t);
     for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
     for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);
-    for (const p of s.policies) this.policies.set(`${p.tenant}/${p.name}`, p);
+    for (const p of s.policies) this.policies.set(p);
     for (const x of s.services) this.services.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.netprofiles) this.netprofiles.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.dockerNetworks) this.dockerNetworks.set(`${x.tenant}/${x.name}`, x);
@@ -75,7 +77,9 @@ export class DesiredState {
       case 'tenant': upsert(this.tenants, name, c); return scoped();
       case 'network': upsert(this.networks, name, c); return scoped();
       case 'group': upsert(this.groups, name, c); return scoped();
-      case 'policy': upsert(this.policies, name, c); return scoped();
+      case 'policy': this.policies.head(c); return scoped();
+      // Held until the policy's head, which comes last in the same transaction.
+      case 'policy-rules': this.policies.segment(c); return 'nothing';
       case 'service': upsert(this.services, name, c); return scoped();
       case 'netprofile': upsert(this.netprofiles, name, c); return scoped();
       case 'docker-network': upsert(this.dockerNetworks, name, c); return 'nothing';
@@ -127,7 +131,7 @@ export class DesiredState {
       hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}), arpMode: this.global.arpMode,
       encryption: this.global.encryption, tunnelRange: this.global.tunnelRange, underlayMtu: this.global.mtu,
       host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()],
-      groups: [...this.groups.values()], policies: [...this.policies.values()],
+      groups: [...this.groups.values()], policies: this.policies.values(),
       services: [...this.services.values()], netprofiles: [...this.netprofiles.values()],
     };
   }

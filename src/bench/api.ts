@@ -1,10 +1,12 @@
 // npm run bench:api — endpoint allocations per second through the HTTPS API on SQLite, made as an agent
-// makes them (a joined host on mTLS), watch fan-out, and what a TLS handshake costs a fresh CLI call.
+// makes them (a joined host on mTLS), watch fan-out, what a TLS handshake costs, and a whole CLI call
+// (`weft tenant ls`) beside its anchors (`node -e 0`, curl). BENCH_PARTS=alloc,fanout,handshake,cli picks parts.
 // Starts its own `weft server` process (SQLite in a temporary directory) and stops it by pid at the end.
 import https from 'node:https';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
 import { createCsr } from '../pki/index.js';
 import { summarise, ms } from './stats.js';
@@ -136,16 +138,58 @@ async function handshakes(url: URL, admin: Caller) {
   return { fresh: summarise(fresh), reused: summarise(reused) };
 }
 
-/** A whole `weft tenant ls` process: Node start, TLS handshake, one request, print. */
-function cliCalls(url: string, token: string, caFile: string) {
-  const times: number[] = [];
-  for (let i = 0; i < CLI_CALLS; i++) {
-    const s = performance.now();
-    execFileSync(process.execPath, [WEFT_BIN, 'tenant', 'ls', '-q'], { env: { PATH: process.env['PATH'] ?? '', WEFT_SERVER: url, WEFT_TOKEN: token, WEFT_CA: caFile } });
-    times.push(performance.now() - s);
-  }
-  return summarise(times);
+/** Runs argv to completion and returns its wall time in ms; a failure stops the bench (a figure of a failing call means nothing). */
+function timed(argv: readonly string[], env: NodeJS.ProcessEnv): number {
+  const [cmd = '', ...args] = argv;
+  const s = performance.now();
+  execFileSync(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  return performance.now() - s;
 }
+
+/**
+ * A whole `weft tenant ls` process (Node start, module loading, config, TLS handshake, one request, the
+ * table), interleaved with its anchors in the same run: Node's own floor (`node -e 0`) and curl of the
+ * same URL with the same CA and token (one process, one handshake, one request, no Node).
+ */
+function cliCalls(url: string, token: string, caFile: string, dir: string) {
+  const home = join(dir, 'cli-home');
+  mkdirSync(home, { recursive: true });
+  // The token reaches curl in a 0600 file, never on its command line (visible in `ps`).
+  const header = join(dir, 'cli-auth-header');
+  writeFileSync(header, `authorization: Bearer ${token}\n`, { mode: 0o600 });
+  const env = { PATH: process.env['PATH'] ?? '', HOME: home, WEFT_SERVER: url, WEFT_TOKEN: token, WEFT_CA: caFile };
+  const weft = [process.execPath, WEFT_BIN, 'tenant', 'ls'];
+  const node = [process.execPath, '-e', '0'];
+  const curl = ['curl', '--silent', '--fail', '--cacert', caFile, '--header', `@${header}`, `${url}/api/v1/tenants`];
+  const hasCurl = (() => {
+    try {
+      timed(['curl', '--version'], env);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  timed(weft, env); // the first call reads the files from disk; the rest measure a warm page cache, as a user's second call would
+  const times = { weft: [] as number[], node: [] as number[], curl: [] as number[] };
+  for (let i = 0; i < CLI_CALLS; i++) {
+    times.node.push(timed(node, env));
+    times.weft.push(timed(weft, env));
+    if (hasCurl) times.curl.push(timed(curl, env));
+  }
+  return { weft: summarise(times.weft), node: summarise(times.node), curl: hasCurl ? summarise(times.curl) : undefined };
+}
+
+function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
+  return [
+    `| anchor: \`node -e 0\` start-up, p50 / p99 (${cli.node.n}, interleaved) | ${ms(cli.node.p50)} / ${ms(cli.node.p99)} | (anchor) |`,
+    `| anchor: \`curl\` GET /api/v1/tenants, same CA and token, p50 / p99 | ${cli.curl ? `${ms(cli.curl.p50)} / ${ms(cli.curl.p99)}` : 'curl not installed'} | (anchor) |`,
+    `| a whole \`weft tenant ls\` process (Node start + modules + handshake + request + table), p50 / p99 | ${ms(cli.weft.p50)} / ${ms(cli.weft.p99)} | ≤ 150 ms |`,
+    `| \`weft tenant ls\` ÷ \`node -e 0\`, p50 | ${(cli.weft.p50 / cli.node.p50).toFixed(2)}× | (recorded) |`,
+  ];
+}
+
+/** BENCH_PARTS=cli runs only the CLI rows (a minute instead of several); default: every part. */
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'alloc,fanout,handshake,cli').split(','));
 
 const srv = await startServerProcess({ args: ['--log-level', 'error'] });
 try {
@@ -153,29 +197,48 @@ try {
   ca = readFileSync(srv.caFile, 'utf8');
   agent = new https.Agent({ keepAlive: true, maxSockets: CLIENTS, ca });
   const admin = { token: srv.token };
+  const rows: string[] = [];
+  if (PARTS.has('alloc')) rows.push(...(await allocationRows(url, admin)));
+  if (PARTS.has('fanout')) rows.push(...(await fanoutRows(url, admin)));
+  if (PARTS.has('handshake')) rows.push(...(await handshakeRows(url, admin)));
+  if (PARTS.has('cli')) rows.push(...cliRows(cliCalls(srv.url, srv.token, srv.caFile, srv.dataDir)));
+  const date = new Date().toISOString().slice(0, 10);
+  console.log(`### bench:api — ${date}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
+  console.log('| measure | result | target |');
+  console.log('| --- | --- | --- |');
+  for (const r of rows) console.log(r);
+} finally {
+  agent?.destroy();
+  await srv.stop();
+}
+
+async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
   const host = await joinHost(url, admin);
   // A cold server's first requests wait for V8 to compile the hot paths; measure that once, separately,
   // then measure the steady state the targets are about.
   const cold = await allocations(url, admin, host, 'warmup', '10.63.0.0/20', WARMUP);
   const a = await allocations(url, admin, host, 'bench', '10.64.0.0/18', ENDPOINTS);
+  return [
+    `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
+    `| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`,
+    `| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`,
+    `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,
+  ];
+}
+
+async function fanoutRows(url: URL, admin: Caller & { token: string }): Promise<string[]> {
   const f = await fanout(url, admin);
+  return [
+    `| watch fan-out to ${WATCHERS} watchers over TLS, write → last watcher, p50 / p99 / max (${f.lat.n} writes) | ${ms(f.lat.p50)} / ${ms(f.lat.p99)} / ${ms(f.lat.max)} | p99 ≤ 50 ms |`,
+    `| writes not seen by every watcher | ${f.incomplete} | 0 |`,
+  ];
+}
+
+async function handshakeRows(url: URL, admin: Caller): Promise<string[]> {
   const hs = await handshakes(url, admin);
-  const cli = cliCalls(srv.url, srv.token, srv.caFile);
-  const date = new Date().toISOString().slice(0, 10);
-  console.log(`### bench:api — ${date}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}\n`);
-  console.log('| measure | result | target |');
-  console.log('| --- | --- | --- |');
-  console.log(`| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`);
-  console.log(`| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`);
-  console.log(`| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`);
-  console.log(`| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`);
-  console.log(`| watch fan-out to ${WATCHERS} watchers over TLS, write → last watcher, p50 / p99 / max (${f.lat.n} writes) | ${ms(f.lat.p50)} / ${ms(f.lat.p99)} / ${ms(f.lat.max)} | p99 ≤ 50 ms |`);
-  console.log(`| writes not seen by every watcher | ${f.incomplete} | 0 |`);
-  console.log(`| GET /healthz on a fresh TLS connection (handshake + request), p50 / p99 (${HANDSHAKES}) | ${ms(hs.fresh.p50)} / ${ms(hs.fresh.p99)} | (recorded) |`);
-  console.log(`| GET /healthz on a reused connection, p50 / p99 | ${ms(hs.reused.p50)} / ${ms(hs.reused.p99)} | (recorded) |`);
-  console.log(`| TLS handshake cost (fresh − reused, p50) | ${ms(hs.fresh.p50 - hs.reused.p50)} | (recorded) |`);
-  console.log(`| a whole \`weft tenant ls\` process (Node start + handshake + request), p50 / p99 (${CLI_CALLS}) | ${ms(cli.p50)} / ${ms(cli.p99)} | (recorded) |`);
-} finally {
-  agent?.destroy();
-  await srv.stop();
+  return [
+    `| GET /healthz on a fresh TLS connection (handshake + request), p50 / p99 (${HANDSHAKES}) | ${ms(hs.fresh.p50)} / ${ms(hs.fresh.p99)} | (recorded) |`,
+    `| GET /healthz on a reused connection, p50 / p99 | ${ms(hs.reused.p50)} / ${ms(hs.reused.p99)} | (recorded) |`,
+    `| TLS handshake cost (fresh − reused, p50) | ${ms(hs.fresh.p50 - hs.reused.p50)} | (recorded) |`,
+  ];
 }

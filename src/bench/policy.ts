@@ -1,17 +1,24 @@
-// npm run bench:policy — what policy costs per packet and how fast it applies. In one run, between two
+// npm run bench:policy — what policy costs to store and per packet, and how fast it applies. First, on
+// its own server (SQLite): 10,000 rules added one at a time through the API, the last 1,000 against the
+// first 1,000 and the data directory's growth (BENCH_POLICY_ADDS, 0 to skip). Then, between two
 // containers on a simulated host: iperf3 throughput and TCP connect latency with 0, 1,000, 10,000 and
-// 50,000 rules in force; the time to apply each rule set; the time from a rule change to enforcement
-// (50 changes); and the shared nft-rule-scaling anchor. Needs root; cleans up after itself.
+// 50,000 rules in force (BENCH_POLICY_STEPS, `none` to skip); the time to apply each rule set; the time
+// from a rule change to enforcement (50 changes); and the shared nft-rule-scaling anchor. Needs root for
+// the second part; cleans up after itself.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { http as apiCall, startServerProcess } from '../testkit/server.js';
 import { summarise, ms } from './stats.js';
 import { PROBER, Prober, SERVER } from './probe.js';
 
-const STEPS = (process.env['BENCH_POLICY_STEPS'] ?? '0,1000,10000,50000').split(',').map(Number);
+const STEPS_ENV = process.env['BENCH_POLICY_STEPS'] ?? '0,1000,10000,50000';
+const STEPS = STEPS_ENV === 'none' ? [] : STEPS_ENV.split(',').map(Number);
+const ADDS = Number(process.env['BENCH_POLICY_ADDS'] ?? 10_000);
 const CHANGES = Number(process.env['BENCH_POLICY_CHANGES'] ?? 50);
 const PER_POLICY = 1000;
 const T = '/api/v1/tenants/default';
@@ -35,6 +42,69 @@ async function api(h: TestHost, m: string, p: string, b?: unknown) {
 async function iperf(h: TestHost, dbIp: string): Promise<number> {
   const r = await h.exec(`${h.tag}-app`, ['iperf3', '-c', dbIp, '-p', '5201', '-t', '3', '-J'], { timeoutMs: 20_000 });
   return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
+}
+
+const dirBytes = (dir: string): number => readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+
+/** One rule add through the API on a kept-alive connection; its HTTP status. */
+function addRule(url: URL, ca: string, token: string, agent: https.Agent, policy: string, i: number): Promise<number> {
+  const body = JSON.stringify({ id: `r${i}`, protocol: 'tcp', ports: String(1 + (i % 60000)), fromCidr: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32`, priority: 1 + (i % 100) });
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: url.hostname, port: url.port, path: `${T}/policies/${policy}/rules`, method: 'POST', agent, ca,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Rules added one at a time (what a script over `weft policy rule-add` does) to one policy on a fresh
+ * SQLite server: the last 1,000 adds against the first 1,000 (the anchor, same run) and the data dir's growth.
+ */
+async function measureAdds(n: number): Promise<string[]> {
+  const s = await startServerProcess();
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const url = new URL(s.url);
+    const ca = readFileSync(s.caFile, 'utf8');
+    for (const name of ['warm-up', 'adds']) {
+      const made = await apiCall(s.url, s.token, 'POST', `${T}/policies`, { name });
+      if (made.status !== 201) throw new Error(`create policy: ${JSON.stringify(made.json)}`);
+    }
+    // Not counted: the server's code paths compiled hot first, so the first adds are not flattered as slow.
+    for (let i = 0; i < 500; i++) await addRule(url, ca, s.token, agent, 'warm-up', i);
+    const size0 = dirBytes(s.dataDir);
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const status = await addRule(url, ca, s.token, agent, 'adds', i);
+      if (status !== 201) throw new Error(`add r${i}: HTTP ${status}`);
+      times.push(performance.now() - t0);
+    }
+    const grew = dirBytes(s.dataDir) - size0;
+    const k = Math.min(1000, Math.floor(n / 2));
+    const first = summarise(times.slice(0, k));
+    const last = summarise(times.slice(-k));
+    const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const ratio = total(times.slice(-k)) / total(times.slice(0, k));
+    return [
+      `| ${n.toLocaleString('en')} rules added one at a time (SQLite): last ${k.toLocaleString('en')} ÷ first ${k.toLocaleString('en')}, total time | ${ratio.toFixed(2)}× (${ms(total(times.slice(0, k)) / k)} → ${ms(total(times.slice(-k)) / k)} per add; p99 ${ms(first.p99)} → ${ms(last.p99)}) | ≤ 1.2× |`,
+      `| data directory growth over those adds | ${(grew / 1e6).toFixed(1)} MB (${Math.round(grew / n)} bytes per add) | ≤ 50 MB |`,
+    ];
+  } finally {
+    agent.destroy();
+    await s.stop();
+  }
+}
+
+const addRows = ADDS > 0 ? await measureAdds(ADDS) : [];
+if (STEPS.length === 0) {
+  console.log(`### bench:policy (adds only) — ${new Date().toISOString().slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}\n`);
+  console.log(`| measure | result | target |\n| --- | --- | --- |\n${addRows.join('\n')}`);
+  process.exit(0);
 }
 
 const h = await startTestHost('bp', { agentArgs: (process.env['BENCH_AGENT_ARGS'] ?? '').split(' ').filter(Boolean) });
@@ -120,6 +190,7 @@ try {
   console.log('| --- | --- | --- | --- | --- |');
   for (const r of rows) console.log(r);
   console.log(`\n| measure | result | target |\n| --- | --- | --- |`);
+  for (const r of addRows) console.log(r);
   console.log(`| 10,000 rules applied (group update → first packet allowed by the new set) | ${ms(apply10k)} | ≤ 2 s |`);
   console.log(`| rule change → enforced, ${changes.length} changes with 10,000 rules in force, p50 / p99 / max | ${ms(ch.p50)} / ${ms(ch.p99)} / ${ms(ch.max)} | p99 ≤ 1 s |`);
   const anchor = join(process.cwd(), '..', 'shared', 'anchors', 'nft-rule-scaling.sh');

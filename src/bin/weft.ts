@@ -1,9 +1,17 @@
 #!/usr/bin/env node
-// Start-up file for the `weft` command: the only place that wires the CLI to the server and the agent
-// (in daemons.ts, imported only when a daemon is started).
+// Start-up file for the `weft` command: the only place that wires the CLI to the server, the agent and
+// the lab. Each is imported only when a command needs it (daemons.ts for `server`, `agent`, `up`; the lab
+// for `lab`), so a client verb loads none of them: see the CLI's README ("Start-up").
 import { runCli, type AgentFlags, type ServerFlags } from '../cli/index.js';
-import { labUp, labDown, labRun, readLab, alive } from '../lab/index.js';
 import type { RunningServer } from '../server/index.js';
+
+// `weft host ls | head -1`: a reader that stops early closes the pipe; the rest of the output has nowhere
+// to go, which is not a failure of the command (Node ignores SIGPIPE, so the write fails with EPIPE and,
+// unhandled, crashed with a stack trace and exit 1). Exit quietly with 0: the reader chose to stop.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
 
 const io = {
   out: (s: string) => void process.stdout.write(s),
@@ -14,12 +22,9 @@ const io = {
 
 const daemons = () => import('./daemons.js');
 
-const lab = {
-  up: labUp,
-  down: labDown,
-  run: labRun,
-  read: (dir?: string) => readLab(dir),
-  alive,
+const lab = async () => {
+  const { labUp, labDown, labRun, readLab, alive } = await import('../lab/index.js');
+  return { up: labUp, down: labDown, run: labRun, read: (dir?: string) => readLab(dir), alive };
 };
 
 const code = await runCli(process.argv.slice(2), io, {

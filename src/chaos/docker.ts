@@ -76,7 +76,7 @@ async function dockerState(api: LabApi, host: string): Promise<string | undefine
 /** Malformed Docker plugin input to one host's agent: a precise error, nothing changed, the plugin still serving. */
 export async function sendDockerMalformed(s: LabState, api: LabApi, rec: Recorder, prng: Prng, hosts: number[], n = 3): Promise<void> {
   for (let k = 0; k < n && hosts.length; k++) {
-    const c = prng.pick(CASES);
+    const c = prng.draw(CASES);
     const host = prng.pick(hosts);
     const h = s.hosts[host]!;
     const sock = labDockerSocket(h.dir);

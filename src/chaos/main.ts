@@ -5,10 +5,12 @@ import { FAULT_KINDS, runChaos, type Kind } from './run.js';
 
 const HELP = `npm run chaos -- [--minutes 2] [--seed S] [--hosts 3] [--host-grace 20000] [--faults KIND,...]
 
-Starts a lab (3 etcd members, 2 servers, an agent per host), runs a workload (containers made and removed
-through CNI, a long TCP stream, allowed and denied request loops, policy flips) and, on a schedule drawn
-from the seed, kills and restarts agents, servers and etcd members, cuts the uplink of a host past the
-host grace, and sends malformed CNI, API and Docker plugin input (to each agent's plugin socket). Invariants are checked every 3 s and at the end.
+Starts a lab (3 etcd members, 2 servers, an agent per host, a dockerd on host2 using Weft), runs a
+workload (containers made and removed through CNI and docker run / rm, long TCP streams, allowed and
+denied request loops, policy flips) and, on a schedule drawn from the seed, kills and restarts agents,
+servers, etcd members and dockerd, cuts the uplink of a host past the host grace, fills etcd to its
+space quota past the host grace (then frees it), and sends malformed CNI, API and Docker plugin input
+(to each agent's plugin socket). Invariants are checked every 3 s and at the end.
 Exit 0 with a summary (for docs/benchmarks.md) when no invariant was violated; else the seed, the
 timeline and the violations, and exit 1. The same --seed replays the same schedule of faults.
 

@@ -47,7 +47,7 @@ const API_CASES: ApiCase[] = [
 /** Malformed input, a few cases of each kind per fault: each must get a precise error and change nothing. */
 export async function sendMalformed(s: LabState, api: LabApi, rec: Recorder, prng: Prng, hosts: number[], n = 3): Promise<void> {
   for (let k = 0; k < n && hosts.length; k++) {
-    const c = prng.pick(CNI_CASES);
+    const c = prng.draw(CNI_CASES);
     const host = prng.pick(hosts);
     const id = `bad${prng.int(0, 1e6)}`;
     const ns = `${s.prefix}-c-${id}`;
@@ -64,7 +64,7 @@ export async function sendMalformed(s: LabState, api: LabApi, rec: Recorder, prn
     }
   }
   for (let k = 0; k < n; k++) {
-    const c = prng.pick(API_CASES);
+    const c = prng.draw(API_CASES);
     rec.fault('malformed API input', c.what);
     const before = await c.unchanged(api);
     const r = await c.send(api);

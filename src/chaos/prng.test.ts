@@ -22,3 +22,14 @@ test('int stays within its bounds and reaches both ends; pick refuses an empty l
   assert.deepEqual([...seen].sort(), [3, 4, 5, 6]);
   assert.throws(() => p.pick([]), RangeError);
 });
+
+test('draw deals every item once before any repeats, in a seeded order', () => {
+  const xs = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+  const deal = (seed: number) => { const p = new Prng(seed); return Array.from({ length: 21 }, () => p.draw(xs)); };
+  const d = deal(5);
+  for (let round = 0; round < 3; round++) assert.deepEqual(d.slice(round * 7, round * 7 + 7).sort(), xs, `round ${round}: ${d.join('')}`);
+  assert.deepEqual(deal(5), d, 'the same seed deals the same order');
+  assert.notDeepEqual(deal(6), d);
+  assert.notDeepEqual(d.slice(0, 7), d.slice(7, 14), 'each round is shuffled anew');
+  assert.throws(() => new Prng(1).draw([]), RangeError);
+});

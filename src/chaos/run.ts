@@ -1,15 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labDown, labUp, type LabState } from '../lab/index.js';
 import { LabApi } from './api.js';
 import { Faults, within } from './faults.js';
-import { checkAllocations, checkKernel, checkLeaks, listEndpoints, rootSnapshot } from './invariants.js';
+import { checkAllocations, checkDockerKernel, checkKernel, checkLeaks, listEndpoints, rootSnapshot } from './invariants.js';
+import { DockerWork } from './dockerd.js';
+import { CHAOS_ETCD_QUOTA, diskFull } from './disk.js';
 import { sendMalformed } from './malformed.js';
 import { sendDockerMalformed } from './docker.js';
 import { Prng } from './prng.js';
 import { Recorder } from './recorder.js';
-import { Stream } from './stream.js';
+import { Stream, type StreamStatus } from './stream.js';
 import { Probes } from './probes.js';
 import { partitionAftermath } from './partition.js';
 import { ALLOWED_PORT, DENIED_PORT, FLIP_PORT, Workload, type Container } from './workload.js';
@@ -28,7 +30,7 @@ export interface ChaosOptions {
   out?: (line: string) => void;
 }
 
-export const FAULT_KINDS = ['agent', 'server', 'etcd', 'partition', 'malformed', 'docker'] as const;
+export const FAULT_KINDS = ['agent', 'server', 'etcd', 'partition', 'malformed', 'docker', 'dockerd', 'disk'] as const;
 export type Kind = (typeof FAULT_KINDS)[number];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -39,12 +41,18 @@ export async function runChaos(o: ChaosOptions): Promise<{ rec: Recorder; summar
   const dir = mkdtempSync(join(tmpdir(), 'weft-chaos-'));
   const before = await rootSnapshot(o.prefix);
   const started: number[] = [];
+  let docker: DockerWork | undefined;
   try {
-    const s = await labUp({ hosts: o.hosts, dir, prefix: o.prefix, store: 'etcd', dockerPlugin: true, serverArgs: ['--host-grace', String(o.hostGraceMs)], log: (l) => rec.event(`lab: ${l}`) });
-    await drive(s, o, rec, started);
+    const s = await labUp({ hosts: o.hosts, dir, prefix: o.prefix, store: 'etcd', dockerPlugin: true, serverArgs: ['--host-grace', String(o.hostGraceMs)], etcdArgs: ['--quota-backend-bytes', String(CHAOS_ETCD_QUOTA)], log: (l) => rec.event(`lab: ${l}`) });
+    // dockerd on host2: never a host whose uplink is cut (hosts past the second), so its containers stay held.
+    docker = new DockerWork(s, 1, rec, new Prng(o.seed ^ 0x2545f491));
+    await drive(s, o, rec, started, docker);
   } catch (e) {
     rec.violation('the run itself', (e as Error).stack ?? String(e));
   } finally {
+    await docker?.stop().catch((e: Error) => rec.violation('stopping dockerd', e.message));
+    // Before `lab down`, which removes the directory.
+    if (rec.violations.length) keepLogs(dir, rec);
     const down = await labDown({ dir }).catch((e: Error) => ({ error: e.message }));
     rec.event(`lab down: ${JSON.stringify(down)}`);
     await checkLeaks(rec, o.prefix, dir, before, started);
@@ -54,12 +62,33 @@ export async function runChaos(o: ChaosOptions): Promise<{ rec: Recorder; summar
   return { rec, summary };
 }
 
-async function drive(s: LabState, o: ChaosOptions, rec: Recorder, started: number[]): Promise<void> {
+/** On a violation the daemons' logs (servers, agents, etcd, dockerd) outlive the lab, for the replay. */
+function keepLogs(dir: string, rec: Recorder): void {
+  const kept = mkdtempSync(join(tmpdir(), `weft-chaos-logs-${rec.seed}-`));
+  const wanted = (src: string) => {
+    if (/\/dockerd\/(data|exec)/.test(src)) return false;
+    try {
+      const st = lstatSync(src);
+      return st.isDirectory() || (st.isFile() && src.endsWith('.log'));
+    } catch {
+      return false;
+    }
+  };
+  try {
+    cpSync(dir, kept, { recursive: true, filter: wanted });
+  } catch (e) {
+    rec.event(`keeping the logs failed: ${(e as Error).message}`);
+  }
+  rec.event(`logs kept in ${kept}`);
+}
+
+async function drive(s: LabState, o: ChaosOptions, rec: Recorder, started: number[], docker: DockerWork): Promise<void> {
   const api = new LabApi(s.serverUrl.split(','), s.token, readFileSync(s.caFile, 'utf8'));
   const work = new Workload(s, api, rec, new Prng(o.seed ^ 0x5bd1e995));
   const prng = new Prng(o.seed);
   const faults = new Faults(s.dir, api, rec, prng, work);
   await work.setup();
+  await docker.start();
   // Fixed containers: the stream a(host1) -> b(host2), and probes from a and c on host1. Hosts past the
   // second carry only churn: they are the ones whose uplink is cut (see docs/decisions.md).
   const fixed = async (host: number, group: 'a' | 'b' | 'c', name: string): Promise<Container> => {
@@ -74,37 +103,48 @@ async function drive(s: LabState, o: ChaosOptions, rec: Recorder, started: numbe
   for (const port of [ALLOWED_PORT, DENIED_PORT, FLIP_PORT]) work.listen(sb, port);
   work.listen(pa, ALLOWED_PORT);
   started.push(...work.listeners);
-  const probes = new Probes(work, rec, { sa, sb, pa, pc });
+  const d0 = await docker.add(true, 'd0');
+  if (!d0 || (await within(10_000, () => docker.answers(d0), 300)) < 0) throw new Error('the fixed Docker container d0 did not start or does not answer from inside');
+  const probes = new Probes(work, rec, { sa, sb, pa, pc, d0 });
   await probes.provenListening();
-  const stream = new Stream(s.dir, sa, sb, ALLOWED_PORT);
-  await stream.start();
-  rec.event('workload running: stream sa -> sb, probes, churn, policy flips');
+  const streams = [new Stream(s.dir, sa, sb, ALLOWED_PORT), new Stream(s.dir, sa, d0, ALLOWED_PORT)];
+  for (const st of streams) await st.start();
+  rec.event('workload running: streams sa -> sb and sa -> docker d0, probes, CNI and Docker churn, policy flips');
 
   const end = Date.now() + o.minutes * 60_000;
   const running = () => Date.now() < end && !o.abort?.aborted;
   const atRisk = faults.partitioned;
   const loops = [
     (async () => { while (running()) { await work.churn((h) => !faults.partitioned.has(h)).catch((e: Error) => rec.event(`churn: ${e.message}`)); await sleep(300); } })(),
+    (async () => { while (running()) { await docker.churn().catch((e: Error) => rec.event(`docker churn: ${e.message}`)); await sleep(1500); } })(),
     (async () => { while (running()) { await probes.round(); await sleep(700); } })(),
     (async () => { while (running()) { await sleep(10_000); if (running()) await probes.flip(); } })(),
     (async () => {
       while (running()) {
         await sleep(3000);
-        await checkAllocations(api, rec, work, atRisk);
-        const st = stream.status();
-        rec.check('stream never cut', st.cut === undefined, () => `sa -> sb: ${st.cut} after ${st.received} echoes`);
+        await checkAllocations(api, rec, work, atRisk, docker);
+        for (const st of streams) streamCheck(rec, st, st.status(), false);
         const live = [...work.live.values()].filter((c) => !atRisk.has(c.host));
         await checkKernel(rec, live.slice(0, 4), work);
+        await checkDockerKernel(rec, docker);
       }
     })(),
-    faultLoop(s, o, rec, prng, api, work, faults, end, running),
+    faultLoop(s, o, rec, prng, api, work, faults, docker, end, running),
   ];
   await Promise.all(loops);
   rec.event('workload stopping: final checks');
-  await finish(api, rec, work, stream, probes, atRisk);
+  await finish(api, rec, work, docker, streams, probes, atRisk);
 }
 
-async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng, api: LabApi, work: Workload, faults: Faults, end: number, running: () => boolean): Promise<void> {
+/** A stream is never cut; at the end also: it echoed, and never went silent for more than 5 s. */
+function streamCheck(rec: Recorder, stream: Stream, st: StreamStatus, end: boolean): void {
+  rec.check('stream never cut', st.cut === undefined && (!end || st.received > 0), () => `${stream.name}: ${st.cut ?? 'no echo'} after ${st.received} echoes`);
+  if (!end) return;
+  rec.event(`stream ${stream.name}: ${st.received} echoes, longest silence ${st.maxGap} ms`);
+  rec.check('stream never stalled > 5 s', st.maxGap <= 5000, () => `${stream.name}: longest silence ${st.maxGap} ms`);
+}
+
+async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng, api: LabApi, work: Workload, faults: Faults, docker: DockerWork, end: number, running: () => boolean): Promise<void> {
   // Rounds of every kind in a seeded order, so even a short run meets each kind.
   const hosts = s.hosts.map((_, i) => i);
   const cuttable = hosts.filter((i) => i >= 2);
@@ -121,8 +161,12 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
       else if (kind === 'server') await faults.server(prng.int(0, 1));
       else if (kind === 'etcd') await faults.etcd(prng.int(0, 2));
       else if (kind === 'malformed') await sendMalformed(s, api, rec, prng, reachable);
-      else if (kind === 'docker') await sendDockerMalformed(s, api, rec, prng, reachable);
-      else if (cuttable.length && end - Date.now() > cutMs + 20_000) {
+      else if (kind === 'docker') await docker.exclusive(() => sendDockerMalformed(s, api, rec, prng, reachable));
+      else if (kind === 'dockerd') await docker.crash();
+      else if (kind === 'disk') {
+        const holdMs = o.hostGraceMs + prng.int(3000, 8000);
+        if (end - Date.now() > holdMs + 20_000) await diskFull(s, api, rec, prng, work, holdMs, reachable);
+      } else if (cuttable.length && end - Date.now() > cutMs + 20_000) {
         const host = prng.pick(cuttable);
         try {
           const healed = await faults.partition(host, cutMs);
@@ -137,15 +181,15 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
   }
 }
 
-/** The end: the stream was never cut, the probes still hold, every container removed, then no endpoint left. */
-async function finish(api: LabApi, rec: Recorder, work: Workload, stream: Stream, probes: Probes, atRisk: ReadonlySet<number>): Promise<void> {
-  const st = await stream.stop();
-  rec.check('stream never cut', st.cut === undefined && st.received > 0, () => `sa -> sb: ${st.cut ?? 'no echo'} after ${st.received} echoes`);
-  rec.event(`stream: ${st.received} echoes, longest silence ${st.maxGap} ms`);
-  rec.check('stream never stalled > 5 s', st.maxGap <= 5000, () => `longest silence ${st.maxGap} ms`);
-  await checkAllocations(api, rec, work, atRisk);
+/** The end: the streams were never cut, the probes still hold, every container removed, then no endpoint left. */
+async function finish(api: LabApi, rec: Recorder, work: Workload, docker: DockerWork, streams: Stream[], probes: Probes, atRisk: ReadonlySet<number>): Promise<void> {
+  for (const st of streams) streamCheck(rec, st, await st.stop(), true);
+  await checkAllocations(api, rec, work, atRisk, docker);
   await checkKernel(rec, [...work.live.values()], work);
+  await checkDockerKernel(rec, docker);
   await probes.round();
+  const notRemoved = await docker.removeAll();
+  rec.check('every Docker container removed (docker rm -f succeeded)', notRemoved.length === 0, () => `not removed: ${notRemoved.join(', ')}`);
   work.stopListeners();
   const all = () => [...work.live.values(), ...work.undeleted.values()];
   await within(30_000, async () => {

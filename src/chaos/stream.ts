@@ -14,9 +14,12 @@ export interface StreamStatus { connected: boolean; received: number; maxGap: nu
 export class Stream {
   private pid = 0;
   private readonly log: string;
+  /** `from -> to`, for messages. */
+  readonly name: string;
 
-  constructor(dir: string, private readonly from: Container, private readonly to: Container, private readonly port: string) {
-    this.log = join(dir, 'chaos', `stream-${from.name}.log`);
+  constructor(dir: string, private readonly from: Container, private readonly to: { name: string; ip: string }, private readonly port: string) {
+    this.log = join(dir, 'chaos', `stream-${from.name}-${to.name}.log`);
+    this.name = `${from.name} -> ${to.name}`;
   }
 
   /** Started, and connected with its first echo back within `ms`. */

@@ -1,6 +1,5 @@
 import { Command, Option } from 'commander';
 import { Client } from '../client/index.js';
-import { isWeftError, parseDuration } from '../model/index.js';
 import { resolveTarget } from './config.js';
 import { usage } from './errors.js';
 import { parseFormat, renderData, renderTable, type Column, type Format } from './output.js';
@@ -100,22 +99,6 @@ export const intArg = (flag: string, min: number, max: number) => (value: string
 export const boolArg = (flag: string) => (value: string): boolean => {
   if (value === 'true' || value === 'false') return value === 'true';
   throw usage(`${flag}: '${value}' is not true or false`);
-};
-
-/** A lifetime flag (`30m`, `12h`, `7d`, `never`) as milliseconds, or null for never: the model's one parser. */
-export const lifetimeArg = (flag: string) => (text: string): number | null => {
-  try {
-    return parseDuration(text.trim(), flag);
-  } catch (e) {
-    throw usage(isWeftError(e) ? e.message : String(e));
-  }
-};
-
-/** A duration flag (`90s`, `15m`, `1h`, `2d`) in whole seconds within [min, max]; `never` is not one. */
-export const durationArg = (flag: string, min: number, max: number) => (text: string): number => {
-  const ms = lifetimeArg(flag)(text);
-  if (ms === null || ms / 1000 < min || ms / 1000 > max) throw usage(`${flag}: ${text} is outside ${min}s-${max}s`);
-  return ms / 1000;
 };
 
 /** A path segment from user input, encoded: a name like `../users` must not reach another route. */

@@ -1,5 +1,12 @@
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import { usage } from './errors.js';
+
+/**
+ * The YAML library is required (CommonJS, synchronously) the first time YAML is printed: lists print as
+ * tables, and the ~70 modules of YAML would otherwise load on every call (see the README, "Start-up").
+ */
+let yaml: typeof import('yaml') | undefined;
+const YAML = () => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 
 export type Format = 'table' | 'json' | 'yaml';
 
@@ -29,5 +36,5 @@ function cellText(v: unknown): string {
 }
 
 export function renderData(data: unknown, format: Exclude<Format, 'table'>): string {
-  return format === 'json' ? JSON.stringify(data, null, 2) : YAML.stringify(data).trimEnd();
+  return format === 'json' ? JSON.stringify(data, null, 2) : YAML().stringify(data).trimEnd();
 }

@@ -1,25 +1,48 @@
 import { Command, CommanderError } from 'commander';
-import { isWeftError } from '../model/index.js';
+import { isWeftError } from './plain-model.js';
 import { normaliseArgv } from './argv.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 import { ApiError } from '../client/index.js';
 import type { Io } from './kit.js';
-import { tenantCommands } from './commands/tenant.js';
-import { networkCommands } from './commands/network.js';
-import { groupCommands } from './commands/group.js';
-import { policyCommands } from './commands/policy.js';
-import { profileCommands } from './commands/profiles.js';
-import { clusterCommands } from './commands/cluster.js';
-import { authCommands } from './commands/auth.js';
-import { historyCommands } from './commands/history.js';
-import { auditCommands, tokenCommands } from './commands/tokens.js';
-import { explainCommands } from './commands/explain.js';
-import { labCommands } from './commands/lab.js';
-import { daemonCommands, type Daemons } from './commands/daemon.js';
+import type { Daemons } from './commands/daemon.js';
+
+type Register = (program: Command, io: Io, daemons: Daemons) => void;
+
+/**
+ * Every top-level command, in the order `weft --help` lists them, and the module that declares it. Only
+ * the module a command line names is imported (issue 13: a client verb starts in <= 150 ms; importing
+ * all of them costs what they import); help and unknown commands load them all, so help stays
+ * complete and a typo still gets "did you mean". startup.test.ts checks that `names` matches what each
+ * module declares.
+ */
+export const COMMAND_MODULES: ReadonlyArray<{ names: readonly string[]; load: () => Promise<Register> }> = [
+  { names: ['tenant'], load: async () => (await import('./commands/tenant.js')).tenantCommands },
+  { names: ['net', 'network'], load: async () => (await import('./commands/network.js')).networkCommands },
+  { names: ['group'], load: async () => (await import('./commands/group.js')).groupCommands },
+  { names: ['policy'], load: async () => (await import('./commands/policy.js')).policyCommands },
+  { names: ['netprofile', 'service', 'app-profile'], load: async () => (await import('./commands/profiles.js')).profileCommands },
+  { names: ['endpoint', 'ep', 'host', 'global'], load: async () => (await import('./commands/cluster.js')).clusterCommands },
+  { names: ['login', 'user'], load: async () => (await import('./commands/auth.js')).authCommands },
+  { names: ['history', 'watch'], load: async () => (await import('./commands/history.js')).historyCommands },
+  { names: ['token'], load: async () => (await import('./commands/tokens.js')).tokenCommands },
+  { names: ['audit'], load: async () => (await import('./commands/audit.js')).auditCommands },
+  { names: ['explain'], load: async () => (await import('./commands/explain.js')).explainCommands },
+  { names: ['server', 'agent', 'up'], load: async () => (await import('./commands/daemon.js')).daemonCommands },
+  { names: ['lab'], load: async () => { const { labCommands } = await import('./commands/lab.js'); return (p, io, d) => labCommands(p, io, d.lab); } },
+];
+
+/** The modules a command line needs: the one naming its first word, none for the version, else all (help, a typo). */
+export function modulesFor(argv: readonly string[]): typeof COMMAND_MODULES {
+  const first = argv[0];
+  if (first === '-v' || first === '--version') return [];
+  const one = COMMAND_MODULES.find((m) => first !== undefined && m.names.includes(first));
+  return one ? [one] : COMMAND_MODULES;
+}
 
 export const VERSION = '0.1.0';
 
-export function buildProgram(io: Io, daemons: Daemons): Command {
+/** The program with the commands `argv` needs (all of them when argv is omitted). */
+export async function buildProgram(io: Io, daemons: Daemons, argv?: readonly string[]): Promise<Command> {
   const program = new Command('weft')
     .description('Weft: policy-based networking for containers (tenants, networks, groups, policies)')
     .version(VERSION, '-v, --version')
@@ -27,7 +50,7 @@ export function buildProgram(io: Io, daemons: Daemons): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError('(add --help for usage and examples)')
     .addHelpText('after', `
-Server: --server, WEFT_SERVER, ~/.config/weft/config.json (written by \`weft login\`), http://127.0.0.1:9700.
+Server: --server, WEFT_SERVER, ~/.config/weft/config.json (written by \`weft login\`), https://127.0.0.1:9700.
 Token: --token-file or --token, then WEFT_TOKEN_FILE or WEFT_TOKEN, then that config, then (local server only)
 the admin token of \`weft up\`. Prefer files: a --token on the command line shows in \`ps\`.
 Contiv netctl spellings work: -t blue, -direction=in, -policy=db-policy.
@@ -41,27 +64,18 @@ Example (Contiv's tutorial):
   $ weft policy rule-add db-policy 2 -direction=in -protocol=tcp -port=8888 -action=allow -priority=10
   $ weft group create -policy=db-policy contiv-net db
 `);
-  tenantCommands(program, io);
-  networkCommands(program, io);
-  groupCommands(program, io);
-  policyCommands(program, io);
-  profileCommands(program, io);
-  clusterCommands(program, io);
-  authCommands(program, io);
-  historyCommands(program, io);
-  tokenCommands(program, io);
-  auditCommands(program, io);
-  explainCommands(program, io);
-  daemonCommands(program, io, daemons);
-  labCommands(program, io, daemons.lab);
+  const modules = argv === undefined ? COMMAND_MODULES : modulesFor(argv);
+  // Imported together, registered in table order (the order of `weft --help`).
+  for (const register of await Promise.all(modules.map((m) => m.load()))) register(program, io, daemons);
   return program;
 }
 
 /** Runs the CLI and returns the exit status; never calls process.exit itself. */
 export async function runCli(argv: readonly string[], io: Io, daemons: Daemons): Promise<number> {
-  const program = buildProgram(io, daemons);
+  const args = normaliseArgv(argv);
   try {
-    await program.parseAsync(normaliseArgv(argv), { from: 'user' });
+    const program = await buildProgram(io, daemons, args);
+    await program.parseAsync(args, { from: 'user' });
     return EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {

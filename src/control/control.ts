@@ -14,8 +14,10 @@ import { Hosts } from './hosts.js';
 import { GlobalSettings } from './global.js';
 import { Users } from './users.js';
 import { Rules } from './rules.js';
+import { migratePolicies } from './policy-store.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 import { Quota, type QuotaLimits } from './quota.js';
+import { StoreWatch } from './writable.js';
 
 export interface ControlOptions {
   hostTimeoutMs?: number;
@@ -48,11 +50,11 @@ export class Control {
   readonly ca: CaSource;
   readonly quota: Quota;
 
-  /** When this control plane started: silent hosts are not collected before a grace period has passed since. */
-  private readonly startedAt: number;
+  /** Since when the store has been writable without a break (from this control plane's start at the earliest). */
+  readonly writable: StoreWatch;
 
   constructor(readonly store: Store, private readonly clock: () => Date = () => new Date(), options: ControlOptions = {}) {
-    this.startedAt = clock().getTime();
+    this.writable = new StoreWatch(store, () => clock().getTime());
     const now = () => clock().toISOString();
     const quota = new Quota(options.quota);
     this.quota = quota;
@@ -60,7 +62,7 @@ export class Control {
     this.networks = new Crud(store, networkKind, now, quota);
     this.groups = new Crud(store, groupKind, now, quota);
     this.policies = new Crud(store, policyKind, now, quota);
-    this.rules = new Rules(this.policies);
+    this.rules = new Rules(store, this.policies, now, quota);
     this.netprofiles = new Crud(store, netprofileKind, now, quota);
     this.services = new Crud(store, serviceKind, now, quota);
     this.appProfiles = new Crud(store, appProfileKind, now, quota);
@@ -75,11 +77,12 @@ export class Control {
 
   /**
    * Releases the endpoints of hosts silent for longer than the grace period (see Hosts.collectSilent).
-   * Nothing before a full grace period after start: a server (or store) that was itself down longer than
-   * the grace sees every host as silent until their agents have had the time to heartbeat again.
+   * Nothing until the store has been writable, without a break, for a full grace period (StoreWatch): a
+   * server just started, or a store that refused writes (full, unreachable), has recorded no heartbeat for
+   * that time, and every host would look silent until its agent has had the time to heartbeat again.
    */
   async collectSilentHosts(graceMs: number): Promise<string[]> {
-    if (this.clock().getTime() - this.startedAt <= graceMs) return [];
+    if ((await this.writable.writableFor()) <= graceMs) return [];
     return this.hosts.collectSilent(graceMs, (id, stillSilent) => this.endpoints.remove('gc', id, stillSilent));
   }
 
@@ -98,8 +101,12 @@ export class Control {
     return { endpoints: eps.length };
   }
 
-  /** Makes a new store usable: the `default` tenant, and on first start an admin whose token is returned once. */
+  /**
+   * Makes a store usable: policies of the old layout migrated (every start; a no-op once done), the
+   * `default` tenant, and on first start an admin whose token is returned once.
+   */
   async bootstrap(): Promise<{ adminToken: string | undefined }> {
+    await migratePolicies(this.store);
     await this.tenants.ensureDefault();
     return { adminToken: await this.users.bootstrapAdmin() };
   }

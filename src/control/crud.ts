@@ -1,7 +1,8 @@
 import { WeftError, notFound, type Meta } from '../model/index.js';
-import type { Store, Txn } from '../store/index.js';
+import type { Entry, Store, Txn } from '../store/index.js';
 import { KIND_OF, keys, withRevision, type Collection, type Stored } from './keys.js';
 import { stampOwners, type Quota } from './quota.js';
+import { retryTorn } from './shared.js';
 
 export interface Scoped extends Meta {
   tenant: string;
@@ -24,6 +25,20 @@ export interface KindDef<I extends { name: string }, O extends Scoped> {
   dependants(tx: Txn, obj: O): Promise<string[]>;
   /** Frees what `obj` holds (addresses, address books) when it is deleted. */
   release?(tx: Txn, obj: O): Promise<void>;
+  /** For a kind stored as more than its one key (a policy: a head and rule segments). */
+  storage?: KindStorage<O>;
+}
+
+/** How a kind stored as several keys is read and written whole; its head stays at the kind's key. */
+export interface KindStorage<O extends Scoped> {
+  /** The whole object whose head is `head`, the rest read in `tx`. */
+  read(tx: Txn, head: Entry): Promise<O>;
+  /** Every object of a tenant, with a revision no later than what was read. */
+  list(store: Store, tenant: string): Promise<{ items: O[]; revision: number }>;
+  /** Stores `obj` whole over whatever was there, its head last. */
+  write(tx: Txn, obj: Stored<O>): Promise<void>;
+  /** Deletes every key of `obj`. */
+  remove(tx: Txn, obj: O): void;
 }
 
 export const label = (c: Collection, t: string, n: string) => `${KIND_OF[c]} ${t}/${n}`;
@@ -38,13 +53,6 @@ export function checkRevision(current: number, ifMatch: number | undefined, what
   }
 }
 
-async function readScoped<O extends Scoped>(tx: Txn, c: Collection, tenant: string, name: string): Promise<O> {
-  await requireTenant(tx, tenant);
-  const e = await tx.get(keys.scoped(c, tenant, name));
-  if (!e) throw notFound(label(c, tenant, name));
-  return withRevision<O>(e);
-}
-
 export class Crud<I extends { name: string }, O extends Scoped> {
   constructor(private readonly store: Store, private readonly def: KindDef<I, O>, private readonly now: () => string, private readonly quota: Quota) {}
 
@@ -53,12 +61,25 @@ export class Crud<I extends { name: string }, O extends Scoped> {
   }
 
   async list(tenant: string): Promise<{ items: O[]; revision: number }> {
+    if (this.def.storage) return this.def.storage.list(this.store, tenant);
     const l = await this.store.list(keys.scopedPrefix(this.c, tenant));
     return { items: l.entries.map((e) => withRevision<O>(e)), revision: l.revision };
   }
 
   async get(tenant: string, name: string): Promise<O> {
-    return (await this.store.transact('read', (tx) => readScoped<O>(tx, this.c, tenant, name))).value;
+    return retryTorn(async () => (await this.store.transact('read', (tx) => this.readScoped(tx, tenant, name))).value);
+  }
+
+  private async readScoped(tx: Txn, tenant: string, name: string): Promise<O> {
+    await requireTenant(tx, tenant);
+    const e = await tx.get(keys.scoped(this.c, tenant, name));
+    if (!e) throw notFound(label(this.c, tenant, name));
+    return this.def.storage ? this.def.storage.read(tx, e) : withRevision<O>(e);
+  }
+
+  private async persist(tx: Txn, obj: Stored<O>): Promise<void> {
+    if (this.def.storage) await this.def.storage.write(tx, obj);
+    else tx.put(keys.scoped(this.c, obj.tenant, obj.name), obj);
   }
 
   async create(actor: string, tenant: string, input: I): Promise<O> {
@@ -69,7 +90,7 @@ export class Crud<I extends { name: string }, O extends Scoped> {
       const at = this.now();
       const obj = stampOwners({ ...(await this.def.build(input, { tx, tenant, existing: undefined })), createdAt: at, updatedAt: at }, undefined, actor);
       await this.quota.settle(tx, undefined, obj);
-      tx.put(key, obj);
+      await this.persist(tx, obj as Stored<O>);
       return obj;
     });
   }
@@ -79,7 +100,7 @@ export class Crud<I extends { name: string }, O extends Scoped> {
       throw new WeftError('WEFT_INVALID_FIELD', `name: the body names '${input.name}' but the path names '${name}'`, { field: 'name' });
     }
     return this.write(actor, async (tx) => {
-      const existing = await readScoped<O>(tx, this.c, tenant, name);
+      const existing = await this.readScoped(tx, tenant, name);
       checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
       return this.rewrite(tx, actor, existing, input);
     });
@@ -91,7 +112,7 @@ export class Crud<I extends { name: string }, O extends Scoped> {
     const built = { ...(await this.def.build(input, { tx, tenant, existing })), createdAt: existing.createdAt, updatedAt: this.now() };
     const obj = stampOwners(built, existing, actor);
     await this.quota.settle(tx, existing, obj);
-    tx.put(keys.scoped(this.c, tenant, name), obj);
+    await this.persist(tx, obj as Stored<O>);
     return obj as Stored<O>;
   }
 
@@ -103,18 +124,9 @@ export class Crud<I extends { name: string }, O extends Scoped> {
     return this.replace(actor, tenant, name, merged, ifMatch ?? current.revision);
   }
 
-  /** Applies `change` to the stored object inside one transaction (used for rules, a policy's sub-resources). */
-  async update(actor: string, tenant: string, name: string, change: (o: O, tx: Txn) => Promise<I>, ifMatch?: number): Promise<O> {
-    return this.write(actor, async (tx) => {
-      const existing = await readScoped<O>(tx, this.c, tenant, name);
-      checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
-      return this.rewrite(tx, actor, existing, await change(existing, tx));
-    });
-  }
-
   async remove(actor: string, tenant: string, name: string, ifMatch?: number): Promise<void> {
     await this.store.transact(actor, async (tx) => {
-      const existing = await readScoped<O>(tx, this.c, tenant, name);
+      const existing = await this.readScoped(tx, tenant, name);
       checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
       const deps = await this.def.dependants(tx, existing);
       if (deps.length > 0) {
@@ -122,7 +134,8 @@ export class Crud<I extends { name: string }, O extends Scoped> {
       }
       await this.def.release?.(tx, existing);
       await this.quota.settle(tx, existing, undefined);
-      tx.delete(keys.scoped(this.c, tenant, name));
+      if (this.def.storage) this.def.storage.remove(tx, existing);
+      else tx.delete(keys.scoped(this.c, tenant, name));
     });
   }
 

@@ -18,6 +18,8 @@ class CountingStore extends MemoryStore {
       },
       put: (k, v) => tx.put(k, v),
       delete: (k) => tx.delete(k),
+      ceiling: (p, k) => tx.ceiling(p, k),
+      deletePrefix: (p) => tx.deletePrefix(p),
     }));
   }
 }

@@ -40,8 +40,8 @@ export class GlobalSettings {
  * the field that asked for it, not as a store outage to retry.
  */
 function tooLargeToMove(e: unknown, range: string): unknown {
-  if (!(e instanceof WeftError) || e.code !== 'WEFT_TXN_TOO_LARGE') return e;
-  return new WeftError('WEFT_TXN_TOO_LARGE', `tunnelRange: moving every host into ${range} re-addresses them all in one transaction, and the store refused it: ${e.message}`, { field: 'tunnelRange', cause: e });
+  if (!(e instanceof WeftError) || e.code !== 'WEFT_TOO_LARGE') return e;
+  return new WeftError('WEFT_TOO_LARGE', `tunnelRange: moving every host into ${range} re-addresses them all in one transaction, and the store refused it: ${e.message}`, { field: 'tunnelRange', cause: e });
 }
 
 /** A VXLAN range must keep every VNI networks already use. */

@@ -21,6 +21,10 @@ export const keys = {
   hostId: (h: string) => `hostids/${h}`,
   hostIds: () => 'hostids/',
   ca: () => 'pki/ca',
+  /** A policy's rule segments: all generations, one generation, every policy of a tenant (see segments.ts). */
+  ruleSegments: (t: string, p: string) => `rules/${t}/${p}/`,
+  ruleGen: (t: string, p: string, gen: number) => `rules/${t}/${p}/${gen}/`,
+  tenantRules: (t: string) => `rules/${t}/`,
   /** A user's quota usage and override: internal, never published. */
   quota: (u: string) => `quota/${u}`,
 };

@@ -14,6 +14,8 @@ class Flaky extends MemoryStore {
       list: (p) => tx.list(p),
       put: (k, v) => tx.put(k, v),
       delete: (k) => tx.delete(k),
+      ceiling: (p, k) => tx.ceiling(p, k),
+      deletePrefix: (p) => tx.deletePrefix(p),
     }));
   }
 }

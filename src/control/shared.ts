@@ -1,4 +1,4 @@
-import { GLOBAL_DEFAULTS, type Endpoint, type Global } from '../model/index.js';
+import { GLOBAL_DEFAULTS, WeftError, type Endpoint, type Global } from '../model/index.js';
 import type { Txn } from '../store/index.js';
 import { keys, withRevision } from './keys.js';
 
@@ -13,4 +13,19 @@ export async function readGlobal(tx: Txn): Promise<Global> {
 
 export async function endpointsWhere(tx: Txn, pred: (e: Endpoint) => boolean): Promise<Endpoint[]> {
   return (await tx.list(keys.endpoints())).map((e) => withRevision<Endpoint>(e)).filter(pred);
+}
+
+/**
+ * A read made of several store reads may tear on etcd (a write landing between them; transactions that
+ * write are guarded at commit, reads are not; such a read throws WEFT_STORE_CONFLICT): it is made again,
+ * a few times, before the caller is told to retry.
+ */
+export async function retryTorn<T>(read: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await read();
+    } catch (e) {
+      if (!(e instanceof WeftError && e.code === 'WEFT_STORE_CONFLICT') || i >= 4) throw e;
+    }
+  }
 }

@@ -14,8 +14,11 @@ class LimitedStore extends MemoryStore {
   override transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
     return super.transact(actor, async (tx) => {
       let ops = 0;
-      const value = await fn({ get: (k) => tx.get(k), list: (p) => tx.list(p), put: (k, v) => { ops++; tx.put(k, v); }, delete: (k) => { ops++; tx.delete(k); } });
-      if (ops > this.maxOps) throw new WeftError('WEFT_TXN_TOO_LARGE', `this change is one etcd transaction of ${ops} operations`);
+      const value = await fn({
+        get: (k) => tx.get(k), list: (p) => tx.list(p), ceiling: (p, k) => tx.ceiling(p, k),
+        put: (k, v) => { ops++; tx.put(k, v); }, delete: (k) => { ops++; tx.delete(k); }, deletePrefix: (p) => { ops++; tx.deletePrefix(p); },
+      });
+      if (ops > this.maxOps) throw new WeftError('WEFT_TOO_LARGE', `this change is one etcd transaction of ${ops} operations`);
       return value;
     });
   }
@@ -25,7 +28,7 @@ test('a new tunnel range the store cannot write in one transaction is refused na
   const c = new Control(new LimitedStore(128));
   await c.bootstrap();
   for (let i = 0; i < 130; i++) await c.hosts.register('agent', { name: `h${i}`, vtepIp: `192.0.2.${i + 1}` });
-  await rejectsWith(c.global.update('admin', { tunnelRange: '10.77.0.0/16' }), 'WEFT_TXN_TOO_LARGE',
+  await rejectsWith(c.global.update('admin', { tunnelRange: '10.77.0.0/16' }), 'WEFT_TOO_LARGE',
     /^tunnelRange: moving every host into 10\.77\.0\.0\/16 re-addresses them all in one transaction, and the store refused it: this change is one etcd transaction of 131 operations/, 'tunnelRange');
   assert.equal((await c.global.get()).tunnelRange, '100.64.0.0/16');
   assert.ok((await c.hosts.list()).items.every((h) => h.tunnelIp?.startsWith('100.64.')), 'every host keeps its address');

@@ -59,13 +59,17 @@ async function waitFor(file: string, pattern: RegExp, what: string, ms = 15_000)
 
 /** Where a lab host's agent serves Docker's plugin protocol when the lab was made with `dockerPlugin`. */
 export const labDockerSocket = (hostDir: string) => join(hostDir, 'run', 'docker', 'weft.sock');
+/** Where a lab host's agent asks Docker's API (`dockerPlugin` labs): nothing listens there unless a dockerd is started on it. */
+export const labDockerApi = (hostDir: string) => join(hostDir, 'run', 'dockerd.sock');
 
 /**
- * `serverArgs`/`agentArgs`: extra flags for every server and agent (the chaos suite's short --host-grace).
+ * `serverArgs`/`agentArgs`/`etcdArgs`: extra flags for every server, agent and etcd member (the chaos
+ * suite's short --host-grace, its small --quota-backend-bytes).
  * `dockerPlugin`: each agent serves Docker's plugin protocol on `labDockerSocket(HOSTDIR)`, with no
- * dockerd (its API socket points nowhere, so nothing asks a dockerd the machine may run).
+ * dockerd of the lab's own (its API socket is `labDockerApi(HOSTDIR)`, where nothing listens unless the caller
+ * starts a dockerd there; never a dockerd the machine may run).
  */
-export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void; serverArgs?: string[]; agentArgs?: string[]; dockerPlugin?: boolean }): Promise<LabState> {
+export async function labUp(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log?: (line: string) => void; serverArgs?: string[]; agentArgs?: string[]; etcdArgs?: string[]; dockerPlugin?: boolean }): Promise<LabState> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const log = opts.log ?? (() => undefined);
   if (existsSync(stateFile(dir))) {
@@ -97,7 +101,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
         const url = `http://127.0.0.1:${ports[i * 2]}`;
         state.etcdPids.push(spawn(`etcd${i}`, ['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
           '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
-          '--initial-cluster', initial, '--log-level', 'error'], join(dir, `etcd${i}.log`)));
+          '--initial-cluster', initial, '--log-level', 'error', ...(opts.etcdArgs ?? [])], join(dir, `etcd${i}.log`)));
         save();
       }
       const store = `etcd://${[0, 1, 2].map((i) => `127.0.0.1:${ports[i * 2]}`).join(',')}`;
@@ -139,7 +143,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
         '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
         // Lab hosts have no way out, so names outside .weft are refused at once rather than timing out.
         '--vtep-ip', h.vtep, '--dns-upstream', 'none',
-        ...(opts.dockerPlugin ? ['--docker-plugin', labDockerSocket(hdir), '--docker-api', join(hdir, 'run', 'no-dockerd.sock')] : ['--docker-plugin', 'none']), '--log-level', 'warn', ...(opts.agentArgs ?? [])], agentLog);
+        ...(opts.dockerPlugin ? ['--docker-plugin', labDockerSocket(hdir), '--docker-api', labDockerApi(hdir)] : ['--docker-plugin', 'none']), '--log-level', 'warn', ...(opts.agentArgs ?? [])], agentLog);
       state.hosts.push({ name: h.name, ns: h.ns, vtep: h.vtep, dir: hdir, agentPid: pid });
       save();
       await waitFor(agentLog, /weft agent running/, `the agent of ${h.name}`);

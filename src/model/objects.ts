@@ -68,6 +68,17 @@ export interface Policy extends Meta {
   rules: Rule[];
 }
 
+/**
+ * A run of a policy's rules as stored (`rules/TENANT/POLICY/GEN/LAST`) and as the watch carries it (kind
+ * `policy-rules`): at most 128 rules sorted by id, covering the ids from its first rule to LAST, each with
+ * its place in the policy (`pos`: the policy lists its rules by it). `removed` names the rules the write
+ * that made this value took out (a watcher that never saw them in this segment drops them by id).
+ */
+export interface RuleSegment {
+  rules: Array<Rule & { pos: number }>;
+  removed?: string[];
+}
+
 export interface Netprofile extends Meta {
   tenant: string;
   name: string;

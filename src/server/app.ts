@@ -129,7 +129,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   quotaRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
-  metaRoutes(app);
+  metaRoutes(app, opts.audit);
   await app.ready();
   return app;
 }

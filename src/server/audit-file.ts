@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { AuditEntry, AuditEvent } from '../model/index.js';
@@ -10,6 +10,8 @@ export interface AuditSink {
   readonly file: string | undefined;
   /** Why there is nothing to read, for the error `GET /audit` answers. */
   readonly describe: string;
+  /** Whether the last line could be written, and how many were lost so far (for /healthz); a sink without it never fails. */
+  health?(): { writable: boolean; lost: number };
   close(): void;
 }
 
@@ -26,34 +28,54 @@ export class AuditFile implements AuditSink {
   private size = 0;
   private closed = false;
   private lost = 0;
+  private failing = false;
+  /** The last write was cut short: the file ends inside a line. */
+  private torn = false;
   private lastReport = 0;
   readonly describe: string;
 
-  /** `onError` hears of lost lines at most once a minute (a full disk must not flood the server log too). */
-  constructor(readonly file: string, private readonly maxBytes: number, private readonly onError: (e: Error, lost: number) => void) {
+  /**
+   * `onError` hears of lost lines at most once a minute (a full disk must not flood the server log too);
+   * `onRecovered` once the file takes lines again, with the count lost so far: where the log has a gap.
+   */
+  constructor(readonly file: string, private readonly maxBytes: number, private readonly onError: (e: Error, lost: number) => void,
+    private readonly onRecovered: (lost: number) => void = () => undefined) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     this.fd = this.open();
     this.describe = `this server's audit log is ${file}`;
   }
 
   private open(): number {
-    const fd = openSync(this.file, 'a', 0o600);
+    const fd = openSync(this.file, 'a+', 0o600);
     // A file made earlier (or by someone else) with looser permissions is tightened, not trusted.
     fchmodSync(fd, 0o600);
     this.size = fstatSync(fd).size;
+    // An earlier run may have left a torn last line (the disk filled up under it).
+    const last = Buffer.alloc(1);
+    this.torn = this.size > 0 && readSync(fd, last, 0, 1, this.size - 1) === 1 && last[0] !== 0x0a;
     return fd;
   }
 
   write(entry: AuditEntry): void {
     if (this.closed) return;
-    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
+    const text = `${JSON.stringify(entry)}\n`;
     try {
       if (this.fd < 0) this.fd = this.open();
-      else if (this.size > 0 && this.size + line.length > this.maxBytes) this.rotate();
-      writeSync(this.fd, line);
-      this.size += line.length;
+      else if (this.size > 0 && this.size + Buffer.byteLength(text) > this.maxBytes) this.rotate();
+      // After a torn line the file ends mid-line: this line starts a fresh one, or it would be torn too.
+      const line = Buffer.from(this.torn ? `\n${text}` : text);
+      const wrote = writeSync(this.fd, line);
+      this.size += wrote;
+      this.torn = wrote < line.length;
+      // A disk that fills up takes the head of a line, then refuses the rest: that line is lost.
+      if (this.torn) throw Object.assign(new Error(`ENOSPC: no space left on device, wrote ${wrote} of ${line.length} bytes`), { code: 'ENOSPC' });
+      if (this.failing) {
+        this.failing = false;
+        this.onRecovered(this.lost);
+      }
     } catch (e) {
       this.lost++;
+      this.failing = true;
       if (Date.now() - this.lastReport < 60_000) return;
       this.lastReport = Date.now();
       this.onError(e as Error, this.lost);
@@ -69,6 +91,10 @@ export class AuditFile implements AuditSink {
     this.fd = -1;
     renameSync(this.file, `${this.file}.1`);
     this.fd = this.open();
+  }
+
+  health(): { writable: boolean; lost: number } {
+    return { writable: !this.failing, lost: this.lost };
   }
 
   close(): void {
@@ -88,6 +114,7 @@ export class StderrAudit implements AuditSink {
       // A closed stderr must not fail requests; there is nowhere left to report it.
     }
   }
+  health() { return { writable: true, lost: 0 }; }
   close(): void {}
 }
 
@@ -95,14 +122,15 @@ export class NoAudit implements AuditSink {
   readonly file = undefined;
   readonly describe = 'this server keeps no audit log (--audit-log none)';
   write(): void {}
+  health() { return { writable: true, lost: 0 }; }
   close(): void {}
 }
 
 /** `--audit-log`: a path, `-` for standard error, or `none`. */
-export function openAuditSink(spec: string, maxBytes: number, onError: (e: Error, lost: number) => void): AuditSink {
+export function openAuditSink(spec: string, maxBytes: number, onError: (e: Error, lost: number) => void, onRecovered?: (lost: number) => void): AuditSink {
   if (spec === 'none') return new NoAudit();
   if (spec === '-') return new StderrAudit();
-  return new AuditFile(spec, maxBytes, onError);
+  return new AuditFile(spec, maxBytes, onError, onRecovered);
 }
 
 export interface AuditFilter {

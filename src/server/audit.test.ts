@@ -115,6 +115,20 @@ test('reading filters by time, actor and event, keeps the newest `limit`, and sk
   }
 });
 
+test('a torn last line (the disk filled up under it) is closed before the next line, which stays readable', async () => {
+  const t = tempDir();
+  try {
+    const file = join(t.dir, 'audit.log');
+    writeFileSync(file, `${JSON.stringify(entry(1))}\n{"time":"2026-01-01T00:00:0`);
+    const log = new AuditFile(file, 1_000_000, () => {});
+    log.write(entry(2));
+    log.close();
+    assert.deepEqual((await readAudit(file, { limit: 10 })).map((e) => e.path), ['/api/v1/x/1', '/api/v1/x/2']);
+  } finally {
+    t.remove();
+  }
+});
+
 test('--audit-log - and none: GET /audit says where the log is instead of answering nothing', async () => {
   for (const [spec, why] of [['none', /keeps no audit log \(--audit-log none\)/], ['-', /standard error/]] as const) {
     const api = await testApi({ audit: openAuditSink(spec, 1, () => {}) });

@@ -55,10 +55,39 @@ export function parseListen(text: string): { host: string; port: number } {
 function openAudit(opts: ServerOptions, logger: pino.Logger): AuditSink {
   const spec = opts.auditLog ?? join(opts.dataDir, 'audit.log');
   try {
-    return openAuditSink(spec, opts.auditLogMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES, (e, lost) => logger.error({ err: e.message, lost }, 'cannot write the audit log; lines lost so far'));
+    return openAuditSink(spec, opts.auditLogMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES, (e, lost) => logger.error({ err: e.message, lost }, 'cannot write the audit log; lines lost so far'),
+      (lost) => logger.warn({ lost }, 'the audit log takes lines again; lines lost in all'));
   } catch (e) {
     throw new WeftError('WEFT_INVALID_FIELD', `--audit-log: cannot open ${spec} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { field: 'audit-log', cause: e });
   }
+}
+
+/**
+ * The periodic work: the host GC (each pass probes the store with a write first, see StoreWatch), a log
+ * line when the store stops or starts taking writes, and the token sweep. Returns its stop.
+ */
+function housekeeping(control: Control, grace: number, logger: pino.Logger): () => void {
+  let writable = true;
+  const gc = setInterval(() => {
+    control.collectSilentHosts(grace).then((ids) => {
+      if (ids.length) logger.info({ endpoints: ids.length }, 'released the endpoints of hosts silent past the grace period');
+    }, (e: Error) => logger.warn({ err: e.message }, 'host garbage collection failed')).finally(() => {
+      const h = control.store.writeHealth();
+      if (h.writable === writable) return;
+      writable = h.writable;
+      if (!h.writable) logger.error({ err: h.error?.message }, 'the store cannot write: writes are refused, reads go on, the host GC judges no host');
+      else logger.warn({ graceMs: grace }, 'the store takes writes again; the host GC judges no host until a grace period has passed');
+    });
+  }, Math.min(30_000, Math.max(1_000, grace / 10)));
+  gc.unref();
+  const sweep = setInterval(() => {
+    control.users.tokens.sweep(EXPIRED_TOKEN_RETENTION_MS).catch((e: Error) => logger.warn({ err: e.message }, 'sweeping expired tokens failed'));
+  }, 600_000);
+  sweep.unref();
+  return () => {
+    clearInterval(gc);
+    clearInterval(sweep);
+  };
 }
 
 /** Opens the store, bootstraps it, and serves the API until `close()`. */
@@ -105,17 +134,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await store.close();
     throw new WeftError('WEFT_IN_USE', `--listen: cannot listen on ${opts.listen}: ${(e as Error).message}`, { field: 'listen', cause: e });
   }
-  const grace = opts.hostGraceMs ?? DEFAULT_HOST_GRACE_MS;
-  const gc = setInterval(() => {
-    control.collectSilentHosts(grace).then((ids) => {
-      if (ids.length) logger.info({ endpoints: ids.length }, 'released the endpoints of hosts silent past the grace period');
-    }, (e: Error) => logger.warn({ err: e.message }, 'host garbage collection failed'));
-  }, Math.min(30_000, Math.max(1_000, grace / 10)));
-  gc.unref();
-  const sweep = setInterval(() => {
-    control.users.tokens.sweep(EXPIRED_TOKEN_RETENTION_MS).catch((e: Error) => logger.warn({ err: e.message }, 'sweeping expired tokens failed'));
-  }, 600_000);
-  sweep.unref();
+  const stopHousekeeping = housekeeping(control, opts.hostGraceMs ?? DEFAULT_HOST_GRACE_MS, logger);
   return {
     url: address,
     adminToken,
@@ -127,8 +146,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return (await control.identities.invite('system', name)).token;
     },
     async close() {
-      clearInterval(gc);
-      clearInterval(sweep);
+      stopHousekeeping();
       await app.close();
       audit.close();
       await store.close();

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../model/index.js';
-import { EtcdStore, MemoryStore, SqliteStore, type EtcdConnection, type Store, type StoreOptions } from '../store/index.js';
+import { MemoryStore, SqliteStore, type EtcdConnection, type Store, type StoreOptions } from '../store/index.js';
 
 /** How to reach a secured etcd: files, never secrets on the command line. */
 export interface EtcdFlags {
@@ -98,6 +98,7 @@ export async function openStore(f: StoreFlags): Promise<Store> {
   const connection = etcdConnection(etcd);
   const scheme = connection.credentials ? 'https' : 'http';
   try {
+    const { EtcdStore } = await import('../store/etcd.js');
     return await EtcdStore.open(hosts.map((h) => `${scheme}://${h}`), '/weft/', common, connection);
   } catch (e) {
     throw explainEtcdFailure(e as Error, hosts, etcd);

@@ -51,9 +51,13 @@ test('watchers beyond --max-watchers get 429 naming the flag; closing one frees 
 test('a watcher that never reads is ended at --watch-buffer while a reading watcher gets every change; memory stays bounded', async () => {
   const s = await server(['--watch-buffer', '1MiB']);
   const pid = s.proc.pid as number;
-  // Each change is one policy of 3,000 rules, about 290 KB as a watch line; 60 of them are ~17 MB.
+  // Each change replaces a policy of 3,000 rules: one commit of its 24 old rule segments deleted (each
+  // with its last value) and 24 new ones, about 600 KB of watch lines, measured here; 60 are ~36 MB.
   const rules = (k: number) => Array.from({ length: 3000 }, (_, i) => ({ id: `r${i}`, protocol: 'tcp', ports: String(1 + ((i + k) % 60000)) }));
   await http(s.url, s.token, 'POST', `${T}/policies`, { name: 'big', rules: rules(0) });
+  const from = (await http(s.url, s.token, 'GET', '/healthz')).json.revision as number;
+  await http(s.url, s.token, 'PUT', `${T}/policies/big`, { name: 'big', rules: rules(61) });
+  const commit = (await http(s.url, s.token, 'GET', `/api/v1/history?since=${from}`)).json.items.reduce((n: number, c: unknown) => n + JSON.stringify(c).length + 1, 0);
   const reading = await watch(s, s.token);
   const seen = countLines(reading, 'policies/default/big');
   const slow = await rawConnect(s);
@@ -69,13 +73,13 @@ test('a watcher that never reads is ended at --watch-buffer while a reading watc
     unsentPeak = Math.max(unsentPeak, await metric(s, 'weft_watch_unsent_bytes'));
   }
   assert.equal(await metric(s, 'weft_watchers_dropped_total'), 1, 'exactly the slow stream was ended');
-  assert.ok(unsentPeak <= 1024 * 1024 + 400 * 1024, `unsent bytes peaked at ${unsentPeak}: the bound plus at most one change`);
+  assert.ok(unsentPeak <= 1024 * 1024 + commit + 100 * 1024, `unsent bytes peaked at ${unsentPeak}: the bound plus at most one commit (${commit} bytes)`);
   assert.equal(await metric(s, 'weft_watchers'), 1, 'the reading watcher is still open');
   assert.equal(await seen.count(60), 60, 'the reading watcher received every change');
   slow.socket.resume();
   await slow.closed;
   const got = slow.received().length;
-  assert.ok(got < 60 * 290_000, `the slow client got ${got} bytes, not the whole ${60 * 290_000}: its stream was ended`);
+  assert.ok(got < 60 * commit, `the slow client got ${got} bytes, not the whole ${60 * commit}: its stream was ended`);
   assert.equal(await metric(s, 'weft_watch_unsent_bytes'), 0, 'nothing is held for the ended stream');
   // Measured without the bound (--watch-buffer 1GiB), the server still held 15.7 MB for this client at the
   // end. RSS is reported, not asserted: parsing sixty 200 KB bodies moves it by more than that.

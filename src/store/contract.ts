@@ -132,6 +132,53 @@ export function storeContract(name: string, open: (options: StoreOptions) => Pro
     assert.equal(await s.compactedRevision(), 2, 'the big revision goes as soon as it is not the newest');
   }));
 
+  test(`${name}: ceiling finds the smallest key >= a key under a prefix, the transaction's own writes included`, run, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { for (const k of ['o/z', 'p/a', 'p/c', 'p/e', 'pq/a', 'q/a']) tx.put(k, k); });
+    await s.transact('t', async (tx) => {
+      const at = async (k: string) => (await tx.ceiling('p/', k))?.key;
+      assert.deepEqual([await at('p/b'), await at('p/c'), await at('p/0'), await at('p/f'), await at('a')], ['p/c', 'p/c', 'p/a', undefined, 'p/a']);
+      assert.equal((await tx.ceiling('p/', 'p/c'))?.value, 'p/c');
+      tx.put('p/d', 'new');
+      tx.delete('p/c');
+      assert.deepEqual([await at('p/b'), await at('p/cc'), await at('p/e')], ['p/d', 'p/d', 'p/e']);
+    });
+    assert.equal((await s.transact('t', async (tx) => (await tx.ceiling('p/', 'p/b'))?.key)).value, 'p/d', 'the writes were committed');
+  }));
+
+  test(`${name}: deletePrefix deletes every key under a prefix as one revision, each a change with its last value`, run, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { for (const k of ['r/1/a', 'r/1/b', 'r/10/a', 'r/2/a']) tx.put(k, { k }); });
+    const r = await s.transact('u', async (tx) => {
+      tx.put('r/1/z', 'dropped by the prefix delete that follows');
+      tx.deletePrefix('r/1/');
+      assert.equal(await tx.get('r/1/a'), undefined);
+      assert.equal(await tx.ceiling('r/1/', 'r/1/'), undefined);
+      assert.deepEqual((await tx.list('r/')).map((e) => e.key), ['r/10/a', 'r/2/a']);
+    });
+    assert.equal(r.revision, 2);
+    assert.deepEqual((await s.list('r/')).entries.map((e) => e.key), ['r/10/a', 'r/2/a'], 'r/10/ is not under r/1/');
+    assert.deepEqual((await s.changes(1)).map((c) => [c.revision, c.key, c.op, c.value, c.actor]), [
+      [2, 'r/1/a', 'delete', { k: 'r/1/a' }, 'u'], [2, 'r/1/b', 'delete', { k: 'r/1/b' }, 'u']]);
+    await s.transact('t', async (tx) => tx.deletePrefix('r/9/'));
+    assert.equal(await s.revision(), 2, 'deleting an empty prefix changes nothing');
+  }));
+
+  test(`${name}: a key put after its prefix was deleted in the same transaction stays, as a put; the deletes come first`, run, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { tx.put('g/1/a', 1); tx.put('g/1/b', 1); tx.put('g/1/c', 1); });
+    await s.transact('t', async (tx) => {
+      tx.deletePrefix('g/1/');
+      tx.put('g/1/b', 2);
+      tx.put('g/2/a', 2);
+      assert.deepEqual((await tx.list('g/')).map((e) => [e.key, e.value]), [['g/1/b', 2], ['g/2/a', 2]]);
+    });
+    assert.deepEqual((await s.list('g/')).entries.map((e) => [e.key, e.value, e.createRevision, e.modRevision]), [['g/1/b', 2, 1, 2], ['g/2/a', 2, 2, 2]]);
+    assert.deepEqual((await s.changes(1)).map((c) => [c.key, c.op]), [['g/1/a', 'delete'], ['g/1/c', 'delete'], ['g/1/b', 'put'], ['g/2/a', 'put']]);
+  }));
+
+  test(`${name}: a key written twice in a transaction is one change, logged at its last write's place`, run, () => withStore({}, async (s) => {
+    await s.transact('t', async (tx) => { tx.put('h', 1); tx.put('s/1', 1); tx.put('s/2', 1); tx.put('h', 2); });
+    assert.deepEqual((await s.changes(0)).map((c) => [c.key, c.value]), [['s/1', 1], ['s/2', 1], ['h', 2]]);
+  }));
+
   test(`${name}: values are copies, not shared references`, run, () => withStore({}, async (s) => {
     const v = { list: [1] };
     await s.transact('t', async (tx) => tx.put('k', v));

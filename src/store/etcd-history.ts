@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { WeftError } from '../model/index.js';
+import { isNoSpace } from './etcd-faults.js';
 import type { Change } from './port.js';
 
 export type WatchEvent = { type: string; kv: IKeyValue; prev_kv?: IKeyValue };
@@ -9,15 +10,27 @@ export const HISTORY_TIMEOUT_MS = 10_000;
 
 /**
  * Every failure of etcd itself (unreachable, no leader, a call that timed out) is the store being
- * unavailable: retryable, 503 and CNI 11, never a conflict or an internal error. A WeftError passes as it is.
+ * unavailable: retryable, 503 and CNI 11, never a conflict or an internal error. Past its space quota etcd
+ * refuses every write until an operator frees space, which the error says (and where, when the caller
+ * knows: `at`). A WeftError passes as it is.
  */
-export function unavailable(e: unknown): never {
+export function unavailable(e: unknown, at = 'etcd'): never {
   if (e instanceof WeftError) throw e;
-  throw new WeftError('WEFT_STORE_UNAVAILABLE', `etcd: ${e instanceof Error ? e.message : String(e)}; retry`, { cause: e });
+  const m = e instanceof Error ? e.message : String(e);
+  // etcd's own bounds on one transaction (etcd-txn.ts checks them before sending): retrying will not help.
+  if (/too many operations in txn|request is too large/i.test(m)) {
+    throw new WeftError('WEFT_TOO_LARGE', `${at} refused the change as one transaction (${m}); make it in smaller parts`, { cause: e });
+  }
+  if (isNoSpace(e)) {
+    throw new WeftError('WEFT_STORE_FULL', `${at}: etcd's space quota (--quota-backend-bytes) is exhausted (${m}); etcd raised its NOSPACE alarm and refuses `
+      + 'every write until an operator frees space: compact its history, defragment each member, then disarm the alarm '
+      + '(etcdctl compaction, etcdctl defrag, etcdctl alarm disarm); reads still work', { cause: e });
+  }
+  throw new WeftError('WEFT_STORE_UNAVAILABLE', `${at}: ${m}; retry`, { cause: e });
 }
 
-/** An etcd call whose failure is the store being unavailable. */
-export const call = <T>(p: Promise<T>): Promise<T> => p.catch(unavailable);
+/** An etcd call whose failure is the store being unavailable (or full). */
+export const call = <T>(p: Promise<T>, at?: string): Promise<T> => p.catch((e: unknown) => unavailable(e, at));
 
 /** etcd's answer to a read at a revision it has compacted away ("required revision has been compacted"). */
 export const isCompacted = (e: Error): boolean => /compact/i.test(e.message);

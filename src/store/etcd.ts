@@ -1,9 +1,11 @@
 import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
-import { BufferedTxn, Mutex } from './buffered.js';
+import { Mutex } from './buffered.js';
+import { EtcdAttempt } from './etcd-txn.js';
+import { faultHandling } from './etcd-faults.js';
 import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
-import { isTooManyOps, tooManyOps } from './etcd-limits.js';
-import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { WriteTracker } from './health.js';
+import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
 
 /** The largest answer taken from etcd: gRPC's own ceiling (2 GiB − 1), which etcd applies to what it sends. */
 const MAX_ANSWER_BYTES = 2 ** 31 - 1;
@@ -37,12 +39,17 @@ export class EtcdStore implements Store {
   /** Highest revision the watcher has delivered; transact returns only once its commit got there. */
   private watched = 0;
   private readonly waiting = new Set<{ rev: number; done: () => void }>();
+  private readonly writes = new WriteTracker();
+  /** Where a write was refused, for the error: the endpoints as configured. */
+  private readonly at: string;
 
   private constructor(endpoints: string[], private readonly prefix: string, options: StoreOptions, connection: EtcdConnection) {
+    this.at = `etcd at ${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(', ')}`;
     // gRPC refuses answers past 4 MiB by default, and a list of 50,000 endpoints is ~28 MB: every agent's
     // list failed (503, forever). The store's lists are whole by contract, so take what etcd sends (its
     // own limit is 2 GiB); reading a prefix in pages would bound the memory, and is left to do.
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES }, ...connection });
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, faultHandling: faultHandling(),
+      grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES }, ...connection });
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.clock = options.clock ?? (() => new Date());
   }
@@ -87,48 +94,22 @@ export class EtcdStore implements Store {
   }
 
   transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
-    return this.mutex.run(() => this.attempt(actor, fn));
+    // An unreachable etcd counts as not writable even when it failed a read: the write could not happen either.
+    return this.mutex.run(() => this.attempt(actor, fn).catch((e: unknown) => { throw this.writes.failed(e); }));
   }
 
   private async attempt<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
+    const keyspace = { client: this.client, d: this.d, guard: this.guard, entry: (kv: IKeyValue) => this.entry(kv) };
     for (let attempt = 0; attempt < 50; attempt++) {
-      const keysRead = new Map<string, number>();
-      const guardsRead = new Map<string, number>();
-      const tx = new BufferedTxn(
-        async (k) => {
-          const r = await call(this.client.get(this.d(k)).exec());
-          keysRead.set(k, Number(r.kvs[0]?.mod_revision ?? 0));
-          return r.kvs[0] && this.entry(r.kvs[0]);
-        },
-        async (p) => {
-          const [r, g] = await call(Promise.all([this.client.getAll().prefix(this.d(p)).exec(), this.client.get(this.guard(p)).exec()]));
-          guardsRead.set(p, Number(g.kvs[0]?.mod_revision ?? 0));
-          return r.kvs.map((kv) => this.entry(kv)).sort((a, b) => (a.key < b.key ? -1 : 1));
-        },
-      );
-      const value = await fn(tx);
-      if (tx.writes.size === 0) return { value, revision: await this.revision() };
-      let cmp = this.client.if(`${this.prefix}m/base`, 'Version', '>', 0);
-      for (const [k, mod] of keysRead) cmp = mod === 0 ? cmp.and(this.d(k), 'Version', '==', 0) : cmp.and(this.d(k), 'Mod', '==', mod);
-      for (const [p, mod] of guardsRead) cmp = mod === 0 ? cmp.and(this.guard(p), 'Version', '==', 0) : cmp.and(this.guard(p), 'Mod', '==', mod);
-      const ops = [];
-      const guards = new Set<string>();
-      for (const [k, w] of tx.writes) {
-        if (w === undefined && !keysRead.has(k)) {
-          // A delete of a key never read: drop it if the key does not exist (and insist it still does not).
-          const r = await call(this.client.get(this.d(k)).exec());
-          if (!r.kvs[0]) { cmp = cmp.and(this.d(k), 'Version', '==', 0); continue; }
-          cmp = cmp.and(this.d(k), 'Mod', '==', Number(r.kvs[0].mod_revision));
-        }
-        ops.push(w === undefined ? this.client.delete().key(this.d(k)) : this.client.put(this.d(k)).value(JSON.stringify({ v: w.value })));
-        const parts = k.split('/');
-        for (let i = 1; i < parts.length; i++) guards.add(`${parts.slice(0, i).join('/')}/`);
-      }
-      if (ops.length === 0) return { value, revision: await this.revision() };
-      for (const g of guards) ops.push(this.client.put(this.guard(g)).value(''));
-      ops.push(this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() })));
-      const r = await call(cmp.then(...ops).commit().catch((e: unknown) => { throw isTooManyOps(e) ? tooManyOps(e, ops.length) : e; }));
+      const a = new EtcdAttempt(keyspace);
+      const value = await fn(a.tx);
+      if (a.tx.empty) return { value, revision: await this.revision() };
+      const last = this.client.put(`${this.prefix}m/last`).value(JSON.stringify({ a: actor, t: this.clock().toISOString() }));
+      const planned = await a.plan(this.client.if(`${this.prefix}m/base`, 'Version', '>', 0), last);
+      if (!planned) return { value, revision: await this.revision() };
+      const r = await call(planned.txn.commit(), this.at);
       if (r.succeeded) {
+        this.writes.wrote();
         const revision = this.rev(r.header.revision);
         await this.seen(revision);
         return { value, revision };
@@ -255,6 +236,15 @@ export class EtcdStore implements Store {
       this.listeners.delete(listener);
       if (lost) this.lostListeners.delete(lost);
     };
+  }
+
+  writeHealth(): WriteHealth {
+    return this.writes.health();
+  }
+
+  /** A put outside the data keys (no watcher sees a change of ours): refused like any write while etcd is full. */
+  probe(): Promise<WriteHealth> {
+    return this.writes.probe(async () => { await call(this.client.put(`${this.prefix}m/probe`).value(this.clock().toISOString()).exec(), this.at); });
   }
 
   async close(): Promise<void> {

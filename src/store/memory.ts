@@ -1,7 +1,7 @@
 import { WeftError } from '../model/index.js';
-import { BufferedTxn, Mutex } from './buffered.js';
+import { BufferedTxn, Mutex, expandDeleted } from './buffered.js';
 import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
-import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
 
 /** The store in memory: for unit tests and throw-away servers. */
 export class MemoryStore implements Store {
@@ -37,14 +37,26 @@ export class MemoryStore implements Store {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
+  private ceiling(prefix: string, key: string): Entry | undefined {
+    let best: Entry | undefined;
+    for (const e of this.data.values()) if (e.key.startsWith(prefix) && e.key >= key && (!best || e.key < best.key)) best = e;
+    return best && { ...best, value: structuredClone(best.value) };
+  }
+
   transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
     return this.mutex.run(async () => {
-      const tx = new BufferedTxn((k) => this.get(k), async (p) => this.scan(p));
+      const tx = new BufferedTxn({ key: (k) => this.get(k), prefix: async (p) => this.scan(p), ceiling: async (p, k) => this.ceiling(p, k) });
       const value = await fn(tx);
-      if (tx.writes.size === 0) return { value, revision: this.rev };
+      if (tx.empty) return { value, revision: this.rev };
       const revision = this.rev + 1;
       const time = this.clock().toISOString();
       const changes: Change[] = [];
+      for (const key of expandDeleted(tx, (p) => this.scan(p).map((e) => e.key))) {
+        const old = this.data.get(key);
+        if (!old) continue;
+        this.data.delete(key);
+        changes.push({ revision, key, op: 'delete', value: old.value, actor, time });
+      }
       for (const [key, w] of tx.writes) {
         const old = this.data.get(key);
         if (w === undefined) {
@@ -110,6 +122,15 @@ export class MemoryStore implements Store {
   subscribe(listener: (changes: Change[]) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Memory never fills up here; tests that need a full store override these two. */
+  writeHealth(): WriteHealth {
+    return { writable: true, failures: 0 };
+  }
+
+  async probe(): Promise<WriteHealth> {
+    return this.writeHealth();
   }
 
   async close(): Promise<void> {

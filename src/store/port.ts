@@ -1,4 +1,4 @@
-import { LIMIT_DEFAULTS } from '../model/index.js';
+import { LIMIT_DEFAULTS, type WeftError } from '../model/index.js';
 
 /**
  * The store port: a revisioned key-value space with transactions, a change log and subscriptions.
@@ -30,8 +30,22 @@ export interface Txn {
   get(key: string): Promise<Entry | undefined>;
   /** Entries whose key starts with `prefix`, sorted by key; the transaction's own writes included. */
   list(prefix: string): Promise<Entry[]>;
+  /**
+   * The entry with the smallest key >= `key` among those starting with `prefix` (one ordered read: how a
+   * segment covering a range of ids is found without listing them all); the transaction's own writes
+   * included. Ascending on purpose: etcd serves a range read with a limit in key order without reading the
+   * rest, but sorts a descending one by fetching all of it.
+   */
+  ceiling(prefix: string, key: string): Promise<Entry | undefined>;
   put(key: string, value: unknown): void;
   delete(key: string): void;
+  /**
+   * Deletes every key starting with `prefix` as one operation (one delete-range on etcd, whatever the
+   * number of keys); each deleted key is still a change with its last value, logged before the
+   * transaction's other writes. A key put after this in the same transaction is kept (a put, not a
+   * delete and a put). On etcd, list the prefix first if a concurrent insert under it must conflict.
+   */
+  deletePrefix(prefix: string): void;
 }
 
 export interface Listing {
@@ -59,7 +73,24 @@ export interface Store {
    * history that was compacted meanwhile): the subscriber must re-list, as after a WEFT_HISTORY_COMPACTED.
    */
   subscribe(listener: (changes: Change[]) => void, lost?: () => void): () => void;
+  /** Whether the store could write when it last tried (a commit or a probe); no I/O. */
+  writeHealth(): WriteHealth;
+  /**
+   * Tries a tiny write outside the object space (no revision of ours, no change, no subscriber called)
+   * and answers the health after it; never throws. How a server learns that the store can write again
+   * (or could not meanwhile) when nobody else writes.
+   */
+  probe(): Promise<WriteHealth>;
   close(): Promise<void>;
+}
+
+export interface WriteHealth {
+  /** False from a write that failed for lack of space or of the store itself, until a commit or probe succeeds. */
+  writable: boolean;
+  /** How many writes failed so, ever: one that moved between two looks means the store could not write in between. */
+  failures: number;
+  /** What the last such write was refused with (what clients were answered). */
+  error?: WeftError;
 }
 
 export interface StoreOptions {

@@ -1,9 +1,11 @@
 import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { WeftError } from '../model/index.js';
-import { BufferedTxn, Mutex } from './buffered.js';
+import { BufferedTxn, Mutex, expandDeleted } from './buffered.js';
+import { WriteTracker } from './health.js';
 import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
-import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn } from './port.js';
+import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
 
 interface KvRow { key: string; value: string; mod_rev: number; create_rev: number }
 /** A log row's size as changeBytes counts it (the value is stored as its JSON text). */
@@ -22,6 +24,24 @@ INSERT OR IGNORE INTO meta SELECT 'log_bytes', COALESCE(SUM(${LOG_ROW_BYTES}), 0
 const PREFIX_END = '\uffff';
 const COMPACT_EVERY = 1000;
 
+/**
+ * SQLite's refusal to write as the store's error. A full disk (SQLite maps ENOSPC to SQLITE_FULL) says so
+ * and where, since only an operator can free it; other I/O failures are the store being unavailable.
+ * Anything else (a bug, a corrupt file) stays what it is: an internal error.
+ */
+function writeError(e: unknown, file: string): unknown {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return e;
+  const what = `${(e as Error).message}, ${code}`;
+  if (code === 'SQLITE_FULL') {
+    return new WeftError('WEFT_STORE_FULL', `the store's disk is full: SQLite cannot write ${file} (${what}); free space on the filesystem holding ${dirname(file)} (the data dir): writes resume by themselves, reads still work`, { cause: e });
+  }
+  if (/^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code)) {
+    return new WeftError('WEFT_STORE_UNAVAILABLE', `SQLite cannot write ${file} (${what}); check the disk holding ${dirname(file)}; retry`, { cause: e });
+  }
+  return e;
+}
+
 const toEntry = (r: KvRow): Entry => ({ key: r.key, value: JSON.parse(r.value), modRevision: r.mod_rev, createRevision: r.create_rev });
 
 /**
@@ -37,10 +57,11 @@ export class SqliteStore implements Store {
   private readonly clock: () => Date;
   private readonly stmt;
   private commitsSinceCompaction = 0;
+  private readonly writes = new WriteTracker();
   /** The meta row `log_bytes`, mirrored: the file is this process's alone, and the mirror moves only after a commit. */
   private logBytes: number;
 
-  constructor(file: string, options: StoreOptions = {}) {
+  constructor(private readonly file: string, options: StoreOptions = {}) {
     this.bounds = { limit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT, bytes: options.historyBytes ?? DEFAULT_HISTORY_BYTES };
     this.clock = options.clock ?? (() => new Date());
     this.db = new Database(file, { timeout: 0 });
@@ -65,6 +86,8 @@ export class SqliteStore implements Store {
     this.stmt = {
       get: this.db.prepare<[string], KvRow>('SELECT * FROM kv WHERE key = ?'),
       scan: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      scanKeys: this.db.prepare<[string, string], string>('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key').pluck(),
+      ceiling: this.db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1'),
       meta: this.db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       setMeta: this.db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
       setRevisionAndBytes: this.db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
@@ -75,6 +98,8 @@ export class SqliteStore implements Store {
       logRev: this.db.prepare<[number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev = ? ORDER BY seq'),
       logTrim: this.db.prepare('DELETE FROM log WHERE rev <= ?'),
       logSizes: this.db.prepare<[number], { rev: number; bytes: number }>(`SELECT rev, ${LOG_ROW_BYTES} AS bytes FROM log WHERE rev > ? ORDER BY rev, seq`),
+      // One page rewritten (or, the first time, one row added) and synced: a commit at its smallest.
+      probe: this.db.prepare("INSERT INTO meta VALUES ('probe', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"),
     };
     this.logBytes = this.meta('log_bytes');
   }
@@ -92,6 +117,11 @@ export class SqliteStore implements Store {
     return this.stmt.meta.get(name)?.value ?? 0;
   }
 
+  private ceilingOf(prefix: string, key: string): Entry | undefined {
+    const r = this.stmt.ceiling.get(key > prefix ? key : prefix, prefix + PREFIX_END);
+    return r && toEntry(r);
+  }
+
   async get(key: string): Promise<Entry | undefined> {
     return this.read(key);
   }
@@ -104,10 +134,18 @@ export class SqliteStore implements Store {
     // One writer at a time in this process, and the file is exclusive to this process, so reads made
     // while `fn` runs stay consistent until the commit below.
     return this.mutex.run(async () => {
-      const tx = new BufferedTxn(async (k) => this.read(k), async (p) => this.scan(p));
+      const tx = new BufferedTxn({ key: async (k) => this.read(k), prefix: async (p) => this.scan(p), ceiling: async (p, k) => this.ceilingOf(p, k) });
       const value = await fn(tx);
-      if (tx.writes.size === 0) return { value, revision: this.meta('revision') };
-      const { changes, logBytes } = this.commit(actor, tx);
+      if (tx.empty) return { value, revision: this.meta('revision') };
+      let done: ReturnType<SqliteStore['commit']>;
+      try {
+        done = this.commit(actor, tx);
+      } catch (e) {
+        // better-sqlite3 has rolled the transaction back: nothing of it is kept, and the store stays usable.
+        throw this.writes.failed(writeError(e, this.file));
+      }
+      this.writes.wrote();
+      const { changes, logBytes } = done;
       this.logBytes = logBytes;
       for (const l of this.listeners) l(changes);
       return { value, revision: changes[0]?.revision ?? this.meta('revision') };
@@ -121,7 +159,8 @@ export class SqliteStore implements Store {
       const changes: Change[] = [];
       const texts: string[] = [];
       let bytes = 0;
-      for (const [key, w] of tx.writes) {
+      const deletes: Array<[string, undefined]> = expandDeleted(tx, (p) => this.stmt.scanKeys.all(p, p + PREFIX_END)).map((k) => [k, undefined]);
+      for (const [key, w] of [...deletes, ...tx.writes]) {
         if (w === undefined) {
           // Deletes log the last value, so they read it; puts need no read (the upsert keeps create_rev).
           const old = this.stmt.get.get(key);
@@ -190,6 +229,20 @@ export class SqliteStore implements Store {
   subscribe(listener: (changes: Change[]) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  writeHealth(): WriteHealth {
+    return this.writes.health();
+  }
+
+  probe(): Promise<WriteHealth> {
+    return this.mutex.run(() => this.writes.probe(async () => {
+      try {
+        this.stmt.probe.run();
+      } catch (e) {
+        throw writeError(e, this.file);
+      }
+    }));
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,7 +16,18 @@ export interface Docker {
   run(args: string[], opts?: { timeoutMs?: number }): Promise<RunResult>;
   pid(): number | undefined;
   restart(): Promise<void>;
+  /** SIGKILL (a crash, not a stop); resolves once it and its containerd are gone. restart() starts it again. */
+  crash(): Promise<void>;
   cleanup(): Promise<void>;
+}
+
+export interface DockerOptions {
+  /** Where its data, exec roots and log go (made if missing; default a new temp dir). */
+  dir?: string;
+  /** Its API socket (default docker.sock in `dir`). */
+  socket?: string;
+  /** More dockerd flags, e.g. `--live-restore`. */
+  args?: string[];
 }
 
 /**
@@ -24,19 +35,21 @@ export interface Docker {
  * namespace (so containers are plugged in there), no bridge or iptables of its own; the image `bb`
  * imported from busybox. Stopped by its pid; restart() stops and starts it on the same roots.
  */
-export async function startDocker(hostNs: string): Promise<Docker> {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-docker-'));
-  const sock = join(dir, 'docker.sock');
+export async function startDocker(hostNs: string, o: DockerOptions = {}): Promise<Docker> {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'weft-docker-'));
+  mkdirSync(dir, { recursive: true });
+  const sock = o.socket ?? join(dir, 'docker.sock');
   let child: ChildProcess | undefined;
+  // Its log goes to a file in `dir` (appended across restarts), not into this process's memory.
+  const log = join(dir, 'dockerd.log');
+  const logFd = openSync(log, 'a');
   const run = (args: string[], o: { timeoutMs?: number } = {}) => runner.run([DOCKER, '-H', `unix://${sock}`, ...args], { allowFailure: true, timeoutMs: o.timeoutMs ?? 60_000 });
   const start = async () => {
     child = spawn('nsenter', [`--net=/run/netns/${hostNs}`, 'dockerd', '--host', `unix://${sock}`, '--data-root', join(dir, 'data'),
       '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'dockerd.pid'), '--bridge', 'none', '--iptables=false', '--ip6tables=false',
-      '--ip-forward=false', '--ip-masq=false'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    child.stderr?.on('data', (d) => { log += d; });
+      '--ip-forward=false', '--ip-masq=false', ...(o.args ?? [])], { stdio: ['ignore', 'ignore', logFd] });
     if (await within(30_000, async () => (await run(['info', '--format', '{{.ID}}'], { timeoutMs: 5000 })).code === 0, 200) < 0) {
-      throw new Error(`dockerd did not start:\n${log.slice(-2000)}`);
+      throw new Error(`dockerd did not start (log ${log}):\n${readFileSync(log, 'utf8').slice(-2000)}`);
     }
   };
   const stop = async () => {
@@ -54,6 +67,7 @@ export async function startDocker(hostNs: string): Promise<Docker> {
     if (imported.code !== 0) throw new Error(`docker import failed: ${imported.stderr}`);
   } catch (e) {
     await stop();
+    closeSync(logFd);
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -65,13 +79,37 @@ export async function startDocker(hostNs: string): Promise<Docker> {
       await stop();
       await start();
     },
+    async crash() {
+      const c = child;
+      if (c && c.exitCode === null && c.signalCode === null) {
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        await exited;
+      }
+      // Its containerd dies with it (parent-death signal); a new one on the same socket must wait for that.
+      await within(10_000, async () => pidsWith(join(dir, 'exec', 'containerd', 'containerd.toml')).length === 0, 100);
+    },
     async cleanup() {
-      await run(['rm', '-f', ...(await run(['ps', '-aq'])).stdout.split('\n').filter(Boolean)]);
+      const ids = async () => (await run(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+      if ((await ids()).length) await run(['rm', '-f', ...(await ids())]);
+      // With --live-restore a container Docker could not remove outlives its daemon: stop it by its pid.
+      for (const id of await ids()) {
+        const pid = Number((await run(['inspect', '-f', '{{.State.Pid}}', id])).stdout.trim());
+        if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      }
       await stop();
       // Mounts dockerd left (netns files of killed sandboxes) would keep the directory from going.
       const mounts = existsSync('/proc/self/mounts') ? readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir)) : [];
       for (const m of mounts.reverse()) await runner.run(['umount', '-l', m], { allowFailure: true });
+      closeSync(logFd);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Pids of processes whose command line contains `text`. */
+function pidsWith(text: string): number[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text); } catch { return false; }
+  }).map(Number);
 }

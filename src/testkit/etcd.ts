@@ -11,9 +11,9 @@ export interface EtcdProcess { endpoint: string; pid: number | undefined; stop()
 /**
  * A single-member etcd on loopback with its own data directory, stopped by pid. With `tls`, it serves
  * https only and demands a client certificate signed by the test CA (`--client-cert-auth`); `tls.client`
- * is the certificate the health check uses.
+ * is the certificate the health check uses. `args`: more flags (a small `--quota-backend-bytes`).
  */
-export async function startEtcd(opts: { tls?: { pki: TestPki; client: KeyPair } } = {}): Promise<EtcdProcess> {
+export async function startEtcd(opts: { tls?: { pki: TestPki; client: KeyPair }; args?: string[] } = {}): Promise<EtcdProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
   const [client, peer] = (await freePorts(2)) as [number, number];
   const tls = opts.tls;
@@ -21,7 +21,7 @@ export async function startEtcd(opts: { tls?: { pki: TestPki; client: KeyPair } 
   const tlsArgs = tls ? ['--cert-file', tls.pki.server.cert, '--key-file', tls.pki.server.key, '--trusted-ca-file', tls.pki.ca, '--client-cert-auth'] : [];
   const p: ChildProcess = spawn('etcd', ['--name', 'e1', '--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
     '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `e1=http://127.0.0.1:${peer}`, '--log-level', 'error', ...tlsArgs], { stdio: 'ignore' });
+    '--initial-cluster', `e1=http://127.0.0.1:${peer}`, '--log-level', 'error', ...tlsArgs, ...(opts.args ?? [])], { stdio: 'ignore' });
   const stop = async () => {
     if (p.exitCode === null) { const done = new Promise((r) => p.once('exit', r)); p.kill('SIGTERM'); await done; }
     rmSync(dir, { recursive: true, force: true });

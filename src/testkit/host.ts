@@ -34,7 +34,8 @@ export interface TestHost {
   cleanup(): Promise<void>;
 }
 
-export async function startTestHost(name: string, opts: { agentArgs?: string[]; serverArgs?: string[] } = {}): Promise<TestHost> {
+/** `serverDataDir`: the server's data dir (kept on stop: its owner removes it), e.g. on a small disk a test fills. */
+export async function startTestHost(name: string, opts: { agentArgs?: string[]; serverArgs?: string[]; serverDataDir?: string } = {}): Promise<TestHost> {
   const tag = `${name}${process.pid % 100000}`.slice(0, 9);
   const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
   const hostNs = `${tag}-host`;
@@ -56,7 +57,7 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[]; 
     await runner.run(['ip', 'addr', 'add', `${rootIp}/30`, 'dev', `${tag}r`]);
     await runner.run(['ip', 'link', 'set', `${tag}r`, 'up']);
     await runner.run(['ip', '-n', hostNs, '-batch', '-'], { input: `link set lo up\naddr add ${hostIp}/30 dev uplink\nlink set uplink up\n` });
-    server = await startServerProcess({ listen: `${rootIp}:0`, ...(opts.serverArgs ? { args: opts.serverArgs } : {}) });
+    server = await startServerProcess({ listen: `${rootIp}:0`, ...(opts.serverArgs ? { args: opts.serverArgs } : {}), ...(opts.serverDataDir ? { dataDir: opts.serverDataDir, keepDir: true } : {}) });
     const srv = server;
     const cniConfDir = join(dir, 'net.d');
     const binDir = join(dir, 'bin');

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { ENCRYPTIONS } from '../../model/index.js';
+import { ENCRYPTIONS } from '../plain-model.js';
 import { CliError, EXIT, usage } from '../errors.js';
 import { act, done, intArg, leaf, type Io } from '../kit.js';
 import { hostCommands } from './host.js';

@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_DATA_DIR, DEFAULT_SERVER, parseServers, readCa, readLocal, readTokenFile } from '../config.js';
 import { usage } from '../errors.js';
-import { durationArg, intArg, lifetimeArg, type Io } from '../kit.js';
+import { intArg, type Io } from '../kit.js';
+import { durationArg, lifetimeArg } from '../durations.js';
 import type { LabOps } from './lab.js';
 import { etcdFlags, etcdOptions, limitFlags, limitOptions, type EtcdOptions, type LimitOptions } from './limits.js';
 
@@ -69,7 +70,8 @@ export interface Daemons {
   /** For `weft up`: a join token for its own agent, or undefined when the saved certificate is still good. */
   ownJoin(server: RunningDaemon, agent: AgentFlags): Promise<string | undefined>;
   uninstallAgent(opts: AgentFlags): Promise<string[]>;
-  lab: LabOps;
+  /** The lab's operations, loaded when a `weft lab` command runs (it brings the exec layer and model's schemas). */
+  lab(): Promise<LabOps>;
 }
 
 const AGENT_DEFAULTS = { runDir: '/run/weft', cniConfDir: '/etc/cni/net.d', cniBinDirs: '/usr/lib/cni,/opt/cni/bin', nsPrefix: 'weft-' };

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseLabelList } from '../../model/index.js';
+import { parseLabelList } from '../plain-model.js';
 import { act, inspectAndRm, collect, done, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 
 const labels = (items: string[] | undefined) => (items ? parseLabelList(items, '--label') : undefined);

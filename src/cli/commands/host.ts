@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Column } from '../output.js';
-import { act, done, durationArg, leaf, type Io, seg } from '../kit.js';
-import type { WireguardStatus } from '../../model/index.js';
+import { act, done, leaf, type Io, seg } from '../kit.js';
+import type { WireguardStatus } from '../plain-model.js';
 
 /** A host row as `weft host ls` shows it: the API's host (any field may be missing) and its identity. */
 export interface HostRow {
@@ -101,10 +101,12 @@ function hostChanges(host: Command, io: Io): void {
     summary: 'invite a host (admin): print a one-time join token bound to NAME that pins this server\'s CA',
     example: ['weft host add node2', 'weft host add node2 --ttl 15m -o json'],
   })
-    .option('--ttl <duration>', 'how long the token can be used: 90s, 15m, 1h, 2d (at most 7d)', durationArg('--ttl', 1, 7 * 86_400), 3600)
+    .option('--ttl <duration>', 'how long the token can be used: 90s, 15m, 1h, 2d (at most 7d)', '1h')
     .addHelpText('after', '\nOn the new host, as root:\n  $ weft agent --server https://THIS-SERVER:9700 --join weftjoin1....\nThe agent checks the server against the CA hash in the token, gets its own certificate (kept 0600 in\n/var/lib/weft/agent/), and uses it from then on. The token works once; `weft host rm NAME` revokes the host.\n')
     .action(act(io, async (ctx, name) => {
-      const r = await ctx.client.request('POST', `/api/v1/hosts/${seg(name)}/join-token`, { expiresIn: ctx.opts['ttl'] });
+      // Parsed here, not at registration: the parser loads model's schemas, which `host ls` must not pay for.
+      const expiresIn = (await import('../durations.js')).durationArg('--ttl', 1, 7 * 86_400)(ctx.opts['ttl']);
+      const r = await ctx.client.request('POST', `/api/v1/hosts/${seg(name)}/join-token`, { expiresIn });
       if (ctx.format !== 'table') return ctx.show(r);
       const server = ctx.opts['server'] ?? io.env['WEFT_SERVER'] ?? 'https://SERVER:9700';
       ctx.print(`join token for ${name} (one use, until ${r.expiresAt}):\n  ${r.token}\n\non ${name}, as root:\n  weft agent --server ${server.split(',')[0]} --join '${r.token}'`);

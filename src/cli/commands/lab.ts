@@ -13,7 +13,7 @@ export interface LabOps {
   alive(pid: number): boolean;
 }
 
-export function labCommands(program: Command, io: Io, lab: LabOps): void {
+export function labCommands(program: Command, io: Io, loadLab: () => Promise<LabOps>): void {
   const l = program.command('lab').description('a multi-host Weft on this machine: hosts are network namespaces on a shared underlay')
     .option('--dir <dir>', 'where the lab keeps its state, logs and data', '/run/weft-lab');
   const dirOf = (cmd: Command) => (cmd.parent?.opts()['dir'] as string | undefined);
@@ -26,20 +26,21 @@ export function labCommands(program: Command, io: Io, lab: LabOps): void {
     .action(async (o, cmd: Command) => {
       if (o.store !== 'sqlite' && o.store !== 'etcd') throw usage(`--store: '${o.store}' is not sqlite or etcd`);
       if (!/^[a-z]{1,4}$/.test(o.prefix)) throw usage(`--prefix: '${o.prefix}' must be 1-4 lower-case letters`);
-      const s = await lab.up({ hosts: o.hosts, prefix: o.prefix, store: o.store, ...(dirOf(cmd) ? { dir: dirOf(cmd) as string } : {}), log: (x) => io.err(`${x}\n`) });
+      const s = await (await loadLab()).up({ hosts: o.hosts, prefix: o.prefix, store: o.store, ...(dirOf(cmd) ? { dir: dirOf(cmd) as string } : {}), log: (x) => io.err(`${x}\n`) });
       io.out(`lab up: ${s.hosts.map((h) => h.name).join(', ')}\nserver: ${s.serverUrl}\ntoken: ${s.token}\nnext: eval "$(weft lab env)"; weft lab run host1 --network weft-default-<network> --name c1 -- sh\n`);
     });
 
   l.command('env').description('print the shell exports that point the CLI at the lab')
     .addHelpText('after', '\nExample:\n  $ eval "$(weft lab env)"\n')
-    .action((_o, cmd: Command) => {
-      const s = lab.read(dirOf(cmd));
+    .action(async (_o, cmd: Command) => {
+      const s = (await loadLab()).read(dirOf(cmd));
       io.out(`export WEFT_SERVER=${s.serverUrl} WEFT_TOKEN=${s.token} WEFT_CA=${s.caFile}\n`);
     });
 
   l.command('status').description('the lab\'s processes and hosts')
     .addHelpText('after', '\nExample:\n  $ weft lab status\n')
     .action(async (_o, cmd: Command) => {
+      const lab = await loadLab();
       const s = lab.read(dirOf(cmd));
       const hosts = await new Client({ servers: s.serverUrl.split(','), token: s.token, tls: { ca: readFileSync(s.caFile, 'utf8') } }).request('GET', '/api/v1/hosts').catch(() => ({ items: [] }));
       const state = new Map((hosts.items as Array<{ name: string; state: string }>).map((h) => [h.name, h.state]));
@@ -58,13 +59,13 @@ export function labCommands(program: Command, io: Io, lab: LabOps): void {
     .action(async (host: string, argv: string[], o, cmd: Command) => {
       if (!/^[a-z0-9][a-z0-9-]{0,20}$/.test(o.name)) throw usage(`--name: '${o.name}' must be lower-case letters, digits and dashes (at most 21)`);
       const dir = cmd.parent?.opts()['dir'] as string | undefined;
-      process.exitCode = await lab.run({ host, network: o.network, name: o.name, argv, ...(dir ? { dir } : {}), log: (x) => io.err(`${x}\n`) });
+      process.exitCode = await (await loadLab()).run({ host, network: o.network, name: o.name, argv, ...(dir ? { dir } : {}), log: (x) => io.err(`${x}\n`) });
     });
 
   l.command('down').description('stop every lab process and remove every namespace and link it made')
     .addHelpText('after', '\nExample:\n  $ weft lab down\n')
     .action(async (_o, cmd: Command) => {
-      const r = await lab.down(dirOf(cmd) ? { dir: dirOf(cmd) as string } : {});
+      const r = await (await loadLab()).down(dirOf(cmd) ? { dir: dirOf(cmd) as string } : {});
       io.out(`lab down: stopped ${r.processes} processes, removed ${r.namespaces} namespaces\n`);
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { act, boolArg, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
-import { ENCAPS } from '../../model/index.js';
+import { ENCAPS } from '../plain-model.js';
 
 export function networkCommands(program: Command, io: Io): void {
   const n = program.command('net').alias('network').description('networks: IPv4 subnets of a tenant, spanning hosts over VXLAN');

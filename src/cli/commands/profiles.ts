@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseLabelList } from '../../model/index.js';
+import { parseLabelList } from '../plain-model.js';
 import { usage } from '../errors.js';
 import { act, inspectAndRm, collect, done, intArg, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 

@@ -5,6 +5,7 @@ import {
 import { findIn, label, listIn, type KindDef } from '../crud.js';
 import { layoutOf } from '../addressing.js';
 import { endpointsWhere } from '../shared.js';
+import { rulesOfTenant } from '../policy-store.js';
 
 /** Contiv's endpoint group: members share a network, policies and a netprofile. */
 export const groupKind: KindDef<GroupInput, Group> = {
@@ -52,8 +53,8 @@ export const groupKind: KindDef<GroupInput, Group> = {
   async dependants(tx, g) {
     const eps = await endpointsWhere(tx, (e) => e.tenant === g.tenant && e.group === g.name);
     const apps = (await listIn<AppProfile>(tx, 'app-profiles', g.tenant)).filter((a) => a.groups.includes(g.name));
-    const rules = (await listIn<Policy>(tx, 'policies', g.tenant)).flatMap((p) =>
-      p.rules.filter((r) => r.fromGroup === g.name || r.toGroup === g.name).map((r) => `policy ${g.tenant}/${p.name} rule ${r.id}`));
+    const rules = (await rulesOfTenant(tx, g.tenant)).filter(({ rule: r }) => r.fromGroup === g.name || r.toGroup === g.name)
+      .map(({ policy, rule }) => `policy ${g.tenant}/${policy} rule ${rule.id}`);
     return [...eps.map((e) => `endpoint ${e.id}`), ...apps.map((a) => label('app-profiles', a.tenant, a.name)), ...rules];
   },
 };

@@ -3,7 +3,9 @@ import {
   type Group, type Network, type Policy, type PolicyInput, type Rule, type RuleInput,
 } from '../../model/index.js';
 import type { Txn } from '../../store/index.js';
-import { findIn, listIn, type KindDef } from '../crud.js';
+import { findIn, listIn, type KindDef, type KindStorage } from '../crud.js';
+import { keys } from '../keys.js';
+import { headFields, isLegacy, listPolicies, readPolicy, writePolicy, type PolicyHead } from '../policy-store.js';
 
 /** Fills a rule's defaults (netctl's: direction in, priority 1, action allow, any protocol). */
 export function normaliseRule(r: RuleInput): Rule {
@@ -35,8 +37,24 @@ export async function checkRuleIn(tx: Txn, tenant: string, r: RuleInput, path: s
   return normaliseRule(r);
 }
 
+/** A policy is its head plus rule segments (policy-store.ts); bulk writes replace the segments whole. */
+const policyStorage: KindStorage<Policy> = {
+  read: readPolicy,
+  list: listPolicies,
+  async write(tx, p) {
+    const prev = (await tx.get(keys.scoped('policies', p.tenant, p.name)))?.value;
+    const previousGen = prev && !isLegacy(prev) ? (prev as PolicyHead).gen : undefined;
+    writePolicy(tx, headFields(p), p.rules.map((r, pos) => ({ ...r, pos })), previousGen);
+  },
+  remove(tx, p) {
+    tx.deletePrefix(keys.ruleSegments(p.tenant, p.name));
+    tx.delete(keys.scoped('policies', p.tenant, p.name));
+  },
+};
+
 export const policyKind: KindDef<PolicyInput, Policy> = {
   collection: 'policies',
+  storage: policyStorage,
 
   async build(input, { tx, tenant }) {
     const rules: Rule[] = [];
