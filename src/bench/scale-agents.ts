@@ -6,12 +6,16 @@ import { pino } from 'pino';
 import { Client, linesOf, type RequestOptions, type Target } from '../client/index.js';
 import type { ChangeEvent } from '../model/index.js';
 import { DesiredState, type Affected, type Snapshot } from '../agent/state.js';
-import { Syncer } from '../agent/sync.js';
+import { Syncer, listAll } from '../agent/sync.js';
 import { agentInstance } from '../agent/instance.js';
 import { wireguardKey } from '../agent/index.js';
-import { stateDigest, wallMs, type Feed, type FromWorker, type HostCreds, type ToWorker, type WorkerStats } from './scale-protocol.js';
+import { AGENT_START_MS, stateDigest, wallMs, type Feed, type FromWorker, type HostCreds, type ToWorker, type WorkerStats } from './scale-protocol.js';
 import { Arrivals } from './scale-arrivals.js';
 import { pool } from './scale-pool.js';
+import { fmtSeconds, within } from './deadline.js';
+
+/** How often a worker starting its agents says how far it got. */
+const PROGRESS_MS = 10_000;
 
 const send = (m: FromWorker) => process.send?.(m);
 /** This worker's agents, once started. */
@@ -77,6 +81,9 @@ class SimAgent {
   private readonly wgKey: string;
   private beat: NodeJS.Timeout | undefined;
   private anchor: Client | undefined;
+  /** What its start is doing, and since when (for the progress lines). */
+  stage = 'waiting';
+  since = performance.now();
 
   constructor(servers: string[], ca: string, readonly host: HostCreds) {
     this.client = new OwnEndpointsClient({ servers, token: undefined, tls: { ca, cert: host.cert, key: host.key } }, host.name);
@@ -86,8 +93,16 @@ class SimAgent {
   }
 
   async start(): Promise<void> {
+    this.at('registering');
     await this.register();
+    this.at('listing');
     await this.syncer.start();
+    this.at('watching');
+  }
+
+  private at(stage: string): void {
+    this.stage = stage;
+    this.since = performance.now();
   }
 
   /** The agent's registration and heartbeat (agent.ts), at `everyMs` from a random phase; 0 stops it. */
@@ -132,15 +147,31 @@ class SimAgent {
   }
 }
 
+/** '120 of 500 agents started, 2 failed, in 30 s; slowest: h0002 listing for 12.0 s, ...' */
+function startProgress(made: SimAgent[], t0: number): string {
+  const now = performance.now();
+  const by = (stage: string) => made.filter((a) => a.stage === stage).length;
+  const busy = made.filter((a) => a.stage === 'registering' || a.stage === 'listing').sort((a, b) => a.since - b.since);
+  const slowest = busy.slice(0, 3).map((a) => `${a.host.name} ${a.stage} for ${fmtSeconds(now - a.since)}`).join(', ');
+  return `${by('watching')} of ${made.length} agents started, ${by('failed')} failed, in ${fmtSeconds(now - t0)}; ${slowest ? `slowest: ${slowest}` : 'none in flight'}`;
+}
+
 async function handle(m: ToWorker): Promise<void> {
   switch (m.op) {
     case 'start': {
       const t0 = performance.now();
       const made = m.hosts.map((h) => new SimAgent(m.servers, m.ca, h));
+      const report = setInterval(() => send({ op: 'progress', text: startProgress(made, t0) }), PROGRESS_MS);
       const failures = await pool(made, m.concurrency, async (a) => {
-        await a.start();
+        try {
+          await within(a.start(), AGENT_START_MS, `agent ${a.host.name} ${a.stage}`);
+        } catch (e) {
+          a.stop();
+          a.stage = 'failed';
+          throw e;
+        }
         agents.push(a);
-      });
+      }).finally(() => clearInterval(report));
       stats.agents = agents.length;
       send({ op: 'started', agents: agents.length, ms: performance.now() - t0, failures: failures.slice(0, 5) });
       return;
@@ -148,8 +179,14 @@ async function handle(m: ToWorker): Promise<void> {
     case 'heartbeats':
       for (const a of agents) a.heartbeats(m.everyMs);
       return;
+    case 'relist': {
+      const t0 = performance.now();
+      const failures = await pool(agents, agents.length, (a) => within(listAll(a.client).then(() => undefined), AGENT_START_MS, `agent ${a.host.name}'s list`));
+      send({ op: 'relisted', agents: agents.length - failures.length, ms: performance.now() - t0, failures: failures.slice(0, 5) });
+      return;
+    }
     case 'anchor': {
-      const failures = await pool(agents, 16, (a) => a.follow(m.url, m.ca));
+      const failures = await pool(agents, 16, (a) => within(a.follow(m.url, m.ca), 30_000, `agent ${a.host.name}'s stream from the anchor server`));
       send({ op: 'anchored', streams: agents.length - failures.length, failures: failures.slice(0, 5) });
       return;
     }

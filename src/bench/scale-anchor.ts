@@ -7,6 +7,7 @@ import type { Fleet } from './scale-fleet.js';
 import { cpuSeconds } from './procstat.js';
 import { wallMs } from './scale-protocol.js';
 import { summarise } from './stats.js';
+import { within } from './deadline.js';
 
 const SERVER = join(dirname(fileURLToPath(import.meta.url)), 'scale-anchor-server.js');
 
@@ -16,9 +17,12 @@ export class Anchor {
 
   static async start(): Promise<Anchor> {
     const proc = fork(SERVER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const hello = await new Promise<FromAnchor>((resolve, reject) => {
+    const hello = await within(new Promise<FromAnchor>((resolve, reject) => {
       proc.once('message', resolve);
       proc.once('exit', (code) => reject(new Error(`the anchor server exited (${code})`)));
+    }), 30_000, 'the anchor server to listen').catch((e: Error) => {
+      proc.kill('SIGKILL');
+      throw e;
     });
     if (hello.op !== 'listening') throw new Error('the anchor server did not say where it listens');
     return new Anchor(proc, hello.url, hello.ca);
@@ -30,16 +34,15 @@ export class Anchor {
 
   /** One line to every open stream; resolves once the server has written it to all of them. */
   send(seq: number, bytes: number): Promise<number> {
-    return new Promise((resolve) => {
-      const on = (m: FromAnchor) => {
-        if (m.op === 'sent' && m.seq === seq) {
-          this.proc.off('message', on);
-          resolve(m.streams);
-        }
+    let on: (m: FromAnchor) => void = () => undefined;
+    const sent = new Promise<number>((resolve) => {
+      on = (m: FromAnchor) => {
+        if (m.op === 'sent' && m.seq === seq) resolve(m.streams);
       };
       this.proc.on('message', on);
       this.proc.send({ op: 'send', seq, bytes } satisfies ToAnchor);
     });
+    return within(sent, 30_000, `the anchor server to write line ${seq} to its streams`).finally(() => this.proc.off('message', on));
   }
 
   async stop(): Promise<void> {

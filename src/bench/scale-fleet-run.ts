@@ -4,7 +4,7 @@ import { timedChanges, untimedChanges, type Seen, type Writers } from './scale-c
 import { Fleet } from './scale-fleet.js';
 import { onInterrupt } from './interrupt.js';
 import { PhaseMeter, type Usage } from './procstat.js';
-import { TENANT, hostClient, joinHosts, listCosts, makeObjects, populate, serverWarnings, startCluster, type Cluster } from './scale-setup.js';
+import { TENANT, fullLists, hostClient, joinHosts, listCosts, makeObjects, populate, serverWarnings, startCluster, type Cluster } from './scale-setup.js';
 import { stateDigest, wallMs, type HostCreds, type WorkerStats } from './scale-protocol.js';
 import type { summarise } from './stats.js';
 
@@ -35,10 +35,15 @@ export interface FleetResult {
   heartbeats: { seen: Seen[]; usage: Usages };
   anchor: { streams: number; fanout: Awaited<ReturnType<typeof anchorFanout>>; requests: Awaited<ReturnType<typeof anchorRequests>>; bytes: number };
   consistent: { agents: number; mismatched: number };
+  /** Every agent re-listing at once (own host's endpoints), and FULL_LISTS real agents' full lists at once. */
+  relists: { own: Awaited<ReturnType<Fleet['relist']>>; ownUsage: Usages; full: Awaited<ReturnType<typeof fullLists>>; fullUsage: Usages };
   tunnelRange: { ok: boolean; ms: number; seenMs: number; missing: number; answer: string };
   workers: WorkerStats;
   warnings: Record<string, number>;
 }
+
+/** Real agents' full endpoint lists made at once (each ~28 MB at 50,000 endpoints; the bench reads them all). */
+export const FULL_LISTS = 50;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -87,9 +92,9 @@ async function retunnel(c: Cluster, fleet: Fleet, timeoutMs: number) {
 /** The hosts and their endpoints, and what one agent's list then costs. */
 async function prepare(c: Cluster, o: FleetOptions, log: (s: string) => void) {
   await makeObjects(c);
-  const joins = await joinHosts(c, o.hosts, o.clients);
+  const joins = await joinHosts(c, o.hosts, o.clients, log);
   log(`${c.store}: ${o.hosts} hosts joined in ${joins.seconds.toFixed(1)} s`);
-  const allocations = await populate(c, joins.hosts, o.endpointsPerHost, o.clients);
+  const allocations = await populate(c, joins.hosts, o.endpointsPerHost, o.clients, log);
   log(`${c.store}: ${allocations.created} endpoints in ${allocations.seconds.toFixed(1)} s (${allocations.failures.length} failures)`);
   return { joins, allocations, lists: await listCosts(c, joins.hosts[0] as HostCreds) };
 }
@@ -118,7 +123,7 @@ async function anchorPhase(c: Cluster, f: Fleet, o: FleetOptions, anchor: Anchor
 /** The simulated fleet on one store: setup, the timed changes (without and with heartbeats), the anchor, the checks. */
 export async function runFleet(store: 'sqlite' | 'etcd', o: FleetOptions, log: (s: string) => void): Promise<FleetResult> {
   const c = await startCluster(store);
-  const f = Fleet.spawn(o.workers);
+  const f = Fleet.spawn(o.workers, log);
   let anchor: Anchor | undefined;
   const hostClients = new Map<string, Client>();
   const stopAll = async () => {
@@ -152,12 +157,16 @@ export async function runFleet(store: 'sqlite' | 'etcd', o: FleetOptions, log: (
     log(`${store}: ${beating.value.length} changes with heartbeats every ${o.heartbeatMs / 1000} s`);
     await sleep(5000);
     const consistent = await consistency(c, f, joins.hosts);
+    const own = await metered(groups, () => f.relist());
+    const full = await metered(groups, () => fullLists(c, joins.hosts.slice(0, FULL_LISTS)));
+    log(`${store}: every agent re-listed at once in ${(own.value.ms / 1000).toFixed(1)} s; ${full.value.lists} full lists at once in ${(full.value.ms / 1000).toFixed(1)} s`);
+    const relists = { own: own.value, ownUsage: own.usage, full: full.value, fullUsage: full.usage };
     const tunnelRange = await retunnel(c, f, 120_000);
     log(`${store}: tunnel range change: ${tunnelRange.answer}`);
     return {
       store, joins, allocations, lists, start: { ...start.value, usage: start.usage }, baseline: { changes: baseline.value, usage: baseline.usage }, idle: idle.usage,
       quiet: { seen: quiet.value, usage: quiet.usage }, heartbeats: { seen: beating.value, usage: beating.usage },
-      anchor: anchorResult, consistent, tunnelRange, workers: await f.stats(), warnings: serverWarnings(c),
+      anchor: anchorResult, consistent, relists, tunnelRange, workers: await f.stats(), warnings: serverWarnings(c),
     };
   } finally {
     forget();

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Feed, FromWorker, HostCreds, ToWorker, WorkerStats } from './scale-protocol.js';
+import { within } from './deadline.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'scale-agents.js');
 
@@ -13,8 +14,9 @@ class Worker {
   private readonly pending = new Map<string, Array<{ resolve: (m: FromWorker) => void; reject: (e: Error) => void }>>();
   private readonly exited: Promise<void>;
 
-  constructor(readonly proc: ChildProcess) {
+  constructor(readonly proc: ChildProcess, log: (s: string) => void) {
     proc.on('message', (m: FromWorker) => {
+      if (m.op === 'progress') return log(`worker ${proc.pid}: ${m.text}`);
       const k = keyOf(m);
       const queue = this.pending.get(k);
       queue?.shift()?.resolve(m);
@@ -28,10 +30,19 @@ class Worker {
     });
   }
 
-  ask<O extends FromWorker['op']>(m: ToWorker, op: O, key = op as string): Promise<Reply<O>> {
-    return new Promise((resolve, reject) => {
-      this.pending.set(key, [...(this.pending.get(key) ?? []), { resolve: resolve as (m: FromWorker) => void, reject }]);
+  /** Sends `m` and waits at most `ms` for its answer (`op`, and `key` for `seen`); the error names what was awaited. */
+  ask<O extends FromWorker['op']>(m: ToWorker, op: O, ms: number, what: string, key = op as string): Promise<Reply<O>> {
+    const entry = { resolve: (_: FromWorker) => {}, reject: (_: Error) => {} };
+    const answer = new Promise<Reply<O>>((resolve, reject) => {
+      Object.assign(entry, { resolve, reject });
+      this.pending.set(key, [...(this.pending.get(key) ?? []), entry]);
       this.proc.send(m);
+    });
+    return within(answer, ms, `scale worker ${this.proc.pid} to answer '${op}' (${what})`).catch((e: Error) => {
+      // A late answer must not be taken for the next question's.
+      const q = this.pending.get(key);
+      if (q?.includes(entry)) q.splice(q.indexOf(entry), 1);
+      throw e;
     });
   }
 
@@ -44,13 +55,20 @@ class Worker {
   }
 }
 
+/**
+ * A worker's deadline to start `n` agents: five minutes and a second per agent (a thousand took ~N s). The
+ * worker reports its progress every few seconds meanwhile, and gives each agent AGENT_START_MS.
+ */
+export const startDeadlineMs = (n: number) => 300_000 + n * 1000;
+
 /** The simulated agents, split over `n` worker processes (forked, stopped by pid). */
 export class Fleet {
   private constructor(private readonly workers: Worker[]) {}
 
-  static spawn(n: number): Fleet {
+  /** `log` gets the workers' progress lines. */
+  static spawn(n: number, log: (s: string) => void): Fleet {
     // A thousand agents' state (every agent holds every host) outgrows V8's default old space.
-    return new Fleet(Array.from({ length: n }, () => new Worker(fork(WORKER, [], { execArgv: ['--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))));
+    return new Fleet(Array.from({ length: n }, () => new Worker(fork(WORKER, [], { execArgv: ['--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), log)));
   }
 
   pids(): number[] {
@@ -60,7 +78,10 @@ export class Fleet {
   /** Starts the agents (list, then watch), `concurrency` at a time per worker; hosts dealt round-robin. */
   async start(servers: string[], ca: string, hosts: HostCreds[], concurrency: number): Promise<{ agents: number; ms: number; failures: string[] }> {
     const slices = this.workers.map((_, i) => hosts.filter((_, j) => j % this.workers.length === i));
-    const r = await Promise.all(this.workers.map((w, i) => w.ask({ op: 'start', servers, ca, hosts: slices[i] ?? [], concurrency }, 'started')));
+    const r = await Promise.all(this.workers.map((w, i) => {
+      const n = slices[i]?.length ?? 0;
+      return w.ask({ op: 'start', servers, ca, hosts: slices[i] ?? [], concurrency }, 'started', startDeadlineMs(n), `${n} agents to register, list and watch`);
+    }));
     return { agents: r.reduce((n, x) => n + x.agents, 0), ms: Math.max(...r.map((x) => x.ms)), failures: r.flatMap((x) => x.failures) };
   }
 
@@ -68,24 +89,30 @@ export class Fleet {
     for (const w of this.workers) w.proc.send({ op: 'heartbeats', everyMs } satisfies ToWorker);
   }
 
+  /** Every agent lists again at once (as after a server restart): when the last was done. */
+  async relist(): Promise<{ agents: number; ms: number; failures: string[] }> {
+    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'relist' }, 'relisted', startDeadlineMs(0), 'its agents to list again at once')));
+    return { agents: r.reduce((n, x) => n + x.agents, 0), ms: Math.max(...r.map((x) => x.ms)), failures: r.flatMap((x) => x.failures) };
+  }
+
   async anchor(url: string, ca: string): Promise<{ streams: number; failures: string[] }> {
-    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'anchor', url, ca }, 'anchored')));
+    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'anchor', url, ca }, 'anchored', 120_000, 'its agents to open a stream from the anchor server')));
     return { streams: r.reduce((n, x) => n + x.streams, 0), failures: r.flatMap((x) => x.failures) };
   }
 
   /** When the last agent of all had `key` (wall ms), and how many had not within `timeoutMs`. */
   async seen(feed: Feed, key: number, timeoutMs: number): Promise<{ last: number; missing: number }> {
-    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'await', feed, key, timeoutMs }, 'seen', `seen:${feed}:${key}`)));
+    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'await', feed, key, timeoutMs }, 'seen', timeoutMs + 30_000, `its agents to have ${feed} line ${key}`, `seen:${feed}:${key}`)));
     return { last: Math.max(...r.map((x) => x.last)), missing: r.reduce((n, x) => n + x.missing, 0) };
   }
 
   async digests(tenant: string): Promise<Record<string, string>> {
-    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'digest', tenant }, 'digest')));
+    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'digest', tenant }, 'digest', 120_000, 'its agents\' state digests')));
     return Object.assign({}, ...r.map((x) => x.byHost)) as Record<string, string>;
   }
 
   async stats(): Promise<WorkerStats> {
-    const r = (await Promise.all(this.workers.map((w) => w.ask({ op: 'stats' }, 'stats')))).map((x) => x.stats);
+    const r = (await Promise.all(this.workers.map((w) => w.ask({ op: 'stats' }, 'stats', 60_000, 'its counters')))).map((x) => x.stats);
     const sum = (f: (s: WorkerStats) => number) => r.reduce((n, s) => n + f(s), 0);
     const warnings: Record<string, number> = {};
     for (const s of r) for (const [k, n] of Object.entries(s.warnings)) warnings[k] = (warnings[k] ?? 0) + n;

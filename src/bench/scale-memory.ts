@@ -5,6 +5,7 @@ import { startTestHost, within, type TestHost } from '../testkit/host.js';
 import { cpuSeconds, mib, rssBytes } from './procstat.js';
 import { pool } from './scale-pool.js';
 import { onInterrupt } from './interrupt.js';
+import { every, fmtSeconds } from './deadline.js';
 
 const PRELOAD = join(dirname(fileURLToPath(import.meta.url)), 'heap-report.js');
 /**
@@ -37,13 +38,16 @@ async function memoryOf(h: TestHost, file: string): Promise<{ rss: number; heapU
 }
 
 /** Adds containers c<from>..c<to-1> through the CNI plugin, 4 at a time, as a runtime would. */
-async function addContainers(h: TestHost, from: number, to: number): Promise<number> {
+async function addContainers(h: TestHost, from: number, to: number, log: (s: string) => void): Promise<number> {
   const t0 = performance.now();
+  let done = 0;
+  const stop = every(10_000, () => log(`memory: ${from + done} of ${to} endpoints on the agent's host, ${fmtSeconds(performance.now() - t0)} into this step`));
   const failures = await pool(Array.from({ length: to - from }, (_, i) => from + i), 4, async (i) => {
     const netns = await h.container(`c${i}`);
     const r = await h.cni('ADD', { conflist: `weft-default-mem${i % NETWORKS}`, containerId: `mem-c${i}`, netns });
     if (r.code !== 0) throw new Error(`ADD c${i}: ${r.stdout}`);
-  });
+    done++;
+  }).finally(stop);
   if (failures.length) throw new Error(`${failures.length} ADDs failed: ${failures.slice(0, 3).join('; ')}`);
   return (to - from) / ((performance.now() - t0) / 1000);
 }
@@ -76,7 +80,7 @@ export async function runMemory(counts: number[], log: (s: string) => void): Pro
     }
     let have = 0;
     for (const n of [...counts].sort((x, y) => x - y)) {
-      const addsPerS = await addContainers(h, have, n);
+      const addsPerS = await addContainers(h, have, n, log);
       have = n;
       log(`memory: ${n} endpoints on the agent's host (${addsPerS.toFixed(1)} ADDs/s); settling`);
       const pid = h.agentPid() as number;

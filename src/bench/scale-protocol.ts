@@ -5,12 +5,17 @@ import { createHash } from 'node:crypto';
 /** A joined host: its certificate and key (from the real join flow), its state dir, its underlay address. */
 export interface HostCreds { name: string; cert: string; key: string; stateDir: string; vtepIp: string }
 
+/** One simulated agent's registration and list may take this long before it counts as failed. */
+export const AGENT_START_MS = 60_000;
+
 /** Two kinds of line are timed: the Weft watch (keyed by revision) and the anchor's stream (by sequence). */
 export type Feed = 'weft' | 'anchor';
 
 export type ToWorker =
   | { op: 'start'; servers: string[]; ca: string; hosts: HostCreds[]; concurrency: number }
   | { op: 'heartbeats'; everyMs: number }
+  /** Every agent lists everything again at once, as after a server restart (the watch goes on). */
+  | { op: 'relist' }
   | { op: 'anchor'; url: string; ca: string }
   | { op: 'await'; feed: Feed; key: number; timeoutMs: number }
   | { op: 'digest'; tenant: string }
@@ -33,7 +38,10 @@ export interface WorkerStats {
 
 export type FromWorker =
   | { op: 'started'; agents: number; ms: number; failures: string[] }
+  /** Sent every few seconds while a worker starts its agents: how far it got, and what the slowest wait for. */
+  | { op: 'progress'; text: string }
   | { op: 'anchored'; streams: number; failures: string[] }
+  | { op: 'relisted'; agents: number; ms: number; failures: string[] }
   | { op: 'seen'; feed: Feed; key: number; last: number; missing: number }
   | { op: 'digest'; byHost: Record<string, string> }
   | { op: 'stats'; stats: WorkerStats };

@@ -53,6 +53,10 @@ function costs(r: FleetResult): string[] {
     out.push(row('etcd while the changes ran, no heartbeats / with heartbeats', `${pct(r.quiet.usage['etcd'])} / ${pct(r.heartbeats.usage['etcd'])}`, `peak RSS ${mib(r.heartbeats.usage['etcd']?.peakRss ?? NaN)}`));
   }
   out.push(row(`${r.start.agents} agents listing and opening their watch`, `${(r.start.ms / 1000).toFixed(1)} s`, `server CPU ${r.start.usage['server']?.cpuS.toFixed(1)} s, RSS after ${mib(r.start.usage['server']?.lastRss ?? NaN)}`));
+  const { own, ownUsage, full, fullUsage } = r.relists;
+  const cpuOf = (u: Usages, n: number) => `server CPU ${u['server']?.cpuS.toFixed(1)} s (${cpuMs(u['server'], n).toFixed(1)} ms per list)`;
+  out.push(row(`${own.agents} agents re-list at once, each its own host's endpoints (as after a server restart)${own.failures.length ? `, ${own.failures.length} failed` : ''}`, `${(own.ms / 1000).toFixed(1)} s`, cpuOf(ownUsage, own.agents)));
+  out.push(row(`${full.lists} real agents' full endpoint lists at once (${mib(full.bytesEach)} each)${full.failures.length ? `, ${full.failures.length} failed` : ''}`, `${(full.ms / 1000).toFixed(1)} s`, cpuOf(fullUsage, full.lists)));
   const w = r.workers;
   out.push(row('simulated agents (worker processes): RSS, V8 heap', `${mib(w.rss)}, ${mib(w.heapUsed)}`, `${(w.heapUsed / 1024 / Math.max(1, w.agents)).toFixed(0)} KiB heap per agent (each holds every host)`));
   out.push(row('watch lines applied by all agents / re-lists after the first / heartbeats (failed)', `${w.lines} / ${w.relists} / ${w.heartbeats} (${w.heartbeatFailures})`, ''));

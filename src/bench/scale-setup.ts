@@ -11,6 +11,13 @@ import { startEtcd, type EtcdProcess } from '../testkit/etcd.js';
 import { summarise } from './stats.js';
 import { pool } from './scale-pool.js';
 import type { HostCreds } from './scale-protocol.js';
+import { every, fmtSeconds } from './deadline.js';
+
+/** How often the long setup steps (joins, allocations) say how far they got. */
+const PROGRESS_MS = 10_000;
+/** 'joins: 120 of 1000 in 30 s (4 failed)'. */
+const progress = (what: string, done: () => number, total: number, failed: () => number, t0: number) =>
+  `${what}: ${done()} of ${total} in ${fmtSeconds(performance.now() - t0)} (${failed()} failed)`;
 
 export const TENANT = 'scale';
 export const GROUPS = 10;
@@ -83,11 +90,13 @@ const vtepOf = (i: number) => `198.19.${(i + 1) >> 8}.${(i + 1) & 255}`;
  * `n` hosts through the real join flow, as `weft agent --join` does it: an admin's one-time token, the CA
  * fetched and checked against the token's pin, a key made here and a CSR traded for the certificate.
  */
-export async function joinHosts(c: Cluster, n: number, concurrency: number) {
+export async function joinHosts(c: Cluster, n: number, concurrency: number, say: (s: string) => void) {
   const log = pino({ level: 'silent' });
   const hosts: HostCreds[] = [];
   const times: number[] = [];
   const t0 = performance.now();
+  let failed = 0;
+  const stop = every(PROGRESS_MS, () => say(progress(`${c.store}: joins`, () => hosts.length, n, () => failed, t0)));
   const failures = await pool(Array.from({ length: n }, (_, i) => i), concurrency, async (i) => {
     const name = `h${String(i).padStart(4, '0')}`;
     const s = performance.now();
@@ -96,7 +105,7 @@ export async function joinHosts(c: Cluster, n: number, concurrency: number) {
     const creds = await joinWithToken([c.srv.url], token, stateDir, log);
     times.push(performance.now() - s);
     hosts.push({ name, cert: creds.cert, key: creds.key, stateDir, vtepIp: vtepOf(i) });
-  });
+  }, () => failed++).finally(stop);
   if (failures.length) throw new Error(`${failures.length} joins failed: ${failures.slice(0, 3).join('; ')}`);
   hosts.sort((a, b) => (a.name < b.name ? -1 : 1));
   return { hosts, seconds: (performance.now() - t0) / 1000, lat: summarise(times) };
@@ -117,9 +126,11 @@ export function endpointBody(host: string, k: number, group = `g${k % GROUPS}`) 
  * names over) and creates `perHost` endpoints on each through the API with the host's own certificate,
  * `concurrency` hosts at a time, each host's ADDs one after another as one agent makes them.
  */
-export async function populate(c: Cluster, hosts: HostCreds[], perHost: number, concurrency: number) {
+export async function populate(c: Cluster, hosts: HostCreds[], perHost: number, concurrency: number, say: (s: string) => void) {
   const times: number[] = [];
   const t0 = performance.now();
+  let failed = 0;
+  const stop = every(PROGRESS_MS, () => say(progress(`${c.store}: endpoints`, () => times.length, hosts.length * perHost, () => failed, t0)));
   const failures = await pool(hosts, concurrency, async (h) => {
     const client = hostClient(c, h);
     try {
@@ -132,7 +143,7 @@ export async function populate(c: Cluster, hosts: HostCreds[], perHost: number, 
     } finally {
       client.close();
     }
-  });
+  }, () => failed++).finally(stop);
   const seconds = (performance.now() - t0) / 1000;
   return { rate: times.length / seconds, seconds, lat: summarise(times), created: times.length, failures };
 }
@@ -153,4 +164,22 @@ export async function listCosts(c: Cluster, h: HostCreds) {
   } finally {
     client.close();
   }
+}
+
+/**
+ * `hosts.length` real agents' endpoint lists at once (every endpoint, as listAll asks, each with its own
+ * host certificate), bodies read and dropped here: what the server pays when real agents re-list together.
+ */
+export async function fullLists(c: Cluster, hosts: HostCreds[]) {
+  const t0 = performance.now();
+  let bytes = 0;
+  const failures = await pool(hosts, hosts.length, async (h) => {
+    const client = hostClient(c, h);
+    try {
+      for await (const chunk of await client.stream('/api/v1/endpoints')) bytes += (chunk as Buffer).length;
+    } finally {
+      client.close();
+    }
+  });
+  return { lists: hosts.length - failures.length, ms: performance.now() - t0, bytesEach: bytes / Math.max(1, hosts.length - failures.length), failures };
 }
