@@ -57,11 +57,6 @@ export class Endpoints {
     return this.all.get();
   }
 
-  /** Store reads of the whole endpoint list so far. */
-  get listReads(): number {
-    return this.all.reads;
-  }
-
   async list(filter: EndpointFilter = {}): Promise<{ items: Endpoint[]; revision: number }> {
     const s = await this.snapshot();
     return { items: selectEndpoints(s, filter), revision: s.revision };

@@ -64,8 +64,6 @@ export class SharedListing<T> {
   private running: Promise<Snap<T>> | undefined;
   private queued: Promise<Snap<T>> | undefined;
   private expiry: NodeJS.Timeout | undefined;
-  /** Store reads made so far (what the sharing saves is visible in tests and metrics). */
-  reads = 0;
 
   constructor(
     private readonly read: () => Promise<{ items: T[]; revision: number }>,
@@ -90,7 +88,6 @@ export class SharedListing<T> {
   }
 
   private start(): Promise<Snap<T>> {
-    this.reads++;
     const p = this.read().then((l) => this.keep(new Snap(l.items, l.revision)));
     this.running = p;
     const done = () => {
