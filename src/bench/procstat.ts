@@ -65,3 +65,25 @@ export class PhaseMeter {
     return { cpuS, cores: cpuS / wallS, peakRss: Math.max(this.peak, lastRss), lastRss, wallS };
   }
 }
+
+/**
+ * Waits until `pid` uses less than `cores` of a CPU over a 2 s window (a server done with its backlog), at
+ * most `deadlineMs`, saying every 10 s how busy it still is; answers how long that took, or NaN if it never
+ * settled (the run goes on: the next steps then measure a busy server, which the report says).
+ */
+export async function settled(pid: number, cores: number, deadlineMs: number, say: (s: string) => void): Promise<number> {
+  const t0 = performance.now();
+  let said = t0;
+  for (;;) {
+    const c0 = cpuSeconds(pid);
+    await new Promise((r) => setTimeout(r, 2000));
+    const busy = (cpuSeconds(pid) - c0) / 2;
+    const waited = performance.now() - t0;
+    if (!(busy >= cores)) return waited;
+    if (waited > deadlineMs) return NaN;
+    if (performance.now() - said >= 10_000) {
+      said = performance.now();
+      say(`server still busy (${(busy * 100).toFixed(0)} % of a core, RSS ${mib(rssBytes(pid))}) ${(waited / 1000).toFixed(0)} s after the heartbeats stopped`);
+    }
+  }
+}

@@ -181,7 +181,8 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     case 'relist': {
       const t0 = performance.now();
-      const failures = await pool(agents, agents.length, (a) => within(listAll(a.client).then(() => undefined), AGENT_START_MS, `agent ${a.host.name}'s list`));
+      // All at once, as after a restart: each may wait behind all the others, so each gets the whole step's time.
+      const failures = await pool(agents, agents.length, (a) => within(listAll(a.client).then(() => undefined), m.deadlineMs, `agent ${a.host.name}'s list`));
       send({ op: 'relisted', agents: agents.length - failures.length, ms: performance.now() - t0, failures: failures.slice(0, 5) });
       return;
     }

@@ -3,7 +3,7 @@ import { Anchor, anchorFanout, anchorRequests } from './scale-anchor.js';
 import { timedChanges, untimedChanges, type Seen, type Writers } from './scale-changes.js';
 import { Fleet } from './scale-fleet.js';
 import { onInterrupt } from './interrupt.js';
-import { PhaseMeter, type Usage } from './procstat.js';
+import { PhaseMeter, settled, type Usage } from './procstat.js';
 import { TENANT, fullLists, hostClient, joinHosts, listCosts, makeObjects, populate, serverWarnings, startCluster, type Cluster } from './scale-setup.js';
 import { stateDigest, wallMs, type HostCreds, type WorkerStats } from './scale-protocol.js';
 import type { summarise } from './stats.js';
@@ -34,7 +34,9 @@ export interface FleetResult {
   quiet: { seen: Seen[]; usage: Usages };
   heartbeats: { seen: Seen[]; usage: Usages };
   anchor: { streams: number; fanout: Awaited<ReturnType<typeof anchorFanout>>; requests: Awaited<ReturnType<typeof anchorRequests>>; bytes: number };
-  consistent: { agents: number; mismatched: number };
+  consistent: { agents: number; mismatched: number; error?: string };
+  /** How long the server stayed busy after the heartbeats stopped (its watch backlog); NaN: not within DRAIN_MS. */
+  drainMs: number;
   /** Every agent re-listing at once (own host's endpoints), and FULL_LISTS real agents' full lists at once. */
   relists: { own: Awaited<ReturnType<Fleet['relist']>>; ownUsage: Usages; full: Awaited<ReturnType<typeof fullLists>>; fullUsage: Usages };
   tunnelRange: { ok: boolean; ms: number; seenMs: number; missing: number; answer: string };
@@ -44,6 +46,8 @@ export interface FleetResult {
 
 /** Real agents' full endpoint lists made at once (each ~28 MB at 50,000 endpoints; the bench reads them all). */
 export const FULL_LISTS = 50;
+/** How long the bench waits for the server to settle after the heartbeat phase. */
+const DRAIN_MS = 600_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -58,8 +62,12 @@ async function metered<T>(groups: Record<string, () => number[]>, fn: () => Prom
   return { value, usage: Object.fromEntries(meters.map(([name, m]) => [name, m.stop()])) };
 }
 
-/** Every agent's digest against the server's view of the same objects. */
+/** Every agent's digest against the server's view of the same objects; a failed read is reported, not thrown. */
 async function consistency(c: Cluster, fleet: Fleet, hosts: HostCreds[]) {
+  return checkConsistency(c, fleet, hosts).catch((e: Error) => ({ agents: hosts.length, mismatched: NaN, error: e.message }));
+}
+
+async function checkConsistency(c: Cluster, fleet: Fleet, hosts: HostCreds[]) {
   const list = <T>(p: string) => c.admin.request<{ items: T[] }>('GET', p).then((r) => r.items);
   type Named = { name: string; tenant: string; revision: number };
   const [policies, groups, endpoints, all] = await Promise.all([
@@ -154,8 +162,10 @@ export async function runFleet(store: 'sqlite' | 'etcd', o: FleetOptions, log: (
     await sleep(o.heartbeatMs + 2000);
     const beating = await metered(groups, () => timedChanges(writers, f, o.heartbeatRounds, 3000, o.timeoutMs));
     f.heartbeats(0);
-    log(`${store}: ${beating.value.length} changes with heartbeats every ${o.heartbeatMs / 1000} s`);
-    await sleep(5000);
+    log(`${store}: ${beating.value.length} changes with heartbeats every ${o.heartbeatMs / 1000} s; waiting for the server to settle`);
+    // Every heartbeat is a host change sent to every agent: the server may still be writing that backlog.
+    const drainMs = await settled(c.srv.proc.pid ?? NaN, 0.25, DRAIN_MS, log);
+    await sleep(2000);
     const consistent = await consistency(c, f, joins.hosts);
     const own = await metered(groups, () => f.relist());
     const full = await metered(groups, () => fullLists(c, joins.hosts.slice(0, FULL_LISTS)));
@@ -166,7 +176,7 @@ export async function runFleet(store: 'sqlite' | 'etcd', o: FleetOptions, log: (
     return {
       store, joins, allocations, lists, start: { ...start.value, usage: start.usage }, baseline: { changes: baseline.value, usage: baseline.usage }, idle: idle.usage,
       quiet: { seen: quiet.value, usage: quiet.usage }, heartbeats: { seen: beating.value, usage: beating.usage },
-      anchor: anchorResult, consistent, relists, tunnelRange, workers: await f.stats(), warnings: serverWarnings(c),
+      anchor: anchorResult, consistent, drainMs, relists, tunnelRange, workers: await f.stats(), warnings: serverWarnings(c),
     };
   } finally {
     forget();

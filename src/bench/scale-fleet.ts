@@ -13,6 +13,8 @@ const keyOf = (m: FromWorker) => (m.op === 'seen' ? `seen:${m.feed}:${m.key}` : 
 class Worker {
   private readonly pending = new Map<string, Array<{ resolve: (m: FromWorker) => void; reject: (e: Error) => void }>>();
   private readonly exited: Promise<void>;
+  /** The agents it was given to start. */
+  agents = 0;
 
   constructor(readonly proc: ChildProcess, log: (s: string) => void) {
     proc.on('message', (m: FromWorker) => {
@@ -78,6 +80,7 @@ export class Fleet {
   /** Starts the agents (list, then watch), `concurrency` at a time per worker; hosts dealt round-robin. */
   async start(servers: string[], ca: string, hosts: HostCreds[], concurrency: number): Promise<{ agents: number; ms: number; failures: string[] }> {
     const slices = this.workers.map((_, i) => hosts.filter((_, j) => j % this.workers.length === i));
+    this.workers.forEach((w, i) => (w.agents = slices[i]?.length ?? 0));
     const r = await Promise.all(this.workers.map((w, i) => {
       const n = slices[i]?.length ?? 0;
       return w.ask({ op: 'start', servers, ca, hosts: slices[i] ?? [], concurrency }, 'started', startDeadlineMs(n), `${n} agents to register, list and watch`);
@@ -91,7 +94,10 @@ export class Fleet {
 
   /** Every agent lists again at once (as after a server restart): when the last was done. */
   async relist(): Promise<{ agents: number; ms: number; failures: string[] }> {
-    const r = await Promise.all(this.workers.map((w) => w.ask({ op: 'relist' }, 'relisted', startDeadlineMs(0), 'its agents to list again at once')));
+    const r = await Promise.all(this.workers.map((w) => {
+      const ms = startDeadlineMs(w.agents);
+      return w.ask({ op: 'relist', deadlineMs: ms }, 'relisted', ms + 30_000, `its ${w.agents} agents to list again at once`);
+    }));
     return { agents: r.reduce((n, x) => n + x.agents, 0), ms: Math.max(...r.map((x) => x.ms)), failures: r.flatMap((x) => x.failures) };
   }
 

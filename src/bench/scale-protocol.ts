@@ -15,7 +15,7 @@ export type ToWorker =
   | { op: 'start'; servers: string[]; ca: string; hosts: HostCreds[]; concurrency: number }
   | { op: 'heartbeats'; everyMs: number }
   /** Every agent lists everything again at once, as after a server restart (the watch goes on). */
-  | { op: 'relist' }
+  | { op: 'relist'; deadlineMs: number }
   | { op: 'anchor'; url: string; ca: string }
   | { op: 'await'; feed: Feed; key: number; timeoutMs: number }
   | { op: 'digest'; tenant: string }

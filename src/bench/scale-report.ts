@@ -53,6 +53,7 @@ function costs(r: FleetResult): string[] {
     out.push(row('etcd while the changes ran, no heartbeats / with heartbeats', `${pct(r.quiet.usage['etcd'])} / ${pct(r.heartbeats.usage['etcd'])}`, `peak RSS ${mib(r.heartbeats.usage['etcd']?.peakRss ?? NaN)}`));
   }
   out.push(row(`${r.start.agents} agents listing and opening their watch`, `${(r.start.ms / 1000).toFixed(1)} s`, `server CPU ${r.start.usage['server']?.cpuS.toFixed(1)} s, RSS after ${mib(r.start.usage['server']?.lastRss ?? NaN)}`));
+  out.push(row('server busy after the heartbeats stopped (above 25 % of a core: the watch backlog of host changes)', Number.isNaN(r.drainMs) ? 'still busy after 10 min' : `${(r.drainMs / 1000).toFixed(0)} s`, 'the steps below ran after it'));
   const { own, ownUsage, full, fullUsage } = r.relists;
   const cpuOf = (u: Usages, n: number) => `server CPU ${u['server']?.cpuS.toFixed(1)} s (${cpuMs(u['server'], n).toFixed(1)} ms per list)`;
   out.push(row(`${own.agents} agents re-list at once, each its own host's endpoints (as after a server restart)${own.failures.length ? `, ${own.failures.length} failed` : ''}`, `${(own.ms / 1000).toFixed(1)} s`, cpuOf(ownUsage, own.agents)));
@@ -76,7 +77,7 @@ export function fleetReport(r: FleetResult, o: FleetOptions): string {
     row(`one real agent's list (listAll: every endpoint, ${r.lists.endpoints}, ${mib(r.lists.fullBytes)} of JSON)`, `${ms(r.lists.fullMs)}`, `× ${o.hosts} agents after a server restart ≈ ${((r.lists.fullMs * o.hosts) / 60000).toFixed(0)} min`),
     row('one simulated agent\'s endpoint list (its own host\'s, ?host=)', ms(r.lists.ownMs), '—'),
     row(`anchor: 10,000 POSTs to a trivial Node HTTPS server, ${o.clients} concurrent clients`, `${r.anchor.requests.rate.toFixed(0)} /s, p99 ${ms(r.anchor.requests.lat.p99)}`, '(anchor)'),
-    row('every agent holds what the server holds at the end (policies, groups, its endpoints, host count)', `${r.consistent.agents - r.consistent.mismatched} of ${r.consistent.agents}`, `all ${o.hosts}`),
+    row('every agent holds what the server holds at the end (policies, groups, its endpoints, host count)', r.consistent.error ? `not checked: ${r.consistent.error}` : `${r.consistent.agents - r.consistent.mismatched} of ${r.consistent.agents}`, `all ${o.hosts}`),
     row(`tunnel range change (re-addresses ${o.hosts} hosts in one transaction)`, r.tunnelRange.ok ? `${ms(r.tunnelRange.ms)}; seen by all agents after ${ms(r.tunnelRange.seenMs)} (${r.tunnelRange.missing} missing)` : `refused after ${ms(r.tunnelRange.ms)}: ${r.tunnelRange.answer}`, 'works, or a precise error'),
   ];
   return [`#### ${r.store}`, '', ...setup, '', ...propagation(r, o), '', ...costs(r), ''].join('\n');

@@ -62,7 +62,11 @@ console.log(`### bench:scale — ${date}, ${cpus().length} × ${cpus()[0]?.model
 console.log(`\nLoad average at the start: ${loadavg().map((x) => x.toFixed(1)).join(', ')} (above ${cpus().length} means others were using the machine).\n`);
 console.log(`${o.hosts} simulated agents in ${o.workers} worker processes, ${o.endpointsPerHost} endpoints per host (${o.hosts * o.endpointsPerHost} in all).\n`);
 if (!a.skip?.includes('fleet')) {
-  for (const store of stores) console.log(fleetReport(await runFleet(store as 'sqlite' | 'etcd', o, log), o));
+  for (const store of stores) {
+    // A store's run that fails (a deadline, a server that stopped answering) is reported, and the next runs.
+    const report = await runFleet(store as 'sqlite' | 'etcd', o, log).then((r) => fleetReport(r, o), (e: Error) => `#### ${store}\n\nfailed: ${e.message}\n`);
+    console.log(report);
+  }
 }
-if (!a.skip?.includes('memory')) console.log(memoryReport(await runMemory(counts, log)));
+if (!a.skip?.includes('memory')) console.log(await runMemory(counts, log).then(memoryReport, (e: Error) => `#### the real agent: memory per endpoint\n\nfailed: ${e.message}\n`));
 console.log(`Load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(', ')}.`);
