@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../pki/index.js';
@@ -32,9 +32,27 @@ function derivePublic(raw: Buffer): string {
   return createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }).x as string;
 }
 
+/**
+ * A new private key as `wg genkey` makes one: 32 random bytes, clamped (RFC 7748). Not through
+ * generateKeyPairSync + export: on Node 20 a garbage collection inside that export can run the key
+ * generation job's destructor, which takes the lock the export holds, and the process hangs for good
+ * (bench:scale's worker making 500 keys froze that way; a loop of them hangs within ~5,000).
+ */
+export function newPrivateKey(): Buffer {
+  const k = randomBytes(32);
+  k[0] = (k[0] ?? 0) & 248;
+  k[31] = ((k[31] ?? 0) & 127) | 64;
+  return k;
+}
+
+/** A new key pair as WireGuard writes them (base64 of 32 bytes), made in memory. */
+export function newKeyPair(): { privateKey: string; publicKey: string } {
+  const raw = newPrivateKey();
+  return { privateKey: raw.toString('base64'), publicKey: b64(derivePublic(raw)) };
+}
+
 function makeKey(path: string): void {
-  const { privateKey } = generateKeyPairSync('x25519');
-  writeFileAtomic(path, `${b64(privateKey.export({ format: 'jwk' }).d as string)}\n`, 0o600);
+  writeFileAtomic(path, `${newKeyPair().privateKey}\n`, 0o600);
 }
 
 /**

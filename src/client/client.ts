@@ -49,6 +49,8 @@ export interface RequestOptions {
 
 /** Requests (not watch streams) wait at most this long for a silent server. */
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Tries on kept-alive connections the server had closed (each idle one may have been) before giving up on a server. */
+const STALE_RETRIES = 3;
 
 /** A response: status and the body, read whole or as a stream. */
 interface Reply {
@@ -146,7 +148,7 @@ export class Client {
     for (let i = 0; i < servers.length; i++) {
       const idx = (this.preferred + i) % servers.length;
       try {
-        const res = await this.once(new URL(`${servers[idx]}${path}`), method, headers, payload, opts);
+        const res = await this.onFreshConnection(new URL(`${servers[idx]}${path}`), method, headers, payload, opts);
         this.preferred = idx;
         return res;
       } catch (e) {
@@ -161,6 +163,22 @@ export class Client {
     throw new ApiError(0, 'unreachable', `cannot reach the weft server at ${servers.join(', ')} (${why}); is \`weft server\` running? (--server, WEFT_SERVER)`);
   }
 
+  /**
+   * A kept-alive connection the server closed as this request went out on it (its keep-alive timeout,
+   * 10 s on Weft's server, crossing an agent's 10 s heartbeat; Node keeps idle connections until the
+   * server closes them) fails before the server read the request: it is sent again on another connection,
+   * as Node's documentation advises (`request.reusedSocket`). A fresh connection's failure is the server's.
+   */
+  private async onFreshConnection(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, opts: RequestOptions): Promise<Reply> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(url, method, headers, payload, opts);
+      } catch (e) {
+        if (!(e as { staleConnection?: boolean }).staleConnection || attempt >= STALE_RETRIES || opts.signal?.aborted) throw e;
+      }
+    }
+  }
+
   private once(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, opts: RequestOptions): Promise<Reply> {
     const { signal, timeoutMs } = opts;
     if (url.protocol !== 'https:') {
@@ -171,7 +189,7 @@ export class Client {
         resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', body: res });
       });
       req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer in ${(timeoutMs ?? 0) / 1000} s`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
+      req.on('error', (e: Error & { code?: string }) => reject(req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') ? Object.assign(e, { staleConnection: true }) : e));
       req.end(payload);
     });
   }

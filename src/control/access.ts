@@ -10,6 +10,14 @@ export function canSeeTenant(p: Principal, tenant: string): boolean {
   return p.role !== 'tenant' || p.tenants.includes(tenant);
 }
 
+/**
+ * Principals with the same key see the same tenants (canSeeTenant answers alike for them): what a shared,
+ * serialized answer is keyed by, so one filtered for some tenants never reaches anyone else.
+ */
+export function visibilityKey(p: Principal): string {
+  return p.role === 'tenant' ? `tenants:${[...p.tenants].sort().join(',')}` : 'all';
+}
+
 export function requireTenantAccess(p: Principal, tenant: string): void {
   if (!canSeeTenant(p, tenant)) throw notFound(`tenant ${tenant}`);
 }

@@ -7,6 +7,7 @@ import { endpointsWhere } from './shared.js';
 import { findIn, requireTenant } from './crud.js';
 import { giveBackAddress, takeAddress } from './addressing.js';
 import { keys, withRevision } from './keys.js';
+import { SharedListing, type Snapshot } from './listing.js';
 
 
 /** A locally administered MAC derived from the address, so a restarted container keeps its MAC. */
@@ -32,14 +33,33 @@ async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMappin
   }
 }
 
-export class Endpoints {
-  constructor(private readonly store: Store, private readonly now: () => string) {}
+export interface EndpointFilter { tenant?: string; host?: string }
 
-  async list(filter: { tenant?: string; host?: string } = {}): Promise<{ items: Endpoint[]; revision: number }> {
-    const l = await this.store.list(keys.endpoints());
-    const items = l.entries.map((e) => withRevision<Endpoint>(e))
-      .filter((e) => (filter.tenant === undefined || e.tenant === filter.tenant) && (filter.host === undefined || e.host === filter.host));
-    return { items, revision: l.revision };
+/** The endpoints of `s` that pass `filter`: a host's are found by their host, not by scanning them all. */
+export function selectEndpoints(s: Snapshot<Endpoint>, filter: EndpointFilter): Endpoint[] {
+  const base = filter.host === undefined ? s.items : s.grouped('host', (e) => e.host).get(filter.host) ?? [];
+  return filter.tenant === undefined ? [...base] : base.filter((e) => e.tenant === filter.tenant);
+}
+
+export class Endpoints {
+  /** Every endpoint, read once for all the listings that can share it (agents re-listing at once). */
+  private readonly all: SharedListing<Endpoint>;
+
+  constructor(private readonly store: Store, private readonly now: () => string) {
+    this.all = new SharedListing(async () => {
+      const l = await store.list(keys.endpoints());
+      return { items: l.entries.map((e) => withRevision<Endpoint>(e)), revision: l.revision };
+    }, () => store.revision());
+  }
+
+  /** Every endpoint at one revision, shared with other callers: read it, never change it. */
+  snapshot(): Promise<Snapshot<Endpoint>> {
+    return this.all.get();
+  }
+
+  async list(filter: EndpointFilter = {}): Promise<{ items: Endpoint[]; revision: number }> {
+    const s = await this.snapshot();
+    return { items: selectEndpoints(s, filter), revision: s.revision };
   }
 
   async get(id: string): Promise<Endpoint> {

@@ -27,9 +27,21 @@ export class GlobalSettings {
       const g = { ...next, createdAt: cur.createdAt || at, updatedAt: at };
       tx.put(keys.global(), g);
       return g;
+    }).catch((e: unknown) => {
+      throw input.tunnelRange !== undefined ? tooLargeToMove(e, input.tunnelRange) : e;
     });
     return { ...r.value, revision: r.revision };
   }
+}
+
+/**
+ * Moving every host to a new tunnel range is one transaction (so no host is ever outside the range the
+ * others use); a store that refuses a transaction that large (etcd past its --max-txn-ops) says so, naming
+ * the field that asked for it, not as a store outage to retry.
+ */
+function tooLargeToMove(e: unknown, range: string): unknown {
+  if (!(e instanceof WeftError) || e.code !== 'WEFT_TOO_LARGE') return e;
+  return new WeftError('WEFT_TOO_LARGE', `tunnelRange: moving every host into ${range} re-addresses them all in one transaction, and the store refused it: ${e.message}`, { field: 'tunnelRange', cause: e });
 }
 
 /** A VXLAN range must keep every VNI networks already use. */

@@ -18,7 +18,7 @@ export const ERROR_CATALOGUE = {
   WEFT_HISTORY_COMPACTED: { status: 410, title: 'Revision compacted', cni: 11 },
   WEFT_STALE_REVISION: { status: 412, title: 'Stale revision', cni: 11 },
   WEFT_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', cni: 11 },
-  WEFT_TOO_LARGE: { status: 413, title: 'Request body too large', cni: 7 },
+  WEFT_TOO_LARGE: { status: 413, title: 'Request or change too large', cni: 7 },
   WEFT_UNSUPPORTED_MEDIA: { status: 415, title: 'Unsupported media type', cni: 7 },
   WEFT_INVALID_REFERENCE: { status: 422, title: 'Reference to a missing object', cni: 7 },
   WEFT_INVALID_VALUE: { status: 422, title: 'Semantically invalid value', cni: 7 },

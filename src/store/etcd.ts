@@ -7,6 +7,9 @@ import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './
 import { WriteTracker } from './health.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
 
+/** The largest answer taken from etcd: gRPC's own ceiling (2 GiB − 1), which etcd applies to what it sends. */
+const MAX_ANSWER_BYTES = 2 ** 31 - 1;
+
 /** How to reach etcd beyond its addresses: TLS (CA, client certificate) and etcd's own user and password. */
 export type EtcdConnection = Pick<IOptions, 'credentials' | 'auth'>;
 
@@ -42,7 +45,11 @@ export class EtcdStore implements Store {
 
   private constructor(endpoints: string[], private readonly prefix: string, options: StoreOptions, connection: EtcdConnection) {
     this.at = `etcd at ${endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(', ')}`;
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, faultHandling: faultHandling(), ...connection });
+    // gRPC refuses answers past 4 MiB by default, and a list of 50,000 endpoints is ~28 MB: every agent's
+    // list failed (503, forever). The store's lists are whole by contract, so take what etcd sends (its
+    // own limit is 2 GiB); reading a prefix in pages would bound the memory, and is left to do.
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, faultHandling: faultHandling(),
+      grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES }, ...connection });
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.clock = options.clock ?? (() => new Date());
   }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { freePorts } from '../lab/free.js';
 import type { KeyPair, TestPki } from './pki.js';
 
-export interface EtcdProcess { endpoint: string; stop(): Promise<void> }
+export interface EtcdProcess { endpoint: string; pid: number | undefined; stop(): Promise<void> }
 
 /**
  * A single-member etcd on loopback with its own data directory, stopped by pid. With `tls`, it serves
@@ -27,7 +27,7 @@ export async function startEtcd(opts: { tls?: { pki: TestPki; client: KeyPair };
     rmSync(dir, { recursive: true, force: true });
   };
   for (let i = 0; i < 100; i++) {
-    if (await healthy(endpoint, tls)) return { endpoint, stop };
+    if (await healthy(endpoint, tls)) return { endpoint, pid: p.pid, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();

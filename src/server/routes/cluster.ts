@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, Name, notFound, partialOf } from '../../model/index.js';
-import { canSeeTenant, hostFor, requireRole } from '../../control/index.js';
+import { canSeeTenant, hostFor, requireRole, selectEndpoints, visibilityKey } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }, { additionalProperties: false });
@@ -14,10 +14,14 @@ export function clusterRoutes(app: FastifyInstance): void {
 
   app.get<{ Querystring: { tenant?: string; host?: string } }>('/api/v1/endpoints', {
     schema: { querystring: EndpointQuery, tags: ['endpoints'], summary: 'List endpoints, optionally of one tenant or host' },
-  }, async (req) => {
+  }, async (req, reply) => {
     const p = principalOf(req);
-    const l = await c.endpoints.list(req.query);
-    return { items: l.items.filter((e) => canSeeTenant(p, e.tenant)), revision: l.revision };
+    const s = await c.endpoints.snapshot();
+    // The same answer, serialized once, for everyone asking the same at this revision (agents re-listing
+    // after a server restart); keyed by what the asker may see, so RBAC decides as before.
+    const key = JSON.stringify([req.query.tenant ?? null, req.query.host ?? null, visibilityKey(p)]);
+    const body = s.memo(key, () => JSON.stringify({ items: selectEndpoints(s, req.query).filter((e) => canSeeTenant(p, e.tenant)), revision: s.revision }));
+    return reply.type('application/json; charset=utf-8').send(body);
   });
 
   app.post<{ Body: EndpointRequest }>('/api/v1/endpoints', {
