@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, type PolicyNft } from './policy-nft.js';
+import { diffTables } from './table.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 const tenant = (defaultAction: 'allow' | 'deny'): Tenant => ({ ...meta, name: 't', id: 1, defaultAction });
@@ -93,11 +94,12 @@ function randomState(seed: number): PolicyState {
 
 const PROBES: Array<[number, string, number[]]> = [[6, 'tcp', [0, 53, 79, 80, 81, 82, 443, 8000, 8080, 8081, 65535]], [17, 'udp', [0, 53, 80, 81, 100, 101, 65535]], [1, 'icmp', [0]], [47, '47', [0]]];
 
-test('two hosts, each compiling only its groups: together their tables decide every flow as explain does', () => {
+test('two hosts, each compiling only its groups (after another policy): together their tables decide every flow as explain does', () => {
   for (let round = 0; round < 12; round++) {
     const s = randomState(1000 + round);
     const tables = new Map(['h1', 'h2'].map((h) => {
-      const c = compilePolicy({ ...s, host: h });
+      // Compiled after another policy, as the agent does: class ids carried over, new ones past them.
+      const c = compilePolicy({ ...s, host: h, previous: compilePolicy({ ...randomState(5000 + round), host: h }) });
       return [h, { c, nft: renderPolicy(c) }] as const;
     }));
     const hostOf = new Map(s.endpoints.map((e) => [e.ip, e.host]));
@@ -153,4 +155,19 @@ test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and ma
   assert.ok(big.chains <= 3, `${big.chains} chains`);
   // Per rule: its class, its port, and its class's pair (the base deny applies to every source).
   assert.ok(big.elements > 4000 * 2 && big.elements <= 4000 * 3 + 20, `${big.elements} elements: at most three per rule`);
+});
+
+test('one rule more among 3,000 distinct CIDRs (compiled against the last compile) changes a handful of elements, not every class', () => {
+  const rules = (n: number): Rule[] => [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    ...Array.from({ length: n }, (_, i): Rule => ({ id: String(i), priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(10000 + i), fromCidr: `10.9.${(i * 7) >> 8 & 255}.${(i * 7) & 255}/32` }))];
+  const s = (r: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules: r }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1', ...(previous ? { previous } : {}) });
+  const before = compilePolicy(s(rules(3000)));
+  // A new CIDR low in the address space: without the last compile's ids, every class after it moves.
+  const more = [...rules(3000), { id: 'new', priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: '443', fromCidr: '10.9.0.3/32' } as Rule];
+  const table = (c: CompiledPolicy) => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const changed = (script: string | undefined) => (script ?? '').split(/[{},]/).filter((x) => /\d/.test(x) && !/element/.test(x)).length;
+  const stable = diffTables(table(before), table(compilePolicy(s(more, before))));
+  assert.ok(stable !== undefined && changed(stable) <= 8, `a small delta: ${stable}`);
+  assert.equal(diffTables(table(before), table(compilePolicy(s(more)))), undefined, 'renumbered: thousands of elements, a whole-table replace');
 });

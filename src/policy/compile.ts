@@ -15,6 +15,8 @@ export interface PolicyState {
    * it. Absent: every group is enforced (one host, or a whole-tenant view).
    */
   host?: string;
+  /** The last compile of this tenant here: classes keep their ids (their marks) across compiles. */
+  previous?: CompiledPolicy;
 }
 
 export type Verdict = 'accept' | 'drop';
@@ -110,11 +112,11 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   const fallback = verdictOf(s.tenant.defaultAction);
   const { enforced, policies, endpoints } = scope(s);
   const withRules = new Set(policies.filter((p) => p.rules.length > 0).map((p) => p.name));
-  const none = (): CompiledPolicy => ({ tenant: s.tenant.name, fallback, classification: { classes: [], ranges: [], byIp: () => EMPTY }, portEntries: [], protoEntries: [], ruleCount: 0 });
+  const none = (): CompiledPolicy => ({ tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, portEntries: [], protoEntries: [], ruleCount: 0 });
   // No rule applies here: every flow gets the default, and no address needs a class. This keeps the CNI
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   if (!s.groups.some((g) => enforced.has(g.name) && g.policies.some((p) => withRules.has(p)))) return none();
-  const classification = classify(s.networks, s.groups, policies, endpoints);
+  const classification = classify(s.networks, s.groups, policies, endpoints, s.previous?.classification.ids);
   const portEntries: PortEntry[] = [];
   const protoEntries: ProtoEntry[] = [];
   const indexes = new Map<string, RuleIndex>();
