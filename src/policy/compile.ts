@@ -1,6 +1,7 @@
 import type { Action, Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
 import { classify, type Classification, type Klass } from './classes.js';
-import { PROTO, portRange, protoOf, type PeerView, type RuleRef } from './decide.js';
+import { PROTO, type PeerView, type RuleRef } from './decide.js';
+import { segmentPorts, segmentProtos } from './segments.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -150,91 +151,4 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
     }
   }
   return { tenant: s.tenant.name, fallback, classification, portEntries, protoEntries, ruleCount: policies.reduce((n, p) => n + p.rules.length, 0) };
-}
-
-interface Sides { egress: RuleRef[] | undefined; ingress: RuleRef[] | undefined }
-interface Segment { first: number; last: number; verdict: Verdict }
-
-/**
- * Tracks the rules in force over a sweep: counts per (priority, action), so the winner is found by
- * scanning at most 100 priorities, whatever the number of rules.
- */
-class Tally {
-  private readonly counts = new Int32Array(202);
-  add(r: Rule, d: 1 | -1): void {
-    this.counts[r.priority * 2 + (r.action === 'deny' ? 1 : 0)]! += d;
-  }
-  winner(fallback: Action): Action {
-    for (let p = 100; p >= 1; p--) {
-      if (this.counts[p * 2 + 1]! > 0) return 'deny';
-      if (this.counts[p * 2]! > 0) return 'allow';
-    }
-    return fallback;
-  }
-}
-
-/** Port segments of one protocol (tcp or udp) where the combined verdict is constant, merged. */
-function segmentPorts(sides: Sides, proto: number, fallback: Action): Segment[] {
-  const applies = (r: RuleRef) => { const p = protoOf(r.rule); return p === 'any' || p === proto; };
-  const dirs = [sides.egress, sides.ingress].map((rules) => (rules ? rules.filter(applies) : undefined));
-  const events = new Map<number, Array<[number, RuleRef, 1 | -1]>>();
-  const tallies = dirs.map(() => new Tally());
-  const at = (port: number) => { let e = events.get(port); if (!e) events.set(port, (e = [])); return e; };
-  dirs.forEach((rules, i) => {
-    for (const r of rules ?? []) {
-      const range = portRange(r.rule) ?? [0, 65535];
-      at(range[0]).push([i, r, 1]);
-      at(range[1] + 1).push([i, r, -1]);
-    }
-  });
-  at(0);
-  const points = [...events.keys()].filter((p) => p <= 65535).sort((a, b) => a - b);
-  const segs: Segment[] = [];
-  for (let i = 0; i < points.length; i++) {
-    const p = points[i] as number;
-    for (const [d, r, delta] of events.get(p) ?? []) (tallies[d] as Tally).add(r.rule, delta);
-    const last = (points[i + 1] ?? 65536) - 1;
-    const verdict = combine(dirs.map((rules, d) => (rules === undefined ? 'allow' : (tallies[d] as Tally).winner(fallback))));
-    const prev = segs[segs.length - 1];
-    if (prev && prev.verdict === verdict) prev.last = last;
-    else segs.push({ first: p, last, verdict });
-  }
-  return segs;
-}
-
-/** Protocol segments over 0-255 without tcp and udp (those are decided per port). */
-function segmentProtos(sides: Sides, fallback: Action): Segment[] {
-  const named = new Set<number>();
-  for (const r of [...(sides.egress ?? []), ...(sides.ingress ?? [])]) {
-    const p = protoOf(r.rule);
-    if (p !== 'any' && p !== TCP && p !== UDP) named.add(p);
-  }
-  const cuts = new Set<number>([0]);
-  for (const p of named) { cuts.add(p); cuts.add(p + 1); }
-  for (const p of [TCP, UDP]) { cuts.add(p); cuts.add(p + 1); }
-  const points = [...cuts].filter((p) => p <= 255).sort((a, b) => a - b);
-  const segs: Segment[] = [];
-  for (let i = 0; i < points.length; i++) {
-    const first = points[i] as number;
-    const last = (points[i + 1] ?? 256) - 1;
-    if (first === TCP || first === UDP) continue;
-    const verdict = combine([sides.egress, sides.ingress].map((rules) => {
-      if (rules === undefined) return 'allow';
-      const t = new Tally();
-      for (const r of rules) {
-        const p = protoOf(r.rule);
-        if ((p === 'any' || p === first) && portRange(r.rule) === undefined) t.add(r.rule, 1);
-      }
-      return t.winner(fallback);
-    }));
-    const prev = segs[segs.length - 1];
-    if (prev && prev.verdict === verdict && prev.last + 1 === first) prev.last = last;
-    else segs.push({ first, last, verdict });
-  }
-  return segs;
-}
-
-/** A connection passes only if both directions allow it. */
-function combine(actions: Action[]): Verdict {
-  return actions.every((a) => a === 'allow') ? 'accept' : 'drop';
 }
