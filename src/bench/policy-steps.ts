@@ -52,6 +52,14 @@ function cpuSeconds(pid: number): number {
   return [11, 12, 13, 14].reduce((s, i) => s + Number(f[i]), 0) / 100;
 }
 
+function childrenOf(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
 async function withAgentCpu<R>(h: TestHost, fn: () => Promise<R>): Promise<[R, number]> {
   const pid = h.agentPid() as number;
   const c0 = cpuSeconds(pid);
@@ -111,6 +119,8 @@ export async function step(b: Bed, label: string, attach: { db: string[]; app: s
   }
   const pid = h.agentPid() as number;
   process.kill(pid, 'SIGSTOP');
+  // A command the agent started (an nft listing) runs on when the agent stops: wait for it to end.
+  for (let i = 0; i < 100 && childrenOf(pid).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
   let gbpsStopped: number;
   try {
     gbpsStopped = await iperf(h, b.ips.db);

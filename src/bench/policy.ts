@@ -124,7 +124,11 @@ try {
     ...[IPERF_PORT, CONNECT_PORT].map((port) => ({ port, allowed: true, ingress: 'allow-app', egress: undefined })),
     ...DENIED_PORTS.map((port) => ({ port, allowed: false, ingress: 'deny-tcp', egress: undefined })),
   ];
-  const anchor = () => step(bed, 'anchor', { db: ['base', 'anchor'], app: [] }, anchorFlows, markers[marker++] as number);
+  const anchor = async () => {
+    const r = await step(bed, 'anchor', { db: ['base', 'anchor'], app: [] }, anchorFlows, markers[marker++] as number);
+    console.error(JSON.stringify(r));
+    return r;
+  };
   const results: Array<{ shape: string; n: number; r: StepResult; before: StepResult; after?: StepResult }> = [];
   let before = await anchor();
   const anchors = [before];
