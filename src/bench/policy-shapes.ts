@@ -25,7 +25,7 @@ export interface Shape {
   policies: Array<{ name: string; rules: BenchRule[] }>;
   groups: Array<'db' | 'app'>;
   /** For each flow app → db the bench relies on: allowed or not, and the rule ids that decide it. */
-  flows: Array<{ port: number; allowed: boolean; ingress: string; egress: string | undefined }>;
+  flows: Array<{ port: number; allowed: boolean; ingress: string | undefined; egress: string | undefined }>;
 }
 
 export const PER_POLICY = 1000;

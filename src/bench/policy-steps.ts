@@ -7,7 +7,7 @@ import { ProcessRunner } from '../exec/index.js';
 import type { TestHost } from '../testkit/host.js';
 import { summarise } from './stats.js';
 import type { Prober } from './probe.js';
-import { CONNECT_PORT, IPERF_PORT, type Shape } from './policy-shapes.js';
+import { CONNECT_PORT, DENIED_PORTS, IPERF_PORT, type Shape } from './policy-shapes.js';
 
 const runner = new ProcessRunner();
 const T = '/api/v1/tenants/default';
@@ -90,21 +90,25 @@ async function checkVerdicts(b: Bed, flows: Shape['flows'], label: string): Prom
 
 /**
  * Attaches `db` and `app` policies plus a marker (an allow of tcp/`marker` both ways, priority 100),
- * times until the marker passes, then measures.
+ * times until the marker passes, then measures. Without a marker (no policy at all) it waits until a
+ * port the base policy denied opens.
  */
-export async function step(b: Bed, label: string, attach: { db: string[]; app: string[] }, flows: Shape['flows'], marker: number): Promise<StepResult> {
+export async function step(b: Bed, label: string, attach: { db: string[]; app: string[] }, flows: Shape['flows'], marker: number | undefined): Promise<StepResult> {
   const { h, prober } = b;
-  const name = `marker-${marker}`;
-  await api(h, 'POST', `${T}/policies`, { name, rules: [
-    { id: 'in', protocol: 'tcp', ports: String(marker), priority: 100 },
-    { id: 'out', direction: 'out', protocol: 'tcp', ports: String(marker), priority: 100 },
-  ] });
+  const name = marker === undefined ? [] : [`marker-${marker}`];
+  for (const n of name) {
+    await api(h, 'POST', `${T}/policies`, { name: n, rules: [
+      { id: 'in', protocol: 'tcp', ports: String(marker), priority: 100 },
+      { id: 'out', direction: 'out', protocol: 'tcp', ports: String(marker), priority: 100 },
+    ] });
+  }
   const t0 = performance.now();
-  await api(h, 'PATCH', `${T}/groups/app`, { policies: [...attach.app, name] });
-  await api(h, 'PATCH', `${T}/groups/db`, { policies: [...attach.db, name] });
+  await api(h, 'PATCH', `${T}/groups/app`, { policies: [...attach.app, ...name] });
+  await api(h, 'PATCH', `${T}/groups/db`, { policies: [...attach.db, ...name] });
+  const until = marker ?? (DENIED_PORTS[0] as number);
   let applyMs = NaN;
   for (let i = 0; i < 3000 && Number.isNaN(applyMs); i++) {
-    if ((await prober.probe(b.ips.db, marker, 50)) !== undefined) applyMs = performance.now() - t0;
+    if ((await prober.probe(b.ips.db, until, 50)) !== undefined) applyMs = performance.now() - t0;
     else await new Promise((r) => setTimeout(r, 10));
   }
   if (Number.isNaN(applyMs)) throw new Error(`${label}: the rule set was not enforced within a minute`);

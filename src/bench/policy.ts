@@ -130,6 +130,9 @@ try {
     return r;
   };
   const results: Array<{ shape: string; n: number; r: StepResult; before: StepResult; after?: StepResult }> = [];
+  // No policy at all (bridged traffic skips netfilter): what having any policy costs, for the record.
+  const none = await step(bed, 'no policy', { db: [], app: [] }, [IPERF_PORT, CONNECT_PORT, ...DENIED_PORTS].map((port) => ({ port, allowed: true, ingress: undefined, egress: undefined })), undefined);
+  console.error(JSON.stringify(none));
   let before = await anchor();
   const anchors = [before];
   for (const name of SHAPE_LIST) {
@@ -152,7 +155,7 @@ try {
   }
 
   const ch = CHANGES > 0 ? await measureChanges(bed, markers[marker++] as number) : undefined;
-  printReport(anchors, results, addRows, ch);
+  printReport([none, ...anchors], results, addRows, ch);
   const anchorScript = join(process.cwd(), '..', 'shared', 'anchors', 'nft-rule-scaling.sh');
   if (existsSync(anchorScript) && process.env['BENCH_POLICY_ANCHOR'] !== 'none') {
     const r = await runner.run(['bash', anchorScript, '5000'], { allowFailure: true, timeoutMs: 120_000 });
@@ -197,8 +200,8 @@ async function measureChanges(bed: Bed, marker: number): Promise<ReturnType<type
 function printReport(anchors: StepResult[], results: Array<{ shape: string; n: number; r: StepResult; before: StepResult; after?: StepResult }>, adds: string[], ch: ReturnType<typeof summarise> | undefined): void {
   const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
   console.log(`### bench:policy — ${new Date().toISOString().slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}\n`);
-  console.log('Anchors (db: deny tcp + 1 group rule allowing the flows), in run order: ' +
-    anchors.map((a) => `${a.gbps.toFixed(2)} Gbit/s (agent stopped ${a.gbpsStopped.toFixed(2)}), connect p50/p99 ${ms(a.p50)} / ${ms(a.p99)}, agent CPU ${a.agentCpu.toFixed(0)} %`).join('; ') + '\n');
+  console.log('No policy, then the anchors (db: deny tcp + 1 group rule allowing the flows), in run order: ' +
+    anchors.map((a) => `${a.label}: ${a.gbps.toFixed(2)} Gbit/s (agent stopped ${a.gbpsStopped.toFixed(2)}), connect p50/p99 ${ms(a.p50)} / ${ms(a.p99)}, agent CPU ${a.agentCpu.toFixed(0)} %`).join('; ') + '\n');
   console.log('| shape | rules | chains / maps / elements | iperf3 (÷ anchor) | iperf3, agent stopped (÷ anchor stopped) | connect p50 / p99 (÷ anchor) | agent CPU during iperf3 | apply |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const { shape, n, r, before, after } of results) {
