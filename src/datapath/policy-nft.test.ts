@@ -44,16 +44,22 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
     const name = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : undefined;
     let m = /^meta l4proto (tcp|udp) (accept|drop)$/.exec(line);
     if (m) { if (m[1] === name) return m[2] as string; continue; }
-    m = /^(tcp|udp) dport vmap \{ (.*) \}$/.exec(line);
+    m = /^(tcp dport|udp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
+    if (m) {
+      const applies = m[1] === 'meta l4proto' ? proto !== 6 && proto !== 17 && inRange(m[2] as string, proto, Number) : m[1] === `${name} dport` && inRange(m[2] as string, port, Number);
+      if (applies) return m[3] as string;
+      continue;
+    }
+    m = /^(tcp|udp) dport vmap @(\S+)$/.exec(line);
     if (m) {
       if (m[1] !== name) continue;
-      const hit = pairsOf((m[2] as string).split(', ')).find(([k]) => inRange(k, port, Number));
+      const hit = pairsOf(map(m[2] as string)).find(([k]) => inRange(k, port, Number));
       if (hit) return hit[1];
       continue;
     }
-    m = /^meta l4proto vmap \{ (.*) \}$/.exec(line);
+    m = /^meta l4proto vmap @(\S+)$/.exec(line);
     assert.ok(m, `a chain rule this walker knows: ${line}`);
-    const hit = pairsOf((m[1] as string).split(', ')).find(([k]) => inRange(k, proto, Number));
+    const hit = pairsOf(map(m[1] as string)).find(([k]) => inRange(k, proto, Number));
     if (hit) return hit[1];
   }
   return fallback;
@@ -170,4 +176,17 @@ test('one rule more among 3,000 distinct CIDRs (compiled against the last compil
   const stable = diffTables(table(before), table(compilePolicy(s(more, before))));
   assert.ok(stable !== undefined && changed(stable) <= 8, `a small delta: ${stable}`);
   assert.equal(diffTables(table(before), table(compilePolicy(s(more)))), undefined, 'renumbered: thousands of elements, a whole-table replace');
+});
+
+test('a pair with more ranges than a chain holds as rules looks them up in a named map, with the same verdicts', () => {
+  const ranges = Array.from({ length: 40 }, (_, i): Rule => ({ id: `r${i}`, priority: 2 + (i % 3), direction: 'in', action: i % 3 === 2 ? 'deny' : 'allow', protocol: 'tcp', ports: `${1000 + i * 50}-${1030 + i * 50}`, fromCidr: '10.9.0.0/16' }));
+  const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules: [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' }, ...ranges] }],
+    endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1' };
+  const c = compilePolicy(s);
+  const nft = renderPolicy(c);
+  assert.ok(nft.maps.some((m) => m.name.startsWith('pp_') && m.elements.length > 16), 'the long pattern is a named map');
+  for (let port = 990; port < 3100; port += 7) {
+    assert.equal(walk(nft, c.fallback, '10.9.3.4', '10.1.1.2', 6, port) === 'accept', explainFlow(s, '10.9.3.4', '10.1.1.2', 'tcp', port).allowed, `tcp/${port}`);
+  }
 });
