@@ -109,7 +109,8 @@ export class Reconciler {
       s.endpoints.map((e) => `${e.id}:${e.revision}`).join(',')].join('|');
     const hit = this.compiled.get(s.tenant.name);
     if (hit && hit.key === key) return hit.value;
-    const value = compilePolicy(s);
+    // The last compile keeps classes' marks stable, so a rule change is a few map elements.
+    const value = compilePolicy({ ...s, ...(hit ? { previous: hit.value } : {}) });
     this.compiled.set(s.tenant.name, { key, value });
     return value;
   };

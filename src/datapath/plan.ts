@@ -15,7 +15,7 @@ export interface TenantPlan {
   endpoints: EndpointPlan[];
   /** Published ports of this tenant's endpoints on this host. */
   ports: PortPlan[];
-  /** The tenant's compiled policy (every host enforces it for the endpoints it holds). */
+  /** The tenant's compiled policy, for the groups with endpoints on this host (compile.ts `host`). */
   policy: CompiledPolicy | undefined;
   services: ServicePlan[];
   dscp: DscpPlan[];
@@ -128,6 +128,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       groups: d.groups.filter((g) => g.tenant === tenant.name),
       policies: d.policies.filter((p) => p.tenant === tenant.name),
       endpoints: d.endpoints.filter((e) => e.tenant === tenant.name),
+      host: d.host,
     }) : undefined,
     services: planServices(services, mine),
     ...profiles,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Endpoint, Network, Tenant } from '../model/index.js';
+import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
 import { peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
 import { renderTenantRuleset } from './nft.js';
 import { renderHostRuleset } from './host-nft.js';
@@ -89,6 +89,7 @@ function renderedRulesets(): Array<[string, string]> {
   const withPeers = { ...desired, vtep: '192.0.2.1', hosts: [host('node3', '192.0.2.3'), host('node1', '192.0.2.1'), host('node2', '192.0.2.2')] };
   const denyTenant = planTenant({ ...desired, groups: [], policies: [] }, { ...tenant('blue', 2), defaultAction: 'deny' });
   return [
+    ...ruleKinds(),
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
     ['tenant-deny-no-rules.nft', renderTenantRuleset(denyTenant)],
     ['tenant-services.nft', renderTenantRuleset(withServices)],
@@ -101,6 +102,41 @@ function renderedRulesets(): Array<[string, string]> {
     ['guard-default.nft', renderGuardRuleset(plans[0]!)],
     ['guard-empty.nft', renderGuardRuleset({ ...plans[0]!, endpoints: [] })],
   ];
+}
+
+/**
+ * One golden per kind of rule, on db (10.1.2.2, node1) under a deny of tcp: what each compiles to.
+ * `cccc` (10.1.2.3) is on node2 in group `far`, whose own rules must leave nothing on node1.
+ */
+function ruleKinds(): Array<[string, string]> {
+  const kinds: Record<string, Array<Partial<Rule>>> = {
+    'cidr-ports': [1, 2, 3].map((i) => ({ fromCidr: `192.0.2.${i}/32`, protocol: 'tcp', ports: String(8000 + i) })),
+    'nested-ranges': [
+      { fromCidr: '10.0.0.0/8', protocol: 'tcp', ports: '1000-2000', priority: 2 },
+      { fromCidr: '10.1.0.0/16', protocol: 'tcp', ports: '1500-1600', action: 'deny', priority: 3 },
+      { fromCidr: '10.1.2.0/24', protocol: 'udp', ports: '53', priority: 4 },
+    ],
+    'both-directions': [
+      { fromCidr: '192.0.2.1/32', protocol: 'tcp', ports: '80' },
+      { direction: 'out', toCidr: '198.51.100.0/24', protocol: 'tcp', ports: '443', action: 'deny' },
+    ],
+    'groups-protocols': [
+      { fromGroup: 'far', protocol: 'tcp', ports: '5432' },
+      { fromGroup: 'far', protocol: 'icmp', action: 'deny', priority: 5 },
+      { direction: 'out', toGroup: 'far', protocol: '47', action: 'deny' },
+    ],
+  };
+  return Object.entries(kinds).map(([kind, rules]) => [`policy-${kind}.nft`, renderTenantRuleset(planTenant({
+    ...desired,
+    groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: ['kind'], labels: {} },
+      { ...meta, tenant: 'default', name: 'far', network: 'contiv-net', policies: ['far'], labels: {} }],
+    policies: [
+      { ...meta, tenant: 'default', name: 'kind', rules: [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+        ...rules.map((r, i): Rule => ({ id: String(i), priority: 10, direction: 'in', action: 'allow', protocol: 'any', ...r }))] },
+      { ...meta, tenant: 'default', name: 'far', rules: [{ id: 'x', priority: 9, direction: 'in', action: 'deny', protocol: 'tcp', ports: '22', fromCidr: '203.0.113.0/24' }] },
+    ],
+    endpoints: desired.endpoints.map((e) => (e.id.startsWith('a') ? { ...e, group: 'db' } : e.id.startsWith('c') ? { ...e, group: 'far' } : e)),
+  }, tenant('default', 1)))]);
 }
 
 test('rulesets render as golden files', () => {

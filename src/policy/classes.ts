@@ -20,7 +20,10 @@ export interface AddressClass {
 }
 
 export interface Classification {
+  /** Every class once (class 0 first); ids need not be dense. */
   classes: Klass[];
+  /** Each class's id by its key: give it to the next classify, and a class keeps its id (its mark). */
+  ids: ReadonlyMap<string, number>;
   /** Disjoint, sorted ranges of addresses with a class; everything else is class 0 ("elsewhere, no CIDR"). */
   ranges: AddressClass[];
   byIp(ip: string): Klass;
@@ -38,7 +41,12 @@ export function cidrToRange(text: string): IpRange {
   return cidrRange(parseCidr(text.includes('/') ? text : `${text}/32`, 'cidr', false));
 }
 
-export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[]): Classification {
+/**
+ * `previous`: the ids of an earlier classification. A class that still exists keeps its id, and a new
+ * one takes an id no class of `previous` had, so a rule that adds one CIDR changes a few elements of
+ * the datapath's maps instead of renumbering every class after it.
+ */
+export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], previous?: ReadonlyMap<string, number>): Classification {
   const cidrs = ruleCidrs(policies).map((c) => ({ text: c, range: cidrToRange(c) }));
   const nets = networks.map((n) => ({ name: n.name, range: cidrRange(parseCidr(n.subnet, 'subnet')) }));
   const groupOf = new Map(groups.map((g) => [g.name, g]));
@@ -65,6 +73,8 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
   const active = new Set<string>();
   const classes: Klass[] = [{ id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false }];
   const ids = new Map<string, number>([[key(classes[0] as Klass), 0]]);
+  let fresh = 1;
+  for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
   const ranges: AddressClass[] = [];
   for (let i = 0; i + 1 < points.length; i++) {
     const first = points[i] as number;
@@ -76,10 +86,11 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
     const network = ep ? ep.network : nets.find((n) => first >= n.range.first && last <= n.range.last)?.name;
     const inCidrs = [...active].sort();
     const k: Klass = { id: -1, group, network, cidrs: inCidrs, endpoint: ep !== undefined };
-    let id = ids.get(key(k));
+    const kk = key(k);
+    let id = ids.get(kk);
     if (id === undefined) {
-      id = classes.length;
-      ids.set(key(k), id);
+      id = previous?.get(kk) ?? fresh++;
+      ids.set(kk, id);
       classes.push({ ...k, id });
     }
     if (id === 0) continue;
@@ -87,14 +98,15 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
     if (prev && prev.cls === id && prev.last + 1 === first) prev.last = last;
     else ranges.push({ first, last, cls: id });
   }
+  const byId = new Map(classes.map((c) => [c.id, c]));
   return {
     classes,
+    ids,
     ranges,
     byIp(ip: string): Klass {
       const n = parseIp(ip);
-      if (n === undefined) return classes[0] as Klass;
-      const r = ranges.find((x) => n >= x.first && n <= x.last);
-      return (r ? classes[r.cls] : classes[0]) as Klass;
+      const r = n === undefined ? undefined : ranges.find((x) => n >= x.first && n <= x.last);
+      return (r ? byId.get(r.cls) : classes[0]) as Klass;
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Action, Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
 import { classify, type Classification, type Klass } from './classes.js';
-import { PROTO, portRange, protoOf, type PeerView, type RuleRef } from './decide.js';
+import { PROTO, type PeerView, type RuleRef } from './decide.js';
+import { segmentPorts, segmentProtos } from './segments.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -8,6 +9,15 @@ export interface PolicyState {
   groups: readonly Group[];
   policies: readonly Policy[];
   endpoints: readonly Endpoint[];
+  /**
+   * The host this is compiled for. Each host enforces the rules of the groups that have an endpoint on
+   * it (egress where the connection starts, ingress where it ends: both hosts see its first packet), so a
+   * group with no endpoint here contributes nothing, and a direction owned by another host is left to
+   * it. Absent: every group is enforced (one host, or a whole-tenant view).
+   */
+  host?: string;
+  /** The last compile of this tenant here: classes keep their ids (their marks) across compiles. */
+  previous?: CompiledPolicy;
 }
 
 export type Verdict = 'accept' | 'drop';
@@ -77,36 +87,59 @@ class RuleIndex {
   }
 }
 
+const EMPTY: Klass = { id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false };
+
+/**
+ * What this host compiles: the groups it enforces (by name, '' for endpoints without one), the policies
+ * attached to them, and the endpoints that need a class of their own (an enforced one, or a member of a
+ * group an enforced rule names); any other endpoint is just an address of its network here.
+ */
+function scope(s: PolicyState): { enforced: Set<string>; policies: Policy[]; endpoints: Endpoint[] } {
+  const known = new Set(s.groups.map((g) => g.name));
+  const groupKey = (e: Endpoint) => (e.group !== undefined && known.has(e.group) ? e.group : '');
+  const enforced = new Set((s.host === undefined ? s.endpoints : s.endpoints.filter((e) => e.host === s.host)).map(groupKey));
+  if (s.host === undefined) {
+    for (const g of known) enforced.add(g);
+    return { enforced, policies: [...s.policies], endpoints: [...s.endpoints] };
+  }
+  const attached = new Set(s.groups.filter((g) => enforced.has(g.name)).flatMap((g) => g.policies));
+  const policies = s.policies.filter((p) => attached.has(p.name));
+  const named = new Set(policies.flatMap((p) => p.rules.map((r) => (r.direction === 'in' ? r.fromGroup : r.toGroup))));
+  const endpoints = s.endpoints.filter((e) => enforced.has(groupKey(e)) || (e.group !== undefined && named.has(e.group)));
+  return { enforced, policies, endpoints };
+}
+
 export function compilePolicy(s: PolicyState): CompiledPolicy {
   const fallback = verdictOf(s.tenant.defaultAction);
-  const withRules = new Set(s.policies.filter((p) => p.rules.length > 0).map((p) => p.name));
-  if (!s.groups.some((g) => g.policies.some((p) => withRules.has(p)))) {
-    // No rule applies anywhere: every flow gets the default, and no address needs a class. This keeps
-    // the CNI ADD path of rule-less tenants from classifying every endpoint on each ADD.
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ranges: [], byIp: () => ({ id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false }) }, portEntries: [], protoEntries: [], ruleCount: 0 };
-  }
-  const classification = classify(s.networks, s.groups, s.policies, s.endpoints);
+  const { enforced, policies, endpoints } = scope(s);
+  const withRules = new Set(policies.filter((p) => p.rules.length > 0).map((p) => p.name));
+  const none = (): CompiledPolicy => ({ tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, portEntries: [], protoEntries: [], ruleCount: 0 });
+  // No rule applies here: every flow gets the default, and no address needs a class. This keeps the CNI
+  // ADD path of rule-less tenants from classifying every endpoint on each ADD.
+  if (!s.groups.some((g) => enforced.has(g.name) && g.policies.some((p) => withRules.has(p)))) return none();
+  const classification = classify(s.networks, s.groups, policies, endpoints, s.previous?.classification.ids);
   const portEntries: PortEntry[] = [];
   const protoEntries: ProtoEntry[] = [];
   const indexes = new Map<string, RuleIndex>();
-  const indexOf = (group: string | undefined, d: 'in' | 'out') => {
-    const k = `${d}/${group ?? ''}`;
-    let v = indexes.get(k);
-    if (!v) indexes.set(k, (v = new RuleIndex(groupRules(s, group, d))));
+  const scoped: PolicyState = { ...s, policies };
+  // A side's rules, or undefined when this host does not enforce that side (not an endpoint, or its group is another host's).
+  const indexOf = (k: Klass, d: 'in' | 'out'): RuleIndex | undefined => {
+    if (!k.endpoint || !enforced.has(k.group ?? '')) return undefined;
+    const key = `${d}/${k.group ?? ''}`;
+    let v = indexes.get(key);
+    if (!v) indexes.set(key, (v = new RuleIndex(groupRules(scoped, k.group, d))));
     return v;
   };
   const cs = classification.classes;
-  const endpointClasses = cs.filter((k) => k.endpoint);
+  const enforcedClasses = cs.filter((k) => indexOf(k, 'in') !== undefined);
   for (const src of cs) {
-    const egressIdx = src.endpoint ? indexOf(src.group, 'out') : undefined;
-    // Policy applies only where an endpoint is on at least one side.
-    for (const dst of src.endpoint ? cs : endpointClasses) {
-      const ingressIdx = dst.endpoint ? indexOf(dst.group, 'in') : undefined;
-      if (!egressIdx?.size && !ingressIdx?.size) continue; // both directions fall back: the default
-      const egress = egressIdx ? egressIdx.matching(dst) : [];
-      const ingress = ingressIdx ? ingressIdx.matching(src) : [];
-      if (egress.length === 0 && ingress.length === 0) continue;
-      const sides = { egress: src.endpoint ? egress : undefined, ingress: dst.endpoint ? ingress : undefined };
+    const egressIdx = indexOf(src, 'out');
+    // Policy applies only where an endpoint this host enforces is on at least one side.
+    for (const dst of egressIdx ? cs : enforcedClasses) {
+      const ingressIdx = indexOf(dst, 'in');
+      if (!egressIdx?.size && !ingressIdx?.size) continue; // every enforced side falls back: the default
+      const sides = { egress: egressIdx?.matching(dst), ingress: ingressIdx?.matching(src) };
+      if (!sides.egress?.length && !sides.ingress?.length) continue;
       for (const proto of [TCP, UDP] as const) {
         for (const seg of segmentPorts(sides, proto, s.tenant.defaultAction)) {
           if (seg.verdict !== fallback) portEntries.push({ src: src.id, dst: dst.id, proto, ...seg });
@@ -117,92 +150,5 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
       }
     }
   }
-  return { tenant: s.tenant.name, fallback, classification, portEntries, protoEntries, ruleCount: s.policies.reduce((n, p) => n + p.rules.length, 0) };
-}
-
-interface Sides { egress: RuleRef[] | undefined; ingress: RuleRef[] | undefined }
-interface Segment { first: number; last: number; verdict: Verdict }
-
-/**
- * Tracks the rules in force over a sweep: counts per (priority, action), so the winner is found by
- * scanning at most 100 priorities, whatever the number of rules.
- */
-class Tally {
-  private readonly counts = new Int32Array(202);
-  add(r: Rule, d: 1 | -1): void {
-    this.counts[r.priority * 2 + (r.action === 'deny' ? 1 : 0)]! += d;
-  }
-  winner(fallback: Action): Action {
-    for (let p = 100; p >= 1; p--) {
-      if (this.counts[p * 2 + 1]! > 0) return 'deny';
-      if (this.counts[p * 2]! > 0) return 'allow';
-    }
-    return fallback;
-  }
-}
-
-/** Port segments of one protocol (tcp or udp) where the combined verdict is constant, merged. */
-function segmentPorts(sides: Sides, proto: number, fallback: Action): Segment[] {
-  const applies = (r: RuleRef) => { const p = protoOf(r.rule); return p === 'any' || p === proto; };
-  const dirs = [sides.egress, sides.ingress].map((rules) => (rules ? rules.filter(applies) : undefined));
-  const events = new Map<number, Array<[number, RuleRef, 1 | -1]>>();
-  const tallies = dirs.map(() => new Tally());
-  const at = (port: number) => { let e = events.get(port); if (!e) events.set(port, (e = [])); return e; };
-  dirs.forEach((rules, i) => {
-    for (const r of rules ?? []) {
-      const range = portRange(r.rule) ?? [0, 65535];
-      at(range[0]).push([i, r, 1]);
-      at(range[1] + 1).push([i, r, -1]);
-    }
-  });
-  at(0);
-  const points = [...events.keys()].filter((p) => p <= 65535).sort((a, b) => a - b);
-  const segs: Segment[] = [];
-  for (let i = 0; i < points.length; i++) {
-    const p = points[i] as number;
-    for (const [d, r, delta] of events.get(p) ?? []) (tallies[d] as Tally).add(r.rule, delta);
-    const last = (points[i + 1] ?? 65536) - 1;
-    const verdict = combine(dirs.map((rules, d) => (rules === undefined ? 'allow' : (tallies[d] as Tally).winner(fallback))));
-    const prev = segs[segs.length - 1];
-    if (prev && prev.verdict === verdict) prev.last = last;
-    else segs.push({ first: p, last, verdict });
-  }
-  return segs;
-}
-
-/** Protocol segments over 0-255 without tcp and udp (those are decided per port). */
-function segmentProtos(sides: Sides, fallback: Action): Segment[] {
-  const named = new Set<number>();
-  for (const r of [...(sides.egress ?? []), ...(sides.ingress ?? [])]) {
-    const p = protoOf(r.rule);
-    if (p !== 'any' && p !== TCP && p !== UDP) named.add(p);
-  }
-  const cuts = new Set<number>([0]);
-  for (const p of named) { cuts.add(p); cuts.add(p + 1); }
-  for (const p of [TCP, UDP]) { cuts.add(p); cuts.add(p + 1); }
-  const points = [...cuts].filter((p) => p <= 255).sort((a, b) => a - b);
-  const segs: Segment[] = [];
-  for (let i = 0; i < points.length; i++) {
-    const first = points[i] as number;
-    const last = (points[i + 1] ?? 256) - 1;
-    if (first === TCP || first === UDP) continue;
-    const verdict = combine([sides.egress, sides.ingress].map((rules) => {
-      if (rules === undefined) return 'allow';
-      const t = new Tally();
-      for (const r of rules) {
-        const p = protoOf(r.rule);
-        if ((p === 'any' || p === first) && portRange(r.rule) === undefined) t.add(r.rule, 1);
-      }
-      return t.winner(fallback);
-    }));
-    const prev = segs[segs.length - 1];
-    if (prev && prev.verdict === verdict && prev.last + 1 === first) prev.last = last;
-    else segs.push({ first, last, verdict });
-  }
-  return segs;
-}
-
-/** A connection passes only if both directions allow it. */
-function combine(actions: Action[]): Verdict {
-  return actions.every((a) => a === 'allow') ? 'accept' : 'drop';
+  return { tenant: s.tenant.name, fallback, classification, portEntries, protoEntries, ruleCount: policies.reduce((n, p) => n + p.rules.length, 0) };
 }

@@ -27,10 +27,17 @@ export function protoOf(rule: Rule): number | 'any' {
   return PROTO[rule.protocol] ?? Number(rule.protocol);
 }
 
+const ranges = new WeakMap<Rule, [number, number]>();
+
+/** Parsed once per rule object: compiling asks for every pair of classes a rule meets. */
 export function portRange(rule: Rule): [number, number] | undefined {
   if (rule.ports === undefined) return undefined;
-  const [a, b] = rule.ports.split('-').map(Number);
-  return [a as number, (b ?? a) as number];
+  let r = ranges.get(rule);
+  if (!r) {
+    const [a, b] = rule.ports.split('-').map(Number);
+    ranges.set(rule, (r = [a as number, (b ?? a) as number]));
+  }
+  return r;
 }
 
 /** Does the rule's peer (fromX for `in`, toX for `out`) match this side? No peer matches everyone. */

@@ -125,3 +125,26 @@ test('compiled tables and explain agree on every flow of a random policy', () =>
     }
   }
 });
+
+test('a group with no endpoint on this host compiles to nothing here; its members stay plain addresses', () => {
+  const far = Array.from({ length: 500 }, (_, i) => rule(`f${i}`, { fromCidr: `192.0.${i >> 8}.${i & 255}/32`, protocol: 'tcp', ports: String(1000 + i) }));
+  const s: PolicyState = {
+    tenant: tenant('deny'),
+    networks: [net('n', '10.1.2.0/24')],
+    groups: [group('db', 'n', ['db-in']), group('far', 'n', ['far-in']), group('web', 'n')],
+    policies: [policy('db-in', [rule('1', { fromGroup: 'web', protocol: 'tcp', ports: '80' })]), policy('far-in', far)],
+    endpoints: [{ ...ep('10.1.2.2', 'n', 'db'), host: 'h1' }, { ...ep('10.1.2.3', 'n', 'far'), host: 'h2' }, { ...ep('10.1.2.4', 'n', 'web'), host: 'h2' }],
+  };
+  const here = compilePolicy({ ...s, host: 'h1' });
+  const without = compilePolicy({ ...s, host: 'h1', policies: [s.policies[0]!], groups: s.groups.map((g) => (g.name === 'far' ? { ...g, policies: [] } : g)) });
+  assert.equal(here.ruleCount, 1, "only db's rule is compiled on h1");
+  assert.ok(here.classification.classes.every((k) => k.cidrs.length === 0), "far's 500 CIDRs make no class on h1");
+  assert.deepEqual([here.classification.ranges, here.portEntries, here.protoEntries], [without.classification.ranges, without.portEntries, without.protoEntries]);
+  assert.ok(here.classification.classes.some((k) => k.group === 'web'), 'web, named by a rule enforced here, keeps its class');
+  assert.ok(!here.classification.classes.some((k) => k.group === 'far'), 'far, named by nothing here, is an address of its network');
+  assert.equal(lookup(here, '10.1.2.4', '10.1.2.2', 6, 80), true, 'web → db/80 is allowed by ingress here (web egress is h2\'s)');
+  assert.equal(lookup(here, '10.1.2.3', '10.1.2.2', 6, 80), false);
+  const there = compilePolicy({ ...s, host: 'h2' });
+  assert.equal(there.ruleCount, 500, "h2 compiles far's rules, not db's");
+  assert.equal(lookup(there, '10.1.2.4', '10.1.2.2', 6, 80), false, "on h2, web's egress falls to the tenant's deny: the connection fails there");
+});

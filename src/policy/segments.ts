@@ -1,0 +1,108 @@
+import type { Action, Rule } from '../model/index.js';
+import { PROTO, portRange, protoOf, type RuleRef } from './decide.js';
+import type { Verdict } from './compile.js';
+
+const TCP = PROTO['tcp'] as 6;
+const UDP = PROTO['udp'] as 17;
+
+export interface Sides { egress: RuleRef[] | undefined; ingress: RuleRef[] | undefined }
+export interface Segment { first: number; last: number; verdict: Verdict }
+
+/**
+ * Tracks the rules in force over a sweep: counts per (priority, action), so the winner is found by
+ * scanning at most 100 priorities, whatever the number of rules.
+ */
+class Tally {
+  private readonly counts = new Int32Array(202);
+  reset(): void {
+    this.counts.fill(0);
+  }
+  add(r: Rule, d: 1 | -1): void {
+    this.counts[r.priority * 2 + (r.action === 'deny' ? 1 : 0)]! += d;
+  }
+  winner(fallback: Action): Action {
+    for (let p = 100; p >= 1; p--) {
+      if (this.counts[p * 2 + 1]! > 0) return 'deny';
+      if (this.counts[p * 2]! > 0) return 'allow';
+    }
+    return fallback;
+  }
+}
+
+/** Reused by every sweep (compiling is synchronous): 10,000s of pairs allocated 10,000s of tallies. */
+const TALLIES = [new Tally(), new Tally()] as const;
+
+interface PortEvent { port: number; dir: 0 | 1; rule: Rule; delta: 1 | -1 }
+
+/** Port segments of one protocol (tcp or udp) where the combined verdict is constant, merged. */
+export function segmentPorts(sides: Sides, proto: number, fallback: Action): Segment[] {
+  const dirs = [sides.egress, sides.ingress];
+  const events: PortEvent[] = [];
+  dirs.forEach((rules, i) => {
+    for (const r of rules ?? []) {
+      const p = protoOf(r.rule);
+      if (p !== 'any' && p !== proto) continue;
+      const range = portRange(r.rule) ?? FULL;
+      events.push({ port: range[0], dir: i as 0 | 1, rule: r.rule, delta: 1 });
+      if (range[1] < 65535) events.push({ port: range[1] + 1, dir: i as 0 | 1, rule: r.rule, delta: -1 });
+    }
+  });
+  events.sort((a, b) => a.port - b.port);
+  for (const t of TALLIES) t.reset();
+  const segs: Segment[] = [];
+  let e = 0;
+  let port = 0;
+  while (port <= 65535) {
+    while (e < events.length && (events[e] as PortEvent).port === port) {
+      const x = events[e++] as PortEvent;
+      TALLIES[x.dir].add(x.rule, x.delta);
+    }
+    const last = (e < events.length ? (events[e] as PortEvent).port : 65536) - 1;
+    const verdict = combine(dirs.map((rules, d) => (rules === undefined ? 'allow' : TALLIES[d as 0 | 1].winner(fallback))));
+    const prev = segs[segs.length - 1];
+    if (prev && prev.verdict === verdict) prev.last = last;
+    else segs.push({ first: port, last, verdict });
+    port = last + 1;
+  }
+  return segs;
+}
+
+const FULL: [number, number] = [0, 65535];
+
+/** Protocol segments over 0-255 without tcp and udp (those are decided per port). */
+export function segmentProtos(sides: Sides, fallback: Action): Segment[] {
+  const named = new Set<number>();
+  for (const r of [...(sides.egress ?? []), ...(sides.ingress ?? [])]) {
+    const p = protoOf(r.rule);
+    if (p !== 'any' && p !== TCP && p !== UDP) named.add(p);
+  }
+  const cuts = new Set<number>([0]);
+  for (const p of named) { cuts.add(p); cuts.add(p + 1); }
+  for (const p of [TCP, UDP]) { cuts.add(p); cuts.add(p + 1); }
+  const points = [...cuts].filter((p) => p <= 255).sort((a, b) => a - b);
+  const segs: Segment[] = [];
+  for (let i = 0; i < points.length; i++) {
+    const first = points[i] as number;
+    const last = (points[i + 1] ?? 256) - 1;
+    if (first === TCP || first === UDP) continue;
+    const verdict = combine([sides.egress, sides.ingress].map((rules) => {
+      if (rules === undefined) return 'allow';
+      const t = TALLIES[0];
+      t.reset();
+      for (const r of rules) {
+        const p = protoOf(r.rule);
+        if ((p === 'any' || p === first) && portRange(r.rule) === undefined) t.add(r.rule, 1);
+      }
+      return t.winner(fallback);
+    }));
+    const prev = segs[segs.length - 1];
+    if (prev && prev.verdict === verdict && prev.last + 1 === first) prev.last = last;
+    else segs.push({ first, last, verdict });
+  }
+  return segs;
+}
+
+/** A connection passes only if both directions allow it. */
+function combine(actions: Action[]): Verdict {
+  return actions.every((a) => a === 'allow') ? 'accept' : 'drop';
+}
