@@ -69,8 +69,7 @@ export class TenantDatapath {
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
     await this.ensureBridgeFiltering(p);
-    await this.nft.ensure(p.ns, renderGuardTable(p));
-    const nft = await this.nft.ensure(p.ns, renderTenantTable(p));
+    const [, nft] = await this.nft.ensureAll(p.ns, [renderGuardTable(p), renderTenantTable(p)], true) as [NftOutcome, NftOutcome];
     // Reading qdiscs costs an exec: skipped while nothing is or should be shaped here, except on the
     // first pass over a namespace, which finds what an earlier run of the agent left.
     const known = this.shaped.get(p.ns);
