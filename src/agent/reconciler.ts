@@ -107,7 +107,11 @@ export class Reconciler {
       s.endpoints.map((e) => `${e.id}:${e.revision}`).join(',')].join('|');
     const hit = this.compiled.get(s.tenant.name);
     if (hit && hit.key === key) return hit.value;
+    const t0 = performance.now();
     const value = compilePolicy(s);
+    const ms = Math.round(performance.now() - t0);
+    // A compile blocks the agent's event loop (ADDs, DNS, every other tenant) for as long as it runs.
+    if (ms >= SLOW_COMPILE_MS) this.log.warn({ tenant: s.tenant.name, ms, rules: value.ruleCount }, 'policy compile was slow');
     this.compiled.set(s.tenant.name, { key, value });
     return value;
   };
@@ -242,6 +246,9 @@ export class Reconciler {
     }
   }
 }
+
+/** A compile this slow is logged as a warning (it held up everything else the agent does). */
+const SLOW_COMPILE_MS = 1000;
 
 const tokens = new WeakMap<CompiledPolicy, number>();
 let nextToken = 0;

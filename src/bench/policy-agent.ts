@@ -184,8 +184,18 @@ export async function benchAgentPasses(): Promise<void> {
     }
   } finally {
     for (const p of bg) p.kill('SIGKILL');
-    const log = readFileSync(join(h.dir, 'agent.log'), 'utf8').split('\n').filter((l) => /"level":(40|50)/.test(l));
-    if (log.length) console.log(`\nagent warnings during the step (${log.length}):\n${log.slice(0, 5).join('\n')}`);
+    warnings(readFileSync(join(h.dir, 'agent.log'), 'utf8'));
     await h.cleanup();
   }
+}
+
+/** The agent's warnings by message, and how long its slow policy compiles took (they block its event loop). */
+function warnings(log: string): void {
+  const lines = log.split('\n').filter((l) => /"level":(40|50)/.test(l)).map((l) => JSON.parse(l) as { msg: string; ms?: number });
+  if (lines.length === 0) return;
+  const byMsg = new Map<string, number>();
+  for (const l of lines) byMsg.set(l.msg, (byMsg.get(l.msg) ?? 0) + 1);
+  console.log(`\nagent warnings during the step: ${[...byMsg].map(([m, n]) => `${n} × "${m}"`).join(', ')}`);
+  const compiles = summarise(lines.filter((l) => l.msg === 'policy compile was slow').map((l) => l.ms ?? NaN));
+  if (compiles.n) console.log(`slow policy compiles: ${compiles.n}, p50 ${ms(compiles.p50)}, max ${ms(compiles.max)}`);
 }

@@ -17,8 +17,11 @@ export function diffTables(prev: NftTable, next: NftTable): { script: string; st
   const at = `${next.family} ${next.name}`;
   const oldMaps = new Map(prev.maps.map((m) => [m.name, m]));
   const newMaps = new Set(next.maps.map((m) => m.name));
-  const oldBlocks = blocksOf(prev.chains);
-  const newBlocks = blocksOf(next.chains);
+  // Every resync diffs an unchanged table: the same lines (the same strings, from the render cache)
+  // compare in microseconds, and only changed chains are worth parsing.
+  const chainsSame = same(prev.chains, next.chains);
+  const oldBlocks = chainsSame ? new Map<string, Block>() : blocksOf(prev.chains);
+  const newBlocks = chainsSame ? new Map<string, Block>() : blocksOf(next.chains);
   if (!blocksCompatible(oldBlocks, newBlocks)) return undefined;
   const created: string[] = [];
   const flushed: string[] = [];
