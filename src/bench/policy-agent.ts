@@ -69,8 +69,9 @@ async function attach(b: Bench, n: number): Promise<number> {
   const policies = ['base', 'live', ...Array.from({ length: Math.ceil(n / PER_POLICY) }, (_, k) => `bulk-${k}`), `marker-${n}`];
   const t0 = performance.now();
   await api(b.h, 'PATCH', `${T}/groups/db`, { policies });
-  const waited = await within(120_000, async () => (await b.prober.probe(b.dbIp, 9000 + n / PER_POLICY, 60)) !== undefined, 20);
-  if (waited < 0) throw new Error(`${n} rules not enforced within 120 s`);
+  // The marker alone is not proof for n = 0 (its port is open before any policy is attached).
+  const waited = await within(120_000, async () => (await b.prober.probe(b.dbIp, 9000 + n / PER_POLICY, 60)) !== undefined && enforced(b), 20);
+  if (waited < 0) throw new Error(`${n} rules not enforced within 120 s\n${await diagnose(b)}`);
   return performance.now() - t0;
 }
 
@@ -85,13 +86,19 @@ async function idleCpu(b: Bench): Promise<{ own: number; children: number }> {
   return { own: (z.own - a.own) / IDLE_S, children: (z.children - a.children) / IDLE_S };
 }
 
+/** What the tenant namespace holds, for an error that says why a verdict is not what the bench expects. */
+async function diagnose(b: Bench): Promise<string> {
+  const tns = `${b.h.tag}-t1`;
+  const sysctl = (await b.h.exec(tns, ['sysctl', 'net.bridge.bridge-nf-call-iptables'])).stdout.trim();
+  const forward = (await b.h.exec(tns, ['nft', 'list', 'chain', 'inet', 'weft', 'forward'])).stdout.trim();
+  const seen = [await b.prober.probe(b.dbIp, ALLOWED, 300), await b.prober.probe(b.dbIp, DENIED, 300)];
+  return `${ALLOWED} and ${DENIED} connect in ${seen.join(', ')} ms; ${sysctl}\n${forward}`;
+}
+
 /** Time from doing `harm` in the tenant namespace until the base policy is enforced again (and connects). */
 async function repair(b: Bench, harm: string[][]): Promise<number> {
   const tns = `${b.h.tag}-t1`;
-  if (!(await enforced(b))) {
-    const seen = [await b.prober.probe(b.dbIp, ALLOWED, 300), await b.prober.probe(b.dbIp, DENIED, 300)];
-    throw new Error(`not enforced before the drift: ${ALLOWED} and ${DENIED} connect in ${seen.join(', ')} ms`);
-  }
+  if (!(await enforced(b))) throw new Error(`not enforced before the drift: ${await diagnose(b)}`);
   const t0 = performance.now();
   for (const argv of harm) {
     const r = await b.h.exec(tns, argv);
