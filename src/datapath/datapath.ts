@@ -71,8 +71,11 @@ export interface Datapath {
   unwire(tenantNs: string, veth: string): Promise<void>;
   /** Forgets the address's connections, so a later endpoint with the same address inherits no NAT or policy state. */
   forgetConnections(tenantNs: string, ip: string): Promise<void>;
-  /** The bridge ports (endpoint veths) of a tenant namespace, with the bridge each is on. */
-  ports(tenantNs: string): Promise<Map<string, { bridge: string | undefined }>>;
+  /**
+   * The bridge ports (endpoint veths) of a tenant namespace, with the bridge each is on. `maxAgeMs`: what
+   * the last convergence saw will do if it is this recent (maintenance, right after a full pass).
+   */
+  ports(tenantNs: string, opts?: { maxAgeMs?: number }): Promise<Map<string, { bridge: string | undefined }>>;
   /** Whether a container's namespace still exists. */
   containerExists(netnsPath: string): boolean;
   /** Whether the container already has an interface of this name. */

@@ -2,7 +2,7 @@ import type { Runner } from '../../exec/index.js';
 import { tableText, type NftTable } from '../table.js';
 import { diffTables } from '../table-delta.js';
 import { inNs } from './observe.js';
-import { advance, Generations } from './generation.js';
+import { advance, compare, Generations } from './generation.js';
 import type { NftOutcome } from '../datapath.js';
 
 /** What the kernel's tables in a namespace are, as far as the agent knows without listing them. */
@@ -37,11 +37,13 @@ export class NftTables {
     const key = ns ?? '';
     const gen = await this.gens.read(ns);
     const k = this.known.get(key);
-    const view: KernelView = gen === undefined || !k ? 'unknown' : advance(k.gen, k.commits) === gen ? 'untouched' : 'touched';
-    // From here on the kernel is as `applied` says or is made so below; anyone else's commit after this
-    // read moves the generation past gen + our commits, and the next look sees it.
+    const seen = gen === undefined || !k ? undefined : compare(gen, advance(k.gen, k.commits));
+    // Behind: the read predates some of our own commits; anything foreign shows as past it later.
+    const view: KernelView = seen === undefined ? 'unknown' : seen === 'same' || seen === 'behind' ? 'untouched' : 'touched';
+    // Rebased on this read: the kernel is as `applied` says or is made so below, and anyone else's commit
+    // after the read moves the generation past it plus our commits, which a later look sees.
     if (gen === undefined) this.known.delete(key);
-    else this.known.set(key, { gen, commits: 0 });
+    else if (seen !== 'behind') this.known.set(key, { gen, commits: 0 });
     const out: NftOutcome[] = [];
     for (const t of tables) out.push(await this.ensure(ns, t, { view, owned }));
     return out;
@@ -86,6 +88,7 @@ export class NftTables {
   forget(ns: string): void {
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);
     this.known.delete(ns);
+    this.gens.forget(ns);
   }
 
   /** One `nft -f` transaction; a committed one is counted, so our own commits do not read as drift. */

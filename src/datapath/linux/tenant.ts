@@ -18,6 +18,8 @@ export const NETNS_DIR = '/run/netns';
  * (`wb*`, `we*`, `up0`, `wu<id>`) and its own nft table; changes nothing that is already right.
  */
 export class TenantDatapath {
+  /** Per namespace, its links as the last convergence read them (before its own changes), and when. */
+  readonly observed = new Map<string, { at: number; links: ReadonlyMap<string, ObservedLink> }>();
   /** Per namespace, the bridge-nf-call-iptables value last set (a new namespace starts with 1). */
   private readonly brNf = new Map<string, number>();
 
@@ -66,6 +68,7 @@ export class TenantDatapath {
       }
     }
     if (created) links = await observeLinks(this.runner, p.ns);
+    this.observed.set(p.ns, { at: performance.now(), links });
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
     await this.ensureBridgeFiltering(p);
@@ -123,6 +126,7 @@ export class TenantDatapath {
     await this.runner.run(['ip', 'link', 'del', hostLink], { allowFailure: true });
     if (existsSync(`${NETNS_DIR}/${ns}`)) await this.runner.run(['ip', 'netns', 'del', ns]);
     this.nft.forget(ns);
+    this.observed.delete(ns);
     this.brNf.delete(ns);
     this.shaped.delete(ns);
   }
