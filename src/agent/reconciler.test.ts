@@ -99,3 +99,28 @@ test('a change is converged while a full pass is stuck on another tenant', async
   await r.stop();
   assert.ok(converged.includes('slow'), 'and the full pass finished');
 });
+
+test('a policy no group holds is not compiled: its change costs no recompile, its CIDRs split no class', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const meta = { revision: 1, createdAt: '', updatedAt: '' };
+  const rule = (id: string, fromCidr: string) => ({ id, priority: 1, direction: 'in' as const, action: 'deny' as const, protocol: 'tcp', ports: '80', fromCidr });
+  const snapshot = (unattachedRevision: number) => ({
+    tenants: [{ ...meta, name: 't', id: 1, defaultAction: 'allow' as const }],
+    networks: [{ ...meta, tenant: 't', name: 'n', subnet: '10.9.0.0/24', gateway: '10.9.0.1', encap: 'vxlan' as const, vni: 100, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'n', policies: ['held'], labels: {} }],
+    policies: [{ ...meta, tenant: 't', name: 'held', rules: [rule('a', '192.0.2.0/24')] }, { ...meta, revision: unattachedRevision, tenant: 't', name: 'loose', rules: [rule('b', '198.51.100.7/32')] }],
+    endpoints: [], services: [], netprofiles: [], hosts: [], dockerNetworks: [], revision: unattachedRevision, global: { ...meta } as never,
+  });
+  const state = new DesiredState();
+  state.replaceAll(snapshot(1));
+  const r = new Reconciler(state, new MemoryDatapath('u-'), async () => undefined, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 60_000, vtep: '192.0.2.1', dnsPort: 15353,
+  }, log);
+  const first = r.plan('t')?.policy;
+  assert.ok(first && first.ruleCount === 1, 'the held policy is compiled');
+  const firsts = first.classification.ranges.map((x) => x.first);
+  assert.ok(!firsts.includes((198 << 24 >>> 0) + (51 << 16) + (100 << 8) + 7), 'no class starts at the loose policy\'s address');
+  state.replaceAll(snapshot(2));
+  assert.equal(r.plan('t')?.policy, first, 'a change to the loose policy reuses the compiled one');
+});
