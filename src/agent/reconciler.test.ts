@@ -124,3 +124,34 @@ test('a policy no group holds is not compiled: its change costs no recompile, it
   state.replaceAll(snapshot(2));
   assert.equal(r.plan('t')?.policy, first, 'a change to the loose policy reuses the compiled one');
 });
+
+test('a change of rules writes only the tables; a change of links converges the tenant in full', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const meta = { revision: 1, createdAt: '', updatedAt: '' };
+  const net = (name: string, vni: number, subnet: string) => ({ ...meta, tenant: 't', name, subnet, gateway: subnet.replace('0/24', '1'), encap: 'vxlan' as const, vni, mtu: 1450 });
+  const snapshot = (ports: string, nets = [net('n', 100, '10.9.0.0/24')]) => ({
+    tenants: [{ ...meta, name: 't', id: 1, defaultAction: 'allow' as const }], networks: nets,
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'n', policies: ['p'], labels: {} }],
+    policies: [{ ...meta, revision: Number(ports), tenant: 't', name: 'p', rules: [{ id: 'a', priority: 1, direction: 'in' as const, action: 'deny' as const, protocol: 'tcp', ports }] }],
+    endpoints: [{ ...meta, id: 'e1', tenant: 't', network: 'n', group: 'db', ip: '10.9.0.2', prefixLength: 24, gateway: '10.9.0.1', mac: '02:00:00:00:00:02', mtu: 1450, vni: 100, host: 'node1', ifname: 'eth0', containerId: 'c1', labels: {}, state: 'created' as const }],
+    services: [], netprofiles: [], hosts: [], dockerNetworks: [], revision: Number(ports), global: { ...meta } as never,
+  });
+  const state = new DesiredState();
+  state.replaceAll(snapshot('80'));
+  const dp = new MemoryDatapath('u-');
+  const calls: string[] = [];
+  const full = dp.ensureTenant.bind(dp);
+  dp.ensureTenant = async (p, protect) => { calls.push('tenant'); return full(p, protect); };
+  (dp as { ensureTables?: (p: never) => Promise<'delta'> }).ensureTables = async () => { calls.push('tables'); return 'delta'; };
+  const r = new Reconciler(state, dp, async () => undefined, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 60_000, vtep: '192.0.2.1', dnsPort: 15353,
+  }, log);
+  await r.ensureTenant('t');
+  state.replaceAll(snapshot('81'));
+  await r.ensureTenant('t', true);
+  state.replaceAll(snapshot('82', [net('n', 100, '10.9.0.0/24'), net('m', 101, '10.9.1.0/24')]));
+  await r.ensureTenant('t', true);
+  await r.ensureTenant('t');
+  assert.deepEqual(calls, ['tenant', 'tables', 'tenant', 'tenant'], 'first convergence, a rule (tables only), a new network (in full), a full check');
+});

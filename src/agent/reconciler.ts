@@ -30,7 +30,7 @@ export interface ReconcilerOptions {
 export class Reconciler {
   private readonly locks = new Map<string, Mutex>();
   /** Per tenant, the shape it last converged to (see ensureTenant); lets ADD and changes skip a re-check. */
-  private readonly converged = new Map<string, { shape: string; admitted: string }>();
+  private readonly converged = new Map<string, { shape: string; links: string; admitted: string }>();
   private readonly dirty = new Set<string>();
   private readonly full = new Lane(() => this.pass(true), (e) => this.failed(e));
   private readonly changes = new Lane(() => this.pass(false), (e) => this.failed(e));
@@ -130,7 +130,8 @@ export class Reconciler {
    * Converges one tenant now. With `fast` (ADD, Docker's CreateEndpoint and Join, change-triggered passes)
    * it skips the kernel re-check when the tenant's shape (uplink, bridges and overlay, ports, policy,
    * services, marks, shaping, DNS) is what it last converged to: drift between resyncs is the resync's job,
-   * and ADD falls back to a full ensure if wiring fails.
+   * and ADD falls back to a full ensure if wiring fails. When only the tables' part of the shape changed,
+   * only the tables are written.
    */
   async ensureTenant(tenant: string, fast = false, opts: { deferAdmit?: boolean } = {}): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
@@ -144,12 +145,15 @@ export class Reconciler {
       const rules = p.policy && (p.policy.portEntries.length > 0 || p.policy.protoEntries.length > 0);
       const pol = p.policy && (rules ? policyToken(p.policy) : p.policy.fallback);
       const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol, p.services, p.dscp, p.qos, p.dns]);
+      // What the links follow: when only the rest changed (a rule, a service, a port), only the tables are
+      // written, without reading the links (an exec that is most of a rule change's latency here).
+      const links = JSON.stringify([p.ns, p.uplink, p.bridges, p.qos, p.endpoints]);
       // Which endpoints may send from their ports: a new endpoint changes only this, and it must be in
       // the kernel before the endpoint is wired (its first frames would be dropped as spoofed).
       const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac]));
       const last = this.converged.get(tenant);
       if (fast && last?.shape === shape) {
-        this.converged.set(tenant, { shape, admitted });
+        this.converged.set(tenant, { shape, links, admitted });
         if (last.admitted !== admitted) {
           const done = this.admissions.request(tenant, p);
           this.lastAdmission.set(tenant, done);
@@ -164,11 +168,12 @@ export class Reconciler {
       this.lastAdmission.delete(tenant);
       this.converged.delete(tenant);
       const t0 = performance.now();
-      const nft = await this.dp.ensureTenant(p, this.protect());
+      const tablesOnly = fast && last?.links === links && this.dp.ensureTables !== undefined;
+      const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
       else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms }, 'tenant converged');
-      this.converged.set(tenant, { shape, admitted });
+      this.converged.set(tenant, { shape, links, admitted });
       return p;
     });
   }

@@ -40,6 +40,12 @@ export interface Datapath {
   /** Converges a tenant's namespace to its plan. `protect`: veths being wired right now, never removed as stale. */
   ensureTenant(p: TenantPlan, protect?: ReadonlySet<string>): Promise<NftOutcome>;
   /**
+   * Only the tenant's tables (policy, services, ports, anti-spoofing), trusting the last convergence for
+   * its links and for what the kernel holds: a change that touched nothing else. Drift is the next full
+   * check's to find. Optional: a datapath without it converges the tenant in full.
+   */
+  ensureTables?(p: TenantPlan): Promise<NftOutcome>;
+  /**
    * Only which endpoints may send from their ports (anti-spoofing), trusting the last convergence for
    * everything else: an ADD's fast path, so a new endpoint's first frames are not dropped.
    */

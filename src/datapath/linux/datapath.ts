@@ -43,6 +43,10 @@ export class LinuxDatapath implements Datapath {
     return this.tenants.ensure(p, protect);
   }
 
+  ensureTables(p: TenantPlan): Promise<NftOutcome> {
+    return this.tenants.ensureTables(p);
+  }
+
   async admit(p: TenantPlan): Promise<void> {
     await this.nft.ensure(p.ns, renderGuardTable(p), { trustLast: true });
   }

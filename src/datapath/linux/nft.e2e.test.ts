@@ -115,7 +115,7 @@ test('in the host namespace another program\'s table does not make ours be rewri
 
 test('a generation read shared by a pass may predate our own commits: that is not drift', { skip: !root && 'needs root' }, async (t) => {
   if (!new Generations(real).available) return t.skip('dist/weft-nftgen was not built (no C compiler)');
-  const ns = await netns('b');
+  const ns = await netns('lag');
   const rec = new RecordingRunner();
   const tables = new NftTables(rec);
   assert.deepEqual(await tables.ensureAll(ns, [table({ '1_2': ['80 : accept'] })], true), ['replace']);

@@ -33,7 +33,14 @@ export class NftTables {
    * Converges the tables of one namespace, each as `ensure` does, after one look at its generation.
    * `owned`: nothing but this agent has tables there (a tenant's namespace).
    */
-  async ensureAll(ns: string | undefined, tables: readonly NftTable[], owned: boolean): Promise<NftOutcome[]> {
+  async ensureAll(ns: string | undefined, tables: readonly NftTable[], owned: boolean, opts: { trust?: boolean } = {}): Promise<NftOutcome[]> {
+    // Trusted (a change pass): deltas on what was applied, and our commits are still counted, so the
+    // next look tells them from anyone else's.
+    if (opts.trust) {
+      const out: NftOutcome[] = [];
+      for (const t of tables) out.push(await this.ensure(ns, t, { trustLast: true, owned }));
+      return out;
+    }
     const key = ns ?? '';
     const gen = await this.gens.read(ns);
     const k = this.known.get(key);

@@ -71,8 +71,7 @@ export class TenantDatapath {
     this.observed.set(p.ns, { at: performance.now(), links });
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
-    await this.ensureBridgeFiltering(p);
-    const [, nft] = await this.nft.ensureAll(p.ns, [renderGuardTable(p), renderTenantTable(p)], true) as [NftOutcome, NftOutcome];
+    const nft = await this.ensureTables(p, false);
     // Reading qdiscs costs an exec: skipped while nothing is or should be shaped here, except on the
     // first pass over a namespace, which finds what an earlier run of the agent left.
     const known = this.shaped.get(p.ns);
@@ -81,6 +80,13 @@ export class TenantDatapath {
       this.shaped.set(p.ns, new Set());
       await this.ensureQos(p.ns, p.qos, new Set(links.keys()), veths);
     }
+    return nft;
+  }
+
+  /** The tables alone (and whether bridged traffic passes them); `trust`: without a look at the kernel. */
+  async ensureTables(p: TenantPlan, trust = true): Promise<NftOutcome> {
+    await this.ensureBridgeFiltering(p);
+    const [, nft] = await this.nft.ensureAll(p.ns, [renderGuardTable(p), renderTenantTable(p)], true, { trust }) as [NftOutcome, NftOutcome];
     return nft;
   }
 
