@@ -7,3 +7,8 @@ mkdirSync('dist', { recursive: true });
 const cc = process.env.CC || 'cc';
 const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-cni', 'src/plugins/cni/shim.c'], { stdio: 'inherit' });
 if (r.error || r.status !== 0) console.warn(`warning: could not build the C relay with ${cc}; the agent will use the Node relay`);
+
+// The agent's ruleset-generation reader (src/datapath/linux/nftgen.c). Without it the agent lists its nft
+// tables on every resync to notice drift, which costs in proportion to the rules.
+const g = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-nftgen', 'src/datapath/linux/nftgen.c'], { stdio: 'inherit' });
+if (g.error || g.status !== 0) console.warn(`warning: could not build weft-nftgen with ${cc}; the agent will list its nft tables to notice drift`);

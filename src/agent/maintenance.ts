@@ -60,7 +60,8 @@ export class Maintenance {
     const ns = this.d.endpoints.tenantNs(ep.tenant);
     if (!ns) return;
     let ports = portsByNs.get(ns);
-    if (!ports) portsByNs.set(ns, (ports = new Set((await this.d.datapath.ports(ns)).keys())));
+    // Run right after a full pass, which has just read these links: an exec per tenant saved per resync.
+    if (!ports) portsByNs.set(ns, (ports = new Set((await this.d.datapath.ports(ns, { maxAgeMs: 2000 })).keys())));
     if (ports.has(names.endpointVeth(ep.id))) return;
     const plan = await this.d.reconciler.ensureTenant(ep.tenant, true);
     if (!plan) return;

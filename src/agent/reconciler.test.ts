@@ -30,7 +30,7 @@ function slowReconciler(dir: string, resyncMs = 60_000) {
   return { r, release, hostSides: () => hostSides };
 }
 
-test('marks during a slow pass fold into one queued pass, not one pass each', async (t) => {
+test('marks during a slow pass fold into one queued pass per lane, not one pass each', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const { r, release, hostSides } = slowReconciler(dir);
@@ -46,8 +46,10 @@ test('marks during a slow pass fold into one queued pass, not one pass each', as
   await r.stop();
   for (let i = 0; i < 5; i++) await tick();
   await r.stop();
-  assert.equal(r.passes, 2, `100 marks during one slow pass: ${r.passes} passes (the running one and one queued)`);
-  assert.equal(hostSides(), 2);
+  // Two lanes (full passes and change passes), each the running pass and one queued.
+  assert.equal(r.fullPasses, 2, `50 full marks during one slow full pass: ${r.fullPasses} full passes (the running one and one queued)`);
+  assert.ok(r.passes - r.fullPasses <= 2, `50 tenant marks: ${r.passes - r.fullPasses} change passes (at most one running and one queued)`);
+  assert.equal(hostSides(), r.passes);
 });
 
 test('a resync interval shorter than a pass does not pile passes up', async (t) => {
@@ -63,4 +65,95 @@ test('a resync interval shorter than a pass does not pile passes up', async (t) 
   for (let i = 0; i < 5; i++) await tick();
   await r.stop();
   assert.ok(r.passes <= 2, `${r.passes} passes after 400 ms of resync ticks behind one slow pass`);
+});
+
+test('a change is converged while a full pass is stuck on another tenant', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const state = new DesiredState();
+  const meta = { revision: 1, createdAt: '', updatedAt: '' };
+  state.replaceAll({ tenants: [{ ...meta, name: 'slow', id: 1, defaultAction: 'allow' }, { ...meta, name: 'quick', id: 2, defaultAction: 'allow' }],
+    networks: [], groups: [], policies: [], endpoints: [], services: [], netprofiles: [], hosts: [], dockerNetworks: [], revision: 1, global: { ...meta } as never });
+  const dp = new MemoryDatapath('u-');
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (open = r));
+  const converged: string[] = [];
+  const ensure = dp.ensureTenant.bind(dp);
+  // The slow tenant's convergence hangs, as a replace of a huge table does.
+  dp.ensureTenant = async (p, protect) => {
+    if (p.tenant === 'slow') await gate;
+    converged.push(p.tenant);
+    return ensure(p, protect);
+  };
+  const r = new Reconciler(state, dp, async () => undefined, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 60_000, vtep: '192.0.2.1', dnsPort: 15353,
+  }, log);
+  r.mark(undefined);
+  for (let i = 0; i < 20 && r.fullPasses === 0; i++) await tick();
+  r.mark('quick');
+  for (let i = 0; i < 50 && !converged.includes('quick'); i++) await tick();
+  assert.deepEqual(converged, ['quick'], 'the change pass converged its tenant while the full pass waits on the slow one');
+  open();
+  await r.stop();
+  for (let i = 0; i < 5; i++) await tick();
+  await r.stop();
+  assert.ok(converged.includes('slow'), 'and the full pass finished');
+});
+
+test('a policy no group holds is not compiled: its change costs no recompile, its CIDRs split no class', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const meta = { revision: 1, createdAt: '', updatedAt: '' };
+  const rule = (id: string, fromCidr: string) => ({ id, priority: 1, direction: 'in' as const, action: 'deny' as const, protocol: 'tcp', ports: '80', fromCidr });
+  const snapshot = (unattachedRevision: number) => ({
+    tenants: [{ ...meta, name: 't', id: 1, defaultAction: 'allow' as const }],
+    networks: [{ ...meta, tenant: 't', name: 'n', subnet: '10.9.0.0/24', gateway: '10.9.0.1', encap: 'vxlan' as const, vni: 100, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'n', policies: ['held'], labels: {} }],
+    policies: [{ ...meta, tenant: 't', name: 'held', rules: [rule('a', '192.0.2.0/24')] }, { ...meta, revision: unattachedRevision, tenant: 't', name: 'loose', rules: [rule('b', '198.51.100.7/32')] }],
+    // An endpoint of the group on this host: a host compiles only the groups it holds endpoints of.
+    endpoints: [{ ...meta, id: 'e1', tenant: 't', network: 'n', group: 'db', ip: '10.9.0.2', prefixLength: 24, gateway: '10.9.0.1', mac: '02:00:00:00:00:02', mtu: 1450, vni: 100, host: 'node1', ifname: 'eth0', containerId: 'c1', labels: {}, state: 'created' as const }],
+    services: [], netprofiles: [], hosts: [], dockerNetworks: [], revision: unattachedRevision, global: { ...meta } as never,
+  });
+  const state = new DesiredState();
+  state.replaceAll(snapshot(1));
+  const r = new Reconciler(state, new MemoryDatapath('u-'), async () => undefined, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 60_000, vtep: '192.0.2.1', dnsPort: 15353,
+  }, log);
+  const first = r.plan('t')?.policy;
+  assert.ok(first && first.ruleCount === 1, 'the held policy is compiled');
+  const firsts = first.classification.ranges.map((x) => x.first);
+  assert.ok(!firsts.includes((198 << 24 >>> 0) + (51 << 16) + (100 << 8) + 7), 'no class starts at the loose policy\'s address');
+  state.replaceAll(snapshot(2));
+  assert.equal(r.plan('t')?.policy, first, 'a change to the loose policy reuses the compiled one');
+});
+
+test('a change of rules writes only the tables; a change of links converges the tenant in full', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const meta = { revision: 1, createdAt: '', updatedAt: '' };
+  const net = (name: string, vni: number, subnet: string) => ({ ...meta, tenant: 't', name, subnet, gateway: subnet.replace('0/24', '1'), encap: 'vxlan' as const, vni, mtu: 1450 });
+  const snapshot = (ports: string, nets = [net('n', 100, '10.9.0.0/24')]) => ({
+    tenants: [{ ...meta, name: 't', id: 1, defaultAction: 'allow' as const }], networks: nets,
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'n', policies: ['p'], labels: {} }],
+    policies: [{ ...meta, revision: Number(ports), tenant: 't', name: 'p', rules: [{ id: 'a', priority: 1, direction: 'in' as const, action: 'deny' as const, protocol: 'tcp', ports }] }],
+    endpoints: [{ ...meta, id: 'e1', tenant: 't', network: 'n', group: 'db', ip: '10.9.0.2', prefixLength: 24, gateway: '10.9.0.1', mac: '02:00:00:00:00:02', mtu: 1450, vni: 100, host: 'node1', ifname: 'eth0', containerId: 'c1', labels: {}, state: 'created' as const }],
+    services: [], netprofiles: [], hosts: [], dockerNetworks: [], revision: Number(ports), global: { ...meta } as never,
+  });
+  const state = new DesiredState();
+  state.replaceAll(snapshot('80'));
+  const dp = new MemoryDatapath('u-');
+  const calls: string[] = [];
+  const full = dp.ensureTenant.bind(dp);
+  dp.ensureTenant = async (p, protect) => { calls.push('tenant'); return full(p, protect); };
+  (dp as { ensureTables?: (p: never) => Promise<'delta'> }).ensureTables = async () => { calls.push('tables'); return 'delta'; };
+  const r = new Reconciler(state, dp, async () => undefined, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 60_000, vtep: '192.0.2.1', dnsPort: 15353,
+  }, log);
+  await r.ensureTenant('t');
+  state.replaceAll(snapshot('81'));
+  await r.ensureTenant('t', true);
+  state.replaceAll(snapshot('82', [net('n', 100, '10.9.0.0/24'), net('m', 101, '10.9.1.0/24')]));
+  await r.ensureTenant('t', true);
+  await r.ensureTenant('t');
+  assert.deepEqual(calls, ['tenant', 'tables', 'tenant', 'tenant'], 'first convergence, a rule (tables only), a new network (in full), a full check');
 });

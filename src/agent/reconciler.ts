@@ -5,6 +5,7 @@ import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
 import { Admissions } from './admissions.js';
+import { Lane } from './lane.js';
 
 export interface ReconcilerOptions {
   host: string;
@@ -18,24 +19,34 @@ export interface ReconcilerOptions {
 }
 
 /**
- * Level-triggered: a change marks its tenant dirty (or everything), and `ensureTenant` re-reads the
- * desired state and converges the kernel to what changed in the tenant's shape. A periodic resync marks
- * everything dirty and re-reads the kernel, which is how drift (a deleted bridge, a flushed table) is
- * repaired. One lock per tenant is shared with the CNI and Docker paths.
+ * Level-triggered: a change marks its tenant dirty, and `ensureTenant` re-reads the desired state and
+ * converges the kernel to what changed in the tenant's shape. A periodic resync (and a re-list) marks
+ * everything, and its pass asks the datapath to check every tenant against the kernel, which is how drift
+ * (a deleted bridge, a flushed table) is repaired; the datapath keeps that check cheap (linux/nft.ts).
+ * Changes and full passes run in two lanes, so a change never waits behind a full pass over every
+ * tenant: they meet only on the lock of a tenant both touch (shared with the CNI and Docker paths) and
+ * on the host side's lock.
  */
 export class Reconciler {
   private readonly locks = new Map<string, Mutex>();
   /** Per tenant, the shape it last converged to (see ensureTenant); lets ADD and changes skip a re-check. */
-  private readonly converged = new Map<string, { shape: string; admitted: string }>();
+  private readonly converged = new Map<string, { shape: string; links: string; admitted: string }>();
   private readonly dirty = new Set<string>();
-  private allDirty = false;
-  /** A pass is queued behind the running one; further marks only add to what it will converge. */
-  private queued = false;
-  private running: Promise<void> = Promise.resolve();
-  /** Passes started, for tests and the host's status. */
-  passes = 0;
+  private readonly full = new Lane(() => this.pass(true), (e) => this.failed(e));
+  private readonly changes = new Lane(() => this.pass(false), (e) => this.failed(e));
+  /** The host table, its DNS listeners and the conflists: one pass (or ADD) at a time converges them. */
+  private readonly hostLock = new Mutex();
   private timer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
+
+  /** Passes started, for tests and the host's status: all, and full ones. */
+  get passes(): number {
+    return this.full.passes + this.changes.passes;
+  }
+
+  get fullPasses(): number {
+    return this.full.passes;
+  }
 
   constructor(
     private readonly state: DesiredState,
@@ -55,7 +66,7 @@ export class Reconciler {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.running;
+    await Promise.all([this.full.idle(), this.changes.idle()]);
   }
 
   lock(tenant: string): Mutex {
@@ -64,29 +75,16 @@ export class Reconciler {
     return m;
   }
 
+  /** A change of one tenant (its own lane), or of everything (undefined: a full pass). */
   mark(tenant: string | undefined): void {
-    if (tenant === undefined) this.allDirty = true;
-    else this.dirty.add(tenant);
-    // At most one pass waits behind the running one: it reads the dirty marks when it starts, so marks
-    // (and resync ticks) arriving meanwhile fold into it instead of chaining a pass each, which piled up
-    // without bound when a pass was slower than the resync interval.
-    if (this.queued) return;
-    this.queued = true;
-    setImmediate(() => {
-      this.running = this.running.then(() => this.runQueued());
-    });
+    if (tenant === undefined) return this.full.schedule();
+    this.dirty.add(tenant);
+    this.changes.schedule();
   }
 
-  private async runQueued(): Promise<void> {
-    this.queued = false;
-    this.passes++;
-    try {
-      await this.pass();
-    } catch (e) {
-      // A rejected `running` would skip every later pass: keep the chain alive and say why.
-      this.lastError = `pass: ${(e as Error).message}`;
-      this.log.warn({ err: (e as Error).message }, 'reconcile pass failed; retrying at the next resync');
-    }
+  private failed(e: Error): void {
+    this.lastError = `pass: ${e.message}`;
+    this.log.warn({ err: e.message }, 'reconcile pass failed; retrying at the next resync');
   }
 
   plan(tenant: string): TenantPlan | undefined {
@@ -103,28 +101,38 @@ export class Reconciler {
    * a resync must not recompile 50,000 rules every two seconds.
    */
   private readonly compiled = new Map<string, { key: string; value: CompiledPolicy }>();
-  private readonly compile = (s: PolicyState): CompiledPolicy => {
+  private readonly compile = (all: PolicyState): CompiledPolicy => {
+    // Only policies some group holds can decide anything; the others' rules (their CIDRs) would still
+    // split address classes, and a change to one of them would recompile the tenant: measured, a rule
+    // toggled in a tenant holding 50,000 unattached rules cost a 1-2 s compile each time.
+    const attached = new Set(all.groups.flatMap((g) => g.policies));
+    const s = { ...all, policies: all.policies.filter((p) => attached.has(p.name)) };
     const rev = (xs: ReadonlyArray<{ revision: number }>) => xs.map((x) => x.revision).join(',');
     const key = [s.tenant.revision, s.tenant.defaultAction, rev(s.networks), rev(s.groups), rev(s.policies),
       s.endpoints.map((e) => `${e.id}:${e.revision}`).join(',')].join('|');
     const hit = this.compiled.get(s.tenant.name);
     if (hit && hit.key === key) return hit.value;
+    const t0 = performance.now();
     // The last compile keeps classes' marks stable, so a rule change is a few map elements.
     const value = compilePolicy({ ...s, ...(hit ? { previous: hit.value } : {}) });
+    const ms = Math.round(performance.now() - t0);
+    // A compile blocks the agent's event loop (ADDs, DNS, every other tenant) for as long as it runs.
+    if (ms >= SLOW_COMPILE_MS) this.log.warn({ tenant: s.tenant.name, ms, rules: value.ruleCount }, 'policy compile was slow');
     this.compiled.set(s.tenant.name, { key, value });
     return value;
   };
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
   async ensureHostNow(): Promise<void> {
-    await this.hostSide(planHostSide(this.view()));
+    await this.hostLock.run(() => this.hostSide(planHostSide(this.view())));
   }
 
   /**
    * Converges one tenant now. With `fast` (ADD, Docker's CreateEndpoint and Join, change-triggered passes)
    * it skips the kernel re-check when the tenant's shape (uplink, bridges and overlay, ports, policy,
    * services, marks, shaping, DNS) is what it last converged to: drift between resyncs is the resync's job,
-   * and ADD falls back to a full ensure if wiring fails.
+   * and ADD falls back to a full ensure if wiring fails. When only the tables' part of the shape changed,
+   * only the tables are written.
    */
   async ensureTenant(tenant: string, fast = false, opts: { deferAdmit?: boolean } = {}): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
@@ -132,15 +140,21 @@ export class Reconciler {
       if (!p) return p;
       // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
       // policy must be in the kernel before ADD returns (fail closed).
+      // By identity: the compile cache hands back the same object while the policy's inputs stand, and
+      // serialising 50,000 rules' entries on every pass cost more than the rest of the pass.
+      // Without rules only the fallback counts: a new endpoint then changes no policy.
       const rules = p.policy && (p.policy.portEntries.length > 0 || p.policy.protoEntries.length > 0);
-      const pol = p.policy && (rules ? [p.policy.fallback, p.policy.classification.ranges, p.policy.portEntries, p.policy.protoEntries] : [p.policy.fallback]);
+      const pol = p.policy && (rules ? policyToken(p.policy) : p.policy.fallback);
       const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol, p.services, p.dscp, p.qos, p.dns]);
+      // What the links follow: when only the rest changed (a rule, a service, a port), only the tables are
+      // written, without reading the links (an exec that is most of a rule change's latency here).
+      const links = JSON.stringify([p.ns, p.uplink, p.bridges, p.qos, p.endpoints]);
       // Which endpoints may send from their ports: a new endpoint changes only this, and it must be in
       // the kernel before the endpoint is wired (its first frames would be dropped as spoofed).
       const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac]));
       const last = this.converged.get(tenant);
       if (fast && last?.shape === shape) {
-        this.converged.set(tenant, { shape, admitted });
+        this.converged.set(tenant, { shape, links, admitted });
         if (last.admitted !== admitted) {
           const done = this.admissions.request(tenant, p);
           this.lastAdmission.set(tenant, done);
@@ -155,11 +169,12 @@ export class Reconciler {
       this.lastAdmission.delete(tenant);
       this.converged.delete(tenant);
       const t0 = performance.now();
-      const nft = await this.dp.ensureTenant(p, this.protect());
+      const tablesOnly = fast && last?.links === links && this.dp.ensureTables !== undefined;
+      const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
-      if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused an element delta; replaced the table');
+      if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
       else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms }, 'tenant converged');
-      this.converged.set(tenant, { shape, admitted });
+      this.converged.set(tenant, { shape, links, admitted });
       return p;
     });
   }
@@ -175,31 +190,31 @@ export class Reconciler {
     return this.lastAdmission.get(tenant) ?? Promise.resolve();
   }
 
-  private async pass(): Promise<void> {
-    const all = this.allDirty;
+  /** A full pass (every tenant checked against the kernel) or a change pass (the dirty tenants' shapes). */
+  private async pass(all: boolean): Promise<void> {
     const tenants = all ? [...this.state.tenants.keys()] : [...this.dirty];
-    this.allDirty = false;
-    this.dirty.clear();
+    if (!all) this.dirty.clear();
     const errors: string[] = [];
     // The tunnel is up before any overlay is pointed into it, and taken down only after none is.
     const tunnel = planTunnel(this.view());
     if (tunnel) await this.tunnelStep(tunnel, errors);
     for (const t of tenants) {
       try {
-        // A change converges what it changed (the tenant's shape); the periodic full pass re-reads the
-        // kernel and repairs drift.
         await this.ensureTenant(t, !all);
       } catch (e) {
         errors.push(`tenant ${t}: ${(e as Error).message}`);
-        this.dirty.add(t);
+        // Retried by the next change pass or, at the latest, the next full one.
+        if (!all) this.dirty.add(t);
       }
     }
     try {
-      const h = planHostSide(this.view());
-      const plans = h.tenants;
-      await this.hostSide(h);
-      if (!h.tunnel) await this.tunnelStep(undefined, errors);
-      syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
+      const plans = await this.hostLock.run(async () => {
+        const h = planHostSide(this.view());
+        await this.hostSide(h);
+        if (!h.tunnel) await this.tunnelStep(undefined, errors);
+        syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
+        return h.tenants;
+      });
       if (all) await this.removeStaleTenants(plans);
       if (all) await this.afterFullPass();
     } catch (e) {
@@ -241,4 +256,17 @@ export class Reconciler {
       await this.lock(ns).run(() => this.dp.removeTenant(ns, id));
     }
   }
+}
+
+/** A compile this slow is logged as a warning (it held up everything else the agent does). */
+const SLOW_COMPILE_MS = 1000;
+
+const tokens = new WeakMap<CompiledPolicy, number>();
+let nextToken = 0;
+
+/** A compiled policy's identity as a number: equal while the compile cache returns the same object. */
+function policyToken(p: CompiledPolicy): number {
+  let t = tokens.get(p);
+  if (t === undefined) tokens.set(p, (t = nextToken++));
+  return t;
 }

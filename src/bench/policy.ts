@@ -19,9 +19,11 @@ import { summarise, ms } from './stats.js';
 import { PROBER, Prober, SERVER } from './probe.js';
 import { BASE_RULES, CONNECT_PORT, DENIED_PORTS, IPERF_PORT, SHAPES, makeShape, type Shape, type ShapeName } from './policy-shapes.js';
 import { api, step, type Bed, type StepResult } from './policy-steps.js';
+import { benchAgentPasses } from './policy-agent.js';
 
-const STEPS_ENV = process.env['BENCH_POLICY_STEPS'] ?? '10000,50000';
-const STEPS = STEPS_ENV === 'none' ? [] : STEPS_ENV.split(',').map(Number);
+const STEPS_ENV = process.env['BENCH_POLICY_STEPS'] ?? '10000,50000,agent';
+// `agent`: the agent's passes at scale (policy-agent.ts), run after the adds.
+const STEPS = STEPS_ENV === 'none' ? [] : STEPS_ENV.split(',').filter((s) => s !== 'agent').map(Number);
 const ADDS = Number(process.env['BENCH_POLICY_ADDS'] ?? 10_000);
 const CHANGES = Number(process.env['BENCH_POLICY_CHANGES'] ?? 50);
 const SHAPE_LIST = (process.env['BENCH_POLICY_SHAPES'] ?? SHAPES.join(',')).split(',') as ShapeName[];
@@ -86,6 +88,7 @@ async function measureAdds(n: number): Promise<string[]> {
 }
 
 const addRows = ADDS > 0 ? await measureAdds(ADDS) : [];
+if (STEPS_ENV.split(',').includes('agent')) await benchAgentPasses();
 if (STEPS.length === 0) {
   console.log(`### bench:policy (adds only) — ${new Date().toISOString().slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}\n`);
   console.log(`| measure | result | target |\n| --- | --- | --- |\n${addRows.join('\n')}`);

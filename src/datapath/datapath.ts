@@ -40,6 +40,12 @@ export interface Datapath {
   /** Converges a tenant's namespace to its plan. `protect`: veths being wired right now, never removed as stale. */
   ensureTenant(p: TenantPlan, protect?: ReadonlySet<string>): Promise<NftOutcome>;
   /**
+   * Only the tenant's tables (policy, services, ports, anti-spoofing), trusting the last convergence for
+   * its links and for what the kernel holds: a change that touched nothing else. Drift is the next full
+   * check's to find. Optional: a datapath without it converges the tenant in full.
+   */
+  ensureTables?(p: TenantPlan): Promise<NftOutcome>;
+  /**
    * Only which endpoints may send from their ports (anti-spoofing), trusting the last convergence for
    * everything else: an ADD's fast path, so a new endpoint's first frames are not dropped.
    */
@@ -71,8 +77,11 @@ export interface Datapath {
   unwire(tenantNs: string, veth: string): Promise<void>;
   /** Forgets the address's connections, so a later endpoint with the same address inherits no NAT or policy state. */
   forgetConnections(tenantNs: string, ip: string): Promise<void>;
-  /** The bridge ports (endpoint veths) of a tenant namespace, with the bridge each is on. */
-  ports(tenantNs: string): Promise<Map<string, { bridge: string | undefined }>>;
+  /**
+   * The bridge ports (endpoint veths) of a tenant namespace, with the bridge each is on. `maxAgeMs`: what
+   * the last convergence saw will do if it is this recent (maintenance, right after a full pass).
+   */
+  ports(tenantNs: string, opts?: { maxAgeMs?: number }): Promise<Map<string, { bridge: string | undefined }>>;
   /** Whether a container's namespace still exists. */
   containerExists(netnsPath: string): boolean;
   /** Whether the container already has an interface of this name. */

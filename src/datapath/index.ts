@@ -8,7 +8,8 @@ export { renderHostRuleset, renderHostTable, HOST_TABLE, type HostTunnel } from 
 export { planTunnel, tunnelDevice, KEEPALIVE_S, type TunnelPlan, type TunnelPeer } from './tunnel.js';
 export { parseDump, wgSetArgs, WG_SOCKET_DIR } from './linux/wireguard.js';
 export { renderGuardRuleset, renderGuardTable, GUARD_TABLE, SPOOFED_COUNTER } from './guard-nft.js';
-export { diffTables, tableText, type NftTable, type NftMap } from './table.js';
+export { tableText, type NftTable, type NftMap } from './table.js';
+export { diffTables } from './table-delta.js';
 export * from './linux/index.js';
 export { attachmentOf, outerAttachmentOf, type Attachment, type OuterAttachment, type Datapath, type NftOutcome } from './datapath.js';
 export { DATAPATHS, isDatapathKind, type DatapathKind, type DatapathOptions } from './backends.js';

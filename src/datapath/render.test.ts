@@ -10,7 +10,7 @@ import { renderHostRuleset } from './host-nft.js';
 import { renderGuardRuleset } from './guard-nft.js';
 import { names } from './names.js';
 import { transit } from './transit.js';
-import { diffTables } from './table.js';
+import { diffTables } from './table-delta.js';
 import { ProcessRunner } from '../exec/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -153,14 +153,13 @@ test('the real nft parser accepts every rendered ruleset', { skip: !root && 'nft
   }
 });
 
-test('a change of map elements becomes element deltas; a change of structure needs a replace', () => {
+test('a change of map elements rewrites that map only; a changed hook needs a replace', () => {
   const base = { family: 'inet', name: 'weft', chains: ['\tchain forward {', '\t}'], maps: [{ name: 'cls', type: 'ipv4_addr : mark', interval: true, elements: ['10.0.0.1 : 1', '10.0.0.2-10.0.0.255 : 2'] }] };
   const next = { ...base, maps: [{ ...base.maps[0]!, elements: ['10.0.0.1 : 1', '10.0.0.2 : 3', '10.0.0.3-10.0.0.255 : 2'] }] };
-  assert.equal(diffTables(base, next), 'delete element inet weft cls { 10.0.0.2-10.0.0.255 }\nadd element inet weft cls { 10.0.0.2 : 3, 10.0.0.3-10.0.0.255 : 2 }\n');
-  assert.equal(diffTables(base, base), '');
-  assert.equal(diffTables(base, { ...base, chains: ['\tchain forward {', '\t\tdrop', '\t}'] }), undefined);
-  const big = { ...base, maps: [{ ...base.maps[0]!, elements: Array.from({ length: 1200 }, (_, i) => `10.1.${i >> 8}.${i & 255} : 1`) }] };
-  assert.equal(diffTables(base, big), undefined, 'a delta of over 1,000 elements becomes a replace');
+  assert.deepEqual(diffTables(base, next), { structural: false, script: 'flush map inet weft cls\ntable inet weft {\n\tmap cls {\n\t\ttype ipv4_addr : mark\n\t\tflags interval\n\t\telements = { 10.0.0.1 : 1,\n\t\t\t10.0.0.2 : 3,\n\t\t\t10.0.0.3-10.0.0.255 : 2 }\n\t}\n}\n' });
+  assert.deepEqual(diffTables(base, base), { structural: false, script: '' });
+  const hooked = (policy: string) => ({ ...base, chains: ['\tchain forward {', `\t\ttype filter hook forward priority filter; policy ${policy};`, '\t}'] });
+  assert.equal(diffTables(hooked('accept'), hooked('drop')), undefined);
 });
 
 test('the overlay device stays while another host is registered, flooding only to hosts with endpoints', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Endpoint, Group, Netprofile, Service } from '../model/index.js';
 import { burstBytes, planProfiles, planServices, selects } from './services.js';
 import { renderServices, SERVICE_BUCKETS } from './services-nft.js';
-import { diffTables } from './table.js';
+import { diffTables } from './table-delta.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 const ep = (id: string, ip: string, host: string, labels: Record<string, string>, group?: string): Endpoint => ({
@@ -37,10 +37,11 @@ test('buckets spread evenly over the backends, and a lost backend changes only e
   assert.equal(r3.maps[0]!.elements.length, SERVICE_BUCKETS);
   for (const n of counts.values()) assert.ok(Math.abs(n - SERVICE_BUCKETS / 3) <= 1, `uneven buckets: ${[...counts.values()]}`);
   const two = planServices([svc({ group: 'db' })], ['10.0.0.2', '10.0.0.3'].map((ip, i) => ep(`e${i}`, ip, 'h', { group: 'db' })));
-  const table = (r: ReturnType<typeof renderServices>) => ({ family: 'inet', name: 'weft', maps: r.maps, chains: [...r.chains, ...r.dnat] });
-  const delta = diffTables(table(r3), table(renderServices(two, undefined, [])));
-  assert.ok(delta !== undefined && delta.includes('add element inet weft svc'), 'a backend change is an element delta');
-  assert.ok(!delta!.includes('10.0.0.4 . 8080\n') && !/add element[^\n]*10\.0\.0\.4/.test(delta!), 'the lost backend gets no new bucket');
+  const table = (r: ReturnType<typeof renderServices>) => ({ family: 'inet', name: 'weft', maps: r.maps, chains: [...r.chains, '\tchain prerouting {', ...r.dnat, '\t}'] });
+  const delta = diffTables(table(r3), table(renderServices(two, undefined, [])))?.script;
+  assert.ok(delta !== undefined && delta.startsWith('flush map inet weft svc'), 'a backend change rewrites the service map');
+  assert.ok(!delta.includes('chain'), 'and no chain');
+  assert.ok(!/10\.0\.0\.4/.test(delta), 'the lost backend gets no bucket');
   const none = renderServices(planServices([svc({ group: 'none' })], []), undefined, []);
   assert.deepEqual(none.maps[0]!.elements, [], 'no backends, no buckets: the VIP refuses connections');
 });
@@ -56,8 +57,9 @@ test('netprofiles: DSCP for every member, shaping only for this host\'s members'
   assert.equal(burstBytes(10e6, 500), 512000);
 });
 
-test('a set element delta deletes by the whole element', () => {
+test('a changed set is rewritten whole; one left empty is only flushed', () => {
   const t = (ips: string[]) => ({ family: 'inet', name: 'weft', chains: [], maps: [{ name: 'dscp_10', type: 'ipv4_addr', set: true, interval: false, elements: ips }] });
-  assert.equal(diffTables(t(['10.0.0.2', '10.0.0.3']), t(['10.0.0.3', '10.0.0.4'])),
-    'delete element inet weft dscp_10 { 10.0.0.2 }\nadd element inet weft dscp_10 { 10.0.0.4 }\n');
+  assert.equal(diffTables(t(['10.0.0.2', '10.0.0.3']), t(['10.0.0.3', '10.0.0.4']))?.script,
+    'flush set inet weft dscp_10\ntable inet weft {\n\tset dscp_10 {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.0.3,\n\t\t\t10.0.0.4 }\n\t}\n}\n');
+  assert.equal(diffTables(t(['10.0.0.2']), t([]))?.script, 'flush set inet weft dscp_10\n');
 });

@@ -43,6 +43,10 @@ export class LinuxDatapath implements Datapath {
     return this.tenants.ensure(p, protect);
   }
 
+  ensureTables(p: TenantPlan): Promise<NftOutcome> {
+    return this.tenants.ensureTables(p);
+  }
+
   async admit(p: TenantPlan): Promise<void> {
     await this.nft.ensure(p.ns, renderGuardTable(p), { trustLast: true });
   }
@@ -91,8 +95,9 @@ export class LinuxDatapath implements Datapath {
     return forgetConnections(this.runner, tenantNs, ip);
   }
 
-  async ports(tenantNs: string): Promise<Map<string, { bridge: string | undefined }>> {
-    const links = await observeLinks(this.runner, tenantNs);
+  async ports(tenantNs: string, opts: { maxAgeMs?: number } = {}): Promise<Map<string, { bridge: string | undefined }>> {
+    const seen = this.tenants.observed.get(tenantNs);
+    const links = seen && opts.maxAgeMs !== undefined && performance.now() - seen.at <= opts.maxAgeMs ? seen.links : await observeLinks(this.runner, tenantNs);
     return new Map([...links.values()].filter((l) => l.kind === 'veth' && l.name.startsWith('we')).map((l) => [l.name, { bridge: l.master }]));
   }
 

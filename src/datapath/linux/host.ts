@@ -11,5 +11,6 @@ import type { NftTables } from './nft.js';
 export async function ensureHost(nft: NftTables, h: HostPlan): Promise<void> {
   const f = '/proc/sys/net/ipv4/ip_forward';
   if (readFileSync(f, 'utf8').trim() !== '1') writeFileSync(f, '1');
-  await nft.ensure(undefined, renderHostTable(h.tenants, h.peers, h.tunnel && { device: h.tunnel.device, clearVnis: h.clearVnis }));
+  // Not owned: other software (Docker, a firewall) keeps its own tables in the host namespace.
+  await nft.ensureAll(undefined, [renderHostTable(h.tenants, h.peers, h.tunnel && { device: h.tunnel.device, clearVnis: h.clearVnis })], false);
 }

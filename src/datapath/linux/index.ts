@@ -4,3 +4,4 @@ export { attachEndpoint, attachOuterVeth, detachEndpoint, unwireEndpoint, forget
 export { LinuxDatapath } from './datapath.js';
 export { ensureHost } from './host.js';
 export { observeLinks, detectUnderlayIp, type ObservedLink } from './observe.js';
+export { Generations, NFTGEN } from './generation.js';

@@ -1,45 +1,91 @@
 import type { Runner } from '../../exec/index.js';
-import { diffTables, tableText, type NftTable } from '../table.js';
+import { tableText, type NftTable } from '../table.js';
+import { diffTables } from '../table-delta.js';
 import { inNs } from './observe.js';
+import { advance, compare, Generations } from './generation.js';
 import type { NftOutcome } from '../datapath.js';
 
+/** What the kernel's tables in a namespace are, as far as the agent knows without listing them. */
+type KernelView = 'untouched' | 'touched' | 'unknown';
+
 /**
- * Keeps nft tables as desired, cheaply. It remembers what it applied and the kernel's terse listing of it
- * (chains and map headers, no elements: ~30 ms to list instead of ~170 ms with 5,000 elements). When the
- * terse listing still matches (nobody flushed or edited the table), a change is applied as element
- * deltas; otherwise, or when a delta is refused, the whole table is replaced in one transaction.
- * Known gap: a map element deleted by hand outside the changed area is not noticed until the next
- * full replace.
+ * Keeps nft tables as desired, cheaply. It remembers what it applied, and per namespace the ruleset
+ * generation at which that was last true plus the transactions it committed since (generation.ts).
+ * While the generation is exactly that, nobody else changed anything there, so a change is applied as a
+ * delta of the maps and chains it touches (table-delta.ts) without reading the kernel, and an unchanged
+ * table costs nothing. When the generation moved otherwise, in a namespace the agent owns (a tenant's)
+ * its tables are replaced outright: that repairs any drift, a single deleted element too, for the price
+ * of one write. Elsewhere (the host, where other software writes its own tables) and without the
+ * generation helper, the kernel's terse listing (chains and map headers) is compared first, as before;
+ * that listing misses an element deleted by hand, a gap that remains only there.
  */
 export class NftTables {
-  private readonly applied = new Map<string, { table: NftTable; terse: string }>();
+  private readonly applied = new Map<string, { table: NftTable; terse: string | undefined }>();
+  /** Per namespace: the generation its tables last matched `applied` at, and our commits since. */
+  private readonly known = new Map<string, { gen: string; commits: number }>();
+  private readonly gens: Generations;
 
-  constructor(private readonly runner: Runner) {}
+  constructor(private readonly runner: Runner, gens?: Generations) {
+    this.gens = gens ?? new Generations(runner);
+  }
 
   /**
-   * Returns how it got there: nothing to do, element deltas, or a whole-table replace (and why).
-   * `trustLast`: skip reading the kernel's listing and apply deltas to what was last applied (a refused
-   * delta still falls back to a replace); for the ADD path, where one exec matters.
+   * Converges the tables of one namespace, each as `ensure` does, after one look at its generation.
+   * `owned`: nothing but this agent has tables there (a tenant's namespace).
    */
-  async ensure(ns: string | undefined, table: NftTable, opts: { trustLast?: boolean } = {}): Promise<NftOutcome> {
+  async ensureAll(ns: string | undefined, tables: readonly NftTable[], owned: boolean, opts: { trust?: boolean } = {}): Promise<NftOutcome[]> {
+    // Trusted (a change pass): deltas on what was applied, and our commits are still counted, so the
+    // next look tells them from anyone else's.
+    if (opts.trust) {
+      const out: NftOutcome[] = [];
+      for (const t of tables) out.push(await this.ensure(ns, t, { trustLast: true, owned }));
+      return out;
+    }
+    const key = ns ?? '';
+    const gen = await this.gens.read(ns);
+    const k = this.known.get(key);
+    const seen = gen === undefined || !k ? undefined : compare(gen, advance(k.gen, k.commits));
+    // Behind: the read predates some of our own commits; anything foreign shows as past it later.
+    const view: KernelView = seen === undefined ? 'unknown' : seen === 'same' || seen === 'behind' ? 'untouched' : 'touched';
+    // Rebased on this read: the kernel is as `applied` says or is made so below, and anyone else's commit
+    // after the read moves the generation past it plus our commits, which a later look sees.
+    if (gen === undefined) this.known.delete(key);
+    else if (seen !== 'behind') this.known.set(key, { gen, commits: 0 });
+    const out: NftOutcome[] = [];
+    for (const t of tables) out.push(await this.ensure(ns, t, { view, owned }));
+    return out;
+  }
+
+  /**
+   * Returns how it got there: nothing to do, a delta, or a whole-table replace (and why).
+   * `trustLast`: apply a delta to what was last applied without looking (a refused delta still falls
+   * back to a replace); for the ADD path, where one exec matters.
+   */
+  async ensure(ns: string | undefined, table: NftTable, opts: { trustLast?: boolean; view?: KernelView; owned?: boolean } = {}): Promise<NftOutcome> {
     const key = `${ns ?? ''}/${table.family}/${table.name}`;
     const prev = this.applied.get(key);
+    const view = opts.view ?? 'unknown';
+    const trusted = prev !== undefined && (opts.trustLast || view === 'untouched' || (!(opts.owned && view === 'touched') && await this.terseMatches(ns, table, prev.terse)));
     let refused = false;
-    if (prev && (opts.trustLast || (await this.terse(ns, table)) === prev.terse)) {
-      const script = diffTables(prev.table, table);
-      if (script === '') return 'unchanged';
-      if (script !== undefined) {
-        const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure: true });
+    if (trusted) {
+      const delta = diffTables(prev.table, table);
+      if (delta?.script === '') {
+        this.applied.set(key, { table, terse: prev.terse });
+        return 'unchanged';
+      }
+      if (delta !== undefined) {
+        const r = await this.commit(ns, delta.script, true);
         if (r.code === 0) {
-          this.applied.set(key, { table, terse: prev.terse });
+          // Chains or maps came or went: the terse listing changed with them, read again when needed.
+          this.applied.set(key, { table, terse: delta.structural ? await this.terseIfNeeded(ns, table, opts.owned) : prev.terse });
           return 'delta';
         }
         refused = true;
         this.lastRefusal = r.stderr.trim().split('\n').slice(0, 2).join(' | ');
       }
     }
-    await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: tableText(table) });
-    this.applied.set(key, { table, terse: await this.terse(ns, table) });
+    await this.commit(ns, tableText(table), false);
+    this.applied.set(key, { table, terse: await this.terseIfNeeded(ns, table, opts.owned) });
     return refused ? 'replace-after-refused-delta' : 'replace';
   }
 
@@ -48,6 +94,28 @@ export class NftTables {
 
   forget(ns: string): void {
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);
+    this.known.delete(ns);
+    this.gens.forget(ns);
+  }
+
+  /** One `nft -f` transaction; a committed one is counted, so our own commits do not read as drift. */
+  private async commit(ns: string | undefined, script: string, allowFailure: boolean) {
+    const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure });
+    const k = this.known.get(ns ?? '');
+    if (r.code === 0 && k) k.commits++;
+    return r;
+  }
+
+  private async terseMatches(ns: string | undefined, t: NftTable, terse: string | undefined): Promise<boolean> {
+    return terse !== undefined && (await this.terse(ns, t)) === terse;
+  }
+
+  /**
+   * The terse listing, kept only where it will be compared: in an owned namespace whose generation can
+   * be read it never is, and listing costs as much as fetching every element (~20 s for a million).
+   */
+  private async terseIfNeeded(ns: string | undefined, t: NftTable, owned: boolean | undefined): Promise<string | undefined> {
+    return owned && this.gens.available ? undefined : this.terse(ns, t);
   }
 
   private async terse(ns: string | undefined, t: NftTable): Promise<string> {

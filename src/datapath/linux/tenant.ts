@@ -18,6 +18,8 @@ export const NETNS_DIR = '/run/netns';
  * (`wb*`, `we*`, `up0`, `wu<id>`) and its own nft table; changes nothing that is already right.
  */
 export class TenantDatapath {
+  /** Per namespace, its links as the last convergence read them (before its own changes), and when. */
+  readonly observed = new Map<string, { at: number; links: ReadonlyMap<string, ObservedLink> }>();
   /** Per namespace, the bridge-nf-call-iptables value last set (a new namespace starts with 1). */
   private readonly brNf = new Map<string, number>();
 
@@ -66,11 +68,10 @@ export class TenantDatapath {
       }
     }
     if (created) links = await observeLinks(this.runner, p.ns);
+    this.observed.set(p.ns, { at: performance.now(), links });
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
-    await this.ensureBridgeFiltering(p);
-    await this.nft.ensure(p.ns, renderGuardTable(p));
-    const nft = await this.nft.ensure(p.ns, renderTenantTable(p));
+    const nft = await this.ensureTables(p, false);
     // Reading qdiscs costs an exec: skipped while nothing is or should be shaped here, except on the
     // first pass over a namespace, which finds what an earlier run of the agent left.
     const known = this.shaped.get(p.ns);
@@ -79,6 +80,13 @@ export class TenantDatapath {
       this.shaped.set(p.ns, new Set());
       await this.ensureQos(p.ns, p.qos, new Set(links.keys()), veths);
     }
+    return nft;
+  }
+
+  /** The tables alone (and whether bridged traffic passes them); `trust`: without a look at the kernel. */
+  async ensureTables(p: TenantPlan, trust = true): Promise<NftOutcome> {
+    await this.ensureBridgeFiltering(p);
+    const [, nft] = await this.nft.ensureAll(p.ns, [renderGuardTable(p), renderTenantTable(p)], true, { trust }) as [NftOutcome, NftOutcome];
     return nft;
   }
 
@@ -124,6 +132,7 @@ export class TenantDatapath {
     await this.runner.run(['ip', 'link', 'del', hostLink], { allowFailure: true });
     if (existsSync(`${NETNS_DIR}/${ns}`)) await this.runner.run(['ip', 'netns', 'del', ns]);
     this.nft.forget(ns);
+    this.observed.delete(ns);
     this.brNf.delete(ns);
     this.shaped.delete(ns);
   }

@@ -1,0 +1,37 @@
+/**
+ * One kind of reconcile pass: at most one runs and at most one waits behind it. The waiting pass reads
+ * what to do when it starts, so marks (and resync ticks) arriving meanwhile fold into it instead of
+ * chaining a pass each, which piled up without bound when a pass was slower than the resync interval.
+ */
+export class Lane {
+  private queued = false;
+  private running: Promise<void> = Promise.resolve();
+  /** Passes started, for tests and the host's status. */
+  passes = 0;
+
+  constructor(private readonly pass: () => Promise<void>, private readonly failed: (e: Error) => void) {}
+
+  schedule(): void {
+    if (this.queued) return;
+    this.queued = true;
+    setImmediate(() => {
+      this.running = this.running.then(() => this.run());
+    });
+  }
+
+  /** Resolves when the passes started or chained so far have ended. */
+  idle(): Promise<void> {
+    return this.running;
+  }
+
+  private async run(): Promise<void> {
+    this.queued = false;
+    this.passes++;
+    try {
+      await this.pass();
+    } catch (e) {
+      // A rejected `running` would skip every later pass: keep the chain alive and say why.
+      this.failed(e as Error);
+    }
+  }
+}

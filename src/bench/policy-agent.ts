@@ -1,0 +1,256 @@
+// bench:policy's `agent` step (BENCH_POLICY_STEPS=agent, or in the default list): what the agent's passes
+// cost with many rules in force. On a real agent (testkit host, product resync interval), with 0 rules (the
+// anchor) and then BENCH_AGENT_RULES (50,000) rules of mixed shapes on `db`: the agent's CPU over
+// BENCH_AGENT_IDLE_S (60) idle seconds (/proc/PID/stat, its own and its finished children's: nft and ip
+// run as children), the time until drift is repaired (an nft chain deleted, the tenant table flushed, a
+// bridge deleted), and rule change → enforced over BENCH_POLICY_CHANGES (50) changes, each from the API
+// call until a probe connection sees the new verdict. Needs root; removes everything it made.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { ProcessRunner } from '../exec/index.js';
+import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { PROBER, Prober, SERVER } from './probe.js';
+import { ms, summarise } from './stats.js';
+
+const RULES = Number(process.env['BENCH_AGENT_RULES'] ?? 50_000);
+const IDLE_S = Number(process.env['BENCH_AGENT_IDLE_S'] ?? 60);
+const CHANGES = Number(process.env['BENCH_POLICY_CHANGES'] ?? 50);
+const PER_POLICY = 1000;
+const T = '/api/v1/tenants/default';
+/** Ports the policy leaves alone: iperf/connect (allowed), the toggled rule, a port the base denies. */
+const ALLOWED = 5202;
+const TOGGLED = 9500;
+const DENIED = 9600;
+
+/**
+ * Rule i of mixed shapes, none touching the probed ports: distinct /32 sources with a port, overlapping
+ * port ranges from a group, egress to /24s, UDP from the whole network, /24 sources inside the network.
+ */
+export function mixedRule(i: number): Record<string, unknown> {
+  const action = i % 2 ? 'allow' : 'deny';
+  const b = (i >> 8) & 255;
+  const c = i & 255;
+  switch (i % 5) {
+    case 0: return { id: `r${i}`, protocol: 'tcp', ports: String(10000 + (i % 50000)), fromCidr: `10.${128 + (i >> 16)}.${b}.${c}/32`, priority: 5, action };
+    case 1: { const p = 20000 + (i % 20000); return { id: `r${i}`, protocol: 'tcp', ports: `${p}-${p + 100}`, fromGroup: 'app', priority: 5, action }; }
+    case 2: return { id: `r${i}`, direction: 'out', protocol: 'udp', ports: String(10000 + (i % 50000)), toCidr: `172.${16 + (i >> 16)}.${b}.0/24`, priority: 5, action };
+    case 3: return { id: `r${i}`, protocol: 'udp', ports: String(10000 + (i % 50000)), fromNetwork: 'bench', priority: 5, action };
+    default: { const p = 40000 + (i % 20000); return { id: `r${i}`, protocol: 'tcp', ports: `${p}-${p + 10}`, fromCidr: `10.40.${b}.0/24`, priority: 5, action }; }
+  }
+}
+
+/** CPU seconds of a process so far: its own, and its waited-for children's (the nft and ip it runs). */
+export function cpuSeconds(pid: number, hz: number): { own: number; children: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  // Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 counted from field 3.
+  const [ut, st, cut, cst] = [f[11], f[12], f[13], f[14]].map((x) => (x ?? NaN) / hz) as [number, number, number, number];
+  return { own: ut + st, children: cut + cst };
+}
+
+interface Bench { h: TestHost; prober: Prober; dbIp: string; vni: number; hz: number }
+
+async function api(h: TestHost, m: string, p: string, b?: unknown): Promise<unknown> {
+  const r = await h.api(m, p, b);
+  if (r.status >= 300) throw new Error(`${m} ${p}: ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+/**
+ * Whether a connection to db:port is dropped. A prober starved of CPU (the machine busy with a big nft
+ * write) wakes to its timer before the connect event and reads an open port as dropped, so a drop is
+ * confirmed with a longer wait; an open port is never misread.
+ */
+async function dropped(b: Bench, port: number): Promise<boolean> {
+  if ((await b.prober.probe(b.dbIp, port, 60)) !== undefined) return false;
+  return (await b.prober.probe(b.dbIp, port, 1000)) === undefined;
+}
+
+/** Whether the base policy is enforced: the allowed port connects and the denied one does not. */
+async function enforced(b: Bench): Promise<boolean> {
+  const open = (await b.prober.probe(b.dbIp, ALLOWED, 1000)) !== undefined;
+  return open && dropped(b, DENIED);
+}
+
+/** Attaches `n` rules (0: only the base) and waits until a marker rule among them is enforced. */
+async function attach(b: Bench, n: number): Promise<number> {
+  const policies = ['base', 'live', ...Array.from({ length: Math.ceil(n / PER_POLICY) }, (_, k) => `bulk-${k}`), `marker-${n}`];
+  const t0 = performance.now();
+  await api(b.h, 'PATCH', `${T}/groups/db`, { policies });
+  // The marker alone is not proof for n = 0 (its port is open before any policy is attached).
+  const waited = await within(120_000, async () => (await b.prober.probe(b.dbIp, 9000 + n / PER_POLICY, 60)) !== undefined && enforced(b), 20);
+  if (waited < 0) throw new Error(`${n} rules not enforced within 120 s\n${await diagnose(b)}`);
+  return performance.now() - t0;
+}
+
+async function idleCpu(b: Bench): Promise<{ own: number; children: number }> {
+  const pid = b.h.agentPid();
+  if (!pid) throw new Error('no agent pid');
+  // Settle: the attach's own passes and the first full re-read after it are not idle work.
+  await new Promise((r) => setTimeout(r, 5000));
+  const a = cpuSeconds(pid, b.hz);
+  await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+  const z = cpuSeconds(pid, b.hz);
+  return { own: (z.own - a.own) / IDLE_S, children: (z.children - a.children) / IDLE_S };
+}
+
+/** What the tenant namespace holds, for an error that says why a verdict is not what the bench expects. */
+async function diagnose(b: Bench): Promise<string> {
+  const tns = `${b.h.tag}-t1`;
+  const sysctl = (await b.h.exec(tns, ['sysctl', 'net.bridge.bridge-nf-call-iptables'])).stdout.trim();
+  const forward = (await b.h.exec(tns, ['nft', 'list', 'chain', 'inet', 'weft', 'forward'])).stdout.trim();
+  const seen = [await b.prober.probe(b.dbIp, ALLOWED, 300), await b.prober.probe(b.dbIp, DENIED, 300)];
+  return `${ALLOWED} and ${DENIED} connect in ${seen.join(', ')} ms; ${sysctl}\n${forward}`;
+}
+
+/** Time from doing `harm` in the tenant namespace until the base policy is enforced again (and connects). */
+async function repair(b: Bench, harm: string[][]): Promise<number> {
+  const tns = `${b.h.tag}-t1`;
+  // The agent may still be busy with the previous repair's aftermath (a big table written twice).
+  if ((await within(60_000, () => enforced(b), 200)) < 0) throw new Error(`not enforced before the drift: ${await diagnose(b)}`);
+  const t0 = performance.now();
+  for (const argv of harm) {
+    const r = await b.h.exec(tns, argv);
+    if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+  }
+  const took = await within(15_000, () => enforced(b), 20);
+  return took < 0 ? Infinity : performance.now() - t0;
+}
+
+async function drift(b: Bench): Promise<number[]> {
+  const chain = await repair(b, [['nft', 'flush', 'chain', 'inet', 'weft', 'forward'], ['nft', 'delete', 'chain', 'inet', 'weft', 'forward']]);
+  const table = await repair(b, [['nft', 'flush', 'table', 'inet', 'weft']]);
+  const bridge = await repair(b, [['ip', 'link', 'del', `wb${b.vni}`]]);
+  return [chain, table, bridge];
+}
+
+/**
+ * One API call on a kept-alive connection, as a client making several changes would: a new TLS
+ * handshake per call (what testkit's http does) costs more here than the whole change on the agent.
+ */
+function keptAlive(h: TestHost, agent: https.Agent, method: string, path: string, body?: unknown): Promise<number> {
+  const url = new URL(h.server.url);
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: url.hostname, port: url.port, path, method, agent, ca: readFileSync(h.server.caFile, 'utf8'), headers: {
+      authorization: `Bearer ${h.token}`, ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
+    } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/**
+ * Toggles an allow rule on TOGGLED; each change timed from the API call until a probe sees its verdict
+ * (10 s counts as 10 s), and the API call alone.
+ */
+async function changes(b: Bench): Promise<{ p50: number; p99: number; max: number; lost: number; api: number }> {
+  const times: number[] = [];
+  const calls: number[] = [];
+  let lost = 0;
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < CHANGES; i++) {
+      const opening = i % 2 === 0;
+      const t0 = performance.now();
+      const status = opening ? await keptAlive(b.h, agent, 'POST', `${T}/policies/live/rules`, { id: 'toggle', protocol: 'tcp', ports: String(TOGGLED), priority: 10 })
+        : await keptAlive(b.h, agent, 'DELETE', `${T}/policies/live/rules/toggle`);
+      if (status >= 300) throw new Error(`change ${i}: HTTP ${status}`);
+      calls.push(performance.now() - t0);
+      let seen = false;
+      let at = NaN;
+      while (!seen && performance.now() - t0 < 10_000) {
+        seen = opening ? (await b.prober.probe(b.dbIp, TOGGLED, 50)) !== undefined : (await b.prober.probe(b.dbIp, TOGGLED, 50)) === undefined;
+        at = performance.now() - t0;
+        // A closed reading counts from when it was first seen, once confirmed (see dropped()).
+        if (seen && !opening) seen = (await b.prober.probe(b.dbIp, TOGGLED, 1000)) === undefined;
+      }
+      times.push(seen ? at : 10_000);
+      if (!seen) lost++;
+    }
+  } finally {
+    agent.destroy();
+  }
+  return { ...summarise(times), lost, api: summarise(calls).p50 };
+}
+
+async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
+  await api(h, 'POST', `${T}/networks`, { name: 'bench', subnet: '10.40.0.0/16' });
+  for (const g of ['app', 'db']) await api(h, 'POST', `${T}/groups`, { name: g, network: 'bench' });
+  await api(h, 'POST', `${T}/policies`, { name: 'base', rules: [
+    { id: 'deny-tcp', protocol: 'tcp', action: 'deny' }, { id: 'open', protocol: 'tcp', ports: String(ALLOWED), fromGroup: 'app', priority: 10 },
+  ] });
+  await api(h, 'POST', `${T}/policies`, { name: 'live', rules: [] });
+  for (let k = 0; k * PER_POLICY < RULES; k++) {
+    await api(h, 'POST', `${T}/policies`, { name: `bulk-${k}`, rules: Array.from({ length: PER_POLICY }, (_, j) => mixedRule(k * PER_POLICY + j)) });
+  }
+  for (const n of [0, RULES]) await api(h, 'POST', `${T}/policies`, { name: `marker-${n}`, rules: [{ id: 'm', protocol: 'tcp', ports: String(9000 + n / PER_POLICY), priority: 10 }] });
+  if ((await within(10_000, async () => existsSync(join(h.cniConfDir, 'weft-default-db.conflist')))) < 0) throw new Error('no conflist');
+  const add = async (name: string) => {
+    const netns = await h.container(name);
+    const r = await h.cni('ADD', { conflist: `weft-default-${name}`, containerId: name, netns });
+    if (r.code !== 0) throw new Error(r.stdout);
+    return { netns, ip: r.json.ips[0].address.split('/')[0] as string };
+  };
+  const db = await add('db');
+  const app = await add('app');
+  writeFileSync(join(h.dir, 'prober.js'), PROBER);
+  writeFileSync(join(h.dir, 'server.js'), SERVER);
+  const ports = [ALLOWED, TOGGLED, DENIED, 9000, 9000 + RULES / PER_POLICY].map(String);
+  bg.push(spawn('nsenter', [`--net=${db.netns}`, process.execPath, join(h.dir, 'server.js'), ...ports], { stdio: 'ignore' }));
+  const prober = new Prober(app.netns, join(h.dir, 'prober.js'), bg);
+  const vni = ((await api(h, 'GET', `${T}/networks/bench`)) as { vni: number }).vni;
+  const hz = Number((await new ProcessRunner().run(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
+  await new Promise((r) => setTimeout(r, 500));
+  return { h, prober, dbIp: db.ip, vni, hz };
+}
+
+interface Row { rules: number; apply: number; cpu: { own: number; children: number }; drift: number[]; change: Awaited<ReturnType<typeof changes>> }
+
+const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+const driftMs = (x: number) => (Number.isFinite(x) ? ms(x) : '> 15 s');
+
+/** Runs the step and prints its table. */
+export async function benchAgentPasses(): Promise<void> {
+  const bg: ChildProcess[] = [];
+  // The product's resync interval (the testkit's 1 s is for tests), so idle cost is what a host pays.
+  const h = await startTestHost('pa', { agentArgs: (process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000').split(' ').filter(Boolean) });
+  try {
+    const b = await setup(h, bg);
+    console.log(`\n#### the agent's passes (${IDLE_S} s idle; resync ${process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'})\n`);
+    console.log('| rules in force | apply (attach → enforced) | agent CPU idle: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max |');
+    console.log('| --- | --- | --- | --- | --- |');
+    // Each row as soon as it is measured: a later step that fails keeps the earlier ones.
+    for (const n of [0, RULES]) {
+      const apply = await attach(b, n);
+      const cpu = await idleCpu(b);
+      const d = await drift(b);
+      const change = await changes(b);
+      const r: Row = { rules: n, apply, cpu, drift: d, change };
+      console.log(`| ${r.rules.toLocaleString('en')} | ${ms(r.apply)} | ${pct(r.cpu.own)} + ${pct(r.cpu.children)} = **${pct(r.cpu.own + r.cpu.children)}** | ${r.drift.map(driftMs).join(' / ')} | ${ms(r.change.p50)} / ${ms(r.change.p99)} / ${ms(r.change.max)} (API call p50 ${ms(r.change.api)})${r.change.lost ? ` (${r.change.lost} not within 10 s)` : ''} |`);
+    }
+  } finally {
+    for (const p of bg) p.kill('SIGKILL');
+    const log = readFileSync(join(h.dir, 'agent.log'), 'utf8');
+    if (process.env['BENCH_AGENT_LOG']) writeFileSync(process.env['BENCH_AGENT_LOG'], log);
+    warnings(log);
+    await h.cleanup();
+  }
+}
+
+/** The agent's warnings by message, and how long its slow policy compiles took (they block its event loop). */
+function warnings(log: string): void {
+  const lines = log.split('\n').filter((l) => /"level":(40|50)/.test(l)).map((l) => JSON.parse(l) as { msg: string; ms?: number });
+  if (lines.length === 0) return;
+  const byMsg = new Map<string, number>();
+  for (const l of lines) byMsg.set(l.msg, (byMsg.get(l.msg) ?? 0) + 1);
+  console.log(`\nagent warnings during the step: ${[...byMsg].map(([m, n]) => `${n} × "${m}"`).join(', ')}`);
+  const compiles = summarise(lines.filter((l) => l.msg === 'policy compile was slow').map((l) => l.ms ?? NaN));
+  if (compiles.n) console.log(`slow policy compiles: ${compiles.n}, p50 ${ms(compiles.p50)}, max ${ms(compiles.max)}`);
+}

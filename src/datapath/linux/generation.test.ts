@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeRunner } from '../../exec/index.js';
+import { advance, compare, Generations, parseGeneration } from './generation.js';
+
+test('a generation is read as inode:generation; anything else is unknown, never a match', async () => {
+  assert.equal(parseGeneration('4026532244 17\n'), '4026532244:17');
+  for (const bad of ['- -\n', '', '4026532244\n', '12 34 56\n', 'x 1\n']) assert.equal(parseGeneration(bad), undefined, JSON.stringify(bad));
+  assert.equal(advance('4026532244:17', 2), '4026532244:19');
+  const runner = new FakeRunner((argv) => (argv.length === 2 ? { stdout: '9 5\n' } : { stdout: '9 6\n- -\n' }));
+  const gens = new Generations(runner, process.execPath);
+  assert.equal(await gens.read('t1'), '9:5');
+  assert.equal(await gens.read(undefined), undefined, 'a namespace the helper cannot read is unknown');
+  assert.equal(await gens.read('t1'), '9:6', 'the second exec answered for both');
+  assert.deepEqual(runner.calls.map((c) => c.argv.slice(1)), [['/run/netns/t1'], ['/run/netns/t1', '/proc/self/ns/net']], 'one exec asks for every namespace asked about so far');
+  assert.equal(await new Generations(runner, '/nonexistent/weft-nftgen').read('t1'), undefined, 'without the helper nothing is read');
+});
+
+test('a generation is the same, behind our own commits, past them (someone else), or of another namespace', () => {
+  assert.equal(compare('7:10', '7:10'), 'same');
+  assert.equal(compare('7:9', '7:10'), 'behind');
+  assert.equal(compare('7:11', '7:10'), 'past');
+  assert.equal(compare('8:10', '7:10'), 'other');
+  assert.equal(compare('7:100', '7:99'), 'past', 'numbers, not strings');
+});

@@ -1,0 +1,73 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Runner } from '../../exec/index.js';
+
+/** dist/weft-nftgen, built from nftgen.c by scripts/build-shim.mjs (absent without a C compiler). */
+export const NFTGEN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weft-nftgen');
+
+/**
+ * Reads namespaces' nftables ruleset generations with weft-nftgen (see nftgen.c): a namespace's
+ * generation goes up by exactly one with each committed transaction, whoever commits it, so it tells
+ * whether anyone touched any table there. One exec answers for every namespace asked about so far, and
+ * its answers serve the reads of the next BATCH_MS (a pass over every tenant): an exec costs ~17 ms of
+ * CPU on the 2-core test machine, more than everything else an idle resync does. An answer that old may
+ * lag behind the agent's own commits; NftTables reads such a lag as nothing changed (see `compare`).
+ * Without the helper every read is undefined and callers fall back to listing their tables.
+ */
+export class Generations {
+  readonly available: boolean;
+  private readonly asked = new Set<string>();
+  private last: { at: number; values: Map<string, string | undefined> } | undefined;
+
+  constructor(private readonly runner: Runner, private readonly helper: string | undefined = NFTGEN, private readonly batchMs = BATCH_MS) {
+    this.available = helper !== undefined && existsSync(helper);
+  }
+
+  /** `INODE:GENERATION` of a namespace (undefined: the agent's own), or undefined when it cannot be read. */
+  async read(ns: string | undefined): Promise<string | undefined> {
+    if (!this.available || this.helper === undefined) return undefined;
+    const key = ns ?? '';
+    this.asked.add(key);
+    const last = this.last;
+    if (last && performance.now() - last.at < this.batchMs && last.values.has(key)) return last.values.get(key);
+    const keys = [...this.asked];
+    const r = await this.runner.run([this.helper, ...keys.map((k) => (k === '' ? '/proc/self/ns/net' : `/run/netns/${k}`))], { allowFailure: true });
+    const lines = r.code === 0 ? r.stdout.split('\n') : [];
+    this.last = { at: performance.now(), values: new Map(keys.map((k, i) => [k, parseGeneration(lines[i] ?? '')])) };
+    return this.last.values.get(key);
+  }
+
+  /** A namespace that is gone is no longer asked about. */
+  forget(ns: string): void {
+    this.asked.delete(ns);
+    this.last?.values.delete(ns);
+  }
+}
+
+/** How long one read answers for every namespace: about one pass over every tenant. */
+export const BATCH_MS = 1000;
+
+/**
+ * A namespace's generation against what the agent expects (the generation it last verified plus its own
+ * commits since): as expected, behind it (a read older than our last commit: nothing foreign seen yet),
+ * past it (someone else committed), or in another namespace (the inode changed: it was made anew).
+ */
+export function compare(gen: string, expected: string): 'same' | 'behind' | 'past' | 'other' {
+  const [ino, g] = gen.split(':');
+  const [eino, eg] = expected.split(':');
+  if (ino !== eino) return 'other';
+  return Number(g) === Number(eg) ? 'same' : Number(g) < Number(eg) ? 'behind' : 'past';
+}
+
+/** The helper's line for one namespace as `INODE:GENERATION`; undefined for "- -" or anything else. */
+export function parseGeneration(line: string): string | undefined {
+  const m = /^(\d+) (\d+)\n?$/.exec(line);
+  return m ? `${m[1]}:${m[2]}` : undefined;
+}
+
+/** `gen` advanced by `n` transactions (same namespace inode). */
+export function advance(gen: string, n: number): string {
+  const [ino, g] = gen.split(':');
+  return `${ino}:${Number(g) + n}`;
+}

@@ -1,0 +1,129 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProcessRunner, type RunOptions, type RunResult, type Runner } from '../../exec/index.js';
+import type { NftMap, NftTable } from '../table.js';
+import { Generations, NFTGEN } from './generation.js';
+import { NftTables } from './nft.js';
+
+const root = process.getuid?.() === 0;
+const real = new ProcessRunner();
+const tag = `nd${process.pid % 100000}`;
+const made: string[] = [];
+after(async () => {
+  for (const n of made) await real.run(['ip', 'netns', 'del', n], { allowFailure: true });
+});
+
+class RecordingRunner implements Runner {
+  readonly calls: string[] = [];
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.calls.push(argv.filter((a) => !a.startsWith('--net=')).join(' '));
+    return real.run(argv, opts);
+  }
+}
+
+async function netns(n: string): Promise<string> {
+  const name = `${tag}-${n}`;
+  await real.run(['ip', 'netns', 'add', name]);
+  made.push(name);
+  return name;
+}
+const nft = (ns: string, ...args: string[]) => real.run(['ip', 'netns', 'exec', ns, 'nft', ...args], { allowFailure: true });
+
+/** A policy-shaped table: a pair map jumping to a chain per pair, each with its port map. */
+function table(pairs: Record<string, string[]>, extra: NftMap[] = []): NftTable {
+  const keys = Object.keys(pairs).sort();
+  return {
+    family: 'inet', name: 'weft',
+    maps: [
+      { name: 'pairs', type: 'mark . mark : verdict', interval: false, elements: keys.map((k) => `${k.replace('_', ' . ')} : jump p_${k}`) },
+      ...keys.map((k) => ({ name: `tcp_${k}`, type: 'inet_service : verdict', interval: true, elements: pairs[k] as string[] })),
+      ...extra,
+    ],
+    chains: [
+      ...keys.flatMap((k) => [`\tchain p_${k} {`, `\t\ttcp dport vmap @tcp_${k}`, '\t}']),
+      '\tchain forward {', '\t\ttype filter hook forward priority filter; policy accept;', '\t\tmeta mark . ct mark vmap @pairs', '\t}',
+    ],
+  };
+}
+
+/** `nft list table` with blocks and elements in a canonical order (hash sets list in hash order). */
+async function listing(ns: string): Promise<string> {
+  const text = (await nft(ns, 'list', 'table', 'inet', 'weft')).stdout.replace(/\n\t\t\t/g, ' ').replace(/\n\n/g, '\n');
+  const blocks = text.split(/\n(?=\t\S)/).map((b) => b.replace(/elements = \{ ([^}]*) \}/, (_, e: string) => `elements = { ${e.split(', ').map((x) => x.trim()).sort().join(', ')} }`));
+  return blocks.sort().join('\n');
+}
+
+test('a sequence of changes applied as deltas leaves what a replace of the last table leaves', { skip: !root && 'needs root' }, async () => {
+  const a = await netns('a');
+  const b = await netns('b');
+  const tables = new NftTables(real);
+  const steps = [
+    table({ '1_2': ['80 : accept'] }),
+    table({ '1_2': ['80 : accept', '443 : drop'], '3_2': ['22 : accept'] }),
+    table({ '3_2': ['22 : accept', '1000-2000 : drop'] }, [{ name: 'extra', type: 'ipv4_addr', set: true, interval: false, elements: ['10.0.0.1', '10.0.0.2'] }]),
+    table({ '3_2': [], '4_2': ['53 : accept'] }, [{ name: 'extra', type: 'ipv4_addr', set: true, interval: false, elements: ['10.0.0.2'] }]),
+    table({}),
+  ];
+  assert.equal((await tables.ensureAll(a, [steps[0]!], true))[0], 'replace');
+  for (const [i, t] of steps.slice(1).entries()) {
+    assert.deepEqual(await tables.ensureAll(a, [t], true), ['delta'], `step ${i + 1} is a delta`);
+    assert.equal(await new NftTables(real).ensure(b, t), 'replace');
+    assert.equal(await listing(a), await listing(b), `after step ${i + 1}, deltas and a replace agree`);
+  }
+});
+
+test('an untouched namespace costs one generation read; anyone else\'s change, even one element, is replaced', { skip: !root && 'needs root' }, async (t) => {
+  const gens = new Generations(real);
+  if (!gens.available) return t.skip('dist/weft-nftgen was not built (no C compiler)');
+  const ns = await netns('g');
+  const rec = new RecordingRunner();
+  // Every look reads afresh (no batching window), so each step sees what the one before it did.
+  const tables = new NftTables(rec, new Generations(rec, NFTGEN, 0));
+  const want = table({ '1_2': ['80 : accept', '443 : drop'] });
+  await tables.ensureAll(ns, [want], true);
+  rec.calls.length = 0;
+  assert.deepEqual(await tables.ensureAll(ns, [want], true), ['unchanged']);
+  assert.deepEqual(rec.calls, [`${NFTGEN} /run/netns/${ns}`], 'one exec: the generation, no nft');
+  // Our own delta moves the generation by one: still ours, not drift.
+  const next = table({ '1_2': ['80 : accept'] });
+  assert.deepEqual(await tables.ensureAll(ns, [next], true), ['delta']);
+  rec.calls.length = 0;
+  assert.deepEqual(await tables.ensureAll(ns, [next], true), ['unchanged']);
+  assert.equal(rec.calls.length, 1);
+
+  await nft(ns, 'delete', 'element', 'inet', 'weft', 'tcp_1_2', '{ 80 }');
+  assert.doesNotMatch((await nft(ns, 'list', 'map', 'inet', 'weft', 'tcp_1_2')).stdout, /80 : accept/);
+  assert.deepEqual(await tables.ensureAll(ns, [next], true), ['replace'], 'someone else committed: the table is replaced');
+  assert.match((await nft(ns, 'list', 'map', 'inet', 'weft', 'tcp_1_2')).stdout, /80 : accept/, 'the deleted element is back');
+  await nft(ns, 'flush', 'table', 'inet', 'weft');
+  assert.deepEqual(await tables.ensureAll(ns, [next], true), ['replace']);
+  assert.match(await listing(ns), /meta mark \. ct mark vmap @pairs/, 'the flushed table is back');
+});
+
+test('in the host namespace another program\'s table does not make ours be rewritten', { skip: !root && 'needs root' }, async () => {
+  const ns = await netns('h');
+  const rec = new RecordingRunner();
+  const tables = new NftTables(rec, new Generations(rec, NFTGEN, 0));
+  const want = table({ '1_2': ['80 : accept'] });
+  await tables.ensureAll(ns, [want], false);
+  await nft(ns, 'add', 'table', 'ip', 'someone-else');
+  rec.calls.length = 0;
+  assert.deepEqual(await tables.ensureAll(ns, [want], false), ['unchanged']);
+  assert.ok(rec.calls.some((c) => c.includes('nft -t list table inet weft')), 'the generation moved, so our table was compared');
+  assert.ok(!rec.calls.some((c) => c.includes('nft -f')), 'and left alone');
+});
+
+test('a generation read shared by a pass may predate our own commits: that is not drift', { skip: !root && 'needs root' }, async (t) => {
+  if (!new Generations(real).available) return t.skip('dist/weft-nftgen was not built (no C compiler)');
+  const ns = await netns('lag');
+  const rec = new RecordingRunner();
+  const tables = new NftTables(rec);
+  assert.deepEqual(await tables.ensureAll(ns, [table({ '1_2': ['80 : accept'] })], true), ['replace']);
+  // Within one batch window: the cached generation is from before both commits below.
+  assert.deepEqual(await tables.ensureAll(ns, [table({ '1_2': ['81 : accept'] })], true), ['delta']);
+  assert.deepEqual(await tables.ensureAll(ns, [table({ '1_2': ['82 : accept'] })], true), ['delta']);
+  await new Promise((r) => setTimeout(r, 1100));
+  rec.calls.length = 0;
+  assert.deepEqual(await tables.ensureAll(ns, [table({ '1_2': ['82 : accept'] })], true), ['unchanged'], 'a fresh read counts our three commits');
+  assert.ok(!rec.calls.some((c) => /(^| )nft /.test(c)), `and reads no table: ${rec.calls.join('; ')}`);
+});

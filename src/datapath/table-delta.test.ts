@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { diffTables } from './table-delta.js';
+import type { NftMap, NftTable } from './table.js';
+
+const map = (name: string, elements: string[]): NftMap => ({ name, type: 'inet_service : verdict', interval: true, elements });
+const chain = (name: string, ...rules: string[]) => [`\tchain ${name} {`, ...rules.map((r) => `\t\t${r}`), '\t}'];
+const forward = chain('forward', 'type filter hook forward priority filter; policy accept;', 'meta mark . ct mark vmap @pairs');
+const table = (maps: NftMap[], chains: string[]): NftTable => ({ family: 'inet', name: 'weft', maps, chains });
+const pairs = (...jumps: string[]) => ({ name: 'pairs', type: 'mark . mark : verdict', interval: false, elements: jumps.map((k) => `${k.replace('_', ' . ')} : jump p_${k}`) });
+
+const one = table([pairs('1_2'), map('tcp_1_2', ['80 : accept'])], [...chain('p_1_2', 'tcp dport vmap @tcp_1_2'), ...forward]);
+
+test('a new pair: its chain exists before the pair map jumps to it, its map before the chain uses it; nothing else is touched', () => {
+  const two = table([pairs('1_2', '3_2'), map('tcp_1_2', ['80 : accept']), map('tcp_3_2', ['443 : drop'])],
+    [...chain('p_1_2', 'tcp dport vmap @tcp_1_2'), ...chain('p_3_2', 'tcp dport vmap @tcp_3_2'), ...forward]);
+  const d = diffTables(one, two);
+  assert.equal(d?.structural, true);
+  assert.equal(d?.script, [
+    'add chain inet weft p_3_2',
+    'flush map inet weft pairs',
+    'table inet weft {',
+    '\tmap pairs {', '\t\ttype mark . mark : verdict', '\t\telements = { 1 . 2 : jump p_1_2,\n\t\t\t3 . 2 : jump p_3_2 }', '\t}',
+    '\tmap tcp_3_2 {', '\t\ttype inet_service : verdict', '\t\tflags interval', '\t\telements = { 443 : drop }', '\t}',
+    '\tchain p_3_2 {', '\t\ttcp dport vmap @tcp_3_2', '\t}',
+    '}', '',
+  ].join('\n'));
+  assert.doesNotMatch(d!.script, /tcp_1_2|forward/, 'the unchanged pair and chain are not written');
+});
+
+test('a pair that goes: the jump to it goes first, then its chain, then its map', () => {
+  const none = table([pairs()], forward);
+  assert.deepEqual(diffTables(one, none), { structural: true, script: [
+    'flush map inet weft pairs',
+    'flush chain inet weft p_1_2', 'delete chain inet weft p_1_2',
+    'delete map inet weft tcp_1_2', '',
+  ].join('\n') });
+});
+
+test('a changed chain is flushed and written again, keeping its hook', () => {
+  const next = table(one.maps, [...chain('p_1_2', 'tcp dport vmap @tcp_1_2'), ...chain('forward', 'type filter hook forward priority filter; policy accept;', 'ct state established,related accept', 'meta mark . ct mark vmap @pairs')]);
+  const d = diffTables(one, next);
+  assert.match(d!.script, /^flush chain inet weft forward\ntable inet weft \{\n\tchain forward \{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n/);
+  assert.doesNotMatch(d!.script, /p_1_2|\tmap /);
+});
+
+test('a new base chain is made with its hook; unchanged tables give an empty script', () => {
+  const next = table(one.maps, [...one.chains, ...chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', 'masquerade')]);
+  assert.match(diffTables(one, next)!.script, /^add chain inet weft prerouting \{ type nat hook prerouting priority dstnat; policy accept; \}\n/);
+  assert.deepEqual(diffTables(one, { ...one, maps: one.maps.map((m) => ({ ...m, elements: [...m.elements] })) }), { structural: false, script: '' });
+});
+
+test('what cannot change in place needs a replace: a map type, a hook, a counter, another table', () => {
+  assert.equal(diffTables(one, table([pairs('1_2'), { ...map('tcp_1_2', []), interval: false }], one.chains)), undefined);
+  assert.equal(diffTables(one, table(one.maps, [...chain('p_1_2', 'tcp dport vmap @tcp_1_2'), ...chain('forward', 'type filter hook input priority filter; policy accept;')])), undefined);
+  const counted = table(one.maps, [...one.chains, '\tcounter spoofed {', '\t}']);
+  assert.equal(diffTables(one, counted), undefined, 'a new counter');
+  assert.equal(diffTables(counted, one), undefined, 'a counter gone');
+  assert.deepEqual(diffTables(counted, counted), { structural: false, script: '' }, 'an unchanged counter is fine');
+  assert.equal(diffTables(one, { ...one, family: 'bridge' }), undefined);
+});
+
+test('malformed chain text is refused loudly, not half applied', () => {
+  assert.throws(() => diffTables(one, table(one.maps, ['\t\tdrop'])), /start with/);
+  assert.throws(() => diffTables(one, table(one.maps, ['\tchain x {', '\t\tdrop'])), /not closed/);
+});
