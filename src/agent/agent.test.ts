@@ -84,8 +84,8 @@ test('ADD: allocated, the tenant converged with the new address in its policy (f
   let seen = '';
   dp.onAttach = (a, ns) => (seen = !ns?.table.includes(a.ip) ? `table without ${a.ip}: ${ns?.table}`
     : !ns.guard.includes(`"${a.veth}" . ${a.ip} . ${a.mac}`) ? `bridge table does not admit ${a.veth}: ${ns.guard}` : 'policy had it');
-  const mark = dp.journal.length;
-  const { ip, id } = await added('c1');
+  // No resync may run meanwhile: its own convergence would be in the journal.
+  const { mark, ip, id } = await agent.reconciler.withoutResync(async () => ({ mark: dp.journal.length, ...await added('c1') }));
   dp.onAttach = undefined;
   assert.equal(seen, 'policy had it', 'the address was in the tenant\'s table before the container had its interface');
   assert.deepEqual(since(mark).filter((op) => op !== 'ensureHost'), ['ensureTenant', 'attach']);
@@ -175,13 +175,19 @@ test('ADD and DEL of an id whose endpoint is on another host: ADD refused naming
 
 test('CHECK names what drifted: the host side off its bridge, the container without its address', async () => {
   const { id } = await added('c5');
-  const veth = dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id));
-  assert.ok(veth);
-  delete veth.bridge;
-  assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, /is not on bridge wb10000/);
-  veth.bridge = 'wb10000';
-  (dp.containers.get(netnsOf('c5'))?.get('eth0') as { ip: string }).ip = '10.9.9.9';
-  assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, /lacks 10\.1\.2\.\d+\/24/);
+  // Held off: a resync would repair the drift before CHECK looks.
+  await agent.reconciler.withoutResync(async () => {
+    const veth = dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id));
+    assert.ok(veth);
+    delete veth.bridge;
+    assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, /is not on bridge wb10000/);
+    veth.bridge = 'wb10000';
+    const eth0 = dp.containers.get(netnsOf('c5'))?.get('eth0') as { ip: string };
+    const was = eth0.ip;
+    eth0.ip = '10.9.9.9';
+    assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, /lacks 10\.1\.2\.\d+\/24/);
+    eth0.ip = was;
+  });
 });
 
 test('GC releases only what the runtime no longer lists, in its own scope', async () => {

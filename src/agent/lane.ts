@@ -19,6 +19,16 @@ export class Lane {
     });
   }
 
+  /**
+   * Runs `fn` when the pass under way (if any) has ended, with no pass of this lane starting until it
+   * returns; passes asked for meanwhile fold into one after it.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const done = this.running.then(fn);
+    this.running = done.then(() => undefined, () => undefined);
+    return done;
+  }
+
   /** Resolves when the passes started or chained so far have ended. */
   idle(): Promise<void> {
     return this.running;

@@ -82,6 +82,11 @@ export class Reconciler {
     this.changes.schedule();
   }
 
+  /** Runs `fn` with no full pass (resync) under way or starting: the kernel stays as `fn` leaves it. */
+  withoutResync<T>(fn: () => Promise<T>): Promise<T> {
+    return this.full.exclusive(fn);
+  }
+
   private failed(e: Error): void {
     this.lastError = `pass: ${e.message}`;
     this.log.warn({ err: e.message }, 'reconcile pass failed; retrying at the next resync');
@@ -195,6 +200,13 @@ export class Reconciler {
     const tenants = all ? [...this.state.tenants.keys()] : [...this.dirty];
     if (!all) this.dirty.clear();
     const errors: string[] = [];
+    // Conflists are configuration only (an ADD through one converges its tenant itself): written first,
+    // a new group is usable at once instead of after every dirty tenant's kernel work (seconds under load).
+    try {
+      syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
+    } catch (e) {
+      errors.push(`conflists: ${(e as Error).message}`);
+    }
     // The tunnel is up before any overlay is pointed into it, and taken down only after none is.
     const tunnel = planTunnel(this.view());
     if (tunnel) await this.tunnelStep(tunnel, errors);
@@ -212,7 +224,6 @@ export class Reconciler {
         const h = planHostSide(this.view());
         await this.hostSide(h);
         if (!h.tunnel) await this.tunnelStep(undefined, errors);
-        syncConflists(this.opts.cniConfDir, desiredConflists([...this.state.networks.values()], [...this.state.groups.values()], this.opts.agentSocket));
         return h.tenants;
       });
       if (all) await this.removeStaleTenants(plans);

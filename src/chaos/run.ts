@@ -25,6 +25,8 @@ export interface ChaosOptions {
   prefix: string;
   /** The fault kinds drawn from (default all). */
   kinds?: readonly Kind[];
+  /** Kinds run first, in this order, before the seeded rounds: a short run on a slow machine still meets them. */
+  first?: readonly Kind[];
   /** Set by Ctrl-C: the run stops its workload and tears down. */
   abort?: AbortSignal;
   out?: (line: string) => void;
@@ -148,7 +150,7 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
   // Rounds of every kind in a seeded order, so even a short run meets each kind.
   const hosts = s.hosts.map((_, i) => i);
   const cuttable = hosts.filter((i) => i >= 2);
-  let round: Kind[] = [];
+  let round: Kind[] = [...(o.first ?? [])];
   while (running()) {
     await sleep(prng.int(2000, 6000));
     if (!running()) break;
