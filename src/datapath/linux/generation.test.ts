@@ -23,3 +23,14 @@ test('a generation is the same, behind our own commits, past them (someone else)
   assert.equal(compare('8:10', '7:10'), 'other');
   assert.equal(compare('7:100', '7:99'), 'past', 'numbers, not strings');
 });
+
+test('a big nft transaction is given time in proportion to its size', async () => {
+  const { nftTimeoutMs, NftTables } = await import('./nft.js');
+  assert.equal(nftTimeoutMs(''), 30_000);
+  assert.equal(nftTimeoutMs('x'.repeat(19_300_000)), 230_000, 'a 19 MB replace (50,000 mixed rules) gets almost 4 minutes');
+  const timeouts: Array<number | undefined> = [];
+  const runner = { run: async (argv: readonly string[], o?: { timeoutMs?: number }) => { if (argv.includes('-f')) timeouts.push(o?.timeoutMs); return { code: 0, stdout: '', stderr: '' }; } };
+  const big = { family: 'inet', name: 'weft', maps: [{ name: 'm', type: 'ipv4_addr', set: true, interval: false, elements: Array.from({ length: 200_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`) }], chains: [] };
+  await new NftTables(runner, new Generations(runner, undefined)).ensure('t1', big);
+  assert.deepEqual(timeouts, [70_000], 'the replace of this ~4 MB table is allowed 70 s, not the runner\'s 30');
+});

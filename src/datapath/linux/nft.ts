@@ -98,9 +98,13 @@ export class NftTables {
     this.gens.forget(ns);
   }
 
-  /** One `nft -f` transaction; a committed one is counted, so our own commits do not read as drift. */
+  /**
+   * One `nft -f` transaction; a committed one is counted, so our own commits do not read as drift. The
+   * runner's 30 s default killed the replace of a 19 MB table (50,000 mixed rules, 21-38 s here) every
+   * time, so that drift was never repaired: the time allowed grows with the script.
+   */
   private async commit(ns: string | undefined, script: string, allowFailure: boolean) {
-    const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure });
+    const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure, timeoutMs: nftTimeoutMs(script) });
     const k = this.known.get(ns ?? '');
     if (r.code === 0 && k) k.commits++;
     return r;
@@ -123,4 +127,9 @@ export class NftTables {
     // Counters count: their values are not a change to the table.
     return r.code === 0 ? r.stdout.replace(/packets \d+ bytes \d+/g, '') : '';
   }
+}
+
+/** How long one `nft -f` may run: 30 s, and 10 s more per MB of script. */
+export function nftTimeoutMs(script: string): number {
+  return 30_000 + Math.ceil(script.length / 1e6) * 10_000;
 }
