@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
 import { createCsr } from '../pki/index.js';
 import { summarise, ms } from './stats.js';
+import { Anchor } from './scale-anchor.js';
 
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
@@ -223,12 +224,46 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
   // then measure the steady state the targets are about.
   const cold = await allocations(url, admin, host, 'warmup', '10.63.0.0/20', WARMUP);
   const a = await allocations(url, admin, host, 'bench', '10.64.0.0/18', ENDPOINTS);
+  const anchor = await anchorPosts();
   return [
     `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
     `| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`,
     `| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`,
     `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,
+    `| anchor: the same POSTs to a trivial Node HTTPS server (no framework, no store, no client certificate), same client, ${CLIENTS} concurrent clients | ${anchor.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.lat.p50)} / ${ms(anchor.lat.p99)} | (anchor) |`,
+    `| allocations ÷ anchor (rate) | ${(a.rate / anchor.rate).toFixed(2)}× | — |`,
   ];
+}
+
+/** What the same client, concurrency and request cost against the most trivial HTTPS server on this machine. */
+async function anchorPosts(): Promise<{ rate: number; lat: ReturnType<typeof summarise> }> {
+  const anchor = await Anchor.start();
+  const via = new https.Agent({ keepAlive: true, maxSockets: CLIENTS, ca: anchor.ca });
+  const url = new URL(anchor.url);
+  const saved = ca;
+  ca = anchor.ca;
+  try {
+    const latencies: number[] = [];
+    let next = 0;
+    const count = WARMUP + ENDPOINTS;
+    let t0 = performance.now();
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      while (next < count) {
+        const i = next++;
+        // The first WARMUP requests warm the anchor as the warm-up network warmed the server.
+        if (i === WARMUP) t0 = performance.now();
+        const s = performance.now();
+        const r = await call(url, 'POST', '/echo', { token: '' }, { tenant: 'default', network: 'bench', containerId: `anchor-${i}`, host: 'bench-host', ifname: 'eth0' }, via);
+        if (i >= WARMUP) latencies.push(performance.now() - s);
+        if (r.status !== 201) throw new Error(`the anchor answered ${r.status}`);
+      }
+    }));
+    return { rate: ENDPOINTS / ((performance.now() - t0) / 1000), lat: summarise(latencies) };
+  } finally {
+    ca = saved;
+    via.destroy();
+    await anchor.stop();
+  }
 }
 
 async function fanoutRows(url: URL, admin: Caller & { token: string }): Promise<string[]> {
