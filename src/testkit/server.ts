@@ -30,7 +30,10 @@ export interface ServerProcess {
  */
 export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string; netns?: string } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-srv-'));
-  const argv = [process.execPath, WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  // WEFT_SERVER_NODE_ARGS: flags for the server's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile
+  // the server of a benchmark (src/bench/README.md).
+  const nodeArgs = (process.env['WEFT_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const argv = [process.execPath, ...nodeArgs, WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
   const enter = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`] : [];
   const [cmd = '', ...rest] = [...enter, ...argv];
   const proc = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
