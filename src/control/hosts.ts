@@ -80,7 +80,7 @@ export class Hosts {
       return { record: rec, lease, revision: undefined };
     });
     const { record, lease, revision } = r.value;
-    return withLease({ key: keys.host(input.name), value: record, modRevision: revision ?? r.revision, createRevision: 0 }, lease);
+    return withLease({ value: record, modRevision: revision ?? r.revision }, lease);
   }
 
   /**
@@ -112,7 +112,7 @@ export class Hosts {
       tx.put(keys.host(name), h);
       return { h, lease: await leaseIn(tx, name) };
     });
-    return this.withState(withLease({ key: keys.host(name), value: r.value.h, modRevision: r.revision, createRevision: 0 }, r.value.lease));
+    return this.withState(withLease({ value: r.value.h, modRevision: r.revision }, r.value.lease));
   }
 
   /**

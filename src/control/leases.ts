@@ -27,7 +27,7 @@ export async function leaseIn(tx: Txn, name: string): Promise<HostLease | undefi
 }
 
 /** The host as the API shows it: its record (and the record's revision) with its lease's liveness. */
-export function withLease(e: Entry, lease: HostLease | undefined): Host {
+export function withLease(e: Pick<Entry, 'value' | 'modRevision'>, lease: HostLease | undefined): Host {
   const { lastSeen: legacySeen, wireguard: legacyWireguard, ...record } = e.value as HostRecord;
   const wireguard = lease ? lease.wireguard : legacyWireguard;
   return { ...record, ...(wireguard ? { wireguard } : {}), lastSeen: lease?.lastSeen ?? legacySeen ?? record.createdAt, revision: e.modRevision };
