@@ -160,7 +160,12 @@ export async function listCosts(c: Cluster, h: HostCreds) {
     const fullMs = performance.now() - t0;
     t0 = performance.now();
     await client.request('GET', `/api/v1/endpoints?host=${h.name}`);
-    return { fullMs, fullBytes: Buffer.byteLength(JSON.stringify(full)), endpoints: full.endpoints.length, ownMs: performance.now() - t0 };
+    const ownMs = performance.now() - t0;
+    // Every agent lists every host at its start (hosts × hosts in all): what one such list costs.
+    t0 = performance.now();
+    const hosts = await client.request<{ items: unknown[] }>('GET', '/api/v1/hosts');
+    const hostsMs = performance.now() - t0;
+    return { fullMs, fullBytes: Buffer.byteLength(JSON.stringify(full)), endpoints: full.endpoints.length, ownMs, hostsMs, hosts: hosts.items.length, hostsBytes: Buffer.byteLength(JSON.stringify(hosts)) };
   } finally {
     client.close();
   }

@@ -1,7 +1,8 @@
 import { WeftError, cidrRange, instanceDigest, notFound, parseCidr, parseIp, specialRangeOf, type Host, type HostInput } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { listNames } from './crud.js';
-import { keys, withRevision } from './keys.js';
+import { keys } from './keys.js';
+import { leaseIn, listHosts, sameRecord, withLease, type HostLease, type HostRecord } from './leases.js';
 import { endpointsWhere, readGlobal } from './shared.js';
 import { tunnelIpFor } from './tunnels.js';
 
@@ -29,32 +30,28 @@ export class Hosts {
   }
 
   async list(): Promise<{ items: Host[]; revision: number }> {
-    const l = await this.store.list(keys.hosts());
-    return { items: l.entries.map((e) => this.withState(withRevision<Host>(e))), revision: l.revision };
+    const l = await listHosts(this.store);
+    return { items: l.items.map((h) => this.withState(h)), revision: l.revision };
   }
 
   async get(name: string): Promise<Host> {
     const e = await this.store.get(keys.host(name));
     if (!e) throw notFound(`host ${name}`);
-    return this.withState(withRevision<Host>(e));
+    return this.withState(withLease(e, (await this.store.get(keys.hostLease(name)))?.value as HostLease | undefined));
   }
 
   /**
    * Registers or refreshes a host (upsert: an agent calls this at start and as its heartbeat). The agent
    * sends what it knows (underlay, key, tunnel status); what the server decides (tunnel address, key
-   * rotation count) is carried over from the stored record, never taken from the input.
+   * rotation count) is carried over from the stored record, never taken from the input. Every call
+   * renews the host's lease; the record is written only when a field of it changed, so a heartbeat is no
+   * watch event to the agents (leases.ts).
    */
   async register(actor: string, input: HostInput): Promise<Host> {
-    const vtep = parseIp(input.vtepIp);
-    if (vtep === undefined) {
-      throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: '${input.vtepIp}' is not an IPv4 address`, { field: 'vtepIp' });
-    }
-    // Every other host would send its overlay (and WireGuard) there.
-    const special = specialRangeOf(vtep);
-    if (special) throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: ${input.vtepIp} is in ${special}, not a host's underlay address`, { field: 'vtepIp' });
+    const vtep = underlayOf(input);
     const r = await this.store.transact(actor, async (tx) => {
       const old = await tx.get(keys.host(input.name));
-      const prev = old ? withRevision<Host>(old) : undefined;
+      const prev = old ? withLease(old, await leaseIn(tx, input.name)) : undefined;
       const at = this.now();
       const instance = this.instanceOf(input, prev, at);
       await refuseTwins(tx, input, prev);
@@ -65,23 +62,25 @@ export class Hosts {
         throw new WeftError('WEFT_OVERLAP', `vtepIp: ${input.vtepIp} is inside the tunnel range ${tunnelRange}; choose another range (weft global set --tunnel-range)`, { field: 'vtepIp' });
       }
       const tunnelIp = await tunnelIpFor(tx, input.name, prev?.tunnelIp, tunnelRange);
-      const h: Omit<Host, 'revision'> = {
+      const rec: HostRecord = {
         name: input.name,
         vtepIp: input.vtepIp,
         ...(input.agentVersion !== undefined ? { agentVersion: input.agentVersion } : {}),
         ...(input.wgPublicKey !== undefined ? { wgPublicKey: input.wgPublicKey } : {}),
         tunnelIp,
         ...(prev?.rotateKey !== undefined ? { rotateKey: prev.rotateKey } : {}),
-        ...(input.wireguard !== undefined ? { wireguard: input.wireguard } : {}),
         ...(instance !== undefined ? { instance } : {}),
-        lastSeen: at,
         createdAt: prev?.createdAt ?? at,
         updatedAt: at,
       };
-      tx.put(keys.host(input.name), h);
-      return h;
+      const lease: HostLease = { lastSeen: at, ...(input.wireguard !== undefined ? { wireguard: input.wireguard } : {}) };
+      tx.put(keys.hostLease(input.name), lease);
+      if (old && sameRecord(old.value as HostRecord, rec)) return { record: old.value as HostRecord, lease, revision: old.modRevision };
+      tx.put(keys.host(input.name), rec);
+      return { record: rec, lease, revision: undefined };
     });
-    return { ...r.value, revision: r.revision };
+    const { record, lease, revision } = r.value;
+    return withLease({ value: record, modRevision: revision ?? r.revision }, lease);
   }
 
   /**
@@ -108,12 +107,12 @@ export class Hosts {
     const r = await this.store.transact(actor, async (tx) => {
       const e = await tx.get(keys.host(name));
       if (!e) throw notFound(`host ${name}`);
-      const cur = e.value as Omit<Host, 'revision'>;
+      const cur = e.value as HostRecord;
       const h = { ...cur, rotateKey: (cur.rotateKey ?? 0) + 1, updatedAt: this.now() };
       tx.put(keys.host(name), h);
-      return h;
+      return { h, lease: await leaseIn(tx, name) };
     });
-    return this.withState({ ...r.value, revision: r.revision });
+    return this.withState(withLease({ value: r.value.h, modRevision: r.revision }, r.value.lease));
   }
 
   /**
@@ -125,8 +124,7 @@ export class Hosts {
    */
   async collectSilent(graceMs: number, release: (id: string, stillSilent: SilentCheck) => Promise<boolean>): Promise<string[]> {
     const now = Date.parse(this.now());
-    const gone = new Set((await this.store.list(keys.hosts())).entries.map((e) => withRevision<Host>(e))
-      .filter((h) => now - Date.parse(h.lastSeen) > graceMs).map((h) => h.name));
+    const gone = new Set((await listHosts(this.store)).items.filter((h) => now - Date.parse(h.lastSeen) > graceMs).map((h) => h.name));
     if (gone.size === 0) return [];
     const found = (await this.store.list(keys.endpoints())).entries.map((e) => e.value as { id: string; host: string })
       .filter((e) => gone.has(e.host));
@@ -141,10 +139,13 @@ export class Hosts {
     return released;
   }
 
-  /** Read inside the releasing transaction, so a heartbeat committed meanwhile makes it retry and keep. */
+  /**
+   * Read inside the releasing transaction (the lease, where heartbeats land, and the record), so a
+   * heartbeat committed meanwhile makes it retry and keep.
+   */
   private async silentIn(tx: Txn, name: string, graceMs: number): Promise<boolean> {
     const h = await tx.get(keys.host(name));
-    return h !== undefined && Date.parse(this.now()) - Date.parse((h.value as Host).lastSeen) > graceMs;
+    return h !== undefined && Date.parse(this.now()) - Date.parse(withLease(h, await leaseIn(tx, name)).lastSeen) > graceMs;
   }
 
   async remove(actor: string, name: string): Promise<void> {
@@ -153,8 +154,21 @@ export class Hosts {
       const eps = await endpointsWhere(tx, (e) => e.host === name);
       if (eps.length > 0) throw new WeftError('WEFT_IN_USE', `host ${name} still has ${listNames(eps.map((e) => `endpoint ${e.id}`))}`);
       tx.delete(keys.host(name));
+      tx.delete(keys.hostLease(name));
     });
   }
+}
+
+/** The host's underlay address, refused when it is no address a peer could send to. */
+function underlayOf(input: HostInput): number {
+  const vtep = parseIp(input.vtepIp);
+  if (vtep === undefined) {
+    throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: '${input.vtepIp}' is not an IPv4 address`, { field: 'vtepIp' });
+  }
+  // Every other host would send its overlay (and WireGuard) there.
+  const special = specialRangeOf(vtep);
+  if (special) throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: ${input.vtepIp} is in ${special}, not a host's underlay address`, { field: 'vtepIp' });
+  return vtep;
 }
 
 /**

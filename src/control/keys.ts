@@ -14,6 +14,9 @@ export const keys = {
   endpoints: () => 'endpoints/',
   host: (h: string) => `hosts/${h}`,
   hosts: () => 'hosts/',
+  /** A host's liveness (its heartbeats), apart from its record: internal, never published (leases.ts). */
+  hostLease: (h: string) => `leases/${h}`,
+  hostLeases: () => 'leases/',
   global: () => 'global',
   user: (u: string) => `users/${u}`,
   users: () => 'users/',
