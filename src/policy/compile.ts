@@ -1,7 +1,8 @@
 import type { Action, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
 import type { Classification, Klass } from './classes.js';
-import { Engine, frameOf } from './engine.js';
-import { recompile, ruleChanges } from './incremental.js';
+import { endpointsByIp } from './classes.js';
+import { Engine, frameOf, type Scope } from './engine.js';
+import { movedEndpoints, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
 
 export interface PolicyState {
@@ -94,7 +95,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
     return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, portEntries: [], protoEntries: [], ruleCount: 0, how: 'cold' };
   }
   const frame = frameOf(s, sc);
-  const warm = incremental(s.previous, frame, sc.policies);
+  const warm = incremental(s.previous, frame, sc);
   const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids);
   const out: CompiledPolicy = {
     tenant: s.tenant.name, fallback, classification: engine.classification(), portEntries: engine.pairs.portEntries, protoEntries: engine.pairs.protoEntries,
@@ -105,14 +106,16 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
 }
 
 /** The previous compile's engine brought up to `policies`, or undefined when only a cold compile will do. */
-function incremental(previous: CompiledPolicy | undefined, frame: string, policies: readonly Policy[]): Engine | undefined {
+function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Scope): Engine | undefined {
   const e = previous && engines.get(previous);
   if (!e || e.frame !== frame) return undefined;
-  const now = new Map(policies.map((p) => [p.name, p]));
+  const now = new Map(sc.policies.map((p) => [p.name, p]));
   const changes = ruleChanges(e.policies, now);
-  if (!changes) return undefined;
+  const eps = endpointsByIp(sc.endpoints);
+  const moved = movedEndpoints(e.eps, eps);
+  if (!changes || !moved) return undefined;
   // The engine changes in place: `previous` can no longer start another compile (that one will be cold).
   engines.delete(previous);
-  recompile(e, now, changes);
+  recompile(e, now, changes, eps, moved);
   return e;
 }

@@ -11,12 +11,14 @@ export interface Scope { enforced: Set<string>; policies: Policy[]; endpoints: E
 const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
 
 /**
- * Everything but the rules that a compile depends on. While it stands, a recompile may start from the
- * last compile's classes and pairs and redo only what the changed rules touch (incremental.ts).
+ * Everything but the rules and the endpoints that a compile depends on. While it stands, a recompile
+ * may start from the last compile's classes and pairs and redo only what the changed rules and
+ * endpoints touch (incremental.ts). The groups enforced here are part of it: their rules are the
+ * rule indexes, and an endpoint that adds or removes one changes what the host enforces.
  */
 export function frameOf(s: PolicyState, sc: Scope): string {
   return JSON.stringify([s.tenant.name, s.tenant.defaultAction, s.host ?? null, s.networks.map((n) => [n.name, n.subnet]),
-    s.groups.map((g) => [g.name, g.policies]), sc.endpoints.map((e) => [e.ip, e.group ?? null, e.network, e.host]), sc.policies.map((p) => p.name)]);
+    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => p.name)]);
 }
 
 /**
@@ -26,7 +28,7 @@ export function frameOf(s: PolicyState, sc: Scope): string {
 export class Engine {
   readonly groupNames: Set<string>;
   readonly nets: NetSpan[];
-  readonly eps: Map<number, Endpoint>;
+  eps: Map<number, Endpoint>;
   /** Scoped policies by name (the last of a name wins, as in groupRules). */
   policies: Map<string, Policy>;
   readonly indexes = new Map<string, RuleIndex>();

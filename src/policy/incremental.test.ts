@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { formatIp, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, type CompiledPolicy, type PolicyState } from './index.js';
 
-// Random rule sets and random single-rule edits: each edit is compiled from the last compile (the
+// Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
 // incremental path) and must equal a cold compile given the same `previous` (same class ids, same
 // ranges, same entries), and the tables of both hosts together must decide every probed flow as
 // explain does (DESIGN §4).
@@ -71,8 +71,31 @@ function randomState(rnd: (n: number) => number): PolicyState {
   };
 }
 
+const SPARE_IPS = ['10.1.0.50', '10.1.0.51', '10.1.1.201', '10.2.0.7', '10.2.0.8', '10.2.0.201'];
+
+/** One endpoint comes, goes, or changes group (a new revision), on either host. */
+function editEndpoint(s: PolicyState, rnd: (n: number) => number): PolicyState {
+  const kind = rnd(3);
+  const eps = [...s.endpoints];
+  const j = rnd(eps.length);
+  const e = eps[j] as Endpoint;
+  const group = rnd(4) ? { group: GROUPS[rnd(4)] as string } : {};
+  if (kind === 0 || eps.length < 3) {
+    const ip = SPARE_IPS[rnd(SPARE_IPS.length)] as string;
+    if (eps.some((x) => x.ip === ip)) return s;
+    const { group: _, ...rest } = e;
+    eps.push({ ...rest, ...group, id: ip, ip, network: ip.startsWith('10.1.') ? 'a' : 'b', host: rnd(2) ? 'h1' : 'h2', containerId: ip });
+  } else if (kind === 1) eps.splice(j, 1);
+  else {
+    const { group: _, ...rest } = e;
+    eps[j] = { ...rest, ...group, revision: e.revision + 1 };
+  }
+  return { ...s, endpoints: eps };
+}
+
 /** One random edit of one rule (add, remove, or change a field), as a new revision of its policy. */
 function editOne(s: PolicyState, rnd: (n: number) => number): PolicyState {
+  if (rnd(4) === 0) return editEndpoint(s, rnd);
   const i = rnd(s.policies.length);
   const p = s.policies[i] as Policy;
   let rules: Rule[];
@@ -118,7 +141,8 @@ function allows(c: CompiledPolicy, src: string, dst: string, proto: number, port
 function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPolicy>, at: string): void {
   const hostOf = new Map(s.endpoints.map((e) => [e.ip, e.host]));
   const probePorts = [0, 53, 54, 80, 81, 443, 1000, 8000, 65535];
-  for (const a of PROBE_IPS) for (const b of PROBE_IPS) {
+  const ips = [...new Set([...PROBE_IPS, ...s.endpoints.map((e) => e.ip)])];
+  for (const a of ips) for (const b of ips) {
     if (a === b) continue;
     const hosts = [hostOf.get(a), hostOf.get(b)].filter((h): h is string => h !== undefined);
     for (const [proto, name] of [[6, 'tcp'], [17, 'udp'], [1, 'icmp'], [47, '47']] as const) {
@@ -131,7 +155,7 @@ function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPoli
   }
 }
 
-test('random single-rule edits, compiled from the last compile: the same as a cold compile, and explain agrees', () => {
+test('random single-rule and single-endpoint edits, compiled from the last compile: the same as a cold compile, and explain agrees', () => {
   let incremental = 0;
   for (let seed = 1; seed <= 12; seed++) {
     const rnd = rng(seed);
@@ -153,4 +177,23 @@ test('random single-rule edits, compiled from the last compile: the same as a co
   }
   // Only a compile with no rule in force here (nothing to take over) may be cold: most edits must not be.
   assert.ok(incremental > 12 * 25 * 2 * 0.6, `${incremental} of ${12 * 25 * 2} edits compiled incrementally`);
+});
+
+test('a compile taken over by the next one keeps its own tables; what changes the frame compiles cold', () => {
+  const rnd = rng(99);
+  const s: PolicyState = { ...randomState(rnd), groups: GROUPS.map((g, i) => ({ ...meta, tenant: 't', name: g, network: i % 2 ? 'b' : 'a', labels: {}, policies: POLICIES })) };
+  const first = compilePolicy({ ...s, host: 'h1' });
+  assert.ok(first.classification.classes.length > 1, 'rules are in force on h1');
+  const snapshot = JSON.stringify([first.classification.ranges, first.classification.classes, first.portEntries, first.protoEntries, [...first.classification.ids]]);
+  // Three rules added, one removed, and an endpoint of a group h1 already enforces.
+  const [p0, ...others] = s.policies as [Policy, ...Policy[]];
+  const rules = [...p0.rules.slice(1), randomRule(rnd), randomRule(rnd), { ...randomRule(rnd), direction: 'in' as const, fromCidr: '10.1.0.48/29' }];
+  const ep = { ...(s.endpoints[0] as Endpoint), id: 'new', ip: '10.1.0.50', containerId: 'new' };
+  const next: PolicyState = { ...s, policies: [{ ...p0, revision: 2, rules }, ...others], endpoints: [...s.endpoints, ep] };
+  const second = compilePolicy({ ...next, host: 'h1', previous: first });
+  assert.equal(second.how, 'incremental');
+  assert.equal(JSON.stringify([first.classification.ranges, first.classification.classes, first.portEntries, first.protoEntries, [...first.classification.ids]]), snapshot,
+    'the previous compile is a value: the agent may still be rendering or applying it');
+  const attached = { ...next, groups: next.groups.map((g, i) => (i === 0 ? { ...g, policies: [...g.policies, 'p3'] } : g)) };
+  assert.equal(compilePolicy({ ...attached, host: 'h1', previous: second }).how, 'cold', 'a policy attached: the rule indexes change wholesale');
 });

@@ -1,4 +1,4 @@
-import type { Policy, Rule } from '../model/index.js';
+import type { Endpoint, Policy, Rule } from '../model/index.js';
 import { rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
 import { peerOf } from './rule-index.js';
 import type { Engine } from './engine.js';
@@ -36,14 +36,32 @@ export function ruleChanges(before: ReadonlyMap<string, Policy>, after: Readonly
   return out;
 }
 
+const endpointFields = (e: Endpoint) => `${e.group ?? ''}/${e.network}`;
+
 /**
- * Brings an engine from its last compile to `policies`, the same frame (engine.ts `frameOf`) with some
- * rules changed: the rule indexes take the changes, the address space is swept again only where a CIDR
- * appeared or went, and only the pairs of classes a changed rule can match (or a new class is in) are
- * decided again. The result is what a cold compile given the last one as `previous` produces.
+ * The addresses whose endpoint came, went or changed what a class is made of (group, network);
+ * undefined past MAX_INCREMENTAL_CHANGES.
  */
-export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[]): void {
+export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: ReadonlyMap<number, Endpoint>): number[] | undefined {
+  const out: number[] = [];
+  for (const [ip, ep] of after) {
+    const was = before.get(ip);
+    if (was !== ep && (!was || endpointFields(was) !== endpointFields(ep))) out.push(ip);
+  }
+  for (const ip of before.keys()) if (!after.has(ip)) out.push(ip);
+  return out.length > MAX_INCREMENTAL_CHANGES ? undefined : out;
+}
+
+/**
+ * Brings an engine from its last compile to `policies` and `eps`, the same frame (engine.ts `frameOf`)
+ * with some rules and endpoints changed: the rule indexes take the changes, the address space is swept
+ * again only where a CIDR appeared or went and at the moved endpoints, and only the pairs of classes a
+ * changed rule can match (or a new class is in) are decided again. The result is what a cold compile
+ * given the last one as `previous` produces.
+ */
+export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[]): void {
   e.policies = policies;
+  e.eps = eps;
   e.pairs.detach();
   const counted: Array<readonly [Rule, 1 | -1]> = [];
   for (const c of changes) {
@@ -58,7 +76,8 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
       }
     }
   }
-  const moved = e.countCidrs(counted);
+  const moved = e.countCidrs(counted).map((t) => e.cidrSpan(t) as Region);
+  for (const ip of movedEps) moved.push({ first: ip, last: ip });
   const fresh = nextId(e.ids);
   const born = reclassify(e, moved, fresh);
   const dirty = new Map<number, Set<number>>();
@@ -84,9 +103,11 @@ function nextId(ids: ReadonlyMap<string, number>): () => number {
   return () => fresh++;
 }
 
-/** Sweeps again where a CIDR appeared or went (outermost first); returns the new classes. */
-function reclassify(e: Engine, moved: readonly string[], fresh: () => number): number[] {
-  const regions = [...new Set(moved)].map((t) => e.cidrSpan(t)).sort((a, b) => a.first - b.first || b.last - a.last);
+interface Region { first: number; last: number }
+
+/** Sweeps again where a CIDR or an endpoint moved (prefixes: outermost first, the inner ones are in it); returns the new classes. */
+function reclassify(e: Engine, moved: readonly Region[], fresh: () => number): number[] {
+  const regions = [...moved].sort((a, b) => a.first - b.first || b.last - a.last);
   const born: number[] = [];
   let covered = -1;
   const idOf = e.idMaker(() => { const id = fresh(); born.push(id); return id; });
