@@ -63,19 +63,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   e.policies = policies;
   e.eps = eps;
   e.pairs.detach();
-  const counted: Array<readonly [Rule, 1 | -1]> = [];
-  for (const c of changes) {
-    const holders = e.groups.filter((g) => e.enforced.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).map(() => g.name));
-    for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
-      if (!rule) continue;
-      counted.push([rule, d]);
-      for (const g of holders) {
-        const idx = e.indexes.get(`${rule.direction}/${g}`);
-        if (d === 1) idx?.add({ policy: c.policy, rule });
-        else idx?.removeById(c.policy, rule);
-      }
-    }
-  }
+  const counted = applyRules(e, changes);
   const moved = e.countCidrs(counted).map((t) => e.cidrSpan(t) as Region);
   for (const ip of movedEps) moved.push({ first: ip, last: ip });
   const fresh = nextId(e.ids);
@@ -95,6 +83,25 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
     const s = e.classes.get(src) as Klass;
     for (const dst of dsts) e.decide(s, e.classes.get(dst) as Klass);
   }
+}
+
+/** Takes the changed rules out of and into the indexes of the groups holding their policy; returns them as counted. */
+function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [Rule, 1 | -1]> {
+  const counted: Array<readonly [Rule, 1 | -1]> = [];
+  for (const c of changes) {
+    // A group holding the policy twice holds its rules twice, as groupRules lists them.
+    const holders = e.groups.filter((g) => e.enforced.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).map(() => g.name));
+    for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
+      if (!rule) continue;
+      counted.push([rule, d]);
+      for (const g of holders) {
+        const idx = e.indexes.get(`${rule.direction}/${g}`);
+        if (d === 1) idx?.add({ policy: c.policy, rule });
+        else idx?.removeById(c.policy, rule);
+      }
+    }
+  }
+  return counted;
 }
 
 function nextId(ids: ReadonlyMap<string, number>): () => number {

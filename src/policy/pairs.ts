@@ -51,8 +51,8 @@ export class PairStore {
 
   /** New lists for the next compile: the last compile's lists are its result and must not change. */
   detach(): void {
-    this.portEntries = this.portEntries.slice();
-    this.protoEntries = this.protoEntries.slice();
+    this.portEntries = withRoom(this.portEntries);
+    this.protoEntries = withRoom(this.protoEntries);
   }
 
   set(src: number, dst: number, out: PairOut | undefined): void {
@@ -81,6 +81,19 @@ export class PairStore {
     swapOut(this.portEntries, s.portAt, (e) => this.bySrc.get(e.src)?.get(e.dst)?.portAt);
     swapOut(this.protoEntries, s.protoAt, (e) => this.bySrc.get(e.src)?.get(e.dst)?.protoAt);
   }
+}
+
+const ROOM = new Array<never>(4096);
+
+/**
+ * A copy with room to grow: a copy is exactly as long as its list, and the first push past it copies
+ * the whole list again (measured: a second 1,000,000-entry copy, ~100 ms on this machine). Shortened
+ * by a little, V8 keeps the room.
+ */
+function withRoom<E>(list: readonly E[]): E[] {
+  const copy = list.concat(ROOM);
+  copy.length = list.length;
+  return copy;
 }
 
 /**
