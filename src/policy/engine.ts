@@ -60,7 +60,7 @@ export class Engine {
   /** A cold compile: every class and every pair. */
   static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined): Engine {
     const e = new Engine(s, sc, frame, sc.enforced, s.groups);
-    e.countCidrs(sc.policies.flatMap((p) => p.rules.map((r) => [r, 1] as const)));
+    e.initCidrs(sc.policies);
     let fresh = 1;
     for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
     e.ranges = sweep(e.sweepInput(ALL), e.idMaker(() => fresh++, previous));
@@ -83,6 +83,19 @@ export class Engine {
   groupRules(group: string, d: 'in' | 'out'): RuleRef[] {
     const g = this.groups.find((x) => x.name === group);
     return (g?.policies ?? []).flatMap((name) => (this.policies.get(name)?.rules ?? []).filter((r) => r.direction === d).map((rule) => ({ policy: name, rule })));
+  }
+
+  /** The CIDR counts and lists of a cold compile: sorted once (placing them one by one is quadratic). */
+  private initCidrs(policies: readonly Policy[]): void {
+    for (const p of policies) for (const r of p.rules) for (const k of CIDR_KEYS) if (r[k] !== undefined) this.cidrCount.set(r[k] as string, (this.cidrCount.get(r[k] as string) ?? 0) + 1);
+    for (const text of this.cidrCount.keys()) this.cidrList.push(this.cidrSpan(text));
+    this.cidrList.sort((a, b) => a.first - b.first || b.last - a.last);
+    for (const c of this.cidrList) {
+      const rk = `${c.first}-${c.last}`;
+      const same = this.cidrsByRange.get(rk);
+      if (same) same.push(c.text);
+      else this.cidrsByRange.set(rk, [c.text]);
+    }
   }
 
   /**
