@@ -172,7 +172,7 @@ test('random single-rule and single-endpoint edits, compiled from the last compi
         assertSame(inc, cold, `seed ${seed} step ${step} ${h}`);
         tables.set(h, inc);
       }
-      if (step % 8 === 7) assertVerdicts(s, tables, `seed ${seed} step ${step}`);
+      if (step % 12 === 11) assertVerdicts(s, tables, `seed ${seed} step ${step}`);
     }
   }
   // Only a compile with no rule in force here (nothing to take over) may be cold: most edits must not be.
