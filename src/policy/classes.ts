@@ -30,6 +30,7 @@ export interface Classification {
 }
 
 const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
+export const ALL: IpRange = { first: 0, last: 2 ** 32 - 1 };
 
 export function ruleCidrs(policies: readonly Policy[]): string[] {
   const out = new Set<string>();
@@ -41,76 +42,132 @@ export function cidrToRange(text: string): IpRange {
   return cidrRange(parseCidr(text.includes('/') ? text : `${text}/32`, 'cidr', false));
 }
 
+/** A rule CIDR as written, with its addresses. */
+export interface CidrSpan { text: string; first: number; last: number }
+export interface NetSpan { name: string; first: number; last: number }
+
+/** What a sweep over one region of the address space needs to know. */
+export interface SweepInput {
+  region: IpRange;
+  /** The rule CIDRs inside the region (rule CIDRs are prefixes: each is inside it, or covers it whole). */
+  inside: readonly CidrSpan[];
+  /** The rule CIDRs covering the whole region but not inside it. */
+  around: readonly string[];
+  nets: readonly NetSpan[];
+  /** The endpoints by address (the last one listed at an address wins). */
+  eps: ReadonlyMap<number, Endpoint>;
+  groups: ReadonlySet<string>;
+}
+
 /**
- * `previous`: the ids of an earlier classification. A class that still exists keeps its id, and a new
- * one takes an id no class of `previous` had, so a rule that adds one CIDR changes a few elements of
- * the datapath's maps instead of renumbering every class after it.
+ * The classes of one region, as merged ranges (class 0 left out). Elementary intervals are cut at every
+ * boundary of a subnet, a rule CIDR or an endpoint; which rule CIDRs cover an interval is updated at
+ * their boundaries only. `idOf` gives (or makes) the id of a class by its key.
  */
-export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], previous?: ReadonlyMap<string, number>): Classification {
-  const cidrs = ruleCidrs(policies).map((c) => ({ text: c, range: cidrToRange(c) }));
-  const nets = networks.map((n) => ({ name: n.name, range: cidrRange(parseCidr(n.subnet, 'subnet')) }));
-  const groupOf = new Map(groups.map((g) => [g.name, g]));
-  const eps = endpoints.map((e) => ({ ip: parseIp(e.ip) as number, ep: e }));
-  // Elementary intervals: cut the address space at every boundary of a subnet, a rule CIDR or an endpoint.
-  const cuts = new Set<number>([0, 2 ** 32]);
-  for (const x of [...cidrs.map((c) => c.range), ...nets.map((n) => n.range)]) {
-    cuts.add(x.first);
-    cuts.add(x.last + 1);
-  }
-  for (const e of eps) {
-    cuts.add(e.ip);
-    cuts.add(e.ip + 1);
-  }
+export function sweep(x: SweepInput, idOf: (key: string, k: Omit<Klass, 'id'>) => number): AddressClass[] {
+  const { first: lo, last: hi } = x.region;
+  const cuts = new Set<number>([lo, hi + 1]);
+  const clip = (n: number) => { if (n > lo && n <= hi) cuts.add(n); };
+  for (const c of x.inside) { cuts.add(c.first); clip(c.last + 1); }
+  for (const n of x.nets) { clip(n.first); clip(n.last + 1); }
+  for (const ip of x.eps.keys()) if (ip >= lo && ip <= hi) { cuts.add(ip); clip(ip + 1); }
   const points = [...cuts].sort((a, b) => a - b);
-  const epAt = new Map(eps.map((e) => [e.ip, e.ep]));
-  // Sweep: which rule CIDRs cover the current interval, updated at their boundaries only.
   const opens = new Map<number, string[]>();
   const closes = new Map<number, string[]>();
-  for (const c of cidrs) {
-    (opens.get(c.range.first) ?? opens.set(c.range.first, []).get(c.range.first))!.push(c.text);
-    (closes.get(c.range.last + 1) ?? closes.set(c.range.last + 1, []).get(c.range.last + 1))!.push(c.text);
+  for (const c of x.inside) {
+    (opens.get(c.first) ?? opens.set(c.first, []).get(c.first))!.push(c.text);
+    (closes.get(c.last + 1) ?? closes.set(c.last + 1, []).get(c.last + 1))!.push(c.text);
   }
-  const active = new Set<string>();
-  const classes: Klass[] = [{ id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false }];
-  const ids = new Map<string, number>([[key(classes[0] as Klass), 0]]);
-  let fresh = 1;
-  for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
+  const active = new Set<string>(x.around);
   const ranges: AddressClass[] = [];
   for (let i = 0; i + 1 < points.length; i++) {
     const first = points[i] as number;
     const last = (points[i + 1] as number) - 1;
     for (const c of closes.get(first) ?? []) active.delete(c);
     for (const c of opens.get(first) ?? []) active.add(c);
-    const ep = first === last ? epAt.get(first) : undefined;
-    const group = ep?.group !== undefined && groupOf.has(ep.group) ? ep.group : undefined;
-    const network = ep ? ep.network : nets.find((n) => first >= n.range.first && last <= n.range.last)?.name;
-    const inCidrs = [...active].sort();
-    const k: Klass = { id: -1, group, network, cidrs: inCidrs, endpoint: ep !== undefined };
-    const kk = key(k);
+    const ep = first === last ? x.eps.get(first) : undefined;
+    const group = ep?.group !== undefined && x.groups.has(ep.group) ? ep.group : undefined;
+    const network = ep ? ep.network : x.nets.find((n) => first >= n.first && last <= n.last)?.name;
+    const k = { group, network, cidrs: [...active].sort(), endpoint: ep !== undefined };
+    const id = idOf(classKey(k), k);
+    if (id === 0) continue;
+    const prev = ranges[ranges.length - 1];
+    if (prev && prev.cls === id && prev.last + 1 === first) prev.last = last;
+    else ranges.push({ first, last, cls: id });
+  }
+  return ranges;
+}
+
+export function netSpans(networks: readonly Network[]): NetSpan[] {
+  return networks.map((n) => ({ name: n.name, ...cidrRange(parseCidr(n.subnet, 'subnet')) }));
+}
+
+export function endpointsByIp(endpoints: readonly Endpoint[]): Map<number, Endpoint> {
+  return new Map(endpoints.map((e) => [parseIp(e.ip) as number, e]));
+}
+
+export const CLASS0: Klass = { id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false };
+export const CLASS0_KEY = classKey(CLASS0);
+
+/**
+ * `previous`: the ids of an earlier classification. A class that still exists keeps its id, and a new
+ * one takes an id no class of `previous` had, so a rule that adds one CIDR changes a few elements of
+ * the datapath's maps instead of renumbering every class after it.
+ */
+export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], previous?: ReadonlyMap<string, number>): Classification {
+  const inside = ruleCidrs(policies).map((text) => ({ text, ...cidrToRange(text) }));
+  const classes: Klass[] = [CLASS0];
+  const ids = new Map<string, number>([[CLASS0_KEY, 0]]);
+  let fresh = 1;
+  for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
+  const input = { region: ALL, inside, around: [], nets: netSpans(networks), eps: endpointsByIp(endpoints), groups: new Set(groups.map((g) => g.name)) };
+  const ranges = sweep(input, (kk, k) => {
     let id = ids.get(kk);
     if (id === undefined) {
       id = previous?.get(kk) ?? fresh++;
       ids.set(kk, id);
       classes.push({ ...k, id });
     }
-    if (id === 0) continue;
-    const prev = ranges[ranges.length - 1];
-    if (prev && prev.cls === id && prev.last + 1 === first) prev.last = last;
-    else ranges.push({ first, last, cls: id });
-  }
-  const byId = new Map(classes.map((c) => [c.id, c]));
+    return id;
+  });
+  return classification(classes, ranges);
+}
+
+/**
+ * Looks an address up by binary search: `ranges` are sorted and disjoint. `ids` is made from the
+ * classes when first asked for (only a cold compile after this one needs it).
+ */
+export function classification(classes: Klass[], ranges: AddressClass[]): Classification {
+  let byId: Map<number, Klass> | undefined;
+  let ids: Map<string, number> | undefined;
   return {
     classes,
-    ids,
+    get ids() {
+      return (ids ??= new Map(classes.map((k) => [classKey(k), k.id])));
+    },
     ranges,
     byIp(ip: string): Klass {
+      byId ??= new Map(classes.map((c) => [c.id, c]));
       const n = parseIp(ip);
-      const r = n === undefined ? undefined : ranges.find((x) => n >= x.first && n <= x.last);
-      return (r ? byId.get(r.cls) : classes[0]) as Klass;
+      const i = n === undefined ? -1 : rangeAt(ranges, n);
+      const r = ranges[i];
+      return (r && n !== undefined && n <= r.last ? byId.get(r.cls) : classes[0]) ?? CLASS0;
     },
   };
 }
 
-function key(k: Omit<Klass, 'id'>): string {
+/** The index of the last range starting at or before `n` (-1 if none). */
+export function rangeAt(ranges: readonly { first: number }[], n: number): number {
+  let lo = 0;
+  let hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if ((ranges[mid] as { first: number }).first <= n) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return hi;
+}
+
+export function classKey(k: Omit<Klass, 'id'>): string {
   return JSON.stringify([k.group ?? null, k.network ?? null, k.cidrs, k.endpoint]);
 }

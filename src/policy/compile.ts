@@ -1,7 +1,9 @@
-import type { Action, Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
-import { classify, type Classification, type Klass } from './classes.js';
-import { PROTO, type PeerView, type RuleRef } from './decide.js';
-import { segmentPorts, segmentProtos } from './segments.js';
+import type { Action, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
+import type { Classification, Klass } from './classes.js';
+import { endpointsByIp } from './classes.js';
+import { Engine, frameOf, type Scope } from './engine.js';
+import { movedEndpoints, recompile, ruleChanges } from './incremental.js';
+import type { PeerView, RuleRef } from './decide.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -33,11 +35,11 @@ export interface CompiledPolicy {
   portEntries: PortEntry[];
   protoEntries: ProtoEntry[];
   ruleCount: number;
+  /** How this compile was made: from scratch, or from `previous` with only the changed rules redone. */
+  how: 'cold' | 'incremental';
 }
 
 const verdictOf = (a: Action): Verdict => (a === 'allow' ? 'accept' : 'drop');
-const TCP = PROTO['tcp'] as 6;
-const UDP = PROTO['udp'] as 17;
 
 export function viewOf(k: Klass): PeerView {
   return { group: k.group, network: k.network, cidrs: new Set(k.cidrs) };
@@ -50,41 +52,6 @@ export function groupRules(s: PolicyState, group: string | undefined, direction:
   if (!g) return [];
   const byName = new Map(s.policies.map((p) => [p.name, p]));
   return g.policies.flatMap((name) => (byName.get(name)?.rules ?? []).filter((r) => r.direction === direction).map((rule) => ({ policy: name, rule })));
-}
-
-/**
- * A group's rules of one direction, indexed by what their peer names, so finding the rules that match a
- * peer class costs what matches, not what exists (10,000 rules with distinct CIDRs stay cheap).
- */
-class RuleIndex {
-  private readonly any: RuleRef[] = [];
-  private readonly byGroup = new Map<string, RuleRef[]>();
-  private readonly byNetwork = new Map<string, RuleRef[]>();
-  private readonly byCidr = new Map<string, RuleRef[]>();
-  readonly size: number;
-
-  constructor(rules: readonly RuleRef[]) {
-    const put = (m: Map<string, RuleRef[]>, k: string, r: RuleRef) => { let v = m.get(k); if (!v) m.set(k, (v = [])); v.push(r); };
-    for (const r of rules) {
-      const x = r.rule;
-      const g = x.direction === 'in' ? x.fromGroup : x.toGroup;
-      const n = x.direction === 'in' ? x.fromNetwork : x.toNetwork;
-      const c = x.direction === 'in' ? x.fromCidr : x.toCidr;
-      if (g !== undefined) put(this.byGroup, g, r);
-      else if (n !== undefined) put(this.byNetwork, n, r);
-      else if (c !== undefined) put(this.byCidr, c, r);
-      else this.any.push(r);
-    }
-    this.size = rules.length;
-  }
-
-  matching(peer: Klass): RuleRef[] {
-    const out = [...this.any];
-    if (peer.group !== undefined) out.push(...(this.byGroup.get(peer.group) ?? []));
-    if (peer.network !== undefined) out.push(...(this.byNetwork.get(peer.network) ?? []));
-    for (const c of peer.cidrs) out.push(...(this.byCidr.get(c) ?? []));
-    return out;
-  }
 }
 
 const EMPTY: Klass = { id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false };
@@ -104,51 +71,51 @@ function scope(s: PolicyState): { enforced: Set<string>; policies: Policy[]; end
   }
   const attached = new Set(s.groups.filter((g) => enforced.has(g.name)).flatMap((g) => g.policies));
   const policies = s.policies.filter((p) => attached.has(p.name));
-  const named = new Set(policies.flatMap((p) => p.rules.map((r) => (r.direction === 'in' ? r.fromGroup : r.toGroup))));
+  // A plain loop: this runs on every compile, over every rule (50,000 of them, a rule change's compile).
+  const named = new Set<string | undefined>();
+  for (const p of policies) for (const r of p.rules) named.add(r.direction === 'in' ? r.fromGroup : r.toGroup);
   const endpoints = s.endpoints.filter((e) => enforced.has(groupKey(e)) || (e.group !== undefined && named.has(e.group)));
   return { enforced, policies, endpoints };
 }
 
+/** Each compile's working state, for the next compile that names it `previous` (taken over, then dropped). */
+const engines = new WeakMap<CompiledPolicy, Engine>();
+
+/**
+ * The tenant's policy for this host. Given `previous` (the last compile here) and the same frame (only
+ * rules changed), it redoes only what the changed rules touch; the result is the cold compile's.
+ */
 export function compilePolicy(s: PolicyState): CompiledPolicy {
   const fallback = verdictOf(s.tenant.defaultAction);
-  const { enforced, policies, endpoints } = scope(s);
-  const withRules = new Set(policies.filter((p) => p.rules.length > 0).map((p) => p.name));
-  const none = (): CompiledPolicy => ({ tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, portEntries: [], protoEntries: [], ruleCount: 0 });
+  const sc = scope(s);
+  const withRules = new Set(sc.policies.filter((p) => p.rules.length > 0).map((p) => p.name));
   // No rule applies here: every flow gets the default, and no address needs a class. This keeps the CNI
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
-  if (!s.groups.some((g) => enforced.has(g.name) && g.policies.some((p) => withRules.has(p)))) return none();
-  const classification = classify(s.networks, s.groups, policies, endpoints, s.previous?.classification.ids);
-  const portEntries: PortEntry[] = [];
-  const protoEntries: ProtoEntry[] = [];
-  const indexes = new Map<string, RuleIndex>();
-  const scoped: PolicyState = { ...s, policies };
-  // A side's rules, or undefined when this host does not enforce that side (not an endpoint, or its group is another host's).
-  const indexOf = (k: Klass, d: 'in' | 'out'): RuleIndex | undefined => {
-    if (!k.endpoint || !enforced.has(k.group ?? '')) return undefined;
-    const key = `${d}/${k.group ?? ''}`;
-    let v = indexes.get(key);
-    if (!v) indexes.set(key, (v = new RuleIndex(groupRules(scoped, k.group, d))));
-    return v;
-  };
-  const cs = classification.classes;
-  const enforcedClasses = cs.filter((k) => indexOf(k, 'in') !== undefined);
-  for (const src of cs) {
-    const egressIdx = indexOf(src, 'out');
-    // Policy applies only where an endpoint this host enforces is on at least one side.
-    for (const dst of egressIdx ? cs : enforcedClasses) {
-      const ingressIdx = indexOf(dst, 'in');
-      if (!egressIdx?.size && !ingressIdx?.size) continue; // every enforced side falls back: the default
-      const sides = { egress: egressIdx?.matching(dst), ingress: ingressIdx?.matching(src) };
-      if (!sides.egress?.length && !sides.ingress?.length) continue;
-      for (const proto of [TCP, UDP] as const) {
-        for (const seg of segmentPorts(sides, proto, s.tenant.defaultAction)) {
-          if (seg.verdict !== fallback) portEntries.push({ src: src.id, dst: dst.id, proto, ...seg });
-        }
-      }
-      for (const seg of segmentProtos(sides, s.tenant.defaultAction)) {
-        if (seg.verdict !== fallback) protoEntries.push({ src: src.id, dst: dst.id, ...seg });
-      }
-    }
+  if (!s.groups.some((g) => sc.enforced.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, portEntries: [], protoEntries: [], ruleCount: 0, how: 'cold' };
   }
-  return { tenant: s.tenant.name, fallback, classification, portEntries, protoEntries, ruleCount: policies.reduce((n, p) => n + p.rules.length, 0) };
+  const frame = frameOf(s, sc);
+  const warm = incremental(s.previous, frame, sc);
+  const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids);
+  const out: CompiledPolicy = {
+    tenant: s.tenant.name, fallback, classification: engine.classification(), portEntries: engine.pairs.portEntries, protoEntries: engine.pairs.protoEntries,
+    ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0), how: warm ? 'incremental' : 'cold',
+  };
+  engines.set(out, engine);
+  return out;
+}
+
+/** The previous compile's engine brought up to `policies`, or undefined when only a cold compile will do. */
+function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Scope): Engine | undefined {
+  const e = previous && engines.get(previous);
+  if (!e || e.frame !== frame) return undefined;
+  const now = new Map(sc.policies.map((p) => [p.name, p]));
+  const changes = ruleChanges(e.policies, now);
+  const eps = endpointsByIp(sc.endpoints);
+  const moved = movedEndpoints(e.eps, eps);
+  if (!changes || !moved) return undefined;
+  // The engine changes in place: `previous` can no longer start another compile (that one will be cold).
+  engines.delete(previous);
+  recompile(e, now, changes, eps, moved);
+  return e;
 }

@@ -1,0 +1,203 @@
+import type { Action, Endpoint, Group, Policy, Rule } from '../model/index.js';
+import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpointsByIp, netSpans, rangeAt, sweep, type AddressClass, type CidrSpan, type Classification, type Klass, type NetSpan } from './classes.js';
+import type { RuleRef } from './decide.js';
+import { decidePair, PairStore } from './pairs.js';
+import { RuleIndex } from './rule-index.js';
+import type { PolicyState, Verdict } from './compile.js';
+
+/** What a host compiles (see compile.ts `scope`). */
+export interface Scope { enforced: Set<string>; policies: Policy[]; endpoints: Endpoint[] }
+
+const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
+
+/**
+ * Everything but the rules and the endpoints that a compile depends on. While it stands, a recompile
+ * may start from the last compile's classes and pairs and redo only what the changed rules and
+ * endpoints touch (incremental.ts). The groups enforced here are part of it: their rules are the
+ * rule indexes, and an endpoint that adds or removes one changes what the host enforces.
+ */
+export function frameOf(s: PolicyState, sc: Scope): string {
+  return JSON.stringify([s.tenant.name, s.tenant.defaultAction, s.host ?? null, s.networks.map((n) => [n.name, n.subnet]),
+    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => p.name)]);
+}
+
+/**
+ * A compile's working state, kept beside its result so the next compile of the tenant can be
+ * incremental. Owned by one compile at a time: an incremental compile takes it over and changes it.
+ */
+export class Engine {
+  readonly groupNames: Set<string>;
+  readonly nets: NetSpan[];
+  eps: Map<number, Endpoint>;
+  /** Scoped policies by name (the last of a name wins, as in groupRules). */
+  policies: Map<string, Policy>;
+  readonly indexes = new Map<string, RuleIndex>();
+  readonly ids = new Map<string, number>([[CLASS0_KEY, 0]]);
+  readonly classes = new Map<number, Klass>([[0, CLASS0]]);
+  ranges: AddressClass[] = [];
+  /** How many ranges each class has: a class with none is gone. */
+  readonly refs = new Map<number, number>();
+  /** The classes of endpoints this host enforces (every pair with one of them on a side is decided). */
+  readonly enforcedClasses = new Set<number>();
+  /** How many rules name each CIDR; the CIDRs sorted by first address (outer before inner). */
+  readonly cidrCount = new Map<string, number>();
+  readonly cidrList: CidrSpan[] = [];
+  readonly cidrsByRange = new Map<string, string[]>();
+  readonly pairs = new PairStore();
+  readonly fallback: Verdict;
+  readonly defaultAction: Action;
+
+  constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[]) {
+    this.defaultAction = s.tenant.defaultAction;
+    this.fallback = s.tenant.defaultAction === 'allow' ? 'accept' : 'drop';
+    this.groupNames = new Set(groups.map((g) => g.name));
+    this.nets = netSpans(s.networks);
+    this.eps = endpointsByIp(sc.endpoints);
+    this.policies = new Map(sc.policies.map((p) => [p.name, p]));
+    for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d)));
+  }
+
+  /** A cold compile: every class and every pair. */
+  static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined): Engine {
+    const e = new Engine(s, sc, frame, sc.enforced, s.groups);
+    e.initCidrs(sc.policies);
+    let fresh = 1;
+    for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
+    e.ranges = sweep(e.sweepInput(ALL), e.idMaker(() => fresh++, previous));
+    e.setRanges(e.ranges, []);
+    const all = (e.classList = [...e.classes.values()]);
+    const enforced = all.filter((k) => e.enforcedClasses.has(k.id));
+    for (const src of all) {
+      for (const dst of e.enforcedClasses.has(src.id) ? all : enforced) e.decide(src, dst);
+    }
+    return e;
+  }
+
+  indexOf = (k: Klass, d: 'in' | 'out'): RuleIndex | undefined => (k.endpoint ? this.indexes.get(`${d}/${k.group ?? ''}`) : undefined);
+
+  decide(src: Klass, dst: Klass): void {
+    this.pairs.set(src.id, dst.id, decidePair(src, dst, this.indexOf, this.defaultAction, this.fallback));
+  }
+
+  /** The rules of a direction of the policies a group holds, with the policy each came from. */
+  groupRules(group: string, d: 'in' | 'out'): RuleRef[] {
+    const g = this.groups.find((x) => x.name === group);
+    return (g?.policies ?? []).flatMap((name) => (this.policies.get(name)?.rules ?? []).filter((r) => r.direction === d).map((rule) => ({ policy: name, rule })));
+  }
+
+  /** The CIDR counts and lists of a cold compile: sorted once (placing them one by one is quadratic). */
+  private initCidrs(policies: readonly Policy[]): void {
+    for (const p of policies) for (const r of p.rules) for (const k of CIDR_KEYS) if (r[k] !== undefined) this.cidrCount.set(r[k] as string, (this.cidrCount.get(r[k] as string) ?? 0) + 1);
+    for (const text of this.cidrCount.keys()) this.cidrList.push(this.cidrSpan(text));
+    this.cidrList.sort((a, b) => a.first - b.first || b.last - a.last);
+    for (const c of this.cidrList) {
+      const rk = `${c.first}-${c.last}`;
+      const same = this.cidrsByRange.get(rk);
+      if (same) same.push(c.text);
+      else this.cidrsByRange.set(rk, [c.text]);
+    }
+  }
+
+  /**
+   * Counts rules' CIDRs in (+1 each) or out (-1 each); returns the CIDRs that appeared or went. Deltas
+   * are summed first, so a rule changed in place (out, then in) moves nothing.
+   */
+  countCidrs(changes: ReadonlyArray<readonly [Rule, 1 | -1]>): string[] {
+    const delta = new Map<string, number>();
+    for (const [r, d] of changes) for (const k of CIDR_KEYS) if (r[k] !== undefined) delta.set(r[k] as string, (delta.get(r[k] as string) ?? 0) + d);
+    const moved: string[] = [];
+    for (const [text, d] of delta) {
+      if (d === 0) continue;
+      const was = this.cidrCount.get(text) ?? 0;
+      const n = was + d;
+      if (n === 0) this.cidrCount.delete(text);
+      else this.cidrCount.set(text, n);
+      if (n === 0) this.placeCidr(text, -1);
+      else if (was === 0) this.placeCidr(text, 1);
+      else continue;
+      moved.push(text);
+    }
+    return moved;
+  }
+
+  private placeCidr(text: string, d: 1 | -1): void {
+    const span = this.cidrSpan(text);
+    const rk = `${span.first}-${span.last}`;
+    const same = this.cidrsByRange.get(rk) ?? [];
+    let i = rangeAt(this.cidrList, span.first - 1) + 1;
+    while (i < this.cidrList.length && (this.cidrList[i] as CidrSpan).first === span.first && (this.cidrList[i] as CidrSpan).last > span.last) i++;
+    if (d === 1) {
+      this.cidrList.splice(i, 0, span);
+      this.cidrsByRange.set(rk, [...same, text]);
+      return;
+    }
+    while (i < this.cidrList.length && (this.cidrList[i] as CidrSpan).text !== text) i++;
+    this.cidrList.splice(i, 1);
+    const rest = same.filter((t) => t !== text);
+    if (rest.length) this.cidrsByRange.set(rk, rest);
+    else this.cidrsByRange.delete(rk);
+  }
+
+  /** The sweep of one region: the CIDRs inside it, and those around it (prefixes nest or are disjoint). */
+  sweepInput(region: { first: number; last: number }) {
+    const inside: CidrSpan[] = [];
+    for (let i = rangeAt(this.cidrList, region.first - 1) + 1; i < this.cidrList.length; i++) {
+      const c = this.cidrList[i] as CidrSpan;
+      if (c.first > region.last) break;
+      if (c.last <= region.last) inside.push(c);
+    }
+    const around: string[] = [];
+    for (let len = 0; len <= 32; len++) {
+      const size = 2 ** (32 - len);
+      const first = Math.floor(region.first / size) * size;
+      const last = first + size - 1;
+      if (last < region.last || (first === region.first && last === region.last)) continue;
+      around.push(...(this.cidrsByRange.get(`${first}-${last}`) ?? []));
+    }
+    return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames };
+  }
+
+  /** Gives a class its id by key: the one it has, else `previous`'s, else a fresh one (and records it). */
+  idMaker(fresh: () => number, previous?: ReadonlyMap<string, number>) {
+    return (key: string, k: Omit<Klass, 'id'>): number => {
+      let id = this.ids.get(key);
+      if (id !== undefined) return id;
+      id = previous?.get(key) ?? fresh();
+      this.ids.set(key, id);
+      const klass = { ...k, id };
+      this.classes.set(id, klass);
+      if (k.endpoint && this.enforced.has(k.group ?? '')) this.enforcedClasses.add(id);
+      return id;
+    };
+  }
+
+  /** Takes `added` ranges in and `removed` out of the counts; returns the classes left with no range. */
+  setRanges(added: readonly AddressClass[], removed: readonly AddressClass[]): number[] {
+    const touched = new Set<number>();
+    for (const r of added) { this.refs.set(r.cls, (this.refs.get(r.cls) ?? 0) + 1); touched.add(r.cls); }
+    for (const r of removed) { this.refs.set(r.cls, (this.refs.get(r.cls) ?? 0) - 1); touched.add(r.cls); }
+    return [...touched].filter((id) => id !== 0 && !this.refs.get(id));
+  }
+
+  /** Forgets a class that no range has any more, and its pairs. */
+  dropClass(id: number): void {
+    const k = this.classes.get(id);
+    if (!k) return;
+    this.classes.delete(id);
+    this.ids.delete(classKey(k));
+    this.refs.delete(id);
+    this.enforcedClasses.delete(id);
+    this.pairs.dropClass(id);
+  }
+
+  cidrSpan(text: string): CidrSpan {
+    return { text, ...cidrToRange(text) };
+  }
+
+  /** The classes as a list (class 0 first); a new list whenever a class came or went. */
+  classList: Klass[] = [];
+
+  classification(): Classification {
+    return classification(this.classList, this.ranges);
+  }
+}

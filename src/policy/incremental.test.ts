@@ -1,0 +1,199 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatIp, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
+import { compilePolicy, explainFlow, type CompiledPolicy, type PolicyState } from './index.js';
+
+// Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
+// incremental path) and must equal a cold compile given the same `previous` (same class ids, same
+// ranges, same entries), and the tables of both hosts together must decide every probed flow as
+// explain does (DESIGN §4).
+
+const meta = { revision: 1, createdAt: '', updatedAt: '' };
+
+/** mulberry32: seeded, so a failure names the seed that reproduces it. */
+function rng(seed: number): (n: number) => number {
+  return (n: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+}
+
+const GROUPS = ['g0', 'g1', 'g2', 'g3'];
+const POLICIES = ['p0', 'p1', 'p2', 'p3'];
+const EPS: Array<[string, string, string, string | undefined]> = [
+  ['10.1.0.2', 'a', 'h1', 'g0'], ['10.1.0.3', 'a', 'h2', 'g1'], ['10.1.1.200', 'a', 'h2', undefined], ['10.1.2.9', 'a', 'h1', 'g3'],
+  ['10.2.0.3', 'b', 'h1', 'g2'], ['10.2.0.4', 'b', 'h2', 'g3'], ['10.2.0.5', 'b', 'h1', undefined], ['10.2.0.6', 'b', 'h2', 'g0'],
+];
+/** Addresses probed: every endpoint, and outside addresses near and far from the rule CIDRs. */
+const PROBE_IPS = [...EPS.map((e) => e[0]), '10.1.0.77', '10.2.0.200', '192.0.2.1', '192.0.2.130', '198.51.100.7'];
+
+/** A CIDR around an endpoint or an outside address, at a random length: prefixes nest and overlap. */
+function cidr(rnd: (n: number) => number): string {
+  const base = parseIp(PROBE_IPS[rnd(PROBE_IPS.length)] as string) as number;
+  const len = [8, 12, 16, 20, 23, 24, 25, 28, 30, 31, 32][rnd(11)] as number;
+  const size = 2 ** (32 - len);
+  return `${formatIp(Math.floor(base / size) * size)}/${len}`;
+}
+
+function ports(rnd: (n: number) => number): string {
+  const a = [0, 53, 79, 80, 443, 1000, 8000, 65535][rnd(8)] as number;
+  if (rnd(2) || a === 65535) return String(a);
+  return `${a}-${Math.min(65535, a + [1, 2, 20, 1000][rnd(4)]!)}`;
+}
+
+let nextRule = 0;
+function randomRule(rnd: (n: number) => number): Rule {
+  const direction = rnd(2) ? 'in' : 'out';
+  const protocol = ['tcp', 'tcp', 'udp', 'icmp', 'any', '47'][rnd(6)] as string;
+  const peer = rnd(6);
+  const k = direction === 'in' ? { g: 'fromGroup', n: 'fromNetwork', c: 'fromCidr' } : { g: 'toGroup', n: 'toNetwork', c: 'toCidr' };
+  return {
+    id: `r${nextRule++}`, direction, protocol, priority: 1 + rnd(8), action: rnd(2) ? 'allow' : 'deny',
+    ...((protocol === 'tcp' || protocol === 'udp') && rnd(4) ? { ports: ports(rnd) } : {}),
+    ...(peer === 0 ? { [k.g]: GROUPS[rnd(4)] } : peer === 1 ? { [k.n]: rnd(2) ? 'a' : 'b' } : peer < 5 ? { [k.c]: cidr(rnd) } : {}),
+  };
+}
+
+function randomState(rnd: (n: number) => number): PolicyState {
+  const rules = Array.from({ length: 20 + rnd(50) }, () => randomRule(rnd));
+  const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: rnd(2) ? 'allow' : 'deny' };
+  const net = (name: string, subnet: string): Network => ({ ...meta, tenant: 't', name, subnet, gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 });
+  const group = (name: string, i: number): Group => ({ ...meta, tenant: 't', name, network: i % 2 ? 'b' : 'a', labels: {},
+    policies: POLICIES.filter(() => rnd(3) === 0) });
+  const ep = ([ip, network, host, g]: (typeof EPS)[number]): Endpoint => ({ ...meta, id: ip, tenant: 't', network, ...(g ? { group: g } : {}), ip,
+    prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host, ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+  return {
+    tenant, networks: [net('a', '10.1.0.0/16'), net('b', '10.2.0.0/24')], groups: GROUPS.map(group),
+    policies: POLICIES.map((name, i): Policy => ({ ...meta, tenant: 't', name, rules: rules.filter((_, j) => j % 4 === i) })),
+    endpoints: EPS.map(ep),
+  };
+}
+
+const SPARE_IPS = ['10.1.0.50', '10.1.0.51', '10.1.1.201', '10.2.0.7', '10.2.0.8', '10.2.0.201'];
+
+/** One endpoint comes, goes, or changes group (a new revision), on either host. */
+function editEndpoint(s: PolicyState, rnd: (n: number) => number): PolicyState {
+  const kind = rnd(3);
+  const eps = [...s.endpoints];
+  const j = rnd(eps.length);
+  const e = eps[j] as Endpoint;
+  const group = rnd(4) ? { group: GROUPS[rnd(4)] as string } : {};
+  if (kind === 0 || eps.length < 3) {
+    const ip = SPARE_IPS[rnd(SPARE_IPS.length)] as string;
+    if (eps.some((x) => x.ip === ip)) return s;
+    const { group: _, ...rest } = e;
+    eps.push({ ...rest, ...group, id: ip, ip, network: ip.startsWith('10.1.') ? 'a' : 'b', host: rnd(2) ? 'h1' : 'h2', containerId: ip });
+  } else if (kind === 1) eps.splice(j, 1);
+  else {
+    const { group: _, ...rest } = e;
+    eps[j] = { ...rest, ...group, revision: e.revision + 1 };
+  }
+  return { ...s, endpoints: eps };
+}
+
+/** One random edit of one rule (add, remove, or change a field), as a new revision of its policy. */
+function editOne(s: PolicyState, rnd: (n: number) => number): PolicyState {
+  if (rnd(4) === 0) return editEndpoint(s, rnd);
+  const i = rnd(s.policies.length);
+  const p = s.policies[i] as Policy;
+  let rules: Rule[];
+  const kind = p.rules.length === 0 ? 0 : rnd(3);
+  if (kind === 0) rules = [...p.rules, randomRule(rnd)];
+  else if (kind === 1) { const j = rnd(p.rules.length); rules = p.rules.filter((_, x) => x !== j); }
+  else {
+    const j = rnd(p.rules.length);
+    const fresh = randomRule(rnd);
+    const field = (['priority', 'action', 'ports', 'protocol', 'peer', 'direction'] as const)[rnd(6)];
+    rules = p.rules.map((r, x) => {
+      if (x !== j) return r;
+      // A changed field of the same rule (same id); peer and direction take the fresh rule's whole shape.
+      if (field === 'peer' || field === 'direction' || field === 'protocol' || field === 'ports') return { ...fresh, id: r.id, priority: r.priority, action: r.action };
+      return { ...r, [field as 'priority' | 'action']: fresh[field as 'priority' | 'action'] };
+    });
+  }
+  return { ...s, policies: s.policies.map((x, k) => (k === i ? { ...p, revision: p.revision + 1, rules } : x)) };
+}
+
+const sortBy = <T>(xs: readonly T[]) => [...xs].map((x) => JSON.stringify(x)).sort();
+
+/** The incremental compile is the cold compile: ids, ranges and entries alike. */
+function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void {
+  assert.deepEqual(inc.classification.ranges, cold.classification.ranges, `${at}: ranges`);
+  assert.deepEqual(sortBy(inc.classification.classes), sortBy(cold.classification.classes), `${at}: classes`);
+  assert.deepEqual(sortBy(inc.portEntries), sortBy(cold.portEntries), `${at}: port entries`);
+  assert.deepEqual(sortBy(inc.protoEntries), sortBy(cold.protoEntries), `${at}: proto entries`);
+  assert.equal(inc.ruleCount, cold.ruleCount, `${at}: rule count`);
+}
+
+/** What a host's tables decide for a new connection (address → class, then the entries, else the default). */
+function allows(c: CompiledPolicy, src: string, dst: string, proto: number, port: number): boolean {
+  const cls = (ip: string) => c.classification.ranges.find((r) => (parseIp(ip) as number) >= r.first && (parseIp(ip) as number) <= r.last)?.cls ?? 0;
+  const [s, d] = [cls(src), cls(dst)];
+  const hit = proto === 6 || proto === 17
+    ? c.portEntries.find((e) => e.src === s && e.dst === d && e.proto === proto && port >= e.first && port <= e.last)
+    : c.protoEntries.find((e) => e.src === s && e.dst === d && proto >= e.first && proto <= e.last);
+  return (hit?.verdict ?? c.fallback) === 'accept';
+}
+
+/** Every probed flow: the hosts of both ends together allow it exactly when explain does. */
+function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPolicy>, at: string): void {
+  const hostOf = new Map(s.endpoints.map((e) => [e.ip, e.host]));
+  const probePorts = [0, 53, 54, 80, 81, 443, 1000, 8000, 65535];
+  const ips = [...new Set([...PROBE_IPS, ...s.endpoints.map((e) => e.ip)])];
+  for (const a of ips) for (const b of ips) {
+    if (a === b) continue;
+    const hosts = [hostOf.get(a), hostOf.get(b)].filter((h): h is string => h !== undefined);
+    for (const [proto, name] of [[6, 'tcp'], [17, 'udp'], [1, 'icmp'], [47, '47']] as const) {
+      for (const port of proto === 6 || proto === 17 ? probePorts : [0]) {
+        const want = explainFlow(s, a, b, name, proto === 6 || proto === 17 ? port : undefined).allowed;
+        const got = hosts.every((h) => allows(tables.get(h) as CompiledPolicy, a, b, proto, port));
+        assert.equal(got, want, `${at}: ${a} -> ${b} ${name}/${port}`);
+      }
+    }
+  }
+}
+
+test('random single-rule and single-endpoint edits, compiled from the last compile: the same as a cold compile, and explain agrees', () => {
+  let incremental = 0;
+  for (let seed = 1; seed <= 12; seed++) {
+    const rnd = rng(seed);
+    let s = randomState(rnd);
+    const tables = new Map(['h1', 'h2'].map((h) => [h, compilePolicy({ ...s, host: h })]));
+    for (let step = 0; step < 25; step++) {
+      s = editOne(s, rnd);
+      for (const [h, prev] of tables) {
+        const inc = compilePolicy({ ...s, host: h, previous: prev });
+        // The previous compile's state was taken over: given it again, compilePolicy compiles cold.
+        const cold = compilePolicy({ ...s, host: h, previous: prev });
+        assert.equal(cold.how, 'cold');
+        if (inc.how === 'incremental') incremental++;
+        assertSame(inc, cold, `seed ${seed} step ${step} ${h}`);
+        tables.set(h, inc);
+      }
+      if (step % 12 === 11) assertVerdicts(s, tables, `seed ${seed} step ${step}`);
+    }
+  }
+  // Only a compile with no rule in force here (nothing to take over) may be cold: most edits must not be.
+  assert.ok(incremental > 12 * 25 * 2 * 0.6, `${incremental} of ${12 * 25 * 2} edits compiled incrementally`);
+});
+
+test('a compile taken over by the next one keeps its own tables; what changes the frame compiles cold', () => {
+  const rnd = rng(99);
+  const s: PolicyState = { ...randomState(rnd), groups: GROUPS.map((g, i) => ({ ...meta, tenant: 't', name: g, network: i % 2 ? 'b' : 'a', labels: {}, policies: POLICIES })) };
+  const first = compilePolicy({ ...s, host: 'h1' });
+  assert.ok(first.classification.classes.length > 1, 'rules are in force on h1');
+  const snapshot = JSON.stringify([first.classification.ranges, first.classification.classes, first.portEntries, first.protoEntries, [...first.classification.ids]]);
+  // Three rules added, one removed, and an endpoint of a group h1 already enforces.
+  const [p0, ...others] = s.policies as [Policy, ...Policy[]];
+  const rules = [...p0.rules.slice(1), randomRule(rnd), randomRule(rnd), { ...randomRule(rnd), direction: 'in' as const, fromCidr: '10.1.0.48/29' }];
+  const ep = { ...(s.endpoints[0] as Endpoint), id: 'new', ip: '10.1.0.50', containerId: 'new' };
+  const next: PolicyState = { ...s, policies: [{ ...p0, revision: 2, rules }, ...others], endpoints: [...s.endpoints, ep] };
+  const second = compilePolicy({ ...next, host: 'h1', previous: first });
+  assert.equal(second.how, 'incremental');
+  assert.equal(JSON.stringify([first.classification.ranges, first.classification.classes, first.portEntries, first.protoEntries, [...first.classification.ids]]), snapshot,
+    'the previous compile is a value: the agent may still be rendering or applying it');
+  const attached = { ...next, groups: next.groups.map((g, i) => (i === 0 ? { ...g, policies: [...g.policies, 'p3'] } : g)) };
+  assert.equal(compilePolicy({ ...attached, host: 'h1', previous: second }).how, 'cold', 'a policy attached: the rule indexes change wholesale');
+});

@@ -1,0 +1,182 @@
+import type { Endpoint, Policy, Rule } from '../model/index.js';
+import { rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
+import { peerOf } from './rule-index.js';
+import type { Engine } from './engine.js';
+
+/** One rule as it was and as it is now (absent: added or removed). */
+interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
+
+/**
+ * Past this many changed rules a cold compile is as cheap as working out what they touch (a bulk write,
+ * a re-listed state): the incremental path is for the one rule a user or script just changed.
+ */
+export const MAX_INCREMENTAL_CHANGES = 500;
+
+const SAME_FIELDS = ['priority', 'direction', 'action', 'protocol', 'ports', 'fromGroup', 'fromNetwork', 'fromCidr', 'toGroup', 'toNetwork', 'toCidr'] as const;
+const sameRule = (a: Rule, b: Rule) => a === b || SAME_FIELDS.every((k) => a[k] === b[k]);
+
+/** The rules that differ between two versions of the scoped policies; undefined when a diff is not safe. */
+export function ruleChanges(before: ReadonlyMap<string, Policy>, after: ReadonlyMap<string, Policy>): RuleChange[] | undefined {
+  const out: RuleChange[] = [];
+  for (const [name, p] of after) {
+    const q = before.get(name);
+    if (q === p) continue;
+    if (!q) return undefined;
+    const old = new Map(q.rules.map((r) => [r.id, r]));
+    const now = new Map(p.rules.map((r) => [r.id, r]));
+    // Rule ids are unique within a policy; if not, a change cannot be told from a move.
+    if (old.size !== q.rules.length || now.size !== p.rules.length) return undefined;
+    for (const [id, r] of now) {
+      const was = old.get(id);
+      if (!was || !sameRule(was, r)) out.push({ policy: name, before: was, after: r });
+    }
+    for (const [id, r] of old) if (!now.has(id)) out.push({ policy: name, before: r, after: undefined });
+    if (out.length > MAX_INCREMENTAL_CHANGES) return undefined;
+  }
+  return out;
+}
+
+const endpointFields = (e: Endpoint) => `${e.group ?? ''}/${e.network}`;
+
+/**
+ * The addresses whose endpoint came, went or changed what a class is made of (group, network);
+ * undefined past MAX_INCREMENTAL_CHANGES.
+ */
+export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: ReadonlyMap<number, Endpoint>): number[] | undefined {
+  const out: number[] = [];
+  for (const [ip, ep] of after) {
+    const was = before.get(ip);
+    if (was !== ep && (!was || endpointFields(was) !== endpointFields(ep))) out.push(ip);
+  }
+  for (const ip of before.keys()) if (!after.has(ip)) out.push(ip);
+  return out.length > MAX_INCREMENTAL_CHANGES ? undefined : out;
+}
+
+/**
+ * Brings an engine from its last compile to `policies` and `eps`, the same frame (engine.ts `frameOf`)
+ * with some rules and endpoints changed: the rule indexes take the changes, the address space is swept
+ * again only where a CIDR appeared or went and at the moved endpoints, and only the pairs of classes a
+ * changed rule can match (or a new class is in) are decided again. The result is what a cold compile
+ * given the last one as `previous` produces.
+ */
+export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[]): void {
+  e.policies = policies;
+  e.eps = eps;
+  e.pairs.detach();
+  const counted = applyRules(e, changes);
+  const moved = e.countCidrs(counted).map((t) => e.cidrSpan(t) as Region);
+  for (const ip of movedEps) moved.push({ first: ip, last: ip });
+  const fresh = nextId(e.ids);
+  const born = reclassify(e, moved, fresh);
+  const dirty = new Map<number, Set<number>>();
+  const mark = (src: number, dst: number) => { let s = dirty.get(src); if (!s) dirty.set(src, (s = new Set())); s.add(dst); };
+  if (moved.length) {
+    const gone = e.classList.length + born.length !== e.classes.size;
+    e.classList = (gone ? e.classList.filter((k) => e.classes.has(k.id)) : e.classList).concat(born.map((id) => e.classes.get(id) as Klass));
+  }
+  const all = e.classList;
+  for (const id of born) {
+    for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
+  }
+  for (const c of changes) for (const rule of [c.before, c.after]) if (rule) markRule(e, c.policy, rule, all, mark);
+  for (const [src, dsts] of dirty) {
+    const s = e.classes.get(src) as Klass;
+    for (const dst of dsts) e.decide(s, e.classes.get(dst) as Klass);
+  }
+}
+
+/** Takes the changed rules out of and into the indexes of the groups holding their policy; returns them as counted. */
+function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [Rule, 1 | -1]> {
+  const counted: Array<readonly [Rule, 1 | -1]> = [];
+  for (const c of changes) {
+    // A group holding the policy twice holds its rules twice, as groupRules lists them.
+    const holders = e.groups.filter((g) => e.enforced.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).map(() => g.name));
+    for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
+      if (!rule) continue;
+      counted.push([rule, d]);
+      for (const g of holders) {
+        const idx = e.indexes.get(`${rule.direction}/${g}`);
+        if (d === 1) idx?.add({ policy: c.policy, rule });
+        else idx?.removeById(c.policy, rule);
+      }
+    }
+  }
+  return counted;
+}
+
+function nextId(ids: ReadonlyMap<string, number>): () => number {
+  let fresh = 1;
+  for (const id of ids.values()) if (id >= fresh) fresh = id + 1;
+  return () => fresh++;
+}
+
+interface Region { first: number; last: number }
+
+/** Sweeps again where a CIDR or an endpoint moved (prefixes: outermost first, the inner ones are in it); returns the new classes. */
+function reclassify(e: Engine, moved: readonly Region[], fresh: () => number): number[] {
+  const regions = [...moved].sort((a, b) => a.first - b.first || b.last - a.last);
+  const born: number[] = [];
+  let covered = -1;
+  const idOf = e.idMaker(() => { const id = fresh(); born.push(id); return id; });
+  for (const r of regions) {
+    if (r.last <= covered) continue; // inside a region already swept
+    covered = r.last;
+    const { merged, replaced } = splice(e, r, sweep(e.sweepInput(r), idOf));
+    for (const id of e.setRanges(merged, replaced)) e.dropClass(id);
+  }
+  return born.filter((id) => e.classes.has(id));
+}
+
+/** Puts a region's new ranges in place of the old, merged with their neighbours as a full sweep would. */
+function splice(e: Engine, region: { first: number; last: number }, fresh: AddressClass[]): { merged: AddressClass[]; replaced: AddressClass[] } {
+  const ranges = e.ranges;
+  let i = rangeAt(ranges, region.first);
+  if (i >= 0 && (ranges[i] as AddressClass).last < region.first) i++;
+  i = Math.max(0, i);
+  const j = rangeAt(ranges, region.last);
+  const lo = Math.max(0, i - 1);
+  const hi = Math.min(ranges.length - 1, j + 1);
+  const replaced = ranges.slice(lo, hi + 1);
+  const pieces: AddressClass[] = [];
+  for (const r of replaced) if (r.first < region.first) pieces.push(r.last < region.first ? r : { ...r, last: region.first - 1 });
+  pieces.push(...fresh);
+  for (const r of replaced) if (r.last > region.last) pieces.push(r.first > region.last ? r : { ...r, first: region.last + 1 });
+  const merged: AddressClass[] = [];
+  for (const r of pieces) {
+    const prev = merged[merged.length - 1];
+    if (prev && prev.cls === r.cls && prev.last + 1 === r.first) merged[merged.length - 1] = { ...prev, last: r.last };
+    else merged.push(r);
+  }
+  e.ranges = ranges.slice(0, lo).concat(merged, ranges.slice(hi + 1));
+  return { merged, replaced };
+}
+
+/** Marks every pair whose sides' rule lists hold this rule: its owners (the groups holding it) and its peers. */
+function markRule(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void): void {
+  const holders = new Set(e.groups.filter((g) => e.enforced.has(g.name) && g.policies.includes(policy)).map((g) => g.name));
+  if (holders.size === 0) return;
+  const owners = [...e.enforcedClasses].filter((id) => holders.has((e.classes.get(id) as Klass).group ?? ''));
+  if (owners.length === 0) return;
+  for (const peer of peersOf(e, rule, all)) {
+    for (const o of owners) {
+      if (rule.direction === 'in') mark(peer, o);
+      else mark(o, peer);
+    }
+  }
+}
+
+/** The classes a rule's peer matches (RuleIndex.matching, the other way round). */
+function peersOf(e: Engine, rule: Rule, all: readonly Klass[]): number[] {
+  const p = peerOf(rule);
+  if (p.kind === 'any') return all.map((k) => k.id);
+  if (p.kind === 'group') return all.filter((k) => k.group === p.name).map((k) => k.id);
+  if (p.kind === 'network') return all.filter((k) => k.network === p.name).map((k) => k.id);
+  const span = e.cidrSpan(p.name);
+  const out = new Set<number>();
+  for (let i = Math.max(0, rangeAt(e.ranges, span.first)); i < e.ranges.length; i++) {
+    const r = e.ranges[i] as AddressClass;
+    if (r.first > span.last) break;
+    if (r.last >= span.first && (e.classes.get(r.cls) as Klass).cidrs.includes(p.name)) out.add(r.cls);
+  }
+  return [...out];
+}
