@@ -1,12 +1,12 @@
 // bench:policy's `agent` step (BENCH_POLICY_STEPS=agent, or in the default list): what the agent's passes
 // cost with many rules in force. On a real agent (testkit host, product resync interval), with 0 rules (the
 // anchor) and then BENCH_AGENT_RULES (50,000) rules of mixed shapes on `db`: the agent's CPU over
-// BENCH_AGENT_IDLE_S (60) idle seconds (/proc/PID/stat, its own and its finished children's: nft and ip
-// run as children), the time until drift is repaired (an nft chain deleted, the tenant table flushed, a
+// BENCH_AGENT_IDLE_S (60) idle seconds (/proc/PID/stat, its own and its children's: the nft and ip it
+// ran, and its drift watcher, which runs throughout), the time until drift is repaired (an nft chain deleted, the tenant table flushed, a
 // bridge deleted), and rule change → enforced over BENCH_POLICY_CHANGES (50) changes, each from the API
 // call until a probe connection sees the new verdict. Needs root; removes everything it made.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
@@ -41,14 +41,31 @@ export function mixedRule(i: number): Record<string, unknown> {
   }
 }
 
-/** CPU seconds of a process so far: its own, and its waited-for children's (the nft and ip it runs). */
-export function cpuSeconds(pid: number, hz: number): { own: number; children: number } {
+/** Fields of /proc/PID/stat from field 3 on (the command name may hold spaces and parentheses). */
+function statFields(pid: number | string): number[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name may hold spaces and parentheses: fields are counted after the last ')'.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-  // Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 counted from field 3.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+}
+
+/**
+ * CPU seconds of a process so far: its own, and its children's: those it waited for (the nft and ip it
+ * runs) and those still running (its drift watcher, which never exits while it is measured).
+ */
+export function cpuSeconds(pid: number, hz: number): { own: number; children: number } {
+  // Fields 14-17 of proc(5) (utime, stime, cutime, cstime) are 11-14 counted from field 3; ppid is 1.
+  const f = statFields(pid);
   const [ut, st, cut, cst] = [f[11], f[12], f[13], f[14]].map((x) => (x ?? NaN) / hz) as [number, number, number, number];
-  return { own: ut + st, children: cut + cst };
+  let live = 0;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || p === String(pid)) continue;
+    try {
+      const c = statFields(p);
+      if (c[1] === pid) live += ((c[11] ?? 0) + (c[12] ?? 0)) / hz;
+    } catch {
+      // ended meanwhile: then it was waited for and counts in cutime
+    }
+  }
+  return { own: ut + st, children: cut + cst + live };
 }
 
 interface Bench { h: TestHost; prober: Prober; dbIp: string; vni: number; hz: number }
