@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { planHostSide, planTenant, planTunnel, type Datapath, type DriftWatch, type HostPlan, type TenantPlan } from '../datapath/index.js';
+import { planHostSide, planTenant, planTunnel, type Datapath, type HostPlan, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
 import { Admissions } from './admissions.js';
 import { Lane } from './lane.js';
+import { DriftChecks } from './drift.js';
 
 export interface ReconcilerOptions {
   host: string;
@@ -45,14 +46,8 @@ export class Reconciler {
   private readonly hostLock = new Mutex();
   private timer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
-  private watching: DriftWatch | undefined;
-  /** Tenants the watch reported since their last check; and whether the next full pass checks all. */
-  private readonly suspects = new Set<string>();
-  private everything = true;
-  private lastEverything = 0;
-  /** Each tenant's namespace, to find the tenant of a reported namespace. */
-  private readonly nsTenant = new Map<string, string>();
-  private settle: NodeJS.Timeout | undefined;
+  /** Which tenants a full pass checks: all, or those the datapath's drift watch reported. */
+  private readonly drift: DriftChecks;
 
   /** Passes started, for tests and the host's status: all, and full ones. */
   get passes(): number {
@@ -72,47 +67,20 @@ export class Reconciler {
     private readonly log: Logger,
     private readonly protect: () => ReadonlySet<string> = () => new Set(),
     private readonly afterFullPass: () => Promise<void> = async () => undefined,
-  ) {}
+  ) {
+    this.drift = new DriftChecks(() => this.full.schedule(), log, opts.safetyMs);
+  }
 
   start(): void {
-    this.watching = this.dp.watch?.((ns) => this.drifted(ns));
+    this.drift.start(this.dp);
     this.timer = setInterval(() => this.full.schedule(), this.opts.resyncMs);
     this.mark(undefined);
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    if (this.settle) clearTimeout(this.settle);
-    this.watching?.stop();
+    this.drift.stop();
     await Promise.all([this.full.idle(), this.changes.idle()]);
-  }
-
-  /**
-   * The watch reports a namespace (undefined: the host's, whose table every full pass looks at). Checked
-   * after a short settle, so that a burst (a chain flushed, then deleted) is one repair, not two.
-   */
-  private drifted(ns: string | undefined): void {
-    const tenant = ns === undefined ? undefined : this.nsTenant.get(ns);
-    if (tenant !== undefined) this.suspects.add(tenant);
-    // The watch ended: only full checks find drift from now on.
-    if (ns === undefined && this.watching && !this.watching.live) this.everything = true;
-    this.settle ??= setTimeout(() => {
-      this.settle = undefined;
-      this.full.schedule();
-    }, SETTLE_MS);
-  }
-
-  /** Which tenants a full pass checks against the kernel: all, or (while watching) those reported. */
-  private checkList(): string[] {
-    const now = performance.now();
-    const all = this.everything || !this.watching?.live || now - this.lastEverything >= (this.opts.safetyMs ?? SAFETY_MS);
-    const list = all ? [...this.state.tenants.keys()] : [...this.suspects].filter((t) => this.state.tenants.has(t));
-    if (all) {
-      this.everything = false;
-      this.lastEverything = now;
-    }
-    this.suspects.clear();
-    return list;
   }
 
   lock(tenant: string): Mutex {
@@ -124,7 +92,7 @@ export class Reconciler {
   /** A change of one tenant (its own lane), or of everything (undefined: a full pass). */
   mark(tenant: string | undefined): void {
     if (tenant === undefined) {
-      this.everything = true;
+      this.drift.all();
       return this.full.schedule();
     }
     this.dirty.add(tenant);
@@ -192,7 +160,7 @@ export class Reconciler {
     return this.lock(tenant).run(async () => {
       const p = this.plan(tenant);
       if (!p) return p;
-      this.nsTenant.set(p.ns, tenant);
+      this.drift.seen(p.ns, tenant);
       // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
       // policy must be in the kernel before ADD returns (fail closed).
       // By identity: the compile cache hands back the same object while the policy's inputs stand, and
@@ -247,7 +215,7 @@ export class Reconciler {
 
   /** A full pass (every tenant checked against the kernel) or a change pass (the dirty tenants' shapes). */
   private async pass(all: boolean): Promise<void> {
-    const tenants = all ? this.checkList() : [...this.dirty];
+    const tenants = all ? this.drift.take([...this.state.tenants.keys()]) : [...this.dirty];
     if (!all) this.dirty.clear();
     const errors: string[] = [];
     // Conflists are configuration only (an ADD through one converges its tenant itself): written first,
@@ -267,7 +235,7 @@ export class Reconciler {
         errors.push(`tenant ${t}: ${(e as Error).message}`);
         // Retried by the next change pass or, at the latest, the next full one.
         if (!all) this.dirty.add(t);
-        else this.suspects.add(t);
+        else this.drift.retry(t);
       }
     }
     try {
@@ -319,12 +287,6 @@ export class Reconciler {
     }
   }
 }
-
-/** How long a reported namespace settles before its check (a burst of changes is one repair). */
-const SETTLE_MS = 200;
-
-/** While watching for drift, every tenant is still checked this often. */
-const SAFETY_MS = 60_000;
 
 /** A compile this slow is logged as a warning (it held up everything else the agent does). */
 const SLOW_COMPILE_MS = 1000;
