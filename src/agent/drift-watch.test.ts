@@ -40,13 +40,13 @@ function snapshot() {
   };
 }
 
-function start(t: { after: (fn: () => void | Promise<void>) => void }, safetyMs: number) {
+function start(t: { after: (fn: () => void | Promise<void>) => void }, safetyMs: number, resyncMs = 20) {
   const dir = mkdtempSync(join(tmpdir(), 'weft-drift-'));
   const state = new DesiredState();
   state.replaceAll(snapshot());
   const dp = new WatchedMemory('u-');
   const r = new Reconciler(state, dp, async () => undefined, {
-    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 20, safetyMs, vtep: '192.0.2.1', dnsPort: 15353,
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs, safetyMs, vtep: '192.0.2.1', dnsPort: 15353,
   }, log);
   t.after(async () => {
     await r.stop();
@@ -94,4 +94,19 @@ test('a re-list checks every tenant, watched or not', async (t) => {
   r.mark(undefined);
   await sleep(100);
   assert.deepEqual(checks().slice(2), ['ensureTenant u-t1', 'ensureTenant u-t2']);
+});
+
+test('a burst of reports (our own ADDs) is checked no more often than the resync interval', async (t) => {
+  const { r, dp, checks } = start(t, 60_000, 1000);
+  r.start();
+  await sleep(100);
+  const first = checks().length;
+  // A report every 50 ms for 1.5 s, as the veths of a burst of ADDs would make.
+  for (let i = 0; i < 30; i++) {
+    dp.changed?.('u-t2');
+    await sleep(50);
+  }
+  await sleep(300);
+  const n = checks().length - first;
+  assert.ok(n >= 1 && n <= 3, `${n} checks of the reported tenant in 1.8 s with a 1 s resync (a check every settle would be ~9)`);
 });

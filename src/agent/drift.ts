@@ -21,8 +21,10 @@ export class DriftChecks {
   /** Each tenant's namespace, to find the tenant of a reported namespace. */
   private readonly nsTenant = new Map<string, string>();
   private settle: NodeJS.Timeout | undefined;
+  private lastReported = -Infinity;
 
-  constructor(private readonly schedule: () => void, private readonly log: Logger, private readonly safetyMs = SAFETY_MS) {}
+  /** `gapMs`: the least time between two passes for reports (the resync interval: a burst of ADDs costs no more than before). */
+  constructor(private readonly schedule: () => void, private readonly log: Logger, private readonly gapMs: number, private readonly safetyMs = SAFETY_MS) {}
 
   start(dp: Datapath): void {
     this.watching = dp.watch?.((ns) => this.drifted(ns));
@@ -64,7 +66,9 @@ export class DriftChecks {
 
   /**
    * The watch reports a namespace (undefined: the host's, whose table every full pass looks at anyway).
-   * Checked after a short settle, so that a burst (a chain flushed, then deleted) is one repair, not two.
+   * Checked after a short settle, so that a burst (a chain flushed, then deleted) is one repair, not two,
+   * and no sooner than `gapMs` after the last pass for reports: our own ADDs are reported too, and under a
+   * burst of them a check per settle would cost more than the resync it replaces.
    */
   private drifted(ns: string | undefined): void {
     const tenant = ns === undefined ? undefined : this.nsTenant.get(ns);
@@ -73,9 +77,11 @@ export class DriftChecks {
       this.everything = true;
       this.log.warn('the drift watch ended; every resync checks every tenant from now on');
     }
-    this.settle ??= setTimeout(() => {
+    if (this.settle) return;
+    this.settle = setTimeout(() => {
       this.settle = undefined;
+      this.lastReported = performance.now();
       this.schedule();
-    }, SETTLE_MS);
+    }, Math.max(SETTLE_MS, this.lastReported + this.gapMs - performance.now()));
   }
 }

@@ -68,7 +68,7 @@ export class Reconciler {
     private readonly protect: () => ReadonlySet<string> = () => new Set(),
     private readonly afterFullPass: () => Promise<void> = async () => undefined,
   ) {
-    this.drift = new DriftChecks(() => this.full.schedule(), log, opts.safetyMs);
+    this.drift = new DriftChecks(() => this.full.schedule(), log, opts.resyncMs, opts.safetyMs);
   }
 
   start(): void {
