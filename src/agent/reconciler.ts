@@ -29,8 +29,9 @@ export interface ReconcilerOptions {
  * converges the kernel to what changed in the tenant's shape. A re-list marks everything, and its pass
  * asks the datapath to check every tenant against the kernel, which is how drift (a deleted bridge, a
  * flushed table) is repaired. A periodic resync does the same, unless the datapath watches for drift:
- * then it checks only the tenants the watch reported (at once, after a short settle), plus every tenant
- * once per `safetyMs`, so an idle agent reads nothing from the kernel however many rules it holds.
+ * then it checks only the tenants the watch reported (after a short settle, or at the next resync when
+ * reports keep coming: drift.ts), plus every tenant once per `safetyMs`, so an idle agent reads nothing
+ * from the kernel however many rules it holds.
  * Changes and full passes run in two lanes, so a change never waits behind a full pass over every
  * tenant: they meet only on the lock of a tenant both touch (shared with the CNI and Docker paths) and
  * on the host side's lock.
