@@ -8,7 +8,8 @@ const cc = process.env.CC || 'cc';
 const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-cni', 'src/plugins/cni/shim.c'], { stdio: 'inherit' });
 if (r.error || r.status !== 0) console.warn(`warning: could not build the C relay with ${cc}; the agent will use the Node relay`);
 
-// The agent's ruleset-generation reader (src/datapath/linux/nftgen.c). Without it the agent lists its nft
-// tables on every resync to notice drift, which costs in proportion to the rules.
-const g = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-nftgen', 'src/datapath/linux/nftgen.c'], { stdio: 'inherit' });
-if (g.error || g.status !== 0) console.warn(`warning: could not build weft-nftgen with ${cc}; the agent will list its nft tables to notice drift`);
+// The agent's drift watcher and ruleset-generation reader (src/datapath/linux/netwatch.c). Without it every
+// resync re-reads every tenant's links and forwarding entries, and lists its nft tables to notice drift,
+// which costs in proportion to the rules.
+const w = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-netwatch', 'src/datapath/linux/netwatch.c'], { stdio: 'inherit' });
+if (w.error || w.status !== 0) console.warn(`warning: could not build weft-netwatch with ${cc}; the agent will re-read every tenant and list its nft tables on every resync`);

@@ -6,6 +6,7 @@ import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/
 import { desiredConflists, syncConflists } from './conflists.js';
 import { Admissions } from './admissions.js';
 import { Lane } from './lane.js';
+import { DriftChecks } from './drift.js';
 
 export interface ReconcilerOptions {
   host: string;
@@ -13,6 +14,11 @@ export interface ReconcilerOptions {
   cniConfDir: string;
   agentSocket: string;
   resyncMs: number;
+  /**
+   * While the datapath watches for drift (Datapath.watch), how often a resync still checks every tenant
+   * anyway: what no watch sees (a sysctl, an event lost with its helper) is repaired at the latest then.
+   */
+  safetyMs?: number;
   /** This host's underlay address, the local end of its VXLAN tunnels. */
   vtep: string;
   dnsPort: number;
@@ -20,9 +26,12 @@ export interface ReconcilerOptions {
 
 /**
  * Level-triggered: a change marks its tenant dirty, and `ensureTenant` re-reads the desired state and
- * converges the kernel to what changed in the tenant's shape. A periodic resync (and a re-list) marks
- * everything, and its pass asks the datapath to check every tenant against the kernel, which is how drift
- * (a deleted bridge, a flushed table) is repaired; the datapath keeps that check cheap (linux/nft.ts).
+ * converges the kernel to what changed in the tenant's shape. A re-list marks everything, and its pass
+ * asks the datapath to check every tenant against the kernel, which is how drift (a deleted bridge, a
+ * flushed table) is repaired. A periodic resync does the same, unless the datapath watches for drift:
+ * then it checks only the tenants the watch reported (after a short settle, or at the next resync when
+ * reports keep coming: drift.ts), plus every tenant once per `safetyMs`, so an idle agent reads nothing
+ * from the kernel however many rules it holds.
  * Changes and full passes run in two lanes, so a change never waits behind a full pass over every
  * tenant: they meet only on the lock of a tenant both touch (shared with the CNI and Docker paths) and
  * on the host side's lock.
@@ -38,6 +47,8 @@ export class Reconciler {
   private readonly hostLock = new Mutex();
   private timer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
+  /** Which tenants a full pass checks: all, or those the datapath's drift watch reported. */
+  private readonly drift: DriftChecks;
 
   /** Passes started, for tests and the host's status: all, and full ones. */
   get passes(): number {
@@ -57,15 +68,19 @@ export class Reconciler {
     private readonly log: Logger,
     private readonly protect: () => ReadonlySet<string> = () => new Set(),
     private readonly afterFullPass: () => Promise<void> = async () => undefined,
-  ) {}
+  ) {
+    this.drift = new DriftChecks(() => this.full.schedule(), log, opts.resyncMs, opts.safetyMs);
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.mark(undefined), this.opts.resyncMs);
+    this.drift.start(this.dp);
+    this.timer = setInterval(() => this.full.schedule(), this.opts.resyncMs);
     this.mark(undefined);
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.drift.stop();
     await Promise.all([this.full.idle(), this.changes.idle()]);
   }
 
@@ -77,7 +92,10 @@ export class Reconciler {
 
   /** A change of one tenant (its own lane), or of everything (undefined: a full pass). */
   mark(tenant: string | undefined): void {
-    if (tenant === undefined) return this.full.schedule();
+    if (tenant === undefined) {
+      this.drift.all();
+      return this.full.schedule();
+    }
     this.dirty.add(tenant);
     this.changes.schedule();
   }
@@ -143,6 +161,7 @@ export class Reconciler {
     return this.lock(tenant).run(async () => {
       const p = this.plan(tenant);
       if (!p) return p;
+      this.drift.seen(p.ns, tenant);
       // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
       // policy must be in the kernel before ADD returns (fail closed).
       // By identity: the compile cache hands back the same object while the policy's inputs stand, and
@@ -197,7 +216,7 @@ export class Reconciler {
 
   /** A full pass (every tenant checked against the kernel) or a change pass (the dirty tenants' shapes). */
   private async pass(all: boolean): Promise<void> {
-    const tenants = all ? [...this.state.tenants.keys()] : [...this.dirty];
+    const tenants = all ? this.drift.take([...this.state.tenants.keys()]) : [...this.dirty];
     if (!all) this.dirty.clear();
     const errors: string[] = [];
     // Conflists are configuration only (an ADD through one converges its tenant itself): written first,
@@ -217,6 +236,7 @@ export class Reconciler {
         errors.push(`tenant ${t}: ${(e as Error).message}`);
         // Retried by the next change pass or, at the latest, the next full one.
         if (!all) this.dirty.add(t);
+        else this.drift.retry(t);
       }
     }
     try {

@@ -28,6 +28,13 @@ export interface Attachment {
 /** For Docker: the veth's other end (`outer`) is left in the agent's namespace for Docker to move. */
 export type OuterAttachment = Omit<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'gateway'> & { outer: string };
 
+/** A running watch for drift (Datapath.watch). */
+export interface DriftWatch {
+  /** False once the watch ended (its helper died): from then on only a full check finds drift. */
+  readonly live: boolean;
+  stop(): void;
+}
+
 /**
  * Everything the agent asks of a host's kernel, named for what it asks. The Linux implementation
  * (`linux/`) does it with ip, tc and nft; the in-memory one (`memory/`) keeps it in maps, for tests of
@@ -50,6 +57,13 @@ export interface Datapath {
    * everything else: an ADD's fast path, so a new endpoint's first frames are not dropped.
    */
   admit(p: TenantPlan): Promise<void>;
+  /**
+   * Starts telling `changed` which tenant namespace (undefined: the host's) may have been changed by
+   * someone else since the agent last converged it; our own writes are not reported as such, or only
+   * once. Undefined when this datapath cannot watch: then every resync checks every tenant. While
+   * `live`, a namespace that was not reported need not be checked. Optional (the memory datapath).
+   */
+  watch?(changed: (ns: string | undefined) => void): DriftWatch | undefined;
   /** Why the kernel last refused an nft delta (for the log). */
   readonly lastRefusal: string;
   /** Tenant namespaces present on this host with this agent's prefix (a deleted tenant's are removed). */

@@ -1,1 +1,1 @@
-export { ProcessRunner, FakeRunner, ExecError, spawnDaemon, runInteractive, type Runner, type RunOptions, type RunResult } from './runner.js';
+export { ProcessRunner, FakeRunner, ExecError, spawnDaemon, runInteractive, startLineProcess, type Runner, type RunOptions, type RunResult, type LineProcess } from './runner.js';

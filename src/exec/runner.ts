@@ -22,6 +22,18 @@ export interface RunResult {
 
 export interface Runner {
   run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /**
+   * Starts a long-running helper spoken to in lines (commands on its standard input, events on its
+   * standard output). Optional: a runner without it (the fake) has no such helpers.
+   */
+  start?(argv: readonly string[], onLine: (line: string) => void, onExit: (code: number) => void): LineProcess;
+}
+
+/** A helper started by `Runner.start`: it ends when stopped, or when this process ends (its input closes). */
+export interface LineProcess {
+  readonly pid: number | undefined;
+  send(line: string): void;
+  stop(): void;
 }
 
 export class ExecError extends Error {
@@ -32,6 +44,10 @@ export class ExecError extends Error {
 }
 
 export class ProcessRunner implements Runner {
+  start(argv: readonly string[], onLine: (line: string) => void, onExit: (code: number) => void): LineProcess {
+    return startLineProcess(argv, onLine, onExit);
+  }
+
   run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const [cmd, ...args] = argv;
     if (!cmd) return Promise.reject(new Error('empty argv'));
@@ -51,6 +67,42 @@ export class ProcessRunner implements Runner {
       child.stdin.end(opts.input ?? '');
     });
   }
+}
+
+/**
+ * A helper attached to this process: its standard input is a pipe from us, so it sees end-of-file and
+ * exits when we do, even if we are killed. Lines of standard output are handed over whole; standard
+ * error goes to ours (a helper's complaint belongs in the agent's log).
+ */
+export function startLineProcess(argv: readonly string[], onLine: (line: string) => void, onExit: (code: number) => void): LineProcess {
+  const [cmd, ...args] = argv;
+  if (!cmd) throw new Error('empty argv');
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  let rest = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (rest + d).split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) onLine(l);
+  });
+  child.stdin.on('error', () => undefined);
+  // A helper that cannot start emits 'error' and then 'close': it ended once.
+  let ended = false;
+  const end = (code: number) => {
+    if (!ended) onExit(code);
+    ended = true;
+  };
+  child.on('error', () => end(-1));
+  child.on('close', (code, signal) => end(code ?? (signal ? 128 : -1)));
+  return {
+    pid: child.pid,
+    send: (line) => {
+      if (child.stdin.writable) child.stdin.write(`${line}\n`);
+    },
+    stop: () => {
+      child.stdin.end();
+      child.kill('SIGTERM');
+    },
+  };
 }
 
 /**

@@ -85,7 +85,7 @@ function agentOptions(cmd: Command): Command {
     .option('--netns-prefix <prefix>', 'prefix of tenant namespace names (separates agents on one machine)', AGENT_DEFAULTS.nsPrefix)
     .option('--vtep-ip <ip>', 'underlay address of this host (default: its first global IPv4 address)')
     .option('--datapath <kind>', 'what programs this host: linux (namespaces, bridges, VXLAN, nftables), or memory (nothing: a simulated host, for tests and scale runs of the control plane)', 'linux')
-    .option('--resync <ms>', 'how often to re-check the whole datapath and repair drift', intArg('--resync', 200, 600_000), 2000)
+    .option('--resync <ms>', 'how often to re-check what the drift watcher reported (every tenant once a minute, and on every resync if the watcher is gone) and repair drift', intArg('--resync', 200, 600_000), 2000)
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
     .option('--dns-port <port>', 'port of the containers\' DNS server on each tenant uplink (queries to a gateway, port 53, are sent there)', intArg('--dns-port', 1, 65535), 15353)
     .option('--docker-plugin <socket>', 'serve Docker\'s network and IPAM plugin here (driver name = file name), or "none"', '/run/docker/plugins/weft.sock')

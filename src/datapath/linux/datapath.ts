@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
-import type { Attachment, Datapath, NftOutcome, OuterAttachment } from '../datapath.js';
+import type { Attachment, Datapath, DriftWatch, NftOutcome, OuterAttachment } from '../datapath.js';
 import { HOST_TABLE } from '../host-nft.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { names } from '../names.js';
@@ -12,7 +12,8 @@ import type { QosPlan } from '../services.js';
 import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, withNetnsName } from './endpoint.js';
 import { ensureHost } from './host.js';
 import { NftTables } from './nft.js';
-import { observeLinks } from './observe.js';
+import { observeLinks, type ObservedLink } from './observe.js';
+import { NetWatch } from './netwatch.js';
 import { NETNS_DIR, TenantDatapath } from './tenant.js';
 
 /**
@@ -40,7 +41,44 @@ export class LinuxDatapath implements Datapath {
   }
 
   ensureTenant(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
+    this.watcher?.watch(p.ns);
     return this.tenants.ensure(p, protect);
+  }
+
+  private watcher: NetWatch | undefined;
+
+  /**
+   * Drift by netlink (netwatch.ts): a namespace is reported when its links, addresses, forwarding
+   * entries or qdiscs changed (our own changes too, once: checking finds nothing and writes nothing), or
+   * when its ruleset generation moved past our own commits (those are never reported).
+   */
+  watch(changed: (ns: string | undefined) => void): DriftWatch | undefined {
+    const w = NetWatch.start(this.runner, {
+      generation: (ns, gen) => this.nft.observe(ns, gen),
+      links: (ns) => changed(ns),
+      gone: (ns) => {
+        if (ns !== undefined) this.nft.forget(ns);
+        changed(ns);
+      },
+      ended: () => {
+        this.nft.useGenerations(undefined);
+        changed(undefined);
+      },
+    });
+    if (!w) return undefined;
+    this.watcher = w;
+    this.nft.onForeign = changed;
+    this.nft.useGenerations(w.generations);
+    w.watch(undefined);
+    return {
+      get live() {
+        return w.running;
+      },
+      stop: () => {
+        this.nft.useGenerations(undefined);
+        w.stop();
+      },
+    };
   }
 
   ensureTables(p: TenantPlan): Promise<NftOutcome> {
@@ -59,7 +97,10 @@ export class LinuxDatapath implements Datapath {
     return names.tenantNamespaces(this.nsPrefix, existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : []);
   }
 
-  removeTenant(ns: string, tenantId: number): Promise<void> {
+  async removeTenant(ns: string, tenantId: number): Promise<void> {
+    // The watcher's sockets would keep the deleted namespace, and every device in it, alive.
+    await this.watcher?.unwatch(ns);
+    this.portsSeen.delete(ns);
     return this.tenants.remove(ns, names.uplinkHost(tenantId));
   }
 
@@ -95,10 +136,27 @@ export class LinuxDatapath implements Datapath {
     return forgetConnections(this.runner, tenantNs, ip);
   }
 
+  /** Per watched namespace, its links as last read and the watcher's event count then (see ports). */
+  private readonly portsSeen = new Map<string, { epoch: number; links: ReadonlyMap<string, ObservedLink> }>();
+
   async ports(tenantNs: string, opts: { maxAgeMs?: number } = {}): Promise<Map<string, { bridge: string | undefined }>> {
-    const seen = this.tenants.observed.get(tenantNs);
-    const links = seen && opts.maxAgeMs !== undefined && performance.now() - seen.at <= opts.maxAgeMs ? seen.links : await observeLinks(this.runner, tenantNs);
-    return new Map([...links.values()].filter((l) => l.kind === 'veth' && l.name.startsWith('we')).map((l) => [l.name, { bridge: l.master }]));
+    return portsOf(await this.links(tenantNs, opts.maxAgeMs));
+  }
+
+  /**
+   * A namespace's links: read again only if the watcher reported a change since the last read (or, not
+   * watched, if the last convergence's reading is older than `maxAgeMs`). A reading across which an
+   * event arrived is not kept: it may predate the change.
+   */
+  private async links(ns: string, maxAgeMs: number | undefined): Promise<ReadonlyMap<string, ObservedLink>> {
+    const epoch = this.watcher?.epoch(ns);
+    const kept = this.portsSeen.get(ns);
+    if (epoch !== undefined && kept?.epoch === epoch) return kept.links;
+    const seen = this.tenants.observed.get(ns);
+    if (epoch === undefined && seen && maxAgeMs !== undefined && performance.now() - seen.at <= maxAgeMs) return seen.links;
+    const links = await observeLinks(this.runner, ns);
+    if (epoch !== undefined && this.watcher?.epoch(ns) === epoch) this.portsSeen.set(ns, { epoch, links });
+    return links;
   }
 
   containerExists(netnsPath: string): boolean {
@@ -133,4 +191,9 @@ export class LinuxDatapath implements Datapath {
     }
     return done;
   }
+}
+
+/** The endpoint veths among a namespace's links, with the bridge each is on. */
+function portsOf(links: ReadonlyMap<string, ObservedLink>): Map<string, { bridge: string | undefined }> {
+  return new Map([...links.values()].filter((l) => l.kind === 'veth' && l.name.startsWith('we')).map((l) => [l.name, { bridge: l.master }]));
 }

@@ -13,7 +13,7 @@ test('a generation is read as inode:generation; anything else is unknown, never 
   assert.equal(await gens.read(undefined), undefined, 'a namespace the helper cannot read is unknown');
   assert.equal(await gens.read('t1'), '9:6', 'the second exec answered for both');
   assert.deepEqual(runner.calls.map((c) => c.argv.slice(1)), [['/run/netns/t1'], ['/run/netns/t1', '/proc/self/ns/net']], 'one exec asks for every namespace asked about so far');
-  assert.equal(await new Generations(runner, '/nonexistent/weft-nftgen').read('t1'), undefined, 'without the helper nothing is read');
+  assert.equal(await new Generations(runner, '/nonexistent/weft-netwatch').read('t1'), undefined, 'without the helper nothing is read');
 });
 
 test('a generation is the same, behind our own commits, past them (someone else), or of another namespace', () => {

@@ -3,11 +3,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Runner } from '../../exec/index.js';
 
-/** dist/weft-nftgen, built from nftgen.c by scripts/build-shim.mjs (absent without a C compiler). */
-export const NFTGEN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weft-nftgen');
+/** dist/weft-netwatch in its one-shot form, built from netwatch.c by scripts/build-shim.mjs (absent without a C compiler). */
+export const NFTGEN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weft-netwatch');
 
 /**
- * Reads namespaces' nftables ruleset generations with weft-nftgen (see nftgen.c): a namespace's
+ * Reads namespaces' nftables ruleset generations with weft-netwatch's one-shot form (see netwatch.c): a namespace's
  * generation goes up by exactly one with each committed transaction, whoever commits it, so it tells
  * whether anyone touched any table there. One exec answers for every namespace asked about so far, and
  * its answers serve the reads of the next BATCH_MS (a pass over every tenant): an exec costs ~17 ms of
@@ -24,10 +24,18 @@ export class Generations {
     this.available = helper !== undefined && existsSync(helper);
   }
 
+  /**
+   * Where generations come without an exec: the watcher's last reports (netwatch.ts), current to within
+   * its tick. A namespace it has no report of is read here as before.
+   */
+  watched: ReadonlyMap<string, string> | undefined;
+
   /** `INODE:GENERATION` of a namespace (undefined: the agent's own), or undefined when it cannot be read. */
   async read(ns: string | undefined): Promise<string | undefined> {
     if (!this.available || this.helper === undefined) return undefined;
     const key = ns ?? '';
+    const pushed = this.watched?.get(key);
+    if (pushed !== undefined) return pushed;
     this.asked.add(key);
     const last = this.last;
     if (last && performance.now() - last.at < this.batchMs && last.values.has(key)) return last.values.get(key);

@@ -74,7 +74,7 @@ test('a sequence of changes applied as deltas leaves what a replace of the last 
 
 test('an untouched namespace costs one generation read; anyone else\'s change, even one element, is replaced', { skip: !root && 'needs root' }, async (t) => {
   const gens = new Generations(real);
-  if (!gens.available) return t.skip('dist/weft-nftgen was not built (no C compiler)');
+  if (!gens.available) return t.skip('dist/weft-netwatch was not built (no C compiler)');
   const ns = await netns('g');
   const rec = new RecordingRunner();
   // Every look reads afresh (no batching window), so each step sees what the one before it did.
@@ -114,7 +114,7 @@ test('in the host namespace another program\'s table does not make ours be rewri
 });
 
 test('a generation read shared by a pass may predate our own commits: that is not drift', { skip: !root && 'needs root' }, async (t) => {
-  if (!new Generations(real).available) return t.skip('dist/weft-nftgen was not built (no C compiler)');
+  if (!new Generations(real).available) return t.skip('dist/weft-netwatch was not built (no C compiler)');
   const ns = await netns('lag');
   const rec = new RecordingRunner();
   const tables = new NftTables(rec);

@@ -29,6 +29,38 @@ export class NftTables {
     this.gens = gens ?? new Generations(runner);
   }
 
+  /** The generation source (the watcher's reports); see Generations.watched. */
+  useGenerations(watched: ReadonlyMap<string, string> | undefined): void {
+    this.gens.watched = watched;
+  }
+
+  /** Told when a namespace's generation moved by someone else's commit (undefined: the agent's own namespace). */
+  onForeign: ((ns: string | undefined) => void) | undefined;
+  /** Per namespace: our `nft -f` running now, and the last generation reported while one was. */
+  private readonly inflight = new Map<string, number>();
+  private readonly reported = new Map<string, string>();
+
+  /**
+   * A generation the watcher reported. Ours, if it is where our own commits since the last look put it
+   * (or behind: a report older than one of them); anything else is someone else's, or a namespace we
+   * never verified. While we commit there, the judgement waits until the commit is counted: the report
+   * of our own commit can arrive before `nft` has even exited.
+   */
+  observe(ns: string | undefined, gen: string): void {
+    const key = ns ?? '';
+    this.reported.set(key, gen);
+    if (!this.inflight.get(key)) this.judge(key);
+  }
+
+  private judge(key: string): void {
+    const gen = this.reported.get(key);
+    if (gen === undefined) return;
+    this.reported.delete(key);
+    const k = this.known.get(key);
+    const seen = k && compare(gen, advance(k.gen, k.commits));
+    if (seen !== 'same' && seen !== 'behind') this.onForeign?.(key === '' ? undefined : key);
+  }
+
   /**
    * Converges the tables of one namespace, each as `ensure` does, after one look at its generation.
    * `owned`: nothing but this agent has tables there (a tenant's namespace).
@@ -95,6 +127,7 @@ export class NftTables {
   forget(ns: string): void {
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);
     this.known.delete(ns);
+    this.reported.delete(ns);
     this.gens.forget(ns);
   }
 
@@ -104,10 +137,21 @@ export class NftTables {
    * time, so that drift was never repaired: the time allowed grows with the script.
    */
   private async commit(ns: string | undefined, script: string, allowFailure: boolean) {
-    const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure, timeoutMs: nftTimeoutMs(script) });
-    const k = this.known.get(ns ?? '');
-    if (r.code === 0 && k) k.commits++;
-    return r;
+    const key = ns ?? '';
+    this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
+    try {
+      const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure, timeoutMs: nftTimeoutMs(script) });
+      const k = this.known.get(key);
+      if (r.code === 0 && k) k.commits++;
+      return r;
+    } finally {
+      const n = (this.inflight.get(key) ?? 1) - 1;
+      if (n > 0) this.inflight.set(key, n);
+      else {
+        this.inflight.delete(key);
+        this.judge(key);
+      }
+    }
   }
 
   private async terseMatches(ns: string | undefined, t: NftTable, terse: string | undefined): Promise<boolean> {

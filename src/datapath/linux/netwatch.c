@@ -1,0 +1,306 @@
+/*
+ * weft-netwatch: tells the agent which network namespaces someone changed, so that a resync checks only
+ * those instead of re-reading every tenant's links, forwarding entries and tables every two seconds.
+ *
+ * Standard input, one command a line: "+NAME" watches /run/netns/NAME ("+." the namespace the helper
+ * started in), "-NAME" stops (answered "unwatched NAME" once its sockets are closed: they pin the
+ * namespace, so the agent waits for that before deleting it). Standard output, one event a line:
+ *   gen NAME INODE GENERATION  the namespace's nftables ruleset generation, at first and when it moves;
+ *   link NAME                  a link, an IPv4 address, a permanent neighbour or FDB entry, or a qdisc
+ *                              changed (at most once a tick), or events were lost (ENOBUFS);
+ *   gone NAME                  the namespace was deleted or replaced; watched again when it reappears.
+ * It exits when its standard input closes (the agent ended).
+ *
+ * weft-netwatch NETNS_PATH... (once, what weft-nftgen did): prints for each namespace file given (e.g.
+ * /run/netns/NAME, or /proc/self/ns/net) one line "INODE GENERATION", or "- -" when it cannot be read:
+ * the agent's reading of a namespace before the watcher has reported it, or without the watcher.
+ *
+ * Why polling for nftables: subscribing to NFNLGRP_NFTABLES makes the kernel build an event per set
+ * element of every write (a big table's replace took 3x as long with `nft monitor` listening), while the
+ * generation, asked four times a second over a socket held open, costs two syscalls. Links and addresses
+ * are rtnetlink multicast groups, which only our own changes and real drift fill; dynamic neighbours and
+ * learned FDB entries (every ARP, every new MAC) are filtered out here, since the agent owns none.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#define TICK_MS 250
+#define MAX_NS 4096
+#define MAX_NAME 64
+
+struct ns {
+  char name[MAX_NAME];
+  int rt, nf;              /* rtnetlink (subscribed) and nfnetlink (GETGEN) sockets; -1 when closed */
+  unsigned long long ino;  /* the namespace's inode while open */
+  long long gen;           /* last generation reported, -1 none */
+  int dirty;               /* an rtnetlink event since the last tick */
+};
+
+static struct ns *watched[MAX_NS];
+static int nwatched;
+static int self_fd;
+
+/* A name as `ip netns` makes them, or "." for our own namespace: no '/' and no "..", ever. */
+static int valid_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n >= MAX_NAME) return 0;
+  if (strcmp(s, ".") == 0) return 1;
+  if (s[0] == '.') return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) return 0;
+  }
+  return 1;
+}
+
+static void path_of(const struct ns *w, char *out, size_t len) {
+  if (strcmp(w->name, ".") == 0) snprintf(out, len, "/proc/self/ns/net");
+  else snprintf(out, len, "/run/netns/%s", w->name);
+}
+
+static void close_ns(struct ns *w) {
+  if (w->rt >= 0) close(w->rt);
+  if (w->nf >= 0) close(w->nf);
+  w->rt = w->nf = -1;
+  w->ino = 0;
+  w->gen = -1;
+}
+
+/* Opens both sockets inside the namespace (a socket stays in the namespace it was made in). */
+static int open_ns(struct ns *w) {
+  char path[128];
+  path_of(w, path, sizeof path);
+  int fd = strcmp(w->name, ".") == 0 ? dup(self_fd) : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  int ok = fstat(fd, &st) == 0 && setns(fd, CLONE_NEWNET) == 0;
+  close(fd);
+  if (!ok) return -1;
+  w->rt = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  w->nf = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
+  if (setns(self_fd, CLONE_NEWNET) != 0) {
+    perror("weft-netwatch: setns back");
+    exit(2);
+  }
+  /* Our own namespace (the host's) only for its tables: its links are every container's and not ours. */
+  unsigned groups = strcmp(w->name, ".") == 0 ? 0 : RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_NEIGH | RTMGRP_TC;
+  struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = groups };
+  if (w->rt < 0 || w->nf < 0 || bind(w->rt, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close_ns(w);
+    return -1;
+  }
+  int big = 1 << 20;
+  setsockopt(w->rt, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  w->ino = (unsigned long long)st.st_ino;
+  return 0;
+}
+
+/* The namespace's ruleset generation (NFT_MSG_GETGEN), or -1. */
+static long long generation(int s) {
+  struct { struct nlmsghdr nh; struct nfgenmsg g; } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+  req.nh.nlmsg_flags = NLM_F_REQUEST;
+  req.g.nfgen_family = AF_UNSPEC;
+  req.g.version = NFNETLINK_V0;
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  if (sendto(s, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof req) return -1;
+  char buf[512] __attribute__((aligned(4)));
+  /* The kernel answers within sendto: the reply is queued already, so this never waits. */
+  ssize_t n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
+  struct nlmsghdr *nh = (struct nlmsghdr *)buf;
+  if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct nfgenmsg)) || !NLMSG_OK(nh, (size_t)n) || nh->nlmsg_type == NLMSG_ERROR) return -1;
+  long long gen = -1;
+  size_t off = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+  while (off + sizeof(struct nlattr) <= nh->nlmsg_len) {
+    struct nlattr *a = (struct nlattr *)((char *)nh + off);
+    if (a->nla_len < sizeof(struct nlattr) || off + a->nla_len > nh->nlmsg_len) break;
+    if ((a->nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID && a->nla_len >= NLA_HDRLEN + 4) {
+      uint32_t v;
+      memcpy(&v, (char *)a + NLA_HDRLEN, 4);
+      gen = ntohl(v);
+    }
+    off += NLA_ALIGN(a->nla_len);
+  }
+  return gen;
+}
+
+/* Whether one rtnetlink message is something the agent converges (not traffic's own bookkeeping). */
+static int relevant(const struct nlmsghdr *nh) {
+  if (nh->nlmsg_type == RTM_NEWNEIGH || nh->nlmsg_type == RTM_DELNEIGH) {
+    if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ndmsg))) return 0;
+    const struct ndmsg *nd = NLMSG_DATA(nh);
+    /* The agent's VXLAN neighbours and forwarding entries are permanent; ARP and learning are not. */
+    return (nd->ndm_family == AF_INET || nd->ndm_family == AF_BRIDGE) && (nd->ndm_state & NUD_PERMANENT);
+  }
+  return nh->nlmsg_type >= RTM_BASE && nh->nlmsg_type != NLMSG_DONE;
+}
+
+static void drain(struct ns *w) {
+  char buf[16384] __attribute__((aligned(4)));
+  for (;;) {
+    ssize_t n = recv(w->rt, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) {
+      /* Events were lost: something changed, we cannot say what. */
+      if (errno == ENOBUFS) w->dirty = 1;
+      if (errno == EINTR || errno == ENOBUFS) continue;
+      return;
+    }
+    if (n == 0) return;
+    for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+      if (relevant(nh)) w->dirty = 1;
+    }
+  }
+}
+
+static struct ns *find(const char *name) {
+  for (int i = 0; i < nwatched; i++) if (strcmp(watched[i]->name, name) == 0) return watched[i];
+  return NULL;
+}
+
+static void command(char *line) {
+  size_t n = strlen(line);
+  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+  if (n < 2 || (line[0] != '+' && line[0] != '-') || !valid_name(line + 1)) {
+    fprintf(stderr, "weft-netwatch: ignored a malformed command\n");
+    return;
+  }
+  struct ns *w = find(line + 1);
+  if (line[0] == '-') {
+    if (w) {
+      close_ns(w);
+      for (int i = 0; i < nwatched; i++) if (watched[i] == w) watched[i] = watched[--nwatched];
+      free(w);
+    }
+    printf("unwatched %s\n", line + 1);
+    return;
+  }
+  if (w || nwatched >= MAX_NS) return;
+  w = calloc(1, sizeof *w);
+  if (!w) return;
+  snprintf(w->name, sizeof w->name, "%s", line + 1);
+  w->rt = w->nf = -1;
+  w->gen = -1;
+  /* The first tick reports its generation; a namespace not there yet is opened when it appears. */
+  w->dirty = 0;
+  watched[nwatched++] = w;
+}
+
+/* Per namespace: still the same one? its generation moved? any event? */
+static void tick(void) {
+  for (int i = 0; i < nwatched; i++) {
+    struct ns *w = watched[i];
+    char path[128];
+    path_of(w, path, sizeof path);
+    struct stat st;
+    if (w->rt >= 0 && strcmp(w->name, ".") != 0 && (stat(path, &st) != 0 || (unsigned long long)st.st_ino != w->ino)) {
+      close_ns(w);
+      printf("gone %s\n", w->name);
+    }
+    if (w->rt < 0) {
+      if (open_ns(w) != 0) continue;
+      w->dirty = 1;
+    }
+    drain(w);
+    long long gen = generation(w->nf);
+    if (gen >= 0 && gen != w->gen) {
+      w->gen = gen;
+      printf("gen %s %llu %lld\n", w->name, w->ino, gen);
+    }
+    if (w->dirty) printf("link %s\n", w->name);
+    w->dirty = 0;
+  }
+}
+
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The one-shot form: every path is opened before the first setns (/proc/self/ns/net is where we are now). */
+static int once(int argc, char **argv) {
+  int fds[argc];
+  for (int i = 1; i < argc; i++) fds[i] = open(argv[i], O_RDONLY | O_CLOEXEC);
+  for (int i = 1; i < argc; i++) {
+    struct stat st;
+    long long gen = -1;
+    if (fds[i] >= 0 && fstat(fds[i], &st) == 0 && setns(fds[i], CLONE_NEWNET) == 0) {
+      int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+      if (s >= 0) gen = generation(s);
+      if (s >= 0) close(s);
+    }
+    if (gen < 0) printf("- -\n");
+    else printf("%llu %lld\n", (unsigned long long)st.st_ino, gen);
+    if (fds[i] >= 0) close(fds[i]);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) return once(argc, argv);
+  /* If the agent dies without closing our input (it cannot: the pipe closes with it), still go. */
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  self_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self_fd < 0) {
+    perror("weft-netwatch: /proc/self/ns/net");
+    return 2;
+  }
+  char line[256];
+  size_t have = 0;
+  long long next = now_ms() + TICK_MS;
+  for (;;) {
+    struct pollfd p[1 + MAX_NS];
+    int np = 0;
+    p[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+    for (int i = 0; i < nwatched; i++) if (watched[i]->rt >= 0) p[np++] = (struct pollfd){ .fd = watched[i]->rt, .events = POLLIN };
+    long long wait = next - now_ms();
+    int r = poll(p, (nfds_t)np, wait < 0 ? 0 : (int)wait);
+    if (r < 0 && errno != EINTR) return 2;
+    if (r > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = read(0, line + have, sizeof line - 1 - have);
+      if (n <= 0) return 0;
+      have += (size_t)n;
+      line[have] = 0;
+      char *nl;
+      while ((nl = memchr(line, '\n', have)) != NULL) {
+        *nl = 0;
+        command(line);
+        size_t used = (size_t)(nl - line) + 1;
+        memmove(line, nl + 1, have - used);
+        have -= used;
+        line[have] = 0;
+      }
+      /* A line longer than any valid command is dropped whole. */
+      if (have == sizeof line - 1) have = 0;
+      fflush(stdout);
+    }
+    /* Events are only marked here; the tick reports them, so a burst of our own writes is one line. */
+    for (int i = 1; i < np; i++) if (p[i].revents & POLLIN) for (int j = 0; j < nwatched; j++) if (watched[j]->rt == p[i].fd) drain(watched[j]);
+    if (now_ms() >= next) {
+      tick();
+      fflush(stdout);
+      next = now_ms() + TICK_MS;
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LineProcess, Runner, RunOptions } from '../../exec/index.js';
+import { Generations } from './generation.js';
+import { NetWatch, type NetEvents } from './netwatch.js';
+import { NftTables } from './nft.js';
+
+/** A runner whose helper is scripted: `say` is its standard output, `sent` its standard input. */
+function scripted() {
+  const sent: string[] = [];
+  let say: (l: string) => void = () => undefined;
+  let exit: (c: number) => void = () => undefined;
+  const nft: Array<() => void> = [];
+  const runner: Runner = {
+    run: async (argv: readonly string[], _o?: RunOptions) => {
+      // An `nft -f` finishes only when the test says so: the watcher may speak while it runs.
+      if (argv.includes('-f')) await new Promise<void>((r) => nft.push(r));
+      return { code: 0, stdout: argv[0] === process.execPath ? '7 10\n' : '', stderr: '' };
+    },
+    start: (_argv, onLine, onExit): LineProcess => {
+      say = onLine;
+      exit = onExit;
+      return { pid: 1, send: (l) => sent.push(l), stop: () => undefined };
+    },
+  };
+  return { runner, sent, say: (l: string) => say(l), exit: (c: number) => exit(c), finishNft: () => nft.shift()?.() };
+}
+
+function recorder() {
+  const seen: string[] = [];
+  const events: NetEvents = {
+    generation: (ns, g) => seen.push(`gen ${ns ?? '.'} ${g}`), links: (ns) => seen.push(`links ${ns ?? '.'}`),
+    gone: (ns) => seen.push(`gone ${ns ?? '.'}`), ended: (c) => seen.push(`ended ${c}`),
+  };
+  return { seen, events };
+}
+
+test('the helper\'s lines become events for watched namespaces only; malformed lines are ignored', async () => {
+  const s = scripted();
+  const r = recorder();
+  const w = NetWatch.start(s.runner, r.events, process.execPath);
+  assert.ok(w);
+  w.watch('t1');
+  w.watch(undefined);
+  w.watch('t1');
+  assert.deepEqual(s.sent, ['+t1', '+.'], 'asked once per namespace');
+  assert.equal(w.epoch('t1'), undefined, 'nothing is believed about a namespace the helper does not hold yet');
+  for (const l of ['gen t1 4026532244 3', 'link t1', 'gen . 1 9', 'link other', 'gen t1 x 4', 'gen ../x 1 1', 'bogus', '']) s.say(l);
+  assert.deepEqual(r.seen, ['gen t1 4026532244:3', 'links t1', 'gen . 1:9']);
+  assert.equal(w.generations.get('t1'), '4026532244:3');
+  assert.equal(w.epoch('t1'), 1);
+  s.say('gone t1');
+  assert.equal(w.epoch('t1'), undefined, 'a namespace gone is not held');
+  assert.equal(w.generations.get('t1'), undefined, 'nor is its generation kept');
+  const unwatched = w.unwatch('t1');
+  assert.deepEqual(s.sent.slice(-1), ['-t1']);
+  s.say('unwatched t1');
+  await unwatched;
+  s.exit(0);
+  assert.equal(w.running, false);
+  assert.deepEqual(r.seen.slice(-2), ['gone t1', 'ended 0']);
+  assert.equal(NetWatch.start({ run: s.runner.run }, r.events, process.execPath), undefined, 'a runner without start has no watcher');
+  assert.equal(NetWatch.start(s.runner, r.events, '/nonexistent/weft-netwatch'), undefined, 'nor does a machine without the helper');
+});
+
+test('a reported generation is someone else\'s only past our own commits, also when it arrives during one', async () => {
+  const s = scripted();
+  // Generations looks for its helper by path: any existing file will do, its answers are scripted.
+  const nft = new NftTables(s.runner, new Generations(s.runner, process.execPath));
+  const foreign: Array<string | undefined> = [];
+  nft.onForeign = (ns) => foreign.push(ns);
+  const table = { family: 'inet', name: 'weft', maps: [], chains: [] };
+  // The first look reads generation 7:10 and writes the table: one commit of ours, expected 7:11.
+  const first = nft.ensureAll('t1', [table], true);
+  await new Promise((r) => setImmediate(r));
+  nft.observe('t1', '7:11');
+  assert.deepEqual(foreign, [], 'a report during our own commit waits for it');
+  s.finishNft();
+  await first;
+  assert.deepEqual(foreign, [], 'and is then ours');
+  nft.observe('t1', '7:10');
+  assert.deepEqual(foreign, [], 'an older report is behind our commits, not drift');
+  nft.observe('t1', '7:12');
+  assert.deepEqual(foreign, ['t1'], 'one past our commits is someone else\'s');
+  nft.observe('t9', '3:1');
+  assert.deepEqual(foreign, ['t1', 't9'], 'a namespace never verified is reported');
+});

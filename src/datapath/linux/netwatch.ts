@@ -1,0 +1,135 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LineProcess, Runner } from '../../exec/index.js';
+
+/** dist/weft-netwatch, built from netwatch.c by scripts/build-shim.mjs (absent without a C compiler). */
+export const NETWATCH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weft-netwatch');
+
+/** What the helper tells of one namespace (undefined: the agent's own). */
+export interface NetEvents {
+  /** Its ruleset generation moved (`INODE:GENERATION`), whoever committed. */
+  generation(ns: string | undefined, gen: string): void;
+  /** A link, address, permanent neighbour or forwarding entry, or qdisc changed (or events were lost). */
+  links(ns: string | undefined): void;
+  /** The namespace was deleted or replaced. */
+  gone(ns: string | undefined): void;
+  /** The helper ended: from now on nothing is watched. */
+  ended(code: number): void;
+}
+
+/** How long `unwatch` waits for the helper to let go of a namespace before going on anyway. */
+const UNWATCH_MS = 2000;
+
+/**
+ * The agent's end of weft-netwatch (netwatch.c): one long-running helper holding netlink sockets in
+ * every namespace it is asked to watch, saying which of them someone changed. Lets a resync skip every
+ * namespace nobody touched, so an idle agent reads nothing and its cost does not grow with the rules.
+ */
+export class NetWatch {
+  private readonly watched = new Set<string>();
+  /** Namespaces the helper holds open now: events about them would reach us. */
+  private readonly open = new Set<string>();
+  private readonly acks = new Map<string, Array<() => void>>();
+  /** Per namespace, events so far: an observation made across one of them is not to be trusted. */
+  private readonly epochs = new Map<string, number>();
+  /** The last generation the helper reported per namespace ('' the agent's own). */
+  readonly generations = new Map<string, string>();
+  private live = true;
+
+  private constructor(private readonly events: NetEvents, private proc: LineProcess | undefined = undefined) {}
+
+  /** Starts the helper; undefined when it cannot run here (no helper built, or a runner without `start`). */
+  static start(runner: Runner, events: NetEvents, helper = NETWATCH): NetWatch | undefined {
+    if (!runner.start || !existsSync(helper)) return undefined;
+    const w = new NetWatch(events);
+    w.proc = runner.start([helper], (l) => w.line(l), (code) => w.end(code));
+    return w;
+  }
+
+  /** The helper's process id (for tests and diagnostics). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.live;
+  }
+
+  /** Watches a namespace (undefined: the agent's own); a namespace not there yet is watched once it is. */
+  watch(ns: string | undefined): void {
+    const key = ns ?? '';
+    if (!this.live || this.watched.has(key)) return;
+    this.watched.add(key);
+    this.proc?.send(`+${ns ?? '.'}`);
+  }
+
+  /** Lets go of a namespace: its sockets would keep it (and every device in it) alive after deletion. */
+  unwatch(ns: string): Promise<void> {
+    if (!this.live || !this.watched.delete(ns)) return Promise.resolve();
+    this.open.delete(ns);
+    this.generations.delete(ns);
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, UNWATCH_MS);
+      const waiting = this.acks.get(ns) ?? [];
+      waiting.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.acks.set(ns, waiting);
+      this.proc?.send(`-${ns}`);
+    });
+  }
+
+  /**
+   * The namespace's event count while the helper holds it open; undefined when it does not (then nothing
+   * said that something there changed is to be believed).
+   */
+  epoch(ns: string | undefined): number | undefined {
+    const key = ns ?? '';
+    return this.live && this.open.has(key) ? this.epochs.get(key) ?? 0 : undefined;
+  }
+
+  stop(): void {
+    this.live = false;
+    this.proc?.stop();
+  }
+
+  private line(l: string): void {
+    const [kind, name, ino, gen] = l.split(' ');
+    if (name === undefined || (name !== '.' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))) return;
+    const key = name === '.' ? '' : name;
+    const ns = name === '.' ? undefined : name;
+    if (kind === 'unwatched') {
+      for (const done of this.acks.get(key) ?? []) done();
+      this.acks.delete(key);
+      return;
+    }
+    if (!this.watched.has(key)) return;
+    if (kind === 'gen' && /^\d+$/.test(ino ?? '') && /^\d+$/.test(gen ?? '')) {
+      this.open.add(key);
+      this.generations.set(key, `${ino}:${gen}`);
+      this.events.generation(ns, `${ino}:${gen}`);
+    } else if (kind === 'link' || kind === 'gone') {
+      this.epochs.set(key, (this.epochs.get(key) ?? 0) + 1);
+      if (kind === 'gone') {
+        this.open.delete(key);
+        this.generations.delete(key);
+        this.events.gone(ns);
+      } else {
+        this.open.add(key);
+        this.events.links(ns);
+      }
+    }
+  }
+
+  private end(code: number): void {
+    const was = this.live;
+    this.live = false;
+    this.open.clear();
+    this.generations.clear();
+    for (const waiting of this.acks.values()) for (const done of waiting) done();
+    this.acks.clear();
+    if (was) this.events.ended(code);
+  }
+}
