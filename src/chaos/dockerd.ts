@@ -34,6 +34,12 @@ export class DockerWork {
   readonly live = new Map<string, DockerContainer>();
   /** Containers whose `docker rm -f` failed (dockerd down): retried, and at the end. */
   readonly undeleted = new Map<string, DockerContainer>();
+  /**
+   * Containers of a refused `docker run` that Docker may still hold: a run cut by a dockerd crash can
+   * leave the container created, with its endpoint, and the `rm -f` right after fails while dockerd is
+   * away. Docker then still holds that endpoint in Weft, rightly, until the container is removed.
+   */
+  private readonly stray = new Set<string>();
   readonly driver: string;
   private dk: Docker | undefined;
   private seq = 0;
@@ -69,7 +75,7 @@ export class DockerWork {
     const seen = r.code === 0 ? await this.inspect(name) : undefined;
     if (!seen) {
       this.rec.event(`docker run ${name} on host${this.host + 1} refused: ${(r.stderr || r.stdout).trim().slice(0, 200)}`);
-      await this.docker(['rm', '-f', name]);
+      if (await this.removeName(name)) this.stray.add(name);
       return undefined;
     }
     const c: DockerContainer = { name, host: this.host, fixed, at: Date.now(), ...seen };
@@ -93,12 +99,18 @@ export class DockerWork {
     return { pid: Number(pid), endpointId, ip };
   }
 
+  /** `docker rm -f`: the error, or '' when the container is gone (removed now, or there was none). */
+  private async removeName(name: string): Promise<string> {
+    const r = await this.docker(['rm', '-f', name]);
+    return r.code === 0 || /No such container/i.test(r.stderr) ? '' : r.stderr.trim() || `exit ${r.code}`;
+  }
+
   async remove(c: DockerContainer): Promise<boolean> {
     this.live.delete(c.name);
-    const r = await this.docker(['rm', '-f', c.name]);
-    if (r.code !== 0 && !/No such container/i.test(r.stderr)) {
+    const err = await this.removeName(c.name);
+    if (err) {
       this.undeleted.set(c.name, c);
-      this.rec.event(`docker rm ${c.name} failed (retried later): ${r.stderr.trim().slice(0, 160)}`);
+      this.rec.event(`docker rm ${c.name} failed (retried later): ${err.slice(0, 160)}`);
       return false;
     }
     this.undeleted.delete(c.name);
@@ -162,11 +174,12 @@ export class DockerWork {
     const all = () => [...this.live.values(), ...this.undeleted.values()];
     await within(30_000, async () => {
       for (const c of all()) await this.remove(c);
-      return all().length === 0;
+      for (const name of [...this.stray]) if (!(await this.removeName(name))) this.stray.delete(name);
+      return all().length === 0 && this.stray.size === 0;
     }, 1000);
     const net = await this.docker(['network', 'rm', DOCKER_NETWORK]);
     if (net.code !== 0) this.rec.event(`docker network rm ${DOCKER_NETWORK}: ${net.stderr.trim().slice(0, 200)}`);
-    return all().map((c) => c.name);
+    return [...all().map((c) => c.name), ...this.stray];
   }
 
   /** dockerd stopped by its pid, its roots unmounted and removed, the plugin link removed. */
