@@ -103,8 +103,6 @@ export interface StoreOptions {
    */
   historyBytes?: number;
   clock?: () => Date;
-  /** SQLite: how a commit's WAL is made durable (default: fsync off the event loop); tests hold or fail it. */
-  syncFile?: (fd: number) => Promise<void>;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 100_000;

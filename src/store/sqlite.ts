@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, existsSync, fstatSync, fsync, fsyncSync, openSync, statSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
@@ -27,10 +27,6 @@ const COMPACT_EVERY = 1000;
 /** At most this many transactions commit together (a batch is planned in memory before it is written). */
 const MAX_BATCH = 256;
 
-/** How a commit is made durable: fsync of the WAL file, off the event loop (a test may hold it). */
-export type SyncFile = (fd: number) => Promise<void>;
-const fsyncAsync: SyncFile = (fd) => new Promise((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
-
 /** A transaction waiting for its batch. */
 interface Job { actor: string; fn: (tx: Txn) => Promise<unknown>; resolve: (r: { value: unknown; revision: number }) => void; reject: (e: unknown) => void }
 
@@ -55,11 +51,9 @@ function writeError(e: unknown, file: string): unknown {
 const toEntry = (r: KvRow): Entry => ({ key: r.key, value: JSON.parse(r.value), modRevision: r.mod_rev, createRevision: r.create_rev });
 
 /**
- * The embedded store: one SQLite file in WAL mode, held exclusively by one server process. An
- * acknowledged commit survives a crash of the process and a power cut: the WAL is fsynced after each
- * commit, off the event loop, and nothing of a commit is acknowledged, heard by watchers or read before
- * that fsync ends (see docs/decisions.md). Transactions arriving together share one commit (group commit,
- * see drain()), and the next batch runs while the last one's fsync does (pipelined).
+ * The embedded store: one SQLite file in WAL mode, held exclusively by one server process.
+ * synchronous=FULL: an acknowledged commit survives a crash of the process and a power cut (see
+ * docs/decisions.md); transactions arriving together share one commit (group commit, see drain()).
  */
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -74,12 +68,6 @@ export class SqliteStore implements Store {
   private readonly queue: Job[] = [];
   /** SQLite commits made (each holds a batch of transactions): the store's fsyncs, for its metrics and tests. */
   commits = 0;
-  /** The last commit's fsync while it runs; its batch is acknowledged, heard and readable after it. Never rejects. */
-  private syncing: Promise<void> | undefined;
-  /** An fsync failed: what SQLite holds may not be on disk, so nothing more is served until a restart. */
-  private broken: WeftError | undefined;
-  private readonly syncFile: SyncFile;
-  private wal: { fd: number; ino: number } | undefined;
   private readonly committed: CommittedReads = {
     key: (k) => this.read(k),
     scan: (p) => this.scan(p),
@@ -95,20 +83,15 @@ export class SqliteStore implements Store {
     this.db = new Database(file, { timeout: 0 });
     try {
       this.db.pragma('journal_mode = WAL');
-      // NORMAL: SQLite does not fsync at commit; this store does, right after, without blocking the event
-      // loop (sync()), and acknowledges nothing before. SQLite still syncs around its checkpoints.
-      this.db.pragma('synchronous = NORMAL');
+      // FULL: in WAL mode NORMAL skips the fsync at commit, so an allocation already acknowledged to a
+      // runtime could vanish on power loss and the address be handed out twice.
+      this.db.pragma('synchronous = FULL');
       // A second server on the same file would hand out the same addresses: refuse it outright.
       this.db.pragma('locking_mode = EXCLUSIVE');
       this.db.exec('BEGIN EXCLUSIVE; COMMIT;');
       this.db.exec(SCHEMA);
       // It holds password hashes; SQLite gives the WAL and shared-memory files the same mode.
-      if (file !== ':memory:') {
-        chmodSync(file, 0o600);
-        // The WAL's directory entry is durable before any commit counts on the file.
-        const d = openSync(dirname(file), 'r');
-        try { fsyncSync(d); } finally { closeSync(d); }
-      }
+      if (file !== ':memory:') chmodSync(file, 0o600);
     } catch (e) {
       this.db.close();
       if (e instanceof Error && /locked|busy/i.test(e.message)) {
@@ -135,27 +118,6 @@ export class SqliteStore implements Store {
       probe: this.db.prepare("INSERT INTO meta VALUES ('probe', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"),
     };
     this.logBytes = this.meta('log_bytes');
-    this.syncFile = options.syncFile ?? fsyncAsync;
-  }
-
-  /** The WAL file's descriptor, opened once (and again if SQLite ever made a new file); none in memory. */
-  private walFd(): number | undefined {
-    if (this.file === ':memory:') return undefined;
-    const path = `${this.file}-wal`;
-    if (!existsSync(path)) return undefined;
-    const ino = statSync(path).ino;
-    if (this.wal?.ino !== ino) {
-      if (this.wal) closeSync(this.wal.fd);
-      const fd = openSync(path, 'r+');
-      this.wal = { fd, ino: fstatSync(fd).ino };
-    }
-    return this.wal.fd;
-  }
-
-  /** Readers wait for the commit being synced: no one reads what a power cut could still take back. */
-  private async settled(): Promise<void> {
-    if (this.syncing) await this.syncing;
-    if (this.broken) throw this.broken;
   }
 
   private read(key: string): Entry | undefined {
@@ -177,12 +139,10 @@ export class SqliteStore implements Store {
   }
 
   async get(key: string): Promise<Entry | undefined> {
-    await this.settled();
     return this.read(key);
   }
 
   async list(prefix: string): Promise<Listing> {
-    await this.settled();
     return this.db.transaction(() => ({ entries: this.scan(prefix), revision: this.meta('revision') }))();
   }
 
@@ -213,13 +173,6 @@ export class SqliteStore implements Store {
   }
 
   private async runBatch(jobs: Job[]): Promise<void> {
-    if (this.broken) {
-      for (const job of jobs) job.reject(this.broken);
-      return;
-    }
-    // The transactions read what SQLite holds: the batches before, the last one perhaps not yet synced.
-    // None of this batch is acknowledged before that one's fsync (its own comes later), and if that one
-    // fails the store is broken and this batch fails with it.
     const overlay = new Overlay(this.committed);
     let revision = this.meta('revision');
     const done: Array<{ job: Job; ok: boolean; value: unknown; revision: number; changes: PlannedChange[] }> = [];
@@ -234,45 +187,24 @@ export class SqliteStore implements Store {
         done.push({ job, ok: false, value: e, revision, changes: [] });
       }
     }
-    if (this.syncing) {
-      await this.syncing;
-      // Readers that waited for that fsync read before this batch is written (they would see it unsynced).
-      await new Promise((r) => setImmediate(r));
-    }
-    const settle = (err?: unknown) => {
-      for (const d of done) {
-        if (!d.ok) d.job.reject(d.value);
-        else if (err !== undefined) d.job.reject(err);
-        else d.job.resolve({ value: d.value, revision: d.revision });
-      }
-    };
-    if (this.broken) return settle(this.broken);
     const writing = done.filter((d) => d.changes.length > 0);
-    if (writing.length === 0) return settle();
-    try {
-      this.logBytes = this.commit(writing.map((d) => d.changes), revision);
-    } catch (e) {
-      // better-sqlite3 has rolled the transaction back: nothing of the batch is kept, and the store stays usable.
-      return settle(this.writes.failed(writeError(e, this.file)));
-    }
-    this.commits++;
-    const synced = this.sync().then(() => {
+    if (writing.length > 0) {
+      try {
+        this.logBytes = this.commit(writing.map((d) => d.changes), revision);
+      } catch (e) {
+        // better-sqlite3 has rolled the transaction back: nothing of the batch is kept, and the store stays usable.
+        const err = this.writes.failed(writeError(e, this.file));
+        for (const d of done) d.job.reject(d.ok ? err : d.value);
+        return;
+      }
+      this.commits++;
       this.writes.wrote();
       for (const d of writing) for (const l of this.listeners) l(d.changes.map(({ text: _, ...c }) => c));
-      settle();
-    }, (e: unknown) => {
-      this.broken = new WeftError('WEFT_STORE_UNAVAILABLE', `an fsync of ${this.file}-wal failed (${(e as Error).message}): what the store holds may not be on disk; restart the server (it recovers from the file)`, { cause: e });
-      settle(this.writes.failed(this.broken));
-    }).finally(() => {
-      if (this.syncing === synced) this.syncing = undefined;
-    });
-    this.syncing = synced;
-  }
-
-  /** Makes the last commit durable. */
-  private async sync(): Promise<void> {
-    const fd = this.walFd();
-    if (fd !== undefined) await this.syncFile(fd);
+    }
+    for (const d of done) {
+      if (d.ok) d.job.resolve({ value: d.value, revision: d.revision });
+      else d.job.reject(d.value);
+    }
   }
 
   /** Writes a batch's changes, each transaction's at its own revision, as one SQLite transaction; returns the log's bytes. */
@@ -311,7 +243,6 @@ export class SqliteStore implements Store {
   }
 
   async changes(since: number, limit = 1_000_000): Promise<Change[]> {
-    await this.settled();
     const compacted = this.meta('compacted');
     if (since < compacted) {
       throw new WeftError('WEFT_HISTORY_COMPACTED', `revision ${since} is older than the kept history (from ${compacted + 1}); re-list`);
@@ -327,12 +258,10 @@ export class SqliteStore implements Store {
   }
 
   async compactedRevision(): Promise<number> {
-    await this.settled();
     return this.meta('compacted');
   }
 
   async revision(): Promise<number> {
-    await this.settled();
     return this.meta('revision');
   }
 
@@ -347,11 +276,8 @@ export class SqliteStore implements Store {
 
   probe(): Promise<WriteHealth> {
     return this.mutex.run(() => this.writes.probe(async () => {
-      if (this.broken) throw this.broken;
       try {
         this.stmt.probe.run();
-        const fd = this.walFd();
-        if (fd !== undefined) fsyncSync(fd);
       } catch (e) {
         throw writeError(e, this.file);
       }
@@ -360,11 +286,6 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    await this.mutex.run(async () => {
-      await this.syncing;
-      this.db.close();
-      if (this.wal) closeSync(this.wal.fd);
-      this.wal = undefined;
-    });
+    await this.mutex.run(async () => this.db.close());
   }
 }
