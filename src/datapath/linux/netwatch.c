@@ -268,6 +268,7 @@ int main(int argc, char **argv) {
   }
   char line[256];
   size_t have = 0;
+  int skipping = 0; /* inside a line too long for any command: dropped up to its end */
   long long next = now_ms() + TICK_MS;
   for (;;) {
     struct pollfd p[1 + MAX_NS];
@@ -285,14 +286,18 @@ int main(int argc, char **argv) {
       char *nl;
       while ((nl = memchr(line, '\n', have)) != NULL) {
         *nl = 0;
-        command(line);
+        if (!skipping) command(line);
+        skipping = 0;
         size_t used = (size_t)(nl - line) + 1;
         memmove(line, nl + 1, have - used);
         have -= used;
         line[have] = 0;
       }
       /* A line longer than any valid command is dropped whole. */
-      if (have == sizeof line - 1) have = 0;
+      if (have == sizeof line - 1) {
+        have = 0;
+        skipping = 1;
+      }
       fflush(stdout);
     }
     /* Events are only marked here; the tick reports them, so a burst of our own writes is one line. */

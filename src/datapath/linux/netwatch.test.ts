@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LineProcess, Runner, RunOptions } from '../../exec/index.js';
+import { existsSync } from 'node:fs';
+import { startLineProcess, type LineProcess, type Runner, type RunOptions } from '../../exec/index.js';
 import { Generations } from './generation.js';
-import { NetWatch, type NetEvents } from './netwatch.js';
+import { NETWATCH, NetWatch, type NetEvents } from './netwatch.js';
 import { NftTables } from './nft.js';
 
 /** A runner whose helper is scripted: `say` is its standard output, `sent` its standard input. */
@@ -84,4 +85,17 @@ test('a reported generation is someone else\'s only past our own commits, also w
   assert.deepEqual(foreign, ['t1'], 'one past our commits is someone else\'s');
   nft.observe('t9', '3:1');
   assert.deepEqual(foreign, ['t1', 't9'], 'a namespace never verified is reported');
+});
+
+test('the helper drops a line too long for any command whole, not just its first part', { skip: !existsSync(NETWATCH) && 'weft-netwatch not built' }, async () => {
+  const out: string[] = [];
+  const ended = new Promise<number>((resolve) => {
+    const p = startLineProcess([NETWATCH], (l) => out.push(l), resolve);
+    // 255 bytes fill its line buffer; what follows up to the newline would read as the command "-abc".
+    p.send(`${'0'.repeat(255)}-abc`);
+    p.send('-def');
+    setTimeout(() => p.stop(), 300);
+  });
+  await ended;
+  assert.deepEqual(out, ['unwatched def']);
 });
