@@ -2,8 +2,8 @@
 // kernel. `node dist/bench/policy-compile.js [shape...] [--sizes 10000,50000] [--runs 3]` builds each rule
 // shape of policy-shapes.ts (and `agent`, the 50,000 mixed rules of policy-agent.ts) on one host and times
 // a cold compilePolicy, then warm recompiles after one rule changed, as the agent does them (with
-// `previous`): a rule's port changed (no new address class) and a rule with a new /32 source added (a
-// new class). Heap after each cold compile (a full GC first). Pure CPU on one core: the machine's other
+// `previous`): a rule's port changed (no new address class), a rule with a new /32 source added (a
+// new class), and a rule with no peer added (it matches every class: the edit that costs most). Heap after each cold compile (a full GC first). Pure CPU on one core: the machine's other
 // work shows up as noise, so compare figures of one run only.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -47,13 +47,17 @@ function agentPolicies(n: number): { policies: Array<{ name: string; rules: Rule
 }
 
 /** The state after one edit of the middle policy (a new revision of it, as the store hands it over). */
-export function edited(s: PolicyState, kind: 'port' | 'add'): PolicyState {
+export type Edit = 'port' | 'add' | 'wide';
+
+export function edited(s: PolicyState, kind: Edit): PolicyState {
   const i = Math.floor(s.policies.length / 2);
   const p = s.policies[i] as Policy;
   const mid = p.rules.length >> 1;
-  const rules = kind === 'port'
-    ? p.rules.map((r, j) => (j === mid ? { ...r, ports: '7777' } : r))
-    : [...p.rules, { id: 'bench-added', direction: 'in', action: 'allow', protocol: 'tcp', priority: 7, ports: '7778', fromCidr: '10.99.1.1/32' } as Rule];
+  const added: Record<Exclude<Edit, 'port'>, Rule> = {
+    add: { id: 'bench-added', direction: 'in', action: 'allow', protocol: 'tcp', priority: 7, ports: '7778', fromCidr: '10.99.1.1/32' } as Rule,
+    wide: { id: 'bench-wide', direction: 'in', action: 'deny', protocol: 'udp', priority: 7, ports: '7779' } as Rule,
+  };
+  const rules = kind === 'port' ? p.rules.map((r, j) => (j === mid ? { ...r, ports: '7777' } : r)) : [...p.rules, added[kind]];
   return { ...s, policies: s.policies.map((x, j) => (j === i ? { ...p, revision: p.revision + 1, rules } : x)) };
 }
 
@@ -70,7 +74,7 @@ function time<T>(f: () => T): { ms: number; value: T } {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 
-interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; render: number; heapMb: number; classes: number; entries: number }
+interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; wide: number; render: number; heapMb: number; classes: number; entries: number }
 
 function measure(shape: BenchShape, n: number, runs: number): Row {
   const s = shapeState(shape, n);
@@ -79,7 +83,7 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
   const cold = time(() => compilePolicy(s));
   gc();
   const heapMb = (process.memoryUsage().heapUsed - before) / 2 ** 20;
-  const warm = (kind: 'port' | 'add') => {
+  const warm = (kind: Edit) => {
     const ts: number[] = [];
     for (let r = 0; r < runs; r++) {
       // Alternate the edit and its undo, each against the compile before it, as a toggled rule does.
@@ -91,11 +95,11 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
     return median(ts);
   };
   let prev: CompiledPolicy = cold.value;
-  const [port, add] = [warm('port'), warm('add')];
+  const [port, add, wide] = [warm('port'), warm('add'), warm('wide')];
   // What the agent does next with a compile (datapath/policy-nft.ts): for scale, not this bench's subject.
   const render = time(() => renderPolicy(compilePolicy({ ...edited(s, 'port'), previous: prev }))).ms;
   const c = cold.value;
-  return { shape, rules: n, cold: cold.ms, port, add, render, heapMb, classes: c.classification.classes.length, entries: c.portEntries.length + c.protoEntries.length };
+  return { shape, rules: n, cold: cold.ms, port, add, wide, render, heapMb, classes: c.classification.classes.length, entries: c.portEntries.length + c.protoEntries.length };
 }
 
 function main(): void {
@@ -105,12 +109,12 @@ function main(): void {
   const runs = Number(opt('--runs') ?? 3);
   const shapes = (args.length ? args : ALL) as BenchShape[];
   for (const x of shapes) if (!ALL.includes(x)) throw new Error(`unknown shape ${x}: one of ${ALL.join(', ')}`);
-  console.log('| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm compile + render | heap after cold | classes | entries |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm compile + render | heap after cold | classes | entries |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const shape of shapes) {
     for (const n of sizes) {
       const r = measure(shape, n, runs);
-      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} |`);
+      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} |`);
     }
   }
 }
