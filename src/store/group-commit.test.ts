@@ -111,4 +111,27 @@ test('group commit: a batch whose commit fails fails every transaction in it, ke
   await s.close();
 });
 
+test('group commit: a key written by several transactions of a batch is stored once, with the revisions serial commits give it; the log keeps every write', async () => {
+  const file = fresh();
+  const s = new SqliteStore(file);
+  await s.transact('a', async (tx) => tx.put('k/old', { v: 0 }));
+  const writes = await Promise.all([
+    s.transact('b', async (tx) => { tx.put('k/new', { v: 1 }); tx.put('k/old', { v: 1 }); }),
+    s.transact('c', async (tx) => { tx.put('k/new', { v: 2 }); tx.put('k/gone', { v: 2 }); tx.delete('k/old'); }),
+    s.transact('d', async (tx) => { tx.put('k/old', { v: 3 }); tx.delete('k/gone'); }),
+  ]);
+  assert.deepEqual(writes.map((w) => w.revision), [2, 3, 4]);
+  assert.equal(s.commits, 2, 'the three shared one commit');
+  await s.close();
+  const again = new SqliteStore(file);
+  const get = async (k: string) => { const e = await again.get(k); return e && [e.value, e.createRevision, e.modRevision]; };
+  assert.deepEqual(await get('k/new'), [{ v: 2 }, 2, 3]);
+  // Deleted and made again within the batch: a new key as far as its revisions go.
+  assert.deepEqual(await get('k/old'), [{ v: 3 }, 4, 4]);
+  assert.equal(await get('k/gone'), undefined);
+  assert.deepEqual((await again.changes(0)).map((c) => [c.revision, c.key, c.op]),
+    [[1, 'k/old', 'put'], [2, 'k/new', 'put'], [2, 'k/old', 'put'], [3, 'k/new', 'put'], [3, 'k/gone', 'put'], [3, 'k/old', 'delete'], [4, 'k/old', 'put'], [4, 'k/gone', 'delete']]);
+  await again.close();
+});
+
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -14,7 +14,7 @@ export interface CommittedReads {
 export type PlannedChange = Change & { text: string };
 
 /** A key written by an earlier transaction of the batch: its stored text and revisions, or gone (null). */
-type Written = { text: string; modRevision: number; createRevision: number } | null;
+export type Written = { text: string; modRevision: number; createRevision: number } | null;
 
 const byKey = (a: Entry, b: Entry) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
@@ -61,6 +61,11 @@ export class Overlay implements Reads {
     for (const [k, w] of this.written) if (w !== null && k.startsWith(prefix) && k >= from && (mine === undefined || k < mine)) mine = k;
     const k = b && (mine === undefined || b.key < mine) ? b.key : mine;
     return k === undefined ? undefined : this.read(k);
+  }
+
+  /** Every key the batch wrote, as it stands after all of it (what the store's table must hold). */
+  final(): ReadonlyMap<string, Written> {
+    return this.written;
   }
 
   key = async (k: string) => this.read(k);

@@ -3,7 +3,7 @@ import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { WeftError } from '../model/index.js';
 import { BufferedTxn, Mutex } from './buffered.js';
-import { Overlay, type CommittedReads, type PlannedChange } from './overlay.js';
+import { Overlay, type CommittedReads, type PlannedChange, type Written } from './overlay.js';
 import { WriteTracker } from './health.js';
 import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
 import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
@@ -107,7 +107,7 @@ export class SqliteStore implements Store {
       meta: this.db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       setMeta: this.db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
       setRevisionAndBytes: this.db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
-      upsert: this.db.prepare('INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev'),
+      upsert: this.db.prepare('INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, create_rev = excluded.create_rev'),
       del: this.db.prepare('DELETE FROM kv WHERE key = ?'),
       logAdd: this.db.prepare('INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)'),
       logFrom: this.db.prepare<[number, number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev > ? ORDER BY rev, seq LIMIT ?'),
@@ -190,7 +190,7 @@ export class SqliteStore implements Store {
     const writing = done.filter((d) => d.changes.length > 0);
     if (writing.length > 0) {
       try {
-        this.logBytes = this.commit(writing.map((d) => d.changes), revision);
+        this.logBytes = this.commit(writing.map((d) => d.changes), overlay.final(), revision);
       } catch (e) {
         // better-sqlite3 has rolled the transaction back: nothing of the batch is kept, and the store stays usable.
         const err = this.writes.failed(writeError(e, this.file));
@@ -208,13 +208,17 @@ export class SqliteStore implements Store {
   }
 
   /** Writes a batch's changes, each transaction's at its own revision, as one SQLite transaction; returns the log's bytes. */
-  private commit(batch: PlannedChange[][], revision: number): number {
+  private commit(batch: PlannedChange[][], final: ReadonlyMap<string, Written>, revision: number): number {
     return this.db.transaction(() => {
       let logBytes = this.logBytes;
+      // The table gets each key's last state once: a batch of allocations in one network rewrites its
+      // address book once, not once per allocation. The log keeps every change at its own revision.
+      for (const [key, w] of final) {
+        if (w === null) this.stmt.del.run(key);
+        else this.stmt.upsert.run(key, w.text, w.modRevision, w.createRevision);
+      }
       for (const changes of batch) {
         changes.forEach((c, seq) => {
-          if (c.op === 'delete') this.stmt.del.run(c.key);
-          else this.stmt.upsert.run(c.key, c.text, c.revision, c.revision);
           this.stmt.logAdd.run(c.revision, seq, c.key, c.op, c.text, c.actor, c.time);
           logBytes += changeBytes(c.key, c.text);
         });
