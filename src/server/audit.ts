@@ -109,6 +109,7 @@ function auditRoute(app: FastifyInstance, sink: AuditSink): void {
     if (since !== undefined && Number.isNaN(since)) throw new WeftError('WEFT_INVALID_FIELD', `since: '${q.since}' is not an ISO time`, { field: 'since' });
     if (sink.file === undefined) throw new WeftError('WEFT_NOT_FOUND', `no audit log to read: ${sink.describe}`);
     const filter = { limit: Number(q.limit ?? 1000), ...(since !== undefined ? { since } : {}), ...(q.actor ? { actor: q.actor } : {}), ...(q.event ? { event: q.event } : {}) };
+    sink.flush?.();
     return { items: await readAudit(sink.file, filter) };
   });
 }
