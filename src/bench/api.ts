@@ -11,6 +11,7 @@ import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
 import { createCsr } from '../pki/index.js';
 import { summarise, ms } from './stats.js';
 import { Anchor } from './scale-anchor.js';
+import { cpuSeconds } from './procstat.js';
 
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
@@ -198,6 +199,7 @@ function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
 const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'alloc,fanout,handshake,cli').split(','));
 
 const srv = await startServerProcess({ args: ['--log-level', 'error'] });
+const serverPid = srv.proc.pid ?? NaN;
 try {
   const url = new URL(srv.url);
   ca = readFileSync(srv.caFile, 'utf8');
@@ -223,11 +225,16 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
   // A cold server's first requests wait for V8 to compile the hot paths; measure that once, separately,
   // then measure the steady state the targets are about.
   const cold = await allocations(url, admin, host, 'warmup', '10.63.0.0/20', WARMUP);
+  // The server's own CPU per allocation: what a change to its code costs or saves, much less swayed by
+  // whatever else runs on the machine than the rate is.
+  const cpu0 = cpuSeconds(serverPid);
   const a = await allocations(url, admin, host, 'bench', '10.64.0.0/18', ENDPOINTS);
+  const cpuPer = ((cpuSeconds(serverPid) - cpu0) * 1e6) / ENDPOINTS;
   const anchor = await anchorPosts();
   return [
     `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
     `| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`,
+    `| server CPU (user + system) per allocation | ${cpuPer.toFixed(0)} µs | — |`,
     `| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`,
     `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,
     `| anchor: the same POSTs to a trivial Node HTTPS server (no framework, no store, no client certificate), same client, ${CLIENTS} concurrent clients | ${anchor.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.lat.p50)} / ${ms(anchor.lat.p99)} | (anchor) |`,
