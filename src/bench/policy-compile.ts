@@ -1,5 +1,5 @@
 // The policy compiler alone (issue 13: rule change → enforced ≤ 100 ms with 50,000 rules): no root, no
-// kernel. `node dist/bench/policy-compile.js [shape...] [--sizes 10000,50000] [--runs 3]` builds each rule
+// kernel. `npm run bench:policy-compile -- [shape...] [--sizes 10000,50000] [--runs 3]` builds each rule
 // shape of policy-shapes.ts (and `agent`, the 50,000 mixed rules of policy-agent.ts) on one host and times
 // a cold compilePolicy, then warm recompiles after one rule changed, as the agent does them (with
 // `previous`): a rule's port changed (no new address class), a rule with a new /32 source added (a

@@ -17,7 +17,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** Golden files live in src/; `UPDATE_GOLDEN=1 npm test` rewrites them, to be reviewed as a diff. */
 function golden(name: string, actual: string): void {
   const src = join(here, '..', '..', 'src', 'datapath', 'testdata', name);
-  if (process.env['UPDATE_GOLDEN'] === '1' || !existsSync(src)) writeFileSync(src, actual);
+  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(src, actual);
+  // A missing golden file is a failure, not a new golden: otherwise a test with a typo in its name passes.
+  assert.ok(existsSync(src), `${name} is missing: run the tests once with UPDATE_GOLDEN=1 and review it`);
   assert.equal(actual, readFileSync(src, 'utf8'), `${name} differs from the golden file`);
 }
 
