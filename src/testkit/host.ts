@@ -44,7 +44,12 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[]; 
   const hostIp = `198.18.${octet}.2`;
   let agentHandle: AgentHandle | undefined;
   let server: ServerProcess | undefined;
+  const gate: Gate = { closed: false, making: new Set() };
   const cleanup = async () => {
+    // A caller still running (a benchmark interrupted mid-loop) gets no new namespace past this point,
+    // and those being made are waited for, so the sweep below sees them.
+    gate.closed = true;
+    await Promise.allSettled([...gate.making]);
     await agentHandle?.stop('SIGKILL');
     await server?.stop();
     for (const ns of safeList()) if (ns.startsWith(tag)) await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
@@ -71,7 +76,7 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[]; 
       agentPid: () => agentHandle?.pid(),
       api: (method, path, body) => http(srv.url, srv.token, method, path, body),
       weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, '--server', srv.url, '--token', srv.token, '--ca', srv.caFile], { allowFailure: true }),
-      ...containerHelpers(tag),
+      ...containerHelpers(tag, gate),
       cni: (command, o) => callPlugin(cniConfDir, binDir, command, o),
       startAgent, stopAgent, cleanup,
     };
@@ -193,13 +198,26 @@ export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; joi
   };
 }
 
+/** Whether a host's cleanup has begun, and the namespaces being made meanwhile. */
+export interface Gate { closed: boolean; making: Set<Promise<void>> }
+
 /** "Containers" for tests: namespaces named `<tag>-<name>` (so cleanup finds them), and running commands in them. */
-export function containerHelpers(tag: string) {
+export function containerHelpers(tag: string, gate: Gate = { closed: false, making: new Set() }) {
   return {
     async container(n: string): Promise<string> {
       const ns = `${tag}-${n}`;
-      await runner.run(['ip', 'netns', 'add', ns]);
-      await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      // A namespace made after cleanup() listed them would be left behind.
+      if (gate.closed) throw new Error(`${ns}: the test host is being removed`);
+      const made = (async () => {
+        await runner.run(['ip', 'netns', 'add', ns]);
+        await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      })();
+      gate.making.add(made);
+      try {
+        await made;
+      } finally {
+        gate.making.delete(made);
+      }
       return `/run/netns/${ns}`;
     },
     exec: (ns: string, argv: string[], o: { input?: string; timeoutMs?: number } = {}) => runner.run(['ip', 'netns', 'exec', ns, ...argv], { allowFailure: true, ...o }),

@@ -5,7 +5,7 @@ import { ProcessRunner, type RunResult } from '../exec/index.js';
 import { startServerProcess, http, type ServerProcess } from './server.js';
 import { buildTopology, destroyTopology } from '../lab/topology.js';
 import { freeOctets } from '../lab/free.js';
-import { agentIn, callPlugin, containerHelpers, inviteHost, safeList, type AgentHandle, type CniCall } from './host.js';
+import { agentIn, callPlugin, containerHelpers, inviteHost, safeList, type AgentHandle, type CniCall, type Gate } from './host.js';
 
 const runner = new ProcessRunner();
 
@@ -39,7 +39,10 @@ export async function startLab(name: string, count: number, opts: { agentArgs?: 
   const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
   const hosts: LabHost[] = [];
   let server: ServerProcess | undefined;
+  const gate: Gate = { closed: false, making: new Set() };
   const cleanup = async () => {
+    gate.closed = true;
+    await Promise.allSettled([...gate.making]);
     for (const h of hosts) await h.agent.stop('SIGKILL');
     await server?.stop();
     await destroyTopology(runner, tag, safeList(), count);
@@ -65,7 +68,7 @@ export async function startLab(name: string, count: number, opts: { agentArgs?: 
     return {
       tag, server: srv, hosts,
       api: (m, p, b) => http(srv.url, srv.token, m, p, b),
-      ...containerHelpers(tag),
+      ...containerHelpers(tag, gate),
       cleanup,
     };
   } catch (e) {
