@@ -30,12 +30,14 @@ const PRELOAD = `import { register, createRequire } from 'node:module';
 import { appendFileSync } from 'node:fs';
 register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(HOOKS)}));
 const cache = createRequire(process.cwd() + '/').cache;
-process.on('exit', () => appendFileSync(process.env.WEFT_LOAD_TRACE, Object.keys(cache).map((f) => 'cjs:' + f + '\\n').join('')));`;
+process.on('exit', () => appendFileSync(process.env.WEFT_LOAD_TRACE, Object.keys(cache).map((f) => 'cjs:' + f + '\\n').join('') + 'execArgv:' + process.execArgv.join(' ') + '\\n'));`;
 
 /** Packages a client verb never needs (the daemons' server, stores, logging, metrics, X.509, schemas). */
 const HEAVY_PACKAGES = /node_modules\/(fastify|@fastify|better-sqlite3|etcd3|pino|prom-client|@peculiar|@sinclair\/typebox|reflect-metadata|yaml)\//;
 const BIN = dirname(WEFT_BIN);
 const BUNDLE = join(BIN, 'cli.bundle.cjs');
+/** What weft.cjs runs the bundle with (the build's V8 code cache, when it matches: bin/run-bundle.test.ts). */
+const RUN_BUNDLE = join(BIN, 'run-bundle.cjs');
 /** Our files (not node_modules) that a process loaded, once each (the ESM hook and the CommonJS cache may both see one). */
 const ownFiles = (loaded: readonly string[]) => [...new Set(loaded.filter((m) => !m.includes('/node_modules/') && m.includes('/dist/')).map((m) => m.replace(/^(cjs:|file:\/\/)/, '')))];
 
@@ -61,13 +63,17 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `FILE ARGS` (weft.cjs unless told) against the stub and returns its output and every module it loaded. */
-function traced(args: string[], name: string, file = WEFT_BIN): Promise<{ code: number; stdout: string; stderr: string; loaded: string[] }> {
+/**
+ * Runs `node FILE ARGS` (weft.cjs unless told) against the stub and returns its output and every module it
+ * loaded; with `asProgram`, runs FILE itself, as a user's shell does (its first line starts Node).
+ */
+function traced(args: string[], name: string, file = WEFT_BIN, asProgram = false): Promise<{ code: number; stdout: string; stderr: string; loaded: string[] }> {
   const trace = join(dir, `${name}.trace`);
-  const env = { PATH: process.env['PATH'] ?? '', HOME: dir, WEFT_SERVER: url, WEFT_TOKEN: 'weft_stub', WEFT_CA: ca, WEFT_LOAD_TRACE: trace };
-  const argv = ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, file, ...args];
+  const preload = `--import data:text/javascript,${encodeURIComponent(PRELOAD)}`;
+  const env = { PATH: process.env['PATH'] ?? '', HOME: dir, WEFT_SERVER: url, WEFT_TOKEN: 'weft_stub', WEFT_CA: ca, WEFT_LOAD_TRACE: trace, ...(asProgram ? { NODE_OPTIONS: preload } : {}) };
+  const [cmd, argv] = asProgram ? [file, args] : [process.execPath, [...preload.split(' '), file, ...args]];
   return new Promise((resolve) => {
-    execFile(process.execPath, argv, { env, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(cmd, argv, { env, timeout: 60_000 }, (err, stdout, stderr) => {
       let loaded: string[] = [];
       try {
         loaded = readFileSync(trace, 'utf8').split('\n').filter(Boolean);
@@ -89,10 +95,19 @@ for (const verb of CLIENT_VERBS) {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /stubbed/, 'the verb ran to the end against the stub');
     // The trace sees what it must see, so an empty or broken trace cannot pass.
-    assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort(), `loaded:\n${r.loaded.join('\n')}`);
+    assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort(), `loaded:\n${r.loaded.join('\n')}`);
     assert.deepEqual(r.loaded.filter((m) => HEAVY_PACKAGES.test(m)), []);
   });
 }
+
+test('`weft` run as a program starts Node with OpenSSL\'s CA store, and a client verb still runs from the bundle alone', async () => {
+  const r = await traced(['tenant', 'ls'], 'as-program', WEFT_BIN, true);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /stubbed/, 'the verb ran to the end against the stub, its CA trusted');
+  // Node 20 parses its ~140 bundled roots for any TLS context given a CA unless told to use OpenSSL's store.
+  assert.ok(r.loaded.includes('execArgv:--use-openssl-ca'), r.loaded.filter((l) => l.startsWith('execArgv:')).join('\n'));
+  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort());
+});
 
 test('`-o yaml` loads the YAML library on demand, and still nothing of the daemons', async () => {
   const r = await traced(['tenant', 'ls', '-o', 'yaml'], 'tenant-ls-yaml');
@@ -100,7 +115,7 @@ test('`-o yaml` loads the YAML library on demand, and still nothing of the daemo
   assert.match(r.stdout, /name: stubbed/);
   assert.ok(r.loaded.some((m) => m.includes('/node_modules/yaml/')), 'yaml was loaded for -o yaml');
   assert.deepEqual(r.loaded.filter((m) => HEAVY_PACKAGES.test(m) && !m.includes('/node_modules/yaml/')), []);
-  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort());
+  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort());
 });
 
 test('the bundle holds the CLI, the client, the plain model and commander: nothing of the daemons, the lab or TypeBox', () => {
@@ -124,7 +139,7 @@ test('every top-level command runs from the copy it needs: daemons and the lab f
         assert.ok(own.includes(join(BIN, 'cli.js')) && own.some((f) => f.endsWith('/dist/cli/program.js')), `${name} runs from the modules:\n${own.join('\n')}`);
         assert.ok(!own.includes(BUNDLE), `${name} must not load the bundle`);
       } else {
-        assert.deepEqual(own.sort(), [BUNDLE, WEFT_BIN].sort(), `${name} runs from the bundle alone`);
+        assert.deepEqual(own.sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort(), `${name} runs from the bundle alone`);
       }
     }
   }
