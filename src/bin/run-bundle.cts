@@ -10,7 +10,9 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import vm = require('node:vm');
-import Module = require('node:module');
+
+/** The CommonJS loader's class; `require('node:module')` would also load the ES module loader (~1.5 ms). */
+const Module = module.constructor as typeof import('node:module');
 
 const MAGIC = Buffer.from('weft-v8-cache-1\n');
 const HASH_BYTES = 32;
