@@ -20,10 +20,14 @@ const HEADER_BYTES = MAGIC.length + 2 * HASH_BYTES;
 /** The bundle's cache is ~120 KiB; a larger file is not ours (and is not read into memory). */
 const MAX_CACHE_BYTES = 8 * 1024 * 1024;
 
-const sha256 = (data: string | Buffer): Buffer => require('node:crypto').createHash('sha256').update(data).digest();
+/** One-shot where Node has it (20.12+): ~0.2 ms for the bundle against ~2 ms through createHash. */
+const sha256 = (data: Buffer): Buffer => {
+  const c = require('node:crypto') as typeof import('node:crypto') & { hash?: (alg: string, d: Buffer, enc: 'buffer') => Buffer };
+  return c.hash ? c.hash('sha256', data, 'buffer') : c.createHash('sha256').update(data).digest();
+};
 
 /** `wrapped`'s cache as `npm run build` stores it: magic, SHA-256 of the source, SHA-256 of the payload, payload. */
-function encodeCache(source: string, payload: Buffer): Buffer {
+function encodeCache(source: Buffer, payload: Buffer): Buffer {
   return Buffer.concat([MAGIC, sha256(source), sha256(payload), payload]);
 }
 
@@ -32,7 +36,7 @@ function encodeCache(source: string, payload: Buffer): Buffer {
  * regular file of the bundle's owner, writable by no one the bundle is not writable by); else undefined.
  * Opened without blocking (a FIFO in its place must not hang `weft`) and sized before it is read.
  */
-function trustedCache(cacheFile: string, source: string, bundle: fs.Stats): Buffer | undefined {
+function trustedCache(cacheFile: string, source: Buffer, bundle: fs.Stats): Buffer | undefined {
   let fd: number | undefined;
   try {
     fd = fs.openSync(cacheFile, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -62,9 +66,9 @@ type CacheUse = 'used' | 'none' | 'rejected';
  * `cacheFile` is written with the code compiled by then (the build runs one command this way).
  */
 function runBundle(file: string, cacheFile: string, opts: { produce?: boolean } = {}): CacheUse {
-  const source = fs.readFileSync(file, 'utf8');
+  const source = fs.readFileSync(file);
   const cachedData = opts.produce ? undefined : trustedCache(cacheFile, source, fs.statSync(file));
-  const script = new vm.Script(Module.wrap(source), {
+  const script = new vm.Script(Module.wrap(source.toString('utf8')), {
     filename: file,
     ...(cachedData ? { cachedData } : {}),
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,

@@ -49,7 +49,7 @@ function run(b: { file: string; cache: string }): { use: string; says: string } 
 
 test('a cache the build made for this bundle is used, and the bundle runs', () => {
   const b = bundleA();
-  writeFileSync(b.cache, encodeCache(A, v8Cache(A, b.file)), { mode: 0o644 });
+  writeFileSync(b.cache, encodeCache(Buffer.from(A), v8Cache(A, b.file)), { mode: 0o644 });
   assert.deepEqual(run(b), { use: 'used', says: 'aaa' });
 });
 
@@ -64,12 +64,12 @@ test('V8 alone runs a stale cache of other code of the same length: the reason f
 
 test('a stale cache (made for another bundle of the same length) is ignored: the bundle itself runs', () => {
   const b = bundleA();
-  writeFileSync(b.cache, encodeCache(B, v8Cache(B, b.file)), { mode: 0o644 });
+  writeFileSync(b.cache, encodeCache(Buffer.from(B), v8Cache(B, b.file)), { mode: 0o644 });
   assert.deepEqual(run(b), { use: 'none', says: 'aaa' });
 });
 
 test('a hostile or broken cache is ignored: right header over other code, flipped bytes, truncated, garbage, empty', () => {
-  const good = encodeCache(A, v8Cache(A, 'x'));
+  const good = encodeCache(Buffer.from(A), v8Cache(A, 'x'));
   const header = good.subarray(0, good.length - v8Cache(A, 'x').length);
   const otherPayload = v8Cache(B, 'x');
   const flipped = Buffer.from(good);
@@ -97,22 +97,22 @@ test('a cache that is not a small regular file is not read: a FIFO (no hang), a 
   mkdirSync(directory.cache);
   assert.deepEqual(run(directory), { use: 'none', says: 'aaa' }, 'directory');
   const huge = bundleA();
-  writeFileSync(huge.cache, encodeCache(A, v8Cache(A, huge.file)));
+  writeFileSync(huge.cache, encodeCache(Buffer.from(A), v8Cache(A, huge.file)));
   truncateSync(huge.cache, 9 * 1024 * 1024);
   assert.deepEqual(run(huge), { use: 'none', says: 'aaa' }, 'huge');
 });
 
 test('a cache trusted less than the bundle is ignored: writable by group or others, another owner', { skip: process.getuid?.() !== 0 && 'chown needs root' }, () => {
   const writable = bundleA();
-  writeFileSync(writable.cache, encodeCache(A, v8Cache(A, writable.file)));
+  writeFileSync(writable.cache, encodeCache(Buffer.from(A), v8Cache(A, writable.file)));
   chmodSync(writable.cache, 0o666);
   assert.deepEqual(run(writable), { use: 'none', says: 'aaa' }, 'world-writable');
   const group = bundleA();
-  writeFileSync(group.cache, encodeCache(A, v8Cache(A, group.file)));
+  writeFileSync(group.cache, encodeCache(Buffer.from(A), v8Cache(A, group.file)));
   chmodSync(group.cache, 0o664);
   assert.deepEqual(run(group), { use: 'none', says: 'aaa' }, 'group-writable');
   const other = bundleA();
-  writeFileSync(other.cache, encodeCache(A, v8Cache(A, other.file)), { mode: 0o644 });
+  writeFileSync(other.cache, encodeCache(Buffer.from(A), v8Cache(A, other.file)), { mode: 0o644 });
   chownSync(other.cache, 65534, 65534);
   assert.deepEqual(run(other), { use: 'none', says: 'aaa' }, 'owned by nobody');
 });
@@ -121,7 +121,7 @@ test('a cache another V8 made (other flags here) is rejected by V8 and the bundl
   const b = bundleA();
   const made = `const v=require('node:vm');const m=require('node:module');process.stdout.write(new v.Script(m.wrap(${JSON.stringify(A)}),{filename:${JSON.stringify(b.file)}}).createCachedData().toString('base64'))`;
   const payload = Buffer.from(execFileSync(process.execPath, ['--no-opt', '-e', made], { encoding: 'utf8' }), 'base64');
-  writeFileSync(b.cache, encodeCache(A, payload), { mode: 0o644 });
+  writeFileSync(b.cache, encodeCache(Buffer.from(A), payload), { mode: 0o644 });
   assert.deepEqual(run(b), { use: 'rejected', says: 'aaa' });
 });
 
