@@ -5,14 +5,9 @@
 // dist/bin/weft.cjs runs the commands that start processes from cli.js instead, so the daemons and the
 // lab (their packages, native SQLite, files found beside their modules) are never bundled: in the bundle
 // they are a module that fails loudly if loaded. dist/bin/cli.bundle.json lists what went in, for
-// startup.test.ts. Then dist/bin/cli.bundle.cache: V8's compiled code for the bundle, made by running one
-// client verb (scripts/cache-cli.cjs), which weft.cjs uses when it matches (src/bin/run-bundle.cts).
+// startup.test.ts.
 import { build } from 'esbuild';
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { chmodSync, writeFileSync } from 'node:fs';
 
 /** cli.js's dynamic imports of the daemons and the lab. */
 const LEFT_OUT = /^(\.\/daemons\.js|\.\.\/lab\/index\.js)$/;
@@ -75,22 +70,5 @@ const result = await build({
 const inputs = Object.keys(result.metafile.inputs).sort();
 writeFileSync('dist/bin/cli.bundle.json', `${JSON.stringify({ inputs }, null, 2)}\n`);
 
-// A clean environment: no NODE_OPTIONS (V8 flags would make the cache one that a plain `weft` rejects), no
-// config of whoever builds (HOME is an empty directory). The server is a loopback port of ours that hangs up
-// at once: the client goes as far as the TLS handshake, no further, and no token leaves the process.
 // weft.cjs runs as a program (its first line gives Node a flag), as npm makes it when it installs the package.
 chmodSync('dist/bin/weft.cjs', 0o755);
-
-const home = mkdtempSync(join(tmpdir(), 'weft-cache-'));
-const hangUp = createServer((s) => s.destroy());
-rmSync('dist/bin/cli.bundle.cache', { force: true });
-try {
-  const port = await new Promise((r) => hangUp.listen(0, '127.0.0.1', () => r(hangUp.address().port)));
-  const env = { PATH: process.env.PATH ?? '', HOME: home, WEFT_SERVER: `https://127.0.0.1:${port}`, WEFT_TOKEN: 'weft_build' };
-  const status = await new Promise((resolve) => execFile(process.execPath, ['scripts/cache-cli.cjs', 'tenant', 'ls'], { env }, (e) => resolve(e?.code ?? 0)));
-  if (status !== 6) throw new Error(`bundle-cli: the cache run exited ${status}, not 6 (server unreachable)`);
-  if (statSync('dist/bin/cli.bundle.cache').size === 0) throw new Error('bundle-cli: the code cache is empty');
-} finally {
-  hangUp.close();
-  rmSync(home, { recursive: true, force: true });
-}

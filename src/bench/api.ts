@@ -164,8 +164,6 @@ function cliCalls(url: string, token: string, caFile: string, dir: string) {
   // weft.cjs`, what this row measured until the first line carried a flag (and what tests run).
   const weft = [WEFT_BIN, 'tenant', 'ls'];
   const viaNode = [process.execPath, WEFT_BIN, 'tenant', 'ls'];
-  // The bundle required as a plain file, same flag: what the build's V8 code cache saves.
-  const noCache = [process.execPath, '--use-openssl-ca', join(dirname(WEFT_BIN), 'cli.bundle.cjs'), 'tenant', 'ls'];
   const modules = [process.execPath, join(dirname(WEFT_BIN), 'cli.js'), 'tenant', 'ls'];
   const node = [process.execPath, '-e', '0'];
   const curl = ['curl', '--silent', '--fail', '--cacert', caFile, '--header', `@${header}`, `${url}/api/v1/tenants`];
@@ -179,16 +177,15 @@ function cliCalls(url: string, token: string, caFile: string, dir: string) {
   })();
   timed(weft, env); // the first call reads the files from disk; the rest measure a warm page cache, as a user's second call would
   timed(modules, env);
-  const times = { weft: [] as number[], viaNode: [] as number[], noCache: [] as number[], modules: [] as number[], node: [] as number[], curl: [] as number[] };
+  const times = { weft: [] as number[], viaNode: [] as number[], modules: [] as number[], node: [] as number[], curl: [] as number[] };
   for (let i = 0; i < CLI_CALLS; i++) {
     times.node.push(timed(node, env));
     times.weft.push(timed(weft, env));
     times.viaNode.push(timed(viaNode, env));
-    times.noCache.push(timed(noCache, env));
     times.modules.push(timed(modules, env));
     if (hasCurl) times.curl.push(timed(curl, env));
   }
-  return { weft: summarise(times.weft), viaNode: summarise(times.viaNode), noCache: summarise(times.noCache), modules: summarise(times.modules), node: summarise(times.node), curl: hasCurl ? summarise(times.curl) : undefined };
+  return { weft: summarise(times.weft), viaNode: summarise(times.viaNode), modules: summarise(times.modules), node: summarise(times.node), curl: hasCurl ? summarise(times.curl) : undefined };
 }
 
 function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
@@ -198,7 +195,6 @@ function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
     `| a whole \`weft tenant ls\` process, run as a program (Node start + bundle + handshake + request + table), p50 / p99 | ${ms(cli.weft.p50)} / ${ms(cli.weft.p99)} | ≤ 150 ms |`,
     `| \`weft tenant ls\` ÷ \`node -e 0\`, p50 | ${(cli.weft.p50 / cli.node.p50).toFixed(2)}× | (recorded) |`,
     `| the same call as \`node dist/bin/weft.cjs tenant ls\` (no flag from the first line: Node parses its bundled roots), p50 / p99 | ${ms(cli.viaNode.p50)} / ${ms(cli.viaNode.p99)} | (recorded) |`,
-    `| the same call without the code cache (\`node --use-openssl-ca dist/bin/cli.bundle.cjs tenant ls\`), p50 / p99 | ${ms(cli.noCache.p50)} / ${ms(cli.noCache.p99)} | (recorded) |`,
     `| the same call from the unbundled modules (\`node dist/bin/cli.js tenant ls\`), p50 / p99 | ${ms(cli.modules.p50)} / ${ms(cli.modules.p99)} | (recorded) |`,
   ];
 }

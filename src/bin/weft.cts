@@ -8,13 +8,13 @@
 // or the other, never both, so no error meets a class of the other copy (runCli's instanceof holds).
 // startup.test.ts runs every top-level command and checks which copy ran.
 //
-// The bundle runs through run-bundle.cjs: compiled with the V8 code cache the build left beside it, when
-// that cache was made for this very bundle. --use-openssl-ca (the line above; `env -S` splits it): a
-// TLS context that is given a CA (the client always is, once weft knows its server's CA) still makes Node 20
-// parse its own ~140 bundled root certificates first, ~25 ms of a ~170 ms call; with OpenSSL's store
-// that costs nothing until a root is needed. The roots differ only for a server weft has no CA for
-// (the system's store instead of Node's copy of Mozilla's). `node dist/bin/weft.cjs` runs the same without it.
+// --use-openssl-ca (the line above; `env -S` splits it): a TLS context given a CA (the client's is, whenever
+// weft knows its server's CA) still makes Node 20 parse its own ~140 built-in root certificates first, ~25
+// ms of a ~170 ms call; OpenSSL's store costs nothing until a root is looked up. The roots differ only for
+// a server weft has no CA for (the system's store instead of Node's copy of Mozilla's). `node
+// dist/bin/weft.cjs` runs the same, without the flag. Only Node options belong on that line: any V8 flag
+// makes Node's code cache of its own modules mismatch (docs/decisions.md, "CLI start-up").
 const DAEMON_COMMANDS: readonly string[] = ['server', 'agent', 'up', 'lab'];
 
 if (DAEMON_COMMANDS.includes(process.argv[2] ?? '')) void import('./cli.js');
-else require('./run-bundle.cjs').runBundle(`${__dirname}/cli.bundle.cjs`, `${__dirname}/cli.bundle.cache`);
+else require('./cli.bundle.cjs');

@@ -36,8 +36,6 @@ process.on('exit', () => appendFileSync(process.env.WEFT_LOAD_TRACE, Object.keys
 const HEAVY_PACKAGES = /node_modules\/(fastify|@fastify|better-sqlite3|etcd3|pino|prom-client|@peculiar|@sinclair\/typebox|reflect-metadata|yaml)\//;
 const BIN = dirname(WEFT_BIN);
 const BUNDLE = join(BIN, 'cli.bundle.cjs');
-/** What weft.cjs runs the bundle with (the build's V8 code cache, when it matches: bin/run-bundle.test.ts). */
-const RUN_BUNDLE = join(BIN, 'run-bundle.cjs');
 /** Our files (not node_modules) that a process loaded, once each (the ESM hook and the CommonJS cache may both see one). */
 const ownFiles = (loaded: readonly string[]) => [...new Set(loaded.filter((m) => !m.includes('/node_modules/') && m.includes('/dist/')).map((m) => m.replace(/^(cjs:|file:\/\/)/, '')))];
 
@@ -95,7 +93,7 @@ for (const verb of CLIENT_VERBS) {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /stubbed/, 'the verb ran to the end against the stub');
     // The trace sees what it must see, so an empty or broken trace cannot pass.
-    assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort(), `loaded:\n${r.loaded.join('\n')}`);
+    assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort(), `loaded:\n${r.loaded.join('\n')}`);
     assert.deepEqual(r.loaded.filter((m) => HEAVY_PACKAGES.test(m)), []);
   });
 }
@@ -106,7 +104,7 @@ test('`weft` run as a program starts Node with OpenSSL\'s CA store, and a client
   assert.match(r.stdout, /stubbed/, 'the verb ran to the end against the stub, its CA trusted');
   // Node 20 parses its ~140 bundled roots for any TLS context given a CA unless told to use OpenSSL's store.
   assert.ok(r.loaded.includes('execArgv:--use-openssl-ca'), r.loaded.filter((l) => l.startsWith('execArgv:')).join('\n'));
-  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort());
+  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort());
 });
 
 test('`-o yaml` loads the YAML library on demand, and still nothing of the daemons', async () => {
@@ -115,7 +113,7 @@ test('`-o yaml` loads the YAML library on demand, and still nothing of the daemo
   assert.match(r.stdout, /name: stubbed/);
   assert.ok(r.loaded.some((m) => m.includes('/node_modules/yaml/')), 'yaml was loaded for -o yaml');
   assert.deepEqual(r.loaded.filter((m) => HEAVY_PACKAGES.test(m) && !m.includes('/node_modules/yaml/')), []);
-  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort());
+  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort());
 });
 
 test('the bundle holds the CLI, the client, the plain model and commander: nothing of the daemons, the lab or TypeBox', () => {
@@ -139,7 +137,7 @@ test('every top-level command runs from the copy it needs: daemons and the lab f
         assert.ok(own.includes(join(BIN, 'cli.js')) && own.some((f) => f.endsWith('/dist/cli/program.js')), `${name} runs from the modules:\n${own.join('\n')}`);
         assert.ok(!own.includes(BUNDLE), `${name} must not load the bundle`);
       } else {
-        assert.deepEqual(own.sort(), [BUNDLE, WEFT_BIN, RUN_BUNDLE].sort(), `${name} runs from the bundle alone`);
+        assert.deepEqual(own.sort(), [BUNDLE, WEFT_BIN].sort(), `${name} runs from the bundle alone`);
       }
     }
   }
