@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -105,6 +105,13 @@ test('`weft` run as a program starts Node with OpenSSL\'s CA store, and a client
   // Node 20 parses its ~140 bundled roots for any TLS context given a CA unless told to use OpenSSL's store.
   assert.ok(r.loaded.includes('execArgv:--use-openssl-ca'), r.loaded.filter((l) => l.startsWith('execArgv:')).join('\n'));
   assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort());
+});
+
+test('weft.cjs\'s first lines start it from any POSIX shell, BusyBox\'s too (Alpine), with the arguments intact', { skip: spawnSync('busybox', ['true']).status !== 0 && 'no busybox' }, () => {
+  const r = spawnSync('busybox', ['sh', WEFT_BIN, 'tenant', 'ls', 'one arg'], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', HOME: dir } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /too many arguments for 'ls'\. Expected 0 arguments but got 1\./, 'node ran weft with "one arg" as one argument');
+  assert.doesNotMatch(r.stderr, /not found|Syntax error|unexpected/i);
 });
 
 test('`-o yaml` loads the YAML library on demand, and still nothing of the daemons', async () => {
