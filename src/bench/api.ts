@@ -160,8 +160,8 @@ function cliCalls(url: string, token: string, caFile: string, dir: string) {
   const header = join(dir, 'cli-auth-header');
   writeFileSync(header, `authorization: Bearer ${token}\n`, { mode: 0o600 });
   const env = { PATH: process.env['PATH'] ?? '', HOME: home, WEFT_SERVER: url, WEFT_TOKEN: token, WEFT_CA: caFile };
-  // As a user's shell runs it: weft.cjs's first line starts Node (with --use-openssl-ca). Also `node
-  // weft.cjs`, what this row measured until the first line carried a flag (and what tests run).
+  // As a user's shell runs it: weft.cjs's first lines start Node (with --use-openssl-ca). Also `node
+  // weft.cjs`, what this row measured until those lines carried a flag (and what tests run).
   const weft = [WEFT_BIN, 'tenant', 'ls'];
   const viaNode = [process.execPath, WEFT_BIN, 'tenant', 'ls'];
   const modules = [process.execPath, join(dirname(WEFT_BIN), 'cli.js'), 'tenant', 'ls'];
@@ -194,7 +194,7 @@ function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
     `| anchor: \`curl\` GET /api/v1/tenants, same CA and token, p50 / p99 | ${cli.curl ? `${ms(cli.curl.p50)} / ${ms(cli.curl.p99)}` : 'curl not installed'} | (anchor) |`,
     `| a whole \`weft tenant ls\` process, run as a program (Node start + bundle + handshake + request + table), p50 / p99 | ${ms(cli.weft.p50)} / ${ms(cli.weft.p99)} | ≤ 150 ms |`,
     `| \`weft tenant ls\` ÷ \`node -e 0\`, p50 | ${(cli.weft.p50 / cli.node.p50).toFixed(2)}× | (recorded) |`,
-    `| the same call as \`node dist/bin/weft.cjs tenant ls\` (no flag from the first line: Node parses its bundled roots), p50 / p99 | ${ms(cli.viaNode.p50)} / ${ms(cli.viaNode.p99)} | (recorded) |`,
+    `| the same call as \`node dist/bin/weft.cjs tenant ls\` (no flag: Node parses its built-in roots), p50 / p99 | ${ms(cli.viaNode.p50)} / ${ms(cli.viaNode.p99)} | (recorded) |`,
     `| the same call from the unbundled modules (\`node dist/bin/cli.js tenant ls\`), p50 / p99 | ${ms(cli.modules.p50)} / ${ms(cli.modules.p99)} | (recorded) |`,
   ];
 }
