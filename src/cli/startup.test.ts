@@ -63,7 +63,7 @@ after(() => {
 
 /**
  * Runs `node FILE ARGS` (weft.cjs unless told) against the stub and returns its output and every module it
- * loaded; with `asProgram`, runs FILE itself, as a user's shell does (its first line starts Node).
+ * loaded; with `asProgram`, runs FILE itself, as a user's shell does (its first lines start Node).
  */
 function traced(args: string[], name: string, file = WEFT_BIN, asProgram = false): Promise<{ code: number; stdout: string; stderr: string; loaded: string[] }> {
   const trace = join(dir, `${name}.trace`);
