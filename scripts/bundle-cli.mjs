@@ -7,7 +7,7 @@
 // they are a module that fails loudly if loaded. dist/bin/cli.bundle.json lists what went in, for
 // startup.test.ts.
 import { build } from 'esbuild';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 
 /** cli.js's dynamic imports of the daemons and the lab. */
 const LEFT_OUT = /^(\.\/daemons\.js|\.\.\/lab\/index\.js)$/;
@@ -38,6 +38,18 @@ const lazyChildProcess = {
   },
 };
 
+/**
+ * output.ts takes createRequire from node:module, which loads Node's ES module loader with it (~1.5 ms).
+ * In the bundle, the bundle's own require resolves from the same file (import.meta.url is the bundle's).
+ */
+const bundleRequire = {
+  name: 'bundle-require',
+  setup(b) {
+    b.onResolve({ filter: /^node:module$/ }, (a) => (a.importer.endsWith('/dist/cli/output.js') ? { path: 'module', namespace: 'bundle-require' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'bundle-require' }, () => ({ contents: 'module.exports = { createRequire: () => require };', loader: 'js' }));
+  },
+};
+
 const result = await build({
   entryPoints: ['dist/bin/cli.js'],
   outfile: 'dist/bin/cli.bundle.cjs',
@@ -50,10 +62,22 @@ const result = await build({
   // output.ts resolves yaml from its own URL; in the bundle that is the bundle's (same node_modules).
   define: { 'import.meta.url': '__weftBundleUrl' },
   banner: { js: "const __weftBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  plugins: [leaveOutDaemons, lazyChildProcess],
+  plugins: [leaveOutDaemons, lazyChildProcess, bundleRequire],
   sourcemap: true,
   metafile: true,
   logLevel: 'warning',
 });
 const inputs = Object.keys(result.metafile.inputs).sort();
 writeFileSync('dist/bin/cli.bundle.json', `${JSON.stringify({ inputs }, null, 2)}\n`);
+
+/**
+ * weft.cjs run as a program starts Node with --use-openssl-ca (why: src/bin/weft.cts). Its first line
+ * becomes two that both /bin/sh and Node read: for the shell, `:` ignores `//` and `exec` hands the same
+ * file and arguments to node; for Node, the shebang is skipped, `':'` is a string that does nothing and the
+ * rest of the line a comment (`"use strict"` below it stays a directive). Executable, as npm makes a bin.
+ */
+const LAUNCHER = '#!/bin/sh\n\':\' //; exec node --use-openssl-ca "$0" "$@"\n';
+const weft = readFileSync('dist/bin/weft.cjs', 'utf8');
+if (!weft.startsWith('#!/usr/bin/env node\n')) throw new Error('bundle-cli: dist/bin/weft.cjs does not start with the shebang tsc keeps');
+writeFileSync('dist/bin/weft.cjs', LAUNCHER + weft.slice(weft.indexOf('\n') + 1), { mode: 0o755 });
+chmodSync('dist/bin/weft.cjs', 0o755);

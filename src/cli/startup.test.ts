@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -30,7 +30,7 @@ const PRELOAD = `import { register, createRequire } from 'node:module';
 import { appendFileSync } from 'node:fs';
 register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(HOOKS)}));
 const cache = createRequire(process.cwd() + '/').cache;
-process.on('exit', () => appendFileSync(process.env.WEFT_LOAD_TRACE, Object.keys(cache).map((f) => 'cjs:' + f + '\\n').join('')));`;
+process.on('exit', () => appendFileSync(process.env.WEFT_LOAD_TRACE, Object.keys(cache).map((f) => 'cjs:' + f + '\\n').join('') + 'execArgv:' + process.execArgv.join(' ') + '\\n'));`;
 
 /** Packages a client verb never needs (the daemons' server, stores, logging, metrics, X.509, schemas). */
 const HEAVY_PACKAGES = /node_modules\/(fastify|@fastify|better-sqlite3|etcd3|pino|prom-client|@peculiar|@sinclair\/typebox|reflect-metadata|yaml)\//;
@@ -61,13 +61,17 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs `FILE ARGS` (weft.cjs unless told) against the stub and returns its output and every module it loaded. */
-function traced(args: string[], name: string, file = WEFT_BIN): Promise<{ code: number; stdout: string; stderr: string; loaded: string[] }> {
+/**
+ * Runs `node FILE ARGS` (weft.cjs unless told) against the stub and returns its output and every module it
+ * loaded; with `asProgram`, runs FILE itself, as a user's shell does (its first lines start Node).
+ */
+function traced(args: string[], name: string, file = WEFT_BIN, asProgram = false): Promise<{ code: number; stdout: string; stderr: string; loaded: string[] }> {
   const trace = join(dir, `${name}.trace`);
-  const env = { PATH: process.env['PATH'] ?? '', HOME: dir, WEFT_SERVER: url, WEFT_TOKEN: 'weft_stub', WEFT_CA: ca, WEFT_LOAD_TRACE: trace };
-  const argv = ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, file, ...args];
+  const preload = `--import data:text/javascript,${encodeURIComponent(PRELOAD)}`;
+  const env = { PATH: process.env['PATH'] ?? '', HOME: dir, WEFT_SERVER: url, WEFT_TOKEN: 'weft_stub', WEFT_CA: ca, WEFT_LOAD_TRACE: trace, ...(asProgram ? { NODE_OPTIONS: preload } : {}) };
+  const [cmd, argv] = asProgram ? [file, args] : [process.execPath, [...preload.split(' '), file, ...args]];
   return new Promise((resolve) => {
-    execFile(process.execPath, argv, { env, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(cmd, argv, { env, timeout: 60_000 }, (err, stdout, stderr) => {
       let loaded: string[] = [];
       try {
         loaded = readFileSync(trace, 'utf8').split('\n').filter(Boolean);
@@ -94,6 +98,22 @@ for (const verb of CLIENT_VERBS) {
   });
 }
 
+test('`weft` run as a program starts Node with OpenSSL\'s CA store, and a client verb still runs from the bundle alone', async () => {
+  const r = await traced(['tenant', 'ls'], 'as-program', WEFT_BIN, true);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /stubbed/, 'the verb ran to the end against the stub, its CA trusted');
+  // Node 20 parses its ~140 bundled roots for any TLS context given a CA unless told to use OpenSSL's store.
+  assert.ok(r.loaded.includes('execArgv:--use-openssl-ca'), r.loaded.filter((l) => l.startsWith('execArgv:')).join('\n'));
+  assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort());
+});
+
+test('weft.cjs\'s first lines start it from any POSIX shell, BusyBox\'s too (Alpine), with the arguments intact', { skip: spawnSync('busybox', ['true']).status !== 0 && 'no busybox' }, () => {
+  const r = spawnSync('busybox', ['sh', WEFT_BIN, 'tenant', 'ls', 'one arg'], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', HOME: dir } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /too many arguments for 'ls'\. Expected 0 arguments but got 1\./, 'node ran weft with "one arg" as one argument');
+  assert.doesNotMatch(r.stderr, /not found|Syntax error|unexpected/i);
+});
+
 test('`-o yaml` loads the YAML library on demand, and still nothing of the daemons', async () => {
   const r = await traced(['tenant', 'ls', '-o', 'yaml'], 'tenant-ls-yaml');
   assert.equal(r.code, 0, r.stderr);
@@ -107,7 +127,7 @@ test('the bundle holds the CLI, the client, the plain model and commander: nothi
   const { inputs } = JSON.parse(readFileSync(join(BIN, 'cli.bundle.json'), 'utf8')) as { inputs: string[] };
   assert.ok(inputs.includes('dist/cli/program.js') && inputs.includes('dist/client/client.js') && inputs.some((i) => i.includes('node_modules/commander/')), inputs.join('\n'));
   const allowed = (i: string) => /^dist\/(bin\/cli\.js|cli\/|client\/|model\/(plain|errors|ipv4|objects|validate|durations|limits)\.js$)/.test(i)
-    || /node_modules\/commander\//.test(i) || i === 'left-out:./daemons.js' || i === 'left-out:../lab/index.js' || i === 'lazy:child_process';
+    || /node_modules\/commander\//.test(i) || i === 'left-out:./daemons.js' || i === 'left-out:../lab/index.js' || i === 'lazy:child_process' || i === 'bundle-require:module';
   assert.deepEqual(inputs.filter((i) => !allowed(i)), []);
 });
 
