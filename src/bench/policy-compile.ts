@@ -99,7 +99,7 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
   // What the agent does next with a compile (datapath/policy-nft.ts): for scale, not this bench's subject.
   const render = time(() => renderPolicy(compilePolicy({ ...edited(s, 'port'), previous: prev }))).ms;
   const c = cold.value;
-  return { shape, rules: n, cold: cold.ms, port, add, wide, render, heapMb, classes: c.classification.classes.length, entries: c.portEntries.length + c.protoEntries.length };
+  return { shape, rules: n, cold: cold.ms, port, add, wide, render, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0) };
 }
 
 function main(): void {
