@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatIp, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, groupRules, lookupVerdict, type CompiledPolicy, type Klass, type PolicyState, type Verdict } from './index.js';
+import { Prng } from '../chaos/prng.js';
 import { viewOf } from './compile.js';
 import { peerMatches, type RuleRef } from './decide.js';
 import { segmentPorts, segmentProtos, type Segment } from './segments.js';
@@ -13,13 +14,10 @@ import { segmentPorts, segmentProtos, type Segment } from './segments.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 
+/** Seeded (the chaos harness's generator), so a failure names the seed that reproduces it. */
 function rng(seed: number): (n: number) => number {
-  return (n: number) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
+  const g = new Prng(seed);
+  return (n: number) => g.int(0, n - 1);
 }
 
 const GROUPS = ['g0', 'g1', 'g2'];
