@@ -81,7 +81,7 @@ function render(p: CompiledPolicy): PolicyNft {
     for (const prof of p.profiles) {
       if (prof.proto !== proto) continue;
       const q = partsOf(prof, p.fallback);
-      singles.push(...q.singles);
+      for (const e of q.singles) singles.push(e); // not spread: a profile may hold more ports than a call takes arguments
       const mark = markOf(prof.id);
       if (q.verdict !== undefined) {
         if (q.verdict !== p.fallback) rest.push(`${mark} : ${q.verdict}`);
