@@ -197,6 +197,24 @@ test('one rule more among 3,000 distinct CIDRs (compiled against the last compil
   assert.ok(moved(was, elements(compilePolicy(s(more)))) > 1000, 'renumbered: thousands of elements');
 });
 
+test("a rule's port changed among 3,000 distinct CIDRs: its pair keeps its profile, only that port's elements change", () => {
+  const rules = (port: string): Rule[] => [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    ...Array.from({ length: 3000 }, (_, i): Rule => ({ id: String(i), priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: i === 1234 ? port : String(10000 + i), fromCidr: `10.9.${(i * 7) >> 8 & 255}.${(i * 7) & 255}/32` }))];
+  const s = (r: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules: r }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1', ...(previous ? { previous } : {}) });
+  const before = compilePolicy(s(rules('11234')));
+  const after = compilePolicy(s(rules('443'), before));
+  assert.equal(after.how, 'incremental');
+  const map = (c: CompiledPolicy, name: string) => renderPolicy(c).maps.find((m) => m.name === name)?.elements ?? [];
+  // The applier rewrites a changed map whole (table-delta.ts): the pair map, one element per class, stays.
+  for (const name of ['cls', 'tcp_prof', 'tcp_rest']) assert.deepEqual(map(after, name), map(before, name), `${name} unchanged`);
+  const was = new Set(map(before, 'tcp_singles'));
+  const now = map(after, 'tcp_singles');
+  assert.deepEqual([now.filter((e) => !was.has(e)).length, now.length], [1, was.size], 'one port element replaced');
+  assert.equal(walk(renderPolicy(after), after.fallback, '10.9.33.190', '10.1.1.2', 6, 443), 'accept', 'the new port passes');
+  assert.equal(walk(renderPolicy(after), after.fallback, '10.9.33.190', '10.1.1.2', 6, 11234), 'drop', 'the old one no longer');
+});
+
 test('a pair with more ranges than a chain holds as rules looks them up in a named map, with the same verdicts', () => {
   const ranges = Array.from({ length: 40 }, (_, i): Rule => ({ id: `r${i}`, priority: 2 + (i % 3), direction: 'in', action: i % 3 === 2 ? 'deny' : 'allow', protocol: 'tcp', ports: `${1000 + i * 50}-${1030 + i * 50}`, fromCidr: '10.9.0.0/16' }));
   const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],

@@ -73,13 +73,35 @@ export class Profiles {
     const k = liveKey(fn);
     let entry = this.live.get(k);
     if (!entry) {
-      const id = this.kept.get(k) ?? this.fresh++;
+      // A kept id may have gone to another function since (swap): then a fresh one.
+      const kept = this.kept.get(k);
+      const id = kept !== undefined && !this.byId.has(kept) ? kept : this.fresh++;
       entry = { profile: { id, proto: fn.proto, segs: fn.segs, text: fn.text }, refs: 0 };
       this.live.set(k, entry);
       this.byId.set(id, k);
     }
     entry.refs++;
     return entry.profile.id;
+  }
+
+  /**
+   * A pair's function changed from `id` to `fn`. When that pair alone held `id` and `fn` is held by no
+   * one, `fn` takes `id` over: the pair's element in the datapath's pair map stays as it is, and only the
+   * profile's own elements change (a rule's port edited rewrites one port, not the map of every pair).
+   */
+  swap(id: number, fn: Fn | null): number {
+    const k = this.byId.get(id);
+    const entry = k === undefined ? undefined : this.live.get(k);
+    if (!fn || !entry || entry.refs !== 1 || entry.profile.proto !== fn.proto || this.live.has(liveKey(fn))) {
+      const next = this.acquire(fn);
+      if (id) this.release(id);
+      return next;
+    }
+    this.live.delete(k as string);
+    entry.profile = { id, proto: fn.proto, segs: fn.segs, text: fn.text };
+    this.live.set(liveKey(fn), entry);
+    this.byId.set(id, liveKey(fn));
+    return id;
   }
 
   release(id: number): void {
@@ -146,19 +168,27 @@ export class PairStore {
   }
 
   set(src: number, dst: number, fns: Fns | undefined): void {
-    const p = this.profiles;
-    // Held before the old ones are let go, so a pair decided again with the same function keeps its id.
-    const entry: PairProfiles | undefined = fns && { src, dst, tcp: p.acquire(fns[0]), udp: p.acquire(fns[1]), other: p.acquire(fns[2]) };
-    let m = this.bySrc.get(src);
+    const m = this.bySrc.get(src);
     const old = m?.get(dst);
-    if (old) this.unlist(old);
-    if (entry === undefined) {
-      m?.delete(dst);
-      if (m?.size === 0) this.bySrc.delete(src);
+    const p = this.profiles;
+    if (fns === undefined) {
+      if (!old || !m) return;
+      for (const id of [old.entry.tcp, old.entry.udp, old.entry.other]) if (id) p.release(id);
+      this.unlist(old);
+      m.delete(dst);
+      if (m.size === 0) this.bySrc.delete(src);
       return;
     }
-    if (!m) this.bySrc.set(src, (m = new Map()));
-    m.set(dst, { entry, at: this.list.push(entry) - 1 });
+    const ids = old ? [p.swap(old.entry.tcp, fns[0]), p.swap(old.entry.udp, fns[1]), p.swap(old.entry.other, fns[2])] : fns.map((f) => p.acquire(f));
+    const entry: PairProfiles = { src, dst, tcp: ids[0] as number, udp: ids[1] as number, other: ids[2] as number };
+    // A new object in the same place: the last compile's list may hold the old one.
+    if (old) {
+      old.entry = entry;
+      this.list[old.at] = entry;
+      return;
+    }
+    if (m) m.set(dst, { entry, at: this.list.push(entry) - 1 });
+    else this.bySrc.set(src, new Map([[dst, { entry, at: this.list.push(entry) - 1 }]]));
   }
 
   /** Drops every pair a class is in (it no longer exists). */
@@ -168,7 +198,6 @@ export class PairStore {
   }
 
   private unlist(s: Stored): void {
-    for (const id of [s.entry.tcp, s.entry.udp, s.entry.other]) if (id) this.profiles.release(id);
     const moved = this.list.pop() as PairProfiles;
     if (s.at === this.list.length) return;
     this.list[s.at] = moved;
