@@ -19,8 +19,8 @@ export interface PairProfiles { src: number; dst: number; tcp: number; udp: numb
 /** The rule indexes of the sides this host enforces: undefined where it does not enforce that side. */
 export type SideIndex = (k: Klass, d: 'in' | 'out') => RuleIndex | undefined;
 
-/** A computed function before it has an id: its segments and their text (its identity). */
-interface Fn { proto: ProtoName; segs: Segment[]; text: string }
+/** A computed function before it has an id: its segments, their text, and its identity (made once: a text may be long). */
+interface Fn { proto: ProtoName; segs: Segment[]; text: string; key: string }
 type Fns = [Fn | null, Fn | null, Fn | null];
 
 const PROTO_NUMBER = [6, 17] as const;
@@ -64,13 +64,14 @@ export class Profiles {
     const all = p === 2 ? segmentProtos(sides, this.defaultAction) : segmentPorts(sides, PROTO_NUMBER[p], this.defaultAction);
     const segs = all.filter((s) => s.verdict !== this.fallback);
     if (segs.length === 0) return null;
-    return { proto: PROTOS[p], segs, text: segs.map((s) => `${s.first}-${s.last}:${s.verdict}`).join(',') };
+    const text = segs.map((s) => `${s.first}-${s.last}:${s.verdict}`).join(',');
+    return { proto: PROTOS[p], segs, text, key: liveKey({ proto: PROTOS[p], text }) };
   }
 
   /** A function's id, counted as held once more. */
   acquire(fn: Fn | null): number {
     if (!fn) return 0;
-    const k = liveKey(fn);
+    const k = fn.key;
     let entry = this.live.get(k);
     if (!entry) {
       // A kept id may have gone to another function since (swap): then a fresh one.
@@ -92,15 +93,15 @@ export class Profiles {
   swap(id: number, fn: Fn | null): number {
     const k = this.byId.get(id);
     const entry = k === undefined ? undefined : this.live.get(k);
-    if (!fn || !entry || entry.refs !== 1 || entry.profile.proto !== fn.proto || this.live.has(liveKey(fn))) {
+    if (!fn || !entry || entry.refs !== 1 || entry.profile.proto !== fn.proto || this.live.has(fn.key)) {
       const next = this.acquire(fn);
       if (id) this.release(id);
       return next;
     }
     this.live.delete(k as string);
     entry.profile = { id, proto: fn.proto, segs: fn.segs, text: fn.text };
-    this.live.set(liveKey(fn), entry);
-    this.byId.set(id, liveKey(fn));
+    this.live.set(fn.key, entry);
+    this.byId.set(id, fn.key);
     return id;
   }
 
