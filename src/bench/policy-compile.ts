@@ -3,12 +3,16 @@
 // shape of policy-shapes.ts (and `agent`, the 50,000 mixed rules of policy-agent.ts) on one host and times
 // a cold compilePolicy, then warm recompiles after one rule changed, as the agent does them (with
 // `previous`): a rule's port changed (no new address class), a rule with a new /32 source added (a
-// new class), and a rule with no peer added (it matches every class: the edit that costs most). Heap after each cold compile (a full GC first). Pure CPU on one core: the machine's other
-// work shows up as noise, so compare figures of one run only.
+// new class), and a rule with no peer added (it matches every class: the edit that costs most). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
+// (pairs.ts), and the elements and text of the table the agent writes. Pure CPU on one core: the machine's other
+// work shows up as noise, so compare figures of one run only. `--nft` (root) also loads that table with
+// `nft -f` into a new, empty namespace (what a drift repair writes), deleted after.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
 import { renderPolicy } from '../datapath/policy-nft.js';
+import { tableText } from '../datapath/table.js';
+import { ProcessRunner } from '../exec/index.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { BASE_RULES, SHAPES, makeShape, type ShapeName } from './policy-shapes.js';
 import { mixedRule } from './policy-agent.js';
@@ -74,7 +78,7 @@ function time<T>(f: () => T): { ms: number; value: T } {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 
-interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; wide: number; render: number; heapMb: number; classes: number; entries: number }
+interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; wide: number; render: number; heapMb: number; classes: number; entries: number; elements: number; bytes: number; text: string }
 
 function measure(shape: BenchShape, n: number, runs: number): Row {
   const s = shapeState(shape, n);
@@ -99,24 +103,45 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
   // What the agent does next with a compile (datapath/policy-nft.ts): for scale, not this bench's subject.
   const render = time(() => renderPolicy(compilePolicy({ ...edited(s, 'port'), previous: prev }))).ms;
   const c = cold.value;
-  return { shape, rules: n, cold: cold.ms, port, add, wide, render, heapMb, classes: c.classification.classes.length, entries: c.portEntries.length + c.protoEntries.length };
+  // The table the agent writes with `nft -f` (its size is most of that command's time).
+  const nft = renderPolicy(c);
+  const text = tableText({ family: 'inet', name: 'weft', ...nft });
+  const elements = nft.maps.reduce((k, m) => k + m.elements.length, 0);
+  return { shape, rules: n, cold: cold.ms, port, add, wide, render, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0), elements, bytes: text.length, text };
 }
 
-function main(): void {
+/** `nft -f` of a whole table into a new, empty namespace of its own. */
+async function loadMs(text: string): Promise<number> {
+  const runner = new ProcessRunner();
+  const ns = `wbench-pc-${process.pid}`;
+  await runner.run(['ip', 'netns', 'add', ns]);
+  try {
+    const t0 = performance.now();
+    await runner.run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: text, timeoutMs: 300_000 });
+    return performance.now() - t0;
+  } finally {
+    await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
+  }
+}
+
+async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  const nftAt = args.indexOf('--nft');
+  if (nftAt >= 0) args.splice(nftAt, 1);
   const opt = (k: string) => { const i = args.indexOf(k); return i < 0 ? undefined : args.splice(i, 2)[1]; };
   const sizes = (opt('--sizes') ?? '10000,50000').split(',').map(Number);
   const runs = Number(opt('--runs') ?? 3);
   const shapes = (args.length ? args : ALL) as BenchShape[];
   for (const x of shapes) if (!ALL.includes(x)) throw new Error(`unknown shape ${x}: one of ${ALL.join(', ')}`);
-  console.log('| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm compile + render | heap after cold | classes | entries |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log(`| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm compile + render | heap after cold | classes | entries | table elements | table text |${nftAt >= 0 ? ' nft -f |' : ''}`);
+  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${nftAt >= 0 ? ' --- |' : ''}`);
   for (const shape of shapes) {
     for (const n of sizes) {
       const r = measure(shape, n, runs);
-      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} |`);
+      const load = nftAt >= 0 ? ` ${(await loadMs(r.text)).toFixed(0)} ms |` : '';
+      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} | ${r.elements.toLocaleString('en')} | ${(r.bytes / 2 ** 20).toFixed(2)} MB |${load}`);
     }
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) main();
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -22,8 +22,8 @@ const inRange = (key: string, n: number, num: (x: string) => number) => {
 
 /**
  * What the rendered table decides for a new connection, evaluated the way the kernel walks it: both
- * classes, the single-port maps, the pair map, then the pair's chain (its rules in order), then the
- * tenant default.
+ * classes; the protocol's profile map (a pair without an element keeps its source class as the mark);
+ * the profile's single ports; its rest (a verdict, or its chain's rules in order); then the tenant default.
  */
 export function walk(nft: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {
   const map = (name: string) => nft.maps.find((m) => m.name === name)?.elements ?? [];
@@ -32,33 +32,25 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
   const d = cls(dst);
   if (nft.maps.length === 0) return fallback;
   const exact = (name: string, key: string) => pairsOf(map(name)).find(([k]) => k === key)?.[1];
-  const single = proto === 6 ? exact('tcp_ports', `${s} . ${d} . ${port}`) : proto === 17 ? exact('udp_ports', `${s} . ${d} . ${port}`) : undefined;
+  const x = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : 'x';
+  const mark = exact(`${x}_prof`, `${s} . ${d}`) ?? s;
+  const single = x === 'x' ? undefined : exact(`${x}_singles`, `${mark} . ${port}`);
   if (single) return single;
-  const pair = exact('pairs', `${s} . ${d}`);
-  if (pair === undefined) return fallback;
-  if (!pair.startsWith('jump ')) return pair;
-  const start = nft.chains.indexOf(`\tchain ${pair.slice(5)} {`);
-  assert.ok(start >= 0, `chain ${pair} exists`);
+  const rest = exact(`${x}_rest`, mark);
+  if (rest === undefined) return fallback;
+  if (!rest.startsWith('jump ')) return rest;
+  const start = nft.chains.indexOf(`\tchain ${rest.slice(5)} {`);
+  assert.ok(start >= 0, `chain ${rest} exists`);
   for (const line of nft.chains.slice(start + 1, nft.chains.indexOf('\t}', start)).map((l) => l.trim())) {
-    const name = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : undefined;
-    let m = /^meta l4proto (tcp|udp) (accept|drop)$/.exec(line);
-    if (m) { if (m[1] === name) return m[2] as string; continue; }
-    m = /^(tcp dport|udp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
+    let m = /^(tcp dport|udp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
     if (m) {
-      const applies = m[1] === 'meta l4proto' ? proto !== 6 && proto !== 17 && inRange(m[2] as string, proto, Number) : m[1] === `${name} dport` && inRange(m[2] as string, port, Number);
+      const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
       if (applies) return m[3] as string;
       continue;
     }
-    m = /^(tcp|udp) dport vmap @(\S+)$/.exec(line);
-    if (m) {
-      if (m[1] !== name) continue;
-      const hit = pairsOf(map(m[2] as string)).find(([k]) => inRange(k, port, Number));
-      if (hit) return hit[1];
-      continue;
-    }
-    m = /^meta l4proto vmap @(\S+)$/.exec(line);
+    m = /^(tcp dport|udp dport|meta l4proto) vmap @(\S+)$/.exec(line);
     assert.ok(m, `a chain rule this walker knows: ${line}`);
-    const hit = pairsOf(map(m[1] as string)).find(([k]) => inRange(k, proto, Number));
+    const hit = pairsOf(map(m[2] as string)).find(([k]) => inRange(k, m[1] === 'meta l4proto' ? proto : port, Number));
     if (hit) return hit[1];
   }
   return fallback;
@@ -158,8 +150,32 @@ test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and ma
   const big = shape(2000);
   assert.deepEqual([big.chains, big.maps], [small.chains, small.maps]);
   assert.ok(big.chains <= 3, `${big.chains} chains`);
-  // Per rule: its class, its port, and its class's pair (the base deny applies to every source).
-  assert.ok(big.elements > 4000 * 2 && big.elements <= 4000 * 3 + 20, `${big.elements} elements: at most three per rule`);
+  // Per rule: its class, its class's pair → profile, the profile's port and its rest (the base deny applies
+  // to every source). Each /32's function is its own (its own port): interning shares nothing here, and
+  // the profile costs one element more per rule than a per-pair table did (its rest).
+  assert.ok(big.elements > 4000 * 2 && big.elements <= 4000 * 4 + 20, `${big.elements} elements: at most four per rule`);
+});
+
+test('a rule whose peer covers many classes is stored once: 500 udp ports from a network with 200 CIDR classes in it', () => {
+  const shape = (classes: number, ports: number) => {
+    const rules: Rule[] = [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+      ...Array.from({ length: classes }, (_, i): Rule => ({ id: `c${i}`, priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(10000 + i), fromCidr: `10.40.${i}.0/24` })),
+      ...Array.from({ length: ports }, (_, i): Rule => ({ id: `u${i}`, priority: 5, direction: 'in', action: i % 2 ? 'allow' : 'deny', protocol: 'udp', ports: String(20000 + i), fromNetwork: 'bench' }))];
+    const s: PolicyState = { tenant: tenant('allow'), networks: [net('bench', '10.40.0.0/16')], groups: [group('db', 'bench', ['p'])],
+      policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.40.255.2', 'bench', 'h1', 'db')], host: 'h1' };
+    const c = compilePolicy(s);
+    const nft = renderPolicy(c);
+    return { c, s, nft, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0), udp: nft.maps.find((m) => m.name === 'udp_singles')?.elements.length };
+  };
+  const { c, s, nft, elements, udp } = shape(200, 500);
+  // Per pair before: 200 classes × 250 deny ports (the allowed ones are the default) = 50,000 udp elements.
+  assert.equal(udp, 250, 'the udp function of every class in the network is one profile: its ports once');
+  assert.ok(elements < (200 + 500) * 4, `${elements} elements: linear in classes plus rules, not their product`);
+  for (const [src, port] of [['10.40.7.9', 20000], ['10.40.7.9', 20001], ['10.40.199.1', 20498], ['10.40.3.3', 10003], ['10.40.3.3', 10004], ['10.41.0.1', 20000]] as const) {
+    for (const [proto, name] of [[6, 'tcp'], [17, 'udp']] as const) {
+      assert.equal(walk(nft, c.fallback, src, '10.40.255.2', proto, port) === 'accept', explainFlow(s, src, '10.40.255.2', name, port).allowed, `${src} ${name}/${port}`);
+    }
+  }
 });
 
 test('one rule more among 3,000 distinct CIDRs (compiled against the last compile) changes a handful of elements, not every class', () => {
@@ -179,6 +195,24 @@ test('one rule more among 3,000 distinct CIDRs (compiled against the last compil
   const stable = moved(was, elements(compilePolicy(s(more, before))));
   assert.ok(stable <= 8, `a small change: ${stable} elements`);
   assert.ok(moved(was, elements(compilePolicy(s(more)))) > 1000, 'renumbered: thousands of elements');
+});
+
+test("a rule's port changed among 3,000 distinct CIDRs: its pair keeps its profile, only that port's elements change", () => {
+  const rules = (port: string): Rule[] => [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    ...Array.from({ length: 3000 }, (_, i): Rule => ({ id: String(i), priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: i === 1234 ? port : String(10000 + i), fromCidr: `10.9.${(i * 7) >> 8 & 255}.${(i * 7) & 255}/32` }))];
+  const s = (r: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules: r }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1', ...(previous ? { previous } : {}) });
+  const before = compilePolicy(s(rules('11234')));
+  const after = compilePolicy(s(rules('443'), before));
+  assert.equal(after.how, 'incremental');
+  const map = (c: CompiledPolicy, name: string) => renderPolicy(c).maps.find((m) => m.name === name)?.elements ?? [];
+  // The applier rewrites a changed map whole (table-delta.ts): the pair map, one element per class, stays.
+  for (const name of ['cls', 'tcp_prof', 'tcp_rest']) assert.deepEqual(map(after, name), map(before, name), `${name} unchanged`);
+  const was = new Set(map(before, 'tcp_singles'));
+  const now = map(after, 'tcp_singles');
+  assert.deepEqual([now.filter((e) => !was.has(e)).length, now.length], [1, was.size], 'one port element replaced');
+  assert.equal(walk(renderPolicy(after), after.fallback, '10.9.33.190', '10.1.1.2', 6, 443), 'accept', 'the new port passes');
+  assert.equal(walk(renderPolicy(after), after.fallback, '10.9.33.190', '10.1.1.2', 6, 11234), 'drop', 'the old one no longer');
 });
 
 test('a pair with more ranges than a chain holds as rules looks them up in a named map, with the same verdicts', () => {

@@ -1,29 +1,36 @@
 import { createHash } from 'node:crypto';
 import { formatIp } from '../model/index.js';
-import type { CompiledPolicy, Verdict } from '../policy/index.js';
+import type { CompiledPolicy, PairProfiles, Profile, Verdict } from '../policy/index.js';
 import type { NftMap } from './table.js';
 
 /**
  * The policy part of a tenant's table. Per new connection:
  *   1. source and destination address → class: a one-field interval map each (rbtree, O(log n)), into
  *      meta mark and ct mark;
- *   2. (source class . destination class . port) → verdict for tcp and for udp: exact-match maps (hash,
- *      O(1)) holding the single ports whose verdict differs from the rest of the pair's ports (a rule
- *      with one port, the usual kind);
- *   3. (source class . destination class) → verdict: an exact-match map (hash, O(1)) giving the pair's
- *      verdict outright when it is the same for every remaining port and protocol, or a jump to a chain
- *      that looks the port up in a one-field interval map per protocol (rbtree). Pairs whose remaining
- *      ports look alike share one chain (named by its content): 10,000 rules with a distinct CIDR and a
- *      port each compile to map elements and one chain, not to a chain and a map per rule.
- * No lookup is linear in the number of rules, and the number of chains grows with the distinct port
- * patterns, not the pairs. (One map keyed by the whole concatenation with ranges uses nft's pipapo
- * backend, whose cost measured here grew by ~33 ns per entry: +0.84 ms per new connection at 25,000
- * entries.) Established and related traffic passes before any lookup.
+ *   2. per protocol function (tcp, udp, the others): (source class . destination class) → profile, an
+ *      exact-match map (hash, O(1)) into meta mark. A profile is one distinct verdict function of that
+ *      protocol, shared by every pair that has it (the compiler interns them): a rule whose peer covers
+ *      10,000 classes is one profile's elements, not 10,000 pairs' copies of its ports. A pair whose
+ *      function is the default has no element, and its mark stays its class (below PROFILE_MARK);
+ *   3. (profile . port) → verdict: an exact-match map (hash, O(1)) holding the single ports whose verdict
+ *      differs from the rest of the profile's ports (a rule with one port, the usual kind);
+ *   4. profile → verdict: an exact-match map giving the profile's verdict outright when it is the same
+ *      for every remaining port, or a jump to a chain that looks the port up in rules (at most
+ *      INLINE_RANGES) or a one-field interval map (rbtree). Profiles whose remaining ports look alike
+ *      share one chain (named by its content), so chains grow with the distinct port patterns.
+ * No lookup is linear in the number of rules. (One map keyed by the whole concatenation with ranges uses
+ * nft's pipapo backend, whose cost measured here grew by ~33 ns per entry: +0.84 ms per new connection
+ * at 25,000 entries.) Established and related traffic passes before any lookup. Nothing after the policy
+ * reads meta mark or ct mark (services, DSCP and the host table match on addresses and ports).
  */
 export interface PolicyNft {
   maps: NftMap[];
   chains: string[];
 }
+
+/** Profile ids as marks: above any class id, so a class left in meta mark never meets a profile's element. */
+export const PROFILE_MARK = 0x40000000;
+const markOf = (id: number) => `0x${(PROFILE_MARK + id).toString(16)}`;
 
 const rendered = new WeakMap<CompiledPolicy, PolicyNft>();
 
@@ -37,62 +44,76 @@ export function renderPolicy(p: CompiledPolicy): PolicyNft {
 }
 
 interface Seg { first: number; last: number; verdict: Verdict }
-/** One pair's verdicts: tcp and udp by port, other protocols by number (0-255 without 6 and 17). */
-interface PairVerdicts { tcp: Seg[]; udp: Seg[]; other: Seg[] }
 
 const range = (a: number, b: number) => (a === b ? String(a) : `${a}-${b}`);
 const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${formatIp(a)}-${formatIp(b)}`);
 
+type Proto = Profile['proto'];
+const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x' };
+
+/** A profile as its elements: its single ports, and the rest as one verdict or as segments for a chain. */
+interface ProfileParts { singles: string[]; verdict: Verdict | undefined; rest: Seg[] }
+
+/** Profiles are immutable and kept across compiles while their function stands: each is split once. */
+const parts = new WeakMap<Profile, ProfileParts>();
+
+function partsOf(x: Profile, fallback: Verdict): ProfileParts {
+  let out = parts.get(x);
+  if (out) return out;
+  const mark = markOf(x.id);
+  const singles: string[] = [];
+  const rest = x.proto === 'other' ? [...x.segs] : splitSingles(x.segs, fallback, mark, singles);
+  out = { singles, verdict: restVerdict(rest, x.proto === 'other' ? 255 : 65535, x.proto === 'other' ? 2 : 0, fallback), rest };
+  parts.set(x, out);
+  return out;
+}
+
 function render(p: CompiledPolicy): PolicyNft {
-  if (p.portEntries.length === 0 && p.protoEntries.length === 0) return { maps: [], chains: renderForward(p, false) };
-  const pairs = new Map<string, PairVerdicts>();
-  const pair = (src: number, dst: number) => {
-    const k = `${src} . ${dst}`;
-    let v = pairs.get(k);
-    if (!v) pairs.set(k, (v = { tcp: [], udp: [], other: [] }));
-    return v;
-  };
-  for (const e of p.portEntries) pair(e.src, e.dst)[e.proto === 6 ? 'tcp' : 'udp'].push(e);
-  for (const e of p.protoEntries) pair(e.src, e.dst).other.push(e);
-  const singles = { tcp: [] as string[], udp: [] as string[] };
-  const pairElements: string[] = [];
-  const profiles = new Map<string, Profile>();
-  for (const k of [...pairs.keys()].sort(byPair)) {
-    const v = pairs.get(k) as PairVerdicts;
-    const rest = { tcp: splitSingles(v.tcp, p.fallback, k, singles.tcp), udp: splitSingles(v.udp, p.fallback, k, singles.udp), other: v.other };
-    const verdict = restVerdict(rest, p.fallback);
-    if (verdict === p.fallback) continue;
-    if (verdict !== undefined) { pairElements.push(`${k} : ${verdict}`); continue; }
-    const prof = profileOf(rest, profiles);
-    profiles.set(prof.name, prof);
-    pairElements.push(`${k} : jump ${prof.name}`);
+  if (p.pairs.length === 0) return { maps: [], chains: renderForward(p, false) };
+  const pairs = [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst);
+  const maps: NftMap[] = [{ name: 'cls', type: 'ipv4_addr : mark', interval: true, elements: p.classification.ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) }];
+  const chains = new Map<string, Chain>();
+  const byText = new Map<string, Chain>();
+  for (const proto of ['tcp', 'udp', 'other'] as const) {
+    const x = PREFIX[proto];
+    const singles: string[] = [];
+    const rest: string[] = [];
+    for (const prof of p.profiles) {
+      if (prof.proto !== proto) continue;
+      const q = partsOf(prof, p.fallback);
+      for (const e of q.singles) singles.push(e); // not spread: a profile may hold more ports than a call takes arguments
+      const mark = markOf(prof.id);
+      if (q.verdict !== undefined) {
+        if (q.verdict !== p.fallback) rest.push(`${mark} : ${q.verdict}`);
+        continue;
+      }
+      const chain = chainOf(proto, q.rest, byText, chains);
+      rest.push(`${mark} : jump ${chain.name}`);
+    }
+    maps.push({ name: `${x}_prof`, type: 'mark . mark : mark', interval: false, elements: profElements(pairs, proto) });
+    if (proto !== 'other') maps.push({ name: `${x}_singles`, type: 'mark . inet_service : verdict', interval: false, elements: singles });
+    maps.push({ name: `${x}_rest`, type: 'mark : verdict', interval: false, elements: rest });
   }
-  const maps: NftMap[] = [
-    { name: 'cls', type: 'ipv4_addr : mark', interval: true, elements: p.classification.ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) },
-    { name: 'tcp_ports', type: 'mark . mark . inet_service : verdict', interval: false, elements: singles.tcp },
-    { name: 'udp_ports', type: 'mark . mark . inet_service : verdict', interval: false, elements: singles.udp },
-    { name: 'pairs', type: 'mark . mark : verdict', interval: false, elements: pairElements },
-  ];
-  const sorted = [...profiles.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const sorted = [...chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   return {
-    maps: [...maps, ...sorted.flatMap((x) => x.maps)],
-    chains: [...sorted.flatMap((x) => [`\tchain ${x.name} {`, ...x.lines, '\t}']), ...renderForward(p, true)],
+    maps: [...maps, ...sorted.flatMap((c) => c.maps)],
+    chains: [...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...renderForward(p, true)],
   };
 }
 
-/** Pairs in numeric order of their classes, so elements keep their place as classes are added. */
-function byPair(a: string, b: string): number {
-  const [a1, a2] = a.split(' . ').map(Number) as [number, number];
-  const [b1, b2] = b.split(' . ').map(Number) as [number, number];
-  return a1 - b1 || a2 - b2;
+/** "SRC . DST : PROFILE" for the pairs with a profile of this protocol, in the order of their classes. */
+function profElements(pairs: readonly PairProfiles[], proto: Proto): string[] {
+  const out: string[] = [];
+  for (const x of pairs) if (x[proto]) out.push(`${x.src} . ${x.dst} : ${markOf(x[proto])}`);
+  return out;
 }
 
 /**
  * The full verdict over 0-65535 from the non-default segments, with every single-port segment moved
- * into `singles` (as "SRC . DST . PORT : VERDICT") and its port given to the segment before it, so the
+ * into `singles` (as "KEY . PORT : VERDICT", KEY the profile's mark) and its port given to the segment before it, so the
  * rest merges into as few ranges as it can. Returns the rest's non-default segments.
  */
-export function splitSingles(segs: readonly Seg[], fallback: Verdict, pairKey: string, singles: string[]): Seg[] {
+export function splitSingles(segs: readonly Seg[], fallback: Verdict, key: string, singles: string[]): Seg[] {
   const full: Seg[] = [];
   let next = 0;
   for (const s of [...segs].sort((a, b) => a.first - b.first)) {
@@ -108,7 +129,7 @@ export function splitSingles(segs: readonly Seg[], fallback: Verdict, pairKey: s
       // The port takes the verdict of what surrounds it (what follows, at port 0); an exact entry says
       // otherwise where it differs.
       const around = prev?.verdict ?? full[1]?.verdict ?? fallback;
-      if (s.verdict !== around) singles.push(`${pairKey} . ${s.first} : ${s.verdict}`);
+      if (s.verdict !== around) singles.push(`${key} . ${s.first} : ${s.verdict}`);
       if (prev) prev.last = s.last;
       else rest.push({ first: s.first, last: s.last, verdict: around });
     } else if (prev && prev.verdict === s.verdict) prev.last = s.last;
@@ -117,19 +138,15 @@ export function splitSingles(segs: readonly Seg[], fallback: Verdict, pairKey: s
   return rest.filter((s) => s.verdict !== fallback);
 }
 
-/** The one verdict of a pair's rest (the fallback when it has none), or undefined when it varies. */
-function restVerdict(rest: PairVerdicts, fallback: Verdict): Verdict | undefined {
-  const whole = (segs: Seg[], last: number, skip: number[] = []) => {
-    if (segs.length === 0) return fallback;
-    const covered = segs.reduce((n, s) => n + (s.last - s.first + 1), 0) + skip.length;
-    return covered === last + 1 && segs.every((s) => s.verdict === segs[0]?.verdict) ? segs[0]?.verdict : undefined;
-  };
-  const vs = [whole(rest.tcp, 65535), whole(rest.udp, 65535), whole(rest.other, 255, [6, 17])];
-  return vs.every((v) => v !== undefined && v === vs[0]) ? vs[0] : undefined;
+/** The one verdict of a profile's rest (the fallback when it has none), or undefined when it varies. */
+function restVerdict(segs: readonly Seg[], last: number, skipped: number, fallback: Verdict): Verdict | undefined {
+  if (segs.length === 0) return fallback;
+  const covered = segs.reduce((n, s) => n + (s.last - s.first + 1), 0) + skipped;
+  return covered === last + 1 && segs.every((s) => s.verdict === segs[0]?.verdict) ? segs[0]?.verdict : undefined;
 }
 
-/** A chain shared by every pair with the same remaining verdicts, and the interval maps it looks ports up in. */
-interface Profile { name: string; lines: string[]; maps: NftMap[]; text: string }
+/** A chain shared by every profile with the same remaining verdicts, and the interval map it looks ports up in. */
+interface Chain { name: string; lines: string[]; maps: NftMap[]; text: string }
 
 const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x.last)} : ${x.verdict}`);
 
@@ -142,34 +159,29 @@ const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x
 export const INLINE_RANGES = 16;
 
 /**
- * Per protocol a verdict when it is uniform, else its ranges as rules (or, past INLINE_RANGES, a
- * lookup in a named interval map). Where nothing matches the chain returns to the forward chain, whose
- * last rule is the tenant's default. Named by its content, so a new pair with a known pattern is only
- * map elements.
+ * The chain of a rest that varies: its ranges as rules (or, past INLINE_RANGES, a lookup in a named
+ * interval map). Where nothing matches the chain returns to the forward chain, whose last rule is the
+ * tenant's default. Named by its content, so a new profile with a known pattern is only map elements.
  */
-function profileOf(rest: PairVerdicts, taken: ReadonlyMap<string, Profile>): Profile {
-  const parts = [['tcp', rest.tcp, 'tcp dport', 'inet_service'], ['udp', rest.udp, 'udp dport', 'inet_service'], ['x', rest.other, 'meta l4proto', 'inet_proto']] as const;
-  const text = parts.map(([proto, segs]) => `${proto}:${elementsOf(segs).join(',')}`).join(';');
+function chainOf(proto: Proto, segs: readonly Seg[], byText: Map<string, Chain>, taken: Map<string, Chain>): Chain {
+  const x = PREFIX[proto];
+  const text = `${x}:${elementsOf(segs).join(',')}`;
+  const known = byText.get(text);
+  if (known) return known;
   const h = createHash('sha256').update(text).digest('hex');
   let name = '';
-  for (let n = 10; !name || (taken.has(name) && taken.get(name)?.text !== text); n += 2) name = `pp_${h.slice(0, n)}`;
-  const lines: string[] = [];
-  const maps: NftMap[] = [];
-  for (const [proto, segs, match, type] of parts) {
-    if (segs.length === 0) continue;
-    const only = segs[0] as Seg;
-    if (proto !== 'x' && segs.length === 1 && only.first === 0 && only.last === 65535) {
-      lines.push(`\t\tmeta l4proto ${proto} ${only.verdict}`);
-      continue;
-    }
-    if (segs.length <= INLINE_RANGES) {
-      for (const x of segs) lines.push(`\t\t${match} ${range(x.first, x.last)} ${x.verdict}`);
-      continue;
-    }
-    maps.push({ name: `${name}_${proto}`, type: `${type} : verdict`, interval: true, elements: elementsOf(segs) });
-    lines.push(`\t\t${match} vmap @${name}_${proto}`);
+  for (let n = 10; !name || taken.has(name); n += 2) name = `pp_${h.slice(0, n)}`;
+  const [match, type] = proto === 'other' ? ['meta l4proto', 'inet_proto'] : [`${proto} dport`, 'inet_service'];
+  const chain: Chain = { name, lines: [], maps: [], text };
+  if (segs.length <= INLINE_RANGES) {
+    for (const s of segs) chain.lines.push(`\t\t${match} ${range(s.first, s.last)} ${s.verdict}`);
+  } else {
+    chain.maps.push({ name: `${name}_${x}`, type: `${type} : verdict`, interval: true, elements: elementsOf(segs) });
+    chain.lines.push(`\t\t${match} vmap @${name}_${x}`);
   }
-  return { name, lines, maps, text };
+  byText.set(text, chain);
+  taken.set(name, chain);
+  return chain;
 }
 
 function renderForward(p: CompiledPolicy, lookups: boolean): string[] {
@@ -184,9 +196,15 @@ function renderForward(p: CompiledPolicy, lookups: boolean): string[] {
     ...(lookups ? [
       '\t\tmeta mark set ip saddr map @cls',
       '\t\tct mark set ip daddr map @cls',
-      '\t\tmeta mark . ct mark . tcp dport vmap @tcp_ports',
-      '\t\tmeta mark . ct mark . udp dport vmap @udp_ports',
-      '\t\tmeta mark . ct mark vmap @pairs',
+      // Each protocol: pair → profile (the mark stays the class where the pair has none), then the
+      // profile's single ports, then its rest.
+      ...(['tcp', 'udp'] as const).flatMap((x) => [
+        `\t\tmeta l4proto ${x} meta mark set meta mark . ct mark map @${x}_prof`,
+        `\t\tmeta mark . ${x} dport vmap @${x}_singles`,
+        `\t\tmeta l4proto ${x} meta mark vmap @${x}_rest`,
+      ]),
+      '\t\tmeta l4proto != { tcp, udp } meta mark set meta mark . ct mark map @x_prof',
+      '\t\tmeta l4proto != { tcp, udp } meta mark vmap @x_rest',
     ] : []),
     `\t\t${p.fallback} comment "tenant default"`,
     '\t}',

@@ -4,6 +4,7 @@ import { endpointsByIp } from './classes.js';
 import { Engine, frameOf, type Scope } from './engine.js';
 import { movedEndpoints, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
+import type { PairProfiles, Profile } from './pairs.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -24,16 +25,18 @@ export interface PolicyState {
 
 export type Verdict = 'accept' | 'drop';
 
-export interface PortEntry { src: number; dst: number; proto: 6 | 17; first: number; last: number; verdict: Verdict }
-export interface ProtoEntry { src: number; dst: number; first: number; last: number; verdict: Verdict }
-
-/** A tenant's policy as the datapath runs it: classes, and the pairs of classes whose verdict is not the default. */
+/**
+ * A tenant's policy as the datapath runs it: classes; the pairs of classes whose verdict is not the
+ * default, each naming a profile per protocol; and the profiles, each distinct verdict function once
+ * (10,000 pairs with the same udp function share one profile, not 10,000 copies of its ports).
+ */
 export interface CompiledPolicy {
   tenant: string;
   fallback: Verdict;
   classification: Classification;
-  portEntries: PortEntry[];
-  protoEntries: ProtoEntry[];
+  pairs: readonly PairProfiles[];
+  /** Every profile a pair names, by id (ids are unique across protocols; 0 is none). */
+  profiles: readonly Profile[];
   ruleCount: number;
   /** How this compile was made: from scratch, or from `previous` with only the changed rules redone. */
   how: 'cold' | 'incremental';
@@ -92,13 +95,13 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // No rule applies here: every flow gets the default, and no address needs a class. This keeps the CNI
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   if (!s.groups.some((g) => sc.enforced.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, portEntries: [], protoEntries: [], ruleCount: 0, how: 'cold' };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], ruleCount: 0, how: 'cold' };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
-  const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids);
+  const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles);
   const out: CompiledPolicy = {
-    tenant: s.tenant.name, fallback, classification: engine.classification(), portEntries: engine.pairs.portEntries, protoEntries: engine.pairs.protoEntries,
+    tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0), how: warm ? 'incremental' : 'cold',
   };
   engines.set(out, engine);
@@ -118,4 +121,17 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
   engines.delete(previous);
   recompile(e, now, changes, eps, moved);
   return e;
+}
+
+/**
+ * What the compiled tables decide for a new connection between two classes: the pair's profile of the
+ * protocol, its segment holding the port (tcp, udp) or the protocol number, else the tenant's default.
+ * The datapath's lookups, as plain code (tests walk compiles with it; a scan, not for the packet path).
+ */
+export function lookupVerdict(c: CompiledPolicy, src: number, dst: number, proto: number, port: number): Verdict {
+  const pair = c.pairs.find((p) => p.src === src && p.dst === dst);
+  const id = pair === undefined ? 0 : proto === 6 ? pair.tcp : proto === 17 ? pair.udp : pair.other;
+  const key = proto === 6 || proto === 17 ? port : proto;
+  const seg = c.profiles.find((p) => p.id === id)?.segs.find((s) => key >= s.first && key <= s.last);
+  return seg?.verdict ?? c.fallback;
 }

@@ -1,7 +1,7 @@
 import type { Action, Endpoint, Group, Policy, Rule } from '../model/index.js';
 import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpointsByIp, netSpans, rangeAt, sweep, type AddressClass, type CidrSpan, type Classification, type Klass, type NetSpan } from './classes.js';
 import type { RuleRef } from './decide.js';
-import { decidePair, PairStore } from './pairs.js';
+import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
 import { RuleIndex } from './rule-index.js';
 import type { PolicyState, Verdict } from './compile.js';
 
@@ -43,23 +43,27 @@ export class Engine {
   readonly cidrCount = new Map<string, number>();
   readonly cidrList: CidrSpan[] = [];
   readonly cidrsByRange = new Map<string, string[]>();
-  readonly pairs = new PairStore();
+  readonly pairs: PairStore;
   readonly fallback: Verdict;
   readonly defaultAction: Action;
+  /** Stamps of the rule buckets (rule-index.ts): unique across this engine's indexes. */
+  private stamps = 0;
+  readonly stamp = () => ++this.stamps;
 
-  constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[]) {
+  constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = []) {
     this.defaultAction = s.tenant.defaultAction;
     this.fallback = s.tenant.defaultAction === 'allow' ? 'accept' : 'drop';
+    this.pairs = new PairStore(new Profiles(this.defaultAction, this.fallback, profiles));
     this.groupNames = new Set(groups.map((g) => g.name));
     this.nets = netSpans(s.networks);
     this.eps = endpointsByIp(sc.endpoints);
     this.policies = new Map(sc.policies.map((p) => [p.name, p]));
-    for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d)));
+    for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp));
   }
 
   /** A cold compile: every class and every pair. */
-  static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined): Engine {
-    const e = new Engine(s, sc, frame, sc.enforced, s.groups);
+  static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined, profiles?: readonly Profile[]): Engine {
+    const e = new Engine(s, sc, frame, sc.enforced, s.groups, profiles);
     e.initCidrs(sc.policies);
     let fresh = 1;
     for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
@@ -76,7 +80,7 @@ export class Engine {
   indexOf = (k: Klass, d: 'in' | 'out'): RuleIndex | undefined => (k.endpoint ? this.indexes.get(`${d}/${k.group ?? ''}`) : undefined);
 
   decide(src: Klass, dst: Klass): void {
-    this.pairs.set(src.id, dst.id, decidePair(src, dst, this.indexOf, this.defaultAction, this.fallback));
+    this.pairs.set(src.id, dst.id, decidePair(src, dst, this.indexOf, this.pairs.profiles));
   }
 
   /** The rules of a direction of the policies a group holds, with the policy each came from. */

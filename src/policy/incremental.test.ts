@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatIp, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, type CompiledPolicy, type PolicyState } from './index.js';
+import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
 
 // Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
 // incremental path) and must equal a cold compile given the same `previous` (same class ids, same
@@ -122,19 +122,33 @@ const sortBy = <T>(xs: readonly T[]) => [...xs].map((x) => JSON.stringify(x)).so
 function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void {
   assert.deepEqual(inc.classification.ranges, cold.classification.ranges, `${at}: ranges`);
   assert.deepEqual(sortBy(inc.classification.classes), sortBy(cold.classification.classes), `${at}: classes`);
-  assert.deepEqual(sortBy(inc.portEntries), sortBy(cold.portEntries), `${at}: port entries`);
-  assert.deepEqual(sortBy(inc.protoEntries), sortBy(cold.protoEntries), `${at}: proto entries`);
+  // Profile ids may differ (they are given in the order functions are met): the functions may not.
+  assert.deepEqual(pairFunctions(inc), pairFunctions(cold), `${at}: pairs and their functions`);
+  assertInterned(inc, at);
   assert.equal(inc.ruleCount, cold.ruleCount, `${at}: rule count`);
+}
+
+/** Each pair with the text of its function per protocol, sorted: a compile's meaning, without its ids. */
+function pairFunctions(c: CompiledPolicy): string[] {
+  const text = new Map(c.profiles.map((p) => [p.id, `${p.proto}:${p.text}`]));
+  return c.pairs.map((p) => `${p.src}.${p.dst} ${[p.tcp, p.udp, p.other].map((id) => (id ? text.get(id) : '-')).join(' ')}`).sort();
+}
+
+/** Every profile is held by a pair, every pair's profile exists, and no function is stored twice. */
+function assertInterned(c: CompiledPolicy, at: string): void {
+  const ids = new Set(c.profiles.map((p) => p.id));
+  const held = new Set(c.pairs.flatMap((p) => [p.tcp, p.udp, p.other]).filter((id) => id !== 0));
+  assert.deepEqual([...held].sort(), [...ids].sort(), `${at}: profiles held and listed`);
+  const texts = c.profiles.map((p) => `${p.proto}:${p.text}`);
+  assert.equal(new Set(texts).size, texts.length, `${at}: a function stored twice`);
+  assert.equal(new Set(c.pairs.map((p) => `${p.src}.${p.dst}`)).size, c.pairs.length, `${at}: a pair listed twice`);
 }
 
 /** What a host's tables decide for a new connection (address → class, then the entries, else the default). */
 function allows(c: CompiledPolicy, src: string, dst: string, proto: number, port: number): boolean {
   const cls = (ip: string) => c.classification.ranges.find((r) => (parseIp(ip) as number) >= r.first && (parseIp(ip) as number) <= r.last)?.cls ?? 0;
   const [s, d] = [cls(src), cls(dst)];
-  const hit = proto === 6 || proto === 17
-    ? c.portEntries.find((e) => e.src === s && e.dst === d && e.proto === proto && port >= e.first && port <= e.last)
-    : c.protoEntries.find((e) => e.src === s && e.dst === d && proto >= e.first && proto <= e.last);
-  return (hit?.verdict ?? c.fallback) === 'accept';
+  return lookupVerdict(c, s, d, proto, port) === 'accept';
 }
 
 /** Every probed flow: the hosts of both ends together allow it exactly when explain does. */
@@ -184,7 +198,7 @@ test('a compile taken over by the next one keeps its own tables; what changes th
   const s: PolicyState = { ...randomState(rnd), groups: GROUPS.map((g, i) => ({ ...meta, tenant: 't', name: g, network: i % 2 ? 'b' : 'a', labels: {}, policies: POLICIES })) };
   const first = compilePolicy({ ...s, host: 'h1' });
   assert.ok(first.classification.classes.length > 1, 'rules are in force on h1');
-  const snapshot = JSON.stringify([first.classification.ranges, first.classification.classes, first.portEntries, first.protoEntries, [...first.classification.ids]]);
+  const snapshot = JSON.stringify([first.classification.ranges, first.classification.classes, first.pairs, first.profiles, [...first.classification.ids]]);
   // Three rules added, one removed, and an endpoint of a group h1 already enforces.
   const [p0, ...others] = s.policies as [Policy, ...Policy[]];
   const rules = [...p0.rules.slice(1), randomRule(rnd), randomRule(rnd), { ...randomRule(rnd), direction: 'in' as const, fromCidr: '10.1.0.48/29' }];
@@ -192,7 +206,7 @@ test('a compile taken over by the next one keeps its own tables; what changes th
   const next: PolicyState = { ...s, policies: [{ ...p0, revision: 2, rules }, ...others], endpoints: [...s.endpoints, ep] };
   const second = compilePolicy({ ...next, host: 'h1', previous: first });
   assert.equal(second.how, 'incremental');
-  assert.equal(JSON.stringify([first.classification.ranges, first.classification.classes, first.portEntries, first.protoEntries, [...first.classification.ids]]), snapshot,
+  assert.equal(JSON.stringify([first.classification.ranges, first.classification.classes, first.pairs, first.profiles, [...first.classification.ids]]), snapshot,
     'the previous compile is a value: the agent may still be rendering or applying it');
   const attached = { ...next, groups: next.groups.map((g, i) => (i === 0 ? { ...g, policies: [...g.policies, 'p3'] } : g)) };
   assert.equal(compilePolicy({ ...attached, host: 'h1', previous: second }).how, 'cold', 'a policy attached: the rule indexes change wholesale');

@@ -1,4 +1,6 @@
-export { compilePolicy, groupRules, type CompiledPolicy, type PolicyState, type PortEntry, type ProtoEntry, type Verdict } from './compile.js';
+export { compilePolicy, groupRules, lookupVerdict, type CompiledPolicy, type PolicyState, type Verdict } from './compile.js';
+export type { PairProfiles, Profile } from './pairs.js';
+export type { Segment } from './segments.js';
 export { explainFlow, type Explanation } from './explain.js';
 export { classify, type Klass, type Classification } from './classes.js';
 export { decide, type Decision, type RuleRef } from './decide.js';

@@ -1,74 +1,195 @@
 import type { Action } from '../model/index.js';
 import type { Klass } from './classes.js';
-import { PROTO } from './decide.js';
-import type { RuleIndex } from './rule-index.js';
-import { segmentPorts, segmentProtos } from './segments.js';
-import type { PortEntry, ProtoEntry, Verdict } from './compile.js';
+import type { RuleRef } from './decide.js';
+import { PROTOS, type Bucket, type ProtoName, type ProtoSlot, type RuleIndex } from './rule-index.js';
+import { segmentPorts, segmentProtos, type Segment } from './segments.js';
+import type { Verdict } from './compile.js';
 
-const TCP = PROTO['tcp'] as 6;
-const UDP = PROTO['udp'] as 17;
+/**
+ * A verdict function of one protocol, shared by every pair that has it: for tcp and udp the segments of
+ * 0-65535 whose verdict differs from the tenant's default, for `other` those of 0-255 (without 6 and 17).
+ * Immutable: a compile's result lists the profiles in force, and the next compile keeps the same objects
+ * for the functions that did not change (so the datapath renders each once).
+ */
+export interface Profile { id: number; proto: ProtoName; segs: readonly Segment[]; text: string }
 
-/** One pair of classes' entries: the segments whose verdict differs from the tenant's default. */
-export interface PairOut { port: PortEntry[]; proto: ProtoEntry[] }
+/** A pair of classes and its profile per protocol (0: every flow of it gets the default). */
+export interface PairProfiles { src: number; dst: number; tcp: number; udp: number; other: number }
 
 /** The rule indexes of the sides this host enforces: undefined where it does not enforce that side. */
 export type SideIndex = (k: Klass, d: 'in' | 'out') => RuleIndex | undefined;
 
+/** A computed function before it has an id: its segments, their text, and its identity (made once: a text may be long). */
+interface Fn { proto: ProtoName; segs: Segment[]; text: string; key: string }
+type Fns = [Fn | null, Fn | null, Fn | null];
+
+const PROTO_NUMBER = [6, 17] as const;
+
 /**
- * A pair's entries, or undefined when every flow between them gets the default. The only place a pair
+ * The verdict functions of a compile: each computed once per distinct set of rule buckets (the memo,
+ * keyed by the buckets' stamps), and each distinct function given one id while a pair holds it.
+ */
+export class Profiles {
+  private readonly memo = new Map<string, Fn | null>();
+  private readonly live = new Map<string, { profile: Profile; refs: number }>();
+  private readonly byId = new Map<number, string>();
+  private readonly kept: Map<string, number>;
+  private fresh = 1;
+
+  /** `previous`: the profiles of the last compile here, whose ids a function keeps when it comes back. */
+  constructor(private readonly defaultAction: Action, private readonly fallback: Verdict, previous: readonly Profile[] = []) {
+    this.kept = new Map(previous.map((p) => [liveKey(p), p.id]));
+    for (const p of previous) if (p.id >= this.fresh) this.fresh = p.id + 1;
+  }
+
+  /** The functions of a pair whose sides match these buckets (undefined: a side this host does not enforce). */
+  fnsOf(eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fns {
+    return [this.fnOf(0, eg, ig), this.fnOf(1, eg, ig), this.fnOf(2, eg, ig)];
+  }
+
+  private fnOf(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
+    const ek = stampsOf(p, eg);
+    const ik = stampsOf(p, ig);
+    // No rule of this protocol on either side: each enforced side falls back, the other allows.
+    if (!ek && !ik) return null;
+    const key = `${p}${eg ? `E${ek}` : 'N'}|${ig ? `E${ik}` : 'N'}`;
+    let fn = this.memo.get(key);
+    if (fn === undefined) this.memo.set(key, (fn = this.compute(p, eg, ig)));
+    return fn;
+  }
+
+  private compute(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
+    const rules = (bs: readonly Bucket[] | undefined) => (bs === undefined ? undefined : ([] as RuleRef[]).concat(...bs.map((b) => b.rules[p])));
+    const sides = { egress: rules(eg), ingress: rules(ig) };
+    const all = p === 2 ? segmentProtos(sides, this.defaultAction) : segmentPorts(sides, PROTO_NUMBER[p], this.defaultAction);
+    const segs = all.filter((s) => s.verdict !== this.fallback);
+    if (segs.length === 0) return null;
+    const text = segs.map((s) => `${s.first}-${s.last}:${s.verdict}`).join(',');
+    return { proto: PROTOS[p], segs, text, key: liveKey({ proto: PROTOS[p], text }) };
+  }
+
+  /** A function's id, counted as held once more. */
+  acquire(fn: Fn | null): number {
+    if (!fn) return 0;
+    const k = fn.key;
+    let entry = this.live.get(k);
+    if (!entry) {
+      // A kept id may have gone to another function since (swap): then a fresh one.
+      const kept = this.kept.get(k);
+      const id = kept !== undefined && !this.byId.has(kept) ? kept : this.fresh++;
+      entry = { profile: { id, proto: fn.proto, segs: fn.segs, text: fn.text }, refs: 0 };
+      this.live.set(k, entry);
+      this.byId.set(id, k);
+    }
+    entry.refs++;
+    return entry.profile.id;
+  }
+
+  /**
+   * A pair's function changed from `id` to `fn`. When that pair alone held `id` and `fn` is held by no
+   * one, `fn` takes `id` over: the pair's element in the datapath's pair map stays as it is, and only the
+   * profile's own elements change (a rule's port edited rewrites one port, not the map of every pair).
+   */
+  swap(id: number, fn: Fn | null): number {
+    const k = this.byId.get(id);
+    const entry = k === undefined ? undefined : this.live.get(k);
+    if (!fn || !entry || entry.refs !== 1 || entry.profile.proto !== fn.proto || this.live.has(fn.key)) {
+      const next = this.acquire(fn);
+      if (id) this.release(id);
+      return next;
+    }
+    this.live.delete(k as string);
+    entry.profile = { id, proto: fn.proto, segs: fn.segs, text: fn.text };
+    this.live.set(fn.key, entry);
+    this.byId.set(id, fn.key);
+    return id;
+  }
+
+  release(id: number): void {
+    const k = this.byId.get(id);
+    const entry = k === undefined ? undefined : this.live.get(k);
+    if (!entry || --entry.refs > 0) return;
+    this.live.delete(k as string);
+    this.byId.delete(id);
+    // Remembered: a rule toggled off and on again brings its function back under the same id.
+    this.kept.set(k as string, id);
+  }
+
+  /**
+   * The profiles in force, by id. Also forgets the memo once it holds far more keys than there are
+   * pairs: keys of changed buckets are never asked for again.
+   */
+  list(pairs: number): Profile[] {
+    if (this.memo.size > 3 * pairs + 4096) this.memo.clear();
+    if (this.kept.size > 2 * this.live.size + 4096) this.kept.clear();
+    return [...this.live.values()].map((e) => e.profile).sort((a, b) => a.id - b.id);
+  }
+}
+
+const liveKey = (x: { proto: ProtoName; text: string }) => `${x.proto}:${x.text}`;
+
+/** The stamps of the buckets holding rules of this protocol ('' if none). */
+function stampsOf(p: ProtoSlot, bs: readonly Bucket[] | undefined): string {
+  let k = '';
+  for (const b of bs ?? []) if (b.rules[p].length > 0) k += `${b.stamps[p]},`;
+  return k;
+}
+
+/**
+ * A pair's functions, or undefined when every flow between them gets the default. The only place a pair
  * is decided, so a cold compile and an incremental one cannot disagree.
  */
-export function decidePair(src: Klass, dst: Klass, indexOf: SideIndex, defaultAction: Action, fallback: Verdict): PairOut | undefined {
+export function decidePair(src: Klass, dst: Klass, indexOf: SideIndex, profiles: Profiles): Fns | undefined {
   const egressIdx = indexOf(src, 'out');
   const ingressIdx = indexOf(dst, 'in');
   if (!egressIdx?.size && !ingressIdx?.size) return undefined; // every enforced side falls back: the default
-  const sides = { egress: egressIdx?.matching(dst), ingress: ingressIdx?.matching(src) };
-  if (!sides.egress?.length && !sides.ingress?.length) return undefined;
-  const out: PairOut = { port: [], proto: [] };
-  for (const proto of [TCP, UDP] as const) {
-    for (const seg of segmentPorts(sides, proto, defaultAction)) {
-      if (seg.verdict !== fallback) out.port.push({ src: src.id, dst: dst.id, proto, ...seg });
-    }
-  }
-  for (const seg of segmentProtos(sides, defaultAction)) {
-    if (seg.verdict !== fallback) out.proto.push({ src: src.id, dst: dst.id, ...seg });
-  }
-  return out.port.length || out.proto.length ? out : undefined;
+  const eg = egressIdx?.parts(dst);
+  const ig = ingressIdx?.parts(src);
+  if (!eg?.length && !ig?.length) return undefined;
+  const fns = profiles.fnsOf(eg, ig);
+  return fns[0] || fns[1] || fns[2] ? fns : undefined;
 }
 
-interface Stored { out: PairOut; portAt: number[]; protoAt: number[] }
+interface Stored { entry: PairProfiles; at: number }
 
 /**
- * Every pair with entries, by source class then destination class, and the flat lists the datapath
- * renders. The lists are patched, not rebuilt: a pair's entries leave by swapping the last entry into
- * their place (the lists have no order between pairs), so a recompile that decides a few pairs again
- * costs a copy of the lists, not a walk over their million entries.
+ * Every pair with a profile, by source class then destination class, and the flat list the datapath
+ * renders. The list is patched, not rebuilt: a pair leaves by swapping the last pair into its place (the
+ * list has no order), so a recompile that decides a few pairs again costs a copy of the list.
  */
 export class PairStore {
   private readonly bySrc = new Map<number, Map<number, Stored>>();
-  portEntries: PortEntry[] = [];
-  protoEntries: ProtoEntry[] = [];
+  list: PairProfiles[] = [];
 
-  /** New lists for the next compile: the last compile's lists are its result and must not change. */
+  constructor(readonly profiles: Profiles) {}
+
+  /** A new list for the next compile: the last compile's list is its result and must not change. */
   detach(): void {
-    this.portEntries = withRoom(this.portEntries);
-    this.protoEntries = withRoom(this.protoEntries);
+    this.list = this.list.slice();
   }
 
-  set(src: number, dst: number, out: PairOut | undefined): void {
-    let m = this.bySrc.get(src);
+  set(src: number, dst: number, fns: Fns | undefined): void {
+    const m = this.bySrc.get(src);
     const old = m?.get(dst);
-    if (old) this.unlist(old);
-    if (out === undefined) {
-      m?.delete(dst);
-      if (m?.size === 0) this.bySrc.delete(src);
+    const p = this.profiles;
+    if (fns === undefined) {
+      if (!old || !m) return;
+      for (const id of [old.entry.tcp, old.entry.udp, old.entry.other]) if (id) p.release(id);
+      this.unlist(old);
+      m.delete(dst);
+      if (m.size === 0) this.bySrc.delete(src);
       return;
     }
-    if (!m) this.bySrc.set(src, (m = new Map()));
-    const stored: Stored = { out, portAt: [], protoAt: [] };
-    for (const e of out.port) stored.portAt.push(this.portEntries.push(e) - 1);
-    for (const e of out.proto) stored.protoAt.push(this.protoEntries.push(e) - 1);
-    m.set(dst, stored);
+    const ids = old ? [p.swap(old.entry.tcp, fns[0]), p.swap(old.entry.udp, fns[1]), p.swap(old.entry.other, fns[2])] : fns.map((f) => p.acquire(f));
+    const entry: PairProfiles = { src, dst, tcp: ids[0] as number, udp: ids[1] as number, other: ids[2] as number };
+    // A new object in the same place: the last compile's list may hold the old one.
+    if (old) {
+      old.entry = entry;
+      this.list[old.at] = entry;
+      return;
+    }
+    if (m) m.set(dst, { entry, at: this.list.push(entry) - 1 });
+    else this.bySrc.set(src, new Map([[dst, { entry, at: this.list.push(entry) - 1 }]]));
   }
 
   /** Drops every pair a class is in (it no longer exists). */
@@ -78,35 +199,9 @@ export class PairStore {
   }
 
   private unlist(s: Stored): void {
-    swapOut(this.portEntries, s.portAt, (e) => this.bySrc.get(e.src)?.get(e.dst)?.portAt);
-    swapOut(this.protoEntries, s.protoAt, (e) => this.bySrc.get(e.src)?.get(e.dst)?.protoAt);
-  }
-}
-
-const ROOM = new Array<never>(4096);
-
-/**
- * A copy with room to grow: a copy is exactly as long as its list, and the first push past it copies
- * the whole list again (measured: a second 1,000,000-entry copy, ~100 ms on this machine). Shortened
- * by a little, V8 keeps the room.
- */
-function withRoom<E>(list: readonly E[]): E[] {
-  const copy = list.concat(ROOM);
-  copy.length = list.length;
-  return copy;
-}
-
-/**
- * Removes the entries at `at` by moving the list's last entry into each hole (highest hole first, so
- * the last entry is never one still to be removed), and tells the moved entry's pair where it went.
- */
-function swapOut<E>(list: E[], at: readonly number[], where: (e: E) => number[] | undefined): void {
-  for (const pos of [...at].sort((a, b) => b - a)) {
-    const last = list.length - 1;
-    const moved = list.pop() as E;
-    if (pos === last) continue;
-    list[pos] = moved;
-    const slots = where(moved) as number[];
-    slots[slots.indexOf(last)] = pos;
+    const moved = this.list.pop() as PairProfiles;
+    if (s.at === this.list.length) return;
+    this.list[s.at] = moved;
+    (this.bySrc.get(moved.src)?.get(moved.dst) as Stored).at = s.at;
   }
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, type CompiledPolicy, type PolicyState } from './index.js';
+import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 const tenant = (defaultAction: 'allow' | 'deny' = 'allow'): Tenant => ({ ...meta, name: 't', id: 1, defaultAction });
@@ -19,10 +19,7 @@ function lookup(c: CompiledPolicy, src: string, dst: string, proto: number, port
   const cls = (ip: string) => c.classification.ranges.find((r) => (parseIp(ip) as number) >= r.first && (parseIp(ip) as number) <= r.last)?.cls ?? 0;
   const s = cls(src);
   const d = cls(dst);
-  const hit = proto === 6 || proto === 17
-    ? c.portEntries.find((e) => e.src === s && e.dst === d && e.proto === proto && port >= e.first && port <= e.last)
-    : c.protoEntries.find((e) => e.src === s && e.dst === d && proto >= e.first && proto <= e.last);
-  return (hit?.verdict ?? c.fallback) === 'accept';
+  return lookupVerdict(c, s, d, proto, port) === 'accept';
 }
 
 const tutorial = (): PolicyState => ({
@@ -139,7 +136,7 @@ test('a group with no endpoint on this host compiles to nothing here; its member
   const without = compilePolicy({ ...s, host: 'h1', policies: [s.policies[0]!], groups: s.groups.map((g) => (g.name === 'far' ? { ...g, policies: [] } : g)) });
   assert.equal(here.ruleCount, 1, "only db's rule is compiled on h1");
   assert.ok(here.classification.classes.every((k) => k.cidrs.length === 0), "far's 500 CIDRs make no class on h1");
-  assert.deepEqual([here.classification.ranges, here.portEntries, here.protoEntries], [without.classification.ranges, without.portEntries, without.protoEntries]);
+  assert.deepEqual([here.classification.ranges, here.pairs, here.profiles], [without.classification.ranges, without.pairs, without.profiles]);
   assert.ok(here.classification.classes.some((k) => k.group === 'web'), 'web, named by a rule enforced here, keeps its class');
   assert.ok(!here.classification.classes.some((k) => k.group === 'far'), 'far, named by nothing here, is an address of its network');
   assert.equal(lookup(here, '10.1.2.4', '10.1.2.2', 6, 80), true, 'web → db/80 is allowed by ingress here (web egress is h2\'s)');

@@ -1,5 +1,51 @@
 import type { Klass } from './classes.js';
-import type { RuleRef } from './decide.js';
+import { protoOf, type RuleRef } from './decide.js';
+
+/** The verdict functions a pair has: tcp by port, udp by port, every other protocol by number. */
+export const PROTOS = ['tcp', 'udp', 'other'] as const;
+export type ProtoName = (typeof PROTOS)[number];
+export type ProtoSlot = 0 | 1 | 2;
+
+/** The functions a rule can change (a rule for any protocol changes all three). */
+export function slotsOf(rule: RuleRef['rule']): ProtoSlot[] {
+  const p = protoOf(rule);
+  if (p === 'any') return [0, 1, 2];
+  return p === 6 ? [0] : p === 17 ? [1] : [2];
+}
+
+/**
+ * The rules of one peer (one group, network or CIDR, or no peer) of an index, per protocol function, each
+ * with a stamp that is new whenever that protocol's rules change. A pair's function of a protocol depends
+ * only on the rules in the buckets its sides match, so the stamps of those buckets name the function:
+ * pairs with the same stamps share it, and it is computed once (pairs.ts).
+ */
+export class Bucket {
+  readonly rules: [RuleRef[], RuleRef[], RuleRef[]] = [[], [], []];
+  readonly stamps: [number, number, number];
+  size = 0;
+  constructor(private readonly stamp: () => number) {
+    this.stamps = [stamp(), stamp(), stamp()];
+  }
+
+  add(r: RuleRef): void {
+    for (const p of slotsOf(r.rule)) { this.rules[p].push(r); this.stamps[p] = this.stamp(); }
+    this.size++;
+  }
+
+  remove(policy: string, id: string): boolean {
+    let found = false;
+    for (const p of [0, 1, 2] as const) {
+      const list = this.rules[p];
+      const i = list.findIndex((x) => x.rule.id === id && x.policy === policy);
+      if (i < 0) continue;
+      list.splice(i, 1);
+      this.stamps[p] = this.stamp();
+      found = true;
+    }
+    if (found) this.size--;
+    return found;
+  }
+}
 
 /**
  * A group's rules of one direction, indexed by what their peer names, so finding the rules that match a
@@ -8,19 +54,20 @@ import type { RuleRef } from './decide.js';
  * pair's verdicts count rules by priority and action.
  */
 export class RuleIndex {
-  private readonly any: RuleRef[] = [];
-  private readonly byGroup = new Map<string, RuleRef[]>();
-  private readonly byNetwork = new Map<string, RuleRef[]>();
-  private readonly byCidr = new Map<string, RuleRef[]>();
+  private readonly any: Bucket;
+  private readonly byGroup = new Map<string, Bucket>();
+  private readonly byNetwork = new Map<string, Bucket>();
+  private readonly byCidr = new Map<string, Bucket>();
   size = 0;
 
-  constructor(rules: readonly RuleRef[]) {
+  /** `stamp`: the engine's counter, so stamps are unique across every index of a compile. */
+  constructor(rules: readonly RuleRef[], private readonly stamp: () => number) {
+    this.any = new Bucket(stamp);
     for (const r of rules) this.add(r);
   }
 
   add(r: RuleRef): void {
-    const list = this.listOf(r, true) as RuleRef[];
-    list.push(r);
+    (this.bucketOf(r.rule, true) as Bucket).add(r);
     this.size++;
   }
 
@@ -29,28 +76,28 @@ export class RuleIndex {
    * equal object of the rule. `rule` says where to look (its peer); false if there is no such entry.
    */
   removeById(policy: string, rule: RuleRef['rule']): boolean {
-    const list = this.listOf({ policy, rule }, false);
-    const i = list ? list.findIndex((x) => x.rule.id === rule.id && x.policy === policy) : -1;
-    if (!list || i < 0) return false;
-    list.splice(i, 1);
-    this.size--;
-    return true;
+    const found = this.bucketOf(rule, false)?.remove(policy, rule.id) ?? false;
+    if (found) this.size--;
+    return found;
   }
 
-  matching(peer: Klass): RuleRef[] {
-    const out = [...this.any];
-    if (peer.group !== undefined) out.push(...(this.byGroup.get(peer.group) ?? []));
-    if (peer.network !== undefined) out.push(...(this.byNetwork.get(peer.network) ?? []));
-    for (const c of peer.cidrs) out.push(...(this.byCidr.get(c) ?? []));
+  /** The buckets holding rules whose peer matches this class. */
+  parts(peer: Klass): Bucket[] {
+    const out: Bucket[] = [];
+    const take = (b: Bucket | undefined) => { if (b && b.size > 0) out.push(b); };
+    take(this.any);
+    if (peer.group !== undefined) take(this.byGroup.get(peer.group));
+    if (peer.network !== undefined) take(this.byNetwork.get(peer.network));
+    for (const c of peer.cidrs) take(this.byCidr.get(c));
     return out;
   }
 
-  private listOf(r: RuleRef, make: boolean): RuleRef[] | undefined {
-    const peer = peerOf(r.rule);
+  private bucketOf(rule: RuleRef['rule'], make: boolean): Bucket | undefined {
+    const peer = peerOf(rule);
     if (peer.kind === 'any') return this.any;
     const m = peer.kind === 'group' ? this.byGroup : peer.kind === 'network' ? this.byNetwork : this.byCidr;
     let v = m.get(peer.name);
-    if (!v && make) m.set(peer.name, (v = []));
+    if (!v && make) m.set(peer.name, (v = new Bucket(this.stamp)));
     return v;
   }
 }

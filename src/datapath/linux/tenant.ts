@@ -33,7 +33,7 @@ export class TenantDatapath {
    */
   private async ensureBridgeFiltering(p: TenantPlan): Promise<void> {
     const pol = p.policy;
-    const filters = pol && (pol.portEntries.length > 0 || pol.protoEntries.length > 0 || pol.fallback === 'drop');
+    const filters = pol && (pol.pairs.length > 0 || pol.fallback === 'drop');
     // Service replies between two endpoints of one bridge must pass conntrack to be un-DNATed; DSCP marks
     // are set in the forward hook.
     const want = filters || p.services.length > 0 || p.dscp.length > 0 ? 1 : 0;
