@@ -11,15 +11,16 @@ import type { Daemons } from './commands/daemon.js';
 import { EXIT, exitCodeForStatus } from './errors.js';
 import { runCli } from './program.js';
 
-test('every server-side failure in the catalogue exits "try again later", apart from usage, not-found, conflict, auth and a crash', () => {
+test('every server-side failure in the catalogue (and a request the server timed out) exits "try again later", apart from usage, not-found, conflict, auth and a crash', () => {
   const codes = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
   for (const code of codes.filter((c) => ERROR_CATALOGUE[c].status >= 500)) {
     assert.equal(exitCodeForStatus(ERROR_CATALOGUE[code].status), EXIT.unavailable, code);
   }
-  for (const code of codes.filter((c) => ERROR_CATALOGUE[c].status < 500)) {
+  for (const code of codes.filter((c) => ERROR_CATALOGUE[c].status < 500 && c !== 'WEFT_REQUEST_TIMEOUT')) {
     assert.notEqual(exitCodeForStatus(ERROR_CATALOGUE[code].status), EXIT.unavailable, code);
   }
   assert.equal(exitCodeForStatus(502), EXIT.unavailable, 'a proxy in front of a dead server');
+  assert.equal(exitCodeForStatus(ERROR_CATALOGUE.WEFT_REQUEST_TIMEOUT.status), EXIT.unavailable, 'a body the server gave up waiting for: nothing was done, try again');
   assert.equal(exitCodeForStatus(0, 'unreachable'), EXIT.unavailable, 'no server answered: try again later too');
   assert.equal(exitCodeForStatus(0, 'tls'), EXIT.failed, 'a server refused as untrusted is not retried');
   assert.equal(exitCodeForStatus(0, 'plain-http'), EXIT.usage);
