@@ -102,13 +102,19 @@ export async function step(b: Bed, label: string, attach: { db: string[]; app: s
       { id: 'out', direction: 'out', protocol: 'tcp', ports: String(marker), priority: 100 },
     ] });
   }
+  // After a step with no policy every port is open, the marker too: its opening then says nothing, and
+  // the rule set counts as enforced once a port it denies is closed as well (the verdict checks ran
+  // before the new table was in: 'tcp/5203 passes but policy denies it').
+  const openBefore = marker !== undefined && (await prober.probe(b.ips.db, marker, 50)) !== undefined;
+  const denied = openBefore ? flows.find((f) => !f.allowed && f.port !== IPERF_PORT)?.port : undefined;
   const t0 = performance.now();
   await api(h, 'PATCH', `${T}/groups/app`, { policies: [...attach.app, ...name] });
   await api(h, 'PATCH', `${T}/groups/db`, { policies: [...attach.db, ...name] });
   const until = marker ?? (DENIED_PORTS[0] as number);
+  const enforced = async () => (await prober.probe(b.ips.db, until, 50)) !== undefined && (denied === undefined || (await prober.probe(b.ips.db, denied, 50)) === undefined);
   let applyMs = NaN;
   for (let i = 0; i < 3000 && Number.isNaN(applyMs); i++) {
-    if ((await prober.probe(b.ips.db, until, 50)) !== undefined) applyMs = performance.now() - t0;
+    if (await enforced()) applyMs = performance.now() - t0;
     else await new Promise((r) => setTimeout(r, 10));
   }
   if (Number.isNaN(applyMs)) throw new Error(`${label}: the rule set was not enforced within a minute`);
