@@ -91,7 +91,9 @@ async function checkVerdicts(b: Bed, flows: Shape['flows'], label: string): Prom
       // What the kernel held, for the post-mortem (the namespaces go with the bench).
       const t = await runner.run(['nsenter', `--net=/run/netns/${b.h.tag}-t1`, 'nft', 'list', 'table', 'inet', 'weft'], { allowFailure: true, timeoutMs: 120_000 });
       const file = `/tmp/weft-bench-policy-${process.pid}.nft`;
-      writeFileSync(file, t.stdout);
+      const listening = await b.h.exec(`${b.h.tag}-db`, ['ss', '-ltn']);
+      const again = (await b.prober.probe(b.ips.db, f.port, 3000)) !== undefined;
+      writeFileSync(file, `# listening in db:\n# ${listening.stdout.split('\n').join('\n# ')}\n# probed again after the listing: ${again ? 'open' : 'closed'}\n${t.stdout}`);
       throw new Error(`${label}: tcp/${f.port} ${open ? 'passes' : 'fails'} but policy ${f.allowed ? 'allows' : 'denies'} it: the datapath is broken (the table is in ${file})`);
     }
   }
