@@ -34,3 +34,30 @@ test('a big nft transaction is given time in proportion to its size', async () =
   await new NftTables(runner, new Generations(runner, undefined)).ensure('t1', big);
   assert.deepEqual(timeouts, [70_000], 'the replace of this ~4 MB table is allowed 70 s, not the runner\'s 30');
 });
+
+test('after an nft commit that threw (killed at its timeout: the kernel may have taken it), the next change replaces the table instead of a delta on the one before', async () => {
+  const { NftTables } = await import('./nft.js');
+  const scripts: string[] = [];
+  let throwNext = false;
+  const runner = {
+    run: async (argv: readonly string[], o?: { input?: string }) => {
+      if (argv.includes('-f')) {
+        scripts.push(o?.input ?? '');
+        if (throwNext) {
+          throwNext = false;
+          throw new Error('nft -f -: killed after 30 s');
+        }
+      }
+      return { code: 0, stdout: '', stderr: '' };
+    },
+  };
+  const nft = new NftTables(runner, new Generations(runner, undefined));
+  const table = (ip: string) => ({ family: 'inet', name: 'weft', maps: [{ name: 'm', type: 'ipv4_addr : verdict', interval: false, elements: [`${ip} : accept`] }], chains: [] });
+  assert.equal(await nft.ensure('t1', table('10.0.0.1'), { trustLast: true }), 'replace');
+  assert.equal(await nft.ensure('t1', table('10.0.0.2'), { trustLast: true }), 'delta');
+  throwNext = true;
+  await assert.rejects(nft.ensure('t1', table('10.0.0.3'), { trustLast: true }), /killed/);
+  scripts.length = 0;
+  assert.equal(await nft.ensure('t1', table('10.0.0.2'), { trustLast: true }), 'replace', 'not "unchanged" against 10.0.0.2: the killed commit may have put 10.0.0.3 in the kernel');
+  assert.match(scripts[0] ?? '', /delete table inet weft/);
+});

@@ -98,6 +98,10 @@ export class NftTables {
     const prev = this.applied.get(key);
     const view = opts.view ?? 'unknown';
     const trusted = prev !== undefined && (opts.trustLast || view === 'untouched' || (!(opts.owned && view === 'touched') && await this.terseMatches(ns, table, prev.terse)));
+    // A commit that threw (killed at its timeout, an exec error) may still have been committed by the
+    // kernel: what it holds is unknown, so nothing is kept to apply a later delta to, and the next call
+    // replaces the table. A delta on the table before it would leave whatever that commit changed.
+    this.applied.delete(key);
     let refused = false;
     if (trusted) {
       const delta = diffTables(prev.table, table);
