@@ -47,8 +47,21 @@ function healthy(endpoint: string, tls?: { pki: TestPki; client: KeyPair }): Pro
 
 export interface EtcdCluster { endpoints: string[]; members: Array<{ pid: number | undefined; stop(): Promise<void> }>; stop(): Promise<void> }
 
-/** An N-member etcd cluster on loopback, each member with its own data directory, stopped by pid. */
+/**
+ * An N-member etcd cluster on loopback, each member with its own data directory, stopped by pid. A
+ * cluster that does not come up is stopped and started once more on other ports: a port picked free can
+ * be taken by a test running beside this one before etcd binds it (seen once in CI), and the member
+ * that lost it exits.
+ */
 export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
+  try {
+    return await tryEtcdCluster(n);
+  } catch (e) {
+    return await tryEtcdCluster(n).catch((again: Error) => { throw new Error(`${(e as Error).message}; again on other ports: ${again.message}`); });
+  }
+}
+
+async function tryEtcdCluster(n: number): Promise<EtcdCluster> {
   const free = await freePorts(2 * n);
   const ports = Array.from({ length: n }, (_, i) => ({ client: free[2 * i] as number, peer: free[2 * i + 1] as number }));
   const initial = ports.map((p, i) => `e${i}=http://127.0.0.1:${p.peer}`).join(',');
@@ -57,9 +70,13 @@ export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
     const url = `http://127.0.0.1:${p.client}`;
     const proc = spawn('etcd', ['--name', `e${i}`, '--data-dir', dir, '--listen-client-urls', url, '--advertise-client-urls', url,
       '--listen-peer-urls', `http://127.0.0.1:${p.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${p.peer}`,
-      '--initial-cluster', initial, '--initial-cluster-state', 'new', '--log-level', 'error'], { stdio: 'ignore' });
+      '--initial-cluster', initial, '--initial-cluster-state', 'new', '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The end of what it said, for the error if the cluster never comes up.
+    let said = '';
+    proc.stderr?.on('data', (d: Buffer) => { said = (said + d.toString()).slice(-300); });
     return {
       url, pid: proc.pid,
+      state: () => (proc.exitCode !== null || proc.signalCode !== null ? `e${i} exited (${proc.exitCode ?? proc.signalCode}): ${said.trim().split('\n').pop() ?? ''}` : `e${i} running`),
       async stop() {
         if (proc.exitCode === null && proc.signalCode === null) { const done = new Promise((r) => proc.once('exit', r)); proc.kill('SIGKILL'); await done; }
         rmSync(dir, { recursive: true, force: true });
@@ -72,6 +89,7 @@ export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
     if (ok.every(Boolean)) return cluster;
     await new Promise((r) => setTimeout(r, 100));
   }
+  const states = members.map((m) => m.state()).join('; ');
   await cluster.stop();
-  throw new Error('the etcd cluster did not become healthy');
+  throw new Error(`the etcd cluster did not become healthy (${states})`);
 }
