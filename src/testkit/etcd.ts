@@ -50,8 +50,8 @@ export interface EtcdCluster { endpoints: string[]; members: Array<{ pid: number
 /**
  * An N-member etcd cluster on loopback, each member with its own data directory, stopped by pid. A
  * cluster that does not come up is stopped and started once more on other ports: a port picked free can
- * be taken by a test running beside this one before etcd binds it (seen once in CI), and the member
- * that lost it exits.
+ * be taken by a test running beside this one before etcd binds it, and the member that lost it exits
+ * (the suspected cause of the one such failure seen in CI; the error now names each member's state).
  */
 export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
   try {
