@@ -6,14 +6,16 @@ import { VERSION, type AgentFlags } from '../cli/index.js';
 import { startServer, type RunningServer } from '../server/index.js';
 import { Agent, uninstall, wireguardKeyPath, joinWithToken, loadCredentials, notJoined, type AgentOptions } from '../agent/index.js';
 import { WeftError } from '../model/index.js';
-import { ProcessRunner } from '../exec/index.js';
+import { ProcessRunner, TracingRunner, type Runner } from '../exec/index.js';
 import { DATAPATHS, detectUnderlayIp, isDatapathKind, type Datapath } from '../datapath/index.js';
 import { parseUpstream, upstreamsFromResolvConf } from '../dns/index.js';
 
 export { startServer };
 
 export async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void> }> {
-  const runner = new ProcessRunner();
+  // WEFT_EXEC_TRACE=DIR records every command the agent runs and its input (exec/trace.ts): for post-mortems.
+  const trace = process.env['WEFT_EXEC_TRACE'];
+  const runner: Runner = trace ? new TracingRunner(new ProcessRunner(), trace) : new ProcessRunner();
   const datapath = datapathOf(f, runner);
   let log = pino({ level: f.logLevel, base: { proc: 'weft-agent', host: f.host } }, pino.destination(2));
   const auth = await agentAuth(f, log);
@@ -55,7 +57,7 @@ function readResolvConf(): string {
 
 export const uninstallAgent = (f: AgentFlags) => uninstall(datapathOf(f, new ProcessRunner()), f);
 
-function datapathOf(f: AgentFlags, runner: ProcessRunner): Datapath {
+function datapathOf(f: AgentFlags, runner: Runner): Datapath {
   if (!isDatapathKind(f.datapath)) {
     throw new WeftError('WEFT_INVALID_FIELD', `--datapath: '${f.datapath}' is not one of ${Object.keys(DATAPATHS).join(', ')}`, { field: '--datapath' });
   }
