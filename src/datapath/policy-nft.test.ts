@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, type PolicyNft } from './policy-nft.js';
+import { diffTables } from './table-delta.js';
+import type { NftTable } from './table.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 const tenant = (defaultAction: 'allow' | 'deny'): Tenant => ({ ...meta, name: 't', id: 1, defaultAction });
@@ -12,6 +14,9 @@ const ep = (ip: string, network: string, host: string, g?: string): Endpoint => 
   ...meta, id: ip, tenant: 't', network, ...(g ? { group: g } : {}), ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1,
   host, ifname: 'eth0', containerId: ip, labels: {}, state: 'created',
 });
+
+/** A map's name without the content hash it carries (policy-nft.ts byContent). */
+const baseName = (name: string) => name.replace(/_[0-9a-f]{12}$/, '');
 
 /** Elements "KEY : VALUE" of a rendered map or anonymous vmap, as [key, value]. */
 const pairsOf = (elements: readonly string[]) => elements.map((e) => [e.slice(0, e.lastIndexOf(' : ')), e.slice(e.lastIndexOf(' : ') + 3)] as const);
@@ -27,16 +32,24 @@ const inRange = (key: string, n: number, num: (x: string) => number) => {
  */
 export function walk(nft: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {
   const map = (name: string) => nft.maps.find((m) => m.name === name)?.elements ?? [];
-  const cls = (ip: string) => pairsOf(map('cls')).find(([k]) => inRange(k, parseIp(ip) as number, (x) => parseIp(x) as number))?.[1] ?? '0';
+  // The maps the forward chain names (they are named by their content).
+  const ref = (rule: string) => {
+    const line = nft.chains.find((l) => l.trim().startsWith(`${rule} @`));
+    assert.ok(line || nft.maps.length === 0, `the forward chain has "${rule} @MAP"`);
+    return line ? line.trim().slice(rule.length + 2) : '';
+  };
+  const cls = (ip: string) => pairsOf(map(ref('meta mark set ip saddr map'))).find(([k]) => inRange(k, parseIp(ip) as number, (x) => parseIp(x) as number))?.[1] ?? '0';
   const s = cls(src);
   const d = cls(dst);
   if (nft.maps.length === 0) return fallback;
   const exact = (name: string, key: string) => pairsOf(map(name)).find(([k]) => k === key)?.[1];
   const x = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : 'x';
-  const mark = exact(`${x}_prof`, `${s} . ${d}`) ?? s;
-  const single = x === 'x' ? undefined : exact(`${x}_singles`, `${mark} . ${port}`);
+  assert.equal(ref('ct mark set ip daddr map'), ref('meta mark set ip saddr map'), 'one class map for both addresses');
+  const l4 = x === 'x' ? 'meta l4proto != { tcp, udp }' : `meta l4proto ${x}`;
+  const mark = exact(ref(`${l4} meta mark set meta mark . ct mark map`), `${s} . ${d}`) ?? s;
+  const single = x === 'x' ? undefined : exact(ref(`meta mark . ${x} dport vmap`), `${mark} . ${port}`);
   if (single) return single;
-  const rest = exact(`${x}_rest`, mark);
+  const rest = exact(ref(`${l4} meta mark vmap`), mark);
   if (rest === undefined) return fallback;
   if (!rest.startsWith('jump ')) return rest;
   const start = nft.chains.indexOf(`\tchain ${rest.slice(5)} {`);
@@ -144,7 +157,7 @@ test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and ma
     const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
       policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1')], host: 'h1' };
     const nft = renderPolicy(compilePolicy(s));
-    return { chains: nft.chains.filter((l) => l.startsWith('\tchain ')).length, maps: nft.maps.map((m) => m.name).join(','), elements: nft.maps.reduce((k, m) => k + m.elements.length, 0) };
+    return { chains: nft.chains.filter((l) => l.startsWith('\tchain ')).length, maps: nft.maps.map((m) => baseName(m.name)).join(','), elements: nft.maps.reduce((k, m) => k + m.elements.length, 0) };
   };
   const small = shape(10);
   const big = shape(2000);
@@ -165,7 +178,7 @@ test('a rule whose peer covers many classes is stored once: 500 udp ports from a
       policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.40.255.2', 'bench', 'h1', 'db')], host: 'h1' };
     const c = compilePolicy(s);
     const nft = renderPolicy(c);
-    return { c, s, nft, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0), udp: nft.maps.find((m) => m.name === 'udp_singles')?.elements.length };
+    return { c, s, nft, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0), udp: nft.maps.find((m) => baseName(m.name) === 'udp_singles')?.elements.length };
   };
   const { c, s, nft, elements, udp } = shape(200, 500);
   // Per pair before: 200 classes × 250 deny ports (the allowed ones are the default) = 50,000 udp elements.
@@ -189,7 +202,7 @@ test('one rule more among 3,000 distinct CIDRs (compiled against the last compil
   const table = (c: CompiledPolicy) => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
   // Counted on the tables themselves: the applier writes a changed map whole (table-delta.ts), so its
   // script says which maps changed, not how many of their elements did.
-  const elements = (c: CompiledPolicy) => new Set(table(c).maps.flatMap((m) => m.elements.map((e) => `${m.name} ${e}`)));
+  const elements = (c: CompiledPolicy) => new Set(table(c).maps.flatMap((m) => m.elements.map((e) => `${baseName(m.name)} ${e}`)));
   const moved = (a: Set<string>, b: Set<string>) => [...a].filter((x) => !b.has(x)).length + [...b].filter((x) => !a.has(x)).length;
   const was = elements(before);
   const stable = moved(was, elements(compilePolicy(s(more, before))));
@@ -205,7 +218,7 @@ test("a rule's port changed among 3,000 distinct CIDRs: its pair keeps its profi
   const before = compilePolicy(s(rules('11234')));
   const after = compilePolicy(s(rules('443'), before));
   assert.equal(after.how, 'incremental');
-  const map = (c: CompiledPolicy, name: string) => renderPolicy(c).maps.find((m) => m.name === name)?.elements ?? [];
+  const map = (c: CompiledPolicy, base: string) => renderPolicy(c).maps.find((m) => m.name.startsWith(`${base}_`))?.elements ?? [];
   // The applier rewrites a changed map whole (table-delta.ts): the pair map, one element per class, stays.
   for (const name of ['cls', 'tcp_prof', 'tcp_rest']) assert.deepEqual(map(after, name), map(before, name), `${name} unchanged`);
   const was = new Set(map(before, 'tcp_singles'));
@@ -225,5 +238,27 @@ test('a pair with more ranges than a chain holds as rules looks them up in a nam
   assert.ok(nft.maps.some((m) => m.name.startsWith('pp_') && m.elements.length > 16), 'the long pattern is a named map');
   for (let port = 990; port < 3100; port += 7) {
     assert.equal(walk(nft, c.fallback, '10.9.3.4', '10.1.1.2', 6, port) === 'accept', explainFlow(s, '10.9.3.4', '10.1.1.2', 'tcp', port).allowed, `tcp/${port}`);
+  }
+});
+
+test('a change of classes never rewrites a map the forward chain uses: new maps, the chain pointed at them, the old ones deleted', () => {
+  // The bench's transition that let denied connections through (policy-nft.ts byContent): from 3,000
+  // CIDR classes to none, where an endpoint's class id changes.
+  const rules = (n: number): Rule[] => [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    ...Array.from({ length: n }, (_, i): Rule => ({ id: String(i), priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(10000 + i), fromCidr: `10.9.${i >> 8}.${i & 255}/32` }))];
+  const s = (r: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p']), group('app', 'a', [])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules: r }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1', 'app')], host: 'h1', ...(previous ? { previous } : {}) });
+  const table = (c: CompiledPolicy): NftTable => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const big = compilePolicy(s(rules(3000)));
+  for (const next of [compilePolicy(s(rules(0))), compilePolicy(s(rules(10), big)), compilePolicy(s(rules(2999), big))]) {
+    const d = diffTables(table(big), table(next));
+    assert.ok(d && d.script !== '', 'a delta');
+    assert.doesNotMatch(d.script, /^flush map/m, 'no map is flushed');
+    for (const m of table(big).maps) {
+      if (!table(next).maps.some((x) => x.name === m.name)) assert.match(d.script, new RegExp(`^delete map inet weft ${m.name}$`, 'm'), `${m.name} goes`);
+    }
+    for (const ip of ['10.1.1.3', '10.9.0.7', '10.9.11.1']) {
+      assert.equal(walk(renderPolicy(next), next.fallback, ip, '10.1.1.2', 6, 10007), explainFlow(s(rules(next.ruleCount - 1)), ip, '10.1.1.2', 'tcp', 10007).allowed ? 'accept' : 'drop', `${ip} tcp/10007`);
+    }
   }
 });

@@ -4,7 +4,8 @@ import type { CompiledPolicy, PairProfiles, Profile, Verdict } from '../policy/i
 import type { NftMap } from './table.js';
 
 /**
- * The policy part of a tenant's table. Per new connection:
+ * The policy part of a tenant's table.
+ * Every map is named by its content (byContent: never changed in place while in use). Per new connection:
  *   1. source and destination address → class: a one-field interval map each (rbtree, O(log n)), into
  *      meta mark and ct mark;
  *   2. per protocol function (tcp, udp, the others): (source class . destination class) → profile, an
@@ -69,9 +70,11 @@ function partsOf(x: Profile, fallback: Verdict): ProfileParts {
 }
 
 function render(p: CompiledPolicy): PolicyNft {
-  if (p.pairs.length === 0) return { maps: [], chains: renderForward(p, false) };
+  if (p.pairs.length === 0) return { maps: [], chains: renderForward(p, undefined) };
   const pairs = [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst);
-  const maps: NftMap[] = [{ name: 'cls', type: 'ipv4_addr : mark', interval: true, elements: p.classification.ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) }];
+  const cls = byContent('cls', { type: 'ipv4_addr : mark', interval: true, elements: p.classification.ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) });
+  const maps: NftMap[] = [cls];
+  const names: Names = { cls: cls.name, tcp: { prof: '', singles: '', rest: '' }, udp: { prof: '', singles: '', rest: '' }, other: { prof: '', singles: '', rest: '' } };
   const chains = new Map<string, Chain>();
   const byText = new Map<string, Chain>();
   for (const proto of ['tcp', 'udp', 'other'] as const) {
@@ -90,15 +93,44 @@ function render(p: CompiledPolicy): PolicyNft {
       const chain = chainOf(proto, q.rest, byText, chains);
       rest.push(`${mark} : jump ${chain.name}`);
     }
-    maps.push({ name: `${x}_prof`, type: 'mark . mark : mark', interval: false, elements: profElements(pairs, proto) });
-    if (proto !== 'other') maps.push({ name: `${x}_singles`, type: 'mark . inet_service : verdict', interval: false, elements: singles });
-    maps.push({ name: `${x}_rest`, type: 'mark : verdict', interval: false, elements: rest });
+    const n = names[proto];
+    const prof = byContent(`${x}_prof`, { type: 'mark . mark : mark', interval: false, elements: profElements(pairs, proto) });
+    maps.push(prof);
+    n.prof = prof.name;
+    if (proto !== 'other') {
+      const m = byContent(`${x}_singles`, { type: 'mark . inet_service : verdict', interval: false, elements: singles });
+      maps.push(m);
+      n.singles = m.name;
+    }
+    const r = byContent(`${x}_rest`, { type: 'mark : verdict', interval: false, elements: rest });
+    maps.push(r);
+    n.rest = r.name;
   }
   const sorted = [...chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   return {
     maps: [...maps, ...sorted.flatMap((c) => c.maps)],
-    chains: [...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...renderForward(p, true)],
+    chains: [...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...renderForward(p, names)],
   };
+}
+
+/** The maps the forward chain looks up, per protocol. */
+interface Names { cls: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames }
+interface ProtoNames { prof: string; singles: string; rest: string }
+
+/**
+ * A map named by its content (`BASE_` and 12 hex digits of its hash): a map the forward chain uses is
+ * never changed in place. A change is a new map, the forward chain's rules pointed at it and the old map
+ * deleted, in one transaction (table-delta.ts). Flushing and refilling the interval map `cls` in one
+ * transaction let connections through on this machine's kernel (6.18): for ~20 ms after the commit, a
+ * lookup still found an address's flushed element (its old class) while the pair map already held the
+ * new classes, so the pair had no profile and got the tenant's default (denied ports passed; reproduced
+ * with bench:policy's transition from 50,000 CIDR rules, one run in ten). A new map holds only its own
+ * elements, and rules switch maps atomically.
+ */
+function byContent(base: string, m: Omit<NftMap, 'name'>): NftMap {
+  const h = createHash('sha256').update(m.type);
+  for (const e of m.elements) h.update('\n').update(e);
+  return { name: `${base}_${h.digest('hex').slice(0, 12)}`, ...m };
 }
 
 /** "SRC . DST : PROFILE" for the pairs with a profile of this protocol, in the order of their classes. */
@@ -184,8 +216,8 @@ function chainOf(proto: Proto, segs: readonly Seg[], byText: Map<string, Chain>,
   return chain;
 }
 
-function renderForward(p: CompiledPolicy, lookups: boolean): string[] {
-  if (!lookups && p.fallback === 'accept') return [];
+function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
+  if (!n && p.fallback === 'accept') return [];
   return [
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter; policy accept;',
@@ -193,18 +225,18 @@ function renderForward(p: CompiledPolicy, lookups: boolean): string[] {
     '\t\tct state invalid drop',
     // DNS queries to a gateway are DNATed to the agent on the uplink (169.254.0.0/16): always allowed.
     '\t\tct status dnat ip daddr 169.254.0.0/16 accept comment "dns"',
-    ...(lookups ? [
-      '\t\tmeta mark set ip saddr map @cls',
-      '\t\tct mark set ip daddr map @cls',
+    ...(n ? [
+      `\t\tmeta mark set ip saddr map @${n.cls}`,
+      `\t\tct mark set ip daddr map @${n.cls}`,
       // Each protocol: pair → profile (the mark stays the class where the pair has none), then the
       // profile's single ports, then its rest.
       ...(['tcp', 'udp'] as const).flatMap((x) => [
-        `\t\tmeta l4proto ${x} meta mark set meta mark . ct mark map @${x}_prof`,
-        `\t\tmeta mark . ${x} dport vmap @${x}_singles`,
-        `\t\tmeta l4proto ${x} meta mark vmap @${x}_rest`,
+        `\t\tmeta l4proto ${x} meta mark set meta mark . ct mark map @${n[x].prof}`,
+        `\t\tmeta mark . ${x} dport vmap @${n[x].singles}`,
+        `\t\tmeta l4proto ${x} meta mark vmap @${n[x].rest}`,
       ]),
-      '\t\tmeta l4proto != { tcp, udp } meta mark set meta mark . ct mark map @x_prof',
-      '\t\tmeta l4proto != { tcp, udp } meta mark vmap @x_rest',
+      `\t\tmeta l4proto != { tcp, udp } meta mark set meta mark . ct mark map @${n.other.prof}`,
+      `\t\tmeta l4proto != { tcp, udp } meta mark vmap @${n.other.rest}`,
     ] : []),
     `\t\t${p.fallback} comment "tenant default"`,
     '\t}',

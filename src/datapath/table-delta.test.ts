@@ -28,13 +28,26 @@ test('a new pair: its chain exists before the pair map jumps to it, its map befo
   assert.doesNotMatch(d!.script, /tcp_1_2|forward/, 'the unchanged pair and chain are not written');
 });
 
-test('a pair that goes: the jump to it goes first, then its chain, then its map', () => {
+test('a pair that goes: the jump to it goes first, then its chain\'s rules, its map, and the chain', () => {
   const none = table([pairs()], forward);
   assert.deepEqual(diffTables(one, none), { structural: true, script: [
     'flush map inet weft pairs',
-    'flush chain inet weft p_1_2', 'delete chain inet weft p_1_2',
-    'delete map inet weft tcp_1_2', '',
+    'flush chain inet weft p_1_2', 'delete map inet weft tcp_1_2', 'delete chain inet weft p_1_2', '',
   ].join('\n') });
+});
+
+test('a map under a new name is written beside the old one, the chains are pointed at it, then the old one and the chains it jumped to go', () => {
+  const next = table([{ ...pairs('3_2'), name: 'pairs_new' }, map('tcp_3_2', ['443 : drop'])],
+    [...chain('p_3_2', 'tcp dport vmap @tcp_3_2'), ...chain('forward', 'type filter hook forward priority filter; policy accept;', 'meta mark . ct mark vmap @pairs_new')]);
+  const d = diffTables(one, next);
+  assert.ok(d);
+  const at = (line: string) => d.script.split('\n').indexOf(line);
+  assert.doesNotMatch(d.script, /flush map/, 'no map in use is changed in place');
+  assert.ok(at('\tmap pairs_new {') >= 0 && at('\tmap pairs_new {') < at('\tchain forward {'), 'the new map is filled before the chain refers to it');
+  assert.ok(at('flush chain inet weft forward') < at('\tchain forward {'), 'the chain is rewritten');
+  assert.ok(at('delete map inet weft pairs') > at('\tchain forward {'), 'the old map goes after the chain left it');
+  assert.ok(at('delete map inet weft pairs') < at('delete chain inet weft p_1_2'), 'and before the chain its elements jumped to');
+  assert.ok(at('delete map inet weft tcp_1_2') < at('delete chain inet weft p_1_2') && at('flush chain inet weft p_1_2') < at('delete map inet weft tcp_1_2'));
 });
 
 test('a changed chain is flushed and written again, keeping its hook', () => {

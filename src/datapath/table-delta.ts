@@ -5,10 +5,13 @@ import { mapBody, type NftMap, type NftTable } from './table.js';
  * chains that differ, in one transaction: '' when nothing differs, undefined when only a whole-table
  * replace will do (another table, a map's type or a base chain's hook changed, a counter changed).
  *
- * A changed map is flushed and written whole, never patched with `add element`/`delete element`: for
- * any element command nft 1.0.6 first fetches every element of every set in the table (measured: adding
- * one element took 1.2 s beside a 50,000-element map, 15 s in a table of a million elements), while
- * flushing and refilling a small map takes ~6 ms whatever else the table holds. Order: new chains exist
+ * A map that comes under a new name (the policy's maps are named by their content, policy-nft.ts) is
+ * written beside the old one, the chains are pointed at it and the old one deleted, all in one
+ * transaction. A changed map under its old name is flushed and written whole, never patched with
+ * `add element`/`delete element`: for any element command nft 1.0.6 first fetches every element of
+ * every set in the table (measured: adding one element took 1.2 s beside a 50,000-element map, 15 s in
+ * a table of a million elements), while flushing and refilling a small map takes ~6 ms whatever else
+ * the table holds. Order: new chains exist
  * (empty) before map elements jump to them, maps are filled before chains refer to them, and chains and
  * maps go only after nothing refers to them any more.
  */
@@ -45,10 +48,12 @@ export function diffTables(prev: NftTable, next: NftTable): { script: string; st
     else created.push(`add chain ${at} ${b.name}${b.head.length ? ` { ${b.head.map((l) => l.trim()).join(' ')} }` : ''}`);
     written.push(...b.lines);
   }
-  for (const [key, o] of oldBlocks) {
-    if (!newBlocks.has(key)) removed.push(`flush chain ${at} ${o.name}`, `delete chain ${at} ${o.name}`);
-  }
+  // Chains that go are emptied first (their rules may look maps up), then maps go (their elements may
+  // jump to those chains), then the chains.
+  const goneChains = [...oldBlocks].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o.name);
+  for (const name of goneChains) removed.push(`flush chain ${at} ${name}`);
   for (const m of prev.maps) if (!newMaps.has(m.name)) removed.push(`delete ${kindOf(m)} ${at} ${m.name}`);
+  for (const name of goneChains) removed.push(`delete chain ${at} ${name}`);
   structural ||= removed.length > 0;
   const body = written.length ? [`table ${at} {`, ...written, '}'] : [];
   const all = [...created, ...flushed, ...body, ...removed];
