@@ -202,7 +202,9 @@ function chainOf(proto: Proto, segs: readonly Seg[], byText: Map<string, Chain>,
   if (known) return known;
   const h = createHash('sha256').update(text).digest('hex');
   let name = '';
-  for (let n = 10; !name || taken.has(name); n += 2) name = `pp_${h.slice(0, n)}`;
+  // 64 bits: the name must follow the content alone (a name that came to stand for other content would
+  // be flushed and refilled in place); the longer names below are a safety net that never comes up.
+  for (let n = 16; !name || taken.has(name); n += 2) name = `pp_${h.slice(0, n)}`;
   const [match, type] = proto === 'other' ? ['meta l4proto', 'inet_proto'] : [`${proto} dport`, 'inet_service'];
   const chain: Chain = { name, lines: [], maps: [], text };
   if (segs.length <= INLINE_RANGES) {

@@ -48,11 +48,17 @@ export function diffTables(prev: NftTable, next: NftTable): { script: string; st
     else created.push(`add chain ${at} ${b.name}${b.head.length ? ` { ${b.head.map((l) => l.trim()).join(' ')} }` : ''}`);
     written.push(...b.lines);
   }
-  // Chains that go are emptied first (their rules may look maps up), then maps go (their elements may
-  // jump to those chains), then the chains.
+  // Chains that go are emptied first (their rules may look maps up), then maps go, then the chains. A
+  // map whose elements jump to chains is flushed before it is deleted: kernels before 6.4 (and Debian
+  // 12's 6.1 before the backport) release those jumps only on a flush, and refuse to delete the chains
+  // otherwise. It is no longer looked up by then (its chains were rewritten above).
   const goneChains = [...oldBlocks].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o.name);
   for (const name of goneChains) removed.push(`flush chain ${at} ${name}`);
-  for (const m of prev.maps) if (!newMaps.has(m.name)) removed.push(`delete ${kindOf(m)} ${at} ${m.name}`);
+  for (const m of prev.maps) {
+    if (newMaps.has(m.name)) continue;
+    if (m.elements.some((e) => / (?:jump|goto) /.test(e))) removed.push(`flush ${kindOf(m)} ${at} ${m.name}`);
+    removed.push(`delete ${kindOf(m)} ${at} ${m.name}`);
+  }
   for (const name of goneChains) removed.push(`delete chain ${at} ${name}`);
   structural ||= removed.length > 0;
   const body = written.length ? [`table ${at} {`, ...written, '}'] : [];
