@@ -43,6 +43,17 @@ export function applyScript(prev: NftTable, script: string): { table: NftTable; 
         if (mapUsers(x.name).length > 0) inPlace.push(x.name);
         x.elements = [];
       }
+    } else if ((m = /^(add|delete) element \S+ \S+ (\S+) \{ (.*) \}$/.exec(l))) {
+      const x = maps.get(m[2] as string);
+      const items = (m[3] as string).split(', ');
+      if (!x) problems.push(`${m[1]} element in a missing set ${m[2]}`);
+      else if (m[1] === 'add') {
+        for (const e of items) if (x.elements.includes(e)) problems.push(`add element ${e}: it exists (EEXIST)`);
+        x.elements.push(...items);
+      } else {
+        for (const e of items) if (!x.elements.includes(e)) problems.push(`delete element ${e}: it does not exist (ENOENT)`);
+        x.elements = x.elements.filter((e) => !items.includes(e));
+      }
     } else if ((m = /^flush chain \S+ \S+ (\S+)$/.exec(l))) {
       const c = chains.get(m[1] as string);
       if (!c) problems.push(`flush of a missing chain ${m[1]}`);

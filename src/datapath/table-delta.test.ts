@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffTables } from './table-delta.js';
+import { diffTables, ELEMENT_COMMANDS_MAX } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
 import type { NftMap, NftTable } from './table.js';
 
@@ -94,4 +94,26 @@ test('what cannot change in place needs a replace: a map type, a hook, a counter
 test('malformed chain text is refused loudly, not half applied', () => {
   assert.throws(() => diffTables(one, table(one.maps, ['\t\tdrop'])), /start with/);
   assert.throws(() => diffTables(one, table(one.maps, ['\tchain x {', '\t\tdrop'])), /not closed/);
+});
+
+test('a set in a small table changes by element commands, not a rewrite of every element', () => {
+  const guard = (eps: string[]): NftTable => ({ family: 'bridge', name: 'weft', maps: [{ name: 'endpoints', type: 'ifname . ipv4_addr . ether_addr', set: true, interval: false, elements: eps }], chains: [] });
+  const ep = (i: number) => `"we${i}" . 10.1.${i >> 8}.${i & 255} . 02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+  const many = Array.from({ length: 5000 }, (_, i) => ep(i));
+  const one = diffTables(guard(many), guard([...many, ep(5000)]));
+  assert.equal(one?.script, `add element bridge weft endpoints { ${ep(5000)} }\n`, 'an ADD writes its own tuple only');
+  const gone = diffTables(guard(many), guard(many.filter((_, i) => i !== 7)));
+  assert.equal(gone?.script, `delete element bridge weft endpoints { ${ep(7)} }\n`);
+  const both = diffTables(guard(many), guard([...many.slice(1), ep(6000)]));
+  assert.ok(both);
+  const r = applyScript(guard(many), both.script);
+  assert.deepEqual(r.problems, []);
+  assert.equal(contentOf(r.table), contentOf(guard([...many.slice(1), ep(6000)])), 'the result is the next set');
+  // A set that changes more than it keeps, and any set of a big table, is rewritten whole.
+  assert.match(diffTables(guard(many.slice(0, 10)), guard(many.slice(10, 30)))?.script ?? '', /^flush set bridge weft endpoints$/m);
+  const big = Array.from({ length: ELEMENT_COMMANDS_MAX + 1 }, (_, i) => ep(i));
+  assert.match(diffTables(guard(big), guard([...big, ep(99_999)]))?.script ?? '', /^flush set bridge weft endpoints$/m);
+  // Maps keep the flush and refill (a changed value would be the same key deleted and added at once).
+  const m = (els: string[]): NftTable => ({ family: 'inet', name: 'weft', maps: [{ name: 'svc', type: 'ipv4_addr : verdict', interval: false, elements: els }], chains: [] });
+  assert.match(diffTables(m(['10.0.0.1 : accept', '10.0.0.2 : drop']), m(['10.0.0.1 : accept', '10.0.0.2 : drop', '10.0.0.3 : drop']))?.script ?? '', /^flush map inet weft svc$/m);
 });

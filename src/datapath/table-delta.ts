@@ -11,7 +11,8 @@ import { mapBody, type NftMap, type NftTable } from './table.js';
  * `add element`/`delete element`: for any element command nft 1.0.6 first fetches every element of
  * every set in the table (measured: adding one element took 1.2 s beside a 50,000-element map, 15 s in
  * a table of a million elements), while flushing and refilling a small map takes ~6 ms whatever else
- * the table holds. Order: new chains exist
+ * the table holds. Sets (no values) in a small table are the exception: patched by element commands
+ * (ELEMENT_COMMANDS_MAX). Order: new chains exist
  * (empty) before map elements jump to them, maps are filled before chains refer to them, and chains and
  * maps go only after nothing refers to them any more.
  */
@@ -31,10 +32,16 @@ export function diffTables(prev: NftTable, next: NftTable): { script: string; st
   const written: string[] = [];
   const removed: string[] = [];
   let structural = false;
+  const small = prev.maps.reduce((n, m) => n + m.elements.length, 0) <= ELEMENT_COMMANDS_MAX;
   for (const m of next.maps) {
     const o = oldMaps.get(m.name);
     if (o && (o.type !== m.type || o.interval !== m.interval || (o.set ?? false) !== (m.set ?? false))) return undefined;
     if (o && same(o.elements, m.elements)) continue;
+    const ops = o && small ? elementCommands(at, o, m) : undefined;
+    if (ops) {
+      flushed.push(...ops);
+      continue;
+    }
     if (o) flushed.push(`flush ${kindOf(m)} ${at} ${m.name}`);
     structural ||= !o;
     // A flushed map left empty needs nothing more.
@@ -76,6 +83,32 @@ interface Block {
 }
 
 const kindOf = (m: NftMap) => (m.set ? 'set' : 'map');
+
+/**
+ * Up to this many elements in the whole table, a set changes by `add element`/`delete element` (nft
+ * 1.0.6 fetches every element of the table for those, affordable in a small table) instead of a flush
+ * and refill of every element: a tenant's guard set with 5,000 endpoints was rewritten whole on each
+ * ADD.
+ */
+export const ELEMENT_COMMANDS_MAX = 20_000;
+
+/**
+ * The element commands that turn set `o` into `m`, or undefined where a flush and refill is the way:
+ * maps (a changed value would be the same key deleted and added in one transaction) and interval sets
+ * keep that; and so does a set that changes more than it keeps.
+ */
+function elementCommands(at: string, o: NftMap, m: NftMap): string[] | undefined {
+  if (!m.set || m.interval) return undefined;
+  const was = new Set(o.elements);
+  const now = new Set(m.elements);
+  const added = m.elements.filter((e) => !was.has(e));
+  const gone = o.elements.filter((e) => !now.has(e));
+  if (added.length + gone.length > m.elements.length) return undefined;
+  return [
+    ...(gone.length ? [`delete element ${at} ${m.name} { ${gone.join(', ')} }`] : []),
+    ...(added.length ? [`add element ${at} ${m.name} { ${added.join(', ')} }`] : []),
+  ];
+}
 
 function same(a: readonly string[], b: readonly string[]): boolean {
   if (a === b) return true;

@@ -86,8 +86,14 @@ export async function startDocker(hostNs: string, o: DockerOptions = {}): Promis
         c.kill('SIGKILL');
         await exited;
       }
-      // Its containerd dies with it (parent-death signal); a new one on the same socket must wait for that.
-      await within(10_000, async () => pidsWith(join(dir, 'exec', 'containerd', 'containerd.toml')).length === 0, 100);
+      // Its containerd dies with it (parent-death signal); a new one on the same socket and state must wait
+      // for that. One still there after 5 s is killed by its pid: CI once restarted dockerd while the old
+      // containerd lived on, and the new containerd never answered ('timeout waiting for containerd').
+      const config = join(dir, 'exec', 'containerd', 'containerd.toml');
+      if (await within(5_000, async () => pidsWith(config).length === 0, 100) < 0) {
+        for (const pid of pidsWith(config)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        if (await within(5_000, async () => pidsWith(config).length === 0, 100) < 0) throw new Error(`dockerd's containerd (${pidsWith(config).join(', ')}) outlived SIGKILL`);
+      }
     },
     async cleanup() {
       const ids = async () => (await run(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
