@@ -41,7 +41,9 @@ test('buckets spread evenly over the backends, and a lost backend changes only e
   const delta = diffTables(table(r3), table(renderServices(two, undefined, [])))?.script;
   assert.ok(delta !== undefined && delta.startsWith('flush map inet weft svc'), 'a backend change rewrites the service map');
   assert.ok(!delta.includes('chain'), 'and no chain');
-  assert.ok(!/10\.0\.0\.4/.test(delta), 'the lost backend gets no bucket');
+  const svcMap = /\tmap svc \{[\s\S]*?\n\t\}/.exec(delta)?.[0] ?? '';
+  assert.match(svcMap, /10\.0\.0\.3/, 'the service map is written');
+  assert.ok(!/10\.0\.0\.4/.test(svcMap), 'the lost backend gets no bucket');
   const none = renderServices(planServices([svc({ group: 'none' })], []), undefined, []);
   assert.deepEqual(none.maps[0]!.elements, [], 'no backends, no buckets: the VIP refuses connections');
 });
@@ -57,9 +59,11 @@ test('netprofiles: DSCP for every member, shaping only for this host\'s members'
   assert.equal(burstBytes(10e6, 500), 512000);
 });
 
-test('a changed set is rewritten whole; one left empty is only flushed', () => {
+test('a changed set in a small table changes by element commands; one that changes more than it keeps is rewritten whole; one left empty is only flushed', () => {
   const t = (ips: string[]) => ({ family: 'inet', name: 'weft', chains: [], maps: [{ name: 'dscp_10', type: 'ipv4_addr', set: true, interval: false, elements: ips }] });
   assert.equal(diffTables(t(['10.0.0.2', '10.0.0.3']), t(['10.0.0.3', '10.0.0.4']))?.script,
-    'flush set inet weft dscp_10\ntable inet weft {\n\tset dscp_10 {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.0.3,\n\t\t\t10.0.0.4 }\n\t}\n}\n');
+    'delete element inet weft dscp_10 { 10.0.0.2 }\nadd element inet weft dscp_10 { 10.0.0.4 }\n');
+  assert.equal(diffTables(t(['10.0.0.2', '10.0.0.3']), t(['10.0.0.4', '10.0.0.5']))?.script,
+    'flush set inet weft dscp_10\ntable inet weft {\n\tset dscp_10 {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.0.4,\n\t\t\t10.0.0.5 }\n\t}\n}\n');
   assert.equal(diffTables(t(['10.0.0.2']), t([]))?.script, 'flush set inet weft dscp_10\n');
 });

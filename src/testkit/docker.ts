@@ -87,13 +87,16 @@ export async function startDocker(hostNs: string, o: DockerOptions = {}): Promis
         await exited;
       }
       // Its containerd dies with it (parent-death signal); a new one on the same socket and state must wait
-      // for that. One still there after 5 s is killed by its pid: CI once restarted dockerd while the old
-      // containerd lived on, and the new containerd never answered ('timeout waiting for containerd').
+      // for that (one still running after 5 s is killed by its pid). Then its pid file goes: a restarted
+      // dockerd that finds the pid alive connects to that containerd instead of starting its own, and a
+      // killed containerd nobody has reaped yet (a zombie) is alive to that check. Seen in CI twice on one
+      // machine: 'libcontainerd: containerd is still running', then 'timeout waiting for containerd'.
       const config = join(dir, 'exec', 'containerd', 'containerd.toml');
       if (await within(5_000, async () => pidsWith(config).length === 0, 100) < 0) {
         for (const pid of pidsWith(config)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         if (await within(5_000, async () => pidsWith(config).length === 0, 100) < 0) throw new Error(`dockerd's containerd (${pidsWith(config).join(', ')}) outlived SIGKILL`);
       }
+      rmSync(join(dir, 'exec', 'containerd', 'containerd.pid'), { force: true });
     },
     async cleanup() {
       const ids = async () => (await run(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
