@@ -1,6 +1,7 @@
 // npm run bench:api — endpoint allocations per second through the HTTPS API on SQLite, made as an agent
 // makes them (a joined host on mTLS), watch fan-out, what a TLS handshake costs, and a whole CLI call
-// (`weft tenant ls`) beside its anchors (`node -e 0`, curl). BENCH_PARTS=alloc,fanout,handshake,cli picks parts.
+// (`weft tenant ls`) beside its anchors (`node -e 0`, curl). BENCH_PARTS=alloc,fanout,handshake,cli picks parts;
+// BENCH_OPEN_RATES (default 3000,5000) the offered rates of the open-loop allocation rows.
 // Starts its own `weft server` process (SQLite in a temporary directory) and stops it by pid at the end.
 import https from 'node:https';
 import { execFileSync } from 'node:child_process';
@@ -74,6 +75,36 @@ async function allocations(url: URL, admin: Caller, host: Caller, net: string, s
   const seconds = (performance.now() - t0) / 1000;
   return { rate: count / seconds, seconds, lat: summarise(latencies), distinct: ips.size, failures };
 }
+
+/**
+ * Open loop: request i is due at i ÷ `rate` seconds whatever the earlier ones are doing, and its latency
+ * counts from when it was due (a request waiting for a free connection waits on the clock): the latency
+ * at a given offered rate, which a closed loop at saturation does not show (coordinated omission).
+ */
+async function openLoop(url: URL, admin: Caller, host: Caller, net: string, subnet: string, rate: number, count: number) {
+  const created = await post(url, '/api/v1/tenants/default/networks', admin, { name: net, subnet });
+  if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
+  const latencies: number[] = [];
+  const pending: Array<Promise<void>> = [];
+  let failures = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < count;) {
+    const now = performance.now();
+    for (; i < count && t0 + (i * 1000) / rate <= now; i++) {
+      const due = t0 + (i * 1000) / rate;
+      pending.push(post(url, '/api/v1/endpoints', host, { tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' })
+        .then((r) => { latencies.push(performance.now() - due); if (r.status !== 201) failures++; }, () => { failures++; }));
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(pending);
+  const seconds = (performance.now() - t0) / 1000;
+  return { achieved: count / seconds, lat: summarise(latencies), failures };
+}
+
+/** Offered rates for the open-loop rows (BENCH_OPEN_RATES, `none` to skip). */
+const OPEN_RATES = (process.env['BENCH_OPEN_RATES'] ?? '3000,5000').split(',').filter((r) => r !== 'none').map(Number);
+const OPEN_COUNT = Number(process.env['BENCH_OPEN_COUNT'] ?? 6_000);
 
 /** Opens `n` watch streams; resolves each revision's arrival time at the last watcher. */
 async function fanout(url: URL, admin: Caller & { token: string }) {
@@ -235,6 +266,11 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
   const cpu0 = cpuSeconds(serverPid);
   const a = await allocations(url, admin, host, 'bench', '10.64.0.0/18', ENDPOINTS);
   const cpuPer = ((cpuSeconds(serverPid) - cpu0) * 1e6) / ENDPOINTS;
+  const open: string[] = [];
+  for (const [k, rate] of OPEN_RATES.entries()) {
+    const o = await openLoop(url, admin, host, `open${k}`, `10.${65 + k}.0.0/18`, rate, OPEN_COUNT);
+    open.push(`| open loop: ${OPEN_COUNT} allocations offered at ${rate} /s (latency from when each was due), achieved / p50 / p99 / max / failures | ${o.achieved.toFixed(0)} /s / ${ms(o.lat.p50)} / ${ms(o.lat.p99)} / ${ms(o.lat.max)} / ${o.failures} | ${rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)'} |`);
+  }
   const anchor = await anchorPosts();
   return [
     `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
@@ -244,6 +280,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
     `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,
     `| anchor: the same POSTs to a trivial Node HTTPS server (no framework, no store, no client certificate), same client, ${CLIENTS} concurrent clients | ${anchor.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.lat.p50)} / ${ms(anchor.lat.p99)} | (anchor) |`,
     `| allocations ÷ anchor (rate) | ${(a.rate / anchor.rate).toFixed(2)}× | — |`,
+    ...open,
   ];
 }
 
