@@ -15,7 +15,9 @@ export class TracingRunner implements Runner {
   readonly start?: NonNullable<Runner['start']>;
 
   constructor(private readonly inner: Runner, private readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+    // Root's eyes only: the trace holds every tenant's addresses and rules (never stdout, where `wg show`
+    // prints a private key).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.line(`# pid ${process.pid}, times in ms since ${new Date().toISOString()}`);
     if (inner.start) {
       const start = inner.start.bind(inner);
@@ -29,7 +31,7 @@ export class TracingRunner implements Runner {
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const n = this.seq++;
     const began = this.ms();
-    if (opts.input !== undefined) writeFileSync(join(this.dir, `${n}.in`), opts.input);
+    if (opts.input !== undefined) writeFileSync(join(this.dir, `${n}.in`), opts.input, { mode: 0o600 });
     try {
       const r = await this.inner.run(argv, opts);
       this.line(`${n} ${began}-${this.ms()} code=${r.code} ${JSON.stringify(argv)}${r.code ? ` stderr=${JSON.stringify(r.stderr.slice(0, 400))}` : ''}`);
@@ -45,6 +47,6 @@ export class TracingRunner implements Runner {
   }
 
   private line(s: string): void {
-    appendFileSync(join(this.dir, 'trace.log'), `${s}\n`);
+    appendFileSync(join(this.dir, 'trace.log'), `${s}\n`, { mode: 0o600 });
   }
 }
