@@ -54,9 +54,13 @@ async function joinHost(url: URL, admin: Caller): Promise<Caller> {
 }
 
 /** `count` endpoint creates on network `net` from CLIENTS concurrent clients (closed loop). */
-async function allocations(url: URL, admin: Caller, host: Caller, net: string, subnet: string, count: number) {
+async function createNetwork(url: URL, admin: Caller, net: string, subnet: string): Promise<void> {
   const created = await post(url, '/api/v1/tenants/default/networks', admin, { name: net, subnet });
   if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
+}
+
+async function allocations(url: URL, admin: Caller, host: Caller, net: string, subnet: string, count: number) {
+  await createNetwork(url, admin, net, subnet);
   const latencies: number[] = [];
   const ips = new Set<string>();
   let next = 0;
@@ -82,8 +86,7 @@ async function allocations(url: URL, admin: Caller, host: Caller, net: string, s
  * at a given offered rate, which a closed loop at saturation does not show (coordinated omission).
  */
 async function openLoop(url: URL, admin: Caller, host: Caller, net: string, subnet: string, rate: number, count: number) {
-  const created = await post(url, '/api/v1/tenants/default/networks', admin, { name: net, subnet });
-  if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
+  await createNetwork(url, admin, net, subnet);
   const latencies: number[] = [];
   const pending: Array<Promise<void>> = [];
   let failures = 0;
