@@ -26,9 +26,12 @@ const byKey = (a: Entry, b: Entry) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 
  * what another one sees.
  */
 export class Overlay implements Reads {
-  private readonly written = new Map<string, Written>();
+  private readonly written: Map<string, Written>;
 
-  constructor(private readonly base: CommittedReads) {}
+  /** `pending`: writes of a batch still committing, read as if they were committed (see pendingOver). */
+  constructor(private readonly base: CommittedReads, pending?: ReadonlyMap<string, Written>) {
+    this.written = new Map(pending);
+  }
 
   private entry(key: string, w: NonNullable<Written>): Entry {
     return { key, value: JSON.parse(w.text), modRevision: w.modRevision, createRevision: w.createRevision };
@@ -98,7 +101,7 @@ export class Overlay implements Reads {
     return changes;
   }
 
-  private keysUnder(prefix: string): string[] {
+  keysUnder(prefix: string): string[] {
     const keys = this.base.keys(prefix);
     if (this.written.size === 0) return keys;
     const out = new Set(keys);
@@ -115,4 +118,14 @@ export class Overlay implements Reads {
     const w = this.written.get(key);
     return w !== undefined ? w : this.base.key(key);
   }
+}
+
+/**
+ * What the next batch plans on while the batch before it commits: that batch's writes (`pending`, its
+ * overlay's final()) over the committed state. The next batch is acknowledged only after that one.
+ */
+export function pendingOver(base: CommittedReads, pending: ReadonlyMap<string, Written>): CommittedReads {
+  if (pending.size === 0) return base;
+  const o = new Overlay(base, pending);
+  return { key: (k) => o.read(k), scan: (p) => o.scan(p), ceiling: (p, k) => o.ceilingOf(p, k), keys: (p) => o.keysUnder(p) };
 }

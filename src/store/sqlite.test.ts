@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import type { Worker } from 'node:worker_threads';
 import { SqliteStore } from './sqlite.js';
 import { storeContract } from './contract.js';
 import { WeftError } from '../model/index.js';
@@ -59,9 +60,42 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 test('sqlite: every commit is synced to disk before it is acknowledged (synchronous=FULL)', async () => {
   const s = new SqliteStore(join(dir, 'durable.db'));
   try {
-    const db = (s as unknown as { db: Database.Database }).db;
-    assert.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL (2); NORMAL (1) can lose acknowledged commits on power loss');
-    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    const w = await s.writerSettings();
+    assert.equal(w.synchronous, 2, 'FULL (2); NORMAL (1) can lose acknowledged commits on power loss');
+    assert.equal(w.journalMode, 'wal');
+  } finally {
+    await s.close();
+  }
+});
+
+test('sqlite: the store, its WAL, its shared memory and its lock file are private to their owner', async () => {
+  const file = join(dir, 'modes.db');
+  const s = new SqliteStore(file);
+  try {
+    await s.transact('t', async (tx) => tx.put('k', 1));
+    for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}.lock`]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+  } finally {
+    await s.close();
+  }
+});
+
+test('sqlite: a writer thread that dies mid-commit fails that batch as unavailable (written or not), and the next transaction commits on a new thread', async () => {
+  const file = join(dir, 'writer-dies.db');
+  const s = new SqliteStore(file);
+  try {
+    await s.transact('t', async (tx) => tx.put('before', 1));
+    const thread = (s as unknown as { writer: { worker: Worker | undefined; waiting: Map<number, unknown> } }).writer;
+    // A commit large enough to still be running when the thread is stopped.
+    const big = s.transact('t', async (tx) => { for (let i = 0; i < 20_000; i++) tx.put(`big/${i}`, { i, pad: 'x'.repeat(200) }); });
+    while (thread.waiting.size === 0) await new Promise((r) => setImmediate(r));
+    await thread.worker?.terminate();
+    await assert.rejects(big, (e: unknown) => e instanceof WeftError && e.code === 'WEFT_STORE_UNAVAILABLE' && /writer thread stopped/.test(e.message));
+    assert.equal(s.writeHealth().writable, false, 'the failure is reported to /healthz');
+    const after = await s.transact('t', async (tx) => { tx.put('after', (await tx.get('before'))?.value); return (await tx.list('big/')).length; });
+    assert.equal(after.value, 0, 'the stopped commit left nothing behind');
+    assert.equal(after.revision, 2, 'the revision is read again from the file');
+    assert.deepEqual((await s.get('after'))?.value, 1);
+    assert.equal(s.writeHealth().writable, true);
   } finally {
     await s.close();
   }

@@ -1,0 +1,152 @@
+import type Database from 'better-sqlite3';
+import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
+
+/** A log row's size as changeBytes counts it (the value is stored as its JSON text). */
+const LOG_ROW_BYTES = 'length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))';
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log (rev INTEGER NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, op TEXT NOT NULL,
+  value TEXT NOT NULL, actor TEXT NOT NULL, time TEXT NOT NULL, PRIMARY KEY (rev, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
+INSERT OR IGNORE INTO meta SELECT 'log_bytes', COALESCE(SUM(${LOG_ROW_BYTES}), 0) FROM log;
+`;
+
+const COMPACT_EVERY = 1000;
+
+/** A key's state after a batch: its JSON text and revisions, or gone (`null` text). */
+export type StoredRow = [key: string, text: string | null, modRevision: number, createRevision: number];
+/** One logged change, at its own revision. */
+export type LogRow = [revision: number, seq: number, key: string, op: 'put' | 'delete', text: string, actor: string, time: string];
+
+/** One group commit, as the writer thread receives it. */
+export interface CommitRequest {
+  /** Each key the batch wrote, once, as it stands after the whole batch. */
+  rows: StoredRow[];
+  log: LogRow[];
+  /** The revision the batch was planned on: the writer refuses it if the store is elsewhere (an earlier batch failed). */
+  base: number;
+  /** The store's revision after the batch. */
+  revision: number;
+  /** Transactions in the batch that changed something (one revision each). */
+  transactions: number;
+}
+
+/**
+ * The write side of the SQLite store: the only connection that writes, synchronous=FULL (an acknowledged
+ * commit survives a power cut; see docs/decisions.md). It runs in the store's writer thread
+ * (sqlite-worker.ts), so the commit's statements, its fsync and SQLite's checkpoints never hold the
+ * server's event loop.
+ */
+export class SqliteWriter {
+  private readonly stmt;
+  /** The meta row `log_bytes`, mirrored: only this connection writes it. */
+  private logBytes: number;
+  private commitsSinceCompaction = 0;
+
+  constructor(private readonly db: Database.Database, private readonly bounds: HistoryBounds) {
+    db.pragma('journal_mode = WAL');
+    // FULL: in WAL mode NORMAL skips the fsync at commit, so an allocation already acknowledged to a
+    // runtime could vanish on power loss and the address be handed out twice.
+    db.pragma('synchronous = FULL');
+    this.stmt = {
+      meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
+      revision: db.prepare<[], number>("SELECT value FROM meta WHERE name = 'revision'").pluck(),
+      setMeta: db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
+      setRevisionAndBytes: db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
+      upsert: db.prepare('INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, create_rev = excluded.create_rev'),
+      del: db.prepare('DELETE FROM kv WHERE key = ?'),
+      logAdd: db.prepare('INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      logTrim: db.prepare('DELETE FROM log WHERE rev <= ?'),
+      logSizes: db.prepare<[number], { rev: number; bytes: number }>(`SELECT rev, ${LOG_ROW_BYTES} AS bytes FROM log WHERE rev > ? ORDER BY rev, seq`),
+      // One page rewritten (or, the first time, one row added) and synced: a commit at its smallest.
+      probe: db.prepare("INSERT INTO meta VALUES ('probe', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"),
+    };
+    this.logBytes = this.meta('log_bytes');
+  }
+
+  private meta(name: 'compacted' | 'log_bytes'): number {
+    return this.stmt.meta.get(name)?.value ?? 0;
+  }
+
+  /** Writes a batch as one SQLite transaction; if it throws, SQLite has rolled all of it back. */
+  commit(req: CommitRequest): void {
+    this.logBytes = this.db.transaction(() => {
+      const at = this.stmt.revision.get();
+      if (at !== req.base) throw new Error(`the batch was planned on revision ${req.base} but the store is at ${at}: a batch before it failed`);
+      let logBytes = this.logBytes;
+      // The table gets each key's last state once: a batch of allocations in one network rewrites its
+      // address book once, not once per allocation. The log keeps every change at its own revision.
+      for (const [key, text, mod, create] of req.rows) {
+        if (text === null) this.stmt.del.run(key);
+        else this.stmt.upsert.run(key, text, mod, create);
+      }
+      for (const row of req.log) {
+        this.stmt.logAdd.run(...row);
+        logBytes += changeBytes(row[2], row[4]);
+      }
+      this.stmt.setRevisionAndBytes.run({ rev: req.revision, bytes: logBytes });
+      this.commitsSinceCompaction += req.transactions;
+      // The revision bound is checked in batches; the byte bound at every commit (it costs nothing: the
+      // total is in memory), since one commit may carry a megabyte.
+      if (this.commitsSinceCompaction >= COMPACT_EVERY || this.bounds.limit < COMPACT_EVERY || logBytes > this.bounds.bytes) {
+        logBytes = this.compact(req.revision, logBytes);
+      }
+      return logBytes;
+    })();
+  }
+
+  /** Trims the log to its bounds inside the commit's transaction; returns the bytes kept. */
+  private compact(revision: number, logBytes: number): number {
+    this.commitsSinceCompaction = 0;
+    const compacted = this.meta('compacted');
+    const { upTo, dropped } = trimPoint(this.stmt.logSizes.iterate(compacted), { compacted, keptBytes: logBytes, newest: revision }, this.bounds);
+    if (upTo <= compacted) return logBytes;
+    this.stmt.logTrim.run(upTo);
+    this.stmt.setMeta.run(upTo, 'compacted');
+    this.stmt.setMeta.run(logBytes - dropped, 'log_bytes');
+    return logBytes - dropped;
+  }
+
+  probe(): void {
+    this.stmt.probe.run();
+  }
+
+  /** What this connection writes with, for the tests that hold the store to it. */
+  settings(): { synchronous: number; journalMode: string } {
+    return { synchronous: this.db.pragma('synchronous', { simple: true }) as number, journalMode: this.db.pragma('journal_mode', { simple: true }) as string };
+  }
+}
+
+/** Separates the fields of an encoded commit: JSON texts never hold it raw, and keys, actors and times are names. */
+const SEP = '\u0000';
+
+/**
+ * A commit as one string, which crosses to the writer thread in one copy (a structured clone of its
+ * hundreds of small strings costs several times more); undefined if a field holds the separator, and the
+ * request goes as it is. A gone row's text is '' (no JSON text is empty).
+ */
+export function encodeCommit(req: CommitRequest): string | undefined {
+  const out: string[] = [String(req.rows.length), String(req.log.length), String(req.base), String(req.revision), String(req.transactions)];
+  for (const [key, text, mod, create] of req.rows) out.push(key, text ?? '', String(mod), String(create));
+  for (const [rev, seq, key, op, text, actor, time] of req.log) out.push(String(rev), String(seq), key, op, text, actor, time);
+  for (const f of out) if (f.includes(SEP)) return undefined;
+  return out.join(SEP);
+}
+
+export function decodeCommit(encoded: string): CommitRequest {
+  const f = encoded.split(SEP);
+  let i = 5;
+  const rows: StoredRow[] = Array.from({ length: Number(f[0]) }, () => {
+    const row: StoredRow = [f[i] ?? '', f[i + 1] || null, Number(f[i + 2]), Number(f[i + 3])];
+    i += 4;
+    return row;
+  });
+  const log: LogRow[] = Array.from({ length: Number(f[1]) }, () => {
+    const row: LogRow = [Number(f[i]), Number(f[i + 1]), f[i + 2] ?? '', f[i + 3] === 'delete' ? 'delete' : 'put', f[i + 4] ?? '', f[i + 5] ?? '', f[i + 6] ?? ''];
+    i += 7;
+    return row;
+  });
+  return { rows, log, base: Number(f[2]), revision: Number(f[3]), transactions: Number(f[4]) };
+}
