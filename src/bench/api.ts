@@ -13,6 +13,7 @@ import { createCsr } from '../pki/index.js';
 import { summarise, ms } from './stats.js';
 import { Anchor } from './scale-anchor.js';
 import { cpuSeconds } from './procstat.js';
+import { LeanPool } from './lean-https.js';
 
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
@@ -59,7 +60,11 @@ async function createNetwork(url: URL, admin: Caller, net: string, subnet: strin
   if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
 }
 
-async function allocations(url: URL, admin: Caller, host: Caller, net: string, subnet: string, count: number) {
+/** Sends one allocation request (its body) and answers the server's reply: over node:https or a LeanPool. */
+type Send = (body: unknown) => Promise<{ status: number; body: string }>;
+const allocation = (net: string, i: number) => ({ tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' });
+
+async function allocations(url: URL, admin: Caller, send: Send, net: string, subnet: string, count: number) {
   await createNetwork(url, admin, net, subnet);
   const latencies: number[] = [];
   const ips = new Set<string>();
@@ -70,7 +75,7 @@ async function allocations(url: URL, admin: Caller, host: Caller, net: string, s
     while (next < count) {
       const i = next++;
       const s = performance.now();
-      const r = await post(url, '/api/v1/endpoints', host, { tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' });
+      const r = await send(allocation(net, i));
       latencies.push(performance.now() - s);
       if (r.status === 201) ips.add(JSON.parse(r.body).ip);
       else failures++;
@@ -85,7 +90,7 @@ async function allocations(url: URL, admin: Caller, host: Caller, net: string, s
  * counts from when it was due (a request waiting for a free connection waits on the clock): the latency
  * at a given offered rate, which a closed loop at saturation does not show (coordinated omission).
  */
-async function openLoop(url: URL, admin: Caller, host: Caller, net: string, subnet: string, rate: number, count: number) {
+async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet: string, rate: number, count: number) {
   await createNetwork(url, admin, net, subnet);
   const latencies: number[] = [];
   const pending: Array<Promise<void>> = [];
@@ -95,7 +100,7 @@ async function openLoop(url: URL, admin: Caller, host: Caller, net: string, subn
     const now = performance.now();
     for (; i < count && t0 + (i * 1000) / rate <= now; i++) {
       const due = t0 + (i * 1000) / rate;
-      pending.push(post(url, '/api/v1/endpoints', host, { tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' })
+      pending.push(send(allocation(net, i))
         .then((r) => { latencies.push(performance.now() - due); if (r.status !== 201) failures++; }, () => { failures++; }));
     }
     await new Promise((r) => setTimeout(r, 1));
@@ -261,58 +266,78 @@ try {
 
 async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
   const host = await joinHost(url, admin);
-  // A cold server's first requests wait for V8 to compile the hot paths; measure that once, separately,
-  // then measure the steady state the targets are about.
-  const cold = await allocations(url, admin, host, 'warmup', '10.63.0.0/20', WARMUP);
-  // The server's own CPU per allocation: what a change to its code costs or saves, much less swayed by
-  // whatever else runs on the machine than the rate is.
-  const cpu0 = cpuSeconds(serverPid);
-  const a = await allocations(url, admin, host, 'bench', '10.64.0.0/18', ENDPOINTS);
-  const cpuPer = ((cpuSeconds(serverPid) - cpu0) * 1e6) / ENDPOINTS;
-  const open: string[] = [];
-  for (const [k, rate] of OPEN_RATES.entries()) {
-    const o = await openLoop(url, admin, host, `open${k}`, `10.${65 + k}.0.0/18`, rate, OPEN_COUNT);
-    open.push(`| open loop: ${OPEN_COUNT} allocations offered at ${rate} /s (latency from when each was due), achieved / p50 / p99 / max / failures | ${o.achieved.toFixed(0)} /s / ${ms(o.lat.p50)} / ${ms(o.lat.p99)} / ${ms(o.lat.max)} / ${o.failures} | ${rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)'} |`);
+  if (!('cert' in host)) throw new Error('the bench host has no certificate');
+  const pool = await LeanPool.open(url, CLIENTS, { ca, cert: host.cert, key: host.key });
+  try {
+    const lean: Send = (body) => pool.request('POST', '/api/v1/endpoints', body);
+    const viaNode: Send = (body) => post(url, '/api/v1/endpoints', host, body);
+    // A cold server's first requests wait for V8 to compile the hot paths; measure that once, separately,
+    // then measure the steady state the targets are about.
+    const cold = await allocations(url, admin, lean, 'warmup', '10.63.0.0/20', WARMUP);
+    // The server's own CPU per allocation: what a change to its code costs or saves, much less swayed by
+    // whatever else runs on the machine than the rate is.
+    const cpu0 = cpuSeconds(serverPid);
+    const a = await allocations(url, admin, lean, 'bench', '10.64.0.0/18', ENDPOINTS);
+    const cpuPer = ((cpuSeconds(serverPid) - cpu0) * 1e6) / ENDPOINTS;
+    const n = await allocations(url, admin, viaNode, 'bench-node', '10.68.0.0/18', ENDPOINTS);
+    const open: string[] = [];
+    for (const [k, rate] of OPEN_RATES.entries()) {
+      const o = await openLoop(url, admin, lean, `open${k}`, `10.${65 + k}.0.0/18`, rate, OPEN_COUNT);
+      open.push(`| open loop: ${OPEN_COUNT} allocations offered at ${rate} /s (latency from when each was due), achieved / p50 / p99 / max / failures | ${o.achieved.toFixed(0)} /s / ${ms(o.lat.p50)} / ${ms(o.lat.p99)} / ${ms(o.lat.max)} / ${o.failures} | ${rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)'} |`);
+    }
+    const anchor = await anchorPosts();
+    return [
+      `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients (lean client), SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
+      `| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`,
+      `| server CPU (user + system, all its threads) per allocation | ${cpuPer.toFixed(0)} µs | — |`,
+      `| the same ${ENDPOINTS} allocations from node:https clients (the client takes ~2× the CPU), rate / p50 / p99 | ${n.rate.toFixed(0)} /s / ${ms(n.lat.p50)} / ${ms(n.lat.p99)} | (recorded) |`,
+      `| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`,
+      `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,
+      `| anchor: the same POSTs to a trivial Node HTTPS server (no framework, no store, no client certificate), lean client, ${CLIENTS} concurrent | ${anchor.lean.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.lean.lat.p50)} / ${ms(anchor.lean.lat.p99)} | (anchor) |`,
+      `| anchor, node:https clients | ${anchor.node.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.node.lat.p50)} / ${ms(anchor.node.lat.p99)} | (anchor) |`,
+      `| allocations ÷ anchor (rate), lean / node:https | ${(a.rate / anchor.lean.rate).toFixed(2)}× / ${(n.rate / anchor.node.rate).toFixed(2)}× | — |`,
+      ...open,
+    ];
+  } finally {
+    pool.close();
   }
-  const anchor = await anchorPosts();
-  return [
-    `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients, SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
-    `| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`,
-    `| server CPU (user + system) per allocation | ${cpuPer.toFixed(0)} µs | — |`,
-    `| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`,
-    `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,
-    `| anchor: the same POSTs to a trivial Node HTTPS server (no framework, no store, no client certificate), same client, ${CLIENTS} concurrent clients | ${anchor.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.lat.p50)} / ${ms(anchor.lat.p99)} | (anchor) |`,
-    `| allocations ÷ anchor (rate) | ${(a.rate / anchor.rate).toFixed(2)}× | — |`,
-    ...open,
-  ];
 }
 
-/** What the same client, concurrency and request cost against the most trivial HTTPS server on this machine. */
-async function anchorPosts(): Promise<{ rate: number; lat: ReturnType<typeof summarise> }> {
+/** What the same clients, concurrency and request cost against the most trivial HTTPS server on this machine. */
+async function anchorPosts(): Promise<Record<'lean' | 'node', { rate: number; lat: ReturnType<typeof summarise> }>> {
   const anchor = await Anchor.start();
   const via = new https.Agent({ keepAlive: true, maxSockets: CLIENTS, ca: anchor.ca });
   const url = new URL(anchor.url);
+  const pool = await LeanPool.open(url, CLIENTS, { ca: anchor.ca });
+  // call() passes the module's `ca` with each request: the anchor's while it runs.
   const saved = ca;
   ca = anchor.ca;
   try {
-    const latencies: number[] = [];
-    let next = 0;
-    const count = WARMUP + ENDPOINTS;
-    let t0 = performance.now();
-    await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      while (next < count) {
-        const i = next++;
-        // The first WARMUP requests warm the anchor as the warm-up network warmed the server.
-        if (i === WARMUP) t0 = performance.now();
-        const s = performance.now();
-        const r = await call(url, 'POST', '/echo', { token: '' }, { tenant: 'default', network: 'bench', containerId: `anchor-${i}`, host: 'bench-host', ifname: 'eth0' }, via);
-        if (i >= WARMUP) latencies.push(performance.now() - s);
-        if (r.status !== 201) throw new Error(`the anchor answered ${r.status}`);
-      }
-    }));
-    return { rate: ENDPOINTS / ((performance.now() - t0) / 1000), lat: summarise(latencies) };
+    const run = async (send: Send) => {
+      const latencies: number[] = [];
+      let next = 0;
+      const count = WARMUP + ENDPOINTS;
+      let t0 = performance.now();
+      await Promise.all(Array.from({ length: CLIENTS }, async () => {
+        while (next < count) {
+          const i = next++;
+          // The first WARMUP requests warm the anchor as the warm-up network warmed the server.
+          if (i === WARMUP) t0 = performance.now();
+          const s = performance.now();
+          const r = await send(allocation('anchor', i));
+          if (i >= WARMUP) latencies.push(performance.now() - s);
+          if (r.status !== 201) throw new Error(`the anchor answered ${r.status}`);
+        }
+      }));
+      return { rate: ENDPOINTS / ((performance.now() - t0) / 1000), lat: summarise(latencies) };
+    };
+    return {
+      lean: await run((body) => pool.request('POST', '/echo', body)),
+      node: await run((body) => call(url, 'POST', '/echo', { token: '' }, body, via)),
+    };
   } finally {
     ca = saved;
+    pool.close();
     via.destroy();
     await anchor.stop();
   }

@@ -23,7 +23,8 @@ const server = https.createServer({ cert: tls.certPem, key: tls.keyPem, keepAliv
   }
   req.resume();
   req.on('end', () => {
-    res.writeHead(201, { 'content-type': 'application/json' });
+    // Framed by content-length, as Weft's answers are (and as the bench's lean client requires).
+    res.writeHead(201, { 'content-type': 'application/json', 'content-length': 11 });
     res.end('{"ok":true}');
   });
 });

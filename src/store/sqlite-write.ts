@@ -14,6 +14,8 @@ INSERT OR IGNORE INTO meta SELECT 'log_bytes', COALESCE(SUM(${LOG_ROW_BYTES}), 0
 `;
 
 const COMPACT_EVERY = 1000;
+/** WAL pages (4 KiB) past which the writer checkpoints by itself: 80 MiB. */
+const WRITER_CHECKPOINT_PAGES = 20_000;
 
 /** A key's state after a batch: its JSON text and revisions, or gone (`null` text). */
 export type StoredRow = [key: string, text: string | null, modRevision: number, createRevision: number];
@@ -50,6 +52,9 @@ export class SqliteWriter {
     // FULL: in WAL mode NORMAL skips the fsync at commit, so an allocation already acknowledged to a
     // runtime could vanish on power loss and the address be handed out twice.
     db.pragma('synchronous = FULL');
+    // The checkpointer thread copies the WAL into the file; the writer does it itself only past this
+    // bound (if the checkpointer cannot), instead of stalling a commit every 1,000 pages.
+    db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
     this.stmt = {
       meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       revision: db.prepare<[], number>("SELECT value FROM meta WHERE name = 'revision'").pluck(),
