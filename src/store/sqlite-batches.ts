@@ -89,6 +89,20 @@ export class GroupCommit {
   private async planNext(): Promise<void> {
     this.recovering = false;
     const jobs = this.queue.splice(0, MAX_BATCH);
+    try {
+      await this.plan(jobs);
+    } catch (e) {
+      // The store could not even be read (its revision, a listing): these transactions fail, nothing is sent.
+      const err = this.store.failed(e);
+      for (const job of jobs) job.reject(err);
+      this.revision = undefined;
+      this.planning = false;
+      this.kick();
+      this.wakeIdle();
+    }
+  }
+
+  private async plan(jobs: Job[]): Promise<void> {
     const before = this.inflight[this.inflight.length - 1];
     const overlay = new Overlay(before ? pendingOver(this.store.committed, before.final) : this.store.committed);
     const base = (this.revision ??= this.store.committedRevision());
@@ -120,7 +134,9 @@ export class GroupCommit {
     let error: unknown;
     let failed = false;
     if (commit) await commit.catch((e: unknown) => { failed = true; error = e; });
-    if (!(await before) && !failed) {
+    if (!(await before)) {
+      // Whatever the writer said of this batch (it refuses one planned on a revision the store is not at),
+      // the cause is the batch before it.
       failed = true;
       error = new WeftError('WEFT_STORE_UNAVAILABLE', 'the batch this transaction read from failed to commit, so it was not committed either; retry');
     }
@@ -143,10 +159,14 @@ export class GroupCommit {
       }
     }
     this.kick();
+    this.wakeIdle();
+    return !failed;
+  }
+
+  private wakeIdle(): void {
     if (this.queue.length === 0 && !this.planning && this.inflight.length === 0) {
       for (const r of this.idle.splice(0)) r();
     }
-    return !failed;
   }
 }
 

@@ -56,7 +56,11 @@ export class RowCache {
       if (text === null) this.known?.delete(key);
       else this.known?.add(key);
       if (this.keys.has(key)) this.keys.set(key, text === null ? undefined : { key, value: text, mod_rev: mod, create_rev: create });
-      for (const p of this.prefixes.keys()) if (key.startsWith(p)) this.prefixes.delete(p);
+      for (const [p, rs] of this.prefixes) {
+        if (!key.startsWith(p)) continue;
+        this.prefixes.delete(p);
+        this.size -= rs.length + 1;
+      }
     }
   }
 

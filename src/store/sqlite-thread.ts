@@ -10,6 +10,13 @@ export type WriterReply = { id: number; value?: unknown; error?: { message: stri
 
 interface Waiting { resolve: (v: unknown) => void; reject: (e: unknown) => void }
 
+/** The writer thread stopped while a request waited: whether a commit in it was made, only the file can say. */
+export class WriterStopped extends WeftError {
+  constructor(why: string) {
+    super('WEFT_STORE_UNAVAILABLE', `the SQLite store's writer thread stopped (${why}); a write in progress may or may not have been made: re-read and retry`);
+  }
+}
+
 /**
  * The SQLite store's writer thread, seen from the event loop: each request is one message, answered in
  * order. The thread holds the process open only while a request waits for it. If it dies, the requests
@@ -63,12 +70,13 @@ export class WriterThread {
   private lost(w: Worker, why: string): void {
     if (this.worker !== w) return;
     this.worker = undefined;
-    const e = new WeftError('WEFT_STORE_UNAVAILABLE', `the SQLite store's writer thread stopped (${why}); a write in progress may or may not have been made: re-read and retry`);
+    const e = new WriterStopped(why);
     for (const waiting of this.waiting.values()) waiting.reject(e);
     this.waiting.clear();
   }
 
   call(request: { op: 'commit'; req: CommitRequest } | { op: 'probe' } | { op: 'settings' }): Promise<unknown> {
+    if (this.closing) return Promise.reject(new WeftError('WEFT_STORE_UNAVAILABLE', 'the SQLite store is closed'));
     const w = (this.worker ??= this.spawn());
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

@@ -43,4 +43,7 @@ parentPort?.on('message', (m: WriterRequest) => {
     reply = { id: m.id, error: errorOf(e) };
   }
   parentPort?.postMessage(reply);
+  // A thread that could not open the file says why once and ends: the next request starts a new one,
+  // which tries again (a file limit or a disk reached for the moment is not for ever).
+  if (opening !== undefined) process.exit(1);
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
+import { spawnSync } from 'node:child_process';
 import { SqliteStore } from './sqlite.js';
 import { storeContract } from './contract.js';
 import { WeftError } from '../model/index.js';
@@ -115,4 +116,53 @@ test('sqlite: the checkpointer thread copies the WAL into the file while the wri
   } finally {
     await s.close();
   }
+});
+
+test('sqlite: a writer thread that dies after its commit reached the file but before it answered: the batch counts as committed, its watchers hear it, and the batch planned on it commits', async () => {
+  const file = join(dir, 'dies-after-commit.db');
+  const s = new SqliteStore(file);
+  const heard: string[] = [];
+  s.subscribe((cs) => heard.push(...cs.map((c) => `${c.revision}:${c.key}`)));
+  const raw = new Database(file, { readonly: true });
+  const rev = () => raw.prepare("SELECT value FROM meta WHERE name = 'revision'").pluck().get();
+  try {
+    await s.transact('t', async (tx) => tx.put('a', 1));
+    const thread = (s as unknown as { writer: { worker: Worker | undefined; waiting: Map<number, unknown> } }).writer;
+    const k = s.transact('t', async (tx) => tx.put('b', 2));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    while (thread.waiting.size === 0) await new Promise((r) => setImmediate(r));
+    // Planned on k while k commits.
+    const next = s.transact('t', async (tx) => { await gate; tx.put('c', ((await tx.get('b'))?.value as number) + 1); });
+    await new Promise((r) => setImmediate(r));
+    // Hold the loop until k is in the file, then stop the thread with its answer unread.
+    while (rev() !== 2) { /* spin */ }
+    const w = thread.worker as Worker;
+    w.removeAllListeners('message');
+    await w.terminate();
+    assert.equal((await k).revision, 2, 'the file holds it: a success');
+    release();
+    assert.equal((await next).revision, 3);
+    assert.deepEqual(heard, ['1:a', '2:b', '3:c'], 'every revision heard, in order');
+    assert.deepEqual((await s.get('c'))?.value, 3);
+  } finally {
+    raw.close();
+    await s.close();
+  }
+});
+
+test('sqlite: a closed store refuses reads and writes, and a second store in the same process is refused without releasing the first one\'s lock', async () => {
+  const file = join(dir, 'closed.db');
+  const a = new SqliteStore(file);
+  await a.transact('t', async (tx) => tx.put('k', 1));
+  assert.throws(() => new SqliteStore(file), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_IN_USE');
+  // The refusal must not have dropped a's lock (a POSIX lock goes with any close of the file in the process).
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `import { SqliteStore } from ${JSON.stringify(new URL('./sqlite.js', import.meta.url).href)}; try { const s = new SqliteStore(${JSON.stringify(file)}); await s.close(); console.log('OPENED'); } catch (e) { console.log(e.code); }`], { encoding: 'utf8' });
+  assert.equal(child.stdout.trim(), 'WEFT_IN_USE', child.stderr);
+  await a.close();
+  await assert.rejects(a.transact('t', async (tx) => tx.put('late', 1)), /store is closed/);
+  await assert.rejects(a.get('k'), /store is closed/);
+  const b = new SqliteStore(file);
+  assert.equal(await b.get('late'), undefined);
+  await b.close();
 });

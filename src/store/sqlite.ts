@@ -1,12 +1,12 @@
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { WeftError } from '../model/index.js';
 import { Mutex } from './buffered.js';
 import type { CommittedReads } from './overlay.js';
 import { WriteTracker } from './health.js';
 import { SCHEMA } from './sqlite-write.js';
-import { WriterThread } from './sqlite-thread.js';
+import { WriterStopped, WriterThread } from './sqlite-thread.js';
 import { GroupCommit } from './sqlite-batches.js';
 import { RowCache, type KvRow } from './sqlite-cache.js';
 import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
@@ -37,25 +37,36 @@ function writeError(e: unknown, file: string): unknown {
 
 const inUse = (e: unknown) => e instanceof Error && /locked|busy/i.test(e.message);
 
+/** Lock files this process holds: one open or close of such a file through node:fs would drop its lock. */
+const held = new Set<string>();
+
 /**
  * The lock that keeps a second server off the file: another SQLite file beside it, held in exclusive
- * locking mode for as long as the store is open (the store's own file has two connections, so it cannot
- * be held that way). The operating system drops it when the process ends, however it ends.
+ * locking mode for as long as the store is open (the store's own file has three connections, so it
+ * cannot be held that way). The operating system drops it when the process ends, however it ends. It is
+ * a POSIX lock, which belongs to the process and goes with the first close of *any* descriptor of the
+ * file in it: only SQLite (which keeps its descriptors open) ever opens it, and a second store in this
+ * process is refused before touching it.
  */
-function takeLock(file: string): Database.Database {
-  const lockFile = `${file}.lock`;
-  closeSync(openSync(lockFile, 'a', 0o600));
+function takeLock(file: string): { db: Database.Database; release: () => void } {
+  const lockFile = `${resolve(file)}.lock`;
+  const refuse = (cause?: unknown) => new WeftError('WEFT_IN_USE', `store ${file} is in use by another weft server`, { cause });
+  if (held.has(lockFile)) throw refuse();
   const lock = new Database(lockFile, { timeout: 0 });
   try {
+    chmodSync(lockFile, 0o600);
     lock.pragma('locking_mode = EXCLUSIVE');
     lock.exec('BEGIN EXCLUSIVE; COMMIT;');
-    return lock;
   } catch (e) {
     lock.close();
-    if (inUse(e)) throw new WeftError('WEFT_IN_USE', `store ${file} is in use by another weft server`, { cause: e });
+    if (inUse(e)) throw refuse(e);
     throw e;
   }
+  held.add(lockFile);
+  return { db: lock, release: () => { lock.close(); held.delete(lockFile); } };
 }
+
+const closedError = () => new WeftError('WEFT_STORE_UNAVAILABLE', 'the SQLite store is closed');
 
 const toEntry = (r: KvRow): Entry => ({ key: r.key, value: JSON.parse(r.value), modRevision: r.mod_rev, createRevision: r.create_rev });
 
@@ -66,7 +77,7 @@ const toEntry = (r: KvRow): Entry => ({ key: r.key, value: JSON.parse(r.value), 
  * Transactions arriving together share one commit, pipelined (sqlite-batches.ts).
  */
 export class SqliteStore implements Store {
-  private readonly lock: Database.Database;
+  private readonly lock: { db: Database.Database; release: () => void };
   private readonly db: Database.Database;
   private readonly writer: WriterThread;
   private readonly mutex = new Mutex();
@@ -76,6 +87,7 @@ export class SqliteStore implements Store {
   private readonly batches: GroupCommit;
   /** SQLite commits made (each holds a batch of transactions): the store's fsyncs, for its metrics and tests. */
   commits = 0;
+  private closed = false;
   /** What batches read of the committed rows (see RowCache). */
   private readonly cache = new RowCache(() => this.stmt.scanKeys.all('', PREFIX_END));
   private readonly committed: CommittedReads = {
@@ -94,16 +106,16 @@ export class SqliteStore implements Store {
     this.lock = takeLock(file);
     let db: Database.Database | undefined;
     try {
-      // It holds password hashes: made 0600 before SQLite opens it, so its WAL and shared-memory files,
-      // which SQLite creates with the file's mode, are private too.
-      closeSync(openSync(file, 'a', 0o600));
-      chmodSync(file, 0o600);
+      // It holds password hashes: made 0600 before its WAL and shared-memory files exist, so that SQLite,
+      // which gives them the file's mode, makes them private too (and any left from before are made so).
+      // Never opened through node:fs: closing that descriptor would drop SQLite's POSIX locks on it.
       db = new Database(file, { timeout: 5000 });
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) if (f === file || existsSync(f)) chmodSync(f, 0o600);
       db.pragma('journal_mode = WAL');
       db.exec(SCHEMA);
     } catch (e) {
       db?.close();
-      this.lock.close();
+      this.lock.release();
       if (inUse(e)) throw new WeftError('WEFT_IN_USE', `store ${file} is in use by another weft server`, { cause: e });
       throw e;
     }
@@ -121,19 +133,34 @@ export class SqliteStore implements Store {
     this.batches = new GroupCommit({
       committed: this.committed,
       committedRevision: () => this.meta('revision'),
-      commit: async (req) => void (await this.writer.call({ op: 'commit', req })),
+      commit: async (req) => {
+        try {
+          await this.writer.call({ op: 'commit', req });
+        } catch (e) {
+          // A thread that stopped may have committed before it could answer: the file says (a commit is
+          // all or nothing), and a batch that is in is a success like any other.
+          if (e instanceof WriterStopped && this.meta('revision') >= req.revision) return;
+          throw e;
+        }
+      },
       applied: (req, changes) => {
         this.cache.committed(req.rows);
         this.commits++;
         this.writes.wrote();
-        for (const c of changes) for (const l of this.listeners) l(c);
+        for (const c of changes) {
+          for (const l of this.listeners) {
+            try {
+              l(c);
+            } catch (e) {
+              // A listener's bug must not keep the batch from being acknowledged, nor the others from hearing it.
+              process.emitWarning(`a store listener threw: ${e instanceof Error ? e.message : String(e)}`);
+            }
+          }
+        }
       },
-      failed: (e) => {
-        // A thread that died mid-commit leaves it unknown whether the rows are in: cached rows are not trusted.
-        this.cache.clear();
-        // Otherwise SQLite rolled the transaction back: nothing of the batch is kept, and the store stays usable.
-        return this.writes.failed(writeError(e, file));
-      },
+      // SQLite rolled the batch back (or, a thread having stopped, the file shows it is not in): the
+      // cache still holds what the file does. Nothing of the batch is kept, and the store goes on.
+      failed: (e) => this.writes.failed(writeError(e, file)),
       clock,
     });
   }
@@ -157,16 +184,19 @@ export class SqliteStore implements Store {
   }
 
   async get(key: string): Promise<Entry | undefined> {
+    this.open();
     // A key the writer thread is committing may be newer in SQLite than in the cache: ask SQLite. Any
     // other key is the same in both, before the commit and after it.
     return this.batches.isWriting(key) ? this.read(key) : this.committed.key(key);
   }
 
   async list(prefix: string): Promise<Listing> {
+    this.open();
     return this.db.transaction(() => ({ entries: this.scan(prefix), revision: this.meta('revision') }))();
   }
 
   transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
+    if (this.closed) return Promise.reject(closedError());
     return this.batches.transact(actor, fn);
   }
 
@@ -217,13 +247,21 @@ export class SqliteStore implements Store {
     return (await this.writer.call({ op: 'settings' })) as { synchronous: number; journalMode: string };
   }
 
+  /** Refuses a read once the store is closed (its connection is gone, or going). */
+  private open(): void {
+    if (this.closed) throw closedError();
+  }
+
   async close(): Promise<void> {
-    this.listeners.clear();
+    if (this.closed) return;
+    this.closed = true;
+    // What was accepted before the close commits, and its listeners hear it; nothing is accepted after.
     await this.batches.whenIdle();
+    this.listeners.clear();
     await this.mutex.run(async () => {
       await this.writer.close();
       this.db.close();
-      this.lock.close();
+      this.lock.release();
     });
   }
 }
