@@ -107,12 +107,12 @@ test('sqlite: the checkpointer thread copies the WAL into the file while the wri
   const s = new SqliteStore(file);
   try {
     const before = statSync(file).size;
-    // ~2 MB in 20 commits: far below the writer's own checkpoint bound (80 MiB of WAL).
-    for (let i = 0; i < 20; i++) await s.transact('t', async (tx) => { for (let j = 0; j < 25; j++) tx.put(`k/${i}/${j}`, 'x'.repeat(4000)); });
+    // ~10 MB of WAL in 50 commits: past the checkpointer's ~4 MB, far below the writer's own bound (80 MiB).
+    for (let i = 0; i < 50; i++) await s.transact('t', async (tx) => { for (let j = 0; j < 25; j++) tx.put(`k/${i}/${j}`, 'x'.repeat(4000)); });
     const deadline = Date.now() + 5000;
     while (statSync(file).size < before + 1_500_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.ok(statSync(file).size >= before + 1_500_000, `the database file holds the commits within seconds (${statSync(file).size} bytes)`);
-    assert.equal((await s.list('k/')).entries.length, 500);
+    assert.equal((await s.list('k/')).entries.length, 1250);
   } finally {
     await s.close();
   }
