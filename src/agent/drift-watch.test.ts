@@ -110,3 +110,25 @@ test('a burst of reports (our own ADDs) is checked no more often than the resync
   const n = checks().length - first;
   assert.ok(n >= 1 && n <= 3, `${n} checks of the reported tenant in 1.8 s with a 1 s resync (a check every settle would be ~9)`);
 });
+
+test('a tenant reported without pause is read once per resync interval, not once by the resync and once by the settle', async (t) => {
+  const { r, dp, checks } = start(t, 60_000, 500);
+  r.start();
+  await sleep(100);
+  const first = checks().length;
+  // A report every 50 ms for 3 s: with both the resync's pass and the settle's taking it, ~12 checks.
+  for (let i = 0; i < 60; i++) {
+    dp.changed?.('u-t2');
+    await sleep(50);
+  }
+  const n = checks().length - first;
+  assert.ok(n >= 4 && n <= 7, `${n} checks of the reported tenant in 3 s with a 0.5 s resync`);
+  // A real change is still repaired within the interval and a settle after its report.
+  const bridge = [...(dp.namespaces.get('u-t2')?.links.keys() ?? [])].find((l) => l.startsWith('wb'));
+  assert.ok(bridge);
+  const t0 = performance.now();
+  dp.deleteLink('u-t2', bridge);
+  while (!dp.namespaces.get('u-t2')?.links.has(bridge) && performance.now() - t0 < 3000) await sleep(10);
+  assert.ok(dp.namespaces.get('u-t2')?.links.has(bridge), 'the deleted bridge is back');
+  assert.ok(performance.now() - t0 < 500 + 200 + 300, `repaired in ${Math.round(performance.now() - t0)} ms`);
+});

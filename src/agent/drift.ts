@@ -21,7 +21,8 @@ export class DriftChecks {
   /** Each tenant's namespace, to find the tenant of a reported namespace. */
   private readonly nsTenant = new Map<string, string>();
   private settle: NodeJS.Timeout | undefined;
-  private lastReported = -Infinity;
+  /** When a pass last took reported tenants: reports are checked at most once per `gapMs`, by any pass. */
+  private lastTaken = -Infinity;
 
   /** `gapMs`: the least time between two passes for reports (the resync interval: a burst of ADDs costs no more than before). */
   constructor(private readonly schedule: () => void, private readonly log: Logger, private readonly gapMs: number, private readonly safetyMs = SAFETY_MS) {}
@@ -54,14 +55,34 @@ export class DriftChecks {
   take(tenants: readonly string[]): string[] {
     const now = performance.now();
     const all = this.everything || !this.watching?.live || now - this.lastEverything >= this.safetyMs;
-    const known = new Set(tenants);
-    const list = all ? [...tenants] : [...this.suspects].filter((t) => known.has(t));
     if (all) {
       this.everything = false;
       this.lastEverything = now;
+      this.lastTaken = now;
+      this.suspects.clear();
+      return [...tenants];
     }
+    if (this.suspects.size === 0) return [];
+    // Reported again within the gap (the resync's pass and the settle's both came): they wait for the
+    // pass the settle timer is aimed at, so a namespace that keeps being reported is read once per gap.
+    if (now - this.lastTaken < this.gapMs) {
+      this.arm(this.lastTaken + this.gapMs - now);
+      return [];
+    }
+    const known = new Set(tenants);
+    const list = [...this.suspects].filter((t) => known.has(t));
     this.suspects.clear();
+    this.lastTaken = now;
     return list;
+  }
+
+  /** A pass in `ms` (no sooner than a settle), unless one is already due. */
+  private arm(ms: number): void {
+    if (this.settle) return;
+    this.settle = setTimeout(() => {
+      this.settle = undefined;
+      this.schedule();
+    }, Math.max(SETTLE_MS, ms));
   }
 
   /**
@@ -77,11 +98,6 @@ export class DriftChecks {
       this.everything = true;
       this.log.warn('the drift watch ended; every resync checks every tenant from now on');
     }
-    if (this.settle) return;
-    this.settle = setTimeout(() => {
-      this.settle = undefined;
-      this.lastReported = performance.now();
-      this.schedule();
-    }, Math.max(SETTLE_MS, this.lastReported + this.gapMs - performance.now()));
+    this.arm(this.lastTaken + this.gapMs - performance.now());
   }
 }

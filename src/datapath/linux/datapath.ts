@@ -144,16 +144,17 @@ export class LinuxDatapath implements Datapath {
   }
 
   /**
-   * A namespace's links: read again only if the watcher reported a change since the last read (or, not
-   * watched, if the last convergence's reading is older than `maxAgeMs`). A reading across which an
-   * event arrived is not kept: it may predate the change.
+   * A namespace's links: read again only if the watcher reported a change since the last read, unless the
+   * last convergence's reading is at most `maxAgeMs` old (maintenance, right after the full pass that
+   * read them: a change since is reported, checked at the next pass, and seen by the maintenance after
+   * it). A reading across which an event arrived is not kept: it may predate the change.
    */
   private async links(ns: string, maxAgeMs: number | undefined): Promise<ReadonlyMap<string, ObservedLink>> {
     const epoch = this.watcher?.epoch(ns);
     const kept = this.portsSeen.get(ns);
     if (epoch !== undefined && kept?.epoch === epoch) return kept.links;
     const seen = this.tenants.observed.get(ns);
-    if (epoch === undefined && seen && maxAgeMs !== undefined && performance.now() - seen.at <= maxAgeMs) return seen.links;
+    if (seen && maxAgeMs !== undefined && performance.now() - seen.at <= maxAgeMs) return seen.links;
     const links = await observeLinks(this.runner, ns);
     if (epoch !== undefined && this.watcher?.epoch(ns) === epoch) this.portsSeen.set(ns, { epoch, links });
     return links;
