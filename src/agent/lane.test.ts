@@ -54,3 +54,33 @@ test('a failed pass or exclusive call does not stop later passes', async () => {
   await lane.idle();
   assert.deepEqual([runs, errors], [2, ['boom']]);
 });
+
+test('close: a pass asked for but not started never starts, and close waits for the one under way', async () => {
+  let release!: () => void;
+  const log: string[] = [];
+  const lane = new Lane(async () => {
+    log.push('start');
+    if (log.length === 1) await new Promise<void>((r) => (release = r));
+    log.push('end');
+  }, () => undefined);
+  lane.schedule();
+  await tick();
+  lane.schedule();
+  let closed = false;
+  const done = lane.close().then(() => (closed = true));
+  lane.schedule();
+  await tick();
+  assert.equal(closed, false, 'close waits for the pass under way');
+  release();
+  await done;
+  for (let i = 0; i < 3; i++) await tick();
+  assert.deepEqual(log, ['start', 'end'], 'nothing started after close, even what was asked for before it');
+  // The race a stopping agent met: asked for, then closed before the pass was chained.
+  const late: string[] = [];
+  const other = new Lane(async () => void late.push('pass'), () => undefined);
+  other.schedule();
+  await other.close();
+  await tick();
+  await tick();
+  assert.deepEqual(late, []);
+});

@@ -5,6 +5,7 @@
  */
 export class Lane {
   private queued = false;
+  private closed = false;
   private running: Promise<void> = Promise.resolve();
   /** Passes started, for tests and the host's status. */
   passes = 0;
@@ -12,11 +13,19 @@ export class Lane {
   constructor(private readonly pass: () => Promise<void>, private readonly failed: (e: Error) => void) {}
 
   schedule(): void {
-    if (this.queued) return;
+    if (this.queued || this.closed) return;
     this.queued = true;
     setImmediate(() => {
+      // Asked for before close() but not started: it never starts (nothing may touch the host after stop).
+      if (this.closed) return;
       this.running = this.running.then(() => this.run());
     });
+  }
+
+  /** No pass starts from now on; resolves when the one under way (if any) has ended. */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.running;
   }
 
   /**

@@ -81,7 +81,7 @@ export class Reconciler {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.drift.stop();
-    await Promise.all([this.full.idle(), this.changes.idle()]);
+    await Promise.all([this.full.close(), this.changes.close()]);
   }
 
   lock(tenant: string): Mutex {
