@@ -290,7 +290,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients (lean client), SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
       `| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`,
       `| server CPU (user + system, all its threads) per allocation | ${cpuPer.toFixed(0)} µs | — |`,
-      `| the same ${ENDPOINTS} allocations from node:https clients (the client takes ~2× the CPU), rate / p50 / p99 | ${n.rate.toFixed(0)} /s / ${ms(n.lat.p50)} / ${ms(n.lat.p99)} | (recorded) |`,
+      `| the same ${ENDPOINTS} allocations from node:https clients (the client takes ~2× the CPU), rate / p50 / p99 / failures | ${n.rate.toFixed(0)} /s / ${ms(n.lat.p50)} / ${ms(n.lat.p99)} / ${n.failures} | (recorded) |`,
       `| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`,
       `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,
       `| anchor: the same POSTs to a trivial Node HTTPS server (no framework, no store, no client certificate), lean client, ${CLIENTS} concurrent | ${anchor.lean.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.lean.lat.p50)} / ${ms(anchor.lean.lat.p99)} | (anchor) |`,

@@ -69,11 +69,5 @@ export class RowCache {
     this.prefixes.clear();
     this.size = 0;
   }
-
-  /** Forgets everything (after a commit whose outcome is unknown). */
-  clear(): void {
-    this.dropRows();
-    this.known = undefined;
-  }
 }
 

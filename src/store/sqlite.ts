@@ -201,6 +201,7 @@ export class SqliteStore implements Store {
   }
 
   async changes(since: number, limit = 1_000_000): Promise<Change[]> {
+    this.open();
     const compacted = this.meta('compacted');
     if (since < compacted) {
       throw new WeftError('WEFT_HISTORY_COMPACTED', `revision ${since} is older than the kept history (from ${compacted + 1}); re-list`);
@@ -216,10 +217,12 @@ export class SqliteStore implements Store {
   }
 
   async compactedRevision(): Promise<number> {
+    this.open();
     return this.meta('compacted');
   }
 
   async revision(): Promise<number> {
+    this.open();
     return this.meta('revision');
   }
 
