@@ -107,12 +107,48 @@ test('sqlite: the checkpointer thread copies the WAL into the file while the wri
   const s = new SqliteStore(file);
   try {
     const before = statSync(file).size;
-    // ~10 MB of WAL in 50 commits: past the checkpointer's ~4 MB, far below the writer's own bound (80 MiB).
-    for (let i = 0; i < 50; i++) await s.transact('t', async (tx) => { for (let j = 0; j < 25; j++) tx.put(`k/${i}/${j}`, 'x'.repeat(4000)); });
+    // ~6 MB of WAL in 30 commits: past the checkpointer's ~4 MB, below the writer's own bound (~8 MB).
+    for (let i = 0; i < 30; i++) await s.transact('t', async (tx) => { for (let j = 0; j < 25; j++) tx.put(`k/${i}/${j}`, 'x'.repeat(4000)); });
     const deadline = Date.now() + 5000;
     while (statSync(file).size < before + 1_500_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.ok(statSync(file).size >= before + 1_500_000, `the database file holds the commits within seconds (${statSync(file).size} bytes)`);
-    assert.equal((await s.list('k/')).entries.length, 1250);
+    assert.equal((await s.list('k/')).entries.length, 750);
+  } finally {
+    await s.close();
+  }
+});
+
+test('sqlite: under writes that never pause, the WAL still starts over: it stays near its bound instead of growing to tens of MB', async () => {
+  const file = join(dir, 'wal-bound.db');
+  const s = new SqliteStore(file);
+  const walSize = () => {
+    try {
+      return statSync(`${file}-wal`).size;
+    } catch {
+      return 0;
+    }
+  };
+  try {
+    // 32 writers with no pause between transactions (the pipeline always has a batch in the writer thread),
+    // each transaction one key in a random place of the table: ~60 MB of WAL over the run.
+    let next = 0;
+    let largest = 0;
+    let shrank = 0;
+    const value = 'x'.repeat(1500);
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (next < 10_000) {
+        next++;
+        await s.transact('t', async (tx) => tx.put(`k/${Math.random().toString(36).slice(2)}`, value));
+        const size = walSize();
+        if (size < largest / 2) shrank++;
+        largest = Math.max(largest, size);
+      }
+    }));
+    // The writer completes the checkpointer's work past 2,000 pages (~8 MB), so the next commit starts the
+    // WAL over; a batch of 256 transactions adds ~2 MB. With its bound at 20,000 pages it reached 80 MB.
+    assert.ok(largest < 14_000_000, `the WAL stayed under 14 MB: its largest was ${(largest / 1e6).toFixed(1)} MB`);
+    assert.ok(shrank > 0, 'the WAL started over during the run');
+    assert.equal((await s.list('k/')).entries.length, 10_000);
   } finally {
     await s.close();
   }
