@@ -187,4 +187,34 @@ export function storeContract(name: string, open: (options: StoreOptions) => Pro
     got.list.push(3);
     assert.deepEqual((await s.get('k'))?.value, { list: [1] });
   }));
+
+  test(`${name}: inside a transaction, a value is what it was when put, and each read of it is a copy`, run, () => withStore({}, async (s) => {
+    const heard: unknown[] = [];
+    const stop = s.subscribe((cs) => heard.push(...cs.map((c) => c.value)));
+    try {
+      const v = { list: [1] };
+      await s.transact('t', async (tx) => {
+        tx.put('k', v);
+        v.list.push(2);
+        const read = (await tx.get('k'))?.value as { list: number[] };
+        read.list.push(3);
+        assert.deepEqual((await tx.get('k'))?.value, { list: [1] }, 'neither the caller\'s object nor a read changed the pending write');
+        assert.deepEqual((await tx.list('k'))[0]?.value, { list: [1] });
+      });
+      assert.deepEqual((await s.get('k'))?.value, { list: [1] });
+      assert.deepEqual(heard, [{ list: [1] }], 'watchers hear the value as put');
+    } finally {
+      stop();
+    }
+  }));
+
+  test(`${name}: a value JSON cannot hold is refused when put, naming its key, and its transaction changes nothing`, run, () => withStore({}, async (s) => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic['self'] = cyclic;
+    for (const bad of [undefined, () => 1, 10n, cyclic]) {
+      await assert.rejects(s.transact('t', async (tx) => { tx.put('ok', 1); tx.put('bad/key', bad); }), (e: unknown) => e instanceof TypeError && /the value for bad\/key cannot be stored/.test(e.message));
+    }
+    assert.equal(await s.get('ok'), undefined);
+    assert.equal(await s.revision(), 0);
+  }));
 }

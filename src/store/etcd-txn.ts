@@ -124,7 +124,7 @@ export class EtcdAttempt {
         this.keysRead.set(k, Number(r.kvs[0]?.mod_revision ?? 0));
         if (!r.kvs[0]) continue;
       }
-      const text = w === undefined ? '' : JSON.stringify({ v: w.value });
+      const text = w === undefined ? '' : `{"v":${w.text}}`;
       bytes += Buffer.byteLength(d(k)) + Buffer.byteLength(text);
       if (bytes > ETCD_MAX_REQUEST_BYTES) throw tooLarge(`more than ${ETCD_MAX_REQUEST_BYTES} bytes`);
       ops.push(w === undefined ? client.delete().key(d(k)) : client.put(d(k)).value(text));

@@ -64,8 +64,10 @@ export class MemoryStore implements Store {
           this.data.delete(key);
           changes.push({ revision, key, op: 'delete', value: old.value, actor, time });
         } else {
-          this.data.set(key, { key, value: w.value, modRevision: revision, createRevision: old?.createRevision ?? revision });
-          changes.push({ revision, key, op: 'put', value: w.value, actor, time });
+          // Kept as the other stores keep it: what its JSON text reads back as.
+          const value = JSON.parse(w.text);
+          this.data.set(key, { key, value, modRevision: revision, createRevision: old?.createRevision ?? revision });
+          changes.push({ revision, key, op: 'put', value: JSON.parse(w.text), actor, time });
         }
       }
       if (changes.length === 0) return { value, revision: this.rev };

@@ -78,7 +78,7 @@ export class Overlay implements Reads {
   /**
    * The changes a finished transaction makes at `revision`, as the store logs them (its prefix deletes
    * expanded first, a delete of a missing key dropped), applied to the overlay for the transactions after
-   * it. Nothing is applied if planning throws (a value JSON cannot hold).
+   * it.
    */
   plan(tx: BufferedTxn, revision: number, actor: string, time: string): PlannedChange[] {
     const deletes = expandDeleted(tx, (p) => this.keysUnder(p)).map((k): [string, undefined] => [k, undefined]);
@@ -92,9 +92,8 @@ export class Overlay implements Reads {
         next.set(key, null);
         changes.push({ revision, key, op: 'delete', value: JSON.parse(text), actor, time, text });
       } else {
-        const text = JSON.stringify(w.value);
-        next.set(key, { text, modRevision: revision, createRevision: old ? old.createRevision : revision });
-        changes.push({ revision, key, op: 'put', value: w.value, actor, time, text });
+        next.set(key, { text: w.text, modRevision: revision, createRevision: old ? old.createRevision : revision });
+        changes.push({ revision, key, op: 'put', value: JSON.parse(w.text), actor, time, text: w.text });
       }
     }
     for (const [k, w] of next) this.written.set(k, w);
