@@ -18,6 +18,7 @@ import { migratePolicies } from './policy-store.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 import { Quota, type QuotaLimits } from './quota.js';
 import { StoreWatch } from './writable.js';
+import { applyDocuments, type ApplyDoc, type ApplyOptions, type ApplyOutcome } from './apply.js';
 
 export interface ControlOptions {
   hostTimeoutMs?: number;
@@ -73,6 +74,12 @@ export class Control {
     this.users = new Users(store, clock, options.tokenTtlMs === undefined ? {} : { tokenTtlMs: options.tokenTtlMs });
     this.ca = options.ca ?? new StoreCa(store);
     this.identities = new HostIdentities(store, clock, this.ca, options.hostCertTtlMs);
+  }
+
+  /** `weft apply -f` / `weft delete -f`: many documents, one transaction (apply.ts). */
+  apply(actor: string, docs: readonly ApplyDoc[], opts: ApplyOptions): Promise<ApplyOutcome> {
+    const kinds = { Netprofile: this.netprofiles, Network: this.networks, Policy: this.policies, Group: this.groups, Service: this.services, AppProfile: this.appProfiles };
+    return applyDocuments({ store: this.store, tenants: this.tenants, kinds }, actor, docs, opts);
   }
 
   /**

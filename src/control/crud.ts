@@ -71,10 +71,9 @@ export class Crud<I extends { name: string }, O extends Scoped> {
   }
 
   private async readScoped(tx: Txn, tenant: string, name: string): Promise<O> {
-    await requireTenant(tx, tenant);
-    const e = await tx.get(keys.scoped(this.c, tenant, name));
-    if (!e) throw notFound(label(this.c, tenant, name));
-    return this.def.storage ? this.def.storage.read(tx, e) : withRevision<O>(e);
+    const o = await this.findIn(tx, tenant, name);
+    if (!o) throw notFound(label(this.c, tenant, name));
+    return o;
   }
 
   private async persist(tx: Txn, obj: Stored<O>): Promise<void> {
@@ -83,16 +82,45 @@ export class Crud<I extends { name: string }, O extends Scoped> {
   }
 
   async create(actor: string, tenant: string, input: I): Promise<O> {
-    return this.write(actor, async (tx) => {
-      await requireTenant(tx, tenant);
-      const key = keys.scoped(this.c, tenant, input.name);
-      if (await tx.get(key)) throw new WeftError('WEFT_EXISTS', `${label(this.c, tenant, input.name)} already exists`, { field: 'name' });
-      const at = this.now();
-      const obj = stampOwners({ ...(await this.def.build(input, { tx, tenant, existing: undefined })), createdAt: at, updatedAt: at }, undefined, actor);
-      await this.quota.settle(tx, undefined, obj);
-      await this.persist(tx, obj as Stored<O>);
-      return obj;
-    });
+    return this.write(actor, (tx) => this.createIn(tx, actor, tenant, input));
+  }
+
+  /** Creates `input` in the caller's transaction (409 if it exists). */
+  async createIn(tx: Txn, actor: string, tenant: string, input: I): Promise<Stored<O>> {
+    await requireTenant(tx, tenant);
+    const key = keys.scoped(this.c, tenant, input.name);
+    if (await tx.get(key)) throw new WeftError('WEFT_EXISTS', `${label(this.c, tenant, input.name)} already exists`, { field: 'name' });
+    const at = this.now();
+    const obj = stampOwners({ ...(await this.def.build(input, { tx, tenant, existing: undefined })), createdAt: at, updatedAt: at }, undefined, actor);
+    await this.quota.settle(tx, undefined, obj);
+    await this.persist(tx, obj as Stored<O>);
+    return obj as Stored<O>;
+  }
+
+  /** The object as stored now in the caller's transaction, or undefined (its tenant must exist). */
+  async findIn(tx: Txn, tenant: string, name: string): Promise<O | undefined> {
+    await requireTenant(tx, tenant);
+    const e = await tx.get(keys.scoped(this.c, tenant, name));
+    if (!e) return undefined;
+    return this.def.storage ? this.def.storage.read(tx, e) : withRevision<O>(e);
+  }
+
+  /**
+   * `weft apply`'s write, in the caller's transaction: creates `input`, replaces what is stored with it,
+   * or leaves it as it is when replacing would store the same object (no write, no new revision).
+   */
+  async upsertIn(tx: Txn, actor: string, tenant: string, input: I): Promise<'created' | 'updated' | 'unchanged'> {
+    const existing = await this.findIn(tx, tenant, input.name);
+    if (!existing) {
+      await this.createIn(tx, actor, tenant, input);
+      return 'created';
+    }
+    const built = await this.def.build(input, { tx, tenant, existing });
+    const candidate = stampOwners({ ...built, createdAt: existing.createdAt, updatedAt: existing.updatedAt }, existing, actor);
+    const { revision: _r, ...stored } = existing;
+    if (sameContent(candidate, stored)) return 'unchanged';
+    await this.rewrite(tx, actor, existing, input);
+    return 'updated';
   }
 
   async replace(actor: string, tenant: string, name: string, input: I, ifMatch?: number): Promise<O> {
@@ -128,21 +156,47 @@ export class Crud<I extends { name: string }, O extends Scoped> {
     await this.store.transact(actor, async (tx) => {
       const existing = await this.readScoped(tx, tenant, name);
       checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
-      const deps = await this.def.dependants(tx, existing);
-      if (deps.length > 0) {
-        throw new WeftError('WEFT_IN_USE', `${label(this.c, tenant, name)} is in use by ${listNames(deps)}; remove those first`);
-      }
-      await this.def.release?.(tx, existing);
-      await this.quota.settle(tx, existing, undefined);
-      if (this.def.storage) this.def.storage.remove(tx, existing);
-      else tx.delete(keys.scoped(this.c, tenant, name));
+      await this.removeExisting(tx, existing);
     });
+  }
+
+  /** Deletes the object in the caller's transaction (refused while something depends on it); false if there is none. */
+  async removeIn(tx: Txn, tenant: string, name: string): Promise<boolean> {
+    const existing = await this.findIn(tx, tenant, name);
+    if (!existing) return false;
+    await this.removeExisting(tx, existing);
+    return true;
+  }
+
+  private async removeExisting(tx: Txn, existing: O): Promise<void> {
+    const deps = await this.def.dependants(tx, existing);
+    if (deps.length > 0) {
+      throw new WeftError('WEFT_IN_USE', `${label(this.c, existing.tenant, existing.name)} is in use by ${listNames(deps)}; remove those first`);
+    }
+    await this.def.release?.(tx, existing);
+    await this.quota.settle(tx, existing, undefined);
+    if (this.def.storage) this.def.storage.remove(tx, existing);
+    else tx.delete(keys.scoped(this.c, existing.tenant, existing.name));
   }
 
   private async write(actor: string, fn: (tx: Txn) => Promise<unknown>): Promise<O> {
     const r = await this.store.transact(actor, fn);
     return { ...(r.value as object), revision: r.revision } as O;
   }
+}
+
+/** Whether two objects hold the same fields and values, whatever the order of their keys. */
+export function sameContent(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'undefined';
 }
 
 /** `a, b, c and 4 more`: keeps messages readable when thousands of endpoints depend on something. */

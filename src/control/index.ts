@@ -11,3 +11,4 @@ export { conflistNotice } from './conflists.js';
 export type { Collection } from './keys.js';
 export { DEFAULT_HOST_GRACE_MS } from './hosts.js';
 export { DEFAULT_QUOTA, QUOTA_FLAG, type QuotaLimits, type QuotaView } from './quota.js';
+export type { ApplyDoc, ApplyOutcome, ApplyResult } from './apply.js';

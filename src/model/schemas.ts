@@ -233,3 +233,40 @@ export type Labels = Static<typeof Labels>;
 export function partialOf(schema: TObject): TSchema {
   return Type.Partial(schema, { additionalProperties: false });
 }
+
+/** The kinds `weft apply -f` takes, in the order it writes them (deletes go the other way). */
+export const APPLY_KINDS = ['Tenant', 'Netprofile', 'Network', 'Policy', 'Group', 'Service', 'AppProfile'] as const;
+export type ApplyKind = (typeof APPLY_KINDS)[number];
+
+/** A kind's input without its name (the document's metadata names it): what a document's `spec` holds. */
+const specOf = (schema: TObject): TObject => {
+  const { name: _name, ...rest } = schema.properties;
+  return strict(rest);
+};
+export const APPLY_SPECS: Record<ApplyKind, TObject> = {
+  Tenant: specOf(TenantInput), Netprofile: specOf(NetprofileInput), Network: specOf(NetworkInput), Policy: specOf(PolicyInput),
+  Group: specOf(GroupInput), Service: specOf(ServiceInput), AppProfile: specOf(AppProfileInput),
+};
+
+/** One document of `weft apply -f`: Kubernetes' shape, so the same files can later hold NetworkPolicies beside Weft's kinds. */
+export const ApplyDocument = strict({
+  apiVersion: Type.Optional(Type.Literal('weft/v1', { description: 'weft/v1 (the default)' })),
+  kind: oneOf(APPLY_KINDS),
+  metadata: strict({
+    name: Name,
+    tenant: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "the object's tenant; default: the request's `tenant`, then `default`" })),
+  }),
+  spec: Type.Optional(Type.Object({}, { additionalProperties: true, description: "the kind's fields, as its own create takes them, without name" })),
+});
+export type ApplyDocument = Static<typeof ApplyDocument>;
+
+/** At most this many documents in one apply (one transaction). */
+export const MAX_APPLY_DOCUMENTS = 1000;
+
+export const ApplyInput = strict({
+  tenant: Type.Optional(Name),
+  dryRun: Type.Optional(Type.Boolean({ description: 'decide and report, write nothing' })),
+  delete: Type.Optional(Type.Boolean({ description: 'remove what the documents name instead of writing it' })),
+  documents: Type.Array(ApplyDocument, { minItems: 1, maxItems: MAX_APPLY_DOCUMENTS }),
+});
+export type ApplyInput = Static<typeof ApplyInput>;

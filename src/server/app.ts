@@ -16,6 +16,7 @@ import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
+import { applyRoutes } from './routes/apply.js';
 import { identityRoutes } from './routes/identity.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { registerAudit } from './audit.js';
@@ -134,6 +135,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   quotaRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
+  applyRoutes(app);
   metaRoutes(app, opts.audit);
   await app.ready();
   return app;

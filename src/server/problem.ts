@@ -22,12 +22,15 @@ export function problemOf(e: WeftError): Problem {
   };
 }
 
-interface AjvError { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> }
+export interface AjvError { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> }
 
-/** Turns an ajv error into a field path (`rules.0.ports`) and a sentence. */
-function fromValidation(errors: AjvError[], context: string | undefined): WeftError {
+/**
+ * Turns an ajv error into a field path (`rules.0.ports`) and a sentence. `prefix`: where the validated
+ * value sits in the body (`documents.3.spec` for a document of `weft apply`).
+ */
+export function fromValidation(errors: AjvError[], context: string | undefined, prefix?: string): WeftError {
   const first = errors[0] ?? {};
-  const base = (first.instancePath ?? '').split('/').filter(Boolean).join('.');
+  const base = [...(prefix ? [prefix] : []), ...(first.instancePath ?? '').split('/').filter(Boolean)].join('.');
   const where = context === 'body' || context === undefined ? '' : `${context} `;
   if (first.keyword === 'additionalProperties') {
     const extra = String(first.params?.['additionalProperty'] ?? '?');

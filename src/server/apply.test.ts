@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MAX_APPLY_DOCUMENTS } from '../model/index.js';
+import { testApi, type TestApi } from './testkit.js';
+
+const doc = (kind: string, name: string, spec?: unknown, tenant?: string) => ({ kind, metadata: { name, ...(tenant ? { tenant } : {}) }, ...(spec !== undefined ? { spec } : {}) });
+
+const shop = [
+  doc('Tenant', 'shop', { defaultAction: 'deny' }),
+  doc('Network', 'front', { subnet: '10.20.0.0/24' }),
+  doc('Group', 'web', { network: 'front', policies: ['web-in'] }),
+  doc('Policy', 'web-in', { rules: [{ id: 'http', protocol: 'tcp', ports: '80', fromGroup: 'web' }] }),
+];
+
+async function userToken(api: TestApi, name: string, tenants: string[]): Promise<string> {
+  assert.equal((await api.call('POST', '/api/v1/users', { name, role: 'tenant', tenants })).status, 201);
+  return (await api.control.users.tokens.issue('admin', name, 'test', null)).token;
+}
+
+test('POST /apply: the documents in one transaction, each result in document order, the request\'s tenant for documents naming none', async () => {
+  const api = await testApi();
+  const r = await api.call('POST', '/api/v1/apply', { tenant: 'shop', documents: shop });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual(r.json.results, [
+    { index: 0, kind: 'Tenant', name: 'shop', action: 'created' },
+    { index: 1, kind: 'Network', tenant: 'shop', name: 'front', action: 'created' },
+    { index: 2, kind: 'Group', tenant: 'shop', name: 'web', action: 'created' },
+    { index: 3, kind: 'Policy', tenant: 'shop', name: 'web-in', action: 'created' },
+  ]);
+  assert.equal(r.json.dryRun, false);
+  assert.equal((await api.call('GET', '/api/v1/tenants/shop/groups/web')).json.policies[0], 'web-in');
+  const dry = await api.call('POST', '/api/v1/apply', { tenant: 'shop', dryRun: true, delete: true, documents: shop.slice(1) });
+  assert.deepEqual(dry.json.results.map((x: { action: string }) => x.action), ['deleted', 'deleted', 'deleted']);
+  assert.equal((await api.call('GET', '/api/v1/tenants/shop/networks/front')).status, 200, 'a dry run deletes nothing');
+});
+
+test('POST /apply: bad documents of every kind are refused naming the document and the field, and change nothing', async () => {
+  const api = await testApi();
+  const rev = await api.control.store.revision();
+  const many = Array.from({ length: MAX_APPLY_DOCUMENTS + 1 }, (_, i) => doc('Netprofile', `p${i}`));
+  const cases: Array<[unknown, number, string, string, RegExp?]> = [
+    [{ documents: [] }, 400, 'WEFT_INVALID_FIELD', 'documents'],
+    [{ documents: many }, 400, 'WEFT_INVALID_FIELD', 'documents'],
+    [{ documents: [doc('Pod', 'x')] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.kind', /must be one of Tenant, Netprofile, Network, Policy, Group, Service, AppProfile/],
+    [{ documents: [{ ...doc('Network', 'n', { subnet: '10.1.0.0/24' }), apiVersion: 'networking.k8s.io/v1' }] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.apiVersion'],
+    [{ documents: [{ kind: 'Network', spec: { subnet: '10.1.0.0/24' } }] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata'],
+    [{ documents: [doc('Network', 'Bad_Name', { subnet: '10.1.0.0/24' })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata.name'],
+    [{ documents: [doc('Network', 'n', { subnet: '10.1.0.0/24', color: 'red' })] }, 400, 'WEFT_UNKNOWN_FIELD', 'documents.0.spec.color', /^documents\.0 \(Network n\): documents\.0\.spec\.color: unknown field/],
+    [{ documents: [doc('Network', 'n')] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.subnet', /is required/],
+    [{ documents: [doc('Network', 'n', { name: 'm', subnet: '10.1.0.0/24' })] }, 400, 'WEFT_UNKNOWN_FIELD', 'documents.0.spec.name'],
+    [{ documents: [doc('Policy', 'p', { rules: [{ id: 'r', ports: 'http' }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.rules.0.ports', /must be a port like 80/],
+    [{ documents: [doc('Network', 'n', { subnet: '10.1.2.300/24' })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.subnet', /^documents\.0 \(Network default\/n\)/],
+    [{ documents: [doc('Tenant', 't', {}, 'other')] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata.tenant', /a Tenant is not inside a tenant/],
+    [{ documents: [doc('Network', 'n', { subnet: '10.1.0.0/24' }, 'nope')] }, 404, 'WEFT_NOT_FOUND', 'documents.0.spec', /tenant nope/],
+    [{ documents: [doc('Group', 'g', { network: 'ghost' })] }, 422, 'WEFT_INVALID_REFERENCE', 'documents.0.spec.network', /network default\/ghost/],
+    [{ documents: shop, dryRun: 'yes' }, 400, 'WEFT_INVALID_FIELD', 'dryRun'],
+    [{ documents: shop, force: true }, 400, 'WEFT_UNKNOWN_FIELD', 'force'],
+  ];
+  for (const [body, status, code, field, message] of cases) {
+    const r = await api.call('POST', '/api/v1/apply', body);
+    const what = JSON.stringify(body).slice(0, 120);
+    assert.equal(r.status, status, `${what}: ${JSON.stringify(r.json)}`);
+    assert.equal(r.json.code, code, what);
+    if (field !== 'documents.0.spec' || r.json.field !== undefined) assert.equal(r.json.field, field, `${what}: ${r.json.detail}`);
+    if (message) assert.match(r.json.detail, message);
+  }
+  assert.equal(await api.control.store.revision(), rev, 'nothing was written');
+});
+
+test('POST /apply as a tenant user: its own tenants only (another tenant is not found, as everywhere), no tenant made or deleted', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/apply', { tenant: 'shop', documents: shop })).status, 200);
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'rival' })).status, 201);
+  const bob = await userToken(api, 'bob', ['shop']);
+  const rev = await api.control.store.revision();
+  const own = await api.call('POST', '/api/v1/apply', { tenant: 'shop', documents: [doc('Network', 'back', { subnet: '10.21.0.0/24' })] }, {}, bob);
+  assert.equal(own.status, 200, JSON.stringify(own.json));
+  const other = await api.call('POST', '/api/v1/apply', { documents: [doc('Network', 'back', { subnet: '10.21.0.0/24' }, 'shop'), doc('Network', 'spy', { subnet: '10.22.0.0/24' }, 'rival')] }, {}, bob);
+  assert.equal(other.status, 404);
+  assert.match(other.json.detail, /^documents\.1: tenant rival/);
+  const made = await api.call('POST', '/api/v1/apply', { documents: [doc('Tenant', 'mine')] }, {}, bob);
+  assert.equal(made.status, 404, 'a tenant it cannot see, as everywhere');
+  const gone = await api.call('POST', '/api/v1/apply', { delete: true, documents: [doc('Tenant', 'shop')] }, {}, bob);
+  assert.equal(gone.status, 403);
+  assert.match(gone.json.detail, /only admin and ops users may delete tenants/);
+  assert.equal(await api.control.store.revision(), rev + 1, 'only the allowed apply wrote');
+});
