@@ -6,7 +6,7 @@ import { usage } from './errors.js';
  * tables, and the ~70 modules of YAML would otherwise load on every call (see the README, "Start-up").
  */
 let yaml: typeof import('yaml') | undefined;
-const YAML = () => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+export const YAML = () => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 
 export type Format = 'table' | 'json' | 'yaml';
 
