@@ -76,6 +76,23 @@ test('weft apply -f -: documents from standard input, -t for those naming no ten
   assert.equal(typeof out.revision, 'number');
 });
 
+test('weft get: prints a tenant and its objects as documents; applying them back changes nothing', async () => {
+  const all = await ok('get all -t shop');
+  assert.match(all, /^apiVersion: weft\/v1\nkind: Tenant\nmetadata:\n  name: shop\nspec:\n  defaultAction: deny\n---\n/);
+  assert.doesNotMatch(all, /owner|revision|createdAt/, 'bookkeeping is left out');
+  assert.match(all, /vni: \d+/, 'what the server chose is kept');
+  const back = await weft(['apply', '-f', '-'], all);
+  assert.equal(back.code, 0, back.stderr);
+  assert.deepEqual([...new Set(back.stdout.trim().split('\n').map((l) => l.split(' ').at(-1)))], ['unchanged']);
+  assert.equal(back.stdout.trim().split('\n').length, 5, 'tenant, netprofile, network, policy, group');
+  const one = JSON.parse(await ok('get group web -t shop -o json'));
+  assert.deepEqual(one, [{ apiVersion: 'weft/v1', kind: 'Group', metadata: { name: 'web', tenant: 'shop' }, spec: { network: 'front', policies: ['web-in'], labels: {} } }]);
+  const bad = await weft('get pods -t shop');
+  assert.equal(bad.code, EXIT.usage);
+  assert.match(bad.stderr, /get: 'pods' is not a kind; one of all, tenant, netprofile, net, policy, group, service, app-profile/);
+  assert.equal((await weft('get group nope -t shop')).code, EXIT.notFound);
+});
+
 test('weft apply: bad files and bad documents say where (file and line), exit 2, and change nothing', async () => {
   const before = await ok('net ls -t shop -q');
   const syntax = await weft(['apply', '-f', file('syntax.yaml', 'kind: Network\nmetadata: { name: x\nspec: {}\n')]);

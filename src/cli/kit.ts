@@ -73,7 +73,8 @@ export function makeCtx(opts: Record<string, any>, io: Io): Ctx {
 export function act(io: Io, fn: (ctx: Ctx, ...args: string[]) => Promise<void>) {
   return async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
-    const positional = args.slice(0, -2).map((a) => (Array.isArray(a) ? a.join(' ') : String(a)));
+    // A missing optional argument comes as '' (never a name: names are not empty).
+    const positional = args.slice(0, -2).map((a) => (a === undefined ? '' : Array.isArray(a) ? a.join(' ') : String(a)));
     await fn(makeCtx(cmd.opts(), io), ...positional);
   };
 }

@@ -8,3 +8,4 @@ export * from './durations.js';
 export * from './auth.js';
 export * from './conflists.js';
 export * from './limits.js';
+export * from './documents.js';

@@ -4,6 +4,7 @@ import { ApiError } from '../../client/index.js';
 import { act, type Ctx, type Io, leaf } from '../kit.js';
 import { usage } from '../errors.js';
 import { YAML } from '../output.js';
+import { APPLY_KINDS, documentOf, type ApplyKind } from '../../model/index.js';
 
 /** Larger files are refused before parsing (the server takes at most 1,000 documents in one request). */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -86,4 +87,52 @@ Written in one transaction, in dependency order whatever the documents' order.
         }
       }));
   }
+}
+
+/** `weft get` kinds: the words it takes, and where each kind is listed in a tenant. */
+const GET_KINDS: ReadonlyArray<{ kind: Exclude<ApplyKind, 'Tenant'>; words: string[]; path: string }> = [
+  { kind: 'Netprofile', words: ['netprofile', 'netprofiles'], path: 'netprofiles' },
+  { kind: 'Network', words: ['net', 'network', 'networks'], path: 'networks' },
+  { kind: 'Policy', words: ['policy', 'policies'], path: 'policies' },
+  { kind: 'Group', words: ['group', 'groups'], path: 'groups' },
+  { kind: 'Service', words: ['service', 'services'], path: 'services' },
+  { kind: 'AppProfile', words: ['app-profile', 'app-profiles'], path: 'app-profiles' },
+];
+
+type Obj = { name: string; tenant?: string } & Record<string, unknown>;
+
+export function getCommands(program: Command, io: Io): void {
+  leaf(program, {
+    name: 'get <kind> [name]',
+    summary: 'print objects as the documents `weft apply -f` takes (YAML by default): applying them back changes nothing',
+    example: ['weft get all -t shop > shop.yaml', 'weft get group web -t shop', 'weft get networks -o json'],
+  })
+    .addHelpText('after', `\nKinds: all (the tenant and everything in it), tenant, ${GET_KINDS.map((k) => k.words[0]).join(', ')}.\n`)
+    .action(act(io, async (ctx, word, name) => {
+      const docs = await documentsFor(ctx, word ?? '', name || undefined);
+      if (ctx.format === 'json') return ctx.print(JSON.stringify(docs, null, 2));
+      ctx.print(docs.map((d) => YAML().stringify(d).trimEnd()).join('\n---\n'));
+    }));
+}
+
+async function documentsFor(ctx: Ctx, word: string, name: string | undefined): Promise<unknown[]> {
+  const tenant = async () => documentOf('Tenant', (await ctx.client.request('GET', `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}`)) as Obj);
+  const list = async (k: (typeof GET_KINDS)[number]) => {
+    const base = `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}/${k.path}`;
+    const items = name !== undefined ? [(await ctx.client.request('GET', `${base}/${encodeURIComponent(name)}`)) as Obj] : ((await ctx.client.request('GET', base)).items as Obj[]);
+    return items.map((o) => documentOf(k.kind, o));
+  };
+  if (word === 'all') {
+    if (name !== undefined) throw usage('get all: takes no name (it prints the tenant and everything in it)');
+    const out: unknown[] = [await tenant()];
+    for (const k of GET_KINDS) out.push(...(await list(k)));
+    return out;
+  }
+  if (word === 'tenant' || word === 'tenants') {
+    if (name !== undefined) ctx.tenant = name;
+    return [await tenant()];
+  }
+  const k = GET_KINDS.find((x) => x.words.includes(word));
+  if (!k) throw usage(`get: '${word}' is not a kind; one of all, tenant, ${GET_KINDS.map((x) => x.words[0]).join(', ')} (documents: ${APPLY_KINDS.join(', ')})`);
+  return list(k);
 }

@@ -1,0 +1,27 @@
+import type { TSchema } from '@sinclair/typebox';
+import { APPLY_SPECS, type ApplyDocument, type ApplyKind } from './schemas.js';
+
+/** What a schema lets through of `value`: an object's declared properties (recursively), an array's items. */
+function pick(value: unknown, schema: TSchema): unknown {
+  const s = schema as { type?: string; properties?: Record<string, TSchema>; items?: TSchema };
+  if (s.type === 'object' && s.properties && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, sub] of Object.entries(s.properties)) {
+      const v = (value as Record<string, unknown>)[k];
+      if (v !== undefined) out[k] = pick(v, sub);
+    }
+    return out;
+  }
+  if (s.type === 'array' && s.items && Array.isArray(value)) return value.map((v) => pick(v, s.items as TSchema));
+  return value;
+}
+
+/**
+ * A stored object as the document `weft apply -f` takes back: its spec is exactly what its kind's create
+ * takes (server-chosen values such as a VNI or a VIP included, bookkeeping such as owners and revisions
+ * left out), so applying what `weft get` printed changes nothing.
+ */
+export function documentOf(kind: ApplyKind, obj: { name: string; tenant?: string } & Record<string, unknown>): ApplyDocument {
+  const spec = pick(obj, APPLY_SPECS[kind]) as Record<string, unknown>;
+  return { apiVersion: 'weft/v1', kind, metadata: { name: obj.name, ...(kind !== 'Tenant' && obj.tenant !== undefined ? { tenant: obj.tenant } : {}) }, spec };
+}
