@@ -111,7 +111,7 @@ test('weft apply: bad files and bad documents say where (file and line), exit 2,
   const bad = file('bad.yaml', `${SHOP}kind: Network\nmetadata: { name: back, tenant: shop }\nspec: { subnet: 10.21.0.0/24, colour: red }\n---\nkind: Network\nmetadata: { name: side, tenant: shop }\nspec: { subnet: 10.22.0.0/24 }\n`);
   const r = await weft(['apply', '-f', bad]);
   assert.equal(r.code, EXIT.usage);
-  assert.match(r.stderr, /bad\.yaml:24: documents\.4 \(Network back\): documents\.4\.spec\.colour: unknown field/);
+  assert.match(r.stderr, /bad\.yaml:24: documents\.4 \(Network shop\/back\): spec\.colour: unknown field/);
   const overlap = await weft(['apply', '-f', file('overlap.yaml', `${SHOP}kind: Network\nmetadata: { name: side, tenant: shop }\nspec: { subnet: 10.20.0.128/25 }\n`)]);
   assert.equal(overlap.code, EXIT.conflict);
   assert.match(overlap.stderr, /overlap\.yaml:24: documents\.4 \(Network shop\/side\): .*overlaps network shop\/front/);

@@ -131,3 +131,24 @@ test('delete: a group with endpoints is refused, naming them, and nothing else i
   assert.equal(await c.store.revision(), rev);
   assert.equal((await c.policies.get('shop', 'db-in')).rules.length, 2, 'the policy emptied on the way was not emptied after all');
 });
+
+test('delete: the same file twice, its Tenant included: the second time everything is absent (its tenant is gone)', async () => {
+  const c = await fresh();
+  await c.apply('alice', shop(), admin);
+  assert.deepEqual(actions(await c.apply('alice', shop(), { ...admin, remove: true })), Array(9).fill('deleted'));
+  assert.deepEqual(actions(await c.apply('alice', shop(), { ...admin, remove: true })), Array(9).fill('absent'));
+  assert.deepEqual(actions(await c.apply('alice', shop(), { ...admin, remove: true, dryRun: true })), Array(9).fill('absent'));
+});
+
+test('a network a rule names cannot be deleted (the rule would name nothing), by apply or alone', async () => {
+  const c = await fresh();
+  await c.networks.create('u', 'default', { name: 'ext', subnet: '10.40.0.0/24' });
+  await c.policies.create('u', 'default', { name: 'p', rules: [{ id: 'from-ext', fromNetwork: 'ext' }] });
+  await rejectsWith(c.networks.remove('u', 'default', 'ext'), 'WEFT_IN_USE', /network default\/ext is in use by policy default\/p rule from-ext/);
+  await rejectsWith(c.apply('u', [{ index: 0, kind: 'Network', tenant: 'default', input: { name: 'ext', subnet: '10.40.0.0/24' } }], { ...admin, remove: true }), 'WEFT_IN_USE', /documents\.0 \(Network default\/ext\): .*policy default\/p rule from-ext/);
+  const both = await c.apply('u', [
+    { index: 0, kind: 'Network', tenant: 'default', input: { name: 'ext', subnet: '10.40.0.0/24' } },
+    { index: 1, kind: 'Policy', tenant: 'default', input: { name: 'p' } },
+  ], { ...admin, remove: true });
+  assert.deepEqual(actions(both), ['deleted', 'deleted'], 'with the policy in the same delete, it goes first');
+});

@@ -103,25 +103,25 @@ async function writeAll(t: ApplyTargets, tx: Txn, actor: string, docs: readonly 
 }
 
 async function removeAll(t: ApplyTargets, tx: Txn, actor: string, docs: readonly ApplyDoc[], opts: ApplyOptions): Promise<ApplyResult[]> {
+  const tenantDocs = ofKind(docs, 'Tenant');
+  const first = tenantDocs[0];
+  if (first && !opts.mayManageTenants) await step(first, async () => { throw new WeftError('WEFT_FORBIDDEN', 'only admin and ops users may delete tenants'); });
   const results: ApplyResult[] = [];
-  const removed = async (d: ApplyDoc, gone: () => Promise<boolean>) => results.push(resultOf(d, (await step(d, gone)) ? 'deleted' : 'absent'));
+  // An object whose tenant is gone is gone too (a file deleted twice, its Tenant included).
+  const present = async (d: ApplyDoc) => t.tenants.existsIn(tx, d.tenant);
+  const removed = async (d: ApplyDoc, gone: () => Promise<boolean>) => results.push(resultOf(d, (await step(d, async () => (await present(d)) && gone())) ? 'deleted' : 'absent'));
   for (const d of [...ofKind(docs, 'AppProfile'), ...ofKind(docs, 'Service')]) await removed(d, () => t.kinds[d.kind].removeIn(tx, d.tenant, d.input.name));
   // Rules naming the groups about to go are dropped first (a policy still attached to a group that stays
   // is then refused at its own delete, and the whole transaction with it).
   for (const d of ofKind(docs, 'Policy')) {
     await step(d, async () => {
-      if (await t.kinds.Policy.findIn(tx, d.tenant, d.input.name)) await t.kinds.Policy.upsertIn(tx, actor, d.tenant, { name: d.input.name, rules: [] });
+      if ((await present(d)) && (await t.kinds.Policy.findIn(tx, d.tenant, d.input.name))) await t.kinds.Policy.upsertIn(tx, actor, d.tenant, { name: d.input.name, rules: [] });
     });
   }
   for (const d of ofKind(docs, 'Group')) await removed(d, () => t.kinds.Group.removeIn(tx, d.tenant, d.input.name));
   for (const d of ofKind(docs, 'Policy')) await removed(d, () => t.kinds.Policy.removeIn(tx, d.tenant, d.input.name));
   for (const d of [...ofKind(docs, 'Network'), ...ofKind(docs, 'Netprofile')]) await removed(d, () => t.kinds[d.kind].removeIn(tx, d.tenant, d.input.name));
-  for (const d of ofKind(docs, 'Tenant')) {
-    await removed(d, async () => {
-      if (!opts.mayManageTenants) throw new WeftError('WEFT_FORBIDDEN', `only admin and ops users may delete tenants`);
-      return t.tenants.removeIn(tx, d.input.name);
-    });
-  }
+  for (const d of tenantDocs) await removed(d, () => t.tenants.removeIn(tx, d.input.name));
   return results;
 }
 
@@ -137,7 +137,8 @@ async function step<T>(d: ApplyDoc, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (e) {
     if (!(e instanceof WeftError)) throw e;
-    const field = e.field === undefined ? undefined : e.field === 'name' ? `documents.${d.index}.metadata.name` : `documents.${d.index}.spec.${e.field}`;
+    // A quota's field names the usage it counts, not the document's.
+    const field = e.field === undefined || e.code === 'WEFT_QUOTA_EXCEEDED' ? undefined : e.field === 'name' ? `documents.${d.index}.metadata.name` : `documents.${d.index}.spec.${e.field}`;
     throw new WeftError(e.code, `documents.${d.index} (${titleOf(d)}): ${e.message}`, { ...(field !== undefined ? { field } : {}), cause: e });
   }
 }

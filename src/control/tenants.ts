@@ -97,6 +97,10 @@ export class Tenants {
     });
   }
 
+  async existsIn(tx: Txn, name: string): Promise<boolean> {
+    return (await tx.get(keys.tenant(name))) !== undefined;
+  }
+
   /** Deletes an empty tenant in the caller's transaction; false if there is none. */
   async removeIn(tx: Txn, name: string): Promise<boolean> {
     const e = await tx.get(keys.tenant(name));

@@ -12,5 +12,6 @@ test('documentOf: the spec is what the kind\'s create takes (server-chosen value
   assert.deepEqual(documentOf('Policy', policy).spec, { rules: [{ id: 'r', priority: 1, direction: 'in', action: 'allow', protocol: 'tcp', ports: '80' }] });
   const group = { tenant: 'shop', name: 'web', network: 'front', policies: ['p'], labels: { tier: 'web', 'app.kubernetes.io/name': 'x' }, netprofile: '' };
   assert.deepEqual(documentOf('Group', group).spec, { network: 'front', policies: ['p'], labels: { tier: 'web', 'app.kubernetes.io/name': 'x' }, netprofile: '' });
-  assert.deepEqual(documentOf('Tenant', { name: 'shop', id: 3, defaultAction: 'deny', tenant: 'ignored' }), { apiVersion: 'weft/v1', kind: 'Tenant', metadata: { name: 'shop' }, spec: { defaultAction: 'deny' } });
+  const tenant = { name: 'shop', id: 3, defaultAction: 'deny', tenant: 'ignored' };
+  assert.deepEqual(documentOf('Tenant', tenant), { apiVersion: 'weft/v1', kind: 'Tenant', metadata: { name: 'shop' }, spec: { defaultAction: 'deny' } });
 });

@@ -21,7 +21,7 @@ function pick(value: unknown, schema: TSchema): unknown {
  * takes (server-chosen values such as a VNI or a VIP included, bookkeeping such as owners and revisions
  * left out), so applying what `weft get` printed changes nothing.
  */
-export function documentOf(kind: ApplyKind, obj: { name: string; tenant?: string } & Record<string, unknown>): ApplyDocument {
+export function documentOf(kind: ApplyKind, obj: { name: string; tenant?: string }): ApplyDocument {
   const spec = pick(obj, APPLY_SPECS[kind]) as Record<string, unknown>;
   return { apiVersion: 'weft/v1', kind, metadata: { name: obj.name, ...(kind !== 'Tenant' && obj.tenant !== undefined ? { tenant: obj.tenant } : {}) }, spec };
 }

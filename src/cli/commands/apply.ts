@@ -4,10 +4,11 @@ import { ApiError } from '../../client/index.js';
 import { act, type Ctx, type Io, leaf } from '../kit.js';
 import { usage } from '../errors.js';
 import { YAML } from '../output.js';
-import { APPLY_KINDS, documentOf, type ApplyKind } from '../../model/index.js';
 
-/** Larger files are refused before parsing (the server takes at most 1,000 documents in one request). */
+/** Larger files are refused before parsing. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
+/** The server's MAX_APPLY_DOCUMENTS (the CLI does not load the model's schemas): more are refused here, before sending. */
+export const MAX_DOCUMENTS = 250;
 
 interface Parsed { documents: unknown[]; lines: number[] }
 
@@ -24,10 +25,12 @@ function readSource(file: string): string {
 
 /** The documents of a YAML (or JSON) stream, each with the line it starts on; empty documents are skipped. */
 export function parseDocuments(text: string, name: string): Parsed {
-  const lineAt = (offset: number) => text.slice(0, offset).split('\n').length;
+  const { LineCounter, parseAllDocuments } = YAML();
+  const counter = new LineCounter();
+  const lineAt = (offset: number) => counter.linePos(offset).line;
   const documents: unknown[] = [];
   const lines: number[] = [];
-  for (const d of YAML().parseAllDocuments(text)) {
+  for (const d of parseAllDocuments(text, { lineCounter: counter })) {
     const first = d.errors[0];
     if (first) throw usage(`${name}: line ${first.linePos?.[0]?.line ?? lineAt(first.pos[0])}: ${first.message.split('\n')[0]}`);
     if (d.contents === null) continue;
@@ -42,6 +45,7 @@ export function parseDocuments(text: string, name: string): Parsed {
     if (typeof value !== 'object' || Array.isArray(value)) throw usage(`${name}: line ${line}: a document must be a mapping (kind, metadata, spec)`);
     documents.push(value);
     lines.push(line);
+    if (documents.length > MAX_DOCUMENTS) throw usage(`${name}: more than ${MAX_DOCUMENTS} documents (line ${line}); one apply takes at most ${MAX_DOCUMENTS}: split the file`);
   }
   if (documents.length === 0) throw usage(`${name}: no documents`);
   return { documents, lines };
@@ -71,7 +75,8 @@ Each document is one whole object (fields it leaves out are unset, or their defa
   kind: Network                  # Tenant, Netprofile, Network, Policy, Group, Service or AppProfile
   metadata: { name: front, tenant: shop }   # tenant: default -t, then "default"
   spec: { subnet: 10.20.0.0/24 }            # the fields its create takes (see \`weft net create --help\`)
-Written in one transaction, in dependency order whatever the documents' order.
+Written in one transaction, in dependency order whatever the documents' order, at most 250 documents.
+Quote what must stay text: ports: "80", id: "1" (unquoted, YAML reads them as numbers).
 `)
       .action(act(io, async (ctx) => {
         const file = String(ctx.opts['filename']);
@@ -89,17 +94,16 @@ Written in one transaction, in dependency order whatever the documents' order.
   }
 }
 
-/** `weft get` kinds: the words it takes, and where each kind is listed in a tenant. */
-const GET_KINDS: ReadonlyArray<{ kind: Exclude<ApplyKind, 'Tenant'>; words: string[]; path: string }> = [
-  { kind: 'Netprofile', words: ['netprofile', 'netprofiles'], path: 'netprofiles' },
-  { kind: 'Network', words: ['net', 'network', 'networks'], path: 'networks' },
-  { kind: 'Policy', words: ['policy', 'policies'], path: 'policies' },
-  { kind: 'Group', words: ['group', 'groups'], path: 'groups' },
-  { kind: 'Service', words: ['service', 'services'], path: 'services' },
-  { kind: 'AppProfile', words: ['app-profile', 'app-profiles'], path: 'app-profiles' },
+/** `weft get` kinds: the words it takes for each kind of document. */
+const GET_KINDS: ReadonlyArray<{ kind: string; words: string[] }> = [
+  { kind: 'Tenant', words: ['tenant', 'tenants'] },
+  { kind: 'Netprofile', words: ['netprofile', 'netprofiles'] },
+  { kind: 'Network', words: ['net', 'network', 'networks'] },
+  { kind: 'Policy', words: ['policy', 'policies'] },
+  { kind: 'Group', words: ['group', 'groups'] },
+  { kind: 'Service', words: ['service', 'services'] },
+  { kind: 'AppProfile', words: ['app-profile', 'app-profiles'] },
 ];
-
-type Obj = { name: string; tenant?: string } & Record<string, unknown>;
 
 export function getCommands(program: Command, io: Io): void {
   leaf(program, {
@@ -107,32 +111,17 @@ export function getCommands(program: Command, io: Io): void {
     summary: 'print objects as the documents `weft apply -f` takes (YAML by default): applying them back changes nothing',
     example: ['weft get all -t shop > shop.yaml', 'weft get group web -t shop', 'weft get networks -o json'],
   })
-    .addHelpText('after', `\nKinds: all (the tenant and everything in it), tenant, ${GET_KINDS.map((k) => k.words[0]).join(', ')}.\n`)
+    .addHelpText('after', `\nKinds: all (the tenant and everything in it), ${GET_KINDS.map((k) => k.words[0]).join(', ')}.\n`)
     .action(act(io, async (ctx, word, name) => {
-      const docs = await documentsFor(ctx, word ?? '', name || undefined);
-      if (ctx.format === 'json') return ctx.print(JSON.stringify(docs, null, 2));
-      ctx.print(docs.map((d) => YAML().stringify(d).trimEnd()).join('\n---\n'));
+      const k = GET_KINDS.find((x) => x.words.includes(word ?? ''));
+      if (word !== 'all' && !k) throw usage(`get: '${word}' is not a kind; one of all, ${GET_KINDS.map((x) => x.words[0]).join(', ')}`);
+      if (word === 'all' && name) throw usage('get all: takes no name (it prints the tenant and everything in it)');
+      // `weft get tenant NAME` is that tenant: -t names it otherwise.
+      if (k?.kind === 'Tenant' && name) ctx.tenant = name;
+      const query = new URLSearchParams({ ...(k ? { kind: k.kind } : {}), ...(name && k?.kind !== 'Tenant' ? { name } : {}) });
+      const q = query.toString();
+      const { items } = await ctx.client.request('GET', `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}/documents${q ? `?${q}` : ''}`);
+      if (ctx.format === 'json') return ctx.print(JSON.stringify(items, null, 2));
+      ctx.print((items as unknown[]).map((d) => YAML().stringify(d).trimEnd()).join('\n---\n'));
     }));
-}
-
-async function documentsFor(ctx: Ctx, word: string, name: string | undefined): Promise<unknown[]> {
-  const tenant = async () => documentOf('Tenant', (await ctx.client.request('GET', `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}`)) as Obj);
-  const list = async (k: (typeof GET_KINDS)[number]) => {
-    const base = `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}/${k.path}`;
-    const items = name !== undefined ? [(await ctx.client.request('GET', `${base}/${encodeURIComponent(name)}`)) as Obj] : ((await ctx.client.request('GET', base)).items as Obj[]);
-    return items.map((o) => documentOf(k.kind, o));
-  };
-  if (word === 'all') {
-    if (name !== undefined) throw usage('get all: takes no name (it prints the tenant and everything in it)');
-    const out: unknown[] = [await tenant()];
-    for (const k of GET_KINDS) out.push(...(await list(k)));
-    return out;
-  }
-  if (word === 'tenant' || word === 'tenants') {
-    if (name !== undefined) ctx.tenant = name;
-    return [await tenant()];
-  }
-  const k = GET_KINDS.find((x) => x.words.includes(word));
-  if (!k) throw usage(`get: '${word}' is not a kind; one of all, tenant, ${GET_KINDS.map((x) => x.words[0]).join(', ')} (documents: ${APPLY_KINDS.join(', ')})`);
-  return list(k);
 }

@@ -8,6 +8,7 @@ import { findIn, label, listIn, type KindDef } from '../crud.js';
 import { dropBook, newAddressBook } from '../addressing.js';
 import { endpointsWhere, readGlobal } from '../shared.js';
 import { withRevision } from '../keys.js';
+import { rulesOfTenant } from '../policy-store.js';
 
 function immutable(field: string, existing: unknown, next: unknown): void {
   if (existing !== next) {
@@ -79,11 +80,14 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const services = (await listIn<Service>(tx, 'services', net.tenant)).filter((s) => s.network === net.name);
     const eps = await endpointsWhere(tx, (e: Endpoint) => e.tenant === net.tenant && e.network === net.name);
     const docker = (await listIn<DockerNetwork>(tx, 'docker-networks', net.tenant)).filter((d) => d.network === net.name);
+    const rules = (await rulesOfTenant(tx, net.tenant)).filter(({ rule: r }) => r.fromNetwork === net.name || r.toNetwork === net.name)
+      .map(({ policy, rule }) => `policy ${net.tenant}/${policy} rule ${rule.id}`);
     return [
       ...docker.map((d) => `docker network ${d.name.slice(0, 12)} on ${d.host}`),
       ...groups.map((g) => label('groups', g.tenant, g.name)),
       ...services.map((s) => label('services', s.tenant, s.name)),
       ...eps.map((e) => `endpoint ${e.id}`),
+      ...rules,
     ];
   },
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AjvCompiler } from '@fastify/ajv-compiler';
-import { APPLY_SPECS, ApplyInput, WeftError, type ApplyDocument, type ApplyKind } from '../../model/index.js';
+import { Type } from '@sinclair/typebox';
+import { APPLY_KINDS, APPLY_SPECS, ApplyInput, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
 import { requireRole, requireTenantAccess, type ApplyDoc, type ApplyOutcome } from '../../control/index.js';
 import { principalOf } from '../context.js';
 import { fromValidation, type AjvError } from '../problem.js';
@@ -21,22 +22,57 @@ function specValidator(kind: ApplyKind): Validate {
   return v;
 }
 
-/** A document as control's apply takes it: its spec checked against its kind's schema, its tenant resolved. */
-function docOf(d: ApplyDocument, index: number, defaultTenant: string): ApplyDoc {
-  const spec = d.spec ?? {};
-  const validate = specValidator(d.kind);
-  if (!validate(spec)) {
-    const e = fromValidation(validate.errors ?? [], 'body', `documents.${index}.spec`);
-    throw new WeftError(e.code, `documents.${index} (${d.kind} ${d.metadata.name}): ${e.message}`, e.field !== undefined ? { field: e.field } : {});
-  }
+/**
+ * A document as control's apply takes it: its tenant resolved and, to be written, its spec checked
+ * against its kind's schema (a delete needs only the kind and the name: its spec is not looked at).
+ */
+function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: boolean): ApplyDoc {
   if (d.kind === 'Tenant' && d.metadata.tenant !== undefined) {
     throw new WeftError('WEFT_INVALID_FIELD', `documents.${index}.metadata.tenant: a Tenant is not inside a tenant; name it in metadata.name`, { field: `documents.${index}.metadata.tenant` });
   }
   const tenant = d.kind === 'Tenant' ? d.metadata.name : d.metadata.tenant ?? defaultTenant;
+  const spec = remove ? {} : d.spec ?? {};
+  const validate = specValidator(d.kind);
+  if (!remove && !validate(spec)) {
+    const e = fromValidation(validate.errors ?? [], 'body', 'spec');
+    const title = d.kind === 'Tenant' ? `Tenant ${tenant}` : `${d.kind} ${tenant}/${d.metadata.name}`;
+    throw new WeftError(e.code, `documents.${index} (${title}): ${e.message}`, e.field !== undefined ? { field: `documents.${index}.${e.field}` } : {});
+  }
   return { index, kind: d.kind, tenant, input: { ...spec, name: d.metadata.name } } as ApplyDoc;
 }
 
+const DocumentsQuery = Type.Object({
+  kind: Type.Optional(Type.Unsafe<ApplyKind>({ type: 'string', enum: [...APPLY_KINDS], description: 'one kind (default: the tenant and everything in it)' })),
+  name: Type.Optional(Name),
+}, { additionalProperties: false });
+
 export function applyRoutes(app: FastifyInstance): void {
+  const c = app.control;
+  const crud = { Netprofile: c.netprofiles, Network: c.networks, Policy: c.policies, Group: c.groups, Service: c.services, AppProfile: c.appProfiles };
+
+  app.get<{ Params: { tenant: string }; Querystring: { kind?: ApplyKind; name?: string } }>('/api/v1/tenants/:tenant/documents', {
+    schema: {
+      params: Type.Object({ tenant: Name }, { additionalProperties: false }), querystring: DocumentsQuery, tags: ['apply'],
+      summary: 'A tenant and its objects as the documents POST /apply takes (`weft get`): applying them back changes nothing',
+    },
+  }, async (req) => {
+    const { tenant } = req.params;
+    const { kind, name } = req.query;
+    requireTenantAccess(principalOf(req), tenant);
+    if (name !== undefined && kind === undefined) throw new WeftError('WEFT_INVALID_FIELD', 'name: give a kind with a name', { field: 'name' });
+    const items: ApplyDocument[] = [];
+    if (kind === undefined || kind === 'Tenant') {
+      if (name !== undefined && name !== tenant) throw new WeftError('WEFT_INVALID_FIELD', `name: the tenant is ${tenant} (the path names it)`, { field: 'name' });
+      items.push(documentOf('Tenant', await c.tenants.get(tenant)));
+    }
+    for (const k of APPLY_KINDS) {
+      if (k === 'Tenant' || (kind !== undefined && kind !== k)) continue;
+      const objs = name !== undefined ? [await crud[k].get(tenant, name)] : (await crud[k].list(tenant)).items;
+      for (const o of objs) items.push(documentOf(k, o));
+    }
+    return { items };
+  });
+
   app.post<{ Body: ApplyInput }>('/api/v1/apply', {
     schema: {
       body: ApplyInput, tags: ['apply'],
@@ -46,7 +82,7 @@ export function applyRoutes(app: FastifyInstance): void {
   }, async (req): Promise<ApplyOutcome> => {
     const p = principalOf(req);
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
-    const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default'));
+    const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true));
     for (const d of docs) {
       try {
         requireTenantAccess(p, d.tenant);

@@ -1,0 +1,24 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MAX_APPLY_DOCUMENTS } from '../model/index.js';
+import { MAX_DOCUMENTS, parseDocuments } from './commands/apply.js';
+
+test('the CLI refuses past the same document count as the server', () => {
+  assert.equal(MAX_DOCUMENTS, MAX_APPLY_DOCUMENTS);
+});
+
+test('parseDocuments: each document with the line its content starts on; empty and comment-only documents skipped', () => {
+  const text = '# head\n---\nkind: A\n---\n# only a comment\n---\n\nkind: B\nspec: { x: 1 }\n---\n';
+  assert.deepEqual(parseDocuments(text, 'f.yaml'), { documents: [{ kind: 'A' }, { kind: 'B', spec: { x: 1 } }], lines: [3, 8] });
+  assert.deepEqual(parseDocuments('{"kind": "A", "metadata": {"name": "x"}}', 'f.json').documents, [{ kind: 'A', metadata: { name: 'x' } }], 'JSON is YAML');
+});
+
+test('parseDocuments: what is not a set of mappings is refused naming the file and the line', () => {
+  assert.throws(() => parseDocuments('kind: A\n---\nkind: [\n', 'f.yaml'), /^CliError: f\.yaml: line 4: Flow sequence/);
+  assert.throws(() => parseDocuments('kind: A\n---\n- 1\n', 'f.yaml'), /f\.yaml: line 3: a document must be a mapping/);
+  assert.throws(() => parseDocuments('---\n# nothing\n', 'f.yaml'), /f\.yaml: no documents/);
+  const bomb = `a: &a [x, x, x, x, x, x, x, x, x]\n${Array.from({ length: 12 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`).join('\n')}\n`;
+  assert.throws(() => parseDocuments(bomb, 'bomb.yaml'), /bomb\.yaml: line 1: .*alias/i, 'an alias bomb is refused, not expanded');
+  const many = Array.from({ length: MAX_DOCUMENTS + 1 }, (_, i) => `kind: Netprofile\nmetadata: { name: p${i} }`).join('\n---\n');
+  assert.throws(() => parseDocuments(many, 'many.yaml'), /many\.yaml: more than 250 documents \(line 751\)/);
+});
