@@ -9,6 +9,8 @@ const KNOWN_ARGS = new Set(['IgnoreUnknown', 'IP', 'MAC', 'K8S_POD_NAME', 'K8S_P
 // A pod name is a DNS subdomain (at most 253); the server's containerName holds 128. A longer legal name
 // costs the pod its DNS name, not its network: refusing would keep a valid pod from starting.
 const POD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
+/** A Kubernetes namespace name: a DNS label (RFC 1123), as Weft's own names. */
+const NAMESPACE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const CONTAINER_NAME_MAX = 128;
 
 /** `K1=V1;K2=V2`, split as libcni's LoadArgs does (values cannot hold `=`); returns the known keys, checked. */
@@ -32,6 +34,7 @@ export function parseArgs(text: string): Record<string, string> {
     ['IP', known['IP'] === undefined || ipOf(known['IP']) ? undefined : 'is not an IPv4 address'],
     ['MAC', known['MAC'] === undefined ? undefined : macProblem(known['MAC'])],
     ['K8S_POD_NAME', known['K8S_POD_NAME'] === undefined || POD_NAME.test(known['K8S_POD_NAME']) ? undefined : 'is not a pod name (1-253 of [A-Za-z0-9_.-], starting with a letter or digit)'],
+    ['K8S_POD_NAMESPACE', known['K8S_POD_NAMESPACE'] === undefined || NAMESPACE.test(known['K8S_POD_NAMESPACE']) ? undefined : 'is not a namespace name (a DNS label: 1-63 of [a-z0-9-], starting and ending with a letter or digit)'],
   ];
   for (const [k, problem] of problems) if (problem) throw new CniError(4, `CNI_ARGS: ${k}=${shown(known[k] ?? '')} ${problem}`);
   return known;
@@ -77,6 +80,10 @@ export function addParamsOf(req: CniRequest): AddParams {
   const name = pod !== undefined && pod.length <= CONTAINER_NAME_MAX ? pod : undefined;
   const labels: Record<string, string> = {};
   for (const l of c.args?.cni?.labels ?? []) labels[l.key] = l.value;
+  // A pod's namespace (what NetworkPolicy's namespaceSelector and per-namespace podSelectors match) is
+  // the label `namespace`: K8S_POD_NAMESPACE when the runtime sends it, else the label as given.
+  const namespace = args['K8S_POD_NAMESPACE'];
+  if (namespace !== undefined) labels['namespace'] = namespace;
   return {
     labels, portMappings: portMappingsOf(c),
     ...(ip ? { ip } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), ...(name ? { containerName: name } : {}),

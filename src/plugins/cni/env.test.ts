@@ -107,6 +107,27 @@ test('CNI_ARGS: IgnoreUnknown drops unknown keys, IP and MAC are normalised, an 
   assert.ok(!JSON.stringify(req).includes('FOO'), 'an ignored key goes nowhere');
 });
 
+test('K8S_POD_NAMESPACE becomes the endpoint\'s `namespace` label (over one the config gives); a bad one is refused naming it', async () => {
+  const host = new FakeCniHost();
+  assert.equal((await invoke(host, 'ADD', { env: { CNI_ARGS: 'K8S_POD_NAME=web;K8S_POD_NAMESPACE=shop-prod' } })).code, 0);
+  assert.equal(host.adds[0]?.labels['namespace'], 'shop-prod');
+  const both = new FakeCniHost();
+  const labels = { args: { cni: { labels: [{ key: 'namespace', value: 'other' }, { key: 'app', value: 'web' }] } } };
+  assert.equal((await invoke(both, 'ADD', { env: { CNI_ARGS: 'K8S_POD_NAMESPACE=shop' }, config: labels })).code, 0);
+  assert.deepEqual(both.adds[0]?.labels, { namespace: 'shop', app: 'web' });
+  const label = new FakeCniHost();
+  assert.equal((await invoke(label, 'ADD', { config: labels })).code, 0);
+  assert.equal(label.adds[0]?.labels['namespace'], 'other', 'without the argument, the label as given');
+  const none = new FakeCniHost();
+  assert.equal((await invoke(none, 'ADD', { env: { CNI_ARGS: 'K8S_POD_NAME=web' } })).code, 0);
+  assert.equal(none.adds[0]?.labels['namespace'], undefined, 'no namespace given, none made up');
+  for (const bad of ['Shop', 'a_b', '-x', 'x'.repeat(64), '']) {
+    const out = await invoke(new FakeCniHost(), 'ADD', { env: { CNI_ARGS: `K8S_POD_NAMESPACE=${bad}` } });
+    assert.equal(out.code, 1, bad);
+    assert.match(JSON.parse(out.stdout).msg, /^CNI_ARGS: K8S_POD_NAMESPACE=.* is not a namespace name/, bad);
+  }
+});
+
 test('a pod name longer than a container name (129-253) is no reason to refuse the pod: it goes unnamed', async () => {
   for (const [pod, named] of [['p'.repeat(128), 'p'.repeat(128)], ['p'.repeat(129), undefined], ['p'.repeat(253), undefined]] as const) {
     const host = new FakeCniHost();
