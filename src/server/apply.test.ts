@@ -49,6 +49,7 @@ test('POST /apply: bad documents of every kind are refused naming the document a
     [{ documents: [doc('Network', 'n')] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.subnet', /is required/],
     [{ documents: [doc('Network', 'n', { name: 'm', subnet: '10.1.0.0/24' })] }, 400, 'WEFT_UNKNOWN_FIELD', 'documents.0.spec.name'],
     [{ documents: [doc('Policy', 'p', { rules: [{ id: 'r', ports: 'http' }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.rules.0.ports', /must be a port like 80/],
+    [{ documents: [doc('Policy', 'p', { rules: [{ id: 'r', ports: 80 }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.rules.0.ports', /spec\.rules\.0\.ports: must be a string \(in YAML, quote it: "80"\)/],
     [{ documents: [doc('Network', 'n', { subnet: '10.1.2.300/24' })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.subnet', /^documents\.0 \(Network default\/n\)/],
     [{ documents: [doc('Tenant', 't', {}, 'other')] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata.tenant', /a Tenant is not inside a tenant/],
     [{ documents: [doc('Network', 'n', { subnet: '10.1.0.0/24' }, 'nope')] }, 404, 'WEFT_NOT_FOUND', 'documents.0.spec', /tenant nope/],

@@ -43,7 +43,10 @@ export function fromValidation(errors: AjvError[], context: string | undefined, 
     return new WeftError('WEFT_INVALID_FIELD', `${where}${field}: is required`, { field });
   }
   const field = base || (context ?? 'body');
-  const detail = first.keyword === 'pattern' && /name|tenant|network|group|policy|id$/i.test(field)
+  // A YAML file's unquoted 80 or 1 arrives as a number (weft apply -f).
+  const detail = first.keyword === 'type' && first.params?.['type'] === 'string'
+    ? 'must be a string (in YAML, quote it: "80")'
+    : first.keyword === 'pattern' && /name|tenant|network|group|policy|id$/i.test(field)
     ? 'must be a DNS label: lower-case letters, digits and inner dashes, at most 63 characters'
     : first.keyword === 'enum'
       ? `must be one of ${(first.params?.['allowedValues'] as unknown[] | undefined)?.join(', ') ?? '?'}`
