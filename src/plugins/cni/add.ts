@@ -34,7 +34,6 @@ export function parseArgs(text: string): Record<string, string> {
     ['IP', known['IP'] === undefined || ipOf(known['IP']) ? undefined : 'is not an IPv4 address'],
     ['MAC', known['MAC'] === undefined ? undefined : macProblem(known['MAC'])],
     ['K8S_POD_NAME', known['K8S_POD_NAME'] === undefined || POD_NAME.test(known['K8S_POD_NAME']) ? undefined : 'is not a pod name (1-253 of [A-Za-z0-9_.-], starting with a letter or digit)'],
-    ['K8S_POD_NAMESPACE', known['K8S_POD_NAMESPACE'] === undefined || NAMESPACE.test(known['K8S_POD_NAMESPACE']) ? undefined : 'is not a namespace name (a DNS label: 1-63 of [a-z0-9-], starting and ending with a letter or digit)'],
   ];
   for (const [k, problem] of problems) if (problem) throw new CniError(4, `CNI_ARGS: ${k}=${shown(known[k] ?? '')} ${problem}`);
   return known;
@@ -81,9 +80,11 @@ export function addParamsOf(req: CniRequest): AddParams {
   const labels: Record<string, string> = {};
   for (const l of c.args?.cni?.labels ?? []) labels[l.key] = l.value;
   // A pod's namespace (what NetworkPolicy's namespaceSelector and per-namespace podSelectors match) is
-  // the label `namespace`: K8S_POD_NAMESPACE when the runtime sends it, else the label as given.
+  // the label `namespace`: K8S_POD_NAMESPACE when the runtime sends a namespace name there, else the label
+  // as given. Podman sends the container's name, which may not be one (My_Box): that costs the label,
+  // never the container its network.
   const namespace = args['K8S_POD_NAMESPACE'];
-  if (namespace !== undefined) labels['namespace'] = namespace;
+  if (namespace !== undefined && NAMESPACE.test(namespace)) labels['namespace'] = namespace;
   return {
     labels, portMappings: portMappingsOf(c),
     ...(ip ? { ip } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), ...(name ? { containerName: name } : {}),
