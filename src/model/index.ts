@@ -9,3 +9,4 @@ export * from './auth.js';
 export * from './conflists.js';
 export * from './limits.js';
 export * from './documents.js';
+export * from './netpol.js';
