@@ -73,23 +73,17 @@ function portMatches(ports: readonly NetworkPolicyPort[] | undefined, protocol: 
  * rule of those policies allows (the union of their rules); the connection needs both directions.
  */
 export function netpolVerdict(policies: readonly NetworkPolicy[], namespaces: readonly OracleNamespace[], src: OracleEnd, dst: OracleEnd, protocol: NetpolProtocol, port: number): OracleVerdict {
-  const selecting = (pod: OraclePod, type: 'Ingress' | 'Egress') =>
-    policies.filter((p) => p.namespace === pod.namespace && policyTypesOf(p).includes(type) && selectorMatches(p.spec.podSelector, pod.labels));
-  let egress: DirectionVerdict = 'not-isolated';
-  if ('pod' in src) {
-    const ps = selecting(src.pod, 'Egress');
-    if (ps.length > 0) {
-      const ok = ps.some((p) => (p.spec.egress ?? []).some((r) => ((r.to ?? []).length === 0 || (r.to ?? []).some((peer) => peerMatches(peer, p.namespace, dst, namespaces))) && portMatches(r.ports, protocol, port, dst)));
-      egress = ok ? 'allow' : 'deny';
-    }
-  }
-  let ingress: DirectionVerdict = 'not-isolated';
-  if ('pod' in dst) {
-    const ps = selecting(dst.pod, 'Ingress');
-    if (ps.length > 0) {
-      const ok = ps.some((p) => (p.spec.ingress ?? []).some((r) => ((r.from ?? []).length === 0 || (r.from ?? []).some((peer) => peerMatches(peer, p.namespace, src, namespaces))) && portMatches(r.ports, protocol, port, dst)));
-      ingress = ok ? 'allow' : 'deny';
-    }
-  }
+  /** `pod`'s say for `type`, the other end being `peer`: the rules (peers, ports) of the policies isolating it. */
+  const verdict = (pod: OraclePod, type: 'Ingress' | 'Egress', peer: OracleEnd): DirectionVerdict => {
+    const isolating = policies.filter((p) => p.namespace === pod.namespace && policyTypesOf(p).includes(type) && selectorMatches(p.spec.podSelector, pod.labels));
+    if (isolating.length === 0) return 'not-isolated';
+    const ok = isolating.some((p) => {
+      const rules = type === 'Ingress' ? (p.spec.ingress ?? []).map((r) => ({ peers: r.from ?? [], ports: r.ports })) : (p.spec.egress ?? []).map((r) => ({ peers: r.to ?? [], ports: r.ports }));
+      return rules.some((r) => (r.peers.length === 0 || r.peers.some((x) => peerMatches(x, p.namespace, peer, namespaces))) && portMatches(r.ports, protocol, port, dst));
+    });
+    return ok ? 'allow' : 'deny';
+  };
+  const egress = 'pod' in src ? verdict(src.pod, 'Egress', dst) : 'not-isolated';
+  const ingress = 'pod' in dst ? verdict(dst.pod, 'Ingress', src) : 'not-isolated';
   return { egress, ingress, allowed: egress !== 'deny' && ingress !== 'deny' };
 }
