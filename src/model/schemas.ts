@@ -22,7 +22,8 @@ const Text = (max: number, description?: string) =>
 export const Labels = Type.Record(
   Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$' }),
   Type.String({ pattern: '^[A-Za-z0-9._-]{0,63}$' }),
-  { maxProperties: 64, description: 'key=value labels' },
+  // additionalProperties: a key the pattern does not match is refused, not let through.
+  { maxProperties: 64, additionalProperties: false, description: 'key=value labels' },
 );
 /** A string enum as `enum` (not anyOf of consts) so errors read "must be one of allow, deny". */
 function oneOf<T extends string>(values: readonly T[], description?: string): TUnsafe<T> {

@@ -37,6 +37,9 @@ test('bad input of every kind: precise 4xx naming the field, and the store is un
   const cases: Array<[string, string, unknown, number, string, string | undefined, Record<string, string>?]> = [
     ['POST', `${T}/networks`, '{"name": "n1", "subnet": ', 400, 'WEFT_MALFORMED', undefined],
     ['POST', `${T}/networks`, { name: 'n1', subnet: '10.9.0.0/24', color: 'red' }, 400, 'WEFT_UNKNOWN_FIELD', 'color'],
+    ['POST', `${T}/groups`, { name: 'g1', network: 'contiv-net', labels: { 'Bad Key!': 'x' } }, 400, 'WEFT_INVALID_FIELD', 'labels.Bad Key!'],
+    ['POST', `${T}/groups`, { name: 'g1', network: 'contiv-net', labels: { '': 'x' } }, 400, 'WEFT_INVALID_FIELD', 'labels.'],
+    ['POST', `${T}/services`, { name: 's1', network: 'contiv-net', selector: { 'a b': 'x' }, ports: [{ port: 80, targetPort: 80, protocol: 'TCP' }] }, 400, 'WEFT_INVALID_FIELD', 'selector.a b'],
     ['POST', `${T}/networks`, { name: 'n1', subnet: '10.1.2.300/24' }, 400, 'WEFT_INVALID_FIELD', 'subnet'],
     ['POST', `${T}/networks`, { name: 'n1', subnet: '10.1.2.0/33' }, 400, 'WEFT_INVALID_FIELD', 'subnet'],
     ['POST', `${T}/networks`, { name: 'n1', subnet: '10.9.2.1/24' }, 400, 'WEFT_INVALID_FIELD', 'subnet'],

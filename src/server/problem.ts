@@ -35,6 +35,10 @@ export function fromValidation(errors: AjvError[], context: string | undefined, 
   if (first.keyword === 'additionalProperties') {
     const extra = String(first.params?.['additionalProperty'] ?? '?');
     const field = base ? `${base}.${extra}` : extra;
+    // In a map of labels every key is allowed that looks like one: this one does not.
+    if (/(^|\.)(labels|selector|matchLabels)$/.test(base)) {
+      return new WeftError('WEFT_INVALID_FIELD', `${where}${field}: '${extra}' is not a label key (letters, digits, '.', '_', '-' and '/', starting with a letter or digit, at most 63)`, { field });
+    }
     return new WeftError('WEFT_UNKNOWN_FIELD', `${where}${field}: unknown field`, { field });
   }
   if (first.keyword === 'required') {
