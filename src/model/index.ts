@@ -10,3 +10,4 @@ export * from './conflists.js';
 export * from './limits.js';
 export * from './documents.js';
 export * from './netpol.js';
+export * from './netpol-schema.js';
