@@ -13,6 +13,8 @@ export interface EtcdFlags {
   /** --etcd-user and --etcd-password-file: etcd's own authentication (etcdctl user add / auth enable). */
   user?: string;
   passwordFile?: string;
+  /** --etcd-max-txn-ops: the etcd's own --max-txn-ops (default 128), which bounds one transaction. */
+  maxTxnOps?: number;
 }
 
 export interface StoreFlags {
@@ -99,7 +101,7 @@ export async function openStore(f: StoreFlags): Promise<Store> {
   const scheme = connection.credentials ? 'https' : 'http';
   try {
     const { EtcdStore } = await import('../store/etcd.js');
-    return await EtcdStore.open(hosts.map((h) => `${scheme}://${h}`), '/weft/', common, connection);
+    return await EtcdStore.open(hosts.map((h) => `${scheme}://${h}`), '/weft/', { ...common, ...(etcd.maxTxnOps !== undefined ? { maxTxnOps: etcd.maxTxnOps } : {}) }, connection);
   } catch (e) {
     throw explainEtcdFailure(e as Error, hosts, etcd);
   }

@@ -7,6 +7,8 @@ import type { Entry } from './port.js';
 /** How the etcd store names things in etcd: data keys, prefix guards, and how a key-value reads back. */
 export interface Keyspace {
   client: Etcd3;
+  /** The etcd's --max-txn-ops (ETCD_MAX_TXN_OPS unless the server was told otherwise). */
+  maxTxnOps: number;
   d(key: string): string;
   guard(prefix: string): string;
   entry(kv: IKeyValue): Entry;
@@ -24,8 +26,9 @@ type Op = ReturnType<Etcd3['put']> | ReturnType<Etcd3['delete']>;
 export const ETCD_MAX_TXN_OPS = 128;
 export const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 
-function tooLarge(what: string): WeftError {
-  return new WeftError('WEFT_TOO_LARGE', `the change is too large for one etcd transaction (${what}; etcd takes at most --max-txn-ops ${ETCD_MAX_TXN_OPS} operations and --max-request-bytes ${ETCD_MAX_REQUEST_BYTES} bytes by default): make it in smaller parts`);
+function tooLarge(what: string, maxTxnOps: number): WeftError {
+  const ops = maxTxnOps === ETCD_MAX_TXN_OPS ? `--max-txn-ops ${ETCD_MAX_TXN_OPS} operations (its default; if etcd runs with more, tell the server: --etcd-max-txn-ops)` : `--max-txn-ops ${maxTxnOps} operations (--etcd-max-txn-ops)`;
+  return new WeftError('WEFT_TOO_LARGE', `the change is too large for one etcd transaction (${what}; etcd takes at most ${ops} and --max-request-bytes ${ETCD_MAX_REQUEST_BYTES} bytes): make it in smaller parts`);
 }
 
 /** Every prefix of `key` that ends at a `/` (a key `a/b/c` has `a/` and `a/b/`; a prefix `a/b/` has both too). */
@@ -80,8 +83,9 @@ export class EtcdAttempt {
     const guards = new Set<string>();
     const ops = [...(await this.prefixDeletes(guards)), ...(await this.keyWrites(guards))];
     if (ops.length === 0) return undefined;
-    if (ops.length + guards.size + 1 > ETCD_MAX_TXN_OPS) throw tooLarge(`${ops.length + guards.size + 1} operations`);
-    if (this.keysRead.size + this.guardsRead.size + 1 > ETCD_MAX_TXN_OPS) throw tooLarge(`${this.keysRead.size + this.guardsRead.size + 1} keys to compare`);
+    const max = this.ks.maxTxnOps;
+    if (ops.length + guards.size + 1 > max) throw tooLarge(`${ops.length + guards.size + 1} operations`, max);
+    if (this.keysRead.size + this.guardsRead.size + 1 > max) throw tooLarge(`${this.keysRead.size + this.guardsRead.size + 1} keys to compare`, max);
     const { client, d, guard } = this.ks;
     let cmp = base;
     for (const [k, mod] of this.keysRead) cmp = mod === 0 ? cmp.and(d(k), 'Version', '==', 0) : cmp.and(d(k), 'Mod', '==', mod);
@@ -126,7 +130,7 @@ export class EtcdAttempt {
       }
       const text = w === undefined ? '' : `{"v":${w.text}}`;
       bytes += Buffer.byteLength(d(k)) + Buffer.byteLength(text);
-      if (bytes > ETCD_MAX_REQUEST_BYTES) throw tooLarge(`more than ${ETCD_MAX_REQUEST_BYTES} bytes`);
+      if (bytes > ETCD_MAX_REQUEST_BYTES) throw tooLarge(`more than ${ETCD_MAX_REQUEST_BYTES} bytes`, this.ks.maxTxnOps);
       ops.push(w === undefined ? client.delete().key(d(k)) : client.put(d(k)).value(text));
       for (const g of guardPrefixes(k)) guards.add(g);
     }

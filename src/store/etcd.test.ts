@@ -65,3 +65,24 @@ test('etcd: a prefix whose values pass gRPC\'s default 4 MiB message is still li
     await s.close();
   }
 });
+
+test('etcd: one transaction holds at most --max-txn-ops operations: refused before it is sent at the default, taken when the etcd and the store are told more', { skip, timeout: 60_000 }, async () => {
+  const many = (tx: { put(k: string, v: unknown): void }) => { for (let i = 0; i < 200; i++) tx.put(`k/${i}`, i); };
+  const s = await EtcdStore.open([etcd!.endpoint], '/weft-txn-default/');
+  try {
+    await assert.rejects(s.transact('t', async (tx) => many(tx)), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_TOO_LARGE' && /--max-txn-ops 128 operations \(its default; if etcd runs with more, tell the server: --etcd-max-txn-ops\)/.test(e.message));
+    assert.equal((await s.list('k/')).entries.length, 0);
+  } finally {
+    await s.close();
+  }
+  const big = await startEtcd({ args: ['--max-txn-ops', '1024'] });
+  const t = await EtcdStore.open([big.endpoint], '/weft-txn-big/', { maxTxnOps: 1024 });
+  try {
+    await t.transact('t', async (tx) => many(tx));
+    assert.equal((await t.list('k/')).entries.length, 200);
+    await assert.rejects(t.transact('t', async (tx) => { for (let i = 0; i < 1100; i++) tx.put(`m/${i}`, i); }), (e: unknown) => e instanceof WeftError && /--max-txn-ops 1024 operations \(--etcd-max-txn-ops\)/.test(e.message));
+  } finally {
+    await t.close();
+    await big.stop();
+  }
+});

@@ -1,7 +1,7 @@
 import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
 import { Mutex } from './buffered.js';
-import { EtcdAttempt } from './etcd-txn.js';
+import { ETCD_MAX_TXN_OPS, EtcdAttempt } from './etcd-txn.js';
 import { faultHandling } from './etcd-faults.js';
 import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
 import { WriteTracker } from './health.js';
@@ -29,6 +29,7 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private base = 0;
   private readonly historyLimit: number;
+  private readonly maxTxnOps: number;
   private readonly clock: () => Date;
   private readonly listeners = new Set<(c: Change[]) => void>();
   private readonly lostListeners = new Set<() => void>();
@@ -51,6 +52,7 @@ export class EtcdStore implements Store {
     this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, faultHandling: faultHandling(),
       grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES }, ...connection });
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    this.maxTxnOps = options.maxTxnOps ?? ETCD_MAX_TXN_OPS;
     this.clock = options.clock ?? (() => new Date());
   }
 
@@ -99,7 +101,7 @@ export class EtcdStore implements Store {
   }
 
   private async attempt<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
-    const keyspace = { client: this.client, d: this.d, guard: this.guard, entry: (kv: IKeyValue) => this.entry(kv) };
+    const keyspace = { client: this.client, maxTxnOps: this.maxTxnOps, d: this.d, guard: this.guard, entry: (kv: IKeyValue) => this.entry(kv) };
     for (let attempt = 0; attempt < 50; attempt++) {
       const a = new EtcdAttempt(keyspace);
       const value = await fn(a.tx);

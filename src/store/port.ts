@@ -103,6 +103,11 @@ export interface StoreOptions {
    */
   historyBytes?: number;
   clock?: () => Date;
+  /**
+   * etcd only: the most operations (and compares) one transaction may hold, as the etcd it talks to was
+   * started with (`--max-txn-ops`, default 128). A larger transaction is refused before it is sent.
+   */
+  maxTxnOps?: number;
 }
 
 export const DEFAULT_HISTORY_LIMIT = 100_000;

@@ -13,7 +13,7 @@ export interface LimitOptions {
   };
 }
 
-export interface EtcdOptions { ca?: string; cert?: string; key?: string; user?: string; passwordFile?: string }
+export interface EtcdOptions { ca?: string; cert?: string; key?: string; user?: string; passwordFile?: string; maxTxnOps?: number }
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
 const MIB = (n: number) => `${n / 1024 / 1024} MiB`;
@@ -66,7 +66,8 @@ export function etcdOptions(cmd: Command): Command {
     .option('--etcd-cert <file>', 'client certificate for etcd --client-cert-auth (with --etcd-key)')
     .option('--etcd-key <file>', 'private key of --etcd-cert')
     .option('--etcd-user <name>', 'etcd user, when etcd has auth enabled (with --etcd-password-file)')
-    .option('--etcd-password-file <file>', "file holding the etcd user's password (never on the command line)");
+    .option('--etcd-password-file <file>', "file holding the etcd user's password (never on the command line)")
+    .option('--etcd-max-txn-ops <n>', "etcd's own --max-txn-ops (default 128): the most operations in one transaction; larger `weft apply` files need a larger one", intArg('--etcd-max-txn-ops', 128, 100_000));
 }
 
 export function etcdFlags(o: Record<string, any>): { etcd?: EtcdOptions } {
@@ -74,5 +75,6 @@ export function etcdFlags(o: Record<string, any>): { etcd?: EtcdOptions } {
   for (const [flag, field] of [['etcdCa', 'ca'], ['etcdCert', 'cert'], ['etcdKey', 'key'], ['etcdUser', 'user'], ['etcdPasswordFile', 'passwordFile']] as const) {
     if (o[flag] !== undefined) e[field] = String(o[flag]);
   }
+  if (o['etcdMaxTxnOps'] !== undefined) e.maxTxnOps = Number(o['etcdMaxTxnOps']);
   return Object.keys(e).length ? { etcd: e } : {};
 }
