@@ -20,6 +20,12 @@ const runner = new ProcessRunner();
 
 export interface LabHostState { name: string; ns: string; vtep: string; dir: string; agentPid: number }
 export interface LabState { dir: string; prefix: string; count: number; serverPid: number; serverUrl: string; token: string; caFile: string; hosts: LabHostState[]; store?: string; etcdPids?: number[]; serverPids?: number[]; daemons?: Record<string, LabDaemon> }
+/**
+ * The lab's etcd takes this many operations in one transaction (etcd's default is 128, about 40 objects
+ * of a `weft apply` file), and its servers are told the same (--etcd-max-txn-ops).
+ */
+const LAB_ETCD_MAX_TXN_OPS = 1024;
+
 /** How a lab daemon was started (key `etcd0`, `server0`, `agent0`): what `labRespawn` starts it again with. */
 export interface LabDaemon { argv: string[]; log: string }
 
@@ -101,7 +107,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
         const url = `http://127.0.0.1:${ports[i * 2]}`;
         state.etcdPids.push(spawn(`etcd${i}`, ['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
           '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
-          '--initial-cluster', initial, '--log-level', 'error', ...(opts.etcdArgs ?? [])], join(dir, `etcd${i}.log`)));
+          '--initial-cluster', initial, '--log-level', 'error', '--max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), ...(opts.etcdArgs ?? [])], join(dir, `etcd${i}.log`)));
         save();
       }
       const store = `etcd://${[0, 1, 2].map((i) => `127.0.0.1:${ports[i * 2]}`).join(',')}`;
@@ -109,7 +115,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       state.serverPids = [];
       for (let i = 0; i < 2; i++) {
         const serverLog = join(dir, `server${i + 1}.log`);
-        state.serverPids.push(spawn(`server${i}`, [process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--log-level', 'warn', ...(opts.serverArgs ?? [])], serverLog));
+        state.serverPids.push(spawn(`server${i}`, [process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--etcd-max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), '--log-level', 'warn', ...(opts.serverArgs ?? [])], serverLog));
         save();
         urls.push((await waitFor(serverLog, /listening on (https:\/\/\S+)/, `lab server ${i + 1}`, 30_000))[1] as string);
         const token = /^ {2}(weft_\S+)$/m.exec(readFileSync(serverLog, 'utf8'))?.[1];
