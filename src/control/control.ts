@@ -78,8 +78,12 @@ export class Control {
 
   /** `weft apply -f` / `weft delete -f`: many documents, one transaction (apply.ts). */
   apply(actor: string, docs: readonly ApplyDoc[], opts: ApplyOptions): Promise<ApplyOutcome> {
-    const kinds = { Netprofile: this.netprofiles, Network: this.networks, Policy: this.policies, Group: this.groups, Service: this.services, AppProfile: this.appProfiles };
-    return applyDocuments({ store: this.store, tenants: this.tenants, kinds }, actor, docs, opts);
+    return applyDocuments({ store: this.store, tenants: this.tenants, kinds: this.byKind }, actor, docs, opts);
+  }
+
+  /** The tenant-scoped kinds `weft apply` and `weft get` take, by document kind. */
+  get byKind() {
+    return { Netprofile: this.netprofiles, Network: this.networks, Policy: this.policies, Group: this.groups, Service: this.services, AppProfile: this.appProfiles };
   }
 
   /**

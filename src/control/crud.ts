@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { WeftError, notFound, type Meta } from '../model/index.js';
 import type { Entry, Store, Txn } from '../store/index.js';
 import { KIND_OF, keys, withRevision, type Collection, type Stored } from './keys.js';
@@ -185,18 +186,9 @@ export class Crud<I extends { name: string }, O extends Scoped> {
   }
 }
 
-/** Whether two objects hold the same fields and values, whatever the order of their keys. */
-export function sameContent(a: unknown, b: unknown): boolean {
-  return canonical(a) === canonical(b);
-}
-
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const entries = Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`).join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'undefined';
+/** Whether `candidate`, once stored (as JSON: undefined fields dropped), would equal `stored`, whatever the order of their keys. */
+export function sameContent(candidate: unknown, stored: unknown): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(candidate)), stored);
 }
 
 /** `a, b, c and 4 more`: keeps messages readable when thousands of endpoints depend on something. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ApiError } from '../../client/index.js';
-import { act, type Ctx, type Io, leaf } from '../kit.js';
+import { act, type Ctx, type Io, leaf, tenantPath } from '../kit.js';
 import { usage } from '../errors.js';
 import { YAML } from '../output.js';
 
@@ -120,7 +120,7 @@ export function getCommands(program: Command, io: Io): void {
       if (k?.kind === 'Tenant' && name) ctx.tenant = name;
       const query = new URLSearchParams({ ...(k ? { kind: k.kind } : {}), ...(name && k?.kind !== 'Tenant' ? { name } : {}) });
       const q = query.toString();
-      const { items } = await ctx.client.request('GET', `/api/v1/tenants/${encodeURIComponent(ctx.tenant)}/documents${q ? `?${q}` : ''}`);
+      const { items } = await ctx.client.request('GET', tenantPath(ctx, `documents${q ? `?${q}` : ''}`));
       if (ctx.format === 'json') return ctx.print(JSON.stringify(items, null, 2));
       ctx.print((items as unknown[]).map((d) => YAML().stringify(d).trimEnd()).join('\n---\n'));
     }));

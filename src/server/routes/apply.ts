@@ -48,7 +48,7 @@ const DocumentsQuery = Type.Object({
 
 export function applyRoutes(app: FastifyInstance): void {
   const c = app.control;
-  const crud = { Netprofile: c.netprofiles, Network: c.networks, Policy: c.policies, Group: c.groups, Service: c.services, AppProfile: c.appProfiles };
+  const crud = c.byKind;
 
   app.get<{ Params: { tenant: string }; Querystring: { kind?: ApplyKind; name?: string } }>('/api/v1/tenants/:tenant/documents', {
     schema: {
