@@ -13,11 +13,15 @@ function query(name: string): Buffer {
   return Buffer.concat([head, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
 }
 
-function askUdp(from: string, port: number, msg: Buffer): Promise<Buffer | undefined> {
+/**
+ * Resolves the answer, or undefined after `waitMs`. An answer expected gets seconds (CI ran this beside
+ * other test files and a 400 ms wait for it failed once); one that must not come is waited for briefly.
+ */
+function askUdp(from: string, port: number, msg: Buffer, waitMs: number): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const done = (b: Buffer | undefined) => { clearTimeout(timer); s.close(); resolve(b); };
-    const timer = setTimeout(() => done(undefined), 400);
+    const timer = setTimeout(() => done(undefined), waitMs);
     s.on('message', (m) => done(m));
     s.bind({ address: from, port: 0 }, () => s.send(msg, port, '127.0.0.1'));
   });
@@ -41,9 +45,9 @@ test('a listener answers only its tenant\'s own uplink address, over UDP and TCP
   try {
     await dns.sync(new Map([['127.0.0.1', { tenant: 'default', peer: '127.0.0.2' }]]));
     const q = query('dbsvc.default.weft');
-    const answer = await askUdp('127.0.0.2', port, q);
+    const answer = await askUdp('127.0.0.2', port, q, 5000);
     assert.deepEqual([...(answer ?? Buffer.alloc(4)).subarray(-4)], [10, 1, 2, 200], 'the tenant gets its answer');
-    assert.equal(await askUdp('127.0.0.3', port, q), undefined, 'any other source gets nothing');
+    assert.equal(await askUdp('127.0.0.3', port, q, 400), undefined, 'any other source gets nothing');
     assert.deepEqual([...(await askTcp('127.0.0.2', port, q)).subarray(-4)], [10, 1, 2, 200], 'TCP: the tenant gets its answer');
     assert.equal((await askTcp('127.0.0.3', port, q)).length, 0, 'TCP: any other source is hung up on');
   } finally {
