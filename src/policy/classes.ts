@@ -1,4 +1,5 @@
 import { cidrRange, parseCidr, parseIp, type Endpoint, type Group, type IpRange, type Network, type Policy } from '../model/index.js';
+import type { Netpol, NpPart } from './netpol.js';
 
 /**
  * Every address is put in a class: the group and network it belongs to (if any), the rule CIDRs it falls
@@ -11,6 +12,8 @@ export interface Klass {
   network: string | undefined;
   cidrs: string[];
   endpoint: boolean;
+  /** The NetworkPolicy peer sets it is in and its isolation (only in tenants with NetworkPolicies). */
+  np?: NpPart;
 }
 
 export interface AddressClass {
@@ -57,6 +60,8 @@ export interface SweepInput {
   /** The endpoints by address (the last one listed at an address wins). */
   eps: ReadonlyMap<number, Endpoint>;
   groups: ReadonlySet<string>;
+  /** The tenant's NetworkPolicy layer, if it has one. */
+  np?: Netpol | undefined;
 }
 
 /**
@@ -88,7 +93,9 @@ export function sweep(x: SweepInput, idOf: (key: string, k: Omit<Klass, 'id'>) =
     const ep = first === last ? x.eps.get(first) : undefined;
     const group = ep?.group !== undefined && x.groups.has(ep.group) ? ep.group : undefined;
     const network = ep ? ep.network : x.nets.find((n) => first >= n.first && last <= n.last)?.name;
-    const k = { group, network, cidrs: [...active].sort(), endpoint: ep !== undefined };
+    const cidrs = [...active].sort();
+    const np = x.np?.part(ep, cidrs);
+    const k = { group, network, cidrs, endpoint: ep !== undefined, ...(np ? { np } : {}) };
     const id = idOf(classKey(k), k);
     if (id === 0) continue;
     const prev = ranges[ranges.length - 1];
@@ -114,13 +121,13 @@ export const CLASS0_KEY = classKey(CLASS0);
  * one takes an id no class of `previous` had, so a rule that adds one CIDR changes a few elements of
  * the datapath's maps instead of renumbering every class after it.
  */
-export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], previous?: ReadonlyMap<string, number>): Classification {
-  const inside = ruleCidrs(policies).map((text) => ({ text, ...cidrToRange(text) }));
+export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], previous?: ReadonlyMap<string, number>, np?: Netpol): Classification {
+  const inside = [...new Set([...ruleCidrs(policies), ...(np?.cidrs ?? [])])].sort().map((text) => ({ text, ...cidrToRange(text) }));
   const classes: Klass[] = [CLASS0];
   const ids = new Map<string, number>([[CLASS0_KEY, 0]]);
   let fresh = 1;
   for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
-  const input = { region: ALL, inside, around: [], nets: netSpans(networks), eps: endpointsByIp(endpoints), groups: new Set(groups.map((g) => g.name)) };
+  const input = { region: ALL, inside, around: [], nets: netSpans(networks), eps: endpointsByIp(endpoints), groups: new Set(groups.map((g) => g.name)), np };
   const ranges = sweep(input, (kk, k) => {
     let id = ids.get(kk);
     if (id === undefined) {
@@ -169,5 +176,14 @@ export function rangeAt(ranges: readonly { first: number }[], n: number): number
 }
 
 export function classKey(k: Omit<Klass, 'id'>): string {
-  return JSON.stringify([k.group ?? null, k.network ?? null, k.cidrs, k.endpoint]);
+  // The NetworkPolicy part only when there is one: tenants without NetworkPolicies keep their keys (and marks).
+  return JSON.stringify(k.np ? [k.group ?? null, k.network ?? null, k.cidrs, k.endpoint, k.np.own, k.np.sets] : [k.group ?? null, k.network ?? null, k.cidrs, k.endpoint]);
 }
+
+/** The rule indexes a class's own side uses: its group's, joined by its NetworkPolicy isolation. */
+export function identityOf(k: Pick<Klass, 'group' | 'np'>): string {
+  return k.np?.own ? `${k.group ?? ''}#${k.np.own}` : k.group ?? '';
+}
+
+/** The group part of an identity. */
+export const groupOfIdentity = (id: string): string => id.split('#')[0] as string;

@@ -1,6 +1,7 @@
 import type { Action, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
 import type { Classification, Klass } from './classes.js';
-import { endpointsByIp } from './classes.js';
+import { endpointsByIp, groupOfIdentity } from './classes.js';
+import { Netpol, type NetpolInput } from './netpol.js';
 import { Engine, frameOf, type Scope } from './engine.js';
 import { movedEndpoints, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
@@ -21,6 +22,8 @@ export interface PolicyState {
   host?: string;
   /** The last compile of this tenant here: classes keep their ids (their marks) across compiles. */
   previous?: CompiledPolicy;
+  /** The tenant's NetworkPolicies and namespaces (absent or empty: none). */
+  netpol?: NetpolInput;
 }
 
 export type Verdict = 'accept' | 'drop';
@@ -45,7 +48,12 @@ export interface CompiledPolicy {
 const verdictOf = (a: Action): Verdict => (a === 'allow' ? 'accept' : 'drop');
 
 export function viewOf(k: Klass): PeerView {
-  return { group: k.group, network: k.network, cidrs: new Set(k.cidrs) };
+  return { group: k.group, network: k.network, cidrs: new Set(k.cidrs), sets: new Set(k.np?.sets ?? []) };
+}
+
+/** The NetworkPolicy layer of a compile, or undefined when the tenant has no NetworkPolicy. */
+export function netpolOf(s: PolicyState): Netpol | undefined {
+  return s.netpol && s.netpol.policies.length > 0 ? new Netpol(s.netpol, s.endpoints) : undefined;
 }
 
 /** The rules of a direction attached to a group, with the policy each came from. */
@@ -60,25 +68,29 @@ export function groupRules(s: PolicyState, group: string | undefined, direction:
 const EMPTY: Klass = { id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false };
 
 /**
- * What this host compiles: the groups it enforces (by name, '' for endpoints without one), the policies
- * attached to them, and the endpoints that need a class of their own (an enforced one, or a member of a
- * group an enforced rule names); any other endpoint is just an address of its network here.
+ * What this host compiles: the identities it enforces (a group by name, '' for endpoints without one,
+ * joined by a NetworkPolicy isolation: classes.ts `identityOf`), the policies attached to their groups,
+ * and the endpoints that need a class of their own (an enforced one, a member of a group an enforced
+ * rule names, or one a NetworkPolicy peer may hold); any other endpoint is just an address of its
+ * network here.
  */
-function scope(s: PolicyState): { enforced: Set<string>; policies: Policy[]; endpoints: Endpoint[] } {
+function scope(s: PolicyState, np: Netpol | undefined): Scope {
   const known = new Set(s.groups.map((g) => g.name));
   const groupKey = (e: Endpoint) => (e.group !== undefined && known.has(e.group) ? e.group : '');
-  const enforced = new Set((s.host === undefined ? s.endpoints : s.endpoints.filter((e) => e.host === s.host)).map(groupKey));
+  const identity = (e: Endpoint) => { const own = np?.ownOf(e); return own ? `${groupKey(e)}#${own}` : groupKey(e); };
+  const enforced = new Set((s.host === undefined ? s.endpoints : s.endpoints.filter((e) => e.host === s.host)).map(identity));
   if (s.host === undefined) {
     for (const g of known) enforced.add(g);
-    return { enforced, policies: [...s.policies], endpoints: [...s.endpoints] };
+    return { enforced, policies: [...s.policies], endpoints: [...s.endpoints], np };
   }
-  const attached = new Set(s.groups.filter((g) => enforced.has(g.name)).flatMap((g) => g.policies));
+  const groups = new Set([...enforced].map(groupOfIdentity));
+  const attached = new Set(s.groups.filter((g) => groups.has(g.name)).flatMap((g) => g.policies));
   const policies = s.policies.filter((p) => attached.has(p.name));
   // A plain loop: this runs on every compile, over every rule (50,000 of them, a rule change's compile).
   const named = new Set<string | undefined>();
   for (const p of policies) for (const r of p.rules) named.add(r.direction === 'in' ? r.fromGroup : r.toGroup);
-  const endpoints = s.endpoints.filter((e) => enforced.has(groupKey(e)) || (e.group !== undefined && named.has(e.group)));
-  return { enforced, policies, endpoints };
+  const endpoints = s.endpoints.filter((e) => enforced.has(identity(e)) || (e.group !== undefined && named.has(e.group)) || np?.matters(e));
+  return { enforced, policies, endpoints, np };
 }
 
 /** Each compile's working state, for the next compile that names it `previous` (taken over, then dropped). */
@@ -90,11 +102,13 @@ const engines = new WeakMap<CompiledPolicy, Engine>();
  */
 export function compilePolicy(s: PolicyState): CompiledPolicy {
   const fallback = verdictOf(s.tenant.defaultAction);
-  const sc = scope(s);
+  const sc = scope(s, netpolOf(s));
   const withRules = new Set(sc.policies.filter((p) => p.rules.length > 0).map((p) => p.name));
+  const groups = new Set([...sc.enforced].map(groupOfIdentity));
   // No rule applies here: every flow gets the default, and no address needs a class. This keeps the CNI
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
-  if (!s.groups.some((g) => sc.enforced.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
+  const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
+  if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
     return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], ruleCount: 0, how: 'cold' };
   }
   const frame = frameOf(s, sc);
@@ -115,7 +129,7 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
   const now = new Map(sc.policies.map((p) => [p.name, p]));
   const changes = ruleChanges(e.policies, now);
   const eps = endpointsByIp(sc.endpoints);
-  const moved = movedEndpoints(e.eps, eps);
+  const moved = movedEndpoints(e.eps, eps, sc.np);
   if (!changes || !moved) return undefined;
   // The engine changes in place: `previous` can no longer start another compile (that one will be cold).
   engines.delete(previous);

@@ -1,4 +1,5 @@
 import type { Action, Rule } from '../model/index.js';
+import type { NetpolRule } from './netpol.js';
 
 /** Protocol numbers for the names rules use. */
 export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17 };
@@ -9,6 +10,8 @@ export interface PeerView {
   network: string | undefined;
   /** The rule CIDRs (as written in rules) this address falls in. */
   cidrs: ReadonlySet<string>;
+  /** The NetworkPolicy peer sets it is in. */
+  sets?: ReadonlySet<string>;
 }
 
 export interface RuleRef {
@@ -42,6 +45,8 @@ export function portRange(rule: Rule): [number, number] | undefined {
 
 /** Does the rule's peer (fromX for `in`, toX for `out`) match this side? No peer matches everyone. */
 export function peerMatches(rule: Rule, peer: PeerView): boolean {
+  const set = rule.direction === 'in' ? (rule as NetpolRule).fromSet : (rule as NetpolRule).toSet;
+  if (set !== undefined) return peer.sets?.has(set) ?? false;
   const g = rule.direction === 'in' ? rule.fromGroup : rule.toGroup;
   const n = rule.direction === 'in' ? rule.fromNetwork : rule.toNetwork;
   const c = rule.direction === 'in' ? rule.fromCidr : rule.toCidr;
@@ -61,7 +66,8 @@ export function trafficMatches(rule: Rule, proto: number, port: number | undefin
 
 /**
  * DESIGN section 4, for one direction: among matching rules the highest priority decides, deny wins a
- * tie, and with no match the tenant's default action decides. This one function backs both the compiler
+ * tie, and with no match the tenant's default action decides. Rules made from NetworkPolicies sit below
+ * every Weft rule (priorities 0 and -1, netpol.ts). This one function backs both the compiler
  * (through `decideSegment`) and `explain`, so they cannot disagree.
  */
 export function decide(rules: readonly RuleRef[], fallback: Action): Decision {

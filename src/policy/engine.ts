@@ -1,12 +1,13 @@
 import type { Action, Endpoint, Group, Policy, Rule } from '../model/index.js';
-import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpointsByIp, netSpans, rangeAt, sweep, type AddressClass, type CidrSpan, type Classification, type Klass, type NetSpan } from './classes.js';
+import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpointsByIp, groupOfIdentity, identityOf, netSpans, rangeAt, sweep, type AddressClass, type CidrSpan, type Classification, type Klass, type NetSpan } from './classes.js';
+import type { Netpol } from './netpol.js';
 import type { RuleRef } from './decide.js';
 import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
 import { RuleIndex } from './rule-index.js';
 import type { PolicyState, Verdict } from './compile.js';
 
-/** What a host compiles (see compile.ts `scope`). */
-export interface Scope { enforced: Set<string>; policies: Policy[]; endpoints: Endpoint[] }
+/** What a host compiles (see compile.ts `scope`): `enforced` holds identities (classes.ts `identityOf`). */
+export interface Scope { enforced: Set<string>; policies: Policy[]; endpoints: Endpoint[]; np: Netpol | undefined }
 
 const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
 
@@ -18,7 +19,7 @@ const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
  */
 export function frameOf(s: PolicyState, sc: Scope): string {
   return JSON.stringify([s.tenant.name, s.tenant.defaultAction, s.host ?? null, s.networks.map((n) => [n.name, n.subnet]),
-    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => p.name)]);
+    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => p.name), sc.np?.digest ?? null]);
 }
 
 /**
@@ -49,8 +50,13 @@ export class Engine {
   /** Stamps of the rule buckets (rule-index.ts): unique across this engine's indexes. */
   private stamps = 0;
   readonly stamp = () => ++this.stamps;
+  readonly np: Netpol | undefined;
+  /** The groups of the enforced identities. */
+  readonly enforcedGroups: Set<string>;
 
   constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = []) {
+    this.np = sc.np;
+    this.enforcedGroups = new Set([...enforced].map(groupOfIdentity));
     this.defaultAction = s.tenant.defaultAction;
     this.fallback = s.tenant.defaultAction === 'allow' ? 'accept' : 'drop';
     this.pairs = new PairStore(new Profiles(this.defaultAction, this.fallback, profiles));
@@ -77,21 +83,33 @@ export class Engine {
     return e;
   }
 
-  indexOf = (k: Klass, d: 'in' | 'out'): RuleIndex | undefined => (k.endpoint ? this.indexes.get(`${d}/${k.group ?? ''}`) : undefined);
+  indexOf = (k: Klass, d: 'in' | 'out'): RuleIndex | undefined => (k.endpoint ? this.indexes.get(`${d}/${identityOf(k)}`) : undefined);
 
   decide(src: Klass, dst: Klass): void {
     this.pairs.set(src.id, dst.id, decidePair(src, dst, this.indexOf, this.pairs.profiles));
   }
 
-  /** The rules of a direction of the policies a group holds, with the policy each came from. */
-  groupRules(group: string, d: 'in' | 'out'): RuleRef[] {
+  /**
+   * The rules of a direction of an identity: those of the policies its group holds, with the policy each
+   * came from, then those of its NetworkPolicy isolation.
+   */
+  groupRules(identity: string, d: 'in' | 'out'): RuleRef[] {
+    const [group, own] = identity.split('#') as [string, string | undefined];
     const g = this.groups.find((x) => x.name === group);
-    return (g?.policies ?? []).flatMap((name) => (this.policies.get(name)?.rules ?? []).filter((r) => r.direction === d).map((rule) => ({ policy: name, rule })));
+    const weft = (g?.policies ?? []).flatMap((name) => (this.policies.get(name)?.rules ?? []).filter((r) => r.direction === d).map((rule) => ({ policy: name, rule })));
+    return own && this.np ? weft.concat(this.np.rules(own, d)) : weft;
+  }
+
+  /** The enforced identities of a group (the group alone, and joined by each NetworkPolicy isolation seen here). */
+  identitiesOf(group: string): string[] {
+    return [...this.enforced].filter((x) => groupOfIdentity(x) === group);
   }
 
   /** The CIDR counts and lists of a cold compile: sorted once (placing them one by one is quadratic). */
   private initCidrs(policies: readonly Policy[]): void {
     for (const p of policies) for (const r of p.rules) for (const k of CIDR_KEYS) if (r[k] !== undefined) this.cidrCount.set(r[k] as string, (this.cidrCount.get(r[k] as string) ?? 0) + 1);
+    // The NetworkPolicy blocks' CIDRs, counted once each: they stay while the frame (their digest) does.
+    for (const c of this.np?.cidrs ?? []) this.cidrCount.set(c, (this.cidrCount.get(c) ?? 0) + 1);
     for (const text of this.cidrCount.keys()) this.cidrList.push(this.cidrSpan(text));
     this.cidrList.sort((a, b) => a.first - b.first || b.last - a.last);
     for (const c of this.cidrList) {
@@ -158,7 +176,7 @@ export class Engine {
       if (last < region.last || (first === region.first && last === region.last)) continue;
       around.push(...(this.cidrsByRange.get(`${first}-${last}`) ?? []));
     }
-    return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames };
+    return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames, np: this.np };
   }
 
   /** Gives a class its id by key: the one it has, else `previous`'s, else a fresh one (and records it). */
@@ -170,7 +188,7 @@ export class Engine {
       this.ids.set(key, id);
       const klass = { ...k, id };
       this.classes.set(id, klass);
-      if (k.endpoint && this.enforced.has(k.group ?? '')) this.enforcedClasses.add(id);
+      if (k.endpoint && this.enforced.has(identityOf(k))) this.enforcedClasses.add(id);
       return id;
     };
   }

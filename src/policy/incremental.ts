@@ -2,6 +2,7 @@ import type { Endpoint, Policy, Rule } from '../model/index.js';
 import { rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
 import { peerOf } from './rule-index.js';
 import type { Engine } from './engine.js';
+import type { Netpol } from './netpol.js';
 
 /** One rule as it was and as it is now (absent: added or removed). */
 interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
@@ -36,17 +37,16 @@ export function ruleChanges(before: ReadonlyMap<string, Policy>, after: Readonly
   return out;
 }
 
-const endpointFields = (e: Endpoint) => `${e.group ?? ''}/${e.network}`;
-
 /**
- * The addresses whose endpoint came, went or changed what a class is made of (group, network);
- * undefined past MAX_INCREMENTAL_CHANGES.
+ * The addresses whose endpoint came, went or changed what a class is made of (group, network, and with
+ * NetworkPolicies the sets its labels put it in and its isolation); undefined past MAX_INCREMENTAL_CHANGES.
  */
-export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: ReadonlyMap<number, Endpoint>): number[] | undefined {
+export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: ReadonlyMap<number, Endpoint>, np?: Netpol): number[] | undefined {
+  const fields = (e: Endpoint) => `${e.group ?? ''}/${e.network}${np ? `/${np.endpointKey(e)}` : ''}`;
   const out: number[] = [];
   for (const [ip, ep] of after) {
     const was = before.get(ip);
-    if (was !== ep && (!was || endpointFields(was) !== endpointFields(ep))) out.push(ip);
+    if (was !== ep && (!was || fields(was) !== fields(ep))) out.push(ip);
   }
   for (const ip of before.keys()) if (!after.has(ip)) out.push(ip);
   return out.length > MAX_INCREMENTAL_CHANGES ? undefined : out;
@@ -90,7 +90,7 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [
   const counted: Array<readonly [Rule, 1 | -1]> = [];
   for (const c of changes) {
     // A group holding the policy twice holds its rules twice, as groupRules lists them.
-    const holders = e.groups.filter((g) => e.enforced.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).map(() => g.name));
+    const holders = e.groups.filter((g) => e.enforcedGroups.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).flatMap(() => e.identitiesOf(g.name)));
     for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
       if (!rule) continue;
       counted.push([rule, d]);
@@ -153,7 +153,7 @@ function splice(e: Engine, region: { first: number; last: number }, fresh: Addre
 
 /** Marks every pair whose sides' rule lists hold this rule: its owners (the groups holding it) and its peers. */
 function markRule(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void): void {
-  const holders = new Set(e.groups.filter((g) => e.enforced.has(g.name) && g.policies.includes(policy)).map((g) => g.name));
+  const holders = new Set(e.groups.filter((g) => e.enforcedGroups.has(g.name) && g.policies.includes(policy)).map((g) => g.name));
   if (holders.size === 0) return;
   const owners = [...e.enforcedClasses].filter((id) => holders.has((e.classes.get(id) as Klass).group ?? ''));
   if (owners.length === 0) return;

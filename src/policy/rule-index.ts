@@ -1,5 +1,6 @@
 import type { Klass } from './classes.js';
 import { protoOf, type RuleRef } from './decide.js';
+import type { NetpolRule } from './netpol.js';
 
 /** The verdict functions a pair has: tcp by port, udp by port, every other protocol by number. */
 export const PROTOS = ['tcp', 'udp', 'other'] as const;
@@ -58,6 +59,7 @@ export class RuleIndex {
   private readonly byGroup = new Map<string, Bucket>();
   private readonly byNetwork = new Map<string, Bucket>();
   private readonly byCidr = new Map<string, Bucket>();
+  private readonly bySet = new Map<string, Bucket>();
   size = 0;
 
   /** `stamp`: the engine's counter, so stamps are unique across every index of a compile. */
@@ -89,23 +91,29 @@ export class RuleIndex {
     if (peer.group !== undefined) take(this.byGroup.get(peer.group));
     if (peer.network !== undefined) take(this.byNetwork.get(peer.network));
     for (const c of peer.cidrs) take(this.byCidr.get(c));
+    if (this.bySet.size > 0) for (const x of peer.np?.sets ?? []) take(this.bySet.get(x));
     return out;
   }
 
   private bucketOf(rule: RuleRef['rule'], make: boolean): Bucket | undefined {
     const peer = peerOf(rule);
     if (peer.kind === 'any') return this.any;
-    const m = peer.kind === 'group' ? this.byGroup : peer.kind === 'network' ? this.byNetwork : this.byCidr;
+    const m = peer.kind === 'group' ? this.byGroup : peer.kind === 'network' ? this.byNetwork : peer.kind === 'set' ? this.bySet : this.byCidr;
     let v = m.get(peer.name);
     if (!v && make) m.set(peer.name, (v = new Bucket(this.stamp)));
     return v;
   }
 }
 
-export type Peer = { kind: 'any' } | { kind: 'group' | 'network' | 'cidr'; name: string };
+export type Peer = { kind: 'any' } | { kind: 'group' | 'network' | 'cidr' | 'set'; name: string };
 
-/** What a rule's peer names (fromX for `in`, toX for `out`); the first of group, network, CIDR counts. */
+/**
+ * What a rule's peer names (fromX for `in`, toX for `out`); the first of group, network, CIDR counts.
+ * Rules made from NetworkPolicies may name a peer set instead (netpol.ts).
+ */
 export function peerOf(x: RuleRef['rule']): Peer {
+  const set = x.direction === 'in' ? (x as NetpolRule).fromSet : (x as NetpolRule).toSet;
+  if (set !== undefined) return { kind: 'set', name: set };
   const g = x.direction === 'in' ? x.fromGroup : x.toGroup;
   if (g !== undefined) return { kind: 'group', name: g };
   const n = x.direction === 'in' ? x.fromNetwork : x.toNetwork;

@@ -1,6 +1,7 @@
 import type { Action, Rule } from '../model/index.js';
 import { PROTO, portRange, protoOf, type RuleRef } from './decide.js';
 import type { Verdict } from './compile.js';
+import { NETPOL_ISOLATION } from './netpol.js';
 
 const TCP = PROTO['tcp'] as 6;
 const UDP = PROTO['udp'] as 17;
@@ -8,20 +9,23 @@ const UDP = PROTO['udp'] as 17;
 export interface Sides { egress: RuleRef[] | undefined; ingress: RuleRef[] | undefined }
 export interface Segment { first: number; last: number; verdict: Verdict }
 
+/** The lowest priority a rule can have: NetworkPolicy's isolation (netpol.ts), below its allows (0) and Weft's 1-100. */
+const LOWEST = NETPOL_ISOLATION;
+
 /**
  * Tracks the rules in force over a sweep: counts per (priority, action), so the winner is found by
- * scanning at most 100 priorities, whatever the number of rules.
+ * scanning at most 102 priorities, whatever the number of rules.
  */
 class Tally {
-  private readonly counts = new Int32Array(202);
+  private readonly counts = new Int32Array((101 - LOWEST) * 2);
   reset(): void {
     this.counts.fill(0);
   }
   add(r: Rule, d: 1 | -1): void {
-    this.counts[r.priority * 2 + (r.action === 'deny' ? 1 : 0)]! += d;
+    this.counts[(r.priority - LOWEST) * 2 + (r.action === 'deny' ? 1 : 0)]! += d;
   }
   winner(fallback: Action): Action {
-    for (let p = 100; p >= 1; p--) {
+    for (let p = 100 - LOWEST; p >= 0; p--) {
       if (this.counts[p * 2 + 1]! > 0) return 'deny';
       if (this.counts[p * 2]! > 0) return 'allow';
     }

@@ -1,0 +1,263 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseIp, type Endpoint, type Group, type LabelSelector, type NetpolProtocol, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyPort, type Policy, type Rule, type Tenant } from '../model/index.js';
+import { netpolVerdict, type OracleEnd, type OracleNamespace, type OraclePod } from '../testkit/netpol-oracle.js';
+import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
+
+// The compiler's NetworkPolicy layer against the truth-table oracle (src/testkit/netpol-oracle.ts, written
+// apart from the compiler): the upstream x/y/z × a/b/c world, fixed cases and many random policy sets,
+// each checked for every ordered pair, protocol and port, in the compiled tables (whole tenant, and per
+// host as the agents enforce it: the source's host, then the destination's) and through explain.
+
+const meta = { revision: 1, createdAt: '', updatedAt: '' };
+const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: 'allow' };
+const NS = ['x', 'y', 'z'];
+const POD = ['a', 'b', 'c'];
+const namespaces: OracleNamespace[] = NS.map((n) => ({ name: n, labels: { ns: n } }));
+/** Upstream's pods serve TCP and UDP on 80 and 81 under these names; z/c declares serve-80-tcp as 81, to make names matter. */
+const portsOf = (id: string) => Object.fromEntries(([80, 81] as const).flatMap((p) => (['TCP', 'UDP'] as const).map((pr) => [`serve-${p}-${pr.toLowerCase()}`, { port: id === 'z/c' && p === 80 && pr === 'TCP' ? 81 : p, protocol: pr }])));
+const pods: OraclePod[] = NS.flatMap((n, i) => POD.map((p, j) => ({ namespace: n, name: p, labels: { pod: p }, ip: `10.0.${i}.${j + 1}`, ports: portsOf(`${n}/${p}`) })));
+const HOSTS = ['h1', 'h2'];
+const hostOf = (p: OraclePod) => HOSTS[(pods.indexOf(p) * 7) % HOSTS.length] as string;
+
+function endpointOf(p: OraclePod, group?: string): Endpoint {
+  const labels: Record<string, string> = { ...p.labels, namespace: p.namespace };
+  for (const [name, x] of Object.entries(p.ports ?? {})) labels[`port.weft.io/${name}`] = x.protocol === 'TCP' ? String(x.port) : `${x.protocol.toLowerCase()}-${x.port}`;
+  return {
+    ...meta, id: p.ip, tenant: 't', network: 'n', ...(group ? { group } : {}), ip: p.ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1,
+    host: hostOf(p), ifname: 'eth0', containerId: p.ip, labels, state: 'created',
+  };
+}
+
+/** Addresses outside every pod: one in the pods' network, one outside it. */
+const OUTSIDE = ['10.0.9.9', '192.0.2.7'];
+const ends: OracleEnd[] = [...pods.map((pod) => ({ pod })), ...OUTSIDE.map((ip) => ({ ip }))];
+const ipOf = (x: OracleEnd) => ('pod' in x ? x.pod.ip : x.ip);
+const nameOf = (x: OracleEnd) => ('pod' in x ? `${x.pod.namespace}/${x.pod.name}` : x.ip);
+
+function state(policies: NetworkPolicy[], extra: Partial<PolicyState> = {}): PolicyState {
+  return {
+    tenant, networks: [{ ...meta, tenant: 't', name: 'n', subnet: '10.0.0.0/16', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: [], policies: [], endpoints: pods.map((p) => endpointOf(p)), netpol: { policies, namespaces }, ...extra,
+  };
+}
+
+const clsOf = (c: CompiledPolicy, ip: string) => {
+  const n = parseIp(ip) as number;
+  return c.classification.ranges.find((r) => n >= r.first && n <= r.last)?.cls ?? 0;
+};
+const passes = (c: CompiledPolicy, src: string, dst: string, proto: number, port: number) => lookupVerdict(c, clsOf(c, src), clsOf(c, dst), proto, port) === 'accept';
+
+const CASES: Array<[NetpolProtocol, number]> = [['TCP', 80], ['TCP', 81], ['TCP', 82], ['UDP', 80], ['UDP', 81], ['SCTP', 80]];
+const PROTO_NUMBER: Record<NetpolProtocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
+
+/** Every ordered pair (not a pod to itself, not outside to outside), protocol and port: the differences from the oracle. */
+function mismatches(policies: NetworkPolicy[], s: PolicyState = state(policies)): string[] {
+  const whole = compilePolicy(s);
+  const perHost = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
+  const out: string[] = [];
+  for (const src of ends) for (const dst of ends) {
+    if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
+    for (const [protocol, port] of CASES) {
+      // SCTP: the layer takes whole protocols only (ports of SCTP are refused at the API).
+      const want = netpolVerdict(policies, namespaces, src, dst, protocol, port).allowed;
+      const proto = PROTO_NUMBER[protocol];
+      const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostOf(x.pod)));
+      const got = {
+        whole: passes(whole, ipOf(src), ipOf(dst), proto, port),
+        hosts: [...hosts].every((h) => passes(perHost.get(h) as CompiledPolicy, ipOf(src), ipOf(dst), proto, port)),
+        explain: explainFlow(s, ipOf(src), ipOf(dst), protocol === 'SCTP' ? '132' : protocol.toLowerCase(), port).allowed,
+      };
+      for (const [k, v] of Object.entries(got)) if (v !== want) out.push(`${k}: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}: got ${v}, want ${want}`);
+    }
+  }
+  return out;
+}
+
+const np = (namespace: string, name: string, spec: NetworkPolicy['spec']): NetworkPolicy => ({ namespace, name, spec });
+
+test('netpol compile: no policy, deny-all ingress, same namespace, a namespace by label and by name', () => {
+  assert.deepEqual(mismatches([]), []);
+  assert.deepEqual(mismatches([np('x', 'deny', { podSelector: {}, policyTypes: ['Ingress'] })]), []);
+  assert.deepEqual(mismatches([np('x', 'same', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] })]), []);
+  assert.deepEqual(mismatches([np('x', 'from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] })]), []);
+  assert.deepEqual(mismatches([np('x', 'by-name', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }] }] })]), []);
+});
+
+test('netpol compile: AND against OR peers, named ports (resolved on each destination), ranges, a protocol alone', () => {
+  assert.deepEqual(mismatches([np('x', 'and', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } }, podSelector: { matchLabels: { pod: 'b' } } }] }] })]), []);
+  assert.deepEqual(mismatches([np('x', 'or', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }, { podSelector: { matchLabels: { pod: 'b' } } }] }] })]), []);
+  assert.deepEqual(mismatches([np('z', 'named-in', { podSelector: {}, ingress: [{ ports: [{ port: 'serve-80-tcp' }] }] })]), []);
+  assert.deepEqual(mismatches([np('z', 'named-other-protocol', { podSelector: {}, ingress: [{ ports: [{ protocol: 'UDP', port: 'serve-80-tcp' }] }] })]), [], 'a name declared for TCP names nothing of UDP');
+  assert.deepEqual(mismatches([np('x', 'named-out', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 'serve-80-tcp' }, { protocol: 'UDP', port: 'serve-81-udp' }] }] })]), []);
+  assert.deepEqual(mismatches([np('x', 'named-any', { podSelector: {}, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'serve-80-tcp' }] }] })]), []);
+  assert.deepEqual(mismatches([np('x', 'range', { podSelector: {}, ingress: [{ ports: [{ protocol: 'TCP', port: 80, endPort: 81 }] }] })]), []);
+  assert.deepEqual(mismatches([np('x', 'udp', { podSelector: {}, ingress: [{ ports: [{ protocol: 'UDP' }] }] })]), []);
+  assert.deepEqual(mismatches([np('x', 'sctp', { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP' }] }] })]), []);
+});
+
+test('netpol compile: ipBlock with except (host bits set), re-allowed by a second policy; egress and outside addresses', () => {
+  const block = np('x', 'block', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.1/16', except: ['10.0.1.2/32', '10.0.9.0/24'] } }] }] });
+  assert.deepEqual(mismatches([block]), []);
+  const again = np('x', 'again', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } }, podSelector: { matchLabels: { pod: 'b' } } }] }] });
+  assert.deepEqual(mismatches([block, again]), []);
+  const out = np('y', 'out', { podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24' } }, { podSelector: { matchLabels: { pod: 'c' } } }], ports: [{ protocol: 'UDP', port: 81 }] }] });
+  assert.deepEqual(mismatches([out, block]), []);
+  const named = np('y', 'block-named', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.2.0/24', except: ['10.0.2.2/31'] } }], ports: [{ port: 'serve-80-tcp' }] }] });
+  assert.deepEqual(mismatches([named]), []);
+});
+
+test('netpol compile: policies in groups, beside Weft rules; the tenant default for pods no policy selects', () => {
+  const groups: Group[] = [{ ...meta, tenant: 't', name: 'web', network: 'n', policies: ['p'], labels: {} }];
+  const rule = (r: Partial<Rule>): Rule => ({ id: '1', priority: 5, direction: 'in', action: 'deny', protocol: 'udp', ...r });
+  const weft: Policy[] = [{ ...meta, tenant: 't', name: 'p', rules: [rule({})] }];
+  const eps = pods.map((p) => endpointOf(p, p.name === 'a' ? 'web' : undefined));
+  const policies = [np('x', 'deny', { podSelector: {}, policyTypes: ['Ingress'] })];
+  const s = state(policies, { groups, policies: weft, endpoints: eps });
+  const c = compilePolicy(s);
+  // Weft's rules come first: udp into any pod a is denied, whatever NetworkPolicy says.
+  assert.equal(passes(c, '10.0.1.2', '10.0.1.1', 17, 80), false, 'y/b > y/a udp: a Weft deny, no NetworkPolicy there');
+  assert.equal(passes(c, '10.0.1.2', '10.0.1.1', 6, 80), true, 'y/b > y/a tcp: nothing decides: the default');
+  assert.equal(passes(c, '10.0.1.2', '10.0.0.2', 6, 80), false, 'y/b > x/b: isolated by NetworkPolicy');
+  weft[0] = { ...weft[0]!, rules: [rule({ action: 'allow', protocol: 'tcp', ports: '80' })] };
+  const allowed = compilePolicy(state(policies, { groups, policies: weft, endpoints: eps }));
+  assert.equal(passes(allowed, '10.0.1.2', '10.0.0.1', 6, 80), true, 'a Weft allow on x/a passes what its NetworkPolicy isolation denies');
+  assert.equal(passes(allowed, '10.0.1.2', '10.0.0.1', 6, 81), false);
+  const e = explainFlow(state(policies, { groups, policies: weft, endpoints: eps }), '10.0.1.2', '10.0.0.1', 'tcp', 81);
+  assert.deepEqual([e.allowed, e.ingress?.by?.policy, e.ingress?.by?.rule.id], [false, 'networkpolicy isolation (x/deny)', 'ingress']);
+  const deny: PolicyState = { ...state([np('x', 'from-y', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] })]), tenant: { ...tenant, defaultAction: 'deny' } };
+  const d = compilePolicy(deny);
+  assert.equal(passes(d, '10.0.1.1', '10.0.0.1', 6, 80), false, 'an isolated ingress allows, but y/a\'s egress falls to the tenant\'s deny');
+  const ex = explainFlow(deny, '10.0.1.1', '10.0.0.1', 'tcp', 80);
+  assert.deepEqual([ex.ingress?.action, ex.ingress?.by?.policy, ex.ingress?.by?.rule.id, ex.egress?.action, ex.egress?.by], ['allow', 'networkpolicy x/from-y', 'ingress.0.from.0.ports.0', 'deny', undefined]);
+});
+
+test('netpol compile: a tenant with no NetworkPolicy keeps its class keys; one with them compiles only what it needs per host', () => {
+  const none = compilePolicy(state([]));
+  assert.equal(none.pairs.length, 0, 'nothing selects any pod: nothing to enforce');
+  const groups: Group[] = [{ ...meta, tenant: 't', name: 'web', network: 'n', policies: ['p'], labels: {} }];
+  const weft: Policy[] = [{ ...meta, tenant: 't', name: 'p', rules: [{ id: '1', priority: 5, direction: 'in', action: 'deny', protocol: 'tcp', fromCidr: '10.0.1.0/24' }] }];
+  const withWeft = state([], { groups, policies: weft, endpoints: pods.map((p) => endpointOf(p, 'web')) });
+  const { netpol: _, ...without } = withWeft;
+  assert.deepEqual(compilePolicy(withWeft).classification.ranges, compilePolicy(without).classification.ranges);
+  assert.deepEqual(compilePolicy(withWeft).classification.classes.map((k) => 'np' in k), compilePolicy(without).classification.classes.map(() => false));
+  const one = compilePolicy({ ...state([np('x', 'deny', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'] })]), host: hostOf(pods[0]!) });
+  assert.ok(one.pairs.length > 0);
+  const elsewhere = HOSTS.find((h) => h !== hostOf(pods[0]!)) as string;
+  assert.equal(compilePolicy({ ...state([np('x', 'deny', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'] })]), host: elsewhere }).pairs.length, 0, 'x/a is not on that host');
+});
+
+test('netpol compile: a label change recompiles to what a cold compile gives, and matches the oracle', () => {
+  const policies = [np('x', 'from-b', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod: 'b' } } }] }] })];
+  const s = state(policies);
+  const first = compilePolicy({ ...s, host: 'h1' });
+  // y/c becomes a pod b: it joins the peer set.
+  const eps = s.endpoints.map((e) => (e.ip === '10.0.1.3' ? { ...e, labels: { ...e.labels, pod: 'b' } } : e));
+  const next = compilePolicy({ ...s, endpoints: eps, host: 'h1', previous: first });
+  const cold = compilePolicy({ ...s, endpoints: eps, host: 'h1', previous: first });
+  assert.equal(next.how, 'incremental');
+  assert.deepEqual([...next.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst), [...cold.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst));
+  const moved = pods.map((p) => (p.ip === '10.0.1.3' ? { ...p, labels: { pod: 'b' } } : p));
+  const xa = pods[0] as OraclePod;
+  if (hostOf(xa) === 'h1') {
+    for (const p of moved) if (p !== xa) assert.equal(passes(next, p.ip, xa.ip, 6, 80), netpolVerdict(policies, namespaces, { pod: p }, { pod: xa }, 'TCP', 80).allowed, p.ip);
+  }
+});
+
+// Random policy sets from a vocabulary of the shapes upstream's tables use, against the oracle.
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 2 ** 32; };
+}
+
+function randomPolicies(r: () => number): NetworkPolicy[] {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
+  const selector = (key: string, values: string[]): LabelSelector => pick<LabelSelector>([
+    {}, { matchLabels: { [key]: pick(values) } },
+    { matchExpressions: [{ key, operator: 'In', values: [pick(values), pick(values)] }] },
+    { matchExpressions: [{ key, operator: 'NotIn', values: [pick(values)] }] },
+    { matchExpressions: [{ key: 'absent', operator: 'DoesNotExist' }] },
+  ]);
+  const peer = (): NetworkPolicyPeer => pick<() => NetworkPolicyPeer>([
+    () => ({ podSelector: selector('pod', POD) }),
+    () => ({ namespaceSelector: selector('ns', NS) }),
+    () => ({ namespaceSelector: selector('ns', NS), podSelector: selector('pod', POD) }),
+    () => ({ ipBlock: { cidr: pick(['10.0.0.0/16', '10.0.1.0/24', '0.0.0.0/0', '192.0.2.0/24']), ...(r() < 0.5 ? { except: [pick(['10.0.1.1/32', '10.0.1.2/31'])] } : {}) } }),
+  ])();
+  const port = (): NetworkPolicyPort => pick<() => NetworkPolicyPort>([
+    () => ({ port: pick([80, 81]) }),
+    () => ({ protocol: 'UDP', port: pick([80, 81]) }),
+    () => ({ protocol: pick(['TCP', 'UDP'] as const) }),
+    () => ({ port: 80, endPort: 82 }),
+    () => ({ port: pick(['serve-80-tcp', 'serve-81-tcp']) }),
+    () => ({ protocol: 'UDP', port: 'serve-81-udp' }),
+    () => ({ protocol: 'UDP', port: 'serve-80-tcp' }),
+    () => ({ protocol: 'SCTP' }),
+  ])();
+  const list = <T>(f: () => T, max: number): T[] => Array.from({ length: Math.floor(r() * (max + 1)) }, f);
+  return list(() => {
+    const types = pick([undefined, ['Ingress'], ['Egress'], ['Ingress', 'Egress']] as const);
+    return np(pick(NS), `p${Math.floor(r() * 1e6)}`, {
+      podSelector: selector('pod', POD),
+      ...(types ? { policyTypes: [...types] } : {}),
+      ...(r() < 0.7 ? { ingress: list(() => ({ ...(r() < 0.7 ? { from: list(peer, 2) } : {}), ...(r() < 0.6 ? { ports: list(port, 2) } : {}) }), 2) } : {}),
+      ...(r() < 0.5 ? { egress: list(() => ({ ...(r() < 0.7 ? { to: list(peer, 2) } : {}), ...(r() < 0.6 ? { ports: list(port, 2) } : {}) }), 2) } : {}),
+    });
+  }, 3);
+}
+
+test('netpol compile: 120 random policy sets agree with the oracle everywhere', () => {
+  const r = rng(15);
+  for (let i = 0; i < 120; i++) {
+    const policies = randomPolicies(r);
+    const bad = mismatches(policies);
+    assert.deepEqual(bad.slice(0, 5), [], `set ${i}: ${JSON.stringify(policies)}`);
+  }
+});
+
+test('netpol compile: random NetworkPolicies beside random Weft rules: the tables decide as explain does, and a Weft rule edit recompiles to the cold result', () => {
+  const r = rng(99);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
+  const groups: Group[] = ['g0', 'g1'].map((name) => ({ ...meta, tenant: 't', name, network: 'n', policies: [`w-${name}`], labels: {} }));
+  const weftRule = (i: number): Rule => {
+    const direction = pick(['in', 'out'] as const);
+    const peer = pick([{}, { [direction === 'in' ? 'fromGroup' : 'toGroup']: pick(['g0', 'g1']) }, { [direction === 'in' ? 'fromCidr' : 'toCidr']: pick(['10.0.1.0/24', '10.0.0.2/32', '192.0.2.0/25']) }]);
+    const protocol = pick(['tcp', 'udp', 'any']);
+    return { id: `r${i}`, priority: 1 + Math.floor(r() * 5), direction, action: pick(['allow', 'deny'] as const), protocol, ...(protocol !== 'any' && r() < 0.7 ? { ports: pick(['80', '81', '80-81']) } : {}), ...peer };
+  };
+  for (let i = 0; i < 40; i++) {
+    const policies = randomPolicies(r);
+    const weft: Policy[] = groups.map((g) => ({ ...meta, tenant: 't', name: `w-${g.name}`, rules: Array.from({ length: Math.floor(r() * 4) }, (_, k) => weftRule(k)) }));
+    const eps = pods.map((p) => endpointOf(p, pick([undefined, 'g0', 'g1'])));
+    const s = state(policies, { groups, policies: weft, endpoints: eps, tenant: { ...tenant, defaultAction: pick(['allow', 'deny'] as const) } });
+    const per = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
+    const whole = compilePolicy(s);
+    const check = (label: string, tables: Map<string, CompiledPolicy>, st: PolicyState) => {
+      for (const src of ends) for (const dst of ends) {
+        if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
+        for (const [protocol, port] of CASES) {
+          const want = explainFlow(st, ipOf(src), ipOf(dst), protocol === 'SCTP' ? '132' : protocol.toLowerCase(), port).allowed;
+          const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostOf(x.pod)));
+          const got = [...hosts].every((h) => passes(tables.get(h) as CompiledPolicy, ipOf(src), ipOf(dst), PROTO_NUMBER[protocol], port));
+          assert.equal(got, want, `${label} set ${i}: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}`);
+          if (label === 'cold') assert.equal(passes(whole, ipOf(src), ipOf(dst), PROTO_NUMBER[protocol], port), want, `whole set ${i}: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}`);
+        }
+      }
+    };
+    check('cold', per, s);
+    // One Weft rule added: each host recompiles from its last compile.
+    const edited = { ...s, policies: [{ ...weft[0]!, rules: [...weft[0]!.rules, weftRule(99)] }, weft[1]!] };
+    const next = new Map(HOSTS.map((h) => [h, compilePolicy({ ...edited, host: h, previous: per.get(h) as CompiledPolicy })]));
+    for (const [h, c] of next) {
+      // The same `previous` again: its engine was taken over, so this one is cold, with the same ids.
+      const cold = compilePolicy({ ...edited, host: h, previous: per.get(h) as CompiledPolicy });
+      assert.equal(cold.how, 'cold');
+      const sorted = (x: CompiledPolicy) => [...x.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst);
+      assert.deepEqual(c.classification.ranges, cold.classification.ranges, `set ${i} ${h}: ranges`);
+      assert.deepEqual(sorted(c), sorted(cold), `set ${i} ${h}: pairs`);
+      assert.deepEqual(c.profiles, cold.profiles, `set ${i} ${h}: profiles`);
+    }
+    assert.ok([...next.values()].some((c) => c.how === 'incremental') || [...per.values()].every((c) => c.pairs.length === 0), `set ${i}: the edit took the incremental path`);
+    check('incremental', next, edited);
+  }
+});
