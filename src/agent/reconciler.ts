@@ -131,8 +131,9 @@ export class Reconciler {
     const attached = new Set(all.groups.flatMap((g) => g.policies));
     const s = { ...all, policies: all.policies.filter((p) => attached.has(p.name)) };
     const rev = (xs: ReadonlyArray<{ revision: number }>) => xs.map((x) => x.revision).join(',');
+    const np = (xs: ReadonlyArray<{ revision?: number; name: string }> = []) => xs.map((x) => `${x.name}:${x.revision ?? '?'}`).join(',');
     const key = [s.tenant.revision, s.tenant.defaultAction, rev(s.networks), rev(s.groups), rev(s.policies),
-      s.endpoints.map((e) => `${e.id}:${e.revision}`).join(',')].join('|');
+      s.endpoints.map((e) => `${e.id}:${e.revision}`).join(','), np(s.netpol?.policies), np(s.netpol?.namespaces)].join('|');
     const hit = this.compiled.get(s.tenant.name);
     if (hit && hit.key === key) return hit.value;
     const t0 = performance.now();

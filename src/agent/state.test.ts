@@ -26,3 +26,16 @@ test('endpoint changes touch the datapath only when they can change it', () => {
   assert.equal(s.endpoints.size, 0);
   assert.equal(s.apply(change('delete', 11)), 'nothing', 'the echo of a release the agent made itself');
 });
+
+test('NetworkPolicies and namespaces: kept by tenant/name, each change touches its tenant, and the host view carries them', () => {
+  const s = new DesiredState();
+  const spec = { podSelector: {}, policyTypes: ['Ingress' as const] };
+  const put = (kind: string, key: string, revision: number, object?: unknown): ChangeEvent => ({ revision, op: object ? 'put' : 'delete', kind, key, tenant: 't', object, actor: 'a', time: '' });
+  assert.deepEqual(s.apply(put('networkpolicy', 'networkpolicies/t/x.deny', 3, { revision: 3, tenant: 't', name: 'x.deny', namespace: 'x', policyName: 'deny', spec })), { tenant: 't' });
+  assert.deepEqual(s.apply(put('namespace', 'namespaces/t/x', 4, { revision: 4, tenant: 't', name: 'x', labels: { team: 'a' } })), { tenant: 't' });
+  const v = s.hostView('h', 'w');
+  assert.deepEqual(v.networkPolicies?.map((p) => p.name), ['x.deny']);
+  assert.deepEqual(v.namespaces?.map((n) => n.labels), [{ team: 'a' }]);
+  assert.deepEqual(s.apply(put('networkpolicy', 'networkpolicies/t/x.deny', 5)), { tenant: 't' });
+  assert.equal(s.networkPolicies.size, 0);
+});

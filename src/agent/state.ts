@@ -1,5 +1,5 @@
 import { GLOBAL_DEFAULTS, type Meta } from '../model/index.js';
-import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
+import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, NamespaceObject, Netprofile, Network, NetworkPolicyObject, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 import { PolicyBook } from './policy-book.js';
 
@@ -14,6 +14,9 @@ export interface Snapshot {
   policies: Policy[];
   services: Service[];
   netprofiles: Netprofile[];
+  /** Absent from snapshots made before NetworkPolicy (tests, an older server). */
+  networkPolicies?: NetworkPolicyObject[];
+  namespaces?: NamespaceObject[];
   dockerNetworks: DockerNetwork[];
   endpoints: Endpoint[];
   hosts: Host[];
@@ -33,6 +36,9 @@ export class DesiredState {
   readonly policies = new PolicyBook();
   readonly services = new Map<string, Service>();
   readonly netprofiles = new Map<string, Netprofile>();
+  /** Kubernetes NetworkPolicies and namespaces' labels, keyed tenant/name. */
+  readonly networkPolicies = new Map<string, NetworkPolicyObject>();
+  readonly namespaces = new Map<string, NamespaceObject>();
   /** Docker networks of every host (keyed tenant/name); the agent's Docker plugin uses its own host's. */
   readonly dockerNetworks = new Map<string, DockerNetwork>();
   readonly hosts = new Map<string, Host>();
@@ -50,6 +56,8 @@ export class DesiredState {
     this.policies.clear();
     this.services.clear();
     this.netprofiles.clear();
+    this.networkPolicies.clear();
+    this.namespaces.clear();
     this.dockerNetworks.clear();
     this.endpoints.clear();
     this.hosts.clear();
@@ -59,6 +67,8 @@ export class DesiredState {
     for (const p of s.policies) this.policies.set(p);
     for (const x of s.services) this.services.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.netprofiles) this.netprofiles.set(`${x.tenant}/${x.name}`, x);
+    for (const x of s.networkPolicies ?? []) this.networkPolicies.set(`${x.tenant}/${x.name}`, x);
+    for (const x of s.namespaces ?? []) this.namespaces.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.dockerNetworks) this.dockerNetworks.set(`${x.tenant}/${x.name}`, x);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
@@ -82,6 +92,8 @@ export class DesiredState {
       case 'policy-rules': this.policies.segment(c); return 'nothing';
       case 'service': upsert(this.services, name, c); return scoped();
       case 'netprofile': upsert(this.netprofiles, name, c); return scoped();
+      case 'networkpolicy': upsert(this.networkPolicies, name, c); return scoped();
+      case 'namespace': upsert(this.namespaces, name, c); return scoped();
       case 'docker-network': upsert(this.dockerNetworks, name, c); return 'nothing';
       case 'endpoint': {
         // A container's name arriving after its endpoint (Docker) changes DNS answers, not the datapath.
@@ -133,6 +145,7 @@ export class DesiredState {
       host, nsPrefix, tenants: [...this.tenants.values()], networks: [...this.networks.values()], endpoints: [...this.endpoints.values()],
       groups: [...this.groups.values()], policies: this.policies.values(),
       services: [...this.services.values()], netprofiles: [...this.netprofiles.values()],
+      networkPolicies: [...this.networkPolicies.values()], namespaces: [...this.namespaces.values()],
     };
   }
 }

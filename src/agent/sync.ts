@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ApiError, linesOf, type Client } from '../client/index.js';
-import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, Netprofile, Network, Policy, Service, Tenant } from '../model/index.js';
+import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, NamespaceObject, Netprofile, Network, NetworkPolicyObject, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredState, Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
@@ -15,11 +15,18 @@ export async function listAll(client: Client): Promise<Snapshot> {
   const services: Service[] = [];
   const netprofiles: Netprofile[] = [];
   const dockerNetworks: DockerNetwork[] = [];
+  const networkPolicies: NetworkPolicyObject[] = [];
+  const namespaces: NamespaceObject[] = [];
   for (const t of tenants.items) {
-    const list = async <T>(collection: string, into: T[]) => {
-      const l = await client.request<Listing<T>>('GET', `/api/v1/tenants/${t.name}/${collection}`);
-      into.push(...l.items);
-      revisions.push(l.revision);
+    const list = async <T>(collection: string, into: T[], optional = false) => {
+      try {
+        const l = await client.request<Listing<T>>('GET', `/api/v1/tenants/${t.name}/${collection}`);
+        into.push(...l.items);
+        revisions.push(l.revision);
+      } catch (e) {
+        // A server older than the kind (an upgrade in progress) has none of it.
+        if (!(optional && e instanceof ApiError && e.status === 404 && e.message.startsWith('no route'))) throw e;
+      }
     };
     await list('networks', networks);
     await list('groups', groups);
@@ -27,12 +34,14 @@ export async function listAll(client: Client): Promise<Snapshot> {
     await list('services', services);
     await list('netprofiles', netprofiles);
     await list('docker-networks', dockerNetworks);
+    await list('networkpolicies', networkPolicies, true);
+    await list('namespaces', namespaces, true);
   }
   const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
   const hosts = await client.request<Listing<Host>>('GET', '/api/v1/hosts');
   const global = await client.request<Global>('GET', '/api/v1/global');
   revisions.push(endpoints.revision, hosts.revision);
-  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, services, netprofiles, dockerNetworks, endpoints: endpoints.items, hosts: hosts.items, global };
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, services, netprofiles, networkPolicies, namespaces, dockerNetworks, endpoints: endpoints.items, hosts: hosts.items, global };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { WeftError, type ApplyKind, type AppProfileInput, type GroupInput, type NetprofileInput, type NetworkInput, type PolicyInput, type ServiceInput, type TenantInput } from '../model/index.js';
+import { WeftError, type ApplyKind, type AppProfileInput, type GroupInput, type NamespaceInput, type NetprofileInput, type NetworkInput, type NetworkPolicyInput, type PolicyInput, type ServiceInput, type TenantInput } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import type { Crud, Scoped } from './crud.js';
 import type { Tenants } from './tenants.js';
@@ -11,6 +11,8 @@ interface Inputs {
   Group: GroupInput;
   Service: ServiceInput;
   AppProfile: AppProfileInput;
+  Namespace: NamespaceInput;
+  NetworkPolicy: NetworkPolicyInput;
 }
 
 /** One document, checked against its kind's schema: the object it describes, whole. */
@@ -83,7 +85,8 @@ async function writeAll(t: ApplyTargets, tx: Txn, actor: string, docs: readonly 
   const results: ApplyResult[] = [];
   const done = (d: ApplyDoc, action: ApplyAction) => results.push(resultOf(d, action));
   for (const d of ofKind(docs, 'Tenant')) done(d, await step(d, () => t.tenants.upsertIn(tx, actor, d.input, opts.mayManageTenants)));
-  for (const d of [...ofKind(docs, 'Netprofile'), ...ofKind(docs, 'Network')]) done(d, await step(d, () => upsert(t, tx, actor, d)));
+  // Namespaces and NetworkPolicies name nothing that must exist (a pod's namespace is its label).
+  for (const d of [...ofKind(docs, 'Namespace'), ...ofKind(docs, 'NetworkPolicy'), ...ofKind(docs, 'Netprofile'), ...ofKind(docs, 'Network')]) done(d, await step(d, () => upsert(t, tx, actor, d)));
   // A new policy exists (empty) before the groups that name it; its rules, which may name those groups, come after them.
   const newPolicies = new Set<number>();
   for (const d of ofKind(docs, 'Policy')) {
@@ -110,7 +113,7 @@ async function removeAll(t: ApplyTargets, tx: Txn, actor: string, docs: readonly
   // An object whose tenant is gone is gone too (a file deleted twice, its Tenant included).
   const present = async (d: ApplyDoc) => t.tenants.existsIn(tx, d.tenant);
   const removed = async (d: ApplyDoc, gone: () => Promise<boolean>) => results.push(resultOf(d, (await step(d, async () => (await present(d)) && gone())) ? 'deleted' : 'absent'));
-  for (const d of [...ofKind(docs, 'AppProfile'), ...ofKind(docs, 'Service')]) await removed(d, () => t.kinds[d.kind].removeIn(tx, d.tenant, d.input.name));
+  for (const d of [...ofKind(docs, 'NetworkPolicy'), ...ofKind(docs, 'Namespace'), ...ofKind(docs, 'AppProfile'), ...ofKind(docs, 'Service')]) await removed(d, () => t.kinds[d.kind].removeIn(tx, d.tenant, d.input.name));
   // Rules naming the groups about to go are dropped first (a policy still attached to a group that stays
   // is then refused at its own delete, and the whole transaction with it).
   for (const d of ofKind(docs, 'Policy')) {
@@ -138,7 +141,9 @@ async function step<T>(d: ApplyDoc, fn: () => Promise<T>): Promise<T> {
   } catch (e) {
     if (!(e instanceof WeftError)) throw e;
     // A quota's field names the usage it counts, not the document's.
-    const field = e.field === undefined || e.code === 'WEFT_QUOTA_EXCEEDED' ? undefined : e.field === 'name' ? `documents.${d.index}.metadata.name` : `documents.${d.index}.spec.${e.field}`;
+    // A Namespace's labels are in its metadata.
+    const inMetadata = e.field === 'name' || (d.kind === 'Namespace' && e.field?.startsWith('labels'));
+    const field = e.field === undefined || e.code === 'WEFT_QUOTA_EXCEEDED' ? undefined : `documents.${d.index}.${inMetadata ? 'metadata' : 'spec'}.${e.field}`;
     throw new WeftError(e.code, `documents.${d.index} (${titleOf(d)}): ${e.message}`, { ...(field !== undefined ? { field } : {}), cause: e });
   }
 }

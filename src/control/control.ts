@@ -1,5 +1,5 @@
 import { notFound } from '../model/index.js';
-import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, DockerNetworkInput, Network, Group, Policy, Netprofile, Service, AppProfile, DockerNetwork } from '../model/index.js';
+import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, DockerNetworkInput, Network, Group, Policy, Netprofile, Service, AppProfile, DockerNetwork, NamespaceInput, NamespaceObject, NetworkPolicyInput, NetworkPolicyObject } from '../model/index.js';
 import type { Store } from '../store/index.js';
 import { Crud } from './crud.js';
 import { networkKind } from './kinds/network.js';
@@ -8,6 +8,7 @@ import { policyKind } from './kinds/policy.js';
 import { netprofileKind, appProfileKind } from './kinds/profiles.js';
 import { dockerNetworkKind } from './kinds/docker.js';
 import { serviceKind } from './kinds/service.js';
+import { namespaceKind, networkPolicyKind } from './kinds/netpol.js';
 import { Tenants } from './tenants.js';
 import { Endpoints } from './endpoints.js';
 import { Hosts } from './hosts.js';
@@ -43,6 +44,8 @@ export class Control {
   readonly services: Crud<ServiceInput, Service>;
   readonly appProfiles: Crud<AppProfileInput, AppProfile>;
   readonly dockerNetworks: Crud<DockerNetworkInput, DockerNetwork>;
+  readonly namespaces: Crud<NamespaceInput, NamespaceObject>;
+  readonly networkPolicies: Crud<NetworkPolicyInput, NetworkPolicyObject>;
   readonly endpoints: Endpoints;
   readonly hosts: Hosts;
   readonly global: GlobalSettings;
@@ -68,6 +71,8 @@ export class Control {
     this.services = new Crud(store, serviceKind, now, quota);
     this.appProfiles = new Crud(store, appProfileKind, now, quota);
     this.dockerNetworks = new Crud(store, dockerNetworkKind, now, quota);
+    this.namespaces = new Crud(store, namespaceKind, now, quota);
+    this.networkPolicies = new Crud(store, networkPolicyKind, now, quota);
     this.endpoints = new Endpoints(store, now);
     this.hosts = new Hosts(store, now, options.hostTimeoutMs, options.hostGraceMs);
     this.global = new GlobalSettings(store, now);
@@ -83,7 +88,10 @@ export class Control {
 
   /** The tenant-scoped kinds `weft apply` and `weft get` take, by document kind. */
   get byKind() {
-    return { Netprofile: this.netprofiles, Network: this.networks, Policy: this.policies, Group: this.groups, Service: this.services, AppProfile: this.appProfiles };
+    return {
+      Namespace: this.namespaces, Netprofile: this.netprofiles, Network: this.networks, Policy: this.policies, Group: this.groups,
+      Service: this.services, AppProfile: this.appProfiles, NetworkPolicy: this.networkPolicies,
+    };
   }
 
   /**

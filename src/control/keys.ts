@@ -1,8 +1,8 @@
 import type { Entry } from '../store/index.js';
 
 /** Store key layout. Tenant-scoped objects live at `<collection>/<tenant>/<name>`. */
-export type Collection = 'networks' | 'groups' | 'policies' | 'netprofiles' | 'services' | 'app-profiles' | 'docker-networks';
-export const COLLECTIONS: readonly Collection[] = ['networks', 'groups', 'policies', 'netprofiles', 'services', 'app-profiles', 'docker-networks'];
+export type Collection = 'networks' | 'groups' | 'policies' | 'netprofiles' | 'services' | 'app-profiles' | 'docker-networks' | 'namespaces' | 'networkpolicies';
+export const COLLECTIONS: readonly Collection[] = ['networks', 'groups', 'policies', 'netprofiles', 'services', 'app-profiles', 'docker-networks', 'namespaces', 'networkpolicies'];
 
 export const keys = {
   tenant: (t: string) => `tenants/${t}`,
@@ -41,6 +41,8 @@ export const KIND_OF: Record<Collection, string> = {
   services: 'service',
   'app-profiles': 'app-profile',
   'docker-networks': 'docker-network',
+  namespaces: 'namespace',
+  networkpolicies: 'networkpolicy',
 };
 
 /** A stored value with its revision attached, as the API shows it. */

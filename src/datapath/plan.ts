@@ -1,4 +1,4 @@
-import { parseCidr, type Encap, type Encryption, type Endpoint, type Group, type Host, type Netprofile, type Network, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { parseCidr, type Encap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
@@ -86,6 +86,9 @@ export interface DesiredHostState {
   arpMode?: 'proxy' | 'flood';
   services?: readonly Service[];
   netprofiles?: readonly Netprofile[];
+  /** Kubernetes NetworkPolicies and namespaces' labels of every tenant (issue 15). */
+  networkPolicies?: readonly NetworkPolicyObject[];
+  namespaces?: readonly NamespaceObject[];
   /** The port the agent's DNS server listens on at each tenant's uplink address; no DNS when absent. */
   dnsPort?: number;
   /** Encryption between hosts, the range tunnel addresses come from, and the underlay's MTU (tunnel.ts). */
@@ -129,6 +132,10 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       policies: d.policies.filter((p) => p.tenant === tenant.name),
       endpoints: d.endpoints.filter((e) => e.tenant === tenant.name),
       host: d.host,
+      netpol: {
+        policies: (d.networkPolicies ?? []).filter((p) => p.tenant === tenant.name).map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, revision: p.revision })),
+        namespaces: (d.namespaces ?? []).filter((n) => n.tenant === tenant.name).map((n) => ({ name: n.name, labels: n.labels, revision: n.revision })),
+      },
     }) : undefined,
     services: planServices(services, mine),
     ...profiles,

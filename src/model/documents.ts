@@ -1,5 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
-import { APPLY_SPECS, type ApplyDocument, type ApplyKind } from './schemas.js';
+import { API_VERSIONS, APPLY_SPECS, type ApplyDocument, type ApplyKind } from './schemas.js';
+import { NAMESPACE_NAME_LABEL } from './netpol.js';
+import type { NamespaceObject, NetworkPolicyObject } from './objects.js';
 
 /** What a schema lets through of `value`: an object's declared properties (recursively), an array's items. */
 function pick(value: unknown, schema: TSchema): unknown {
@@ -22,6 +24,16 @@ function pick(value: unknown, schema: TSchema): unknown {
  * left out), so applying what `weft get` printed changes nothing.
  */
 export function documentOf(kind: ApplyKind, obj: { name: string; tenant?: string }): ApplyDocument {
+  const tenant = obj.tenant !== undefined ? { tenant: obj.tenant } : {};
+  if (kind === 'NetworkPolicy') {
+    const np = obj as NetworkPolicyObject;
+    return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: np.policyName, namespace: np.namespace, ...tenant }, spec: np.spec as Record<string, unknown> };
+  }
+  if (kind === 'Namespace') {
+    // The name label is Kubernetes' (always there, never written): left out, as `kubectl get -o yaml` would show it applied.
+    const { [NAMESPACE_NAME_LABEL]: _n, ...labels } = (obj as NamespaceObject).labels;
+    return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: obj.name, ...tenant, ...(Object.keys(labels).length > 0 ? { labels } : {}) } };
+  }
   const spec = pick(obj, APPLY_SPECS[kind]) as Record<string, unknown>;
   return { apiVersion: 'weft/v1', kind, metadata: { name: obj.name, ...(kind !== 'Tenant' && obj.tenant !== undefined ? { tenant: obj.tenant } : {}) }, spec };
 }

@@ -9,6 +9,9 @@ import type { LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
 const LabelKey = Type.String({ pattern: '^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$', description: 'a label key: [prefix/]name' });
 const LabelValue = Type.String({ pattern: '^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$' });
 
+/** Labels as Kubernetes takes them (a Namespace's): [prefix/]name keys. */
+export const K8sLabels = Type.Record(LabelKey, LabelValue, { maxProperties: 64, additionalProperties: false, description: 'key: value labels' });
+
 export const LabelSelectorSchema = Type.Object({
   matchLabels: Type.Optional(Type.Record(LabelKey, LabelValue, { maxProperties: 64, additionalProperties: false })),
   matchExpressions: Type.Optional(Type.Array(Type.Object({
@@ -72,6 +75,8 @@ function checkPeer(p: NetworkPolicyPeer, path: string): void {
 }
 
 function checkPort(p: NetworkPolicyPort, path: string): void {
+  // Weft's datapath looks SCTP up as a whole protocol: a port of it would be enforced as every port.
+  if (p.protocol === 'SCTP' && p.port !== undefined) throw invalid(`${path}.port`, 'ports of SCTP are not enforced yet: allow SCTP as a whole (protocol SCTP without a port), or name TCP or UDP');
   if (p.endPort === undefined) return;
   if (typeof p.port !== 'number') throw invalid(`${path}.endPort`, 'needs a numeric port to start the range');
   if (p.endPort < p.port) throw invalid(`${path}.endPort`, `${p.endPort} is below port ${p.port}`);
@@ -79,12 +84,13 @@ function checkPort(p: NetworkPolicyPort, path: string): void {
 
 /** What a schema cannot say of a NetworkPolicy's spec; errors name the field under `path` (e.g. `spec`). */
 export function checkNetworkPolicySpec(spec: NetworkPolicy['spec'], path = 'spec'): void {
-  checkSelector(spec.podSelector, `${path}.podSelector`);
+  const at = (x: string) => (path ? `${path}.${x}` : x);
+  checkSelector(spec.podSelector, at('podSelector'));
   for (const dir of ['ingress', 'egress'] as const) {
     for (const [i, r] of (spec[dir] ?? []).entries()) {
       const peers = dir === 'ingress' ? (r as { from?: readonly NetworkPolicyPeer[] }).from : (r as { to?: readonly NetworkPolicyPeer[] }).to;
-      for (const [j, p] of (peers ?? []).entries()) checkPeer(p, `${path}.${dir}.${i}.${dir === 'ingress' ? 'from' : 'to'}.${j}`);
-      for (const [j, p] of (r.ports ?? []).entries()) checkPort(p, `${path}.${dir}.${i}.ports.${j}`);
+      for (const [j, p] of (peers ?? []).entries()) checkPeer(p, at(`${dir}.${i}.${dir === 'ingress' ? 'from' : 'to'}.${j}`));
+      for (const [j, p] of (r.ports ?? []).entries()) checkPort(p, at(`${dir}.${i}.ports.${j}`));
     }
   }
 }

@@ -62,6 +62,9 @@ export interface NetworkPolicy {
   };
 }
 
+/** A pod's namespace when its endpoint has no `namespace` label; a NetworkPolicy's when its document names none. */
+export const DEFAULT_NAMESPACE = 'default';
+
 /** The label every namespace has (Kubernetes sets it since 1.21; Weft always does). */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 

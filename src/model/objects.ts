@@ -1,4 +1,5 @@
 import type { Labels, PortMapping, Role } from './schemas.js';
+import type { LabelMap, NetworkPolicy } from './netpol.js';
 
 /** Stored objects, as the API returns them. `revision` is the store revision of the object's last change. */
 export interface Meta {
@@ -109,6 +110,26 @@ export interface DockerNetwork extends Meta {
   group?: string;
   host: string;
   pool?: string;
+}
+
+/**
+ * A Kubernetes NetworkPolicy in a tenant (issue 15), stored under `NAMESPACE.NAME` (a namespace name has
+ * no dot, so the two parts are never confused).
+ */
+export interface NetworkPolicyObject extends Meta {
+  tenant: string;
+  /** `namespace.policyName`: the store's name for it. */
+  name: string;
+  namespace: string;
+  policyName: string;
+  spec: NetworkPolicy['spec'];
+}
+
+/** A namespace's labels in a tenant (what namespaceSelectors match); a namespace with none needs no object. */
+export interface NamespaceObject extends Meta {
+  tenant: string;
+  name: string;
+  labels: LabelMap;
 }
 
 export interface AppProfile extends Meta {

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
 import { ENCAPS, ENCRYPTIONS, WIREGUARD_MODES, type Encap } from './objects.js';
+import { K8sLabels, NetworkPolicySpecSchema } from './netpol-schema.js';
 
 /**
  * Input schemas: the single description of every request body. The REST routes validate with them,
@@ -237,8 +238,24 @@ export function partialOf(schema: TObject): TSchema {
   return Type.Partial(schema, { additionalProperties: false });
 }
 
+/**
+ * A Kubernetes NetworkPolicy as the control plane stores it (written by `weft apply` only): `name` is
+ * NAMESPACE.POLICY.
+ */
+export const NetworkPolicyInput = strict({
+  name: Type.String({ pattern: `${NAME_PATTERN.slice(0, -1)}\\.${NAME_PATTERN.slice(1)}`, description: 'NAMESPACE.NAME' }),
+  namespace: Name,
+  policyName: Name,
+  spec: NetworkPolicySpecSchema,
+});
+export type NetworkPolicyInput = Static<typeof NetworkPolicyInput>;
+
+/** A namespace's labels (what a NetworkPolicy's namespaceSelector matches). */
+export const NamespaceInput = strict({ name: Name, labels: Type.Optional(K8sLabels) });
+export type NamespaceInput = Static<typeof NamespaceInput>;
+
 /** The kinds `weft apply -f` takes, in the order it writes them (deletes go the other way). */
-export const APPLY_KINDS = ['Tenant', 'Netprofile', 'Network', 'Policy', 'Group', 'Service', 'AppProfile'] as const;
+export const APPLY_KINDS = ['Tenant', 'Namespace', 'Netprofile', 'Network', 'Policy', 'Group', 'Service', 'AppProfile', 'NetworkPolicy'] as const;
 export type ApplyKind = (typeof APPLY_KINDS)[number];
 
 /** A kind's input without its name (the document's metadata names it): what a document's `spec` holds. */
@@ -247,17 +264,27 @@ const specOf = (schema: TObject): TObject => {
   return strict(rest);
 };
 export const APPLY_SPECS: Record<ApplyKind, TObject> = {
+  // Kubernetes' kinds: a Namespace has no spec (its labels are metadata), a NetworkPolicy's is upstream's.
+  Namespace: strict({}), NetworkPolicy: NetworkPolicySpecSchema,
   Tenant: specOf(TenantInput), Netprofile: specOf(NetprofileInput), Network: specOf(NetworkInput), Policy: specOf(PolicyInput),
   Group: specOf(GroupInput), Service: specOf(ServiceInput), AppProfile: specOf(AppProfileInput),
 };
 
-/** One document of `weft apply -f`: Kubernetes' shape, so the same files can later hold NetworkPolicies beside Weft's kinds. */
+/** Each kind's apiVersion (the default when a document leaves it out). */
+export const API_VERSIONS: Record<ApplyKind, 'weft/v1' | 'v1' | 'networking.k8s.io/v1'> = {
+  Tenant: 'weft/v1', Netprofile: 'weft/v1', Network: 'weft/v1', Policy: 'weft/v1', Group: 'weft/v1', Service: 'weft/v1', AppProfile: 'weft/v1',
+  Namespace: 'v1', NetworkPolicy: 'networking.k8s.io/v1',
+};
+
+/** One document of `weft apply -f`: Kubernetes' shape, so the same files hold Kubernetes' NetworkPolicies and Namespaces beside Weft's kinds. */
 export const ApplyDocument = strict({
-  apiVersion: Type.Optional(Type.Literal('weft/v1', { description: 'weft/v1 (the default)' })),
+  apiVersion: Type.Optional(oneOf(['weft/v1', 'v1', 'networking.k8s.io/v1'] as const, "the kind's: weft/v1, v1 (Namespace) or networking.k8s.io/v1 (NetworkPolicy)")),
   kind: oneOf(APPLY_KINDS),
   metadata: strict({
     name: Name,
     tenant: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "the object's tenant; default: the request's `tenant`, then `default`" })),
+    namespace: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "a NetworkPolicy's namespace (default: `default`)" })),
+    labels: Type.Optional(K8sLabels),
   }),
   spec: Type.Optional(Type.Object({}, { additionalProperties: true, description: "the kind's fields, as its own create takes them, without name" })),
 });

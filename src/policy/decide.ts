@@ -25,6 +25,12 @@ export interface Decision {
   by: RuleRef | undefined;
 }
 
+/** Which layer made a decision: Weft's rules (priorities 1-100), NetworkPolicy (0 and -1), or the tenant's default. */
+export function layerOf(d: Decision): 'weft' | 'networkpolicy' | 'default' {
+  if (!d.by) return 'default';
+  return d.by.rule.priority >= 1 ? 'weft' : 'networkpolicy';
+}
+
 export function protoOf(rule: Rule): number | 'any' {
   if (rule.protocol === 'any') return 'any';
   return PROTO[rule.protocol] ?? Number(rule.protocol);

@@ -3,4 +3,5 @@ export type { PairProfiles, Profile } from './pairs.js';
 export type { Segment } from './segments.js';
 export { explainFlow, type Explanation } from './explain.js';
 export { classify, type Klass, type Classification } from './classes.js';
-export { decide, type Decision, type RuleRef } from './decide.js';
+export { decide, layerOf, type Decision, type RuleRef } from './decide.js';
+export type { NetpolInput } from './netpol.js';

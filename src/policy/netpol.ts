@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { NAMESPACE_NAME_LABEL, cidrRange, formatIp, parseCidr, policyTypesOf, selectorMatches } from '../model/index.js';
+import { DEFAULT_NAMESPACE, NAMESPACE_NAME_LABEL, cidrRange, formatIp, parseCidr, policyTypesOf, selectorMatches } from '../model/index.js';
 import type { Endpoint, LabelMap, LabelSelector, NetpolProtocol, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, Rule } from '../model/index.js';
 
 /**
@@ -19,13 +19,13 @@ import type { Endpoint, LabelMap, LabelSelector, NetpolProtocol, NetworkPolicy, 
 export const NETPOL_ALLOW = 0;
 export const NETPOL_ISOLATION = -1;
 export const NAMED_PORT_PREFIX = 'port.weft.io/';
-export const DEFAULT_NAMESPACE = 'default';
 
-export interface NetpolNamespace { name: string; labels: LabelMap }
+/** `revision`: the stored object's, when it is one (the agent's compile cache keys on it). */
+export interface NetpolNamespace { name: string; labels: LabelMap; revision?: number }
 
 /** The tenant's NetworkPolicies and the labels its namespaces were given (`kind: Namespace`). */
 export interface NetpolInput {
-  policies: readonly NetworkPolicy[];
+  policies: ReadonlyArray<NetworkPolicy & { revision?: number }>;
   namespaces: readonly NetpolNamespace[];
 }
 

@@ -9,7 +9,7 @@ import { Streams } from './streams.js';
 import { sendProblem } from './problem.js';
 import { pathOf } from './context.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { scopedRoutes } from './routes/scoped.js';
+import { listRoute, scopedRoutes } from './routes/scoped.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { userRoutes } from './routes/users.js';
@@ -128,6 +128,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   scopedRoutes(app, 'services', c.services, ServiceInput, 'service');
   scopedRoutes(app, 'app-profiles', c.appProfiles, AppProfileInput, 'app-profile');
   scopedRoutes(app, 'docker-networks', c.dockerNetworks, DockerNetworkInput, 'docker network mapping');
+  listRoute(app, 'networkpolicies', c.networkPolicies, 'NetworkPolicy');
+  listRoute(app, 'namespaces', c.namespaces, 'Namespace');
   clusterRoutes(app);
   identityRoutes(app);
   userRoutes(app);

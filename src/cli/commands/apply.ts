@@ -75,6 +75,8 @@ Each document is one whole object (fields it leaves out are unset, or their defa
   kind: Network                  # Tenant, Netprofile, Network, Policy, Group, Service or AppProfile
   metadata: { name: front, tenant: shop }   # tenant: default -t, then "default"
   spec: { subnet: 10.20.0.0/24 }            # the fields its create takes (see \`weft net create --help\`)
+Kubernetes' NetworkPolicy (networking.k8s.io/v1, metadata.namespace) and Namespace (v1, metadata.labels)
+go in the same files: a pod is an endpoint, its namespace its label \`namespace\` (CNI: K8S_POD_NAMESPACE).
 Written in one transaction, in dependency order whatever the documents' order, at most 250 documents.
 Quote what must stay text: ports: "80", id: "1" (unquoted, YAML reads them as numbers).
 `)
@@ -103,14 +105,17 @@ const GET_KINDS: ReadonlyArray<{ kind: string; words: string[] }> = [
   { kind: 'Group', words: ['group', 'groups'] },
   { kind: 'Service', words: ['service', 'services'] },
   { kind: 'AppProfile', words: ['app-profile', 'app-profiles'] },
+  { kind: 'Namespace', words: ['namespace', 'namespaces', 'ns'] },
+  { kind: 'NetworkPolicy', words: ['networkpolicy', 'networkpolicies', 'netpol'] },
 ];
 
 export function getCommands(program: Command, io: Io): void {
   leaf(program, {
     name: 'get <kind> [name]',
     summary: 'print objects as the documents `weft apply -f` takes (YAML by default): applying them back changes nothing',
-    example: ['weft get all -t shop > shop.yaml', 'weft get group web -t shop', 'weft get networks -o json'],
+    example: ['weft get all -t shop > shop.yaml', 'weft get group web -t shop', 'weft get networks -o json', 'weft get networkpolicy -n x -t shop'],
   })
+    .option('-n, --namespace <namespace>', 'NetworkPolicies of this namespace only (with a name: that namespace\'s policy; default namespace: default)')
     .addHelpText('after', `\nKinds: all (the tenant and everything in it), ${GET_KINDS.map((k) => k.words[0]).join(', ')}.\n`)
     .action(act(io, async (ctx, word, name) => {
       const k = GET_KINDS.find((x) => x.words.includes(word ?? ''));
@@ -118,7 +123,9 @@ export function getCommands(program: Command, io: Io): void {
       if (word === 'all' && name) throw usage('get all: takes no name (it prints the tenant and everything in it)');
       // `weft get tenant NAME` is that tenant: -t names it otherwise.
       if (k?.kind === 'Tenant' && name) ctx.tenant = name;
-      const query = new URLSearchParams({ ...(k ? { kind: k.kind } : {}), ...(name && k?.kind !== 'Tenant' ? { name } : {}) });
+      const namespace = ctx.opts['namespace'] as string | undefined;
+      if (namespace !== undefined && k?.kind !== 'NetworkPolicy') throw usage('get: --namespace goes with networkpolicy (only NetworkPolicies are in namespaces)');
+      const query = new URLSearchParams({ ...(k ? { kind: k.kind } : {}), ...(name && k?.kind !== 'Tenant' ? { name } : {}), ...(namespace ? { namespace } : {}) });
       const q = query.toString();
       const { items } = await ctx.client.request('GET', tenantPath(ctx, `documents${q ? `?${q}` : ''}`));
       if (ctx.format === 'json') return ctx.print(JSON.stringify(items, null, 2));

@@ -15,6 +15,9 @@ export function parseFlow(text: string): { protocol: string; port?: number } {
 function describe(s: any): string {
   if (!s.rule) return 'default action (no rule matched)';
   const r = s.rule;
+  // A NetworkPolicy's isolation: selected by these policies, and none of their rules allowed it.
+  if (s.layer === 'networkpolicy' && r.action === 'deny') return `${s.policy}: no rule of theirs allows it`;
+  if (s.layer === 'networkpolicy') return `${s.policy} ${r.id} (${r.protocol}${r.ports ? `/${r.ports}` : ''})`;
   return `${s.policy} rule ${r.id} (priority ${r.priority}, ${r.action} ${r.protocol}${r.ports ? `/${r.ports}` : ''})`;
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { Type } from '@sinclair/typebox';
-import { APPLY_KINDS, APPLY_SPECS, ApplyInput, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
+import { API_VERSIONS, APPLY_KINDS, APPLY_SPECS, ApplyInput, DEFAULT_NAMESPACE, NAME_PATTERN, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
 import { requireRole, requireTenantAccess, type ApplyDoc, type ApplyOutcome } from '../../control/index.js';
 import { principalOf } from '../context.js';
 import { fromValidation, type AjvError } from '../problem.js';
@@ -27,9 +27,11 @@ function specValidator(kind: ApplyKind): Validate {
  * against its kind's schema (a delete needs only the kind and the name: its spec is not looked at).
  */
 function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: boolean): ApplyDoc {
-  if (d.kind === 'Tenant' && d.metadata.tenant !== undefined) {
-    throw new WeftError('WEFT_INVALID_FIELD', `documents.${index}.metadata.tenant: a Tenant is not inside a tenant; name it in metadata.name`, { field: `documents.${index}.metadata.tenant` });
-  }
+  const refuse = (field: string, why: string) => new WeftError('WEFT_INVALID_FIELD', `documents.${index}.${field}: ${why}`, { field: `documents.${index}.${field}` });
+  if (d.kind === 'Tenant' && d.metadata.tenant !== undefined) throw refuse('metadata.tenant', 'a Tenant is not inside a tenant; name it in metadata.name');
+  if (d.apiVersion !== undefined && d.apiVersion !== API_VERSIONS[d.kind]) throw refuse('apiVersion', `a ${d.kind} is ${API_VERSIONS[d.kind]}, not ${d.apiVersion}`);
+  if (d.metadata.namespace !== undefined && d.kind !== 'NetworkPolicy') throw refuse('metadata.namespace', `a ${d.kind} is not in a namespace (only a NetworkPolicy is)`);
+  if (d.metadata.labels !== undefined && d.kind !== 'Namespace') throw refuse('metadata.labels', `a ${d.kind} takes no labels in its metadata${['Group', 'Service'].includes(d.kind) ? ' (its labels are in its spec)' : ''}`);
   const tenant = d.kind === 'Tenant' ? d.metadata.name : d.metadata.tenant ?? defaultTenant;
   const spec = remove ? {} : d.spec ?? {};
   const validate = specValidator(d.kind);
@@ -38,28 +40,41 @@ function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: b
     const title = d.kind === 'Tenant' ? `Tenant ${tenant}` : `${d.kind} ${tenant}/${d.metadata.name}`;
     throw new WeftError(e.code, `documents.${index} (${title}): ${e.message}`, e.field !== undefined ? { field: `documents.${index}.${e.field}` } : {});
   }
-  return { index, kind: d.kind, tenant, input: { ...spec, name: d.metadata.name } } as ApplyDoc;
+  return { index, kind: d.kind, tenant, input: inputOf(d, spec) } as ApplyDoc;
+}
+
+/** What a kind's create takes from a document: the spec and the name, and for Kubernetes' kinds their metadata. */
+function inputOf(d: ApplyDocument, spec: object): object {
+  const name = d.metadata.name;
+  if (d.kind === 'NetworkPolicy') {
+    const namespace = d.metadata.namespace ?? DEFAULT_NAMESPACE;
+    return { name: `${namespace}.${name}`, namespace, policyName: name, spec };
+  }
+  if (d.kind === 'Namespace') return { name, ...(d.metadata.labels ? { labels: d.metadata.labels } : {}) };
+  return { ...spec, name };
 }
 
 const DocumentsQuery = Type.Object({
   kind: Type.Optional(Type.Unsafe<ApplyKind>({ type: 'string', enum: [...APPLY_KINDS], description: 'one kind (default: the tenant and everything in it)' })),
   name: Type.Optional(Name),
+  namespace: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: 'NetworkPolicies of this namespace only' })),
 }, { additionalProperties: false });
 
 export function applyRoutes(app: FastifyInstance): void {
   const c = app.control;
   const crud = c.byKind;
 
-  app.get<{ Params: { tenant: string }; Querystring: { kind?: ApplyKind; name?: string } }>('/api/v1/tenants/:tenant/documents', {
+  app.get<{ Params: { tenant: string }; Querystring: { kind?: ApplyKind; name?: string; namespace?: string } }>('/api/v1/tenants/:tenant/documents', {
     schema: {
       params: Type.Object({ tenant: Name }, { additionalProperties: false }), querystring: DocumentsQuery, tags: ['apply'],
       summary: 'A tenant and its objects as the documents POST /apply takes (`weft get`): applying them back changes nothing',
     },
   }, async (req) => {
     const { tenant } = req.params;
-    const { kind, name } = req.query;
+    const { kind, name, namespace } = req.query;
     requireTenantAccess(principalOf(req), tenant);
     if (name !== undefined && kind === undefined) throw new WeftError('WEFT_INVALID_FIELD', 'name: give a kind with a name', { field: 'name' });
+    if (namespace !== undefined && kind !== 'NetworkPolicy') throw new WeftError('WEFT_INVALID_FIELD', 'namespace: only NetworkPolicies are in namespaces (give kind=NetworkPolicy)', { field: 'namespace' });
     const items: ApplyDocument[] = [];
     if (kind === undefined || kind === 'Tenant') {
       if (name !== undefined && name !== tenant) throw new WeftError('WEFT_INVALID_FIELD', `name: the tenant is ${tenant} (the path names it)`, { field: 'name' });
@@ -67,7 +82,10 @@ export function applyRoutes(app: FastifyInstance): void {
     }
     for (const k of APPLY_KINDS) {
       if (k === 'Tenant' || (kind !== undefined && kind !== k)) continue;
-      const objs = name !== undefined ? [await crud[k].get(tenant, name)] : (await crud[k].list(tenant)).items;
+      // A NetworkPolicy is stored as NAMESPACE.NAME.
+      const key = name !== undefined && k === 'NetworkPolicy' ? `${namespace ?? DEFAULT_NAMESPACE}.${name}` : name;
+      let objs = key !== undefined ? [await crud[k].get(tenant, key)] : (await crud[k].list(tenant)).items;
+      if (namespace !== undefined) objs = objs.filter((o) => (o as { namespace?: string }).namespace === namespace);
       for (const o of objs) items.push(documentOf(k, o));
     }
     return { items };

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Name, WeftError, parseIp, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess } from '../../control/index.js';
-import { explainFlow, type Decision } from '../../policy/index.js';
+import { explainFlow, layerOf, type Decision } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
@@ -20,6 +20,8 @@ function side(d: (Decision & { group: string | undefined }) | undefined) {
   return {
     group: d.group ?? null,
     action: d.action,
+    // Which layer decided (DESIGN §4 and issue 15): Weft's rules, then NetworkPolicy, then the tenant's default.
+    layer: layerOf(d),
     ...(r ? { policy: r.policy, rule: r.rule } : { rule: null }),
   };
 }
@@ -32,7 +34,13 @@ export function explainRoutes(app: FastifyInstance): void {
     requireTenantAccess(principalOf(req), req.params.tenant);
     const t = req.params.tenant;
     const tenant = await c.tenants.get(t);
-    const [networks, groups, policies, eps] = await Promise.all([c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t })]);
+    const [networks, groups, policies, eps, nps, nss] = await Promise.all([
+      c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
+    ]);
+    const netpol = {
+      policies: nps.items.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec })),
+      namespaces: nss.items.map((n) => ({ name: n.name, labels: n.labels })),
+    };
     const endpoints = eps.items;
     const resolve = (x: string, field: string): { ip: string; endpoint?: Endpoint } => {
       if (parseIp(x) !== undefined) return { ip: x, ...(endpoints.find((e) => e.ip === x) ? { endpoint: endpoints.find((e) => e.ip === x) as Endpoint } : {}) };
@@ -46,7 +54,7 @@ export function explainRoutes(app: FastifyInstance): void {
     const from = resolve(req.query.from, 'from');
     const to = resolve(req.query.to, 'to');
     const port = req.query.port === undefined ? undefined : Number(req.query.port);
-    const e = explainFlow({ tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints }, from.ip, to.ip, req.query.protocol, port);
+    const e = explainFlow({ tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints, netpol }, from.ip, to.ip, req.query.protocol, port);
     return {
       from: { ip: from.ip, endpoint: from.endpoint?.id ?? null },
       to: { ip: to.ip, endpoint: to.endpoint?.id ?? null },

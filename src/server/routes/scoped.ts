@@ -64,3 +64,15 @@ export function scopedRoutes<I extends { name: string }>(
     return reply.code(204).send();
   });
 }
+
+/**
+ * The list route alone, for kinds written only through `weft apply` (Kubernetes' NetworkPolicy and
+ * Namespace): agents list them, and `weft get` reads them as documents.
+ */
+export function listRoute(app: FastifyInstance, path: string, crud: Pick<Crud<{ name: string }, { tenant: string; name: string; revision: number; createdAt: string; updatedAt: string }>, 'list'>, kind: string): void {
+  app.get<{ Params: Omit<P, 'name'> }>(`/api/v1/tenants/:tenant/${path}`, { schema: { params: TenantParams, tags: [path], summary: `List the ${kind} objects of a tenant (written by POST /api/v1/apply)` } }, async (req) => {
+    requireTenantAccess(principalOf(req), req.params.tenant);
+    await app.control.tenants.get(req.params.tenant);
+    return crud.list(req.params.tenant);
+  });
+}

@@ -1,0 +1,32 @@
+import { NAMESPACE_NAME_LABEL, checkNetworkPolicySpec, invalid, type NamespaceInput, type NamespaceObject, type NetworkPolicyInput, type NetworkPolicyObject } from '../../model/index.js';
+import type { KindDef } from '../crud.js';
+
+/**
+ * Kubernetes NetworkPolicies in a tenant (issue 15): what the schema cannot check is checked here (an
+ * ipBlock's except inside its cidr, selector operators and their values, SCTP without ports), naming the
+ * field under the document's spec. Nothing depends on one: deleting it is always allowed.
+ */
+export const networkPolicyKind: KindDef<NetworkPolicyInput, NetworkPolicyObject> = {
+  collection: 'networkpolicies',
+  async build(input, { tenant }) {
+    if (input.name !== `${input.namespace}.${input.policyName}`) throw invalid('name', `must be ${input.namespace}.${input.policyName}`);
+    checkNetworkPolicySpec(input.spec, '');
+    return { tenant, name: input.name, namespace: input.namespace, policyName: input.policyName, spec: input.spec };
+  },
+  async dependants() {
+    return [];
+  },
+};
+
+/** A namespace's labels; `kubernetes.io/metadata.name` is always its name (Kubernetes sets it the same way). */
+export const namespaceKind: KindDef<NamespaceInput, NamespaceObject> = {
+  collection: 'namespaces',
+  async build(input, { tenant }) {
+    const given = input.labels?.[NAMESPACE_NAME_LABEL];
+    if (given !== undefined && given !== input.name) throw invalid(`labels.${NAMESPACE_NAME_LABEL}`, `is always the namespace's name (${input.name}); leave it out`);
+    return { tenant, name: input.name, labels: { ...(input.labels ?? {}), [NAMESPACE_NAME_LABEL]: input.name } };
+  },
+  async dependants() {
+    return [];
+  },
+};

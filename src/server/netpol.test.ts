@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { testApi, type TestApi } from './testkit.js';
+
+async function userToken(api: TestApi, name: string, tenants: string[]): Promise<string> {
+  assert.equal((await api.call('POST', '/api/v1/users', { name, role: 'tenant', tenants })).status, 201);
+  return (await api.control.users.tokens.issue('admin', name, 'test', null)).token;
+}
+
+// Kubernetes' NetworkPolicy and Namespace through the API (issue 15): written by POST /apply beside Weft's
+// kinds, listed for agents, printed back by GET /documents, decided by explain, and kept to their tenant.
+
+const np = (name: string, namespace: string, spec: unknown, tenant = 'shop') => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace, tenant }, spec });
+const ns = (name: string, labels: Record<string, string>, tenant = 'shop') => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, tenant, labels } });
+
+const files = [
+  { kind: 'Tenant', metadata: { name: 'shop' } },
+  { kind: 'Network', metadata: { name: 'pods', tenant: 'shop' }, spec: { subnet: '10.30.0.0/24' } },
+  ns('x', { team: 'front' }),
+  np('allow-front', 'y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 'front' } } }], ports: [{ port: 'web' }] }] }),
+];
+
+test('NetworkPolicy and Namespace: applied, applied again unchanged, listed, printed back, explained by layer, deleted', async () => {
+  const api = await testApi();
+  const r = await api.call('POST', '/api/v1/apply', { documents: files });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual(r.json.results.map((x: { kind: string; name: string; action: string }) => `${x.kind} ${x.name} ${x.action}`),
+    ['Tenant shop created', 'Network pods created', 'Namespace x created', 'NetworkPolicy y.allow-front created']);
+  const again = await api.call('POST', '/api/v1/apply', { documents: files });
+  assert.deepEqual(again.json.results.map((x: { action: string }) => x.action), ['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+
+  const listed = await api.call('GET', '/api/v1/tenants/shop/networkpolicies');
+  assert.deepEqual(listed.json.items.map((p: { name: string; namespace: string; policyName: string }) => [p.name, p.namespace, p.policyName]), [['y.allow-front', 'y', 'allow-front']]);
+  const nss = await api.call('GET', '/api/v1/tenants/shop/namespaces');
+  assert.deepEqual(nss.json.items[0].labels, { team: 'front', 'kubernetes.io/metadata.name': 'x' }, 'the name label is always set');
+
+  const docs = await api.call('GET', '/api/v1/tenants/shop/documents?kind=NetworkPolicy&namespace=y');
+  assert.deepEqual(docs.json.items, [files[3]]);
+  assert.deepEqual((await api.call('GET', '/api/v1/tenants/shop/documents?kind=NetworkPolicy&name=allow-front&namespace=y')).json.items, [files[3]]);
+  assert.equal((await api.call('GET', '/api/v1/tenants/shop/documents?kind=NetworkPolicy&namespace=x')).json.items.length, 0);
+  assert.deepEqual((await api.call('GET', '/api/v1/tenants/shop/documents?kind=Namespace')).json.items, [files[2]]);
+  const all = await api.call('GET', '/api/v1/tenants/shop/documents');
+  const back = await api.call('POST', '/api/v1/apply', { documents: all.json.items });
+  assert.ok(back.json.results.every((x: { action: string }) => x.action === 'unchanged'), JSON.stringify(back.json.results));
+
+  // Pods: endpoints with a namespace label; y/a declares its port `web` as 8080.
+  const mk = (containerId: string, labels: Record<string, string>) => api.call('POST', '/api/v1/endpoints', { tenant: 'shop', network: 'pods', containerId, host: 'h', ifname: 'eth0', labels });
+  assert.equal((await mk('xa', { namespace: 'x', pod: 'a' })).status, 201);
+  assert.equal((await mk('za', { namespace: 'z', pod: 'a' })).status, 201);
+  assert.equal((await mk('ya', { namespace: 'y', pod: 'a', 'port.weft.io/web': '8080' })).status, 201);
+  const explain = async (from: string, to: string, port: number) => (await api.call('GET', `/api/v1/tenants/shop/explain?from=${from}&to=${to}&protocol=tcp&port=${port}`)).json;
+  const ok = await explain('xa', 'ya', 8080);
+  assert.deepEqual([ok.allowed, ok.ingress.layer, ok.ingress.policy, ok.egress.layer], [true, 'networkpolicy', 'networkpolicy y/allow-front', 'default']);
+  const wrongPort = await explain('xa', 'ya', 80);
+  assert.deepEqual([wrongPort.allowed, wrongPort.ingress.layer, wrongPort.ingress.policy], [false, 'networkpolicy', 'networkpolicy isolation (y/allow-front)']);
+  const otherNs = await explain('za', 'ya', 8080);
+  assert.equal(otherNs.allowed, false, 'z has no label team=front');
+
+  const del = await api.call('POST', '/api/v1/apply', { delete: true, documents: [files[3], files[2]] });
+  assert.deepEqual(del.json.results.map((x: { action: string }) => x.action), ['deleted', 'deleted']);
+  assert.equal((await explain('za', 'ya', 80)).allowed, true, 'nothing isolates y/a any more');
+});
+
+test('NetworkPolicy stays in its tenant: another tenant\'s user neither lists, prints, writes nor watches it', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/apply', { documents: files })).status, 200);
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'rival' })).status, 201);
+  const eve = await userToken(api, 'eve', ['rival']);
+  for (const path of ['/api/v1/tenants/shop/networkpolicies', '/api/v1/tenants/shop/namespaces', '/api/v1/tenants/shop/documents?kind=NetworkPolicy']) {
+    const r = await api.call('GET', path, undefined, {}, eve);
+    assert.equal(r.status, 404, `${path}: ${JSON.stringify(r.json)}`);
+  }
+  const rev = await api.control.store.revision();
+  const w = await api.call('POST', '/api/v1/apply', { documents: [np('spy', 'y', { podSelector: {} })] }, {}, eve);
+  assert.equal(w.status, 404);
+  const d = await api.call('POST', '/api/v1/apply', { delete: true, documents: [files[3]] }, {}, eve);
+  assert.equal(d.status, 404);
+  assert.equal(await api.control.store.revision(), rev, 'nothing was written');
+  const mine = await api.call('POST', '/api/v1/apply', { documents: [np('own', 'y', { podSelector: {} }, 'rival')] }, {}, eve);
+  assert.equal(mine.status, 200, 'its own tenant, yes');
+  const history = await api.call('GET', '/api/v1/history?since=0', undefined, {}, eve);
+  assert.equal(history.status, 200);
+  const kinds = history.json.items.map((c: { kind: string; tenant?: string }) => `${c.kind} ${c.tenant}`);
+  assert.ok(kinds.includes('networkpolicy rival'), `the history carries the kind: ${kinds.join(', ')}`);
+  assert.ok(!kinds.some((k: string) => k.endsWith(' shop')), 'no change of shop is shown to a rival user');
+});
