@@ -133,7 +133,7 @@ export class Reconciler {
     const rev = (xs: ReadonlyArray<{ revision: number }>) => xs.map((x) => x.revision).join(',');
     const np = (xs: ReadonlyArray<{ revision?: number; name: string }> = []) => xs.map((x) => `${x.name}:${x.revision ?? '?'}`).join(',');
     const key = [s.tenant.revision, s.tenant.defaultAction, rev(s.networks), rev(s.groups), rev(s.policies),
-      s.endpoints.map((e) => `${e.id}:${e.revision}`).join(','), np(s.netpol?.policies), np(s.netpol?.namespaces)].join('|');
+      s.endpoints.map((e) => `${e.id}:${e.revision}`).join(','), np(s.netpol?.policies), np(s.netpol?.namespaces), np(s.netpol?.anps), s.netpol?.banp?.revision ?? ''].join('|');
     const hit = this.compiled.get(s.tenant.name);
     if (hit && hit.key === key) return hit.value;
     const t0 = performance.now();

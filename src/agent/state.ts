@@ -1,5 +1,5 @@
 import { GLOBAL_DEFAULTS, type Meta } from '../model/index.js';
-import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, NamespaceObject, Netprofile, Network, NetworkPolicyObject, Policy, Service, Tenant } from '../model/index.js';
+import type { AdminNetworkPolicySpec, AdminPolicyObject, BaselineAdminNetworkPolicySpec, ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, NamespaceObject, Netprofile, Network, NetworkPolicyObject, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredHostState } from '../datapath/index.js';
 import { PolicyBook } from './policy-book.js';
 
@@ -17,6 +17,8 @@ export interface Snapshot {
   /** Absent from snapshots made before NetworkPolicy (tests, an older server). */
   networkPolicies?: NetworkPolicyObject[];
   namespaces?: NamespaceObject[];
+  adminNetworkPolicies?: AdminPolicyObject<AdminNetworkPolicySpec>[];
+  baselineAdminNetworkPolicies?: AdminPolicyObject<BaselineAdminNetworkPolicySpec>[];
   dockerNetworks: DockerNetwork[];
   endpoints: Endpoint[];
   hosts: Host[];
@@ -39,6 +41,8 @@ export class DesiredState {
   /** Kubernetes NetworkPolicies and namespaces' labels, keyed tenant/name. */
   readonly networkPolicies = new Map<string, NetworkPolicyObject>();
   readonly namespaces = new Map<string, NamespaceObject>();
+  readonly adminNetworkPolicies = new Map<string, AdminPolicyObject<AdminNetworkPolicySpec>>();
+  readonly baselineAdminNetworkPolicies = new Map<string, AdminPolicyObject<BaselineAdminNetworkPolicySpec>>();
   /** Docker networks of every host (keyed tenant/name); the agent's Docker plugin uses its own host's. */
   readonly dockerNetworks = new Map<string, DockerNetwork>();
   readonly hosts = new Map<string, Host>();
@@ -58,6 +62,8 @@ export class DesiredState {
     this.netprofiles.clear();
     this.networkPolicies.clear();
     this.namespaces.clear();
+    this.adminNetworkPolicies.clear();
+    this.baselineAdminNetworkPolicies.clear();
     this.dockerNetworks.clear();
     this.endpoints.clear();
     this.hosts.clear();
@@ -69,6 +75,8 @@ export class DesiredState {
     for (const x of s.netprofiles) this.netprofiles.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.networkPolicies ?? []) this.networkPolicies.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.namespaces ?? []) this.namespaces.set(`${x.tenant}/${x.name}`, x);
+    for (const x of s.adminNetworkPolicies ?? []) this.adminNetworkPolicies.set(`${x.tenant}/${x.name}`, x);
+    for (const x of s.baselineAdminNetworkPolicies ?? []) this.baselineAdminNetworkPolicies.set(`${x.tenant}/${x.name}`, x);
     for (const x of s.dockerNetworks) this.dockerNetworks.set(`${x.tenant}/${x.name}`, x);
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
@@ -94,6 +102,8 @@ export class DesiredState {
       case 'netprofile': upsert(this.netprofiles, name, c); return scoped();
       case 'networkpolicy': upsert(this.networkPolicies, name, c); return scoped();
       case 'namespace': upsert(this.namespaces, name, c); return scoped();
+      case 'adminnetworkpolicy': upsert(this.adminNetworkPolicies, name, c); return scoped();
+      case 'baselineadminnetworkpolicy': upsert(this.baselineAdminNetworkPolicies, name, c); return scoped();
       case 'docker-network': upsert(this.dockerNetworks, name, c); return 'nothing';
       case 'endpoint': {
         // A container's name arriving after its endpoint (Docker) changes DNS answers, not the datapath.
@@ -146,6 +156,7 @@ export class DesiredState {
       groups: [...this.groups.values()], policies: this.policies.values(),
       services: [...this.services.values()], netprofiles: [...this.netprofiles.values()],
       networkPolicies: [...this.networkPolicies.values()], namespaces: [...this.namespaces.values()],
+      adminNetworkPolicies: [...this.adminNetworkPolicies.values()], baselineAdminNetworkPolicies: [...this.baselineAdminNetworkPolicies.values()],
     };
   }
 }

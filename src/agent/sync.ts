@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ApiError, linesOf, type Client } from '../client/index.js';
-import type { ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, NamespaceObject, Netprofile, Network, NetworkPolicyObject, Policy, Service, Tenant } from '../model/index.js';
+import type { AdminNetworkPolicySpec, AdminPolicyObject, BaselineAdminNetworkPolicySpec, ChangeEvent, DockerNetwork, Endpoint, Global, Group, Host, NamespaceObject, Netprofile, Network, NetworkPolicyObject, Policy, Service, Tenant } from '../model/index.js';
 import type { DesiredState, Snapshot } from './state.js';
 
 interface Listing<T> { items: T[]; revision: number }
@@ -17,6 +17,8 @@ export async function listAll(client: Client): Promise<Snapshot> {
   const dockerNetworks: DockerNetwork[] = [];
   const networkPolicies: NetworkPolicyObject[] = [];
   const namespaces: NamespaceObject[] = [];
+  const adminNetworkPolicies: AdminPolicyObject<AdminNetworkPolicySpec>[] = [];
+  const baselineAdminNetworkPolicies: AdminPolicyObject<BaselineAdminNetworkPolicySpec>[] = [];
   for (const t of tenants.items) {
     const list = async <T>(collection: string, into: T[], optional = false) => {
       try {
@@ -36,12 +38,14 @@ export async function listAll(client: Client): Promise<Snapshot> {
     await list('docker-networks', dockerNetworks);
     await list('networkpolicies', networkPolicies, true);
     await list('namespaces', namespaces, true);
+    await list('adminnetworkpolicies', adminNetworkPolicies, true);
+    await list('baselineadminnetworkpolicies', baselineAdminNetworkPolicies, true);
   }
   const endpoints = await client.request<Listing<Endpoint>>('GET', '/api/v1/endpoints');
   const hosts = await client.request<Listing<Host>>('GET', '/api/v1/hosts');
   const global = await client.request<Global>('GET', '/api/v1/global');
   revisions.push(endpoints.revision, hosts.revision);
-  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, services, netprofiles, networkPolicies, namespaces, dockerNetworks, endpoints: endpoints.items, hosts: hosts.items, global };
+  return { revision: Math.min(...revisions), tenants: tenants.items, networks, groups, policies, services, netprofiles, networkPolicies, namespaces, adminNetworkPolicies, baselineAdminNetworkPolicies, dockerNetworks, endpoints: endpoints.items, hosts: hosts.items, global };
 }
 
 /**

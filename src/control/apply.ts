@@ -1,4 +1,4 @@
-import { WeftError, type ApplyKind, type AppProfileInput, type GroupInput, type NamespaceInput, type NetprofileInput, type NetworkInput, type NetworkPolicyInput, type PolicyInput, type ServiceInput, type TenantInput } from '../model/index.js';
+import { WeftError, type ApplyKind, type AppProfileInput, type GroupInput, type NamespaceInput, type NetprofileInput, type AdminNetworkPolicyInput, type BaselineAdminNetworkPolicyInput, type NetworkInput, type NetworkPolicyInput, type PolicyInput, type ServiceInput, type TenantInput } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import type { Crud, Scoped } from './crud.js';
 import type { Tenants } from './tenants.js';
@@ -13,6 +13,8 @@ interface Inputs {
   AppProfile: AppProfileInput;
   Namespace: NamespaceInput;
   NetworkPolicy: NetworkPolicyInput;
+  AdminNetworkPolicy: AdminNetworkPolicyInput;
+  BaselineAdminNetworkPolicy: BaselineAdminNetworkPolicyInput;
 }
 
 /** One document, checked against its kind's schema: the object it describes, whole. */
@@ -86,7 +88,8 @@ async function writeAll(t: ApplyTargets, tx: Txn, actor: string, docs: readonly 
   const done = (d: ApplyDoc, action: ApplyAction) => results.push(resultOf(d, action));
   for (const d of ofKind(docs, 'Tenant')) done(d, await step(d, () => t.tenants.upsertIn(tx, actor, d.input, opts.mayManageTenants)));
   // Namespaces and NetworkPolicies name nothing that must exist (a pod's namespace is its label).
-  for (const d of [...ofKind(docs, 'Namespace'), ...ofKind(docs, 'NetworkPolicy'), ...ofKind(docs, 'Netprofile'), ...ofKind(docs, 'Network')]) done(d, await step(d, () => upsert(t, tx, actor, d)));
+  const k8s = [...ofKind(docs, 'Namespace'), ...ofKind(docs, 'NetworkPolicy'), ...ofKind(docs, 'AdminNetworkPolicy'), ...ofKind(docs, 'BaselineAdminNetworkPolicy')];
+  for (const d of [...k8s, ...ofKind(docs, 'Netprofile'), ...ofKind(docs, 'Network')]) done(d, await step(d, () => upsert(t, tx, actor, d)));
   // A new policy exists (empty) before the groups that name it; its rules, which may name those groups, come after them.
   const newPolicies = new Set<number>();
   for (const d of ofKind(docs, 'Policy')) {
@@ -113,7 +116,7 @@ async function removeAll(t: ApplyTargets, tx: Txn, actor: string, docs: readonly
   // An object whose tenant is gone is gone too (a file deleted twice, its Tenant included).
   const present = async (d: ApplyDoc) => t.tenants.existsIn(tx, d.tenant);
   const removed = async (d: ApplyDoc, gone: () => Promise<boolean>) => results.push(resultOf(d, (await step(d, async () => (await present(d)) && gone())) ? 'deleted' : 'absent'));
-  for (const d of [...ofKind(docs, 'NetworkPolicy'), ...ofKind(docs, 'Namespace'), ...ofKind(docs, 'AppProfile'), ...ofKind(docs, 'Service')]) await removed(d, () => t.kinds[d.kind].removeIn(tx, d.tenant, d.input.name));
+  for (const d of [...ofKind(docs, 'BaselineAdminNetworkPolicy'), ...ofKind(docs, 'AdminNetworkPolicy'), ...ofKind(docs, 'NetworkPolicy'), ...ofKind(docs, 'Namespace'), ...ofKind(docs, 'AppProfile'), ...ofKind(docs, 'Service')]) await removed(d, () => t.kinds[d.kind].removeIn(tx, d.tenant, d.input.name));
   // Rules naming the groups about to go are dropped first (a policy still attached to a group that stays
   // is then refused at its own delete, and the whole transaction with it).
   for (const d of ofKind(docs, 'Policy')) {

@@ -8,7 +8,8 @@ export type PublicChange = ChangeEvent;
 
 const KINDS: Record<string, string> = {
   tenants: 'tenant', networks: 'network', groups: 'group', policies: 'policy', netprofiles: 'netprofile',
-  services: 'service', 'app-profiles': 'app-profile', namespaces: 'namespace', networkpolicies: 'networkpolicy', 'docker-networks': 'docker-network', endpoints: 'endpoint', hosts: 'host', global: 'global', users: 'user',
+  services: 'service', 'app-profiles': 'app-profile', namespaces: 'namespace', networkpolicies: 'networkpolicy',
+  adminnetworkpolicies: 'adminnetworkpolicy', baselineadminnetworkpolicies: 'baselineadminnetworkpolicy', 'docker-networks': 'docker-network', endpoints: 'endpoint', hosts: 'host', global: 'global', users: 'user',
   // A policy's rules, a segment at a time (model's RuleSegment); the `policy` change is its head, without rules.
   rules: 'policy-rules',
 };

@@ -1,5 +1,6 @@
 import { notFound } from '../model/index.js';
-import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, DockerNetworkInput, Network, Group, Policy, Netprofile, Service, AppProfile, DockerNetwork, NamespaceInput, NamespaceObject, NetworkPolicyInput, NetworkPolicyObject } from '../model/index.js';
+import type { GroupInput, NetworkInput, NetprofileInput, PolicyInput, ServiceInput, AppProfileInput, DockerNetworkInput, Network, Group, Policy, Netprofile, Service, AppProfile, DockerNetwork, NamespaceInput, NamespaceObject, NetworkPolicyInput, NetworkPolicyObject,
+  AdminNetworkPolicyInput, AdminNetworkPolicySpec, AdminPolicyObject, BaselineAdminNetworkPolicyInput, BaselineAdminNetworkPolicySpec } from '../model/index.js';
 import type { Store } from '../store/index.js';
 import { Crud } from './crud.js';
 import { networkKind } from './kinds/network.js';
@@ -8,7 +9,7 @@ import { policyKind } from './kinds/policy.js';
 import { netprofileKind, appProfileKind } from './kinds/profiles.js';
 import { dockerNetworkKind } from './kinds/docker.js';
 import { serviceKind } from './kinds/service.js';
-import { namespaceKind, networkPolicyKind } from './kinds/netpol.js';
+import { adminNetworkPolicyKind, baselineAdminNetworkPolicyKind, namespaceKind, networkPolicyKind } from './kinds/netpol.js';
 import { Tenants } from './tenants.js';
 import { Endpoints } from './endpoints.js';
 import { Hosts } from './hosts.js';
@@ -46,6 +47,8 @@ export class Control {
   readonly dockerNetworks: Crud<DockerNetworkInput, DockerNetwork>;
   readonly namespaces: Crud<NamespaceInput, NamespaceObject>;
   readonly networkPolicies: Crud<NetworkPolicyInput, NetworkPolicyObject>;
+  readonly adminNetworkPolicies: Crud<AdminNetworkPolicyInput, AdminPolicyObject<AdminNetworkPolicySpec>>;
+  readonly baselineAdminNetworkPolicies: Crud<BaselineAdminNetworkPolicyInput, AdminPolicyObject<BaselineAdminNetworkPolicySpec>>;
   readonly endpoints: Endpoints;
   readonly hosts: Hosts;
   readonly global: GlobalSettings;
@@ -73,6 +76,8 @@ export class Control {
     this.dockerNetworks = new Crud(store, dockerNetworkKind, now, quota);
     this.namespaces = new Crud(store, namespaceKind, now, quota);
     this.networkPolicies = new Crud(store, networkPolicyKind, now, quota);
+    this.adminNetworkPolicies = new Crud(store, adminNetworkPolicyKind, now, quota);
+    this.baselineAdminNetworkPolicies = new Crud(store, baselineAdminNetworkPolicyKind, now, quota);
     this.endpoints = new Endpoints(store, now);
     this.hosts = new Hosts(store, now, options.hostTimeoutMs, options.hostGraceMs);
     this.global = new GlobalSettings(store, now);
@@ -91,6 +96,7 @@ export class Control {
     return {
       Namespace: this.namespaces, Netprofile: this.netprofiles, Network: this.networks, Policy: this.policies, Group: this.groups,
       Service: this.services, AppProfile: this.appProfiles, NetworkPolicy: this.networkPolicies,
+      AdminNetworkPolicy: this.adminNetworkPolicies, BaselineAdminNetworkPolicy: this.baselineAdminNetworkPolicies,
     };
   }
 

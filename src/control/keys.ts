@@ -1,8 +1,8 @@
 import type { Entry } from '../store/index.js';
 
 /** Store key layout. Tenant-scoped objects live at `<collection>/<tenant>/<name>`. */
-export type Collection = 'networks' | 'groups' | 'policies' | 'netprofiles' | 'services' | 'app-profiles' | 'docker-networks' | 'namespaces' | 'networkpolicies';
-export const COLLECTIONS: readonly Collection[] = ['networks', 'groups', 'policies', 'netprofiles', 'services', 'app-profiles', 'docker-networks', 'namespaces', 'networkpolicies'];
+export type Collection = 'networks' | 'groups' | 'policies' | 'netprofiles' | 'services' | 'app-profiles' | 'docker-networks' | 'namespaces' | 'networkpolicies' | 'adminnetworkpolicies' | 'baselineadminnetworkpolicies';
+export const COLLECTIONS: readonly Collection[] = ['networks', 'groups', 'policies', 'netprofiles', 'services', 'app-profiles', 'docker-networks', 'namespaces', 'networkpolicies', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'];
 
 export const keys = {
   tenant: (t: string) => `tenants/${t}`,
@@ -43,6 +43,8 @@ export const KIND_OF: Record<Collection, string> = {
   'docker-networks': 'docker-network',
   namespaces: 'namespace',
   networkpolicies: 'networkpolicy',
+  adminnetworkpolicies: 'adminnetworkpolicy',
+  baselineadminnetworkpolicies: 'baselineadminnetworkpolicy',
 };
 
 /** A stored value with its revision attached, as the API shows it. */

@@ -1,4 +1,4 @@
-import { parseCidr, type Encap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { adminPolicyOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type Encap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
@@ -89,6 +89,8 @@ export interface DesiredHostState {
   /** Kubernetes NetworkPolicies and namespaces' labels of every tenant (issue 15). */
   networkPolicies?: readonly NetworkPolicyObject[];
   namespaces?: readonly NamespaceObject[];
+  adminNetworkPolicies?: ReadonlyArray<AdminPolicyObject<AdminNetworkPolicySpec>>;
+  baselineAdminNetworkPolicies?: ReadonlyArray<AdminPolicyObject<BaselineAdminNetworkPolicySpec>>;
   /** The port the agent's DNS server listens on at each tenant's uplink address; no DNS when absent. */
   dnsPort?: number;
   /** Encryption between hosts, the range tunnel addresses come from, and the underlay's MTU (tunnel.ts). */
@@ -135,12 +137,19 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       netpol: {
         policies: (d.networkPolicies ?? []).filter((p) => p.tenant === tenant.name).map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, revision: p.revision })),
         namespaces: (d.namespaces ?? []).filter((n) => n.tenant === tenant.name).map((n) => ({ name: n.name, labels: n.labels, revision: n.revision })),
+        anps: (d.adminNetworkPolicies ?? []).filter((a) => a.tenant === tenant.name).map((a) => ({ ...adminPolicyOf(a.name, a.spec), revision: a.revision })),
+        banp: banpOf(d, tenant.name),
       },
     }) : undefined,
     services: planServices(services, mine),
     ...profiles,
     dns: d.dnsPort === undefined || nets.length === 0 ? undefined : { gateways: nets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
   };
+}
+
+function banpOf(d: DesiredHostState, tenant: string) {
+  const b = (d.baselineAdminNetworkPolicies ?? []).find((x) => x.tenant === tenant);
+  return b && { ...baselinePolicyOf(b.spec), revision: b.revision };
 }
 
 export function planHost(d: DesiredHostState): TenantPlan[] {

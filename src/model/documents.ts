@@ -34,6 +34,9 @@ export function documentOf(kind: ApplyKind, obj: { name: string; tenant?: string
     const { [NAMESPACE_NAME_LABEL]: _n, ...labels } = (obj as NamespaceObject).labels;
     return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: obj.name, ...tenant, ...(Object.keys(labels).length > 0 ? { labels } : {}) } };
   }
+  if (kind === 'AdminNetworkPolicy' || kind === 'BaselineAdminNetworkPolicy') {
+    return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: obj.name, ...tenant }, spec: (obj as unknown as { spec: Record<string, unknown> }).spec };
+  }
   const spec = pick(obj, APPLY_SPECS[kind]) as Record<string, unknown>;
   return { apiVersion: 'weft/v1', kind, metadata: { name: obj.name, ...(kind !== 'Tenant' && obj.tenant !== undefined ? { tenant: obj.tenant } : {}) }, spec };
 }

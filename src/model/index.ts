@@ -11,3 +11,4 @@ export * from './limits.js';
 export * from './documents.js';
 export * from './netpol.js';
 export * from './netpol-schema.js';
+export * from './anp.js';

@@ -125,6 +125,13 @@ export interface NetworkPolicyObject extends Meta {
   spec: NetworkPolicy['spec'];
 }
 
+/** An AdminNetworkPolicy or the BaselineAdminNetworkPolicy of a tenant (its name is `default`), as stored. */
+export interface AdminPolicyObject<S> extends Meta {
+  tenant: string;
+  name: string;
+  spec: S;
+}
+
 /** A namespace's labels in a tenant (what namespaceSelectors match); a namespace with none needs no object. */
 export interface NamespaceObject extends Meta {
   tenant: string;

@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
 import { ENCAPS, ENCRYPTIONS, WIREGUARD_MODES, type Encap } from './objects.js';
 import { K8sLabels, NetworkPolicySpecSchema } from './netpol-schema.js';
+import { AdminNetworkPolicySpecSchema, BaselineAdminNetworkPolicySpecSchema } from './anp.js';
 
 /**
  * Input schemas: the single description of every request body. The REST routes validate with them,
@@ -250,12 +251,19 @@ export const NetworkPolicyInput = strict({
 });
 export type NetworkPolicyInput = Static<typeof NetworkPolicyInput>;
 
+/** An AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1) of a tenant, written by `weft apply` only. */
+export const AdminNetworkPolicyInput = strict({ name: Name, spec: AdminNetworkPolicySpecSchema });
+export type AdminNetworkPolicyInput = Static<typeof AdminNetworkPolicyInput>;
+/** The tenant's BaselineAdminNetworkPolicy: one, named `default`. */
+export const BaselineAdminNetworkPolicyInput = strict({ name: Name, spec: BaselineAdminNetworkPolicySpecSchema });
+export type BaselineAdminNetworkPolicyInput = Static<typeof BaselineAdminNetworkPolicyInput>;
+
 /** A namespace's labels (what a NetworkPolicy's namespaceSelector matches). */
 export const NamespaceInput = strict({ name: Name, labels: Type.Optional(K8sLabels) });
 export type NamespaceInput = Static<typeof NamespaceInput>;
 
 /** The kinds `weft apply -f` takes, in the order it writes them (deletes go the other way). */
-export const APPLY_KINDS = ['Tenant', 'Namespace', 'Netprofile', 'Network', 'Policy', 'Group', 'Service', 'AppProfile', 'NetworkPolicy'] as const;
+export const APPLY_KINDS = ['Tenant', 'Namespace', 'Netprofile', 'Network', 'Policy', 'Group', 'Service', 'AppProfile', 'NetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy'] as const;
 export type ApplyKind = (typeof APPLY_KINDS)[number];
 
 /** A kind's input without its name (the document's metadata names it): what a document's `spec` holds. */
@@ -266,19 +274,24 @@ const specOf = (schema: TObject): TObject => {
 export const APPLY_SPECS: Record<ApplyKind, TObject> = {
   // Kubernetes' kinds: a Namespace has no spec (its labels are metadata), a NetworkPolicy's is upstream's.
   Namespace: strict({}), NetworkPolicy: NetworkPolicySpecSchema,
+  AdminNetworkPolicy: AdminNetworkPolicySpecSchema, BaselineAdminNetworkPolicy: BaselineAdminNetworkPolicySpecSchema,
   Tenant: specOf(TenantInput), Netprofile: specOf(NetprofileInput), Network: specOf(NetworkInput), Policy: specOf(PolicyInput),
   Group: specOf(GroupInput), Service: specOf(ServiceInput), AppProfile: specOf(AppProfileInput),
 };
 
+const API_VERSION_NAMES = ['weft/v1', 'v1', 'networking.k8s.io/v1', 'policy.networking.k8s.io/v1alpha1'] as const;
+type ApiVersion = (typeof API_VERSION_NAMES)[number];
+
 /** Each kind's apiVersion (the default when a document leaves it out). */
-export const API_VERSIONS: Record<ApplyKind, 'weft/v1' | 'v1' | 'networking.k8s.io/v1'> = {
+export const API_VERSIONS: Record<ApplyKind, ApiVersion> = {
   Tenant: 'weft/v1', Netprofile: 'weft/v1', Network: 'weft/v1', Policy: 'weft/v1', Group: 'weft/v1', Service: 'weft/v1', AppProfile: 'weft/v1',
   Namespace: 'v1', NetworkPolicy: 'networking.k8s.io/v1',
+  AdminNetworkPolicy: 'policy.networking.k8s.io/v1alpha1', BaselineAdminNetworkPolicy: 'policy.networking.k8s.io/v1alpha1',
 };
 
 /** One document of `weft apply -f`: Kubernetes' shape, so the same files hold Kubernetes' NetworkPolicies and Namespaces beside Weft's kinds. */
 export const ApplyDocument = strict({
-  apiVersion: Type.Optional(oneOf(['weft/v1', 'v1', 'networking.k8s.io/v1'] as const, "the kind's: weft/v1, v1 (Namespace) or networking.k8s.io/v1 (NetworkPolicy)")),
+  apiVersion: Type.Optional(oneOf(API_VERSION_NAMES, "the kind's: weft/v1, v1 (Namespace), networking.k8s.io/v1 (NetworkPolicy), policy.networking.k8s.io/v1alpha1 (the admin kinds)")),
   kind: oneOf(APPLY_KINDS),
   metadata: strict({
     name: Name,

@@ -51,9 +51,10 @@ export function viewOf(k: Klass): PeerView {
   return { group: k.group, network: k.network, cidrs: new Set(k.cidrs), sets: new Set(k.np?.sets ?? []) };
 }
 
-/** The NetworkPolicy layer of a compile, or undefined when the tenant has no NetworkPolicy. */
+/** The Kubernetes tiers of a compile, or undefined when the tenant has no such policy. */
 export function netpolOf(s: PolicyState): Netpol | undefined {
-  return s.netpol && s.netpol.policies.length > 0 ? new Netpol(s.netpol, s.endpoints) : undefined;
+  const n = s.netpol;
+  return n && (n.policies.length > 0 || (n.anps?.length ?? 0) > 0 || n.banp !== undefined) ? new Netpol(n, s.endpoints) : undefined;
 }
 
 /** The rules of a direction attached to a group, with the policy each came from. */

@@ -1,5 +1,5 @@
 import type { Action, Rule } from '../model/index.js';
-import type { NetpolRule } from './netpol.js';
+import { NETPOL_ISOLATION, WEFT_TOP } from './netpol.js';
 
 /** Protocol numbers for the names rules use. */
 export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17 };
@@ -14,9 +14,15 @@ export interface PeerView {
   sets?: ReadonlySet<string>;
 }
 
+/**
+ * A rule as the compiler takes it: Weft's own, or one made from a Kubernetes tier (netpol.ts), whose peer
+ * may be a peer set and whose action may be Pass (skip the rest of the AdminNetworkPolicy tier).
+ */
+export type PolicyRule = Omit<Rule, 'action'> & { action: Action | 'pass'; fromSet?: string; toSet?: string };
+
 export interface RuleRef {
   policy: string;
-  rule: Rule;
+  rule: PolicyRule;
 }
 
 export interface Decision {
@@ -25,21 +31,22 @@ export interface Decision {
   by: RuleRef | undefined;
 }
 
-/** Which layer made a decision: Weft's rules (priorities 1-100), NetworkPolicy (0 and -1), or the tenant's default. */
-export function layerOf(d: Decision): 'weft' | 'networkpolicy' | 'default' {
+/** Which tier made a decision (netpol.ts): AdminNetworkPolicy, Weft's rules (1-100), NetworkPolicy (0, -1), the baseline, or the tenant's default. */
+export function layerOf(d: Decision): 'adminnetworkpolicy' | 'weft' | 'networkpolicy' | 'baselineadminnetworkpolicy' | 'default' {
   if (!d.by) return 'default';
-  return d.by.rule.priority >= 1 ? 'weft' : 'networkpolicy';
+  const p = d.by.rule.priority;
+  return p > WEFT_TOP ? 'adminnetworkpolicy' : p >= 1 ? 'weft' : p >= NETPOL_ISOLATION ? 'networkpolicy' : 'baselineadminnetworkpolicy';
 }
 
-export function protoOf(rule: Rule): number | 'any' {
+export function protoOf(rule: PolicyRule): number | 'any' {
   if (rule.protocol === 'any') return 'any';
   return PROTO[rule.protocol] ?? Number(rule.protocol);
 }
 
-const ranges = new WeakMap<Rule, [number, number]>();
+const ranges = new WeakMap<PolicyRule, [number, number]>();
 
 /** Parsed once per rule object: compiling asks for every pair of classes a rule meets. */
-export function portRange(rule: Rule): [number, number] | undefined {
+export function portRange(rule: PolicyRule): [number, number] | undefined {
   if (rule.ports === undefined) return undefined;
   let r = ranges.get(rule);
   if (!r) {
@@ -50,8 +57,8 @@ export function portRange(rule: Rule): [number, number] | undefined {
 }
 
 /** Does the rule's peer (fromX for `in`, toX for `out`) match this side? No peer matches everyone. */
-export function peerMatches(rule: Rule, peer: PeerView): boolean {
-  const set = rule.direction === 'in' ? (rule as NetpolRule).fromSet : (rule as NetpolRule).toSet;
+export function peerMatches(rule: PolicyRule, peer: PeerView): boolean {
+  const set = rule.direction === 'in' ? rule.fromSet : rule.toSet;
   if (set !== undefined) return peer.sets?.has(set) ?? false;
   const g = rule.direction === 'in' ? rule.fromGroup : rule.toGroup;
   const n = rule.direction === 'in' ? rule.fromNetwork : rule.toNetwork;
@@ -62,7 +69,7 @@ export function peerMatches(rule: Rule, peer: PeerView): boolean {
   return true;
 }
 
-export function trafficMatches(rule: Rule, proto: number, port: number | undefined): boolean {
+export function trafficMatches(rule: PolicyRule, proto: number, port: number | undefined): boolean {
   const p = protoOf(rule);
   if (p !== 'any' && p !== proto) return false;
   const r = portRange(rule);
@@ -79,9 +86,15 @@ export function trafficMatches(rule: Rule, proto: number, port: number | undefin
 export function decide(rules: readonly RuleRef[], fallback: Action): Decision {
   let best: RuleRef | undefined;
   for (const r of rules) {
-    if (!best || r.rule.priority > best.rule.priority || (r.rule.priority === best.rule.priority && r.rule.action === 'deny' && best.rule.action === 'allow')) {
+    if (!best || r.rule.priority > best.rule.priority || (r.rule.priority === best.rule.priority && rank(r.rule.action) > rank(best.rule.action))) {
       best = r;
     }
   }
-  return best ? { action: best.rule.action, by: best } : { action: fallback, by: undefined };
+  if (!best) return { action: fallback, by: undefined };
+  // Pass: the AdminNetworkPolicy tier says nothing more; what is below it decides.
+  if (best.rule.action === 'pass') return decide(rules.filter((r) => r.rule.priority <= WEFT_TOP), fallback);
+  return { action: best.rule.action, by: best };
 }
+
+/** At one priority: deny wins, then Pass (rules of one priority are never both, in practice), then allow. */
+const rank = (a: PolicyRule['action']) => (a === 'deny' ? 2 : a === 'pass' ? 1 : 0);

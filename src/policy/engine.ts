@@ -96,7 +96,7 @@ export class Engine {
   groupRules(identity: string, d: 'in' | 'out'): RuleRef[] {
     const [group, own] = identity.split('#') as [string, string | undefined];
     const g = this.groups.find((x) => x.name === group);
-    const weft = (g?.policies ?? []).flatMap((name) => (this.policies.get(name)?.rules ?? []).filter((r) => r.direction === d).map((rule) => ({ policy: name, rule })));
+    const weft: RuleRef[] = (g?.policies ?? []).flatMap((name) => (this.policies.get(name)?.rules ?? []).filter((r) => r.direction === d).map((rule) => ({ policy: name, rule })));
     return own && this.np ? weft.concat(this.np.rules(own, d)) : weft;
   }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIp, type Endpoint, type Group, type LabelSelector, type NetpolProtocol, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyPort, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { netpolVerdict, type OracleEnd, type OracleNamespace, type OraclePod } from '../testkit/netpol-oracle.js';
+import { parseIp, type AdminNetworkPolicy, type AnpPeer, type AnpPort, type AnpRule, type AnpSubject, type BaselineAdminNetworkPolicy, type Endpoint, type Group, type LabelSelector, type NetpolProtocol, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyPort, type Policy, type Rule, type Tenant } from '../model/index.js';
+import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleEnd, type OracleNamespace, type OraclePod } from '../testkit/netpol-oracle.js';
 import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
 
 // The compiler's NetworkPolicy layer against the truth-table oracle (src/testkit/netpol-oracle.ts, written
@@ -35,10 +35,10 @@ const ends: OracleEnd[] = [...pods.map((pod) => ({ pod })), ...OUTSIDE.map((ip) 
 const ipOf = (x: OracleEnd) => ('pod' in x ? x.pod.ip : x.ip);
 const nameOf = (x: OracleEnd) => ('pod' in x ? `${x.pod.namespace}/${x.pod.name}` : x.ip);
 
-function state(policies: NetworkPolicy[], extra: Partial<PolicyState> = {}): PolicyState {
+function state(policies: NetworkPolicy[], extra: Partial<PolicyState> = {}, admin?: OracleAdmin): PolicyState {
   return {
     tenant, networks: [{ ...meta, tenant: 't', name: 'n', subnet: '10.0.0.0/16', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
-    groups: [], policies: [], endpoints: pods.map((p) => endpointOf(p)), netpol: { policies, namespaces }, ...extra,
+    groups: [], policies: [], endpoints: pods.map((p) => endpointOf(p)), netpol: { policies, namespaces, ...(admin ? { anps: admin.anps, banp: admin.banp } : {}) }, ...extra,
   };
 }
 
@@ -52,7 +52,7 @@ const CASES: Array<[NetpolProtocol, number]> = [['TCP', 80], ['TCP', 81], ['TCP'
 const PROTO_NUMBER: Record<NetpolProtocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 
 /** Every ordered pair (not a pod to itself, not outside to outside), protocol and port: the differences from the oracle. */
-function mismatches(policies: NetworkPolicy[], s: PolicyState = state(policies)): string[] {
+function mismatches(policies: NetworkPolicy[], s: PolicyState = state(policies), admin?: OracleAdmin): string[] {
   const whole = compilePolicy(s);
   const perHost = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
   const out: string[] = [];
@@ -60,7 +60,7 @@ function mismatches(policies: NetworkPolicy[], s: PolicyState = state(policies))
     if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
     for (const [protocol, port] of CASES) {
       // SCTP: the layer takes whole protocols only (ports of SCTP are refused at the API).
-      const want = netpolVerdict(policies, namespaces, src, dst, protocol, port).allowed;
+      const want = (admin ? adminVerdict(admin, policies, namespaces, src, dst, protocol, port) : netpolVerdict(policies, namespaces, src, dst, protocol, port)).allowed;
       const proto = PROTO_NUMBER[protocol];
       const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostOf(x.pod)));
       const got = {
@@ -259,5 +259,70 @@ test('netpol compile: random NetworkPolicies beside random Weft rules: the table
     }
     assert.ok([...next.values()].some((c) => c.how === 'incremental') || [...per.values()].every((c) => c.pairs.length === 0), `set ${i}: the edit took the incremental path`);
     check('incremental', next, edited);
+  }
+});
+
+// AdminNetworkPolicy and the baseline: fixed cases, then random sets of all three tiers, against the oracle.
+const anp = (name: string, priority: number, subject: AnpSubject, ingress: AnpRule[] = [], egress: AnpRule[] = []): AdminNetworkPolicy => ({ name, priority, subject, ingress, egress });
+const nsSel = (n: string): AnpSubject => ({ namespaces: { matchLabels: { ns: n } } });
+const podsSel = (n: string, p: string): AnpSubject => ({ pods: { namespaceSelector: { matchLabels: { ns: n } }, podSelector: { matchLabels: { pod: p } } } });
+const check = (admin: OracleAdmin, policies: NetworkPolicy[] = []) => mismatches(policies, state(policies, {}, admin), admin);
+
+test('admin tiers: priority order, first rule wins, Pass hands over to NetworkPolicy, the baseline only where nothing isolates', () => {
+  // x is denied from y at 10, but allowed at 5 for pod b: 5 comes first.
+  assert.deepEqual(check({ anps: [anp('deny-y', 10, nsSel('x'), [{ action: 'Deny', peers: [{ namespaces: { matchLabels: { ns: 'y' } } }] }]), anp('allow-yb', 5, nsSel('x'), [{ action: 'Allow', peers: [podsSel('y', 'b')] }])] }), []);
+  // Within one: the first matching rule (Deny tcp/80, then Allow everything from y).
+  assert.deepEqual(check({ anps: [anp('order', 1, nsSel('z'), [{ action: 'Deny', peers: [{ namespaces: {} }], ports: [{ portNumber: { protocol: 'TCP', port: 80 } }] }, { action: 'Allow', peers: [{ namespaces: {} }] }])] }), []);
+  // Pass, then a NetworkPolicy isolating x/a; the baseline denies all ingress to x (only where nothing isolated decided).
+  const pass: OracleAdmin = { anps: [anp('pass-y', 3, nsSel('x'), [{ action: 'Pass', peers: [{ namespaces: { matchLabels: { ns: 'y' } } }] }]), anp('deny-all', 9, nsSel('x'), [{ action: 'Deny', peers: [{ namespaces: {} }] }])] };
+  const banp: BaselineAdminNetworkPolicy = { subject: { namespaces: {} }, ingress: [{ action: 'Deny', peers: [{ namespaces: { matchLabels: { ns: 'y' } } }] }], egress: [] };
+  const xa = [np('x', 'a-from-yb', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } }, podSelector: { matchLabels: { pod: 'b' } } }] }] })];
+  assert.deepEqual(check(pass, xa), []);
+  assert.deepEqual(check({ ...pass, banp }, xa), []);
+  assert.deepEqual(check({ anps: [], banp }, xa), []);
+  // Egress to networks, named ports and ranges.
+  assert.deepEqual(check({ anps: [anp('out', 2, podsSel('y', 'a'), [], [
+    { action: 'Allow', peers: [{ networks: ['192.0.2.0/24'] }], ports: [{ portRange: { protocol: 'UDP', start: 80, end: 81 } }] },
+    { action: 'Allow', peers: [{ namespaces: {} }], ports: [{ namedPort: 'serve-80-tcp' }] },
+    { action: 'Deny', peers: [{ networks: ['0.0.0.0/0'] }] },
+  ])] }), []);
+  // A Weft rule sits between the tiers: an AdminNetworkPolicy's Deny beats a Weft allow of priority 100.
+  const groups: Group[] = [{ ...meta, tenant: 't', name: 'web', network: 'n', policies: ['p'], labels: {} }];
+  const weft: Policy[] = [{ ...meta, tenant: 't', name: 'p', rules: [{ id: '1', priority: 100, direction: 'in', action: 'allow', protocol: 'any' }] }];
+  const s = state([], { groups, policies: weft, endpoints: pods.map((p) => endpointOf(p, 'web')) }, { anps: [anp('deny-y', 1, nsSel('x'), [{ action: 'Deny', peers: [{ namespaces: { matchLabels: { ns: 'y' } } }] }])] });
+  const c = compilePolicy(s);
+  assert.equal(passes(c, '10.0.1.1', '10.0.0.1', 6, 80), false, 'y/a > x/a: the AdminNetworkPolicy denies');
+  const e = explainFlow(s, '10.0.1.1', '10.0.0.1', 'tcp', 80);
+  assert.deepEqual([e.ingress?.by?.policy, e.ingress?.by?.rule.id], ['adminnetworkpolicy deny-y', 'ingress.0.from.0.ports.0']);
+  assert.equal(passes(c, '10.0.2.1', '10.0.0.1', 6, 80), true, 'z/a > x/a: the Weft allow');
+});
+
+function randomAdmin(r: () => number): OracleAdmin {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
+  const subject = (): AnpSubject => pick<() => AnpSubject>([() => nsSel(pick(NS)), () => podsSel(pick(NS), pick(POD)), () => ({ namespaces: {} }), () => ({ pods: { namespaceSelector: {}, podSelector: { matchLabels: { pod: pick(POD) } } } })])();
+  const peer = (egress: boolean): AnpPeer => pick<() => AnpPeer>([
+    () => nsSel(pick(NS)), () => podsSel(pick(NS), pick(POD)), () => ({ namespaces: {} }),
+    ...(egress ? [() => ({ networks: [pick(['10.0.1.0/24', '192.0.2.0/24', '0.0.0.0/0', '10.0.0.2/32'])] })] : []),
+  ])();
+  const port = (): AnpPort => pick<() => AnpPort>([
+    () => ({ portNumber: { protocol: pick(['TCP', 'UDP'] as const), port: pick([80, 81]) } }),
+    () => ({ portRange: { protocol: pick(['TCP', 'UDP'] as const), start: 80, end: pick([80, 81, 90]) } }),
+    () => ({ namedPort: pick(['serve-80-tcp', 'serve-81-udp']) }),
+  ])();
+  const rules = <A extends 'Allow' | 'Deny' | 'Pass'>(actions: readonly A[], egress: boolean): AnpRule<A>[] => Array.from({ length: Math.floor(r() * 3) }, () => ({
+    action: pick(actions), peers: Array.from({ length: 1 + Math.floor(r() * 2) }, () => peer(egress)), ...(r() < 0.6 ? { ports: Array.from({ length: 1 + Math.floor(r() * 2) }, port) } : {}),
+  }));
+  const anps = Array.from({ length: Math.floor(r() * 3) }, (_, i) => anp(`a${i}`, pick([1, 5, 5, 9]), subject(), rules(['Allow', 'Deny', 'Pass'] as const, false), rules(['Allow', 'Deny', 'Pass'] as const, true)));
+  const banp = r() < 0.5 ? { subject: subject(), ingress: rules(['Allow', 'Deny'] as const, false), egress: rules(['Allow', 'Deny'] as const, true) } : undefined;
+  return { anps, banp };
+}
+
+test('admin tiers: 80 random sets of AdminNetworkPolicies, a baseline and NetworkPolicies agree with the oracle everywhere', () => {
+  const r = rng(7);
+  for (let i = 0; i < 80; i++) {
+    const admin = randomAdmin(r);
+    const policies = randomPolicies(r).slice(0, 2);
+    const bad = mismatches(policies, state(policies, {}, admin), admin);
+    assert.deepEqual(bad.slice(0, 5), [], `set ${i}: ${JSON.stringify({ admin, policies })}`);
   }
 });

@@ -1,144 +1,185 @@
-import { createHash } from 'node:crypto';
-import { DEFAULT_NAMESPACE, NAMESPACE_NAME_LABEL, cidrRange, formatIp, parseCidr, policyTypesOf, selectorMatches } from '../model/index.js';
-import type { Endpoint, LabelMap, LabelSelector, NetpolProtocol, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, Rule } from '../model/index.js';
+import { DEFAULT_NAMESPACE, NAMESPACE_NAME_LABEL, policyTypesOf, selectorMatches } from '../model/index.js';
+import type { AdminNetworkPolicy, AnpSubject, BaselineAdminNetworkPolicy, Endpoint, LabelMap, NetworkPolicy, Rule } from '../model/index.js';
+import type { PolicyRule } from './decide.js';
+import {
+  anpPeers, anpPort, declarations, hasNamed, hash, namedPortsOf, npPeer, npPort, podInSet,
+  type NamedPort, type SetBase, type SetSpec, type TierPort,
+} from './netpol-sets.js';
+
+export { NAMED_PORT_PREFIX, blockCidr, namedPortsOf } from './netpol-sets.js';
 
 /**
- * Kubernetes NetworkPolicy (issue 15) as the compiler's own rules, below Weft's. For one direction of a
- * pod, in order: Weft's rules (priorities 1-100), then NetworkPolicy's allows (priority NETPOL_ALLOW),
- * then, when some NetworkPolicy selects the pod for that direction (it is isolated), a deny of
- * everything (NETPOL_ISOLATION); else the tenant's default. Both ends must allow, as ever.
- *
- * A pod is an endpoint: its namespace is its label `namespace` (`default` without one), its labels are
- * its labels, and it declares a named port with the label `port.weft.io/NAME` = `PORT` (TCP) or
- * `PROTOCOL-PORT` (`udp-53`). A NetworkPolicy peer (pods by selector, or an ipBlock with except) becomes
- * a peer set, named by a hash of its content; a class records the sets it is in, and the pod's own
- * isolation (the policies that select it and the named ports they need resolved) is part of its
- * identity, so pods selected alike share a class and a rule index.
+ * Kubernetes' policy tiers (issue 15) as the compiler's own rules, around Weft's. For one direction of a
+ * pod, the highest priority among matching rules decides:
+ *   - AdminNetworkPolicies (priorities above 100): lowest `priority` first, each rule in order, the first
+ *     that matches deciding; Pass skips the rest of this tier;
+ *   - Weft's group rules (1-100, DESIGN §4);
+ *   - NetworkPolicy: its allows (0) and, for a pod some NetworkPolicy selects in that direction (it is
+ *     isolated), a deny of everything (-1);
+ *   - the BaselineAdminNetworkPolicy (-2 and below), each rule in order, for pods nothing above decided;
+ *   - else the tenant's default.
+ * Both ends must allow, as ever. A pod is an endpoint: its namespace is its label `namespace` (`default`
+ * without one), its labels are its labels, and it declares a named port with the label
+ * `port.weft.io/NAME` = `PORT` (TCP) or `PROTOCOL-PORT` (`udp-53`). A peer becomes a peer set, named by a
+ * hash of its content; a class records the sets it is in, and what applies to a pod (the tiers'
+ * policies selecting it, and the named ports they need resolved on it) joins its group in the identity
+ * whose rule index its side uses, so pods selected alike share a class and an index.
  */
 
 export const NETPOL_ALLOW = 0;
 export const NETPOL_ISOLATION = -1;
-export const NAMED_PORT_PREFIX = 'port.weft.io/';
+/** The highest priority of Weft's own rules: AdminNetworkPolicies sit above it, Pass jumps to it. */
+export const WEFT_TOP = 100;
+const ANP_BASE = WEFT_TOP + 1;
+const BANP_TOP = -2;
 
 /** `revision`: the stored object's, when it is one (the agent's compile cache keys on it). */
 export interface NetpolNamespace { name: string; labels: LabelMap; revision?: number }
 
-/** The tenant's NetworkPolicies and the labels its namespaces were given (`kind: Namespace`). */
+/** The tenant's Kubernetes policies and the labels its namespaces were given (`kind: Namespace`). */
 export interface NetpolInput {
   policies: ReadonlyArray<NetworkPolicy & { revision?: number }>;
   namespaces: readonly NetpolNamespace[];
+  anps?: ReadonlyArray<AdminNetworkPolicy & { revision?: number }>;
+  banp?: (BaselineAdminNetworkPolicy & { revision?: number }) | undefined;
 }
 
-/** A rule the compiler made from a NetworkPolicy: its peer may be a peer set (`fromSet` / `toSet`). */
-export interface NetpolRule extends Rule {
-  fromSet?: string;
-  toSet?: string;
-}
+/** A rule the compiler made from a tier: its peer may be a peer set, its action Pass. */
+export type NetpolRule = PolicyRule;
 
-/** What a class adds when the tenant has NetworkPolicies: the peer sets it is in, and its own isolation. */
+/** What a class adds when the tenant has such policies: the peer sets it is in, and what applies to it. */
 export interface NpPart {
   /** The sorted ids of the peer sets the class is in. */
   sets: string[];
-  /** The pod's isolation ('' when no policy selects it): the key of its own rules. */
+  /** What applies to the pod ('' when nothing does): the key of its own rules. */
   own: string;
 }
 
-type Protocol = 'tcp' | 'udp' | 'sctp';
-interface NamedPort { protocol: Protocol; port: number }
-
-/** One peer set: pods (by namespace and selectors) or addresses, optionally only pods declaring a named port as given. */
-interface SetSpec {
+/** One rule of a tier as written, before it meets a pod (its named ports) and its peers become sets. */
+interface TierRule {
+  key: string;
+  policy: string;
   id: string;
-  /** Pods: the policy's namespace when there is no namespace selector. */
-  namespace?: string;
-  namespaceSelector?: LabelSelector;
-  podSelector?: LabelSelector;
-  /** Addresses: the block and its holes, as the CIDR texts classes carry. */
-  block?: { cidr: string; except: string[] };
-  /** Only pods that declare this named port with this protocol and number. */
-  named?: { name: string } & NamedPort;
-  /** Any address (an egress rule to everything, narrowed by `named`). */
-  any?: true;
+  level: number;
+  action: 'allow' | 'deny' | 'pass';
+  dir: 'in' | 'out';
+  /** undefined: any peer. */
+  peers: Array<SetBase | undefined>;
+  /** undefined: every port of every protocol. */
+  ports: Array<TierPort | undefined>;
 }
 
-interface Own { ns: string; in: NetworkPolicy[]; out: NetworkPolicy[]; named: Record<string, NamedPort> }
-
-const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
-
-/** An ipBlock CIDR as classes carry it: its network address and length (Kubernetes accepts host bits). */
-export function blockCidr(text: string): string {
-  const c = cidrRange(parseCidr(text, 'cidr', false));
-  const len = 32 - Math.log2(c.last - c.first + 1);
-  return `${formatIp(c.first)}/${len}`;
-}
-
-const lower = (p: NetpolProtocol | undefined): Protocol => (p ?? 'TCP').toLowerCase() as Protocol;
-
-/** The named ports an endpoint declares by label. */
-export function namedPortsOf(labels: LabelMap): Record<string, NamedPort> {
-  const out: Record<string, NamedPort> = {};
-  for (const [k, v] of Object.entries(labels)) {
-    if (!k.startsWith(NAMED_PORT_PREFIX)) continue;
-    const m = /^(?:(tcp|udp|sctp)-)?(\d{1,5})$/.exec(v);
-    const port = m ? Number(m[2]) : 0;
-    if (m && port >= 1 && port <= 65535) out[k.slice(NAMED_PORT_PREFIX.length)] = { protocol: (m[1] ?? 'tcp') as Protocol, port };
-  }
-  return out;
-}
+interface Own { in: TierRule[]; out: TierRule[]; isolated: { in: string[]; out: string[] }; named: Record<string, NamedPort> }
+type Dir = 'in' | 'out';
+const dirs = { in: 'ingress', out: 'egress' } as const;
 
 export const namespaceOf = (e: Endpoint): string => e.labels['namespace'] ?? DEFAULT_NAMESPACE;
 
 /**
- * The NetworkPolicy layer of one compile: the peer sets, what each endpoint and class is in, and the
- * rules of each pod's isolation. Built from the whole tenant (a peer set may name pods on any host).
+ * The Kubernetes tiers of one compile: the peer sets, what each endpoint and class is in, and the rules
+ * of each pod's identity. Built from the whole tenant (a peer set may name pods on any host).
  */
 export class Netpol {
-  private readonly specs: SetSpec[] = [];
+  private readonly specs: SetSpec[];
+  private readonly bySpec = new Map<string, SetSpec>();
   private readonly nsLabels = new Map<string, LabelMap>();
   private readonly owns = new Map<string, Own>();
   private readonly epParts = new WeakMap<Endpoint, { podSets: string[]; own: string }>();
+  /** Per named port, what endpoints declare for it: egress rules resolve a name on each destination. */
+  private readonly declared: Map<string, NamedPort[]>;
+  private readonly np = new Map<NetworkPolicy, Record<Dir, TierRule[]>>();
+  private readonly anp: Array<{ subject: AnpSubject; rules: Record<Dir, TierRule[]> }> = [];
+  private readonly banp: { subject: AnpSubject; rules: Record<Dir, TierRule[]> } | undefined;
+  private readonly blockNamed: boolean;
   /** Every CIDR a block names (cidr and except), as classes carry them. */
   readonly cidrs: string[];
-  /** A digest of the policies and namespaces: part of a compile's frame. */
+  /** A digest of the policies, namespaces and declared named ports: part of a compile's frame. */
   readonly digest: string;
 
   constructor(readonly input: NetpolInput, endpoints: readonly Endpoint[]) {
     for (const n of input.namespaces) this.nsLabels.set(n.name, n.labels);
-    const bySpec = new Map<string, SetSpec>();
-    const add = (s: Omit<SetSpec, 'id'>): string => {
-      const text = JSON.stringify(s);
-      let x = bySpec.get(text);
-      if (!x) bySpec.set(text, (x = { ...s, id: hash(text) }));
-      return x.id;
-    };
-    this.add = add;
-    const declared = declarations(endpoints);
-    this.declared = declared;
-    for (const p of input.policies) {
-      for (const r of p.spec.ingress ?? []) for (const x of r.from ?? []) add(peerSpec(x, p.namespace));
-      for (const r of p.spec.egress ?? []) {
-        const peers = r.to && r.to.length > 0 ? r.to.map((x) => peerSpec(x, p.namespace)) : [{ any: true as const }];
-        for (const s of peers) {
-          if (!s.any) add(s);
-          for (const q of r.ports ?? []) if (typeof q.port === 'string') for (const n of declared.get(`${q.port}/${lower(q.protocol)}`) ?? []) add({ ...s, named: { name: q.port, protocol: lower(q.protocol), port: n } });
-        }
+    this.declared = declarations(endpoints);
+    const anps = [...(input.anps ?? [])].sort((a, b) => a.priority - b.priority || (a.name < b.name ? -1 : 1));
+    let rank = anps.reduce((n, a) => n + a.ingress.length + a.egress.length, 0);
+    for (const a of anps) {
+      const rules = { in: [] as TierRule[], out: [] as TierRule[] };
+      for (const d of ['in', 'out'] as const) {
+        a[dirs[d]].forEach((r, i) => rules[d].push({
+          key: `anp/${a.name}/${d}/${i}`, policy: `adminnetworkpolicy ${a.name}`, id: `${dirs[d]}.${i}${r.name ? ` (${r.name})` : ''}`,
+          level: ANP_BASE + --rank, action: r.action === 'Allow' ? 'allow' : r.action === 'Deny' ? 'deny' : 'pass', dir: d,
+          peers: r.peers.flatMap(anpPeers), ports: r.ports ? r.ports.map(anpPort) : [undefined],
+        }));
       }
+      this.anp.push({ subject: a.subject, rules });
     }
-    this.specs = [...bySpec.values()];
+    for (const p of input.policies) {
+      const rules = { in: [] as TierRule[], out: [] as TierRule[] };
+      for (const d of ['in', 'out'] as const) {
+        const list = d === 'in' ? (p.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports })) : (p.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }));
+        list.forEach((r, i) => rules[d].push({
+          key: `np/${p.namespace}/${p.name}/${d}/${i}`, policy: `networkpolicy ${p.namespace}/${p.name}`, id: `${dirs[d]}.${i}`, level: NETPOL_ALLOW, action: 'allow', dir: d,
+          peers: r.peers && r.peers.length > 0 ? r.peers.map((x) => npPeer(x, p.namespace)) : [undefined],
+          ports: r.ports && r.ports.length > 0 ? r.ports.map(npPort) : [undefined],
+        }));
+      }
+      this.np.set(p, rules);
+    }
+    const b = input.banp;
+    if (b) {
+      const rules = { in: [] as TierRule[], out: [] as TierRule[] };
+      for (const d of ['in', 'out'] as const) {
+        b[dirs[d]].forEach((r, i) => rules[d].push({
+          key: `banp/${d}/${i}`, policy: 'baselineadminnetworkpolicy default', id: `${dirs[d]}.${i}${r.name ? ` (${r.name})` : ''}`,
+          level: BANP_TOP - i, action: r.action === 'Allow' ? 'allow' : 'deny', dir: d, peers: r.peers.flatMap(anpPeers), ports: r.ports ? r.ports.map(anpPort) : [undefined],
+        }));
+      }
+      this.banp = { subject: b.subject, rules };
+    }
+    // Every set a rule can name, so that each class is told which it is in before any rule is made.
+    const all = [...this.anp.map((x) => x.rules), ...this.np.values(), ...(this.banp ? [this.banp.rules] : [])];
+    for (const rs of all) for (const t of [...rs.in, ...rs.out]) for (const peer of t.peers) for (const port of t.ports) this.peersOf(t.dir, peer, port);
+    this.specs = [...this.bySpec.values()];
     this.blockNamed = this.specs.some((x) => x.block && x.named);
     const cidrs = new Set<string>();
     for (const s of this.specs) if (s.block) for (const c of [s.block.cidr, ...s.block.except]) cidrs.add(c);
     this.cidrs = [...cidrs].sort();
-    // The named ports endpoints declare are in it: they decide the egress rules' sets.
-    this.digest = hash(JSON.stringify([input.policies.map((p) => [p.namespace, p.name, p.spec]), input.namespaces.map((n) => [n.name, n.labels]), [...declared]]));
+    this.digest = hash(JSON.stringify([input.policies.map((p) => [p.namespace, p.name, p.spec]), input.namespaces.map((n) => [n.name, n.labels]),
+      anps.map((a) => [a.name, a.priority, a.subject, a.ingress, a.egress]), b ? [b.subject, b.ingress, b.egress] : null, [...this.declared]]));
   }
 
-  private readonly add: (s: Omit<SetSpec, 'id'>) => string;
-  private readonly blockNamed: boolean;
-  /** Per `NAME/protocol`, the port numbers some endpoint declares under that name. */
-  private readonly declared: Map<string, number[]>;
+  private add(s: SetBase): string {
+    const text = JSON.stringify(s);
+    let x = this.bySpec.get(text);
+    if (!x) this.bySpec.set(text, (x = { ...s, id: hash(text) }));
+    return x.id;
+  }
 
-  /** An endpoint's pod sets and isolation, computed once per endpoint object. */
+  /**
+   * The sets one (peer, port) of a rule names, with the port each holds: a named port on egress is the
+   * destination's, so one set per number some pod declares under it (those pods only). An ingress named
+   * port resolves on the pod itself (`own`), and leaves the peer as it is.
+   */
+  private peersOf(d: Dir, peer: SetBase | undefined, port: TierPort | undefined, own?: Record<string, NamedPort>): Array<{ set: string | undefined; port: TierPort | undefined; suffix?: string }> {
+    const n = port?.named;
+    if (!n) return [{ set: peer && this.add(peer), port }];
+    if (d === 'in') {
+      // Registering the sets (no pod yet): the peer is named whatever the pod declares.
+      if (own === undefined) return [{ set: peer && this.add(peer), port }];
+      const x = own[n.name];
+      const fits = x && (n.protocol === undefined || x.protocol === n.protocol);
+      return fits ? [{ set: peer && this.add(peer), port: { protocol: x.protocol, range: [x.port, x.port] } }] : [];
+    }
+    return (this.declared.get(n.name) ?? []).filter((x) => n.protocol === undefined || x.protocol === n.protocol).map((x) => ({
+      set: this.add({ ...(peer ?? { any: true }), named: { name: n.name, ...x } }), port: { protocol: x.protocol, range: [x.port, x.port] as [number, number] }, suffix: `${n.name}=${x.protocol}/${x.port}`,
+    }));
+  }
+
+  private subjectHolds(s: AnpSubject, nsLabels: LabelMap, labels: LabelMap): boolean {
+    if ('namespaces' in s) return selectorMatches(s.namespaces, nsLabels);
+    return selectorMatches(s.pods.namespaceSelector, nsLabels) && selectorMatches(s.pods.podSelector, labels);
+  }
+
+  /** An endpoint's pod sets and identity, computed once per endpoint object. */
   private partOf(e: Endpoint): { podSets: string[]; own: string } {
     let x = this.epParts.get(e);
     if (x) return x;
@@ -147,17 +188,22 @@ export class Netpol {
     const named = namedPortsOf(e.labels);
     const podSets: string[] = [];
     for (const s of this.specs) if (!s.block && podInSet(s, ns, nsLabels, e.labels, named)) podSets.push(s.id);
-    const selects = (p: NetworkPolicy, t: 'Ingress' | 'Egress') => p.namespace === ns && policyTypesOf(p).includes(t) && selectorMatches(p.spec.podSelector, e.labels);
-    const inPols = this.input.policies.filter((p) => selects(p, 'Ingress'));
-    const outPols = this.input.policies.filter((p) => selects(p, 'Egress'));
+    const o: Own = { in: [], out: [], isolated: { in: [], out: [] }, named: {} };
+    for (const a of this.anp) if (this.subjectHolds(a.subject, nsLabels, e.labels)) { o.in.push(...a.rules.in); o.out.push(...a.rules.out); }
+    for (const [p, rules] of this.np) {
+      if (p.namespace !== ns || !selectorMatches(p.spec.podSelector, e.labels)) continue;
+      const types = policyTypesOf(p);
+      if (types.includes('Ingress')) { o.in.push(...rules.in); o.isolated.in.push(`${p.namespace}/${p.name}`); }
+      if (types.includes('Egress')) { o.out.push(...rules.out); o.isolated.out.push(`${p.namespace}/${p.name}`); }
+    }
+    if (this.banp && this.subjectHolds(this.banp.subject, nsLabels, e.labels)) { o.in.push(...this.banp.rules.in); o.out.push(...this.banp.rules.out); }
     let own = '';
-    if (inPols.length > 0 || outPols.length > 0) {
-      // Only the named ports its ingress policies name: pods differing in others share the identity.
-      const names = new Set(inPols.flatMap((p) => (p.spec.ingress ?? []).flatMap((r) => (r.ports ?? []).map((q) => q.port)).filter((q): q is string => typeof q === 'string')));
-      const used = Object.fromEntries(Object.entries(named).filter(([n]) => names.has(n)).sort(([a], [b]) => (a < b ? -1 : 1)));
-      const text = JSON.stringify([ns, inPols.map((p) => p.name), outPols.map((p) => p.name), used]);
-      own = hash(text);
-      if (!this.owns.has(own)) this.owns.set(own, { ns, in: inPols, out: outPols, named: used });
+    if (o.in.length + o.out.length + o.isolated.in.length + o.isolated.out.length > 0) {
+      // Only the named ports its ingress rules name: pods differing in others share the identity.
+      const names = new Set(o.in.flatMap((t) => t.ports.flatMap((q) => (q?.named ? [q.named.name] : []))));
+      o.named = Object.fromEntries(Object.entries(named).filter(([k]) => names.has(k)).sort(([a], [b]) => (a < b ? -1 : 1)));
+      own = hash(JSON.stringify([o.in.map((t) => t.key), o.out.map((t) => t.key), o.isolated, o.named]));
+      if (!this.owns.has(own)) this.owns.set(own, o);
     }
     this.epParts.set(e, (x = { podSets, own }));
     return x;
@@ -180,96 +226,48 @@ export class Netpol {
     return { sets: sets.sort(), own: ep?.own ?? '' };
   }
 
-  /** What decides that an endpoint needs moving to another class: its sets and isolation. */
+  /** What decides that an endpoint needs moving to another class: its sets and identity. */
   endpointKey(e: Endpoint): string {
     const x = this.partOf(e);
     return `${x.own}:${x.podSets.join(',')}`;
   }
 
-  /** Is this endpoint in some pod set or isolated, or may a block's named-port set hold it (so it needs a class of its own)? */
+  /** Is this endpoint in some pod set or selected by some policy, or may a block's named-port set hold it (so it needs a class of its own)? */
   matters(e: Endpoint): boolean {
     const x = this.partOf(e);
     return x.own !== '' || x.podSets.length > 0 || (this.blockNamed && Object.keys(namedPortsOf(e.labels)).length > 0);
   }
 
-  /** The endpoint's isolation ('' when no policy selects it). */
+  /** The endpoint's identity ('' when no policy of these tiers selects it). */
   ownOf(e: Endpoint): string {
     return this.partOf(e).own;
   }
 
-  /** The rules a pod's isolation (`own`) holds for one direction: its policies' allows, then the isolation's deny. */
-  rules(own: string, d: 'in' | 'out'): Array<{ policy: string; rule: NetpolRule }> {
+  /** The rules an identity (`own`) holds for one direction, and a NetworkPolicy isolation's deny. */
+  rules(own: string, d: Dir): Array<{ policy: string; rule: NetpolRule }> {
     const o = this.owns.get(own);
-    const pols = o ? (d === 'in' ? o.in : o.out) : [];
-    if (!o || pols.length === 0) return [];
+    if (!o) return [];
     const out: Array<{ policy: string; rule: NetpolRule }> = [];
-    for (const p of pols) {
-      const policy = `networkpolicy ${p.namespace}/${p.name}`;
-      const rules = d === 'in' ? (p.spec.ingress ?? []).map((r) => ({ peers: r.from, ports: r.ports })) : (p.spec.egress ?? []).map((r) => ({ peers: r.to, ports: r.ports }));
-      rules.forEach((r, i) => {
-        const peers: Array<string | undefined> = r.peers && r.peers.length > 0 ? r.peers.map((x) => this.add(peerSpec(x, p.namespace))) : [undefined];
-        const ports: Array<NetworkPolicyPort | undefined> = r.ports && r.ports.length > 0 ? [...r.ports] : [undefined];
-        peers.forEach((peer, j) => ports.forEach((q, k) => {
-          const id = `${d === 'in' ? 'ingress' : 'egress'}.${i}.${d === 'in' ? 'from' : 'to'}.${j}.ports.${k}`;
-          for (const x of this.expand(q, peer, d, o, p.namespace, r.peers)) out.push({ policy, rule: { id: x.suffix ? `${id}.${x.suffix}` : id, priority: NETPOL_ALLOW, direction: d, action: 'allow', ...x.traffic, ...x.peer } });
-        }));
-      });
+    for (const t of o[d]) {
+      t.peers.forEach((peer, j) => t.ports.forEach((port, k) => {
+        for (const x of this.peersOf(d, peer, port, o.named)) {
+          const id = `${t.id}.${d === 'in' ? 'from' : 'to'}.${j}.ports.${k}${x.suffix ? `.${x.suffix}` : ''}`;
+          const set = x.set === undefined ? {} : d === 'in' ? { fromSet: x.set } : { toSet: x.set };
+          out.push({ policy: t.policy, rule: { id, priority: t.level, direction: d, action: t.action, ...trafficOf(x.port), ...set } });
+        }
+      }));
     }
-    const names = pols.map((p) => `${p.namespace}/${p.name}`).join(', ');
-    out.push({ policy: `networkpolicy isolation (${names})`, rule: { id: d === 'in' ? 'ingress' : 'egress', priority: NETPOL_ISOLATION, direction: d, action: 'deny', protocol: 'any' } });
+    if (o.isolated[d].length > 0) {
+      out.push({ policy: `networkpolicy isolation (${o.isolated[d].join(', ')})`, rule: { id: dirs[d], priority: NETPOL_ISOLATION, direction: d, action: 'deny', protocol: 'any' } });
+    }
     return out;
   }
-
-  /** One (peer, port entry) of a rule as compiler rules: a named port resolves on the destination pod. */
-  private expand(q: NetworkPolicyPort | undefined, peer: string | undefined, d: 'in' | 'out', o: Own, ns: string, peers: readonly NetworkPolicyPeer[] | undefined): Array<{ traffic: Pick<Rule, 'protocol' | 'ports'>; peer: Partial<NetpolRule>; suffix?: string }> {
-    const setField = (id: string | undefined): Partial<NetpolRule> => (id === undefined ? {} : d === 'in' ? { fromSet: id } : { toSet: id });
-    if (q === undefined) return [{ traffic: { protocol: 'any' }, peer: setField(peer) }];
-    const protocol = lower(q.protocol);
-    const proto = protocol === 'sctp' ? '132' : protocol;
-    if (q.port === undefined) return [{ traffic: { protocol: proto }, peer: setField(peer) }];
-    if (typeof q.port === 'number') return [{ traffic: { protocol: proto, ports: q.endPort !== undefined && q.endPort !== q.port ? `${q.port}-${q.endPort}` : String(q.port) }, peer: setField(peer) }];
-    const name = q.port;
-    if (d === 'in') {
-      const n = o.named[name];
-      return n && n.protocol === protocol ? [{ traffic: { protocol: proto, ports: String(n.port) }, peer: setField(peer) }] : [];
-    }
-    // Egress: the port is the destination's, so one rule per number some pod declares, to those pods only.
-    const bases: Array<Omit<SetSpec, 'id'>> = peers && peers.length > 0 ? peers.map((x) => peerSpec(x, ns)) : [{ any: true }];
-    const base = peer === undefined ? bases[0] : bases.find((b) => this.add(b) === peer);
-    return (this.declared.get(`${name}/${protocol}`) ?? []).map((n) => ({ traffic: { protocol: proto, ports: String(n) }, peer: setField(this.add({ ...(base as Omit<SetSpec, 'id'>), named: { name, protocol, port: n } })), suffix: `${name}=${n}` }));
-  }
 }
 
-function peerSpec(x: NetworkPolicyPeer, ns: string): Omit<SetSpec, 'id'> {
-  if (x.ipBlock) return { block: { cidr: blockCidr(x.ipBlock.cidr), except: (x.ipBlock.except ?? []).map(blockCidr).sort() } };
-  return {
-    ...(x.namespaceSelector ? { namespaceSelector: x.namespaceSelector } : { namespace: ns }),
-    // A namespaceSelector alone selects every pod of those namespaces.
-    podSelector: x.podSelector ?? {},
-  };
-}
-
-function hasNamed(named: Record<string, NamedPort>, want: { name: string } & NamedPort): boolean {
-  const n = named[want.name];
-  return n !== undefined && n.protocol === want.protocol && n.port === want.port;
-}
-
-function podInSet(s: SetSpec, ns: string, nsLabels: LabelMap, labels: LabelMap, named: Record<string, NamedPort>): boolean {
-  if (s.named && !hasNamed(named, s.named)) return false;
-  if (s.any) return true;
-  if (s.namespace !== undefined && s.namespace !== ns) return false;
-  if (s.namespaceSelector && !selectorMatches(s.namespaceSelector, nsLabels)) return false;
-  return selectorMatches(s.podSelector ?? {}, labels);
-}
-
-/** Per `NAME/protocol`, the distinct numbers endpoints declare for it. */
-function declarations(endpoints: readonly Endpoint[]): Map<string, number[]> {
-  const out = new Map<string, Set<number>>();
-  for (const e of endpoints) {
-    for (const [name, n] of Object.entries(namedPortsOf(e.labels))) {
-      const k = `${name}/${n.protocol}`;
-      (out.get(k) ?? out.set(k, new Set()).get(k))!.add(n.port);
-    }
-  }
-  return new Map([...out].map(([k, v]) => [k, [...v].sort((a, b) => a - b)]));
+function trafficOf(q: TierPort | undefined): Pick<Rule, 'protocol' | 'ports'> {
+  if (q?.protocol === undefined) return { protocol: 'any' };
+  const protocol = q.protocol === 'sctp' ? '132' : q.protocol;
+  if (!q.range) return { protocol };
+  const [a, b] = q.range;
+  return { protocol, ports: a === b ? String(a) : `${a}-${b}` };
 }

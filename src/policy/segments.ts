@@ -1,7 +1,7 @@
-import type { Action, Rule } from '../model/index.js';
-import { PROTO, portRange, protoOf, type RuleRef } from './decide.js';
+import type { Action } from '../model/index.js';
+import { PROTO, portRange, protoOf, type PolicyRule, type RuleRef } from './decide.js';
 import type { Verdict } from './compile.js';
-import { NETPOL_ISOLATION } from './netpol.js';
+import { NETPOL_ISOLATION, WEFT_TOP } from './netpol.js';
 
 const TCP = PROTO['tcp'] as 6;
 const UDP = PROTO['udp'] as 17;
@@ -9,34 +9,51 @@ const UDP = PROTO['udp'] as 17;
 export interface Sides { egress: RuleRef[] | undefined; ingress: RuleRef[] | undefined }
 export interface Segment { first: number; last: number; verdict: Verdict }
 
-/** The lowest priority a rule can have: NetworkPolicy's isolation (netpol.ts), below its allows (0) and Weft's 1-100. */
-const LOWEST = NETPOL_ISOLATION;
-
 /**
  * Tracks the rules in force over a sweep: counts per (priority, action), so the winner is found by
- * scanning at most 102 priorities, whatever the number of rules.
+ * scanning the priorities in force (at most 100 of Weft's, plus the Kubernetes tiers' few), whatever
+ * the number of rules. Priorities run from `lowest` (the baseline tier's last rule, below 0) up to
+ * `highest` (the first AdminNetworkPolicy rule, above 100): netpol.ts.
  */
 class Tally {
-  private readonly counts = new Int32Array((101 - LOWEST) * 2);
-  reset(): void {
-    this.counts.fill(0);
+  private counts = new Int32Array(3 * 102);
+  private lowest = NETPOL_ISOLATION;
+  private highest = WEFT_TOP;
+  /** Cleared for rules of priorities lowest..highest. */
+  reset(lowest = NETPOL_ISOLATION, highest = WEFT_TOP): void {
+    this.lowest = lowest;
+    this.highest = highest;
+    const n = 3 * (highest - lowest + 1);
+    if (this.counts.length < n) this.counts = new Int32Array(n);
+    else this.counts.fill(0, 0, n);
   }
-  add(r: Rule, d: 1 | -1): void {
-    this.counts[(r.priority - LOWEST) * 2 + (r.action === 'deny' ? 1 : 0)]! += d;
+  add(r: PolicyRule, d: 1 | -1): void {
+    this.counts[(r.priority - this.lowest) * 3 + (r.action === 'deny' ? 2 : r.action === 'pass' ? 1 : 0)]! += d;
   }
   winner(fallback: Action): Action {
-    for (let p = 100 - LOWEST; p >= 0; p--) {
-      if (this.counts[p * 2 + 1]! > 0) return 'deny';
-      if (this.counts[p * 2]! > 0) return 'allow';
+    for (let p = this.highest; p >= this.lowest; p--) {
+      const i = (p - this.lowest) * 3;
+      if (this.counts[i + 2]! > 0) return 'deny';
+      // Pass: the rest of the AdminNetworkPolicy tier is skipped; Weft's rules and those below decide.
+      if (this.counts[i + 1]! > 0) { p = Math.min(p, WEFT_TOP + 1); continue; }
+      if (this.counts[i]! > 0) return 'allow';
     }
     return fallback;
   }
 }
 
+/** The priorities the rules of a sweep span (Weft's 1-100 and NetworkPolicy's at least). */
+function spanOf(dirs: ReadonlyArray<readonly RuleRef[] | undefined>): [number, number] {
+  let lo = NETPOL_ISOLATION;
+  let hi = WEFT_TOP;
+  for (const rules of dirs) for (const r of rules ?? []) { if (r.rule.priority < lo) lo = r.rule.priority; if (r.rule.priority > hi) hi = r.rule.priority; }
+  return [lo, hi];
+}
+
 /** Reused by every sweep (compiling is synchronous): 10,000s of pairs allocated 10,000s of tallies. */
 const TALLIES = [new Tally(), new Tally()] as const;
 
-interface PortEvent { port: number; dir: 0 | 1; rule: Rule; delta: 1 | -1 }
+interface PortEvent { port: number; dir: 0 | 1; rule: PolicyRule; delta: 1 | -1 }
 
 /** Port segments of one protocol (tcp or udp) where the combined verdict is constant, merged. */
 export function segmentPorts(sides: Sides, proto: number, fallback: Action): Segment[] {
@@ -52,7 +69,8 @@ export function segmentPorts(sides: Sides, proto: number, fallback: Action): Seg
     }
   });
   events.sort((a, b) => a.port - b.port);
-  for (const t of TALLIES) t.reset();
+  const [lo, hi] = spanOf(dirs);
+  for (const t of TALLIES) t.reset(lo, hi);
   const segs: Segment[] = [];
   let e = 0;
   let port = 0;
@@ -85,6 +103,7 @@ export function segmentProtos(sides: Sides, fallback: Action): Segment[] {
   for (const p of [TCP, UDP]) { cuts.add(p); cuts.add(p + 1); }
   const points = [...cuts].filter((p) => p <= 255).sort((a, b) => a - b);
   const segs: Segment[] = [];
+  const [lo, hi] = spanOf([sides.egress, sides.ingress]);
   for (let i = 0; i < points.length; i++) {
     const first = points[i] as number;
     const last = (points[i + 1] ?? 256) - 1;
@@ -92,7 +111,7 @@ export function segmentProtos(sides: Sides, fallback: Action): Segment[] {
     const verdict = combine([sides.egress, sides.ingress].map((rules) => {
       if (rules === undefined) return 'allow';
       const t = TALLIES[0];
-      t.reset();
+      t.reset(lo, hi);
       for (const r of rules) {
         const p = protoOf(r.rule);
         if ((p === 'any' || p === first) && portRange(r.rule) === undefined) t.add(r.rule, 1);

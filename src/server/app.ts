@@ -130,6 +130,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   scopedRoutes(app, 'docker-networks', c.dockerNetworks, DockerNetworkInput, 'docker network mapping');
   listRoute(app, 'networkpolicies', c.networkPolicies, 'NetworkPolicy');
   listRoute(app, 'namespaces', c.namespaces, 'Namespace');
+  listRoute(app, 'adminnetworkpolicies', c.adminNetworkPolicies, 'AdminNetworkPolicy');
+  listRoute(app, 'baselineadminnetworkpolicies', c.baselineAdminNetworkPolicies, 'BaselineAdminNetworkPolicy');
   clusterRoutes(app);
   identityRoutes(app);
   userRoutes(app);

@@ -13,7 +13,7 @@ const READS = new Set([
   '/api/v1/whoami', '/api/v1/tenants', '/api/v1/tenants/:tenant', '/api/v1/endpoints', '/api/v1/endpoints/:id',
   '/api/v1/hosts', '/api/v1/hosts/:name', '/api/v1/global', '/api/v1/watch',
   ...['networks', 'groups', 'policies', 'services', 'netprofiles', 'docker-networks'].flatMap((c) => [`/api/v1/tenants/:tenant/${c}`, `/api/v1/tenants/:tenant/${c}/:name`]),
-  '/api/v1/tenants/:tenant/networkpolicies', '/api/v1/tenants/:tenant/namespaces',
+  ...['networkpolicies', 'namespaces', 'adminnetworkpolicies', 'baselineadminnetworkpolicies'].map((c) => `/api/v1/tenants/:tenant/${c}`),
 ]);
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Body: Record<string, unknown> }>;

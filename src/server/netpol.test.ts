@@ -84,3 +84,45 @@ test('NetworkPolicy stays in its tenant: another tenant\'s user neither lists, p
   assert.ok(kinds.includes('networkpolicy rival'), `the history carries the kind: ${kinds.join(', ')}`);
   assert.ok(!kinds.some((k: string) => k.endsWith(' shop')), 'no change of shop is shown to a rival user');
 });
+
+test('AdminNetworkPolicy and BaselineAdminNetworkPolicy: applied beside NetworkPolicies, explained by tier, printed back; bad ones refused naming the field', async () => {
+  const api = await testApi();
+  const admin = (kind: string, name: string, spec: unknown) => ({ apiVersion: 'policy.networking.k8s.io/v1alpha1', kind, metadata: { name, tenant: 'shop' }, spec });
+  const anp = admin('AdminNetworkPolicy', 'block-z', { priority: 10, subject: { namespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } } }, ingress: [
+    { name: 'pass-x', action: 'Pass', from: [{ namespaces: { matchLabels: { team: 'front' } } }] },
+    { name: 'deny-rest', action: 'Deny', from: [{ namespaces: {} }], ports: [{ portRange: { protocol: 'TCP', start: 8000, end: 8100 } }] },
+  ] });
+  const banp = admin('BaselineAdminNetworkPolicy', 'default', { subject: { namespaces: {} }, ingress: [{ action: 'Deny', from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { pod: 'a' } } } }] }] });
+  const r = await api.call('POST', '/api/v1/apply', { documents: [...files, anp, banp] });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const mk = (containerId: string, labels: Record<string, string>) => api.call('POST', '/api/v1/endpoints', { tenant: 'shop', network: 'pods', containerId, host: 'h', ifname: 'eth0', labels });
+  for (const [id, ns, pod] of [['xa', 'x', 'a'], ['za', 'z', 'a'], ['zb', 'z', 'b'], ['yb', 'y', 'b']] as const) assert.equal((await mk(id, { namespace: ns, pod })).status, 201);
+  const explain = async (from: string, to: string, port: number) => (await api.call('GET', `/api/v1/tenants/shop/explain?from=${from}&to=${to}&protocol=tcp&port=${port}`)).json;
+  const denied = await explain('zb', 'yb', 8080);
+  assert.deepEqual([denied.allowed, denied.ingress.layer, denied.ingress.policy, denied.ingress.rule.id], [false, 'adminnetworkpolicy', 'adminnetworkpolicy block-z', 'ingress.1 (deny-rest).from.0.ports.0']);
+  const passed = await explain('xa', 'yb', 8080);
+  assert.deepEqual([passed.allowed, passed.ingress.layer], [false, 'baselineadminnetworkpolicy'], 'x passes the admin tier; the baseline denies pods a');
+  const plain = await explain('zb', 'yb', 80);
+  assert.deepEqual([plain.allowed, plain.ingress.layer], [true, 'default']);
+  const docs = await api.call('GET', '/api/v1/tenants/shop/documents?kind=AdminNetworkPolicy');
+  assert.deepEqual(docs.json.items, [anp]);
+  assert.deepEqual((await api.call('GET', '/api/v1/tenants/shop/documents?kind=BaselineAdminNetworkPolicy')).json.items, [banp]);
+
+  const rev = await api.control.store.revision();
+  const bad: Array<[unknown, string, RegExp?]> = [
+    [admin('BaselineAdminNetworkPolicy', 'other', { subject: { namespaces: {} } }), 'documents.0.metadata.name', /named default/],
+    [admin('AdminNetworkPolicy', 'p', { subject: { namespaces: {} } }), 'documents.0.spec.priority', /required/],
+    [admin('AdminNetworkPolicy', 'p', { priority: 1001, subject: { namespaces: {} } }), 'documents.0.spec.priority'],
+    [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, ingress: [{ action: 'Allow', from: [{ namespaces: {} }], ports: [{ portRange: { protocol: 'TCP', start: 90, end: 80 } }] }] }), 'documents.0.spec.ingress.0.ports.0.portRange.end', /below start/],
+    [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Allow', to: [{ networks: ['10.0.0.0/33'] }] }] }), 'documents.0.spec.egress.0.to.0.networks.0'],
+    [admin('BaselineAdminNetworkPolicy', 'default', { subject: { namespaces: {} }, ingress: [{ action: 'Pass', from: [{ namespaces: {} }] }] }), 'documents.0.spec.ingress.0.action'],
+    [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, ingress: [{ action: 'Allow', from: [{ networks: ['10.0.0.0/8'] }] }] }), 'documents.0.spec.ingress.0.from.0'],
+  ];
+  for (const [d, field, message] of bad) {
+    const x = await api.call('POST', '/api/v1/apply', { documents: [d] });
+    assert.equal(x.status, 400, JSON.stringify(x.json));
+    assert.equal(x.json.field?.startsWith(field), true, `${field}: ${JSON.stringify(x.json)}`);
+    if (message) assert.match(x.json.detail, message);
+  }
+  assert.equal(await api.control.store.revision(), rev, 'nothing was written');
+});

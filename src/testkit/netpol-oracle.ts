@@ -2,7 +2,7 @@
 // written straight from the API's documented semantics and apart from Weft's compiler, so that the
 // compiler (and the datapath, probed with real packets) can be checked against it. Not used by Weft itself.
 import { NAMESPACE_NAME_LABEL, cidrRange, parseCidr, parseIp, policyTypesOf, selectorMatches } from '../model/index.js';
-import type { LabelMap, NetpolProtocol, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort } from '../model/index.js';
+import type { AdminNetworkPolicy, AnpPeer, AnpPort, AnpSubject, BaselineAdminNetworkPolicy, LabelMap, NetpolProtocol, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort } from '../model/index.js';
 
 export interface OraclePod {
   namespace: string;
@@ -85,5 +85,59 @@ export function netpolVerdict(policies: readonly NetworkPolicy[], namespaces: re
   };
   const egress = 'pod' in src ? verdict(src.pod, 'Egress', dst) : 'not-isolated';
   const ingress = 'pod' in dst ? verdict(dst.pod, 'Ingress', src) : 'not-isolated';
+  return { egress, ingress, allowed: egress !== 'deny' && ingress !== 'deny' };
+}
+
+/** The admin tiers (issue 15): AdminNetworkPolicies before NetworkPolicy, the BaselineAdminNetworkPolicy after it. */
+export interface OracleAdmin { anps: readonly AdminNetworkPolicy[]; banp?: BaselineAdminNetworkPolicy | undefined }
+
+function subjectMatches(s: AnpSubject, pod: OraclePod, namespaces: readonly OracleNamespace[]): boolean {
+  const ns = namespaceLabels(namespaces, pod.namespace);
+  if ('namespaces' in s) return selectorMatches(s.namespaces, ns);
+  return selectorMatches(s.pods.namespaceSelector, ns) && selectorMatches(s.pods.podSelector, pod.labels);
+}
+
+function adminPeerMatches(p: AnpPeer, end: OracleEnd, namespaces: readonly OracleNamespace[]): boolean {
+  if ('networks' in p) return p.networks.some((c) => inCidr(ipOf(end), c));
+  return 'pod' in end && subjectMatches(p, end.pod, namespaces);
+}
+
+function adminPortMatches(ports: readonly AnpPort[] | undefined, protocol: NetpolProtocol, port: number, dst: OracleEnd): boolean {
+  if (!ports) return true;
+  return ports.some((p) => {
+    if ('portNumber' in p) return p.portNumber.protocol === protocol && p.portNumber.port === port;
+    if ('portRange' in p) return p.portRange.protocol === protocol && port >= p.portRange.start && port <= p.portRange.end;
+    const named = 'pod' in dst ? dst.pod.ports?.[p.namedPort] : undefined;
+    return named !== undefined && named.protocol === protocol && named.port === port;
+  });
+}
+
+/**
+ * One connection through every tier, per direction: the AdminNetworkPolicies selecting the pod, lowest
+ * priority first and each rule in order, the first matching rule deciding (Pass: go on to NetworkPolicy);
+ * then NetworkPolicy (a pod it isolates gets its answer); then the BaselineAdminNetworkPolicy's first
+ * matching rule; else nothing decided ('not-isolated': the default, allow in Kubernetes).
+ */
+export function adminVerdict(admin: OracleAdmin, policies: readonly NetworkPolicy[], namespaces: readonly OracleNamespace[], src: OracleEnd, dst: OracleEnd, protocol: NetpolProtocol, port: number): OracleVerdict {
+  const np = netpolVerdict(policies, namespaces, src, dst, protocol, port);
+  const side = (pod: OraclePod, type: 'ingress' | 'egress', peer: OracleEnd, npSays: DirectionVerdict): DirectionVerdict => {
+    const anps = admin.anps.filter((a) => subjectMatches(a.subject, pod, namespaces)).sort((a, b) => a.priority - b.priority || (a.name < b.name ? -1 : 1));
+    tiers: for (const a of anps) {
+      for (const r of a[type]) {
+        if (!r.peers.some((p) => adminPeerMatches(p, peer, namespaces)) || !adminPortMatches(r.ports, protocol, port, dst)) continue;
+        if (r.action === 'Pass') break tiers;
+        return r.action === 'Allow' ? 'allow' : 'deny';
+      }
+    }
+    if (npSays !== 'not-isolated') return npSays;
+    const b = admin.banp;
+    if (b && subjectMatches(b.subject, pod, namespaces)) {
+      const r = b[type].find((x) => x.peers.some((p) => adminPeerMatches(p, peer, namespaces)) && adminPortMatches(x.ports, protocol, port, dst));
+      if (r) return r.action === 'Allow' ? 'allow' : 'deny';
+    }
+    return 'not-isolated';
+  };
+  const egress = 'pod' in src ? side(src.pod, 'egress', dst, np.egress) : 'not-isolated';
+  const ingress = 'pod' in dst ? side(dst.pod, 'ingress', src, np.ingress) : 'not-isolated';
   return { egress, ingress, allowed: egress !== 'deny' && ingress !== 'deny' };
 }

@@ -75,8 +75,8 @@ Each document is one whole object (fields it leaves out are unset, or their defa
   kind: Network                  # Tenant, Netprofile, Network, Policy, Group, Service or AppProfile
   metadata: { name: front, tenant: shop }   # tenant: default -t, then "default"
   spec: { subnet: 10.20.0.0/24 }            # the fields its create takes (see \`weft net create --help\`)
-Kubernetes' NetworkPolicy (networking.k8s.io/v1, metadata.namespace) and Namespace (v1, metadata.labels)
-go in the same files: a pod is an endpoint, its namespace its label \`namespace\` (CNI: K8S_POD_NAMESPACE).
+Kubernetes' NetworkPolicy (networking.k8s.io/v1, metadata.namespace), Namespace (v1, metadata.labels),
+AdminNetworkPolicy and BaselineAdminNetworkPolicy (policy.networking.k8s.io/v1alpha1) go in the same files: a pod is an endpoint, its namespace its label \`namespace\` (CNI: K8S_POD_NAMESPACE).
 Written in one transaction, in dependency order whatever the documents' order, at most 250 documents.
 Quote what must stay text: ports: "80", id: "1" (unquoted, YAML reads them as numbers).
 `)
@@ -107,6 +107,8 @@ const GET_KINDS: ReadonlyArray<{ kind: string; words: string[] }> = [
   { kind: 'AppProfile', words: ['app-profile', 'app-profiles'] },
   { kind: 'Namespace', words: ['namespace', 'namespaces', 'ns'] },
   { kind: 'NetworkPolicy', words: ['networkpolicy', 'networkpolicies', 'netpol'] },
+  { kind: 'AdminNetworkPolicy', words: ['adminnetworkpolicy', 'adminnetworkpolicies', 'anp'] },
+  { kind: 'BaselineAdminNetworkPolicy', words: ['baselineadminnetworkpolicy', 'baselineadminnetworkpolicies', 'banp'] },
 ];
 
 export function getCommands(program: Command, io: Io): void {

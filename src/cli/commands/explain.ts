@@ -18,6 +18,7 @@ function describe(s: any): string {
   // A NetworkPolicy's isolation: selected by these policies, and none of their rules allowed it.
   if (s.layer === 'networkpolicy' && r.action === 'deny') return `${s.policy}: no rule of theirs allows it`;
   if (s.layer === 'networkpolicy') return `${s.policy} ${r.id} (${r.protocol}${r.ports ? `/${r.ports}` : ''})`;
+  if (s.layer === 'adminnetworkpolicy' || s.layer === 'baselineadminnetworkpolicy') return `${s.policy} ${r.id} (${r.action} ${r.protocol}${r.ports ? `/${r.ports}` : ''})`;
   return `${s.policy} rule ${r.id} (priority ${r.priority}, ${r.action} ${r.protocol}${r.ports ? `/${r.ports}` : ''})`;
 }
 

@@ -1,4 +1,8 @@
-import { NAMESPACE_NAME_LABEL, checkNetworkPolicySpec, invalid, type NamespaceInput, type NamespaceObject, type NetworkPolicyInput, type NetworkPolicyObject } from '../../model/index.js';
+import {
+  BANP_NAME, NAMESPACE_NAME_LABEL, checkAdminSpec, checkNetworkPolicySpec, invalid,
+  type AdminNetworkPolicyInput, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicyInput, type BaselineAdminNetworkPolicySpec,
+  type NamespaceInput, type NamespaceObject, type NetworkPolicyInput, type NetworkPolicyObject,
+} from '../../model/index.js';
 import type { KindDef } from '../crud.js';
 
 /**
@@ -25,6 +29,31 @@ export const namespaceKind: KindDef<NamespaceInput, NamespaceObject> = {
     const given = input.labels?.[NAMESPACE_NAME_LABEL];
     if (given !== undefined && given !== input.name) throw invalid(`labels.${NAMESPACE_NAME_LABEL}`, `is always the namespace's name (${input.name}); leave it out`);
     return { tenant, name: input.name, labels: { ...(input.labels ?? {}), [NAMESPACE_NAME_LABEL]: input.name } };
+  },
+  async dependants() {
+    return [];
+  },
+};
+
+/** The tenant's AdminNetworkPolicies: what the schema cannot check is checked here, naming the field. */
+export const adminNetworkPolicyKind: KindDef<AdminNetworkPolicyInput, AdminPolicyObject<AdminNetworkPolicySpec>> = {
+  collection: 'adminnetworkpolicies',
+  async build(input, { tenant }) {
+    checkAdminSpec(input.spec);
+    return { tenant, name: input.name, spec: input.spec };
+  },
+  async dependants() {
+    return [];
+  },
+};
+
+/** The tenant's one BaselineAdminNetworkPolicy, named `default` as upstream requires. */
+export const baselineAdminNetworkPolicyKind: KindDef<BaselineAdminNetworkPolicyInput, AdminPolicyObject<BaselineAdminNetworkPolicySpec>> = {
+  collection: 'baselineadminnetworkpolicies',
+  async build(input, { tenant }) {
+    if (input.name !== BANP_NAME) throw invalid('name', `a BaselineAdminNetworkPolicy is named ${BANP_NAME} (there is one per tenant), not ${input.name}`);
+    checkAdminSpec(input.spec);
+    return { tenant, name: input.name, spec: input.spec };
   },
   async dependants() {
     return [];

@@ -51,6 +51,7 @@ function inputOf(d: ApplyDocument, spec: object): object {
     return { name: `${namespace}.${name}`, namespace, policyName: name, spec };
   }
   if (d.kind === 'Namespace') return { name, ...(d.metadata.labels ? { labels: d.metadata.labels } : {}) };
+  if (d.kind === 'AdminNetworkPolicy' || d.kind === 'BaselineAdminNetworkPolicy') return { name, spec };
   return { ...spec, name };
 }
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, parseIp, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, adminPolicyOf, baselinePolicyOf, parseIp, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess } from '../../control/index.js';
 import { explainFlow, layerOf, type Decision } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -34,12 +34,15 @@ export function explainRoutes(app: FastifyInstance): void {
     requireTenantAccess(principalOf(req), req.params.tenant);
     const t = req.params.tenant;
     const tenant = await c.tenants.get(t);
-    const [networks, groups, policies, eps, nps, nss] = await Promise.all([
+    const [networks, groups, policies, eps, nps, nss, anps, banps] = await Promise.all([
       c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
+      c.adminNetworkPolicies.list(t), c.baselineAdminNetworkPolicies.list(t),
     ]);
     const netpol = {
       policies: nps.items.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec })),
       namespaces: nss.items.map((n) => ({ name: n.name, labels: n.labels })),
+      anps: anps.items.map((a) => adminPolicyOf(a.name, a.spec)),
+      banp: banps.items[0] && baselinePolicyOf(banps.items[0].spec),
     };
     const endpoints = eps.items;
     const resolve = (x: string, field: string): { ip: string; endpoint?: Endpoint } => {
