@@ -24,39 +24,46 @@ const endpoints = async () => (await h.api('GET', '/api/v1/endpoints')).json.ite
 test('50 concurrent ADDs: 50 distinct reachable addresses; 50 DELs leave no veth, address, conntrack or nft rule', { skip: !root && 'needs root' }, async () => {
   const n = 50;
   const paths = await Promise.all(Array.from({ length: n }, (_, i) => h.container(`p${i}`)));
-  const adds = await Promise.all(paths.map((netns, i) => h.cni('ADD', {
-    conflist: 'weft-default-net', containerId: `burst-${i}`, netns,
-    ...(i % 10 === 0 ? { patch: { runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80 }] } } } : {}),
-  })));
-  adds.forEach((r, i) => assert.equal(r.code, 0, `ADD ${i}: ${r.stdout}`));
-  const ips = adds.map((r) => r.json.ips[0].address.split('/')[0] as string);
-  assert.equal(new Set(ips).size, n, 'distinct addresses');
-  const unreachable: string[] = [];
-  for (const ip of ips.slice(1)) {
-    if ((await h.exec(`${h.tag}-p0`, ['ping', '-c', '1', '-W', '1', ip])).code !== 0) unreachable.push(ip);
-  }
-  assert.deepEqual(unreachable, [], 'every container reaches every other');
-  assert.equal((await wiredVeths()).length, n);
-  const nftBefore = (await h.exec(TNS(), ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
-  assert.equal((nftBefore.match(/dnat ip to [^\n]*comment "endpoint/g) ?? []).length, 5, 'five published ports');
-  const ct = await h.exec(TNS(), ['conntrack', '-L']);
-  assert.match(ct.stdout + ct.stderr, /10\.7\.0\./, 'the pings left conntrack entries to clean');
+  let deleted = false;
+  try {
+    const adds = await Promise.all(paths.map((netns, i) => h.cni('ADD', {
+      conflist: 'weft-default-net', containerId: `burst-${i}`, netns,
+      ...(i % 10 === 0 ? { patch: { runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80 }] } } } : {}),
+    })));
+    adds.forEach((r, i) => assert.equal(r.code, 0, `ADD ${i}: ${r.stdout}`));
+    const ips = adds.map((r) => r.json.ips[0].address.split('/')[0] as string);
+    assert.equal(new Set(ips).size, n, 'distinct addresses');
+    const unreachable: string[] = [];
+    for (const ip of ips.slice(1)) {
+      if ((await h.exec(`${h.tag}-p0`, ['ping', '-c', '1', '-W', '1', ip])).code !== 0) unreachable.push(ip);
+    }
+    assert.deepEqual(unreachable, [], 'every container reaches every other');
+    assert.equal((await wiredVeths()).length, n, 'a veth per container');
+    const nftBefore = (await h.exec(TNS(), ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
+    assert.equal((nftBefore.match(/dnat ip to [^\n]*comment "endpoint/g) ?? []).length, 5, 'five published ports');
+    const ct = await h.exec(TNS(), ['conntrack', '-L']);
+    assert.match(ct.stdout + ct.stderr, /10\.7\.0\./, 'the pings left conntrack entries to clean');
 
-  const dels = await Promise.all(paths.map((_, i) => h.cni('DEL', { conflist: 'weft-default-net', containerId: `burst-${i}`, netns: '' })));
-  dels.forEach((r, i) => assert.equal(r.code, 0, `DEL ${i}: ${r.stdout}`));
-  assert.deepEqual(await wiredVeths(), [], 'no veth left');
-  assert.deepEqual(await endpoints(), [], 'no endpoint (and so no address) left');
-  // The bridge's own traffic (from the gateway, e.g. IGMP reports) may stay; no endpoint address may.
-  const ctAfter = (await h.exec(TNS(), ['conntrack', '-L'])).stdout;
-  const leftovers = ips.filter((ip) => new RegExp(`(src|dst)=${ip.replace(/\./g, '\\.')} `).test(ctAfter));
-  assert.deepEqual(leftovers, [], `no conntrack entry of a deleted endpoint is left:\n${ctAfter}`);
-  const nftAfter = (await h.exec(TNS(), ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
-  assert.doesNotMatch(nftAfter, /comment "endpoint/, 'no port rule left in the tenant');
-  assert.match(nftAfter, /comment "dns"/, 'DNS interception stays with the tenant');
-  const hostAfter = (await h.exec(h.hostNs, ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
-  assert.match(hostAfter, /masquerade/, 'the host table is there');
-  assert.doesNotMatch(hostAfter, /dnat ip to/, 'no port rule left on the host');
-  for (let i = 0; i < n; i++) await h.exec(h.hostNs, ['ip', 'netns', 'del', `${h.tag}-p${i}`]);
+    const dels = await Promise.all(paths.map((_, i) => h.cni('DEL', { conflist: 'weft-default-net', containerId: `burst-${i}`, netns: '' })));
+    dels.forEach((r, i) => assert.equal(r.code, 0, `DEL ${i}: ${r.stdout}`));
+    assert.deepEqual(await wiredVeths(), [], 'no veth left');
+    assert.deepEqual(await endpoints(), [], 'no endpoint (and so no address) left');
+    // The bridge's own traffic (from the gateway, e.g. IGMP reports) may stay; no endpoint address may.
+    const ctAfter = (await h.exec(TNS(), ['conntrack', '-L'])).stdout;
+    const leftovers = ips.filter((ip) => new RegExp(`(src|dst)=${ip.replace(/\./g, '\\.')} `).test(ctAfter));
+    assert.deepEqual(leftovers, [], `no conntrack entry of a deleted endpoint is left:\n${ctAfter}`);
+    const nftAfter = (await h.exec(TNS(), ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
+    assert.doesNotMatch(nftAfter, /comment "endpoint/, 'no port rule left in the tenant');
+    assert.match(nftAfter, /comment "dns"/, 'DNS interception stays with the tenant');
+    const hostAfter = (await h.exec(h.hostNs, ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
+    assert.match(hostAfter, /masquerade/, 'the host table is there');
+    assert.doesNotMatch(hostAfter, /dnat ip to/, 'no port rule left on the host');
+    deleted = true;
+  } finally {
+    // Also when an assertion failed: the next test counts veths and endpoints, and must not see these.
+    if (!deleted) await Promise.all(paths.map((_, i) => h.cni('DEL', { conflist: 'weft-default-net', containerId: `burst-${i}`, netns: '' })));
+    for (let i = 0; i < n; i++) await h.exec(h.hostNs, ['ip', 'netns', 'del', `${h.tag}-p${i}`]);
+  }
 });
 
 test('killing and restarting the agent during a TCP stream: the stream survives, no address changes', { skip: !root && 'needs root' }, async () => {

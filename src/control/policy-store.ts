@@ -11,6 +11,8 @@ export interface PolicyHead {
   createdAt: string;
   updatedAt: string;
   owner?: string;
+  /** Audit mode (absent: enforce). */
+  mode?: 'audit';
   /** The generation of segments that holds the rules (`rules/T/P/GEN/`); a bulk write starts the next. */
   gen: number;
   /** How many rules there are: a read that tore between the head and its segments does not add up. */
@@ -47,8 +49,8 @@ export function migrateLegacy(tx: Txn, legacy: LegacyPolicy): PolicyHead {
 
 /** The policy as the API shows it, from its head and its rules in order. */
 function assemble(head: Entry, rules: readonly StoredRule[]): Policy {
-  const { tenant, name, createdAt, updatedAt, owner } = head.value as PolicyHead;
-  return { tenant, name, rules: rules.map(publicRule), createdAt, updatedAt, ...(owner !== undefined ? { owner } : {}), revision: head.modRevision };
+  const { tenant, name, createdAt, updatedAt, owner, mode } = head.value as PolicyHead;
+  return { tenant, name, rules: rules.map(publicRule), createdAt, updatedAt, ...(owner !== undefined ? { owner } : {}), ...(mode === 'audit' ? { mode } : {}), revision: head.modRevision };
 }
 
 /** The whole policy whose head is `head`, its segments read in `tx`. */
@@ -121,6 +123,6 @@ export async function migratePolicies(store: Store): Promise<number> {
 
 /** The stored head fields of a policy object (what writePolicy keeps besides the rules). */
 export function headFields(p: Stored<Policy>): Omit<PolicyHead, 'gen' | 'count' | 'next'> {
-  const { tenant, name, createdAt, updatedAt, owner } = p;
-  return { tenant, name, createdAt, updatedAt, ...(owner !== undefined ? { owner } : {}) };
+  const { tenant, name, createdAt, updatedAt, owner, mode } = p;
+  return { tenant, name, createdAt, updatedAt, ...(owner !== undefined ? { owner } : {}), ...(mode === 'audit' ? { mode } : {}) };
 }

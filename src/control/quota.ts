@@ -36,6 +36,8 @@ export interface QuotaView {
 export interface Owned {
   owner?: string;
   rules?: ReadonlyArray<{ owner?: string }>;
+  /** The rules a Kubernetes policy expands to, its owner's (they have no rule objects of their own). */
+  weight?: number;
 }
 export type Deltas = Map<string, QuotaLimits>;
 
@@ -51,6 +53,7 @@ export function quotaDeltas(before: Owned | undefined, after: Owned | undefined)
   for (const [o, sign] of [[before, -1], [after, 1]] as const) {
     if (!o) continue;
     add(o.owner, 'objects', sign);
+    if (o.weight) add(o.owner, 'rules', sign * o.weight);
     for (const r of o.rules ?? []) add(r.owner, 'rules', sign);
   }
   return out;

@@ -1,4 +1,4 @@
-import { adminPolicyOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type Encap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type Encap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
@@ -135,9 +135,9 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       endpoints: d.endpoints.filter((e) => e.tenant === tenant.name),
       host: d.host,
       netpol: {
-        policies: (d.networkPolicies ?? []).filter((p) => p.tenant === tenant.name).map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, revision: p.revision })),
+        policies: (d.networkPolicies ?? []).filter((p) => p.tenant === tenant.name).map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, revision: p.revision, ...auditOf(p) })),
         namespaces: (d.namespaces ?? []).filter((n) => n.tenant === tenant.name).map((n) => ({ name: n.name, labels: n.labels, revision: n.revision })),
-        anps: (d.adminNetworkPolicies ?? []).filter((a) => a.tenant === tenant.name).map((a) => ({ ...adminPolicyOf(a.name, a.spec), revision: a.revision })),
+        anps: (d.adminNetworkPolicies ?? []).filter((a) => a.tenant === tenant.name).map((a) => ({ ...adminPolicyOf(a.name, a.spec), revision: a.revision, ...auditOf(a) })),
         banp: banpOf(d, tenant.name),
       },
     }) : undefined,
@@ -149,7 +149,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
 
 function banpOf(d: DesiredHostState, tenant: string) {
   const b = (d.baselineAdminNetworkPolicies ?? []).find((x) => x.tenant === tenant);
-  return b && { ...baselinePolicyOf(b.spec), revision: b.revision };
+  return b && { ...baselinePolicyOf(b.spec), revision: b.revision, ...auditOf(b) };
 }
 
 export function planHost(d: DesiredHostState): TenantPlan[] {

@@ -47,6 +47,14 @@ export function renderPolicy(p: CompiledPolicy): PolicyNft {
 interface Seg { first: number; last: number; verdict: Verdict }
 
 const range = (a: number, b: number) => (a === b ? String(a) : `${a}-${b}`);
+
+/**
+ * Audit mode: a connection only policies in audit mode would drop passes through this chain, counted
+ * (`nft list chain inet weft audit`) and logged to NFLOG group AUDIT_LOG_GROUP, at most 20 a second.
+ */
+export const AUDIT_CHAIN = 'audit';
+export const AUDIT_LOG_GROUP = 7;
+const verdictText = (v: Verdict) => (v === 'audit' ? `jump ${AUDIT_CHAIN}` : v);
 const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${formatIp(a)}-${formatIp(b)}`);
 
 type Proto = Profile['proto'];
@@ -87,7 +95,7 @@ function render(p: CompiledPolicy): PolicyNft {
       for (const e of q.singles) singles.push(e); // not spread: a profile may hold more ports than a call takes arguments
       const mark = markOf(prof.id);
       if (q.verdict !== undefined) {
-        if (q.verdict !== p.fallback) rest.push(`${mark} : ${q.verdict}`);
+        if (q.verdict !== p.fallback) rest.push(`${mark} : ${verdictText(q.verdict)}`);
         continue;
       }
       const chain = chainOf(proto, q.rest, byText, chains);
@@ -107,9 +115,13 @@ function render(p: CompiledPolicy): PolicyNft {
     n.rest = r.name;
   }
   const sorted = [...chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const audit = p.profiles.some((x) => x.segs.some((g) => g.verdict === 'audit')) ? [
+    `\tchain ${AUDIT_CHAIN} {`, '\t\tcounter',
+    `\t\tlimit rate 20/second burst 40 packets log prefix "weft-audit " group ${AUDIT_LOG_GROUP}`, '\t\taccept', '\t}',
+  ] : [];
   return {
     maps: [...maps, ...sorted.flatMap((c) => c.maps)],
-    chains: [...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...renderForward(p, names)],
+    chains: [...audit, ...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...renderForward(p, names)],
   };
 }
 
@@ -161,7 +173,7 @@ export function splitSingles(segs: readonly Seg[], fallback: Verdict, key: strin
       // The port takes the verdict of what surrounds it (what follows, at port 0); an exact entry says
       // otherwise where it differs.
       const around = prev?.verdict ?? full[1]?.verdict ?? fallback;
-      if (s.verdict !== around) singles.push(`${key} . ${s.first} : ${s.verdict}`);
+      if (s.verdict !== around) singles.push(`${key} . ${s.first} : ${verdictText(s.verdict)}`);
       if (prev) prev.last = s.last;
       else rest.push({ first: s.first, last: s.last, verdict: around });
     } else if (prev && prev.verdict === s.verdict) prev.last = s.last;
@@ -180,7 +192,7 @@ function restVerdict(segs: readonly Seg[], last: number, skipped: number, fallba
 /** A chain shared by every profile with the same remaining verdicts, and the interval map it looks ports up in. */
 interface Chain { name: string; lines: string[]; maps: NftMap[]; text: string }
 
-const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x.last)} : ${x.verdict}`);
+const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x.last)} : ${verdictText(x.verdict)}`);
 
 /**
  * Beyond this many ranges a protocol's verdicts go into a named interval map; up to it, one rule per
@@ -208,7 +220,7 @@ function chainOf(proto: Proto, segs: readonly Seg[], byText: Map<string, Chain>,
   const [match, type] = proto === 'other' ? ['meta l4proto', 'inet_proto'] : [`${proto} dport`, 'inet_service'];
   const chain: Chain = { name, lines: [], maps: [], text };
   if (segs.length <= INLINE_RANGES) {
-    for (const s of segs) chain.lines.push(`\t\t${match} ${range(s.first, s.last)} ${s.verdict}`);
+    for (const s of segs) chain.lines.push(`\t\t${match} ${range(s.first, s.last)} ${verdictText(s.verdict)}`);
   } else {
     chain.maps.push({ name: `${name}_${x}`, type: `${type} : verdict`, interval: true, elements: elementsOf(segs) });
     chain.lines.push(`\t\t${match} vmap @${name}_${x}`);

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { invalid } from './errors.js';
 import { parseCidr } from './ipv4.js';
 import type { LabelSelector, NetpolProtocol } from './netpol.js';
-import { LabelSelectorSchema } from './netpol-schema.js';
+import { LabelSelectorSchema, MAX_POLICY_EXPANSION } from './netpol-schema.js';
 
 // AdminNetworkPolicy and BaselineAdminNetworkPolicy (policy.networking.k8s.io/v1alpha1, issue 15): the
 // cluster admin's tiers around NetworkPolicy. In Weft a tenant is the cluster: both are per tenant.
@@ -87,9 +87,23 @@ export const BANP_NAME = 'default';
 
 type SpecRule = { name?: string | undefined; action: string; from?: readonly unknown[] | undefined; to?: readonly unknown[] | undefined; ports?: readonly AnpPort[] | undefined };
 
+/** The rules an admin policy's spec expands to (peers, a network's each CIDR, × ports). */
+export function adminWeight(spec: { ingress?: readonly SpecRule[] | undefined; egress?: readonly SpecRule[] | undefined }): number {
+  let n = 0;
+  for (const r of [...(spec.ingress ?? []), ...(spec.egress ?? [])]) {
+    const peers = (r.from ?? r.to ?? []).reduce<number>((k, p) => k + ((p as { networks?: readonly string[] }).networks?.length ?? 1), 0);
+    n += Math.max(1, peers) * Math.max(1, r.ports?.length ?? 0);
+  }
+  return n;
+}
+
 /** What a schema cannot say: port ranges in order, no SCTP port (enforced as a whole protocol), CIDRs parse. */
 export function checkAdminSpec(spec: { ingress?: readonly SpecRule[] | undefined; egress?: readonly SpecRule[] | undefined }, path = ''): void {
   const at = (x: string) => (path ? `${path}.${x}` : x);
+  const weight = adminWeight(spec);
+  if (weight > MAX_POLICY_EXPANSION) {
+    throw invalid(at((spec.ingress?.length ?? 0) > 0 ? 'ingress' : 'egress'), `the policy expands to ${weight} rules (each rule's peers × ports), past ${MAX_POLICY_EXPANSION}: split it into several policies`);
+  }
   for (const dir of ['ingress', 'egress'] as const) {
     for (const [i, r] of (spec[dir] ?? []).entries()) {
       for (const [j, p] of (r.ports ?? []).entries()) {
@@ -121,3 +135,6 @@ export function adminPolicyOf(name: string, spec: AdminNetworkPolicySpec): Admin
 export function baselinePolicyOf(spec: BaselineAdminNetworkPolicySpec): BaselineAdminNetworkPolicy {
   return { subject: spec.subject as AnpSubject, ingress: adminRules<'Allow' | 'Deny'>(spec.ingress), egress: adminRules<'Allow' | 'Deny'>(spec.egress) };
 }
+
+/** A stored policy's mode as the compiler takes it (audit: evaluated, would-be drops pass counted). */
+export const auditOf = (x: { mode?: string | undefined }): { audit?: true } => (x.mode === 'audit' ? { audit: true } : {});

@@ -1,6 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { API_VERSIONS, APPLY_SPECS, type ApplyDocument, type ApplyKind } from './schemas.js';
 import { NAMESPACE_NAME_LABEL } from './netpol.js';
+import { MODE_ANNOTATION } from './netpol-schema.js';
 import type { NamespaceObject, NetworkPolicyObject } from './objects.js';
 
 /** What a schema lets through of `value`: an object's declared properties (recursively), an array's items. */
@@ -25,9 +26,11 @@ function pick(value: unknown, schema: TSchema): unknown {
  */
 export function documentOf(kind: ApplyKind, obj: { name: string; tenant?: string }): ApplyDocument {
   const tenant = obj.tenant !== undefined ? { tenant: obj.tenant } : {};
+  // A Kubernetes policy's audit mode travels as an annotation (its spec is upstream's).
+  const annotations = (obj as { mode?: string }).mode === 'audit' ? { annotations: { [MODE_ANNOTATION]: 'audit' } } : {};
   if (kind === 'NetworkPolicy') {
     const np = obj as NetworkPolicyObject;
-    return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: np.policyName, namespace: np.namespace, ...tenant }, spec: np.spec as Record<string, unknown> };
+    return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: np.policyName, namespace: np.namespace, ...tenant, ...annotations }, spec: np.spec as Record<string, unknown> };
   }
   if (kind === 'Namespace') {
     // The name label is Kubernetes' (always there, never written): left out, as `kubectl get -o yaml` would show it applied.
@@ -35,7 +38,7 @@ export function documentOf(kind: ApplyKind, obj: { name: string; tenant?: string
     return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: obj.name, ...tenant, ...(Object.keys(labels).length > 0 ? { labels } : {}) } };
   }
   if (kind === 'AdminNetworkPolicy' || kind === 'BaselineAdminNetworkPolicy') {
-    return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: obj.name, ...tenant }, spec: (obj as unknown as { spec: Record<string, unknown> }).spec };
+    return { apiVersion: API_VERSIONS[kind], kind, metadata: { name: obj.name, ...tenant, ...annotations }, spec: (obj as unknown as { spec: Record<string, unknown> }).spec };
   }
   const spec = pick(obj, APPLY_SPECS[kind]) as Record<string, unknown>;
   return { apiVersion: 'weft/v1', kind, metadata: { name: obj.name, ...(kind !== 'Tenant' && obj.tenant !== undefined ? { tenant: obj.tenant } : {}) }, spec };

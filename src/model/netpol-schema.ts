@@ -12,6 +12,11 @@ const LabelValue = Type.String({ pattern: '^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-
 /** Labels as Kubernetes takes them (a Namespace's): [prefix/]name keys. */
 export const K8sLabels = Type.Record(LabelKey, LabelValue, { maxProperties: 64, additionalProperties: false, description: 'key: value labels' });
 
+/** Annotations as Kubernetes takes them; Weft reads `weft.io/mode` on policies and ignores the rest. */
+export const K8sAnnotations = Type.Record(LabelKey, Type.String({ maxLength: 4096 }), { maxProperties: 64, additionalProperties: false, description: 'key: value annotations' });
+/** The annotation that puts a Kubernetes policy in audit mode (`weft apply --audit` sets it for every policy). */
+export const MODE_ANNOTATION = 'weft.io/mode';
+
 export const LabelSelectorSchema = Type.Object({
   matchLabels: Type.Optional(Type.Record(LabelKey, LabelValue, { maxProperties: 64, additionalProperties: false })),
   matchExpressions: Type.Optional(Type.Array(Type.Object({
@@ -82,9 +87,29 @@ function checkPort(p: NetworkPolicyPort, path: string): void {
   if (p.endPort < p.port) throw invalid(`${path}.endPort`, `${p.endPort} is below port ${p.port}`);
 }
 
+/**
+ * At most this many rules per Kubernetes policy once expanded (each rule's peers × ports): what the
+ * compiler makes of one document, and what it costs its owner in the rules quota. One document may
+ * otherwise name 1,024 rules × 256 peers × 256 ports (67 million rules: a host's compile ran out of
+ * memory on one, review of session 14).
+ */
+export const MAX_POLICY_EXPANSION = 1000;
+
+/** The rules a NetworkPolicy's spec expands to (peers × ports per rule, at least one of each). */
+export function netpolWeight(spec: NetworkPolicy['spec']): number {
+  let n = 0;
+  for (const r of spec.ingress ?? []) n += Math.max(1, r.from?.length ?? 0) * Math.max(1, r.ports?.length ?? 0);
+  for (const r of spec.egress ?? []) n += Math.max(1, r.to?.length ?? 0) * Math.max(1, r.ports?.length ?? 0);
+  return n;
+}
+
 /** What a schema cannot say of a NetworkPolicy's spec; errors name the field under `path` (e.g. `spec`). */
 export function checkNetworkPolicySpec(spec: NetworkPolicy['spec'], path = 'spec'): void {
   const at = (x: string) => (path ? `${path}.${x}` : x);
+  const weight = netpolWeight(spec);
+  if (weight > MAX_POLICY_EXPANSION) {
+    throw invalid(at((spec.ingress?.length ?? 0) > 0 ? 'ingress' : 'egress'), `the policy expands to ${weight} rules (each rule's peers × ports), past ${MAX_POLICY_EXPANSION}: split it into several policies`);
+  }
   checkSelector(spec.podSelector, at('podSelector'));
   for (const dir of ['ingress', 'egress'] as const) {
     for (const [i, r] of (spec[dir] ?? []).entries()) {

@@ -63,10 +63,14 @@ export interface Rule {
   owner?: string;
 }
 
+export type PolicyMode = 'enforce' | 'audit';
+
 export interface Policy extends Meta {
   tenant: string;
   name: string;
   rules: Rule[];
+  /** `audit`: its rules are evaluated and what they would drop passes, counted and logged (absent: enforce). */
+  mode?: PolicyMode;
 }
 
 /**
@@ -118,18 +122,25 @@ export interface DockerNetwork extends Meta {
  */
 export interface NetworkPolicyObject extends Meta {
   tenant: string;
+  /** `audit`: evaluated, and what it would drop passes, counted (`weft apply --audit`). */
+  mode?: PolicyMode;
   /** `namespace.policyName`: the store's name for it. */
   name: string;
   namespace: string;
   policyName: string;
   spec: NetworkPolicy['spec'];
+  /** The rules it expands to (peers × ports per rule): counted in its owner's rules quota. */
+  weight?: number;
 }
 
 /** An AdminNetworkPolicy or the BaselineAdminNetworkPolicy of a tenant (its name is `default`), as stored. */
 export interface AdminPolicyObject<S> extends Meta {
   tenant: string;
+  mode?: PolicyMode;
   name: string;
   spec: S;
+  /** The rules it expands to: counted in its owner's rules quota. */
+  weight?: number;
 }
 
 /** A namespace's labels in a tenant (what namespaceSelectors match); a namespace with none needs no object. */

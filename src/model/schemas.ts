@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
 import { ENCAPS, ENCRYPTIONS, WIREGUARD_MODES, type Encap } from './objects.js';
-import { K8sLabels, NetworkPolicySpecSchema } from './netpol-schema.js';
+import { K8sAnnotations, K8sLabels, NetworkPolicySpecSchema } from './netpol-schema.js';
 import { AdminNetworkPolicySpecSchema, BaselineAdminNetworkPolicySpecSchema } from './anp.js';
 
 /**
@@ -77,8 +77,12 @@ export const RuleInput = strict({
   toCidr: Type.Optional(Text(18)),
 });
 
+/** Enforce (the default), or audit: evaluated, and what it would drop passes, counted and logged. */
+export const PolicyModeSchema = oneOf(['enforce', 'audit'] as const, 'enforce (default) or audit: evaluated, nothing dropped, would-be drops counted and logged');
+
 export const PolicyInput = strict({
   name: Name,
+  mode: Type.Optional(PolicyModeSchema),
   rules: Type.Optional(Type.Array(RuleInput, { maxItems: 100000 })),
 });
 
@@ -248,14 +252,15 @@ export const NetworkPolicyInput = strict({
   namespace: Name,
   policyName: Name,
   spec: NetworkPolicySpecSchema,
+  mode: Type.Optional(PolicyModeSchema),
 });
 export type NetworkPolicyInput = Static<typeof NetworkPolicyInput>;
 
 /** An AdminNetworkPolicy (policy.networking.k8s.io/v1alpha1) of a tenant, written by `weft apply` only. */
-export const AdminNetworkPolicyInput = strict({ name: Name, spec: AdminNetworkPolicySpecSchema });
+export const AdminNetworkPolicyInput = strict({ name: Name, spec: AdminNetworkPolicySpecSchema, mode: Type.Optional(PolicyModeSchema) });
 export type AdminNetworkPolicyInput = Static<typeof AdminNetworkPolicyInput>;
 /** The tenant's BaselineAdminNetworkPolicy: one, named `default`. */
-export const BaselineAdminNetworkPolicyInput = strict({ name: Name, spec: BaselineAdminNetworkPolicySpecSchema });
+export const BaselineAdminNetworkPolicyInput = strict({ name: Name, spec: BaselineAdminNetworkPolicySpecSchema, mode: Type.Optional(PolicyModeSchema) });
 export type BaselineAdminNetworkPolicyInput = Static<typeof BaselineAdminNetworkPolicyInput>;
 
 /** A namespace's labels (what a NetworkPolicy's namespaceSelector matches). */
@@ -298,6 +303,7 @@ export const ApplyDocument = strict({
     tenant: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "the object's tenant; default: the request's `tenant`, then `default`" })),
     namespace: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: "a NetworkPolicy's namespace (default: `default`)" })),
     labels: Type.Optional(K8sLabels),
+    annotations: Type.Optional(K8sAnnotations),
   }),
   spec: Type.Optional(Type.Object({}, { additionalProperties: true, description: "the kind's fields, as its own create takes them, without name" })),
 });
@@ -315,6 +321,7 @@ export const ApplyInput = strict({
   tenant: Type.Optional(Name),
   dryRun: Type.Optional(Type.Boolean({ description: 'decide and report, write nothing' })),
   delete: Type.Optional(Type.Boolean({ description: 'remove what the documents name instead of writing it' })),
+  audit: Type.Optional(Type.Boolean({ description: 'write every policy of the documents (Policy, NetworkPolicy and the admin kinds) in audit mode' })),
   documents: Type.Array(ApplyDocument, { minItems: 1, maxItems: MAX_APPLY_DOCUMENTS }),
 });
 export type ApplyInput = Static<typeof ApplyInput>;

@@ -2,7 +2,7 @@ import type { Action, Endpoint, Group, Network, Policy, Tenant } from '../model/
 import type { Classification, Klass } from './classes.js';
 import { endpointsByIp, groupOfIdentity } from './classes.js';
 import { Netpol, type NetpolInput } from './netpol.js';
-import { Engine, frameOf, type Scope } from './engine.js';
+import { Engine, frameOf, refOf, type Scope } from './engine.js';
 import { movedEndpoints, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
 import type { PairProfiles, Profile } from './pairs.js';
@@ -26,7 +26,8 @@ export interface PolicyState {
   netpol?: NetpolInput;
 }
 
-export type Verdict = 'accept' | 'drop';
+/** `audit`: only rules of policies in audit mode would drop it; it passes, counted (the datapath's audit chain). */
+export type Verdict = 'accept' | 'drop' | 'audit';
 
 /**
  * A tenant's policy as the datapath runs it: classes; the pairs of classes whose verdict is not the
@@ -35,7 +36,7 @@ export type Verdict = 'accept' | 'drop';
  */
 export interface CompiledPolicy {
   tenant: string;
-  fallback: Verdict;
+  fallback: 'accept' | 'drop';
   classification: Classification;
   pairs: readonly PairProfiles[];
   /** Every profile a pair names, by id (ids are unique across protocols; 0 is none). */
@@ -45,7 +46,7 @@ export interface CompiledPolicy {
   how: 'cold' | 'incremental';
 }
 
-const verdictOf = (a: Action): Verdict => (a === 'allow' ? 'accept' : 'drop');
+const verdictOf = (a: Action): 'accept' | 'drop' => (a === 'allow' ? 'accept' : 'drop');
 
 export function viewOf(k: Klass): PeerView {
   return { group: k.group, network: k.network, cidrs: new Set(k.cidrs), sets: new Set(k.np?.sets ?? []) };
@@ -63,7 +64,7 @@ export function groupRules(s: PolicyState, group: string | undefined, direction:
   const g = s.groups.find((x) => x.name === group);
   if (!g) return [];
   const byName = new Map(s.policies.map((p) => [p.name, p]));
-  return g.policies.flatMap((name) => (byName.get(name)?.rules ?? []).filter((r) => r.direction === direction).map((rule) => ({ policy: name, rule })));
+  return g.policies.flatMap((name) => (byName.get(name)?.rules ?? []).filter((r) => r.direction === direction).map((rule) => refOf(name, rule, byName.get(name)?.mode)));
 }
 
 const EMPTY: Klass = { id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false };
@@ -117,7 +118,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles);
   const out: CompiledPolicy = {
     tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
-    ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0), how: warm ? 'incremental' : 'cold',
+    ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold',
   };
   engines.set(out, engine);
   return out;

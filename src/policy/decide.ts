@@ -18,7 +18,13 @@ export interface PeerView {
  * A rule as the compiler takes it: Weft's own, or one made from a Kubernetes tier (netpol.ts), whose peer
  * may be a peer set and whose action may be Pass (skip the rest of the AdminNetworkPolicy tier).
  */
-export type PolicyRule = Omit<Rule, 'action'> & { action: Action | 'pass'; fromSet?: string; toSet?: string };
+export type PolicyRule = Omit<Rule, 'action'> & {
+  action: Action | 'pass';
+  fromSet?: string;
+  toSet?: string;
+  /** Of a policy in audit mode: it decides what would happen, and the connection passes counted instead of dropped. */
+  audit?: boolean;
+};
 
 export interface RuleRef {
   policy: string;

@@ -19,7 +19,12 @@ const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
  */
 export function frameOf(s: PolicyState, sc: Scope): string {
   return JSON.stringify([s.tenant.name, s.tenant.defaultAction, s.host ?? null, s.networks.map((n) => [n.name, n.subnet]),
-    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => p.name), sc.np?.digest ?? null]);
+    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => (p.mode === 'audit' ? `${p.name} (audit)` : p.name)), sc.np?.digest ?? null]);
+}
+
+/** A policy's rule as the compiler holds it: marked when its policy is in audit mode. */
+export function refOf(policy: string, rule: Rule, mode: Policy['mode']): RuleRef {
+  return { policy, rule: mode === 'audit' ? { ...rule, audit: true } : rule };
 }
 
 /**
@@ -96,7 +101,10 @@ export class Engine {
   groupRules(identity: string, d: 'in' | 'out'): RuleRef[] {
     const [group, own] = identity.split('#') as [string, string | undefined];
     const g = this.groups.find((x) => x.name === group);
-    const weft: RuleRef[] = (g?.policies ?? []).flatMap((name) => (this.policies.get(name)?.rules ?? []).filter((r) => r.direction === d).map((rule) => ({ policy: name, rule })));
+    const weft: RuleRef[] = (g?.policies ?? []).flatMap((name) => {
+      const p = this.policies.get(name);
+      return (p?.rules ?? []).filter((r) => r.direction === d).map((rule) => refOf(name, rule, p?.mode));
+    });
     return own && this.np ? weft.concat(this.np.rules(own, d)) : weft;
   }
 

@@ -8,6 +8,11 @@ export interface Explanation {
   egress: (Decision & { group: string | undefined }) | undefined;
   ingress: (Decision & { group: string | undefined }) | undefined;
   allowed: boolean;
+  /**
+   * When policies in audit mode would drop what passes: their decisions (what the connection would get
+   * were they enforced). The datapath passes it through its audit chain, counted and logged.
+   */
+  audit?: { egress: Explanation['egress']; ingress: Explanation['ingress']; allowed: false };
 }
 
 /** Why a new connection from srcIp to dstIp (proto, port) is allowed or denied: the contract of DESIGN §4. */
@@ -18,13 +23,19 @@ export function explainFlow(s: PolicyState, srcIp: string, dstIp: string, protoc
   const dst = c.byIp(dstIp);
   const proto = PROTO[protocol] ?? Number(protocol);
   const fallback: Action = s.tenant.defaultAction;
-  const side = (own: typeof src, peer: typeof src, direction: 'in' | 'out') => {
+  /** One side's decision: by the enforced rules, or (`all`) with those of policies in audit mode too. */
+  const side = (own: typeof src, peer: typeof src, direction: 'in' | 'out', all: boolean) => {
     if (!own.endpoint) return undefined;
     const mine = groupRules(s, own.group, direction).concat(np && own.np?.own ? np.rules(own.np.own, direction) : []);
-    const rules = mine.filter((r) => peerMatches(r.rule, viewOf(peer)) && trafficMatches(r.rule, proto, port));
+    const rules = mine.filter((r) => (all || !r.rule.audit) && peerMatches(r.rule, viewOf(peer)) && trafficMatches(r.rule, proto, port));
     return { ...decide(rules, fallback), group: own.group };
   };
-  const egress = side(src, dst, 'out');
-  const ingress = side(dst, src, 'in');
-  return { egress, ingress, allowed: (egress?.action ?? 'allow') === 'allow' && (ingress?.action ?? 'allow') === 'allow' };
+  const passes = (e: Explanation['egress'], i: Explanation['ingress']) => (e?.action ?? 'allow') === 'allow' && (i?.action ?? 'allow') === 'allow';
+  const egress = side(src, dst, 'out', false);
+  const ingress = side(dst, src, 'in', false);
+  const allowed = passes(egress, ingress);
+  const wouldEgress = side(src, dst, 'out', true);
+  const wouldIngress = side(dst, src, 'in', true);
+  const audit = allowed && !passes(wouldEgress, wouldIngress) ? { audit: { egress: wouldEgress, ingress: wouldIngress, allowed: false as const } } : {};
+  return { egress, ingress, allowed, ...audit };
 }

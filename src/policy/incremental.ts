@@ -1,7 +1,7 @@
 import type { Endpoint, Policy, Rule } from '../model/index.js';
 import { rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
 import { peerOf } from './rule-index.js';
-import type { Engine } from './engine.js';
+import { refOf, type Engine } from './engine.js';
 import type { Netpol } from './netpol.js';
 
 /** One rule as it was and as it is now (absent: added or removed). */
@@ -96,7 +96,7 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [
       counted.push([rule, d]);
       for (const g of holders) {
         const idx = e.indexes.get(`${rule.direction}/${g}`);
-        if (d === 1) idx?.add({ policy: c.policy, rule });
+        if (d === 1) idx?.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
         else idx?.removeById(c.policy, rule);
       }
     }

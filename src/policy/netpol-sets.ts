@@ -28,7 +28,8 @@ export type SetBase = Omit<SetSpec, 'id'>;
 /** A port entry of any tier: a protocol (absent: any), a range, or a name resolved on the destination pod. */
 export interface TierPort { protocol?: Protocol; range?: [number, number]; named?: { name: string; protocol?: Protocol } }
 
-export const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12);
+/** 96 bits: a set or an identity is named by its content, and two contents must never share a name. */
+export const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 24);
 
 /** An ipBlock CIDR as classes carry it: its network address and length (Kubernetes accepts host bits). */
 export function blockCidr(text: string): string {

@@ -326,3 +326,80 @@ test('admin tiers: 80 random sets of AdminNetworkPolicies, a baseline and Networ
     assert.deepEqual(bad.slice(0, 5), [], `set ${i}: ${JSON.stringify({ admin, policies })}`);
   }
 });
+
+// Audit mode: what only policies in audit mode would drop passes as `audit` (counted by the datapath).
+const verdictAt = (c: CompiledPolicy, src: string, dst: string, proto: number, port: number) => lookupVerdict(c, clsOf(c, src), clsOf(c, dst), proto, port);
+/** Both hosts' verdicts as the packet meets them: a drop anywhere drops, else an audit anywhere is audited. */
+const through = (vs: string[]) => (vs.includes('drop') ? 'drop' : vs.includes('audit') ? 'audit' : 'accept');
+
+test('audit mode: random NetworkPolicies split between enforced and audit: drop what the enforced ones deny, audit what only the rest would', () => {
+  const r = rng(31);
+  let audited = 0;
+  for (let i = 0; i < 60; i++) {
+    const policies = randomPolicies(r);
+    const audit = policies.map(() => r() < 0.5);
+    const s = state([], { netpol: { policies: policies.map((p, k) => ({ ...p, ...(audit[k] ? { audit: true } : {}) })), namespaces } });
+    const enforced = policies.filter((_, k) => !audit[k]);
+    const per = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
+    for (const src of ends) for (const dst of ends) {
+      if (src === dst || !('pod' in src) || !('pod' in dst)) continue;
+      for (const [protocol, port] of CASES) {
+        const actual: boolean = netpolVerdict(enforced, namespaces, src, dst, protocol, port).allowed;
+        const wouldBe = netpolVerdict(policies, namespaces, src, dst, protocol, port).allowed;
+        const want: string = !actual ? "drop" : !wouldBe ? "audit" : "accept";
+        if (want === 'audit') audited++;
+        const hosts = [...new Set([hostOf(src.pod), hostOf(dst.pod)])];
+        const got = through(hosts.map((h) => verdictAt(per.get(h) as CompiledPolicy, src.pod.ip, dst.pod.ip, PROTO_NUMBER[protocol], port)));
+        assert.equal(got, want, `set ${i} (audit ${audit}): ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}: ${JSON.stringify(policies)}`);
+        const e = explainFlow(s, src.pod.ip, dst.pod.ip, protocol === 'SCTP' ? '132' : protocol.toLowerCase(), port);
+        assert.equal(e.allowed, actual);
+        assert.equal(e.audit !== undefined, want === 'audit', `explain names the audit: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}`);
+      }
+    }
+  }
+  assert.ok(audited > 100, `some cells were audited (${audited})`);
+});
+
+test('audit mode on a Weft policy: its denials pass audited, explain names the rule that would have dropped; an enforced deny still drops', () => {
+  const groups: Group[] = [{ ...meta, tenant: 't', name: 'db', network: 'n', policies: ['watch', 'hard'], labels: {} }];
+  const weft: Policy[] = [
+    { ...meta, tenant: 't', name: 'watch', mode: 'audit', rules: [{ id: '1', priority: 5, direction: 'in', action: 'deny', protocol: 'tcp' }] },
+    { ...meta, tenant: 't', name: 'hard', rules: [{ id: '1', priority: 5, direction: 'in', action: 'deny', protocol: 'udp', ports: '81' }] },
+  ];
+  const eps = pods.map((p) => endpointOf(p, p.name === 'a' ? 'db' : undefined));
+  const s = state([], { groups, policies: weft, endpoints: eps, netpol: { policies: [], namespaces } });
+  const c = compilePolicy(s);
+  assert.equal(verdictAt(c, '10.0.1.2', '10.0.0.1', 6, 80), 'audit', 'tcp into db: only the audit policy denies it');
+  assert.equal(verdictAt(c, '10.0.1.2', '10.0.0.1', 17, 81), 'drop', 'udp/81: the enforced deny');
+  assert.equal(verdictAt(c, '10.0.1.2', '10.0.0.1', 17, 80), 'accept');
+  const e = explainFlow(s, '10.0.1.2', '10.0.0.1', 'tcp', 80);
+  assert.deepEqual([e.allowed, e.ingress?.by, e.audit?.ingress?.by?.policy, e.audit?.ingress?.by?.rule.id], [true, undefined, 'watch', '1']);
+  // Incremental: a rule added to the audit policy is audited too.
+  const next: PolicyState = { ...s, policies: [{ ...weft[0]!, rules: [...weft[0]!.rules, { id: '2', priority: 6, direction: 'in', action: 'deny', protocol: 'udp', ports: '80' }] }, weft[1]!], previous: c };
+  const n = compilePolicy(next);
+  assert.equal(n.how, 'incremental');
+  assert.equal(verdictAt(n, '10.0.1.2', '10.0.0.1', 17, 80), 'audit');
+  // Enforcing the policy is a frame change: a cold compile, and now it drops.
+  const enforced = compilePolicy({ ...next, policies: [{ ...next.policies[0]!, mode: 'enforce' }, weft[1]!], previous: n });
+  assert.equal(enforced.how, 'cold');
+  assert.equal(verdictAt(enforced, '10.0.1.2', '10.0.0.1', 6, 80), 'drop');
+});
+
+test('review: pods swapping a named port\'s number at the same addresses (an ipBlock + named-port egress) recompile to the oracle\'s answer', () => {
+  const policies = [np('x', 'out', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/16' } }], ports: [{ port: 'http' }] }] })];
+  const withHttp = (e: Endpoint, port: number) => ({ ...e, labels: { ...e.labels, 'port.weft.io/http': String(port) } });
+  const base = pods.map((p) => endpointOf(p));
+  const before = base.map((e) => (e.ip === '10.0.1.2' ? withHttp(e, 80) : e.ip === '10.0.1.3' ? withHttp(e, 8080) : e));
+  const after = base.map((e) => (e.ip === '10.0.1.2' ? withHttp(e, 8080) : e.ip === '10.0.1.3' ? withHttp(e, 80) : e));
+  const moved = pods.map((p) => (p.ip === '10.0.1.2' ? { ...p, ports: { http: { port: 8080, protocol: 'TCP' as const } } } : p.ip === '10.0.1.3' ? { ...p, ports: { http: { port: 80, protocol: 'TCP' as const } } } : p));
+  for (const host of [...HOSTS, undefined]) {
+    const first = compilePolicy({ ...state(policies, { endpoints: before }), ...(host ? { host } : {}) });
+    const warm = compilePolicy({ ...state(policies, { endpoints: after }), ...(host ? { host } : {}), previous: first });
+    for (const dst of moved.filter((p) => p.ip === '10.0.1.2' || p.ip === '10.0.1.3')) {
+      for (const port of [80, 8080]) {
+        const want = netpolVerdict(policies, namespaces, { pod: moved[0] as OraclePod }, { pod: dst }, 'TCP', port).allowed;
+        if (host === undefined || host === hostOf(moved[0] as OraclePod)) assert.equal(passes(warm, '10.0.0.1', dst.ip, 6, port), want, `${host ?? 'whole'} (${warm.how}): x/a > ${dst.ip}:${port}`);
+      }
+    }
+  }
+});

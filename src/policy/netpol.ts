@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DEFAULT_NAMESPACE, NAMESPACE_NAME_LABEL, policyTypesOf, selectorMatches } from '../model/index.js';
 import type { AdminNetworkPolicy, AnpSubject, BaselineAdminNetworkPolicy, Endpoint, LabelMap, NetworkPolicy, Rule } from '../model/index.js';
 import type { PolicyRule } from './decide.js';
@@ -38,11 +39,14 @@ export interface NetpolNamespace { name: string; labels: LabelMap; revision?: nu
 
 /** The tenant's Kubernetes policies and the labels its namespaces were given (`kind: Namespace`). */
 export interface NetpolInput {
-  policies: ReadonlyArray<NetworkPolicy & { revision?: number }>;
+  policies: ReadonlyArray<NetworkPolicy & Stamp>;
   namespaces: readonly NetpolNamespace[];
-  anps?: ReadonlyArray<AdminNetworkPolicy & { revision?: number }>;
-  banp?: (BaselineAdminNetworkPolicy & { revision?: number }) | undefined;
+  anps?: ReadonlyArray<AdminNetworkPolicy & Stamp>;
+  banp?: (BaselineAdminNetworkPolicy & Stamp) | undefined;
 }
+
+/** A stored policy's revision (the agent's compile cache keys on it) and whether it is in audit mode. */
+interface Stamp { revision?: number; audit?: boolean }
 
 /** A rule the compiler made from a tier: its peer may be a peer set, its action Pass. */
 export type NetpolRule = PolicyRule;
@@ -67,9 +71,20 @@ interface TierRule {
   peers: Array<SetBase | undefined>;
   /** undefined: every port of every protocol. */
   ports: Array<TierPort | undefined>;
+  /** Of a policy in audit mode. */
+  audit: boolean;
 }
 
+/** What applies to a pod; `isolated`: the NetworkPolicies isolating it per direction, `name (audit)` for those in audit mode. */
 interface Own { in: TierRule[]; out: TierRule[]; isolated: { in: string[]; out: string[] }; named: Record<string, NamedPort> }
+const AUDIT_SUFFIX = ' (audit)';
+
+/**
+ * An egress rule's named port becomes one rule per number pods declare under that name; past this many
+ * numbers for one name the others are not matched (their pods are not allowed by it: fail closed). A
+ * tenant's pods could otherwise multiply one rule by every number they declare.
+ */
+export const MAX_NAMED_NUMBERS = 64;
 type Dir = 'in' | 'out';
 const dirs = { in: 'ingress', out: 'egress' } as const;
 
@@ -87,10 +102,15 @@ export class Netpol {
   private readonly epParts = new WeakMap<Endpoint, { podSets: string[]; own: string }>();
   /** Per named port, what endpoints declare for it: egress rules resolve a name on each destination. */
   private readonly declared: Map<string, NamedPort[]>;
-  private readonly np = new Map<NetworkPolicy, Record<Dir, TierRule[]>>();
+  private readonly np = new Map<NetworkPolicy & Stamp, Record<Dir, TierRule[]>>();
   private readonly anp: Array<{ subject: AnpSubject; rules: Record<Dir, TierRule[]> }> = [];
   private readonly banp: { subject: AnpSubject; rules: Record<Dir, TierRule[]> } | undefined;
   private readonly blockNamed: boolean;
+  /** The named ports some rule names. */
+  private readonly names: Set<string>;
+  private readonly made = new Map<string, Array<{ policy: string; rule: NetpolRule }>>();
+  /** The tier rules before they meet pods (a compile's size, for its log line). */
+  readonly ruleCount: number;
   /** Every CIDR a block names (cidr and except), as classes carry them. */
   readonly cidrs: string[];
   /** A digest of the policies, namespaces and declared named ports: part of a compile's frame. */
@@ -98,7 +118,13 @@ export class Netpol {
 
   constructor(readonly input: NetpolInput, endpoints: readonly Endpoint[]) {
     for (const n of input.namespaces) this.nsLabels.set(n.name, n.labels);
-    this.declared = declarations(endpoints);
+    // Only the names some rule names: a pod declaring others changes nothing here (and no frame).
+    const names = new Set<string>();
+    const note = (q: { port?: unknown; namedPort?: unknown } | undefined) => { const n = q?.namedPort ?? q?.port; if (typeof n === 'string') names.add(n); };
+    for (const p of input.policies) for (const r of [...(p.spec.ingress ?? []), ...(p.spec.egress ?? [])]) for (const q of r.ports ?? []) note(q);
+    for (const a of [...(input.anps ?? []), ...(input.banp ? [input.banp] : [])]) for (const r of [...a.ingress, ...a.egress]) for (const q of r.ports ?? []) note(q as { namedPort?: unknown });
+    this.names = names;
+    this.declared = new Map([...declarations(endpoints)].filter(([n]) => names.has(n)).map(([n, xs]) => [n, xs.slice(0, MAX_NAMED_NUMBERS)]));
     const anps = [...(input.anps ?? [])].sort((a, b) => a.priority - b.priority || (a.name < b.name ? -1 : 1));
     let rank = anps.reduce((n, a) => n + a.ingress.length + a.egress.length, 0);
     for (const a of anps) {
@@ -107,7 +133,7 @@ export class Netpol {
         a[dirs[d]].forEach((r, i) => rules[d].push({
           key: `anp/${a.name}/${d}/${i}`, policy: `adminnetworkpolicy ${a.name}`, id: `${dirs[d]}.${i}${r.name ? ` (${r.name})` : ''}`,
           level: ANP_BASE + --rank, action: r.action === 'Allow' ? 'allow' : r.action === 'Deny' ? 'deny' : 'pass', dir: d,
-          peers: r.peers.flatMap(anpPeers), ports: r.ports ? r.ports.map(anpPort) : [undefined],
+          peers: r.peers.flatMap(anpPeers), ports: r.ports ? r.ports.map(anpPort) : [undefined], audit: a.audit === true,
         }));
       }
       this.anp.push({ subject: a.subject, rules });
@@ -119,7 +145,7 @@ export class Netpol {
         list.forEach((r, i) => rules[d].push({
           key: `np/${p.namespace}/${p.name}/${d}/${i}`, policy: `networkpolicy ${p.namespace}/${p.name}`, id: `${dirs[d]}.${i}`, level: NETPOL_ALLOW, action: 'allow', dir: d,
           peers: r.peers && r.peers.length > 0 ? r.peers.map((x) => npPeer(x, p.namespace)) : [undefined],
-          ports: r.ports && r.ports.length > 0 ? r.ports.map(npPort) : [undefined],
+          ports: r.ports && r.ports.length > 0 ? r.ports.map(npPort) : [undefined], audit: p.audit === true,
         }));
       }
       this.np.set(p, rules);
@@ -130,7 +156,7 @@ export class Netpol {
       for (const d of ['in', 'out'] as const) {
         b[dirs[d]].forEach((r, i) => rules[d].push({
           key: `banp/${d}/${i}`, policy: 'baselineadminnetworkpolicy default', id: `${dirs[d]}.${i}${r.name ? ` (${r.name})` : ''}`,
-          level: BANP_TOP - i, action: r.action === 'Allow' ? 'allow' : 'deny', dir: d, peers: r.peers.flatMap(anpPeers), ports: r.ports ? r.ports.map(anpPort) : [undefined],
+          level: BANP_TOP - i, action: r.action === 'Allow' ? 'allow' : 'deny', dir: d, peers: r.peers.flatMap(anpPeers), ports: r.ports ? r.ports.map(anpPort) : [undefined], audit: b.audit === true,
         }));
       }
       this.banp = { subject: b.subject, rules };
@@ -143,8 +169,9 @@ export class Netpol {
     const cidrs = new Set<string>();
     for (const s of this.specs) if (s.block) for (const c of [s.block.cidr, ...s.block.except]) cidrs.add(c);
     this.cidrs = [...cidrs].sort();
-    this.digest = hash(JSON.stringify([input.policies.map((p) => [p.namespace, p.name, p.spec]), input.namespaces.map((n) => [n.name, n.labels]),
-      anps.map((a) => [a.name, a.priority, a.subject, a.ingress, a.egress]), b ? [b.subject, b.ingress, b.egress] : null, [...this.declared]]));
+    this.ruleCount = all.reduce((n, rs) => n + rs.in.length + rs.out.length, 0);
+    this.digest = createHash('sha256').update(JSON.stringify([input.policies.map((p) => [p.namespace, p.name, p.spec, p.audit === true]), input.namespaces.map((n) => [n.name, n.labels]),
+      anps.map((a) => [a.name, a.priority, a.subject, a.ingress, a.egress, a.audit === true]), b ? [b.subject, b.ingress, b.egress, b.audit === true] : null, [...this.declared]])).digest('hex');
   }
 
   private add(s: SetBase): string {
@@ -193,8 +220,9 @@ export class Netpol {
     for (const [p, rules] of this.np) {
       if (p.namespace !== ns || !selectorMatches(p.spec.podSelector, e.labels)) continue;
       const types = policyTypesOf(p);
-      if (types.includes('Ingress')) { o.in.push(...rules.in); o.isolated.in.push(`${p.namespace}/${p.name}`); }
-      if (types.includes('Egress')) { o.out.push(...rules.out); o.isolated.out.push(`${p.namespace}/${p.name}`); }
+      const name = `${p.namespace}/${p.name}${p.audit ? AUDIT_SUFFIX : ''}`;
+      if (types.includes('Ingress')) { o.in.push(...rules.in); o.isolated.in.push(name); }
+      if (types.includes('Egress')) { o.out.push(...rules.out); o.isolated.out.push(name); }
     }
     if (this.banp && this.subjectHolds(this.banp.subject, nsLabels, e.labels)) { o.in.push(...this.banp.rules.in); o.out.push(...this.banp.rules.out); }
     let own = '';
@@ -226,10 +254,14 @@ export class Netpol {
     return { sets: sets.sort(), own: ep?.own ?? '' };
   }
 
-  /** What decides that an endpoint needs moving to another class: its sets and identity. */
+  /**
+   * What decides that an endpoint needs moving to another class: its sets, its identity, and the named
+   * ports it declares that rules name (a block's named-port set holds it by them).
+   */
   endpointKey(e: Endpoint): string {
     const x = this.partOf(e);
-    return `${x.own}:${x.podSets.join(',')}`;
+    const named = Object.entries(namedPortsOf(e.labels)).filter(([n]) => this.names.has(n)).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `${x.own}:${x.podSets.join(',')}:${JSON.stringify(named)}`;
   }
 
   /** Is this endpoint in some pod set or selected by some policy, or may a block's named-port set hold it (so it needs a class of its own)? */
@@ -247,18 +279,25 @@ export class Netpol {
   rules(own: string, d: Dir): Array<{ policy: string; rule: NetpolRule }> {
     const o = this.owns.get(own);
     if (!o) return [];
+    const made = this.made.get(`${d}/${own}`);
+    if (made) return made;
     const out: Array<{ policy: string; rule: NetpolRule }> = [];
+    this.made.set(`${d}/${own}`, out);
     for (const t of o[d]) {
       t.peers.forEach((peer, j) => t.ports.forEach((port, k) => {
         for (const x of this.peersOf(d, peer, port, o.named)) {
           const id = `${t.id}.${d === 'in' ? 'from' : 'to'}.${j}.ports.${k}${x.suffix ? `.${x.suffix}` : ''}`;
           const set = x.set === undefined ? {} : d === 'in' ? { fromSet: x.set } : { toSet: x.set };
-          out.push({ policy: t.policy, rule: { id, priority: t.level, direction: d, action: t.action, ...trafficOf(x.port), ...set } });
+          out.push({ policy: t.policy, rule: { id, priority: t.level, direction: d, action: t.action, ...trafficOf(x.port), ...set, ...(t.audit ? { audit: true } : {}) } });
         }
       }));
     }
-    if (o.isolated[d].length > 0) {
-      out.push({ policy: `networkpolicy isolation (${o.isolated[d].join(', ')})`, rule: { id: dirs[d], priority: NETPOL_ISOLATION, direction: d, action: 'deny', protocol: 'any' } });
+    // Isolation by enforced policies denies; by policies in audit mode only, it would (audited).
+    const names = o.isolated[d];
+    const enforced = names.filter((x) => !x.endsWith(AUDIT_SUFFIX));
+    if (names.length > 0) {
+      const audit = enforced.length === 0;
+      out.push({ policy: `networkpolicy isolation (${names.join(', ')})`, rule: { id: dirs[d], priority: NETPOL_ISOLATION, direction: d, action: 'deny', protocol: 'any', ...(audit ? { audit } : {}) } });
     }
     return out;
   }

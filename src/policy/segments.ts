@@ -50,10 +50,28 @@ function spanOf(dirs: ReadonlyArray<readonly RuleRef[] | undefined>): [number, n
   return [lo, hi];
 }
 
-/** Reused by every sweep (compiling is synchronous): 10,000s of pairs allocated 10,000s of tallies. */
+/**
+ * Reused by every sweep (compiling is synchronous): 10,000s of pairs allocated 10,000s of tallies. Per
+ * direction, one over every rule and one over the enforced rules only (without those of policies in
+ * audit mode); the second is used only when some rule of the sweep is in audit mode.
+ */
 const TALLIES = [new Tally(), new Tally()] as const;
+const ENFORCED = [new Tally(), new Tally()] as const;
 
 interface PortEvent { port: number; dir: 0 | 1; rule: PolicyRule; delta: 1 | -1 }
+
+const audited = (dirs: ReadonlyArray<readonly RuleRef[] | undefined>) => dirs.some((rules) => rules?.some((r) => r.rule.audit === true) ?? false);
+
+/**
+ * A segment's verdict from each direction's winner: `drop` when the enforced rules deny it, `audit` when
+ * only rules of policies in audit mode would (it passes, counted: DESIGN's audit mode), else `accept`.
+ */
+function verdictOf(dirs: ReadonlyArray<readonly RuleRef[] | undefined>, all: readonly Tally[], enforced: readonly Tally[] | undefined, fallback: Action): Verdict {
+  const wouldBe = combine(dirs.map((rules, d) => (rules === undefined ? 'allow' : (all[d] as Tally).winner(fallback))));
+  if (!enforced) return wouldBe;
+  const actual = combine(dirs.map((rules, d) => (rules === undefined ? 'allow' : (enforced[d] as Tally).winner(fallback))));
+  return actual === 'drop' ? 'drop' : wouldBe === 'drop' ? 'audit' : 'accept';
+}
 
 /** Port segments of one protocol (tcp or udp) where the combined verdict is constant, merged. */
 export function segmentPorts(sides: Sides, proto: number, fallback: Action): Segment[] {
@@ -70,7 +88,8 @@ export function segmentPorts(sides: Sides, proto: number, fallback: Action): Seg
   });
   events.sort((a, b) => a.port - b.port);
   const [lo, hi] = spanOf(dirs);
-  for (const t of TALLIES) t.reset(lo, hi);
+  const enforced = audited(dirs) ? ENFORCED : undefined;
+  for (const t of [...TALLIES, ...(enforced ?? [])]) t.reset(lo, hi);
   const segs: Segment[] = [];
   let e = 0;
   let port = 0;
@@ -78,9 +97,10 @@ export function segmentPorts(sides: Sides, proto: number, fallback: Action): Seg
     while (e < events.length && (events[e] as PortEvent).port === port) {
       const x = events[e++] as PortEvent;
       TALLIES[x.dir].add(x.rule, x.delta);
+      if (enforced && !x.rule.audit) enforced[x.dir].add(x.rule, x.delta);
     }
     const last = (e < events.length ? (events[e] as PortEvent).port : 65536) - 1;
-    const verdict = combine(dirs.map((rules, d) => (rules === undefined ? 'allow' : TALLIES[d as 0 | 1].winner(fallback))));
+    const verdict = verdictOf(dirs, TALLIES, enforced, fallback);
     const prev = segs[segs.length - 1];
     if (prev && prev.verdict === verdict) prev.last = last;
     else segs.push({ first: port, last, verdict });
@@ -103,21 +123,25 @@ export function segmentProtos(sides: Sides, fallback: Action): Segment[] {
   for (const p of [TCP, UDP]) { cuts.add(p); cuts.add(p + 1); }
   const points = [...cuts].filter((p) => p <= 255).sort((a, b) => a - b);
   const segs: Segment[] = [];
-  const [lo, hi] = spanOf([sides.egress, sides.ingress]);
+  const dirs = [sides.egress, sides.ingress];
+  const [lo, hi] = spanOf(dirs);
+  const enforced = audited(dirs) ? ENFORCED : undefined;
   for (let i = 0; i < points.length; i++) {
     const first = points[i] as number;
     const last = (points[i + 1] ?? 256) - 1;
     if (first === TCP || first === UDP) continue;
-    const verdict = combine([sides.egress, sides.ingress].map((rules) => {
-      if (rules === undefined) return 'allow';
-      const t = TALLIES[0];
+    dirs.forEach((rules, d) => {
+      const t = TALLIES[d as 0 | 1];
       t.reset(lo, hi);
-      for (const r of rules) {
+      enforced?.[d as 0 | 1].reset(lo, hi);
+      for (const r of rules ?? []) {
         const p = protoOf(r.rule);
-        if ((p === 'any' || p === first) && portRange(r.rule) === undefined) t.add(r.rule, 1);
+        if ((p !== 'any' && p !== first) || portRange(r.rule) !== undefined) continue;
+        t.add(r.rule, 1);
+        if (enforced && !r.rule.audit) enforced[d as 0 | 1].add(r.rule, 1);
       }
-      return t.winner(fallback);
-    }));
+    });
+    const verdict = verdictOf(dirs, TALLIES, enforced, fallback);
     const prev = segs[segs.length - 1];
     if (prev && prev.verdict === verdict && prev.last + 1 === first) prev.last = last;
     else segs.push({ first, last, verdict });
@@ -126,6 +150,6 @@ export function segmentProtos(sides: Sides, fallback: Action): Segment[] {
 }
 
 /** A connection passes only if both directions allow it. */
-function combine(actions: Action[]): Verdict {
+function combine(actions: Action[]): 'accept' | 'drop' {
   return actions.every((a) => a === 'allow') ? 'accept' : 'drop';
 }

@@ -126,3 +126,60 @@ test('AdminNetworkPolicy and BaselineAdminNetworkPolicy: applied beside NetworkP
   }
   assert.equal(await api.control.store.revision(), rev, 'nothing was written');
 });
+
+test('audit mode: a Weft policy (mode) and Kubernetes policies (weft apply --audit, or the weft.io/mode annotation) pass what they would drop, explain says so, and it round-trips', async () => {
+  const api = await testApi();
+  const watch = { kind: 'Policy', metadata: { name: 'watch', tenant: 'shop' }, spec: { mode: 'audit', rules: [{ id: '1', protocol: 'udp', action: 'deny' }] } };
+  const r = await api.call('POST', '/api/v1/apply', { documents: [...files, { kind: 'Group', metadata: { name: 'db', tenant: 'shop' }, spec: { network: 'pods', policies: ['watch'] } }, watch] });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const audited = await api.call('POST', '/api/v1/apply', { audit: true, documents: [np('deny-x', 'x', { podSelector: {}, policyTypes: ['Ingress'] })] });
+  assert.equal(audited.status, 200, JSON.stringify(audited.json));
+  const stored = (await api.call('GET', '/api/v1/tenants/shop/networkpolicies')).json.items.find((p: { name: string }) => p.name === 'x.deny-x');
+  assert.equal(stored.mode, 'audit');
+  const mk = (containerId: string, labels: Record<string, string>, group?: string) => api.call('POST', '/api/v1/endpoints', { tenant: 'shop', network: 'pods', containerId, host: 'h', ifname: 'eth0', labels, ...(group ? { group } : {}) });
+  assert.equal((await mk('xa', { namespace: 'x', pod: 'a' }, 'db')).status, 201);
+  assert.equal((await mk('za', { namespace: 'z', pod: 'a' })).status, 201);
+  const explain = async (proto: string) => (await api.call('GET', `/api/v1/tenants/shop/explain?from=za&to=xa&protocol=${proto}&port=80`)).json;
+  const tcp = await explain('tcp');
+  assert.deepEqual([tcp.allowed, tcp.audit?.allowed, tcp.audit?.ingress.policy], [true, false, 'networkpolicy isolation (x/deny-x (audit))']);
+  const udp = await explain('udp');
+  assert.deepEqual([udp.allowed, udp.audit?.ingress.policy, udp.audit?.ingress.layer], [true, 'watch', 'weft']);
+  // Printed back with its mode, and applying that back changes nothing.
+  const docs = (await api.call('GET', '/api/v1/tenants/shop/documents')).json.items;
+  const back = docs.find((d: { kind: string; metadata: { name: string } }) => d.kind === 'NetworkPolicy' && d.metadata.name === 'deny-x');
+  assert.deepEqual(back.metadata.annotations, { 'weft.io/mode': 'audit' });
+  assert.equal(docs.find((d: { kind: string; metadata: { name: string } }) => d.kind === 'Policy' && d.metadata.name === 'watch').spec.mode, 'audit');
+  const again = await api.call('POST', '/api/v1/apply', { documents: docs });
+  assert.ok(again.json.results.every((x: { action: string }) => x.action === 'unchanged'), JSON.stringify(again.json.results));
+  // Enforced again: applied without the annotation.
+  await api.call('POST', '/api/v1/apply', { documents: [np('deny-x', 'x', { podSelector: {}, policyTypes: ['Ingress'] })] });
+  assert.deepEqual([(await explain('tcp')).allowed, (await explain('tcp')).audit], [false, undefined]);
+  const bad = await api.call('POST', '/api/v1/apply', { documents: [{ ...np('p', 'x', { podSelector: {} }), metadata: { name: 'p', namespace: 'x', annotations: { 'weft.io/mode': 'loud' } } }] });
+  assert.deepEqual([bad.status, bad.json.field], [400, 'documents.0.metadata.annotations.weft.io/mode']);
+  const chart = await api.call('POST', '/api/v1/apply', { documents: [{ ...np('chart', 'x', { podSelector: {} }), metadata: { name: 'chart', namespace: 'x', tenant: 'shop', labels: { 'app.kubernetes.io/name': 'x' }, annotations: { 'meta.helm.sh/release-name': 'r' } } }] });
+  assert.equal(chart.status, 200, 'a chart\'s labels and annotations are taken (and ignored)');
+  const create = await api.call('POST', '/api/v1/tenants/shop/policies', { name: 'loose', mode: 'audit' });
+  assert.deepEqual([create.status, create.json.mode], [201, 'audit']);
+});
+
+test('a Kubernetes policy is bounded by what it expands to (rules × peers × ports ≤ 1,000), and pays for it in its owner\'s rules quota', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'shop' })).status, 201);
+  const bob = await userToken(api, 'bob', ['shop']);
+  const peers = Array.from({ length: 10 }, (_, i) => ({ podSelector: { matchLabels: { pod: `p${i}` } } }));
+  const ports = Array.from({ length: 10 }, (_, i) => ({ port: 1000 + i }));
+  const big = np('big', 'x', { podSelector: {}, ingress: Array.from({ length: 11 }, () => ({ from: peers, ports })) });
+  const rev = await api.control.store.revision();
+  const r = await api.call('POST', '/api/v1/apply', { documents: [big] }, {}, bob);
+  assert.deepEqual([r.status, r.json.field], [400, 'documents.0.spec.ingress'], JSON.stringify(r.json));
+  assert.match(r.json.detail, /expands to 1100 rules/);
+  const anp = { apiVersion: 'policy.networking.k8s.io/v1alpha1', kind: 'AdminNetworkPolicy', metadata: { name: 'wide', tenant: 'shop' }, spec: { priority: 1, subject: { namespaces: {} },
+    egress: Array.from({ length: 5 }, () => ({ action: 'Deny', to: [{ networks: Array.from({ length: 25 }, (_, i) => `10.${i}.0.0/16`) }], ports: Array.from({ length: 9 }, (_, i) => ({ portNumber: { protocol: 'TCP', port: 1 + i } })) })) } };
+  const a = await api.call('POST', '/api/v1/apply', { documents: [anp] }, {}, bob);
+  assert.deepEqual([a.status, a.json.field], [400, 'documents.0.spec.egress'], 'each network CIDR counts: 5 × 25 × 9 = 1,125');
+  assert.equal(await api.control.store.revision(), rev, 'nothing was written');
+  const ok = await api.call('POST', '/api/v1/apply', { documents: [np('ok', 'x', { podSelector: {}, ingress: [{ from: peers.slice(0, 3), ports: ports.slice(0, 2) }], egress: [{}] })] }, {}, bob);
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  const used = (await api.call('GET', '/api/v1/users/bob/quota')).json;
+  assert.deepEqual([used.used?.objects, used.used?.rules], [1, 7], `3 peers × 2 ports, and one egress rule: ${JSON.stringify(used)}`);
+});

@@ -70,6 +70,7 @@ export function applyCommands(program: Command, io: Io): void {
     })
       .requiredOption('-f, --filename <file>', 'YAML or JSON documents, separated by ---; - reads standard input')
       .option('--dry-run', 'check and report what would change; change nothing')
+      .option('--audit', remove ? 'ignored by delete' : 'write every policy of the file (Policy, NetworkPolicy, the admin kinds) in audit mode: evaluated, nothing dropped, would-be drops counted and logged')
       .addHelpText('after', remove ? '' : `
 Each document is one whole object (fields it leaves out are unset, or their defaults):
   kind: Network                  # Tenant, Netprofile, Network, Policy, Group, Service or AppProfile
@@ -84,7 +85,7 @@ Quote what must stay text: ports: "80", id: "1" (unquoted, YAML reads them as nu
         const file = String(ctx.opts['filename']);
         const { documents, lines } = parseDocuments(readSource(file), file === '-' ? '<stdin>' : file);
         try {
-          report(ctx, await ctx.client.request('POST', '/api/v1/apply', { tenant: ctx.tenant, documents, ...(ctx.opts['dryRun'] ? { dryRun: true } : {}), ...(remove ? { delete: true } : {}) }));
+          report(ctx, await ctx.client.request('POST', '/api/v1/apply', { tenant: ctx.tenant, documents, ...(ctx.opts['dryRun'] ? { dryRun: true } : {}), ...(remove ? { delete: true } : {}), ...(ctx.opts['audit'] && !remove ? { audit: true } : {}) }));
         } catch (e) {
           // The server names a document by its place: say where it is in the file.
           const m = e instanceof ApiError ? /^documents\.(\d+)/.exec(e.message) : null;

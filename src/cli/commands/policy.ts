@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { usage } from '../errors.js';
 import { act, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 
 const RULE_FLAGS: Array<[string, string]> = [
@@ -9,15 +10,18 @@ const RULE_FLAGS: Array<[string, string]> = [
 
 export function policyCommands(program: Command, io: Io): void {
   const p = program.command('policy').description('policies: prioritised allow/deny rules, attached to groups');
-  leaf(p, { name: 'create <name>', summary: 'create an empty policy', example: 'weft policy create db-policy' })
+  leaf(p, { name: 'create <name>', summary: 'create an empty policy', example: ['weft policy create db-policy', 'weft policy create watch-db --mode audit'] })
+    .option('--mode <enforce|audit>', 'audit: its rules are evaluated, and what they would drop passes, counted and logged', 'enforce')
     .action(act(io, async (ctx, name) => {
-      done(ctx, await ctx.client.request('POST', tenantPath(ctx, 'policies'), { name }), `policy ${ctx.tenant}/${name} created`);
+      const mode = String(ctx.opts['mode']);
+      if (mode !== 'enforce' && mode !== 'audit') throw usage(`--mode: '${mode}' is not enforce or audit`);
+      done(ctx, await ctx.client.request('POST', tenantPath(ctx, 'policies'), { name, ...(mode === 'audit' ? { mode } : {}) }), `policy ${ctx.tenant}/${name} created${mode === 'audit' ? ' (audit mode)' : ''}`);
     }));
   leaf(p, { name: 'ls', summary: 'list policies', example: ['weft policy ls', 'weft policy ls -a'] })
     .option('-a, --all', 'policies of every tenant')
     .action(act(io, async (ctx) => {
       const items = await listScoped<any>(ctx, 'policies', Boolean(ctx.opts['all']));
-      ctx.table(items, [{ header: 'TENANT', get: (x) => x.tenant }, { header: 'POLICY', get: (x) => x.name }, { header: 'RULES', get: (x) => x.rules.length }], (x) => x.name);
+      ctx.table(items, [{ header: 'TENANT', get: (x) => x.tenant }, { header: 'POLICY', get: (x) => x.name }, { header: 'MODE', get: (x) => x.mode ?? 'enforce' }, { header: 'RULES', get: (x) => x.rules.length }], (x) => x.name);
     }));
   inspectAndRm(io, p, 'policies', 'policy', ' (refused while attached to a group)');
 

@@ -1,5 +1,5 @@
 import {
-  BANP_NAME, NAMESPACE_NAME_LABEL, checkAdminSpec, checkNetworkPolicySpec, invalid,
+  BANP_NAME, NAMESPACE_NAME_LABEL, adminWeight, checkAdminSpec, checkNetworkPolicySpec, invalid, netpolWeight, type PolicyMode,
   type AdminNetworkPolicyInput, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicyInput, type BaselineAdminNetworkPolicySpec,
   type NamespaceInput, type NamespaceObject, type NetworkPolicyInput, type NetworkPolicyObject,
 } from '../../model/index.js';
@@ -15,7 +15,7 @@ export const networkPolicyKind: KindDef<NetworkPolicyInput, NetworkPolicyObject>
   async build(input, { tenant }) {
     if (input.name !== `${input.namespace}.${input.policyName}`) throw invalid('name', `must be ${input.namespace}.${input.policyName}`);
     checkNetworkPolicySpec(input.spec, '');
-    return { tenant, name: input.name, namespace: input.namespace, policyName: input.policyName, spec: input.spec };
+    return { tenant, name: input.name, namespace: input.namespace, policyName: input.policyName, spec: input.spec, weight: netpolWeight(input.spec), ...modeOf(input) };
   },
   async dependants() {
     return [];
@@ -40,7 +40,7 @@ export const adminNetworkPolicyKind: KindDef<AdminNetworkPolicyInput, AdminPolic
   collection: 'adminnetworkpolicies',
   async build(input, { tenant }) {
     checkAdminSpec(input.spec);
-    return { tenant, name: input.name, spec: input.spec };
+    return { tenant, name: input.name, spec: input.spec, weight: adminWeight(input.spec), ...modeOf(input) };
   },
   async dependants() {
     return [];
@@ -53,9 +53,14 @@ export const baselineAdminNetworkPolicyKind: KindDef<BaselineAdminNetworkPolicyI
   async build(input, { tenant }) {
     if (input.name !== BANP_NAME) throw invalid('name', `a BaselineAdminNetworkPolicy is named ${BANP_NAME} (there is one per tenant), not ${input.name}`);
     checkAdminSpec(input.spec);
-    return { tenant, name: input.name, spec: input.spec };
+    return { tenant, name: input.name, spec: input.spec, weight: adminWeight(input.spec), ...modeOf(input) };
   },
   async dependants() {
     return [];
   },
 };
+
+/** Audit mode is stored; enforce (the default) is left out, so an object applied either way reads the same. */
+function modeOf(input: { mode?: PolicyMode | undefined }): { mode?: 'audit' } {
+  return input.mode === 'audit' ? { mode: 'audit' } : {};
+}

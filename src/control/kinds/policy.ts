@@ -64,7 +64,8 @@ export const policyKind: KindDef<PolicyInput, Policy> = {
       seen.add(r.id);
       rules.push(await checkRuleIn(tx, tenant, r, `rules.${i}.`));
     }
-    return { tenant, name: input.name, rules };
+    // Audit mode is stored; enforce (the default) is left out, so a policy applied either way reads the same.
+    return { tenant, name: input.name, rules, ...(input.mode === 'audit' ? { mode: 'audit' as const } : {}) };
   },
 
   async dependants(tx, p) {

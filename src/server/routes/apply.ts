@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { Type } from '@sinclair/typebox';
-import { API_VERSIONS, APPLY_KINDS, APPLY_SPECS, ApplyInput, DEFAULT_NAMESPACE, NAME_PATTERN, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
+import { API_VERSIONS, APPLY_KINDS, APPLY_SPECS, ApplyInput, DEFAULT_NAMESPACE, MODE_ANNOTATION, NAME_PATTERN, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
 import { requireRole, requireTenantAccess, type ApplyDoc, type ApplyOutcome } from '../../control/index.js';
 import { principalOf } from '../context.js';
 import { fromValidation, type AjvError } from '../problem.js';
@@ -26,12 +26,20 @@ function specValidator(kind: ApplyKind): Validate {
  * A document as control's apply takes it: its tenant resolved and, to be written, its spec checked
  * against its kind's schema (a delete needs only the kind and the name: its spec is not looked at).
  */
-function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: boolean): ApplyDoc {
+function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: boolean, audit = false): ApplyDoc {
   const refuse = (field: string, why: string) => new WeftError('WEFT_INVALID_FIELD', `documents.${index}.${field}: ${why}`, { field: `documents.${index}.${field}` });
   if (d.kind === 'Tenant' && d.metadata.tenant !== undefined) throw refuse('metadata.tenant', 'a Tenant is not inside a tenant; name it in metadata.name');
   if (d.apiVersion !== undefined && d.apiVersion !== API_VERSIONS[d.kind]) throw refuse('apiVersion', `a ${d.kind} is ${API_VERSIONS[d.kind]}, not ${d.apiVersion}`);
   if (d.metadata.namespace !== undefined && d.kind !== 'NetworkPolicy') throw refuse('metadata.namespace', `a ${d.kind} is not in a namespace (only a NetworkPolicy is)`);
-  if (d.metadata.labels !== undefined && d.kind !== 'Namespace') throw refuse('metadata.labels', `a ${d.kind} takes no labels in its metadata${['Group', 'Service'].includes(d.kind) ? ' (its labels are in its spec)' : ''}`);
+  // Kubernetes' kinds may carry labels and annotations (as charts write them): a Namespace's labels are its
+  // own; of the rest only the annotation weft.io/mode is read. Weft's kinds take neither.
+  const k8s = API_VERSIONS[d.kind] !== 'weft/v1';
+  if (d.metadata.labels !== undefined && !k8s) throw refuse('metadata.labels', `a ${d.kind} takes no labels in its metadata${['Group', 'Service'].includes(d.kind) ? ' (its labels are in its spec)' : ''}`);
+  if (d.metadata.annotations !== undefined && !k8s) throw refuse('metadata.annotations', `a ${d.kind} takes no annotations`);
+  const mode = d.metadata.annotations?.[MODE_ANNOTATION];
+  if (mode !== undefined && (mode !== 'audit' && mode !== 'enforce' || !POLICY_KINDS.has(d.kind))) {
+    throw refuse(`metadata.annotations.${MODE_ANNOTATION}`, POLICY_KINDS.has(d.kind) ? `'${mode}' is not enforce or audit` : `a ${d.kind} has no mode`);
+  }
   const tenant = d.kind === 'Tenant' ? d.metadata.name : d.metadata.tenant ?? defaultTenant;
   const spec = remove ? {} : d.spec ?? {};
   const validate = specValidator(d.kind);
@@ -40,8 +48,13 @@ function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: b
     const title = d.kind === 'Tenant' ? `Tenant ${tenant}` : `${d.kind} ${tenant}/${d.metadata.name}`;
     throw new WeftError(e.code, `documents.${index} (${title}): ${e.message}`, e.field !== undefined ? { field: `documents.${index}.${e.field}` } : {});
   }
-  return { index, kind: d.kind, tenant, input: inputOf(d, spec) } as ApplyDoc;
+  const input = inputOf(d, spec);
+  // `weft apply --audit`: every policy of the file in audit mode.
+  if ((audit || mode === 'audit') && POLICY_KINDS.has(d.kind)) Object.assign(input, { mode: 'audit' });
+  return { index, kind: d.kind, tenant, input } as ApplyDoc;
 }
+
+const POLICY_KINDS = new Set<ApplyKind>(['Policy', 'NetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy']);
 
 /** What a kind's create takes from a document: the spec and the name, and for Kubernetes' kinds their metadata. */
 function inputOf(d: ApplyDocument, spec: object): object {
@@ -101,7 +114,7 @@ export function applyRoutes(app: FastifyInstance): void {
   }, async (req): Promise<ApplyOutcome> => {
     const p = principalOf(req);
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
-    const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true));
+    const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true, req.body.audit === true));
     for (const d of docs) {
       try {
         requireTenantAccess(p, d.tenant);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, adminPolicyOf, baselinePolicyOf, parseIp, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, adminPolicyOf, auditOf, baselinePolicyOf, parseIp, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess } from '../../control/index.js';
 import { explainFlow, layerOf, type Decision } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -39,10 +39,10 @@ export function explainRoutes(app: FastifyInstance): void {
       c.adminNetworkPolicies.list(t), c.baselineAdminNetworkPolicies.list(t),
     ]);
     const netpol = {
-      policies: nps.items.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec })),
+      policies: nps.items.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, ...auditOf(p) })),
       namespaces: nss.items.map((n) => ({ name: n.name, labels: n.labels })),
-      anps: anps.items.map((a) => adminPolicyOf(a.name, a.spec)),
-      banp: banps.items[0] && baselinePolicyOf(banps.items[0].spec),
+      anps: anps.items.map((a) => ({ ...adminPolicyOf(a.name, a.spec), ...auditOf(a) })),
+      banp: banps.items[0] && { ...baselinePolicyOf(banps.items[0].spec), ...auditOf(banps.items[0]) },
     };
     const endpoints = eps.items;
     const resolve = (x: string, field: string): { ip: string; endpoint?: Endpoint } => {
@@ -66,6 +66,8 @@ export function explainRoutes(app: FastifyInstance): void {
       egress: side(e.egress) ?? null,
       ingress: side(e.ingress) ?? null,
       allowed: e.allowed,
+      // Policies in audit mode would drop it: it passes, counted and logged (what they would decide).
+      ...(e.audit ? { audit: { egress: side(e.audit.egress) ?? null, ingress: side(e.audit.ingress) ?? null, allowed: false } } : {}),
     };
   });
 }
