@@ -19,6 +19,7 @@ import { Maintenance } from './maintenance.js';
 import { Reconciler } from './reconciler.js';
 import { Sealer } from './seal.js';
 import { DesiredState } from './state.js';
+import { answerVerify } from './verify.js';
 import { Syncer } from './sync.js';
 
 export interface AgentOptions {
@@ -116,6 +117,8 @@ export class Agent {
         void this.reconciler.tunnelNow().catch((e: Error) => this.o.log.warn({ err: e.message }, 'tunnel not updated; the next pass retries'));
       }
     }, o.log);
+    this.syncer.onVerify = (r) => void answerVerify({ state: this.state, client: this.client, runner: o.runner, host: o.host, log: o.log }, r as Parameters<typeof answerVerify>[1])
+      .catch((e: Error) => o.log.warn({ err: e.message }, 'verification failed'));
     this.cni = new CniEndpoints({ ...shared, host: o.host, endpoints: this.endpoints, sealer: this.sealer, synced: () => this.syncer.synced });
     if (o.dockerSocket) {
       this.docker = new DockerBackend({

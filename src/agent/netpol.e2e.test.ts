@@ -123,7 +123,8 @@ const CASES: Case[] = [
 ];
 
 test('NetworkPolicy truth table with real packets across two hosts: every cell as upstream decides it', { skip: !root && 'needs root', timeout: 300_000 }, async () => {
-  lab = await startLab('netpol', 2);
+  // Drift repair slowed to minutes: the verify step breaks a host's table behind its agent's back.
+  lab = await startLab('netpol', 2, { agentArgs: ['--resync', '600000'] });
   const l = lab;
   writeFileSync(join(dir, 'server.js'), SERVER);
   writeFileSync(join(dir, 'prober.js'), PROBER);
@@ -181,6 +182,33 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   summary.push(`deny all ingress in x, audit mode: ${m.allowed}/288 cells allowed, ${await counted()} would-be drops counted, ${Date.now() - t0} ms`);
   assert.deepEqual(m.diff, [], 'audit mode drops nothing');
   assert.ok((await counted()) >= 48, 'the 96 cells into x (TCP: first packets; UDP: each datagram) were counted as would-be drops');
+  // weft verify: every pod probes every other from its own host, beside what the policy says. With the
+  // stacked policies the packets agree everywhere; then host 1's forward chain is flushed behind its
+  // agent's back (its drift repair is slowed to minutes here) and verify names exactly what now passes.
+  const all = (cases[cases.length - 1] as Case).policies;
+  assert.equal((await l.api('POST', '/api/v1/apply', { delete: true, documents: [deny] })).status, 200);
+  const want = await converge(l, pods, { name: 'stacked', policies: all }, []);
+  assert.deepEqual(want.diff, []);
+  const flows = FLOWS.map(([p, port]) => `${port}/${p.toLowerCase()}`);
+  const v = await l.api('POST', '/api/v1/tenants/k8s/verify', { flows, timeoutMs: 300 });
+  assert.equal(v.status, 200, JSON.stringify(v.json).slice(0, 500));
+  summary.push(`weft verify, ${v.json.results.length} probes from 2 hosts: ${v.json.ms} ms, ${v.json.differ.length} differ`);
+  assert.equal(v.json.results.length, 288);
+  assert.deepEqual([v.json.differ, v.json.missing, v.json.errors], [[], [], []]);
+  const byIp = new Map(pods.map((p) => [p.ip, p]));
+  const ipOfId = new Map(v.json.endpoints.map((e: { id: string; ip: string }) => [e.id, e.ip]));
+  for (const r of v.json.results) {
+    const [a, b] = [byIp.get(ipOfId.get(r.from) as string) as Pod, byIp.get(ipOfId.get(r.to) as string) as Pod];
+    const [port, proto] = r.flow.split('/');
+    assert.equal(r.expected, netpolVerdict(all, namespaces, { pod: a }, { pod: b }, proto.toUpperCase(), Number(port)).allowed, `the policy side agrees with the oracle: ${r.from} > ${r.to} ${r.flow}`);
+  }
+  const broken = await l.exec(`${l.tag}1-t${id}`, ['nft', 'flush', 'chain', 'inet', 'weft', 'forward']);
+  assert.equal(broken.code, 0, broken.stderr);
+  const after = await l.api('POST', '/api/v1/tenants/k8s/verify', { flows, timeoutMs: 300 });
+  const onHost1 = (eid: string) => (byIp.get(ipOfId.get(eid) as string) as Pod).host === 0;
+  summary.push(`weft verify after host 1's forward chain was flushed: ${after.json.differ.length} cells differ, ${after.json.ms} ms`);
+  assert.ok(after.json.differ.length > 0, 'the broken host is found');
+  for (const d of after.json.differ) assert.ok(d.observed && !d.expected && (onHost1(d.from) || onHost1(d.to)), `only what host 1 should block passes: ${JSON.stringify(d)}`);
   console.log(summary.join('\n'));
   const counts = summary.slice(0, cases.length).map((s) => Number(/: (\d+)\/288/.exec(s)?.[1]));
   assert.equal(counts[0], 288, 'no policy: everything passes');

@@ -71,6 +71,8 @@ export class Syncer {
   private abort = new AbortController();
   private running = false;
   synced = false;
+  /** Told of every `weft verify` request the watch brings (the agent answers those of its endpoints). */
+  onVerify: ((request: unknown) => void) | undefined;
 
   constructor(
     private readonly client: Client,
@@ -147,6 +149,7 @@ export class Syncer {
       const line = JSON.parse(text) as ChangeEvent | { op: 'bookmark'; revision: number };
       alive();
       if (line.op === 'bookmark') continue;
+      if (line.kind === 'verify' && line.op === 'put') this.onVerify?.(line.object);
       const affected = this.state.apply(line);
       if (affected !== 'nothing') this.changed(affected === 'all' ? undefined : affected.tenant);
     }

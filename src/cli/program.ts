@@ -28,6 +28,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ names: readonly string[]; load: ()
   { names: ['audit'], load: async () => (await import('./commands/audit.js')).auditCommands },
   { names: ['apply', 'delete', 'get'], load: async () => { const m = await import('./commands/apply.js'); return (p, io) => { m.applyCommands(p, io); m.getCommands(p, io); }; } },
   { names: ['explain'], load: async () => (await import('./commands/explain.js')).explainCommands },
+  { names: ['verify'], load: async () => (await import('./commands/verify.js')).verifyCommands },
   { names: ['server', 'agent', 'up'], load: async () => (await import('./commands/daemon.js')).daemonCommands },
   { names: ['lab'], load: async () => { const { labCommands } = await import('./commands/lab.js'); return (p, io, d) => labCommands(p, io, d.lab); } },
 ];

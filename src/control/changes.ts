@@ -9,7 +9,9 @@ export type PublicChange = ChangeEvent;
 const KINDS: Record<string, string> = {
   tenants: 'tenant', networks: 'network', groups: 'group', policies: 'policy', netprofiles: 'netprofile',
   services: 'service', 'app-profiles': 'app-profile', namespaces: 'namespace', networkpolicies: 'networkpolicy',
-  adminnetworkpolicies: 'adminnetworkpolicy', baselineadminnetworkpolicies: 'baselineadminnetworkpolicy', 'docker-networks': 'docker-network', endpoints: 'endpoint', hosts: 'host', global: 'global', users: 'user',
+  adminnetworkpolicies: 'adminnetworkpolicy', baselineadminnetworkpolicies: 'baselineadminnetworkpolicy',
+  // `weft verify`'s requests, for the agents (their reports stay internal: verify.ts).
+  verify: 'verify', 'docker-networks': 'docker-network', endpoints: 'endpoint', hosts: 'host', global: 'global', users: 'user',
   // A policy's rules, a segment at a time (model's RuleSegment); the `policy` change is its head, without rules.
   rules: 'policy-rules',
 };

@@ -20,6 +20,7 @@ import { migratePolicies } from './policy-store.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 import { Quota, type QuotaLimits } from './quota.js';
 import { StoreWatch } from './writable.js';
+import { Verifier } from './verify.js';
 import { applyDocuments, type ApplyDoc, type ApplyOptions, type ApplyOutcome } from './apply.js';
 
 export interface ControlOptions {
@@ -56,6 +57,7 @@ export class Control {
   readonly identities: HostIdentities;
   readonly ca: CaSource;
   readonly quota: Quota;
+  readonly verifier: Verifier;
 
   /** Since when the store has been writable without a break (from this control plane's start at the earliest). */
   readonly writable: StoreWatch;
@@ -84,6 +86,7 @@ export class Control {
     this.users = new Users(store, clock, options.tokenTtlMs === undefined ? {} : { tokenTtlMs: options.tokenTtlMs });
     this.ca = options.ca ?? new StoreCa(store);
     this.identities = new HostIdentities(store, clock, this.ca, options.hostCertTtlMs);
+    this.verifier = new Verifier(store, clock);
   }
 
   /** `weft apply -f` / `weft delete -f`: many documents, one transaction (apply.ts). */

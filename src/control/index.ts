@@ -12,3 +12,4 @@ export type { Collection } from './keys.js';
 export { DEFAULT_HOST_GRACE_MS } from './hosts.js';
 export { DEFAULT_QUOTA, QUOTA_FLAG, type QuotaLimits, type QuotaView } from './quota.js';
 export type { ApplyDoc, ApplyOutcome, ApplyResult } from './apply.js';
+export { Verifier, parseFlows, type VerifyFlow, type VerifyReport, type VerifyRequest, type VerifyResult } from './verify.js';

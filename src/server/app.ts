@@ -16,6 +16,7 @@ import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
+import { verifyRoutes } from './routes/verify.js';
 import { applyRoutes } from './routes/apply.js';
 import { identityRoutes } from './routes/identity.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -139,6 +140,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   quotaRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
+  verifyRoutes(app);
   applyRoutes(app);
   metaRoutes(app, opts.audit);
   await app.ready();

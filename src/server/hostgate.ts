@@ -34,6 +34,7 @@ const WRITES: Record<string, Check> = {
   'PATCH /api/v1/endpoints/:id': endpointOnSelf,
   'DELETE /api/v1/endpoints/:id': endpointOnSelf,
   'POST /api/v1/tenants/:tenant/docker-networks': async (req, host) => itself(req.body['host'], host, 'the mapping\'s host'),
+  'PUT /api/v1/tenants/:tenant/verify/:id/reports/:host': async (req, host) => itself(req.params['host'], host, 'the report\'s host'),
   'DELETE /api/v1/tenants/:tenant/docker-networks/:name': async (req, host, c) => {
     const m = await c.dockerNetworks.get(req.params['tenant'] ?? '', req.params['name'] ?? '').catch(() => undefined);
     return m === undefined ? undefined : itself(m.host, host, 'the mapping\'s host');

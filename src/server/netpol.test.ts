@@ -183,3 +183,26 @@ test('a Kubernetes policy is bounded by what it expands to (rules × peers × po
   const used = (await api.call('GET', '/api/v1/users/bob/quota')).json;
   assert.deepEqual([used.used?.objects, used.used?.rules], [1, 7], `3 peers × 2 ports, and one egress rule: ${JSON.stringify(used)}`);
 });
+
+test('verify: bad input is refused naming the field; no endpoints, no probes; reports come only from hosts; another tenant\'s user sees nothing', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/apply', { documents: files })).status, 200);
+  const bad: Array<[unknown, number, string]> = [
+    [{ flows: ['80'] }, 400, 'flows.0'], [{ flows: ['70000/tcp'] }, 400, 'flows.0'], [{ flows: ['80/sctp'] }, 400, 'flows.0'],
+    [{ flows: [] }, 400, 'flows'], [{ timeoutMs: 10 }, 400, 'timeoutMs'], [{ color: 'red' }, 400, 'color'],
+  ];
+  for (const [body, status, field] of bad) {
+    const r = await api.call('POST', '/api/v1/tenants/shop/verify', body);
+    assert.deepEqual([r.status, r.json.field], [status, field], JSON.stringify(r.json));
+  }
+  const empty = await api.call('POST', '/api/v1/tenants/shop/verify', { flows: ['80/tcp'] });
+  assert.deepEqual([empty.status, empty.json.results, empty.json.missing], [200, [], []]);
+  // Endpoints without a namespace to probe from (made through the API) probe nothing; with too many flows the cells are refused.
+  const rev = await api.control.store.revision();
+  const report = await api.call('PUT', '/api/v1/tenants/shop/verify/0123456789abcdef/reports/h', { results: [] });
+  assert.equal(report.status, 403, 'only a host certificate reports');
+  assert.equal(await api.control.store.revision(), rev);
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'rival' })).status, 201);
+  const eve = await userToken(api, 'eve', ['rival']);
+  assert.equal((await api.call('POST', '/api/v1/tenants/shop/verify', {}, {}, eve)).status, 404);
+});

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Name, WeftError, adminPolicyOf, auditOf, baselinePolicyOf, parseIp, type Endpoint } from '../../model/index.js';
-import { requireTenantAccess } from '../../control/index.js';
-import { explainFlow, layerOf, type Decision } from '../../policy/index.js';
+import { requireTenantAccess, type Control } from '../../control/index.js';
+import { explainFlow, layerOf, type Decision, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
@@ -26,6 +26,22 @@ function side(d: (Decision & { group: string | undefined }) | undefined) {
   };
 }
 
+/** Everything a tenant's policy is decided from, read from the store (explain and verify). */
+export async function tenantPolicy(c: Control, t: string): Promise<{ state: PolicyState; endpoints: Endpoint[] }> {
+  const tenant = await c.tenants.get(t);
+  const [networks, groups, policies, eps, nps, nss, anps, banps] = await Promise.all([
+    c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
+    c.adminNetworkPolicies.list(t), c.baselineAdminNetworkPolicies.list(t),
+  ]);
+  const netpol = {
+    policies: nps.items.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, ...auditOf(p) })),
+    namespaces: nss.items.map((n) => ({ name: n.name, labels: n.labels })),
+    anps: anps.items.map((a) => ({ ...adminPolicyOf(a.name, a.spec), ...auditOf(a) })),
+    banp: banps.items[0] && { ...baselinePolicyOf(banps.items[0].spec), ...auditOf(banps.items[0]) },
+  };
+  return { state: { tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints: eps.items, netpol }, endpoints: eps.items };
+}
+
 export function explainRoutes(app: FastifyInstance): void {
   const c = app.control;
   app.get<{ Params: { tenant: string }; Querystring: { from: string; to: string; protocol: string; port?: string } }>('/api/v1/tenants/:tenant/explain', {
@@ -33,31 +49,21 @@ export function explainRoutes(app: FastifyInstance): void {
   }, async (req) => {
     requireTenantAccess(principalOf(req), req.params.tenant);
     const t = req.params.tenant;
-    const tenant = await c.tenants.get(t);
-    const [networks, groups, policies, eps, nps, nss, anps, banps] = await Promise.all([
-      c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
-      c.adminNetworkPolicies.list(t), c.baselineAdminNetworkPolicies.list(t),
-    ]);
-    const netpol = {
-      policies: nps.items.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, ...auditOf(p) })),
-      namespaces: nss.items.map((n) => ({ name: n.name, labels: n.labels })),
-      anps: anps.items.map((a) => ({ ...adminPolicyOf(a.name, a.spec), ...auditOf(a) })),
-      banp: banps.items[0] && { ...baselinePolicyOf(banps.items[0].spec), ...auditOf(banps.items[0]) },
-    };
-    const endpoints = eps.items;
+    const { state, endpoints } = await tenantPolicy(c, t);
+    const { groups } = state;
     const resolve = (x: string, field: string): { ip: string; endpoint?: Endpoint } => {
       if (parseIp(x) !== undefined) return { ip: x, ...(endpoints.find((e) => e.ip === x) ? { endpoint: endpoints.find((e) => e.ip === x) as Endpoint } : {}) };
       const ep = endpoints.find((e) => e.containerName === x) ?? endpoints.find((e) => e.id.startsWith(x) || e.containerId.startsWith(x));
       if (ep) return { ip: ep.ip, endpoint: ep };
       const member = endpoints.find((e) => e.group === x);
       if (member) return { ip: member.ip, endpoint: member };
-      if (groups.items.some((g) => g.name === x)) throw new WeftError('WEFT_INVALID_VALUE', `${field}: group ${t}/${x} has no endpoints yet; name an endpoint or an address`, { field });
+      if (groups.some((g) => g.name === x)) throw new WeftError('WEFT_INVALID_VALUE', `${field}: group ${t}/${x} has no endpoints yet; name an endpoint or an address`, { field });
       throw new WeftError('WEFT_INVALID_REFERENCE', `${field}: '${x}' is not an endpoint, group or address in tenant ${t}`, { field });
     };
     const from = resolve(req.query.from, 'from');
     const to = resolve(req.query.to, 'to');
     const port = req.query.port === undefined ? undefined : Number(req.query.port);
-    const e = explainFlow({ tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints, netpol }, from.ip, to.ip, req.query.protocol, port);
+    const e = explainFlow(state, from.ip, to.ip, req.query.protocol, port);
     return {
       from: { ip: from.ip, endpoint: from.endpoint?.id ?? null },
       to: { ip: to.ip, endpoint: to.endpoint?.id ?? null },

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { Client } from '../client/index.js';
+import type { Runner } from '../exec/index.js';
+import type { Endpoint } from '../model/index.js';
+import type { DesiredState } from './state.js';
+
+/** What a verification asks (control/verify.ts VerifyRequest, as the watch carries it). */
+interface Request { tenant: string; id: string; flows: Array<{ protocol: 'tcp' | 'udp'; port: number }>; timeoutMs: number; createdAt: string }
+
+/** A request older than this (replayed by a watch resuming) is not answered: its server has given up. */
+const STALE_MS = 60_000;
+/** How many endpoints probe at once (each is one short-lived process in its namespace). */
+const PARALLEL = 8;
+
+/**
+ * Probes a list of [ip, protocol, port] (on its standard input) from inside a namespace, all at once, and prints a JSON array of
+ * booleans. TCP: a connection, or a refusal (a RST came back through the policy), is a pass. UDP: an
+ * answer, or a port-unreachable (an ICMP error came back), is a pass; silence is not.
+ */
+const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
+Promise.all(t.map(([ip,proto,port])=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>done(false),to);
+if(proto==='tcp'){s=net.connect(port,ip,()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));}
+else{s=dgram.createSocket('udp4');s.on('message',()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.connect(port,ip,()=>s.send('weft-verify'));}}))).then(r=>console.log(JSON.stringify(r)));});`;
+
+export interface VerifyDeps { state: DesiredState; client: Client; runner: Runner; host: string; log: Logger }
+
+/**
+ * `weft verify` on this host: every endpoint of the tenant here probes every other endpoint of the tenant
+ * on each flow, from its own namespace, and the results go back to the server that asked.
+ */
+export async function answerVerify(d: VerifyDeps, r: Request): Promise<void> {
+  if (Date.now() - Date.parse(r.createdAt) > STALE_MS) return;
+  const all = [...d.state.endpoints.values()].filter((e) => e.tenant === r.tenant);
+  const local = all.filter((e) => e.host === d.host && e.netns !== undefined);
+  if (local.length === 0) return;
+  const results: Array<[string, string, number, boolean]> = [];
+  const errors: string[] = [];
+  const probe = async (src: Endpoint) => {
+    const targets = all.filter((x) => x.id !== src.id).flatMap((dst) => r.flows.map((f, i) => ({ dst, f, i })));
+    const run = await d.runner.run(['nsenter', `--net=${src.netns}`, process.execPath, '-e', PROBER, String(r.timeoutMs)],
+      { input: JSON.stringify(targets.map((x) => [x.dst.ip, x.f.protocol, x.f.port])), timeoutMs: r.timeoutMs + 10_000, allowFailure: true });
+    let ok: unknown;
+    try { ok = JSON.parse(run.stdout); } catch { ok = undefined; }
+    if (!Array.isArray(ok) || ok.length !== targets.length) {
+      errors.push(`${src.id}: the prober failed (exit ${run.code}): ${run.stderr.trim().slice(0, 200)}`);
+      return;
+    }
+    targets.forEach((x, k) => results.push([src.id, x.dst.id, x.i, ok[k] === true]));
+  };
+  for (let k = 0; k < local.length; k += PARALLEL) await Promise.all(local.slice(k, k + PARALLEL).map(probe));
+  try {
+    await d.client.request('PUT', `/api/v1/tenants/${r.tenant}/verify/${r.id}/reports/${encodeURIComponent(d.host)}`, { results, ...(errors.length ? { error: errors.join('; ').slice(0, 1000) } : {}) });
+  } catch (e) {
+    d.log.warn({ err: (e as Error).message, tenant: r.tenant }, 'verification report not sent');
+  }
+}

@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { Name, WeftError, type Endpoint } from '../../model/index.js';
+import { parseFlows, requireRole, requireTenantAccess, type VerifyReport } from '../../control/index.js';
+import { compilePolicy, type CompiledPolicy } from '../../policy/index.js';
+import { principalOf } from '../context.js';
+import { tenantPolicy } from './explain.js';
+
+/** At most this many probes in one verification (endpoints × others × flows): each agent's report is one request. */
+export const MAX_VERIFY_CELLS = 10_000;
+
+const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
+const Body = Type.Object({
+  flows: Type.Optional(Type.Array(Type.String({ maxLength: 9 }), { minItems: 1, maxItems: 16, description: 'PORT/PROTOCOL, e.g. 80/tcp (default: 80/tcp)' })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 5000, description: 'how long a probe waits for an answer (default 300)' })),
+}, { additionalProperties: false });
+const ReportParams = Type.Object({ tenant: Name, id: Type.String({ pattern: '^[0-9a-f]{16}$' }), host: Type.String({ minLength: 1, maxLength: 253 }) }, { additionalProperties: false });
+const ReportBody = Type.Object({
+  results: Type.Array(Type.Tuple([Type.String({ maxLength: 64 }), Type.String({ maxLength: 64 }), Type.Integer({ minimum: 0, maximum: 15 }), Type.Boolean()]), { maxItems: MAX_VERIFY_CELLS }),
+  error: Type.Optional(Type.String({ maxLength: 1000 })),
+}, { additionalProperties: false });
+
+/** What the compiled tables decide for a flow between two addresses (the datapath's lookups, indexed once). */
+function expectations(c: CompiledPolicy) {
+  const pairs = new Map(c.pairs.map((p) => [`${p.src}/${p.dst}`, p]));
+  const profiles = new Map(c.profiles.map((p) => [p.id, p]));
+  return (src: string, dst: string, protocol: 'tcp' | 'udp', port: number): boolean => {
+    const pair = pairs.get(`${c.classification.byIp(src).id}/${c.classification.byIp(dst).id}`);
+    const id = pair === undefined ? 0 : protocol === 'tcp' ? pair.tcp : pair.udp;
+    const seg = profiles.get(id)?.segs.find((s) => port >= s.first && port <= s.last);
+    return (seg?.verdict ?? c.fallback) !== 'drop';
+  };
+}
+
+/**
+ * `weft verify` (issue 15): every endpoint of the tenant probes every other on each flow with real
+ * packets, from the agent of its host; the answer sets what the packets did beside what the policy says
+ * (the compiled tables of the whole tenant, as explain decides), and names the cells that differ.
+ */
+export function verifyRoutes(app: FastifyInstance): void {
+  const c = app.control;
+  app.post<{ Params: { tenant: string }; Body: { flows?: string[]; timeoutMs?: number } }>('/api/v1/tenants/:tenant/verify', {
+    schema: { params: Params, body: Body, tags: ['policy'], summary: 'Probe every pair of endpoints with real packets and compare with the policy' },
+  }, async (req) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin', 'ops', 'tenant'], 'verify a tenant');
+    requireTenantAccess(p, req.params.tenant);
+    const t = req.params.tenant;
+    const flows = parseFlows(req.body.flows ?? ['80/tcp'], 'flows');
+    const timeoutMs = req.body.timeoutMs ?? 300;
+    const { state, endpoints } = await tenantPolicy(c, t);
+    const probing = endpoints.filter((e) => e.netns !== undefined);
+    const cells = probing.length * Math.max(0, endpoints.length - 1) * flows.length;
+    if (cells > MAX_VERIFY_CELLS) throw new WeftError('WEFT_INVALID_FIELD', `flows: ${cells} probes (endpoints × others × flows), past ${MAX_VERIFY_CELLS}: name fewer flows`, { field: 'flows' });
+    const hosts = new Set(probing.map((e) => e.host));
+    const started = Date.now();
+    const reports = new Map<string, VerifyReport>();
+    if (hosts.size > 0) {
+      const request = await c.verifier.start(p.user, t, flows, timeoutMs);
+      try {
+        for (const [h, r] of await c.verifier.collect(t, request.id, hosts, started + timeoutMs + 10_000)) reports.set(h, r);
+      } finally {
+        await c.verifier.finish(p.user, t, request.id);
+      }
+    }
+    const expect = expectations(compilePolicy(state));
+    const byId = new Map<string, Endpoint>(endpoints.map((e) => [e.id, e]));
+    const results = [...reports.values()].flatMap((r) => r.results).flatMap(([src, dst, f, ok]) => {
+      const a = byId.get(src);
+      const b = byId.get(dst);
+      const flow = flows[f];
+      if (!a || !b || !flow) return [];
+      return [{ from: a.id, to: b.id, flow: `${flow.port}/${flow.protocol}`, expected: expect(a.ip, b.ip, flow.protocol, flow.port), observed: ok }];
+    });
+    return {
+      tenant: t, flows: flows.map((f) => `${f.port}/${f.protocol}`),
+      endpoints: endpoints.map((e) => ({ id: e.id, name: e.containerName ?? e.containerId.slice(0, 12), ip: e.ip, host: e.host })),
+      results, differ: results.filter((r) => r.expected !== r.observed),
+      missing: [...hosts].filter((h) => !reports.has(h)).sort(), errors: [...reports.values()].flatMap((r) => (r.error ? [`${r.host}: ${r.error}`] : [])),
+      ms: Date.now() - started,
+    };
+  });
+
+  app.put<{ Params: { tenant: string; id: string; host: string }; Body: { results: Array<[string, string, number, boolean]>; error?: string } }>('/api/v1/tenants/:tenant/verify/:id/reports/:host', {
+    schema: { params: ReportParams, body: ReportBody, tags: ['policy'], summary: "An agent's probes for a verification (host certificates, their own host only)" },
+    bodyLimit: 4 * 1024 * 1024,
+  }, async (req, reply) => {
+    const p = principalOf(req);
+    requireRole(p, ['host'], 'report probes');
+    await c.verifier.report(p.user, req.params.tenant, req.params.id, { host: req.params.host, results: req.body.results, ...(req.body.error ? { error: req.body.error } : {}) });
+    return reply.code(204).send();
+  });
+}
