@@ -22,7 +22,7 @@ export type ApplyDoc = { [K in ApplyKind]: { index: number; kind: K; tenant: str
 
 export type ApplyAction = 'created' | 'updated' | 'unchanged' | 'deleted' | 'absent';
 export interface ApplyResult { index: number; kind: ApplyKind; tenant?: string; name: string; action: ApplyAction }
-export interface ApplyOutcome { results: ApplyResult[]; revision: number; dryRun: boolean }
+export interface ApplyOutcome { results: ApplyResult[]; revision: number; dryRun: boolean; inspected?: unknown }
 
 export interface ApplyOptions {
   /** Remove what the documents name instead of writing it. */
@@ -31,6 +31,8 @@ export interface ApplyOptions {
   dryRun?: boolean;
   /** Whether the caller may create and delete tenants (admin and ops users). */
   mayManageTenants: boolean;
+  /** A dry run's look at what it wrote, before the transaction is thrown away (the verdicts that would change). */
+  inspect?: (tx: Txn) => Promise<unknown>;
 }
 
 /** What apply needs of the control plane. */
@@ -42,7 +44,7 @@ export interface ApplyTargets {
 
 /** Thrown inside a dry run's transaction so that nothing of it is written; carries what it decided. */
 class DryRun {
-  constructor(readonly results: ApplyResult[]) {}
+  constructor(readonly results: ApplyResult[], readonly inspected: unknown) {}
 }
 
 const titleOf = (d: ApplyDoc) => (d.kind === 'Tenant' ? `Tenant ${d.input.name}` : `${d.kind} ${d.tenant}/${d.input.name}`);
@@ -61,12 +63,12 @@ export async function applyDocuments(t: ApplyTargets, actor: string, docs: reado
     const r = await t.store.transact(actor, async (tx) => {
       const results = opts.remove ? await removeAll(t, tx, actor, docs, opts) : await writeAll(t, tx, actor, docs, opts);
       results.sort((a, b) => a.index - b.index);
-      if (opts.dryRun) throw new DryRun(results);
+      if (opts.dryRun) throw new DryRun(results, opts.inspect ? await opts.inspect(tx) : undefined);
       return results;
     });
     return { results: r.value, revision: r.revision, dryRun: false };
   } catch (e) {
-    if (e instanceof DryRun) return { results: e.results, revision: await t.store.revision(), dryRun: true };
+    if (e instanceof DryRun) return { results: e.results, revision: await t.store.revision(), dryRun: true, ...(e.inspected !== undefined ? { inspected: e.inspected } : {}) };
     throw e;
   }
 }

@@ -13,3 +13,4 @@ export { DEFAULT_HOST_GRACE_MS } from './hosts.js';
 export { DEFAULT_QUOTA, QUOTA_FLAG, type QuotaLimits, type QuotaView } from './quota.js';
 export type { ApplyDoc, ApplyOutcome, ApplyResult } from './apply.js';
 export { Verifier, parseFlows, type VerifyFlow, type VerifyReport, type VerifyRequest, type VerifyResult } from './verify.js';
+export { tenantPolicyIn, type TenantPolicyObjects } from './tenant-policy.js';

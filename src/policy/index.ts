@@ -5,3 +5,4 @@ export { explainFlow, type Explanation } from './explain.js';
 export { classify, type Klass, type Classification } from './classes.js';
 export { decide, layerOf, type Decision, type RuleRef } from './decide.js';
 export type { NetpolInput } from './netpol.js';
+export { verdictChanges, type VerdictChange } from './diff.js';

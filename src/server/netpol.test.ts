@@ -206,3 +206,27 @@ test('verify: bad input is refused naming the field; no endpoints, no probes; re
   const eve = await userToken(api, 'eve', ['rival']);
   assert.equal((await api.call('POST', '/api/v1/tenants/shop/verify', {}, {}, eve)).status, 404);
 });
+
+test('apply --dry-run says which flows between the endpoints would change verdict, and writes nothing', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/apply', { documents: files.slice(0, 3) })).status, 200);
+  const mk = (containerId: string, labels: Record<string, string>) => api.call('POST', '/api/v1/endpoints', { tenant: 'shop', network: 'pods', containerId, host: 'h', ifname: 'eth0', labels });
+  for (const [id, ns, pod] of [['xa', 'x', 'a'], ['ya', 'y', 'a'], ['yb', 'y', 'b']] as const) assert.equal((await mk(id, { namespace: ns, pod })).status, 201);
+  const rev = await api.control.store.revision();
+  const deny = np('deny-y', 'y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 'front' } } }], ports: [{ protocol: 'TCP', port: 80, endPort: 81 }] }] });
+  const dry = await api.call('POST', '/api/v1/apply', { dryRun: true, documents: [deny] });
+  assert.equal(dry.status, 200, JSON.stringify(dry.json));
+  assert.equal(await api.control.store.revision(), rev, 'a dry run writes nothing');
+  const shop = dry.json.flows.find((f: { tenant: string }) => f.tenant === 'shop');
+  const lines = shop.changes.map((c: { from: string; to: string; protocol: string; ports: string; before: string; after: string }) => `${c.from}>${c.to} ${c.protocol} ${c.ports} ${c.before}>${c.after}`).sort();
+  // y/a is isolated: only x (team=front) on tcp 80-81. So yb loses everything into ya, xa keeps 80-81.
+  assert.deepEqual(lines, [
+    'xa>ya other 0-5 accept>drop', 'xa>ya other 18-255 accept>drop', 'xa>ya other 7-16 accept>drop',
+    'xa>ya tcp 0-79 accept>drop', 'xa>ya tcp 82-65535 accept>drop', 'xa>ya udp 0-65535 accept>drop',
+    'yb>ya other 0-5 accept>drop', 'yb>ya other 18-255 accept>drop', 'yb>ya other 7-16 accept>drop',
+    'yb>ya tcp 0-65535 accept>drop', 'yb>ya udp 0-65535 accept>drop',
+  ]);
+  assert.equal(shop.total, lines.length);
+  const none = await api.call('POST', '/api/v1/apply', { dryRun: true, documents: files.slice(0, 3) });
+  assert.deepEqual(none.json.flows[0].changes, [], 'nothing changes: no flow changes');
+});

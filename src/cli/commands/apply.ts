@@ -51,9 +51,17 @@ export function parseDocuments(text: string, name: string): Parsed {
   return { documents, lines };
 }
 
-function report(ctx: Ctx, outcome: { dryRun: boolean; results: Array<{ kind: string; tenant?: string; name: string; action: string }> }): void {
+interface FlowChanges { tenant: string; total: number; note?: string; changes: Array<{ from: string; to: string; protocol: string; ports: string; before: string; after: string }> }
+
+function report(ctx: Ctx, outcome: { dryRun: boolean; results: Array<{ kind: string; tenant?: string; name: string; action: string }>; flows?: FlowChanges[] }): void {
   if (ctx.format !== 'table') return ctx.show(outcome);
   for (const r of outcome.results) ctx.print(`${r.kind.toLowerCase()} ${r.tenant ? `${r.tenant}/` : ''}${r.name} ${r.action}${outcome.dryRun ? ' (dry run)' : ''}`);
+  // A dry run: the flows between each tenant's endpoints whose verdict would change.
+  for (const f of outcome.flows ?? []) {
+    if (f.note) ctx.print(`flows of ${f.tenant}: ${f.note}`);
+    else ctx.print(`flows of ${f.tenant} that would change verdict: ${f.total}${f.total > f.changes.length ? ` (the first ${f.changes.length} below)` : ''}`);
+    for (const c of f.changes) ctx.print(`  ${c.from} > ${c.to} ${c.protocol} ${c.ports}: ${c.before} -> ${c.after}`);
+  }
 }
 
 export function applyCommands(program: Command, io: Io): void {

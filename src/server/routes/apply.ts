@@ -2,7 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { Type } from '@sinclair/typebox';
 import { API_VERSIONS, APPLY_KINDS, APPLY_SPECS, ApplyInput, DEFAULT_NAMESPACE, MODE_ANNOTATION, NAME_PATTERN, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
-import { requireRole, requireTenantAccess, type ApplyDoc, type ApplyOutcome } from '../../control/index.js';
+import { requireRole, requireTenantAccess, tenantPolicyIn, type ApplyDoc, type ApplyOutcome, type TenantPolicyObjects } from '../../control/index.js';
+import { compilePolicy, verdictChanges } from '../../policy/index.js';
+import type { Txn } from '../../store/index.js';
+import { policyStateOf } from './explain.js';
 import { principalOf } from '../context.js';
 import { fromValidation, type AjvError } from '../problem.js';
 
@@ -52,6 +55,24 @@ function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: b
   // `weft apply --audit`: every policy of the file in audit mode.
   if ((audit || mode === 'audit') && POLICY_KINDS.has(d.kind)) Object.assign(input, { mode: 'audit' });
   return { index, kind: d.kind, tenant, input } as ApplyDoc;
+}
+
+/** A dry run lists verdict changes for at most this many tenants, endpoints of each, and changes. */
+const MAX_DIFF_TENANTS = 5;
+const MAX_DIFF_ENDPOINTS = 200;
+const MAX_DIFF_CHANGES = 100;
+
+/** The runs of ports where a tenant's endpoints would get another verdict (from two compiles of the whole tenant). */
+function flowChanges(tenant: string, before: TenantPolicyObjects | undefined, after: TenantPolicyObjects | undefined) {
+  const endpoints = (after ?? before)?.endpoints ?? [];
+  if (!before || !after) return { tenant, changes: [], total: 0, note: before ? 'the tenant goes' : 'a new tenant' };
+  if (endpoints.length > MAX_DIFF_ENDPOINTS) return { tenant, changes: [], total: 0, note: `${endpoints.length} endpoints: past ${MAX_DIFF_ENDPOINTS}, not compared` };
+  const name = new Map(endpoints.map((e) => [e.id, e.containerName ?? e.containerId.slice(0, 12)]));
+  const d = verdictChanges(compilePolicy(policyStateOf(before)), compilePolicy(policyStateOf(after)), endpoints, MAX_DIFF_CHANGES);
+  return {
+    tenant, total: d.total,
+    changes: d.changes.map((c) => ({ from: name.get(c.from), to: name.get(c.to), protocol: c.protocol, ports: c.first === c.last ? String(c.first) : `${c.first}-${c.last}`, before: c.before, after: c.after })),
+  };
 }
 
 const POLICY_KINDS = new Set<ApplyKind>(['Policy', 'NetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy']);
@@ -111,7 +132,7 @@ export function applyRoutes(app: FastifyInstance): void {
       summary: 'Create, replace or delete many objects in one transaction (`weft apply -f`, `weft delete -f`)',
       description: 'Each document is a whole object (what it leaves out is unset or its default); objects that would not change are not written. Written in dependency order; all or nothing.',
     },
-  }, async (req): Promise<ApplyOutcome> => {
+  }, async (req): Promise<ApplyOutcome & { flows?: unknown }> => {
     const p = principalOf(req);
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
     const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true, req.body.audit === true));
@@ -123,6 +144,16 @@ export function applyRoutes(app: FastifyInstance): void {
         throw e;
       }
     }
-    return app.control.apply(p.user, docs, { dryRun: req.body.dryRun === true, remove: req.body.delete === true, mayManageTenants: p.role === 'admin' || p.role === 'ops' });
+    const dryRun = req.body.dryRun === true;
+    const opts = { dryRun, remove: req.body.delete === true, mayManageTenants: p.role === 'admin' || p.role === 'ops' };
+    if (!dryRun) return app.control.apply(p.user, docs, opts);
+    // A dry run also says which flows between the tenants' endpoints would change verdict.
+    const tenants = [...new Set(docs.map((d) => d.tenant))].slice(0, MAX_DIFF_TENANTS);
+    const read = (tx: Txn) => Promise.all(tenants.map(async (t) => [t, await tenantPolicyIn(tx, t)] as const));
+    const before = new Map((await app.control.store.transact('read', read)).value);
+    const outcome = await app.control.apply(p.user, docs, { ...opts, inspect: read });
+    const after = new Map(outcome.inspected as Array<readonly [string, TenantPolicyObjects | undefined]>);
+    const { inspected: _i, ...rest } = outcome;
+    return { ...rest, flows: tenants.map((t) => flowChanges(t, before.get(t), after.get(t))) };
   });
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Name, WeftError, adminPolicyOf, auditOf, baselinePolicyOf, parseIp, type Endpoint } from '../../model/index.js';
-import { requireTenantAccess, type Control } from '../../control/index.js';
+import { requireTenantAccess, type Control, type TenantPolicyObjects } from '../../control/index.js';
 import { explainFlow, layerOf, type Decision, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 
@@ -33,13 +33,23 @@ export async function tenantPolicy(c: Control, t: string): Promise<{ state: Poli
     c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
     c.adminNetworkPolicies.list(t), c.baselineAdminNetworkPolicies.list(t),
   ]);
+  const state = policyStateOf({
+    tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints: eps.items, networkPolicies: nps.items, namespaces: nss.items,
+    adminNetworkPolicies: anps.items, baselineAdminNetworkPolicies: banps.items,
+  });
+  return { state, endpoints: eps.items };
+}
+
+/** The stored objects as the compiler and explain take them. */
+export function policyStateOf(o: TenantPolicyObjects): PolicyState {
+  const banp = o.baselineAdminNetworkPolicies[0];
   const netpol = {
-    policies: nps.items.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, ...auditOf(p) })),
-    namespaces: nss.items.map((n) => ({ name: n.name, labels: n.labels })),
-    anps: anps.items.map((a) => ({ ...adminPolicyOf(a.name, a.spec), ...auditOf(a) })),
-    banp: banps.items[0] && { ...baselinePolicyOf(banps.items[0].spec), ...auditOf(banps.items[0]) },
+    policies: o.networkPolicies.map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, ...auditOf(p) })),
+    namespaces: o.namespaces.map((n) => ({ name: n.name, labels: n.labels })),
+    anps: o.adminNetworkPolicies.map((a) => ({ ...adminPolicyOf(a.name, a.spec), ...auditOf(a) })),
+    banp: banp && { ...baselinePolicyOf(banp.spec), ...auditOf(banp) },
   };
-  return { state: { tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints: eps.items, netpol }, endpoints: eps.items };
+  return { tenant: o.tenant, networks: o.networks, groups: o.groups, policies: o.policies, endpoints: o.endpoints, netpol };
 }
 
 export function explainRoutes(app: FastifyInstance): void {

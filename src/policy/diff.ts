@@ -1,0 +1,69 @@
+import type { Endpoint } from '../model/index.js';
+import type { CompiledPolicy, Verdict } from './compile.js';
+
+/** One run of ports (or protocol numbers, for `other`) between two endpoints whose verdict changes. */
+export interface VerdictChange { from: string; to: string; protocol: 'tcp' | 'udp' | 'other'; first: number; last: number; before: Verdict; after: Verdict }
+
+type Fn = Array<{ first: number; last: number; verdict: Verdict }>;
+const SLOTS = [['tcp', 65535], ['udp', 65535], ['other', 255]] as const;
+
+/** A pair's whole function of one protocol slot: its profile's segments, the default in the gaps. */
+function functionOf(c: CompiledPolicy, pairs: Map<string, CompiledPolicy['pairs'][number]>, profiles: Map<number, CompiledPolicy['profiles'][number]>, src: string, dst: string, slot: 0 | 1 | 2): Fn {
+  const pair = pairs.get(`${c.classification.byIp(src).id}/${c.classification.byIp(dst).id}`);
+  const id = pair === undefined ? 0 : slot === 0 ? pair.tcp : slot === 1 ? pair.udp : pair.other;
+  const segs = [...(profiles.get(id)?.segs ?? [])].sort((a, b) => a.first - b.first);
+  const out: Fn = [];
+  let next = 0;
+  const last = SLOTS[slot][1];
+  for (const s of segs) {
+    if (s.first > next) out.push({ first: next, last: s.first - 1, verdict: c.fallback });
+    out.push({ first: s.first, last: s.last, verdict: s.verdict });
+    next = s.last + 1;
+  }
+  if (next <= last) out.push({ first: next, last, verdict: c.fallback });
+  return out;
+}
+
+/**
+ * Every run of ports where a new connection between two endpoints would get another verdict after
+ * than before (`weft apply --dry-run`), from two compiles of the whole tenant. At most `limit` runs, in
+ * endpoint order; `total` counts them all.
+ */
+export function verdictChanges(before: CompiledPolicy, after: CompiledPolicy, endpoints: readonly Endpoint[], limit: number): { changes: VerdictChange[]; total: number } {
+  const index = (c: CompiledPolicy) => ({ pairs: new Map(c.pairs.map((p) => [`${p.src}/${p.dst}`, p])), profiles: new Map(c.profiles.map((p) => [p.id, p])) });
+  const b = index(before);
+  const a = index(after);
+  const changes: VerdictChange[] = [];
+  let total = 0;
+  for (const src of endpoints) {
+    for (const dst of endpoints) {
+      if (src === dst) continue;
+      for (const slot of [0, 1, 2] as const) {
+        const x = functionOf(before, b.pairs, b.profiles, src.ip, dst.ip, slot);
+        const y = functionOf(after, a.pairs, a.profiles, src.ip, dst.ip, slot);
+        let i = 0;
+        let j = 0;
+        let run: VerdictChange | undefined;
+        while (i < x.length && j < y.length) {
+          const p = x[i] as Fn[number];
+          const q = y[j] as Fn[number];
+          const first = Math.max(p.first, q.first);
+          const last = Math.min(p.last, q.last);
+          // The port 6 and 17 of `other` are tcp and udp themselves: never a change there.
+          const skip = slot === 2 && (first === 6 || first === 17) && first === last;
+          if (p.verdict !== q.verdict && !skip) {
+            if (run && run.last + 1 === first && run.before === p.verdict && run.after === q.verdict) run.last = last;
+            else {
+              total++;
+              run = { from: src.id, to: dst.id, protocol: SLOTS[slot][0], first, last, before: p.verdict, after: q.verdict };
+              if (changes.length < limit) changes.push(run);
+            }
+          }
+          if (p.last === last) i++;
+          if (q.last === last) j++;
+        }
+      }
+    }
+  }
+  return { changes, total };
+}
