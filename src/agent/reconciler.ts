@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { planHostSide, planTenant, planTunnel, type Datapath, type HostPlan, type TenantPlan } from '../datapath/index.js';
+import { planHostSide, planTenant, planTunnel, type Datapath, type HostPlan, type Protected, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
@@ -66,7 +66,7 @@ export class Reconciler {
     private readonly hostSide: (h: HostPlan) => Promise<void>,
     private readonly opts: ReconcilerOptions,
     private readonly log: Logger,
-    private readonly protect: () => ReadonlySet<string> = () => new Set(),
+    private readonly protect: () => Protected = () => new Set(),
     private readonly afterFullPass: () => Promise<void> = async () => undefined,
   ) {
     this.drift = new DriftChecks(() => this.full.schedule(), log, opts.resyncMs, opts.safetyMs);

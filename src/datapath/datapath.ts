@@ -9,6 +9,9 @@ import type { QosPlan } from './services.js';
 export type NftOutcome = 'unchanged' | 'delta' | 'replace' | 'replace-after-refused-delta';
 
 /** One endpoint wired into its tenant: a veth whose host end is on the network's bridge. */
+/** The veths a convergence must leave alone: only asked whether it holds one. */
+export type Protected = Pick<ReadonlySet<string>, 'has'>;
+
 export interface Attachment {
   tenantNs: string;
   bridge: string;
@@ -44,8 +47,11 @@ export interface DriftWatch {
 export interface Datapath {
   /** Whether tenants' uplink addresses exist in the agent's own namespace (so its DNS server can listen on them). */
   readonly hostAddresses: boolean;
-  /** Converges a tenant's namespace to its plan. `protect`: veths being wired right now, never removed as stale. */
-  ensureTenant(p: TenantPlan, protect?: ReadonlySet<string>): Promise<NftOutcome>;
+  /**
+   * Converges a tenant's namespace to its plan. `protect`: veths never removed as stale (being wired right
+   * now, or of an endpoint recorded since the plan was made); asked only of veths the plan does not want.
+   */
+  ensureTenant(p: TenantPlan, protect?: Protected): Promise<NftOutcome>;
   /**
    * Only the tenant's tables (policy, services, ports, anti-spoofing), trusting the last convergence for
    * its links and for what the kernel holds: a change that touched nothing else. Drift is the next full

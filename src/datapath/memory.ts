@@ -1,5 +1,5 @@
 import { WeftError, type WireguardStatus } from '../model/index.js';
-import type { Attachment, Datapath, NftOutcome, OuterAttachment } from './datapath.js';
+import type { Attachment, Datapath, NftOutcome, OuterAttachment, Protected } from './datapath.js';
 import { renderHostTable } from './host-nft.js';
 import { names } from './names.js';
 import { renderTenantTable } from './nft.js';
@@ -93,7 +93,7 @@ export class MemoryDatapath implements Datapath {
     }
   }
 
-  async ensureTenant(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
+  async ensureTenant(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
     this.enter('ensureTenant', p.ns);
     let ns = this.namespaces.get(p.ns);
     if (!ns) this.namespaces.set(p.ns, (ns = { links: new Map([[p.uplink.tenantLink, { kind: 'uplink' }]]), table: '', guard: '', shaped: new Set(), forgotten: [] }));

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
-import type { Attachment, Datapath, DriftWatch, NftOutcome, OuterAttachment } from '../datapath.js';
+import type { Attachment, Datapath, DriftWatch, NftOutcome, OuterAttachment, Protected } from '../datapath.js';
 import { HOST_TABLE } from '../host-nft.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { names } from '../names.js';
@@ -40,7 +40,7 @@ export class LinuxDatapath implements Datapath {
     return `${this.nsPrefix}m${process.pid}-${this.seq++}`;
   }
 
-  ensureTenant(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
+  ensureTenant(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
     this.watcher?.watch(p.ns);
     return this.tenants.ensure(p, protect);
   }

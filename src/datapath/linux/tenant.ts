@@ -8,7 +8,7 @@ import { NftTables } from './nft.js';
 import { LINUX_ENCAPS } from './encaps/index.js';
 import { observeQos, qosCommands, tcBatch } from './qos.js';
 import type { QosPlan } from '../services.js';
-import type { NftOutcome } from '../datapath.js';
+import type { NftOutcome, Protected } from '../datapath.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -47,7 +47,7 @@ export class TenantDatapath {
   }
 
   /** `protect`: veths being wired right now by a CNI ADD, never deleted as stale. */
-  async ensure(p: TenantPlan, protect: ReadonlySet<string> = new Set()): Promise<NftOutcome> {
+  async ensure(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
     const fresh = await this.ensureNamespace(p.ns);
     let links = await observeLinks(this.runner, p.ns);
     // An uplink without its planned address is rebuilt too: the address moved (a tenant whose /30 covered
@@ -139,7 +139,7 @@ export class TenantDatapath {
 }
 
 /** The `ip -batch` lines that bring observed links to the plan; empty when all is right. */
-export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>, protect: ReadonlySet<string> = new Set()): string[] {
+export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>, protect: Protected = new Set()): string[] {
   const out: string[] = [];
   const wantBridges = new Set(p.bridges.map((b) => b.name));
   const wantVeths = new Set(p.endpoints.map((e) => e.veth));
