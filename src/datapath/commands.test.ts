@@ -104,3 +104,16 @@ test('links: service VIPs are held as /32s on their bridge and stale ones droppe
   settled.delete('wibbbbbbbbbbbb');
   assert.deepEqual(linkCommands(withVip, settled), []);
 });
+
+test('links: the veth and IFB of an endpoint recorded since the plan stay; a planned endpoint\'s IFB goes with its shaping, protected or not', () => {
+  const kernel = new Map([
+    link('wb100', 'bridge', { addresses: ['10.0.0.1/24'] }),
+    link('weaaaaaaaaaaaa', 'veth', { master: 'wb100' }), link('wiaaaaaaaaaaaa', 'ifb'),
+    link('wx100', 'vxlan', { master: 'wb100' }),
+    link('wennnnnnnnnnnn', 'veth', { master: 'wb100' }), link('winnnnnnnnnnnn', 'ifb'),
+  ]);
+  // The agent protects the veths of every endpoint its desired state holds (aaaa… planned, nnnn… new).
+  const known = new Set(['weaaaaaaaaaaaa', 'wennnnnnnnnnnn']);
+  assert.deepEqual(linkCommands(plan, kernel, known), ['link del wiaaaaaaaaaaaa'], 'shaping removed from a planned endpoint; the new one untouched');
+  assert.deepEqual(linkCommands(plan, kernel), ['link del wiaaaaaaaaaaaa', 'link del wennnnnnnnnnnn', 'link del winnnnnnnnnnnn'], 'unknown: strangers');
+});

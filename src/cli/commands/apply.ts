@@ -59,7 +59,7 @@ function report(ctx: Ctx, outcome: { dryRun: boolean; results: Array<{ kind: str
   // A dry run: the flows between each tenant's endpoints whose verdict would change.
   for (const f of outcome.flows ?? []) {
     if (f.note) ctx.print(`flows of ${f.tenant}: ${f.note}`);
-    else ctx.print(`flows of ${f.tenant} that would change verdict: ${f.total}${f.total > f.changes.length ? ` (the first ${f.changes.length} below)` : ''}`);
+    else if (f.total > 0) ctx.print(`flows of ${f.tenant} that would change verdict: ${f.total}${f.total > f.changes.length ? ` (the first ${f.changes.length} below)` : ''}`);
     for (const c of f.changes) ctx.print(`  ${c.from} > ${c.to} ${c.protocol} ${c.ports}: ${c.before} -> ${c.after}`);
   }
 }

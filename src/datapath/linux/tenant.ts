@@ -172,7 +172,10 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     if (l.kind === 'bridge' && l.name.startsWith('wb') && !wantBridges.has(l.name)) out.push(`link del ${l.name}`);
     if (l.kind === 'veth' && l.name.startsWith('we') && !wantVeths.has(l.name) && !protect.has(l.name)) out.push(`link del ${l.name}`);
     if (overlayKinds.has(l.kind) && l.name.startsWith('wx') && !wantOverlays.has(l.name)) out.push(`link del ${l.name}`);
-    if (l.kind === 'ifb' && l.name.startsWith('wi') && !wantIfbs.has(l.name) && !protect.has(`we${l.name.slice(2)}`)) out.push(`link del ${l.name}`);
+    // An IFB the plan does not want goes, unless its endpoint is not in the plan and protected (being
+    // wired, or recorded since the plan was made): a planned endpoint's IFB goes with its shaping.
+    const owner = `we${l.name.slice(2)}`;
+    if (l.kind === 'ifb' && l.name.startsWith('wi') && !wantIfbs.has(l.name) && (wantVeths.has(owner) || !protect.has(owner))) out.push(`link del ${l.name}`);
   }
   return out;
 }
