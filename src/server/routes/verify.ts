@@ -6,6 +6,9 @@ import { compilePolicy, type CompiledPolicy } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
 
+/** The tenants with a verification in flight (this server's). */
+const running = new Set<string>();
+
 /** At most this many probes in one verification (endpoints × others × flows): each agent's report is one request. */
 export const MAX_VERIFY_CELLS = 10_000;
 
@@ -56,20 +59,26 @@ export function verifyRoutes(app: FastifyInstance): void {
     const started = Date.now();
     const reports = new Map<string, VerifyReport>();
     if (hosts.size > 0) {
-      const request = await c.verifier.start(p.user, t, flows, timeoutMs);
+      // One at a time per tenant: each makes every host of the tenant start a prober per endpoint.
+      if (running.has(t)) throw new WeftError('WEFT_IN_USE', `a verification of tenant ${t} is running; try again when it is done`);
+      running.add(t);
+      const request = await c.verifier.start(p.user, t, flows, timeoutMs).catch((e: unknown) => { running.delete(t); throw e; });
       try {
-        for (const [h, r] of await c.verifier.collect(t, request.id, hosts, started + timeoutMs + 10_000)) reports.set(h, r);
+        // Only the hosts that hold the tenant's endpoints count.
+        for (const [h, r] of await c.verifier.collect(t, request.id, hosts, started + timeoutMs + 10_000)) if (hosts.has(h)) reports.set(h, r);
       } finally {
+        running.delete(t);
         await c.verifier.finish(p.user, t, request.id);
       }
     }
     const expect = expectations(compilePolicy(state));
     const byId = new Map<string, Endpoint>(endpoints.map((e) => [e.id, e]));
-    const results = [...reports.values()].flatMap((r) => r.results).flatMap(([src, dst, f, ok]) => {
+    // A host speaks only for probes from its own endpoints (a hostile host cannot answer for another's).
+    const results = [...reports.values()].flatMap((r) => r.results.map((x) => [r.host, ...x] as const)).flatMap(([host, src, dst, f, ok]) => {
       const a = byId.get(src);
       const b = byId.get(dst);
       const flow = flows[f];
-      if (!a || !b || !flow) return [];
+      if (!a || !b || !flow || a.host !== host) return [];
       return [{ from: a.id, to: b.id, flow: `${flow.port}/${flow.protocol}`, expected: expect(a.ip, b.ip, flow.protocol, flow.port), observed: ok }];
     });
     return {
