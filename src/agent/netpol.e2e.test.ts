@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { AdminNetworkPolicy, AnpRule, AnpSubject, NetpolProtocol, NetworkPolicy } from '../model/index.js';
 import { startLab, type Lab } from '../testkit/lab.js';
+import { startPodman, IMAGE, RUN_FLAGS, type Podman } from '../testkit/podman.js';
 import { within } from '../testkit/host.js';
 import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleNamespace, type OraclePod } from '../testkit/netpol-oracle.js';
 
@@ -18,9 +19,12 @@ import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleNamespace, ty
 const root = process.getuid?.() === 0;
 let lab: Lab | undefined;
 const bg: ChildProcess[] = [];
+const podmans: Podman[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'weft-netpol-'));
 after(async () => {
   for (const p of bg) p.kill('SIGKILL');
+  // Podman's containers go first: their DEL needs the agents.
+  for (const p of podmans) await p.cleanup();
   await lab?.cleanup();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -37,12 +41,41 @@ Promise.all(t.map(([ip,proto,port])=>new Promise(res=>{const done=(ok)=>{clearTi
 if(proto==='tcp'){s=net.connect(port,ip,()=>s.write('x'));s.on('data',()=>done(true));s.on('error',()=>done(false));}
 else{s=dgram.createSocket('udp4');s.on('message',()=>done(true));s.on('error',()=>done(false));s.send('x',port,ip);}}))).then(r=>console.log(JSON.stringify(r)));`;
 
-interface Pod extends OraclePod { netns: string; host: number }
+// SCTP by raw socket (these kernels have no SCTP module, so no SCTP socket; python3 is in the setup):
+// `send DST PORT,PORT` sends one INIT per port, checksummed (CRC32c) as conntrack checks it; `listen
+// SECONDS` prints "SOURCE DPORT" for each SCTP packet that arrives.
+const SCTP_PROBE = String.raw`import socket, struct, sys, time, select
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+def init(sport, dport, tag):
+    pkt = struct.pack('!HHII', sport, dport, 0, 0) + struct.pack('!BBHIIHHI', 1, 0, 20, tag, 65535, 1, 1, tag)
+    return pkt[:8] + struct.pack('<I', crc32c(pkt)) + pkt[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 132)
+if sys.argv[1] == 'send':
+    for i, dport in enumerate(sys.argv[3].split(',')):
+        s.sendto(init(40000 + i, int(dport), 1000 + i), (sys.argv[2], 0))
+else:
+    end = time.time() + float(sys.argv[2])
+    while time.time() < end:
+        r, _, _ = select.select([s], [], [], max(0, end - time.time()))
+        if not r: break
+        data, addr = s.recvfrom(2048)
+        ihl = (data[0] & 15) * 4
+        print(addr[0], struct.unpack('!HH', data[ihl:ihl + 4])[1], flush=True)
+`;
+
+interface Pod extends OraclePod { netns: string; host: number; id: string; podman: boolean }
 
 const np = (namespace: string, name: string, spec: NetworkPolicy['spec']): NetworkPolicy => ({ namespace, name, spec });
 const anp = (name: string, priority: number, subject: AnpSubject, ingress: AnpRule[] = [], egress: AnpRule[] = []): AdminNetworkPolicy => ({ name, priority, subject, ingress, egress });
 
-interface Case { name: string; policies: NetworkPolicy[]; admin?: OracleAdmin; namespaces?: OracleNamespace[] }
+/** `relabel`: a pod's labels changed (PATCH, as `weft ep label`) for the case, and put back after it. */
+interface Case { name: string; policies: NetworkPolicy[]; admin?: OracleAdmin; namespaces?: OracleNamespace[]; relabel?: { pod: string; labels: Record<string, string> } }
 
 /** The documents POST /apply takes for a case's objects. */
 function documentsOf(c: Case): unknown[] {
@@ -84,11 +117,23 @@ async function converge(l: Lab, pods: Pod[], c: Case, last: unknown[]): Promise<
   if (gone.length > 0) assert.equal((await l.api('POST', '/api/v1/apply', { delete: true, documents: gone })).status, 200);
   const r = await l.api('POST', '/api/v1/apply', { documents: docs });
   assert.equal(r.status, 200, JSON.stringify(r.json));
+  if (c.relabel) {
+    const { pod, labels } = c.relabel;
+    const target = pods.find((p) => `${p.namespace}/${p.name}` === pod) as Pod;
+    const put = await l.api('PATCH', `/api/v1/endpoints/${target.id}`, { labels });
+    assert.equal(put.status, 200, JSON.stringify(put.json));
+    pods = pods.map((p) => (p === target ? { ...p, labels: { ...p.labels, ...labels } } : p));
+  }
   const t0 = Date.now();
   let m = await mismatches(l, pods, c);
   while (m.diff.length > 0 && Date.now() - t0 < 10_000) {
     await new Promise((res) => setTimeout(res, 500));
     m = await mismatches(l, pods, c);
+  }
+  if (c.relabel) {
+    const target = pods.find((p) => `${p.namespace}/${p.name}` === c.relabel?.pod) as Pod;
+    const back = Object.fromEntries(Object.keys(c.relabel.labels).map((k) => [k, target.labels[k] ?? null]));
+    assert.equal((await l.api('PATCH', `/api/v1/endpoints/${target.id}`, { labels: back })).status, 200);
   }
   return { ...m, ms: Date.now() - t0, docs };
 }
@@ -119,6 +164,7 @@ const CASES: Case[] = [
     ],
     banp: { subject: { pods: { namespaceSelector: {}, podSelector: pod('c') } }, ingress: [{ action: 'Deny', peers: [{ namespaces: {} }] }], egress: [] },
   } },
+  { name: "a pod's labels change: z/b (podman) relabelled pod=a, which z's policy isolates to x", relabel: { pod: 'z/b', labels: { pod: 'a' } }, policies: [np('z', 'a-from-x', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('x') }] }] })] },
   { name: 'all the NetworkPolicies at once (stacked)', policies: [] },
 ];
 
@@ -135,15 +181,34 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   const r = await l.api('POST', '/api/v1/apply', { documents: setup });
   assert.equal(r.status, 200, JSON.stringify(r.json));
   for (const x of l.hosts) assert.ok(await within(5000, async () => existsSync(join(x.dir, 'net.d', 'weft-k8s-pods.conflist'))) >= 0);
+  // The pods of x and y are lab namespaces given to the plugin as a runtime would; those of z are podman
+  // containers, their namespace and labels passed as podman users do: CNI_ARGS in podman's environment.
+  for (const h of l.hosts) podmans.push(await startPodman(join(h.dir, 'net.d'), [join(h.dir, 'bin')], h.ns));
   const pods: Pod[] = [];
+  const portLabels = Object.entries(PORTS).map(([k, v]) => ({ key: `port.weft.io/${k}`, value: v.protocol === 'TCP' ? String(v.port) : `udp-${v.port}` }));
   for (const [i, ns] of NS.entries()) {
     for (const [j, name] of POD.entries()) {
       const host = (i * 3 + j) % 2;
-      const netns = await l.container(`${ns}${name}`);
-      const labels = [{ key: 'pod', value: name }, ...Object.entries(PORTS).map(([k, v]) => ({ key: `port.weft.io/${k}`, value: v.protocol === 'TCP' ? String(v.port) : `udp-${v.port}` }))];
-      const add = await l.hosts[host]!.cni('ADD', { conflist: 'weft-k8s-pods', containerId: `${ns}${name}`, netns, env: { CNI_ARGS: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name}` }, patch: { args: { cni: { labels } } } });
-      assert.equal(add.code, 0, add.stdout);
-      pods.push({ namespace: ns, name, labels: { pod: name }, ip: add.json.ips[0].address.split('/')[0], ports: PORTS, netns, host });
+      const labels = [{ key: 'pod', value: name }, ...portLabels];
+      let netns: string;
+      let ip: string;
+      if (ns === 'z') {
+        const env = { CNI_ARGS: `K8S_POD_NAMESPACE=${ns};WEFT_LABELS=${labels.map((x) => `${x.key}:${x.value}`).join(',')}` };
+        const run = await podmans[host]!.run(['run', '-d', '--name', `${ns}-${name}`, ...RUN_FLAGS, '--network', 'weft-k8s-pods', IMAGE, 'sleep', '3600'], { env });
+        assert.equal(run.code, 0, run.stderr);
+        const inspect = await podmans[host]!.run(['inspect', `${ns}-${name}`, '--format', '{{.NetworkSettings.SandboxKey}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}']);
+        [netns = '', ip = ''] = inspect.stdout.trim().split(' ');
+        assert.match(netns, /^\/run\/netns\//, inspect.stdout);
+      } else {
+        netns = await l.container(`${ns}${name}`);
+        const add = await l.hosts[host]!.cni('ADD', { conflist: 'weft-k8s-pods', containerId: `${ns}${name}`, netns, env: { CNI_ARGS: `K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=${name}` }, patch: { args: { cni: { labels } } } });
+        assert.equal(add.code, 0, add.stdout);
+        ip = add.json.ips[0].address.split('/')[0];
+      }
+      const ep = (await l.api('GET', '/api/v1/endpoints?tenant=k8s')).json.items.find((e: { ip: string }) => e.ip === ip);
+      assert.ok(ep, `${ns}/${name} has an endpoint at ${ip}`);
+      assert.deepEqual([ep.labels.namespace, ep.labels.pod, ep.labels['port.weft.io/serve-81-udp']], [ns, name, 'udp-81'], `${ns}/${name}: its namespace and labels came through`);
+      pods.push({ namespace: ns, name, labels: { pod: name }, ip, ports: PORTS, netns, host, id: ep.id, podman: ns === 'z' });
       bg.push(spawn('nsenter', [`--net=${netns}`, process.execPath, join(dir, 'server.js'), '80', '81'], { stdio: 'ignore' }));
     }
   }
@@ -152,7 +217,7 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   const xb = pods.find((p) => p.namespace === 'x' && p.name === 'b') as Pod;
   const cases = JSON.parse(JSON.stringify(CASES).replaceAll('EXCEPT', `${xb.ip}/32`)) as Case[];
   // The last: every NetworkPolicy of the cases before it, where each has its own name.
-  const stacked = cases.slice(0, -1).filter((c) => !c.admin && !c.namespaces).flatMap((c) => c.policies);
+  const stacked = cases.slice(0, -1).filter((c) => !c.admin && !c.namespaces && !c.relabel).flatMap((c) => c.policies);
   (cases[cases.length - 1] as Case).policies = stacked.filter((p, i) => stacked.findIndex((q) => q.namespace === p.namespace && q.name === p.name) === i);
   let last: unknown[] = [];
   const summary: string[] = [];
@@ -162,10 +227,40 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
     assert.deepEqual(m.diff, [], `${c.name}: ${m.diff.length} cells differ`);
     last = m.docs;
   }
+  // SCTP ports: x/a takes SCTP on port 80 only. INITs to 80 and 81 from x/b and z/b (a podman pod, on
+  // the other host) arrive at x/a on both ports without the policy, and only on 80 with it.
+  writeFileSync(join(dir, 'sctp.py'), SCTP_PROBE);
+  const at = (ns: string, name: string) => pods.find((p) => p.namespace === ns && p.name === name) as Pod;
+  const [xa, senders] = [at('x', 'a'), [at('x', 'b'), at('z', 'b')]];
+  const sctpArrivals = async () => {
+    const listening = l.exec(basename(xa.netns), ['python3', join(dir, 'sctp.py'), 'listen', '1.5']);
+    await new Promise((res) => setTimeout(res, 300));
+    for (const s of senders) {
+      const sent = await l.exec(basename(s.netns), ['python3', join(dir, 'sctp.py'), 'send', xa.ip, '80,81']);
+      assert.equal(sent.code, 0, sent.stderr);
+    }
+    const got = await listening;
+    assert.equal(got.code, 0, got.stderr);
+    const names = new Map(pods.map((p) => [p.ip, `${p.namespace}/${p.name}`]));
+    return [...new Set(got.stdout.trim().split('\n').filter(Boolean).map((line) => { const [ip, port] = line.split(' '); return `${names.get(ip as string)}:${port}`; }))].sort();
+  };
+  assert.equal((await l.api('POST', '/api/v1/apply', { delete: true, documents: last })).status, 200);
+  const open = ['x/b:80', 'x/b:81', 'z/b:80', 'z/b:81'];
+  let sctp = await sctpArrivals();
+  for (const t1 = Date.now(); JSON.stringify(sctp) !== JSON.stringify(open) && Date.now() - t1 < 10_000;) sctp = await sctpArrivals();
+  assert.deepEqual(sctp, open, 'without a policy, SCTP reaches x/a on every port');
+  const sctpPolicy = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'sctp-80', namespace: 'x', tenant: 'k8s' }, spec: { podSelector: pod('a'), ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }] }] } };
+  assert.equal((await l.api('POST', '/api/v1/apply', { documents: [sctpPolicy] })).status, 200);
+  const t1 = Date.now();
+  const only80 = ['x/b:80', 'z/b:80'];
+  for (sctp = await sctpArrivals(); JSON.stringify(sctp) !== JSON.stringify(only80) && Date.now() - t1 < 10_000;) sctp = await sctpArrivals();
+  summary.push(`SCTP port 80 only into x/a: ${sctp.join(', ')} arrived, ${Date.now() - t1} ms`);
+  assert.deepEqual(sctp, only80, 'with the policy, only port 80');
+  assert.equal((await l.api('POST', '/api/v1/apply', { delete: true, documents: [sctpPolicy] })).status, 200);
+
   // Audit mode: deny-all ingress into x applied with --audit. Nothing is dropped (the matrix of no
   // policy), and what it would drop went through each host's audit chain, counted.
   const deny = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'deny-audit', namespace: 'x', tenant: 'k8s' }, spec: { podSelector: {}, policyTypes: ['Ingress'] } };
-  assert.equal((await l.api('POST', '/api/v1/apply', { delete: true, documents: last })).status, 200);
   assert.equal((await l.api('POST', '/api/v1/apply', { audit: true, documents: [deny] })).status, 200);
   const t0 = Date.now();
   const id = (await l.api('GET', '/api/v1/tenants/k8s')).json.id as number;

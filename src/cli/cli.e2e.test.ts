@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliSession, runWeft } from '../testkit/server.js';
+import { cliSession, http, runWeft } from '../testkit/server.js';
 import { EXIT } from './errors.js';
 
 const session = cliSession();
@@ -67,7 +67,7 @@ test('exit codes tell usage, not-found, conflict, auth and unreachable apart', a
 });
 
 test('--help on every verb teaches with an example', async () => {
-  for (const verb of ['tenant create', 'net create', 'net ls', 'group create', 'group update', 'policy rule-add', 'policy rule-ls', 'netprofile create', 'service create', 'app-profile create', 'endpoint ls', 'host ls', 'global set', 'login', 'user create', 'history', 'token ls', 'token create', 'token revoke', 'audit']) {
+  for (const verb of ['tenant create', 'net create', 'net ls', 'group create', 'group update', 'policy rule-add', 'policy rule-ls', 'netprofile create', 'service create', 'app-profile create', 'endpoint ls', 'endpoint label', 'host ls', 'global set', 'login', 'user create', 'history', 'token ls', 'token create', 'token revoke', 'audit']) {
     const r = await weft(`${verb} --help`);
     assert.equal(r.code, 0, verb);
     assert.match(r.stdout, /Usage: weft /, verb);
@@ -118,3 +118,21 @@ test('history lists every write with revision, actor and kind', async () => {
   assert.ok(out.every((c: any, i: number) => i === 0 || c.revision >= out[i - 1].revision), 'ordered by revision');
   assert.ok(!out.some((c: any) => c.key.startsWith('tokens/') || c.key.startsWith('ipam/')), 'internal keys never appear');
 });
+
+test('weft ep label sets and removes labels (found by container name), and refuses what is neither', async () => {
+  await ok('net create -t blue -s 10.9.0.0/24 pods-net');
+  const made = await http(session.srv.url, session.srv.token, 'POST', '/api/v1/endpoints', { tenant: 'blue', network: 'pods-net', containerId: 'c0ffee', containerName: 'web-1', host: 'h', ifname: 'eth0', labels: { app: 'db', canary: 'true' } });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  assert.match(await ok('ep label web-1 app=web tier=front canary-'), /labelled/);
+  const ep = JSON.parse(await ok('ep inspect web-1 -o json'));
+  assert.deepEqual(ep.labels, { app: 'web', tier: 'front', network: 'pods-net' });
+  const bad = await weft('ep label web-1 app');
+  assert.equal(bad.code, EXIT.usage);
+  assert.match(bad.stderr, /labels\.0: 'app' is neither key=value \(set\) nor key- \(remove\)/);
+  const fixed = await weft('ep label web-1 network=other');
+  assert.notEqual(fixed.code, 0);
+  assert.match(fixed.stderr, /labels\.network: an endpoint's network label is set when it is made and cannot change/);
+  assert.equal((await weft('ep label nothing-here a=b')).code, EXIT.notFound);
+  assert.equal((await http(session.srv.url, session.srv.token, 'DELETE', `/api/v1/endpoints/${ep.id}`)).status, 204);
+});
+

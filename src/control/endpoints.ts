@@ -1,6 +1,6 @@
 import {
-  VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, notFound, parseCidr, parseIp,
-  type Endpoint, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
+  VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp,
+  type Endpoint, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { endpointsWhere } from './shared.js';
@@ -140,7 +140,10 @@ export class Endpoints {
     return { ...r.value, revision: r.revision };
   }
 
-  /** Records what the runtime learnt after creating the endpoint; published ports are checked like at creation. */
+  /**
+   * Records what the runtime learnt after creating the endpoint (published ports are checked like at
+   * creation), or changes its labels: a pod relabelled, which moves it between selectors and services.
+   */
   async update(actor: string, id: string, patch: EndpointPatch): Promise<Endpoint> {
     const r = await this.store.transact(actor, async (tx) => {
       const e = await tx.get(keys.endpoint(id));
@@ -148,8 +151,10 @@ export class Endpoints {
       const { revision: _, portMappings: oldPorts, ...rest } = withRevision<Endpoint>(e);
       if (patch.portMappings?.length) await checkHostPorts(tx, rest.host, patch.portMappings, id);
       const ports = patch.portMappings ?? oldPorts;
+      const labels = patch.labels ? mergedLabels(rest.labels, patch.labels) : rest.labels;
       const next: Omit<Endpoint, 'revision'> = {
         ...rest,
+        labels,
         ...(patch.containerName !== undefined ? { containerName: patch.containerName } : {}),
         ...(ports?.length ? { portMappings: ports } : {}),
         updatedAt: this.now(),
@@ -178,4 +183,26 @@ export class Endpoints {
     });
     return r.value;
   }
+}
+
+/**
+ * Labels a pod cannot change: its namespace (a pod never moves between namespaces), and the network and
+ * group the server set from where the endpoint was made.
+ */
+const FIXED_LABELS = ['namespace', 'network', 'group'];
+const LABELS_MAX = 64;
+
+/** `patch` merged into `labels` (null removes a key), refused whole when it touches a fixed label or holds too many. */
+function mergedLabels(labels: Labels, patch: Record<string, string | null>): Labels {
+  for (const k of FIXED_LABELS) {
+    if (k in patch && (patch[k] ?? undefined) !== labels[k]) throw invalid(`labels.${k}`, `an endpoint's ${k} label is set when it is made and cannot change (it is ${labels[k] === undefined ? 'unset' : `'${labels[k]}'`})`);
+  }
+  const next: Labels = { ...labels };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete next[k];
+    else next[k] = v;
+  }
+  const n = Object.keys(next).length;
+  if (n > LABELS_MAX) throw invalid('labels', `the endpoint would hold ${n} labels (at most ${LABELS_MAX})`);
+  return next;
 }

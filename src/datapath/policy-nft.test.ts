@@ -44,9 +44,11 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
   const d = cls(dst);
   if (nft.maps.length === 0) return fallback;
   const exact = (name: string, key: string) => pairsOf(map(name)).find(([k]) => k === key)?.[1];
-  const x = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : 'x';
+  // SCTP by port where the table has its lookups (a rule compares SCTP ports), else one of the others.
+  const sctp = nft.chains.some((l) => l.trim().startsWith('meta l4proto sctp meta mark set'));
+  const x = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 132 && sctp ? 'sctp' : 'x';
   assert.equal(ref('ct mark set ip daddr map'), ref('meta mark set ip saddr map'), 'one class map for both addresses');
-  const l4 = x === 'x' ? 'meta l4proto != { tcp, udp }' : `meta l4proto ${x}`;
+  const l4 = x === 'x' ? `meta l4proto != { tcp, udp${sctp ? ', sctp' : ''} }` : `meta l4proto ${x}`;
   const mark = exact(ref(`${l4} meta mark set meta mark . ct mark map`), `${s} . ${d}`) ?? s;
   const single = x === 'x' ? undefined : exact(ref(`meta mark . ${x} dport vmap`), `${mark} . ${port}`);
   if (single) return single;
@@ -56,13 +58,13 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
   const start = nft.chains.indexOf(`\tchain ${rest.slice(5)} {`);
   assert.ok(start >= 0, `chain ${rest} exists`);
   for (const line of nft.chains.slice(start + 1, nft.chains.indexOf('\t}', start)).map((l) => l.trim())) {
-    let m = /^(tcp dport|udp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
+    let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
     if (m) {
       const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
       if (applies) return m[3] as string;
       continue;
     }
-    m = /^(tcp dport|udp dport|meta l4proto) vmap @(\S+)$/.exec(line);
+    m = /^(tcp dport|udp dport|sctp dport|meta l4proto) vmap @(\S+)$/.exec(line);
     assert.ok(m, `a chain rule this walker knows: ${line}`);
     const hit = pairsOf(map(m[2] as string)).find(([k]) => inRange(k, m[1] === 'meta l4proto' ? proto : port, Number));
     if (hit) return hit[1];
@@ -81,15 +83,16 @@ function randomState(seed: number): PolicyState {
   const groups = ['g0', 'g1', 'g2', 'g3'];
   const cidrs = ['10.1.1.0/25', '10.1.2.3/32', '10.1.0.0/16', '10.1.1.2/32', '10.1.1.200/32', '10.0.0.0/8', '192.0.2.0/24', '10.1.2.4/31'];
   const ports = ['80', '443', '8000-8080', '53', '81', '79-81', '0-100', '65535', '0'];
-  const protos = ['tcp', 'udp', 'icmp', 'any', '47'];
+  // SCTP in half the states: where a rule compares its ports it gets lookups of its own.
+  const protos = ['tcp', 'udp', 'icmp', 'any', '47', ...(seed % 2 ? ['sctp'] : [])];
   const rules: Rule[] = Array.from({ length: 40 }, (_, i) => {
-    const protocol = protos[rnd(5)] as string;
+    const protocol = protos[rnd(protos.length)] as string;
     const dir = rnd(2) ? 'in' : 'out';
     const peer = rnd(5);
     const keys = dir === 'in' ? ['fromGroup', 'fromNetwork', 'fromCidr'] : ['toGroup', 'toNetwork', 'toCidr'];
     return {
       id: String(i), direction: dir, protocol, priority: 1 + rnd(6), action: rnd(2) ? 'allow' : 'deny',
-      ...((protocol === 'tcp' || protocol === 'udp') && rnd(3) ? { ports: ports[rnd(ports.length)] as string } : {}),
+      ...((protocol === 'tcp' || protocol === 'udp' || protocol === 'sctp') && rnd(3) ? { ports: ports[rnd(ports.length)] as string } : {}),
       ...(peer === 0 ? { [keys[0] as string]: groups[rnd(4)] } : peer === 1 ? { [keys[1] as string]: rnd(2) ? 'a' : 'b' } : peer >= 2 && rnd(4) ? { [keys[2] as string]: cidrs[rnd(cidrs.length)] } : {}),
     };
   });
@@ -103,7 +106,8 @@ function randomState(seed: number): PolicyState {
   };
 }
 
-const PROBES: Array<[number, string, number[]]> = [[6, 'tcp', [0, 53, 79, 80, 81, 82, 443, 8000, 8080, 8081, 65535]], [17, 'udp', [0, 53, 80, 81, 100, 101, 65535]], [1, 'icmp', [0]], [47, '47', [0]]];
+const PROBES: Array<[number, string, number[]]> = [[6, 'tcp', [0, 53, 79, 80, 81, 82, 443, 8000, 8080, 8081, 65535]], [17, 'udp', [0, 53, 80, 81, 100, 101, 65535]], [132, 'sctp', [0, 53, 80, 81, 443, 8080, 65535]], [1, 'icmp', [0]], [47, '47', [0]]];
+const byPort = (proto: number) => proto === 6 || proto === 17 || proto === 132;
 
 test('two hosts, each compiling only its groups (after another policy): together their tables decide every flow as explain does', () => {
   for (let round = 0; round < 12; round++) {
@@ -121,7 +125,7 @@ test('two hosts, each compiling only its groups (after another policy): together
       const hosts = new Set([hostOf.get(a), hostOf.get(b)].filter((h) => h !== undefined) as string[]);
       for (const [proto, name, ports] of PROBES) {
         for (const port of ports) {
-          const want = explainFlow(s, a, b, name, proto === 6 || proto === 17 ? port : undefined).allowed;
+          const want = explainFlow(s, a, b, name, byPort(proto) ? port : undefined).allowed;
           const got = [...hosts].every((h) => {
             const t = tables.get(h) as { c: CompiledPolicy; nft: PolicyNft };
             return walk(t.nft, t.c.fallback, a, b, proto, port) === 'accept';
@@ -134,20 +138,24 @@ test('two hosts, each compiling only its groups (after another policy): together
 });
 
 test('one host with every endpoint: the rendered table alone agrees with explain', () => {
+  const sctp: boolean[] = [];
   for (let round = 0; round < 8; round++) {
     const s = randomState(77 + round);
     const one: PolicyState = { ...s, endpoints: s.endpoints.map((e) => ({ ...e, host: 'h1' })), host: 'h1' };
     const c = compilePolicy(one);
     const nft = renderPolicy(c);
+    sctp.push(c.sctp);
+    assert.equal(nft.chains.some((l) => l.includes('sctp dport')), c.sctp, 'SCTP port lookups exactly where the compile decides SCTP by port');
     const ips = [...s.endpoints.map((e) => e.ip), '192.0.2.1'];
     for (const a of ips) for (const b of ips) {
       if (a === b) continue;
       for (const [proto, name, ports] of PROBES) for (const port of ports) {
-        const want = explainFlow(one, a, b, name, proto === 6 || proto === 17 ? port : undefined).allowed;
+        const want = explainFlow(one, a, b, name, byPort(proto) ? port : undefined).allowed;
         assert.equal(walk(nft, c.fallback, a, b, proto, port) === 'accept', want, `round ${round}: ${a} -> ${b} ${name}/${port}`);
       }
     }
   }
+  assert.ok(sctp.includes(true) && sctp.includes(false), `rounds with and without SCTP by port: ${sctp.join(',')}`);
 });
 
 test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and maps, only more elements', () => {

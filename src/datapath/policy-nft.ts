@@ -8,7 +8,7 @@ import type { NftMap } from './table.js';
  * Every map is named by its content (byContent: never changed in place while in use). Per new connection:
  *   1. source and destination address → class: a one-field interval map each (rbtree, O(log n)), into
  *      meta mark and ct mark;
- *   2. per protocol function (tcp, udp, the others): (source class . destination class) → profile, an
+ *   2. per protocol function (tcp, udp, the others; sctp where a rule compares its ports): (source class . destination class) → profile, an
  *      exact-match map (hash, O(1)) into meta mark. A profile is one distinct verdict function of that
  *      protocol, shared by every pair that has it (the compiler interns them): a rule whose peer covers
  *      10,000 classes is one profile's elements, not 10,000 pairs' copies of its ports. A pair whose
@@ -58,7 +58,7 @@ const verdictText = (v: Verdict) => (v === 'audit' ? `jump ${AUDIT_CHAIN}` : v);
 const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${formatIp(a)}-${formatIp(b)}`);
 
 type Proto = Profile['proto'];
-const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x' };
+const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x', sctp: 'sctp' };
 
 /** A profile as its elements: its single ports, and the rest as one verdict or as segments for a chain. */
 interface ProfileParts { singles: string[]; verdict: Verdict | undefined; rest: Seg[] }
@@ -82,10 +82,11 @@ function render(p: CompiledPolicy): PolicyNft {
   const pairs = [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst);
   const cls = byContent('cls', { type: 'ipv4_addr : mark', interval: true, elements: p.classification.ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) });
   const maps: NftMap[] = [cls];
-  const names: Names = { cls: cls.name, tcp: { prof: '', singles: '', rest: '' }, udp: { prof: '', singles: '', rest: '' }, other: { prof: '', singles: '', rest: '' } };
+  const names: Names = { cls: cls.name, tcp: { prof: '', singles: '', rest: '' }, udp: { prof: '', singles: '', rest: '' }, other: { prof: '', singles: '', rest: '' }, sctp: { prof: '', singles: '', rest: '' } };
   const chains = new Map<string, Chain>();
   const byText = new Map<string, Chain>();
-  for (const proto of ['tcp', 'udp', 'other'] as const) {
+  // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
+  for (const proto of p.sctp ? ['tcp', 'udp', 'other', 'sctp'] as const : ['tcp', 'udp', 'other'] as const) {
     const x = PREFIX[proto];
     const singles: string[] = [];
     const rest: string[] = [];
@@ -126,7 +127,7 @@ function render(p: CompiledPolicy): PolicyNft {
 }
 
 /** The maps the forward chain looks up, per protocol. */
-interface Names { cls: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames }
+interface Names { cls: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
 interface ProtoNames { prof: string; singles: string; rest: string }
 
 /**
@@ -244,13 +245,13 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       `\t\tct mark set ip daddr map @${n.cls}`,
       // Each protocol: pair → profile (the mark stays the class where the pair has none), then the
       // profile's single ports, then its rest.
-      ...(['tcp', 'udp'] as const).flatMap((x) => [
+      ...(p.sctp ? ['tcp', 'udp', 'sctp'] as const : ['tcp', 'udp'] as const).flatMap((x) => [
         `\t\tmeta l4proto ${x} meta mark set meta mark . ct mark map @${n[x].prof}`,
         `\t\tmeta mark . ${x} dport vmap @${n[x].singles}`,
         `\t\tmeta l4proto ${x} meta mark vmap @${n[x].rest}`,
       ]),
-      `\t\tmeta l4proto != { tcp, udp } meta mark set meta mark . ct mark map @${n.other.prof}`,
-      `\t\tmeta l4proto != { tcp, udp } meta mark vmap @${n.other.rest}`,
+      `\t\tmeta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } meta mark set meta mark . ct mark map @${n.other.prof}`,
+      `\t\tmeta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } meta mark vmap @${n.other.rest}`,
     ] : []),
     `\t\t${p.fallback} comment "tenant default"`,
     '\t}',

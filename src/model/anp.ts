@@ -97,7 +97,7 @@ export function adminWeight(spec: { ingress?: readonly SpecRule[] | undefined; e
   return n;
 }
 
-/** What a schema cannot say: port ranges in order, no SCTP port (enforced as a whole protocol), CIDRs parse. */
+/** What a schema cannot say: port ranges in order, CIDRs parse. */
 export function checkAdminSpec(spec: { ingress?: readonly SpecRule[] | undefined; egress?: readonly SpecRule[] | undefined }, path = ''): void {
   const at = (x: string) => (path ? `${path}.${x}` : x);
   const weight = adminWeight(spec);
@@ -108,8 +108,6 @@ export function checkAdminSpec(spec: { ingress?: readonly SpecRule[] | undefined
     for (const [i, r] of (spec[dir] ?? []).entries()) {
       for (const [j, p] of (r.ports ?? []).entries()) {
         if ('portRange' in p && p.portRange.end < p.portRange.start) throw invalid(at(`${dir}.${i}.ports.${j}.portRange.end`), `${p.portRange.end} is below start ${p.portRange.start}`);
-        const proto = 'portNumber' in p ? p.portNumber.protocol : 'portRange' in p ? p.portRange.protocol : undefined;
-        if (proto === 'SCTP') throw invalid(at(`${dir}.${i}.ports.${j}`), 'ports of SCTP are not enforced yet: name TCP or UDP');
       }
       for (const [j, peer] of (r.to ?? []).entries()) {
         const nets = (peer as { networks?: readonly string[] }).networks;

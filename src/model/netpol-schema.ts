@@ -80,8 +80,6 @@ function checkPeer(p: NetworkPolicyPeer, path: string): void {
 }
 
 function checkPort(p: NetworkPolicyPort, path: string): void {
-  // Weft's datapath looks SCTP up as a whole protocol: a port of it would be enforced as every port.
-  if (p.protocol === 'SCTP' && p.port !== undefined) throw invalid(`${path}.port`, 'ports of SCTP are not enforced yet: allow SCTP as a whole (protocol SCTP without a port), or name TCP or UDP');
   if (p.endPort === undefined) return;
   if (typeof p.port !== 'number') throw invalid(`${path}.endPort`, 'needs a numeric port to start the range');
   if (p.endPort < p.port) throw invalid(`${path}.endPort`, `${p.endPort} is below port ${p.port}`);

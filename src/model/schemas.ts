@@ -21,9 +21,11 @@ export const Name = Type.String({
 const Names = Type.Array(Name, { uniqueItems: true, maxItems: 256 });
 const Text = (max: number, description?: string) =>
   Type.String({ minLength: 1, maxLength: max, ...(description ? { description } : {}) });
+const LabelKey = Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$' });
+const LabelValue = Type.String({ pattern: '^[A-Za-z0-9._-]{0,63}$' });
 export const Labels = Type.Record(
-  Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$' }),
-  Type.String({ pattern: '^[A-Za-z0-9._-]{0,63}$' }),
+  LabelKey,
+  LabelValue,
   // additionalProperties: a key the pattern does not match is refused, not let through.
   { maxProperties: 64, additionalProperties: false, description: 'key=value labels' },
 );
@@ -66,7 +68,7 @@ export const RuleInput = strict({
   direction: Type.Optional(oneOf(['in', 'out'] as const)),
   action: Type.Optional(Action),
   protocol: Type.Optional(
-    Type.String({ pattern: '^(tcp|udp|icmp|any|[0-9]{1,3})$', description: 'tcp, udp, icmp, any or a number' }),
+    Type.String({ pattern: '^(tcp|udp|sctp|icmp|any|[0-9]{1,3})$', description: 'tcp, udp, sctp, icmp, any or a number' }),
   ),
   ports: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}(-[0-9]{1,5})?$', description: '80 or 8000-8080' })),
   fromGroup: Type.Optional(Name),
@@ -161,6 +163,10 @@ export const EndpointRequest = strict({
 export const EndpointPatch = strict({
   containerName: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' })),
   portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
+  labels: Type.Optional(Type.Record(LabelKey, Type.Union([LabelValue, Type.Null()]), {
+    maxProperties: 64, additionalProperties: false,
+    description: 'labels to set; null removes one (a merge, as RFC 7396); namespace, network and group never change',
+  })),
 });
 
 /** A WireGuard key: base64 of 32 bytes. */

@@ -69,8 +69,8 @@ export function checkRule(rule: RuleInput, path = ''): void {
   if (/^[0-9]+$/.test(proto) && Number(proto) > 255) throw invalid(f('protocol'), `'${proto}' is not an IP protocol number (0-255)`);
   if (rule.ports !== undefined) {
     parsePorts(rule.ports, f('ports'));
-    if (proto !== 'tcp' && proto !== 'udp' && proto !== '6' && proto !== '17') {
-      throw invalid(f('ports'), `ports need protocol tcp or udp (protocol is ${proto})`);
+    if (!['tcp', 'udp', 'sctp', '6', '17', '132'].includes(proto)) {
+      throw invalid(f('ports'), `ports need protocol tcp, udp or sctp (protocol is ${proto})`);
     }
   }
   const direction = rule.direction ?? 'in';

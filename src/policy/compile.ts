@@ -41,6 +41,8 @@ export interface CompiledPolicy {
   pairs: readonly PairProfiles[];
   /** Every profile a pair names, by id (ids are unique across protocols; 0 is none). */
   profiles: readonly Profile[];
+  /** SCTP is decided by port (pairs' `sctp`); else as one protocol number of `other`. */
+  sctp: boolean;
   ruleCount: number;
   /** How this compile was made: from scratch, or from `previous` with only the changed rules redone. */
   how: 'cold' | 'incremental';
@@ -111,13 +113,13 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], ruleCount: 0, how: 'cold' };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sctp: false, ruleCount: 0, how: 'cold' };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
   const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles);
   const out: CompiledPolicy = {
-    tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
+    tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length), sctp: engine.sctp,
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold',
   };
   engines.set(out, engine);
@@ -141,13 +143,15 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
 
 /**
  * What the compiled tables decide for a new connection between two classes: the pair's profile of the
- * protocol, its segment holding the port (tcp, udp) or the protocol number, else the tenant's default.
- * The datapath's lookups, as plain code (tests walk compiles with it; a scan, not for the packet path).
+ * protocol, its segment holding the port (tcp, udp, sctp where the compile decides it by port) or the
+ * protocol number, else the tenant's default. The datapath's lookups, as plain code (tests walk compiles
+ * with it; a scan, not for the packet path).
  */
 export function lookupVerdict(c: CompiledPolicy, src: number, dst: number, proto: number, port: number): Verdict {
   const pair = c.pairs.find((p) => p.src === src && p.dst === dst);
-  const id = pair === undefined ? 0 : proto === 6 ? pair.tcp : proto === 17 ? pair.udp : pair.other;
-  const key = proto === 6 || proto === 17 ? port : proto;
+  const byPort = proto === 6 || proto === 17 || (proto === 132 && c.sctp);
+  const id = pair === undefined ? 0 : proto === 6 ? pair.tcp : proto === 17 ? pair.udp : byPort ? pair.sctp : pair.other;
+  const key = byPort ? port : proto;
   const seg = c.profiles.find((p) => p.id === id)?.segs.find((s) => key >= s.first && key <= s.last);
   return seg?.verdict ?? c.fallback;
 }

@@ -2,7 +2,7 @@ import type { Action, Rule } from '../model/index.js';
 import { NETPOL_ISOLATION, WEFT_TOP } from './netpol.js';
 
 /** Protocol numbers for the names rules use. */
-export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17 };
+export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, sctp: 132 };
 
 /** What one side of a connection looks like to a rule's peer match. */
 export interface PeerView {

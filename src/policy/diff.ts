@@ -2,15 +2,23 @@ import type { Endpoint } from '../model/index.js';
 import type { CompiledPolicy, Verdict } from './compile.js';
 
 /** One run of ports (or protocol numbers, for `other`) between two endpoints whose verdict changes. */
-export interface VerdictChange { from: string; to: string; protocol: 'tcp' | 'udp' | 'other'; first: number; last: number; before: Verdict; after: Verdict }
+export interface VerdictChange { from: string; to: string; protocol: 'tcp' | 'udp' | 'other' | 'sctp'; first: number; last: number; before: Verdict; after: Verdict }
 
 type Fn = Array<{ first: number; last: number; verdict: Verdict }>;
-const SLOTS = [['tcp', 65535], ['udp', 65535], ['other', 255]] as const;
+const SLOTS = [['tcp', 65535], ['udp', 65535], ['other', 255], ['sctp', 65535]] as const;
+type Slot = 0 | 1 | 2 | 3;
 
-/** A pair's whole function of one protocol slot: its profile's segments, the default in the gaps. */
-function functionOf(c: CompiledPolicy, pairs: Map<string, CompiledPolicy['pairs'][number]>, profiles: Map<number, CompiledPolicy['profiles'][number]>, src: string, dst: string, slot: 0 | 1 | 2): Fn {
+/**
+ * A pair's whole function of one protocol slot: its profile's segments, the default in the gaps. SCTP by
+ * port in a compile that decides it as one protocol number is that number's verdict on every port.
+ */
+function functionOf(c: CompiledPolicy, pairs: Map<string, CompiledPolicy['pairs'][number]>, profiles: Map<number, CompiledPolicy['profiles'][number]>, src: string, dst: string, slot: Slot): Fn {
   const pair = pairs.get(`${c.classification.byIp(src).id}/${c.classification.byIp(dst).id}`);
-  const id = pair === undefined ? 0 : slot === 0 ? pair.tcp : slot === 1 ? pair.udp : pair.other;
+  if (slot === 3 && !c.sctp) {
+    const other = profiles.get(pair?.other ?? 0)?.segs.find((s) => s.first <= 132 && s.last >= 132);
+    return [{ first: 0, last: 65535, verdict: other?.verdict ?? c.fallback }];
+  }
+  const id = pair === undefined ? 0 : [pair.tcp, pair.udp, pair.other, pair.sctp][slot] as number;
   const segs = [...(profiles.get(id)?.segs ?? [])].sort((a, b) => a.first - b.first);
   const out: Fn = [];
   let next = 0;
@@ -35,10 +43,12 @@ export function verdictChanges(before: CompiledPolicy, after: CompiledPolicy, en
   const a = index(after);
   const changes: VerdictChange[] = [];
   let total = 0;
+  const sctp = before.sctp || after.sctp;
+  const slots: readonly Slot[] = sctp ? [0, 1, 2, 3] : [0, 1, 2];
   for (const src of endpoints) {
     for (const dst of endpoints) {
       if (src === dst) continue;
-      for (const slot of [0, 1, 2] as const) {
+      for (const slot of slots) {
         const x = functionOf(before, b.pairs, b.profiles, src.ip, dst.ip, slot);
         const y = functionOf(after, a.pairs, a.profiles, src.ip, dst.ip, slot);
         let i = 0;
@@ -49,8 +59,9 @@ export function verdictChanges(before: CompiledPolicy, after: CompiledPolicy, en
           const q = y[j] as Fn[number];
           const first = Math.max(p.first, q.first);
           const last = Math.min(p.last, q.last);
-          // The port 6 and 17 of `other` are tcp and udp themselves: never a change there.
-          const skip = slot === 2 && (first === 6 || first === 17) && first === last;
+          // The numbers 6 and 17 of `other` are tcp and udp, compared by port: never a change there (nor
+          // 132, where either compile decides SCTP by port: it is compared as sctp).
+          const skip = slot === 2 && (first === 6 || first === 17 || (sctp && first === 132)) && first === last;
           if (p.verdict !== q.verdict && !skip) {
             if (run && run.last + 1 === first && run.before === p.verdict && run.after === q.verdict) run.last = last;
             else {

@@ -19,7 +19,25 @@ const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
  */
 export function frameOf(s: PolicyState, sc: Scope): string {
   return JSON.stringify([s.tenant.name, s.tenant.defaultAction, s.host ?? null, s.networks.map((n) => [n.name, n.subnet]),
-    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => (p.mode === 'audit' ? `${p.name} (audit)` : p.name)), sc.np?.digest ?? null]);
+    s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => (p.mode === 'audit' ? `${p.name} (audit)` : p.name)), sc.np?.digest ?? null,
+    sctpByPort(sc)]);
+}
+
+const sctpRules = new WeakMap<Policy, boolean>();
+const comparesSctpPorts = (r: Rule) => r.ports !== undefined && (r.protocol === 'sctp' || r.protocol === '132');
+
+/**
+ * Does some rule in scope compare SCTP ports? Then SCTP is decided by port, in a slot of its own (a fourth
+ * pair map in the datapath); else it is one protocol number among the others, and costs nothing more.
+ * Part of the frame: a compile that starts or stops deciding SCTP by port is a cold one.
+ */
+export function sctpByPort(sc: Scope): boolean {
+  if (sc.np?.sctpPorts) return true;
+  return sc.policies.some((p) => {
+    let x = sctpRules.get(p);
+    if (x === undefined) sctpRules.set(p, (x = p.rules.some(comparesSctpPorts)));
+    return x;
+  });
 }
 
 /** A policy's rule as the compiler holds it: marked when its policy is in audit mode. */
@@ -58,13 +76,16 @@ export class Engine {
   readonly np: Netpol | undefined;
   /** The groups of the enforced identities. */
   readonly enforcedGroups: Set<string>;
+  /** SCTP is decided by port (sctpByPort). */
+  readonly sctp: boolean;
 
   constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = []) {
     this.np = sc.np;
     this.enforcedGroups = new Set([...enforced].map(groupOfIdentity));
     this.defaultAction = s.tenant.defaultAction;
     this.fallback = s.tenant.defaultAction === 'allow' ? 'accept' : 'drop';
-    this.pairs = new PairStore(new Profiles(this.defaultAction, this.fallback, profiles));
+    this.sctp = sctpByPort(sc);
+    this.pairs = new PairStore(new Profiles(this.defaultAction, this.fallback, profiles, this.sctp));
     this.groupNames = new Set(groups.map((g) => g.name));
     this.nets = netSpans(s.networks);
     this.eps = endpointsByIp(sc.endpoints);

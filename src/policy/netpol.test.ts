@@ -14,8 +14,8 @@ const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: 'allow' };
 const NS = ['x', 'y', 'z'];
 const POD = ['a', 'b', 'c'];
 const namespaces: OracleNamespace[] = NS.map((n) => ({ name: n, labels: { ns: n } }));
-/** Upstream's pods serve TCP and UDP on 80 and 81 under these names; z/c declares serve-80-tcp as 81, to make names matter. */
-const portsOf = (id: string) => Object.fromEntries(([80, 81] as const).flatMap((p) => (['TCP', 'UDP'] as const).map((pr) => [`serve-${p}-${pr.toLowerCase()}`, { port: id === 'z/c' && p === 80 && pr === 'TCP' ? 81 : p, protocol: pr }])));
+/** Upstream's pods serve TCP, UDP and SCTP on 80 and 81 under these names; z/c declares serve-80-tcp and serve-80-sctp as 81, to make names matter. */
+const portsOf = (id: string) => Object.fromEntries(([80, 81] as const).flatMap((p) => (['TCP', 'UDP', 'SCTP'] as const).map((pr) => [`serve-${p}-${pr.toLowerCase()}`, { port: id === 'z/c' && p === 80 && pr !== 'UDP' ? 81 : p, protocol: pr }])));
 const pods: OraclePod[] = NS.flatMap((n, i) => POD.map((p, j) => ({ namespace: n, name: p, labels: { pod: p }, ip: `10.0.${i}.${j + 1}`, ports: portsOf(`${n}/${p}`) })));
 const HOSTS = ['h1', 'h2'];
 const hostOf = (p: OraclePod) => HOSTS[(pods.indexOf(p) * 7) % HOSTS.length] as string;
@@ -48,7 +48,7 @@ const clsOf = (c: CompiledPolicy, ip: string) => {
 };
 const passes = (c: CompiledPolicy, src: string, dst: string, proto: number, port: number) => lookupVerdict(c, clsOf(c, src), clsOf(c, dst), proto, port) === 'accept';
 
-const CASES: Array<[NetpolProtocol, number]> = [['TCP', 80], ['TCP', 81], ['TCP', 82], ['UDP', 80], ['UDP', 81], ['SCTP', 80]];
+const CASES: Array<[NetpolProtocol, number]> = [['TCP', 80], ['TCP', 81], ['TCP', 82], ['UDP', 80], ['UDP', 81], ['SCTP', 80], ['SCTP', 81]];
 const PROTO_NUMBER: Record<NetpolProtocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 
 /** Every ordered pair (not a pod to itself, not outside to outside), protocol and port: the differences from the oracle. */
@@ -59,7 +59,6 @@ function mismatches(policies: NetworkPolicy[], s: PolicyState = state(policies),
   for (const src of ends) for (const dst of ends) {
     if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
     for (const [protocol, port] of CASES) {
-      // SCTP: the layer takes whole protocols only (ports of SCTP are refused at the API).
       const want = (admin ? adminVerdict(admin, policies, namespaces, src, dst, protocol, port) : netpolVerdict(policies, namespaces, src, dst, protocol, port)).allowed;
       const proto = PROTO_NUMBER[protocol];
       const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostOf(x.pod)));
@@ -94,6 +93,19 @@ test('netpol compile: AND against OR peers, named ports (resolved on each destin
   assert.deepEqual(mismatches([np('x', 'range', { podSelector: {}, ingress: [{ ports: [{ protocol: 'TCP', port: 80, endPort: 81 }] }] })]), []);
   assert.deepEqual(mismatches([np('x', 'udp', { podSelector: {}, ingress: [{ ports: [{ protocol: 'UDP' }] }] })]), []);
   assert.deepEqual(mismatches([np('x', 'sctp', { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP' }] }] })]), []);
+});
+
+test('netpol compile: SCTP ports (a port, a range, a named port on each side) are decided by port, and only then get a slot of their own', () => {
+  const port = np('x', 'sctp-80', { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }] }] });
+  assert.deepEqual(mismatches([port]), []);
+  assert.equal(compilePolicy(state([port])).sctp, true);
+  assert.equal(compilePolicy(state([np('x', 'sctp', { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP' }] }] })])).sctp, false, 'SCTP as a whole: one protocol number among the others');
+  assert.deepEqual(mismatches([np('y', 'sctp-range', { podSelector: { matchLabels: { pod: 'b' } }, ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ protocol: 'SCTP', port: 79, endPort: 80 }, { protocol: 'TCP', port: 81 }] }] })]), []);
+  assert.deepEqual(mismatches([np('z', 'sctp-named-in', { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP', port: 'serve-80-sctp' }] }] })]), [], 'z/c declares it as 81');
+  const out = np('x', 'sctp-named-out', { podSelector: {}, policyTypes: ['Egress'], egress: [{ ports: [{ protocol: 'SCTP', port: 'serve-80-sctp' }, { protocol: 'UDP', port: 81 }] }] });
+  assert.deepEqual(mismatches([out]), []);
+  assert.equal(compilePolicy(state([out])).sctp, true, 'a named port declared for SCTP');
+  assert.equal(compilePolicy(state([np('x', 'tcp-named', { podSelector: {}, ingress: [{ ports: [{ port: 'serve-80-tcp' }] }] })])).sctp, false, 'a named port declared for TCP only');
 });
 
 test('netpol compile: ipBlock with except (host bits set), re-allowed by a second policy; egress and outside addresses', () => {
@@ -193,6 +205,9 @@ function randomPolicies(r: () => number): NetworkPolicy[] {
     () => ({ protocol: 'UDP', port: 'serve-81-udp' }),
     () => ({ protocol: 'UDP', port: 'serve-80-tcp' }),
     () => ({ protocol: 'SCTP' }),
+    () => ({ protocol: 'SCTP', port: pick([80, 81]) }),
+    () => ({ protocol: 'SCTP', port: 80, endPort: 81 }),
+    () => ({ protocol: 'SCTP', port: 'serve-80-sctp' }),
   ])();
   const list = <T>(f: () => T, max: number): T[] => Array.from({ length: Math.floor(r() * (max + 1)) }, f);
   return list(() => {
@@ -305,9 +320,9 @@ function randomAdmin(r: () => number): OracleAdmin {
     ...(egress ? [() => ({ networks: [pick(['10.0.1.0/24', '192.0.2.0/24', '0.0.0.0/0', '10.0.0.2/32'])] })] : []),
   ])();
   const port = (): AnpPort => pick<() => AnpPort>([
-    () => ({ portNumber: { protocol: pick(['TCP', 'UDP'] as const), port: pick([80, 81]) } }),
-    () => ({ portRange: { protocol: pick(['TCP', 'UDP'] as const), start: 80, end: pick([80, 81, 90]) } }),
-    () => ({ namedPort: pick(['serve-80-tcp', 'serve-81-udp']) }),
+    () => ({ portNumber: { protocol: pick(['TCP', 'UDP', 'SCTP'] as const), port: pick([80, 81]) } }),
+    () => ({ portRange: { protocol: pick(['TCP', 'UDP', 'SCTP'] as const), start: 80, end: pick([80, 81, 90]) } }),
+    () => ({ namedPort: pick(['serve-80-tcp', 'serve-81-udp', 'serve-80-sctp']) }),
   ])();
   const rules = <A extends 'Allow' | 'Deny' | 'Pass'>(actions: readonly A[], egress: boolean): AnpRule<A>[] => Array.from({ length: Math.floor(r() * 3) }, () => ({
     action: pick(actions), peers: Array.from({ length: 1 + Math.floor(r() * 2) }, () => peer(egress)), ...(r() < 0.6 ? { ports: Array.from({ length: 1 + Math.floor(r() * 2) }, port) } : {}),

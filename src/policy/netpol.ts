@@ -115,6 +115,11 @@ export class Netpol {
   readonly cidrs: string[];
   /** A digest of the policies, namespaces and declared named ports: part of a compile's frame. */
   readonly digest: string;
+  /**
+   * Some rule compares SCTP ports (a port, a range, or a named port some pod declares as SCTP): the
+   * compile then decides SCTP by port in a slot of its own (compile.ts).
+   */
+  readonly sctpPorts: boolean;
 
   constructor(readonly input: NetpolInput, endpoints: readonly Endpoint[]) {
     for (const n of input.namespaces) this.nsLabels.set(n.name, n.labels);
@@ -124,7 +129,8 @@ export class Netpol {
     for (const p of input.policies) for (const r of [...(p.spec.ingress ?? []), ...(p.spec.egress ?? [])]) for (const q of r.ports ?? []) note(q);
     for (const a of [...(input.anps ?? []), ...(input.banp ? [input.banp] : [])]) for (const r of [...a.ingress, ...a.egress]) for (const q of r.ports ?? []) note(q as { namedPort?: unknown });
     this.names = names;
-    this.declared = new Map([...declarations(endpoints)].filter(([n]) => names.has(n)).map(([n, xs]) => [n, xs.slice(0, MAX_NAMED_NUMBERS)]));
+    const declared = [...declarations(endpoints)].filter(([n]) => names.has(n));
+    this.declared = new Map(declared.map(([n, xs]) => [n, xs.slice(0, MAX_NAMED_NUMBERS)]));
     const anps = [...(input.anps ?? [])].sort((a, b) => a.priority - b.priority || (a.name < b.name ? -1 : 1));
     let rank = anps.reduce((n, a) => n + a.ingress.length + a.egress.length, 0);
     for (const a of anps) {
@@ -170,6 +176,8 @@ export class Netpol {
     for (const s of this.specs) if (s.block) for (const c of [s.block.cidr, ...s.block.except]) cidrs.add(c);
     this.cidrs = [...cidrs].sort();
     this.ruleCount = all.reduce((n, rs) => n + rs.in.length + rs.out.length, 0);
+    this.sctpPorts = all.some((rs) => [...rs.in, ...rs.out].some((t) => t.ports.some((q) => q?.protocol === 'sctp' && q.range !== undefined)))
+      || declared.some(([, xs]) => xs.some((x) => x.protocol === 'sctp'));
     this.digest = createHash('sha256').update(JSON.stringify([input.policies.map((p) => [p.namespace, p.name, p.spec, p.audit === true]), input.namespaces.map((n) => [n.name, n.labels]),
       anps.map((a) => [a.name, a.priority, a.subject, a.ingress, a.egress, a.audit === true]), b ? [b.subject, b.ingress, b.egress, b.audit === true] : null, [...this.declared]])).digest('hex');
   }

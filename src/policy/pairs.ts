@@ -6,24 +6,26 @@ import { segmentPorts, segmentProtos, type Segment } from './segments.js';
 import type { Verdict } from './compile.js';
 
 /**
- * A verdict function of one protocol, shared by every pair that has it: for tcp and udp the segments of
- * 0-65535 whose verdict differs from the tenant's default, for `other` those of 0-255 (without 6 and 17).
+ * A verdict function of one protocol, shared by every pair that has it: for tcp, udp and sctp the segments
+ * of 0-65535 whose verdict differs from the tenant's default, for `other` those of 0-255 (without 6 and
+ * 17, and 132 where sctp has its own).
  * Immutable: a compile's result lists the profiles in force, and the next compile keeps the same objects
  * for the functions that did not change (so the datapath renders each once).
  */
 export interface Profile { id: number; proto: ProtoName; segs: readonly Segment[]; text: string }
 
-/** A pair of classes and its profile per protocol (0: every flow of it gets the default). */
-export interface PairProfiles { src: number; dst: number; tcp: number; udp: number; other: number }
+/** A pair of classes and its profile per protocol (0: every flow of it gets the default; sctp: 0 unless the compile decides SCTP by port). */
+export interface PairProfiles { src: number; dst: number; tcp: number; udp: number; other: number; sctp: number }
 
 /** The rule indexes of the sides this host enforces: undefined where it does not enforce that side. */
 export type SideIndex = (k: Klass, d: 'in' | 'out') => RuleIndex | undefined;
 
 /** A computed function before it has an id: its segments, their text, and its identity (made once: a text may be long). */
 interface Fn { proto: ProtoName; segs: Segment[]; text: string; key: string }
-type Fns = [Fn | null, Fn | null, Fn | null];
+type Fns = [Fn | null, Fn | null, Fn | null, Fn | null];
 
-const PROTO_NUMBER = [6, 17] as const;
+/** The protocol numbers of the slots decided by port. */
+const PROTO_NUMBER = [6, 17, 0, 132] as const;
 
 /**
  * The verdict functions of a compile: each computed once per distinct set of rule buckets (the memo,
@@ -36,15 +38,18 @@ export class Profiles {
   private readonly kept: Map<string, number>;
   private fresh = 1;
 
-  /** `previous`: the profiles of the last compile here, whose ids a function keeps when it comes back. */
-  constructor(private readonly defaultAction: Action, private readonly fallback: Verdict, previous: readonly Profile[] = []) {
+  /**
+   * `previous`: the profiles of the last compile here, whose ids a function keeps when it comes back.
+   * `sctp`: SCTP is decided by port (its own slot) rather than as one protocol number among the others.
+   */
+  constructor(private readonly defaultAction: Action, private readonly fallback: Verdict, previous: readonly Profile[] = [], private readonly sctp = false) {
     this.kept = new Map(previous.map((p) => [liveKey(p), p.id]));
     for (const p of previous) if (p.id >= this.fresh) this.fresh = p.id + 1;
   }
 
   /** The functions of a pair whose sides match these buckets (undefined: a side this host does not enforce). */
   fnsOf(eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fns {
-    return [this.fnOf(0, eg, ig), this.fnOf(1, eg, ig), this.fnOf(2, eg, ig)];
+    return [this.fnOf(0, eg, ig), this.fnOf(1, eg, ig), this.fnOf(2, eg, ig), this.sctp ? this.fnOf(3, eg, ig) : null];
   }
 
   private fnOf(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
@@ -61,7 +66,7 @@ export class Profiles {
   private compute(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
     const rules = (bs: readonly Bucket[] | undefined) => (bs === undefined ? undefined : ([] as RuleRef[]).concat(...bs.map((b) => b.rules[p])));
     const sides = { egress: rules(eg), ingress: rules(ig) };
-    const all = p === 2 ? segmentProtos(sides, this.defaultAction) : segmentPorts(sides, PROTO_NUMBER[p], this.defaultAction);
+    const all = p === 2 ? segmentProtos(sides, this.defaultAction, this.sctp) : segmentPorts(sides, PROTO_NUMBER[p], this.defaultAction);
     const segs = all.filter((s) => s.verdict !== this.fallback);
     if (segs.length === 0) return null;
     const text = segs.map((s) => `${s.first}-${s.last}:${s.verdict}`).join(',');
@@ -147,7 +152,7 @@ export function decidePair(src: Klass, dst: Klass, indexOf: SideIndex, profiles:
   const ig = ingressIdx?.parts(src);
   if (!eg?.length && !ig?.length) return undefined;
   const fns = profiles.fnsOf(eg, ig);
-  return fns[0] || fns[1] || fns[2] ? fns : undefined;
+  return fns[0] || fns[1] || fns[2] || fns[3] ? fns : undefined;
 }
 
 interface Stored { entry: PairProfiles; at: number }
@@ -174,14 +179,14 @@ export class PairStore {
     const p = this.profiles;
     if (fns === undefined) {
       if (!old || !m) return;
-      for (const id of [old.entry.tcp, old.entry.udp, old.entry.other]) if (id) p.release(id);
+      for (const id of [old.entry.tcp, old.entry.udp, old.entry.other, old.entry.sctp]) if (id) p.release(id);
       this.unlist(old);
       m.delete(dst);
       if (m.size === 0) this.bySrc.delete(src);
       return;
     }
-    const ids = old ? [p.swap(old.entry.tcp, fns[0]), p.swap(old.entry.udp, fns[1]), p.swap(old.entry.other, fns[2])] : fns.map((f) => p.acquire(f));
-    const entry: PairProfiles = { src, dst, tcp: ids[0] as number, udp: ids[1] as number, other: ids[2] as number };
+    const ids = old ? [p.swap(old.entry.tcp, fns[0]), p.swap(old.entry.udp, fns[1]), p.swap(old.entry.other, fns[2]), p.swap(old.entry.sctp, fns[3])] : fns.map((f) => p.acquire(f));
+    const entry: PairProfiles = { src, dst, tcp: ids[0] as number, udp: ids[1] as number, other: ids[2] as number, sctp: ids[3] as number };
     // A new object in the same place: the last compile's list may hold the old one.
     if (old) {
       old.entry = entry;

@@ -2,16 +2,20 @@ import type { Klass } from './classes.js';
 import { protoOf, type RuleRef } from './decide.js';
 import type { NetpolRule } from './netpol.js';
 
-/** The verdict functions a pair has: tcp by port, udp by port, every other protocol by number. */
-export const PROTOS = ['tcp', 'udp', 'other'] as const;
+/**
+ * The verdict functions a pair has: tcp by port, udp by port, every other protocol by number, and sctp
+ * by port in a tenant where some rule names SCTP ports (else SCTP is one of the others: compile.ts).
+ */
+export const PROTOS = ['tcp', 'udp', 'other', 'sctp'] as const;
 export type ProtoName = (typeof PROTOS)[number];
-export type ProtoSlot = 0 | 1 | 2;
+export type ProtoSlot = 0 | 1 | 2 | 3;
+export const SLOTS = [0, 1, 2, 3] as const;
 
-/** The functions a rule can change (a rule for any protocol changes all three). */
+/** The functions a rule can change (a rule for any protocol changes all; an SCTP rule, both where SCTP may be decided). */
 export function slotsOf(rule: RuleRef['rule']): ProtoSlot[] {
   const p = protoOf(rule);
-  if (p === 'any') return [0, 1, 2];
-  return p === 6 ? [0] : p === 17 ? [1] : [2];
+  if (p === 'any') return [0, 1, 2, 3];
+  return p === 6 ? [0] : p === 17 ? [1] : p === 132 ? [2, 3] : [2];
 }
 
 /**
@@ -21,11 +25,11 @@ export function slotsOf(rule: RuleRef['rule']): ProtoSlot[] {
  * pairs with the same stamps share it, and it is computed once (pairs.ts).
  */
 export class Bucket {
-  readonly rules: [RuleRef[], RuleRef[], RuleRef[]] = [[], [], []];
-  readonly stamps: [number, number, number];
+  readonly rules: [RuleRef[], RuleRef[], RuleRef[], RuleRef[]] = [[], [], [], []];
+  readonly stamps: [number, number, number, number];
   size = 0;
   constructor(private readonly stamp: () => number) {
-    this.stamps = [stamp(), stamp(), stamp()];
+    this.stamps = [stamp(), stamp(), stamp(), stamp()];
   }
 
   add(r: RuleRef): void {
@@ -35,7 +39,7 @@ export class Bucket {
 
   remove(policy: string, id: string): boolean {
     let found = false;
-    for (const p of [0, 1, 2] as const) {
+    for (const p of SLOTS) {
       const list = this.rules[p];
       const i = list.findIndex((x) => x.rule.id === id && x.policy === policy);
       if (i < 0) continue;

@@ -5,6 +5,7 @@ import { NETPOL_ISOLATION, WEFT_TOP } from './netpol.js';
 
 const TCP = PROTO['tcp'] as 6;
 const UDP = PROTO['udp'] as 17;
+const SCTP = PROTO['sctp'] as 132;
 
 export interface Sides { egress: RuleRef[] | undefined; ingress: RuleRef[] | undefined }
 export interface Segment { first: number; last: number; verdict: Verdict }
@@ -73,7 +74,7 @@ function verdictOf(dirs: ReadonlyArray<readonly RuleRef[] | undefined>, all: rea
   return actual === 'drop' ? 'drop' : wouldBe === 'drop' ? 'audit' : 'accept';
 }
 
-/** Port segments of one protocol (tcp or udp) where the combined verdict is constant, merged. */
+/** Port segments of one protocol (tcp, udp or sctp) where the combined verdict is constant, merged. */
 export function segmentPorts(sides: Sides, proto: number, fallback: Action): Segment[] {
   const dirs = [sides.egress, sides.ingress];
   const events: PortEvent[] = [];
@@ -111,16 +112,17 @@ export function segmentPorts(sides: Sides, proto: number, fallback: Action): Seg
 
 const FULL: [number, number] = [0, 65535];
 
-/** Protocol segments over 0-255 without tcp and udp (those are decided per port). */
-export function segmentProtos(sides: Sides, fallback: Action): Segment[] {
+/** Protocol segments over 0-255 without tcp and udp (and sctp, with `sctp`): those are decided per port. */
+export function segmentProtos(sides: Sides, fallback: Action, sctp = false): Segment[] {
+  const byPort: number[] = sctp ? [TCP, UDP, SCTP] : [TCP, UDP];
   const named = new Set<number>();
   for (const r of [...(sides.egress ?? []), ...(sides.ingress ?? [])]) {
     const p = protoOf(r.rule);
-    if (p !== 'any' && p !== TCP && p !== UDP) named.add(p);
+    if (p !== 'any' && !byPort.includes(p)) named.add(p);
   }
   const cuts = new Set<number>([0]);
   for (const p of named) { cuts.add(p); cuts.add(p + 1); }
-  for (const p of [TCP, UDP]) { cuts.add(p); cuts.add(p + 1); }
+  for (const p of byPort) { cuts.add(p); cuts.add(p + 1); }
   const points = [...cuts].filter((p) => p <= 255).sort((a, b) => a - b);
   const segs: Segment[] = [];
   const dirs = [sides.egress, sides.ingress];
@@ -129,7 +131,7 @@ export function segmentProtos(sides: Sides, fallback: Action): Segment[] {
   for (let i = 0; i < points.length; i++) {
     const first = points[i] as number;
     const last = (points[i + 1] ?? 256) - 1;
-    if (first === TCP || first === UDP) continue;
+    if (byPort.includes(first)) continue;
     dirs.forEach((rules, d) => {
       const t = TALLIES[d as 0 | 1];
       t.reset(lo, hi);

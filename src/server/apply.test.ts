@@ -47,7 +47,7 @@ test('POST /apply: bad documents of every kind are refused naming the document a
     [{ documents: [{ ...doc('Group', 'g', { network: 'n' }), metadata: { name: 'g', labels: { a: 'b' } } }] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata.labels', /its labels are in its spec/],
     [{ documents: [doc('NetworkPolicy', 'p', {})] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.podSelector', /is required/],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/16', except: ['10.1.0.0/24'] } }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.from.0.ipBlock.except.0', /must lie strictly inside/],
-    [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, egress: [{ ports: [{ protocol: 'SCTP', port: 9 }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.egress.0.ports.0.port', /SCTP are not enforced yet/],
+    [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, egress: [{ ports: [{ protocol: 'SCTP', port: 9, endPort: 8 }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.egress.0.ports.0.endPort', /8 is below port 9/],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::/64' } }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.from.0.ipBlock.cidr'],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.podSelector.matchExpressions.0.values', /needs at least one value/],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ ports: [{ port: 'http', endPort: 90 }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.ports.0.endPort'],

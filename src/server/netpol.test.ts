@@ -230,3 +230,54 @@ test('apply --dry-run says which flows between the endpoints would change verdic
   const none = await api.call('POST', '/api/v1/apply', { dryRun: true, documents: files.slice(0, 3) });
   assert.deepEqual(none.json.flows[0].changes, [], 'nothing changes: no flow changes');
 });
+
+test("a pod's labels change through PATCH (a merge; null removes): selectors follow; fixed labels, bad ones and other tenants are refused, changing nothing", async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/apply', { documents: files })).status, 200);
+  const mk = async (containerId: string, labels: Record<string, string>) => (await api.call('POST', '/api/v1/endpoints', { tenant: 'shop', network: 'pods', containerId, host: 'h', ifname: 'eth0', labels })).json;
+  const xa = await mk('xa', { namespace: 'x', pod: 'b', keep: 'me' });
+  await mk('ya', { namespace: 'y', pod: 'a', 'port.weft.io/web': '8080' });
+  const explain = async () => (await api.call('GET', '/api/v1/tenants/shop/explain?from=ya&to=xa&protocol=tcp&port=80')).json;
+  const isolating = np('b-only-from-y', 'x', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [] });
+  assert.equal((await api.call('POST', '/api/v1/apply', { documents: [isolating] })).status, 200);
+  assert.equal((await explain()).allowed, true, 'x/xa is pod=b: no policy selects it');
+
+  const patch = (body: unknown, token?: string) => api.call('PATCH', `/api/v1/endpoints/${xa.id}`, body, {}, token);
+  const r = await patch({ labels: { pod: 'a', tier: 'web', keep: null } });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual(r.json.labels, { namespace: 'x', pod: 'a', tier: 'web', network: 'pods' });
+  const now = await explain();
+  assert.deepEqual([now.allowed, now.ingress.layer], [false, 'networkpolicy'], 'relabelled pod=a: the policy isolates it');
+
+  const rev = await api.control.store.revision();
+  const refused: Array<[unknown, number, RegExp]> = [
+    [{ labels: { namespace: 'y' } }, 400, /labels\.namespace: an endpoint's namespace label is set when it is made and cannot change \(it is 'x'\)/],
+    [{ labels: { network: null } }, 400, /labels\.network: /],
+    [{ labels: { group: 'db' } }, 400, /labels\.group: .*\(it is unset\)/],
+    [{ labels: { 'bad key!': 'v' } }, 400, /labels/],
+    [{ labels: { pod: 'a b' } }, 400, /labels\.pod/],
+    [{ labels: Object.fromEntries(Array.from({ length: 62 }, (_, i) => [`k${i}`, 'v'])) }, 400, /labels: the endpoint would hold 66 labels \(at most 64\)/],
+    [{ labels: [] }, 400, /labels/],
+  ];
+  for (const [body, status, message] of refused) {
+    const x = await patch(body);
+    assert.equal(x.status, status, `${JSON.stringify(body).slice(0, 80)}: ${JSON.stringify(x.json)}`);
+    assert.match(JSON.stringify(x.json), message);
+  }
+  assert.equal((await patch({ labels: { namespace: 'x' } })).status, 200, 'setting a fixed label to what it is changes nothing, and is no error');
+
+  // A user of the tenant relabels its pods, and nothing else of them; a rival user finds no endpoint.
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'rival' })).status, 201);
+  const ann = await userToken(api, 'ann', ['shop']);
+  const eve = await userToken(api, 'eve', ['rival']);
+  assert.equal((await patch({ labels: { pod: 'c' } }, ann)).status, 200);
+  const name = await patch({ containerName: 'other' }, ann);
+  assert.equal(name.status, 403);
+  assert.match(name.json.detail ?? name.json.message ?? JSON.stringify(name.json), /may change an endpoint's labels, not its containerName/);
+  const before = await api.control.store.revision();
+  const spy = await patch({ labels: { pod: 'a' } }, eve);
+  assert.equal(spy.status, 404);
+  assert.equal(await api.control.store.revision(), before, 'nothing was written');
+  assert.equal((await api.call('GET', `/api/v1/endpoints/${xa.id}`)).json.labels.pod, 'c');
+  assert.ok(rev < before);
+});

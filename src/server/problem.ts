@@ -55,7 +55,7 @@ export function fromValidation(errors: AjvError[], context: string | undefined, 
     : first.keyword === 'enum'
       ? `must be one of ${(first.params?.['allowedValues'] as unknown[] | undefined)?.join(', ') ?? '?'}`
       : first.keyword === 'pattern' && field.endsWith('protocol')
-        ? 'must be tcp, udp, icmp, any or a protocol number'
+        ? 'must be tcp, udp, sctp, icmp, any or a protocol number'
         : first.keyword === 'pattern' && field.endsWith('ports')
           ? "must be a port like 80 or a range like 8000-8080"
           : first.message ?? 'is invalid';

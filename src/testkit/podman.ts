@@ -12,7 +12,8 @@ const APPLETS = ['sh', 'ip', 'ping', 'nc', 'wget', 'httpd', 'sleep', 'cat', 'ech
  * (no registry is reachable). cleanup() removes every container and the storage.
  */
 export interface Podman {
-  run(args: string[], opts?: { timeoutMs?: number }): Promise<RunResult>;
+  /** `env`: podman's own environment (it passes CNI_ARGS from there to the plugins). */
+  run(args: string[], opts?: { timeoutMs?: number; env?: Record<string, string> }): Promise<RunResult>;
   cleanup(): Promise<void>;
 }
 
@@ -44,8 +45,10 @@ export async function startPodman(cniConfDir: string, pluginDirs: string[], host
   ].join('\n'));
   const enter = hostNs ? ['nsenter', `--net=/run/netns/${hostNs}`] : [];
   const base = [...enter, 'podman', '--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs'];
-  const run = (args: string[], opts: { timeoutMs?: number } = {}) =>
-    runner.run(['env', `CONTAINERS_CONF=${conf}`, ...base, ...args], { allowFailure: true, timeoutMs: opts.timeoutMs ?? 60_000 });
+  const run = (args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}) => {
+    const env = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    return runner.run(['env', `CONTAINERS_CONF=${conf}`, ...env, ...base, ...args], { allowFailure: true, timeoutMs: opts.timeoutMs ?? 60_000 });
+  };
   const imported = await run(['import', '-q', await busyboxImage(dir), IMAGE]);
   if (imported.code !== 0) throw new Error(`podman import failed: ${imported.stderr}`);
   return {

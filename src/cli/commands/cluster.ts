@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { ENCRYPTIONS } from '../../model/plain.js';
 import { CliError, EXIT, usage } from '../errors.js';
-import { act, done, intArg, leaf, type Io } from '../kit.js';
+import { act, done, intArg, leaf, type Ctx, type Io } from '../kit.js';
 import { hostCommands } from './host.js';
 
 export function clusterCommands(program: Command, io: Io): void {
@@ -21,12 +21,28 @@ export function clusterCommands(program: Command, io: Io): void {
       ], (e: any) => e.id);
     }));
   leaf(ep, { name: 'inspect <id>', summary: 'show an endpoint, found by a piece of its id, container id or container name', example: 'weft ep inspect 8a1f', tenant: false })
-    .action(act(io, async (ctx, needle) => {
-      const { items } = await ctx.client.request('GET', '/api/v1/endpoints');
-      const hits = items.filter((e: any) => e.id.includes(needle) || e.containerId.includes(needle) || (e.containerName ?? '').includes(needle));
-      if (hits.length === 0) throw new CliError(`no endpoint matches '${needle}'`, EXIT.notFound);
-      if (hits.length > 1) throw usage(`'${needle}' matches ${hits.length} endpoints (${hits.slice(0, 5).map((e: any) => e.id).join(', ')}); give more of the id`);
-      ctx.show(hits[0]);
+    .action(act(io, async (ctx, needle) => ctx.show(await findEndpoint(ctx.client, needle))));
+
+  leaf(ep, {
+    name: 'label <id> <labels...>', summary: "set (key=value) or remove (key-) an endpoint's labels: what NetworkPolicy selectors and service selectors match",
+    example: ['weft ep label 8a1f tier=web', 'weft ep label web-1 tier- canary=true'], tenant: false,
+  })
+    .addHelpText('after', `
+The endpoint is found as by \`weft ep inspect\`. Its namespace, network and group labels never change.
+A NetworkPolicy or service that selects by the changed labels takes effect on every host at once.
+`)
+    .action(act(io, async (ctx, needle, joined) => {
+      const labels: Record<string, string | null> = {};
+      // act() joins a variadic argument with spaces; a label never holds one.
+      for (const [i, item] of (joined ?? '').split(' ').entries()) {
+        const set = /^([^=]+)=(.*)$/.exec(item);
+        const gone = /^(.+)-$/.exec(item);
+        if (set) labels[set[1] as string] = set[2] as string;
+        else if (gone) labels[gone[1] as string] = null;
+        else throw usage(`labels.${i}: '${item}' is neither key=value (set) nor key- (remove)`);
+      }
+      const e = await findEndpoint(ctx.client, needle);
+      done(ctx, await ctx.client.request('PATCH', `/api/v1/endpoints/${e.id}`, { labels }), `endpoint ${e.id} labelled`);
     }));
 
   hostCommands(program, io);
@@ -55,4 +71,14 @@ Encryption is switched on and off live: established connections survive. Each ho
       if (Object.keys(body).length === 0) throw usage('global set: give at least one of --vxlan-range, --mtu, --arp-mode, --encryption, --tunnel-range, --key-rotation-days');
       done(ctx, await ctx.client.request('PATCH', '/api/v1/global', body), 'global settings updated');
     }));
+}
+
+/** The one endpoint (of those the user sees) whose id, container id or container name holds `needle`. */
+async function findEndpoint(client: Ctx['client'], needle: string): Promise<any> {
+  const { items } = await client.request('GET', '/api/v1/endpoints');
+  const exact = items.filter((e: any) => e.id === needle || e.containerId === needle || e.containerName === needle);
+  const hits = exact.length === 1 ? exact : items.filter((e: any) => e.id.includes(needle) || e.containerId.includes(needle) || (e.containerName ?? '').includes(needle));
+  if (hits.length === 0) throw new CliError(`no endpoint matches '${needle}'`, EXIT.notFound);
+  if (hits.length > 1) throw usage(`'${needle}' matches ${hits.length} endpoints (${hits.slice(0, 5).map((e: any) => e.id).join(', ')}); give more of the id`);
+  return hits[0];
 }

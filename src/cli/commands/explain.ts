@@ -2,13 +2,13 @@ import type { Command } from 'commander';
 import { usage } from '../errors.js';
 import { act, leaf, tenantPath, type Io } from '../kit.js';
 
-/** `8889/tcp`, `53/udp`, `icmp`, `tcp`. */
+/** `8889/tcp`, `53/udp`, `9/sctp`, `icmp`, `tcp`. */
 export function parseFlow(text: string): { protocol: string; port?: number } {
-  const m = /^(?:([0-9]{1,5})\/)?(tcp|udp|icmp|[0-9]{1,3})$/.exec(text);
+  const m = /^(?:([0-9]{1,5})\/)?(tcp|udp|sctp|icmp|[0-9]{1,3})$/.exec(text);
   if (!m?.[2]) throw usage(`'${text}' is not PORT/PROTOCOL (8889/tcp, 53/udp) or a protocol (icmp)`);
   const port = m[1] === undefined ? undefined : Number(m[1]);
   if (port !== undefined && (port < 1 || port > 65535)) throw usage(`port ${port} is outside 1-65535`);
-  if (port !== undefined && m[2] !== 'tcp' && m[2] !== 'udp') throw usage(`${m[2]} has no ports`);
+  if (port !== undefined && !['tcp', 'udp', 'sctp'].includes(m[2])) throw usage(`${m[2]} has no ports`);
   return { protocol: m[2], ...(port !== undefined ? { port } : {}) };
 }
 

@@ -36,7 +36,7 @@ export function policyCommands(program: Command, io: Io): void {
   })
     .option('-d, --direction <in|out>', 'in: traffic to the group; out: traffic from it', 'in')
     .option('-p, --priority <1-100>', 'higher wins', intArg('--priority', 1, 100))
-    .option('-l, --protocol <proto>', 'tcp, udp, icmp, any or a protocol number')
+    .option('-l, --protocol <proto>', 'tcp, udp, sctp, icmp, any or a protocol number')
     .option('-P, --port <port>', 'port or range, e.g. 8888 or 8000-8080')
     .option('-g, --from-group <group>', 'peer group (in rules)')
     .option('-e, --to-group <group>', 'peer group (out rules)')

@@ -5,7 +5,7 @@ import { CniError, shown, type CniRequest, type PluginConfig } from './protocol.
 // rules (an older weft, a runtime's extra CNI_ARGS) never fails on them.
 
 /** CNI_ARGS keys weft reads, or that Kubernetes and podman always send; others need IgnoreUnknown, as in libcni's LoadArgs. */
-const KNOWN_ARGS = new Set(['IgnoreUnknown', 'IP', 'MAC', 'K8S_POD_NAME', 'K8S_POD_NAMESPACE', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
+const KNOWN_ARGS = new Set(['IgnoreUnknown', 'IP', 'MAC', 'K8S_POD_NAME', 'K8S_POD_NAMESPACE', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID', 'WEFT_LABELS']);
 // A pod name is a DNS subdomain (at most 253); the server's containerName holds 128. A longer legal name
 // costs the pod its DNS name, not its network: refusing would keep a valid pod from starting.
 const POD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
@@ -34,9 +34,41 @@ export function parseArgs(text: string): Record<string, string> {
     ['IP', known['IP'] === undefined || ipOf(known['IP']) ? undefined : 'is not an IPv4 address'],
     ['MAC', known['MAC'] === undefined ? undefined : macProblem(known['MAC'])],
     ['K8S_POD_NAME', known['K8S_POD_NAME'] === undefined || POD_NAME.test(known['K8S_POD_NAME']) ? undefined : 'is not a pod name (1-253 of [A-Za-z0-9_.-], starting with a letter or digit)'],
+    ['WEFT_LABELS', known['WEFT_LABELS'] === undefined ? undefined : labelsProblem(known['WEFT_LABELS'])],
   ];
   for (const [k, problem] of problems) if (problem) throw new CniError(4, `CNI_ARGS: ${k}=${shown(known[k] ?? '')} ${problem}`);
   return known;
+}
+
+// An endpoint label as the server takes it (model/schemas.ts Labels).
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
+const LABELS_MAX = 64;
+
+/**
+ * `WEFT_LABELS=key:value,key:value`: labels for runtimes that cannot put `args.cni.labels` in the config
+ * (podman passes its own CNI_ARGS environment through). A value cannot hold `=` (CNI_ARGS' own syntax),
+ * `,` or `:`; label keys and values never do.
+ */
+export function labelsOfArg(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of text.split(',')) {
+    if (!item) continue;
+    const at = item.indexOf(':');
+    labels[at < 0 ? item : item.slice(0, at)] = at < 0 ? '' : item.slice(at + 1);
+  }
+  return labels;
+}
+
+function labelsProblem(text: string): string | undefined {
+  const entries = Object.entries(labelsOfArg(text));
+  if (entries.length > LABELS_MAX) return `holds ${entries.length} labels (at most ${LABELS_MAX})`;
+  for (const item of text.split(',')) if (item && !item.includes(':')) return `has ${shown(item)} without a value (key:value, comma-separated)`;
+  const bad = entries.find(([k, v]) => !LABEL_KEY.test(k) || !LABEL_VALUE.test(v));
+  if (!bad) return undefined;
+  return LABEL_KEY.test(bad[0])
+    ? `has label ${shown(bad[0])} with value ${shown(bad[1])}: at most 63 of [A-Za-z0-9._-]`
+    : `has label key ${shown(bad[0])}: 1-63 of [A-Za-z0-9._/-], starting with a letter or digit`;
 }
 
 /** `a.b.c.d` or `a.b.c.d/len` (runtimes send either; the prefix is the network's anyway). */
@@ -85,6 +117,9 @@ export function addParamsOf(req: CniRequest): AddParams {
   // never the container its network.
   const namespace = args['K8S_POD_NAMESPACE'];
   if (namespace !== undefined && NAMESPACE.test(namespace)) labels['namespace'] = namespace;
+  // WEFT_LABELS last: the runtime's arguments are about this container (the config's labels about all of
+  // its network), and its `namespace` is the user's word over podman's container name in K8S_POD_NAMESPACE.
+  Object.assign(labels, labelsOfArg(args['WEFT_LABELS'] ?? ''));
   return {
     labels, portMappings: portMappingsOf(c),
     ...(ip ? { ip } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), ...(name ? { containerName: name } : {}),

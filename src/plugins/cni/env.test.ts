@@ -66,6 +66,11 @@ const argsCases: Case[] = [
   ['CNI_ARGS MAC all zeros', 'ADD', { CNI_ARGS: 'MAC=00:00:00:00:00:00' }, /^CNI_ARGS: MAC='00:00:00:00:00:00' is all zeros$/],
   ['CNI_ARGS K8S_POD_NAME huge', 'ADD', { CNI_ARGS: `K8S_POD_NAME=${huge}` }, /^CNI_ARGS: K8S_POD_NAME='a{64}\.\.\.' \(100000 characters\) is not a pod name/],
   ['CNI_ARGS K8S_POD_NAME with a space', 'ADD', { CNI_ARGS: 'K8S_POD_NAME=web 1' }, /^CNI_ARGS: K8S_POD_NAME='web 1' is not a pod name/],
+  ['CNI_ARGS WEFT_LABELS without a value', 'ADD', { CNI_ARGS: 'WEFT_LABELS=app:web,tier' }, /^CNI_ARGS: WEFT_LABELS='app:web,tier' has 'tier' without a value \(key:value, comma-separated\)$/],
+  ['CNI_ARGS WEFT_LABELS bad key', 'ADD', { CNI_ARGS: 'WEFT_LABELS=-app:web' }, /^CNI_ARGS: WEFT_LABELS='-app:web' has label key '-app': 1-63 of/],
+  ['CNI_ARGS WEFT_LABELS bad value', 'ADD', { CNI_ARGS: 'WEFT_LABELS=app:w b' }, /^CNI_ARGS: WEFT_LABELS='app:w b' has label 'app' with value 'w b': at most 63/],
+  ['CNI_ARGS WEFT_LABELS value with a colon', 'ADD', { CNI_ARGS: 'WEFT_LABELS=app:a:b' }, /has label 'app' with value 'a:b'/],
+  ['CNI_ARGS WEFT_LABELS too many', 'ADD', { CNI_ARGS: `WEFT_LABELS=${Array.from({ length: 65 }, (_, i) => `k${i}:v`).join(',')}` }, /^CNI_ARGS: WEFT_LABELS='.*' \(\d+ characters\) holds 65 labels \(at most 64\)$/],
 ];
 
 for (const [theme, cases] of Object.entries({ commandCases, idCases, netnsCases, ifnameCases, argsCases })) {
@@ -105,6 +110,17 @@ test('CNI_ARGS: IgnoreUnknown drops unknown keys, IP and MAC are normalised, an 
   const [req] = host.adds;
   assert.deepEqual([req?.ip, req?.mac, req?.containerName], ['10.1.2.5', '0a:58:0a:01:02:05', undefined]);
   assert.ok(!JSON.stringify(req).includes('FOO'), 'an ignored key goes nowhere');
+});
+
+test('WEFT_LABELS gives the endpoint labels (podman passes CNI_ARGS from its environment), over the config\'s and K8S_POD_NAMESPACE', async () => {
+  const host = new FakeCniHost();
+  const config = { args: { cni: { labels: [{ key: 'app', value: 'db' }, { key: 'tier', value: 'back' }] } } };
+  const env = { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=x-a;K8S_POD_NAMESPACE=x-a;WEFT_LABELS=app:web,port.weft.io/http:80,namespace:x,empty:' };
+  assert.equal((await invoke(host, 'ADD', { env, config })).code, 0);
+  assert.deepEqual(host.adds[0]?.labels, { app: 'web', tier: 'back', namespace: 'x', 'port.weft.io/http': '80', empty: '' });
+  const bare = new FakeCniHost();
+  assert.equal((await invoke(bare, 'ADD', { env: { CNI_ARGS: 'WEFT_LABELS=' } })).code, 0);
+  assert.deepEqual(bare.adds[0]?.labels, {}, 'an empty list is no labels');
 });
 
 test('K8S_POD_NAMESPACE becomes the endpoint\'s `namespace` label (over one the config gives) when it is a namespace name', async () => {

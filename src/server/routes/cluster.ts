@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, Name, notFound, partialOf } from '../../model/index.js';
+import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, Name, WeftError, notFound, partialOf } from '../../model/index.js';
 import { canSeeTenant, hostFor, requireRole, selectEndpoints, visibilityKey } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
 
@@ -39,10 +39,19 @@ export function clusterRoutes(app: FastifyInstance): void {
   });
 
   app.patch<{ Params: { id: string }; Body: EndpointPatch }>('/api/v1/endpoints/:id', {
-    schema: { params: IdParams, body: EndpointPatch, tags: ['endpoints'], summary: "Record an endpoint's container name or published ports (agents)" },
+    schema: { params: IdParams, body: EndpointPatch, tags: ['endpoints'], summary: "Change an endpoint's labels (users of its tenant), or record its container name or published ports (agents)" },
   }, async (req) => {
     const p = principalOf(req);
-    requireRole(p, ['admin', 'ops', 'host'], 'change endpoints');
+    if (p.role === 'tenant') {
+      // A tenant user relabels its own pods (what moves them between selectors); what the runtime
+      // recorded (its name, the host ports it holds) stays the agents' word.
+      const e = await c.endpoints.get(req.params.id).catch(() => undefined);
+      if (!e || !canSeeTenant(p, e.tenant)) throw notFound(`endpoint ${req.params.id}`);
+      const other = Object.keys(req.body).find((k) => k !== 'labels');
+      if (other) throw new WeftError('WEFT_FORBIDDEN', `user ${p.user} (role tenant) may change an endpoint's labels, not its ${other}`);
+    } else {
+      requireRole(p, ['admin', 'ops', 'host'], 'change endpoints');
+    }
     return c.endpoints.update(p.user, req.params.id, req.body);
   });
 

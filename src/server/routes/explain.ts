@@ -9,7 +9,7 @@ const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
   from: Type.String({ minLength: 1, maxLength: 128, description: 'endpoint (container name or id), group, or IPv4 address' }),
   to: Type.String({ minLength: 1, maxLength: 128 }),
-  protocol: Type.String({ pattern: '^(tcp|udp|icmp|[0-9]{1,3})$' }),
+  protocol: Type.String({ pattern: '^(tcp|udp|sctp|icmp|[0-9]{1,3})$' }),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
 }, { additionalProperties: false });
 
