@@ -65,7 +65,7 @@ export class CniEndpoints implements CniHost {
   private async allocate(req: AddRequest, id: string): Promise<Endpoint> {
     const body = {
       tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
-      host: this.d.host, ifname: req.ifname, netns: req.netns, labels: req.labels,
+      host: this.d.host, ifname: req.ifname, netns: req.netns, labels: cniLabels(req.labels),
       seal: this.d.sealer.seal({ id, tenant: req.tenant, network: req.network, ifname: req.ifname, netns: req.netns }),
       ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.mac ? { mac: req.mac } : {}),
       ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
@@ -169,3 +169,13 @@ function resultOf(ep: Endpoint, plan: TenantPlan, req: AddRequest): AddResultInp
     ...(plan.dns ? { dns: { nameservers: [ep.gateway], search: [dnsDomain(ep.tenant)] } } : {}),
   };
 }
+
+/**
+ * A CNI container's labels, without `runtime`: this agent collects endpoints labelled `runtime=docker`
+ * when Docker no longer knows them (docker/collector.ts), which a CNI container must never be.
+ */
+export function cniLabels(labels: Record<string, string>): Record<string, string> {
+  const { runtime: _, ...rest } = labels;
+  return rest;
+}
+

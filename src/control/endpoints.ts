@@ -126,7 +126,7 @@ export class Endpoints {
         ifname: req.ifname,
         containerId: req.containerId,
         ...(req.containerName !== undefined ? { containerName: req.containerName } : {}),
-        labels: { ...req.labels, network: net.name, ...(group ? { group: group.name } : {}) },
+        labels: { ...withoutServerLabels(req.labels), network: net.name, ...(group ? { group: group.name } : {}) },
         ...(req.netns !== undefined ? { netns: req.netns } : {}),
         ...(req.seal !== undefined ? { seal: req.seal } : {}),
         ...(req.portMappings?.length ? { portMappings: req.portMappings } : {}),
@@ -144,14 +144,22 @@ export class Endpoints {
    * Records what the runtime learnt after creating the endpoint (published ports are checked like at
    * creation), or changes its labels: a pod relabelled, which moves it between selectors and services.
    */
-  async update(actor: string, id: string, patch: EndpointPatch): Promise<Endpoint> {
+  async update(actor: string, id: string, patch: EndpointPatch, allowed?: (ep: Endpoint) => void): Promise<Endpoint> {
     const r = await this.store.transact(actor, async (tx) => {
       const e = await tx.get(keys.endpoint(id));
       if (!e) throw notFound(`endpoint ${id}`);
-      const { revision: _, portMappings: oldPorts, ...rest } = withRevision<Endpoint>(e);
+      const current = withRevision<Endpoint>(e);
+      // Checked on what this transaction read: the endpoint cannot change tenant between check and write.
+      allowed?.(current);
+      const { revision: _, portMappings: oldPorts, ...rest } = current;
       if (patch.portMappings?.length) await checkHostPorts(tx, rest.host, patch.portMappings, id);
       const ports = patch.portMappings ?? oldPorts;
       const labels = patch.labels ? mergedLabels(rest.labels, patch.labels) : rest.labels;
+      // Nothing changes: nothing is written (no revision, no event for every agent).
+      const same = (patch.containerName === undefined || patch.containerName === rest.containerName)
+        && (patch.portMappings === undefined || JSON.stringify(patch.portMappings) === JSON.stringify(oldPorts ?? []))
+        && JSON.stringify(labels) === JSON.stringify(rest.labels);
+      if (same) return current;
       const next: Omit<Endpoint, 'revision'> = {
         ...rest,
         labels,
@@ -162,7 +170,7 @@ export class Endpoints {
       tx.put(keys.endpoint(id), next);
       return next;
     });
-    return { ...r.value, revision: r.revision };
+    return 'revision' in r.value ? r.value as Endpoint : { ...r.value, revision: r.revision };
   }
 
   /**
@@ -186,11 +194,18 @@ export class Endpoints {
 }
 
 /**
- * Labels a pod cannot change: its namespace (a pod never moves between namespaces), and the network and
- * group the server set from where the endpoint was made.
+ * Labels a pod cannot change: its namespace (a pod never moves between namespaces), the network and
+ * group the server set from where the endpoint was made, and the runtime that made it (an agent collects
+ * endpoints labelled `runtime=docker` that Docker no longer knows).
  */
-const FIXED_LABELS = ['namespace', 'network', 'group'];
+const FIXED_LABELS = ['namespace', 'network', 'group', 'runtime'];
 const LABELS_MAX = 64;
+
+/** `network` and `group` are the server's word (service selectors use them): never the caller's. */
+function withoutServerLabels(labels: Labels | undefined): Labels {
+  const { network: _n, group: _g, ...rest } = labels ?? {};
+  return rest;
+}
 
 /** `patch` merged into `labels` (null removes a key), refused whole when it touches a fixed label or holds too many. */
 function mergedLabels(labels: Labels, patch: Record<string, string | null>): Labels {
@@ -202,7 +217,10 @@ function mergedLabels(labels: Labels, patch: Record<string, string | null>): Lab
     if (v === null) delete next[k];
     else next[k] = v;
   }
-  const n = Object.keys(next).length;
-  if (n > LABELS_MAX) throw invalid('labels', `the endpoint would hold ${n} labels (at most ${LABELS_MAX})`);
+  // The server's own labels come on top of the 64 an endpoint is made with.
+  const n = Object.keys(next).filter((k) => k !== 'network' && k !== 'group').length;
+  if (n > LABELS_MAX && n > Object.keys(labels).filter((k) => k !== 'network' && k !== 'group').length) {
+    throw invalid('labels', `the endpoint would hold ${n} labels (at most ${LABELS_MAX}, besides network and group)`);
+  }
   return next;
 }

@@ -66,13 +66,15 @@ interface ProfileParts { singles: string[]; verdict: Verdict | undefined; rest: 
 /** Profiles are immutable and kept across compiles while their function stands: each is split once. */
 const parts = new WeakMap<Profile, ProfileParts>();
 
-function partsOf(x: Profile, fallback: Verdict): ProfileParts {
+/** `sctp`: the compile decides SCTP by port, so `other` skips 132 too (a profile belongs to one compile mode). */
+function partsOf(x: Profile, fallback: Verdict, sctp: boolean): ProfileParts {
   let out = parts.get(x);
   if (out) return out;
   const mark = markOf(x.id);
   const singles: string[] = [];
   const rest = x.proto === 'other' ? [...x.segs] : splitSingles(x.segs, fallback, mark, singles);
-  out = { singles, verdict: restVerdict(rest, x.proto === 'other' ? 255 : 65535, x.proto === 'other' ? 2 : 0, fallback), rest };
+  const skipped = x.proto !== 'other' ? 0 : sctp ? 3 : 2;
+  out = { singles, verdict: restVerdict(rest, x.proto === 'other' ? 255 : 65535, skipped, fallback), rest };
   parts.set(x, out);
   return out;
 }
@@ -92,7 +94,7 @@ function render(p: CompiledPolicy): PolicyNft {
     const rest: string[] = [];
     for (const prof of p.profiles) {
       if (prof.proto !== proto) continue;
-      const q = partsOf(prof, p.fallback);
+      const q = partsOf(prof, p.fallback, p.sctp);
       for (const e of q.singles) singles.push(e); // not spread: a profile may hold more ports than a call takes arguments
       const mark = markOf(prof.id);
       if (q.verdict !== undefined) {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIp, type AdminNetworkPolicy, type AnpPeer, type AnpPort, type AnpRule, type AnpSubject, type BaselineAdminNetworkPolicy, type Endpoint, type Group, type LabelSelector, type NetpolProtocol, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyPort, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleEnd, type OracleNamespace, type OraclePod } from '../testkit/netpol-oracle.js';
-import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
+import { compilePolicy, explainFlow, lookupVerdict, verdictChanges, type CompiledPolicy, type PolicyState } from './index.js';
 
 // The compiler's NetworkPolicy layer against the truth-table oracle (src/testkit/netpol-oracle.ts, written
 // apart from the compiler): the upstream x/y/z × a/b/c world, fixed cases and many random policy sets,
@@ -417,4 +417,22 @@ test('review: pods swapping a named port\'s number at the same addresses (an ipB
       }
     }
   }
+});
+
+test('dry-run verdict changes: SCTP reported once, by port, when only one of the two compiles decides it by port', () => {
+  const before = compilePolicy(state([]));
+  const after = compilePolicy(state([np('x', 'sctp-80', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }] }] })]));
+  assert.deepEqual([before.sctp, after.sctp], [false, true]);
+  const eps = state([]).endpoints;
+  const xa = eps.find((e) => e.ip === '10.0.0.1') as Endpoint;
+  const yb = eps.find((e) => e.ip === '10.0.1.2') as Endpoint;
+  const lines = (a: CompiledPolicy, b: CompiledPolicy) => verdictChanges(a, b, [yb, xa], 100).changes.map((c) => `${c.from}>${c.to} ${c.protocol} ${c.first}-${c.last} ${c.before}>${c.after}`);
+  const want = [
+    '10.0.1.2>10.0.0.1 tcp 0-65535 accept>drop', '10.0.1.2>10.0.0.1 udp 0-65535 accept>drop',
+    '10.0.1.2>10.0.0.1 other 0-5 accept>drop', '10.0.1.2>10.0.0.1 other 7-16 accept>drop', '10.0.1.2>10.0.0.1 other 18-131 accept>drop', '10.0.1.2>10.0.0.1 other 133-255 accept>drop',
+    '10.0.1.2>10.0.0.1 sctp 0-79 accept>drop', '10.0.1.2>10.0.0.1 sctp 81-65535 accept>drop',
+  ];
+  assert.deepEqual(lines(before, after), want);
+  assert.deepEqual(lines(after, before), want.map((l) => l.replace('accept>drop', 'drop>accept')), 'and back');
+  assert.deepEqual(lines(after, after), []);
 });

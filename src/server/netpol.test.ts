@@ -254,9 +254,10 @@ test("a pod's labels change through PATCH (a merge; null removes): selectors fol
     [{ labels: { namespace: 'y' } }, 400, /labels\.namespace: an endpoint's namespace label is set when it is made and cannot change \(it is 'x'\)/],
     [{ labels: { network: null } }, 400, /labels\.network: /],
     [{ labels: { group: 'db' } }, 400, /labels\.group: .*\(it is unset\)/],
+    [{ labels: { runtime: 'docker' } }, 400, /labels\.runtime: an endpoint's runtime label is set when it is made and cannot change/],
     [{ labels: { 'bad key!': 'v' } }, 400, /labels/],
     [{ labels: { pod: 'a b' } }, 400, /labels\.pod/],
-    [{ labels: Object.fromEntries(Array.from({ length: 62 }, (_, i) => [`k${i}`, 'v'])) }, 400, /labels: the endpoint would hold 66 labels \(at most 64\)/],
+    [{ labels: Object.fromEntries(Array.from({ length: 62 }, (_, i) => [`k${i}`, 'v'])) }, 400, /labels: the endpoint would hold 65 labels \(at most 64, besides network and group\)/],
     [{ labels: [] }, 400, /labels/],
   ];
   for (const [body, status, message] of refused) {
@@ -265,6 +266,10 @@ test("a pod's labels change through PATCH (a merge; null removes): selectors fol
     assert.match(JSON.stringify(x.json), message);
   }
   assert.equal((await patch({ labels: { namespace: 'x' } })).status, 200, 'setting a fixed label to what it is changes nothing, and is no error');
+  assert.equal(await api.control.store.revision(), rev, 'a PATCH that changes nothing writes nothing');
+  // The server's own labels are never the caller's: a `group` label without a group is dropped.
+  const lone = await mk('lone', { namespace: 'y', group: 'db', network: 'elsewhere', app: 'x' });
+  assert.deepEqual(lone.labels, { namespace: 'y', app: 'x', network: 'pods' });
 
   // A user of the tenant relabels its pods, and nothing else of them; a rival user finds no endpoint.
   assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'rival' })).status, 201);

@@ -32,15 +32,15 @@ The endpoint is found as by \`weft ep inspect\`. Its namespace, network and grou
 A NetworkPolicy or service that selects by the changed labels takes effect on every host at once.
 `)
     .action(act(io, async (ctx, needle, joined) => {
-      const labels: Record<string, string | null> = {};
-      // act() joins a variadic argument with spaces; a label never holds one.
-      for (const [i, item] of (joined ?? '').split(' ').entries()) {
+      // act() joins a variadic argument with spaces; a label never holds one. fromEntries: every key an
+      // own property, so the server judges each (`__proto__` too).
+      const labels = Object.fromEntries((joined ?? '').split(' ').map((item, i) => {
         const set = /^([^=]+)=(.*)$/.exec(item);
         const gone = /^(.+)-$/.exec(item);
-        if (set) labels[set[1] as string] = set[2] as string;
-        else if (gone) labels[gone[1] as string] = null;
-        else throw usage(`labels.${i}: '${item}' is neither key=value (set) nor key- (remove)`);
-      }
+        if (set) return [set[1] as string, set[2] as string];
+        if (gone) return [gone[1] as string, null];
+        throw usage(`labels.${i}: '${item}' is neither key=value (set) nor key- (remove)`);
+      }));
       const e = await findEndpoint(ctx.client, needle);
       done(ctx, await ctx.client.request('PATCH', `/api/v1/endpoints/${e.id}`, { labels }), `endpoint ${e.id} labelled`);
     }));

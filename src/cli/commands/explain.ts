@@ -8,7 +8,7 @@ export function parseFlow(text: string): { protocol: string; port?: number } {
   if (!m?.[2]) throw usage(`'${text}' is not PORT/PROTOCOL (8889/tcp, 53/udp) or a protocol (icmp)`);
   const port = m[1] === undefined ? undefined : Number(m[1]);
   if (port !== undefined && (port < 1 || port > 65535)) throw usage(`port ${port} is outside 1-65535`);
-  if (port !== undefined && !['tcp', 'udp', 'sctp'].includes(m[2])) throw usage(`${m[2]} has no ports`);
+  if (port !== undefined && !['tcp', 'udp', 'sctp', '6', '17', '132'].includes(m[2])) throw usage(`${m[2]} has no ports`);
   return { protocol: m[2], ...(port !== undefined ? { port } : {}) };
 }
 

@@ -41,7 +41,7 @@ export function parseArgs(text: string): Record<string, string> {
 }
 
 // An endpoint label as the server takes it (model/schemas.ts Labels).
-const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/_-]{0,62}$/;
 const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
 const LABELS_MAX = 64;
 
@@ -51,13 +51,11 @@ const LABELS_MAX = 64;
  * `,` or `:`; label keys and values never do.
  */
 export function labelsOfArg(text: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const item of text.split(',')) {
-    if (!item) continue;
+  // fromEntries: every key an own property (`__proto__` included, and refused as a key below).
+  return Object.fromEntries(text.split(',').filter(Boolean).map((item) => {
     const at = item.indexOf(':');
-    labels[at < 0 ? item : item.slice(0, at)] = at < 0 ? '' : item.slice(at + 1);
-  }
-  return labels;
+    return at < 0 ? [item, ''] : [item.slice(0, at), item.slice(at + 1)];
+  }));
 }
 
 function labelsProblem(text: string): string | undefined {
@@ -65,10 +63,12 @@ function labelsProblem(text: string): string | undefined {
   if (entries.length > LABELS_MAX) return `holds ${entries.length} labels (at most ${LABELS_MAX})`;
   for (const item of text.split(',')) if (item && !item.includes(':')) return `has ${shown(item)} without a value (key:value, comma-separated)`;
   const bad = entries.find(([k, v]) => !LABEL_KEY.test(k) || !LABEL_VALUE.test(v));
+  const ns = entries.find(([k]) => k === 'namespace')?.[1];
+  if (!bad && ns !== undefined && !NAMESPACE.test(ns)) return `has namespace ${shown(ns)}, which is not a namespace name (a DNS label: a-z, 0-9 and inner -, at most 63)`;
   if (!bad) return undefined;
   return LABEL_KEY.test(bad[0])
     ? `has label ${shown(bad[0])} with value ${shown(bad[1])}: at most 63 of [A-Za-z0-9._-]`
-    : `has label key ${shown(bad[0])}: 1-63 of [A-Za-z0-9._/-], starting with a letter or digit`;
+    : `has label key ${shown(bad[0])}: 1-63 of [A-Za-z0-9._/_-], starting with a letter or digit`;
 }
 
 /** `a.b.c.d` or `a.b.c.d/len` (runtimes send either; the prefix is the network's anyway). */

@@ -69,6 +69,9 @@ const argsCases: Case[] = [
   ['CNI_ARGS WEFT_LABELS without a value', 'ADD', { CNI_ARGS: 'WEFT_LABELS=app:web,tier' }, /^CNI_ARGS: WEFT_LABELS='app:web,tier' has 'tier' without a value \(key:value, comma-separated\)$/],
   ['CNI_ARGS WEFT_LABELS bad key', 'ADD', { CNI_ARGS: 'WEFT_LABELS=-app:web' }, /^CNI_ARGS: WEFT_LABELS='-app:web' has label key '-app': 1-63 of/],
   ['CNI_ARGS WEFT_LABELS bad value', 'ADD', { CNI_ARGS: 'WEFT_LABELS=app:w b' }, /^CNI_ARGS: WEFT_LABELS='app:w b' has label 'app' with value 'w b': at most 63/],
+  ['CNI_ARGS WEFT_LABELS a namespace that is no namespace name', 'ADD', { CNI_ARGS: 'WEFT_LABELS=app:web,namespace:Shop.Prod' }, /^CNI_ARGS: WEFT_LABELS='app:web,namespace:Shop\.Prod' has namespace 'Shop\.Prod', which is not a namespace name/],
+  ['CNI_ARGS WEFT_LABELS an empty namespace', 'ADD', { CNI_ARGS: 'WEFT_LABELS=namespace:' }, /has namespace '', which is not a namespace name/],
+  ['CNI_ARGS WEFT_LABELS __proto__', 'ADD', { CNI_ARGS: 'WEFT_LABELS=__proto__:x' }, /has label key '__proto__': 1-63 of/],
   ['CNI_ARGS WEFT_LABELS value with a colon', 'ADD', { CNI_ARGS: 'WEFT_LABELS=app:a:b' }, /has label 'app' with value 'a:b'/],
   ['CNI_ARGS WEFT_LABELS too many', 'ADD', { CNI_ARGS: `WEFT_LABELS=${Array.from({ length: 65 }, (_, i) => `k${i}:v`).join(',')}` }, /^CNI_ARGS: WEFT_LABELS='.*' \(\d+ characters\) holds 65 labels \(at most 64\)$/],
 ];

@@ -42,17 +42,17 @@ export function clusterRoutes(app: FastifyInstance): void {
     schema: { params: IdParams, body: EndpointPatch, tags: ['endpoints'], summary: "Change an endpoint's labels (users of its tenant), or record its container name or published ports (agents)" },
   }, async (req) => {
     const p = principalOf(req);
-    if (p.role === 'tenant') {
-      // A tenant user relabels its own pods (what moves them between selectors); what the runtime
-      // recorded (its name, the host ports it holds) stays the agents' word.
-      const e = await c.endpoints.get(req.params.id).catch(() => undefined);
-      if (!e || !canSeeTenant(p, e.tenant)) throw notFound(`endpoint ${req.params.id}`);
+    if (p.role !== 'tenant') {
+      requireRole(p, ['admin', 'ops', 'host'], 'change endpoints');
+      return c.endpoints.update(p.user, req.params.id, req.body);
+    }
+    // A tenant user relabels its own pods (what moves them between selectors); what the runtime
+    // recorded (its name, the host ports it holds) stays the agents' word.
+    return c.endpoints.update(p.user, req.params.id, req.body, (e) => {
+      if (!canSeeTenant(p, e.tenant)) throw notFound(`endpoint ${req.params.id}`);
       const other = Object.keys(req.body).find((k) => k !== 'labels');
       if (other) throw new WeftError('WEFT_FORBIDDEN', `user ${p.user} (role tenant) may change an endpoint's labels, not its ${other}`);
-    } else {
-      requireRole(p, ['admin', 'ops', 'host'], 'change endpoints');
-    }
-    return c.endpoints.update(p.user, req.params.id, req.body);
+    });
   });
 
   app.delete<{ Params: { id: string } }>('/api/v1/endpoints/:id', {
