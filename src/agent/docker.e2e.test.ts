@@ -219,3 +219,26 @@ test('Docker endpoints that Docker no longer has, and unclaimed addresses, are c
   assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0);
   assert.equal((await dk.run(['network', 'rm', 'blue-db'])).code, 0);
 });
+
+test('docker run --label gives the pod its labels and namespace (those that are labels), and NetworkPolicy selects it by them', { skip: !root && 'needs root' }, async () => {
+  assert.equal((await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', 'group=app', 'blue-app'])).code, 0);
+  const labels = ['--label', 'pod=a', '--label', 'namespace=x', '--label', 'vendor=ACME Inc', '--label', 'runtime=cni', '--label', 'group=db'];
+  const srv = await dk.run(['run', '-d', '--name', 'xa', ...labels, '--network', 'blue-app', 'bb', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat']);
+  assert.equal(srv.code, 0, srv.stderr);
+  const ep = async () => (await endpoints('blue')).find((e) => e.containerName === 'xa');
+  assert.ok(await within(5000, async () => (await ep())?.labels?.pod === 'a') >= 0, `the labels came: ${JSON.stringify(await ep())}`);
+  const xa = await ep();
+  assert.deepEqual(xa.labels, { runtime: 'docker', network: 'contiv-net', group: 'app', pod: 'a', namespace: 'x' }, 'runtime, network and group stay; a value with a space is no label value');
+  const probe = async () => (await dk.run(['run', '--rm', '--label', 'namespace=y', '--network', 'blue-app', 'bb', 'sh', '-c', `echo hi | nc -w 1 ${xa.ip} 8888`])).stdout.trim();
+  assert.equal(await probe(), 'hi');
+  const isolate = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'a-from-z', namespace: 'x', tenant: 'blue' }, spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }] }] } };
+  try {
+    assert.equal((await h.api('POST', '/api/v1/apply', { documents: [isolate] })).status, 200);
+    assert.ok(await within(5000, async () => (await probe()) === '') >= 0, 'x/a, selected by its Docker labels, takes nothing but from z');
+  } finally {
+    await h.api('POST', '/api/v1/apply', { delete: true, documents: [isolate] });
+    await dk.run(['rm', '-f', 'xa']);
+  }
+  assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0);
+  assert.equal((await dk.run(['network', 'rm', 'blue-app'])).code, 0);
+});

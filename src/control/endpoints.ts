@@ -144,7 +144,11 @@ export class Endpoints {
    * Records what the runtime learnt after creating the endpoint (published ports are checked like at
    * creation), or changes its labels: a pod relabelled, which moves it between selectors and services.
    */
-  async update(actor: string, id: string, patch: EndpointPatch, allowed?: (ep: Endpoint) => void): Promise<Endpoint> {
+  /**
+   * `allowed` judges the endpoint as this transaction read it; `initial`: the caller is the endpoint's own
+   * agent, which may give a fixed label its first value (Docker's labels come after the endpoint is made).
+   */
+  async update(actor: string, id: string, patch: EndpointPatch, allowed?: (ep: Endpoint) => void, initial = false): Promise<Endpoint> {
     const r = await this.store.transact(actor, async (tx) => {
       const e = await tx.get(keys.endpoint(id));
       if (!e) throw notFound(`endpoint ${id}`);
@@ -154,7 +158,7 @@ export class Endpoints {
       const { revision: _, portMappings: oldPorts, ...rest } = current;
       if (patch.portMappings?.length) await checkHostPorts(tx, rest.host, patch.portMappings, id);
       const ports = patch.portMappings ?? oldPorts;
-      const labels = patch.labels ? mergedLabels(rest.labels, patch.labels) : rest.labels;
+      const labels = patch.labels ? mergedLabels(rest.labels, patch.labels, initial) : rest.labels;
       // Nothing changes: nothing is written (no revision, no event for every agent).
       const same = (patch.containerName === undefined || patch.containerName === rest.containerName)
         && (patch.portMappings === undefined || JSON.stringify(patch.portMappings) === JSON.stringify(oldPorts ?? []))
@@ -208,9 +212,10 @@ function withoutServerLabels(labels: Labels | undefined): Labels {
 }
 
 /** `patch` merged into `labels` (null removes a key), refused whole when it touches a fixed label or holds too many. */
-function mergedLabels(labels: Labels, patch: Record<string, string | null>): Labels {
+function mergedLabels(labels: Labels, patch: Record<string, string | null>, initial: boolean): Labels {
   for (const k of FIXED_LABELS) {
-    if (k in patch && (patch[k] ?? undefined) !== labels[k]) throw invalid(`labels.${k}`, `an endpoint's ${k} label is set when it is made and cannot change (it is ${labels[k] === undefined ? 'unset' : `'${labels[k]}'`})`);
+    const first = initial && labels[k] === undefined && k !== 'network' && k !== 'group' && typeof patch[k] === 'string';
+    if (k in patch && (patch[k] ?? undefined) !== labels[k] && !first) throw invalid(`labels.${k}`, `an endpoint's ${k} label is set when it is made and cannot change (it is ${labels[k] === undefined ? 'unset' : `'${labels[k]}'`})`);
   }
   const next: Labels = { ...labels };
   for (const [k, v] of Object.entries(patch)) {

@@ -22,8 +22,10 @@ const Names = Type.Array(Name, { uniqueItems: true, maxItems: 256 });
 const Text = (max: number, description?: string) =>
   Type.String({ minLength: 1, maxLength: max, ...(description ? { description } : {}) });
 // Kubernetes allows `_` in a key's name part: pods labelled `app_name` select as they do there.
-const LabelKey = Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9._/_-]{0,62})$' });
-const LabelValue = Type.String({ pattern: '^[A-Za-z0-9._-]{0,63}$' });
+export const LABEL_KEY_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9._/_-]{0,62})$';
+export const LABEL_VALUE_PATTERN = '^[A-Za-z0-9._-]{0,63}$';
+const LabelKey = Type.String({ pattern: LABEL_KEY_PATTERN });
+const LabelValue = Type.String({ pattern: LABEL_VALUE_PATTERN });
 export const Labels = Type.Record(
   LabelKey,
   LabelValue,

@@ -11,6 +11,13 @@ export async function containerOfEndpoint(socketPath: string, networkId: string,
   return undefined;
 }
 
+/** A container's labels (`docker run --label`), {} when it has none. */
+export async function labelsOfContainer(socketPath: string, containerId: string): Promise<Record<string, string>> {
+  if (!/^[0-9a-f]{12,64}$/.test(containerId)) throw new DockerApiError(400, `'${containerId.slice(0, 80)}' is not a container id`);
+  const c = JSON.parse(await get(socketPath, `/containers/${containerId}/json`)) as { Config?: { Labels?: Record<string, string> | null } };
+  return c.Config?.Labels ?? {};
+}
+
 /** The endpoint IDs Docker has on a network (a network ID prefix is enough). */
 export async function endpointsOfNetwork(socketPath: string, networkId: string): Promise<string[]> {
   return Object.values(await containersOf(socketPath, networkId)).map((c) => c.EndpointID ?? '').filter(Boolean);

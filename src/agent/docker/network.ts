@@ -1,8 +1,8 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { endpointId, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, endpointId, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
-import { containerOfEndpoint } from './api.js';
+import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
 
 /** Claims the pending IPAM pool Docker asked for a network (see DockerIpam.claimPool). */
@@ -122,7 +122,8 @@ export class DockerNetworkDriver {
 
   /**
    * Docker lists the container on the network only once it has started, after Join returns: ask a few
-   * times, in the background, and record its name on the endpoint (for `weft endpoint ls` and DNS).
+   * times, in the background, and record its name on the endpoint (for `weft endpoint ls` and DNS) and
+   * its labels (`docker run --label`: what NetworkPolicy and service selectors match; `namespace` too).
    */
   private async nameEndpoint(networkId: string, dockerEndpoint: string, id: string): Promise<void> {
     if (!this.d.dockerApi) return;
@@ -132,7 +133,8 @@ export class DockerNetworkDriver {
       try {
         const c = await containerOfEndpoint(this.d.dockerApi, networkId, dockerEndpoint);
         if (!c) continue;
-        const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { containerName: c.name.replace(/^\//, '') });
+        const labels = podLabels(await labelsOfContainer(this.d.dockerApi, c.id));
+        const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { containerName: c.name.replace(/^\//, ''), ...(Object.keys(labels).length ? { labels } : {}) });
         this.d.state.putEndpoint(ep);
         return;
       } catch (e) {
@@ -198,3 +200,19 @@ export class DockerNetworkDriver {
     }).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: id }, 'releasing a Docker endpoint failed; the collector will retry'));
   }
 }
+
+const LABEL_KEY = new RegExp(LABEL_KEY_PATTERN);
+const LABEL_VALUE = new RegExp(LABEL_VALUE_PATTERN);
+const NAMESPACE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * The labels of a Docker container that an endpoint can carry: Docker allows any text (`com.example.vendor=
+ * ACME Inc`), an endpoint only label keys and values (those that are not are left out, not refused: the
+ * container is running), never `runtime`, `network` or `group` (the agent's and the server's word), a
+ * `namespace` only when it is a namespace name, at most 64.
+ */
+export function podLabels(labels: Record<string, string>): Record<string, string> {
+  const fit = Object.entries(labels).filter(([k, v]) => LABEL_KEY.test(k) && LABEL_VALUE.test(v) && !['runtime', 'network', 'group'].includes(k) && (k !== 'namespace' || NAMESPACE.test(v)));
+  return Object.fromEntries(fit.sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, 64));
+}
+

@@ -71,10 +71,10 @@ export async function runContainer(socketPath: string, n: { networkId: string; p
 }
 
 /** Docker's view of its networks: full network ID → container ID → the container's name and endpoint on it. */
-export type DockerContainers = Map<string, Record<string, { Name: string; EndpointID: string }>>;
+export type DockerContainers = Map<string, Record<string, { Name: string; EndpointID: string; Labels?: Record<string, string> }>>;
 
 /**
- * Docker's API on a unix socket, as far as `api.ts` uses it: `GET /networks/{id or prefix}` with the
+ * Docker's API on a unix socket, as far as `api.ts` uses it: `GET /containers/{id}/json` (labels), `GET /networks/{id or prefix}` with the
  * network's containers, 404 for a network Docker does not have, or `failWith` for every call.
  */
 export async function fakeDockerApi(socketPath: string, networks: DockerContainers): Promise<{ failWith: number | undefined; close(): Promise<void> }> {
@@ -82,8 +82,12 @@ export async function fakeDockerApi(socketPath: string, networks: DockerContaine
   const server = http.createServer((req, res) => {
     const id = /^\/networks\/([0-9a-f]+)$/.exec(req.url ?? '')?.[1];
     const full = id === undefined ? undefined : [...networks.keys()].find((n) => n.startsWith(id));
+    // A container as GET /containers/ID/json shows it: only its labels are asked.
+    const cid = /^\/containers\/([0-9a-f]+)\/json$/.exec(req.url ?? '')?.[1];
+    const container = cid === undefined ? undefined : [...networks.values()].find((cs) => cs[cid] !== undefined)?.[cid];
     const [status, body] = fake.failWith ? [fake.failWith, { message: 'simulated failure' }]
-      : full ? [200, { Id: full, Containers: networks.get(full) }] : [404, { message: `network ${id} not found` }];
+      : container ? [200, { Id: cid, Config: { Labels: container.Labels ?? null } }]
+      : full ? [200, { Id: full, Containers: networks.get(full) }] : [404, { message: `no such ${cid ? 'container' : 'network'} ${cid ?? id}` }];
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   });

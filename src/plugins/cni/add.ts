@@ -1,4 +1,4 @@
-import { parseIp, type PortMapping } from '../../model/index.js';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, parseIp, type PortMapping } from '../../model/index.js';
 import { CniError, shown, type CniRequest, type PluginConfig } from './protocol.js';
 
 // What ADD asks for beyond the ids. Only ADD reads these, so a DEL of a container added under other
@@ -41,8 +41,8 @@ export function parseArgs(text: string): Record<string, string> {
 }
 
 // An endpoint label as the server takes it (model/schemas.ts Labels).
-const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/_-]{0,62}$/;
-const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
+const LABEL_KEY = new RegExp(LABEL_KEY_PATTERN);
+const LABEL_VALUE = new RegExp(LABEL_VALUE_PATTERN);
 const LABELS_MAX = 64;
 
 /**

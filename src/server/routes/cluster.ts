@@ -44,7 +44,8 @@ export function clusterRoutes(app: FastifyInstance): void {
     const p = principalOf(req);
     if (p.role !== 'tenant') {
       requireRole(p, ['admin', 'ops', 'host'], 'change endpoints');
-      return c.endpoints.update(p.user, req.params.id, req.body);
+      // A host changes only its own endpoints (hostgate.ts), and may give one its first namespace.
+      return c.endpoints.update(p.user, req.params.id, req.body, undefined, p.role === 'host');
     }
     // A tenant user relabels its own pods (what moves them between selectors); what the runtime
     // recorded (its name, the host ports it holds) stays the agents' word.
