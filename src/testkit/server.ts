@@ -28,11 +28,15 @@ export interface ServerProcess {
  * unless `keepDir` is set. `netns`: run it in that network namespace (nsenter --net execs it, so the pid
  * is the server's), as on a host that runs its own API server.
  */
+/** What the launcher gives `weft server` and `weft up` (scripts/bundle-cli.mjs): keep the two alike. */
+export const SERVER_V8_FLAGS = ['--max-semi-space-size=32'];
+
 export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string; netns?: string } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-srv-'));
-  // WEFT_SERVER_NODE_ARGS: flags for the server's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile
-  // the server of a benchmark (src/bench/README.md).
-  const nodeArgs = (process.env['WEFT_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  // SERVER_V8_FLAGS, as `weft server` run as a program has them (scripts/bundle-cli.mjs), then
+  // WEFT_SERVER_NODE_ARGS: more flags for the server's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to
+  // profile the server of a benchmark (src/bench/README.md).
+  const nodeArgs = [...SERVER_V8_FLAGS, ...(process.env['WEFT_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
   const argv = [process.execPath, ...nodeArgs, WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
   const enter = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`] : [];
   const [cmd = '', ...rest] = [...enter, ...argv];
