@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, type CompiledPolicy, type PolicyState } from '../policy/index.js';
-import { renderPolicy, type PolicyNft } from './policy-nft.js';
+import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from '../policy/index.js';
+import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
 import { diffTables } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
 import type { NftTable } from './table.js';
@@ -18,6 +18,10 @@ const ep = (ip: string, network: string, host: string, g?: string): Endpoint => 
 
 /** A map's name without the content hash it carries (policy-nft.ts byContent). */
 const baseName = (name: string) => name.replace(/_[0-9a-f]{12}$/, '');
+/** A map's stage: its base name without its shard (`tcp_s17` → `tcp_s`). */
+const stageOf = (name: string) => baseName(name).replace(/(_[psr])\d+$/, '$1').replace(/_prof$/, '_p').replace(/_singles$/, '_s').replace(/_rest$/, '_r');
+/** Every element of a stage's maps (all shards). */
+const stageElements = (nft: PolicyNft, stage: string) => nft.maps.filter((m) => stageOf(m.name) === stage).flatMap((m) => m.elements);
 
 /** Elements "KEY : VALUE" of a rendered map or anonymous vmap, as [key, value]. */
 const pairsOf = (elements: readonly string[]) => elements.map((e) => [e.slice(0, e.lastIndexOf(' : ')), e.slice(e.lastIndexOf(' : ') + 3)] as const);
@@ -31,6 +35,16 @@ const inRange = (key: string, n: number, num: (x: string) => number) => {
  * classes; the protocol's profile map (a pair without an element keeps its source class as the mark);
  * the profile's single ports; its rest (a verdict, or its chain's rules in order); then the tenant default.
  */
+/** A map's elements by key, made once per rendered table and map (a scan per lookup made big tables slow to walk). */
+const exactMaps = new WeakMap<PolicyNft, Map<string, Map<string, string>>>();
+function exactMap(nft: PolicyNft, name: string): Map<string, string> {
+  let byName = exactMaps.get(nft);
+  if (!byName) exactMaps.set(nft, (byName = new Map()));
+  let m = byName.get(name);
+  if (!m) byName.set(name, (m = new Map(pairsOf(nft.maps.find((x) => x.name === name)?.elements ?? []))));
+  return m;
+}
+
 export function walk(nft: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {
   const map = (name: string) => nft.maps.find((m) => m.name === name)?.elements ?? [];
   // The maps the forward chain names (they are named by their content).
@@ -43,16 +57,50 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
   const s = cls(src);
   const d = cls(dst);
   if (nft.maps.length === 0) return fallback;
-  const exact = (name: string, key: string) => pairsOf(map(name)).find(([k]) => k === key)?.[1];
+  const exact = (name: string, key: string) => exactMap(nft, name).get(key);
   // SCTP by port where the table has its lookups (a rule compares SCTP ports), else one of the others.
-  const sctp = nft.chains.some((l) => l.trim().startsWith('meta l4proto sctp meta mark set'));
+  const sctp = nft.chains.some((l) => l.trim().startsWith('meta l4proto sctp ') || l.includes('meta l4proto != { tcp, udp, sctp }'));
   const x = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 132 && sctp ? 'sctp' : 'x';
   assert.equal(ref('ct mark set ip daddr map'), ref('meta mark set ip saddr map'), 'one class map for both addresses');
   const l4 = x === 'x' ? `meta l4proto != { tcp, udp${sctp ? ', sctp' : ''} }` : `meta l4proto ${x}`;
-  const mark = exact(ref(`${l4} meta mark set meta mark . ct mark map`), `${s} . ${d}`) ?? s;
-  const single = x === 'x' ? undefined : exact(ref(`meta mark . ${x} dport vmap`), `${mark} . ${port}`);
+  // Each stage is a forward-chain rule that looks its map up, or (a large stage) jumps by the mark's low
+  // bits to a shard chain whose one rule looks the shard's map up. A stage without elements may have none.
+  const lines = nft.chains.map((l) => l.trim());
+  const fwd = nft.chains.indexOf('\tchain forward {');
+  const forward = lines.slice(fwd, nft.chains.indexOf('\t}', fwd));
+  const jumps = new Map<string, { n: number; chains: Map<number, string> }>();
+  for (const line of forward.filter((l) => l.startsWith(`${l4} meta mark and `))) {
+    const n = Number(/ meta mark and (\d+) vmap \{ /.exec(line)?.[1]) + 1;
+    assert.ok(n > 1 && n <= SHARDS && (n & (n - 1)) === 0, `shards: a power of two up to ${SHARDS}: ${line}`);
+    const chains = new Map<number, string>();
+    let stage = '';
+    for (const j of line.slice(line.indexOf('vmap { ') + 7, -2).split(', ')) {
+      const [k, chain] = j.split(' : jump ');
+      stage = /_([psr])\d+$/.exec(chain as string)?.[1] as string;
+      assert.ok(chain === `${x}_${stage}${k}`, `a ${x} shard: ${j}`);
+      chains.set(Number(k), chain as string);
+    }
+    jumps.set(stage, { n, chains });
+  }
+  const direct = (rule: string) => forward.find((l) => l.startsWith(`${rule} @`))?.slice(rule.length + 2);
+  const at = (stage: string, prefix: string, mark: string, rule: string, key: string) => {
+    const sharded = jumps.get(stage);
+    let m = direct(`${prefix}${rule}`);
+    if (sharded) {
+      assert.equal(m, undefined, 'a stage is one map or shards, not both');
+      const chain = sharded.chains.get(Number(mark) & (sharded.n - 1));
+      if (!chain) return undefined;
+      const i = nft.chains.indexOf(`\tchain ${chain} {`);
+      const line = nft.chains[i + 1]?.trim() ?? '';
+      assert.ok(i >= 0 && line.startsWith(`${rule} @`) && nft.chains[i + 2] === '\t}', `chain ${chain} is one "${rule} @MAP": ${line}`);
+      m = line.slice(rule.length + 2);
+    }
+    return m === undefined ? undefined : exact(m, key);
+  };
+  const mark = at('p', `${l4} `, s, 'meta mark set meta mark . ct mark map', `${s} . ${d}`) ?? s;
+  const single = x === 'x' ? undefined : at('s', '', mark, `meta mark . ${x} dport vmap`, `${mark} . ${port}`);
   if (single) return single;
-  const rest = exact(ref(`${l4} meta mark vmap`), mark);
+  const rest = at('r', `${l4} `, mark, 'meta mark vmap', mark);
   if (rest === undefined) return fallback;
   if (!rest.startsWith('jump ')) return rest;
   const start = nft.chains.indexOf(`\tchain ${rest.slice(5)} {`);
@@ -166,12 +214,16 @@ test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and ma
     const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
       policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1')], host: 'h1' };
     const nft = renderPolicy(compilePolicy(s));
-    return { chains: nft.chains.filter((l) => l.startsWith('\tchain ')).length, maps: nft.maps.map((m) => baseName(m.name)).join(','), elements: nft.maps.reduce((k, m) => k + m.elements.length, 0) };
+    const chains = nft.chains.filter((l) => l.startsWith('\tchain ')).map((l) => l.trim().split(' ')[1] as string);
+    return { chains: chains.filter((c) => !/_[psr]\d+$/.test(c)).length, shards: chains.length, stages: [...new Set(nft.maps.map((m) => stageOf(m.name)))].sort().join(','), maps: nft.maps.length, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0) };
   };
   const small = shape(10);
   const big = shape(2000);
-  assert.deepEqual([big.chains, big.maps], [small.chains, small.maps]);
+  // The same stages; each split in at most SHARDS maps (a chain each), whatever the number of rules.
+  assert.deepEqual([big.chains, big.stages], [small.chains, small.stages]);
   assert.ok(big.chains <= 3, `${big.chains} chains`);
+  const stages = big.stages.split(',').length - 1;
+  assert.ok(big.maps <= 1 + stages * SHARDS && big.shards <= big.chains + stages * SHARDS, `${big.maps} maps, ${big.shards} chains`);
   // Per rule: its class, its class's pair → profile, the profile's port and its rest (the base deny applies
   // to every source). Each /32's function is its own (its own port): interning shares nothing here, and
   // the profile costs one element more per rule than a per-pair table did (its rest).
@@ -187,7 +239,7 @@ test('a rule whose peer covers many classes is stored once: 500 udp ports from a
       policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.40.255.2', 'bench', 'h1', 'db')], host: 'h1' };
     const c = compilePolicy(s);
     const nft = renderPolicy(c);
-    return { c, s, nft, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0), udp: nft.maps.find((m) => baseName(m.name) === 'udp_singles')?.elements.length };
+    return { c, s, nft, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0), udp: stageElements(nft, 'udp_s').length };
   };
   const { c, s, nft, elements, udp } = shape(200, 500);
   // Per pair before: 200 classes × 250 deny ports (the allowed ones are the default) = 50,000 udp elements.
@@ -227,12 +279,17 @@ test("a rule's port changed among 3,000 distinct CIDRs: its pair keeps its profi
   const before = compilePolicy(s(rules('11234')));
   const after = compilePolicy(s(rules('443'), before));
   assert.equal(after.how, 'incremental');
-  const map = (c: CompiledPolicy, base: string) => renderPolicy(c).maps.find((m) => m.name.startsWith(`${base}_`))?.elements ?? [];
+  const map = (c: CompiledPolicy, stage: string) => stageElements(renderPolicy(c), stage);
   // The applier rewrites a changed map whole (table-delta.ts): the pair map, one element per class, stays.
-  for (const name of ['cls', 'tcp_prof', 'tcp_rest']) assert.deepEqual(map(after, name), map(before, name), `${name} unchanged`);
-  const was = new Set(map(before, 'tcp_singles'));
-  const now = map(after, 'tcp_singles');
+  for (const name of ['cls', 'tcp_p', 'tcp_r']) assert.deepEqual(map(after, name), map(before, name), `${name} unchanged`);
+  const was = new Set(map(before, 'tcp_s'));
+  const now = map(after, 'tcp_s');
   assert.deepEqual([now.filter((e) => !was.has(e)).length, now.length], [1, was.size], 'one port element replaced');
+  // ... in one shard: the applier writes that shard's map, 1/SHARDS of the single ports, and nothing else.
+  const old = new Set(renderPolicy(before).maps.map((m) => m.name));
+  const written = renderPolicy(after).maps.filter((m) => !old.has(m.name));
+  assert.deepEqual(written.map((m) => stageOf(m.name)), ['tcp_s'], 'one map written');
+  assert.ok((written[0]?.elements.length ?? 0) <= was.size / 4, `${written[0]?.elements.length} of ${was.size} single ports rewritten`);
   assert.equal(walk(renderPolicy(after), after.fallback, '10.9.33.190', '10.1.1.2', 6, 443), 'accept', 'the new port passes');
   assert.equal(walk(renderPolicy(after), after.fallback, '10.9.33.190', '10.1.1.2', 6, 11234), 'drop', 'the old one no longer');
 });
@@ -272,6 +329,35 @@ test('a change of classes never rewrites a map the forward chain uses: new maps,
     assert.equal(contentOf(r.table), contentOf(table(next)));
     for (const ip of ['10.1.1.3', '10.0.0.7', '10.0.11.1']) {
       assert.equal(walk(r.table, next.fallback, ip, '10.1.1.2', 6, 10007), explainFlow(s(rules(next.ruleCount - 1)), ip, '10.1.1.2', 'tcp', 10007).allowed ? 'accept' : 'drop', `${ip} tcp/10007`);
+    }
+  }
+});
+
+test('a large table in shards (each stage split by the low bits of its marks) decides as explain does, flow by flow', () => {
+  // 3,000 /32 sources with a port each (tcp and udp), ranges from the network, a peerless rule: every
+  // stage large enough to be split.
+  const rules: Rule[] = [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    { id: 'open', priority: 6, direction: 'in', action: 'allow', protocol: 'tcp', ports: '9500' },
+    ...Array.from({ length: 3000 }, (_, i): Rule => ({ id: String(i), priority: 2 + (i % 4), direction: 'in', action: i % 5 ? 'allow' : 'deny', protocol: i % 3 ? 'tcp' : 'udp', ports: i % 7 ? String(10000 + i) : `${10000 + i}-${10010 + i}`, fromCidr: `10.9.${i >> 8}.${i & 255}/32` }))];
+  const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1' };
+  const c = compilePolicy(s);
+  const nft = renderPolicy(c);
+  const sharded = nft.chains.filter((l) => /meta mark and \d+ vmap/.test(l));
+  assert.ok(sharded.length >= 3, `stages in shards: ${sharded.length}`);
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  // Against the compiled tables (lookupVerdict, itself checked against explain elsewhere): the shards are
+  // the renderer's; explain (15 ms a flow at this size) for a sample.
+  const dst = c.classification.byIp('10.1.1.2').id;
+  for (let k = 0; k < 800; k++) {
+    const i = rnd(3100);
+    const src = `10.9.${(i >> 8) & 255}.${i & 255}`;
+    const port = [10000 + i, 10005 + i, 9500, 10000 + rnd(3100), 80][rnd(5)] as number;
+    for (const [proto, name] of [[6, 'tcp'], [17, 'udp']] as const) {
+      const got = walk(nft, c.fallback, src, '10.1.1.2', proto, port);
+      assert.equal(got, lookupVerdict(c, c.classification.byIp(src).id, dst, proto, port), `${src} ${name}/${port}`);
+      if (k % 40 === 0) assert.equal(got === 'accept', explainFlow(s, src, '10.1.1.2', name, port).allowed, `${src} ${name}/${port} (explain)`);
     }
   }
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { formatIp } from '../model/index.js';
-import type { CompiledPolicy, PairProfiles, Profile, Verdict } from '../policy/index.js';
+import type { CompiledPolicy, Profile, Verdict } from '../policy/index.js';
 import type { NftMap } from './table.js';
 
 /**
@@ -84,38 +84,60 @@ function render(p: CompiledPolicy): PolicyNft {
   const pairs = [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst);
   const cls = byContent('cls', { type: 'ipv4_addr : mark', interval: true, elements: p.classification.ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) });
   const maps: NftMap[] = [cls];
-  const names: Names = { cls: cls.name, tcp: { prof: '', singles: '', rest: '' }, udp: { prof: '', singles: '', rest: '' }, other: { prof: '', singles: '', rest: '' }, sctp: { prof: '', singles: '', rest: '' } };
+  const shardChains: string[] = [];
+  const names: Names = { cls: cls.name, tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
   const chains = new Map<string, Chain>();
   const byText = new Map<string, Chain>();
   // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
   for (const proto of p.sctp ? ['tcp', 'udp', 'other', 'sctp'] as const : ['tcp', 'udp', 'other'] as const) {
-    const x = PREFIX[proto];
-    const singles: string[] = [];
-    const rest: string[] = [];
+    const singles = shards();
+    const rest = shards();
     for (const prof of p.profiles) {
       if (prof.proto !== proto) continue;
       const q = partsOf(prof, p.fallback, p.sctp);
-      for (const e of q.singles) singles.push(e); // not spread: a profile may hold more ports than a call takes arguments
+      const k = shardOf(prof.id);
+      const mine = singles[k] as string[];
+      for (const e of q.singles) mine.push(e); // not spread: a profile may hold more ports than a call takes arguments
       const mark = markOf(prof.id);
       if (q.verdict !== undefined) {
-        if (q.verdict !== p.fallback) rest.push(`${mark} : ${verdictText(q.verdict)}`);
+        if (q.verdict !== p.fallback) (rest[k] as string[]).push(`${mark} : ${verdictText(q.verdict)}`);
         continue;
       }
       const chain = chainOf(proto, q.rest, byText, chains);
-      rest.push(`${mark} : jump ${chain.name}`);
+      (rest[k] as string[]).push(`${mark} : jump ${chain.name}`);
     }
+    const prof = shards();
+    // Before this stage meta mark holds the source's class: the pair's shard is its source's.
+    for (const x of pairs) if (x[proto]) (prof[shardOf(x.src)] as string[]).push(`${x.src} . ${x.dst} : ${markOf(x[proto])}`);
+    const x = PREFIX[proto];
+    const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
+    /**
+     * A stage's forward-chain rule: one map as it always was while the stage is small, else its shards
+     * (each a map in a chain of its own) behind a jump by the mark's low bits.
+     */
+    const stage = (base: string, tag: 'p' | 's' | 'r', els: string[][], type: string, prefix: string, rule: (map: string) => string): string[] => {
+      const n = shardsFor(els.reduce((k, e) => k + e.length, 0));
+      if (n === 1) {
+        const m = byContent(`${x}_${base}`, { type, interval: false, elements: els.flat() });
+        maps.push(m);
+        return [`\t\t${prefix}${rule(m.name)}`];
+      }
+      const jumps = els.slice(0, n).flatMap((_, k) => {
+        // Shard k of n holds the marks whose low bits are k: those of SHARDS' shards k, k + n, k + 2n...
+        const e = els.filter((__, j) => j % n === k).flat();
+        if (e.length === 0) return [];
+        const m = byContent(`${x}_${tag}${k}`, { type, interval: false, elements: e });
+        maps.push(m);
+        const chain = `${x}_${tag}${k}`;
+        shardChains.push(`\tchain ${chain} {`, `\t\t${rule(m.name)}`, '\t}');
+        return [`${k} : jump ${chain}`];
+      });
+      return jumps.length ? [`\t\t${l4}meta mark and ${n - 1} vmap { ${jumps.join(', ')} }`] : [];
+    };
     const n = names[proto];
-    const prof = byContent(`${x}_prof`, { type: 'mark . mark : mark', interval: false, elements: profElements(pairs, proto) });
-    maps.push(prof);
-    n.prof = prof.name;
-    if (proto !== 'other') {
-      const m = byContent(`${x}_singles`, { type: 'mark . inet_service : verdict', interval: false, elements: singles });
-      maps.push(m);
-      n.singles = m.name;
-    }
-    const r = byContent(`${x}_rest`, { type: 'mark : verdict', interval: false, elements: rest });
-    maps.push(r);
-    n.rest = r.name;
+    n.prof = stage('prof', 'p', prof, 'mark . mark : mark', l4, (m) => `meta mark set meta mark . ct mark map @${m}`);
+    if (proto !== 'other') n.singles = stage('singles', 's', singles, 'mark . inet_service : verdict', '', (m) => `meta mark . ${proto} dport vmap @${m}`);
+    n.rest = stage('rest', 'r', rest, 'mark : verdict', l4, (m) => `meta mark vmap @${m}`);
   }
   const sorted = [...chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   const audit = p.profiles.some((x) => x.segs.some((g) => g.verdict === 'audit')) ? [
@@ -124,13 +146,34 @@ function render(p: CompiledPolicy): PolicyNft {
   ] : [];
   return {
     maps: [...maps, ...sorted.flatMap((c) => c.maps)],
-    chains: [...audit, ...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...renderForward(p, names)],
+    chains: [...audit, ...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...shardChains, ...renderForward(p, names)],
   };
 }
 
-/** The maps the forward chain looks up, per protocol. */
+/**
+ * A large stage's map is split into up to SHARDS maps by the low bits of the mark it is looked up with (the
+ * source class for the pair stage, the profile for the others), each in a chain of its own that the
+ * forward chain jumps to by those bits (one more exact lookup per new connection). A map is named by its
+ * content and a change writes it whole (byContent): split, a rule between two groups rewrites the shard
+ * its pairs and profiles fall in, not every element of the stage (with 50,000 mixed rules, 5,000 single
+ * ports for one rule from a group). A stage of at most SHARD_SIZE × 2 elements stays one map, in the
+ * forward chain itself, as small tenants' tables always were.
+ */
+export const SHARDS = 64;
+const SHARD_SIZE = 256;
+const shardOf = (id: number) => id & (SHARDS - 1);
+/** How many shards a stage of `elements` gets: a power of two, so the low bits of a mark choose one. */
+function shardsFor(elements: number): number {
+  let n = 1;
+  while (n < SHARDS && elements > n * SHARD_SIZE * 2) n *= 2;
+  return n;
+}
+const shards = () => Array.from({ length: SHARDS }, () => [] as string[]);
+const emptyStages = (): ProtoNames => ({ prof: [], singles: [], rest: [] });
+
+/** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */
 interface Names { cls: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
-interface ProtoNames { prof: string; singles: string; rest: string }
+interface ProtoNames { prof: string[]; singles: string[]; rest: string[] }
 
 /**
  * A map named by its content (`BASE_` and 12 hex digits of its hash): a map the forward chain uses is
@@ -146,13 +189,6 @@ function byContent(base: string, m: Omit<NftMap, 'name'>): NftMap {
   const h = createHash('sha256').update(m.type);
   for (const e of m.elements) h.update('\n').update(e);
   return { name: `${base}_${h.digest('hex').slice(0, 12)}`, ...m };
-}
-
-/** "SRC . DST : PROFILE" for the pairs with a profile of this protocol, in the order of their classes. */
-function profElements(pairs: readonly PairProfiles[], proto: Proto): string[] {
-  const out: string[] = [];
-  for (const x of pairs) if (x[proto]) out.push(`${x.src} . ${x.dst} : ${markOf(x[proto])}`);
-  return out;
 }
 
 /**
@@ -246,14 +282,8 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       `\t\tmeta mark set ip saddr map @${n.cls}`,
       `\t\tct mark set ip daddr map @${n.cls}`,
       // Each protocol: pair → profile (the mark stays the class where the pair has none), then the
-      // profile's single ports, then its rest.
-      ...(p.sctp ? ['tcp', 'udp', 'sctp'] as const : ['tcp', 'udp'] as const).flatMap((x) => [
-        `\t\tmeta l4proto ${x} meta mark set meta mark . ct mark map @${n[x].prof}`,
-        `\t\tmeta mark . ${x} dport vmap @${n[x].singles}`,
-        `\t\tmeta l4proto ${x} meta mark vmap @${n[x].rest}`,
-      ]),
-      `\t\tmeta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } meta mark set meta mark . ct mark map @${n.other.prof}`,
-      `\t\tmeta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } meta mark vmap @${n.other.rest}`,
+      // profile's single ports, then its rest; each stage through the shard its mark's low bits name.
+      ...(p.sctp ? ['tcp', 'udp', 'sctp', 'other'] as const : ['tcp', 'udp', 'other'] as const).flatMap((x) => [...n[x].prof, ...n[x].singles, ...n[x].rest]),
     ] : []),
     `\t\t${p.fallback} comment "tenant default"`,
     '\t}',
