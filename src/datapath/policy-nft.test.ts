@@ -19,7 +19,7 @@ const ep = (ip: string, network: string, host: string, g?: string): Endpoint => 
 /** A map's name without the content hash it carries (policy-nft.ts byContent). */
 const baseName = (name: string) => name.replace(/_[0-9a-f]{12}$/, '');
 /** A map's stage: its base name without its shard (`tcp_s17` → `tcp_s`). */
-const stageOf = (name: string) => baseName(name).replace(/(_[psr])\d+$/, '$1').replace(/_prof$/, '_p').replace(/_singles$/, '_s').replace(/_rest$/, '_r');
+const stageOf = (name: string) => baseName(name).replace(/(_[psr])(\d+|d)$/, '$1').replace(/_prof$/, '_p').replace(/_singles$/, '_s').replace(/_rest$/, '_r');
 /** Every element of a stage's maps (all shards). */
 const stageElements = (nft: PolicyNft, stage: string) => nft.maps.filter((m) => stageOf(m.name) === stage).flatMap((m) => m.elements);
 
@@ -68,19 +68,22 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
   const lines = nft.chains.map((l) => l.trim());
   const fwd = nft.chains.indexOf('\tchain forward {');
   const forward = lines.slice(fwd, nft.chains.indexOf('\t}', fwd));
-  const jumps = new Map<string, { n: number; chains: Map<number, string> }>();
-  for (const line of forward.filter((l) => l.startsWith(`${l4} meta mark and `))) {
-    const n = Number(/ meta mark and (\d+) vmap \{ /.exec(line)?.[1]) + 1;
+  const jumps = new Map<string, { n: number; by: 'meta' | 'ct'; chains: Map<number, string> }>();
+  for (const line of forward.filter((l) => l.startsWith(`${l4} meta mark and `) || l.startsWith(`${l4} ct mark and `))) {
+    const m = / (meta|ct) mark and (\d+) vmap @(\S+)$/.exec(line);
+    assert.ok(m, `a shard dispatch through a named map: ${line}`);
+    const n = Number(m[2]) + 1;
     assert.ok(n > 1 && n <= SHARDS && (n & (n - 1)) === 0, `shards: a power of two up to ${SHARDS}: ${line}`);
     const chains = new Map<number, string>();
     let stage = '';
-    for (const j of line.slice(line.indexOf('vmap { ') + 7, -2).split(', ')) {
-      const [k, chain] = j.split(' : jump ');
-      stage = /_([psr])\d+$/.exec(chain as string)?.[1] as string;
-      assert.ok(chain === `${x}_${stage}${k}`, `a ${x} shard: ${j}`);
-      chains.set(Number(k), chain as string);
+    for (const [k, v] of exactMap(nft, m[3] as string)) {
+      const chain = v.replace(/^jump /, '');
+      stage = /_([psr])\d+$/.exec(chain)?.[1] as string;
+      assert.ok(chain === `${x}_${stage}${k}` && Number(k) < n, `a ${x} shard of ${n}: ${k} : ${v}`);
+      chains.set(Number(k), chain);
     }
-    jumps.set(stage, { n, chains });
+    assert.ok(m[1] === 'meta' || stage === 'p', 'only the pair stage splits by the destination (ct mark)');
+    jumps.set(stage, { n, by: m[1] as 'meta' | 'ct', chains });
   }
   const direct = (rule: string) => forward.find((l) => l.startsWith(`${rule} @`))?.slice(rule.length + 2);
   const at = (stage: string, prefix: string, mark: string, rule: string, key: string) => {
@@ -88,7 +91,7 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
     let m = direct(`${prefix}${rule}`);
     if (sharded) {
       assert.equal(m, undefined, 'a stage is one map or shards, not both');
-      const chain = sharded.chains.get(Number(mark) & (sharded.n - 1));
+      const chain = sharded.chains.get(Number(sharded.by === 'ct' ? d : mark) & (sharded.n - 1));
       if (!chain) return undefined;
       const i = nft.chains.indexOf(`\tchain ${chain} {`);
       const line = nft.chains[i + 1]?.trim() ?? '';
@@ -359,5 +362,40 @@ test('a large table in shards (each stage split by the low bits of its marks) de
       assert.equal(got, lookupVerdict(c, c.classification.byIp(src).id, dst, proto, port), `${src} ${name}/${port}`);
       if (k % 40 === 0) assert.equal(got === 'accept', explainFlow(s, src, '10.1.1.2', name, port).allowed, `${src} ${name}/${port} (explain)`);
     }
+  }
+});
+
+test('stages growing into shards, changing their number, and shrinking back to one map apply as single transactions (older kernels\' chain references counted), and decide as the compile does', () => {
+  // From 10 to 3,000 /32 sources and back, ingress and egress: one map, 2-8 shards, shards emptied, one map.
+  const rules = (n: number, dir: 'in' | 'out'): Rule[] => [{ id: 'base', priority: 1, direction: dir, action: 'deny', protocol: 'tcp' },
+    ...Array.from({ length: n }, (_, i): Rule => ({ id: String(i), priority: 5, direction: dir, action: i % 4 ? 'allow' : 'deny', protocol: 'tcp', ports: String(10000 + i),
+      ...(dir === 'in' ? { fromCidr: `10.9.${i >> 8}.${i & 255}/32` } : { toCidr: `10.8.${i >> 8}.${i & 255}/32` }) }))];
+  const s = (r: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules: r }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1', ...(previous ? { previous } : {}) });
+  const table = (c: CompiledPolicy): NftTable => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const dispatch = (t: NftTable) => t.chains.filter((l) => / mark and \d+ vmap @/.test(l)).map((l) => l.trim().replace(/@\S+$/, '').replace(/^meta l4proto tcp /, '')).join('; ');
+  for (const dir of ['in', 'out'] as const) {
+    let prev = compilePolicy(s(rules(10, dir)));
+    let kernel = table(prev);
+    const seen = new Set<string>();
+    for (const n of [700, 1500, 3000, 1200, 3000, 400, 10]) {
+      const next = compilePolicy(s(rules(n, dir), prev));
+      const d = diffTables(kernel, table(next));
+      assert.ok(d, `${dir} ${n}: a delta, not a replace`);
+      const r = applyScript(kernel, d.script);
+      assert.deepEqual([r.problems, r.inPlace], [[], []], `${dir} ${n}: applied as one transaction`);
+      assert.equal(contentOf(r.table), contentOf(table(next)));
+      seen.add(dispatch(r.table));
+      for (let i = 0; i < n + 20; i += Math.max(1, Math.floor(n / 60))) {
+        const [src, dst] = dir === 'in' ? [`10.9.${i >> 8}.${i & 255}`, '10.1.1.2'] : ['10.1.1.2', `10.8.${i >> 8}.${i & 255}`];
+        const want = lookupVerdict(next, next.classification.byIp(src).id, next.classification.byIp(dst).id, 6, 10000 + i);
+        assert.equal(walk(r.table, next.fallback, src, dst, 6, 10000 + i), want, `${dir} ${n}: ${src} > ${dst} tcp/${10000 + i}`);
+      }
+      kernel = r.table;
+      prev = next;
+    }
+    assert.ok(seen.has('') && [...seen].some((x) => x.includes('and 7 ')) && [...seen].some((x) => x.includes('and 1 ') || x.includes('and 3 ')), `${dir}: one map and several shard counts: ${[...seen].join(' | ')}`);
+    // Egress rules name destinations: their pairs split by the destination's class (ct mark).
+    if (dir === 'out') assert.ok([...seen].some((x) => x.includes('ct mark and')), `egress pairs by destination: ${[...seen].join(' | ')}`);
   }
 });

@@ -90,41 +90,43 @@ function render(p: CompiledPolicy): PolicyNft {
   const byText = new Map<string, Chain>();
   // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
   for (const proto of p.sctp ? ['tcp', 'udp', 'other', 'sctp'] as const : ['tcp', 'udp', 'other'] as const) {
-    const singles = shards();
-    const rest = shards();
+    // Each stage's elements in order, with the mark(s) a packet looks them up with (below: shards).
+    const singles: Keyed[] = [];
+    const rest: Keyed[] = [];
     for (const prof of p.profiles) {
       if (prof.proto !== proto) continue;
       const q = partsOf(prof, p.fallback, p.sctp);
-      const k = shardOf(prof.id);
-      const mine = singles[k] as string[];
-      for (const e of q.singles) mine.push(e); // not spread: a profile may hold more ports than a call takes arguments
+      for (const e of q.singles) singles.push({ key: prof.id, e }); // not spread: a profile may hold more ports than a call takes arguments
       const mark = markOf(prof.id);
       if (q.verdict !== undefined) {
-        if (q.verdict !== p.fallback) (rest[k] as string[]).push(`${mark} : ${verdictText(q.verdict)}`);
+        if (q.verdict !== p.fallback) rest.push({ key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` });
         continue;
       }
       const chain = chainOf(proto, q.rest, byText, chains);
-      (rest[k] as string[]).push(`${mark} : jump ${chain.name}`);
+      rest.push({ key: prof.id, e: `${mark} : jump ${chain.name}` });
     }
-    const prof = shards();
-    // Before this stage meta mark holds the source's class: the pair's shard is its source's.
-    for (const x of pairs) if (x[proto]) (prof[shardOf(x.src)] as string[]).push(`${x.src} . ${x.dst} : ${markOf(x[proto])}`);
+    // Before this stage meta mark holds the source's class and ct mark the destination's: a pair's shard
+    // is chosen by whichever of the two spreads the pairs better (ingress rules: the sources; egress: the
+    // destinations).
+    const prof: Keyed[] = [];
+    for (const x of pairs) if (x[proto]) prof.push({ key: x.src, alt: x.dst, e: `${x.src} . ${x.dst} : ${markOf(x[proto])}` });
     const x = PREFIX[proto];
     const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
     /**
      * A stage's forward-chain rule: one map as it always was while the stage is small, else its shards
      * (each a map in a chain of its own) behind a jump by the mark's low bits.
      */
-    const stage = (base: string, tag: 'p' | 's' | 'r', els: string[][], type: string, prefix: string, rule: (map: string) => string): string[] => {
-      const n = shardsFor(els.reduce((k, e) => k + e.length, 0));
+    const stage = (base: string, tag: 'p' | 's' | 'r', els: Keyed[], type: string, prefix: string, rule: (map: string) => string): string[] => {
+      const n = shardsFor(els.length);
       if (n === 1) {
-        const m = byContent(`${x}_${base}`, { type, interval: false, elements: els.flat() });
+        const m = byContent(`${x}_${base}`, { type, interval: false, elements: els.map((k) => k.e) });
         maps.push(m);
         return [`\t\t${prefix}${rule(m.name)}`];
       }
-      const jumps = els.slice(0, n).flatMap((_, k) => {
-        // Shard k of n holds the marks whose low bits are k: those of SHARDS' shards k, k + n, k + 2n...
-        const e = els.filter((__, j) => j % n === k).flat();
+      const byAlt = tag === 'p' && spread(els, n, (k) => k.alt ?? 0) < spread(els, n, (k) => k.key);
+      const parts = Array.from({ length: n }, () => [] as string[]);
+      for (const k of els) (parts[(byAlt ? k.alt ?? 0 : k.key) & (n - 1)] as string[]).push(k.e);
+      const jumps = parts.flatMap((e, k) => {
         if (e.length === 0) return [];
         const m = byContent(`${x}_${tag}${k}`, { type, interval: false, elements: e });
         maps.push(m);
@@ -132,7 +134,11 @@ function render(p: CompiledPolicy): PolicyNft {
         shardChains.push(`\tchain ${chain} {`, `\t\t${rule(m.name)}`, '\t}');
         return [`${k} : jump ${chain}`];
       });
-      return jumps.length ? [`\t\t${l4}meta mark and ${n - 1} vmap { ${jumps.join(', ')} }`] : [];
+      // A named map (content-named, as every map): the applier flushes a map that jumps before deleting
+      // it, which kernels before 6.4 need to let its chains go; an anonymous one in a rule it cannot flush.
+      const dispatch = byContent(`${x}_${tag}d`, { type: 'mark : verdict', interval: false, elements: jumps });
+      maps.push(dispatch);
+      return [`\t\t${l4}${byAlt ? 'ct' : 'meta'} mark and ${n - 1} vmap @${dispatch.name}`];
     };
     const n = names[proto];
     n.prof = stage('prof', 'p', prof, 'mark . mark : mark', l4, (m) => `meta mark set meta mark . ct mark map @${m}`);
@@ -157,18 +163,31 @@ function render(p: CompiledPolicy): PolicyNft {
  * content and a change writes it whole (byContent): split, a rule between two groups rewrites the shard
  * its pairs and profiles fall in, not every element of the stage (with 50,000 mixed rules, 5,000 single
  * ports for one rule from a group). A stage of at most SHARD_SIZE × 2 elements stays one map, in the
- * forward chain itself, as small tenants' tables always were.
+ * forward chain itself, as small tenants' tables always were. Shards hold ~SHARD_SIZE elements up to
+ * SHARDS × SHARD_SIZE in a stage, more each beyond. The pair stage splits by the source's class
+ * (meta mark) or the destination's (ct mark), whichever spreads its pairs better.
  */
 export const SHARDS = 64;
 const SHARD_SIZE = 256;
-const shardOf = (id: number) => id & (SHARDS - 1);
+
+/** An element of a stage and the mark a packet looks it up with (`alt`: the pair stage's other mark, ct mark). */
+interface Keyed { key: number; alt?: number; e: string }
+
+/** The largest shard when `els` are split by the low bits of `key` into `n`. */
+function spread(els: readonly Keyed[], n: number, key: (k: Keyed) => number): number {
+  const counts = new Array<number>(n).fill(0);
+  for (const k of els) {
+    const i = key(k) & (n - 1);
+    counts[i] = (counts[i] ?? 0) + 1;
+  }
+  return Math.max(...counts);
+}
 /** How many shards a stage of `elements` gets: a power of two, so the low bits of a mark choose one. */
 function shardsFor(elements: number): number {
   let n = 1;
   while (n < SHARDS && elements > n * SHARD_SIZE * 2) n *= 2;
   return n;
 }
-const shards = () => Array.from({ length: SHARDS }, () => [] as string[]);
 const emptyStages = (): ProtoNames => ({ prof: [], singles: [], rest: [] });
 
 /** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */

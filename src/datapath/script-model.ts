@@ -5,7 +5,8 @@ import type { NftMap, NftTable } from './table.js';
  * applied to a table, command by command, with the checks that make it refuse a transaction. References
  * are counted the way older kernels (before 6.4's "drop map element references from preparation phase",
  * Debian 12's 6.1 before its backport) count them: a chain stays referenced by the elements of a map
- * deleted earlier in the same transaction unless that map was flushed first. Returns the resulting table
+ * deleted earlier in the same transaction unless that map was flushed first, and by an anonymous verdict
+ * map of a rule flushed in it. Returns the resulting table
  * and what the kernel would refuse or what would leave a rule pointing nowhere (`problems`), and the maps
  * flushed while rules look them up (`inPlace`: changed in place, which policy maps must never be).
  */
@@ -57,7 +58,12 @@ export function applyScript(prev: NftTable, script: string): { table: NftTable; 
     } else if ((m = /^flush chain \S+ \S+ (\S+)$/.exec(l))) {
       const c = chains.get(m[1] as string);
       if (!c) problems.push(`flush of a missing chain ${m[1]}`);
-      else c.rules = [];
+      else {
+        // An anonymous verdict map in a rule (`vmap { k : jump X }`) is a set of its own: on those kernels
+        // its elements hold their chains until it is destroyed, after the transaction.
+        for (const r of c.rules) for (const a of r.matchAll(/vmap \{([^}]*)\}/g)) held.push(a[1] as string);
+        c.rules = [];
+      }
     } else if ((m = /^delete (map|set) \S+ \S+ (\S+)$/.exec(l))) {
       const x = maps.get(m[2] as string);
       if (!x) problems.push(`delete of a missing map ${m[2]}`);
