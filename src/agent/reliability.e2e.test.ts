@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
 
@@ -19,6 +19,8 @@ after(async () => h?.cleanup());
 
 const wiredVeths = async () => JSON.parse((await h.exec(h.hostNs, ['ip', '-n', TNS(), '-j', 'link', 'show', 'type', 'veth'])).stdout || '[]')
   .map((l: any) => l.ifname as string).filter((n: string) => n.startsWith('we'));
+/** The agent's warnings and errors so far (its log is JSON lines in DIR/agent.log). */
+const warnings = () => (existsSync(join(h.dir, 'agent.log')) ? readFileSync(join(h.dir, 'agent.log'), 'utf8').split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-10).join('\n') : '');
 const endpoints = async () => (await h.api('GET', '/api/v1/endpoints')).json.items as any[];
 
 test('50 concurrent ADDs: 50 distinct reachable addresses; 50 DELs leave no veth, address, conntrack or nft rule', { skip: !root && 'needs root' }, async () => {
@@ -37,7 +39,19 @@ test('50 concurrent ADDs: 50 distinct reachable addresses; 50 DELs leave no veth
     for (const ip of ips.slice(1)) {
       if ((await h.exec(`${h.tag}-p0`, ['ping', '-c', '1', '-W', '1', ip])).code !== 0) unreachable.push(ip);
     }
-    assert.deepEqual(unreachable, [], 'every container reaches every other');
+    if (unreachable.length > 0) {
+      // Seen in CI about one run in four (5 of 50, twice): say what the kernel holds for them before
+      // failing, so the cause can be told apart (a veth gone, an address the guard does not admit, a
+      // late convergence that a second try after 2 s would show).
+      const table = (await h.exec(TNS(), ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
+      const links = (await h.exec(TNS(), ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout;
+      const neigh = (await h.exec(TNS(), ['ip', 'neigh', 'show'])).stdout;
+      await new Promise((r) => setTimeout(r, 2000));
+      const later: string[] = [];
+      for (const ip of unreachable) if ((await h.exec(`${h.tag}-p0`, ['ping', '-c', '1', '-W', '1', ip])).code !== 0) later.push(ip);
+      const mine = (ip: string) => `${ip}: in the table ${table.split(ip).length - 1}×, neighbour ${JSON.stringify(neigh.split('\n').find((l) => l.startsWith(`${ip} `)) ?? null)}`;
+      assert.deepEqual(unreachable, [], `every container reaches every other; ${(await wiredVeths()).length} veths (${links.split('\n').length - 1} links); still unreachable 2 s later: ${JSON.stringify(later)}; ${unreachable.map(mine).join('; ')}; agent warnings: ${warnings()}`);
+    }
     assert.equal((await wiredVeths()).length, n, 'a veth per container');
     const nftBefore = (await h.exec(TNS(), ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
     assert.equal((nftBefore.match(/dnat ip to [^\n]*comment "endpoint/g) ?? []).length, 5, 'five published ports');
