@@ -1,5 +1,5 @@
 import {
-  VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp,
+  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp,
   type Endpoint, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
@@ -143,8 +143,6 @@ export class Endpoints {
   /**
    * Records what the runtime learnt after creating the endpoint (published ports are checked like at
    * creation), or changes its labels: a pod relabelled, which moves it between selectors and services.
-   */
-  /**
    * `allowed` judges the endpoint as this transaction read it; `initial`: the caller is the endpoint's own
    * agent, which may give a fixed label its first value (Docker's labels come after the endpoint is made).
    */
@@ -197,24 +195,16 @@ export class Endpoints {
   }
 }
 
-/**
- * Labels a pod cannot change: its namespace (a pod never moves between namespaces), the network and
- * group the server set from where the endpoint was made, and the runtime that made it (an agent collects
- * endpoints labelled `runtime=docker` that Docker no longer knows).
- */
-const FIXED_LABELS = ['namespace', 'network', 'group', 'runtime'];
 const LABELS_MAX = 64;
 
-/** `network` and `group` are the server's word (service selectors use them): never the caller's. */
 function withoutServerLabels(labels: Labels | undefined): Labels {
-  const { network: _n, group: _g, ...rest } = labels ?? {};
-  return rest;
+  return Object.fromEntries(Object.entries(labels ?? {}).filter(([k]) => !SERVER_LABELS.includes(k)));
 }
 
 /** `patch` merged into `labels` (null removes a key), refused whole when it touches a fixed label or holds too many. */
 function mergedLabels(labels: Labels, patch: Record<string, string | null>, initial: boolean): Labels {
   for (const k of FIXED_LABELS) {
-    const first = initial && labels[k] === undefined && k !== 'network' && k !== 'group' && typeof patch[k] === 'string';
+    const first = initial && labels[k] === undefined && !SERVER_LABELS.includes(k) && typeof patch[k] === 'string';
     if (k in patch && (patch[k] ?? undefined) !== labels[k] && !first) throw invalid(`labels.${k}`, `an endpoint's ${k} label is set when it is made and cannot change (it is ${labels[k] === undefined ? 'unset' : `'${labels[k]}'`})`);
   }
   const next: Labels = { ...labels };
@@ -223,8 +213,9 @@ function mergedLabels(labels: Labels, patch: Record<string, string | null>, init
     else next[k] = v;
   }
   // The server's own labels come on top of the 64 an endpoint is made with.
-  const n = Object.keys(next).filter((k) => k !== 'network' && k !== 'group').length;
-  if (n > LABELS_MAX && n > Object.keys(labels).filter((k) => k !== 'network' && k !== 'group').length) {
+  const own = (x: Labels) => Object.keys(x).filter((k) => !SERVER_LABELS.includes(k)).length;
+  const n = own(next);
+  if (n > LABELS_MAX && n > own(labels)) {
     throw invalid('labels', `the endpoint would hold ${n} labels (at most ${LABELS_MAX}, besides network and group)`);
   }
   return next;

@@ -156,6 +156,14 @@ export interface AppProfile extends Meta {
   groups: string[];
 }
 
+/** Labels the server sets on every endpoint from where it was made (service selectors use them): never the caller's. */
+export const SERVER_LABELS: readonly string[] = ['network', 'group'];
+/**
+ * Labels a pod cannot change: its namespace (a pod never moves between namespaces), the server's own, and
+ * the runtime that made it (an agent collects endpoints labelled `runtime=docker` Docker no longer knows).
+ */
+export const FIXED_LABELS: readonly string[] = ['namespace', ...SERVER_LABELS, 'runtime'];
+
 /** The overlay's UDP port on every host (IANA's VXLAN port): never a published port. */
 export const VXLAN_PORT = 4789;
 

@@ -1,6 +1,6 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, endpointId, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
@@ -203,16 +203,16 @@ export class DockerNetworkDriver {
 
 const LABEL_KEY = new RegExp(LABEL_KEY_PATTERN);
 const LABEL_VALUE = new RegExp(LABEL_VALUE_PATTERN);
-const NAMESPACE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAMESPACE = new RegExp(NAME_PATTERN);
 
 /**
  * The labels of a Docker container that an endpoint can carry: Docker allows any text (`com.example.vendor=
  * ACME Inc`), an endpoint only label keys and values (those that are not are left out, not refused: the
- * container is running), never `runtime`, `network` or `group` (the agent's and the server's word), a
- * `namespace` only when it is a namespace name, at most 64.
+ * container is running), none of the fixed ones but the namespace (FIXED_LABELS: the agent's and the
+ * server's word), a `namespace` only when it is a namespace name, at most 64.
  */
 export function podLabels(labels: Record<string, string>): Record<string, string> {
-  const fit = Object.entries(labels).filter(([k, v]) => LABEL_KEY.test(k) && LABEL_VALUE.test(v) && !['runtime', 'network', 'group'].includes(k) && (k !== 'namespace' || NAMESPACE.test(v)));
+  const fit = Object.entries(labels).filter(([k, v]) => LABEL_KEY.test(k) && LABEL_VALUE.test(v) && (k === 'namespace' ? NAMESPACE.test(v) : !FIXED_LABELS.includes(k)));
   return Object.fromEntries(fit.sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, 64));
 }
 

@@ -1,4 +1,4 @@
-import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, parseIp, type PortMapping } from '../../model/index.js';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, parseIp, type PortMapping } from '../../model/index.js';
 import { CniError, shown, type CniRequest, type PluginConfig } from './protocol.js';
 
 // What ADD asks for beyond the ids. Only ADD reads these, so a DEL of a container added under other
@@ -10,7 +10,7 @@ const KNOWN_ARGS = new Set(['IgnoreUnknown', 'IP', 'MAC', 'K8S_POD_NAME', 'K8S_P
 // costs the pod its DNS name, not its network: refusing would keep a valid pod from starting.
 const POD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
 /** A Kubernetes namespace name: a DNS label (RFC 1123), as Weft's own names. */
-const NAMESPACE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAMESPACE = new RegExp(NAME_PATTERN);
 const CONTAINER_NAME_MAX = 128;
 
 /** `K1=V1;K2=V2`, split as libcni's LoadArgs does (values cannot hold `=`); returns the known keys, checked. */
