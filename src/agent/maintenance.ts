@@ -63,6 +63,10 @@ export class Maintenance {
     // Run right after a full pass, which has just read these links: an exec per tenant saved per resync.
     if (!ports) portsByNs.set(ns, (ports = new Set((await this.d.datapath.ports(ns, { maxAgeMs: 2000 })).keys())));
     if (ports.has(names.endpointVeth(ep.id))) return;
+    // That listing may be up to 2 s old: an ADD that wired this endpoint since (it held this lock until
+    // then) would be re-wired over, and its container cut off for a moment (reliability.e2e, "File
+    // exists" from the repair). Asked again, fresh, before anything is touched.
+    if ((await this.d.datapath.ports(ns, { maxAgeMs: 0 })).has(names.endpointVeth(ep.id))) return;
     const plan = await this.d.reconciler.ensureTenant(ep.tenant, true);
     if (!plan) return;
     this.d.log.info({ endpoint: ep.id }, 'veth missing: wiring the endpoint again');
