@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
 import { planHostSide, planTenant, planTunnel, type Datapath, type HostPlan, type Protected, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
-import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
+import { compilePolicy, filters, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
 import { Admissions } from './admissions.js';
 import { Lane } from './lane.js';
@@ -168,7 +168,7 @@ export class Reconciler {
       // By identity: the compile cache hands back the same object while the policy's inputs stand, and
       // serialising 50,000 rules' entries on every pass cost more than the rest of the pass.
       // Without rules only the fallback counts: a new endpoint then changes no policy.
-      const rules = p.policy && p.policy.pairs.length > 0;
+      const rules = p.policy && filters(p.policy);
       const pol = p.policy && (rules ? policyToken(p.policy) : p.policy.fallback);
       const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol, p.services, p.dscp, p.qos, p.dns]);
       // What the links follow: when only the rest changed (a rule, a service, a port), only the tables are

@@ -85,7 +85,8 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
     assert.ok(m[1] === 'meta' || stage === 'p', 'only the pair stage splits by the destination (ct mark)');
     jumps.set(stage, { n, by: m[1] as 'meta' | 'ct', chains });
   }
-  const direct = (rule: string) => forward.find((l) => l.startsWith(`${rule} @`))?.slice(rule.length + 2);
+  // (The side stages' lookups read like the pair stages' but name side maps: `_ss_`, `_sr_`.)
+  const direct = (rule: string) => forward.find((l) => l.startsWith(`${rule} @`) && !/@\w+_s[sr]_/.test(l))?.slice(rule.length + 2);
   const at = (stage: string, prefix: string, mark: string, rule: string, key: string) => {
     const sharded = jumps.get(stage);
     let m = direct(`${prefix}${rule}`);
@@ -101,25 +102,46 @@ export function walk(nft: PolicyNft, fallback: string, src: string, dst: string,
     return m === undefined ? undefined : exact(m, key);
   };
   const mark = at('p', `${l4} `, s, 'meta mark set meta mark . ct mark map', `${s} . ${d}`) ?? s;
+  const chainVerdict = (verdict: string | undefined): string | undefined => {
+    if (verdict === undefined || !verdict.startsWith('jump ')) return verdict;
+    const start = nft.chains.indexOf(`\tchain ${verdict.slice(5)} {`);
+    assert.ok(start >= 0, `chain ${verdict} exists`);
+    for (const line of nft.chains.slice(start + 1, nft.chains.indexOf('\t}', start)).map((l) => l.trim())) {
+      let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
+      if (m) {
+        const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
+        if (applies) return m[3] as string;
+        continue;
+      }
+      m = /^(tcp dport|udp dport|sctp dport|meta l4proto) vmap @(\S+)$/.exec(line);
+      assert.ok(m, `a chain rule this walker knows: ${line}`);
+      const hit = pairsOf(map(m[2] as string)).find(([k]) => inRange(k, m[1] === 'meta l4proto' ? proto : port, Number));
+      if (hit) return hit[1];
+    }
+    return undefined;
+  };
   const single = x === 'x' ? undefined : at('s', '', mark, `meta mark . ${x} dport vmap`, `${mark} . ${port}`);
   if (single) return single;
-  const rest = at('r', `${l4} `, mark, 'meta mark vmap', mark);
-  if (rest === undefined) return fallback;
-  if (!rest.startsWith('jump ')) return rest;
-  const start = nft.chains.indexOf(`\tchain ${rest.slice(5)} {`);
-  assert.ok(start >= 0, `chain ${rest} exists`);
-  for (const line of nft.chains.slice(start + 1, nft.chains.indexOf('\t}', start)).map((l) => l.trim())) {
-    let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
-    if (m) {
-      const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
-      if (applies) return m[3] as string;
-      continue;
+  const decided = chainVerdict(at('r', `${l4} `, mark, 'meta mark vmap', mark));
+  if (decided) return decided;
+  // The side stages: each end's address → its side profile (where it has one), whose ports may drop.
+  let m = mark;
+  const sideSingles = forward.find((l) => l.startsWith(`meta mark . ${x} dport vmap @${x}_ss_`))?.split('@')[1];
+  const sideRest = forward.find((l) => l.startsWith(`${l4} meta mark vmap @${x}_sr_`))?.split('@')[1];
+  for (const [ip, addr] of [[dst, 'daddr'], [src, 'saddr']] as const) {
+    const line = forward.find((l) => l.startsWith(`${l4} meta mark set ip ${addr} map @`));
+    if (!line) continue;
+    const hit = pairsOf(map(line.split('@')[1] as string)).find(([k]) => inRange(k, parseIp(ip) as number, (y) => parseIp(y) as number));
+    if (!hit) continue;
+    m = hit[1];
+    assert.ok(Number(m) >= 0x20000000 && Number(m) < 0x40000000, `a side mark: ${m}`);
+    const v = (x === 'x' || !sideSingles ? undefined : exact(sideSingles, `${m} . ${port}`)) ?? chainVerdict(sideRest && exact(sideRest, m));
+    if (v !== undefined) {
+      assert.equal(v, 'drop', 'side stages only drop');
+      return v;
     }
-    m = /^(tcp dport|udp dport|sctp dport|meta l4proto) vmap @(\S+)$/.exec(line);
-    assert.ok(m, `a chain rule this walker knows: ${line}`);
-    const hit = pairsOf(map(m[2] as string)).find(([k]) => inRange(k, m[1] === 'meta l4proto' ? proto : port, Number));
-    if (hit) return hit[1];
   }
+  if (forward.includes('meta mark & 0xf0000000 == 0x20000000 accept') && (Number(m) & 0xf0000000) === 0x20000000) return 'accept';
   return fallback;
 }
 
@@ -337,11 +359,11 @@ test('a change of classes never rewrites a map the forward chain uses: new maps,
 });
 
 test('a large table in shards (each stage split by the low bits of its marks) decides as explain does, flow by flow', () => {
-  // 3,000 /32 sources with a port each (tcp and udp), ranges from the network, a peerless rule: every
-  // stage large enough to be split.
+  // 3,000 /32 sources with a port (udp, tcp) or a range (tcp) each, peerless rules: every stage large
+  // enough to be split, and side stages.
   const rules: Rule[] = [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
     { id: 'open', priority: 6, direction: 'in', action: 'allow', protocol: 'tcp', ports: '9500' },
-    ...Array.from({ length: 3000 }, (_, i): Rule => ({ id: String(i), priority: 2 + (i % 4), direction: 'in', action: i % 5 ? 'allow' : 'deny', protocol: i % 3 ? 'tcp' : 'udp', ports: i % 7 ? String(10000 + i) : `${10000 + i}-${10010 + i}`, fromCidr: `10.9.${i >> 8}.${i & 255}/32` }))];
+    ...Array.from({ length: 3000 }, (_, i): Rule => ({ id: String(i), priority: 2 + (i % 4), direction: 'in', action: i % 5 ? 'allow' : 'deny', protocol: i % 3 ? 'tcp' : 'udp', ports: i % 3 === 1 ? `${10000 + i}-${10010 + i}` : String(10000 + i), fromCidr: `10.9.${i >> 8}.${i & 255}/32` }))];
   const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
     policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1' };
   const c = compilePolicy(s);

@@ -6,6 +6,8 @@ import { Engine, frameOf, refOf, type Scope } from './engine.js';
 import { movedEndpoints, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
 import type { PairProfiles, Profile } from './pairs.js';
+import type { SideEntry, SideProfile } from './sides.js';
+import type { Segment } from './segments.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -30,9 +32,12 @@ export interface PolicyState {
 export type Verdict = 'accept' | 'drop' | 'audit';
 
 /**
- * A tenant's policy as the datapath runs it: classes; the pairs of classes whose verdict is not the
- * default, each naming a profile per protocol; and the profiles, each distinct verdict function once
- * (10,000 pairs with the same udp function share one profile, not 10,000 copies of its ports).
+ * A tenant's policy as the datapath runs it: classes; the pairs of classes that rules with a peer decide,
+ * each naming a profile per protocol; the profiles, each distinct verdict function once (10,000 pairs
+ * with the same udp function share one profile, not 10,000 copies of its ports); and per enforced class
+ * its side profiles, what its rules without a peer drop (sides.ts). A new connection gets its pair's
+ * profile's verdict where it has one, else it is dropped if a side profile of either end drops it, else
+ * accepted if an end is enforced here, else the tenant's default (`functionOf`).
  */
 export interface CompiledPolicy {
   tenant: string;
@@ -41,6 +46,10 @@ export interface CompiledPolicy {
   pairs: readonly PairProfiles[];
   /** Every profile a pair names, by id (ids are unique across protocols; 0 is none). */
   profiles: readonly Profile[];
+  /** The enforced classes' side profiles, by class. */
+  sides: readonly SideEntry[];
+  /** Every side profile an entry names, by id (0 is none: drops nothing). */
+  sideProfiles: readonly SideProfile[];
   /** SCTP is decided by port (pairs' `sctp`); else as one protocol number of `other`. */
   sctp: boolean;
   ruleCount: number;
@@ -113,13 +122,15 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sctp: false, ruleCount: 0, how: 'cold' };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, ruleCount: 0, how: 'cold' };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
-  const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles);
+  const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles);
+  const sides = engine.sides();
   const out: CompiledPolicy = {
-    tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length), sctp: engine.sctp,
+    tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
+    sides, sideProfiles: engine.sideProfiles.list(sides), sctp: engine.sctp,
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold',
   };
   engines.set(out, engine);
@@ -141,17 +152,62 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
   return e;
 }
 
+/** Whether the compiled policy filters anything beyond the tenant's default (it has pairs or enforced sides). */
+export function filters(c: CompiledPolicy): boolean {
+  return c.pairs.length > 0 || c.sides.length > 0;
+}
+
+/** The protocol slots: tcp, udp and sctp by port (0-65535), `other` by protocol number (0-255). */
+export type Slot = 0 | 1 | 2 | 3;
+
 /**
- * What the compiled tables decide for a new connection between two classes: the pair's profile of the
- * protocol, its segment holding the port (tcp, udp, sctp where the compile decides it by port) or the
- * protocol number, else the tenant's default. The datapath's lookups, as plain code (tests walk compiles
- * with it; a scan, not for the packet path).
+ * A compile's lookups indexed once: `functionOf(src, dst, slot)` is a pair's whole verdict function of a
+ * slot as the datapath decides it (the pair's profile where it has segments, else the side stages, else
+ * the default), as sorted segments covering the slot's domain. For tests, `verify` and `--dry-run`; a
+ * scan per call, not for the packet path.
+ */
+export function lookups(c: CompiledPolicy): { functionOf: (src: number, dst: number, slot: Slot) => Segment[] } {
+  const pairs = new Map(c.pairs.map((p) => [`${p.src}/${p.dst}`, p]));
+  const profiles = new Map(c.profiles.map((p) => [p.id, p]));
+  const sideProfiles = new Map(c.sideProfiles.map((p) => [p.id, p]));
+  const sides = new Map(c.sides.map((x) => [x.cls, x]));
+  const functionOf = (src: number, dst: number, slot: Slot): Segment[] => {
+    const pair = pairs.get(`${src}/${dst}`);
+    const own = [...(profiles.get(pair === undefined ? 0 : [pair.tcp, pair.udp, pair.other, pair.sctp][slot] as number)?.segs ?? [])].sort((a, b) => a.first - b.first);
+    const s = sides.get(src);
+    const d = sides.get(dst);
+    const drops = [...(sideProfiles.get(d?.in[slot] ?? 0)?.segs ?? []), ...(sideProfiles.get(s?.out[slot] ?? 0)?.segs ?? [])];
+    const rest: Verdict = s || d ? 'accept' : c.fallback;
+    const last = slot === 2 ? 255 : 65535;
+    // Cut points of every segment, then each piece's verdict by the datapath's order.
+    const cuts = new Set<number>([0]);
+    for (const x of [...own, ...drops]) { cuts.add(x.first); if (x.last < last) cuts.add(x.last + 1); }
+    const points = [...cuts].sort((a, b) => a - b);
+    const out: Segment[] = [];
+    points.forEach((first, i) => {
+      const end = (points[i + 1] ?? last + 1) - 1;
+      const hit = (xs: readonly Segment[]) => xs.find((x) => x.first <= first && x.last >= first);
+      const verdict = hit(own)?.verdict ?? (hit(drops) ? 'drop' : rest);
+      const prev = out[out.length - 1];
+      if (prev && prev.verdict === verdict) prev.last = end;
+      else out.push({ first, last: end, verdict });
+    });
+    return out;
+  };
+  return { functionOf };
+}
+
+const lookupCache = new WeakMap<CompiledPolicy, ReturnType<typeof lookups>>();
+
+/**
+ * What the compiled tables decide for a new connection between two classes: tcp, udp (and sctp where the
+ * compile decides it by port) by port, the others by protocol number (`lookups`).
  */
 export function lookupVerdict(c: CompiledPolicy, src: number, dst: number, proto: number, port: number): Verdict {
-  const pair = c.pairs.find((p) => p.src === src && p.dst === dst);
+  let l = lookupCache.get(c);
+  if (!l) lookupCache.set(c, (l = lookups(c)));
   const byPort = proto === 6 || proto === 17 || (proto === 132 && c.sctp);
-  const id = pair === undefined ? 0 : proto === 6 ? pair.tcp : proto === 17 ? pair.udp : byPort ? pair.sctp : pair.other;
+  const slot: Slot = proto === 6 ? 0 : proto === 17 ? 1 : byPort ? 3 : 2;
   const key = byPort ? port : proto;
-  const seg = c.profiles.find((p) => p.id === id)?.segs.find((s) => key >= s.first && key <= s.last);
-  return seg?.verdict ?? c.fallback;
+  return l.functionOf(src, dst, slot).find((s) => key >= s.first && key <= s.last)?.verdict ?? c.fallback;
 }

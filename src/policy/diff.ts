@@ -1,35 +1,24 @@
 import type { Endpoint } from '../model/index.js';
-import type { CompiledPolicy, Verdict } from './compile.js';
+import { lookups, type CompiledPolicy, type Slot, type Verdict } from './compile.js';
 
 /** One run of ports (or protocol numbers, for `other`) between two endpoints whose verdict changes. */
 export interface VerdictChange { from: string; to: string; protocol: 'tcp' | 'udp' | 'other' | 'sctp'; first: number; last: number; before: Verdict; after: Verdict }
 
 type Fn = Array<{ first: number; last: number; verdict: Verdict }>;
 const SLOTS = [['tcp', 65535], ['udp', 65535], ['other', 255], ['sctp', 65535]] as const;
-type Slot = 0 | 1 | 2 | 3;
 
 /**
- * A pair's whole function of one protocol slot: its profile's segments, the default in the gaps. SCTP by
- * port in a compile that decides it as one protocol number is that number's verdict on every port.
+ * A pair's whole function of one protocol slot (compile.ts `lookups`). SCTP by port in a compile that
+ * decides it as one protocol number is that number's verdict on every port.
  */
-function functionOf(c: CompiledPolicy, pairs: Map<string, CompiledPolicy['pairs'][number]>, profiles: Map<number, CompiledPolicy['profiles'][number]>, src: string, dst: string, slot: Slot): Fn {
-  const pair = pairs.get(`${c.classification.byIp(src).id}/${c.classification.byIp(dst).id}`);
+function functionOf(c: CompiledPolicy, l: ReturnType<typeof lookups>, src: string, dst: string, slot: Slot): Fn {
+  const s = c.classification.byIp(src).id;
+  const d = c.classification.byIp(dst).id;
   if (slot === 3 && !c.sctp) {
-    const other = profiles.get(pair?.other ?? 0)?.segs.find((s) => s.first <= 132 && s.last >= 132);
+    const other = l.functionOf(s, d, 2).find((x) => x.first <= 132 && x.last >= 132);
     return [{ first: 0, last: 65535, verdict: other?.verdict ?? c.fallback }];
   }
-  const id = pair === undefined ? 0 : [pair.tcp, pair.udp, pair.other, pair.sctp][slot] as number;
-  const segs = [...(profiles.get(id)?.segs ?? [])].sort((a, b) => a.first - b.first);
-  const out: Fn = [];
-  let next = 0;
-  const last = SLOTS[slot][1];
-  for (const s of segs) {
-    if (s.first > next) out.push({ first: next, last: s.first - 1, verdict: c.fallback });
-    out.push({ first: s.first, last: s.last, verdict: s.verdict });
-    next = s.last + 1;
-  }
-  if (next <= last) out.push({ first: next, last, verdict: c.fallback });
-  return out;
+  return l.functionOf(s, d, slot);
 }
 
 /** A function of `other` with protocol 132 cut out (both sides cut alike, so the walk below stays in step). */
@@ -45,9 +34,8 @@ function without132(f: Fn): Fn {
  * endpoint order; `total` counts them all.
  */
 export function verdictChanges(before: CompiledPolicy, after: CompiledPolicy, endpoints: readonly Endpoint[], limit: number): { changes: VerdictChange[]; total: number } {
-  const index = (c: CompiledPolicy) => ({ pairs: new Map(c.pairs.map((p) => [`${p.src}/${p.dst}`, p])), profiles: new Map(c.profiles.map((p) => [p.id, p])) });
-  const b = index(before);
-  const a = index(after);
+  const b = lookups(before);
+  const a = lookups(after);
   const changes: VerdictChange[] = [];
   let total = 0;
   const sctp = before.sctp || after.sctp;
@@ -58,8 +46,8 @@ export function verdictChanges(before: CompiledPolicy, after: CompiledPolicy, en
       for (const slot of slots) {
         // SCTP compared as sctp (by port) where either compile decides it so: `other` without 132.
         const cut = (f: Fn) => (sctp && slot === 2 ? without132(f) : f);
-        const x = cut(functionOf(before, b.pairs, b.profiles, src.ip, dst.ip, slot));
-        const y = cut(functionOf(after, a.pairs, a.profiles, src.ip, dst.ip, slot));
+        const x = cut(functionOf(before, b, src.ip, dst.ip, slot));
+        const y = cut(functionOf(after, a, src.ip, dst.ip, slot));
         let i = 0;
         let j = 0;
         let run: VerdictChange | undefined;

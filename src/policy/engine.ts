@@ -3,7 +3,8 @@ import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpoin
 import type { Netpol } from './netpol.js';
 import type { RuleRef } from './decide.js';
 import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
-import { RuleIndex } from './rule-index.js';
+import { RuleIndex, SLOTS, type ProtoSlot } from './rule-index.js';
+import { coverage, mergeRanges, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
 import type { PolicyState, Verdict } from './compile.js';
 
 /** What a host compiles (see compile.ts `scope`): `enforced` holds identities (classes.ts `identityOf`). */
@@ -79,13 +80,17 @@ export class Engine {
   /** SCTP is decided by port (sctpByPort). */
   readonly sctp: boolean;
 
-  constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = []) {
+  /** The side stages' functions (sides.ts). */
+  readonly sideProfiles: SideProfiles;
+
+  constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = [], sides: readonly SideProfile[] = []) {
     this.np = sc.np;
     this.enforcedGroups = new Set([...enforced].map(groupOfIdentity));
     this.defaultAction = s.tenant.defaultAction;
     this.fallback = s.tenant.defaultAction === 'allow' ? 'accept' : 'drop';
     this.sctp = sctpByPort(sc);
-    this.pairs = new PairStore(new Profiles(this.defaultAction, this.fallback, profiles, this.sctp));
+    this.pairs = new PairStore(new Profiles(this.defaultAction, profiles, this.sctp));
+    this.sideProfiles = new SideProfiles(this.defaultAction, this.sctp, sides);
     this.groupNames = new Set(groups.map((g) => g.name));
     this.nets = netSpans(s.networks);
     this.eps = endpointsByIp(sc.endpoints);
@@ -94,8 +99,8 @@ export class Engine {
   }
 
   /** A cold compile: every class and every pair. */
-  static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined, profiles?: readonly Profile[]): Engine {
-    const e = new Engine(s, sc, frame, sc.enforced, s.groups, profiles);
+  static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined, profiles?: readonly Profile[], sides?: readonly SideProfile[]): Engine {
+    const e = new Engine(s, sc, frame, sc.enforced, s.groups, profiles, sides);
     e.initCidrs(sc.policies);
     let fresh = 1;
     for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
@@ -107,6 +112,45 @@ export class Engine {
       for (const dst of e.enforcedClasses.has(src.id) ? all : enforced) e.decide(src, dst);
     }
     return e;
+  }
+
+  /** Per protocol slot, the ports (protocol numbers) some rule with a peer applies to, merged; made when asked. */
+  private peered: Array<Array<[number, number]> | undefined> = [undefined, undefined, undefined, undefined];
+
+  /** A rule with a peer came or went (incremental.ts): the ports they cover are counted again when asked. */
+  peeredChanged(): void {
+    this.peered = [undefined, undefined, undefined, undefined];
+  }
+
+  /** Whether some rule with a peer applies to a port (protocol number) in [first, last] of a slot. */
+  peeredMeets(slot: ProtoSlot, [first, last]: [number, number]): boolean {
+    let covered = this.peered[slot];
+    if (!covered) {
+      const xs: Array<[number, number]> = [];
+      for (const idx of this.indexes.values()) for (const b of idx.peered()) for (const r of b.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push([...c]); }
+      this.peered[slot] = covered = mergeRanges(xs);
+    }
+    // The last range starting at or before `last` meets [first, last] if it reaches `first`.
+    let lo = 0;
+    let hi = covered.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if ((covered[mid] as [number, number])[0] <= last) { at = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    return at >= 0 && (covered[at] as [number, number])[1] >= first;
+  }
+
+  /** Every enforced class's side profiles (sides.ts), in class order. */
+  sides(): SideEntry[] {
+    const ids = (k: Klass, d: 'in' | 'out') => {
+      const any = this.indexOf(k, d)?.any;
+      return SLOTS.map((p) => (p === 3 && !this.sctp ? 0 : this.sideProfiles.idOf(any, p)));
+    };
+    return [...this.enforcedClasses].sort((a, b) => a - b).map((id) => {
+      const k = this.classes.get(id) as Klass;
+      return { cls: id, in: ids(k, 'in'), out: ids(k, 'out') };
+    });
   }
 
   indexOf = (k: Klass, d: 'in' | 'out'): RuleIndex | undefined => (k.endpoint ? this.indexes.get(`${d}/${identityOf(k)}`) : undefined);

@@ -124,6 +124,7 @@ function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void
   assert.deepEqual(sortBy(inc.classification.classes), sortBy(cold.classification.classes), `${at}: classes`);
   // Profile ids may differ (they are given in the order functions are met): the functions may not.
   assert.deepEqual(pairFunctions(inc), pairFunctions(cold), `${at}: pairs and their functions`);
+  assert.deepEqual(sideFunctions(inc), sideFunctions(cold), `${at}: side profiles`);
   assertInterned(inc, at);
   assert.equal(inc.ruleCount, cold.ruleCount, `${at}: rule count`);
 }
@@ -132,6 +133,13 @@ function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void
 function pairFunctions(c: CompiledPolicy): string[] {
   const text = new Map(c.profiles.map((p) => [p.id, `${p.proto}:${p.text}`]));
   return c.pairs.map((p) => `${p.src}.${p.dst} ${[p.tcp, p.udp, p.other].map((id) => (id ? text.get(id) : '-')).join(' ')}`).sort();
+}
+
+/** Each enforced class with the text of its side profile per direction and protocol. */
+function sideFunctions(c: CompiledPolicy): string[] {
+  const text = new Map(c.sideProfiles.map((p) => [p.id, `${p.proto}:${p.text}`]));
+  const t = (ids: readonly number[]) => ids.map((id) => (id ? text.get(id) : '-')).join(' ');
+  return c.sides.map((x) => `${x.cls} in ${t(x.in)} out ${t(x.out)}`);
 }
 
 /** Every profile is held by a pair, every pair's profile exists, and no function is stored twice. */
@@ -210,4 +218,40 @@ test('a compile taken over by the next one keeps its own tables; what changes th
     'the previous compile is a value: the agent may still be rendering or applying it');
   const attached = { ...next, groups: next.groups.map((g, i) => (i === 0 ? { ...g, policies: [...g.policies, 'p3'] } : g)) };
   assert.equal(compilePolicy({ ...attached, host: 'h1', previous: second }).how, 'cold', 'a policy attached: the rule indexes change wholesale');
+});
+
+test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rules: no pair decided again, one side profile changes, the cold compile\'s result', () => {
+  const ep = (ip: string, g: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+  const cidrRules = Array.from({ length: 3000 }, (_, i): Rule => ({ id: `c${i}`, priority: 5, direction: 'in', action: i % 2 ? 'allow' : 'deny', protocol: 'tcp', ports: String(10000 + i), fromCidr: `10.9.${i >> 8}.${i & 255}/32` }));
+  const base: Rule[] = [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' }, { id: 'app', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5202', fromGroup: 'app' }];
+  const state = (live: Rule[], previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: 'allow' }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.0.0/16', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'a', labels: {}, policies: ['base', 'bulk', 'live'] }, { ...meta, tenant: 't', name: 'app', network: 'a', labels: {}, policies: [] }],
+    policies: [{ ...meta, tenant: 't', name: 'base', rules: base }, { ...meta, tenant: 't', name: 'bulk', rules: cidrRules }, { ...meta, tenant: 't', name: 'live', revision: live.length + 2, rules: live }],
+    endpoints: [ep('10.1.0.2', 'db'), ep('10.1.0.3', 'app')], host: 'h1', ...(previous ? { previous } : {}),
+  });
+  const open: Rule = { id: 'toggle', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '9500' };
+  let c = compilePolicy(state([]));
+  for (const [k, live] of [[open], [], [open], [{ ...open, ports: '9400-9499' }], []].entries()) {
+    const before = c;
+    c = compilePolicy(state(live, before));
+    assert.equal(c.how, 'incremental', `change ${k}`);
+    // The same pairs, the same profiles: nothing a pair decides moved.
+    assert.deepEqual([c.pairs, c.profiles], [before.pairs, before.profiles], `change ${k}: the pairs and their profiles as they were`);
+    assertSame(c, compilePolicy(state(live, before)), `change ${k}`);
+    const db = c.classification.byIp('10.1.0.2').id;
+    const from = c.classification.byIp('10.9.3.7').id;
+    const app = c.classification.byIp('10.1.0.3').id;
+    assert.equal(lookupVerdict(c, from, db, 6, 9500), live.length && k !== 3 ? 'accept' : 'drop', `change ${k}: 9500 from a CIDR source`);
+    assert.equal(lookupVerdict(c, app, db, 6, 9450), k === 3 ? 'accept' : 'drop', `change ${k}: 9450 from app`);
+    assert.equal(lookupVerdict(c, app, db, 6, 5202), 'accept', `change ${k}: app's port`);
+    assert.equal(lookupVerdict(c, from, db, 6, 10000 + 3 * 256 + 7), (3 * 256 + 7) % 2 ? 'accept' : 'drop', `change ${k}: the CIDR's own port`);
+  }
+  // On a port some rule with a peer uses, the pairs decide: they are decided again, and still agree with cold.
+  const over = compilePolicy(state([{ ...open, ports: '10001' }], c));
+  assert.equal(over.how, 'incremental');
+  assert.notDeepEqual(over.profiles, c.profiles, 'the pairs that use port 10001 changed');
+  assertSame(over, compilePolicy(state([{ ...open, ports: '10001' }], c)), 'overlapping');
+  assert.equal(lookupVerdict(over, over.classification.byIp('10.9.0.0').id, over.classification.byIp('10.1.0.2').id, 6, 10001), 'accept', 'from a source whose own rule names another port: the peerless allow');
+  assert.equal(lookupVerdict(over, over.classification.byIp('10.9.0.2').id, over.classification.byIp('10.1.0.2').id, 6, 10002), 'drop', 'its own priority-5 deny still holds where the allow does not reach');
 });

@@ -1,6 +1,7 @@
 import type { Endpoint, Policy, Rule } from '../model/index.js';
 import { rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
-import { peerOf } from './rule-index.js';
+import { peerOf, slotsOf } from './rule-index.js';
+import { coverage } from './sides.js';
 import { refOf, type Engine } from './engine.js';
 import type { Netpol } from './netpol.js';
 
@@ -78,7 +79,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   for (const id of born) {
     for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
   }
-  for (const c of changes) for (const rule of [c.before, c.after]) if (rule) markRule(e, c.policy, rule, all, mark);
+  for (const c of changes) for (const rule of [c.before, c.after]) if (rule && reachesPairs(e, rule)) markRule(e, c.policy, rule, all, mark);
   for (const [src, dsts] of dirty) {
     const s = e.classes.get(src) as Klass;
     for (const dst of dsts) e.decide(s, e.classes.get(dst) as Klass);
@@ -94,6 +95,7 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [
     for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
       if (!rule) continue;
       counted.push([rule, d]);
+      if (peerOf(rule).kind !== 'any') e.peeredChanged();
       for (const g of holders) {
         const idx = e.indexes.get(`${rule.direction}/${g}`);
         if (d === 1) idx?.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
@@ -149,6 +151,20 @@ function splice(e: Engine, region: { first: number; last: number }, fresh: Addre
   }
   e.ranges = ranges.slice(0, lo).concat(merged, ranges.slice(hi + 1));
   return { merged, replaced };
+}
+
+/**
+ * Whether a changed rule can change a pair's function (sides.ts). A rule without a peer changes only its
+ * holders' side profiles, unless its ports meet those of some rule with a peer (there pairs decide, taking
+ * it into account) or peerless rules stay in the pairs (a policy in audit mode).
+ */
+function reachesPairs(e: Engine, rule: Rule): boolean {
+  if (peerOf(rule).kind !== 'any') return true;
+  for (const p of e.policies.values()) if (p.mode === 'audit') return true;
+  return slotsOf(rule).some((slot) => {
+    const mine = coverage(rule, slot);
+    return mine !== undefined && e.peeredMeets(slot, mine);
+  });
 }
 
 /** Marks every pair whose sides' rule lists hold this rule: its owners (the groups holding it) and its peers. */

@@ -1,4 +1,5 @@
-export { compilePolicy, groupRules, lookupVerdict, type CompiledPolicy, type PolicyState, type Verdict } from './compile.js';
+export { compilePolicy, filters, groupRules, lookups, lookupVerdict, type CompiledPolicy, type PolicyState, type Slot, type Verdict } from './compile.js';
+export type { SideEntry, SideProfile } from './sides.js';
 export type { PairProfiles, Profile } from './pairs.js';
 export type { Segment } from './segments.js';
 export { explainFlow, type Explanation } from './explain.js';

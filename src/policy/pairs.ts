@@ -2,13 +2,14 @@ import type { Action } from '../model/index.js';
 import type { Klass } from './classes.js';
 import type { RuleRef } from './decide.js';
 import { PROTOS, type Bucket, type ProtoName, type ProtoSlot, type RuleIndex } from './rule-index.js';
-import { segmentPorts, segmentProtos, type Segment } from './segments.js';
-import type { Verdict } from './compile.js';
+import type { Segment } from './segments.js';
+import { differing, inPairs, sideRules, slotSegments } from './sides.js';
 
 /**
  * A verdict function of one protocol, shared by every pair that has it: for tcp, udp and sctp the segments
- * of 0-65535 whose verdict differs from the tenant's default, for `other` those of 0-255 (without 6 and
- * 17, and 132 where sctp has its own).
+ * of 0-65535 whose verdict differs from what the side stages of the pair's ends decide (sides.ts), for
+ * `other` those of 0-255 (without 6 and 17, and 132 where sctp has its own). The verdicts are explicit
+ * (the tenant's default too); where a profile has no segment the side stages decide.
  * Immutable: a compile's result lists the profiles in force, and the next compile keeps the same objects
  * for the functions that did not change (so the datapath renders each once).
  */
@@ -24,25 +25,25 @@ export type SideIndex = (k: Klass, d: 'in' | 'out') => RuleIndex | undefined;
 interface Fn { proto: ProtoName; segs: Segment[]; text: string; key: string }
 type Fns = [Fn | null, Fn | null, Fn | null, Fn | null];
 
-/** The protocol numbers of the slots decided by port. */
-const PROTO_NUMBER = [6, 17, 0, 132] as const;
-
 /**
  * The verdict functions of a compile: each computed once per distinct set of rule buckets (the memo,
  * keyed by the buckets' stamps), and each distinct function given one id while a pair holds it.
  */
 export class Profiles {
   private readonly memo = new Map<string, Fn | null>();
+  /** What the side stages of a pair's two ends decide, by their peerless buckets' stamps. */
+  private readonly sideMemo = new Map<string, Segment[]>();
   private readonly live = new Map<string, { profile: Profile; refs: number }>();
   private readonly byId = new Map<number, string>();
   private readonly kept: Map<string, number>;
   private fresh = 1;
+  private listed: Profile[] | undefined;
 
   /**
    * `previous`: the profiles of the last compile here, whose ids a function keeps when it comes back.
    * `sctp`: SCTP is decided by port (its own slot) rather than as one protocol number among the others.
    */
-  constructor(private readonly defaultAction: Action, private readonly fallback: Verdict, previous: readonly Profile[] = [], private readonly sctp = false) {
+  constructor(private readonly defaultAction: Action, previous: readonly Profile[] = [], private readonly sctp = false) {
     this.kept = new Map(previous.map((p) => [liveKey(p), p.id]));
     for (const p of previous) if (p.id >= this.fresh) this.fresh = p.id + 1;
   }
@@ -55,8 +56,9 @@ export class Profiles {
   private fnOf(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
     const ek = stampsOf(p, eg);
     const ik = stampsOf(p, ig);
-    // No rule of this protocol on either side: each enforced side falls back, the other allows.
+    // No rule of this protocol with a peer on either side: the side stages decide every flow of it.
     if (!ek && !ik) return null;
+    if (!eg?.some((b) => inPairs(b, p)) && !ig?.some((b) => inPairs(b, p))) return null;
     const key = `${p}${eg ? `E${ek}` : 'N'}|${ig ? `E${ik}` : 'N'}`;
     let fn = this.memo.get(key);
     if (fn === undefined) this.memo.set(key, (fn = this.compute(p, eg, ig)));
@@ -65,12 +67,24 @@ export class Profiles {
 
   private compute(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
     const rules = (bs: readonly Bucket[] | undefined) => (bs === undefined ? undefined : ([] as RuleRef[]).concat(...bs.map((b) => b.rules[p])));
-    const sides = { egress: rules(eg), ingress: rules(ig) };
-    const all = p === 2 ? segmentProtos(sides, this.defaultAction, this.sctp) : segmentPorts(sides, PROTO_NUMBER[p], this.defaultAction);
-    const segs = all.filter((s) => s.verdict !== this.fallback);
+    const all = slotSegments(p, { egress: rules(eg), ingress: rules(ig) }, this.defaultAction, this.sctp);
+    const segs = differing(all, this.sidesOf(p, eg, ig));
     if (segs.length === 0) return null;
     const text = segs.map((s) => `${s.first}-${s.last}:${s.verdict}`).join(',');
     return { proto: PROTOS[p], segs, text, key: liveKey({ proto: PROTOS[p], text }) };
+  }
+
+  /** What the side stages of a pair's ends decide (an end not enforced here allows). */
+  private sidesOf(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Segment[] {
+    const e = eg?.find((b) => b.any);
+    const i = ig?.find((b) => b.any);
+    const key = `${p}${eg ? (e ? e.stamps[p] : '-') : 'N'}|${ig ? (i ? i.stamps[p] : '-') : 'N'}`;
+    let segs = this.sideMemo.get(key);
+    if (!segs) {
+      segs = slotSegments(p, { egress: eg && sideRules(e, p), ingress: ig && sideRules(i, p) }, this.defaultAction, this.sctp);
+      this.sideMemo.set(key, segs);
+    }
+    return segs;
   }
 
   /** A function's id, counted as held once more. */
@@ -84,6 +98,7 @@ export class Profiles {
       const id = kept !== undefined && !this.byId.has(kept) ? kept : this.fresh++;
       entry = { profile: { id, proto: fn.proto, segs: fn.segs, text: fn.text }, refs: 0 };
       this.live.set(k, entry);
+      this.listed = undefined;
       this.byId.set(id, k);
     }
     entry.refs++;
@@ -104,6 +119,7 @@ export class Profiles {
       return next;
     }
     this.live.delete(k as string);
+    this.listed = undefined;
     entry.profile = { id, proto: fn.proto, segs: fn.segs, text: fn.text };
     this.live.set(fn.key, entry);
     this.byId.set(id, fn.key);
@@ -115,6 +131,7 @@ export class Profiles {
     const entry = k === undefined ? undefined : this.live.get(k);
     if (!entry || --entry.refs > 0) return;
     this.live.delete(k as string);
+    this.listed = undefined;
     this.byId.delete(id);
     // Remembered: a rule toggled off and on again brings its function back under the same id.
     this.kept.set(k as string, id);
@@ -124,10 +141,13 @@ export class Profiles {
    * The profiles in force, by id. Also forgets the memo once it holds far more keys than there are
    * pairs: keys of changed buckets are never asked for again.
    */
-  list(pairs: number): Profile[] {
+  list(pairs: number): readonly Profile[] {
     if (this.memo.size > 3 * pairs + 4096) this.memo.clear();
+    if (this.sideMemo.size > 4096) this.sideMemo.clear();
     if (this.kept.size > 2 * this.live.size + 4096) this.kept.clear();
-    return [...this.live.values()].map((e) => e.profile).sort((a, b) => a.id - b.id);
+    // The same array while no profile came, went or changed: the datapath renders by identity (policy-nft.ts).
+    this.listed ??= [...this.live.values()].map((e) => e.profile).sort((a, b) => a.id - b.id);
+    return this.listed;
   }
 }
 
@@ -165,12 +185,22 @@ interface Stored { entry: PairProfiles; at: number }
 export class PairStore {
   private readonly bySrc = new Map<number, Map<number, Stored>>();
   list: PairProfiles[] = [];
+  /** Whether `list` may be written: not while it is the last compile's result (until the first change copies it). */
+  private owned = true;
 
   constructor(readonly profiles: Profiles) {}
 
-  /** A new list for the next compile: the last compile's list is its result and must not change. */
+  /**
+   * The next compile starts: the last compile's list is its result and must not change, so the first
+   * change copies it. A compile that changes no pair returns the same array (rendered by identity).
+   */
   detach(): void {
-    this.list = this.list.slice();
+    this.owned = false;
+  }
+
+  private writable(): PairProfiles[] {
+    if (!this.owned) { this.list = this.list.slice(); this.owned = true; }
+    return this.list;
   }
 
   set(src: number, dst: number, fns: Fns | undefined): void {
@@ -186,15 +216,18 @@ export class PairStore {
       return;
     }
     const ids = old ? [p.swap(old.entry.tcp, fns[0]), p.swap(old.entry.udp, fns[1]), p.swap(old.entry.other, fns[2]), p.swap(old.entry.sctp, fns[3])] : fns.map((f) => p.acquire(f));
+    // Decided again to the same profiles: the entry (and the list) stay as they are.
+    if (old && old.entry.tcp === ids[0] && old.entry.udp === ids[1] && old.entry.other === ids[2] && old.entry.sctp === ids[3]) return;
     const entry: PairProfiles = { src, dst, tcp: ids[0] as number, udp: ids[1] as number, other: ids[2] as number, sctp: ids[3] as number };
     // A new object in the same place: the last compile's list may hold the old one.
     if (old) {
       old.entry = entry;
-      this.list[old.at] = entry;
+      this.writable()[old.at] = entry;
       return;
     }
-    if (m) m.set(dst, { entry, at: this.list.push(entry) - 1 });
-    else this.bySrc.set(src, new Map([[dst, { entry, at: this.list.push(entry) - 1 }]]));
+    const at = this.writable().push(entry) - 1;
+    if (m) m.set(dst, { entry, at });
+    else this.bySrc.set(src, new Map([[dst, { entry, at }]]));
   }
 
   /** Drops every pair a class is in (it no longer exists). */
@@ -204,7 +237,7 @@ export class PairStore {
   }
 
   private unlist(s: Stored): void {
-    const moved = this.list.pop() as PairProfiles;
+    const moved = this.writable().pop() as PairProfiles;
     if (s.at === this.list.length) return;
     this.list[s.at] = moved;
     (this.bySrc.get(moved.src)?.get(moved.dst) as Stored).at = s.at;

@@ -56,15 +56,61 @@ function randomState(rnd: (n: number) => number): PolicyState {
   return { tenant, networks: [net('a', '10.1.0.0/16'), net('b', '10.2.0.0/16')], groups, policies, endpoints };
 }
 
-/** The pair's segments as the per-pair compiler decided them: every matching rule of each enforced side. */
+/** Which protocol slots (tcp, udp, the others) a rule speaks for. */
+const inSlot = (r: RuleRef, slot: 0 | 1 | 2) => {
+  const p = r.rule.protocol === 'any' ? 'any' : r.rule.protocol === 'tcp' ? 6 : r.rule.protocol === 'udp' ? 17 : -1;
+  return p === 'any' || (slot === 0 ? p === 6 : slot === 1 ? p === 17 : p === -1);
+};
+const peerless = (r: RuleRef) => !['fromGroup', 'fromNetwork', 'fromCidr', 'toGroup', 'toNetwork', 'toCidr'].some((k) => (r.rule as Record<string, unknown>)[k] !== undefined);
+const slotSegments = (sides: { egress: RuleRef[] | undefined; ingress: RuleRef[] | undefined }, slot: 0 | 1 | 2, a: 'allow' | 'deny') =>
+  (slot === 2 ? segmentProtos(sides, a) : segmentPorts(sides, slot === 0 ? 6 : 17, a));
+
+/**
+ * The pair's segments from first principles: every matching rule of each enforced side decides the
+ * connection; the side stages decide by each enforced side's rules without a peer; a pair holds, per
+ * protocol where a rule with a peer matches it, the segments where the two differ.
+ */
 function oldSegments(s: PolicyState, src: Klass, dst: Klass, rulesOf: (g: string | undefined, d: 'in' | 'out') => RuleRef[]): [Segment[], Segment[], Segment[]] {
   const side = (own: Klass, peer: Klass, d: 'in' | 'out'): RuleRef[] | undefined =>
     (own.endpoint ? rulesOf(own.group, d).filter((r) => peerMatches(r.rule, viewOf(peer))) : undefined);
   const sides = { egress: side(src, dst, 'out'), ingress: side(dst, src, 'in') };
-  if (!sides.egress?.length && !sides.ingress?.length) return [[], [], []];
-  const fallback: Verdict = s.tenant.defaultAction === 'allow' ? 'accept' : 'drop';
-  const keep = (segs: Segment[]) => segs.filter((x) => x.verdict !== fallback);
-  return [keep(segmentPorts(sides, 6, s.tenant.defaultAction)), keep(segmentPorts(sides, 17, s.tenant.defaultAction)), keep(segmentProtos(sides, s.tenant.defaultAction))];
+  const alone = { egress: sides.egress?.filter(peerless), ingress: sides.ingress?.filter(peerless) };
+  return ([0, 1, 2] as const).map((slot) => {
+    const peered = [...(sides.egress ?? []), ...(sides.ingress ?? [])].some((r) => !peerless(r) && inSlot(r, slot));
+    if (!peered) return [];
+    const all = slotSegments(sides, slot, s.tenant.defaultAction);
+    const side = slotSegments(alone, slot, s.tenant.defaultAction);
+    // Piece by piece between every segment boundary of either.
+    const cuts = [...new Set([...all, ...side].flatMap((g) => [g.first, g.last + 1]))].sort((x, y) => x - y);
+    const out: Segment[] = [];
+    cuts.forEach((x, i) => {
+      const a = all.find((g) => g.first <= x && g.last >= x);
+      const b = side.find((g) => g.first <= x && g.last >= x);
+      if (!a || !b || a.verdict === b.verdict) return;
+      const last = (cuts[i + 1] as number) - 1;
+      const prev = out[out.length - 1];
+      if (prev && prev.verdict === a.verdict && prev.last + 1 === x) prev.last = last;
+      else out.push({ first: x, last, verdict: a.verdict });
+    });
+    return out;
+  }) as [Segment[], Segment[], Segment[]];
+}
+
+/** Each enforced class's side profiles: what its rules without a peer drop, per direction and protocol. */
+function assertSides(s: PolicyState, c: CompiledPolicy, rulesOf: (g: string | undefined, d: 'in' | 'out') => RuleRef[], at: string): void {
+  const byId = new Map(c.sideProfiles.map((p) => [p.id, p]));
+  const entries = new Map(c.sides.map((x) => [x.cls, x]));
+  for (const k of c.classification.classes) {
+    const e = entries.get(k.id);
+    assert.equal(e !== undefined, k.endpoint, `${at}: class ${k.id} has side profiles exactly when it is an endpoint enforced here`);
+    if (!e) continue;
+    for (const d of ['in', 'out'] as const) {
+      for (const slot of [0, 1, 2] as const) {
+        const drops = slotSegments({ egress: rulesOf(k.group, d).filter(peerless), ingress: undefined }, slot, s.tenant.defaultAction).filter((g) => g.verdict === 'drop');
+        assert.deepEqual(byId.get(e[d][slot] as number)?.segs ?? [], drops, `${at}: class ${k.id} ${d} slot ${slot}`);
+      }
+    }
+  }
 }
 
 function assertSameAsPerPair(s: PolicyState, c: CompiledPolicy, at: string): void {
@@ -82,6 +128,7 @@ function assertSameAsPerPair(s: PolicyState, c: CompiledPolicy, at: string): voi
     const got = [pair?.tcp, pair?.udp, pair?.other].map((id) => (id ? profiles.get(id)?.segs : []));
     assert.deepEqual(got, oldSegments(s, src, dst, rulesOf), `${at}: pair ${src.id} ${JSON.stringify(src)} -> ${dst.id} ${JSON.stringify(dst)}`);
   }
+  assertSides(s, c, rulesOf, at);
 }
 
 function assertExplained(s: PolicyState, c: CompiledPolicy, at: string): void {

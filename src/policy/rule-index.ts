@@ -27,13 +27,16 @@ export function slotsOf(rule: RuleRef['rule']): ProtoSlot[] {
 export class Bucket {
   readonly rules: [RuleRef[], RuleRef[], RuleRef[], RuleRef[]] = [[], [], [], []];
   readonly stamps: [number, number, number, number];
+  /** Rules of policies in audit mode, per protocol function. */
+  readonly audits: [number, number, number, number] = [0, 0, 0, 0];
   size = 0;
-  constructor(private readonly stamp: () => number) {
+  /** `any`: the bucket of rules without a peer (sides.ts). */
+  constructor(private readonly stamp: () => number, readonly any = false) {
     this.stamps = [stamp(), stamp(), stamp(), stamp()];
   }
 
   add(r: RuleRef): void {
-    for (const p of slotsOf(r.rule)) { this.rules[p].push(r); this.stamps[p] = this.stamp(); }
+    for (const p of slotsOf(r.rule)) { this.rules[p].push(r); this.stamps[p] = this.stamp(); if (r.rule.audit) this.audits[p]++; }
     this.size++;
   }
 
@@ -43,6 +46,7 @@ export class Bucket {
       const list = this.rules[p];
       const i = list.findIndex((x) => x.rule.id === id && x.policy === policy);
       if (i < 0) continue;
+      if (list[i]?.rule.audit) this.audits[p]--;
       list.splice(i, 1);
       this.stamps[p] = this.stamp();
       found = true;
@@ -59,7 +63,8 @@ export class Bucket {
  * pair's verdicts count rules by priority and action.
  */
 export class RuleIndex {
-  private readonly any: Bucket;
+  /** The rules without a peer: they match every class (sides.ts decides them per side, not per pair). */
+  readonly any: Bucket;
   private readonly byGroup = new Map<string, Bucket>();
   private readonly byNetwork = new Map<string, Bucket>();
   private readonly byCidr = new Map<string, Bucket>();
@@ -68,7 +73,7 @@ export class RuleIndex {
 
   /** `stamp`: the engine's counter, so stamps are unique across every index of a compile. */
   constructor(rules: readonly RuleRef[], private readonly stamp: () => number) {
-    this.any = new Bucket(stamp);
+    this.any = new Bucket(stamp, true);
     for (const r of rules) this.add(r);
   }
 
@@ -85,6 +90,11 @@ export class RuleIndex {
     const found = this.bucketOf(rule, false)?.remove(policy, rule.id) ?? false;
     if (found) this.size--;
     return found;
+  }
+
+  /** The buckets of rules with a peer. */
+  *peered(): Iterable<Bucket> {
+    for (const m of [this.byGroup, this.byNetwork, this.byCidr, this.bySet]) yield* m.values();
   }
 
   /** The buckets holding rules whose peer matches this class. */

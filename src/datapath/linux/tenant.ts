@@ -9,6 +9,7 @@ import { LINUX_ENCAPS } from './encaps/index.js';
 import { observeQos, qosCommands, tcBatch } from './qos.js';
 import type { QosPlan } from '../services.js';
 import type { NftOutcome, Protected } from '../datapath.js';
+import { filters } from '../../policy/index.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -33,10 +34,10 @@ export class TenantDatapath {
    */
   private async ensureBridgeFiltering(p: TenantPlan): Promise<void> {
     const pol = p.policy;
-    const filters = pol && (pol.pairs.length > 0 || pol.fallback === 'drop');
+    const filtering = pol && (filters(pol) || pol.fallback === 'drop');
     // Service replies between two endpoints of one bridge must pass conntrack to be un-DNATed; DSCP marks
     // are set in the forward hook.
-    const want = filters || p.services.length > 0 || p.dscp.length > 0 ? 1 : 0;
+    const want = filtering || p.services.length > 0 || p.dscp.length > 0 ? 1 : 0;
     if (this.brNf.get(p.ns) === want) return;
     await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`]));
     this.brNf.set(p.ns, want);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Name, WeftError, type Endpoint } from '../../model/index.js';
 import { parseFlows, requireRole, requireTenantAccess, type VerifyReport } from '../../control/index.js';
-import { compilePolicy, type CompiledPolicy } from '../../policy/index.js';
+import { compilePolicy, lookups, type CompiledPolicy } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
 
@@ -25,12 +25,9 @@ const ReportBody = Type.Object({
 
 /** What the compiled tables decide for a flow between two addresses (the datapath's lookups, indexed once). */
 function expectations(c: CompiledPolicy) {
-  const pairs = new Map(c.pairs.map((p) => [`${p.src}/${p.dst}`, p]));
-  const profiles = new Map(c.profiles.map((p) => [p.id, p]));
+  const l = lookups(c);
   return (src: string, dst: string, protocol: 'tcp' | 'udp', port: number): boolean => {
-    const pair = pairs.get(`${c.classification.byIp(src).id}/${c.classification.byIp(dst).id}`);
-    const id = pair === undefined ? 0 : protocol === 'tcp' ? pair.tcp : pair.udp;
-    const seg = profiles.get(id)?.segs.find((s) => port >= s.first && port <= s.last);
+    const seg = l.functionOf(c.classification.byIp(src).id, c.classification.byIp(dst).id, protocol === 'tcp' ? 0 : 1).find((s) => port >= s.first && port <= s.last);
     return (seg?.verdict ?? c.fallback) !== 'drop';
   };
 }

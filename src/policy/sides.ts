@@ -1,0 +1,142 @@
+import type { Action } from '../model/index.js';
+import { portRange, protoOf, type PolicyRule, type RuleRef } from './decide.js';
+import { PROTOS, type Bucket, type ProtoName, type ProtoSlot } from './rule-index.js';
+import { segmentPorts, segmentProtos, type Segment, type Sides } from './segments.js';
+
+/**
+ * Side stages (issue 13: a rule without a peer at 50,000 rules). A rule without a peer matches every class
+ * on the other side, so folded into the pairs' functions it changed the function of every pair of its
+ * group: thousands of profiles rewritten for one port opened to everyone. Instead each enforced side
+ * (an identity's ingress or egress) decides its peerless rules once, in a side stage the datapath runs
+ * after the pair stage; a pair's profile holds only the ports where the pair's verdict differs from what
+ * the side stages of its two ends give. That happens only where some rule with a peer applies (elsewhere
+ * both directions are their peerless rules alone), so a peerless rule on ports no rule with a peer
+ * touches changes one side profile and no pair.
+ *
+ * A side stage only drops: a direction that allows leaves the decision to the other, and a connection
+ * that neither drops is accepted when one of its ends is enforced here (else the tenant's default). A
+ * side with a peerless rule of a policy in audit mode keeps its peerless rules in the pairs (an audit
+ * verdict is known only once both directions are), and its side stage drops nothing.
+ */
+
+/** The peerless rules a side stage decides for this protocol; undefined when the pairs hold them (audit). */
+export function sideRules(any: Bucket | undefined, p: ProtoSlot): RuleRef[] | undefined {
+  if (!any) return [];
+  return any.audits[p] > 0 ? undefined : any.rules[p];
+}
+
+/** Whether a bucket's rules of this protocol are decided in the pairs (rules with a peer; peerless ones under audit). */
+export function inPairs(b: Bucket, p: ProtoSlot): boolean {
+  return b.rules[p].length > 0 && (!b.any || b.audits[p] > 0);
+}
+
+/** The ports (protocol numbers in `other`) of a slot a rule applies to; undefined: none. */
+export function coverage(r: PolicyRule, p: ProtoSlot): [number, number] | undefined {
+  if (p !== 2) return portRange(r) ?? [0, 65535];
+  if (portRange(r) !== undefined) return undefined;
+  const n = protoOf(r);
+  return n === 'any' ? [0, 255] : [n, n];
+}
+
+/** Ranges merged where they overlap or touch, sorted. */
+export function mergeRanges(xs: Array<[number, number]>): Array<[number, number]> {
+  xs.sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const [a, b] of xs) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+/** The protocol numbers of the slots decided by port. */
+export const PROTO_NUMBER = [6, 17, 0, 132] as const;
+
+/** Segments of one slot's domain (ports 0-65535, or protocol numbers for `other`) with their verdicts. */
+export function slotSegments(p: ProtoSlot, sides: Sides, defaultAction: Action, sctp: boolean): Segment[] {
+  return p === 2 ? segmentProtos(sides, defaultAction, sctp) : segmentPorts(sides, PROTO_NUMBER[p], defaultAction);
+}
+
+/** The segments of `a` whose verdict differs from `b`'s (both cover the same domain), merged. */
+export function differing(a: readonly Segment[], b: readonly Segment[]): Segment[] {
+  const out: Segment[] = [];
+  let j = 0;
+  for (const s of a) {
+    while (j < b.length && (b[j] as Segment).last < s.first) j++;
+    for (let k = j; k < b.length && (b[k] as Segment).first <= s.last; k++) {
+      const t = b[k] as Segment;
+      if (t.verdict === s.verdict) continue;
+      const first = Math.max(s.first, t.first);
+      const last = Math.min(s.last, t.last);
+      const prev = out[out.length - 1];
+      if (prev && prev.verdict === s.verdict && prev.last + 1 === first) prev.last = last;
+      else out.push({ first, last, verdict: s.verdict });
+    }
+  }
+  return out;
+}
+
+/** A side stage's function of one protocol: the segments its peerless rules drop. */
+export interface SideProfile { id: number; proto: ProtoName; segs: readonly Segment[]; text: string }
+
+/** An enforced class's side profiles per direction and protocol slot (tcp, udp, other, sctp); 0 drops nothing. */
+export interface SideEntry { cls: number; in: readonly number[]; out: readonly number[] }
+
+/**
+ * The side profiles of a compile: each computed once per peerless bucket's stamp and interned by content
+ * (an id is kept across compiles while its function stands, as the pairs' profiles are).
+ */
+export class SideProfiles {
+  private readonly memo = new Map<string, number>();
+  private readonly byKey = new Map<string, SideProfile>();
+  private readonly kept: Map<string, number>;
+  private fresh = 1;
+
+  constructor(private readonly defaultAction: Action, private readonly sctp: boolean, previous: readonly SideProfile[] = []) {
+    this.kept = new Map(previous.map((x) => [`${x.proto}:${x.text}`, x.id]));
+    for (const x of previous) if (x.id >= this.fresh) this.fresh = x.id + 1;
+  }
+
+  /** The side profile of a side's peerless bucket (undefined: the side has none) for one protocol slot. */
+  idOf(any: Bucket | undefined, p: ProtoSlot): number {
+    const rules = sideRules(any, p);
+    if (rules === undefined) return 0;
+    const memoKey = `${p}:${any ? any.stamps[p] : '-'}`;
+    const known = this.memo.get(memoKey);
+    if (known !== undefined) return known;
+    const segs = slotSegments(p, { egress: rules, ingress: undefined }, this.defaultAction, this.sctp).filter((s) => s.verdict === 'drop');
+    const id = segs.length === 0 ? 0 : this.intern(PROTOS[p], segs);
+    this.memo.set(memoKey, id);
+    return id;
+  }
+
+  private intern(proto: ProtoName, segs: Segment[]): number {
+    const text = segs.map((s) => `${s.first}-${s.last}`).join(',');
+    const key = `${proto}:${text}`;
+    const known = this.byKey.get(key);
+    if (known) return known.id;
+    const kept = this.kept.get(key);
+    const taken = new Set([...this.byKey.values()].map((x) => x.id));
+    const id = kept !== undefined && !taken.has(kept) ? kept : this.next(taken);
+    this.byKey.set(key, { id, proto, segs, text });
+    return id;
+  }
+
+  private next(taken: ReadonlySet<number>): number {
+    while (taken.has(this.fresh) || [...this.kept.values()].includes(this.fresh)) this.fresh++;
+    return this.fresh++;
+  }
+
+  /** The side profiles some entry names, by id; forgets the others once they pile up (each toggle of a rule makes one). */
+  list(entries: readonly SideEntry[]): SideProfile[] {
+    const used = new Set(entries.flatMap((e) => [...e.in, ...e.out]));
+    const out = [...this.byKey.values()].filter((x) => used.has(x.id)).sort((a, b) => a.id - b.id);
+    if (this.byKey.size > 2 * out.length + 64) {
+      for (const [k, x] of this.byKey) if (!used.has(x.id)) { this.byKey.delete(k); this.kept.set(k, x.id); }
+      this.memo.clear();
+      if (this.kept.size > 4096) this.kept.clear();
+    }
+    return out;
+  }
+}
