@@ -160,7 +160,9 @@ export class Reconciler {
    */
   async ensureTenant(tenant: string, fast = false, opts: { deferAdmit?: boolean } = {}): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
+      const tp = performance.now();
       const p = this.plan(tenant);
+      const planMs = Math.round(performance.now() - tp);
       if (!p) return p;
       this.drift.seen(p.ns, tenant);
       // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
@@ -198,7 +200,7 @@ export class Reconciler {
       const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
-      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms }, 'tenant converged');
+      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs }, 'tenant converged');
       this.converged.set(tenant, { shape, links, admitted });
       return p;
     });

@@ -150,6 +150,7 @@ export class Syncer {
       alive();
       if (line.op === 'bookmark') continue;
       if (line.kind === 'verify' && line.op === 'put') this.onVerify?.(line.object);
+      this.log.debug({ kind: line.kind, op: line.op, revision: line.revision }, 'watch event');
       const affected = this.state.apply(line);
       if (affected !== 'nothing') this.changed(affected === 'all' ? undefined : affected.tenant);
     }

@@ -186,14 +186,17 @@ function keptAlive(h: TestHost, agent: https.Agent, method: string, path: string
  * (10 s counts as 10 s), and the API call alone. Without `fromGroup` the rule has no peer (the costliest
  * kind: it changes the function of every source class into `db`); with it, only the pairs from that group.
  */
-async function changes(b: Bench, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number }> {
+async function changes(b: Bench, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; slowest: string }> {
   const times: number[] = [];
+  /** Each change's wall-clock start (to find it in the agent's log, BENCH_AGENT_LOG) and its time. */
+  const when: Array<[number, number]> = [];
   const calls: number[] = [];
   let lost = 0;
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     for (let i = 0; i < CHANGES; i++) {
       const opening = i % 2 === 0;
+      const wall = Date.now();
       const t0 = performance.now();
       const status = opening ? await keptAlive(b.h, agent, 'POST', `${T}/policies/live/rules`, { id: 'toggle', protocol: 'tcp', ports: String(TOGGLED), priority: 10, ...(fromGroup ? { fromGroup } : {}) })
         : await keptAlive(b.h, agent, 'DELETE', `${T}/policies/live/rules/toggle`);
@@ -208,12 +211,14 @@ async function changes(b: Bench, fromGroup?: string): Promise<{ p50: number; p99
         if (seen && !opening) seen = (await b.prober.probe(b.dbIp, TOGGLED, 1000)) === undefined;
       }
       times.push(seen ? at : 10_000);
+      when.push([wall, seen ? at : 10_000]);
       if (!seen) lost++;
     }
   } finally {
     agent.destroy();
   }
-  return { ...summarise(times), lost, api: summarise(calls).p50 };
+  const slowest = [...when].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([w, t]) => `${ms(t)} at ${new Date(w).toISOString().slice(11, 23)}`).join(', ');
+  return { ...summarise(times), lost, api: summarise(calls).p50, slowest };
 }
 
 async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
@@ -263,6 +268,7 @@ export async function benchAgentPasses(): Promise<void> {
     console.log('| rules in force | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer | the same rule from group app |');
     console.log('| --- | --- | --- | --- | --- | --- |');
     // Each row as soon as it is measured: a later step that fails keeps the earlier ones.
+    const slow: string[] = [];
     for (const n of [0, RULES]) {
       const apply = await attach(b, n);
       const cpu = await idleCpu(b);
@@ -271,8 +277,10 @@ export async function benchAgentPasses(): Promise<void> {
       const fromGroup = await changes(b, 'app');
       const r: Row = { rules: n, apply, cpu, drift: d, change, fromGroup };
       const cell = (c: Row['change']) => `${ms(c.p50)} / ${ms(c.p99)} / ${ms(c.max)} (API call p50 ${ms(c.api)})${c.lost ? ` (${c.lost} not within 10 s)` : ''}`;
+      slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; from app ${fromGroup.slowest}`);
       console.log(`| ${r.rules.toLocaleString('en')} | ${ms(r.apply)} | ${r.cpu.map((c) => `${pct(c.own)} + ${pct(c.children)} = **${pct(c.own + c.children)}**`).join('; ')} | ${r.drift.map(driftMs).join(' / ')} | ${cell(r.change)} | ${cell(r.fromGroup)} |`);
     }
+    console.log(`\n${slow.join('\n')}`);
   } finally {
     for (const p of bg) p.kill('SIGKILL');
     const log = readFileSync(join(h.dir, 'agent.log'), 'utf8');

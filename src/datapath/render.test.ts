@@ -90,9 +90,22 @@ function renderedRulesets(): Array<[string, string]> {
   const host = (name: string, vtepIp: string) => ({ ...meta, name, vtepIp, lastSeen: '' });
   const withPeers = { ...desired, vtep: '192.0.2.1', hosts: [host('node3', '192.0.2.3'), host('node1', '192.0.2.1'), host('node2', '192.0.2.2')] };
   const denyTenant = planTenant({ ...desired, groups: [], policies: [] }, { ...tenant('blue', 2), defaultAction: 'deny' });
+  // A default-deny tenant with rules: every enforced end has a side mark, which the forward chain's last
+  // rule before the default accepts (policy-nft.ts).
+  const denyWithPolicy = planTenant({
+    ...desired,
+    groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: ['db-policy'], labels: {} }],
+    policies: [{ ...meta, tenant: 'default', name: 'db-policy', rules: [
+      { id: '1', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8888' },
+      { id: '2', priority: 10, direction: 'in', action: 'allow', protocol: 'udp', ports: '53', fromCidr: '10.1.2.0/24' },
+      { id: '3', priority: 10, direction: 'out', action: 'allow', protocol: 'any' },
+    ] }],
+    endpoints: desired.endpoints.map((e) => (e.id.startsWith('a') ? { ...e, group: 'db' } : e)),
+  }, { ...tenant('default', 1), defaultAction: 'deny' });
   return [
     ...ruleKinds(),
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
+    ['tenant-deny-policy.nft', renderTenantRuleset(denyWithPolicy)],
     ['tenant-deny-no-rules.nft', renderTenantRuleset(denyTenant)],
     ['tenant-services.nft', renderTenantRuleset(withServices)],
     ['tenant-default.nft', renderTenantRuleset(plans[0]!)],

@@ -132,7 +132,7 @@ function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void
 /** Each pair with the text of its function per protocol, sorted: a compile's meaning, without its ids. */
 function pairFunctions(c: CompiledPolicy): string[] {
   const text = new Map(c.profiles.map((p) => [p.id, `${p.proto}:${p.text}`]));
-  return c.pairs.map((p) => `${p.src}.${p.dst} ${[p.tcp, p.udp, p.other].map((id) => (id ? text.get(id) : '-')).join(' ')}`).sort();
+  return c.pairs.map((p) => `${p.src}.${p.dst} ${[p.tcp, p.udp, p.other, p.sctp].map((id) => (id ? text.get(id) : '-')).join(' ')}`).sort();
 }
 
 /** Each enforced class with the text of its side profile per direction and protocol. */
@@ -254,4 +254,29 @@ test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rul
   assertSame(over, compilePolicy(state([{ ...open, ports: '10001' }], c)), 'overlapping');
   assert.equal(lookupVerdict(over, over.classification.byIp('10.9.0.0').id, over.classification.byIp('10.1.0.2').id, 6, 10001), 'accept', 'from a source whose own rule names another port: the peerless allow');
   assert.equal(lookupVerdict(over, over.classification.byIp('10.9.0.2').id, over.classification.byIp('10.1.0.2').id, 6, 10002), 'drop', 'its own priority-5 deny still holds where the allow does not reach');
+});
+
+test('a peerless rule beside a NetworkPolicy isolation in audit mode (its peerless rules stay in the pairs): the incremental compile decides the pairs again, as cold', () => {
+  const ep = (ip: string, g: string, labels: Record<string, string>): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels, state: 'created' });
+  const state = (def: 'allow' | 'deny', rules: Rule[], previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: def }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.1.0/24', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'a', labels: {}, policies: ['p'] }, { ...meta, tenant: 't', name: 'web', network: 'a', labels: {}, policies: ['q'] }],
+    policies: [{ ...meta, tenant: 't', name: 'p', revision: rules.length + 1, rules }, { ...meta, tenant: 't', name: 'q', rules: [{ id: 'o', priority: 1, direction: 'out', action: 'allow', protocol: 'any' }] }],
+    endpoints: [ep('10.1.1.2', 'db', { app: 'db' }), ep('10.1.1.3', 'web', {})],
+    netpol: { policies: [{ namespace: 'default', name: 'iso', audit: true, spec: { podSelector: { matchLabels: { app: 'db' } }, policyTypes: ['Ingress'] } }], namespaces: [] },
+    host: 'h1', ...(previous ? { previous } : {}),
+  });
+  for (const [def, action] of [['allow', 'deny'], ['deny', 'allow']] as const) {
+    const rule: Rule = { id: 'x', priority: 10, direction: 'in', action, protocol: 'tcp', ports: '9500' };
+    let c = compilePolicy(state(def, []));
+    for (const rules of [[rule], [], [rule]]) {
+      const before = c;
+      c = compilePolicy(state(def, rules, before));
+      assert.equal(c.how, 'incremental');
+      assertSame(c, compilePolicy(state(def, rules, before)), `${def} ${rules.length ? 'with' : 'without'} the rule`);
+      const want = explainFlow(state(def, rules), '10.1.1.3', '10.1.1.2', 'tcp', 9500);
+      const got = lookupVerdict(c, c.classification.byIp('10.1.1.3').id, c.classification.byIp('10.1.1.2').id, 6, 9500);
+      assert.equal(got === 'drop', !want.allowed, `${def} ${rules.length ? 'with' : 'without'} the rule: ${got}`);
+    }
+  }
 });

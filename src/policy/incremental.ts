@@ -156,12 +156,13 @@ function splice(e: Engine, region: { first: number; last: number }, fresh: Addre
 /**
  * Whether a changed rule can change a pair's function (sides.ts). A rule without a peer changes only its
  * holders' side profiles, unless its ports meet those of some rule with a peer (there pairs decide, taking
- * it into account) or peerless rules stay in the pairs (a policy in audit mode).
+ * it into account) or some side keeps its peerless rules in the pairs: one of them is in audit mode (a
+ * Weft policy's, or a NetworkPolicy's in audit mode: its isolation and its allows without a peer).
  */
 function reachesPairs(e: Engine, rule: Rule): boolean {
   if (peerOf(rule).kind !== 'any') return true;
-  for (const p of e.policies.values()) if (p.mode === 'audit') return true;
   return slotsOf(rule).some((slot) => {
+    for (const idx of e.indexes.values()) if (idx.any.audits[slot] > 0) return true;
     const mine = coverage(rule, slot);
     return mine !== undefined && e.peeredMeets(slot, mine);
   });

@@ -91,10 +91,14 @@ export class SideProfiles {
   private readonly memo = new Map<string, number>();
   private readonly byKey = new Map<string, SideProfile>();
   private readonly kept: Map<string, number>;
+  /** Ids in use, and ids `kept` for functions that may come back (a fresh id takes neither). */
+  private readonly taken = new Set<number>();
+  private readonly reserved: Set<number>;
   private fresh = 1;
 
   constructor(private readonly defaultAction: Action, private readonly sctp: boolean, previous: readonly SideProfile[] = []) {
     this.kept = new Map(previous.map((x) => [`${x.proto}:${x.text}`, x.id]));
+    this.reserved = new Set(this.kept.values());
     for (const x of previous) if (x.id >= this.fresh) this.fresh = x.id + 1;
   }
 
@@ -117,14 +121,14 @@ export class SideProfiles {
     const known = this.byKey.get(key);
     if (known) return known.id;
     const kept = this.kept.get(key);
-    const taken = new Set([...this.byKey.values()].map((x) => x.id));
-    const id = kept !== undefined && !taken.has(kept) ? kept : this.next(taken);
+    const id = kept !== undefined && !this.taken.has(kept) ? kept : this.next();
     this.byKey.set(key, { id, proto, segs, text });
+    this.taken.add(id);
     return id;
   }
 
-  private next(taken: ReadonlySet<number>): number {
-    while (taken.has(this.fresh) || [...this.kept.values()].includes(this.fresh)) this.fresh++;
+  private next(): number {
+    while (this.taken.has(this.fresh) || this.reserved.has(this.fresh)) this.fresh++;
     return this.fresh++;
   }
 
@@ -133,9 +137,9 @@ export class SideProfiles {
     const used = new Set(entries.flatMap((e) => [...e.in, ...e.out]));
     const out = [...this.byKey.values()].filter((x) => used.has(x.id)).sort((a, b) => a.id - b.id);
     if (this.byKey.size > 2 * out.length + 64) {
-      for (const [k, x] of this.byKey) if (!used.has(x.id)) { this.byKey.delete(k); this.kept.set(k, x.id); }
+      for (const [k, x] of this.byKey) if (!used.has(x.id)) { this.byKey.delete(k); this.taken.delete(x.id); this.kept.set(k, x.id); this.reserved.add(x.id); }
       this.memo.clear();
-      if (this.kept.size > 4096) this.kept.clear();
+      if (this.kept.size > 4096) { this.kept.clear(); this.reserved.clear(); }
     }
     return out;
   }
