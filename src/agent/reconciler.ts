@@ -222,6 +222,8 @@ export class Reconciler {
     const tenants = all ? this.drift.take([...this.state.tenants.keys()]) : [...this.dirty];
     if (!all) this.dirty.clear();
     const errors: string[] = [];
+    const t0 = performance.now();
+    const at: number[] = [];
     // Conflists are configuration only (an ADD through one converges its tenant itself): written first,
     // a new group is usable at once instead of after every dirty tenant's kernel work (seconds under load).
     try {
@@ -230,8 +232,10 @@ export class Reconciler {
       errors.push(`conflists: ${(e as Error).message}`);
     }
     // The tunnel is up before any overlay is pointed into it, and taken down only after none is.
+    at.push(performance.now());
     const tunnel = planTunnel(this.view());
     if (tunnel) await this.tunnelStep(tunnel, errors);
+    at.push(performance.now());
     for (const t of tenants) {
       try {
         await this.ensureTenant(t, !all);
@@ -242,6 +246,7 @@ export class Reconciler {
         else this.drift.retry(t);
       }
     }
+    at.push(performance.now());
     try {
       const plans = await this.hostLock.run(async () => {
         const h = planHostSide(this.view());
@@ -256,6 +261,9 @@ export class Reconciler {
     }
     this.lastError = errors.length ? errors.join('; ') : undefined;
     if (errors.length) this.log.warn({ errors }, 'reconcile incomplete; retrying at the next resync');
+    const ms = (a: number, b: number) => Math.round(b - a);
+    const end = performance.now();
+    this.log.debug({ all, tenants: tenants.length, conflists: ms(t0, at[0] as number), tunnel: ms(at[0] as number, at[1] as number), ensure: ms(at[1] as number, at[2] as number), host: ms(at[2] as number, end) }, 'pass');
   }
 
   /** One tunnel convergence at a time: the pass's, and tunnelNow()'s outside the pass queue. */
