@@ -66,7 +66,8 @@ function randomState(rnd: (n: number) => number): PolicyState {
     prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host, ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
   return {
     tenant, networks: [net('a', '10.1.0.0/16'), net('b', '10.2.0.0/24')], groups: GROUPS.map(group),
-    policies: POLICIES.map((name, i): Policy => ({ ...meta, tenant: 't', name, rules: rules.filter((_, j) => j % 4 === i) })),
+    // One policy in five in audit mode: its rules without a peer stay in the pairs (sides.ts).
+    policies: POLICIES.map((name, i): Policy => ({ ...meta, tenant: 't', name, rules: rules.filter((_, j) => j % 4 === i), ...(rnd(5) === 0 ? { mode: 'audit' as const } : {}) })),
     endpoints: EPS.map(ep),
   };
 }
@@ -156,7 +157,8 @@ function assertInterned(c: CompiledPolicy, at: string): void {
 function allows(c: CompiledPolicy, src: string, dst: string, proto: number, port: number): boolean {
   const cls = (ip: string) => c.classification.ranges.find((r) => (parseIp(ip) as number) >= r.first && (parseIp(ip) as number) <= r.last)?.cls ?? 0;
   const [s, d] = [cls(src), cls(dst)];
-  return lookupVerdict(c, s, d, proto, port) === 'accept';
+  // An audit verdict passes (counted): what explain calls allowed.
+  return lookupVerdict(c, s, d, proto, port) !== 'drop';
 }
 
 /** Every probed flow: the hosts of both ends together allow it exactly when explain does. */
@@ -278,5 +280,26 @@ test('a peerless rule beside a NetworkPolicy isolation in audit mode (its peerle
       const got = lookupVerdict(c, c.classification.byIp('10.1.1.3').id, c.classification.byIp('10.1.1.2').id, 6, 9500);
       assert.equal(got === 'drop', !want.allowed, `${def} ${rules.length ? 'with' : 'without'} the rule: ${got}`);
     }
+  }
+});
+
+test('the last rule without a peer of a policy in audit mode, removed and added again: the pairs that held it are decided again, as cold', () => {
+  const ep = (ip: string, g: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+  const audited: Rule = { id: 'a', priority: 1, direction: 'out', action: 'deny', protocol: 'tcp', ports: '8000-8080' };
+  const state = (rules: Rule[], previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: 'allow' }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.1.0/24', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'web', network: 'a', labels: {}, policies: ['watch', 'plain'] }],
+    policies: [{ ...meta, tenant: 't', name: 'watch', mode: 'audit', revision: rules.length + 1, rules },
+      { ...meta, tenant: 't', name: 'plain', rules: [{ id: 'p', priority: 5, direction: 'out', action: 'allow', protocol: 'udp', ports: '53', toCidr: '192.0.2.0/24' }] }],
+    endpoints: [ep('10.1.1.2', 'web'), ep('10.1.1.3', 'web')], host: 'h1', ...(previous ? { previous } : {}),
+  });
+  let c = compilePolicy(state([audited]));
+  for (const rules of [[], [audited], []]) {
+    const before = c;
+    c = compilePolicy(state(rules, before));
+    assert.equal(c.how, 'incremental');
+    assertSame(c, compilePolicy(state(rules, before)), rules.length ? 'added' : 'removed');
+    const got = lookupVerdict(c, c.classification.byIp('10.1.1.2').id, c.classification.byIp('192.0.2.9').id, 6, 8000);
+    assert.equal(got, rules.length ? 'audit' : 'accept', `${rules.length ? 'with' : 'without'} the audited deny`);
   }
 });

@@ -79,7 +79,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   for (const id of born) {
     for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
   }
-  for (const c of changes) for (const rule of [c.before, c.after]) if (rule && reachesPairs(e, rule)) markRule(e, c.policy, rule, all, mark);
+  for (const c of changes) for (const rule of [c.before, c.after]) if (rule && reachesPairs(e, c.policy, rule)) markRule(e, c.policy, rule, all, mark);
   for (const [src, dsts] of dirty) {
     const s = e.classes.get(src) as Klass;
     for (const dst of dsts) e.decide(s, e.classes.get(dst) as Klass);
@@ -119,7 +119,16 @@ function reclassify(e: Engine, moved: readonly Region[], fresh: () => number): n
   const regions = [...moved].sort((a, b) => a.first - b.first || b.last - a.last);
   const born: number[] = [];
   let covered = -1;
-  const idOf = e.idMaker(() => { const id = fresh(); born.push(id); return id; });
+  // A class dropped in one region and made again in a later one (an endpoint gone here, one of the same
+  // group there) gets its id back, as a cold compile given the last one's ids does: the result must not
+  // depend on the order the regions are swept in.
+  const make = e.idMaker(fresh, new Map(e.ids));
+  const idOf = (key: string, k: Parameters<typeof make>[1]): number => {
+    const had = e.ids.has(key);
+    const id = make(key, k);
+    if (!had) born.push(id);
+    return id;
+  };
   for (const r of regions) {
     if (r.last <= covered) continue; // inside a region already swept
     covered = r.last;
@@ -159,8 +168,11 @@ function splice(e: Engine, region: { first: number; last: number }, fresh: Addre
  * it into account) or some side keeps its peerless rules in the pairs: one of them is in audit mode (a
  * Weft policy's, or a NetworkPolicy's in audit mode: its isolation and its allows without a peer).
  */
-function reachesPairs(e: Engine, rule: Rule): boolean {
+function reachesPairs(e: Engine, policy: string, rule: Rule): boolean {
   if (peerOf(rule).kind !== 'any') return true;
+  // A rule of a policy in audit mode was (or now is) itself in the pairs: removing the last one leaves no
+  // audit rule in its bucket to say so afterwards.
+  if (e.policies.get(policy)?.mode === 'audit') return true;
   return slotsOf(rule).some((slot) => {
     for (const idx of e.indexes.values()) if (idx.any.audits[slot] > 0) return true;
     const mine = coverage(rule, slot);
