@@ -303,3 +303,21 @@ test('the last rule without a peer of a policy in audit mode, removed and added 
     assert.equal(got, rules.length ? 'audit' : 'accept', `${rules.length ? 'with' : 'without'} the audited deny`);
   }
 });
+
+test('an endpoint gone and another of its class come in one compile: the class keeps its id, as cold (the order regions are swept in does not matter)', () => {
+  const ep = (ip: string, g: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+  const state = (eps: Endpoint[], previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: 'allow' }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.1.0/24', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'web', network: 'a', labels: {}, policies: ['p'] }, { ...meta, tenant: 't', name: 'db', network: 'a', labels: {}, policies: ['p'] }],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules: [{ id: 'x', priority: 5, direction: 'in', action: 'deny', protocol: 'tcp', ports: '22', fromGroup: 'web' }] }],
+    endpoints: eps, host: 'h1', ...(previous ? { previous } : {}),
+  });
+  const first = compilePolicy(state([ep('10.1.1.2', 'db'), ep('10.1.1.3', 'web')]));
+  const web = first.classification.byIp('10.1.1.3').id;
+  // web's only endpoint leaves from a lower address than the one that comes.
+  const moved = [ep('10.1.1.2', 'db'), ep('10.1.1.50', 'web')];
+  const inc = compilePolicy(state(moved, first));
+  assert.equal(inc.how, 'incremental');
+  assertSame(inc, compilePolicy(state(moved, first)), 'moved');
+  assert.equal(inc.classification.byIp('10.1.1.50').id, web, "web's class keeps its id (its mark)");
+});

@@ -73,7 +73,8 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   const mark = (src: number, dst: number) => { let s = dirty.get(src); if (!s) dirty.set(src, (s = new Set())); s.add(dst); };
   if (moved.length) {
     const gone = e.classList.length + born.length !== e.classes.size;
-    e.classList = (gone ? e.classList.filter((k) => e.classes.has(k.id)) : e.classList).concat(born.map((id) => e.classes.get(id) as Klass));
+    // By object: a class dropped and made again (the same id) is a new object, listed once, as born.
+    e.classList = (gone ? e.classList.filter((k) => e.classes.get(k.id) === k) : e.classList).concat(born.map((id) => e.classes.get(id) as Klass));
   }
   const all = e.classList;
   for (const id of born) {
