@@ -115,7 +115,7 @@ export class Engine {
   }
 
   /** Per protocol slot, the ports (protocol numbers) some rule with a peer applies to, merged; made when asked. */
-  private peered: Array<Array<[number, number]> | undefined> = [undefined, undefined, undefined, undefined];
+  private peered: Array<Array<{ first: number; last: number }> | undefined> = [undefined, undefined, undefined, undefined];
 
   /** A rule with a peer came or went (incremental.ts): the ports they cover are counted again when asked. */
   peeredChanged(): void {
@@ -127,18 +127,12 @@ export class Engine {
     let covered = this.peered[slot];
     if (!covered) {
       const xs: Array<[number, number]> = [];
-      for (const idx of this.indexes.values()) for (const b of idx.peered()) for (const r of b.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push([...c]); }
+      for (const idx of this.indexes.values()) for (const b of idx.peered()) for (const r of b.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push(c); }
       this.peered[slot] = covered = mergeRanges(xs);
     }
     // The last range starting at or before `last` meets [first, last] if it reaches `first`.
-    let lo = 0;
-    let hi = covered.length - 1;
-    let at = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if ((covered[mid] as [number, number])[0] <= last) { at = mid; lo = mid + 1; } else hi = mid - 1;
-    }
-    return at >= 0 && (covered[at] as [number, number])[1] >= first;
+    const at = covered[rangeAt(covered, last)];
+    return at !== undefined && at.last >= first;
   }
 
   /** Every enforced class's side profiles (sides.ts), in class order. */

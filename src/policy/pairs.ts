@@ -54,12 +54,9 @@ export class Profiles {
   }
 
   private fnOf(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
-    const ek = stampsOf(p, eg);
-    const ik = stampsOf(p, ig);
     // No rule of this protocol with a peer on either side: the side stages decide every flow of it.
-    if (!ek && !ik) return null;
     if (!eg?.some((b) => inPairs(b, p)) && !ig?.some((b) => inPairs(b, p))) return null;
-    const key = `${p}${eg ? `E${ek}` : 'N'}|${ig ? `E${ik}` : 'N'}`;
+    const key = `${p}${eg ? `E${stampsOf(p, eg)}` : 'N'}|${ig ? `E${stampsOf(p, ig)}` : 'N'}`;
     let fn = this.memo.get(key);
     if (fn === undefined) this.memo.set(key, (fn = this.compute(p, eg, ig)));
     return fn;

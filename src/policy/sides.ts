@@ -38,14 +38,13 @@ export function coverage(r: PolicyRule, p: ProtoSlot): [number, number] | undefi
   return n === 'any' ? [0, 255] : [n, n];
 }
 
-/** Ranges merged where they overlap or touch, sorted. */
-export function mergeRanges(xs: Array<[number, number]>): Array<[number, number]> {
-  xs.sort((a, b) => a[0] - b[0]);
-  const out: Array<[number, number]> = [];
-  for (const [a, b] of xs) {
-    const last = out[out.length - 1];
-    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
-    else out.push([a, b]);
+/** Ranges merged where they overlap or touch, sorted (so classes.ts `rangeAt` finds one). */
+export function mergeRanges(xs: ReadonlyArray<readonly [number, number]>): Array<{ first: number; last: number }> {
+  const out: Array<{ first: number; last: number }> = [];
+  for (const [first, last] of [...xs].sort((a, b) => a[0] - b[0])) {
+    const prev = out[out.length - 1];
+    if (prev && first <= prev.last + 1) prev.last = Math.max(prev.last, last);
+    else out.push({ first, last });
   }
   return out;
 }

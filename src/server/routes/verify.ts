@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Name, WeftError, type Endpoint } from '../../model/index.js';
 import { parseFlows, requireRole, requireTenantAccess, type VerifyReport } from '../../control/index.js';
-import { compilePolicy, lookups, type CompiledPolicy } from '../../policy/index.js';
+import { compilePolicy, lookupVerdict, type CompiledPolicy } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
 
@@ -23,13 +23,10 @@ const ReportBody = Type.Object({
   error: Type.Optional(Type.String({ maxLength: 1000 })),
 }, { additionalProperties: false });
 
-/** What the compiled tables decide for a flow between two addresses (the datapath's lookups, indexed once). */
+/** Whether the compiled tables let a flow between two addresses pass (an audit verdict passes, counted). */
 function expectations(c: CompiledPolicy) {
-  const l = lookups(c);
-  return (src: string, dst: string, protocol: 'tcp' | 'udp', port: number): boolean => {
-    const seg = l.functionOf(c.classification.byIp(src).id, c.classification.byIp(dst).id, protocol === 'tcp' ? 0 : 1).find((s) => port >= s.first && port <= s.last);
-    return (seg?.verdict ?? c.fallback) !== 'drop';
-  };
+  return (src: string, dst: string, protocol: 'tcp' | 'udp', port: number): boolean =>
+    lookupVerdict(c, c.classification.byIp(src).id, c.classification.byIp(dst).id, protocol === 'tcp' ? 6 : 17, port) !== 'drop';
 }
 
 /**
