@@ -25,6 +25,12 @@ const ALLOWED = 5202;
 const TOGGLED = 9500;
 const DENIED = 9600;
 /**
+ * A port the rules from app name (mixedRule: ranges from 20000 to 40100, a deny among them at equal
+ * priority, so it is closed): a rule without a peer toggled here changes the functions of the pairs those
+ * rules decide (the costliest rule without a peer; TOGGLED is on a port no rule with a peer uses).
+ */
+const OVERLAPPED = 20050;
+/**
  * A probe of the toggled port waits this long for its connection (a dropped SYN is retried only after
  * 1 s, so a new probe is the next chance): the resolution of a change's time. Was 50 ms until session 15,
  * which put a 50-60 ms floor under every change (the 0-rule row).
@@ -182,11 +188,12 @@ function keptAlive(h: TestHost, agent: https.Agent, method: string, path: string
 }
 
 /**
- * Toggles an allow rule on TOGGLED; each change timed from the API call until a probe sees its verdict
- * (10 s counts as 10 s), and the API call alone. Without `fromGroup` the rule has no peer (the costliest
- * kind: it changes the function of every source class into `db`); with it, only the pairs from that group.
+ * Toggles an allow rule on `port`; each change timed from the API call until a probe sees its verdict
+ * (10 s counts as 10 s), and the API call alone. Without `fromGroup` the rule has no peer (it changes db's
+ * side profile, and on OVERLAPPED the pairs whose rules with a peer name that port); with it, only the
+ * pairs from that group.
  */
-async function changes(b: Bench, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; slowest: string }> {
+async function changes(b: Bench, port: number, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; slowest: string }> {
   const times: number[] = [];
   /** Each change's wall-clock start (to find it in the agent's log, BENCH_AGENT_LOG) and its time. */
   const when: Array<[number, number]> = [];
@@ -198,17 +205,17 @@ async function changes(b: Bench, fromGroup?: string): Promise<{ p50: number; p99
       const opening = i % 2 === 0;
       const wall = Date.now();
       const t0 = performance.now();
-      const status = opening ? await keptAlive(b.h, agent, 'POST', `${T}/policies/live/rules`, { id: 'toggle', protocol: 'tcp', ports: String(TOGGLED), priority: 10, ...(fromGroup ? { fromGroup } : {}) })
+      const status = opening ? await keptAlive(b.h, agent, 'POST', `${T}/policies/live/rules`, { id: 'toggle', protocol: 'tcp', ports: String(port), priority: 10, ...(fromGroup ? { fromGroup } : {}) })
         : await keptAlive(b.h, agent, 'DELETE', `${T}/policies/live/rules/toggle`);
       if (status >= 300) throw new Error(`change ${i}: HTTP ${status}`);
       calls.push(performance.now() - t0);
       let seen = false;
       let at = NaN;
       while (!seen && performance.now() - t0 < 10_000) {
-        seen = opening ? (await b.prober.probe(b.dbIp, TOGGLED, PROBE_MS)) !== undefined : (await b.prober.probe(b.dbIp, TOGGLED, PROBE_MS)) === undefined;
+        seen = opening ? (await b.prober.probe(b.dbIp, port, PROBE_MS)) !== undefined : (await b.prober.probe(b.dbIp, port, PROBE_MS)) === undefined;
         at = performance.now() - t0;
         // A closed reading counts from when it was first seen, once confirmed (see dropped()).
-        if (seen && !opening) seen = (await b.prober.probe(b.dbIp, TOGGLED, 1000)) === undefined;
+        if (seen && !opening) seen = (await b.prober.probe(b.dbIp, port, 1000)) === undefined;
       }
       times.push(seen ? at : 10_000);
       when.push([wall, seen ? at : 10_000]);
@@ -243,7 +250,7 @@ async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
   const app = await add('app');
   writeFileSync(join(h.dir, 'prober.js'), PROBER);
   writeFileSync(join(h.dir, 'server.js'), SERVER);
-  const ports = [ALLOWED, TOGGLED, DENIED, 9000, 9000 + RULES / PER_POLICY].map(String);
+  const ports = [ALLOWED, TOGGLED, OVERLAPPED, DENIED, 9000, 9000 + RULES / PER_POLICY].map(String);
   bg.push(spawn('nsenter', [`--net=${db.netns}`, process.execPath, join(h.dir, 'server.js'), ...ports], { stdio: 'ignore' }));
   const prober = new Prober(app.netns, join(h.dir, 'prober.js'), bg);
   const vni = ((await api(h, 'GET', `${T}/networks/bench`)) as { vni: number }).vni;
@@ -252,7 +259,7 @@ async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
   return { h, prober, dbIp: db.ip, vni, hz };
 }
 
-interface Row { rules: number; apply: number; cpu: [Cpu, Cpu]; drift: number[]; change: Awaited<ReturnType<typeof changes>>; fromGroup: Awaited<ReturnType<typeof changes>> }
+interface Row { rules: number; apply: number; cpu: [Cpu, Cpu]; drift: number[]; change: Awaited<ReturnType<typeof changes>>; overlapped: Awaited<ReturnType<typeof changes>>; fromGroup: Awaited<ReturnType<typeof changes>> }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 const driftMs = (x: number) => (Number.isFinite(x) ? ms(x) : '> 120 s');
@@ -265,20 +272,21 @@ export async function benchAgentPasses(): Promise<void> {
   try {
     const b = await setup(h, bg);
     console.log(`\n#### the agent's passes (2 × ${IDLE_S} s idle; resync ${process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'})\n`);
-    console.log('| rules in force | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer | the same rule from group app |');
-    console.log('| --- | --- | --- | --- | --- | --- |');
+    console.log(`| rules in force | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer (tcp/${TOGGLED}) | the same on a port rules from app name (tcp/${OVERLAPPED}) | the rule on tcp/${TOGGLED} from group app |`);
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
     // Each row as soon as it is measured: a later step that fails keeps the earlier ones.
     const slow: string[] = [];
     for (const n of [0, RULES]) {
       const apply = await attach(b, n);
       const cpu = await idleCpu(b);
       const d = await drift(b);
-      const change = await changes(b);
-      const fromGroup = await changes(b, 'app');
-      const r: Row = { rules: n, apply, cpu, drift: d, change, fromGroup };
+      const change = await changes(b, TOGGLED);
+      const overlapped = await changes(b, OVERLAPPED);
+      const fromGroup = await changes(b, TOGGLED, 'app');
+      const r: Row = { rules: n, apply, cpu, drift: d, change, overlapped, fromGroup };
       const cell = (c: Row['change']) => `${ms(c.p50)} / ${ms(c.p99)} / ${ms(c.max)} (API call p50 ${ms(c.api)})${c.lost ? ` (${c.lost} not within 10 s)` : ''}`;
-      slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; from app ${fromGroup.slowest}`);
-      console.log(`| ${r.rules.toLocaleString('en')} | ${ms(r.apply)} | ${r.cpu.map((c) => `${pct(c.own)} + ${pct(c.children)} = **${pct(c.own + c.children)}**`).join('; ')} | ${r.drift.map(driftMs).join(' / ')} | ${cell(r.change)} | ${cell(r.fromGroup)} |`);
+      slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; on tcp/${OVERLAPPED} ${overlapped.slowest}; from app ${fromGroup.slowest}`);
+      console.log(`| ${r.rules.toLocaleString('en')} | ${ms(r.apply)} | ${r.cpu.map((c) => `${pct(c.own)} + ${pct(c.children)} = **${pct(c.own + c.children)}**`).join('; ')} | ${r.drift.map(driftMs).join(' / ')} | ${cell(r.change)} | ${cell(r.overlapped)} | ${cell(r.fromGroup)} |`);
     }
     console.log(`\n${slow.join('\n')}`);
   } finally {

@@ -55,6 +55,8 @@ export interface CompiledPolicy {
   ruleCount: number;
   /** How this compile was made: from scratch, or from `previous` with only the changed rules redone. */
   how: 'cold' | 'incremental';
+  /** How many pairs of classes this compile decided (an incremental one: those the changes can reach). */
+  decided: number;
 }
 
 const verdictOf = (a: Action): 'accept' | 'drop' => (a === 'allow' ? 'accept' : 'drop');
@@ -122,23 +124,23 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, ruleCount: 0, how: 'cold' };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, ruleCount: 0, how: 'cold', decided: 0 };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
-  const engine = warm ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles);
+  const engine = warm?.engine ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles);
   const sides = engine.sides();
   const out: CompiledPolicy = {
     tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
     sides, sideProfiles: engine.sideProfiles.list(sides), sctp: engine.sctp,
-    ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold',
+    ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided,
   };
   engines.set(out, engine);
   return out;
 }
 
 /** The previous compile's engine brought up to `policies`, or undefined when only a cold compile will do. */
-function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Scope): Engine | undefined {
+function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Scope): { engine: Engine; decided: number } | undefined {
   const e = previous && engines.get(previous);
   if (!e || e.frame !== frame) return undefined;
   const now = new Map(sc.policies.map((p) => [p.name, p]));
@@ -148,8 +150,7 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
   if (!changes || !moved) return undefined;
   // The engine changes in place: `previous` can no longer start another compile (that one will be cold).
   engines.delete(previous);
-  recompile(e, now, changes, eps, moved);
-  return e;
+  return { engine: e, decided: recompile(e, now, changes, eps, moved) };
 }
 
 /** Whether the compiled policy filters anything beyond the tenant's default (it has pairs or enforced sides). */

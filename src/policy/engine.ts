@@ -3,9 +3,25 @@ import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpoin
 import type { Netpol } from './netpol.js';
 import type { RuleRef } from './decide.js';
 import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
-import { RuleIndex, SLOTS, type ProtoSlot } from './rule-index.js';
+import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
 import { coverage, mergeRanges, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
 import type { PolicyState, Verdict } from './compile.js';
+
+/** A bucket's ports of a slot, one merged range per entry. */
+interface PortEntry { first: number; last: number; key: string; bucket: Bucket }
+/**
+ * Ports of the rules with a peer, per slot: entries spanning at most NARROW ports sorted by their first (a
+ * query looks only from NARROW before its first port), the wider ones apart (scanned whole), and all of
+ * them merged (does anything meet?).
+ */
+interface PortIndex { narrow: PortEntry[]; wide: PortEntry[]; merged: Array<{ first: number; last: number }> }
+const NARROW = 1024;
+
+/** Whether sorted, disjoint ranges meet [first, last]: the last one starting at or before `last` reaches `first`. */
+export function meetsRanges(xs: ReadonlyArray<{ first: number; last: number }>, [first, last]: readonly [number, number]): boolean {
+  const at = xs[rangeAt(xs, last)];
+  return at !== undefined && at.last >= first;
+}
 
 /** What a host compiles (see compile.ts `scope`): `enforced` holds identities (classes.ts `identityOf`). */
 export interface Scope { enforced: Set<string>; policies: Policy[]; endpoints: Endpoint[]; np: Netpol | undefined }
@@ -109,30 +125,59 @@ export class Engine {
     const all = (e.classList = [...e.classes.values()]);
     const enforced = all.filter((k) => e.enforcedClasses.has(k.id));
     for (const src of all) {
-      for (const dst of e.enforcedClasses.has(src.id) ? all : enforced) e.decide(src, dst);
+      const dsts = e.enforcedClasses.has(src.id) ? all : enforced;
+      for (const dst of dsts) e.decide(src, dst);
+      e.decided += dsts.length;
     }
     return e;
   }
 
-  /** Per protocol slot, the ports (protocol numbers) some rule with a peer applies to, merged; made when asked. */
-  private peered: Array<Array<{ first: number; last: number }> | undefined> = [undefined, undefined, undefined, undefined];
+  /** Pairs the cold compile decided. */
+  decided = 0;
 
-  /** A rule with a peer came or went (incremental.ts): the ports they cover are counted again when asked. */
+  /** Per protocol slot, the ports (protocol numbers) of each bucket of rules with a peer; made when asked. */
+  private peered: Array<PortIndex | undefined> = [undefined, undefined, undefined, undefined];
+
+  /** A rule with a peer came or went (incremental.ts): the ports they cover are indexed again when asked. */
   peeredChanged(): void {
     this.peered = [undefined, undefined, undefined, undefined];
   }
 
   /** Whether some rule with a peer applies to a port (protocol number) in [first, last] of a slot. */
-  peeredMeets(slot: ProtoSlot, [first, last]: [number, number]): boolean {
-    let covered = this.peered[slot];
-    if (!covered) {
-      const xs: Array<[number, number]> = [];
-      for (const idx of this.indexes.values()) for (const b of idx.peered()) for (const r of b.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push(c); }
-      this.peered[slot] = covered = mergeRanges(xs);
+  peeredMeets(slot: ProtoSlot, span: readonly [number, number]): boolean {
+    return meetsRanges(this.portIndex(slot).merged, span);
+  }
+
+  /** The buckets of rules with a peer (and the key of the index holding each) whose ports meet [first, last] of a slot. */
+  peeredAt(slot: ProtoSlot, [first, last]: readonly [number, number]): Map<Bucket, string> {
+    const x = this.portIndex(slot);
+    const out = new Map<Bucket, string>();
+    const take = (e: PortEntry) => { if (e.last >= first && e.first <= last) out.set(e.bucket, e.key); };
+    x.wide.forEach(take);
+    // Narrow entries start at most NARROW ports before `first`.
+    for (let i = Math.max(0, rangeAt(x.narrow, first - NARROW)); i < x.narrow.length && (x.narrow[i] as PortEntry).first <= last; i++) take(x.narrow[i] as PortEntry);
+    return out;
+  }
+
+  private portIndex(slot: ProtoSlot): PortIndex {
+    let x = this.peered[slot];
+    if (x) return x;
+    const narrow: PortEntry[] = [];
+    const wide: PortEntry[] = [];
+    const all: Array<[number, number]> = [];
+    for (const [key, idx] of this.indexes) {
+      for (const bucket of idx.peered()) {
+        const xs: Array<[number, number]> = [];
+        for (const r of bucket.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push(c); }
+        for (const m of mergeRanges(xs)) {
+          (m.last - m.first > NARROW ? wide : narrow).push({ ...m, key, bucket });
+          all.push([m.first, m.last]);
+        }
+      }
     }
-    // The last range starting at or before `last` meets [first, last] if it reaches `first`.
-    const at = covered[rangeAt(covered, last)];
-    return at !== undefined && at.last >= first;
+    narrow.sort((a, b) => a.first - b.first);
+    this.peered[slot] = x = { narrow, wide, merged: mergeRanges(all) };
+    return x;
   }
 
   /** Every enforced class's side profiles (sides.ts), in class order. */

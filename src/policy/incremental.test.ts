@@ -238,6 +238,7 @@ test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rul
     const before = c;
     c = compilePolicy(state(live, before));
     assert.equal(c.how, 'incremental', `change ${k}`);
+    assert.equal(c.decided, 0, `change ${k}: no pair decided again`);
     // The same pairs, the same profiles: nothing a pair decides moved.
     assert.deepEqual([c.pairs, c.profiles], [before.pairs, before.profiles], `change ${k}: the pairs and their profiles as they were`);
     assertSame(c, compilePolicy(state(live, before)), `change ${k}`);
@@ -252,6 +253,9 @@ test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rul
   // On a port some rule with a peer uses, the pairs decide: they are decided again, and still agree with cold.
   const over = compilePolicy(state([{ ...open, ports: '10001' }], c));
   assert.equal(over.how, 'incremental');
+  assert.ok(c.decided === 0 && compilePolicy(state([])).decided > 3000, 'a cold compile decides every pair into db');
+  // Only the pair whose rule with a peer names 10001 (from 10.9.0.1 into db), not the 3,000 pairs into db.
+  assert.equal(over.decided, 1, 'one pair decided again');
   assert.notDeepEqual(over.profiles, c.profiles, 'the pairs that use port 10001 changed');
   assertSame(over, compilePolicy(state([{ ...open, ports: '10001' }], c)), 'overlapping');
   assert.equal(lookupVerdict(over, over.classification.byIp('10.9.0.0').id, over.classification.byIp('10.1.0.2').id, 6, 10001), 'accept', 'from a source whose own rule names another port: the peerless allow');

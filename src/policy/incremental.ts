@@ -1,5 +1,5 @@
 import type { Endpoint, Policy, Rule } from '../model/index.js';
-import { rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
+import { identityOf, rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
 import { peerOf, slotsOf } from './rule-index.js';
 import { coverage } from './sides.js';
 import { refOf, type Engine } from './engine.js';
@@ -60,7 +60,7 @@ export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: Rea
  * changed rule can match (or a new class is in) are decided again. The result is what a cold compile
  * given the last one as `previous` produces.
  */
-export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[]): void {
+export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[]): number {
   e.policies = policies;
   e.eps = eps;
   e.pairs.detach();
@@ -80,11 +80,21 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   for (const id of born) {
     for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
   }
-  for (const c of changes) for (const rule of [c.before, c.after]) if (rule && reachesPairs(e, c.policy, rule)) markRule(e, c.policy, rule, all, mark);
+  for (const c of changes) {
+    for (const rule of [c.before, c.after]) {
+      if (!rule) continue;
+      const reach = reachOf(e, c.policy, rule);
+      if (reach === 'all') markRule(e, c.policy, rule, all, mark);
+      else if (reach === 'met') markMet(e, c.policy, rule, all, mark);
+    }
+  }
+  let decided = 0;
   for (const [src, dsts] of dirty) {
     const s = e.classes.get(src) as Klass;
     for (const dst of dsts) e.decide(s, e.classes.get(dst) as Klass);
+    decided += dsts.size;
   }
+  return decided;
 }
 
 /** Takes the changed rules out of and into the indexes of the groups holding their policy; returns them as counted. */
@@ -164,28 +174,77 @@ function splice(e: Engine, region: { first: number; last: number }, fresh: Addre
 }
 
 /**
- * Whether a changed rule can change a pair's function (sides.ts). A rule without a peer changes only its
- * holders' side profiles, unless its ports meet those of some rule with a peer (there pairs decide, taking
- * it into account) or some side keeps its peerless rules in the pairs: one of them is in audit mode (a
- * Weft policy's, or a NetworkPolicy's in audit mode: its isolation and its allows without a peer).
+ * Which pairs a changed rule can change (sides.ts): `all`, every pair its holders and its peer make (a rule
+ * with a peer; or a rule whose side keeps its peerless rules in the pairs: one of them is in audit mode, a
+ * Weft policy's or a NetworkPolicy's in audit mode, its isolation and its allows without a peer);
+ * `met`, a rule without a peer whose ports meet those of some rule with a peer: only the pairs such a rule
+ * decides (markMet); `none`, a rule without a peer elsewhere: it changes only its holders' side profiles.
  */
-function reachesPairs(e: Engine, policy: string, rule: Rule): boolean {
-  if (peerOf(rule).kind !== 'any') return true;
+function reachOf(e: Engine, policy: string, rule: Rule): 'all' | 'met' | 'none' {
+  if (peerOf(rule).kind !== 'any') return 'all';
   // A rule of a policy in audit mode was (or now is) itself in the pairs: removing the last one leaves no
   // audit rule in its bucket to say so afterwards.
-  if (e.policies.get(policy)?.mode === 'audit') return true;
-  return slotsOf(rule).some((slot) => {
-    for (const idx of e.indexes.values()) if (idx.any.audits[slot] > 0) return true;
+  if (e.policies.get(policy)?.mode === 'audit') return 'all';
+  let met = false;
+  for (const slot of slotsOf(rule)) {
+    for (const idx of e.indexes.values()) if (idx.any.audits[slot] > 0) return 'all';
     const mine = coverage(rule, slot);
-    return mine !== undefined && e.peeredMeets(slot, mine);
-  });
+    if (mine !== undefined && e.peeredMeets(slot, mine)) met = true;
+  }
+  return met ? 'met' : 'none';
+}
+
+/** The enforced classes of each identity (an index's key is `DIRECTION/IDENTITY`). */
+function classesByIdentity(e: Engine): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const id of e.enforcedClasses) {
+    const key = identityOf(e.classes.get(id) as Klass);
+    const xs = out.get(key);
+    if (xs) xs.push(id);
+    else out.set(key, [id]);
+  }
+  return out;
+}
+
+/**
+ * Marks the pairs a rule without a peer can change when its ports meet some rule with a peer. A pair's
+ * functions hold only the ports where its verdict differs from what its ends' side profiles decide, which
+ * needs a rule with a peer that matches the pair on that port (sides.ts): so of the pairs with a holder on
+ * the rule's side, only those such a rule decides on the changed ports, either end's (ingress rules of the
+ * destination naming the source, egress rules of the source naming the destination). At 50,000 rules a
+ * port the rules from one group use is a few pairs, not the 10,000 pairs into the holders.
+ */
+function markMet(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void): void {
+  const owners = new Set(ownersOf(e, policy));
+  if (owners.size === 0) return;
+  const ins = rule.direction === 'in';
+  const byIdentity = classesByIdentity(e);
+  for (const slot of slotsOf(rule)) {
+    const mine = coverage(rule, slot);
+    if (mine === undefined) continue;
+    for (const [b, key] of e.peeredAt(slot, mine)) {
+      const cut = key.indexOf('/');
+      const dir = key.slice(0, cut);
+      const own = byIdentity.get(key.slice(cut + 1));
+      // The bucket's rules decide pairs with `own` on the side `dir`: none of them has an owner there.
+      if (!own || (dir === rule.direction && !own.some((k) => owners.has(k)))) continue;
+      const peers = peersOf(e, (b.rules[slot][0] as { rule: Rule }).rule, all);
+      const [srcs, dsts] = dir === 'in' ? [peers, own] : [own, peers];
+      for (const s of srcs) for (const d of dsts) if (owners.has(ins ? d : s)) mark(s, d);
+    }
+  }
+}
+
+/** The enforced classes of the groups holding a policy. */
+function ownersOf(e: Engine, policy: string): number[] {
+  const holders = new Set(e.groups.filter((g) => e.enforcedGroups.has(g.name) && g.policies.includes(policy)).map((g) => g.name));
+  if (holders.size === 0) return [];
+  return [...e.enforcedClasses].filter((id) => holders.has((e.classes.get(id) as Klass).group ?? ''));
 }
 
 /** Marks every pair whose sides' rule lists hold this rule: its owners (the groups holding it) and its peers. */
 function markRule(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void): void {
-  const holders = new Set(e.groups.filter((g) => e.enforcedGroups.has(g.name) && g.policies.includes(policy)).map((g) => g.name));
-  if (holders.size === 0) return;
-  const owners = [...e.enforcedClasses].filter((id) => holders.has((e.classes.get(id) as Klass).group ?? ''));
+  const owners = ownersOf(e, policy);
   if (owners.length === 0) return;
   for (const peer of peersOf(e, rule, all)) {
     for (const o of owners) {
@@ -195,12 +254,14 @@ function markRule(e: Engine, policy: string, rule: Rule, all: readonly Klass[], 
   }
 }
 
-/** The classes a rule's peer matches (RuleIndex.matching, the other way round). */
+/** The classes a rule's peer matches (RuleIndex.parts, the other way round). */
 function peersOf(e: Engine, rule: Rule, all: readonly Klass[]): number[] {
   const p = peerOf(rule);
   if (p.kind === 'any') return all.map((k) => k.id);
   if (p.kind === 'group') return all.filter((k) => k.group === p.name).map((k) => k.id);
   if (p.kind === 'network') return all.filter((k) => k.network === p.name).map((k) => k.id);
+  // A NetworkPolicy's peer set (in an index, never a changed rule: a NetworkPolicy change is a cold compile).
+  if (p.kind === 'set') return all.filter((k) => k.np?.sets.includes(p.name)).map((k) => k.id);
   const span = e.cidrSpan(p.name);
   const out = new Set<number>();
   for (let i = Math.max(0, rangeAt(e.ranges, span.first)); i < e.ranges.length; i++) {
