@@ -13,3 +13,8 @@ if (r.error || r.status !== 0) console.warn(`warning: could not build the C rela
 // which costs in proportion to the rules.
 const w = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-netwatch', 'src/datapath/linux/netwatch.c'], { stdio: 'inherit' });
 if (w.error || w.status !== 0) console.warn(`warning: could not build weft-netwatch with ${cc}; the agent will re-read every tenant and list its nft tables on every resync`);
+
+// The agent's nft commit helper (src/datapath/linux/nftd.c), linked against libnftables.so.1 (installed
+// with nftables; its header is not needed). Without it every commit is an `nft -f`: ~15 ms more each.
+const n = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-nftd', 'src/datapath/linux/nftd.c', '-l:libnftables.so.1'], { stdio: 'inherit' });
+if (n.error || n.status !== 0) console.warn(`warning: could not build weft-nftd with ${cc}; the agent will commit each nft change with nft -f`);

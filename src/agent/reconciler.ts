@@ -82,6 +82,7 @@ export class Reconciler {
     if (this.timer) clearInterval(this.timer);
     this.drift.stop();
     await Promise.all([this.full.close(), this.changes.close()]);
+    await this.dp.close?.();
   }
 
   lock(tenant: string): Mutex {
@@ -200,7 +201,7 @@ export class Reconciler {
       const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
-      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs }, 'tenant converged');
+      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, decided: p.policy?.decided }, 'tenant converged');
       this.converged.set(tenant, { shape, links, admitted });
       return p;
     });

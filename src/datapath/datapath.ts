@@ -70,6 +70,8 @@ export interface Datapath {
    * `live`, a namespace that was not reported need not be checked. Optional (the memory datapath).
    */
   watch?(changed: (ns: string | undefined) => void): DriftWatch | undefined;
+  /** Lets go of the helpers it runs (the agent stops): none may keep a namespace alive after. Optional. */
+  close?(): Promise<void>;
   /** Why the kernel last refused an nft delta (for the log). */
   readonly lastRefusal: string;
   /** Tenant namespaces present on this host with this agent's prefix (a deleted tenant's are removed). */

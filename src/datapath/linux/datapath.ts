@@ -12,6 +12,7 @@ import type { QosPlan } from '../services.js';
 import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, withNetnsName } from './endpoint.js';
 import { ensureHost } from './host.js';
 import { NftTables } from './nft.js';
+import { NftSessions } from './nftd.js';
 import { observeLinks, type ObservedLink } from './observe.js';
 import { NetWatch } from './netwatch.js';
 import { NETNS_DIR, TenantDatapath } from './tenant.js';
@@ -31,7 +32,8 @@ export class LinuxDatapath implements Datapath {
   private readonly tunnel: WireguardTunnel;
 
   constructor(private readonly runner: Runner, private readonly nsPrefix: string, stateDir: string, keyFile: string) {
-    this.nft = new NftTables(runner);
+    // WEFT_NFTD=off: every commit an `nft -f` (to compare, or where the helper misbehaves).
+    this.nft = new NftTables(runner, undefined, process.env['WEFT_NFTD'] === 'off' ? undefined : NftSessions.create(runner));
     this.tenants = new TenantDatapath(runner, this.nft);
     this.tunnel = new WireguardTunnel(runner, stateDir, keyFile);
   }
@@ -79,6 +81,10 @@ export class LinuxDatapath implements Datapath {
         w.stop();
       },
     };
+  }
+
+  close(): Promise<void> {
+    return this.nft.releaseAll();
   }
 
   ensureTables(p: TenantPlan): Promise<NftOutcome> {
@@ -182,6 +188,7 @@ export class LinuxDatapath implements Datapath {
       done.push(`WireGuard device ${wg}`);
     }
     for (const { ns, id } of await this.presentTenants()) {
+      await this.nft.release(ns);
       await this.runner.run(['ip', 'link', 'del', names.uplinkHost(id)], { allowFailure: true });
       await this.runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
       done.push(`namespace ${ns}`);

@@ -1,9 +1,10 @@
-import type { Runner } from '../../exec/index.js';
+import { ExecError, type Runner } from '../../exec/index.js';
 import { tableText, type NftTable } from '../table.js';
 import { diffTables } from '../table-delta.js';
 import { inNs } from './observe.js';
 import { advance, compare, Generations } from './generation.js';
 import type { NftOutcome } from '../datapath.js';
+import type { NftSessions } from './nftd.js';
 
 /** What the kernel's tables in a namespace are, as far as the agent knows without listing them. */
 type KernelView = 'untouched' | 'touched' | 'unknown';
@@ -25,7 +26,8 @@ export class NftTables {
   private readonly known = new Map<string, { gen: string; commits: number }>();
   private readonly gens: Generations;
 
-  constructor(private readonly runner: Runner, gens?: Generations) {
+  /** `sessions`: commits go through weft-nftd (nftd.ts) where it runs; else each is an `nft -f`. */
+  constructor(private readonly runner: Runner, gens?: Generations, private readonly sessions?: NftSessions) {
     this.gens = gens ?? new Generations(runner);
   }
 
@@ -128,7 +130,17 @@ export class NftTables {
   /** The kernel's reason for the last refused delta, for the agent's log. */
   lastRefusal = '';
 
+  /** Lets go of a namespace's commit helper, which holds it alive: before the namespace is deleted. */
+  async release(ns: string): Promise<void> {
+    await this.sessions?.release(ns);
+  }
+
+  async releaseAll(): Promise<void> {
+    await this.sessions?.releaseAll();
+  }
+
   forget(ns: string): void {
+    void this.sessions?.release(ns);
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);
     this.known.delete(ns);
     this.reported.delete(ns);
@@ -144,7 +156,7 @@ export class NftTables {
     const key = ns ?? '';
     this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
     try {
-      const r = await this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure, timeoutMs: nftTimeoutMs(script) });
+      const r = await this.run(ns, script, allowFailure);
       const k = this.known.get(key);
       if (r.code === 0 && k) k.commits++;
       return r;
@@ -156,6 +168,15 @@ export class NftTables {
         this.judge(key);
       }
     }
+  }
+
+  private async run(ns: string | undefined, script: string, allowFailure: boolean) {
+    const timeoutMs = nftTimeoutMs(script);
+    const viaHelper = this.sessions && (await this.sessions.usable()) ? this.sessions.commit(ns, script, timeoutMs) : undefined;
+    if (!viaHelper) return this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure, timeoutMs });
+    const r = await viaHelper;
+    if (r.code !== 0 && !allowFailure) throw new ExecError(inNs(ns, ['weft-nftd']), r.code, r.stderr);
+    return r;
   }
 
   private async terseMatches(ns: string | undefined, t: NftTable, terse: string | undefined): Promise<boolean> {

@@ -131,6 +131,8 @@ export class TenantDatapath {
   /** Removes a tenant's namespace and host uplink (the tenant is gone from the desired state). */
   async remove(ns: string, hostLink: string): Promise<void> {
     await this.runner.run(['ip', 'link', 'del', hostLink], { allowFailure: true });
+    // The commit helper's socket would keep the deleted namespace, and every device in it, alive.
+    await this.nft.release(ns);
     if (existsSync(`${NETNS_DIR}/${ns}`)) await this.runner.run(['ip', 'netns', 'del', ns]);
     this.nft.forget(ns);
     this.observed.delete(ns);

@@ -1,0 +1,140 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ExecError, ProcessRunner } from '../../exec/index.js';
+import type { NftTable } from '../table.js';
+import { NftTables } from './nft.js';
+import { NFTD, NftSessions } from './nftd.js';
+
+const root = process.getuid?.() === 0;
+const built = existsSync(NFTD);
+const real = new ProcessRunner();
+const tag = `nfd${process.pid % 100000}`;
+const made: string[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'weft-nftd-'));
+const sessions: NftSessions[] = [];
+after(async () => {
+  for (const s of sessions) await s.releaseAll();
+  for (const n of made) await real.run(['ip', 'netns', 'del', n], { allowFailure: true });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function netns(n: string): Promise<string> {
+  const name = `${tag}-${n}`;
+  await real.run(['ip', 'netns', 'add', name]);
+  made.push(name);
+  return name;
+}
+const nft = (ns: string, ...args: string[]) => real.run(['ip', 'netns', 'exec', ns, 'nft', ...args], { allowFailure: true });
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+
+function sessionsOf(): NftSessions {
+  const s = NftSessions.create(real);
+  assert.ok(s, 'the helper is built and the runner can start it');
+  sessions.push(s);
+  return s;
+}
+
+/** A commit the sessions take (not refused for want of a free helper). */
+function commit(s: NftSessions, ns: string | undefined, script: string, timeoutMs = 10_000) {
+  const r = s.commit(ns, script, timeoutMs);
+  assert.ok(r, 'a helper took the commit');
+  return r;
+}
+
+const portTable = (ports: string[]): NftTable => ({
+  family: 'inet', name: 'weft',
+  maps: [{ name: 'tcp_in', type: 'inet_service : verdict', interval: true, elements: ports }],
+  chains: ['\tchain forward {', '\t\ttype filter hook forward priority filter; policy accept;', '\t\ttcp dport vmap @tcp_in', '\t}'],
+});
+
+test('commits through weft-nftd: a replace, then deltas, leave what `nft -f` of the same tables leaves', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async () => {
+  const a = await netns('a');
+  const b = await netns('b');
+  const s = sessionsOf();
+  assert.equal(await s.usable(), true, 'the helper starts here (libnftables.so.1 links)');
+  const viaHelper = new NftTables(real, undefined, s);
+  const viaNft = new NftTables(real);
+  const steps = [portTable(['80 : accept']), portTable(['80 : accept', '443 : drop']), portTable(['1000-2000 : drop']), portTable([])];
+  for (const [i, t] of steps.entries()) {
+    assert.equal(await viaHelper.ensure(a, t, { trustLast: true, owned: true }), i === 0 ? 'replace' : 'delta', `step ${i}`);
+    await viaNft.ensure(b, t, { trustLast: true, owned: true });
+    assert.equal((await nft(a, 'list', 'table', 'inet', 'weft')).stdout, (await nft(b, 'list', 'table', 'inet', 'weft')).stdout, `after step ${i}`);
+  }
+  assert.deepEqual(s.running, [a], 'one helper, in the namespace it commits to');
+});
+
+test('a script nft refuses is one transaction: nothing of it is committed, the error names the line, and the helper goes on', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async () => {
+  const ns = await netns('bad');
+  const s = sessionsOf();
+  assert.equal((await commit(s, ns, 'table inet weft {\n\tchain c {\n\t}\n}\n')).code, 0);
+  const r = await commit(s, ns, 'add rule inet weft c tcp dport 1 accept\nadd rule inet weft nosuch tcp dport 2 accept\n');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /No such file or directory/);
+  assert.match(r.stderr, /add rule inet weft nosuch tcp dport 2 accept/, 'the refused line is quoted');
+  assert.doesNotMatch((await nft(ns, 'list', 'chain', 'inet', 'weft', 'c')).stdout, /dport 1/, 'the valid first line was not committed either');
+  assert.equal((await commit(s, ns, 'add rule inet weft c tcp dport 3 accept\n')).code, 0, 'the next script commits');
+  assert.match((await nft(ns, 'list', 'chain', 'inet', 'weft', 'c')).stdout, /dport 3 accept/);
+  // Through NftTables, a refused script without allowFailure is an ExecError with nft's words, as `nft -f`'s is.
+  await assert.rejects(new NftTables(real, undefined, s).ensure(ns, { family: 'inet', name: 'weft', maps: [], chains: ['\tchain c {', '\t\tjump nowhere', '\t}'] }), (e: unknown) => e instanceof ExecError && /nowhere/.test(e.stderr));
+});
+
+test('released, the helper has ended before the namespace is deleted (it would hold it alive)', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async () => {
+  const ns = await netns('rel');
+  const s = sessionsOf();
+  await commit(s, ns, 'table inet weft {\n}\n');
+  const pids = (await real.run(['ip', 'netns', 'pids', ns])).stdout.trim().split('\n').filter(Boolean).map(Number);
+  assert.equal(pids.length, 1, `one process in the namespace: the helper (${pids.join(', ')})`);
+  await s.release(ns);
+  assert.ok(!alive(pids[0] as number), 'the helper ended');
+  assert.equal((await real.run(['ip', 'netns', 'pids', ns])).stdout.trim(), '', 'nothing holds the namespace');
+  assert.deepEqual(s.running, []);
+  // A later commit starts a new helper.
+  assert.equal((await commit(s, ns, 'add table inet weft2\n')).code, 0);
+  assert.match((await nft(ns, 'list', 'tables')).stdout, /weft2/);
+});
+
+/** A stand-in helper (node) that answers the usability check and then misbehaves as told. */
+function fakeHelper(name: string, body: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, `#!${process.execPath}\nlet got = '';\nprocess.stdin.on('data', (d) => { got += d; ${body} });\nprocess.stdin.on('end', () => process.exit(0));\n`);
+  chmodSync(file, 0o755);
+  return file;
+}
+
+test('a helper that does not answer is stopped at the timeout; one that dies mid-commit fails the commit as unknown', async () => {
+  const hang = NftSessions.create(real, fakeHelper('hang.mjs', ''));
+  assert.ok(hang);
+  sessions.push(hang);
+  assert.equal(await hang.usable(), true);
+  const t0 = performance.now();
+  await assert.rejects(commit(hang, undefined, 'add table inet x\n', 300), (e: unknown) => e instanceof ExecError && /no answer within 300 ms/.test(e.stderr));
+  assert.ok(performance.now() - t0 < 5_000);
+  const die = NftSessions.create(real, fakeHelper('die.mjs', "if (got.includes('\\n')) process.exit(3);"));
+  assert.ok(die);
+  sessions.push(die);
+  await assert.rejects(commit(die, undefined, 'add table inet x\n'), (e: unknown) => e instanceof ExecError && /whether it was committed is unknown/.test(e.stderr));
+  assert.deepEqual(die.running, [], 'the dead helper is not used again');
+});
+
+test('at most `max` helpers: the least recently used idle one is let go for a new namespace; when all are busy the commit is left to `nft -f`', { skip: !root && 'needs root' }, async () => {
+  const [a, b, c] = [await netns('ma'), await netns('mb'), await netns('mc')];
+  const ok = NftSessions.create(real, fakeHelper('ok.mjs', "if (got.includes('\\n', got.indexOf('\\n') + 1)) { got = ''; process.stdout.write('ok\\n'); }"), 2);
+  assert.ok(ok);
+  sessions.push(ok);
+  await commit(ok, a, 'x');
+  await commit(ok, b, 'x');
+  await commit(ok, a, 'x');
+  await commit(ok, c, 'x');
+  assert.deepEqual(ok.running.sort(), [a, c].sort(), 'b, used least recently, was let go');
+  const hang = NftSessions.create(real, fakeHelper('hang2.mjs', ''), 2);
+  assert.ok(hang);
+  sessions.push(hang);
+  const pending = [hang.commit(a, 'x', 60_000), hang.commit(b, 'x', 60_000)];
+  assert.equal(hang.commit(c, 'x', 60_000), undefined, 'both helpers busy: no third');
+  for (const p of pending) p?.catch(() => undefined);
+  await hang.releaseAll();
+  assert.deepEqual(hang.running, []);
+});
