@@ -18,26 +18,49 @@ export interface Segment { first: number; last: number; verdict: Verdict }
  */
 class Tally {
   private counts = new Int32Array(3 * 102);
+  /** Rules in force per priority level, and a bit per level that has any: the winner is found from the highest set bit. */
+  private levels = new Int32Array(102);
+  private bits = new Uint32Array(4);
   private lowest = NETPOL_ISOLATION;
-  private highest = WEFT_TOP;
   /** Cleared for rules of priorities lowest..highest. */
   reset(lowest = NETPOL_ISOLATION, highest = WEFT_TOP): void {
     this.lowest = lowest;
-    this.highest = highest;
-    const n = 3 * (highest - lowest + 1);
-    if (this.counts.length < n) this.counts = new Int32Array(n);
-    else this.counts.fill(0, 0, n);
+    const n = highest - lowest + 1;
+    if (this.levels.length < n) {
+      this.counts = new Int32Array(3 * n);
+      this.levels = new Int32Array(n);
+      this.bits = new Uint32Array(Math.ceil(n / 32));
+    } else {
+      this.counts.fill(0, 0, 3 * n);
+      this.levels.fill(0, 0, n);
+      this.bits.fill(0);
+    }
   }
   add(r: PolicyRule, d: 1 | -1): void {
-    this.counts[(r.priority - this.lowest) * 3 + (r.action === 'deny' ? 2 : r.action === 'pass' ? 1 : 0)]! += d;
+    const level = r.priority - this.lowest;
+    this.counts[level * 3 + (r.action === 'deny' ? 2 : r.action === 'pass' ? 1 : 0)]! += d;
+    const now = (this.levels[level]! += d);
+    const w = level >> 5;
+    if (now === 0) this.bits[w] = this.bits[w]! & ~(1 << (level & 31));
+    else if (d === 1 && now === 1) this.bits[w] = this.bits[w]! | (1 << (level & 31));
   }
+  /** The action of the highest priority in force (deny before allow at one priority), else `fallback`. */
   winner(fallback: Action): Action {
-    for (let p = this.highest; p >= this.lowest; p--) {
-      const i = (p - this.lowest) * 3;
-      if (this.counts[i + 2]! > 0) return 'deny';
-      // Pass: the rest of the AdminNetworkPolicy tier is skipped; Weft's rules and those below decide.
-      if (this.counts[i + 1]! > 0) { p = Math.min(p, WEFT_TOP + 1); continue; }
-      if (this.counts[i]! > 0) return 'allow';
+    // Below a pass, the rest of the AdminNetworkPolicy tier is skipped: Weft's rules and those below decide.
+    let cap = Infinity;
+    for (let w = this.bits.length - 1; w >= 0; w--) {
+      let word = this.bits[w]!;
+      while (word !== 0) {
+        const b = 31 - Math.clz32(word);
+        word = (word & ~(1 << b)) >>> 0;
+        const level = (w << 5) + b;
+        const p = level + this.lowest;
+        if (p > cap) continue;
+        const i = level * 3;
+        if (this.counts[i + 2]! > 0) return 'deny';
+        if (this.counts[i + 1]! > 0) { cap = Math.min(p - 1, WEFT_TOP); continue; }
+        if (this.counts[i]! > 0) return 'allow';
+      }
     }
     return fallback;
   }
