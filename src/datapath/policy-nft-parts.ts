@@ -125,20 +125,42 @@ const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x
 export const INLINE_RANGES = 16;
 
 /**
+ * Chains by their content's text, and the names taken: kept across renders (a rest's chain is named by
+ * its content, so a later render that meets the same text gets the same chain without hashing it again).
+ * Forgotten past CHAIN_CACHE texts.
+ */
+const byText = new Map<string, Chain>();
+const taken = new Map<string, Chain>();
+/** A profile's rest (its segments array, kept with the profile: partsOf) → its chain. */
+const bySegs = new WeakMap<readonly Seg[], Chain>();
+const CHAIN_CACHE = 100_000;
+
+/**
  * The chain of a rest that varies: its ranges as rules (or, past INLINE_RANGES, a lookup in a named
  * interval map). Where nothing matches the chain returns to the forward chain, whose last rule is the
  * tenant's default. Named by its content, so a new profile with a known pattern is only map elements.
  */
-export function chainOf(proto: Proto, segs: readonly Seg[], byText: Map<string, Chain>, taken: Map<string, Chain>): Chain {
+export function chainOf(proto: Proto, segs: readonly Seg[]): Chain {
+  const cached = bySegs.get(segs);
+  if (cached) return cached;
   const x = PREFIX[proto];
   const text = `${x}:${elementsOf(segs).join(',')}`;
-  const known = byText.get(text);
-  if (known) return known;
+  let chain = byText.get(text);
+  if (!chain) {
+    if (byText.size >= CHAIN_CACHE) { byText.clear(); taken.clear(); }
+    chain = makeChain(proto, segs, text);
+  }
+  bySegs.set(segs, chain);
+  return chain;
+}
+
+function makeChain(proto: Proto, segs: readonly Seg[], text: string): Chain {
+  const x = PREFIX[proto];
   const h = createHash('sha256').update(text).digest('hex');
   let name = '';
   // 64 bits: the name must follow the content alone (a name that came to stand for other content would
   // be flushed and refilled in place); the longer names below are a safety net that never comes up.
-  for (let n = 16; !name || taken.has(name); n += 2) name = `pp_${h.slice(0, n)}`;
+  for (let n = 16; !name || (taken.has(name) && taken.get(name)?.text !== text); n += 2) name = `pp_${h.slice(0, n)}`;
   const [match, type] = proto === 'other' ? ['meta l4proto', 'inet_proto'] : [`${proto} dport`, 'inet_service'];
   const chain: Chain = { name, lines: [], maps: [], text };
   if (segs.length <= INLINE_RANGES) {
@@ -151,4 +173,3 @@ export function chainOf(proto: Proto, segs: readonly Seg[], byText: Map<string, 
   taken.set(name, chain);
   return chain;
 }
-

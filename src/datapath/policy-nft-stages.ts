@@ -46,8 +46,7 @@ export function profileElements(p: CompiledPolicy): Map<Proto, ProfileElements> 
   let out = profileCache.get(p.profiles);
   if (out) return out;
   out = new Map(ALL_PROTOS.map((x) => [x, { singles: [], rest: [], chains: [] }]));
-  const byText = new Map<string, Chain>();
-  const taken = new Map<string, Chain>();
+  const seen = new Set<Chain>();
   for (const prof of p.profiles) {
     const to = out.get(prof.proto) as ProfileElements;
     const q = partsOf(prof, PROFILE_MARK, p.sctp);
@@ -57,9 +56,8 @@ export function profileElements(p: CompiledPolicy): Map<Proto, ProfileElements> 
       if (q.verdict !== 'none') to.rest.push({ key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` });
       continue;
     }
-    const known = byText.size;
-    const chain = chainOf(prof.proto, q.rest, byText, taken);
-    if (byText.size > known) to.chains.push(chain);
+    const chain = chainOf(prof.proto, q.rest);
+    if (!seen.has(chain)) { seen.add(chain); to.chains.push(chain); }
     to.rest.push({ key: prof.id, e: `${mark} : jump ${chain.name}` });
   }
   profileCache.set(p.profiles, out);
@@ -150,7 +148,7 @@ const SLOT: Record<Proto, 0 | 1 | 2 | 3> = { tcp: 0, udp: 1, other: 2, sctp: 3 }
  * mark, from SIDE_MARK, is how the forward chain's last rules know an end was enforced); else only the
  * ends whose profile drops something.
  */
-export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<number, CompiledPolicy['sides'][number]>, byText: Map<string, Chain>, chains: Map<string, Chain>, maps: NftMap[]): string[] {
+export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<number, CompiledPolicy['sides'][number]>, chains: Map<string, Chain>, maps: NftMap[]): string[] {
   const x = PREFIX[proto];
   const slot = SLOT[proto];
   const singles: string[] = [];
@@ -160,7 +158,11 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
     const q = partsOf(sp, SIDE_MARK, p.sctp);
     for (const e of q.singles) singles.push(e);
     const mark = hex(SIDE_MARK + sp.id);
-    if (q.verdict === undefined) rest.push(`${mark} : jump ${chainOf(proto, q.rest, byText, chains).name}`);
+    if (q.verdict === undefined) {
+      const c = chainOf(proto, q.rest);
+      chains.set(c.name, c);
+      rest.push(`${mark} : jump ${c.name}`);
+    }
     else if (q.verdict !== 'none') rest.push(`${mark} : ${verdictText(q.verdict)}`);
   }
   const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;

@@ -52,13 +52,12 @@ function render(p: CompiledPolicy): PolicyNft {
   const names: Names = { cls: cls.name, tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
   const sides = new Map(p.sides.map((x) => [x.cls, x]));
   const chains = new Map<string, Chain>();
-  const byText = new Map<string, Chain>();
   const pairEls = pairElements(p);
   const profEls = profileElements(p);
   // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
   for (const proto of p.sctp ? ['tcp', 'udp', 'other', 'sctp'] as const : ['tcp', 'udp', 'other'] as const) {
     const { singles, rest, chains: used } = profEls.get(proto) as ProfileElements;
-    for (const c of used) { chains.set(c.name, c); byText.set(c.text, c); }
+    for (const c of used) chains.set(c.name, c);
     const x = PREFIX[proto];
     const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
     const stage = (base: string, tag: 'p' | 's' | 'r', els: Keyed[], type: string, prefix: string, rule: (map: string) => string): string[] => {
@@ -71,7 +70,7 @@ function render(p: CompiledPolicy): PolicyNft {
     n.prof = stage('prof', 'p', pairEls.get(proto) as Keyed[], 'mark . mark : mark', l4, (m) => `meta mark set meta mark . ct mark map @${m}`);
     if (proto !== 'other') n.singles = stage('singles', 's', singles, 'mark . inet_service : verdict', '', (m) => `meta mark . ${proto} dport vmap @${m}`);
     n.rest = stage('rest', 'r', rest, 'mark : verdict', l4, (m) => `meta mark vmap @${m}`);
-    n.sides = sideStages(p, proto, sides, byText, chains, maps);
+    n.sides = sideStages(p, proto, sides, chains, maps);
   }
   const sorted = [...chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   const audit = p.profiles.some((x) => x.segs.some((g) => g.verdict === 'audit')) ? [

@@ -67,8 +67,8 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   const counted = applyRules(e, changes);
   const moved = e.countCidrs(counted).map((t) => e.cidrSpan(t) as Region);
   for (const ip of movedEps) moved.push({ first: ip, last: ip });
-  const fresh = nextId(e.ids);
-  const born = reclassify(e, moved, fresh);
+  // Nothing moved (a rule with no new CIDR): no sweep, and no copy of the class ids.
+  const born = moved.length ? reclassify(e, moved, nextId(e.ids)) : [];
   const dirty = new Map<number, Set<number>>();
   const mark = (src: number, dst: number) => { let s = dirty.get(src); if (!s) dirty.set(src, (s = new Set())); s.add(dst); };
   if (moved.length) {
