@@ -1,3 +1,4 @@
+import { IdleGc } from './idle-gc.js';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
 import { planHostSide, planTenant, planTunnel, type Datapath, type HostPlan, type Protected, type TenantPlan } from '../datapath/index.js';
@@ -70,7 +71,11 @@ export class Reconciler {
     private readonly afterFullPass: () => Promise<void> = async () => undefined,
   ) {
     this.drift = new DriftChecks(() => this.full.schedule(), log, opts.resyncMs, opts.safetyMs);
+    this.idleGc = IdleGc.create(log);
   }
+
+  /** Collects garbage after a pass and a quiet moment, not in the middle of the next change (idle-gc.ts). */
+  private readonly idleGc: IdleGc;
 
   start(): void {
     this.drift.start(this.dp);
@@ -80,6 +85,7 @@ export class Reconciler {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.idleGc.stop();
     this.drift.stop();
     await Promise.all([this.full.close(), this.changes.close()]);
     await this.dp.close?.();
@@ -265,6 +271,7 @@ export class Reconciler {
     const ms = (a: number, b: number) => Math.round(b - a);
     const end = performance.now();
     this.log.debug({ all, tenants: tenants.length, conflists: ms(t0, at[0] as number), tunnel: ms(at[0] as number, at[1] as number), ensure: ms(at[1] as number, at[2] as number), host: ms(at[2] as number, end) }, 'pass');
+    this.idleGc.passed();
   }
 
   /** One tunnel convergence at a time: the pass's, and tunnelNow()'s outside the pass queue. */

@@ -170,7 +170,9 @@ export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; joi
         writeFileSync(file, await a.join(), { mode: 0o600 });
         joinArgs.push('--join-file', file);
       }
-      const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, WEFT_BIN, 'agent', '--server', a.serverUrl, '--state-dir', stateDir, ...joinArgs,
+      // WEFT_AGENT_NODE_ARGS: flags for the agents' node (`--cpu-prof ...`, V8 heap settings to compare).
+      const nodeArgs = (process.env['WEFT_AGENT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+      const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, ...nodeArgs, WEFT_BIN, 'agent', '--server', a.serverUrl, '--state-dir', stateDir, ...joinArgs,
         '--host', a.host, '--run-dir', join(a.dir, 'run'), '--cni-conf-dir', a.cniConfDir, '--cni-bin-dir', a.binDir,
         '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn',
         // Tests send traffic only into namespaces they made: no forwarding to the machine's resolvers.

@@ -1,0 +1,65 @@
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { Logger } from 'pino';
+
+/** Quiet this long after a pass before collecting: a burst of changes is not interrupted. */
+const QUIET_MS = 250;
+/** At most one collection this often. */
+const GAP_MS = 2_000;
+/**
+ * Collected once the heap grew this much since the last collection: V8 itself starts a major collection
+ * after a few MB of promotions (every ~5 s, ~10 changes, in bench:policy's agent step at 50,000 rules).
+ */
+const GROWTH = 4 * 1024 * 1024;
+
+/**
+ * Full garbage collections while the agent is idle. Each compile's results live until the next change,
+ * so they reach the old generation and die there; with 50,000 rules V8's own major collection then comes
+ * every ~25 changes, in the middle of one, and its marking adds 50-80 ms to that change (the p99 of rule
+ * change → enforced; docs/decisions.md). Collected after a pass and a quiet moment instead, it runs when
+ * nothing waits. A pass that starts meanwhile waits for it, as it would for V8's own.
+ */
+export class IdleGc {
+  private timer: NodeJS.Timeout | undefined;
+  private last = -Infinity;
+  private baseline = used();
+
+  constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger) {}
+
+  /** With V8's collector exposed at run time (no flag on the command line needed). */
+  static create(log: Logger): IdleGc {
+    let gc: (() => void) | undefined;
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as () => void;
+    } catch {
+      gc = undefined;
+    }
+    return new IdleGc(typeof gc === 'function' ? gc : undefined, log);
+  }
+
+  /** A pass ended: collect after QUIET_MS unless another pass ends first. */
+  passed(): void {
+    if (!this.gc) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.maybe(), QUIET_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private maybe(): void {
+    const now = performance.now();
+    const before = used();
+    if (!this.gc || now - this.last < GAP_MS || before - this.baseline < GROWTH) return;
+    this.gc();
+    this.last = performance.now();
+    this.baseline = used();
+    this.log.debug({ ms: Math.round(this.last - now), beforeMB: mb(before), afterMB: mb(this.baseline) }, 'idle gc');
+  }
+}
+
+const used = () => v8.getHeapStatistics().used_heap_size;
+const mb = (n: number) => Math.round(n / 1048576);
