@@ -11,11 +11,41 @@ import type { PolicyState, Verdict } from './compile.js';
 interface PortEntry { first: number; last: number; key: string; bucket: Bucket }
 /**
  * Ports of the rules with a peer, per slot: entries spanning at most NARROW ports sorted by their first (a
- * query looks only from NARROW before its first port), the wider ones apart (scanned whole), and all of
- * them merged (does anything meet?).
+ * query looks only from NARROW before its first port), the wider ones apart (scanned whole), all of them
+ * merged when asked (does anything meet?), and each bucket's entries as of its stamp.
  */
-interface PortIndex { narrow: PortEntry[]; wide: PortEntry[]; merged: Array<{ first: number; last: number }> }
+interface PortIndex {
+  narrow: PortEntry[];
+  wide: PortEntry[];
+  merged: Array<{ first: number; last: number }> | undefined;
+  byBucket: Map<Bucket, { stamp: number; entries: PortEntry[] }>;
+  /** Buckets changed since (and the key of their index): refreshed when next asked. */
+  dirty: Map<Bucket, string>;
+}
 const NARROW = 1024;
+
+function entriesOf(key: string, bucket: Bucket, slot: ProtoSlot): PortEntry[] {
+  const xs: Array<[number, number]> = [];
+  for (const r of bucket.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push(c); }
+  return mergeRanges(xs).map((m) => ({ ...m, key, bucket }));
+}
+
+/** `narrow` (sorted) and `wide` merged into disjoint sorted ranges, without sorting `narrow` again. */
+function mergeSorted(narrow: readonly PortEntry[], wide: readonly PortEntry[]): Array<{ first: number; last: number }> {
+  const w = [...wide].sort((a, b) => a.first - b.first);
+  const out: Array<{ first: number; last: number }> = [];
+  let i = 0;
+  let j = 0;
+  while (i < narrow.length || j < w.length) {
+    const n = narrow[i];
+    const v = w[j];
+    const next = (v === undefined || (n !== undefined && n.first <= v.first) ? narrow[i++] : w[j++]) as PortEntry;
+    const prev = out[out.length - 1];
+    if (prev && next.first <= prev.last + 1) prev.last = Math.max(prev.last, next.last);
+    else out.push({ first: next.first, last: next.last });
+  }
+  return out;
+}
 
 /** Whether sorted, disjoint ranges meet [first, last]: the last one starting at or before `last` reaches `first`. */
 export function meetsRanges(xs: ReadonlyArray<{ first: number; last: number }>, [first, last]: readonly [number, number]): boolean {
@@ -129,23 +159,59 @@ export class Engine {
       for (const dst of dsts) e.decide(src, dst);
       e.decided += dsts.length;
     }
+    e.indexPorts();
     return e;
   }
 
   /** Pairs the cold compile decided. */
   decided = 0;
 
-  /** Per protocol slot, the ports (protocol numbers) of each bucket of rules with a peer; made when asked. */
+  /**
+   * Per protocol slot, the ports (protocol numbers) of each bucket of rules with a peer: made once (a cold
+   * compile makes them all, so a rule change never waits for it), then kept by `reindex` as rules change.
+   */
   private peered: Array<PortIndex | undefined> = [undefined, undefined, undefined, undefined];
 
-  /** A rule with a peer came or went (incremental.ts): the ports they cover are indexed again when asked. */
-  peeredChanged(): void {
-    this.peered = [undefined, undefined, undefined, undefined];
+  /** Every slot's port index, made now (the end of a cold compile). */
+  indexPorts(): void {
+    for (const slot of SLOTS) this.portIndex(slot);
+  }
+
+  /**
+   * A bucket of rules with a peer (in the index `key`) changed: the port indexes made so far take its new
+   * entries when next asked (a rule change with a peer pays nothing for them; the next one without pays for
+   * the buckets that changed, not for every rule).
+   */
+  reindex(key: string, bucket: Bucket): void {
+    for (const x of this.peered) x?.dirty.set(bucket, key);
+  }
+
+  private refresh(x: PortIndex, slot: ProtoSlot): void {
+    if (x.dirty.size === 0) return;
+    const changed = [...x.dirty].filter(([b]) => x.byBucket.get(b)?.stamp !== b.stamps[slot]);
+    x.dirty.clear();
+    if (changed.length === 0) return;
+    const gone = new Set(changed.flatMap(([b]) => x.byBucket.get(b)?.entries ?? []));
+    if (gone.size) {
+      x.narrow = x.narrow.filter((e) => !gone.has(e));
+      x.wide = x.wide.filter((e) => !gone.has(e));
+    }
+    for (const [bucket, key] of changed) {
+      const entries = entriesOf(key, bucket, slot);
+      x.byBucket.set(bucket, { stamp: bucket.stamps[slot], entries });
+      for (const e of entries) {
+        if (e.last - e.first > NARROW) x.wide.push(e);
+        else x.narrow.splice(rangeAt(x.narrow, e.first) + 1, 0, e);
+      }
+    }
+    x.merged = undefined;
   }
 
   /** Whether some rule with a peer applies to a port (protocol number) in [first, last] of a slot. */
   peeredMeets(slot: ProtoSlot, span: readonly [number, number]): boolean {
-    return meetsRanges(this.portIndex(slot).merged, span);
+    const x = this.portIndex(slot);
+    x.merged ??= mergeSorted(x.narrow, x.wide);
+    return meetsRanges(x.merged, span);
   }
 
   /** The buckets of rules with a peer (and the key of the index holding each) whose ports meet [first, last] of a slot. */
@@ -161,22 +227,20 @@ export class Engine {
 
   private portIndex(slot: ProtoSlot): PortIndex {
     let x = this.peered[slot];
-    if (x) return x;
-    const narrow: PortEntry[] = [];
-    const wide: PortEntry[] = [];
-    const all: Array<[number, number]> = [];
+    if (x) {
+      this.refresh(x, slot);
+      return x;
+    }
+    x = { narrow: [], wide: [], merged: undefined, byBucket: new Map(), dirty: new Map() };
     for (const [key, idx] of this.indexes) {
       for (const bucket of idx.peered()) {
-        const xs: Array<[number, number]> = [];
-        for (const r of bucket.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push(c); }
-        for (const m of mergeRanges(xs)) {
-          (m.last - m.first > NARROW ? wide : narrow).push({ ...m, key, bucket });
-          all.push([m.first, m.last]);
-        }
+        const entries = entriesOf(key, bucket, slot);
+        x.byBucket.set(bucket, { stamp: bucket.stamps[slot], entries });
+        for (const e of entries) (e.last - e.first > NARROW ? x.wide : x.narrow).push(e);
       }
     }
-    narrow.sort((a, b) => a.first - b.first);
-    this.peered[slot] = x = { narrow, wide, merged: mergeRanges(all) };
+    x.narrow.sort((a, c) => a.first - c.first);
+    this.peered[slot] = x;
     return x;
   }
 

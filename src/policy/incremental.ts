@@ -106,11 +106,15 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [
     for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
       if (!rule) continue;
       counted.push([rule, d]);
-      if (peerOf(rule).kind !== 'any') e.peeredChanged();
+      const peered = peerOf(rule).kind !== 'any';
       for (const g of holders) {
-        const idx = e.indexes.get(`${rule.direction}/${g}`);
-        if (d === 1) idx?.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
-        else idx?.removeById(c.policy, rule);
+        const key = `${rule.direction}/${g}`;
+        const idx = e.indexes.get(key);
+        if (!idx) continue;
+        if (d === 1) idx.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
+        else idx.removeById(c.policy, rule);
+        const b = peered ? idx.bucketFor(rule) : undefined;
+        if (b) e.reindex(key, b);
       }
     }
   }

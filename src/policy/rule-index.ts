@@ -92,6 +92,11 @@ export class RuleIndex {
     return found;
   }
 
+  /** The bucket holding a rule like this one (by its peer), if there is one. */
+  bucketFor(rule: RuleRef['rule']): Bucket | undefined {
+    return this.bucketOf(rule, false);
+  }
+
   /** The buckets of rules with a peer. */
   *peered(): Iterable<Bucket> {
     for (const m of [this.byGroup, this.byNetwork, this.byCidr, this.bySet]) yield* m.values();
