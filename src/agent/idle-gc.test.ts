@@ -9,7 +9,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test('collects only after a quiet moment that follows growth, never between passes of a burst, and not again without growth', async () => {
   let collected = 0;
   const held: unknown[] = [];
-  const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet);
+  // Quiet 1 s, gap 2 s: passes 100 ms apart stay a burst even on a loaded machine.
+  const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 1_000, 2_000);
   // 16 MB that stays reachable: the heap grew since the collector was made.
   for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
   for (let i = 0; i < 8; i++) {
@@ -17,11 +18,22 @@ test('collects only after a quiet moment that follows growth, never between pass
     await sleep(100);
   }
   assert.equal(collected, 0, 'passes 100 ms apart: a burst, never interrupted');
-  await sleep(400);
+  await sleep(1_500);
   assert.equal(collected, 1, 'the burst ended: one collection');
   await sleep(2_100);
+  // Grown again (by more than V8 may have freed of the first 16 MB meanwhile); a pass ends and the next
+  // starts at once: nothing while it runs.
+  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
   gc.passed();
-  await sleep(400);
-  assert.equal(collected, 1, 'past the gap, but no growth since: none');
+  gc.busy();
+  await sleep(1_500);
+  assert.equal(collected, 1, 'a pass started: nothing until it ends');
+  gc.passed();
+  await sleep(1_500);
+  assert.equal(collected, 2, 'it ended: the growth is collected');
+  await sleep(2_100);
+  gc.passed();
+  await sleep(1_500);
+  assert.equal(collected, 2, 'past the gap, but no growth since: none');
   gc.stop();
 });

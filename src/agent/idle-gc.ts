@@ -24,7 +24,7 @@ export class IdleGc {
   private last = -Infinity;
   private baseline = used();
 
-  constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger) {}
+  constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger, private readonly quietMs = QUIET_MS, private readonly gapMs = GAP_MS) {}
 
   /** With V8's collector exposed at run time (no flag on the command line needed). */
   static create(log: Logger): IdleGc {
@@ -38,12 +38,18 @@ export class IdleGc {
     return new IdleGc(typeof gc === 'function' ? gc : undefined, log);
   }
 
-  /** A pass ended: collect after QUIET_MS unless another pass ends first. */
+  /** A pass ended: collect after the quiet time unless work starts (`busy`) or another pass ends first. */
   passed(): void {
     if (!this.gc) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.maybe(), QUIET_MS);
+    this.timer = setTimeout(() => this.maybe(), this.quietMs);
     this.timer.unref();
+  }
+
+  /** Work started (a pass, an ADD): no collection until the next pass ends. */
+  busy(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   stop(): void {
@@ -53,7 +59,7 @@ export class IdleGc {
   private maybe(): void {
     const now = performance.now();
     const before = used();
-    if (!this.gc || now - this.last < GAP_MS || before - this.baseline < GROWTH) return;
+    if (!this.gc || now - this.last < this.gapMs || before - this.baseline < GROWTH) return;
     this.gc();
     this.last = performance.now();
     this.baseline = used();

@@ -166,6 +166,7 @@ export class Reconciler {
    * only the tables are written.
    */
   async ensureTenant(tenant: string, fast = false, opts: { deferAdmit?: boolean } = {}): Promise<TenantPlan | undefined> {
+    this.idleGc.busy();
     return this.lock(tenant).run(async () => {
       const tp = performance.now();
       const p = this.plan(tenant);
@@ -226,6 +227,7 @@ export class Reconciler {
 
   /** A full pass (every tenant checked against the kernel) or a change pass (the dirty tenants' shapes). */
   private async pass(all: boolean): Promise<void> {
+    this.idleGc.busy();
     const tenants = all ? this.drift.take([...this.state.tenants.keys()]) : [...this.dirty];
     if (!all) this.dirty.clear();
     const errors: string[] = [];

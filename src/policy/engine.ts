@@ -220,8 +220,9 @@ export class Engine {
     const out = new Map<Bucket, string>();
     const take = (e: PortEntry) => { if (e.last >= first && e.first <= last) out.set(e.bucket, e.key); };
     x.wide.forEach(take);
-    // Narrow entries start at most NARROW ports before `first`.
-    for (let i = Math.max(0, rangeAt(x.narrow, first - NARROW)); i < x.narrow.length && (x.narrow[i] as PortEntry).first <= last; i++) take(x.narrow[i] as PortEntry);
+    // An entry spans at most NARROW ports: one that reaches `first` starts at first - NARROW or later (the
+    // first of those, not the last entry starting at or before it: several may start at one port).
+    for (let i = rangeAt(x.narrow, first - NARROW - 1) + 1; i < x.narrow.length && (x.narrow[i] as PortEntry).first <= last; i++) take(x.narrow[i] as PortEntry);
     return out;
   }
 

@@ -325,3 +325,29 @@ test('an endpoint gone and another of its class come in one compile: the class k
   assertSame(inc, compilePolicy(state(moved, first)), 'moved');
   assert.equal(inc.classification.byIp('10.1.1.50').id, web, "web's class keeps its id (its mark)");
 });
+
+test('a rule without a peer on the last port of two rules with a peer that span 1,024 ports from the same first port: both of their pairs are decided again', () => {
+  const ep = (ip: string, g: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+  // Two buckets (from app, from web) whose one range each starts at 1024 and reaches 2048: tied in the index.
+  const rules: Rule[] = [
+    { id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    { id: 'app', priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: '1024-2048', fromGroup: 'app' },
+    { id: 'web', priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: '1024-2048', fromGroup: 'web' },
+  ];
+  const state = (live: Rule[], previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: 'allow' }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.0.0/16', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: ['db', 'app', 'web'].map((g) => ({ ...meta, tenant: 't', name: g, network: 'a', labels: {}, policies: g === 'db' ? ['base', 'live'] : [] })),
+    policies: [{ ...meta, tenant: 't', name: 'base', rules }, { ...meta, tenant: 't', name: 'live', revision: live.length + 2, rules: live }],
+    endpoints: [ep('10.1.0.2', 'db'), ep('10.1.0.3', 'app'), ep('10.1.0.4', 'web')], host: 'h1', ...(previous ? { previous } : {}),
+  });
+  const before = compilePolicy(state([]));
+  const after = compilePolicy(state([{ id: 'shut', priority: 10, direction: 'in', action: 'deny', protocol: 'tcp', ports: '2048' }], before));
+  assert.equal(after.how, 'incremental');
+  assert.equal(after.decided, 2, 'the pairs from app and from web');
+  const db = after.classification.byIp('10.1.0.2').id;
+  for (const from of ['10.1.0.3', '10.1.0.4']) {
+    const src = after.classification.byIp(from).id;
+    assert.equal(lookupVerdict(after, src, db, 6, 2048), 'drop', `${from} → db:2048 is shut`);
+    assert.equal(lookupVerdict(after, src, db, 6, 2047), 'accept', `${from} → db:2047 stays open`);
+  }
+});

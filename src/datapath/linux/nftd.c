@@ -27,6 +27,7 @@ struct nft_ctx;
 struct nft_ctx *nft_ctx_new(uint32_t flags);
 void nft_ctx_free(struct nft_ctx *ctx);
 int nft_ctx_buffer_output(struct nft_ctx *ctx);
+const char *nft_ctx_get_output_buffer(struct nft_ctx *ctx);
 int nft_ctx_buffer_error(struct nft_ctx *ctx);
 const char *nft_ctx_get_error_buffer(struct nft_ctx *ctx);
 int nft_run_cmd_from_filename(struct nft_ctx *nft, const char *filename);
@@ -86,6 +87,7 @@ int main(void) {
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int rc = nft_run_cmd_from_filename(ctx, path);
     close(fd);
+    (void)nft_ctx_get_output_buffer(ctx); /* read to rewind it: a script that lists would otherwise pile up */
     report(nft_ctx_get_error_buffer(ctx), rc != 0);
   }
   nft_ctx_free(ctx);

@@ -7,6 +7,7 @@ import { ExecError, ProcessRunner } from '../../exec/index.js';
 import type { NftTable } from '../table.js';
 import { NftTables } from './nft.js';
 import { NFTD, NftSessions } from './nftd.js';
+import { TenantDatapath } from './tenant.js';
 
 const root = process.getuid?.() === 0;
 const built = existsSync(NFTD);
@@ -137,4 +138,30 @@ test('at most `max` helpers: the least recently used idle one is let go for a ne
   for (const p of pending) p?.catch(() => undefined);
   await hang.releaseAll();
   assert.deepEqual(hang.running, []);
+});
+
+test('an answer that comes after its commit timed out goes to no other commit: the ones queued behind fail as unknown', async () => {
+  const late = NftSessions.create(real, fakeHelper('late.mjs', "if (got.includes('\\n', got.indexOf('\\n') + 1)) { got = ''; setTimeout(() => process.stdout.write('ok\\n'), 400); }"));
+  assert.ok(late);
+  sessions.push(late);
+  const a = commit(late, undefined, 'a', 200);
+  const b = commit(late, undefined, 'b', 5_000);
+  await assert.rejects(a, /no answer within 200 ms/);
+  await assert.rejects(b, (e: unknown) => e instanceof ExecError, 'the next commit is not answered by the first one\'s late "ok"');
+  // A commit after that goes to a new helper, and its own answer.
+  assert.equal((await commit(late, undefined, 'c', 5_000)).code, 0);
+});
+
+test('a tenant namespace deleted by someone else and made again: commits go to the new one, not through a helper left in the old', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async () => {
+  const s = sessionsOf();
+  const tables = new NftTables(real, undefined, s);
+  const td = new TenantDatapath(real, tables);
+  const ns = `${tag}-again`;
+  made.push(ns);
+  assert.equal(await td.ensureNamespace(ns), true);
+  await tables.ensure(ns, portTable(['80 : accept']), { trustLast: true, owned: true });
+  await real.run(['ip', 'netns', 'del', ns]);
+  assert.equal(await td.ensureNamespace(ns), true, 'made again');
+  await tables.ensure(ns, portTable(['81 : accept']), { owned: true });
+  assert.match((await nft(ns, 'list', 'table', 'inet', 'weft')).stdout, /81 : accept/, 'the table is in the namespace that exists');
 });

@@ -68,6 +68,8 @@ class Session {
     if (this.idle) clearTimeout(this.idle);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        // Ended now, not when its exit is seen: an answer still in the pipe must not go to the next commit.
+        this.ended = true;
         this.fail(new ExecError(this.argv, 128, `weft-nftd: no answer within ${timeoutMs} ms; stopped`));
         this.stop();
       }, timeoutMs);
@@ -79,7 +81,7 @@ class Session {
 
   private line(l: string): void {
     const p = this.pending;
-    if (!p) return;
+    if (!p || this.ended) return;
     if (l.startsWith('| ')) {
       p.said.push(l.slice(2));
       return;

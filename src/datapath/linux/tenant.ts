@@ -108,6 +108,10 @@ export class TenantDatapath {
   async ensureNamespace(ns: string): Promise<boolean> {
     if (existsSync(`${NETNS_DIR}/${ns}`)) return false;
     this.brNf.delete(ns);
+    // Deleted by someone else: a commit helper still held from before sits in the old namespace, and its
+    // commits would land there. It goes, with what was applied there, before the new one is made.
+    await this.nft.release(ns);
+    this.nft.forget(ns);
     await this.runner.run(['ip', 'netns', 'add', ns]);
     await ipBatch(this.runner, ns, ['link set lo up']);
     // No ICMP redirects: a service connection is DNATed back out of the bridge it came in on, and a
