@@ -141,14 +141,18 @@ test('at most `max` helpers: the least recently used idle one is let go for a ne
 });
 
 test('an answer that comes after its commit timed out goes to no other commit: the ones queued behind fail as unknown', async () => {
-  const late = NftSessions.create(real, fakeHelper('late.mjs', "if (got.includes('\\n', got.indexOf('\\n') + 1)) { got = ''; setTimeout(() => process.stdout.write('ok\\n'), 400); }"));
+  // A helper that answers each script after 300 ms and, told to stop, still answers before it ends.
+  const file = join(dir, 'late.mjs');
+  writeFileSync(file, `#!${process.execPath}\nlet got = '';\nprocess.on('SIGTERM', () => undefined);\nprocess.stdin.on('end', () => setTimeout(() => process.exit(0), 1000));\nprocess.stdin.on('data', (d) => { got += d; if (got.includes('\\n', got.indexOf('\\n') + 1)) { got = ''; setTimeout(() => process.stdout.write('ok\\n'), 300); } });\n`);
+  chmodSync(file, 0o755);
+  const late = NftSessions.create(real, file);
   assert.ok(late);
   sessions.push(late);
   const a = commit(late, undefined, 'a', 200);
   const b = commit(late, undefined, 'b', 5_000);
   await assert.rejects(a, /no answer within 200 ms/);
   await assert.rejects(b, (e: unknown) => e instanceof ExecError, 'the next commit is not answered by the first one\'s late "ok"');
-  // A commit after that goes to a new helper, and its own answer.
+  // A commit after that goes to a new helper, and gets its own answer.
   assert.equal((await commit(late, undefined, 'c', 5_000)).code, 0);
 });
 
