@@ -16,6 +16,7 @@ import { agentInstance } from './instance.js';
 import { keyDue, rotateWireguardKey, wireguardKey, wireguardKeyPath } from './wgkey.js';
 import { installPlugin } from './installer.js';
 import { Maintenance } from './maintenance.js';
+import { IdleGc } from './idle-gc.js';
 import { Reconciler } from './reconciler.js';
 import { Sealer } from './seal.js';
 import { DesiredState } from './state.js';
@@ -24,6 +25,8 @@ import { Syncer } from './sync.js';
 
 export interface AgentOptions {
   servers: string[];
+  /** false: no full collections while idle (idle-gc.ts sets V8's --expose-gc for the whole process). */
+  idleGc?: boolean;
   /** A bearer token instead of a host certificate (a user's: the server applies that user's role). */
   token?: string;
   /** The server's CA, and this host's certificate and key (mTLS). */
@@ -107,6 +110,7 @@ export class Agent {
     const maintenance = async () => (this.speaksForHost() ? this.maintenance.run() : undefined);
     this.reconciler = new Reconciler(this.state, this.datapath, hostSide, {
       host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp, dnsPort: o.dnsPort,
+      ...(o.idleGc === false ? {} : { idleGc: IdleGc.create(o.log) }),
     }, o.log, () => this.endpoints.protectedVeths(), maintenance);
     const shared = { state: this.state, client: this.client, datapath: this.datapath, reconciler: this.reconciler, log: o.log };
     this.endpoints = new Endpoints({ ...shared, nsPrefix: o.nsPrefix });

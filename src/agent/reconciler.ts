@@ -23,6 +23,8 @@ export interface ReconcilerOptions {
   /** This host's underlay address, the local end of its VXLAN tunnels. */
   vtep: string;
   dnsPort: number;
+  /** Full collections while idle (idle-gc.ts), made by the agent's wiring; none when absent (tests). */
+  idleGc?: IdleGc;
 }
 
 /**
@@ -71,7 +73,7 @@ export class Reconciler {
     private readonly afterFullPass: () => Promise<void> = async () => undefined,
   ) {
     this.drift = new DriftChecks(() => this.full.schedule(), log, opts.resyncMs, opts.safetyMs);
-    this.idleGc = IdleGc.create(log);
+    this.idleGc = opts.idleGc ?? new IdleGc(undefined, log);
   }
 
   /** Collects garbage after a pass and a quiet moment, not in the middle of the next change (idle-gc.ts). */

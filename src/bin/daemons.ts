@@ -64,5 +64,5 @@ function datapathOf(f: AgentFlags, runner: Runner): Datapath {
   if (f.vtepIp === undefined && f.datapath !== 'linux') {
     throw new WeftError('WEFT_INVALID_FIELD', `--vtep-ip: needed with --datapath ${f.datapath} (a simulated host has no underlay address to find)`, { field: '--vtep-ip' });
   }
-  return DATAPATHS[f.datapath]({ runner, nsPrefix: f.nsPrefix, stateDir: f.stateDir, keyFile: wireguardKeyPath(f.stateDir) });
+  return DATAPATHS[f.datapath]({ runner, nsPrefix: f.nsPrefix, stateDir: f.stateDir, keyFile: wireguardKeyPath(f.stateDir), nftHelper: f.nftHelper });
 }

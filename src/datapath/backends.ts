@@ -10,6 +10,8 @@ export interface DatapathOptions {
   /** The agent's state dir (wireguard-go's pid and log) and its WireGuard private key file in it. */
   stateDir: string;
   keyFile: string;
+  /** nft commits through weft-nftd (nftd.ts) where it can start; false: an `nft -f` each. Default true. */
+  nftHelper?: boolean;
 }
 
 /**
@@ -17,7 +19,7 @@ export interface DatapathOptions {
  * a host simulated for tests and for scale runs of the control plane.
  */
 export const DATAPATHS = {
-  linux: (o: DatapathOptions): Datapath => new LinuxDatapath(o.runner, o.nsPrefix, o.stateDir, o.keyFile),
+  linux: (o: DatapathOptions): Datapath => new LinuxDatapath(o.runner, o.nsPrefix, o.stateDir, o.keyFile, o.nftHelper ?? true),
   memory: (o: DatapathOptions): Datapath => new MemoryDatapath(o.nsPrefix),
 } as const satisfies Record<string, (o: DatapathOptions) => Datapath>;
 

@@ -125,42 +125,52 @@ const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x
 export const INLINE_RANGES = 16;
 
 /**
- * Chains by their content's text, and the names taken: kept across renders (a rest's chain is named by
- * its content, so a later render that meets the same text gets the same chain without hashing it again).
- * Forgotten past CHAIN_CACHE texts.
+ * Chains by their content's text, and the names taken, for one lineage of compiles (CompiledPolicy's
+ * `lineage`: one tenant here): a rest's chain is named by its content, so a later render that meets the same
+ * text gets the same chain without hashing it again. Forgotten past CHAIN_CACHE texts.
  */
-const byText = new Map<string, Chain>();
-const taken = new Map<string, Chain>();
-/** A profile's rest (its segments array, kept with the profile: partsOf) → its chain. */
-const bySegs = new WeakMap<readonly Seg[], Chain>();
+export class ChainBook {
+  readonly byText = new Map<string, Chain>();
+  readonly taken = new Map<string, Chain>();
+  /** A profile's rest (its segments array, kept with the profile: partsOf) → its chain. */
+  readonly bySegs = new WeakMap<readonly Seg[], Chain>();
+}
+const books = new WeakMap<object, ChainBook>();
 const CHAIN_CACHE = 100_000;
+
+/** The chain book of a compile's lineage. */
+export function bookOf(p: { lineage: object }): ChainBook {
+  let b = books.get(p.lineage);
+  if (!b) books.set(p.lineage, (b = new ChainBook()));
+  return b;
+}
 
 /**
  * The chain of a rest that varies: its ranges as rules (or, past INLINE_RANGES, a lookup in a named
  * interval map). Where nothing matches the chain returns to the forward chain, whose last rule is the
  * tenant's default. Named by its content, so a new profile with a known pattern is only map elements.
  */
-export function chainOf(proto: Proto, segs: readonly Seg[]): Chain {
-  const cached = bySegs.get(segs);
+export function chainOf(book: ChainBook, proto: Proto, segs: readonly Seg[]): Chain {
+  const cached = book.bySegs.get(segs);
   if (cached) return cached;
   const x = PREFIX[proto];
   const text = `${x}:${elementsOf(segs).join(',')}`;
-  let chain = byText.get(text);
+  let chain = book.byText.get(text);
   if (!chain) {
-    if (byText.size >= CHAIN_CACHE) { byText.clear(); taken.clear(); }
-    chain = makeChain(proto, segs, text);
+    if (book.byText.size >= CHAIN_CACHE) { book.byText.clear(); book.taken.clear(); }
+    chain = makeChain(book, proto, segs, text);
   }
-  bySegs.set(segs, chain);
+  book.bySegs.set(segs, chain);
   return chain;
 }
 
-function makeChain(proto: Proto, segs: readonly Seg[], text: string): Chain {
+function makeChain(book: ChainBook, proto: Proto, segs: readonly Seg[], text: string): Chain {
   const x = PREFIX[proto];
   const h = createHash('sha256').update(text).digest('hex');
   let name = '';
   // 64 bits: the name must follow the content alone (a name that came to stand for other content would
   // be flushed and refilled in place); the longer names below are a safety net that never comes up.
-  for (let n = 16; !name || (taken.has(name) && taken.get(name)?.text !== text); n += 2) name = `pp_${h.slice(0, n)}`;
+  for (let n = 16; !name || (book.taken.has(name) && book.taken.get(name)?.text !== text); n += 2) name = `pp_${h.slice(0, n)}`;
   const [match, type] = proto === 'other' ? ['meta l4proto', 'inet_proto'] : [`${proto} dport`, 'inet_service'];
   const chain: Chain = { name, lines: [], maps: [], text };
   if (segs.length <= INLINE_RANGES) {
@@ -169,7 +179,7 @@ function makeChain(proto: Proto, segs: readonly Seg[], text: string): Chain {
     chain.maps.push({ name: `${name}_${x}`, type: `${type} : verdict`, interval: true, elements: elementsOf(segs) });
     chain.lines.push(`\t\t${match} vmap @${name}_${x}`);
   }
-  byText.set(text, chain);
-  taken.set(name, chain);
+  book.byText.set(text, chain);
+  book.taken.set(name, chain);
   return chain;
 }

@@ -1,6 +1,6 @@
 import type { CompiledPolicy, PairProfiles, Profile } from '../policy/index.js';
 import type { NftMap } from './table.js';
-import { byContent, chainOf, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type Proto } from './policy-nft-parts.js';
+import { bookOf, byContent, chainOf, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type Proto } from './policy-nft-parts.js';
 
 // The stages of a policy's forward chain (policy-nft.ts): each protocol's pair stage, its profiles' single
 // ports and rests (one map each, or shards), and its side stages.
@@ -47,6 +47,7 @@ export function profileElements(p: CompiledPolicy): Map<Proto, ProfileElements> 
   if (out) return out;
   out = new Map(ALL_PROTOS.map((x) => [x, { singles: [], rest: [], chains: [] }]));
   const seen = new Set<Chain>();
+  const book = bookOf(p);
   for (const prof of p.profiles) {
     const to = out.get(prof.proto) as ProfileElements;
     const q = partsOf(prof, PROFILE_MARK, p.sctp);
@@ -56,7 +57,7 @@ export function profileElements(p: CompiledPolicy): Map<Proto, ProfileElements> 
       if (q.verdict !== 'none') to.rest.push({ key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` });
       continue;
     }
-    const chain = chainOf(prof.proto, q.rest);
+    const chain = chainOf(book, prof.proto, q.rest);
     if (!seen.has(chain)) { seen.add(chain); to.chains.push(chain); }
     to.rest.push({ key: prof.id, e: `${mark} : jump ${chain.name}` });
   }
@@ -159,7 +160,7 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
     for (const e of q.singles) singles.push(e);
     const mark = hex(SIDE_MARK + sp.id);
     if (q.verdict === undefined) {
-      const c = chainOf(proto, q.rest);
+      const c = chainOf(bookOf(p), proto, q.rest);
       chains.set(c.name, c);
       rest.push(`${mark} : jump ${c.name}`);
     }

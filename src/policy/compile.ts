@@ -57,6 +57,12 @@ export interface CompiledPolicy {
   how: 'cold' | 'incremental';
   /** How many pairs of classes this compile decided (an incremental one: those the changes can reach). */
   decided: number;
+  /**
+   * One object shared by a compile and every compile made from it (`previous`), whatever their kind: what
+   * consumers keep across one tenant's compiles (the renderer's chains by content) hangs on it, so one
+   * tenant's history never shapes another's output.
+   */
+  lineage: object;
 }
 
 const verdictOf = (a: Action): 'accept' | 'drop' => (a === 'allow' ? 'accept' : 'drop');
@@ -130,6 +136,7 @@ const engines = new WeakMap<CompiledPolicy, Engine>();
  */
 export function compilePolicy(s: PolicyState): CompiledPolicy {
   const fallback = verdictOf(s.tenant.defaultAction);
+  const lineage = s.previous?.lineage ?? {};
   const sc = scope(s, netpolOf(s));
   const withRules = new Set(sc.policies.filter((p) => p.rules.length > 0).map((p) => p.name));
   const groups = new Set([...sc.enforced].map(groupOfIdentity));
@@ -137,7 +144,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, ruleCount: 0, how: 'cold', decided: 0 };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, ruleCount: 0, how: 'cold', decided: 0, lineage };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
@@ -146,7 +153,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   const out: CompiledPolicy = {
     tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
     sides, sideProfiles: engine.sideProfiles.list(sides), sctp: engine.sctp,
-    ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided,
+    ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided, lineage,
   };
   engines.set(out, engine);
   return out;

@@ -219,7 +219,10 @@ test('a compile taken over by the next one keeps its own tables; what changes th
   assert.equal(JSON.stringify([first.classification.ranges, first.classification.classes, first.pairs, first.profiles, [...first.classification.ids]]), snapshot,
     'the previous compile is a value: the agent may still be rendering or applying it');
   const attached = { ...next, groups: next.groups.map((g, i) => (i === 0 ? { ...g, policies: [...g.policies, 'p3'] } : g)) };
-  assert.equal(compilePolicy({ ...attached, host: 'h1', previous: second }).how, 'cold', 'a policy attached: the rule indexes change wholesale');
+  const third = compilePolicy({ ...attached, host: 'h1', previous: second });
+  assert.equal(third.how, 'cold', 'a policy attached: the rule indexes change wholesale');
+  assert.ok(second.lineage === first.lineage && third.lineage === first.lineage, 'compiles made from one another share a lineage, cold ones too');
+  assert.notEqual(compilePolicy({ ...attached, host: 'h1' }).lineage, first.lineage, 'a compile from nothing starts its own');
 });
 
 test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rules: no pair decided again, one side profile changes, the cold compile\'s result', () => {

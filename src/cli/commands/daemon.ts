@@ -46,6 +46,8 @@ export interface AgentFlags {
   nsPrefix: string;
   /** Which datapath programs the kernel (checked against the agent's list when it starts). */
   datapath: string;
+  /** Whether nft commits go through the long-lived weft-nftd helper (false: one `nft -f` each). */
+  nftHelper: boolean;
   vtepIp?: string;
   resyncMs: number;
   repairGraceMs: number;
@@ -85,6 +87,8 @@ function agentOptions(cmd: Command): Command {
     .option('--netns-prefix <prefix>', 'prefix of tenant namespace names (separates agents on one machine)', AGENT_DEFAULTS.nsPrefix)
     .option('--vtep-ip <ip>', 'underlay address of this host (default: its first global IPv4 address)')
     .option('--datapath <kind>', 'what programs this host: linux (namespaces, bridges, VXLAN, nftables), or memory (nothing: a simulated host, for tests and scale runs of the control plane)', 'linux')
+    .addOption(new Option('--nft-helper <on|off>', 'commit rulesets through weft-nftd, which keeps one nft context per namespace (off: run `nft -f` for each commit: slower beside large tables, each commit visible to WEFT_EXEC_TRACE)')
+      .choices(['on', 'off']).default('on'))
     .option('--resync <ms>', 'how often to re-check what the drift watcher reported (every tenant once a minute, and on every resync if the watcher is gone) and repair drift', intArg('--resync', 200, 600_000), 2000)
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
     .option('--dns-port <port>', 'port of the containers\' DNS server on each tenant uplink (queries to a gateway, port 53, are sent there)', intArg('--dns-port', 1, 65535), 15353)
@@ -158,7 +162,7 @@ function upstreamList(text: string): string[] {
 function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<AgentFlags, 'join' | 'token' | 'caPem'>): AgentFlags {
   return {
     servers, ...creds, stateDir: o['stateDir'], host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), hostGiven: o['host'] !== undefined, runDir: o['runDir'], cniConfDir: o['cniConfDir'],
-    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], datapath: o['datapath'], resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
+    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], datapath: o['datapath'], nftHelper: o['nftHelper'] !== 'off', resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
     dnsPort: o['dnsPort'], ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}),
     ...(o['dockerTokenFile'] ? { dockerToken: readTokenFile(o['dockerTokenFile'], '--docker-token-file') } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),

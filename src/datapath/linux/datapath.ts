@@ -31,9 +31,9 @@ export class LinuxDatapath implements Datapath {
 
   private readonly tunnel: WireguardTunnel;
 
-  constructor(private readonly runner: Runner, private readonly nsPrefix: string, stateDir: string, keyFile: string) {
-    // WEFT_NFTD=off: every commit an `nft -f` (to compare, or where the helper misbehaves).
-    this.nft = new NftTables(runner, undefined, process.env['WEFT_NFTD'] === 'off' ? undefined : NftSessions.create(runner));
+  constructor(private readonly runner: Runner, private readonly nsPrefix: string, stateDir: string, keyFile: string, nftHelper = true) {
+    // Without the helper (`weft agent --nft-helper off`) every commit is an `nft -f`.
+    this.nft = new NftTables(runner, undefined, nftHelper ? NftSessions.create(runner) : undefined);
     this.tenants = new TenantDatapath(runner, this.nft);
     this.tunnel = new WireguardTunnel(runner, stateDir, keyFile);
   }

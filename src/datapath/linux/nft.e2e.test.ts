@@ -4,13 +4,14 @@ import { ProcessRunner, type RunOptions, type RunResult, type Runner } from '../
 import type { NftMap, NftTable } from '../table.js';
 import { Generations, NFTGEN } from './generation.js';
 import { NftTables } from './nft.js';
+import { TestNamespaces } from '../../testkit/netns.js';
 
 const root = process.getuid?.() === 0;
 const real = new ProcessRunner();
-const tag = `nd${process.pid % 100000}`;
-const made: string[] = [];
+const spaces = new TestNamespaces(real, `nd${process.pid % 100000}`);
+const netns = (n: string) => spaces.add(n);
 after(async () => {
-  for (const n of made) await real.run(['ip', 'netns', 'del', n], { allowFailure: true });
+  await spaces.removeAll();
 });
 
 class RecordingRunner implements Runner {
@@ -21,12 +22,6 @@ class RecordingRunner implements Runner {
   }
 }
 
-async function netns(n: string): Promise<string> {
-  const name = `${tag}-${n}`;
-  await real.run(['ip', 'netns', 'add', name]);
-  made.push(name);
-  return name;
-}
 const nft = (ns: string, ...args: string[]) => real.run(['ip', 'netns', 'exec', ns, 'nft', ...args], { allowFailure: true });
 
 /** A policy-shaped table: a pair map jumping to a chain per pair, each with its port map. */

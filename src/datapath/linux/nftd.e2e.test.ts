@@ -8,26 +8,21 @@ import type { NftTable } from '../table.js';
 import { NftTables } from './nft.js';
 import { NFTD, NftSessions } from './nftd.js';
 import { TenantDatapath } from './tenant.js';
+import { TestNamespaces } from '../../testkit/netns.js';
 
 const root = process.getuid?.() === 0;
 const built = existsSync(NFTD);
 const real = new ProcessRunner();
-const tag = `nfd${process.pid % 100000}`;
-const made: string[] = [];
+const spaces = new TestNamespaces(real, `nfd${process.pid % 100000}`);
+const netns = (n: string) => spaces.add(n);
 const dir = mkdtempSync(join(tmpdir(), 'weft-nftd-'));
 const sessions: NftSessions[] = [];
 after(async () => {
   for (const s of sessions) await s.releaseAll();
-  for (const n of made) await real.run(['ip', 'netns', 'del', n], { allowFailure: true });
+  await spaces.removeAll();
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function netns(n: string): Promise<string> {
-  const name = `${tag}-${n}`;
-  await real.run(['ip', 'netns', 'add', name]);
-  made.push(name);
-  return name;
-}
 const nft = (ns: string, ...args: string[]) => real.run(['ip', 'netns', 'exec', ns, 'nft', ...args], { allowFailure: true });
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
 
@@ -160,8 +155,8 @@ test('a tenant namespace deleted by someone else and made again: commits go to t
   const s = sessionsOf();
   const tables = new NftTables(real, undefined, s);
   const td = new TenantDatapath(real, tables);
-  const ns = `${tag}-again`;
-  made.push(ns);
+  const ns = `${spaces.tag}-again`;
+  spaces.adopt(ns);
   assert.equal(await td.ensureNamespace(ns), true);
   await tables.ensure(ns, portTable(['80 : accept']), { trustLast: true, owned: true });
   await real.run(['ip', 'netns', 'del', ns]);

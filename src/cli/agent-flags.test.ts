@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AgentFlags, Daemons } from './commands/daemon.js';
+import { EXIT } from './errors.js';
+import { runCli } from './program.js';
+
+/** Daemons that record the agent's flags and start nothing. */
+function recording(): { daemons: Daemons; seen: AgentFlags[] } {
+  const seen: AgentFlags[] = [];
+  const daemons = {
+    startAgent: async (f: AgentFlags) => {
+      seen.push(f);
+      throw new Error('not started in this test');
+    },
+  } as unknown as Daemons;
+  return { daemons, seen };
+}
+
+const run = async (args: string[], d: Daemons) => {
+  let err = '';
+  const code = await runCli(['agent', '--server', 'https://127.0.0.1:9', ...args], { out: () => undefined, err: (t) => (err += t), env: {} }, d);
+  return { code, err };
+};
+
+test('weft agent --nft-helper: on by default, off when asked; anything else is refused naming the flag, and nothing starts', async () => {
+  const r = recording();
+  await run([], r.daemons);
+  await run(['--nft-helper', 'off'], r.daemons);
+  await run(['--nft-helper', 'on'], r.daemons);
+  assert.deepEqual(r.seen.map((f) => f.nftHelper), [true, false, true]);
+  const bad = recording();
+  const { code, err } = await run(['--nft-helper', 'sometimes'], bad.daemons);
+  assert.equal(code, EXIT.usage);
+  assert.match(err, /--nft-helper/);
+  assert.match(err, /on, off/);
+  assert.equal(bad.seen.length, 0, 'refused before anything starts');
+});
