@@ -117,9 +117,12 @@ async function converge(l: Lab, pods: Pod[], c: Case, last: unknown[]): Promise<
   if (gone.length > 0) assert.equal((await l.api('POST', '/api/v1/apply', { delete: true, documents: gone })).status, 200);
   const r = await l.api('POST', '/api/v1/apply', { documents: docs });
   assert.equal(r.status, 200, JSON.stringify(r.json));
+  // The relabelled pod's labels before the change, to put back after (pods is replaced below).
+  let original: Record<string, string | null> = {};
   if (c.relabel) {
     const { pod, labels } = c.relabel;
     const target = pods.find((p) => `${p.namespace}/${p.name}` === pod) as Pod;
+    original = Object.fromEntries(Object.keys(labels).map((k) => [k, target.labels[k] ?? null]));
     const put = await l.api('PATCH', `/api/v1/endpoints/${target.id}`, { labels });
     assert.equal(put.status, 200, JSON.stringify(put.json));
     pods = pods.map((p) => (p === target ? { ...p, labels: { ...p.labels, ...labels } } : p));
@@ -132,8 +135,7 @@ async function converge(l: Lab, pods: Pod[], c: Case, last: unknown[]): Promise<
   }
   if (c.relabel) {
     const target = pods.find((p) => `${p.namespace}/${p.name}` === c.relabel?.pod) as Pod;
-    const back = Object.fromEntries(Object.keys(c.relabel.labels).map((k) => [k, target.labels[k] ?? null]));
-    assert.equal((await l.api('PATCH', `/api/v1/endpoints/${target.id}`, { labels: back })).status, 200);
+    assert.equal((await l.api('PATCH', `/api/v1/endpoints/${target.id}`, { labels: original })).status, 200);
   }
   return { ...m, ms: Date.now() - t0, docs };
 }
@@ -289,14 +291,25 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   assert.equal(v.status, 200, JSON.stringify(v.json).slice(0, 500));
   summary.push(`weft verify, ${v.json.results.length} probes from 2 hosts: ${v.json.ms} ms, ${v.json.differ.length} differ`);
   assert.equal(v.json.results.length, 288);
-  assert.deepEqual([v.json.differ, v.json.missing, v.json.errors], [[], [], []]);
   const byIp = new Map(pods.map((p) => [p.ip, p]));
   const ipOfId = new Map(v.json.endpoints.map((e: { id: string; ip: string }) => [e.id, e.ip]));
+  // The policy side first: a wrong expectation would otherwise show as a cell the packets got "wrong".
   for (const r of v.json.results) {
     const [a, b] = [byIp.get(ipOfId.get(r.from) as string) as Pod, byIp.get(ipOfId.get(r.to) as string) as Pod];
     const [port, proto] = r.flow.split('/');
     assert.equal(r.expected, netpolVerdict(all, namespaces, { pod: a }, { pod: b }, proto.toUpperCase(), Number(port)).allowed, `the policy side agrees with the oracle: ${r.from} > ${r.to} ${r.flow}`);
   }
+  if (v.json.differ.length > 0) {
+    // What conntrack held for each differing cell on both hosts (an entry left by earlier traffic passes a datagram).
+    for (const d of v.json.differ) {
+      const [port, proto] = d.flow.split('/');
+      for (const h of [1, 2]) {
+        const ct = await l.exec(`${l.tag}${h}-t${id}`, ['conntrack', '-L', '-p', proto, '-s', ipOfId.get(d.from) as string, '-d', ipOfId.get(d.to) as string, '--dport', port]);
+        console.error(`verify differs: ${JSON.stringify(d)}; host ${h} conntrack: ${ct.stdout.trim() || '(none)'}`);
+      }
+    }
+  }
+  assert.deepEqual([v.json.differ, v.json.missing, v.json.errors], [[], [], []]);
   const broken = await l.exec(`${l.tag}1-t${id}`, ['nft', 'flush', 'chain', 'inet', 'weft', 'forward']);
   assert.equal(broken.code, 0, broken.stderr);
   const after = await l.api('POST', '/api/v1/tenants/k8s/verify', { flows, timeoutMs: 300 });

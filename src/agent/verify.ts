@@ -15,12 +15,16 @@ const PARALLEL = 8;
 /**
  * Probes a list of [ip, protocol, port] (on its standard input) from inside a namespace, all at once, and prints a JSON array of
  * booleans. TCP: a connection, or a refusal (a RST came back through the policy), is a pass. UDP: an
- * answer, or a port-unreachable (an ICMP error came back), is a pass; silence is not.
+ * answer from the target, or a port-unreachable (an ICMP error came back), is a pass; silence is not.
+ * A UDP pass is confirmed by a second probe from another socket (another source port): a conntrack entry
+ * left by earlier traffic on the first one's 5-tuple (allowed then; an entry lives 30 s past its last
+ * packet) lets a datagram through that the policy now drops for new flows, and verify checks new flows.
  */
 const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
-Promise.all(t.map(([ip,proto,port])=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>done(false),to);
+const once=(ip,proto,port)=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>done(false),to);
 if(proto==='tcp'){s=net.connect(port,ip,()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));}
-else{s=dgram.createSocket('udp4');s.on('message',()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.connect(port,ip,()=>s.send('weft-verify'));}}))).then(r=>console.log(JSON.stringify(r)));});`;
+else{s=dgram.createSocket('udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.connect(port,ip,()=>s.send('weft-verify'));}});
+Promise.all(t.map(([ip,proto,port])=>once(ip,proto,port).then(ok=>ok&&proto==='udp'?once(ip,proto,port):ok))).then(r=>console.log(JSON.stringify(r)));});`;
 
 export interface VerifyDeps { state: DesiredState; client: Client; runner: Runner; host: string; log: Logger }
 
