@@ -5,6 +5,9 @@
 // ip it ran, and its drift watcher, which runs throughout), the time until drift is repaired (an nft chain
 // deleted, the tenant table flushed, a bridge deleted), and rule change → enforced over
 // BENCH_POLICY_CHANGES (50) changes, each from the API call until a probe connection sees the new verdict.
+// BENCH_AGENT_SHAPE=nested: three rules in four are nested CIDR prefixes with their own port ranges
+// (policy-shapes.ts), so nearly every class has its own verdict function: a table of tens of thousands
+// of chains, each of which nft lists at every commit (the shape that hurts commits most).
 // Needs root; removes everything it made.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,12 +15,15 @@ import https from 'node:https';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { nested } from './policy-shapes.js';
 import { PROBER, Prober, SERVER } from './probe.js';
 import { ms, summarise } from './stats.js';
 
 const RULES = Number(process.env['BENCH_AGENT_RULES'] ?? 50_000);
 const IDLE_S = Number(process.env['BENCH_AGENT_IDLE_S'] ?? 60);
 const CHANGES = Number(process.env['BENCH_POLICY_CHANGES'] ?? 50);
+const SHAPE = process.env['BENCH_AGENT_SHAPE'] ?? 'mixed';
+if (SHAPE !== 'mixed' && SHAPE !== 'nested') throw new Error(`BENCH_AGENT_SHAPE: '${SHAPE}' is not mixed or nested`);
 const PER_POLICY = 1000;
 const T = '/api/v1/tenants/default';
 /** Ports the policy leaves alone: iperf/connect (allowed), the toggled rule, a port the base denies. */
@@ -52,6 +58,12 @@ export function mixedRule(i: number): Record<string, unknown> {
     case 3: return { id: `r${i}`, protocol: 'udp', ports: String(10000 + (i % 50000)), fromNetwork: 'bench', priority: 5, action };
     default: { const p = 40000 + (i % 20000); return { id: `r${i}`, protocol: 'tcp', ports: `${p}-${p + 10}`, fromCidr: `10.40.${b}.0/24`, priority: 5, action }; }
   }
+}
+
+/** Rule i of the step's shape: mixedRule's, or (nested) one of mixedRule's then three nested prefixes, by turns. */
+export function agentRule(i: number, shape: string = SHAPE): Record<string, unknown> {
+  if (shape !== 'nested') return mixedRule(i);
+  return i % 4 === 0 ? mixedRule(i >> 2) : { ...nested(i) };
 }
 
 /** Fields of /proc/PID/stat from field 3 on (the command name may hold spaces and parentheses). */
@@ -236,7 +248,7 @@ async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
   ] });
   await api(h, 'POST', `${T}/policies`, { name: 'live', rules: [] });
   for (let k = 0; k * PER_POLICY < RULES; k++) {
-    await api(h, 'POST', `${T}/policies`, { name: `bulk-${k}`, rules: Array.from({ length: PER_POLICY }, (_, j) => mixedRule(k * PER_POLICY + j)) });
+    await api(h, 'POST', `${T}/policies`, { name: `bulk-${k}`, rules: Array.from({ length: PER_POLICY }, (_, j) => agentRule(k * PER_POLICY + j)) });
   }
   for (const n of [0, RULES]) await api(h, 'POST', `${T}/policies`, { name: `marker-${n}`, rules: [{ id: 'm', protocol: 'tcp', ports: String(9000 + n / PER_POLICY), priority: 10 }] });
   if ((await within(10_000, async () => existsSync(join(h.cniConfDir, 'weft-default-db.conflist')))) < 0) throw new Error('no conflist');
@@ -272,12 +284,14 @@ export async function benchAgentPasses(): Promise<void> {
   try {
     const b = await setup(h, bg);
     console.log(`\n#### the agent's passes (2 × ${IDLE_S} s idle; resync ${process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'})\n`);
-    console.log(`| rules in force | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer (tcp/${TOGGLED}) | the same on a port rules from app name (tcp/${OVERLAPPED}) | the rule on tcp/${TOGGLED} from group app |`);
-    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    console.log(`| rules in force (${SHAPE}) | chains in the tenant's table | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer (tcp/${TOGGLED}) | the same on a port rules from app name (tcp/${OVERLAPPED}) | the rule on tcp/${TOGGLED} from group app |`);
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     // Each row as soon as it is measured: a later step that fails keeps the earlier ones.
     const slow: string[] = [];
     for (const n of [0, RULES]) {
       const apply = await attach(b, n);
+      const listed = await b.h.exec(`${b.h.tag}-t1`, ['nft', 'list', 'chains', 'inet']);
+      const chains = (listed.stdout.match(/^\tchain /gm) ?? []).length;
       const cpu = await idleCpu(b);
       const d = await drift(b);
       const change = await changes(b, TOGGLED);
@@ -286,7 +300,7 @@ export async function benchAgentPasses(): Promise<void> {
       const r: Row = { rules: n, apply, cpu, drift: d, change, overlapped, fromGroup };
       const cell = (c: Row['change']) => `${ms(c.p50)} / ${ms(c.p99)} / ${ms(c.max)} (API call p50 ${ms(c.api)})${c.lost ? ` (${c.lost} not within 10 s)` : ''}`;
       slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; on tcp/${OVERLAPPED} ${overlapped.slowest}; from app ${fromGroup.slowest}`);
-      console.log(`| ${r.rules.toLocaleString('en')} | ${ms(r.apply)} | ${r.cpu.map((c) => `${pct(c.own)} + ${pct(c.children)} = **${pct(c.own + c.children)}**`).join('; ')} | ${r.drift.map(driftMs).join(' / ')} | ${cell(r.change)} | ${cell(r.overlapped)} | ${cell(r.fromGroup)} |`);
+      console.log(`| ${r.rules.toLocaleString('en')} | ${chains.toLocaleString('en')} | ${ms(r.apply)} | ${r.cpu.map((c) => `${pct(c.own)} + ${pct(c.children)} = **${pct(c.own + c.children)}**`).join('; ')} | ${r.drift.map(driftMs).join(' / ')} | ${cell(r.change)} | ${cell(r.overlapped)} | ${cell(r.fromGroup)} |`);
     }
     console.log(`\n${slow.join('\n')}`);
   } finally {

@@ -52,7 +52,7 @@ const LEVELS = [8, 12, 16, 20, 24, 26, 28, 32];
  * eight overlapping rules. Blocks spread over 200 first octets (not 10.x, the bench's own addresses):
  * each /8 is shared by ~30 blocks at 50,000 rules, each /12 by ~16, below that they are the block's own.
  */
-function nested(i: number): BenchRule {
+export function nested(i: number): BenchRule {
   const block = i >> 3;
   const level = i & 7;
   const first = 11 + (block % 200);
