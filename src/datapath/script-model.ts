@@ -11,16 +11,19 @@ import type { NftMap, NftTable } from './table.js';
  * flushed while rules look them up (`inPlace`: changed in place, which policy maps must never be).
  */
 export function applyScript(prev: NftTable, script: string): { table: NftTable; problems: string[]; inPlace: string[] } {
-  const maps = new Map(prev.maps.map((m) => [m.name, { ...m, elements: [...m.elements] }]));
+  // What a change left unused (prev.leftover) is in the kernel as much as the rest.
+  const maps = new Map([...prev.maps, ...prev.leftover?.maps ?? []].map((m) => [m.name, { ...m, elements: [...m.elements] }]));
   const chains = new Map<string, { head: string[]; rules: string[] }>();
   let cur: { head: string[]; rules: string[] } | undefined;
-  for (const l of prev.chains) {
+  for (const l of [...prev.chains, ...prev.leftover?.chains ?? []]) {
     const h = /^\t(\S+) (\S+) \{$/.exec(l);
     if (h) chains.set(h[2] as string, (cur = { head: [], rules: [] }));
     else if (l !== '\t}') (/^\t\ttype \S+ hook /.test(l) ? cur?.head : cur?.rules)?.push(l);
   }
   // Elements of maps deleted unflushed in this transaction still hold their chains (see above).
   const held: string[] = [];
+  /** The maps this script declares (`add map`): all nft knows of while it lists no sets. */
+  const declared = new Set<string>();
   const problems: string[] = [];
   const inPlace: string[] = [];
   const jumps = (x: string) => [...x.matchAll(/(?:jump|goto) ([\w-]+)/g)].map((m) => m[1] as string);
@@ -39,6 +42,7 @@ export function applyScript(prev: NftTable, script: string): { table: NftTable; 
       if (!chains.has(m[1] as string)) chains.set(m[1] as string, { head: m[2] ? [`\t\t${m[2]}`] : [], rules: [] });
     } else if ((m = /^flush (map|set) \S+ \S+ (\S+)$/.exec(l))) {
       const x = maps.get(m[2] as string);
+      if (x) declared.add(x.name);
       if (!x) problems.push(`flush of a missing map ${m[2]}`);
       else {
         if (mapUsers(x.name).length > 0) inPlace.push(x.name);
@@ -77,29 +81,36 @@ export function applyScript(prev: NftTable, script: string): { table: NftTable; 
       if (users.length > 0) problems.push(`delete of chain ${m[1]}, which ${users.join(', ')} still jump to (EBUSY)`);
       if ((chains.get(m[1] as string)?.rules.length ?? 0) > 0) problems.push(`delete of chain ${m[1]}, not empty`);
       chains.delete(m[1] as string);
-    } else if (/^table \S+ \S+ \{$/.test(l)) {
-      for (i++; lines[i] !== '}'; i++) {
-        const h = /^\t(map|set|chain) (\S+) \{$/.exec(lines[i] as string);
-        if (!h) throw new Error(`not a block: ${lines[i]}`);
-        const body: string[] = [];
-        for (i++; lines[i] !== '\t}'; i++) body.push(lines[i] as string);
-        const name = h[2] as string;
-        if (h[1] === 'chain') {
-          const c = chains.get(name) ?? { head: body.filter((b) => /^\t\ttype \S+ hook /.test(b)), rules: [] };
-          chains.set(name, c);
-          for (const r of body.filter((b) => !/^\t\ttype \S+ hook /.test(b))) {
-            for (const ref of r.matchAll(/@(\S+)/g)) if (!maps.has(ref[1] as string)) problems.push(`a rule of ${name} looks up a missing map ${ref[1]}`);
-            for (const j of jumps(r)) if (!chains.has(j)) problems.push(`a rule of ${name} jumps to a missing chain ${j}`);
-            c.rules.push(r);
+    } else if ((m = /^add (map|set|chain) \S+ \S+ (\S+) \{$/.exec(l))) {
+      // A block command: its lines up to a lone `}`.
+      const body: string[] = [];
+      for (i++; i < lines.length && lines[i] !== '}'; i++) body.push(lines[i] as string);
+      const name = m[2] as string;
+      if (m[1] === 'chain') {
+        const head = body.filter((b) => /^\t\ttype \S+ hook /.test(b));
+        const c = chains.get(name) ?? { head, rules: [] };
+        chains.set(name, c);
+        for (const r of body.filter((b) => !/^\t\ttype \S+ hook /.test(b))) {
+          for (const ref of r.matchAll(/@(\S+)/g)) {
+            if (!maps.has(ref[1] as string)) problems.push(`a rule of ${name} looks up a missing map ${ref[1]}`);
+            // nft lists no sets for `add chain`: it knows only the maps this script declares.
+            else if (!declared.has(ref[1] as string)) problems.push(`a rule of ${name} looks up map ${ref[1]}, which the script does not declare (nft: No such file or directory)`);
           }
-        } else {
-          const text = body.join('\n');
-          const elements = /elements = \{ ([\s\S]*) \}/.exec(text)?.[1]?.split(',\n\t\t\t') ?? [];
-          for (const e of elements) for (const j of jumps(e)) if (!chains.has(j)) problems.push(`an element of ${name} jumps to a missing chain ${j}`);
-          const x: NftMap = maps.get(name) ?? { name, type: (/^\t\t(?:type )?(.*)$/.exec(body[0] ?? '')?.[1] ?? ''), interval: text.includes('flags interval'), elements: [], ...(h[1] === 'set' ? { set: true } : {}) };
-          x.elements.push(...elements);
-          maps.set(name, x);
+          for (const j of jumps(r)) if (!chains.has(j)) problems.push(`a rule of ${name} jumps to a missing chain ${j}`);
+          c.rules.push(r);
         }
+      } else {
+        const text = body.join('\n');
+        const elements = /elements = \{ ([\s\S]*) \}/.exec(text)?.[1]?.split(',\n\t\t\t') ?? [];
+        for (const e of elements) for (const j of jumps(e)) if (!chains.has(j)) problems.push(`an element of ${name} jumps to a missing chain ${j}`);
+        const type = /^\t\t(?:type )?(.*)$/.exec(body[0] ?? '')?.[1] ?? '';
+        const had = maps.get(name);
+        if (had && (had.type !== type || had.interval !== text.includes('flags interval'))) problems.push(`map ${name} declared again with another type (EEXIST)`);
+        const x: NftMap = had ?? { name, type, interval: text.includes('flags interval'), elements: [], ...(m[1] === 'set' ? { set: true } : {}) };
+        for (const e of elements) if (x.elements.includes(e) && x.interval === false) problems.push(`add element ${e} to ${name}: it exists (EEXIST)`);
+        x.elements.push(...elements);
+        maps.set(name, x);
+        declared.add(name);
       }
     } else {
       throw new Error(`a command this model does not know: ${l}`);
@@ -114,9 +125,9 @@ export function applyScript(prev: NftTable, script: string): { table: NftTable; 
 
 /** A table as comparable content: maps by name with their elements sorted, chains by name with their lines. */
 export function contentOf(t: NftTable): string {
-  const maps = t.maps.map((m) => [m.name, m.type, m.interval, [...m.elements].sort()] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const maps = [...t.maps, ...t.leftover?.maps ?? []].map((m) => [m.name, m.type, m.interval, [...m.elements].sort()] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const chains: Array<[string, string[]]> = [];
-  for (const l of t.chains) {
+  for (const l of [...t.chains, ...t.leftover?.chains ?? []]) {
     const h = /^\t\S+ (\S+) \{$/.exec(l);
     if (h) chains.push([h[1] as string, []]);
     else if (l !== '\t}') chains[chains.length - 1]?.[1].push(l);

@@ -41,7 +41,7 @@ test('buckets spread evenly over the backends, and a lost backend changes only e
   const delta = diffTables(table(r3), table(renderServices(two, undefined, [])))?.script;
   assert.ok(delta !== undefined && delta.startsWith('flush map inet weft svc'), 'a backend change rewrites the service map');
   assert.ok(!delta.includes('chain'), 'and no chain');
-  const svcMap = /\tmap svc \{[\s\S]*?\n\t\}/.exec(delta)?.[0] ?? '';
+  const svcMap = /^add map inet weft svc \{[\s\S]*?\n\}/m.exec(delta)?.[0] ?? '';
   assert.match(svcMap, /10\.0\.0\.3/, 'the service map is written');
   assert.ok(!/10\.0\.0\.4/.test(svcMap), 'the lost backend gets no bucket');
   const none = renderServices(planServices([svc({ group: 'none' })], []), undefined, []);
@@ -64,6 +64,6 @@ test('a changed set in a small table changes by element commands; one that chang
   assert.equal(diffTables(t(['10.0.0.2', '10.0.0.3']), t(['10.0.0.3', '10.0.0.4']))?.script,
     'delete element inet weft dscp_10 { 10.0.0.2 }\nadd element inet weft dscp_10 { 10.0.0.4 }\n');
   assert.equal(diffTables(t(['10.0.0.2', '10.0.0.3']), t(['10.0.0.4', '10.0.0.5']))?.script,
-    'flush set inet weft dscp_10\ntable inet weft {\n\tset dscp_10 {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.0.4,\n\t\t\t10.0.0.5 }\n\t}\n}\n');
+    'flush set inet weft dscp_10\nadd set inet weft dscp_10 {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.0.4,\n\t\t\t10.0.0.5 }\n}\n');
   assert.equal(diffTables(t(['10.0.0.2']), t([]))?.script, 'flush set inet weft dscp_10\n');
 });

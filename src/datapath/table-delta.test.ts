@@ -12,6 +12,9 @@ const pairs = (...jumps: string[]) => ({ name: 'pairs', type: 'mark . mark : ver
 
 const one = table([pairs('1_2'), map('tcp_1_2', ['80 : accept'])], [...chain('p_1_2', 'tcp dport vmap @tcp_1_2'), ...forward]);
 
+/** A delta as the tests compare it: its script and whether it is structural. */
+const brief = (d: ReturnType<typeof diffTables>) => d && { structural: d.structural, script: d.script };
+
 test('a new pair: its chain exists before the pair map jumps to it, its map before the chain uses it; nothing else is touched', () => {
   const two = table([pairs('1_2', '3_2'), map('tcp_1_2', ['80 : accept']), map('tcp_3_2', ['443 : drop'])],
     [...chain('p_1_2', 'tcp dport vmap @tcp_1_2'), ...chain('p_3_2', 'tcp dport vmap @tcp_3_2'), ...forward]);
@@ -20,18 +23,21 @@ test('a new pair: its chain exists before the pair map jumps to it, its map befo
   assert.equal(d?.script, [
     'add chain inet weft p_3_2',
     'flush map inet weft pairs',
-    'table inet weft {',
-    '\tmap pairs {', '\t\ttype mark . mark : verdict', '\t\telements = { 1 . 2 : jump p_1_2,\n\t\t\t3 . 2 : jump p_3_2 }', '\t}',
-    '\tmap tcp_3_2 {', '\t\ttype inet_service : verdict', '\t\tflags interval', '\t\telements = { 443 : drop }', '\t}',
-    '\tchain p_3_2 {', '\t\ttcp dport vmap @tcp_3_2', '\t}',
-    '}', '',
+    'add map inet weft pairs {', '\t\ttype mark . mark : verdict', '\t\telements = { 1 . 2 : jump p_1_2,\n\t\t\t3 . 2 : jump p_3_2 }', '}',
+    'add map inet weft tcp_3_2 {', '\t\ttype inet_service : verdict', '\t\tflags interval', '\t\telements = { 443 : drop }', '}',
+    'add chain inet weft p_3_2 {', '\t\ttcp dport vmap @tcp_3_2', '}',
+    '',
   ].join('\n'));
   assert.doesNotMatch(d!.script, /tcp_1_2|forward/, 'the unchanged pair and chain are not written');
+  assert.doesNotMatch(d!.script, /^table |^add rule /m, 'no table block and no add rule: nft would list every chain of the table for either');
+  const r = applyScript(one, d!.script);
+  assert.deepEqual([r.problems, r.inPlace], [[], ['pairs']]);
+  assert.equal(contentOf(r.table), contentOf(two));
 });
 
 test('a pair that goes: the jump to it goes first, then its chain\'s rules, its map, and the chain', () => {
   const none = table([pairs()], forward);
-  assert.deepEqual(diffTables(one, none), { structural: true, script: [
+  assert.deepEqual(brief(diffTables(one, none)), { structural: true, script: [
     'flush map inet weft pairs',
     'flush chain inet weft p_1_2', 'delete map inet weft tcp_1_2', 'delete chain inet weft p_1_2', '',
   ].join('\n') });
@@ -48,9 +54,9 @@ test('a map under a new name is written beside the old one, the chains are point
     assert.ok(i >= 0, `the script has "${line}"`);
     return i;
   };
-  assert.ok(at('\tmap pairs_new {') < at('\tchain forward {'), 'the new map is filled before the chain refers to it');
-  assert.ok(at('flush chain inet weft forward') < at('\tchain forward {'), 'the chain is rewritten');
-  assert.ok(at('\tchain forward {') < at('flush map inet weft pairs'), 'the old map is emptied only after the chain left it');
+  assert.ok(at('add map inet weft pairs_new {') < at('add chain inet weft forward {'), 'the new map is filled before the chain refers to it');
+  assert.ok(at('flush chain inet weft forward') < at('add chain inet weft forward {'), 'the chain is rewritten');
+  assert.ok(at('add chain inet weft forward {') < at('flush map inet weft pairs'), 'the old map is emptied only after the chain left it');
   assert.ok(at('flush map inet weft pairs') < at('delete map inet weft pairs'), 'and emptied before it goes: its jumps are released on older kernels too');
   assert.ok(at('delete map inet weft pairs') < at('delete chain inet weft p_1_2'), 'then the chain its elements jumped to');
   assert.ok(at('flush chain inet weft p_1_2') < at('delete map inet weft tcp_1_2') && at('delete map inet weft tcp_1_2') < at('delete chain inet weft p_1_2'));
@@ -71,14 +77,23 @@ test('the kernel model refuses what the kernel refuses: a chain deleted while an
 test('a changed chain is flushed and written again, keeping its hook', () => {
   const next = table(one.maps, [...chain('p_1_2', 'tcp dport vmap @tcp_1_2'), ...chain('forward', 'type filter hook forward priority filter; policy accept;', 'ct state established,related accept', 'meta mark . ct mark vmap @pairs')]);
   const d = diffTables(one, next);
-  assert.match(d!.script, /^flush chain inet weft forward\ntable inet weft \{\n\tchain forward \{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tct state established,related accept\n/);
-  assert.doesNotMatch(d!.script, /p_1_2|\tmap /);
+  assert.equal(d!.script, [
+    'flush chain inet weft forward',
+    // The map the chain looks up, declared again by its header: nft knows only the maps a script declares.
+    'add map inet weft pairs {', '\t\ttype mark . mark : verdict', '}',
+    'add chain inet weft forward {', '\t\ttype filter hook forward priority filter; policy accept;', '\t\tct state established,related accept', '\t\tmeta mark . ct mark vmap @pairs', '}', '',
+  ].join('\n'));
+  const r = applyScript(one, d!.script);
+  assert.deepEqual(r.problems, []);
+  assert.equal(contentOf(r.table), contentOf(next));
+  assert.deepEqual(applyScript(one, d!.script.replace(/add map inet weft pairs \{\n.*\n\}\n/, '')).problems, ['a rule of forward looks up map pairs, which the script does not declare (nft: No such file or directory)'],
+    'without the header nft would refuse the chain');
 });
 
 test('a new base chain is made with its hook; unchanged tables give an empty script', () => {
   const next = table(one.maps, [...one.chains, ...chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', 'masquerade')]);
   assert.match(diffTables(one, next)!.script, /^add chain inet weft prerouting \{ type nat hook prerouting priority dstnat; policy accept; \}\n/);
-  assert.deepEqual(diffTables(one, { ...one, maps: one.maps.map((m) => ({ ...m, elements: [...m.elements] })) }), { structural: false, script: '' });
+  assert.deepEqual(brief(diffTables(one, { ...one, maps: one.maps.map((m) => ({ ...m, elements: [...m.elements] })) })), { structural: false, script: '' });
 });
 
 test('what cannot change in place needs a replace: a map type, a hook, a counter, another table', () => {
@@ -87,7 +102,7 @@ test('what cannot change in place needs a replace: a map type, a hook, a counter
   const counted = table(one.maps, [...one.chains, '\tcounter spoofed {', '\t}']);
   assert.equal(diffTables(one, counted), undefined, 'a new counter');
   assert.equal(diffTables(counted, one), undefined, 'a counter gone');
-  assert.deepEqual(diffTables(counted, counted), { structural: false, script: '' }, 'an unchanged counter is fine');
+  assert.deepEqual(brief(diffTables(counted, counted)), { structural: false, script: '' }, 'an unchanged counter is fine');
   assert.equal(diffTables(one, { ...one, family: 'bridge' }), undefined);
 });
 
@@ -116,4 +131,33 @@ test('a set in a small table changes by element commands, not a rewrite of every
   // Maps keep the flush and refill (a changed value would be the same key deleted and added at once).
   const m = (els: string[]): NftTable => ({ family: 'inet', name: 'weft', maps: [{ name: 'svc', type: 'ipv4_addr : verdict', interval: false, elements: els }], chains: [] });
   assert.match(diffTables(m(['10.0.0.1 : accept', '10.0.0.2 : drop']), m(['10.0.0.1 : accept', '10.0.0.2 : drop', '10.0.0.3 : drop']))?.script ?? '', /^flush map inet weft svc$/m);
+});
+
+test('keepGone: what a change no longer uses stays, unreferenced, and is used again when it comes back; a delta without it deletes it; past the bound it goes at once', () => {
+  const next = table([{ ...pairs('3_2'), name: 'pairs_new' }, map('tcp_3_2', ['443 : drop'])],
+    [...chain('p_3_2', 'tcp dport vmap @tcp_3_2'), ...chain('forward', 'type filter hook forward priority filter; policy accept;', 'meta mark . ct mark vmap @pairs_new')]);
+  const d = diffTables(one, next, { keepGone: true });
+  assert.ok(d);
+  assert.doesNotMatch(d.script, /^delete /m, 'nothing deleted');
+  assert.equal(d.kept, 3, 'the old pair map, its port map and its chain');
+  const r = applyScript(one, d.script);
+  assert.deepEqual(r.problems, []);
+  assert.equal(contentOf(r.table), contentOf(d.table), 'the table it reports is what the kernel holds');
+  // Back: the kept map and chain serve again; only the forward chain changes (and the new ones stay).
+  const back = diffTables(d.table, one, { keepGone: true });
+  assert.ok(back);
+  assert.doesNotMatch(back.script, /elements/, 'no map is written again');
+  assert.deepEqual(applyScript(d.table, back.script).problems, []);
+  // Without keepGone (a full pass), everything no longer used goes, in an order the kernel accepts.
+  const sweep = diffTables(d.table, next);
+  assert.ok(sweep);
+  assert.match(sweep.script, /^delete map inet weft pairs$/m);
+  const swept = applyScript(d.table, sweep.script);
+  assert.deepEqual(swept.problems, []);
+  assert.equal(contentOf(swept.table), contentOf(next));
+  // Past the bound (256 objects), all that is gone goes in the same change.
+  const many = table([pairs(), ...Array.from({ length: 300 }, (_, i) => map(`m${i}`, ['1 : accept']))], forward);
+  const big = diffTables(many, table([pairs()], forward), { keepGone: true });
+  assert.equal(big?.kept, 0);
+  assert.equal(big?.script.match(/^delete map /gm)?.length, 300);
 });

@@ -12,25 +12,35 @@ import { mapBody, type NftMap, type NftTable } from './table.js';
  * every set in the table (measured: adding one element took 1.2 s beside a 50,000-element map, 15 s in
  * a table of a million elements), while flushing and refilling a small map takes ~6 ms whatever else
  * the table holds. Sets (no values) in a small table are the exception: patched by element commands
- * (ELEMENT_COMMANDS_MAX). Order: new chains exist
+ * (ELEMENT_COMMANDS_MAX). Maps and chains are written as `add map`/`add chain NAME { ... }` commands,
+ * never in a `table { }` block and never by `add rule`: for either nft 1.0.6 first lists every chain of
+ * the table (~2.5 µs a chain: 40 ms of a commit beside 14,000 chains), for `add chain` it lists only
+ * the sets, and only when a rule names one; a map a written chain names that the script does not write
+ * is declared again by its header (a no-op for the kernel) so that nft knows it. Order: new chains exist
  * (empty) before map elements jump to them, maps are filled before chains refer to them, and chains and
  * maps go only after nothing refers to them any more.
  */
-export function diffTables(prev: NftTable, next: NftTable): { script: string; structural: boolean } | undefined {
+export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: boolean } = {}): Delta | undefined {
   if (prev.family !== next.family || prev.name !== next.name) return undefined;
   const at = `${next.family} ${next.name}`;
-  const oldMaps = new Map(prev.maps.map((m) => [m.name, m]));
+  // What an earlier change left in the kernel unused (keepGone) counts as there, and goes unless used again.
+  const leftMaps = prev.leftover?.maps ?? [];
+  const oldMaps = new Map([...prev.maps, ...leftMaps].map((m) => [m.name, m]));
   const newMaps = new Set(next.maps.map((m) => m.name));
   // Every resync diffs an unchanged table: the same lines (the same strings, from the render cache)
   // compare in microseconds, and only changed chains are worth parsing.
   const chainsSame = same(prev.chains, next.chains);
-  const oldBlocks = chainsSame ? new Map<string, Block>() : blocksOf(prev.chains);
-  const newBlocks = chainsSame ? new Map<string, Block>() : blocksOf(next.chains);
-  if (!blocksCompatible(oldBlocks, newBlocks)) return undefined;
+  const oldLive = chainsSame ? NO_BLOCKS : blocksOf(prev.chains);
+  const oldLeft = prev.leftover ? blocksOf(prev.leftover.chains) : NO_BLOCKS;
+  const newBlocks = chainsSame ? NO_BLOCKS : blocksOf(next.chains);
+  if (!blocksCompatible(oldLive, newBlocks)) return undefined;
+  const oldBlock = (key: string) => oldLive.get(key) ?? oldLeft.get(key);
   const created: string[] = [];
   const flushed: string[] = [];
   const written: string[] = [];
   const removed: string[] = [];
+  const writtenMaps = new Set<string>();
+  const chainLines: string[] = [];
   let structural = false;
   const small = prev.maps.reduce((n, m) => n + m.elements.length, 0) <= ELEMENT_COMMANDS_MAX;
   for (const m of next.maps) {
@@ -45,32 +55,77 @@ export function diffTables(prev: NftTable, next: NftTable): { script: string; st
     if (o) flushed.push(`flush ${kindOf(m)} ${at} ${m.name}`);
     structural ||= !o;
     // A flushed map left empty needs nothing more.
-    if (!o || m.elements.length > 0) written.push(`\t${kindOf(m)} ${m.name} {`, ...mapBody(m), '\t}');
+    if (!o || m.elements.length > 0) {
+      written.push(`add ${kindOf(m)} ${at} ${m.name} {`, ...mapBody(m), '}');
+      writtenMaps.add(m.name);
+    }
   }
   for (const [key, b] of newBlocks) {
-    const o = oldBlocks.get(key);
+    const o = oldBlock(key);
+    if (o && !same(o.head, b.head)) return undefined;
     if (o && same(o.lines, b.lines)) continue;
     structural = true;
     if (o) flushed.push(`flush chain ${at} ${b.name}`);
     else created.push(`add chain ${at} ${b.name}${b.head.length ? ` { ${b.head.map((l) => l.trim()).join(' ')} }` : ''}`);
-    written.push(...b.lines);
+    chainLines.push(`add chain ${at} ${b.name} {`, ...b.lines.slice(1, -1), '}');
   }
+  // The maps and sets those chains look up that this script does not write, declared again (header only).
+  const named = new Map(next.maps.map((m) => [m.name, m]));
+  const declared = new Set<string>();
+  for (const line of chainLines) {
+    for (const [, name] of line.matchAll(/@([A-Za-z0-9_.-]+)/g)) {
+      const m = named.get(name as string);
+      if (!m || writtenMaps.has(m.name) || declared.has(m.name)) continue;
+      declared.add(m.name);
+      written.push(`add ${kindOf(m)} ${at} ${m.name} {`, ...mapBody({ ...m, elements: [] }), '}');
+    }
+  }
+  written.push(...chainLines);
   // Chains that go are emptied first (their rules may look maps up), then maps go, then the chains. A
   // map whose elements jump to chains is flushed before it is deleted: kernels before 6.4 (and Debian
   // 12's 6.1 before the backport) release those jumps only on a flush, and refuse to delete the chains
   // otherwise. It is no longer looked up by then (its chains were rewritten above).
-  const goneChains = [...oldBlocks].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o.name);
-  for (const name of goneChains) removed.push(`flush chain ${at} ${name}`);
-  for (const m of prev.maps) {
-    if (newMaps.has(m.name)) continue;
+  const gone = [...oldLive, ...oldLeft].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o);
+  const goneMaps = [...prev.maps, ...leftMaps].filter((m) => !newMaps.has(m.name));
+  if (opts.keepGone && keepable(gone.length + goneMaps.length, goneMaps)) {
+    // Left in the kernel, unreferenced by anything live: the table it holds is next plus them.
+    const all = [...created, ...flushed, ...written];
+    const table = gone.length + goneMaps.length === 0 ? next : { ...next, leftover: { maps: goneMaps, chains: gone.flatMap((b) => b.lines) } };
+    return { script: all.length ? `${all.join('\n')}\n` : '', structural, table, kept: gone.length + goneMaps.length };
+  }
+  for (const b of gone) removed.push(`flush chain ${at} ${b.name}`);
+  for (const m of goneMaps) {
     if (m.elements.some((e) => / (?:jump|goto) /.test(e))) removed.push(`flush ${kindOf(m)} ${at} ${m.name}`);
     removed.push(`delete ${kindOf(m)} ${at} ${m.name}`);
   }
-  for (const name of goneChains) removed.push(`delete chain ${at} ${name}`);
+  for (const b of gone) removed.push(`delete chain ${at} ${b.name}`);
   structural ||= removed.length > 0;
-  const body = written.length ? [`table ${at} {`, ...written, '}'] : [];
-  const all = [...created, ...flushed, ...body, ...removed];
-  return { script: all.length ? `${all.join('\n')}\n` : '', structural };
+  const all = [...created, ...flushed, ...written, ...removed];
+  return { script: all.length ? `${all.join('\n')}\n` : '', structural, table: next, kept: 0 };
+}
+
+export interface Delta {
+  script: string;
+  /** Chains or maps come or go (a listing of the table's objects changes). */
+  structural: boolean;
+  /** What the table holds once the script is committed: `next`, or with keepGone, `next` and what stays of `prev`. */
+  table: NftTable;
+  /** How many chains and maps no longer used stay in the table (keepGone). */
+  kept: number;
+}
+
+/**
+ * With keepGone, chains and maps nothing uses any more may stay until a later delta without it (the
+ * agent's next full pass): a `delete` makes nft 1.0.6 list every chain of the table (40 ms of a commit
+ * beside 14,000 chains), the rest of a change's delta does not. Kept at most this many, holding at
+ * most that many elements; past either bound everything gone goes at once. Named by content, a kept map
+ * or chain that comes back (a rule toggled back) is used again as it is.
+ */
+const KEEP_MAX_OBJECTS = 256;
+const KEEP_MAX_ELEMENTS = 50_000;
+
+function keepable(objects: number, maps: readonly NftMap[]): boolean {
+  return objects <= KEEP_MAX_OBJECTS && maps.reduce((n, m) => n + m.elements.length, 0) <= KEEP_MAX_ELEMENTS;
 }
 
 interface Block {
@@ -117,26 +172,31 @@ function same(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+const NO_BLOCKS: ReadonlyMap<string, Block> = new Map();
+
+/** Blocks by the chains array they were read from: a table diffed twice (as next, then as prev) is read once. */
+const blockCache = new WeakMap<readonly string[], Map<string, Block>>();
+
 /** The table's chains (and named objects such as counters) as written: `\tKIND NAME {`, lines, `\t}`. */
-export function blocksOf(lines: readonly string[]): Map<string, Block> {
+export function blocksOf(lines: readonly string[]): ReadonlyMap<string, Block> {
+  const cached = blockCache.get(lines);
+  if (cached) return cached;
   const out = new Map<string, Block>();
-  let cur: Block | undefined;
-  for (const line of lines) {
-    if (cur === undefined) {
-      const m = /^\t(\S+) (\S+) \{$/.exec(line);
-      if (!m) throw new Error(`an nft table's chains start with "\\tKIND NAME {", not ${JSON.stringify(line)}`);
-      cur = { kind: m[1] as string, name: m[2] as string, head: [], lines: [line] };
-      continue;
+  for (let i = 0; i < lines.length;) {
+    const first = lines[i] as string;
+    const m = /^\t(\S+) (\S+) \{$/.exec(first);
+    if (!m) throw new Error(`an nft table's chains start with "\\tKIND NAME {", not ${JSON.stringify(first)}`);
+    let end = i + 1;
+    const head: string[] = [];
+    for (; end < lines.length && lines[end] !== '\t}'; end++) {
+      const l = lines[end] as string;
+      if (l.startsWith('\t\ttype ') && /^\t\ttype \S+ hook /.test(l)) head.push(l);
     }
-    cur.lines.push(line);
-    if (line === '\t}') {
-      out.set(`${cur.kind} ${cur.name}`, cur);
-      cur = undefined;
-    } else if (/^\t\ttype \S+ hook /.test(line)) {
-      cur.head.push(line);
-    }
+    if (end >= lines.length) throw new Error(`an nft table's ${m[1]} ${m[2]} is not closed`);
+    out.set(`${m[1]} ${m[2]}`, { kind: m[1] as string, name: m[2] as string, head, lines: lines.slice(i, end + 1) });
+    i = end + 1;
   }
-  if (cur) throw new Error(`an nft table's ${cur.kind} ${cur.name} is not closed`);
+  blockCache.set(lines, out);
   return out;
 }
 

@@ -20,6 +20,11 @@ export interface NftTable {
   maps: NftMap[];
   /** Chains, verbatim (tab-indented lines). */
   chains: string[];
+  /**
+   * Maps and chains nothing uses any more that a change left in the kernel (table-delta.ts, keepGone): the
+   * next delta made without keepGone deletes them. Only in what the applier records; never written.
+   */
+  leftover?: { maps: NftMap[]; chains: string[] };
   /** Tables this one replaces (an older layout): a whole-table replace deletes them in the same transaction. */
   supersedes?: ReadonlyArray<{ family: string; name: string }>;
 }

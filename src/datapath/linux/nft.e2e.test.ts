@@ -67,6 +67,30 @@ test('a sequence of changes applied as deltas leaves what a replace of the last 
   }
 });
 
+test('a change (trusted) leaves the maps and chains it no longer uses in the kernel, unreferenced; the next full pass deletes them', { skip: !root && 'needs root' }, async () => {
+  const a = await netns('k');
+  const b = await netns('kr');
+  const tables = new NftTables(real);
+  const one = table({ '1_2': ['80 : accept'] });
+  const two = table({ '3_2': ['22 : accept'] });
+  assert.equal((await tables.ensureAll(a, [one], true))[0], 'replace');
+  assert.deepEqual(await tables.ensureAll(a, [two], true, { trust: true }), ['delta']);
+  const kept = await listing(a);
+  assert.match(kept, /map tcp_1_2 \{/, 'the map no longer used is still there');
+  assert.match(kept, /chain p_1_2 \{/, 'and the chain');
+  await new NftTables(real).ensure(b, two);
+  // Nothing live reaches what was kept: the forward chain and the pair map are those of `two`.
+  const section = (text: string, head: string) => text.split('\n\t').find((x) => x.startsWith(head)) ?? '';
+  for (const head of ['chain forward', 'map pairs']) assert.equal(section(kept, `\t${head}`) || section(kept, head), section(await listing(b), `\t${head}`) || section(await listing(b), head), head);
+  // Back to `one`: what was kept is used again as it is.
+  assert.deepEqual(await tables.ensureAll(a, [one], true, { trust: true }), ['delta']);
+  assert.deepEqual(await tables.ensureAll(a, [two], true, { trust: true }), ['delta']);
+  // A full pass (untrusted: the generation read) deletes what was kept: the same as a replace of `two`.
+  assert.deepEqual(await tables.ensureAll(a, [two], true), ['delta']);
+  assert.equal(await listing(a), await listing(b), 'after the full pass, nothing is left over');
+  assert.deepEqual(await tables.ensureAll(a, [two], true), ['unchanged']);
+});
+
 test('an untouched namespace costs one generation read; anyone else\'s change, even one element, is replaced', { skip: !root && 'needs root' }, async (t) => {
   const gens = new Generations(real);
   if (!gens.available) return t.skip('dist/weft-netwatch was not built (no C compiler)');

@@ -106,16 +106,18 @@ export class NftTables {
     this.applied.delete(key);
     let refused = false;
     if (trusted) {
-      const delta = diffTables(prev.table, table);
+      // A change (trustLast) leaves what it no longer uses for the next full pass to delete: a delete
+      // makes nft list every chain of the table (table-delta.ts, keepGone).
+      const delta = diffTables(prev.table, table, { keepGone: opts.trustLast === true });
       if (delta?.script === '') {
-        this.applied.set(key, { table, terse: prev.terse });
+        this.applied.set(key, { table: delta.table, terse: prev.terse });
         return 'unchanged';
       }
       if (delta !== undefined) {
         const r = await this.commit(ns, delta.script, true);
         if (r.code === 0) {
           // Chains or maps came or went: the terse listing changed with them, read again when needed.
-          this.applied.set(key, { table, terse: delta.structural ? await this.terseIfNeeded(ns, table, opts.owned) : prev.terse });
+          this.applied.set(key, { table: delta.table, terse: delta.structural ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
           return 'delta';
         }
         refused = true;
