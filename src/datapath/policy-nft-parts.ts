@@ -112,7 +112,19 @@ function restVerdict(segs: readonly Seg[], last: number, skipped: number): Decid
 }
 
 /** A chain shared by every profile with the same remaining verdicts, and the interval map it looks ports up in. */
-export interface Chain { name: string; lines: string[]; maps: NftMap[]; text: string }
+export interface Chain {
+  name: string;
+  lines: string[];
+  maps: NftMap[];
+  text: string;
+  /** Its lines as a table's chains hold them (`\tchain NAME {`, lines, `\t}`), made once. */
+  block?: string[];
+}
+
+/** A chain's block lines, the same array (and strings) at every render. */
+export function blockOf(c: Chain): string[] {
+  return (c.block ??= [`\tchain ${c.name} {`, ...c.lines, '\t}']);
+}
 
 const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x.last)} : ${verdictText(x.verdict)}`);
 
@@ -130,6 +142,8 @@ export const INLINE_RANGES = 16;
  * text gets the same chain without hashing it again. Forgotten past CHAIN_CACHE texts.
  */
 export class ChainBook {
+  /** The last map of each shard (policy-nft-stages.ts shardMap), by its base name. */
+  readonly shards = new Map<string, NftMap>();
   readonly byText = new Map<string, Chain>();
   readonly taken = new Map<string, Chain>();
   /** A profile's rest (its segments array, kept with the profile: partsOf) → its chain. */

@@ -23,6 +23,15 @@ export interface StageOut { maps: NftMap[]; shardChains: string[]; lines: string
 
 const ALL_PROTOS = ['tcp', 'udp', 'other', 'sctp'] as const;
 
+/** A pair's element per protocol, kept with the pair (an incremental compile keeps unchanged pairs' objects). */
+const keyedCache = new WeakMap<PairProfiles, Partial<Record<Proto, Keyed>>>();
+
+function keyedOf(x: PairProfiles, proto: Proto): Keyed {
+  let byProto = keyedCache.get(x);
+  if (!byProto) keyedCache.set(x, (byProto = {}));
+  return (byProto[proto] ??= { key: x.src, alt: x.dst, e: `${x.src} . ${x.dst} : ${markOf(x[proto])}` });
+}
+
 /** Each protocol's pair-stage elements, in pair order, with the marks a packet looks them up with. */
 export function pairElements(p: CompiledPolicy): Map<Proto, Keyed[]> {
   let out = pairCache.get(p.pairs);
@@ -34,7 +43,7 @@ export function pairElements(p: CompiledPolicy): Map<Proto, Keyed[]> {
     // is chosen by whichever of the two spreads the pairs better (ingress rules: the sources; egress: the
     // destinations).
     const prof: Keyed[] = [];
-    for (const x of pairs) if (x[proto]) prof.push({ key: x.src, alt: x.dst, e: `${x.src} . ${x.dst} : ${markOf(x[proto])}` });
+    for (const x of pairs) if (x[proto]) prof.push(keyedOf(x, proto));
     out.set(proto, prof);
   }
   pairCache.set(p.pairs, out);
@@ -50,19 +59,31 @@ export function profileElements(p: CompiledPolicy): Map<Proto, ProfileElements> 
   const book = bookOf(p);
   for (const prof of p.profiles) {
     const to = out.get(prof.proto) as ProfileElements;
-    const q = partsOf(prof, PROFILE_MARK, p.sctp);
-    for (const e of q.singles) to.singles.push({ key: prof.id, e }); // not spread: a profile may hold more ports than a call takes arguments
-    const mark = markOf(prof.id);
-    if (q.verdict !== undefined) {
-      if (q.verdict !== 'none') to.rest.push({ key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` });
-      continue;
-    }
-    const chain = chainOf(book, prof.proto, q.rest);
-    if (!seen.has(chain)) { seen.add(chain); to.chains.push(chain); }
-    to.rest.push({ key: prof.id, e: `${mark} : jump ${chain.name}` });
+    const own = profileParts(prof, p.sctp, book);
+    for (const k of own.singles) to.singles.push(k); // not spread: a profile may hold more ports than a call takes arguments
+    if (own.rest) to.rest.push(own.rest);
+    if (own.chain && !seen.has(own.chain)) { seen.add(own.chain); to.chains.push(own.chain); }
   }
   profileCache.set(p.profiles, out);
   return out;
+}
+
+/** One profile's elements, kept with the profile (an unchanged profile is the same object in the next compile). */
+const ownCache = new WeakMap<Profile, { singles: Keyed[]; rest?: Keyed; chain?: Chain }>();
+
+function profileParts(prof: Profile, sctp: boolean, book: ReturnType<typeof bookOf>): { singles: Keyed[]; rest?: Keyed; chain?: Chain } {
+  let own = ownCache.get(prof);
+  if (own) return own;
+  const q = partsOf(prof, PROFILE_MARK, sctp);
+  const mark = markOf(prof.id);
+  const singles = q.singles.map((e) => ({ key: prof.id, e }));
+  if (q.verdict !== undefined) own = q.verdict === 'none' ? { singles } : { singles, rest: { key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` } };
+  else {
+    const chain = chainOf(book, prof.proto, q.rest);
+    own = { singles, rest: { key: prof.id, e: `${mark} : jump ${chain.name}` }, chain };
+  }
+  ownCache.set(prof, own);
+  return own;
 }
 
 export function stageOf(els: Keyed[], make: () => StageOut): StageOut {
@@ -76,7 +97,7 @@ export function stageOf(els: Keyed[], make: () => StageOut): StageOut {
  * (each a map in a chain of its own) behind a jump by the mark's low bits. Nothing to look up (no pair
  * holds a profile of this protocol, or none has single ports): no rule.
  */
-export function renderStage(x: string, l4: string, base: string, tag: 'p' | 's' | 'r', els: Keyed[], type: string, prefix: string, rule: (map: string) => string): StageOut {
+export function renderStage(x: string, l4: string, base: string, tag: 'p' | 's' | 'r', els: Keyed[], type: string, prefix: string, rule: (map: string) => string, memo?: Map<string, NftMap>): StageOut {
   const out: StageOut = { maps: [], shardChains: [], lines: [] };
   if (els.length === 0) return out;
   const n = shardsFor(els.length);
@@ -91,7 +112,7 @@ export function renderStage(x: string, l4: string, base: string, tag: 'p' | 's' 
   for (const k of els) (parts[(byAlt ? k.alt ?? 0 : k.key) & (n - 1)] as string[]).push(k.e);
   const jumps = parts.flatMap((e, k) => {
     if (e.length === 0) return [];
-    const m = byContent(`${x}_${tag}${k}`, { type, interval: false, elements: e });
+    const m = shardMap(`${x}_${tag}${k}`, type, e, memo);
     out.maps.push(m);
     const chain = `${x}_${tag}${k}`;
     out.shardChains.push(`\tchain ${chain} {`, `\t\t${rule(m.name)}`, '\t}');
@@ -103,6 +124,18 @@ export function renderStage(x: string, l4: string, base: string, tag: 'p' | 's' 
   out.maps.push(dispatch);
   out.lines.push(`\t\t${l4}${byAlt ? 'ct' : 'meta'} mark and ${n - 1} vmap @${dispatch.name}`);
   return out;
+}
+
+/**
+ * A shard's map, named by its content; the same map as the last render of that shard (in `memo`) when its
+ * elements are the same strings, which a change leaves in all shards but the few it touches: no hashing.
+ */
+function shardMap(base: string, type: string, elements: string[], memo: Map<string, NftMap> | undefined): NftMap {
+  const last = memo?.get(base);
+  if (last && last.type === type && last.elements.length === elements.length && last.elements.every((e, i) => e === elements[i])) return last;
+  const m = byContent(base, { type, interval: false, elements });
+  memo?.set(base, m);
+  return m;
 }
 
 /**

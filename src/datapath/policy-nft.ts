@@ -1,6 +1,6 @@
 import { filters, type CompiledPolicy } from '../policy/index.js';
 import type { NftMap } from './table.js';
-import { AUDIT_CHAIN, AUDIT_LOG_GROUP, byContent, hex, ipRange, PREFIX, SIDE_MARK, type Chain } from './policy-nft-parts.js';
+import { AUDIT_CHAIN, AUDIT_LOG_GROUP, blockOf, bookOf, byContent, hex, ipRange, PREFIX, SIDE_MARK, type Chain } from './policy-nft-parts.js';
 import { clsCache, emptyStages, pairElements, profileElements, renderStage, sideStages, stageOf, type Keyed, type Names, type ProfileElements } from './policy-nft-stages.js';
 
 export { AUDIT_CHAIN, AUDIT_LOG_GROUP, INLINE_RANGES, PROFILE_MARK, SIDE_MARK, splitSingles } from './policy-nft-parts.js';
@@ -53,6 +53,7 @@ function render(p: CompiledPolicy): PolicyNft {
   const sides = new Map(p.sides.map((x) => [x.cls, x]));
   const chains = new Map<string, Chain>();
   const pairEls = pairElements(p);
+  const book = bookOf(p);
   const profEls = profileElements(p);
   // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
   for (const proto of p.sctp ? ['tcp', 'udp', 'other', 'sctp'] as const : ['tcp', 'udp', 'other'] as const) {
@@ -61,7 +62,7 @@ function render(p: CompiledPolicy): PolicyNft {
     const x = PREFIX[proto];
     const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
     const stage = (base: string, tag: 'p' | 's' | 'r', els: Keyed[], type: string, prefix: string, rule: (map: string) => string): string[] => {
-      const out = stageOf(els, () => renderStage(x, l4, base, tag, els, type, prefix, rule));
+      const out = stageOf(els, () => renderStage(x, l4, base, tag, els, type, prefix, rule, book.shards));
       maps.push(...out.maps);
       shardChains.push(...out.shardChains);
       return out.lines;
@@ -79,7 +80,7 @@ function render(p: CompiledPolicy): PolicyNft {
   ] : [];
   return {
     maps: [...maps, ...sorted.flatMap((c) => c.maps)],
-    chains: [...audit, ...sorted.flatMap((c) => [`\tchain ${c.name} {`, ...c.lines, '\t}']), ...shardChains, ...renderForward(p, names)],
+    chains: [...audit, ...sorted.flatMap(blockOf), ...shardChains, ...renderForward(p, names)],
   };
 }
 
