@@ -160,4 +160,10 @@ test('keepGone: what a change no longer uses stays, unreferenced, and is used ag
   const big = diffTables(many, table([pairs()], forward), { keepGone: true });
   assert.equal(big?.kept, 0);
   assert.equal(big?.script.match(/^delete map /gm)?.length, 300);
+  // A base chain that goes is deleted at once, keepGone or not: on its hook it would go on filtering.
+  const noForward = table([pairs()], []);
+  const unhooked = diffTables(table([pairs()], forward), noForward, { keepGone: true });
+  assert.equal(unhooked?.kept, 0);
+  assert.match(unhooked?.script ?? '', /^delete chain inet weft forward$/m);
+  assert.equal(unhooked?.table.leftover, undefined);
 });

@@ -87,7 +87,8 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   // otherwise. It is no longer looked up by then (its chains were rewritten above).
   const gone = [...oldLive, ...oldLeft].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o);
   const goneMaps = [...prev.maps, ...leftMaps].filter((m) => !newMaps.has(m.name));
-  if (opts.keepGone && keepable(gone.length + goneMaps.length, goneMaps)) {
+  // A base chain stays on its hook while it exists, filtering: one that goes is always deleted now.
+  if (opts.keepGone && gone.every((b) => b.head.length === 0) && keepable(gone.length + goneMaps.length, goneMaps)) {
     // Left in the kernel, unreferenced by anything live: the table it holds is next plus them.
     const all = [...created, ...flushed, ...written];
     const table = gone.length + goneMaps.length === 0 ? next : { ...next, leftover: { maps: goneMaps, chains: gone.flatMap((b) => b.lines) } };
@@ -116,7 +117,8 @@ export interface Delta {
 
 /**
  * With keepGone, chains and maps nothing uses any more may stay until a later delta without it (the
- * agent's next full pass): a `delete` makes nft 1.0.6 list every chain of the table (40 ms of a commit
+ * agent's next full pass), base chains excepted (one on a hook filters whether anything refers to it or
+ * not: a tenant whose last rule goes loses its forward chain, which must stop filtering now): a `delete` makes nft 1.0.6 list every chain of the table (40 ms of a commit
  * beside 14,000 chains), the rest of a change's delta does not. Kept at most this many, holding at
  * most that many elements; past either bound everything gone goes at once. Named by content, a kept map
  * or chain that comes back (a rule toggled back) is used again as it is.
