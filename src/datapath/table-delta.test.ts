@@ -167,3 +167,12 @@ test('keepGone: what a change no longer uses stays, unreferenced, and is used ag
   assert.match(unhooked?.script ?? '', /^delete chain inet weft forward$/m);
   assert.equal(unhooked?.table.leftover, undefined);
 });
+
+test('what an earlier change left counts toward the elements nft would fetch for element commands', () => {
+  const set = (ips: string[]): NftMap => ({ name: 'dscp_10', type: 'ipv4_addr', set: true, interval: false, elements: ips });
+  const big = map('old_rest', Array.from({ length: ELEMENT_COMMANDS_MAX }, (_, i) => `${i + 1} : accept`));
+  const prev: NftTable = { ...table([set(['10.0.0.2', '10.0.0.3'])], []), leftover: { maps: [big], chains: [] } };
+  const d = diffTables(prev, table([set(['10.0.0.3', '10.0.0.4'])], []), { keepGone: true });
+  assert.match(d?.script ?? '', /^flush set inet weft dscp_10$/m, 'flushed and refilled, not patched beside 20,000 kept elements');
+  assert.doesNotMatch(d?.script ?? '', /^(add|delete) element/m);
+});

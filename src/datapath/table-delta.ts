@@ -42,7 +42,8 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   const writtenMaps = new Set<string>();
   const chainLines: string[] = [];
   let structural = false;
-  const small = prev.maps.reduce((n, m) => n + m.elements.length, 0) <= ELEMENT_COMMANDS_MAX;
+  // Element commands make nft fetch every element of the table, what an earlier change left included.
+  const small = [...prev.maps, ...leftMaps].reduce((n, m) => n + m.elements.length, 0) <= ELEMENT_COMMANDS_MAX;
   for (const m of next.maps) {
     const o = oldMaps.get(m.name);
     if (o && (o.type !== m.type || o.interval !== m.interval || (o.set ?? false) !== (m.set ?? false))) return undefined;

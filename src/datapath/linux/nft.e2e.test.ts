@@ -4,6 +4,7 @@ import { ProcessRunner, type RunOptions, type RunResult, type Runner } from '../
 import type { NftMap, NftTable } from '../table.js';
 import { Generations, NFTGEN } from './generation.js';
 import { NftTables } from './nft.js';
+import { diffTables } from '../table-delta.js';
 import { TestNamespaces } from '../../testkit/netns.js';
 
 const root = process.getuid?.() === 0;
@@ -89,6 +90,22 @@ test('a change (trusted) leaves the maps and chains it no longer uses in the ker
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['delta']);
   assert.equal(await listing(a), await listing(b), 'after the full pass, nothing is left over');
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['unchanged']);
+});
+
+test('a chain rewritten beside a typeof map it names: the map is declared again by its header and the delta commits', { skip: !root && 'needs root' }, async () => {
+  const ns = await netns('ty');
+  const tables = new NftTables(real);
+  const svc = { name: 'svc', type: 'typeof ip daddr . meta l4proto . th dport . numgen random mod 64 : ip daddr . th dport', interval: false, elements: ['10.1.0.9 . tcp . 80 . 0 : 10.1.0.2 . 8080'] };
+  const withRule = (extra: string[]) => ({ family: 'inet', name: 'weft', maps: [svc], chains: [
+    '\tchain prerouting {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', ...extra,
+    '\t\tdnat ip to ip daddr . meta l4proto . th dport . numgen random mod 64 map @svc comment "services"', '\t}',
+  ] });
+  assert.equal(await tables.ensure(ns, withRule([])), 'replace');
+  const next = withRule(['\t\tiifname "x" tcp dport 8443 dnat ip to 10.1.0.3:443']);
+  assert.match(diffTables(withRule([]), next)?.script ?? '', /^add map inet weft svc \{\n\t\ttypeof /m, 'the script declares the map by its header');
+  assert.equal(await tables.ensure(ns, next, { trustLast: true, owned: true }), 'delta', `committed as a delta (${tables.lastRefusal})`);
+  const listed = (await nft(ns, 'list', 'map', 'inet', 'weft', 'svc')).stdout;
+  assert.match(listed, /10\.1\.0\.9 \. tcp \. 80 \. 0 : 10\.1\.0\.2 \. 8080/, 'its elements are untouched');
 });
 
 test('an untouched namespace costs one generation read; anyone else\'s change, even one element, is replaced', { skip: !root && 'needs root' }, async (t) => {
