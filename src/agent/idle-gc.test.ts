@@ -37,3 +37,20 @@ test('collects only after a quiet moment that follows growth, never between pass
   assert.equal(collected, 2, 'past the gap, but no growth since: none');
   gc.stop();
 });
+
+test('growth met too soon after a collection is collected once the gap has passed, without another pass', async () => {
+  let collected = 0;
+  const held: unknown[] = [];
+  const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 100, 1_500);
+  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed();
+  await sleep(600);
+  assert.equal(collected, 1);
+  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed();
+  await sleep(400);
+  assert.equal(collected, 1, 'within the gap: not yet');
+  await sleep(1_500);
+  assert.equal(collected, 2, 'the gap passed: collected, though no pass ended since');
+  gc.stop();
+});

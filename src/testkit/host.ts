@@ -8,6 +8,9 @@ import { freeOctets } from '../lab/free.js';
 
 const runner = new ProcessRunner();
 
+/** V8 flags of `weft agent` run as a program (the launcher, scripts/bundle-cli.mjs): V8's memory reducer off (idle-gc.ts). */
+export const AGENT_V8_FLAGS = ['--no-memory-reducer'];
+
 /**
  * A simulated host for agent tests: a network namespace joined to the root namespace by a veth (the
  * server listens on the root side), an agent process running inside it with its own run, CNI config
@@ -170,8 +173,9 @@ export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; joi
         writeFileSync(file, await a.join(), { mode: 0o600 });
         joinArgs.push('--join-file', file);
       }
+      // AGENT_V8_FLAGS as `weft agent` run as a program has them (scripts/bundle-cli.mjs), then
       // WEFT_AGENT_NODE_ARGS: flags for the agents' node (`--cpu-prof ...`, V8 heap settings to compare).
-      const nodeArgs = (process.env['WEFT_AGENT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+      const nodeArgs = [...AGENT_V8_FLAGS, ...(process.env['WEFT_AGENT_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
       const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, ...nodeArgs, WEFT_BIN, 'agent', '--server', a.serverUrl, '--state-dir', stateDir, ...joinArgs,
         '--host', a.host, '--run-dir', join(a.dir, 'run'), '--cni-conf-dir', a.cniConfDir, '--cni-bin-dir', a.binDir,
         '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn',
