@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import { IdleGc } from './idle-gc.js';
+
+v8.setFlagsFromString('--expose-gc');
+/** V8's own full collection: each test starts from a heap without another test's garbage, so the growth it makes is what IdleGc sees. */
+const realGc = runInNewContext('gc') as () => void;
 
 const quiet = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -10,6 +16,7 @@ test('collects only after a quiet moment that follows growth, never between pass
   let collected = 0;
   const held: unknown[] = [];
   // Quiet 1 s, gap 2 s: passes 100 ms apart stay a burst even on a loaded machine.
+  realGc();
   const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 1_000, 2_000);
   // 16 MB that stays reachable: the heap grew since the collector was made.
   for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
@@ -41,6 +48,7 @@ test('collects only after a quiet moment that follows growth, never between pass
 test('growth met too soon after a collection is collected once the gap has passed, without another pass', async () => {
   let collected = 0;
   const held: unknown[] = [];
+  realGc();
   const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 100, 1_500);
   for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
   gc.passed();
