@@ -1,6 +1,6 @@
 import type { CompiledPolicy, PairProfiles, Profile } from '../policy/index.js';
 import type { NftMap } from './table.js';
-import { bookOf, byContent, chainOf, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type Proto } from './policy-nft-parts.js';
+import { bookOf, byContent, chainOf, sortedLike, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type Proto } from './policy-nft-parts.js';
 
 // The stages of a policy's forward chain (policy-nft.ts): each protocol's pair stage, its profiles' single
 // ports and rests (one map each, or shards), and its side stages.
@@ -36,7 +36,9 @@ function keyedOf(x: PairProfiles, proto: Proto): Keyed {
 export function pairElements(p: CompiledPolicy): Map<Proto, Keyed[]> {
   let out = pairCache.get(p.pairs);
   if (out) return out;
-  const pairs = [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst);
+  const book = bookOf(p);
+  const pairs = sortedLike(p.pairs, book.pairOrder, (a, b) => a.src - b.src || a.dst - b.dst);
+  book.pairOrder = pairs;
   out = new Map();
   for (const proto of ALL_PROTOS) {
     // Before this stage meta mark holds the source's class and ct mark the destination's: a pair's shard

@@ -1,6 +1,6 @@
 import { filters, type CompiledPolicy } from '../policy/index.js';
 import type { NftMap } from './table.js';
-import { AUDIT_CHAIN, AUDIT_LOG_GROUP, blockOf, bookOf, byContent, hex, ipRange, PREFIX, SIDE_MARK, type Chain } from './policy-nft-parts.js';
+import { AUDIT_CHAIN, AUDIT_LOG_GROUP, blockOf, bookOf, byContent, hex, ipRange, PREFIX, SIDE_MARK, sortedLike, type Chain } from './policy-nft-parts.js';
 import { clsCache, emptyStages, pairElements, profileElements, renderStage, sideStages, stageOf, type Keyed, type Names, type ProfileElements } from './policy-nft-stages.js';
 
 export { AUDIT_CHAIN, AUDIT_LOG_GROUP, INLINE_RANGES, PROFILE_MARK, SIDE_MARK, splitSingles } from './policy-nft-parts.js';
@@ -73,7 +73,8 @@ function render(p: CompiledPolicy): PolicyNft {
     n.rest = stage('rest', 'r', rest, 'mark : verdict', l4, (m) => `meta mark vmap @${m}`);
     n.sides = sideStages(p, proto, sides, chains, maps);
   }
-  const sorted = [...chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const sorted = sortedLike(chains.values(), book.chainOrder, (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  book.chainOrder = sorted;
   const audit = p.profiles.some((x) => x.segs.some((g) => g.verdict === 'audit')) ? [
     `\tchain ${AUDIT_CHAIN} {`, '\t\tcounter',
     `\t\tlimit rate 20/second burst 40 packets log prefix "weft-audit " group ${AUDIT_LOG_GROUP}`, '\t\taccept', '\t}',
