@@ -70,21 +70,27 @@ export function profileElements(p: CompiledPolicy): Map<Proto, ProfileElements> 
   return out;
 }
 
-/** One profile's elements, kept with the profile (an unchanged profile is the same object in the next compile). */
-const ownCache = new WeakMap<Profile, { singles: Keyed[]; rest?: Keyed; chain?: Chain }>();
+/**
+ * One profile's elements, kept with the profile (an unchanged profile is the same object in the next
+ * compile), per chain book (its chains are that lineage's) and per SCTP mode (it decides the rest).
+ */
+interface Own { sctp: boolean; singles: Keyed[]; rest?: Keyed; chain?: Chain }
+const ownCache = new WeakMap<ReturnType<typeof bookOf>, WeakMap<Profile, Own>>();
 
-function profileParts(prof: Profile, sctp: boolean, book: ReturnType<typeof bookOf>): { singles: Keyed[]; rest?: Keyed; chain?: Chain } {
-  let own = ownCache.get(prof);
-  if (own) return own;
+function profileParts(prof: Profile, sctp: boolean, book: ReturnType<typeof bookOf>): Own {
+  let byProfile = ownCache.get(book);
+  if (!byProfile) ownCache.set(book, (byProfile = new WeakMap()));
+  let own = byProfile.get(prof);
+  if (own?.sctp === sctp) return own;
   const q = partsOf(prof, PROFILE_MARK, sctp);
   const mark = markOf(prof.id);
   const singles = q.singles.map((e) => ({ key: prof.id, e }));
-  if (q.verdict !== undefined) own = q.verdict === 'none' ? { singles } : { singles, rest: { key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` } };
+  if (q.verdict !== undefined) own = q.verdict === 'none' ? { sctp, singles } : { sctp, singles, rest: { key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` } };
   else {
     const chain = chainOf(book, prof.proto, q.rest);
-    own = { singles, rest: { key: prof.id, e: `${mark} : jump ${chain.name}` }, chain };
+    own = { sctp, singles, rest: { key: prof.id, e: `${mark} : jump ${chain.name}` }, chain };
   }
-  ownCache.set(prof, own);
+  byProfile.set(prof, own);
   return own;
 }
 
