@@ -1,5 +1,5 @@
 import type { TenantPlan } from './plan.js';
-import { renderPolicy } from './policy-nft.js';
+import { renderPolicy, type PolicyNft } from './policy-nft.js';
 import { renderServices } from './services-nft.js';
 import { tableText, type NftTable } from './table.js';
 
@@ -19,9 +19,9 @@ export function renderTenantRuleset(p: TenantPlan): string {
 
 export function renderTenantTable(p: TenantPlan): NftTable {
   const dnat = p.ports.map((x) => `\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`);
-  const policy = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
+  const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
   const svc = renderServices(p.services, p.dns, p.dscp);
-  return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps], chains: [
+  return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps], ...(policy.shared ? { shared: policy.shared } : {}), chains: [
     ...policy.chains,
     ...svc.chains,
     '\tchain prerouting {',

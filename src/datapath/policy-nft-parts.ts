@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { formatIp } from '../model/index.js';
-import type { PairProfiles, Profile, SideProfile, Verdict } from '../policy/index.js';
+import type { Profile, SideProfile, Verdict } from '../policy/index.js';
 import type { NftMap } from './table.js';
 
 // The elements a policy's verdict functions become (policy-nft.ts): marks, a profile's single ports and
@@ -67,9 +67,9 @@ export function partsOf(x: Profile | SideProfile, base: number, sctp: boolean): 
  * elements, and rules switch maps atomically.
  */
 export function byContent(base: string, m: Omit<NftMap, 'name'>): NftMap {
-  const h = createHash('sha256').update(m.type);
-  for (const e of m.elements) h.update('\n').update(e);
-  return { name: `${base}_${h.digest('hex').slice(0, 12)}`, ...m };
+  // The type, then each element after a newline, hashed as one string: one call, not one per element.
+  const text = m.elements.length ? `${m.type}\n${m.elements.join('\n')}` : m.type;
+  return { name: `${base}_${createHash('sha256').update(text).digest('hex').slice(0, 12)}`, ...m };
 }
 
 /**
@@ -114,17 +114,14 @@ function restVerdict(segs: readonly Seg[], last: number, skipped: number): Decid
 /** A chain shared by every profile with the same remaining verdicts, and the interval map it looks ports up in. */
 export interface Chain {
   name: string;
-  lines: string[];
   maps: NftMap[];
   text: string;
-  /** Its lines as a table's chains hold them (`\tchain NAME {`, lines, `\t}`), made once. */
-  block?: string[];
+  /** Its lines as a table's chains hold them (`\tchain NAME {`, rules, `\t}`). */
+  block: string[];
 }
 
-/** A chain's block lines, the same array (and strings) at every render. */
-export function blockOf(c: Chain): string[] {
-  return (c.block ??= [`\tchain ${c.name} {`, ...c.lines, '\t}']);
-}
+/** A chain of these rules, as a table holds it. */
+export const chainBlock = (name: string, rules: readonly string[]): string[] => [`\tchain ${name} {`, ...rules, '\t}'];
 
 const elementsOf = (segs: readonly Seg[]) => segs.map((x) => `${range(x.first, x.last)} : ${verdictText(x.verdict)}`);
 
@@ -142,11 +139,6 @@ export const INLINE_RANGES = 16;
  * text gets the same chain without hashing it again. Forgotten past CHAIN_CACHE texts.
  */
 export class ChainBook {
-  /** The last map of each shard (policy-nft-stages.ts shardMap), by its base name. */
-  readonly shards = new Map<string, NftMap>();
-  /** The last render's pairs and chains in their sorted order, for sortedLike. */
-  pairOrder: readonly PairProfiles[] = [];
-  chainOrder: readonly Chain[] = [];
   readonly byText = new Map<string, Chain>();
   readonly taken = new Map<string, Chain>();
   /** A profile's rest (its segments array, kept with the profile: partsOf) → its chain. */
@@ -154,26 +146,6 @@ export class ChainBook {
 }
 const books = new WeakMap<object, ChainBook>();
 
-/**
- * `items` sorted by `cmp`, the same array a full sort gives, in O(n) when most of them were in `previous`
- * (sorted by `cmp`, as this returned it last time): those keep their order, the new ones are sorted and
- * merged in. `cmp` must order distinct items strictly. A change of a few pairs among 29,000 (or chains
- * among 14,000) no longer sorts them all again at every render.
- */
-export function sortedLike<T>(items: Iterable<T>, previous: readonly T[], cmp: (a: T, b: T) => number): T[] {
-  const now = new Set(items);
-  const kept = previous.filter((x) => now.has(x));
-  if (kept.length === now.size) return kept;
-  const had = new Set(kept);
-  const added = [...now].filter((x) => !had.has(x)).sort(cmp);
-  const out: T[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < kept.length && j < added.length) out.push(cmp(kept[i] as T, added[j] as T) < 0 ? kept[i++] as T : added[j++] as T);
-  while (i < kept.length) out.push(kept[i++] as T);
-  while (j < added.length) out.push(added[j++] as T);
-  return out;
-}
 const CHAIN_CACHE = 100_000;
 
 /** The chain book of a compile's lineage. */
@@ -210,13 +182,15 @@ function makeChain(book: ChainBook, proto: Proto, segs: readonly Seg[], text: st
   // be flushed and refilled in place); the longer names below are a safety net that never comes up.
   for (let n = 16; !name || (book.taken.has(name) && book.taken.get(name)?.text !== text); n += 2) name = `pp_${h.slice(0, n)}`;
   const [match, type] = proto === 'other' ? ['meta l4proto', 'inet_proto'] : [`${proto} dport`, 'inet_service'];
-  const chain: Chain = { name, lines: [], maps: [], text };
+  const rules: string[] = [];
+  const maps: NftMap[] = [];
   if (segs.length <= INLINE_RANGES) {
-    for (const s of segs) chain.lines.push(`\t\t${match} ${range(s.first, s.last)} ${verdictText(s.verdict)}`);
+    for (const s of segs) rules.push(`\t\t${match} ${range(s.first, s.last)} ${verdictText(s.verdict)}`);
   } else {
-    chain.maps.push({ name: `${name}_${x}`, type: `${type} : verdict`, interval: true, elements: elementsOf(segs) });
-    chain.lines.push(`\t\t${match} vmap @${name}_${x}`);
+    maps.push({ name: `${name}_${x}`, type: `${type} : verdict`, interval: true, elements: elementsOf(segs) });
+    rules.push(`\t\t${match} vmap @${name}_${x}`);
   }
+  const chain: Chain = { name, maps, text, block: chainBlock(name, rules) };
   book.byText.set(text, chain);
   book.taken.set(name, chain);
   return chain;

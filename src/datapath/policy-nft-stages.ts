@@ -1,149 +1,187 @@
 import type { CompiledPolicy, PairProfiles, Profile } from '../policy/index.js';
 import type { NftMap } from './table.js';
-import { bookOf, byContent, chainOf, sortedLike, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type Proto } from './policy-nft-parts.js';
+import { bookOf, byContent, chainOf, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 
 // The stages of a policy's forward chain (policy-nft.ts): each protocol's pair stage, its profiles' single
 // ports and rests (one map each, or shards), and its side stages.
 
-/**
- * Rendering by identity (issue 13): a compile that changed no pair hands back the same pairs array, and
- * one that changed no profile the same profiles array (pairs.ts), so a rule change that touches only side
- * profiles rebuilds neither the pair stages' elements nor their maps' names (hashing 10,000s of elements).
- */
-const pairCache = new WeakMap<readonly PairProfiles[], Map<Proto, Keyed[]>>();
 /** The class map, per ranges array (an incremental compile whose classes did not move keeps it). */
 export const clsCache = new WeakMap<CompiledPolicy['classification']['ranges'], NftMap>();
-const profileCache = new WeakMap<readonly Profile[], Map<Proto, ProfileElements>>();
-const stageCache = new WeakMap<Keyed[], StageOut>();
 
-/** A protocol's profile elements: single ports, rests, and the chains the rests jump to. */
-export interface ProfileElements { singles: Keyed[]; rest: Keyed[]; chains: Chain[] }
 /** What a stage renders to: its maps, its shards' chains, its forward-chain rules. */
 export interface StageOut { maps: NftMap[]; shardChains: string[]; lines: string[] }
-
-const ALL_PROTOS = ['tcp', 'udp', 'other', 'sctp'] as const;
 
 /** A pair's element per protocol, kept with the pair (an incremental compile keeps unchanged pairs' objects). */
 const keyedCache = new WeakMap<PairProfiles, Partial<Record<Proto, Keyed>>>();
 
-function keyedOf(x: PairProfiles, proto: Proto): Keyed {
+export function keyedOf(x: PairProfiles, proto: Proto): Keyed {
   let byProto = keyedCache.get(x);
   if (!byProto) keyedCache.set(x, (byProto = {}));
   return (byProto[proto] ??= { key: x.src, alt: x.dst, e: `${x.src} . ${x.dst} : ${markOf(x[proto])}` });
-}
-
-/** Each protocol's pair-stage elements, in pair order, with the marks a packet looks them up with. */
-export function pairElements(p: CompiledPolicy): Map<Proto, Keyed[]> {
-  let out = pairCache.get(p.pairs);
-  if (out) return out;
-  const book = bookOf(p);
-  const pairs = sortedLike(p.pairs, book.pairOrder, (a, b) => a.src - b.src || a.dst - b.dst);
-  book.pairOrder = pairs;
-  out = new Map();
-  for (const proto of ALL_PROTOS) {
-    // Before this stage meta mark holds the source's class and ct mark the destination's: a pair's shard
-    // is chosen by whichever of the two spreads the pairs better (ingress rules: the sources; egress: the
-    // destinations).
-    const prof: Keyed[] = [];
-    for (const x of pairs) if (x[proto]) prof.push(keyedOf(x, proto));
-    out.set(proto, prof);
-  }
-  pairCache.set(p.pairs, out);
-  return out;
-}
-
-/** Each protocol's profile elements, in profile order. */
-export function profileElements(p: CompiledPolicy): Map<Proto, ProfileElements> {
-  let out = profileCache.get(p.profiles);
-  if (out) return out;
-  out = new Map(ALL_PROTOS.map((x) => [x, { singles: [], rest: [], chains: [] }]));
-  const seen = new Set<Chain>();
-  const book = bookOf(p);
-  for (const prof of p.profiles) {
-    const to = out.get(prof.proto) as ProfileElements;
-    const own = profileParts(prof, p.sctp, book);
-    for (const k of own.singles) to.singles.push(k); // not spread: a profile may hold more ports than a call takes arguments
-    if (own.rest) to.rest.push(own.rest);
-    if (own.chain && !seen.has(own.chain)) { seen.add(own.chain); to.chains.push(own.chain); }
-  }
-  profileCache.set(p.profiles, out);
-  return out;
 }
 
 /**
  * One profile's elements, kept with the profile (an unchanged profile is the same object in the next
  * compile), per chain book (its chains are that lineage's) and per SCTP mode (it decides the rest).
  */
-interface Own { sctp: boolean; singles: Keyed[]; rest?: Keyed; chain?: Chain }
-const ownCache = new WeakMap<ReturnType<typeof bookOf>, WeakMap<Profile, Own>>();
+export interface Own { sctp: boolean; singles: Keyed[]; rest?: Keyed; chain?: Chain; audit: boolean }
+const ownCache = new WeakMap<ChainBook, WeakMap<Profile, Own>>();
 
-function profileParts(prof: Profile, sctp: boolean, book: ReturnType<typeof bookOf>): Own {
+export function profileParts(prof: Profile, sctp: boolean, book: ChainBook): Own {
   let byProfile = ownCache.get(book);
   if (!byProfile) ownCache.set(book, (byProfile = new WeakMap()));
   let own = byProfile.get(prof);
   if (own?.sctp === sctp) return own;
   const q = partsOf(prof, PROFILE_MARK, sctp);
   const mark = markOf(prof.id);
-  const singles = q.singles.map((e) => ({ key: prof.id, e }));
-  if (q.verdict !== undefined) own = q.verdict === 'none' ? { sctp, singles } : { sctp, singles, rest: { key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` } };
+  const singles = q.singles.map((e, seq) => ({ key: prof.id, seq, e }));
+  const audit = prof.segs.some((g) => g.verdict === 'audit');
+  if (q.verdict !== undefined) own = q.verdict === 'none' ? { sctp, singles, audit } : { sctp, singles, audit, rest: { key: prof.id, e: `${mark} : ${verdictText(q.verdict)}` } };
   else {
     const chain = chainOf(book, prof.proto, q.rest);
-    own = { sctp, singles, rest: { key: prof.id, e: `${mark} : jump ${chain.name}` }, chain };
+    own = { sctp, singles, audit, rest: { key: prof.id, e: `${mark} : jump ${chain.name}` }, chain };
   }
   byProfile.set(prof, own);
   return own;
 }
 
-export function stageOf(els: Keyed[], make: () => StageOut): StageOut {
-  let out = stageCache.get(els);
-  if (!out) stageCache.set(els, (out = make()));
-  return out;
+/** Stage elements in their rendered order: by mark, then the other mark (the pair stage), then as the profile lists them. */
+export function byKey(a: Keyed, b: Keyed): number {
+  return a.key - b.key || (a.alt ?? 0) - (b.alt ?? 0) || (a.seq ?? 0) - (b.seq ?? 0);
 }
 
+const EMPTY_OUT: StageOut = { maps: [], shardChains: [], lines: [] };
+
 /**
- * A stage's forward-chain rule: one map as it always was while the stage is small, else its shards
- * (each a map in a chain of its own) behind a jump by the mark's low bits. Nothing to look up (no pair
- * holds a profile of this protocol, or none has single ports): no rule.
+ * A stage's elements (one protocol's pairs, single ports or rests), split into shards and patched in
+ * place by the elements that came and went: a change rewrites the shards it touches and reads nothing
+ * else (issue 13: a change of one pair among 29,000 no longer walks them all). The layout (how many
+ * shards, split by which mark) is what a split of every element gives; when a change moves it, or is a
+ * large part of the stage, the stage is split again from `all`.
  */
-export function renderStage(x: string, l4: string, base: string, tag: 'p' | 's' | 'r', els: Keyed[], type: string, prefix: string, rule: (map: string) => string, memo?: Map<string, NftMap>): StageOut {
-  const out: StageOut = { maps: [], shardChains: [], lines: [] };
-  if (els.length === 0) return out;
-  const n = shardsFor(els.length);
-  if (n === 1) {
-    const m = byContent(`${x}_${base}`, { type, interval: false, elements: els.map((k) => k.e) });
-    out.maps.push(m);
-    out.lines.push(`\t\t${prefix}${rule(m.name)}`);
-    return out;
+export class Stage {
+  private n = 0;
+  private byAlt = false;
+  private built = false;
+  private count = 0;
+  private parts: Keyed[][] = [];
+  private maps: Array<NftMap | undefined> = [];
+  private readonly keyCounts = new Array<number>(SHARDS).fill(0);
+  private readonly altCounts = new Array<number>(SHARDS).fill(0);
+  out: StageOut = EMPTY_OUT;
+
+  constructor(private readonly x: string, private readonly l4: string, private readonly base: string, private readonly tag: 'p' | 's' | 'r', private readonly type: string, private readonly prefix: string, private readonly rule: (map: string) => string) {}
+
+  update(removed: readonly Keyed[], added: readonly Keyed[], all: () => Keyed[]): void {
+    if (this.built && removed.length === 0 && added.length === 0) return;
+    for (const k of removed) this.tally(k, -1);
+    for (const k of added) this.tally(k, 1);
+    const n = shardsFor(this.count);
+    const byAlt = this.tag === 'p' && n > 1 && spread(this.altCounts, n) < spread(this.keyCounts, n);
+    if (!this.built || n !== this.n || byAlt !== this.byAlt || 2 * (removed.length + added.length) > this.count || !this.patch(removed, added)) this.split(all());
   }
-  const byAlt = tag === 'p' && spread(els, n, (k) => k.alt ?? 0) < spread(els, n, (k) => k.key);
-  const parts = Array.from({ length: n }, () => [] as string[]);
-  for (const k of els) (parts[(byAlt ? k.alt ?? 0 : k.key) & (n - 1)] as string[]).push(k.e);
-  const jumps = parts.flatMap((e, k) => {
-    if (e.length === 0) return [];
-    const m = shardMap(`${x}_${tag}${k}`, type, e, memo);
-    out.maps.push(m);
-    const chain = `${x}_${tag}${k}`;
-    out.shardChains.push(`\tchain ${chain} {`, `\t\t${rule(m.name)}`, '\t}');
-    return [`${k} : jump ${chain}`];
-  });
-  // A named map (content-named, as every map): the applier flushes a map that jumps before deleting
-  // it, which kernels before 6.4 need to let its chains go; an anonymous one in a rule it cannot flush.
-  const dispatch = byContent(`${x}_${tag}d`, { type: 'mark : verdict', interval: false, elements: jumps });
-  out.maps.push(dispatch);
-  out.lines.push(`\t\t${l4}${byAlt ? 'ct' : 'meta'} mark and ${n - 1} vmap @${dispatch.name}`);
-  return out;
+
+  private tally(k: Keyed, d: 1 | -1): void {
+    this.count += d;
+    const i = k.key & (SHARDS - 1);
+    const j = (k.alt ?? 0) & (SHARDS - 1);
+    this.keyCounts[i] = (this.keyCounts[i] as number) + d;
+    this.altCounts[j] = (this.altCounts[j] as number) + d;
+  }
+
+  private shardOf(k: Keyed): number {
+    return (this.byAlt ? k.alt ?? 0 : k.key) & (this.n - 1);
+  }
+
+  /** Every element again, in order: the layout follows their count. */
+  private split(all: Keyed[]): void {
+    this.keyCounts.fill(0);
+    this.altCounts.fill(0);
+    this.count = 0;
+    for (const k of all) this.tally(k, 1);
+    this.n = shardsFor(this.count);
+    this.byAlt = this.tag === 'p' && this.n > 1 && spread(this.altCounts, this.n) < spread(this.keyCounts, this.n);
+    this.parts = Array.from({ length: this.n }, () => []);
+    for (const k of all) (this.parts[this.shardOf(k)] as Keyed[]).push(k);
+    this.maps = new Array<NftMap | undefined>(this.n).fill(undefined);
+    this.built = true;
+    this.render(new Set(this.parts.keys()));
+  }
+
+  /** Takes the elements out of and into their shards; false if one to take out is not where it should be. */
+  private patch(removed: readonly Keyed[], added: readonly Keyed[]): boolean {
+    const dirty = new Set<number>();
+    for (const k of removed) {
+      const s = this.shardOf(k);
+      const part = this.parts[s] as Keyed[];
+      const i = lowerBound(part, k);
+      if (part[i] !== k) return false;
+      part.splice(i, 1);
+      dirty.add(s);
+    }
+    for (const k of added) {
+      const s = this.shardOf(k);
+      const part = this.parts[s] as Keyed[];
+      const i = lowerBound(part, k);
+      if (part[i] !== undefined && byKey(part[i] as Keyed, k) === 0) return false;
+      part.splice(i, 0, k);
+      dirty.add(s);
+    }
+    this.render(dirty);
+    return true;
+  }
+
+  /**
+   * The stage's maps and rules: one map in the forward chain while the stage is small, else its shards
+   * (each a map in a chain of its own) behind a jump by the mark's low bits. Only `dirty` shards' maps
+   * are made again (named by content: hashing a shard's elements is most of what a change costs here).
+   * Nothing to look up: no rule.
+   */
+  private render(dirty: ReadonlySet<number>): void {
+    const { x, base, tag, type, prefix, rule } = this;
+    if (this.count === 0) {
+      this.out = EMPTY_OUT;
+      return;
+    }
+    if (this.n === 1) {
+      const m = byContent(`${x}_${base}`, { type, interval: false, elements: (this.parts[0] as Keyed[]).map((k) => k.e) });
+      this.out = { maps: [m], shardChains: [], lines: [`\t\t${prefix}${rule(m.name)}`] };
+      return;
+    }
+    const out: StageOut = { maps: [], shardChains: [], lines: [] };
+    const jumps: string[] = [];
+    for (let k = 0; k < this.n; k++) {
+      const part = this.parts[k] as Keyed[];
+      if (part.length === 0) {
+        this.maps[k] = undefined;
+        continue;
+      }
+      let m = this.maps[k];
+      if (!m || dirty.has(k)) this.maps[k] = m = byContent(`${x}_${tag}${k}`, { type, interval: false, elements: part.map((e) => e.e) });
+      out.maps.push(m);
+      const chain = `${x}_${tag}${k}`;
+      out.shardChains.push(`\tchain ${chain} {`, `\t\t${rule(m.name)}`, '\t}');
+      jumps.push(`${k} : jump ${chain}`);
+    }
+    // A named map (content-named, as every map): the applier flushes a map that jumps before deleting
+    // it, which kernels before 6.4 need to let its chains go; an anonymous one in a rule it cannot flush.
+    const dispatch = byContent(`${x}_${tag}d`, { type: 'mark : verdict', interval: false, elements: jumps });
+    out.maps.push(dispatch);
+    out.lines.push(`\t\t${this.l4}${this.byAlt ? 'ct' : 'meta'} mark and ${this.n - 1} vmap @${dispatch.name}`);
+    this.out = out;
+  }
 }
 
-/**
- * A shard's map, named by its content; the same map as the last render of that shard (in `memo`) when its
- * elements are the same strings, which a change leaves in all shards but the few it touches: no hashing.
- */
-function shardMap(base: string, type: string, elements: string[], memo: Map<string, NftMap> | undefined): NftMap {
-  const last = memo?.get(base);
-  if (last && last.type === type && last.elements.length === elements.length && last.elements.every((e, i) => e === elements[i])) return last;
-  const m = byContent(base, { type, interval: false, elements });
-  memo?.set(base, m);
-  return m;
+/** Where `k` goes in a part sorted by byKey: the first element not before it. */
+function lowerBound(part: readonly Keyed[], k: Keyed): number {
+  let lo = 0;
+  let hi = part.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (byKey(part[mid] as Keyed, k) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
@@ -161,16 +199,13 @@ export const SHARDS = 64;
 const SHARD_SIZE = 256;
 
 /** An element of a stage and the mark a packet looks it up with (`alt`: the pair stage's other mark, ct mark). */
-export interface Keyed { key: number; alt?: number; e: string }
+export interface Keyed { key: number; alt?: number; seq?: number; e: string }
 
-/** The largest shard when `els` are split by the low bits of `key` into `n`. */
-function spread(els: readonly Keyed[], n: number, key: (k: Keyed) => number): number {
-  const counts = new Array<number>(n).fill(0);
-  for (const k of els) {
-    const i = key(k) & (n - 1);
-    counts[i] = (counts[i] ?? 0) + 1;
-  }
-  return Math.max(...counts);
+/** The largest shard when elements counted by the low bits of a mark (`counts`, SHARDS of them) are split into `n`. */
+function spread(counts: readonly number[], n: number): number {
+  const shards = new Array<number>(n).fill(0);
+  for (let i = 0; i < counts.length; i++) shards[i & (n - 1)] = (shards[i & (n - 1)] as number) + (counts[i] as number);
+  return Math.max(...shards);
 }
 /** How many shards a stage of `elements` gets: a power of two, so the low bits of a mark choose one. */
 function shardsFor(elements: number): number {
@@ -222,7 +257,7 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
   const out: string[] = [];
   for (const [dir, addr] of [['in', 'daddr'], ['out', 'saddr']] as const) {
     const els: string[] = [];
-    for (const r of p.classification.ranges) {
+    for (const r of sidedRanges(p, sides)) {
       const id = sides.get(r.cls)?.[dir][slot];
       if (id === undefined || (id === 0 && p.fallback === 'accept')) continue;
       els.push(`${ipRange(r.first, r.last)} : ${hex(SIDE_MARK + id)}`);
@@ -233,6 +268,21 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
     out.push(`\t\t${l4}meta mark set ip ${addr} map @${m.name}`, ...lookups);
   }
   return out;
+}
+
+/**
+ * The address ranges of the classes with side profiles (the endpoints enforced here), in address order:
+ * read from every range (52,000 at 50,000 nested rules) once per ranges array and set of classes, not
+ * once per protocol and direction.
+ */
+const sided = new WeakMap<CompiledPolicy['classification']['ranges'], { key: string; ranges: CompiledPolicy['classification']['ranges'] }>();
+function sidedRanges(p: CompiledPolicy, sides: ReadonlyMap<number, unknown>): CompiledPolicy['classification']['ranges'] {
+  const key = [...sides.keys()].join(',');
+  const last = sided.get(p.classification.ranges);
+  if (last?.key === key) return last.ranges;
+  const ranges = p.classification.ranges.filter((r) => sides.has(r.cls));
+  sided.set(p.classification.ranges, { key, ranges });
+  return ranges;
 }
 
 /** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */

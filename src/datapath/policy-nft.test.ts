@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
+import { allChains, allMaps } from './table.js';
 import { diffTables } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
 import type { NftTable } from './table.js';
@@ -21,7 +22,7 @@ const baseName = (name: string) => name.replace(/_[0-9a-f]{12}$/, '');
 /** A map's stage: its base name without its shard (`tcp_s17` → `tcp_s`). */
 const stageOf = (name: string) => baseName(name).replace(/(_[psr])(\d+|d)$/, '$1').replace(/_prof$/, '_p').replace(/_singles$/, '_s').replace(/_rest$/, '_r');
 /** Every element of a stage's maps (all shards). */
-const stageElements = (nft: PolicyNft, stage: string) => nft.maps.filter((m) => stageOf(m.name) === stage).flatMap((m) => m.elements);
+const stageElements = (nft: PolicyNft, stage: string) => flat(nft).maps.filter((m) => stageOf(m.name) === stage).flatMap((m) => m.elements);
 
 /** Elements "KEY : VALUE" of a rendered map or anonymous vmap, as [key, value]. */
 const pairsOf = (elements: readonly string[]) => elements.map((e) => [e.slice(0, e.lastIndexOf(' : ')), e.slice(e.lastIndexOf(' : ') + 3)] as const);
@@ -45,7 +46,17 @@ function exactMap(nft: PolicyNft, name: string): Map<string, string> {
   return m;
 }
 
-export function walk(nft: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {
+/** A rendered policy with its shared chains and their maps among the rest, as a table's text holds them (once per render). */
+const flats = new WeakMap<PolicyNft, PolicyNft>();
+function flat(n: PolicyNft): PolicyNft {
+  if (!n.shared) return n;
+  let f = flats.get(n);
+  if (!f) flats.set(n, (f = { maps: allMaps(n), chains: allChains(n) }));
+  return f;
+}
+
+export function walk(whole: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {
+  const nft = flat(whole);
   const map = (name: string) => nft.maps.find((m) => m.name === name)?.elements ?? [];
   // The maps the forward chain names (they are named by their content).
   const ref = (rule: string) => {
@@ -216,7 +227,7 @@ test('one host with every endpoint: the rendered table alone agrees with explain
     const s = randomState(77 + round);
     const one: PolicyState = { ...s, endpoints: s.endpoints.map((e) => ({ ...e, host: 'h1' })), host: 'h1' };
     const c = compilePolicy(one);
-    const nft = renderPolicy(c);
+    const nft = flat(renderPolicy(c));
     sctp.push(c.sctp);
     assert.equal(nft.chains.some((l) => l.includes('sctp dport')), c.sctp, 'SCTP port lookups exactly where the compile decides SCTP by port');
     const ips = [...s.endpoints.map((e) => e.ip), '192.0.2.1'];
@@ -238,7 +249,7 @@ test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and ma
       ...Array.from({ length: n }, (_, i): Rule => ({ id: `o${i}`, priority: 5, direction: 'out', action: 'deny', protocol: 'tcp', ports: String(20000 + i), toCidr: `10.8.${i >> 8}.${i & 255}/32` }))];
     const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
       policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1')], host: 'h1' };
-    const nft = renderPolicy(compilePolicy(s));
+    const nft = flat(renderPolicy(compilePolicy(s)));
     const chains = nft.chains.filter((l) => l.startsWith('\tchain ')).map((l) => l.trim().split(' ')[1] as string);
     return { chains: chains.filter((c) => !/_[psr]\d+$/.test(c)).length, shards: chains.length, stages: [...new Set(nft.maps.map((m) => stageOf(m.name)))].sort().join(','), maps: nft.maps.length, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0) };
   };
@@ -263,7 +274,7 @@ test('a rule whose peer covers many classes is stored once: 500 udp ports from a
     const s: PolicyState = { tenant: tenant('allow'), networks: [net('bench', '10.40.0.0/16')], groups: [group('db', 'bench', ['p'])],
       policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.40.255.2', 'bench', 'h1', 'db')], host: 'h1' };
     const c = compilePolicy(s);
-    const nft = renderPolicy(c);
+    const nft = flat(renderPolicy(c));
     return { c, s, nft, elements: nft.maps.reduce((k, m) => k + m.elements.length, 0), udp: stageElements(nft, 'udp_s').length };
   };
   const { c, s, nft, elements, udp } = shape(200, 500);
@@ -311,8 +322,8 @@ test("a rule's port changed among 3,000 distinct CIDRs: its pair keeps its profi
   const now = map(after, 'tcp_s');
   assert.deepEqual([now.filter((e) => !was.has(e)).length, now.length], [1, was.size], 'one port element replaced');
   // ... in one shard: the applier writes that shard's map, 1/SHARDS of the single ports, and nothing else.
-  const old = new Set(renderPolicy(before).maps.map((m) => m.name));
-  const written = renderPolicy(after).maps.filter((m) => !old.has(m.name));
+  const old = new Set(flat(renderPolicy(before)).maps.map((m) => m.name));
+  const written = flat(renderPolicy(after)).maps.filter((m) => !old.has(m.name));
   assert.deepEqual(written.map((m) => stageOf(m.name)), ['tcp_s'], 'one map written');
   assert.ok((written[0]?.elements.length ?? 0) <= was.size / 4, `${written[0]?.elements.length} of ${was.size} single ports rewritten`);
   assert.equal(walk(renderPolicy(after), after.fallback, '10.9.33.190', '10.1.1.2', 6, 443), 'accept', 'the new port passes');
@@ -325,7 +336,7 @@ test('a pair with more ranges than a chain holds as rules looks them up in a nam
     policies: [{ ...meta, tenant: 't', name: 'p', rules: [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' }, ...ranges] }],
     endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1' };
   const c = compilePolicy(s);
-  const nft = renderPolicy(c);
+  const nft = flat(renderPolicy(c));
   assert.ok(nft.maps.some((m) => m.name.startsWith('pp_') && m.elements.length > 16), 'the long pattern is a named map');
   for (let port = 990; port < 3100; port += 7) {
     assert.equal(walk(nft, c.fallback, '10.9.3.4', '10.1.1.2', 6, port) === 'accept', explainFlow(s, '10.9.3.4', '10.1.1.2', 'tcp', port).allowed, `tcp/${port}`);
@@ -367,7 +378,7 @@ test('a large table in shards (each stage split by the low bits of its marks) de
   const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
     policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1' };
   const c = compilePolicy(s);
-  const nft = renderPolicy(c);
+  const nft = flat(renderPolicy(c));
   const sharded = nft.chains.filter((l) => /meta mark and \d+ vmap/.test(l));
   assert.ok(sharded.length >= 3, `stages in shards: ${sharded.length}`);
   let seed = 7;

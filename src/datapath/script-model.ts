@@ -1,4 +1,4 @@
-import type { NftMap, NftTable } from './table.js';
+import { allChains, allMaps, type NftMap, type NftTable } from './table.js';
 
 /**
  * For tests, never used by the product: what the kernel would make of a delta script (table-delta.ts)
@@ -12,10 +12,10 @@ import type { NftMap, NftTable } from './table.js';
  */
 export function applyScript(prev: NftTable, script: string): { table: NftTable; problems: string[]; inPlace: string[] } {
   // What a change left unused (prev.leftover) is in the kernel as much as the rest.
-  const maps = new Map([...prev.maps, ...prev.leftover?.maps ?? []].map((m) => [m.name, { ...m, elements: [...m.elements] }]));
+  const maps = new Map([...allMaps(prev), ...leftMaps(prev)].map((m) => [m.name, { ...m, elements: [...m.elements] }]));
   const chains = new Map<string, { head: string[]; rules: string[] }>();
   let cur: { head: string[]; rules: string[] } | undefined;
-  for (const l of [...prev.chains, ...prev.leftover?.chains ?? []]) {
+  for (const l of [...allChains(prev), ...leftChains(prev)]) {
     const h = /^\t(\S+) (\S+) \{$/.exec(l);
     if (h) chains.set(h[2] as string, (cur = { head: [], rules: [] }));
     else if (l !== '\t}') (/^\t\ttype \S+ hook /.test(l) ? cur?.head : cur?.rules)?.push(l);
@@ -125,12 +125,16 @@ export function applyScript(prev: NftTable, script: string): { table: NftTable; 
 
 /** A table as comparable content: maps by name with their elements sorted, chains by name with their lines. */
 export function contentOf(t: NftTable): string {
-  const maps = [...t.maps, ...t.leftover?.maps ?? []].map((m) => [m.name, m.type, m.interval, [...m.elements].sort()] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const maps = [...allMaps(t), ...leftMaps(t)].map((m) => [m.name, m.type, m.interval, [...m.elements].sort()] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const chains: Array<[string, string[]]> = [];
-  for (const l of [...t.chains, ...t.leftover?.chains ?? []]) {
+  for (const l of [...allChains(t), ...leftChains(t)]) {
     const h = /^\t\S+ (\S+) \{$/.exec(l);
     if (h) chains.push([h[1] as string, []]);
     else if (l !== '\t}') chains[chains.length - 1]?.[1].push(l);
   }
   return JSON.stringify([maps, chains.sort((a, b) => (a[0] < b[0] ? -1 : 1))]);
 }
+
+/** What a change left unused in the kernel (NftTable.leftover), its shared chains' too. */
+const leftMaps = (t: NftTable): NftMap[] => [...t.leftover?.maps ?? [], ...(t.leftover?.shared ?? []).flatMap((c) => c.maps)];
+const leftChains = (t: NftTable): string[] => [...t.leftover?.chains ?? [], ...(t.leftover?.shared ?? []).flatMap((c) => c.block)];

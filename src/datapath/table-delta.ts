@@ -1,4 +1,4 @@
-import { mapBody, type NftMap, type NftTable } from './table.js';
+import { mapBody, type ChainSet, type NftMap, type NftTable, type SharedChain } from './table.js';
 
 /**
  * The `nft -f` script that turns `prev` (what the kernel holds) into `next`, touching only the maps and
@@ -25,6 +25,7 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   const at = `${next.family} ${next.name}`;
   // What an earlier change left in the kernel unused (keepGone) counts as there, and goes unless used again.
   const leftMaps = prev.leftover?.maps ?? [];
+  const leftShared = prev.leftover?.shared ?? [];
   const oldMaps = new Map([...prev.maps, ...leftMaps].map((m) => [m.name, m]));
   const newMaps = new Set(next.maps.map((m) => m.name));
   // Every resync diffs an unchanged table: the same lines (the same strings, from the render cache)
@@ -35,6 +36,7 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   const newBlocks = chainsSame ? NO_BLOCKS : blocksOf(next.chains);
   if (!blocksCompatible(oldLive, newBlocks)) return undefined;
   const oldBlock = (key: string) => oldLive.get(key) ?? oldLeft.get(key);
+  const shared = sharedDelta(prev.shared, next.shared, leftShared);
   const created: string[] = [];
   const flushed: string[] = [];
   const written: string[] = [];
@@ -43,15 +45,15 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   const chainLines: string[] = [];
   let structural = false;
   // Element commands make nft fetch every element of the table, what an earlier change left included.
-  const small = [...prev.maps, ...leftMaps].reduce((n, m) => n + m.elements.length, 0) <= ELEMENT_COMMANDS_MAX;
-  for (const m of next.maps) {
-    const o = oldMaps.get(m.name);
-    if (o && (o.type !== m.type || o.interval !== m.interval || (o.set ?? false) !== (m.set ?? false))) return undefined;
-    if (o && same(o.elements, m.elements)) continue;
+  const elements = [...prev.maps, ...leftMaps, ...leftShared.flatMap((c) => c.maps)].reduce((n, m) => n + m.elements.length, prev.shared?.elements ?? 0);
+  const small = elements <= ELEMENT_COMMANDS_MAX;
+  const writeMap = (m: NftMap, o: NftMap | undefined): void | 'replace' => {
+    if (o && (o.type !== m.type || o.interval !== m.interval || (o.set ?? false) !== (m.set ?? false))) return 'replace';
+    if (o && same(o.elements, m.elements)) return;
     const ops = o && small ? elementCommands(at, o, m) : undefined;
     if (ops) {
       flushed.push(...ops);
-      continue;
+      return;
     }
     if (o) flushed.push(`flush ${kindOf(m)} ${at} ${m.name}`);
     structural ||= !o;
@@ -60,18 +62,26 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
       written.push(`add ${kindOf(m)} ${at} ${m.name} {`, ...mapBody(m), '}');
       writtenMaps.add(m.name);
     }
-  }
-  for (const [key, b] of newBlocks) {
-    const o = oldBlock(key);
-    if (o && !same(o.head, b.head)) return undefined;
-    if (o && same(o.lines, b.lines)) continue;
+  };
+  const writeChain = (name: string, head: readonly string[], lines: readonly string[], o: { head: readonly string[]; lines: readonly string[] } | undefined): void | 'replace' => {
+    if (o && !same(o.head, head)) return 'replace';
+    if (o && same(o.lines, lines)) return;
     structural = true;
-    if (o) flushed.push(`flush chain ${at} ${b.name}`);
-    else created.push(`add chain ${at} ${b.name}${b.head.length ? ` { ${b.head.map((l) => l.trim()).join(' ')} }` : ''}`);
-    chainLines.push(`add chain ${at} ${b.name} {`, ...b.lines.slice(1, -1), '}');
+    if (o) flushed.push(`flush chain ${at} ${name}`);
+    else created.push(`add chain ${at} ${name}${head.length ? ` { ${head.map((l) => l.trim()).join(' ')} }` : ''}`);
+    chainLines.push(`add chain ${at} ${name} {`, ...lines.slice(1, -1), '}');
+  };
+  for (const m of next.maps) if (writeMap(m, oldMaps.get(m.name)) === 'replace') return undefined;
+  for (const c of shared.added) {
+    const o = shared.before(c.name);
+    const old = new Map((o?.maps ?? []).map((m) => [m.name, m]));
+    for (const m of c.maps) if (writeMap(m, old.get(m.name) ?? oldMaps.get(m.name)) === 'replace') return undefined;
+    if (writeChain(c.name, NO_HEAD, c.block, o && { head: NO_HEAD, lines: o.block }) === 'replace') return undefined;
   }
+  for (const [key, b] of newBlocks) if (writeChain(b.name, b.head, b.lines, oldBlock(key)) === 'replace') return undefined;
   // The maps and sets those chains look up that this script does not write, declared again (header only).
   const named = new Map(next.maps.map((m) => [m.name, m]));
+  for (const c of shared.added) for (const m of c.maps) named.set(m.name, m);
   const declared = new Set<string>();
   for (const line of chainLines) {
     for (const [, name] of line.matchAll(/@([A-Za-z0-9_.-]+)/g)) {
@@ -87,23 +97,86 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   // 12's 6.1 before the backport) release those jumps only on a flush, and refuse to delete the chains
   // otherwise. It is no longer looked up by then (its chains were rewritten above).
   const gone = [...oldLive, ...oldLeft].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o);
-  const goneMaps = [...prev.maps, ...leftMaps].filter((m) => !newMaps.has(m.name));
+  const goneMaps = [...prev.maps, ...leftMaps].filter((m) => !newMaps.has(m.name) && !named.has(m.name));
+  const goneShared = shared.removed;
+  const goneSharedMaps = goneShared.flatMap((c) => c.maps);
+  const goneCount = gone.length + goneMaps.length + goneShared.length + goneSharedMaps.length;
+  structural ||= shared.removed.length > 0;
   // A base chain stays on its hook while it exists, filtering: one that goes is always deleted now.
-  if (opts.keepGone && gone.every((b) => b.head.length === 0) && keepable(gone.length + goneMaps.length, goneMaps)) {
+  if (opts.keepGone && gone.every((b) => b.head.length === 0) && keepable(goneCount, [...goneMaps, ...goneSharedMaps])) {
     // Left in the kernel, unreferenced by anything live: the table it holds is next plus them.
     const all = [...created, ...flushed, ...written];
-    const table = gone.length + goneMaps.length === 0 ? next : { ...next, leftover: { maps: goneMaps, chains: gone.flatMap((b) => b.lines) } };
-    return { script: all.length ? `${all.join('\n')}\n` : '', structural, table, kept: gone.length + goneMaps.length };
+    const table = goneCount === 0 ? next : { ...next, leftover: { maps: goneMaps, chains: gone.flatMap((b) => b.lines), shared: goneShared } };
+    return { script: all.length ? `${all.join('\n')}\n` : '', structural, table, kept: goneCount };
   }
   for (const b of gone) removed.push(`flush chain ${at} ${b.name}`);
-  for (const m of goneMaps) {
+  for (const c of goneShared) removed.push(`flush chain ${at} ${c.name}`);
+  for (const m of [...goneMaps, ...goneSharedMaps]) {
     if (m.elements.some((e) => / (?:jump|goto) /.test(e))) removed.push(`flush ${kindOf(m)} ${at} ${m.name}`);
     removed.push(`delete ${kindOf(m)} ${at} ${m.name}`);
   }
   for (const b of gone) removed.push(`delete chain ${at} ${b.name}`);
+  for (const c of goneShared) removed.push(`delete chain ${at} ${c.name}`);
   structural ||= removed.length > 0;
   const all = [...created, ...flushed, ...written, ...removed];
   return { script: all.length ? `${all.join('\n')}\n` : '', structural, table: next, kept: 0 };
+}
+
+const NO_HEAD: readonly string[] = [];
+
+/** How a table's shared chains change: those to write (new, or changed under their name), those that go, and what stood under a name before. */
+interface SharedDelta {
+  added: readonly SharedChain[];
+  removed: readonly SharedChain[];
+  before: (name: string) => SharedChain | undefined;
+}
+
+/**
+ * The shared chains that differ between two sets, in O(change) when `next` was made from `prev` (its
+ * patch names `prev`), else by name. What a change left unused (`left`) is there too: a chain that
+ * comes back is found there, and one no longer used stays gone unless the set holds it again.
+ */
+function sharedDelta(prev: ChainSet | undefined, next: ChainSet | undefined, left: readonly SharedChain[]): SharedDelta {
+  const leftBy = new Map(left.map((c) => [c.name, c]));
+  const stillLeft = (inNext: (name: string) => boolean) => left.filter((c) => !inNext(c.name));
+  if (prev === next) return { added: NO_CHAINS, removed: stillLeft((n) => has(next, n)), before: (n) => leftBy.get(n) };
+  if (next?.patch && next.patch.base === (prev?.id ?? 0)) {
+    const { added, removed } = next.patch;
+    return { added, removed: [...removed, ...stillLeft((n) => has(next, n))], before: (n) => leftBy.get(n) };
+  }
+  const was = byName(prev);
+  const now = byName(next);
+  const added = (next?.chains ?? NO_CHAINS).filter((c) => {
+    const o = was.get(c.name) ?? leftBy.get(c.name);
+    return !o || o !== c;
+  });
+  const removed = [...(prev?.chains ?? NO_CHAINS), ...left].filter((c) => !now.has(c.name));
+  return { added, removed, before: (n) => was.get(n) ?? leftBy.get(n) };
+}
+
+const NO_CHAINS: readonly SharedChain[] = [];
+const namesOf = new WeakMap<ChainSet, Map<string, SharedChain>>();
+
+function byName(set: ChainSet | undefined): ReadonlyMap<string, SharedChain> {
+  if (!set) return new Map();
+  let out = namesOf.get(set);
+  if (!out) namesOf.set(set, (out = new Map(set.chains.map((c) => [c.name, c]))));
+  return out;
+}
+
+/** Whether a set holds a chain of that name: a binary search of its sorted chains. */
+function has(set: ChainSet | undefined, name: string): boolean {
+  const cs = set?.chains ?? NO_CHAINS;
+  let lo = 0;
+  let hi = cs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const n = (cs[mid] as SharedChain).name;
+    if (n === name) return true;
+    if (n < name) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
 }
 
 export interface Delta {

@@ -14,17 +14,46 @@ export interface NftMap {
   elements: string[];
 }
 
+/**
+ * A chain of a large set that comes and goes by content (the policy's port chains, policy-nft.ts): one
+ * object while it stands, its lines (`\tchain NAME {` to `\t}`) and the maps only it looks up.
+ */
+export interface SharedChain {
+  readonly name: string;
+  readonly block: readonly string[];
+  readonly maps: readonly NftMap[];
+}
+
+/**
+ * Such chains as a set, sorted by name, with how it was made from an earlier set (`patch`, by that set's
+ * id), so that a delta between the two reads only what changed (table-delta.ts): at 50,000 rules a table
+ * holds 14,000 of these chains, and a change touches a few.
+ */
+export interface ChainSet {
+  readonly id: number;
+  readonly chains: readonly SharedChain[];
+  /** Elements of the chains' maps, all together. */
+  readonly elements: number;
+  readonly patch?: { readonly base: number; readonly added: readonly SharedChain[]; readonly removed: readonly SharedChain[] };
+}
+
+let chainSets = 0;
+/** A new set's id: ids are never reused, so a patch's base names one set only. */
+export const nextChainSetId = () => ++chainSets;
+
 export interface NftTable {
   family: string;
   name: string;
   maps: NftMap[];
   /** Chains, verbatim (tab-indented lines). */
   chains: string[];
+  /** Chains (and their maps) kept as a set of objects, written before `chains`. */
+  shared?: ChainSet;
   /**
    * Maps and chains nothing uses any more that a change left in the kernel (table-delta.ts, keepGone): the
    * next delta made without keepGone deletes them. Only in what the applier records; never written.
    */
-  leftover?: { maps: NftMap[]; chains: string[] };
+  leftover?: { maps: NftMap[]; chains: string[]; shared?: readonly SharedChain[] };
   /** Tables this one replaces (an older layout): a whole-table replace deletes them in the same transaction. */
   supersedes?: ReadonlyArray<{ family: string; name: string }>;
 }
@@ -37,9 +66,19 @@ export function mapBody(m: NftMap): string[] {
   ];
 }
 
+/** Every map of a table: its own, then its shared chains'. */
+export function allMaps(t: Pick<NftTable, 'maps' | 'shared'>): NftMap[] {
+  return t.shared ? [...t.maps, ...t.shared.chains.flatMap((c) => c.maps)] : t.maps;
+}
+
+/** Every chain line of a table: its shared chains', then its own. */
+export function allChains(t: Pick<NftTable, 'chains' | 'shared'>): string[] {
+  return t.shared ? [...t.shared.chains.flatMap((c) => c.block), ...t.chains] : [...t.chains];
+}
+
 export function tableText(t: NftTable): string {
-  const maps = t.maps.flatMap((m) => [`\t${m.set ? 'set' : 'map'} ${m.name} {`, ...mapBody(m), '\t}']);
+  const maps = allMaps(t).flatMap((m) => [`\t${m.set ? 'set' : 'map'} ${m.name} {`, ...mapBody(m), '\t}']);
   const old = (t.supersedes ?? []).flatMap((o) => [`add table ${o.family} ${o.name}`, `delete table ${o.family} ${o.name}`]);
-  return [...old, `add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`, `table ${t.family} ${t.name} {`, ...maps, ...t.chains, '}', ''].join('\n');
+  return [...old, `add table ${t.family} ${t.name}`, `delete table ${t.family} ${t.name}`, `table ${t.family} ${t.name} {`, ...maps, ...allChains(t), '}', ''].join('\n');
 }
 

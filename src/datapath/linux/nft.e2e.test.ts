@@ -6,6 +6,9 @@ import { Generations, NFTGEN } from './generation.js';
 import { NftTables } from './nft.js';
 import { diffTables } from '../table-delta.js';
 import { TestNamespaces } from '../../testkit/netns.js';
+import type { Endpoint, Rule } from '../../model/index.js';
+import { compilePolicy, type CompiledPolicy, type PolicyState } from '../../policy/index.js';
+import { renderPolicy } from '../policy-nft.js';
 
 const root = process.getuid?.() === 0;
 const real = new ProcessRunner();
@@ -90,6 +93,50 @@ test('a change (trusted) leaves the maps and chains it no longer uses in the ker
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['delta']);
   assert.equal(await listing(a), await listing(b), 'after the full pass, nothing is left over');
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['unchanged']);
+});
+
+test('a rendered policy changed rule by rule: its port chains (a set patched from the last render) go as deltas, what goes stays until a full pass, which leaves what a replace leaves', { skip: !root && 'needs root' }, async () => {
+  const a = await netns('cs');
+  const b = await netns('csr');
+  const tables = new NftTables(real);
+  const meta = { revision: 1, createdAt: '', updatedAt: '' };
+  const ep = (ip: string, group: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group, ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+  // Sources with port ranges (chains of rules), broad prefixes with many ranges (a chain with its interval
+  // map), and a policy in audit mode (the audit chain) that comes and goes.
+  const base: Rule[] = [
+    ...Array.from({ length: 120 }, (_, i): Rule => ({ id: `s${i}`, priority: 5, direction: 'in', action: i % 4 ? 'allow' : 'deny', protocol: 'tcp', ports: `${1000 + 10 * i}-${1004 + 10 * i}`, fromCidr: `10.9.0.${i}/32` })),
+    ...Array.from({ length: 20 }, (_, i): Rule => ({ id: `w${i}`, priority: 6, direction: 'in', action: 'allow', protocol: 'tcp', ports: `${3000 + 7 * i}-${3002 + 7 * i}`, fromCidr: '10.9.0.0/16' })),
+  ];
+  const state = (live: Rule[], audit: boolean, previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: 'allow' }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.0.0/16', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'a', labels: {}, policies: ['base', 'live', ...(audit ? ['audited'] : [])] }],
+    policies: [{ ...meta, tenant: 't', name: 'base', rules: base }, { ...meta, tenant: 't', name: 'live', rules: live },
+      { ...meta, tenant: 't', name: 'audited', mode: 'audit', rules: [{ id: 'x', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp', ports: '7000-7010', fromCidr: '10.9.0.5/32' }] }],
+    endpoints: [ep('10.1.0.2', 'db')], host: 'h1', ...(previous ? { previous } : {}),
+  });
+  const tableOf = (c: CompiledPolicy): NftTable => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const range = (i: number): Rule => ({ id: `l${i}`, priority: 4, direction: 'in', action: 'deny', protocol: 'tcp', ports: `${1001 + 10 * i}-${1003 + 10 * i}`, fromCidr: `10.9.0.${i}/32` });
+  let c = compilePolicy(state([], false));
+  assert.equal((await tables.ensureAll(a, [tableOf(c)], true))[0], 'replace');
+  const chains = async (ns: string) => (await listing(ns)).match(/\tchain pp_/g)?.length ?? 0;
+  let patched = 0;
+  let kept = 0;
+  for (let step = 1; step <= 9; step++) {
+    const live = Array.from({ length: step % 5 }, (_, k) => range(k * 7 + step));
+    c = compilePolicy(state(live, step % 2 === 1, c));
+    const t = tableOf(c);
+    if (t.shared?.patch) patched++;
+    const trust = step % 3 !== 0;
+    assert.deepEqual(await tables.ensureAll(a, [t], true, trust ? { trust: true } : {}), ['delta'], `step ${step} is a delta`);
+    if (trust) {
+      if (await chains(a) > (t.shared?.chains.filter((x) => x.name.startsWith('pp_')).length ?? 0)) kept++;
+      continue;
+    }
+    assert.equal(await new NftTables(real).ensure(b, t), 'replace');
+    assert.equal(await listing(a), await listing(b), `after step ${step} (a full pass), deltas and a replace agree`);
+  }
+  assert.ok(patched >= 8, `${patched} of 9 renders patched their chain set`);
+  assert.ok(kept >= 1, 'some change passes left chains for the full pass');
 });
 
 test('a chain rewritten beside a typeof map it names: the map is declared again by its header and the delta commits', { skip: !root && 'needs root' }, async () => {
