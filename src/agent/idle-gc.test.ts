@@ -62,3 +62,31 @@ test('growth met too soon after a collection is collected once the gap has passe
   assert.equal(collected, 2, 'the gap passed: collected, though no pass ended since');
   gc.stop();
 });
+
+test('passes that did no work (the resync finding nothing) do not put the collection off; one that did does', async () => {
+  let collected = 0;
+  const held: unknown[] = [];
+  realGc();
+  const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 600, 100);
+  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed(true);
+  // Idle passes every 100 ms, as a resync that checks nothing: the collection still comes 600 ms after the work.
+  for (let i = 0; i < 9; i++) {
+    gc.busy();
+    await sleep(20);
+    gc.passed(false);
+    await sleep(80);
+  }
+  assert.equal(collected, 1, 'collected during the idle passes, once the work was 600 ms behind');
+  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
+  for (let i = 0; i < 9; i++) {
+    gc.busy();
+    await sleep(20);
+    gc.passed(true);
+    await sleep(80);
+  }
+  assert.equal(collected, 1, 'passes that worked, 100 ms apart: none');
+  await sleep(900);
+  assert.equal(collected, 2, 'they stopped: collected');
+  gc.stop();
+});

@@ -74,7 +74,8 @@ test('a sequence of changes applied as deltas leaves what a replace of the last 
 test('a change (trusted) leaves the maps and chains it no longer uses in the kernel, unreferenced; the next full pass deletes them', { skip: !root && 'needs root' }, async () => {
   const a = await netns('k');
   const b = await netns('kr');
-  const tables = new NftTables(real);
+  // Full passes delete what changes left once no change came for 400 ms (in the agent, 5 s).
+  const tables = new NftTables(real, undefined, undefined, 400);
   const one = table({ '1_2': ['80 : accept'] });
   const two = table({ '3_2': ['22 : accept'] });
   assert.equal((await tables.ensureAll(a, [one], true))[0], 'replace');
@@ -89,7 +90,12 @@ test('a change (trusted) leaves the maps and chains it no longer uses in the ker
   // Back to `one`: what was kept is used again as it is.
   assert.deepEqual(await tables.ensureAll(a, [one], true, { trust: true }), ['delta']);
   assert.deepEqual(await tables.ensureAll(a, [two], true, { trust: true }), ['delta']);
-  // A full pass (untrusted: the generation read) deletes what was kept: the same as a replace of `two`.
+  // A full pass (untrusted: the generation read) right after the changes keeps it (a delete makes nft
+  // list every chain: a change arriving meanwhile would wait); once changes have paused, one deletes it:
+  // the same as a replace of `two`.
+  assert.deepEqual(await tables.ensureAll(a, [two], true), ['unchanged']);
+  assert.match(await listing(a), /chain p_1_2 \{/, 'kept by a full pass while changes come');
+  await new Promise((r) => setTimeout(r, 450));
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['delta']);
   assert.equal(await listing(a), await listing(b), 'after the full pass, nothing is left over');
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['unchanged']);
@@ -98,7 +104,8 @@ test('a change (trusted) leaves the maps and chains it no longer uses in the ker
 test('a rendered policy changed rule by rule: its port chains (a set patched from the last render) go as deltas, what goes stays until a full pass, which leaves what a replace leaves', { skip: !root && 'needs root' }, async () => {
   const a = await netns('cs');
   const b = await netns('csr');
-  const tables = new NftTables(real);
+  // A full pass deletes at once what changes left (in the agent, once changes have paused 5 s).
+  const tables = new NftTables(real, undefined, undefined, 0);
   const meta = { revision: 1, createdAt: '', updatedAt: '' };
   const ep = (ip: string, group: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group, ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
   // Sources with port ranges (chains of rules), broad prefixes with many ranges (a chain with its interval

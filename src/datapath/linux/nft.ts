@@ -6,6 +6,10 @@ import { advance, compare, Generations } from './generation.js';
 import type { NftOutcome } from '../datapath.js';
 import type { NftSessions } from './nftd.js';
 
+/** A full pass deletes what changes left unused once no change came for this long, or once it is this old. */
+const SWEEP_QUIET_MS = 5_000;
+const SWEEP_MAX_AGE_MS = 60_000;
+
 /** What the kernel's tables in a namespace are, as far as the agent knows without listing them. */
 type KernelView = 'untouched' | 'touched' | 'unknown';
 
@@ -27,7 +31,8 @@ export class NftTables {
   private readonly gens: Generations;
 
   /** `sessions`: commits go through weft-nftd (nftd.ts) where it runs; else each is an `nft -f`. */
-  constructor(private readonly runner: Runner, gens?: Generations, private readonly sessions?: NftSessions) {
+  /** `sweepQuietMs`: how long after the last change a full pass deletes what changes left unused. */
+  constructor(private readonly runner: Runner, gens?: Generations, private readonly sessions?: NftSessions, private readonly sweepQuietMs = SWEEP_QUIET_MS) {
     this.gens = gens ?? new Generations(runner);
   }
 
@@ -106,9 +111,10 @@ export class NftTables {
     this.applied.delete(key);
     let refused = false;
     if (trusted) {
-      // A change (trustLast) leaves what it no longer uses for the next full pass to delete: a delete
-      // makes nft list every chain of the table (table-delta.ts, keepGone).
-      const delta = diffTables(prev.table, table, { keepGone: opts.trustLast === true });
+      // A change (trustLast) leaves what it no longer uses for a full pass to delete: a delete makes nft
+      // list every chain of the table (table-delta.ts, keepGone), ~50 ms beside 14,000 chains, which a
+      // change arriving meanwhile waits for. So a full pass deletes it only once changes have paused.
+      const delta = diffTables(prev.table, table, { keepGone: opts.trustLast === true || this.sweepLater(key, prev.table) });
       if (delta?.script === '') {
         this.applied.set(key, { table: delta.table, terse: prev.terse });
         return 'unchanged';
@@ -116,6 +122,7 @@ export class NftTables {
       if (delta !== undefined) {
         const r = await this.commit(ns, delta.script, true);
         if (r.code === 0) {
+          this.noteLeftover(key, delta.table, opts.trustLast === true);
           // Chains or maps came or went: the terse listing changed with them, read again when needed.
           this.applied.set(key, { table: delta.table, terse: delta.structural ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
           return 'delta';
@@ -124,9 +131,32 @@ export class NftTables {
         this.lastRefusal = r.stderr.trim().split('\n').slice(0, 2).join(' | ');
       }
     }
+    this.leftover.delete(key);
     await this.commit(ns, tableText(table), false);
     this.applied.set(key, { table, terse: await this.terseIfNeeded(ns, table, opts.owned) });
     return refused ? 'replace-after-refused-delta' : 'replace';
+  }
+
+  /** Per table: when a change last left something unused, and since when something has been. */
+  private readonly leftover = new Map<string, { since: number; lastChange: number }>();
+
+  /** Whether what changes left unused stays for now: changes came within SWEEP_QUIET_MS and it is younger than SWEEP_MAX_AGE_MS. */
+  private sweepLater(key: string, prev: NftTable): boolean {
+    const l = this.leftover.get(key);
+    if (!prev.leftover || !l) return false;
+    const now = performance.now();
+    return now - l.lastChange < this.sweepQuietMs && now - l.since < SWEEP_MAX_AGE_MS;
+  }
+
+  private noteLeftover(key: string, table: NftTable, change: boolean): void {
+    if (!table.leftover) {
+      this.leftover.delete(key);
+      return;
+    }
+    const now = performance.now();
+    const l = this.leftover.get(key) ?? { since: now, lastChange: now };
+    if (change) l.lastChange = now;
+    this.leftover.set(key, l);
   }
 
   /** The kernel's reason for the last refused delta, for the agent's log. */
@@ -144,6 +174,7 @@ export class NftTables {
   forget(ns: string): void {
     void this.sessions?.release(ns);
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);
+    for (const k of this.leftover.keys()) if (k.startsWith(`${ns}/`)) this.leftover.delete(k);
     this.known.delete(ns);
     this.reported.delete(ns);
     this.gens.forget(ns);
