@@ -90,3 +90,33 @@ test('passes that did no work (the resync finding nothing) do not put the collec
   assert.equal(collected, 2, 'they stopped: collected');
   gc.stop();
 });
+
+test('work counted, not flagged: a pass that ends beside another still running (or an ADD) lets no collection in', async () => {
+  let collected = 0;
+  const held: unknown[] = [];
+  realGc();
+  const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 200, 100);
+  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed(true);
+  await sleep(300);
+  assert.equal(collected, 1);
+  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
+  // A change pass starts; a resync beside it checks nothing and ends, its work long behind.
+  gc.busy();
+  gc.busy();
+  gc.passed(false);
+  await sleep(400);
+  assert.equal(collected, 1, 'the change pass still runs: no collection');
+  // An ADD (done) runs through the change pass's end.
+  gc.busy();
+  gc.passed(true);
+  await sleep(400);
+  assert.equal(collected, 1, 'the ADD still runs');
+  gc.done();
+  // The next resync (nothing to check) finds everything ended and quiet.
+  gc.busy();
+  gc.passed(false);
+  await sleep(400);
+  assert.equal(collected, 2, 'all ended and quiet: collected');
+  gc.stop();
+});

@@ -28,9 +28,9 @@ export class IdleGc {
   private timer: NodeJS.Timeout | undefined;
   private last = -Infinity;
   private baseline = used();
-  /** When the last pass that did work ended, and whether a pass runs now. */
+  /** When the last pass that did work ended, and how much work runs now (passes of both lanes, ADDs). */
   private lastWork = -Infinity;
-  private running = false;
+  private running = 0;
 
   constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger, private readonly quietMs = QUIET_MS, private readonly gapMs = GAP_MS) {}
 
@@ -59,15 +59,23 @@ export class IdleGc {
    * 2 s) does not put the collection off.
    */
   passed(worked = true): void {
+    this.done();
     if (!this.gc) return;
-    this.running = false;
     if (worked) this.lastWork = performance.now();
     this.schedule(Math.max(0, this.lastWork + this.quietMs - performance.now()));
   }
 
-  /** Work started (a pass, an ADD): no collection until it ends. */
+  /**
+   * Work started (a pass, an ADD): no collection until it, and any other work running beside it, ends
+   * (`passed` for a pass, `done` for the rest). Counted: a full pass and a change pass run side by side.
+   */
   busy(): void {
-    this.running = true;
+    this.running++;
+  }
+
+  /** Work that `busy` announced ended, without being a pass. */
+  done(): void {
+    this.running = Math.max(0, this.running - 1);
   }
 
   stop(): void {
@@ -83,8 +91,8 @@ export class IdleGc {
 
   private maybe(): void {
     this.timer = undefined;
-    // Work runs (its end schedules again), or ended too recently.
-    if (this.running) return;
+    // Work runs (a pass's end schedules again), or ended too recently.
+    if (this.running > 0) return;
     const now = performance.now();
     if (now - this.lastWork < this.quietMs) return this.schedule(this.lastWork + this.quietMs - now);
     const before = used();

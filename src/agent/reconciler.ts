@@ -169,6 +169,14 @@ export class Reconciler {
    */
   async ensureTenant(tenant: string, fast = false, opts: { deferAdmit?: boolean } = {}): Promise<TenantPlan | undefined> {
     this.idleGc.busy();
+    try {
+      return await this.ensureTenantLocked(tenant, fast, opts);
+    } finally {
+      this.idleGc.done();
+    }
+  }
+
+  private ensureTenantLocked(tenant: string, fast: boolean, opts: { deferAdmit?: boolean }): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
       const tp = performance.now();
       const p = this.plan(tenant);

@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
 import { renderPolicy } from '../datapath/policy-nft.js';
-import { tableText } from '../datapath/table.js';
+import { allMaps, tableText } from '../datapath/table.js';
 import { ProcessRunner } from '../exec/index.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { BASE_RULES, SHAPES, makeShape, type ShapeName } from './policy-shapes.js';
@@ -106,7 +106,7 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
   // The table the agent writes with `nft -f` (its size is most of that command's time).
   const nft = renderPolicy(c);
   const text = tableText({ family: 'inet', name: 'weft', ...nft });
-  const elements = nft.maps.reduce((k, m) => k + m.elements.length, 0);
+  const elements = allMaps(nft).reduce((k, m) => k + m.elements.length, 0);
   return { shape, rules: n, cold: cold.ms, port, add, wide, render, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0), elements, bytes: text.length, text };
 }
 

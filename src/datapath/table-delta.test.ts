@@ -176,3 +176,9 @@ test('what an earlier change left counts toward the elements nft would fetch for
   assert.match(d?.script ?? '', /^flush set inet weft dscp_10$/m, 'flushed and refilled, not patched beside 20,000 kept elements');
   assert.doesNotMatch(d?.script ?? '', /^(add|delete) element/m);
 });
+
+test('a delta writing hundreds of thousands of chain lines (a tenant going from a few rules to tens of thousands) is made, not a stack overflow', () => {
+  const many = Array.from({ length: 20_000 }, (_, i) => chain(`c${i}`, ...Array.from({ length: 8 }, (_, k) => `tcp dport ${k + 1} accept`))).flat();
+  const d = diffTables(table([], chain('forward', 'accept')), table([], [...many, ...chain('forward', 'accept')]));
+  assert.ok(d && d.script.split('\n').length > 200_000, 'one delta with every chain');
+});

@@ -91,7 +91,8 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
       written.push(`add ${kindOf(m)} ${at} ${m.name} {`, ...mapBody({ ...m, elements: [] }), '}');
     }
   }
-  written.push(...chainLines);
+  // Not as arguments: a delta may write hundreds of thousands of lines.
+  for (const l of chainLines) written.push(l);
   // Chains that go are emptied first (their rules may look maps up), then maps go, then the chains. A
   // map whose elements jump to chains is flushed before it is deleted: kernels before 6.4 (and Debian
   // 12's 6.1 before the backport) release those jumps only on a flush, and refuse to delete the chains
