@@ -60,9 +60,9 @@ const EMPTY_OUT: StageOut = { maps: [], shardChains: [], lines: [] };
  * large part of the stage, the stage is split again from `all`.
  */
 export class Stage {
+  /** Shards; 0 until the first split. */
   private n = 0;
   private byAlt = false;
-  private built = false;
   private count = 0;
   private parts: Keyed[][] = [];
   private maps: Array<NftMap | undefined> = [];
@@ -73,12 +73,12 @@ export class Stage {
   constructor(private readonly x: string, private readonly l4: string, private readonly base: string, private readonly tag: 'p' | 's' | 'r', private readonly type: string, private readonly prefix: string, private readonly rule: (map: string) => string) {}
 
   update(removed: readonly Keyed[], added: readonly Keyed[], all: () => Keyed[]): void {
-    if (this.built && removed.length === 0 && added.length === 0) return;
+    if (this.n > 0 && removed.length === 0 && added.length === 0) return;
     for (const k of removed) this.tally(k, -1);
     for (const k of added) this.tally(k, 1);
     const n = shardsFor(this.count);
     const byAlt = this.tag === 'p' && n > 1 && spread(this.altCounts, n) < spread(this.keyCounts, n);
-    if (!this.built || n !== this.n || byAlt !== this.byAlt || 2 * (removed.length + added.length) > this.count || !this.patch(removed, added)) this.split(all());
+    if (n !== this.n || byAlt !== this.byAlt || 2 * (removed.length + added.length) > this.count || !this.patch(removed, added)) this.split(all());
   }
 
   private tally(k: Keyed, d: 1 | -1): void {
@@ -104,7 +104,6 @@ export class Stage {
     this.parts = Array.from({ length: this.n }, () => []);
     for (const k of all) (this.parts[this.shardOf(k)] as Keyed[]).push(k);
     this.maps = new Array<NftMap | undefined>(this.n).fill(undefined);
-    this.built = true;
     this.render(new Set(this.parts.keys()));
   }
 

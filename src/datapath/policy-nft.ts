@@ -1,5 +1,5 @@
 import { filters, type CompiledPolicy, type PairProfiles, type Profile } from '../policy/index.js';
-import { nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
+import { chainIndex, nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
 import { AUDIT_CHAIN, AUDIT_LOG_GROUP, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_MARK, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
 
@@ -86,7 +86,7 @@ function render(p: CompiledPolicy): PolicyNft {
   const names: Names = { cls: cls.name, tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
   const maps: NftMap[] = [cls];
   const shardChains: string[] = [];
-  const sides = sideStagesOf(p, st);
+  const sides = sideStagesOf(p, st, protos);
   for (const proto of protos) {
     const x = PREFIX[proto];
     // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
@@ -171,14 +171,14 @@ const once = <T>(f: () => T): (() => T) => {
  * The side stages (policy-nft-stages.ts sideStages) of every protocol: small maps, but made from every
  * address range (52,000 at 50,000 nested rules), so kept while their inputs stand.
  */
-function sideStagesOf(p: CompiledPolicy, st: RenderState): NonNullable<RenderState['sides']> {
+function sideStagesOf(p: CompiledPolicy, st: RenderState, protos: readonly Proto[]): NonNullable<RenderState['sides']> {
   const key = sideKey(p);
   if (st.sides && st.sides.key === key) return st.sides;
   const chains = new Map<string, Chain>();
   const maps = new Map<Proto, NftMap[]>();
   const lines = new Map<Proto, string[]>();
   const bySide = new Map(p.sides.map((x) => [x.cls, x]));
-  for (const proto of p.sctp ? ['tcp', 'udp', 'other', 'sctp'] as const : ['tcp', 'udp', 'other'] as const) {
+  for (const proto of protos) {
     const own: NftMap[] = [];
     lines.set(proto, sideStages(p, proto, bySide, chains, own));
     maps.set(proto, own);
@@ -207,18 +207,6 @@ function merged(a: readonly SharedChain[], b: readonly SharedChain[]): SharedCha
     if (x && (!y || x.name < y.name)) { out.push(x); i++; } else { out.push(y as SharedChain); j++; }
   }
   return out;
-}
-
-/** Where a chain of this name is or goes in chains sorted by name. */
-function indexOfName(chains: readonly SharedChain[], name: string): number {
-  let lo = 0;
-  let hi = chains.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((chains[mid] as SharedChain).name < name) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 const AUDIT: Chain = {
@@ -270,10 +258,10 @@ function chainSet(st: RenderState, profiles: { removed: Profile[]; added: Profil
   // Many (a render from nothing): sorted and merged.
   let chains = [...(last?.chains ?? [])];
   for (const c of removed) {
-    const i = indexOfName(chains, c.name);
+    const i = chainIndex(chains, c.name);
     if (chains[i]?.name === c.name) chains.splice(i, 1);
   }
-  if (added.length <= 64) for (const c of added) chains.splice(indexOfName(chains, c.name), 0, c);
+  if (added.length <= 64) for (const c of added) chains.splice(chainIndex(chains, c.name), 0, c);
   else chains = merged(chains, [...added].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
   const count = (cs: readonly SharedChain[]) => cs.reduce((n, c) => n + c.maps.reduce((k, m) => k + m.elements.length, 0), 0);
   const elements = (last?.elements ?? 0) + count(added) - count(removed);

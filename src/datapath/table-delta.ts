@@ -1,4 +1,4 @@
-import { mapBody, type ChainSet, type NftMap, type NftTable, type SharedChain } from './table.js';
+import { chainIndex, mapBody, type ChainSet, type NftMap, type NftTable, type SharedChain } from './table.js';
 
 /**
  * The `nft -f` script that turns `prev` (what the kernel holds) into `next`, touching only the maps and
@@ -147,10 +147,7 @@ function sharedDelta(prev: ChainSet | undefined, next: ChainSet | undefined, lef
   }
   const was = byName(prev);
   const now = byName(next);
-  const added = (next?.chains ?? NO_CHAINS).filter((c) => {
-    const o = was.get(c.name) ?? leftBy.get(c.name);
-    return !o || o !== c;
-  });
+  const added = (next?.chains ?? NO_CHAINS).filter((c) => (was.get(c.name) ?? leftBy.get(c.name)) !== c);
   const removed = [...(prev?.chains ?? NO_CHAINS), ...left].filter((c) => !now.has(c.name));
   return { added, removed, before: (n) => was.get(n) ?? leftBy.get(n) };
 }
@@ -165,19 +162,10 @@ function byName(set: ChainSet | undefined): ReadonlyMap<string, SharedChain> {
   return out;
 }
 
-/** Whether a set holds a chain of that name: a binary search of its sorted chains. */
+/** Whether a set holds a chain of that name. */
 function has(set: ChainSet | undefined, name: string): boolean {
   const cs = set?.chains ?? NO_CHAINS;
-  let lo = 0;
-  let hi = cs.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const n = (cs[mid] as SharedChain).name;
-    if (n === name) return true;
-    if (n < name) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return false;
+  return cs[chainIndex(cs, name)]?.name === name;
 }
 
 export interface Delta {

@@ -37,6 +37,18 @@ export interface ChainSet {
   readonly patch?: { readonly base: number; readonly added: readonly SharedChain[]; readonly removed: readonly SharedChain[] };
 }
 
+/** Where a chain of this name is, or would go, in chains sorted by name (a ChainSet's): a binary search. */
+export function chainIndex(chains: readonly SharedChain[], name: string): number {
+  let lo = 0;
+  let hi = chains.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((chains[mid] as SharedChain).name < name) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 let chainSets = 0;
 /** A new set's id: ids are never reused, so a patch's base names one set only. */
 export const nextChainSetId = () => ++chainSets;
