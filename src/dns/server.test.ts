@@ -39,11 +39,20 @@ function askTcp(from: string, port: number, msg: Buffer): Promise<Buffer> {
 }
 
 test('a listener answers only its tenant\'s own uplink address, over UDP and TCP', async () => {
-  const port = 30_000 + (process.pid % 20_000);
   const names = nameTable([{ name: 'dbsvc', vip: '10.1.2.200' }], []);
-  const dns = new DnsServer({ port, upstreams: [], upstreamTimeoutMs: 100, ttl: 5, names: () => names, log: pino({ level: 'silent' }) });
+  // Test files run side by side and their sockets take ephemeral ports, so a port chosen here may be
+  // taken (CI once saw no answer: the server had logged that it could not listen): try a few.
+  let port = 0;
+  let dns: DnsServer | undefined;
+  for (let i = 0; i < 20 && !dns; i++) {
+    port = 20_000 + ((process.pid + i * 997) % 12_000);
+    const d = new DnsServer({ port, upstreams: [], upstreamTimeoutMs: 100, ttl: 5, names: () => names, log: pino({ level: 'silent' }) });
+    await d.sync(new Map([['127.0.0.1', { tenant: 'default', peer: '127.0.0.2' }]]));
+    if (d.listening().includes('127.0.0.1')) dns = d;
+    else await d.stop();
+  }
+  assert.ok(dns, 'a free port was found');
   try {
-    await dns.sync(new Map([['127.0.0.1', { tenant: 'default', peer: '127.0.0.2' }]]));
     const q = query('dbsvc.default.weft');
     const answer = await askUdp('127.0.0.2', port, q, 5000);
     assert.deepEqual([...(answer ?? Buffer.alloc(4)).subarray(-4)], [10, 1, 2, 200], 'the tenant gets its answer');

@@ -70,6 +70,11 @@ export class DnsServer {
     }
   }
 
+  /** The addresses listened on now (an address whose port was taken is retried at the next sync). */
+  listening(): string[] {
+    return [...this.listeners.keys()];
+  }
+
   async stop(): Promise<void> {
     for (const a of [...this.listeners.keys()]) await this.close(a);
     for (const p of this.pending.values()) clearTimeout(p.timer);
