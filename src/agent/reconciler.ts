@@ -8,6 +8,7 @@ import { desiredConflists, syncConflists } from './conflists.js';
 import { Admissions } from './admissions.js';
 import { Lane } from './lane.js';
 import { DriftChecks } from './drift.js';
+import { Attached } from '../model/attached.js';
 
 export interface ReconcilerOptions {
   host: string;
@@ -323,7 +324,7 @@ export class Reconciler {
 /** A compile this slow is logged as a warning (it held up everything else the agent does). */
 const SLOW_COMPILE_MS = 1000;
 
-const tokens = new WeakMap<CompiledPolicy, number>();
+const tokens = new Attached<CompiledPolicy, number>('token');
 let nextToken = 0;
 
 /** A compiled policy's identity as a number: equal while the compile cache returns the same object. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { formatIp } from '../model/index.js';
 import type { Profile, SideProfile, Verdict } from '../policy/index.js';
 import type { NftMap } from './table.js';
+import { Attached } from '../model/attached.js';
 
 // The elements a policy's verdict functions become (policy-nft.ts): marks, a profile's single ports and
 // rest, the chains shared by content, and content-named maps.
@@ -38,7 +39,7 @@ export const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x
 interface ProfileParts { singles: string[]; verdict: Decided | undefined; rest: Seg[] }
 
 /** Profiles are immutable and kept across compiles while their function stands: each is split once. */
-const parts = new WeakMap<Profile | SideProfile, ProfileParts>();
+const parts = new Attached<Profile | SideProfile, ProfileParts>('profile parts');
 
 /**
  * A pair's profile (marks from PROFILE_MARK) or a side profile (from SIDE_MARK) as elements. `sctp`: the
@@ -142,9 +143,9 @@ export class ChainBook {
   readonly byText = new Map<string, Chain>();
   readonly taken = new Map<string, Chain>();
   /** A profile's rest (its segments array, kept with the profile: partsOf) → its chain. */
-  readonly bySegs = new WeakMap<readonly Seg[], Chain>();
+  readonly bySegs = new Attached<readonly Seg[], Chain>('chain of segments');
 }
-const books = new WeakMap<object, ChainBook>();
+const books = new Attached<object, ChainBook>('chain book');
 
 const CHAIN_CACHE = 100_000;
 

@@ -1,18 +1,19 @@
 import type { CompiledPolicy, PairProfiles, Profile } from '../policy/index.js';
 import type { NftMap } from './table.js';
 import { bookOf, byContent, chainOf, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
+import { Attached } from '../model/attached.js';
 
 // The stages of a policy's forward chain (policy-nft.ts): each protocol's pair stage, its profiles' single
 // ports and rests (one map each, or shards), and its side stages.
 
 /** The class map, per ranges array (an incremental compile whose classes did not move keeps it). */
-export const clsCache = new WeakMap<CompiledPolicy['classification']['ranges'], NftMap>();
+export const clsCache = new Attached<CompiledPolicy['classification']['ranges'], NftMap>('class map');
 
 /** What a stage renders to: its maps, its shards' chains, its forward-chain rules. */
 export interface StageOut { maps: NftMap[]; shardChains: string[]; lines: string[] }
 
 /** A pair's element per protocol, kept with the pair (an incremental compile keeps unchanged pairs' objects). */
-const keyedCache = new WeakMap<PairProfiles, Partial<Record<Proto, Keyed>>>();
+const keyedCache = new Attached<PairProfiles, Partial<Record<Proto, Keyed>>>('pair elements');
 
 export function keyedOf(x: PairProfiles, proto: Proto): Keyed {
   let byProto = keyedCache.get(x);
@@ -25,11 +26,11 @@ export function keyedOf(x: PairProfiles, proto: Proto): Keyed {
  * compile), per chain book (its chains are that lineage's) and per SCTP mode (it decides the rest).
  */
 export interface Own { sctp: boolean; singles: Keyed[]; rest?: Keyed; chain?: Chain; audit: boolean }
-const ownCache = new WeakMap<ChainBook, WeakMap<Profile, Own>>();
+const ownCache = new Attached<ChainBook, Attached<Profile, Own>>('profile elements by book');
 
 export function profileParts(prof: Profile, sctp: boolean, book: ChainBook): Own {
   let byProfile = ownCache.get(book);
-  if (!byProfile) ownCache.set(book, (byProfile = new WeakMap()));
+  if (!byProfile) ownCache.set(book, (byProfile = new Attached<Profile, Own>('profile elements')));
   let own = byProfile.get(prof);
   if (own?.sctp === sctp) return own;
   const q = partsOf(prof, PROFILE_MARK, sctp);
@@ -274,7 +275,7 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
  * read from every range (52,000 at 50,000 nested rules) once per ranges array and set of classes, not
  * once per protocol and direction.
  */
-const sided = new WeakMap<CompiledPolicy['classification']['ranges'], { key: string; ranges: CompiledPolicy['classification']['ranges'] }>();
+const sided = new Attached<CompiledPolicy['classification']['ranges'], { key: string; ranges: CompiledPolicy['classification']['ranges'] }>('side ranges');
 function sidedRanges(p: CompiledPolicy, sides: ReadonlyMap<number, unknown>): CompiledPolicy['classification']['ranges'] {
   const key = [...sides.keys()].join(',');
   const last = sided.get(p.classification.ranges);

@@ -2,6 +2,7 @@ import { filters, type CompiledPolicy, type PairProfiles, type Profile } from '.
 import { chainIndex, nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
 import { AUDIT_CHAIN, AUDIT_LOG_GROUP, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_MARK, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
+import { Attached } from '../model/attached.js';
 
 export { AUDIT_CHAIN, AUDIT_LOG_GROUP, INLINE_RANGES, PROFILE_MARK, SIDE_MARK, splitSingles } from './policy-nft-parts.js';
 export { SHARDS } from './policy-nft-stages.js';
@@ -34,7 +35,7 @@ export interface PolicyNft {
   shared?: ChainSet;
 }
 
-const rendered = new WeakMap<CompiledPolicy, PolicyNft>();
+const rendered = new Attached<CompiledPolicy, PolicyNft>('render');
 
 /** Rendered once per compiled policy: the same arrays come back, so diffing them is free. */
 export function renderPolicy(p: CompiledPolicy): PolicyNft {
@@ -66,7 +67,7 @@ interface RenderState {
   sides: { key: string; chains: ReadonlyMap<string, Chain>; maps: Map<Proto, NftMap[]>; lines: Map<Proto, string[]> } | undefined;
   set: ChainSet | undefined;
 }
-const states = new WeakMap<ChainBook, RenderState>();
+const states = new Attached<ChainBook, RenderState>('render state');
 
 const freshState = (sctp: boolean): RenderState => ({ sctp, pairs: [], profiles: [], stages: new Map(), refs: new Map(), audits: 0, sides: undefined, set: undefined });
 
@@ -187,7 +188,7 @@ function sideStagesOf(p: CompiledPolicy, st: RenderState, protos: readonly Proto
 }
 
 /** What the side stages are made from, as one string (the ranges by identity: a compile that moved no class keeps them). */
-const rangeIds = new WeakMap<object, number>();
+const rangeIds = new Attached<object, number>('ranges id');
 let rangeSeq = 0;
 function sideKey(p: CompiledPolicy): string {
   let r = rangeIds.get(p.classification.ranges);

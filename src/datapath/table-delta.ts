@@ -1,4 +1,5 @@
 import { chainIndex, mapBody, type ChainSet, type NftMap, type NftTable, type SharedChain } from './table.js';
+import { Attached } from '../model/attached.js';
 
 /**
  * The `nft -f` script that turns `prev` (what the kernel holds) into `next`, touching only the maps and
@@ -153,7 +154,7 @@ function sharedDelta(prev: ChainSet | undefined, next: ChainSet | undefined, lef
 }
 
 const NO_CHAINS: readonly SharedChain[] = [];
-const namesOf = new WeakMap<ChainSet, Map<string, SharedChain>>();
+const namesOf = new Attached<ChainSet, Map<string, SharedChain>>('chains by name');
 
 function byName(set: ChainSet | undefined): ReadonlyMap<string, SharedChain> {
   if (!set) return new Map();
@@ -240,7 +241,7 @@ function same(a: readonly string[], b: readonly string[]): boolean {
 const NO_BLOCKS: ReadonlyMap<string, Block> = new Map();
 
 /** Blocks by the chains array they were read from: a table diffed twice (as next, then as prev) is read once. */
-const blockCache = new WeakMap<readonly string[], Map<string, Block>>();
+const blockCache = new Attached<readonly string[], Map<string, Block>>('blocks');
 
 /** The table's chains (and named objects such as counters) as written: `\tKIND NAME {`, lines, `\t}`. */
 export function blocksOf(lines: readonly string[]): ReadonlyMap<string, Block> {

@@ -8,6 +8,7 @@ import type { PeerView, RuleRef } from './decide.js';
 import type { PairProfiles, Profile } from './pairs.js';
 import type { SideEntry, SideProfile } from './sides.js';
 import type { Segment } from './segments.js';
+import { Attached } from '../model/attached.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -115,7 +116,7 @@ function scope(s: PolicyState, np: Netpol | undefined): Scope {
   return { enforced, policies, endpoints, np };
 }
 
-const named = new WeakMap<Policy, ReadonlySet<string | undefined>>();
+const named = new Attached<Policy, ReadonlySet<string | undefined>>('groups named');
 /** The groups a policy's rules name as their peer. */
 function groupsNamed(p: Policy): ReadonlySet<string | undefined> {
   let out = named.get(p);
@@ -128,7 +129,7 @@ function groupsNamed(p: Policy): ReadonlySet<string | undefined> {
 }
 
 /** Each compile's working state, for the next compile that names it `previous` (taken over, then dropped). */
-const engines = new WeakMap<CompiledPolicy, Engine>();
+const engines = new Attached<CompiledPolicy, Engine>('engine');
 
 /**
  * The tenant's policy for this host. Given `previous` (the last compile here) and the same frame (only
@@ -218,7 +219,7 @@ export function lookups(c: CompiledPolicy): { functionOf: (src: number, dst: num
   return { functionOf };
 }
 
-const lookupCache = new WeakMap<CompiledPolicy, ReturnType<typeof lookups>>();
+const lookupCache = new Attached<CompiledPolicy, ReturnType<typeof lookups>>('lookups');
 
 /**
  * What the compiled tables decide for a new connection between two classes: tcp, udp (and sctp where the

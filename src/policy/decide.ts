@@ -1,5 +1,6 @@
 import type { Action, Rule } from '../model/index.js';
 import { NETPOL_ISOLATION, WEFT_TOP } from './netpol.js';
+import { Attached } from '../model/attached.js';
 
 /** Protocol numbers for the names rules use. */
 export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, sctp: 132 };
@@ -49,7 +50,7 @@ export function protoOf(rule: PolicyRule): number | 'any' {
   return PROTO[rule.protocol] ?? Number(rule.protocol);
 }
 
-const ranges = new WeakMap<PolicyRule, [number, number]>();
+const ranges = new Attached<PolicyRule, [number, number]>('port range');
 
 /** Parsed once per rule object: compiling asks for every pair of classes a rule meets. */
 export function portRange(rule: PolicyRule): [number, number] | undefined {

@@ -6,6 +6,7 @@ import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
 import { coverage, mergeRanges, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
 import type { PolicyState, Verdict } from './compile.js';
+import { Attached } from '../model/attached.js';
 
 /** A bucket's ports of a slot, one merged range per entry. */
 interface PortEntry { first: number; last: number; key: string; bucket: Bucket }
@@ -70,7 +71,7 @@ export function frameOf(s: PolicyState, sc: Scope): string {
     sctpByPort(sc)]);
 }
 
-const sctpRules = new WeakMap<Policy, boolean>();
+const sctpRules = new Attached<Policy, boolean>('sctp rules');
 const comparesSctpPorts = (r: Rule) => r.ports !== undefined && (r.protocol === 'sctp' || r.protocol === '132');
 
 /**
