@@ -1,4 +1,4 @@
-import { isRecoverableError, type IOptions } from 'etcd3';
+import { isRecoverableError, type CallContext, type IOptions } from 'etcd3';
 
 /**
  * The etcd3 client's fault handling, as its defaults are (per host: a circuit breaker that opens after 3
@@ -15,6 +15,18 @@ type Policy = NonNullable<FaultHandling['global']>;
 export const BREAKER_FAILURES = 3;
 export const BREAKER_OPEN_MS = 5_000;
 export const ATTEMPTS = 3;
+/** Before attempt n (from the second), a pause of n - 1 times this: an election gets time to end. */
+export const RETRY_PAUSE_MS = 150;
+/**
+ * How long one write may wait for etcd. A member whose leader just died holds a proposal until its own
+ * request timeout (5 s + two election timeouts: 7 s by default) and only then says "request timed out";
+ * measured, every write made in the first moment after the leader was killed took 7.0 s. The new leader is
+ * there after about one election timeout (1 s by default), so a write that waited this long is given up
+ * and tried on the next member. Reads keep no deadline: a whole listing of 50,000 endpoints (~28 MB) may
+ * take longer on a loaded host.
+ */
+export const WRITE_DEADLINE_MS = 3_000;
+const WRITES: ReadonlySet<string> = new Set(['put', 'txn', 'deleteRange']);
 
 /** etcd's refusal of a write past its quota (the NOSPACE alarm is up). */
 export const isNoSpace = (e: unknown): boolean => e instanceof Error && /database space exceeded/i.test(e.message);
@@ -56,11 +68,15 @@ export function hostPolicy(host: string, now: () => number = Date.now): Executor
   };
 }
 
-/** Overall: retries recoverable failures up to ATTEMPTS times; a wrapped refusal is thrown at once. */
-export function globalPolicy(): Executor {
+/**
+ * Overall: retries recoverable failures up to ATTEMPTS times, pausing a little longer before each (three
+ * attempts back to back all met the same election); a wrapped refusal is thrown at once.
+ */
+export function globalPolicy(pause: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms))): Executor {
   return {
     async execute(fn) {
       for (let attempt = 1; ; attempt++) {
+        if (attempt > 1) await pause((attempt - 1) * RETRY_PAUSE_MS);
         try {
           const value = await fn({ signal: new AbortController().signal, attempt });
           if (value instanceof Refused) throw value;
@@ -72,6 +88,11 @@ export function globalPolicy(): Executor {
       }
     },
   };
+}
+
+/** The `defaultCallOptions` option for `new Etcd3(...)`: a deadline for writes (WRITE_DEADLINE_MS). */
+export function callOptions(now: () => number = Date.now) {
+  return (c: CallContext) => (!c.isStream && c.service === 'KV' && WRITES.has(c.method) ? { deadline: now() + WRITE_DEADLINE_MS } : {});
 }
 
 /** The `faultHandling` option for `new Etcd3(...)`. */

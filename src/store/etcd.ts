@@ -2,7 +2,7 @@ import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { WeftError } from '../model/index.js';
 import { Mutex } from './buffered.js';
 import { ETCD_MAX_TXN_OPS, EtcdAttempt } from './etcd-txn.js';
-import { faultHandling } from './etcd-faults.js';
+import { callOptions, faultHandling } from './etcd-faults.js';
 import { call, compactedAt, isCompacted, readHistory, type WatchEvent } from './etcd-history.js';
 import { WriteTracker } from './health.js';
 import { DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
@@ -49,7 +49,7 @@ export class EtcdStore implements Store {
     // gRPC refuses answers past 4 MiB by default, and a list of 50,000 endpoints is ~28 MB: every agent's
     // list failed (503, forever). The store's lists are whole by contract, so take what etcd sends (its
     // own limit is 2 GiB); reading a prefix in pages would bound the memory, and is left to do.
-    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, faultHandling: faultHandling(),
+    this.client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, faultHandling: faultHandling(), defaultCallOptions: callOptions(),
       grpcOptions: { 'grpc.max_receive_message_length': MAX_ANSWER_BYTES }, ...connection });
     this.historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
     this.maxTxnOps = options.maxTxnOps ?? ETCD_MAX_TXN_OPS;
