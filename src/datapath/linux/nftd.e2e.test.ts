@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ExecError, ProcessRunner } from '../../exec/index.js';
 import type { NftTable } from '../table.js';
 import { NftTables } from './nft.js';
+import { Generations, NFTGEN } from './generation.js';
 import { NFTD, NftSessions } from './nftd.js';
 import { TenantDatapath } from './tenant.js';
 import { TestNamespaces } from '../../testkit/netns.js';
@@ -163,4 +164,22 @@ test('a tenant namespace deleted by someone else and made again: commits go to t
   assert.equal(await td.ensureNamespace(ns), true, 'made again');
   await tables.ensure(ns, portTable(['81 : accept']), { owned: true });
   assert.match((await nft(ns, 'list', 'table', 'inet', 'weft')).stdout, /81 : accept/, 'the table is in the namespace that exists');
+});
+
+test('after a replace the helper is sent a no-op to fetch its cache: it moves no generation, so one foreign change is still foreign', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async (t) => {
+  const gens = new Generations(real, NFTGEN, 0);
+  if (!gens.available) return t.skip('dist/weft-netwatch was not built (no C compiler)');
+  const ns = await netns('w');
+  const s = sessionsOf();
+  const tables = new NftTables(real, gens, s);
+  const want = portTable(['80 : accept', '443 : drop']);
+  assert.deepEqual(await tables.ensureAll(ns, [want], true), ['replace']);
+  const before = await gens.read(ns);
+  // Queued behind the no-op: once this answers, the no-op has been committed.
+  assert.equal((await commit(s, ns, 'add table inet weft\n')).code, 0);
+  assert.equal(await gens.read(ns), before, 'the no-op is not a transaction: the generation stands');
+  assert.deepEqual(await tables.ensureAll(ns, [want], true), ['unchanged'], 'our replace and its no-op are ours: nothing to do');
+  await nft(ns, 'delete', 'element', 'inet', 'weft', 'tcp_in', '{ 80 }');
+  assert.deepEqual(await tables.ensureAll(ns, [want], true), ['replace'], 'one element deleted by someone else: seen, replaced');
+  assert.match((await nft(ns, 'list', 'map', 'inet', 'weft', 'tcp_in')).stdout, /80 : accept/);
 });
