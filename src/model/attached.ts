@@ -9,6 +9,9 @@
  * the current compile, and its slowest rule changes waited for pauses of 220-300 ms that were
  * `mark.ephemeron.marking` (--trace-gc-nvp, docs/benchmarks.md, session 20). A property is an ordinary
  * edge: marked concurrently, like the rest of the heap.
+ *
+ * Each instance is its own symbol, so an instance made per short-lived owner (one per compile) and keyed
+ * by long-lived objects leaves a property on them per owner, for as long as they live: there, use a WeakMap.
  */
 export class Attached<K extends object, V> {
   private readonly key: symbol;

@@ -6,7 +6,6 @@ import {
   anpPeers, anpPort, declarations, hasNamed, hash, namedPortsOf, npPeer, npPort, podInSet,
   type NamedPort, type SetBase, type SetSpec, type TierPort,
 } from './netpol-sets.js';
-import { Attached } from '../model/attached.js';
 
 export { NAMED_PORT_PREFIX, blockCidr, namedPortsOf } from './netpol-sets.js';
 
@@ -100,7 +99,9 @@ export class Netpol {
   private readonly bySpec = new Map<string, SetSpec>();
   private readonly nsLabels = new Map<string, LabelMap>();
   private readonly owns = new Map<string, Own>();
-  private readonly epParts = new Attached<Endpoint, { podSets: string[]; own: string }>('netpol parts');
+  // A WeakMap, not an Attached: this object lives for one compile and its keys (the endpoints) for long; on
+  // the endpoints a property per compile would pile up (a review's find).
+  private readonly epParts = new WeakMap<Endpoint, { podSets: string[]; own: string }>();
   /** Per named port, what endpoints declare for it: egress rules resolve a name on each destination. */
   private readonly declared: Map<string, NamedPort[]>;
   private readonly np = new Map<NetworkPolicy & Stamp, Record<Dir, TierRule[]>>();
