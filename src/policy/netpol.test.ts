@@ -437,3 +437,13 @@ test('dry-run verdict changes: SCTP reported once, by port, when only one of the
   assert.deepEqual(lines(after, before), want.map((l) => l.replace('accept>drop', 'drop>accept')), 'and back');
   assert.deepEqual(lines(after, after), []);
 });
+
+test('compiles leave nothing on the objects they are given: the same endpoints compiled again and again keep their own properties', () => {
+  const s = state([np('x', 'deny', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'] })]);
+  const own = () => s.endpoints.map((e) => Object.getOwnPropertySymbols(e).length + Object.getOwnPropertyNames(e).length);
+  const before = own();
+  let last = compilePolicy(s);
+  for (let i = 0; i < 5; i++) last = compilePolicy({ ...s, previous: last });
+  for (let i = 0; i < 5; i++) compilePolicy(s);
+  assert.deepEqual(own(), before, 'no property per compile on a long-lived endpoint');
+});
