@@ -69,8 +69,8 @@ export function hostPolicy(host: string, now: () => number = Date.now): Executor
 }
 
 /**
- * Overall: retries recoverable failures up to ATTEMPTS times, pausing a little longer before each (three
- * attempts back to back all met the same election); a wrapped refusal is thrown at once.
+ * Overall: retries recoverable failures up to ATTEMPTS times, pausing a little longer before each (back
+ * to back, three attempts can all fall inside one election); a wrapped refusal is thrown at once.
  */
 export function globalPolicy(pause: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms))): Executor {
   return {
