@@ -116,7 +116,8 @@ function scope(s: PolicyState, np: Netpol | undefined): Scope {
   return { enforced, policies, endpoints, np };
 }
 
-const named = new Attached<Policy, ReadonlySet<string | undefined>>('groups named');
+// A WeakMap: the policies are the caller's objects (the compile leaves nothing on them).
+const named = new WeakMap<Policy, ReadonlySet<string | undefined>>();
 /** The groups a policy's rules name as their peer. */
 function groupsNamed(p: Policy): ReadonlySet<string | undefined> {
   let out = named.get(p);

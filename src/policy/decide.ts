@@ -1,6 +1,5 @@
 import type { Action, Rule } from '../model/index.js';
 import { NETPOL_ISOLATION, WEFT_TOP } from './netpol.js';
-import { Attached } from '../model/attached.js';
 
 /** Protocol numbers for the names rules use. */
 export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, sctp: 132 };
@@ -50,15 +49,22 @@ export function protoOf(rule: PolicyRule): number | 'any' {
   return PROTO[rule.protocol] ?? Number(rule.protocol);
 }
 
-const ranges = new Attached<PolicyRule, [number, number]>('port range');
+/**
+ * Port ranges by their text, parsed once: compiling asks for every pair of classes a rule meets. Keyed by
+ * the text, not the rule object: the rules are the caller's (the compile leaves nothing on them), and a
+ * WeakMap of 50,000 rules was marked in V8's final pauses (docs/decisions.md, session 20). Bounded: a
+ * tenant's distinct ranges are few, and past the bound it starts over.
+ */
+const ranges = new Map<string, [number, number]>();
+const RANGES_MAX = 100_000;
 
-/** Parsed once per rule object: compiling asks for every pair of classes a rule meets. */
 export function portRange(rule: PolicyRule): [number, number] | undefined {
   if (rule.ports === undefined) return undefined;
-  let r = ranges.get(rule);
+  let r = ranges.get(rule.ports);
   if (!r) {
+    if (ranges.size >= RANGES_MAX) ranges.clear();
     const [a, b] = rule.ports.split('-').map(Number);
-    ranges.set(rule, (r = [a as number, (b ?? a) as number]));
+    ranges.set(rule.ports, (r = [a as number, (b ?? a) as number]));
   }
   return r;
 }

@@ -6,7 +6,6 @@ import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
 import { coverage, mergeRanges, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
 import type { PolicyState, Verdict } from './compile.js';
-import { Attached } from '../model/attached.js';
 
 /** A bucket's ports of a slot, one merged range per entry. */
 interface PortEntry { first: number; last: number; key: string; bucket: Bucket }
@@ -71,7 +70,8 @@ export function frameOf(s: PolicyState, sc: Scope): string {
     sctpByPort(sc)]);
 }
 
-const sctpRules = new Attached<Policy, boolean>('sctp rules');
+// A WeakMap: the policies are the caller's objects (the compile leaves nothing on them).
+const sctpRules = new WeakMap<Policy, boolean>();
 const comparesSctpPorts = (r: Rule) => r.ports !== undefined && (r.protocol === 'sctp' || r.protocol === '132');
 
 /**

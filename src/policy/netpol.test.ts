@@ -438,12 +438,16 @@ test('dry-run verdict changes: SCTP reported once, by port, when only one of the
   assert.deepEqual(lines(after, after), []);
 });
 
-test('compiles leave nothing on the objects they are given: the same endpoints compiled again and again keep their own properties', () => {
-  const s = state([np('x', 'deny', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'] })]);
-  const own = () => s.endpoints.map((e) => Object.getOwnPropertySymbols(e).length + Object.getOwnPropertyNames(e).length);
+test('compiles leave nothing on the objects they are given: the same endpoints, policies and rules compiled again and again keep their own properties', () => {
+  const groups: Group[] = [{ ...meta, tenant: 't', name: 'web', network: 'n', policies: ['p'], labels: {} }];
+  const weft: Policy[] = [{ ...meta, tenant: 't', name: 'p', rules: [{ id: '1', priority: 5, direction: 'in', action: 'deny', protocol: 'tcp', ports: '80-90', fromCidr: '10.0.1.0/24' }] }];
+  const s = state([np('x', 'deny', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'] })], { groups, policies: weft, endpoints: pods.map((p) => endpointOf(p, 'web')) });
+  assert.ok(s.policies.length > 0 && s.endpoints.length > 0);
+  const props = (o: object) => Object.getOwnPropertySymbols(o).length + Object.getOwnPropertyNames(o).length;
+  const own = () => [...s.endpoints.map(props), ...s.policies.map(props), ...s.policies.flatMap((p) => p.rules.map(props))];
   const before = own();
   let last = compilePolicy(s);
   for (let i = 0; i < 5; i++) last = compilePolicy({ ...s, previous: last });
   for (let i = 0; i < 5; i++) compilePolicy(s);
-  assert.deepEqual(own(), before, 'no property per compile on a long-lived endpoint');
+  assert.deepEqual(own(), before, 'no property on the endpoints, policies or rules it was given');
 });
