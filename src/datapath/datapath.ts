@@ -31,6 +31,29 @@ export interface Attachment {
 /** For Docker: the veth's other end (`outer`) is left in the agent's namespace for Docker to move. */
 export type OuterAttachment = Omit<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'gateway'> & { outer: string };
 
+/**
+ * A new connection as the kernel decided it (flow records, flows-nft.ts): seen in a tenant's namespace,
+ * with its verdict (`audit`: allowed, but an audit-mode policy would have denied it). Ports are 0 for
+ * protocols without them.
+ */
+export interface FlowRecord {
+  /** When the agent read it (ms since the epoch). */
+  at: number;
+  verdict: 'allow' | 'deny' | 'audit';
+  /** The IP protocol number. */
+  proto: number;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+}
+
+/** Where a datapath hands flow records: the tenant namespace they were seen in, and the record; or how many were lost. */
+export interface FlowSink {
+  record(ns: string, r: FlowRecord): void;
+  lost(ns: string, count: number): void;
+}
+
 /** A running watch for drift (Datapath.watch). */
 export interface DriftWatch {
   /** False once the watch ended (its helper died): from then on only a full check finds drift. */
@@ -70,6 +93,12 @@ export interface Datapath {
    * `live`, a namespace that was not reported need not be checked. Optional (the memory datapath).
    */
   watch?(changed: (ns: string | undefined) => void): DriftWatch | undefined;
+  /**
+   * Where flow records go from now on (the tenants' tables log them when their plan's `flows` is set).
+   * Records come only while the drift watch runs (its helper reads them). Optional: a datapath without it
+   * yields none.
+   */
+  flowRecords?(sink: FlowSink): void;
   /** Lets go of the helpers it runs (the agent stops): none may keep a namespace alive after. Optional. */
   close?(): Promise<void>;
   /** Why the kernel last refused an nft delta (for the log). */

@@ -1,6 +1,7 @@
 import type { TenantPlan } from './plan.js';
 import { renderPolicy, type PolicyNft } from './policy-nft.js';
 import { renderServices } from './services-nft.js';
+import { renderFlows } from './flows-nft.js';
 import { tableText, type NftTable } from './table.js';
 
 /**
@@ -22,6 +23,7 @@ export function renderTenantTable(p: TenantPlan): NftTable {
   const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
   const svc = renderServices(p.services, p.dns, p.dscp);
   return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps], ...(policy.shared ? { shared: policy.shared } : {}), chains: [
+    ...renderFlows(p.flows),
     ...policy.chains,
     ...svc.chains,
     '\tchain prerouting {',

@@ -4,6 +4,7 @@ import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
 import { transit } from './transit.js';
 import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
+import type { FlowLimits } from './flows-nft.js';
 
 /** What one host's kernel should hold for one tenant. Pure data, computed from the desired state. */
 export interface TenantPlan {
@@ -21,6 +22,8 @@ export interface TenantPlan {
   dscp: DscpPlan[];
   qos: QosPlan[];
   dns: DnsPlan | undefined;
+  /** Flow records' limits, or undefined when the host logs none (flows-nft.ts). */
+  flows: FlowLimits | undefined;
 }
 
 export interface BridgePlan {
@@ -97,6 +100,8 @@ export interface DesiredHostState {
   encryption?: Encryption;
   tunnelRange?: string;
   underlayMtu?: number;
+  /** Flow records: each new connection's verdict logged for the agent, within these limits (flows-nft.ts); none when absent. */
+  flowLog?: FlowLimits;
   /** Compiles a tenant's policy; the agent passes a memoizing one so an unchanged policy is not recompiled. */
   compile?: typeof compilePolicy;
 }
@@ -144,6 +149,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     services: planServices(services, mine),
     ...profiles,
     dns: d.dnsPort === undefined || nets.length === 0 ? undefined : { gateways: nets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
+    flows: d.flowLog,
   };
 }
 

@@ -3,6 +3,7 @@ import { formatIp } from '../model/index.js';
 import type { Profile, SideProfile, Verdict } from '../policy/index.js';
 import type { NftMap } from './table.js';
 import { Attached } from '../model/attached.js';
+import { DENY_CHAIN } from './flows-nft.js';
 
 // The elements a policy's verdict functions become (policy-nft.ts): marks, a profile's single ports and
 // rest, the chains shared by content, and content-named maps.
@@ -22,13 +23,13 @@ const range = (a: number, b: number) => (a === b ? String(a) : `${a}-${b}`);
 
 /**
  * Audit mode: a connection only policies in audit mode would drop passes through this chain, counted
- * (`nft list chain inet weft audit`) and logged to NFLOG group AUDIT_LOG_GROUP, at most 20 a second.
+ * (`nft list chain inet weft audit`) and marked AUDIT_MARK, so that its flow record says so (flows-nft.ts).
  */
 export const AUDIT_CHAIN = 'audit';
-export const AUDIT_LOG_GROUP = 7;
+/** A decision as a verdict: a drop goes to the deny chain, which logs it when flow records are on (flows-nft.ts). */
 export const verdictText = (v: Decided) => {
   if (v === 'none') throw new Error('an undecided port has no element');
-  return v === 'audit' ? `jump ${AUDIT_CHAIN}` : v;
+  return v === 'audit' ? `jump ${AUDIT_CHAIN}` : v === 'drop' ? `goto ${DENY_CHAIN}` : v;
 };
 export const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${formatIp(a)}-${formatIp(b)}`);
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
+import { DENY_CHAIN, renderFlows } from './flows-nft.js';
 import { allChains, allMaps } from './table.js';
 import { diffTables } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
@@ -55,7 +56,19 @@ function flat(n: PolicyNft): PolicyNft {
   return f;
 }
 
+/** A policy's render as the tenant's table holds it: with the deny chain its drops go to (flows-nft.ts). */
+export const policyTable = (c: CompiledPolicy): NftTable => {
+  const r = renderPolicy(c);
+  return { family: 'inet', name: 'weft', ...r, chains: [...renderFlows(undefined), ...r.chains] };
+};
+
+/** The verdict the table gives a flow: 'accept', 'drop' (a `goto deny`: the deny chain drops) or 'jump audit'. */
 export function walk(whole: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {
+  const v = walkTo(whole, fallback, src, dst, proto, port);
+  return v === `goto ${DENY_CHAIN}` ? 'drop' : v;
+}
+
+function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {
   const nft = flat(whole);
   const map = (name: string) => nft.maps.find((m) => m.name === name)?.elements ?? [];
   // The maps the forward chain names (they are named by their content).
@@ -118,7 +131,7 @@ export function walk(whole: PolicyNft, fallback: string, src: string, dst: strin
     const start = nft.chains.indexOf(`\tchain ${verdict.slice(5)} {`);
     assert.ok(start >= 0, `chain ${verdict} exists`);
     for (const line of nft.chains.slice(start + 1, nft.chains.indexOf('\t}', start)).map((l) => l.trim())) {
-      let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|drop)$/.exec(line);
+      let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|goto deny)$/.exec(line);
       if (m) {
         const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
         if (applies) return m[3] as string;
@@ -148,7 +161,7 @@ export function walk(whole: PolicyNft, fallback: string, src: string, dst: strin
     assert.ok(Number(m) >= 0x20000000 && Number(m) < 0x40000000, `a side mark: ${m}`);
     const v = (x === 'x' || !sideSingles ? undefined : exact(sideSingles, `${m} . ${port}`)) ?? chainVerdict(sideRest && exact(sideRest, m));
     if (v !== undefined) {
-      assert.equal(v, 'drop', 'side stages only drop');
+      assert.equal(v, `goto ${DENY_CHAIN}`, 'side stages only drop');
       return v;
     }
   }
@@ -296,7 +309,7 @@ test('one rule more among 3,000 distinct CIDRs (compiled against the last compil
   const before = compilePolicy(s(rules(3000)));
   // A new CIDR low in the address space: without the last compile's ids, every class after it moves.
   const more = [...rules(3000), { id: 'new', priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: '443', fromCidr: '10.9.0.3/32' } as Rule];
-  const table = (c: CompiledPolicy) => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const table = policyTable;
   // Counted on the tables themselves: the applier writes a changed map whole (table-delta.ts), so its
   // script says which maps changed, not how many of their elements did.
   const elements = (c: CompiledPolicy) => new Set(table(c).maps.flatMap((m) => m.elements.map((e) => `${baseName(m.name)} ${e}`)));
@@ -350,7 +363,7 @@ test('a change of classes never rewrites a map the forward chain uses: new maps,
     ...Array.from({ length: n }, (_, i): Rule => ({ id: String(i), priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(10000 + i), fromCidr: `10.0.${i >> 8}.${i & 255}/32` }))];
   const s = (r: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p']), group('app', 'a', [])],
     policies: [{ ...meta, tenant: 't', name: 'p', rules: r }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1', 'app')], host: 'h1', ...(previous ? { previous } : {}) });
-  const table = (c: CompiledPolicy): NftTable => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const table = policyTable;
   const big = compilePolicy(s(rules(3000)));
   const classOf = (c: CompiledPolicy, ip: string) => c.classification.byIp(ip).id;
   const renumbered = compilePolicy(s(rules(0)));
@@ -405,7 +418,7 @@ test('stages growing into shards, changing their number, and shrinking back to o
       ...(dir === 'in' ? { fromCidr: `10.9.${i >> 8}.${i & 255}/32` } : { toCidr: `10.8.${i >> 8}.${i & 255}/32` }) }))];
   const s = (r: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
     policies: [{ ...meta, tenant: 't', name: 'p', rules: r }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db')], host: 'h1', ...(previous ? { previous } : {}) });
-  const table = (c: CompiledPolicy): NftTable => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const table = policyTable;
   const dispatch = (t: NftTable) => t.chains.filter((l) => / mark and \d+ vmap @/.test(l)).map((l) => l.trim().replace(/@\S+$/, '').replace(/^meta l4proto tcp /, '')).join('; ');
   for (const dir of ['in', 'out'] as const) {
     let prev = compilePolicy(s(rules(10, dir)));

@@ -1,10 +1,11 @@
 import { filters, type CompiledPolicy, type PairProfiles, type Profile } from '../policy/index.js';
 import { chainIndex, nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
-import { AUDIT_CHAIN, AUDIT_LOG_GROUP, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_MARK, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
+import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
+import { AUDIT_MARK } from './flows-nft.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
 import { Attached } from '../model/attached.js';
 
-export { AUDIT_CHAIN, AUDIT_LOG_GROUP, INLINE_RANGES, PROFILE_MARK, SIDE_MARK, splitSingles } from './policy-nft-parts.js';
+export { AUDIT_CHAIN, INLINE_RANGES, PROFILE_MARK, SIDE_MARK, splitSingles } from './policy-nft-parts.js';
 export { SHARDS } from './policy-nft-stages.js';
 
 /**
@@ -212,7 +213,7 @@ function merged(a: readonly SharedChain[], b: readonly SharedChain[]): SharedCha
 
 const AUDIT: Chain = {
   name: AUDIT_CHAIN, text: '', maps: [],
-  block: chainBlock(AUDIT_CHAIN, ['\t\tcounter', `\t\tlimit rate 20/second burst 40 packets log prefix "weft-audit " group ${AUDIT_LOG_GROUP}`, '\t\taccept']),
+  block: chainBlock(AUDIT_CHAIN, ['\t\tcounter', `\t\tmeta mark set ${hex(AUDIT_MARK)}`, '\t\taccept']),
 };
 
 /**
@@ -288,7 +289,7 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       // Neither end's side stage dropped it, and one of them is enforced here (its side mark is set).
       ...(p.fallback === 'drop' ? [`\t\tmeta mark & 0xf0000000 == ${hex(SIDE_MARK)} accept`] : []),
     ] : []),
-    `\t\t${p.fallback} comment "tenant default"`,
+    `\t\t${verdictText(p.fallback)} comment "tenant default"`,
     '\t}',
   ];
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
 import { peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
 import { renderTenantRuleset } from './nft.js';
+import { FLOW_LIMITS_DEFAULT } from './flows-nft.js';
 import { renderHostRuleset } from './host-nft.js';
 import { renderGuardRuleset } from './guard-nft.js';
 import { names } from './names.js';
@@ -109,6 +110,8 @@ function renderedRulesets(): Array<[string, string]> {
     ...ruleKinds(),
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
     ['tenant-deny-policy.nft', renderTenantRuleset(denyWithPolicy)],
+    // Flow records on: the deny chain logs, a second forward chain logs what was allowed (flows-nft.ts).
+    ['tenant-flows.nft', renderTenantRuleset({ ...withPolicy, flows: FLOW_LIMITS_DEFAULT })],
     ['tenant-deny-no-rules.nft', renderTenantRuleset(denyTenant)],
     ['tenant-services.nft', renderTenantRuleset(withServices)],
     ['tenant-default.nft', renderTenantRuleset(plans[0]!)],

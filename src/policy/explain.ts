@@ -17,8 +17,17 @@ export interface Explanation {
 
 /** Why a new connection from srcIp to dstIp (proto, port) is allowed or denied: the contract of DESIGN §4. */
 export function explainFlow(s: PolicyState, srcIp: string, dstIp: string, protocol: string, port?: number): Explanation {
+  return explainer(s)(srcIp, dstIp, protocol, port);
+}
+
+/** explainFlow for many flows of one state: the tenant is classified once (flow records, issue 16). */
+export function explainer(s: PolicyState): (srcIp: string, dstIp: string, protocol: string, port?: number) => Explanation {
   const np = netpolOf(s);
   const c = classify(s.networks, s.groups, s.policies, s.endpoints, undefined, np);
+  return (srcIp, dstIp, protocol, port) => explainOne(s, np, c, srcIp, dstIp, protocol, port);
+}
+
+function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnType<typeof classify>, srcIp: string, dstIp: string, protocol: string, port?: number): Explanation {
   const src = c.byIp(srcIp);
   const dst = c.byIp(dstIp);
   const proto = PROTO[protocol] ?? Number(protocol);

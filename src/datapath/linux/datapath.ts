@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
-import type { Attachment, Datapath, DriftWatch, NftOutcome, OuterAttachment, Protected } from '../datapath.js';
+import type { Attachment, Datapath, DriftWatch, FlowSink, NftOutcome, OuterAttachment, Protected } from '../datapath.js';
 import { HOST_TABLE } from '../host-nft.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { names } from '../names.js';
@@ -48,6 +48,11 @@ export class LinuxDatapath implements Datapath {
   }
 
   private watcher: NetWatch | undefined;
+  private flowSink: FlowSink | undefined;
+
+  flowRecords(sink: FlowSink): void {
+    this.flowSink = sink;
+  }
 
   /**
    * Drift by netlink (netwatch.ts): a namespace is reported when its links, addresses, forwarding
@@ -66,6 +71,8 @@ export class LinuxDatapath implements Datapath {
         this.nft.useGenerations(undefined);
         changed(undefined);
       },
+      flow: (ns, r) => this.flowSink?.record(ns, r),
+      flowLost: (ns, n) => this.flowSink?.lost(ns, n),
     });
     if (!w) return undefined;
     this.watcher = w;

@@ -8,7 +8,13 @@
  *   gen NAME INODE GENERATION  the namespace's nftables ruleset generation, at first and when it moves;
  *   link NAME                  a link, an IPv4 address, a permanent neighbour or FDB entry, or a qdisc
  *                              changed (at most once a tick), or events were lost (ENOBUFS);
- *   gone NAME                  the namespace was deleted or replaced; watched again when it reappears.
+ *   gone NAME                  the namespace was deleted or replaced; watched again when it reappears;
+ *   flow NAME V PROTO SRC SPORT DST DPORT
+ *                              a new connection's verdict, logged by the tenant's table to NFLOG group
+ *                              FLOW_GROUP (flows-nft.ts): V is the log prefix's letter (a allowed, d
+ *                              denied, w allowed but an audit-mode policy would deny), PROTO the IP
+ *                              protocol number, ports 0 for protocols without them;
+ *   flowlost NAME COUNT        records the kernel could not queue to us (our socket's buffer was full).
  * It exits when its standard input closes (the agent ended).
  *
  * weft-netwatch NETNS_PATH... (once, what weft-nftgen did): prints for each namespace file given (e.g.
@@ -26,6 +32,7 @@
 #include <fcntl.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
@@ -46,10 +53,17 @@
 #define TICK_MS 250
 #define MAX_NS 4096
 #define MAX_NAME 64
+/* The NFLOG group the tenant tables log new connections to (FLOW_LOG_GROUP in flows-nft.ts). */
+#define FLOW_GROUP 8
+/* Bytes of each logged packet copied to us: an IPv4 header with options, and the ports. */
+#define FLOW_COPY 80
 
 struct ns {
   char name[MAX_NAME];
   int rt, nf;              /* rtnetlink (subscribed) and nfnetlink (GETGEN) sockets; -1 when closed */
+  int fl;                  /* nfnetlink_log bound to FLOW_GROUP; -1 when closed or the group is taken */
+  unsigned long long lost; /* flow records lost since the last tick */
+  long long seq;           /* the last record's sequence number, -1 none yet */
   unsigned long long ino;  /* the namespace's inode while open */
   long long gen;           /* last generation reported, -1 none */
   int dirty;               /* an rtnetlink event since the last tick */
@@ -80,9 +94,112 @@ static void path_of(const struct ns *w, char *out, size_t len) {
 static void close_ns(struct ns *w) {
   if (w->rt >= 0) close(w->rt);
   if (w->nf >= 0) close(w->nf);
-  w->rt = w->nf = -1;
+  if (w->fl >= 0) close(w->fl);
+  w->rt = w->nf = w->fl = -1;
   w->ino = 0;
   w->gen = -1;
+}
+
+/* One NFULNL_MSG_CONFIG request with one attribute, answered by an ack; 0 or -1 with errno set. */
+static int flow_config(int s, uint16_t type, const void *data, uint16_t len) {
+  char buf[64] __attribute__((aligned(4)));
+  memset(buf, 0, sizeof buf);
+  struct nlmsghdr *nh = (struct nlmsghdr *)buf;
+  nh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+  nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  struct nfgenmsg *g = NLMSG_DATA(nh);
+  g->nfgen_family = AF_UNSPEC;
+  g->version = NFNETLINK_V0;
+  g->res_id = htons(FLOW_GROUP);
+  struct nlattr *a = (struct nlattr *)((char *)buf + NLMSG_LENGTH(sizeof *g));
+  a->nla_type = type;
+  a->nla_len = NLA_HDRLEN + len;
+  memcpy((char *)a + NLA_HDRLEN, data, len);
+  nh->nlmsg_len = NLMSG_LENGTH(sizeof *g) + NLA_ALIGN(a->nla_len);
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  if (sendto(s, buf, nh->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -1;
+  char reply[256] __attribute__((aligned(4)));
+  ssize_t n = recv(s, reply, sizeof reply, 0);
+  struct nlmsghdr *r = (struct nlmsghdr *)reply;
+  if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) || r->nlmsg_type != NLMSG_ERROR) return errno = EPROTO, -1;
+  int err = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
+  if (err != 0) return errno = -err, -1;
+  return 0;
+}
+
+/* Binds the socket to FLOW_GROUP: packets copied up to FLOW_COPY bytes, queued at most 100 ms. */
+static int flow_bind(int s) {
+  struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0) return -1;
+  struct nfulnl_msg_config_cmd cmd = { .command = NFULNL_CFG_CMD_BIND };
+  struct nfulnl_msg_config_mode mode = { .copy_range = htonl(FLOW_COPY), .copy_mode = NFULNL_COPY_PACKET };
+  uint32_t timeout = htonl(10), qthresh = htonl(64);
+  /* Each record numbered: a gap is records the kernel dropped when our buffer was full. */
+  uint16_t flags = htons(NFULNL_CFG_F_SEQ);
+  if (flow_config(s, NFULA_CFG_CMD, &cmd, sizeof cmd) != 0 || flow_config(s, NFULA_CFG_MODE, &mode, sizeof mode) != 0 ||
+      flow_config(s, NFULA_CFG_TIMEOUT, &timeout, sizeof timeout) != 0 || flow_config(s, NFULA_CFG_QTHRESH, &qthresh, sizeof qthresh) != 0 ||
+      flow_config(s, NFULA_CFG_FLAGS, &flags, sizeof flags) != 0) return -1;
+  int big = 1 << 20;
+  setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  return fcntl(s, F_SETFL, O_NONBLOCK);
+}
+
+/* One logged packet as a `flow` line; anything not an IPv4 packet with our prefix is skipped. */
+static void flow_record(struct ns *w, const struct nlmsghdr *nh) {
+  if (nh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) return;
+  const unsigned char *payload = NULL;
+  size_t plen = 0;
+  char verdict = 0;
+  size_t off = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+  while (off + sizeof(struct nlattr) <= nh->nlmsg_len) {
+    const struct nlattr *a = (const struct nlattr *)((const char *)nh + off);
+    if (a->nla_len < sizeof(struct nlattr) || off + a->nla_len > nh->nlmsg_len) return;
+    const char *data = (const char *)a + NLA_HDRLEN;
+    size_t len = a->nla_len - NLA_HDRLEN;
+    int type = a->nla_type & NLA_TYPE_MASK;
+    if (type == NFULA_SEQ && len >= 4) {
+      uint32_t v;
+      memcpy(&v, data, 4);
+      long long seq = ntohl(v);
+      if (w->seq >= 0 && seq > w->seq + 1) w->lost += (unsigned long long)(seq - w->seq - 1);
+      w->seq = seq;
+    } else if (type == NFULA_PAYLOAD) {
+      payload = (const unsigned char *)data;
+      plen = len;
+    } else if (type == NFULA_PREFIX && len >= 7 && memcmp(data, "weft-", 5) == 0 && (data[5] == 'a' || data[5] == 'd' || data[5] == 'w') && data[6] == ' ') {
+      verdict = data[5];
+    }
+    off += NLA_ALIGN(a->nla_len);
+  }
+  if (!verdict || !payload || plen < 20 || (payload[0] >> 4) != 4) return;
+  size_t ihl = (size_t)(payload[0] & 15) * 4;
+  if (ihl < 20 || ihl > plen) return;
+  unsigned proto = payload[9];
+  unsigned sport = 0, dport = 0;
+  /* Ports only from the first fragment of a protocol that has them at the start of its header. */
+  int first = (((payload[6] & 0x1f) << 8) | payload[7]) == 0;
+  if (first && (proto == 6 || proto == 17 || proto == 132 || proto == 136) && plen >= ihl + 4) {
+    sport = (unsigned)(payload[ihl] << 8 | payload[ihl + 1]);
+    dport = (unsigned)(payload[ihl + 2] << 8 | payload[ihl + 3]);
+  }
+  char src[INET_ADDRSTRLEN], dst[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, payload + 12, src, sizeof src);
+  inet_ntop(AF_INET, payload + 16, dst, sizeof dst);
+  printf("flow %s %c %u %s %u %s %u\n", w->name, verdict, proto, src, sport, dst, dport);
+}
+
+static void flow_drain(struct ns *w) {
+  char buf[65536] __attribute__((aligned(4)));
+  for (;;) {
+    ssize_t n = recv(w->fl, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) {
+      /* The kernel dropped records for want of room in our buffer: the sequence numbers' gap counts them. */
+      if (errno == EINTR || errno == ENOBUFS) continue;
+      return;
+    }
+    if (n == 0) return;
+    for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) flow_record(w, nh);
+  }
 }
 
 /* Opens both sockets inside the namespace (a socket stays in the namespace it was made in). */
@@ -97,6 +214,8 @@ static int open_ns(struct ns *w) {
   if (!ok) return -1;
   w->rt = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   w->nf = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
+  /* Flow records come from tenant namespaces only (the host's table logs none). */
+  if (strcmp(w->name, ".") != 0) w->fl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
   if (setns(self_fd, CLONE_NEWNET) != 0) {
     perror("weft-netwatch: setns back");
     exit(2);
@@ -111,6 +230,11 @@ static int open_ns(struct ns *w) {
   int big = 1 << 20;
   setsockopt(w->rt, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   w->ino = (unsigned long long)st.st_ino;
+  if (w->fl >= 0 && flow_bind(w->fl) != 0) {
+    fprintf(stderr, "weft-netwatch: %s: NFLOG group %d: %s (no flow records from it)\n", w->name, FLOW_GROUP, strerror(errno));
+    close(w->fl);
+    w->fl = -1;
+  }
   return 0;
 }
 
@@ -199,8 +323,9 @@ static void command(char *line) {
   w = calloc(1, sizeof *w);
   if (!w) return;
   snprintf(w->name, sizeof w->name, "%s", line + 1);
-  w->rt = w->nf = -1;
+  w->rt = w->nf = w->fl = -1;
   w->gen = -1;
+  w->seq = -1;
   /* The first tick reports its generation; a namespace not there yet is opened when it appears. */
   w->dirty = 0;
   watched[nwatched++] = w;
@@ -229,6 +354,8 @@ static void tick(void) {
     }
     if (w->dirty) printf("link %s\n", w->name);
     w->dirty = 0;
+    if (w->lost) printf("flowlost %s %llu\n", w->name, w->lost);
+    w->lost = 0;
   }
 }
 
@@ -271,10 +398,13 @@ int main(int argc, char **argv) {
   int skipping = 0; /* inside a line too long for any command: dropped up to its end */
   long long next = now_ms() + TICK_MS;
   for (;;) {
-    struct pollfd p[1 + MAX_NS];
+    static struct pollfd p[1 + 2 * MAX_NS];
     int np = 0;
     p[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
-    for (int i = 0; i < nwatched; i++) if (watched[i]->rt >= 0) p[np++] = (struct pollfd){ .fd = watched[i]->rt, .events = POLLIN };
+    for (int i = 0; i < nwatched; i++) {
+      if (watched[i]->rt >= 0) p[np++] = (struct pollfd){ .fd = watched[i]->rt, .events = POLLIN };
+      if (watched[i]->fl >= 0) p[np++] = (struct pollfd){ .fd = watched[i]->fl, .events = POLLIN };
+    }
     long long wait = next - now_ms();
     int r = poll(p, (nfds_t)np, wait < 0 ? 0 : (int)wait);
     if (r < 0 && errno != EINTR) return 2;
@@ -301,7 +431,12 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
     /* Events are only marked here; the tick reports them, so a burst of our own writes is one line. */
-    for (int i = 1; i < np; i++) if (p[i].revents & POLLIN) for (int j = 0; j < nwatched; j++) if (watched[j]->rt == p[i].fd) drain(watched[j]);
+    for (int i = 1; i < np; i++) if (p[i].revents & POLLIN) for (int j = 0; j < nwatched; j++) {
+      if (watched[j]->rt == p[i].fd) drain(watched[j]);
+      else if (watched[j]->fl == p[i].fd) flow_drain(watched[j]);
+    }
+    /* Flow records go out as they come (the kernel batches them for up to 100 ms already). */
+    fflush(stdout);
     if (now_ms() >= next) {
       tick();
       fflush(stdout);

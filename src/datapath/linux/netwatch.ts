@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LineProcess, Runner } from '../../exec/index.js';
+import type { FlowRecord } from '../datapath.js';
 
 /** dist/weft-netwatch, built from netwatch.c by scripts/build-shim.mjs (absent without a C compiler). */
 export const NETWATCH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weft-netwatch');
@@ -16,6 +17,25 @@ export interface NetEvents {
   gone(ns: string | undefined): void;
   /** The helper ended: from now on nothing is watched. */
   ended(code: number): void;
+  /** A new connection's verdict, logged by the namespace's table (flows-nft.ts). */
+  flow?(ns: string, record: FlowRecord): void;
+  /** Records of the namespace the kernel dropped before we read them (our socket's buffer was full). */
+  flowLost?(ns: string, count: number): void;
+}
+
+const VERDICTS = { a: 'allow', d: 'deny', w: 'audit' } as const;
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const int = (x: string | undefined, max: number) => (x !== undefined && /^\d{1,5}$/.test(x) && Number(x) <= max ? Number(x) : undefined);
+
+/** A `flow` line's fields after the namespace (netwatch.c), or undefined when any is malformed. */
+export function parseFlow(f: readonly string[], at: number): FlowRecord | undefined {
+  const [v, proto, src, sport, dst, dport] = f;
+  const verdict = VERDICTS[v as keyof typeof VERDICTS];
+  const p = int(proto, 255);
+  const sp = int(sport, 65535);
+  const dp = int(dport, 65535);
+  if (!verdict || p === undefined || sp === undefined || dp === undefined || !IPV4.test(src ?? '') || !IPV4.test(dst ?? '') || f.length !== 6) return undefined;
+  return { at, verdict, proto: p, src: src as string, sport: sp, dst: dst as string, dport: dp };
 }
 
 /** How long `unwatch` waits for the helper to let go of a namespace before going on anyway. */
@@ -96,10 +116,22 @@ export class NetWatch {
   }
 
   private line(l: string): void {
-    const [kind, name, ino, gen] = l.split(' ');
+    const fields = l.split(' ');
+    const [kind, name, ino, gen] = fields;
     if (name === undefined || (name !== '.' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))) return;
     const key = name === '.' ? '' : name;
     const ns = name === '.' ? undefined : name;
+    if (kind === 'flow' || kind === 'flowlost') {
+      if (ns === undefined || !this.watched.has(key)) return;
+      if (kind === 'flowlost') {
+        const n = Number(ino);
+        if (Number.isSafeInteger(n) && n > 0) this.events.flowLost?.(ns, n);
+        return;
+      }
+      const record = parseFlow(fields.slice(2), Date.now());
+      if (record) this.events.flow?.(ns, record);
+      return;
+    }
     if (kind === 'unwatched') {
       for (const done of this.acks.get(key) ?? []) done();
       this.acks.delete(key);
