@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Client, type TlsConfig } from '../client/index.js';
-import { DATAPATHS, type Datapath, type HostPlan } from '../datapath/index.js';
+import { DATAPATHS, names as nsNames, type Datapath, type FlowLimits, type HostPlan } from '../datapath/index.js';
 import { DnsServer, type Upstream } from '../dns/index.js';
 import { instanceDigest } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
@@ -21,6 +21,7 @@ import { Reconciler } from './reconciler.js';
 import { Sealer } from './seal.js';
 import { DesiredState } from './state.js';
 import { answerVerify } from './verify.js';
+import { FlowReporter } from './flows.js';
 import { Syncer } from './sync.js';
 
 export interface AgentOptions {
@@ -46,6 +47,8 @@ export interface AgentOptions {
   repairGraceMs: number;
   /** The containers' DNS server listens on this port of each tenant's uplink address. */
   dnsPort: number;
+  /** Flow records (issue 16): each tenant table logs new connections within these limits, sent to the server; none when absent. */
+  flowLog?: FlowLimits;
   /** Where names outside `.weft` are forwarded; empty: they are refused. */
   dnsUpstreams: Upstream[];
   /** The Docker plugin socket (dockerd finds driver `weft` at /run/docker/plugins/weft.sock); none: no Docker. */
@@ -91,6 +94,8 @@ export class Agent {
   /** Sent with every registration: the server tells this agent from another one given the same host name. */
   private readonly instance: string;
   private stopRenewing: (() => void) | undefined;
+  /** Sends the kernel's flow records to the server; none when flow records are off. */
+  readonly flows: FlowReporter | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.client = new Client({ servers: o.servers, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
@@ -110,6 +115,7 @@ export class Agent {
     const maintenance = async () => (this.speaksForHost() ? this.maintenance.run() : undefined);
     this.reconciler = new Reconciler(this.state, this.datapath, hostSide, {
       host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp, dnsPort: o.dnsPort,
+      ...(o.flowLog ? { flowLog: o.flowLog } : {}),
       ...(o.idleGc === false ? {} : { idleGc: IdleGc.create(o.log) }),
     }, o.log, () => this.endpoints.protectedVeths(), maintenance);
     const shared = { state: this.state, client: this.client, datapath: this.datapath, reconciler: this.reconciler, log: o.log };
@@ -128,6 +134,14 @@ export class Agent {
       this.docker = new DockerBackend({
         ...shared, host: o.host, endpoints: this.endpoints, ...(this.creator ? { creator: this.creator } : {}), ...(o.dockerApi ? { dockerApi: o.dockerApi } : {}),
       });
+    }
+    if (o.flowLog) {
+      const byNs = (ns: string) => [...this.state.tenants.values()].find((t) => nsNames.tenantNs(o.nsPrefix, t.id) === ns)?.name;
+      this.flows = new FlowReporter({
+        tenantOf: byNs, log: o.log,
+        send: (report) => this.client.request('POST', `/api/v1/hosts/${encodeURIComponent(o.host)}/flows`, report),
+      });
+      this.datapath.flowRecords?.(this.flows);
     }
     this.maintenance = new Maintenance({
       ...shared, host: o.host, endpoints: this.endpoints, sealer: this.sealer, repairGraceMs: o.repairGraceMs,
@@ -148,6 +162,7 @@ export class Agent {
     await this.syncer.start();
     installPlugin(this.o.cniBinDirs);
     this.reconciler.start();
+    this.flows?.start();
     this.socket = await serveCniSocket(this.socketPath, (env, stdin) => handleCni(this.cni, env, stdin));
     if (this.o.dockerSocket && this.docker) this.dockerServer = await serveDockerPlugin(this.o.dockerSocket, this.docker);
     if (this.o.identity) {
@@ -167,6 +182,7 @@ export class Agent {
     await this.socket?.close();
     await this.dockerServer?.close();
     this.syncer.stop();
+    this.flows?.stop();
     await this.reconciler.stop();
     await this.dns.stop();
     this.client.close();

@@ -1,12 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { contivTutorial, startTestHost, within, type TestHost } from '../testkit/host.js';
+import { contivTutorial, startTestHost, tutorialPods, within, type TestHost } from '../testkit/host.js';
 
 const root = process.getuid?.() === 0;
 let h: TestHost;
 const bg: ChildProcess[] = [];
-const ip = new Map<string, string>();
 
 before(async () => {
   if (!root) return;
@@ -18,28 +17,7 @@ after(async () => {
   await h?.cleanup();
 });
 
-const ns = (n: string) => `${h.tag}-${n}`;
-/** ADD for a container; its namespace is made first unless `made` says a listener already lives in it. */
-async function run(name: string, group: string, made = false): Promise<void> {
-  const netns = made ? `/run/netns/${ns(name)}` : await h.container(name);
-  const r = await h.cni('ADD', { conflist: `weft-default-${group}`, containerId: name, netns });
-  assert.equal(r.code, 0, r.stdout);
-  ip.set(name, r.json.ips[0].address.split('/')[0]);
-}
-/**
- * An echo server on `port`, returning once it answers from inside its own namespace: that path never
- * crosses the tenant's policy, so a refusal seen afterwards from another container is the policy's doing
- * and not a listener that was not up yet (a sleep cannot tell the two apart).
- */
-async function listen(name: string, port: number): Promise<void> {
-  bg.push(spawn('ip', ['netns', 'exec', ns(name), 'busybox', 'nc', '-ll', '-p', String(port), '-e', '/bin/cat'], { stdio: 'ignore' }));
-  const self = async () => (await h.exec(ns(name), ['busybox', 'nc', '-w', '1', '127.0.0.1', String(port)], { input: 'hi\n' })).stdout.trim() === 'hi';
-  assert.ok(await within(3000, self, 50) >= 0, `${name} listens on ${port}`);
-}
-async function reach(from: string, to: string, port: number): Promise<boolean> {
-  const r = await h.exec(ns(from), ['busybox', 'nc', '-w', '1', ip.get(to) as string, String(port)], { input: 'hi\n' });
-  return r.stdout.trim() === 'hi';
-}
+const { ip, ns, run, listen, reach } = tutorialPods(() => h, bg);
 
 test("Contiv's tutorial: db is reachable on 8888 only; a rule added and removed live opens and closes 8889", { skip: !root && 'needs root' }, async () => {
   await run('db-1', 'db');

@@ -1,7 +1,7 @@
 import { IdleGc } from './idle-gc.js';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { planHostSide, planTenant, planTunnel, type Datapath, type HostPlan, type Protected, type TenantPlan } from '../datapath/index.js';
+import { planHostSide, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type Protected, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import { compilePolicy, filters, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
@@ -24,6 +24,8 @@ export interface ReconcilerOptions {
   /** This host's underlay address, the local end of its VXLAN tunnels. */
   vtep: string;
   dnsPort: number;
+  /** Flow records' limits (flows-nft.ts): every tenant table logs new connections within them; none when absent. */
+  flowLog?: FlowLimits;
   /** Full collections while idle (idle-gc.ts), made by the agent's wiring; none when absent (tests). */
   idleGc?: IdleGc;
 }
@@ -126,7 +128,7 @@ export class Reconciler {
   }
 
   private view() {
-    return { ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile, dnsPort: this.opts.dnsPort };
+    return { ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile, dnsPort: this.opts.dnsPort, ...(this.opts.flowLog ? { flowLog: this.opts.flowLog } : {}) };
   }
 
   /**

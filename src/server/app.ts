@@ -16,6 +16,8 @@ import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
+import { flowRoutes } from './routes/flows.js';
+import { FlowBook } from './flows.js';
 import { verifyRoutes } from './routes/verify.js';
 import { applyRoutes } from './routes/apply.js';
 import { identityRoutes } from './routes/identity.js';
@@ -34,6 +36,8 @@ declare module 'fastify' {
     streams: Streams;
     limits: Limits;
     watchSlots: WatchSlots;
+    /** Flow records agents reported to this server (flows.ts). */
+    flows: FlowBook;
     /** Open watch streams, for the unsent-bytes gauge. */
     watchStreams: Set<WatchStream>;
   }
@@ -85,7 +89,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('principal', null);
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
-  const unsubscribe = opts.control.store.subscribe((changes) => app.streams.onChanges(changes), () => app.streams.recheckAll());
+  app.decorate('flows', new FlowBook());
+  const unsubscribe = opts.control.store.subscribe((changes) => {
+    app.streams.onChanges(changes);
+    // A deleted tenant's records go with it: a tenant made again under its name must not see them.
+    for (const ch of changes) if (ch.op === 'delete' && ch.key.startsWith('tenants/') && !ch.key.includes('/', 8)) app.flows.forget(ch.key.slice(8));
+  }, () => app.streams.recheckAll());
   app.addHook('onClose', async () => unsubscribe());
   installTimeouts(app, limits);
 
@@ -141,6 +150,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   changeRoutes(app);
   explainRoutes(app);
   verifyRoutes(app);
+  flowRoutes(app);
   applyRoutes(app);
   metaRoutes(app, opts.audit);
   await app.ready();

@@ -4,10 +4,10 @@ import type { Control, Principal } from '../control/index.js';
 
 /**
  * What a host certificate may do (Kubernetes' NodeRestriction, for Weft): read the desired state its agent
- * needs, register and heartbeat itself, renew its own certificate, and create, change and delete endpoints
- * and Docker network mappings on itself. Everything else is refused, naming this rule.
+ * needs, register and heartbeat itself, renew its own certificate, report its own flow records, and
+ * create, change and delete endpoints and Docker network mappings on itself. Everything else is refused, naming this rule.
  */
-export const HOST_RULE = 'a host certificate may only read the desired state, register itself, renew its own certificate, and manage endpoints and Docker network mappings on itself';
+export const HOST_RULE = 'a host certificate may only read the desired state, register itself, renew its own certificate, report its own flow records, and manage endpoints and Docker network mappings on itself';
 
 const READS = new Set([
   '/api/v1/whoami', '/api/v1/tenants', '/api/v1/tenants/:tenant', '/api/v1/endpoints', '/api/v1/endpoints/:id',
@@ -30,6 +30,7 @@ const endpointOnSelf: Check = async (req, host, c) => {
 const WRITES: Record<string, Check> = {
   'PUT /api/v1/hosts/:name': async (req, host) => itself(req.params['name'], host, 'the host named'),
   'POST /api/v1/hosts/:name/certificate': async (req, host) => itself(req.params['name'], host, 'the host named'),
+  'POST /api/v1/hosts/:name/flows': async (req, host) => itself(req.params['name'], host, 'the host named'),
   'POST /api/v1/endpoints': async (req, host) => itself(req.body['host'], host, 'the endpoint\'s host'),
   'PATCH /api/v1/endpoints/:id': endpointOnSelf,
   'DELETE /api/v1/endpoints/:id': endpointOnSelf,

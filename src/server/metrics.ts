@@ -19,6 +19,10 @@ export function createMetrics(unsent: () => number = () => 0) {
       collect() { this.set(unsent()); },
     }),
     watchersDropped: new Counter({ name: 'weft_watchers_dropped_total', help: 'Watch streams ended because their client did not read (--watch-buffer)', registers: [registry] }),
+    flowRecords: new Counter({
+      name: 'weft_flow_records_total', help: 'Flow records agents reported: accepted, or refused (unknown tenant, or not of the reporting host\'s endpoints)',
+      labelNames: ['outcome'], registers: [registry],
+    }),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

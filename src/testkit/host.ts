@@ -248,3 +248,36 @@ export async function contivTutorial(h: TestHost): Promise<void> {
   }
   if ((await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-app.conflist')))) < 0) throw new Error('the app conflist was not written');
 }
+
+/**
+ * Containers of the tutorial's groups on a test host, as the policy tests use them: `run` makes one (or
+ * attaches a namespace already made, `made`), `listen` starts an echo server and returns once it answers
+ * from inside its own namespace (that path never crosses the policy, so a refusal seen later from
+ * elsewhere is the policy's doing), `reach` says whether another container gets its echo. Background
+ * processes go in `bg`, for the caller to stop.
+ */
+export function tutorialPods(host: () => TestHost, bg: ChildProcess[]) {
+  const ip = new Map<string, string>();
+  const ns = (n: string) => `${host().tag}-${n}`;
+  return {
+    ip,
+    ns,
+    async run(name: string, group: string, made = false): Promise<void> {
+      const h = host();
+      const netns = made ? `/run/netns/${ns(name)}` : await h.container(name);
+      const r = await h.cni('ADD', { conflist: `weft-default-${group}`, containerId: name, netns });
+      if (r.code !== 0) throw new Error(`ADD ${name}: ${r.stdout}`);
+      ip.set(name, r.json.ips[0].address.split('/')[0]);
+    },
+    async listen(name: string, port: number): Promise<void> {
+      const h = host();
+      bg.push(spawn('ip', ['netns', 'exec', ns(name), 'busybox', 'nc', '-ll', '-p', String(port), '-e', '/bin/cat'], { stdio: 'ignore' }));
+      const self = async () => (await h.exec(ns(name), ['busybox', 'nc', '-w', '1', '127.0.0.1', String(port)], { input: 'hi\n' })).stdout.trim() === 'hi';
+      if ((await within(3000, self, 50)) < 0) throw new Error(`${name} does not listen on ${port}`);
+    },
+    async reach(from: string, to: string, port: number): Promise<boolean> {
+      const r = await host().exec(ns(from), ['busybox', 'nc', '-w', '1', ip.get(to) as string, String(port)], { input: 'hi\n' });
+      return r.stdout.trim() === 'hi';
+    },
+  };
+}

@@ -53,6 +53,8 @@ export interface AgentFlags {
   repairGraceMs: number;
   /** Port of the agent's DNS server on each tenant uplink address. */
   dnsPort: number;
+  /** Flow records' limits (records per second per source address, and per tenant in all); undefined: off. */
+  flowLog?: { perSource: number; total: number };
   /** `IP[:PORT]` servers for names outside `.weft`; [] forwards nothing; undefined: the host's resolv.conf. */
   dnsUpstreams?: string[];
   /** The Docker plugin socket; undefined: none. */
@@ -91,6 +93,9 @@ function agentOptions(cmd: Command): Command {
       .choices(['on', 'off']).default('on'))
     .option('--resync <ms>', 'how often to re-check what the drift watcher reported (every tenant once a minute, and on every resync if the watcher is gone) and repair drift', intArg('--resync', 200, 600_000), 2000)
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
+    .addOption(new Option('--flow-log <on|off>', 'log each new connection\'s verdict (allowed, denied, audit) in the tenants\' tables and send it to the server, for `weft flows`')
+      .choices(['on', 'off']).default('on'))
+    .option('--flow-log-rate <perSource,total>', 'flow records per second the kernel passes on: per source address, and per tenant on this host (the rest are counted, not logged)', flowRates, { perSource: 20, total: 500 })
     .option('--dns-port <port>', 'port of the containers\' DNS server on each tenant uplink (queries to a gateway, port 53, are sent there)', intArg('--dns-port', 1, 65535), 15353)
     .option('--docker-plugin <socket>', 'serve Docker\'s network and IPAM plugin here (driver name = file name), or "none"', '/run/docker/plugins/weft.sock')
     .option('--docker-api <socket>', 'Docker\'s API socket, to show container names of Docker endpoints', '/run/docker.sock')
@@ -147,6 +152,13 @@ function serverFlags(o: Record<string, any>, store: string): ServerFlags {
 }
 
 /** `--dns-upstream`: IP[:PORT],... or none. */
+function flowRates(text: string): { perSource: number; total: number } {
+  const m = /^(\d{1,6}),(\d{1,6})$/.exec(text.trim());
+  const [perSource, total] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || perSource < 1 || total < perSource || total > 100_000) throw usage(`--flow-log-rate: '${text}' is not PER_SOURCE,TOTAL (records per second, 1 ≤ PER_SOURCE ≤ TOTAL ≤ 100000), e.g. 20,500`);
+  return { perSource, total };
+}
+
 function upstreamList(text: string): string[] {
   if (text === 'none') return [];
   const list = text.split(',').map((x) => x.trim()).filter(Boolean);
@@ -163,7 +175,7 @@ function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<Agent
   return {
     servers, ...creds, stateDir: o['stateDir'], host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), hostGiven: o['host'] !== undefined, runDir: o['runDir'], cniConfDir: o['cniConfDir'],
     cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], datapath: o['datapath'], nftHelper: o['nftHelper'] !== 'off', resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
-    dnsPort: o['dnsPort'], ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}),
+    dnsPort: o['dnsPort'], ...(o['flowLog'] === 'off' ? {} : { flowLog: o['flowLogRate'] }), ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}),
     ...(o['dockerTokenFile'] ? { dockerToken: readTokenFile(o['dockerTokenFile'], '--docker-token-file') } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
   };

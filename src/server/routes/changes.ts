@@ -11,12 +11,12 @@ const WatchQuery = Type.Object({ since: Type.Optional(Revision) }, { additionalP
 const BOOKMARK_MS = 15_000;
 
 /** A stream shows what its principal could see when it opened: a demoted user's stream must end, not go on. */
-function samePowers(a: Principal, b: Principal): boolean {
+export function samePowers(a: Principal, b: Principal): boolean {
   return a.user === b.user && a.role === b.role && a.host === b.host && a.tenants.length === b.tenants.length && a.tenants.every((t) => b.tenants.includes(t));
 }
 
 /** A stream ends when the credential it was opened with does (a token's expiry, a certificate's end). Returns a cancel. */
-function endAtExpiry(req: FastifyRequest, end: () => void): () => void {
+export function endAtExpiry(req: FastifyRequest, end: () => void): () => void {
   const at = Date.parse(req.principal?.expiresAt ?? '');
   if (Number.isNaN(at)) return () => undefined;
   let timer: NodeJS.Timeout;

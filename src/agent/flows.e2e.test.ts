@@ -1,0 +1,96 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { contivTutorial, startTestHost, tutorialPods, within, type TestHost } from '../testkit/host.js';
+import { WEFT_BIN } from '../testkit/server.js';
+
+// Flow records end to end (issue 16): a real kernel logs each new connection's verdict, the agent reports
+// it, the server names the endpoints and the rule, and `weft flows` shows it, live with --follow.
+
+const root = process.getuid?.() === 0;
+let h: TestHost;
+const bg: ChildProcess[] = [];
+
+before(async () => {
+  if (!root) return;
+  h = await startTestHost('fw');
+  await contivTutorial(h);
+});
+after(async () => {
+  for (const p of bg) p.kill('SIGKILL');
+  await h?.cleanup();
+});
+
+const { ip, ns, run, listen, reach } = tutorialPods(() => h, bg);
+
+interface Seen { verdict: string; src: { name?: string; group?: string }; dst: { name?: string; group?: string; port: number }; protocol: string; decidedBy: { policy?: string; rule: string | null; side: string }; agrees: boolean }
+const text = (f: Seen) => `${f.verdict} ${f.src.name}/${f.src.group} > ${f.dst.name}/${f.dst.group} ${f.protocol}/${f.dst.port} by ${f.decidedBy.policy}/${f.decidedBy.rule} ${f.decidedBy.side}${f.agrees ? '' : ' (disagrees)'}`;
+
+test('a denied and an allowed connection appear in `weft flows` with the rules that decided, live with --follow; hosts and tenants are kept to their own', { skip: !root && 'needs root' }, async () => {
+  await run('db-1', 'db');
+  await run('app-1', 'app');
+  await listen('db-1', 8888);
+  // Live first: a follower started now sees what happens next.
+  const follower = spawn(process.execPath, [WEFT_BIN, 'flows', '--follow', '-o', 'json', '--server', h.server.url, '--token', h.server.token, '--ca', h.server.caFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  bg.push(follower);
+  const live: Array<{ at: number; f: Seen }> = [];
+  let partial = '';
+  follower.stdout?.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) if (l.trim()) live.push({ at: performance.now(), f: JSON.parse(l) as Seen });
+  });
+  await new Promise((r) => setTimeout(r, 800)); // the stream is open
+  assert.ok(await reach('app-1', 'db-1', 8888), 'db:8888 is allowed');
+  const deniedAt = performance.now();
+  assert.ok(!(await reach('app-1', 'db-1', 8889)), 'db:8889 is denied');
+  const want = ['allow app-1/app > db-1/db tcp/8888 by db-policy/2 ingress', 'deny app-1/app > db-1/db tcp/8889 by db-policy/1 ingress'];
+  const listed = async () => {
+    const r = await h.weft(['flows', '-o', 'json']);
+    return r.code === 0 ? (JSON.parse(r.stdout).items as Seen[]).map(text) : [];
+  };
+  assert.ok(await within(5000, async () => want.every((w) => live.some((x) => text(x.f) === w))) >= 0, `the follower saw both; it saw: ${live.map((x) => text(x.f)).join('; ')}; stderr: ${follower.stderr?.read()?.toString() ?? ''}`);
+  const denial = live.find((x) => text(x.f) === want[1]) as { at: number };
+  // The denied connection's first SYN was at deniedAt; nc retries for 1 s, all of it the same verdict.
+  assert.ok(denial.at - deniedAt < 3000, `the denial reached the follower ${(denial.at - deniedAt).toFixed(0)} ms after it happened`);
+  const all = await listed();
+  for (const w of want) assert.ok(all.includes(w), `weft flows lists "${w}": ${all.join('; ')}`);
+  const table = await h.weft(['flows', '--verdict', 'deny']);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /app-1\/app\s+db-1\/db\s+tcp\/8889\s+deny\s+db-policy\/1 \(ingress\)/, table.stdout);
+  assert.doesNotMatch(table.stdout, /tcp\/8888/, 'only denials');
+
+  // The host's certificate reports for itself only.
+  const state = join(h.dir, 'agent-state');
+  const asHost = (path: string) => new Promise<number>((resolve, reject) => {
+    const req = https.request(`${h.server.url}${path}`, {
+      method: 'POST', ca: readFileSync(h.server.caFile), cert: readFileSync(join(state, 'agent.crt')), key: readFileSync(join(state, 'agent.key')),
+      headers: { 'content-type': 'application/json' },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ flows: [{ tenant: 'default', at: Date.now(), verdict: 'deny', proto: 6, src: ip.get('app-1'), sport: 1, dst: ip.get('db-1'), dport: 9 }], lost: [] }));
+  });
+  assert.equal(await asHost('/api/v1/hosts/someone-else/flows'), 403, 'not for another host');
+  assert.equal(await asHost(`/api/v1/hosts/${h.tag}-h/flows`), 200, 'for itself');
+
+  // A tenant user of another tenant sees none of it.
+  assert.equal((await h.api('POST', '/api/v1/tenants', { name: 'rival' })).status, 201);
+  assert.equal((await h.api('POST', '/api/v1/users', { name: 'eve', role: 'tenant', tenants: ['rival'] })).status, 201);
+  const token = (await h.api('POST', '/api/v1/tokens', { user: 'eve' })).json.token as string;
+  const eve = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    https.get(`${h.server.url}/api/v1/flows`, { ca: readFileSync(h.server.caFile), headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+  assert.equal(eve.status, 200, eve.body);
+  assert.deepEqual(JSON.parse(eve.body).items, [], 'a user of another tenant sees no record of this one');
+  follower.kill('SIGTERM');
+});
