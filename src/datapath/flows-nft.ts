@@ -15,6 +15,7 @@ export const AUDIT_MARK = 0x10000000;
 /** The log prefixes netwatch.c knows: allowed, denied, allowed but an audit-mode policy would deny. */
 export const FLOW_PREFIX = { allow: 'weft-a ', deny: 'weft-d ', audit: 'weft-w ' } as const;
 const FLOW_SET = 'flowsrc';
+const FLOW_TOTAL = 'flowtotal';
 /** Bytes copied per logged packet: an IPv4 header with options, and the ports. */
 const SNAPLEN = 80;
 
@@ -37,8 +38,12 @@ const log = (prefix: string) => `log prefix "${prefix}" group ${FLOW_LOG_GROUP} 
 export function renderFlows(limits: FlowLimits | undefined): string[] {
   if (!limits) return [`\tchain ${DENY_CHAIN} {`, '\t\tdrop', '\t}'];
   const perSource = `update @${FLOW_SET} { ip saddr limit rate over ${limits.perSource}/second burst ${limits.perSource * 2} packets } counter`;
-  const total = `limit rate over ${limits.total}/second burst ${limits.total} packets counter`;
+  // One named limit for both chains: the tenant's records in all, allowed and denied together.
+  const total = `limit name "${FLOW_TOTAL}" counter`;
   return [
+    `\tlimit ${FLOW_TOTAL} {`,
+    `\t\trate over ${limits.total}/second burst ${limits.total} packets`,
+    '\t}',
     `\tset ${FLOW_SET} {`,
     '\t\ttype ipv4_addr',
     '\t\tsize 65536',
@@ -66,3 +71,8 @@ export function renderFlows(limits: FlowLimits | undefined): string[] {
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** A policy's render (policy-nft.ts) as the tenant's table holds it, with the deny chain its drops go to, flow records off: for tests that load a policy alone. */
+export function policyTableOf<T extends { chains: string[] }>(p: T): T & { family: string; name: string } {
+  return { family: 'inet', name: 'weft', ...p, chains: [...renderFlows(undefined), ...p.chains] };
+}

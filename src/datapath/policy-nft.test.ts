@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
-import { DENY_CHAIN, renderFlows } from './flows-nft.js';
+import { DENY_CHAIN, policyTableOf } from './flows-nft.js';
 import { allChains, allMaps } from './table.js';
 import { diffTables } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
@@ -57,10 +57,7 @@ function flat(n: PolicyNft): PolicyNft {
 }
 
 /** A policy's render as the tenant's table holds it: with the deny chain its drops go to (flows-nft.ts). */
-export const policyTable = (c: CompiledPolicy): NftTable => {
-  const r = renderPolicy(c);
-  return { family: 'inet', name: 'weft', ...r, chains: [...renderFlows(undefined), ...r.chains] };
-};
+export const policyTable = (c: CompiledPolicy): NftTable => policyTableOf(renderPolicy(c));
 
 /** The verdict the table gives a flow: 'accept', 'drop' (a `goto deny`: the deny chain drops) or 'jump audit'. */
 export function walk(whole: PolicyNft, fallback: string, src: string, dst: string, proto: number, port: number): string {

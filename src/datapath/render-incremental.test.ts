@@ -4,7 +4,7 @@ import type { Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/in
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { Prng } from '../chaos/prng.js';
 import { renderPolicy } from './policy-nft.js';
-import { renderFlows } from './flows-nft.js';
+import { policyTableOf } from './flows-nft.js';
 import { diffTables } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
 import { tableText, type NftTable } from './table.js';
@@ -52,10 +52,7 @@ function state(policies: Policy[], eps: Endpoint[], previous: CompiledPolicy | u
 }
 
 /** A policy's render as the tenant's table holds it: with the deny chain its drops go to. */
-const table = (c: CompiledPolicy): NftTable => {
-  const r = renderPolicy(c);
-  return { family: 'inet', name: 'weft', ...r, chains: [...renderFlows(undefined), ...r.chains] };
-};
+const table = (c: CompiledPolicy): NftTable => policyTableOf(renderPolicy(c));
 /** The same compile rendered in a lineage of its own: from nothing. */
 const fresh = (c: CompiledPolicy): NftTable => table({ ...c, lineage: {} });
 

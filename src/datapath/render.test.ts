@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
 import { peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
-import { renderTenantRuleset } from './nft.js';
+import { renderTenantRuleset, renderTenantTable } from './nft.js';
 import { FLOW_LIMITS_DEFAULT } from './flows-nft.js';
 import { renderHostRuleset } from './host-nft.js';
 import { renderGuardRuleset } from './guard-nft.js';
@@ -192,4 +192,24 @@ test('the overlay device stays while another host is registered, flooding only t
     ['wb10002', [], []],
   ], 'app-net has no endpoint elsewhere: its device exists, with no flood entry');
   assert.equal(planTenant({ ...withHosts, hosts: [host('node1', '192.0.2.1')] }, tenant('default', 1)).bridges[0]?.overlay, undefined, 'alone: no overlay');
+});
+
+test('with flow records on, a policy change is a delta that keeps the flow chains; turning records on or off, or changing their limits, replaces the table', () => {
+  const plan = (port: string, flows: typeof FLOW_LIMITS_DEFAULT | null = FLOW_LIMITS_DEFAULT) => planTenant({
+    ...desired,
+    ...(flows ? { flowLog: flows } : {}),
+    groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: ['db-policy'], labels: {} }],
+    policies: [{ ...meta, tenant: 'default', name: 'db-policy', rules: [
+      { id: '1', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+      { id: '2', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: port },
+    ] }],
+    endpoints: desired.endpoints.map((e) => (e.id.startsWith('a') ? { ...e, group: 'db' } : e)),
+  }, tenant('default', 1));
+  const before = renderTenantTable(plan('8888'));
+  const delta = diffTables(before, renderTenantTable(plan('8889')));
+  assert.ok(delta && delta.script.length > 0, 'a delta');
+  assert.doesNotMatch(delta.script, /flowsrc|flowtotal|chain inet weft (flows|deny)\b/, `the flow chains, set and limit are untouched: ${delta.script}`);
+  assert.equal(diffTables(before, renderTenantTable(plan('8888', null))), undefined, 'records off: a replace');
+  assert.equal(diffTables(renderTenantTable(plan('8888', null)), before), undefined, 'records on: a replace');
+  assert.equal(diffTables(before, renderTenantTable(plan('8888', { perSource: 5, total: 100 }))), undefined, 'other limits: a replace');
 });

@@ -1,6 +1,6 @@
 import type { Action } from '../model/index.js';
 import { classify } from './classes.js';
-import { decide, peerMatches, trafficMatches, PROTO, type Decision } from './decide.js';
+import { decide, peerMatches, trafficMatches, PROTO, type Decision, type RuleRef } from './decide.js';
 import { groupRules, netpolOf, viewOf, type PolicyState } from './compile.js';
 
 export interface Explanation {
@@ -17,17 +17,32 @@ export interface Explanation {
 
 /** Why a new connection from srcIp to dstIp (proto, port) is allowed or denied: the contract of DESIGN §4. */
 export function explainFlow(s: PolicyState, srcIp: string, dstIp: string, protocol: string, port?: number): Explanation {
-  return explainer(s)(srcIp, dstIp, protocol, port);
+  const { would: _, ...e } = explainer(s)(srcIp, dstIp, protocol, port);
+  return e;
 }
 
-/** explainFlow for many flows of one state: the tenant is classified once (flow records, issue 16). */
-export function explainer(s: PolicyState): (srcIp: string, dstIp: string, protocol: string, port?: number) => Explanation {
+/** What one flow gets, with both sides' decisions were policies in audit mode enforced (`would`), whatever the verdict. */
+export type FullExplanation = Explanation & { would: { egress: Explanation['egress']; ingress: Explanation['ingress'] } };
+
+/**
+ * explainFlow for many flows of one state (flow records, issue 16): the tenant is classified once, and a
+ * group's rules in each direction are gathered once.
+ */
+export function explainer(s: PolicyState): (srcIp: string, dstIp: string, protocol: string, port?: number) => FullExplanation {
   const np = netpolOf(s);
   const c = classify(s.networks, s.groups, s.policies, s.endpoints, undefined, np);
-  return (srcIp, dstIp, protocol, port) => explainOne(s, np, c, srcIp, dstIp, protocol, port);
+  const rulesOf = new Map<string, RuleRef[]>();
+  const groupRulesOf = (group: string | undefined, direction: 'in' | 'out') => {
+    const key = `${direction}|${group ?? ''}`;
+    let r = rulesOf.get(key);
+    if (!r) rulesOf.set(key, (r = groupRules(s, group, direction)));
+    return r;
+  };
+  return (srcIp, dstIp, protocol, port) => explainOne(s, np, c, groupRulesOf, srcIp, dstIp, protocol, port);
 }
 
-function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnType<typeof classify>, srcIp: string, dstIp: string, protocol: string, port?: number): Explanation {
+function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnType<typeof classify>, groupRulesOf: (group: string | undefined, direction: 'in' | 'out') => RuleRef[],
+  srcIp: string, dstIp: string, protocol: string, port?: number): FullExplanation {
   const src = c.byIp(srcIp);
   const dst = c.byIp(dstIp);
   const proto = PROTO[protocol] ?? Number(protocol);
@@ -35,7 +50,7 @@ function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnTy
   /** One side's decision: by the enforced rules, or (`all`) with those of policies in audit mode too. */
   const side = (own: typeof src, peer: typeof src, direction: 'in' | 'out', all: boolean) => {
     if (!own.endpoint) return undefined;
-    const mine = groupRules(s, own.group, direction).concat(np && own.np?.own ? np.rules(own.np.own, direction) : []);
+    const mine = groupRulesOf(own.group, direction).concat(np && own.np?.own ? np.rules(own.np.own, direction) : []);
     const rules = mine.filter((r) => (all || !r.rule.audit) && peerMatches(r.rule, viewOf(peer)) && trafficMatches(r.rule, proto, port));
     return { ...decide(rules, fallback), group: own.group };
   };
@@ -46,5 +61,5 @@ function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnTy
   const wouldEgress = side(src, dst, 'out', true);
   const wouldIngress = side(dst, src, 'in', true);
   const audit = allowed && !passes(wouldEgress, wouldIngress) ? { audit: { egress: wouldEgress, ingress: wouldIngress, allowed: false as const } } : {};
-  return { egress, ingress, allowed, ...audit };
+  return { egress, ingress, allowed, ...audit, would: { egress: wouldEgress, ingress: wouldIngress } };
 }

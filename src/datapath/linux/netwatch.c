@@ -57,6 +57,8 @@
 #define FLOW_GROUP 8
 /* Bytes of each logged packet copied to us: an IPv4 header with options, and the ports. */
 #define FLOW_COPY 80
+/* Ticks (of TICK_MS) between attempts to bind a namespace's flow socket that failed. */
+#define FLOW_RETRY_TICKS 40
 
 struct ns {
   char name[MAX_NAME];
@@ -64,6 +66,7 @@ struct ns {
   int fl;                  /* nfnetlink_log bound to FLOW_GROUP; -1 when closed or the group is taken */
   unsigned long long lost; /* flow records lost since the last tick */
   long long seq;           /* the last record's sequence number, -1 none yet */
+  int flow_retry;          /* ticks until the flow socket is tried again, when it could not be bound */
   unsigned long long ino;  /* the namespace's inode while open */
   long long gen;           /* last generation reported, -1 none */
   int dirty;               /* an rtnetlink event since the last tick */
@@ -98,6 +101,7 @@ static void close_ns(struct ns *w) {
   w->rt = w->nf = w->fl = -1;
   w->ino = 0;
   w->gen = -1;
+  w->seq = -1;
 }
 
 /* One NFULNL_MSG_CONFIG request with one attribute, answered by an ack; 0 or -1 with errno set. */
@@ -116,15 +120,23 @@ static int flow_config(int s, uint16_t type, const void *data, uint16_t len) {
   a->nla_len = NLA_HDRLEN + len;
   memcpy((char *)a + NLA_HDRLEN, data, len);
   nh->nlmsg_len = NLMSG_LENGTH(sizeof *g) + NLA_ALIGN(a->nla_len);
+  static uint32_t seq;
+  nh->nlmsg_seq = ++seq;
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
   if (sendto(s, buf, nh->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return -1;
-  char reply[256] __attribute__((aligned(4)));
-  ssize_t n = recv(s, reply, sizeof reply, 0);
-  struct nlmsghdr *r = (struct nlmsghdr *)reply;
-  if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) || r->nlmsg_type != NLMSG_ERROR) return errno = EPROTO, -1;
-  int err = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-  if (err != 0) return errno = -err, -1;
-  return 0;
+  /* The ack, skipping anything else queued first (records logged since the bind). */
+  for (int tries = 0; tries < 64; tries++) {
+    char reply[8192] __attribute__((aligned(4)));
+    ssize_t n = recv(s, reply, sizeof reply, 0);
+    if (n < 0) return -1;
+    for (struct nlmsghdr *r = (struct nlmsghdr *)reply; NLMSG_OK(r, (size_t)n); r = NLMSG_NEXT(r, n)) {
+      if (r->nlmsg_type != NLMSG_ERROR || r->nlmsg_seq != seq || r->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) continue;
+      int err = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
+      if (err != 0) return errno = -err, -1;
+      return 0;
+    }
+  }
+  return errno = EPROTO, -1;
 }
 
 /* Binds the socket to FLOW_GROUP: packets copied up to FLOW_COPY bytes, queued at most 100 ms. */
@@ -216,6 +228,7 @@ static int open_ns(struct ns *w) {
   w->nf = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
   /* Flow records come from tenant namespaces only (the host's table logs none). */
   if (strcmp(w->name, ".") != 0) w->fl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  w->flow_retry = 0;
   if (setns(self_fd, CLONE_NEWNET) != 0) {
     perror("weft-netwatch: setns back");
     exit(2);
@@ -231,11 +244,36 @@ static int open_ns(struct ns *w) {
   setsockopt(w->rt, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   w->ino = (unsigned long long)st.st_ino;
   if (w->fl >= 0 && flow_bind(w->fl) != 0) {
-    fprintf(stderr, "weft-netwatch: %s: NFLOG group %d: %s (no flow records from it)\n", w->name, FLOW_GROUP, strerror(errno));
+    fprintf(stderr, "weft-netwatch: %s: NFLOG group %d: %s (no flow records from it; tried again every %d s)\n", w->name, FLOW_GROUP, strerror(errno), FLOW_RETRY_TICKS * TICK_MS / 1000);
     close(w->fl);
     w->fl = -1;
+    w->flow_retry = FLOW_RETRY_TICKS;
   }
   return 0;
+}
+
+/* A namespace open but without its flow socket (the group was taken, or binding failed): tried again now and then. */
+static void flow_reopen(struct ns *w) {
+  if (w->fl >= 0 || w->rt < 0 || strcmp(w->name, ".") == 0 || --w->flow_retry > 0) return;
+  char path[128];
+  path_of(w, path, sizeof path);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  int ok = setns(fd, CLONE_NEWNET) == 0;
+  close(fd);
+  if (!ok) return;
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (setns(self_fd, CLONE_NEWNET) != 0) {
+    perror("weft-netwatch: setns back");
+    exit(2);
+  }
+  if (s >= 0 && flow_bind(s) == 0) {
+    w->fl = s;
+    w->seq = -1;
+    return;
+  }
+  if (s >= 0) close(s);
+  w->flow_retry = FLOW_RETRY_TICKS;
 }
 
 /* The namespace's ruleset generation (NFT_MSG_GETGEN), or -1. */
@@ -347,6 +385,7 @@ static void tick(void) {
       w->dirty = 1;
     }
     drain(w);
+    flow_reopen(w);
     long long gen = generation(w->nf);
     if (gen >= 0 && gen != w->gen) {
       w->gen = gen;
@@ -431,7 +470,7 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
     /* Events are only marked here; the tick reports them, so a burst of our own writes is one line. */
-    for (int i = 1; i < np; i++) if (p[i].revents & POLLIN) for (int j = 0; j < nwatched; j++) {
+    for (int i = 1; i < np; i++) if (p[i].revents & (POLLIN | POLLERR)) for (int j = 0; j < nwatched; j++) {
       if (watched[j]->rt == p[i].fd) drain(watched[j]);
       else if (watched[j]->fl == p[i].fd) flow_drain(watched[j]);
     }

@@ -9,6 +9,7 @@ import { TestNamespaces } from '../../testkit/netns.js';
 import type { Endpoint, Rule } from '../../model/index.js';
 import { compilePolicy, type CompiledPolicy, type PolicyState } from '../../policy/index.js';
 import { renderPolicy } from '../policy-nft.js';
+import { policyTableOf } from '../flows-nft.js';
 
 const root = process.getuid?.() === 0;
 const real = new ProcessRunner();
@@ -121,7 +122,7 @@ test('a rendered policy changed rule by rule: its port chains (a set patched fro
       { ...meta, tenant: 't', name: 'audited', mode: 'audit', rules: [{ id: 'x', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp', ports: '7000-7010', fromCidr: '10.9.0.5/32' }] }],
     endpoints: [ep('10.1.0.2', 'db')], host: 'h1', ...(previous ? { previous } : {}),
   });
-  const tableOf = (c: CompiledPolicy): NftTable => ({ family: 'inet', name: 'weft', ...renderPolicy(c) });
+  const tableOf = (c: CompiledPolicy): NftTable => policyTableOf(renderPolicy(c));
   const range = (i: number): Rule => ({ id: `l${i}`, priority: 4, direction: 'in', action: 'deny', protocol: 'tcp', ports: `${1001 + 10 * i}-${1003 + 10 * i}`, fromCidr: `10.9.0.${i}/32` });
   let c = compilePolicy(state([], false));
   assert.equal((await tables.ensureAll(a, [tableOf(c)], true))[0], 'replace');

@@ -27,8 +27,8 @@ export class TenantDatapath {
   constructor(private readonly runner: Runner, private readonly nft: NftTables) {}
 
   /**
-   * Bridged traffic (within one network) passes IP netfilter only while the tenant filters: conntrack on
-   * every bridged packet costs throughput, and a tenant without rules needs none of it. Routed and NATed
+   * Bridged traffic (within one network) passes IP netfilter only while the tenant filters or logs flow
+   * records: conntrack on every bridged packet costs throughput, and a tenant without either needs none of it. Routed and NATed
    * traffic goes through netfilter either way. Set before the policy table, so a policy never applies to
    * a namespace that bypasses it.
    */
@@ -36,8 +36,9 @@ export class TenantDatapath {
     const pol = p.policy;
     const filtering = pol && (filters(pol) || pol.fallback === 'drop');
     // Service replies between two endpoints of one bridge must pass conntrack to be un-DNATed; DSCP marks
-    // are set in the forward hook.
-    const want = filtering || p.services.length > 0 || p.dscp.length > 0 ? 1 : 0;
+    // are set in the forward hook; flow records log each new connection in the forward hook, bridged
+    // ones included.
+    const want = filtering || p.services.length > 0 || p.dscp.length > 0 || p.flows !== undefined ? 1 : 0;
     if (this.brNf.get(p.ns) === want) return;
     await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`]));
     this.brNf.set(p.ns, want);
