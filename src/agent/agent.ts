@@ -136,9 +136,18 @@ export class Agent {
       });
     }
     if (o.flowLog) {
-      const byNs = (ns: string) => [...this.state.tenants.values()].find((t) => nsNames.tenantNs(o.nsPrefix, t.id) === ns)?.name;
+      // Namespace → tenant, made again when the desired state moved since.
+      let byNs = new Map<string, string>();
+      let made = -1;
+      const tenantOf = (ns: string) => {
+        if (made !== this.state.revision) {
+          byNs = new Map([...this.state.tenants.values()].map((t) => [nsNames.tenantNs(o.nsPrefix, t.id), t.name]));
+          made = this.state.revision;
+        }
+        return byNs.get(ns);
+      };
       this.flows = new FlowReporter({
-        tenantOf: byNs, log: o.log,
+        tenantOf, log: o.log,
         send: (report) => this.client.request('POST', `/api/v1/hosts/${encodeURIComponent(o.host)}/flows`, report),
       });
       this.datapath.flowRecords?.(this.flows);

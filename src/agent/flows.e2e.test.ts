@@ -62,6 +62,21 @@ test('a denied and an allowed connection appear in `weft flows` with the rules t
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /app-1\/app\s+db-1\/db\s+tcp\/8889\s+deny\s+db-policy\/1 \(ingress\)/, table.stdout);
   assert.doesNotMatch(table.stdout, /tcp\/8888/, 'only denials');
+  const top = await h.weft(['top']);
+  assert.equal(top.code, 0, top.stderr);
+  assert.match(top.stdout, /\d+\s+deny\s+db-policy\/1\s+weft/, top.stdout);
+  assert.match(top.stdout, /\d+\s+allow\s+app\s+db/, top.stdout);
+
+  // Audit mode: a policy that would deny app's egress to 8888 lets it pass, and the record says so.
+  assert.equal((await h.weft(['policy', 'create', '--mode', 'audit', 'quiet'])).code, 0);
+  assert.equal((await h.weft(['policy', 'rule-add', 'quiet', '1', '-direction=out', '-protocol=tcp', '-port=8888', '-action=deny'])).code, 0);
+  const attach = await h.weft(['group', 'update', '-p', 'quiet', 'app']);
+  assert.equal(attach.code, 0, attach.stderr);
+  const audited = 'audit app-1/app > db-1/db tcp/8888 by quiet/1 egress';
+  assert.ok(await within(5000, async () => {
+    if (!(await reach('app-1', 'db-1', 8888))) return false;
+    return (await listed()).includes(audited);
+  }, 300) >= 0, `an audited connection passes and is recorded as such: ${(await listed()).join('; ')}`);
 
   // The host's certificate reports for itself only.
   const state = join(h.dir, 'agent-state');

@@ -12,9 +12,12 @@ export interface FlowReport {
   lost: Array<{ tenant: string; count: number }>;
 }
 
-/** Records held while the server cannot be reached: the oldest go first (and are counted as lost). */
+/** Records held while the server cannot be reached, in all and per tenant: past either, a tenant's oldest go first (counted as lost). */
 export const FLOW_BUFFER = 4096;
-/** At most this many records per request (the server's limit too). */
+export const FLOW_BUFFER_PER_TENANT = 1024;
+/** How often records go to the server: a denial shows in `weft flows --follow` within this, the kernel's 100 ms and a request. */
+export const FLOW_INTERVAL_MS = 250;
+/** At most this many records, and tenants' lost counts, per request (the server's limits too). */
 export const FLOW_BATCH = 1000;
 
 export interface FlowReporterOptions {
@@ -30,10 +33,12 @@ export interface FlowReporterOptions {
 /**
  * The agent's end of flow records (issue 16): the datapath hands it each new connection's verdict as the
  * kernel logged it, and it sends them to the server in batches, at most every `intervalMs`. Bounded: while
- * the server is away it keeps the newest FLOW_BUFFER records, counting what it drops as lost.
+ * the server is away it keeps the newest records, FLOW_BUFFER in all and FLOW_BUFFER_PER_TENANT per tenant
+ * (a busy tenant cannot push a quiet one's out), counting what it drops as lost.
  */
 export class FlowReporter implements FlowSink {
-  private buffer: ReportedFlow[] = [];
+  private readonly held = new Map<string, ReportedFlow[]>();
+  private count = 0;
   private readonly lostBy = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
@@ -46,11 +51,12 @@ export class FlowReporter implements FlowSink {
   record(ns: string, r: FlowRecord): void {
     const tenant = this.o.tenantOf(ns);
     if (tenant === undefined) return;
-    if (this.buffer.length >= FLOW_BUFFER) {
-      const gone = this.buffer.shift() as ReportedFlow;
-      this.countLost(gone.tenant, 1);
-    }
-    this.buffer.push({ tenant, ...r });
+    let list = this.held.get(tenant);
+    if (!list) this.held.set(tenant, (list = []));
+    list.push({ tenant, ...r });
+    this.count++;
+    if (list.length > FLOW_BUFFER_PER_TENANT) this.dropOldest(list);
+    else if (this.count > FLOW_BUFFER) this.dropOldest(this.busiest());
   }
 
   lost(ns: string, count: number): void {
@@ -58,8 +64,13 @@ export class FlowReporter implements FlowSink {
     if (tenant !== undefined) this.countLost(tenant, count);
   }
 
+  /** Records held now. */
+  get holding(): number {
+    return this.count;
+  }
+
   start(): void {
-    this.timer ??= setInterval(() => void this.flush(), this.o.intervalMs ?? 500);
+    this.timer ??= setInterval(() => void this.flush(), this.o.intervalMs ?? FLOW_INTERVAL_MS);
     this.timer.unref();
   }
 
@@ -68,28 +79,73 @@ export class FlowReporter implements FlowSink {
     this.timer = undefined;
   }
 
-  /** Sends what is buffered (one request per FLOW_BATCH records); on failure keeps it for the next try. */
+  /** Sends what is held, FLOW_BATCH records and lost counts a request; on failure puts back what it took. */
   async flush(): Promise<void> {
-    if (this.sending || (this.buffer.length === 0 && this.lostBy.size === 0)) return;
+    if (this.sending) return;
     this.sending = true;
     try {
-      while (this.buffer.length > 0 || this.lostBy.size > 0) {
-        const flows = this.buffer.slice(0, FLOW_BATCH);
-        const lost = [...this.lostBy].map(([tenant, count]) => ({ tenant, count }));
-        await this.o.send({ flows, lost });
-        this.buffer = this.buffer.slice(flows.length);
-        for (const { tenant, count } of lost) {
-          const left = (this.lostBy.get(tenant) ?? 0) - count;
-          if (left > 0) this.lostBy.set(tenant, left);
-          else this.lostBy.delete(tenant);
+      while (this.count > 0 || this.lostBy.size > 0) {
+        const flows = this.take(FLOW_BATCH);
+        const lost = [...this.lostBy].slice(0, FLOW_BATCH).map(([tenant, count]) => ({ tenant, count }));
+        for (const l of lost) this.lostBy.delete(l.tenant);
+        try {
+          await this.o.send({ flows, lost });
+        } catch (e) {
+          this.putBack(flows, lost);
+          this.o.log.debug({ err: (e as Error).message, held: this.count }, 'flow records not sent; kept for the next try');
+          return;
         }
         this.sent += flows.length;
       }
-    } catch (e) {
-      this.o.log.debug({ err: (e as Error).message, held: this.buffer.length }, 'flow records not sent; kept for the next try');
     } finally {
       this.sending = false;
     }
+  }
+
+  /** Up to `n` records out of the buffer, each tenant's oldest first, the tenants in turn. */
+  private take(n: number): ReportedFlow[] {
+    const out: ReportedFlow[] = [];
+    const share = Math.max(1, Math.floor(n / Math.max(1, this.held.size)));
+    for (const [tenant, list] of this.held) {
+      if (out.length >= n) break;
+      out.push(...list.splice(0, Math.min(share, n - out.length)));
+      if (list.length === 0) this.held.delete(tenant);
+    }
+    // What the shares left room for, from whoever still holds some.
+    for (const [tenant, list] of this.held) {
+      if (out.length >= n) break;
+      out.push(...list.splice(0, n - out.length));
+      if (list.length === 0) this.held.delete(tenant);
+    }
+    this.count -= out.length;
+    return out;
+  }
+
+  /** A failed send's records and counts, back in front of what came since (bounds applied again). */
+  private putBack(flows: ReportedFlow[], lost: Array<{ tenant: string; count: number }>): void {
+    for (const l of lost) this.lostBy.set(l.tenant, (this.lostBy.get(l.tenant) ?? 0) + l.count);
+    for (let i = flows.length - 1; i >= 0; i--) {
+      const f = flows[i] as ReportedFlow;
+      let list = this.held.get(f.tenant);
+      if (!list) this.held.set(f.tenant, (list = []));
+      list.unshift(f);
+      this.count++;
+    }
+    for (const list of this.held.values()) while (list.length > FLOW_BUFFER_PER_TENANT) this.dropOldest(list);
+    while (this.count > FLOW_BUFFER) this.dropOldest(this.busiest());
+  }
+
+  private dropOldest(list: ReportedFlow[]): void {
+    const gone = list.shift();
+    if (!gone) return;
+    this.count--;
+    this.countLost(gone.tenant, 1);
+  }
+
+  private busiest(): ReportedFlow[] {
+    let best: ReportedFlow[] = [];
+    for (const l of this.held.values()) if (l.length > best.length) best = l;
+    return best;
   }
 
   private countLost(tenant: string, n: number): void {

@@ -83,13 +83,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorate('control', opts.control);
   const watchStreams = new Set<WatchStream>();
   app.decorate('watchStreams', watchStreams);
+  const flows = new FlowBook();
   app.decorate('metrics', createMetrics(() => [...watchStreams].reduce((n, w) => n + w.unsent, 0)));
   app.decorate('limits', limits);
   app.decorate('watchSlots', new WatchSlots(limits.maxWatchers));
   app.decorateRequest('principal', null);
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
-  app.decorate('flows', new FlowBook());
+  app.decorate('flows', flows);
   const unsubscribe = opts.control.store.subscribe((changes) => {
     app.streams.onChanges(changes);
     // A deleted tenant's records go with it: a tenant made again under its name must not see them.

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testApi, type TestApi } from './testkit.js';
-import { FlowBook, FLOWS_PER_TENANT, type Flow } from './flows.js';
+import { FlowBook, FLOWS_PER_TENANT, TALLY_KEYS, type Flow } from './flows.js';
 
 // Flow records through the API (issue 16): what an agent reports is named (endpoints, groups, the rule
 // that decided, as explain decides) and kept per tenant; bad reports change nothing; a tenant user sees
@@ -56,10 +56,34 @@ test('reported records are named as explain decides them; records of other hosts
     ['deny', 'app-1/app', 'db-1/db:8889', 'tcp', 'db-policy/1 ingress', true, 'h'],
     ['allow', 'app-1/app', 'db-1/db:22', 'tcp', 'db-policy/1 ingress', false, 'h'],
   ]);
+  // Between two hosts each records what it enforces: g (app-2's host) its egress, h (db-1's) its ingress.
+  assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/g/flows', { flows: [record(ip['app-2']!, ip['db-1']!, 8889, 'allow')], lost: [{ tenant: 'shop', count: 5 }] }), { accepted: 1, refused: 0 });
+  assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-2']!, ip['db-1']!, 8889, 'deny')], lost: [] }), { accepted: 1, refused: 0 });
+  const across = (await ok(api, 'GET', '/api/v1/flows?tenant=shop&port=8889')).items.filter((f: Flow) => f.src.name === 'app-2');
+  assert.deepEqual(across.map((f: Flow) => [f.host, f.verdict, `${f.decidedBy.policy ?? f.decidedBy.layer}/${f.decidedBy.rule} ${f.decidedBy.side}`, f.agrees, f.egress !== null, f.ingress !== null]), [
+    ['g', 'allow', 'default/null egress', true, true, false],
+    ['h', 'deny', 'db-policy/1 ingress', true, false, true],
+  ]);
+  // A host counts lost records only of tenants it holds endpoints in.
+  assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/nowhere/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8888)], lost: [{ tenant: 'shop', count: 1000 }] }), { accepted: 0, refused: 1 });
+  assert.equal((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).lost[0].lost, 3 + 5);
+  await ok(api, 'POST', '/api/v1/hosts/g/flows', { flows: [], lost: [{ tenant: 'shop', count: 1 }] });
   // Filters: verdict, port, group, since.
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop&verdict=deny')).items.map((f: Flow) => f.dst.port), [8889]);
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop&port=8888&group=app&since=1m')).items.map((f: Flow) => f.dst.port), [8888]);
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop&verdict=deny')).items.map((f: Flow) => f.dst.port), [8889, 8889]);
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop&port=8888&group=app&since=1m&host=h')).items.map((f: Flow) => f.dst.port), [8888]);
   assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop&group=nobody')).items, []);
+  // Counted: by the rule that decided and by pair of groups (`weft top`), and as Prometheus text.
+  const top = await ok(api, 'GET', '/api/v1/flows/top?tenant=shop');
+  assert.deepEqual(top.rules.map((r: any) => `${r.policy}/${r.rule} ${r.verdict} ${r.connections}`).sort(), ['db-policy/1 allow 1', 'db-policy/1 deny 2', 'db-policy/2 allow 1', 'null/null allow 1']);
+  assert.deepEqual(top.groups.map((g: any) => `${g.from}>${g.to} ${g.verdict} ${g.connections}`).sort(), ['app>db allow 3', 'app>db deny 2']);
+  assert.equal(top.lost, 9);
+  const text = (await api.app.inject({ method: 'GET', url: '/api/v1/flows/metrics', headers: { authorization: `Bearer ${api.token}` } })).body;
+  assert.match(text, /^weft_policy_rule_hits_total\{tenant="shop",layer="weft",policy="db-policy",rule="2",verdict="allow"\} 1$/m);
+  assert.match(text, /^weft_group_connections_total\{tenant="shop",from="app",to="db",verdict="allow"\} 3$/m);
+  assert.match(text, /^weft_flow_records_lost_total\{tenant="shop"\} 9$/m);
+  const open = (await api.app.inject({ method: 'GET', url: '/metrics' })).body;
+  assert.doesNotMatch(open, /shop|db-policy/, 'the public /metrics names no tenant, policy or group');
+  assert.match(open, /^weft_flow_records_total\{outcome="accepted"\} 5$/m);
 });
 
 test('bad reports and queries are refused naming the field, and change nothing', async () => {
@@ -98,6 +122,9 @@ test('a tenant user sees only its own tenants\' records; a deleted tenant\'s rec
   assert.deepEqual([mine.status, mine.json.items, mine.json.lost], [200, [], [{ tenant: 'rival', lost: 0 }]], 'no tenant named: only its own, and no other tenant\'s lost count');
   assert.equal((await api.call('POST', '/api/v1/hosts/h/flows', { flows: [], lost: [] }, {}, eve)).status, 403, 'a person other than an admin reports nothing');
   assert.equal((await ok(api, 'GET', '/api/v1/flows')).items.length, 1, 'an admin sees every tenant');
+  assert.equal((await api.call('GET', '/api/v1/flows/top?tenant=shop', undefined, {}, eve)).status, 404);
+  const theirs = (await api.app.inject({ method: 'GET', url: '/api/v1/flows/metrics', headers: { authorization: `Bearer ${eve}` } })).body;
+  assert.doesNotMatch(theirs, /shop/, 'another tenant\'s counters are not in a tenant user\'s metrics');
   // Deleting the tenant (its objects first) takes its records; a new tenant of that name starts with none.
   for (const id of ['db-1', 'app-1', 'app-2']) {
     const ep = (await ok(api, 'GET', '/api/v1/endpoints?tenant=shop')).items.find((e: { containerId: string }) => e.containerId === id);
@@ -106,11 +133,15 @@ test('a tenant user sees only its own tenants\' records; a deleted tenant\'s rec
   for (const path of ['groups/db', 'groups/app', 'policies/db-policy', 'networks/net', '']) await ok(api, 'DELETE', `/api/v1/tenants/shop${path ? `/${path}` : ''}`);
   await ok(api, 'POST', '/api/v1/tenants', { name: 'shop' });
   assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items, []);
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')), { tenant: 'shop', rules: [], groups: [], lost: 0 });
 });
 
 test('the book keeps the newest records per tenant and in all, and tells followers of their tenants only', () => {
   const book = new FlowBook();
-  const flow = (tenant: string, i: number) => ({ tenant, time: new Date(1_800_000_000_000 + i).toISOString() }) as Flow;
+  const flow = (tenant: string, i: number) => ({
+    tenant, time: new Date(1_800_000_000_000 + i).toISOString(), verdict: 'allow', src: { ip: '10.0.0.1', port: 1 }, dst: { ip: '10.0.0.2', port: i % 2000 },
+    decidedBy: { side: 'ingress', layer: 'weft', policy: 'p', rule: String(i % 1500) },
+  }) as Flow;
   const heard: string[] = [];
   const stop = book.follow(new Set(['a']), (f) => heard.push(f.tenant));
   book.add(Array.from({ length: FLOWS_PER_TENANT + 10 }, (_, i) => flow('a', i)));
@@ -125,6 +156,12 @@ test('the book keeps the newest records per tenant and in all, and tells followe
   assert.equal(heard.length, FLOWS_PER_TENANT + 10, 'unfollowed');
   book.add([flow('b', 2e6)]);
   assert.deepEqual(book.list(undefined, () => true, 2).map((f) => f.tenant), ['a', 'b'], 'all tenants, by time, the newest');
+  // Counted by rule: bounded, the rest under `other`.
+  const rules = book.tallies.get('a')?.rules as Map<string, { rule: string | null; layer: string; connections: number }>;
+  assert.ok(rules.size <= TALLY_KEYS + 1, `at most ${TALLY_KEYS} rules and other: ${rules.size}`);
+  assert.equal([...rules.values()].reduce((n, r) => n + r.connections, 0), FLOWS_PER_TENANT + 11, 'every record counted once');
+  assert.ok([...rules.values()].some((r) => r.layer === 'other'));
   book.forget('a');
   assert.deepEqual(book.list(undefined, () => true, 10).map((f) => f.tenant), ['b', 'b'], 'a forgotten tenant\'s records are gone');
+  assert.equal(book.tallies.has('a'), false);
 });

@@ -1,5 +1,5 @@
 import type { Endpoint } from '../model/index.js';
-import { explainer, layerOf, type Decision, type Explanation, type PolicyState } from '../policy/index.js';
+import { layerOf, type Decision, type Explanation, type FullExplanation } from '../policy/index.js';
 
 /** A flow record as an agent reports it (agent/flows.ts): the kernel's facts, in the tenant they were seen in. */
 export interface ReportedFlow {
@@ -43,8 +43,9 @@ export interface Flow {
   protocol: string;
   src: FlowEnd;
   dst: FlowEnd;
-  /** The side and rule that decided it (as explain decides, from the policy as stored when it was reported). */
+  /** The side and rule that decided it on the reporting host (as explain decides, from the policy as stored when it was reported). */
   decidedBy: { side: 'egress' | 'ingress' | 'both' | 'none'; layer: string; policy?: string; rule: string | null };
+  /** The sides the reporting host enforces (null: the other end's host enforces it, or it is no endpoint). */
   egress: FlowSide | null;
   ingress: FlowSide | null;
   /**
@@ -62,11 +63,14 @@ function side(d: (Decision & { group: string | undefined }) | undefined): FlowSi
   return { group: d.group ?? null, action: d.action, layer: layerOf(d), ...(d.by ? { policy: d.by.policy, rule: d.by.rule.id } : { rule: null }) };
 }
 
+/** The sides this host enforces: egress where the connection starts, ingress where it ends (both on one host). */
+type Sides = { egress: Explanation['egress']; ingress: Explanation['ingress'] };
+const passes = (x: Sides) => (x.egress?.action ?? 'allow') === 'allow' && (x.ingress?.action ?? 'allow') === 'allow';
+
 /** Which side decided: for a denial the side that denied (egress first, as the datapath checks it), else the ingress side's rule. */
-function decider(e: Explanation, verdict: Flow['verdict']): Flow['decidedBy'] {
-  const sides = verdict === 'audit' && e.audit ? e.audit : e;
-  const eg = side(sides.egress);
-  const ig = side(sides.ingress);
+function decider(x: Sides, verdict: Flow['verdict']): Flow['decidedBy'] {
+  const eg = side(x.egress);
+  const ig = side(x.ingress);
   const pick = (s: FlowSide, name: 'egress' | 'ingress') => ({ side: name, layer: s.layer, ...(s.policy !== undefined ? { policy: s.policy } : {}), rule: s.rule });
   if (verdict !== 'allow') {
     if (eg && eg.action !== 'allow') return pick(eg, 'egress');
@@ -82,22 +86,33 @@ function decider(e: Explanation, verdict: Flow['verdict']): Flow['decidedBy'] {
 
 /**
  * Annotates one tenant's records from one host with the endpoints at either end and the rule that
- * decided (the evaluator `weft explain` uses, over the policy as stored), classifying the tenant once.
+ * decided, with the evaluator `weft explain` uses over the policy as stored (`explain`, one per tenant
+ * and state). A host enforces only its own endpoints' sides (egress where a connection starts, ingress
+ * where it ends), so a connection between two hosts is recorded by each, each explained by its own side.
+ * An endpoint made after a record's time is not the one that was there: its address is shown alone.
  */
-export function annotate(host: string, state: PolicyState, endpoints: readonly Endpoint[], records: readonly ReportedFlow[]): Flow[] {
-  const explain = explainer(state);
+export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[]): Flow[] {
   const byIp = new Map(endpoints.map((e) => [e.ip, e]));
-  const end = (ip: string, port: number): FlowEnd => {
+  const at = (ip: string, time: number) => {
     const e = byIp.get(ip);
-    return { ip, port, ...(e ? { endpoint: e.id, name: e.containerName ?? e.containerId.slice(0, 12), host: e.host, ...(e.group ? { group: e.group } : {}) } : {}) };
+    return e && !(Date.parse(e.createdAt) > time) ? e : undefined;
   };
+  const end = (ip: string, port: number, e: Endpoint | undefined): FlowEnd =>
+    ({ ip, port, ...(e ? { endpoint: e.id, name: e.containerName ?? e.containerId.slice(0, 12), host: e.host, ...(e.group ? { group: e.group } : {}) } : {}) });
+  const memo = new Map<string, FullExplanation>();
   return records.map((r) => {
-    const e = explain(r.src, r.dst, String(r.proto), r.dport || undefined);
-    const modelled: Flow['verdict'] = !e.allowed ? 'deny' : e.audit ? 'audit' : 'allow';
+    const [a, b] = [at(r.src, r.at), at(r.dst, r.at)];
+    const key = `${r.src}|${r.dst}|${r.proto}|${r.dport}`;
+    let e = memo.get(key);
+    if (!e) memo.set(key, (e = explain(r.src, r.dst, String(r.proto), r.dport || undefined)));
+    const here = (x: Sides): Sides => ({ egress: a?.host === host ? x.egress : undefined, ingress: b?.host === host ? x.ingress : undefined });
+    const enforced = here(e);
+    const would = here(e.would);
+    const modelled: Flow['verdict'] = !passes(enforced) ? 'deny' : !passes(would) ? 'audit' : 'allow';
     return {
       time: new Date(r.at).toISOString(), host, tenant: r.tenant, verdict: r.verdict, protocol: protocolName(r.proto),
-      src: end(r.src, r.sport), dst: end(r.dst, r.dport),
-      decidedBy: decider(e, r.verdict), egress: side(e.egress), ingress: side(e.ingress),
+      src: end(r.src, r.sport, a), dst: end(r.dst, r.dport, b),
+      decidedBy: decider(r.verdict === 'audit' ? would : enforced, r.verdict), egress: side(enforced.egress), ingress: side(enforced.ingress),
       agrees: modelled === r.verdict,
     };
   });
@@ -108,6 +123,28 @@ export const FLOWS_PER_TENANT = 5000;
 export const FLOWS_TOTAL = 100_000;
 
 type Listener = (f: Flow) => void;
+
+/** Distinct rules and group pairs counted per tenant; past that, counted under `other`. */
+export const TALLY_KEYS = 1000;
+
+/** A tenant's counts since this server started: connections per deciding rule, and per pair of groups. */
+export interface Tally {
+  rules: Map<string, { layer: string; policy: string | null; rule: string | null; verdict: Flow['verdict']; connections: number }>;
+  groups: Map<string, { from: string; to: string; verdict: Flow['verdict']; connections: number }>;
+}
+
+function count<V extends { connections: number }>(m: Map<string, V>, key: string, verdict: string, make: () => V, other: () => V): void {
+  let v = m.get(key);
+  if (!v) {
+    const rest = `other|${verdict}`;
+    if (m.size < TALLY_KEYS) m.set(key, (v = make()));
+    else if (!(v = m.get(rest))) m.set(rest, (v = other()));
+  }
+  v.connections++;
+}
+
+/** The group an end belongs to, for the pair counts: its group, or where it is when it has none. */
+const groupOf = (e: FlowEnd) => e.group ?? (e.endpoint ? '(no group)' : '(outside)');
 
 /**
  * The flow records this server was sent, newest last, bounded per tenant and in all, with the live
@@ -120,9 +157,19 @@ export class FlowBook {
   private readonly listeners = new Set<{ tenants: ReadonlySet<string> | undefined; fn: Listener }>();
   /** Records lost before they reached this server (kernel limits, agents' buffers), per tenant. */
   readonly lost = new Map<string, number>();
+  /** Per tenant, what the records counted (`weft top`, /metrics). */
+  readonly tallies = new Map<string, Tally>();
 
   add(flows: readonly Flow[]): void {
     for (const f of flows) {
+      let tally = this.tallies.get(f.tenant);
+      if (!tally) this.tallies.set(f.tenant, (tally = { rules: new Map(), groups: new Map() }));
+      const d = f.decidedBy;
+      count(tally.rules, `${d.layer}|${d.policy ?? ''}|${d.rule ?? ''}|${f.verdict}`, f.verdict,
+        () => ({ layer: d.layer, policy: d.policy ?? null, rule: d.rule, verdict: f.verdict, connections: 0 }),
+        () => ({ layer: 'other', policy: null, rule: null, verdict: f.verdict, connections: 0 }));
+      const [from, to] = [groupOf(f.src), groupOf(f.dst)];
+      count(tally.groups, `${from}>${to}|${f.verdict}`, f.verdict, () => ({ from, to, verdict: f.verdict, connections: 0 }), () => ({ from: 'other', to: 'other', verdict: f.verdict, connections: 0 }));
       let ring = this.rings.get(f.tenant);
       if (!ring) this.rings.set(f.tenant, (ring = []));
       ring.push(f);
@@ -140,8 +187,8 @@ export class FlowBook {
   /** The kept records of these tenants (undefined: all), oldest first, that `keep` accepts; at most `limit`, the newest. */
   list(tenants: ReadonlySet<string> | undefined, keep: (f: Flow) => boolean, limit: number): Flow[] {
     const from = tenants ? [...tenants].map((t) => this.rings.get(t) ?? []) : [...this.rings.values()];
-    const all = from.flatMap((ring) => ring.filter(keep));
-    if (from.length > 1) all.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+    // By time: a ring is in the order records came, and an agent's records held while the server was away come late.
+    const all = from.flatMap((ring) => ring.filter(keep)).sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
     return all.slice(-limit);
   }
 
@@ -157,6 +204,35 @@ export class FlowBook {
     this.total -= this.rings.get(tenant)?.length ?? 0;
     this.rings.delete(tenant);
     this.lost.delete(tenant);
+    this.tallies.delete(tenant);
+  }
+
+  /**
+   * Prometheus text of the tallies of the tenants `visible` accepts: per tenant the `perTenant` busiest
+   * rules and group pairs, for the `tenants` busiest tenants, and records lost (bounded series).
+   */
+  metricsText(visible: (tenant: string) => boolean, perTenant: number, tenants: number): string {
+    const total = (t: Tally) => [...t.rules.values()].reduce((n, r) => n + r.connections, 0);
+    const busiest = [...this.tallies].filter(([t]) => visible(t)).map(([tenant, t]) => ({ tenant, t, n: total(t) })).sort((a, b) => b.n - a.n).slice(0, tenants);
+    const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+    const labels = (o: Record<string, string>) => `{${Object.entries(o).map(([k, v]) => `${k}=${q(v)}`).join(',')}}`;
+    const out = [
+      '# HELP weft_policy_rule_hits_total New connections each rule decided, counted from flow records since this server started (the busiest rules of each tenant; connections over the hosts\' flow-record rate limits are not counted).',
+      '# TYPE weft_policy_rule_hits_total counter',
+      ...busiest.flatMap(({ tenant, t }) => this.top(t.rules, perTenant).map((r) => `weft_policy_rule_hits_total${labels({ tenant, layer: r.layer, policy: r.policy ?? '', rule: r.rule ?? '', verdict: r.verdict })} ${r.connections}`)),
+      '# HELP weft_group_connections_total New connections between groups (from, to) by verdict, counted from flow records since this server started (the busiest pairs of each tenant).',
+      '# TYPE weft_group_connections_total counter',
+      ...busiest.flatMap(({ tenant, t }) => this.top(t.groups, perTenant).map((g) => `weft_group_connections_total${labels({ tenant, from: g.from, to: g.to, verdict: g.verdict })} ${g.connections}`)),
+      '# HELP weft_flow_records_lost_total Flow records lost on the way from the hosts\' kernels (a full queue, an agent\'s buffer while this server was away).',
+      '# TYPE weft_flow_records_lost_total counter',
+      ...[...this.lost].filter(([t]) => visible(t)).sort((a, b) => b[1] - a[1]).slice(0, tenants).map(([tenant, n]) => `weft_flow_records_lost_total${labels({ tenant })} ${n}`),
+    ];
+    return `${out.join('\n')}\n`;
+  }
+
+  /** The `n` largest counts of a tally, largest first. */
+  top<V extends { connections: number }>(m: ReadonlyMap<string, V>, n: number): V[] {
+    return [...m.values()].sort((a, b) => b.connections - a.connections).slice(0, n);
   }
 
   private drop(ring: Flow[]): void {

@@ -16,7 +16,7 @@ const end = (e: End, port: boolean) => `${e.name ? `${e.name}${e.group ? `/${e.g
 export function decidedText(f: Flow): string {
   const d = f.decidedBy;
   const what = d.rule !== null ? `${d.policy ?? d.layer}/${d.rule}` : d.layer;
-  return `${what}${d.side === 'none' ? '' : ` (${d.side})`}${f.agrees ? '' : ' [policy changed since]'}`;
+  return `${what}${d.side === 'none' ? '' : ` (${d.side})`}${f.agrees ? '' : ' [the stored policy decides otherwise]'}`;
 }
 
 const COLUMNS: Array<{ header: string; width: number; get: (f: Flow) => string }> = [
@@ -49,10 +49,13 @@ export function flowCommands(program: Command, io: Io): void {
     .option('--limit <n>', 'at most this many (the newest; with --follow, how many of the past to show first)', intArg('--limit', 1, 99999))
     .option('-f, --follow', 'keep printing new connections as they happen (Ctrl-C ends)')
     .addHelpText('after', `
-Each host logs new connections in its tenants' namespaces (at most 20 a second per source address and
-500 a second per tenant; the rest are counted in the agent's deny and flows chains, and shown as lost),
-and the server names the endpoints and the rule that decided, as \`weft explain\` would. Records live in
-the server's memory (the newest 5,000 per tenant) and start over when it restarts.
+Each host logs new connections in its tenants' namespaces, at most 20 a second per source address and
+500 a second per tenant on the host (what the limits hold back is only counted, in the tenant table's
+deny and flows chains on that host). The server names the endpoints and the rule that decided, as
+\`weft explain\` would; a connection between two hosts is recorded by each, for the side it enforces
+(egress where it starts, ingress where it ends). "[the stored policy decides otherwise]" marks a record
+whose verdict differs from the policy now stored (a change the host had not applied yet, or drift).
+Records live in the server's memory (the newest 5,000 per tenant) and start over when it restarts.
 `)
     .action(act(io, async (ctx) => {
       const o = ctx.opts;
@@ -64,7 +67,7 @@ the server's memory (the newest 5,000 per tenant) and start over when it restart
         io.out(`${line(COLUMNS.map((c) => c.header))}\n`);
         for (const f of items as Flow[]) io.out(`${line(COLUMNS.map((c) => c.get(f)))}\n`);
         const dropped = (lost as Array<{ lost: number }>).reduce((n, l) => n + l.lost, 0);
-        if (dropped > 0) io.err(`(${dropped} records were lost on the way: over the hosts' rate limits or buffers)\n`);
+        if (dropped > 0) io.err(`(${dropped} records were lost on the way from the kernels: a full queue or an agent's buffer while the server was away)\n`);
         return;
       }
       q.set('follow', '1');
@@ -75,5 +78,32 @@ the server's memory (the newest 5,000 per tenant) and start over when it restart
         if (ctx.format !== 'table') io.out(`${text}\n`);
         else io.out(`${line(COLUMNS.map((c) => c.get(JSON.parse(text) as Flow)))}\n`);
       }
+    }));
+}
+
+export function topCommands(program: Command, io: Io): void {
+  leaf(program, {
+    name: 'top', summary: 'a tenant\'s rules by the connections they decided, and its pairs of groups by connections (from flow records)',
+    example: ['weft top -t shop', 'weft top -t shop --limit 30 -o json'],
+  })
+    .option('--limit <n>', 'how many of each', intArg('--limit', 1, 999), 10)
+    .addHelpText('after', `
+Counted from flow records since the server started: what the hosts' rate limits held back is not
+counted (see \`weft flows --help\`). The same counts, for Prometheus: GET /api/v1/flows/metrics (with a token).
+`)
+    .action(act(io, async (ctx) => {
+      const top = await ctx.client.request('GET', `/api/v1/flows/top?tenant=${encodeURIComponent(ctx.tenant)}&limit=${ctx.opts['limit']}`);
+      if (ctx.format !== 'table') return ctx.show(top);
+      ctx.print('RULES');
+      ctx.table(top.rules, [
+        { header: 'CONNECTIONS', get: (r: any) => r.connections }, { header: 'VERDICT', get: (r: any) => r.verdict },
+        { header: 'RULE', get: (r: any) => (r.rule !== null ? `${r.policy ?? r.layer}/${r.rule}` : r.layer) }, { header: 'LAYER', get: (r: any) => r.layer },
+      ]);
+      ctx.print('\nGROUPS');
+      ctx.table(top.groups, [
+        { header: 'CONNECTIONS', get: (g: any) => g.connections }, { header: 'VERDICT', get: (g: any) => g.verdict },
+        { header: 'FROM', get: (g: any) => g.from }, { header: 'TO', get: (g: any) => g.to },
+      ]);
+      if (top.lost > 0) io.err(`(${top.lost} records were lost on the way from the kernels: a full queue or an agent's buffer)\n`);
     }));
 }

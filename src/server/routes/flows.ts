@@ -1,18 +1,28 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError } from '../../model/index.js';
+import { Name, WeftError, type Endpoint } from '../../model/index.js';
+import { explainer } from '../../policy/index.js';
 import { canSeeTenant, requireRole, requireTenantAccess } from '../../control/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
-import { annotate, protocolName, type Flow, type ReportedFlow } from '../flows.js';
+import { annotate, FLOWS_PER_TENANT, protocolName, type Flow, type ReportedFlow } from '../flows.js';
 import { endAtExpiry, samePowers } from './changes.js';
 
 /** At most this many records per report (agent/flows.ts FLOW_BATCH). */
 const REPORT_MAX = 1000;
 /** A reported time may be this far in the past (an agent that kept records while the server was away); later ones are clamped to now. */
 const PAST_MS = 15 * 60_000;
+/** How long a tenant's evaluator is reused, and how many tenants' are kept. */
+const EXPLAINER_MS = 1000;
+const EXPLAINERS = 64;
+/** At most this many records counted lost per tenant per report (the agent's buffer holds 4,096). */
+const LOST_MAX = 1_000_000;
 /** Unsent bytes past which a follower that does not read is cut off. */
 const FOLLOW_BUFFER = 1 << 20;
+/** Series of the per-tenant counters: the busiest rules and group pairs per tenant, and tenants. */
+const METRICS_PER_TENANT = 20;
+const METRICS_TENANTS = 200;
+const TopQuery = Type.Object({ tenant: Name, limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' })) }, { additionalProperties: false });
 
 const Ipv4 = Type.String({ pattern: '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
@@ -67,39 +77,96 @@ function filterOf(q: QueryT): (f: Flow) => boolean {
 export function flowRoutes(app: FastifyInstance): void {
   const c = app.control;
 
+  /** Hosts with a report being taken: one at a time each (an agent sends every 250 ms; it keeps what is refused). */
+  const taking = new Set<string>();
+  /** Per tenant, an evaluator of its policy as stored, reused for EXPLAINER_MS: a report costs one read and classify a second at most. */
+  const explainers = new Map<string, { at: number; explain: ReturnType<typeof explainer>; endpoints: Endpoint[] }>();
+  const explainerOf = async (t: string) => {
+    const now = Date.now();
+    const had = explainers.get(t);
+    if (had && now - had.at < EXPLAINER_MS) return had;
+    const { state, endpoints } = await tenantPolicy(c, t);
+    const made = { at: now, explain: explainer(state), endpoints };
+    explainers.delete(t);
+    explainers.set(t, made);
+    // The oldest go first past EXPLAINERS (a Map keeps insertion order).
+    for (const k of explainers.keys()) if (explainers.size > EXPLAINERS) explainers.delete(k);
+    return made;
+  };
+
   app.post<{ Params: { name: string }; Body: { flows: ReportedFlow[]; lost: Array<{ tenant: string; count: number }> } }>('/api/v1/hosts/:name/flows', {
     schema: { params: ReportParams, body: Report, tags: ['flows'], summary: 'An agent reports the new connections its kernel logged, with their verdicts' },
   }, async (req) => {
     const p = principalOf(req);
     if (p.role !== 'host') requireRole(p, ['admin'], 'report flow records');
     const host = req.params.name;
-    const now = Date.now();
-    const byTenant = new Map<string, ReportedFlow[]>();
-    for (const f of req.body.flows) {
-      const list = byTenant.get(f.tenant) ?? [];
-      list.push({ ...f, at: Math.min(Math.max(f.at, now - PAST_MS), now) });
-      byTenant.set(f.tenant, list);
-    }
-    let accepted = 0;
-    let refused = 0;
-    for (const [t, records] of byTenant) {
-      const exists = await c.tenants.get(t).then(() => true, () => false);
-      if (!exists) {
-        refused += records.length;
-        continue;
+    if (taking.has(host)) throw new WeftError('WEFT_TOO_MANY_REPORTS', `host ${host}: its last flow report is still being taken; send again shortly`);
+    taking.add(host);
+    try {
+      const now = Date.now();
+      const byTenant = new Map<string, ReportedFlow[]>();
+      for (const f of req.body.flows) {
+        const list = byTenant.get(f.tenant) ?? [];
+        list.push({ ...f, at: Math.min(Math.max(f.at, now - PAST_MS), now) });
+        byTenant.set(f.tenant, list);
       }
-      const { state, endpoints } = await tenantPolicy(c, t);
-      // A host speaks only for connections of its own endpoints: it cannot put words in another host's mouth.
-      const mine = new Set(endpoints.filter((e) => e.host === host).map((e) => e.ip));
-      const kept = records.filter((r) => mine.has(r.src) || mine.has(r.dst));
-      refused += records.length - kept.length;
-      accepted += kept.length;
-      app.flows.add(annotate(host, state, endpoints, kept));
+      for (const l of req.body.lost) if (!byTenant.has(l.tenant)) byTenant.set(l.tenant, []);
+      let refused = 0;
+      const taken: Flow[] = [];
+      const counted = new Map<string, number>();
+      for (const [t, records] of byTenant) {
+        // Only tenants where the reporting host holds endpoints, and only their connections: checked
+        // before the tenant's policy is read, so a host cannot make the server read one it is not in.
+        const local = new Set((await c.endpoints.list({ tenant: t, host }).catch(() => ({ items: [] as Endpoint[] }))).items.map((e) => e.ip));
+        if (local.size === 0) {
+          refused += records.length;
+          continue;
+        }
+        const kept = records.filter((r) => local.has(r.src) || local.has(r.dst));
+        refused += records.length - kept.length;
+        if (kept.length > 0) {
+          const { explain, endpoints } = await explainerOf(t).catch(() => ({ explain: undefined, endpoints: [] }));
+          if (explain) taken.push(...annotate(host, explain, endpoints, kept));
+          else refused += kept.length;
+        }
+        const lost = req.body.lost.find((l) => l.tenant === t)?.count;
+        if (lost !== undefined) counted.set(t, Math.min(lost, LOST_MAX));
+      }
+      app.flows.add(taken);
+      for (const [t, n] of counted) app.flows.countLost(t, n);
+      // A tenant deleted while this report was taken had its records forgotten before they were added:
+      // each is read again now and forgotten if gone (one deleted later is forgotten by the store's event).
+      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys()])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
+      app.metrics.flowRecords.inc({ outcome: 'accepted' }, taken.length);
+      app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
+      return { accepted: taken.length, refused };
+    } finally {
+      taking.delete(host);
     }
-    for (const l of req.body.lost) if (await c.tenants.get(l.tenant).then(() => true, () => false)) app.flows.countLost(l.tenant, l.count);
-    app.metrics.flowRecords.inc({ outcome: 'accepted' }, accepted);
-    app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
-    return { accepted, refused };
+  });
+
+  app.get<{ Querystring: { tenant: string; limit?: string } }>('/api/v1/flows/top', {
+    schema: { querystring: TopQuery, tags: ['flows'], summary: 'A tenant\'s rules by the connections they decided, and its pairs of groups by connections, counted from flow records' },
+  }, async (req) => {
+    requireTenantAccess(principalOf(req), req.query.tenant);
+    const n = Number(req.query.limit ?? 10);
+    const t = app.flows.tallies.get(req.query.tenant);
+    return {
+      tenant: req.query.tenant,
+      rules: t ? app.flows.top(t.rules, n) : [],
+      groups: t ? app.flows.top(t.groups, n) : [],
+      lost: app.flows.lost.get(req.query.tenant) ?? 0,
+    };
+  });
+
+  /**
+   * The per-tenant flow counters as Prometheus text, only of the tenants the caller may see (so not on
+   * the public /metrics): scrape with a token (`authorization: Bearer`, an ops user's).
+   */
+  app.get('/api/v1/flows/metrics', { schema: { tags: ['flows'], summary: 'Per-tenant rule hits, group connections and lost records, as Prometheus text (the caller\'s tenants)' } }, async (req, reply) => {
+    const p = principalOf(req);
+    reply.type('text/plain; version=0.0.4');
+    return app.flows.metricsText((t) => canSeeTenant(p, t), METRICS_PER_TENANT, METRICS_TENANTS);
   });
 
   app.get<{ Querystring: QueryT }>('/api/v1/flows', {
@@ -112,7 +179,7 @@ export function flowRoutes(app: FastifyInstance): void {
     // A tenant user without a tenant named sees its own tenants' records, never anyone else's.
     const tenants = q.tenant !== undefined ? new Set([q.tenant]) : p.role === 'tenant' ? new Set(p.tenants) : undefined;
     const keep = filterOf(q);
-    const limit = Number(q.limit ?? (q.follow ? 20 : 1000));
+    const limit = Math.min(Number(q.limit ?? (q.follow ? 20 : 1000)), FLOWS_PER_TENANT);
     const past = app.flows.list(tenants, keep, limit);
     if (!q.follow) {
       const lost = [...(tenants ?? app.flows.lost.keys())].filter((t) => canSeeTenant(p, t)).map((t) => ({ tenant: t, lost: app.flows.lost.get(t) ?? 0 }));
@@ -123,8 +190,11 @@ export function flowRoutes(app: FastifyInstance): void {
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
     res.flushHeaders();
+    let dead = false;
     const send = (f: Flow) => {
+      if (dead) return;
       if (res.writableLength > FOLLOW_BUFFER) {
+        dead = true;
         req.log.warn({ user: p.user }, 'flow stream ended: its client was not reading');
         res.destroy();
         return;
@@ -138,6 +208,7 @@ export function flowRoutes(app: FastifyInstance): void {
     const forget = app.streams.add({ principal: opened, stillValid: () => req.reauthenticate().then((now) => samePowers(opened, now)), end });
     const cancelExpiry = endAtExpiry(req, end);
     const closed = () => {
+      dead = true;
       unfollow();
       forget();
       cancelExpiry();
