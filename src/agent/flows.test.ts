@@ -38,6 +38,8 @@ test('while the server is away the newest are kept, per tenant and in all; what 
   for (let i = 0; i < 5; i++) r.record('t-quiet', rec(i));
   for (let t = 0; t < 5; t++) for (let i = 0; i < 800; i++) r.record(`t-x${t}`, rec(i));
   r.lost('t-quiet', 7);
+  r.held('t-quiet', 11);
+  r.held('nowhere', 5);
   await r.flush();
   assert.ok(r.holding <= FLOW_BUFFER, `bounded: ${r.holding}`);
   // A failed send puts back what it took: the next one sends it, once.
@@ -52,6 +54,7 @@ test('while the server is away the newest are kept, per tenant and in all; what 
   const lost = new Map<string, number>();
   for (const s of sent) for (const l of s.lost) lost.set(l.tenant, (lost.get(l.tenant) ?? 0) + l.count);
   assert.equal(lost.get('quiet'), 7);
+  assert.deepEqual(sent.flatMap((x) => x.held), [{ tenant: 'quiet', count: 11 }], 'held back: sent once, after the failed try, and only of a tenant');
   assert.equal([...lost.values()].reduce((a, b) => a + b, 0), 3000 + 5 + 4000 + 7 - all.length, 'every record is sent or counted lost');
 });
 

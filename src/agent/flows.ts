@@ -10,6 +10,8 @@ export interface FlowReport {
   flows: ReportedFlow[];
   /** Per tenant, records lost on this host since the last report (kernel queue full, or our own buffer). */
   lost: Array<{ tenant: string; count: number }>;
+  /** Per tenant, connections the rate limits kept from being logged since the last report. */
+  held: Array<{ tenant: string; count: number }>;
 }
 
 /** Records held while the server cannot be reached, in all and per tenant: past either, a tenant's oldest go first (counted as lost). */
@@ -37,9 +39,10 @@ export interface FlowReporterOptions {
  * (a busy tenant cannot push a quiet one's out), counting what it drops as lost.
  */
 export class FlowReporter implements FlowSink {
-  private readonly held = new Map<string, ReportedFlow[]>();
+  private readonly buffers = new Map<string, ReportedFlow[]>();
   private count = 0;
   private readonly lostBy = new Map<string, number>();
+  private readonly heldBy = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
   /** Records sent since start, and lost (kernel or buffer), for the host's status and tests. */
@@ -51,8 +54,8 @@ export class FlowReporter implements FlowSink {
   record(ns: string, r: FlowRecord): void {
     const tenant = this.o.tenantOf(ns);
     if (tenant === undefined) return;
-    let list = this.held.get(tenant);
-    if (!list) this.held.set(tenant, (list = []));
+    let list = this.buffers.get(tenant);
+    if (!list) this.buffers.set(tenant, (list = []));
     list.push({ tenant, ...r });
     this.count++;
     if (list.length > FLOW_BUFFER_PER_TENANT) this.dropOldest(list);
@@ -62,6 +65,11 @@ export class FlowReporter implements FlowSink {
   lost(ns: string, count: number): void {
     const tenant = this.o.tenantOf(ns);
     if (tenant !== undefined) this.countLost(tenant, count);
+  }
+
+  held(ns: string, count: number): void {
+    const tenant = this.o.tenantOf(ns);
+    if (tenant !== undefined) this.heldBy.set(tenant, (this.heldBy.get(tenant) ?? 0) + count);
   }
 
   /** Records held now. */
@@ -84,13 +92,19 @@ export class FlowReporter implements FlowSink {
     if (this.sending) return;
     this.sending = true;
     try {
-      while (this.count > 0 || this.lostBy.size > 0) {
+      while (this.count > 0 || this.lostBy.size > 0 || this.heldBy.size > 0) {
         const flows = this.take(FLOW_BATCH);
-        const lost = [...this.lostBy].slice(0, FLOW_BATCH).map(([tenant, count]) => ({ tenant, count }));
-        for (const l of lost) this.lostBy.delete(l.tenant);
+        const counts = (m: Map<string, number>) => {
+          const out = [...m].slice(0, FLOW_BATCH).map(([tenant, count]) => ({ tenant, count }));
+          for (const l of out) m.delete(l.tenant);
+          return out;
+        };
+        const lost = counts(this.lostBy);
+        const held = counts(this.heldBy);
         try {
-          await this.o.send({ flows, lost });
+          await this.o.send({ flows, lost, held });
         } catch (e) {
+          for (const h of held) this.heldBy.set(h.tenant, (this.heldBy.get(h.tenant) ?? 0) + h.count);
           this.putBack(flows, lost);
           this.o.log.debug({ err: (e as Error).message, held: this.count }, 'flow records not sent; kept for the next try');
           return;
@@ -105,17 +119,17 @@ export class FlowReporter implements FlowSink {
   /** Up to `n` records out of the buffer, each tenant's oldest first, the tenants in turn. */
   private take(n: number): ReportedFlow[] {
     const out: ReportedFlow[] = [];
-    const share = Math.max(1, Math.floor(n / Math.max(1, this.held.size)));
-    for (const [tenant, list] of this.held) {
+    const share = Math.max(1, Math.floor(n / Math.max(1, this.buffers.size)));
+    for (const [tenant, list] of this.buffers) {
       if (out.length >= n) break;
       out.push(...list.splice(0, Math.min(share, n - out.length)));
-      if (list.length === 0) this.held.delete(tenant);
+      if (list.length === 0) this.buffers.delete(tenant);
     }
     // What the shares left room for, from whoever still holds some.
-    for (const [tenant, list] of this.held) {
+    for (const [tenant, list] of this.buffers) {
       if (out.length >= n) break;
       out.push(...list.splice(0, n - out.length));
-      if (list.length === 0) this.held.delete(tenant);
+      if (list.length === 0) this.buffers.delete(tenant);
     }
     this.count -= out.length;
     return out;
@@ -126,12 +140,12 @@ export class FlowReporter implements FlowSink {
     for (const l of lost) this.lostBy.set(l.tenant, (this.lostBy.get(l.tenant) ?? 0) + l.count);
     for (let i = flows.length - 1; i >= 0; i--) {
       const f = flows[i] as ReportedFlow;
-      let list = this.held.get(f.tenant);
-      if (!list) this.held.set(f.tenant, (list = []));
+      let list = this.buffers.get(f.tenant);
+      if (!list) this.buffers.set(f.tenant, (list = []));
       list.unshift(f);
       this.count++;
     }
-    for (const list of this.held.values()) while (list.length > FLOW_BUFFER_PER_TENANT) this.dropOldest(list);
+    for (const list of this.buffers.values()) while (list.length > FLOW_BUFFER_PER_TENANT) this.dropOldest(list);
     while (this.count > FLOW_BUFFER) this.dropOldest(this.busiest());
   }
 
@@ -144,7 +158,7 @@ export class FlowReporter implements FlowSink {
 
   private busiest(): ReportedFlow[] {
     let best: ReportedFlow[] = [];
-    for (const l of this.held.values()) if (l.length > best.length) best = l;
+    for (const l of this.buffers.values()) if (l.length > best.length) best = l;
     return best;
   }
 

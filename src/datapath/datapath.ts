@@ -48,10 +48,14 @@ export interface FlowRecord {
   dport: number;
 }
 
-/** Where a datapath hands flow records: the tenant namespace they were seen in, and the record; or how many were lost. */
+/**
+ * Where a datapath hands flow records: the tenant namespace they were seen in, and the record; how many
+ * were lost on the way; how many connections the table's rate limits kept from being logged.
+ */
 export interface FlowSink {
   record(ns: string, r: FlowRecord): void;
   lost(ns: string, count: number): void;
+  held(ns: string, count: number): void;
 }
 
 /** A running watch for drift (Datapath.watch). */

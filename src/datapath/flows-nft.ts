@@ -4,7 +4,8 @@
 // the forward hook, after the policy's (an accept ends only its own chain), logs each connection's first
 // packet; the audit chain marks what an audit-mode policy would have dropped, so it is logged as such.
 // Rate-limited in the kernel, per source address and per tenant, so a flood costs the agent a bounded
-// number of records; what the limits drop is counted in the chains' counters.
+// number of records; what the limits hold back is counted in the named counter FLOW_HELD, which the
+// agent reports beside the records.
 
 /** The NFLOG group the tenant tables log to (FLOW_GROUP in linux/netwatch.c, which reads it). */
 export const FLOW_LOG_GROUP = 8;
@@ -16,6 +17,8 @@ export const AUDIT_MARK = 0x10000000;
 export const FLOW_PREFIX = { allow: 'weft-a ', deny: 'weft-d ', audit: 'weft-w ' } as const;
 const FLOW_SET = 'flowsrc';
 const FLOW_TOTAL = 'flowtotal';
+/** The named counter of connections the limits kept from being logged (FLOW_HELD in linux/netwatch.c). */
+export const FLOW_HELD = 'flowheld';
 /** Bytes copied per logged packet: an IPv4 header with options, and the ports. */
 const SNAPLEN = 80;
 
@@ -37,10 +40,14 @@ const log = (prefix: string) => `log prefix "${prefix}" group ${FLOW_LOG_GROUP} 
  */
 export function renderFlows(limits: FlowLimits | undefined): string[] {
   if (!limits) return [`\tchain ${DENY_CHAIN} {`, '\t\tdrop', '\t}'];
-  const perSource = `update @${FLOW_SET} { ip saddr limit rate over ${limits.perSource}/second burst ${limits.perSource * 2} packets } counter`;
+  // What the limits hold back is counted in one named counter, which weft-netwatch reads (FLOW_HELD).
+  const held = `counter name "${FLOW_HELD}"`;
+  const perSource = `update @${FLOW_SET} { ip saddr limit rate over ${limits.perSource}/second burst ${limits.perSource * 2} packets } ${held}`;
   // One named limit for both chains: the tenant's records in all, allowed and denied together.
-  const total = `limit name "${FLOW_TOTAL}" counter`;
+  const total = `limit name "${FLOW_TOTAL}" ${held}`;
   return [
+    `\tcounter ${FLOW_HELD} {`,
+    '\t}',
     `\tlimit ${FLOW_TOTAL} {`,
     `\t\trate over ${limits.total}/second burst ${limits.total} packets`,
     '\t}',

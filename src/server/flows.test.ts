@@ -49,7 +49,7 @@ test('reported records are named as explain decides them; records of other hosts
   });
   assert.deepEqual(res, { accepted: 3, refused: 2 });
   const { items, lost } = await ok(api, 'GET', '/api/v1/flows?tenant=shop');
-  assert.deepEqual(lost, [{ tenant: 'shop', lost: 3 }]);
+  assert.deepEqual(lost, [{ tenant: 'shop', lost: 3, held: 0 }]);
   const seen = (items as Flow[]).map((f) => [f.verdict, `${f.src.name}/${f.src.group}`, `${f.dst.name}/${f.dst.group}:${f.dst.port}`, f.protocol, `${f.decidedBy.policy ?? f.decidedBy.layer}/${f.decidedBy.rule} ${f.decidedBy.side}`, f.agrees, f.host]);
   assert.deepEqual(seen, [
     ['allow', 'app-1/app', 'db-1/db:8888', 'tcp', 'db-policy/2 ingress', true, 'h'],
@@ -67,7 +67,9 @@ test('reported records are named as explain decides them; records of other hosts
   // A host counts lost records only of tenants it holds endpoints in.
   assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/nowhere/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8888)], lost: [{ tenant: 'shop', count: 1000 }] }), { accepted: 0, refused: 1 });
   assert.equal((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).lost[0].lost, 3 + 5);
-  await ok(api, 'POST', '/api/v1/hosts/g/flows', { flows: [], lost: [{ tenant: 'shop', count: 1 }] });
+  await ok(api, 'POST', '/api/v1/hosts/g/flows', { flows: [], lost: [{ tenant: 'shop', count: 1 }], held: [{ tenant: 'shop', count: 40 }] });
+  await ok(api, 'POST', '/api/v1/hosts/nowhere/flows', { flows: [], lost: [], held: [{ tenant: 'shop', count: 1000 }] });
+  assert.equal((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).lost[0].held, 40, 'held back, counted only where the host is');
   // Filters: verdict, port, group, since.
   assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop&verdict=deny')).items.map((f: Flow) => f.dst.port), [8889, 8889]);
   assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop&port=8888&group=app&since=1m&host=h')).items.map((f: Flow) => f.dst.port), [8888]);
@@ -77,10 +79,12 @@ test('reported records are named as explain decides them; records of other hosts
   assert.deepEqual(top.rules.map((r: any) => `${r.policy}/${r.rule} ${r.verdict} ${r.connections}`).sort(), ['db-policy/1 allow 1', 'db-policy/1 deny 2', 'db-policy/2 allow 1', 'null/null allow 1']);
   assert.deepEqual(top.groups.map((g: any) => `${g.from}>${g.to} ${g.verdict} ${g.connections}`).sort(), ['app>db allow 3', 'app>db deny 2']);
   assert.equal(top.lost, 9);
+  assert.equal(top.held, 40);
   const text = (await api.app.inject({ method: 'GET', url: '/api/v1/flows/metrics', headers: { authorization: `Bearer ${api.token}` } })).body;
   assert.match(text, /^weft_policy_rule_hits_total\{tenant="shop",layer="weft",policy="db-policy",rule="2",verdict="allow"\} 1$/m);
   assert.match(text, /^weft_group_connections_total\{tenant="shop",from="app",to="db",verdict="allow"\} 3$/m);
   assert.match(text, /^weft_flow_records_lost_total\{tenant="shop"\} 9$/m);
+  assert.match(text, /^weft_flow_records_held_total\{tenant="shop"\} 40$/m);
   const open = (await api.app.inject({ method: 'GET', url: '/metrics' })).body;
   assert.doesNotMatch(open, /shop|db-policy/, 'the public /metrics names no tenant, policy or group');
   assert.match(open, /^weft_flow_records_total\{outcome="accepted"\} 5$/m);
@@ -119,7 +123,7 @@ test('a tenant user sees only its own tenants\' records; a deleted tenant\'s rec
   const eve = (await api.control.users.tokens.issue('admin', 'eve', 'test', null)).token;
   assert.equal((await api.call('GET', '/api/v1/flows?tenant=shop', undefined, {}, eve)).status, 404, 'another tenant is not there');
   const mine = await api.call('GET', '/api/v1/flows', undefined, {}, eve);
-  assert.deepEqual([mine.status, mine.json.items, mine.json.lost], [200, [], [{ tenant: 'rival', lost: 0 }]], 'no tenant named: only its own, and no other tenant\'s lost count');
+  assert.deepEqual([mine.status, mine.json.items, mine.json.lost], [200, [], [{ tenant: 'rival', lost: 0, held: 0 }]], 'no tenant named: only its own, and no other tenant\'s lost count');
   assert.equal((await api.call('POST', '/api/v1/hosts/h/flows', { flows: [], lost: [] }, {}, eve)).status, 403, 'a person other than an admin reports nothing');
   assert.equal((await ok(api, 'GET', '/api/v1/flows')).items.length, 1, 'an admin sees every tenant');
   assert.equal((await api.call('GET', '/api/v1/flows/top?tenant=shop', undefined, {}, eve)).status, 404);
@@ -133,7 +137,7 @@ test('a tenant user sees only its own tenants\' records; a deleted tenant\'s rec
   for (const path of ['groups/db', 'groups/app', 'policies/db-policy', 'networks/net', '']) await ok(api, 'DELETE', `/api/v1/tenants/shop${path ? `/${path}` : ''}`);
   await ok(api, 'POST', '/api/v1/tenants', { name: 'shop' });
   assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items, []);
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')), { tenant: 'shop', rules: [], groups: [], lost: 0 });
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')), { tenant: 'shop', rules: [], groups: [], lost: 0, held: 0 });
 });
 
 test('the book keeps the newest records per tenant and in all, and tells followers of their tenants only', () => {

@@ -155,8 +155,10 @@ export class FlowBook {
   private readonly rings = new Map<string, Flow[]>();
   private total = 0;
   private readonly listeners = new Set<{ tenants: ReadonlySet<string> | undefined; fn: Listener }>();
-  /** Records lost before they reached this server (kernel limits, agents' buffers), per tenant. */
+  /** Records lost on the way to this server (a kernel queue, an agent's buffer), per tenant. */
   readonly lost = new Map<string, number>();
+  /** Connections the hosts' rate limits kept from being logged, per tenant. */
+  readonly held = new Map<string, number>();
   /** Per tenant, what the records counted (`weft top`, /metrics). */
   readonly tallies = new Map<string, Tally>();
 
@@ -184,6 +186,10 @@ export class FlowBook {
     this.lost.set(tenant, (this.lost.get(tenant) ?? 0) + n);
   }
 
+  countHeld(tenant: string, n: number): void {
+    this.held.set(tenant, (this.held.get(tenant) ?? 0) + n);
+  }
+
   /** The kept records of these tenants (undefined: all), oldest first, that `keep` accepts; at most `limit`, the newest. */
   list(tenants: ReadonlySet<string> | undefined, keep: (f: Flow) => boolean, limit: number): Flow[] {
     const from = tenants ? [...tenants].map((t) => this.rings.get(t) ?? []) : [...this.rings.values()];
@@ -204,6 +210,7 @@ export class FlowBook {
     this.total -= this.rings.get(tenant)?.length ?? 0;
     this.rings.delete(tenant);
     this.lost.delete(tenant);
+    this.held.delete(tenant);
     this.tallies.delete(tenant);
   }
 
@@ -226,6 +233,9 @@ export class FlowBook {
       '# HELP weft_flow_records_lost_total Flow records lost on the way from the hosts\' kernels (a full queue, an agent\'s buffer while this server was away).',
       '# TYPE weft_flow_records_lost_total counter',
       ...[...this.lost].filter(([t]) => visible(t)).sort((a, b) => b[1] - a[1]).slice(0, tenants).map(([tenant, n]) => `weft_flow_records_lost_total${labels({ tenant })} ${n}`),
+      '# HELP weft_flow_records_held_total New connections the hosts\' flow-record rate limits kept from being logged (not counted by rule).',
+      '# TYPE weft_flow_records_held_total counter',
+      ...[...this.held].filter(([t]) => visible(t)).sort((a, b) => b[1] - a[1]).slice(0, tenants).map(([tenant, n]) => `weft_flow_records_held_total${labels({ tenant })} ${n}`),
     ];
     return `${out.join('\n')}\n`;
   }

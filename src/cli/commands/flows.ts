@@ -50,10 +50,10 @@ export function flowCommands(program: Command, io: Io): void {
     .option('-f, --follow', 'keep printing new connections as they happen (Ctrl-C ends)')
     .addHelpText('after', `
 Each host logs new connections in its tenants' namespaces, at most 20 a second per source address and
-500 a second per tenant on the host (what the limits hold back is only counted, in the tenant table's
-deny and flows chains on that host). The server names the endpoints and the rule that decided, as
-\`weft explain\` would; a connection between two hosts is recorded by each, for the side it enforces
-(egress where it starts, ingress where it ends). "[the stored policy decides otherwise]" marks a record
+500 a second per tenant on the host; what the limits hold back is only counted (said below the list).
+The server names the endpoints and the rule that decided, as \`weft explain\` would; a connection
+between two hosts is recorded by each, for the side it enforces (egress where it starts, ingress where
+it ends). "[the stored policy decides otherwise]" marks a record
 whose verdict differs from the policy now stored (a change the host had not applied yet, or drift).
 Records live in the server's memory (the newest 5,000 per tenant) and start over when it restarts.
 `)
@@ -67,6 +67,8 @@ Records live in the server's memory (the newest 5,000 per tenant) and start over
         io.out(`${line(COLUMNS.map((c) => c.header))}\n`);
         for (const f of items as Flow[]) io.out(`${line(COLUMNS.map((c) => c.get(f)))}\n`);
         const dropped = (lost as Array<{ lost: number }>).reduce((n, l) => n + l.lost, 0);
+        const held = (lost as Array<{ held: number }>).reduce((n, l) => n + l.held, 0);
+        if (held > 0) io.err(`(${held} new connections were not recorded: over the hosts' rate limits)\n`);
         if (dropped > 0) io.err(`(${dropped} records were lost on the way from the kernels: a full queue or an agent's buffer while the server was away)\n`);
         return;
       }
@@ -88,8 +90,8 @@ export function topCommands(program: Command, io: Io): void {
   })
     .option('--limit <n>', 'how many of each', intArg('--limit', 1, 999), 10)
     .addHelpText('after', `
-Counted from flow records since the server started: what the hosts' rate limits held back is not
-counted (see \`weft flows --help\`). The same counts, for Prometheus: GET /api/v1/flows/metrics (with a token).
+Counted from flow records since the server started: connections over the hosts' rate limits are not
+counted by rule, only in all (shown below the tables). The same counts, for Prometheus: GET /api/v1/flows/metrics (with a token).
 `)
     .action(act(io, async (ctx) => {
       const top = await ctx.client.request('GET', `/api/v1/flows/top?tenant=${encodeURIComponent(ctx.tenant)}&limit=${ctx.opts['limit']}`);
@@ -104,6 +106,7 @@ counted (see \`weft flows --help\`). The same counts, for Prometheus: GET /api/v
         { header: 'CONNECTIONS', get: (g: any) => g.connections }, { header: 'VERDICT', get: (g: any) => g.verdict },
         { header: 'FROM', get: (g: any) => g.from }, { header: 'TO', get: (g: any) => g.to },
       ]);
+      if (top.held > 0) io.err(`(${top.held} new connections were not recorded: over the hosts' rate limits)\n`);
       if (top.lost > 0) io.err(`(${top.lost} records were lost on the way from the kernels: a full queue or an agent's buffer)\n`);
     }));
 }

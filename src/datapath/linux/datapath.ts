@@ -73,6 +73,7 @@ export class LinuxDatapath implements Datapath {
       },
       flow: (ns, r) => this.flowSink?.record(ns, r),
       flowLost: (ns, n) => this.flowSink?.lost(ns, n),
+      flowHeld: (ns, n) => this.flowSink?.held(ns, n),
     });
     if (!w) return undefined;
     this.watcher = w;

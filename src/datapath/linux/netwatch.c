@@ -14,7 +14,9 @@
  *                              FLOW_GROUP (flows-nft.ts): V is the log prefix's letter (a allowed, d
  *                              denied, w allowed but an audit-mode policy would deny), PROTO the IP
  *                              protocol number, ports 0 for protocols without them;
- *   flowlost NAME COUNT        records the kernel could not queue to us (our socket's buffer was full).
+ *   flowlost NAME COUNT        records the kernel could not queue to us (our socket's buffer was full);
+ *   flowheld NAME COUNT        connections the table's rate limits kept from being logged since the last
+ *                              such line (its named counter FLOW_HELD moved).
  * It exits when its standard input closes (the agent ended).
  *
  * weft-netwatch NETNS_PATH... (once, what weft-nftgen did): prints for each namespace file given (e.g.
@@ -28,6 +30,7 @@
  * learned FDB entries (every ARP, every new MAC) are filtered out here, since the agent owns none.
  */
 #define _GNU_SOURCE
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netfilter/nf_tables.h>
@@ -57,6 +60,15 @@
 #define FLOW_GROUP 8
 /* Bytes of each logged packet copied to us: an IPv4 header with options, and the ports. */
 #define FLOW_COPY 80
+/* The named counter of connections the limits kept from being logged (FLOW_HELD in flows-nft.ts), in table inet weft. */
+#define FLOW_HELD "flowheld"
+/* The inet family (linux/netfilter.h clashes with the libc headers). */
+#ifndef NFPROTO_INET
+#define NFPROTO_INET 1
+#endif
+#define FLOW_TABLE "weft"
+/* The held-back counter is read while records came within this long (and once after). */
+#define HELD_WINDOW_MS 3000
 /* Ticks (of TICK_MS) between attempts to bind a namespace's flow socket that failed. */
 #define FLOW_RETRY_TICKS 40
 
@@ -67,10 +79,15 @@ struct ns {
   unsigned long long lost; /* flow records lost since the last tick */
   long long seq;           /* the last record's sequence number, -1 none yet */
   int flow_retry;          /* ticks until the flow socket is tried again, when it could not be bound */
+  long long held;          /* FLOW_HELD's packets at the last reading, -1 none yet */
+  long long flow_at;       /* when the last record came (monotonic ms), 0 none */
   unsigned long long ino;  /* the namespace's inode while open */
   long long gen;           /* last generation reported, -1 none */
   int dirty;               /* an rtnetlink event since the last tick */
 };
+
+static long long now_ms(void);
+static long long held_count(int s);
 
 static struct ns *watched[MAX_NS];
 static int nwatched;
@@ -102,6 +119,7 @@ static void close_ns(struct ns *w) {
   w->ino = 0;
   w->gen = -1;
   w->seq = -1;
+  w->held = -1;
 }
 
 /* One NFULNL_MSG_CONFIG request with one attribute, answered by an ack; 0 or -1 with errno set. */
@@ -198,6 +216,7 @@ static void flow_record(struct ns *w, const struct nlmsghdr *nh) {
   inet_ntop(AF_INET, payload + 12, src, sizeof src);
   inet_ntop(AF_INET, payload + 16, dst, sizeof dst);
   printf("flow %s %c %u %s %u %s %u\n", w->name, verdict, proto, src, sport, dst, dport);
+  w->flow_at = now_ms();
 }
 
 static void flow_drain(struct ns *w) {
@@ -243,6 +262,8 @@ static int open_ns(struct ns *w) {
   int big = 1 << 20;
   setsockopt(w->rt, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   w->ino = (unsigned long long)st.st_ino;
+  /* What the counter holds already (from before this helper) is not news. */
+  w->held = held_count(w->nf);
   if (w->fl >= 0 && flow_bind(w->fl) != 0) {
     fprintf(stderr, "weft-netwatch: %s: NFLOG group %d: %s (no flow records from it; tried again every %d s)\n", w->name, FLOW_GROUP, strerror(errno), FLOW_RETRY_TICKS * TICK_MS / 1000);
     close(w->fl);
@@ -307,6 +328,56 @@ static long long generation(int s) {
   return gen;
 }
 
+static size_t put_attr(char *at, uint16_t type, const void *data, uint16_t len) {
+  struct nlattr *a = (struct nlattr *)at;
+  a->nla_type = type;
+  a->nla_len = NLA_HDRLEN + len;
+  memcpy(at + NLA_HDRLEN, data, len);
+  return NLA_ALIGN(a->nla_len);
+}
+
+/* FLOW_HELD's packet count in the namespace's table (NFT_MSG_GETOBJ), or -1 (no such counter: records off). */
+static long long held_count(int s) {
+  char req[256] __attribute__((aligned(4)));
+  memset(req, 0, sizeof req);
+  struct nlmsghdr *nh = (struct nlmsghdr *)req;
+  nh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ;
+  nh->nlmsg_flags = NLM_F_REQUEST;
+  struct nfgenmsg *g = NLMSG_DATA(nh);
+  g->nfgen_family = NFPROTO_INET;
+  g->version = NFNETLINK_V0;
+  size_t off = NLMSG_LENGTH(sizeof *g);
+  uint32_t type = htonl(NFT_OBJECT_COUNTER);
+  off += put_attr(req + off, NFTA_OBJ_TABLE, FLOW_TABLE, sizeof FLOW_TABLE);
+  off += put_attr(req + off, NFTA_OBJ_NAME, FLOW_HELD, sizeof FLOW_HELD);
+  off += put_attr(req + off, NFTA_OBJ_TYPE, &type, sizeof type);
+  nh->nlmsg_len = (uint32_t)off;
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  if (sendto(s, req, off, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)off) return -1;
+  char buf[1024] __attribute__((aligned(4)));
+  ssize_t n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
+  struct nlmsghdr *r = (struct nlmsghdr *)buf;
+  if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct nfgenmsg)) || !NLMSG_OK(r, (size_t)n) || r->nlmsg_type == NLMSG_ERROR) return -1;
+  for (size_t at = NLMSG_LENGTH(sizeof(struct nfgenmsg)); at + sizeof(struct nlattr) <= r->nlmsg_len;) {
+    struct nlattr *a = (struct nlattr *)((char *)r + at);
+    if (a->nla_len < sizeof(struct nlattr) || at + a->nla_len > r->nlmsg_len) break;
+    if ((a->nla_type & NLA_TYPE_MASK) == NFTA_OBJ_DATA) {
+      for (size_t in = NLA_HDRLEN; in + sizeof(struct nlattr) <= a->nla_len;) {
+        struct nlattr *c = (struct nlattr *)((char *)a + in);
+        if (c->nla_len < sizeof(struct nlattr) || in + c->nla_len > a->nla_len) break;
+        if ((c->nla_type & NLA_TYPE_MASK) == NFTA_COUNTER_PACKETS && c->nla_len >= NLA_HDRLEN + 8) {
+          uint64_t v;
+          memcpy(&v, (char *)c + NLA_HDRLEN, 8);
+          return (long long)be64toh(v);
+        }
+        in += NLA_ALIGN(c->nla_len);
+      }
+    }
+    at += NLA_ALIGN(a->nla_len);
+  }
+  return -1;
+}
+
 /* Whether one rtnetlink message is something the agent converges (not traffic's own bookkeeping). */
 static int relevant(const struct nlmsghdr *nh) {
   if (nh->nlmsg_type == RTM_NEWNEIGH || nh->nlmsg_type == RTM_DELNEIGH) {
@@ -364,6 +435,7 @@ static void command(char *line) {
   w->rt = w->nf = w->fl = -1;
   w->gen = -1;
   w->seq = -1;
+  w->held = -1;
   /* The first tick reports its generation; a namespace not there yet is opened when it appears. */
   w->dirty = 0;
   watched[nwatched++] = w;
@@ -395,6 +467,17 @@ static void tick(void) {
     w->dirty = 0;
     if (w->lost) printf("flowlost %s %llu\n", w->name, w->lost);
     w->lost = 0;
+    /* Only while records come: the limits hold back only what comes beside records they let through
+     * (each source's first ones, the table's first 500 a second), so an idle namespace costs nothing. */
+    if (w->fl >= 0 && w->flow_at > 0 && now_ms() - w->flow_at < HELD_WINDOW_MS) {
+      long long held = held_count(w->nf);
+      if (held >= 0) {
+        /* Counted from the last reading; from zero for a counter made since (a table made or replaced). */
+        long long base = w->held >= 0 && held >= w->held ? w->held : 0;
+        if (held > base) printf("flowheld %s %lld\n", w->name, held - base);
+        w->held = held;
+      }
+    }
   }
 }
 

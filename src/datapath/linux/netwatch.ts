@@ -21,6 +21,8 @@ export interface NetEvents {
   flow?(ns: string, record: FlowRecord): void;
   /** Records of the namespace the kernel dropped before we read them (our socket's buffer was full). */
   flowLost?(ns: string, count: number): void;
+  /** Connections the namespace's table kept from being logged (its rate limits), since the last report. */
+  flowHeld?(ns: string, count: number): void;
 }
 
 const VERDICTS = { a: 'allow', d: 'deny', w: 'audit' } as const;
@@ -121,11 +123,13 @@ export class NetWatch {
     if (name === undefined || (name !== '.' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))) return;
     const key = name === '.' ? '' : name;
     const ns = name === '.' ? undefined : name;
-    if (kind === 'flow' || kind === 'flowlost') {
+    if (kind === 'flow' || kind === 'flowlost' || kind === 'flowheld') {
       if (ns === undefined || !this.watched.has(key)) return;
-      if (kind === 'flowlost') {
+      if (kind !== 'flow') {
         const n = Number(ino);
-        if (Number.isSafeInteger(n) && n > 0) this.events.flowLost?.(ns, n);
+        if (!/^\d{1,15}$/.test(ino ?? '') || n === 0) return;
+        if (kind === 'flowlost') this.events.flowLost?.(ns, n);
+        else this.events.flowHeld?.(ns, n);
         return;
       }
       const record = parseFlow(fields.slice(2), Date.now());

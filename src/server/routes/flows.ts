@@ -17,6 +17,8 @@ const EXPLAINER_MS = 1000;
 const EXPLAINERS = 64;
 /** At most this many records counted lost per tenant per report (the agent's buffer holds 4,096). */
 const LOST_MAX = 1_000_000;
+/** At most this many held back per tenant per report (a report covers ~250 ms). */
+const HELD_MAX = 100_000_000;
 /** Unsent bytes past which a follower that does not read is cut off. */
 const FOLLOW_BUFFER = 1 << 20;
 /** Series of the per-tenant counters: the busiest rules and group pairs per tenant, and tenants. */
@@ -26,13 +28,15 @@ const TopQuery = Type.Object({ tenant: Name, limit: Type.Optional(Type.String({ 
 
 const Ipv4 = Type.String({ pattern: '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Count = Type.Object({ tenant: Name, count: Type.Integer({ minimum: 1, maximum: 1e12 }) }, { additionalProperties: false });
 const ReportParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) }, { additionalProperties: false });
 const Report = Type.Object({
   flows: Type.Array(Type.Object({
     tenant: Name, at: Type.Integer({ minimum: 0 }), verdict: Type.Union([Type.Literal('allow'), Type.Literal('deny'), Type.Literal('audit')]),
     proto: Type.Integer({ minimum: 0, maximum: 255 }), src: Ipv4, sport: Port, dst: Ipv4, dport: Port,
   }, { additionalProperties: false }), { maxItems: REPORT_MAX }),
-  lost: Type.Array(Type.Object({ tenant: Name, count: Type.Integer({ minimum: 1, maximum: 1e12 }) }, { additionalProperties: false }), { maxItems: REPORT_MAX }),
+  lost: Type.Array(Count, { maxItems: REPORT_MAX }),
+  held: Type.Optional(Type.Array(Count, { maxItems: REPORT_MAX, description: 'per tenant, connections the rate limits kept from being logged' })),
 }, { additionalProperties: false });
 
 const Query = Type.Object({
@@ -94,7 +98,7 @@ export function flowRoutes(app: FastifyInstance): void {
     return made;
   };
 
-  app.post<{ Params: { name: string }; Body: { flows: ReportedFlow[]; lost: Array<{ tenant: string; count: number }> } }>('/api/v1/hosts/:name/flows', {
+  app.post<{ Params: { name: string }; Body: { flows: ReportedFlow[]; lost: Array<{ tenant: string; count: number }>; held?: Array<{ tenant: string; count: number }> } }>('/api/v1/hosts/:name/flows', {
     schema: { params: ReportParams, body: Report, tags: ['flows'], summary: 'An agent reports the new connections its kernel logged, with their verdicts' },
   }, async (req) => {
     const p = principalOf(req);
@@ -110,10 +114,11 @@ export function flowRoutes(app: FastifyInstance): void {
         list.push({ ...f, at: Math.min(Math.max(f.at, now - PAST_MS), now) });
         byTenant.set(f.tenant, list);
       }
-      for (const l of req.body.lost) if (!byTenant.has(l.tenant)) byTenant.set(l.tenant, []);
+      for (const l of [...req.body.lost, ...(req.body.held ?? [])]) if (!byTenant.has(l.tenant)) byTenant.set(l.tenant, []);
       let refused = 0;
       const taken: Flow[] = [];
       const counted = new Map<string, number>();
+      const heldBy = new Map<string, number>();
       for (const [t, records] of byTenant) {
         // Only tenants where the reporting host holds endpoints, and only their connections: checked
         // before the tenant's policy is read, so a host cannot make the server read one it is not in.
@@ -131,12 +136,15 @@ export function flowRoutes(app: FastifyInstance): void {
         }
         const lost = req.body.lost.find((l) => l.tenant === t)?.count;
         if (lost !== undefined) counted.set(t, Math.min(lost, LOST_MAX));
+        const held = req.body.held?.find((l) => l.tenant === t)?.count;
+        if (held !== undefined) heldBy.set(t, Math.min(held, HELD_MAX));
       }
       app.flows.add(taken);
       for (const [t, n] of counted) app.flows.countLost(t, n);
+      for (const [t, n] of heldBy) app.flows.countHeld(t, n);
       // A tenant deleted while this report was taken had its records forgotten before they were added:
       // each is read again now and forgotten if gone (one deleted later is forgotten by the store's event).
-      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys()])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
+      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys()])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
       app.metrics.flowRecords.inc({ outcome: 'accepted' }, taken.length);
       app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
       return { accepted: taken.length, refused };
@@ -156,6 +164,7 @@ export function flowRoutes(app: FastifyInstance): void {
       rules: t ? app.flows.top(t.rules, n) : [],
       groups: t ? app.flows.top(t.groups, n) : [],
       lost: app.flows.lost.get(req.query.tenant) ?? 0,
+      held: app.flows.held.get(req.query.tenant) ?? 0,
     };
   });
 
@@ -182,7 +191,8 @@ export function flowRoutes(app: FastifyInstance): void {
     const limit = Math.min(Number(q.limit ?? (q.follow ? 20 : 1000)), FLOWS_PER_TENANT);
     const past = app.flows.list(tenants, keep, limit);
     if (!q.follow) {
-      const lost = [...(tenants ?? app.flows.lost.keys())].filter((t) => canSeeTenant(p, t)).map((t) => ({ tenant: t, lost: app.flows.lost.get(t) ?? 0 }));
+      const lost = [...(tenants ?? new Set([...app.flows.lost.keys(), ...app.flows.held.keys()]))].filter((t) => canSeeTenant(p, t))
+        .map((t) => ({ tenant: t, lost: app.flows.lost.get(t) ?? 0, held: app.flows.held.get(t) ?? 0 }));
       return { items: past, lost };
     }
     const release = app.watchSlots.take(p);
