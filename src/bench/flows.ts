@@ -17,6 +17,8 @@ import { PROBER, Prober, SERVER } from './probe.js';
 const ROUNDS = Number(process.env['BENCH_FLOWS_ROUNDS'] ?? 6);
 const CONNECTS = Number(process.env['BENCH_FLOWS_CONNECTS'] ?? 500);
 const DENIALS = Number(process.env['BENCH_FLOWS_DENIALS'] ?? 40);
+/** `--flow-log-rate` for the rounds with records on (default: the agent's). */
+const RATE = process.env['BENCH_FLOWS_RATE'];
 const T = '/api/v1/tenants/default';
 const IPERF = 5201;
 const OPEN = 5203;
@@ -46,7 +48,7 @@ async function iperf(h: TestHost, ip: string, from = 'app'): Promise<number> {
 /** The agent restarted with flow records on or off, and its tenant table showing it. */
 async function flowLog(h: TestHost, on: boolean): Promise<void> {
   await h.stopAgent();
-  await h.startAgent(['--flow-log', on ? 'on' : 'off']);
+  await h.startAgent(['--flow-log', on ? 'on' : 'off', ...(on && RATE ? ['--flow-log-rate', RATE] : [])]);
   const has = async (ns: string) => (await h.exec(ns, ['nft', 'list', 'table', 'inet', 'weft'])).stdout.includes('chain flows {');
   for (const ns of [`${h.tag}-t1`, `${h.tag}-t2`]) {
     if ((await within(20_000, async () => (await has(ns)) === on, 100)) < 0) throw new Error(`${ns}'s table did not ${on ? 'gain' : 'lose'} its flows chain`);

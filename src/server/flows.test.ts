@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testApi, type TestApi } from './testkit.js';
-import { FlowBook, FLOWS_PER_TENANT, TALLY_KEYS, type Flow } from './flows.js';
+import { annotate, ExplainBudget, FlowBook, FLOWS_PER_TENANT, TALLY_KEYS, type Flow } from './flows.js';
 
 // Flow records through the API (issue 16): what an agent reports is named (endpoints, groups, the rule
 // that decided, as explain decides) and kept per tenant; bad reports change nothing; a tenant user sees
@@ -168,4 +168,22 @@ test('the book keeps the newest records per tenant and in all, and tells followe
   book.forget('a');
   assert.deepEqual(book.list(undefined, () => true, 10).map((f) => f.tenant), ['b', 'b'], 'a forgotten tenant\'s records are gone');
   assert.equal(book.tallies.has('a'), false);
+});
+
+test('past the server\'s time for explaining, records are named but not explained', async () => {
+  const api = await testApi();
+  const ip = await shop(api);
+  const { tenantPolicy } = await import('./routes/explain.js');
+  const { explainer } = await import('../policy/index.js');
+  const { state, endpoints } = await tenantPolicy(api.control, 'shop');
+  let calls = 0;
+  const explain = explainer(state);
+  const counted = (...a: Parameters<typeof explain>) => (calls++, explain(...a));
+  const records = [8888, 8889, 22].map((port) => ({ ...record(ip['app-1']!, ip['db-1']!, port), verdict: 'allow' as const }));
+  const none = annotate('h', counted, endpoints, records, new ExplainBudget(0, 0));
+  assert.equal(calls, 0, 'nothing explained');
+  assert.deepEqual(none.map((f) => [f.src.name, f.dst.group, f.decidedBy.layer]), [['app-1', 'db', 'unexplained'], ['app-1', 'db', 'unexplained'], ['app-1', 'db', 'unexplained']]);
+  const some = annotate('h', counted, endpoints, [...records, ...records], new ExplainBudget(1000, 1000));
+  assert.equal(calls, 3, 'each distinct flow explained once');
+  assert.deepEqual(some.map((f) => f.decidedBy.rule), ['2', '1', '1', '2', '1', '1']);
 });

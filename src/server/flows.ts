@@ -43,7 +43,10 @@ export interface Flow {
   protocol: string;
   src: FlowEnd;
   dst: FlowEnd;
-  /** The side and rule that decided it on the reporting host (as explain decides, from the policy as stored when it was reported). */
+  /**
+   * The side and rule that decided it on the reporting host (as explain decides, from the policy as
+   * stored when it was reported); layer `unexplained` when the server's time for explaining was spent.
+   */
   decidedBy: { side: 'egress' | 'ingress' | 'both' | 'none'; layer: string; policy?: string; rule: string | null };
   /** The sides the reporting host enforces (null: the other end's host enforces it, or it is no endpoint). */
   egress: FlowSide | null;
@@ -85,13 +88,36 @@ function decider(x: Sides, verdict: Flow['verdict']): Flow['decidedBy'] {
 }
 
 /**
+ * The server's time for explaining records, refilled as time passes (`msPerSecond`, up to `burstMs`): a
+ * flood of distinct flows into a tenant of 50,000 rules costs at most that share of a core. Records past
+ * it are named (endpoints, groups) but not explained (`layer: unexplained`).
+ */
+export class ExplainBudget {
+  private left: number;
+  private at = performance.now();
+  constructor(private readonly msPerSecond: number, private readonly burstMs: number) {
+    this.left = burstMs;
+  }
+  take(): boolean {
+    const now = performance.now();
+    this.left = Math.min(this.burstMs, this.left + ((now - this.at) / 1000) * this.msPerSecond);
+    this.at = now;
+    return this.left > 0;
+  }
+  spend(ms: number): void {
+    this.left -= ms;
+  }
+}
+const UNLIMITED = { take: () => true, spend: () => undefined } as unknown as ExplainBudget;
+
+/**
  * Annotates one tenant's records from one host with the endpoints at either end and the rule that
  * decided, with the evaluator `weft explain` uses over the policy as stored (`explain`, one per tenant
  * and state). A host enforces only its own endpoints' sides (egress where a connection starts, ingress
  * where it ends), so a connection between two hosts is recorded by each, each explained by its own side.
  * An endpoint made after a record's time is not the one that was there: its address is shown alone.
  */
-export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[]): Flow[] {
+export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[], budget: ExplainBudget = UNLIMITED): Flow[] {
   const byIp = new Map(endpoints.map((e) => [e.ip, e]));
   const at = (ip: string, time: number) => {
     const e = byIp.get(ip);
@@ -104,7 +130,18 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
     const [a, b] = [at(r.src, r.at), at(r.dst, r.at)];
     const key = `${r.src}|${r.dst}|${r.proto}|${r.dport}`;
     let e = memo.get(key);
-    if (!e) memo.set(key, (e = explain(r.src, r.dst, String(r.proto), r.dport || undefined)));
+    if (!e) {
+      if (!budget.take()) {
+        // Named, not explained: the server's time for explaining is spent (a flood of distinct flows).
+        return {
+          time: new Date(r.at).toISOString(), host, tenant: r.tenant, verdict: r.verdict, protocol: protocolName(r.proto),
+          src: end(r.src, r.sport, a), dst: end(r.dst, r.dport, b), decidedBy: { side: 'none', layer: 'unexplained', rule: null }, egress: null, ingress: null, agrees: true,
+        };
+      }
+      const t0 = performance.now();
+      memo.set(key, (e = explain(r.src, r.dst, String(r.proto), r.dport || undefined)));
+      budget.spend(performance.now() - t0);
+    }
     const here = (x: Sides): Sides => ({ egress: a?.host === host ? x.egress : undefined, ingress: b?.host === host ? x.ingress : undefined });
     const enforced = here(e);
     const would = here(e.would);
