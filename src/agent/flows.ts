@@ -19,6 +19,8 @@ export const FLOW_BUFFER = 4096;
 export const FLOW_BUFFER_PER_TENANT = 1024;
 /** How often records go to the server: a denial shows in `weft flows --follow` within this, the kernel's 100 ms and a request. */
 export const FLOW_INTERVAL_MS = 250;
+/** Lost and held-back counts without records go out at most this often. */
+export const COUNTS_MS = 5000;
 /** At most this many records, and tenants' lost counts, per request (the server's limits too). */
 export const FLOW_BATCH = 1000;
 
@@ -45,6 +47,8 @@ export class FlowReporter implements FlowSink {
   private readonly heldBy = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
+  /** When counts last went out. */
+  private countsAt = 0;
   /** Records sent since start, and lost (kernel or buffer), for the host's status and tests. */
   sent = 0;
   lostTotal = 0;
@@ -90,6 +94,10 @@ export class FlowReporter implements FlowSink {
   /** Sends what is held, FLOW_BATCH records and lost counts a request; on failure puts back what it took. */
   async flush(): Promise<void> {
     if (this.sending) return;
+    // Counts alone (lost, held back) wait for records, or COUNTS_MS: a flood held back by the limits
+    // costs a report a few seconds, not four a second.
+    if (this.count === 0 && (this.lostBy.size === 0 && this.heldBy.size === 0 || Date.now() - this.countsAt < COUNTS_MS)) return;
+    this.countsAt = Date.now();
     this.sending = true;
     try {
       while (this.count > 0 || this.lostBy.size > 0 || this.heldBy.size > 0) {

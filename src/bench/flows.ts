@@ -123,6 +123,10 @@ try {
     // Each round both ways, in turn first: what a restart or the machine's drift does falls on both alike.
     for (const mode of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
       await flowLog(h, mode === 'on');
+      // Each mode's connects start from the same conntrack: none left over from the last ones (30,000
+      // connects to one port fill it with TIME_WAIT entries whose 5-tuples the new ones reuse, which
+      // slowed every connect ~10× in a bare namespace, whatever the chains).
+      await h.exec(`${h.tag}-t1`, ['conntrack', '-F']);
       for (let i = 0; i < CONNECTS; i++) {
         const c = await prober.probe(db.ip, OPEN, 1000);
         if (c === undefined) throw new Error(`${mode}: a connect to the allowed tcp/${OPEN} failed`);

@@ -67,8 +67,9 @@
 #define NFPROTO_INET 1
 #endif
 #define FLOW_TABLE "weft"
-/* The held-back counter is read while records came within this long (and once after). */
+/* The held-back counter is read while records came within this long, once every so many ticks (a second). */
 #define HELD_WINDOW_MS 3000
+#define HELD_EVERY_TICKS 4
 /* Ticks (of TICK_MS) between attempts to bind a namespace's flow socket that failed. */
 #define FLOW_RETRY_TICKS 40
 
@@ -441,8 +442,11 @@ static void command(char *line) {
   watched[nwatched++] = w;
 }
 
+static unsigned long ticks;
+
 /* Per namespace: still the same one? its generation moved? any event? */
 static void tick(void) {
+  ticks++;
   for (int i = 0; i < nwatched; i++) {
     struct ns *w = watched[i];
     char path[128];
@@ -469,7 +473,7 @@ static void tick(void) {
     w->lost = 0;
     /* Only while records come: the limits hold back only what comes beside records they let through
      * (each source's first ones, the table's first 500 a second), so an idle namespace costs nothing. */
-    if (w->fl >= 0 && w->flow_at > 0 && now_ms() - w->flow_at < HELD_WINDOW_MS) {
+    if (w->fl >= 0 && w->flow_at > 0 && now_ms() - w->flow_at < HELD_WINDOW_MS && ticks % HELD_EVERY_TICKS == 0) {
       long long held = held_count(w->nf);
       if (held >= 0) {
         /* Counted from the last reading; from zero for a counter made since (a table made or replaced). */
