@@ -131,10 +131,20 @@ export function flowRoutes(app: FastifyInstance): void {
       const taken: Flow[] = [];
       const counted = new Map<string, number>();
       const heldBy = new Map<string, number>();
+      // Only tenants where the reporting host holds endpoints, and only their connections: checked (one
+      // listing of the host's endpoints) before any tenant's policy is read, so a host cannot make the
+      // server read a tenant it is not in, however many tenants a report names.
+      const mine = new Map<string, Set<string>>();
+      for (const e of (await c.endpoints.list({ host }).catch(() => ({ items: [] as Endpoint[] }))).items) {
+        if (e.host !== host) continue;
+        const ips = mine.get(e.tenant) ?? new Set<string>();
+        ips.add(e.ip);
+        mine.set(e.tenant, ips);
+      }
+      const lostOf = new Map(req.body.lost.map((l) => [l.tenant, l.count]));
+      const heldOf = new Map((req.body.held ?? []).map((l) => [l.tenant, l.count]));
       for (const [t, records] of byTenant) {
-        // Only tenants where the reporting host holds endpoints, and only their connections: checked
-        // before the tenant's policy is read, so a host cannot make the server read one it is not in.
-        const local = new Set((await c.endpoints.list({ tenant: t, host }).catch(() => ({ items: [] as Endpoint[] }))).items.map((e) => e.ip));
+        const local = mine.get(t) ?? new Set<string>();
         if (local.size === 0) {
           refused += records.length;
           continue;
@@ -146,9 +156,9 @@ export function flowRoutes(app: FastifyInstance): void {
           if (explain) taken.push(...annotate(host, explain, endpoints, kept, budget));
           else refused += kept.length;
         }
-        const lost = req.body.lost.find((l) => l.tenant === t)?.count;
+        const lost = lostOf.get(t);
         if (lost !== undefined) counted.set(t, Math.min(lost, LOST_MAX));
-        const held = req.body.held?.find((l) => l.tenant === t)?.count;
+        const held = heldOf.get(t);
         if (held !== undefined) heldBy.set(t, Math.min(held, HELD_MAX));
       }
       app.flows.add(taken);
