@@ -14,14 +14,14 @@ async function ok(api: TestApi, method: string, url: string, body?: unknown): Pr
 }
 
 /** Contiv's tutorial on tenant `shop`: db denies tcp but 8888; db-1 and app-1 on host h, app-2 on host g. */
-async function shop(api: TestApi): Promise<Record<string, string>> {
+async function shop(api: TestApi, policy = 'db-policy'): Promise<Record<string, string>> {
   await ok(api, 'POST', '/api/v1/tenants', { name: 'shop' });
   await ok(api, 'POST', '/api/v1/tenants/shop/networks', { name: 'net', subnet: '10.1.2.0/24' });
-  await ok(api, 'POST', '/api/v1/tenants/shop/policies', { name: 'db-policy', rules: [
+  await ok(api, 'POST', '/api/v1/tenants/shop/policies', { name: policy, rules: [
     { id: '1', direction: 'in', priority: 1, protocol: 'tcp', action: 'deny' },
     { id: '2', direction: 'in', priority: 10, protocol: 'tcp', ports: '8888', action: 'allow' },
   ] });
-  await ok(api, 'POST', '/api/v1/tenants/shop/groups', { name: 'db', network: 'net', policies: ['db-policy'] });
+  await ok(api, 'POST', '/api/v1/tenants/shop/groups', { name: 'db', network: 'net', policies: [policy] });
   await ok(api, 'POST', '/api/v1/tenants/shop/groups', { name: 'app', network: 'net' });
   const ip: Record<string, string> = {};
   for (const [id, group, host] of [['db-1', 'db', 'h'], ['app-1', 'app', 'h'], ['app-2', 'app', 'g']] as const) {
@@ -186,4 +186,19 @@ test('past the server\'s time for explaining, records are named but not explaine
   const some = annotate('h', counted, endpoints, [...records, ...records], new ExplainBudget(1000, 1000));
   assert.equal(calls, 3, 'each distinct flow explained once');
   assert.deepEqual(some.map((f) => f.decidedBy.rule), ['2', '1', '1', '2', '1', '1']);
+});
+
+test('a tenant deleted and made again under its name is explained by its own policy at once, never the old one\'s', async () => {
+  const api = await testApi();
+  let ip = await shop(api);
+  await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [] });
+  for (const id of ['db-1', 'app-1', 'app-2']) {
+    const ep = (await ok(api, 'GET', '/api/v1/endpoints?tenant=shop')).items.find((e: { containerId: string }) => e.containerId === id);
+    await ok(api, 'DELETE', `/api/v1/endpoints/${ep.id}`);
+  }
+  for (const path of ['groups/db', 'groups/app', 'policies/db-policy', 'networks/net', '']) await ok(api, 'DELETE', `/api/v1/tenants/shop${path ? `/${path}` : ''}`);
+  ip = await shop(api, 'new-owners-policy');
+  await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [] });
+  const items = (await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items as Flow[];
+  assert.deepEqual(items.map((f) => f.decidedBy.policy), ['new-owners-policy']);
 });

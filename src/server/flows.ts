@@ -47,7 +47,7 @@ export interface Flow {
    * The side and rule that decided it on the reporting host (as explain decides, from the policy as
    * stored when it was reported); layer `unexplained` when the server's time for explaining was spent.
    */
-  decidedBy: { side: 'egress' | 'ingress' | 'both' | 'none'; layer: string; policy?: string; rule: string | null };
+  decidedBy: { side: 'egress' | 'ingress' | 'none'; layer: string; policy?: string; rule: string | null };
   /** The sides the reporting host enforces (null: the other end's host enforces it, or it is no endpoint). */
   egress: FlowSide | null;
   ingress: FlowSide | null;
@@ -108,7 +108,6 @@ export class ExplainBudget {
     this.left -= ms;
   }
 }
-const UNLIMITED = { take: () => true, spend: () => undefined } as unknown as ExplainBudget;
 
 /**
  * Annotates one tenant's records from one host with the endpoints at either end and the rule that
@@ -117,7 +116,7 @@ const UNLIMITED = { take: () => true, spend: () => undefined } as unknown as Exp
  * where it ends), so a connection between two hosts is recorded by each, each explained by its own side.
  * An endpoint made after a record's time is not the one that was there: its address is shown alone.
  */
-export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[], budget: ExplainBudget = UNLIMITED): Flow[] {
+export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[], budget?: ExplainBudget): Flow[] {
   const byIp = new Map(endpoints.map((e) => [e.ip, e]));
   const at = (ip: string, time: number) => {
     const e = byIp.get(ip);
@@ -131,7 +130,7 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
     const key = `${r.src}|${r.dst}|${r.proto}|${r.dport}`;
     let e = memo.get(key);
     if (!e) {
-      if (!budget.take()) {
+      if (budget && !budget.take()) {
         // Named, not explained: the server's time for explaining is spent (a flood of distinct flows).
         return {
           time: new Date(r.at).toISOString(), host, tenant: r.tenant, verdict: r.verdict, protocol: protocolName(r.proto),
@@ -140,7 +139,7 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
       }
       const t0 = performance.now();
       memo.set(key, (e = explain(r.src, r.dst, String(r.proto), r.dport || undefined)));
-      budget.spend(performance.now() - t0);
+      budget?.spend(performance.now() - t0);
     }
     const here = (x: Sides): Sides => ({ egress: a?.host === host ? x.egress : undefined, ingress: b?.host === host ? x.ingress : undefined });
     const enforced = here(e);

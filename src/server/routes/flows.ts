@@ -93,16 +93,18 @@ export function flowRoutes(app: FastifyInstance): void {
    * rules with changes every second a rule's name on a record can lag a change by some seconds.
    */
   const budget = new ExplainBudget(EXPLAIN_MS_PER_S, 2 * EXPLAIN_MS_PER_S);
-  const explainers = new Map<string, { at: number; costMs: number; revision: number; explain: ReturnType<typeof explainer>; endpoints: Endpoint[] }>();
+  const explainers = new Map<string, { at: number; costMs: number; revision: number; tenant: number; explain: ReturnType<typeof explainer>; endpoints: Endpoint[] }>();
   const explainerOf = async (t: string) => {
     const now = Date.now();
     const had = explainers.get(t);
     const revision = await c.store.revision();
-    if (had && (had.revision === revision || now - had.at < Math.max(EXPLAINER_MS, had.costMs * EXPLAINER_BUDGET))) return had;
+    // Never another tenant's: one deleted and made again under this name (or changed) is read afresh.
+    const tenant = (await c.tenants.get(t)).revision;
+    if (had && had.tenant === tenant && (had.revision === revision || now - had.at < Math.max(EXPLAINER_MS, had.costMs * EXPLAINER_BUDGET))) return had;
     const t0 = performance.now();
     const { state, endpoints } = await tenantPolicy(c, t);
     const explain = explainer(state);
-    const made = { at: now, costMs: performance.now() - t0, revision, explain, endpoints };
+    const made = { at: now, costMs: performance.now() - t0, revision, tenant: state.tenant.revision, explain, endpoints };
     explainers.delete(t);
     explainers.set(t, made);
     // The oldest go first past EXPLAINERS (a Map keeps insertion order).
