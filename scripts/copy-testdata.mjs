@@ -11,3 +11,5 @@ function walk(dir) {
   }
 }
 if (existsSync('src')) walk('src');
+// The web UI's page and styles beside its compiled modules (src/ui → dist/ui), served by the server at /ui.
+if (existsSync('src/ui/static')) cpSync('src/ui/static', 'dist/ui', { recursive: true });

@@ -10,10 +10,11 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # agent drives, and what the integration tests run (busybox in "containers", iperf3, podman with CNI,
 # dnsmasq as an upstream DNS server, Docker Engine as a real CNM client; WireGuard: `wg` and the
 # userspace wireguard-go, since these kernels have no WireGuard module; tcpdump to show what the underlay
-# carries).
+# carries; Chromium for the web UI's tests and bench:ui, driven by playwright-core from npm: never a
+# browser downloaded at run time).
 PKGS=(python3 make g++ gcc ca-certificates procps util-linux iproute2 nftables conntrack iputils-ping
       busybox-static iperf3 podman runc containernetworking-plugins etcd-server dnsmasq-base docker.io
-      wireguard-tools wireguard-go tcpdump)
+      wireguard-tools wireguard-go tcpdump chromium)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi

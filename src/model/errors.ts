@@ -27,6 +27,7 @@ export const ERROR_CATALOGUE = {
   WEFT_TOO_MANY_WATCHERS: { status: 429, title: 'Too many watch streams', cni: 11 },
   WEFT_TOO_MANY_LOGINS: { status: 429, title: 'Too many logins at once', cni: 11 },
   WEFT_TOO_MANY_REPORTS: { status: 429, title: 'A report from this host is still being taken', cni: 11 },
+  WEFT_BUSY: { status: 429, title: 'The server is busy with requests of this kind', cni: 11 },
   WEFT_STORE_CONFLICT: { status: 503, title: 'Store busy, retry', cni: 11 },
   WEFT_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable, retry', cni: 11 },
   /** The store's disk or space quota is full: an operator must free space; writes resume by themselves after. */

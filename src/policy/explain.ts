@@ -24,11 +24,14 @@ export function explainFlow(s: PolicyState, srcIp: string, dstIp: string, protoc
 /** What one flow gets, with both sides' decisions were policies in audit mode enforced (`would`), whatever the verdict. */
 export type FullExplanation = Explanation & { would: { egress: Explanation['egress']; ingress: Explanation['ingress'] } };
 
+/** explainFlow for many flows of one state; `classOf`: the address class an address falls in (addresses of one class get the same answers). */
+export type Explainer = ((srcIp: string, dstIp: string, protocol: string, port?: number) => FullExplanation) & { classOf(ip: string): number };
+
 /**
  * explainFlow for many flows of one state (flow records, issue 16): the tenant is classified once, and a
  * group's rules in each direction are gathered once.
  */
-export function explainer(s: PolicyState): (srcIp: string, dstIp: string, protocol: string, port?: number) => FullExplanation {
+export function explainer(s: PolicyState): Explainer {
   const np = netpolOf(s);
   const c = classify(s.networks, s.groups, s.policies, s.endpoints, undefined, np);
   const rulesOf = new Map<string, RuleRef[]>();
@@ -38,7 +41,8 @@ export function explainer(s: PolicyState): (srcIp: string, dstIp: string, protoc
     if (!r) rulesOf.set(key, (r = groupRules(s, group, direction)));
     return r;
   };
-  return (srcIp, dstIp, protocol, port) => explainOne(s, np, c, groupRulesOf, srcIp, dstIp, protocol, port);
+  const explain = (srcIp: string, dstIp: string, protocol: string, port?: number) => explainOne(s, np, c, groupRulesOf, srcIp, dstIp, protocol, port);
+  return Object.assign(explain, { classOf: (ip: string) => c.byIp(ip).id });
 }
 
 function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnType<typeof classify>, groupRulesOf: (group: string | undefined, direction: 'in' | 'out') => RuleRef[],

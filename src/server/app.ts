@@ -16,6 +16,8 @@ import { userRoutes } from './routes/users.js';
 import { changeRoutes } from './routes/changes.js';
 import { metaRoutes } from './routes/meta.js';
 import { explainRoutes } from './routes/explain.js';
+import { matrixRoutes } from './routes/matrix.js';
+import { uiRoutes } from './ui.js';
 import { flowRoutes } from './routes/flows.js';
 import { FlowBook } from './flows.js';
 import { verifyRoutes } from './routes/verify.js';
@@ -150,10 +152,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   quotaRoutes(app);
   changeRoutes(app);
   explainRoutes(app);
+  matrixRoutes(app);
   verifyRoutes(app);
   flowRoutes(app);
   applyRoutes(app);
   metaRoutes(app, opts.audit);
+  uiRoutes(app);
   await app.ready();
   return app;
 }

@@ -14,7 +14,7 @@ const Query = Type.Object({
 }, { additionalProperties: false });
 
 /** One side of the answer: what decided, in words a person can act on. */
-function side(d: (Decision & { group: string | undefined }) | undefined) {
+export function side(d: (Decision & { group: string | undefined }) | undefined) {
   if (!d) return undefined;
   const r = d.by;
   return {
@@ -26,8 +26,11 @@ function side(d: (Decision & { group: string | undefined }) | undefined) {
   };
 }
 
-/** Everything a tenant's policy is decided from, read from the store (explain and verify). */
-export async function tenantPolicy(c: Control, t: string): Promise<{ state: PolicyState; endpoints: Endpoint[] }> {
+/**
+ * Everything a tenant's policy is decided from, read from the store (explain, verify, the matrix), and a
+ * fingerprint of it: the highest revision and the count of each kind (any write or delete changes it).
+ */
+export async function tenantPolicy(c: Control, t: string): Promise<{ state: PolicyState; endpoints: Endpoint[]; fingerprint: string }> {
   const tenant = await c.tenants.get(t);
   const [networks, groups, policies, eps, nps, nss, anps, banps] = await Promise.all([
     c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
@@ -37,7 +40,10 @@ export async function tenantPolicy(c: Control, t: string): Promise<{ state: Poli
     tenant, networks: networks.items, groups: groups.items, policies: policies.items, endpoints: eps.items, networkPolicies: nps.items, namespaces: nss.items,
     adminNetworkPolicies: anps.items, baselineAdminNetworkPolicies: banps.items,
   });
-  return { state, endpoints: eps.items };
+  const lists = [networks, groups, policies, eps, nps, nss, anps, banps].map((l) => l.items as ReadonlyArray<{ revision: number }>);
+  let top = tenant.revision;
+  for (const l of lists) for (const o of l) if (o.revision > top) top = o.revision;
+  return { state, endpoints: eps.items, fingerprint: `${top}:${lists.map((l) => l.length).join(',')}` };
 }
 
 /** The stored objects as the compiler and explain take them. */

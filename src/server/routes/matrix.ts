@@ -1,0 +1,167 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { Name, WeftError, parseIp, type Endpoint } from '../../model/index.js';
+import { requireTenantAccess, type Principal } from '../../control/index.js';
+import { explainer, type Explainer } from '../../policy/index.js';
+import { principalOf } from '../context.js';
+import { side, tenantPolicy } from './explain.js';
+
+/** Groups in one matrix (cells grow with the square): past this, the first ones by name and `truncated`. */
+export const MATRIX_GROUPS = 60;
+/** Address classes per group looked at: a group whose members differ in more ways is judged by its largest classes (`partial`). */
+export const MATRIX_CLASSES = 8;
+/** Matrices computed at once by this server, and by one caller: more are refused with 429 at once. */
+const RUNNING_ALL = 2;
+const RUNNING_EACH = 1;
+/** Compute time one matrix may take (the event loop is yielded to between slices of SLICE_MS); past it, 422 naming fewer groups. */
+export const MATRIX_BUDGET_MS = 3000;
+const SLICE_MS = 10;
+/** Matrices kept, by tenant, its objects' fingerprint and the question: tabs redrawn after a change ask the same one. */
+const CACHED = 16;
+
+const GROUP = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
+const Query = Type.Object({
+  protocol: Type.Optional(Type.String({ pattern: '^(tcp|udp|sctp|icmp|[0-9]{1,3})$', description: 'default tcp' })),
+  port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$', description: 'the destination port; without it, rules limited to ports do not match' })),
+  groups: Type.Optional(Type.String({ pattern: `^${GROUP}(,${GROUP})*$`, maxLength: 4096, description: `comma-separated group names (at most ${MATRIX_GROUPS}); default: all` })),
+}, { additionalProperties: false });
+type QueryT = { protocol?: string; port?: string; groups?: string };
+
+type Side = ReturnType<typeof side>;
+/** What a connection between one class of each group gets. */
+interface Variant { allowed: boolean; egress: Side | null; ingress: Side | null; audit?: { egress: Side | null; ingress: Side | null }; from: Rep; to: Rep; pairs: number }
+interface Rep { id: string; ip: string; name: string }
+/** The members of a group that get the same answers (one address class), with one of them to ask for. */
+interface Klass { rep: Endpoint; count: number }
+
+const repOf = (e: Endpoint): Rep => ({ id: e.id, ip: e.ip, name: e.containerName ?? e.containerId.slice(0, 12) });
+
+/** Per group, its members split by address class (largest first, then by address). */
+function classesOf(endpoints: readonly Endpoint[], explain: Explainer): Map<string, Klass[]> {
+  const byGroup = new Map<string, Map<number, Klass>>();
+  for (const e of endpoints) {
+    if (e.group === undefined) continue;
+    const cls = explain.classOf(e.ip);
+    const g = byGroup.get(e.group) ?? new Map<number, Klass>();
+    byGroup.set(e.group, g);
+    const had = g.get(cls);
+    if (!had) g.set(cls, { rep: e, count: 1 });
+    else {
+      had.count++;
+      if ((parseIp(e.ip) ?? 0) < (parseIp(had.rep.ip) ?? 0)) had.rep = e;
+    }
+  }
+  const out = new Map<string, Klass[]>();
+  for (const [g, m] of byGroup) out.set(g, [...m.values()].sort((a, b) => b.count - a.count || (parseIp(a.rep.ip) ?? 0) - (parseIp(b.rep.ip) ?? 0)));
+  return out;
+}
+
+/** Same decision, same sides: variants that say the same are one. */
+const sameAnswer = (a: Omit<Variant, 'from' | 'to' | 'pairs'>, b: Omit<Variant, 'from' | 'to' | 'pairs'>) =>
+  JSON.stringify([a.allowed, a.egress, a.ingress, a.audit ?? null]) === JSON.stringify([b.allowed, b.egress, b.ingress, b.audit ?? null]);
+
+/**
+ * The policy matrix (issue 16, the UI): for each ordered pair of groups, what a new connection from one
+ * to the other gets, decided by the evaluator `weft explain` uses over the policy as stored now. Members of
+ * a group that the policy can tell apart (address classes: CIDR rules covering some of them, NetworkPolicy
+ * labels) are asked about separately; a cell whose members get different answers lists each answer with
+ * how many endpoint pairs get it (`variants`), the most common first. A group without endpoints has no
+ * verdicts (null cells).
+ */
+export function matrixRoutes(app: FastifyInstance): void {
+  const c = app.control;
+  let running = 0;
+  const runningBy = new Map<string, number>();
+  const cache = new Map<string, unknown>();
+  const who = (p: Principal) => `${p.role}:${p.user}:${p.host ?? ''}`;
+
+  app.get<{ Params: { tenant: string }; Querystring: QueryT }>('/api/v1/tenants/:tenant/matrix', {
+    schema: { params: Params, querystring: Query, tags: ['policy'], summary: 'What a new connection between each pair of groups gets, and which rule decides' },
+  }, async (req) => {
+    const t = req.params.tenant;
+    const p = principalOf(req);
+    requireTenantAccess(p, t);
+    const protocol = req.query.protocol ?? 'tcp';
+    const port = req.query.port === undefined ? undefined : Number(req.query.port);
+    if (port !== undefined && port > 65535) throw new WeftError('WEFT_INVALID_FIELD', `port: ${port} is not a port (0-65535)`, { field: 'port' });
+    const asked = req.query.groups?.split(',');
+    if (asked && asked.length > MATRIX_GROUPS) throw new WeftError('WEFT_INVALID_FIELD', `groups: ${asked.length} named; at most ${MATRIX_GROUPS}`, { field: 'groups' });
+    const mine = runningBy.get(who(p)) ?? 0;
+    if (running >= RUNNING_ALL || mine >= RUNNING_EACH) {
+      throw new WeftError('WEFT_BUSY', mine >= RUNNING_EACH ? 'your last policy matrix is still being computed; ask again when it is done' : `${running} policy matrices are being computed already; try again in a moment`);
+    }
+    running++;
+    runningBy.set(who(p), mine + 1);
+    try {
+      const { state, endpoints, fingerprint } = await tenantPolicy(c, t);
+      const known = new Set(state.groups.map((g) => g.name));
+      for (const g of asked ?? []) if (!known.has(g)) throw new WeftError('WEFT_INVALID_REFERENCE', `groups: no group ${t}/${g}`, { field: 'groups' });
+      const all = asked ? [...new Set(asked)] : [...known].sort();
+      const names = all.slice(0, MATRIX_GROUPS);
+      const key = JSON.stringify([t, fingerprint, protocol, port ?? null, names]);
+      const hit = cache.get(key);
+      if (hit) return hit;
+
+      const explain = explainer(state);
+      const classes = classesOf(endpoints, explain);
+      const started = performance.now();
+      let slice = started;
+      const cells: Array<Array<(Omit<Variant, 'from' | 'to' | 'pairs'> & { variants?: Variant[]; partial?: true }) | null>> = [];
+      for (const from of names) {
+        const row: (typeof cells)[number] = [];
+        for (const to of names) {
+          const a = (classes.get(from) ?? []).slice(0, MATRIX_CLASSES);
+          const b = (classes.get(to) ?? []).slice(0, MATRIX_CLASSES);
+          if (a.length === 0 || b.length === 0) {
+            row.push(null);
+            continue;
+          }
+          const variants: Variant[] = [];
+          for (const x of a) {
+            for (const y of b) {
+              const e = explain(x.rep.ip, y.rep.ip, protocol, port);
+              const v = { allowed: e.allowed, egress: side(e.egress) ?? null, ingress: side(e.ingress) ?? null, ...(e.audit ? { audit: { egress: side(e.audit.egress) ?? null, ingress: side(e.audit.ingress) ?? null } } : {}) };
+              const same = variants.find((w) => sameAnswer(w, v));
+              if (same) same.pairs += x.count * y.count;
+              else variants.push({ ...v, from: repOf(x.rep), to: repOf(y.rep), pairs: x.count * y.count });
+            }
+          }
+          variants.sort((u, w) => w.pairs - u.pairs);
+          const { from: _f, to: _t, pairs: _p, ...first } = variants[0] as Variant;
+          const partial = (classes.get(from)?.length ?? 0) > MATRIX_CLASSES || (classes.get(to)?.length ?? 0) > MATRIX_CLASSES;
+          row.push({ ...first, ...(variants.length > 1 ? { variants } : {}), ...(partial ? { partial: true as const } : {}) });
+        }
+        cells.push(row);
+        // A large tenant is computed in slices: the server answers others (agents, watches) in between.
+        if (performance.now() - slice > SLICE_MS) {
+          await new Promise((r) => setImmediate(r));
+          slice = performance.now();
+          if (slice - started > MATRIX_BUDGET_MS) {
+            throw new WeftError('WEFT_INVALID_VALUE', `groups: the matrix of ${names.length} groups of tenant ${t} takes more than ${MATRIX_BUDGET_MS / 1000} s to compute; name fewer groups (groups=a,b,...)`, { field: 'groups' });
+          }
+        }
+      }
+      const answer = {
+        tenant: t,
+        protocol,
+        port: port ?? null,
+        groups: names.map((g) => {
+          const k = classes.get(g) ?? [];
+          return { name: g, endpoints: k.reduce((n, x) => n + x.count, 0), classes: k.length, representative: k[0] ? repOf(k[0].rep) : null };
+        }),
+        cells,
+        ...(all.length > names.length ? { truncated: all.length - names.length } : {}),
+      };
+      cache.delete(key);
+      cache.set(key, answer);
+      for (const k of cache.keys()) if (cache.size > CACHED) cache.delete(k);
+      return answer;
+    } finally {
+      running--;
+      const n = (runningBy.get(who(p)) ?? 1) - 1;
+      if (n > 0) runningBy.set(who(p), n);
+      else runningBy.delete(who(p));
+    }
+  });
+}

@@ -1,0 +1,98 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+/** Debian's Chromium (scripts/setup.sh installs it); never a browser downloaded at run time. */
+export const CHROMIUM = '/usr/bin/chromium';
+/** Where UI tests and the UI benchmark save screenshots: WEFT_SCREENSHOTS, else test-results/ui in the checkout. */
+export const SCREENSHOTS = process.env['WEFT_SCREENSHOTS'] ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-results', 'ui');
+
+export interface TestBrowser {
+  browser: Browser;
+  pid: number;
+  /** A new page in its own context (own storage: one user per context); console errors and page errors are collected. */
+  page(): Promise<{ page: Page; errors: string[] }>;
+  shot(page: Page, name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts headless Chromium as a process of ours (its pid, its own empty profile) and drives it with
+ * Playwright over the DevTools protocol. Background networking is off: this machine's network is closed
+ * and nothing but the server under test should be contacted. Certificates are not checked: the servers
+ * under test present certificates of a CA made for the test (TLS is tested elsewhere; this is the UI).
+ */
+export async function startBrowser(): Promise<TestBrowser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)`);
+  const profile = mkdtempSync(join(tmpdir(), 'weft-chromium-'));
+  const proc: ChildProcess = spawn(CHROMIUM, [
+    '--headless', '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--no-first-run', '--no-default-browser-check',
+    '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-extensions', '--disable-dev-shm-usage', '--ignore-certificate-errors', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), 'about:blank',
+  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const stopProc = async () => {
+    // Its own process group (detached): the renderers and helpers it started go with it.
+    const group = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-(proc.pid as number), sig);
+      } catch {
+        // already gone
+      }
+    };
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+      group('SIGTERM');
+      const t = setTimeout(() => group('SIGKILL'), 3000);
+      await gone;
+      clearTimeout(t);
+    }
+    group('SIGKILL');
+    // A helper may still be writing its profile for a moment after the browser's exit.
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  };
+  let browser: Browser;
+  try {
+    const ws = await new Promise<string>((resolve, reject) => {
+      let err = '';
+      const t = setTimeout(() => reject(new Error(`chromium did not start in 20 s: ${err.slice(-2000)}`)), 20_000);
+      proc.stderr?.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
+        if (m) {
+          clearTimeout(t);
+          resolve(m[1] as string);
+        }
+      });
+      proc.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${err.slice(-2000)}`)));
+    });
+    browser = await chromium.connectOverCDP(ws);
+  } catch (e) {
+    await stopProc();
+    throw e;
+  }
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return {
+    browser,
+    pid: proc.pid as number,
+    async page() {
+      const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1366, height: 768 } });
+      const page = await ctx.newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+      page.on('pageerror', (e) => errors.push(e.message));
+      return { page, errors };
+    },
+    async shot(page, name) {
+      const path = join(SCREENSHOTS, `${name}.png`);
+      await page.screenshot({ path, fullPage: true });
+      return path;
+    },
+    async stop() {
+      await browser.close().catch(() => undefined);
+      await stopProc();
+    },
+  };
+}
