@@ -146,8 +146,18 @@ export class Agent {
         }
         return byNs.get(ns);
       };
+      // Endpoint veth → endpoint, made again likewise (names.endpointVeth: `we` and the id's first 12).
+      let byVeth = new Map<string, { group?: string }>();
+      let vethsMade = -1;
+      const endpointOf = (veth: string) => {
+        if (vethsMade !== this.state.revision) {
+          byVeth = new Map([...this.state.endpoints.values()].filter((e) => e.host === o.host).map((e) => [nsNames.endpointVeth(e.id), e]));
+          vethsMade = this.state.revision;
+        }
+        return byVeth.get(veth);
+      };
       this.flows = new FlowReporter({
-        tenantOf, log: o.log,
+        tenantOf, endpointOf, log: o.log,
         send: (report) => this.client.request('POST', `/api/v1/hosts/${encodeURIComponent(o.host)}/flows`, report),
       });
       this.datapath.flowRecords?.(this.flows);

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { contivTutorial, startTestHost, tutorialPods, within, type TestHost } from '../testkit/host.js';
-import { WEFT_BIN } from '../testkit/server.js';
+import { WEFT_BIN, tlsFetch } from '../testkit/server.js';
 
 // Flow records end to end (issue 16): a real kernel logs each new connection's verdict, the agent reports
 // it, the server names the endpoints and the rule, and `weft flows` shows it, live with --follow.
@@ -109,3 +109,31 @@ test('a denied and an allowed connection appear in `weft flows` with the rules t
   assert.deepEqual(JSON.parse(eve.body).items, [], 'a user of another tenant sees no record of this one');
   follower.kill('SIGTERM');
 });
+
+test('bytes and packets per group, from the endpoints\' veths: what app sent db received, in `weft top` and the metrics', { skip: !root && 'needs root' }, async () => {
+  // db-1 listens on 8888 (echo) from the first test; 200,000 bytes there and back.
+  const payload = 200_000;
+  const sentBy = async () => {
+    const top = await h.api('GET', '/api/v1/flows/top?tenant=default');
+    const g = (name: string) => (top.json.traffic as Array<{ group: string; sentBytes: number; receivedBytes: number }>).find((x) => x.group === name);
+    return { app: g('app'), db: g('db') };
+  };
+  const before = await sentBy();
+  const r = await h.exec(ns('app-1'), ['busybox', 'sh', '-c', `busybox head -c ${payload} /dev/zero | busybox nc -w 2 ${ip.get('db-1')} 8888 | busybox wc -c`], { timeoutMs: 15_000 });
+  assert.equal(r.stdout.trim(), String(payload), `the echo came back whole: ${r.stderr}`);
+  const grew = (x: { sentBytes: number; receivedBytes: number } | undefined, was: { sentBytes: number; receivedBytes: number } | undefined, k: 'sentBytes' | 'receivedBytes') => (x?.[k] ?? 0) - (was?.[k] ?? 0);
+  // Read every 10 s on the host (the first reading of a namespace is its baseline), sent with the next report.
+  const waited = await within(30_000, async () => {
+    const now = await sentBy();
+    return grew(now.app, before.app, 'sentBytes') >= payload && grew(now.db, before.db, 'receivedBytes') >= payload
+      && grew(now.db, before.db, 'sentBytes') >= payload && grew(now.app, before.app, 'receivedBytes') >= payload;
+  }, 500);
+  assert.ok(waited >= 0, `app sent and db received at least ${payload} bytes, and back: ${JSON.stringify([before, await sentBy()])}`);
+  const now = await sentBy();
+  assert.ok(grew(now.app, before.app, 'sentBytes') < payload * 1.5, `and not much more (headers, the SYNs): ${JSON.stringify(now)}`);
+  const table = await h.weft(['top']);
+  assert.match(table.stdout, /TRAFFIC[\s\S]*\bapp\s+\d+(\.\d)? kB \(\d+ packets\)/, table.stdout);
+  const metrics = await (await tlsFetch(`${h.server.url}/api/v1/flows/metrics`, { headers: { authorization: `Bearer ${h.server.token}` } })).text();
+  assert.match(metrics, /weft_group_bytes_total\{tenant="default",group="db",direction="received"\} \d+/);
+});
+

@@ -64,3 +64,50 @@ test('lost counts of more tenants than a request holds go in several requests', 
   await r.flush();
   assert.deepEqual(sent.map((s) => s.lost.length), [FLOW_BATCH, FLOW_BATCH, 500]);
 });
+
+test('veth counters: the first reading is the baseline; later ones count what moved, per group; new and re-made veths from zero; a failed send keeps it', async () => {
+  let away = false;
+  const sent: FlowReport[] = [];
+  const groups: Record<string, string | undefined> = { we1: 'db', we2: 'db', we3: 'app', we4: undefined };
+  const r = new FlowReporter({
+    tenantOf: (ns) => (ns.startsWith('t-') ? ns.slice(2) : undefined), log: pino({ level: 'silent' }),
+    endpointOf: (veth) => (veth in groups ? { ...(groups[veth] ? { group: groups[veth] } : {}) } : undefined),
+    countsMs: 0,
+    send: async (report) => {
+      if (away) throw new Error('server away');
+      sent.push(structuredClone(report));
+    },
+  });
+  const c = (rxBytes: number, txBytes: number) => ({ rxBytes, rxPackets: rxBytes / 100, txBytes, txPackets: txBytes / 100 });
+  const reading = (ns: string, v: Record<string, ReturnType<typeof c>>) => {
+    for (const [veth, x] of Object.entries(v)) r.traffic(ns, veth, x);
+    r.trafficDone(ns);
+  };
+  // What the counters held when the agent started is not news.
+  reading('t-shop', { we1: c(10_000, 5000), we3: c(100, 100) });
+  await r.flush();
+  assert.equal(sent.length, 0, 'a baseline reports nothing');
+  reading('t-shop', { we1: c(12_000, 5100), we2: c(300, 200), we3: c(100, 100), we4: c(1000, 0), weffff: c(9900, 9900) });
+  // we3 moved nothing; weffff is no endpoint of ours; we2 is new (from zero); we4 has no group.
+  away = true;
+  await r.flush();
+  away = false;
+  reading('t-shop', { we1: c(500, 100), we2: c(300, 200) });
+  // we1's counters went back: the veth was made again, counted from zero.
+  await r.flush();
+  const total = new Map<string, number[]>();
+  for (const s of sent) for (const t of s.traffic ?? []) {
+    const had = total.get(`${t.tenant}/${t.group}`) ?? [0, 0, 0, 0];
+    total.set(`${t.tenant}/${t.group}`, [had[0]! + t.sentBytes, had[1]! + t.sentPackets, had[2]! + t.receivedBytes, had[3]! + t.receivedPackets]);
+  }
+  assert.deepEqual(Object.fromEntries(total), {
+    'shop/db': [2000 + 300 + 500, 20 + 3 + 5, 100 + 200 + 100, 1 + 2 + 1],
+    'shop/': [1000, 10, 0, 0],
+  });
+  // A namespace of no tenant counts nothing.
+  reading('elsewhere', { we1: c(1, 1) });
+  reading('elsewhere', { we1: c(100_000, 1) });
+  const before = sent.length;
+  await r.flush();
+  assert.equal(sent.length, before);
+});

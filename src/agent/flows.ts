@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { FlowRecord, FlowSink } from '../datapath/index.js';
+import type { FlowRecord, FlowSink, VethCounters } from '../datapath/index.js';
 
 /** One record as the server takes it (server/flows.ts): the kernel's facts and the tenant they were seen in. */
 export interface ReportedFlow extends FlowRecord {
@@ -12,7 +12,21 @@ export interface FlowReport {
   lost: Array<{ tenant: string; count: number }>;
   /** Per tenant, connections the rate limits kept from being logged since the last report. */
   held: Array<{ tenant: string; count: number }>;
+  /** Per tenant and group ('' none) of this host's endpoints, what they sent and received since the last report. */
+  traffic?: GroupTraffic[];
 }
+
+export interface GroupTraffic {
+  tenant: string;
+  group: string;
+  sentBytes: number;
+  sentPackets: number;
+  receivedBytes: number;
+  receivedPackets: number;
+}
+
+/** Tenant and group pairs whose traffic is held between reports (each a few numbers). */
+export const TRAFFIC_KEYS = 4096;
 
 /** Records held while the server cannot be reached, in all and per tenant: past either, a tenant's oldest go first (counted as lost). */
 export const FLOW_BUFFER = 4096;
@@ -32,6 +46,10 @@ export interface FlowReporterOptions {
   log: Logger;
   /** How often records go to the server (they wait at most this long, plus the kernel's 100 ms). */
   intervalMs?: number;
+  /** Counts without records (lost, held back, traffic) go out at most this often (default COUNTS_MS). */
+  countsMs?: number;
+  /** The endpoint an endpoint veth (tenant side) belongs to, or undefined (not one of ours). */
+  endpointOf?(veth: string): { group?: string } | undefined;
 }
 
 /**
@@ -45,6 +63,11 @@ export class FlowReporter implements FlowSink {
   private count = 0;
   private readonly lostBy = new Map<string, number>();
   private readonly heldBy = new Map<string, number>();
+  /** Per namespace, each endpoint veth's counters at the last complete reading, and the reading coming in. */
+  private readonly counters = new Map<string, Map<string, VethCounters>>();
+  private readonly reading = new Map<string, Map<string, VethCounters>>();
+  /** Traffic per tenant and group since the last report, keyed `tenant group`. */
+  private readonly trafficBy = new Map<string, GroupTraffic>();
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
   /** When counts last went out. */
@@ -76,6 +99,47 @@ export class FlowReporter implements FlowSink {
     if (tenant !== undefined) this.heldBy.set(tenant, (this.heldBy.get(tenant) ?? 0) + count);
   }
 
+  traffic(ns: string, veth: string, c: VethCounters): void {
+    let now = this.reading.get(ns);
+    if (!now) this.reading.set(ns, (now = new Map()));
+    now.set(veth, c);
+  }
+
+  /**
+   * A namespace's reading is complete: what each veth moved since the last one goes to its endpoint's
+   * group. A namespace's first reading since the agent started is the baseline (what came before is not
+   * news, and counting it again after a restart would count it twice); a veth new since then counts from
+   * zero, as the kernel does; a counter that went back (a veth made again) counts from zero too.
+   */
+  trafficDone(ns: string): void {
+    const now = this.reading.get(ns) ?? new Map<string, VethCounters>();
+    this.reading.delete(ns);
+    const before = this.counters.get(ns);
+    this.counters.set(ns, now);
+    const tenant = this.o.tenantOf(ns);
+    if (!before || tenant === undefined || !this.o.endpointOf) return;
+    for (const [veth, c] of now) {
+      const was = before.get(veth);
+      const d = (k: keyof VethCounters) => (was && c[k] >= was[k] ? c[k] - was[k] : c[k]);
+      const moved = { sentBytes: d('rxBytes'), sentPackets: d('rxPackets'), receivedBytes: d('txBytes'), receivedPackets: d('txPackets') };
+      if (moved.sentPackets === 0 && moved.receivedPackets === 0) continue;
+      const ep = this.o.endpointOf(veth);
+      if (!ep) continue;
+      this.addTraffic({ tenant, group: ep.group ?? '', ...moved });
+    }
+  }
+
+  private addTraffic(t: GroupTraffic): void {
+    const key = `${t.tenant} ${t.group}`;
+    const had = this.trafficBy.get(key);
+    if (had) {
+      had.sentBytes += t.sentBytes;
+      had.sentPackets += t.sentPackets;
+      had.receivedBytes += t.receivedBytes;
+      had.receivedPackets += t.receivedPackets;
+    } else if (this.trafficBy.size < TRAFFIC_KEYS) this.trafficBy.set(key, { ...t });
+  }
+
   /** Records held now. */
   get holding(): number {
     return this.count;
@@ -96,11 +160,11 @@ export class FlowReporter implements FlowSink {
     if (this.sending) return;
     // Counts alone (lost, held back) wait for records, or COUNTS_MS: a flood held back by the limits
     // costs a report a few seconds, not four a second.
-    if (this.count === 0 && (this.lostBy.size === 0 && this.heldBy.size === 0 || Date.now() - this.countsAt < COUNTS_MS)) return;
+    if (this.count === 0 && (this.lostBy.size === 0 && this.heldBy.size === 0 && this.trafficBy.size === 0 || Date.now() - this.countsAt < (this.o.countsMs ?? COUNTS_MS))) return;
     this.countsAt = Date.now();
     this.sending = true;
     try {
-      while (this.count > 0 || this.lostBy.size > 0 || this.heldBy.size > 0) {
+      while (this.count > 0 || this.lostBy.size > 0 || this.heldBy.size > 0 || this.trafficBy.size > 0) {
         const flows = this.take(FLOW_BATCH);
         const counts = (m: Map<string, number>) => {
           const out = [...m].slice(0, FLOW_BATCH).map(([tenant, count]) => ({ tenant, count }));
@@ -109,10 +173,13 @@ export class FlowReporter implements FlowSink {
         };
         const lost = counts(this.lostBy);
         const held = counts(this.heldBy);
+        const traffic = [...this.trafficBy.values()].slice(0, FLOW_BATCH);
+        for (const t of traffic) this.trafficBy.delete(`${t.tenant} ${t.group}`);
         try {
-          await this.o.send({ flows, lost, held });
+          await this.o.send({ flows, lost, held, ...(traffic.length ? { traffic } : {}) });
         } catch (e) {
           for (const h of held) this.heldBy.set(h.tenant, (this.heldBy.get(h.tenant) ?? 0) + h.count);
+          for (const t of traffic) this.addTraffic(t);
           this.putBack(flows, lost);
           this.o.log.debug({ err: (e as Error).message, held: this.count }, 'flow records not sent; kept for the next try');
           return;

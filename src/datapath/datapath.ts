@@ -56,6 +56,20 @@ export interface FlowSink {
   record(ns: string, r: FlowRecord): void;
   lost(ns: string, count: number): void;
   held(ns: string, count: number): void;
+  /**
+   * An endpoint veth's counters (its tenant-namespace end), read every 10 s: received is what its container
+   * sent, transmitted what it received. `done`: a namespace's reading is complete (the veths not in it are gone).
+   */
+  traffic?(ns: string, veth: string, c: VethCounters): void;
+  trafficDone?(ns: string): void;
+}
+
+/** A veth's counters as the kernel keeps them (they start at zero when it is made). */
+export interface VethCounters {
+  rxBytes: number;
+  rxPackets: number;
+  txBytes: number;
+  txPackets: number;
 }
 
 /** A running watch for drift (Datapath.watch). */

@@ -137,7 +137,7 @@ test('a tenant user sees only its own tenants\' records; a deleted tenant\'s rec
   for (const path of ['groups/db', 'groups/app', 'policies/db-policy', 'networks/net', '']) await ok(api, 'DELETE', `/api/v1/tenants/shop${path ? `/${path}` : ''}`);
   await ok(api, 'POST', '/api/v1/tenants', { name: 'shop' });
   assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items, []);
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')), { tenant: 'shop', rules: [], groups: [], lost: 0, held: 0 });
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')), { tenant: 'shop', rules: [], groups: [], traffic: [], lost: 0, held: 0 });
 });
 
 test('the book keeps the newest records per tenant and in all, and tells followers of their tenants only', () => {
@@ -201,4 +201,37 @@ test('a tenant deleted and made again under its name is explained by its own pol
   await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [] });
   const items = (await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items as Flow[];
   assert.deepEqual(items.map((f) => f.decidedBy.policy), ['new-owners-policy']);
+});
+
+test('group traffic: counted for the groups of the reporting host\'s endpoints only, shown in top and the metrics of the caller\'s tenants, gone with the tenant', async () => {
+  const api = await testApi();
+  await shop(api);
+  const t = (tenant: string, group: string, n: number) => ({ tenant, group, sentBytes: n, sentPackets: n / 100, receivedBytes: 2 * n, receivedPackets: n / 50 });
+  const r = await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], traffic: [t('shop', 'db', 1000), t('shop', 'app', 500), t('shop', 'web', 900), t('rival', 'db', 700)] });
+  assert.equal(r.trafficRefused, 2, 'a group with none of the host\'s endpoints, a tenant it is not in');
+  await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], traffic: [t('shop', 'db', 1000)] });
+  // Host g has only app-2: its db counts are refused.
+  assert.equal((await ok(api, 'POST', '/api/v1/hosts/g/flows', { flows: [], lost: [], traffic: [t('shop', 'db', 500), t('shop', 'app', 100)] })).trafficRefused, 1);
+  const top = await ok(api, 'GET', '/api/v1/flows/top?tenant=shop');
+  assert.deepEqual(top.traffic, [
+    { group: 'db', sentBytes: 2000, sentPackets: 20, receivedBytes: 4000, receivedPackets: 40 },
+    { group: 'app', sentBytes: 600, sentPackets: 6, receivedBytes: 1200, receivedPackets: 12 },
+  ]);
+  const text = (await api.app.inject({ method: 'GET', url: '/api/v1/flows/metrics', headers: { authorization: `Bearer ${api.token}` } })).body;
+  assert.match(text, /^weft_group_bytes_total\{tenant="shop",group="db",direction="sent"\} 2000$/m);
+  assert.match(text, /^weft_group_bytes_total\{tenant="shop",group="db",direction="received"\} 4000$/m);
+  assert.match(text, /^weft_group_packets_total\{tenant="shop",group="app",direction="received"\} 12$/m);
+  for (const bad of [{ ...t('shop', 'db', 100), sentBytes: -1 }, { ...t('shop', 'db', 100), sentBytes: 1e16 }, { ...t('shop', 'DB', 100) }, { ...t('shop', 'db', 100), extra: 1 }, { ...t('shop', 'db', 100), receivedPackets: 1.5 }]) {
+    const res = await api.call('POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], traffic: [bad] });
+    assert.equal(res.status, 400, JSON.stringify(bad));
+    assert.match(JSON.stringify(res.json), /traffic/, 'the field is named');
+  }
+  assert.equal((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')).traffic[0].sentBytes, 2000, 'bad reports changed nothing');
+  await ok(api, 'POST', '/api/v1/tenants', { name: 'rival' });
+  await ok(api, 'POST', '/api/v1/users', { name: 'eve', role: 'tenant', tenants: ['rival'] });
+  const eve = (await api.control.users.tokens.issue('admin', 'eve', 'test', null)).token;
+  const theirs = (await api.app.inject({ method: 'GET', url: '/api/v1/flows/metrics', headers: { authorization: `Bearer ${eve}` } })).body;
+  assert.doesNotMatch(theirs, /shop/, 'another tenant\'s groups are not in its metrics');
+  api.app.flows.forget('shop');
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')).traffic, []);
 });

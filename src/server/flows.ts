@@ -154,6 +154,20 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
   });
 }
 
+/** What a host's endpoints of one group sent and received between two of its reports (agent/flows.ts). */
+export interface GroupTraffic {
+  tenant: string;
+  /** '' for endpoints without a group. */
+  group: string;
+  sentBytes: number;
+  sentPackets: number;
+  receivedBytes: number;
+  receivedPackets: number;
+}
+
+/** Groups counted per tenant; past that, under `other`. */
+export const TRAFFIC_GROUPS = 1000;
+
 /** Records kept per tenant, and in all (the busiest tenant gives way first). */
 export const FLOWS_PER_TENANT = 5000;
 export const FLOWS_TOTAL = 100_000;
@@ -197,6 +211,25 @@ export class FlowBook {
   readonly held = new Map<string, number>();
   /** Per tenant, what the records counted (`weft top`, /metrics). */
   readonly tallies = new Map<string, Tally>();
+  /** Per tenant and group, bytes and packets its endpoints sent and received, as their hosts counted them. */
+  readonly traffic = new Map<string, Map<string, Omit<GroupTraffic, 'tenant'>>>();
+
+  countTraffic(t: GroupTraffic): void {
+    let groups = this.traffic.get(t.tenant);
+    if (!groups) this.traffic.set(t.tenant, (groups = new Map()));
+    const key = groups.has(t.group) || groups.size < TRAFFIC_GROUPS ? t.group : 'other';
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { group: key, sentBytes: 0, sentPackets: 0, receivedBytes: 0, receivedPackets: 0 }));
+    g.sentBytes += t.sentBytes;
+    g.sentPackets += t.sentPackets;
+    g.receivedBytes += t.receivedBytes;
+    g.receivedPackets += t.receivedPackets;
+  }
+
+  /** A tenant's groups by bytes moved (sent and received), the most first. */
+  topTraffic(tenant: string, n: number): Array<Omit<GroupTraffic, 'tenant'>> {
+    return [...(this.traffic.get(tenant)?.values() ?? [])].sort((a, b) => b.sentBytes + b.receivedBytes - (a.sentBytes + a.receivedBytes)).slice(0, n);
+  }
 
   add(flows: readonly Flow[]): void {
     for (const f of flows) {
@@ -248,6 +281,7 @@ export class FlowBook {
     this.lost.delete(tenant);
     this.held.delete(tenant);
     this.tallies.delete(tenant);
+    this.traffic.delete(tenant);
   }
 
   /**
@@ -257,6 +291,8 @@ export class FlowBook {
   metricsText(visible: (tenant: string) => boolean, perTenant: number, tenants: number): string {
     const total = (t: Tally) => [...t.rules.values()].reduce((n, r) => n + r.connections, 0);
     const busiest = [...this.tallies].filter(([t]) => visible(t)).map(([tenant, t]) => ({ tenant, t, n: total(t) })).sort((a, b) => b.n - a.n).slice(0, tenants);
+    const moved = (t: string) => [...(this.traffic.get(t)?.values() ?? [])].reduce((n, g) => n + g.sentBytes + g.receivedBytes, 0);
+    const trafficOf = [...this.traffic.keys()].filter(visible).sort((a, b) => moved(b) - moved(a)).slice(0, tenants).map((tenant) => ({ tenant, groups: this.topTraffic(tenant, perTenant) }));
     const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
     const labels = (o: Record<string, string>) => `{${Object.entries(o).map(([k, v]) => `${k}=${q(v)}`).join(',')}}`;
     const out = [
@@ -266,6 +302,18 @@ export class FlowBook {
       '# HELP weft_group_connections_total New connections between groups (from, to) by verdict, counted from flow records since this server started (the busiest pairs of each tenant).',
       '# TYPE weft_group_connections_total counter',
       ...busiest.flatMap(({ tenant, t }) => this.top(t.groups, perTenant).map((g) => `weft_group_connections_total${labels({ tenant, from: g.from, to: g.to, verdict: g.verdict })} ${g.connections}`)),
+      '# HELP weft_group_bytes_total Bytes the endpoints of a group sent and received (direction), as their hosts\' veth counters counted them since this server started (the busiest groups of each tenant; \'\' no group).',
+      '# TYPE weft_group_bytes_total counter',
+      ...trafficOf.flatMap(({ tenant, groups }) => groups.flatMap((g) => [
+        `weft_group_bytes_total${labels({ tenant, group: g.group, direction: 'sent' })} ${g.sentBytes}`,
+        `weft_group_bytes_total${labels({ tenant, group: g.group, direction: 'received' })} ${g.receivedBytes}`,
+      ])),
+      '# HELP weft_group_packets_total Packets the endpoints of a group sent and received (direction), likewise.',
+      '# TYPE weft_group_packets_total counter',
+      ...trafficOf.flatMap(({ tenant, groups }) => groups.flatMap((g) => [
+        `weft_group_packets_total${labels({ tenant, group: g.group, direction: 'sent' })} ${g.sentPackets}`,
+        `weft_group_packets_total${labels({ tenant, group: g.group, direction: 'received' })} ${g.receivedPackets}`,
+      ])),
       '# HELP weft_flow_records_lost_total Flow records lost on the way from the hosts\' kernels (a full queue, an agent\'s buffer while this server was away).',
       '# TYPE weft_flow_records_lost_total counter',
       ...[...this.lost].filter(([t]) => visible(t)).sort((a, b) => b[1] - a[1]).slice(0, tenants).map(([tenant, n]) => `weft_flow_records_lost_total${labels({ tenant })} ${n}`),

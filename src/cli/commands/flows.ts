@@ -83,15 +83,29 @@ Records live in the server's memory (the newest 5,000 per tenant) and start over
     }));
 }
 
+/** Bytes as a person reads them: 1.5 MB, 12 kB, 300 B (powers of 1000, as link speeds are given). */
+export function bytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
 export function topCommands(program: Command, io: Io): void {
   leaf(program, {
-    name: 'top', summary: 'a tenant\'s rules by the connections they decided, and its pairs of groups by connections (from flow records)',
+    name: 'top', summary: 'a tenant\'s rules by the connections they decided, its pairs of groups by connections (from flow records), its groups by traffic',
     example: ['weft top -t shop', 'weft top -t shop --limit 30 -o json'],
   })
     .option('--limit <n>', 'how many of each', intArg('--limit', 1, 999), 10)
     .addHelpText('after', `
 Counted from flow records since the server started: connections over the hosts' rate limits are not
-counted by rule, only in all (shown below the tables). The same counts, for Prometheus: GET /api/v1/flows/metrics (with a token).
+counted by rule, only in all (shown below the tables). TRAFFIC: bytes and packets each group's endpoints
+sent and received, read from their veths every 10 s by the hosts (records on). The same counts, for
+Prometheus: GET /api/v1/flows/metrics (with a token).
 `)
     .action(act(io, async (ctx) => {
       const top = await ctx.client.request('GET', `/api/v1/flows/top?tenant=${encodeURIComponent(ctx.tenant)}&limit=${ctx.opts['limit']}`);
@@ -105,6 +119,11 @@ counted by rule, only in all (shown below the tables). The same counts, for Prom
       ctx.table(top.groups, [
         { header: 'CONNECTIONS', get: (g: any) => g.connections }, { header: 'VERDICT', get: (g: any) => g.verdict },
         { header: 'FROM', get: (g: any) => g.from }, { header: 'TO', get: (g: any) => g.to },
+      ]);
+      ctx.print('\nTRAFFIC');
+      ctx.table(top.traffic ?? [], [
+        { header: 'GROUP', get: (g: any) => g.group || '(no group)' },
+        { header: 'SENT', get: (g: any) => `${bytes(g.sentBytes)} (${g.sentPackets} packets)` }, { header: 'RECEIVED', get: (g: any) => `${bytes(g.receivedBytes)} (${g.receivedPackets} packets)` },
       ]);
       if (top.held > 0) io.err(`(${top.held} new connections were not recorded: over the hosts' rate limits)\n`);
       if (top.lost > 0) io.err(`(${top.lost} records were lost on the way from the kernels: a full queue or an agent's buffer)\n`);

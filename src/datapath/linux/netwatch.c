@@ -16,7 +16,12 @@
  *                              protocol number, ports 0 for protocols without them;
  *   flowlost NAME COUNT        records the kernel could not queue to us (our socket's buffer was full);
  *   flowheld NAME COUNT        connections the table's rate limits kept from being logged since the last
- *                              such line (its named counter FLOW_HELD moved).
+ *                              such line (its named counter FLOW_HELD moved);
+ *   traffic NAME IFNAME RXB RXP TXB TXP
+ *                              every TRAFFIC_EVERY_TICKS, per endpoint veth (tenant side, named we...)
+ *                              of a tenant namespace, its counters: bytes and packets it received (what
+ *                              the container sent) and transmitted (what the container received);
+ *   trafficdone NAME           that namespace's reading is complete (a veth not in it is gone).
  * It exits when its standard input closes (the agent ended).
  *
  * weft-netwatch NETNS_PATH... (once, what weft-nftgen did): prints for each namespace file given (e.g.
@@ -56,6 +61,8 @@
 #define TICK_MS 250
 #define MAX_NS 4096
 #define MAX_NAME 64
+/* IFNAMSIZ with room to spare: a name longer than the kernel's is cut, then refused by endpoint_veth. */
+#define IFNAMSIZ_MAX 32
 /* The NFLOG group the tenant tables log new connections to (FLOW_LOG_GROUP in flows-nft.ts). */
 #define FLOW_GROUP 8
 /* Bytes of each logged packet copied to us: an IPv4 header with options, and the ports. */
@@ -70,6 +77,9 @@
 /* The held-back counter is read while records came within this long, once every so many ticks (a second). */
 #define HELD_WINDOW_MS 3000
 #define HELD_EVERY_TICKS 4
+/* Ticks (of TICK_MS) between readings of the endpoint veths' counters (10 s), and how long a reading may wait. */
+#define TRAFFIC_EVERY_TICKS 40
+#define TRAFFIC_WAIT_MS 1000
 /* Ticks (of TICK_MS) between attempts to bind a namespace's flow socket that failed. */
 #define FLOW_RETRY_TICKS 40
 
@@ -77,6 +87,8 @@ struct ns {
   char name[MAX_NAME];
   int rt, nf;              /* rtnetlink (subscribed) and nfnetlink (GETGEN) sockets; -1 when closed */
   int fl;                  /* nfnetlink_log bound to FLOW_GROUP; -1 when closed or the group is taken */
+  int ls;                  /* rtnetlink, not subscribed: link dumps for the veths' counters; -1 when closed */
+  unsigned seq_dump;       /* the last dump's sequence number */
   unsigned long long lost; /* flow records lost since the last tick */
   long long seq;           /* the last record's sequence number, -1 none yet */
   int flow_retry;          /* ticks until the flow socket is tried again, when it could not be bound */
@@ -116,7 +128,8 @@ static void close_ns(struct ns *w) {
   if (w->rt >= 0) close(w->rt);
   if (w->nf >= 0) close(w->nf);
   if (w->fl >= 0) close(w->fl);
-  w->rt = w->nf = w->fl = -1;
+  if (w->ls >= 0) close(w->ls);
+  w->rt = w->nf = w->fl = w->ls = -1;
   w->ino = 0;
   w->gen = -1;
   w->seq = -1;
@@ -248,6 +261,7 @@ static int open_ns(struct ns *w) {
   w->nf = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
   /* Flow records come from tenant namespaces only (the host's table logs none). */
   if (strcmp(w->name, ".") != 0) w->fl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (strcmp(w->name, ".") != 0) w->ls = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   w->flow_retry = 0;
   if (setns(self_fd, CLONE_NEWNET) != 0) {
     perror("weft-netwatch: setns back");
@@ -262,6 +276,10 @@ static int open_ns(struct ns *w) {
   }
   int big = 1 << 20;
   setsockopt(w->rt, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  if (w->ls >= 0) {
+    struct timeval tv = { .tv_sec = TRAFFIC_WAIT_MS / 1000, .tv_usec = (TRAFFIC_WAIT_MS % 1000) * 1000 };
+    setsockopt(w->ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
   w->ino = (unsigned long long)st.st_ino;
   /* What the counter holds already (from before this helper) is not news. */
   w->held = held_count(w->nf);
@@ -407,6 +425,63 @@ static void drain(struct ns *w) {
   }
 }
 
+/* An endpoint veth's name as the agent makes them (names.endpointVeth): "we" and hex digits. */
+static int endpoint_veth(const char *s) {
+  if (strncmp(s, "we", 2) != 0 || strlen(s) < 3 || strlen(s) > 15) return 0;
+  for (const char *c = s + 2; *c; c++) if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
+  return 1;
+}
+
+/* The endpoint veths' counters in a tenant namespace: one RTM_GETLINK dump, a "traffic" line each. */
+static void traffic(struct ns *w) {
+  if (w->ls < 0) return;
+  struct { struct nlmsghdr nh; struct ifinfomsg ifi; } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = RTM_GETLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = ++w->seq_dump;
+  req.ifi.ifi_family = AF_UNSPEC;
+  struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+  if (sendto(w->ls, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof req) return;
+  static char buf[65536] __attribute__((aligned(4)));
+  for (;;) {
+    ssize_t n = recv(w->ls, buf, sizeof buf, 0);
+    if (n <= 0) return; /* the wait (TRAFFIC_WAIT_MS) ran out, or the socket failed: the next reading will do */
+    for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+      if (nh->nlmsg_seq != w->seq_dump) continue; /* an answer to an earlier dump that ran out of time */
+      if (nh->nlmsg_type == NLMSG_ERROR) return;
+      if (nh->nlmsg_type == NLMSG_DONE) {
+        /* Complete: the agent may take a veth not listed as gone. */
+        printf("trafficdone %s\n", w->name);
+        return;
+      }
+      if (nh->nlmsg_type != RTM_NEWLINK || nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
+      char name[IFNAMSIZ_MAX] = "";
+      struct rtnl_link_stats64 st;
+      int have = 0;
+      size_t off = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+      while (off + sizeof(struct rtattr) <= nh->nlmsg_len) {
+        struct rtattr *a = (struct rtattr *)((char *)nh + off);
+        if (a->rta_len < sizeof(struct rtattr) || off + a->rta_len > nh->nlmsg_len) break;
+        size_t len = a->rta_len - RTA_LENGTH(0);
+        if (a->rta_type == IFLA_IFNAME && len > 0 && len <= sizeof name) {
+          memcpy(name, RTA_DATA(a), len);
+          name[len - 1] = 0;
+        } else if (a->rta_type == IFLA_STATS64 && len >= sizeof st) {
+          memcpy(&st, RTA_DATA(a), sizeof st);
+          have = 1;
+        }
+        off += RTA_ALIGN(a->rta_len);
+      }
+      if (have && endpoint_veth(name)) {
+        printf("traffic %s %s %llu %llu %llu %llu\n", w->name, name, (unsigned long long)st.rx_bytes, (unsigned long long)st.rx_packets,
+               (unsigned long long)st.tx_bytes, (unsigned long long)st.tx_packets);
+      }
+    }
+  }
+}
+
 static struct ns *find(const char *name) {
   for (int i = 0; i < nwatched; i++) if (strcmp(watched[i]->name, name) == 0) return watched[i];
   return NULL;
@@ -433,7 +508,7 @@ static void command(char *line) {
   w = calloc(1, sizeof *w);
   if (!w) return;
   snprintf(w->name, sizeof w->name, "%s", line + 1);
-  w->rt = w->nf = w->fl = -1;
+  w->rt = w->nf = w->fl = w->ls = -1;
   w->gen = -1;
   w->seq = -1;
   w->held = -1;
@@ -469,6 +544,7 @@ static void tick(void) {
     }
     if (w->dirty) printf("link %s\n", w->name);
     w->dirty = 0;
+    if (w->ls >= 0 && ticks % TRAFFIC_EVERY_TICKS == (unsigned long)i % TRAFFIC_EVERY_TICKS) traffic(w);
     if (w->lost) printf("flowlost %s %llu\n", w->name, w->lost);
     w->lost = 0;
     /* Only while records come: the limits hold back only what comes beside records they let through

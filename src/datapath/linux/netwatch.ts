@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LineProcess, Runner } from '../../exec/index.js';
-import type { FlowRecord } from '../datapath.js';
+import type { FlowRecord, VethCounters } from '../datapath.js';
 
 /** dist/weft-netwatch, built from netwatch.c by scripts/build-shim.mjs (absent without a C compiler). */
 export const NETWATCH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weft-netwatch');
@@ -23,6 +23,9 @@ export interface NetEvents {
   flowLost?(ns: string, count: number): void;
   /** Connections the namespace's table kept from being logged (its rate limits), since the last report. */
   flowHeld?(ns: string, count: number): void;
+  /** An endpoint veth's counters, and the end of a namespace's reading. */
+  traffic?(ns: string, veth: string, c: VethCounters): void;
+  trafficDone?(ns: string): void;
 }
 
 const VERDICTS = { a: 'allow', d: 'deny', w: 'audit' } as const;
@@ -123,6 +126,18 @@ export class NetWatch {
     if (name === undefined || (name !== '.' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))) return;
     const key = name === '.' ? '' : name;
     const ns = name === '.' ? undefined : name;
+    if (kind === 'traffic' || kind === 'trafficdone') {
+      if (ns === undefined || !this.watched.has(key)) return;
+      if (kind === 'trafficdone') {
+        this.events.trafficDone?.(ns);
+        return;
+      }
+      const [veth, ...numbers] = fields.slice(2);
+      if (veth === undefined || !/^we[0-9a-f]{1,13}$/.test(veth) || numbers.length !== 4 || !numbers.every((x) => /^\d{1,20}$/.test(x))) return;
+      const [rxBytes, rxPackets, txBytes, txPackets] = numbers.map(Number) as [number, number, number, number];
+      this.events.traffic?.(ns, veth, { rxBytes, rxPackets, txBytes, txPackets });
+      return;
+    }
     if (kind === 'flow' || kind === 'flowlost' || kind === 'flowheld') {
       if (ns === undefined || !this.watched.has(key)) return;
       if (kind !== 'flow') {

@@ -5,7 +5,7 @@ import { explainer } from '../../policy/index.js';
 import { canSeeTenant, requireRole, requireTenantAccess } from '../../control/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
-import { annotate, ExplainBudget, FLOWS_PER_TENANT, protocolName, type Flow, type ReportedFlow } from '../flows.js';
+import { annotate, ExplainBudget, FLOWS_PER_TENANT, protocolName, type Flow, type GroupTraffic, type ReportedFlow } from '../flows.js';
 import { endAtExpiry, samePowers } from './changes.js';
 
 /** At most this many records per report (agent/flows.ts FLOW_BATCH). */
@@ -31,6 +31,8 @@ const TopQuery = Type.Object({ tenant: Name, limit: Type.Optional(Type.String({ 
 
 const Ipv4 = Type.String({ pattern: '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+/** Bytes or packets one host's endpoints of a group moved between two reports (10 s at 100 Gbit/s is 1.25e11 bytes). */
+const Volume = Type.Integer({ minimum: 0, maximum: 1e15 });
 const Count = Type.Object({ tenant: Name, count: Type.Integer({ minimum: 1, maximum: 1e12 }) }, { additionalProperties: false });
 const ReportParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) }, { additionalProperties: false });
 const Report = Type.Object({
@@ -40,6 +42,10 @@ const Report = Type.Object({
   }, { additionalProperties: false }), { maxItems: REPORT_MAX }),
   lost: Type.Array(Count, { maxItems: REPORT_MAX }),
   held: Type.Optional(Type.Array(Count, { maxItems: REPORT_MAX, description: 'per tenant, connections the rate limits kept from being logged' })),
+  traffic: Type.Optional(Type.Array(Type.Object({
+    tenant: Name, group: Type.Union([Name, Type.Literal('')], { description: "'' for endpoints without a group" }),
+    sentBytes: Volume, sentPackets: Volume, receivedBytes: Volume, receivedPackets: Volume,
+  }, { additionalProperties: false }), { maxItems: REPORT_MAX, description: "per tenant and group of the host's endpoints, what they sent and received since the last report" })),
 }, { additionalProperties: false });
 
 const Query = Type.Object({
@@ -112,7 +118,7 @@ export function flowRoutes(app: FastifyInstance): void {
     return made;
   };
 
-  app.post<{ Params: { name: string }; Body: { flows: ReportedFlow[]; lost: Array<{ tenant: string; count: number }>; held?: Array<{ tenant: string; count: number }> } }>('/api/v1/hosts/:name/flows', {
+  app.post<{ Params: { name: string }; Body: { flows: ReportedFlow[]; lost: Array<{ tenant: string; count: number }>; held?: Array<{ tenant: string; count: number }>; traffic?: GroupTraffic[] } }>('/api/v1/hosts/:name/flows', {
     schema: { params: ReportParams, body: Report, tags: ['flows'], summary: 'An agent reports the new connections its kernel logged, with their verdicts' },
   }, async (req) => {
     const p = principalOf(req);
@@ -122,6 +128,7 @@ export function flowRoutes(app: FastifyInstance): void {
     taking.add(host);
     try {
       const now = Date.now();
+      let refused = 0;
       const byTenant = new Map<string, ReportedFlow[]>();
       for (const f of req.body.flows) {
         const list = byTenant.get(f.tenant) ?? [];
@@ -129,7 +136,6 @@ export function flowRoutes(app: FastifyInstance): void {
         byTenant.set(f.tenant, list);
       }
       for (const l of [...req.body.lost, ...(req.body.held ?? [])]) if (!byTenant.has(l.tenant)) byTenant.set(l.tenant, []);
-      let refused = 0;
       const taken: Flow[] = [];
       const counted = new Map<string, number>();
       const heldBy = new Map<string, number>();
@@ -137,12 +143,19 @@ export function flowRoutes(app: FastifyInstance): void {
       // listing of the host's endpoints) before any tenant's policy is read, so a host cannot make the
       // server read a tenant it is not in, however many tenants a report names.
       const mine = new Map<string, Set<string>>();
+      /** Per tenant, the groups ('' none) of the host's endpoints: a host counts traffic only for them. */
+      const groupsHere = new Map<string, Set<string>>();
       for (const e of (await c.endpoints.list({ host }).catch(() => ({ items: [] as Endpoint[] }))).items) {
         if (e.host !== host) continue;
         const ips = mine.get(e.tenant) ?? new Set<string>();
         ips.add(e.ip);
         mine.set(e.tenant, ips);
+        const gs = groupsHere.get(e.tenant) ?? new Set<string>();
+        gs.add(e.group ?? '');
+        groupsHere.set(e.tenant, gs);
       }
+      const traffic = (req.body.traffic ?? []).filter((t) => groupsHere.get(t.tenant)?.has(t.group));
+      const trafficRefused = (req.body.traffic?.length ?? 0) - traffic.length;
       const lostOf = new Map(req.body.lost.map((l) => [l.tenant, l.count]));
       const heldOf = new Map((req.body.held ?? []).map((l) => [l.tenant, l.count]));
       for (const [t, records] of byTenant) {
@@ -166,19 +179,20 @@ export function flowRoutes(app: FastifyInstance): void {
       app.flows.add(taken);
       for (const [t, n] of counted) app.flows.countLost(t, n);
       for (const [t, n] of heldBy) app.flows.countHeld(t, n);
+      for (const t of traffic) app.flows.countTraffic(t);
       // A tenant deleted while this report was taken had its records forgotten before they were added:
       // each is read again now and forgotten if gone (one deleted later is forgotten by the store's event).
-      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys()])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
+      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...traffic.map((x) => x.tenant)])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
       app.metrics.flowRecords.inc({ outcome: 'accepted' }, taken.length);
       app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
-      return { accepted: taken.length, refused };
+      return { accepted: taken.length, refused, ...(req.body.traffic ? { trafficRefused } : {}) };
     } finally {
       taking.delete(host);
     }
   });
 
   app.get<{ Querystring: { tenant: string; limit?: string } }>('/api/v1/flows/top', {
-    schema: { querystring: TopQuery, tags: ['flows'], summary: 'A tenant\'s rules by the connections they decided, and its pairs of groups by connections, counted from flow records' },
+    schema: { querystring: TopQuery, tags: ['flows'], summary: 'A tenant\'s rules by the connections they decided, its pairs of groups by connections (flow records), and its groups by bytes sent and received (the hosts\' veth counters)' },
   }, async (req) => {
     requireTenantAccess(principalOf(req), req.query.tenant);
     const n = Number(req.query.limit ?? 10);
@@ -187,6 +201,7 @@ export function flowRoutes(app: FastifyInstance): void {
       tenant: req.query.tenant,
       rules: t ? app.flows.top(t.rules, n) : [],
       groups: t ? app.flows.top(t.groups, n) : [],
+      traffic: app.flows.topTraffic(req.query.tenant, n),
       lost: app.flows.lost.get(req.query.tenant) ?? 0,
       held: app.flows.held.get(req.query.tenant) ?? 0,
     };
