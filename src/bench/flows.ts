@@ -19,6 +19,10 @@ const CONNECTS = Number(process.env['BENCH_FLOWS_CONNECTS'] ?? 500);
 const DENIALS = Number(process.env['BENCH_FLOWS_DENIALS'] ?? 40);
 /** `--flow-log-rate` for the rounds with records on (default: the agent's). */
 const RATE = process.env['BENCH_FLOWS_RATE'];
+const FREEZE = process.env['BENCH_FLOWS_FREEZE'] === '1';
+const STRIP = process.env['BENCH_FLOWS_STRIP'];
+const AA = process.env['BENCH_FLOWS_AA'] === '1';
+const SETTLE_MS = 3000;
 const T = '/api/v1/tenants/default';
 const IPERF = 5201;
 const OPEN = 5203;
@@ -48,7 +52,10 @@ async function iperf(h: TestHost, ip: string, from = 'app'): Promise<number> {
 /** The agent restarted with flow records on or off, and its tenant table showing it. */
 async function flowLog(h: TestHost, on: boolean): Promise<void> {
   await h.stopAgent();
-  await h.startAgent(['--flow-log', on ? 'on' : 'off', ...(on && RATE ? ['--flow-log-rate', RATE] : [])]);
+  // BENCH_FLOWS_AA=1 (a diagnosis): records off in both modes, so the difference measured is the bench's own.
+  const really = on && !AA;
+  await h.startAgent(['--flow-log', really ? 'on' : 'off', ...(really && RATE ? ['--flow-log-rate', RATE] : [])]);
+  if (AA) return;
   const has = async (ns: string) => (await h.exec(ns, ['nft', 'list', 'table', 'inet', 'weft'])).stdout.includes('chain flows {');
   for (const ns of [`${h.tag}-t1`, `${h.tag}-t2`]) {
     if ((await within(20_000, async () => (await has(ns)) === on, 100)) < 0) throw new Error(`${ns}'s table did not ${on ? 'gain' : 'lose'} its flows chain`);
@@ -123,34 +130,51 @@ try {
     // Each round both ways, in turn first: what a restart or the machine's drift does falls on both alike.
     for (const mode of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
       await flowLog(h, mode === 'on');
+      // The agent's start-up work (its first sync, compiles, collections) is not what is measured.
+      await new Promise((res) => setTimeout(res, SETTLE_MS));
       // Each mode's connects start from the same conntrack: none left over from the last ones (30,000
       // connects to one port fill it with TIME_WAIT entries whose 5-tuples the new ones reuse, which
       // slowed every connect ~10× in a bare namespace, whatever the chains).
       await h.exec(`${h.tag}-t1`, ['conntrack', '-F']);
-      for (let i = 0; i < CONNECTS; i++) {
-        const c = await prober.probe(db.ip, OPEN, 1000);
-        if (c === undefined) throw new Error(`${mode}: a connect to the allowed tcp/${OPEN} failed`);
-        connect[mode].push(c);
+      // BENCH_FLOWS_FREEZE=1 (a diagnosis): the agent stopped (SIGSTOP) during the connects, in both modes,
+      // so what is left is the kernel's and the helper's part.
+      const frozen = FREEZE ? h.agentPid() : undefined;
+      if (frozen) process.kill(frozen, 'SIGSTOP');
+      // BENCH_FLOWS_STRIP (a diagnosis, with FREEZE): the flows chain emptied or deleted by hand while the agent cannot repair it.
+      if (frozen && mode === 'on' && STRIP) await h.exec(`${h.tag}-t1`, ['nft', STRIP === 'delete' ? 'delete' : 'flush', 'chain', 'inet', 'weft', 'flows']);
+      try {
+        for (let i = 0; i < CONNECTS; i++) {
+          const c = await prober.probe(db.ip, OPEN, 1000);
+          if (c === undefined) throw new Error(`${mode}: a connect to the allowed tcp/${OPEN} failed`);
+          connect[mode].push(c);
+        }
+      } finally {
+        if (frozen) process.kill(frozen, 'SIGCONT');
       }
       gbps[mode].push(await iperf(h, db.ip));
       flat[mode].push(await iperf(h, p2, 'p1'));
-      if (mode === 'off') continue;
-      // Denied connections, 4 a second (under the per-source limit), each to its own port.
-      const f = follow(h);
-      await new Promise((res) => setTimeout(res, 500));
-      const sent = new Map<number, number>();
-      for (let i = 0; i < DENIALS; i++) {
-        const port = DENIED_BASE + (denial++ % 1000);
-        sent.set(port, performance.now());
-        if ((await prober.probe(db.ip, port, 250)) !== undefined) throw new Error(`tcp/${port} was not denied`);
-      }
-      await new Promise((res) => setTimeout(res, 2000));
-      f.close();
-      for (const [port, t0] of sent) {
-        const at = f.arrivals.get(port);
-        if (at === undefined) missed++;
-        else visible.push(at - t0);
-      }
+    }
+  }
+  // Then the records' delay, apart from the rates above (measured in the same loop, this phase's follower
+  // and denied connections fell only on the rounds with records on: an A/A run, records off in both
+  // modes, showed 0.85× from that alone). Denied connections, 4 a second (under the per-source limit),
+  // each to its own port.
+  await flowLog(h, true);
+  for (let round = 0; round < ROUNDS; round++) {
+    const f = follow(h);
+    await new Promise((res) => setTimeout(res, 500));
+    const sent = new Map<number, number>();
+    for (let i = 0; i < DENIALS; i++) {
+      const port = DENIED_BASE + (denial++ % 1000);
+      sent.set(port, performance.now());
+      if ((await prober.probe(db.ip, port, 250)) !== undefined) throw new Error(`tcp/${port} was not denied`);
+    }
+    await new Promise((res) => setTimeout(res, 2000));
+    f.close();
+    for (const [port, t0] of sent) {
+      const at = f.arrivals.get(port);
+      if (at === undefined) missed++;
+      else visible.push(at - t0);
     }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
