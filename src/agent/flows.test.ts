@@ -65,7 +65,7 @@ test('lost counts of more tenants than a request holds go in several requests', 
   assert.deepEqual(sent.map((s) => s.lost.length), [FLOW_BATCH, FLOW_BATCH, 500]);
 });
 
-test('veth counters: the first reading is the baseline; later ones count what moved, per group; new and re-made veths from zero; a failed send keeps it', async () => {
+test('veth counters: the first reading is the baseline; later ones count what moved, per group; new and re-made veths from zero; a veth a reading skipped is not counted twice; a failed send keeps it', async () => {
   let away = false;
   const sent: FlowReport[] = [];
   const groups: Record<string, string | undefined> = { we1: 'db', we2: 'db', we3: 'app', we4: undefined };
@@ -78,36 +78,74 @@ test('veth counters: the first reading is the baseline; later ones count what mo
       sent.push(structuredClone(report));
     },
   });
-  const c = (rxBytes: number, txBytes: number) => ({ rxBytes, rxPackets: rxBytes / 100, txBytes, txPackets: txBytes / 100 });
-  const reading = (ns: string, v: Record<string, ReturnType<typeof c>>) => {
+  /** Counters: bytes and packets apart (packets are not bytes / anything), ifindex 1 unless said. */
+  const c = (rxBytes: number, rxPackets: number, txBytes: number, txPackets: number, ifindex = 1) => ({ ifindex, rxBytes, rxPackets, txBytes, txPackets });
+  const reading = (ns: string, v: Record<string, ReturnType<typeof c>>, done = true) => {
+    r.trafficBegin(ns);
     for (const [veth, x] of Object.entries(v)) r.traffic(ns, veth, x);
-    r.trafficDone(ns);
+    if (done) r.trafficDone(ns);
+  };
+  const totals = () => {
+    const total = new Map<string, number[]>();
+    for (const s of sent) for (const t of s.traffic ?? []) {
+      const had = total.get(`${t.tenant}/${t.group}`) ?? [0, 0, 0, 0];
+      total.set(`${t.tenant}/${t.group}`, [had[0]! + t.sentBytes, had[1]! + t.sentPackets, had[2]! + t.receivedBytes, had[3]! + t.receivedPackets]);
+    }
+    return Object.fromEntries(total);
   };
   // What the counters held when the agent started is not news.
-  reading('t-shop', { we1: c(10_000, 5000), we3: c(100, 100) });
+  reading('t-shop', { we1: c(10_000, 70, 5000, 40), we3: c(100, 1, 100, 1, 3) });
   await r.flush();
   assert.equal(sent.length, 0, 'a baseline reports nothing');
-  reading('t-shop', { we1: c(12_000, 5100), we2: c(300, 200), we3: c(100, 100), we4: c(1000, 0), weffff: c(9900, 9900) });
   // we3 moved nothing; weffff is no endpoint of ours; we2 is new (from zero); we4 has no group.
+  reading('t-shop', { we1: c(12_000, 90, 5100, 41), we2: c(300, 3, 200, 2, 2), we3: c(100, 1, 100, 1, 3), we4: c(1000, 9, 0, 0, 4), weffff: c(9900, 99, 9900, 99, 5) });
   away = true;
   await r.flush();
   away = false;
-  reading('t-shop', { we1: c(500, 100), we2: c(300, 200) });
-  // we1's counters went back: the veth was made again, counted from zero.
   await r.flush();
-  const total = new Map<string, number[]>();
-  for (const s of sent) for (const t of s.traffic ?? []) {
-    const had = total.get(`${t.tenant}/${t.group}`) ?? [0, 0, 0, 0];
-    total.set(`${t.tenant}/${t.group}`, [had[0]! + t.sentBytes, had[1]! + t.sentPackets, had[2]! + t.receivedBytes, had[3]! + t.receivedPackets]);
-  }
-  assert.deepEqual(Object.fromEntries(total), {
-    'shop/db': [2000 + 300 + 500, 20 + 3 + 5, 100 + 200 + 100, 1 + 2 + 1],
-    'shop/': [1000, 10, 0, 0],
-  });
+  assert.deepEqual(totals(), { 'shop/db': [2000 + 300, 20 + 3, 100 + 200, 1 + 2], 'shop/': [1000, 9, 0, 0] }, 'sent once, after the failed try');
+  // A reading that never completed (interrupted) counts nothing, and the next one is whole again.
+  reading('t-shop', { we1: c(99_999, 999, 99_999, 999) }, false);
+  // we2 skipped by a reading (a dump can skip a link), then back: only what it moved since, not its whole life.
+  reading('t-shop', { we1: c(12_500, 95, 5100, 41), we3: c(100, 1, 100, 1, 3) });
+  reading('t-shop', { we1: c(12_500, 95, 5100, 41), we2: c(350, 4, 200, 2, 2), we3: c(100, 1, 100, 1, 3) });
+  // we1 made again (another ifindex) with counters above the old ones: from zero, all four alike.
+  reading('t-shop', { we1: c(20_000, 50, 6000, 50, 9), we2: c(350, 4, 200, 2, 2), we3: c(100, 1, 100, 1, 3) });
+  await r.flush();
+  assert.deepEqual(totals(), { 'shop/db': [2300 + 500 + 50 + 20_000, 23 + 5 + 1 + 50, 300 + 0 + 0 + 6000, 3 + 0 + 0 + 50], 'shop/': [1000, 9, 0, 0] });
   // A namespace of no tenant counts nothing.
-  reading('elsewhere', { we1: c(1, 1) });
-  reading('elsewhere', { we1: c(100_000, 1) });
+  reading('elsewhere', { we1: c(1, 1, 1, 1) });
+  reading('elsewhere', { we1: c(100_000, 100, 1, 1) });
   const before = sent.length;
   await r.flush();
   assert.equal(sent.length, before);
+});
+
+test('group traffic: past 1e15 a number waits for the next report; a report the server refuses as bad is dropped, not sent forever', async () => {
+  const sent: FlowReport[] = [];
+  let refuse = false;
+  const r = new FlowReporter({
+    tenantOf: (ns) => (ns.startsWith('t-') ? ns.slice(2) : undefined), log: pino({ level: 'silent' }), countsMs: 0,
+    endpointOf: () => ({ group: 'db' }),
+    send: async (report) => {
+      if (refuse) throw Object.assign(new Error('traffic.0.sentBytes: must be <= 1e15'), { status: 400 });
+      sent.push(structuredClone(report));
+    },
+  });
+  r.trafficBegin('t-shop');
+  r.trafficDone('t-shop');
+  r.trafficBegin('t-shop');
+  r.traffic('t-shop', 'we1', { ifindex: 1, rxBytes: 2.5e15, rxPackets: 10, txBytes: 0, txPackets: 0 });
+  r.trafficDone('t-shop');
+  await r.flush();
+  assert.deepEqual(sent.map((x) => x.traffic?.[0]?.sentBytes), [1e15, 1e15, 0.5e15], 'in three reports, none over the limit');
+  assert.equal(sent.reduce((n, x) => n + (x.traffic?.[0]?.sentPackets ?? 0), 0), 10);
+  refuse = true;
+  for (let i = 0; i < 3; i++) r.record('t-shop', rec(i));
+  await r.flush();
+  refuse = false;
+  await r.flush();
+  assert.equal(r.holding, 0, 'refused as bad: dropped');
+  assert.equal(sent.length, 3 + 1, 'only the lost count goes next');
+  assert.deepEqual(sent.at(-1)?.lost, [{ tenant: 'shop', count: 3 }]);
 });

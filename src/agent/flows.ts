@@ -27,6 +27,10 @@ export interface GroupTraffic {
 
 /** Tenant and group pairs whose traffic is held between reports (each a few numbers). */
 export const TRAFFIC_KEYS = 4096;
+/** The most one report says of one number (the server's limit); more waits for the next report. */
+export const TRAFFIC_MAX = 1e15;
+/** Readings a veth may be missing from before it is taken as gone. */
+export const MISSED_READINGS = 3;
 
 /** Records held while the server cannot be reached, in all and per tenant: past either, a tenant's oldest go first (counted as lost). */
 export const FLOW_BUFFER = 4096;
@@ -64,7 +68,7 @@ export class FlowReporter implements FlowSink {
   private readonly lostBy = new Map<string, number>();
   private readonly heldBy = new Map<string, number>();
   /** Per namespace, each endpoint veth's counters at the last complete reading, and the reading coming in. */
-  private readonly counters = new Map<string, Map<string, VethCounters>>();
+  private readonly counters = new Map<string, Map<string, VethCounters & { missed?: number }>>();
   private readonly reading = new Map<string, Map<string, VethCounters>>();
   /** Traffic per tenant and group since the last report, keyed `tenant group`. */
   private readonly trafficBy = new Map<string, GroupTraffic>();
@@ -72,6 +76,8 @@ export class FlowReporter implements FlowSink {
   private sending = false;
   /** When counts last went out. */
   private countsAt = 0;
+  /** Group traffic not kept: more tenant and group pairs between two reports than TRAFFIC_KEYS. */
+  trafficDropped = 0;
   /** Records sent since start, and lost (kernel or buffer), for the host's status and tests. */
   sent = 0;
   lostTotal = 0;
@@ -99,28 +105,39 @@ export class FlowReporter implements FlowSink {
     if (tenant !== undefined) this.heldBy.set(tenant, (this.heldBy.get(tenant) ?? 0) + count);
   }
 
+  trafficBegin(ns: string): void {
+    this.reading.set(ns, new Map());
+  }
+
   traffic(ns: string, veth: string, c: VethCounters): void {
-    let now = this.reading.get(ns);
-    if (!now) this.reading.set(ns, (now = new Map()));
-    now.set(veth, c);
+    this.reading.get(ns)?.set(veth, c);
   }
 
   /**
-   * A namespace's reading is complete: what each veth moved since the last one goes to its endpoint's
+   * A namespace's reading completed: what each veth moved since the last one goes to its endpoint's
    * group. A namespace's first reading since the agent started is the baseline (what came before is not
-   * news, and counting it again after a restart would count it twice); a veth new since then counts from
-   * zero, as the kernel does; a counter that went back (a veth made again) counts from zero too.
+   * news, and counting it again after a restart would count it twice). A veth new since then, or made
+   * again (another ifindex, or a counter that went back), counts from zero, all four counters alike. A
+   * veth missing from a reading keeps its last counters for MISSED_READINGS readings (a dump can skip one),
+   * so its whole life is never counted twice when it shows again.
    */
   trafficDone(ns: string): void {
-    const now = this.reading.get(ns) ?? new Map<string, VethCounters>();
+    const now = this.reading.get(ns);
+    if (!now) return;
     this.reading.delete(ns);
     const before = this.counters.get(ns);
-    this.counters.set(ns, now);
     const tenant = this.o.tenantOf(ns);
-    if (!before || tenant === undefined || !this.o.endpointOf) return;
+    // Namespaces of tenants gone from this host are forgotten (their readings stop with them).
+    for (const k of this.counters.keys()) if (this.o.tenantOf(k) === undefined) this.counters.delete(k);
+    if (tenant === undefined) return;
+    const next = new Map<string, VethCounters & { missed?: number }>(now);
+    for (const [veth, was] of before ?? []) if (!now.has(veth) && (was.missed ?? 0) < MISSED_READINGS) next.set(veth, { ...was, missed: (was.missed ?? 0) + 1 });
+    this.counters.set(ns, next);
+    if (!before || !this.o.endpointOf) return;
     for (const [veth, c] of now) {
       const was = before.get(veth);
-      const d = (k: keyof VethCounters) => (was && c[k] >= was[k] ? c[k] - was[k] : c[k]);
+      const same = was !== undefined && was.ifindex === c.ifindex && c.rxBytes >= was.rxBytes && c.rxPackets >= was.rxPackets && c.txBytes >= was.txBytes && c.txPackets >= was.txPackets;
+      const d = (k: 'rxBytes' | 'rxPackets' | 'txBytes' | 'txPackets') => (same ? c[k] - (was as VethCounters)[k] : c[k]);
       const moved = { sentBytes: d('rxBytes'), sentPackets: d('rxPackets'), receivedBytes: d('txBytes'), receivedPackets: d('txPackets') };
       if (moved.sentPackets === 0 && moved.receivedPackets === 0) continue;
       const ep = this.o.endpointOf(veth);
@@ -138,6 +155,23 @@ export class FlowReporter implements FlowSink {
       had.receivedBytes += t.receivedBytes;
       had.receivedPackets += t.receivedPackets;
     } else if (this.trafficBy.size < TRAFFIC_KEYS) this.trafficBy.set(key, { ...t });
+    else this.trafficDropped++;
+  }
+
+  /** Up to `n` groups' traffic out of what is held, each number at most TRAFFIC_MAX (the rest stays for the next report). */
+  private takeTraffic(n: number): GroupTraffic[] {
+    const out: GroupTraffic[] = [];
+    for (const [key, t] of this.trafficBy) {
+      if (out.length >= n) break;
+      const part = { ...t, sentBytes: Math.min(t.sentBytes, TRAFFIC_MAX), sentPackets: Math.min(t.sentPackets, TRAFFIC_MAX), receivedBytes: Math.min(t.receivedBytes, TRAFFIC_MAX), receivedPackets: Math.min(t.receivedPackets, TRAFFIC_MAX) };
+      out.push(part);
+      t.sentBytes -= part.sentBytes;
+      t.sentPackets -= part.sentPackets;
+      t.receivedBytes -= part.receivedBytes;
+      t.receivedPackets -= part.receivedPackets;
+      if (t.sentBytes + t.sentPackets + t.receivedBytes + t.receivedPackets === 0) this.trafficBy.delete(key);
+    }
+    return out;
   }
 
   /** Records held now. */
@@ -173,11 +207,18 @@ export class FlowReporter implements FlowSink {
         };
         const lost = counts(this.lostBy);
         const held = counts(this.heldBy);
-        const traffic = [...this.trafficBy.values()].slice(0, FLOW_BATCH);
-        for (const t of traffic) this.trafficBy.delete(`${t.tenant} ${t.group}`);
+        const traffic = this.takeTraffic(FLOW_BATCH);
         try {
           await this.o.send({ flows, lost, held, ...(traffic.length ? { traffic } : {}) });
         } catch (e) {
+          // Refused as bad (a 4xx but 429): sending it again would be refused again, and everything
+          // behind it would wait forever. Dropped, its records counted lost (that count goes next time).
+          const status = (e as { status?: number }).status ?? 0;
+          if (status >= 400 && status < 500 && status !== 429) {
+            for (const f of flows) this.countLost(f.tenant, 1);
+            this.o.log.warn({ err: (e as Error).message, records: flows.length }, 'a flow report was refused; dropped (its records counted lost)');
+            return;
+          }
           for (const h of held) this.heldBy.set(h.tenant, (this.heldBy.get(h.tenant) ?? 0) + h.count);
           for (const t of traffic) this.addTraffic(t);
           this.putBack(flows, lost);

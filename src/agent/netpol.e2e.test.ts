@@ -43,7 +43,8 @@ else{s=dgram.createSocket('udp4');s.on('message',()=>done(true));s.on('error',()
 
 // SCTP by raw socket (these kernels have no SCTP module, so no SCTP socket; python3 is in the setup):
 // `send DST PORT,PORT` sends one INIT per port, checksummed (CRC32c) as conntrack checks it; `listen
-// SECONDS` prints "SOURCE DPORT" for each SCTP packet that arrives.
+// SECONDS READYFILE N` makes READYFILE once its socket is open, then prints "SOURCE DPORT" for each SCTP
+// packet that arrives, until N distinct ones came or SECONDS passed.
 const SCTP_PROBE = String.raw`import socket, struct, sys, time, select
 def crc32c(data):
     crc = 0xFFFFFFFF
@@ -60,13 +61,17 @@ if sys.argv[1] == 'send':
     for i, dport in enumerate(sys.argv[3].split(',')):
         s.sendto(init(40000 + i, int(dport), 1000 + i), (sys.argv[2], 0))
 else:
+    open(sys.argv[3], 'w').close()
     end = time.time() + float(sys.argv[2])
-    while time.time() < end:
+    seen = set()
+    while time.time() < end and len(seen) < int(sys.argv[4]):
         r, _, _ = select.select([s], [], [], max(0, end - time.time()))
         if not r: break
         data, addr = s.recvfrom(2048)
         ihl = (data[0] & 15) * 4
-        print(addr[0], struct.unpack('!HH', data[ihl:ihl + 4])[1], flush=True)
+        port = struct.unpack('!HH', data[ihl:ihl + 4])[1]
+        seen.add((addr[0], port))
+        print(addr[0], port, flush=True)
 `;
 
 interface Pod extends OraclePod { netns: string; host: number; id: string; podman: boolean }
@@ -234,13 +239,15 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   writeFileSync(join(dir, 'sctp.py'), SCTP_PROBE);
   const at = (ns: string, name: string) => pods.find((p) => p.namespace === ns && p.name === name) as Pod;
   const [xa, senders] = [at('x', 'a'), [at('x', 'b'), at('z', 'b')]];
+  let tries = 0;
   const sctpArrivals = async () => {
-    const listening = l.exec(basename(xa.netns), ['python3', join(dir, 'sctp.py'), 'listen', '1.5']);
-    await new Promise((res) => setTimeout(res, 300));
-    for (const s of senders) {
-      const sent = await l.exec(basename(s.netns), ['python3', join(dir, 'sctp.py'), 'send', xa.ip, '80,81']);
-      assert.equal(sent.code, 0, sent.stderr);
-    }
+    // The senders start once the listener's socket is open (under load python3 takes a while to start:
+    // a fixed head start let the INITs of the second sender arrive after the listener had gone).
+    const ready = join(dir, `sctp-ready-${tries++}`);
+    const listening = l.exec(basename(xa.netns), ['python3', join(dir, 'sctp.py'), 'listen', '3', ready, String(senders.length * 2)], { timeoutMs: 20_000 });
+    assert.ok((await within(10_000, async () => existsSync(ready), 20)) >= 0, 'the SCTP listener started');
+    const sent = await Promise.all(senders.map((s) => l.exec(basename(s.netns), ['python3', join(dir, 'sctp.py'), 'send', xa.ip, '80,81'])));
+    for (const x of sent) assert.equal(x.code, 0, x.stderr);
     const got = await listening;
     assert.equal(got.code, 0, got.stderr);
     const names = new Map(pods.map((p) => [p.ip, `${p.namespace}/${p.name}`]));

@@ -58,14 +58,17 @@ export interface FlowSink {
   held(ns: string, count: number): void;
   /**
    * An endpoint veth's counters (its tenant-namespace end), read every 10 s: received is what its container
-   * sent, transmitted what it received. `done`: a namespace's reading is complete (the veths not in it are gone).
+   * sent, transmitted what it received. A reading of a namespace begins, lists its veths, and is done only
+   * when it completed uninterrupted (a veth not in it is gone).
    */
+  trafficBegin?(ns: string): void;
   traffic?(ns: string, veth: string, c: VethCounters): void;
   trafficDone?(ns: string): void;
 }
 
-/** A veth's counters as the kernel keeps them (they start at zero when it is made). */
+/** A veth's counters as the kernel keeps them (they start at zero when it is made), and its ifindex (another when made again). */
 export interface VethCounters {
+  ifindex: number;
   rxBytes: number;
   rxPackets: number;
   txBytes: number;

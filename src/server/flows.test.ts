@@ -226,7 +226,13 @@ test('group traffic: counted for the groups of the reporting host\'s endpoints o
     assert.equal(res.status, 400, JSON.stringify(bad));
     assert.match(JSON.stringify(res.json), /traffic/, 'the field is named');
   }
+  const twice = await api.call('POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], traffic: [t('shop', 'db', 100), t('shop', 'db', 100)] });
+  assert.deepEqual([twice.status, twice.json.field], [400, 'traffic.1'], 'a group listed twice in one report');
   assert.equal((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')).traffic[0].sentBytes, 2000, 'bad reports changed nothing');
+  // No more than 400 Gbit/s since the host's last report (at least a second): a hostile host's 1e15 is cut.
+  await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], traffic: [{ ...t('shop', 'app', 100), sentBytes: 1e15, sentPackets: 1e15 }] });
+  const app = (await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')).traffic.find((x: { group: string }) => x.group === 'app');
+  assert.ok(app.sentBytes < 600 + 5e10 * 2 && app.sentPackets < 6 + 1e8 * 2, JSON.stringify(app));
   await ok(api, 'POST', '/api/v1/tenants', { name: 'rival' });
   await ok(api, 'POST', '/api/v1/users', { name: 'eve', role: 'tenant', tenants: ['rival'] });
   const eve = (await api.control.users.tokens.issue('admin', 'eve', 'test', null)).token;

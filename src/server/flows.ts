@@ -217,7 +217,8 @@ export class FlowBook {
   countTraffic(t: GroupTraffic): void {
     let groups = this.traffic.get(t.tenant);
     if (!groups) this.traffic.set(t.tenant, (groups = new Map()));
-    const key = groups.has(t.group) || groups.size < TRAFFIC_GROUPS ? t.group : 'other';
+    // Past TRAFFIC_GROUPS, under a name no group can have.
+    const key = groups.has(t.group) || groups.size < TRAFFIC_GROUPS ? t.group : '(other)';
     let g = groups.get(key);
     if (!g) groups.set(key, (g = { group: key, sentBytes: 0, sentPackets: 0, receivedBytes: 0, receivedPackets: 0 }));
     g.sentBytes += t.sentBytes;
@@ -291,8 +292,8 @@ export class FlowBook {
   metricsText(visible: (tenant: string) => boolean, perTenant: number, tenants: number): string {
     const total = (t: Tally) => [...t.rules.values()].reduce((n, r) => n + r.connections, 0);
     const busiest = [...this.tallies].filter(([t]) => visible(t)).map(([tenant, t]) => ({ tenant, t, n: total(t) })).sort((a, b) => b.n - a.n).slice(0, tenants);
-    const moved = (t: string) => [...(this.traffic.get(t)?.values() ?? [])].reduce((n, g) => n + g.sentBytes + g.receivedBytes, 0);
-    const trafficOf = [...this.traffic.keys()].filter(visible).sort((a, b) => moved(b) - moved(a)).slice(0, tenants).map((tenant) => ({ tenant, groups: this.topTraffic(tenant, perTenant) }));
+    const moved = new Map([...this.traffic].filter(([t]) => visible(t)).map(([t, gs]) => [t, [...gs.values()].reduce((n, g) => n + g.sentBytes + g.receivedBytes, 0)]));
+    const trafficOf = [...moved].sort((a, b) => b[1] - a[1]).slice(0, tenants).map(([tenant]) => ({ tenant, groups: this.topTraffic(tenant, perTenant) }));
     const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
     const labels = (o: Record<string, string>) => `{${Object.entries(o).map(([k, v]) => `${k}=${q(v)}`).join(',')}}`;
     const out = [

@@ -74,6 +74,7 @@ export class LinuxDatapath implements Datapath {
       flow: (ns, r) => this.flowSink?.record(ns, r),
       flowLost: (ns, n) => this.flowSink?.lost(ns, n),
       flowHeld: (ns, n) => this.flowSink?.held(ns, n),
+      trafficBegin: (ns) => this.flowSink?.trafficBegin?.(ns),
       traffic: (ns, veth, c) => this.flowSink?.traffic?.(ns, veth, c),
       trafficDone: (ns) => this.flowSink?.trafficDone?.(ns),
     });

@@ -17,11 +17,12 @@
  *   flowlost NAME COUNT        records the kernel could not queue to us (our socket's buffer was full);
  *   flowheld NAME COUNT        connections the table's rate limits kept from being logged since the last
  *                              such line (its named counter FLOW_HELD moved);
- *   traffic NAME IFNAME RXB RXP TXB TXP
- *                              every TRAFFIC_EVERY_TICKS, per endpoint veth (tenant side, named we...)
- *                              of a tenant namespace, its counters: bytes and packets it received (what
- *                              the container sent) and transmitted (what the container received);
- *   trafficdone NAME           that namespace's reading is complete (a veth not in it is gone).
+ *   trafficbegin NAME          every TRAFFIC_EVERY_TICKS, a reading of a tenant namespace's veths starts;
+ *   traffic NAME IFNAME IFINDEX RXB RXP TXB TXP
+ *                              per endpoint veth (tenant side, named we...), its counters: bytes and
+ *                              packets it received (what the container sent) and transmitted (what the
+ *                              container received);
+ *   trafficdone NAME           the reading completed, uninterrupted (a veth not in it is gone).
  * It exits when its standard input closes (the agent ended).
  *
  * weft-netwatch NETNS_PATH... (once, what weft-nftgen did): prints for each namespace file given (e.g.
@@ -77,9 +78,8 @@
 /* The held-back counter is read while records came within this long, once every so many ticks (a second). */
 #define HELD_WINDOW_MS 3000
 #define HELD_EVERY_TICKS 4
-/* Ticks (of TICK_MS) between readings of the endpoint veths' counters (10 s), and how long a reading may wait. */
+/* Ticks (of TICK_MS) between readings of the endpoint veths' counters (10 s). */
 #define TRAFFIC_EVERY_TICKS 40
-#define TRAFFIC_WAIT_MS 1000
 /* Ticks (of TICK_MS) between attempts to bind a namespace's flow socket that failed. */
 #define FLOW_RETRY_TICKS 40
 
@@ -276,10 +276,6 @@ static int open_ns(struct ns *w) {
   }
   int big = 1 << 20;
   setsockopt(w->rt, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  if (w->ls >= 0) {
-    struct timeval tv = { .tv_sec = TRAFFIC_WAIT_MS / 1000, .tv_usec = (TRAFFIC_WAIT_MS % 1000) * 1000 };
-    setsockopt(w->ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
   w->ino = (unsigned long long)st.st_ino;
   /* What the counter holds already (from before this helper) is not news. */
   w->held = held_count(w->nf);
@@ -432,9 +428,22 @@ static int endpoint_veth(const char *s) {
   return 1;
 }
 
-/* The endpoint veths' counters in a tenant namespace: one RTM_GETLINK dump, a "traffic" line each. */
+/* Reads what is queued on the dump socket without waiting: the rest of an earlier dump that failed part way (a new one is refused while it runs). */
+static void traffic_drain(struct ns *w) {
+  static char junk[16384] __attribute__((aligned(4)));
+  while (recv(w->ls, junk, sizeof junk, MSG_DONTWAIT) > 0) {
+  }
+}
+
+/*
+ * The endpoint veths' counters in a tenant namespace: one RTM_GETLINK dump, "trafficbegin", a "traffic"
+ * line each (with its ifindex: a veth made again under its name has another), then "trafficdone" only if
+ * the dump completed and the kernel did not mark it interrupted (links changed under it: one may have
+ * been skipped). Never waits: a netlink dump is produced inside each recv.
+ */
 static void traffic(struct ns *w) {
   if (w->ls < 0) return;
+  traffic_drain(w);
   struct { struct nlmsghdr nh; struct ifinfomsg ifi; } req;
   memset(&req, 0, sizeof req);
   req.nh.nlmsg_len = sizeof req;
@@ -444,21 +453,26 @@ static void traffic(struct ns *w) {
   req.ifi.ifi_family = AF_UNSPEC;
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
   if (sendto(w->ls, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof req) return;
+  printf("trafficbegin %s\n", w->name);
   static char buf[65536] __attribute__((aligned(4)));
+  int interrupted = 0;
   for (;;) {
-    ssize_t n = recv(w->ls, buf, sizeof buf, 0);
-    if (n <= 0) return; /* the wait (TRAFFIC_WAIT_MS) ran out, or the socket failed: the next reading will do */
+    ssize_t n = recv(w->ls, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) return; /* failed part way: no "trafficdone", the next reading will do */
     for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-      if (nh->nlmsg_seq != w->seq_dump) continue; /* an answer to an earlier dump that ran out of time */
+      if (nh->nlmsg_seq != w->seq_dump) continue; /* what is left of an earlier dump */
+      if (nh->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = 1;
       if (nh->nlmsg_type == NLMSG_ERROR) return;
       if (nh->nlmsg_type == NLMSG_DONE) {
-        /* Complete: the agent may take a veth not listed as gone. */
-        printf("trafficdone %s\n", w->name);
+        if (!interrupted) printf("trafficdone %s\n", w->name);
         return;
       }
       if (nh->nlmsg_type != RTM_NEWLINK || nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg))) continue;
+      const struct ifinfomsg *ifi = NLMSG_DATA(nh);
       char name[IFNAMSIZ_MAX] = "";
+      /* Older kernels send a shorter struct (fields were added at its end): what is missing stays 0. */
       struct rtnl_link_stats64 st;
+      memset(&st, 0, sizeof st);
       int have = 0;
       size_t off = NLMSG_LENGTH(sizeof(struct ifinfomsg));
       while (off + sizeof(struct rtattr) <= nh->nlmsg_len) {
@@ -468,14 +482,14 @@ static void traffic(struct ns *w) {
         if (a->rta_type == IFLA_IFNAME && len > 0 && len <= sizeof name) {
           memcpy(name, RTA_DATA(a), len);
           name[len - 1] = 0;
-        } else if (a->rta_type == IFLA_STATS64 && len >= sizeof st) {
-          memcpy(&st, RTA_DATA(a), sizeof st);
+        } else if (a->rta_type == IFLA_STATS64 && len >= 4 * sizeof(uint64_t)) {
+          memcpy(&st, RTA_DATA(a), len < sizeof st ? len : sizeof st);
           have = 1;
         }
         off += RTA_ALIGN(a->rta_len);
       }
       if (have && endpoint_veth(name)) {
-        printf("traffic %s %s %llu %llu %llu %llu\n", w->name, name, (unsigned long long)st.rx_bytes, (unsigned long long)st.rx_packets,
+        printf("traffic %s %s %d %llu %llu %llu %llu\n", w->name, name, ifi->ifi_index, (unsigned long long)st.rx_bytes, (unsigned long long)st.rx_packets,
                (unsigned long long)st.tx_bytes, (unsigned long long)st.tx_packets);
       }
     }

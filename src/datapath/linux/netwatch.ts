@@ -23,7 +23,8 @@ export interface NetEvents {
   flowLost?(ns: string, count: number): void;
   /** Connections the namespace's table kept from being logged (its rate limits), since the last report. */
   flowHeld?(ns: string, count: number): void;
-  /** An endpoint veth's counters, and the end of a namespace's reading. */
+  /** A namespace's reading of its endpoint veths' counters: its start, each veth, its uninterrupted end. */
+  trafficBegin?(ns: string): void;
   traffic?(ns: string, veth: string, c: VethCounters): void;
   trafficDone?(ns: string): void;
 }
@@ -126,16 +127,17 @@ export class NetWatch {
     if (name === undefined || (name !== '.' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))) return;
     const key = name === '.' ? '' : name;
     const ns = name === '.' ? undefined : name;
-    if (kind === 'traffic' || kind === 'trafficdone') {
+    if (kind === 'traffic' || kind === 'trafficbegin' || kind === 'trafficdone') {
       if (ns === undefined || !this.watched.has(key)) return;
-      if (kind === 'trafficdone') {
-        this.events.trafficDone?.(ns);
+      if (kind !== 'traffic') {
+        if (kind === 'trafficbegin') this.events.trafficBegin?.(ns);
+        else this.events.trafficDone?.(ns);
         return;
       }
-      const [veth, ...numbers] = fields.slice(2);
-      if (veth === undefined || !/^we[0-9a-f]{1,13}$/.test(veth) || numbers.length !== 4 || !numbers.every((x) => /^\d{1,20}$/.test(x))) return;
+      const [veth, index, ...numbers] = fields.slice(2);
+      if (veth === undefined || !/^we[0-9a-f]{1,13}$/.test(veth) || !/^[1-9]\d{0,9}$/.test(index ?? '') || numbers.length !== 4 || !numbers.every((x) => /^\d{1,20}$/.test(x))) return;
       const [rxBytes, rxPackets, txBytes, txPackets] = numbers.map(Number) as [number, number, number, number];
-      this.events.traffic?.(ns, veth, { rxBytes, rxPackets, txBytes, txPackets });
+      this.events.traffic?.(ns, veth, { ifindex: Number(index), rxBytes, rxPackets, txBytes, txPackets });
       return;
     }
     if (kind === 'flow' || kind === 'flowlost' || kind === 'flowheld') {

@@ -31,6 +31,9 @@ const TopQuery = Type.Object({ tenant: Name, limit: Type.Optional(Type.String({ 
 
 const Ipv4 = Type.String({ pattern: '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+/** Per second, the most one host's endpoints of a group are believed to move: 400 Gbit/s, 100 million packets. */
+const BYTES_PER_S = 5e10;
+const PACKETS_PER_S = 1e8;
 /** Bytes or packets one host's endpoints of a group moved between two reports (10 s at 100 Gbit/s is 1.25e11 bytes). */
 const Volume = Type.Integer({ minimum: 0, maximum: 1e15 });
 const Count = Type.Object({ tenant: Name, count: Type.Integer({ minimum: 1, maximum: 1e12 }) }, { additionalProperties: false });
@@ -90,6 +93,8 @@ function filterOf(q: QueryT): (f: Flow) => boolean {
 export function flowRoutes(app: FastifyInstance): void {
   const c = app.control;
 
+  /** When each host last reported traffic (its next report may say at most what its links carry in the time since). */
+  const trafficAt = new Map<string, number>();
   /** Hosts with a report being taken: one at a time each (an agent sends every 250 ms; it keeps what is refused). */
   const taking = new Set<string>();
   /**
@@ -124,6 +129,12 @@ export function flowRoutes(app: FastifyInstance): void {
     const p = principalOf(req);
     if (p.role !== 'host') requireRole(p, ['admin'], 'report flow records');
     const host = req.params.name;
+    const pairs = new Set<string>();
+    for (const [i, t] of (req.body.traffic ?? []).entries()) {
+      const k = `${t.tenant} ${t.group}`;
+      if (pairs.has(k)) throw new WeftError('WEFT_INVALID_FIELD', `traffic.${i}: tenant ${t.tenant} group '${t.group}' is listed twice`, { field: `traffic.${i}` });
+      pairs.add(k);
+    }
     if (taking.has(host)) throw new WeftError('WEFT_TOO_MANY_REPORTS', `host ${host}: its last flow report is still being taken; send again shortly`);
     taking.add(host);
     try {
@@ -156,6 +167,16 @@ export function flowRoutes(app: FastifyInstance): void {
       }
       const traffic = (req.body.traffic ?? []).filter((t) => groupsHere.get(t.tenant)?.has(t.group));
       const trafficRefused = (req.body.traffic?.length ?? 0) - traffic.length;
+      // No more than a host's links could have carried since its last report: a hostile host cannot make
+      // a group's totals whatever it likes (nor push them past what a double holds exactly).
+      const since = Math.min(Math.max((now - (trafficAt.get(host) ?? now - 10_000)) / 1000, 1), PAST_MS / 1000);
+      if (traffic.length > 0) trafficAt.set(host, now);
+      for (const t of traffic) {
+        t.sentBytes = Math.min(t.sentBytes, since * BYTES_PER_S);
+        t.receivedBytes = Math.min(t.receivedBytes, since * BYTES_PER_S);
+        t.sentPackets = Math.min(t.sentPackets, since * PACKETS_PER_S);
+        t.receivedPackets = Math.min(t.receivedPackets, since * PACKETS_PER_S);
+      }
       const lostOf = new Map(req.body.lost.map((l) => [l.tenant, l.count]));
       const heldOf = new Map((req.body.held ?? []).map((l) => [l.tenant, l.count]));
       for (const [t, records] of byTenant) {
