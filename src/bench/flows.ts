@@ -141,7 +141,13 @@ try {
       const frozen = FREEZE ? h.agentPid() : undefined;
       if (frozen) process.kill(frozen, 'SIGSTOP');
       // BENCH_FLOWS_STRIP (a diagnosis, with FREEZE): the flows chain emptied or deleted by hand while the agent cannot repair it.
-      if (frozen && mode === 'on' && STRIP) await h.exec(`${h.tag}-t1`, ['nft', STRIP === 'delete' ? 'delete' : 'flush', 'chain', 'inet', 'weft', 'flows']);
+      if (frozen && mode === 'on' && STRIP?.startsWith('rule:')) {
+        // rule:WORDS deletes the flows chain's rules whose text contains WORDS (by handle).
+        const listed = await h.exec(`${h.tag}-t1`, ['nft', '-a', 'list', 'chain', 'inet', 'weft', 'flows']);
+        for (const line of listed.stdout.split('\n').filter((l) => l.includes(STRIP.slice(5)) && /# handle \d+/.test(l))) {
+          await h.exec(`${h.tag}-t1`, ['nft', 'delete', 'rule', 'inet', 'weft', 'flows', 'handle', /# handle (\d+)/.exec(line)?.[1] as string]);
+        }
+      } else if (frozen && mode === 'on' && STRIP) await h.exec(`${h.tag}-t1`, ['nft', STRIP === 'delete' ? 'delete' : 'flush', 'chain', 'inet', 'weft', 'flows']);
       try {
         for (let i = 0; i < CONNECTS; i++) {
           const c = await prober.probe(db.ip, OPEN, 1000);
