@@ -18,3 +18,8 @@ if (w.error || w.status !== 0) console.warn(`warning: could not build weft-netwa
 // with nftables; its header is not needed). Without it every commit is an `nft -f`: ~15 ms more each.
 const n = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-nftd', 'src/datapath/linux/nftd.c', '-l:libnftables.so.1'], { stdio: 'inherit' });
 if (n.error || n.status !== 0) console.warn(`warning: could not build weft-nftd with ${cc}; the agent will commit each nft change with nft -f`);
+
+// Benchmarks' TCP connect loop and accept server (src/bench/connloop.c): bench:flows measures with it.
+mkdirSync('dist/bench', { recursive: true });
+const b = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/bench/weft-connloop', 'src/bench/connloop.c'], { stdio: 'inherit' });
+if (b.error || b.status !== 0) console.warn(`warning: could not build weft-connloop with ${cc}; bench:flows needs it`);

@@ -22,7 +22,7 @@ export const FLOW_HELD = 'flowheld';
 /** Bytes copied per logged packet: an IPv4 header with options, and the ports. */
 const SNAPLEN = 80;
 
-/** Records per second the kernel passes on: per source address, and for the whole tenant on this host. */
+/** Records per second the kernel passes on: per source address, and per table of the tenant on this host (the inet table; in a tenant without policy also the bridge table, for bridged connections). */
 export interface FlowLimits {
   perSource: number;
   total: number;
@@ -40,27 +40,12 @@ const log = (prefix: string) => `log prefix "${prefix}" group ${FLOW_LOG_GROUP} 
  */
 export function renderFlows(limits: FlowLimits | undefined): string[] {
   if (!limits) return [`\tchain ${DENY_CHAIN} {`, '\t\tdrop', '\t}'];
-  // What the limits hold back is counted in one named counter, which weft-netwatch reads (FLOW_HELD).
-  const held = `counter name "${FLOW_HELD}"`;
-  const perSource = `update @${FLOW_SET} { ip saddr limit rate over ${limits.perSource}/second burst ${limits.perSource * 2} packets } ${held}`;
-  // One named limit for both chains: the tenant's records in all, allowed and denied together.
-  const total = `limit name "${FLOW_TOTAL}" ${held}`;
+  const l = limiting(limits);
   return [
-    `\tcounter ${FLOW_HELD} {`,
-    '\t}',
-    `\tlimit ${FLOW_TOTAL} {`,
-    `\t\trate over ${limits.total}/second burst ${limits.total} packets`,
-    '\t}',
-    `\tset ${FLOW_SET} {`,
-    '\t\ttype ipv4_addr',
-    '\t\tsize 65536',
-    '\t\tflags dynamic,timeout',
-    '\t\ttimeout 1m',
-    `\t\tcomment "flow records: ${limits.perSource}/s per source, ${limits.total}/s in all"`,
-    '\t}',
+    ...l.objects,
     `\tchain ${DENY_CHAIN} {`,
-    `\t\t${perSource} drop`,
-    `\t\t${total} drop`,
+    `\t\t${l.perSource} drop`,
+    `\t\t${l.total} drop`,
     `\t\t${log(FLOW_PREFIX.deny)}`,
     '\t\tdrop',
     '\t}',
@@ -69,9 +54,141 @@ export function renderFlows(limits: FlowLimits | undefined): string[] {
     '\t\tct state != new accept',
     // DNS queries to a gateway (DNATed to the agent on the uplink) are the agent's own business.
     '\t\tct status dnat ip daddr 169.254.0.0/16 accept',
-    `\t\t${perSource} accept`,
-    `\t\t${total} accept`,
+    `\t\t${l.perSource} accept`,
+    `\t\t${l.total} accept`,
     `\t\tmeta mark ${hex(AUDIT_MARK)} ${log(FLOW_PREFIX.audit)} accept`,
+    `\t\t${log(FLOW_PREFIX.allow)}`,
+    '\t}',
+  ];
+}
+
+/** The limits' objects (a table's own: named objects are not shared between tables) and the statements that apply them. */
+function limiting(limits: FlowLimits): { objects: string[]; perSource: string; total: string } {
+  // What the limits hold back is counted in one named counter, which weft-netwatch reads (FLOW_HELD).
+  const held = `counter name "${FLOW_HELD}"`;
+  return {
+    objects: [
+      `\tcounter ${FLOW_HELD} {`,
+      '\t}',
+      `\tlimit ${FLOW_TOTAL} {`,
+      `\t\trate over ${limits.total}/second burst ${limits.total} packets`,
+      '\t}',
+      `\tset ${FLOW_SET} {`,
+      '\t\ttype ipv4_addr',
+      '\t\tsize 65536',
+      '\t\tflags dynamic,timeout',
+      '\t\ttimeout 1m',
+      `\t\tcomment "flow records: ${limits.perSource}/s per source, ${limits.total}/s in all"`,
+      '\t}',
+    ],
+    perSource: `update @${FLOW_SET} { ip saddr limit rate over ${limits.perSource}/second burst ${limits.perSource * 2} packets } ${held}`,
+    // One named limit for the table's chains: its records in all, allowed and denied together.
+    total: `limit name "${FLOW_TOTAL}" ${held}`,
+  };
+}
+
+/** A UDP, UDP-Lite or SCTP 5-tuple, or an address pair and protocol, silent this long is new again when it resumes (bridge tables). */
+export const BRIDGE_SEEN_TIMEOUT_S = 30;
+/** A logged SYN is remembered this long, so its retransmissions (1, 3, 7, 15, 31 and 63 s later, Linux's default) are not new connections. */
+export const BRIDGE_SYN_TIMEOUT_S = 65;
+/** New UDP/SCTP flows and address pairs a source may add to the seen sets each second, as a multiple of its records a second. */
+const NEW_FLOWS_PER_RECORD = 10;
+const SEEN_SYN = 'seensyn';
+const SEEN_PORTS = 'seenports';
+const SEEN_PAIRS = 'seenpairs';
+const NEW_SET = 'flownew';
+
+/**
+ * Flow records for bridged traffic in a tenant whose bridged packets skip IP netfilter (no policy that
+ * filters, no services, no DSCP marks: plan.ts bridgedThroughNetfilter), as chains of the tenant's bridge
+ * table (guard-nft.ts). Turning bridge-nf-call-iptables on for the records alone would put every bridged
+ * packet through conntrack; here a new connection is told from the packet, without it:
+ * - TCP: a segment with SYN alone, unless it is the retransmission of a SYN logged in the last
+ *   BRIDGE_SYN_TIMEOUT_S (same addresses, ports and sequence number; only logged SYNs are remembered, so
+ *   that set grows no faster than the records);
+ * - UDP, UDP-Lite, SCTP: a 5-tuple, and ICMP requests and other protocols: an address pair and
+ *   protocol, not seen (either way, but ICMP requests one way) for BRIDGE_SEEN_TIMEOUT_S; a packet of a
+ *   known flow refreshes it. Each source adds at most NEW_FLOWS_PER_RECORD times its records a second
+ *   (what it adds past that is counted as held, packet by packet, and not tracked), so one container
+ *   cannot fill the set for the others; when the set is full anyway, new flows count as held;
+ * - a non-first fragment, a packet whose headers cannot be read, anything not IPv4: never.
+ * Bulk traffic costs a dispatch by protocol and, for UDP, one lookup and refresh. Everything bridged here
+ * is allowed (a tenant that filters has bridged traffic in netfilter, and its inet table logs it). Same
+ * limits and held counter as the inet table's, counted per table.
+ */
+export function renderBridgeFlows(limits: FlowLimits): string[] {
+  const l = limiting(limits);
+  const held = `counter name "${FLOW_HELD}"`;
+  const set = (name: string, type: string, timeoutS: number) => [
+    `\tset ${name} {`,
+    `\t\t${type.startsWith('typeof ') ? type : `type ${type}`}`,
+    '\t\tsize 65536',
+    '\t\tflags dynamic,timeout',
+    `\t\ttimeout ${timeoutS}s`,
+    '\t}',
+  ];
+  const syn = 'ip saddr . ip daddr . tcp sport . tcp dport . tcp sequence';
+  const ports = 'ip saddr . ip daddr . th sport . th dport';
+  const back = 'ip daddr . ip saddr . th dport . th sport';
+  const pair = 'ip saddr . ip daddr . meta l4proto';
+  const newFlows = `update @${NEW_SET} { ip saddr limit rate over ${limits.perSource * NEW_FLOWS_PER_RECORD}/second burst ${limits.perSource * NEW_FLOWS_PER_RECORD * 2} packets } ${held} accept`;
+  return [
+    ...l.objects,
+    ...set(SEEN_SYN, `typeof ${syn}`, BRIDGE_SYN_TIMEOUT_S),
+    ...set(SEEN_PORTS, 'ipv4_addr . ipv4_addr . inet_service . inet_service', BRIDGE_SEEN_TIMEOUT_S),
+    ...set(SEEN_PAIRS, 'ipv4_addr . ipv4_addr . inet_proto', BRIDGE_SEEN_TIMEOUT_S),
+    `\tset ${NEW_SET} {`,
+    '\t\ttype ipv4_addr',
+    '\t\tsize 65536',
+    '\t\tflags dynamic,timeout',
+    '\t\ttimeout 1m',
+    '\t}',
+    // A chain that ends without a verdict returns to the base chain's caller: accepted, not logged.
+    '\tchain flows {',
+    '\t\ttype filter hook forward priority 0; policy accept;',
+    '\t\tether type != ip accept',
+    // Only a first fragment has the ports (nothing reassembles here): the rest are never a new flow.
+    '\t\tip frag-off & 0x1fff != 0 accept',
+    '\t\tmeta l4proto vmap { tcp : goto flowtcp, udp : goto flowports, udplite : goto flowports, sctp : goto flowports, icmp : goto flowicmp }',
+    '\t\tgoto flowpairs',
+    '\t}',
+    '\tchain flowtcp {',
+    '\t\ttcp flags & (fin | syn | rst | ack) == syn goto flowsyn',
+    '\t}',
+    '\tchain flowsyn {',
+    `\t\t${syn} @${SEEN_SYN} accept`,
+    `\t\t${l.perSource} accept`,
+    `\t\t${l.total} accept`,
+    // A full set refuses the add, which ends that rule only: the SYN is logged all the same.
+    `\t\tadd @${SEEN_SYN} { ${syn} }`,
+    `\t\t${log(FLOW_PREFIX.allow)}`,
+    '\t}',
+    '\tchain flowports {',
+    `\t\t${ports} @${SEEN_PORTS} update @${SEEN_PORTS} { ${ports} } accept`,
+    `\t\t${newFlows}`,
+    // Each way once: the first packet adds both, so the reply is a known flow.
+    `\t\tadd @${SEEN_PORTS} { ${ports} } add @${SEEN_PORTS} { ${back} } goto flowlog`,
+    // The set is full: not tracked, so held, packet by packet, until room is made.
+    `\t\t${held} accept`,
+    '\t}',
+    // ICMP: requests only (replies and errors belong to their request or another flow), one way, so the
+    // peer's own requests back are news.
+    '\tchain flowicmp {',
+    '\t\ticmp type != { echo-request, timestamp-request, info-request, address-mask-request } accept',
+    `\t\t${pair} @${SEEN_PAIRS} update @${SEEN_PAIRS} { ${pair} } accept`,
+    `\t\t${newFlows}`,
+    `\t\tadd @${SEEN_PAIRS} { ${pair} } goto flowlog`,
+    `\t\t${held} accept`,
+    '\t}',
+    '\tchain flowpairs {',
+    `\t\t${pair} @${SEEN_PAIRS} update @${SEEN_PAIRS} { ${pair} } accept`,
+    `\t\t${newFlows}`,
+    `\t\tadd @${SEEN_PAIRS} { ${pair} } add @${SEEN_PAIRS} { ip daddr . ip saddr . meta l4proto } goto flowlog`,
+    `\t\t${held} accept`,
+    '\t}',
+    '\tchain flowlog {',
+    `\t\t${l.perSource} accept`,
+    `\t\t${l.total} accept`,
     `\t\t${log(FLOW_PREFIX.allow)}`,
     '\t}',
   ];

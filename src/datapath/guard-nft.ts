@@ -1,5 +1,6 @@
 import { MAC_PATTERN } from '../model/index.js';
-import type { TenantPlan } from './plan.js';
+import { bridgedThroughNetfilter, type TenantPlan } from './plan.js';
+import { renderBridgeFlows } from './flows-nft.js';
 import { tableText, type NftTable } from './table.js';
 
 /** The bridge table of a tenant namespace: what may enter a bridge from a container's port. */
@@ -32,6 +33,8 @@ export function renderGuardTable(p: TenantPlan): NftTable {
       '\t\tether type arp iifname . arp saddr ip . arp saddr ether @endpoints accept',
       `\t\tcounter name "${SPOOFED_COUNTER}" drop`,
       '\t}',
+      // Flow records of bridged connections, when bridged traffic skips the inet table (flows-nft.ts).
+      ...(p.flows && !bridgedThroughNetfilter(p) ? renderBridgeFlows(p.flows) : []),
     ],
   };
 }

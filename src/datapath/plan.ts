@@ -1,10 +1,23 @@
 import { adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type Encap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
-import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
+import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
 import { transit } from './transit.js';
 import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 import type { FlowLimits } from './flows-nft.js';
+
+/**
+ * Whether bridged traffic (between endpoints of one network) must pass IP netfilter in this tenant's
+ * namespace (bridge-nf-call-iptables): conntrack on every bridged packet costs throughput, so only while
+ * the tenant filters (a policy that decides something, or a default of drop), has services (replies
+ * between two endpoints of one bridge must pass conntrack to be un-DNATed) or DSCP marks (set in the
+ * forward hook). Flow records do not need it: without it, the guard table logs bridged connections
+ * (flows-nft.ts renderBridgeFlows).
+ */
+export function bridgedThroughNetfilter(p: Pick<TenantPlan, 'policy' | 'services' | 'dscp'>): boolean {
+  const pol = p.policy;
+  return (pol !== undefined && (filters(pol) || pol.fallback === 'drop')) || p.services.length > 0 || p.dscp.length > 0;
+}
 
 /** What one host's kernel should hold for one tenant. Pure data, computed from the desired state. */
 export interface TenantPlan {

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
-import { peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
+import { bridgedThroughNetfilter, peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
 import { renderTenantRuleset, renderTenantTable } from './nft.js';
 import { FLOW_LIMITS_DEFAULT } from './flows-nft.js';
 import { renderHostRuleset } from './host-nft.js';
@@ -122,6 +122,8 @@ function renderedRulesets(): Array<[string, string]> {
     ['host-tunnel-all-sealed.nft', renderHostRuleset([], peerVteps(withPeers), { device: 'weft-wg', clearVnis: [] })],
     ['guard-default.nft', renderGuardRuleset(plans[0]!)],
     ['guard-empty.nft', renderGuardRuleset({ ...plans[0]!, endpoints: [] })],
+    // Flow records in a tenant whose bridged traffic skips IP netfilter: the guard table logs it (flows-nft.ts).
+    ['guard-flows.nft', renderGuardRuleset({ ...plans[0]!, flows: FLOW_LIMITS_DEFAULT })],
   ];
 }
 
@@ -212,4 +214,27 @@ test('with flow records on, a policy change is a delta that keeps the flow chain
   assert.equal(diffTables(before, renderTenantTable(plan('8888', null))), undefined, 'records off: a replace');
   assert.equal(diffTables(renderTenantTable(plan('8888', null)), before), undefined, 'records on: a replace');
   assert.equal(diffTables(before, renderTenantTable(plan('8888', { perSource: 5, total: 100 }))), undefined, 'other limits: a replace');
+});
+
+test('bridged connections are logged by the guard table only while bridged traffic skips IP netfilter, so never twice and never without conntrack where the policy needs it', () => {
+  const withRules = (rules: Rule[], defaultAction: Tenant['defaultAction'] = 'allow') => planTenant({
+    ...desired,
+    flowLog: FLOW_LIMITS_DEFAULT,
+    groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: rules.length ? ['p'] : [], labels: {} }],
+    policies: rules.length ? [{ ...meta, tenant: 'default', name: 'p', rules }] : [],
+    endpoints: desired.endpoints.map((e) => (e.id.startsWith('a') ? { ...e, group: 'db' } : e)),
+  }, { ...tenant('default', 1), defaultAction });
+  const bridgeLogs = (p: ReturnType<typeof withRules>) => /chain flows \{[^}]*hook forward/.test(renderGuardRuleset(p));
+  const inetLogs = (p: ReturnType<typeof withRules>) => /chain flows \{[^}]*hook forward/.test(renderTenantRuleset(p));
+  const plain = withRules([]);
+  assert.equal(bridgedThroughNetfilter(plain), false, 'no policy: bridged traffic skips conntrack');
+  assert.ok(bridgeLogs(plain) && inetLogs(plain), 'the guard logs bridged connections, the inet table routed ones');
+  const filtering = withRules([{ id: '1', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp', ports: '22' }]);
+  assert.equal(bridgedThroughNetfilter(filtering), true);
+  assert.ok(!bridgeLogs(filtering) && inetLogs(filtering), 'a policy that filters: the inet table logs everything, with its verdicts');
+  const denyAll = withRules([], 'deny');
+  assert.equal(bridgedThroughNetfilter(denyAll), true, 'a default of drop filters');
+  assert.ok(!bridgeLogs(denyAll));
+  assert.ok(!bridgeLogs({ ...plain, flows: undefined }), 'records off: no chain');
+  assert.ok(!bridgeLogs({ ...plain, dscp: [{ dscp: 10, ips: ['10.1.2.2'] }] }), 'DSCP marks need bridged traffic in netfilter');
 });

@@ -95,7 +95,7 @@ function agentOptions(cmd: Command): Command {
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
     .addOption(new Option('--flow-log <on|off>', 'log each new connection\'s verdict (allowed, denied, audit) in the tenants\' tables and send it to the server, for `weft flows`')
       .choices(['on', 'off']).default('on'))
-    .option('--flow-log-rate <perSource,total>', 'flow records per second the kernel passes on: per source address, and per tenant on this host (the rest are counted, not logged)', flowRates, { perSource: 20, total: 500 })
+    .option('--flow-log-rate <perSource,total>', 'flow records per second the kernel passes on: per source address, and per tenant on this host (a tenant without policy: bridged and routed connections each have their own); the rest are counted, not logged', flowRates, { perSource: 20, total: 500 })
     .option('--dns-port <port>', 'port of the containers\' DNS server on each tenant uplink (queries to a gateway, port 53, are sent there)', intArg('--dns-port', 1, 65535), 15353)
     .option('--docker-plugin <socket>', 'serve Docker\'s network and IPAM plugin here (driver name = file name), or "none"', '/run/docker/plugins/weft.sock')
     .option('--docker-api <socket>', 'Docker\'s API socket, to show container names of Docker endpoints', '/run/docker.sock')

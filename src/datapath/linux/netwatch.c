@@ -15,7 +15,7 @@
  *                              denied, w allowed but an audit-mode policy would deny), PROTO the IP
  *                              protocol number, ports 0 for protocols without them;
  *   flowlost NAME COUNT        records the kernel could not queue to us (our socket's buffer was full);
- *   flowheld NAME COUNT        connections the table's rate limits kept from being logged since the last
+ *   flowheld NAME COUNT        connections the tables' rate limits kept from being logged since the last
  *                              such line (its named counter FLOW_HELD moved);
  *   trafficbegin NAME          every TRAFFIC_EVERY_TICKS, a reading of a tenant namespace's veths starts;
  *   traffic NAME IFNAME IFINDEX RXB RXP TXB TXP
@@ -68,13 +68,18 @@
 #define FLOW_GROUP 8
 /* Bytes of each logged packet copied to us: an IPv4 header with options, and the ports. */
 #define FLOW_COPY 80
-/* The named counter of connections the limits kept from being logged (FLOW_HELD in flows-nft.ts), in table inet weft. */
+/* The named counter of connections the limits kept from being logged (FLOW_HELD in flows-nft.ts), in the
+ * tables inet weft (routed, and bridged when the tenant filters) and bridge weft (bridged otherwise). */
 #define FLOW_HELD "flowheld"
 /* The inet family (linux/netfilter.h clashes with the libc headers). */
 #ifndef NFPROTO_INET
 #define NFPROTO_INET 1
 #endif
 #define FLOW_TABLE "weft"
+#ifndef NFPROTO_BRIDGE
+#define NFPROTO_BRIDGE 7
+#endif
+static const int held_family[2] = { NFPROTO_INET, NFPROTO_BRIDGE };
 /* The held-back counter is read while records came within this long, once every so many ticks (a second). */
 #define HELD_WINDOW_MS 3000
 #define HELD_EVERY_TICKS 4
@@ -92,7 +97,7 @@ struct ns {
   unsigned long long lost; /* flow records lost since the last tick */
   long long seq;           /* the last record's sequence number, -1 none yet */
   int flow_retry;          /* ticks until the flow socket is tried again, when it could not be bound */
-  long long held;          /* FLOW_HELD's packets at the last reading, -1 none yet */
+  long long held[2];       /* FLOW_HELD's packets at the last reading, per table (held_family), -1 none yet */
   long long flow_at;       /* when the last record came (monotonic ms), 0 none */
   unsigned long long ino;  /* the namespace's inode while open */
   long long gen;           /* last generation reported, -1 none */
@@ -100,7 +105,7 @@ struct ns {
 };
 
 static long long now_ms(void);
-static long long held_count(int s);
+static long long held_count(int s, int family);
 
 static struct ns *watched[MAX_NS];
 static int nwatched;
@@ -133,7 +138,7 @@ static void close_ns(struct ns *w) {
   w->ino = 0;
   w->gen = -1;
   w->seq = -1;
-  w->held = -1;
+  w->held[0] = w->held[1] = -1;
 }
 
 /* One NFULNL_MSG_CONFIG request with one attribute, answered by an ack; 0 or -1 with errno set. */
@@ -278,7 +283,10 @@ static int open_ns(struct ns *w) {
   setsockopt(w->rt, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   w->ino = (unsigned long long)st.st_ino;
   /* What the counter holds already (from before this helper) is not news. */
-  w->held = held_count(w->nf);
+  for (int t = 0; t < 2; t++) {
+    long long held = held_count(w->nf, held_family[t]);
+    w->held[t] = held >= 0 ? held : -1;
+  }
   if (w->fl >= 0 && flow_bind(w->fl) != 0) {
     fprintf(stderr, "weft-netwatch: %s: NFLOG group %d: %s (no flow records from it; tried again every %d s)\n", w->name, FLOW_GROUP, strerror(errno), FLOW_RETRY_TICKS * TICK_MS / 1000);
     close(w->fl);
@@ -351,15 +359,16 @@ static size_t put_attr(char *at, uint16_t type, const void *data, uint16_t len) 
   return NLA_ALIGN(a->nla_len);
 }
 
-/* FLOW_HELD's packet count in the namespace's table (NFT_MSG_GETOBJ), or -1 (no such counter: records off). */
-static long long held_count(int s) {
+/* FLOW_HELD's packet count in the namespace's table of that family (NFT_MSG_GETOBJ); -2 when there is no
+ * such table or counter (records off, or not logged there), -1 when it could not be read. */
+static long long held_count(int s, int family) {
   char req[256] __attribute__((aligned(4)));
   memset(req, 0, sizeof req);
   struct nlmsghdr *nh = (struct nlmsghdr *)req;
   nh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ;
   nh->nlmsg_flags = NLM_F_REQUEST;
   struct nfgenmsg *g = NLMSG_DATA(nh);
-  g->nfgen_family = NFPROTO_INET;
+  g->nfgen_family = (uint8_t)family;
   g->version = NFNETLINK_V0;
   size_t off = NLMSG_LENGTH(sizeof *g);
   uint32_t type = htonl(NFT_OBJECT_COUNTER);
@@ -372,6 +381,8 @@ static long long held_count(int s) {
   char buf[1024] __attribute__((aligned(4)));
   ssize_t n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
   struct nlmsghdr *r = (struct nlmsghdr *)buf;
+  if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && NLMSG_OK(r, (size_t)n) && r->nlmsg_type == NLMSG_ERROR &&
+      ((struct nlmsgerr *)NLMSG_DATA(r))->error == -ENOENT) return -2;
   if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct nfgenmsg)) || !NLMSG_OK(r, (size_t)n) || r->nlmsg_type == NLMSG_ERROR) return -1;
   for (size_t at = NLMSG_LENGTH(sizeof(struct nfgenmsg)); at + sizeof(struct nlattr) <= r->nlmsg_len;) {
     struct nlattr *a = (struct nlattr *)((char *)r + at);
@@ -525,7 +536,7 @@ static void command(char *line) {
   w->rt = w->nf = w->fl = w->ls = -1;
   w->gen = -1;
   w->seq = -1;
-  w->held = -1;
+  w->held[0] = w->held[1] = -1;
   /* The first tick reports its generation; a namespace not there yet is opened when it appears. */
   w->dirty = 0;
   watched[nwatched++] = w;
@@ -564,13 +575,18 @@ static void tick(void) {
     /* Only while records come: the limits hold back only what comes beside records they let through
      * (each source's first ones, the table's first 500 a second), so an idle namespace costs nothing. */
     if (w->fl >= 0 && w->flow_at > 0 && now_ms() - w->flow_at < HELD_WINDOW_MS && ticks % HELD_EVERY_TICKS == 0) {
-      long long held = held_count(w->nf);
-      if (held >= 0) {
+      long long moved = 0;
+      for (int t = 0; t < 2; t++) {
+        long long held = held_count(w->nf, held_family[t]);
+        /* Gone (a table replaced without it): the next one counts from zero. */
+        if (held == -2) w->held[t] = -1;
+        if (held < 0) continue;
         /* Counted from the last reading; from zero for a counter made since (a table made or replaced). */
-        long long base = w->held >= 0 && held >= w->held ? w->held : 0;
-        if (held > base) printf("flowheld %s %lld\n", w->name, held - base);
-        w->held = held;
+        long long base = w->held[t] >= 0 && held >= w->held[t] ? w->held[t] : 0;
+        moved += held - base;
+        w->held[t] = held;
       }
+      if (moved > 0) printf("flowheld %s %lld\n", w->name, moved);
     }
   }
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
-import type { TenantPlan } from '../plan.js';
+import { bridgedThroughNetfilter, type TenantPlan } from '../plan.js';
 import { renderTenantTable } from '../nft.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
@@ -9,7 +9,6 @@ import { LINUX_ENCAPS } from './encaps/index.js';
 import { observeQos, qosCommands, tcBatch } from './qos.js';
 import type { QosPlan } from '../services.js';
 import type { NftOutcome, Protected } from '../datapath.js';
-import { filters } from '../../policy/index.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -27,21 +26,13 @@ export class TenantDatapath {
   constructor(private readonly runner: Runner, private readonly nft: NftTables) {}
 
   /**
-   * Bridged traffic (within one network) passes IP netfilter only while the tenant filters or logs flow
-   * records: conntrack on every bridged packet costs throughput, and a tenant without either needs none of it. Routed and NATed
-   * traffic goes through netfilter either way. Set before the policy table, so a policy never applies to
-   * a namespace that bypasses it.
+   * Bridged traffic (within one network) passes IP netfilter only when the plan needs it
+   * (bridgedThroughNetfilter). Routed and NATed traffic goes through netfilter either way.
    */
-  private async ensureBridgeFiltering(p: TenantPlan): Promise<void> {
-    const pol = p.policy;
-    const filtering = pol && (filters(pol) || pol.fallback === 'drop');
-    // Service replies between two endpoints of one bridge must pass conntrack to be un-DNATed; DSCP marks
-    // are set in the forward hook; flow records log each new connection in the forward hook, bridged
-    // ones included.
-    const want = filtering || p.services.length > 0 || p.dscp.length > 0 || p.flows !== undefined ? 1 : 0;
-    if (this.brNf.get(p.ns) === want) return;
-    await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`]));
-    this.brNf.set(p.ns, want);
+  private async ensureBridgeFiltering(ns: string, want: 0 | 1): Promise<void> {
+    if (this.brNf.get(ns) === want) return;
+    await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`]));
+    this.brNf.set(ns, want);
   }
 
   get lastRefusal(): string {
@@ -87,8 +78,12 @@ export class TenantDatapath {
 
   /** The tables alone (and whether bridged traffic passes them); `trust`: without a look at the kernel. */
   async ensureTables(p: TenantPlan, trust = true): Promise<NftOutcome> {
-    await this.ensureBridgeFiltering(p);
+    // Turned on before the tables, so a policy never applies to a namespace that bypasses it; off after
+    // them, so the guard's chain for bridged flow records is there before the inet table stops seeing them.
+    const want = bridgedThroughNetfilter(p) ? 1 : 0;
+    if (want) await this.ensureBridgeFiltering(p.ns, 1);
     const [, nft] = await this.nft.ensureAll(p.ns, [renderGuardTable(p), renderTenantTable(p)], true, { trust }) as [NftOutcome, NftOutcome];
+    if (!want) await this.ensureBridgeFiltering(p.ns, 0);
     return nft;
   }
 
