@@ -5,7 +5,9 @@
 // at once (each source gets its own per-source allowance, so together they reach the tenant's limit:
 // the most records the kernel, weft-netwatch, the agent and the server ever handle, on the same two
 // cores as the connects), iperf3 throughput app → db, and in a tenant without any policy (`plain`, whose
-// bridged traffic skips IP netfilter, records or not) iperf3 TCP and 64-byte UDP packets a second. Each
+// bridged traffic skips IP netfilter, records or not, and whose bridge table logs it) iperf3 TCP, 64-byte
+// UDP packets a second, TCP connects and UDP exchanges each from a new socket (the bridge table's paths
+// for a new flow). Throughput is measured before the connects, whose records' handling could spill over. Each
 // result is the median over rounds of the round's on ÷ off (a round's two modes run back to back, in turn
 // first). Then, with records on, a follower of `GET /api/v1/flows` (as `weft flows --follow` opens it)
 // times each denied connection from its first SYN until its record arrives. Needs root; cleans up.

@@ -105,7 +105,8 @@ const NEW_SET = 'flownew';
  * packet through conntrack; here a new connection is told from the packet, without it:
  * - TCP: a segment with SYN alone, unless it is the retransmission of a SYN logged in the last
  *   BRIDGE_SYN_TIMEOUT_S (same addresses, ports and sequence number; only logged SYNs are remembered, so
- *   that set grows no faster than the records);
+ *   that set grows no faster than the records; a retransmission the per-source limit holds back before
+ *   that lookup is counted as held once more);
  * - UDP, UDP-Lite, SCTP: a 5-tuple, and ICMP requests and other protocols: an address pair and
  *   protocol, not seen (either way, but ICMP requests one way) for BRIDGE_SEEN_TIMEOUT_S; a packet of a
  *   known flow refreshes it. Each source adds at most NEW_FLOWS_PER_RECORD times its records a second
@@ -143,27 +144,33 @@ export function renderBridgeFlows(limits: FlowLimits): string[] {
     '\t\tflags dynamic,timeout',
     '\t\ttimeout 1m',
     '\t}',
-    // A chain that ends without a verdict returns to the base chain's caller: accepted, not logged.
+    // A chain that ends without a verdict returns to the base chain's caller: accepted, not logged. Bulk
+    // TCP costs the dispatch and a flags test; each chain below it first lets pass what is not IPv4 (the
+    // dispatch reads the protocol of IPv6 too) and, where the ports or type are needed, non-first
+    // fragments (nothing reassembles here: they never start a flow).
     '\tchain flows {',
     '\t\ttype filter hook forward priority 0; policy accept;',
-    '\t\tether type != ip accept',
-    // Only a first fragment has the ports (nothing reassembles here): the rest are never a new flow.
-    '\t\tip frag-off & 0x1fff != 0 accept',
     '\t\tmeta l4proto vmap { tcp : goto flowtcp, udp : goto flowports, udplite : goto flowports, sctp : goto flowports, icmp : goto flowicmp }',
-    '\t\tgoto flowpairs',
+    '\t\tether type ip goto flowpairs',
     '\t}',
+    // A non-first fragment has no TCP header: the flags test fails, nothing more.
     '\tchain flowtcp {',
     '\t\ttcp flags & (fin | syn | rst | ack) == syn goto flowsyn',
     '\t}',
+    // The per-source limit first, so a SYN it holds back costs no lookup (a retransmission it holds back
+    // is counted as held again, a rare overcount).
     '\tchain flowsyn {',
-    `\t\t${syn} @${SEEN_SYN} accept`,
+    '\t\tether type != ip accept',
     `\t\t${l.perSource} accept`,
+    `\t\t${syn} @${SEEN_SYN} accept`,
     `\t\t${l.total} accept`,
     // A full set refuses the add, which ends that rule only: the SYN is logged all the same.
     `\t\tadd @${SEEN_SYN} { ${syn} }`,
     `\t\t${log(FLOW_PREFIX.allow)}`,
     '\t}',
     '\tchain flowports {',
+    '\t\tether type != ip accept',
+    '\t\tip frag-off & 0x1fff != 0 accept',
     `\t\t${ports} @${SEEN_PORTS} update @${SEEN_PORTS} { ${ports} } accept`,
     `\t\t${newFlows}`,
     // Each way once: the first packet adds both, so the reply is a known flow.
@@ -174,6 +181,7 @@ export function renderBridgeFlows(limits: FlowLimits): string[] {
     // ICMP: requests only (replies and errors belong to their request or another flow), one way, so the
     // peer's own requests back are news.
     '\tchain flowicmp {',
+    '\t\tip frag-off & 0x1fff != 0 accept',
     '\t\ticmp type != { echo-request, timestamp-request, info-request, address-mask-request } accept',
     `\t\t${pair} @${SEEN_PAIRS} update @${SEEN_PAIRS} { ${pair} } accept`,
     `\t\t${newFlows}`,
