@@ -113,7 +113,8 @@ const NEW_SET = 'flownew';
  *   (what it adds past that is counted as held, packet by packet, and not tracked), so one container
  *   cannot fill the set for the others; when the set is full anyway, new flows count as held;
  * - a non-first fragment, a packet whose headers cannot be read, anything not IPv4: never.
- * Bulk traffic costs a dispatch by protocol and, for UDP, one lookup and refresh. Everything bridged here
+ * Bulk traffic costs, for UDP, one rule (a lookup and a refresh), for TCP a dispatch by protocol and a
+ * flags test. Everything bridged here
  * is allowed (a tenant that filters has bridged traffic in netfilter, and its inet table logs it). Same
  * limits and held counter as the inet table's, counted per table.
  */
@@ -130,6 +131,7 @@ export function renderBridgeFlows(limits: FlowLimits): string[] {
   ];
   const syn = 'ip saddr . ip daddr . tcp sport . tcp dport . tcp sequence';
   const ports = 'ip saddr . ip daddr . th sport . th dport';
+  const udpPorts = 'ip saddr . ip daddr . udp sport . udp dport';
   const back = 'ip daddr . ip saddr . th dport . th sport';
   const pair = 'ip saddr . ip daddr . meta l4proto';
   const newFlows = `update @${NEW_SET} { ip saddr limit rate over ${limits.perSource * NEW_FLOWS_PER_RECORD}/second burst ${limits.perSource * NEW_FLOWS_PER_RECORD * 2} packets } ${held} accept`;
@@ -150,6 +152,9 @@ export function renderBridgeFlows(limits: FlowLimits): string[] {
     // fragments (nothing reassembles here: they never start a flow).
     '\tchain flows {',
     '\t\ttype filter hook forward priority 0; policy accept;',
+    // A known UDP flow's packet (the bulk of UDP) in one rule: its tests of IPv4 and UDP, one lookup
+    // and a refresh. A non-first fragment fails the port loads and goes on to the dispatch.
+    `\t\t${udpPorts} @${SEEN_PORTS} update @${SEEN_PORTS} { ${udpPorts} } accept`,
     '\t\tmeta l4proto vmap { tcp : goto flowtcp, udp : goto flowports, udplite : goto flowports, sctp : goto flowports, icmp : goto flowicmp }',
     '\t\tether type ip goto flowpairs',
     '\t}',

@@ -16,6 +16,8 @@ export function clusterRoutes(app: FastifyInstance): void {
     schema: { querystring: EndpointQuery, tags: ['endpoints'], summary: 'List endpoints, optionally of one tenant or host' },
   }, async (req, reply) => {
     const p = principalOf(req);
+    // A tenant the caller may not see is refused as if it did not exist, as every tenant's own route does.
+    if (req.query.tenant !== undefined && !canSeeTenant(p, req.query.tenant)) throw notFound(`tenant ${req.query.tenant}`);
     const s = await c.endpoints.snapshot();
     // The same answer, serialized once, for everyone asking the same at this revision (agents re-listing
     // after a server restart); keyed by what the asker may see, so RBAC decides as before.
