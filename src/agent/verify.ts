@@ -19,9 +19,13 @@ const PARALLEL = 8;
  * A UDP pass is confirmed by a second probe from another socket (another source port): a conntrack entry
  * left by earlier traffic on the first one's 5-tuple (allowed then; an entry lives 30 s past its last
  * packet) lets a datagram through that the policy now drops for new flows, and verify checks new flows.
+ * A probe's timeout decides only after the I/O already there is handled (setImmediate runs after the poll
+ * phase): on a loaded host a connection established in time could otherwise be counted a failure when
+ * its timer and its connect event come in the same turn of the loop (a CI run: two allowed cells
+ * reported blocked, while conntrack held a completed connection of each pair a second old).
  */
 const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
-const once=(ip,proto,port)=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>done(false),to);
+const once=(ip,proto,port)=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>setImmediate(()=>done(false)),to);
 if(proto==='tcp'){s=net.connect(port,ip,()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));}
 else{s=dgram.createSocket('udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.connect(port,ip,()=>s.send('weft-verify'));}});
 Promise.all(t.map(([ip,proto,port])=>once(ip,proto,port).then(ok=>ok&&proto==='udp'?once(ip,proto,port):ok))).then(r=>console.log(JSON.stringify(r)));});`;
