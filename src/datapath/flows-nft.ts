@@ -63,10 +63,11 @@ export function renderFlows(limits: FlowLimits | undefined): string[] {
 }
 
 /** The limits' objects (a table's own: named objects are not shared between tables) and the statements that apply them. */
-function limiting(limits: FlowLimits): { objects: string[]; perSource: string; total: string } {
+function limiting(limits: FlowLimits): { objects: string[]; perSource: string; total: string; held: string } {
   // What the limits hold back is counted in one named counter, which weft-netwatch reads (FLOW_HELD).
   const held = `counter name "${FLOW_HELD}"`;
   return {
+    held,
     objects: [
       `\tcounter ${FLOW_HELD} {`,
       '\t}',
@@ -114,16 +115,16 @@ const NEW_SET = 'flownew';
  *   cannot fill the set for the others; when the set is full anyway, new flows count as held;
  * - a non-first fragment, a packet whose headers cannot be read, anything not IPv4: never.
  * Bulk traffic costs, for UDP, one rule (a lookup and a refresh), for TCP a dispatch by protocol and a
- * flags test. Everything bridged here
- * is allowed (a tenant that filters has bridged traffic in netfilter, and its inet table logs it). Same
- * limits and held counter as the inet table's, counted per table.
+ * flags test. Everything bridged here is allowed (a tenant that filters has bridged traffic in netfilter,
+ * and its inet table logs it). Same limits and held counter as the inet table's, counted per table.
  */
 export function renderBridgeFlows(limits: FlowLimits): string[] {
   const l = limiting(limits);
-  const held = `counter name "${FLOW_HELD}"`;
+  const held = l.held;
+  // `type`: the set's type line (`type ...` or `typeof ...`).
   const set = (name: string, type: string, timeoutS: number) => [
     `\tset ${name} {`,
-    `\t\t${type.startsWith('typeof ') ? type : `type ${type}`}`,
+    `\t\t${type}`,
     '\t\tsize 65536',
     '\t\tflags dynamic,timeout',
     `\t\ttimeout ${timeoutS}s`,
@@ -138,18 +139,13 @@ export function renderBridgeFlows(limits: FlowLimits): string[] {
   return [
     ...l.objects,
     ...set(SEEN_SYN, `typeof ${syn}`, BRIDGE_SYN_TIMEOUT_S),
-    ...set(SEEN_PORTS, 'ipv4_addr . ipv4_addr . inet_service . inet_service', BRIDGE_SEEN_TIMEOUT_S),
-    ...set(SEEN_PAIRS, 'ipv4_addr . ipv4_addr . inet_proto', BRIDGE_SEEN_TIMEOUT_S),
-    `\tset ${NEW_SET} {`,
-    '\t\ttype ipv4_addr',
-    '\t\tsize 65536',
-    '\t\tflags dynamic,timeout',
-    '\t\ttimeout 1m',
-    '\t}',
-    // A chain that ends without a verdict returns to the base chain's caller: accepted, not logged. Bulk
-    // TCP costs the dispatch and a flags test; each chain below it first lets pass what is not IPv4 (the
-    // dispatch reads the protocol of IPv6 too) and, where the ports or type are needed, non-first
-    // fragments (nothing reassembles here: they never start a flow).
+    ...set(SEEN_PORTS, 'type ipv4_addr . ipv4_addr . inet_service . inet_service', BRIDGE_SEEN_TIMEOUT_S),
+    ...set(SEEN_PAIRS, 'type ipv4_addr . ipv4_addr . inet_proto', BRIDGE_SEEN_TIMEOUT_S),
+    ...set(NEW_SET, 'type ipv4_addr', 60),
+    // A chain that ends without a verdict returns to the base chain's caller: accepted, not logged. The
+    // chains below let pass what is not IPv4 (the dispatch reads the protocol of IPv6 too) before reading
+    // addresses, and non-first fragments before reading ports or a type (nothing reassembles here: a
+    // fragment never starts a flow).
     '\tchain flows {',
     '\t\ttype filter hook forward priority 0; policy accept;',
     // A known UDP flow's packet (the bulk of UDP) in one rule: its tests of IPv4 and UDP, one lookup
