@@ -7,6 +7,7 @@ import { instanceDigest } from '../model/index.js';
 import type { Runner } from '../exec/index.js';
 import { handleCni, serveCniSocket, type CniSocketServer } from '../plugins/cni/index.js';
 import { serveDockerPlugin, type DockerPluginServer } from '../plugins/docker/index.js';
+import { Attacher, VERB_ENV, handleVerb } from './attach.js';
 import { CniEndpoints } from './cni-host.js';
 import { TenantNames } from './dns-names.js';
 import { DockerBackend } from './docker/index.js';
@@ -182,7 +183,12 @@ export class Agent {
     installPlugin(this.o.cniBinDirs);
     this.reconciler.start();
     this.flows?.start();
-    this.socket = await serveCniSocket(this.socketPath, (env, stdin) => handleCni(this.cni, env, stdin));
+    // The socket serves the CNI relay and the agent's own verbs (`weft attach`, `weft detach`): both only to root.
+    const attacher = new Attacher({ host: this.o.host, state: this.state, datapath: this.datapath, cni: this.cni, endpoints: this.endpoints });
+    this.socket = await serveCniSocket(this.socketPath, (env, stdin) => {
+      const verb = env[VERB_ENV];
+      return verb === undefined ? handleCni(this.cni, env, stdin) : handleVerb(attacher, verb, stdin);
+    });
     if (this.o.dockerSocket && this.docker) this.dockerServer = await serveDockerPlugin(this.o.dockerSocket, this.docker);
     if (this.o.identity) {
       const { dir, creds } = this.o.identity;

@@ -69,6 +69,7 @@ export class CniEndpoints implements CniHost {
       seal: this.d.sealer.seal({ id, tenant: req.tenant, network: req.network, ifname: req.ifname, netns: req.netns }),
       ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.mac ? { mac: req.mac } : {}),
       ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
+      ...(req.attached ? { attached: req.attached } : {}),
     };
     try {
       return await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
@@ -131,11 +132,14 @@ export class CniEndpoints implements CniHost {
     return this.d.datapath.checkContainer({ netnsPath: netns, ifname, ip: ep.ip, prefixLength: ep.prefixLength });
   }
 
-  /** Releases this host's endpoints of the scope that the runtime no longer lists; never one in flight. */
+  /**
+   * Releases this host's endpoints of the scope that the runtime no longer lists; never one in flight, nor
+   * one `weft attach` made (no runtime lists those: they go with detach or their namespace).
+   */
   async gc(scope: Scope, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Promise<void> {
     const keep = new Set(valid.map((v) => endpointId(v.containerID, v.ifname)));
     for (const ep of [...this.d.state.endpoints.values()]) {
-      const inScope = ep.netns !== undefined && ep.host === this.d.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
+      const inScope = ep.netns !== undefined && ep.attached === undefined && ep.host === this.d.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
       if (!inScope || keep.has(ep.id) || this.d.endpoints.inflight.has(ep.id)) continue;
       await this.d.endpoints.with(ep.id, async () => {
         if (this.d.state.endpoints.has(ep.id)) await this.d.endpoints.release(ep);

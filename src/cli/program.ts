@@ -29,6 +29,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ names: readonly string[]; load: ()
   { names: ['apply', 'delete', 'get'], load: async () => { const m = await import('./commands/apply.js'); return (p, io) => { m.applyCommands(p, io); m.getCommands(p, io); }; } },
   { names: ['explain'], load: async () => (await import('./commands/explain.js')).explainCommands },
   { names: ['verify'], load: async () => (await import('./commands/verify.js')).verifyCommands },
+  { names: ['attach', 'detach'], load: async () => (await import('./commands/attach.js')).attachCommands },
   { names: ['flows', 'top'], load: async () => { const m = await import('./commands/flows.js'); return (p, io) => { m.flowCommands(p, io); m.topCommands(p, io); }; } },
   { names: ['server', 'agent', 'up'], load: async () => (await import('./commands/daemon.js')).daemonCommands },
   { names: ['lab'], load: async () => { const { labCommands } = await import('./commands/lab.js'); return (p, io, d) => labCommands(p, io, d.lab); } },

@@ -130,6 +130,7 @@ export class Endpoints {
         ...(req.netns !== undefined ? { netns: req.netns } : {}),
         ...(req.seal !== undefined ? { seal: req.seal } : {}),
         ...(req.portMappings?.length ? { portMappings: req.portMappings } : {}),
+        ...(req.attached ? { attached: { defaultRoute: req.attached.defaultRoute } } : {}),
         state: 'created',
         createdAt: at,
         updatedAt: at,

@@ -26,10 +26,12 @@ export interface Attachment {
   mtu: number;
   /** The tenant has services: the port may reflect frames (see EndpointPlan.hairpin). */
   hairpin: boolean;
+  /** The container's default route goes through this interface (false: its subnet only; `weft attach`). */
+  defaultRoute: boolean;
 }
 
 /** For Docker: the veth's other end (`outer`) is left in the agent's namespace for Docker to move. */
-export type OuterAttachment = Omit<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'gateway'> & { outer: string };
+export type OuterAttachment = Omit<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'gateway' | 'defaultRoute'> & { outer: string };
 
 /**
  * A new connection as the kernel decided it (flow records, flows-nft.ts): seen in a tenant's namespace,
@@ -168,10 +170,11 @@ export interface Datapath {
  * An endpoint's attachment in its tenant, the one way it is built: ADD, Docker's Join and the repair of a
  * vanished veth wire the same thing (the repair once left out `hairpin`).
  */
-export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, netnsPath: string): Attachment {
+export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, netnsPath: string): Attachment {
   return {
     tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
     mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
+    defaultRoute: ep.attached?.defaultRoute ?? true,
   };
 }
 

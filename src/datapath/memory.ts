@@ -31,7 +31,8 @@ export interface MemoryNamespace {
 export interface MemoryInterface {
   ip: string;
   prefixLength: number;
-  gateway: string;
+  /** The gateway of the container's default route through this interface; undefined: its subnet only. */
+  gateway: string | undefined;
   mac: string;
 }
 
@@ -177,7 +178,7 @@ export class MemoryDatapath implements Datapath {
     if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
     if (ns.links.has(a.veth)) throw new Error(`simulated: ${a.veth} exists in ${a.tenantNs}`);
     ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin, peer: { netnsPath: a.netnsPath, ifname: a.ifname } });
-    container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, gateway: a.gateway, mac: a.mac });
+    container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac });
   }
 
   async attachOuter(a: OuterAttachment): Promise<void> {

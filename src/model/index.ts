@@ -12,3 +12,4 @@ export * from './documents.js';
 export * from './netpol.js';
 export * from './netpol-schema.js';
 export * from './anp.js';
+export * from './attach-request.js';

@@ -190,6 +190,12 @@ export interface Endpoint extends Meta {
    */
   seal?: string;
   portMappings?: PortMapping[];
+  /**
+   * Set when `weft attach` made it (an interface added to a running container or namespace), not a
+   * runtime's CNI ADD or Docker: a runtime's GC never collects it, and its interface takes the container's
+   * default route only when asked (`defaultRoute`), so a second interface does not steal the first's.
+   */
+  attached?: { defaultRoute: boolean };
   state: 'created' | 'active';
 }
 

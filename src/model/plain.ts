@@ -9,3 +9,4 @@ export * from './objects.js';
 export * from './validate.js';
 export * from './durations.js';
 export * from './limits.js';
+export * from './attach-request.js';

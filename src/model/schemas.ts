@@ -160,6 +160,9 @@ export const EndpointRequest = strict({
   seal: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: "the creating agent's HMAC of the endpoint (only that agent can check it)" })),
   portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
   replaces: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$', description: 'an endpoint of the same host and network whose address this one takes over, in one step (an address reserved before its endpoint was known)' })),
+  attached: Type.Optional(strict({
+    defaultRoute: Type.Boolean({ description: "whether the interface takes the container's default route" }),
+  }, 'made by `weft attach` on a running container or namespace (runtimes\' GC leaves it alone)')),
 });
 
 /** What a runtime learns about an endpoint after creating it (Docker: the container's name, its published ports). */

@@ -14,6 +14,8 @@ const APPLETS = ['sh', 'ip', 'ping', 'nc', 'wget', 'httpd', 'sleep', 'cat', 'ech
 export interface Podman {
   /** `env`: podman's own environment (it passes CNI_ARGS from there to the plugins). */
   run(args: string[], opts?: { timeoutMs?: number; env?: Record<string, string> }): Promise<RunResult>;
+  /** What a plain `podman` (another program calling it, `weft attach`) needs in its environment to see this podman's containers. */
+  env: Record<string, string>;
   cleanup(): Promise<void>;
 }
 
@@ -43,6 +45,9 @@ export async function startPodman(cniConfDir: string, pluginDirs: string[], host
     `cni_plugin_dirs = [${pluginDirs.map((d) => `"${d}"`).join(', ')}]`,
     '[engine]', 'runtime = "runc"', 'cgroup_manager = "cgroupfs"', '',
   ].join('\n'));
+  // The same storage as the flags below, for a podman run by another program without them.
+  const storage = join(dir, 'storage.conf');
+  writeFileSync(storage, `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, 'root')}"\nrunroot = "${join(dir, 'runroot')}"\n`);
   const enter = hostNs ? ['nsenter', `--net=/run/netns/${hostNs}`] : [];
   const base = [...enter, 'podman', '--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--storage-driver', 'vfs'];
   const run = (args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}) => {
@@ -53,6 +58,7 @@ export async function startPodman(cniConfDir: string, pluginDirs: string[], host
   if (imported.code !== 0) throw new Error(`podman import failed: ${imported.stderr}`);
   return {
     run,
+    env: { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage },
     async cleanup() {
       await run(['rm', '-af', '-t', '0']);
       rmSync(dir, { recursive: true, force: true });

@@ -93,7 +93,8 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
         `ntable change name arp_cache dev ${a.ifname} retrans 100`,
         `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
         `link set ${a.ifname} up`,
-        `route replace default via ${a.gateway} dev ${a.ifname}`,
+        // An interface added beside the container's own (`weft attach`) reaches its subnet only, unless asked.
+        ...(a.defaultRoute ? [`route replace default via ${a.gateway} dev ${a.ifname}`] : []),
       ]);
     } catch (e) {
       await detachEndpoint(runner, a.tenantNs, a.veth);

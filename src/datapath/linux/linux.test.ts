@@ -64,7 +64,7 @@ test('tenant datapath: routed networks, isolated tenants, idempotent, repairs dr
   const green = plans[1]!;
   const attach = async (c: string, p: typeof red, i: number, ip: string, gw: string) => attachEndpoint(real, {
     tenantNs: p.ns, bridge: p.endpoints[i]!.bridge, veth: p.endpoints[i]!.veth, netnsPath: await container(c),
-    ifname: 'eth0', mac: p.endpoints[i]!.mac, ip, prefixLength: 24, gateway: gw, mtu: 1450, hairpin: false,
+    ifname: 'eth0', mac: p.endpoints[i]!.mac, ip, prefixLength: 24, gateway: gw, mtu: 1450, hairpin: false, defaultRoute: true,
   }, `${tag}-alias`);
   await attach('c1', red, 0, '10.91.1.2', '10.91.1.1');
   await attach('c2', red, 1, '10.91.2.2', '10.91.2.1');

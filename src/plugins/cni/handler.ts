@@ -15,6 +15,8 @@ export interface AddRequest {
   mac?: string;
   labels: Record<string, string>;
   portMappings: PortMapping[];
+  /** Not from a runtime: `weft attach` (the agent's own verb) adds an interface to a running container. */
+  attached?: { defaultRoute: boolean };
 }
 
 export interface Scope {
