@@ -1,10 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { MemoryDatapath } from '../datapath/index.js';
+import { MemoryDatapath, names } from '../datapath/index.js';
 import { handleCni } from '../plugins/cni/index.js';
 import { runCli } from '../cli/program.js';
 import type { Daemons } from '../cli/commands/daemon.js';
@@ -95,6 +95,32 @@ test('attach gives a namespace eth1, then eth2, on its subnet only unless asked;
   assert.match(again.err, /no interface of this target is attached to network default\/net/);
 });
 
+test("an attach never takes a runtime's interface over, nor a runtime an attached one", async () => {
+  const path = namespace('mixed');
+  const env = (ifname: string) => ({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: `netns-${statSync(path).ino}`, CNI_NETNS: path, CNI_IFNAME: ifname, CNI_PATH: '/opt/cni/bin' });
+  const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'weft-default-db', type: 'weft', network: 'net', group: 'db' });
+  const a = await weft('attach', path, '-n', 'net', '-o', 'json');
+  assert.equal(a.code, 0, a.err);
+  // The runtime's eth1 (its ADD for the same container id) is refused: the attached one stays.
+  dp.containers.get(path)?.delete('eth1');
+  const add = await handleCni(agent.cni, env('eth1'), conf);
+  assert.notEqual(add.code, 0, add.stdout);
+  assert.match(add.stdout, /interface eth1 of container .* was made by weft attach/);
+  assert.deepEqual((await endpoints()).filter((e) => e.attached).map((e) => e.ip), [JSON.parse(a.out).ip]);
+  // And a runtime's eth0, its interface gone for a moment, is not taken by an attach naming eth0.
+  const rt = await handleCni(agent.cni, env('eth0'), conf);
+  assert.equal(rt.code, 0, rt.stdout);
+  dp.containers.get(path)?.delete('eth0');
+  const over = await weft('attach', path, '-n', 'net', '--ifname', 'eth0');
+  assert.equal(over.code, 4, over.err);
+  assert.match(over.err, /is the container runtime's; nothing was released/);
+  assert.ok((await endpoints()).some((e) => e.ifname === 'eth0' && e.attached === undefined), "the runtime's endpoint stands");
+  const d = await weft('detach', path, '-n', 'net');
+  assert.equal(d.code, 0, d.err);
+  assert.match(d.out, /^detached eth1 /, "detach leaves the runtime's eth0");
+  assert.equal(await handleCni(agent.cni, { ...env('eth0'), CNI_COMMAND: 'DEL' }, conf).then((r) => r.code), 0);
+});
+
 test('two attaches to one target at once get eth1 and eth2, each its own address', async () => {
   const path = namespace('twice');
   const [a, b] = await Promise.all([weft('attach', path, '-n', 'net', '-o', 'json'), weft('attach', path, '-n', 'net', '-o', 'json')]);
@@ -118,6 +144,19 @@ test("runtimes' GC leaves attached interfaces alone; the agent releases them whe
   assert.ok(await within(10_000, async () => (await endpoints()).length === 0) >= 0, 'released once its namespace is gone');
 });
 
+test('an attached interface whose veth vanished is released, never wired again (its path may name another namespace by now)', async () => {
+  const path = namespace('remade');
+  const a = await weft('attach', path, '-n', 'net', '-o', 'json');
+  assert.equal(a.code, 0, a.err);
+  const { endpoint } = JSON.parse(a.out) as { endpoint: string };
+  const ns = [...dp.namespaces.entries()].find(([, n]) => n.links.has(names.endpointVeth(endpoint)));
+  assert.ok(ns, 'the veth is on a tenant bridge');
+  ns[1].links.delete(names.endpointVeth(endpoint));
+  dp.containers.get(path)?.clear();
+  assert.ok(await within(10_000, async () => !(await endpoints()).some((e) => e.id === endpoint)) >= 0, 'released');
+  assert.equal(dp.containers.get(path)?.size, 0, 'nothing was wired into the namespace again');
+});
+
 test('bad input names the flag and changes nothing', async () => {
   const path = namespace('bad');
   const cases: Array<[string[], number, RegExp]> = [
@@ -126,7 +165,7 @@ test('bad input names the flag and changes nothing', async () => {
     [['--ifname', 'lo'], 2, /^--ifname: "lo" cannot be attached/],
     [['--ifname', 'a-name-too-long-for-linux'], 2, /^--ifname: .* is not an interface name/],
     [['--label', 'novalue'], 2, /^--label: 'novalue' is not KEY=VALUE/],
-    [['--label', 'k=v v'], 2, /^--label: "v v" is not a label value/],
+    [['--label', 'k=v v'], 2, /^--label k: "v v" is not a label value/],
     [['-g', 'Bad_Group'], 2, /^--group: "Bad_Group" is not a name/],
     [['-g', 'nope'], 2, /^group: group default\/nope does not exist/],
     [['--ip', '10.9.9.9'], 2, /10\.9\.9\.9/],
@@ -139,6 +178,11 @@ test('bad input names the flag and changes nothing', async () => {
   const proc = await weft('attach', '/proc/self/ns/net', '-n', 'net');
   assert.equal(proc.code, 2);
   assert.match(proc.err, /TARGET: \/proc\/[0-9]+\/ns\/net dies with its process|TARGET: \/proc\/self\/ns\/net dies with its process/);
+  // A link (to /proc/PID/ns/net, say) is refused by the agent; so is a folder link leading into /proc.
+  symlinkSync('/proc/self/ns/net', join(dir, 'netns', 'link'));
+  await assert.rejects(callAgent(join(dir, 'run', 'agent.sock'), 'attach', { tenant: 'default', network: 'net', netns: join(dir, 'netns', 'link'), containerId: 'x' }), /netns: .*\/link is a symbolic link/);
+  symlinkSync('/proc/self/ns', join(dir, 'nsdir'));
+  await assert.rejects(callAgent(join(dir, 'run', 'agent.sock'), 'attach', { tenant: 'default', network: 'net', netns: join(dir, 'nsdir', 'net'), containerId: 'x' }), /netns: .*\/nsdir\/net is a symbolic link/);
   const missing = await weft('attach', join(dir, 'netns', 'none'), '-n', 'net');
   assert.equal(missing.code, 3, missing.err);
   const noNet = await weft('attach', path, '-n', 'nonet');

@@ -1,3 +1,5 @@
+import { lstatSync, realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { ERROR_CATALOGUE, WeftError, endpointId, isWeftError, parseAttachRequest, parseDetachRequest, type AttachAnswer, type AttachRequest, type DetachRequest } from '../model/index.js';
 import { ApiError } from '../client/index.js';
 import { CniError, type CniOutcome } from '../plugins/cni/index.js';
@@ -37,7 +39,18 @@ export class Attacher {
   }
 
   private async attachNow(req: AttachRequest): Promise<AttachAnswer> {
-    if (!this.d.datapath.containerExists(req.netns)) throw new WeftError('WEFT_INVALID_VALUE', `netns: ${req.netns} does not exist`, { field: 'netns' });
+    // The path as the kernel resolves it: a link (to /proc/PID/ns/net, say) is refused, and the folders on
+    // the way are resolved and checked again (attach-request.ts refuses /proc).
+    let real: string;
+    try {
+      if (lstatSync(req.netns).isSymbolicLink()) throw new WeftError('WEFT_INVALID_VALUE', `netns: ${req.netns} is a symbolic link; give the namespace's own file (a bind mount, as ip netns attach makes)`, { field: 'netns' });
+      real = join(realpathSync(dirname(req.netns)), basename(req.netns));
+    } catch (e) {
+      if (e instanceof WeftError) throw e;
+      throw new WeftError('WEFT_INVALID_VALUE', `netns: ${req.netns} does not exist`, { field: 'netns' });
+    }
+    if (real !== req.netns) parseAttachRequest(JSON.stringify({ ...req, netns: real }));
+    if (!this.d.datapath.containerExists(req.netns)) throw new WeftError('WEFT_INVALID_VALUE', `netns: ${req.netns} is not a network namespace`, { field: 'netns' });
     const ifname = req.ifname ?? await this.freeIfname(req.netns);
     if (req.ifname !== undefined && await this.d.datapath.containerHas(req.netns, req.ifname)) {
       throw new WeftError('WEFT_EXISTS', `ifname: the target already has an interface ${req.ifname}; detach it or name another`, { field: 'ifname' });
@@ -62,8 +75,18 @@ export class Attacher {
       const which = req.ifname === undefined ? 'no interface' : `no interface ${req.ifname}`;
       throw new WeftError('WEFT_NOT_FOUND', `${which} of this target is attached to network ${req.tenant}/${req.network} on this host (interfaces a runtime made are its own to remove)`);
     }
-    for (const e of mine) await this.d.cni.del(e.containerId, e.ifname);
-    return mine.map((e) => e.ifname).sort();
+    const done: string[] = [];
+    for (const e of mine) {
+      // Under the endpoint's lock, and only if it is still one `weft attach` made (never a runtime's).
+      await this.d.endpoints.inFlight(e.id, async () => {
+        const now = this.d.state.endpoints.get(e.id);
+        if (now?.attached !== undefined && now.host === this.d.host) await this.d.endpoints.release(now);
+      }).catch((x: Error) => {
+        throw new Error(`${done.length ? `detached ${done.join(', ')}; then ` : ''}${e.ifname}: ${x.message}`);
+      });
+      done.push(e.ifname);
+    }
+    return done.sort();
   }
 
   private async freeIfname(netns: string): Promise<string> {
@@ -95,7 +118,10 @@ function verbError(e: unknown): { code: string; message: string; field?: string;
     if (e.status === 0) return { code: 'WEFT_STORE_UNAVAILABLE', message: `the weft server cannot be reached: ${e.message}`, status: 503 };
     return { code: e.code ?? 'WEFT_INTERNAL', message: e.message, status: e.status };
   }
-  // CNI's own failures (a tenant not loaded yet: code 7/11) keep their message.
-  if (e instanceof CniError) return { code: e.code === 11 ? 'WEFT_STORE_UNAVAILABLE' : 'WEFT_INVALID_VALUE', message: e.message, status: e.code === 11 ? 503 : 422 };
+  // CNI's own failures keep their message; "try again" (a tenant not loaded yet, the server away) is a retry.
+  if (e instanceof CniError) {
+    const retry = e.code === 11 || /try again/.test(e.message);
+    return { code: retry ? 'WEFT_STORE_UNAVAILABLE' : 'WEFT_INVALID_VALUE', message: e.message, status: retry ? 503 : 422 };
+  }
   return { code: 'WEFT_INTERNAL', message: `internal error in the weft agent: ${e instanceof Error ? e.message : String(e)}`, status: 500 };
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
 import { attachmentOf, names, type Datapath, type TenantPlan } from '../datapath/index.js';
 import { dnsDomain } from '../dns/index.js';
-import { endpointId, type Endpoint } from '../model/index.js';
+import { WeftError, endpointId, type Endpoint } from '../model/index.js';
 import { CniError, type AddRequest, type AddResultInput, type CniHost, type Scope } from '../plugins/cni/index.js';
 import type { Endpoints } from './endpoints.js';
 import type { Reconciler } from './reconciler.js';
@@ -78,6 +78,12 @@ export class CniEndpoints implements CniHost {
       const old = await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
       if (old.host !== this.d.host) {
         throw new CniError(7, `endpoint ${id} (container ${req.containerId}, interface ${req.ifname}) already exists on host ${old.host}, not on this host ${this.d.host}; nothing was released`);
+      }
+      // A runtime's interface and one `weft attach` made are never taken over by the other (a runtime's
+      // eth1 over an attached one, or an attach over a runtime's endpoint whose veth is being repaired).
+      if ((old.attached !== undefined) !== (req.attached !== undefined)) {
+        const whose = old.attached ? 'was made by weft attach (weft detach removes it)' : "is the container runtime's";
+        throw new WeftError('WEFT_EXISTS', `ifname: interface ${req.ifname} of container ${req.containerId} ${whose}; nothing was released`, { field: 'ifname' });
       }
       await this.d.endpoints.release(old);
       return this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);

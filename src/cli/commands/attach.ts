@@ -17,7 +17,10 @@ export function callAgent(socketPath: string, verb: 'attach' | 'detach', body: A
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
     const chunks: Buffer[] = [];
-    sock.setTimeout(AGENT_TIMEOUT_MS, () => sock.destroy(new Error(`the agent did not answer within ${AGENT_TIMEOUT_MS / 1000} s`)));
+    sock.setTimeout(AGENT_TIMEOUT_MS, () => {
+      sock.destroy();
+      reject(new CliError(`the agent did not answer within ${AGENT_TIMEOUT_MS / 1000} s; the ${verb} may still complete: check with \`weft endpoint ls\`, and \`weft detach\` what you do not want`, EXIT.unavailable));
+    });
     sock.on('connect', () => sock.end(Buffer.concat([Buffer.from(`WEFT_VERB=${verb}\0\0`), Buffer.from(JSON.stringify(body))])));
     sock.on('data', (d) => chunks.push(d));
     sock.on('error', (e: NodeJS.ErrnoException) => {
@@ -28,14 +31,15 @@ export function callAgent(socketPath: string, verb: 'attach' | 'detach', body: A
     sock.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       const nl = text.indexOf('\n');
-      let answer: { code?: string; message?: string; status?: number } | undefined;
+      let answer: { code?: string | number; message?: string; msg?: string; status?: number } | undefined;
       try {
         answer = JSON.parse(text.slice(nl + 1));
       } catch {
         return reject(new CliError(`the agent at ${socketPath} gave an answer that is not JSON (is it a weft agent of this version?)`, EXIT.failed));
       }
       if (text.slice(0, nl) === '0') return resolve(answer);
-      reject(new CliError(answer?.message ?? 'the agent refused without saying why', exitCodeForStatus(answer?.status ?? 500), answer?.code));
+      // The socket's own refusals (a request too large or unreadable) speak CNI: `msg`.
+      reject(new CliError(answer?.message ?? answer?.msg ?? 'the agent refused without saying why', exitCodeForStatus(answer?.status ?? 500), typeof answer?.code === 'string' ? answer.code : undefined));
     });
   });
 }
@@ -57,7 +61,8 @@ function checkedBy<T>(parse: (text: string) => T, body: object, flags: Record<st
     return parse(JSON.stringify(body));
   } catch (e) {
     const field = (e as { field?: string }).field ?? '';
-    const flag = flags[field.split('.')[0] ?? ''] ?? field;
+    const [head = '', ...rest] = field.split('.');
+    const flag = `${flags[head] ?? head}${rest.length ? ` ${rest.join('.')}` : ''}`;
     throw usage(`${flag}: ${(e as Error).message.replace(/^[^:]*: /, '')}`);
   }
 }
@@ -85,7 +90,7 @@ export function attachCommands(program: Command, io: Io): void {
     .option('--ifname <name>', 'the interface in the target (default: the first free of eth1, eth2, ...)')
     .option('--name <name>', "its DNS name in the tenant (default: the container's or namespace's name)")
     .option('--label <key=value>', 'a label of the endpoint (repeat)', collect, [])
-    .option('--default-route', "route the target's default traffic through this interface (default: its subnet only)")
+    .option('--default-route', "route the target's default traffic through this interface, replacing its default route (detach does not restore it); default: its subnet only")
     .addHelpText('after', `
 TARGET is a podman or Docker container (name or id; DOCKER_HOST applies), a namespace name under
 /run/netns, or a namespace file. Run it as root on the host where TARGET runs: it speaks to that host's

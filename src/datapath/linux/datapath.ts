@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statfsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
 import type { Attachment, Datapath, DriftWatch, FlowSink, NftOutcome, OuterAttachment, Protected } from '../datapath.js';
 import { HOST_TABLE } from '../host-nft.js';
@@ -22,6 +22,9 @@ import { NETNS_DIR, TenantDatapath } from './tenant.js';
  * README). `nsPrefix` separates agents sharing one machine (labs, tests); every name it makes starts with
  * it or is derived from ids (names.ts).
  */
+/** statfs(2)'s f_type of a namespace file (linux/magic.h). */
+const NSFS_MAGIC = 0x6e736673;
+
 export class LinuxDatapath implements Datapath {
   readonly hostAddresses = true;
   private readonly nft: NftTables;
@@ -177,8 +180,13 @@ export class LinuxDatapath implements Datapath {
     return links;
   }
 
+  /** A network namespace's file: nsfs (a runtime's bind mount), not any file that happens to be there. */
   containerExists(netnsPath: string): boolean {
-    return existsSync(netnsPath);
+    try {
+      return statfsSync(netnsPath).type === NSFS_MAGIC;
+    } catch {
+      return false;
+    }
   }
 
   containerHas(netnsPath: string, ifname: string): Promise<boolean> {
