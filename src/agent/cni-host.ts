@@ -133,8 +133,10 @@ export class CniEndpoints implements CniHost {
     if (!ep) return `endpoint ${id} is unknown to the weft server`;
     const ns = this.d.endpoints.tenantNs(ep.tenant);
     if (!ns) return `tenant ${ep.tenant} is not set up on this host`;
-    const port = (await this.d.datapath.ports(ns)).get(names.endpointVeth(id));
-    if (port?.bridge !== names.bridge(ep.vni)) return `host side ${names.endpointVeth(id)} is not on bridge ${names.bridge(ep.vni)}`;
+    if (!this.d.endpoints.macvlan(ep)) {
+      const port = (await this.d.datapath.ports(ns)).get(names.endpointVeth(id));
+      if (port?.bridge !== names.bridge(ep.vni)) return `host side ${names.endpointVeth(id)} is not on bridge ${names.bridge(ep.vni)}`;
+    }
     return this.d.datapath.checkContainer({ netnsPath: netns, ifname, ip: ep.ip, prefixLength: ep.prefixLength });
   }
 

@@ -54,6 +54,11 @@ export class Endpoints {
     return { has: (veth: string) => (known ??= build()).has(veth) };
   }
 
+  /** Whether the endpoint is on a macvlan network: a child of the parent in its container, no veth. */
+  macvlan(ep: Pick<Endpoint, 'tenant' | 'network'>): boolean {
+    return this.d.state.networks.get(`${ep.tenant}/${ep.network}`)?.encap === 'macvlan';
+  }
+
   tenantNs(tenant: string): string | undefined {
     const t = this.d.state.tenants.get(tenant);
     return t && names.tenantNs(this.d.nsPrefix, t.id);
@@ -69,7 +74,8 @@ export class Endpoints {
     const ns = this.tenantNs(ep.tenant);
     const veth = names.endpointVeth(ep.id);
     const dp = this.d.datapath;
-    if (ns && !unwireLater) await dp.unwire(ns, veth);
+    if (this.macvlan(ep) && ep.netns) await dp.unwireMacvlan(ep.netns, ep.ifname, ep.id);
+    else if (ns && !unwireLater) await dp.unwire(ns, veth);
     if (ns) await dp.forgetConnections(ns, ep.ip);
     await this.d.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
     this.d.state.dropEndpoint(ep.id);

@@ -46,6 +46,20 @@ export class Maintenance {
     }
   }
 
+  /** A macvlan endpoint's interface is in its container, not the tenant namespace: looked for there. */
+  private async keepMacvlan(ep: Endpoint, netns: string): Promise<void> {
+    if (await this.d.datapath.containerHas(netns, ep.ifname)) return;
+    if (ep.attached !== undefined) {
+      this.d.log.info({ endpoint: ep.id, netns }, 'attached interface gone: releasing its endpoint');
+      await this.d.endpoints.release(ep).catch((e: Error) => this.d.log.warn({ err: e.message }, 'release failed'));
+      return;
+    }
+    const plan = await this.d.reconciler.ensureTenant(ep.tenant, true);
+    if (!plan) return;
+    this.d.log.info({ endpoint: ep.id }, 'macvlan interface missing: wiring the endpoint again');
+    await this.d.datapath.attach(attachmentOf(ep, plan, netns)).catch((e: Error) => this.d.log.warn({ err: e.message }, 'repair failed'));
+  }
+
   private async keep(ep: Endpoint, netns: string, portsByNs: Map<string, Set<string>>): Promise<void> {
     if (!this.d.datapath.containerExists(netns)) {
       this.d.log.info({ endpoint: ep.id, netns }, 'container gone: releasing its endpoint');
@@ -59,6 +73,7 @@ export class Maintenance {
     }
     const ns = this.d.endpoints.tenantNs(ep.tenant);
     if (!ns) return;
+    if (this.d.endpoints.macvlan(ep)) return this.keepMacvlan(ep, netns);
     let ports = portsByNs.get(ns);
     // Run right after a full pass, which has just read these links: an exec per tenant saved per resync.
     if (!ports) portsByNs.set(ns, (ports = new Set((await this.d.datapath.ports(ns, { maxAgeMs: 2000 })).keys())));

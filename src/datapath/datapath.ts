@@ -1,5 +1,7 @@
 import type { Endpoint } from '../model/index.js';
 import { names } from './names.js';
+import { renderEndpointTable } from './nft.js';
+import { tableText } from './table.js';
 import type { WireguardStatus } from '../model/index.js';
 import type { HostPlan, TenantPlan } from './plan.js';
 import type { TunnelPlan } from './tunnel.js';
@@ -28,6 +30,11 @@ export interface Attachment {
   hairpin: boolean;
   /** The container's default route goes through this interface (false: its subnet only; `weft attach`). */
   defaultRoute: boolean;
+  /**
+   * A macvlan network's endpoint: a child of `parent` (in the agent's namespace) instead of a veth on
+   * `bridge`, and the policy table its namespace holds (nft text, applied before the interface comes up).
+   */
+  macvlan?: { parent: string; table: string };
 }
 
 /** For Docker: the veth's other end (`outer`) is left in the agent's namespace for Docker to move. */
@@ -149,6 +156,8 @@ export interface Datapath {
   attachOuter(a: OuterAttachment): Promise<void>;
   /** Removes the endpoint's veth (and IFB); works when the container is already gone. */
   unwire(tenantNs: string, veth: string): Promise<void>;
+  /** A macvlan endpoint: its interface and its policy table (`endpointTableName`) in the container, if still there. */
+  unwireMacvlan(netnsPath: string, ifname: string, endpointId: string): Promise<void>;
   /** Forgets the address's connections, so a later endpoint with the same address inherits no NAT or policy state. */
   forgetConnections(tenantNs: string, ip: string): Promise<void>;
   /**
@@ -170,11 +179,13 @@ export interface Datapath {
  * An endpoint's attachment in its tenant, the one way it is built: ADD, Docker's Join and the repair of a
  * vanished veth wire the same thing (the repair once left out `hairpin`).
  */
-export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, netnsPath: string): Attachment {
+export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'macvlans' | 'policy'>>, netnsPath: string): Attachment {
+  const mv = tenant.macvlans?.find((m) => m.id === ep.id);
   return {
     tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
     mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
     defaultRoute: ep.attached?.defaultRoute ?? true,
+    ...(mv ? { macvlan: { parent: mv.parent, table: tableText(renderEndpointTable({ policy: tenant.policy }, mv)) } } : {}),
   };
 }
 

@@ -33,6 +33,8 @@ export interface MemoryInterface {
   prefixLength: number;
   /** The gateway of the container's default route through this interface; undefined: its subnet only. */
   gateway: string | undefined;
+  /** A macvlan child of this parent interface (not a veth). */
+  parent?: string;
   mac: string;
 }
 
@@ -174,6 +176,12 @@ export class MemoryDatapath implements Datapath {
     if (!container) throw new WeftError('WEFT_INVALID_VALUE', `netns: ${a.netnsPath} cannot be identified as a network namespace; refusing to wire it`, { field: 'netns' });
     const ns = this.namespaces.get(a.tenantNs);
     this.onAttach?.(a, ns);
+    if (a.macvlan) {
+      // A child of the parent, straight into the container: no bridge, no veth in the tenant namespace.
+      if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
+      container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac, parent: a.macvlan.parent });
+      return;
+    }
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
     if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
     if (ns.links.has(a.veth)) throw new Error(`simulated: ${a.veth} exists in ${a.tenantNs}`);
@@ -186,6 +194,11 @@ export class MemoryDatapath implements Datapath {
     const ns = this.namespaces.get(a.tenantNs);
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
     ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin });
+  }
+
+  async unwireMacvlan(netnsPath: string, ifname: string, endpointId: string): Promise<void> {
+    this.enter('unwireMacvlan', `${netnsPath} ${ifname} ${endpointId}`);
+    this.containers.get(netnsPath)?.delete(ifname);
   }
 
   async unwire(tenantNs: string, veth: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { TenantPlan } from './plan.js';
+import type { MacvlanPlan, TenantPlan } from './plan.js';
 import { renderPolicy, type PolicyNft } from './policy-nft.js';
 import { renderServices } from './services-nft.js';
 import { renderFlows } from './flows-nft.js';
@@ -37,4 +37,32 @@ export function renderTenantTable(p: TenantPlan): NftTable {
     `\t\toifname "${p.uplink.tenantLink}" masquerade`,
     '\t}',
   ] };
+}
+
+/** The table a macvlan endpoint's container namespace holds: `weft-<endpoint id>`, one per such interface. */
+export const endpointTableName = (endpointId: string) => `weft-${endpointId}`;
+
+/**
+ * A macvlan endpoint's traffic never passes the tenant namespace (its frames go straight out of the
+ * parent, or to a sibling inside the macvlan driver), so its own namespace enforces the tenant's policy:
+ * the same maps and chains, the forward hook's rules run at input and output, for this interface only
+ * (loopback and the container's other interfaces are not this table's business). Conntrack there is the
+ * container's: replies pass as established, as in the tenant namespace.
+ */
+export function renderEndpointTable(p: Pick<TenantPlan, 'policy'>, mv: Pick<MacvlanPlan, 'id' | 'ifname'>): NftTable {
+  const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
+  const chains = [...renderFlows(undefined)];
+  const lines = policy.chains;
+  const start = lines.indexOf('\tchain forward {');
+  const end = start < 0 ? -1 : lines.indexOf('\t}', start);
+  if (start < 0 || end < 0) {
+    chains.push(...lines);
+  } else {
+    const body = lines.slice(start + 2, end);
+    chains.push(...lines.slice(0, start), ...lines.slice(end + 1));
+    for (const [hook, dir] of [['input', 'iifname'], ['output', 'oifname']] as const) {
+      chains.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, `\t\t${dir} != "${mv.ifname}" accept`, ...body, '\t}');
+    }
+  }
+  return { family: 'inet', name: endpointTableName(mv.id), maps: policy.maps, ...(policy.shared ? { shared: policy.shared } : {}), chains };
 }

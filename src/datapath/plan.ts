@@ -1,4 +1,4 @@
-import { adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type Encap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
@@ -27,6 +27,11 @@ export interface TenantPlan {
   uplink: { hostLink: string; tenantLink: string; hostIp: string; tenantIp: string; prefix: number };
   bridges: BridgePlan[];
   endpoints: EndpointPlan[];
+  /**
+   * Endpoints of macvlan networks on this host: a child of the parent interface in the container, no
+   * bridge port; each container namespace holds the tenant's policy itself (nft.ts renderEndpointTable).
+   */
+  macvlans: MacvlanPlan[];
   /** Published ports of this tenant's endpoints on this host. */
   ports: PortPlan[];
   /** The tenant's compiled policy, for the groups with endpoints on this host (compile.ts `host`). */
@@ -58,7 +63,7 @@ export interface BridgePlan {
 /** How a network's bridge reaches the other hosts: the same facts for every encapsulation. */
 export interface OverlayPlan {
   /** Which implementation builds it (the network's `encap`). */
-  encap: Encap;
+  encap: OverlayEncap;
   /** The device on the bridge that carries frames to other hosts. */
   name: string;
   vni: number;
@@ -81,6 +86,16 @@ export interface EndpointPlan {
   mtu: number;
   /** The bridge may send frames back out of this port (a backend reaching its own service). */
   hairpin: boolean;
+}
+
+export interface MacvlanPlan {
+  id: string;
+  /** The container's namespace (the endpoint's netns) and its interface there. */
+  netns: string;
+  ifname: string;
+  parent: string;
+  ip: string;
+  mac: string;
 }
 
 export interface PortPlan extends PortMapping {
@@ -124,8 +139,12 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const tunnel = planTunnel(d);
   const nets = d.networks.filter((n) => n.tenant === tenant.name).sort((x, y) => x.vni - y.vni);
   const byName = new Map(nets.map((n) => [n.name, n]));
-  const local = d.endpoints.filter((e) => e.tenant === tenant.name && e.host === d.host && byName.has(e.network))
+  const onHost = d.endpoints.filter((e) => e.tenant === tenant.name && e.host === d.host && byName.has(e.network))
     .sort((x, y) => (x.id < y.id ? -1 : 1));
+  // Bridged: a veth on the network's bridge in the tenant namespace. A macvlan network's are on its parent.
+  const macvlanOf = (e: Endpoint) => byName.get(e.network)?.encap === 'macvlan';
+  const local = onHost.filter((e) => !macvlanOf(e));
+  const bridgedNets = nets.filter((n) => n.encap !== 'macvlan');
   const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
   const services = (d.services ?? []).filter((s) => s.tenant === tenant.name && byName.has(s.network));
   const profiles = planProfiles(tenant.name, mine, local, { groups: d.groups ?? [], netprofiles: d.netprofiles ?? [] });
@@ -134,7 +153,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     id: tenant.id,
     ns: names.tenantNs(d.nsPrefix, tenant.id),
     uplink: { hostLink: names.uplinkHost(tenant.id), tenantLink: names.uplinkTenant, hostIp: t.host, tenantIp: t.tenant, prefix: t.prefix },
-    bridges: nets.map((n) => ({
+    bridges: bridgedNets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${parseCidr(n.subnet, 'subnet').prefix}`,
       vips: vipsOf(services, n),
@@ -143,6 +162,9 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
       hairpin: services.length > 0,
+    })),
+    macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined).map((e) => ({
+      id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ip: e.ip, mac: e.mac,
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),
     policy: d.groups && d.policies ? (d.compile ?? compilePolicy)({
@@ -161,7 +183,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     }) : undefined,
     services: planServices(services, mine),
     ...profiles,
-    dns: d.dnsPort === undefined || nets.length === 0 ? undefined : { gateways: nets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
+    dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : { gateways: bridgedNets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
     flows: d.flowLog,
   };
 }
@@ -209,7 +231,7 @@ export function peerVteps(d: DesiredHostState): string[] {
  * any other uses the underlay addresses.
  */
 function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: TunnelPlan | undefined): OverlayPlan | undefined {
-  if (!d.vtep || !d.hosts) return undefined;
+  if (!d.vtep || !d.hosts || n.encap === 'macvlan') return undefined;
   const sealed = tunnel !== undefined && n.encrypt !== false;
   const vtepOf = sealed ? new Map(tunnel.peers.map((p) => [p.host, p.allowedIp])) : otherHosts(d);
   if (otherHosts(d).size === 0) return undefined;

@@ -5,7 +5,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
 import { bridgedThroughNetfilter, peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
-import { renderTenantRuleset, renderTenantTable } from './nft.js';
+import { renderEndpointTable, renderTenantRuleset, renderTenantTable } from './nft.js';
+import { tableText } from './table.js';
+import { attachmentOf } from './datapath.js';
 import { FLOW_LIMITS_DEFAULT } from './flows-nft.js';
 import { renderHostRuleset } from './host-nft.js';
 import { renderGuardRuleset } from './guard-nft.js';
@@ -70,6 +72,38 @@ test('a tenant plan holds its bridges and only this host\'s endpoints', () => {
 
 const root = process.getuid?.() === 0;
 
+/** The fixture with a macvlan network `lan` (parent eth1) and a db endpoint on it on node1, under db-policy. */
+function macvlanDesired(): DesiredHostState {
+  const lan: Network = { ...net('default', 'lan', '192.168.50.0/24', '192.168.50.1', 10005), encap: 'macvlan', parent: 'eth1', mtu: 1500 };
+  return {
+    ...desired,
+    networks: [...desired.networks, lan],
+    groups: [{ ...meta, tenant: 'default', name: 'db', network: 'lan', policies: ['db-policy'], labels: {} }],
+    policies: [{ ...meta, tenant: 'default', name: 'db-policy', rules: [
+      { id: '1', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+      { id: '2', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8888', fromCidr: '192.168.50.1/32' },
+    ] }],
+    endpoints: [...desired.endpoints, { ...ep('dddddddddddddddd', 'default', 'lan', '192.168.50.10', 'node1'), group: 'db', netns: '/run/netns/c-lan', ifname: 'eth1' }],
+  };
+}
+
+test('a macvlan network has no bridge or overlay; its endpoints are planned apart, with their parent and namespace', () => {
+  const p = planTenant({ ...macvlanDesired(), vtep: '192.0.2.1', hosts: [{ ...meta, name: 'node2', vtepIp: '192.0.2.2', lastSeen: '' }] }, tenant('default', 1));
+  assert.deepEqual(p.bridges.map((b) => b.network), ['contiv-net', 'app-net'], 'no bridge for lan');
+  assert.ok(!p.endpoints.some((e) => e.id.startsWith('d')), 'no veth for the macvlan endpoint');
+  assert.deepEqual(p.macvlans, [{ id: 'dddddddddddddddd', netns: '/run/netns/c-lan', ifname: 'eth1', parent: 'eth1', ip: '192.168.50.10', mac: '02:57:c0:a8:32:0a' }]);
+  assert.ok(!p.dns?.gateways.includes('192.168.50.1'), 'the physical router is not intercepted for DNS');
+  const t = renderEndpointTable(p, p.macvlans[0]!);
+  assert.equal(t.name, 'weft-dddddddddddddddd');
+  const text = t.chains.join('\n');
+  assert.match(text, /chain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\tiifname != "eth1" accept\n\t\tct state established,related accept/);
+  assert.match(text, /chain output \{\n\t\ttype filter hook output priority filter; policy accept;\n\t\toifname != "eth1" accept/);
+  assert.doesNotMatch(text, /hook forward/, 'nothing is forwarded in a container');
+  const a = attachmentOf({ id: 'dddddddddddddddd', vni: 10005, ifname: 'eth1', mac: '02:57:c0:a8:32:0a', ip: '192.168.50.10', prefixLength: 24, gateway: '192.168.50.1', mtu: 1500 }, p, '/run/netns/c-lan');
+  assert.equal(a.macvlan?.parent, 'eth1');
+  assert.equal(a.macvlan?.table, tableText(t), 'the attachment carries the table its container loads before the interface comes up');
+});
+
 /** Every ruleset the renderers produce for the fixture above, by golden file name. */
 function renderedRulesets(): Array<[string, string]> {
   const plans = planHost(desired);
@@ -106,8 +140,11 @@ function renderedRulesets(): Array<[string, string]> {
     ] }],
     endpoints: desired.endpoints.map((e) => (e.id.startsWith('a') ? { ...e, group: 'db' } : e)),
   }, { ...tenant('default', 1), defaultAction: 'deny' });
+  // A macvlan endpoint (lan, on the hosts' eth1) in group db: its container holds the policy itself.
+  const withMacvlan = planTenant(macvlanDesired(), tenant('default', 1));
   return [
     ...ruleKinds(),
+    ['endpoint-macvlan.nft', tableText(renderEndpointTable(withMacvlan, withMacvlan.macvlans[0]!))],
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
     ['tenant-deny-policy.nft', renderTenantRuleset(denyWithPolicy)],
     // Flow records on: the deny chain logs, a second forward chain logs what was allowed (flows-nft.ts).

@@ -34,6 +34,11 @@ export interface Network extends Meta {
   encrypt?: boolean;
   vni: number;
   mtu: number;
+  /**
+   * encap macvlan: the host interface its endpoints are macvlan (bridge mode) children of, the same name on
+   * every host. No bridge, no overlay: the endpoints sit on that interface's segment, the gateway is its router.
+   */
+  parent?: string;
 }
 
 export interface Group extends Meta {
@@ -283,8 +288,12 @@ export const VXLAN_OVERHEAD = 50;
  * default MTU is the underlay's less this). Each has an implementation in the agent's Linux datapath
  * (datapath/linux/encaps/), registered there by the same name.
  */
-export const ENCAPS = { vxlan: { overhead: VXLAN_OVERHEAD } } as const;
+export const ENCAPS = { vxlan: { overhead: VXLAN_OVERHEAD }, macvlan: { overhead: 0 } } as const;
 export type Encap = keyof typeof ENCAPS;
+/** The encapsulations that carry a network's bridge between hosts (macvlan has neither bridge nor overlay). */
+export type OverlayEncap = Exclude<Encap, 'macvlan'>;
+/** A Linux interface name (IFNAMSIZ: at most 15 bytes), as `ip link` takes one. */
+export const IFNAME_PATTERN = '^[A-Za-z0-9_.-]{1,15}$';
 
 /** One line of `GET /api/v1/watch` and one row of the history: a change, attributed and redacted. */
 export interface ChangeEvent {

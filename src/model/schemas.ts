@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
-import { ENCAPS, ENCRYPTIONS, WIREGUARD_MODES, type Encap } from './objects.js';
+import { ENCAPS, ENCRYPTIONS, IFNAME_PATTERN, WIREGUARD_MODES, type Encap } from './objects.js';
 import { K8sAnnotations, K8sLabels, NetworkPolicySpecSchema } from './netpol-schema.js';
 import { AdminNetworkPolicySpecSchema, BaselineAdminNetworkPolicySpecSchema } from './anp.js';
 
@@ -54,6 +54,7 @@ export const NetworkInput = strict({
   // Up to the underlay's largest: the default (the underlay's MTU less the overlay's overheads) must be one
   // a document can name again.
   mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9216 })),
+  parent: Type.Optional(Type.String({ pattern: IFNAME_PATTERN, description: "encap macvlan: the hosts' interface the endpoints are children of (required then, refused otherwise); fixed at creation" })),
 });
 
 export const GroupInput = strict({

@@ -65,3 +65,29 @@ test('a Docker network ID or IPAM pool is mapped in one tenant only', async () =
   assert.equal((await ok(api, 'GET', '/api/v1/tenants/red/docker-networks')).json.items.length, 0, 'nothing was written');
   await ok(api, 'PUT', `/api/v1/tenants/blue/docker-networks/${id}`, { name: id, network: 'net', host: 'node1', pool: 'weft-0123' });
 });
+
+test('only admin and ops users make a macvlan network (its containers sit on the hosts\' own segment); a tenant user still uses one', async () => {
+  const api = await testApi();
+  await ok(api, 'POST', '/api/v1/tenants', { name: 'blue' });
+  const tenant = await userToken(api, 'bob', 'tenant', ['blue']);
+  const lan = { name: 'lan', subnet: '192.168.50.0/24', gateway: '192.168.50.1', encap: 'macvlan', parent: 'eth1' };
+  const refused = await api.call('POST', '/api/v1/tenants/blue/networks', lan, {}, tenant);
+  assert.equal(refused.status, 403, JSON.stringify(refused.json));
+  assert.match(refused.json.detail, /encap: user bob \(role tenant\) may not make a macvlan network/);
+  const viaParent = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'sneaky', subnet: '192.168.51.0/24', parent: 'eth0' }, {}, tenant);
+  assert.equal(viaParent.status, 403, 'naming a parent is asking for macvlan');
+  const { name: _, ...spec } = lan;
+  const applied = await api.call('POST', '/api/v1/apply', { documents: [{ kind: 'Network', metadata: { name: 'lan', tenant: 'blue' }, spec }] }, {}, tenant);
+  assert.equal(applied.status, 403, JSON.stringify(applied.json));
+  assert.match(applied.json.detail, /documents\.0\.spec\.encap: /);
+  assert.equal((await ok(api, 'GET', '/api/v1/tenants/blue/networks', undefined, tenant)).json.items.length, 0, 'nothing was made');
+  const ops = await userToken(api, 'olga', 'ops');
+  const made = (await ok(api, 'POST', '/api/v1/tenants/blue/networks', lan, ops)).json;
+  assert.deepEqual([made.encap, made.parent, made.encrypt], ['macvlan', 'eth1', false]);
+  await ok(api, 'POST', '/api/v1/tenants/blue/groups', { name: 'db', network: 'lan' }, tenant);
+  const svc = await api.call('POST', '/api/v1/tenants/blue/services', { name: 's', network: 'lan', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] }, {}, tenant);
+  assert.equal(svc.status, 422, JSON.stringify(svc.json));
+  assert.match(svc.json.detail, /network: blue\/lan is a macvlan network/);
+  const bad = await api.call('POST', '/api/v1/tenants/blue/networks', { ...lan, name: 'x', subnet: '192.168.52.0/24', parent: 'eth1; rm -rf /' });
+  assert.equal(bad.status, 400, 'a parent is an interface name');
+});

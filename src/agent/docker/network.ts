@@ -27,6 +27,8 @@ export class DockerNetworkDriver {
     const { tenant, networkName, group } = await this.target(opts);
     const v4 = r.IPv4Data?.[0];
     const net = await this.weftNetwork(tenant, networkName, v4);
+    // Docker moves a veth into the container itself; a macvlan child it cannot be given that way.
+    if (net.encap === 'macvlan') throw new Error(`network ${tenant}/${net.name} is a macvlan network: Docker containers join it with \`weft attach CONTAINER --network ${net.name}\` (or Docker's own macvlan driver), not through this plugin`);
     const pool = this.claimPool(v4?.Pool ?? ANY, tenant, net.name);
     const made = await this.d.client.request<DockerNetwork>('POST', `/api/v1/tenants/${tenant}/docker-networks`, {
       name: r.NetworkID.slice(0, 63), network: net.name, ...(group ? { group: group.name } : {}), host: this.d.host, ...(pool ? { pool } : {}),

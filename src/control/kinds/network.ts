@@ -23,6 +23,28 @@ function keepFixed(existing: Network, input: NetworkInput, gateway: number): voi
   if (input.encap !== undefined) immutable('encap', existing.encap, input.encap);
   // Networks made before encryption existed have no field and count as encrypted.
   if (input.encrypt !== undefined) immutable('encrypt', existing.encrypt ?? true, input.encrypt);
+  if (input.parent !== undefined) immutable('parent', existing.parent, input.parent);
+}
+
+/**
+ * A macvlan network names its hosts' parent interface, and nothing else does. Its endpoints are on that
+ * interface's segment, where one address means one machine: another macvlan network on the same parent
+ * with an overlapping subnet (in any tenant) would hand out the same addresses on one wire.
+ */
+async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: ReturnType<typeof cidrRange>): Promise<void> {
+  if (input.encap !== 'macvlan') {
+    if (input.parent !== undefined) throw new WeftError('WEFT_INVALID_VALUE', `parent: only a network with encap macvlan has a parent interface (this one is ${input.encap ?? 'vxlan'})`, { field: 'parent' });
+    return;
+  }
+  if (input.parent === undefined) throw new WeftError('WEFT_INVALID_VALUE', "parent: encap macvlan needs the hosts' parent interface (e.g. eth1)", { field: 'parent' });
+  if (input.encrypt === true) throw new WeftError('WEFT_INVALID_VALUE', 'encrypt: a macvlan network has no overlay to encrypt (its endpoints are on the parent\'s segment)', { field: 'encrypt' });
+  for (const e of await tx.list('networks/')) {
+    const other = withRevision<Network>(e);
+    if (other.encap !== 'macvlan' || other.parent !== input.parent || (other.tenant === tenant && other.name === input.name)) continue;
+    if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
+      throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps macvlan network ${other.tenant}/${other.name} (${other.subnet}) on the same parent ${input.parent}: one segment, one set of addresses`, { field: 'subnet' });
+    }
+  }
 }
 
 async function usedVnis(tx: Txn, except?: Network): Promise<Map<number, string>> {
@@ -56,8 +78,10 @@ export const networkKind: KindDef<NetworkInput, Network> = {
         }
       }
     }
+    if (!existing) await checkMacvlan(tx, tenant, input, cidrRange(layout.subnet));
     const encap = existing?.encap ?? input.encap ?? 'vxlan';
-    const encrypt = existing ? existing.encrypt ?? true : input.encrypt ?? true;
+    const parent = existing ? existing.parent : input.parent;
+    const encrypt = encap === 'macvlan' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
     const vni = existing?.vni ?? allocateVni(parseVxlanRange(global.vxlanRange), new Set((await usedVnis(tx)).keys()), input.vni);
     const net: Omit<Network, 'revision' | 'createdAt' | 'updatedAt'> = {
       tenant,
@@ -66,6 +90,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       gateway: formatIp(layout.gateway),
       ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
       encap,
+      ...(parent !== undefined ? { parent } : {}),
       encrypt,
       vni,
       // An update that names no MTU keeps the network's: its endpoints were made with it.

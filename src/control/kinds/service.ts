@@ -9,6 +9,8 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
   async build(input, { tx, tenant, existing }) {
     const net = await findIn<Network>(tx, 'networks', tenant, input.network);
     if (!net) throw badReference('network', `network ${tenant}/${input.network}`);
+    // A VIP lives on the network's bridge in the tenant namespace; a macvlan network has none.
+    if (net.encap === 'macvlan') throw new WeftError('WEFT_INVALID_VALUE', `network: ${tenant}/${input.network} is a macvlan network, which has no bridge to hold a service VIP; put the service on a bridged network`, { field: 'network' });
     if (Object.keys(input.selector).length === 0) {
       throw new WeftError('WEFT_INVALID_FIELD', 'selector: a service needs at least one label to select its backends', { field: 'selector' });
     }

@@ -9,7 +9,8 @@ import { tunnelDevice, type TunnelPlan } from '../tunnel.js';
 import type { WireguardStatus } from '../../model/index.js';
 import { WireguardTunnel } from './wireguard.js';
 import type { QosPlan } from '../services.js';
-import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, withNetnsName } from './endpoint.js';
+import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, unwireMacvlan, withNetnsName } from './endpoint.js';
+import { endpointTableName } from '../nft.js';
 import { ensureHost } from './host.js';
 import { NftTables } from './nft.js';
 import { NftSessions } from './nftd.js';
@@ -150,6 +151,10 @@ export class LinuxDatapath implements Datapath {
 
   unwire(tenantNs: string, veth: string): Promise<void> {
     return unwireEndpoint(this.runner, tenantNs, veth);
+  }
+
+  unwireMacvlan(netnsPath: string, ifname: string, endpointId: string): Promise<void> {
+    return unwireMacvlan(this.runner, netnsPath, ifname, endpointTableName(endpointId), this.alias());
   }
 
   forgetConnections(tenantNs: string, ip: string): Promise<void> {

@@ -74,6 +74,7 @@ function safeReaddir(dir: string): string[] {
  */
 export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string, ready?: Promise<void>): Promise<void> {
   refuseHostNamespace(a.netnsPath, a.tenantNs);
+  if (a.macvlan) return attachMacvlan(runner, a, a.macvlan, nsAlias, ready);
   await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
     // One exec for the pair and the bridge port; without -force, a failed `link add` (the container
     // already has ifname) stops the batch before anything else happens.
@@ -86,21 +87,59 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
     });
     try {
       await ready;
-      await ipBatch(runner, cns, [
-        // An ARP request for a brand-new remote endpoint can reach its host before that host's agent has
-        // the neighbour entry (arpMode proxy drops it); retrying after 100 ms instead of the default 1 s
-        // makes a new endpoint reachable from other hosts in ~0.1 s instead of ~1.1 s.
-        `ntable change name arp_cache dev ${a.ifname} retrans 100`,
-        `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
-        `link set ${a.ifname} up`,
-        // An interface added beside the container's own (`weft attach`) reaches its subnet only, unless asked.
-        ...(a.defaultRoute ? [`route replace default via ${a.gateway} dev ${a.ifname}`] : []),
-      ]);
+      await ipBatch(runner, cns, containerSide(a));
     } catch (e) {
       await detachEndpoint(runner, a.tenantNs, a.veth);
       throw e;
     }
   });
+}
+
+/** The container end's address, state and (unless it was attached without one) default route. */
+function containerSide(a: Attachment): string[] {
+  return [
+    // An ARP request for a brand-new remote endpoint can reach its host before that host's agent has
+    // the neighbour entry (arpMode proxy drops it); retrying after 100 ms instead of the default 1 s
+    // makes a new endpoint reachable from other hosts in ~0.1 s instead of ~1.1 s.
+    `ntable change name arp_cache dev ${a.ifname} retrans 100`,
+    `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
+    `link set ${a.ifname} up`,
+    // An interface added beside the container's own (`weft attach`) reaches its subnet only, unless asked.
+    ...(a.defaultRoute ? [`route replace default via ${a.gateway} dev ${a.ifname}`] : []),
+  ];
+}
+
+/**
+ * A macvlan network's endpoint: a bridge-mode child of the parent (in this, the agent's, namespace) made
+ * directly in the container, with the container's own policy table (nft.ts renderEndpointTable) loaded
+ * before the interface comes up, so not one packet passes unfiltered. Nothing is left if a step fails.
+ */
+async function attachMacvlan(runner: Runner, a: Attachment, mv: { parent: string; table: string }, nsAlias: string, ready?: Promise<void>): Promise<void> {
+  await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
+    await runner.run(['ip', 'link', 'add', 'link', mv.parent, 'name', a.ifname, 'address', a.mac, 'mtu', String(a.mtu), 'netns', cns, 'type', 'macvlan', 'mode', 'bridge']);
+    try {
+      await ready;
+      await runner.run(['ip', 'netns', 'exec', cns, 'nft', '-f', '-'], { input: mv.table });
+      await ipBatch(runner, cns, containerSide(a));
+    } catch (e) {
+      await runner.run(['ip', '-n', cns, 'link', 'del', a.ifname], { allowFailure: true });
+      throw e;
+    }
+  });
+}
+
+/** A macvlan endpoint's interface and policy table in its container, if the container is still there. */
+export async function unwireMacvlan(runner: Runner, netnsPath: string, ifname: string, table: string, nsAlias: string): Promise<void> {
+  if (!existsSync(netnsPath)) return;
+  await withNetnsName(runner, netnsPath, nsAlias, async (cns) => {
+    await runner.run(['ip', '-n', cns, 'link', 'del', ifname], { allowFailure: true });
+    await runner.run(['ip', 'netns', 'exec', cns, 'nft', 'delete', 'table', 'inet', table], { allowFailure: true });
+  });
+}
+
+/** Replaces a macvlan endpoint's policy table in its container (a whole table, atomically). */
+export async function loadContainerTable(runner: Runner, netnsPath: string, text: string, nsAlias: string): Promise<void> {
+  await withNetnsName(runner, netnsPath, nsAlias, (cns) => runner.run(['ip', 'netns', 'exec', cns, 'nft', '-f', '-'], { input: text }));
 }
 
 /**

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
 import { bridgedThroughNetfilter, type TenantPlan } from '../plan.js';
-import { renderTenantTable } from '../nft.js';
+import { renderEndpointTable, renderTenantTable } from '../nft.js';
+import { tableText } from '../table.js';
+import { loadContainerTable } from './endpoint.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
@@ -84,8 +86,34 @@ export class TenantDatapath {
     if (want) await this.ensureBridgeFiltering(p.ns, 1);
     const [, nft] = await this.nft.ensureAll(p.ns, [renderGuardTable(p), renderTenantTable(p)], true, { trust }) as [NftOutcome, NftOutcome];
     if (!want) await this.ensureBridgeFiltering(p.ns, 0);
+    await this.ensureContainerTables(p, !trust);
     return nft;
   }
+
+  /** Per macvlan endpoint (`netns|id`), the policy table text last loaded into its container. */
+  private readonly containerTables = new Map<string, string>();
+
+  /**
+   * Each macvlan endpoint's container holds the tenant's policy (renderEndpointTable): loaded when its text
+   * changed, and on a full check (`all`) whatever was loaded, since nothing watches a container's tables.
+   * A container already gone is skipped (maintenance releases its endpoint).
+   */
+  private async ensureContainerTables(p: TenantPlan, all: boolean): Promise<void> {
+    const prefix = `${p.ns}|`;
+    const want = new Set<string>();
+    for (const mv of p.macvlans) {
+      const key = `${prefix}${mv.netns}|${mv.id}`;
+      want.add(key);
+      const text = tableText(renderEndpointTable(p, mv));
+      if (!all && this.containerTables.get(key) === text) continue;
+      if (!existsSync(mv.netns)) continue;
+      await loadContainerTable(this.runner, mv.netns, text, `${p.ns}c${this.seq++ % 1000}`);
+      this.containerTables.set(key, text);
+    }
+    for (const key of this.containerTables.keys()) if (key.startsWith(prefix) && !want.has(key)) this.containerTables.delete(key);
+  }
+
+  private seq = 0;
 
   /** Per namespace, the veths shaped as of the last check (absent: not checked since the agent started). */
   private readonly shaped = new Map<string, Set<string>>();

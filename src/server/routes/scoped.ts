@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TObject } from '@sinclair/typebox';
 import { Name, partialOf } from '../../model/index.js';
-import { requireTenantAccess, type Crud } from '../../control/index.js';
+import { requireTenantAccess, type Crud, type Principal } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
 
 const TenantParams = Type.Object({ tenant: Name }, { additionalProperties: false });
@@ -20,6 +20,8 @@ export function scopedRoutes<I extends { name: string }>(
   input: TObject,
   kind: string,
   notice?: (tenant: string, name: string) => Promise<string | undefined>,
+  /** Refuses a body this principal may not write (beyond tenant access), before anything is read. */
+  guard?: (p: Principal, body: Partial<I>) => void,
 ): void {
   const base = `/api/v1/tenants/:tenant/${path}`;
   const tags = [path];
@@ -33,6 +35,7 @@ export function scopedRoutes<I extends { name: string }>(
   app.post<{ Params: Omit<P, 'name'>; Body: I }>(base, { schema: { params: TenantParams, body: input, tags, summary: `Create a ${kind}` } }, async (req, reply) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
+    guard?.(p, req.body as I);
     const made = await crud.create(p.user, req.params.tenant, req.body as I);
     const warning = await notice?.(made.tenant, made.name);
     if (warning) reply.header('warning', `299 weft "${warning.replace(/["\\]/g, '')}"`);
@@ -48,12 +51,14 @@ export function scopedRoutes<I extends { name: string }>(
   app.put<{ Params: P; Body: I }>(`${base}/:name`, { schema: { params: ObjectParams, body: input, tags, summary: `Replace a ${kind}` } }, async (req) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
+    guard?.(p, req.body as I);
     return crud.replace(p.user, req.params.tenant, req.params.name, req.body as I, ifMatchOf(req));
   });
 
   app.patch<{ Params: P; Body: Partial<I> }>(`${base}/:name`, { schema: { params: ObjectParams, body: partialOf(input), tags, summary: `Change some fields of a ${kind}` } }, async (req) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
+    guard?.(p, req.body as Partial<I>);
     return crud.patch(p.user, req.params.tenant, req.params.name, req.body as I, ifMatchOf(req));
   });
 

@@ -1,9 +1,9 @@
-import type { Encap } from '../../../model/index.js';
+import type { OverlayEncap } from '../../../model/index.js';
 import type { LinuxEncap } from './types.js';
 import { vxlan } from './vxlan.js';
 
 /** The encapsulations this datapath builds, one line each, by the names the model accepts (model ENCAPS). */
-export const LINUX_ENCAPS: Record<Encap, LinuxEncap> = {
+export const LINUX_ENCAPS: Record<OverlayEncap, LinuxEncap> = {
   vxlan,
 };
 

@@ -1,0 +1,124 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ProcessRunner } from '../exec/index.js';
+import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { WEFT_BIN } from '../testkit/server.js';
+
+/**
+ * macvlan networks against the kernel (issue 17): endpoints are children of a parent interface of the
+ * host, on its segment (here a veth whose other end is a "physical" namespace holding the router's
+ * address), not on a bridge; each container holds the tenant's policy, which must still decide.
+ */
+const root = process.getuid?.() === 0;
+const runner = new ProcessRunner();
+let h: TestHost;
+const bg: ChildProcess[] = [];
+const ip = new Map<string, string>();
+const PARENT = 'mvpar';
+
+before(async () => {
+  if (!root) return;
+  h = await startTestHost('mvl');
+  // The segment: the host's parent interface, and a machine on it at the router's address.
+  await h.container('phys');
+  await runner.run(['ip', '-n', h.hostNs, 'link', 'add', PARENT, 'type', 'veth', 'peer', 'name', 'lan0', 'netns', `${h.tag}-phys`]);
+  await runner.run(['ip', '-n', h.hostNs, 'link', 'set', PARENT, 'up']);
+  await runner.run(['ip', '-n', `${h.tag}-phys`, '-batch', '-'], { input: 'addr add 192.168.50.1/24 dev lan0\nlink set lan0 up\n' });
+  for (const args of [
+    ['net', 'create', '-s', '192.168.50.0/24', '-g', '192.168.50.1', '--encap', 'macvlan', '--parent', PARENT, 'lan'],
+    ['policy', 'create', 'lan-policy'],
+    ['policy', 'rule-add', 'lan-policy', '1', '-direction=in', '-protocol=tcp', '-action=deny'],
+    ['policy', 'rule-add', 'lan-policy', '2', '-direction=in', '-protocol=tcp', '-port=8888', '-from-cidr=192.168.50.1/32', '-action=allow', '-priority=10'],
+    ['group', 'create', '-policy=lan-policy', 'lan', 'mdb'],
+    ['group', 'create', 'lan', 'mapp'],
+  ]) {
+    const r = await h.weft(args);
+    assert.equal(r.code, 0, `weft ${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-mapp.conflist'))) >= 0);
+});
+after(async () => {
+  for (const p of bg) p.kill('SIGKILL');
+  await h?.cleanup();
+});
+
+const ns = (n: string) => `${h.tag}-${n}`;
+async function run(name: string, group: string): Promise<void> {
+  const r = await h.cni('ADD', { conflist: `weft-default-${group}`, containerId: name, netns: await h.container(name) });
+  assert.equal(r.code, 0, r.stdout);
+  ip.set(name, r.json.ips[0].address.split('/')[0]);
+}
+async function listen(name: string, port: number): Promise<void> {
+  bg.push(spawn('ip', ['netns', 'exec', ns(name), 'busybox', 'nc', '-ll', '-p', String(port), '-e', '/bin/cat'], { stdio: 'ignore' }));
+  const self = async () => (await h.exec(ns(name), ['busybox', 'nc', '-w', '1', '127.0.0.1', String(port)], { input: 'hi\n' })).stdout.trim() === 'hi';
+  assert.ok(await within(3000, self, 50) >= 0, `${name} listens on ${port} (loopback is not the table's business)`);
+}
+const reach = async (from: string, to: string, port: number) =>
+  (await h.exec(ns(from), ['busybox', 'nc', '-w', '1', to, String(port)], { input: 'hi\n' })).stdout.trim() === 'hi';
+const ping = async (from: string, to: string) => (await h.exec(ns(from), ['ping', '-c', '1', '-W', '1', to])).code === 0;
+
+test('macvlan endpoints sit on the parent\'s segment, reach its machines and each other; the policy in each container decides', { skip: !root && 'needs root' }, async () => {
+  await run('m1', 'mdb');
+  await run('m2', 'mapp');
+  const link = await h.exec(ns('m1'), ['ip', '-d', '-j', 'link', 'show', 'eth0']);
+  assert.match(link.stdout, /"info_kind":"macvlan"/, 'a macvlan child, not a veth');
+  assert.match(link.stdout, /"mode":"bridge"/);
+  const tenantNs = (await runner.run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').find((n) => /^mvl[0-9]*-t[0-9]+$/.test(n) && n.startsWith(h.tag));
+  if (tenantNs) assert.doesNotMatch((await runner.run(['ip', '-n', tenantNs, 'link', 'show'])).stdout, /\bwe[0-9a-f]{12}/, 'no veth in the tenant namespace');
+  assert.match((await h.exec(ns('m1'), ['ip', 'route', 'show', 'default'])).stdout, /via 192\.168\.50\.1 dev eth0/, 'the physical router is the gateway');
+
+  await listen('m1', 8888);
+  await listen('m1', 9999);
+  assert.ok(await within(5000, () => ping('m1', '192.168.50.1')) >= 0, 'm1 reaches the machine on the segment');
+  assert.ok(await ping('m2', ip.get('m1') as string), 'm2 reaches m1 (the policy denies only tcp)');
+  assert.ok(await reach('phys', ip.get('m1') as string, 8888), 'the router may reach db on 8888 (-from-ip)');
+  assert.equal(await reach('phys', ip.get('m1') as string, 9999), false, 'but not on 9999 (deny tcp)');
+  assert.equal(await reach('m2', ip.get('m1') as string, 8888), false, 'm2 is not the router: tcp denied');
+
+  // A rule added later reaches the containers' tables.
+  const r = await h.weft(['policy', 'rule-add', 'lan-policy', '3', '-direction=in', '-protocol=tcp', '-port=9999', '-from-group=mapp', '-action=allow', '-priority=10']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(await within(5000, () => reach('m2', ip.get('m1') as string, 9999)) >= 0, 'the new rule lets mapp reach 9999');
+  assert.equal(await reach('phys', ip.get('m1') as string, 9999), false, 'and only mapp');
+
+  // An interface `weft attach` adds to a bare namespace works the same way.
+  await h.container('probe');
+  const a = await runner.run(['env', process.execPath, WEFT_BIN, 'attach', ns('probe'), '-n', 'lan', '-g', 'mapp', '-o', 'json', '--run-dir', join(h.dir, 'run')], { allowFailure: true, timeoutMs: 60_000 });
+  assert.equal(a.code, 0, a.stderr);
+  const att = JSON.parse(a.stdout) as { ip: string; ifname: string };
+  assert.ok(await within(5000, () => reach('probe', ip.get('m1') as string, 9999)) >= 0, 'the attached macvlan interface is in mapp');
+  assert.ok(await ping('phys', att.ip));
+
+  // DEL removes the interface and its table; the namespace stays (the runtime's).
+  const del = await h.cni('DEL', { conflist: 'weft-default-mapp', containerId: 'm2', netns: `/run/netns/${ns('m2')}` });
+  assert.equal(del.code, 0, del.stdout);
+  assert.notEqual((await h.exec(ns('m2'), ['ip', 'link', 'show', 'eth0'])).code, 0, 'eth0 is gone');
+  assert.doesNotMatch((await h.exec(ns('m2'), ['nft', 'list', 'tables'])).stdout, /weft/, 'its policy table is gone');
+  const d = await runner.run([process.execPath, WEFT_BIN, 'detach', ns('probe'), '-n', 'lan', '--run-dir', join(h.dir, 'run')], { allowFailure: true });
+  assert.equal(d.code, 0, d.stderr);
+  const left = (await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items as Array<{ ip: string }>;
+  assert.deepEqual(left.map((e) => e.ip), [ip.get('m1')]);
+});
+
+test('a macvlan network refuses what it cannot be, naming the field', { skip: !root && 'needs root' }, async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['net', 'create', '-s', '192.168.60.0/24', '--encap', 'macvlan', 'nopar'], /parent: encap macvlan needs the hosts' parent interface/],
+    [['net', 'create', '-s', '192.168.61.0/24', '--parent', 'eth1', 'vx'], /parent: only a network with encap macvlan has a parent interface/],
+    [['net', 'create', '-t', 'default', '-s', '192.168.50.128/25', '--encap', 'macvlan', '--parent', PARENT, 'lan2'], /subnet: .* overlaps network default\/lan|overlaps macvlan network default\/lan/],
+    [['service', 'create', '-s', 'lan', '-l', 'group=mapp', '-p', '80:8080:TCP', 'svc'], /macvlan network, which has no bridge to hold a service VIP/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await h.weft(args);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr, message, args.join(' '));
+  }
+  // Another tenant may not use the same segment's addresses either.
+  assert.equal((await h.weft(['tenant', 'create', 'other'])).code, 0);
+  const clash = await h.weft(['net', 'create', '-t', 'other', '-s', '192.168.50.0/24', '--encap', 'macvlan', '--parent', PARENT, 'lan']);
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.stderr, /overlaps macvlan network default\/lan \(192\.168\.50\.0\/24\) on the same parent/);
+});
