@@ -117,10 +117,11 @@ export class Agent {
     this.reconciler = new Reconciler(this.state, this.datapath, hostSide, {
       host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp, dnsPort: o.dnsPort,
       ...(o.flowLog ? { flowLog: o.flowLog } : {}),
+      wired: (e) => this.sealer.verify(e),
       ...(o.idleGc === false ? {} : { idleGc: IdleGc.create(o.log) }),
     }, o.log, () => this.endpoints.protectedVeths(), maintenance);
     const shared = { state: this.state, client: this.client, datapath: this.datapath, reconciler: this.reconciler, log: o.log };
-    this.endpoints = new Endpoints({ ...shared, nsPrefix: o.nsPrefix });
+    this.endpoints = new Endpoints({ ...shared, nsPrefix: o.nsPrefix, sealer: this.sealer });
     this.syncer = new Syncer(this.client, this.state, (t) => {
       this.reconciler.mark(t);
       if (t === undefined) {

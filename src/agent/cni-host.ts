@@ -178,7 +178,8 @@ function stopwatch(): (step: string) => Record<string, number> {
 function resultOf(ep: Endpoint, plan: TenantPlan, req: AddRequest): AddResultInput {
   return {
     hostVeth: names.endpointVeth(ep.id), ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway,
-    ...(plan.dns ? { dns: { nameservers: [ep.gateway], search: [dnsDomain(ep.tenant)] } } : {}),
+    // A macvlan endpoint's gateway is the segment's router, not the agent: its names would leak there.
+    ...(plan.dns && !plan.macvlans.some((m) => m.id === ep.id) ? { dns: { nameservers: [ep.gateway], search: [dnsDomain(ep.tenant)] } } : {}),
   };
 }
 

@@ -4,6 +4,7 @@ import { names, type Datapath, type Protected } from '../datapath/index.js';
 import type { Endpoint } from '../model/index.js';
 import { Mutex } from '../store/index.js';
 import type { Reconciler } from './reconciler.js';
+import type { Sealer } from './seal.js';
 import type { DesiredState } from './state.js';
 
 /**
@@ -16,7 +17,7 @@ export class Endpoints {
   /** Endpoints an ADD or DEL is working on now. */
   readonly inflight = new Set<string>();
 
-  constructor(private readonly d: { state: DesiredState; client: Client; datapath: Datapath; reconciler: Reconciler; nsPrefix: string; log: Logger }) {}
+  constructor(private readonly d: { state: DesiredState; client: Client; datapath: Datapath; reconciler: Reconciler; nsPrefix: string; log: Logger; sealer?: Pick<Sealer, 'verify'> }) {}
 
   async with<T>(id: string, fn: () => Promise<T>): Promise<T> {
     let l = this.locks.get(id);
@@ -74,15 +75,18 @@ export class Endpoints {
     const ns = this.tenantNs(ep.tenant);
     const veth = names.endpointVeth(ep.id);
     const dp = this.d.datapath;
-    if (this.macvlan(ep) && ep.netns) await dp.unwireMacvlan(ep.netns, ep.ifname, ep.id);
-    else if (ns && !unwireLater) await dp.unwire(ns, veth);
+    // A macvlan endpoint's interface is in its container: touched only if this agent made the record (its
+    // seal), so a record naming some other namespace never gets an interface of that name deleted there.
+    const macvlan = this.macvlan(ep);
+    if (macvlan && ep.netns && (this.d.sealer?.verify(ep) ?? true)) await dp.unwireMacvlan(ep.netns, ep.ifname, ep.id, ep.mac);
+    if (!macvlan && ns && !unwireLater) await dp.unwire(ns, veth);
     if (ns) await dp.forgetConnections(ns, ep.ip);
     await this.d.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
     this.d.state.dropEndpoint(ep.id);
     // Policy classes, service backends and DSCP sets may name the address; the watch echo of this delete
     // will not (the state no longer has the endpoint).
     this.d.reconciler.mark(ep.tenant);
-    if (ns && unwireLater) void dp.unwire(ns, veth).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: ep.id }, 'removing a veth failed; the next resync removes it'));
+    if (!macvlan && ns && unwireLater) void dp.unwire(ns, veth).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: ep.id }, 'removing a veth failed; the next resync removes it'));
     if (ep.portMappings?.length) {
       await this.d.reconciler.ensureTenant(ep.tenant);
       await this.d.reconciler.ensureHostNow();

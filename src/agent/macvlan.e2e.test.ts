@@ -50,6 +50,7 @@ const ns = (n: string) => `${h.tag}-${n}`;
 async function run(name: string, group: string): Promise<void> {
   const r = await h.cni('ADD', { conflist: `weft-default-${group}`, containerId: name, netns: await h.container(name) });
   assert.equal(r.code, 0, r.stdout);
+  assert.equal(r.json.dns?.nameservers, undefined, 'no DNS server in the result: the gateway is the segment\'s router, not the agent');
   ip.set(name, r.json.ips[0].address.split('/')[0]);
 }
 async function listen(name: string, port: number): Promise<void> {
@@ -78,6 +79,15 @@ test('macvlan endpoints sit on the parent\'s segment, reach its machines and eac
   assert.ok(await reach('phys', ip.get('m1') as string, 8888), 'the router may reach db on 8888 (-from-ip)');
   assert.equal(await reach('phys', ip.get('m1') as string, 9999), false, 'but not on 9999 (deny tcp)');
   assert.equal(await reach('m2', ip.get('m1') as string, 8888), false, 'm2 is not the router: tcp denied');
+
+  // What the container's processes cannot do on the segment, even with raw sockets: send as another
+  // address (the router's, say) or speak IPv6.
+  assert.match((await h.exec(ns('m2'), ['cat', '/proc/sys/net/ipv6/conf/eth0/disable_ipv6'])).stdout, /^1/, 'IPv6 off on the macvlan interface');
+  await h.exec(ns('m2'), ['ip', 'addr', 'add', '192.168.50.77/24', 'dev', 'eth0']);
+  assert.equal(await ping('phys', '192.168.50.77'), false, 'an address the container gave itself gets nothing onto the segment');
+  assert.equal((await h.exec(ns('m2'), ['ping', '-c', '1', '-W', '1', '-I', '192.168.50.77', '192.168.50.1'])).code === 0, false, 'nor does it send from it');
+  await h.exec(ns('m2'), ['ip', 'addr', 'del', '192.168.50.77/24', 'dev', 'eth0']);
+  assert.ok(await ping('m2', '192.168.50.1'), 'its own address still works');
 
   // A rule added later reaches the containers' tables.
   const r = await h.weft(['policy', 'rule-add', 'lan-policy', '3', '-direction=in', '-protocol=tcp', '-port=9999', '-from-group=mapp', '-action=allow', '-priority=10']);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
 import { planHostSide, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type Protected, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
+import type { Endpoint } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
 import { Admissions } from './admissions.js';
@@ -26,6 +27,8 @@ export interface ReconcilerOptions {
   dnsPort: number;
   /** Flow records' limits (flows-nft.ts): every tenant table logs new connections within them; none when absent. */
   flowLog?: FlowLimits;
+  /** Which endpoints the datapath may act on in their own namespace (plan.ts DesiredHostState.wired). */
+  wired?: (e: Endpoint) => boolean;
   /** Full collections while idle (idle-gc.ts), made by the agent's wiring; none when absent (tests). */
   idleGc?: IdleGc;
 }
@@ -128,7 +131,10 @@ export class Reconciler {
   }
 
   private view() {
-    return { ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile, dnsPort: this.opts.dnsPort, ...(this.opts.flowLog ? { flowLog: this.opts.flowLog } : {}) };
+    return {
+      ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile, dnsPort: this.opts.dnsPort,
+      ...(this.opts.flowLog ? { flowLog: this.opts.flowLog } : {}), ...(this.opts.wired ? { wired: this.opts.wired } : {}),
+    };
   }
 
   /**

@@ -31,10 +31,10 @@ export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']
  * firewall and NAT, with addresses the network's creator picks: only admin and ops users make one. A
  * tenant user may still use one an operator made for the tenant.
  */
-export function requireMacvlanRights(p: Principal, spec: { encap?: unknown; parent?: unknown } | undefined, field: string): void {
-  if (spec?.encap !== 'macvlan' && spec?.parent === undefined) return;
+export function requireMacvlanRights(p: Principal, spec: { encap?: unknown; parent?: unknown } | undefined, field: string, existing?: { encap?: unknown }): void {
+  if (spec?.encap !== 'macvlan' && spec?.parent === undefined && existing?.encap !== 'macvlan') return;
   if (p.role === 'admin' || p.role === 'ops') return;
-  throw new WeftError('WEFT_FORBIDDEN', `${field}: user ${p.user} (role ${p.role}) may not make a macvlan network (its containers sit on the hosts' own segment); an admin or ops user makes it for the tenant`, { field });
+  throw new WeftError('WEFT_FORBIDDEN', `${field}: user ${p.user} (role ${p.role}) may not make or change a macvlan network (its containers sit on the hosts' own segment, in its ipRange); an admin or ops user does it for the tenant`, { field });
 }
 
 /** What of a host only admin and ops users and agents see: where its overlay and tunnel traffic goes, and how it fares. */

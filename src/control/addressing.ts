@@ -60,15 +60,21 @@ async function groupsOf(tx: Txn, net: Network): Promise<Group[]> {
  */
 export async function addressSpace(tx: Txn, net: Network, group: Group | undefined): Promise<{ candidates: IpRange[]; allowed: IpRange[]; poolName: string }> {
   const layout = layoutOf(net);
+  // A macvlan network's addresses are on a real segment: the operator's ipRange is all it may use, for a
+  // requested address too (the rest of the subnet is other machines'), and a tenant's group pool must lie in it.
+  const macvlan = net.encap === 'macvlan';
   if (group?.ipPool) {
     const pool = checkPool(group.ipPool, layout, net.name);
+    if (macvlan && (pool.first < layout.dynamic.first || pool.last > layout.dynamic.last)) {
+      throw new WeftError('WEFT_INVALID_VALUE', `ipPool: group ${group.tenant}/${group.name}'s pool ${group.ipPool} is outside macvlan network ${net.name}'s ipRange (the share of the segment its operator gave it)`, { field: 'ipPool' });
+    }
     return { candidates: [pool], allowed: [pool], poolName: `group ${group.tenant}/${group.name} (ipPool ${group.ipPool})` };
   }
   const pools = (await groupsOf(tx, net)).flatMap((g) => (g.ipPool ? [checkPool(g.ipPool, layout, net.name)] : []));
   const all = cidrRange(layout.subnet);
   return {
     candidates: subtractRanges(layout.dynamic, pools),
-    allowed: subtractRanges({ first: all.first + 1, last: all.last - 1 }, pools),
+    allowed: subtractRanges(macvlan ? layout.dynamic : { first: all.first + 1, last: all.last - 1 }, pools),
     poolName: `network ${net.tenant}/${net.name}`,
   };
 }

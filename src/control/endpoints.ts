@@ -1,6 +1,6 @@
 import {
   FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp,
-  type Endpoint, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
+  type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { endpointsWhere } from './shared.js';
@@ -39,6 +39,23 @@ export interface EndpointFilter { tenant?: string; host?: string }
 export function selectEndpoints(s: Snapshot<Endpoint>, filter: EndpointFilter): Endpoint[] {
   const base = filter.host === undefined ? s.items : s.grouped('host', (e) => e.host).get(filter.host) ?? [];
   return filter.tenant === undefined ? [...base] : base.filter((e) => e.tenant === filter.tenant);
+}
+
+/**
+ * An endpoint on a real segment (macvlan) takes the MAC derived from its address (a chosen one could be
+ * another machine's, the router's: the switch would send it that machine's traffic), publishes no ports
+ * (nothing forwards them: it is not behind the tenant's uplink), and never a host's own address.
+ */
+async function checkMacvlanEndpoint(tx: Txn, net: Network, req: EndpointRequest): Promise<void> {
+  const refuse = (field: string, why: string) => new WeftError('WEFT_INVALID_VALUE', `${field}: ${why}`, { field });
+  if (req.mac !== undefined) throw refuse('mac', `network ${net.tenant}/${net.name} is a macvlan network: its endpoints take the MAC derived from their address (a chosen one could be another machine's on the segment)`);
+  if (req.portMappings?.length) throw refuse('portMappings', `network ${net.tenant}/${net.name} is a macvlan network: its endpoints are on the segment itself, with no host port to publish through`);
+  if (req.ip !== undefined) {
+    for (const e of await tx.list('hosts/')) {
+      const h = withRevision<Host>(e);
+      if (h.vtepIp === req.ip || h.tunnelIp === req.ip) throw refuse('ip', `${req.ip} is host ${h.name}'s own address`);
+    }
+  }
 }
 
 export class Endpoints {
@@ -93,6 +110,7 @@ export class Endpoints {
       if (existing) {
         throw new WeftError('WEFT_EXISTS', `endpoint ${id} already exists for container ${req.containerId} interface ${req.ifname}`, { field: 'containerId' });
       }
+      if (net.encap === 'macvlan') await checkMacvlanEndpoint(tx, net, req);
       if (req.portMappings?.length) await checkHostPorts(tx, req.host, req.portMappings);
       let requested = req.ip;
       if (req.replaces !== undefined) {

@@ -1,7 +1,6 @@
 import type { Endpoint } from '../model/index.js';
 import { names } from './names.js';
-import { renderEndpointTable } from './nft.js';
-import { tableText } from './table.js';
+import { containerTablesText } from './nft.js';
 import type { WireguardStatus } from '../model/index.js';
 import type { HostPlan, TenantPlan } from './plan.js';
 import type { TunnelPlan } from './tunnel.js';
@@ -156,8 +155,11 @@ export interface Datapath {
   attachOuter(a: OuterAttachment): Promise<void>;
   /** Removes the endpoint's veth (and IFB); works when the container is already gone. */
   unwire(tenantNs: string, veth: string): Promise<void>;
-  /** A macvlan endpoint: its interface and its policy table (`endpointTableName`) in the container, if still there. */
-  unwireMacvlan(netnsPath: string, ifname: string, endpointId: string): Promise<void>;
+  /**
+   * A macvlan endpoint: its interface (only a macvlan link with the endpoint's MAC: never a stranger's of
+   * that name) and its tables (`endpointTableName`) in the container, if still there.
+   */
+  unwireMacvlan(netnsPath: string, ifname: string, endpointId: string, mac: string): Promise<void>;
   /** Forgets the address's connections, so a later endpoint with the same address inherits no NAT or policy state. */
   forgetConnections(tenantNs: string, ip: string): Promise<void>;
   /**
@@ -185,7 +187,7 @@ export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' 
     tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
     mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
     defaultRoute: ep.attached?.defaultRoute ?? true,
-    ...(mv ? { macvlan: { parent: mv.parent, table: tableText(renderEndpointTable({ policy: tenant.policy }, mv)) } } : {}),
+    ...(mv ? { macvlan: { parent: mv.parent, table: containerTablesText({ policy: tenant.policy }, mv) } } : {}),
   };
 }
 

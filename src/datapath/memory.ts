@@ -196,9 +196,10 @@ export class MemoryDatapath implements Datapath {
     ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin });
   }
 
-  async unwireMacvlan(netnsPath: string, ifname: string, endpointId: string): Promise<void> {
+  async unwireMacvlan(netnsPath: string, ifname: string, endpointId: string, mac: string): Promise<void> {
     this.enter('unwireMacvlan', `${netnsPath} ${ifname} ${endpointId}`);
-    this.containers.get(netnsPath)?.delete(ifname);
+    const c = this.containers.get(netnsPath);
+    if (c?.get(ifname)?.mac === mac && c.get(ifname)?.parent !== undefined) c.delete(ifname);
   }
 
   async unwire(tenantNs: string, veth: string): Promise<void> {

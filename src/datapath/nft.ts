@@ -61,8 +61,34 @@ export function renderEndpointTable(p: Pick<TenantPlan, 'policy'>, mv: Pick<Macv
     const body = lines.slice(start + 2, end);
     chains.push(...lines.slice(0, start), ...lines.slice(end + 1));
     for (const [hook, dir] of [['input', 'iifname'], ['output', 'oifname']] as const) {
-      chains.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, `\t\t${dir} != "${mv.ifname}" accept`, ...body, '\t}');
+      chains.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, `\t\t${dir} != "${mv.ifname}" accept`,
+        // The policy is IPv4's; on a real segment, IPv6 would pass it unseen (the interface has it off too).
+        '\t\tmeta nfproto != ipv4 drop', ...body, '\t}');
     }
   }
   return { family: 'inet', name: endpointTableName(mv.id), maps: policy.maps, ...(policy.shared ? { shared: policy.shared } : {}), chains };
+}
+
+/** The macvlan interface's own guard: `weftg-<endpoint id>`, netdev family. */
+export const guardTableName = (endpointId: string) => `weftg-${endpointId}`;
+
+/**
+ * What a macvlan interface may send onto the segment: IPv4 and ARP as its endpoint only (its MAC, its
+ * address), nothing else. At the device's egress hook, which frames from raw sockets pass too (a process
+ * with CAP_NET_RAW, which runtimes grant, would otherwise send as the router, or ARP-poison the segment);
+ * the inet table's hooks never see those.
+ */
+export function renderMacvlanGuard(mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>): NftTable {
+  return { family: 'netdev', name: guardTableName(mv.id), maps: [], chains: [
+    '\tchain egress {',
+    `\t\ttype filter hook egress device "${mv.ifname}" priority filter; policy drop;`,
+    `\t\tether saddr ${mv.mac} ip saddr ${mv.ip} accept`,
+    `\t\tether saddr ${mv.mac} arp saddr ether ${mv.mac} arp saddr ip ${mv.ip} accept`,
+    '\t}',
+  ] };
+}
+
+/** Both tables a macvlan endpoint's container holds, as one script (one transaction). */
+export function containerTablesText(p: Pick<TenantPlan, 'policy'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>): string {
+  return `${tableText(renderMacvlanGuard(mv))}${tableText(renderEndpointTable(p, mv))}`;
 }

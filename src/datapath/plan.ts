@@ -132,6 +132,12 @@ export interface DesiredHostState {
   flowLog?: FlowLimits;
   /** Compiles a tenant's policy; the agent passes a memoizing one so an unchanged policy is not recompiled. */
   compile?: typeof compilePolicy;
+  /**
+   * Which of this host's endpoints the datapath may act on inside their own namespace (a macvlan
+   * endpoint's interface and tables): the agent's own (sealed) ones, never a record someone else wrote
+   * that names a namespace. All when absent (tests, simulated hosts).
+   */
+  wired?: (e: Endpoint) => boolean;
 }
 
 export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
@@ -163,7 +169,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
       hairpin: services.length > 0,
     })),
-    macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined).map((e) => ({
+    macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && (d.wired?.(e) ?? true)).map((e) => ({
       id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ip: e.ip, mac: e.mac,
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),

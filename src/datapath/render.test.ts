@@ -5,8 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
 import { bridgedThroughNetfilter, peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
-import { renderEndpointTable, renderTenantRuleset, renderTenantTable } from './nft.js';
-import { tableText } from './table.js';
+import { containerTablesText, renderEndpointTable, renderTenantRuleset, renderTenantTable } from './nft.js';
 import { attachmentOf } from './datapath.js';
 import { FLOW_LIMITS_DEFAULT } from './flows-nft.js';
 import { renderHostRuleset } from './host-nft.js';
@@ -96,12 +95,14 @@ test('a macvlan network has no bridge or overlay; its endpoints are planned apar
   const t = renderEndpointTable(p, p.macvlans[0]!);
   assert.equal(t.name, 'weft-dddddddddddddddd');
   const text = t.chains.join('\n');
-  assert.match(text, /chain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\tiifname != "eth1" accept\n\t\tct state established,related accept/);
+  assert.match(text, /chain input \{\n\t\ttype filter hook input priority filter; policy accept;\n\t\tiifname != "eth1" accept\n\t\tmeta nfproto != ipv4 drop\n\t\tct state established,related accept/);
   assert.match(text, /chain output \{\n\t\ttype filter hook output priority filter; policy accept;\n\t\toifname != "eth1" accept/);
   assert.doesNotMatch(text, /hook forward/, 'nothing is forwarded in a container');
   const a = attachmentOf({ id: 'dddddddddddddddd', vni: 10005, ifname: 'eth1', mac: '02:57:c0:a8:32:0a', ip: '192.168.50.10', prefixLength: 24, gateway: '192.168.50.1', mtu: 1500 }, p, '/run/netns/c-lan');
   assert.equal(a.macvlan?.parent, 'eth1');
-  assert.equal(a.macvlan?.table, tableText(t), 'the attachment carries the table its container loads before the interface comes up');
+  assert.equal(a.macvlan?.table, containerTablesText(p, p.macvlans[0]!), 'the attachment carries the tables its container loads before the interface comes up');
+  const guard = containerTablesText(p, p.macvlans[0]!).split('table inet')[0] ?? '';
+  assert.match(guard, /table netdev weftg-dddddddddddddddd \{\n\tchain egress \{\n\t\ttype filter hook egress device "eth1" priority filter; policy drop;\n\t\tether saddr 02:57:c0:a8:32:0a ip saddr 192\.168\.50\.10 accept\n\t\tether saddr 02:57:c0:a8:32:0a arp saddr ether 02:57:c0:a8:32:0a arp saddr ip 192\.168\.50\.10 accept\n\t\}/, 'the interface sends only as its endpoint, IPv4 and ARP');
 });
 
 /** Every ruleset the renderers produce for the fixture above, by golden file name. */
@@ -144,7 +145,7 @@ function renderedRulesets(): Array<[string, string]> {
   const withMacvlan = planTenant(macvlanDesired(), tenant('default', 1));
   return [
     ...ruleKinds(),
-    ['endpoint-macvlan.nft', tableText(renderEndpointTable(withMacvlan, withMacvlan.macvlans[0]!))],
+    ['endpoint-macvlan.nft', containerTablesText(withMacvlan, withMacvlan.macvlans[0]!)],
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
     ['tenant-deny-policy.nft', renderTenantRuleset(denyWithPolicy)],
     // Flow records on: the deny chain logs, a second forward chain logs what was allowed (flows-nft.ts).

@@ -134,7 +134,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const c = opts.control;
   tenantRoutes(app);
   const cniNotice = (t: string, n: string) => conflistNotice(c.store, t, n);
-  scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network', cniNotice, (p, body) => requireMacvlanRights(p, body, 'encap'));
+  scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network', cniNotice, async (p, body, tenant, name) => {
+    const existing = name === undefined || p.role === 'admin' || p.role === 'ops' ? undefined : await c.networks.get(tenant, name).catch(() => undefined);
+    requireMacvlanRights(p, body, 'encap', existing);
+  });
   scopedRoutes(app, 'groups', c.groups, GroupInput, 'group', cniNotice);
   scopedRoutes(app, 'policies', c.policies, PolicyInput, 'policy');
   scopedRoutes(app, 'netprofiles', c.netprofiles, NetprofileInput, 'netprofile');

@@ -73,7 +73,7 @@ test('only admin and ops users make a macvlan network (its containers sit on the
   const lan = { name: 'lan', subnet: '192.168.50.0/24', gateway: '192.168.50.1', encap: 'macvlan', parent: 'eth1' };
   const refused = await api.call('POST', '/api/v1/tenants/blue/networks', lan, {}, tenant);
   assert.equal(refused.status, 403, JSON.stringify(refused.json));
-  assert.match(refused.json.detail, /encap: user bob \(role tenant\) may not make a macvlan network/);
+  assert.match(refused.json.detail, /encap: user bob \(role tenant\) may not make or change a macvlan network/);
   const viaParent = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'sneaky', subnet: '192.168.51.0/24', parent: 'eth0' }, {}, tenant);
   assert.equal(viaParent.status, 403, 'naming a parent is asking for macvlan');
   const { name: _, ...spec } = lan;
@@ -88,6 +88,39 @@ test('only admin and ops users make a macvlan network (its containers sit on the
   const svc = await api.call('POST', '/api/v1/tenants/blue/services', { name: 's', network: 'lan', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] }, {}, tenant);
   assert.equal(svc.status, 422, JSON.stringify(svc.json));
   assert.match(svc.json.detail, /network: blue\/lan is a macvlan network/);
-  const bad = await api.call('POST', '/api/v1/tenants/blue/networks', { ...lan, name: 'x', subnet: '192.168.52.0/24', parent: 'eth1; rm -rf /' });
-  assert.equal(bad.status, 400, 'a parent is an interface name');
+  const bad = await api.call('POST', '/api/v1/tenants/blue/networks', { ...lan, name: 'x', subnet: '192.168.52.0/24', gateway: '192.168.52.1', parent: 'eth1; rm -rf /' });
+  assert.deepEqual([bad.status, bad.json.field], [400, 'parent'], 'a parent is an interface name');
+  const own = await api.call('POST', '/api/v1/tenants/blue/networks', { ...lan, name: 'x', subnet: '192.168.52.0/24', gateway: '192.168.52.1', parent: 'wb10001' });
+  assert.equal(own.status, 422, 'a parent is never one of Weft\'s own links');
+  assert.match(own.json.detail, /parent: wb10001 is one of Weft's own links/);
+  // A tenant user changes nothing of it either (its ipRange is the operator's share of the segment).
+  const patched = await api.call('PATCH', '/api/v1/tenants/blue/networks/lan', { ipRange: '192.168.50.2-192.168.50.254' }, {}, tenant);
+  assert.equal(patched.status, 403, JSON.stringify(patched.json));
+});
+
+test("a macvlan network's endpoints: the MAC from the address, no published ports, never a host's address, only inside its ipRange", async () => {
+  const api = await testApi();
+  await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'lan', subnet: '192.168.50.0/24', gateway: '192.168.50.1', ipRange: '192.168.50.100-192.168.50.199', encap: 'macvlan', parent: 'eth1' });
+  await ok(api, 'PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.168.50.150', agentVersion: '0.1.0' });
+  const ep = (extra: Record<string, unknown>) => api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'lan', containerId: `c${Math.random().toString(16).slice(2)}`, host: 'node1', ifname: 'eth0', netns: '/run/netns/x', ...extra });
+  const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ mac: '02:00:00:00:00:01' }, 'mac', /takes? the MAC derived from their address/],
+    [{ portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }, 'portMappings', /no host port to publish through/],
+    [{ ip: '192.168.50.150' }, 'ip', /host node1's own address/],
+    [{ ip: '192.168.50.20' }, 'ip', /192\.168\.50\.20/],
+  ];
+  for (const [extra, field, message] of cases) {
+    const r = await ep(extra);
+    assert.ok(r.status >= 400 && r.status < 500, `${JSON.stringify(extra)}: ${r.status}`);
+    assert.equal(r.json.field, field, JSON.stringify(r.json));
+    assert.match(r.json.detail, message);
+  }
+  const made = await ep({ ip: '192.168.50.120' });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  assert.equal(made.json.mac, '02:57:c0:a8:32:78', 'the MAC derived from the address');
+  const pool = await api.call('POST', '/api/v1/tenants/default/groups', { name: 'g', network: 'lan', ipPool: '192.168.50.10-192.168.50.20' });
+  assert.ok(pool.status < 300, 'a pool is checked when it is used');
+  const pooled = await ep({ group: 'g' });
+  assert.equal(pooled.json.field, 'ipPool', JSON.stringify(pooled.json));
+  assert.match(pooled.json.detail, /outside macvlan network lan's ipRange/);
 });

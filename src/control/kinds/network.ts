@@ -37,6 +37,8 @@ async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: 
     return;
   }
   if (input.parent === undefined) throw new WeftError('WEFT_INVALID_VALUE', "parent: encap macvlan needs the hosts' parent interface (e.g. eth1)", { field: 'parent' });
+  // Weft's own links (bridges, veths, overlays, uplinks, the tunnel) and loopback are no segment.
+  if (/^(wb|we|wi|wx|wu|weft)|^(up0|lo)$/.test(input.parent)) throw new WeftError('WEFT_INVALID_VALUE', `parent: ${input.parent} is ${input.parent === 'lo' ? 'loopback' : "one of Weft's own links"}, not an interface on a segment`, { field: 'parent' });
   if (input.encrypt === true) throw new WeftError('WEFT_INVALID_VALUE', 'encrypt: a macvlan network has no overlay to encrypt (its endpoints are on the parent\'s segment)', { field: 'encrypt' });
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);

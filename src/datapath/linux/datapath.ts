@@ -10,7 +10,6 @@ import type { WireguardStatus } from '../../model/index.js';
 import { WireguardTunnel } from './wireguard.js';
 import type { QosPlan } from '../services.js';
 import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, unwireMacvlan, withNetnsName } from './endpoint.js';
-import { endpointTableName } from '../nft.js';
 import { ensureHost } from './host.js';
 import { NftTables } from './nft.js';
 import { NftSessions } from './nftd.js';
@@ -153,8 +152,8 @@ export class LinuxDatapath implements Datapath {
     return unwireEndpoint(this.runner, tenantNs, veth);
   }
 
-  unwireMacvlan(netnsPath: string, ifname: string, endpointId: string): Promise<void> {
-    return unwireMacvlan(this.runner, netnsPath, ifname, endpointTableName(endpointId), this.alias());
+  unwireMacvlan(netnsPath: string, ifname: string, endpointId: string, mac: string): Promise<void> {
+    return unwireMacvlan(this.runner, { netnsPath, ifname, mac, tenantNs: `${this.nsPrefix}t0` }, endpointId, this.alias());
   }
 
   forgetConnections(tenantNs: string, ip: string): Promise<void> {

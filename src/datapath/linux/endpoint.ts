@@ -6,6 +6,7 @@ import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
 import { inNs, ipBatch } from './observe.js';
 import { NETNS_DIR } from './tenant.js';
+import { endpointTableName, guardTableName } from '../nft.js';
 
 /**
  * Gives `ip` a name for a container netns path. Runtimes that pin namespaces under /run/netns (podman,
@@ -111,13 +112,16 @@ function containerSide(a: Attachment): string[] {
 
 /**
  * A macvlan network's endpoint: a bridge-mode child of the parent (in this, the agent's, namespace) made
- * directly in the container, with the container's own policy table (nft.ts renderEndpointTable) loaded
- * before the interface comes up, so not one packet passes unfiltered. Nothing is left if a step fails.
+ * directly in the container, down, IPv6 off (the policy is IPv4's), then its tables (the tenant's policy
+ * and the interface's egress guard: nft.ts containerTablesText) loaded before it comes up, so not one
+ * frame passes unfiltered. Nothing is left if a step fails.
  */
 async function attachMacvlan(runner: Runner, a: Attachment, mv: { parent: string; table: string }, nsAlias: string, ready?: Promise<void>): Promise<void> {
   await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
     await runner.run(['ip', 'link', 'add', 'link', mv.parent, 'name', a.ifname, 'address', a.mac, 'mtu', String(a.mtu), 'netns', cns, 'type', 'macvlan', 'mode', 'bridge']);
     try {
+      // Slash-separated: an interface name may hold dots. Without IPv6 in the kernel there is nothing to turn off.
+      await runner.run(['ip', 'netns', 'exec', cns, 'sysctl', '-q', '-w', `net/ipv6/conf/${a.ifname}/disable_ipv6=1`], { allowFailure: true });
       await ready;
       await runner.run(['ip', 'netns', 'exec', cns, 'nft', '-f', '-'], { input: mv.table });
       await ipBatch(runner, cns, containerSide(a));
@@ -128,16 +132,24 @@ async function attachMacvlan(runner: Runner, a: Attachment, mv: { parent: string
   });
 }
 
-/** A macvlan endpoint's interface and policy table in its container, if the container is still there. */
-export async function unwireMacvlan(runner: Runner, netnsPath: string, ifname: string, table: string, nsAlias: string): Promise<void> {
-  if (!existsSync(netnsPath)) return;
-  await withNetnsName(runner, netnsPath, nsAlias, async (cns) => {
-    await runner.run(['ip', '-n', cns, 'link', 'del', ifname], { allowFailure: true });
-    await runner.run(['ip', 'netns', 'exec', cns, 'nft', 'delete', 'table', 'inet', table], { allowFailure: true });
+/**
+ * A macvlan endpoint's interface and tables in its container, if the container is still there and is no
+ * host or tenant namespace: only a macvlan link with the endpoint's MAC goes (an interface of that name
+ * that is not ours, say after an ADD that found the name taken, stays).
+ */
+export async function unwireMacvlan(runner: Runner, e: { netnsPath: string; ifname: string; mac: string; tenantNs: string }, endpointId: string, nsAlias: string): Promise<void> {
+  if (!existsSync(e.netnsPath)) return;
+  refuseHostNamespace(e.netnsPath, e.tenantNs);
+  await withNetnsName(runner, e.netnsPath, nsAlias, async (cns) => {
+    const shown = await runner.run(['ip', '-n', cns, '-d', '-j', 'link', 'show', 'dev', e.ifname], { allowFailure: true });
+    const [link] = JSON.parse(shown.stdout || '[]') as Array<{ address?: string; linkinfo?: { info_kind?: string } }>;
+    if (link?.linkinfo?.info_kind === 'macvlan' && link.address === e.mac) await runner.run(['ip', '-n', cns, 'link', 'del', e.ifname], { allowFailure: true });
+    await runner.run(['ip', 'netns', 'exec', cns, 'nft', 'delete', 'table', 'inet', endpointTableName(endpointId)], { allowFailure: true });
+    await runner.run(['ip', 'netns', 'exec', cns, 'nft', 'delete', 'table', 'netdev', guardTableName(endpointId)], { allowFailure: true });
   });
 }
 
-/** Replaces a macvlan endpoint's policy table in its container (a whole table, atomically). */
+/** Replaces a macvlan endpoint's tables in its container (whole tables, in one transaction). */
 export async function loadContainerTable(runner: Runner, netnsPath: string, text: string, nsAlias: string): Promise<void> {
   await withNetnsName(runner, netnsPath, nsAlias, (cns) => runner.run(['ip', 'netns', 'exec', cns, 'nft', '-f', '-'], { input: text }));
 }

@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
 import { bridgedThroughNetfilter, type TenantPlan } from '../plan.js';
-import { renderEndpointTable, renderTenantTable } from '../nft.js';
-import { tableText } from '../table.js';
-import { loadContainerTable } from './endpoint.js';
+import { containerTablesText, renderTenantTable } from '../nft.js';
+import { loadContainerTable, refuseHostNamespace } from './endpoint.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
@@ -90,13 +89,14 @@ export class TenantDatapath {
     return nft;
   }
 
-  /** Per macvlan endpoint (`netns|id`), the policy table text last loaded into its container. */
+  /** Per macvlan endpoint (`ns|netns|id`), the tables' text last loaded into its container. */
   private readonly containerTables = new Map<string, string>();
 
   /**
-   * Each macvlan endpoint's container holds the tenant's policy (renderEndpointTable): loaded when its text
-   * changed, and on a full check (`all`) whatever was loaded, since nothing watches a container's tables.
-   * A container already gone is skipped (maintenance releases its endpoint).
+   * Each macvlan endpoint's container holds the tenant's policy and its interface's guard
+   * (nft.ts containerTablesText): loaded when their text changed, and on a full check (`all`) whatever was
+   * loaded, since nothing watches a container's tables. One container that cannot take them (gone, its
+   * interface not made yet, refused) does not stop the others: it is tried again at the next pass.
    */
   private async ensureContainerTables(p: TenantPlan, all: boolean): Promise<void> {
     const prefix = `${p.ns}|`;
@@ -104,11 +104,17 @@ export class TenantDatapath {
     for (const mv of p.macvlans) {
       const key = `${prefix}${mv.netns}|${mv.id}`;
       want.add(key);
-      const text = tableText(renderEndpointTable(p, mv));
+      const text = containerTablesText(p, mv);
       if (!all && this.containerTables.get(key) === text) continue;
+      this.containerTables.delete(key);
       if (!existsSync(mv.netns)) continue;
-      await loadContainerTable(this.runner, mv.netns, text, `${p.ns}c${this.seq++ % 1000}`);
-      this.containerTables.set(key, text);
+      try {
+        refuseHostNamespace(mv.netns, p.ns);
+        await loadContainerTable(this.runner, mv.netns, text, `${p.ns}c${process.pid}-${this.seq++}`);
+        this.containerTables.set(key, text);
+      } catch (e) {
+        process.emitWarning(`weft: the tables of macvlan endpoint ${mv.id} in ${mv.netns} were not loaded: ${(e as Error).message}`);
+      }
     }
     for (const key of this.containerTables.keys()) if (key.startsWith(prefix) && !want.has(key)) this.containerTables.delete(key);
   }

@@ -137,7 +137,10 @@ export function applyRoutes(app: FastifyInstance): void {
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
     const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true, req.body.audit === true));
     for (const d of docs) {
-      if (d.kind === 'Network') requireMacvlanRights(p, d.input, `documents.${d.index}.spec.encap`);
+      if (d.kind === 'Network' && req.body.delete !== true) {
+        const existing = p.role === 'admin' || p.role === 'ops' ? undefined : await app.control.networks.get(d.tenant, d.input.name).catch(() => undefined);
+        requireMacvlanRights(p, d.input, `documents.${d.index}.spec.encap`, existing);
+      }
       try {
         requireTenantAccess(p, d.tenant);
       } catch (e) {

@@ -20,8 +20,8 @@ export function scopedRoutes<I extends { name: string }>(
   input: TObject,
   kind: string,
   notice?: (tenant: string, name: string) => Promise<string | undefined>,
-  /** Refuses a body this principal may not write (beyond tenant access), before anything is read. */
-  guard?: (p: Principal, body: Partial<I>) => void,
+  /** Refuses a write this principal may not make (beyond tenant access): the body, and the object's name when it exists. */
+  guard?: (p: Principal, body: Partial<I>, tenant: string, name?: string) => Promise<void>,
 ): void {
   const base = `/api/v1/tenants/:tenant/${path}`;
   const tags = [path];
@@ -35,7 +35,7 @@ export function scopedRoutes<I extends { name: string }>(
   app.post<{ Params: Omit<P, 'name'>; Body: I }>(base, { schema: { params: TenantParams, body: input, tags, summary: `Create a ${kind}` } }, async (req, reply) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
-    guard?.(p, req.body as I);
+    await guard?.(p, req.body as I, req.params.tenant);
     const made = await crud.create(p.user, req.params.tenant, req.body as I);
     const warning = await notice?.(made.tenant, made.name);
     if (warning) reply.header('warning', `299 weft "${warning.replace(/["\\]/g, '')}"`);
@@ -51,14 +51,14 @@ export function scopedRoutes<I extends { name: string }>(
   app.put<{ Params: P; Body: I }>(`${base}/:name`, { schema: { params: ObjectParams, body: input, tags, summary: `Replace a ${kind}` } }, async (req) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
-    guard?.(p, req.body as I);
+    await guard?.(p, req.body as I, req.params.tenant, req.params.name);
     return crud.replace(p.user, req.params.tenant, req.params.name, req.body as I, ifMatchOf(req));
   });
 
   app.patch<{ Params: P; Body: Partial<I> }>(`${base}/:name`, { schema: { params: ObjectParams, body: partialOf(input), tags, summary: `Change some fields of a ${kind}` } }, async (req) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
-    guard?.(p, req.body as Partial<I>);
+    await guard?.(p, req.body as Partial<I>, req.params.tenant, req.params.name);
     return crud.patch(p.user, req.params.tenant, req.params.name, req.body as I, ifMatchOf(req));
   });
 

@@ -1,0 +1,120 @@
+// npm run bench:macvlan — issue 17's macvlan figures, in one run on one simulated host (root):
+// iperf3 between two Weft containers on a macvlan network (bridge-mode children of one parent, each
+// holding the tenant's policy table), from one of them to a machine on the parent's segment, the same
+// two paths hand-built (two macvlan children with no table: the anchor), and between two Weft containers
+// on a veth+bridge (VXLAN) network under the same policy. Rounds alternate the paths; each figure is the
+// median of the rounds, each ratio the median of per-round ratios. The agent is paused during streams
+// (the datapath is kernel state); removes everything it made, also when interrupted.
+import { ProcessRunner } from '../exec/index.js';
+import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { onInterrupt } from './interrupt.js';
+
+const ROUNDS = Number(process.env['BENCH_MACVLAN_ROUNDS'] ?? 5);
+const SECONDS = Number(process.env['BENCH_MACVLAN_SECONDS'] ?? 3);
+const PARENT = 'bmvpar';
+const runner = new ProcessRunner();
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+
+let h: TestHost | undefined;
+const cleanup = async () => { await h?.cleanup(); h = undefined; };
+const offInterrupt = onInterrupt(cleanup);
+try {
+  h = await startTestHost('bmv');
+  const host = h;
+  const ns = (n: string) => `${host.tag}-${n}`;
+  const weft = async (args: string[]) => {
+    const r = await host.weft(args);
+    if (r.code !== 0) throw new Error(`weft ${args.join(' ')}: ${r.stderr}`);
+  };
+  // The segment: the host's parent and a machine on it (the router's address).
+  await host.container('phys');
+  await runner.run(['ip', '-n', host.hostNs, 'link', 'add', PARENT, 'type', 'veth', 'peer', 'name', 'lan0', 'netns', ns('phys')]);
+  await runner.run(['ip', '-n', host.hostNs, 'link', 'set', PARENT, 'up']);
+  await runner.run(['ip', '-n', ns('phys'), '-batch', '-'], { input: 'addr add 192.168.70.1/24 dev lan0\nlink set lan0 up\n' });
+  // The same policy on both networks: tcp denied, iperf3's port allowed from the client's group.
+  for (const args of [
+    ['net', 'create', '-s', '192.168.70.0/24', '-g', '192.168.70.1', '--encap', 'macvlan', '--parent', PARENT, 'lan'],
+    ['net', 'create', '-s', '10.70.0.0/24', 'br'],
+    ['group', 'create', 'lan', 'mcli'], ['group', 'create', 'br', 'bcli'],
+    ['policy', 'create', 'srv'],
+    ['policy', 'rule-add', 'srv', '1', '-direction=in', '-protocol=tcp', '-action=deny'],
+    ['policy', 'rule-add', 'srv', '2', '-direction=in', '-protocol=tcp', '-port=5201', '-from-group=mcli', '-action=allow', '-priority=10'],
+    ['policy', 'rule-add', 'srv', '3', '-direction=in', '-protocol=tcp', '-port=5201', '-from-group=bcli', '-action=allow', '-priority=10'],
+    ['group', 'create', '-policy=srv', 'lan', 'msrv'], ['group', 'create', '-policy=srv', 'br', 'bsrv'],
+  ]) await weft(args);
+  const ip = new Map<string, string>();
+  const add = async (name: string, group: string) => {
+    const conf = `weft-default-${group}`;
+    if (await within(10_000, async () => (await runner.run(['test', '-e', `${host.cniConfDir}/${conf}.conflist`], { allowFailure: true })).code === 0) < 0) throw new Error(`${conf} was not written`);
+    const r = await host.cni('ADD', { conflist: conf, containerId: name, netns: await host.container(name) });
+    if (r.code !== 0) throw new Error(`ADD ${name}: ${r.stdout}`);
+    ip.set(name, r.json.ips[0].address.split('/')[0]);
+  };
+  await add('msrv', 'msrv');
+  await add('mcli', 'mcli');
+  await add('bsrv', 'bsrv');
+  await add('bcli', 'bcli');
+  // The anchor: two macvlan children of the same parent, addressed by hand, no table.
+  for (const [n, a] of [['asrv', '192.168.70.201'], ['acli', '192.168.70.202']] as const) {
+    await host.container(n);
+    await runner.run(['ip', '-n', host.hostNs, 'link', 'add', 'link', PARENT, 'name', 'eth0', 'netns', ns(n), 'type', 'macvlan', 'mode', 'bridge']);
+    await runner.run(['ip', '-n', ns(n), '-batch', '-'], { input: `addr add ${a}/24 dev eth0\nlink set eth0 up\n` });
+    ip.set(n, a);
+  }
+  ip.set('phys', '192.168.70.1');
+
+  const agent = (sig: NodeJS.Signals) => { const pid = host.agentPid(); if (pid) process.kill(pid, sig); };
+  const iperf = async (from: string, to: string): Promise<number> => {
+    const srv = host.exec(ns(to), ['iperf3', '-s', '-1', '-p', '5201'], { timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const cli = await host.exec(ns(from), ['iperf3', '-c', ip.get(to) as string, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: 30_000 });
+    await srv;
+    if (cli.code !== 0) throw new Error(`iperf3 ${from} → ${to}: ${cli.stderr || cli.stdout.slice(0, 300)}`);
+    return JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
+  };
+  // The policy decides on the measured paths: port 5202 from the client is refused on both networks.
+  for (const [from, to] of [['mcli', 'msrv'], ['bcli', 'bsrv']] as const) {
+    const blocked = await host.exec(ns(from), ['iperf3', '-c', ip.get(to) as string, '-p', '5202', '-t', '1'], { timeoutMs: 10_000 });
+    if (blocked.code === 0) throw new Error(`${from} → ${to}:5202 passed: the policy is not in force`);
+  }
+
+  const paths = {
+    'Weft macvlan, container → container': ['mcli', 'msrv'],
+    'hand-built macvlan, container → container (anchor)': ['acli', 'asrv'],
+    'Weft macvlan, container → segment machine': ['mcli', 'phys'],
+    'hand-built macvlan, container → segment machine (anchor)': ['acli', 'phys'],
+    'Weft veth + bridge (VXLAN network), container → container': ['bcli', 'bsrv'],
+  } as const;
+  const got = new Map<string, number[]>(Object.keys(paths).map((k) => [k, []]));
+  console.error(`bench:macvlan: ${ROUNDS} rounds of ${Object.keys(paths).length} paths, ${SECONDS} s each`);
+  agent('SIGSTOP');
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = Object.entries(paths);
+      if (r % 2) order.reverse();
+      for (const [name, [from, to]] of order) got.get(name)?.push(await iperf(from, to));
+      console.error(`  round ${r + 1}/${ROUNDS} done`);
+    }
+  } finally {
+    agent('SIGCONT');
+  }
+  const ratio = (a: string, b: string) => median((got.get(a) as number[]).map((x, i) => x / ((got.get(b) as number[])[i] as number)));
+  const keys = Object.keys(paths);
+  console.log(`\n| path | Gbit/s (median of ${ROUNDS}) | range |`);
+  console.log('| --- | --- | --- |');
+  for (const k of keys) {
+    const v = got.get(k) as number[];
+    console.log(`| ${k} | ${median(v).toFixed(2)} | ${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} |`);
+  }
+  console.log('\n| ratio (median of per-round ratios) | |');
+  console.log('| --- | --- |');
+  console.log(`| Weft macvlan ÷ hand-built, container → container | **${ratio(keys[0]!, keys[1]!).toFixed(2)}×** |`);
+  console.log(`| Weft macvlan ÷ hand-built, container → segment | **${ratio(keys[2]!, keys[3]!).toFixed(2)}×** |`);
+  console.log(`| Weft macvlan ÷ Weft veth + bridge, container → container | **${ratio(keys[0]!, keys[4]!).toFixed(2)}×** |`);
+} finally {
+  offInterrupt();
+  await cleanup();
+}
