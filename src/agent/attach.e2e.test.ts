@@ -76,6 +76,13 @@ test('a bare namespace gets an interface in group app: policy, DNS both ways, it
   assert.match(await lookup(probe, 'srv.default.weft'), new RegExp(`Address: ${pods.ip.get('srv')!.replace(/\./g, '\\.')}`), 'the attached interface asks the tenant DNS');
   assert.match(await lookup(pods.ns('srv'), `${probe}.default.weft`), new RegExp(`Address: ${att.ip.replace(/\./g, '\\.')}`), 'others find it by its namespace name');
 
+  // weft verify probes from the attached interface's own address, and agrees with the policy on it.
+  const v = await h.api('POST', '/api/v1/tenants/default/verify', { flows: ['8888/tcp', '9999/tcp'], timeoutMs: 500 });
+  assert.equal(v.status, 200, JSON.stringify(v.json).slice(0, 300));
+  const fromProbe = (v.json.results as Array<{ from: string; to: string; flow: string; expected: boolean; observed: boolean }>).filter((r) => r.from === att.endpoint);
+  assert.deepEqual(fromProbe.map((r) => [r.flow, r.expected, r.observed]).sort(), [['8888/tcp', true, true], ['9999/tcp', false, false]], JSON.stringify(v.json.results));
+  assert.deepEqual(v.json.differ, [], 'packets and policy agree everywhere');
+
   const d = await weft(['detach', probe, '-n', 'contiv-net']);
   assert.equal(d.code, 0, d.stderr);
   assert.match(d.stdout, /^detached eth1 of namespace /);

@@ -19,15 +19,16 @@ const PARALLEL = 8;
  * A UDP pass is confirmed by a second probe from another socket (another source port): a conntrack entry
  * left by earlier traffic on the first one's 5-tuple (allowed then; an entry lives 30 s past its last
  * packet) lets a datagram through that the policy now drops for new flows, and verify checks new flows.
+ * Probes leave from the endpoint's own address (argv[2]), whichever interface the route picks.
  * A probe's timeout decides only after the I/O already there is handled (setImmediate runs after the poll
  * phase): on a loaded host a connection established in time could otherwise be counted a failure when
  * its timer and its connect event come in the same turn of the loop (a CI run: two allowed cells
  * reported blocked, while conntrack held a completed connection of each pair a second old).
  */
-const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
+const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1],src=process.argv[2];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
 const once=(ip,proto,port)=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>setImmediate(()=>done(false)),to);
-if(proto==='tcp'){s=net.connect(port,ip,()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));}
-else{s=dgram.createSocket('udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.connect(port,ip,()=>s.send('weft-verify'));}});
+if(proto==='tcp'){s=net.connect({port,host:ip,localAddress:src},()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));}
+else{s=dgram.createSocket('udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.bind(0,src,()=>s.connect(port,ip,()=>s.send('weft-verify')));}});
 Promise.all(t.map(([ip,proto,port])=>once(ip,proto,port).then(ok=>ok&&proto==='udp'?once(ip,proto,port):ok))).then(r=>console.log(JSON.stringify(r)));});`;
 
 export interface VerifyDeps { state: DesiredState; client: Client; runner: Runner; host: string; log: Logger }
@@ -45,7 +46,9 @@ export async function answerVerify(d: VerifyDeps, r: Request): Promise<void> {
   const errors: string[] = [];
   const probe = async (src: Endpoint) => {
     const targets = all.filter((x) => x.id !== src.id).flatMap((dst) => r.flows.map((f, i) => ({ dst, f, i })));
-    const run = await d.runner.run(['nsenter', `--net=${src.netns}`, process.execPath, '-e', PROBER, String(r.timeoutMs)],
+    // From the endpoint's own address: a container's other interface (an attached one's, or the one an
+    // attachment sits beside) must not answer for it.
+    const run = await d.runner.run(['nsenter', `--net=${src.netns}`, process.execPath, '-e', PROBER, String(r.timeoutMs), src.ip],
       { input: JSON.stringify(targets.map((x) => [x.dst.ip, x.f.protocol, x.f.port])), timeoutMs: r.timeoutMs + 10_000, allowFailure: true });
     let ok: unknown;
     try { ok = JSON.parse(run.stdout); } catch { ok = undefined; }

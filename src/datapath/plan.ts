@@ -1,4 +1,4 @@
-import { adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { ENCAPS, adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
@@ -143,7 +143,9 @@ export interface DesiredHostState {
 export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const t = transit(tenant.id);
   const tunnel = planTunnel(d);
-  const nets = d.networks.filter((n) => n.tenant === tenant.name).sort((x, y) => x.vni - y.vni);
+  // A network of an encapsulation this agent does not know (a newer server's) is left alone, with its
+  // endpoints, rather than built as something it is not or failing the whole tenant.
+  const nets = d.networks.filter((n) => n.tenant === tenant.name && Object.hasOwn(ENCAPS, n.encap ?? 'vxlan')).sort((x, y) => x.vni - y.vni);
   const byName = new Map(nets.map((n) => [n.name, n]));
   const onHost = d.endpoints.filter((e) => e.tenant === tenant.name && e.host === d.host && byName.has(e.network))
     .sort((x, y) => (x.id < y.id ? -1 : 1));
@@ -187,7 +189,8 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
         banp: banpOf(d, tenant.name),
       },
     }) : undefined,
-    services: planServices(services, mine),
+    // A macvlan endpoint is not behind the tenant's bridges: no VIP reaches it.
+    services: planServices(services, mine.filter((e) => !macvlanOf(e))),
     ...profiles,
     dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : { gateways: bridgedNets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
     flows: d.flowLog,

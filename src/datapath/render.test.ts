@@ -86,6 +86,18 @@ function macvlanDesired(): DesiredHostState {
   };
 }
 
+test("a network of an encapsulation this agent does not know is left alone; a service's backends are never macvlan endpoints", () => {
+  const d = macvlanDesired();
+  const future = { ...net('default', 'later', '10.9.0.0/24', '10.9.0.1', 10009), encap: 'routed' as never };
+  const p = planTenant({ ...d, networks: [...d.networks, future], endpoints: [...d.endpoints, ep('eeeeeeeeeeeeeeee', 'default', 'later', '10.9.0.5', 'node1')] }, tenant('default', 1));
+  assert.ok(!p.bridges.some((b) => b.network === 'later') && !p.endpoints.some((e) => e.id.startsWith('e')), 'no bridge, no veth for it');
+  const withSvc = planTenant({ ...d, services: [{ ...meta, tenant: 'default', name: 's', network: 'contiv-net', vip: '10.1.2.200', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8888, protocol: 'TCP' }] }],
+    endpoints: d.endpoints.map((e) => ({ ...e, labels: { group: 'db' } })) }, tenant('default', 1));
+  const backends = JSON.stringify(withSvc.services);
+  assert.match(backends, /10\.1\.2\.2/, 'a bridged endpoint of the selector is a backend');
+  assert.doesNotMatch(backends, /192\.168\.50\.10/, 'the macvlan one is not: no VIP reaches it');
+});
+
 test('a macvlan network has no bridge or overlay; its endpoints are planned apart, with their parent and namespace', () => {
   const p = planTenant({ ...macvlanDesired(), vtep: '192.0.2.1', hosts: [{ ...meta, name: 'node2', vtepIp: '192.0.2.2', lastSeen: '' }] }, tenant('default', 1));
   assert.deepEqual(p.bridges.map((b) => b.network), ['contiv-net', 'app-net'], 'no bridge for lan');
