@@ -89,6 +89,16 @@ test('macvlan endpoints sit on the parent\'s segment, reach its machines and eac
   await h.exec(ns('m2'), ['ip', 'addr', 'del', '192.168.50.77/24', 'dev', 'eth0']);
   assert.ok(await ping('m2', '192.168.50.1'), 'its own address still works');
 
+  // weft explain says the same of macvlan endpoints, from the same compiled policy.
+  const why = async (from: string, to: string, flow: string) => {
+    const r = await h.weft(['explain', from, to, flow, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).allowed as boolean;
+  };
+  assert.equal(await why('192.168.50.1', ip.get('m1') as string, '8888/tcp'), true);
+  assert.equal(await why('192.168.50.1', ip.get('m1') as string, '9999/tcp'), false);
+  assert.equal(await why(ip.get('m2') as string, ip.get('m1') as string, '8888/tcp'), false);
+
   // A rule added later reaches the containers' tables.
   const r = await h.weft(['policy', 'rule-add', 'lan-policy', '3', '-direction=in', '-protocol=tcp', '-port=9999', '-from-group=mapp', '-action=allow', '-priority=10']);
   assert.equal(r.code, 0, r.stderr);

@@ -90,5 +90,19 @@ export function renderMacvlanGuard(mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' 
 
 /** Both tables a macvlan endpoint's container holds, as one script (one transaction). */
 export function containerTablesText(p: Pick<TenantPlan, 'policy'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>): string {
-  return `${tableText(renderMacvlanGuard(mv))}${tableText(renderEndpointTable(p, mv))}`;
+  return containerTablesTexts(p, [mv])[0] as string;
+}
+
+// Stand-ins no name or rule holds (ids are hex, interface names [A-Za-z0-9_.-]).
+const ID_MARK = '@endpoint-id@';
+const IF_MARK = '@ifname@';
+
+/**
+ * The same for many endpoints of one tenant: the policy table's text (its maps are most of it, megabytes
+ * at 50,000 rules) is made once, and only its name and interface differ per container.
+ */
+export function containerTablesTexts(p: Pick<TenantPlan, 'policy'>, mvs: ReadonlyArray<Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>>): string[] {
+  if (mvs.length === 0) return [];
+  const policy = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK }));
+  return mvs.map((mv) => `${tableText(renderMacvlanGuard(mv))}${policy.replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname)}`);
 }

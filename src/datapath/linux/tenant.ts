@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
 import { bridgedThroughNetfilter, type TenantPlan } from '../plan.js';
-import { containerTablesText, renderTenantTable } from '../nft.js';
+import { containerTablesTexts, renderTenantTable } from '../nft.js';
 import { loadContainerTable, refuseHostNamespace } from './endpoint.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
@@ -101,10 +101,11 @@ export class TenantDatapath {
   private async ensureContainerTables(p: TenantPlan, all: boolean): Promise<void> {
     const prefix = `${p.ns}|`;
     const want = new Set<string>();
-    for (const mv of p.macvlans) {
+    const texts = containerTablesTexts(p, p.macvlans);
+    for (const [i, mv] of p.macvlans.entries()) {
       const key = `${prefix}${mv.netns}|${mv.id}`;
       want.add(key);
-      const text = containerTablesText(p, mv);
+      const text = texts[i] as string;
       if (!all && this.containerTables.get(key) === text) continue;
       this.containerTables.delete(key);
       if (!existsSync(mv.netns)) continue;
