@@ -83,9 +83,14 @@ test('attach gives a namespace eth1, then eth2, on its subnet only unless asked;
   assert.equal(taken.code, 4, taken.err);
   assert.match(taken.err, /ifname: the target already has an interface eth1/);
 
-  const one = await weft('detach', path, '-n', 'net', '--ifname', 'eth2');
+  // By its endpoint id (what `weft endpoint ls` shows), whatever became of the target's name.
+  const eth2 = (await endpoints()).find((e) => e.ifname === 'eth2' && e.attached);
+  const one = await weft('detach', '--endpoint', eth2.id, '-n', 'net');
   assert.equal(one.code, 0, one.err);
-  assert.match(one.out, /^detached eth2 of namespace /);
+  assert.match(one.out, new RegExp(`^detached eth2 of endpoint ${eth2.id} `));
+  const runtimes = await weft('detach', '--endpoint', 'f'.repeat(16), '-n', 'net');
+  assert.equal(runtimes.code, 3, runtimes.err);
+  assert.match(runtimes.err, /is not an interface weft attach made on network default\/net on this host/);
   assert.deepEqual((await endpoints()).map((e) => e.ip), [first.ip], 'only eth2 was released');
   const rest = await weft('detach', path, '-n', 'net');
   assert.equal(rest.code, 0, rest.err);
@@ -198,7 +203,14 @@ test('bad input names the flag and changes nothing', async () => {
   await assert.rejects(callAgent(sock, 'attach', { tenant: 'default', network: 'net', netns: path, containerId: 'x', extra: 1 } as never), /extra: unknown field/);
   await assert.rejects(callAgent(sock, 'attach', { tenant: 'default', network: 'net', netns: '/run/../proc/1/ns/net', containerId: 'x' }), /netns: .* holds "\.\."/);
   await assert.rejects(callAgent(sock, 'attach', { tenant: 'default', network: 'net', netns: path, containerId: '../x' }), /containerId: /);
-  await assert.rejects(callAgent(sock, 'detach', { tenant: 'default', network: 'net' } as never), /containerId: is required/);
+  await assert.rejects(callAgent(sock, 'detach', { tenant: 'default', network: 'net' } as never), /containerId: give the target \(containerId\) or one endpoint, not both or neither/);
+  await assert.rejects(callAgent(sock, 'detach', { tenant: 'default', network: 'net', containerId: 'x', endpoint: '0123456789abcdef' }), /not both or neither/);
+  const badId = await weft('detach', '--endpoint', 'nothex', '-n', 'net');
+  assert.equal(badId.code, 2);
+  assert.match(badId.err, /--endpoint: "nothex" is not an endpoint id/);
+  const neither = await weft('detach', '-n', 'net');
+  assert.equal(neither.code, 2);
+  assert.match(neither.err, /give TARGET or --endpoint ID/);
   assert.equal((await endpoints()).length, 0);
 });
 

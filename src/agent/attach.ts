@@ -70,8 +70,12 @@ export class Attacher {
   /** Releases the target's attached interfaces on the network (or the one named); returns their names. */
   async detach(req: DetachRequest): Promise<string[]> {
     const mine = [...this.d.state.endpoints.values()].filter((e) => e.host === this.d.host && e.attached !== undefined
-      && e.containerId === req.containerId && e.tenant === req.tenant && e.network === req.network && (req.ifname === undefined || e.ifname === req.ifname));
+      && (req.endpoint !== undefined ? e.id === req.endpoint : e.containerId === req.containerId)
+      && e.tenant === req.tenant && e.network === req.network && (req.ifname === undefined || e.ifname === req.ifname));
     if (mine.length === 0) {
+      if (req.endpoint !== undefined) {
+        throw new WeftError('WEFT_NOT_FOUND', `endpoint ${req.endpoint} is not an interface weft attach made on network ${req.tenant}/${req.network} on this host`);
+      }
       const which = req.ifname === undefined ? 'no interface' : `no interface ${req.ifname}`;
       throw new WeftError('WEFT_NOT_FOUND', `${which} of this target is attached to network ${req.tenant}/${req.network} on this host (interfaces a runtime made are its own to remove)`);
     }

@@ -28,7 +28,10 @@ export interface AttachRequest {
 export interface DetachRequest {
   tenant: string;
   network: string;
-  containerId: string;
+  /** The target's id; or, when the target is gone or unknown to the CLI, `endpoint` names the interface. */
+  containerId?: string;
+  /** One attached endpoint by its id (`weft endpoint ls`), whatever its container. */
+  endpoint?: string;
   /** Only this interface; all of the target's attached interfaces on the network when absent. */
   ifname?: string;
 }
@@ -68,6 +71,7 @@ const RULES: Record<string, Rule> = {
   network: str(NAME, 'a name (a DNS label: a-z, 0-9 and inner -, at most 63)'),
   group: str(NAME, 'a name (a DNS label: a-z, 0-9 and inner -, at most 63)'),
   containerId: str(CONTAINER_ID, 'a container id (1-128 of [A-Za-z0-9_.:-])'),
+  endpoint: str(/^[0-9a-f]{16}$/, 'an endpoint id (16 hex digits, as `weft endpoint ls` shows)'),
   name: str(CONTAINER_NAME, 'a container name (1-128 of [A-Za-z0-9_.-], starting with a letter or digit)'),
   ifname: (v, field) => {
     str(IFNAME, 'an interface name (1-15 of [A-Za-z0-9_.-])')(v, field);
@@ -123,5 +127,7 @@ export function parseAttachRequest(text: string): AttachRequest {
 }
 
 export function parseDetachRequest(text: string): DetachRequest {
-  return checked<DetachRequest>(text, ['tenant', 'network', 'containerId'], ['ifname']);
+  const r = checked<DetachRequest>(text, ['tenant', 'network'], ['containerId', 'endpoint', 'ifname']);
+  if ((r.containerId === undefined) === (r.endpoint === undefined)) throw bad('containerId', 'give the target (containerId) or one endpoint, not both or neither');
+  return r;
 }

@@ -69,7 +69,7 @@ function checkedBy<T>(parse: (text: string) => T, body: object, flags: Record<st
 
 const FLAG_OF: Record<string, string> = {
   tenant: '--tenant', network: '--network', group: '--group', ip: '--ip', mac: '--mac', ifname: '--ifname', name: '--name', labels: '--label',
-  netns: 'TARGET', containerId: 'TARGET',
+  netns: 'TARGET', containerId: 'TARGET', endpoint: '--endpoint',
 };
 
 function common(c: Command): Command {
@@ -119,23 +119,27 @@ Examples (Contiv's tutorial network):
       io.out(`attached ${a.ifname} ${a.ip}/${a.prefixLength} (endpoint ${a.endpoint}) to ${t.what} on ${body.tenant}/${body.network}${body.group ? `, group ${body.group}` : ''}; gateway ${a.gateway}${body.defaultRoute ? ' (default route)' : ''}${dns}\n`);
     });
 
-  common(program.command('detach <target>')
+  common(program.command('detach [target]')
     .description('remove the interfaces `weft attach` gave a container or namespace on a network, and release their addresses'))
     .option('--ifname <name>', 'only this interface (default: every attached one on the network)')
+    .option('--endpoint <id>', 'this one attached endpoint (`weft endpoint ls`), instead of a TARGET (one that is gone or renamed)')
     .addHelpText('after', `
 Only interfaces made by \`weft attach\` are removed; those a runtime made (podman's, Docker's) are its own.
 
-Example:
+Examples:
   $ weft detach web --network contiv-net
+  $ weft detach --endpoint 8a1f03c2d4e5f607 --network contiv-net
 `)
-    .action(async (ref: string, o: Record<string, any>) => {
+    .action(async (ref: string | undefined, o: Record<string, any>) => {
       const format = parseFormat(o['output']);
-      const t = await findTarget(runner, ref, o['runtime'] as RuntimeChoice);
+      if ((ref === undefined) === (o['endpoint'] === undefined)) throw usage('give TARGET or --endpoint ID (one of them)');
+      const t = ref === undefined ? undefined : await findTarget(runner, ref, o['runtime'] as RuntimeChoice);
       const body = checkedBy<DetachRequest>(parseDetachRequest, {
-        tenant: o['tenant'], network: o['network'], containerId: t.containerId, ...(o['ifname'] ? { ifname: o['ifname'] } : {}),
+        tenant: o['tenant'], network: o['network'], ...(t ? { containerId: t.containerId } : { endpoint: o['endpoint'] }),
+        ...(o['ifname'] ? { ifname: o['ifname'] } : {}),
       }, FLAG_OF);
       const a = await callAgent(join(o['runDir'], 'agent.sock'), 'detach', body) as { detached: string[] };
       if (format !== 'table') return io.out(`${renderData(a, format)}\n`);
-      io.out(`detached ${a.detached.join(', ')} of ${t.what} from ${body.tenant}/${body.network}\n`);
+      io.out(`detached ${a.detached.join(', ')} of ${t?.what ?? `endpoint ${o['endpoint']}`} from ${body.tenant}/${body.network}\n`);
     });
 }

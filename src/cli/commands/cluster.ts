@@ -18,6 +18,8 @@ export function clusterCommands(program: Command, io: Io): void {
         { header: 'ID', get: (e: any) => e.id }, { header: 'TENANT', get: (e: any) => e.tenant }, { header: 'NETWORK', get: (e: any) => e.network },
         { header: 'GROUP', get: (e: any) => e.group }, { header: 'IP', get: (e: any) => e.ip }, { header: 'HOST', get: (e: any) => e.host },
         { header: 'CONTAINER', get: (e: any) => e.containerName ?? e.containerId.slice(0, 12) },
+        // Which interface of the container; `weft attach` made it (`weft detach` removes it), or its runtime.
+        { header: 'IFACE', get: (e: any) => (e.attached ? `${e.ifname} (attached)` : e.ifname) },
       ], (e: any) => e.id);
     }));
   leaf(ep, { name: 'inspect <id>', summary: 'show an endpoint, found by a piece of its id, container id or container name', example: 'weft ep inspect 8a1f', tenant: false })
