@@ -46,14 +46,19 @@ export class Maintenance {
     }
   }
 
+  /**
+   * An interface `weft attach` made is not wired again once gone: its namespace's path may name another
+   * namespace by now (deleted and made again under the same name), which never asked for it. It is released.
+   */
+  private async releaseAttached(ep: Endpoint, netns: string): Promise<void> {
+    this.d.log.info({ endpoint: ep.id, netns }, 'attached interface gone: releasing its endpoint');
+    await this.d.endpoints.release(ep).catch((e: Error) => this.d.log.warn({ err: e.message }, 'release failed'));
+  }
+
   /** A macvlan endpoint's interface is in its container, not the tenant namespace: looked for there. */
   private async keepMacvlan(ep: Endpoint, netns: string): Promise<void> {
     if (await this.d.datapath.containerHas(netns, ep.ifname)) return;
-    if (ep.attached !== undefined) {
-      this.d.log.info({ endpoint: ep.id, netns }, 'attached interface gone: releasing its endpoint');
-      await this.d.endpoints.release(ep).catch((e: Error) => this.d.log.warn({ err: e.message }, 'release failed'));
-      return;
-    }
+    if (ep.attached !== undefined) return this.releaseAttached(ep, netns);
     const plan = await this.d.reconciler.ensureTenant(ep.tenant, true);
     if (!plan) return;
     this.d.log.info({ endpoint: ep.id }, 'macvlan interface missing: wiring the endpoint again');
@@ -78,13 +83,7 @@ export class Maintenance {
     // Run right after a full pass, which has just read these links: an exec per tenant saved per resync.
     if (!ports) portsByNs.set(ns, (ports = new Set((await this.d.datapath.ports(ns, { maxAgeMs: 2000 })).keys())));
     if (ports.has(names.endpointVeth(ep.id))) return;
-    // An interface `weft attach` made is not wired again: its namespace's path may name another namespace
-    // by now (deleted and made again under the same name), which never asked for it. It is released.
-    if (ep.attached !== undefined && !(await this.d.datapath.ports(ns, { maxAgeMs: 0 })).has(names.endpointVeth(ep.id))) {
-      this.d.log.info({ endpoint: ep.id, netns }, 'attached interface gone: releasing its endpoint');
-      await this.d.endpoints.release(ep).catch((e: Error) => this.d.log.warn({ err: e.message }, 'release failed'));
-      return;
-    }
+    if (ep.attached !== undefined && !(await this.d.datapath.ports(ns, { maxAgeMs: 0 })).has(names.endpointVeth(ep.id))) return this.releaseAttached(ep, netns);
     // That listing may be up to 2 s old: an ADD that wired this endpoint since (it held this lock until
     // then) would be re-wired over, and its container cut off for a moment (reliability.e2e, "File
     // exists" from the repair). Asked again, fresh, before anything is touched.

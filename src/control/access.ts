@@ -31,10 +31,21 @@ export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']
  * firewall and NAT, with addresses the network's creator picks: only admin and ops users make one. A
  * tenant user may still use one an operator made for the tenant.
  */
-export function requireMacvlanRights(p: Principal, spec: { encap?: unknown; parent?: unknown } | undefined, field: string, existing?: { encap?: unknown }): void {
-  if (spec?.encap !== 'macvlan' && spec?.parent === undefined && existing?.encap !== 'macvlan') return;
+export async function requireMacvlanRights(p: Principal, spec: { encap?: unknown; parent?: unknown } | undefined, field: string, stored?: () => Promise<{ encap?: unknown } | undefined>): Promise<void> {
   if (p.role === 'admin' || p.role === 'ops') return;
+  // The stored network too: a tenant user's PATCH of an operator's macvlan network names no encap.
+  if (spec?.encap !== 'macvlan' && spec?.parent === undefined && (await stored?.())?.encap !== 'macvlan') return;
   throw new WeftError('WEFT_FORBIDDEN', `${field}: user ${p.user} (role ${p.role}) may not make or change a macvlan network (its containers sit on the hosts' own segment, in its ipRange); an admin or ops user does it for the tenant`, { field });
+}
+
+/** A stored network, or undefined when there is none (any other failure of the store is not "none"). */
+export async function storedNetwork(c: { networks: { get(tenant: string, name: string): Promise<{ encap?: unknown }> } }, tenant: string, name: string): Promise<{ encap?: unknown } | undefined> {
+  try {
+    return await c.networks.get(tenant, name);
+  } catch (e) {
+    if (e instanceof WeftError && e.code === 'WEFT_NOT_FOUND') return undefined;
+    throw e;
+  }
 }
 
 /** What of a host only admin and ops users and agents see: where its overlay and tunnel traffic goes, and how it fares. */
