@@ -28,14 +28,19 @@ export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']
 
 /**
  * A macvlan network puts its containers straight on the hosts' own segment (`parent`), past every host
- * firewall and NAT, with addresses the network's creator picks: only admin and ops users make one. A
- * tenant user may still use one an operator made for the tenant.
+ * firewall and NAT, with addresses the network's creator picks; a routed network's subnet is announced to
+ * the fabric's routers and routed by every host: only admin and ops users make or change either. A tenant
+ * user may still use one an operator made for the tenant.
  */
-export async function requireMacvlanRights(p: Principal, spec: { encap?: unknown; parent?: unknown } | undefined, field: string, stored?: () => Promise<{ encap?: unknown } | undefined>): Promise<void> {
+export async function requireFabricRights(p: Principal, spec: { encap?: unknown; parent?: unknown; bgpPeers?: unknown } | undefined, field: string, stored?: () => Promise<{ encap?: unknown } | undefined>): Promise<void> {
   if (p.role === 'admin' || p.role === 'ops') return;
-  // The stored network too: a tenant user's PATCH of an operator's macvlan network names no encap.
-  if (spec?.encap !== 'macvlan' && spec?.parent === undefined && (await stored?.())?.encap !== 'macvlan') return;
-  throw new WeftError('WEFT_FORBIDDEN', `${field}: user ${p.user} (role ${p.role}) may not make or change a macvlan network (its containers sit on the hosts' own segment, in its ipRange); an admin or ops user does it for the tenant`, { field });
+  const fabric = (e: unknown) => e === 'macvlan' || e === 'routed';
+  // The stored network too: a tenant user's PATCH of an operator's network names no encap.
+  if (!fabric(spec?.encap) && spec?.parent === undefined && spec?.bgpPeers === undefined) {
+    const s = await stored?.();
+    if (!fabric(s?.encap)) return;
+  }
+  throw new WeftError('WEFT_FORBIDDEN', `${field}: user ${p.user} (role ${p.role}) may not make or change a macvlan or routed network (its containers sit on the hosts' own segment, or its subnet is routed by every host and announced to the fabric); an admin or ops user does it for the tenant`, { field });
 }
 
 /** A stored network, or undefined when there is none (any other failure of the store is not "none"). */

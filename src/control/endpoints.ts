@@ -127,7 +127,7 @@ export class Endpoints {
         tx.delete(keys.endpoint(o.id));
         requested = o.ip;
       }
-      const ip = await takeAddress(tx, net, group, requested);
+      const ip = await takeAddress(tx, net, group, requested, 'ip', req.host);
       const at = this.now();
       const ep: Omit<Endpoint, 'revision'> = {
         id,

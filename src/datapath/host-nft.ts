@@ -107,12 +107,22 @@ const filterChains = (device?: string): string[] => [
   '\t\tct state established,related accept',
   `\t\tiifname ${UPLINKS} ct state invalid drop`,
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
-  `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports and replies only"`,
+  '\t\toifname . ip daddr @routed_to goto to_routed',
+  `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports, replies and its routed networks only"`,
   `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
   `\t\tiifname ${UPLINKS} udp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } drop comment "no overlay frames from a tenant"`,
   ...(device ? [`\t\tiifname ${UPLINKS} oifname "${device}" drop comment "tenants never use the tunnel"`] : []),
   // Through the host's own route, 169.254.169.254 (cloud metadata) would hand a container the host's credentials.
   `\t\tiifname ${UPLINKS} ip daddr 169.254.0.0/16 drop comment "no link-local services for tenants"`,
+  '\t}',
+  // A routed network's addresses are reachable from outside (its tenant's policy decides), but never from
+  // another tenant: not through this host's uplinks, and not from another tenant's routed addresses that
+  // come from other hosts (those are not masqueraded). Its own tenant's come from its own routed subnets.
+  '\tchain to_routed {',
+  `\t\tiifname ${UPLINKS} drop comment "never from another tenant on this host"`,
+  '\t\toifname . ip saddr @routed_to accept comment "its own routed addresses on other hosts"',
+  '\t\tip saddr @routed drop comment "never another tenant\'s routed addresses"',
+  '\t\taccept comment "from outside: the tenant\'s policy decides"',
   '\t}',
   // Routing alone keeps an encrypted network's frames in the tunnel; should the device be down, they would
   // take the default route in clear. This is the second lock.
@@ -130,5 +140,8 @@ function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMa
     { name: 'uplinks', type: 'ipv4_addr', set: true, interval: false, elements: plans.map((p) => p.uplink.hostIp) },
     { name: 'dns', type: 'ifname . ipv4_addr . inet_proto . inet_service', set: true, interval: false, elements: dns },
     { name: 'peers', type: 'ipv4_addr', set: true, interval: false, elements: [...peers] },
+    // Routed networks: each tenant's subnets behind its uplink, and all of them.
+    { name: 'routed_to', type: 'ifname . ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed.map((c) => `"${p.uplink.hostLink}" . ${c}`)) },
+    { name: 'routed', type: 'ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed) },
   ];
 }

@@ -34,6 +34,8 @@ export function renderTenantTable(p: TenantPlan): NftTable {
     '\tchain postrouting {',
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...svc.snat,
+    // A routed network's addresses are announced: they leave as they are (issue 17).
+    ...(p.routed.length ? [`\t\toifname "${p.uplink.tenantLink}" ip saddr { ${p.routed.join(', ')} } return comment "routed networks are not masqueraded"`] : []),
     `\t\toifname "${p.uplink.tenantLink}" masquerade`,
     '\t}',
   ] };

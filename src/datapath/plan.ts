@@ -1,10 +1,11 @@
-import { ENCAPS, adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { ENCAPS, blockOf, parseIp, adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
 import { transit } from './transit.js';
 import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 import type { FlowLimits } from './flows-nft.js';
+import { planRouted, type BgpPlan, type HostRoute } from './routed.js';
 
 /**
  * Whether bridged traffic (between endpoints of one network) must pass IP netfilter in this tenant's
@@ -42,6 +43,8 @@ export interface TenantPlan {
   dns: DnsPlan | undefined;
   /** Flow records' limits, or undefined when the host logs none (flows-nft.ts). */
   flows: FlowLimits | undefined;
+  /** Subnets of this tenant's routed networks: never masqueraded, and routed into its uplink from outside. */
+  routed: string[];
 }
 
 export interface BridgePlan {
@@ -58,6 +61,12 @@ export interface BridgePlan {
    * a device while this host's agent catches up.
    */
   overlay: OverlayPlan | undefined;
+  /**
+   * encap routed: the bridge holds the gateway as a /32 (the same on every host), answers ARP for the rest
+   * of the subnet (proxy ARP: everything not on this host is routed out of the uplink) and routes only
+   * the blocks this host's endpoints are in.
+   */
+  routed?: { subnet: string; blocks: string[] };
 }
 
 /** How a network's bridge reaches the other hosts: the same facts for every encapsulation. */
@@ -151,6 +160,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     .sort((x, y) => (x.id < y.id ? -1 : 1));
   // Bridged: a veth on the network's bridge in the tenant namespace. A macvlan network's are on its parent.
   const macvlanOf = (e: Endpoint) => byName.get(e.network)?.encap === 'macvlan';
+  const blocksOf = (n: Network) => localBlocks(n, onHost);
   const local = onHost.filter((e) => !macvlanOf(e));
   const bridgedNets = nets.filter((n) => n.encap !== 'macvlan');
   const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
@@ -163,9 +173,10 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     uplink: { hostLink: names.uplinkHost(tenant.id), tenantLink: names.uplinkTenant, hostIp: t.host, tenantIp: t.tenant, prefix: t.prefix },
     bridges: bridgedNets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
-      address: `${n.gateway}/${parseCidr(n.subnet, 'subnet').prefix}`,
+      address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}`,
       vips: vipsOf(services, n),
       overlay: planOverlay(d, tenant, n, tunnel),
+      ...(n.encap === 'routed' ? { routed: { subnet: n.subnet, blocks: blocksOf(n) } } : {}),
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
@@ -194,7 +205,18 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     ...profiles,
     dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : { gateways: bridgedNets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
     flows: d.flowLog,
+    routed: nets.filter((n) => n.encap === 'routed').map((n) => n.subnet),
   };
+}
+
+/** The blocks of a routed network that `endpoints` (this host's) are in, sorted. */
+function localBlocks(n: Network, endpoints: readonly Endpoint[]): string[] {
+  const out = new Set<string>();
+  for (const e of endpoints) {
+    const ip = e.network === n.name ? parseIp(e.ip) : undefined;
+    if (ip !== undefined) out.add(blockOf(n, ip).cidr);
+  }
+  return [...out].sort();
 }
 
 function banpOf(d: DesiredHostState, tenant: string) {
@@ -214,6 +236,9 @@ export interface HostPlan {
   tunnel: TunnelPlan | undefined;
   /** While the tunnel is up, the VNIs whose frames may still arrive in clear (networks that opted out). */
   clearVnis: number[];
+  /** Routed networks: Weft's routes in the host's table, and the BGP daemon's configuration (routed.ts). */
+  routes: HostRoute[];
+  bgp: BgpPlan | undefined;
 }
 
 export function planHostSide(d: DesiredHostState, tenants: TenantPlan[] = planHost(d)): HostPlan {
@@ -221,6 +246,7 @@ export function planHostSide(d: DesiredHostState, tenants: TenantPlan[] = planHo
   return {
     tenants, peers: peerVteps(d), tunnel,
     clearVnis: tunnel ? d.networks.filter((n) => n.encrypt === false).map((n) => n.vni).sort((a, b) => a - b) : [],
+    ...planRouted(d, tenants),
   };
 }
 
@@ -240,7 +266,7 @@ export function peerVteps(d: DesiredHostState): string[] {
  * any other uses the underlay addresses.
  */
 function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: TunnelPlan | undefined): OverlayPlan | undefined {
-  if (!d.vtep || !d.hosts || n.encap === 'macvlan') return undefined;
+  if (!d.vtep || !d.hosts || n.encap === 'macvlan' || n.encap === 'routed') return undefined;
   const sealed = tunnel !== undefined && n.encrypt !== false;
   const vtepOf = sealed ? new Map(tunnel.peers.map((p) => [p.host, p.allowedIp])) : otherHosts(d);
   if (otherHosts(d).size === 0) return undefined;
@@ -249,7 +275,7 @@ function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: Tu
   // Broadcast and unknown unicast go only to hosts with endpoints here.
   const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].sort();
   return {
-    encap: n.encap ?? 'vxlan', name: names.overlay(n.vni), vni: n.vni, local, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
+    encap: (n.encap ?? 'vxlan') as OverlayEncap, name: names.overlay(n.vni), vni: n.vni, local, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
     remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
   };
 }

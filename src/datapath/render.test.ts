@@ -1,8 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
 import { bridgedThroughNetfilter, peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
 import { containerTablesText, renderEndpointTable, renderTenantRuleset, renderTenantTable } from './nft.js';
@@ -14,16 +11,7 @@ import { names } from './names.js';
 import { transit } from './transit.js';
 import { diffTables } from './table-delta.js';
 import { ProcessRunner } from '../exec/index.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-/** Golden files live in src/; `UPDATE_GOLDEN=1 npm test` rewrites them, to be reviewed as a diff. */
-function golden(name: string, actual: string): void {
-  const src = join(here, '..', '..', 'src', 'datapath', 'testdata', name);
-  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(src, actual);
-  // A missing golden file is a failure, not a new golden: otherwise a test with a typo in its name passes.
-  assert.ok(existsSync(src), `${name} is missing: run the tests once with UPDATE_GOLDEN=1 and review it`);
-  assert.equal(actual, readFileSync(src, 'utf8'), `${name} differs from the golden file`);
-}
+import { golden, TESTDATA } from './golden.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 const tenant = (name: string, id: number): Tenant => ({ ...meta, name, id, defaultAction: 'allow' });
@@ -88,7 +76,7 @@ function macvlanDesired(): DesiredHostState {
 
 test("a network of an encapsulation this agent does not know is left alone; a service's backends are never macvlan endpoints", () => {
   const d = macvlanDesired();
-  const future = { ...net('default', 'later', '10.9.0.0/24', '10.9.0.1', 10009), encap: 'routed' as never };
+  const future = { ...net('default', 'later', '10.9.0.0/24', '10.9.0.1', 10009), encap: 'ipvlan' as never };
   const p = planTenant({ ...d, networks: [...d.networks, future], endpoints: [...d.endpoints, ep('eeeeeeeeeeeeeeee', 'default', 'later', '10.9.0.5', 'node1')] }, tenant('default', 1));
   assert.ok(!p.bridges.some((b) => b.network === 'later') && !p.endpoints.some((e) => e.id.startsWith('e')), 'no bridge, no veth for it');
   const withSvc = planTenant({ ...d, services: [{ ...meta, tenant: 'default', name: 's', network: 'contiv-net', vip: '10.1.2.200', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8888, protocol: 'TCP' }] }],

@@ -93,3 +93,16 @@ export function contains(outer: IpRange, inner: IpRange): boolean {
 export function overlaps(x: IpRange, y: IpRange): boolean {
   return x.first <= y.last && y.first <= x.last;
 }
+
+/**
+ * A routed network's block holding `ip` (encap routed: blocks of `blockSize` inside the subnet): its
+ * index from the subnet's start and its range; the subnet's own prefix when no block size is given.
+ */
+export function blockOf(net: { subnet: string; blockSize?: number }, ip: number): { index: number; range: IpRange; cidr: string } {
+  const subnet = parseCidr(net.subnet, 'subnet');
+  const prefix = net.blockSize ?? subnet.prefix;
+  const size = 2 ** (32 - prefix);
+  const index = Math.floor((ip - subnet.base) / size);
+  const first = subnet.base + index * size;
+  return { index, range: { first, last: first + size - 1 }, cidr: `${formatIp(first)}/${prefix}` };
+}

@@ -39,6 +39,20 @@ export interface Network extends Meta {
    * every host. No bridge, no overlay: the endpoints sit on that interface's segment, the gateway is its router.
    */
   parent?: string;
+  /**
+   * encap routed: no overlay; each host holds blocks of this prefix length inside the subnet (the server
+   * hands them out: an endpoint's address comes from a block of its host) and routes them over the
+   * underlay. Fixed at creation.
+   */
+  blockSize?: number;
+  /**
+   * encap routed: the BGP routers (top-of-rack or route reflectors) every host's agent announces its
+   * blocks to and learns the others' from, their AS and the hosts' AS. Without peers, hosts route each
+   * other's blocks directly over the underlay (one segment).
+   */
+  bgpPeers?: string[];
+  bgpPeerAs?: number;
+  bgpLocalAs?: number;
 }
 
 export interface Group extends Meta {
@@ -288,10 +302,17 @@ export const VXLAN_OVERHEAD = 50;
  * default MTU is the underlay's less this). Each has an implementation in the agent's Linux datapath
  * (datapath/linux/encaps/), registered there by the same name.
  */
-export const ENCAPS = { vxlan: { overhead: VXLAN_OVERHEAD }, macvlan: { overhead: 0 } } as const;
+export const ENCAPS = { vxlan: { overhead: VXLAN_OVERHEAD }, macvlan: { overhead: 0 }, routed: { overhead: 0 } } as const;
 export type Encap = keyof typeof ENCAPS;
-/** The encapsulations that carry a network's bridge between hosts (macvlan has neither bridge nor overlay). */
-export type OverlayEncap = Exclude<Encap, 'macvlan'>;
+/**
+ * The encapsulations that carry a network's bridge between hosts (macvlan has neither bridge nor overlay;
+ * routed has a bridge per host and plain routes between them).
+ */
+export type OverlayEncap = Exclude<Encap, 'macvlan' | 'routed'>;
+/** encap routed: the default prefix length of the blocks hosts hold (64 addresses). */
+export const DEFAULT_BLOCK_SIZE = 26;
+/** encap routed: the hosts' AS when the network names none (private, RFC 6996). */
+export const DEFAULT_BGP_LOCAL_AS = 64513;
 /** A Linux interface name (IFNAMSIZ: at most 15 bytes), as `ip link` takes one. */
 export const IFNAME_PATTERN = '^[A-Za-z0-9_.-]{1,15}$';
 

@@ -55,6 +55,10 @@ export const NetworkInput = strict({
   // a document can name again.
   mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9216 })),
   parent: Type.Optional(Type.String({ pattern: IFNAME_PATTERN, description: "encap macvlan: the hosts' interface the endpoints are children of (required then, refused otherwise); fixed at creation" })),
+  blockSize: Type.Optional(Type.Integer({ minimum: 8, maximum: 30, description: 'encap routed: the prefix length of the address blocks each host holds and routes (default 26: 64 addresses); fixed at creation' })),
+  bgpPeers: Type.Optional(Type.Array(Text(15, 'IPv4 address of a BGP router'), { maxItems: 8, description: 'encap routed: BGP routers every host announces its blocks to (none: hosts route to each other directly)' })),
+  bgpPeerAs: Type.Optional(Type.Integer({ minimum: 1, maximum: 4294967295, description: "encap routed: the BGP routers' AS (required with bgpPeers)" })),
+  bgpLocalAs: Type.Optional(Type.Integer({ minimum: 1, maximum: 4294967295, description: "encap routed: the hosts' AS (default 64513)" })),
 });
 
 export const GroupInput = strict({

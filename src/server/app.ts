@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, AppProfileInput, DockerNetworkInput, WeftError } from '../model/index.js';
-import { conflistNotice, requireMacvlanRights, storedNetwork, type Control, type Principal } from '../control/index.js';
+import { conflistNotice, requireFabricRights, storedNetwork, type Control, type Principal } from '../control/index.js';
 import { authenticate } from './auth.js';
 import { checkHost } from './hostgate.js';
 import { Streams } from './streams.js';
@@ -135,7 +135,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   tenantRoutes(app);
   const cniNotice = (t: string, n: string) => conflistNotice(c.store, t, n);
   scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network', cniNotice,
-    (p, body, tenant, name) => requireMacvlanRights(p, body, 'encap', name === undefined ? undefined : () => storedNetwork(c, tenant, name)));
+    (p, body, tenant, name) => requireFabricRights(p, body, 'encap', name === undefined ? undefined : () => storedNetwork(c, tenant, name)));
   scopedRoutes(app, 'groups', c.groups, GroupInput, 'group', cniNotice);
   scopedRoutes(app, 'policies', c.policies, PolicyInput, 'policy');
   scopedRoutes(app, 'netprofiles', c.netprofiles, NetprofileInput, 'netprofile');

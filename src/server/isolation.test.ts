@@ -73,7 +73,7 @@ test('only admin and ops users make a macvlan network (its containers sit on the
   const lan = { name: 'lan', subnet: '192.168.50.0/24', gateway: '192.168.50.1', encap: 'macvlan', parent: 'eth1' };
   const refused = await api.call('POST', '/api/v1/tenants/blue/networks', lan, {}, tenant);
   assert.equal(refused.status, 403, JSON.stringify(refused.json));
-  assert.match(refused.json.detail, /encap: user bob \(role tenant\) may not make or change a macvlan network/);
+  assert.match(refused.json.detail, /encap: user bob \(role tenant\) may not make or change a macvlan or routed network/);
   const viaParent = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'sneaky', subnet: '192.168.51.0/24', parent: 'eth0' }, {}, tenant);
   assert.equal(viaParent.status, 403, 'naming a parent is asking for macvlan');
   const { name: _, ...spec } = lan;

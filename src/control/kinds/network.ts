@@ -9,6 +9,7 @@ import { dropBook, newAddressBook } from '../addressing.js';
 import { endpointsWhere, readGlobal } from '../shared.js';
 import { withRevision } from '../keys.js';
 import { rulesOfTenant } from '../policy-store.js';
+import { checkRouted } from './routed.js';
 
 function immutable(field: string, existing: unknown, next: unknown): void {
   if (existing !== next) {
@@ -82,8 +83,9 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     }
     if (!existing) await checkMacvlan(tx, tenant, input, cidrRange(layout.subnet));
     const encap = existing?.encap ?? input.encap ?? 'vxlan';
+    const routed = await checkRouted(tx, tenant, input, encap, existing);
     const parent = existing ? existing.parent : input.parent;
-    const encrypt = encap === 'macvlan' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
+    const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
     const vni = existing?.vni ?? allocateVni(parseVxlanRange(global.vxlanRange), new Set((await usedVnis(tx)).keys()), input.vni);
     const net: Omit<Network, 'revision' | 'createdAt' | 'updatedAt'> = {
       tenant,
@@ -93,6 +95,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
       encap,
       ...(parent !== undefined ? { parent } : {}),
+      ...routed,
       encrypt,
       vni,
       // An update that names no MTU keeps the network's: its endpoints were made with it.

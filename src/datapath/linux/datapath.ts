@@ -11,6 +11,8 @@ import { WireguardTunnel } from './wireguard.js';
 import type { QosPlan } from '../services.js';
 import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, unwireMacvlan, withNetnsName } from './endpoint.js';
 import { ensureHost } from './host.js';
+import { BirdDaemon } from './bird.js';
+import { ensureRoutes, observeRoutes } from './routes.js';
 import { NftTables } from './nft.js';
 import { NftSessions } from './nftd.js';
 import { observeLinks, type ObservedLink } from './observe.js';
@@ -33,12 +35,16 @@ export class LinuxDatapath implements Datapath {
   private seq = 0;
 
   private readonly tunnel: WireguardTunnel;
+  private readonly bird: BirdDaemon;
+  /** Whether Weft's routes may be in the host's table (a routed network was planned since the agent started, or it never looked). */
+  private hostRoutes = true;
 
   constructor(private readonly runner: Runner, private readonly nsPrefix: string, stateDir: string, keyFile: string, nftHelper = true) {
     // Without the helper (`weft agent --nft-helper off`) every commit is an `nft -f`.
     this.nft = new NftTables(runner, undefined, nftHelper ? NftSessions.create(runner) : undefined);
     this.tenants = new TenantDatapath(runner, this.nft);
     this.tunnel = new WireguardTunnel(runner, stateDir, keyFile);
+    this.bird = new BirdDaemon(runner, stateDir);
   }
 
   private alias(): string {
@@ -124,8 +130,15 @@ export class LinuxDatapath implements Datapath {
     return this.tenants.remove(ns, names.uplinkHost(tenantId));
   }
 
-  ensureHost(h: HostPlan): Promise<void> {
-    return ensureHost(this.nft, h);
+  /**
+   * The host table, then routed networks' routes (read only while there are or were some: the first pass
+   * finds what an earlier run left), then the BGP daemon, which announces blocks the routes already reach.
+   */
+  async ensureHost(h: HostPlan): Promise<void> {
+    await ensureHost(this.nft, h);
+    if (h.routes.length > 0 || this.hostRoutes) await ensureRoutes(this.runner, undefined, h.routes);
+    this.hostRoutes = h.routes.length > 0;
+    await this.bird.ensure(h.bgp);
   }
 
   ensureTunnel(t: TunnelPlan | undefined): Promise<void> {
@@ -215,6 +228,11 @@ export class LinuxDatapath implements Datapath {
       await this.runner.run(['ip', 'link', 'del', names.uplinkHost(id)], { allowFailure: true });
       await this.runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
       done.push(`namespace ${ns}`);
+    }
+    if (await this.bird.stop()) done.push('the BGP daemon (bird)');
+    if ((await observeRoutes(this.runner, undefined)).size > 0) {
+      await ensureRoutes(this.runner, undefined, []);
+      done.push("routed networks' routes");
     }
     // inet: the host table; ip: where it lived before it filtered (an agent of that version never ran since).
     for (const family of ['inet', 'ip']) {

@@ -8,6 +8,7 @@ import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
 import { LINUX_ENCAPS } from './encaps/index.js';
 import { observeQos, qosCommands, tcBatch } from './qos.js';
+import { ensureRoutes } from './routes.js';
 import type { QosPlan } from '../services.js';
 import type { NftOutcome, Protected } from '../datapath.js';
 
@@ -64,6 +65,7 @@ export class TenantDatapath {
     if (created) links = await observeLinks(this.runner, p.ns);
     this.observed.set(p.ns, { at: performance.now(), links });
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
+    await this.ensureRouted(p, links);
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
     const nft = await this.ensureTables(p, false);
     // Reading qdiscs costs an exec: skipped while nothing is or should be shaped here, except on the
@@ -75,6 +77,33 @@ export class TenantDatapath {
       await this.ensureQos(p.ns, p.qos, new Set(links.keys()), veths);
     }
     return nft;
+  }
+
+  /** Per namespace, the routed bridges given proxy ARP (a bridge made again starts without it). */
+  private readonly proxied = new Map<string, Set<string>>();
+
+  /**
+   * Routed networks' bridges: proxy ARP (an endpoint's ARP for an address of its subnet on another host
+   * is answered by the bridge, whose route for it is the uplink), and a route to each block this host
+   * holds on its bridge (the bridge holds the gateway as a /32: the rest of the subnet is elsewhere).
+   * Read only in namespaces with routed bridges: their routes go with their bridge.
+   */
+  private async ensureRouted(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>): Promise<void> {
+    const routed = p.bridges.filter((b) => b.routed);
+    if (routed.length === 0) {
+      this.proxied.delete(p.ns);
+      return;
+    }
+    const done = this.proxied.get(p.ns) ?? new Set<string>();
+    for (const b of [...done]) if (!links.has(b)) done.delete(b);
+    const todo = routed.filter((b) => !done.has(b.name));
+    if (todo.length > 0) {
+      await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', ...todo.flatMap((b) => [`net.ipv4.conf.${b.name}.proxy_arp=1`, `net.ipv4.neigh.${b.name}.proxy_delay=0`])]));
+      for (const b of todo) done.add(b.name);
+    }
+    this.proxied.set(p.ns, done);
+    const src = new Map(routed.map((b) => [b.name, b.address.split('/')[0] as string]));
+    await ensureRoutes(this.runner, p.ns, routed.flatMap((b) => (b.routed?.blocks ?? []).map((dst) => ({ dst, dev: b.name }))), src);
   }
 
   /** The tables alone (and whether bridged traffic passes them); `trust`: without a look at the kernel. */
@@ -173,6 +202,7 @@ export class TenantDatapath {
     this.observed.delete(ns);
     this.brNf.delete(ns);
     this.shaped.delete(ns);
+    this.proxied.delete(ns);
   }
 }
 

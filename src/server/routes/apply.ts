@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import { Type } from '@sinclair/typebox';
 import { API_VERSIONS, APPLY_KINDS, APPLY_SPECS, ApplyInput, DEFAULT_NAMESPACE, MODE_ANNOTATION, NAME_PATTERN, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
-import { requireMacvlanRights, storedNetwork, requireRole, requireTenantAccess, tenantPolicyIn, type ApplyDoc, type ApplyOutcome, type TenantPolicyObjects } from '../../control/index.js';
+import { requireFabricRights, storedNetwork, requireRole, requireTenantAccess, tenantPolicyIn, type ApplyDoc, type ApplyOutcome, type TenantPolicyObjects } from '../../control/index.js';
 import { compilePolicy, verdictChanges } from '../../policy/index.js';
 import type { Txn } from '../../store/index.js';
 import { policyStateOf } from './explain.js';
@@ -137,7 +137,7 @@ export function applyRoutes(app: FastifyInstance): void {
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
     const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true, req.body.audit === true));
     for (const d of docs) {
-      if (d.kind === 'Network' && req.body.delete !== true) await requireMacvlanRights(p, d.input, `documents.${d.index}.spec.encap`, () => storedNetwork(app.control, d.tenant, d.input.name));
+      if (d.kind === 'Network' && req.body.delete !== true) await requireFabricRights(p, d.input, `documents.${d.index}.spec.encap`, () => storedNetwork(app.control, d.tenant, d.input.name));
       try {
         requireTenantAccess(p, d.tenant);
       } catch (e) {

@@ -1,0 +1,80 @@
+import {
+  DEFAULT_BGP_LOCAL_AS, DEFAULT_BLOCK_SIZE, WeftError, cidrRange, overlaps, parseCidr, parseIp,
+  type Host, type IpRange, type Network, type NetworkInput,
+} from '../../model/index.js';
+import type { Txn } from '../../store/index.js';
+import { withRevision } from '../keys.js';
+
+const refuse = (field: string, why: string) => new WeftError('WEFT_INVALID_VALUE', `${field}: ${why}`, { field });
+
+/** Ranges a routed subnet may never cover: its routes would capture the host's own traffic. */
+const RESERVED: Array<[string, IpRange]> = [
+  ['0.0.0.0/8 ("this network")', cidrRange(parseCidr('0.0.0.0/8', 'subnet'))],
+  ['127.0.0.0/8 (loopback)', cidrRange(parseCidr('127.0.0.0/8', 'subnet'))],
+  ["169.254.0.0/16 (link-local: tenants' uplinks)", cidrRange(parseCidr('169.254.0.0/16', 'subnet'))],
+];
+
+/** What a routed network stores besides the common fields; nothing for any other encapsulation. */
+export type RoutedFields = Pick<Network, 'blockSize' | 'bgpPeers' | 'bgpPeerAs' | 'bgpLocalAs'>;
+
+/**
+ * A routed network's own fields, checked: only a routed network has them. Its subnet is announced into
+ * the hosts' shared routing table and the fabric, so it may overlap no other tenant's routed subnet, no
+ * host's address and nothing the hosts route themselves; its BGP peers lie outside it, and the hosts'
+ * AS differs from the peers' (eBGP only). The block size is fixed at creation; peers and AS may change.
+ */
+export async function checkRouted(tx: Txn, tenant: string, input: NetworkInput, encap: string, existing: Network | undefined): Promise<RoutedFields> {
+  const fields = ['blockSize', 'bgpPeers', 'bgpPeerAs', 'bgpLocalAs'] as const;
+  if (encap !== 'routed') {
+    for (const f of fields) if (input[f] !== undefined) throw refuse(f, `only a network with encap routed has ${f} (this one is ${encap})`);
+    return {};
+  }
+  const subnet = parseCidr(input.subnet, 'subnet');
+  const mine = cidrRange(subnet);
+  if (input.encrypt === true) throw refuse('encrypt', 'a routed network has no overlay to encrypt (its packets are routed over the underlay as they are)');
+  const blockSize = existing?.blockSize ?? input.blockSize ?? Math.max(DEFAULT_BLOCK_SIZE, subnet.prefix);
+  if (existing && input.blockSize !== undefined && input.blockSize !== existing.blockSize) {
+    throw new WeftError('WEFT_IMMUTABLE', `blockSize: cannot change from ${existing.blockSize} to ${input.blockSize}; hosts hold blocks of it`, { field: 'blockSize' });
+  }
+  if (blockSize < subnet.prefix) throw refuse('blockSize', `/${blockSize} is larger than the subnet ${input.subnet}`);
+  for (const [what, r] of RESERVED) if (overlaps(mine, r)) throw refuse('subnet', `${input.subnet} overlaps ${what}; a routed subnet is routed on every host`);
+  for (const e of await tx.list('networks/')) {
+    const other = withRevision<Network>(e);
+    if (other.encap !== 'routed' || (other.tenant === tenant && other.name === input.name)) continue;
+    if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
+      throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps routed network ${other.tenant}/${other.name} (${other.subnet}): routed subnets share the hosts' routing table and the fabric, so they may not overlap in any tenant`, { field: 'subnet' });
+    }
+  }
+  for (const e of await tx.list('hosts/')) {
+    const h = withRevision<Host>(e);
+    for (const a of [h.vtepIp, h.tunnelIp]) {
+      const n = a === undefined ? undefined : parseIp(a);
+      if (n !== undefined && n >= mine.first && n <= mine.last) throw refuse('subnet', `${input.subnet} holds host ${h.name}'s address ${a}; its routes would capture the underlay`);
+    }
+  }
+  const peers = input.bgpPeers ?? existing?.bgpPeers ?? [];
+  const seen = new Set<string>();
+  for (const [i, p] of peers.entries()) {
+    const n = parseIp(p);
+    if (n === undefined) throw refuse(`bgpPeers.${i}`, `'${p}' is not an IPv4 address`);
+    if (n >= mine.first && n <= mine.last) throw refuse(`bgpPeers.${i}`, `${p} is inside the network's own subnet ${input.subnet}; a BGP router is on the underlay`);
+    if (seen.has(p)) throw refuse(`bgpPeers.${i}`, `${p} is listed twice`);
+    seen.add(p);
+  }
+  const peerAs = input.bgpPeerAs ?? existing?.bgpPeerAs;
+  const localAs = input.bgpLocalAs ?? existing?.bgpLocalAs ?? DEFAULT_BGP_LOCAL_AS;
+  if (peers.length > 0 && peerAs === undefined) throw refuse('bgpPeerAs', 'bgpPeers needs the routers\' AS (bgpPeerAs)');
+  if (peers.length === 0 && input.bgpPeerAs !== undefined) throw refuse('bgpPeerAs', 'there are no bgpPeers to give an AS to');
+  for (const e of await tx.list('networks/')) {
+    const other = withRevision<Network>(e);
+    if (other.encap !== 'routed' || (other.tenant === tenant && other.name === input.name)) continue;
+    const shared = (other.bgpPeers ?? []).find((p) => seen.has(p));
+    if (shared !== undefined && (other.bgpPeerAs !== peerAs || other.bgpLocalAs !== localAs)) {
+      throw refuse('bgpPeerAs', `BGP router ${shared} is also routed network ${other.tenant}/${other.name}'s, with AS ${other.bgpPeerAs} and hosts' AS ${other.bgpLocalAs}: a host has one session per router, so the AS numbers must match`);
+    }
+  }
+  if (peerAs !== undefined && peerAs === localAs) {
+    throw refuse(input.bgpLocalAs !== undefined ? 'bgpLocalAs' : 'bgpPeerAs', `the hosts and their BGP routers are both in AS ${peerAs}; hosts speak eBGP only: give them another AS (bgpLocalAs)`);
+  }
+  return { blockSize, ...(peers.length ? { bgpPeers: peers, bgpPeerAs: peerAs as number, bgpLocalAs: localAs } : {}) };
+}

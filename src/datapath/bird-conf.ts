@@ -1,0 +1,48 @@
+import type { BgpPlan } from './routed.js';
+
+/** BGP timers (seconds): a host that stops answering is withdrawn within the hold time. */
+export const BGP_TIMERS = { hold: 3, keepalive: 1, connectRetry: 1 } as const;
+
+const prefixSet = (cidrs: readonly string[], more: boolean) => `[ ${cidrs.map((c) => (more ? `${c}+` : c)).join(', ')} ]`;
+
+/**
+ * bird2's configuration for a host's BGP: its blocks as static routes (blackholes: only announced, never
+ * written to the kernel, where the agent routes them into the tenants' uplinks), one eBGP session per
+ * router, each announcing the blocks of its networks and learning only prefixes inside those networks'
+ * subnets (none of this host's own blocks, never a default); only routes learned by BGP go to the
+ * kernel. `allow local as`: the other hosts share this host's AS, so their routes come back through the
+ * router with it in their path.
+ */
+export function renderBirdConfig(p: BgpPlan): string {
+  const lines = [
+    '# Written by the weft agent: replaced on every change of routed networks.',
+    `router id ${p.routerId};`,
+    'protocol device { scan time 10; }',
+    'protocol kernel weft_kernel {',
+    '\tipv4 { import none; export where source = RTS_BGP; };',
+    '\tmerge paths on;',
+    '}',
+    'protocol static weft_blocks {',
+    '\tipv4;',
+    ...p.blocks.map((b) => `\troute ${b} blackhole;`),
+    '}',
+  ];
+  for (const s of p.sessions) {
+    const exp = s.exports.length ? `if source = RTS_STATIC && net ~ ${prefixSet(s.exports, false)} then accept; ` : '';
+    const own = p.blocks.length ? `if net ~ ${prefixSet(p.blocks, false)} then reject; ` : '';
+    lines.push(
+      `protocol bgp ${s.name} {`,
+      `\tlocal ${p.routerId} as ${s.localAs};`,
+      `\tneighbor ${s.peer} as ${s.peerAs};`,
+      `\thold time ${BGP_TIMERS.hold}; keepalive time ${BGP_TIMERS.keepalive}; connect retry time ${BGP_TIMERS.connectRetry};`,
+      '\tallow local as;',
+      '\tipv4 {',
+      `\t\timport filter { ${own}if net ~ ${prefixSet(s.imports, true)} then accept; reject; };`,
+      `\t\texport filter { ${exp}reject; };`,
+      '\t\tnext hop self;',
+      '\t};',
+      '}',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

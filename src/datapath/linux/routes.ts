@@ -1,0 +1,50 @@
+import type { Runner } from '../../exec/index.js';
+import { ROUTE_PROTO, type HostRoute } from '../routed.js';
+import { ipBatch } from './observe.js';
+
+/** One route as `ip -j route show` prints it (what a comparison needs). */
+interface RouteJson { type?: string; dst: string; gateway?: string; dev?: string }
+
+/** A route's identity for comparison: its kind, destination and next hop (or device, for an on-link one). */
+const keyOf = (r: { unreachable?: boolean; dst: string; via?: string; dev?: string }) =>
+  `${r.unreachable ? 'unreachable' : 'unicast'} ${r.dst} ${r.via ?? `dev ${r.dev ?? ''}`}`;
+
+/** Weft's routes (proto 87) in a namespace (undefined: the agent's own), main table. */
+export async function observeRoutes(runner: Runner, ns: string | undefined): Promise<Map<string, RouteJson>> {
+  const argv = ['ip', ...(ns === undefined ? [] : ['-n', ns]), '-4', '-j', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTO)];
+  const out = await runner.run(argv, { allowFailure: true });
+  const list = JSON.parse(out.stdout || '[]') as RouteJson[];
+  return new Map(list.map((r) => {
+    const un = r.type === 'unreachable';
+    return [keyOf({ unreachable: un, dst: r.dst, ...(r.gateway ? { via: r.gateway } : { dev: r.dev ?? '' }) }), r];
+  }));
+}
+
+/**
+ * The `ip -batch` lines that make Weft's routes in one namespace exactly `want`: routes of other origins
+ * (the kernel's, bird's, the administrator's) are never touched, being of another protocol.
+ * `onLink`: routes without a next hop are on the device, with the gateway as their source (a tenant's
+ * routed bridge).
+ */
+export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<string, RouteJson>, src?: ReadonlyMap<string, string>): string[] {
+  const wanted = new Map(want.map((r) => [keyOf(r), r]));
+  const out: string[] = [];
+  for (const [k, r] of have) {
+    if (wanted.has(k)) continue;
+    out.push(r.type === 'unreachable'
+      ? `route del unreachable ${r.dst} table main proto ${ROUTE_PROTO}`
+      : `route del ${r.dst} ${r.gateway ? `via ${r.gateway}` : `dev ${r.dev}`} table main proto ${ROUTE_PROTO}`);
+  }
+  for (const [k, r] of wanted) {
+    if (have.has(k)) continue;
+    if (r.unreachable) out.push(`route replace unreachable ${r.dst} table main proto ${ROUTE_PROTO}`);
+    else if (r.via) out.push(`route replace ${r.dst} via ${r.via}${r.dev ? ` dev ${r.dev}` : ''} table main proto ${ROUTE_PROTO}`);
+    else out.push(`route replace ${r.dst} dev ${r.dev} table main proto ${ROUTE_PROTO} scope link${src?.get(r.dev ?? '') ? ` src ${src.get(r.dev ?? '')}` : ''}`);
+  }
+  return out;
+}
+
+/** Converges Weft's routes in a namespace; an exec to read them, and one to change them only if needed. */
+export async function ensureRoutes(runner: Runner, ns: string | undefined, want: readonly HostRoute[], src?: ReadonlyMap<string, string>): Promise<void> {
+  await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns), src));
+}

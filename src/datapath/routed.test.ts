@@ -1,0 +1,132 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Endpoint, Host, Network, Tenant } from '../model/index.js';
+import { planHost, planHostSide, type DesiredHostState } from './plan.js';
+import { renderTenantRuleset } from './nft.js';
+import { renderHostRuleset } from './host-nft.js';
+import { renderBirdConfig } from './bird-conf.js';
+import { routeCommands } from './linux/routes.js';
+import { ProcessRunner } from '../exec/index.js';
+import { golden, TESTDATA } from './golden.js';
+
+const meta = { revision: 1, createdAt: '', updatedAt: '' };
+const tenant = (name: string, id: number): Tenant => ({ ...meta, name, id, defaultAction: 'allow' });
+const host = (name: string, vtepIp: string): Host => ({ ...meta, name, vtepIp, lastSeen: '' } as Host);
+const ep = (id: string, t: string, network: string, ip: string, h: string): Endpoint => ({
+  ...meta, id, tenant: t, network, ip, prefixLength: 16, gateway: '10.20.0.1', mac: '02:57:00:00:00:01', mtu: 1500, vni: 0, host: h, ifname: 'eth0',
+  containerId: id, labels: {}, state: 'created',
+});
+const routed = (t: string, name: string, subnet: string, gateway: string, vni: number, bgp?: Partial<Network>): Network =>
+  ({ ...meta, tenant: t, name, subnet, gateway, encap: 'routed', encrypt: false, vni, mtu: 1500, blockSize: 26, ...bgp });
+
+/** Host node1 of three; tenant red has a routed network with BGP, blue one without, default a VXLAN one. */
+const desired: DesiredHostState = {
+  host: 'node1', nsPrefix: 'weft-', vtep: '192.0.2.1',
+  hosts: [host('node1', '192.0.2.1'), host('node2', '192.0.2.2'), host('node3', '192.0.2.3')],
+  tenants: [tenant('default', 1), tenant('red', 2), tenant('blue', 3)],
+  networks: [
+    { ...meta, tenant: 'default', name: 'vx', subnet: '10.1.2.0/24', gateway: '10.1.2.1', encap: 'vxlan', vni: 100, mtu: 1450 },
+    routed('red', 'fabric', '10.20.0.0/16', '10.20.0.1', 101, { bgpPeers: ['192.0.2.254'], bgpPeerAs: 64512, bgpLocalAs: 64513 }),
+    routed('blue', 'flat', '10.30.0.0/24', '10.30.0.1', 102),
+  ],
+  endpoints: [
+    ep('a000000000000001', 'red', 'fabric', '10.20.0.2', 'node1'),
+    ep('a000000000000002', 'red', 'fabric', '10.20.0.3', 'node1'),
+    ep('a000000000000003', 'red', 'fabric', '10.20.0.130', 'node1'),
+    ep('a000000000000004', 'red', 'fabric', '10.20.0.66', 'node2'),
+    ep('b000000000000001', 'blue', 'flat', '10.30.0.2', 'node1'),
+    ep('b000000000000002', 'blue', 'flat', '10.30.0.66', 'node2'),
+    ep('b000000000000003', 'blue', 'flat', '10.30.0.130', 'node3'),
+  ],
+};
+
+test('a routed network: the gateway as a /32 on its bridge, no overlay, the blocks of this host\'s endpoints', () => {
+  const [, red, blue] = planHost(desired);
+  assert.deepEqual(red?.bridges.map((b) => [b.address, b.overlay, b.routed]), [['10.20.0.1/32', undefined, { subnet: '10.20.0.0/16', blocks: ['10.20.0.0/26', '10.20.0.128/26'] }]]);
+  assert.deepEqual(red?.routed, ['10.20.0.0/16']);
+  assert.deepEqual(blue?.bridges[0]?.routed?.blocks, ['10.30.0.0/26']);
+  assert.deepEqual(planHost(desired)[0]?.routed, [], 'a VXLAN network is not routed');
+});
+
+test('the host routes its blocks into the tenant uplink, the rest of each subnet nowhere, and without BGP the others\' blocks to their hosts', () => {
+  const h = planHostSide(desired);
+  assert.deepEqual(h.routes, [
+    { dst: '10.20.0.0/16', unreachable: true },
+    { dst: '10.20.0.0/26', via: '169.254.0.10', dev: 'wu2' },
+    { dst: '10.20.0.128/26', via: '169.254.0.10', dev: 'wu2' },
+    { dst: '10.30.0.0/24', unreachable: true },
+    { dst: '10.30.0.0/26', via: '169.254.0.14', dev: 'wu3' },
+    { dst: '10.30.0.128/26', via: '192.0.2.3' },
+    { dst: '10.30.0.64/26', via: '192.0.2.2' },
+  ]);
+  assert.deepEqual(h.bgp, {
+    routerId: '192.0.2.1', blocks: ['10.20.0.0/26', '10.20.0.128/26'],
+    sessions: [{ name: 'weft_192_0_2_254', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: ['10.20.0.0/26', '10.20.0.128/26'], imports: ['10.20.0.0/16'] }],
+  }, 'red\'s blocks by BGP; node2\'s red block is learned, not routed by the agent');
+  const none = planHostSide({ ...desired, networks: desired.networks.slice(0, 1) });
+  assert.deepEqual([none.routes, none.bgp], [[], undefined], 'no routed network: no routes, no BGP daemon');
+});
+
+test('two hosts claiming one block (a moment while a block changes hands): routed to one of them, never both', () => {
+  const h = planHostSide({ ...desired, endpoints: [...desired.endpoints, ep('b000000000000004', 'blue', 'flat', '10.30.0.70', 'node3')] });
+  assert.deepEqual(h.routes.filter((r) => r.dst === '10.30.0.64/26'), [{ dst: '10.30.0.64/26', via: '192.0.2.2' }]);
+});
+
+function rendered(): Array<[string, string]> {
+  const tenants = planHost(desired);
+  const h = planHostSide(desired, tenants);
+  return [
+    ['tenant-routed.nft', renderTenantRuleset(tenants[1]!)],
+    ['host-routed.nft', renderHostRuleset(tenants, h.peers)],
+  ];
+}
+
+test('routed rulesets and the BGP daemon\'s configuration render as golden files', () => {
+  for (const [name, text] of rendered()) golden(name, text);
+  golden('bird-routed.conf', renderBirdConfig(planHostSide(desired).bgp!));
+  const text = renderTenantRuleset(planHost(desired)[1]!);
+  assert.match(text, /oifname "up0" ip saddr \{ 10\.20\.0\.0\/16 \} return/, 'routed addresses leave the tenant unmasqueraded');
+});
+
+const root = process.getuid?.() === 0;
+const has = (bin: string) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, bin)));
+
+test('the real nft parser accepts the routed rulesets', { skip: !root && 'nft -c needs root' }, async () => {
+  const runner = new ProcessRunner();
+  for (const [name, text] of rendered()) {
+    const r = await runner.run(['nft', '-c', '-f', '-'], { input: text, allowFailure: true });
+    assert.equal(r.code, 0, `${name} is rejected by nft: ${r.stderr}`);
+  }
+});
+
+test('bird accepts the configuration (bird -p)', { skip: !has('bird') && 'bird2 is not installed' }, async () => {
+  const runner = new ProcessRunner();
+  const file = join(TESTDATA, 'bird-routed.conf');
+  for (const conf of [file]) {
+    const r = await runner.run(['bird', '-p', '-c', conf], { allowFailure: true });
+    assert.equal(r.code, 0, `bird refuses ${conf}: ${r.stderr}`);
+  }
+  const empty = renderBirdConfig({ routerId: '192.0.2.9', blocks: [], sessions: [{ name: 'weft_x', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: [], imports: ['10.20.0.0/16'] }] });
+  const r = await runner.run(['bash', '-c', 'f=$(mktemp) && cat > "$f" && bird -p -c "$f"; rc=$?; rm -f "$f"; exit $rc'], { input: empty, allowFailure: true });
+  assert.equal(r.code, 0, `a host without blocks yet: ${r.stderr}`);
+});
+
+test('route convergence: adds what is missing, deletes only stale routes of its own protocol, leaves the rest', () => {
+  const have = new Map([
+    ['unicast 10.20.0.0/26 169.254.0.10', { dst: '10.20.0.0/26', gateway: '169.254.0.10', dev: 'wu2' }],
+    ['unicast 10.20.0.64/26 169.254.0.10', { dst: '10.20.0.64/26', gateway: '169.254.0.10', dev: 'wu2' }],
+    ['unreachable 10.20.0.0/16 dev ', { type: 'unreachable', dst: '10.20.0.0/16' }],
+  ]);
+  assert.deepEqual(routeCommands([
+    { dst: '10.20.0.0/16', unreachable: true },
+    { dst: '10.20.0.0/26', via: '169.254.0.10', dev: 'wu2' },
+    { dst: '10.20.0.128/26', via: '192.0.2.2' },
+  ], have), [
+    'route del 10.20.0.64/26 via 169.254.0.10 table main proto 87',
+    'route replace 10.20.0.128/26 via 192.0.2.2 table main proto 87',
+  ]);
+  assert.deepEqual(routeCommands([{ dst: '10.20.0.0/26', dev: 'wb5' }], new Map(), new Map([['wb5', '10.20.0.1']])),
+    ['route replace 10.20.0.0/26 dev wb5 table main proto 87 scope link src 10.20.0.1']);
+});
