@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { act, boolArg, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
+import { act, boolArg, collect, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
 import { ENCAPS } from '../../model/plain.js';
 
 export function networkCommands(program: Command, io: Io): void {
@@ -7,13 +7,19 @@ export function networkCommands(program: Command, io: Io): void {
   leaf(n, {
     name: 'create <name>', summary: 'create a network',
     example: ['weft net create -s 10.1.2.0/24 -g 10.1.2.1 contiv-net', 'weft net create -t blue -s 10.1.2.0/24 contiv-net', 'weft net create --encrypt=false -s 10.9.0.0/16 bulk',
-      'weft net create -s 192.168.50.0/24 -g 192.168.50.1 --encap macvlan --parent eth1 lan'],
+      'weft net create -s 192.168.50.0/24 -g 192.168.50.1 --encap macvlan --parent eth1 lan',
+      'weft net create -s 10.20.0.0/16 --encap routed --bgp-peer 192.168.50.1 --bgp-as 64512 routed-net',
+      'weft net create -s 10.30.0.0/20 --encap routed --block-size 27 flat-routed   # no BGP: hosts on one segment route to each other'],
   })
     .requiredOption('-s, --subnet <cidr>', 'IPv4 subnet, e.g. 10.1.2.0/24')
     .option('-g, --gateway <ip>', 'gateway address (default: the first address)')
     .option('-r, --ip-range <range>', 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')
-    .option('-e, --encap <encap>', `encapsulation between hosts: ${Object.keys(ENCAPS).join(', ')} (default vxlan); macvlan: endpoints sit on the hosts' --parent interface's segment, the gateway its router`)
+    .option('-e, --encap <encap>', `encapsulation between hosts: ${Object.keys(ENCAPS).join(', ')} (default vxlan); macvlan: endpoints sit on the hosts' --parent interface's segment, the gateway its router; routed: no encapsulation, each host routes its own address blocks (announced by BGP to --bgp-peer, or straight between hosts on one segment)`)
     .option('--parent <ifname>', 'encap macvlan: the host interface (the same name on every host) the endpoints are children of')
+    .option('--block-size <prefix>', 'encap routed: prefix length of the address blocks each host holds (default 26: 64 addresses); fixed at creation', intArg('--block-size', 8, 30))
+    .option('--bgp-peer <ip>', 'encap routed: a BGP router (top-of-rack or route reflector) every host announces its blocks to; repeat for more', collect)
+    .option('--bgp-as <asn>', "encap routed: the BGP routers' AS number (required with --bgp-peer)", intArg('--bgp-as', 1, 4294967295))
+    .option('--bgp-local-as <asn>', "encap routed: the hosts' AS number (default 64513; must differ from --bgp-as)", intArg('--bgp-local-as', 1, 4294967295))
     .option('-p, --vni <vni>', 'VXLAN id (default: next free in the global range)', intArg('--vni', 1, 16777215))
     .option('--pkt-tag <vni>', 'netctl spelling of --vni', intArg('--pkt-tag', 1, 16777215))
     .option('--encrypt <true|false>', 'false: its traffic between hosts skips WireGuard even when the cluster encrypts (faster, in clear; default true); fixed at creation', boolArg('--encrypt'))
@@ -27,20 +33,26 @@ export function networkCommands(program: Command, io: Io): void {
         ...(o['ipRange'] ? { ipRange: o['ipRange'] } : {}),
         ...(o['encap'] ? { encap: o['encap'] } : {}),
         ...(o['parent'] ? { parent: o['parent'] } : {}),
+        ...(o['blockSize'] !== undefined ? { blockSize: o['blockSize'] } : {}),
+        ...(o['bgpPeer'] ? { bgpPeers: o['bgpPeer'] } : {}),
+        ...(o['bgpAs'] !== undefined ? { bgpPeerAs: o['bgpAs'] } : {}),
+        ...(o['bgpLocalAs'] !== undefined ? { bgpLocalAs: o['bgpLocalAs'] } : {}),
         ...(vni !== undefined ? { vni } : {}),
         ...(o['mtu'] !== undefined ? { mtu: o['mtu'] } : {}),
         ...(o['encrypt'] !== undefined ? { encrypt: o['encrypt'] } : {}),
       };
       const net = await ctx.client.request('POST', tenantPath(ctx, 'networks'), body);
-      const how = net.encap === 'macvlan' ? ` macvlan on ${net.parent}` : ` vni ${net.vni}`;
-      done(ctx, net, `network ${ctx.tenant}/${name} created: ${net.subnet} gateway ${net.gateway}${how} mtu ${net.mtu}${net.encrypt === false && net.encap !== 'macvlan' ? ' (never encrypted)' : ''}`);
+      const how = net.encap === 'macvlan' ? ` macvlan on ${net.parent}`
+        : net.encap === 'routed' ? ` routed in blocks of /${net.blockSize}${net.bgpPeers ? ` announced by BGP (AS ${net.bgpLocalAs}) to ${net.bgpPeers.join(', ')} (AS ${net.bgpPeerAs})` : ' between hosts on one segment (no BGP)'}`
+          : ` vni ${net.vni}`;
+      done(ctx, net, `network ${ctx.tenant}/${name} created: ${net.subnet} gateway ${net.gateway}${how} mtu ${net.mtu}${net.encrypt === false && net.encap === 'vxlan' ? ' (never encrypted)' : ''}`);
     }));
   leaf(n, { name: 'ls', summary: 'list networks', example: ['weft net ls', 'weft net ls -a'] })
     .option('-a, --all', 'networks of every tenant')
     .action(act(io, async (ctx) => {
       const items = await listScoped<any>(ctx, 'networks', Boolean(ctx.opts['all']));
       ctx.table(items, [
-        { header: 'TENANT', get: (x) => x.tenant }, { header: 'NETWORK', get: (x) => x.name }, { header: 'ENCAP', get: (x) => (x.encap === 'macvlan' ? `macvlan:${x.parent}` : x.encap) },
+        { header: 'TENANT', get: (x) => x.tenant }, { header: 'NETWORK', get: (x) => x.name }, { header: 'ENCAP', get: (x) => (x.encap === 'macvlan' ? `macvlan:${x.parent}` : x.encap === 'routed' ? `routed/${x.blockSize}${x.bgpPeers ? ':bgp' : ''}` : x.encap) },
         { header: 'VNI', get: (x) => x.vni }, { header: 'SUBNET', get: (x) => x.subnet }, { header: 'GATEWAY', get: (x) => x.gateway },
         { header: 'MTU', get: (x) => x.mtu }, { header: 'ENCRYPT', get: (x) => (x.encrypt === false ? 'no' : 'yes') },
       ], (x) => x.name);
