@@ -11,10 +11,11 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # dnsmasq as an upstream DNS server, Docker Engine as a real CNM client; WireGuard: `wg` and the
 # userspace wireguard-go, since these kernels have no WireGuard module; tcpdump to show what the underlay
 # carries; Chromium for the web UI's tests and bench:ui, driven by playwright-core from npm: never a
-# browser downloaded at run time).
+# browser downloaded at run time). bird2: the BGP daemon the agent runs for routed networks (its own
+# instance, with its own configuration; the package's system service is not Weft's and is stopped).
 PKGS=(python3 make g++ gcc ca-certificates procps util-linux iproute2 nftables conntrack iputils-ping
       busybox-static iperf3 podman runc containernetworking-plugins etcd-server dnsmasq-base docker.io
-      wireguard-tools wireguard-go tcpdump chromium)
+      wireguard-tools wireguard-go tcpdump chromium bird2)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
@@ -23,6 +24,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Debian starts bird2's own service (a BGP daemon in the root namespace with the package's
+  # configuration) where systemd runs: Weft runs its own bird per agent and needs none of it.
+  if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-enabled bird >/dev/null 2>&1; then
+    say "disabling the bird2 package's own service (Weft's agent runs its own bird)"
+    systemctl disable --now bird >/dev/null 2>&1 || true
+  fi
 fi
 
 major=$(node -p 'process.versions.node.split(".")[0]')

@@ -105,6 +105,9 @@ const filterChains = (device?: string): string[] => [
   '\tchain forward {',
   '\t\ttype filter hook forward priority filter; policy accept;',
   '\t\tct state established,related accept',
+  // A tenant's own routed subnet on another host: the way there may have been its overlay (an overlay
+  // network's endpoint answering a routed one), so this host never saw the connection begin.
+  '\t\tiifname . ip daddr @routed_to accept comment "to its own routed network elsewhere"',
   `\t\tiifname ${UPLINKS} ct state invalid drop`,
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
   '\t\toifname . ip daddr @routed_to goto to_routed',

@@ -35,7 +35,12 @@ export function renderTenantTable(p: TenantPlan): NftTable {
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...svc.snat,
     // A routed network's addresses are announced: they leave as they are (issue 17).
-    ...(p.routed.length ? [`\t\toifname "${p.uplink.tenantLink}" ip saddr { ${p.routed.join(', ')} } return comment "routed networks are not masqueraded"`] : []),
+    // To its own routed addresses on other hosts too: a reply from an overlay network to a routed endpoint
+    // elsewhere goes back through the hosts (the way there was the overlay), and must arrive as itself.
+    ...(p.routed.length ? [
+      `\t\toifname "${p.uplink.tenantLink}" ip saddr { ${p.routed.join(', ')} } return comment "routed networks are not masqueraded"`,
+      `\t\toifname "${p.uplink.tenantLink}" ip daddr { ${p.routed.join(', ')} } return comment "nor is what goes to them"`,
+    ] : []),
     `\t\toifname "${p.uplink.tenantLink}" masquerade`,
     '\t}',
   ] };
