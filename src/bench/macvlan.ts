@@ -8,15 +8,12 @@
 import { ProcessRunner } from '../exec/index.js';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
 import { onInterrupt } from './interrupt.js';
+import { comparePaths, printPaths } from './paths.js';
 
 const ROUNDS = Number(process.env['BENCH_MACVLAN_ROUNDS'] ?? 5);
 const SECONDS = Number(process.env['BENCH_MACVLAN_SECONDS'] ?? 3);
 const PARENT = 'bmvpar';
 const runner = new ProcessRunner();
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 
 let h: TestHost | undefined;
 const cleanup = async () => { await h?.cleanup(); h = undefined; };
@@ -88,32 +85,13 @@ try {
     'hand-built macvlan, container → segment machine (anchor)': ['acli', 'phys'],
     'Weft veth + bridge (VXLAN network), container → container': ['bcli', 'bsrv'],
   } as const;
-  const got = new Map<string, number[]>(Object.keys(paths).map((k) => [k, []]));
-  console.error(`bench:macvlan: ${ROUNDS} rounds of ${Object.keys(paths).length} paths, ${SECONDS} s each`);
-  agent('SIGSTOP');
-  try {
-    for (let r = 0; r < ROUNDS; r++) {
-      const order = Object.entries(paths);
-      if (r % 2) order.reverse();
-      for (const [name, [from, to]] of order) got.get(name)?.push(await iperf(from, to));
-      console.error(`  round ${r + 1}/${ROUNDS} done`);
-    }
-  } finally {
-    agent('SIGCONT');
-  }
-  const ratio = (a: string, b: string) => median((got.get(a) as number[]).map((x, i) => x / ((got.get(b) as number[])[i] as number)));
+  const got = await comparePaths({ name: 'bench:macvlan', rounds: ROUNDS, paths, measure: iperf, pause: () => agent('SIGSTOP'), resume: () => agent('SIGCONT') });
   const keys = Object.keys(paths);
-  console.log(`\n| path | Gbit/s (median of ${ROUNDS}) | range |`);
-  console.log('| --- | --- | --- |');
-  for (const k of keys) {
-    const v = got.get(k) as number[];
-    console.log(`| ${k} | ${median(v).toFixed(2)} | ${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} |`);
-  }
-  console.log('\n| ratio (median of per-round ratios) | |');
-  console.log('| --- | --- |');
-  console.log(`| Weft macvlan ÷ hand-built, container → container | **${ratio(keys[0]!, keys[1]!).toFixed(2)}×** |`);
-  console.log(`| Weft macvlan ÷ hand-built, container → segment | **${ratio(keys[2]!, keys[3]!).toFixed(2)}×** |`);
-  console.log(`| Weft macvlan ÷ Weft veth + bridge, container → container | **${ratio(keys[0]!, keys[4]!).toFixed(2)}×** |`);
+  printPaths(got, ROUNDS, [
+    ['Weft macvlan ÷ hand-built, container → container', keys[0]!, keys[1]!],
+    ['Weft macvlan ÷ hand-built, container → segment', keys[2]!, keys[3]!],
+    ['Weft macvlan ÷ Weft veth + bridge, container → container', keys[0]!, keys[4]!],
+  ]);
 } finally {
   offInterrupt();
   await cleanup();

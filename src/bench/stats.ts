@@ -11,3 +11,8 @@ export function summarise(samples: number[]): { p50: number; p99: number; max: n
 }
 
 export const ms = (n: number) => `${n.toFixed(2)} ms`;
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+}

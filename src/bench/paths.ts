@@ -1,0 +1,43 @@
+import { median } from './stats.js';
+
+/**
+ * Throughput of several paths, in rounds that alternate their order (a path measured first in one round
+ * is measured last in the next: the machine's drift falls on all of them alike). `measure` gives Gbit/s
+ * from one container to another; `pause` stops what should not run meanwhile (the agents: the datapath
+ * is kernel state), `resume` restarts it.
+ */
+export async function comparePaths(o: {
+  name: string; rounds: number; paths: Record<string, readonly [string, string]>;
+  measure: (from: string, to: string) => Promise<number>; pause?: () => void; resume?: () => void;
+}): Promise<Map<string, number[]>> {
+  const got = new Map<string, number[]>(Object.keys(o.paths).map((k) => [k, []]));
+  console.error(`${o.name}: ${o.rounds} rounds of ${Object.keys(o.paths).length} paths`);
+  o.pause?.();
+  try {
+    for (let r = 0; r < o.rounds; r++) {
+      const order = Object.entries(o.paths);
+      if (r % 2) order.reverse();
+      for (const [name, [from, to]] of order) got.get(name)?.push(await o.measure(from, to));
+      console.error(`  round ${r + 1}/${o.rounds} done`);
+    }
+  } finally {
+    o.resume?.();
+  }
+  return got;
+}
+
+/** The median of per-round ratios of path `a` to path `b`. */
+export function ratioOf(got: ReadonlyMap<string, number[]>, a: string, b: string): number {
+  const bs = got.get(b) as number[];
+  return median((got.get(a) as number[]).map((x, i) => x / (bs[i] as number)));
+}
+
+/** Prints each path's median and range, then the named ratios, as Markdown tables for docs/benchmarks.md. */
+export function printPaths(got: ReadonlyMap<string, number[]>, rounds: number, ratios: ReadonlyArray<[label: string, a: string, b: string]>): void {
+  console.log(`\n| path | Gbit/s (median of ${rounds}) | range |`);
+  console.log('| --- | --- | --- |');
+  for (const [k, v] of got) console.log(`| ${k} | ${median(v).toFixed(2)} | ${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} |`);
+  console.log('\n| ratio (median of per-round ratios) | |');
+  console.log('| --- | --- |');
+  for (const [label, a, b] of ratios) console.log(`| ${label} | **${ratioOf(got, a, b).toFixed(2)}×** |`);
+}

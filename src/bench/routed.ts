@@ -1,0 +1,98 @@
+// npm run bench:routed — issue 17's routed figures, in one run on two simulated hosts (root): iperf3
+// from a Weft container on host 1 to one on host 2 of a routed network (no encapsulation; the blocks are
+// routed host to host over the underlay; policy in force), the same between two hand-built routed
+// containers (a veth straight into each host namespace and a route to the other host: the anchor, no
+// netfilter, no tenant namespace), and between two Weft containers of a VXLAN network under the same
+// policy. Rounds alternate the paths; each figure is the median of the rounds, each ratio the median of
+// per-round ratios. The agents are paused during streams (the datapath is kernel state); removes
+// everything it made, also when interrupted.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ProcessRunner } from '../exec/index.js';
+import { startLab, type Lab } from '../testkit/lab.js';
+import { within } from '../testkit/host.js';
+import { onInterrupt } from './interrupt.js';
+import { comparePaths, printPaths } from './paths.js';
+
+const ROUNDS = Number(process.env['BENCH_ROUTED_ROUNDS'] ?? 5);
+const SECONDS = Number(process.env['BENCH_ROUTED_SECONDS'] ?? 3);
+const runner = new ProcessRunner();
+
+let lab: Lab | undefined;
+const cleanup = async () => { await lab?.cleanup(); lab = undefined; };
+const offInterrupt = onInterrupt(cleanup);
+try {
+  lab = await startLab('brt', 2);
+  const l = lab;
+  const ns = (n: string) => `${l.tag}-${n}`;
+  const ok = async (m: string, p: string, b?: unknown) => {
+    const r = await l.api(m, p, b);
+    if (r.status >= 300) throw new Error(`${m} ${p}: ${JSON.stringify(r.json)}`);
+  };
+  // The same policy on both networks: tcp denied, iperf3's port allowed from the client's group.
+  await ok('POST', '/api/v1/tenants/default/networks', { name: 'rt', subnet: '10.90.0.0/16', encap: 'routed' });
+  await ok('POST', '/api/v1/tenants/default/networks', { name: 'vx', subnet: '10.70.0.0/24', encrypt: false });
+  for (const [g, n] of [['rcli', 'rt'], ['vcli', 'vx'], ['rsrv', 'rt'], ['vsrv', 'vx']] as const) {
+    await ok('POST', '/api/v1/tenants/default/groups', { name: g, network: n });
+  }
+  await ok('POST', '/api/v1/tenants/default/policies', { name: 'srv', rules: [
+    { id: '1', direction: 'in', action: 'deny', protocol: 'tcp' },
+    { id: '2', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5201', fromGroup: 'rcli' },
+    { id: '3', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5201', fromGroup: 'vcli' },
+  ] });
+  for (const g of ['rsrv', 'vsrv']) await ok('PATCH', `/api/v1/tenants/default/groups/${g}`, { policies: ['srv'] });
+  const ip = new Map<string, string>();
+  const add = async (name: string, host: number, group: string) => {
+    const h = l.hosts[host]!;
+    const conf = `weft-default-${group}`;
+    if (await within(10_000, async () => existsSync(join(h.dir, 'net.d', `${conf}.conflist`))) < 0) throw new Error(`${conf} was not written`);
+    const r = await h.cni('ADD', { conflist: conf, containerId: name, netns: await l.container(name) });
+    if (r.code !== 0) throw new Error(`ADD ${name}: ${r.stdout}`);
+    ip.set(name, r.json.ips[0].address.split('/')[0]);
+  };
+  await add('rcli', 0, 'rcli');
+  await add('rsrv', 1, 'rsrv');
+  await add('vcli', 0, 'vcli');
+  await add('vsrv', 1, 'vsrv');
+  // The anchor: on each host a container whose veth ends in the host namespace, and a route to the other.
+  const [h1, h2] = l.hosts as [Lab['hosts'][0], Lab['hosts'][0]];
+  for (const [n, h, net, other] of [['acli', h1, '10.91.0', h2], ['asrv', h2, '10.91.1', h1]] as const) {
+    await l.container(n);
+    await runner.run(['ip', '-n', h.ns, 'link', 'add', `a${n}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(n)]);
+    await runner.run(['ip', '-n', h.ns, '-batch', '-'], { input: `addr add ${net}.1/24 dev a${n}\nlink set a${n} up\nroute add ${net === '10.91.0' ? '10.91.1' : '10.91.0'}.0/24 via ${other.vtep}\n` });
+    await runner.run(['ip', '-n', ns(n), '-batch', '-'], { input: `addr add ${net}.2/24 dev eth0\nlink set eth0 up\nroute add default via ${net}.1\n` });
+    ip.set(n, `${net}.2`);
+  }
+  const exec = (n: string, argv: string[], timeoutMs = 30_000) => runner.run(['ip', 'netns', 'exec', ns(n), ...argv], { allowFailure: true, timeoutMs });
+  for (const [from, to] of [['rcli', 'rsrv'], ['vcli', 'vsrv'], ['acli', 'asrv']] as const) {
+    if (await within(10_000, async () => (await exec(from, ['ping', '-c', '1', '-W', '1', ip.get(to) as string])).code === 0) < 0) throw new Error(`${from} does not reach ${to}`);
+  }
+  const iperf = async (from: string, to: string): Promise<number> => {
+    const srv = exec(to, ['iperf3', '-s', '-1', '-p', '5201']);
+    await new Promise((r) => setTimeout(r, 300));
+    const cli = await exec(from, ['iperf3', '-c', ip.get(to) as string, '-p', '5201', '-t', String(SECONDS), '-J']);
+    await srv;
+    if (cli.code !== 0) throw new Error(`iperf3 ${from} → ${to}: ${cli.stderr || cli.stdout.slice(0, 300)}`);
+    return JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
+  };
+  // The policy decides on the measured paths: port 5202 from the client is refused on both networks.
+  for (const [from, to] of [['rcli', 'rsrv'], ['vcli', 'vsrv']] as const) {
+    const blocked = await exec(from, ['iperf3', '-c', ip.get(to) as string, '-p', '5202', '-t', '1'], 10_000);
+    if (blocked.code === 0) throw new Error(`${from} → ${to}:5202 passed: the policy is not in force`);
+  }
+  const paths = {
+    'Weft routed network, host 1 → host 2': ['rcli', 'rsrv'],
+    'hand-built routed containers, host 1 → host 2 (anchor)': ['acli', 'asrv'],
+    'Weft VXLAN network, host 1 → host 2, same policy': ['vcli', 'vsrv'],
+  } as const;
+  const agents = (sig: NodeJS.Signals) => { for (const h of l.hosts) { const pid = h.agent.pid(); if (pid) process.kill(pid, sig); } };
+  const got = await comparePaths({ name: 'bench:routed', rounds: ROUNDS, paths, measure: iperf, pause: () => agents('SIGSTOP'), resume: () => agents('SIGCONT') });
+  const keys = Object.keys(paths);
+  printPaths(got, ROUNDS, [
+    ['Weft routed ÷ hand-built routed', keys[0]!, keys[1]!],
+    ['Weft routed ÷ Weft VXLAN', keys[0]!, keys[2]!],
+  ]);
+} finally {
+  offInterrupt();
+  await cleanup();
+}
