@@ -108,8 +108,11 @@ export class Agent {
     const names = new TenantNames(this.state);
     this.dns = new DnsServer({ port: o.dnsPort, upstreams: o.dnsUpstreams, upstreamTimeoutMs: 2000, ttl: 5, names: (t) => names.of(t), log: o.log });
     const hostSide = async (h: HostPlan) => {
-      await this.datapath.ensureHost(h);
+      // The DNS listeners follow the plan even when the kernel refused part of it (a route, bird).
+      let failed: { e: unknown } | undefined;
+      await this.datapath.ensureHost(h).catch((e: unknown) => { failed = { e }; });
       if (this.datapath.hostAddresses) await this.dns.sync(new Map(h.tenants.filter((p) => p.dns).map((p) => [p.uplink.hostIp, { tenant: p.tenant, peer: p.uplink.tenantIp }])));
+      if (failed) throw failed.e;
     };
     // Only the instance the server records speaks for the host: the endpoints another one cannot find are
     // not its own. Read from the desired state, so an agent back from a partition knows before it heartbeats.

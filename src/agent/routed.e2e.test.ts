@@ -45,7 +45,11 @@ async function run(name: string, host: number, conflist: string): Promise<void> 
   const r = await lab.hosts[host]!.cni('ADD', { conflist, containerId: name, netns });
   assert.equal(r.code, 0, r.stdout);
   ip.set(name, r.json.ips[0].address.split('/')[0]);
-  // A TCP server saying who connected (the source address, to see there is no NAT).
+  whoami(name);
+}
+
+/** A TCP server on 8888 saying who connected (the source address it sees, to tell NAT from none). */
+function whoami(name: string): void {
   bg.push(spawn('ip', ['netns', 'exec', ns(name), process.execPath, '-e',
     "require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(8888, '0.0.0.0')"], { stdio: 'ignore' }));
 }
@@ -74,6 +78,7 @@ before(async () => {
     'protocol kernel { ipv4 { import none; export all; }; merge paths on; }',
     ...lab.hosts.map((h, i) => `protocol bgp h${i + 1} { local ${torIp} as 64512; neighbor ${h.vtep} as 64513; hold time 3; keepalive time 1; connect retry time 1; ipv4 { import all; export all; }; }`),
   ].join('\n'));
+  whoami('out');
   bg.push(spawn('ip', ['netns', 'exec', tor, 'bird', '-f', '-c', conf, '-s', join(dir, 'tor.ctl')], { stdio: 'ignore' }));
 
   await api('POST', '/api/v1/tenants', { name: 'red' });
@@ -81,9 +86,10 @@ before(async () => {
   await api('POST', '/api/v1/tenants/red/networks', { name: 'fabric', subnet: '10.77.0.0/16', encap: 'routed', bgpPeers: [torIp], bgpPeerAs: 64512 });
   await api('POST', '/api/v1/tenants/red/networks', { name: 'vx', subnet: '10.1.2.0/24', encrypt: false });
   await api('POST', '/api/v1/tenants/blue/networks', { name: 'flat', subnet: '10.78.0.0/24', encap: 'routed', blockSize: 27 });
-  for (const [t, n, g] of [['red', 'fabric', 'db'], ['red', 'vx', 'app'], ['blue', 'flat', 'web']] as const) await api('POST', `/api/v1/tenants/${t}/groups`, { name: g, network: n });
-  for (const h of lab.hosts) assert.ok(await within(5000, async () => existsSync(join(h.dir, 'net.d', 'weft-blue-web.conflist'))) >= 0);
-  for (const [name, host, conflist] of [['r1', 0, 'weft-red-db'], ['r2', 1, 'weft-red-db'], ['r3', 2, 'weft-red-db'], ['v2', 1, 'weft-red-app'], ['b1', 0, 'weft-blue-web'], ['b2', 1, 'weft-blue-web']] as const) {
+  await api('POST', '/api/v1/tenants/blue/networks', { name: 'bvx', subnet: '10.1.3.0/24', encrypt: false });
+  for (const [t, n, g] of [['red', 'fabric', 'db'], ['red', 'vx', 'app'], ['blue', 'flat', 'web'], ['blue', 'bvx', 'lb']] as const) await api('POST', `/api/v1/tenants/${t}/groups`, { name: g, network: n });
+  for (const h of lab.hosts) assert.ok(await within(5000, async () => existsSync(join(h.dir, 'net.d', 'weft-blue-web.conflist')) && existsSync(join(h.dir, 'net.d', 'weft-blue-lb.conflist'))) >= 0);
+  for (const [name, host, conflist] of [['r1', 0, 'weft-red-db'], ['r2', 1, 'weft-red-db'], ['r3', 2, 'weft-red-db'], ['v2', 1, 'weft-red-app'], ['b1', 0, 'weft-blue-web'], ['b2', 1, 'weft-blue-web'], ['bv1', 0, 'weft-blue-lb']] as const) {
     await run(name, host, conflist);
   }
 });
@@ -121,7 +127,8 @@ test('containers on different hosts talk by their addresses, without NAT; blue\'
 test('an outside machine behind the router reaches a container by its address, and is seen by its own', { skip }, async () => {
   assert.ok(await within(10_000, () => ping('out', ip.get('r2') as string), 200) >= 0, 'outside → r2');
   assert.equal(await peerSeenBy('out', ip.get('r2') as string), OUT, 'r2 sees the outside machine\'s address (no NAT either way)');
-  assert.ok(await ping('r2', OUT), 'r2 → outside by its own address');
+  assert.equal(await peerSeenBy('r2', OUT), ip.get('r2'), 'r2 → outside by its own address (its network is announced)');
+  assert.equal(await peerSeenBy('b1', OUT), lab.hosts[0]!.vtep, 'blue\'s network is known to no router: b1 goes out as its host');
 });
 
 test('modes mix in one tenant: red\'s overlay endpoint and its routed ones on other hosts reach each other', { skip }, async () => {
@@ -135,6 +142,9 @@ test('tenants stay apart: another tenant\'s routed addresses are refused on ever
   assert.ok(!(await ping('b1', ip.get('r2') as string)), 'blue b1 (h1) cannot reach red r2 (h2)');
   assert.ok(!(await ping('b1', ip.get('r1') as string)), 'nor red r1 on its own host');
   assert.ok(!(await ping('r2', ip.get('b2') as string)), 'nor red blue');
+  assert.ok(await ping('bv1', OUT), 'blue\'s overlay endpoint reaches the outside (masqueraded)');
+  assert.ok(!(await ping('bv1', ip.get('r2') as string)), 'but not red\'s routed r2 on another host: its host drops it before masquerading');
+  assert.equal(await peerSeenBy('bv1', ip.get('r2') as string), '', 'nor by TCP');
   const drops = (await runner.run(['ip', 'netns', 'exec', lab.hosts[1]!.ns, 'nft', 'list', 'chain', 'inet', 'weft', 'to_routed'])).stdout;
   assert.match(drops, /ip saddr @routed drop/, 'h2 refuses blue\'s routed source into red');
 });
@@ -144,6 +154,13 @@ test('policy holds on routed networks: a fromCidr rule refuses the outside, the 
   await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: ['no-outside'] });
   assert.ok(await within(5000, async () => (await peerSeenBy('out', ip.get('r2') as string)) === '', 100) >= 0, 'the outside no longer gets to r2:8888');
   assert.equal(await peerSeenBy('r1', ip.get('r2') as string), ip.get('r1'), 'r1 still does');
+  // weft explain and the flow records say the same of the routed endpoint.
+  const why = async (from: string) => (await api('GET', `/api/v1/tenants/red/explain?from=${from}&to=${ip.get('r2')}&protocol=tcp&port=8888`)).allowed;
+  assert.deepEqual([await why(OUT), await why(ip.get('r1') as string)], [false, true]);
+  type F = { host: string; verdict: string; src: { ip: string }; dst: { ip: string; port: number }; decidedBy: { policy?: string; rule: string | null } };
+  const denied = async () => ((await api('GET', '/api/v1/flows?tenant=red&protocol=tcp')).items as F[])
+    .some((f) => f.host === lab.hosts[1]!.name && f.verdict === 'deny' && f.src.ip === OUT && f.dst.ip === ip.get('r2') && f.dst.port === 8888 && f.decidedBy.policy === 'no-outside' && f.decidedBy.rule === '1');
+  assert.ok(await within(5000, denied, 200) >= 0, 'h2 recorded the outside connection it denied, and by which rule');
   await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: [] });
 });
 

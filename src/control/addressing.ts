@@ -1,4 +1,4 @@
-import { WeftError, blockOf, checkNetwork, checkPool, formatIp, parseIp, cidrRange, type IpRange, type Network, type Group } from '../model/index.js';
+import { WeftError, blockOf, checkNetwork, parseCidr, checkPool, formatIp, parseIp, cidrRange, type IpRange, type Network, type Group } from '../model/index.js';
 import { AddressBook, Bitmap, CHUNK_SIZE, allocateAddress, openAddressBook, releaseAddress, subtractRanges } from '../ipam/index.js';
 import type { Txn } from '../store/index.js';
 import { keys, withRevision } from './keys.js';
@@ -109,25 +109,28 @@ export async function giveBackAddress(tx: Txn, net: Network, ip: string): Promis
   const n = parseIp(ip);
   if (n === undefined) return;
   const book = await readBook(tx, net);
+  // A block counts its addresses: only one that was taken goes back (a second release changes nothing).
+  const taken = n >= book.subnet.base && n - book.subnet.base < book.size && await book.has(n - book.subnet.base);
   await releaseAddress(book, n);
   writeBook(tx, net, book);
-  if (net.encap === 'routed') await freeBlockIfEmpty(tx, net, book, n);
+  if (net.encap === 'routed' && taken) await releaseFromBlock(tx, net, n);
 }
 
 /**
- * A routed network's blocks: which host holds each (by index inside the subnet), kept beside its address
- * book (`ipam/T/N/blocks`, never published). A block is held from its first address's allocation to its
- * last one's release, so every address of a block is on its holder, and a host routes and announces
- * exactly the blocks its endpoints are in. Service VIPs (no host) hold blocks of their own, never routed
- * to a host.
+ * A routed network's blocks: which host holds each (by index inside the subnet) and how many of its
+ * addresses are taken, kept beside its address book (`ipam/T/N/blocks`, never published). A block is held
+ * from its first address's allocation to its last one's release, so every address of a block is on its
+ * holder, and a host routes and announces exactly the blocks its endpoints are in. Service VIPs (no host)
+ * hold blocks of their own, never routed to a host.
  */
-interface StoredBlocks { owners: Record<string, string> }
+interface StoredBlocks { owners: Record<string, string>; used: Record<string, number> }
 const SERVICES = '';
 const blocksKey = (net: Network) => `${keys.addressBook(net.tenant, net.name)}/blocks`;
+const holderName = (h: string) => (h === SERVICES ? 'the services (VIPs)' : `host ${h}`);
 
 async function readBlocks(tx: Txn, net: Network): Promise<StoredBlocks> {
-  const e = await tx.get(blocksKey(net));
-  return { owners: { ...((e?.value as StoredBlocks | undefined)?.owners ?? {}) } };
+  const v = (await tx.get(blocksKey(net)))?.value as Partial<StoredBlocks> | undefined;
+  return { owners: { ...(v?.owners ?? {}) }, used: { ...(v?.used ?? {}) } };
 }
 
 const intersect = (a: readonly IpRange[], r: IpRange): IpRange[] => a.flatMap((x) => {
@@ -138,44 +141,43 @@ const intersect = (a: readonly IpRange[], r: IpRange): IpRange[] => a.flatMap((x
 
 async function takeRouted(tx: Txn, net: Network, book: AddressBook, space: Awaited<ReturnType<typeof addressSpace>>, host: string, want: number | undefined): Promise<number> {
   const blocks = await readBlocks(tx, net);
-  const holder = (h: string) => (h === SERVICES ? 'the services (VIPs)' : `host ${h}`);
-  const claim = (index: number) => {
-    if (blocks.owners[index] === host) return;
-    blocks.owners[index] = host;
+  const took = (ip: number) => {
+    const i = blockOf(net, ip).index;
+    blocks.owners[i] = host;
+    blocks.used[i] = (blocks.used[i] ?? 0) + 1;
     tx.put(blocksKey(net), blocks);
+    return ip;
   };
   if (want !== undefined) {
     const b = blockOf(net, want);
     const owner = blocks.owners[b.index];
     if (owner !== undefined && owner !== host) {
-      throw new WeftError('WEFT_INVALID_VALUE', `ip: ${formatIp(want)} is in block ${b.cidr} of routed network ${net.tenant}/${net.name}, which ${holder(owner)} holds; a routed network's addresses are routed to their block's host`, { field: 'ip' });
+      throw new WeftError('WEFT_INVALID_VALUE', `ip: ${formatIp(want)} is in block ${b.cidr} of routed network ${net.tenant}/${net.name}, which ${holderName(owner)} holds; a routed network's addresses are routed to their block's host`, { field: 'ip' });
     }
-    const ip = await allocateAddress(book, { ...space, requested: want });
-    claim(b.index);
-    return ip;
+    return took(await allocateAddress(book, { ...space, requested: want }));
   }
-  const mine = Object.entries(blocks.owners).filter(([, h]) => h === host).map(([i]) => Number(i)).sort((a, b) => a - b);
-  const base = layoutOf(net).subnet.base;
+  const base = parseCidr(net.subnet, 'subnet').base;
   const size = 2 ** (32 - (net.blockSize ?? 32));
   const rangeOf = (i: number): IpRange => ({ first: base + i * size, last: base + (i + 1) * size - 1 });
+  const mine = Object.entries(blocks.owners).filter(([, h]) => h === host).map(([i]) => Number(i)).sort((x, y) => x - y);
   for (const i of mine) {
     const r = await tryIn(book, intersect(space.candidates, rangeOf(i)), space.poolName);
-    if (r !== undefined) return r;
+    if (r !== undefined) return took(r);
   }
-  // A free block: the lowest whose range meets the candidates and has room.
-  const count = Math.ceil(book.size / size);
-  for (let i = 0; i < count; i++) {
-    if (blocks.owners[i] !== undefined) continue;
-    const r = await tryIn(book, intersect(space.candidates, rangeOf(i)), space.poolName);
-    if (r !== undefined) {
-      claim(i);
-      return r;
+  // A free block: the lowest of those the candidates meet (only those are looked at) with room.
+  const seen = new Set<number>();
+  for (const c of space.candidates) {
+    for (let i = blockOf(net, c.first).index; i <= blockOf(net, c.last).index; i++) {
+      if (seen.has(i) || blocks.owners[i] !== undefined) continue;
+      seen.add(i);
+      const r = await tryIn(book, intersect(space.candidates, rangeOf(i)), space.poolName);
+      if (r !== undefined) return took(r);
     }
   }
   const held = new Map<string, number>();
   for (const h of Object.values(blocks.owners)) held.set(h, (held.get(h) ?? 0) + 1);
-  const who = [...held].map(([h, n]) => `${holder(h)} ${n}`).join(', ');
-  throw new WeftError('WEFT_POOL_EXHAUSTED', `${space.poolName} has no free address in the blocks ${holder(host)} holds and no free block of /${net.blockSize} left (${count} blocks; held: ${who || 'none'}); a smaller blockSize or a larger subnet spreads addresses over more hosts`);
+  const who = [...held].map(([h, n]) => `${holderName(h)} ${n}`).join(', ');
+  throw new WeftError('WEFT_POOL_EXHAUSTED', `${space.poolName} has no free address in the blocks ${holderName(host)} holds, and every other /${net.blockSize} block it may use is held (blocks held: ${who || 'none'}); a smaller blockSize spreads addresses over more hosts, and a group's ipPool inside one block serves only the host that holds it`);
 }
 
 async function tryIn(book: AddressBook, ranges: IpRange[], poolName: string): Promise<number | undefined> {
@@ -188,17 +190,17 @@ async function tryIn(book: AddressBook, ranges: IpRange[], poolName: string): Pr
   }
 }
 
-/** A block whose last address went back is held by no one (the network's own reserved addresses aside). */
-async function freeBlockIfEmpty(tx: Txn, net: Network, book: AddressBook, ip: number): Promise<void> {
-  const b = blockOf(net, ip);
+/** A block whose last address went back is held by no one: one counter, whatever the block's size. */
+async function releaseFromBlock(tx: Txn, net: Network, ip: number): Promise<void> {
+  const i = blockOf(net, ip).index;
   const blocks = await readBlocks(tx, net);
-  if (blocks.owners[b.index] === undefined) return;
-  const layout = layoutOf(net);
-  const all = cidrRange(layout.subnet);
-  for (let a = b.range.first; a <= b.range.last; a++) {
-    if (a === all.first || a === all.last || a === layout.gateway) continue;
-    if (await book.has(a - all.first)) return;
+  if (blocks.owners[i] === undefined) return;
+  const left = (blocks.used[i] ?? 1) - 1;
+  if (left > 0) {
+    blocks.used[i] = left;
+  } else {
+    delete blocks.owners[i];
+    delete blocks.used[i];
   }
-  delete blocks.owners[b.index];
   tx.put(blocksKey(net), blocks);
 }

@@ -3,14 +3,14 @@ import type { BgpPlan } from './routed.js';
 /** BGP timers (seconds): a host that stops answering is withdrawn within the hold time. */
 export const BGP_TIMERS = { hold: 3, keepalive: 1, connectRetry: 1 } as const;
 
-const prefixSet = (cidrs: readonly string[], more: boolean) => `[ ${cidrs.map((c) => (more ? `${c}+` : c)).join(', ')} ]`;
+const prefixSet = (patterns: readonly string[], more = false) => `[ ${patterns.map((c) => (more ? `${c}+` : c)).join(', ')} ]`;
 
 /**
  * bird2's configuration for a host's BGP: its blocks as static routes (blackholes: only announced, never
  * written to the kernel, where the agent routes them into the tenants' uplinks), one eBGP session per
- * router, each announcing the blocks of its networks and learning only prefixes inside those networks'
- * subnets (none of this host's own blocks, never a default); only routes learned by BGP go to the
- * kernel. `allow local as`: the other hosts share this host's AS, so their routes come back through the
+ * router, each announcing the blocks of its networks and learning only blocks of those networks (exactly
+ * the block size: no aggregate, no default, no more specific route; nothing inside this host's own
+ * blocks, which a peer could otherwise pull away from it); only routes learned by BGP go to the kernel. `allow local as`: the other hosts share this host's AS, so their routes come back through the
  * router with it in their path.
  */
 export function renderBirdConfig(p: BgpPlan): string {
@@ -28,8 +28,8 @@ export function renderBirdConfig(p: BgpPlan): string {
     '}',
   ];
   for (const s of p.sessions) {
-    const exp = s.exports.length ? `if source = RTS_STATIC && net ~ ${prefixSet(s.exports, false)} then accept; ` : '';
-    const own = p.blocks.length ? `if net ~ ${prefixSet(p.blocks, false)} then reject; ` : '';
+    const exp = s.exports.length ? `if source = RTS_STATIC && net ~ ${prefixSet(s.exports)} then accept; ` : '';
+    const own = p.blocks.length ? `if net ~ ${prefixSet(p.blocks, true)} then reject; ` : '';
     lines.push(
       `protocol bgp ${s.name} {`,
       `\tlocal ${p.routerId} as ${s.localAs};`,
@@ -37,7 +37,7 @@ export function renderBirdConfig(p: BgpPlan): string {
       `\thold time ${BGP_TIMERS.hold}; keepalive time ${BGP_TIMERS.keepalive}; connect retry time ${BGP_TIMERS.connectRetry};`,
       '\tallow local as;',
       '\tipv4 {',
-      `\t\timport filter { ${own}if net ~ ${prefixSet(s.imports, true)} then accept; reject; };`,
+      `\t\timport filter { ${own}if net ~ ${prefixSet(s.imports)} then accept; reject; };`,
       `\t\texport filter { ${exp}reject; };`,
       '\t\tnext hop self;',
       '\t};',

@@ -11,7 +11,7 @@ const plan: TenantPlan = {
   tenant: 't', id: 1, ns: 'weft-t1', ports: [], policy: undefined, services: [], dscp: [], qos: [], dns: undefined, flows: undefined,
   uplink: { hostLink: 'wu1', tenantLink: 'up0', hostIp: '169.254.0.5', tenantIp: '169.254.0.6', prefix: 30 },
   bridges: [{ name: 'wb100', network: 'n', vni: 100, address: '10.0.0.1/24', vips: [], mtu: 1450, overlay: vx }],
-  endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mac: '02:57:0a:00:00:02', mtu: 1450, hairpin: false }], macvlans: [], routed: [],
+  endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mac: '02:57:0a:00:00:02', mtu: 1450, hairpin: false }], macvlans: [], routed: [], routedNat: [],
 };
 const link = (name: string, kind: string, extra: Partial<ObservedLink> = {}): [string, ObservedLink] =>
   [name, { name, kind, master: undefined, up: true, mtu: 1450, addresses: [], ...extra }];

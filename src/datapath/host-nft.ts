@@ -63,6 +63,9 @@ function natChains(plans: readonly TenantPlan[]): string[] {
     '\tchain postrouting {',
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...(uplinks.length ? [`\t\tip saddr 169.254.0.0/16 oifname != { ${uplinks.join(', ')} } masquerade`] : []),
+    // A routed network without BGP is known to no router: what leaves for elsewhere (not another host's
+    // block) goes as this host, or its replies would never find their way back.
+    ...(uplinks.length ? [`\t\tip saddr @routed_nat ip daddr != @routed oifname != { ${uplinks.join(', ')} } masquerade comment "routed networks without BGP"`] : []),
     '\t}',
   ];
 }
@@ -108,6 +111,8 @@ const filterChains = (device?: string): string[] => [
   // A tenant's own routed subnet on another host: the way there may have been its overlay (an overlay
   // network's endpoint answering a routed one), so this host never saw the connection begin.
   '\t\tiifname . ip daddr @routed_to accept comment "to its own routed network elsewhere"',
+  // Masqueraded to this host's address, it would arrive at the other host as if from outside.
+  `\t\tiifname ${UPLINKS} ip daddr @routed drop comment "never into another tenant's routed network"`,
   `\t\tiifname ${UPLINKS} ct state invalid drop`,
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
   '\t\toifname . ip daddr @routed_to goto to_routed',
@@ -146,5 +151,6 @@ function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMa
     // Routed networks: each tenant's subnets behind its uplink, and all of them.
     { name: 'routed_to', type: 'ifname . ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed.map((c) => `"${p.uplink.hostLink}" . ${c}`)) },
     { name: 'routed', type: 'ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed) },
+    { name: 'routed_nat', type: 'ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routedNat) },
   ];
 }

@@ -45,6 +45,8 @@ export interface TenantPlan {
   flows: FlowLimits | undefined;
   /** Subnets of this tenant's routed networks: never masqueraded, and routed into its uplink from outside. */
   routed: string[];
+  /** Those of them without BGP peers (known to no router): masqueraded by the host when they leave it for elsewhere. */
+  routedNat: string[];
 }
 
 export interface BridgePlan {
@@ -206,6 +208,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : { gateways: bridgedNets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
     flows: d.flowLog,
     routed: nets.filter((n) => n.encap === 'routed').map((n) => n.subnet),
+    routedNat: nets.filter((n) => n.encap === 'routed' && !n.bgpPeers?.length).map((n) => n.subnet),
   };
 }
 

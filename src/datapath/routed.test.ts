@@ -63,7 +63,7 @@ test('the host routes its blocks into the tenant uplink, the rest of each subnet
   ]);
   assert.deepEqual(h.bgp, {
     routerId: '192.0.2.1', blocks: ['10.20.0.0/26', '10.20.0.128/26'],
-    sessions: [{ name: 'weft_192_0_2_254', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: ['10.20.0.0/26', '10.20.0.128/26'], imports: ['10.20.0.0/16'] }],
+    sessions: [{ name: 'weft_192_0_2_254', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: ['10.20.0.0/26', '10.20.0.128/26'], imports: ['10.20.0.0/16{26,26}'] }],
   }, 'red\'s blocks by BGP; node2\'s red block is learned, not routed by the agent');
   const none = planHostSide({ ...desired, networks: desired.networks.slice(0, 1) });
   assert.deepEqual([none.routes, none.bgp], [[], undefined], 'no routed network: no routes, no BGP daemon');
@@ -108,7 +108,7 @@ test('bird accepts the configuration (bird -p)', { skip: !has('bird') && 'bird2 
     const r = await runner.run(['bird', '-p', '-c', conf], { allowFailure: true });
     assert.equal(r.code, 0, `bird refuses ${conf}: ${r.stderr}`);
   }
-  const empty = renderBirdConfig({ routerId: '192.0.2.9', blocks: [], sessions: [{ name: 'weft_x', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: [], imports: ['10.20.0.0/16'] }] });
+  const empty = renderBirdConfig({ routerId: '192.0.2.9', blocks: [], sessions: [{ name: 'weft_x', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: [], imports: ['10.20.0.0/16{26,26}'] }] });
   const r = await runner.run(['bash', '-c', 'f=$(mktemp) && cat > "$f" && bird -p -c "$f"; rc=$?; rm -f "$f"; exit $rc'], { input: empty, allowFailure: true });
   assert.equal(r.code, 0, `a host without blocks yet: ${r.stderr}`);
 });
@@ -125,8 +125,8 @@ test('route convergence: adds what is missing, deletes only stale routes of its 
     { dst: '10.20.0.128/26', via: '192.0.2.2' },
   ], have), [
     'route del 10.20.0.64/26 via 169.254.0.10 table main proto 87',
-    'route replace 10.20.0.128/26 via 192.0.2.2 table main proto 87',
+    'route add 10.20.0.128/26 via 192.0.2.2 table main proto 87',
   ]);
   assert.deepEqual(routeCommands([{ dst: '10.20.0.0/26', dev: 'wb5' }], new Map(), new Map([['wb5', '10.20.0.1']])),
-    ['route replace 10.20.0.0/26 dev wb5 table main proto 87 scope link src 10.20.0.1']);
+    ['route add 10.20.0.0/26 dev wb5 table main proto 87 scope link src 10.20.0.1']);
 });

@@ -26,7 +26,11 @@ export interface BgpSession {
   localAs: number;
   /** This host's blocks of the networks that name this peer: announced. */
   exports: string[];
-  /** Those networks' subnets: the only prefixes learned from it (never a default or anything else). */
+  /**
+   * What may be learned from it: blocks of those networks, as bird prefix patterns (`subnet{26,26}`: only
+   * prefixes of exactly the block size inside the subnet; never a default, an aggregate or a more specific
+   * route that would pull a block's addresses elsewhere).
+   */
   imports: string[];
 }
 
@@ -69,7 +73,7 @@ export function planRouted(d: DesiredHostState, tenants: readonly TenantPlan[]):
     for (const peer of n.bgpPeers) {
       const s = sessions.get(peer) ?? { name: `weft_${peer.replaceAll('.', '_')}`, peer, peerAs: n.bgpPeerAs ?? 0, localAs: n.bgpLocalAs ?? 0, exports: [], imports: [] };
       s.exports.push(...mine);
-      s.imports.push(n.subnet);
+      s.imports.push(`${n.subnet}{${n.blockSize ?? 32},${n.blockSize ?? 32}}`);
       sessions.set(peer, s);
     }
   }

@@ -59,7 +59,7 @@ test('when every block is held, the error says by whom and what to change', asyn
   assert.equal((await endpoint(api, 'h2', {}, 'small')).status, 201);
   const r = await endpoint(api, 'h3', {}, 'small');
   assert.equal(r.status, 409);
-  assert.match(r.json.detail, /no free block of \/28 left \(2 blocks; held: host h1 1, host h2 1\); a smaller blockSize/);
+  assert.match(r.json.detail, /no free address in the blocks host h3 holds, and every other \/28 block it may use is held \(blocks held: host h1 1, host h2 1\); a smaller blockSize/);
 });
 
 test('a service VIP on a routed network holds a block no host routes', async () => {
@@ -77,13 +77,18 @@ test('routed networks are checked: fields only with encap routed, block size, re
   await ok(api, 'POST', '/api/v1/tenants', { name: 'blue' });
   await ok(api, 'PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.10', agentVersion: '0.1.0' });
   await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'fabric', subnet: '10.20.0.0/16', encap: 'routed', bgpPeers: ['192.0.2.1'], bgpPeerAs: 64512 });
+  await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'lan', subnet: '192.168.50.0/24', encap: 'macvlan', parent: 'eth1' });
   const bad: Array<[Record<string, unknown>, string, RegExp]> = [
     [{ subnet: '10.30.0.0/24', blockSize: 26 }, 'blockSize', /only a network with encap routed has blockSize \(this one is vxlan\)/],
     [{ subnet: '10.30.0.0/24', bgpPeers: ['192.0.2.1'] }, 'bgpPeers', /only a network with encap routed/],
     [{ subnet: '10.30.0.0/24', encap: 'routed', blockSize: 20 }, 'blockSize', /\/20 is larger than the subnet/],
     [{ subnet: '10.30.0.0/24', encap: 'routed', encrypt: true }, 'encrypt', /no overlay to encrypt/],
     [{ subnet: '169.254.0.0/16', encap: 'routed' }, 'subnet', /link-local/],
-    [{ subnet: '192.0.2.0/24', encap: 'routed' }, 'subnet', /holds host node1's address 192\.0\.2\.10/],
+    [{ subnet: '192.0.2.8/29', encap: 'routed' }, 'subnet', /holds host node1's address 192\.0\.2\.10/],
+    [{ subnet: '192.0.2.0/30', encap: 'routed' }, 'subnet', /holds 192\.0\.2\.1, a BGP router of routed network default\/fabric/],
+    [{ subnet: '224.1.0.0/16', encap: 'routed' }, 'subnet', /multicast/],
+    [{ subnet: '100.64.1.0/24', encap: 'routed' }, 'subnet', /overlaps the cluster's tunnel range 100\.64\.0\.0\/16/],
+    [{ subnet: '11.0.0.0/8', encap: 'routed', blockSize: 30 }, 'blockSize', /4194304 blocks; at most 16384 \(a block size of \/22 or larger\)/],
     [{ subnet: '10.30.0.0/24', encap: 'routed', bgpPeers: ['10.30.0.9'], bgpPeerAs: 1 }, 'bgpPeers.0', /inside the network's own subnet/],
     [{ subnet: '10.30.0.0/24', encap: 'routed', bgpPeers: ['192.0.2.7', '192.0.2.7'], bgpPeerAs: 1 }, 'bgpPeers.1', /listed twice/],
     [{ subnet: '10.30.0.0/24', encap: 'routed', bgpPeers: ['nope'], bgpPeerAs: 1 }, 'bgpPeers.0', /not an IPv4 address/],
@@ -105,7 +110,13 @@ test('routed networks are checked: fields only with encap routed, block size, re
   await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'vx', subnet: '10.20.5.0/24' });
   const names = [];
   for (const t of ['default', 'blue']) names.push(...(await ok(api, 'GET', `/api/v1/tenants/${t}/networks`)).items.map((n: any) => n.name));
-  assert.deepEqual(names.sort(), ['fabric', 'vx'], 'nothing refused was made');
+  assert.deepEqual(names.sort(), ['fabric', 'lan', 'vx'], 'nothing refused was made');
+  const onSegment = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'onseg', subnet: '192.168.50.0/25', encap: 'routed' });
+  assert.equal(onSegment.status, 409, 'a routed subnet on a macvlan segment, in another tenant');
+  assert.match(onSegment.json.detail, /overlaps macvlan network default\/lan .*machines on a real segment/);
+  const mv = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'seg', subnet: '10.20.9.0/24', encap: 'macvlan', parent: 'eth1' });
+  assert.equal(mv.status, 409, 'nor a macvlan network inside a routed subnet');
+  assert.match(mv.json.detail, /overlaps routed network default\/fabric/);
   const immut = await api.call('PATCH', '/api/v1/tenants/default/networks/fabric', { blockSize: 24 });
   assert.equal(immut.status, 422);
   assert.deepEqual([immut.json.code, immut.json.field], ['WEFT_IMMUTABLE', 'blockSize']);

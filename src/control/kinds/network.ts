@@ -43,6 +43,9 @@ async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: 
   if (input.encrypt === true) throw new WeftError('WEFT_INVALID_VALUE', 'encrypt: a macvlan network has no overlay to encrypt (its endpoints are on the parent\'s segment)', { field: 'encrypt' });
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
+    if (other.encap === 'routed' && overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
+      throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps routed network ${other.tenant}/${other.name} (${other.subnet}), which every host routes and the fabric knows`, { field: 'subnet' });
+    }
     if (other.encap !== 'macvlan' || other.parent !== input.parent || (other.tenant === tenant && other.name === input.name)) continue;
     if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
       throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps macvlan network ${other.tenant}/${other.name} (${other.subnet}) on the same parent ${input.parent}: one segment, one set of addresses`, { field: 'subnet' });

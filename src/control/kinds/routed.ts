@@ -4,6 +4,7 @@ import {
 } from '../../model/index.js';
 import type { Txn } from '../../store/index.js';
 import { withRevision } from '../keys.js';
+import { readGlobal } from '../shared.js';
 
 const refuse = (field: string, why: string) => new WeftError('WEFT_INVALID_VALUE', `${field}: ${why}`, { field });
 
@@ -12,7 +13,12 @@ const RESERVED: Array<[string, IpRange]> = [
   ['0.0.0.0/8 ("this network")', cidrRange(parseCidr('0.0.0.0/8', 'subnet'))],
   ['127.0.0.0/8 (loopback)', cidrRange(parseCidr('127.0.0.0/8', 'subnet'))],
   ["169.254.0.0/16 (link-local: tenants' uplinks)", cidrRange(parseCidr('169.254.0.0/16', 'subnet'))],
+  ['224.0.0.0/4 (multicast)', cidrRange(parseCidr('224.0.0.0/4', 'subnet'))],
+  ['240.0.0.0/4 (reserved, and broadcast)', cidrRange(parseCidr('240.0.0.0/4', 'subnet'))],
 ];
+
+/** At most this many blocks per network: the block record is one value, read by every allocation. */
+export const MAX_BLOCKS = 16384;
 
 /** What a routed network stores besides the common fields; nothing for any other encapsulation. */
 export type RoutedFields = Pick<Network, 'blockSize' | 'bgpPeers' | 'bgpPeerAs' | 'bgpLocalAs'>;
@@ -37,13 +43,21 @@ export async function checkRouted(tx: Txn, tenant: string, input: NetworkInput, 
     throw new WeftError('WEFT_IMMUTABLE', `blockSize: cannot change from ${existing.blockSize} to ${input.blockSize}; hosts hold blocks of it`, { field: 'blockSize' });
   }
   if (blockSize < subnet.prefix) throw refuse('blockSize', `/${blockSize} is larger than the subnet ${input.subnet}`);
+  if (2 ** (blockSize - subnet.prefix) > MAX_BLOCKS) {
+    throw refuse('blockSize', `/${blockSize} cuts ${input.subnet} into ${2 ** (blockSize - subnet.prefix)} blocks; at most ${MAX_BLOCKS} (a block size of /${subnet.prefix + Math.log2(MAX_BLOCKS)} or larger)`);
+  }
   for (const [what, r] of RESERVED) if (overlaps(mine, r)) throw refuse('subnet', `${input.subnet} overlaps ${what}; a routed subnet is routed on every host`);
+  const tunnel = (await readGlobal(tx)).tunnelRange;
+  if (overlaps(mine, cidrRange(parseCidr(tunnel, 'tunnelRange')))) throw refuse('subnet', `${input.subnet} overlaps the cluster's tunnel range ${tunnel} (the hosts' WireGuard addresses)`);
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
-    if (other.encap !== 'routed' || (other.tenant === tenant && other.name === input.name)) continue;
+    if ((other.tenant === tenant && other.name === input.name) || (other.encap !== 'routed' && other.encap !== 'macvlan')) continue;
     if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
-      throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps routed network ${other.tenant}/${other.name} (${other.subnet}): routed subnets share the hosts' routing table and the fabric, so they may not overlap in any tenant`, { field: 'subnet' });
+      const why = other.encap === 'routed' ? "routed subnets share the hosts' routing table and the fabric" : 'its addresses are machines on a real segment';
+      throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps ${other.encap} network ${other.tenant}/${other.name} (${other.subnet}): ${why}, so they may not overlap in any tenant`, { field: 'subnet' });
     }
+    const inside = (other.bgpPeers ?? []).find((p) => { const n = parseIp(p) as number; return n >= mine.first && n <= mine.last; });
+    if (inside !== undefined) throw refuse('subnet', `${input.subnet} holds ${inside}, a BGP router of routed network ${other.tenant}/${other.name}`);
   }
   for (const e of await tx.list('hosts/')) {
     const h = withRevision<Host>(e);

@@ -135,10 +135,17 @@ export class LinuxDatapath implements Datapath {
    * finds what an earlier run left), then the BGP daemon, which announces blocks the routes already reach.
    */
   async ensureHost(h: HostPlan): Promise<void> {
-    await ensureHost(this.nft, h);
-    if (h.routes.length > 0 || this.hostRoutes) await ensureRoutes(this.runner, undefined, h.routes);
-    this.hostRoutes = h.routes.length > 0;
-    await this.bird.ensure(h.bgp);
+    // Each part is tried whatever became of the others (a route the kernel refuses must not keep BGP from
+    // starting); the first failure is reported once all were tried.
+    const failures: unknown[] = [];
+    const attempt = async (fn: () => Promise<void>) => fn().catch((e: unknown) => { failures.push(e); });
+    await attempt(() => ensureHost(this.nft, h));
+    await attempt(async () => {
+      if (h.routes.length > 0 || this.hostRoutes) await ensureRoutes(this.runner, undefined, h.routes);
+      this.hostRoutes = h.routes.length > 0;
+    });
+    await attempt(() => this.bird.ensure(h.bgp));
+    if (failures.length > 0) throw failures[0];
   }
 
   ensureTunnel(t: TunnelPlan | undefined): Promise<void> {

@@ -22,7 +22,8 @@ export async function observeRoutes(runner: Runner, ns: string | undefined): Pro
 
 /**
  * The `ip -batch` lines that make Weft's routes in one namespace exactly `want`: routes of other origins
- * (the kernel's, bird's, the administrator's) are never touched, being of another protocol.
+ * (the kernel's, bird's, the administrator's) are never touched, being of another protocol, nor
+ * replaced by one of ours of the same prefix (its `add` fails instead).
  * `onLink`: routes without a next hop are on the device, with the gateway as their source (a tenant's
  * routed bridge).
  */
@@ -37,9 +38,11 @@ export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<stri
   }
   for (const [k, r] of wanted) {
     if (have.has(k)) continue;
-    if (r.unreachable) out.push(`route replace unreachable ${r.dst} table main proto ${ROUTE_PROTO}`);
-    else if (r.via) out.push(`route replace ${r.dst} via ${r.via}${r.dev ? ` dev ${r.dev}` : ''} table main proto ${ROUTE_PROTO}`);
-    else out.push(`route replace ${r.dst} dev ${r.dev} table main proto ${ROUTE_PROTO} scope link${src?.get(r.dev ?? '') ? ` src ${src.get(r.dev ?? '')}` : ''}`);
+    // `add`, never `replace`: a route of the same prefix that is not ours (the administrator's) is left as it
+    // is, and the refusal says so, rather than being taken over and later deleted as ours.
+    if (r.unreachable) out.push(`route add unreachable ${r.dst} table main proto ${ROUTE_PROTO}`);
+    else if (r.via) out.push(`route add ${r.dst} via ${r.via}${r.dev ? ` dev ${r.dev}` : ''} table main proto ${ROUTE_PROTO}`);
+    else out.push(`route add ${r.dst} dev ${r.dev} table main proto ${ROUTE_PROTO} scope link${src?.get(r.dev ?? '') ? ` src ${src.get(r.dev ?? '')}` : ''}`);
   }
   return out;
 }
