@@ -99,6 +99,14 @@ test('macvlan endpoints sit on the parent\'s segment, reach its machines and eac
   assert.equal(await why('192.168.50.1', ip.get('m1') as string, '9999/tcp'), false);
   assert.equal(await why(ip.get('m2') as string, ip.get('m1') as string, '8888/tcp'), false);
 
+  // weft flows: the containers' own tables log each new connection's verdict, and the agent reads them there.
+  type F = { verdict: string; src: { ip: string }; dst: { ip: string; port: number }; decidedBy: { policy?: string; rule: string | null } };
+  const flows = async () => ((await h.api('GET', '/api/v1/flows?tenant=default&protocol=tcp')).json.items as F[])
+    .map((f) => `${f.src.ip} ${f.dst.ip}:${f.dst.port} ${f.verdict} ${f.decidedBy.policy ?? '-'}/${f.decidedBy.rule}`);
+  const m1 = ip.get('m1') as string;
+  const want = [`192.168.50.1 ${m1}:8888 allow lan-policy/2`, `192.168.50.1 ${m1}:9999 deny lan-policy/1`, `${ip.get('m2')} ${m1}:8888 deny lan-policy/1`];
+  assert.ok(await within(5000, async () => { const f = await flows(); return want.every((w) => f.includes(w)); }, 200) >= 0, `the macvlan containers' connections are recorded: ${(await flows()).join('; ')}`);
+
   // A rule added later reaches the containers' tables.
   const r = await h.weft(['policy', 'rule-add', 'lan-policy', '3', '-direction=in', '-protocol=tcp', '-port=9999', '-from-group=mapp', '-action=allow', '-priority=10']);
   assert.equal(r.code, 0, r.stderr);

@@ -181,13 +181,13 @@ export interface Datapath {
  * An endpoint's attachment in its tenant, the one way it is built: ADD, Docker's Join and the repair of a
  * vanished veth wire the same thing (the repair once left out `hairpin`).
  */
-export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'macvlans' | 'policy'>>, netnsPath: string): Attachment {
+export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'macvlans' | 'policy' | 'flows'>>, netnsPath: string): Attachment {
   const mv = tenant.macvlans?.find((m) => m.id === ep.id);
   return {
     tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
     mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
     defaultRoute: ep.attached?.defaultRoute ?? true,
-    ...(mv ? { macvlan: { parent: mv.parent, table: containerTablesText({ policy: tenant.policy }, mv) } } : {}),
+    ...(mv ? { macvlan: { parent: mv.parent, table: containerTablesText({ policy: tenant.policy, flows: tenant.flows }, mv) } } : {}),
   };
 }
 

@@ -38,7 +38,7 @@ const log = (prefix: string) => `log prefix "${prefix}" group ${FLOW_LOG_GROUP} 
  * which diffTables answers with a whole-table replace, so a chain is never rewritten naming a set the
  * delta does not declare.
  */
-export function renderFlows(limits: FlowLimits | undefined): string[] {
+export function renderFlows(limits: FlowLimits | undefined, hooks: readonly FlowHook[] = FORWARD): string[] {
   if (!limits) return [`\tchain ${DENY_CHAIN} {`, '\t\tdrop', '\t}'];
   const l = limiting(limits);
   return [
@@ -49,18 +49,31 @@ export function renderFlows(limits: FlowLimits | undefined): string[] {
     `\t\t${log(FLOW_PREFIX.deny)}`,
     '\t\tdrop',
     '\t}',
-    '\tchain flows {',
-    '\t\ttype filter hook forward priority filter + 10; policy accept;',
-    '\t\tct state != new accept',
-    // DNS queries to a gateway (DNATed to the agent on the uplink) are the agent's own business.
-    '\t\tct status dnat ip daddr 169.254.0.0/16 accept',
-    `\t\t${l.perSource} accept`,
-    `\t\t${l.total} accept`,
-    `\t\tmeta mark ${hex(AUDIT_MARK)} ${log(FLOW_PREFIX.audit)} accept`,
-    `\t\t${log(FLOW_PREFIX.allow)}`,
-    '\t}',
+    ...hooks.flatMap((h) => [
+      `\tchain ${h.chain} {`,
+      `\t\ttype filter hook ${h.hook} priority filter + 10; policy accept;`,
+      ...(h.only ? [`\t\t${h.only}`] : []),
+      '\t\tct state != new accept',
+      // DNS queries to a gateway (DNATed to the agent on the uplink) are the agent's own business.
+      '\t\tct status dnat ip daddr 169.254.0.0/16 accept',
+      `\t\t${l.perSource} accept`,
+      `\t\t${l.total} accept`,
+      `\t\tmeta mark ${hex(AUDIT_MARK)} ${log(FLOW_PREFIX.audit)} accept`,
+      `\t\t${log(FLOW_PREFIX.allow)}`,
+      '\t}',
+    ]),
   ];
 }
+
+/** Where allowed connections are logged: a chain on a hook, with a rule that lets past what is not its business. */
+export interface FlowHook { chain: string; hook: 'forward' | 'input' | 'output'; only?: string }
+const FORWARD: readonly FlowHook[] = [{ chain: 'flows', hook: 'forward' }];
+
+/** A macvlan endpoint's container table (nft.ts renderEndpointTable): connections through its interface, both ways. */
+export const endpointFlowHooks = (ifname: string): FlowHook[] => [
+  { chain: 'flows_in', hook: 'input', only: `iifname != "${ifname}" accept` },
+  { chain: 'flows_out', hook: 'output', only: `oifname != "${ifname}" accept` },
+];
 
 /** The limits' objects (a table's own: named objects are not shared between tables) and the statements that apply them. */
 function limiting(limits: FlowLimits): { objects: string[]; perSource: string; total: string; held: string } {

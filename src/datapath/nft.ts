@@ -1,7 +1,7 @@
 import type { MacvlanPlan, TenantPlan } from './plan.js';
 import { renderPolicy, type PolicyNft } from './policy-nft.js';
 import { renderServices } from './services-nft.js';
-import { renderFlows } from './flows-nft.js';
+import { endpointFlowHooks, renderFlows } from './flows-nft.js';
 import { tableText, type NftTable } from './table.js';
 
 /**
@@ -56,9 +56,11 @@ export const endpointTableName = (endpointId: string) => `weft-${endpointId}`;
  * (loopback and the container's other interfaces are not this table's business). Conntrack there is the
  * container's: replies pass as established, as in the tenant namespace.
  */
-export function renderEndpointTable(p: Pick<TenantPlan, 'policy'>, mv: Pick<MacvlanPlan, 'id' | 'ifname'>): NftTable {
+export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname'>): NftTable {
   const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
-  const chains = [...renderFlows(undefined)];
+  // Flow records: logged here (its traffic never passes the tenant namespace), read by the agent's
+  // watcher in the container's namespace (linux/netwatch.ts watchFlows).
+  const chains = [...renderFlows(p.flows, endpointFlowHooks(mv.ifname))];
   const lines = policy.chains;
   const start = lines.indexOf('\tchain forward {');
   const end = start < 0 ? -1 : lines.indexOf('\t}', start);
@@ -96,7 +98,7 @@ export function renderMacvlanGuard(mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' 
 }
 
 /** Both tables a macvlan endpoint's container holds, as one script (one transaction). */
-export function containerTablesText(p: Pick<TenantPlan, 'policy'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>): string {
+export function containerTablesText(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>): string {
   return containerTablesTexts(p, [mv])[0] as string;
 }
 
@@ -108,7 +110,7 @@ const IF_MARK = '@ifname@';
  * The same for many endpoints of one tenant: the policy table's text (its maps are most of it, megabytes
  * at 50,000 rules) is made once, and only its name and interface differ per container.
  */
-export function containerTablesTexts(p: Pick<TenantPlan, 'policy'>, mvs: ReadonlyArray<Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>>): string[] {
+export function containerTablesTexts(p: Pick<TenantPlan, 'policy' | 'flows'>, mvs: ReadonlyArray<Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>>): string[] {
   if (mvs.length === 0) return [];
   const policy = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK }));
   return mvs.map((mv) => `${tableText(renderMacvlanGuard(mv))}${policy.replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname)}`);

@@ -51,9 +51,32 @@ export class LinuxDatapath implements Datapath {
     return `${this.nsPrefix}m${process.pid}-${this.seq++}`;
   }
 
-  ensureTenant(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
+  async ensureTenant(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
     this.watcher?.watch(p.ns);
-    return this.tenants.ensure(p, protect);
+    const out = await this.tenants.ensure(p, protect);
+    this.watchContainers(p);
+    return out;
+  }
+
+  /** Macvlan endpoints' container namespaces whose flow records are read, with the tenant namespace they count for. */
+  private readonly containers = new Map<string, string>();
+
+  /** Reads the flow records of the tenant's macvlan containers (their own tables log them) while records are on. */
+  private watchContainers(p: TenantPlan): void {
+    const want = new Set(p.flows ? p.macvlans.map((m) => m.netns) : []);
+    for (const [path, ns] of this.containers) {
+      if (ns === p.ns && !want.has(path)) void this.unwatchContainer(path);
+    }
+    for (const path of want) {
+      if (this.containers.get(path) === p.ns || !this.watcher) continue;
+      this.containers.set(path, p.ns);
+      this.watcher.watchFlows(path);
+    }
+  }
+
+  private async unwatchContainer(path: string): Promise<void> {
+    if (!this.containers.delete(path)) return;
+    await this.watcher?.unwatch(path);
   }
 
   private watcher: NetWatch | undefined;
@@ -69,10 +92,14 @@ export class LinuxDatapath implements Datapath {
    * when its ruleset generation moved past our own commits (those are never reported).
    */
   watch(changed: (ns: string | undefined) => void): DriftWatch | undefined {
+    // A new helper holds no container yet: the next pass over each tenant asks for them again.
+    this.containers.clear();
     const w = NetWatch.start(this.runner, {
       generation: (ns, gen) => this.nft.observe(ns, gen),
       links: (ns) => changed(ns),
       gone: (ns) => {
+        // A container's namespace went (its endpoint is released by the agent's maintenance).
+        if (ns !== undefined && this.containers.has(ns)) return;
         if (ns !== undefined) this.nft.forget(ns);
         changed(ns);
       },
@@ -80,9 +107,10 @@ export class LinuxDatapath implements Datapath {
         this.nft.useGenerations(undefined);
         changed(undefined);
       },
-      flow: (ns, r) => this.flowSink?.record(ns, r),
-      flowLost: (ns, n) => this.flowSink?.lost(ns, n),
-      flowHeld: (ns, n) => this.flowSink?.held(ns, n),
+      // A macvlan container's records count for its tenant's namespace.
+      flow: (ns, r) => this.flowSink?.record(this.containers.get(ns) ?? ns, r),
+      flowLost: (ns, n) => this.flowSink?.lost(this.containers.get(ns) ?? ns, n),
+      flowHeld: (ns, n) => this.flowSink?.held(this.containers.get(ns) ?? ns, n),
       trafficBegin: (ns) => this.flowSink?.trafficBegin?.(ns),
       traffic: (ns, veth, c) => this.flowSink?.traffic?.(ns, veth, c),
       trafficDone: (ns) => this.flowSink?.trafficDone?.(ns),
@@ -107,8 +135,11 @@ export class LinuxDatapath implements Datapath {
     return this.nft.releaseAll();
   }
 
-  ensureTables(p: TenantPlan): Promise<NftOutcome> {
-    return this.tenants.ensureTables(p);
+  async ensureTables(p: TenantPlan): Promise<NftOutcome> {
+    const out = await this.tenants.ensureTables(p);
+    // A macvlan endpoint touches no link of the tenant namespace: its container is watched from here too.
+    this.watchContainers(p);
+    return out;
   }
 
   async admit(p: TenantPlan): Promise<void> {
@@ -126,6 +157,7 @@ export class LinuxDatapath implements Datapath {
   async removeTenant(ns: string, tenantId: number): Promise<void> {
     // The watcher's sockets would keep the deleted namespace, and every device in it, alive.
     await this.watcher?.unwatch(ns);
+    for (const [path, t] of this.containers) if (t === ns) await this.unwatchContainer(path);
     this.portsSeen.delete(ns);
     return this.tenants.remove(ns, names.uplinkHost(tenantId));
   }
@@ -172,7 +204,8 @@ export class LinuxDatapath implements Datapath {
     return unwireEndpoint(this.runner, tenantNs, veth);
   }
 
-  unwireMacvlan(netnsPath: string, ifname: string, endpointId: string, mac: string): Promise<void> {
+  async unwireMacvlan(netnsPath: string, ifname: string, endpointId: string, mac: string): Promise<void> {
+    await this.unwatchContainer(netnsPath);
     return unwireMacvlan(this.runner, { netnsPath, ifname, mac, tenantNs: `${this.nsPrefix}t0` }, endpointId, this.alias());
   }
 

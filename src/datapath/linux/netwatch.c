@@ -3,8 +3,10 @@
  * those instead of re-reading every tenant's links, forwarding entries and tables every two seconds.
  *
  * Standard input, one command a line: "+NAME" watches /run/netns/NAME ("+." the namespace the helper
- * started in), "-NAME" stops (answered "unwatched NAME" once its sockets are closed: they pin the
- * namespace, so the agent waits for that before deleting it). Standard output, one event a line:
+ * started in), "*PATH" watches only the flow records of the namespace file PATH (a macvlan endpoint's
+ * container, whose own table logs them; no other event of it is told but `gone`), "-NAME" or "-PATH"
+ * stops (answered "unwatched NAME" once its sockets are closed: they pin the namespace, so the agent
+ * waits for that before deleting it). Standard output, one event a line:
  *   gen NAME INODE GENERATION  the namespace's nftables ruleset generation, at first and when it moves;
  *   link NAME                  a link, an IPv4 address, a permanent neighbour or FDB entry, or a qdisc
  *                              changed (at most once a tick), or events were lost (ENOBUFS);
@@ -61,7 +63,7 @@
 
 #define TICK_MS 250
 #define MAX_NS 4096
-#define MAX_NAME 64
+#define MAX_NAME 128
 /* IFNAMSIZ with room to spare: a name longer than the kernel's is cut, then refused by endpoint_veth. */
 #define IFNAMSIZ_MAX 32
 /* The NFLOG group the tenant tables log new connections to (FLOW_LOG_GROUP in flows-nft.ts). */
@@ -90,6 +92,7 @@ static const int held_family[2] = { NFPROTO_INET, NFPROTO_BRIDGE };
 
 struct ns {
   char name[MAX_NAME];
+  int flows_only;          /* "*PATH": a container's namespace, for its flow records alone */
   int rt, nf;              /* rtnetlink (subscribed) and nfnetlink (GETGEN) sockets; -1 when closed */
   int fl;                  /* nfnetlink_log bound to FLOW_GROUP; -1 when closed or the group is taken */
   int ls;                  /* rtnetlink, not subscribed: link dumps for the veths' counters; -1 when closed */
@@ -124,8 +127,20 @@ static int valid_name(const char *s) {
   return 1;
 }
 
+/* A namespace file's absolute path (a runtime's bind mount): letters, digits, '/', '_', '.', '-'; no "..". */
+static int valid_path(const char *s) {
+  size_t n = strlen(s);
+  if (n < 2 || n >= MAX_NAME || s[0] != '/' || strstr(s, "..") != NULL) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' || c == '-' || c == '_' || c == '.')) return 0;
+  }
+  return 1;
+}
+
 static void path_of(const struct ns *w, char *out, size_t len) {
-  if (strcmp(w->name, ".") == 0) snprintf(out, len, "/proc/self/ns/net");
+  if (w->name[0] == '/') snprintf(out, len, "%s", w->name);
+  else if (strcmp(w->name, ".") == 0) snprintf(out, len, "/proc/self/ns/net");
   else snprintf(out, len, "/run/netns/%s", w->name);
 }
 
@@ -254,7 +269,7 @@ static void flow_drain(struct ns *w) {
 
 /* Opens both sockets inside the namespace (a socket stays in the namespace it was made in). */
 static int open_ns(struct ns *w) {
-  char path[128];
+  char path[MAX_NAME + 16];
   path_of(w, path, sizeof path);
   int fd = strcmp(w->name, ".") == 0 ? dup(self_fd) : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
@@ -266,14 +281,15 @@ static int open_ns(struct ns *w) {
   w->nf = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
   /* Flow records come from tenant namespaces only (the host's table logs none). */
   if (strcmp(w->name, ".") != 0) w->fl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (strcmp(w->name, ".") != 0) w->ls = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (strcmp(w->name, ".") != 0 && !w->flows_only) w->ls = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   w->flow_retry = 0;
   if (setns(self_fd, CLONE_NEWNET) != 0) {
     perror("weft-netwatch: setns back");
     exit(2);
   }
   /* Our own namespace (the host's) only for its tables: its links are every container's and not ours. */
-  unsigned groups = strcmp(w->name, ".") == 0 ? 0 : RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_NEIGH | RTMGRP_TC;
+  /* A container's (flows only): its links are its own business. */
+  unsigned groups = strcmp(w->name, ".") == 0 || w->flows_only ? 0 : RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_NEIGH | RTMGRP_TC;
   struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = groups };
   if (w->rt < 0 || w->nf < 0 || bind(w->rt, (struct sockaddr *)&sa, sizeof sa) != 0) {
     close_ns(w);
@@ -299,7 +315,7 @@ static int open_ns(struct ns *w) {
 /* A namespace open but without its flow socket (the group was taken, or binding failed): tried again now and then. */
 static void flow_reopen(struct ns *w) {
   if (w->fl >= 0 || w->rt < 0 || strcmp(w->name, ".") == 0 || --w->flow_retry > 0) return;
-  char path[128];
+  char path[MAX_NAME + 16];
   path_of(w, path, sizeof path);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
@@ -515,7 +531,8 @@ static struct ns *find(const char *name) {
 static void command(char *line) {
   size_t n = strlen(line);
   while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-  if (n < 2 || (line[0] != '+' && line[0] != '-') || !valid_name(line + 1)) {
+  int path = n >= 2 && valid_path(line + 1);
+  if (n < 2 || (line[0] != '+' && line[0] != '-' && line[0] != '*') || (line[0] == '*' ? !path : line[0] == '+' ? !valid_name(line + 1) : !(path || valid_name(line + 1)))) {
     fprintf(stderr, "weft-netwatch: ignored a malformed command\n");
     return;
   }
@@ -532,7 +549,9 @@ static void command(char *line) {
   if (w || nwatched >= MAX_NS) return;
   w = calloc(1, sizeof *w);
   if (!w) return;
-  snprintf(w->name, sizeof w->name, "%s", line + 1);
+  /* valid_name and valid_path bound the length below MAX_NAME. */
+  memcpy(w->name, line + 1, strlen(line + 1) + 1);
+  w->flows_only = line[0] == '*';
   w->rt = w->nf = w->fl = w->ls = -1;
   w->gen = -1;
   w->seq = -1;
@@ -549,7 +568,7 @@ static void tick(void) {
   ticks++;
   for (int i = 0; i < nwatched; i++) {
     struct ns *w = watched[i];
-    char path[128];
+    char path[MAX_NAME + 16];
     path_of(w, path, sizeof path);
     struct stat st;
     if (w->rt >= 0 && strcmp(w->name, ".") != 0 && (stat(path, &st) != 0 || (unsigned long long)st.st_ino != w->ino)) {
@@ -562,7 +581,7 @@ static void tick(void) {
     }
     drain(w);
     flow_reopen(w);
-    long long gen = generation(w->nf);
+    long long gen = w->flows_only ? -1 : generation(w->nf);
     if (gen >= 0 && gen != w->gen) {
       w->gen = gen;
       printf("gen %s %llu %lld\n", w->name, w->ino, gen);

@@ -99,3 +99,33 @@ test('the helper drops a line too long for any command whole, not just its first
   await ended;
   assert.deepEqual(out, ['unwatched def']);
 });
+
+test('a container namespace is watched for its flow records by its path; only well-formed paths are sent', () => {
+  const s = scripted();
+  const { seen, events } = recorder();
+  const flows: string[] = [];
+  const w = NetWatch.start(s.runner, { ...events, flow: (ns, r) => flows.push(`${ns} ${r.verdict} ${r.src}:${r.sport} ${r.dst}:${r.dport}`) }, process.execPath) as NetWatch;
+  for (const bad of ['relative/path', '/a/../b', '/x y', `/${'a'.repeat(200)}`]) w.watchFlows(bad);
+  w.watchFlows('/run/netns/cni-1234');
+  w.watchFlows('/run/netns/cni-1234');
+  assert.deepEqual(s.sent, ['*/run/netns/cni-1234'], 'each path once, bad ones never');
+  s.say('flow /run/netns/cni-1234 d 6 192.168.50.3 40000 192.168.50.2 8888');
+  s.say('flow /run/netns/other a 6 192.168.50.3 40000 192.168.50.2 8888');
+  assert.deepEqual(flows, ['/run/netns/cni-1234 deny 192.168.50.3:40000 192.168.50.2:8888'], 'only from a watched path');
+  s.say('gone /run/netns/cni-1234');
+  assert.deepEqual(seen, ['gone /run/netns/cni-1234']);
+});
+
+test('the helper takes "*PATH" for a container\'s flow records and "-PATH" to let go; malformed paths are refused', { skip: !existsSync(NETWATCH) && 'weft-netwatch not built' }, async () => {
+  const out: string[] = [];
+  const ended = new Promise<number>((resolve) => {
+    const p = startLineProcess([NETWATCH], (l) => out.push(l), resolve);
+    p.send('*/nonexistent/ns-path');
+    p.send('*/a/../b');
+    p.send('+/run/netns/x');
+    p.send('-/nonexistent/ns-path');
+    setTimeout(() => p.stop(), 600);
+  });
+  await ended;
+  assert.deepEqual(out, ['unwatched /nonexistent/ns-path'], 'a path not there yet is simply not opened; "+" takes names only, ".." never');
+});

@@ -30,6 +30,8 @@ export interface NetEvents {
 }
 
 const VERDICTS = { a: 'allow', d: 'deny', w: 'audit' } as const;
+/** A container's namespace file as netwatch.c takes one (valid_path): absolute, no "..", no space. */
+const CONTAINER_PATH = /^\/(?!.*\.\.)[A-Za-z0-9_./-]{1,126}$/;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 const int = (x: string | undefined, max: number) => (x !== undefined && /^\d{1,5}$/.test(x) && Number(x) <= max ? Number(x) : undefined);
 
@@ -90,6 +92,16 @@ export class NetWatch {
     this.proc?.send(`+${ns ?? '.'}`);
   }
 
+  /**
+   * Reads only the flow records of a namespace file (a macvlan endpoint's container, whose own table logs
+   * them: nft.ts renderEndpointTable); of its other events only `gone` is told. Let go with `unwatch`.
+   */
+  watchFlows(path: string): void {
+    if (!this.live || this.watched.has(path) || !CONTAINER_PATH.test(path)) return;
+    this.watched.add(path);
+    this.proc?.send(`*${path}`);
+  }
+
   /** Lets go of a namespace: its sockets would keep it (and every device in it) alive after deletion. */
   unwatch(ns: string): Promise<void> {
     if (!this.live || !this.watched.delete(ns)) return Promise.resolve();
@@ -124,7 +136,7 @@ export class NetWatch {
   private line(l: string): void {
     const fields = l.split(' ');
     const [kind, name, ino, gen] = fields;
-    if (name === undefined || (name !== '.' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))) return;
+    if (name === undefined || (name !== '.' && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) && !CONTAINER_PATH.test(name))) return;
     const key = name === '.' ? '' : name;
     const ns = name === '.' ? undefined : name;
     if (kind === 'traffic' || kind === 'trafficbegin' || kind === 'trafficdone') {
