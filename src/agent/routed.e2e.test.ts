@@ -164,6 +164,27 @@ test('policy holds on routed networks: a fromCidr rule refuses the outside, the 
   await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: [] });
 });
 
+test('two routed endpoints on one host reach each other through the tenant\'s routing and its policy, never bridged', { skip }, async () => {
+  await run('r4', 0, 'weft-red-db');
+  assert.ok(await within(5000, () => ping('r4', ip.get('r1') as string), 100) >= 0, 'r4 reaches r1 on the same host');
+  assert.equal(await peerSeenBy('r4', ip.get('r1') as string), ip.get('r4'));
+  const tns = `${lab.tag}1-t2`;
+  const vni = (await api('GET', '/api/v1/tenants/red/networks/fabric')).vni;
+  const ports = JSON.parse((await runner.run(['ip', '-n', tns, '-d', '-j', 'link', 'show', 'master', `wb${vni}`])).stdout) as Array<{ ifname: string; linkinfo?: { info_slave_data?: { isolated?: boolean } } }>;
+  assert.ok(ports.length >= 2 && ports.every((l) => l.linkinfo?.info_slave_data?.isolated === true), `every port of the routed bridge is isolated: ${JSON.stringify(ports.map((l) => [l.ifname, l.linkinfo?.info_slave_data?.isolated]))}`);
+  await api('POST', '/api/v1/tenants/red/policies', { name: 'db-apart', rules: [{ id: '1', direction: 'in', action: 'deny', protocol: 'tcp', ports: '8888', fromGroup: 'db' }] });
+  await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: ['db-apart'] });
+  assert.ok(await within(5000, async () => (await peerSeenBy('r4', ip.get('r1') as string)) === '', 100) >= 0, 'the policy now refuses r4 → r1:8888 on the same host');
+  assert.equal(await peerSeenBy('r2', ip.get('r1') as string), '', 'and across hosts');
+  assert.ok(await ping('r4', ip.get('r1') as string), 'what it does not deny still passes');
+  const filtering = JSON.parse((await runner.run(['ip', '-n', tns, '-d', '-j', 'link', 'show', 'type', 'bridge'])).stdout) as Array<{ ifname: string; linkinfo?: { info_data?: { nf_call_iptables?: number } } }>;
+  const nf = new Map(filtering.map((b) => [b.ifname, b.linkinfo?.info_data?.nf_call_iptables]));
+  const vxVni = (await api('GET', '/api/v1/tenants/red/networks/vx')).vni;
+  assert.deepEqual([nf.get(`wb${vni}`), nf.get(`wb${vxVni}`), (await runner.run(['ip', 'netns', 'exec', tns, 'sysctl', '-n', 'net.bridge.bridge-nf-call-iptables'])).stdout.trim()], [0, 1, '0'],
+    'while red filters: its overlay bridge passes bridged frames to the policy, the routed one has none to pass, the namespace-wide switch is off');
+  await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: [] });
+});
+
 test('a host that goes down is withdrawn within the hold time (3 s); the others stop routing to it', { skip }, async () => {
   const h3 = lab.hosts[2]!;
   assert.match(await torRoutes(), /10\.77\.0\.128\/26/);

@@ -2,8 +2,8 @@
 // from a Weft container on host 1 to one on host 2 of a routed network (no encapsulation; the blocks are
 // routed host to host over the underlay; policy in force), the same between two hand-built routed
 // containers (a veth straight into each host namespace and a route to the other host: the anchor, no
-// netfilter, no tenant namespace), and between two Weft containers of a VXLAN network under the same
-// policy. Rounds alternate the paths; each figure is the median of the rounds, each ratio the median of
+// tenant namespace; once as the hosts track it, once exempted from their connection tracking), and
+// between two Weft containers of a VXLAN network under the same policy. Rounds alternate the paths; each figure is the median of the rounds, each ratio the median of
 // per-round ratios. The agents are paused during streams (the datapath is kernel state); removes
 // everything it made, also when interrupted.
 import { existsSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { within } from '../testkit/host.js';
 import { onInterrupt } from './interrupt.js';
 import { comparePaths, printPaths } from './paths.js';
 
-const ROUNDS = Number(process.env['BENCH_ROUTED_ROUNDS'] ?? 5);
+const ROUNDS = Number(process.env['BENCH_ROUTED_ROUNDS'] ?? 10);
 const SECONDS = Number(process.env['BENCH_ROUTED_SECONDS'] ?? 3);
 const runner = new ProcessRunner();
 
@@ -54,17 +54,25 @@ try {
   await add('rsrv', 1, 'rsrv');
   await add('vcli', 0, 'vcli');
   await add('vsrv', 1, 'vsrv');
-  // The anchor: on each host a container whose veth ends in the host namespace, and a route to the other.
+  // The anchors: on each host a container whose veth ends in the host namespace, and a route to the
+  // other. The first pair's packets pass the hosts' connection tracking, as Weft's do (Weft's host table
+  // is there); the second pair's are exempted (a host running nothing but routes: the strictest anchor).
   const [h1, h2] = l.hosts as [Lab['hosts'][0], Lab['hosts'][0]];
-  for (const [n, h, net, other] of [['acli', h1, '10.91.0', h2], ['asrv', h2, '10.91.1', h1]] as const) {
+  for (const [n, h, net, other] of [['acli', h1, '10.91.0', h2], ['asrv', h2, '10.91.1', h1], ['scli', h1, '10.92.0', h2], ['ssrv', h2, '10.92.1', h1]] as const) {
+    const peerNet = `${net.slice(0, -1)}${net.endsWith('0') ? '1' : '0'}`;
     await l.container(n);
     await runner.run(['ip', '-n', h.ns, 'link', 'add', `a${n}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns(n)]);
-    await runner.run(['ip', '-n', h.ns, '-batch', '-'], { input: `addr add ${net}.1/24 dev a${n}\nlink set a${n} up\nroute add ${net === '10.91.0' ? '10.91.1' : '10.91.0'}.0/24 via ${other.vtep}\n` });
+    await runner.run(['ip', '-n', h.ns, '-batch', '-'], { input: `addr add ${net}.1/24 dev a${n}\nlink set a${n} up\nroute add ${peerNet}.0/24 via ${other.vtep}\n` });
     await runner.run(['ip', '-n', ns(n), '-batch', '-'], { input: `addr add ${net}.2/24 dev eth0\nlink set eth0 up\nroute add default via ${net}.1\n` });
     ip.set(n, `${net}.2`);
   }
+  for (const h of [h1, h2]) {
+    await runner.run(['ip', 'netns', 'exec', h.ns, 'nft', '-f', '-'], {
+      input: 'table inet weftbench {\n\tchain raw {\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\tip saddr 10.92.0.0/16 notrack\n\t\tip daddr 10.92.0.0/16 notrack\n\t}\n}\n',
+    });
+  }
   const exec = (n: string, argv: string[], timeoutMs = 30_000) => runner.run(['ip', 'netns', 'exec', ns(n), ...argv], { allowFailure: true, timeoutMs });
-  for (const [from, to] of [['rcli', 'rsrv'], ['vcli', 'vsrv'], ['acli', 'asrv']] as const) {
+  for (const [from, to] of [['rcli', 'rsrv'], ['vcli', 'vsrv'], ['acli', 'asrv'], ['scli', 'ssrv']] as const) {
     if (await within(10_000, async () => (await exec(from, ['ping', '-c', '1', '-W', '1', ip.get(to) as string])).code === 0) < 0) throw new Error(`${from} does not reach ${to}`);
   }
   const iperf = async (from: string, to: string): Promise<number> => {
@@ -83,6 +91,7 @@ try {
   const paths = {
     'Weft routed network, host 1 → host 2': ['rcli', 'rsrv'],
     'hand-built routed containers, host 1 → host 2 (anchor)': ['acli', 'asrv'],
+    'hand-built, the hosts not tracking its connections (strict anchor)': ['scli', 'ssrv'],
     'Weft VXLAN network, host 1 → host 2, same policy': ['vcli', 'vsrv'],
   } as const;
   const agents = (sig: NodeJS.Signals) => { for (const h of l.hosts) { const pid = h.agent.pid(); if (pid) process.kill(pid, sig); } };
@@ -90,7 +99,8 @@ try {
   const keys = Object.keys(paths);
   printPaths(got, ROUNDS, [
     ['Weft routed ÷ hand-built routed', keys[0]!, keys[1]!],
-    ['Weft routed ÷ Weft VXLAN', keys[0]!, keys[2]!],
+    ['Weft routed ÷ hand-built, hosts not tracking it', keys[0]!, keys[2]!],
+    ['Weft routed ÷ Weft VXLAN', keys[0]!, keys[3]!],
   ]);
 } finally {
   offInterrupt();

@@ -30,6 +30,11 @@ export interface Attachment {
   /** The container's default route goes through this interface (false: its subnet only; `weft attach`). */
   defaultRoute: boolean;
   /**
+   * A routed network's port: isolated from the bridge's other ports, so even traffic between two of its
+   * endpoints on this host is routed (through the policy) rather than bridged.
+   */
+  isolated?: boolean;
+  /**
    * A macvlan network's endpoint: a child of `parent` (in the agent's namespace) instead of a veth on
    * `bridge`, and the policy table its namespace holds (nft text, applied before the interface comes up).
    */
@@ -181,17 +186,21 @@ export interface Datapath {
  * An endpoint's attachment in its tenant, the one way it is built: ADD, Docker's Join and the repair of a
  * vanished veth wire the same thing (the repair once left out `hairpin`).
  */
-export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'macvlans' | 'policy' | 'flows'>>, netnsPath: string): Attachment {
+export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'macvlans' | 'policy' | 'flows' | 'bridges'>>, netnsPath: string): Attachment {
   const mv = tenant.macvlans?.find((m) => m.id === ep.id);
   return {
     tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
     mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
     defaultRoute: ep.attached?.defaultRoute ?? true,
+    ...(tenant.bridges?.some((b) => b.vni === ep.vni && b.routed) ? { isolated: true } : {}),
     ...(mv ? { macvlan: { parent: mv.parent, table: containerTablesText({ policy: tenant.policy, flows: tenant.flows }, mv) } } : {}),
   };
 }
 
 /** Docker's attachment: the same veth and bridge port as attachmentOf, its other end named `outer`. */
-export function outerAttachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'mac' | 'mtu'>, tenant: Pick<TenantPlan, 'ns' | 'services'>, outer: string): OuterAttachment {
-  return { tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), mac: ep.mac, mtu: ep.mtu, hairpin: tenant.services.length > 0, outer };
+export function outerAttachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'mac' | 'mtu'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'bridges'>>, outer: string): OuterAttachment {
+  return {
+    tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), mac: ep.mac, mtu: ep.mtu, hairpin: tenant.services.length > 0, outer,
+    ...(tenant.bridges?.some((b) => b.vni === ep.vni && b.routed) ? { isolated: true } : {}),
+  };
 }

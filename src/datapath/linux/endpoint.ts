@@ -81,7 +81,8 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
     // already has ifname) stops the batch before anything else happens.
     await runner.run(['ip', '-n', a.tenantNs, '-batch', '-'], {
       input: `link add ${a.veth} mtu ${a.mtu} type veth peer name ${a.ifname} address ${a.mac} mtu ${a.mtu} netns ${cns}\n`
-        + `link set ${a.veth} master ${a.bridge} up\n${a.hairpin ? `link set ${a.veth} type bridge_slave hairpin on\n` : ''}`,
+        + `link set ${a.veth} master ${a.bridge} up\n${a.hairpin ? `link set ${a.veth} type bridge_slave hairpin on\n` : ''}`
+        + `${a.isolated ? `link set ${a.veth} type bridge_slave isolated on\n` : ''}`,
     }).catch(async (e: unknown) => {
       await runner.run(['ip', '-n', a.tenantNs, 'link', 'del', a.veth], { allowFailure: true });
       throw e;
@@ -207,4 +208,5 @@ export async function attachOuterVeth(runner: Runner, a: OuterAttachment): Promi
     await add();
   }
   if (a.hairpin) await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'type', 'bridge_slave', 'hairpin', 'on']);
+  if (a.isolated) await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'type', 'bridge_slave', 'isolated', 'on']);
 }

@@ -10,6 +10,10 @@ export interface ObservedLink {
   addresses: string[];
   /** For a bridge port: whether the bridge may send frames back out of it. */
   hairpin?: boolean;
+  /** For a bridge port: isolated (frames never go from it to another isolated port; routed networks). */
+  isolated?: boolean;
+  /** For a bridge: whether its bridged frames pass IP netfilter (its own nf_call_iptables, ORed with the namespace's sysctl). */
+  nfCallIptables?: boolean;
   vxlan?: { id: number; local: string; proxy: boolean };
 }
 
@@ -18,7 +22,7 @@ interface IpAddrJson {
   mtu: number;
   master?: string;
   flags?: string[];
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean }; info_slave_kind?: string; info_slave_data?: { hairpin?: boolean } };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean; nf_call_iptables?: number }; info_slave_kind?: string; info_slave_data?: { hairpin?: boolean; isolated?: boolean } };
   addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
 }
 
@@ -34,7 +38,8 @@ export async function observeLinks(runner: Runner, ns: string | undefined): Prom
     up: (l.flags ?? []).includes('UP'),
     mtu: l.mtu,
     addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
-    ...(l.linkinfo?.info_slave_kind === 'bridge' ? { hairpin: l.linkinfo.info_slave_data?.hairpin === true } : {}),
+    ...(l.linkinfo?.info_slave_kind === 'bridge' ? { hairpin: l.linkinfo.info_slave_data?.hairpin === true, isolated: l.linkinfo.info_slave_data?.isolated === true } : {}),
+    ...(l.linkinfo?.info_kind === 'bridge' ? { nfCallIptables: l.linkinfo.info_data?.nf_call_iptables === 1 } : {}),
     ...(l.linkinfo?.info_kind === 'vxlan' ? { vxlan: { id: l.linkinfo.info_data?.id ?? 0, local: l.linkinfo.info_data?.local ?? '', proxy: l.linkinfo.info_data?.proxy === true } } : {}),
   }]));
 }

@@ -64,6 +64,8 @@ export class TenantDatapath {
     }
     if (created) links = await observeLinks(this.runner, p.ns);
     this.observed.set(p.ns, { at: performance.now(), links });
+    // What the bridges' own filtering flags are (a bridge made again starts without it).
+    this.bridgeFlags.set(p.ns, new Map([...links.values()].filter((l) => l.kind === 'bridge').map((l) => [l.name, l.nfCallIptables ? 1 : 0])));
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
     await this.ensureRouted(p, links);
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
@@ -98,7 +100,9 @@ export class TenantDatapath {
     for (const b of [...done]) if (!links.has(b)) done.delete(b);
     const todo = routed.filter((b) => !done.has(b.name));
     if (todo.length > 0) {
-      await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', ...todo.flatMap((b) => [`net.ipv4.conf.${b.name}.proxy_arp=1`, `net.ipv4.neigh.${b.name}.proxy_delay=0`])]));
+      // proxy_arp_pvlan: the bridge answers for addresses on its own ports too (they are isolated), so
+      // two endpoints of this host reach each other through the tenant's routing and its policy.
+      await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', ...todo.flatMap((b) => [`net.ipv4.conf.${b.name}.proxy_arp=1`, `net.ipv4.conf.${b.name}.proxy_arp_pvlan=1`, `net.ipv4.neigh.${b.name}.proxy_delay=0`])]));
       for (const b of todo) done.add(b.name);
     }
     this.proxied.set(p.ns, done);
@@ -110,12 +114,27 @@ export class TenantDatapath {
   async ensureTables(p: TenantPlan, trust = true): Promise<NftOutcome> {
     // Turned on before the tables, so a policy never applies to a namespace that bypasses it; off after
     // them, so the guard's chain for bridged flow records is there before the inet table stops seeing them.
-    const want = bridgedThroughNetfilter(p) ? 1 : 0;
-    if (want) await this.ensureBridgeFiltering(p.ns, 1);
+    const f = bridgeFiltering(p);
+    await this.ensureBridgeFlags(p.ns, f.bridges, 1);
+    if (f.namespace) await this.ensureBridgeFiltering(p.ns, 1);
     const [, nft] = await this.nft.ensureAll(p.ns, [renderGuardTable(p), renderTenantTable(p)], true, { trust }) as [NftOutcome, NftOutcome];
-    if (!want) await this.ensureBridgeFiltering(p.ns, 0);
+    if (!f.namespace) await this.ensureBridgeFiltering(p.ns, 0);
+    await this.ensureBridgeFlags(p.ns, f.bridges, 0);
     await this.ensureContainerTables(p, !trust);
     return nft;
+  }
+
+  /** Per namespace, each bridge's own nf_call_iptables as last seen or set (bridgeFiltering). */
+  private readonly bridgeFlags = new Map<string, Map<string, 0 | 1>>();
+
+  /** Sets the bridges whose flag should be `value` (and is not known to be) to it. */
+  private async ensureBridgeFlags(ns: string, want: ReadonlyMap<string, 0 | 1>, value: 0 | 1): Promise<void> {
+    const known = this.bridgeFlags.get(ns) ?? new Map<string, 0 | 1>();
+    const todo = [...want].filter(([b, v]) => v === value && known.get(b) !== v).map(([b]) => b);
+    if (todo.length === 0) return;
+    await ipBatch(this.runner, ns, todo.map((b) => `link set ${b} type bridge nf_call_iptables ${value}`));
+    for (const b of todo) known.set(b, value);
+    this.bridgeFlags.set(ns, known);
   }
 
   /** Per macvlan endpoint (`ns|netns|id`), the tables' text last loaded into its container. */
@@ -203,7 +222,21 @@ export class TenantDatapath {
     this.brNf.delete(ns);
     this.shaped.delete(ns);
     this.proxied.delete(ns);
+    this.bridgeFlags.delete(ns);
   }
+}
+
+/**
+ * Which bridges pass their bridged frames to IP netfilter (bridge-nf-call-iptables): while the tenant
+ * filters (bridgedThroughNetfilter), all of them, by the namespace's sysctl; but a routed network's bridge
+ * never does (its ports are isolated: nothing is bridged there, everything is routed through the policy,
+ * and br_netfilter cost its traffic 6-8 % for nothing), so a tenant with routed networks turns the
+ * namespace's sysctl off and each other bridge's own flag on instead.
+ */
+export function bridgeFiltering(p: Pick<TenantPlan, 'policy' | 'services' | 'dscp' | 'bridges'>): { namespace: boolean; bridges: Map<string, 0 | 1> } {
+  const want = bridgedThroughNetfilter(p) ? 1 : 0;
+  const routed = p.bridges.some((b) => b.routed);
+  return { namespace: want === 1 && !routed, bridges: new Map(p.bridges.map((b) => [b.name, routed && !b.routed ? want : 0])) };
 }
 
 /** The `ip -batch` lines that bring observed links to the plan; empty when all is right. */
@@ -223,10 +256,12 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     }
     if (!l || !l.up) out.push(`link set ${b.name} up`);
   }
+  const routedBridges = new Set(p.bridges.filter((b) => b.routed).map((b) => b.name));
   for (const e of p.endpoints) {
     const l = links.get(e.veth);
     if (l && (l.master !== e.bridge || !l.up)) out.push(`link set ${e.veth} master ${e.bridge} up`);
     if (l && (l.hairpin ?? false) !== e.hairpin) out.push(`link set ${e.veth} type bridge_slave hairpin ${e.hairpin ? 'on' : 'off'}`);
+    if (l && routedBridges.has(e.bridge) && l.isolated !== true) out.push(`link set ${e.veth} type bridge_slave isolated on`);
   }
   const wantOverlays = new Set<string>();
   for (const b of p.bridges) {
