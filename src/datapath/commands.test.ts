@@ -31,7 +31,7 @@ test('links: a right kernel needs no command; drift and strangers get exactly th
     link('eth9', 'veth'),
   ]);
   assert.deepEqual(linkCommands(plan, drifted, new Set(['weprotected000'])), [
-    'link add wb100 type bridge', 'link set wb100 mtu 1450', 'addr replace 10.0.0.1/24 dev wb100', 'link set wb100 up',
+    'link add wb100 type bridge nf_call_iptables 0', 'link set wb100 mtu 1450', 'addr replace 10.0.0.1/24 dev wb100', 'link set wb100 up',
     'link set weaaaaaaaaaaaa master wb100 up',
     'link set wx100 master wb100 mtu 1450 up',
     'link del wb999', 'link del webbbbbbbbbbbb', 'link del wx999',

@@ -38,7 +38,7 @@ export interface Attachment {
    * A macvlan network's endpoint: a child of `parent` (in the agent's namespace) instead of a veth on
    * `bridge`, and the policy table its namespace holds (nft text, applied before the interface comes up).
    */
-  macvlan?: { parent: string; table: string };
+  macvlan?: { parent: string; table: string; flows?: boolean };
 }
 
 /** For Docker: the veth's other end (`outer`) is left in the agent's namespace for Docker to move. */
@@ -193,7 +193,7 @@ export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' 
     mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
     defaultRoute: ep.attached?.defaultRoute ?? true,
     ...(tenant.bridges?.some((b) => b.vni === ep.vni && b.routed) ? { isolated: true } : {}),
-    ...(mv ? { macvlan: { parent: mv.parent, table: containerTablesText({ policy: tenant.policy, flows: tenant.flows }, mv) } } : {}),
+    ...(mv ? { macvlan: { parent: mv.parent, table: containerTablesText({ policy: tenant.policy, flows: tenant.flows }, mv), ...(tenant.flows ? { flows: true } : {}) } } : {}),
   };
 }
 

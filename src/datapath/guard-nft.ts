@@ -20,9 +20,13 @@ export const SPOOFED_COUNTER = 'spoofed';
 const MAC = new RegExp(MAC_PATTERN);
 
 export function renderGuardTable(p: TenantPlan): NftTable {
+  const routedBridges = new Set(p.bridges.filter((b) => b.routed).map((b) => b.name));
   return {
     family: 'bridge', name: GUARD_TABLE,
-    maps: [{ name: 'endpoints', type: 'ifname . ipv4_addr . ether_addr', set: true, interval: false, elements: p.endpoints.filter((e) => MAC.test(e.mac)).map((e) => `"${e.veth}" . ${e.ip} . ${e.mac}`) }],
+    maps: [
+      { name: 'endpoints', type: 'ifname . ipv4_addr . ether_addr', set: true, interval: false, elements: p.endpoints.filter((e) => MAC.test(e.mac)).map((e) => `"${e.veth}" . ${e.ip} . ${e.mac}`) },
+      ...(routedBridges.size > 0 ? [{ name: 'routed_ports', type: 'ifname', set: true, interval: false, elements: p.endpoints.filter((e) => routedBridges.has(e.bridge)).map((e) => `"${e.veth}"`) }] : []),
+    ],
     chains: [
       `\tcounter ${SPOOFED_COUNTER} {`,
       '\t}',
@@ -33,6 +37,15 @@ export function renderGuardTable(p: TenantPlan): NftTable {
       '\t\tether type arp iifname . arp saddr ip . arp saddr ether @endpoints accept',
       `\t\tcounter name "${SPOOFED_COUNTER}" drop`,
       '\t}',
+      // A routed network's bridge bridges nothing (its ports are isolated; everything is routed through
+      // the policy): should a port ever not be isolated, nothing crosses it port to port either.
+      // (By the ports: the bridge's own name, `meta ibrname`, needs a module these kernels lack.)
+      ...(routedBridges.size > 0 ? [
+        '\tchain routed_only {',
+        '\t\ttype filter hook forward priority -1; policy accept;',
+        '\t\tiifname @routed_ports drop comment "routed networks are never bridged"',
+        '\t}',
+      ] : []),
       // Flow records of bridged connections, when bridged traffic skips the inet table (flows-nft.ts).
       ...(p.flows && !bridgedThroughNetfilter(p) ? renderBridgeFlows(p.flows) : []),
     ],

@@ -56,7 +56,7 @@ export const endpointTableName = (endpointId: string) => `weft-${endpointId}`;
  * (loopback and the container's other interfaces are not this table's business). Conntrack there is the
  * container's: replies pass as established, as in the tenant namespace.
  */
-export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname'>): NftTable {
+export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip'>): NftTable {
   const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
   // Flow records: logged here (its traffic never passes the tenant namespace), read by the agent's
   // watcher in the container's namespace (linux/netwatch.ts watchFlows).
@@ -64,16 +64,16 @@ export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv:
   const lines = policy.chains;
   const start = lines.indexOf('\tchain forward {');
   const end = start < 0 ? -1 : lines.indexOf('\t}', start);
-  if (start < 0 || end < 0) {
-    chains.push(...lines);
-  } else {
-    const body = lines.slice(start + 2, end);
-    chains.push(...lines.slice(0, start), ...lines.slice(end + 1));
-    for (const [hook, dir] of [['input', 'iifname'], ['output', 'oifname']] as const) {
-      chains.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, `\t\t${dir} != "${mv.ifname}" accept`,
-        // The policy is IPv4's; on a real segment, IPv6 would pass it unseen (the interface has it off too).
-        '\t\tmeta nfproto != ipv4 drop', ...body, '\t}');
-    }
+  const body = start < 0 || end < 0 ? [] : lines.slice(start + 2, end);
+  chains.push(...(start < 0 || end < 0 ? lines : [...lines.slice(0, start), ...lines.slice(end + 1)]));
+  for (const [hook, dir] of [['input', 'iifname'], ['output', 'oifname']] as const) {
+    chains.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, `\t\t${dir} != "${mv.ifname}" accept`,
+      // The policy is IPv4's; on a real segment, IPv6 would pass it unseen (the interface has it off too).
+      '\t\tmeta nfproto != ipv4 drop',
+      // Only its own address leaves (the egress guard drops the rest later, but the policy and the flow
+      // records would have seen it first: a process could have them record connections as another endpoint).
+      ...(hook === 'output' ? [`\t\tip saddr != ${mv.ip} drop`] : []),
+      ...body, '\t}');
   }
   return { family: 'inet', name: endpointTableName(mv.id), maps: policy.maps, ...(policy.shared ? { shared: policy.shared } : {}), chains };
 }
@@ -105,6 +105,8 @@ export function containerTablesText(p: Pick<TenantPlan, 'policy' | 'flows'>, mv:
 // Stand-ins no name or rule holds (ids are hex, interface names [A-Za-z0-9_.-]).
 const ID_MARK = '@endpoint-id@';
 const IF_MARK = '@ifname@';
+// An address nft parses, which no endpoint has (the documentation range's first address is a network's).
+const IP_MARK = '192.0.2.0';
 
 /**
  * The same for many endpoints of one tenant: the policy table's text (its maps are most of it, megabytes
@@ -112,6 +114,7 @@ const IF_MARK = '@ifname@';
  */
 export function containerTablesTexts(p: Pick<TenantPlan, 'policy' | 'flows'>, mvs: ReadonlyArray<Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>>): string[] {
   if (mvs.length === 0) return [];
-  const policy = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK }));
-  return mvs.map((mv) => `${tableText(renderMacvlanGuard(mv))}${policy.replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname)}`);
+  const policy = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK, ip: IP_MARK }));
+  const own = `ip saddr != ${IP_MARK} drop`;
+  return mvs.map((mv) => `${tableText(renderMacvlanGuard(mv))}${policy.replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname).replace(own, `ip saddr != ${mv.ip} drop`)}`);
 }

@@ -6,6 +6,8 @@ import type { Endpoint, Host, Network, Tenant } from '../model/index.js';
 import { planHost, planHostSide, type DesiredHostState } from './plan.js';
 import { renderTenantRuleset } from './nft.js';
 import { renderHostRuleset } from './host-nft.js';
+import { renderGuardRuleset } from './guard-nft.js';
+import { bridgeFiltering } from './linux/tenant.js';
 import { renderBirdConfig } from './bird-conf.js';
 import { routeCommands } from './linux/routes.js';
 import { ProcessRunner } from '../exec/index.js';
@@ -32,13 +34,13 @@ const desired: DesiredHostState = {
     routed('blue', 'flat', '10.30.0.0/24', '10.30.0.1', 102),
   ],
   endpoints: [
-    ep('a000000000000001', 'red', 'fabric', '10.20.0.2', 'node1'),
-    ep('a000000000000002', 'red', 'fabric', '10.20.0.3', 'node1'),
-    ep('a000000000000003', 'red', 'fabric', '10.20.0.130', 'node1'),
-    ep('a000000000000004', 'red', 'fabric', '10.20.0.66', 'node2'),
-    ep('b000000000000001', 'blue', 'flat', '10.30.0.2', 'node1'),
-    ep('b000000000000002', 'blue', 'flat', '10.30.0.66', 'node2'),
-    ep('b000000000000003', 'blue', 'flat', '10.30.0.130', 'node3'),
+    ep('a100000000000000', 'red', 'fabric', '10.20.0.2', 'node1'),
+    ep('a200000000000000', 'red', 'fabric', '10.20.0.3', 'node1'),
+    ep('a300000000000000', 'red', 'fabric', '10.20.0.130', 'node1'),
+    ep('a400000000000000', 'red', 'fabric', '10.20.0.66', 'node2'),
+    ep('b100000000000000', 'blue', 'flat', '10.30.0.2', 'node1'),
+    ep('b200000000000000', 'blue', 'flat', '10.30.0.66', 'node2'),
+    ep('b300000000000000', 'blue', 'flat', '10.30.0.130', 'node3'),
   ],
 };
 
@@ -70,7 +72,7 @@ test('the host routes its blocks into the tenant uplink, the rest of each subnet
 });
 
 test('two hosts claiming one block (a moment while a block changes hands): routed to one of them, never both', () => {
-  const h = planHostSide({ ...desired, endpoints: [...desired.endpoints, ep('b000000000000004', 'blue', 'flat', '10.30.0.70', 'node3')] });
+  const h = planHostSide({ ...desired, endpoints: [...desired.endpoints, ep('b400000000000000', 'blue', 'flat', '10.30.0.70', 'node3')] });
   assert.deepEqual(h.routes.filter((r) => r.dst === '10.30.0.64/26'), [{ dst: '10.30.0.64/26', via: '192.0.2.2' }]);
 });
 
@@ -80,6 +82,7 @@ function rendered(): Array<[string, string]> {
   return [
     ['tenant-routed.nft', renderTenantRuleset(tenants[1]!)],
     ['host-routed.nft', renderHostRuleset(tenants, h.peers)],
+    ['guard-routed.nft', renderGuardRuleset(tenants[1]!)],
   ];
 }
 
@@ -111,6 +114,16 @@ test('bird accepts the configuration (bird -p)', { skip: !has('bird') && 'bird2 
   const empty = renderBirdConfig({ routerId: '192.0.2.9', blocks: [], sessions: [{ name: 'weft_x', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: [], imports: ['10.20.0.0/16{26,26}'] }] });
   const r = await runner.run(['bash', '-c', 'f=$(mktemp) && cat > "$f" && bird -p -c "$f"; rc=$?; rm -f "$f"; exit $rc'], { input: empty, allowFailure: true });
   assert.equal(r.code, 0, `a host without blocks yet: ${r.stderr}`);
+});
+
+test('a routed bridge never bridges: the guard drops what would cross it port to port; its bridge-nf flag stays off while the others carry the filtering', () => {
+  const [vx, red] = planHost(desired);
+  assert.match(renderGuardRuleset(red!), /set routed_ports \{\n\t\ttype ifname\n\t\telements = \{ "wea10000000000",\n\t\t\t"wea20000000000",\n\t\t\t"wea30000000000" \}/);
+  assert.match(renderGuardRuleset(red!), /iifname @routed_ports drop/);
+  assert.doesNotMatch(renderGuardRuleset(vx!), /routed_only/, 'a tenant without routed networks: no such chain');
+  const filtering = { ...red!, bridges: [...red!.bridges, { ...vx!.bridges[0]!, name: 'wb100' }], services: [{ vip: '10.20.0.200' } as never] };
+  assert.deepEqual(bridgeFiltering(filtering), { namespace: false, bridges: new Map([['wb101', 0], ['wb100', 1]]) }, 'routed tenant that filters: per bridge');
+  assert.deepEqual(bridgeFiltering({ ...vx!, services: [{ vip: '10.1.2.200' } as never] }), { namespace: true, bridges: new Map([['wb100', 0]]) }, 'no routed network: the namespace switch, as before');
 });
 
 test('route convergence: adds what is missing, deletes only stale routes of its own protocol, leaves the rest', () => {

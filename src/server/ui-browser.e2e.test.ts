@@ -37,8 +37,25 @@ async function ok(method: string, path: string, body?: unknown): Promise<any> {
 }
 
 /** Logs in through the form: with a token, or a user and password. */
+/**
+ * page.goto, again when Chromium gave up because the machine's addresses changed meanwhile
+ * (net::ERR_NETWORK_CHANGED: another test file running beside this one made a link in the root
+ * namespace, where Chromium watches them).
+ */
+async function goto(page: Page, url: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (e) {
+      if (i >= 4 || !String((e as Error).message).includes('ERR_NETWORK_CHANGED')) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 async function logIn(page: Page, as: { token: string } | { user: string; password: string }): Promise<void> {
-  await page.goto(`${h.server.url}/ui/`);
+  await goto(page, `${h.server.url}/ui/`);
   if ('token' in as) await page.getByLabel('or token').fill(as.token);
   else {
     await page.getByLabel('User').fill(as.user);
@@ -59,7 +76,7 @@ test('log in; the topology shows the lab; a denied connection appears in the flo
   const { page, errors } = await b.page();
 
   // A wrong token is said so, and nothing else is shown.
-  await page.goto(`${h.server.url}/ui/`);
+  await goto(page, `${h.server.url}/ui/`);
   await page.getByLabel('or token').fill('weft_not-a-token');
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor();
@@ -153,7 +170,7 @@ test('a tenant user sees only its own tenant, whatever the address asks for', { 
   // Asking for the other tenant by address: rival's is drawn instead, and the other's is never answered.
   const drawnFor: Record<string, string> = { topology: 'secret-group', matrix: 'secret-group', flows: 'Connections in rival', services: 'No services', history: 'changes to rival' };
   for (const [view, mark] of Object.entries(drawnFor)) {
-    await page.goto(`${h.server.url}/ui/#/default/${view}`);
+    await goto(page, `${h.server.url}/ui/#/default/${view}`);
     await page.reload();
     await page.waitForFunction(() => location.hash.startsWith('#/rival/'), undefined, { timeout: 5000 });
     await page.locator('main').filter({ hasText: mark }).waitFor({ timeout: 5000 });
@@ -171,7 +188,7 @@ test('a tenant user sees only its own tenant, whatever the address asks for', { 
   assert.deepEqual(leaks, [], 'no answer about the other tenant succeeded');
   assert.ok(answers.some((a) => /^404 .*tenants\/default\//.test(a)), `the address's tenant was asked for and refused: ${answers.join('\n')}`);
   // The matrix redraws for a tenant user too when its tenant changes.
-  await page.goto(`${h.server.url}/ui/#/rival/matrix`);
+  await goto(page, `${h.server.url}/ui/#/rival/matrix`);
   await ready(page, 'matrix');
   await ok('POST', '/api/v1/tenants/rival/groups', { name: 'late-group', network: 'rival-net' });
   await page.locator('main th').filter({ hasText: 'late-group' }).first().waitFor({ timeout: 5000 });

@@ -67,11 +67,26 @@ export class LinuxDatapath implements Datapath {
     for (const [path, ns] of this.containers) {
       if (ns === p.ns && !want.has(path)) void this.unwatchContainer(path);
     }
-    for (const path of want) {
-      if (this.containers.get(path) === p.ns || !this.watcher) continue;
-      this.containers.set(path, p.ns);
-      this.watcher.watchFlows(path);
+    for (const path of want) this.watchContainer(path, p.ns);
+  }
+
+  /** Paths whose namespace went: never watched again (the path may name another namespace now). */
+  private readonly containersGone = new Set<string>();
+
+  /**
+   * One container's records, counted for `tenantNs`. A namespace shared by endpoints of two tenants is
+   * not read at all (its records could not be told apart: both tables log to the same group).
+   */
+  private watchContainer(path: string, tenantNs: string): void {
+    const owner = this.containers.get(path);
+    if (owner === tenantNs || !this.watcher || this.containersGone.has(path)) return;
+    if (owner !== undefined) {
+      process.emitWarning(`weft: ${path} holds macvlan endpoints of two tenants (${owner}, ${tenantNs}): its flow records are not read`);
+      void this.unwatchContainer(path);
+      this.containersGone.add(path);
+      return;
     }
+    if (this.watcher.watchFlows(path)) this.containers.set(path, tenantNs);
   }
 
   private async unwatchContainer(path: string): Promise<void> {
@@ -98,8 +113,13 @@ export class LinuxDatapath implements Datapath {
       generation: (ns, gen) => this.nft.observe(ns, gen),
       links: (ns) => changed(ns),
       gone: (ns) => {
-        // A container's namespace went (its endpoint is released by the agent's maintenance).
-        if (ns !== undefined && this.containers.has(ns)) return;
+        // A container's namespace went (its endpoint is released by the agent's maintenance): let go, and
+        // never read whatever its path names later.
+        if (ns !== undefined && this.containers.has(ns)) {
+          this.containersGone.add(ns);
+          void this.unwatchContainer(ns);
+          return;
+        }
         if (ns !== undefined) this.nft.forget(ns);
         changed(ns);
       },
@@ -192,8 +212,10 @@ export class LinuxDatapath implements Datapath {
     return this.tenants.ensureQos(ns, [q], new Set([q.veth]));
   }
 
-  attach(a: Attachment, ready?: Promise<void>): Promise<void> {
-    return attachEndpoint(this.runner, a, this.alias(), ready);
+  async attach(a: Attachment, ready?: Promise<void>): Promise<void> {
+    await attachEndpoint(this.runner, a, this.alias(), ready);
+    // A macvlan container's records from its first connection, not from the tenant's next pass.
+    if (a.macvlan?.flows) this.watchContainer(a.netnsPath, a.tenantNs);
   }
 
   attachOuter(a: OuterAttachment): Promise<void> {
@@ -206,6 +228,7 @@ export class LinuxDatapath implements Datapath {
 
   async unwireMacvlan(netnsPath: string, ifname: string, endpointId: string, mac: string): Promise<void> {
     await this.unwatchContainer(netnsPath);
+    this.containersGone.delete(netnsPath);
     return unwireMacvlan(this.runner, { netnsPath, ifname, mac, tenantNs: `${this.nsPrefix}t0` }, endpointId, this.alias());
   }
 

@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -93,6 +94,7 @@ static const int held_family[2] = { NFPROTO_INET, NFPROTO_BRIDGE };
 struct ns {
   char name[MAX_NAME];
   int flows_only;          /* "*PATH": a container's namespace, for its flow records alone */
+  unsigned long long first_ino; /* flows_only: the namespace it was first opened as (0 not yet) */
   int rt, nf;              /* rtnetlink (subscribed) and nfnetlink (GETGEN) sockets; -1 when closed */
   int fl;                  /* nfnetlink_log bound to FLOW_GROUP; -1 when closed or the group is taken */
   int ls;                  /* rtnetlink, not subscribed: link dumps for the veths' counters; -1 when closed */
@@ -225,7 +227,8 @@ static void flow_record(struct ns *w, const struct nlmsghdr *nh) {
       uint32_t v;
       memcpy(&v, data, 4);
       long long seq = ntohl(v);
-      if (w->seq >= 0 && seq > w->seq + 1) w->lost += (unsigned long long)(seq - w->seq - 1);
+      /* A gap larger than a socket buffer could ever hold is not a loss we can count (a restart, or noise). */
+      if (w->seq >= 0 && seq > w->seq + 1 && seq - w->seq - 1 < 1000000) w->lost += (unsigned long long)(seq - w->seq - 1);
       w->seq = seq;
     } else if (type == NFULA_PAYLOAD) {
       payload = (const unsigned char *)data;
@@ -253,16 +256,24 @@ static void flow_record(struct ns *w, const struct nlmsghdr *nh) {
   w->flow_at = now_ms();
 }
 
+/* Reads at most this many datagrams per namespace per wakeup: a namespace that never stops sending
+ * (a container's, whose owner may send to our socket) cannot keep the others from their ticks. */
+#define FLOW_READS_MAX 64
+
 static void flow_drain(struct ns *w) {
   char buf[65536] __attribute__((aligned(4)));
-  for (;;) {
-    ssize_t n = recv(w->fl, buf, sizeof buf, MSG_DONTWAIT);
+  for (int reads = 0; reads < FLOW_READS_MAX; reads++) {
+    struct sockaddr_nl from;
+    socklen_t fromlen = sizeof from;
+    ssize_t n = recvfrom(w->fl, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
     if (n < 0) {
       /* The kernel dropped records for want of room in our buffer: the sequence numbers' gap counts them. */
       if (errno == EINTR || errno == ENOBUFS) continue;
       return;
     }
     if (n == 0) return;
+    /* Only the kernel's: a process of that namespace could send to our port id too. */
+    if (fromlen < sizeof from || from.nl_family != AF_NETLINK || from.nl_pid != 0) continue;
     for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) flow_record(w, nh);
   }
 }
@@ -274,9 +285,17 @@ static int open_ns(struct ns *w) {
   int fd = strcmp(w->name, ".") == 0 ? dup(self_fd) : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   struct stat st;
-  int ok = fstat(fd, &st) == 0 && setns(fd, CLONE_NEWNET) == 0;
+  int ok = fstat(fd, &st) == 0;
+  /* A container's path is watched for the namespace it named first: once gone, whatever the path names
+   * later (a reused /proc path, another container) is not it; and never the helper's own namespace. */
+  if (ok && w->flows_only) {
+    struct stat self;
+    if ((w->first_ino != 0 && (unsigned long long)st.st_ino != w->first_ino) || (fstat(self_fd, &self) == 0 && self.st_ino == st.st_ino)) ok = 0;
+  }
+  ok = ok && setns(fd, CLONE_NEWNET) == 0;
   close(fd);
   if (!ok) return -1;
+  if (w->flows_only && w->first_ino == 0) w->first_ino = (unsigned long long)st.st_ino;
   w->rt = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   w->nf = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
   /* Flow records come from tenant namespaces only (the host's table logs none). */
@@ -639,6 +658,12 @@ int main(int argc, char **argv) {
   if (argc > 1) return once(argc, argv);
   /* If the agent dies without closing our input (it cannot: the pipe closes with it), still go. */
   prctl(PR_SET_PDEATHSIG, SIGTERM);
+  /* Up to four sockets per namespace, thousands of namespaces: as many descriptors as we may have. */
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   self_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (self_fd < 0) {
     perror("weft-netwatch: /proc/self/ns/net");

@@ -30,8 +30,11 @@ export interface NetEvents {
 }
 
 const VERDICTS = { a: 'allow', d: 'deny', w: 'audit' } as const;
-/** A container's namespace file as netwatch.c takes one (valid_path): absolute, no "..", no space. */
-const CONTAINER_PATH = /^\/(?!.*\.\.)[A-Za-z0-9_./-]{1,126}$/;
+/**
+ * A container's namespace file as netwatch.c takes one (valid_path): absolute, no "..", no space; never
+ * under /proc (a process's namespace: its pid may name another process's later).
+ */
+const CONTAINER_PATH = /^\/(?!proc\/)(?!.*\.\.)[A-Za-z0-9_./-]{1,126}$/;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 const int = (x: string | undefined, max: number) => (x !== undefined && /^\d{1,5}$/.test(x) && Number(x) <= max ? Number(x) : undefined);
 
@@ -96,10 +99,12 @@ export class NetWatch {
    * Reads only the flow records of a namespace file (a macvlan endpoint's container, whose own table logs
    * them: nft.ts renderEndpointTable); of its other events only `gone` is told. Let go with `unwatch`.
    */
-  watchFlows(path: string): void {
-    if (!this.live || this.watched.has(path) || !CONTAINER_PATH.test(path)) return;
+  watchFlows(path: string): boolean {
+    if (!this.live || !CONTAINER_PATH.test(path)) return false;
+    if (this.watched.has(path)) return true;
     this.watched.add(path);
     this.proc?.send(`*${path}`);
+    return true;
   }
 
   /** Lets go of a namespace: its sockets would keep it (and every device in it) alive after deletion. */

@@ -65,8 +65,9 @@ export class TenantDatapath {
     if (created) links = await observeLinks(this.runner, p.ns);
     this.observed.set(p.ns, { at: performance.now(), links });
     // What the bridges' own filtering flags are (a bridge made again starts without it).
-    this.bridgeFlags.set(p.ns, new Map([...links.values()].filter((l) => l.kind === 'bridge').map((l) => [l.name, l.nfCallIptables ? 1 : 0])));
     await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
+    // linkCommands made every planned bridge's flag what bridgeFiltering says.
+    this.bridgeFlags.set(p.ns, new Map(bridgeFiltering(p).bridges));
     await this.ensureRouted(p, links);
     for (const b of p.bridges) if (b.overlay) await LINUX_ENCAPS[b.overlay.encap].converge(this.runner, p.ns, b.overlay);
     const nft = await this.ensureTables(p, false);
@@ -132,9 +133,16 @@ export class TenantDatapath {
     const known = this.bridgeFlags.get(ns) ?? new Map<string, 0 | 1>();
     const todo = [...want].filter(([b, v]) => v === value && known.get(b) !== v).map(([b]) => b);
     if (todo.length === 0) return;
-    await ipBatch(this.runner, ns, todo.map((b) => `link set ${b} type bridge nf_call_iptables ${value}`));
-    for (const b of todo) known.set(b, value);
-    this.bridgeFlags.set(ns, known);
+    try {
+      await ipBatch(this.runner, ns, todo.map((b) => `link set ${b} type bridge nf_call_iptables ${value}`));
+      for (const b of todo) known.set(b, value);
+      this.bridgeFlags.set(ns, known);
+    } catch (e) {
+      // A bridge not there (yet, or deleted by someone): the full pass makes it with its flag. The tables
+      // are written all the same.
+      process.emitWarning(`weft: bridge filtering flags in ${ns} not set: ${(e as Error).message}`);
+      this.bridgeFlags.delete(ns);
+    }
   }
 
   /** Per macvlan endpoint (`ns|netns|id`), the tables' text last loaded into its container. */
@@ -245,9 +253,14 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
   const wantBridges = new Set(p.bridges.map((b) => b.name));
   const wantVeths = new Set(p.endpoints.map((e) => e.veth));
   const wantIfbs = new Set(p.qos.map((q) => q.ifb));
+  // A bridge is made with its filtering flag, and the flag is mended with the links: a bridge made again
+  // is never open, not even until the tables' pass (bridgeFiltering).
+  const flags = bridgeFiltering(p).bridges;
   for (const b of p.bridges) {
     const l = links.get(b.name);
-    if (!l) out.push(`link add ${b.name} type bridge`);
+    const nf = flags.get(b.name) ?? 0;
+    if (!l) out.push(`link add ${b.name} type bridge nf_call_iptables ${nf}`);
+    else if ((l.nfCallIptables ? 1 : 0) !== nf) out.push(`link set ${b.name} type bridge nf_call_iptables ${nf}`);
     if (!l || l.mtu !== b.mtu) out.push(`link set ${b.name} mtu ${b.mtu}`);
     if (!l || !l.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
     for (const vip of b.vips) if (!l || !l.addresses.includes(`${vip}/32`)) out.push(`addr replace ${vip}/32 dev ${b.name}`);
@@ -261,7 +274,8 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     const l = links.get(e.veth);
     if (l && (l.master !== e.bridge || !l.up)) out.push(`link set ${e.veth} master ${e.bridge} up`);
     if (l && (l.hairpin ?? false) !== e.hairpin) out.push(`link set ${e.veth} type bridge_slave hairpin ${e.hairpin ? 'on' : 'off'}`);
-    if (l && routedBridges.has(e.bridge) && l.isolated !== true) out.push(`link set ${e.veth} type bridge_slave isolated on`);
+    // Also when the port was just (re)made by `master` above: a new port starts open.
+    if (l && routedBridges.has(e.bridge) && (l.isolated !== true || l.master !== e.bridge)) out.push(`link set ${e.veth} type bridge_slave isolated on`);
   }
   const wantOverlays = new Set<string>();
   for (const b of p.bridges) {
