@@ -64,17 +64,52 @@ const CASES: DockerCase[] = [
   { what: 'ReleaseAddress in an unknown pool', path: '/IpamDriver.ReleaseAddress', status: 200, names: () => '', body: (b) => J({ PoolID: b.pool, Address: '10.77.0.9' }) },
 ];
 
-/** What a Docker call could change on the server: this host's Docker endpoints and network mappings. */
-async function dockerState(api: LabApi, host: string): Promise<string | undefined> {
+interface DockerState { endpoints: string[]; networks: string[] }
+
+/** What a Docker call could change on the server: this host's Docker endpoints (by Docker's endpoint ID) and network mappings. */
+async function dockerState(api: LabApi, host: string): Promise<DockerState | undefined> {
   const eps = await api.call('GET', '/api/v1/endpoints');
   const nets = await api.call('GET', '/api/v1/tenants/default/docker-networks');
   if (eps.status !== 200 || nets.status !== 200) return undefined;
-  const mine = (eps.json.items as Array<{ id: string; host: string; labels?: Record<string, string> }>).filter((e) => e.host === host && e.labels?.['runtime'] === 'docker');
-  return J({ endpoints: mine.map((e) => e.id).sort(), networks: (nets.json.items as Array<{ name: string }>).map((n) => n.name).sort() });
+  const mine = (eps.json.items as Array<{ containerId: string; host: string; labels?: Record<string, string> }>).filter((e) => e.host === host && e.labels?.['runtime'] === 'docker');
+  return { endpoints: mine.map((e) => e.containerId).sort(), networks: (nets.json.items as Array<{ name: string }>).map((n) => n.name).sort() };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The state once the plugin's background releases are done: the plugin answers DeleteEndpoint at once
+ * and releases afterwards (Docker waits on that call to remove a container), so a `docker rm -f` that
+ * returned just before may still release its endpoint. Read until two reads 500 ms apart agree (≤ 5 s).
+ */
+async function settledState(api: LabApi, host: string): Promise<DockerState | undefined> {
+  let last = await dockerState(api, host);
+  for (const end = Date.now() + 5_000; Date.now() < end;) {
+    await sleep(500);
+    const now = await dockerState(api, host);
+    if (now && last && J(now) === J(last)) return now;
+    last = now;
+  }
+  return last;
+}
+
+/**
+ * What the malformed request changed: an endpoint or network that appeared, a network that went, or an
+ * endpoint gone whose container Docker still runs. An endpoint gone whose container was removed is the
+ * plugin finishing that removal in the background (retried while the server was away), not this request.
+ */
+export function dockerChanges(before: DockerState, after: DockerState, running: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  const b = new Set(before.endpoints);
+  const a = new Set(after.endpoints);
+  for (const e of a) if (!b.has(e)) out.push(`endpoint ${e.slice(0, 12)} appeared`);
+  for (const e of b) if (!a.has(e) && running.has(e)) out.push(`endpoint ${e.slice(0, 12)} of a running container went`);
+  if (J(before.networks) !== J(after.networks)) out.push(`networks ${J(before.networks)} became ${J(after.networks)}`);
+  return out;
 }
 
 /** Malformed Docker plugin input to one host's agent: a precise error, nothing changed, the plugin still serving. */
-export async function sendDockerMalformed(s: LabState, api: LabApi, rec: Recorder, prng: Prng, hosts: number[], n = 3): Promise<void> {
+export async function sendDockerMalformed(s: LabState, api: LabApi, rec: Recorder, prng: Prng, hosts: number[], running: () => ReadonlySet<string>, n = 3): Promise<void> {
   for (let k = 0; k < n && hosts.length; k++) {
     const c = prng.draw(CASES);
     const host = prng.pick(hosts);
@@ -82,13 +117,14 @@ export async function sendDockerMalformed(s: LabState, api: LabApi, rec: Recorde
     const sock = labDockerSocket(h.dir);
     const ids = { net: hex(), ep: hex(), pool: `weft-${randomBytes(8).toString('hex')}` };
     rec.fault('malformed Docker plugin input', `${c.what} on ${h.name}`);
-    const before = await dockerState(api, h.name);
+    const before = await settledState(api, h.name);
     const r = await callPlugin(sock, c.path, c.body(ids), c.method);
     const names = c.names(ids);
     rec.check('malformed Docker input refused precisely', r.status === c.status && r.err.includes(names),
       () => `${c.what} (${c.path}): ${r.status} ${r.err.slice(0, 300)} (expected ${c.status}${names ? ` with an Err naming '${names}'` : ''})`);
     const after = await dockerState(api, h.name);
-    rec.check('malformed Docker input changed nothing', before !== undefined && after === before, () => `${c.what}: before ${before}, after ${after}`);
+    const changed = before && after ? dockerChanges(before, after, running()) : ['the server did not answer'];
+    rec.check('malformed Docker input changed nothing', changed.length === 0, () => `${c.what}: ${changed.join('; ')} (before ${J(before)}, after ${J(after)})`);
     const alive = await callPlugin(sock, '/Plugin.Activate', '');
     rec.check('Docker plugin still serving after malformed input', alive.status === 200, () => `${h.name}'s plugin after '${c.what}': ${alive.status} ${alive.err}`);
   }

@@ -99,6 +99,11 @@ export class DockerWork {
     return { pid: Number(pid), endpointId, ip };
   }
 
+  /** Docker endpoint IDs of the containers Docker runs (or may: a failed `rm -f` is retried). */
+  running(): Set<string> {
+    return new Set([...this.live.values(), ...this.undeleted.values()].map((c) => c.endpointId));
+  }
+
   /** `docker rm -f`: the error, or '' when the container is gone (removed now, or there was none). */
   private async removeName(name: string): Promise<string> {
     const r = await this.docker(['rm', '-f', name]);

@@ -163,7 +163,7 @@ async function faultLoop(s: LabState, o: ChaosOptions, rec: Recorder, prng: Prng
       else if (kind === 'server') await faults.server(prng.int(0, 1));
       else if (kind === 'etcd') await faults.etcd(prng.int(0, 2));
       else if (kind === 'malformed') await sendMalformed(s, api, rec, prng, reachable);
-      else if (kind === 'docker') await docker.exclusive(() => sendDockerMalformed(s, api, rec, prng, reachable));
+      else if (kind === 'docker') await docker.exclusive(() => sendDockerMalformed(s, api, rec, prng, reachable, () => docker.running()));
       else if (kind === 'dockerd') await docker.crash();
       else if (kind === 'disk') {
         const holdMs = o.hostGraceMs + prng.int(3000, 8000);
