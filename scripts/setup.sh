@@ -13,9 +13,11 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # carries; Chromium for the web UI's tests and bench:ui, driven by playwright-core from npm: never a
 # browser downloaded at run time). bird2: the BGP daemon the agent runs for routed networks (its own
 # instance, with its own configuration; the package's system service is not Weft's and is stopped).
+# ansible-core: `ansible-inventory` checks what `weft inventory` writes; librsvg2-bin: `rsvg-convert`
+# turns `weft bench`'s SVG charts into PNG.
 PKGS=(python3 make g++ gcc ca-certificates procps util-linux iproute2 nftables conntrack iputils-ping
       busybox-static iperf3 podman runc containernetworking-plugins etcd-server dnsmasq-base docker.io
-      wireguard-tools wireguard-go tcpdump chromium bird2)
+      wireguard-tools wireguard-go tcpdump chromium bird2 ansible-core librsvg2-bin)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi

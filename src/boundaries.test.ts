@@ -33,11 +33,14 @@ function allowed(folder: string, known: ReadonlySet<string>): Set<string> {
   return new Set([...sentence.matchAll(/`([a-z/]+)`/g)].map((m) => m[1] as string).filter((n) => known.has(n)));
 }
 
-function sources(dir: string): string[] {
+/** Helpers only tests import, by name: they may reach the testkit like the tests themselves. */
+const TEST_HELPER = /(^|\/)(golden|testing)\.ts$/;
+
+function sources(dir: string, helpers = false): string[] {
   return readdirSync(dir).flatMap((f) => {
     const p = join(dir, f);
-    if (statSync(p).isDirectory()) return existsSync(join(p, 'README.md')) ? [] : sources(p);
-    return f.endsWith('.ts') && !f.endsWith('.test.ts') ? [p] : [];
+    if (statSync(p).isDirectory()) return existsSync(join(p, 'README.md')) ? [] : sources(p, helpers);
+    return f.endsWith('.ts') && !f.endsWith('.test.ts') && TEST_HELPER.test(p) === helpers ? [p] : [];
   });
 }
 
@@ -61,6 +64,23 @@ test('every folder imports only what its README allows', () => {
         const target = folderOf(resolve(dirname(file), m[1] as string), known);
         if (target === undefined || target === folder) continue;
         if (!ok.has(target)) violations.push(`${relative(SRC, file)} imports ${target} (its README allows: ${[...ok].join(', ') || 'no other folder'})`);
+      }
+    }
+  }
+  assert.deepEqual(violations, []);
+});
+
+test('product code never imports a test helper (golden.ts, testing.ts) nor the testkit', () => {
+  const all = folders();
+  const known = new Set(all);
+  const violations: string[] = [];
+  for (const folder of all.filter((f) => !UNCHECKED.has(f))) {
+    const ok = allowed(folder, known);
+    for (const file of sources(join(SRC, folder))) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'(\.[^']+)'/g)) {
+        const spec = m[1] as string;
+        const testkit = folderOf(resolve(dirname(file), spec), known) === 'testkit' && !ok.has('testkit');
+        if (/\/(golden|testing)\.js$/.test(spec) || testkit) violations.push(`${relative(SRC, file)} imports ${spec}`);
       }
     }
   }

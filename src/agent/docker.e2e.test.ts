@@ -69,7 +69,9 @@ test('docker network create maps onto Weft objects; containers on it get Weft ad
   const rm = await dk.run(['rm', '-f', 'db1']);
   assert.equal(rm.code, 0, rm.stderr);
   assert.ok(await within(3000, async () => (await endpoints('blue')).length === 0) >= 0, 'docker rm -f released the address');
-  const links = (await h.exec(h.hostNs, ['ip', '-o', 'link', 'show'])).stdout;
+  // The pair goes after DeleteEndpoint's answer (the kernel takes ~20 ms a veth; Docker waits on that call).
+  let links = '';
+  await within(3000, async () => !/wd[0-9a-f]{12}/.test(links = (await h.exec(h.hostNs, ['ip', '-o', 'link', 'show'])).stdout));
   assert.doesNotMatch(links, /wd[0-9a-f]{12}/, 'no Docker-side veth left in the host');
   assert.equal((await dk.run(['network', 'rm', 'blue-db'])).code, 0);
   assert.deepEqual((await h.api('GET', '/api/v1/tenants/blue/docker-networks')).json.items, [], 'the mapping went with the network');
@@ -162,7 +164,8 @@ test('a Docker Engine restart brings restart-policy containers back connected, a
   const eps = await endpoints('blue');
   assert.ok(settled >= 0, `one endpoint, r1's: ${JSON.stringify(eps.map((e) => e.containerName ?? e.containerId))}`);
   assert.equal(eps[0].containerName, 'r1');
-  const hostLinks = (await h.exec(h.hostNs, ['ip', '-o', 'link', 'show'])).stdout;
+  let hostLinks = '';
+  await within(3000, async () => !/wd[0-9a-f]{12}/.test(hostLinks = (await h.exec(h.hostNs, ['ip', '-o', 'link', 'show'])).stdout));
   assert.doesNotMatch(hostLinks, /wd[0-9a-f]{12}/, 'no Docker-side veth left behind in the host');
   const tenantVeths = (await h.exec(`${h.tag}-t2`, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter((l) => / we[0-9a-f]{12}@/.test(l));
   assert.equal(tenantVeths.length, 1, `one veth in the tenant:\n${tenantVeths.join('\n')}`);

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { DockerApi } from './docker-api.js';
+import { dockerNetworkName, targetOf, weftPreHook } from './weft-adapter.js';
+
+test('WEFT_* variables and weft.* labels name the target; disagreement and bad names are refused', () => {
+  assert.deepEqual(targetOf({ Env: ['A=1', 'WEFT_TENANT=shop', 'WEFT_GROUP=db'] }), { tenant: 'shop', group: 'db' });
+  assert.deepEqual(targetOf({ Labels: { 'weft.network': 'appnet' } }), { tenant: 'default', network: 'appnet' });
+  assert.deepEqual(targetOf({ Env: ['WEFT_GROUP=db'], Labels: { 'weft.group': 'db' } }), { tenant: 'default', group: 'db' });
+  assert.equal(targetOf({ Env: ['PATH=/bin'] }), undefined);
+  assert.equal(targetOf({}), undefined);
+  assert.throws(() => targetOf({ Env: ['WEFT_GROUP=db'], Labels: { 'weft.group': 'web' } }), /WEFT_GROUP=db and label weft.group=web disagree/);
+  assert.throws(() => targetOf({ Env: ['WEFT_TENANT=shop'] }), /WEFT_TENANT alone/);
+  assert.throws(() => targetOf({ Env: ['WEFT_GROUP=../x'] }), /WEFT_GROUP: '\.\.\/x' is not a Weft name/);
+  assert.throws(() => targetOf({ Env: ['WEFT_NETWORK=a.b'] }), /WEFT_NETWORK/);
+  assert.throws(() => targetOf({ Labels: { 'weft.group': 5 } }), /label weft.group: must be a string/);
+});
+
+test('Docker network names are distinct for distinct targets', () => {
+  assert.equal(dockerNetworkName({ tenant: 'shop', network: 'appnet', group: 'db' }), 'weft.shop.appnet.db');
+  assert.equal(dockerNetworkName({ tenant: 'default', network: 'appnet' }), 'weft.default.appnet');
+  assert.equal(dockerNetworkName({ tenant: 'default', group: 'db' }), 'weft.default._.db');
+  assert.notEqual(dockerNetworkName({ tenant: 'a-b', network: 'c' }), dockerNetworkName({ tenant: 'a', network: 'b-c' }));
+});
+
+/** Docker's network calls as data (this is a unit test of the hook's logic; the e2e test runs dockerd). */
+function fakeDocker(networks: Map<string, { Driver: string; Options: Record<string, string> }>, calls: string[]): DockerApi {
+  return {
+    async call(method, path, body) {
+      calls.push(`${method} ${path}`);
+      if (method === 'GET') {
+        const n = networks.get(decodeURIComponent(path.slice('/networks/'.length)));
+        return n ? { status: 200, json: n, text: '' } : { status: 404, json: { message: 'not found' }, text: '' };
+      }
+      const b = body as { Name: string; Driver: string; Options: Record<string, string> };
+      networks.set(b.Name, { Driver: b.Driver, Options: b.Options });
+      return { status: 201, json: { Id: 'x' }, text: '' };
+    },
+  };
+}
+
+test('the pre-hook puts a WEFT_* container on its network (made once) and leaves others alone', async () => {
+  const nets = new Map();
+  const calls: string[] = [];
+  const docker = fakeDocker(nets, calls);
+  const body = { Image: 'bb', Env: ['WEFT_GROUP=db'], HostConfig: { NetworkMode: 'default' }, NetworkingConfig: { EndpointsConfig: { default: { Aliases: ['x'] } } } };
+  const out = await weftPreHook({ Method: 'POST', Request: '/v1.47/containers/create?name=a', Body: JSON.stringify(body) }, docker, 'weft');
+  const got = JSON.parse(out.Body!);
+  assert.equal(got.HostConfig.NetworkMode, 'weft.default._.db');
+  assert.deepEqual(got.NetworkingConfig.EndpointsConfig, { 'weft.default._.db': { Aliases: ['x'] } }, 'what was said of the default network moves with it');
+  assert.deepEqual(nets.get('weft.default._.db'), { Driver: 'weft', Options: { tenant: 'default', group: 'db' } });
+  await weftPreHook({ Method: 'POST', Request: '/containers/create', Body: JSON.stringify(body) }, docker, 'weft');
+  assert.deepEqual(calls, ['GET /networks/weft.default._.db', 'POST /networks/create', 'GET /networks/weft.default._.db'], 'made once, then found');
+
+  const plain = { Method: 'POST', Request: '/v1.47/containers/create', Body: JSON.stringify({ Image: 'bb' }) };
+  assert.equal(await weftPreHook(plain, docker, 'weft'), plain, 'no WEFT_*: unchanged');
+  const start = { Method: 'POST', Request: '/v1.47/containers/abc/start', Body: JSON.stringify(body) };
+  assert.equal(await weftPreHook(start, docker, 'weft'), start, 'only creates are changed');
+  await assert.rejects(weftPreHook({ ...plain, Body: JSON.stringify({ ...body, HostConfig: { NetworkMode: 'host' } }) }, docker, 'weft'), /--network host was given too/);
+  nets.set('weft.default.other', { Driver: 'bridge', Options: {} });
+  await assert.rejects(weftPreHook({ ...plain, Body: JSON.stringify({ Env: ['WEFT_NETWORK=other'] }) }, docker, 'weft'), /exists but is not Weft's/);
+});
