@@ -34,9 +34,10 @@ before(async () => {
   // What the API lets a host say of itself: a Jinja template in its agent version.
   await ok('PUT', '/api/v1/hosts/node2', { name: 'node2', vtepIp: '192.0.2.2', agentVersion: "{{ lookup('pipe', 'id') }}" });
   const ep = async (key: string, body: Record<string, unknown>) => (ips[key] = (await ok('POST', '/api/v1/endpoints', { ifname: 'eth0', ...body })).ip);
-  await ep('db-1', { tenant: 'blue', network: 'web', group: 'db', host: 'node1', containerId: 'c0ffee01', containerName: 'db-1', labels: { zone: 'a-b' } });
-  await ep('web-1', { tenant: 'blue', network: 'web', host: 'node2', containerId: 'c0ffee02', containerName: 'web-1', labels: { zone: 'a_b' } });
-  await ep('red', { tenant: 'red', network: 'web', host: 'node2', containerId: 'docker:c0ffee03' });
+  await ep('db-1', { tenant: 'blue', network: 'web', group: 'db', host: 'node1', containerId: 'c0ffee01', containerName: 'db-1', labels: { zone: 'a-b', 'role/db': 'x' } });
+  await ep('web-1', { tenant: 'blue', network: 'web', host: 'node2', containerId: 'c0ffee02', containerName: 'web-1', labels: { zone: 'a_b', role: 'db_x' } });
+  // Tenant red labels its container as blue's (the operator's) db role: a group of red's own, never blue's.
+  await ep('red', { tenant: 'red', network: 'web', host: 'node2', containerId: 'docker:c0ffee03', labels: { role: 'db_x' } });
   await ok('POST', '/api/v1/users', { name: 'bob', role: 'tenant', tenants: ['blue'], password: 'bob-password' });
   bobToken = (await ok('POST', '/api/v1/login', { username: 'bob', password: 'bob-password' })).token;
   weftArgv = await pickWeft();
@@ -87,12 +88,12 @@ test('the inventory says what Weft has: hosts at their underlay addresses, group
   assert.deepEqual(list.all, { children: ['weft_hosts', 'weft_endpoints'] });
   assert.deepEqual(list.weft_hosts.hosts, ['node1', 'node2']);
   assert.deepEqual([list._meta.hostvars.node1.ansible_host, list._meta.hostvars.node2.ansible_host], ['192.0.2.1', '192.0.2.2']);
-  assert.deepEqual(list.tenant_blue, { children: ['network_blue_web'] });
-  assert.deepEqual(list.network_blue_web.hosts, ['node1', 'node2']);
-  assert.deepEqual(list.network_red_web.hosts, ['node2']);
+  assert.deepEqual(list.tenant_blue, { children: ['network_blue__web'] });
+  assert.deepEqual(list.network_blue__web.hosts, ['node1', 'node2']);
+  assert.deepEqual(list.network_red__web.hosts, ['node2']);
   assert.deepEqual(list._meta.hostvars.node2.weft_tenants, ['blue', 'red']);
   const db = Object.keys(list._meta.hostvars).find((h) => h.startsWith('db-1.')) as string;
-  assert.deepEqual(list.ep_group_blue_db.hosts, [db]);
+  assert.deepEqual(list.ep_group_blue__db.hosts, [db]);
   assert.equal(list._meta.hostvars[db].ansible_host, ips['db-1'], 'an endpoint is reached at the address the server gave it');
   assert.ok(Object.keys(list._meta.hostvars).some((h) => /^docker_c0ffe\.[0-9a-f]{16}$/.test(h)), 'a container id with a colon (a port to INI) is sanitised');
   assert.deepEqual(list._meta.hostvars.node2.weft_agent_version, { __ansible_unsafe: "{{ lookup('pipe', 'id') }}" }, "a host's template is never rendered by Ansible");
@@ -102,18 +103,28 @@ test('the inventory says what Weft has: hosts at their underlay addresses, group
   assert.deepEqual((await ok(['inventory', '-q'])).stdout, 'node1\nnode2\n');
 });
 
-test('labels that sanitise alike (zone=a-b, zone=a_b) become two groups, and stderr says which is which', async () => {
+test('labels that sanitised alike (zone=a-b, zone=a_b; role/db=x, role=db_x) are groups under their own one-to-one names, per tenant, with no warning', async () => {
   const r = await ok(['inventory', '--list', '--endpoints']);
-  const groups = Object.keys(JSON.parse(r.stdout)).filter((g) => g.startsWith('ep_label_zone_a_b'));
-  assert.equal(groups.length, 2);
-  assert.match(r.stderr, /^warning: 2 names make ep_label_zone_a_b: named ep_label_zone_a_b_[0-9a-f]{6} \("endpoint label zone=a-b"\), ep_label_zone_a_b_[0-9a-f]{6} \("endpoint label zone=a_b"\)$/m);
-  assert.match((await ok(['inventory', '--endpoints'])).stdout, /^# note: 2 names make ep_label_zone_a_b/m, 'and a comment in the INI says it too');
+  const list = JSON.parse(r.stdout);
+  const named = (prefix: string) => Object.keys(list._meta.hostvars).find((h) => h.startsWith(prefix)) as string;
+  const [db, web, red] = [named('db-1.'), named('web-1.'), named('docker_c0ffe.')];
+  assert.deepEqual(list.ep_label_blue__zone__a_hb, { hosts: [db] });
+  assert.deepEqual(list.ep_label_blue__zone__a_ub, { hosts: [web] });
+  assert.deepEqual(list.ep_label_blue__role_sdb__x, { hosts: [db] });
+  assert.deepEqual(list.ep_label_blue__role__db_ux, { hosts: [web] }, "blue's role=db_x: blue's container only");
+  assert.deepEqual(list.ep_label_red__role__db_ux, { hosts: [red] }, "red's role=db_x: a group of red's own");
+  assert.deepEqual(list.weft_endpoints.children, ['ep_tenant_blue', 'ep_tenant_red'], 'every label group sits under its tenant');
+  assert.deepEqual(list.ep_tenant_red.children, ['ep_network_red__web', 'ep_label_red__network__web', 'ep_label_red__role__db_ux'], 'the network label the server sets is per tenant too');
+  assert.deepEqual(list.ep_label_red__network__web, { hosts: [red] });
+  // node2's agent version is a template: that warning only, none of names told apart.
+  assert.equal(r.stderr, 'warning: host node2: Jinja would render weft_agent_version: marked unsafe (YAML, JSON), left out of INI\n');
+  assert.deepEqual((await ok(['inventory', '--endpoints'])).stdout.match(/^# note.*/gm), ['# note: host node2: Jinja would render weft_agent_version: marked unsafe (YAML, JSON), left out of INI']);
 });
 
 test('a tenant user sees what the server shows it: its tenant\'s endpoints only, hosts without addresses', async () => {
   const list = JSON.parse((await ok(['inventory', '--list', '--endpoints'], { WEFT_TOKEN: bobToken })).stdout);
   assert.deepEqual(Object.keys(list).filter((g) => /red/.test(g)), []);
-  assert.deepEqual(list.network_blue_web.hosts, ['node1', 'node2']);
+  assert.deepEqual(list.network_blue__web.hosts, ['node1', 'node2']);
   assert.equal(list._meta.hostvars.node1.ansible_host, undefined);
   assert.deepEqual(list._meta.hostvars.node2.weft_tenants, ['blue'], 'not even a count of what red has there');
   assert.ok(Object.values(list._meta.hostvars).every((v: any) => v.weft_kind === 'host' || v.weft_tenant === 'blue'));
@@ -132,6 +143,9 @@ test('usage errors and unknown hosts have their exit codes', async () => {
   assert.match(none.stderr, /no inventory host 'nobody'/);
   const help = await ok(['inventory', '--help']);
   assert.match(help.stdout, /As an Ansible dynamic inventory/);
+  assert.match(help.stdout, /ansible_host is what the server was told: a host's is the address its agent reported, so a compromised\s+host can point the plays meant for it/);
+  assert.match(help.stdout, /ep_label_T__K__V/);
+  assert.match(help.stdout, /_ is _u, - is _h, \. is _d, \/ is _s/);
 });
 
 const noAnsible = spawnSync('ansible-inventory', ['--version']).status !== 0 && 'ansible-inventory is not installed (Debian: apt-get install ansible-core)';
@@ -148,7 +162,13 @@ test('ansible-inventory reads weft\'s INI, its YAML, and weft as a dynamic-inven
   const iniVars = Object.fromEntries(Object.entries(ours.hostvars).map(([h, vars]) => [h, Object.fromEntries(Object.entries(vars as object).filter(([, v]) => !unsafe(v)))]));
   assert.deepEqual(ansibleList('hosts.ini', 'ini'), { ...ours, hostvars: iniVars }, 'INI: all but the unsafe variable');
   assert.deepEqual(ansibleList('hosts.yml', 'yaml'), ours, 'YAML');
-  assert.deepEqual(ansibleList('weft-inventory', 'script'), ours, 'weft as the script');
+  const viaScript = ansibleList('weft-inventory', 'script');
+  assert.deepEqual(viaScript, ours, 'weft as the script');
+  // What Ansible itself makes of the groups: red's role=db_x and blue's are two, each of one tenant's endpoints.
+  const tenantsIn = (g: string) => new Set(viaScript.groups[g]?.hosts.map((h) => (viaScript.hostvars[h] as any).weft_tenant));
+  assert.deepEqual([...tenantsIn('ep_label_blue__role__db_ux')], ['blue']);
+  assert.deepEqual([...tenantsIn('ep_label_red__role__db_ux')], ['red']);
+  assert.deepEqual(viaScript.groups['ep_label_blue__role_sdb__x']?.hosts.length, 1);
 });
 
 function ansibleList(file: string, plugin: string): ReturnType<typeof meaning> {

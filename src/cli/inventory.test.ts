@@ -5,10 +5,13 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { YAML } from './output.js';
+import { goldenFiles } from '../testkit/golden.js';
 import {
-  ascii, compileInventory, renderHostVarsJson, renderInventoryIni, renderInventoryJson, renderInventoryYaml, sanitiseGroup, sanitiseHost,
+  ascii, compileInventory, escapeGroupPart, groupName, renderHostVarsJson, renderInventoryIni, renderInventoryJson, renderInventoryYaml, sanitiseHost, Unsafe,
   type Inventory, type InventoryEndpoint, type InventoryHost,
 } from './inventory.js';
+
+const { golden } = goldenFiles('cli');
 
 // A small cluster: node3 carries nothing; red's endpoint has no container name; labels as the server sets them.
 const HOSTS: InventoryHost[] = [
@@ -24,95 +27,23 @@ const ENDPOINTS: InventoryEndpoint[] = [
 
 // What a hostile agent or user could try if the server's schemas ever let it through: line breaks of every
 // kind (Python's splitlines ends lines at U+2028 and U+0085 too), INI and YAML syntax, quotes, a Jinja
-// template, a lone surrogate, names that sanitise alike, a host named like a group.
+// template, a lone surrogate, names that sanitise alike, a host named like a group, keys Ansible's JSON
+// decoder acts on (a dictionary with `__ansible_vault` becomes a vault secret, one with `__ansible_unsafe` its value).
+const VAULT = '$ANSIBLE_VAULT;1.1;AES256\n6162636465';
 const HOSTILE_HOSTS: InventoryHost[] = [
-  { name: 'node1', vtepIp: '192.0.2.1', state: 'up', agentVersion: "{{ lookup('pipe', 'id') }}", labels: { zone: 'a-b', 'x]\n[all:vars]\nansible_user': 'root\'#"\\ =1', 'u\u2028v': 'w\u0085z', emoji: '\u{1F600}\uD800', '{{ k }}': 'v' } },
+  { name: 'node1', vtepIp: '192.0.2.1', state: 'up', agentVersion: "{{ lookup('pipe', 'id') }}", labels: { zone: 'a-b', 'x]\n[all:vars]\nansible_user': 'root\'#"\\ =1', 'u\u2028v': 'w\u0085z', emoji: '\u{1F600}\uD800', '{{ k }}': 'v', __ansible_vault: VAULT, __ansible_unsafe: 'owned', __ansible_x: 'y' } },
   { name: 'node2', vtepIp: '192.0.2.2\nevil=1', state: 'up', labels: { zone: 'a_b' } },
   { name: 'tenant_blue', vtepIp: '192.0.2.3' },
   { name: 'evil host\n[weft_hosts:vars]\n#', vtepIp: 'True', state: 'None' },
 ];
 const HOSTILE_ENDPOINTS: InventoryEndpoint[] = [
-  { id: '1111111111111111', tenant: 'blue', network: 'a-b', group: 'g', ip: '10.0.0.1', host: 'node1', containerId: 'c1', containerName: 'web 1\n[weft_endpoints:vars]', labels: { app: 'yes' } },
+  { id: '1111111111111111', tenant: 'blue', network: 'a-b', group: 'g', ip: '10.0.0.1', host: 'node1', containerId: 'c1', containerName: 'web 1\n[weft_endpoints:vars]', labels: { app: 'yes', __ansible_vault: VAULT, 'role/db': 'x', role: 'db_x' } },
   { id: '2222222222222222', tenant: 'blue-a', network: 'b', ip: '10.0.0.2', host: 'node2', containerId: 'c2', containerName: '{{ x }}', labels: {} },
   { id: '3333333333333333', tenant: 'blue', network: 'a-b', ip: '10.0.0.3', host: 'ghost', containerId: 'c3', labels: {} },
 ];
 
 test('golden: hosts and endpoints as Ansible INI (hosts grouped by label, tenant > network; endpoints by tenant > network, group, label)', () => {
-  assert.equal(renderInventoryIni(compileInventory(HOSTS, ENDPOINTS, true)), `# Ansible inventory from Weft (weft inventory --format ansible): 6 hosts, 17 groups
-
-[weft_hosts]
-node1 ansible_host=192.0.2.1 weft_kind=host weft_name=node1 weft_state=up weft_labels='{"rack": "r1", "zone": "a"}' weft_tenants='["blue"]' weft_networks='["blue/web"]' weft_tunnel_ip=100.64.0.1 weft_agent_version='"0.1.0"' weft_last_seen='"2026-11-23T10:00:00.000Z"'
-node2 ansible_host=192.0.2.2 weft_kind=host weft_name=node2 weft_state=down weft_labels='{"zone": "b"}' weft_tenants='["blue", "red"]' weft_networks='["blue/web", "red/web"]' weft_last_seen='"2026-11-23T09:50:00.000Z"'
-node3 ansible_host=192.0.2.3 weft_kind=host weft_name=node3 weft_state=up weft_labels='{}' weft_tenants='[]' weft_networks='[]' weft_last_seen='"2026-11-23T10:00:00.000Z"'
-
-[weft_hosts:children]
-label_rack_r1
-label_zone_a
-label_zone_b
-tenant_blue
-tenant_red
-
-[label_rack_r1]
-node1
-
-[label_zone_a]
-node1
-
-[label_zone_b]
-node2
-
-[tenant_blue:children]
-network_blue_web
-
-[network_blue_web]
-node1
-node2
-
-[tenant_red:children]
-network_red_web
-
-[network_red_web]
-node2
-
-[weft_endpoints]
-db-1.8a1f0c2d3e4f5a6b ansible_host=10.1.2.3 weft_kind=endpoint weft_endpoint_id='"8a1f0c2d3e4f5a6b"' weft_tenant=blue weft_network=web weft_group=db weft_host=node1 weft_container_id=abc123 weft_container_name=db-1 weft_ifname=eth0 weft_mac='"02:00:00:00:00:01"' weft_state=active weft_labels='{"group": "db", "network": "web"}'
-f00dfeedf00d.b0b0b0b0b0b0b0b0 ansible_host=10.1.2.2 weft_kind=endpoint weft_endpoint_id=b0b0b0b0b0b0b0b0 weft_tenant=red weft_network=web weft_host=node2 weft_container_id=f00dfeedf00dfeedf00d weft_ifname=eth0 weft_mac='"02:00:00:00:00:03"' weft_state=active weft_labels='{}'
-web-1.9b2e1d3c4b5a6978 ansible_host=10.1.2.4 weft_kind=endpoint weft_endpoint_id='"9b2e1d3c4b5a6978"' weft_tenant=blue weft_network=web weft_host=node2 weft_container_id=def456 weft_container_name=web-1 weft_ifname=eth0 weft_mac='"02:00:00:00:00:02"' weft_state=created weft_labels='{"app": "web", "network": "web"}'
-
-[weft_endpoints:children]
-ep_tenant_blue
-ep_tenant_red
-ep_label_app_web
-ep_label_group_db
-ep_label_network_web
-
-[ep_tenant_blue:children]
-ep_network_blue_web
-ep_group_blue_db
-
-[ep_network_blue_web]
-db-1.8a1f0c2d3e4f5a6b
-web-1.9b2e1d3c4b5a6978
-
-[ep_group_blue_db]
-db-1.8a1f0c2d3e4f5a6b
-
-[ep_tenant_red:children]
-ep_network_red_web
-
-[ep_network_red_web]
-f00dfeedf00d.b0b0b0b0b0b0b0b0
-
-[ep_label_app_web]
-web-1.9b2e1d3c4b5a6978
-
-[ep_label_group_db]
-db-1.8a1f0c2d3e4f5a6b
-
-[ep_label_network_web]
-db-1.8a1f0c2d3e4f5a6b
-web-1.9b2e1d3c4b5a6978
-`);
+  golden('inventory-endpoints.ini', renderInventoryIni(compileInventory(HOSTS, ENDPOINTS, true)));
 });
 
 test('golden: hosts only, as the dynamic-inventory JSON and as Ansible YAML', () => {
@@ -125,69 +56,14 @@ test('golden: hosts only, as the dynamic-inventory JSON and as Ansible YAML', ()
       node3: { ansible_host: '192.0.2.3', weft_kind: 'host', weft_name: 'node3', weft_state: 'up', weft_labels: {}, weft_tenants: [], weft_networks: [], weft_last_seen: '2026-11-23T10:00:00.000Z' },
     } },
     all: { children: ['weft_hosts'] },
-    weft_hosts: { hosts: ['node1', 'node2', 'node3'], children: ['label_rack_r1', 'label_zone_a', 'label_zone_b', 'tenant_blue', 'tenant_red'] },
-    label_rack_r1: { hosts: ['node1'] }, label_zone_a: { hosts: ['node1'] }, label_zone_b: { hosts: ['node2'] },
-    tenant_blue: { children: ['network_blue_web'] }, network_blue_web: { hosts: ['node1', 'node2'] },
-    tenant_red: { children: ['network_red_web'] }, network_red_web: { hosts: ['node2'] },
+    weft_hosts: { hosts: ['node1', 'node2', 'node3'], children: ['label_rack__r1', 'label_zone__a', 'label_zone__b', 'tenant_blue', 'tenant_red'] },
+    label_rack__r1: { hosts: ['node1'] }, label_zone__a: { hosts: ['node1'] }, label_zone__b: { hosts: ['node2'] },
+    tenant_blue: { children: ['network_blue__web'] }, network_blue__web: { hosts: ['node1', 'node2'] },
+    tenant_red: { children: ['network_red__web'] }, network_red__web: { hosts: ['node2'] },
   });
   assert.deepEqual(JSON.parse(renderHostVarsJson(inv, 'node1') ?? 'null'), node1, '--host NAME: that host\'s variables');
   assert.equal(renderHostVarsJson(inv, 'nobody'), undefined);
-  assert.equal(renderInventoryYaml(inv), `# Ansible inventory from Weft (weft inventory --format yaml): 3 hosts, 8 groups
-all:
-  children:
-    weft_hosts:
-      hosts:
-        "node1":
-          ansible_host: "192.0.2.1"
-          weft_kind: "host"
-          weft_name: "node1"
-          weft_state: "up"
-          weft_labels: {"rack": "r1", "zone": "a"}
-          weft_tenants: ["blue"]
-          weft_networks: ["blue/web"]
-          weft_tunnel_ip: "100.64.0.1"
-          weft_agent_version: "0.1.0"
-          weft_last_seen: "2026-11-23T10:00:00.000Z"
-        "node2":
-          ansible_host: "192.0.2.2"
-          weft_kind: "host"
-          weft_name: "node2"
-          weft_state: "down"
-          weft_labels: {"zone": "b"}
-          weft_tenants: ["blue", "red"]
-          weft_networks: ["blue/web", "red/web"]
-          weft_last_seen: "2026-11-23T09:50:00.000Z"
-        "node3":
-          ansible_host: "192.0.2.3"
-          weft_kind: "host"
-          weft_name: "node3"
-          weft_state: "up"
-          weft_labels: {}
-          weft_tenants: []
-          weft_networks: []
-          weft_last_seen: "2026-11-23T10:00:00.000Z"
-      children:
-        label_rack_r1:
-          hosts:
-            "node1": {}
-        label_zone_a:
-          hosts:
-            "node1": {}
-        label_zone_b:
-          hosts:
-            "node2": {}
-        tenant_blue:
-          children:
-            network_blue_web:
-              hosts:
-                "node1": {}
-                "node2": {}
-        tenant_red:
-          children:
-            network_red_web:
-              hosts:
-                "node2": {}
-`);
+  golden('inventory-hosts.yml', renderInventoryYaml(inv));
 });
 
 test('an empty cluster is an empty inventory in every format', () => {
@@ -197,35 +73,142 @@ test('an empty cluster is an empty inventory in every format', () => {
   assert.equal(renderInventoryYaml(inv), '# Ansible inventory from Weft (weft inventory --format yaml): 0 hosts, 0 groups\nall:\n');
 });
 
-test('names fit Ansible: group names of letters, digits and _, not starting with a digit; host names without ports, ranges or quotes', () => {
-  assert.equal(sanitiseGroup('label_app.kubernetes.io/name_web'), 'label_app_kubernetes_io_name_web');
-  assert.equal(sanitiseGroup('1st'), '_1st');
+test('group names are one-to-one: a kind, _, parts escaped into [a-z0-9_] and joined by __; host names without ports, ranges or quotes', () => {
+  assert.equal(escapeGroupPart('app.kubernetes.io/name'), 'app_dkubernetes_dio_sname');
+  assert.equal(escapeGroupPart('a_b-c'), 'a_ub_hc');
+  assert.equal(escapeGroupPart('Db'), '_x44b', 'upper case escaped: group_vars files may sit on a case-insensitive disk');
+  assert.equal(escapeGroupPart('\u00e9\u{1F600}\uD800 '), '_xc3_xa9_xf0_x9f_x98_x80_xed_xa0_x80_x20', 'UTF-8 bytes; a lone surrogate as WTF-8, not as U+FFFD');
+  assert.equal(escapeGroupPart(''), '');
+  assert.equal(groupName('ep_label', 'blue', 'role', 'db'), 'ep_label_blue__role__db');
+  assert.equal(groupName('ep_label', 'blue', 'role/db', 'x'), 'ep_label_blue__role_sdb__x');
+  assert.equal(groupName('ep_label', 'blue', 'role', 'db_x'), 'ep_label_blue__role__db_ux');
+  assert.equal(groupName('network', 'a', 'b-c'), 'network_a__b_hc');
+  assert.equal(groupName('network', 'a-b', 'c'), 'network_a_hb__c');
+  assert.equal(groupName('label', 'zone', ''), 'label_zone__');
+
+  // Read back: every name parses to exactly the parts it was made of, so two tuples never make one name.
+  const tricky = ['', '_', '__', '-', '_h', 'x', '_x41', 'a_', '_a', 'A', 'a/b', 'a.b', '\uD800', '\uFFFD', '\u{1F600}', ' ', '0', '9z', 'ab'];
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const alphabet = ['a', 'z', '0', '_', '-', '.', '/', 'h', 'd', 's', 'x', 'u', 'A', ' ', '\u00e9', '\uD800', '\u{1F600}'];
+  const random = () => Array.from({ length: Math.floor(rnd() * 6) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+  const seen = new Map<string, string>();
+  for (let i = 0; i < 5000; i++) {
+    const parts = i < tricky.length ** 2 ? [tricky[i % tricky.length] as string, tricky[Math.floor(i / tricky.length)] as string] : [random(), random(), random()].slice(0, 1 + (i % 3));
+    const name = groupName('ep_label', ...parts);
+    assert.match(name, /^[a-z][a-z0-9_]*$/, 'what Ansible takes as a group name');
+    assert.deepEqual(parseGroupName(name.slice('ep_label_'.length)), parts, name);
+    const key = JSON.stringify(parts);
+    assert.equal(seen.get(name) ?? key, key, `${name}: two tuples`);
+    seen.set(name, key);
+  }
+
   assert.equal(sanitiseHost('node-1.example'), 'node-1.example');
   assert.equal(sanitiseHost('-x:22[1:3] #'), 'x-x_22_1_3___');
   assert.equal(ascii('\u{1F600}\u2028\uD800"\n'), '"\\U0001f600\\u2028\\ufffd\\"\\n"', 'one escape per character, nothing that ends a line');
 });
 
-test('two things whose names sanitise alike both get a suffix from a hash of what they are, and a note says which is which', () => {
-  const hosts = (order: InventoryHost[]) => compileInventory(order, [], false);
-  const a: InventoryHost = { name: 'n1', labels: { zone: 'a-b' } };
-  const b: InventoryHost = { name: 'n2', labels: { zone: 'a_b' } };
-  const inv = hosts([a, b]);
-  const zones = [...inv.groups.keys()].filter((g) => g.startsWith('label_zone_a_b'));
-  assert.equal(zones.length, 2);
-  assert.ok(zones.every((g) => /^label_zone_a_b_[0-9a-f]{6}$/.test(g)), zones.join(' '));
-  assert.deepEqual(zones.map((g) => inv.groups.get(g)?.hosts).sort(), [['n1'], ['n2']], 'never one group for both');
-  assert.equal(inv.notes.length, 1);
-  assert.match(inv.notes[0] ?? '', /^2 names make label_zone_a_b: named label_zone_a_b_[0-9a-f]{6} \("host label zone=a-b"\), label_zone_a_b_[0-9a-f]{6} \("host label zone=a_b"\)$/);
-  assert.deepEqual([...hosts([b, a]).groups.keys()], [...inv.groups.keys()], 'the same names whatever the order the API lists them in');
-  assert.deepEqual([...hosts([a]).groups.keys()], ['weft_hosts', 'label_zone_a_b'], 'alone, a name is left as it is');
+/** The inverse of groupName's part list: `__` between parts, `_u _h _d _s _xHH` escapes within them. */
+function parseGroupName(s: string): string[] {
+  const parts: string[] = [];
+  let bytes: number[] = [];
+  const flush = () => {
+    parts.push(bytes.length ? decodeWtf8(bytes) : '');
+    bytes = [];
+  };
+  for (let i = 0; i < s.length; ) {
+    const c = s[i] as string;
+    if (c !== '_') { bytes.push(c.charCodeAt(0)); i += 1; continue; }
+    const n = s[i + 1];
+    if (n === '_') { flush(); i += 2; continue; }
+    const short: Record<string, string> = { u: '_', h: '-', d: '.', s: '/' };
+    if (n !== undefined && n in short) { bytes.push((short[n] as string).charCodeAt(0)); i += 2; continue; }
+    assert.equal(n, 'x', `bad escape in ${s}`);
+    const hex = s.slice(i + 2, i + 4);
+    assert.match(hex, /^[0-9a-f]{2}$/, s);
+    bytes.push(parseInt(hex, 16));
+    i += 4;
+  }
+  flush();
+  return parts;
+}
 
-  // Across tenants and networks: a-b/c and a/b-c; and a host named like a group never takes the group's name.
+/** UTF-8 that may hold surrogates (WTF-8) back to a JS string. */
+function decodeWtf8(bytes: number[]): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i] as number;
+    const len = b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+    let cp = len === 1 ? b : b & (0xff >> (len + 1));
+    for (let j = 1; j < len; j++) cp = (cp << 6) | ((bytes[i + j] as number) & 0x3f);
+    out += String.fromCodePoint(cp);
+    i += len;
+  }
+  return out;
+}
+
+test('names that sanitised alike are different groups under their own names, with no hash and no note; only a host may still need a suffix', () => {
+  const hosts = (order: InventoryHost[]) => compileInventory(order, [], false);
+  const a: InventoryHost = { name: 'n1', labels: { zone: 'a-b', 'role/db': 'x' } };
+  const b: InventoryHost = { name: 'n2', labels: { zone: 'a_b', role: 'db_x' } };
+  const inv = hosts([a, b]);
+  assert.deepEqual([...inv.groups.keys()], ['weft_hosts', 'label_role__db_ux', 'label_role_sdb__x', 'label_zone__a_hb', 'label_zone__a_ub']);
+  assert.deepEqual(['label_role_sdb__x', 'label_zone__a_hb', 'label_role__db_ux', 'label_zone__a_ub'].map((g) => inv.groups.get(g)?.hosts), [['n1'], ['n1'], ['n2'], ['n2']]);
+  assert.deepEqual(inv.notes, []);
+  assert.deepEqual([...hosts([b, a]).groups.keys()], [...inv.groups.keys()], 'the same names whatever the order the API lists them in');
+
+  // Across tenants and networks: a-b/c and a/b-c, host and endpoint groups alike; and a host named like a
+  // group never takes the group's name (the one collision left: sanitiseHost is not one-to-one).
   const ep = (id: string, tenant: string, network: string, host: string): InventoryEndpoint => ({ id, tenant, network, ip: '10.0.0.1', host, containerId: id });
-  const inv2 = compileInventory([{ name: 'node1' }, { name: 'tenant_a' }], [ep('e1', 'a-b', 'c', 'node1'), ep('e2', 'a', 'b-c', 'node1')], false);
-  assert.equal([...inv2.groups.keys()].filter((g) => g.startsWith('network_a_b_c_')).length, 2);
-  assert.ok(inv2.groups.has('tenant_a') && !inv2.hostvars.has('tenant_a'), [...inv2.hostvars.keys()].join(' '));
+  const inv2 = compileInventory([{ name: 'node1' }, { name: 'tenant_a' }], [ep('e1', 'a-b', 'c', 'node1'), ep('e2', 'a', 'b-c', 'node1')], true);
+  assert.deepEqual(inv2.groups.get('network_a_hb__c')?.hosts, ['node1']);
+  assert.deepEqual(inv2.groups.get('ep_network_a_hb__c')?.hosts, ['e1.e1']);
+  assert.deepEqual(inv2.groups.get('ep_network_a__b_hc')?.hosts, ['e2.e2']);
+  assert.deepEqual(inv2.groups.get('tenant_a')?.children, ['network_a__b_hc']);
+  assert.deepEqual(inv2.groups.get('tenant_a_hb')?.children, ['network_a_hb__c']);
+  assert.ok(!inv2.hostvars.has('tenant_a'), [...inv2.hostvars.keys()].join(' '));
   assert.ok([...inv2.hostvars.keys()].some((h) => /^tenant_a_[0-9a-f]{6}$/.test(h)));
-  assert.ok(inv2.notes.some((n) => n.startsWith("tenant_a is also a group's name")), inv2.notes.join('\n'));
+  assert.deepEqual(inv2.notes.length, 1);
+  assert.match(inv2.notes[0] ?? '', /^tenant_a is also a group's name: named tenant_a_[0-9a-f]{6} \("host tenant_a"\)$/);
+});
+
+test("endpoint label groups are per tenant: a tenant labelling its container role=db never joins another tenant's role=db group", () => {
+  const ep = (id: string, tenant: string, labels: Record<string, string>): InventoryEndpoint => ({ id, tenant, network: 'web', ip: '10.0.0.1', host: 'node1', containerId: id, labels });
+  const inv = compileInventory([{ name: 'node1' }], [ep('op1', 'ops', { role: 'db' }), ep('ev1', 'evil', { role: 'db' }), ep('ev2', 'evil', { 'role/db': 'x' }), ep('ev3', 'evil', { role: 'db_x' })], true);
+  assert.deepEqual(inv.groups.get('ep_label_ops__role__db')?.hosts, ['op1.op1']);
+  assert.deepEqual(inv.groups.get('ep_label_evil__role__db')?.hosts, ['ev1.ev1']);
+  assert.deepEqual(inv.groups.get('ep_label_evil__role_sdb__x')?.hosts, ['ev2.ev2']);
+  assert.deepEqual(inv.groups.get('ep_label_evil__role__db_ux')?.hosts, ['ev3.ev3']);
+  assert.deepEqual(inv.groups.get('ep_tenant_ops')?.children, ['ep_network_ops__web', 'ep_label_ops__role__db'], "a tenant's label groups are children of its endpoint group");
+  assert.deepEqual(inv.groups.get('weft_endpoints')?.children, ['ep_tenant_evil', 'ep_tenant_ops'], 'no label group directly under weft_endpoints');
+  assert.deepEqual(inv.notes, []);
+  // Of every group but weft_endpoints (and all), the endpoints within it, its children's included, are one tenant's.
+  const tenantOf = (h: string) => (inv.hostvars.get(h)?.['weft_tenant'] as string | undefined);
+  const within = (g: string): string[] => [...(inv.groups.get(g)?.hosts ?? []), ...(inv.groups.get(g)?.children ?? []).flatMap(within)];
+  for (const g of inv.groups.keys()) {
+    if (g === 'weft_endpoints') continue;
+    const tenants = new Set(within(g).map(tenantOf).filter((t) => t !== undefined));
+    assert.ok(tenants.size <= 1, `${g}: ${[...tenants].join(' ')}`);
+  }
+});
+
+test("keys Ansible's JSON decoder acts on (__ansible_vault, __ansible_unsafe, any __ansible...) are left out of what comes from the server, in every format, and noted", () => {
+  const inv = compileInventory(HOSTILE_HOSTS, HOSTILE_ENDPOINTS, true);
+  const text = renderInventoryJson(inv);
+  const json = JSON.parse(text);
+  assert.deepEqual(Object.keys(json._meta.hostvars.node1.weft_labels).filter((k) => k.startsWith('__')), []);
+  const ep = Object.values(json._meta.hostvars as Record<string, any>).find((v) => v.weft_endpoint_id === '1111111111111111');
+  assert.deepEqual(ep.weft_labels, { app: 'yes', role: 'db_x', 'role/db': 'x' });
+  assert.deepEqual(json._meta.hostvars.node1.weft_agent_version, { __ansible_unsafe: "{{ lookup('pipe', 'id') }}" }, "Weft's own markers stay");
+  assert.deepEqual(text.match(/"__ansible[^"]*"/g)?.sort(), ['"__ansible_unsafe"', '"__ansible_unsafe"'], 'the only __ansible keys: the markers for the two templates');
+  for (const other of [renderInventoryIni(inv), renderInventoryYaml(inv)]) assert.doesNotMatch(other.split('\n').filter((l) => !l.startsWith('#')).join('\n'), /__ansible/);
+  assert.ok(inv.notes.includes('host node1: Ansible\'s JSON decoder would act on weft_labels key "__ansible_unsafe", weft_labels key "__ansible_vault", weft_labels key "__ansible_x": left out'), inv.notes.join('\n'));
+  assert.ok(inv.notes.some((n) => /^host web_1__weft_endpoints_vars_\.1111111111111111: Ansible's JSON decoder would act on weft_labels key "__ansible_vault": left out$/.test(n)), inv.notes.join('\n'));
+
+  // And the JSON renderer drops such a key whatever the model holds: only Weft's own markers pass.
+  const hand: Inventory = { hostvars: new Map([['h', { v: { __ansible_vault: VAULT, ok: 1 }, __ansible_unsafe: 'x', u: new Unsafe('{{ x }}') }]]), groups: new Map([['g', { hosts: ['h'], children: [] }]]), top: ['g'], notes: [] };
+  assert.deepEqual(JSON.parse(renderInventoryJson(hand))._meta.hostvars.h, { v: { ok: 1 }, u: { __ansible_unsafe: '{{ x }}' } });
+  assert.deepEqual(JSON.parse(renderHostVarsJson(hand, 'h') ?? 'null'), { v: { ok: 1 }, u: { __ansible_unsafe: '{{ x }}' } });
 });
 
 test('hostile names and values never add a line, a group or a variable: INI lines keep to the grammar, YAML and JSON read back as the same inventory', () => {
@@ -242,7 +225,7 @@ test('hostile names and values never add a line, a group or a variable: INI line
   const json = JSON.parse(renderInventoryJson(inv));
   const unsafeTag = { tag: '!unsafe', resolve: (s: string) => ({ __ansible_unsafe: s }) };
   assert.deepEqual(meaningOfYaml(YAML().parse(yaml, { version: '1.1', customTags: [unsafeTag] })), meaning(json), 'YAML (read as YAML 1.1) says what the JSON says');
-  assert.deepEqual(json._meta.hostvars.node1.weft_labels, { 'x]\n[all:vars]\nansible_user': 'root\'#"\\ =1', 'u\u2028v': 'w\u0085z', emoji: '\u{1F600}\uFFFD', zone: 'a-b' }, 'values intact, the lone surrogate replaced');
+  assert.deepEqual(json._meta.hostvars.node1.weft_labels, { 'x]\n[all:vars]\nansible_user': 'root\'#"\\ =1', 'u\u2028v': 'w\u0085z', emoji: '\u{1F600}\uFFFD', zone: 'a-b' }, 'values intact, the lone surrogate replaced, __ansible keys left out');
   assert.ok(!inv.hostvars.has('ghost') && !Object.keys(json).some((g) => /ghost/.test(g)), 'an endpoint on an unknown host places no host anywhere');
 });
 
@@ -300,6 +283,38 @@ test('Ansible prints a host\'s Jinja text as text: from YAML and from the script
       assert.match(r.stdout, /"msg": "\{\{ lookup\('pipe', 'id'\) \}\}"/, `${file}: ${r.stdout}`);
       assert.doesNotMatch(r.stdout, /uid=/);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("ansible-inventory: __ansible label keys reach Ansible as nothing (unfiltered, one would replace weft_labels), and tenants' role=db groups stay apart", { skip: noAnsible }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-inv-'));
+  try {
+    const ep = (id: string, tenant: string, labels: Record<string, string>): InventoryEndpoint => ({ id, tenant, network: 'web', ip: '10.0.0.1', host: 'node1', containerId: id, labels });
+    const hosts: InventoryHost[] = [{ name: 'node1', vtepIp: '192.0.2.1', labels: { zone: 'a', __ansible_unsafe: 'owned', __ansible_vault: VAULT } }];
+    const inv = compileInventory(hosts, [ep('op1', 'ops', { role: 'db' }), ep('ev1', 'evil', { role: 'db', __ansible_unsafe: 'owned' }), ep('ev2', 'evil', { 'role/db': 'x' }), ep('ev3', 'evil', { role: 'db_x' })], true);
+    const script = (name: string, list: string) => {
+      writeFileSync(join(dir, `${name}.json`), list);
+      writeFileSync(join(dir, name), `#!/bin/sh\n[ "$1" = --list ] && exec cat '${join(dir, `${name}.json`)}'\necho '{}'\n`);
+      chmodSync(join(dir, name), 0o755);
+    };
+    script('weft-inventory', renderInventoryJson(inv));
+    const got = ansibleList(dir, 'weft-inventory', 'script');
+    assert.deepEqual(got.hostvars['node1'], { ansible_host: '192.0.2.1', weft_kind: 'host', weft_name: 'node1', weft_labels: { zone: 'a' }, weft_tenants: ['evil', 'ops'], weft_networks: ['evil/web', 'ops/web'] });
+    assert.deepEqual((got.hostvars['ev1.ev1'] as any).weft_labels, { role: 'db' });
+    assert.deepEqual(got.groups['ep_label_ops__role__db'], { hosts: ['op1.op1'], children: [] });
+    assert.deepEqual(got.groups['ep_label_evil__role__db'], { hosts: ['ev1.ev1'], children: [] });
+    assert.deepEqual(got.groups['ep_label_evil__role_sdb__x'], { hosts: ['ev2.ev2'], children: [] });
+    assert.deepEqual(got.groups['ep_label_evil__role__db_ux'], { hosts: ['ev3.ev3'], children: [] });
+    assert.deepEqual(got.groups['ep_tenant_ops'], { hosts: [], children: ['ep_label_ops__role__db', 'ep_network_ops__web'] });
+
+    // The control: the same JSON with a label key left in. Ansible reads weft_labels as that key's value, an
+    // unsafe string instead of the dictionary (which ansible-inventory writes back as {"__ansible_unsafe": ...}).
+    const raw = JSON.parse(renderInventoryJson(inv));
+    raw._meta.hostvars.node1.weft_labels = { zone: 'a', __ansible_unsafe: 'owned' };
+    script('unfiltered', JSON.stringify(raw));
+    assert.deepEqual((ansibleList(dir, 'unfiltered', 'script').hostvars['node1'] as any).weft_labels, { __ansible_unsafe: 'owned' });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -10,6 +10,10 @@ import { createHash } from 'node:crypto';
  * ends a line; Python's `splitlines` also ends lines at U+0085, U+2028 and friends. So names are cut down
  * to safe characters, and every value that is not plainly a word is written as a quoted ASCII-only
  * literal: nothing a host, label or container name holds can start a line, a group or a variable.
+ *
+ * Group names are escaped one-to-one (escapeGroupPart), so no two things ever share a group, and every group
+ * an endpoint's tenant can name (its networks, groups, labels) sits under that tenant: a tenant's labels
+ * never put its containers into a group another tenant's containers are in.
  */
 
 /** A host as `GET /api/v1/hosts` gives it (a tenant user's view has no addresses). */
@@ -70,10 +74,13 @@ export interface Inventory {
   notes: string[];
 }
 
-/** Kinds of group (an id's first part), in the order groups are listed under their parent. */
+/**
+ * Kinds of group (an id's first part, and its name's prefix), in the order groups are listed under their
+ * parent. No prefix (with its `_`) begins another, so names of different kinds never meet.
+ */
 const KINDS = ['weft_hosts', 'weft_endpoints', 'label', 'tenant', 'network', 'ep_tenant', 'ep_network', 'ep_group', 'ep_label'] as const;
 
-interface GroupSpec { id: string; want: string; what: string; parent: string; rank: number; members: Set<string> }
+interface GroupSpec { id: string; name: string; parent: string; rank: number; members: Set<string> }
 interface Member { id: string; want: string; what: string; vars: Vars }
 
 /** The inventory of what the user sees: hosts, their labels, the tenants and networks they carry endpoints of. */
@@ -82,23 +89,26 @@ export function compileInventory(unsortedHosts: readonly InventoryHost[], unsort
   const hosts = [...unsortedHosts].sort((a, b) => compare(a.name, b.name));
   const endpoints = [...unsortedEndpoints].sort((a, b) => compare(a.tenant, b.tenant) || compare(a.network, b.network) || compare(a.id, b.id));
   const groups = new Map<string, GroupSpec>();
-  const join = (id: string, want: string, what: string, parent: string, member?: string): void => {
+  /** The group of that kind and those parts (its id: they, NUL-joined; its name: groupName's), under parent. */
+  const join = (kind: (typeof KINDS)[number], parts: string[], parent: string, member?: string): string => {
+    const id = [kind, ...parts].join('\0');
     let g = groups.get(id);
-    if (!g) groups.set(id, (g = { id, want, what, parent, rank: KINDS.indexOf(id.split('\0')[0] as (typeof KINDS)[number]), members: new Set() }));
+    if (!g) groups.set(id, (g = { id, name: parts.length ? groupName(kind, ...parts) : kind, parent, rank: KINDS.indexOf(kind), members: new Set() }));
     if (member !== undefined) g.members.add(member);
+    return id;
   };
   const hostId = (name: string) => `host\0${name}`;
   const known = new Set(hosts.map((h) => h.name));
   for (const h of hosts) {
-    join('weft_hosts', 'weft_hosts', 'all hosts', '', hostId(h.name));
-    for (const [k, v] of entries(h.labels)) join(`label\0${k}\0${v}`, `label_${k}_${v}`, `host label ${k}=${v}`, 'weft_hosts', hostId(h.name));
+    join('weft_hosts', [], '', hostId(h.name));
+    // Hosts' labels are the operator's (a host is registered by an admin), so one label group spans them all.
+    for (const [k, v] of entries(h.labels)) join('label', [k, v], 'weft_hosts', hostId(h.name));
   }
   for (const e of endpoints) {
     // An endpoint on a host that is not registered (yet, or any more) places no host anywhere.
     if (!known.has(e.host)) continue;
-    const t = `tenant\0${e.tenant}`;
-    join(t, `tenant_${e.tenant}`, `tenant ${e.tenant}`, 'weft_hosts');
-    join(`network\0${e.tenant}\0${e.network}`, `network_${e.tenant}_${e.network}`, `network ${e.tenant}/${e.network}`, t, hostId(e.host));
+    const t = join('tenant', [e.tenant], 'weft_hosts');
+    join('network', [e.tenant, e.network], t, hostId(e.host));
   }
   const onHost = new Map<string, InventoryEndpoint[]>();
   for (const e of endpoints) push(onHost, e.host, e);
@@ -106,12 +116,12 @@ export function compileInventory(unsortedHosts: readonly InventoryHost[], unsort
   if (withEndpoints) {
     for (const e of endpoints) {
       const id = `endpoint\0${e.id}`;
-      const t = `ep_tenant\0${e.tenant}`;
-      join('weft_endpoints', 'weft_endpoints', 'all endpoints', '', id);
-      join(t, `ep_tenant_${e.tenant}`, `endpoints of tenant ${e.tenant}`, 'weft_endpoints');
-      join(`ep_network\0${e.tenant}\0${e.network}`, `ep_network_${e.tenant}_${e.network}`, `endpoints of network ${e.tenant}/${e.network}`, t, id);
-      if (e.group !== undefined) join(`ep_group\0${e.tenant}\0${e.group}`, `ep_group_${e.tenant}_${e.group}`, `endpoints of group ${e.tenant}/${e.group}`, t, id);
-      for (const [k, v] of entries(e.labels)) join(`ep_label\0${k}\0${v}`, `ep_label_${k}_${v}`, `endpoint label ${k}=${v}`, 'weft_endpoints', id);
+      join('weft_endpoints', [], '', id);
+      const t = join('ep_tenant', [e.tenant], 'weft_endpoints');
+      join('ep_network', [e.tenant, e.network], t, id);
+      if (e.group !== undefined) join('ep_group', [e.tenant, e.group], t, id);
+      // A tenant sets its endpoints' labels: per tenant, or its `role=db` would join the operator's db plays.
+      for (const [k, v] of entries(e.labels)) join('ep_label', [e.tenant, k, v], t, id);
       // A dot: a host's name (a DNS label) never has one, so an endpoint never takes a host's name.
       members.push({ id, want: `${e.containerName ?? e.containerId.slice(0, 12)}.${e.id}`, what: `endpoint ${e.id}`, vars: endpointVars(e) });
     }
@@ -119,19 +129,24 @@ export function compileInventory(unsortedHosts: readonly InventoryHost[], unsort
   return assemble([...groups.values()], members);
 }
 
-/** Names everything (groups first: a host may not take a group's name) and lays the groups out as a tree. */
+/** Names the hosts (a host may not take a group's name) and lays the groups out as a tree. */
 function assemble(specs: GroupSpec[], members: Member[]): Inventory {
   const notes: string[] = [];
   // `all`, `ungrouped` are Ansible's own groups; `_meta` is where the JSON keeps host variables.
-  const groupName = uniqueNames(specs, sanitiseGroup, new Set(['all', 'ungrouped', '_meta']), notes);
-  const hostName = uniqueNames(members, sanitiseHost, new Set(groupName.values()), notes);
+  const groupNames = new Set(['all', 'ungrouped', '_meta']);
+  for (const g of specs) {
+    // Cannot happen (one-to-one names, distinct prefixes); were it to, two things would share a group.
+    if (groupNames.has(g.name)) throw new Error(`inventory: two groups named ${g.name}`);
+    groupNames.add(g.name);
+  }
+  const hostName = uniqueNames(members, sanitiseHost, groupNames, notes);
   const hostvars = new Map(members.map((m) => {
     const name = hostName.get(m.id) as string;
     return [name, guardVars(m.vars, name, notes)] as const;
   }));
   const byParent = new Map<string, GroupSpec[]>();
   for (const g of specs) push(byParent, g.parent, g);
-  const name = (g: GroupSpec) => groupName.get(g.id) as string;
+  const name = (g: GroupSpec) => g.name;
   const ordered = (parent: string) => (byParent.get(parent) ?? []).sort((a, b) => a.rank - b.rank || compare(name(a), name(b)));
   const groups = new Map<string, InventoryGroup>();
   const visit = (g: GroupSpec): void => {
@@ -144,10 +159,39 @@ function assemble(specs: GroupSpec[], members: Member[]): Inventory {
   return { hostvars, groups, top: top.map(name), notes };
 }
 
-/** Letters, digits and underscores, not starting with a digit: what Ansible accepts as a group name. */
-export function sanitiseGroup(want: string): string {
-  const s = want.replace(/[^A-Za-z0-9_]/g, '_');
-  return /^[A-Za-z_]/.test(s) ? s : `_${s}`;
+/**
+ * A group's name: its kind, `_`, and its parts escaped and joined by `__` (network_blue__web,
+ * ep_label_blue__role__db). Letters, digits and underscores, starting with a letter: what Ansible takes.
+ * One-to-one: an escaped part has `_` only as the first character of an escape, never `__` and never a
+ * `_` at its end, so the `__` between parts is always found again; and KINDS' prefixes are prefix-free.
+ */
+export function groupName(kind: string, ...parts: string[]): string {
+  return `${kind}_${parts.map(escapeGroupPart).join('__')}`;
+}
+
+/**
+ * One-to-one into [a-z0-9_]: a-z and 0-9 stay; `_` is `_u`, `-` `_h`, `.` `_d`, `/` `_s`; anything else
+ * (upper case too: Ansible's group_vars may sit on a case-insensitive disk) is `_x` and two hex digits per
+ * byte of its UTF-8 (a lone surrogate as its code point would be, so it is told apart from U+FFFD).
+ */
+export function escapeGroupPart(s: string): string {
+  let out = '';
+  for (const c of s) {
+    if (/^[a-z0-9]$/.test(c)) out += c;
+    else if (c in SHORT) out += SHORT[c];
+    else for (const b of utf8(c.codePointAt(0) ?? 0)) out += `_x${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+const SHORT: Record<string, string> = { _: '_u', '-': '_h', '.': '_d', '/': '_s' };
+
+/** A code point's UTF-8 bytes (a surrogate's too, as WTF-8 writes it). */
+function utf8(cp: number): number[] {
+  if (cp < 0x80) return [cp];
+  if (cp < 0x800) return [0xc0 | (cp >> 6), 0x80 | (cp & 0x3f)];
+  if (cp < 0x10000) return [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
+  return [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
 }
 
 /** A host name without what INI reads as a port (`:`), a range (`[`), a comment or a quote. */
@@ -157,9 +201,11 @@ export function sanitiseHost(want: string): string {
 }
 
 /**
- * A name per id: the sanitised wish, unless two ids (or a name already taken) wish alike; then every one
+ * A host's name per id: the sanitised wish, unless two ids (or a group's name) wish alike; then every one
  * of them gets a suffix from a hash of its id (so it depends on nothing else), and a note says who became
- * what. Never silently one name for two things, and never first come, first served.
+ * what. Never silently one name for two things, and never first come, first served. Only host names need
+ * it (group names are one-to-one), and only for names the server refuses today: its host names are DNS
+ * labels (no `_`, so never a group's name, and sanitised as they are), and an endpoint's ends in `.ID`.
  */
 function uniqueNames(items: ReadonlyArray<{ id: string; want: string; what: string }>, sanitise: (s: string) => string, taken: ReadonlySet<string>, notes: string[]): Map<string, string> {
   const byBase = new Map<string, Array<{ id: string; what: string }>>();
@@ -245,20 +291,31 @@ function wellFormed(s: string): string {
 const TEMPLATE = /\{[{%#]/;
 
 /**
+ * A key Ansible's JSON decoder acts on (ansible/parsing/ajson.py): a dictionary holding `__ansible_vault`
+ * becomes a vault-encrypted value, one holding `__ansible_unsafe` that key's value. Weft writes only its
+ * own `__ansible_unsafe` markers; a key from the server with this prefix is left out.
+ */
+export const isAnsibleKey = (k: string): boolean => k.startsWith('__ansible');
+
+/**
  * Marks every string Jinja would render as Unsafe and leaves out dictionary keys that would be (labels'
- * keys); replaces lone surrogates, so every format carries the same text.
+ * keys), and keys Ansible's JSON decoder acts on (in every format, so they all say the same); replaces
+ * lone surrogates, so every format carries the same text.
  */
 function guardVars(vars: Vars, host: string, notes: string[]): Vars {
   const hits: string[] = [];
+  const markers: string[] = [];
   const guard = (v: VarValue, path: string): VarValue => {
     if (typeof v === 'string') return TEMPLATE.test(v) ? (hits.push(path), new Unsafe(wellFormed(v))) : wellFormed(v);
     if (Array.isArray(v)) return v.map((x, i) => guard(x, `${path}[${i}]`));
     if (v === null || typeof v !== 'object' || v instanceof Unsafe) return v;
-    const kept = Object.entries(v).filter(([k]) => !TEMPLATE.test(k) || (hits.push(`${path} key ${ascii(k)} (left out)`), false));
+    const kept = Object.entries(v).filter(([k]) =>
+      isAnsibleKey(wellFormed(k)) ? (markers.push(`${path} key ${ascii(k)}`), false) : !TEMPLATE.test(k) || (hits.push(`${path} key ${ascii(k)} (left out)`), false));
     return dict(kept.map(([k, x]) => [wellFormed(k), guard(x, `${path}.${ascii(k)}`)]));
   };
-  const out = dict(Object.entries(vars).map(([k, v]) => [k, guard(v, k)]));
+  const out = dict(Object.entries(vars).filter(([k]) => !isAnsibleKey(k) || (markers.push(ascii(k)), false)).map(([k, v]) => [k, guard(v, k)]));
   if (hits.length) notes.push(`host ${host}: Jinja would render ${hits.join(', ')}: marked unsafe (YAML, JSON), left out of INI`);
+  if (markers.length) notes.push(`host ${host}: Ansible's JSON decoder would act on ${markers.join(', ')}: left out`);
   return out;
 }
 
@@ -316,17 +373,30 @@ const pythonString = (s: string) => ascii(s).replace(/'/g, '\\u0027');
 export function renderInventoryJson(inv: Inventory): string {
   const doc: Record<string, unknown> = { _meta: { hostvars: Object.fromEntries(inv.hostvars) }, all: { children: inv.top } };
   for (const [name, g] of inv.groups) doc[name] = { ...(g.hosts.length ? { hosts: g.hosts } : {}), ...(g.children.length ? { children: g.children } : {}) };
-  return JSON.stringify(doc, unsafeJson, 2);
+  return jsonText(doc);
 }
 
 /** The answer to `--host NAME`: that host's variables; undefined when the inventory has no such host. */
 export function renderHostVarsJson(inv: Inventory, host: string): string | undefined {
   const vars = inv.hostvars.get(host);
-  return vars && JSON.stringify(vars, unsafeJson, 2);
+  return vars && jsonText(vars);
 }
 
-/** Ansible's JSON loader turns this object back into an unsafe string (ansible/parsing/ajson.py). */
-const unsafeJson = (_key: string, v: unknown): unknown => (v instanceof Unsafe ? { __ansible_unsafe: v.text } : v);
+/**
+ * JSON for Ansible's loader: an Unsafe as `{"__ansible_unsafe": TEXT}`, which it turns back into an unsafe
+ * string (ansible/parsing/ajson.py). Any other `__ansible` key is dropped here too (guardVars has left
+ * them out already, with a note): only Weft's own markers reach the decoder.
+ */
+function jsonText(doc: unknown): string {
+  const markers = new WeakSet<object>();
+  return JSON.stringify(doc, function (this: unknown, key: string, v: unknown): unknown {
+    if (isAnsibleKey(key) && !(key === '__ansible_unsafe' && markers.has(this as object))) return undefined;
+    if (!(v instanceof Unsafe)) return v;
+    const marker = { __ansible_unsafe: v.text };
+    markers.add(marker);
+    return marker;
+  }, 2);
+}
 
 /**
  * Ansible's YAML inventory: the group tree nested from `all`. Written here rather than by the YAML

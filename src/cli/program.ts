@@ -31,6 +31,7 @@ export const COMMAND_MODULES: ReadonlyArray<{ names: readonly string[]; load: ()
   { names: ['verify'], load: async () => (await import('./commands/verify.js')).verifyCommands },
   { names: ['attach', 'detach'], load: async () => (await import('./commands/attach.js')).attachCommands },
   { names: ['docker-proxy'], load: async () => (await import('./commands/docker-proxy.js')).dockerProxyCommands },
+  { names: ['bench'], load: async () => (await import('./commands/bench.js')).benchCommands },
   { names: ['inventory'], load: async () => (await import('./commands/inventory.js')).inventoryCommands },
   { names: ['install', 'uninstall'], load: async () => { const m = await import('./commands/install.js'); return (p, io) => m.installCommands(p, io); } },
   { names: ['flows', 'top'], load: async () => { const m = await import('./commands/flows.js'); return (p, io) => { m.flowCommands(p, io); m.topCommands(p, io); }; } },

@@ -2,24 +2,21 @@ import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs
 import { connect } from 'node:net';
 import type { Server } from 'node:http';
 
-export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+export type ListenAddress = { kind: 'unix'; path: string };
 
 export class ListenError extends Error {}
 
 /**
- * `--listen`: a unix socket path (or unix://PATH), or tcp://HOST:PORT on loopback only. Docker's API is
- * root on this host to whoever reaches it, so the proxy never offers it to the network.
+ * `--listen`: a unix socket path (or unix://PATH). Never TCP: Docker's API is root on this host to
+ * whoever reaches it, and on TCP that is every local user, every container on the host's network, and
+ * any web page the host's browser opens (no preflight for a POST without a content type; DNS rebinding).
  */
 export function parseListen(text: string): ListenAddress {
-  if (text.startsWith('tcp://')) {
-    const m = /^tcp:\/\/(\[::1\]|localhost|127(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
-    if (!m) throw new ListenError(`--listen ${text}: TCP only on loopback (tcp://127.0.0.1:PORT): Docker's API is root on this host to whoever reaches it`);
-    const port = Number(m[2]);
-    if (port < 1 || port > 65535) throw new ListenError(`--listen ${text}: port must be 1-65535`);
-    return { kind: 'tcp', host: m[1] === '[::1]' ? '::1' : m[1]!, port };
+  if (/^[a-z]+:\/\//.test(text) && !text.startsWith('unix://')) {
+    throw new ListenError(`--listen ${text}: a unix socket only (Docker's API is root on this host; on TCP every local user and any web page could reach it)`);
   }
   const path = text.startsWith('unix://') ? text.slice('unix://'.length) : text;
-  if (!path.startsWith('/')) throw new ListenError(`--listen ${text}: an absolute socket path, unix:///PATH or tcp://127.0.0.1:PORT`);
+  if (!path.startsWith('/')) throw new ListenError(`--listen ${text}: an absolute socket path, or unix:///PATH`);
   if (path.length > 100) throw new ListenError(`--listen ${text}: a unix socket path is at most 100 bytes here`);
   return { kind: 'unix', path };
 }
@@ -50,24 +47,27 @@ export async function clearStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-/** Listens; a unix socket is then made 0660 with `group`, or 0600 without one (never wider than Docker's own). */
+/**
+ * Listens; the socket is then made 0660 with `group`, or 0600 without one (never wider than Docker's
+ * own). It is created 0600 (umask 177 while it is bound), so nobody else connects in between.
+ */
 export function listenOn(server: Server, at: ListenAddress, group: number | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    const done = () => {
+    const old = process.umask(0o177);
+    server.listen(at.path, () => {
+      process.umask(old);
       server.off('error', reject);
-      if (at.kind === 'unix') {
-        try {
-          if (group !== undefined) chownSync(at.path, process.getuid?.() ?? 0, group);
-          chmodSync(at.path, group !== undefined ? 0o660 : 0o600);
-        } catch (e) {
-          server.close();
-          return reject(e);
-        }
+      try {
+        if (group !== undefined) chownSync(at.path, process.getuid?.() ?? 0, group);
+        chmodSync(at.path, group !== undefined ? 0o660 : 0o600);
+      } catch (e) {
+        server.close();
+        return reject(e);
       }
       resolve();
-    };
-    if (at.kind === 'unix') server.listen(at.path, done);
-    else server.listen(at.port, at.host, done);
+    });
+    // listen() binds synchronously for a unix path; the umask is ours again before anything else runs.
+    process.umask(old);
   });
 }

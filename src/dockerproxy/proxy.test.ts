@@ -22,6 +22,7 @@ let proxy: RunningProxy;
 const seen: string[] = [];
 let releaseSecond: () => void = () => undefined;
 let releaseWait: () => void = () => undefined;
+let lastType: string | undefined;
 
 before(async () => {
   docker = http.createServer((req, res) => {
@@ -29,6 +30,13 @@ before(async () => {
     req.on('data', (d) => (body += d));
     req.on('end', () => {
       seen.push(`${req.method} ${req.url} ${body}`);
+      lastType = req.headers['content-type'];
+      if (req.url === '/v1.47/containers/c1/json') {
+        // Larger answers come chunked from Docker (Go's net/http past ~2 kB): post-hooks must still see them.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"Id":"c1",');
+        return res.end(`"pad":"${'x'.repeat(5000)}"}`);
+      }
       if (req.url?.startsWith('/v1.47/containers/create')) {
         // As Docker (Go's net/http) sends a small answer: with its length.
         const text = JSON.stringify({ Id: 'c1', got: JSON.parse(body || 'null') });
@@ -54,6 +62,13 @@ before(async () => {
     });
   });
   docker.on('upgrade', (req, socket) => {
+    if (req.url?.includes('nosuch')) {
+      // Refused, the connection kept (as Go's server does): whatever follows would be a new request.
+      socket.write('HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+      socket.on('data', (d: Buffer) => seen.push(`RAW ${d.toString()}`));
+      socket.on('end', () => socket.end());
+      return;
+    }
     socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
     socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
     socket.on('end', () => socket.end()); // an upgraded socket is half-open until its side ends too
@@ -98,9 +113,9 @@ async function start(endpoints: Record<string, unknown>): Promise<void> {
   proxy = await startDockerProxy({ listen: { kind: 'unix', path: proxySock }, upstream: dockerSock, config: parseConfig({ endpoints, adapters }), driver: 'weft', hookTimeoutMs: 1000, log: () => undefined });
 }
 
-function call(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
+function call(method: string, path: string, body?: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: proxySock, method, path, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = http.request({ socketPath: proxySock, method, path, agent: false, headers }, (res) => {
       let text = '';
       res.on('data', (d) => (text += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
@@ -186,6 +201,56 @@ test('a long poll\'s headers reach the client before its body exists (docker run
     });
     assert.equal(body, '{"StatusCode":0}\n', hooked ? 'hooked: a chunked answer passes untouched' : 'not hooked');
   }
+});
+
+/** Raw bytes to the proxy; what it answers until it closes (or 3 s). */
+function raw(bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(proxySock, () => s.write(bytes));
+    let text = '';
+    const t = setTimeout(() => { s.destroy(); resolve(text); }, 3000);
+    s.on('data', (d) => (text += d));
+    s.on('close', () => { clearTimeout(t); resolve(text); });
+    s.on('error', reject);
+  });
+}
+
+test('hooks cannot be walked around: encoded or absolute paths, Upgrade on a call Docker does not upgrade, requests behind a refused upgrade', async () => {
+  await start({ 'POST /*/containers/create': { pre: ['a'] } });
+  const before = seen.length;
+  for (const p of ['/v1.47/containers/%63reate', '/v1.47//containers/create', '/v1.47/x/../containers/create']) {
+    const r = await call('POST', p, { Image: 'bb' });
+    assert.equal(r.status, 400, p);
+  }
+  const abs = await raw('POST http://docker/v1.47/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n{}');
+  assert.match(abs, /^HTTP\/1\.1 400 /, 'absolute form refused');
+  const smuggle = 'GET /v1.47/nothing HTTP/1.1\r\nHost: d\r\n\r\n';
+  const up = await raw(`POST /v1.47/containers/create HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 2\r\n\r\n{}${smuggle}`);
+  assert.match(up, /^HTTP\/1\.1 400 .*not a call Docker upgrades/s);
+  const refused = await raw(`POST /v1.47/containers/nosuch/attach?stream=1 HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n${smuggle}`);
+  assert.match(refused, /^HTTP\/1\.1 404 /, 'Docker\'s refusal goes back');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(seen.slice(before), [], `nothing reached Docker: ${JSON.stringify(seen.slice(before))}`);
+});
+
+test('a hooked call keeps the client\'s content type (none made up) and its bytes when no adapter changed them', async () => {
+  await start({ 'POST /*/containers/create': { pre: ['weft'] } });
+  const body = '{"Image":"bb","Big":12345678901234567890}';
+  const r = await call('POST', '/v1.47/containers/create', undefined, {});
+  assert.equal(r.status, 201);
+  assert.equal(lastType, undefined, 'no Content-Type invented (Docker refuses a create without one: a browser POST stays refused)');
+  await new Promise<void>((resolve, reject) => {
+    const req = http.request({ socketPath: proxySock, method: 'POST', path: '/v1.47/containers/create', agent: false, headers: { 'content-type': 'application/json' } }, (res) => { res.resume(); res.on('end', resolve); });
+    req.on('error', reject);
+    req.end(body);
+  });
+  assert.equal(seen.at(-1), `POST /v1.47/containers/create ${body}`, 'bytes untouched: no JSON round trip');
+});
+
+test('post-hooks see chunked JSON answers whole', async () => {
+  await start({ 'GET /*/containers/*/json': { post: ['a'] } });
+  const r = await call('GET', '/v1.47/containers/c1/json');
+  assert.equal(JSON.parse(r.text).post, '/a');
 });
 
 test('the proxy never listens on Docker\'s own socket nor over a live socket', async () => {

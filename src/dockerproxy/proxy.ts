@@ -1,11 +1,13 @@
 import http, { type IncomingMessage, type ServerResponse as HttpResponse } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { realpathSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { matchEndpoint, type Endpoint, type ProxyConfig } from './config.js';
 import { dockerApiAt } from './docker-api.js';
 import { HookStop, MAX_ANSWER, runPostHooks, runPreHooks, type HookDeps } from './hooks.js';
 import { clearStaleSocket, ListenError, listenOn, type ListenAddress } from './listen.js';
+import { checkTarget } from './target.js';
+import { spliceUpgrade } from './upgrade.js';
 import type { ClientRequest } from './protocol.js';
 
 export interface ProxyOptions {
@@ -23,6 +25,13 @@ export interface ProxyOptions {
 }
 
 export interface RunningProxy { address: string; close(): Promise<void> }
+
+/** Calls whose answers are streams (or long polls whose headers must come at once): never buffered. */
+export function isStreamingCall(url: string): boolean {
+  const [path = '', query = ''] = url.split('?');
+  return /\/(events|logs|stats|attach|wait|top|export|get|push|archive|changes)$/.test(path) || /^\/(v[\d.]+\/)?(images\/create|build|images\/load|session|grpc)$/.test(path)
+    || /(^|&)(stream|follow)=(1|true)(&|$)/.test(query);
+}
 
 /** A hooked call's body is read whole, up to this: a container's config is a few kB. */
 const MAX_BODY = 16 << 20;
@@ -71,10 +80,12 @@ function withoutFraming(raw: readonly string[]): string[] {
  * connections (attach, exec, BuildKit's session) are spliced byte for byte.
  */
 export async function startDockerProxy(o: ProxyOptions): Promise<RunningProxy> {
-  if (o.listen.kind === 'unix' && samePath(o.listen.path, o.upstream)) throw new ListenError(`--listen ${o.listen.path} is Docker's own socket (--docker): the proxy would call itself`);
+  if (samePath(o.listen.path, o.upstream)) throw new ListenError(`--listen ${o.listen.path} is Docker's own socket (--docker): the proxy would call itself`);
   const deps: HookDeps = { docker: dockerApiAt(o.upstream), driver: o.driver, timeoutMs: o.hookTimeoutMs ?? 30_000 };
   const sockets = new Set<Socket>();
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    const bad = checkTarget(req.url ?? '');
+    if (bad) return dockerError(res, 400, `weft docker-proxy: ${bad}`);
     const ep = matchEndpoint(o.config, req.method ?? 'GET', req.url ?? '/');
     const done = ep ? hooked(req, res, ep) : passThrough(req, res);
     done.catch((e: Error) => {
@@ -82,7 +93,7 @@ export async function startDockerProxy(o: ProxyOptions): Promise<RunningProxy> {
       dockerError(res, 502, `weft docker-proxy: ${e.message}`);
     });
   });
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => splice(req, socket, head));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => spliceUpgrade(req, socket, head, o.upstream, o.config, o.log));
   server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
 
   function upstreamRequest(method: string, path: string, headers: string[], onResponse: (r: IncomingMessage) => void): http.ClientRequest {
@@ -117,14 +128,17 @@ export async function startDockerProxy(o: ProxyOptions): Promise<RunningProxy> {
       call = await runPreHooks(ep.pre, o.config.adapters, asked, deps);
     } catch (e) {
       if (!(e instanceof HookStop)) throw e;
-      o.log(`${asked.Method} ${asked.Request}: pre-hook stopped it (${e.status}): ${e.body.slice(0, 300)}`);
+      o.log(`${asked.Method} ${asked.Request}: pre-hook stopped it (${e.status}): ${JSON.stringify(e.body.slice(0, 300))}`);
       return send(res, e.status, e.contentType, e.body);
     }
-    const data = call.Body === null ? undefined : Buffer.from(call.Body, 'utf8');
+    // The body as it came when no adapter changed it (a JSON round trip would change numbers past 2^53
+    // and invalid UTF-8); the client's own Content-Type, never one made up (Docker refuses a create
+    // without one: a browser's no-preflight POST must stay refused).
+    const data = call.Body === asked.Body ? (body.length ? body : undefined) : call.Body === null ? undefined : Buffer.from(call.Body, 'utf8');
     const headers = withoutFraming(req.rawHeaders);
+    if (req.headers['content-type'] !== undefined) headers.push('Content-Type', req.headers['content-type']);
     // Always a length, 0 for no body: without one Node would send an empty chunked body, which Docker
     // takes for a body (`start` refuses any since API 1.24).
-    if (data) headers.push('Content-Type', req.headers['content-type'] ?? 'application/json');
     headers.push('Content-Length', String(data?.length ?? 0));
     const up = upstreamRequest(call.Method, call.Request, headers, (r) => void answer(r, res, ep, call).catch((e: Error) => dockerError(res, 502, `weft docker-proxy: ${e.message}`)));
     up.on('error', (e) => dockerError(res, 502, `weft docker-proxy: Docker at ${o.upstream}: ${e.message}`));
@@ -132,13 +146,14 @@ export async function startDockerProxy(o: ProxyOptions): Promise<RunningProxy> {
   }
 
   /**
-   * Docker's answer to a hooked call: through the post-hooks when it is one whole body of a known length
-   * (as Powerstrip, never a chunked or raw stream, which pass through untouched).
+   * Docker's answer to a hooked call, through the post-hooks as one whole body: Docker sends larger JSON
+   * chunked, so that is read too, up to MAX_ANSWER (beyond: 502, the hooks never skipped). Streams never
+   * end or must flow as they come (events, logs, stats, pulls, attach, wait: `docker run` waits for
+   * wait's headers before it starts the container): they pass untouched, unhooked, as in Powerstrip.
    */
   async function answer(r: IncomingMessage, res: HttpResponse, ep: Endpoint, call: ClientRequest): Promise<void> {
-    const length = Number(r.headers['content-length'] ?? (r.statusCode === 204 || r.statusCode === 304 ? 0 : NaN));
     const type = r.headers['content-type'] ?? '';
-    const stream = /vnd\.docker\.(raw|multiplexed)-stream/.test(type) || r.headers['transfer-encoding'] !== undefined || !Number.isFinite(length) || length > MAX_ANSWER;
+    const stream = /vnd\.docker\.(raw|multiplexed)-stream/.test(type) || isStreamingCall(call.Request);
     if (ep.post.length === 0 || stream) {
       res.writeHead(r.statusCode ?? 502, r.statusMessage, r.rawHeaders);
       res.flushHeaders();
@@ -146,14 +161,22 @@ export async function startDockerProxy(o: ProxyOptions): Promise<RunningProxy> {
       return;
     }
     const chunks: Buffer[] = [];
-    for await (const d of r) chunks.push(d as Buffer);
+    let size = 0;
+    for await (const d of r) {
+      size += (d as Buffer).length;
+      if (size > MAX_ANSWER) {
+        r.destroy();
+        return dockerError(res, 502, `weft docker-proxy: Docker's answer to ${call.Method} ${call.Request.split('?')[0]} is over ${MAX_ANSWER} bytes; its post-hooks cannot see it whole (Docker has acted)`);
+      }
+      chunks.push(d as Buffer);
+    }
     const text = Buffer.concat(chunks).toString('utf8');
     let out;
     try {
       out = await runPostHooks(ep.post, o.config.adapters, call, { ContentType: type, Body: text.length ? text : null, Code: r.statusCode ?? 502 }, deps);
     } catch (e) {
       if (!(e instanceof HookStop)) throw e;
-      o.log(`${call.Method} ${call.Request}: post-hook stopped it (${e.status}): ${e.body.slice(0, 300)}`);
+      o.log(`${call.Method} ${call.Request}: post-hook stopped it (${e.status}): ${JSON.stringify(e.body.slice(0, 300))}`);
       return send(res, e.status, e.contentType, e.body);
     }
     const bodyOut = out.Body ?? '';
@@ -164,30 +187,9 @@ export async function startDockerProxy(o: ProxyOptions): Promise<RunningProxy> {
     res.end(bodyOut);
   }
 
-  /** An upgraded call: the request head as it came, then both directions spliced until either side ends. */
-  function splice(req: IncomingMessage, client: Socket, head: Buffer): void {
-    const up = connect(o.upstream);
-    const end = () => { client.destroy(); up.destroy(); };
-    client.on('error', end);
-    up.on('error', (e) => {
-      if (!client.destroyed && client.bytesWritten === 0) client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ message: `weft docker-proxy: Docker at ${o.upstream}: ${e.message}` })}`);
-      else end();
-    });
-    up.on('connect', () => {
-      let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) text += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
-      up.write(`${text}\r\n`);
-      if (head.length) up.write(head);
-      client.pipe(up);
-      up.pipe(client);
-    });
-    client.on('close', () => up.destroy());
-    up.on('close', () => client.destroy());
-  }
-
-  if (o.listen.kind === 'unix') await clearStaleSocket(o.listen.path);
+  await clearStaleSocket(o.listen.path);
   await listenOn(server, o.listen, o.group);
-  const address = o.listen.kind === 'unix' ? `unix://${o.listen.path}` : `tcp://${o.listen.host}:${(server.address() as { port: number }).port}`;
+  const address = `unix://${o.listen.path}`;
   return {
     address,
     close: () => new Promise<void>((resolve) => {

@@ -24,7 +24,7 @@ test('Docker network names are distinct for distinct targets', () => {
 });
 
 /** Docker's network calls as data (this is a unit test of the hook's logic; the e2e test runs dockerd). */
-function fakeDocker(networks: Map<string, { Driver: string; Options: Record<string, string> }>, calls: string[]): DockerApi {
+function fakeDocker(networks: Map<string, { Driver: string; Options: Record<string, string>; IPAM?: { Driver: string } }>, calls: string[]): DockerApi {
   return {
     async call(method, path, body) {
       calls.push(`${method} ${path}`);
@@ -33,7 +33,7 @@ function fakeDocker(networks: Map<string, { Driver: string; Options: Record<stri
         return n ? { status: 200, json: n, text: '' } : { status: 404, json: { message: 'not found' }, text: '' };
       }
       const b = body as { Name: string; Driver: string; Options: Record<string, string> };
-      networks.set(b.Name, { Driver: b.Driver, Options: b.Options });
+      networks.set(b.Name, { Driver: b.Driver, Options: b.Options, IPAM: { Driver: b.Driver } });
       return { status: 201, json: { Id: 'x' }, text: '' };
     },
   };
@@ -48,7 +48,7 @@ test('the pre-hook puts a WEFT_* container on its network (made once) and leaves
   const got = JSON.parse(out.Body!);
   assert.equal(got.HostConfig.NetworkMode, 'weft.default._.db');
   assert.deepEqual(got.NetworkingConfig.EndpointsConfig, { 'weft.default._.db': { Aliases: ['x'] } }, 'what was said of the default network moves with it');
-  assert.deepEqual(nets.get('weft.default._.db'), { Driver: 'weft', Options: { tenant: 'default', group: 'db' } });
+  assert.deepEqual(nets.get('weft.default._.db'), { Driver: 'weft', Options: { tenant: 'default', group: 'db' }, IPAM: { Driver: 'weft' } });
   await weftPreHook({ Method: 'POST', Request: '/containers/create', Body: JSON.stringify(body) }, docker, 'weft');
   assert.deepEqual(calls, ['GET /networks/weft.default._.db', 'POST /networks/create', 'GET /networks/weft.default._.db'], 'made once, then found');
 
@@ -59,4 +59,13 @@ test('the pre-hook puts a WEFT_* container on its network (made once) and leaves
   await assert.rejects(weftPreHook({ ...plain, Body: JSON.stringify({ ...body, HostConfig: { NetworkMode: 'host' } }) }, docker, 'weft'), /--network host was given too/);
   nets.set('weft.default.other', { Driver: 'bridge', Options: {} });
   await assert.rejects(weftPreHook({ ...plain, Body: JSON.stringify({ Env: ['WEFT_NETWORK=other'] }) }, docker, 'weft'), /exists but is not Weft's/);
+});
+
+test('keys Docker reads case-insensitively are refused in any other case; an own network\'s settings are kept', async () => {
+  const docker = fakeDocker(new Map(), []);
+  const create = (b: unknown) => ({ Method: 'POST', Request: '/v1.41/containers/create', Body: JSON.stringify(b) });
+  await assert.rejects(weftPreHook(create({ Env: ['WEFT_GROUP=db'], HostConfig: {}, hostconfig: { NetworkMode: 'host' } }), docker, 'weft'), /hostconfig: write it HostConfig/);
+  await assert.rejects(weftPreHook(create({ Env: ['WEFT_GROUP=db'], HostConfig: { NetworkMode: 'default', networkmode: 'host' } }), docker, 'weft'), /HostConfig\.networkmode/);
+  const own = await weftPreHook(create({ Env: ['WEFT_GROUP=db'], HostConfig: { NetworkMode: 'weft.default._.db' }, NetworkingConfig: { EndpointsConfig: { 'weft.default._.db': { IPAMConfig: { IPv4Address: '10.1.2.9' } } } } }), docker, 'weft');
+  assert.deepEqual(JSON.parse(own.Body!).NetworkingConfig.EndpointsConfig, { 'weft.default._.db': { IPAMConfig: { IPv4Address: '10.1.2.9' } } }, '--network weft.T.N.G --ip keeps its address');
 });

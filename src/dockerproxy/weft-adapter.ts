@@ -66,9 +66,9 @@ async function ensureNetwork(docker: DockerApi, driver: string, t: Target): Prom
   for (let attempt = 0; attempt < 3; attempt++) {
     const got = await docker.call('GET', `/networks/${encodeURIComponent(name)}`);
     if (got.status === 200) {
-      const n = got.json as { Driver?: string; Options?: Record<string, string> };
+      const n = got.json as { Driver?: string; Options?: Record<string, string>; IPAM?: { Driver?: string } };
       const opts = n.Options ?? {};
-      const same = n.Driver === driver && Object.keys(want).length === Object.keys(opts).length && Object.entries(want).every(([k, v]) => opts[k] === v);
+      const same = n.Driver === driver && n.IPAM?.Driver === driver && Object.keys(want).length === Object.keys(opts).length && Object.entries(want).every(([k, v]) => opts[k] === v);
       if (!same) throw new HookRefusal(409, `Docker network ${name} exists but is not Weft's (driver ${n.Driver}, options ${JSON.stringify(opts)}); remove it or rename it`);
       return name;
     }
@@ -81,6 +81,18 @@ async function ensureNetwork(docker: DockerApi, driver: string, t: Target): Prom
     if (made.status !== 409) throw new HookRefusal(made.status >= 400 && made.status < 500 ? made.status : 502, `Docker: creating network ${name} (driver ${driver}): ${dockerMessage(made)}`);
   }
   throw new HookRefusal(502, `Docker network ${name} kept appearing and vanishing`);
+}
+
+/**
+ * Docker's decoder (Go) takes object keys case-insensitively, the last one winning; JSON.parse does not:
+ * `{"HostConfig": {...}, "hostconfig": {"NetworkMode": "host"}}` would be read one way here and another by
+ * Docker. A key that differs from the canonical one only in case is refused.
+ */
+function refuseCaseVariants(o: Record<string, unknown>, keys: readonly string[], prefix: string): void {
+  for (const k of Object.keys(o)) {
+    const canonical = keys.find((c) => c.toLowerCase() === k.toLowerCase());
+    if (canonical && canonical !== k) throw new HookRefusal(400, `${prefix}${k}: write it ${prefix}${canonical} (Docker would read it as that, case aside)`);
+  }
 }
 
 /** The modes a `docker run` without --network sends: Docker's default network, which WEFT_* replaces. */
@@ -99,6 +111,9 @@ export async function weftPreHook(req: ClientRequest, docker: DockerApi, driver:
     return req; // Docker answers a body it cannot read itself.
   }
   if (!isRecord(config)) return req;
+  refuseCaseVariants(config, ['HostConfig', 'NetworkingConfig', 'Env', 'Labels'], '');
+  if (isRecord(config['HostConfig'])) refuseCaseVariants(config['HostConfig'], ['NetworkMode'], 'HostConfig.');
+  if (isRecord(config['NetworkingConfig'])) refuseCaseVariants(config['NetworkingConfig'], ['EndpointsConfig'], 'NetworkingConfig.');
   const target = targetOf(config);
   if (!target) return req;
   const name = dockerNetworkName(target);
@@ -111,7 +126,7 @@ export async function weftPreHook(req: ClientRequest, docker: DockerApi, driver:
   const eps = nc && isRecord(nc['EndpointsConfig']) ? nc['EndpointsConfig'] : undefined;
   if (eps) {
     // --network-alias, --ip and the like were said of the default network: they now belong to Weft's.
-    for (const k of Object.keys(eps)) if (DEFAULT_MODES.has(k) || k === mode) {
+    for (const k of Object.keys(eps)) if (k !== name && (DEFAULT_MODES.has(k) || k === mode)) {
       eps[name] = eps[k];
       delete eps[k];
     }

@@ -117,14 +117,14 @@ test('data and state stay unless --purge, named; --purge takes them with everyth
   }
 });
 
-/** The real file system, failing at its `n`th change (mkdir, write, rename, chown). */
+/** The real file system, failing at its `n`th change (mkdir, write, rename). */
 function failingAt(n: number): InstallFs & { changes: number } {
   const fs = { ...nodeFs, changes: 0 };
   const count = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => {
     if (++fs.changes === n) throw Object.assign(new Error('ENOSPC: no space left on device (injected)'), { code: 'ENOSPC' });
     f(...a);
   };
-  return Object.assign(fs, { mkdir: count(nodeFs.mkdir), write: count(nodeFs.write), rename: count(nodeFs.rename), chown: count(nodeFs.chown) });
+  return Object.assign(fs, { mkdir: count(nodeFs.mkdir), write: count(nodeFs.write), rename: count(nodeFs.rename) });
 }
 
 test('a failure at any step of an install leaves the root exactly as before, and says so', async (t) => {

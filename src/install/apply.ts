@@ -1,6 +1,8 @@
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import type { Runner } from '../exec/index.js';
 import { WeftError } from '../model/plain.js';
+import { confine, escapes } from './confine.js';
 import { nodeFs, type Entry, type InstallFs } from './fs.js';
 import { octal, parseManifest, renderManifest, sha256, type Manifest } from './manifest.js';
 import type { InstallPlan, Owner } from './plan.js';
@@ -40,11 +42,24 @@ export function checkInstall(plan: InstallPlan, o: ApplyOptions): InstallCheck {
   const fs = o.fs ?? nodeFs;
   const at = (p: string) => join(o.root, p);
   const check: InstallCheck = { conflicts: [], blocked: [], notes: [] };
+  // Under --root, nothing on the way to a planned path may lead out of the root (DIR/etc → /etc).
+  const outside = new Set<string>();
+  for (const p of [...plan.dirs.map((d) => d.path), ...plan.files.map((f) => f.path), plan.manifest]) {
+    const why = escapes(o.root, p);
+    if (why !== undefined && !outside.has(why)) outside.add(why);
+  }
+  if (outside.size) {
+    check.blocked.push(...outside);
+    return check;
+  }
   const manifest = fs.entry(at(plan.manifest));
-  if (manifest) {
+  if (manifest?.kind === 'file') {
     check.previous = parseManifest(fs.read(at(plan.manifest)).toString('utf8'), at(plan.manifest));
     if (!o.force) check.conflicts.push(plan.manifest);
-  }
+  } else if (manifest) check.blocked.push(`${plan.manifest} (${what(manifest)} where the manifest goes)`);
+  // Who the directories for secrets (join token, keys, the CA) must belong to: root, or (an install by
+  // someone else under --root, which cannot give files away) the installing user.
+  const owner = o.chown ? 0 : (process.getuid?.() ?? 0);
   const seen = new Set<string>();
   for (const d of plan.dirs) {
     for (const p of [...ancestors(d.path), d.path]) {
@@ -54,7 +69,9 @@ export function checkInstall(plan: InstallPlan, o: ApplyOptions): InstallCheck {
       // Under another root an absolute link leads out of it, onto this machine: never followed there.
       const isDir = e.kind === 'dir' || (e.kind === 'link' && e.leadsToDir === true && o.root === '/');
       if (!isDir) check.blocked.push(`${p} (${what(e)} where a directory goes)`);
-      else if (p === d.path && e.kind === 'dir' && e.mode !== d.mode) check.notes.push(`${p} exists with mode ${octal(e.mode)} (planned ${octal(d.mode)}): left as it is`);
+      else if (p === d.path && d.mode === 0o700 && (e.kind !== 'dir' || (e.mode & 0o077) !== 0 || e.uid !== owner)) {
+        check.blocked.push(`${p} (exists with mode ${octal(e.mode)} and owner uid ${e.uid}; it holds secrets, so it must be uid ${owner}'s and 0700: chown ${owner} and chmod 700 it, or move it away)`);
+      } else if (p === d.path && e.kind === 'dir' && e.mode !== d.mode) check.notes.push(`${p} exists with mode ${octal(e.mode)} (planned ${octal(d.mode)}): left as it is`);
     }
   }
   for (const f of plan.files) {
@@ -114,10 +131,10 @@ function makeDirs(fs: InstallFs, o: ApplyOptions, path: string, mode: number, ow
   const made: string[] = [];
   for (const p of [...ancestors(path), path]) {
     const at = join(o.root, p);
+    confine(o.root, p, 'weft install');
     if (fs.entry(at)) continue;
-    fs.mkdir(at, p === path ? mode : 0o755);
+    fs.mkdir(at, p === path ? mode : 0o755, o.chown ? owner : undefined);
     done.push({ kind: 'dir', at });
-    if (o.chown) fs.chown(at, owner.uid, owner.gid);
     made.push(p);
   }
   return made;
@@ -125,16 +142,25 @@ function makeDirs(fs: InstallFs, o: ApplyOptions, path: string, mode: number, ow
 
 function writeFile(fs: InstallFs, o: ApplyOptions, path: string, content: string | Uint8Array, mode: number, owner: Owner, done: Done[]): void {
   const at = join(o.root, path);
+  confine(o.root, path, 'weft install');
   const old = fs.entry(at);
   // Only with --force (checkInstall refused it otherwise): kept to be put back if this run fails.
   if (old) done.push({ kind: 'replaced', at, content: fs.read(at), mode: old.mode });
-  const tmp = `${at}.weft-install`;
+  place(fs, at, content, mode, o.chown ? owner : undefined, done);
+  if (!old) done.push({ kind: 'file', at });
+}
+
+/**
+ * Writes a new file beside `at` under a name no one can guess (created exclusively, never through a
+ * link planted there), then renames it onto `at`: so no file is ever half-written, and a link at `at`
+ * is replaced, not followed.
+ */
+function place(fs: InstallFs, at: string, content: string | Uint8Array, mode: number, owner: Owner | undefined, done: Done[]): void {
+  const tmp = join(dirname(at), `.${basename(at)}.weft-install-${randomBytes(8).toString('hex')}`);
   done.push({ kind: 'file', at: tmp });
-  fs.write(tmp, content, mode);
-  if (o.chown) fs.chown(tmp, owner.uid, owner.gid);
+  fs.write(tmp, content, mode, owner);
   fs.rename(tmp, at);
   done.pop();
-  if (!old) done.push({ kind: 'file', at });
 }
 
 /** This run's paths, and (over an earlier install, with --force) what that one made and this one did not replace. */
@@ -154,7 +180,7 @@ function undo(fs: InstallFs, done: Done[]): string[] {
   const left: string[] = [];
   for (const d of done.splice(0).reverse()) {
     try {
-      if (d.kind === 'replaced') fs.write(d.at, d.content, d.mode);
+      if (d.kind === 'replaced') place(fs, d.at, d.content, d.mode, undefined, []);
       else if (d.kind === 'dir') fs.rmdir(d.at);
       else if (fs.entry(d.at)) fs.unlink(d.at);
     } catch (e) {

@@ -17,7 +17,9 @@ async function weft(args: string[], deps: Partial<InstallDeps> = {}): Promise<{ 
   const io = { out: (s: string) => void (out += s), err: (s: string) => void (err += s), env: {} };
   const program = new Command('weft').exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   const runner = new FakeRunner();
-  installCommands(program, io, { uid: () => process.getuid?.() ?? 0, systemdRunning: () => false, runner: () => runner, ...deps });
+  // The checkout these tests run from is this user's (root's, as an install needs, only in CI as root).
+  const trustedUids = () => [0, process.getuid?.() ?? 0];
+  installCommands(program, io, { uid: () => process.getuid?.() ?? 0, systemdRunning: () => false, runner: () => runner, trustedUids, ...deps });
   try {
     await program.parseAsync(args, { from: 'user' });
     return { code: 0, out, err };
@@ -71,4 +73,13 @@ test('usage errors: --join without --server, --server with --no-agent, both --jo
   assert.match((await weft(['install', '--systemd', '--server', 'https://h:9700', '--join', 'a', '--join-file', 'b', '--root', '/tmp'])).err, /--join and --join-file/);
   const r = await weft(['install', '--root', '/tmp']);
   assert.deepEqual([r.code, /say --systemd/.test(r.err)], [2, true]);
+});
+
+test('a package or node that anyone but root could change is refused before anything is planned, naming the path and its owner', async (t) => {
+  const root = tempRoot(t);
+  // No uid is trusted here but one nobody has: the checkout's own files stand for a user's package.
+  const r = await weft(['install', '--systemd', '--root', root, '--dry-run'], { trustedUids: () => [4242] });
+  assert.equal(r.code, 2);
+  assert.match(r.err, /weft install: \/\S* is owned by uid \d+: the units would run .* as root at every boot/);
+  assert.deepEqual(listing(root), []);
 });

@@ -5,3 +5,4 @@ export { applyUninstall, planUninstall, readManifest, type UninstallOptions, typ
 export { ensureLocalJoin, agentHostName, type LocalJoinOptions } from './local-join.js';
 export { nodeFs, type InstallFs, type Entry } from './fs.js';
 export { sha256, octal, type Manifest } from './manifest.js';
+export { checkTrusted, trustedPaths, type TrustOptions } from './trust.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError } from '../client/index.js';
 import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
@@ -39,6 +39,7 @@ test('an agent not joined yet gets a token from the local server, written 0600 w
 test('an agent joined to this server keeps its certificate: no token is minted (as `weft up`)', async (t) => {
   const o = setup(t, async () => assert.fail('no token may be minted'));
   joined(o);
+  writeFileSync(o.joinFile, 'weftjoin1.spent\n', { mode: 0o600 });
   assert.deepEqual(await ensureLocalJoin(o), { done: 'joined', host: 'node1' });
   assert.ok(!existsSync(o.joinFile));
 });

@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ApiError, Client } from '../client/index.js';
@@ -9,8 +10,9 @@ import { WeftError } from '../model/plain.js';
  * agent a join token minted in-process; two services cannot, so this asks the local server for one with
  * the admin token it keeps in DATA_DIR (as `weft host add` run there would) and leaves it where the
  * agent's --join-file reads it. Like `weft up`, a certificate the agent already has from this server's
- * CA is kept and no token is minted; the agent itself never spends a token when it is joined
- * (agent/identity.ts), so a token left in the file from the first start is harmless.
+ * CA is kept and no token is minted, and the token file left from the start that joined is removed
+ * (the agent never spends a token when it is joined, agent/identity.ts; but an unspent token is a secret
+ * worth nothing to keep).
  */
 export interface LocalJoinOptions {
   server: string;
@@ -33,7 +35,10 @@ export type LocalJoin = { done: 'joined' | 'token-written'; host: string };
 
 export async function ensureLocalJoin(o: LocalJoinOptions): Promise<LocalJoin> {
   const host = o.host ?? agentHostName();
-  if (joinedTo(o.stateDir, o.dataDir)) return { done: 'joined', host };
+  if (joinedTo(o.stateDir, o.dataDir)) {
+    rmSync(o.joinFile, { force: true });
+    return { done: 'joined', host };
+  }
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const mint = o.mint ?? ((h: string) => mintWithAdminToken(o.server, o.dataDir, h));
@@ -93,8 +98,9 @@ function explain(e: unknown, host: string, o: LocalJoinOptions): Error {
 
 function writeSecret(file: string, token: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `${token.trim()}\n`, { mode: 0o600 });
+  const tmp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
+  // Created, never opened through a link or an existing file.
+  writeFileSync(tmp, `${token.trim()}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
 }

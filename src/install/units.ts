@@ -45,6 +45,10 @@ ProtectSystem=strict
 StateDirectory=weft
 StateDirectoryMode=0700
 InaccessiblePaths=-${LAYOUT.stateDir}
+# It runs as uid 0 and may use AF_UNIX: the sockets that make root of whoever talks to them (D-Bus, whose
+# StartTransientUnit runs anything; systemd's private bus; Docker's API), the agent's socket and run dir,
+# and root's secrets are out of its sight, so a compromised server cannot reach them ('-': if present).
+InaccessiblePaths=${SERVER_HIDDEN.map((p) => `-${p}`).join(' ')}
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
@@ -113,11 +117,21 @@ RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
 SystemCallArchitectures=native
+# System calls neither the agent nor what it runs (ip, nft, tc, bird, wireguard-go) makes: rebooting or
+# kexec, swap, obsolete calls, raw port I/O, CPU emulation, setting the clock, loading kernel modules (it
+# loads none itself; the kernel's own autoloading is not a system call). Refused with EPERM, not killed.
+SystemCallFilter=~@reboot @swap @obsolete @raw-io @cpu-emulation @clock @module
+SystemCallErrorNumber=EPERM
 
 [Install]
 WantedBy=multi-user.target
 `;
 }
+
+/** What weft-server.service cannot see (InaccessiblePaths=, each '-'-prefixed: missing is fine). */
+export const SERVER_HIDDEN: readonly string[] = [
+  '/run/dbus', '/run/systemd/private', '/run/docker.sock', '/var/run/docker.sock', '/run/weft', '/root', '/etc/shadow', '/etc/ssh',
+];
 
 function header(unit: string): string {
   return `# ${unit}: made by \`weft install --systemd\`, listed in ${LAYOUT.manifest}; \`weft uninstall\` removes it.\n`;

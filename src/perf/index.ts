@@ -7,3 +7,4 @@ export { renderThroughputSvg, renderLatencySvg } from './svg.js';
 export { formatRate, formatMs } from './scale.js';
 export { pngAvailable, renderPng, PNG_UNAVAILABLE } from './png.js';
 export { parseServeAddress, startResultsServer, type ServeAddress, type ResultsServer, type ResultsServerOptions } from './serve.js';
+export { PROBE_SCRIPT, parseProbe } from './probe.js';

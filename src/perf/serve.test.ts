@@ -18,8 +18,9 @@ test('--serve: a bare :PORT is loopback only; other addresses are given on purpo
   assert.deepEqual(parseServeAddress('0.0.0.0:8080'), { host: '0.0.0.0', port: 8080 });
   assert.deepEqual(parseServeAddress('[::1]:8080'), { host: '::1', port: 8080 });
   assert.deepEqual(parseServeAddress('[::]:1'), { host: '::', port: 1 });
+  assert.deepEqual(parseServeAddress(':0'), { host: '127.0.0.1', port: 0 }, 'any free port');
   assert.deepEqual(parseServeAddress('localhost:65535'), { host: 'localhost', port: 65535 });
-  for (const bad of ['8080', ':0', ':65536', ':99999', ':-1', ':80a', ':', '', 'example.com:80', '::1:80', '0.0.0.0:', '[::1]', '[example]:80', '1.2.3:80', ':8080/x']) {
+  for (const bad of ['8080', ':65536', ':99999', ':-1', ':80a', ':', '', 'example.com:80', '::1:80', '0.0.0.0:', '[::1]', '[example]:80', '1.2.3:80', ':8080/x']) {
     assert.throws(() => parseServeAddress(bad), (e: unknown) => e instanceof PerfError && e.code === 'WEFT_INVALID_FIELD' && e.field === '--serve' && e.message.startsWith('--serve: '), `'${bad}'`);
   }
 });

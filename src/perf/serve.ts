@@ -24,7 +24,8 @@ export function parseServeAddress(text: string, flag = '--serve'): ServeAddress 
   const how = `give :PORT for 127.0.0.1, or ADDRESS:PORT to listen elsewhere (0.0.0.0:8080 exposes it)`;
   if (!m) throw invalidField(flag, `'${text.slice(0, 80)}' is not [ADDRESS]:PORT: ${how}`);
   const port = Number(m[2]);
-  if (port < 1 || port > 65_535) throw invalidField(flag, `port ${m[2]} is not within 1-65535: ${how}`);
+  // 0: any free port (the URL printed says which), as a test or a second run beside another wants.
+  if (port > 65_535) throw invalidField(flag, `port ${m[2]} is not within 0-65535: ${how}`);
   const given = m[1] ?? '';
   const host = given === '' ? '127.0.0.1' : given.startsWith('[') ? given.slice(1, -1) : given;
   if (host !== 'localhost' && !isIPv4(host) && !(given.startsWith('[') && isIPv6(host))) throw invalidField(flag, `'${given}' is not an IP address ([…] around IPv6) or localhost: ${how}`);

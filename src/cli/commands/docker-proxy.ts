@@ -27,12 +27,12 @@ function upstreamOf(flag: string | undefined, env: NodeJS.ProcessEnv): string {
 export function dockerProxyCommands(program: Command, io: Io): void {
   program.command('docker-proxy')
     .description('serve Docker\'s API through hooks (Powerstrip adapter protocol v1): `docker run -e WEFT_GROUP=db` lands on Weft')
-    .option('--listen <socket>', 'where the proxy serves: a unix socket path, or tcp://127.0.0.1:PORT (loopback only)', '/run/weft/docker.sock')
+    .option('--listen <socket>', 'the unix socket the proxy serves (never TCP: Docker\'s API is root on this host)', '/run/weft/docker.sock')
     .option('--docker <socket>', 'Docker\'s API socket (default: DOCKER_HOST if unix://, else /var/run/docker.sock)')
     .option('--config <file>', 'Powerstrip adapters file (YAML: endpoints → pre/post adapters, adapters → URLs); default: the built-in weft adapter on container create')
     .option('--driver <name>', 'Weft\'s Docker network and IPAM driver, as dockerd knows the agent\'s plugin', 'weft')
     .option('--group <group>', 'give this group access to the socket (0660); default: Docker\'s `docker` group if it exists, else 0600 (root only)')
-    .option('--hook-timeout <duration>', 'how long an adapter may take to answer', durationArg('--hook-timeout', 100, 600_000), 30_000)
+    .option('--hook-timeout <duration>', 'how long an adapter may take to answer', durationArg('--hook-timeout', 1, 600), 30)
     .addHelpText('after', `
 Anyone who can use the proxy's socket can do what Docker's socket allows (root on this host): it gets
 Docker's group, or root only. Calls without hooks and every stream (attach, exec, logs, events, pull)
@@ -75,7 +75,7 @@ Example:
         } else group = groupId('docker');
         proxy = await startDockerProxy({
           listen, upstream: upstreamOf(opts.docker, io.env), config, driver: opts.driver, ...(group !== undefined ? { group } : {}),
-          hookTimeoutMs: opts.hookTimeout, log: (l) => io.err(`docker-proxy: ${l}\n`),
+          hookTimeoutMs: opts.hookTimeout * 1000, log: (l) => io.err(`docker-proxy: ${l}\n`),
         });
       } catch (e) {
         if (e instanceof ConfigError || e instanceof ListenError) throw usage(e.message);

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessRunner, type Runner } from '../../exec/index.js';
 import {
-  DEFAULT_LISTEN, LAYOUT, UNITS, applyInstall, applyUninstall, checkInstall, ensureLocalJoin, octal, planInstall, planUninstall, sha256,
+  DEFAULT_LISTEN, LAYOUT, UNITS, applyInstall, applyUninstall, checkInstall, checkTrusted, ensureLocalJoin, octal, planInstall, planUninstall, sha256, trustedPaths,
   type InstallMode, type InstallPlan,
 } from '../../install/index.js';
 import { isWeftError } from '../../model/plain.js';
@@ -18,6 +18,11 @@ export interface InstallDeps {
   /** systemd is the running init (sd_booted: /run/systemd/system exists). */
   systemdRunning(): boolean;
   runner(): Runner;
+  /**
+   * Whose package and node the units may run as root: root's only. Tests that run without root give
+   * their own uid here; there is no command-line option for it.
+   */
+  trustedUids?(): number[];
 }
 
 const machine: InstallDeps = {
@@ -60,7 +65,9 @@ Examples:
       if (o.server !== undefined && cmd.getOptionValueSource('listen') === 'cli') throw usage('--listen: only where the server is installed (without --server)');
       const mode = modeOf(o);
       const packageDir = findPackage();
-      const plan = planInstall({ packageDir, nodePath: nodeOf(), mode, ...relayOf(packageDir), launcherPresent: npmLinked(root, packageDir) });
+      const nodePath = nodeOf();
+      checkTrusted(trustedPaths(packageDir, nodePath), deps.trustedUids ? { trustedUids: deps.trustedUids() } : {});
+      const plan = planInstall({ packageDir, nodePath, mode, ...relayOf(packageDir), launcherPresent: npmLinked(root, packageDir) });
       const systemd = root === '/' && deps.systemdRunning() ? deps.runner() : undefined;
       const opts = { root, version: versionOf(packageDir), force: o.force === true, chown: deps.uid() === 0, ...(systemd ? { systemd } : {}) };
       if (o.dryRun) return printInstallPlan(io, plan, checkInstall(plan, opts), root, systemd !== undefined);
@@ -152,7 +159,11 @@ function findPackage(): string {
 
 const versionOf = (packageDir: string): string => String(JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).version);
 
-/** This node; dist/bin/weft.cjs starts `node` by name, so the launcher puts this directory first on PATH. */
+/**
+ * This node; dist/bin/weft.cjs starts `node` by name (its first line picks node's options per command),
+ * so the launcher puts this directory first on PATH: whatever else is in it is then found first by the
+ * agent's children too (ip, nft), which is why checkTrusted requires it root's and unwritable by others.
+ */
 function nodeOf(): string {
   const node = process.execPath;
   if (!existsSync(join(dirname(node), 'node'))) throw new CliError(`weft install: ${dirname(node)} has no \`node\`, which dist/bin/weft.cjs runs by name; run weft with a node installed as \`node\``, EXIT.failed);

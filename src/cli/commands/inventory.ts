@@ -57,22 +57,31 @@ async function fetchInventory(ctx: Ctx, tenant: string | undefined, withEndpoint
 
 const HELP = `
 Groups (a tree under Ansible's \`all\`):
-  weft_hosts                every host; ansible_host is its underlay (VTEP) address
-    label_KEY_VALUE         hosts by label
+  weft_hosts                every host; ansible_host is the address its agent reported (VTEP)
+    label_K__V              hosts by label K=V (labels of hosts are the operator's)
     tenant_T                hosts carrying endpoints of tenant T, through its networks:
-      network_T_N           hosts carrying endpoints of network T/N
+      network_T__N          hosts carrying endpoints of network T/N
   weft_endpoints            with --endpoints: every endpoint, named CONTAINER.ID; ansible_host is its IP
-    ep_tenant_T             its networks and groups: ep_network_T_N, ep_group_T_G
-    ep_label_KEY_VALUE      endpoints by label
+    ep_tenant_T             tenant T's endpoints, only ever through these (none spans tenants):
+      ep_network_T__N       endpoints of network T/N
+      ep_group_T__G         endpoints of group T/G
+      ep_label_T__K__V      T's endpoints labelled K=V (another tenant's K=V is another group)
 Variables: ansible_host, weft_kind (host or endpoint), weft_state, weft_labels; hosts: weft_name,
 weft_tenants, weft_networks, weft_tunnel_ip, weft_agent_version, weft_last_seen; endpoints:
 weft_endpoint_id, weft_tenant, weft_network, weft_group, weft_host, weft_container_id,
 weft_container_name, weft_ifname, weft_mac.
 
-Names are made fit for Ansible: letters, digits and _ in groups (a dash becomes _). Two things whose
-names come out alike (label zone=a-b and zone=a_b) are never merged: each gets a suffix from a hash of
-what it is, and a warning on stderr (and a comment in INI and YAML) says which is which. A value that
-Jinja would treat as a template is marked unsafe (JSON, YAML), or left out of INI, which cannot mark it.
+Group names are a kind, _, and the parts joined by __, each part escaped one-to-one into what Ansible
+takes: a-z and 0-9 stay, _ is _u, - is _h, . is _d, / is _s, anything else (upper case too) _x and its
+UTF-8 bytes in hex. So two things never share a group and no name is renamed: network web-1 of tenant
+blue is network_blue__web_h1, label app.kubernetes.io/name=web of tenant blue's endpoints is
+ep_label_blue__app_dkubernetes_dio_sname__web, host label tier=Db is label_tier___x44b. Host names keep
+letters, digits, ., - and _; should two come out alike (or a host take a group's name), each gets a suffix
+from a hash of what it is, and a warning on stderr (and a comment in INI and YAML) says which is which.
+A value that Jinja would treat as a template is marked unsafe (JSON, YAML), or left out of INI, which
+cannot mark it; a label key starting with __ansible (which Ansible's JSON decoder acts on) is left out.
+ansible_host is what the server was told: a host's is the address its agent reported, so a compromised
+host can point the plays meant for it (and their secrets) elsewhere; an endpoint's is the IP Weft gave it.
 You see what the server lets you see: a tenant user gets only its tenants' endpoints, and hosts without
 their addresses (so no ansible_host).
 
