@@ -70,6 +70,8 @@ export class Hosts {
         tunnelIp,
         ...(prev?.rotateKey !== undefined ? { rotateKey: prev.rotateKey } : {}),
         ...(instance !== undefined ? { instance } : {}),
+        // The operator's, never the agent's: a registration carries them over.
+        ...(prev?.labels !== undefined ? { labels: prev.labels } : {}),
         createdAt: prev?.createdAt ?? at,
         updatedAt: at,
       };
@@ -100,6 +102,26 @@ export class Hosts {
     throw new WeftError('WEFT_IN_USE', `name: host ${input.name} is registered by another agent instance, last heard from ${Math.max(0, Math.round(silentMs / 1000))} s ago; `
       + `give this host another name (--host), or, if it was reinstalled, wait until the old agent has been silent for ${Math.round(this.graceMs / 1000)} s (--host-grace) `
       + `or remove it with \`weft host rm ${input.name}\` (which releases its endpoints)`, { field: 'name' });
+  }
+
+  /** Sets (null: removes) the operator's labels of a host; at most 64 in all. */
+  async label(actor: string, name: string, patch: Record<string, string | null>): Promise<Host> {
+    const r = await this.store.transact(actor, async (tx) => {
+      const e = await tx.get(keys.host(name));
+      if (!e) throw notFound(`host ${name}`);
+      const cur = e.value as HostRecord;
+      const labels: Record<string, string> = { ...(cur.labels ?? {}) };
+      for (const [k, v] of Object.entries(patch)) {
+        if (v === null) delete labels[k];
+        else labels[k] = v;
+      }
+      if (Object.keys(labels).length > 64) throw new WeftError('WEFT_INVALID_FIELD', `labels: a host has at most 64 labels (this would make ${Object.keys(labels).length})`, { field: 'labels' });
+      const { labels: _old, ...rest } = cur;
+      const h: HostRecord = { ...rest, ...(Object.keys(labels).length ? { labels } : {}), updatedAt: this.now() };
+      tx.put(keys.host(name), h);
+      return { h, lease: await leaseIn(tx, name) };
+    });
+    return this.withState(withLease({ value: r.value.h, modRevision: r.revision }, r.value.lease));
   }
 
   /** Asks the host's agent for a new WireGuard key pair (it acts when the count exceeds its own); peers follow its new public key. */

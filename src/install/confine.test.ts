@@ -136,6 +136,12 @@ test('a package or node that anyone but root can change is refused, naming the p
   // This test's own uid stands for root (as only a test may say), so the rest of the path passes.
   const trustedUids = [0, uid];
   checkTrusted(trustedPaths(pkg, process.execPath), { trustedUids });
+  chmodSync(join(pkg, 'dist'), 0o1777);
+  assert.throws(() => checkTrusted(trustedPaths(pkg, process.execPath), { trustedUids }), /dist has mode 1777/, 'sticky inside the package: what others add there could be loaded');
+  chmodSync(join(pkg, 'dist'), 0o755);
+  chmodSync(dir, 0o1777);
+  checkTrusted(trustedPaths(pkg, process.execPath), { trustedUids }); // sticky above it (as /tmp): others cannot swap what is root's
+  chmodSync(dir, 0o755);
   chmodSync(join(pkg, 'dist'), 0o777);
   assert.throws(() => checkTrusted(trustedPaths(pkg, process.execPath), { trustedUids }), (e: Error) => e.message.includes(`${join(pkg, 'dist')} has mode 0777 (writable by its group or by everyone)`) && /would become root/.test(e.message));
   chmodSync(join(pkg, 'dist'), 0o755);

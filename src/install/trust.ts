@@ -22,10 +22,13 @@ export function checkTrusted(paths: { files: readonly string[]; trees?: readonly
   const trusted = o.trustedUids ?? [0];
   const seen = new Set<string>();
   const refuse = (at: string, why: string, runs: string) => new WeftError('WEFT_INVALID_VALUE', `weft install: ${at} ${why}: the units would run ${runs} as root at every boot, so whoever can change ${at} would become root; every directory up to / and the files themselves must be root's and writable by no group or other user (chown root, chmod go-w), or install the package where they are (npm i -g as root)`, { field: 'packageDir' });
-  const judge = (at: string, runs: string): boolean => {
+  const judge = (at: string, runs: string, above = false): boolean => {
     const s = lstatSync(at);
-    const why = !trusted.includes(s.uid) ? `is owned by uid ${s.uid}` : !s.isSymbolicLink() && (s.mode & 0o022) !== 0 ? `has mode ${(s.mode & 0o7777).toString(8).padStart(4, '0')} (writable by its group or by everyone)` : undefined;
-    // A sticky directory (/tmp) lets others add, not replace: still no place for what root runs.
+    // A sticky directory (/tmp, 1777) above the package or node is no hole: others may add entries to it,
+    // never rename or remove root's, so a root-owned, unwritable path below it stays root's (the next
+    // component is judged). Inside the package it is one: what others add there could be loaded.
+    const sticky = above && s.isDirectory() && (s.mode & 0o1000) !== 0;
+    const why = !trusted.includes(s.uid) ? `is owned by uid ${s.uid}` : !s.isSymbolicLink() && !sticky && (s.mode & 0o022) !== 0 ? `has mode ${(s.mode & 0o7777).toString(8).padStart(4, '0')} (writable by its group or by everyone)` : undefined;
     if (why !== undefined) throw refuse(at, why, runs);
     return s.isSymbolicLink();
   };
@@ -34,7 +37,7 @@ export function checkTrusted(paths: { files: readonly string[]; trees?: readonly
     for (let at = p; ; at = dirname(at)) {
       if (!seen.has(at)) {
         seen.add(at);
-        if (judge(at, runs)) chain(realpathSync(at), runs);
+        if (judge(at, runs, at !== p)) chain(realpathSync(at), runs);
       }
       if (at === '/') return;
     }

@@ -230,6 +230,8 @@ export interface Host extends Meta {
   rotateKey?: number;
   /** SHA-256 of its agent's instance id (the id stays on the host): another instance is refused while this one is live. */
   instance?: string;
+  /** The operator's labels (`weft host label`; admin/ops only, never the host itself: plays and secrets follow them). */
+  labels?: Labels;
   /** What its agent last reported of its tunnel (with every heartbeat). */
   wireguard?: WireguardStatus;
   lastSeen: string;

@@ -248,6 +248,11 @@ export type GlobalInput = Static<typeof GlobalInput>;
 export type EndpointRequest = Static<typeof EndpointRequest>;
 export type EndpointPatch = Static<typeof EndpointPatch>;
 export type HostInput = Static<typeof HostInput>;
+/** `PATCH /api/v1/hosts/NAME/labels`: labels to set, null removes one (a merge, as RFC 7396). */
+export const HostLabelsPatch = strict({
+  labels: Type.Record(LabelKey, Type.Union([LabelValue, Type.Null()]), { maxProperties: 64, additionalProperties: false, description: 'labels to set; null removes one' }),
+});
+export type HostLabelsPatch = Static<typeof HostLabelsPatch>;
 export type PortMapping = Static<typeof PortMapping>;
 export type UserInput = Static<typeof UserInput>;
 export type LoginInput = Static<typeof LoginInput>;

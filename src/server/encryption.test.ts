@@ -102,3 +102,30 @@ test('tenant users read hosts without tunnel address, rotations or status; admin
   const imm = await api.call('PATCH', `${T}/networks/bulk`, { encrypt: true });
   assert.deepEqual([imm.status, imm.json.code, imm.json.field], [422, 'WEFT_IMMUTABLE', 'encrypt']);
 });
+
+test('host labels: operators set and remove them, a registration keeps them, tenants and bad labels are refused', async () => {
+  const api = await testApi();
+  await api.call('PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.1' });
+  const olga = await login(api, 'olga', 'ops');
+  const bob = await login(api, 'bob', 'tenant');
+  const rev = await api.control.store.revision();
+  const refused = await api.call('PATCH', '/api/v1/hosts/node1/labels', { labels: { zone: 'a' } }, {}, bob);
+  assert.deepEqual([refused.status, refused.json.code], [403, 'WEFT_FORBIDDEN']);
+  for (const [body, field] of [[{ labels: { 'bad key': 'a' } }, 'labels'], [{ labels: { zone: 'a b' } }, 'labels.zone'], [{ labels: 'zone=a' }, 'labels'], [{}, 'labels']] as const) {
+    const r = await api.call('PATCH', '/api/v1/hosts/node1/labels', body, {}, olga);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.ok(String(r.json.field).startsWith(field), `${JSON.stringify(body)}: ${r.json.field}`);
+  }
+  assert.equal(await api.control.store.revision(), rev, 'refusals change nothing');
+  const set = await api.call('PATCH', '/api/v1/hosts/node1/labels', { labels: { zone: 'a', rack: 'r12' } }, {}, olga);
+  assert.deepEqual([set.status, set.json.labels], [200, { zone: 'a', rack: 'r12' }]);
+  // The agent's heartbeat (a registration) never drops or sets them.
+  assert.equal((await api.call('PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.1' })).json.labels.zone, 'a');
+  assert.equal((await api.call('PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.1', labels: { zone: 'b' } })).status, 400, 'an agent cannot send labels');
+  const removed = await api.call('PATCH', '/api/v1/hosts/node1/labels', { labels: { rack: null } });
+  assert.deepEqual(removed.json.labels, { zone: 'a' });
+  assert.deepEqual((await api.call('GET', '/api/v1/hosts', undefined, {}, bob)).json.items[0].labels, { zone: 'a' }, 'tenants see the labels');
+  assert.equal((await api.call('PATCH', '/api/v1/hosts/ghost/labels', { labels: { zone: 'a' } })).status, 404);
+  const doc = await api.call('GET', '/api/v1/openapi.json', undefined, {}, '');
+  assert.ok(doc.json.paths['/api/v1/hosts/{name}/labels']?.patch, 'documented');
+});

@@ -3,6 +3,7 @@ import { ENCRYPTIONS } from '../../model/plain.js';
 import { CliError, EXIT, usage } from '../errors.js';
 import { act, done, intArg, leaf, type Ctx, type Io } from '../kit.js';
 import { hostCommands } from './host.js';
+import { labelChanges } from '../labels.js';
 
 export function clusterCommands(program: Command, io: Io): void {
   const ep = program.command('endpoint').alias('ep').description('endpoints: container interfaces (created by the plugins)');
@@ -34,15 +35,7 @@ The endpoint is found as by \`weft ep inspect\`. Its namespace, network and grou
 A NetworkPolicy or service that selects by the changed labels takes effect on every host at once.
 `)
     .action(act(io, async (ctx, needle, joined) => {
-      // act() joins a variadic argument with spaces; a label never holds one. fromEntries: every key an
-      // own property, so the server judges each (`__proto__` too).
-      const labels = Object.fromEntries((joined ?? '').split(' ').map((item, i) => {
-        const set = /^([^=]+)=(.*)$/.exec(item);
-        const gone = /^(.+)-$/.exec(item);
-        if (set) return [set[1] as string, set[2] as string];
-        if (gone) return [gone[1] as string, null];
-        throw usage(`labels.${i}: '${item}' is neither key=value (set) nor key- (remove)`);
-      }));
+      const labels = labelChanges(joined);
       const e = await findEndpoint(ctx.client, needle);
       done(ctx, await ctx.client.request('PATCH', `/api/v1/endpoints/${e.id}`, { labels }), `endpoint ${e.id} labelled`);
     }));

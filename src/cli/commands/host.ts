@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Column } from '../output.js';
 import { act, done, leaf, type Io, seg } from '../kit.js';
 import { durationArg } from '../durations.js';
+import { labelChanges } from '../labels.js';
 import type { WireguardStatus } from '../../model/plain.js';
 
 /** A host row as `weft host ls` shows it: the API's host (any field may be missing) and its identity. */
@@ -120,6 +121,15 @@ function hostChanges(host: Command, io: Io): void {
     .action(act(io, async (ctx, name) => {
       const h = await ctx.client.request('POST', `/api/v1/hosts/${seg(name)}/rotate-key`);
       done(ctx, h, `host ${name} will make a new WireGuard key pair (rotation ${h.rotateKey}); its peers follow its new public key`);
+    }));
+  leaf(host, {
+    name: 'label <name> <labels...>', tenant: false,
+    summary: "set (key=value) or remove (key-) a host's labels (admin, ops): `weft inventory` groups hosts by them",
+    example: ['weft host label node1 zone=a rack=r12', 'weft host label node1 rack-'],
+  })
+    .addHelpText('after', '\nOnly operators label hosts, never a host itself: Ansible plays (and their secrets) follow the groups\n`weft inventory` makes of them (`label_zone__a`).\n')
+    .action(act(io, async (ctx, name, joined) => {
+      done(ctx, await ctx.client.request('PATCH', `/api/v1/hosts/${seg(name)}/labels`, { labels: labelChanges(joined) }), `host ${name} labelled`);
     }));
   leaf(host, { name: 'rm <name>', summary: 'remove a host (admin): revoke its certificate at once, release its endpoints, forget it', example: 'weft host rm node2', tenant: false })
     .action(act(io, async (ctx, name) => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, Name, WeftError, notFound, partialOf } from '../../model/index.js';
+import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, HostLabelsPatch, Name, WeftError, notFound, partialOf } from '../../model/index.js';
 import { canSeeTenant, hostFor, requireRole, selectEndpoints, visibilityKey } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
 
@@ -82,6 +82,13 @@ export function clusterRoutes(app: FastifyInstance): void {
     requireRole(p, ['admin', 'ops', 'host'], 'register hosts');
     if (req.body.name !== req.params.name) throw notFound(`host ${req.params.name} (the body names ${req.body.name})`);
     return c.hosts.register(p.user, req.body);
+  });
+  app.patch<{ Params: { name: string }; Body: HostLabelsPatch }>('/api/v1/hosts/:name/labels', {
+    schema: { params: NameParams, body: HostLabelsPatch, tags: ['hosts'], summary: "Set or remove a host's labels (admin, ops): never a host's own word, since inventories and plays follow them" },
+  }, async (req) => {
+    const p = principalOf(req);
+    requireRole(p, ['admin', 'ops'], 'label hosts');
+    return c.hosts.label(p.user, req.params.name, req.body.labels);
   });
   app.post<{ Params: { name: string } }>('/api/v1/hosts/:name/rotate-key', {
     schema: { params: NameParams, tags: ['hosts'], summary: "Rotate a host's WireGuard key (admin): its agent makes a new key pair, its peers follow the new public key" },
