@@ -41,3 +41,24 @@ export function printPaths(got: ReadonlyMap<string, number[]>, rounds: number, r
   console.log('| --- | --- |');
   for (const [label, a, b] of ratios) console.log(`| ${label} | **${ratioOf(got, a, b).toFixed(2)}×** |`);
 }
+
+/** Runs a command inside a path's namespace (the bench's own runner call); the code is checked by the caller. */
+export type NsExec = (ns: string, argv: string[], timeoutMs: number) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+/** One iperf3 run from `from` to `to` (its address `addr`) on port 5201: the receiver's Gbit/s. */
+export async function iperfGbits(exec: NsExec, from: string, to: string, addr: string, seconds: number): Promise<number> {
+  const srv = exec(to, ['iperf3', '-s', '-1', '-p', '5201'], 30_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cli = await exec(from, ['iperf3', '-c', addr, '-p', '5201', '-t', String(seconds), '-J'], 30_000);
+  await srv;
+  if (cli.code !== 0) throw new Error(`iperf3 ${from} → ${to}: ${cli.stderr || cli.stdout.slice(0, 300)}`);
+  return JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
+}
+
+/** Checks that the policy decides on the measured paths: port 5202 from each client is refused. */
+export async function assertRefused(exec: NsExec, pairs: ReadonlyArray<readonly [string, string, string]>): Promise<void> {
+  for (const [from, to, addr] of pairs) {
+    const blocked = await exec(from, ['iperf3', '-c', addr, '-p', '5202', '-t', '1'], 10_000);
+    if (blocked.code === 0) throw new Error(`${from} → ${to}:5202 passed: the policy is not in force`);
+  }
+}

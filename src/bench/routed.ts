@@ -12,7 +12,7 @@ import { ProcessRunner } from '../exec/index.js';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
 import { onInterrupt } from './interrupt.js';
-import { comparePaths, printPaths } from './paths.js';
+import { assertRefused, comparePaths, iperfGbits, printPaths } from './paths.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUTED_ROUNDS'] ?? 10);
 const SECONDS = Number(process.env['BENCH_ROUTED_SECONDS'] ?? 3);
@@ -75,19 +75,8 @@ try {
   for (const [from, to] of [['rcli', 'rsrv'], ['vcli', 'vsrv'], ['acli', 'asrv'], ['scli', 'ssrv']] as const) {
     if (await within(10_000, async () => (await exec(from, ['ping', '-c', '1', '-W', '1', ip.get(to) as string])).code === 0) < 0) throw new Error(`${from} does not reach ${to}`);
   }
-  const iperf = async (from: string, to: string): Promise<number> => {
-    const srv = exec(to, ['iperf3', '-s', '-1', '-p', '5201']);
-    await new Promise((r) => setTimeout(r, 300));
-    const cli = await exec(from, ['iperf3', '-c', ip.get(to) as string, '-p', '5201', '-t', String(SECONDS), '-J']);
-    await srv;
-    if (cli.code !== 0) throw new Error(`iperf3 ${from} → ${to}: ${cli.stderr || cli.stdout.slice(0, 300)}`);
-    return JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
-  };
-  // The policy decides on the measured paths: port 5202 from the client is refused on both networks.
-  for (const [from, to] of [['rcli', 'rsrv'], ['vcli', 'vsrv']] as const) {
-    const blocked = await exec(from, ['iperf3', '-c', ip.get(to) as string, '-p', '5202', '-t', '1'], 10_000);
-    if (blocked.code === 0) throw new Error(`${from} → ${to}:5202 passed: the policy is not in force`);
-  }
+  const iperf = (from: string, to: string): Promise<number> => iperfGbits(exec, from, to, ip.get(to) as string, SECONDS);
+  await assertRefused(exec, [['rcli', 'rsrv', ip.get('rsrv') as string], ['vcli', 'vsrv', ip.get('vsrv') as string]]);
   const paths = {
     'Weft routed network, host 1 → host 2': ['rcli', 'rsrv'],
     'hand-built routed containers, host 1 → host 2 (anchor)': ['acli', 'asrv'],

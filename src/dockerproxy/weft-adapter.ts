@@ -1,3 +1,4 @@
+import { NAME_PATTERN } from '../model/plain.js';
 import { dockerMessage, type DockerApi } from './docker-api.js';
 import type { ClientRequest } from './protocol.js';
 
@@ -9,7 +10,7 @@ export class HookRefusal extends Error {
 }
 
 /** Weft's names (tenants, networks, groups): DESIGN.md's, as the server checks them. */
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAME = new RegExp(NAME_PATTERN);
 const KEYS = { tenant: 'WEFT_TENANT', network: 'WEFT_NETWORK', group: 'WEFT_GROUP' } as const;
 const LABELS = { tenant: 'weft.tenant', network: 'weft.network', group: 'weft.group' } as const;
 type Part = keyof typeof KEYS;

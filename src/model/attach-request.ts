@@ -1,5 +1,6 @@
 import { WeftError } from './errors.js';
 import { parseIp } from './ipv4.js';
+import { NAME_PATTERN } from './objects.js';
 
 /**
  * `weft attach` and `weft detach` as they cross the agent's socket (root only): the CLI resolves a
@@ -49,7 +50,7 @@ export interface AttachAnswer {
 }
 
 // The same rules as the API's (model/schemas.ts), restated here without TypeBox.
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAME = new RegExp(NAME_PATTERN);
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;

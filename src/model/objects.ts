@@ -316,6 +316,8 @@ export const DEFAULT_BLOCK_SIZE = 26;
 /** encap routed: the hosts' AS when the network names none (private, RFC 6996). */
 export const DEFAULT_BGP_LOCAL_AS = 64513;
 /** A Linux interface name (IFNAMSIZ: at most 15 bytes), as `ip link` takes one. */
+/** Tenants, networks, groups, netprofiles and the other named objects: a DNS label. */
+export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 export const IFNAME_PATTERN = '^[A-Za-z0-9_.-]{1,15}$';
 
 /** One line of `GET /api/v1/watch` and one row of the history: a change, attributed and redacted. */

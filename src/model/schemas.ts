@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
-import { ENCAPS, ENCRYPTIONS, IFNAME_PATTERN, WIREGUARD_MODES, type Encap } from './objects.js';
+import { ENCAPS, ENCRYPTIONS, IFNAME_PATTERN, NAME_PATTERN, WIREGUARD_MODES, type Encap } from './objects.js';
 import { K8sAnnotations, K8sLabels, NetworkPolicySpecSchema } from './netpol-schema.js';
 import { AdminNetworkPolicySpecSchema, BaselineAdminNetworkPolicySpecSchema } from './anp.js';
 
@@ -11,7 +11,7 @@ import { AdminNetworkPolicySpecSchema, BaselineAdminNetworkPolicySpecSchema } fr
 const strict = <P extends TProperties>(props: P, description?: string): TObject<P> =>
   Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
 
-export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+export { NAME_PATTERN } from './objects.js';
 /** An endpoint's MAC as stored (lower case). */
 export const MAC_PATTERN = '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$';
 export const Name = Type.String({

@@ -1,3 +1,4 @@
+import { NAME_PATTERN } from '../model/plain.js';
 import { invalidField } from './errors.js';
 
 /**
@@ -10,8 +11,7 @@ export const RESULT_VERSION = 1;
 /** Ids are generated (store.ts); nothing else is ever accepted as one, so an id is always a safe file name. */
 export const RUN_ID_PATTERN = /^[a-z0-9-]{1,64}$/;
 
-/** The model's NAME_PATTERN for tenants, networks, groups and netprofiles (perf may not import `model`). */
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAME = new RegExp(NAME_PATTERN);
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
 /** Bounds that keep a hostile file from making the page slow or the charts overflow (1 Pbit/s, one hour). */
