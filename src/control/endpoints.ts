@@ -1,11 +1,12 @@
 import {
-  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp,
+  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseCidr6, parseIp,
   type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { endpointsWhere } from './shared.js';
 import { findIn, requireTenant } from './crud.js';
 import { giveBackAddress, takeAddress } from './addressing.js';
+import { giveBackAddress6, takeAddress6 } from './addressing6.js';
 import { keys, withRevision } from './keys.js';
 import { SharedListing, type Snapshot } from './listing.js';
 
@@ -113,6 +114,10 @@ export class Endpoints {
       if (net.encap === 'macvlan') await checkMacvlanEndpoint(tx, net, req);
       if (req.portMappings?.length) await checkHostPorts(tx, req.host, req.portMappings);
       let requested = req.ip;
+      let requested6 = req.ip6;
+      if (requested6 !== undefined && net.subnet6 === undefined) {
+        throw new WeftError('WEFT_INVALID_VALUE', `ip6: network ${req.tenant}/${net.name} has no IPv6 subnet (subnet6)`, { field: 'ip6' });
+      }
       if (req.replaces !== undefined) {
         const old = await tx.get(keys.endpoint(req.replaces));
         if (!old) throw badReference('replaces', `endpoint ${req.replaces}`);
@@ -123,11 +128,17 @@ export class Endpoints {
         if (requested !== undefined && requested !== o.ip) {
           throw new WeftError('WEFT_INVALID_VALUE', `ip: ${requested} differs from ${o.ip}, the address of the endpoint it replaces`, { field: 'ip' });
         }
+        if (requested6 !== undefined && requested6 !== o.ip6) {
+          throw new WeftError('WEFT_INVALID_VALUE', `ip6: ${requested6} differs from ${o.ip6 ?? 'nothing'}, the IPv6 address of the endpoint it replaces`, { field: 'ip6' });
+        }
         await giveBackAddress(tx, net, o.ip);
+        await giveBackAddress6(tx, net, o.ip6);
         tx.delete(keys.endpoint(o.id));
         requested = o.ip;
+        requested6 = o.ip6;
       }
       const ip = await takeAddress(tx, net, group, requested, 'ip', req.host);
+      const ip6 = net.subnet6 === undefined ? undefined : await takeAddress6(tx, net, requested6);
       const at = this.now();
       const ep: Omit<Endpoint, 'revision'> = {
         id,
@@ -137,6 +148,7 @@ export class Endpoints {
         ip,
         prefixLength: parseCidr(net.subnet, 'subnet').prefix,
         gateway: net.gateway,
+        ...(ip6 !== undefined ? { ip6, prefixLength6: parseCidr6(net.subnet6 as string, 'subnet6').prefix, gateway6: net.gateway6 as string } : {}),
         mac: req.mac ?? macFor(ip),
         mtu: net.mtu,
         vni: net.vni,
@@ -206,7 +218,10 @@ export class Endpoints {
       const ep = withRevision<Endpoint>(e);
       if (only && !(await only(tx, ep))) return false;
       const net = await findIn<Network>(tx, 'networks', ep.tenant, ep.network);
-      if (net) await giveBackAddress(tx, net, ep.ip);
+      if (net) {
+        await giveBackAddress(tx, net, ep.ip);
+        await giveBackAddress6(tx, net, ep.ip6);
+      }
       tx.delete(keys.endpoint(id));
       return true;
     });

@@ -44,6 +44,10 @@ export interface AttachAnswer {
   ip: string;
   prefixLength: number;
   gateway: string;
+  /** On a dual-stack network: the IPv6 address, its prefix length and gateway. */
+  ip6?: string;
+  prefixLength6?: number;
+  gateway6?: string;
   mac: string;
   /** The tenant's DNS server (the network's gateway) and search domain, when the host serves DNS. */
   dns?: { nameservers: string[]; search: string[] };

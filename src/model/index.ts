@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './ipv4.js';
+export * from './ipv6.js';
 export * from './schemas.js';
 export * from './validate.js';
 export * from './objects.js';

@@ -26,6 +26,10 @@ export interface Network extends Meta {
   subnet: string;
   gateway: string;
   ipRange?: string;
+  /** A dual-stack network's IPv6 subnet (canonical text), its gateway and dynamic range; fixed at creation. */
+  subnet6?: string;
+  gateway6?: string;
+  ipRange6?: string;
   encap: Encap;
   /**
    * Whether its frames between hosts go through WireGuard while the cluster's `encryption` is on (absent:
@@ -194,6 +198,10 @@ export interface Endpoint extends Meta {
   ip: string;
   prefixLength: number;
   gateway: string;
+  /** On a dual-stack network: its IPv6 address, the prefix length and gateway of the network's subnet6. */
+  ip6?: string;
+  prefixLength6?: number;
+  gateway6?: string;
   mac: string;
   mtu: number;
   vni: number;

@@ -5,6 +5,7 @@
 // src/cli/startup.test.ts checks what the CLI's bundle contains.
 export * from './errors.js';
 export * from './ipv4.js';
+export * from './ipv6.js';
 export * from './objects.js';
 export * from './validate.js';
 export * from './durations.js';

@@ -3,6 +3,7 @@ import {
   cidrRange, contains, formatIp, overlaps, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
 } from './ipv4.js';
+import { cidrRange6, contains6, formatIp6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
 import { ENCAPS, WIREGUARD_OVERHEAD, type Encap } from './objects.js';
 import type { NetworkInput, RuleInput, NetprofileInput, GlobalInput } from './schemas.js';
 
@@ -32,6 +33,37 @@ export function checkNetwork(input: NetworkInput): NetworkLayout {
   if (input.ipRange !== undefined) {
     dynamic = parseRange(input.ipRange, 'ipRange');
     if (!contains(usable, dynamic)) throw invalid('ipRange', `'${input.ipRange}' is not inside ${input.subnet}`);
+  }
+  return { subnet, gateway, dynamic };
+}
+
+export interface NetworkLayout6 {
+  subnet: Cidr6;
+  gateway: bigint;
+  /** Where dynamic addresses come from: ipRange6, or the subnet without its subnet-router anycast address. */
+  dynamic: IpRange6;
+}
+
+/** A dual-stack network's IPv6 side, or undefined when it has none. Every error names its field. */
+export function checkNetwork6(input: { subnet6?: string | undefined; gateway6?: string | undefined; ipRange6?: string | undefined }): NetworkLayout6 | undefined {
+  if (input.subnet6 === undefined) {
+    for (const f of ['gateway6', 'ipRange6'] as const) if (input[f] !== undefined) throw invalid(f, 'only a network with a subnet6 has one');
+    return undefined;
+  }
+  const subnet = parseCidr6(input.subnet6, 'subnet6');
+  if (subnet.prefix < 16 || subnet.prefix > 120) {
+    throw invalid('subnet6', `'${input.subnet6}' must have a prefix length between /16 and /120`);
+  }
+  const all = cidrRange6(subnet);
+  const usable: IpRange6 = { first: all.first + 1n, last: all.last };
+  const gateway = input.gateway6 === undefined ? usable.first : requireIp6(input.gateway6, 'gateway6');
+  if (!contains6(usable, { first: gateway, last: gateway })) {
+    throw invalid('gateway6', `${formatIp6(gateway)} is not a usable address of ${input.subnet6}`);
+  }
+  let dynamic = usable;
+  if (input.ipRange6 !== undefined) {
+    dynamic = parseRange6(input.ipRange6, 'ipRange6');
+    if (!contains6(usable, dynamic)) throw invalid('ipRange6', `'${input.ipRange6}' is not inside ${input.subnet6}`);
   }
   return { subnet, gateway, dynamic };
 }

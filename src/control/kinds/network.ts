@@ -1,11 +1,12 @@
 import {
-  WeftError, cidrRange, checkNetwork, defaultNetworkMtu, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
+  WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
   type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type Service,
 } from '../../model/index.js';
 import { allocateVni } from '../../ipam/index.js';
 import type { Txn } from '../../store/index.js';
 import { findIn, label, listIn, type KindDef } from '../crud.js';
 import { dropBook, newAddressBook } from '../addressing.js';
+import { newAddressBook6 } from '../addressing6.js';
 import { endpointsWhere, readGlobal } from '../shared.js';
 import { withRevision } from '../keys.js';
 import { rulesOfTenant } from '../policy-store.js';
@@ -69,6 +70,13 @@ export const networkKind: KindDef<NetworkInput, Network> = {
   async build(input, { tx, tenant, existing }) {
     if (existing) immutable('subnet', existing.subnet, formatCidr(parseCidr(input.subnet, 'subnet')));
     const layout = checkNetwork(input);
+    // An update that omits subnet6 keeps the network's (as it may omit the other fixed fields).
+    const keep6 = existing?.subnet6 !== undefined && input.subnet6 === undefined;
+    const layout6 = checkNetwork6(keep6 ? { subnet6: existing.subnet6, gateway6: input.gateway6 ?? existing.gateway6, ipRange6: input.ipRange6 } : input);
+    if (existing) {
+      immutable('subnet6', existing.subnet6, layout6 ? formatCidr6(layout6.subnet) : undefined);
+      immutable('gateway6', existing.gateway6, layout6 ? formatIp6(layout6.gateway) : undefined);
+    }
     if (await findIn<Group>(tx, 'groups', tenant, input.name)) {
       throw new WeftError('WEFT_EXISTS', `name: group ${tenant}/${input.name} exists; a network may not share its name with a group`, { field: 'name' });
     }
@@ -78,14 +86,21 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       keepFixed(existing, input, layout.gateway);
     } else {
       const mine = cidrRange(layout.subnet);
+      const mine6 = layout6 ? cidrRange6(layout6.subnet) : undefined;
       for (const other of await listIn<Network>(tx, 'networks', tenant)) {
         if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
           throw new WeftError('WEFT_OVERLAP', `subnet: ${subnet} overlaps network ${tenant}/${other.name} (${other.subnet}) in tenant ${tenant}`, { field: 'subnet' });
+        }
+        if (mine6 && other.subnet6 !== undefined && overlaps6(mine6, cidrRange6(parseCidr6(other.subnet6, 'subnet6')))) {
+          throw new WeftError('WEFT_OVERLAP', `subnet6: ${input.subnet6} overlaps network ${tenant}/${other.name} (${other.subnet6}) in tenant ${tenant}`, { field: 'subnet6' });
         }
       }
     }
     if (!existing) await checkMacvlan(tx, tenant, input, cidrRange(layout.subnet));
     const encap = existing?.encap ?? input.encap ?? 'vxlan';
+    if (layout6 && encap !== 'vxlan') {
+      throw new WeftError('WEFT_INVALID_VALUE', `subnet6: IPv6 is carried by encap vxlan networks only so far (this one is ${encap})`, { field: 'subnet6' });
+    }
     const routed = await checkRouted(tx, tenant, input, encap, existing);
     const parent = existing ? existing.parent : input.parent;
     const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
@@ -96,6 +111,8 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       subnet,
       gateway: formatIp(layout.gateway),
       ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
+      ...(layout6 ? { subnet6: formatCidr6(layout6.subnet), gateway6: formatIp6(layout6.gateway) } : {}),
+      ...(layout6 && input.ipRange6 !== undefined ? { ipRange6: `${formatIp6(layout6.dynamic.first)}-${formatIp6(layout6.dynamic.last)}` } : {}),
       encap,
       ...(parent !== undefined ? { parent } : {}),
       ...routed,
@@ -104,7 +121,10 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       // An update that names no MTU keeps the network's: its endpoints were made with it.
       mtu: input.mtu ?? existing?.mtu ?? defaultNetworkMtu(global.mtu, encap, encrypt),
     };
-    if (!existing) await newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
+    if (!existing) {
+      await newAddressBook(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
+      await newAddressBook6(tx, { ...net, revision: 0, createdAt: '', updatedAt: '' });
+    }
     return net;
   },
 

@@ -1,0 +1,78 @@
+import { WeftError, checkNetwork6, formatIp6, parseIp6, type Network } from '../model/index.js';
+import { AddressBook6, Bitmap, CHUNK_SIZE, allocateAddress6, decodeRuns, encodeRuns, openAddressBook6, releaseAddress6 } from '../ipam/index.js';
+import type { Txn } from '../store/index.js';
+import { keys } from './keys.js';
+
+/**
+ * A dual-stack network's IPv6 book, beside its IPv4 one: a summary at `ipam/T/N/v6` (runs of full
+ * chunks, the count used) and one value per touched chunk at `ipam/T/N/v6/INDEX`; dropped with the IPv4
+ * book (`dropBook` removes everything under `ipam/T/N/`). A /64 costs what a /24 does: nothing is stored
+ * for chunks never touched.
+ */
+interface StoredSummary6 { size: string; chunkSize: number; used: number; full: string[] }
+
+const bookKey = (net: Network) => `${keys.addressBook(net.tenant, net.name)}/v6`;
+
+function layout6(net: Network) {
+  const l = checkNetwork6(net);
+  if (!l) throw new WeftError('WEFT_INVALID_VALUE', `network ${net.tenant}/${net.name} has no subnet6`, { field: 'ip6' });
+  return l;
+}
+
+const loaderFor = (tx: Txn, net: Network) => async (index: bigint) => {
+  const e = await tx.get(`${bookKey(net)}/${index}`);
+  return e ? Bitmap.decode(CHUNK_SIZE, (e.value as { bits: string }).bits) : undefined;
+};
+
+async function readBook6(tx: Txn, net: Network): Promise<AddressBook6> {
+  const l = layout6(net);
+  const e = await tx.get(bookKey(net));
+  if (!e) return openAddressBook6(l.subnet, l.gateway, loaderFor(tx, net));
+  const v = e.value as StoredSummary6;
+  return new AddressBook6(l.subnet, decodeRuns(v.full), v.used, loaderFor(tx, net));
+}
+
+function writeBook6(tx: Txn, net: Network, book: AddressBook6, force = false): void {
+  if (!force && book.dirtyChunks.size === 0) return;
+  for (const i of book.dirtyChunks) tx.put(`${bookKey(net)}/${i}`, { bits: book.chunk(i)?.encode() ?? '' });
+  tx.put(bookKey(net), { size: book.size.toString(), chunkSize: CHUNK_SIZE, used: book.used, full: encodeRuns(book.full) } satisfies StoredSummary6);
+}
+
+/** A new dual-stack network's book (anycast and gateway taken); nothing for an IPv4-only one. */
+export async function newAddressBook6(tx: Txn, net: Network): Promise<void> {
+  if (net.subnet6 === undefined) return;
+  const l = layout6(net);
+  writeBook6(tx, net, await openAddressBook6(l.subnet, l.gateway, loaderFor(tx, net)), true);
+}
+
+/**
+ * Allocates an IPv6 address in a dual-stack network inside the transaction (lowest free of ipRange6, or
+ * the requested one) and returns it as canonical text. Group pools are IPv4 only: every member's IPv6
+ * address comes from the network's range.
+ */
+export async function takeAddress6(tx: Txn, net: Network, requested: string | undefined, field = 'ip6'): Promise<string> {
+  let want: bigint | undefined;
+  if (requested !== undefined) {
+    want = parseIp6(requested);
+    if (want === undefined) throw new WeftError('WEFT_INVALID_FIELD', `${field}: '${requested.slice(0, 64)}' is not an IPv6 address`, { field });
+  }
+  const l = layout6(net);
+  const book = await readBook6(tx, net);
+  const ip = await allocateAddress6(book, {
+    candidates: [l.dynamic],
+    allowed: [{ first: l.subnet.base + 1n, last: l.subnet.base + book.size - 1n }],
+    poolName: `network ${net.tenant}/${net.name}`,
+    field,
+    ...(want !== undefined ? { requested: want } : {}),
+  });
+  writeBook6(tx, net, book);
+  return formatIp6(ip);
+}
+
+export async function giveBackAddress6(tx: Txn, net: Network, ip: string | undefined): Promise<void> {
+  const n = ip === undefined || net.subnet6 === undefined ? undefined : parseIp6(ip);
+  if (n === undefined) return;
+  const book = await readBook6(tx, net);
+  await releaseAddress6(book, n);
+  writeBook6(tx, net, book);
+}

@@ -1,0 +1,162 @@
+import { invalid } from './errors.js';
+
+/**
+ * IPv6 addresses as unsigned 128-bit bigints; pure helpers shared by validation and IPAM. Text is parsed
+ * strictly (RFC 4291 forms: hex groups of 1-4 digits, one `::`, an embedded IPv4 tail; no zone index) and
+ * formatted canonically (RFC 5952: lower case, the longest run of two or more zero groups as `::`).
+ */
+export interface Cidr6 {
+  readonly base: bigint;
+  readonly prefix: number;
+}
+
+export interface IpRange6 {
+  readonly first: bigint;
+  readonly last: bigint;
+}
+
+const MAX6 = (1n << 128n) - 1n;
+const GROUP = /^[0-9a-fA-F]{1,4}$/;
+const DOTTED = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
+
+/** The 16-bit groups of one side of a `::` (empty text: none); undefined when malformed. */
+function groupsOf(text: string, tailMayBeV4: boolean): number[] | undefined {
+  if (text === '') return [];
+  const parts = text.split(':');
+  const out: number[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i] as string;
+    if (tailMayBeV4 && i === parts.length - 1 && p.includes('.')) {
+      const m = DOTTED.exec(p);
+      if (!m) return undefined;
+      const o = m.slice(1).map(Number);
+      if (o.some((v) => v > 255)) return undefined;
+      out.push(((o[0] as number) << 8) | (o[1] as number), ((o[2] as number) << 8) | (o[3] as number));
+    } else {
+      if (!GROUP.test(p)) return undefined;
+      out.push(parseInt(p, 16));
+    }
+  }
+  return out;
+}
+
+export function parseIp6(text: string): bigint | undefined {
+  if (text.length > 45 || text.length < 2) return undefined;
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  let groups: number[];
+  if (halves.length === 2) {
+    const head = groupsOf(halves[0] as string, false);
+    const tail = groupsOf(halves[1] as string, true);
+    if (!head || !tail || head.length + tail.length > 7) return undefined;
+    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  } else {
+    const all = groupsOf(text, true);
+    if (!all || all.length !== 8) return undefined;
+    groups = all;
+  }
+  let n = 0n;
+  for (const g of groups) n = (n << 16n) | BigInt(g);
+  return n;
+}
+
+export function formatIp6(n: bigint): string {
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
+  // The longest run of zero groups (two or more; the first of equal runs) becomes `::`.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
+export function maskOf6(prefix: number): bigint {
+  return prefix === 0 ? 0n : (MAX6 >> BigInt(128 - prefix)) << BigInt(128 - prefix);
+}
+
+export function cidrSize6(c: Cidr6): bigint {
+  return 1n << BigInt(128 - c.prefix);
+}
+
+export function cidrRange6(c: Cidr6): IpRange6 {
+  return { first: c.base, last: c.base + cidrSize6(c) - 1n };
+}
+
+/** Parses `x:y::z/len`; with `strict`, host bits must be zero. Errors name `field`. */
+export function parseCidr6(text: string, field: string, strict = true): Cidr6 {
+  const slash = text.indexOf('/');
+  if (slash < 0) throw invalid(field, `'${text.slice(0, 64)}' is not a CIDR (expected an IPv6 prefix such as fd00:1::/64)`);
+  const ip = parseIp6(text.slice(0, slash));
+  if (ip === undefined) throw invalid(field, `'${text.slice(0, 64)}' has an invalid IPv6 address`);
+  const lenText = text.slice(slash + 1);
+  if (!/^[0-9]{1,3}$/.test(lenText) || Number(lenText) > 128) {
+    throw invalid(field, `'${text.slice(0, 64)}' has an invalid prefix length (0-128)`);
+  }
+  const prefix = Number(lenText);
+  const base = ip & maskOf6(prefix);
+  if (strict && base !== ip) {
+    throw invalid(field, `'${text}' has host bits set (did you mean ${formatIp6(base)}/${prefix}?)`);
+  }
+  return { base, prefix };
+}
+
+export function formatCidr6(c: Cidr6): string {
+  return `${formatIp6(c.base)}/${c.prefix}`;
+}
+
+export function requireIp6(text: string, field: string): bigint {
+  const n = parseIp6(text);
+  if (n === undefined) throw invalid(field, `'${text.slice(0, 64)}' is not an IPv6 address`);
+  return n;
+}
+
+/** Parses `x::a-x::b` (inclusive). */
+export function parseRange6(text: string, field: string): IpRange6 {
+  const [a, b, ...rest] = text.split('-');
+  if (a === undefined || b === undefined || rest.length > 0) {
+    throw invalid(field, `'${text.slice(0, 100)}' is not a range (expected fd00::10-fd00::ff)`);
+  }
+  const first = requireIp6(a, field);
+  const last = requireIp6(b, field);
+  if (last < first) throw invalid(field, `'${text}' ends before it starts`);
+  return { first, last };
+}
+
+export function formatRange6(r: IpRange6): string {
+  return `${formatIp6(r.first)}-${formatIp6(r.last)}`;
+}
+
+export function contains6(outer: IpRange6, inner: IpRange6): boolean {
+  return inner.first >= outer.first && inner.last <= outer.last;
+}
+
+export function overlaps6(x: IpRange6, y: IpRange6): boolean {
+  return x.first <= y.last && y.first <= x.last;
+}
+
+/** Which family a text names (an address, a CIDR or a range): 4, 6, or undefined when it is neither. */
+export function familyOf(text: string): 4 | 6 | undefined {
+  if (text.includes(':')) return 6;
+  if (/^[0-9./-]+$/.test(text)) return 4;
+  return undefined;
+}
+
+/**
+ * The EUI-64 link-local address of a MAC (RFC 4291 appendix A: ff:fe in the middle, the universal/local
+ * bit flipped): what an interface the agent configures uses, so the guard knows it in advance.
+ */
+export function linkLocalOf(mac: string): string {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  if (b.length !== 6 || b.some((x) => !(x >= 0 && x <= 255))) throw new Error(`'${mac}' is not a MAC address`);
+  const g = [((b[0] as number) ^ 2) << 8 | (b[1] as number), (b[2] as number) << 8 | 0xff, 0xfe00 | (b[3] as number), (b[4] as number) << 8 | (b[5] as number)];
+  let n = 0xfe80n << 112n;
+  for (let i = 0; i < 4; i++) n |= BigInt(g[i] as number) << BigInt(48 - i * 16);
+  return formatIp6(n);
+}

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { testApi, type TestApi } from './testkit.js';
+
+async function ok(api: TestApi, method: string, url: string, body?: unknown): Promise<any> {
+  const r = await api.call(method, url, body);
+  assert.ok(r.status < 300, `${method} ${url}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+let seq = 0;
+const endpoint = (api: TestApi, extra: Record<string, unknown> = {}, network = 'ds', tenant = 'default') =>
+  api.call('POST', '/api/v1/endpoints', { tenant, network, containerId: `c${seq++}`, host: 'h1', ifname: 'eth0', netns: '/run/netns/x', ...extra });
+
+async function dualApi(): Promise<TestApi> {
+  const api = await testApi();
+  await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'ds', subnet: '10.30.0.0/24', subnet6: 'FD00:30:0:0::/64' });
+  return api;
+}
+
+test('a dual-stack network: its subnet6 stored canonically, gateway6 ::1, each endpoint an address of each family', async () => {
+  const api = await dualApi();
+  const net = await ok(api, 'GET', '/api/v1/tenants/default/networks/ds');
+  assert.deepEqual([net.subnet6, net.gateway6, net.ipRange6], ['fd00:30::/64', 'fd00:30::1', undefined]);
+  const a = (await endpoint(api)).json;
+  const b = (await endpoint(api)).json;
+  assert.deepEqual([a.ip, a.ip6, a.prefixLength6, a.gateway6], ['10.30.0.2', 'fd00:30::2', 64, 'fd00:30::1']);
+  assert.equal(b.ip6, 'fd00:30::3');
+  const got = await ok(api, 'GET', `/api/v1/endpoints/${a.id}`);
+  assert.equal(got.ip6, 'fd00:30::2');
+  const v4only = await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4', subnet: '10.31.0.0/24' });
+  assert.equal(v4only.subnet6, undefined);
+  const c = (await endpoint(api, {}, 'v4')).json;
+  assert.deepEqual([c.ip6, c.prefixLength6, c.gateway6], [undefined, undefined, undefined]);
+});
+
+test('IPv6 addresses go back with their endpoint, a requested one is checked, and replaces keeps both', async () => {
+  const api = await dualApi();
+  const a = (await endpoint(api)).json;
+  assert.equal((await api.call('DELETE', `/api/v1/endpoints/${a.id}`)).status, 204);
+  assert.equal((await endpoint(api)).json.ip6, 'fd00:30::2', 'the released address is the lowest free again');
+  const r = await endpoint(api, { ip6: 'fd00:30::2' });
+  assert.deepEqual([r.status, r.json.field], [409, 'ip6']);
+  const far = await endpoint(api, { ip6: 'fd00:30::ffff:ffff:ffff:fffe' });
+  assert.equal(far.json.ip6, 'fd00:30::ffff:ffff:ffff:fffe', 'anywhere in the /64');
+  for (const [ip6, re] of [['fd00:31::5', /not an address network default\/ds may use/], ['fd00:30::1', /already in use/], ['10.30.0.9', /is not an IPv6 address/], ['fd00:30::', /not an address/]] as const) {
+    const x = await endpoint(api, { ip6 });
+    assert.ok(x.status >= 400 && x.json.field === 'ip6' && re.test(x.json.detail), `${ip6}: ${x.status} ${JSON.stringify(x.json)}`);
+  }
+  const v4 = await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4', subnet: '10.31.0.0/24' });
+  const refused = await endpoint(api, { ip6: 'fd00::9' }, v4.name);
+  assert.deepEqual([refused.status, refused.json.field], [422, 'ip6']);
+  const old = (await endpoint(api)).json;
+  const next = (await endpoint(api, { replaces: old.id })).json;
+  assert.deepEqual([next.ip, next.ip6], [old.ip, old.ip6]);
+});
+
+test('bad IPv6 network input is refused with its field named, and makes nothing', async () => {
+  const api = await testApi();
+  const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ subnet6: 'fd00::/129' }, 'subnet6', /prefix length/],
+    [{ subnet6: 'fd00::/8' }, 'subnet6', /between \/16 and \/120/],
+    [{ subnet6: 'fd00::/124' }, 'subnet6', /between \/16 and \/120/],
+    [{ subnet6: 'fd00::1/64' }, 'subnet6', /host bits set/],
+    [{ subnet6: '10.0.0.0/8' }, 'subnet6', /invalid IPv6/],
+    [{ subnet6: 'fd00::/64', gateway6: 'fd01::1' }, 'gateway6', /not a usable address/],
+    [{ subnet6: 'fd00::/64', gateway6: 'fd00::' }, 'gateway6', /not a usable address/],
+    [{ subnet6: 'fd00::/64', gateway6: '10.0.0.1' }, 'gateway6', /not an IPv6 address/],
+    [{ subnet6: 'fd00::/64', ipRange6: 'fd00::10-fd01::1' }, 'ipRange6', /not inside/],
+    [{ gateway6: 'fd00::1' }, 'gateway6', /only a network with a subnet6/],
+    [{ ipRange6: 'fd00::1-fd00::2' }, 'ipRange6', /only a network with a subnet6/],
+    [{ subnet6: 'fd00::/64', encap: 'routed' }, 'subnet6', /encap vxlan networks only/],
+    [{ subnet6: 'x'.repeat(300) }, 'subnet6', /./],
+  ];
+  for (const [extra, field, re] of cases) {
+    const r = await api.call('POST', '/api/v1/tenants/default/networks', { name: 'bad', subnet: '10.40.0.0/24', ...extra });
+    assert.ok(r.status === 400 || r.status === 422, `${JSON.stringify(extra)}: ${r.status}`);
+    assert.ok(r.json.field === field || (r.json.detail ?? '').includes(field), `${JSON.stringify(extra)}: ${JSON.stringify(r.json)}`);
+    assert.match(r.json.detail, re, JSON.stringify(extra));
+  }
+  assert.equal((await api.call('GET', '/api/v1/tenants/default/networks/bad')).status, 404);
+});
+
+test('IPv6 subnets may not overlap inside a tenant, may across tenants, and are fixed', async () => {
+  const api = await dualApi();
+  const r = await api.call('POST', '/api/v1/tenants/default/networks', { name: 'other', subnet: '10.32.0.0/24', subnet6: 'fd00:30::/48' });
+  assert.deepEqual([r.status, r.json.field], [409, 'subnet6']);
+  await ok(api, 'POST', '/api/v1/tenants', { name: 'red' });
+  await ok(api, 'POST', '/api/v1/tenants/red/networks', { name: 'ds', subnet: '10.30.0.0/24', subnet6: 'fd00:30::/64' });
+  assert.equal((await endpoint(api, {}, 'ds', 'red')).json.ip6, 'fd00:30::2', 'the same addresses in another tenant');
+  const change = await api.call('PUT', '/api/v1/tenants/default/networks/ds', { name: 'ds', subnet: '10.30.0.0/24', subnet6: 'fd00:99::/64' });
+  assert.deepEqual([change.status, change.json.code, change.json.field], [422, 'WEFT_IMMUTABLE', 'subnet6']);
+  const kept = await ok(api, 'PUT', '/api/v1/tenants/default/networks/ds', { name: 'ds', subnet: '10.30.0.0/24', mtu: 1400 });
+  assert.deepEqual([kept.subnet6, kept.mtu], ['fd00:30::/64', 1400], 'an update that omits subnet6 keeps it');
+  await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4x', subnet: '10.33.0.0/24' });
+  const late = await api.call('PUT', '/api/v1/tenants/default/networks/v4x', { name: 'v4x', subnet: '10.33.0.0/24', subnet6: 'fd00:33::/64' });
+  assert.deepEqual([late.status, late.json.code, late.json.field], [422, 'WEFT_IMMUTABLE', 'subnet6'], 'a network does not become dual-stack after creation');
+});
