@@ -63,6 +63,7 @@ export class Attacher {
     });
     return {
       endpoint: endpointId(req.containerId, ifname), ifname, ip: r.ip, prefixLength: r.prefixLength, gateway: r.gateway, mac: r.mac,
+      ...(r.ip6 !== undefined ? { ip6: r.ip6, prefixLength6: r.prefixLength6 as number, gateway6: r.gateway6 as string } : {}),
       ...(r.dns ? { dns: r.dns } : {}),
     };
   }

@@ -67,7 +67,7 @@ export class CniEndpoints implements CniHost {
       tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
       host: this.d.host, ifname: req.ifname, netns: req.netns, labels: cniLabels(req.labels),
       seal: this.d.sealer.seal({ id, tenant: req.tenant, network: req.network, ifname: req.ifname, netns: req.netns }),
-      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.mac ? { mac: req.mac } : {}),
+      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.ip6 ? { ip6: req.ip6 } : {}), ...(req.mac ? { mac: req.mac } : {}),
       ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
       ...(req.attached ? { attached: req.attached } : {}),
     };
@@ -178,6 +178,7 @@ function stopwatch(): (step: string) => Record<string, number> {
 function resultOf(ep: Endpoint, plan: TenantPlan, req: AddRequest): AddResultInput {
   return {
     hostVeth: names.endpointVeth(ep.id), ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway,
+    ...(ep.ip6 !== undefined && ep.prefixLength6 !== undefined && ep.gateway6 !== undefined ? { ip6: ep.ip6, prefixLength6: ep.prefixLength6, gateway6: ep.gateway6 } : {}),
     // A macvlan endpoint's gateway is the segment's router, not the agent: its names would leak there.
     ...(plan.dns && !plan.macvlans.some((m) => m.id === ep.id) ? { dns: { nameservers: [ep.gateway], search: [dnsDomain(ep.tenant)] } } : {}),
   };

@@ -205,7 +205,7 @@ export class Reconciler {
       const links = JSON.stringify([p.ns, p.uplink, p.bridges, p.qos, p.endpoints]);
       // Which endpoints may send from their ports: a new endpoint changes only this, and it must be in
       // the kernel before the endpoint is wired (its first frames would be dropped as spoofed).
-      const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac]));
+      const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac, e.ip6 ?? '']));
       const last = this.converged.get(tenant);
       if (fast && last?.shape === shape) {
         this.converged.set(tenant, { shape, links, admitted });

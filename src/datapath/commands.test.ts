@@ -14,7 +14,7 @@ const plan: TenantPlan = {
   endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mac: '02:57:0a:00:00:02', mtu: 1450, hairpin: false }], macvlans: [], routed: [], routedNat: [],
 };
 const link = (name: string, kind: string, extra: Partial<ObservedLink> = {}): [string, ObservedLink] =>
-  [name, { name, kind, master: undefined, up: true, mtu: 1450, addresses: [], ...extra }];
+  [name, { name, kind, master: undefined, up: true, mtu: 1450, addresses: [], addresses6: [], ...extra }];
 
 test('links: a right kernel needs no command; drift and strangers get exactly the commands to fix them', () => {
   const right = new Map([
@@ -31,7 +31,7 @@ test('links: a right kernel needs no command; drift and strangers get exactly th
     link('eth9', 'veth'),
   ]);
   assert.deepEqual(linkCommands(plan, drifted, new Set(['weprotected000'])), [
-    'link add wb100 type bridge nf_call_iptables 0', 'link set wb100 mtu 1450', 'addr replace 10.0.0.1/24 dev wb100', 'link set wb100 up',
+    'link add wb100 type bridge nf_call_iptables 0 nf_call_ip6tables 0', 'link set wb100 mtu 1450', 'addr replace 10.0.0.1/24 dev wb100', 'link set wb100 up',
     'link set weaaaaaaaaaaaa master wb100 up',
     'link set wx100 master wb100 mtu 1450 up',
     'link del wb999', 'link del webbbbbbbbbbbb', 'link del wx999',
@@ -116,4 +116,18 @@ test('links: the veth and IFB of an endpoint recorded since the plan stay; a pla
   const known = new Set(['weaaaaaaaaaaaa', 'wennnnnnnnnnnn']);
   assert.deepEqual(linkCommands(plan, kernel, known), ['link del wiaaaaaaaaaaaa'], 'shaping removed from a planned endpoint; the new one untouched');
   assert.deepEqual(linkCommands(plan, kernel), ['link del wiaaaaaaaaaaaa', 'link del wennnnnnnnnnnn', 'link del winnnnnnnnnnnn'], 'unknown: strangers');
+});
+
+test('dual stack: the bridge gets gateway6 without DAD and loses stray global IPv6 addresses; remote endpoints are neighbours of both families', () => {
+  const dual: TenantPlan = { ...plan, v6: true, bridges: [{ ...plan.bridges[0]!, address6: 'fd00::1/64' }] };
+  const bridgeOnly = (cmds: string[]) => cmds.filter((c) => c.includes('wb100') && c.startsWith('addr'));
+  assert.deepEqual(bridgeOnly(linkCommands(dual, new Map([link('wb100', 'bridge', { addresses: ['10.0.0.1/24'], addresses6: ['fd00::1/64'] })]))), [], 'right: nothing');
+  assert.deepEqual(bridgeOnly(linkCommands(dual, new Map([link('wb100', 'bridge', { addresses: ['10.0.0.1/24'], addresses6: ['fd00::9/64'] })]))), [
+    'addr replace fd00::1/64 dev wb100 nodad', 'addr del fd00::9/64 dev wb100',
+  ]);
+  assert.deepEqual(bridgeOnly(linkCommands(plan, new Map([link('wb100', 'bridge', { addresses: ['10.0.0.1/24'], addresses6: ['fd00::1/64'] })]))), ['addr del fd00::1/64 dev wb100'], 'an IPv4-only network\'s bridge holds no global IPv6 address');
+  const v6 = { ...vx, remotes: vx.remotes.map((r) => ({ ...r, ip6: 'fd00::5' })) };
+  assert.deepEqual(neighCommands(v6, [{ dst: '10.0.0.5', lladdr: '02:57:0a:00:00:05', state: ['PERMANENT'] }, { dst: 'fd00::7', lladdr: '02:57:0a:00:00:07', state: ['PERMANENT'] }]), [
+    'neigh replace fd00::5 lladdr 02:57:0a:00:00:05 dev wx100 nud permanent', 'neigh del fd00::7 dev wx100',
+  ]);
 });

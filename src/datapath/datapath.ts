@@ -24,6 +24,10 @@ export interface Attachment {
   ip: string;
   prefixLength: number;
   gateway: string;
+  /** On a dual-stack network: its IPv6 address, prefix length and gateway. */
+  ip6?: string;
+  prefixLength6?: number;
+  gateway6?: string;
   mtu: number;
   /** The tenant has services: the port may reflect frames (see EndpointPlan.hairpin). */
   hairpin: boolean;
@@ -42,7 +46,7 @@ export interface Attachment {
 }
 
 /** For Docker: the veth's other end (`outer`) is left in the agent's namespace for Docker to move. */
-export type OuterAttachment = Omit<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'gateway' | 'defaultRoute'> & { outer: string };
+export type OuterAttachment = Omit<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'gateway' | 'ip6' | 'prefixLength6' | 'gateway6' | 'defaultRoute'> & { outer: string };
 
 /**
  * A new connection as the kernel decided it (flow records, flows-nft.ts): seen in a tenant's namespace,
@@ -186,11 +190,12 @@ export interface Datapath {
  * An endpoint's attachment in its tenant, the one way it is built: ADD, Docker's Join and the repair of a
  * vanished veth wire the same thing (the repair once left out `hairpin`).
  */
-export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'macvlans' | 'policy' | 'flows' | 'bridges'>>, netnsPath: string): Attachment {
+export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' | 'ip' | 'prefixLength' | 'gateway' | 'ip6' | 'prefixLength6' | 'gateway6' | 'mtu' | 'attached'>, tenant: Pick<TenantPlan, 'ns' | 'services'> & Partial<Pick<TenantPlan, 'macvlans' | 'policy' | 'flows' | 'bridges'>>, netnsPath: string): Attachment {
   const mv = tenant.macvlans?.find((m) => m.id === ep.id);
   return {
     tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
     mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
+    ...(ep.ip6 !== undefined && ep.prefixLength6 !== undefined && ep.gateway6 !== undefined ? { ip6: ep.ip6, prefixLength6: ep.prefixLength6, gateway6: ep.gateway6 } : {}),
     defaultRoute: ep.attached?.defaultRoute ?? true,
     ...(tenant.bridges?.some((b) => b.vni === ep.vni && b.routed) ? { isolated: true } : {}),
     ...(mv ? { macvlan: { parent: mv.parent, table: containerTablesText({ policy: tenant.policy, flows: tenant.flows }, mv), ...(tenant.flows ? { flows: true } : {}) } } : {}),

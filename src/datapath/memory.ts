@@ -31,6 +31,8 @@ export interface MemoryNamespace {
 export interface MemoryInterface {
   ip: string;
   prefixLength: number;
+  /** Dual stack: its IPv6 address with the prefix length. */
+  ip6?: string;
   /** The gateway of the container's default route through this interface; undefined: its subnet only. */
   gateway: string | undefined;
   /** A macvlan child of this parent interface (not a veth). */
@@ -186,7 +188,7 @@ export class MemoryDatapath implements Datapath {
     if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
     if (ns.links.has(a.veth)) throw new Error(`simulated: ${a.veth} exists in ${a.tenantNs}`);
     ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin, peer: { netnsPath: a.netnsPath, ifname: a.ifname } });
-    container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac });
+    container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, ...(a.ip6 !== undefined ? { ip6: `${a.ip6}/${a.prefixLength6}` } : {}), gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac });
   }
 
   async attachOuter(a: OuterAttachment): Promise<void> {

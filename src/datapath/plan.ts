@@ -1,4 +1,4 @@
-import { ENCAPS, blockOf, parseIp, adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { ENCAPS, blockOf, linkLocalOf, parseCidr6, parseIp, adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
@@ -43,6 +43,12 @@ export interface TenantPlan {
   dns: DnsPlan | undefined;
   /** Flow records' limits, or undefined when the host logs none (flows-nft.ts). */
   flows: FlowLimits | undefined;
+  /**
+   * Whether the tenant has a dual-stack network (on this host or not): its namespace forwards IPv6, its
+   * guard admits endpoints' IPv6 and its policy classifies IPv6 addresses. Without one, every IPv6 frame
+   * entering a bridge (from a container or the overlay) is dropped.
+   */
+  v6?: boolean;
   /** Subnets of this tenant's routed networks: never masqueraded, and routed into its uplink from outside. */
   routed: string[];
   /** Those of them without BGP peers (known to no router): masqueraded by the host when they leave it for elsewhere. */
@@ -54,6 +60,8 @@ export interface BridgePlan {
   network: string;
   vni: number;
   address: string;
+  /** A dual-stack network's IPv6 gateway with its prefix length (gateway6/len). */
+  address6?: string;
   /** Service VIPs of this network, held as /32s so the bridge answers ARP for them. */
   vips: string[];
   mtu: number;
@@ -82,7 +90,7 @@ export interface OverlayPlan {
   /** Underlay addresses of the other hosts with endpoints here: broadcast and unknown unicast go to each. */
   peers: string[];
   /** Known remote endpoints: static forwarding entries, so unicast to them is never flooded. */
-  remotes: Array<{ mac: string; vtep: string; ip: string }>;
+  remotes: Array<{ mac: string; vtep: string; ip: string; ip6?: string }>;
   /** arpMode proxy: the device answers ARP for remote endpoints from its neighbour table. */
   proxy: boolean;
 }
@@ -92,6 +100,9 @@ export interface EndpointPlan {
   veth: string;
   bridge: string;
   ip: string;
+  /** On a dual-stack network: its IPv6 address and the link-local address derived from its MAC (EUI-64). */
+  ip6?: string;
+  ll6?: string;
   /** The container's MAC: its frames carry it, or are dropped (guard-nft.ts). */
   mac: string;
   mtu: number;
@@ -176,12 +187,14 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     bridges: bridgedNets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}`,
+      ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${parseCidr6(n.subnet6, 'subnet6').prefix}` } : {}),
       vips: vipsOf(services, n),
       overlay: planOverlay(d, tenant, n, tunnel),
       ...(n.encap === 'routed' ? { routed: { subnet: n.subnet, blocks: blocksOf(n) } } : {}),
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
+      ...(e.ip6 !== undefined && byName.get(e.network)?.subnet6 !== undefined ? { ip6: e.ip6, ll6: linkLocalOf(e.mac) } : {}),
       hairpin: services.length > 0,
     })),
     macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && (d.wired?.(e) ?? true)).map((e) => ({
@@ -207,6 +220,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     ...profiles,
     dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : { gateways: bridgedNets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
     flows: d.flowLog,
+    v6: bridgedNets.some((n) => n.subnet6 !== undefined),
     routed: nets.filter((n) => n.encap === 'routed').map((n) => n.subnet),
     routedNat: nets.filter((n) => n.encap === 'routed' && !n.bgpPeers?.length).map((n) => n.subnet),
   };
@@ -279,6 +293,6 @@ function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: Tu
   const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].sort();
   return {
     encap: (n.encap ?? 'vxlan') as OverlayEncap, name: names.overlay(n.vni), vni: n.vni, local, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
-    remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
+    remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip, ...(e.ip6 !== undefined && n.subnet6 !== undefined ? { ip6: e.ip6 } : {}) })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
   };
 }

@@ -256,16 +256,29 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
   }
   const out: string[] = [];
   for (const [dir, addr] of [['in', 'daddr'], ['out', 'saddr']] as const) {
+    const markOf = (cls: number): string | undefined => {
+      const id = sides.get(cls)?.[dir][slot];
+      return id === undefined || (id === 0 && p.fallback === 'accept') ? undefined : hex(SIDE_MARK + id);
+    };
     const els: string[] = [];
     for (const r of sidedRanges(p, sides)) {
-      const id = sides.get(r.cls)?.[dir][slot];
-      if (id === undefined || (id === 0 && p.fallback === 'accept')) continue;
-      els.push(`${ipRange(r.first, r.last)} : ${hex(SIDE_MARK + id)}`);
+      const mark = markOf(r.cls);
+      if (mark !== undefined) els.push(`${ipRange(r.first, r.last)} : ${mark}`);
     }
-    if (els.length === 0) continue;
-    const m = byContent(`${x}_${dir}`, { type: 'ipv4_addr : mark', interval: true, elements: els });
-    maps.push(m);
-    out.push(`\t\t${l4}meta mark set ip ${addr} map @${m.name}`, ...lookups);
+    // Dual stack: an endpoint's IPv6 address takes the side of its IPv4 address's class.
+    const els6 = p.v6.flatMap((v) => { const mark = markOf(v.cls); return mark === undefined ? [] : [`${v.addr} : ${mark}`]; });
+    if (els.length === 0 && els6.length === 0) continue;
+    if (els.length > 0) {
+      const m = byContent(`${x}_${dir}`, { type: 'ipv4_addr : mark', interval: true, elements: els });
+      maps.push(m);
+      out.push(`\t\t${l4}meta mark set ip ${addr} map @${m.name}`);
+    }
+    if (els6.length > 0) {
+      const m = byContent(`${x}_${dir}6`, { type: 'ipv6_addr : mark', interval: false, elements: els6 });
+      maps.push(m);
+      out.push(`\t\t${l4}meta mark set ip6 ${addr} map @${m.name}`);
+    }
+    out.push(...lookups);
   }
   return out;
 }
@@ -286,6 +299,6 @@ function sidedRanges(p: CompiledPolicy, sides: ReadonlyMap<number, unknown>): Co
 }
 
 /** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */
-export interface Names { cls: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
+export interface Names { cls: string; cls6?: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
 export interface ProtoNames { prof: string[]; singles: string[]; rest: string[]; sides: string[] }
 

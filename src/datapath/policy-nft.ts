@@ -85,8 +85,9 @@ function render(p: CompiledPolicy): PolicyNft {
   const profiles = changedById(st.profiles, p.profiles);
   const ownOf = (x: Profile) => profileParts(x, p.sctp, book);
   const sortedPairs = once(() => [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst));
-  const names: Names = { cls: cls.name, tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
-  const maps: NftMap[] = [cls];
+  const cls6 = p.v6.length > 0 ? byContent('cls6', { type: 'ipv6_addr : mark', interval: false, elements: p.v6.map((x) => `${x.addr} : ${x.cls}`) }) : undefined;
+  const names: Names = { cls: cls.name, ...(cls6 ? { cls6: cls6.name } : {}), tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
+  const maps: NftMap[] = cls6 ? [cls, cls6] : [cls];
   const shardChains: string[] = [];
   const sides = sideStagesOf(p, st, protos);
   for (const proto of protos) {
@@ -195,7 +196,7 @@ function sideKey(p: CompiledPolicy): string {
   let r = rangeIds.get(p.classification.ranges);
   if (r === undefined) rangeIds.set(p.classification.ranges, (r = ++rangeSeq));
   const profiles = p.sideProfiles.map((x) => `${x.id}=${x.proto}:${x.segs.map((g) => `${g.first}-${g.last}:${g.verdict}`).join(',')}`).join(';');
-  return `${r}|${p.fallback}|${p.sctp}|${p.sides.map((x) => `${x.cls}:${x.in.join(',')}/${x.out.join(',')}`).join(';')}|${profiles}`;
+  return `${r}|${p.fallback}|${p.sctp}|${p.v6.map((x) => `${x.addr}=${x.cls}`).join(',')}|${p.sides.map((x) => `${x.cls}:${x.in.join(',')}/${x.out.join(',')}`).join(';')}|${profiles}`;
 }
 
 /** Two lists of chains sorted by name, as one. */
@@ -279,9 +280,12 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
     '\t\tct state invalid drop',
     // DNS queries to a gateway are DNATed to the agent on the uplink (169.254.0.0/16): always allowed.
     '\t\tct status dnat ip daddr 169.254.0.0/16 accept comment "dns"',
+    // Untracked, so never established: without this a deny would cut IPv6 neighbours off each other.
+    ...(p.dual ? ['\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept comment "neighbour discovery"'] : []),
     ...(n ? [
       `\t\tmeta mark set ip saddr map @${n.cls}`,
       `\t\tct mark set ip daddr map @${n.cls}`,
+      ...(n.cls6 ? [`\t\tmeta mark set ip6 saddr map @${n.cls6}`, `\t\tct mark set ip6 daddr map @${n.cls6}`] : []),
       // Each protocol: pair → profile (the mark stays the class where the pair has none), then the
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.
       // Then its side stages: what the ends' rules without a peer drop, where the pair did not decide.

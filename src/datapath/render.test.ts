@@ -105,9 +105,51 @@ test('a macvlan network has no bridge or overlay; its endpoints are planned apar
   assert.match(guard, /table netdev weftg-dddddddddddddddd \{\n\tchain egress \{\n\t\ttype filter hook egress device "eth1" priority filter; policy drop;\n\t\tether saddr 02:57:c0:a8:32:0a ip saddr 192\.168\.50\.10 accept\n\t\tether saddr 02:57:c0:a8:32:0a arp saddr ether 02:57:c0:a8:32:0a arp saddr ip 192\.168\.50\.10 accept\n\t\}/, 'the interface sends only as its endpoint, IPv4 and ARP');
 });
 
+/**
+ * Dual stack: contiv-net of tenant default with subnet6 fd00:1:2::/64, its endpoints with IPv6 addresses
+ * (aaaa on node1 in group db, cccc on node2 in group far), db denying tcp but 8888 from far.
+ */
+function dualDesired(defaultAction: 'allow' | 'deny' = 'allow'): { d: DesiredHostState; t: Tenant } {
+  const six: Record<string, string> = { '10.1.2.2': 'fd00:1:2::2', '10.1.2.3': 'fd00:1:2::3' };
+  return {
+    t: { ...tenant('default', 1), defaultAction },
+    d: {
+      ...desired,
+      vtep: '192.0.2.1', hosts: [{ ...meta, name: 'node2', vtepIp: '192.0.2.2', lastSeen: '' }],
+      networks: desired.networks.map((n) => (n.tenant === 'default' && n.name === 'contiv-net' ? { ...n, subnet6: 'fd00:1:2::/64', gateway6: 'fd00:1:2::1' } : n)),
+      groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: ['db-policy'], labels: {} },
+        { ...meta, tenant: 'default', name: 'far', network: 'contiv-net', policies: [], labels: {} }],
+      policies: [{ ...meta, tenant: 'default', name: 'db-policy', rules: [
+        { id: '1', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+        { id: '2', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8888', fromGroup: 'far' },
+      ] }],
+      endpoints: desired.endpoints.map((e) => (e.tenant !== 'default' ? e
+        : { ...e, ip6: six[e.ip] as string, prefixLength6: 64, gateway6: 'fd00:1:2::1', group: e.id.startsWith('a') ? 'db' : 'far' })),
+    },
+  };
+}
+
+test('dual stack: the plan carries the IPv6 gateway, addresses with their link-local, and remote neighbours of both families', () => {
+  const { d, t } = dualDesired();
+  const p = planTenant(d, t);
+  assert.equal(p.v6, true);
+  assert.deepEqual(p.bridges.map((b) => [b.name, b.address6]), [['wb10000', 'fd00:1:2::1/64'], ['wb10002', undefined]]);
+  assert.deepEqual(p.endpoints.map((e) => [e.ip6, e.ll6]), [['fd00:1:2::2', 'fe80::57:aff:fe01:202']]);
+  assert.deepEqual(p.bridges[0]?.overlay?.remotes, [{ mac: '02:57:0a:01:02:03', vtep: '192.0.2.2', ip: '10.1.2.3', ip6: 'fd00:1:2::3' }]);
+  assert.equal(planTenant(d, tenant('blue', 2)).v6, false, 'another tenant stays IPv4 only');
+  const a = attachmentOf(d.endpoints[0]!, p, '/run/netns/c');
+  assert.deepEqual([a.ip6, a.prefixLength6, a.gateway6], ['fd00:1:2::2', 64, 'fd00:1:2::1']);
+  // The endpoint's IPv6 address is classified as its IPv4 address: one endpoint, one verdict.
+  const pol = p.policy!;
+  assert.deepEqual(pol.v6.map((x) => [x.addr, x.cls === pol.classification.byIp('10.1.2.2').id || x.cls === pol.classification.byIp('10.1.2.3').id]), [['fd00:1:2::2', true], ['fd00:1:2::3', true]]);
+  assert.notEqual(pol.v6[0]!.cls, pol.v6[1]!.cls);
+});
+
 /** Every ruleset the renderers produce for the fixture above, by golden file name. */
 function renderedRulesets(): Array<[string, string]> {
   const plans = planHost(desired);
+  const dual = dualDesired();
+  const dualDeny = dualDesired('deny');
   const withPolicy = planTenant({
     ...desired,
     groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: ['db-policy'], labels: {} }],
@@ -162,6 +204,11 @@ function renderedRulesets(): Array<[string, string]> {
     ['guard-empty.nft', renderGuardRuleset({ ...plans[0]!, endpoints: [] })],
     // Flow records in a tenant whose bridged traffic skips IP netfilter: the guard table logs it (flows-nft.ts).
     ['guard-flows.nft', renderGuardRuleset({ ...plans[0]!, flows: FLOW_LIMITS_DEFAULT })],
+    // Dual stack: the guard admits each endpoint's IPv6 and link-local address, and the policy classifies
+    // an IPv6 address as its endpoint's IPv4 one (allow and deny defaults: the side maps' IPv6 twins).
+    ['guard-dual.nft', renderGuardRuleset(planTenant(dual.d, dual.t))],
+    ['tenant-dual-policy.nft', renderTenantRuleset(planTenant(dual.d, dual.t))],
+    ['tenant-dual-deny-policy.nft', renderTenantRuleset(planTenant(dualDeny.d, dualDeny.t))],
   ];
 }
 

@@ -53,6 +53,14 @@ export interface CompiledPolicy {
   sideProfiles: readonly SideProfile[];
   /** SCTP is decided by port (pairs' `sctp`); else as one protocol number of `other`. */
   sctp: boolean;
+  /**
+   * Dual stack: whether the tenant has an IPv6 subnet, and each IPv6 address of its endpoints with the
+   * class of the same endpoint's IPv4 address (one endpoint, one verdict, whichever family it speaks;
+   * rule CIDRs are IPv4, so a CIDR rule covering an endpoint's IPv4 address covers its IPv6 traffic too).
+   * Other IPv6 addresses are class 0.
+   */
+  dual: boolean;
+  v6: readonly V6Class[];
   ruleCount: number;
   /** How this compile was made: from scratch, or from `previous` with only the changed rules redone. */
   how: 'cold' | 'incremental';
@@ -64,6 +72,19 @@ export interface CompiledPolicy {
    * tenant's history never shapes another's output.
    */
   lineage: object;
+}
+
+export interface V6Class { addr: string; cls: number }
+
+/** The IPv6 addresses of a tenant's dual-stack endpoints with their IPv4 address's class (class 0 left out). */
+function v6Classes(endpoints: readonly Endpoint[], c: Classification): V6Class[] {
+  const out: V6Class[] = [];
+  for (const e of endpoints) {
+    if (e.ip6 === undefined) continue;
+    const cls = c.byIp(e.ip).id;
+    if (cls !== 0) out.push({ addr: e.ip6, cls });
+  }
+  return out;
 }
 
 const verdictOf = (a: Action): 'accept' | 'drop' => (a === 'allow' ? 'accept' : 'drop');
@@ -139,6 +160,7 @@ const engines = new Attached<CompiledPolicy, Engine>('engine');
 export function compilePolicy(s: PolicyState): CompiledPolicy {
   const fallback = verdictOf(s.tenant.defaultAction);
   const lineage = s.previous?.lineage ?? {};
+  const dual = s.networks.some((n) => n.subnet6 !== undefined);
   const sc = scope(s, netpolOf(s));
   const withRules = new Set(sc.policies.filter((p) => p.rules.length > 0).map((p) => p.name));
   const groups = new Set([...sc.enforced].map(groupOfIdentity));
@@ -146,14 +168,15 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, ruleCount: 0, how: 'cold', decided: 0, lineage };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
   const engine = warm?.engine ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles);
   const sides = engine.sides();
+  const classification = engine.classification();
   const out: CompiledPolicy = {
-    tenant: s.tenant.name, fallback, classification: engine.classification(), pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
+    tenant: s.tenant.name, fallback, classification, dual, v6: dual ? v6Classes(s.endpoints, classification) : [], pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
     sides, sideProfiles: engine.sideProfiles.list(sides), sctp: engine.sctp,
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided, lineage,
   };

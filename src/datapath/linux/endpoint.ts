@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
-import { WeftError } from '../../model/index.js';
+import { WeftError, linkLocalOf } from '../../model/index.js';
 import type { Attachment, OuterAttachment } from '../datapath.js';
 import { names } from '../names.js';
 import { basename, dirname } from 'node:path';
@@ -99,15 +99,26 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
 
 /** The container end's address, state and (unless it was attached without one) default route. */
 function containerSide(a: Attachment): string[] {
+  const six = a.ip6 !== undefined && a.gateway6 !== undefined;
   return [
     // An ARP request for a brand-new remote endpoint can reach its host before that host's agent has
     // the neighbour entry (arpMode proxy drops it); retrying after 100 ms instead of the default 1 s
     // makes a new endpoint reachable from other hosts in ~0.1 s instead of ~1.1 s.
     `ntable change name arp_cache dev ${a.ifname} retrans 100`,
     `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
+    // Dual stack: the link-local address the guard expects (from the MAC, not the kernel's choice) and
+    // the IPAM's address, both without duplicate detection (unique by allocation; DAD would hold the
+    // address tentative for a second after ADD returns).
+    ...(six ? [
+      `link set ${a.ifname} addrgenmode none`,
+      `addr add ${linkLocalOf(a.mac)}/64 dev ${a.ifname} nodad`,
+      `addr add ${a.ip6}/${a.prefixLength6} dev ${a.ifname} nodad`,
+      `ntable change name ndisc_cache dev ${a.ifname} retrans 100`,
+    ] : []),
     `link set ${a.ifname} up`,
     // An interface added beside the container's own (`weft attach`) reaches its subnet only, unless asked.
     ...(a.defaultRoute ? [`route replace default via ${a.gateway} dev ${a.ifname}`] : []),
+    ...(a.defaultRoute && six ? [`route replace default via ${a.gateway6} dev ${a.ifname}`] : []),
   ];
 }
 
@@ -174,7 +185,9 @@ export async function unwireEndpoint(runner: Runner, tenantNs: string, veth: str
 /** The address's conntrack entries, both directions at once (conntrack exits 1 when nothing matched: the usual case). */
 export async function forgetConnections(runner: Runner, tenantNs: string, ip: string): Promise<void> {
   if (!existsSync(`${NETNS_DIR}/${tenantNs}`)) return;
-  await Promise.all(['-s', '-d'].map((dir) => runner.run(inNs(tenantNs, ['conntrack', '-D', dir, ip]), { allowFailure: true })));
+  // conntrack reads IPv4 unless told the family.
+  const family = ip.includes(':') ? ['-f', 'ipv6'] : [];
+  await Promise.all(['-s', '-d'].map((dir) => runner.run(inNs(tenantNs, ['conntrack', '-D', ...family, dir, ip]), { allowFailure: true })));
 }
 
 /** For CNI CHECK: the container's interface exists, is up and holds the address. */

@@ -445,7 +445,7 @@ static int relevant(const struct nlmsghdr *nh) {
     if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct ndmsg))) return 0;
     const struct ndmsg *nd = NLMSG_DATA(nh);
     /* The agent's VXLAN neighbours and forwarding entries are permanent; ARP and learning are not. */
-    return (nd->ndm_family == AF_INET || nd->ndm_family == AF_BRIDGE) && (nd->ndm_state & NUD_PERMANENT);
+    return (nd->ndm_family == AF_INET || nd->ndm_family == AF_INET6 || nd->ndm_family == AF_BRIDGE) && (nd->ndm_state & NUD_PERMANENT);
   }
   return nh->nlmsg_type >= RTM_BASE && nh->nlmsg_type != NLMSG_DONE;
 }

@@ -8,12 +8,15 @@ export interface ObservedLink {
   up: boolean;
   mtu: number;
   addresses: string[];
+  /** Its global IPv6 addresses (link-local ones left out: the kernel makes them). */
+  addresses6: string[];
   /** For a bridge port: whether the bridge may send frames back out of it. */
   hairpin?: boolean;
   /** For a bridge port: isolated (frames never go from it to another isolated port; routed networks). */
   isolated?: boolean;
   /** For a bridge: whether its bridged frames pass IP netfilter (its own nf_call_iptables, ORed with the namespace's sysctl). */
   nfCallIptables?: boolean;
+  nfCallIp6tables?: boolean;
   vxlan?: { id: number; local: string; proxy: boolean };
 }
 
@@ -22,8 +25,8 @@ interface IpAddrJson {
   mtu: number;
   master?: string;
   flags?: string[];
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean; nf_call_iptables?: number }; info_slave_kind?: string; info_slave_data?: { hairpin?: boolean; isolated?: boolean } };
-  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean; nf_call_iptables?: number; nf_call_ip6tables?: number }; info_slave_kind?: string; info_slave_data?: { hairpin?: boolean; isolated?: boolean } };
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope?: string }>;
 }
 
 /** Links of a namespace (undefined: the agent's own) keyed by name, in one exec. */
@@ -38,8 +41,9 @@ export async function observeLinks(runner: Runner, ns: string | undefined): Prom
     up: (l.flags ?? []).includes('UP'),
     mtu: l.mtu,
     addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+    addresses6: (l.addr_info ?? []).filter((a) => a.family === 'inet6' && a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`),
     ...(l.linkinfo?.info_slave_kind === 'bridge' ? { hairpin: l.linkinfo.info_slave_data?.hairpin === true, isolated: l.linkinfo.info_slave_data?.isolated === true } : {}),
-    ...(l.linkinfo?.info_kind === 'bridge' ? { nfCallIptables: l.linkinfo.info_data?.nf_call_iptables === 1 } : {}),
+    ...(l.linkinfo?.info_kind === 'bridge' ? { nfCallIptables: l.linkinfo.info_data?.nf_call_iptables === 1, nfCallIp6tables: l.linkinfo.info_data?.nf_call_ip6tables === 1 } : {}),
     ...(l.linkinfo?.info_kind === 'vxlan' ? { vxlan: { id: l.linkinfo.info_data?.id ?? 0, local: l.linkinfo.info_data?.local ?? '', proxy: l.linkinfo.info_data?.proxy === true } } : {}),
   }]));
 }

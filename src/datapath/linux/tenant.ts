@@ -33,7 +33,7 @@ export class TenantDatapath {
    */
   private async ensureBridgeFiltering(ns: string, want: 0 | 1): Promise<void> {
     if (this.brNf.get(ns) === want) return;
-    await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`]));
+    await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', `net.bridge.bridge-nf-call-iptables=${want}`, `net.bridge.bridge-nf-call-ip6tables=${want}`]));
     this.brNf.set(ns, want);
   }
 
@@ -44,6 +44,7 @@ export class TenantDatapath {
   /** `protect`: veths being wired right now by a CNI ADD, never deleted as stale. */
   async ensure(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
     const fresh = await this.ensureNamespace(p.ns);
+    if (p.v6) await this.ensureForwarding6(p.ns);
     let links = await observeLinks(this.runner, p.ns);
     // An uplink without its planned address is rebuilt too: the address moved (a tenant whose /30 covered
     // a reserved link-local service, see transit.ts).
@@ -134,7 +135,7 @@ export class TenantDatapath {
     const todo = [...want].filter(([b, v]) => v === value && known.get(b) !== v).map(([b]) => b);
     if (todo.length === 0) return;
     try {
-      await ipBatch(this.runner, ns, todo.map((b) => `link set ${b} type bridge nf_call_iptables ${value}`));
+      await ipBatch(this.runner, ns, todo.map((b) => `link set ${b} type bridge nf_call_iptables ${value} nf_call_ip6tables ${value}`));
       for (const b of todo) known.set(b, value);
       this.bridgeFlags.set(ns, known);
     } catch (e) {
@@ -192,9 +193,23 @@ export class TenantDatapath {
     this.shaped.set(ns, set);
   }
 
+  /** Namespaces known to forward IPv6 (a tenant with a dual-stack network). */
+  private readonly forwarding6 = new Set<string>();
+
+  /**
+   * A dual-stack tenant's namespace routes IPv6 between its networks and takes no router advertisement
+   * (its routes are Weft's). No IPv6 route leaves it: IPv6 to the outside is not offered (yet).
+   */
+  private async ensureForwarding6(ns: string): Promise<void> {
+    if (this.forwarding6.has(ns)) return;
+    await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.default.forwarding=1']));
+    this.forwarding6.add(ns);
+  }
+
   async ensureNamespace(ns: string): Promise<boolean> {
     if (existsSync(`${NETNS_DIR}/${ns}`)) return false;
     this.brNf.delete(ns);
+    this.forwarding6.delete(ns);
     // Deleted by someone else: a commit helper still held from before sits in the old namespace, and its
     // commits would land there. It goes, with what was applied there, before the new one is made.
     await this.nft.release(ns);
@@ -228,6 +243,7 @@ export class TenantDatapath {
     this.nft.forget(ns);
     this.observed.delete(ns);
     this.brNf.delete(ns);
+    this.forwarding6.delete(ns);
     this.shaped.delete(ns);
     this.proxied.delete(ns);
     this.bridgeFlags.delete(ns);
@@ -259,10 +275,13 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
   for (const b of p.bridges) {
     const l = links.get(b.name);
     const nf = flags.get(b.name) ?? 0;
-    if (!l) out.push(`link add ${b.name} type bridge nf_call_iptables ${nf}`);
-    else if ((l.nfCallIptables ? 1 : 0) !== nf) out.push(`link set ${b.name} type bridge nf_call_iptables ${nf}`);
+    if (!l) out.push(`link add ${b.name} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
+    else if ((l.nfCallIptables ? 1 : 0) !== nf || (l.nfCallIp6tables ? 1 : 0) !== nf) out.push(`link set ${b.name} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
     if (!l || l.mtu !== b.mtu) out.push(`link set ${b.name} mtu ${b.mtu}`);
     if (!l || !l.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
+    // The same gateway6 on every host's bridge: no duplicate address detection (it would find the others').
+    if (b.address6 !== undefined && !l?.addresses6.includes(b.address6)) out.push(`addr replace ${b.address6} dev ${b.name} nodad`);
+    for (const a of l?.addresses6 ?? []) if (a !== b.address6) out.push(`addr del ${a} dev ${b.name}`);
     for (const vip of b.vips) if (!l || !l.addresses.includes(`${vip}/32`)) out.push(`addr replace ${vip}/32 dev ${b.name}`);
     for (const a of l?.addresses ?? []) {
       if (a !== b.address && a.endsWith('/32') && !b.vips.includes(a.slice(0, -3))) out.push(`addr del ${a} dev ${b.name}`);

@@ -1,4 +1,4 @@
-import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, parseIp, type PortMapping } from '../../model/index.js';
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, formatIp6, parseIp, parseIp6, type PortMapping } from '../../model/index.js';
 import { CniError, shown, type CniRequest, type PluginConfig } from './protocol.js';
 
 // What ADD asks for beyond the ids. Only ADD reads these, so a DEL of a container added under other
@@ -31,7 +31,7 @@ export function parseArgs(text: string): Record<string, string> {
   const known: Record<string, string> = {};
   for (const [k, v] of all) if (KNOWN_ARGS.has(k)) known[k] = v;
   const problems: Array<[string, string | undefined]> = [
-    ['IP', known['IP'] === undefined || ipOf(known['IP']) ? undefined : 'is not an IPv4 address'],
+    ['IP', known['IP'] === undefined ? undefined : addressesOf(known['IP'].split(',')).problem],
     ['MAC', known['MAC'] === undefined ? undefined : macProblem(known['MAC'])],
     ['K8S_POD_NAME', known['K8S_POD_NAME'] === undefined || POD_NAME.test(known['K8S_POD_NAME']) ? undefined : 'is not a pod name (1-253 of [A-Za-z0-9_.-], starting with a letter or digit)'],
     ['WEFT_LABELS', known['WEFT_LABELS'] === undefined ? undefined : labelsProblem(known['WEFT_LABELS'])],
@@ -79,6 +79,29 @@ function ipOf(text: string): string | undefined {
   return ip;
 }
 
+/** `x::y` or `x::y/len`, canonical. */
+function ip6Of(text: string): string | undefined {
+  const [ip = '', len, ...more] = text.split('/');
+  const n = parseIp6(ip);
+  if (more.length || n === undefined) return undefined;
+  if (len !== undefined && !(/^[0-9]{1,3}$/.test(len) && Number(len) <= 128)) return undefined;
+  return formatIp6(n);
+}
+
+/** Requested addresses (host-local's forms, comma-separated in CNI_ARGS): at most one of each family. */
+function addressesOf(list: readonly string[]): { ip?: string; ip6?: string; problem?: string; index?: number } {
+  const out: { ip?: string; ip6?: string } = {};
+  for (const [index, text] of list.entries()) {
+    const v4 = ipOf(text);
+    const v6 = v4 === undefined ? ip6Of(text) : undefined;
+    if (v4 === undefined && v6 === undefined) return { problem: 'is not an IPv4 or IPv6 address', index };
+    if ((v4 !== undefined && out.ip !== undefined) || (v6 !== undefined && out.ip6 !== undefined)) return { problem: 'is a second address of its family (an interface gets one IPv4 and, on a dual-stack network, one IPv6 address)', index };
+    if (v4 !== undefined) out.ip = v4;
+    if (v6 !== undefined) out.ip6 = v6;
+  }
+  return out;
+}
+
 /** A MAC an interface can take: well formed, not all zeros and not multicast (the kernel refuses both). */
 function macProblem(mac: string): string | undefined {
   if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) return 'is not a MAC address (xx:xx:xx:xx:xx:xx)';
@@ -89,6 +112,7 @@ function macProblem(mac: string): string | undefined {
 
 export interface AddParams {
   ip?: string;
+  ip6?: string;
   mac?: string;
   containerName?: string;
   labels: Record<string, string>;
@@ -100,12 +124,14 @@ export function addParamsOf(req: CniRequest): AddParams {
   const args = parseArgs(req.cniArgs);
   const c = req.config;
   const ips = c.runtimeConfig?.ips ?? [];
-  if (ips.length > 1) throw new CniError(7, `invalid network configuration: runtimeConfig.ips: ${ips.length} addresses; weft gives an interface one IPv4 address`);
-  const fromConfig = ips[0] === undefined ? undefined : ipOf(ips[0]);
-  if (ips[0] !== undefined && !fromConfig) throw new CniError(7, `invalid network configuration: runtimeConfig.ips.0: ${shown(ips[0])} is not an IPv4 address`);
+  if (ips.length > 2) throw new CniError(7, `invalid network configuration: runtimeConfig.ips: ${ips.length} addresses; weft gives an interface one IPv4 address and, on a dual-stack network, one IPv6 address`);
+  const fromConfig = addressesOf(ips);
+  if (fromConfig.problem) throw new CniError(7, `invalid network configuration: runtimeConfig.ips.${fromConfig.index}: ${shown(ips[fromConfig.index ?? 0] ?? '')} ${fromConfig.problem}`);
   const macProblemOf = c.runtimeConfig?.mac === undefined ? undefined : macProblem(c.runtimeConfig.mac);
   if (macProblemOf) throw new CniError(7, `invalid network configuration: runtimeConfig.mac: ${shown(c.runtimeConfig?.mac ?? '')} ${macProblemOf}`);
-  const ip = args['IP'] === undefined ? fromConfig : ipOf(args['IP']);
+  const fromArgs = args['IP'] === undefined ? undefined : addressesOf(args['IP'].split(','));
+  const ip = fromArgs ? fromArgs.ip : fromConfig.ip;
+  const ip6 = fromArgs ? fromArgs.ip6 : fromConfig.ip6;
   const mac = args['MAC'] ?? c.runtimeConfig?.mac;
   const pod = args['K8S_POD_NAME'];
   const name = pod !== undefined && pod.length <= CONTAINER_NAME_MAX ? pod : undefined;
@@ -122,7 +148,7 @@ export function addParamsOf(req: CniRequest): AddParams {
   Object.assign(labels, labelsOfArg(args['WEFT_LABELS'] ?? ''));
   return {
     labels, portMappings: portMappingsOf(c),
-    ...(ip ? { ip } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), ...(name ? { containerName: name } : {}),
+    ...(ip ? { ip } : {}), ...(ip6 ? { ip6 } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), ...(name ? { containerName: name } : {}),
   };
 }
 

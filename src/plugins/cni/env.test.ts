@@ -57,10 +57,12 @@ const argsCases: Case[] = [
   ['CNI_ARGS unknown key', 'ADD', { CNI_ARGS: 'K8S_POD_NAME=web;FOO=bar' }, /^CNI_ARGS: unknown key 'FOO' \(IgnoreUnknown=1 ignores them\)$/],
   ['CNI_ARGS unknown keys with IgnoreUnknown=0', 'ADD', { CNI_ARGS: 'IgnoreUnknown=0;A=1;B=2' }, /^CNI_ARGS: unknown keys 'A', 'B'/],
   ['CNI_ARGS IgnoreUnknown not a boolean', 'ADD', { CNI_ARGS: 'IgnoreUnknown=maybe' }, /^CNI_ARGS: IgnoreUnknown='maybe' is not one of 1, true, 0, false$/],
-  ['CNI_ARGS IP garbage', 'ADD', { CNI_ARGS: 'IP=garbage' }, /^CNI_ARGS: IP='garbage' is not an IPv4 address$/],
+  ['CNI_ARGS IP garbage', 'ADD', { CNI_ARGS: 'IP=garbage' }, /^CNI_ARGS: IP='garbage' is not an IPv4 or IPv6 address$/],
+  ['CNI_ARGS two IPv4 addresses', 'ADD', { CNI_ARGS: 'IP=10.1.2.5,10.1.2.6' }, /^CNI_ARGS: IP='10\.1\.2\.5,10\.1\.2\.6' is a second address of its family/],
+  ['CNI_ARGS IPv6 with a bad prefix', 'ADD', { CNI_ARGS: 'IP=fd00::5/129' }, /^CNI_ARGS: IP='fd00::5\/129' is not an IPv4 or IPv6 address$/],
+  ['CNI_ARGS IPv6 with a zone', 'ADD', { CNI_ARGS: 'IP=fe80::5%eth0' }, /^CNI_ARGS: IP='fe80::5%eth0' is not/],
   ['CNI_ARGS IP out of range', 'ADD', { CNI_ARGS: 'IP=10.1.2.300' }, /^CNI_ARGS: IP='10\.1\.2\.300'/],
   ['CNI_ARGS IP with a bad prefix', 'ADD', { CNI_ARGS: 'IP=10.1.2.5/33' }, /^CNI_ARGS: IP='10\.1\.2\.5\/33'/],
-  ['CNI_ARGS IP as IPv6', 'ADD', { CNI_ARGS: 'IP=fd00::5' }, /^CNI_ARGS: IP='fd00::5'/],
   ['CNI_ARGS MAC garbage', 'ADD', { CNI_ARGS: 'MAC=zz:zz:zz:zz:zz:zz' }, /^CNI_ARGS: MAC='zz:zz:zz:zz:zz:zz' is not a MAC address/],
   ['CNI_ARGS MAC multicast', 'ADD', { CNI_ARGS: 'MAC=01:00:5e:00:00:01' }, /^CNI_ARGS: MAC='01:00:5e:00:00:01' is a multicast address$/],
   ['CNI_ARGS MAC all zeros', 'ADD', { CNI_ARGS: 'MAC=00:00:00:00:00:00' }, /^CNI_ARGS: MAC='00:00:00:00:00:00' is all zeros$/],
@@ -113,6 +115,26 @@ test('CNI_ARGS: IgnoreUnknown drops unknown keys, IP and MAC are normalised, an 
   const [req] = host.adds;
   assert.deepEqual([req?.ip, req?.mac, req?.containerName], ['10.1.2.5', '0a:58:0a:01:02:05', undefined]);
   assert.ok(!JSON.stringify(req).includes('FOO'), 'an ignored key goes nowhere');
+});
+
+test('dual stack: one address of each family, from CNI_ARGS (host-local\'s comma form, over runtimeConfig) or runtimeConfig.ips; IPv6 made canonical', async () => {
+  const host = new FakeCniHost();
+  assert.equal((await invoke(host, 'ADD', { env: { CNI_ARGS: 'IP=FD00:0::05/64,10.1.2.5' } })).code, 0);
+  assert.deepEqual([host.adds[0]?.ip, host.adds[0]?.ip6], ['10.1.2.5', 'fd00::5']);
+  const cfg = new FakeCniHost();
+  assert.equal((await invoke(cfg, 'ADD', { config: { runtimeConfig: { ips: ['10.1.2.7/24', 'fd00::7/64'] } } })).code, 0);
+  assert.deepEqual([cfg.adds[0]?.ip, cfg.adds[0]?.ip6], ['10.1.2.7', 'fd00::7']);
+  const only6 = new FakeCniHost();
+  assert.equal((await invoke(only6, 'ADD', { env: { CNI_ARGS: 'IP=fd00::9' }, config: { runtimeConfig: { ips: ['10.1.2.7'] } } })).code, 0);
+  assert.deepEqual([only6.adds[0]?.ip, only6.adds[0]?.ip6], [undefined, 'fd00::9'], 'CNI_ARGS wins whole');
+  for (const ips of [['fd00::1', 'fd00::2'], ['10.1.2.1', '10.1.2.2'], ['a', 'b', 'c']]) {
+    const bad = new FakeCniHost();
+    const out = await invoke(bad, 'ADD', { config: { runtimeConfig: { ips } } });
+    const e = errorOf(out);
+    assert.equal(e.code, 7, JSON.stringify(ips));
+    assert.match(e.msg, ips.length > 2 ? /runtimeConfig\.ips: 3 addresses/ : /runtimeConfig\.ips\.1: '[^']+' is a second address of its family/);
+    assert.deepEqual(bad.adds, [], 'nothing reached the host');
+  }
 });
 
 test('WEFT_LABELS gives the endpoint labels (podman passes CNI_ARGS from its environment), over the config\'s and K8S_POD_NAMESPACE', async () => {

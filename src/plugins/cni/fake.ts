@@ -14,6 +14,8 @@ export class FakeCniHost implements CniHost {
   readonly attached = new Map<string, Scope>();
   fail: unknown;
   statusProblem: string | undefined;
+  /** Answer ADD as on a dual-stack network (fd00:1:2::9/64 beside the IPv4 address). */
+  dual = false;
 
   /** The requests ADD passed on, in order. */
   get adds(): AddRequest[] {
@@ -30,7 +32,9 @@ export class FakeCniHost implements CniHost {
     this.attached.set(`${req.containerId}/${req.ifname}`, { tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}) });
     return {
       hostVeth: 'we3f2a9c0d1b7e', ifname: req.ifname, mac: req.mac ?? '0a:58:0a:01:02:09', mtu: 1450, netns: req.netns,
-      ip: req.ip ?? '10.1.2.9', prefixLength: 24, gateway: '10.1.2.1', dns: { nameservers: ['10.1.2.1'], search: [`${req.tenant}.weft`] },
+      ip: req.ip ?? '10.1.2.9', prefixLength: 24, gateway: '10.1.2.1',
+      ...(this.dual ? { ip6: 'fd00:1:2::9', prefixLength6: 64, gateway6: 'fd00:1:2::1' } : {}),
+      dns: { nameservers: ['10.1.2.1'], search: [`${req.tenant}.weft`] },
     };
   }
 

@@ -12,6 +12,8 @@ export interface AddRequest {
   ifname: string;
   netns: string;
   ip?: string;
+  /** A requested IPv6 address (dual-stack networks). */
+  ip6?: string;
   mac?: string;
   labels: Record<string, string>;
   portMappings: PortMapping[];

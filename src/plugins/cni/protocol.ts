@@ -259,6 +259,10 @@ export interface AddResultInput {
   ip: string;
   prefixLength: number;
   gateway: string;
+  /** A dual-stack network's IPv6 address, its prefix length and gateway. */
+  ip6?: string;
+  prefixLength6?: number;
+  gateway6?: string;
   /** The resolver the container should use (the agent answers at the gateway) and its search domains. */
   dns?: { nameservers: string[]; search: string[] };
 }
@@ -272,8 +276,11 @@ export function formatAddResult(version: string, r: AddResultInput): Record<stri
       { name: r.hostVeth },
       { name: r.ifname, mac: r.mac, ...(old ? {} : { mtu: r.mtu }), sandbox: r.netns },
     ],
-    ips: [{ ...(old ? { version: '4' } : {}), address: `${r.ip}/${r.prefixLength}`, gateway: r.gateway, interface: 1 }],
-    routes: [{ dst: '0.0.0.0/0', gw: r.gateway }],
+    ips: [
+      { ...(old ? { version: '4' } : {}), address: `${r.ip}/${r.prefixLength}`, gateway: r.gateway, interface: 1 },
+      ...(r.ip6 !== undefined ? [{ ...(old ? { version: '6' } : {}), address: `${r.ip6}/${r.prefixLength6}`, gateway: r.gateway6, interface: 1 }] : []),
+    ],
+    routes: [{ dst: '0.0.0.0/0', gw: r.gateway }, ...(r.ip6 !== undefined ? [{ dst: '::/0', gw: r.gateway6 }] : [])],
     dns: r.dns ?? {},
   };
 }

@@ -85,6 +85,22 @@ test('ADD results take the shape of their version, and the host gets what the ru
   }
 });
 
+test('a dual-stack ADD answers both addresses and both default routes in every version, and CHECK takes that result back', async () => {
+  for (const v of SUPPORTED_VERSIONS) {
+    const host = new FakeCniHost();
+    host.dual = true;
+    const out = await invoke(host, 'ADD', { config: { cniVersion: v } });
+    const r = JSON.parse(out.stdout);
+    const old = cmp(v, '1.0.0') < 0;
+    assert.deepEqual(r.ips, [
+      { ...(old ? { version: '4' } : {}), address: '10.1.2.9/24', gateway: '10.1.2.1', interface: 1 },
+      { ...(old ? { version: '6' } : {}), address: 'fd00:1:2::9/64', gateway: 'fd00:1:2::1', interface: 1 },
+    ], v);
+    assert.deepEqual(r.routes, [{ dst: '0.0.0.0/0', gw: '10.1.2.1' }, { dst: '::/0', gw: 'fd00:1:2::1' }], v);
+    if (cmp(v, '0.4.0') >= 0) assert.equal((await invoke(host, 'CHECK', { config: { cniVersion: v, prevResult: r } })).code, 0, `CHECK ${v}`);
+  }
+});
+
 test('VERSION echoes the asked version, lists all five, never reaches the host, and never fails on stdin', async () => {
   const host = new FakeCniHost();
   const all = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];

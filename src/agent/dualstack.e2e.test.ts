@@ -1,0 +1,153 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startLab, type Lab } from '../testkit/lab.js';
+import { within } from '../testkit/host.js';
+
+/**
+ * Dual stack on a 2-host lab (issue 19): tenants default and blue with the same dual-stack network
+ * (10.1.2.0/24 and fd00:1:2::/64), red with an IPv4-only one. Real CNI ADDs, real packets: IPv6 on one
+ * host and across the overlay, tenants isolated, the policy deciding both families alike, and the guard
+ * refusing forged IPv6 sources, neighbour advertisements and all IPv6 in an IPv4-only tenant.
+ */
+const root = process.getuid?.() === 0;
+let lab: Lab;
+const ip = new Map<string, string>();
+const ip6 = new Map<string, string>();
+
+before(async () => {
+  if (!root) return;
+  lab = await startLab('ds', 2);
+  const ok = async (m: string, p: string, b?: unknown) => { const r = await lab.api(m, p, b); assert.ok(r.status < 300, `${m} ${p}: ${r.status} ${JSON.stringify(r.json)}`); };
+  for (const t of ['blue', 'red']) await ok('POST', '/api/v1/tenants', { name: t });
+  for (const t of ['default', 'blue']) {
+    await ok('POST', `/api/v1/tenants/${t}/networks`, { name: 'net', subnet: '10.1.2.0/24', subnet6: 'fd00:1:2::/64', encrypt: false });
+    for (const g of ['db', 'web', 'other']) await ok('POST', `/api/v1/tenants/${t}/groups`, { name: g, network: 'net' });
+  }
+  await ok('POST', '/api/v1/tenants/red/networks', { name: 'net', subnet: '10.1.2.0/24', encrypt: false });
+  await ok('POST', '/api/v1/tenants/red/groups', { name: 'db', network: 'net' });
+  for (const h of lab.hosts) assert.ok(await within(5000, async () => existsSync(join(h.dir, 'net.d', 'weft-red-db.conflist'))) >= 0);
+});
+after(async () => lab?.cleanup());
+
+async function run(name: string, host: number, conflist: string): Promise<any> {
+  const netns = await lab.container(name);
+  const r = await lab.hosts[host]!.cni('ADD', { conflist, containerId: name, netns });
+  assert.equal(r.code, 0, r.stdout);
+  ip.set(name, r.json.ips[0].address.split('/')[0]);
+  if (r.json.ips[1]) ip6.set(name, r.json.ips[1].address.split('/')[0]);
+  return r.json;
+}
+const c = (name: string) => `${lab.tag}-${name}`;
+const ping = async (from: string, to: string, extra: string[] = []) => (await lab.exec(c(from), ['ping', '-c', '1', '-W', '1', ...extra, to])).code === 0;
+/** A TCP connection from `from` to `addr`:`port`, where `to` listens (iperf3, 1 s). */
+async function tcp(from: string, to: string, addr: string, port: number): Promise<boolean> {
+  const srv = lab.exec(c(to), ['iperf3', '-s', '-1', '-p', String(port)], { timeoutMs: 8000 });
+  await new Promise((r) => setTimeout(r, 300));
+  const cli = await lab.exec(c(from), ['iperf3', '-c', addr, '-p', String(port), '-t', '1', '--connect-timeout', '1000'], { timeoutMs: 8000 });
+  if (cli.code !== 0) await lab.exec(c(to), ['pkill', '-f', `iperf3 -s -1 -p ${port}`]).catch(() => undefined);
+  await srv.catch(() => undefined);
+  return cli.code === 0;
+}
+
+test('a dual-stack ADD: both addresses and both default routes in the CNI result and in the container', { skip: !root && 'needs root' }, async () => {
+  const r = await run('a1', 0, 'weft-default-db');
+  assert.deepEqual(r.ips.map((x: any) => [x.address, x.gateway]), [['10.1.2.2/24', '10.1.2.1'], ['fd00:1:2::2/64', 'fd00:1:2::1']]);
+  assert.deepEqual(r.routes, [{ dst: '0.0.0.0/0', gw: '10.1.2.1' }, { dst: '::/0', gw: 'fd00:1:2::1' }]);
+  const addrs = JSON.parse((await lab.exec(c('a1'), ['ip', '-6', '-j', 'addr', 'show', 'dev', 'eth0'])).stdout)[0].addr_info as Array<{ local: string; prefixlen: number; tentative?: boolean }>;
+  assert.deepEqual(addrs.map((a) => `${a.local}/${a.prefixlen}`).sort(), ['fd00:1:2::2/64', 'fe80::57:aff:fe01:202/64'], 'the IPAM address and the MAC-derived link-local, nothing the kernel chose');
+  assert.ok(addrs.every((a) => !a.tentative), 'no address left tentative (no DAD)');
+  const route = (await lab.exec(c('a1'), ['ip', '-6', 'route', 'show', 'default'])).stdout;
+  assert.match(route, /default via fd00:1:2::1 dev eth0/);
+  assert.ok(await within(3000, () => ping('a1', 'fd00:1:2::1')) >= 0, 'the gateway answers on IPv6');
+});
+
+test('IPv6 between containers on one host and across hosts over VXLAN, at full MTU', { skip: !root && 'needs root' }, async () => {
+  await run('a2', 0, 'weft-default-web');
+  await run('a3', 1, 'weft-default-web');
+  assert.ok(await within(3000, () => ping('a2', ip6.get('a1') as string)) >= 0, 'same host');
+  const t = await within(5000, () => ping('a3', ip6.get('a1') as string), 100);
+  assert.ok(t >= 0, 'across hosts');
+  console.log(`# cross-host IPv6 reachable ${t} ms after the ADD`);
+  // 1450 - 40 (IPv6) - 8 (ICMPv6) = 1402 bytes of payload, not fragmented.
+  assert.ok(await ping('a3', ip6.get('a1') as string, ['-M', 'do', '-s', '1402']), 'a full-size IPv6 packet crosses the overlay');
+  assert.ok(await ping('a3', ip.get('a1') as string), 'and IPv4 still does');
+});
+
+test('tenants reusing the same IPv6 subnet stay apart; an IPv4-only tenant carries no IPv6 at all', { skip: !root && 'needs root' }, async () => {
+  await run('b1', 0, 'weft-blue-db');
+  await run('b2', 1, 'weft-blue-db');
+  await run('b3', 1, 'weft-blue-db');
+  assert.equal(ip6.get('b1'), ip6.get('a1'), 'blue reuses default\'s IPv6 addresses');
+  assert.ok(await within(5000, () => ping('b1', ip6.get('b2') as string), 100) >= 0, 'blue reaches blue across hosts');
+  assert.equal(ip6.get('b3'), 'fd00:1:2::4');
+  assert.equal(ip6.get('a3'), 'fd00:1:2::4', 'default has its own fd00:1:2::4 (a3)');
+  await run('b4', 1, 'weft-blue-db');
+  assert.equal(ip6.get('b4'), 'fd00:1:2::5');
+  assert.ok(await within(3000, () => ping('b1', 'fd00:1:2::5')) >= 0, 'blue reaches its fd00:1:2::5 on the other host');
+  assert.equal(await ping('a1', 'fd00:1:2::5'), false, 'default cannot reach blue\'s fd00:1:2::5 (default has none)');
+
+  const r1 = await run('r1', 0, 'weft-red-db');
+  const r2 = await run('r2', 0, 'weft-red-db');
+  assert.equal(r1.ips.length, 1, 'an IPv4-only network gives one address');
+  assert.equal(r2.ips.length, 1);
+  // A container in red adds IPv6 itself: nothing of it crosses the bridge.
+  for (const [n, a] of [['r1', 'fd00:9::1'], ['r2', 'fd00:9::2']] as const) {
+    assert.equal((await lab.exec(c(n), ['ip', 'addr', 'add', `${a}/64`, 'dev', 'eth0', 'nodad'])).code, 0);
+  }
+  assert.equal(await ping('r1', 'fd00:9::2'), false, 'no IPv6 in an IPv4-only tenant, even between its own containers');
+  assert.ok(await ping('r1', ip.get('r2') as string), 'its IPv4 works');
+});
+
+test('policy decides IPv6 as it decides IPv4: the same group rule, the same verdict for each family', { skip: !root && 'needs root' }, async () => {
+  const ok = async (m: string, p: string, b?: unknown) => { const r = await lab.api(m, p, b); assert.ok(r.status < 300, `${m} ${p}: ${r.status} ${JSON.stringify(r.json)}`); };
+  await ok('POST', '/api/v1/tenants/default/policies', { name: 'db-in', rules: [
+    { id: 'deny-tcp', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    { id: 'web', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5201', fromGroup: 'web' },
+  ] });
+  await run('a4', 1, 'weft-default-other');
+  await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: ['db-in'] });
+  // a1 is db (host 1); a2 is web (host 1), a3 web (host 2), a4 other (host 2).
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && await tcp('a4', 'a1', ip6.get('a1') as string, 5202)) await new Promise((r) => setTimeout(r, 200));
+  for (const fam of [ip, ip6]) {
+    const to = fam.get('a1') as string;
+    assert.equal(await tcp('a2', 'a1', to, 5201), true, `web → db ${to}:5201 allowed (same host)`);
+    assert.equal(await tcp('a3', 'a1', to, 5201), true, `web → db ${to}:5201 allowed (across hosts)`);
+    assert.equal(await tcp('a3', 'a1', to, 5202), false, `web → db ${to}:5202 denied`);
+    assert.equal(await tcp('a4', 'a1', to, 5201), false, `other → db ${to}:5201 denied`);
+  }
+  assert.ok(await ping('a4', ip6.get('a1') as string), 'ICMPv6 is not tcp: still allowed');
+  await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: [] });
+  assert.ok(await within(5000, () => tcp('a4', 'a1', ip6.get('a1') as string, 5202), 200) >= 0, 'and with the policy gone, allowed again');
+});
+
+test('the guard: a forged IPv6 source and a neighbour advertisement for another\'s address never arrive', { skip: !root && 'needs root' }, async () => {
+  const spoofed = async () => Number(/packets (\d+)/.exec((await lab.exec(lab.hosts[0]!.ns, ['ip', 'netns', 'exec', `${lab.tag}1-t1`, 'nft', 'list', 'counter', 'bridge', 'weft', 'spoofed'])).stdout)?.[1] ?? -1);
+  const before = await spoofed();
+  assert.equal((await lab.exec(c('a2'), ['ip', 'addr', 'add', 'fd00:1:2::99/64', 'dev', 'eth0', 'nodad'])).code, 0);
+  assert.equal(await ping('a2', ip6.get('a1') as string, ['-I', 'fd00:1:2::99']), false, 'from a forged IPv6 source: no answer');
+  await lab.exec(c('a2'), ['ip', 'addr', 'del', 'fd00:1:2::99/64', 'dev', 'eth0']);
+  assert.ok((await spoofed()) > before, 'counted as spoofed');
+  // a2 claims a1's address in an unsolicited neighbour advertisement: a1's neighbours must not learn it.
+  await lab.exec(c('a2'), ['ip', '-6', 'neigh', 'flush', 'dev', 'eth0']);
+  const na = `
+import socket, struct
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+target = socket.inet_pton(socket.AF_INET6, '${ip6.get('a1')}')
+mac = bytes.fromhex(open('/sys/class/net/eth0/address').read().strip().replace(':', ''))
+msg = struct.pack('!BBHI', 136, 0, 0, 0x20000000) + target + bytes([2, 1]) + mac
+for _ in range(3): s.sendto(msg, ('ff02::1%eth0', 0, 0, 0))
+`;
+  const beforeNa = await spoofed();
+  assert.equal((await lab.exec(c('a2'), ['python3', '-c', na])).code, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok((await spoofed()) >= beforeNa + 3, 'the advertisements were dropped and counted');
+  const mac2 = (await lab.exec(c('a2'), ['cat', '/sys/class/net/eth0/address'])).stdout.trim();
+  const learnt = (await lab.exec(c('a3'), ['ip', '-6', 'neigh', 'show'])).stdout + (await lab.exec(c('a1'), ['ip', '-6', 'neigh', 'show'])).stdout;
+  assert.ok(!learnt.includes(`${ip6.get('a1')} dev eth0 lladdr ${mac2}`), `no container learnt a1's address at a2's MAC:\n${learnt}`);
+  assert.ok(await ping('a2', ip6.get('a1') as string), 'a2\'s own IPv6 still works');
+});
