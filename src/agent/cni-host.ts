@@ -137,7 +137,7 @@ export class CniEndpoints implements CniHost {
       const port = (await this.d.datapath.ports(ns)).get(names.endpointVeth(id));
       if (port?.bridge !== names.bridge(ep.vni)) return `host side ${names.endpointVeth(id)} is not on bridge ${names.bridge(ep.vni)}`;
     }
-    return this.d.datapath.checkContainer({ netnsPath: netns, ifname, ip: ep.ip, prefixLength: ep.prefixLength });
+    return this.d.datapath.checkContainer({ netnsPath: netns, ifname, ip: ep.ip, prefixLength: ep.prefixLength, ...(ep.ip6 !== undefined && ep.prefixLength6 !== undefined ? { ip6: ep.ip6, prefixLength6: ep.prefixLength6 } : {}) });
   }
 
   /**

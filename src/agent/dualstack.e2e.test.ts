@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
+import { linkLocalOf } from '../model/index.js';
 
 /**
  * Dual stack on a 2-host lab (issue 19): tenants default and blue with the same dual-stack network
@@ -61,6 +62,12 @@ test('a dual-stack ADD: both addresses and both default routes in the CNI result
   const route = (await lab.exec(c('a1'), ['ip', '-6', 'route', 'show', 'default'])).stdout;
   assert.match(route, /default via fd00:1:2::1 dev eth0/);
   assert.ok(await within(3000, () => ping('a1', 'fd00:1:2::1')) >= 0, 'the gateway answers on IPv6');
+  const netns = `/run/netns/${c('a1')}`;
+  assert.deepEqual(await lab.hosts[0]!.cni('CHECK', { conflist: 'weft-default-db', containerId: 'a1', netns }).then((x) => [x.code, x.stdout]), [0, '']);
+  await lab.exec(c('a1'), ['ip', 'addr', 'del', 'fd00:1:2::2/64', 'dev', 'eth0']);
+  const broken = await lab.hosts[0]!.cni('CHECK', { conflist: 'weft-default-db', containerId: 'a1', netns });
+  assert.match(broken.stdout, /lacks fd00:1:2::2\/64/, 'CHECK sees the IPv6 address gone');
+  await lab.exec(c('a1'), ['ip', 'addr', 'add', 'fd00:1:2::2/64', 'dev', 'eth0', 'nodad']);
 });
 
 test('IPv6 between containers on one host and across hosts over VXLAN, at full MTU', { skip: !root && 'needs root' }, async () => {
@@ -119,6 +126,20 @@ test('policy decides IPv6 as it decides IPv4: the same group rule, the same verd
     assert.equal(await tcp('a4', 'a1', to, 5201), false, `other → db ${to}:5201 denied`);
   }
   assert.ok(await ping('a4', ip6.get('a1') as string), 'ICMPv6 is not tcp: still allowed');
+  // An icmp rule decides ping in both families (ICMPv6 is ICMP to the compiler).
+  await ok('POST', '/api/v1/tenants/default/policies/db-in/rules', { id: 'no-ping', priority: 5, direction: 'in', action: 'deny', protocol: 'icmp' });
+  assert.ok(await within(5000, async () => !(await ping('a4', ip6.get('a1') as string)), 200) >= 0, 'ping6 to db denied by an icmp rule');
+  assert.equal(await ping('a4', ip.get('a1') as string), false, 'and ping');
+  assert.ok(await ping('a4', ip6.get('a3') as string), 'ping6 to web (no such rule) still passes');
+  // Link-local unicast has no class: not forwarded, so it cannot slip past db's rules.
+  const ll = linkLocalOf((await lab.exec(c('a1'), ['cat', '/sys/class/net/eth0/address'])).stdout.trim());
+  // (iperf3 takes no zone index: a Python connect does.)
+  const srv = lab.exec(c('a1'), ['iperf3', '-s', '-1', '-p', '5202'], { timeoutMs: 8000 });
+  await new Promise((r) => setTimeout(r, 300));
+  const connect = (addr: string) => lab.exec(c('a2'), ['python3', '-c', `import socket; socket.create_connection(('${addr}', 5202), timeout=1).close()`], { timeoutMs: 5000 });
+  assert.notEqual((await connect(`${ll}%eth0`)).code, 0, 'what db refuses on its address (a2 on its host) is not reached at its link-local one');
+  await lab.exec(c('a1'), ['pkill', '-f', 'iperf3 -s -1 -p 5202']).catch(() => undefined);
+  await srv.catch(() => undefined);
   await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: [] });
   assert.ok(await within(5000, () => tcp('a4', 'a1', ip6.get('a1') as string, 5202), 200) >= 0, 'and with the policy gone, allowed again');
 });
@@ -150,4 +171,20 @@ for _ in range(3): s.sendto(msg, ('ff02::1%eth0', 0, 0, 0))
   const learnt = (await lab.exec(c('a3'), ['ip', '-6', 'neigh', 'show'])).stdout + (await lab.exec(c('a1'), ['ip', '-6', 'neigh', 'show'])).stdout;
   assert.ok(!learnt.includes(`${ip6.get('a1')} dev eth0 lladdr ${mac2}`), `no container learnt a1's address at a2's MAC:\n${learnt}`);
   assert.ok(await ping('a2', ip6.get('a1') as string), 'a2\'s own IPv6 still works');
+});
+
+test('DNS answers AAAA with a dual-stack container\'s IPv6 address, A with its IPv4 one, and nothing to another tenant', { skip: !root && 'needs root' }, async () => {
+  const netns = await lab.container('named');
+  const r = await lab.hosts[1]!.cni('ADD', { conflist: 'weft-default-web', containerId: 'named', netns, env: { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web6' } });
+  assert.equal(r.code, 0, r.stdout);
+  const [v4, v6] = [r.json.ips[0].address.split('/')[0], r.json.ips[1].address.split('/')[0]];
+  const lookup = async (from: string, type: string, name: string) => {
+    const out = await lab.exec(c(from), ['busybox', 'nslookup', `-type=${type}`, name, '10.1.2.1'], { timeoutMs: 20_000 });
+    return out.stdout + out.stderr;
+  };
+  assert.ok(await within(5000, async () => (await lookup('a2', 'aaaa', 'web6.default.weft')).includes(`Address: ${v6}`), 200) >= 0, 'AAAA from another host\'s container');
+  assert.match(await lookup('a2', 'a', 'web6'), new RegExp(`Address: ${v4.replace(/\./g, '\\.')}`));
+  assert.doesNotMatch(await lookup('a2', 'aaaa', 'web6'), /Address: 10\./, 'no IPv4 address in an AAAA answer');
+  const blue = await lookup('b1', 'aaaa', 'web6.default.weft');
+  assert.ok(!blue.includes(v6), `blue learns nothing of default's names: ${blue}`);
 });

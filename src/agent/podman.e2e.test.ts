@@ -50,3 +50,25 @@ test('podman runs containers on --network weft-default-db and they talk', { skip
   assert.equal(rm.code, 0, rm.stderr);
   assert.equal((await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.length, 0, 'podman rm released the address');
 });
+
+test('dual stack: podman containers get an IPv6 address beside the IPv4 one, resolve each other by AAAA and talk over IPv6', { skip: !root && 'needs root' }, async () => {
+  assert.ok((await h.api('POST', '/api/v1/tenants/default/networks', { name: 'dual', subnet: '10.1.9.0/24', subnet6: 'fd00:9::/64' })).status < 300);
+  assert.ok((await h.api('POST', '/api/v1/tenants/default/groups', { name: 'dual6', network: 'dual' })).status < 300);
+  assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-dual6.conflist'))) >= 0);
+  const srv = await pm.run(['run', '-d', '--name', 'srv6', ...RUN_FLAGS, '--network', 'weft-default-dual6', IMAGE, 'sh', '-c', 'nc -ll -p 8888 -e /bin/cat']);
+  assert.equal(srv.code, 0, srv.stderr);
+  const ep = (await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.find((e: any) => e.containerName === 'srv6');
+  assert.equal(ep?.ip6, 'fd00:9::2', JSON.stringify(ep));
+  const inspect = await pm.run(['inspect', 'srv6', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}']);
+  assert.equal(inspect.stdout.trim(), `${ep.ip} ${ep.ip6}`, 'podman reports both addresses Weft allocated');
+  await new Promise((r) => setTimeout(r, 300));
+  const client = await pm.run(['run', '--rm', ...RUN_FLAGS, '--network', 'weft-default-dual6', IMAGE, 'sh', '-c',
+    `ip -6 addr show dev eth0; ip -6 route; echo hi | nc -w 1 ${ep.ip6} 8888; nslookup -type=aaaa srv6 10.1.9.1`]);
+  assert.equal(client.code, 0, client.stderr + client.stdout);
+  assert.match(client.stdout, /inet6 fd00:9::3\/64/);
+  assert.match(client.stdout, /default via fd00:9::1 dev eth0/);
+  assert.match(client.stdout, /^hi$/m, 'a TCP echo over IPv6');
+  assert.match(client.stdout, /Address: fd00:9::2/, 'srv6 resolves to its IPv6 address');
+  assert.equal((await pm.run(['rm', '-f', '-t', '0', 'srv6'])).code, 0);
+  assert.ok(!(await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.some((e: any) => e.network === 'dual'), 'both addresses went with the container');
+});

@@ -10,7 +10,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
 import { createCsr } from '../pki/index.js';
-import { summarise, ms } from './stats.js';
+import { median, summarise, ms } from './stats.js';
 import { Anchor } from './scale-anchor.js';
 import { cpuSeconds } from './procstat.js';
 import { LeanPool } from './lean-https.js';
@@ -55,8 +55,8 @@ async function joinHost(url: URL, admin: Caller): Promise<Caller> {
 }
 
 /** `count` endpoint creates on network `net` from CLIENTS concurrent clients (closed loop). */
-async function createNetwork(url: URL, admin: Caller, net: string, subnet: string): Promise<void> {
-  const created = await post(url, '/api/v1/tenants/default/networks', admin, { name: net, subnet });
+async function createNetwork(url: URL, admin: Caller, net: string, subnet: string, subnet6?: string): Promise<void> {
+  const created = await post(url, '/api/v1/tenants/default/networks', admin, { name: net, subnet, ...(subnet6 ? { subnet6 } : {}) });
   if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
 }
 
@@ -64,10 +64,11 @@ async function createNetwork(url: URL, admin: Caller, net: string, subnet: strin
 type Send = (body: unknown) => Promise<{ status: number; body: string }>;
 const allocation = (net: string, i: number) => ({ tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' });
 
-async function allocations(url: URL, admin: Caller, send: Send, net: string, subnet: string, count: number) {
-  await createNetwork(url, admin, net, subnet);
+async function allocations(url: URL, admin: Caller, send: Send, net: string, subnet: string, count: number, subnet6?: string) {
+  await createNetwork(url, admin, net, subnet, subnet6);
   const latencies: number[] = [];
   const ips = new Set<string>();
+  const ips6 = new Set<string>();
   let next = 0;
   let failures = 0;
   const t0 = performance.now();
@@ -77,12 +78,15 @@ async function allocations(url: URL, admin: Caller, send: Send, net: string, sub
       const s = performance.now();
       const r = await send(allocation(net, i));
       latencies.push(performance.now() - s);
-      if (r.status === 201) ips.add(JSON.parse(r.body).ip);
-      else failures++;
+      if (r.status === 201) {
+        const ep = JSON.parse(r.body) as { ip: string; ip6?: string };
+        ips.add(ep.ip);
+        if (ep.ip6) ips6.add(ep.ip6);
+      } else failures++;
     }
   }));
   const seconds = (performance.now() - t0) / 1000;
-  return { rate: count / seconds, seconds, lat: summarise(latencies), distinct: ips.size, failures };
+  return { rate: count / seconds, seconds, lat: summarise(latencies), distinct: ips.size, distinct6: ips6.size, failures };
 }
 
 /**
@@ -240,7 +244,7 @@ function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
 }
 
 /** BENCH_PARTS=cli runs only the CLI rows (a minute instead of several); default: every part. */
-const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'alloc,fanout,handshake,cli').split(','));
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'alloc,dual,fanout,handshake,cli').split(','));
 
 const srv = await startServerProcess({ args: ['--log-level', 'error'] });
 const serverPid = srv.proc.pid ?? NaN;
@@ -251,6 +255,7 @@ try {
   const admin = { token: srv.token };
   const rows: string[] = [];
   if (PARTS.has('alloc')) rows.push(...(await allocationRows(url, admin)));
+  if (PARTS.has('dual')) rows.push(...(await dualRows(url, admin)));
   if (PARTS.has('fanout')) rows.push(...(await fanoutRows(url, admin)));
   if (PARTS.has('handshake')) rows.push(...(await handshakeRows(url, admin)));
   if (PARTS.has('cli')) rows.push(...cliRows(cliCalls(srv.url, srv.token, srv.caFile, srv.dataDir)));
@@ -304,6 +309,43 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
 }
 
 /** What the same clients, concurrency and request cost against the most trivial HTTPS server on this machine. */
+/**
+ * Issue 19: allocations on a dual-stack network (a /16 and a /64: each endpoint takes an address of each
+ * family in one transaction) against an IPv4-only /16, in alternating rounds on fresh networks (the
+ * machine's drift falls on both alike), after their own warm-up. The ratio is the median of per-round ratios.
+ */
+async function dualRows(url: URL, admin: Caller): Promise<string[]> {
+  const host = await joinHost(url, admin);
+  if (!('cert' in host)) throw new Error('the bench host has no certificate');
+  const pool = await LeanPool.open(url, CLIENTS, { ca, cert: host.cert, key: host.key });
+  const rounds = Number(process.env['BENCH_DUAL_ROUNDS'] ?? 6);
+  const count = Number(process.env['BENCH_DUAL_COUNT'] ?? 5000);
+  try {
+    const lean: Send = (body) => pool.request('POST', '/api/v1/endpoints', body);
+    await allocations(url, admin, lean, 'dwarm4', '10.100.0.0/16', WARMUP);
+    await allocations(url, admin, lean, 'dwarm6', '10.101.0.0/16', WARMUP, 'fd00:101::/64');
+    const v4: Array<Awaited<ReturnType<typeof allocations>>> = [];
+    const v6: typeof v4 = [];
+    for (let r = 0; r < rounds; r++) {
+      const four = () => allocations(url, admin, lean, `d4r${r}`, `10.${110 + r}.0.0/16`, count);
+      const six = () => allocations(url, admin, lean, `d6r${r}`, `10.${130 + r}.0.0/16`, count, `fd00:${130 + r}::/64`);
+      if (r % 2) { v6.push(await six()); v4.push(await four()); } else { v4.push(await four()); v6.push(await six()); }
+    }
+    const ratio = median(v6.map((x, i) => x.rate / (v4[i] as typeof x).rate));
+    const mid = (xs: typeof v4) => xs.slice().sort((a, b) => a.rate - b.rate)[Math.floor(xs.length / 2)] as typeof xs[number];
+    const [m4, m6] = [mid(v4), mid(v6)];
+    const bad = [...v4, ...v6].reduce((n, x) => n + x.failures, 0) + v6.filter((x) => x.distinct6 !== count).length;
+    return [
+      `| allocations, IPv4 /16 (median round of ${rounds} × ${count}, 32 lean clients), rate / p50 / p99 | ${m4.rate.toFixed(0)} /s / ${ms(m4.lat.p50)} / ${ms(m4.lat.p99)} | (anchor) |`,
+      `| allocations, dual stack /16 + /64 (an address of each family per endpoint), rate / p50 / p99 | ${m6.rate.toFixed(0)} /s / ${ms(m6.lat.p50)} / ${ms(m6.lat.p99)} | — |`,
+      `| dual stack ÷ IPv4 (median of per-round ratios) | **${ratio.toFixed(2)}×** | ≥ 0.90× (#19) |`,
+      `| failures, rounds whose IPv6 addresses were not all distinct | ${bad} | 0 |`,
+    ];
+  } finally {
+    pool.close();
+  }
+}
+
 async function anchorPosts(): Promise<Record<'lean' | 'node', { rate: number; lat: ReturnType<typeof summarise> }>> {
   const anchor = await Anchor.start();
   const via = new https.Agent({ keepAlive: true, maxSockets: CLIENTS, ca: anchor.ca });

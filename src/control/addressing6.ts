@@ -34,7 +34,12 @@ async function readBook6(tx: Txn, net: Network): Promise<AddressBook6> {
 
 function writeBook6(tx: Txn, net: Network, book: AddressBook6, force = false): void {
   if (!force && book.dirtyChunks.size === 0) return;
-  for (const i of book.dirtyChunks) tx.put(`${bookKey(net)}/${i}`, { bits: book.chunk(i)?.encode() ?? '' });
+  // A chunk emptied again is deleted, not kept: keys stay bounded by the addresses in use.
+  for (const i of book.dirtyChunks) {
+    const bits = book.chunk(i);
+    if (!bits || bits.count() === 0) tx.delete(`${bookKey(net)}/${i}`);
+    else tx.put(`${bookKey(net)}/${i}`, { bits: bits.encode() });
+  }
   tx.put(bookKey(net), { size: book.size.toString(), chunkSize: CHUNK_SIZE, used: book.used, full: encodeRuns(book.full) } satisfies StoredSummary6);
 }
 

@@ -1,5 +1,5 @@
 import {
-  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseCidr6, parseIp,
+  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseCidr6, parseIp, parseIp6,
   type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
@@ -128,7 +128,7 @@ export class Endpoints {
         if (requested !== undefined && requested !== o.ip) {
           throw new WeftError('WEFT_INVALID_VALUE', `ip: ${requested} differs from ${o.ip}, the address of the endpoint it replaces`, { field: 'ip' });
         }
-        if (requested6 !== undefined && requested6 !== o.ip6) {
+        if (requested6 !== undefined && parseIp6(requested6) !== (o.ip6 === undefined ? undefined : parseIp6(o.ip6))) {
           throw new WeftError('WEFT_INVALID_VALUE', `ip6: ${requested6} differs from ${o.ip6 ?? 'nothing'}, the IPv6 address of the endpoint it replaces`, { field: 'ip6' });
         }
         await giveBackAddress(tx, net, o.ip);

@@ -181,7 +181,7 @@ export interface Datapath {
   /** Whether the container already has an interface of this name. */
   containerHas(netnsPath: string, ifname: string): Promise<boolean>;
   /** For CNI CHECK: what is wrong with the container's end, or undefined. */
-  checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength'>): Promise<string | undefined>;
+  checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'ip6' | 'prefixLength6'>): Promise<string | undefined>;
   /** Removes everything this agent built on the host (`weft agent uninstall`); says what it removed. */
   uninstall(): Promise<string[]>;
 }

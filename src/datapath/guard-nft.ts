@@ -29,6 +29,8 @@ const raw128 = (ip6: string): string => `0x${(parseIp6(ip6) ?? 0n).toString(16).
 export function renderGuardTable(p: TenantPlan): NftTable {
   const routedBridges = new Set(p.bridges.filter((b) => b.routed).map((b) => b.name));
   const six = p.endpoints.filter((e) => MAC.test(e.mac) && e.ip6 !== undefined && e.ll6 !== undefined && parseIp6(e.ip6) !== undefined);
+  // The overlays of a dual-stack tenant's IPv4-only networks: IPv6 from them is forged (their ports' is refused by guard6).
+  const v4Overlays = p.bridges.filter((b) => b.address6 === undefined && b.overlay !== undefined).map((b) => (b.overlay as { name: string }).name);
   return {
     family: 'bridge', name: GUARD_TABLE,
     maps: [
@@ -45,9 +47,13 @@ export function renderGuardTable(p: TenantPlan): NftTable {
       '\t}',
       '\tchain prerouting {',
       '\t\ttype filter hook prerouting priority -300; policy accept;',
-      p.v6
-        ? `\t\ticmpv6 type { nd-router-advert, nd-redirect, 138 } counter name "${SPOOFED_COUNTER}" drop comment "the gateway is the only router"`
-        : `\t\tether type ip6 counter name "${SPOOFED_COUNTER}" drop comment "no dual-stack network"`,
+      // Tagged frames: IP netfilter never sees them (bridge-nf-filter-vlan-tagged is off), so from the
+      // overlay they would reach containers past every check. Weft tags nothing.
+      `\t\tether type { 8021q, 8021ad } counter name "${SPOOFED_COUNTER}" drop comment "no VLAN tags"`,
+      ...(p.v6 ? [
+        `\t\ticmpv6 type { nd-router-advert, nd-redirect, 138 } counter name "${SPOOFED_COUNTER}" drop comment "the gateway is the only router"`,
+        ...(v4Overlays.length > 0 ? [`\t\tiifname { ${v4Overlays.map((o) => `"${o}"`).join(', ')} } ether type ip6 counter name "${SPOOFED_COUNTER}" drop comment "IPv4-only networks"`] : []),
+      ] : [`\t\tether type ip6 counter name "${SPOOFED_COUNTER}" drop comment "no dual-stack network"`]),
       '\t\tiifname != "we*" accept',
       '\t\tether type ip iifname . ip saddr . ether saddr @endpoints accept',
       '\t\tether type arp iifname . arp saddr ip . arp saddr ether @endpoints accept',
@@ -55,11 +61,15 @@ export function renderGuardTable(p: TenantPlan): NftTable {
       `\t\tcounter name "${SPOOFED_COUNTER}" drop`,
       '\t}',
       ...(p.v6 ? [
-        // Returns to prerouting's drop; accepts what an endpoint may send.
+        // Returns to prerouting's drop; accepts what an endpoint may send. Each check fails closed: a rule
+        // whose load fails (a fragment without the bytes) does not match, so an advertisement is accepted
+        // only when its target could be read and is the sender's own.
         '\tchain guard6 {',
         '\t\tiifname . ip6 saddr . ether saddr != @endpoints6 return',
         '\t\tudp sport 547 return comment "no DHCPv6 server"',
-        '\t\ticmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd_targets return',
+        '\t\ticmpv6 type mld-listener-query return comment "no multicast querier"',
+        '\t\ticmpv6 type nd-neighbor-advert iifname . @th,64,128 @nd_targets accept',
+        '\t\ticmpv6 type nd-neighbor-advert return',
         '\t\taccept',
         '\t}',
       ] : []),

@@ -228,7 +228,7 @@ export class MemoryDatapath implements Datapath {
     return this.containers.get(netnsPath)?.has(ifname) ?? false;
   }
 
-  async checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength'>): Promise<string | undefined> {
+  async checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'ip6' | 'prefixLength6'>): Promise<string | undefined> {
     const c = this.containers.get(a.netnsPath);
     if (!c) return `network namespace ${a.netnsPath} does not exist`;
     const i = c.get(a.ifname);

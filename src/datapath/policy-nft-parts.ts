@@ -162,9 +162,10 @@ export function bookOf(p: { lineage: object }): ChainBook {
  * interval map). Where nothing matches the chain returns to the forward chain, whose last rule is the
  * tenant's default. Named by its content, so a new profile with a known pattern is only map elements.
  */
-export function chainOf(book: ChainBook, proto: Proto, segs: readonly Seg[]): Chain {
-  const cached = book.bySegs.get(segs);
+export function chainOf(book: ChainBook, proto: Proto, compiled: readonly Seg[]): Chain {
+  const cached = book.bySegs.get(compiled);
   if (cached) return cached;
+  const segs = proto === 'other' ? withIcmp6(compiled) : compiled;
   const x = PREFIX[proto];
   const text = `${x}:${elementsOf(segs).join(',')}`;
   let chain = book.byText.get(text);
@@ -172,8 +173,24 @@ export function chainOf(book: ChainBook, proto: Proto, segs: readonly Seg[]): Ch
     if (book.byText.size >= CHAIN_CACHE) { book.byText.clear(); book.taken.clear(); }
     chain = makeChain(book, proto, segs, text);
   }
-  book.bySegs.set(segs, chain);
+  book.bySegs.set(compiled, chain);
   return chain;
+}
+
+/**
+ * ICMPv6 (58) takes ICMP's (1) verdict: the compiler knows one ICMP (`icmp` and `58` are protocol 1 to
+ * it, decide.ts protoOf), the datapath sees two protocol numbers.
+ */
+export function withIcmp6(segs: readonly Seg[]): Seg[] {
+  const icmp = segs.find((s) => s.first <= 1 && 1 <= s.last);
+  const out: Seg[] = [];
+  for (const s of segs) {
+    if (s.first > 58 || s.last < 58) { out.push(s); continue; }
+    if (s.first < 58) out.push({ ...s, last: 57 });
+    if (s.last > 58) out.push({ ...s, first: 59 });
+  }
+  if (icmp) out.push({ first: 58, last: 58, verdict: icmp.verdict });
+  return out.sort((a, b) => a.first - b.first);
 }
 
 function makeChain(book: ChainBook, proto: Proto, segs: readonly Seg[], text: string): Chain {

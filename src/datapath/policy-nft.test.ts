@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from '../policy/index.js';
+import { compilePolicy, explainFlow, lookupVerdict, protocolNumber, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
+import { withIcmp6 } from './policy-nft-parts.js';
 import { DENY_CHAIN, policyTableOf } from './flows-nft.js';
 import { allChains, allMaps } from './table.js';
 import { diffTables } from './table-delta.js';
@@ -441,4 +442,15 @@ test('stages growing into shards, changing their number, and shrinking back to o
     // Egress rules name destinations: their pairs split by the destination's class (ct mark).
     if (dir === 'out') assert.ok([...seen].some((x) => x.includes('ct mark and')), `egress pairs by destination: ${[...seen].join(' | ')}`);
   }
+});
+
+test('ICMPv6 takes ICMP\'s verdict in every shape of protocol ranges, and nothing where ICMP has none', () => {
+  const d = 'drop' as const;
+  const a = 'accept' as const;
+  assert.deepEqual(withIcmp6([{ first: 1, last: 1, verdict: d }]), [{ first: 1, last: 1, verdict: d }, { first: 58, last: 58, verdict: d }]);
+  assert.deepEqual(withIcmp6([{ first: 0, last: 255, verdict: a }]), [{ first: 0, last: 57, verdict: a }, { first: 58, last: 58, verdict: a }, { first: 59, last: 255, verdict: a }]);
+  assert.deepEqual(withIcmp6([{ first: 2, last: 255, verdict: d }]), [{ first: 2, last: 57, verdict: d }, { first: 59, last: 255, verdict: d }], 'all but ICMP: ICMPv6 is ICMP, so not in it');
+  assert.deepEqual(withIcmp6([{ first: 0, last: 0, verdict: a }, { first: 1, last: 1, verdict: d }, { first: 58, last: 58, verdict: a }]),
+    [{ first: 0, last: 0, verdict: a }, { first: 1, last: 1, verdict: d }, { first: 58, last: 58, verdict: d }], 'a verdict the compiler gave 58 alone is ICMP\'s');
+  assert.deepEqual([protocolNumber('icmp'), protocolNumber('58'), protocolNumber('47'), protocolNumber('tcp')], [1, 1, 47, 6]);
 });

@@ -281,7 +281,13 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
     // DNS queries to a gateway are DNATed to the agent on the uplink (169.254.0.0/16): always allowed.
     '\t\tct status dnat ip daddr 169.254.0.0/16 accept comment "dns"',
     // Untracked, so never established: without this a deny would cut IPv6 neighbours off each other.
-    ...(p.dual ? ['\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept comment "neighbour discovery"'] : []),
+    ...(p.dual ? [
+      '\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept comment "neighbour discovery"',
+      // Link-local addresses have no class (only an endpoint's global IPv6 address is its IPv4 one's):
+      // unicast to or from one would be decided as "elsewhere", so it is not forwarded at all.
+      '\t\tip6 daddr fe80::/10 drop comment "link-local unicast"',
+      '\t\tip6 saddr fe80::/10 ip6 daddr != ff00::/8 drop comment "link-local unicast"',
+    ] : []),
     ...(n ? [
       `\t\tmeta mark set ip saddr map @${n.cls}`,
       `\t\tct mark set ip daddr map @${n.cls}`,

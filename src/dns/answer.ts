@@ -1,9 +1,9 @@
-import { CLASS_IN, RCODE, TYPE_A, TYPE_ANY, type Query } from './codec.js';
+import { CLASS_IN, RCODE, TYPE_A, TYPE_AAAA, TYPE_ANY, type Query } from './codec.js';
 
 /** The search domain of a tenant's containers; names under it resolve only inside the tenant. */
 export const dnsDomain = (tenant: string) => `${tenant}.weft`;
 
-/** A tenant's names: services (their VIP) and endpoints by container name (their addresses). */
+/** A tenant's names: services (their VIP) and endpoints by container name (their addresses, IPv6 ones too). */
 export type NameTable = ReadonlyMap<string, readonly string[]>;
 
 export type Decision =
@@ -27,19 +27,20 @@ export function decide(q: Pick<Query, 'name' | 'type' | 'qclass'>, tenant: strin
   }
   const found = key === undefined ? undefined : names.get(key);
   if (!found) return ours ? { kind: 'answer', rcode: RCODE.NXDOMAIN, addresses: [], aa: true } : { kind: 'forward' };
-  const wantsA = q.type === TYPE_A || q.type === TYPE_ANY;
-  // The name exists: other record types get an empty NOERROR (not NXDOMAIN, which would hide the A record).
-  return { kind: 'answer', rcode: RCODE.NOERROR, addresses: wantsA ? found : [], aa: ours };
+  // A for IPv4 addresses, AAAA for IPv6 ones (dual-stack endpoints), ANY both. The name exists: other
+  // record types (AAAA of an IPv4-only one too) get an empty NOERROR, not NXDOMAIN, which would hide the rest.
+  const addresses = found.filter((a) => (a.includes(':') ? q.type === TYPE_AAAA || q.type === TYPE_ANY : q.type === TYPE_A || q.type === TYPE_ANY));
+  return { kind: 'answer', rcode: RCODE.NOERROR, addresses, aa: ours };
 }
 
 /** Builds a tenant's table; a service wins over a container of the same name. */
-export function nameTable(services: ReadonlyArray<{ name: string; vip: string }>, endpoints: ReadonlyArray<{ containerName?: string; ip: string }>): Map<string, string[]> {
+export function nameTable(services: ReadonlyArray<{ name: string; vip: string }>, endpoints: ReadonlyArray<{ containerName?: string; ip: string; ip6?: string }>): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const e of endpoints) {
     if (!e.containerName) continue;
     const k = e.containerName.toLowerCase();
     const list = out.get(k) ?? [];
-    if (!list.includes(e.ip)) list.push(e.ip);
+    for (const a of e.ip6 !== undefined ? [e.ip, e.ip6] : [e.ip]) if (!list.includes(a)) list.push(a);
     out.set(k, list);
   }
   for (const s of services) out.set(s.name.toLowerCase(), [s.vip]);

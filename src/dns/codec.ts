@@ -1,9 +1,11 @@
+import { parseIp6 } from '../model/plain.js';
 /**
  * The few parts of the DNS wire format (RFC 1035) the agent needs: read one question, write an answer
  * with A records. Queries are small and flat; anything else is rejected with the right response code.
  */
 
 export const TYPE_A = 1;
+export const TYPE_AAAA = 28;
 export const TYPE_ANY = 255;
 export const CLASS_IN = 1;
 
@@ -71,13 +73,20 @@ export function encodeReply(q: Pick<Query, 'id' | 'rd' | 'question'>, r: Reply):
   header.writeUInt16BE(q.question.length ? 1 : 0, 4);
   header.writeUInt16BE(r.addresses.length, 6);
   const answers = r.addresses.map((ip) => {
-    const a = Buffer.alloc(16);
+    // An IPv6 address (dual-stack endpoints) is an AAAA record of 16 bytes; the rest are A records.
+    const six = ip.includes(':') ? parseIp6(ip) : undefined;
+    const a = Buffer.alloc(six !== undefined ? 28 : 16);
     a.writeUInt16BE(0xc00c, 0); // a pointer to the question's name
-    a.writeUInt16BE(TYPE_A, 2);
+    a.writeUInt16BE(six !== undefined ? TYPE_AAAA : TYPE_A, 2);
     a.writeUInt16BE(CLASS_IN, 4);
     a.writeUInt32BE(r.ttl, 6);
-    a.writeUInt16BE(4, 10);
-    ip.split('.').forEach((o, i) => a.writeUInt8(Number(o), 12 + i));
+    if (six !== undefined) {
+      a.writeUInt16BE(16, 10);
+      for (let i = 0; i < 16; i++) a.writeUInt8(Number((six >> BigInt(8 * (15 - i))) & 0xffn), 12 + i);
+    } else {
+      a.writeUInt16BE(4, 10);
+      ip.split('.').forEach((o, i) => a.writeUInt8(Number(o), 12 + i));
+    }
     return a;
   });
   return Buffer.concat([header, q.question, ...answers]);

@@ -72,3 +72,18 @@ test('upstreams come from resolv.conf or IP[:PORT]', () => {
   assert.throws(() => parseUpstream('300.0.0.1'), /IPv4/);
   assert.throws(() => parseUpstream('1.2.3.4:0'), /IPv4/);
 });
+
+test('dual stack: a container with an IPv6 address answers AAAA with it (A with the IPv4 one, ANY both), as a 16-byte record', () => {
+  const names = nameTable([{ name: 'svc', vip: '10.1.2.200' }], [{ containerName: 'web', ip: '10.1.2.3', ip6: 'fd00:1:2::3' }, { containerName: 'web', ip: '10.1.2.4', ip6: 'fd00:1:2::4' }]);
+  const a = (name: string, type: number) => decide({ name, type, qclass: 1 }, 'default', names);
+  assert.deepEqual(a('web.default.weft', 28), { kind: 'answer', rcode: 0, addresses: ['fd00:1:2::3', 'fd00:1:2::4'], aa: true });
+  assert.deepEqual(a('web.default.weft', 1), { kind: 'answer', rcode: 0, addresses: ['10.1.2.3', '10.1.2.4'], aa: true });
+  assert.deepEqual(a('web', 255), { kind: 'answer', rcode: 0, addresses: ['10.1.2.3', 'fd00:1:2::3', '10.1.2.4', 'fd00:1:2::4'], aa: false });
+  assert.deepEqual(a('svc', 28), { kind: 'answer', rcode: 0, addresses: [], aa: false }, 'an IPv4 VIP: AAAA has no data');
+  const q = parseQuery(query('web.default.weft', 28));
+  const r = encodeReply(q, { rcode: 0, aa: true, ra: false, addresses: ['fd00:1:2::3'], ttl: 5 });
+  const first = 12 + q.question.length;
+  assert.deepEqual([...r.subarray(first, first + 12)], [0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0, 5, 0, 16]);
+  assert.deepEqual([...r.subarray(first + 12, first + 28)], [0xfd, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+  assert.equal(r.length, first + 28);
+});

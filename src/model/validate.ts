@@ -54,6 +54,11 @@ export function checkNetwork6(input: { subnet6?: string | undefined; gateway6?: 
   if (subnet.prefix < 16 || subnet.prefix > 120) {
     throw invalid('subnet6', `'${input.subnet6}' must have a prefix length between /16 and /120`);
   }
+  // Global unicast or unique local only: not loopback, IPv4-mapped, link-local, multicast or the rest of ::/8.
+  const top = subnet.base >> 120n;
+  if (!((top >= 0x20n && top <= 0x3fn) || top === 0xfcn || top === 0xfdn)) {
+    throw invalid('subnet6', `'${input.subnet6}' is not a global unicast (2000::/3) or unique local (fc00::/7) prefix`);
+  }
   const all = cidrRange6(subnet);
   const usable: IpRange6 = { first: all.first + 1n, last: all.last };
   const gateway = input.gateway6 === undefined ? usable.first : requireIp6(input.gateway6, 'gateway6');

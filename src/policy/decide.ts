@@ -4,6 +4,15 @@ import { NETPOL_ISOLATION, WEFT_TOP } from './netpol.js';
 /** Protocol numbers for the names rules use. */
 export const PROTO: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, sctp: 132 };
 
+/**
+ * A rule's or a question's protocol as the compiler decides it: ICMPv6 (58) is ICMP (1), so `icmp` rules
+ * decide ping in both families (the datapath matches 58 wherever it matches 1: policy-nft-parts.ts).
+ */
+export function protocolNumber(protocol: string): number {
+  const n = PROTO[protocol] ?? Number(protocol);
+  return n === 58 ? 1 : n;
+}
+
 /** What one side of a connection looks like to a rule's peer match. */
 export interface PeerView {
   group: string | undefined;
@@ -46,7 +55,7 @@ export function layerOf(d: Decision): 'adminnetworkpolicy' | 'weft' | 'networkpo
 
 export function protoOf(rule: PolicyRule): number | 'any' {
   if (rule.protocol === 'any') return 'any';
-  return PROTO[rule.protocol] ?? Number(rule.protocol);
+  return protocolNumber(rule.protocol);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Action } from '../model/index.js';
 import { classify } from './classes.js';
-import { decide, peerMatches, trafficMatches, PROTO, type Decision, type RuleRef } from './decide.js';
+import { decide, peerMatches, trafficMatches, protocolNumber, type Decision, type RuleRef } from './decide.js';
 import { groupRules, netpolOf, viewOf, type PolicyState } from './compile.js';
 
 export interface Explanation {
@@ -49,7 +49,7 @@ function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnTy
   srcIp: string, dstIp: string, protocol: string, port?: number): FullExplanation {
   const src = c.byIp(srcIp);
   const dst = c.byIp(dstIp);
-  const proto = PROTO[protocol] ?? Number(protocol);
+  const proto = protocolNumber(protocol);
   const fallback: Action = s.tenant.defaultAction;
   /** One side's decision: by the enforced rules, or (`all`) with those of policies in audit mode too. */
   const side = (own: typeof src, peer: typeof src, direction: 'in' | 'out', all: boolean) => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testApi, type TestApi } from './testkit.js';
+import { MemoryStore } from '../store/index.js';
 
 async function ok(api: TestApi, method: string, url: string, body?: unknown): Promise<any> {
   const r = await api.call(method, url, body);
@@ -12,8 +13,8 @@ let seq = 0;
 const endpoint = (api: TestApi, extra: Record<string, unknown> = {}, network = 'ds', tenant = 'default') =>
   api.call('POST', '/api/v1/endpoints', { tenant, network, containerId: `c${seq++}`, host: 'h1', ifname: 'eth0', netns: '/run/netns/x', ...extra });
 
-async function dualApi(): Promise<TestApi> {
-  const api = await testApi();
+async function dualApi(store?: MemoryStore): Promise<TestApi> {
+  const api = await testApi(store ? { store } : {});
   await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'ds', subnet: '10.30.0.0/24', subnet6: 'FD00:30:0:0::/64' });
   return api;
 }
@@ -35,7 +36,8 @@ test('a dual-stack network: its subnet6 stored canonically, gateway6 ::1, each e
 });
 
 test('IPv6 addresses go back with their endpoint, a requested one is checked, and replaces keeps both', async () => {
-  const api = await dualApi();
+  const store = new MemoryStore();
+  const api = await dualApi(store);
   const a = (await endpoint(api)).json;
   assert.equal((await api.call('DELETE', `/api/v1/endpoints/${a.id}`)).status, 204);
   assert.equal((await endpoint(api)).json.ip6, 'fd00:30::2', 'the released address is the lowest free again');
@@ -43,6 +45,10 @@ test('IPv6 addresses go back with their endpoint, a requested one is checked, an
   assert.deepEqual([r.status, r.json.field], [409, 'ip6']);
   const far = await endpoint(api, { ip6: 'fd00:30::ffff:ffff:ffff:fffe' });
   assert.equal(far.json.ip6, 'fd00:30::ffff:ffff:ffff:fffe', 'anywhere in the /64');
+  const chunks = async () => (await store.list('ipam/default/ds/v6/')).entries.length;
+  const before = await chunks();
+  assert.equal((await api.call('DELETE', `/api/v1/endpoints/${far.json.id}`)).status, 204);
+  assert.equal(await chunks(), before - 1, 'a chunk emptied again is deleted, so stored chunks stay bounded by the addresses in use');
   for (const [ip6, re] of [['fd00:31::5', /not an address network default\/ds may use/], ['fd00:30::1', /already in use/], ['10.30.0.9', /is not an IPv6 address/], ['fd00:30::', /not an address/]] as const) {
     const x = await endpoint(api, { ip6 });
     assert.ok(x.status >= 400 && x.json.field === 'ip6' && re.test(x.json.detail), `${ip6}: ${x.status} ${JSON.stringify(x.json)}`);
@@ -51,8 +57,8 @@ test('IPv6 addresses go back with their endpoint, a requested one is checked, an
   const refused = await endpoint(api, { ip6: 'fd00::9' }, v4.name);
   assert.deepEqual([refused.status, refused.json.field], [422, 'ip6']);
   const old = (await endpoint(api)).json;
-  const next = (await endpoint(api, { replaces: old.id })).json;
-  assert.deepEqual([next.ip, next.ip6], [old.ip, old.ip6]);
+  const next = (await endpoint(api, { replaces: old.id, ip6: old.ip6.toUpperCase() })).json;
+  assert.deepEqual([next.ip, next.ip6], [old.ip, old.ip6], 'the same address in another spelling is the same address');
 });
 
 test('bad IPv6 network input is refused with its field named, and makes nothing', async () => {
@@ -71,6 +77,11 @@ test('bad IPv6 network input is refused with its field named, and makes nothing'
     [{ ipRange6: 'fd00::1-fd00::2' }, 'ipRange6', /only a network with a subnet6/],
     [{ subnet6: 'fd00::/64', encap: 'routed' }, 'subnet6', /encap vxlan networks only/],
     [{ subnet6: 'x'.repeat(300) }, 'subnet6', /./],
+    [{ subnet6: 'fe80::/64' }, 'subnet6', /not a global unicast \(2000::\/3\) or unique local \(fc00::\/7\) prefix/],
+    [{ subnet6: 'ff00::/16' }, 'subnet6', /not a global unicast/],
+    [{ subnet6: '::/120' }, 'subnet6', /not a global unicast/],
+    [{ subnet6: '::ffff:0:0/96' }, 'subnet6', /not a global unicast/],
+    [{ subnet6: '4000::/16' }, 'subnet6', /not a global unicast/],
   ];
   for (const [extra, field, re] of cases) {
     const r = await api.call('POST', '/api/v1/tenants/default/networks', { name: 'bad', subnet: '10.40.0.0/24', ...extra });
@@ -95,4 +106,25 @@ test('IPv6 subnets may not overlap inside a tenant, may across tenants, and are 
   await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4x', subnet: '10.33.0.0/24' });
   const late = await api.call('PUT', '/api/v1/tenants/default/networks/v4x', { name: 'v4x', subnet: '10.33.0.0/24', subnet6: 'fd00:33::/64' });
   assert.deepEqual([late.status, late.json.code, late.json.field], [422, 'WEFT_IMMUTABLE', 'subnet6'], 'a network does not become dual-stack after creation');
+});
+
+test('explain takes IPv6 addresses: an endpoint\'s is decided as its IPv4 one, another is elsewhere, two families are refused', async () => {
+  const api = await dualApi();
+  await ok(api, 'POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'ds' });
+  await ok(api, 'POST', '/api/v1/tenants/default/policies', { name: 'p', rules: [{ id: '1', protocol: 'tcp', action: 'deny' }, { id: '2', priority: 10, protocol: 'tcp', ports: '80', action: 'allow', fromCidr: '10.30.0.0/24' }] });
+  await ok(api, 'PATCH', '/api/v1/tenants/default/groups/db', { policies: ['p'] });
+  const db = (await endpoint(api, { group: 'db' })).json;
+  const app = (await endpoint(api)).json;
+  const ex = (from: string, to: string, port = 80) => api.call('GET', `/api/v1/tenants/default/explain?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}&protocol=tcp&port=${port}`);
+  const v6 = await ex(app.ip6, db.ip6.toUpperCase());
+  assert.equal(v6.status, 200, JSON.stringify(v6.json));
+  assert.deepEqual([v6.json.from.ip, v6.json.to.ip, v6.json.to.endpoint, v6.json.allowed, v6.json.ingress.rule.id], [app.ip6, db.ip6, db.id, true, '2'], 'the CIDR rule on the IPv4 address decides for the endpoint\'s IPv6 too');
+  const v4 = await ex(app.ip, db.ip);
+  assert.deepEqual([v4.json.allowed, v4.json.ingress.rule.id], [true, '2'], 'the same verdict in IPv4');
+  const stranger = await ex('fd00:30::99', db.ip6);
+  assert.deepEqual([stranger.json.from.endpoint, stranger.json.allowed, stranger.json.ingress.rule.id], [null, false, '1'], 'an address of no endpoint is outside every CIDR');
+  const named = await ex(app.id, db.ip6, 81);
+  assert.deepEqual([named.json.from.ip, named.json.allowed], [app.ip6, false], 'an endpoint named beside an IPv6 address is shown by its IPv6 address');
+  const mixed = await ex(app.ip, db.ip6);
+  assert.deepEqual([mixed.status, mixed.json.field], [422, 'to']);
 });

@@ -28,6 +28,8 @@ export class DockerNetworkDriver {
     const v4 = r.IPv4Data?.[0];
     const net = await this.weftNetwork(tenant, networkName, v4);
     // Docker moves a veth into the container itself; a macvlan child it cannot be given that way.
+    // Docker would configure IPv4 only, while the server hands every endpoint an IPv6 address as well.
+    if (net.subnet6 !== undefined) throw new Error(`network ${tenant}/${net.name} is dual-stack (subnet6 ${net.subnet6}): Docker's IPv6 through this plugin is not supported yet; use an IPv4-only network for Docker, or podman and other CNI runtimes for dual stack`);
     if (net.encap === 'macvlan') throw new Error(`network ${tenant}/${net.name} is a macvlan network: Docker containers join it with \`weft attach CONTAINER --network ${net.name}\` (or Docker's own macvlan driver), not through this plugin`);
     const pool = this.claimPool(v4?.Pool ?? ANY, tenant, net.name);
     const made = await this.d.client.request<DockerNetwork>('POST', `/api/v1/tenants/${tenant}/docker-networks`, {

@@ -274,7 +274,7 @@ export class LinuxDatapath implements Datapath {
       (await this.runner.run(['ip', '-n', n, 'link', 'show', ifname], { allowFailure: true })).code === 0);
   }
 
-  checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength'>): Promise<string | undefined> {
+  checkContainer(a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'ip6' | 'prefixLength6'>): Promise<string | undefined> {
     return checkEndpoint(this.runner, a, this.alias());
   }
 

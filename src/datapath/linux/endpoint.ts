@@ -191,7 +191,7 @@ export async function forgetConnections(runner: Runner, tenantNs: string, ip: st
 }
 
 /** For CNI CHECK: the container's interface exists, is up and holds the address. */
-export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength'>, nsAlias: string): Promise<string | undefined> {
+export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPath' | 'ifname' | 'ip' | 'prefixLength' | 'ip6' | 'prefixLength6'>, nsAlias: string): Promise<string | undefined> {
   if (!existsSync(a.netnsPath)) return `network namespace ${a.netnsPath} does not exist`;
   return withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
     const r = await runner.run(['ip', '-n', cns, '-j', 'addr', 'show', 'dev', a.ifname], { allowFailure: true });
@@ -199,6 +199,7 @@ export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPa
     const [link] = JSON.parse(r.stdout || '[]') as Array<{ flags?: string[]; addr_info?: Array<{ local: string; prefixlen: number }> }>;
     if (!link?.flags?.includes('UP')) return `interface ${a.ifname} is down`;
     if (!link.addr_info?.some((x) => x.local === a.ip && x.prefixlen === a.prefixLength)) return `interface ${a.ifname} lacks ${a.ip}/${a.prefixLength}`;
+    if (a.ip6 !== undefined && !link.addr_info.some((x) => x.local === a.ip6 && x.prefixlen === a.prefixLength6)) return `interface ${a.ifname} lacks ${a.ip6}/${a.prefixLength6}`;
     return undefined;
   });
 }

@@ -202,6 +202,11 @@ export class TenantDatapath {
    */
   private async ensureForwarding6(ns: string): Promise<void> {
     if (this.forwarding6.has(ns)) return;
+    // A host without IPv6 (ipv6.disable=1) keeps its tenants' IPv4 working; their IPv6 cannot work there.
+    if (!existsSync('/proc/sys/net/ipv6')) {
+      process.emitWarning(`weft: this host has no IPv6 (booted with ipv6.disable=1?): the dual-stack networks of ${ns} carry IPv4 only here`);
+      return;
+    }
     await this.runner.run(inNs(ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_ra=0', 'net.ipv6.conf.default.accept_ra=0', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.default.forwarding=1']));
     this.forwarding6.add(ns);
   }

@@ -1,13 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, adminPolicyOf, auditOf, baselinePolicyOf, parseIp, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess, type Control, type TenantPolicyObjects } from '../../control/index.js';
 import { explainFlow, layerOf, type Decision, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
-  from: Type.String({ minLength: 1, maxLength: 128, description: 'endpoint (container name or id), group, or IPv4 address' }),
+  from: Type.String({ minLength: 1, maxLength: 128, description: 'endpoint (container name or id), group, or an IPv4 or IPv6 address' }),
   to: Type.String({ minLength: 1, maxLength: 128 }),
   protocol: Type.String({ pattern: '^(tcp|udp|sctp|icmp|[0-9]{1,3})$' }),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
@@ -67,7 +67,15 @@ export function explainRoutes(app: FastifyInstance): void {
     const t = req.params.tenant;
     const { state, endpoints } = await tenantPolicy(c, t);
     const { groups } = state;
-    const resolve = (x: string, field: string): { ip: string; endpoint?: Endpoint } => {
+    // An endpoint's IPv6 address is decided as its IPv4 one (the same class); any other IPv6 address is
+    // class 0, which a text no IPv4 parse accepts gets too (classes.ts byIp).
+    const resolve = (x: string, field: string): { ip: string; shown?: string; endpoint?: Endpoint } => {
+      const six = x.includes(':') ? parseIp6(x) : undefined;
+      if (six !== undefined) {
+        const shown = formatIp6(six);
+        const ep = endpoints.find((e) => e.ip6 === shown);
+        return ep ? { ip: ep.ip, shown, endpoint: ep } : { ip: shown, shown };
+      }
       if (parseIp(x) !== undefined) return { ip: x, ...(endpoints.find((e) => e.ip === x) ? { endpoint: endpoints.find((e) => e.ip === x) as Endpoint } : {}) };
       const ep = endpoints.find((e) => e.containerName === x) ?? endpoints.find((e) => e.id.startsWith(x) || e.containerId.startsWith(x));
       if (ep) return { ip: ep.ip, endpoint: ep };
@@ -78,11 +86,18 @@ export function explainRoutes(app: FastifyInstance): void {
     };
     const from = resolve(req.query.from, 'from');
     const to = resolve(req.query.to, 'to');
+    const sixes = [from, to].filter((x) => x.shown !== undefined).length;
+    if (sixes === 1 && (parseIp(req.query.from) !== undefined || parseIp(req.query.to) !== undefined)) {
+      throw new WeftError('WEFT_INVALID_VALUE', `to: ${req.query.to} and from ${req.query.from} are addresses of two families; a connection has one`, { field: 'to' });
+    }
+    // An endpoint named on one side and an IPv6 address on the other: the endpoint speaks IPv6 too.
+    const v6 = sixes > 0;
+    const shownOf = (x: typeof from) => (v6 ? x.shown ?? x.endpoint?.ip6 ?? x.ip : x.ip);
     const port = req.query.port === undefined ? undefined : Number(req.query.port);
     const e = explainFlow(state, from.ip, to.ip, req.query.protocol, port);
     return {
-      from: { ip: from.ip, endpoint: from.endpoint?.id ?? null },
-      to: { ip: to.ip, endpoint: to.endpoint?.id ?? null },
+      from: { ip: shownOf(from), endpoint: from.endpoint?.id ?? null },
+      to: { ip: shownOf(to), endpoint: to.endpoint?.id ?? null },
       protocol: req.query.protocol,
       port: port ?? null,
       egress: side(e.egress) ?? null,
