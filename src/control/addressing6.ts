@@ -5,17 +5,27 @@ import { keys } from './keys.js';
 
 /**
  * A dual-stack network's IPv6 book, beside its IPv4 one: a summary at `ipam/T/N/v6` (runs of full
- * chunks, the count used) and one value per touched chunk at `ipam/T/N/v6/INDEX`; dropped with the IPv4
- * book (`dropBook` removes everything under `ipam/T/N/`). A /64 costs what a /24 does: nothing is stored
- * for chunks never touched.
+ * chunks) and one value per touched chunk at `ipam/T/N/v6/INDEX`; dropped with the IPv4 book (`dropBook`
+ * removes everything under `ipam/T/N/`). A /64 costs what a /24 does: nothing is stored for chunks never
+ * touched. The summary keeps no count of addresses in use, so an allocation writes it only when a chunk
+ * fills or empties (one in 256): one row per allocation, not two (bench:api's dual rows).
  */
-interface StoredSummary6 { size: string; chunkSize: number; used: number; full: string[] }
+interface StoredSummary6 { size: string; chunkSize: number; full: string[] }
 
 const bookKey = (net: Network) => `${keys.addressBook(net.tenant, net.name)}/v6`;
 
+/** Layouts by their text: an allocation does not parse the network's IPv6 fields again (bounded). */
+const layouts = new Map<string, NonNullable<ReturnType<typeof checkNetwork6>>>();
+
 function layout6(net: Network) {
-  const l = checkNetwork6(net);
-  if (!l) throw new WeftError('WEFT_INVALID_VALUE', `network ${net.tenant}/${net.name} has no subnet6`, { field: 'ip6' });
+  const key = `${net.subnet6}|${net.gateway6}|${net.ipRange6}`;
+  let l = layouts.get(key);
+  if (!l) {
+    const checked = checkNetwork6(net);
+    if (!checked) throw new WeftError('WEFT_INVALID_VALUE', `network ${net.tenant}/${net.name} has no subnet6`, { field: 'ip6' });
+    if (layouts.size >= 1000) layouts.clear();
+    layouts.set(key, (l = checked));
+  }
   return l;
 }
 
@@ -29,18 +39,17 @@ async function readBook6(tx: Txn, net: Network): Promise<AddressBook6> {
   const e = await tx.get(bookKey(net));
   if (!e) return openAddressBook6(l.subnet, l.gateway, loaderFor(tx, net));
   const v = e.value as StoredSummary6;
-  return new AddressBook6(l.subnet, decodeRuns(v.full), v.used, loaderFor(tx, net));
+  return new AddressBook6(l.subnet, decodeRuns(v.full), 0, loaderFor(tx, net));
 }
 
 function writeBook6(tx: Txn, net: Network, book: AddressBook6, force = false): void {
-  if (!force && book.dirtyChunks.size === 0) return;
   // A chunk emptied again is deleted, not kept: keys stay bounded by the addresses in use.
   for (const i of book.dirtyChunks) {
     const bits = book.chunk(i);
     if (!bits || bits.count() === 0) tx.delete(`${bookKey(net)}/${i}`);
     else tx.put(`${bookKey(net)}/${i}`, { bits: bits.encode() });
   }
-  tx.put(bookKey(net), { size: book.size.toString(), chunkSize: CHUNK_SIZE, used: book.used, full: encodeRuns(book.full) } satisfies StoredSummary6);
+  if (force || book.summaryDirty) tx.put(bookKey(net), { size: book.size.toString(), chunkSize: CHUNK_SIZE, full: encodeRuns(book.full) } satisfies StoredSummary6);
 }
 
 /** A new dual-stack network's book (anycast and gateway taken); nothing for an IPv4-only one. */
