@@ -188,3 +188,23 @@ test('DNS answers AAAA with a dual-stack container\'s IPv6 address, A with its I
   const blue = await lookup('b1', 'aaaa', 'web6.default.weft');
   assert.ok(!blue.includes(v6), `blue learns nothing of default's names: ${blue}`);
 });
+
+test('a service\'s IPv6 VIP balances to its backends\' IPv6 addresses, from this host and the other, and resolves by AAAA', { skip: !root && 'needs root' }, async () => {
+  const r = await lab.api('POST', '/api/v1/tenants/default/services', { name: 'dbsvc', network: 'net', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 5301, protocol: 'TCP' }] });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  const vip6 = r.json.vip6 as string;
+  assert.match(vip6, /^fd00:1:2::/);
+  const via = async (from: string) => {
+    const srv = lab.exec(c('a1'), ['iperf3', '-s', '-1', '-p', '5301'], { timeoutMs: 10_000 });
+    await new Promise((res) => setTimeout(res, 300));
+    const cli = await lab.exec(c(from), ['iperf3', '-c', vip6, '-p', '80', '-t', '1', '--connect-timeout', '1000'], { timeoutMs: 8000 });
+    if (cli.code !== 0) await lab.exec(c('a1'), ['pkill', '-f', 'iperf3 -s -1 -p 5301']).catch(() => undefined);
+    await srv.catch(() => undefined);
+    return cli.code === 0;
+  };
+  assert.ok(await within(8000, () => via('a2'), 300) >= 0, `a2 (host 1) reaches db through [${vip6}]:80`);
+  assert.ok(await within(8000, () => via('a3'), 300) >= 0, 'a3 (host 2) too');
+  const aaaa = await lab.exec(c('a2'), ['busybox', 'nslookup', '-type=aaaa', 'dbsvc', '10.1.2.1'], { timeoutMs: 20_000 });
+  assert.ok((aaaa.stdout + aaaa.stderr).includes(`Address: ${vip6}`), aaaa.stdout + aaaa.stderr);
+  assert.equal((await lab.api('DELETE', '/api/v1/tenants/default/services/dbsvc')).status, 204);
+});

@@ -3,7 +3,7 @@ import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js'
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
 import { transit } from './transit.js';
-import { planProfiles, planServices, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
+import { planProfiles, planServices, vips6Of, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 import type { FlowLimits } from './flows-nft.js';
 import { planRouted, type BgpPlan, type HostRoute } from './routed.js';
 
@@ -62,6 +62,8 @@ export interface BridgePlan {
   address: string;
   /** A dual-stack network's IPv6 gateway with its prefix length (gateway6/len). */
   address6?: string;
+  /** Its services' IPv6 VIPs, held as /128s so the bridge answers neighbour solicitations for them. */
+  vips6?: string[];
   /** Service VIPs of this network, held as /32s so the bridge answers ARP for them. */
   vips: string[];
   mtu: number;
@@ -187,7 +189,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     bridges: bridgedNets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}`,
-      ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${parseCidr6(n.subnet6, 'subnet6').prefix}` } : {}),
+      ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${parseCidr6(n.subnet6, 'subnet6').prefix}`, vips6: vips6Of(services, n) } : {}),
       vips: vipsOf(services, n),
       overlay: planOverlay(d, tenant, n, tunnel),
       ...(n.encap === 'routed' ? { routed: { subnet: n.subnet, blocks: blocksOf(n) } } : {}),

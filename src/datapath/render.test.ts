@@ -209,6 +209,11 @@ function renderedRulesets(): Array<[string, string]> {
     ['guard-dual.nft', renderGuardRuleset(planTenant(dual.d, dual.t))],
     ['tenant-dual-policy.nft', renderTenantRuleset(planTenant(dual.d, dual.t))],
     ['tenant-dual-deny-policy.nft', renderTenantRuleset(planTenant(dualDeny.d, dualDeny.t))],
+    // A service on the dual-stack network: an IPv6 VIP balancing to the backends' IPv6 addresses.
+    ['tenant-dual-services.nft', renderTenantRuleset(planTenant({ ...dual.d, dnsPort: 15353, policies: [], groups: [],
+      services: [{ ...meta, tenant: 'default', name: 'dbsvc', network: 'contiv-net', vip: '10.1.2.200', vip6: 'fd00:1:2::200', selector: { app: 'db' },
+        ports: [{ port: 80, targetPort: 8888, protocol: 'TCP' }] }],
+      endpoints: dual.d.endpoints.map((e) => ({ ...e, labels: { app: 'db' } })) }, dual.t))],
   ];
 }
 

@@ -41,6 +41,21 @@ export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | 
     const backends = [...new Set(services.flatMap((s) => s.backends))];
     maps.push({ name: 'hairpin', type: 'ipv4_addr . ipv4_addr', set: true, interval: false, elements: backends.map((b) => `${b} . ${b}`) });
     snat.push('\t\tct status dnat ip saddr . ip daddr @hairpin masquerade comment "hairpin"');
+    // Dual stack: the same for IPv6 VIPs, to the backends' IPv6 addresses.
+    const six = services.filter((s) => s.vip6 !== undefined);
+    if (six.length > 0) {
+      const elements6: string[] = [];
+      for (const s of six) {
+        const b6 = s.backends6 ?? [];
+        if (b6.length === 0) continue;
+        for (let b = 0; b < SERVICE_BUCKETS; b++) elements6.push(`${s.vip6} . ${s.protocol} . ${s.port} . ${b} : ${b6[b % b6.length]} . ${s.targetPort}`);
+      }
+      maps.push({ name: 'svc6', type: `typeof ip6 daddr . meta l4proto . th dport . numgen random mod ${SERVICE_BUCKETS} : ip6 daddr . th dport`, interval: false, elements: elements6 });
+      dnat.push(`\t\tdnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod ${SERVICE_BUCKETS} map @svc6 comment "services"`);
+      const backends6 = [...new Set(six.flatMap((s) => s.backends6 ?? []))];
+      maps.push({ name: 'hairpin6', type: 'ipv6_addr . ipv6_addr', set: true, interval: false, elements: backends6.map((b) => `${b} . ${b}`) });
+      snat.push('\t\tct status dnat ip6 saddr . ip6 daddr @hairpin6 masquerade comment "hairpin"');
+    }
   }
   const chains: string[] = [];
   if (dscp.length > 0) {

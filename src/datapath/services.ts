@@ -5,6 +5,9 @@ import { names } from './names.js';
 export interface ServicePlan {
   service: string;
   vip: string;
+  /** Dual stack: the IPv6 VIP and the backends' IPv6 addresses (sorted). */
+  vip6?: string;
+  backends6?: string[];
   protocol: 'tcp' | 'udp';
   port: number;
   targetPort: number;
@@ -45,9 +48,11 @@ export function selects(selector: Readonly<Record<string, string>>, labels: Read
 export function planServices(services: readonly Service[], endpoints: readonly Endpoint[]): ServicePlan[] {
   const out: ServicePlan[] = [];
   for (const s of [...services].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const backends = [...new Set(endpoints.filter((e) => selects(s.selector, e.labels)).map((e) => e.ip))].sort(byAddress);
+    const selected = endpoints.filter((e) => selects(s.selector, e.labels));
+    const backends = [...new Set(selected.map((e) => e.ip))].sort(byAddress);
+    const six = s.vip6 !== undefined ? { vip6: s.vip6, backends6: [...new Set(selected.flatMap((e) => (e.ip6 !== undefined ? [e.ip6] : [])))].sort() } : {};
     for (const p of s.ports) {
-      out.push({ service: s.name, vip: s.vip, protocol: p.protocol === 'UDP' ? 'udp' : 'tcp', port: p.port, targetPort: p.targetPort, backends });
+      out.push({ service: s.name, vip: s.vip, ...six, protocol: p.protocol === 'UDP' ? 'udp' : 'tcp', port: p.port, targetPort: p.targetPort, backends });
     }
   }
   return out;
@@ -56,6 +61,11 @@ export function planServices(services: readonly Service[], endpoints: readonly E
 /** VIPs per network: each host's bridge answers ARP for them, so clients send VIP traffic to the tenant router. */
 export function vipsOf(services: readonly Service[], network: Network): string[] {
   return services.filter((s) => s.network === network.name).map((s) => s.vip).sort(byAddress);
+}
+
+/** IPv6 VIPs per dual-stack network: each host's bridge holds them (/128) and answers neighbour solicitations. */
+export function vips6Of(services: readonly Service[], network: Network): string[] {
+  return network.subnet6 === undefined ? [] : services.filter((s) => s.network === network.name && s.vip6 !== undefined).map((s) => s.vip6 as string).sort();
 }
 
 /** The group's netprofile, if it has one, for each endpoint. */

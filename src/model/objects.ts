@@ -126,6 +126,8 @@ export interface Service extends Meta {
   name: string;
   network: string;
   vip: string;
+  /** On a dual-stack network: its IPv6 VIP, balancing to the backends' IPv6 addresses. */
+  vip6?: string;
   selector: Labels;
   ports: ServicePort[];
 }

@@ -116,6 +116,7 @@ export const ServiceInput = strict({
   name: Name,
   network: Name,
   vip: Type.Optional(Text(15)),
+  vip6: Type.Optional(Text(39, 'a requested IPv6 VIP (dual-stack networks; default: the lowest free address of subnet6)')),
   selector: Labels,
   ports: Type.Array(ServicePortInput, { minItems: 1, maxItems: 64 }),
 });

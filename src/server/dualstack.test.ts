@@ -128,3 +128,33 @@ test('explain takes IPv6 addresses: an endpoint\'s is decided as its IPv4 one, a
   const mixed = await ex(app.ip, db.ip6);
   assert.deepEqual([mixed.status, mixed.json.field], [422, 'to']);
 });
+
+test('a service on a dual-stack network gets an IPv6 VIP too (requested or the next free), gives it back, and is refused one elsewhere', async () => {
+  const api = await dualApi();
+  await endpoint(api);
+  const svc = await ok(api, 'POST', '/api/v1/tenants/default/services', { name: 'web', network: 'ds', selector: { group: 'x' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] });
+  assert.deepEqual([svc.vip, svc.vip6], ['10.30.0.3', 'fd00:30::3']);
+  const asked = await ok(api, 'POST', '/api/v1/tenants/default/services', { name: 'db', network: 'ds', vip6: 'fd00:30::53', selector: { group: 'x' }, ports: [{ port: 53, targetPort: 53, protocol: 'UDP' }] });
+  assert.equal(asked.vip6, 'fd00:30::53');
+  const taken = await api.call('POST', '/api/v1/tenants/default/services', { name: 'dup', network: 'ds', vip6: 'fd00:30::53', selector: { group: 'x' }, ports: [{ port: 1, targetPort: 1, protocol: 'TCP' }] });
+  assert.deepEqual([taken.status, taken.json.field], [409, 'vip6']);
+  const moved = await api.call('PUT', '/api/v1/tenants/default/services/db', { name: 'db', network: 'ds', vip6: 'fd00:30::54', selector: { group: 'x' }, ports: [{ port: 53, targetPort: 53, protocol: 'UDP' }] });
+  assert.deepEqual([moved.status, moved.json.field], [422, 'vip6']);
+  await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4', subnet: '10.31.0.0/24' });
+  const v4 = await api.call('POST', '/api/v1/tenants/default/services', { name: 'v4svc', network: 'v4', vip6: 'fd00::1', selector: { group: 'x' }, ports: [{ port: 1, targetPort: 1, protocol: 'TCP' }] });
+  assert.deepEqual([v4.status, v4.json.field], [422, 'vip6']);
+  assert.equal((await api.call('DELETE', '/api/v1/tenants/default/services/web')).status, 204);
+  assert.equal((await endpoint(api)).json.ip6, 'fd00:30::3', 'the VIP6 went back with its service');
+});
+
+test('an IPv6 CIDR in a rule is refused with its field named (rule CIDRs are IPv4 so far)', async () => {
+  const api = await dualApi();
+  await ok(api, 'POST', '/api/v1/tenants/default/policies', { name: 'p' });
+  for (const [rule, field] of [[{ id: 'a', protocol: 'tcp', action: 'allow', fromCidr: 'fd00::/64' }, 'fromCidr'], [{ id: 'b', direction: 'out', protocol: 'tcp', action: 'allow', toCidr: 'fd00::1' }, 'toCidr']] as const) {
+    const r = await api.call('POST', '/api/v1/tenants/default/policies/p/rules', rule);
+    assert.ok(r.status === 400 || r.status === 422, JSON.stringify(r.json));
+    assert.ok(String(r.json.field).endsWith(field), JSON.stringify(r.json));
+    assert.match(r.json.detail, /IPv6 prefix: rule CIDRs are IPv4 so far/);
+  }
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules, []);
+});

@@ -51,15 +51,16 @@ export function profileCommands(program: Command, io: Io): void {
     .option('-l, --selector <key=value>', 'backend label (repeatable; all must match)', collect)
     .option('-p, --port <port:target:proto>', 'e.g. 80:8080:TCP (repeatable)', collect)
     .option('--ip <vip>', 'a specific VIP (default: next free)')
+    .option('--ip6 <vip6>', 'on a dual-stack network: a specific IPv6 VIP (default: next free of its subnet6)')
     .action(act(io, async (ctx, name) => {
       const o = ctx.opts;
       if (!o['selector']) throw usage('--selector: at least one key=value is required');
       if (!o['port']) throw usage('--port: at least one PORT:TARGETPORT:PROTOCOL is required');
-      const body = { name, network: o['network'], selector: parseLabelList(o['selector'], '--selector'), ports: (o['port'] as string[]).map(parseServicePort), ...(o['ip'] ? { vip: o['ip'] } : {}) };
+      const body = { name, network: o['network'], selector: parseLabelList(o['selector'], '--selector'), ports: (o['port'] as string[]).map(parseServicePort), ...(o['ip'] ? { vip: o['ip'] } : {}), ...(o['ip6'] ? { vip6: o['ip6'] } : {}) };
       const s = await ctx.client.request('POST', tenantPath(ctx, 'services'), body);
-      done(ctx, s, `service ${ctx.tenant}/${name} created with VIP ${s.vip}`);
+      done(ctx, s, `service ${ctx.tenant}/${name} created with VIP ${s.vip}${s.vip6 ? ` and ${s.vip6}` : ''}`);
     }));
-  simpleLs(io, svc, 'services', 'SERVICE', [{ header: 'NETWORK', get: (x) => x.network }, { header: 'VIP', get: (x) => x.vip }, { header: 'SELECTOR', get: (x) => x.selector }, { header: 'PORTS', get: (x) => x.ports.map((p: any) => `${p.port}:${p.targetPort}/${p.protocol}`) }]);
+  simpleLs(io, svc, 'services', 'SERVICE', [{ header: 'NETWORK', get: (x) => x.network }, { header: 'VIP', get: (x) => (x.vip6 ? `${x.vip},${x.vip6}` : x.vip) }, { header: 'SELECTOR', get: (x) => x.selector }, { header: 'PORTS', get: (x) => x.ports.map((p: any) => `${p.port}:${p.targetPort}/${p.protocol}`) }]);
 
   const app = program.command('app-profile').description('applications: named sets of groups');
   for (const verb of ['create', 'update'] as const) {

@@ -1,6 +1,7 @@
-import { WeftError, badReference, type Network, type Service, type ServiceInput } from '../../model/index.js';
+import { WeftError, badReference, parseIp6, type Network, type Service, type ServiceInput } from '../../model/index.js';
 import { findIn, type KindDef } from '../crud.js';
 import { giveBackAddress, takeAddress } from '../addressing.js';
+import { giveBackAddress6, takeAddress6 } from '../addressing6.js';
 
 /** East-west service: a VIP from its network's address book, balancing to endpoints matching the selector. */
 export const serviceKind: KindDef<ServiceInput, Service> = {
@@ -20,7 +21,11 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
       if (seen.has(k)) throw new WeftError('WEFT_INVALID_FIELD', `ports.${i}: ${k} is listed twice`, { field: `ports.${i}` });
       seen.add(k);
     }
+    if (input.vip6 !== undefined && net.subnet6 === undefined) {
+      throw new WeftError('WEFT_INVALID_VALUE', `vip6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6)`, { field: 'vip6' });
+    }
     let vip: string;
+    let vip6: string | undefined;
     if (existing) {
       if (existing.network !== input.network) {
         throw new WeftError('WEFT_IMMUTABLE', `network: a service cannot move from ${existing.network} to ${input.network}`, { field: 'network' });
@@ -28,11 +33,16 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
       if (input.vip !== undefined && input.vip !== existing.vip) {
         throw new WeftError('WEFT_IMMUTABLE', `vip: a service keeps its VIP ${existing.vip}`, { field: 'vip' });
       }
+      if (input.vip6 !== undefined && parseIp6(input.vip6) !== (existing.vip6 === undefined ? undefined : parseIp6(existing.vip6))) {
+        throw new WeftError('WEFT_IMMUTABLE', `vip6: a service keeps its IPv6 VIP ${existing.vip6 ?? '(none)'}`, { field: 'vip6' });
+      }
       vip = existing.vip;
+      vip6 = existing.vip6;
     } else {
       vip = await takeAddress(tx, net, undefined, input.vip, 'vip');
+      if (net.subnet6 !== undefined) vip6 = await takeAddress6(tx, net, input.vip6, 'vip6');
     }
-    return { tenant, name: input.name, network: input.network, vip, selector: input.selector, ports: input.ports };
+    return { tenant, name: input.name, network: input.network, vip, ...(vip6 !== undefined ? { vip6 } : {}), selector: input.selector, ports: input.ports };
   },
 
   async dependants() {
@@ -41,6 +51,9 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
 
   async release(tx, svc) {
     const net = await findIn<Network>(tx, 'networks', svc.tenant, svc.network);
-    if (net) await giveBackAddress(tx, net, svc.vip);
+    if (net) {
+      await giveBackAddress(tx, net, svc.vip);
+      await giveBackAddress6(tx, net, svc.vip6);
+    }
   },
 };

@@ -75,6 +75,9 @@ function safeReaddir(dir: string): string[] {
  */
 export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: string, ready?: Promise<void>): Promise<void> {
   refuseHostNamespace(a.netnsPath, a.tenantNs);
+  if (a.ip6 !== undefined && !existsSync('/proc/sys/net/ipv6')) {
+    throw new WeftError('WEFT_INVALID_VALUE', 'network: it is dual-stack and this host has no IPv6 (its kernel was booted with ipv6.disable=1): its endpoints cannot be wired here; use an IPv4-only network on this host', { field: 'network' });
+  }
   if (a.macvlan) return attachMacvlan(runner, a, a.macvlan, nsAlias, ready);
   await withNetnsName(runner, a.netnsPath, nsAlias, async (cns) => {
     // One exec for the pair and the bridge port; without -force, a failed `link add` (the container

@@ -286,7 +286,9 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     if (!l || !l.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
     // The same gateway6 on every host's bridge: no duplicate address detection (it would find the others').
     if (b.address6 !== undefined && !l?.addresses6.includes(b.address6)) out.push(`addr replace ${b.address6} dev ${b.name} nodad`);
-    for (const a of l?.addresses6 ?? []) if (a !== b.address6) out.push(`addr del ${a} dev ${b.name}`);
+    const vips6 = (b.vips6 ?? []).map((v) => `${v}/128`);
+    for (const v of vips6) if (!l?.addresses6.includes(v)) out.push(`addr replace ${v} dev ${b.name} nodad`);
+    for (const a of l?.addresses6 ?? []) if (a !== b.address6 && !vips6.includes(a)) out.push(`addr del ${a} dev ${b.name}`);
     for (const vip of b.vips) if (!l || !l.addresses.includes(`${vip}/32`)) out.push(`addr replace ${vip}/32 dev ${b.name}`);
     for (const a of l?.addresses ?? []) {
       if (a !== b.address && a.endsWith('/32') && !b.vips.includes(a.slice(0, -3))) out.push(`addr del ${a} dev ${b.name}`);
