@@ -278,6 +278,10 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
     '\t\ttype filter hook forward priority filter; policy accept;',
     '\t\tct state established,related accept',
     '\t\tct state invalid drop',
+    // A datagram to a group or broadcast address would be decided by its sender's egress towards
+    // "elsewhere" (class 0) and never by a receiver's ingress: in a tenant that filters, it is not
+    // forwarded (neighbour discovery and MLD are ICMPv6, not touched).
+    ...(n ? ['\t\tmeta pkttype { broadcast, multicast } meta l4proto { tcp, udp, udplite, sctp } drop comment "no multicast past ingress rules"'] : []),
     // DNS queries to a gateway are DNATed to the agent on the uplink (169.254.0.0/16): always allowed.
     '\t\tct status dnat ip daddr 169.254.0.0/16 accept comment "dns"',
     // Untracked, so never established: without this a deny would cut IPv6 neighbours off each other.

@@ -126,7 +126,11 @@ test('explain takes IPv6 addresses: an endpoint\'s is decided as its IPv4 one, a
   const named = await ex(app.id, db.ip6, 81);
   assert.deepEqual([named.json.from.ip, named.json.allowed], [app.ip6, false], 'an endpoint named beside an IPv6 address is shown by its IPv6 address');
   const mixed = await ex(app.ip, db.ip6);
-  assert.deepEqual([mixed.status, mixed.json.field], [422, 'to']);
+  assert.deepEqual([mixed.status, mixed.json.field], [422, 'from'], 'the IPv4 side is named');
+  await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4', subnet: '10.31.0.0/24' });
+  const four = (await endpoint(api, {}, 'v4')).json;
+  const noSix = await ex(db.ip6, four.id);
+  assert.deepEqual([noSix.status, noSix.json.field], [422, 'to'], 'an endpoint without IPv6 beside an IPv6 address');
 });
 
 test('a service on a dual-stack network gets an IPv6 VIP too (requested or the next free), gives it back, and is refused one elsewhere', async () => {
@@ -140,6 +144,10 @@ test('a service on a dual-stack network gets an IPv6 VIP too (requested or the n
   assert.deepEqual([taken.status, taken.json.field], [409, 'vip6']);
   const moved = await api.call('PUT', '/api/v1/tenants/default/services/db', { name: 'db', network: 'ds', vip6: 'fd00:30::54', selector: { group: 'x' }, ports: [{ port: 53, targetPort: 53, protocol: 'UDP' }] });
   assert.deepEqual([moved.status, moved.json.field], [422, 'vip6']);
+  const garbage = await api.call('PUT', '/api/v1/tenants/default/services/db', { name: 'db', network: 'ds', vip6: 'nonsense', selector: { group: 'x' }, ports: [{ port: 53, targetPort: 53, protocol: 'UDP' }] });
+  assert.deepEqual([garbage.status, garbage.json.field], [400, 'vip6']);
+  const same = await ok(api, 'PUT', '/api/v1/tenants/default/services/db', { name: 'db', network: 'ds', vip6: 'FD00:30::53', selector: { group: 'y' }, ports: [{ port: 53, targetPort: 53, protocol: 'UDP' }] });
+  assert.deepEqual([same.vip6, same.selector], ['fd00:30::53', { group: 'y' }], 'an update naming the same VIP6 in another spelling keeps it');
   await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4', subnet: '10.31.0.0/24' });
   const v4 = await api.call('POST', '/api/v1/tenants/default/services', { name: 'v4svc', network: 'v4', vip6: 'fd00::1', selector: { group: 'x' }, ports: [{ port: 1, targetPort: 1, protocol: 'TCP' }] });
   assert.deepEqual([v4.status, v4.json.field], [422, 'vip6']);

@@ -21,6 +21,9 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
       if (seen.has(k)) throw new WeftError('WEFT_INVALID_FIELD', `ports.${i}: ${k} is listed twice`, { field: `ports.${i}` });
       seen.add(k);
     }
+    if (input.vip6 !== undefined && parseIp6(input.vip6) === undefined) {
+      throw new WeftError('WEFT_INVALID_FIELD', `vip6: '${input.vip6.slice(0, 64)}' is not an IPv6 address`, { field: 'vip6' });
+    }
     if (input.vip6 !== undefined && net.subnet6 === undefined) {
       throw new WeftError('WEFT_INVALID_VALUE', `vip6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6)`, { field: 'vip6' });
     }

@@ -287,7 +287,9 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     // The same gateway6 on every host's bridge: no duplicate address detection (it would find the others').
     if (b.address6 !== undefined && !l?.addresses6.includes(b.address6)) out.push(`addr replace ${b.address6} dev ${b.name} nodad`);
     const vips6 = (b.vips6 ?? []).map((v) => `${v}/128`);
-    for (const v of vips6) if (!l?.addresses6.includes(v)) out.push(`addr replace ${v} dev ${b.name} nodad`);
+    // Deprecated at once (preferred_lft 0): still answered, never chosen as the router's own source (a
+    // /128 in the subnet would win over gateway6 for hairpin masquerade and ICMPv6 errors).
+    for (const v of vips6) if (!l?.addresses6.includes(v)) out.push(`addr replace ${v} dev ${b.name} nodad preferred_lft 0`);
     for (const a of l?.addresses6 ?? []) if (a !== b.address6 && !vips6.includes(a)) out.push(`addr del ${a} dev ${b.name}`);
     for (const vip of b.vips) if (!l || !l.addresses.includes(`${vip}/32`)) out.push(`addr replace ${vip}/32 dev ${b.name}`);
     for (const a of l?.addresses ?? []) {

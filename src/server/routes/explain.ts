@@ -88,10 +88,17 @@ export function explainRoutes(app: FastifyInstance): void {
     const to = resolve(req.query.to, 'to');
     const sixes = [from, to].filter((x) => x.shown !== undefined).length;
     if (sixes === 1 && (parseIp(req.query.from) !== undefined || parseIp(req.query.to) !== undefined)) {
-      throw new WeftError('WEFT_INVALID_VALUE', `to: ${req.query.to} and from ${req.query.from} are addresses of two families; a connection has one`, { field: 'to' });
+      const field = parseIp(req.query.to) !== undefined ? 'to' : 'from';
+      throw new WeftError('WEFT_INVALID_VALUE', `${field}: ${req.query[field]} is IPv4 and the other side IPv6; a connection has one family`, { field });
     }
-    // An endpoint named on one side and an IPv6 address on the other: the endpoint speaks IPv6 too.
+    // An endpoint named on one side and an IPv6 address on the other: the endpoint speaks IPv6 too, or
+    // there is no such connection.
     const v6 = sixes > 0;
+    for (const [x, field] of [[from, 'from'], [to, 'to']] as const) {
+      if (v6 && x.shown === undefined && x.endpoint !== undefined && x.endpoint.ip6 === undefined) {
+        throw new WeftError('WEFT_INVALID_VALUE', `${field}: endpoint ${x.endpoint.id} has no IPv6 address (its network is IPv4 only), and the other side is IPv6`, { field });
+      }
+    }
     const shownOf = (x: typeof from) => (v6 ? x.shown ?? x.endpoint?.ip6 ?? x.ip : x.ip);
     const port = req.query.port === undefined ? undefined : Number(req.query.port);
     const e = explainFlow(state, from.ip, to.ip, req.query.protocol, port);
