@@ -1,4 +1,5 @@
 import { nameTable, type NameTable } from '../dns/index.js';
+import { namedServices } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 
 /** Each tenant's DNS names, rebuilt only after the desired state changed (queries far outnumber changes). */
@@ -11,7 +12,8 @@ export class TenantNames {
     if (this.cache.version !== this.state.version) this.cache = { version: this.state.version, tables: new Map() };
     let t = this.cache.tables.get(tenant);
     if (!t) {
-      t = nameTable([...this.state.services.values()].filter((s) => s.tenant === tenant), [...this.state.endpoints.values()].filter((e) => e.tenant === tenant));
+      const endpoints = [...this.state.endpoints.values()].filter((e) => e.tenant === tenant);
+      t = nameTable(namedServices([...this.state.services.values()].filter((s) => s.tenant === tenant), endpoints), endpoints);
       this.cache.tables.set(tenant, t);
     }
     return t;

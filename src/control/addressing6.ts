@@ -29,6 +29,9 @@ function layout6(net: Network) {
   return l;
 }
 
+/** A dual-stack network's IPv6 prefix length (what an endpoint's `prefixLength6` says), from the layout cache. */
+export const prefixLength6 = (net: Network): number => layout6(net).subnet.prefix;
+
 const loaderFor = (tx: Txn, net: Network) => async (index: bigint) => {
   const e = await tx.get(`${bookKey(net)}/${index}`);
   return e ? Bitmap.decode(CHUNK_SIZE, (e.value as { bits: string }).bits) : undefined;

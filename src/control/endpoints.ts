@@ -1,12 +1,12 @@
 import {
-  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseCidr6, parseIp, parseIp6,
+  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6,
   type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { endpointsWhere } from './shared.js';
 import { findIn, requireTenant } from './crud.js';
 import { giveBackAddress, takeAddress } from './addressing.js';
-import { giveBackAddress6, takeAddress6 } from './addressing6.js';
+import { giveBackAddress6, prefixLength6, takeAddress6 } from './addressing6.js';
 import { keys, withRevision } from './keys.js';
 import { SharedListing, type Snapshot } from './listing.js';
 
@@ -148,7 +148,7 @@ export class Endpoints {
         ip,
         prefixLength: parseCidr(net.subnet, 'subnet').prefix,
         gateway: net.gateway,
-        ...(ip6 !== undefined ? { ip6, prefixLength6: parseCidr6(net.subnet6 as string, 'subnet6').prefix, gateway6: net.gateway6 as string } : {}),
+        ...(ip6 !== undefined ? { ip6, prefixLength6: prefixLength6(net), gateway6: net.gateway6 as string } : {}),
         mac: req.mac ?? macFor(ip),
         mtu: net.mtu,
         vni: net.vni,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Endpoint, Group, Netprofile, Service } from '../model/index.js';
-import { burstBytes, planProfiles, planServices, selects } from './services.js';
+import { burstBytes, namedServices, planProfiles, planServices, selects } from './services.js';
 import { renderServices, SERVICE_BUCKETS } from './services-nft.js';
 import { diffTables } from './table-delta.js';
 
@@ -24,6 +24,16 @@ test('backends are the matching endpoints of every host, sorted by address, once
   const eps = [ep('a', '10.0.0.10', 'h2', { group: 'db' }), ep('b', '10.0.0.9', 'h1', { group: 'db' }), ep('c', '10.0.0.3', 'h1', { group: 'web' })];
   const [p] = planServices([svc({ group: 'db' })], eps);
   assert.deepEqual(p, { service: 's', vip: '10.0.0.200', protocol: 'tcp', port: 80, targetPort: 8080, backends: ['10.0.0.9', '10.0.0.10'] });
+});
+
+test('DNS names a service\'s IPv6 VIP only while an endpoint it selects has an IPv6 address', () => {
+  const s6 = { ...svc({ group: 'db' }), vip6: 'fd00::c8' };
+  const v4only = [ep('a', '10.0.0.10', 'h1', { group: 'db' }), { ...ep('w', '10.0.0.11', 'h1', { group: 'web' }), ip6: 'fd00::11', prefixLength6: 64, gateway6: 'fd00::1' }];
+  assert.equal(namedServices([s6], v4only)[0]?.vip6, undefined, 'only an IPv4 backend (another group has IPv6): no AAAA');
+  assert.equal(namedServices([s6], v4only)[0]?.vip, '10.0.0.200', 'the IPv4 VIP stays');
+  const dual = [...v4only, { ...ep('b', '10.0.0.12', 'h2', { group: 'db' }), ip6: 'fd00::12', prefixLength6: 64, gateway6: 'fd00::1' }];
+  assert.equal(namedServices([s6], dual)[0]?.vip6, 'fd00::c8', 'a backend with IPv6 on another host: AAAA');
+  assert.equal(namedServices([svc({ group: 'db' })], dual)[0]?.vip6, undefined);
 });
 
 test('buckets spread evenly over the backends, and a lost backend changes only elements', () => {

@@ -58,6 +58,19 @@ export function planServices(services: readonly Service[], endpoints: readonly E
   return out;
 }
 
+/**
+ * The services as DNS should name them: a service's IPv6 VIP only while some endpoint it selects has an
+ * IPv6 address (else a connection to it is refused, and a client that tries IPv6 first may never fall
+ * back to the A record).
+ */
+export function namedServices(services: readonly Service[], endpoints: readonly Endpoint[]): Service[] {
+  return services.map((s) => {
+    if (s.vip6 === undefined || endpoints.some((e) => e.ip6 !== undefined && selects(s.selector, e.labels))) return s;
+    const { vip6: _none, ...rest } = s;
+    return rest;
+  });
+}
+
 /** VIPs per network: each host's bridge answers ARP for them, so clients send VIP traffic to the tenant router. */
 export function vipsOf(services: readonly Service[], network: Network): string[] {
   return services.filter((s) => s.network === network.name).map((s) => s.vip).sort(byAddress);

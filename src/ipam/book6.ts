@@ -25,6 +25,7 @@ export class AddressBook6 {
   constructor(
     readonly subnet: Cidr6,
     readonly full: Runs,
+    /** Addresses taken minus released through this object (a check for tests): the stored form keeps no count. */
     public used: number,
     private readonly load: ChunkLoader6,
   ) {}

@@ -141,13 +141,6 @@ export function overlaps6(x: IpRange6, y: IpRange6): boolean {
   return x.first <= y.last && y.first <= x.last;
 }
 
-/** Which family a text names (an address, a CIDR or a range): 4, 6, or undefined when it is neither. */
-export function familyOf(text: string): 4 | 6 | undefined {
-  if (text.includes(':')) return 6;
-  if (/^[0-9./-]+$/.test(text)) return 4;
-  return undefined;
-}
-
 /**
  * The EUI-64 link-local address of a MAC (RFC 4291 appendix A: ff:fe in the middle, the universal/local
  * bit flipped): what an interface the agent configures uses, so the guard knows it in advance.
