@@ -77,6 +77,63 @@ test('docker network create maps onto Weft objects; containers on it get Weft ad
   assert.deepEqual((await h.api('GET', '/api/v1/tenants/blue/docker-networks')).json.items, [], 'the mapping went with the network');
 });
 
+test('docker network create --ipv6 on a dual-stack network: containers get both addresses from Weft and talk over IPv6; without --ipv6 it is refused', { skip: !root && 'needs root' }, async () => {
+  await weft('net', 'create', '-t', 'blue', '-s', '10.1.6.0/24', '--subnet6', 'fd00:b:6::/64', 'dual-net');
+  const refused = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'tenant=blue', '-o', 'network=dual-net', 'blue-dual']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /dual-stack .* with --ipv6/);
+  try {
+    const net = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipv6', '--subnet', '10.1.6.0/24', '--subnet', 'fd00:b:6::/64', '-o', 'tenant=blue', '-o', 'network=dual-net', 'blue-dual']);
+    assert.equal(net.code, 0, net.stderr);
+    const srv = await dk.run(['run', '-d', '--restart', 'always', '--name', 'd6srv', '--network', 'blue-dual', 'bb', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat']);
+    assert.equal(srv.code, 0, srv.stderr);
+    const [ep] = (await endpoints('blue')).filter((e) => e.network === 'dual-net');
+    assert.match(ep?.ip6 ?? '', /^fd00:b:6::[0-9a-f]+$/, JSON.stringify(ep));
+    const inspect = await dk.run(['inspect', 'd6srv', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}} {{.MacAddress}}{{end}}']);
+    assert.equal(inspect.stdout.trim(), `${ep.ip} ${ep.ip6}/64 fd00:b:6::1 ${ep.mac}`, 'Docker shows both addresses, the IPv6 gateway and the MAC Weft recorded');
+    const inside = await dk.run(['exec', 'd6srv', 'ip', '-6', 'addr', 'show', 'dev', 'eth0']);
+    // Docker adds it without duplicate address detection (the link-local one it leaves to the kernel's).
+    const global = inside.stdout.split('\n').find((l) => l.includes(`inet6 ${ep.ip6}/64 scope global`));
+    assert.ok(global !== undefined, inside.stdout);
+    assert.doesNotMatch(global, /tentative|dadfailed/, inside.stdout);
+    const ping = await dk.run(['run', '--rm', '--network', 'blue-dual', 'bb', 'ping', '-6', '-c', '2', '-W', '2', ep.ip6]);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    const echo = await dk.run(['run', '--rm', '--network', 'blue-dual', 'bb', 'sh', '-c', `echo hi6 | nc -w 2 ${ep.ip6} 8888`]);
+    assert.equal(echo.stdout.trim(), 'hi6', `TCP over IPv6 between two Docker containers: ${echo.stderr}`);
+    // --ipam-opt network= names both subnets: --ipv6 without any --subnet.
+    const named = await dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipv6', '--ipam-opt', 'tenant=blue', '--ipam-opt', 'network=dual-net', '-o', 'tenant=blue', '-o', 'network=dual-net', 'blue-dual2']);
+    assert.equal(named.code, 0, named.stderr);
+    const via2 = await dk.run(['run', '--rm', '--network', 'blue-dual2', 'bb', 'sh', '-c', `echo two6 | nc -w 2 ${ep.ip6} 8888`]);
+    assert.equal(via2.stdout.trim(), 'two6', via2.stderr);
+    assert.equal((await dk.run(['network', 'rm', 'blue-dual2'])).code, 0);
+    assert.ok(await within(3000, async () => (await endpoints('blue')).filter((e) => e.network === 'dual-net').length === 1) >= 0, 'the --rm clients released their reservations');
+    // A Docker Engine restart: the restart-policy container comes back with both addresses, reachable over IPv6.
+    await dk.restart();
+    assert.ok(await within(20_000, async () => (await dk.run(['inspect', 'd6srv', '--format', '{{.State.Running}}'])).stdout.trim() === 'true', 250) >= 0, 'd6srv is running again');
+    let back: any;
+    assert.ok(await within(5000, async () => ([back] = (await endpoints('blue')).filter((e) => e.network === 'dual-net')).length === 1 && back.ip6 !== undefined) >= 0, 'one dual-stack endpoint again');
+    const after = await dk.run(['run', '--rm', '--network', 'blue-dual', 'bb', 'sh', '-c', `echo back6 | nc -w 2 ${back.ip6} 8888`]);
+    assert.equal(after.stdout.trim(), 'back6', `over IPv6 after Docker's restart: ${after.stderr}`);
+    assert.ok(await within(3000, async () => (await endpoints('blue')).filter((e) => e.network === 'dual-net').length === 1) >= 0);
+    assert.equal((await dk.run(['rm', '-f', 'd6srv'])).code, 0);
+    assert.ok(await within(3000, async () => (await endpoints('blue')).filter((e) => e.network === 'dual-net').length === 0) >= 0, 'docker rm -f released both addresses');
+    // Both addresses went back: the next container gets the same pair.
+    const again = await dk.run(['run', '-d', '--name', 'd6again', '--network', 'blue-dual', 'bb', 'sleep', '60']);
+    assert.equal(again.code, 0, again.stderr);
+    const [ep2] = (await endpoints('blue')).filter((e) => e.network === 'dual-net');
+    assert.deepEqual([ep2?.ip, ep2?.ip6], [ep.ip, ep.ip6]);
+    assert.equal((await dk.run(['rm', '-f', 'd6again'])).code, 0);
+    assert.ok(await within(3000, async () => (await endpoints('blue')).filter((e) => e.network === 'dual-net').length === 0) >= 0);
+    assert.equal((await dk.run(['network', 'rm', 'blue-dual'])).code, 0);
+  } finally {
+    // Also when it failed: the next tests count this tenant's endpoints.
+    await dk.run(['rm', '-f', 'd6srv', 'd6again']);
+    await dk.run(['network', 'rm', 'blue-dual', 'blue-dual2']);
+    await within(3000, async () => (await endpoints('blue')).every((e) => e.network !== 'dual-net'));
+    await weft('net', 'rm', '-t', 'blue', 'dual-net');
+  }
+});
+
 test('bad options make docker network create fail with Weft\'s message and change nothing', { skip: !root && 'needs root' }, async () => {
   const create = (...o: string[]) => dk.run(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, ...o, 'bad']);
   const cases: Array<[string[], RegExp]> = [

@@ -139,6 +139,7 @@ export interface DockerNetwork extends Meta {
   group?: string;
   host: string;
   pool?: string;
+  pool6?: string;
 }
 
 /**

@@ -129,7 +129,8 @@ export const AppProfileInput = strict({
 /**
  * A Docker network on one host mapped onto Weft objects, written by that host's agent when Docker calls
  * CreateNetwork. `name` is Docker's network ID cut to 63 characters; `pool` the IPAM pool ID Docker uses
- * for it, so the agent can find the network again after a restart of either.
+ * for it (`pool6` its IPv6 pool's, for `--ipv6` on a dual-stack network), so the agent can find the
+ * network again after a restart of either.
  */
 export const DockerNetworkInput = strict({
   name: Type.String({ pattern: '^[a-f0-9]{63}$', description: "Docker's network ID, first 63 characters" }),
@@ -137,6 +138,7 @@ export const DockerNetworkInput = strict({
   group: Type.Optional(Name),
   host: Text(253),
   pool: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+  pool6: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
 });
 
 export const GlobalInput = strict({

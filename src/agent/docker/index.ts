@@ -21,7 +21,7 @@ export class DockerBackend implements DockerHost {
   constructor(d: DockerDeps) {
     const m = new DockerMappings(d);
     this.ipam = new DockerIpam(d, m);
-    this.network = new DockerNetworkDriver(d, m, (cidr, tenant, network) => this.ipam.claimPool(cidr, tenant, network));
+    this.network = new DockerNetworkDriver(d, m, (cidr, tenant, network, v6) => this.ipam.claimPool(cidr, tenant, network, v6));
     this.collector = new DockerCollector(d, m);
   }
 

@@ -63,8 +63,9 @@ export class DockerMappings {
     return n;
   }
 
+  /** The mapping whose IPv4 or IPv6 pool this is (`pool6` says which). */
   byPool(poolId: string): DockerNetwork | undefined {
-    return this.mapping((n) => n.pool === poolId, `pool ${poolId}`);
+    return this.mapping((n) => n.pool === poolId || n.pool6 === poolId, `pool ${poolId}`);
   }
 
   network(n: { tenant: string; network: string }): Network {
@@ -75,7 +76,19 @@ export class DockerMappings {
 
   /** The address reservation RequestAddress made for `ip` on this network, before CreateEndpoint claimed it. */
   placeholder(n: DockerNetwork, ip: string): Endpoint | undefined {
-    return [...this.d.state.endpoints.values()].find((e) => e.host === this.d.host && e.tenant === n.tenant && e.network === n.network && e.ip === ip && e.containerId.startsWith('ipam-'));
+    return this.placeholders(n).find((e) => e.ip === ip);
+  }
+
+  /**
+   * The reservation made for the endpoint whose MAC Docker generated (`RequiresMACAddress`: Docker passes
+   * it to each of the endpoint's RequestAddress calls): what pairs an IPv6 request with the IPv4 one.
+   */
+  placeholderOfMac(n: DockerNetwork, mac: string): Endpoint | undefined {
+    return this.placeholders(n).find((e) => e.mac === mac);
+  }
+
+  private placeholders(n: DockerNetwork): Endpoint[] {
+    return [...this.d.state.endpoints.values()].filter((e) => e.host === this.d.host && e.tenant === n.tenant && e.network === n.network && e.containerId.startsWith('ipam-'));
   }
 }
 

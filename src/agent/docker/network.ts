@@ -1,12 +1,12 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, parseCidr6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
 
 /** Claims the pending IPAM pool Docker asked for a network (see DockerIpam.claimPool). */
-export type ClaimPool = (cidr: string, tenant: string, network: string) => string | undefined;
+export type ClaimPool = (cidr: string, tenant: string, network: string, v6?: boolean) => string | undefined;
 
 type IpamData = NonNullable<CreateNetwork['IPv4Data']>[number];
 
@@ -23,17 +23,21 @@ export class DockerNetworkDriver {
     const opts = namesIn(genericOptions(r.Options), '-o');
     const unknown = Object.keys(opts).filter((k) => !OPTIONS.includes(k));
     if (unknown.length) throw new Error(`unknown option ${unknown.map((k) => `-o ${k}`).join(', ')} (weft takes -o tenant=, -o network=, -o group=)`);
-    if ((r.IPv6Data ?? []).length > 0) throw new Error('IPv6 is not supported');
     const { tenant, networkName, group } = await this.target(opts);
     const v4 = r.IPv4Data?.[0];
-    const net = await this.weftNetwork(tenant, networkName, v4);
+    const v6 = r.IPv6Data?.[0];
+    const net = await this.weftNetwork(tenant, networkName, v4, v6);
+    // Docker configures the addresses it was given: without --ipv6 it would leave the IPv6 address the
+    // server hands every endpoint of a dual-stack network unconfigured.
+    if (net.subnet6 !== undefined && !v6) throw new Error(`network ${tenant}/${net.name} is dual-stack (subnet6 ${net.subnet6}): create the Docker network with --ipv6 (and the subnet6 as a second --subnet, or --ipam-opt network=${net.name})`);
+    if (v6 && net.subnet6 === undefined) throw new Error(`--ipv6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
     // Docker moves a veth into the container itself; a macvlan child it cannot be given that way.
-    // Docker would configure IPv4 only, while the server hands every endpoint an IPv6 address as well.
-    if (net.subnet6 !== undefined) throw new Error(`network ${tenant}/${net.name} is dual-stack (subnet6 ${net.subnet6}): Docker's IPv6 through this plugin is not supported yet; use an IPv4-only network for Docker, or podman and other CNI runtimes for dual stack`);
     if (net.encap === 'macvlan') throw new Error(`network ${tenant}/${net.name} is a macvlan network: Docker containers join it with \`weft attach CONTAINER --network ${net.name}\` (or Docker's own macvlan driver), not through this plugin`);
     const pool = this.claimPool(v4?.Pool ?? ANY, tenant, net.name);
+    const pool6 = v6 ? this.claimPool(v6.Pool, tenant, net.name, true) : undefined;
     const made = await this.d.client.request<DockerNetwork>('POST', `/api/v1/tenants/${tenant}/docker-networks`, {
       name: r.NetworkID.slice(0, 63), network: net.name, ...(group ? { group: group.name } : {}), host: this.d.host, ...(pool ? { pool } : {}),
+      ...(pool6 ? { pool6 } : {}),
     });
     this.d.state.putDockerNetwork(made);
   }
@@ -53,12 +57,13 @@ export class DockerNetworkDriver {
     return { tenant, networkName, group };
   }
 
-  /** The Weft network, created with `--subnet` when it does not exist and the agent may create networks. */
-  private async weftNetwork(tenant: string, networkName: string, v4: IpamData | undefined): Promise<Network> {
+  /** The Weft network, created with `--subnet` (both, with `--ipv6`) when it does not exist and the agent may create networks. */
+  private async weftNetwork(tenant: string, networkName: string, v4: IpamData | undefined, v6: IpamData | undefined): Promise<Network> {
     const subnet = v4 && v4.Pool !== ANY ? v4.Pool : undefined;
     try {
       const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${tenant}/networks/${networkName}`);
       if (subnet && subnet !== net.subnet) throw new Error(`--subnet ${subnet} conflicts with network ${tenant}/${networkName} (${net.subnet})`);
+      if (v6 && net.subnet6 !== undefined && !sameCidr6(v6.Pool, net.subnet6)) throw new Error(`--subnet ${v6.Pool} conflicts with network ${tenant}/${networkName} (subnet6 ${net.subnet6})`);
       return net;
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
@@ -67,8 +72,11 @@ export class DockerNetworkDriver {
         throw new Error(`network ${tenant}/${networkName} does not exist: create it with \`weft net create -t ${tenant} -s ${subnet} ${networkName}\`, or give the agent --docker-token-file (a user's token) so Docker may create Weft networks; a host certificate may not`);
       }
       const gateway = v4?.Gateway && v4.Gateway !== ANY ? v4.Gateway.split('/')[0] : undefined;
-      const net = await this.d.creator.request<Network>('POST', `/api/v1/tenants/${tenant}/networks`, { name: networkName, subnet, ...(gateway ? { gateway } : {}) });
-      this.d.log.info({ tenant, network: networkName, subnet }, 'created a network for Docker');
+      const gateway6 = v6?.Gateway ? v6.Gateway.split('/')[0] : undefined;
+      const net = await this.d.creator.request<Network>('POST', `/api/v1/tenants/${tenant}/networks`, {
+        name: networkName, subnet, ...(gateway ? { gateway } : {}), ...(v6 ? { subnet6: v6.Pool, ...(gateway6 ? { gateway6 } : {}) } : {}),
+      });
+      this.d.log.info({ tenant, network: networkName, subnet, ...(v6 ? { subnet6: v6.Pool } : {}) }, 'created a network for Docker');
       return net;
     }
   }
@@ -89,14 +97,17 @@ export class DockerNetworkDriver {
     const address = r.Interface?.Address ?? '';
     if (!address) throw new BadRequest('Interface.Address: missing (create the network with --ipam-driver weft)');
     const ip = address.split('/')[0] as string;
+    const ip6 = r.Interface?.AddressIPv6 ? r.Interface.AddressIPv6.split('/')[0] : undefined;
     const id = endpointId(r.EndpointID, IFNAME);
     return this.d.endpoints.with(id, async () => {
-      // The address reserved at RequestAddress passes to the endpoint in one step: it is never free between.
+      // The addresses reserved at RequestAddress pass to the endpoint in one step: never free between
+      // (the server checks that an IPv6 address given is the reservation's).
       const placeholder = this.m.placeholder(n, ip);
+      if (placeholder?.ip6 !== undefined && ip6 === undefined) throw new BadRequest('Interface.AddressIPv6: missing on a dual-stack network (create the Docker network with --ipv6)');
       const mac = r.Interface?.MacAddress || undefined;
       const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
         tenant: n.tenant, network: n.network, ...(n.group ? { group: n.group } : {}), containerId: r.EndpointID, host: this.d.host,
-        ifname: IFNAME, ip, ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' }, ...(placeholder ? { replaces: placeholder.id } : {}),
+        ifname: IFNAME, ip, ...(ip6 !== undefined ? { ip6 } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' }, ...(placeholder ? { replaces: placeholder.id } : {}),
       });
       if (placeholder) this.d.state.dropEndpoint(placeholder.id);
       this.d.state.putEndpoint(ep);
@@ -120,7 +131,7 @@ export class DockerNetworkDriver {
       const qos = plan.qos.find((q) => q.endpoint === id);
       if (qos) await this.d.datapath.shape(plan.ns, qos);
       void this.nameEndpoint(r.NetworkID, r.EndpointID, id);
-      return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway, StaticRoutes: [], DisableGatewayService: true };
+      return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway, ...(ep.gateway6 !== undefined ? { GatewayIPv6: ep.gateway6 } : {}), StaticRoutes: [], DisableGatewayService: true };
     });
   }
 
@@ -203,6 +214,12 @@ export class DockerNetworkDriver {
       if (ep) await this.d.endpoints.release(ep, true);
     }).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: id }, 'releasing a Docker endpoint failed; the collector will retry'));
   }
+}
+
+function sameCidr6(a: string, b: string): boolean {
+  const x = parseCidr6(a, 'IPv6Data.0.Pool', false);
+  const y = parseCidr6(b, 'subnet6', false);
+  return x.base === y.base && x.prefix === y.prefix;
 }
 
 const LABEL_KEY = new RegExp(LABEL_KEY_PATTERN);

@@ -9,11 +9,16 @@ import { withRevision } from '../keys.js';
  * lands in. Both are unique across tenants; the message names no other tenant.
  */
 async function requireUnique(tx: Txn, tenant: string, input: DockerNetworkInput): Promise<void> {
+  if (input.pool !== undefined && input.pool === input.pool6) throw new WeftError('WEFT_INVALID_VALUE', 'pool6: the IPv6 pool must differ from the IPv4 one', { field: 'pool6' });
   for (const e of await tx.list('docker-networks/')) {
     const o = withRevision<DockerNetwork>(e);
     if (o.tenant === tenant && o.name === input.name) continue;
     if (o.name === input.name) throw new WeftError('WEFT_EXISTS', `name: Docker network ${input.name.slice(0, 12)} is already mapped in another tenant`, { field: 'name' });
-    if (input.pool !== undefined && o.pool === input.pool) throw new WeftError('WEFT_EXISTS', `pool: ${input.pool} already belongs to another Docker network`, { field: 'pool' });
+    const theirs = [o.pool, o.pool6];
+    for (const f of ['pool', 'pool6'] as const) {
+      const mine = input[f];
+      if (mine !== undefined && theirs.includes(mine)) throw new WeftError('WEFT_EXISTS', `${f}: ${mine} already belongs to another Docker network`, { field: f });
+    }
   }
 }
 
@@ -34,6 +39,7 @@ export const dockerNetworkKind: KindDef<DockerNetworkInput, DockerNetwork> = {
     return {
       tenant, name: input.name, network: input.network, host: input.host,
       ...(input.group !== undefined ? { group: input.group } : {}), ...(input.pool !== undefined ? { pool: input.pool } : {}),
+      ...(input.pool6 !== undefined ? { pool6: input.pool6 } : {}),
     };
   },
 

@@ -44,6 +44,8 @@ export type ExternalConnectivity = Static<typeof ExternalConnectivity>;
 export interface JoinResult {
   InterfaceName: { SrcName: string; DstPrefix: string };
   Gateway: string;
+  /** Dual stack: the IPv6 default route's next hop. */
+  GatewayIPv6?: string;
   StaticRoutes: Array<{ Destination: string; RouteType: number; NextHop?: string }>;
   DisableGatewayService: boolean;
 }

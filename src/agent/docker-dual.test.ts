@@ -1,0 +1,161 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { MemoryDatapath } from '../datapath/index.js';
+import { endpointId } from '../model/index.js';
+import { http as api, startServerProcess, type ServerProcess } from '../testkit/server.js';
+import { inviteHost, within } from '../testkit/host.js';
+import type { Agent } from './agent.js';
+import { GATEWAY_REQUEST, callDocker, dockerId, dockerOk, dockerSocketIn, startDockerTestAgent } from './docker/testing.js';
+import { MAC_OPTION } from './docker/ipam.js';
+
+/**
+ * `docker network create --ipv6` on a dual-stack Weft network, call by call as dockerd makes them, against
+ * a real server and agent (in-memory datapath): the IPv4 request reserves both addresses, the IPv6 request
+ * answers the reservation's by the MAC Docker generated, CreateEndpoint checks the pair, Join gives the
+ * IPv6 gateway; and every way it can go wrong is refused with the field or flag named.
+ */
+const log = pino({ level: process.env['WEFT_TEST_LOG'] ?? 'silent' });
+let server: ServerProcess;
+let dir: string;
+let agent: Agent;
+let sock: string;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'weft-docker-dual-'));
+  server = await startServerProcess();
+  agent = await startDockerTestAgent({
+    serverUrl: server.url, invite: () => inviteHost(server.url, server.token, 'node1'), dir, dp: new MemoryDatapath('d6-'), nsPrefix: 'd6-', host: 'node1', resyncMs: 60_000, repairGraceMs: 0, log,
+  });
+  sock = dockerSocketIn(dir);
+  for (const n of [{ name: 'ds', subnet: '10.6.0.0/24', subnet6: 'fd00:6::/64' }, { name: 'v4', subnet: '10.7.0.0/24' }]) {
+    assert.equal((await api(server.url, server.token, 'POST', '/api/v1/tenants/default/networks', n)).status, 201);
+  }
+  assert.ok(await within(5000, async () => agent.state.networks.has('default/ds') && agent.state.networks.has('default/v4')) >= 0);
+});
+
+after(async () => {
+  await agent?.stop();
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const pool = (o: Record<string, unknown>) => ({ AddressSpace: 'weft', Pool: '', SubPool: '', Options: {}, V6: false, ...o });
+const mac = (n: number) => `02:42:0a:06:00:${n.toString(16).padStart(2, '0')}`;
+
+/** `docker network create --ipv6 --subnet S4 --subnet S6 -o network=NAME`: both pools, both gateways, CreateNetwork. */
+async function createDual(network: string, s4: string, s6: string) {
+  const p4 = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: s4 }));
+  const p6 = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: s6, V6: true }));
+  const g4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: p4.PoolID, Address: '', Options: GATEWAY_REQUEST });
+  const g6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: p6.PoolID, Address: '', Options: GATEWAY_REQUEST });
+  const networkId = dockerId();
+  const r = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
+    NetworkID: networkId, Options: { 'com.docker.network.generic': { network }, 'com.docker.network.enable_ipv6': true },
+    IPv4Data: [{ AddressSpace: 'weft', Pool: p4.Pool, Gateway: g4.Address }], IPv6Data: [{ AddressSpace: 'weft', Pool: p6.Pool, Gateway: g6.Address }],
+  });
+  // As dockerd rolls back a failed create.
+  if (r.status !== 200) for (const p of [p4, p6]) await dockerOk(sock, 'IpamDriver.ReleasePool', { PoolID: p.PoolID });
+  return { r, networkId, pool4: p4.PoolID as string, pool6: p6.PoolID as string, g6: g6.Address as string };
+}
+
+const endpoints = async () => (await api(server.url, server.token, 'GET', '/api/v1/endpoints')).json.items as Array<{ id: string; ip: string; ip6?: string; mac: string; containerId: string }>;
+
+test('--ipv6 on a dual-stack network: interleaved containers each get their own pair of addresses, and Join the IPv6 gateway', async () => {
+  const n = await createDual('ds', '10.6.0.0/24', 'fd00:6:0::/64');
+  assert.equal(n.r.status, 200, JSON.stringify(n.r.json));
+  assert.equal(n.g6, 'fd00:6::1/64');
+  const mapped = (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.find((x: { name: string }) => x.name === n.networkId.slice(0, 63));
+  assert.equal(mapped.pool6, n.pool6, 'the IPv6 pool is recorded with the mapping (found again after a restart)');
+  // Two containers start at once: A's IPv4 request, B's, then B's IPv6 one before A's.
+  const a4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(1) } });
+  const b4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(2).toUpperCase() } });
+  const b6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(2) } });
+  const a6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(1) } });
+  const held = await endpoints();
+  const pair = (m: string) => held.find((e) => e.mac === m);
+  assert.equal(a4.Address, `${pair(mac(1))?.ip}/24`);
+  assert.equal(a6.Address, `${pair(mac(1))?.ip6}/64`, "A's IPv6 address is the one reserved with A's IPv4 one");
+  assert.equal(b6.Address, `${pair(mac(2))?.ip6}/64`);
+  assert.notEqual(a6.Address, b6.Address);
+  assert.match(a6.Address, /^fd00:6::[0-9a-f]+\/64$/);
+  // A CreateEndpoint whose IPv6 address is another reservation's is refused, and changes nothing.
+  const before = JSON.stringify(await endpoints());
+  const wrong = await callDocker(sock, 'NetworkDriver.CreateEndpoint', {
+    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: b6.Address, MacAddress: mac(1) }, Options: {},
+  });
+  assert.equal(wrong.status, 500);
+  assert.match(wrong.json.Err, /ip6: .* differs from/);
+  const missing = await callDocker(sock, 'NetworkDriver.CreateEndpoint', {
+    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: '', MacAddress: mac(1) }, Options: {},
+  });
+  assert.equal(missing.status, 400);
+  assert.match(missing.json.Err, /Interface\.AddressIPv6: missing/);
+  assert.equal(JSON.stringify(await endpoints()), before, 'refused CreateEndpoints change nothing');
+  for (const [v4, v6, m] of [[a4, a6, mac(1)], [b4, b6, mac(2)]] as const) {
+    const E = dockerId();
+    const created = await dockerOk(sock, 'NetworkDriver.CreateEndpoint', { NetworkID: n.networkId, EndpointID: E, Interface: { Address: v4.Address, AddressIPv6: v6.Address, MacAddress: m }, Options: {} });
+    assert.deepEqual(created, {}, 'Docker gave the MAC: nothing to add');
+    const joined = await dockerOk(sock, 'NetworkDriver.Join', { NetworkID: n.networkId, EndpointID: E, SandboxKey: `/var/run/docker/netns/${E.slice(0, 12)}`, Options: {} });
+    assert.equal(joined.Gateway, '10.6.0.1');
+    assert.equal(joined.GatewayIPv6, 'fd00:6::1');
+    const ep = (await endpoints()).find((e) => e.id === endpointId(E, 'eth0'));
+    assert.deepEqual([ep?.ip, ep?.ip6, ep?.mac], [v4.Address.split('/')[0], v6.Address.split('/')[0], m]);
+  }
+  assert.equal((await endpoints()).filter((e) => e.containerId.startsWith('ipam-')).length, 0, 'no reservation left behind');
+});
+
+test('a reservation released by its IPv4 address gives back both; the IPv6 release alone keeps it', async () => {
+  const n = await createDual('ds', '10.6.0.0/24', 'fd00:6::/64');
+  assert.equal(n.r.status, 200, JSON.stringify(n.r.json));
+  const v4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(9) } });
+  const v6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(9) } });
+  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool6, Address: v6.Address.split('/')[0] });
+  assert.ok((await endpoints()).some((e) => e.mac === mac(9)), 'still reserved: its IPv4 address is in use');
+  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: v4.Address.split('/')[0] });
+  assert.ok(await within(5000, async () => !(await endpoints()).some((e) => e.mac === mac(9))) >= 0, 'the reservation is gone');
+  // The same IPv6 address can be handed out again (it went back with the reservation).
+  const again4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(10) } });
+  const again6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(10) } });
+  assert.equal(again6.Address, v6.Address);
+  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: again4.Address.split('/')[0] });
+});
+
+test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-stack network, --ipv6 on an IPv4-only one, no MAC, --ip6, a wrong subnet', async () => {
+  const before = JSON.stringify([await endpoints(), (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.length]);
+  const p4 = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: '10.6.0.0/24' }));
+  const plain = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
+    NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'ds' } }, IPv4Data: [{ AddressSpace: 'weft', Pool: p4.Pool, Gateway: '10.6.0.1/24' }], IPv6Data: [],
+  });
+  assert.equal(plain.status, 500);
+  assert.match(plain.json.Err, /dual-stack .* with --ipv6/);
+  await dockerOk(sock, 'IpamDriver.ReleasePool', { PoolID: p4.PoolID });
+  const named6 = await callDocker(sock, 'IpamDriver.RequestPool', pool({ V6: true, Options: { network: 'v4' } }));
+  assert.match(named6.json.Err, /--ipv6: network default\/v4 has no IPv6 subnet/);
+  const none6 = await callDocker(sock, 'IpamDriver.RequestPool', pool({ V6: true }));
+  assert.match(none6.json.Err, /--ipv6: give the Weft network's IPv6 subnet/);
+  const garbage6 = await callDocker(sock, 'IpamDriver.RequestPool', pool({ V6: true, Pool: 'fd00::zz/64' }));
+  assert.match(garbage6.json.Err, /Pool/);
+  const v4only = await createDual('v4', '10.7.0.0/24', 'fd00:7::/64');
+  assert.equal(v4only.r.status, 500);
+  assert.match(v4only.r.json.Err, /--ipv6: network default\/v4 has no IPv6 subnet/);
+  const other = await createDual('ds', '10.6.0.0/24', 'fd00:99::/64');
+  assert.equal(other.r.status, 500);
+  assert.match(other.r.json.Err, /--subnet fd00:99::\/64 conflicts with network default\/ds \(subnet6 fd00:6::\/64\)/);
+  const n = await createDual('ds', '10.6.0.0/24', 'fd00:6::/64');
+  const v4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(20) } });
+  const noMac = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: {} });
+  assert.equal(noMac.status, 400);
+  assert.match(noMac.json.Err, new RegExp(`Options\\.${MAC_OPTION.replace(/\./g, '\\.')}: missing`));
+  const unknownMac = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(21) } });
+  assert.match(unknownMac.json.Err, /no reservation with MAC/);
+  const ip6 = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: 'fd00:6::99', Options: { [MAC_OPTION]: mac(20) } });
+  assert.match(ip6.json.Err, /--ip6 fd00:6::99: .* not supported/);
+  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: v4.Address.split('/')[0] });
+  await dockerOk(sock, 'NetworkDriver.DeleteNetwork', { NetworkID: n.networkId });
+  assert.ok(await within(5000, async () => JSON.stringify([await endpoints(), (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.length]) === before) >= 0,
+    'nothing is left of the refused and released calls');
+});
