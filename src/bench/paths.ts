@@ -55,10 +55,21 @@ export async function iperfGbits(exec: NsExec, from: string, to: string, addr: s
   return JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
 }
 
-/** Checks that the policy decides on the measured paths: port 5202 from each client is refused. */
-export async function assertRefused(exec: NsExec, pairs: ReadonlyArray<readonly [string, string, string]>): Promise<void> {
+/**
+ * Whether a TCP connection from `from` reaches a listener on `port` of `to` (its address `addr`): a
+ * one-shot iperf3 server is started there first, so a refusal is the policy's, never a closed port.
+ */
+export async function connects(exec: NsExec, from: string, to: string, addr: string, port: number): Promise<boolean> {
+  const srv = exec(to, ['timeout', '4', 'iperf3', '-s', '-1', '-p', String(port)], 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const cli = await exec(from, ['iperf3', '-c', addr, '-p', String(port), '-t', '1', '--connect-timeout', '1000'], 10_000);
+  await srv;
+  return cli.code === 0;
+}
+
+/** Checks that the policy decides on the measured paths: port 5202 from each client is refused while a server listens there. */
+export async function assertRefused(exec: NsExec, pairs: ReadonlyArray<readonly [string, string, string]>, port = 5202): Promise<void> {
   for (const [from, to, addr] of pairs) {
-    const blocked = await exec(from, ['iperf3', '-c', addr, '-p', '5202', '-t', '1'], 10_000);
-    if (blocked.code === 0) throw new Error(`${from} → ${to}:5202 passed: the policy is not in force`);
+    if (await connects(exec, from, to, addr, port)) throw new Error(`${from} → ${to}:${port} passed: the policy is not in force`);
   }
 }
