@@ -46,8 +46,11 @@ after(async () => {
 const pool = (o: Record<string, unknown>) => ({ AddressSpace: 'weft', Pool: '', SubPool: '', Options: {}, V6: false, ...o });
 const mac = (n: number) => `02:42:0a:06:00:${n.toString(16).padStart(2, '0')}`;
 
-/** `docker network create --ipv6 --subnet S4 --subnet S6 -o network=NAME`: both pools, both gateways, CreateNetwork. */
-async function createDual(network: string, s4: string, s6: string) {
+/**
+ * `docker network create --ipv6 --subnet S4 --subnet S6 -o network=NAME`: both pools, both gateways,
+ * CreateNetwork. `as6`: how CreateNetwork spells the IPv6 pool (dockerd repeats it in Go's form).
+ */
+async function createDual(network: string, s4: string, s6: string, as6?: string) {
   const p4 = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: s4 }));
   const p6 = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: s6, V6: true }));
   const g4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: p4.PoolID, Address: '', Options: GATEWAY_REQUEST });
@@ -55,7 +58,7 @@ async function createDual(network: string, s4: string, s6: string) {
   const networkId = dockerId();
   const r = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
     NetworkID: networkId, Options: { 'com.docker.network.generic': { network }, 'com.docker.network.enable_ipv6': true },
-    IPv4Data: [{ AddressSpace: 'weft', Pool: p4.Pool, Gateway: g4.Address }], IPv6Data: [{ AddressSpace: 'weft', Pool: p6.Pool, Gateway: g6.Address }],
+    IPv4Data: [{ AddressSpace: 'weft', Pool: p4.Pool, Gateway: g4.Address }], IPv6Data: [{ AddressSpace: 'weft', Pool: as6 ?? p6.Pool, Gateway: g6.Address }],
   });
   // As dockerd rolls back a failed create.
   if (r.status !== 200) for (const p of [p4, p6]) await dockerOk(sock, 'IpamDriver.ReleasePool', { PoolID: p.PoolID });
@@ -65,7 +68,8 @@ async function createDual(network: string, s4: string, s6: string) {
 const endpoints = async () => (await api(server.url, server.token, 'GET', '/api/v1/endpoints')).json.items as Array<{ id: string; ip: string; ip6?: string; mac: string; containerId: string }>;
 
 test('--ipv6 on a dual-stack network: interleaved containers each get their own pair of addresses, and Join the IPv6 gateway', async () => {
-  const n = await createDual('ds', '10.6.0.0/24', 'fd00:6:0::/64');
+  // Typed in another spelling, repeated by dockerd in its own: the pool is still this network's.
+  const n = await createDual('ds', '10.6.0.0/24', 'FD00:6:0::/64', 'fd00:6::/64');
   assert.equal(n.r.status, 200, JSON.stringify(n.r.json));
   assert.equal(n.g6, 'fd00:6::1/64');
   const mapped = (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.find((x: { name: string }) => x.name === n.networkId.slice(0, 63));
@@ -94,7 +98,17 @@ test('--ipv6 on a dual-stack network: interleaved containers each get their own 
   });
   assert.equal(missing.status, 400);
   assert.match(missing.json.Err, /Interface\.AddressIPv6: missing/);
-  assert.equal(JSON.stringify(await endpoints()), before, 'refused CreateEndpoints change nothing');
+  const otherMac = await callDocker(sock, 'NetworkDriver.CreateEndpoint', {
+    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: a6.Address, MacAddress: mac(7) }, Options: {},
+  });
+  assert.equal(otherMac.status, 400);
+  assert.match(otherMac.json.Err, /Interface\.MacAddress: .* is not the MAC the address .* was reserved with/);
+  // A second container with A's MAC (the same --mac-address) would find A's reservation: refused at once.
+  const twin = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(1) } });
+  assert.match(twin.json.Err, /MAC .* already has an address reserved/);
+  const bcast = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: 'ff:ff:ff:ff:ff:ff' } });
+  assert.match(bcast.json.Err, /mac: ff:ff:ff:ff:ff:ff is a multicast \(or broadcast\) address/);
+  assert.equal(JSON.stringify(await endpoints()), before, 'refused calls change nothing');
   for (const [v4, v6, m] of [[a4, a6, mac(1)], [b4, b6, mac(2)]] as const) {
     const E = dockerId();
     const created = await dockerOk(sock, 'NetworkDriver.CreateEndpoint', { NetworkID: n.networkId, EndpointID: E, Interface: { Address: v4.Address, AddressIPv6: v6.Address, MacAddress: m }, Options: {} });
@@ -154,7 +168,29 @@ test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-
   assert.match(unknownMac.json.Err, /no reservation with MAC/);
   const ip6 = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: 'fd00:6::99', Options: { [MAC_OPTION]: mac(20) } });
   assert.match(ip6.json.Err, /--ip6 fd00:6::99: .* not supported/);
-  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: v4.Address.split('/')[0] });
+  // dockerd gives back nothing of an endpoint whose IPv6 request failed: the reservation went with the refusal.
+  assert.ok(await within(5000, async () => !(await endpoints()).some((e) => e.ip === v4.Address.split('/')[0])) >= 0, 'the refused --ip6 left no reservation');
+  // The IPv4 part of a network dockerd cannot make: --ipv4=false, an IPv6 --ip-range, another IPv6 gateway, a lost pool.
+  const noV4 = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
+    NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'ds' } }, IPv4Data: [], IPv6Data: [{ AddressSpace: 'weft', Pool: 'fd00:6::/64', Gateway: 'fd00:6::1/64' }],
+  });
+  assert.equal(noV4.status, 400);
+  assert.match(noV4.json.Err, /IPv4Data: empty/);
+  const range6 = await callDocker(sock, 'IpamDriver.RequestPool', pool({ V6: true, Pool: 'fd00:6::/64', SubPool: 'fd00:6::/80' }));
+  assert.match(range6.json.Err, /--ip-range fd00:6::\/80: an IPv6 range is set on the Weft network/);
+  const lost = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
+    NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'ds' } }, IPv4Data: [{ AddressSpace: 'weft', Pool: '10.6.0.0/24', Gateway: '10.6.0.1/24' }],
+    IPv6Data: [{ AddressSpace: 'weft', Pool: 'fd00:6::/64', Gateway: 'fd00:6::1/64' }],
+  });
+  assert.match(lost.json.Err, /the IPv6 pool Docker asked weft for \(fd00:6::\/64\) is not pending here/);
+  const p4b = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: '10.6.0.0/24' }));
+  const p6b = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: 'fd00:6::/64', V6: true }));
+  const gw = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
+    NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'ds' } }, IPv4Data: [{ AddressSpace: 'weft', Pool: '10.6.0.0/24', Gateway: '10.6.0.1/24' }],
+    IPv6Data: [{ AddressSpace: 'weft', Pool: 'fd00:6::/64', Gateway: 'fd00:6::fe/64' }],
+  });
+  assert.match(gw.json.Err, /--gateway fd00:6::fe conflicts with network default\/ds \(gateway6 fd00:6::1\)/);
+  for (const p of [p4b, p6b]) await dockerOk(sock, 'IpamDriver.ReleasePool', { PoolID: p.PoolID });
   await dockerOk(sock, 'NetworkDriver.DeleteNetwork', { NetworkID: n.networkId });
   assert.ok(await within(5000, async () => JSON.stringify([await endpoints(), (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.length]) === before) >= 0,
     'nothing is left of the refused and released calls');

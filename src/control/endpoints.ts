@@ -11,6 +11,16 @@ import { keys, withRevision } from './keys.js';
 import { SharedListing, type Snapshot } from './listing.js';
 
 
+/**
+ * A MAC an endpoint may be given (Docker's `--mac-address`, or the one Docker generates): not all zeros,
+ * not multicast or broadcast. Such a MAC would not come up in the container, and on every other host it
+ * would steer the network's broadcasts (the overlay's forwarding entries) to this one.
+ */
+function checkMac(mac: string): void {
+  if (/^00(:00){5}$/.test(mac)) throw new WeftError('WEFT_INVALID_VALUE', `mac: ${mac} is all zeros`, { field: 'mac' });
+  if (parseInt(mac.slice(0, 2), 16) & 1) throw new WeftError('WEFT_INVALID_VALUE', `mac: ${mac} is a multicast (or broadcast) address`, { field: 'mac' });
+}
+
 /** A locally administered MAC derived from the address, so a restarted container keeps its MAC. */
 export function macFor(ip: string): string {
   const n = parseIp(ip) ?? 0;
@@ -111,6 +121,7 @@ export class Endpoints {
       if (existing) {
         throw new WeftError('WEFT_EXISTS', `endpoint ${id} already exists for container ${req.containerId} interface ${req.ifname}`, { field: 'containerId' });
       }
+      if (req.mac !== undefined) checkMac(req.mac);
       if (net.encap === 'macvlan') await checkMacvlanEndpoint(tx, net, req);
       if (req.portMappings?.length) await checkHostPorts(tx, req.host, req.portMappings);
       let requested = req.ip;

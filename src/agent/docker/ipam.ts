@@ -26,16 +26,18 @@ export class DockerIpam {
 
   async requestPool(r: RequestPool): Promise<{ PoolID: string; Pool: string; Data: Record<string, string> }> {
     if (r.SubPool && !r.Pool) throw new BadRequest('SubPool: needs a Pool');
-    if (r.V6 && r.Pool) parseCidr6(r.Pool, 'Pool', false);
+    if (r.V6 && r.SubPool) throw new Error(`--ip-range ${r.SubPool}: an IPv6 range is set on the Weft network (ipRange6), not by Docker`);
     const o = namesIn(r.Options ?? {}, '--ipam-opt');
-    let pool = r.Pool;
+    // IPv6 text has many spellings: the pool is kept (and answered) in one, RFC 5952's, which Docker's
+    // CreateNetwork then repeats.
+    let pool = r.V6 && r.Pool ? canonical6(r.Pool) : r.Pool;
     // With --ipam-opt tenant=… network=… the pool is known now; otherwise CreateNetwork says which it is.
     if (o['network']) {
       const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${o['tenant'] ?? 'default'}/networks/${o['network']}`);
       const own = r.V6 ? net.subnet6 : net.subnet;
       if (own === undefined) throw new Error(`--ipv6: network ${net.tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
-      if (pool && !samePool(pool, own, r.V6)) throw new Error(`--subnet ${pool} conflicts with network ${net.tenant}/${net.name} (${own})`);
-      pool = own;
+      if (pool && !samePool(pool, own, r.V6)) throw new Error(`--subnet ${r.Pool} conflicts with network ${net.tenant}/${net.name} (${own})`);
+      pool = r.V6 ? canonical6(own) : own;
     }
     if (r.V6 && !pool) throw new Error('--ipv6: give the Weft network\'s IPv6 subnet as a second --subnet, or name the network with --ipam-opt network=NAME (weft does not pick an IPv6 subnet)');
     const id = `weft${r.V6 ? '6' : ''}-${randomBytes(8).toString('hex')}`;
@@ -50,10 +52,11 @@ export class DockerIpam {
   /** The pending pool (of a family) Docker asked for this network: one named for it, else the oldest with the same CIDR. */
   claimPool(cidr: string, tenant: string, network: string, v6 = false): string | undefined {
     let pick: string | undefined;
+    const want = v6 ? canonical6(cidr) : cidr;
     for (const [id, p] of this.pending) {
       if (p.v6 !== v6) continue;
       if (p.network !== undefined && p.tenant === tenant && p.network === network) { pick = id; break; }
-      if (pick === undefined && p.network === undefined && p.pool === cidr) pick = id;
+      if (pick === undefined && p.network === undefined && p.pool === want) pick = id;
     }
     if (pick) this.pending.delete(pick);
     return pick;
@@ -76,6 +79,9 @@ export class DockerIpam {
     if (!bound) throw new Error(`pool ${r.PoolID} belongs to no Weft network on this host (use --ipam-driver weft with -d weft)`);
     const mac = r.Options?.[MAC_OPTION]?.toLowerCase();
     if (v6) return this.requestAddress6(bound, r, mac);
+    // One reservation per MAC on a network: the IPv6 request finds its reservation by it.
+    const twin = mac === undefined ? undefined : this.m.placeholderOfMac(bound, mac);
+    if (twin) throw new Error(`MAC ${mac} already has an address reserved on ${bound.tenant}/${bound.network} (${twin.ip}): two containers starting with the same --mac-address?`);
     const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
       tenant: bound.tenant, network: bound.network, ...(bound.group ? { group: bound.group } : {}),
       containerId: `ipam-${randomBytes(8).toString('hex')}`, host: this.d.host, ifname: IFNAME, ...(r.Address ? { ip: r.Address } : {}),
@@ -86,11 +92,13 @@ export class DockerIpam {
   }
 
   /** The IPv6 address the endpoint's IPv4 request reserved with it (found by the endpoint's MAC). */
-  private requestAddress6(bound: DockerNetwork, r: RequestAddress, mac: string | undefined): { Address: string; Data: Record<string, string> } {
-    if (!mac) throw new BadRequest(`Options.${MAC_OPTION}: missing; weft pairs an endpoint's IPv6 request with its IPv4 one by the MAC address Docker generates`);
+  private async requestAddress6(bound: DockerNetwork, r: RequestAddress, mac: string | undefined): Promise<{ Address: string; Data: Record<string, string> }> {
+    if (!mac) throw new BadRequest(`Options.${MAC_OPTION}: missing; weft pairs an endpoint's IPv6 request with its IPv4 one by the MAC address Docker generates (restart dockerd if it activated this plugin before it asked for MACs)`);
     const ph = this.m.placeholderOfMac(bound, mac);
     if (ph?.ip6 === undefined) throw new Error(`no reservation with MAC ${mac} on ${bound.tenant}/${bound.network}: Docker asks for the IPv4 address first, and the network must be dual-stack`);
     if (r.Address && parseIp6(r.Address) !== parseIp6(ph.ip6)) {
+      // Docker gives back no address of an endpoint whose IPv6 request failed: the reservation goes here.
+      await this.d.endpoints.release(ph);
       throw new Error(`--ip6 ${r.Address}: weft chooses an endpoint's IPv6 address with its IPv4 one (${ph.ip6}); --ip6 is not supported through the plugin`);
     }
     return { Address: `${ph.ip6}/${ph.prefixLength6}`, Data: {} };
@@ -113,6 +121,12 @@ function samePool(a: string, b: string, v6: boolean): boolean {
   const x = parseCidr6(a, 'Pool', false);
   const y = parseCidr6(b, 'Pool', false);
   return x.base === y.base && x.prefix === y.prefix;
+}
+
+/** An IPv6 CIDR in RFC 5952's text. */
+function canonical6(cidr: string): string {
+  const c = parseCidr6(cidr, 'Pool', false);
+  return `${formatIp6(c.base)}/${c.prefix}`;
 }
 
 function firstHost(cidr: string, v6 = false): string {

@@ -1,6 +1,6 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, parseCidr6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, parseCidr6, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
@@ -31,10 +31,15 @@ export class DockerNetworkDriver {
     // server hands every endpoint of a dual-stack network unconfigured.
     if (net.subnet6 !== undefined && !v6) throw new Error(`network ${tenant}/${net.name} is dual-stack (subnet6 ${net.subnet6}): create the Docker network with --ipv6 (and the subnet6 as a second --subnet, or --ipam-opt network=${net.name})`);
     if (v6 && net.subnet6 === undefined) throw new Error(`--ipv6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
+    if (!v4) throw new BadRequest('IPv4Data: empty; every Weft network has an IPv4 subnet (Docker\'s --ipv4=false is not supported)');
+    const gw6 = v6?.Gateway ? v6.Gateway.split('/')[0] as string : undefined;
+    if (gw6 !== undefined && net.gateway6 !== undefined && parseIp6(gw6) !== parseIp6(net.gateway6)) throw new Error(`--gateway ${gw6} conflicts with network ${tenant}/${net.name} (gateway6 ${net.gateway6})`);
     // Docker moves a veth into the container itself; a macvlan child it cannot be given that way.
     if (net.encap === 'macvlan') throw new Error(`network ${tenant}/${net.name} is a macvlan network: Docker containers join it with \`weft attach CONTAINER --network ${net.name}\` (or Docker's own macvlan driver), not through this plugin`);
-    const pool = this.claimPool(v4?.Pool ?? ANY, tenant, net.name);
     const pool6 = v6 ? this.claimPool(v6.Pool, tenant, net.name, true) : undefined;
+    // Without its pool the network would be made, but no container could get an IPv6 address on it.
+    if (v6 && !pool6) throw new Error(`the IPv6 pool Docker asked weft for (${v6.Pool}) is not pending here (was the agent restarted meanwhile?): create the Docker network again`);
+    const pool = this.claimPool(v4.Pool, tenant, net.name);
     const made = await this.d.client.request<DockerNetwork>('POST', `/api/v1/tenants/${tenant}/docker-networks`, {
       name: r.NetworkID.slice(0, 63), network: net.name, ...(group ? { group: group.name } : {}), host: this.d.host, ...(pool ? { pool } : {}),
       ...(pool6 ? { pool6 } : {}),
@@ -103,8 +108,11 @@ export class DockerNetworkDriver {
       // The addresses reserved at RequestAddress pass to the endpoint in one step: never free between
       // (the server checks that an IPv6 address given is the reservation's).
       const placeholder = this.m.placeholder(n, ip);
-      if (placeholder?.ip6 !== undefined && ip6 === undefined) throw new BadRequest('Interface.AddressIPv6: missing on a dual-stack network (create the Docker network with --ipv6)');
+      if (ip6 === undefined && (this.d.state.networks.get(`${n.tenant}/${n.network}`)?.subnet6 ?? placeholder?.ip6) !== undefined) throw new BadRequest('Interface.AddressIPv6: missing on a dual-stack network (created without --ipv6, or IPv6 disabled for this endpoint: weft would leave its IPv6 address unconfigured)');
       const mac = r.Interface?.MacAddress || undefined;
+      // The reservation is this endpoint's: Docker passed the same MAC to its address requests (unless
+      // it reserved without one, taking the MAC derived from the address: 02:57:…).
+      if (placeholder && mac && !placeholder.mac.startsWith('02:57:') && placeholder.mac !== mac.toLowerCase()) throw new BadRequest(`Interface.MacAddress: ${mac} is not the MAC the address ${ip} was reserved with`);
       const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
         tenant: n.tenant, network: n.network, ...(n.group ? { group: n.group } : {}), containerId: r.EndpointID, host: this.d.host,
         ifname: IFNAME, ip, ...(ip6 !== undefined ? { ip6 } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' }, ...(placeholder ? { replaces: placeholder.id } : {}),
