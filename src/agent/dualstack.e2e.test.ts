@@ -144,6 +144,35 @@ test('policy decides IPv6 as it decides IPv4: the same group rule, the same verd
   assert.ok(await within(5000, () => tcp('a4', 'a1', ip6.get('a1') as string, 5202), 200) >= 0, 'and with the policy gone, allowed again');
 });
 
+test('an IPv6 CIDR rule selects the endpoints whose IPv6 address it covers, deciding both families, on both hosts; a rule added later too', { skip: !root && 'needs root' }, async () => {
+  const ok = async (m: string, p: string, b?: unknown) => { const r = await lab.api(m, p, b); assert.ok(r.status < 300, `${m} ${p}: ${r.status} ${JSON.stringify(r.json)}`); };
+  // a1 is db (host 1); a2 web (host 1), a3 web (host 2), a4 other (host 2).
+  await ok('POST', '/api/v1/tenants/default/policies', { name: 'db-six', rules: [
+    { id: 'deny-tcp', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    { id: 'a4', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5201', fromCidr: `${ip6.get('a4')}/128` },
+  ] });
+  await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: ['db-six'] });
+  try {
+    assert.ok(await within(8000, () => tcp('a4', 'a1', ip6.get('a1') as string, 5201), 200) >= 0, 'a4 → db over IPv6 allowed by the /128 of its IPv6 address');
+    for (const fam of [ip, ip6]) {
+      const to = fam.get('a1') as string;
+      assert.equal(await tcp('a4', 'a1', to, 5201), true, `a4 → db ${to}:5201 allowed (across hosts): its IPv6 address is in the CIDR`);
+      assert.equal(await tcp('a3', 'a1', to, 5201), false, `a3 → db ${to}:5201 denied (across hosts): its IPv6 address is not`);
+      assert.equal(await tcp('a2', 'a1', to, 5201), false, `a2 → db ${to}:5201 denied (same host)`);
+    }
+    // A rule added while the others are in force (an incremental compile): the whole /64.
+    await ok('POST', '/api/v1/tenants/default/policies/db-six/rules', { id: 'net', priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5202', fromCidr: 'fd00:1:2::/64' });
+    assert.ok(await within(8000, () => tcp('a2', 'a1', ip6.get('a1') as string, 5202), 200) >= 0, 'the /64 rule is in force');
+    for (const fam of [ip, ip6]) {
+      const to = fam.get('a1') as string;
+      assert.equal(await tcp('a3', 'a1', to, 5202), true, `a3 → db ${to}:5202 allowed by the /64`);
+      assert.equal(await tcp('a3', 'a1', to, 5201), false, `a3 → db ${to}:5201 still denied`);
+    }
+  } finally {
+    await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: [] });
+  }
+});
+
 test('the guard: a forged IPv6 source and a neighbour advertisement for another\'s address never arrive', { skip: !root && 'needs root' }, async () => {
   const spoofed = async () => Number(/packets (\d+)/.exec((await lab.exec(lab.hosts[0]!.ns, ['ip', 'netns', 'exec', `${lab.tag}1-t1`, 'nft', 'list', 'counter', 'bridge', 'weft', 'spoofed'])).stdout)?.[1] ?? -1);
   const before = await spoofed();

@@ -84,10 +84,10 @@ export const RuleInput = strict({
   ports: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}(-[0-9]{1,5})?$', description: '80 or 8000-8080' })),
   fromGroup: Type.Optional(Name),
   fromNetwork: Type.Optional(Name),
-  fromCidr: Type.Optional(Text(18)),
+  fromCidr: Type.Optional(Text(43)),
   toGroup: Type.Optional(Name),
   toNetwork: Type.Optional(Name),
-  toCidr: Type.Optional(Text(18)),
+  toCidr: Type.Optional(Text(43)),
 });
 
 /** Enforce (the default), or audit: evaluated, and what it would drop passes, counted and logged. */

@@ -121,10 +121,14 @@ export function checkRule(rule: RuleInput, path = ''): void {
   if (given.length > 1) throw invalid(f(given[1] ?? ''), `a rule has at most one peer (got ${given.join(' and ')})`);
   for (const k of ['fromCidr', 'toCidr'] as const) {
     const v = rule[k];
-    // Not yet: an IPv6 CIDR would need classes of its own; a dual-stack endpoint's IPv6 traffic is decided
-    // by the rules that match its IPv4 address (docs/decisions.md, "Dual stack").
-    if (v !== undefined && v.includes(':')) throw invalid(f(k), `'${v.slice(0, 50)}' is an IPv6 prefix: rule CIDRs are IPv4 so far (a dual-stack endpoint's IPv6 traffic is decided by the rules that match its IPv4 address)`);
-    if (v !== undefined) parseCidr(v.includes('/') ? v : `${v}/32`, f(k));
+    if (v === undefined) continue;
+    // IPv6 CIDRs select endpoints by their IPv6 address, as IPv4 ones do by their IPv4 address (policy/cidr6.ts).
+    if (v.includes(':')) {
+      if (v.includes('.')) throw invalid(f(k), `'${v.slice(0, 50)}' mixes IPv4 and IPv6 notation: write an IPv4 prefix (10.0.0.0/8) or an IPv6 one (fd00::/64)`);
+      parseCidr6(v.includes('/') ? v : `${v}/128`, f(k));
+    } else {
+      parseCidr(v.includes('/') ? v : `${v}/32`, f(k));
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { cidrRange, parseCidr, parseIp, type Endpoint, type Group, type IpRange, type Network, type Policy } from '../model/index.js';
 import type { Netpol, NpPart } from './netpol.js';
+import { Cidrs6, isCidr6 } from './cidr6.js';
 
 /**
  * Every address is put in a class: the group and network it belongs to (if any), the rule CIDRs it falls
@@ -62,6 +63,8 @@ export interface SweepInput {
   groups: ReadonlySet<string>;
   /** The tenant's NetworkPolicy layer, if it has one. */
   np?: Netpol | undefined;
+  /** The rules' IPv6 CIDRs an endpoint's IPv6 address is in (cidr6.ts); absent when no rule has one. */
+  v6of?: ((ep: Endpoint) => readonly string[]) | undefined;
 }
 
 /**
@@ -93,7 +96,8 @@ export function sweep(x: SweepInput, idOf: (key: string, k: Omit<Klass, 'id'>) =
     const ep = first === last ? x.eps.get(first) : undefined;
     const group = ep?.group !== undefined && x.groups.has(ep.group) ? ep.group : undefined;
     const network = ep ? ep.network : x.nets.find((n) => first >= n.first && last <= n.last)?.name;
-    const cidrs = [...active].sort();
+    const six = ep && x.v6of ? x.v6of(ep) : [];
+    const cidrs = (six.length ? [...active, ...six] : [...active]).sort();
     const np = x.np?.part(ep, cidrs);
     const k = { group, network, cidrs, endpoint: ep !== undefined, ...(np ? { np } : {}) };
     const id = idOf(classKey(k), k);
@@ -122,12 +126,16 @@ export const CLASS0_KEY = classKey(CLASS0);
  * the datapath's maps instead of renumbering every class after it.
  */
 export function classify(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], previous?: ReadonlyMap<string, number>, np?: Netpol): Classification {
-  const inside = [...new Set([...ruleCidrs(policies), ...(np?.cidrs ?? [])])].sort().map((text) => ({ text, ...cidrToRange(text) }));
+  const texts = [...new Set([...ruleCidrs(policies), ...(np?.cidrs ?? [])])].sort();
+  const inside = texts.filter((t) => !isCidr6(t)).map((text) => ({ text, ...cidrToRange(text) }));
+  const six = new Cidrs6();
+  for (const t of texts) if (isCidr6(t)) six.add(t);
   const classes: Klass[] = [CLASS0];
   const ids = new Map<string, number>([[CLASS0_KEY, 0]]);
   let fresh = 1;
   for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
-  const input = { region: ALL, inside, around: [], nets: netSpans(networks), eps: endpointsByIp(endpoints), groups: new Set(groups.map((g) => g.name)), np };
+  const input = { region: ALL, inside, around: [], nets: netSpans(networks), eps: endpointsByIp(endpoints), groups: new Set(groups.map((g) => g.name)), np,
+    v6of: six.size ? (ep: Endpoint) => six.of(ep.ip6) : undefined };
   const ranges = sweep(input, (kk, k) => {
     let id = ids.get(kk);
     if (id === undefined) {

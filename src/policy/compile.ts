@@ -9,6 +9,7 @@ import type { PairProfiles, Profile } from './pairs.js';
 import type { SideEntry, SideProfile } from './sides.js';
 import type { Segment } from './segments.js';
 import { Attached } from '../model/attached.js';
+import { Cidrs6, isCidr6 } from './cidr6.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -55,9 +56,9 @@ export interface CompiledPolicy {
   sctp: boolean;
   /**
    * Dual stack: whether the tenant has an IPv6 subnet, and each IPv6 address of its endpoints with the
-   * class of the same endpoint's IPv4 address (one endpoint, one verdict, whichever family it speaks;
-   * rule CIDRs are IPv4, so a CIDR rule covering an endpoint's IPv4 address covers its IPv6 traffic too).
-   * Other IPv6 addresses are class 0.
+   * class of the same endpoint's IPv4 address (one endpoint, one verdict, whichever family it speaks:
+   * rule CIDRs select endpoints, so a CIDR covering either of an endpoint's addresses decides its traffic
+   * in both families; cidr6.ts). Other IPv6 addresses are class 0.
    */
   dual: boolean;
   v6: readonly V6Class[];
@@ -132,8 +133,15 @@ function scope(s: PolicyState, np: Netpol | undefined): Scope {
   // Per policy, once (policies are immutable): this runs on every compile, and a rule change's compile
   // would otherwise read all 50,000 rules.
   const named = new Set<string | undefined>();
-  for (const p of policies) for (const g of groupsNamed(p)) named.add(g);
-  const endpoints = s.endpoints.filter((e) => enforced.has(identity(e)) || (e.group !== undefined && named.has(e.group)) || np?.matters(e));
+  const six = new Cidrs6();
+  for (const p of policies) {
+    for (const g of groupsNamed(p)) named.add(g);
+    for (const c of cidrs6Named(p)) six.add(c);
+  }
+  // An IPv6 CIDR selects endpoints by their IPv6 address: those inside one need their class here (an
+  // IPv4 CIDR covers addresses, endpoints or not, without them).
+  const inSix = (e: Endpoint) => six.size > 0 && six.of(e.ip6).length > 0;
+  const endpoints = s.endpoints.filter((e) => enforced.has(identity(e)) || (e.group !== undefined && named.has(e.group)) || np?.matters(e) || inSix(e));
   return { enforced, policies, endpoints, np };
 }
 
@@ -146,6 +154,18 @@ function groupsNamed(p: Policy): ReadonlySet<string | undefined> {
     const s = new Set<string | undefined>();
     for (const r of p.rules) s.add(r.direction === 'in' ? r.fromGroup : r.toGroup);
     named.set(p, (out = s));
+  }
+  return out;
+}
+
+const sixes = new WeakMap<Policy, readonly string[]>();
+/** The IPv6 CIDRs a policy's rules name as their peer. */
+function cidrs6Named(p: Policy): readonly string[] {
+  let out = sixes.get(p);
+  if (!out) {
+    const s = new Set<string>();
+    for (const r of p.rules) { const c = r.direction === 'in' ? r.fromCidr : r.toCidr; if (c !== undefined && isCidr6(c)) s.add(c); }
+    sixes.set(p, (out = [...s]));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import type { Action, Endpoint, Group, Policy, Rule } from '../model/index.js';
 import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpointsByIp, groupOfIdentity, identityOf, netSpans, rangeAt, sweep, type AddressClass, type CidrSpan, type Classification, type Klass, type NetSpan } from './classes.js';
 import type { Netpol } from './netpol.js';
+import { Cidrs6, isCidr6 } from './cidr6.js';
 import type { RuleRef } from './decide.js';
 import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
@@ -115,6 +116,8 @@ export class Engine {
   readonly cidrCount = new Map<string, number>();
   readonly cidrList: CidrSpan[] = [];
   readonly cidrsByRange = new Map<string, string[]>();
+  /** The rules' IPv6 CIDRs (they select endpoints by their IPv6 address: cidr6.ts); counted in `cidrCount` too. */
+  readonly cidrs6 = new Cidrs6();
   readonly pairs: PairStore;
   readonly fallback: Verdict;
   readonly defaultAction: Action;
@@ -288,7 +291,10 @@ export class Engine {
     for (const p of policies) for (const r of p.rules) for (const k of CIDR_KEYS) if (r[k] !== undefined) this.cidrCount.set(r[k] as string, (this.cidrCount.get(r[k] as string) ?? 0) + 1);
     // The NetworkPolicy blocks' CIDRs, counted once each: they stay while the frame (their digest) does.
     for (const c of this.np?.cidrs ?? []) this.cidrCount.set(c, (this.cidrCount.get(c) ?? 0) + 1);
-    for (const text of this.cidrCount.keys()) this.cidrList.push(this.cidrSpan(text));
+    for (const text of this.cidrCount.keys()) {
+      if (isCidr6(text)) this.cidrs6.add(text);
+      else this.cidrList.push(this.cidrSpan(text));
+    }
     this.cidrList.sort((a, b) => a.first - b.first || b.last - a.last);
     for (const c of this.cidrList) {
       const rk = `${c.first}-${c.last}`;
@@ -321,6 +327,11 @@ export class Engine {
   }
 
   private placeCidr(text: string, d: 1 | -1): void {
+    if (isCidr6(text)) {
+      if (d === 1) this.cidrs6.add(text);
+      else this.cidrs6.remove(text);
+      return;
+    }
     const span = this.cidrSpan(text);
     const rk = `${span.first}-${span.last}`;
     const same = this.cidrsByRange.get(rk) ?? [];
@@ -354,7 +365,8 @@ export class Engine {
       if (last < region.last || (first === region.first && last === region.last)) continue;
       around.push(...(this.cidrsByRange.get(`${first}-${last}`) ?? []));
     }
-    return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames, np: this.np };
+    const v6of = this.cidrs6.size ? (ep: Endpoint) => this.cidrs6.of(ep.ip6) : undefined;
+    return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames, np: this.np, v6of };
   }
 
   /** Gives a class its id by key: the one it has, else `previous`'s, else a fresh one (and records it). */

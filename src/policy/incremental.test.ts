@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatIp, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
+import { formatIp, formatIp6, maskOf6, parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
 
 // Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
@@ -37,6 +37,20 @@ function cidr(rnd: (n: number) => number): string {
   return `${formatIp(Math.floor(base / size) * size)}/${len}`;
 }
 
+/**
+ * Dual stack (the second test): endpoints have IPv6 addresses too, and rule CIDRs may be IPv6 prefixes
+ * around them (or around an address no endpoint has) at random lengths: they select endpoints by their
+ * IPv6 address, as IPv4 ones do by their IPv4 address.
+ */
+let DUAL = false;
+const ip6Of = (ip: string): string | undefined => (ip.endsWith('.200') ? undefined : `fd00:${ip.split('.')[1]}::${ip.split('.').slice(2).map((x) => Number(x).toString(16)).join(':')}`);
+function cidr6(rnd: (n: number) => number): string {
+  const pool = [...EPS.map((e) => ip6Of(e[0])).filter((x): x is string => x !== undefined), 'fd00:1::77', 'fd00:9::1'];
+  const base = parseIp6(pool[rnd(pool.length)] as string) as bigint;
+  const len = [16, 32, 48, 64, 96, 112, 120, 126, 127, 128][rnd(10)] as number;
+  return `${formatIp6(base & maskOf6(len))}/${len}`;
+}
+
 function ports(rnd: (n: number) => number): string {
   const a = [0, 53, 79, 80, 443, 1000, 8000, 65535][rnd(8)] as number;
   if (rnd(2) || a === 65535) return String(a);
@@ -52,7 +66,7 @@ function randomRule(rnd: (n: number) => number): Rule {
   return {
     id: `r${nextRule++}`, direction, protocol, priority: 1 + rnd(8), action: rnd(2) ? 'allow' : 'deny',
     ...((protocol === 'tcp' || protocol === 'udp') && rnd(4) ? { ports: ports(rnd) } : {}),
-    ...(peer === 0 ? { [k.g]: GROUPS[rnd(4)] } : peer === 1 ? { [k.n]: rnd(2) ? 'a' : 'b' } : peer < 5 ? { [k.c]: cidr(rnd) } : {}),
+    ...(peer === 0 ? { [k.g]: GROUPS[rnd(4)] } : peer === 1 ? { [k.n]: rnd(2) ? 'a' : 'b' } : peer < 5 ? { [k.c]: DUAL && rnd(2) ? cidr6(rnd) : cidr(rnd) } : {}),
   };
 }
 
@@ -63,7 +77,7 @@ function randomState(rnd: (n: number) => number): PolicyState {
   const group = (name: string, i: number): Group => ({ ...meta, tenant: 't', name, network: i % 2 ? 'b' : 'a', labels: {},
     policies: POLICIES.filter(() => rnd(3) === 0) });
   const ep = ([ip, network, host, g]: (typeof EPS)[number]): Endpoint => ({ ...meta, id: ip, tenant: 't', network, ...(g ? { group: g } : {}), ip,
-    prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host, ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+    prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host, ifname: 'eth0', containerId: ip, labels: {}, state: 'created', ...six(ip) });
   return {
     tenant, networks: [net('a', '10.1.0.0/16'), net('b', '10.2.0.0/24')], groups: GROUPS.map(group),
     // One policy in five in audit mode: its rules without a peer stay in the pairs (sides.ts).
@@ -71,6 +85,8 @@ function randomState(rnd: (n: number) => number): PolicyState {
     endpoints: EPS.map(ep),
   };
 }
+
+const six = (ip: string) => { const a = DUAL ? ip6Of(ip) : undefined; return a === undefined ? {} : { ip6: a, prefixLength6: 64, gateway6: '' }; };
 
 const SPARE_IPS = ['10.1.0.50', '10.1.0.51', '10.1.1.201', '10.2.0.7', '10.2.0.8', '10.2.0.201'];
 
@@ -85,9 +101,15 @@ function editEndpoint(s: PolicyState, rnd: (n: number) => number): PolicyState {
     const ip = SPARE_IPS[rnd(SPARE_IPS.length)] as string;
     if (eps.some((x) => x.ip === ip)) return s;
     const { group: _, ...rest } = e;
-    eps.push({ ...rest, ...group, id: ip, ip, network: ip.startsWith('10.1.') ? 'a' : 'b', host: rnd(2) ? 'h1' : 'h2', containerId: ip });
+    const { ip6: _6, prefixLength6: _p, gateway6: _g, ...plain } = rest;
+    eps.push({ ...plain, ...group, ...six(ip), id: ip, ip, network: ip.startsWith('10.1.') ? 'a' : 'b', host: rnd(2) ? 'h1' : 'h2', containerId: ip });
   } else if (kind === 1) eps.splice(j, 1);
-  else {
+  else if (DUAL && rnd(3) === 0) {
+    // Replaced in place: the same IPv4 address and group, another IPv6 address (or none).
+    const { ip6: _6, prefixLength6: _p, gateway6: _g, ...plain } = e;
+    const other = SPARE_IPS[rnd(SPARE_IPS.length)] as string;
+    eps[j] = { ...plain, ...(rnd(4) ? six(other) : {}), revision: e.revision + 1 };
+  } else {
     const { group: _, ...rest } = e;
     eps[j] = { ...rest, ...group, revision: e.revision + 1 };
   }
@@ -179,9 +201,15 @@ function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPoli
   }
 }
 
-test('random single-rule and single-endpoint edits, compiled from the last compile: the same as a cold compile, and explain agrees', () => {
+/**
+ * Random states of `seeds`, 25 random edits each, compiled on both hosts from the last compile: each must
+ * equal the cold compile, and every 12 edits the tables must decide every probed flow as explain does.
+ * Returns how many compiles were incremental, and how many of their classes held an IPv6 CIDR.
+ */
+function randomEdits(seeds: readonly number[]): { incremental: number; sixes: number } {
   let incremental = 0;
-  for (let seed = 1; seed <= 12; seed++) {
+  let sixes = 0;
+  for (const seed of seeds) {
     const rnd = rng(seed);
     let s = randomState(rnd);
     const tables = new Map(['h1', 'h2'].map((h) => [h, compilePolicy({ ...s, host: h })]));
@@ -195,12 +223,29 @@ test('random single-rule and single-endpoint edits, compiled from the last compi
         if (inc.how === 'incremental') incremental++;
         assertSame(inc, cold, `seed ${seed} step ${step} ${h}`);
         tables.set(h, inc);
+        sixes += inc.classification.classes.filter((k) => k.cidrs.some((c) => c.includes(':'))).length;
       }
       if (step % 12 === 11) assertVerdicts(s, tables, `seed ${seed} step ${step}`);
     }
   }
+  return { incremental, sixes };
+}
+
+test('random single-rule and single-endpoint edits, compiled from the last compile: the same as a cold compile, and explain agrees', () => {
+  const { incremental } = randomEdits([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
   // Only a compile with no rule in force here (nothing to take over) may be cold: most edits must not be.
   assert.ok(incremental > 12 * 25 * 2 * 0.6, `${incremental} of ${12 * 25 * 2} edits compiled incrementally`);
+});
+
+test('dual stack: random edits with IPv6 rule CIDRs (endpoints selected by their IPv6 address), incremental as cold, and explain agrees', () => {
+  DUAL = true;
+  try {
+    const { incremental, sixes } = randomEdits([101, 102, 103, 104, 105, 106, 107, 108]);
+    assert.ok(sixes > 100, `classes holding IPv6 CIDRs were made (${sixes})`);
+    assert.ok(incremental > 8 * 25 * 2 * 0.6, `${incremental} of ${8 * 25 * 2} edits compiled incrementally`);
+  } finally {
+    DUAL = false;
+  }
 });
 
 test('a compile taken over by the next one keeps its own tables; what changes the frame compiles cold', () => {

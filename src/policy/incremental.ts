@@ -4,6 +4,7 @@ import { peerOf, slotsOf } from './rule-index.js';
 import { coverage } from './sides.js';
 import { refOf, type Engine } from './engine.js';
 import type { Netpol } from './netpol.js';
+import { inCidr6, isCidr6 } from './cidr6.js';
 
 /** One rule as it was and as it is now (absent: added or removed). */
 interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
@@ -43,7 +44,8 @@ export function ruleChanges(before: ReadonlyMap<string, Policy>, after: Readonly
  * NetworkPolicies the sets its labels put it in and its isolation); undefined past MAX_INCREMENTAL_CHANGES.
  */
 export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: ReadonlyMap<number, Endpoint>, np?: Netpol): number[] | undefined {
-  const fields = (e: Endpoint) => `${e.group ?? ''}/${e.network}${np ? `/${np.endpointKey(e)}` : ''}`;
+  // The IPv6 address too: IPv6 rule CIDRs select by it (an endpoint replaced in place may differ in it alone).
+  const fields = (e: Endpoint) => `${e.group ?? ''}/${e.network}/${e.ip6 ?? ''}${np ? `/${np.endpointKey(e)}` : ''}`;
   const out: number[] = [];
   for (const [ip, ep] of after) {
     const was = before.get(ip);
@@ -65,7 +67,9 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   e.eps = eps;
   e.pairs.detach();
   const counted = applyRules(e, changes);
-  const moved = e.countCidrs(counted).map((t) => e.cidrSpan(t) as Region);
+  // An IPv6 CIDR that came or went moves the endpoints whose IPv6 address it covers (their IPv4 address
+  // is where their class is swept).
+  const moved = e.countCidrs(counted).flatMap((t) => (isCidr6(t) ? endpointsIn6(e, t) : [e.cidrSpan(t) as Region]));
   for (const ip of movedEps) moved.push({ first: ip, last: ip });
   // Nothing moved (a rule with no new CIDR): no sweep, and no copy of the class ids.
   const born = moved.length ? reclassify(e, moved, nextId(e.ids)) : [];
@@ -119,6 +123,12 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [
     }
   }
   return counted;
+}
+
+function endpointsIn6(e: Engine, text: string): Region[] {
+  const out: Region[] = [];
+  for (const [ip, ep] of e.eps) if (inCidr6(text, ep.ip6)) out.push({ first: ip, last: ip });
+  return out;
 }
 
 function nextId(ids: ReadonlyMap<string, number>): () => number {
@@ -266,6 +276,8 @@ function peersOf(e: Engine, rule: Rule, all: readonly Klass[]): number[] {
   if (p.kind === 'network') return all.filter((k) => k.network === p.name).map((k) => k.id);
   // A NetworkPolicy's peer set (in an index, never a changed rule: a NetworkPolicy change is a cold compile).
   if (p.kind === 'set') return all.filter((k) => k.np?.sets.includes(p.name)).map((k) => k.id);
+  // An IPv6 CIDR: only endpoints' classes hold one (no address range of their own to search).
+  if (isCidr6(p.name)) return all.filter((k) => k.cidrs.includes(p.name)).map((k) => k.id);
   const span = e.cidrSpan(p.name);
   const out = new Set<number>();
   for (let i = Math.max(0, rangeAt(e.ranges, span.first)); i < e.ranges.length; i++) {

@@ -155,14 +155,42 @@ test('a service on a dual-stack network gets an IPv6 VIP too (requested or the n
   assert.equal((await endpoint(api)).json.ip6, 'fd00:30::3', 'the VIP6 went back with its service');
 });
 
-test('an IPv6 CIDR in a rule is refused with its field named (rule CIDRs are IPv4 so far)', async () => {
+test('IPv6 CIDRs in rules select endpoints by their IPv6 address, deciding both families; bad or mixed ones are refused naming the field', async () => {
   const api = await dualApi();
-  await ok(api, 'POST', '/api/v1/tenants/default/policies', { name: 'p' });
-  for (const [rule, field] of [[{ id: 'a', protocol: 'tcp', action: 'allow', fromCidr: 'fd00::/64' }, 'fromCidr'], [{ id: 'b', direction: 'out', protocol: 'tcp', action: 'allow', toCidr: 'fd00::1' }, 'toCidr']] as const) {
-    const r = await api.call('POST', '/api/v1/tenants/default/policies/p/rules', rule);
+  await ok(api, 'POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'ds' });
+  const db = (await endpoint(api, { group: 'db' })).json;
+  const app = (await endpoint(api)).json;
+  const other = (await endpoint(api)).json;
+  await ok(api, 'POST', '/api/v1/tenants/default/policies', { name: 'p', rules: [
+    { id: '1', protocol: 'tcp', action: 'deny' },
+    { id: '2', priority: 10, protocol: 'tcp', ports: '80', action: 'allow', fromCidr: `${app.ip6}/128` },
+    { id: '3', priority: 5, protocol: 'tcp', ports: '81', action: 'allow', fromCidr: 'FD00:30:0::/64' },
+  ] });
+  await ok(api, 'PATCH', '/api/v1/tenants/default/groups/db', { policies: ['p'] });
+  const ex = (from: string, to: string, port = 80) => api.call('GET', `/api/v1/tenants/default/explain?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}&protocol=tcp&port=${port}`);
+  for (const [from, to] of [[app.ip6, db.ip6], [app.ip, db.ip]]) {
+    const r = await ex(from, to);
+    assert.deepEqual([r.json.allowed, r.json.ingress.rule.id], [true, '2'], `${from} → ${to}: the /128 of app's IPv6 address decides, in both families`);
+  }
+  const o = await ex(other.ip6, db.ip6);
+  assert.deepEqual([o.json.allowed, o.json.ingress.rule.id], [false, '1'], 'another endpoint is not in the /128');
+  const wide = await ex(other.ip, db.ip, 81);
+  assert.deepEqual([wide.json.allowed, wide.json.ingress.rule.id], [true, '3'], 'the /64 (any spelling) holds every endpoint of the network');
+  const stranger = await ex('fd00:30::99', db.ip6, 81);
+  assert.deepEqual([stranger.json.allowed, stranger.json.ingress.rule.id], [false, '1'], 'an address of no endpoint: in no class (no IPv6 comes from outside)');
+  const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ fromCidr: 'fd00::/129' }, 'fromCidr', /prefix length/],
+    [{ fromCidr: 'fd00::1/64' }, 'fromCidr', /host bits/],
+    [{ fromCidr: 'fd00::zz/64' }, 'fromCidr', /invalid IPv6 address/],
+    [{ fromCidr: '::ffff:10.0.0.0/104' }, 'fromCidr', /mixes IPv4 and IPv6 notation/],
+    [{ direction: 'out', toCidr: '10.0.0.0:80/8' }, 'toCidr', /./],
+    [{ fromCidr: `${'f'.repeat(44)}/64` }, 'fromCidr', /./],
+  ];
+  for (const [extra, field, re] of cases) {
+    const r = await api.call('POST', '/api/v1/tenants/default/policies/p/rules', { id: 'x', protocol: 'tcp', action: 'allow', ...extra });
     assert.ok(r.status === 400 || r.status === 422, JSON.stringify(r.json));
     assert.ok(String(r.json.field).endsWith(field), JSON.stringify(r.json));
-    assert.match(r.json.detail, /IPv6 prefix: rule CIDRs are IPv4 so far/);
+    assert.match(r.json.detail ?? r.json.message, re, JSON.stringify(r.json));
   }
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules, []);
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules.map((r: { id: string }) => r.id), ['1', '2', '3'], 'refused rules change nothing');
 });
