@@ -26,16 +26,28 @@ interface End { ns: string; path: string; containerId: string; agent: string; ne
 
 const inNs = (ns: string, argv: string[]) => ['nsenter', `--net=/run/netns/${ns}`, ...argv];
 
+/** A helper serving in a namespace, and when it has exited (a port it held is free again). */
+interface Serving { p: LineProcess; exited: Promise<void> }
+
 /** A helper in a namespace that prints `readyWord` once it serves; stopped by its pid by the caller. */
-function startServing(runner: ProcessRunner, argv: string[], readyWord: RegExp, what: string): Promise<LineProcess> {
+function startServing(runner: ProcessRunner, argv: string[], readyWord: RegExp, what: string): Promise<Serving> {
+  let ended!: () => void;
+  const exited = new Promise<void>((r) => (ended = r));
   return new Promise((resolve, reject) => {
     let p: LineProcess | undefined;
     const timer = setTimeout(() => { p?.stop(); reject(new CliError(`${what} did not start within 10 s`, EXIT.failed)); }, 10_000);
-    p = runner.start(argv, (line) => { if (readyWord.test(line)) { clearTimeout(timer); resolve(p!); } }, (code) => {
+    p = runner.start(argv, (line) => { if (readyWord.test(line)) { clearTimeout(timer); resolve({ p: p!, exited }); } }, (code) => {
       clearTimeout(timer);
+      ended();
       reject(new CliError(`${what} ended (exit ${code}) before it served`, EXIT.failed));
     });
   });
+}
+
+/** Stops a helper and waits (at most 5 s) until it has exited: the next one may bind the same port. */
+async function stopServing(h: Serving): Promise<void> {
+  h.p.stop();
+  await Promise.race([h.exited, new Promise((r) => setTimeout(r, 5000))]);
 }
 
 async function group(client: Client, tenant: string, name: string, flag: string): Promise<Group> {
@@ -80,7 +92,7 @@ export async function runBench(d: BenchDeps, plan: BenchPlan, signal?: AbortSign
   const netprofile = await profileOf(d.client, plan.tenant, gFrom);
   const id = randomBytes(4).toString('hex');
   const ends: End[] = [];
-  const helpers: LineProcess[] = [];
+  const helpers: Serving[] = [];
   try {
     d.progress(`attaching a namespace to ${plan.from} and one to ${plan.to}`);
     const src = await makeEnd(d, plan, `wbench-${id}-f`, gFrom, plan.fromAgent).then((e) => (ends.push(e), e));
@@ -91,7 +103,8 @@ export async function runBench(d: BenchDeps, plan: BenchPlan, signal?: AbortSign
     const probe = await startServing(d.runner, inNs(dst.ns, [process.execPath, '-e', PROBE_SCRIPT, 'serve', dstIp, String(plan.port)]), /^ready$/, 'the latency probe');
     helpers.push(probe);
     const lat = parseProbe((await d.runner.run(inNs(src.ns, [process.execPath, '-e', PROBE_SCRIPT, 'connect', dstIp, String(plan.port), String(plan.connects)]), { timeoutMs: plan.connects * 2500 + 10_000 })).stdout);
-    probe.stop();
+    // The probe's port is iperf3's next: it must be free first (iperf3 -s failed with EADDRINUSE when not).
+    await stopServing(probe);
     if (lat.ms.length === 0) throw new CliError(`no connect from ${plan.from} to ${plan.to}:${plan.port} succeeded (${lat.failed} failed): does a policy refuse it? try \`weft explain\``, EXIT.failed);
     signal?.throwIfAborted();
     d.progress(`iperf3 ${src.ip} -> ${dstIp}:${plan.port} for ${plan.durationS} s`);
@@ -104,7 +117,7 @@ export async function runBench(d: BenchDeps, plan: BenchPlan, signal?: AbortSign
       durationSeconds: plan.durationS, netprofile, throughput, latenciesMs: lat.ms,
     };
   } finally {
-    for (const h of helpers) h.stop();
+    for (const h of helpers) h.p.stop();
     for (const e of ends.reverse()) await removeEnd(d, plan, e);
   }
 }
