@@ -173,6 +173,31 @@ test('an IPv6 CIDR rule selects the endpoints whose IPv6 address it covers, deci
   }
 });
 
+test('IPv6 connections are flow records: named endpoints, the deciding rule, the verdict the datapath gave', { skip: !root && 'needs root' }, async () => {
+  const ok = async (m: string, p: string, b?: unknown) => { const r = await lab.api(m, p, b); assert.ok(r.status < 300, `${m} ${p}: ${r.status} ${JSON.stringify(r.json)}`); return r.json; };
+  // db-in (the group rule test's policy): tcp denied into db, 5201 allowed from web. a1 db (host 1), a2 web (host 1), a4 other (host 2).
+  await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: ['db-in'] });
+  try {
+    assert.ok(await within(8000, () => tcp('a2', 'a1', ip6.get('a1') as string, 5201), 200) >= 0, 'web → db over IPv6 allowed');
+    assert.equal(await tcp('a4', 'a1', ip6.get('a1') as string, 5202), false, 'other → db:5202 over IPv6 denied');
+    type End = { ip: string; port: number; name?: string; group?: string };
+    type F = { verdict: string; protocol: string; src: End; dst: End; decidedBy: { policy?: string; rule: string | null }; agrees: boolean };
+    const seen = (f: F) => `${f.verdict} ${f.src.ip}/${f.src.group} > ${f.dst.ip}:${f.dst.port}/${f.dst.group} ${f.protocol} by ${f.decidedBy.policy}/${f.decidedBy.rule}${f.agrees ? '' : ' (disagrees)'}`;
+    const want = [
+      `allow ${ip6.get('a2')}/web > ${ip6.get('a1')}:5201/db tcp by db-in/web`,
+      `deny ${ip6.get('a4')}/other > ${ip6.get('a1')}:5202/db tcp by db-in/deny-tcp`,
+    ];
+    let all: string[] = [];
+    const found = await within(8000, async () => {
+      all = ((await ok('GET', '/api/v1/flows?tenant=default&limit=1000')).items as F[]).map(seen);
+      return want.every((w) => all.includes(w));
+    }, 300);
+    assert.ok(found >= 0, `both recorded, named and explained; records: ${all.filter((x) => x.includes(':')).join('; ')}`);
+  } finally {
+    await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: [] });
+  }
+});
+
 test('the guard: a forged IPv6 source and a neighbour advertisement for another\'s address never arrive', { skip: !root && 'needs root' }, async () => {
   const spoofed = async () => Number(/packets (\d+)/.exec((await lab.exec(lab.hosts[0]!.ns, ['ip', 'netns', 'exec', `${lab.tag}1-t1`, 'nft', 'list', 'counter', 'bridge', 'weft', 'spoofed'])).stdout)?.[1] ?? -1);
   const before = await spoofed();

@@ -16,6 +16,7 @@ export const AUDIT_MARK = 0x10000000;
 /** The log prefixes netwatch.c knows: allowed, denied, allowed but an audit-mode policy would deny. */
 export const FLOW_PREFIX = { allow: 'weft-a ', deny: 'weft-d ', audit: 'weft-w ' } as const;
 const FLOW_SET = 'flowsrc';
+const FLOW_SET6 = 'flowsrc6';
 const FLOW_TOTAL = 'flowtotal';
 /** The named counter of connections the limits kept from being logged (FLOW_HELD in linux/netwatch.c). */
 export const FLOW_HELD = 'flowheld';
@@ -40,11 +41,12 @@ const log = (prefix: string) => `log prefix "${prefix}" group ${FLOW_LOG_GROUP} 
  */
 export function renderFlows(limits: FlowLimits | undefined, hooks: readonly FlowHook[] = FORWARD): string[] {
   if (!limits) return [`\tchain ${DENY_CHAIN} {`, '\t\tdrop', '\t}'];
-  const l = limiting(limits);
+  const l = limiting(limits, true);
   return [
     ...l.objects,
     `\tchain ${DENY_CHAIN} {`,
     `\t\t${l.perSource} drop`,
+    `\t\t${l.perSource6} drop`,
     `\t\t${l.total} drop`,
     `\t\t${log(FLOW_PREFIX.deny)}`,
     '\t\tdrop',
@@ -57,6 +59,7 @@ export function renderFlows(limits: FlowLimits | undefined, hooks: readonly Flow
       // DNS queries to a gateway (DNATed to the agent on the uplink) are the agent's own business.
       '\t\tct status dnat ip daddr 169.254.0.0/16 accept',
       `\t\t${l.perSource} accept`,
+      `\t\t${l.perSource6} accept`,
       `\t\t${l.total} accept`,
       `\t\tmeta mark ${hex(AUDIT_MARK)} ${log(FLOW_PREFIX.audit)} accept`,
       `\t\t${log(FLOW_PREFIX.allow)}`,
@@ -75,8 +78,13 @@ export const endpointFlowHooks = (ifname: string): FlowHook[] => [
   { chain: 'flows_out', hook: 'output', only: `oifname != "${ifname}" accept` },
 ];
 
-/** The limits' objects (a table's own: named objects are not shared between tables) and the statements that apply them. */
-function limiting(limits: FlowLimits): { objects: string[]; perSource: string; total: string; held: string } {
+/**
+ * The limits' objects (a table's own: named objects are not shared between tables) and the statements
+ * that apply them. `six`: the table sees IPv6 too (the inet tables): sources are limited per IPv6 address as well, in a
+ * set of their own (one container's IPv6 would otherwise take the table's whole budget). The bridge
+ * tables record IPv4 only.
+ */
+function limiting(limits: FlowLimits, six = false): { objects: string[]; perSource: string; perSource6: string; total: string; held: string } {
   // What the limits hold back is counted in one named counter, which weft-netwatch reads (FLOW_HELD).
   const held = `counter name "${FLOW_HELD}"`;
   return {
@@ -94,8 +102,17 @@ function limiting(limits: FlowLimits): { objects: string[]; perSource: string; t
       '\t\ttimeout 1m',
       `\t\tcomment "flow records: ${limits.perSource}/s per source, ${limits.total}/s in all"`,
       '\t}',
+      ...(six ? [
+        `\tset ${FLOW_SET6} {`,
+        '\t\ttype ipv6_addr',
+        '\t\tsize 65536',
+        '\t\tflags dynamic,timeout',
+        '\t\ttimeout 1m',
+        '\t}',
+      ] : []),
     ],
     perSource: `update @${FLOW_SET} { ip saddr limit rate over ${limits.perSource}/second burst ${limits.perSource * 2} packets } ${held}`,
+    perSource6: `update @${FLOW_SET6} { ip6 saddr limit rate over ${limits.perSource}/second burst ${limits.perSource * 2} packets } ${held}`,
     // One named limit for the table's chains: its records in all, allowed and denied together.
     total: `limit name "${FLOW_TOTAL}" ${held}`,
   };

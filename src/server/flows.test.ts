@@ -96,6 +96,9 @@ test('bad reports and queries are refused naming the field, and change nothing',
   const good = record(ip['app-1']!, ip['db-1']!, 8888);
   for (const [body, field] of [
     [{ flows: [{ ...good, src: '10.1.2.300' }], lost: [] }, 'src'],
+    [{ flows: [{ ...good, src: 'FD00::1' }], lost: [] }, 'src'],
+    [{ flows: [{ ...good, dst: 'fd00:0::1' }], lost: [] }, 'flows.0.dst'],
+    [{ flows: [{ ...good, dst: 'fd00::1::2' }], lost: [] }, 'flows.0.dst'],
     [{ flows: [{ ...good, verdict: 'maybe' }], lost: [] }, 'verdict'],
     [{ flows: [{ ...good, dport: 70000 }], lost: [] }, 'dport'],
     [{ flows: [{ ...good, extra: 1 }], lost: [] }, 'extra'],

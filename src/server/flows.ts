@@ -58,7 +58,7 @@ export interface Flow {
   agrees: boolean;
 }
 
-const PROTOCOLS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
+const PROTOCOLS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp' };
 export const protocolName = (n: number) => PROTOCOLS[n] ?? String(n);
 
 function side(d: (Decision & { group: string | undefined }) | undefined): FlowSide | null {
@@ -117,7 +117,8 @@ export class ExplainBudget {
  * An endpoint made after a record's time is not the one that was there: its address is shown alone.
  */
 export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[], budget?: ExplainBudget): Flow[] {
-  const byIp = new Map(endpoints.map((e) => [e.ip, e]));
+  // An endpoint by either address (a record of an IPv6 connection names its IPv6 addresses).
+  const byIp = new Map(endpoints.flatMap((e) => (e.ip6 !== undefined ? [[e.ip, e], [e.ip6, e]] as const : [[e.ip, e]] as const)));
   const at = (ip: string, time: number) => {
     const e = byIp.get(ip);
     return e && !(Date.parse(e.createdAt) > time) ? e : undefined;
@@ -138,7 +139,9 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
         };
       }
       const t0 = performance.now();
-      memo.set(key, (e = explain(r.src, r.dst, String(r.proto), r.dport || undefined)));
+      // An endpoint's IPv6 address is decided as its IPv4 one (one class per endpoint: policy/cidr6.ts).
+      const four = (ip: string, x: Endpoint | undefined) => (x !== undefined && ip.includes(':') ? x.ip : ip);
+      memo.set(key, (e = explain(four(r.src, a), four(r.dst, b), String(r.proto), r.dport || undefined)));
       budget?.spend(performance.now() - t0);
     }
     const here = (x: Sides): Sides => ({ egress: a?.host === host ? x.egress : undefined, ingress: b?.host === host ? x.ingress : undefined });

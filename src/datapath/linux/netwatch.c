@@ -210,7 +210,7 @@ static int flow_bind(int s) {
   return fcntl(s, F_SETFL, O_NONBLOCK);
 }
 
-/* One logged packet as a `flow` line; anything not an IPv4 packet with our prefix is skipped. */
+/* One logged packet as a `flow` line; anything not an IPv4 or IPv6 packet with our prefix is skipped. */
 static void flow_record(struct ns *w, const struct nlmsghdr *nh) {
   if (nh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) return;
   const unsigned char *payload = NULL;
@@ -238,20 +238,46 @@ static void flow_record(struct ns *w, const struct nlmsghdr *nh) {
     }
     off += NLA_ALIGN(a->nla_len);
   }
-  if (!verdict || !payload || plen < 20 || (payload[0] >> 4) != 4) return;
-  size_t ihl = (size_t)(payload[0] & 15) * 4;
-  if (ihl < 20 || ihl > plen) return;
-  unsigned proto = payload[9];
-  unsigned sport = 0, dport = 0;
-  /* Ports only from the first fragment of a protocol that has them at the start of its header. */
-  int first = (((payload[6] & 0x1f) << 8) | payload[7]) == 0;
-  if (first && (proto == 6 || proto == 17 || proto == 132 || proto == 136) && plen >= ihl + 4) {
-    sport = (unsigned)(payload[ihl] << 8 | payload[ihl + 1]);
-    dport = (unsigned)(payload[ihl + 2] << 8 | payload[ihl + 3]);
+  if (!verdict || !payload || plen < 1) return;
+  unsigned proto = 0, sport = 0, dport = 0;
+  size_t l4 = 0;
+  int first = 0;
+  char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+  if ((payload[0] >> 4) == 4 && plen >= 20) {
+    l4 = (size_t)(payload[0] & 15) * 4;
+    if (l4 < 20 || l4 > plen) return;
+    proto = payload[9];
+    /* Ports only from the first fragment. */
+    first = (((payload[6] & 0x1f) << 8) | payload[7]) == 0;
+    inet_ntop(AF_INET, payload + 12, src, sizeof src);
+    inet_ntop(AF_INET, payload + 16, dst, sizeof dst);
+  } else if ((payload[0] >> 4) == 6 && plen >= 40) {
+    proto = payload[6];
+    l4 = 40;
+    first = 1;
+    /* Past extension headers (hop-by-hop, routing, destination options: 8-octet units; fragment: 8
+     * octets, ports only in the first fragment) to the protocol; what the copy cuts off has no ports. */
+    for (int hops = 0; hops < 8 && (proto == 0 || proto == 43 || proto == 60 || proto == 44); hops++) {
+      if (plen < l4 + 8) { first = 0; break; }
+      if (proto == 44) {
+        if (((payload[l4 + 2] << 8 | payload[l4 + 3]) & 0xfff8) != 0) first = 0;
+        proto = payload[l4];
+        l4 += 8;
+      } else {
+        proto = payload[l4];
+        l4 += ((size_t)payload[l4 + 1] + 1) * 8;
+      }
+    }
+    inet_ntop(AF_INET6, payload + 8, src, sizeof src);
+    inet_ntop(AF_INET6, payload + 24, dst, sizeof dst);
+  } else {
+    return;
   }
-  char src[INET_ADDRSTRLEN], dst[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, payload + 12, src, sizeof src);
-  inet_ntop(AF_INET, payload + 16, dst, sizeof dst);
+  /* Ports of a protocol that has them at the start of its header. */
+  if (first && (proto == 6 || proto == 17 || proto == 132 || proto == 136) && plen >= l4 + 4) {
+    sport = (unsigned)(payload[l4] << 8 | payload[l4 + 1]);
+    dport = (unsigned)(payload[l4 + 2] << 8 | payload[l4 + 3]);
+  }
   printf("flow %s %c %u %s %u %s %u\n", w->name, verdict, proto, src, sport, dst, dport);
   w->flow_at = now_ms();
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { startLineProcess, type LineProcess, type Runner, type RunOptions } from '../../exec/index.js';
 import { Generations } from './generation.js';
-import { NETWATCH, NetWatch, type NetEvents } from './netwatch.js';
+import { NETWATCH, NetWatch, parseFlow, type NetEvents } from './netwatch.js';
 import { NftTables } from './nft.js';
 
 /** A runner whose helper is scripted: `say` is its standard output, `sent` its standard input. */
@@ -114,6 +114,14 @@ test('a container namespace is watched for its flow records by its path; only we
   assert.deepEqual(flows, ['/run/netns/cni-1234 deny 192.168.50.3:40000 192.168.50.2:8888'], 'only from a watched path');
   s.say('gone /run/netns/cni-1234');
   assert.deepEqual(seen, ['gone /run/netns/cni-1234']);
+});
+
+test('flow lines: IPv4 and IPv6 addresses (the latter in RFC 5952 text, as endpoints hold them); anything else is refused', () => {
+  assert.deepEqual(parseFlow(['a', '6', 'fd00:1:2::3', '40000', 'FD00:1:2:0::5', '5201'], 7), { at: 7, verdict: 'allow', proto: 6, src: 'fd00:1:2::3', sport: 40000, dst: 'fd00:1:2::5', dport: 5201 });
+  assert.equal(parseFlow(['d', '58', 'fd00::3', '0', 'fd00::4', '0'], 7)?.proto, 58);
+  for (const bad of [['a', '6', 'fd00::zz', '1', 'fd00::5', '2'], ['a', '6', 'fd00:1', '1', 'fd00::5', '2'], ['a', '6', '10.0.0.1', '1', 'fe80::1%eth0', '2'], ['a', '6', '10.0.0.256', '1', '10.0.0.2', '2']]) {
+    assert.equal(parseFlow(bad, 7), undefined, bad.join(' '));
+  }
 });
 
 test('the helper takes "*PATH" for a container\'s flow records and "-PATH" to let go; malformed paths are refused', { skip: !existsSync(NETWATCH) && 'weft-netwatch not built' }, async () => {

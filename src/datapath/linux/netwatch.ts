@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LineProcess, Runner } from '../../exec/index.js';
 import type { FlowRecord, VethCounters } from '../datapath.js';
+import { formatIp6, parseIp6 } from '../../model/index.js';
 
 /** dist/weft-netwatch, built from netwatch.c by scripts/build-shim.mjs (absent without a C compiler). */
 export const NETWATCH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weft-netwatch');
@@ -38,6 +39,14 @@ const CONTAINER_PATH = /^\/(?!proc\/)(?!.*\.\.)[A-Za-z0-9_./-]{1,126}$/;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 const int = (x: string | undefined, max: number) => (x !== undefined && /^\d{1,5}$/.test(x) && Number(x) <= max ? Number(x) : undefined);
 
+/** An address of a `flow` line: IPv4, or IPv6 in RFC 5952 text (as endpoints' `ip6` is stored). */
+function address(x: string | undefined): string | undefined {
+  if (x === undefined) return undefined;
+  if (IPV4.test(x)) return x;
+  const n = x.includes(':') ? parseIp6(x) : undefined;
+  return n === undefined ? undefined : formatIp6(n);
+}
+
 /** A `flow` line's fields after the namespace (netwatch.c), or undefined when any is malformed. */
 export function parseFlow(f: readonly string[], at: number): FlowRecord | undefined {
   const [v, proto, src, sport, dst, dport] = f;
@@ -45,8 +54,9 @@ export function parseFlow(f: readonly string[], at: number): FlowRecord | undefi
   const p = int(proto, 255);
   const sp = int(sport, 65535);
   const dp = int(dport, 65535);
-  if (!verdict || p === undefined || sp === undefined || dp === undefined || !IPV4.test(src ?? '') || !IPV4.test(dst ?? '') || f.length !== 6) return undefined;
-  return { at, verdict, proto: p, src: src as string, sport: sp, dst: dst as string, dport: dp };
+  const [s, d] = [address(src), address(dst)];
+  if (!verdict || p === undefined || sp === undefined || dp === undefined || s === undefined || d === undefined || f.length !== 6) return undefined;
+  return { at, verdict, proto: p, src: s, sport: sp, dst: d, dport: dp };
 }
 
 /** How long `unwatch` waits for the helper to let go of a namespace before going on anyway. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, formatIp6, parseIp6, type Endpoint } from '../../model/index.js';
 import { explainer } from '../../policy/index.js';
 import { canSeeTenant, requireRole, requireTenantAccess } from '../../control/index.js';
 import { principalOf } from '../context.js';
@@ -30,6 +30,9 @@ const METRICS_TENANTS = 200;
 const TopQuery = Type.Object({ tenant: Name, limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' })) }, { additionalProperties: false });
 
 const Ipv4 = Type.String({ pattern: '^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' });
+/** An IPv6 address as weft-netwatch prints it (RFC 5952: lower case, no zone); checked again by parsing. */
+const Ipv6 = Type.String({ pattern: '^[0-9a-f.]*:[0-9a-f:.]*$', maxLength: 45 });
+const Address = Type.Union([Ipv4, Ipv6]);
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 /** Per second, the most one host's endpoints of a group are believed to move: 400 Gbit/s, 100 million packets. */
 const BYTES_PER_S = 5e10;
@@ -41,7 +44,7 @@ const ReportParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 
 const Report = Type.Object({
   flows: Type.Array(Type.Object({
     tenant: Name, at: Type.Integer({ minimum: 0 }), verdict: Type.Union([Type.Literal('allow'), Type.Literal('deny'), Type.Literal('audit')]),
-    proto: Type.Integer({ minimum: 0, maximum: 255 }), src: Ipv4, sport: Port, dst: Ipv4, dport: Port,
+    proto: Type.Integer({ minimum: 0, maximum: 255 }), src: Address, sport: Port, dst: Address, dport: Port,
   }, { additionalProperties: false }), { maxItems: REPORT_MAX }),
   lost: Type.Array(Count, { maxItems: REPORT_MAX }),
   held: Type.Optional(Type.Array(Count, { maxItems: REPORT_MAX, description: 'per tenant, connections the rate limits kept from being logged' })),
@@ -130,6 +133,14 @@ export function flowRoutes(app: FastifyInstance): void {
     if (p.role !== 'host') requireRole(p, ['admin'], 'report flow records');
     const host = req.params.name;
     const pairs = new Set<string>();
+    // IPv6 as weft-netwatch prints it (RFC 5952): anything else would never match an endpoint's address.
+    for (const [i, f] of req.body.flows.entries()) {
+      for (const k of ['src', 'dst'] as const) {
+        const a = f[k];
+        const n = a.includes(':') ? parseIp6(a) : 0n;
+        if (n === undefined || (a.includes(':') && formatIp6(n) !== a)) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not an IPv4 or RFC 5952 IPv6 address`, { field: `flows.${i}.${k}` });
+      }
+    }
     for (const [i, t] of (req.body.traffic ?? []).entries()) {
       const k = `${t.tenant} ${t.group}`;
       if (pairs.has(k)) throw new WeftError('WEFT_INVALID_FIELD', `traffic.${i}: tenant ${t.tenant} group '${t.group}' is listed twice`, { field: `traffic.${i}` });
@@ -160,6 +171,7 @@ export function flowRoutes(app: FastifyInstance): void {
         if (e.host !== host) continue;
         const ips = mine.get(e.tenant) ?? new Set<string>();
         ips.add(e.ip);
+        if (e.ip6 !== undefined) ips.add(e.ip6);
         mine.set(e.tenant, ips);
         const gs = groupsHere.get(e.tenant) ?? new Set<string>();
         gs.add(e.group ?? '');
