@@ -3,7 +3,7 @@
 // shape of policy-shapes.ts (and `agent`, the 50,000 mixed rules of policy-agent.ts) on one host and times
 // a cold compilePolicy, then warm recompiles after one rule changed, as the agent does them (with
 // `previous`): a rule's port changed (no new address class), a rule with a new /32 source added (a
-// new class), and a rule with no peer added (it matches every class: the edit that costs most). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
+// new class; in `six`, the /128 of an endpoint's IPv6 address), and a rule with no peer added (it matches every class: the edit that costs most). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
 // (pairs.ts), and the elements and text of the table the agent writes. Pure CPU on one core: the machine's other
 // work shows up as noise, so compare figures of one run only. `--nft` (root) also loads that table with
 // `nft -f` into a new, empty namespace (what a drift repair writes), deleted after.
@@ -17,14 +17,15 @@ import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/
 import { BASE_RULES, SHAPES, makeShape, type ShapeName } from './policy-shapes.js';
 import { mixedRule } from './policy-agent.js';
 
-export type BenchShape = ShapeName | 'agent';
-const ALL: readonly BenchShape[] = [...SHAPES, 'agent'];
+export type BenchShape = ShapeName | 'agent' | 'six';
+const ALL: readonly BenchShape[] = [...SHAPES, 'agent', 'six'];
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 /** The addresses of db and app in every shape's tenant. */
 export const ips = { app: '10.40.0.3', db: '10.40.0.2' };
 
 /** A tenant with `n` rules of one shape on db (and app, for the shapes with egress), as one host sees it. */
 export function shapeState(name: BenchShape, n: number): PolicyState {
+  if (name === 'six') return sixState(n);
   const lists = name === 'agent' ? agentPolicies(n) : shapePolicies(name, n);
   const policies: Policy[] = [{ ...meta, tenant: 't', name: 'base', rules: BASE_RULES }, ...lists.policies.map((p) => ({ ...meta, tenant: 't', ...p }))];
   const attach = (g: 'db' | 'app') => [...(g === 'db' ? ['base'] : []), ...(lists.groups.includes(g) ? lists.policies.map((p) => p.name) : [])];
@@ -34,6 +35,34 @@ export function shapeState(name: BenchShape, n: number): PolicyState {
   const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: 'allow' };
   const networks: Network[] = [{ ...meta, tenant: 't', name: 'bench', subnet: '10.40.0.0/16', gateway: '10.40.0.1', encap: 'vxlan', vni: 1, mtu: 1450 }];
   return { tenant, networks, groups: [group('db'), group('app')], policies, endpoints: [ep('db'), ep('app')], host: 'h' };
+}
+
+const SIX_ENDPOINTS = 2000;
+
+/**
+ * IPv6 CIDRs (issue 19), the shapes that would hurt them: 2,000 dual-stack endpoints on this host (db and
+ * app, alternating), and `n` rules on db: /128s of app endpoints' IPv6 addresses with a port each, /64s
+ * of no endpoint distinct only in their top 64 bits (one hash chain, were they keyed by bigint), and /124s
+ * around runs of endpoints with port ranges.
+ */
+function sixState(n: number): PolicyState {
+  const ip6 = (i: number) => `fd00:40::${i.toString(16)}`;
+  const endpoints: Endpoint[] = Array.from({ length: SIX_ENDPOINTS }, (_, i) => ({ ...meta, id: `e${i}`, tenant: 't', network: 'bench', group: i % 2 ? 'app' : 'db',
+    ip: `10.40.${(i >> 8) + 1}.${i & 255}`, prefixLength: 16, gateway: '10.40.0.1', ip6: ip6(i), prefixLength6: 64, gateway6: 'fd00:40::1',
+    mac: '', mtu: 1450, vni: 1, host: 'h', ifname: 'eth0', containerId: `e${i}`, labels: {}, state: 'created' }));
+  const rule = (j: number): Rule => {
+    const port = 10000 + (j % 50000);
+    const base = { id: `s${j}`, direction: 'in', action: j % 7 ? 'allow' : 'deny', protocol: 'tcp', priority: 2 + (j % 5) } as const;
+    if (j % 3 === 0) return { ...base, ports: String(port), fromCidr: `${ip6((j % SIX_ENDPOINTS) | 1)}/128` };
+    if (j % 3 === 1) return { ...base, ports: String(port), fromCidr: `fd00:0:${(j >> 16).toString(16)}:${(j & 0xffff).toString(16)}::/64` };
+    return { ...base, ports: `${port}-${port + 9}`, fromCidr: `${ip6((j % SIX_ENDPOINTS) & ~15)}/124` };
+  };
+  const policies: Policy[] = [{ ...meta, tenant: 't', name: 'base', rules: BASE_RULES }];
+  for (let k = 0; k * 1000 < n; k++) policies.push({ ...meta, tenant: 't', name: `six-${k}`, rules: Array.from({ length: Math.min(1000, n - k * 1000) }, (_, j) => rule(k * 1000 + j)) });
+  const group = (g: 'db' | 'app'): Group => ({ ...meta, tenant: 't', name: g, network: 'bench', policies: g === 'db' ? policies.map((p) => p.name) : [], labels: {} });
+  const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: 'allow' };
+  const networks: Network[] = [{ ...meta, tenant: 't', name: 'bench', subnet: '10.40.0.0/16', gateway: '10.40.0.1', subnet6: 'fd00:40::/64', gateway6: 'fd00:40::1', encap: 'vxlan', vni: 1, mtu: 1450 }];
+  return { tenant, networks, groups: [group('db'), group('app')], policies, endpoints, host: 'h' };
 }
 
 function shapePolicies(name: ShapeName, n: number): { policies: Array<{ name: string; rules: Rule[] }>; groups: string[] } {
@@ -58,7 +87,8 @@ export function edited(s: PolicyState, kind: Edit): PolicyState {
   const p = s.policies[i] as Policy;
   const mid = p.rules.length >> 1;
   const added: Record<Exclude<Edit, 'port'>, Rule> = {
-    add: { id: 'bench-added', direction: 'in', action: 'allow', protocol: 'tcp', priority: 7, ports: '7778', fromCidr: '10.99.1.1/32' } as Rule,
+    // A dual-stack tenant's added rule names one endpoint's IPv6 address (a new class for it).
+    add: { id: 'bench-added', direction: 'in', action: 'allow', protocol: 'tcp', priority: 7, ports: '7778', fromCidr: s.endpoints.some((e) => e.ip6 !== undefined) ? 'fd00:40::7/128' : '10.99.1.1/32' } as Rule,
     wide: { id: 'bench-wide', direction: 'in', action: 'deny', protocol: 'udp', priority: 7, ports: '7779' } as Rule,
   };
   const rules = kind === 'port' ? p.rules.map((r, j) => (j === mid ? { ...r, ports: '7777' } : r)) : [...p.rules, added[kind]];

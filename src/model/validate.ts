@@ -3,7 +3,7 @@ import {
   cidrRange, contains, formatIp, overlaps, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
 } from './ipv4.js';
-import { cidrRange6, contains6, formatIp6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
+import { cidrRange6, contains6, formatIp6, overlaps6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
 import { ENCAPS, WIREGUARD_OVERHEAD, type Encap } from './objects.js';
 import type { NetworkInput, RuleInput, NetprofileInput, GlobalInput } from './schemas.js';
 
@@ -125,7 +125,12 @@ export function checkRule(rule: RuleInput, path = ''): void {
     // IPv6 CIDRs select endpoints by their IPv6 address, as IPv4 ones do by their IPv4 address (policy/cidr6.ts).
     if (v.includes(':')) {
       if (v.includes('.')) throw invalid(f(k), `'${v.slice(0, 50)}' mixes IPv4 and IPv6 notation: write an IPv4 prefix (10.0.0.0/8) or an IPv6 one (fd00::/64)`);
-      parseCidr6(v.includes('/') ? v : `${v}/128`, f(k));
+      const c = parseCidr6(v.includes('/') ? v : `${v}/128`, f(k));
+      // Endpoints' IPv6 addresses are global unicast or unique local (checkNetwork6): a CIDR meeting
+      // neither (link-local, multicast, loopback, IPv4-mapped) would hold no endpoint, a rule that never applies.
+      const r = cidrRange6(c);
+      const meets = (base: bigint, bits: number) => overlaps6(r, cidrRange6({ base: base << 112n, prefix: bits }));
+      if (!meets(0x2000n, 3) && !meets(0xfc00n, 7)) throw invalid(f(k), `'${v.slice(0, 50)}' holds no global unicast (2000::/3) or unique local (fc00::/7) address: no endpoint has an address there`);
     } else {
       parseCidr(v.includes('/') ? v : `${v}/32`, f(k));
     }

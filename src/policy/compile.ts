@@ -3,7 +3,7 @@ import type { Classification, Klass } from './classes.js';
 import { endpointsByIp, groupOfIdentity } from './classes.js';
 import { Netpol, type NetpolInput } from './netpol.js';
 import { Engine, frameOf, refOf, type Scope } from './engine.js';
-import { movedEndpoints, recompile, ruleChanges } from './incremental.js';
+import { MAX_INCREMENTAL_CHANGES, movedEndpoints, reach6, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
 import type { PairProfiles, Profile } from './pairs.js';
 import type { SideEntry, SideProfile } from './sides.js';
@@ -212,7 +212,7 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
   const changes = ruleChanges(e.policies, now);
   const eps = endpointsByIp(sc.endpoints);
   const moved = movedEndpoints(e.eps, eps, sc.np);
-  if (!changes || !moved) return undefined;
+  if (!changes || !moved || reach6(changes, eps) > MAX_INCREMENTAL_CHANGES) return undefined;
   // The engine changes in place: `previous` can no longer start another compile (that one will be cold).
   engines.delete(previous);
   return { engine: e, decided: recompile(e, now, changes, eps, moved) };

@@ -118,6 +118,8 @@ export class Engine {
   readonly cidrsByRange = new Map<string, string[]>();
   /** The rules' IPv6 CIDRs (they select endpoints by their IPv6 address: cidr6.ts); counted in `cidrCount` too. */
   readonly cidrs6 = new Cidrs6();
+  /** The classes holding each IPv6 CIDR (the classes a rule naming it as its peer matches). */
+  readonly classesByCidr6 = new Map<string, Set<number>>();
   readonly pairs: PairStore;
   readonly fallback: Verdict;
   readonly defaultAction: Action;
@@ -378,6 +380,7 @@ export class Engine {
       this.ids.set(key, id);
       const klass = { ...k, id };
       this.classes.set(id, klass);
+      for (const c of k.cidrs) if (isCidr6(c)) { let x = this.classesByCidr6.get(c); if (!x) this.classesByCidr6.set(c, (x = new Set())); x.add(id); }
       if (k.endpoint && this.enforced.has(identityOf(k))) this.enforcedClasses.add(id);
       return id;
     };
@@ -396,6 +399,10 @@ export class Engine {
     const k = this.classes.get(id);
     if (!k) return;
     this.classes.delete(id);
+    for (const c of k.cidrs) {
+      const x = isCidr6(c) ? this.classesByCidr6.get(c) : undefined;
+      if (x) { x.delete(id); if (x.size === 0) this.classesByCidr6.delete(c); }
+    }
     this.ids.delete(classKey(k));
     this.refs.delete(id);
     this.enforcedClasses.delete(id);

@@ -48,7 +48,9 @@ function cidr6(rnd: (n: number) => number): string {
   const pool = [...EPS.map((e) => ip6Of(e[0])).filter((x): x is string => x !== undefined), 'fd00:1::77', 'fd00:9::1'];
   const base = parseIp6(pool[rnd(pool.length)] as string) as bigint;
   const len = [16, 32, 48, 64, 96, 112, 120, 126, 127, 128][rnd(10)] as number;
-  return `${formatIp6(base & maskOf6(len))}/${len}`;
+  const text = `${formatIp6(base & maskOf6(len))}/${len}`;
+  // Another spelling of the same prefix now and then: a separate text, the same addresses.
+  return rnd(5) === 0 ? text.toUpperCase() : text;
 }
 
 function ports(rnd: (n: number) => number): string {
@@ -73,7 +75,8 @@ function randomRule(rnd: (n: number) => number): Rule {
 function randomState(rnd: (n: number) => number): PolicyState {
   const rules = Array.from({ length: 20 + rnd(50) }, () => randomRule(rnd));
   const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: rnd(2) ? 'allow' : 'deny' };
-  const net = (name: string, subnet: string): Network => ({ ...meta, tenant: 't', name, subnet, gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 });
+  const net = (name: string, subnet: string): Network => ({ ...meta, tenant: 't', name, subnet, gateway: '', encap: 'vxlan', vni: 1, mtu: 1450,
+    ...(DUAL ? { subnet6: `fd00:${subnet.split('.')[1]}::/64`, gateway6: '' } : {}) });
   const group = (name: string, i: number): Group => ({ ...meta, tenant: 't', name, network: i % 2 ? 'b' : 'a', labels: {},
     policies: POLICIES.filter(() => rnd(3) === 0) });
   const ep = ([ip, network, host, g]: (typeof EPS)[number]): Endpoint => ({ ...meta, id: ip, tenant: 't', network, ...(g ? { group: g } : {}), ip,
@@ -108,7 +111,8 @@ function editEndpoint(s: PolicyState, rnd: (n: number) => number): PolicyState {
     // Replaced in place: the same IPv4 address and group, another IPv6 address (or none).
     const { ip6: _6, prefixLength6: _p, gateway6: _g, ...plain } = e;
     const other = SPARE_IPS[rnd(SPARE_IPS.length)] as string;
-    eps[j] = { ...plain, ...(rnd(4) ? six(other) : {}), revision: e.revision + 1 };
+    const taken = eps.some((x) => x.ip6 !== undefined && x.ip6 === ip6Of(other));
+    eps[j] = { ...plain, ...(rnd(4) && !taken ? six(other) : {}), revision: e.revision + 1 };
   } else {
     const { group: _, ...rest } = e;
     eps[j] = { ...rest, ...group, revision: e.revision + 1 };
@@ -183,9 +187,16 @@ function allows(c: CompiledPolicy, src: string, dst: string, proto: number, port
   return lookupVerdict(c, s, d, proto, port) !== 'drop';
 }
 
+/** The same over IPv6: an address's class is the IPv6 map's (the datapath's cls6), else 0. */
+function allows6(c: CompiledPolicy, src: string, dst: string, proto: number, port: number): boolean {
+  const cls = (ip: string) => c.v6.find((x) => x.addr === ip)?.cls ?? 0;
+  return lookupVerdict(c, cls(src), cls(dst), proto, port) !== 'drop';
+}
+
 /** Every probed flow: the hosts of both ends together allow it exactly when explain does. */
 function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPolicy>, at: string): void {
   const hostOf = new Map(s.endpoints.map((e) => [e.ip, e.host]));
+  const six6 = new Map(s.endpoints.flatMap((e) => (e.ip6 !== undefined ? [[e.ip, e.ip6] as const] : [])));
   const probePorts = [0, 53, 54, 80, 81, 443, 1000, 8000, 65535];
   const ips = [...new Set([...PROBE_IPS, ...s.endpoints.map((e) => e.ip)])];
   for (const a of ips) for (const b of ips) {
@@ -196,6 +207,12 @@ function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPoli
         const want = explainFlow(s, a, b, name, proto === 6 || proto === 17 ? port : undefined).allowed;
         const got = hosts.every((h) => allows(tables.get(h) as CompiledPolicy, a, b, proto, port));
         assert.equal(got, want, `${at}: ${a} -> ${b} ${name}/${port}`);
+        // The same endpoints over IPv6: their addresses' classes from the IPv6 map (cls6), one verdict.
+        const [a6, b6] = [six6.get(a), six6.get(b)];
+        if (a6 !== undefined && b6 !== undefined) {
+          const got6 = hosts.every((h) => allows6(tables.get(h) as CompiledPolicy, a6, b6, proto, port));
+          assert.equal(got6, want, `${at}: ${a6} -> ${b6} ${name}/${port}`);
+        }
       }
     }
   }

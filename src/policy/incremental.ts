@@ -7,7 +7,7 @@ import type { Netpol } from './netpol.js';
 import { inCidr6, isCidr6 } from './cidr6.js';
 
 /** One rule as it was and as it is now (absent: added or removed). */
-interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
+export interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
 
 /**
  * Past this many changed rules a cold compile is as cheap as working out what they touch (a bulk write,
@@ -129,6 +129,22 @@ function endpointsIn6(e: Engine, text: string): Region[] {
   const out: Region[] = [];
   for (const [ip, ep] of e.eps) if (inCidr6(text, ep.ip6)) out.push({ first: ip, last: ip });
   return out;
+}
+
+/**
+ * How many endpoints the IPv6 CIDRs of the changed rules cover, counted up to `limit`: each is a region
+ * swept again, one at a time, so past MAX_INCREMENTAL_CHANGES a cold compile is cheaper (one sweep).
+ */
+export function reach6(changes: readonly RuleChange[], eps: ReadonlyMap<number, Endpoint>, limit = MAX_INCREMENTAL_CHANGES): number {
+  const texts = new Set<string>();
+  for (const c of changes) for (const r of [c.before, c.after]) for (const t of [r?.fromCidr, r?.toCidr]) if (t !== undefined && isCidr6(t)) texts.add(t);
+  if (texts.size === 0) return 0;
+  let n = 0;
+  for (const ep of eps.values()) {
+    if (ep.ip6 === undefined) continue;
+    for (const t of texts) if (inCidr6(t, ep.ip6)) { if (++n > limit) return n; break; }
+  }
+  return n;
 }
 
 function nextId(ids: ReadonlyMap<string, number>): () => number {
@@ -277,7 +293,7 @@ function peersOf(e: Engine, rule: Rule, all: readonly Klass[]): number[] {
   // A NetworkPolicy's peer set (in an index, never a changed rule: a NetworkPolicy change is a cold compile).
   if (p.kind === 'set') return all.filter((k) => k.np?.sets.includes(p.name)).map((k) => k.id);
   // An IPv6 CIDR: only endpoints' classes hold one (no address range of their own to search).
-  if (isCidr6(p.name)) return all.filter((k) => k.cidrs.includes(p.name)).map((k) => k.id);
+  if (isCidr6(p.name)) return [...(e.classesByCidr6.get(p.name) ?? [])];
   const span = e.cidrSpan(p.name);
   const out = new Set<number>();
   for (let i = Math.max(0, rangeAt(e.ranges, span.first)); i < e.ranges.length; i++) {

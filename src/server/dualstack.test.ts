@@ -185,6 +185,9 @@ test('IPv6 CIDRs in rules select endpoints by their IPv6 address, deciding both 
     [{ fromCidr: '::ffff:10.0.0.0/104' }, 'fromCidr', /mixes IPv4 and IPv6 notation/],
     [{ direction: 'out', toCidr: '10.0.0.0:80/8' }, 'toCidr', /./],
     [{ fromCidr: `${'f'.repeat(44)}/64` }, 'fromCidr', /./],
+    [{ fromCidr: 'fe80::/10' }, 'fromCidr', /holds no global unicast/],
+    [{ direction: 'out', toCidr: '::ffff:a00:0/104' }, 'toCidr', /holds no global unicast/],
+    [{ fromCidr: 'ff02::1' }, 'fromCidr', /holds no global unicast/],
   ];
   for (const [extra, field, re] of cases) {
     const r = await api.call('POST', '/api/v1/tenants/default/policies/p/rules', { id: 'x', protocol: 'tcp', action: 'allow', ...extra });
