@@ -183,9 +183,17 @@ test('IPv6 connections are flow records: named endpoints, the deciding rule, the
     type End = { ip: string; port: number; name?: string; group?: string };
     type F = { verdict: string; protocol: string; src: End; dst: End; decidedBy: { policy?: string; rule: string | null }; agrees: boolean };
     const seen = (f: F) => `${f.verdict} ${f.src.ip}/${f.src.group} > ${f.dst.ip}:${f.dst.port}/${f.dst.group} ${f.protocol} by ${f.decidedBy.policy}/${f.decidedBy.rule}${f.agrees ? '' : ' (disagrees)'}`;
+    // A SYN behind 48 bytes of destination options (an unknown option the receiver skips): its ports lie
+    // past the first 80 bytes, and must still be recorded (the copy is 128 bytes, the walk skips the header).
+    const opts = "bytes([0, 5, 0x1e, 44]) + bytes(44)";
+    const padded = await lab.exec(c('a4'), ['python3', '-c', `import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); s.setsockopt(socket.IPPROTO_IPV6, 59, ${opts}); s.settimeout(1)
+try: s.connect(('${ip6.get('a1')}', 5203))
+except OSError: pass`], { timeoutMs: 5000 });
+    assert.equal(padded.code, 0, `the destination options were set: ${padded.stderr}`);
     const want = [
       `allow ${ip6.get('a2')}/web > ${ip6.get('a1')}:5201/db tcp by db-in/web`,
       `deny ${ip6.get('a4')}/other > ${ip6.get('a1')}:5202/db tcp by db-in/deny-tcp`,
+      `deny ${ip6.get('a4')}/other > ${ip6.get('a1')}:5203/db tcp by db-in/deny-tcp`,
     ];
     let all: string[] = [];
     const found = await within(8000, async () => {

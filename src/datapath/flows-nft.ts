@@ -20,8 +20,12 @@ const FLOW_SET6 = 'flowsrc6';
 const FLOW_TOTAL = 'flowtotal';
 /** The named counter of connections the limits kept from being logged (FLOW_HELD in linux/netwatch.c). */
 export const FLOW_HELD = 'flowheld';
-/** Bytes copied per logged packet: an IPv4 header with options, and the ports. */
-const SNAPLEN = 80;
+/**
+ * Bytes copied per logged packet: an IPv4 header with options and the ports, or an IPv6 header, 84 bytes
+ * of extension headers and the ports (a record whose ports lie past the copy says port 0, and the server
+ * leaves it unexplained rather than explain it as portless).
+ */
+const SNAPLEN = 128;
 
 /** Records per second the kernel passes on: per source address, and per table of the tenant on this host (the inet table; in a tenant without policy also the bridge table, for bridged connections). */
 export interface FlowLimits {

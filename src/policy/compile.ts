@@ -1,6 +1,6 @@
-import type { Action, Endpoint, Group, Network, Policy, Tenant } from '../model/index.js';
+import { parseIp, type Action, type Endpoint, type Group, type Network, type Policy, type Tenant } from '../model/index.js';
 import type { Classification, Klass } from './classes.js';
-import { endpointsByIp, groupOfIdentity } from './classes.js';
+import { endpointsByIp, groupOfIdentity, rangeAt } from './classes.js';
 import { Netpol, type NetpolInput } from './netpol.js';
 import { Engine, frameOf, refOf, type Scope } from './engine.js';
 import { MAX_INCREMENTAL_CHANGES, movedEndpoints, reach6, recompile, ruleChanges } from './incremental.js';
@@ -82,11 +82,16 @@ function v6Classes(endpoints: readonly Endpoint[], c: Classification): V6Class[]
   const out: V6Class[] = [];
   for (const e of endpoints) {
     if (e.ip6 === undefined) continue;
-    const cls = c.byIp(e.ip).id;
+    // Every compile looks every dual-stack endpoint up: its IPv4 address is parsed once per object.
+    let n = parsedIp.get(e);
+    if (n === undefined) parsedIp.set(e, (n = parseIp(e.ip) ?? -1));
+    const r = c.ranges[rangeAt(c.ranges, n)];
+    const cls = r !== undefined && n <= r.last ? r.cls : 0;
     if (cls !== 0) out.push({ addr: e.ip6, cls });
   }
   return out;
 }
+const parsedIp = new WeakMap<Endpoint, number>();
 
 const verdictOf = (a: Action): 'accept' | 'drop' => (a === 'allow' ? 'accept' : 'drop');
 

@@ -90,6 +90,32 @@ test('reported records are named as explain decides them; records of other hosts
   assert.match(open, /^weft_flow_records_total\{outcome="accepted"\} 5$/m);
 });
 
+test('IPv6 records: an endpoint is named and explained by its IPv6 address; TCP without ports (headers past the copy) is named, not explained; icmp finds ICMPv6', async () => {
+  const api = await testApi();
+  await ok(api, 'POST', '/api/v1/tenants', { name: 'six' });
+  await ok(api, 'POST', '/api/v1/tenants/six/networks', { name: 'net', subnet: '10.1.2.0/24', subnet6: 'fd00:6::/64' });
+  await ok(api, 'POST', '/api/v1/tenants/six/policies', { name: 'p', rules: [
+    { id: '1', direction: 'in', priority: 1, protocol: 'tcp', action: 'deny' },
+    { id: '2', direction: 'in', priority: 10, protocol: 'tcp', ports: '8888', action: 'allow' },
+  ] });
+  await ok(api, 'POST', '/api/v1/tenants/six/groups', { name: 'db', network: 'net', policies: ['p'] });
+  await ok(api, 'POST', '/api/v1/tenants/six/groups', { name: 'app', network: 'net' });
+  const db = await ok(api, 'POST', '/api/v1/endpoints', { tenant: 'six', network: 'net', group: 'db', containerId: 'db-1', host: 'h', ifname: 'eth0' });
+  const app = await ok(api, 'POST', '/api/v1/endpoints', { tenant: 'six', network: 'net', group: 'app', containerId: 'app-1', host: 'h', ifname: 'eth0' });
+  const r6 = (dport: number, proto = 6, verdict = 'allow') => ({ ...record(app.ip6, db.ip6, dport, verdict, 'six'), proto });
+  assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [r6(8888), r6(8889, 6, 'deny'), r6(0), r6(0, 58)], lost: [] }), { accepted: 4, refused: 0 });
+  const { items } = await ok(api, 'GET', '/api/v1/flows?tenant=six');
+  const seen = (items as Flow[]).map((f) => `${f.verdict} ${f.src.ip}=${f.src.name} > ${f.dst.ip}=${f.dst.name}:${f.dst.port} ${f.protocol} ${f.decidedBy.policy ?? f.decidedBy.layer}/${f.decidedBy.rule}`);
+  assert.deepEqual(seen, [
+    `allow ${app.ip6}=app-1 > ${db.ip6}=db-1:8888 tcp p/2`,
+    `deny ${app.ip6}=app-1 > ${db.ip6}=db-1:8889 tcp p/1`,
+    `allow ${app.ip6}=app-1 > ${db.ip6}=db-1:0 tcp unexplained/null`,
+    `allow ${app.ip6}=app-1 > ${db.ip6}=db-1:0 icmpv6 default/null`,
+  ]);
+  const icmp = (await ok(api, 'GET', '/api/v1/flows?tenant=six&protocol=icmp')).items as Flow[];
+  assert.deepEqual(icmp.map((f) => f.protocol), ['icmpv6'], 'icmp includes ICMPv6');
+});
+
 test('bad reports and queries are refused naming the field, and change nothing', async () => {
   const api = await testApi();
   const ip = await shop(api);
@@ -99,6 +125,9 @@ test('bad reports and queries are refused naming the field, and change nothing',
     [{ flows: [{ ...good, src: 'FD00::1' }], lost: [] }, 'src'],
     [{ flows: [{ ...good, dst: 'fd00:0::1' }], lost: [] }, 'flows.0.dst'],
     [{ flows: [{ ...good, dst: 'fd00::1::2' }], lost: [] }, 'flows.0.dst'],
+    [{ flows: [{ ...good, src: 'fd00::1', dst: 'fd00::2' }, { ...good, dst: 'fd00::2' }], lost: [] }, 'flows.1.dst'],
+    [{ flows: [{ ...good, src: 'fe80::1', dst: 'fd00::2' }], lost: [] }, 'flows.0.src'],
+    [{ flows: [{ ...good, src: 'fd00::1', dst: '::ffff:a01:203' }], lost: [] }, 'flows.0.dst'],
     [{ flows: [{ ...good, verdict: 'maybe' }], lost: [] }, 'verdict'],
     [{ flows: [{ ...good, dport: 70000 }], lost: [] }, 'dport'],
     [{ flows: [{ ...good, extra: 1 }], lost: [] }, 'extra'],

@@ -128,20 +128,25 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
   const memo = new Map<string, FullExplanation>();
   return records.map((r) => {
     const [a, b] = [at(r.src, r.at), at(r.dst, r.at)];
-    const key = `${r.src}|${r.dst}|${r.proto}|${r.dport}`;
+    // An endpoint's IPv6 address is decided as its IPv4 one (one class per endpoint: policy/cidr6.ts);
+    // the memo is keyed by what is explained (an address may have been another endpoint's before).
+    const four = (ip: string, x: Endpoint | undefined) => (x !== undefined && ip.includes(':') ? x.ip : ip);
+    const [from, to] = [four(r.src, a), four(r.dst, b)];
+    const key = `${from}|${to}|${r.proto}|${r.dport}`;
     let e = memo.get(key);
+    // TCP, UDP or SCTP without ports: their headers lay past what the kernel copied (a chain of IPv6
+    // extension headers), so no rule with ports can be told apart: named, not explained.
+    const portless = (r.proto === 6 || r.proto === 17 || r.proto === 132) && r.dport === 0;
     if (!e) {
-      if (budget && !budget.take()) {
-        // Named, not explained: the server's time for explaining is spent (a flood of distinct flows).
+      if (portless || (budget && !budget.take())) {
+        // Named, not explained: portless, or the server's time for explaining is spent (a flood of distinct flows).
         return {
           time: new Date(r.at).toISOString(), host, tenant: r.tenant, verdict: r.verdict, protocol: protocolName(r.proto),
           src: end(r.src, r.sport, a), dst: end(r.dst, r.dport, b), decidedBy: { side: 'none', layer: 'unexplained', rule: null }, egress: null, ingress: null, agrees: true,
         };
       }
       const t0 = performance.now();
-      // An endpoint's IPv6 address is decided as its IPv4 one (one class per endpoint: policy/cidr6.ts).
-      const four = (ip: string, x: Endpoint | undefined) => (x !== undefined && ip.includes(':') ? x.ip : ip);
-      memo.set(key, (e = explain(four(r.src, a), four(r.dst, b), String(r.proto), r.dport || undefined)));
+      memo.set(key, (e = explain(from, to, String(r.proto), r.dport || undefined)));
       budget?.spend(performance.now() - t0);
     }
     const here = (x: Sides): Sides => ({ egress: a?.host === host ? x.egress : undefined, ingress: b?.host === host ? x.ingress : undefined });

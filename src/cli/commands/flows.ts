@@ -44,7 +44,7 @@ export function flowCommands(program: Command, io: Io): void {
     })
     .option('--group <group>', 'only connections from or to this group')
     .option('--host <host>', 'only what this host logged')
-    .addOption(new Option('--protocol <protocol>', 'only this protocol').choices(['tcp', 'udp', 'sctp', 'icmp']))
+    .addOption(new Option('--protocol <protocol>', 'only this protocol (icmp: ICMPv6 too, as icmp rules decide both)').choices(['tcp', 'udp', 'sctp', 'icmp', 'icmpv6']))
     .option('--port <port>', 'only connections to this port', intArg('--port', 1, 65535))
     .option('--limit <n>', 'at most this many (the newest; with --follow, how many of the past to show first)', intArg('--limit', 1, 99999))
     .option('-f, --follow', 'keep printing new connections as they happen (Ctrl-C ends)')

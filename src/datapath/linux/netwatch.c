@@ -69,8 +69,9 @@
 #define IFNAMSIZ_MAX 32
 /* The NFLOG group the tenant tables log new connections to (FLOW_LOG_GROUP in flows-nft.ts). */
 #define FLOW_GROUP 8
-/* Bytes of each logged packet copied to us: an IPv4 header with options, and the ports. */
-#define FLOW_COPY 80
+/* Bytes of each logged packet copied to us (SNAPLEN in flows-nft.ts): an IPv4 header with options and the
+ * ports, or an IPv6 header, 84 bytes of extension headers and the ports. */
+#define FLOW_COPY 128
 /* The named counter of connections the limits kept from being logged (FLOW_HELD in flows-nft.ts), in the
  * tables inet weft (routed, and bridged when the tenant filters) and bridge weft (bridged otherwise). */
 #define FLOW_HELD "flowheld"
@@ -255,14 +256,18 @@ static void flow_record(struct ns *w, const struct nlmsghdr *nh) {
     proto = payload[6];
     l4 = 40;
     first = 1;
-    /* Past extension headers (hop-by-hop, routing, destination options: 8-octet units; fragment: 8
-     * octets, ports only in the first fragment) to the protocol; what the copy cuts off has no ports. */
-    for (int hops = 0; hops < 8 && (proto == 0 || proto == 43 || proto == 60 || proto == 44); hops++) {
+    /* Past extension headers (hop-by-hop, routing, destination options: 8-octet units; AH: 4-octet
+     * units, plus 2; fragment: 8 octets, ports only in the first fragment) to the protocol, as the kernel
+     * goes; what the copy cuts off has no ports (port 0: the server leaves such a record unexplained). */
+    for (int hops = 0; hops < 8 && (proto == 0 || proto == 43 || proto == 60 || proto == 44 || proto == 51); hops++) {
       if (plen < l4 + 8) { first = 0; break; }
       if (proto == 44) {
         if (((payload[l4 + 2] << 8 | payload[l4 + 3]) & 0xfff8) != 0) first = 0;
         proto = payload[l4];
         l4 += 8;
+      } else if (proto == 51) {
+        proto = payload[l4];
+        l4 += ((size_t)payload[l4 + 1] + 2) * 4;
       } else {
         proto = payload[l4];
         l4 += ((size_t)payload[l4 + 1] + 1) * 8;

@@ -60,7 +60,7 @@ const Query = Type.Object({
   since: Type.Optional(Type.String({ pattern: '^(?:[0-9]{1,6}[smhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z)$', description: 'a duration back from now (30s, 10m, 2h, 1d) or an RFC 3339 UTC time' })),
   group: Type.Optional(Name),
   host: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
-  protocol: Type.Optional(Type.String({ pattern: '^(tcp|udp|sctp|icmp|[0-9]{1,3})$' })),
+  protocol: Type.Optional(Type.String({ pattern: '^(tcp|udp|sctp|icmp|icmpv6|[0-9]{1,3})$', description: 'icmp also matches icmpv6 (icmp rules decide both)' })),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
   limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })),
   follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')])),
@@ -84,7 +84,7 @@ function filterOf(q: QueryT): (f: Flow) => boolean {
   const port = q.port === undefined ? undefined : Number(q.port);
   return (f) => (q.verdict === undefined || f.verdict === q.verdict) && (since === undefined || f.time >= since)
     && (q.group === undefined || f.src.group === q.group || f.dst.group === q.group) && (q.host === undefined || f.host === q.host)
-    && (protocol === undefined || f.protocol === protocol) && (port === undefined || f.dst.port === port);
+    && (protocol === undefined || f.protocol === protocol || (protocol === 'icmp' && f.protocol === 'icmpv6')) && (port === undefined || f.dst.port === port);
 }
 
 /**
@@ -133,12 +133,17 @@ export function flowRoutes(app: FastifyInstance): void {
     if (p.role !== 'host') requireRole(p, ['admin'], 'report flow records');
     const host = req.params.name;
     const pairs = new Set<string>();
-    // IPv6 as weft-netwatch prints it (RFC 5952): anything else would never match an endpoint's address.
+    // What the kernel can log: both ends of one family; IPv6 as weft-netwatch prints it (RFC 5952), and of
+    // the kinds endpoints have (global unicast or unique local: no ::, multicast, link-local or mapped).
     for (const [i, f] of req.body.flows.entries()) {
+      if (f.src.includes(':') !== f.dst.includes(':')) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.dst: '${f.dst}' is not of the family of src '${f.src}'`, { field: `flows.${i}.dst` });
       for (const k of ['src', 'dst'] as const) {
         const a = f[k];
-        const n = a.includes(':') ? parseIp6(a) : 0n;
-        if (n === undefined || (a.includes(':') && formatIp6(n) !== a)) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not an IPv4 or RFC 5952 IPv6 address`, { field: `flows.${i}.${k}` });
+        if (!a.includes(':')) continue;
+        const n = parseIp6(a);
+        const top = n === undefined ? -1n : n >> 120n;
+        if (n === undefined || formatIp6(n) !== a) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not an IPv6 address in RFC 5952 text`, { field: `flows.${i}.${k}` });
+        if (!((top >= 0x20n && top <= 0x3fn) || top === 0xfcn || top === 0xfdn)) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not a global unicast or unique local address (no endpoint has one elsewhere)`, { field: `flows.${i}.${k}` });
       }
     }
     for (const [i, t] of (req.body.traffic ?? []).entries()) {
