@@ -214,8 +214,12 @@ export class LinuxDatapath implements Datapath {
 
   async attach(a: Attachment, ready?: Promise<void>): Promise<void> {
     await attachEndpoint(this.runner, a, this.alias(), ready);
-    // A macvlan container's records from its first connection, not from the tenant's next pass.
-    if (a.macvlan?.flows) this.watchContainer(a.netnsPath, a.tenantNs);
+    // A macvlan container's records from its first connection, not from the tenant's next pass: the ADD
+    // answers once the helper has bound the container's flow socket (at most a tick, 250 ms; 2 s at worst).
+    if (a.macvlan?.flows) {
+      this.watchContainer(a.netnsPath, a.tenantNs);
+      if (this.containers.get(a.netnsPath) === a.tenantNs) await this.watcher?.flowsOpen(a.netnsPath);
+    }
   }
 
   attachOuter(a: OuterAttachment): Promise<void> {

@@ -116,6 +116,27 @@ test('a container namespace is watched for its flow records by its path; only we
   assert.deepEqual(seen, ['gone /run/netns/cni-1234']);
 });
 
+test('flowsOpen waits until the helper opened a container namespace (its flow socket bound), or it is gone, or the time is up', async () => {
+  const s = scripted();
+  const { events } = recorder();
+  const w = NetWatch.start(s.runner, events, process.execPath) as NetWatch;
+  w.watchFlows('/run/netns/cni-77');
+  let opened = false;
+  const p = w.flowsOpen('/run/netns/cni-77', 5000).then(() => (opened = true));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(opened, false, 'not yet: the helper has not opened it');
+  s.say('link /run/netns/cni-77');
+  await p;
+  assert.equal(opened, true);
+  const t0 = Date.now();
+  await w.flowsOpen('/run/netns/cni-77', 5000);
+  assert.ok(Date.now() - t0 < 100, 'already open: at once');
+  w.watchFlows('/run/netns/cni-78');
+  const t1 = Date.now();
+  await w.flowsOpen('/run/netns/cni-78', 200);
+  assert.ok(Date.now() - t1 >= 190, 'never opened: the time is up');
+});
+
 test('flow lines: IPv4 and IPv6 addresses (the latter in RFC 5952 text, as endpoints hold them); anything else is refused', () => {
   assert.deepEqual(parseFlow(['a', '6', 'fd00:1:2::3', '40000', 'FD00:1:2:0::5', '5201'], 7), { at: 7, verdict: 'allow', proto: 6, src: 'fd00:1:2::3', sport: 40000, dst: 'fd00:1:2::5', dport: 5201 });
   assert.equal(parseFlow(['d', '58', 'fd00::3', '0', 'fd00::4', '0'], 7)?.proto, 58);

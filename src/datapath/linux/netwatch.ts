@@ -72,6 +72,8 @@ export class NetWatch {
   /** Namespaces the helper holds open now: events about them would reach us. */
   private readonly open = new Set<string>();
   private readonly acks = new Map<string, Array<() => void>>();
+  /** Who waits for a container namespace to be open (its flow socket bound): see flowsOpen. */
+  private readonly openWaiters = new Map<string, Array<() => void>>();
   /** Per namespace, events so far: an observation made across one of them is not to be trusted. */
   private readonly epochs = new Map<string, number>();
   /** The last generation the helper reported per namespace ('' the agent's own). */
@@ -115,6 +117,25 @@ export class NetWatch {
     this.watched.add(path);
     this.proc?.send(`*${path}`);
     return true;
+  }
+
+  /**
+   * Resolves once the helper has opened a watched container namespace (its flow socket bound: records of
+   * the container's first connection are not lost), when the namespace is gone, or after `ms`.
+   */
+  flowsOpen(path: string, ms = 2000): Promise<void> {
+    if (!this.live || !this.watched.has(path) || this.open.has(path)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      const waiting = this.openWaiters.get(path) ?? [];
+      waiting.push(() => { clearTimeout(timer); resolve(); });
+      this.openWaiters.set(path, waiting);
+    });
+  }
+
+  private opened(key: string): void {
+    for (const done of this.openWaiters.get(key) ?? []) done();
+    this.openWaiters.delete(key);
   }
 
   /** Lets go of a namespace: its sockets would keep it (and every device in it) alive after deletion. */
@@ -200,6 +221,7 @@ export class NetWatch {
         this.open.add(key);
         this.events.links(ns);
       }
+      this.opened(key);
     }
   }
 
@@ -210,6 +232,7 @@ export class NetWatch {
     this.generations.clear();
     for (const waiting of this.acks.values()) for (const done of waiting) done();
     this.acks.clear();
+    for (const key of [...this.openWaiters.keys()]) this.opened(key);
     if (was) this.events.ended(code);
   }
 }
