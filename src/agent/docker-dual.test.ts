@@ -10,13 +10,13 @@ import { http as api, startServerProcess, type ServerProcess } from '../testkit/
 import { inviteHost, within } from '../testkit/host.js';
 import type { Agent } from './agent.js';
 import { GATEWAY_REQUEST, callDocker, dockerId, dockerOk, dockerSocketIn, startDockerTestAgent } from './docker/testing.js';
-import { MAC_OPTION } from './docker/ipam.js';
 
 /**
  * `docker network create --ipv6` on a dual-stack Weft network, call by call as dockerd makes them, against
  * a real server and agent (in-memory datapath): the IPv4 request reserves both addresses, the IPv6 request
- * answers the reservation's by the MAC Docker generated, CreateEndpoint checks the pair, Join gives the
- * IPv6 gateway; and every way it can go wrong is refused with the field or flag named.
+ * that follows answers the reservation's (an IPv4 request waits while another's IPv6 request is awaited),
+ * CreateEndpoint checks the pair, Join gives the IPv6 gateway; and every way it can go wrong is refused
+ * with the field or flag named.
  */
 const log = pino({ level: process.env['WEFT_TEST_LOG'] ?? 'silent' });
 let server: ServerProcess;
@@ -44,7 +44,6 @@ after(async () => {
 });
 
 const pool = (o: Record<string, unknown>) => ({ AddressSpace: 'weft', Pool: '', SubPool: '', Options: {}, V6: false, ...o });
-const mac = (n: number) => `02:42:0a:06:00:${n.toString(16).padStart(2, '0')}`;
 
 /**
  * `docker network create --ipv6 --subnet S4 --subnet S6 -o network=NAME`: both pools, both gateways,
@@ -74,45 +73,48 @@ test('--ipv6 on a dual-stack network: interleaved containers each get their own 
   assert.equal(n.g6, 'fd00:6::1/64');
   const mapped = (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.find((x: { name: string }) => x.name === n.networkId.slice(0, 63));
   assert.equal(mapped.pool6, n.pool6, 'the IPv6 pool is recorded with the mapping (found again after a restart)');
-  // Two containers start at once: A's IPv4 request, B's, then B's IPv6 one before A's.
-  const a4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(1) } });
-  const b4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(2).toUpperCase() } });
-  const b6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(2) } });
-  const a6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(1) } });
+  // Two containers start at once: A's and B's IPv4 requests together. B's waits until A's IPv6 request
+  // came, so each IPv6 request is answered with its own endpoint's reservation.
+  const req = (pool: string) => dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: pool, Address: '', Options: {} });
+  const first = req(n.pool4);
+  let bDone = false;
+  const second = req(n.pool4).then((x) => ((bDone = true), x));
+  const a4 = await first;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(bDone, false, "B's IPv4 request waits while A's IPv6 one is awaited");
+  const a6 = await req(n.pool6);
+  const b4 = await second;
+  const b6 = await req(n.pool6);
   const held = await endpoints();
-  const pair = (m: string) => held.find((e) => e.mac === m);
-  assert.equal(a4.Address, `${pair(mac(1))?.ip}/24`);
-  assert.equal(a6.Address, `${pair(mac(1))?.ip6}/64`, "A's IPv6 address is the one reserved with A's IPv4 one");
-  assert.equal(b6.Address, `${pair(mac(2))?.ip6}/64`);
+  const pair = (v4: string) => held.find((e) => e.ip === v4.split('/')[0]);
+  assert.equal(a6.Address, `${pair(a4.Address)?.ip6}/64`, "A's IPv6 address is the one reserved with A's IPv4 one");
+  assert.equal(b6.Address, `${pair(b4.Address)?.ip6}/64`);
   assert.notEqual(a6.Address, b6.Address);
   assert.match(a6.Address, /^fd00:6::[0-9a-f]+\/64$/);
+  const stray = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: {} });
+  assert.match(stray.json.Err, /no reservation on default\/ds awaits its IPv6 address/);
   // A CreateEndpoint whose IPv6 address is another reservation's is refused, and changes nothing.
   const before = JSON.stringify(await endpoints());
   const wrong = await callDocker(sock, 'NetworkDriver.CreateEndpoint', {
-    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: b6.Address, MacAddress: mac(1) }, Options: {},
+    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: b6.Address, MacAddress: '' }, Options: {},
   });
   assert.equal(wrong.status, 500);
   assert.match(wrong.json.Err, /ip6: .* differs from/);
   const missing = await callDocker(sock, 'NetworkDriver.CreateEndpoint', {
-    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: '', MacAddress: mac(1) }, Options: {},
+    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: '', MacAddress: '' }, Options: {},
   });
   assert.equal(missing.status, 400);
   assert.match(missing.json.Err, /Interface\.AddressIPv6: missing/);
-  const otherMac = await callDocker(sock, 'NetworkDriver.CreateEndpoint', {
-    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: a6.Address, MacAddress: mac(7) }, Options: {},
+  const bcast = await callDocker(sock, 'NetworkDriver.CreateEndpoint', {
+    NetworkID: n.networkId, EndpointID: dockerId(), Interface: { Address: a4.Address, AddressIPv6: a6.Address, MacAddress: 'ff:ff:ff:ff:ff:ff' }, Options: {},
   });
-  assert.equal(otherMac.status, 400);
-  assert.match(otherMac.json.Err, /Interface\.MacAddress: .* is not the MAC the address .* was reserved with/);
-  // A second container with A's MAC (the same --mac-address) would find A's reservation: refused at once.
-  const twin = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(1) } });
-  assert.match(twin.json.Err, /MAC .* already has an address reserved/);
-  const bcast = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: 'ff:ff:ff:ff:ff:ff' } });
   assert.match(bcast.json.Err, /mac: ff:ff:ff:ff:ff:ff is a multicast \(or broadcast\) address/);
   assert.equal(JSON.stringify(await endpoints()), before, 'refused calls change nothing');
-  for (const [v4, v6, m] of [[a4, a6, mac(1)], [b4, b6, mac(2)]] as const) {
+  for (const [v4, v6] of [[a4, a6], [b4, b6]] as const) {
     const E = dockerId();
-    const created = await dockerOk(sock, 'NetworkDriver.CreateEndpoint', { NetworkID: n.networkId, EndpointID: E, Interface: { Address: v4.Address, AddressIPv6: v6.Address, MacAddress: m }, Options: {} });
-    assert.deepEqual(created, {}, 'Docker gave the MAC: nothing to add');
+    const created = await dockerOk(sock, 'NetworkDriver.CreateEndpoint', { NetworkID: n.networkId, EndpointID: E, Interface: { Address: v4.Address, AddressIPv6: v6.Address, MacAddress: '' }, Options: {} });
+    const m = created.Interface?.MacAddress;
+    assert.match(m ?? '', /^02:57:0a:06:00:/, 'the MAC Weft derives from the IPv4 address, handed to Docker');
     const joined = await dockerOk(sock, 'NetworkDriver.Join', { NetworkID: n.networkId, EndpointID: E, SandboxKey: `/var/run/docker/netns/${E.slice(0, 12)}`, Options: {} });
     assert.equal(joined.Gateway, '10.6.0.1');
     assert.equal(joined.GatewayIPv6, 'fd00:6::1');
@@ -125,20 +127,29 @@ test('--ipv6 on a dual-stack network: interleaved containers each get their own 
 test('a reservation released by its IPv4 address gives back both; the IPv6 release alone keeps it', async () => {
   const n = await createDual('ds', '10.6.0.0/24', 'fd00:6::/64');
   assert.equal(n.r.status, 200, JSON.stringify(n.r.json));
-  const v4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(9) } });
-  const v6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(9) } });
+  const req = (pool: string) => dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: pool, Address: '', Options: {} });
+  const v4 = await req(n.pool4);
+  const v6 = await req(n.pool6);
+  const mine = (e: { ip: string }) => e.ip === v4.Address.split('/')[0];
   await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool6, Address: v6.Address.split('/')[0] });
-  assert.ok((await endpoints()).some((e) => e.mac === mac(9)), 'still reserved: its IPv4 address is in use');
+  assert.ok((await endpoints()).some(mine), 'still reserved: its IPv4 address is in use');
   await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: v4.Address.split('/')[0] });
-  assert.ok(await within(5000, async () => !(await endpoints()).some((e) => e.mac === mac(9))) >= 0, 'the reservation is gone');
+  assert.ok(await within(5000, async () => !(await endpoints()).some(mine)) >= 0, 'the reservation is gone');
   // The same IPv6 address can be handed out again (it went back with the reservation).
-  const again4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(10) } });
-  const again6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(10) } });
+  const again4 = await req(n.pool4);
+  const again6 = await req(n.pool6);
   assert.equal(again6.Address, v6.Address);
-  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: again4.Address.split('/')[0] });
+  // A reservation given back before its IPv6 request came lets the next IPv4 request go at once.
+  const lone = await req(n.pool4);
+  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: lone.Address.split('/')[0] });
+  const t0 = Date.now();
+  const next4 = await req(n.pool4);
+  assert.ok(Date.now() - t0 < 2000, 'not held for the IPv6 request that will never come');
+  await req(n.pool6);
+  for (const a of [again4, next4]) await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: a.Address.split('/')[0] });
 });
 
-test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-stack network, --ipv6 on an IPv4-only one, no MAC, --ip6, a wrong subnet', async () => {
+test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-stack network, --ipv6 on an IPv4-only one, --ip6, a wrong subnet', async () => {
   const before = JSON.stringify([await endpoints(), (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.length]);
   const p4 = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: '10.6.0.0/24' }));
   const plain = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
@@ -160,13 +171,8 @@ test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-
   assert.equal(other.r.status, 500);
   assert.match(other.r.json.Err, /--subnet fd00:99::\/64 conflicts with network default\/ds \(subnet6 fd00:6::\/64\)/);
   const n = await createDual('ds', '10.6.0.0/24', 'fd00:6::/64');
-  const v4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: { [MAC_OPTION]: mac(20) } });
-  const noMac = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: {} });
-  assert.equal(noMac.status, 400);
-  assert.match(noMac.json.Err, new RegExp(`Options\\.${MAC_OPTION.replace(/\./g, '\\.')}: missing`));
-  const unknownMac = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: { [MAC_OPTION]: mac(21) } });
-  assert.match(unknownMac.json.Err, /no reservation with MAC/);
-  const ip6 = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: 'fd00:6::99', Options: { [MAC_OPTION]: mac(20) } });
+  const v4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: {} });
+  const ip6 = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: 'fd00:6::99', Options: {} });
   assert.match(ip6.json.Err, /--ip6 fd00:6::99: .* not supported/);
   // dockerd gives back nothing of an endpoint whose IPv6 request failed: the reservation went with the refusal.
   assert.ok(await within(5000, async () => !(await endpoints()).some((e) => e.ip === v4.Address.split('/')[0])) >= 0, 'the refused --ip6 left no reservation');

@@ -4,8 +4,8 @@ import { BadRequest, type ReleaseAddress, type RequestAddress, type RequestPool 
 import { ANY, IFNAME, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
 
 const GATEWAY_REQUEST = 'com.docker.network.gateway';
-/** Where Docker puts the endpoint's MAC in RequestAddress's options (the plugin says `RequiresMACAddress`). */
-export const MAC_OPTION = 'com.docker.network.endpoint.macaddress';
+/** How long a reservation waits for its IPv6 request before the network's next IPv4 request goes ahead. */
+export const PAIR_MS = 5000;
 
 /**
  * Docker's IPAM driver. Docker asks IPAM for a pool before it tells the network driver which Weft
@@ -14,13 +14,21 @@ export const MAC_OPTION = 'com.docker.network.endpoint.macaddress';
  * endpoint, which the network driver turns into the real endpoint at CreateEndpoint.
  *
  * IPv6 (`docker network create --ipv6` on a dual-stack network): the server hands out an endpoint's two
- * addresses together, so the IPv4 request reserves both, and the IPv6 request that follows answers the
- * IPv6 address of the reservation with the same MAC (Docker generates the MAC before asking IPAM and
- * passes it to both requests): pairs are exact however many containers start at once.
+ * addresses together, so the IPv4 request reserves both, and the IPv6 request answers the reservation's
+ * IPv6 address. Docker asks for an endpoint's IPv4 address and then, at once, its IPv6 one; concurrent
+ * containers' requests could interleave, so on a dual-stack network an IPv4 request waits until the last
+ * reservation's IPv6 address was asked for (or PAIR_MS passed, or it was given back): the IPv6 request
+ * that comes is always the waiting reservation's. Pairing by a MAC Docker would generate
+ * (`RequiresMACAddress`) was rejected: Docker would then give every container a random MAC instead of the
+ * one Weft derives from its address, and a reused address would come with a new MAC.
  */
 export class DockerIpam {
   /** Pools handed out but not yet claimed by a network, oldest first. */
   private readonly pending = new Map<string, { pool: string; v6: boolean; tenant?: string; network?: string }>();
+  /** Per dual-stack Docker network: the reservation whose IPv6 request is awaited, and how to let the next go. */
+  private readonly awaiting = new Map<string, { ph: Endpoint; release: () => void }>();
+  /** Per dual-stack Docker network: the end of its queue of IPv4 requests. */
+  private readonly queues = new Map<string, Promise<void>>();
 
   constructor(private readonly d: DockerDeps, private readonly m: DockerMappings) {}
 
@@ -77,26 +85,65 @@ export class DockerIpam {
       return { Address: p.pool === ANY ? ANY : firstHost(p.pool, v6), Data: {} };
     }
     if (!bound) throw new Error(`pool ${r.PoolID} belongs to no Weft network on this host (use --ipam-driver weft with -d weft)`);
-    const mac = r.Options?.[MAC_OPTION]?.toLowerCase();
-    if (v6) return this.requestAddress6(bound, r, mac);
-    // One reservation per MAC on a network: the IPv6 request finds its reservation by it.
-    const twin = mac === undefined ? undefined : this.m.placeholderOfMac(bound, mac);
-    if (twin) throw new Error(`MAC ${mac} already has an address reserved on ${bound.tenant}/${bound.network} (${twin.ip}): two containers starting with the same --mac-address?`);
+    if (v6) return this.requestAddress6(bound, r);
+    if (bound.pool6 === undefined) return this.reserve(bound, r);
+    // A dual-stack network: one reservation at a time awaits its IPv6 request.
+    const release = await this.turn(bound.name);
+    try {
+      const got = await this.reserve(bound, r);
+      const ph = this.m.placeholder(bound, got.Address.split('/')[0] as string);
+      if (!ph) throw new Error(`the reservation of ${got.Address} vanished`);
+      const timer = setTimeout(() => this.letGo(bound.name, ph), PAIR_MS);
+      this.awaiting.set(bound.name, { ph, release: () => { clearTimeout(timer); release(); } });
+      return got;
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Reserves an address (both families on a dual-stack network) as a placeholder endpoint. */
+  private async reserve(bound: DockerNetwork, r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
     const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
       tenant: bound.tenant, network: bound.network, ...(bound.group ? { group: bound.group } : {}),
       containerId: `ipam-${randomBytes(8).toString('hex')}`, host: this.d.host, ifname: IFNAME, ...(r.Address ? { ip: r.Address } : {}),
-      ...(mac ? { mac } : {}), labels: { runtime: 'docker' },
+      labels: { runtime: 'docker' },
     });
     this.d.state.putEndpoint(ep);
     return { Address: `${ep.ip}/${ep.prefixLength}`, Data: {} };
   }
 
-  /** The IPv6 address the endpoint's IPv4 request reserved with it (found by the endpoint's MAC). */
-  private async requestAddress6(bound: DockerNetwork, r: RequestAddress, mac: string | undefined): Promise<{ Address: string; Data: Record<string, string> }> {
-    if (!mac) throw new BadRequest(`Options.${MAC_OPTION}: missing; weft pairs an endpoint's IPv6 request with its IPv4 one by the MAC address Docker generates (restart dockerd if it activated this plugin before it asked for MACs)`);
-    const ph = this.m.placeholderOfMac(bound, mac);
-    if (ph?.ip6 === undefined) throw new Error(`no reservation with MAC ${mac} on ${bound.tenant}/${bound.network}: Docker asks for the IPv4 address first, and the network must be dual-stack`);
-    if (r.Address && parseIp6(r.Address) !== parseIp6(ph.ip6)) {
+  /** Waits for this network's turn: resolves with the function that ends it (once). */
+  private turn(key: string): Promise<() => void> {
+    const before = this.queues.get(key) ?? Promise.resolve();
+    let end!: () => void;
+    const mine = new Promise<void>((r) => (end = r));
+    const tail = before.then(() => mine);
+    this.queues.set(key, tail);
+    let done = false;
+    return before.then(() => () => {
+      if (done) return;
+      done = true;
+      end();
+      if (this.queues.get(key) === tail) this.queues.delete(key);
+    });
+  }
+
+  /** The awaited reservation `ph` is paired, given back or timed out: the next IPv4 request may go. */
+  private letGo(key: string, ph: Endpoint): void {
+    const w = this.awaiting.get(key);
+    if (!w || w.ph.id !== ph.id) return;
+    this.awaiting.delete(key);
+    w.release();
+  }
+
+  /** The IPv6 address the endpoint's IPv4 request reserved with it: the reservation awaiting its IPv6 request. */
+  private async requestAddress6(bound: DockerNetwork, r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
+    const w = this.awaiting.get(bound.name);
+    if (w === undefined || w.ph.ip6 === undefined) throw new Error(`no reservation on ${bound.tenant}/${bound.network} awaits its IPv6 address: Docker asks for an endpoint's IPv4 address first, then at once its IPv6 one`);
+    const ph = w.ph;
+    this.letGo(bound.name, ph);
+    if (r.Address && parseIp6(r.Address) !== parseIp6(ph.ip6 as string)) {
       // Docker gives back no address of an endpoint whose IPv6 request failed: the reservation goes here.
       await this.d.endpoints.release(ph);
       throw new Error(`--ip6 ${r.Address}: weft chooses an endpoint's IPv6 address with its IPv4 one (${ph.ip6}); --ip6 is not supported through the plugin`);
@@ -109,7 +156,9 @@ export class DockerIpam {
     // An IPv6 address goes with its reservation, which the IPv4 release (or DeleteEndpoint) gives back.
     if (!bound || bound.pool6 === r.PoolID) return;
     const placeholder = this.m.placeholder(bound, r.Address);
-    if (placeholder) await this.d.endpoints.release(placeholder);
+    if (!placeholder) return;
+    this.letGo(bound.name, placeholder);
+    await this.d.endpoints.release(placeholder);
   }
 }
 

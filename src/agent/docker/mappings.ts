@@ -79,14 +79,6 @@ export class DockerMappings {
     return this.placeholders(n).find((e) => e.ip === ip);
   }
 
-  /**
-   * The reservation made for the endpoint whose MAC Docker generated (`RequiresMACAddress`: Docker passes
-   * it to each of the endpoint's RequestAddress calls): what pairs an IPv6 request with the IPv4 one.
-   */
-  placeholderOfMac(n: DockerNetwork, mac: string): Endpoint | undefined {
-    return this.placeholders(n).find((e) => e.mac === mac);
-  }
-
   private placeholders(n: DockerNetwork): Endpoint[] {
     return [...this.d.state.endpoints.values()].filter((e) => e.host === this.d.host && e.tenant === n.tenant && e.network === n.network && e.containerId.startsWith('ipam-'));
   }

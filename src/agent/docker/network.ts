@@ -110,9 +110,6 @@ export class DockerNetworkDriver {
       const placeholder = this.m.placeholder(n, ip);
       if (ip6 === undefined && (this.d.state.networks.get(`${n.tenant}/${n.network}`)?.subnet6 ?? placeholder?.ip6) !== undefined) throw new BadRequest('Interface.AddressIPv6: missing on a dual-stack network (created without --ipv6, or IPv6 disabled for this endpoint: weft would leave its IPv6 address unconfigured)');
       const mac = r.Interface?.MacAddress || undefined;
-      // The reservation is this endpoint's: Docker passed the same MAC to its address requests (unless
-      // it reserved without one, taking the MAC derived from the address: 02:57:…).
-      if (placeholder && mac && !placeholder.mac.startsWith('02:57:') && placeholder.mac !== mac.toLowerCase()) throw new BadRequest(`Interface.MacAddress: ${mac} is not the MAC the address ${ip} was reserved with`);
       const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
         tenant: n.tenant, network: n.network, ...(n.group ? { group: n.group } : {}), containerId: r.EndpointID, host: this.d.host,
         ifname: IFNAME, ip, ...(ip6 !== undefined ? { ip6 } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' }, ...(placeholder ? { replaces: placeholder.id } : {}),

@@ -47,8 +47,8 @@ async function dispatch(host: P.DockerHost, path: string, body: string): Promise
     case '/NetworkDriver.DiscoverNew':
     case '/NetworkDriver.DiscoverDelete':
       return OK();
-    // The MAC Docker generates then comes with each RequestAddress of an endpoint: what pairs its IPv6 request with its IPv4 one.
-    case '/IpamDriver.GetCapabilities': return OK({ RequiresMACAddress: true, RequiresRequestReplay: false });
+    // No MAC from Docker: an endpoint's MAC is the one Weft derives from its address (the same again when the address is reused).
+    case '/IpamDriver.GetCapabilities': return OK({ RequiresMACAddress: false, RequiresRequestReplay: false });
     case '/IpamDriver.GetDefaultAddressSpaces': return OK({ LocalDefaultAddressSpace: 'weft', GlobalDefaultAddressSpace: 'weft' });
     case '/IpamDriver.RequestPool': return OK(await host.requestPool(P.parse(P.RequestPool, body)));
     case '/IpamDriver.ReleasePool': await host.releasePool(P.parse(P.ReleasePool, body).PoolID); return OK();
