@@ -10,6 +10,7 @@ import { http as api, startServerProcess, type ServerProcess } from '../testkit/
 import { inviteHost, within } from '../testkit/host.js';
 import type { Agent } from './agent.js';
 import { GATEWAY_REQUEST, callDocker, dockerId, dockerOk, dockerSocketIn, startDockerTestAgent } from './docker/testing.js';
+import { PAIR_MS } from './docker/ipam.js';
 
 /**
  * `docker network create --ipv6` on a dual-stack Weft network, call by call as dockerd makes them, against
@@ -147,6 +148,17 @@ test('a reservation released by its IPv4 address gives back both; the IPv6 relea
   assert.ok(Date.now() - t0 < 2000, 'not held for the IPv6 request that will never come');
   await req(n.pool6);
   for (const a of [again4, next4]) await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: a.Address.split('/')[0] });
+});
+
+test('an IPv6 request that comes late (past the wait for it) still finds its reservation', async () => {
+  const n = await createDual('ds', '10.6.0.0/24', 'fd00:6::/64');
+  assert.equal(n.r.status, 200, JSON.stringify(n.r.json));
+  const v4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: {} });
+  await new Promise((r) => setTimeout(r, PAIR_MS + 300));
+  const v6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: '', Options: {} });
+  const ph = (await endpoints()).find((e) => e.ip === v4.Address.split('/')[0]);
+  assert.equal(v6.Address, `${ph?.ip6}/64`);
+  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: v4.Address.split('/')[0] });
 });
 
 test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-stack network, --ipv6 on an IPv4-only one, --ip6, a wrong subnet', async () => {

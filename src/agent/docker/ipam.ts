@@ -15,10 +15,11 @@ export const PAIR_MS = 5000;
  *
  * IPv6 (`docker network create --ipv6` on a dual-stack network): the server hands out an endpoint's two
  * addresses together, so the IPv4 request reserves both, and the IPv6 request answers the reservation's
- * IPv6 address. Docker asks for an endpoint's IPv4 address and then, at once, its IPv6 one; concurrent
- * containers' requests could interleave, so on a dual-stack network an IPv4 request waits until the last
- * reservation's IPv6 address was asked for (or PAIR_MS passed, or it was given back): the IPv6 request
- * that comes is always the waiting reservation's. Pairing by a MAC Docker would generate
+ * IPv6 address. Docker asks for an endpoint's IPv4 address and then its IPv6 one, one endpoint at a
+ * time per network (dockerd holds the network's lock across both); the agent keeps that order itself too
+ * (for any other client): on a dual-stack network an IPv4 request waits until the last reservation's IPv6
+ * address was asked for (or PAIR_MS passed, or it was given back), so the IPv6 request that comes is the
+ * awaited reservation's. A pair gone wrong anyway is refused at CreateEndpoint (the server checks it). Pairing by a MAC Docker would generate
  * (`RequiresMACAddress`) was rejected: Docker would then give every container a random MAC instead of the
  * one Weft derives from its address, and a reused address would come with a new MAC.
  */
@@ -93,7 +94,9 @@ export class DockerIpam {
       const got = await this.reserve(bound, r);
       const ph = this.m.placeholder(bound, got.Address.split('/')[0] as string);
       if (!ph) throw new Error(`the reservation of ${got.Address} vanished`);
-      const timer = setTimeout(() => this.letGo(bound.name, ph), PAIR_MS);
+      // Past PAIR_MS the next IPv4 request may go, but the reservation stays the awaited one until that
+      // request takes its place: a late IPv6 request (the agent's event loop held up) still finds it.
+      const timer = setTimeout(release, PAIR_MS);
       this.awaiting.set(bound.name, { ph, release: () => { clearTimeout(timer); release(); } });
       return got;
     } catch (e) {
@@ -140,9 +143,9 @@ export class DockerIpam {
   /** The IPv6 address the endpoint's IPv4 request reserved with it: the reservation awaiting its IPv6 request. */
   private async requestAddress6(bound: DockerNetwork, r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
     const w = this.awaiting.get(bound.name);
-    if (w === undefined || w.ph.ip6 === undefined) throw new Error(`no reservation on ${bound.tenant}/${bound.network} awaits its IPv6 address: Docker asks for an endpoint's IPv4 address first, then at once its IPv6 one`);
+    if (w !== undefined) this.letGo(bound.name, w.ph);
+    if (w === undefined || w.ph.ip6 === undefined) throw new Error(`no reservation on ${bound.tenant}/${bound.network} awaits its IPv6 address (Docker asks for an endpoint's IPv4 address, then its IPv6 one: was the agent restarted between them?)`);
     const ph = w.ph;
-    this.letGo(bound.name, ph);
     if (r.Address && parseIp6(r.Address) !== parseIp6(ph.ip6 as string)) {
       // Docker gives back no address of an endpoint whose IPv6 request failed: the reservation goes here.
       await this.d.endpoints.release(ph);
