@@ -141,6 +141,15 @@ export function overlaps6(x: IpRange6, y: IpRange6): boolean {
   return x.first <= y.last && y.first <= x.last;
 }
 
+/** Where endpoints' IPv6 addresses come from (checkNetwork6): global unicast 2000::/3 and unique local fc00::/7. */
+const ENDPOINT_SPACE6: readonly IpRange6[] = [cidrRange6({ base: 0x2000n << 112n, prefix: 3 }), cidrRange6({ base: 0xfc00n << 112n, prefix: 7 })];
+
+/** Whether an IPv6 address is of the kind an endpoint can have. */
+export const inEndpointSpace6 = (n: bigint): boolean => ENDPOINT_SPACE6.some((r) => n >= r.first && n <= r.last);
+
+/** Whether a range holds any address of the kind an endpoint can have. */
+export const meetsEndpointSpace6 = (r: IpRange6): boolean => ENDPOINT_SPACE6.some((x) => overlaps6(r, x));
+
 /**
  * The EUI-64 link-local address of a MAC (RFC 4291 appendix A: ff:fe in the middle, the universal/local
  * bit flipped): what an interface the agent configures uses, so the guard knows it in advance.

@@ -3,7 +3,7 @@ import {
   cidrRange, contains, formatIp, overlaps, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
 } from './ipv4.js';
-import { cidrRange6, contains6, formatIp6, overlaps6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
+import { cidrRange6, contains6, formatIp6, inEndpointSpace6, meetsEndpointSpace6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
 import { ENCAPS, WIREGUARD_OVERHEAD, type Encap } from './objects.js';
 import type { NetworkInput, RuleInput, NetprofileInput, GlobalInput } from './schemas.js';
 
@@ -55,8 +55,7 @@ export function checkNetwork6(input: { subnet6?: string | undefined; gateway6?: 
     throw invalid('subnet6', `'${input.subnet6}' must have a prefix length between /16 and /120`);
   }
   // Global unicast or unique local only: not loopback, IPv4-mapped, link-local, multicast or the rest of ::/8.
-  const top = subnet.base >> 120n;
-  if (!((top >= 0x20n && top <= 0x3fn) || top === 0xfcn || top === 0xfdn)) {
+  if (!inEndpointSpace6(subnet.base)) {
     throw invalid('subnet6', `'${input.subnet6}' is not a global unicast (2000::/3) or unique local (fc00::/7) prefix`);
   }
   const all = cidrRange6(subnet);
@@ -128,9 +127,7 @@ export function checkRule(rule: RuleInput, path = ''): void {
       const c = parseCidr6(v.includes('/') ? v : `${v}/128`, f(k));
       // Endpoints' IPv6 addresses are global unicast or unique local (checkNetwork6): a CIDR meeting
       // neither (link-local, multicast, loopback, IPv4-mapped) would hold no endpoint, a rule that never applies.
-      const r = cidrRange6(c);
-      const meets = (base: bigint, bits: number) => overlaps6(r, cidrRange6({ base: base << 112n, prefix: bits }));
-      if (!meets(0x2000n, 3) && !meets(0xfc00n, 7)) throw invalid(f(k), `'${v.slice(0, 50)}' holds no global unicast (2000::/3) or unique local (fc00::/7) address: no endpoint has an address there`);
+      if (!meetsEndpointSpace6(cidrRange6(c))) throw invalid(f(k), `'${v.slice(0, 50)}' holds no global unicast (2000::/3) or unique local (fc00::/7) address: no endpoint has an address there`);
     } else {
       parseCidr(v.includes('/') ? v : `${v}/32`, f(k));
     }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { formatIp, formatIp6, parseCidr, parseCidr6, parseIp6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
 import { BadRequest, type ReleaseAddress, type RequestAddress, type RequestPool } from '../../plugins/docker/index.js';
-import { ANY, IFNAME, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
+import { ANY, IFNAME, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
 
 const GATEWAY_REQUEST = 'com.docker.network.gateway';
 /** How long a reservation waits for its IPv6 request before the network's next IPv4 request goes ahead. */
@@ -87,18 +87,16 @@ export class DockerIpam {
     }
     if (!bound) throw new Error(`pool ${r.PoolID} belongs to no Weft network on this host (use --ipam-driver weft with -d weft)`);
     if (v6) return this.requestAddress6(bound, r);
-    if (bound.pool6 === undefined) return this.reserve(bound, r);
+    if (bound.pool6 === undefined) return addressOf(await this.reserve(bound, r));
     // A dual-stack network: one reservation at a time awaits its IPv6 request.
     const release = await this.turn(bound.name);
     try {
-      const got = await this.reserve(bound, r);
-      const ph = this.m.placeholder(bound, got.Address.split('/')[0] as string);
-      if (!ph) throw new Error(`the reservation of ${got.Address} vanished`);
+      const ph = await this.reserve(bound, r);
       // Past PAIR_MS the next IPv4 request may go, but the reservation stays the awaited one until that
       // request takes its place: a late IPv6 request (the agent's event loop held up) still finds it.
       const timer = setTimeout(release, PAIR_MS);
       this.awaiting.set(bound.name, { ph, release: () => { clearTimeout(timer); release(); } });
-      return got;
+      return addressOf(ph);
     } catch (e) {
       release();
       throw e;
@@ -106,14 +104,14 @@ export class DockerIpam {
   }
 
   /** Reserves an address (both families on a dual-stack network) as a placeholder endpoint. */
-  private async reserve(bound: DockerNetwork, r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
+  private async reserve(bound: DockerNetwork, r: RequestAddress): Promise<Endpoint> {
     const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
       tenant: bound.tenant, network: bound.network, ...(bound.group ? { group: bound.group } : {}),
       containerId: `ipam-${randomBytes(8).toString('hex')}`, host: this.d.host, ifname: IFNAME, ...(r.Address ? { ip: r.Address } : {}),
       labels: { runtime: 'docker' },
     });
     this.d.state.putEndpoint(ep);
-    return { Address: `${ep.ip}/${ep.prefixLength}`, Data: {} };
+    return ep;
   }
 
   /** Waits for this network's turn: resolves with the function that ends it (once). */
@@ -165,21 +163,12 @@ export class DockerIpam {
   }
 }
 
+const addressOf = (ep: Endpoint) => ({ Address: `${ep.ip}/${ep.prefixLength}`, Data: {} });
+
 const prefixOf = (cidr: string, v6 = false) => (v6 ? parseCidr6(cidr, 'Pool', false) : parseCidr(cidr, 'Pool', false)).prefix;
 
 /** Two pools of one family name the same addresses (IPv6 text has many spellings). */
-function samePool(a: string, b: string, v6: boolean): boolean {
-  if (!v6) return a === b;
-  const x = parseCidr6(a, 'Pool', false);
-  const y = parseCidr6(b, 'Pool', false);
-  return x.base === y.base && x.prefix === y.prefix;
-}
-
-/** An IPv6 CIDR in RFC 5952's text. */
-function canonical6(cidr: string): string {
-  const c = parseCidr6(cidr, 'Pool', false);
-  return `${formatIp6(c.base)}/${c.prefix}`;
-}
+const samePool = (a: string, b: string, v6: boolean): boolean => (v6 ? canonical6(a) === canonical6(b) : a === b);
 
 function firstHost(cidr: string, v6 = false): string {
   if (v6) {

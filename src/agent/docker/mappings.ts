@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Client } from '../../client/index.js';
 import type { Datapath } from '../../datapath/index.js';
-import { NAME_PATTERN, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
+import { NAME_PATTERN, formatIp6, parseCidr6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
 import { BadRequest } from '../../plugins/docker/index.js';
 import type { Endpoints } from '../endpoints.js';
 import type { Reconciler } from '../reconciler.js';
@@ -93,4 +93,10 @@ export function namesIn(opts: Record<string, string>, flag: string): Record<stri
     if (v !== undefined && !NAME.test(v)) throw new BadRequest(`${flag} ${k}: '${v}' is not a Weft name (lower-case letters, digits and inner dashes, at most 63)`);
   }
   return opts;
+}
+
+/** An IPv6 CIDR in RFC 5952's text (Docker and users spell IPv6 pools many ways). */
+export function canonical6(cidr: string, field = 'Pool'): string {
+  const c = parseCidr6(cidr, field, false);
+  return `${formatIp6(c.base)}/${c.prefix}`;
 }

@@ -1,9 +1,9 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, parseCidr6, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
-import { ANY, IFNAME, OPTIONS, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
+import { ANY, IFNAME, OPTIONS, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
 
 /** Claims the pending IPAM pool Docker asked for a network (see DockerIpam.claimPool). */
 export type ClaimPool = (cidr: string, tenant: string, network: string, v6?: boolean) => string | undefined;
@@ -68,7 +68,7 @@ export class DockerNetworkDriver {
     try {
       const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${tenant}/networks/${networkName}`);
       if (subnet && subnet !== net.subnet) throw new Error(`--subnet ${subnet} conflicts with network ${tenant}/${networkName} (${net.subnet})`);
-      if (v6 && net.subnet6 !== undefined && !sameCidr6(v6.Pool, net.subnet6)) throw new Error(`--subnet ${v6.Pool} conflicts with network ${tenant}/${networkName} (subnet6 ${net.subnet6})`);
+      if (v6 && net.subnet6 !== undefined && canonical6(v6.Pool, 'IPv6Data.0.Pool') !== canonical6(net.subnet6)) throw new Error(`--subnet ${v6.Pool} conflicts with network ${tenant}/${networkName} (subnet6 ${net.subnet6})`);
       return net;
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) throw e;
@@ -219,12 +219,6 @@ export class DockerNetworkDriver {
       if (ep) await this.d.endpoints.release(ep, true);
     }).catch((e: Error) => this.d.log.warn({ err: e.message, endpoint: id }, 'releasing a Docker endpoint failed; the collector will retry'));
   }
-}
-
-function sameCidr6(a: string, b: string): boolean {
-  const x = parseCidr6(a, 'IPv6Data.0.Pool', false);
-  const y = parseCidr6(b, 'subnet6', false);
-  return x.base === y.base && x.prefix === y.prefix;
 }
 
 const LABEL_KEY = new RegExp(LABEL_KEY_PATTERN);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, formatIp6, parseIp6, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, formatIp6, inEndpointSpace6, parseIp6, type Endpoint } from '../../model/index.js';
 import { explainer } from '../../policy/index.js';
 import { canSeeTenant, requireRole, requireTenantAccess } from '../../control/index.js';
 import { principalOf } from '../context.js';
@@ -141,9 +141,8 @@ export function flowRoutes(app: FastifyInstance): void {
         const a = f[k];
         if (!a.includes(':')) continue;
         const n = parseIp6(a);
-        const top = n === undefined ? -1n : n >> 120n;
         if (n === undefined || formatIp6(n) !== a) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not an IPv6 address in RFC 5952 text`, { field: `flows.${i}.${k}` });
-        if (!((top >= 0x20n && top <= 0x3fn) || top === 0xfcn || top === 0xfdn)) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not a global unicast or unique local address (no endpoint has one elsewhere)`, { field: `flows.${i}.${k}` });
+        if (!inEndpointSpace6(n)) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not a global unicast or unique local address (no endpoint has one elsewhere)`, { field: `flows.${i}.${k}` });
       }
     }
     for (const [i, t] of (req.body.traffic ?? []).entries()) {
