@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
@@ -269,4 +270,55 @@ test('a service\'s IPv6 VIP balances to its backends\' IPv6 addresses, from this
   const aaaa = await lab.exec(c('a2'), ['busybox', 'nslookup', '-type=aaaa', 'dbsvc', '10.1.2.1'], { timeoutMs: 20_000 });
   assert.ok((aaaa.stdout + aaaa.stderr).includes(`Address: ${vip6}`), aaaa.stdout + aaaa.stderr);
   assert.equal((await lab.api('DELETE', '/api/v1/tenants/default/services/dbsvc')).status, 204);
+});
+
+/** A server in `ns` telling each connection its peer's address; stopped by its pid. */
+function echoServer(ns: string, addr: string, port: number): ChildProcess {
+  return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', `require('net').createServer((c) => c.end(c.remoteAddress + '\\n')).listen(${port}, '${addr}')`], { stdio: 'ignore' });
+}
+
+test('NAT66: IPv6 to the outside leaves as the host, from tenants reusing one subnet; a published port answers over IPv6; the host\'s listeners stay out of reach', { skip: !root && 'needs root' }, async () => {
+  // An "outside" network on host 1: 2001:db8:<n>::/64 between its namespace and a machine of its own.
+  const hostNs = lab.hosts[0]!.ns;
+  await lab.container('out6');
+  const out = c('out6');
+  const octet = Number(lab.hosts[0]!.vtep.split('.')[2]);
+  const [hostAddr, outAddr] = [`2001:db8:${octet}::1`, `2001:db8:${octet}::2`];
+  const must = async (ns: string, argv: string[]) => { const r = await lab.exec(ns, argv); assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`); };
+  await must(hostNs, ['ip', 'link', 'add', 'outside6', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', out]);
+  await must(hostNs, ['ip', 'addr', 'add', `${hostAddr}/64`, 'dev', 'outside6', 'nodad']);
+  await must(hostNs, ['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'outside6']);
+  await must(hostNs, ['ip', 'link', 'set', 'outside6', 'up']);
+  await must(out, ['ip', 'addr', 'add', `${outAddr}/64`, 'dev', 'eth0', 'nodad']);
+  await must(out, ['ip', 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0']);
+  await must(out, ['ip', 'link', 'set', 'eth0', 'up']);
+  assert.equal((await lab.exec(hostNs, ['sysctl', '-n', 'net.ipv6.conf.all.forwarding'])).stdout.trim(), '1', 'the host forwards IPv6 while a tenant here has it');
+  // The host end of a tenant's IPv6 uplink: fd9f:5e3a:b17c:ffff:: + 4 × its id + 1.
+  const uplink = async (t: string) => `fd9f:5e3a:b17c:ffff::${(((await lab.api('GET', `/api/v1/tenants/${t}`)).json.id as number) * 4 + 1).toString(16)}`;
+  const servers = [echoServer(out, outAddr, 7777), echoServer(hostNs, hostAddr, 7778)];
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const seen = (from: string, addr: string, port: number) => lab.exec(c(from), ['busybox', 'nc', '-w', '2', addr, String(port)], { input: '' }).then((r) => r.stdout.trim());
+    // a1 is default on host 1; b1 is blue on host 1 with the same IPv6 address.
+    assert.equal(ip6.get('b1'), ip6.get('a1'));
+    for (const from of ['a1', 'b1']) {
+      assert.equal(await seen(from, outAddr, 7777), hostAddr, `${from}: the outside sees the host's address`);
+    }
+    assert.equal(await seen('a1', hostAddr, 7778), '', 'a tenant reaches no listener of the host over IPv6');
+    assert.equal(await ping('a1', await uplink('default')), false, 'its own uplink\'s host end answers nothing');
+    assert.equal(await ping('a1', await uplink('blue')), false, 'nor another tenant\'s');
+    assert.equal(await ping('r1', outAddr), false, 'an IPv4-only tenant has no IPv6 out');
+
+    // A published port (18081 → 80) of a dual-stack container: reached over IPv6 and IPv4 from outside.
+    const netns = await lab.container('pub6');
+    const r = await lab.hosts[0]!.cni('ADD', { conflist: 'weft-default-web', containerId: 'pub6', netns, patch: { runtimeConfig: { portMappings: [{ hostPort: 18081, containerPort: 80, protocol: 'tcp' }] } } });
+    assert.equal(r.code, 0, r.stdout);
+    servers.push(echoServer(c('pub6'), '::', 80));
+    const from = (addr: string) => lab.exec(out, ['busybox', 'nc', '-w', '2', addr, '18081'], { input: '' }).then((x) => x.stdout.trim());
+    assert.ok(await within(5000, async () => (await from(hostAddr)) === outAddr, 200) >= 0, `the published port answers over IPv6 and the container sees the client (${await from(hostAddr)})`);
+    assert.equal(await from('192.0.2.1'), '::ffff:192.0.2.2', 'and over IPv4');
+    assert.equal(await seen('a2', await uplink('default'), 18081), '', 'not published on an uplink address');
+  } finally {
+    for (const p of servers) p.kill('SIGKILL');
+  }
 });

@@ -1,6 +1,7 @@
 import type { TenantPlan } from './plan.js';
 import { VXLAN_PORT } from './names.js';
-import { WIREGUARD_PORT } from '../model/index.js';
+import { UPLINK_SPACE6, WIREGUARD_PORT } from '../model/index.js';
+import { RESERVED_SERVICES6 } from './transit.js';
 import { tableText, type NftMap, type NftTable } from './table.js';
 
 export const HOST_TABLE = 'weft';
@@ -38,7 +39,10 @@ export function renderHostTable(plans: readonly TenantPlan[], peers: readonly st
 }
 
 function natChains(plans: readonly TenantPlan[]): string[] {
-  const dnat = plans.flatMap((p) => p.ports.map((x) => `\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`));
+  const dnat = plans.flatMap((p) => p.ports.flatMap((x) => [
+    `\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`,
+    ...(x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip6 to [${p.uplink.tenantIp6}]:${x.hostPort} comment "tenant ${p.tenant}"`] : []),
+  ]));
   const uplinks = plans.map((p) => `"${p.uplink.hostLink}"`);
   // The host ends of the uplinks are local addresses too, but a published port there would capture the
   // queries every other tenant sends to its DNS listener (a tenant publishing the DNS port).
@@ -46,7 +50,9 @@ function natChains(plans: readonly TenantPlan[]): string[] {
   // place), and the overlay port is never anyone's to publish.
   const ports = dnat.length ? [
     '\t\tip daddr @uplinks return comment "uplink addresses serve only DNS"',
+    `\t\tip6 daddr ${UPLINK_SPACE6} return comment "uplink addresses serve only DNS"`,
     '\t\tip daddr 127.0.0.0/8 return comment "loopback is never published"',
+    '\t\tip6 daddr ::1 return comment "loopback is never published"',
     `\t\tudp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } return comment "the overlay ports are never published"`,
     ...dnat,
   ] : [];
@@ -63,6 +69,8 @@ function natChains(plans: readonly TenantPlan[]): string[] {
     '\tchain postrouting {',
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...(uplinks.length ? [`\t\tip saddr 169.254.0.0/16 oifname != { ${uplinks.join(', ')} } masquerade`] : []),
+    // NAT66: a tenant's IPv6 leaves its namespace as its uplink address, and the host as the host.
+    ...(plans.some((p) => p.uplink.tenantIp6 !== undefined) ? [`\t\tip6 saddr ${UPLINK_SPACE6} oifname != { ${uplinks.join(', ')} } masquerade`] : []),
     // A routed network without BGP is known to no router: what leaves for elsewhere (not another host's
     // block) goes as this host, or its replies would never find their way back.
     ...(uplinks.length ? [`\t\tip saddr @routed_nat ip daddr != @routed oifname != { ${uplinks.join(', ')} } masquerade comment "routed networks without BGP"`] : []),
@@ -97,12 +105,15 @@ const filterChains = (device?: string): string[] => [
   ...(device ? [`\t\tudp dport ${VXLAN_PORT} @th,96,24 != @clear_vnis counter drop comment "encrypted networks only through the tunnel"`] : []),
   // From anywhere else (another machine routing through this host) an uplink address answers nothing.
   '\t\tip daddr @uplinks drop comment "uplink addresses serve only their tenant"',
+  `\t\tip6 daddr ${UPLINK_SPACE6} drop comment "uplink addresses serve only their tenant"`,
   '\t}',
   '\tchain from_tenant {',
   '\t\tct state established,related accept',
   // The uplink a packet came in on names its tenant; masquerading in the tenant namespace makes its
   // source that tenant's own uplink address, so a container cannot pose as another tenant either.
   '\t\tiifname . ip daddr . meta l4proto . th dport @dns accept comment "its own tenant\'s DNS"',
+  // Its namespace resolves the uplink's IPv6 neighbour (the host end, its IPv6 default route).
+  '\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept comment "neighbour discovery"',
   '\t\tdrop comment "no other listener of this host"',
   '\t}',
   '\tchain forward {',
@@ -117,11 +128,13 @@ const filterChains = (device?: string): string[] => [
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
   '\t\toifname . ip daddr @routed_to goto to_routed',
   `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports, replies and its routed networks only"`,
-  `\t\tiifname ${UPLINKS} meta nfproto ipv6 drop comment "tenants are IPv4 only"`,
+  // IPv6 leaves a tenant only masqueraded to its uplink address (replies passed as established above).
+  `\t\tiifname ${UPLINKS} ip6 saddr != ${UPLINK_SPACE6} drop comment "IPv6 from a tenant is its uplink's"`,
   `\t\tiifname ${UPLINKS} udp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } drop comment "no overlay frames from a tenant"`,
   ...(device ? [`\t\tiifname ${UPLINKS} oifname "${device}" drop comment "tenants never use the tunnel"`] : []),
   // Through the host's own route, 169.254.169.254 (cloud metadata) would hand a container the host's credentials.
   `\t\tiifname ${UPLINKS} ip daddr 169.254.0.0/16 drop comment "no link-local services for tenants"`,
+  `\t\tiifname ${UPLINKS} ip6 daddr { ${RESERVED_SERVICES6.join(', ')} } drop comment "no cloud metadata for tenants"`,
   '\t}',
   // A routed network's addresses are reachable from outside (its tenant's policy decides), but never from
   // another tenant: not through this host's uplinks, and not from another tenant's routed addresses that

@@ -19,7 +19,11 @@ export function renderTenantRuleset(p: TenantPlan): string {
 }
 
 export function renderTenantTable(p: TenantPlan): NftTable {
-  const dnat = p.ports.map((x) => `\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`);
+  const dnat = p.ports.flatMap((x) => [
+    `\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`,
+    // Published over IPv6 too when the endpoint has an IPv6 address (the host DNATs to the uplink's).
+    ...(x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip6 to [${x.containerIp6}]:${x.containerPort} comment "endpoint ${x.endpoint}"`] : []),
+  ]);
   const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
   const svc = renderServices(p.services, p.dns, p.dscp);
   return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps], ...(policy.shared ? { shared: policy.shared } : {}), chains: [

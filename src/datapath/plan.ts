@@ -2,7 +2,7 @@ import { ENCAPS, blockOf, linkLocalOf, parseCidr6, parseIp, adminPolicyOf, audit
 import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
-import { transit } from './transit.js';
+import { transit, transit6 } from './transit.js';
 import { planProfiles, planServices, vips6Of, vipsOf, type DnsPlan, type DscpPlan, type QosPlan, type ServicePlan } from './services.js';
 import type { FlowLimits } from './flows-nft.js';
 import { planRouted, type BgpPlan, type HostRoute } from './routed.js';
@@ -25,7 +25,11 @@ export interface TenantPlan {
   tenant: string;
   id: number;
   ns: string;
-  uplink: { hostLink: string; tenantLink: string; hostIp: string; tenantIp: string; prefix: number };
+  /**
+   * The veth between the host and the tenant's namespace; a tenant with IPv6 (`v6`) has an IPv6 /126 on it
+   * too (transit.ts `transit6`): its IPv6 default route, NAT66 out of it, published ports over IPv6 into it.
+   */
+  uplink: { hostLink: string; tenantLink: string; hostIp: string; tenantIp: string; prefix: number; hostIp6?: string; tenantIp6?: string };
   bridges: BridgePlan[];
   endpoints: EndpointPlan[];
   /**
@@ -124,6 +128,8 @@ export interface MacvlanPlan {
 
 export interface PortPlan extends PortMapping {
   containerIp: string;
+  /** The endpoint's IPv6 address: the port is published over IPv6 as well. */
+  containerIp6?: string;
   endpoint: string;
 }
 
@@ -181,11 +187,15 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
   const services = (d.services ?? []).filter((s) => s.tenant === tenant.name && byName.has(s.network));
   const profiles = planProfiles(tenant.name, mine, local, { groups: d.groups ?? [], netprofiles: d.netprofiles ?? [] });
+  const v6 = bridgedNets.some((n) => n.subnet6 !== undefined);
+  const t6 = v6 ? transit6(tenant.id) : undefined;
+  // An endpoint's IPv6 address counts where its network has a subnet6 (a stale record's does not).
+  const six = <T>(e: Endpoint, f: (ip6: string) => T): T | object => (e.ip6 !== undefined && byName.get(e.network)?.subnet6 !== undefined ? f(e.ip6) : {});
   return {
     tenant: tenant.name,
     id: tenant.id,
     ns: names.tenantNs(d.nsPrefix, tenant.id),
-    uplink: { hostLink: names.uplinkHost(tenant.id), tenantLink: names.uplinkTenant, hostIp: t.host, tenantIp: t.tenant, prefix: t.prefix },
+    uplink: { hostLink: names.uplinkHost(tenant.id), tenantLink: names.uplinkTenant, hostIp: t.host, tenantIp: t.tenant, prefix: t.prefix, ...(t6 ? { hostIp6: t6.host, tenantIp6: t6.tenant } : {}) },
     bridges: bridgedNets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
       address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}`,
@@ -196,13 +206,13 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
-      ...(e.ip6 !== undefined && byName.get(e.network)?.subnet6 !== undefined ? { ip6: e.ip6, ll6: linkLocalOf(e.mac) } : {}),
+      ...six(e, (ip6) => ({ ip6, ll6: linkLocalOf(e.mac) })),
       hairpin: services.length > 0,
     })),
     macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && (d.wired?.(e) ?? true)).map((e) => ({
       id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ip: e.ip, mac: e.mac,
     })),
-    ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, endpoint: e.id }))),
+    ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, ...six(e, (containerIp6) => ({ containerIp6 })), endpoint: e.id }))),
     policy: d.groups && d.policies ? (d.compile ?? compilePolicy)({
       tenant,
       networks: nets,
@@ -222,7 +232,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     ...profiles,
     dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : { gateways: bridgedNets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
     flows: d.flowLog,
-    v6: bridgedNets.some((n) => n.subnet6 !== undefined),
+    v6,
     routed: nets.filter((n) => n.encap === 'routed').map((n) => n.subnet),
     routedNat: nets.filter((n) => n.encap === 'routed' && !n.bgpPeers?.length).map((n) => n.subnet),
   };

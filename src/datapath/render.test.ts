@@ -198,6 +198,8 @@ function renderedRulesets(): Array<[string, string]> {
     ['tenant-blue.nft', renderTenantRuleset(plans[1]!)],
     ['host.nft', renderHostRuleset(planHost({ ...desired, dnsPort: 15353 }), peerVteps(withPeers))],
     ['host-empty.nft', renderHostRuleset([])],
+    // A dual-stack tenant (id 1, a published port): NAT66 out of its IPv6 uplink, the port over IPv6 too.
+    ['host-dual.nft', renderHostRuleset([planTenant(dual.d, dual.t)], peerVteps(withPeers))],
     ['host-tunnel.nft', renderHostRuleset(planHost({ ...desired, dnsPort: 15353 }), peerVteps(withPeers), { device: 'weft-wg', clearVnis: [10002, 10007] })],
     ['host-tunnel-all-sealed.nft', renderHostRuleset([], peerVteps(withPeers), { device: 'weft-wg', clearVnis: [] })],
     ['guard-default.nft', renderGuardRuleset(plans[0]!)],

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_TENANT_ID, formatIp, parseIp } from '../model/index.js';
-import { RESERVED_LINK_LOCAL, transit } from './transit.js';
+import { MAX_TENANT_ID, UPLINK_RANGE6, UPLINK_SPACE6, formatIp, parseIp, parseIp6 } from '../model/index.js';
+import { RESERVED_LINK_LOCAL, transit, transit6 } from './transit.js';
 
 const base = parseIp('169.254.0.0') as number;
 /** The address choice before reserved ranges existed: id × 4. */
@@ -35,4 +35,19 @@ test('tenants whose uplink was already safe keep their addresses; the one on the
   assert.deepEqual(transit(10879), { host: '169.254.252.13', tenant: '169.254.252.14', prefix: 30 });
   assert.equal(transit(10880).host === legacyHost(10880), false, '169.254.170.0/30 (ECS metadata .2) moves too');
   assert.ok(RESERVED_LINK_LOCAL.includes('169.254.169.0/24'));
+});
+
+test('IPv6 uplinks: a /126 per tenant id inside the uplink /64, ::1 the host\'s, ::2 the tenant\'s, none shared', () => {
+  const seen = new Set<bigint>();
+  for (const id of [1, 2, 3, 255, 4096, MAX_TENANT_ID]) {
+    const t = transit6(id);
+    const host = parseIp6(t.host) as bigint;
+    assert.equal(t.prefix, 126);
+    assert.equal(parseIp6(t.tenant), host + 1n);
+    assert.equal(host & 3n, 1n, `${t.host}: the first usable address of its /126`);
+    assert.ok(host >= UPLINK_RANGE6.first + 4n && host + 2n <= UPLINK_RANGE6.last, `${t.host} inside ${UPLINK_SPACE6}, past the unused first /126`);
+    assert.ok(!seen.has(host));
+    seen.add(host);
+  }
+  assert.deepEqual(transit6(1), { host: 'fd9f:5e3a:b17c:ffff::5', tenant: 'fd9f:5e3a:b17c:ffff::6', prefix: 126 });
 });

@@ -1,4 +1,4 @@
-import { MAX_TENANT_ID, formatIp, parseCidr } from '../model/index.js';
+import { MAX_TENANT_ID, UPLINK_RANGE6, formatIp, formatIp6, parseCidr } from '../model/index.js';
 
 /**
  * Link-local addresses hosts reach services on. Each tenant's uplink /30 puts a connected route on the
@@ -65,4 +65,26 @@ export function transitSlot(tenantId: number): number {
 export function transit(tenantId: number): { host: string; tenant: string; prefix: 30 } {
   const base = BASE + transitSlot(tenantId) * 4;
   return { host: formatIp(base + 1), tenant: formatIp(base + 2), prefix: 30 };
+}
+
+/**
+ * IPv6 addresses of cloud services a host reaches through its own routes (not link-local, so they are
+ * forwardable): a tenant's IPv6 never goes there (host-nft.ts). AWS EC2 (Nitro): fd00:ec2::254 instance
+ * metadata, fd00:ec2::253 the Route 53 resolver, fd00:ec2::123 Amazon Time Sync (AWS EC2 user guide,
+ * "instance metadata IPv6 endpoint", "Amazon DNS server", "Set the time"); Google Compute Engine:
+ * fd20:ce::254 the metadata server of IPv6 VMs (GCE "About VM metadata"). Not re-checked against the
+ * providers' current pages.
+ */
+export const RESERVED_SERVICES6: readonly string[] = ['fd00:ec2::123', 'fd00:ec2::253', 'fd00:ec2::254', 'fd20:ce::254'];
+
+export const UPLINK6_PREFIX = 126;
+
+/**
+ * A dual-stack tenant's IPv6 uplink: a /126 per tenant id in UPLINK_SPACE6, ::1 on the host side, ::2 in
+ * the tenant. Unique local, not link-local: the host masquerades what leaves from it and routes replies
+ * back to it, and a link-local address is never forwarded.
+ */
+export function transit6(tenantId: number): { host: string; tenant: string; prefix: typeof UPLINK6_PREFIX } {
+  const base = UPLINK_RANGE6.first + BigInt(tenantId) * 4n;
+  return { host: formatIp6(base + 1n), tenant: formatIp6(base + 2n), prefix: UPLINK6_PREFIX };
 }

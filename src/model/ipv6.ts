@@ -144,6 +144,15 @@ export function overlaps6(x: IpRange6, y: IpRange6): boolean {
 /** Where endpoints' IPv6 addresses come from (checkNetwork6): global unicast 2000::/3 and unique local fc00::/7. */
 const ENDPOINT_SPACE6: readonly IpRange6[] = [cidrRange6({ base: 0x2000n << 112n, prefix: 3 }), cidrRange6({ base: 0xfc00n << 112n, prefix: 7 })];
 
+/**
+ * Where every host puts its tenants' IPv6 uplinks (NAT66: each tenant's namespace masquerades IPv6 to its
+ * uplink address, the host masquerades that to its own; datapath/transit.ts `transit6`). A unique local
+ * /64 under a random global ID (RFC 4193), the same on every host; no network's subnet6 may meet it, or
+ * its tenant's namespace would hold two routes for the same addresses.
+ */
+export const UPLINK_SPACE6 = 'fd9f:5e3a:b17c:ffff::/64';
+export const UPLINK_RANGE6: IpRange6 = cidrRange6({ base: 0xfd9f5e3ab17cffffn << 64n, prefix: 64 });
+
 /** Whether an IPv6 address is of the kind an endpoint can have. */
 export const inEndpointSpace6 = (n: bigint): boolean => ENDPOINT_SPACE6.some((r) => n >= r.first && n <= r.last);
 

@@ -3,7 +3,7 @@ import {
   cidrRange, contains, formatIp, overlaps, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
 } from './ipv4.js';
-import { cidrRange6, contains6, formatIp6, inEndpointSpace6, meetsEndpointSpace6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
+import { UPLINK_RANGE6, UPLINK_SPACE6, cidrRange6, contains6, formatIp6, inEndpointSpace6, meetsEndpointSpace6, overlaps6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
 import { ENCAPS, WIREGUARD_OVERHEAD, type Encap } from './objects.js';
 import type { NetworkInput, RuleInput, NetprofileInput, GlobalInput } from './schemas.js';
 
@@ -59,6 +59,9 @@ export function checkNetwork6(input: { subnet6?: string | undefined; gateway6?: 
     throw invalid('subnet6', `'${input.subnet6}' is not a global unicast (2000::/3) or unique local (fc00::/7) prefix`);
   }
   const all = cidrRange6(subnet);
+  if (overlaps6(all, UPLINK_RANGE6)) {
+    throw invalid('subnet6', `'${input.subnet6}' meets ${UPLINK_SPACE6}, where every host puts its tenants' IPv6 uplinks`);
+  }
   const usable: IpRange6 = { first: all.first + 1n, last: all.last };
   const gateway = input.gateway6 === undefined ? usable.first : requireIp6(input.gateway6, 'gateway6');
   if (!contains6(usable, { first: gateway, last: gateway })) {

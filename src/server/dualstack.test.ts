@@ -82,6 +82,9 @@ test('bad IPv6 network input is refused with its field named, and makes nothing'
     [{ subnet6: '::/120' }, 'subnet6', /not a global unicast/],
     [{ subnet6: '::ffff:0:0/96' }, 'subnet6', /not a global unicast/],
     [{ subnet6: '4000::/16' }, 'subnet6', /not a global unicast/],
+    // Where the hosts put their tenants' IPv6 uplinks: inside it, or around it.
+    [{ subnet6: 'fd9f:5e3a:b17c:ffff::/120' }, 'subnet6', /meets fd9f:5e3a:b17c:ffff::\/64, where every host puts its tenants' IPv6 uplinks/],
+    [{ subnet6: 'fd9f:5e3a::/32' }, 'subnet6', /meets fd9f:5e3a:b17c:ffff::\/64/],
   ];
   for (const [extra, field, re] of cases) {
     const r = await api.call('POST', '/api/v1/tenants/default/networks', { name: 'bad', subnet: '10.40.0.0/24', ...extra });

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { HostPlan } from '../plan.js';
 import { renderHostTable } from '../host-nft.js';
 import type { NftTables } from './nft.js';
@@ -11,6 +11,28 @@ import type { NftTables } from './nft.js';
 export async function ensureHost(nft: NftTables, h: HostPlan): Promise<void> {
   const f = '/proc/sys/net/ipv4/ip_forward';
   if (readFileSync(f, 'utf8').trim() !== '1') writeFileSync(f, '1');
+  if (h.tenants.some((t) => t.uplink.tenantIp6 !== undefined)) forwardIpv6();
   // Not owned: other software (Docker, a firewall) keeps its own tables in the host namespace.
   await nft.ensureAll(undefined, [renderHostTable(h.tenants, h.peers, h.tunnel && { device: h.tunnel.device, clearVnis: h.clearVnis })], false);
+}
+
+const CONF6 = '/proc/sys/net/ipv6/conf';
+
+/**
+ * IPv6 forwarding, while some tenant here has IPv6 (NAT66 through the host). An interface that forwards
+ * ignores router advertisements unless its accept_ra is 2: a host that learns its own IPv6 address and
+ * default route by SLAAC would lose them at their next expiry. So every interface that takes them now
+ * (accept_ra 1), and the default for new ones, is set to 2 first: it keeps taking them, as before.
+ * Left on when the last such tenant goes, as ip_forward is (other software may rely on it by then).
+ */
+export function forwardIpv6(conf = CONF6): void {
+  if (!existsSync(conf)) return;
+  const read = (p: string) => { try { return readFileSync(p, 'utf8').trim(); } catch { return undefined; } };
+  if (read(`${conf}/all/forwarding`) === '1') return;
+  for (const dev of readdirSync(conf)) {
+    if (dev === 'all' || dev === 'lo') continue;
+    const p = `${conf}/${dev}/accept_ra`;
+    if (read(p) === '1') writeFileSync(p, '2');
+  }
+  writeFileSync(`${conf}/all/forwarding`, '1');
 }

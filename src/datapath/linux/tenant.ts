@@ -6,6 +6,7 @@ import { loadContainerTable, refuseHostNamespace } from './endpoint.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
+import { UPLINK6_PREFIX } from '../transit.js';
 import { LINUX_ENCAPS } from './encaps/index.js';
 import { observeQos, qosCommands, tcBatch } from './qos.js';
 import { ensureRoutes } from './routes.js';
@@ -51,6 +52,10 @@ export class TenantDatapath {
     const up = links.get(p.uplink.tenantLink);
     if (fresh || !up || !up.addresses.includes(`${p.uplink.tenantIp}/${p.uplink.prefix}`)) {
       await this.ensureUplink(p);
+      links = await observeLinks(this.runner, p.ns);
+    } else if (!sameSet(up.addresses6, uplink6(p))) {
+      await ipBatch(this.runner, p.ns, up.addresses6.filter((a) => !uplink6(p).includes(a)).map((a) => `addr del ${a} dev ${p.uplink.tenantLink}`));
+      await this.ensureUplink6(p);
       links = await observeLinks(this.runner, p.ns);
     }
     let created = false;
@@ -198,7 +203,7 @@ export class TenantDatapath {
 
   /**
    * A dual-stack tenant's namespace routes IPv6 between its networks and takes no router advertisement
-   * (its routes are Weft's). No IPv6 route leaves it: IPv6 to the outside is not offered (yet).
+   * (its routes are Weft's). Its IPv6 default route is its uplink (ensureUplink6), NATed by the host.
    */
   private async ensureForwarding6(ns: string): Promise<void> {
     if (this.forwarding6.has(ns)) return;
@@ -237,6 +242,21 @@ export class TenantDatapath {
       `addr replace ${u.tenantIp}/${u.prefix} dev ${u.tenantLink}`, `link set ${u.tenantLink} up`,
       `route replace default via ${u.hostIp} dev ${u.tenantLink}`,
     ]);
+    await this.ensureUplink6(p);
+  }
+
+  /**
+   * A tenant with IPv6: the uplink's /126 on both ends (no DAD: the addresses are Weft's, each on one
+   * link) and the namespace's IPv6 default route through the host (NAT66 out, published ports in).
+   */
+  private async ensureUplink6(p: TenantPlan): Promise<void> {
+    const u = p.uplink;
+    if (u.hostIp6 === undefined || u.tenantIp6 === undefined || !existsSync('/proc/sys/net/ipv6')) return;
+    await ipBatch(this.runner, undefined, [`addr replace ${u.hostIp6}/${UPLINK6_PREFIX} dev ${u.hostLink} nodad`]);
+    await ipBatch(this.runner, p.ns, [
+      `addr replace ${u.tenantIp6}/${UPLINK6_PREFIX} dev ${u.tenantLink} nodad`,
+      `route replace ::/0 via ${u.hostIp6} dev ${u.tenantLink}`,
+    ]);
   }
 
   /** Removes a tenant's namespace and host uplink (the tenant is gone from the desired state). */
@@ -254,6 +274,10 @@ export class TenantDatapath {
     this.bridgeFlags.delete(ns);
   }
 }
+
+/** The global IPv6 addresses the tenant end of the uplink should hold. */
+const uplink6 = (p: TenantPlan): string[] => (p.uplink.tenantIp6 !== undefined && existsSync('/proc/sys/net/ipv6') ? [`${p.uplink.tenantIp6}/${UPLINK6_PREFIX}`] : []);
+const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 /**
  * Which bridges pass their bridged frames to IP netfilter (bridge-nf-call-iptables): while the tenant
