@@ -299,6 +299,6 @@ function sidedRanges(p: CompiledPolicy, sides: ReadonlyMap<number, unknown>): Co
 }
 
 /** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */
-export interface Names { cls: string; cls6?: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
+export interface Names { cls: string; cls6?: string; cls6r?: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
 export interface ProtoNames { prof: string[]; singles: string[]; rest: string[]; sides: string[] }
 

@@ -4,6 +4,10 @@ import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_
 import { AUDIT_MARK } from './flows-nft.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
 import { Attached } from '../model/attached.js';
+import { formatIp6 } from '../model/index.js';
+
+/** A compile's IPv6 ranges' map, by the ranges (a compile that moved none keeps the array). */
+const cls6rCache = new Attached<object, NftMap>('IPv6 class map');
 
 export { AUDIT_CHAIN, INLINE_RANGES, PROFILE_MARK, SIDE_MARK, splitSingles } from './policy-nft-parts.js';
 export { SHARDS } from './policy-nft-stages.js';
@@ -86,8 +90,14 @@ function render(p: CompiledPolicy): PolicyNft {
   const ownOf = (x: Profile) => profileParts(x, p.sctp, book);
   const sortedPairs = once(() => [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst));
   const cls6 = p.v6.length > 0 ? byContent('cls6', { type: 'ipv6_addr : mark', interval: false, elements: p.v6.map((x) => `${x.addr} : ${x.cls}`) }) : undefined;
-  const names: Names = { cls: cls.name, ...(cls6 ? { cls6: cls6.name } : {}), tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
-  const maps: NftMap[] = cls6 ? [cls, cls6] : [cls];
+  const r6 = p.classification.ranges6;
+  let cls6r = r6.length > 0 ? cls6rCache.get(r6) : undefined;
+  if (!cls6r && r6.length > 0) {
+    cls6r = byContent('cls6r', { type: 'ipv6_addr : mark', interval: true, elements: r6.map((r) => `${r.first === r.last ? formatIp6(r.first) : `${formatIp6(r.first)}-${formatIp6(r.last)}`} : ${r.cls}`) });
+    cls6rCache.set(r6, cls6r);
+  }
+  const names: Names = { cls: cls.name, ...(cls6 ? { cls6: cls6.name } : {}), ...(cls6r ? { cls6r: cls6r.name } : {}), tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
+  const maps: NftMap[] = [cls, ...(cls6 ? [cls6] : []), ...(cls6r ? [cls6r] : [])];
   const shardChains: string[] = [];
   const sides = sideStagesOf(p, st, protos);
   for (const proto of protos) {
@@ -295,6 +305,9 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
     ...(n ? [
       `\t\tmeta mark set ip saddr map @${n.cls}`,
       `\t\tct mark set ip daddr map @${n.cls}`,
+      // IPv6: the addresses inside rules' IPv6 CIDRs that are no endpoint's (outside the tenant, by NAT66),
+      // then the endpoints' own, each its IPv4 address's class (a miss leaves the mark as it was).
+      ...(n.cls6r ? [`\t\tmeta mark set ip6 saddr map @${n.cls6r}`, `\t\tct mark set ip6 daddr map @${n.cls6r}`] : []),
       ...(n.cls6 ? [`\t\tmeta mark set ip6 saddr map @${n.cls6}`, `\t\tct mark set ip6 daddr map @${n.cls6}`] : []),
       // Each protocol: pair → profile (the mark stays the class where the pair has none), then the
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.

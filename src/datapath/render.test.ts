@@ -211,6 +211,14 @@ function renderedRulesets(): Array<[string, string]> {
     ['guard-dual.nft', renderGuardRuleset(planTenant(dual.d, dual.t))],
     ['tenant-dual-policy.nft', renderTenantRuleset(planTenant(dual.d, dual.t))],
     ['tenant-dual-deny-policy.nft', renderTenantRuleset(planTenant(dualDeny.d, dualDeny.t))],
+    // IPv6 CIDRs beyond the endpoints (NAT66): outside prefixes nested, and the subnet6 around db: the
+    // addresses they cover that are no endpoint's get classes (cls6r, before the endpoints' cls6).
+    ['tenant-dual-cidr6.nft', renderTenantRuleset(planTenant({ ...dualDeny.d, policies: [{ ...meta, tenant: 'default', name: 'db-policy', rules: [
+      { id: '1', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+      { id: 'out', priority: 5, direction: 'out', action: 'allow', protocol: 'tcp', ports: '443', toCidr: '2001:db8::/32' },
+      { id: 'bad', priority: 4, direction: 'out', action: 'deny', protocol: 'any', toCidr: '2001:db8:bad::/48' },
+      { id: 'in', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8888', fromCidr: 'fd00:1:2::/64' },
+    ] }] }, dualDeny.t))],
     // A service on the dual-stack network: an IPv6 VIP balancing to the backends' IPv6 addresses.
     ['tenant-dual-services.nft', renderTenantRuleset(planTenant({ ...dual.d, dnsPort: 15353, policies: [], groups: [],
       services: [{ ...meta, tenant: 'default', name: 'dbsvc', network: 'contiv-net', vip: '10.1.2.200', vip6: 'fd00:1:2::200', selector: { app: 'db' },

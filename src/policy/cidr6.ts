@@ -37,9 +37,9 @@ function address6(text: string): bigint | undefined {
 /**
  * The IPv6 CIDRs of a tenant's rules, by the text they were written in, looked up by an endpoint's IPv6
  * address: one map per prefix length in use, so a lookup costs one masked probe per length (at most
- * 129) whatever the number of CIDRs. Rule CIDRs select endpoints (identity): an endpoint's class holds
- * the CIDRs either of its addresses is in, so IPv4 and IPv6 CIDRs decide both families alike. Only
- * endpoints get IPv6 classes: no IPv6 reaches a tenant from outside it (no NAT66 yet).
+ * 129) whatever the number of CIDRs. An endpoint's class holds the CIDRs either of its addresses is in,
+ * so IPv4 and IPv6 CIDRs decide both families of an endpoint alike; the other IPv6 addresses inside
+ * rule CIDRs (outside the tenant since NAT66) get classes of their own (classes.ts `sweep6`).
  */
 export class Cidrs6 {
   private readonly byLength = new Map<number, { mask: bigint; keys: Map<string, string[]> }>();
@@ -85,6 +85,16 @@ export class Cidrs6 {
     return out;
   }
 }
+
+/** A rule's IPv6 CIDR as its first and last address. */
+export function span6(text: string): { text: string; first: bigint; last: bigint } {
+  const c = prefix6(text);
+  return { text, first: c.base, last: c.base | (~c.mask & ALL_ONES) };
+}
+const ALL_ONES = (1n << 128n) - 1n;
+
+/** An endpoint's IPv6 address as a number (cached as the rules' texts are); undefined when malformed. */
+export const ip6Number = (text: string): bigint | undefined => address6(text);
 
 /** Whether an IPv6 address is inside a rule's IPv6 CIDR (each text parsed once, then from the caches). */
 export function inCidr6(text: string, ip6: string | undefined): boolean {

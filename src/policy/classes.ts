@@ -1,6 +1,6 @@
-import { cidrRange, parseCidr, parseIp, type Endpoint, type Group, type IpRange, type Network, type Policy } from '../model/index.js';
+import { cidrRange, parseCidr, parseIp, parseIp6, type Endpoint, type Group, type IpRange, type Network, type Policy } from '../model/index.js';
 import type { Netpol, NpPart } from './netpol.js';
-import { Cidrs6, isCidr6 } from './cidr6.js';
+import { Cidrs6, ip6Number, isCidr6, span6 } from './cidr6.js';
 
 /**
  * Every address is put in a class: the group and network it belongs to (if any), the rule CIDRs it falls
@@ -23,6 +23,13 @@ export interface AddressClass {
   cls: number;
 }
 
+/** IPv6 addresses with a class: those inside rule CIDRs, endpoints' own left out (sweep6). */
+export interface AddressClass6 {
+  first: bigint;
+  last: bigint;
+  cls: number;
+}
+
 export interface Classification {
   /** Every class once (class 0 first); ids need not be dense. */
   classes: Klass[];
@@ -30,6 +37,12 @@ export interface Classification {
   ids: ReadonlyMap<string, number>;
   /** Disjoint, sorted ranges of addresses with a class; everything else is class 0 ("elsewhere, no CIDR"). */
   ranges: AddressClass[];
+  /**
+   * The same for IPv6 addresses that are no endpoint's (an endpoint's IPv6 address has its IPv4
+   * address's class: compile.ts `v6`): disjoint, sorted, only where some rule's IPv6 CIDR covers them.
+   */
+  ranges6: AddressClass6[];
+  /** An address's class; an IPv6 address is looked up in `ranges6` (an endpoint's: by its IPv4 address). */
   byIp(ip: string): Klass;
 }
 
@@ -109,6 +122,108 @@ export function sweep(x: SweepInput, idOf: (key: string, k: Omit<Klass, 'id'>) =
   return ranges;
 }
 
+/** A rule's IPv6 CIDR as written, with its addresses. */
+export interface CidrSpan6 { text: string; first: bigint; last: bigint }
+export const ALL6 = { first: 0n, last: (1n << 128n) - 1n };
+
+/** What a sweep over one region of IPv6 space needs to know. */
+export interface SweepInput6 {
+  region: { first: bigint; last: bigint };
+  /** The rules' IPv6 CIDRs inside the region, and those covering it whole but not inside it. */
+  inside: readonly CidrSpan6[];
+  around: readonly string[];
+  /** Endpoints' IPv6 addresses, sorted: left out, their class is their endpoint's. */
+  eps6: readonly bigint[];
+}
+
+const cmp6 = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The classes of the IPv6 addresses of one region that are no endpoint's, by the rule CIDRs covering
+ * them (per address, as IPv4 ranges are): merged ranges, class 0 (no CIDR) left out. Cut at every
+ * boundary of a CIDR and around every endpoint's address. Sorted arrays, not sets or maps keyed by
+ * bigint: V8 hashes a BigInt by its low 64 bits, and every /64 shares them.
+ */
+export function sweep6(x: SweepInput6, idOf: (key: string, k: Omit<Klass, 'id'>) => number): AddressClass6[] {
+  const { first: lo, last: hi } = x.region;
+  const points: bigint[] = [lo, hi + 1n];
+  const events: Array<{ at: bigint; text: string; open: boolean }> = [];
+  for (const c of x.inside) {
+    points.push(c.first);
+    events.push({ at: c.first, text: c.text, open: true });
+    if (c.last < hi) { points.push(c.last + 1n); events.push({ at: c.last + 1n, text: c.text, open: false }); }
+  }
+  const eps: bigint[] = [];
+  for (let i = lowerBound6(x.eps6, lo); i < x.eps6.length && (x.eps6[i] as bigint) <= hi; i++) {
+    const ep = x.eps6[i] as bigint;
+    eps.push(ep);
+    points.push(ep);
+    if (ep < hi) points.push(ep + 1n);
+  }
+  points.sort(cmp6);
+  events.sort((a, b) => cmp6(a.at, b.at));
+  const active = new Set<string>(x.around);
+  const ranges: AddressClass6[] = [];
+  let ev = 0;
+  let ep = 0;
+  for (let i = 0; i + 1 < points.length; i++) {
+    const first = points[i] as bigint;
+    const next = points[i + 1] as bigint;
+    if (next === first) continue;
+    const last = next - 1n;
+    for (; ev < events.length && (events[ev] as { at: bigint }).at <= first; ev++) {
+      const e = events[ev] as { text: string; open: boolean };
+      if (e.open) active.add(e.text);
+      else active.delete(e.text);
+    }
+    while (ep < eps.length && (eps[ep] as bigint) < first) ep++;
+    if (first === last && eps[ep] === first) continue;
+    if (active.size === 0) continue;
+    const k = { group: undefined, network: undefined, cidrs: [...active].sort(), endpoint: false };
+    const id = idOf(classKey(k), k);
+    if (id === 0) continue;
+    const prev = ranges[ranges.length - 1];
+    if (prev && prev.cls === id && prev.last + 1n === first) prev.last = last;
+    else ranges.push({ first, last, cls: id });
+  }
+  return ranges;
+}
+
+/** The index of the first of a sorted list that is not `below` (the list's length if none). */
+export function lowerBound<T>(xs: readonly T[], below: (x: T) => boolean): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (below(xs[mid] as T)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The index of the first of sorted numbers at or after `n`. */
+export const lowerBound6 = (xs: readonly bigint[], n: bigint): number => lowerBound(xs, (x) => x < n);
+
+/** The index of the last range starting at or before `n` (-1 if none): IPv6 ranges. */
+export const rangeAt6 = (ranges: readonly { first: bigint }[], n: bigint): number => lowerBound(ranges, (r) => r.first <= n) - 1;
+
+/** The endpoints' IPv6 addresses, sorted (malformed ones left out). */
+export function endpoints6(endpoints: Iterable<Endpoint>): bigint[] {
+  const out: bigint[] = [];
+  for (const e of endpoints) {
+    const n = e.ip6 === undefined ? undefined : ip6Number(e.ip6);
+    if (n !== undefined) out.push(n);
+  }
+  return out.sort(cmp6);
+}
+
+/** The IPv6 CIDRs among rule CIDR texts as spans, outer before inner where they start together. */
+export function spans6(texts: Iterable<string>): CidrSpan6[] {
+  const out: CidrSpan6[] = [];
+  for (const t of texts) if (isCidr6(t)) out.push(span6(t));
+  return out.sort((a, b) => cmp6(a.first, b.first) || cmp6(b.last, a.last));
+}
+
 export function netSpans(networks: readonly Network[]): NetSpan[] {
   return networks.map((n) => ({ name: n.name, ...cidrRange(parseCidr(n.subnet, 'subnet')) }));
 }
@@ -136,7 +251,7 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
   for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
   const input = { region: ALL, inside, around: [], nets: netSpans(networks), eps: endpointsByIp(endpoints), groups: new Set(groups.map((g) => g.name)), np,
     v6of: six.size ? (ep: Endpoint) => six.of(ep.ip6) : undefined };
-  const ranges = sweep(input, (kk, k) => {
+  const idOf = (kk: string, k: Omit<Klass, 'id'>) => {
     let id = ids.get(kk);
     if (id === undefined) {
       id = previous?.get(kk) ?? fresh++;
@@ -144,15 +259,17 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
       classes.push({ ...k, id });
     }
     return id;
-  });
-  return classification(classes, ranges);
+  };
+  const ranges = sweep(input, idOf);
+  const ranges6 = six.size ? sweep6({ region: ALL6, inside: spans6(texts), around: [], eps6: endpoints6(endpoints) }, idOf) : [];
+  return classification(classes, ranges, ranges6);
 }
 
 /**
  * Looks an address up by binary search: `ranges` are sorted and disjoint. `ids` is made from the
  * classes when first asked for (only a cold compile after this one needs it).
  */
-export function classification(classes: Klass[], ranges: AddressClass[]): Classification {
+export function classification(classes: Klass[], ranges: AddressClass[], ranges6: AddressClass6[] = []): Classification {
   let byId: Map<number, Klass> | undefined;
   let ids: Map<string, number> | undefined;
   return {
@@ -161,8 +278,14 @@ export function classification(classes: Klass[], ranges: AddressClass[]): Classi
       return (ids ??= new Map(classes.map((k) => [classKey(k), k.id])));
     },
     ranges,
+    ranges6,
     byIp(ip: string): Klass {
       byId ??= new Map(classes.map((c) => [c.id, c]));
+      if (ip.includes(':')) {
+        const n6 = parseIp6(ip);
+        const r6 = n6 === undefined ? undefined : ranges6[rangeAt6(ranges6, n6)];
+        return (r6 && n6 !== undefined && n6 <= r6.last ? byId.get(r6.cls) : classes[0]) ?? CLASS0;
+      }
       const n = parseIp(ip);
       const i = n === undefined ? -1 : rangeAt(ranges, n);
       const r = ranges[i];

@@ -1,7 +1,7 @@
 import type { Action, Endpoint, Group, Policy, Rule } from '../model/index.js';
-import { ALL, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpointsByIp, groupOfIdentity, identityOf, netSpans, rangeAt, sweep, type AddressClass, type CidrSpan, type Classification, type Klass, type NetSpan } from './classes.js';
+import { ALL, ALL6, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpoints6, endpointsByIp, groupOfIdentity, identityOf, lowerBound, lowerBound6, netSpans, rangeAt, spans6, sweep, sweep6, type AddressClass, type AddressClass6, type CidrSpan, type CidrSpan6, type Classification, type Klass, type NetSpan, type SweepInput6 } from './classes.js';
 import type { Netpol } from './netpol.js';
-import { Cidrs6, isCidr6 } from './cidr6.js';
+import { Cidrs6, ip6Number, isCidr6, span6 } from './cidr6.js';
 import type { RuleRef } from './decide.js';
 import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
@@ -120,6 +120,13 @@ export class Engine {
   readonly cidrs6 = new Cidrs6();
   /** The classes holding each IPv6 CIDR (the classes a rule naming it as its peer matches). */
   readonly classesByCidr6 = new Map<string, Set<number>>();
+  /** The IPv6 CIDRs sorted by first address (outer before inner), and by their span (`first-last` in hex). */
+  cidrList6: CidrSpan6[] = [];
+  readonly cidrsByRange6 = new Map<string, string[]>();
+  /** The classes of IPv6 addresses that are no endpoint's, inside the rules' IPv6 CIDRs (classes.ts sweep6). */
+  ranges6: AddressClass6[] = [];
+  /** The IPv6 addresses of the endpoints in scope, sorted: left out of `ranges6`. */
+  eps6: bigint[] = [];
   readonly pairs: PairStore;
   readonly fallback: Verdict;
   readonly defaultAction: Action;
@@ -146,6 +153,7 @@ export class Engine {
     this.groupNames = new Set(groups.map((g) => g.name));
     this.nets = netSpans(s.networks);
     this.eps = endpointsByIp(sc.endpoints);
+    this.eps6 = endpoints6(sc.endpoints);
     this.policies = new Map(sc.policies.map((p) => [p.name, p]));
     for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp));
   }
@@ -156,8 +164,13 @@ export class Engine {
     e.initCidrs(sc.policies);
     let fresh = 1;
     for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
-    e.ranges = sweep(e.sweepInput(ALL), e.idMaker(() => fresh++, previous));
+    const idOf = e.idMaker(() => fresh++, previous);
+    e.ranges = sweep(e.sweepInput(ALL), idOf);
     e.setRanges(e.ranges, []);
+    if (e.cidrList6.length) {
+      e.ranges6 = sweep6(e.sweepInput6(ALL6), idOf);
+      e.setRanges(e.ranges6, []);
+    }
     const all = (e.classList = [...e.classes.values()]);
     const enforced = all.filter((k) => e.enforcedClasses.has(k.id));
     for (const src of all) {
@@ -297,6 +310,11 @@ export class Engine {
       if (isCidr6(text)) this.cidrs6.add(text);
       else this.cidrList.push(this.cidrSpan(text));
     }
+    this.cidrList6 = spans6(this.cidrs6.size ? this.cidrCount.keys() : []);
+    for (const c of this.cidrList6) {
+      const rk = rangeKey6(c);
+      this.cidrsByRange6.set(rk, [...(this.cidrsByRange6.get(rk) ?? []), c.text]);
+    }
     this.cidrList.sort((a, b) => a.first - b.first || b.last - a.last);
     for (const c of this.cidrList) {
       const rk = `${c.first}-${c.last}`;
@@ -332,6 +350,7 @@ export class Engine {
     if (isCidr6(text)) {
       if (d === 1) this.cidrs6.add(text);
       else this.cidrs6.remove(text);
+      this.placeCidr6(text, d);
       return;
     }
     const span = this.cidrSpan(text);
@@ -349,6 +368,58 @@ export class Engine {
     const rest = same.filter((t) => t !== text);
     if (rest.length) this.cidrsByRange.set(rk, rest);
     else this.cidrsByRange.delete(rk);
+  }
+
+  private placeCidr6(text: string, d: 1 | -1): void {
+    const span = span6(text);
+    const rk = rangeKey6(span);
+    const same = this.cidrsByRange6.get(rk) ?? [];
+    const list = this.cidrList6;
+    // The first span starting at its first address, then past the outer ones (longer) starting there too.
+    let i = firstAt6(list, span.first);
+    while (i < list.length && (list[i] as CidrSpan6).first === span.first && (list[i] as CidrSpan6).last > span.last) i++;
+    if (d === 1) {
+      list.splice(i, 0, span);
+      this.cidrsByRange6.set(rk, [...same, text]);
+      return;
+    }
+    while (i < list.length && (list[i] as CidrSpan6).text !== text) i++;
+    list.splice(i, 1);
+    const rest = same.filter((t) => t !== text);
+    if (rest.length) this.cidrsByRange6.set(rk, rest);
+    else this.cidrsByRange6.delete(rk);
+  }
+
+  /** The IPv6 sweep of one region (a rule's IPv6 CIDR, or an endpoint's IPv6 address): as sweepInput. */
+  sweepInput6(region: { first: bigint; last: bigint }): SweepInput6 {
+    const inside: CidrSpan6[] = [];
+    for (let i = firstAt6(this.cidrList6, region.first); i < this.cidrList6.length; i++) {
+      const c = this.cidrList6[i] as CidrSpan6;
+      if (c.first > region.last) break;
+      if (c.last <= region.last) inside.push(c);
+    }
+    const around: string[] = [];
+    for (let len = 0; len <= 128; len++) {
+      const mask = prefix6Mask(len);
+      const first = region.first & mask;
+      const last = first | (~mask & ALL6.last);
+      if (last < region.last || (first === region.first && last === region.last)) continue;
+      around.push(...(this.cidrsByRange6.get(`${first.toString(16)}-${last.toString(16)}`) ?? []));
+    }
+    return { region, inside, around, eps6: this.eps6 };
+  }
+
+  /** Endpoints came, went or changed their IPv6 address: the sorted list follows (each by a binary search). */
+  moveEndpoints6(before: readonly (string | undefined)[], after: readonly (string | undefined)[]): void {
+    for (const [texts, d] of [[before, -1], [after, 1]] as const) {
+      for (const t of texts) {
+        const n = t === undefined ? undefined : ip6Number(t);
+        if (n === undefined) continue;
+        const i = lowerBound6(this.eps6, n);
+        if (d === -1 && this.eps6[i] === n) this.eps6.splice(i, 1);
+        else if (d === 1) this.eps6.splice(i, 0, n);
+      }
+    }
   }
 
   /** The sweep of one region: the CIDRs inside it, and those around it (prefixes nest or are disjoint). */
@@ -387,7 +458,7 @@ export class Engine {
   }
 
   /** Takes `added` ranges in and `removed` out of the counts; returns the classes left with no range. */
-  setRanges(added: readonly AddressClass[], removed: readonly AddressClass[]): number[] {
+  setRanges(added: ReadonlyArray<{ cls: number }>, removed: ReadonlyArray<{ cls: number }>): number[] {
     const touched = new Set<number>();
     for (const r of added) { this.refs.set(r.cls, (this.refs.get(r.cls) ?? 0) + 1); touched.add(r.cls); }
     for (const r of removed) { this.refs.set(r.cls, (this.refs.get(r.cls) ?? 0) - 1); touched.add(r.cls); }
@@ -417,6 +488,13 @@ export class Engine {
   classList: Klass[] = [];
 
   classification(): Classification {
-    return classification(this.classList, this.ranges);
+    return classification(this.classList, this.ranges, this.ranges6);
   }
 }
+
+const rangeKey6 = (c: { first: bigint; last: bigint }) => `${c.first.toString(16)}-${c.last.toString(16)}`;
+const masks6 = Array.from({ length: 129 }, (_, len) => (len === 0 ? 0n : (ALL6.last << BigInt(128 - len)) & ALL6.last));
+const prefix6Mask = (len: number): bigint => masks6[len] as bigint;
+
+/** The index of the first span starting at or after `n`. */
+const firstAt6 = (list: readonly CidrSpan6[], n: bigint): number => lowerBound(list, (c) => c.first < n);

@@ -45,7 +45,7 @@ function cidr(rnd: (n: number) => number): string {
 let DUAL = false;
 const ip6Of = (ip: string): string | undefined => (ip.endsWith('.200') ? undefined : `fd00:${ip.split('.')[1]}::${ip.split('.').slice(2).map((x) => Number(x).toString(16)).join(':')}`);
 function cidr6(rnd: (n: number) => number): string {
-  const pool = [...EPS.map((e) => ip6Of(e[0])).filter((x): x is string => x !== undefined), 'fd00:1::77', 'fd00:9::1'];
+  const pool = [...EPS.map((e) => ip6Of(e[0])).filter((x): x is string => x !== undefined), 'fd00:1::77', 'fd00:9::1', '2001:db8::1'];
   const base = parseIp6(pool[rnd(pool.length)] as string) as bigint;
   const len = [16, 32, 48, 64, 96, 112, 120, 126, 127, 128][rnd(10)] as number;
   const text = `${formatIp6(base & maskOf6(len))}/${len}`;
@@ -148,6 +148,7 @@ const sortBy = <T>(xs: readonly T[]) => [...xs].map((x) => JSON.stringify(x)).so
 /** The incremental compile is the cold compile: ids, ranges and entries alike. */
 function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void {
   assert.deepEqual(inc.classification.ranges, cold.classification.ranges, `${at}: ranges`);
+  assert.deepEqual(inc.classification.ranges6, cold.classification.ranges6, `${at}: IPv6 ranges`);
   assert.deepEqual(sortBy(inc.classification.classes), sortBy(cold.classification.classes), `${at}: classes`);
   // Profile ids may differ (they are given in the order functions are met): the functions may not.
   assert.deepEqual(pairFunctions(inc), pairFunctions(cold), `${at}: pairs and their functions`);
@@ -187,14 +188,26 @@ function allows(c: CompiledPolicy, src: string, dst: string, proto: number, port
   return lookupVerdict(c, s, d, proto, port) !== 'drop';
 }
 
-/** The same over IPv6: an address's class is the IPv6 map's (the datapath's cls6), else 0. */
+/**
+ * The same over IPv6: an endpoint's address has the IPv6 map's class (the datapath's cls6), any other
+ * the class of the IPv6 range it is in (cls6r), else 0.
+ */
 function allows6(c: CompiledPolicy, src: string, dst: string, proto: number, port: number): boolean {
-  const cls = (ip: string) => c.v6.find((x) => x.addr === ip)?.cls ?? 0;
+  const cls = (ip: string) => {
+    const own = c.v6.find((x) => x.addr === ip);
+    if (own) return own.cls;
+    const n = parseIp6(ip) as bigint;
+    return c.classification.ranges6.find((r) => n >= r.first && n <= r.last)?.cls ?? 0;
+  };
   return lookupVerdict(c, cls(src), cls(dst), proto, port) !== 'drop';
 }
 
+/** IPv6 addresses no endpoint has (outside the tenant, reached by NAT66), near and far from the rule CIDRs. */
+const PROBE_IPS6 = ['fd00:1::77', 'fd00:1::1:0', 'fd00:2::c8', 'fd00:9::1', 'fd00:9::1:1', '2001:db8::1'];
+
 /** Every probed flow: the hosts of both ends together allow it exactly when explain does. */
 function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPolicy>, at: string): void {
+  if (DUAL) assertVerdicts6(s, tables, at);
   const hostOf = new Map(s.endpoints.map((e) => [e.ip, e.host]));
   const six6 = new Map(s.endpoints.flatMap((e) => (e.ip6 !== undefined ? [[e.ip, e.ip6] as const] : [])));
   const probePorts = [0, 53, 54, 80, 81, 443, 1000, 8000, 65535];
@@ -212,6 +225,26 @@ function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPoli
         if (a6 !== undefined && b6 !== undefined) {
           const got6 = hosts.every((h) => allows6(tables.get(h) as CompiledPolicy, a6, b6, proto, port));
           assert.equal(got6, want, `${at}: ${a6} -> ${b6} ${name}/${port}`);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Between endpoints (by their IPv6 addresses) and IPv6 addresses of no endpoint, both ways: the hosts'
+ * IPv6 lookups decide as explain does for the endpoint (its IPv4 address) and that address.
+ */
+function assertVerdicts6(s: PolicyState, tables: ReadonlyMap<string, CompiledPolicy>, at: string): void {
+  const eps = s.endpoints.filter((e) => e.ip6 !== undefined);
+  const others = PROBE_IPS6.filter((x) => !eps.some((e) => e.ip6 === x));
+  for (const e of eps) {
+    for (const o of others) {
+      for (const [src, dst, src6, dst6] of [[e.ip, o, e.ip6, o], [o, e.ip, o, e.ip6]] as const) {
+        for (const [proto, name, port] of [[6, 'tcp', 80], [6, 'tcp', 443], [17, 'udp', 53], [1, 'icmp', 0]] as const) {
+          const want = explainFlow(s, src, dst, name, proto === 1 ? undefined : port).allowed;
+          const got = allows6(tables.get(e.host) as CompiledPolicy, src6 as string, dst6 as string, proto, port);
+          assert.equal(got, want, `${at}: ${src6} -> ${dst6} ${name}/${port}`);
         }
       }
     }

@@ -1,10 +1,10 @@
 import type { Endpoint, Policy, Rule } from '../model/index.js';
-import { identityOf, rangeAt, sweep, type AddressClass, type Klass } from './classes.js';
+import { identityOf, rangeAt, rangeAt6, sweep, sweep6, type AddressClass, type Klass } from './classes.js';
 import { peerOf, slotsOf } from './rule-index.js';
 import { coverage } from './sides.js';
 import { refOf, type Engine } from './engine.js';
 import type { Netpol } from './netpol.js';
-import { inCidr6, isCidr6 } from './cidr6.js';
+import { inCidr6, ip6Number, isCidr6, span6 } from './cidr6.js';
 
 /** One rule as it was and as it is now (absent: added or removed). */
 export interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
@@ -64,18 +64,27 @@ export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: Rea
  */
 export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[]): number {
   e.policies = policies;
+  const old = e.eps;
   e.eps = eps;
   e.pairs.detach();
   const counted = applyRules(e, changes);
+  const movedCidrs = e.countCidrs(counted);
   // An IPv6 CIDR that came or went moves the endpoints whose IPv6 address it covers (their IPv4 address
-  // is where their class is swept).
-  const moved = e.countCidrs(counted).flatMap((t) => (isCidr6(t) ? endpointsIn6(e, t) : [e.cidrSpan(t) as Region]));
+  // is where their class is swept), and the other addresses it covers (swept in IPv6 space).
+  const moved = movedCidrs.flatMap((t) => (isCidr6(t) ? endpointsIn6(e, t) : [e.cidrSpan(t) as Region]));
+  const moved6: Region6[] = movedCidrs.filter(isCidr6).map((t) => span6(t));
   for (const ip of movedEps) moved.push({ first: ip, last: ip });
+  // An endpoint's IPv6 address is left out of the IPv6 ranges: one that came or went opens or closes a hole there.
+  const [before6, after6] = [movedEps.map((ip) => old.get(ip)?.ip6), movedEps.map((ip) => eps.get(ip)?.ip6)];
+  e.moveEndpoints6(before6, after6);
+  if (e.cidrList6.length) {
+    for (const t of [...before6, ...after6]) { const n = t === undefined ? undefined : ip6Number(t); if (n !== undefined) moved6.push({ first: n, last: n }); }
+  }
   // Nothing moved (a rule with no new CIDR): no sweep, and no copy of the class ids.
-  const born = moved.length ? reclassify(e, moved, nextId(e.ids)) : [];
+  const born = moved.length || moved6.length ? reclassify(e, moved, moved6, nextId(e.ids)) : [];
   const dirty = new Map<number, Set<number>>();
   const mark = (src: number, dst: number) => { let s = dirty.get(src); if (!s) dirty.set(src, (s = new Set())); s.add(dst); };
-  if (moved.length) {
+  if (moved.length || moved6.length) {
     const gone = e.classList.length + born.length !== e.classes.size;
     // By object: a class dropped and made again (the same id) is a new object, listed once, as born.
     e.classList = (gone ? e.classList.filter((k) => e.classes.get(k.id) === k) : e.classList).concat(born.map((id) => e.classes.get(id) as Klass));
@@ -154,9 +163,13 @@ function nextId(ids: ReadonlyMap<string, number>): () => number {
 }
 
 interface Region { first: number; last: number }
+interface Region6 { first: bigint; last: bigint }
 
-/** Sweeps again where a CIDR or an endpoint moved (prefixes: outermost first, the inner ones are in it); returns the new classes. */
-function reclassify(e: Engine, moved: readonly Region[], fresh: () => number): number[] {
+/**
+ * Sweeps again where a CIDR or an endpoint moved (prefixes: outermost first, the inner ones are in it),
+ * in IPv4 space and in IPv6 space; returns the new classes.
+ */
+function reclassify(e: Engine, moved: readonly Region[], moved6: readonly Region6[], fresh: () => number): number[] {
   const regions = [...moved].sort((a, b) => a.first - b.first || b.last - a.last);
   const born: number[] = [];
   let covered = -1;
@@ -173,34 +186,46 @@ function reclassify(e: Engine, moved: readonly Region[], fresh: () => number): n
   for (const r of regions) {
     if (r.last <= covered) continue; // inside a region already swept
     covered = r.last;
-    const { merged, replaced } = splice(e, r, sweep(e.sweepInput(r), idOf));
+    const { merged, replaced, ranges } = splice(e.ranges, r, sweep(e.sweepInput(r), idOf), rangeAt, 1);
+    e.ranges = ranges;
+    for (const id of e.setRanges(merged, replaced)) e.dropClass(id);
+  }
+  let covered6 = -1n;
+  for (const r of [...moved6].sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : a.last > b.last ? -1 : a.last < b.last ? 1 : 0))) {
+    if (r.last <= covered6) continue;
+    covered6 = r.last;
+    const { merged, replaced, ranges } = splice(e.ranges6, r, sweep6(e.sweepInput6(r), idOf), rangeAt6, 1n);
+    e.ranges6 = ranges;
     for (const id of e.setRanges(merged, replaced)) e.dropClass(id);
   }
   return born.filter((id) => e.classes.has(id));
 }
 
-/** Puts a region's new ranges in place of the old, merged with their neighbours as a full sweep would. */
-function splice(e: Engine, region: { first: number; last: number }, fresh: AddressClass[]): { merged: AddressClass[]; replaced: AddressClass[] } {
-  const ranges = e.ranges;
-  let i = rangeAt(ranges, region.first);
-  if (i >= 0 && (ranges[i] as AddressClass).last < region.first) i++;
+/**
+ * Puts a region's new ranges in place of the old, merged with their neighbours as a full sweep would
+ * (IPv4 ranges by number, IPv6 ones by bigint: `one` is 1 in that kind).
+ */
+function splice<N extends number | bigint, R extends { first: N; last: N; cls: number }>(ranges: readonly R[], region: { first: N; last: N }, fresh: readonly R[], at: (rs: readonly R[], n: N) => number, one: N): { merged: R[]; replaced: R[]; ranges: R[] } {
+  const plus = (n: N, d: N) => ((n as number) + (d as number)) as N;
+  const minus = (n: N, d: N) => ((n as number) - (d as number)) as N;
+  let i = at(ranges, region.first);
+  if (i >= 0 && (ranges[i] as R).last < region.first) i++;
   i = Math.max(0, i);
-  const j = rangeAt(ranges, region.last);
+  const j = at(ranges, region.last);
   const lo = Math.max(0, i - 1);
   const hi = Math.min(ranges.length - 1, j + 1);
   const replaced = ranges.slice(lo, hi + 1);
-  const pieces: AddressClass[] = [];
-  for (const r of replaced) if (r.first < region.first) pieces.push(r.last < region.first ? r : { ...r, last: region.first - 1 });
+  const pieces: R[] = [];
+  for (const r of replaced) if (r.first < region.first) pieces.push(r.last < region.first ? r : { ...r, last: minus(region.first, one) });
   pieces.push(...fresh);
-  for (const r of replaced) if (r.last > region.last) pieces.push(r.first > region.last ? r : { ...r, first: region.last + 1 });
-  const merged: AddressClass[] = [];
+  for (const r of replaced) if (r.last > region.last) pieces.push(r.first > region.last ? r : { ...r, first: plus(region.last, one) });
+  const merged: R[] = [];
   for (const r of pieces) {
     const prev = merged[merged.length - 1];
-    if (prev && prev.cls === r.cls && prev.last + 1 === r.first) merged[merged.length - 1] = { ...prev, last: r.last };
+    if (prev && prev.cls === r.cls && plus(prev.last, one) === r.first) merged[merged.length - 1] = { ...prev, last: r.last };
     else merged.push(r);
   }
-  e.ranges = ranges.slice(0, lo).concat(merged, ranges.slice(hi + 1));
-  return { merged, replaced };
+  return { merged, replaced, ranges: ranges.slice(0, lo).concat(merged, ranges.slice(hi + 1)) };
 }
 
 /**
@@ -292,7 +317,7 @@ function peersOf(e: Engine, rule: Rule, all: readonly Klass[]): number[] {
   if (p.kind === 'network') return all.filter((k) => k.network === p.name).map((k) => k.id);
   // A NetworkPolicy's peer set (in an index, never a changed rule: a NetworkPolicy change is a cold compile).
   if (p.kind === 'set') return all.filter((k) => k.np?.sets.includes(p.name)).map((k) => k.id);
-  // An IPv6 CIDR: only endpoints' classes hold one (no address range of their own to search).
+  // An IPv6 CIDR: the classes holding it, endpoints' and those of the other addresses it covers (indexed).
   if (isCidr6(p.name)) return [...(e.classesByCidr6.get(p.name) ?? [])];
   const span = e.cidrSpan(p.name);
   const out = new Set<number>();

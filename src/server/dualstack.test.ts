@@ -179,8 +179,12 @@ test('IPv6 CIDRs in rules select endpoints by their IPv6 address, deciding both 
   assert.deepEqual([o.json.allowed, o.json.ingress.rule.id], [false, '1'], 'another endpoint is not in the /128');
   const wide = await ex(other.ip, db.ip, 81);
   assert.deepEqual([wide.json.allowed, wide.json.ingress.rule.id], [true, '3'], 'the /64 (any spelling) holds every endpoint of the network');
+  // An address of no endpoint is decided by the IPv6 CIDRs it is in, per address as in IPv4 (outside
+  // addresses reach a tenant by NAT66 and published ports).
   const stranger = await ex('fd00:30::99', db.ip6, 81);
-  assert.deepEqual([stranger.json.allowed, stranger.json.ingress.rule.id], [false, '1'], 'an address of no endpoint: in no class (no IPv6 comes from outside)');
+  assert.deepEqual([stranger.json.allowed, stranger.json.ingress.rule.id], [true, '3'], 'an address of no endpoint inside the /64: the /64 decides');
+  const far = await ex('2001:db8::1', db.ip6, 81);
+  assert.deepEqual([far.json.allowed, far.json.ingress.rule.id], [false, '1'], 'one in no IPv6 CIDR: only rules without a peer');
   const cases: Array<[Record<string, unknown>, string, RegExp]> = [
     [{ fromCidr: 'fd00::/129' }, 'fromCidr', /prefix length/],
     [{ fromCidr: 'fd00::1/64' }, 'fromCidr', /host bits/],

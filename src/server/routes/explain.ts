@@ -67,8 +67,8 @@ export function explainRoutes(app: FastifyInstance): void {
     const t = req.params.tenant;
     const { state, endpoints } = await tenantPolicy(c, t);
     const { groups } = state;
-    // An endpoint's IPv6 address is decided as its IPv4 one (the same class); any other IPv6 address is
-    // class 0, which a text no IPv4 parse accepts gets too (classes.ts byIp).
+    // An endpoint's IPv6 address is decided as its IPv4 one (the same class); any other IPv6 address by
+    // the rules' IPv6 CIDRs it is in (classes.ts byIp, `ranges6`).
     const resolve = (x: string, field: string): { ip: string; shown?: string; endpoint?: Endpoint } => {
       const six = x.includes(':') ? parseIp6(x) : undefined;
       if (six !== undefined) {
