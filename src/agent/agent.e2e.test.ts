@@ -128,7 +128,15 @@ test('bad input gets the right CNI error code and creates nothing', { skip: !roo
   assert.deepEqual(JSON.parse(links.stdout).map((l: any) => l.ifname), ['lo'], 'nothing appeared in the container');
 });
 
-test('DEL is idempotent, works without a netns, and releases the address', { skip: !root && 'needs root' }, async () => {
+test('DEL is idempotent, works without a netns, and releases the address; the gateway keeps its MAC', { skip: !root && 'needs root' }, async () => {
+  const tns = `${h.tag}-t1`;
+  const vni = (await h.api('GET', '/api/v1/tenants/default/networks/contiv-net')).json.vni as number;
+  const links = async () => JSON.parse((await h.exec(h.hostNs, ['ip', '-n', tns, '-j', 'link', 'show'])).stdout) as Array<{ ifname: string; address: string; master?: string }>;
+  const macOf = async () => (await links()).find((l) => l.ifname === `wb${vni}`)?.address;
+  const mac = await macOf();
+  // Its own MAC, no port's: a bridge without one takes its lowest port's, and changes it when that port goes.
+  assert.match(mac ?? '', /^06:/);
+  assert.ok(!(await links()).some((l) => l.master === `wb${vni}` && l.address === mac), 'no port has the bridge\'s MAC');
   for (let i = 0; i < 2; i++) {
     const r = await h.cni('DEL', { conflist: 'weft-default-db', containerId: 'ctr-c2', netns: '' });
     assert.deepEqual([r.code, r.stdout], [0, ''], `DEL #${i + 1}`);
@@ -138,6 +146,7 @@ test('DEL is idempotent, works without a netns, and releases the address', { ski
   assert.ok(!(await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.some((e: any) => e.containerId === 'ctr-c2'));
   const again = await h.cni('ADD', { conflist: 'weft-default-db', containerId: 'ctr-c2b', netns: `/run/netns/${ns('c2')}` });
   assert.equal(again.json.ips[0].address, '10.1.2.3/24', 'the released address is handed out again');
+  assert.equal(await macOf(), mac, 'ports came and went: the gateway\'s MAC stayed');
 });
 
 test('drift is repaired within 5 s: a deleted bridge, a flushed nft table, a deleted chain, an emptied set', { skip: !root && 'needs root' }, async () => {

@@ -293,31 +293,71 @@ test('NAT66: IPv6 to the outside leaves as the host, from tenants reusing one su
   await must(out, ['ip', 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0']);
   await must(out, ['ip', 'link', 'set', 'eth0', 'up']);
   assert.equal((await lab.exec(hostNs, ['sysctl', '-n', 'net.ipv6.conf.all.forwarding'])).stdout.trim(), '1', 'the host forwards IPv6 while a tenant here has it');
-  // The host end of a tenant's IPv6 uplink: fd9f:5e3a:b17c:ffff:: + 4 × its id + 1.
-  const uplink = async (t: string) => `fd9f:5e3a:b17c:ffff::${(((await lab.api('GET', `/api/v1/tenants/${t}`)).json.id as number) * 4 + 1).toString(16)}`;
+  // The ends of a tenant's IPv6 uplink: fd9f:5e3a:b17c:ffff:: + 4 × its id + 1 (the host's), + 2 (the tenant's).
+  const uplink = async (t: string, end = 1) => `fd9f:5e3a:b17c:ffff::${(((await lab.api('GET', `/api/v1/tenants/${t}`)).json.id as number) * 4 + end).toString(16)}`;
   const servers = [echoServer(out, outAddr, 7777), echoServer(hostNs, hostAddr, 7778)];
   try {
-    await new Promise((r) => setTimeout(r, 500));
-    const seen = (from: string, addr: string, port: number) => lab.exec(c(from), ['busybox', 'nc', '-w', '2', addr, String(port)], { input: '' }).then((r) => r.stdout.trim());
+    // What a server at addr:port says to a connection from `ns` (bound to `bind`): its peer's address, or '' when none answered.
+    const ask = (ns: string, addr: string, port: number, bind?: string) => lab.exec(ns, ['python3', '-c', [
+      'import socket', 's = socket.socket(socket.AF_INET6 if ":" in "' + addr + '" else socket.AF_INET)', 's.settimeout(2)', ...(bind ? [`s.bind(('${bind}', 0))`] : []),
+      `s.connect(('${addr}', ${port}))`, 'print(s.recv(100).decode().strip())'].join('; ')], { timeoutMs: 8000 }).then((r) => r.stdout.trim());
+    const seen = (from: string, addr: string, port: number) => ask(c(from), addr, port);
+    const fromOut = (addr: string, port: number, bind?: string) => ask(out, addr, port, bind);
+    // Both servers answer (from the host, and from outside) before anything is concluded from silence.
+    assert.ok(await within(5000, async () => (await ask(hostNs, outAddr, 7777)) === hostAddr, 100) >= 0, 'the outside server answers the host');
+    assert.ok(await within(5000, async () => (await fromOut(hostAddr, 7778)) === outAddr, 100) >= 0, 'the host\'s own listener answers the outside');
     // a1 is default on host 1; b1 is blue on host 1 with the same IPv6 address.
     assert.equal(ip6.get('b1'), ip6.get('a1'));
     for (const from of ['a1', 'b1']) {
       assert.equal(await seen(from, outAddr, 7777), hostAddr, `${from}: the outside sees the host's address`);
     }
-    assert.equal(await seen('a1', hostAddr, 7778), '', 'a tenant reaches no listener of the host over IPv6');
+    assert.equal(await seen('a1', hostAddr, 7778), '', 'but no tenant over IPv6');
     assert.equal(await ping('a1', await uplink('default')), false, 'its own uplink\'s host end answers nothing');
-    assert.equal(await ping('a1', await uplink('blue')), false, 'nor another tenant\'s');
-    assert.equal(await ping('r1', outAddr), false, 'an IPv4-only tenant has no IPv6 out');
+    assert.equal(await ping('a1', await uplink('blue', 2)), false, 'another tenant\'s uplink is not reached through the host');
+    // An outside machine routing the uplinks' /64 through the host reaches no tenant by it.
+    await must(out, ['ip', '-6', 'route', 'add', 'fd9f:5e3a:b17c:ffff::/64', 'via', hostAddr]);
+    assert.equal((await lab.exec(out, ['ping', '-c', '1', '-W', '1', await uplink('default', 2)])).code === 0, false, 'a tenant\'s uplink is no door from outside');
 
     // A published port (18081 → 80) of a dual-stack container: reached over IPv6 and IPv4 from outside.
     const netns = await lab.container('pub6');
     const r = await lab.hosts[0]!.cni('ADD', { conflist: 'weft-default-web', containerId: 'pub6', netns, patch: { runtimeConfig: { portMappings: [{ hostPort: 18081, containerPort: 80, protocol: 'tcp' }] } } });
     assert.equal(r.code, 0, r.stdout);
     servers.push(echoServer(c('pub6'), '::', 80));
-    const from = (addr: string) => lab.exec(out, ['busybox', 'nc', '-w', '2', addr, '18081'], { input: '' }).then((x) => x.stdout.trim());
+    const from = (addr: string) => ask(out, addr, 18081);
     assert.ok(await within(5000, async () => (await from(hostAddr)) === outAddr, 200) >= 0, `the published port answers over IPv6 and the container sees the client (${await from(hostAddr)})`);
     assert.equal(await from('192.0.2.1'), '::ffff:192.0.2.2', 'and over IPv4');
-    assert.equal(await seen('a2', await uplink('default'), 18081), '', 'not published on an uplink address');
+    assert.equal(await seen('b1', await uplink('default'), 18081), '', 'not published on an uplink address (blue trying default\'s)');
+    // A source inside the uplinks' /64 from outside (blue's tenant end): the reply would go into blue.
+    await must(out, ['ip', 'addr', 'add', `${await uplink('blue', 2)}/128`, 'dev', 'eth0', 'nodad']);
+    const forged = async () => Number(/packets (\d+) .*uplink addresses only come from/.exec((await lab.exec(hostNs, ['nft', 'list', 'chain', 'inet', 'weft', 'forward'])).stdout)?.[1] ?? NaN);
+    const before = await forged();
+    assert.equal(await fromOut(hostAddr, 18081, await uplink('blue', 2)), '', 'a forged uplink source from outside gets no answer');
+    assert.ok(await forged() > before, 'it was dropped on its way in (the reply would have gone into blue\'s namespace)');
+
+    // IPv6 CIDRs decide outside addresses by address, as IPv4 CIDRs do: egress from db (a1) to the outside
+    // machine's /128 on 7777 denied, to its 7779 not; ingress to web (pub6) from the outside /64 only.
+    const ok = async (m: string, path: string, b?: unknown) => { const x = await lab.api(m, path, b); assert.ok(x.status < 300, `${m} ${path}: ${x.status} ${JSON.stringify(x.json)}`); };
+    servers.push(echoServer(out, outAddr, 7779));
+    assert.ok(await within(5000, async () => (await ask(hostNs, outAddr, 7779)) === hostAddr, 100) >= 0, 'the second outside server answers');
+    await ok('POST', '/api/v1/tenants/default/policies', { name: 'db-out6', rules: [
+      { id: 'no-7777', priority: 1, direction: 'out', action: 'deny', protocol: 'tcp', ports: '7777', toCidr: `${outAddr}/128` },
+    ] });
+    await ok('POST', '/api/v1/tenants/default/policies', { name: 'web-in6', rules: [
+      { id: 'deny-tcp', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+      { id: 'outside', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '80', fromCidr: `2001:db8:${octet}::/64` },
+    ] });
+    await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: ['db-out6'] });
+    await ok('PATCH', '/api/v1/tenants/default/groups/web', { policies: ['web-in6'] });
+    try {
+      assert.ok(await within(8000, async () => (await seen('a1', outAddr, 7777)) === '', 200) >= 0, 'db → the outside /128 on 7777 denied');
+      assert.equal(await seen('a1', outAddr, 7779), hostAddr, 'db → the outside on 7779 allowed');
+      assert.equal(await seen('a2', outAddr, 7777), hostAddr, 'web (no egress rule) → the outside on 7777 allowed');
+      assert.ok(await within(8000, async () => (await from('192.0.2.1')) === '', 200) >= 0, 'the published port over IPv4: its source is in no allowed CIDR, denied');
+      assert.equal(await from(hostAddr), outAddr, 'over IPv6 from the allowed /64: allowed');
+    } finally {
+      await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: [] });
+      await ok('PATCH', '/api/v1/tenants/default/groups/web', { policies: [] });
+    }
   } finally {
     for (const p of servers) p.kill('SIGKILL');
   }

@@ -10,7 +10,7 @@ const vx: OverlayPlan = {
 const plan: TenantPlan = {
   tenant: 't', id: 1, ns: 'weft-t1', ports: [], policy: undefined, services: [], dscp: [], qos: [], dns: undefined, flows: undefined,
   uplink: { hostLink: 'wu1', tenantLink: 'up0', hostIp: '169.254.0.5', tenantIp: '169.254.0.6', prefix: 30 },
-  bridges: [{ name: 'wb100', network: 'n', vni: 100, address: '10.0.0.1/24', vips: [], mtu: 1450, overlay: vx }],
+  bridges: [{ name: 'wb100', network: 'n', vni: 100, mac: '06:00:00:00:00:64', address: '10.0.0.1/24', vips: [], mtu: 1450, overlay: vx }],
   endpoints: [{ id: 'aaaaaaaaaaaaaaaa', veth: 'weaaaaaaaaaaaa', bridge: 'wb100', ip: '10.0.0.2', mac: '02:57:0a:00:00:02', mtu: 1450, hairpin: false }], macvlans: [], routed: [], routedNat: [],
 };
 const link = (name: string, kind: string, extra: Partial<ObservedLink> = {}): [string, ObservedLink] =>
@@ -18,12 +18,14 @@ const link = (name: string, kind: string, extra: Partial<ObservedLink> = {}): [s
 
 test('links: a right kernel needs no command; drift and strangers get exactly the commands to fix them', () => {
   const right = new Map([
-    link('wb100', 'bridge', { addresses: ['10.0.0.1/24'] }),
+    link('wb100', 'bridge', { addresses: ['10.0.0.1/24'], mac: '06:00:00:00:00:64' }),
     link('weaaaaaaaaaaaa', 'veth', { master: 'wb100' }),
     link('wx100', 'vxlan', { master: 'wb100' }),
     link('up0', 'veth'), link('lo', ''),
   ]);
   assert.deepEqual(linkCommands(plan, right), []);
+  // A bridge whose MAC is a port's (made before it was fixed, or changed by hand): set back once.
+  assert.deepEqual(linkCommands(plan, new Map([...right, link('wb100', 'bridge', { addresses: ['10.0.0.1/24'], mac: '0a:8b:9d:26:49:04' })])), ['link set wb100 address 06:00:00:00:00:64']);
   const drifted = new Map([
     link('weaaaaaaaaaaaa', 'veth'),
     link('wx100', 'vxlan', { master: 'wb100', mtu: 1500 }),
@@ -31,7 +33,7 @@ test('links: a right kernel needs no command; drift and strangers get exactly th
     link('eth9', 'veth'),
   ]);
   assert.deepEqual(linkCommands(plan, drifted, new Set(['weprotected000'])), [
-    'link add wb100 type bridge nf_call_iptables 0 nf_call_ip6tables 0', 'link set wb100 mtu 1450', 'addr replace 10.0.0.1/24 dev wb100', 'link set wb100 up',
+    'link add wb100 address 06:00:00:00:00:64 type bridge nf_call_iptables 0 nf_call_ip6tables 0', 'link set wb100 mtu 1450', 'addr replace 10.0.0.1/24 dev wb100', 'link set wb100 up',
     'link set weaaaaaaaaaaaa master wb100 up',
     'link set wx100 master wb100 mtu 1450 up',
     'link del wb999', 'link del webbbbbbbbbbbb', 'link del wx999',

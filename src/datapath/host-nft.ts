@@ -70,7 +70,7 @@ function natChains(plans: readonly TenantPlan[]): string[] {
     '\t\ttype nat hook postrouting priority srcnat; policy accept;',
     ...(uplinks.length ? [`\t\tip saddr 169.254.0.0/16 oifname != { ${uplinks.join(', ')} } masquerade`] : []),
     // NAT66: a tenant's IPv6 leaves its namespace as its uplink address, and the host as the host.
-    ...(plans.some((p) => p.uplink.tenantIp6 !== undefined) ? [`\t\tip6 saddr ${UPLINK_SPACE6} oifname != { ${uplinks.join(', ')} } masquerade`] : []),
+    ...(plans.some((p) => p.uplink.tenantIp6 !== undefined) ? [`\t\tiifname ${UPLINKS} ip6 saddr ${UPLINK_SPACE6} oifname != { ${uplinks.join(', ')} } masquerade`] : []),
     // A routed network without BGP is known to no router: what leaves for elsewhere (not another host's
     // block) goes as this host, or its replies would never find their way back.
     ...(uplinks.length ? [`\t\tip saddr @routed_nat ip daddr != @routed oifname != { ${uplinks.join(', ')} } masquerade comment "routed networks without BGP"`] : []),
@@ -106,6 +106,7 @@ const filterChains = (device?: string): string[] => [
   // From anywhere else (another machine routing through this host) an uplink address answers nothing.
   '\t\tip daddr @uplinks drop comment "uplink addresses serve only their tenant"',
   `\t\tip6 daddr ${UPLINK_SPACE6} drop comment "uplink addresses serve only their tenant"`,
+  `\t\tip6 saddr ${UPLINK_SPACE6} drop comment "uplink addresses only come from their uplink"`,
   '\t}',
   '\tchain from_tenant {',
   '\t\tct state established,related accept',
@@ -125,11 +126,17 @@ const filterChains = (device?: string): string[] => [
   // Masqueraded to this host's address, it would arrive at the other host as if from outside.
   `\t\tiifname ${UPLINKS} ip daddr @routed drop comment "never into another tenant's routed network"`,
   `\t\tiifname ${UPLINKS} ct state invalid drop`,
+  // Before published ports: a reply to a forged uplink source would go into that tenant's namespace.
+  `\t\tiifname != ${UPLINKS} ip6 saddr ${UPLINK_SPACE6} counter drop comment "uplink addresses only come from their uplink"`,
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
   '\t\toifname . ip daddr @routed_to goto to_routed',
   `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports, replies and its routed networks only"`,
   // IPv6 leaves a tenant only masqueraded to its uplink address (replies passed as established above).
-  `\t\tiifname ${UPLINKS} ip6 saddr != ${UPLINK_SPACE6} drop comment "IPv6 from a tenant is its uplink's"`,
+  `\t\tiifname ${UPLINKS} iifname . ip6 saddr != @uplinks6 drop comment "IPv6 from a tenant is its own uplink's"`,
+  // Anything else addressed to the uplinks' /64 (an outside machine routing it here, an address no tenant
+  // has) goes nowhere: it would otherwise follow the default route back out. Published ports were let
+  // into their uplink above.
+  `\t\tip6 daddr ${UPLINK_SPACE6} drop comment "uplink addresses serve only their tenant"`,
   `\t\tiifname ${UPLINKS} udp dport { ${VXLAN_PORT}, ${WIREGUARD_PORT} } drop comment "no overlay frames from a tenant"`,
   ...(device ? [`\t\tiifname ${UPLINKS} oifname "${device}" drop comment "tenants never use the tunnel"`] : []),
   // Through the host's own route, 169.254.169.254 (cloud metadata) would hand a container the host's credentials.
@@ -159,6 +166,8 @@ function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMa
   const dns = plans.flatMap((p) => (p.dns ? ['tcp', 'udp'].map((proto) => `"${p.uplink.hostLink}" . ${p.dns?.address} . ${proto} . ${p.dns?.port}`) : []));
   return [
     { name: 'uplinks', type: 'ipv4_addr', set: true, interval: false, elements: plans.map((p) => p.uplink.hostIp) },
+    // Each IPv6 uplink with its tenant's address: what its namespace's masquerade makes IPv6 leave as.
+    { name: 'uplinks6', type: 'ifname . ipv6_addr', set: true, interval: false, elements: plans.flatMap((p) => (p.uplink.tenantIp6 === undefined ? [] : [`"${p.uplink.hostLink}" . ${p.uplink.tenantIp6}`])) },
     { name: 'dns', type: 'ifname . ipv4_addr . inet_proto . inet_service', set: true, interval: false, elements: dns },
     { name: 'peers', type: 'ipv4_addr', set: true, interval: false, elements: [...peers] },
     // Routed networks: each tenant's subnets behind its uplink, and all of them.

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 export { VXLAN_PORT } from '../model/index.js';
 
 /**
@@ -23,4 +25,15 @@ export const names = {
     });
   },
   uplinkTenant: 'up0',
+  /**
+   * A network's bridge's MAC on a host: fixed, so the gateway keeps its MAC while ports come and go (a
+   * bridge without one takes its lowest port's, and every container's cached neighbour entry for the
+   * gateway would point nowhere once that port left); per host, since another host's bridge sends over
+   * the overlay too (a bridge drops frames carrying its own MAC as their source). Locally administered
+   * (0x06), outside the endpoints' 02:57:… space.
+   */
+  bridgeMac: (host: string, vni: number): string => {
+    const h = createHash('sha256').update(`${host}\0${vni}`).digest();
+    return ['06', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+  },
 };

@@ -63,6 +63,8 @@ export interface BridgePlan {
   name: string;
   network: string;
   vni: number;
+  /** Its MAC, the gateway's: fixed per host and network (names.bridgeMac). */
+  mac: string;
   address: string;
   /** A dual-stack network's IPv6 gateway with its prefix length (gateway6/len). */
   address6?: string;
@@ -197,7 +199,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     ns: names.tenantNs(d.nsPrefix, tenant.id),
     uplink: { hostLink: names.uplinkHost(tenant.id), tenantLink: names.uplinkTenant, hostIp: t.host, tenantIp: t.tenant, prefix: t.prefix, ...(t6 ? { hostIp6: t6.host, tenantIp6: t6.tenant } : {}) },
     bridges: bridgedNets.map((n) => ({
-      name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu,
+      name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu, mac: names.bridgeMac(d.host, n.vni),
       address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}`,
       ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${parseCidr6(n.subnet6, 'subnet6').prefix}`, vips6: vips6Of(services, n) } : {}),
       vips: vipsOf(services, n),

@@ -14,6 +14,8 @@ export interface ObservedLink {
   hairpin?: boolean;
   /** For a bridge port: isolated (frames never go from it to another isolated port; routed networks). */
   isolated?: boolean;
+  /** For a bridge: its MAC address. */
+  mac?: string;
   /** For a bridge: whether its bridged frames pass IP netfilter (its own nf_call_iptables, ORed with the namespace's sysctl). */
   nfCallIptables?: boolean;
   nfCallIp6tables?: boolean;
@@ -23,6 +25,7 @@ export interface ObservedLink {
 interface IpAddrJson {
   ifname: string;
   mtu: number;
+  address?: string;
   master?: string;
   flags?: string[];
   linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; proxy?: boolean; nf_call_iptables?: number; nf_call_ip6tables?: number }; info_slave_kind?: string; info_slave_data?: { hairpin?: boolean; isolated?: boolean } };
@@ -43,7 +46,7 @@ export async function observeLinks(runner: Runner, ns: string | undefined): Prom
     addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
     addresses6: (l.addr_info ?? []).filter((a) => a.family === 'inet6' && a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`),
     ...(l.linkinfo?.info_slave_kind === 'bridge' ? { hairpin: l.linkinfo.info_slave_data?.hairpin === true, isolated: l.linkinfo.info_slave_data?.isolated === true } : {}),
-    ...(l.linkinfo?.info_kind === 'bridge' ? { nfCallIptables: l.linkinfo.info_data?.nf_call_iptables === 1, nfCallIp6tables: l.linkinfo.info_data?.nf_call_ip6tables === 1 } : {}),
+    ...(l.linkinfo?.info_kind === 'bridge' ? { mac: l.address, nfCallIptables: l.linkinfo.info_data?.nf_call_iptables === 1, nfCallIp6tables: l.linkinfo.info_data?.nf_call_ip6tables === 1 } : {}),
     ...(l.linkinfo?.info_kind === 'vxlan' ? { vxlan: { id: l.linkinfo.info_data?.id ?? 0, local: l.linkinfo.info_data?.local ?? '', proxy: l.linkinfo.info_data?.proxy === true } } : {}),
   }]));
 }

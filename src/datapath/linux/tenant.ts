@@ -54,7 +54,13 @@ export class TenantDatapath {
       await this.ensureUplink(p);
       links = await observeLinks(this.runner, p.ns);
     } else if (!sameSet(up.addresses6, uplink6(p))) {
-      await ipBatch(this.runner, p.ns, up.addresses6.filter((a) => !uplink6(p).includes(a)).map((a) => `addr del ${a} dev ${p.uplink.tenantLink}`));
+      const stale = up.addresses6.filter((a) => !uplink6(p).includes(a));
+      await ipBatch(this.runner, p.ns, stale.map((a) => `addr del ${a} dev ${p.uplink.tenantLink}`));
+      if (stale.length > 0 && uplink6(p).length === 0) {
+        // No longer a tenant with IPv6: its IPv6 default route and the host end's address go too.
+        await this.runner.run(inNs(p.ns, ['ip', '-6', 'route', 'del', '::/0', 'dev', p.uplink.tenantLink]), { allowFailure: true });
+        await this.runner.run(['ip', '-6', 'addr', 'flush', 'dev', p.uplink.hostLink, 'scope', 'global'], { allowFailure: true });
+      }
       await this.ensureUplink6(p);
       links = await observeLinks(this.runner, p.ns);
     }
@@ -252,12 +258,25 @@ export class TenantDatapath {
   private async ensureUplink6(p: TenantPlan): Promise<void> {
     const u = p.uplink;
     if (u.hostIp6 === undefined || u.tenantIp6 === undefined || !existsSync('/proc/sys/net/ipv6')) return;
-    await ipBatch(this.runner, undefined, [`addr replace ${u.hostIp6}/${UPLINK6_PREFIX} dev ${u.hostLink} nodad`]);
-    await ipBatch(this.runner, p.ns, [
-      `addr replace ${u.tenantIp6}/${UPLINK6_PREFIX} dev ${u.tenantLink} nodad`,
-      `route replace ::/0 via ${u.hostIp6} dev ${u.tenantLink}`,
-    ]);
+    try {
+      // A veth made while the host's default is disable_ipv6=1 starts with IPv6 off, and would refuse the address.
+      await this.runner.run(['sysctl', '-q', '-w', `net.ipv6.conf.${u.hostLink}.disable_ipv6=0`]);
+      await this.runner.run(inNs(p.ns, ['sysctl', '-q', '-w', `net.ipv6.conf.${u.tenantLink}.disable_ipv6=0`]));
+      await ipBatch(this.runner, undefined, [`addr replace ${u.hostIp6}/${UPLINK6_PREFIX} dev ${u.hostLink} nodad`]);
+      await ipBatch(this.runner, p.ns, [
+        `addr replace ${u.tenantIp6}/${UPLINK6_PREFIX} dev ${u.tenantLink} nodad`,
+        `route replace ::/0 via ${u.hostIp6} dev ${u.tenantLink}`,
+      ]);
+      this.uplink6Warned.delete(p.ns);
+    } catch (e) {
+      // The tenant's IPv4 and its IPv6 inside the tenant work without it: warned once, tried again next pass.
+      if (!this.uplink6Warned.has(p.ns)) process.emitWarning(`weft: ${p.ns}: no IPv6 uplink (${(e as Error).message.split('\n')[0]}): its containers reach no IPv6 outside the tenant`);
+      this.uplink6Warned.add(p.ns);
+    }
   }
+
+  /** Namespaces whose IPv6 uplink failed and was warned about (once until it works). */
+  private readonly uplink6Warned = new Set<string>();
 
   /** Removes a tenant's namespace and host uplink (the tenant is gone from the desired state). */
   async remove(ns: string, hostLink: string): Promise<void> {
@@ -304,7 +323,9 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
   for (const b of p.bridges) {
     const l = links.get(b.name);
     const nf = flags.get(b.name) ?? 0;
-    if (!l) out.push(`link add ${b.name} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
+    if (!l) out.push(`link add ${b.name} address ${b.mac} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
+    // A bridge made before its MAC was fixed: set once (its old one, a port's, still reaches it while that port stays).
+    else if (l.mac !== undefined && l.mac !== b.mac) out.push(`link set ${b.name} address ${b.mac}`);
     else if ((l.nfCallIptables ? 1 : 0) !== nf || (l.nfCallIp6tables ? 1 : 0) !== nf) out.push(`link set ${b.name} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
     if (!l || l.mtu !== b.mtu) out.push(`link set ${b.name} mtu ${b.mtu}`);
     if (!l || !l.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
