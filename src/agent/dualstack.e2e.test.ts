@@ -333,6 +333,12 @@ test('NAT66: IPv6 to the outside leaves as the host, from tenants reusing one su
     const before = await forged();
     assert.equal(await fromOut(hostAddr, 18081, await uplink('blue', 2)), '', 'a forged uplink source from outside gets no answer');
     assert.ok(await forged() > before, 'it was dropped on its way in (the reply would have gone into blue\'s namespace)');
+    // A source of the tenant's own subnet6 from outside (posing as a2, fd00:1:2::3: the policy classes by source).
+    const posing = async () => Number(/ip6 saddr .*packets (\d+) .*its own addresses never come from outside/.exec((await lab.exec(`${lab.tag}1-t1`, ['nft', 'list', 'chain', 'inet', 'weft', 'uplink_in'])).stdout)?.[1] ?? NaN);
+    const was = await posing();
+    await must(out, ['ip', 'addr', 'add', `${ip6.get('a2')}/128`, 'dev', 'eth0', 'nodad']);
+    assert.equal(await fromOut(hostAddr, 18081, ip6.get('a2')), '', 'an endpoint\'s address from outside gets no answer');
+    assert.ok(await posing() > was, 'it was dropped entering the tenant, before its policy could take it for a2');
 
     // IPv6 CIDRs decide outside addresses by address, as IPv4 CIDRs do: egress from db (a1) to the outside
     // machine's /128 on 7777 denied, to its 7779 not; ingress to web (pub6) from the outside /64 only.

@@ -3,6 +3,7 @@ import { renderPolicy, type PolicyNft } from './policy-nft.js';
 import { renderServices } from './services-nft.js';
 import { endpointFlowHooks, renderFlows } from './flows-nft.js';
 import { tableText, type NftTable } from './table.js';
+import { formatCidr6, formatIp, parseCidr, parseCidr6 } from '../model/index.js';
 
 /**
  * nftables rulesets as text for `nft -f`. Each is a whole table replaced in one transaction
@@ -27,6 +28,7 @@ export function renderTenantTable(p: TenantPlan): NftTable {
   const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
   const svc = renderServices(p.services, p.dns, p.dscp);
   return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps], ...(policy.shared ? { shared: policy.shared } : {}), chains: [
+    ...uplinkIn(p),
     ...renderFlows(p.flows),
     ...policy.chains,
     ...svc.chains,
@@ -48,6 +50,27 @@ export function renderTenantTable(p: TenantPlan): NftTable {
     `\t\toifname "${p.uplink.tenantLink}" masquerade`,
     '\t}',
   ] };
+}
+
+/**
+ * What comes in from the uplink (the host: published ports, replies, other hosts' routed traffic) never
+ * carries a source of the tenant's own bridged subnets: the policy classes a packet by its source, and
+ * one from outside posing as an endpoint (its ULA reused on the host's LAN) would be decided as that
+ * endpoint. Dropped before conntrack. A routed network's addresses do come that way (from other hosts).
+ */
+function uplinkIn(p: TenantPlan): string[] {
+  const four = p.bridges.filter((b) => !b.routed).map((b) => { const c = parseCidr(b.address, 'address', false); return `${formatIp(c.base)}/${c.prefix}`; });
+  const six = p.bridges.flatMap((b) => (b.address6 === undefined ? [] : [formatCidr6(parseCidr6(b.address6, 'address6', false))]));
+  if (four.length === 0 && six.length === 0) return [];
+  return [
+    '\tchain uplink_in {',
+    '\t\ttype filter hook prerouting priority raw; policy accept;',
+    // Except a reply to one of its routed endpoints on another host: it went there through the overlay
+    // and comes back through the hosts as itself.
+    ...(four.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip saddr { ${four.join(', ')} }${p.routed.length ? ` ip daddr != { ${p.routed.join(', ')} }` : ''} counter drop comment "its own addresses never come from outside"`] : []),
+    ...(six.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip6 saddr { ${six.join(', ')} } counter drop comment "its own addresses never come from outside"`] : []),
+    '\t}',
+  ];
 }
 
 /** The table a macvlan endpoint's container namespace holds: `weft-<endpoint id>`, one per such interface. */

@@ -156,8 +156,13 @@ export const UPLINK_RANGE6: IpRange6 = cidrRange6({ base: 0xfd9f5e3ab17cffffn <<
 /** Whether an IPv6 address is of the kind an endpoint can have. */
 export const inEndpointSpace6 = (n: bigint): boolean => ENDPOINT_SPACE6.some((r) => n >= r.first && n <= r.last);
 
-/** Whether a range holds any address of the kind an endpoint can have. */
-export const meetsEndpointSpace6 = (r: IpRange6): boolean => ENDPOINT_SPACE6.some((x) => overlaps6(r, x));
+/**
+ * What a rule's IPv6 CIDR may name: an endpoint's kind of address, or an outside one a container may
+ * reach by NAT66, which includes the NAT64 prefixes (64:ff9b::/96, RFC 6052; 64:ff9b:1::/48, RFC 8215).
+ * Not link-local, multicast, loopback or IPv4-mapped: never forwarded to or from a tenant.
+ */
+const RULE_SPACE6: readonly IpRange6[] = [...ENDPOINT_SPACE6, cidrRange6({ base: 0x0064ff9bn << 96n, prefix: 96 }), cidrRange6({ base: 0x0064ff9b0001n << 80n, prefix: 48 })];
+export const meetsRuleSpace6 = (r: IpRange6): boolean => RULE_SPACE6.some((x) => overlaps6(r, x));
 
 /**
  * The EUI-64 link-local address of a MAC (RFC 4291 appendix A: ff:fe in the middle, the universal/local

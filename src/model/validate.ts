@@ -3,7 +3,7 @@ import {
   cidrRange, contains, formatIp, overlaps, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
 } from './ipv4.js';
-import { UPLINK_RANGE6, UPLINK_SPACE6, cidrRange6, contains6, formatIp6, inEndpointSpace6, meetsEndpointSpace6, overlaps6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
+import { UPLINK_RANGE6, UPLINK_SPACE6, cidrRange6, contains6, formatIp6, inEndpointSpace6, meetsRuleSpace6, overlaps6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
 import { ENCAPS, WIREGUARD_OVERHEAD, type Encap } from './objects.js';
 import type { NetworkInput, RuleInput, NetprofileInput, GlobalInput } from './schemas.js';
 
@@ -128,9 +128,9 @@ export function checkRule(rule: RuleInput, path = ''): void {
     if (v.includes(':')) {
       if (v.includes('.')) throw invalid(f(k), `'${v.slice(0, 50)}' mixes IPv4 and IPv6 notation: write an IPv4 prefix (10.0.0.0/8) or an IPv6 one (fd00::/64)`);
       const c = parseCidr6(v.includes('/') ? v : `${v}/128`, f(k));
-      // Endpoints' IPv6 addresses are global unicast or unique local (checkNetwork6): a CIDR meeting
-      // neither (link-local, multicast, loopback, IPv4-mapped) would hold no endpoint, a rule that never applies.
-      if (!meetsEndpointSpace6(cidrRange6(c))) throw invalid(f(k), `'${v.slice(0, 50)}' holds no global unicast (2000::/3) or unique local (fc00::/7) address: no endpoint has an address there`);
+      // Endpoints and outside addresses are global unicast, unique local or NAT64: a CIDR meeting none
+      // (link-local, multicast, loopback, IPv4-mapped) names nothing a tenant's packets carry.
+      if (!meetsRuleSpace6(cidrRange6(c))) throw invalid(f(k), `'${v.slice(0, 50)}' holds no global unicast (2000::/3), unique local (fc00::/7) or NAT64 (64:ff9b::/96, 64:ff9b:1::/48) address: no packet of a tenant carries one`);
     } else {
       parseCidr(v.includes('/') ? v : `${v}/32`, f(k));
     }

@@ -261,8 +261,22 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
     return id;
   };
   const ranges = sweep(input, idOf);
-  const ranges6 = six.size ? sweep6({ region: ALL6, inside: spans6(texts), around: [], eps6: endpoints6(endpoints) }, idOf) : [];
-  return classification(classes, ranges, ranges6);
+  const dual = networks.some((n) => n.subnet6 !== undefined);
+  const eps = input.eps.values();
+  const ranges6 = dual && six.size ? sweep6({ region: ALL6, inside: spans6(texts), around: [], eps6: endpoints6(eps) }, idOf) : [];
+  const c = classification(classes, ranges, ranges6);
+  if (!dual) return c;
+  // An endpoint's IPv6 address is a hole in ranges6: asked for, it answers with its endpoint's class.
+  let own: Map<string, string> | undefined;
+  const byIp = c.byIp;
+  c.byIp = (ip: string) => {
+    if (!ip.includes(':')) return byIp(ip);
+    own ??= new Map([...input.eps.values()].flatMap((e) => { const n = e.ip6 === undefined ? undefined : ip6Number(e.ip6); return n === undefined ? [] : [[n.toString(16), e.ip] as const]; }));
+    const n = parseIp6(ip);
+    const four = n === undefined ? undefined : own.get(n.toString(16));
+    return byIp(four ?? ip);
+  };
+  return c;
 }
 
 /**

@@ -58,7 +58,8 @@ export interface CompiledPolicy {
    * Dual stack: whether the tenant has an IPv6 subnet, and each IPv6 address of its endpoints with the
    * class of the same endpoint's IPv4 address (one endpoint, one verdict, whichever family it speaks:
    * rule CIDRs select endpoints, so a CIDR covering either of an endpoint's addresses decides its traffic
-   * in both families; cidr6.ts). Other IPv6 addresses are class 0.
+   * in both families; cidr6.ts). Other IPv6 addresses have the class of the IPv6 CIDRs they are in
+   * (`classification.ranges6`), else 0.
    */
   dual: boolean;
   v6: readonly V6Class[];

@@ -66,7 +66,7 @@ const CIDR_KEYS = ['fromCidr', 'toCidr'] as const;
  * rule indexes, and an endpoint that adds or removes one changes what the host enforces.
  */
 export function frameOf(s: PolicyState, sc: Scope): string {
-  return JSON.stringify([s.tenant.name, s.tenant.defaultAction, s.host ?? null, s.networks.map((n) => [n.name, n.subnet]),
+  return JSON.stringify([s.tenant.name, s.tenant.defaultAction, s.host ?? null, s.networks.map((n) => [n.name, n.subnet, n.subnet6 ?? null]),
     s.groups.map((g) => [g.name, g.policies]), [...sc.enforced].sort(), sc.policies.map((p) => (p.mode === 'audit' ? `${p.name} (audit)` : p.name)), sc.np?.digest ?? null,
     sctpByPort(sc)]);
 }
@@ -127,6 +127,11 @@ export class Engine {
   ranges6: AddressClass6[] = [];
   /** The IPv6 addresses of the endpoints in scope, sorted: left out of `ranges6`. */
   eps6: bigint[] = [];
+  /**
+   * Whether the tenant has an IPv6 subnet: without one no IPv6 reaches it, and its rules' IPv6 CIDRs
+   * class no address (part of the frame: networks come and go with a cold compile).
+   */
+  readonly dual: boolean;
   readonly pairs: PairStore;
   readonly fallback: Verdict;
   readonly defaultAction: Action;
@@ -153,7 +158,9 @@ export class Engine {
     this.groupNames = new Set(groups.map((g) => g.name));
     this.nets = netSpans(s.networks);
     this.eps = endpointsByIp(sc.endpoints);
-    this.eps6 = endpoints6(sc.endpoints);
+    // From the by-address map, as the incremental path keeps it (one endpoint per IPv4 address).
+    this.eps6 = endpoints6(this.eps.values());
+    this.dual = s.networks.some((n) => n.subnet6 !== undefined);
     this.policies = new Map(sc.policies.map((p) => [p.name, p]));
     for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp));
   }
@@ -167,7 +174,7 @@ export class Engine {
     const idOf = e.idMaker(() => fresh++, previous);
     e.ranges = sweep(e.sweepInput(ALL), idOf);
     e.setRanges(e.ranges, []);
-    if (e.cidrList6.length) {
+    if (e.dual && e.cidrList6.length) {
       e.ranges6 = sweep6(e.sweepInput6(ALL6), idOf);
       e.setRanges(e.ranges6, []);
     }
@@ -313,7 +320,9 @@ export class Engine {
     this.cidrList6 = spans6(this.cidrs6.size ? this.cidrCount.keys() : []);
     for (const c of this.cidrList6) {
       const rk = rangeKey6(c);
-      this.cidrsByRange6.set(rk, [...(this.cidrsByRange6.get(rk) ?? []), c.text]);
+      const same = this.cidrsByRange6.get(rk);
+      if (same) same.push(c.text);
+      else this.cidrsByRange6.set(rk, [c.text]);
     }
     this.cidrList.sort((a, b) => a.first - b.first || b.last - a.last);
     for (const c of this.cidrList) {

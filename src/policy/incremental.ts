@@ -72,12 +72,12 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   // An IPv6 CIDR that came or went moves the endpoints whose IPv6 address it covers (their IPv4 address
   // is where their class is swept), and the other addresses it covers (swept in IPv6 space).
   const moved = movedCidrs.flatMap((t) => (isCidr6(t) ? endpointsIn6(e, t) : [e.cidrSpan(t) as Region]));
-  const moved6: Region6[] = movedCidrs.filter(isCidr6).map((t) => span6(t));
+  const moved6: Region6[] = e.dual ? movedCidrs.filter(isCidr6).map((t) => span6(t)) : [];
   for (const ip of movedEps) moved.push({ first: ip, last: ip });
   // An endpoint's IPv6 address is left out of the IPv6 ranges: one that came or went opens or closes a hole there.
   const [before6, after6] = [movedEps.map((ip) => old.get(ip)?.ip6), movedEps.map((ip) => eps.get(ip)?.ip6)];
   e.moveEndpoints6(before6, after6);
-  if (e.cidrList6.length) {
+  if (e.dual && e.cidrList6.length) {
     for (const t of [...before6, ...after6]) { const n = t === undefined ? undefined : ip6Number(t); if (n !== undefined) moved6.push({ first: n, last: n }); }
   }
   // Nothing moved (a rule with no new CIDR): no sweep, and no copy of the class ids.
@@ -195,7 +195,8 @@ function reclassify(e: Engine, moved: readonly Region[], moved6: readonly Region
     if (r.last <= covered6) continue;
     covered6 = r.last;
     const { merged, replaced, ranges } = splice(e.ranges6, r, sweep6(e.sweepInput6(r), idOf), rangeAt6, 1n);
-    e.ranges6 = ranges;
+    // Unchanged (an endpoint outside every IPv6 CIDR came or went): the same array, so its map is not made again.
+    if (merged.length !== replaced.length || merged.some((m, i) => m.first !== replaced[i]?.first || m.last !== replaced[i]?.last || m.cls !== replaced[i]?.cls)) e.ranges6 = ranges;
     for (const id of e.setRanges(merged, replaced)) e.dropClass(id);
   }
   return born.filter((id) => e.classes.has(id));

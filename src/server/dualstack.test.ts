@@ -183,6 +183,9 @@ test('IPv6 CIDRs in rules select endpoints by their IPv6 address, deciding both 
   // addresses reach a tenant by NAT66 and published ports).
   const stranger = await ex('fd00:30::99', db.ip6, 81);
   assert.deepEqual([stranger.json.allowed, stranger.json.ingress.rule.id], [true, '3'], 'an address of no endpoint inside the /64: the /64 decides');
+  // NAT64's prefix is an outside address a rule may name (a container's DNS64 answers point there).
+  await ok(api, 'POST', '/api/v1/tenants/default/policies/p/rules', { id: 'nat64', priority: 5, direction: 'in', protocol: 'tcp', ports: '82', action: 'allow', fromCidr: '64:FF9B::/96' });
+  assert.equal((await ex('64:ff9b::a00:1', db.ip6, 82)).json.ingress.rule.id, 'nat64', 'kept in one spelling, deciding its addresses');
   const far = await ex('2001:db8::1', db.ip6, 81);
   assert.deepEqual([far.json.allowed, far.json.ingress.rule.id], [false, '1'], 'one in no IPv6 CIDR: only rules without a peer');
   const cases: Array<[Record<string, unknown>, string, RegExp]> = [
@@ -202,5 +205,6 @@ test('IPv6 CIDRs in rules select endpoints by their IPv6 address, deciding both 
     assert.ok(String(r.json.field).endsWith(field), JSON.stringify(r.json));
     assert.match(r.json.detail ?? r.json.message, re, JSON.stringify(r.json));
   }
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules.map((r: { id: string }) => r.id), ['1', '2', '3'], 'refused rules change nothing');
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules.map((r: { id: string }) => r.id), ['1', '2', '3', 'nat64'], 'refused rules change nothing');
+  assert.equal((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules.find((r: { id: string }) => r.id === 'nat64').fromCidr, '64:ff9b::/96', 'stored in one spelling');
 });

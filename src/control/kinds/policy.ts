@@ -1,5 +1,5 @@
 import {
-  WeftError, badReference, checkRule,
+  WeftError, badReference, checkRule, formatCidr6, parseCidr6,
   type Group, type Network, type Policy, type PolicyInput, type Rule, type RuleInput,
 } from '../../model/index.js';
 import type { Txn } from '../../store/index.js';
@@ -19,6 +19,12 @@ export function normaliseRule(r: RuleInput): Rule {
   for (const k of ['ports', 'fromGroup', 'fromNetwork', 'fromCidr', 'toGroup', 'toNetwork', 'toCidr'] as const) {
     const v = r[k];
     if (v !== undefined) out[k] = v;
+  }
+  // An IPv6 CIDR is kept in one spelling (RFC 5952, with its length): the same prefix written two ways
+  // is one CIDR to the compiler, and a tenant cannot make it hold thousands of names for one prefix.
+  for (const k of ['fromCidr', 'toCidr'] as const) {
+    const v = out[k];
+    if (v !== undefined && v.includes(':')) out[k] = formatCidr6(parseCidr6(v.includes('/') ? v : `${v}/128`, k));
   }
   return out;
 }
