@@ -53,10 +53,13 @@ export function renderTenantTable(p: TenantPlan): NftTable {
 }
 
 /**
- * What comes in from the uplink (the host: published ports, replies, other hosts' routed traffic) never
- * carries a source of the tenant's own bridged subnets: the policy classes a packet by its source, and
+ * No new connection comes in from the uplink (the host: published ports, other hosts' routed traffic)
+ * from a source of the tenant's own bridged subnets: the policy classes a connection by its source, and
  * one from outside posing as an endpoint (its ULA reused on the host's LAN) would be decided as that
- * endpoint. Dropped before conntrack. A routed network's addresses do come that way (from other hosts).
+ * endpoint. Only new ones: an ICMP error from a router whose address happens to lie in a tenant's subnet
+ * (a Packet Too Big, a Time Exceeded) is related to a connection and must pass, or path MTU discovery
+ * breaks. After conntrack (-200), before the published ports' DNAT (-100). A routed network's addresses
+ * do come that way (from other hosts).
  */
 function uplinkIn(p: TenantPlan): string[] {
   const four = p.bridges.filter((b) => !b.routed).map((b) => { const c = parseCidr(b.address, 'address', false); return `${formatIp(c.base)}/${c.prefix}`; });
@@ -64,11 +67,11 @@ function uplinkIn(p: TenantPlan): string[] {
   if (four.length === 0 && six.length === 0) return [];
   return [
     '\tchain uplink_in {',
-    '\t\ttype filter hook prerouting priority raw; policy accept;',
+    '\t\ttype filter hook prerouting priority -150; policy accept;',
     // Except a reply to one of its routed endpoints on another host: it went there through the overlay
     // and comes back through the hosts as itself.
-    ...(four.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip saddr { ${four.join(', ')} }${p.routed.length ? ` ip daddr != { ${p.routed.join(', ')} }` : ''} counter drop comment "its own addresses never come from outside"`] : []),
-    ...(six.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip6 saddr { ${six.join(', ')} } counter drop comment "its own addresses never come from outside"`] : []),
+    ...(four.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip saddr { ${four.join(', ')} }${p.routed.length ? ` ip daddr != { ${p.routed.join(', ')} }` : ''} ct state new counter drop comment "its own addresses never come from outside"`] : []),
+    ...(six.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip6 saddr { ${six.join(', ')} } ct state new counter drop comment "its own addresses never come from outside"`] : []),
     '\t}',
   ];
 }
