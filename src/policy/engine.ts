@@ -1,4 +1,4 @@
-import type { Action, Endpoint, Group, Policy, Rule } from '../model/index.js';
+import { maskOf6, type Action, type Endpoint, type Group, type Policy, type Rule } from '../model/index.js';
 import { ALL, ALL6, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpoints6, endpointsByIp, groupOfIdentity, identityOf, lowerBound, lowerBound6, netSpans, rangeAt, spans6, sweep, sweep6, type AddressClass, type AddressClass6, type CidrSpan, type CidrSpan6, type Classification, type Klass, type NetSpan, type SweepInput6 } from './classes.js';
 import type { Netpol } from './netpol.js';
 import { Cidrs6, ip6Number, isCidr6, span6 } from './cidr6.js';
@@ -389,7 +389,8 @@ export class Engine {
     while (i < list.length && (list[i] as CidrSpan6).first === span.first && (list[i] as CidrSpan6).last > span.last) i++;
     if (d === 1) {
       list.splice(i, 0, span);
-      this.cidrsByRange6.set(rk, [...same, text]);
+      if (same.length) same.push(text);
+      else this.cidrsByRange6.set(rk, [text]);
       return;
     }
     while (i < list.length && (list[i] as CidrSpan6).text !== text) i++;
@@ -409,11 +410,11 @@ export class Engine {
     }
     const around: string[] = [];
     for (let len = 0; len <= 128; len++) {
-      const mask = prefix6Mask(len);
+      const mask = masks6[len] as bigint;
       const first = region.first & mask;
       const last = first | (~mask & ALL6.last);
       if (last < region.last || (first === region.first && last === region.last)) continue;
-      around.push(...(this.cidrsByRange6.get(`${first.toString(16)}-${last.toString(16)}`) ?? []));
+      around.push(...(this.cidrsByRange6.get(rangeKey6({ first, last })) ?? []));
     }
     return { region, inside, around, eps6: this.eps6 };
   }
@@ -502,8 +503,8 @@ export class Engine {
 }
 
 const rangeKey6 = (c: { first: bigint; last: bigint }) => `${c.first.toString(16)}-${c.last.toString(16)}`;
-const masks6 = Array.from({ length: 129 }, (_, len) => (len === 0 ? 0n : (ALL6.last << BigInt(128 - len)) & ALL6.last));
-const prefix6Mask = (len: number): bigint => masks6[len] as bigint;
+/** Each prefix length's mask, made once (a region's sweep asks for all 129). */
+const masks6 = Array.from({ length: 129 }, (_, len) => maskOf6(len));
 
 /** The index of the first span starting at or after `n`. */
 const firstAt6 = (list: readonly CidrSpan6[], n: bigint): number => lowerBound(list, (c) => c.first < n);
