@@ -62,9 +62,9 @@ test('on a running systemd (root /), the verbs go through systemctl; the dry run
   const root = tempRoot(t);
   // Root / cannot be written by a test: only the dry run is taken there.
   const r = await weft(['install', '--systemd', '--dry-run'], { uid: () => 0, systemdRunning: () => true });
-  assert.match(r.out, /and run: systemctl daemon-reload; systemctl enable --now weft-server\.service weft-agent\.service/);
+  assert.match(r.out, /and run: systemctl daemon-reload; systemctl enable --now weft-server\.service weft-agent\.service/, r.err);
   const under = await weft(['install', '--systemd', '--root', root, '--dry-run'], { systemdRunning: () => true });
-  assert.match(under.out, /start nothing/, 'never the running systemd for another root');
+  assert.match(under.out, /start nothing/, `never the running systemd for another root (exit ${under.code}: ${under.err})`);
 });
 
 test('usage errors: --join without --server, --server with --no-agent, both --join and --join-file, no --systemd', async () => {
