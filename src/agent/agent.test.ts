@@ -82,7 +82,7 @@ const since = (mark: number) => dp.journal.slice(mark).map((l) => l.split(' ')[0
 
 test('ADD: allocated, the tenant converged with the new address in its policy (fail closed), then wired; the result says so', async () => {
   let seen = '';
-  dp.onAttach = (a, ns) => (seen = !ns?.table.includes(a.ip) ? `table without ${a.ip}: ${ns?.table}`
+  dp.onAttach = (a, ns) => (seen = !ns?.table.includes(a.ip as string) ? `table without ${a.ip}: ${ns?.table}`
     : !ns.guard.includes(`"${a.veth}" . ${a.ip} . ${a.mac}`) ? `bridge table does not admit ${a.veth}: ${ns.guard}` : 'policy had it');
   // No resync may run meanwhile: its own convergence would be in the journal.
   const { mark, ip, id } = await agent.reconciler.withoutResync(async () => ({ mark: dp.journal.length, ...await added('c1') }));

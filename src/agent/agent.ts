@@ -111,7 +111,11 @@ export class Agent {
       // The DNS listeners follow the plan even when the kernel refused part of it (a route, bird).
       let failed: { e: unknown } | undefined;
       await this.datapath.ensureHost(h).catch((e: unknown) => { failed = { e }; });
-      if (this.datapath.hostAddresses) await this.dns.sync(new Map(h.tenants.filter((p) => p.dns).map((p) => [p.uplink.hostIp, { tenant: p.tenant, peer: p.uplink.tenantIp }])));
+      if (this.datapath.hostAddresses) await this.dns.sync(new Map(h.tenants.filter((p) => p.dns).flatMap((p) => [
+        [p.uplink.hostIp, { tenant: p.tenant, peer: p.uplink.tenantIp }] as const,
+        // Over IPv6 too, where the tenant has it: the queries of its IPv6-only containers.
+        ...(p.dns?.address6 !== undefined && p.uplink.tenantIp6 !== undefined ? [[p.dns.address6, { tenant: p.tenant, peer: p.uplink.tenantIp6 }] as const] : []),
+      ])));
       if (failed) throw failed.e;
     };
     // Only the instance the server records speaks for the host: the endpoints another one cannot find are

@@ -62,7 +62,8 @@ export class Attacher {
       attached: { defaultRoute: req.defaultRoute ?? false },
     });
     return {
-      endpoint: endpointId(req.containerId, ifname), ifname, ip: r.ip, prefixLength: r.prefixLength, gateway: r.gateway, mac: r.mac,
+      endpoint: endpointId(req.containerId, ifname), ifname, mac: r.mac,
+      ...(r.ip !== undefined && r.prefixLength !== undefined && r.gateway !== undefined ? { ip: r.ip, prefixLength: r.prefixLength, gateway: r.gateway } : {}),
       ...(r.ip6 !== undefined ? { ip6: r.ip6, prefixLength6: r.prefixLength6 as number, gateway6: r.gateway6 as string } : {}),
       ...(r.dns ? { dns: r.dns } : {}),
     };

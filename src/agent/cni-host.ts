@@ -137,7 +137,7 @@ export class CniEndpoints implements CniHost {
       const port = (await this.d.datapath.ports(ns)).get(names.endpointVeth(id));
       if (port?.bridge !== names.bridge(ep.vni)) return `host side ${names.endpointVeth(id)} is not on bridge ${names.bridge(ep.vni)}`;
     }
-    return this.d.datapath.checkContainer({ netnsPath: netns, ifname, ip: ep.ip, prefixLength: ep.prefixLength, ...(ep.ip6 !== undefined && ep.prefixLength6 !== undefined ? { ip6: ep.ip6, prefixLength6: ep.prefixLength6 } : {}) });
+    return this.d.datapath.checkContainer({ netnsPath: netns, ifname, ...(ep.ip !== undefined && ep.prefixLength !== undefined ? { ip: ep.ip, prefixLength: ep.prefixLength } : {}), ...(ep.ip6 !== undefined && ep.prefixLength6 !== undefined ? { ip6: ep.ip6, prefixLength6: ep.prefixLength6 } : {}) });
   }
 
   /**
@@ -177,10 +177,11 @@ function stopwatch(): (step: string) => Record<string, number> {
 
 function resultOf(ep: Endpoint, plan: TenantPlan, req: AddRequest): AddResultInput {
   return {
-    hostVeth: names.endpointVeth(ep.id), ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway,
+    hostVeth: names.endpointVeth(ep.id), ifname: req.ifname, mac: ep.mac, mtu: ep.mtu, netns: req.netns,
+    ...(ep.ip !== undefined && ep.prefixLength !== undefined && ep.gateway !== undefined ? { ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway } : {}),
     ...(ep.ip6 !== undefined && ep.prefixLength6 !== undefined && ep.gateway6 !== undefined ? { ip6: ep.ip6, prefixLength6: ep.prefixLength6, gateway6: ep.gateway6 } : {}),
     // A macvlan endpoint's gateway is the segment's router, not the agent: its names would leak there.
-    ...(plan.dns && !plan.macvlans.some((m) => m.id === ep.id) ? { dns: { nameservers: [ep.gateway], search: [dnsDomain(ep.tenant)] } } : {}),
+    ...(plan.dns && !plan.macvlans.some((m) => m.id === ep.id) ? { dns: { nameservers: [ep.gateway, ep.gateway6].filter((g) => g !== undefined).slice(0, 1), search: [dnsDomain(ep.tenant)] } } : {}),
   };
 }
 

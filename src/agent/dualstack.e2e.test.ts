@@ -368,3 +368,79 @@ test('NAT66: IPv6 to the outside leaves as the host, from tenants reusing one su
     for (const p of servers) p.kill('SIGKILL');
   }
 });
+
+/**
+ * IPv6-only networks (subnet6 alone): CNI results with one IPv6 address, no IPv4 in the container, IPv6
+ * on one host and across the overlay at full MTU, two tenants reusing the subnet apart, the policy
+ * deciding endpoints that have no IPv4 address (classes of their own), and DNS over IPv6 answering AAAA.
+ */
+test('an IPv6-only network: one IPv6 address, traffic on one host and across hosts, tenants apart, policy by group, DNS over IPv6', { skip: !root && 'needs root' }, async () => {
+  const ok = async (m: string, p: string, b?: unknown) => { const r = await lab.api(m, p, b); assert.ok(r.status < 300, `${m} ${p}: ${r.status} ${JSON.stringify(r.json)}`); };
+  for (const t of ['default', 'blue']) {
+    await ok('POST', `/api/v1/tenants/${t}/networks`, { name: 'six', subnet6: 'fd00:6::/64', encrypt: false });
+    for (const g of ['s-db', 's-web', 's-other']) await ok('POST', `/api/v1/tenants/${t}/groups`, { name: g, network: 'six' });
+  }
+  for (const h of lab.hosts) assert.ok(await within(5000, async () => existsSync(join(h.dir, 'net.d', 'weft-blue-s-other.conflist'))) >= 0);
+  const six = new Map<string, string>();
+  const add = async (name: string, host: number, conflist: string, env?: Record<string, string>) => {
+    const netns = await lab.container(name);
+    const r = await lab.hosts[host]!.cni('ADD', { conflist, containerId: name, netns, ...(env ? { env } : {}) });
+    assert.equal(r.code, 0, r.stdout);
+    assert.equal(r.json.ips.length, 1, `one address: ${r.stdout}`);
+    assert.match(r.json.ips[0].address, /^fd00:6::[0-9a-f]+\/64$/);
+    assert.deepEqual(r.json.routes, [{ dst: '::/0', gw: 'fd00:6::1' }]);
+    six.set(name, r.json.ips[0].address.split('/')[0]);
+    return r.json;
+  };
+  const s1 = await add('s1', 0, 'weft-default-s-db');
+  assert.deepEqual(s1.dns?.nameservers, ['fd00:6::1'], 'the resolver is the IPv6 gateway');
+  assert.equal((await lab.exec(c('s1'), ['ip', '-4', 'addr', 'show', 'dev', 'eth0'])).stdout.trim(), '', 'no IPv4 address in the container');
+  assert.match((await lab.exec(c('s1'), ['ip', '-6', 'route', 'show', 'default'])).stdout, /default via fd00:6::1 dev eth0/);
+  await add('s2', 0, 'weft-default-s-web');
+  await add('s3', 1, 'weft-default-s-web');
+  assert.ok(await within(3000, () => ping('s2', six.get('s1') as string)) >= 0, 'same host');
+  assert.ok(await within(5000, () => ping('s3', six.get('s1') as string), 100) >= 0, 'across hosts');
+  assert.ok(await ping('s3', six.get('s1') as string, ['-M', 'do', '-s', '1402']), 'a full-size IPv6 packet crosses the overlay');
+  assert.ok(await ping('s2', 'fd00:6::1'), 'the gateway answers');
+
+  // Blue reuses the subnet: its fd00:6::5 exists, default's does not.
+  for (const [n, h] of [['u1', 1], ['u2', 0], ['u3', 0], ['u4', 1]] as const) await add(n, h, 'weft-blue-s-db');
+  assert.deepEqual([six.get('u1'), six.get('s1')], ['fd00:6::2', 'fd00:6::2']);
+  assert.equal(six.get('u4'), 'fd00:6::5');
+  assert.ok(await within(3000, () => ping('u1', 'fd00:6::5')) >= 0, 'blue reaches its own fd00:6::5');
+  assert.equal(await ping('s1', 'fd00:6::5'), false, 'default cannot reach blue\'s fd00:6::5');
+
+  // Policy on endpoints without an IPv4 address: db denies tcp but 5201 from web.
+  await add('s4', 1, 'weft-default-s-other');
+  await ok('POST', '/api/v1/tenants/default/policies', { name: 's-db-in', rules: [
+    { id: 'deny-tcp', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
+    { id: 'web', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5201', fromGroup: 's-web' },
+  ] });
+  await ok('PATCH', '/api/v1/tenants/default/groups/s-db', { policies: ['s-db-in'] });
+  const to = six.get('s1') as string;
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && await tcp('s4', 's1', to, 5202)) await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await tcp('s2', 's1', to, 5201), true, 'web → db 5201 allowed (same host)');
+  assert.equal(await tcp('s3', 's1', to, 5201), true, 'web → db 5201 allowed (across hosts)');
+  assert.equal(await tcp('s3', 's1', to, 5202), false, 'web → db 5202 denied');
+  assert.equal(await tcp('s4', 's1', to, 5201), false, 'other → db 5201 denied');
+  const explained = await lab.api('GET', `/api/v1/tenants/default/explain?from=${six.get('s4')}&to=${to}&protocol=tcp&port=5201`);
+  assert.deepEqual([explained.status, explained.json.allowed, explained.json.to.ip, typeof explained.json.to.endpoint], [200, false, to, 'string'], JSON.stringify(explained.json));
+
+  // DNS over IPv6: the gateway answers AAAA for a container of the tenant, nothing for another tenant's.
+  await add('s5', 1, 'weft-default-s-web', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web6only' });
+  await add('u5', 1, 'weft-blue-s-web', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=blue6only' });
+  const lookup = async (from: string, name: string) => {
+    const out = await lab.exec(c(from), ['busybox', 'nslookup', '-type=aaaa', name, 'fd00:6::1'], { timeoutMs: 20_000 });
+    return out.stdout + out.stderr;
+  };
+  assert.ok(await within(5000, async () => (await lookup('s2', 'web6only.default.weft')).includes(`Address: ${six.get('s5')}`), 200) >= 0, 'AAAA over IPv6 from another host\'s container');
+  const blue = await lookup('u2', 'web6only.default.weft');
+  assert.ok(!blue.includes(six.get('s5') as string), `blue learns nothing of default's names: ${blue}`);
+  assert.match(await lookup('u2', 'blue6only'), new RegExp(`Address: ${six.get('u5')}`), 'blue resolves its own');
+  // A tenant that denies by default still resolves over IPv6 (the query DNATed to its uplink is exempt),
+  // while its containers no longer reach each other.
+  await ok('PATCH', '/api/v1/tenants/blue', { defaultAction: 'deny' });
+  assert.ok(await within(5000, async () => !(await ping('u2', six.get('u3') as string)), 200) >= 0, 'blue denies by default now');
+  assert.match(await lookup('u2', 'blue6only'), new RegExp(`Address: ${six.get('u5')}`), 'and still resolves over IPv6');
+});

@@ -80,7 +80,7 @@ export class Endpoints {
     const macvlan = this.macvlan(ep);
     if (macvlan && ep.netns && (this.d.sealer?.verify(ep) ?? true)) await dp.unwireMacvlan(ep.netns, ep.ifname, ep.id, ep.mac);
     if (!macvlan && ns && !unwireLater) await dp.unwire(ns, veth);
-    if (ns) await dp.forgetConnections(ns, ep.ip);
+    if (ns && ep.ip !== undefined) await dp.forgetConnections(ns, ep.ip);
     if (ns && ep.ip6 !== undefined) await dp.forgetConnections(ns, ep.ip6);
     await this.d.client.request('DELETE', `/api/v1/endpoints/${ep.id}`);
     this.d.state.dropEndpoint(ep.id);

@@ -72,3 +72,26 @@ test('dual stack: podman containers get an IPv6 address beside the IPv4 one, res
   assert.equal((await pm.run(['rm', '-f', '-t', '0', 'srv6'])).code, 0);
   assert.ok(!(await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.some((e: any) => e.network === 'dual'), 'both addresses went with the container');
 });
+
+test('IPv6 only: podman containers get one IPv6 address and nothing of IPv4, resolve each other over IPv6 and talk', { skip: !root && 'needs root' }, async () => {
+  assert.ok((await h.api('POST', '/api/v1/tenants/default/networks', { name: 'six', subnet6: 'fd00:19::/64' })).status < 300);
+  assert.ok((await h.api('POST', '/api/v1/tenants/default/groups', { name: 'only6', network: 'six' })).status < 300);
+  assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-only6.conflist'))) >= 0);
+  const srv = await pm.run(['run', '-d', '--name', 'srv6only', ...RUN_FLAGS, '--network', 'weft-default-only6', IMAGE, 'sh', '-c', 'nc -ll -p 8888 -e /bin/cat']);
+  assert.equal(srv.code, 0, srv.stderr);
+  const ep = (await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.find((e: any) => e.containerName === 'srv6only');
+  assert.deepEqual([ep?.ip, ep?.ip6], [undefined, 'fd00:19::2'], JSON.stringify(ep));
+  const inspect = await pm.run(['inspect', 'srv6only', '--format', '{{range .NetworkSettings.Networks}}[{{.IPAddress}}] {{.GlobalIPv6Address}}{{end}}']);
+  assert.equal(inspect.stdout.trim(), '[] fd00:19::2', 'podman reports the one IPv6 address Weft allocated');
+  await new Promise((r) => setTimeout(r, 300));
+  const client = await pm.run(['run', '--rm', ...RUN_FLAGS, '--network', 'weft-default-only6', IMAGE, 'sh', '-c',
+    'echo "v4[$(ip -4 addr show dev eth0)]"; ip -6 route; cat /etc/resolv.conf; echo hi | nc -w 1 srv6only 8888; nslookup -type=aaaa srv6only fd00:19::1']);
+  assert.equal(client.code, 0, client.stderr + client.stdout);
+  assert.match(client.stdout, /^v4\[\]$/m, 'no IPv4 address on eth0');
+  assert.match(client.stdout, /default via fd00:19::1 dev eth0/);
+  assert.match(client.stdout, /nameserver fd00:19::1/, 'the resolver is the IPv6 gateway');
+  assert.match(client.stdout, /^hi$/m, 'srv6only resolved over IPv6 and a TCP echo answered');
+  assert.match(client.stdout, /Address: fd00:19::2/);
+  assert.equal((await pm.run(['rm', '-f', '-t', '0', 'srv6only'])).code, 0);
+  assert.ok(!(await h.api('GET', '/api/v1/endpoints?tenant=default')).json.items.some((e: any) => e.network === 'six'), 'the address went with the container');
+});

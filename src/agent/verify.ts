@@ -28,7 +28,7 @@ const PARALLEL = 8;
 const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1],src=process.argv[2];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
 const once=(ip,proto,port)=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>setImmediate(()=>done(false)),to);
 if(proto==='tcp'){s=net.connect({port,host:ip,localAddress:src},()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));}
-else{s=dgram.createSocket('udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.bind(0,src,()=>s.connect(port,ip,()=>s.send('weft-verify')));}});
+else{s=dgram.createSocket(net.isIPv6(ip)?'udp6':'udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.bind(0,src,()=>s.connect(port,ip,()=>s.send('weft-verify')));}});
 Promise.all(t.map(([ip,proto,port])=>once(ip,proto,port).then(ok=>ok&&proto==='udp'?once(ip,proto,port):ok))).then(r=>console.log(JSON.stringify(r)));});`;
 
 export interface VerifyDeps { state: DesiredState; client: Client; runner: Runner; host: string; log: Logger }
@@ -44,12 +44,15 @@ export async function answerVerify(d: VerifyDeps, r: Request): Promise<void> {
   if (local.length === 0) return;
   const results: Array<[string, string, number, boolean]> = [];
   const errors: string[] = [];
-  const probe = async (src: Endpoint) => {
-    const targets = all.filter((x) => x.id !== src.id).flatMap((dst) => r.flows.map((f, i) => ({ dst, f, i })));
+  /** From `src` over one family to the targets that have it (none other can be reached from it over that family). */
+  const probeOver = async (src: Endpoint, family: 'ip' | 'ip6', dsts: readonly Endpoint[]) => {
+    const from = src[family];
+    const targets = dsts.flatMap((dst) => r.flows.map((f, i) => ({ dst, f, i })));
+    if (from === undefined || targets.length === 0) return;
     // From the endpoint's own address: a container's other interface (an attached one's, or the one an
     // attachment sits beside) must not answer for it.
-    const run = await d.runner.run(['nsenter', `--net=${src.netns}`, process.execPath, '-e', PROBER, String(r.timeoutMs), src.ip],
-      { input: JSON.stringify(targets.map((x) => [x.dst.ip, x.f.protocol, x.f.port])), timeoutMs: r.timeoutMs + 10_000, allowFailure: true });
+    const run = await d.runner.run(['nsenter', `--net=${src.netns}`, process.execPath, '-e', PROBER, String(r.timeoutMs), from],
+      { input: JSON.stringify(targets.map((x) => [x.dst[family], x.f.protocol, x.f.port])), timeoutMs: r.timeoutMs + 10_000, allowFailure: true });
     let ok: unknown;
     try { ok = JSON.parse(run.stdout); } catch { ok = undefined; }
     if (!Array.isArray(ok) || ok.length !== targets.length) {
@@ -57,6 +60,14 @@ export async function answerVerify(d: VerifyDeps, r: Request): Promise<void> {
       return;
     }
     targets.forEach((x, k) => results.push([src.id, x.dst.id, x.i, ok[k] === true]));
+  };
+  // Over IPv4 where both ends have it, else over IPv6 (an IPv6-only network's endpoints, either end).
+  const probe = async (src: Endpoint) => {
+    const others = all.filter((x) => x.id !== src.id);
+    const four = src.ip !== undefined ? others.filter((x) => x.ip !== undefined) : [];
+    const six = src.ip6 !== undefined ? others.filter((x) => x.ip6 !== undefined && !four.includes(x)) : [];
+    await probeOver(src, 'ip', four);
+    await probeOver(src, 'ip6', six);
   };
   for (let k = 0; k < local.length; k += PARALLEL) await Promise.all(local.slice(k, k + PARALLEL).map(probe));
   try {

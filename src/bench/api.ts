@@ -79,8 +79,8 @@ async function allocations(url: URL, admin: Caller, send: Send, net: string, sub
       const r = await send(allocation(net, i));
       latencies.push(performance.now() - s);
       if (r.status === 201) {
-        const ep = JSON.parse(r.body) as { ip: string; ip6?: string };
-        ips.add(ep.ip);
+        const ep = JSON.parse(r.body) as { ip?: string; ip6?: string };
+        if (ep.ip) ips.add(ep.ip);
         if (ep.ip6) ips6.add(ep.ip6);
       } else failures++;
     }

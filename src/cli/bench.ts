@@ -72,7 +72,7 @@ async function makeEnd(d: BenchDeps, plan: BenchPlan, ns: string, g: Group, agen
   const end: End = { ns, path, containerId: `netns-${statSync(path).ino}`, agent, network: g.network };
   await d.runner.run(inNs(ns, ['ip', 'link', 'set', 'lo', 'up']));
   const a = await callAgent(agent, 'attach', { tenant: plan.tenant, network: g.network, group: g.name, netns: path, containerId: end.containerId, name: ns, defaultRoute: true }) as AttachAnswer;
-  end.ip = a.ip;
+  end.ip = a.ip ?? a.ip6 ?? '';
   return end;
 }
 

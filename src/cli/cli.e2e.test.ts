@@ -49,7 +49,7 @@ test("Contiv's tutorial replays with weft in place of netctl", async () => {
 test('exit codes tell usage, not-found, conflict, auth and unreachable apart', async () => {
   assert.equal((await weft('net inspect nope')).code, EXIT.notFound);
   assert.equal((await weft('policy rule-add db-policy 7 -p 0')).code, EXIT.usage);
-  assert.equal((await weft('net create x')).code, EXIT.usage, 'missing --subnet');
+  assert.equal((await weft('net create x')).code, EXIT.usage, 'neither --subnet nor --subnet6');
   assert.equal((await weft('net create -s 10.1.2.300/24 x')).code, EXIT.usage);
   assert.equal((await weft('frobnicate')).code, EXIT.usage);
   assert.equal((await weft('tenant create blue')).code, EXIT.conflict);

@@ -34,7 +34,9 @@ export interface InventoryEndpoint {
   tenant: string;
   network: string;
   group?: string;
-  ip: string;
+  /** Its IPv4 address, else (an IPv6-only network) its IPv6 one: where Ansible reaches it. */
+  ip?: string;
+  ip6?: string;
   mac?: string;
   host: string;
   ifname?: string;
@@ -265,7 +267,7 @@ function hostVars(h: InventoryHost, mine: readonly InventoryEndpoint[]): Vars {
 
 function endpointVars(e: InventoryEndpoint): Vars {
   return present({
-    ansible_host: e.ip, weft_kind: 'endpoint', weft_endpoint_id: e.id, weft_tenant: e.tenant, weft_network: e.network,
+    ansible_host: e.ip ?? e.ip6, weft_kind: 'endpoint', weft_endpoint_id: e.id, weft_tenant: e.tenant, weft_network: e.network,
     weft_group: e.group, weft_host: e.host, weft_container_id: e.containerId, weft_container_name: e.containerName,
     weft_ifname: e.ifname, weft_mac: e.mac, weft_state: e.state, weft_labels: dict(entries(e.labels)),
   });

@@ -11,8 +11,10 @@ import { keys, withRevision } from './keys.js';
 interface StoredSummary { size: number; chunkSize: number; used: number; full: string }
 interface StoredChunk { bits: string }
 
-export function layoutOf(net: Network) {
-  return checkNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, ...(net.ipRange ? { ipRange: net.ipRange } : {}) });
+/** The network's IPv4 layout; an IPv6-only network has none (refused, naming `field`). */
+export function layoutOf(net: Network, field = 'subnet') {
+  if (net.subnet === undefined) throw new WeftError('WEFT_INVALID_VALUE', `${field}: network ${net.tenant}/${net.name} is IPv6-only (it has no IPv4 subnet)`, { field });
+  return checkNetwork({ name: net.name, subnet: net.subnet, ...(net.gateway !== undefined ? { gateway: net.gateway } : {}), ...(net.ipRange ? { ipRange: net.ipRange } : {}) });
 }
 
 const loaderFor = (tx: Txn, net: Network) => async (index: number) => {
@@ -21,6 +23,7 @@ const loaderFor = (tx: Txn, net: Network) => async (index: number) => {
 };
 
 export async function newAddressBook(tx: Txn, net: Network): Promise<void> {
+  if (net.subnet === undefined) return;
   const layout = layoutOf(net);
   writeBook(tx, net, await openAddressBook(layout.subnet, layout.gateway, loaderFor(tx, net)), true);
 }
@@ -59,8 +62,8 @@ async function groupsOf(tx: Txn, net: Network): Promise<Group[]> {
  * an ipPool uses only its pool; everyone else uses the network's dynamic range minus every group's pool.
  * `allowed` is where a requested (static) address may lie.
  */
-export async function addressSpace(tx: Txn, net: Network, group: Group | undefined): Promise<{ candidates: IpRange[]; allowed: IpRange[]; poolName: string }> {
-  const layout = layoutOf(net);
+export async function addressSpace(tx: Txn, net: Network, group: Group | undefined, field = 'ip'): Promise<{ candidates: IpRange[]; allowed: IpRange[]; poolName: string }> {
+  const layout = layoutOf(net, group?.ipPool ? 'ipPool' : field);
   // A macvlan network's addresses are on a real segment: the operator's ipRange is all it may use, for a
   // requested address too (the rest of the subnet is other machines'), and a tenant's group pool must lie in it.
   const macvlan = net.encap === 'macvlan';
@@ -90,8 +93,8 @@ export async function takeAddress(tx: Txn, net: Network, group: Group | undefine
     want = parseIp(requested);
     if (want === undefined) throw new WeftError('WEFT_INVALID_FIELD', `${field}: '${requested}' is not an IPv4 address`, { field });
   }
+  const space = await addressSpace(tx, net, group, field);
   const book = await readBook(tx, net);
-  const space = await addressSpace(tx, net, group);
   try {
     const ip = net.encap === 'routed'
       ? await takeRouted(tx, net, book, space, host ?? SERVICES, want)
@@ -106,8 +109,8 @@ export async function takeAddress(tx: Txn, net: Network, group: Group | undefine
   }
 }
 
-export async function giveBackAddress(tx: Txn, net: Network, ip: string): Promise<void> {
-  const n = parseIp(ip);
+export async function giveBackAddress(tx: Txn, net: Network, ip: string | undefined): Promise<void> {
+  const n = ip === undefined || net.subnet === undefined ? undefined : parseIp(ip);
   if (n === undefined) return;
   const book = await readBook(tx, net);
   // A block counts its addresses: only one that was taken goes back (a second release changes nothing).
@@ -157,7 +160,7 @@ async function takeRouted(tx: Txn, net: Network, book: AddressBook, space: Await
     }
     return took(await allocateAddress(book, { ...space, requested: want }));
   }
-  const base = parseCidr(net.subnet, 'subnet').base;
+  const base = layoutOf(net).subnet.base;
   const size = 2 ** (32 - (net.blockSize ?? 32));
   const rangeOf = (i: number): IpRange => ({ first: base + i * size, last: base + (i + 1) * size - 1 });
   const mine = Object.entries(blocks.owners).filter(([, h]) => h === host).map(([i]) => Number(i)).sort((x, y) => x - y);

@@ -1,5 +1,5 @@
 import {
-  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6,
+  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6, parseCidr6, inV6OnlySpan,
   type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
@@ -25,6 +25,16 @@ function checkMac(mac: string): void {
 export function macFor(ip: string): string {
   const n = parseIp(ip) ?? 0;
   const bytes = [0x02, 0x57, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/**
+ * An IPv6-only network's endpoint: 02:58 (apart from IPv4-derived 02:57 ones) and the address's offset
+ * inside subnet6, which is below 2^32 (V6ONLY_SPAN): one MAC per address of the network, none shared.
+ */
+export function macFor6(ip6: string, subnet6: string): string {
+  const n = Number(((parseIp6(ip6) ?? 0n) - parseCidr6(subnet6, 'subnet6', false).base) & 0xffffffffn);
+  const bytes = [0x02, 0x58, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
@@ -129,6 +139,15 @@ export class Endpoints {
       if (requested6 !== undefined && net.subnet6 === undefined) {
         throw new WeftError('WEFT_INVALID_VALUE', `ip6: network ${req.tenant}/${net.name} has no IPv6 subnet (subnet6)`, { field: 'ip6' });
       }
+      if (requested6 !== undefined && net.subnet === undefined && net.subnet6 !== undefined && !inV6OnlySpan(requested6, net.subnet6)) {
+        throw new WeftError('WEFT_INVALID_VALUE', `ip6: ${requested6} lies past the first 2^32 addresses of ${net.subnet6}; on an IPv6-only network an endpoint's MAC comes from its address's place there, so addresses are taken from that span`, { field: 'ip6' });
+      }
+      if (requested !== undefined && net.subnet === undefined) {
+        throw new WeftError('WEFT_INVALID_VALUE', `ip: network ${req.tenant}/${net.name} is IPv6-only (no subnet); ask for ip6`, { field: 'ip' });
+      }
+      if (group?.ipPool !== undefined && net.subnet === undefined) {
+        throw new WeftError('WEFT_INVALID_VALUE', `group: group ${req.tenant}/${group.name} has an IPv4 ipPool on IPv6-only network ${net.name}`, { field: 'group' });
+      }
       if (req.replaces !== undefined) {
         const old = await tx.get(keys.endpoint(req.replaces));
         if (!old) throw badReference('replaces', `endpoint ${req.replaces}`);
@@ -136,7 +155,7 @@ export class Endpoints {
         if (o.tenant !== req.tenant || o.network !== net.name || o.host !== req.host) {
           throw new WeftError('WEFT_INVALID_VALUE', `replaces: endpoint ${o.id} is on ${o.tenant}/${o.network} at ${o.host}, not ${req.tenant}/${net.name} at ${req.host}`, { field: 'replaces' });
         }
-        if (requested !== undefined && requested !== o.ip) {
+        if (requested !== undefined && o.ip !== undefined && requested !== o.ip) {
           throw new WeftError('WEFT_INVALID_VALUE', `ip: ${requested} differs from ${o.ip}, the address of the endpoint it replaces`, { field: 'ip' });
         }
         if (requested6 !== undefined && parseIp6(requested6) !== (o.ip6 === undefined ? undefined : parseIp6(o.ip6))) {
@@ -148,19 +167,19 @@ export class Endpoints {
         requested = o.ip;
         requested6 = o.ip6;
       }
-      const ip = await takeAddress(tx, net, group, requested, 'ip', req.host);
+      const ip = net.subnet === undefined ? undefined : await takeAddress(tx, net, group, requested, 'ip', req.host);
       const ip6 = net.subnet6 === undefined ? undefined : await takeAddress6(tx, net, requested6);
+      // Every endpoint has an address of some family: the schema refuses a network with neither subnet.
+      if (ip === undefined && ip6 === undefined) throw new WeftError('WEFT_INTERNAL', `network ${req.tenant}/${net.name} has neither subnet nor subnet6`);
       const at = this.now();
       const ep: Omit<Endpoint, 'revision'> = {
         id,
         tenant: req.tenant,
         network: net.name,
         ...(group ? { group: group.name } : {}),
-        ip,
-        prefixLength: parseCidr(net.subnet, 'subnet').prefix,
-        gateway: net.gateway,
+        ...(ip !== undefined && net.subnet !== undefined && net.gateway !== undefined ? { ip, prefixLength: parseCidr(net.subnet, 'subnet').prefix, gateway: net.gateway } : {}),
         ...(ip6 !== undefined ? { ip6, prefixLength6: prefixLength6(net), gateway6: net.gateway6 as string } : {}),
-        mac: req.mac ?? macFor(ip),
+        mac: req.mac ?? (ip !== undefined ? macFor(ip) : macFor6(ip6 as string, net.subnet6 as string)),
         mtu: net.mtu,
         vni: net.vni,
         host: req.host,

@@ -75,7 +75,7 @@ for (const kind of Object.keys(DATAPATHS) as DatapathKind[]) {
     await dp.unwire(plan.ns, a1.veth);
     assert.equal(await dp.containerHas(c1, 'eth0'), false, 'unwire takes the container\'s end too');
     await dp.unwire(plan.ns, a1.veth);
-    await dp.forgetConnections(plan.ns, a1.ip);
+    await dp.forgetConnections(plan.ns, a1.ip as string);
     assert.equal(dp.containerExists(c1), true);
 
     await dp.removeTenant(plan.ns, id);

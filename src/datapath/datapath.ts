@@ -21,10 +21,11 @@ export interface Attachment {
   netnsPath: string;
   ifname: string;
   mac: string;
-  ip: string;
-  prefixLength: number;
-  gateway: string;
-  /** On a dual-stack network: its IPv6 address, prefix length and gateway. */
+  /** Its IPv4 address, prefix length and gateway: absent on an IPv6-only network. */
+  ip?: string;
+  prefixLength?: number;
+  gateway?: string;
+  /** On a network with a subnet6: its IPv6 address, prefix length and gateway. */
   ip6?: string;
   prefixLength6?: number;
   gateway6?: string;
@@ -194,7 +195,7 @@ export function attachmentOf(ep: Pick<Endpoint, 'id' | 'vni' | 'ifname' | 'mac' 
   const mv = tenant.macvlans?.find((m) => m.id === ep.id);
   return {
     tenantNs: tenant.ns, bridge: names.bridge(ep.vni), veth: names.endpointVeth(ep.id), netnsPath, ifname: ep.ifname,
-    mac: ep.mac, ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway, mtu: ep.mtu, hairpin: tenant.services.length > 0,
+    mac: ep.mac, ...(ep.ip !== undefined && ep.prefixLength !== undefined && ep.gateway !== undefined ? { ip: ep.ip, prefixLength: ep.prefixLength, gateway: ep.gateway } : {}), mtu: ep.mtu, hairpin: tenant.services.length > 0,
     ...(ep.ip6 !== undefined && ep.prefixLength6 !== undefined && ep.gateway6 !== undefined ? { ip6: ep.ip6, prefixLength6: ep.prefixLength6, gateway6: ep.gateway6 } : {}),
     defaultRoute: ep.attached?.defaultRoute ?? true,
     ...(tenant.bridges?.some((b) => b.vni === ep.vni && b.routed) ? { isolated: true } : {}),

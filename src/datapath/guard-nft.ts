@@ -31,10 +31,12 @@ export function renderGuardTable(p: TenantPlan): NftTable {
   const six = p.endpoints.filter((e) => MAC.test(e.mac) && e.ip6 !== undefined && e.ll6 !== undefined && parseIp6(e.ip6) !== undefined);
   // The overlays of a dual-stack tenant's IPv4-only networks: IPv6 from them is forged (their ports' is refused by guard6).
   const v4Overlays = p.bridges.filter((b) => b.address6 === undefined && b.overlay !== undefined).map((b) => (b.overlay as { name: string }).name);
+  // And of IPv6-only networks: IPv4 and ARP from them are forged (their ports' are refused: no entry in @endpoints).
+  const v6Overlays = p.bridges.filter((b) => b.address === undefined && b.overlay !== undefined).map((b) => (b.overlay as { name: string }).name);
   return {
     family: 'bridge', name: GUARD_TABLE,
     maps: [
-      { name: 'endpoints', type: 'ifname . ipv4_addr . ether_addr', set: true, interval: false, elements: p.endpoints.filter((e) => MAC.test(e.mac)).map((e) => `"${e.veth}" . ${e.ip} . ${e.mac}`) },
+      { name: 'endpoints', type: 'ifname . ipv4_addr . ether_addr', set: true, interval: false, elements: p.endpoints.filter((e) => MAC.test(e.mac) && e.ip !== undefined).map((e) => `"${e.veth}" . ${e.ip} . ${e.mac}`) },
       ...(p.v6 ? [
         { name: 'endpoints6', type: 'ifname . ipv6_addr . ether_addr', set: true, interval: false, elements: six.flatMap((e) => [`"${e.veth}" . ${e.ip6} . ${e.mac}`, `"${e.veth}" . ${e.ll6} . ${e.mac}`]) },
         // An NA's target (ICMPv6 bytes 8-23; nft 1.0.6 has no name for it) must be one of the sender's own.
@@ -53,6 +55,7 @@ export function renderGuardTable(p: TenantPlan): NftTable {
       ...(p.v6 ? [
         `\t\ticmpv6 type { nd-router-advert, nd-redirect, 138 } counter name "${SPOOFED_COUNTER}" drop comment "the gateway is the only router"`,
         ...(v4Overlays.length > 0 ? [`\t\tiifname { ${v4Overlays.map((o) => `"${o}"`).join(', ')} } ether type ip6 counter name "${SPOOFED_COUNTER}" drop comment "IPv4-only networks"`] : []),
+        ...(v6Overlays.length > 0 ? [`\t\tiifname { ${v6Overlays.map((o) => `"${o}"`).join(', ')} } ether type { ip, arp } counter name "${SPOOFED_COUNTER}" drop comment "IPv6-only networks"`] : []),
       ] : [`\t\tether type ip6 counter name "${SPOOFED_COUNTER}" drop comment "no dual-stack network"`]),
       '\t\tiifname != "we*" accept',
       '\t\tether type ip iifname . ip saddr . ether saddr @endpoints accept',

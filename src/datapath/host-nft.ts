@@ -40,7 +40,7 @@ export function renderHostTable(plans: readonly TenantPlan[], peers: readonly st
 
 function natChains(plans: readonly TenantPlan[]): string[] {
   const dnat = plans.flatMap((p) => p.ports.flatMap((x) => [
-    `\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`,
+    ...(x.containerIp !== undefined ? [`\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`] : []),
     ...(x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip6 to [${p.uplink.tenantIp6}]:${x.hostPort} comment "tenant ${p.tenant}"`] : []),
   ]));
   const uplinks = plans.map((p) => `"${p.uplink.hostLink}"`);
@@ -113,6 +113,7 @@ const filterChains = (device?: string): string[] => [
   // The uplink a packet came in on names its tenant; masquerading in the tenant namespace makes its
   // source that tenant's own uplink address, so a container cannot pose as another tenant either.
   '\t\tiifname . ip daddr . meta l4proto . th dport @dns accept comment "its own tenant\'s DNS"',
+  '\t\tiifname . ip6 daddr . meta l4proto . th dport @dns6 accept comment "its own tenant\'s DNS"',
   // Its namespace resolves the uplink's IPv6 neighbour (the host end, its IPv6 default route).
   '\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept comment "neighbour discovery"',
   '\t\tdrop comment "no other listener of this host"',
@@ -164,11 +165,13 @@ const filterChains = (device?: string): string[] => [
 
 function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMap[] {
   const dns = plans.flatMap((p) => (p.dns ? ['tcp', 'udp'].map((proto) => `"${p.uplink.hostLink}" . ${p.dns?.address} . ${proto} . ${p.dns?.port}`) : []));
+  const dns6 = plans.flatMap((p) => (p.dns?.address6 !== undefined ? ['tcp', 'udp'].map((proto) => `"${p.uplink.hostLink}" . ${p.dns?.address6} . ${proto} . ${p.dns?.port}`) : []));
   return [
     { name: 'uplinks', type: 'ipv4_addr', set: true, interval: false, elements: plans.map((p) => p.uplink.hostIp) },
     // Each IPv6 uplink with its tenant's address: what its namespace's masquerade makes IPv6 leave as.
     { name: 'uplinks6', type: 'ifname . ipv6_addr', set: true, interval: false, elements: plans.flatMap((p) => (p.uplink.tenantIp6 === undefined ? [] : [`"${p.uplink.hostLink}" . ${p.uplink.tenantIp6}`])) },
     { name: 'dns', type: 'ifname . ipv4_addr . inet_proto . inet_service', set: true, interval: false, elements: dns },
+    { name: 'dns6', type: 'ifname . ipv6_addr . inet_proto . inet_service', set: true, interval: false, elements: dns6 },
     { name: 'peers', type: 'ipv4_addr', set: true, interval: false, elements: [...peers] },
     // Routed networks: each tenant's subnets behind its uplink, and all of them.
     { name: 'routed_to', type: 'ifname . ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed.map((c) => `"${p.uplink.hostLink}" . ${c}`)) },

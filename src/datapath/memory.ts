@@ -29,8 +29,9 @@ export interface MemoryNamespace {
 }
 
 export interface MemoryInterface {
-  ip: string;
-  prefixLength: number;
+  /** Absent on an IPv6-only network. */
+  ip?: string;
+  prefixLength?: number;
   /** Dual stack: its IPv6 address with the prefix length. */
   ip6?: string;
   /** The gateway of the container's default route through this interface; undefined: its subnet only. */
@@ -181,14 +182,14 @@ export class MemoryDatapath implements Datapath {
     if (a.macvlan) {
       // A child of the parent, straight into the container: no bridge, no veth in the tenant namespace.
       if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
-      container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac, parent: a.macvlan.parent });
+      container.set(a.ifname, { ...(a.ip !== undefined && a.prefixLength !== undefined ? { ip: a.ip, prefixLength: a.prefixLength } : {}), gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac, parent: a.macvlan.parent });
       return;
     }
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
     if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
     if (ns.links.has(a.veth)) throw new Error(`simulated: ${a.veth} exists in ${a.tenantNs}`);
     ns.links.set(a.veth, { kind: 'veth', bridge: a.bridge, hairpin: a.hairpin, peer: { netnsPath: a.netnsPath, ifname: a.ifname } });
-    container.set(a.ifname, { ip: a.ip, prefixLength: a.prefixLength, ...(a.ip6 !== undefined ? { ip6: `${a.ip6}/${a.prefixLength6}` } : {}), gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac });
+    container.set(a.ifname, { ...(a.ip !== undefined && a.prefixLength !== undefined ? { ip: a.ip, prefixLength: a.prefixLength } : {}), ...(a.ip6 !== undefined ? { ip6: `${a.ip6}/${a.prefixLength6}` } : {}), gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac });
   }
 
   async attachOuter(a: OuterAttachment): Promise<void> {
@@ -233,7 +234,7 @@ export class MemoryDatapath implements Datapath {
     if (!c) return `network namespace ${a.netnsPath} does not exist`;
     const i = c.get(a.ifname);
     if (!i) return `interface ${a.ifname} is missing in the container`;
-    if (i.ip !== a.ip || i.prefixLength !== a.prefixLength) return `interface ${a.ifname} lacks ${a.ip}/${a.prefixLength}`;
+    if (a.ip !== undefined && (i.ip !== a.ip || i.prefixLength !== a.prefixLength)) return `interface ${a.ifname} lacks ${a.ip}/${a.prefixLength}`;
     return undefined;
   }
 

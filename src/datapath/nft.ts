@@ -21,7 +21,8 @@ export function renderTenantRuleset(p: TenantPlan): string {
 
 export function renderTenantTable(p: TenantPlan): NftTable {
   const dnat = p.ports.flatMap((x) => [
-    `\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`,
+    // Over IPv4 where the endpoint has an IPv4 address (an IPv6-only network's has none).
+    ...(x.containerIp !== undefined ? [`\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`] : []),
     // Published over IPv6 too when the endpoint has an IPv6 address (the host DNATs to the uplink's).
     ...(x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip6 to [${x.containerIp6}]:${x.containerPort} comment "endpoint ${x.endpoint}"`] : []),
   ]);
@@ -62,7 +63,7 @@ export function renderTenantTable(p: TenantPlan): NftTable {
  * do come that way (from other hosts).
  */
 function uplinkIn(p: TenantPlan): string[] {
-  const four = p.bridges.filter((b) => !b.routed).map((b) => { const c = parseCidr(b.address, 'address', false); return `${formatIp(c.base)}/${c.prefix}`; });
+  const four = p.bridges.flatMap((b) => { if (b.routed || b.address === undefined) return []; const c = parseCidr(b.address, 'address', false); return [`${formatIp(c.base)}/${c.prefix}`]; });
   const six = p.bridges.flatMap((b) => (b.address6 === undefined ? [] : [formatCidr6(parseCidr6(b.address6, 'address6', false))]));
   if (four.length === 0 && six.length === 0) return [];
   return [

@@ -65,8 +65,9 @@ export interface BridgePlan {
   vni: number;
   /** Its MAC, the gateway's: fixed per host and network (names.bridgeMac). */
   mac: string;
-  address: string;
-  /** A dual-stack network's IPv6 gateway with its prefix length (gateway6/len). */
+  /** Its IPv4 gateway with the subnet's prefix length (gateway/len); absent on an IPv6-only network. */
+  address?: string;
+  /** A network's IPv6 gateway with its prefix length (gateway6/len). */
   address6?: string;
   /** Its services' IPv6 VIPs, held as /128s so the bridge answers neighbour solicitations for them. */
   vips6?: string[];
@@ -98,7 +99,7 @@ export interface OverlayPlan {
   /** Underlay addresses of the other hosts with endpoints here: broadcast and unknown unicast go to each. */
   peers: string[];
   /** Known remote endpoints: static forwarding entries, so unicast to them is never flooded. */
-  remotes: Array<{ mac: string; vtep: string; ip: string; ip6?: string }>;
+  remotes: Array<{ mac: string; vtep: string; ip?: string; ip6?: string }>;
   /** arpMode proxy: the device answers ARP for remote endpoints from its neighbour table. */
   proxy: boolean;
 }
@@ -107,8 +108,9 @@ export interface EndpointPlan {
   id: string;
   veth: string;
   bridge: string;
-  ip: string;
-  /** On a dual-stack network: its IPv6 address and the link-local address derived from its MAC (EUI-64). */
+  /** Its IPv4 address; absent on an IPv6-only network. */
+  ip?: string;
+  /** On a network with a subnet6: its IPv6 address and the link-local address derived from its MAC (EUI-64). */
   ip6?: string;
   ll6?: string;
   /** The container's MAC: its frames carry it, or are dropped (guard-nft.ts). */
@@ -129,7 +131,8 @@ export interface MacvlanPlan {
 }
 
 export interface PortPlan extends PortMapping {
-  containerIp: string;
+  /** The endpoint's IPv4 address: absent on an IPv6-only network (published over IPv6 alone). */
+  containerIp?: string;
   /** The endpoint's IPv6 address: the port is published over IPv6 as well. */
   containerIp6?: string;
   endpoint: string;
@@ -193,6 +196,8 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const t6 = v6 ? transit6(tenant.id) : undefined;
   // An endpoint's IPv6 address counts where its network has a subnet6 (a stale record's does not).
   const six = <T>(e: Endpoint, f: (ip6: string) => T): T | object => (e.ip6 !== undefined && byName.get(e.network)?.subnet6 !== undefined ? f(e.ip6) : {});
+  // Its IPv4 address where its network has a subnet (an IPv6-only network's endpoints have none).
+  const four = (e: Endpoint): { ip?: string } => (e.ip !== undefined && byName.get(e.network)?.subnet !== undefined ? { ip: e.ip } : {});
   return {
     tenant: tenant.name,
     id: tenant.id,
@@ -200,21 +205,22 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     uplink: { hostLink: names.uplinkHost(tenant.id), tenantLink: names.uplinkTenant, hostIp: t.host, tenantIp: t.tenant, prefix: t.prefix, ...(t6 ? { hostIp6: t6.host, tenantIp6: t6.tenant } : {}) },
     bridges: bridgedNets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu, mac: names.bridgeMac(d.host, n.vni),
-      address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}`,
+      ...(n.subnet !== undefined && n.gateway !== undefined ? { address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}` } : {}),
       ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${parseCidr6(n.subnet6, 'subnet6').prefix}`, vips6: vips6Of(services, n) } : {}),
       vips: vipsOf(services, n),
       overlay: planOverlay(d, tenant, n, tunnel),
-      ...(n.encap === 'routed' ? { routed: { subnet: n.subnet, blocks: blocksOf(n) } } : {}),
+      ...(n.encap === 'routed' && n.subnet !== undefined ? { routed: { subnet: n.subnet, blocks: blocksOf(n) } } : {}),
     })),
     endpoints: local.map((e) => ({
-      id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ip: e.ip, mac: e.mac, mtu: e.mtu,
+      id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ...four(e), mac: e.mac, mtu: e.mtu,
       ...six(e, (ip6) => ({ ip6, ll6: linkLocalOf(e.mac) })),
       hairpin: services.length > 0,
     })),
-    macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && (d.wired?.(e) ?? true)).map((e) => ({
-      id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ip: e.ip, mac: e.mac,
+    // Macvlan networks are IPv4 (a network with subnet6 is bridged): a record without an IPv4 address is stale.
+    macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && e.ip !== undefined && (d.wired?.(e) ?? true)).map((e) => ({
+      id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ip: e.ip as string, mac: e.mac,
     })),
-    ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, containerIp: e.ip, ...six(e, (containerIp6) => ({ containerIp6 })), endpoint: e.id }))),
+    ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, ...(e.ip !== undefined ? { containerIp: e.ip } : {}), ...six(e, (containerIp6) => ({ containerIp6 })), endpoint: e.id }))),
     policy: d.groups && d.policies ? (d.compile ?? compilePolicy)({
       tenant,
       networks: nets,
@@ -232,11 +238,15 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     // A macvlan endpoint is not behind the tenant's bridges: no VIP reaches it.
     services: planServices(services, mine.filter((e) => !macvlanOf(e))),
     ...profiles,
-    dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : { gateways: bridgedNets.map((n) => n.gateway), address: t.host, port: d.dnsPort },
+    dns: d.dnsPort === undefined || bridgedNets.length === 0 ? undefined : {
+      gateways: bridgedNets.flatMap((n) => (n.gateway !== undefined ? [n.gateway] : [])), address: t.host, port: d.dnsPort,
+      // Over IPv6 as well (an IPv6-only network's containers have no other resolver): to the uplink's IPv6 host end.
+      ...(t6 ? { gateways6: bridgedNets.flatMap((n) => (n.gateway6 !== undefined ? [n.gateway6] : [])), address6: t6.host } : {}),
+    },
     flows: d.flowLog,
     v6,
-    routed: nets.filter((n) => n.encap === 'routed').map((n) => n.subnet),
-    routedNat: nets.filter((n) => n.encap === 'routed' && !n.bgpPeers?.length).map((n) => n.subnet),
+    routed: nets.flatMap((n) => (n.encap === 'routed' && n.subnet !== undefined ? [n.subnet] : [])),
+    routedNat: nets.flatMap((n) => (n.encap === 'routed' && !n.bgpPeers?.length && n.subnet !== undefined ? [n.subnet] : [])),
   };
 }
 
@@ -244,7 +254,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
 function localBlocks(n: Network, endpoints: readonly Endpoint[]): string[] {
   const out = new Set<string>();
   for (const e of endpoints) {
-    const ip = e.network === n.name ? parseIp(e.ip) : undefined;
+    const ip = e.network === n.name && e.ip !== undefined ? parseIp(e.ip) : undefined;
     if (ip !== undefined) out.add(blockOf(n, ip).cidr);
   }
   return [...out].sort();
@@ -307,6 +317,6 @@ function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: Tu
   const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].sort();
   return {
     encap: (n.encap ?? 'vxlan') as OverlayEncap, name: names.overlay(n.vni), vni: n.vni, local, peers, proxy: (d.arpMode ?? 'proxy') === 'proxy',
-    remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ip: e.ip, ...(e.ip6 !== undefined && n.subnet6 !== undefined ? { ip6: e.ip6 } : {}) })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
+    remotes: remote.map((e) => ({ mac: e.mac, vtep: vtepOf.get(e.host) as string, ...(e.ip !== undefined && n.subnet !== undefined ? { ip: e.ip } : {}), ...(e.ip6 !== undefined && n.subnet6 !== undefined ? { ip6: e.ip6 } : {}) })).sort((a, b) => (a.mac < b.mac ? -1 : 1)),
   };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
+import { addressOf, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, lookupVerdict, protocolNumber, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
 import { withIcmp6 } from './policy-nft-parts.js';
@@ -213,7 +213,7 @@ test('two hosts, each compiling only its groups (after another policy): together
       return [h, { c, nft: renderPolicy(c) }] as const;
     }));
     const hostOf = new Map(s.endpoints.map((e) => [e.ip, e.host]));
-    const ips = [...s.endpoints.map((e) => e.ip), '192.0.2.1', '10.1.1.77'];
+    const ips = [...s.endpoints.map(addressOf), '192.0.2.1', '10.1.1.77'];
     for (const a of ips) for (const b of ips) {
       if (a === b) continue;
       // The first packet passes the forward hook of the source's host and of the destination's.
@@ -241,7 +241,7 @@ test('one host with every endpoint: the rendered table alone agrees with explain
     const nft = flat(renderPolicy(c));
     sctp.push(c.sctp);
     assert.equal(nft.chains.some((l) => l.includes('sctp dport')), c.sctp, 'SCTP port lookups exactly where the compile decides SCTP by port');
-    const ips = [...s.endpoints.map((e) => e.ip), '192.0.2.1'];
+    const ips = [...s.endpoints.map(addressOf), '192.0.2.1'];
     for (const a of ips) for (const b of ips) {
       if (a === b) continue;
       for (const [proto, name, ports] of PROBES) for (const port of ports) {

@@ -4,7 +4,7 @@ import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_
 import { AUDIT_MARK } from './flows-nft.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
 import { Attached } from '../model/attached.js';
-import { formatIp6 } from '../model/index.js';
+import { formatIp6, UPLINK_SPACE6 } from '../model/index.js';
 
 /** A compile's IPv6 ranges' map, by the ranges (a compile that moved none keeps the array). */
 const cls6rCache = new Attached<object, NftMap>('IPv6 class map');
@@ -294,6 +294,8 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
     ...(n ? ['\t\tmeta pkttype { broadcast, multicast } meta l4proto { tcp, udp, udplite, sctp } drop comment "no multicast past ingress rules"'] : []),
     // DNS queries to a gateway are DNATed to the agent on the uplink (169.254.0.0/16): always allowed.
     '\t\tct status dnat ip daddr 169.254.0.0/16 accept comment "dns"',
+    // Over IPv6 to the uplink's IPv6 host end (the only DNAT into the uplinks' /64 in a tenant namespace).
+    ...(p.dual ? [`\t\tct status dnat ip6 daddr ${UPLINK_SPACE6} accept comment "dns"`] : []),
     // Untracked, so never established: without this a deny would cut IPv6 neighbours off each other.
     ...(p.dual ? [
       '\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept comment "neighbour discovery"',

@@ -12,6 +12,7 @@ import { transit } from './transit.js';
 import { diffTables } from './table-delta.js';
 import { ProcessRunner } from '../exec/index.js';
 import { golden, TESTDATA } from './golden.js';
+import { lookupVerdict } from '../policy/index.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 const tenant = (name: string, id: number): Tenant => ({ ...meta, name, id, defaultAction: 'allow' });
@@ -124,7 +125,7 @@ function dualDesired(defaultAction: 'allow' | 'deny' = 'allow'): { d: DesiredHos
         { id: '2', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8888', fromGroup: 'far' },
       ] }],
       endpoints: desired.endpoints.map((e) => (e.tenant !== 'default' ? e
-        : { ...e, ip6: six[e.ip] as string, prefixLength6: 64, gateway6: 'fd00:1:2::1', group: e.id.startsWith('a') ? 'db' : 'far' })),
+        : { ...e, ip6: six[e.ip as string] as string, prefixLength6: 64, gateway6: 'fd00:1:2::1', group: e.id.startsWith('a') ? 'db' : 'far' })),
     },
   };
 }
@@ -145,11 +146,49 @@ test('dual stack: the plan carries the IPv6 gateway, addresses with their link-l
   assert.notEqual(pol.v6[0]!.cls, pol.v6[1]!.cls);
 });
 
+/**
+ * IPv6-only: the same tenant with contiv-net holding subnet6 alone (no IPv4 subnet, its endpoints no IPv4
+ * address), with DNS on (queries over IPv6 to the uplink's IPv6 host end).
+ */
+function sixOnlyDesired(): { d: DesiredHostState; t: Tenant } {
+  const { d, t } = dualDesired('deny');
+  return {
+    t,
+    d: {
+      ...d, dnsPort: 15353,
+      networks: d.networks.map((n) => { if (n.tenant !== 'default' || n.name !== 'contiv-net') return n; const { subnet: _s, gateway: _g, ...rest } = n; return rest; }),
+      endpoints: d.endpoints.map((e) => { if (e.tenant !== 'default') return e; const { ip: _i, prefixLength: _p, gateway: _g, ...rest } = e; return { ...rest, mac: e.id.startsWith('a') ? '02:58:00:00:00:02' : '02:58:00:00:00:03' }; }),
+    },
+  };
+}
+
+test('IPv6-only: the bridge holds gateway6 alone, endpoints and remotes only their IPv6 addresses, the policy classes them by identity', () => {
+  const { d, t } = sixOnlyDesired();
+  const p = planTenant(d, t);
+  assert.equal(p.v6, true);
+  assert.deepEqual(p.bridges.map((b) => [b.name, b.address, b.address6]), [['wb10000', undefined, 'fd00:1:2::1/64'], ['wb10002', '10.1.3.1/24', undefined]]);
+  assert.deepEqual(p.endpoints.map((e) => [e.ip, e.ip6]), [[undefined, 'fd00:1:2::2']]);
+  assert.deepEqual(p.bridges[0]?.overlay?.remotes, [{ mac: '02:58:00:00:00:03', vtep: '192.0.2.2', ip6: 'fd00:1:2::3' }]);
+  assert.deepEqual(p.dns, { gateways: ['10.1.3.1'], address: p.uplink.hostIp, port: 15353, gateways6: ['fd00:1:2::1'], address6: p.uplink.hostIp6 });
+  assert.deepEqual(p.ports.map((x) => [x.hostPort, x.containerIp, x.containerIp6]), [[8080, undefined, 'fd00:1:2::2']], 'published over IPv6 alone');
+  const a = attachmentOf(d.endpoints[0]!, p, '/run/netns/c');
+  assert.deepEqual([a.ip, a.gateway, a.ip6, a.gateway6], [undefined, undefined, 'fd00:1:2::2', 'fd00:1:2::1']);
+  // No IPv4 range holds them: each has a class of its own making (db denies tcp but 8888 from far).
+  const pol = p.policy!;
+  assert.deepEqual(pol.classification.ranges.filter((r) => r.first >= 0x0a010200 && r.last <= 0x0a0102ff), [], 'nothing of the IPv4 subnet it no longer has');
+  const [db, far] = ['fd00:1:2::2', 'fd00:1:2::3'].map((x) => pol.classification.byIp(x));
+  assert.deepEqual([db?.group, far?.group, db?.endpoint], ['db', 'far', true]);
+  assert.deepEqual(pol.v6.map((x) => [x.addr, x.cls]), [['fd00:1:2::2', db?.id], ['fd00:1:2::3', far?.id]]);
+  assert.equal(lookupVerdict(pol, far!.id, db!.id, 6, 8888), 'accept');
+  assert.equal(lookupVerdict(pol, far!.id, db!.id, 6, 22), 'drop');
+});
+
 /** Every ruleset the renderers produce for the fixture above, by golden file name. */
 function renderedRulesets(): Array<[string, string]> {
   const plans = planHost(desired);
   const dual = dualDesired();
   const dualDeny = dualDesired('deny');
+  const sixOnly = sixOnlyDesired();
   const withPolicy = planTenant({
     ...desired,
     groups: [{ ...meta, tenant: 'default', name: 'db', network: 'contiv-net', policies: ['db-policy'], labels: {} }],
@@ -209,6 +248,10 @@ function renderedRulesets(): Array<[string, string]> {
     // Dual stack: the guard admits each endpoint's IPv6 and link-local address, and the policy classifies
     // an IPv6 address as its endpoint's IPv4 one (allow and deny defaults: the side maps' IPv6 twins).
     ['guard-dual.nft', renderGuardRuleset(planTenant(dual.d, dual.t))],
+    // IPv6-only (contiv-net with subnet6 alone): IPv4 and ARP from its overlay are forged; DNS over IPv6.
+    ['guard-v6only.nft', renderGuardRuleset(planTenant(sixOnly.d, sixOnly.t))],
+    ['tenant-v6only.nft', renderTenantRuleset(planTenant(sixOnly.d, sixOnly.t))],
+    ['host-v6only.nft', renderHostRuleset([planTenant(sixOnly.d, sixOnly.t)], peerVteps(sixOnly.d))],
     ['tenant-dual-policy.nft', renderTenantRuleset(planTenant(dual.d, dual.t))],
     ['tenant-dual-deny-policy.nft', renderTenantRuleset(planTenant(dualDeny.d, dualDeny.t))],
     // IPv6 CIDRs beyond the endpoints (NAT66): outside prefixes nested, and the subnet6 around db: the

@@ -54,7 +54,8 @@ export interface RoutedHostPlan {
  */
 export function planRouted(d: DesiredHostState, tenants: readonly TenantPlan[]): RoutedHostPlan {
   const byTenant = new Map(tenants.map((t) => [t.tenant, t]));
-  const routed = d.networks.filter((n) => n.encap === 'routed' && byTenant.has(n.tenant))
+  // Routed networks are IPv4: one without a subnet (a record no server makes) is left out.
+  const routed = d.networks.flatMap((n) => (n.encap === 'routed' && byTenant.has(n.tenant) && n.subnet !== undefined ? [{ ...n, subnet: n.subnet }] : []))
     .sort((a, b) => (a.subnet < b.subnet ? -1 : a.subnet > b.subnet ? 1 : 0));
   const routes: HostRoute[] = [];
   const others = new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
@@ -88,7 +89,7 @@ function remoteBlocks(d: DesiredHostState, n: Network, mine: ReadonlySet<string>
   const holder = new Map<string, string>();
   for (const e of d.endpoints) {
     if (e.tenant !== n.tenant || e.network !== n.name || !others.has(e.host)) continue;
-    const ip = parseIp(e.ip);
+    const ip = e.ip === undefined ? undefined : parseIp(e.ip);
     if (ip === undefined) continue;
     const b = blockOf(n, ip).cidr;
     if (mine.has(b)) continue;

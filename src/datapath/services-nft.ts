@@ -22,8 +22,11 @@ export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | 
   const maps: NftMap[] = [];
   const dnat: string[] = [];
   const snat: string[] = [];
-  if (dns) {
+  if (dns && dns.gateways.length) {
     dnat.push(`\t\tip daddr { ${dns.gateways.join(', ')} } meta l4proto { tcp, udp } th dport 53 dnat ip to ${dns.address}:${dns.port} comment "dns"`);
+  }
+  if (dns?.gateways6?.length && dns.address6 !== undefined) {
+    dnat.push(`\t\tip6 daddr { ${dns.gateways6.join(', ')} } meta l4proto { tcp, udp } th dport 53 dnat ip6 to [${dns.address6}]:${dns.port} comment "dns"`);
   }
   if (services.length > 0) {
     const elements: string[] = [];

@@ -37,6 +37,9 @@ export interface DnsPlan {
   gateways: string[];
   address: string;
   port: number;
+  /** Its networks' IPv6 gateways, whose queries go to the uplink's IPv6 host end (`address6`), same port. */
+  gateways6?: string[];
+  address6?: string;
 }
 
 /** Every label of the selector must be on the endpoint with the same value. */
@@ -49,7 +52,7 @@ export function planServices(services: readonly Service[], endpoints: readonly E
   const out: ServicePlan[] = [];
   for (const s of [...services].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const selected = endpoints.filter((e) => selects(s.selector, e.labels));
-    const backends = [...new Set(selected.map((e) => e.ip))].sort(byAddress);
+    const backends = [...new Set(selected.flatMap((e) => (e.ip !== undefined ? [e.ip] : [])))].sort(byAddress);
     const six = s.vip6 !== undefined ? { vip6: s.vip6, backends6: [...new Set(selected.flatMap((e) => (e.ip6 !== undefined ? [e.ip6] : [])))].sort() } : {};
     for (const p of s.ports) {
       out.push({ service: s.name, vip: s.vip, ...six, protocol: p.protocol === 'UDP' ? 'udp' : 'tcp', port: p.port, targetPort: p.targetPort, backends });
@@ -102,7 +105,8 @@ export function planProfiles(tenant: string, all: readonly Endpoint[], local: re
   const marks = new Map<number, string[]>();
   for (const e of all) {
     const p = profileOf(e, groups, profiles);
-    if (!p || p.dscp === 0) continue;
+    // DSCP is marked on IPv4 (ip dscp): an endpoint of an IPv6-only network has no IPv4 address to mark.
+    if (!p || p.dscp === 0 || e.ip === undefined) continue;
     const list = marks.get(p.dscp) ?? [];
     list.push(e.ip);
     marks.set(p.dscp, list);

@@ -92,7 +92,7 @@ export class DnsServer {
   }
 
   private async listen(address: string, { tenant, peer }: DnsClient): Promise<Listener> {
-    const udp = dgram.createSocket({ type: 'udp4' });
+    const udp = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
     udp.on('message', (msg, from) => {
       if (from.address === peer) this.handle(msg, tenant, (b) => udp.send(b, from.port, from.address));
     });

@@ -41,10 +41,11 @@ export interface DetachRequest {
 export interface AttachAnswer {
   endpoint: string;
   ifname: string;
-  ip: string;
-  prefixLength: number;
-  gateway: string;
-  /** On a dual-stack network: the IPv6 address, its prefix length and gateway. */
+  /** Its IPv4 address, prefix length and gateway: absent on an IPv6-only network. */
+  ip?: string;
+  prefixLength?: number;
+  gateway?: string;
+  /** On a network with a subnet6: the IPv6 address, its prefix length and gateway. */
   ip6?: string;
   prefixLength6?: number;
   gateway6?: string;

@@ -98,8 +98,9 @@ export function overlaps(x: IpRange, y: IpRange): boolean {
  * A routed network's block holding `ip` (encap routed: blocks of `blockSize` inside the subnet): its
  * index from the subnet's start and its range; the subnet's own prefix when no block size is given.
  */
-export function blockOf(net: { subnet: string; blockSize?: number }, ip: number): { index: number; range: IpRange; cidr: string } {
-  const subnet = parseCidr(net.subnet, 'subnet');
+export function blockOf(net: { subnet?: string; blockSize?: number }, ip: number): { index: number; range: IpRange; cidr: string } {
+  // Routed networks are IPv4 (the server refuses one without a subnet).
+  const subnet = parseCidr(net.subnet ?? '', 'subnet');
   const prefix = net.blockSize ?? subnet.prefix;
   const size = 2 ** (32 - prefix);
   const index = Math.floor((ip - subnet.base) / size);

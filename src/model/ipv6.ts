@@ -176,3 +176,16 @@ export function linkLocalOf(mac: string): string {
   for (let i = 0; i < 4; i++) n |= BigInt(g[i] as number) << BigInt(48 - i * 16);
   return formatIp6(n);
 }
+
+/**
+ * On an IPv6-only network an endpoint's MAC comes from its address's offset inside subnet6 (32 bits:
+ * control/endpoints.ts macFor6), so its addresses are taken from the subnet's first 2^32.
+ */
+export const V6ONLY_SPAN = 2n ** 32n;
+
+/** Whether `ip6` lies in the first V6ONLY_SPAN addresses of `subnet6`. */
+export function inV6OnlySpan(ip6: string, subnet6: string): boolean {
+  const n = parseIp6(ip6);
+  const base = parseCidr6(subnet6, 'subnet6', false).base;
+  return n !== undefined && n >= base && n - base < V6ONLY_SPAN;
+}

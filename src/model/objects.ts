@@ -23,10 +23,11 @@ export interface Tenant extends Meta {
 export interface Network extends Meta {
   tenant: string;
   name: string;
-  subnet: string;
-  gateway: string;
+  /** Its IPv4 subnet, gateway and dynamic range; absent on an IPv6-only network (one with subnet6 alone). */
+  subnet?: string;
+  gateway?: string;
   ipRange?: string;
-  /** A dual-stack network's IPv6 subnet (canonical text), its gateway and dynamic range; fixed at creation. */
+  /** Its IPv6 subnet (canonical text), gateway and dynamic range: dual stack beside subnet, or IPv6 only; fixed at creation. */
   subnet6?: string;
   gateway6?: string;
   ipRange6?: string;
@@ -198,10 +199,11 @@ export interface Endpoint extends Meta {
   tenant: string;
   network: string;
   group?: string;
-  ip: string;
-  prefixLength: number;
-  gateway: string;
-  /** On a dual-stack network: its IPv6 address, the prefix length and gateway of the network's subnet6. */
+  /** Its IPv4 address, the prefix length and gateway of the network's subnet: absent on an IPv6-only network. */
+  ip?: string;
+  prefixLength?: number;
+  gateway?: string;
+  /** On a network with a subnet6: its IPv6 address, the prefix length and gateway of the network's subnet6. */
   ip6?: string;
   prefixLength6?: number;
   gateway6?: string;
@@ -227,6 +229,14 @@ export interface Endpoint extends Meta {
    */
   attached?: { defaultRoute: boolean };
   state: 'created' | 'active';
+}
+
+/**
+ * The address an endpoint is named by (listings, flows, explain, the policy's checks): its IPv4 address,
+ * else (an IPv6-only network) its IPv6 one. The server gives every endpoint one of them.
+ */
+export function addressOf(e: Pick<Endpoint, 'ip' | 'ip6'>): string {
+  return e.ip ?? e.ip6 ?? '';
 }
 
 export interface Host extends Meta {

@@ -45,10 +45,10 @@ export const TenantInput = strict({
 
 export const NetworkInput = strict({
   name: Name,
-  subnet: Text(18, 'IPv4 CIDR, e.g. 10.1.2.0/24'),
+  subnet: Type.Optional(Text(18, 'IPv4 CIDR, e.g. 10.1.2.0/24 (absent: an IPv6-only network, subnet6 alone); fixed at creation')),
   gateway: Type.Optional(Text(15, 'gateway address inside the subnet; default: the first address')),
   ipRange: Type.Optional(Text(31, 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')),
-  subnet6: Type.Optional(Text(43, 'IPv6 CIDR of a dual-stack network, /16 to /120, e.g. fd00:1:2::/64; fixed at creation')),
+  subnet6: Type.Optional(Text(43, 'IPv6 CIDR, /16 to /120, e.g. fd00:1:2::/64: dual stack beside subnet, or IPv6 only; fixed at creation')),
   gateway6: Type.Optional(Text(39, 'IPv6 gateway address inside subnet6; default: the subnet\'s ::1')),
   ipRange6: Type.Optional(Text(79, 'sub-range of subnet6 for dynamic addresses, fd00::10-fd00::ffff')),
   encap: Type.Optional(oneOf(Object.keys(ENCAPS) as Encap[])),

@@ -18,7 +18,7 @@ export interface NetworkLayout {
   dynamic: IpRange;
 }
 
-export function checkNetwork(input: NetworkInput): NetworkLayout {
+export function checkNetwork(input: { name?: string; subnet: string; gateway?: string | undefined; ipRange?: string | undefined }): NetworkLayout {
   const subnet = parseCidr(input.subnet, 'subnet');
   if (subnet.prefix < 8 || subnet.prefix > 30) {
     throw invalid('subnet', `'${input.subnet}' must have a prefix length between /8 and /30`);

@@ -42,6 +42,11 @@ export interface Classification {
    * address's class: compile.ts `v6`): disjoint, sorted, only where some rule's IPv6 CIDR covers them.
    */
   ranges6: AddressClass6[];
+  /**
+   * The classes of the endpoints without an IPv4 address (IPv6-only networks), by their IPv6 address as a
+   * hex number (ip6Number): no IPv4 range holds them, so their class is made from the endpoint itself.
+   */
+  solo: ReadonlyMap<string, number>;
   /** An address's class; an IPv6 address is looked up in `ranges6` (an endpoint's: by its IPv4 address). */
   byIp(ip: string): Klass;
 }
@@ -225,11 +230,43 @@ export function spans6(texts: Iterable<string>): CidrSpan6[] {
 }
 
 export function netSpans(networks: readonly Network[]): NetSpan[] {
-  return networks.map((n) => ({ name: n.name, ...cidrRange(parseCidr(n.subnet, 'subnet')) }));
+  return networks.flatMap((n) => (n.subnet !== undefined ? [{ name: n.name, ...cidrRange(parseCidr(n.subnet, 'subnet')) }] : []));
 }
 
+/** The endpoints with an IPv4 address, by it (those of IPv6-only networks are `soloOf`'s). */
 export function endpointsByIp(endpoints: readonly Endpoint[]): Map<number, Endpoint> {
-  return new Map(endpoints.map((e) => [parseIp(e.ip) as number, e]));
+  const out = new Map<number, Endpoint>();
+  for (const e of endpoints) {
+    const n = e.ip === undefined ? undefined : parseIp(e.ip);
+    if (n !== undefined) out.set(n, e);
+  }
+  return out;
+}
+
+/**
+ * The endpoints without an IPv4 address (IPv6-only networks), by their IPv6 address as a hex number: the
+ * last one listed at an address wins, as in endpointsByIp. Strings, not bigints (V8 hashes a BigInt by its
+ * low 64 bits: a /64's addresses would share a bucket).
+ */
+export function soloOf(endpoints: readonly Endpoint[]): Map<string, Endpoint> {
+  const out = new Map<string, Endpoint>();
+  for (const e of endpoints) {
+    if (e.ip !== undefined || e.ip6 === undefined) continue;
+    const n = ip6Number(e.ip6);
+    if (n !== undefined) out.set(n.toString(16), e);
+  }
+  return out;
+}
+
+/**
+ * The class of an endpoint without an IPv4 address: what the sweep gives an endpoint's address (its
+ * group, network, the rule CIDRs it is in: here only IPv6 ones, by its IPv6 address; its NetworkPolicy part).
+ */
+export function soloClass(ep: Endpoint, groups: ReadonlySet<string>, v6of: ((ep: Endpoint) => readonly string[]) | undefined, np: Netpol | undefined): Omit<Klass, 'id'> {
+  const group = ep.group !== undefined && groups.has(ep.group) ? ep.group : undefined;
+  const cidrs = v6of ? [...v6of(ep)].sort() : [];
+  const part = np?.part(ep, cidrs);
+  return { group, network: ep.network, cidrs, endpoint: true, ...(part ? { np: part } : {}) };
 }
 
 export const CLASS0: Klass = { id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false };
@@ -262,16 +299,17 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
   };
   const ranges = sweep(input, idOf);
   const dual = networks.some((n) => n.subnet6 !== undefined);
-  const eps = input.eps.values();
-  const ranges6 = dual && six.size ? sweep6({ region: ALL6, inside: spans6(texts), around: [], eps6: endpoints6(eps) }, idOf) : [];
-  const c = classification(classes, ranges, ranges6);
+  const solo = dual ? soloOf(endpoints) : new Map<string, Endpoint>();
+  const soloIds = new Map([...solo].map(([k, ep]) => { const x = soloClass(ep, input.groups, input.v6of, np); return [k, idOf(classKey(x), x)] as const; }));
+  const ranges6 = dual && six.size ? sweep6({ region: ALL6, inside: spans6(texts), around: [], eps6: endpoints6([...input.eps.values(), ...solo.values()]) }, idOf) : [];
+  const c = classification(classes, ranges, ranges6, soloIds);
   if (!dual) return c;
   // An endpoint's IPv6 address is a hole in ranges6: asked for, it answers with its endpoint's class.
   let own: Map<string, string> | undefined;
   const byIp = c.byIp;
   c.byIp = (ip: string) => {
     if (!ip.includes(':')) return byIp(ip);
-    own ??= new Map([...input.eps.values()].flatMap((e) => { const n = e.ip6 === undefined ? undefined : ip6Number(e.ip6); return n === undefined ? [] : [[n.toString(16), e.ip] as const]; }));
+    own ??= new Map([...input.eps.values()].flatMap((e) => { const n = e.ip6 === undefined || e.ip === undefined ? undefined : ip6Number(e.ip6); return n === undefined || e.ip === undefined ? [] : [[n.toString(16), e.ip] as const]; }));
     const n = parseIp6(ip);
     const four = n === undefined ? undefined : own.get(n.toString(16));
     return byIp(four ?? ip);
@@ -283,7 +321,7 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
  * Looks an address up by binary search: `ranges` are sorted and disjoint. `ids` is made from the
  * classes when first asked for (only a cold compile after this one needs it).
  */
-export function classification(classes: Klass[], ranges: AddressClass[], ranges6: AddressClass6[] = []): Classification {
+export function classification(classes: Klass[], ranges: AddressClass[], ranges6: AddressClass6[] = [], solo: ReadonlyMap<string, number> = new Map()): Classification {
   let byId: Map<number, Klass> | undefined;
   let ids: Map<string, number> | undefined;
   return {
@@ -293,10 +331,13 @@ export function classification(classes: Klass[], ranges: AddressClass[], ranges6
     },
     ranges,
     ranges6,
+    solo,
     byIp(ip: string): Klass {
       byId ??= new Map(classes.map((c) => [c.id, c]));
       if (ip.includes(':')) {
         const n6 = parseIp6(ip);
+        const own = n6 === undefined ? undefined : solo.get(n6.toString(16));
+        if (own !== undefined) return byId.get(own) ?? CLASS0;
         const r6 = n6 === undefined ? undefined : ranges6[rangeAt6(ranges6, n6)];
         return (r6 && n6 !== undefined && n6 <= r6.last ? byId.get(r6.cls) : classes[0]) ?? CLASS0;
       }

@@ -1,6 +1,6 @@
 import { parseIp, type Action, type Endpoint, type Group, type Network, type Policy, type Tenant } from '../model/index.js';
 import type { Classification, Klass } from './classes.js';
-import { endpointsByIp, groupOfIdentity, rangeAt } from './classes.js';
+import { endpointsByIp, groupOfIdentity, rangeAt, soloOf } from './classes.js';
 import { Netpol, type NetpolInput } from './netpol.js';
 import { Engine, frameOf, refOf, type Scope } from './engine.js';
 import { MAX_INCREMENTAL_CHANGES, movedEndpoints, reach6, recompile, ruleChanges } from './incremental.js';
@@ -9,7 +9,7 @@ import type { PairProfiles, Profile } from './pairs.js';
 import type { SideEntry, SideProfile } from './sides.js';
 import type { Segment } from './segments.js';
 import { Attached } from '../model/attached.js';
-import { Cidrs6, isCidr6 } from './cidr6.js';
+import { Cidrs6, ip6Number, isCidr6 } from './cidr6.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -81,8 +81,19 @@ export interface V6Class { addr: string; cls: number }
 /** The IPv6 addresses of a tenant's dual-stack endpoints with their IPv4 address's class (class 0 left out). */
 function v6Classes(endpoints: readonly Endpoint[], c: Classification): V6Class[] {
   const out: V6Class[] = [];
+  // One element per address: two records holding one (a stale one beside its successor) would make the
+  // map's load fail, and with it the tenant's whole table.
+  const seen = new Set<string>();
   for (const e of endpoints) {
-    if (e.ip6 === undefined) continue;
+    if (e.ip6 === undefined || seen.has(e.ip6)) continue;
+    seen.add(e.ip6);
+    if (e.ip === undefined) {
+      // An IPv6-only network's endpoint: its own class (classes.ts soloClass).
+      const n = ip6Number(e.ip6);
+      const cls = n === undefined ? undefined : c.solo.get(n.toString(16));
+      if (cls !== undefined && cls !== 0) out.push({ addr: e.ip6, cls });
+      continue;
+    }
     // Every compile looks every dual-stack endpoint up: its IPv4 address is parsed once per object.
     let n = parsedIp.get(e);
     if (n === undefined) parsedIp.set(e, (n = parseIp(e.ip) ?? -1));
@@ -139,15 +150,19 @@ function scope(s: PolicyState, np: Netpol | undefined): Scope {
   // Per policy, once (policies are immutable): this runs on every compile, and a rule change's compile
   // would otherwise read all 50,000 rules.
   const named = new Set<string | undefined>();
+  const nets = new Set<string>();
   const six = new Cidrs6();
   for (const p of policies) {
     for (const g of groupsNamed(p)) named.add(g);
+    for (const n of networksNamed(p)) nets.add(n);
     for (const c of cidrs6Named(p)) six.add(c);
   }
   // An IPv6 CIDR selects endpoints by their IPv6 address: those inside one need their class here (an
   // IPv4 CIDR covers addresses, endpoints or not, without them).
   const inSix = (e: Endpoint) => six.size > 0 && six.of(e.ip6).length > 0;
-  const endpoints = s.endpoints.filter((e) => enforced.has(identity(e)) || (e.group !== undefined && named.has(e.group)) || np?.matters(e) || inSix(e));
+  // An endpoint without an IPv4 address (an IPv6-only network's) is in no IPv4 range of its network: a rule
+  // naming that network as its peer needs its class here.
+  const endpoints = s.endpoints.filter((e) => enforced.has(identity(e)) || (e.group !== undefined && named.has(e.group)) || np?.matters(e) || inSix(e) || (e.ip === undefined && nets.has(e.network)));
   return { enforced, policies, endpoints, np };
 }
 
@@ -160,6 +175,18 @@ function groupsNamed(p: Policy): ReadonlySet<string | undefined> {
     const s = new Set<string | undefined>();
     for (const r of p.rules) s.add(r.direction === 'in' ? r.fromGroup : r.toGroup);
     named.set(p, (out = s));
+  }
+  return out;
+}
+
+const netsNamed = new WeakMap<Policy, readonly string[]>();
+/** The networks a policy's rules name as their peer. */
+function networksNamed(p: Policy): readonly string[] {
+  let out = netsNamed.get(p);
+  if (!out) {
+    const s = new Set<string>();
+    for (const r of p.rules) { const n = r.direction === 'in' ? r.fromNetwork : r.toNetwork; if (n !== undefined) s.add(n); }
+    netsNamed.set(p, (out = [...s]));
   }
   return out;
 }
@@ -194,7 +221,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
@@ -217,11 +244,14 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
   const now = new Map(sc.policies.map((p) => [p.name, p]));
   const changes = ruleChanges(e.policies, now);
   const eps = endpointsByIp(sc.endpoints);
+  const solo = soloOf(sc.endpoints);
   const moved = movedEndpoints(e.eps, eps, sc.np);
-  if (!changes || !moved || reach6(changes, eps) > MAX_INCREMENTAL_CHANGES) return undefined;
+  const movedSolo = movedEndpoints(e.solo, solo, sc.np);
+  if (!changes || !moved || !movedSolo || moved.length + movedSolo.length > MAX_INCREMENTAL_CHANGES) return undefined;
+  if (reach6(changes, (function* () { yield* eps.values(); yield* solo.values(); })()) > MAX_INCREMENTAL_CHANGES) return undefined;
   // The engine changes in place: `previous` can no longer start another compile (that one will be cold).
   engines.delete(previous);
-  return { engine: e, decided: recompile(e, now, changes, eps, moved) };
+  return { engine: e, decided: recompile(e, now, changes, eps, moved, solo, movedSolo) };
 }
 
 /** Whether the compiled policy filters anything beyond the tenant's default (it has pairs or enforced sides). */

@@ -1,4 +1,4 @@
-import type { Endpoint } from '../model/index.js';
+import { addressOf, type Endpoint } from '../model/index.js';
 import { lookups, type CompiledPolicy, type Slot, type Verdict } from './compile.js';
 
 /** One run of ports (or protocol numbers, for `other`) between two endpoints whose verdict changes. */
@@ -42,12 +42,13 @@ export function verdictChanges(before: CompiledPolicy, after: CompiledPolicy, en
   const slots: readonly Slot[] = sctp ? [0, 1, 2, 3] : [0, 1, 2];
   for (const src of endpoints) {
     for (const dst of endpoints) {
-      if (src === dst) continue;
+      // No connection between endpoints that share no family (an IPv4-only and an IPv6-only network's).
+      if (src === dst || !((src.ip !== undefined && dst.ip !== undefined) || (src.ip6 !== undefined && dst.ip6 !== undefined))) continue;
       for (const slot of slots) {
         // SCTP compared as sctp (by port) where either compile decides it so: `other` without 132.
         const cut = (f: Fn) => (sctp && slot === 2 ? without132(f) : f);
-        const x = cut(functionOf(before, b, src.ip, dst.ip, slot));
-        const y = cut(functionOf(after, a, src.ip, dst.ip, slot));
+        const x = cut(functionOf(before, b, addressOf(src), addressOf(dst), slot));
+        const y = cut(functionOf(after, a, addressOf(src), addressOf(dst), slot));
         let i = 0;
         let j = 0;
         let run: VerdictChange | undefined;

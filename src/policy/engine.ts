@@ -1,5 +1,5 @@
 import { maskOf6, type Action, type Endpoint, type Group, type Policy, type Rule } from '../model/index.js';
-import { ALL, ALL6, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpoints6, endpointsByIp, groupOfIdentity, identityOf, lowerBound, lowerBound6, netSpans, rangeAt, spans6, sweep, sweep6, type AddressClass, type AddressClass6, type CidrSpan, type CidrSpan6, type Classification, type Klass, type NetSpan, type SweepInput6 } from './classes.js';
+import { ALL, ALL6, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, endpoints6, endpointsByIp, groupOfIdentity, soloClass, soloOf, identityOf, lowerBound, lowerBound6, netSpans, rangeAt, spans6, sweep, sweep6, type AddressClass, type AddressClass6, type CidrSpan, type CidrSpan6, type Classification, type Klass, type NetSpan, type SweepInput6 } from './classes.js';
 import type { Netpol } from './netpol.js';
 import { Cidrs6, ip6Number, isCidr6, span6 } from './cidr6.js';
 import type { RuleRef } from './decide.js';
@@ -102,6 +102,9 @@ export class Engine {
   readonly groupNames: Set<string>;
   readonly nets: NetSpan[];
   eps: Map<number, Endpoint>;
+  /** The endpoints without an IPv4 address (IPv6-only networks) by their IPv6 address in hex, and their classes. */
+  solo: Map<string, Endpoint>;
+  readonly soloCls = new Map<string, number>();
   /** Scoped policies by name (the last of a name wins, as in groupRules). */
   policies: Map<string, Policy>;
   readonly indexes = new Map<string, RuleIndex>();
@@ -158,8 +161,9 @@ export class Engine {
     this.groupNames = new Set(groups.map((g) => g.name));
     this.nets = netSpans(s.networks);
     this.eps = endpointsByIp(sc.endpoints);
-    // From the by-address map, as the incremental path keeps it (one endpoint per IPv4 address).
-    this.eps6 = endpoints6(this.eps.values());
+    this.solo = soloOf(sc.endpoints);
+    // From the by-address maps, as the incremental path keeps them (one endpoint per address).
+    this.eps6 = endpoints6([...this.eps.values(), ...this.solo.values()]);
     this.dual = s.networks.some((n) => n.subnet6 !== undefined);
     this.policies = new Map(sc.policies.map((p) => [p.name, p]));
     for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp));
@@ -178,6 +182,7 @@ export class Engine {
       e.ranges6 = sweep6(e.sweepInput6(ALL6), idOf);
       e.setRanges(e.ranges6, []);
     }
+    e.placeSolo([...e.solo.keys()], idOf);
     const all = (e.classList = [...e.classes.values()]);
     const enforced = all.filter((k) => e.enforcedClasses.has(k.id));
     for (const src of all) {
@@ -452,6 +457,31 @@ export class Engine {
     return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames, np: this.np, v6of };
   }
 
+  /**
+   * The classes of endpoints without an IPv4 address (by key into `solo`: came, went or changed, or in an
+   * IPv6 CIDR that came or went): each holds one reference on its class, as a range does. Returns the
+   * classes left with none.
+   */
+  placeSolo(keys: Iterable<string>, idOf: (key: string, k: Omit<Klass, 'id'>) => number): number[] {
+    const added: Array<{ cls: number }> = [];
+    const removed: Array<{ cls: number }> = [];
+    const v6of = this.cidrs6.size ? (ep: Endpoint) => this.cidrs6.of(ep.ip6) : undefined;
+    for (const key of keys) {
+      const was = this.soloCls.get(key);
+      if (was !== undefined) removed.push({ cls: was });
+      const ep = this.solo.get(key);
+      if (ep === undefined) {
+        this.soloCls.delete(key);
+        continue;
+      }
+      const k = soloClass(ep, this.groupNames, v6of, this.np);
+      const id = idOf(classKey(k), k);
+      this.soloCls.set(key, id);
+      added.push({ cls: id });
+    }
+    return this.setRanges(added, removed);
+  }
+
   /** Gives a class its id by key: the one it has, else `previous`'s, else a fresh one (and records it). */
   idMaker(fresh: () => number, previous?: ReadonlyMap<string, number>) {
     return (key: string, k: Omit<Klass, 'id'>): number => {
@@ -498,7 +528,8 @@ export class Engine {
   classList: Klass[] = [];
 
   classification(): Classification {
-    return classification(this.classList, this.ranges, this.ranges6);
+    // A copy: the next incremental compile changes soloCls in place, and this compile's lookups must not move.
+    return classification(this.classList, this.ranges, this.ranges6, new Map(this.soloCls));
   }
 }
 

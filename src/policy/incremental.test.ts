@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatIp, formatIp6, maskOf6, parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
+import { addressOf, formatIp, formatIp6, maskOf6, parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
 
 // Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
@@ -43,9 +43,17 @@ function cidr(rnd: (n: number) => number): string {
  * IPv6 address, as IPv4 ones do by their IPv4 address.
  */
 let DUAL = false;
+/**
+ * IPv6-only (the third test, dual stack too): a network `c` with subnet6 alone, whose endpoints have no
+ * IPv4 address: their class comes from the endpoint itself (classes.ts soloClass), their IPv6 address is
+ * their only lookup.
+ */
+let SOLO = false;
+const SOLO_EPS: Array<[string, string, string | undefined]> = [['fd00:3::2', 'h1', 'g0'], ['fd00:3::3', 'h2', 'g2'], ['fd00:3::4', 'h1', undefined], ['fd00:3::5', 'h2', 'g1']];
+const SOLO_SPARE = ['fd00:3::50', 'fd00:3::51', 'fd00:3::1:0'];
 const ip6Of = (ip: string): string | undefined => (ip.endsWith('.200') ? undefined : `fd00:${ip.split('.')[1]}::${ip.split('.').slice(2).map((x) => Number(x).toString(16)).join(':')}`);
 function cidr6(rnd: (n: number) => number): string {
-  const pool = [...EPS.map((e) => ip6Of(e[0])).filter((x): x is string => x !== undefined), 'fd00:1::77', 'fd00:9::1', '2001:db8::1'];
+  const pool = [...EPS.map((e) => ip6Of(e[0])).filter((x): x is string => x !== undefined), 'fd00:1::77', 'fd00:9::1', '2001:db8::1', ...(SOLO ? [...SOLO_EPS.map((e) => e[0]), 'fd00:3::1:0'] : [])];
   const base = parseIp6(pool[rnd(pool.length)] as string) as bigint;
   const len = [16, 32, 48, 64, 96, 112, 120, 126, 127, 128][rnd(10)] as number;
   const text = `${formatIp6(base & maskOf6(len))}/${len}`;
@@ -68,7 +76,7 @@ function randomRule(rnd: (n: number) => number): Rule {
   return {
     id: `r${nextRule++}`, direction, protocol, priority: 1 + rnd(8), action: rnd(2) ? 'allow' : 'deny',
     ...((protocol === 'tcp' || protocol === 'udp') && rnd(4) ? { ports: ports(rnd) } : {}),
-    ...(peer === 0 ? { [k.g]: GROUPS[rnd(4)] } : peer === 1 ? { [k.n]: rnd(2) ? 'a' : 'b' } : peer < 5 ? { [k.c]: DUAL && rnd(2) ? cidr6(rnd) : cidr(rnd) } : {}),
+    ...(peer === 0 ? { [k.g]: GROUPS[rnd(4)] } : peer === 1 ? { [k.n]: SOLO ? ['a', 'b', 'c'][rnd(3)] : rnd(2) ? 'a' : 'b' } : peer < 5 ? { [k.c]: DUAL && rnd(2) ? cidr6(rnd) : cidr(rnd) } : {}),
   };
 }
 
@@ -81,12 +89,38 @@ function randomState(rnd: (n: number) => number): PolicyState {
     policies: POLICIES.filter(() => rnd(3) === 0) });
   const ep = ([ip, network, host, g]: (typeof EPS)[number]): Endpoint => ({ ...meta, id: ip, tenant: 't', network, ...(g ? { group: g } : {}), ip,
     prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host, ifname: 'eth0', containerId: ip, labels: {}, state: 'created', ...six(ip) });
+  const solo = (SOLO ? SOLO_EPS : []).map(([ip6, host, g]) => soloEp(ip6, host, g));
   return {
-    tenant, networks: [net('a', '10.1.0.0/16'), net('b', '10.2.0.0/24')], groups: GROUPS.map(group),
+    tenant, networks: [net('a', '10.1.0.0/16'), net('b', '10.2.0.0/24'), ...(SOLO ? [{ ...meta, tenant: 't', name: 'c', subnet6: 'fd00:3::/64', gateway6: '', encap: 'vxlan' as const, vni: 3, mtu: 1450 }] : [])], groups: GROUPS.map(group),
     // One policy in five in audit mode: its rules without a peer stay in the pairs (sides.ts).
     policies: POLICIES.map((name, i): Policy => ({ ...meta, tenant: 't', name, rules: rules.filter((_, j) => j % 4 === i), ...(rnd(5) === 0 ? { mode: 'audit' as const } : {}) })),
-    endpoints: EPS.map(ep),
+    endpoints: [...EPS.map(ep), ...solo],
   };
+}
+
+/** An endpoint of the IPv6-only network `c`: no IPv4 address. */
+const soloEp = (ip6: string, host: string, g: string | undefined): Endpoint => ({ ...meta, id: ip6, tenant: 't', network: 'c', ...(g ? { group: g } : {}),
+  ip6, prefixLength6: 64, gateway6: '', mac: '', mtu: 1450, vni: 3, host, ifname: 'eth0', containerId: ip6, labels: {}, state: 'created' });
+
+/** One IPv6-only endpoint comes, goes, or changes group. */
+function editSolo(s: PolicyState, rnd: (n: number) => number): PolicyState {
+  const eps = [...s.endpoints];
+  const solos = eps.flatMap((e, i) => (e.ip === undefined ? [i] : []));
+  const kind = rnd(3);
+  if (kind === 0 || solos.length === 0) {
+    const ip6 = SOLO_SPARE[rnd(SOLO_SPARE.length)] as string;
+    if (eps.some((x) => x.ip6 === ip6)) return s;
+    eps.push(soloEp(ip6, rnd(2) ? 'h1' : 'h2', rnd(4) ? GROUPS[rnd(4)] : undefined));
+  } else {
+    const j = solos[rnd(solos.length)] as number;
+    const e = eps[j] as Endpoint;
+    if (kind === 1) eps.splice(j, 1);
+    else {
+      const { group: _, ...rest } = e;
+      eps[j] = { ...rest, ...(rnd(4) ? { group: GROUPS[rnd(4)] as string } : {}), revision: e.revision + 1 };
+    }
+  }
+  return { ...s, endpoints: eps };
 }
 
 const six = (ip: string) => { const a = DUAL ? ip6Of(ip) : undefined; return a === undefined ? {} : { ip6: a, prefixLength6: 64, gateway6: '' }; };
@@ -95,10 +129,12 @@ const SPARE_IPS = ['10.1.0.50', '10.1.0.51', '10.1.1.201', '10.2.0.7', '10.2.0.8
 
 /** One endpoint comes, goes, or changes group (a new revision), on either host. */
 function editEndpoint(s: PolicyState, rnd: (n: number) => number): PolicyState {
+  if (SOLO && rnd(2) === 0) return editSolo(s, rnd);
   const kind = rnd(3);
   const eps = [...s.endpoints];
   const j = rnd(eps.length);
   const e = eps[j] as Endpoint;
+  if (e.ip === undefined) return editSolo(s, rnd);
   const group = rnd(4) ? { group: GROUPS[rnd(4)] as string } : {};
   if (kind === 0 || eps.length < 3) {
     const ip = SPARE_IPS[rnd(SPARE_IPS.length)] as string;
@@ -149,6 +185,8 @@ const sortBy = <T>(xs: readonly T[]) => [...xs].map((x) => JSON.stringify(x)).so
 function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void {
   assert.deepEqual(inc.classification.ranges, cold.classification.ranges, `${at}: ranges`);
   assert.deepEqual(inc.classification.ranges6, cold.classification.ranges6, `${at}: IPv6 ranges`);
+  assert.deepEqual([...inc.classification.solo].sort(), [...cold.classification.solo].sort(), `${at}: IPv6-only endpoints' classes`);
+  assert.deepEqual(sortBy(inc.v6), sortBy(cold.v6), `${at}: the IPv6 map`);
   assert.deepEqual(sortBy(inc.classification.classes), sortBy(cold.classification.classes), `${at}: classes`);
   // Profile ids may differ (they are given in the order functions are met): the functions may not.
   assert.deepEqual(pairFunctions(inc), pairFunctions(cold), `${at}: pairs and their functions`);
@@ -208,18 +246,22 @@ const PROBE_IPS6 = ['fd00:1::77', 'fd00:1::1:0', 'fd00:2::c8', 'fd00:9::1', 'fd0
 /** Every probed flow: the hosts of both ends together allow it exactly when explain does. */
 function assertVerdicts(s: PolicyState, tables: ReadonlyMap<string, CompiledPolicy>, at: string): void {
   if (DUAL) assertVerdicts6(s, tables, at);
-  const hostOf = new Map(s.endpoints.map((e) => [e.ip, e.host]));
-  const six6 = new Map(s.endpoints.flatMap((e) => (e.ip6 !== undefined ? [[e.ip, e.ip6] as const] : [])));
+  const hostOf = new Map(s.endpoints.map((e) => [addressOf(e), e.host]));
+  // An endpoint's IPv6 address by the address it is named by (its own, for an IPv6-only network's).
+  const six6 = new Map(s.endpoints.flatMap((e) => (e.ip6 !== undefined ? [[addressOf(e), e.ip6] as const] : [])));
   const probePorts = [0, 53, 54, 80, 81, 443, 1000, 8000, 65535];
-  const ips = [...new Set([...PROBE_IPS, ...s.endpoints.map((e) => e.ip)])];
+  const ips = [...new Set([...PROBE_IPS, ...s.endpoints.map(addressOf)])];
   for (const a of ips) for (const b of ips) {
     if (a === b) continue;
     const hosts = [hostOf.get(a), hostOf.get(b)].filter((h): h is string => h !== undefined);
     for (const [proto, name] of [[6, 'tcp'], [17, 'udp'], [1, 'icmp'], [47, '47']] as const) {
       for (const port of proto === 6 || proto === 17 ? probePorts : [0]) {
         const want = explainFlow(s, a, b, name, proto === 6 || proto === 17 ? port : undefined).allowed;
-        const got = hosts.every((h) => allows(tables.get(h) as CompiledPolicy, a, b, proto, port));
-        assert.equal(got, want, `${at}: ${a} -> ${b} ${name}/${port}`);
+        // Over IPv4 where both ends have it (an IPv6-only endpoint is decided over IPv6 below).
+        if (!a.includes(':') && !b.includes(':')) {
+          const got = hosts.every((h) => allows(tables.get(h) as CompiledPolicy, a, b, proto, port));
+          assert.equal(got, want, `${at}: ${a} -> ${b} ${name}/${port}`);
+        }
         // The same endpoints over IPv6: their addresses' classes from the IPv6 map (cls6), one verdict.
         const [a6, b6] = [six6.get(a), six6.get(b)];
         if (a6 !== undefined && b6 !== undefined) {
@@ -240,7 +282,7 @@ function assertVerdicts6(s: PolicyState, tables: ReadonlyMap<string, CompiledPol
   const others = PROBE_IPS6.filter((x) => !eps.some((e) => e.ip6 === x));
   for (const e of eps) {
     for (const o of others) {
-      for (const [src, dst, src6, dst6] of [[e.ip, o, e.ip6, o], [o, e.ip, o, e.ip6]] as const) {
+      for (const [src, dst, src6, dst6] of [[addressOf(e), o, e.ip6, o], [o, addressOf(e), o, e.ip6]] as const) {
         for (const [proto, name, port] of [[6, 'tcp', 80], [6, 'tcp', 443], [17, 'udp', 53], [1, 'icmp', 0]] as const) {
           const want = explainFlow(s, src, dst, name, proto === 1 ? undefined : port).allowed;
           const got = allows6(tables.get(e.host) as CompiledPolicy, src6 as string, dst6 as string, proto, port);
@@ -285,6 +327,18 @@ test('random single-rule and single-endpoint edits, compiled from the last compi
   const { incremental } = randomEdits([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
   // Only a compile with no rule in force here (nothing to take over) may be cold: most edits must not be.
   assert.ok(incremental > 12 * 25 * 2 * 0.6, `${incremental} of ${12 * 25 * 2} edits compiled incrementally`);
+});
+
+test('IPv6-only network: endpoints without an IPv4 address get classes of their own; random edits incremental as cold, and explain agrees', () => {
+  DUAL = true;
+  SOLO = true;
+  try {
+    const { incremental } = randomEdits([201, 202, 203, 204, 205, 206, 207, 208]);
+    assert.ok(incremental > 8 * 25 * 2 * 0.6, `${incremental} of ${8 * 25 * 2} edits compiled incrementally`);
+  } finally {
+    DUAL = false;
+    SOLO = false;
+  }
 });
 
 test('dual stack: random edits with IPv6 rule CIDRs (endpoints selected by their IPv6 address), incremental as cold, and explain agrees', () => {

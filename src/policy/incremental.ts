@@ -43,10 +43,10 @@ export function ruleChanges(before: ReadonlyMap<string, Policy>, after: Readonly
  * The addresses whose endpoint came, went or changed what a class is made of (group, network, and with
  * NetworkPolicies the sets its labels put it in and its isolation); undefined past MAX_INCREMENTAL_CHANGES.
  */
-export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: ReadonlyMap<number, Endpoint>, np?: Netpol): number[] | undefined {
+export function movedEndpoints<K>(before: ReadonlyMap<K, Endpoint>, after: ReadonlyMap<K, Endpoint>, np?: Netpol): K[] | undefined {
   // The IPv6 address too: IPv6 rule CIDRs select by it (an endpoint replaced in place may differ in it alone).
   const fields = (e: Endpoint) => `${e.group ?? ''}/${e.network}/${e.ip6 ?? ''}${np ? `/${np.endpointKey(e)}` : ''}`;
-  const out: number[] = [];
+  const out: K[] = [];
   for (const [ip, ep] of after) {
     const was = before.get(ip);
     if (was !== ep && (!was || fields(was) !== fields(ep))) out.push(ip);
@@ -62,10 +62,12 @@ export function movedEndpoints(before: ReadonlyMap<number, Endpoint>, after: Rea
  * changed rule can match (or a new class is in) are decided again. The result is what a cold compile
  * given the last one as `previous` produces.
  */
-export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[]): number {
+export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[], solo: Map<string, Endpoint> = new Map(), movedSolo: readonly string[] = []): number {
   e.policies = policies;
   const old = e.eps;
+  const oldSolo = e.solo;
   e.eps = eps;
+  e.solo = solo;
   e.pairs.detach();
   const counted = applyRules(e, changes);
   const movedCidrs = e.countCidrs(counted);
@@ -74,17 +76,23 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   const moved = movedCidrs.flatMap((t) => (isCidr6(t) ? endpointsIn6(e, t) : [e.cidrSpan(t) as Region]));
   const moved6: Region6[] = e.dual ? movedCidrs.filter(isCidr6).map((t) => span6(t)) : [];
   for (const ip of movedEps) moved.push({ first: ip, last: ip });
+  // Endpoints without an IPv4 address: their class again where they moved or an IPv6 CIDR around them did.
+  const again = new Set(movedSolo);
+  for (const t of movedCidrs) if (isCidr6(t)) for (const [k, ep] of solo) if (inCidr6(t, ep.ip6)) again.add(k);
+  // In the map's order, as a cold compile places them (a new class's id depends on it), then those gone.
+  const resolo = [...solo.keys()].filter((k) => again.has(k)).concat(movedSolo.filter((k) => !solo.has(k)));
   // An endpoint's IPv6 address is left out of the IPv6 ranges: one that came or went opens or closes a hole there.
-  const [before6, after6] = [movedEps.map((ip) => old.get(ip)?.ip6), movedEps.map((ip) => eps.get(ip)?.ip6)];
+  const [before6, after6] = [movedEps.map((ip) => old.get(ip)?.ip6).concat(movedSolo.map((k) => oldSolo.get(k)?.ip6)), movedEps.map((ip) => eps.get(ip)?.ip6).concat(movedSolo.map((k) => solo.get(k)?.ip6))];
   e.moveEndpoints6(before6, after6);
   if (e.dual && e.cidrList6.length) {
     for (const t of [...before6, ...after6]) { const n = t === undefined ? undefined : ip6Number(t); if (n !== undefined) moved6.push({ first: n, last: n }); }
   }
   // Nothing moved (a rule with no new CIDR): no sweep, and no copy of the class ids.
-  const born = moved.length || moved6.length ? reclassify(e, moved, moved6, nextId(e.ids)) : [];
+  const touched = moved.length > 0 || moved6.length > 0 || resolo.length > 0;
+  const born = touched ? reclassify(e, moved, moved6, resolo, nextId(e.ids)) : [];
   const dirty = new Map<number, Set<number>>();
   const mark = (src: number, dst: number) => { let s = dirty.get(src); if (!s) dirty.set(src, (s = new Set())); s.add(dst); };
-  if (moved.length || moved6.length) {
+  if (touched) {
     const gone = e.classList.length + born.length !== e.classes.size;
     // By object: a class dropped and made again (the same id) is a new object, listed once, as born.
     e.classList = (gone ? e.classList.filter((k) => e.classes.get(k.id) === k) : e.classList).concat(born.map((id) => e.classes.get(id) as Klass));
@@ -144,12 +152,12 @@ function endpointsIn6(e: Engine, text: string): Region[] {
  * How many endpoints the IPv6 CIDRs of the changed rules cover, counted up to `limit`: each is a region
  * swept again, one at a time, so past MAX_INCREMENTAL_CHANGES a cold compile is cheaper (one sweep).
  */
-export function reach6(changes: readonly RuleChange[], eps: ReadonlyMap<number, Endpoint>, limit = MAX_INCREMENTAL_CHANGES): number {
+export function reach6(changes: readonly RuleChange[], eps: Iterable<Endpoint>, limit = MAX_INCREMENTAL_CHANGES): number {
   const texts = new Set<string>();
   for (const c of changes) for (const r of [c.before, c.after]) for (const t of [r?.fromCidr, r?.toCidr]) if (t !== undefined && isCidr6(t)) texts.add(t);
   if (texts.size === 0) return 0;
   let n = 0;
-  for (const ep of eps.values()) {
+  for (const ep of eps) {
     if (ep.ip6 === undefined) continue;
     for (const t of texts) if (inCidr6(t, ep.ip6)) { if (++n > limit) return n; break; }
   }
@@ -169,7 +177,7 @@ interface Region6 { first: bigint; last: bigint }
  * Sweeps again where a CIDR or an endpoint moved (prefixes: outermost first, the inner ones are in it),
  * in IPv4 space and in IPv6 space; returns the new classes.
  */
-function reclassify(e: Engine, moved: readonly Region[], moved6: readonly Region6[], fresh: () => number): number[] {
+function reclassify(e: Engine, moved: readonly Region[], moved6: readonly Region6[], solo: readonly string[], fresh: () => number): number[] {
   const regions = [...moved].sort((a, b) => a.first - b.first || b.last - a.last);
   const born: number[] = [];
   let covered = -1;
@@ -199,6 +207,7 @@ function reclassify(e: Engine, moved: readonly Region[], moved6: readonly Region
     if (merged.length !== replaced.length || merged.some((m, i) => m.first !== replaced[i]?.first || m.last !== replaced[i]?.last || m.cls !== replaced[i]?.cls)) e.ranges6 = ranges;
     for (const id of e.setRanges(merged, replaced)) e.dropClass(id);
   }
+  for (const id of e.placeSolo(solo, idOf)) e.dropClass(id);
   return born.filter((id) => e.classes.has(id));
 }
 

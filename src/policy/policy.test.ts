@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
+import { addressOf, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
@@ -110,7 +110,7 @@ test('compiled tables and explain agree on every flow of a random policy', () =>
       endpoints: [ep('10.1.1.2', 'a', 'g0'), ep('10.1.1.3', 'a', 'g1'), ep('10.1.1.200', 'a'), ep('10.1.2.3', 'b', 'g2'), ep('10.1.2.4', 'b', 'g3'), ep('10.1.2.5', 'b')],
     };
     const c = compilePolicy(s);
-    const ips = [...s.endpoints.map((e) => e.ip), '192.0.2.1'];
+    const ips = [...s.endpoints.map(addressOf), '192.0.2.1'];
     for (const a of ips) for (const b of ips) {
       if (a === b) continue;
       for (const [proto, name] of [[6, 'tcp'], [17, 'udp'], [1, 'icmp'], [47, '47']] as const) {

@@ -57,7 +57,8 @@ test('POST /apply: bad documents of every kind are refused naming the document a
     [{ documents: [{ kind: 'Network', spec: { subnet: '10.1.0.0/24' } }] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata'],
     [{ documents: [doc('Network', 'Bad_Name', { subnet: '10.1.0.0/24' })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata.name'],
     [{ documents: [doc('Network', 'n', { subnet: '10.1.0.0/24', color: 'red' })] }, 400, 'WEFT_UNKNOWN_FIELD', 'documents.0.spec.color', /^documents\.0 \(Network default\/n\): spec\.color: unknown field$/],
-    [{ documents: [doc('Network', 'n')] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.subnet', /is required/],
+    // Neither subnet nor subnet6 (one alone is an IPv4-only or an IPv6-only network).
+    [{ documents: [doc('Network', 'n')] }, 422, 'WEFT_INVALID_VALUE', 'documents.0.spec.subnet', /give subnet \(IPv4\), subnet6 \(IPv6\) or both/],
     [{ documents: [doc('Network', 'n', { name: 'm', subnet: '10.1.0.0/24' })] }, 400, 'WEFT_UNKNOWN_FIELD', 'documents.0.spec.name'],
     [{ documents: [doc('Policy', 'p', { rules: [{ id: 'r', ports: 'http' }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.rules.0.ports', /must be a port like 80/],
     [{ documents: [doc('Policy', 'p', { rules: [{ id: 'r', ports: 80 }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.rules.0.ports', /spec\.rules\.0\.ports: must be a string \(in YAML, quote it: "80"\)/],

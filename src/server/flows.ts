@@ -1,4 +1,4 @@
-import type { Endpoint } from '../model/index.js';
+import { addressOf, type Endpoint } from '../model/index.js';
 import { layerOf, type Decision, type Explanation, type FullExplanation } from '../policy/index.js';
 
 /** A flow record as an agent reports it (agent/flows.ts): the kernel's facts, in the tenant they were seen in. */
@@ -118,7 +118,7 @@ export class ExplainBudget {
  */
 export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[], budget?: ExplainBudget): Flow[] {
   // An endpoint by either address (a record of an IPv6 connection names its IPv6 addresses).
-  const byIp = new Map(endpoints.flatMap((e) => (e.ip6 !== undefined ? [[e.ip, e], [e.ip6, e]] as const : [[e.ip, e]] as const)));
+  const byIp = new Map(endpoints.flatMap((e) => [e.ip, e.ip6].flatMap((ip) => (ip !== undefined ? [[ip, e] as const] : []))));
   const at = (ip: string, time: number) => {
     const e = byIp.get(ip);
     return e && !(Date.parse(e.createdAt) > time) ? e : undefined;
@@ -130,7 +130,7 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
     const [a, b] = [at(r.src, r.at), at(r.dst, r.at)];
     // An endpoint's IPv6 address is decided as its IPv4 one (one class per endpoint: policy/cidr6.ts);
     // the memo is keyed by what is explained (an address may have been another endpoint's before).
-    const four = (ip: string, x: Endpoint | undefined) => (x !== undefined && ip.includes(':') ? x.ip : ip);
+    const four = (ip: string, x: Endpoint | undefined) => (x !== undefined && ip.includes(':') ? addressOf(x) : ip);
     const [from, to] = [four(r.src, a), four(r.dst, b)];
     const key = `${from}|${to}|${r.proto}|${r.dport}`;
     let e = memo.get(key);

@@ -3,8 +3,8 @@
  * service's backends, which changes concern a view, and how flows and verdicts read.
  */
 
-export interface Endpoint { id: string; tenant: string; network: string; group?: string; ip: string; host: string; containerName?: string; containerId: string; labels: Record<string, string>; state: string }
-export interface Network { name: string; subnet: string; gateway?: string; encap?: string; vni?: number }
+export interface Endpoint { id: string; tenant: string; network: string; group?: string; ip?: string; ip6?: string; host: string; containerName?: string; containerId: string; labels: Record<string, string>; state: string }
+export interface Network { name: string; subnet?: string; subnet6?: string; gateway?: string; encap?: string; vni?: number }
 export interface Group { name: string; network?: string; policies?: string[] }
 export interface Service { name: string; network: string; vip: string; selector: Record<string, string>; ports: Array<{ port: number; targetPort: number; protocol: string }> }
 export interface Host { name: string; state?: 'up' | 'down'; lastSeen: string; agentVersion?: string; vtepIp?: string; wireguard?: { mode: string; peers: number; handshaken: number; error?: string } }
@@ -48,8 +48,9 @@ export function endpointName(e: Endpoint): string {
   return e.containerName ?? e.containerId.slice(0, 12);
 }
 
-export function ipOrder(ip: string): number {
-  return ip.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+/** IPv4 addresses in order; an endpoint without one (an IPv6-only network's) after them. */
+export function ipOrder(ip: string | undefined): number {
+  return ip === undefined ? 2 ** 32 : ip.split('.').reduce((n, x) => n * 256 + Number(x), 0);
 }
 
 /** The endpoints a service sends to: on its network, carrying every label of its selector. */

@@ -23,14 +23,14 @@ export async function topologyView(ctx: Ctx): Promise<Page> {
   const draw = () => {
     if (!data) return;
     const q = find.value.trim().toLowerCase();
-    const shown = q ? data.eps.filter((e) => [endpointName(e), e.containerId, e.ip, e.host].some((x) => x.toLowerCase().includes(q))) : data.eps;
+    const shown = q ? data.eps.filter((e) => [endpointName(e), e.containerId, e.ip ?? '', e.ip6 ?? '', e.host].some((x) => x.toLowerCase().includes(q))) : data.eps;
     const tree = topology(data.nets, data.groups, shown);
     let budget = ROW_BUDGET;
     fill(body,
       h('p', {}, `${data.nets.length} networks, ${data.groups.length} groups, ${data.eps.length} endpoints${q ? `; ${shown.length} match "${find.value.trim()}"` : ''}`),
       tree.length === 0 ? h('p', {}, 'No networks yet: weft net create -s 10.1.0.0/24 NAME') : null,
       tree.map((n) => h('section', { class: 'network', aria: { label: `network ${n.network.name}` } },
-        h('h2', {}, `network ${n.network.name}`, h('span', { class: 'meta' }, ` ${n.network.subnet} · ${n.network.encap ?? 'vxlan'}${n.network.vni ? ` vni ${n.network.vni}` : ''} · hosts: ${n.hosts.join(', ') || 'none'}`)),
+        h('h2', {}, `network ${n.network.name}`, h('span', { class: 'meta' }, ` ${[n.network.subnet, n.network.subnet6].filter(Boolean).join(', ')} · ${n.network.encap ?? 'vxlan'}${n.network.vni ? ` vni ${n.network.vni}` : ''} · hosts: ${n.hosts.join(', ') || 'none'}`)),
         n.groups.filter((g) => !q || g.endpoints.length > 0).map((g) => {
           const key = `${n.network.name}/${g.name}`;
           const title = `group ${g.name}: ${g.endpoints.length} endpoint${g.endpoints.length === 1 ? '' : 's'}`;
@@ -40,7 +40,7 @@ export async function topologyView(ctx: Ctx): Promise<Page> {
           const all = more > 0 ? h('button', { type: 'button', on: { click: () => { whole.add(key); draw(); } } }, `Show ${rows.length ? 'all ' : ''}${g.endpoints.length} endpoints of ${g.name}`) : null;
           if (rows.length === 0 && g.endpoints.length > 0) return h('div', { class: 'groupbox folded', data: { group: g.name } }, h('h3', {}, title), all);
           return h('div', { class: 'groupbox' },
-            table(title, ['Endpoint', 'Address', 'Host', 'State'], rows.map((e) => [endpointName(e), e.ip, e.host, e.state]), { class: 'group', data: { group: g.name } }),
+            table(title, ['Endpoint', 'Address', 'Host', 'State'], rows.map((e) => [endpointName(e), e.ip ?? e.ip6 ?? '', e.host, e.state]), { class: 'group', data: { group: g.name } }),
             all);
         }))));
     body.setAttribute('data-ready', String(data.eps.length));
@@ -94,7 +94,7 @@ export async function servicesView(ctx: Ctx): Promise<Page> {
       svcs.items.map((s) => {
         const b = backends(s, eps.items);
         return [s.name, s.vip, s.ports.map((p) => `${p.port}→${p.targetPort}/${p.protocol.toLowerCase()}`).join(', '), Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(', '),
-          b.length === 0 ? h('span', { class: 'warn' }, 'none') : h('ul', { class: 'plain' }, b.map((e) => h('li', {}, `${endpointName(e)} ${e.ip} on ${e.host}`)))];
+          b.length === 0 ? h('span', { class: 'warn' }, 'none') : h('ul', { class: 'plain' }, b.map((e) => h('li', {}, `${endpointName(e)} ${e.ip ?? e.ip6} on ${e.host}`)))];
       })));
     body.setAttribute('data-ready', String(svcs.items.length));
   };

@@ -44,7 +44,9 @@ export class DockerIpam {
     if (o['network']) {
       const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${o['tenant'] ?? 'default'}/networks/${o['network']}`);
       const own = r.V6 ? net.subnet6 : net.subnet;
-      if (own === undefined) throw new Error(`--ipv6: network ${net.tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
+      if (own === undefined && r.V6) throw new Error(`--ipv6: network ${net.tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
+      // Docker asks for an IPv4 pool for every network (IPv6-only Docker networks are not taken yet).
+      if (own === undefined) throw new Error(`network ${net.tenant}/${net.name} is IPv6-only (no subnet): Docker networks need an IPv4 subnet on the Weft network; use podman or another CNI runtime for it`);
       if (pool && !samePool(pool, own, r.V6)) throw new Error(`--subnet ${r.Pool} conflicts with network ${net.tenant}/${net.name} (${own})`);
       pool = r.V6 ? canonical6(own) : own;
     }
@@ -77,7 +79,7 @@ export class DockerIpam {
     if (r.Options?.['RequestAddressType'] === GATEWAY_REQUEST) {
       if (bound) {
         const net = this.m.network(bound);
-        return { Address: v6 ? `${net.gateway6}/${prefixOf(net.subnet6 as string, true)}` : `${net.gateway}/${prefixOf(net.subnet)}`, Data: {} };
+        return { Address: v6 ? `${net.gateway6}/${prefixOf(net.subnet6 as string, true)}` : `${net.gateway}/${prefixOf(net.subnet ?? '')}`, Data: {} };
       }
       const p = this.pending.get(r.PoolID);
       if (!p) throw new Error(`pool ${r.PoolID} is unknown to weft`);

@@ -67,6 +67,7 @@ export class DockerNetworkDriver {
     const subnet = v4 && v4.Pool !== ANY ? v4.Pool : undefined;
     try {
       const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${tenant}/networks/${networkName}`);
+      if (net.subnet === undefined) throw new Error(`network ${tenant}/${networkName} is IPv6-only (no subnet): Docker networks need an IPv4 subnet on the Weft network; use podman or another CNI runtime for it`);
       if (subnet && subnet !== net.subnet) throw new Error(`--subnet ${subnet} conflicts with network ${tenant}/${networkName} (${net.subnet})`);
       if (v6 && net.subnet6 !== undefined && canonical6(v6.Pool, 'IPv6Data.0.Pool') !== canonical6(net.subnet6)) throw new Error(`--subnet ${v6.Pool} conflicts with network ${tenant}/${networkName} (subnet6 ${net.subnet6})`);
       return net;
@@ -136,7 +137,8 @@ export class DockerNetworkDriver {
       const qos = plan.qos.find((q) => q.endpoint === id);
       if (qos) await this.d.datapath.shape(plan.ns, qos);
       void this.nameEndpoint(r.NetworkID, r.EndpointID, id);
-      return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway, ...(ep.gateway6 !== undefined ? { GatewayIPv6: ep.gateway6 } : {}), StaticRoutes: [], DisableGatewayService: true };
+      // Docker networks are bound to Weft networks with an IPv4 subnet (weftNetwork): the endpoint has a gateway.
+      return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway ?? '', ...(ep.gateway6 !== undefined ? { GatewayIPv6: ep.gateway6 } : {}), StaticRoutes: [], DisableGatewayService: true };
     });
   }
 

@@ -116,8 +116,8 @@ Examples (Contiv's tutorial network):
       const a = await callAgent(join(o['runDir'], 'agent.sock'), 'attach', body) as AttachAnswer;
       if (format !== 'table') return io.out(`${renderData(a, format)}\n`);
       const dns = a.dns ? `; DNS ${a.dns.nameservers.join(', ')}, search ${a.dns.search.join(' ')}` : '';
-      const six = a.ip6 ? ` and ${a.ip6}/${a.prefixLength6}` : '';
-      io.out(`attached ${a.ifname} ${a.ip}/${a.prefixLength}${six} (endpoint ${a.endpoint}) to ${t.what} on ${body.tenant}/${body.network}${body.group ? `, group ${body.group}` : ''}; gateway ${a.gateway}${body.defaultRoute ? ' (default route)' : ''}${dns}\n`);
+      const addrs = [a.ip !== undefined ? `${a.ip}/${a.prefixLength}` : undefined, a.ip6 !== undefined ? `${a.ip6}/${a.prefixLength6}` : undefined].filter((x) => x !== undefined).join(' and ');
+      io.out(`attached ${a.ifname} ${addrs} (endpoint ${a.endpoint}) to ${t.what} on ${body.tenant}/${body.network}${body.group ? `, group ${body.group}` : ''}; gateway ${a.gateway ?? a.gateway6}${body.defaultRoute ? ' (default route)' : ''}${dns}\n`);
     });
 
   common(program.command('detach [target]')

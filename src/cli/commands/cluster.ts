@@ -17,7 +17,7 @@ export function clusterCommands(program: Command, io: Io): void {
       const { items } = await ctx.client.request('GET', `/api/v1/endpoints?${q}`);
       ctx.table(items, [
         { header: 'ID', get: (e: any) => e.id }, { header: 'TENANT', get: (e: any) => e.tenant }, { header: 'NETWORK', get: (e: any) => e.network },
-        { header: 'GROUP', get: (e: any) => e.group }, { header: 'IP', get: (e: any) => (e.ip6 ? `${e.ip},${e.ip6}` : e.ip) }, { header: 'HOST', get: (e: any) => e.host },
+        { header: 'GROUP', get: (e: any) => e.group }, { header: 'IP', get: (e: any) => [e.ip, e.ip6].filter(Boolean).join(',') }, { header: 'HOST', get: (e: any) => e.host },
         { header: 'CONTAINER', get: (e: any) => e.containerName ?? e.containerId.slice(0, 12) },
         // Which interface of the container; `weft attach` made it (`weft detach` removes it), or its runtime.
         { header: 'IFACE', get: (e: any) => (e.attached ? `${e.ifname} (attached)` : e.ifname) },

@@ -3,19 +3,20 @@ import { act, boolArg, collect, inspectAndRm, done, intArg, leaf, listScoped, te
 import { ENCAPS } from '../../model/plain.js';
 
 export function networkCommands(program: Command, io: Io): void {
-  const n = program.command('net').alias('network').description('networks: IPv4 (and, dual-stack, IPv6) subnets of a tenant, spanning hosts over VXLAN');
+  const n = program.command('net').alias('network').description('networks: IPv4, dual-stack or IPv6-only subnets of a tenant, spanning hosts over VXLAN');
   leaf(n, {
     name: 'create <name>', summary: 'create a network',
     example: ['weft net create -s 10.1.2.0/24 -g 10.1.2.1 contiv-net', 'weft net create -t blue -s 10.1.2.0/24 contiv-net', 'weft net create --encrypt=false -s 10.9.0.0/16 bulk',
       'weft net create -s 192.168.50.0/24 -g 192.168.50.1 --encap macvlan --parent eth1 lan',
       'weft net create -s 10.20.0.0/16 --encap routed --bgp-peer 192.168.50.1 --bgp-as 64512 routed-net',
       'weft net create -s 10.30.0.0/20 --encap routed --block-size 27 flat-routed   # no BGP: hosts on one segment route to each other',
-      'weft net create -s 10.1.4.0/24 --subnet6 fd00:1:4::/64 dual   # dual stack: every endpoint gets one address of each family'],
+      'weft net create -s 10.1.4.0/24 --subnet6 fd00:1:4::/64 dual   # dual stack: every endpoint gets one address of each family',
+      'weft net create --subnet6 fd00:1:5::/64 v6net   # IPv6 only: endpoints get an IPv6 address alone'],
   })
-    .requiredOption('-s, --subnet <cidr>', 'IPv4 subnet, e.g. 10.1.2.0/24')
+    .option('-s, --subnet <cidr>', 'IPv4 subnet, e.g. 10.1.2.0/24 (give --subnet, --subnet6 or both)')
     .option('-g, --gateway <ip>', 'gateway address (default: the first address)')
     .option('-r, --ip-range <range>', 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')
-    .option('--subnet6 <cidr>', 'dual stack: an IPv6 subnet as well, /16 to /120, e.g. fd00:1:2::/64 (encap vxlan); fixed at creation')
+    .option('--subnet6 <cidr>', 'an IPv6 subnet, /16 to /120, e.g. fd00:1:2::/64 (encap vxlan): beside --subnet (dual stack) or alone (IPv6 only); fixed at creation')
     .option('--gateway6 <ip>', "dual stack: the IPv6 gateway address (default: the subnet's ::1)")
     .option('--ip-range6 <range>', 'dual stack: sub-range of --subnet6 for dynamic addresses, fd00::10-fd00::ffff')
     .option('-e, --encap <encap>', `encapsulation between hosts: ${Object.keys(ENCAPS).join(', ')} (default vxlan); macvlan: endpoints sit on the hosts' --parent interface's segment, the gateway its router; routed: no encapsulation, each host routes its own address blocks (announced by BGP to --bgp-peer, or straight between hosts on one segment)`)
@@ -32,7 +33,8 @@ export function networkCommands(program: Command, io: Io): void {
       const o = ctx.opts;
       const vni = o['vni'] ?? o['pktTag'];
       const body = {
-        name, subnet: o['subnet'],
+        name,
+        ...(o['subnet'] ? { subnet: o['subnet'] } : {}),
         ...(o['gateway'] ? { gateway: o['gateway'] } : {}),
         ...(o['ipRange'] ? { ipRange: o['ipRange'] } : {}),
         ...(o['subnet6'] ? { subnet6: o['subnet6'] } : {}),
@@ -53,7 +55,8 @@ export function networkCommands(program: Command, io: Io): void {
         : net.encap === 'routed' ? ` routed in blocks of /${net.blockSize}${net.bgpPeers ? ` announced by BGP (AS ${net.bgpLocalAs}) to ${net.bgpPeers.join(', ')} (AS ${net.bgpPeerAs})` : ' between hosts on one segment (no BGP)'}`
           : ` vni ${net.vni}`;
       const six = net.subnet6 ? ` and ${net.subnet6} gateway ${net.gateway6}` : '';
-      done(ctx, net, `network ${ctx.tenant}/${name} created: ${net.subnet} gateway ${net.gateway}${six}${how} mtu ${net.mtu}${net.encrypt === false && net.encap === 'vxlan' ? ' (never encrypted)' : ''}`);
+      const four = net.subnet ? `${net.subnet} gateway ${net.gateway}` : 'IPv6 only:';
+      done(ctx, net, `network ${ctx.tenant}/${name} created: ${four}${net.subnet ? six : six.replace(/^ and/, '')}${how} mtu ${net.mtu}${net.encrypt === false && net.encap === 'vxlan' ? ' (never encrypted)' : ''}`);
     }));
   leaf(n, { name: 'ls', summary: 'list networks', example: ['weft net ls', 'weft net ls -a'] })
     .option('-a, --all', 'networks of every tenant')
@@ -69,4 +72,4 @@ export function networkCommands(program: Command, io: Io): void {
 }
 
 /** A dual-stack network's two values in one cell. */
-const both = (v4: string, v6: string | undefined): string => (v6 ? `${v4},${v6}` : v4);
+const both = (v4: string | undefined, v6: string | undefined): string => [v4, v6].filter(Boolean).join(',');

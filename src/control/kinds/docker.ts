@@ -27,7 +27,10 @@ export const dockerNetworkKind: KindDef<DockerNetworkInput, DockerNetwork> = {
   collection: 'docker-networks',
 
   async build(input, { tx, tenant }) {
-    if (!(await findIn<Network>(tx, 'networks', tenant, input.network))) throw badReference('network', `network ${tenant}/${input.network}`);
+    const net = await findIn<Network>(tx, 'networks', tenant, input.network);
+    if (!net) throw badReference('network', `network ${tenant}/${input.network}`);
+    // Docker asks every network for an IPv4 pool.
+    if (net.subnet === undefined) throw new WeftError('WEFT_INVALID_VALUE', `network: ${tenant}/${input.network} is IPv6-only; Docker networks need a Weft network with an IPv4 subnet`, { field: 'network' });
     await requireUnique(tx, tenant, input);
     if (input.group !== undefined) {
       const g = await findIn<Group>(tx, 'groups', tenant, input.group);

@@ -30,7 +30,7 @@ export const groupKind: KindDef<GroupInput, Group> = {
       throw badReference('netprofile', `netprofile ${tenant}/${input.netprofile}`);
     }
     if (input.ipPool !== undefined && !existing) {
-      const layout = layoutOf(net);
+      const layout = layoutOf(net, 'ipPool');
       const pool = checkPool(input.ipPool, layout, net.name);
       for (const g of await listIn<Group>(tx, 'groups', tenant)) {
         if (g.network !== net.name || !g.ipPool) continue;

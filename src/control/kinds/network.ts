@@ -1,5 +1,5 @@
 import {
-  WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
+  V6ONLY_SPAN, WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
   type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type Service,
 } from '../../model/index.js';
 import { allocateVni } from '../../ipam/index.js';
@@ -19,8 +19,8 @@ function immutable(field: string, existing: unknown, next: unknown): void {
 }
 
 /** What a network keeps for life: an update may repeat these fields or omit them, never change them. */
-function keepFixed(existing: Network, input: NetworkInput, gateway: number): void {
-  immutable('gateway', existing.gateway, formatIp(gateway));
+function keepFixed(existing: Network, input: NetworkInput, gateway: number | undefined): void {
+  immutable('gateway', existing.gateway, gateway === undefined ? undefined : formatIp(gateway));
   if (input.vni !== undefined) immutable('vni', existing.vni, input.vni);
   if (input.encap !== undefined) immutable('encap', existing.encap, input.encap);
   // Networks made before encryption existed have no field and count as encrypted.
@@ -33,7 +33,7 @@ function keepFixed(existing: Network, input: NetworkInput, gateway: number): voi
  * interface's segment, where one address means one machine: another macvlan network on the same parent
  * with an overlapping subnet (in any tenant) would hand out the same addresses on one wire.
  */
-async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: ReturnType<typeof cidrRange>): Promise<void> {
+async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: ReturnType<typeof cidrRange> | undefined): Promise<void> {
   if (input.encap !== 'macvlan') {
     if (input.parent !== undefined) throw new WeftError('WEFT_INVALID_VALUE', `parent: only a network with encap macvlan has a parent interface (this one is ${input.encap ?? 'vxlan'})`, { field: 'parent' });
     return;
@@ -42,8 +42,11 @@ async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: 
   // Weft's own links (bridges, veths, overlays, uplinks, the tunnel) and loopback are no segment.
   if (/^(wb|we|wi|wx|wu|weft)|^(up0|lo)$/.test(input.parent)) throw new WeftError('WEFT_INVALID_VALUE', `parent: ${input.parent} is ${input.parent === 'lo' ? 'loopback' : "one of Weft's own links"}, not an interface on a segment`, { field: 'parent' });
   if (input.encrypt === true) throw new WeftError('WEFT_INVALID_VALUE', 'encrypt: a macvlan network has no overlay to encrypt (its endpoints are on the parent\'s segment)', { field: 'encrypt' });
+  // A macvlan network has an IPv4 subnet (IPv6 is bridged only): the caller refused one without.
+  if (mine === undefined) return;
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
+    if (other.subnet === undefined) continue;
     if (other.encap === 'routed' && overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
       throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps routed network ${other.tenant}/${other.name} (${other.subnet}), which every host routes and the fabric knows`, { field: 'subnet' });
     }
@@ -68,8 +71,14 @@ export const networkKind: KindDef<NetworkInput, Network> = {
   collection: 'networks',
 
   async build(input, { tx, tenant, existing }) {
-    if (existing) immutable('subnet', existing.subnet, formatCidr(parseCidr(input.subnet, 'subnet')));
-    const layout = checkNetwork(input);
+    // An update that omits subnet keeps the network's (as subnet6 below); an IPv6-only network has none.
+    const subnet4 = input.subnet ?? existing?.subnet;
+    if (existing) immutable('subnet', existing.subnet, subnet4 === undefined ? undefined : formatCidr(parseCidr(subnet4, 'subnet')));
+    if (subnet4 === undefined) {
+      for (const f of ['gateway', 'ipRange'] as const) if (input[f] !== undefined) throw new WeftError('WEFT_INVALID_VALUE', `${f}: only a network with an IPv4 subnet has one (this one has subnet6 alone)`, { field: f });
+      if (input.subnet6 === undefined && existing?.subnet6 === undefined) throw new WeftError('WEFT_INVALID_VALUE', 'subnet: give subnet (IPv4), subnet6 (IPv6) or both, e.g. subnet 10.1.2.0/24', { field: 'subnet' });
+    }
+    const layout = subnet4 === undefined ? undefined : checkNetwork({ subnet: subnet4, ...(input.gateway !== undefined ? { gateway: input.gateway } : input.subnet === undefined && existing?.gateway !== undefined ? { gateway: existing.gateway } : {}), ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}) });
     // An update that omits subnet6 keeps the network's (as it may omit the other fixed fields).
     const keep6 = existing?.subnet6 !== undefined && input.subnet6 === undefined;
     const layout6 = checkNetwork6(keep6 ? { subnet6: existing.subnet6, gateway6: input.gateway6 ?? existing.gateway6, ipRange6: input.ipRange6 } : input);
@@ -81,14 +90,22 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       throw new WeftError('WEFT_EXISTS', `name: group ${tenant}/${input.name} exists; a network may not share its name with a group`, { field: 'name' });
     }
     const global = await readGlobal(tx);
-    const subnet = formatCidr(layout.subnet);
+    const subnet = layout ? formatCidr(layout.subnet) : undefined;
+    const encap = existing?.encap ?? input.encap ?? 'vxlan';
+    if (layout6 && encap !== 'vxlan') {
+      throw new WeftError('WEFT_INVALID_VALUE', `subnet6: IPv6 is carried by encap vxlan networks only so far (this one is ${encap})`, { field: 'subnet6' });
+    }
+    // IPv6 only: endpoints' MACs come from their place in the subnet's first 2^32 addresses (macFor6).
+    if (!layout && layout6 && input.ipRange6 !== undefined && layout6.dynamic.last - layout6.subnet.base >= V6ONLY_SPAN) {
+      throw new WeftError('WEFT_INVALID_VALUE', `ipRange6: on an IPv6-only network the range lies in the first 2^32 addresses of subnet6 (an endpoint's MAC comes from its place there): up to ${formatIp6(layout6.subnet.base + V6ONLY_SPAN - 1n)}`, { field: 'ipRange6' });
+    }
     if (existing) {
-      keepFixed(existing, input, layout.gateway);
+      keepFixed(existing, input, layout?.gateway);
     } else {
-      const mine = cidrRange(layout.subnet);
+      const mine = layout ? cidrRange(layout.subnet) : undefined;
       const mine6 = layout6 ? cidrRange6(layout6.subnet) : undefined;
       for (const other of await listIn<Network>(tx, 'networks', tenant)) {
-        if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
+        if (mine && other.subnet !== undefined && overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
           throw new WeftError('WEFT_OVERLAP', `subnet: ${subnet} overlaps network ${tenant}/${other.name} (${other.subnet}) in tenant ${tenant}`, { field: 'subnet' });
         }
         if (mine6 && other.subnet6 !== undefined && overlaps6(mine6, cidrRange6(parseCidr6(other.subnet6, 'subnet6')))) {
@@ -96,11 +113,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
         }
       }
     }
-    if (!existing) await checkMacvlan(tx, tenant, input, cidrRange(layout.subnet));
-    const encap = existing?.encap ?? input.encap ?? 'vxlan';
-    if (layout6 && encap !== 'vxlan') {
-      throw new WeftError('WEFT_INVALID_VALUE', `subnet6: IPv6 is carried by encap vxlan networks only so far (this one is ${encap})`, { field: 'subnet6' });
-    }
+    if (!existing) await checkMacvlan(tx, tenant, input, layout ? cidrRange(layout.subnet) : undefined);
     const routed = await checkRouted(tx, tenant, input, encap, existing);
     const parent = existing ? existing.parent : input.parent;
     const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
@@ -108,9 +121,8 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const net: Omit<Network, 'revision' | 'createdAt' | 'updatedAt'> = {
       tenant,
       name: input.name,
-      subnet,
-      gateway: formatIp(layout.gateway),
-      ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
+      ...(layout ? { subnet: formatCidr(layout.subnet), gateway: formatIp(layout.gateway) } : {}),
+      ...(layout && input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
       ...(layout6 ? { subnet6: formatCidr6(layout6.subnet), gateway6: formatIp6(layout6.gateway) } : {}),
       ...(layout6 && input.ipRange6 !== undefined ? { ipRange6: `${formatIp6(layout6.dynamic.first)}-${formatIp6(layout6.dynamic.last)}` } : {}),
       encap,

@@ -35,35 +35,37 @@ export async function checkRouted(tx: Txn, tenant: string, input: NetworkInput, 
     for (const f of fields) if (input[f] !== undefined) throw refuse(f, `only a network with encap routed has ${f} (this one is ${encap})`);
     return {};
   }
-  const subnet = parseCidr(input.subnet, 'subnet');
+  // An update may omit the subnet (it keeps the network's); an IPv6-only network is never routed (refused before).
+  const subnetText = input.subnet ?? existing?.subnet ?? '';
+  const subnet = parseCidr(subnetText, 'subnet');
   const mine = cidrRange(subnet);
   if (input.encrypt === true) throw refuse('encrypt', 'a routed network has no overlay to encrypt (its packets are routed over the underlay as they are)');
   const blockSize = existing?.blockSize ?? input.blockSize ?? Math.max(DEFAULT_BLOCK_SIZE, subnet.prefix);
   if (existing && input.blockSize !== undefined && input.blockSize !== existing.blockSize) {
     throw new WeftError('WEFT_IMMUTABLE', `blockSize: cannot change from ${existing.blockSize} to ${input.blockSize}; hosts hold blocks of it`, { field: 'blockSize' });
   }
-  if (blockSize < subnet.prefix) throw refuse('blockSize', `/${blockSize} is larger than the subnet ${input.subnet}`);
+  if (blockSize < subnet.prefix) throw refuse('blockSize', `/${blockSize} is larger than the subnet ${subnetText}`);
   if (2 ** (blockSize - subnet.prefix) > MAX_BLOCKS) {
-    throw refuse('blockSize', `/${blockSize} cuts ${input.subnet} into ${2 ** (blockSize - subnet.prefix)} blocks; at most ${MAX_BLOCKS} (a block size of /${subnet.prefix + Math.log2(MAX_BLOCKS)} or larger)`);
+    throw refuse('blockSize', `/${blockSize} cuts ${subnetText} into ${2 ** (blockSize - subnet.prefix)} blocks; at most ${MAX_BLOCKS} (a block size of /${subnet.prefix + Math.log2(MAX_BLOCKS)} or larger)`);
   }
-  for (const [what, r] of RESERVED) if (overlaps(mine, r)) throw refuse('subnet', `${input.subnet} overlaps ${what}; a routed subnet is routed on every host`);
+  for (const [what, r] of RESERVED) if (overlaps(mine, r)) throw refuse('subnet', `${subnetText} overlaps ${what}; a routed subnet is routed on every host`);
   const tunnel = (await readGlobal(tx)).tunnelRange;
-  if (overlaps(mine, cidrRange(parseCidr(tunnel, 'tunnelRange')))) throw refuse('subnet', `${input.subnet} overlaps the cluster's tunnel range ${tunnel} (the hosts' WireGuard addresses)`);
+  if (overlaps(mine, cidrRange(parseCidr(tunnel, 'tunnelRange')))) throw refuse('subnet', `${subnetText} overlaps the cluster's tunnel range ${tunnel} (the hosts' WireGuard addresses)`);
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
     if ((other.tenant === tenant && other.name === input.name) || (other.encap !== 'routed' && other.encap !== 'macvlan')) continue;
-    if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
+    if (other.subnet !== undefined && overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
       const why = other.encap === 'routed' ? "routed subnets share the hosts' routing table and the fabric" : 'its addresses are machines on a real segment';
-      throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps ${other.encap} network ${other.tenant}/${other.name} (${other.subnet}): ${why}, so they may not overlap in any tenant`, { field: 'subnet' });
+      throw new WeftError('WEFT_OVERLAP', `subnet: ${subnetText} overlaps ${other.encap} network ${other.tenant}/${other.name} (${other.subnet}): ${why}, so they may not overlap in any tenant`, { field: 'subnet' });
     }
     const inside = (other.bgpPeers ?? []).find((p) => { const n = parseIp(p) as number; return n >= mine.first && n <= mine.last; });
-    if (inside !== undefined) throw refuse('subnet', `${input.subnet} holds ${inside}, a BGP router of routed network ${other.tenant}/${other.name}`);
+    if (inside !== undefined) throw refuse('subnet', `${subnetText} holds ${inside}, a BGP router of routed network ${other.tenant}/${other.name}`);
   }
   for (const e of await tx.list('hosts/')) {
     const h = withRevision<Host>(e);
     for (const a of [h.vtepIp, h.tunnelIp]) {
       const n = a === undefined ? undefined : parseIp(a);
-      if (n !== undefined && n >= mine.first && n <= mine.last) throw refuse('subnet', `${input.subnet} holds host ${h.name}'s address ${a}; its routes would capture the underlay`);
+      if (n !== undefined && n >= mine.first && n <= mine.last) throw refuse('subnet', `${subnetText} holds host ${h.name}'s address ${a}; its routes would capture the underlay`);
     }
   }
   const peers = input.bgpPeers ?? existing?.bgpPeers ?? [];
@@ -71,7 +73,7 @@ export async function checkRouted(tx: Txn, tenant: string, input: NetworkInput, 
   for (const [i, p] of peers.entries()) {
     const n = parseIp(p);
     if (n === undefined) throw refuse(`bgpPeers.${i}`, `'${p}' is not an IPv4 address`);
-    if (n >= mine.first && n <= mine.last) throw refuse(`bgpPeers.${i}`, `${p} is inside the network's own subnet ${input.subnet}; a BGP router is on the underlay`);
+    if (n >= mine.first && n <= mine.last) throw refuse(`bgpPeers.${i}`, `${p} is inside the network's own subnet ${subnetText}; a BGP router is on the underlay`);
     if (seen.has(p)) throw refuse(`bgpPeers.${i}`, `${p} is listed twice`);
     seen.add(p);
   }

@@ -21,6 +21,10 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
       if (seen.has(k)) throw new WeftError('WEFT_INVALID_FIELD', `ports.${i}: ${k} is listed twice`, { field: `ports.${i}` });
       seen.add(k);
     }
+    // A service balances from an IPv4 VIP (and an IPv6 one beside it): not on an IPv6-only network yet.
+    if (net.subnet === undefined) {
+      throw new WeftError('WEFT_INVALID_VALUE', `network: ${tenant}/${net.name} is IPv6-only; services need a network with an IPv4 subnet (IPv6-only services are not supported yet)`, { field: 'network' });
+    }
     if (input.vip6 !== undefined && parseIp6(input.vip6) === undefined) {
       throw new WeftError('WEFT_INVALID_FIELD', `vip6: '${input.vip6.slice(0, 64)}' is not an IPv6 address`, { field: 'vip6' });
     }

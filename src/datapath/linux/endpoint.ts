@@ -103,12 +103,13 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
 /** The container end's address, state and (unless it was attached without one) default route. */
 function containerSide(a: Attachment): string[] {
   const six = a.ip6 !== undefined && a.gateway6 !== undefined;
+  const four = a.ip !== undefined && a.gateway !== undefined;
   return [
     // An ARP request for a brand-new remote endpoint can reach its host before that host's agent has
     // the neighbour entry (arpMode proxy drops it); retrying after 100 ms instead of the default 1 s
     // makes a new endpoint reachable from other hosts in ~0.1 s instead of ~1.1 s.
     `ntable change name arp_cache dev ${a.ifname} retrans 100`,
-    `addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`,
+    ...(four ? [`addr add ${a.ip}/${a.prefixLength} dev ${a.ifname}`] : []),
     // Dual stack: the link-local address the guard expects (from the MAC, not the kernel's choice) and
     // the IPAM's address, both without duplicate detection (unique by allocation; DAD would hold the
     // address tentative for a second after ADD returns).
@@ -120,7 +121,7 @@ function containerSide(a: Attachment): string[] {
     ] : []),
     `link set ${a.ifname} up`,
     // An interface added beside the container's own (`weft attach`) reaches its subnet only, unless asked.
-    ...(a.defaultRoute ? [`route replace default via ${a.gateway} dev ${a.ifname}`] : []),
+    ...(a.defaultRoute && four ? [`route replace default via ${a.gateway} dev ${a.ifname}`] : []),
     ...(a.defaultRoute && six ? [`route replace default via ${a.gateway6} dev ${a.ifname}`] : []),
   ];
 }
@@ -201,8 +202,8 @@ export async function checkEndpoint(runner: Runner, a: Pick<Attachment, 'netnsPa
     if (r.code !== 0) return `interface ${a.ifname} is missing in the container`;
     const [link] = JSON.parse(r.stdout || '[]') as Array<{ flags?: string[]; addr_info?: Array<{ local: string; prefixlen: number }> }>;
     if (!link?.flags?.includes('UP')) return `interface ${a.ifname} is down`;
-    if (!link.addr_info?.some((x) => x.local === a.ip && x.prefixlen === a.prefixLength)) return `interface ${a.ifname} lacks ${a.ip}/${a.prefixLength}`;
-    if (a.ip6 !== undefined && !link.addr_info.some((x) => x.local === a.ip6 && x.prefixlen === a.prefixLength6)) return `interface ${a.ifname} lacks ${a.ip6}/${a.prefixLength6}`;
+    if (a.ip !== undefined && !link.addr_info?.some((x) => x.local === a.ip && x.prefixlen === a.prefixLength)) return `interface ${a.ifname} lacks ${a.ip}/${a.prefixLength}`;
+    if (a.ip6 !== undefined && !link.addr_info?.some((x) => x.local === a.ip6 && x.prefixlen === a.prefixLength6)) return `interface ${a.ifname} lacks ${a.ip6}/${a.prefixLength6}`;
     return undefined;
   });
 }

@@ -119,7 +119,7 @@ export class TenantDatapath {
       for (const b of todo) done.add(b.name);
     }
     this.proxied.set(p.ns, done);
-    const src = new Map(routed.map((b) => [b.name, b.address.split('/')[0] as string]));
+    const src = new Map(routed.flatMap((b) => (b.address !== undefined ? [[b.name, b.address.split('/')[0] as string] as const] : [])));
     await ensureRoutes(this.runner, p.ns, routed.flatMap((b) => (b.routed?.blocks ?? []).map((dst) => ({ dst, dev: b.name }))), src);
   }
 
@@ -328,7 +328,7 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     else if (l.mac !== undefined && l.mac !== b.mac) out.push(`link set ${b.name} address ${b.mac}`);
     else if ((l.nfCallIptables ? 1 : 0) !== nf || (l.nfCallIp6tables ? 1 : 0) !== nf) out.push(`link set ${b.name} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
     if (!l || l.mtu !== b.mtu) out.push(`link set ${b.name} mtu ${b.mtu}`);
-    if (!l || !l.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
+    if (b.address !== undefined && !l?.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
     // The same gateway6 on every host's bridge: no duplicate address detection (it would find the others').
     if (b.address6 !== undefined && !l?.addresses6.includes(b.address6)) out.push(`addr replace ${b.address6} dev ${b.name} nodad`);
     const vips6 = (b.vips6 ?? []).map((v) => `${v}/128`);

@@ -256,10 +256,11 @@ export interface AddResultInput {
   mac: string;
   mtu: number;
   netns: string;
-  ip: string;
-  prefixLength: number;
-  gateway: string;
-  /** A dual-stack network's IPv6 address, its prefix length and gateway. */
+  /** Its IPv4 address, prefix length and gateway: absent on an IPv6-only network. */
+  ip?: string;
+  prefixLength?: number;
+  gateway?: string;
+  /** A network's IPv6 address, its prefix length and gateway (dual stack, or IPv6 only). */
   ip6?: string;
   prefixLength6?: number;
   gateway6?: string;
@@ -277,10 +278,10 @@ export function formatAddResult(version: string, r: AddResultInput): Record<stri
       { name: r.ifname, mac: r.mac, ...(old ? {} : { mtu: r.mtu }), sandbox: r.netns },
     ],
     ips: [
-      { ...(old ? { version: '4' } : {}), address: `${r.ip}/${r.prefixLength}`, gateway: r.gateway, interface: 1 },
+      ...(r.ip !== undefined ? [{ ...(old ? { version: '4' } : {}), address: `${r.ip}/${r.prefixLength}`, gateway: r.gateway, interface: 1 }] : []),
       ...(r.ip6 !== undefined ? [{ ...(old ? { version: '6' } : {}), address: `${r.ip6}/${r.prefixLength6}`, gateway: r.gateway6, interface: 1 }] : []),
     ],
-    routes: [{ dst: '0.0.0.0/0', gw: r.gateway }, ...(r.ip6 !== undefined ? [{ dst: '::/0', gw: r.gateway6 }] : [])],
+    routes: [...(r.ip !== undefined ? [{ dst: '0.0.0.0/0', gw: r.gateway }] : []), ...(r.ip6 !== undefined ? [{ dst: '::/0', gw: r.gateway6 }] : [])],
     dns: r.dns ?? {},
   };
 }

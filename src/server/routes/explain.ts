@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess, type Control, type TenantPolicyObjects } from '../../control/index.js';
 import { explainFlow, layerOf, type Decision, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -74,13 +74,15 @@ export function explainRoutes(app: FastifyInstance): void {
       if (six !== undefined) {
         const shown = formatIp6(six);
         const ep = endpoints.find((e) => e.ip6 === shown);
-        return ep ? { ip: ep.ip, shown, endpoint: ep } : { ip: shown, shown };
+        return ep ? { ip: addressOf(ep), shown, endpoint: ep } : { ip: shown, shown };
       }
       if (parseIp(x) !== undefined) return { ip: x, ...(endpoints.find((e) => e.ip === x) ? { endpoint: endpoints.find((e) => e.ip === x) as Endpoint } : {}) };
+      // An endpoint of an IPv6-only network speaks IPv6 alone: named, it is an IPv6 side.
+      const named = (ep: Endpoint) => ({ ip: addressOf(ep), endpoint: ep, ...(ep.ip === undefined ? { shown: ep.ip6 as string } : {}) });
       const ep = endpoints.find((e) => e.containerName === x) ?? endpoints.find((e) => e.id.startsWith(x) || e.containerId.startsWith(x));
-      if (ep) return { ip: ep.ip, endpoint: ep };
+      if (ep) return named(ep);
       const member = endpoints.find((e) => e.group === x);
-      if (member) return { ip: member.ip, endpoint: member };
+      if (member) return named(member);
       if (groups.some((g) => g.name === x)) throw new WeftError('WEFT_INVALID_VALUE', `${field}: group ${t}/${x} has no endpoints yet; name an endpoint or an address`, { field });
       throw new WeftError('WEFT_INVALID_REFERENCE', `${field}: '${x}' is not an endpoint, group or address in tenant ${t}`, { field });
     };

@@ -174,7 +174,7 @@ export function flowRoutes(app: FastifyInstance): void {
       for (const e of (await c.endpoints.list({ host }).catch(() => ({ items: [] as Endpoint[] }))).items) {
         if (e.host !== host) continue;
         const ips = mine.get(e.tenant) ?? new Set<string>();
-        ips.add(e.ip);
+        if (e.ip !== undefined) ips.add(e.ip);
         if (e.ip6 !== undefined) ips.add(e.ip6);
         mine.set(e.tenant, ips);
         const gs = groupsHere.get(e.tenant) ?? new Set<string>();

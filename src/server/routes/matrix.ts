@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, parseIp, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, addressOf, parseIp, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess, type Principal } from '../../control/index.js';
 import { explainer, type Explainer } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -35,25 +35,32 @@ interface Rep { id: string; ip: string; name: string }
 /** The members of a group that get the same answers (one address class), with one of them to ask for. */
 interface Klass { rep: Endpoint; count: number }
 
-const repOf = (e: Endpoint): Rep => ({ id: e.id, ip: e.ip, name: e.containerName ?? e.containerId.slice(0, 12) });
+/** IPv4 addresses first, in order, then IPv6-only endpoints' by their text. */
+function byAddress(a: Endpoint, b: Endpoint): number {
+  if (a.ip !== undefined && b.ip !== undefined) return (parseIp(a.ip) ?? 0) - (parseIp(b.ip) ?? 0);
+  if (a.ip !== undefined || b.ip !== undefined) return a.ip !== undefined ? -1 : 1;
+  return (a.ip6 ?? '') < (b.ip6 ?? '') ? -1 : (a.ip6 ?? '') > (b.ip6 ?? '') ? 1 : 0;
+}
+
+const repOf = (e: Endpoint): Rep => ({ id: e.id, ip: addressOf(e), name: e.containerName ?? e.containerId.slice(0, 12) });
 
 /** Per group, its members split by address class (largest first, then by address). */
 function classesOf(endpoints: readonly Endpoint[], explain: Explainer): Map<string, Klass[]> {
   const byGroup = new Map<string, Map<number, Klass>>();
   for (const e of endpoints) {
     if (e.group === undefined) continue;
-    const cls = explain.classOf(e.ip);
+    const cls = explain.classOf(addressOf(e));
     const g = byGroup.get(e.group) ?? new Map<number, Klass>();
     byGroup.set(e.group, g);
     const had = g.get(cls);
     if (!had) g.set(cls, { rep: e, count: 1 });
     else {
       had.count++;
-      if ((parseIp(e.ip) ?? 0) < (parseIp(had.rep.ip) ?? 0)) had.rep = e;
+      if (byAddress(e, had.rep) < 0) had.rep = e;
     }
   }
   const out = new Map<string, Klass[]>();
-  for (const [g, m] of byGroup) out.set(g, [...m.values()].sort((a, b) => b.count - a.count || (parseIp(a.rep.ip) ?? 0) - (parseIp(b.rep.ip) ?? 0)));
+  for (const [g, m] of byGroup) out.set(g, [...m.values()].sort((a, b) => b.count - a.count || byAddress(a.rep, b.rep)));
   return out;
 }
 
@@ -120,7 +127,7 @@ export function matrixRoutes(app: FastifyInstance): void {
           const variants: Variant[] = [];
           for (const x of a) {
             for (const y of b) {
-              const e = explain(x.rep.ip, y.rep.ip, protocol, port);
+              const e = explain(addressOf(x.rep), addressOf(y.rep), protocol, port);
               const v = { allowed: e.allowed, egress: side(e.egress) ?? null, ingress: side(e.ingress) ?? null, ...(e.audit ? { audit: { egress: side(e.audit.egress) ?? null, ingress: side(e.audit.ingress) ?? null } } : {}) };
               const same = variants.find((w) => sameAnswer(w, v));
               if (same) same.pairs += x.count * y.count;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, type Endpoint } from '../../model/index.js';
+import { addressOf, Name, WeftError, type Endpoint } from '../../model/index.js';
 import { parseFlows, requireRole, requireTenantAccess, type VerifyReport } from '../../control/index.js';
 import { compilePolicy, lookupVerdict, type CompiledPolicy } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -73,11 +73,11 @@ export function verifyRoutes(app: FastifyInstance): void {
       const b = byId.get(dst);
       const flow = flows[f];
       if (!a || !b || !flow || a.host !== host) return [];
-      return [{ from: a.id, to: b.id, flow: `${flow.port}/${flow.protocol}`, expected: expect(a.ip, b.ip, flow.protocol, flow.port), observed: ok }];
+      return [{ from: a.id, to: b.id, flow: `${flow.port}/${flow.protocol}`, expected: expect(addressOf(a), addressOf(b), flow.protocol, flow.port), observed: ok }];
     });
     return {
       tenant: t, flows: flows.map((f) => `${f.port}/${f.protocol}`),
-      endpoints: endpoints.map((e) => ({ id: e.id, name: e.containerName ?? e.containerId.slice(0, 12), ip: e.ip, host: e.host })),
+      endpoints: endpoints.map((e) => ({ id: e.id, name: e.containerName ?? e.containerId.slice(0, 12), ip: addressOf(e), host: e.host })),
       results, differ: results.filter((r) => r.expected !== r.observed),
       missing: [...hosts].filter((h) => !reports.has(h)).sort(), errors: [...reports.values()].flatMap((r) => (r.error ? [`${r.host}: ${r.error}`] : [])),
       ms: Date.now() - started,

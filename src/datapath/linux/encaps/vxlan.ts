@@ -47,7 +47,7 @@ interface NeighJson { dst: string; lladdr?: string; state?: string[] }
 /** `ip -batch` lines that make the device's permanent neighbours the remote endpoints (arpMode proxy). */
 export function neighCommands(v: OverlayPlan, observed: readonly NeighJson[]): string[] {
   // Both families of a dual-stack endpoint: the device answers neighbour solicitations as it answers ARP.
-  const want = new Map(v.proxy ? v.remotes.flatMap((r) => [[r.ip, r.mac] as const, ...(r.ip6 !== undefined ? [[r.ip6, r.mac] as const] : [])]) : []);
+  const want = new Map(v.proxy ? v.remotes.flatMap((r) => [r.ip, r.ip6].flatMap((ip) => (ip !== undefined ? [[ip, r.mac] as const] : []))) : []);
   const have = new Map(observed.filter((n) => (n.state ?? []).includes('PERMANENT')).map((n) => [n.dst, n.lladdr ?? '']));
   const out: string[] = [];
   for (const [ip, mac] of want) if (have.get(ip) !== mac) out.push(`neigh replace ${ip} lladdr ${mac} dev ${v.name} nud permanent`);
