@@ -161,7 +161,7 @@ test('an IPv6 request that comes late (past the wait for it) still finds its res
   await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: v4.Address.split('/')[0] });
 });
 
-test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-stack network, --ipv6 on an IPv4-only one, --ip6, a wrong subnet', async () => {
+test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-stack network, --ipv6 on an IPv4-only one, an --ip6 taken, a wrong subnet; --ip6 moves the reservation', async () => {
   const before = JSON.stringify([await endpoints(), (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.length]);
   const p4 = await dockerOk(sock, 'IpamDriver.RequestPool', pool({ Pool: '10.6.0.0/24' }));
   const plain = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
@@ -184,10 +184,17 @@ test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-
   assert.match(other.r.json.Err, /--subnet fd00:99::\/64 conflicts with network default\/ds \(subnet6 fd00:6::\/64\)/);
   const n = await createDual('ds', '10.6.0.0/24', 'fd00:6::/64');
   const v4 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: {} });
-  const ip6 = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: 'fd00:6::99', Options: {} });
-  assert.match(ip6.json.Err, /--ip6 fd00:6::99: .* not supported/);
-  // dockerd gives back nothing of an endpoint whose IPv6 request failed: the reservation went with the refusal.
-  assert.ok(await within(5000, async () => !(await endpoints()).some((e) => e.ip === v4.Address.split('/')[0])) >= 0, 'the refused --ip6 left no reservation');
+  // --ip6: the reservation's IPv6 address moves to the one asked for.
+  const ip6 = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: 'fd00:6::99', Options: {} });
+  assert.equal(ip6.Address, 'fd00:6::99/64');
+  assert.ok((await endpoints()).some((e) => e.ip === v4.Address.split('/')[0] && e.ip6 === 'fd00:6::99'), 'the reservation holds it');
+  // One taken already is refused naming the flag; dockerd gives back nothing of an endpoint whose IPv6
+  // request failed, so the reservation went with the refusal.
+  const v4b = await dockerOk(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool4, Address: '', Options: {} });
+  const taken = await callDocker(sock, 'IpamDriver.RequestAddress', { PoolID: n.pool6, Address: 'fd00:6::99', Options: {} });
+  assert.match(taken.json.Err, /--ip6 fd00:6::99: .*already in use/);
+  assert.ok(await within(5000, async () => !(await endpoints()).some((e) => e.ip === v4b.Address.split('/')[0])) >= 0, 'the refused --ip6 left no reservation');
+  await dockerOk(sock, 'IpamDriver.ReleaseAddress', { PoolID: n.pool4, Address: v4.Address.split('/')[0] });
   // The IPv4 part of a network dockerd cannot make: --ipv4=false, an IPv6 --ip-range, another IPv6 gateway, a lost pool.
   const noV4 = await callDocker(sock, 'NetworkDriver.CreateNetwork', {
     NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'ds' } }, IPv4Data: [], IPv6Data: [{ AddressSpace: 'weft', Pool: 'fd00:6::/64', Gateway: 'fd00:6::1/64' }],

@@ -123,6 +123,17 @@ test('docker network create --ipv6 on a dual-stack network: containers get both 
     const [ep2] = (await endpoints('blue')).filter((e) => e.network === 'dual-net');
     assert.deepEqual([ep2?.ip, ep2?.ip6], [ep.ip, ep.ip6]);
     assert.equal((await dk.run(['rm', '-f', 'd6again'])).code, 0);
+    // --ip6 picks the IPv6 address (and --ip the IPv4 one): Docker shows them, and they answer.
+    const picked = await dk.run(['run', '-d', '--name', 'd6pick', '--network', 'blue-dual', '--ip', '10.1.6.77', '--ip6', 'fd00:b:6::77', 'bb', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat']);
+    assert.equal(picked.code, 0, picked.stderr);
+    const [ep3] = (await endpoints('blue')).filter((e) => e.network === 'dual-net');
+    assert.deepEqual([ep3?.ip, ep3?.ip6], ['10.1.6.77', 'fd00:b:6::77'], JSON.stringify(ep3));
+    const shown = await dk.run(['inspect', 'd6pick', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}']);
+    assert.equal(shown.stdout.trim(), '10.1.6.77 fd00:b:6::77');
+    const echo6 = await dk.run(['run', '--rm', '--network', 'blue-dual', 'bb', 'sh', '-c', 'echo picked | nc -w 2 fd00:b:6::77 8888']);
+    assert.equal(echo6.stdout.trim(), 'picked', echo6.stderr);
+    assert.equal((await dk.run(['rm', '-f', 'd6pick'])).code, 0);
+    assert.ok(await within(3000, async () => (await endpoints('blue')).filter((e) => e.network === 'dual-net').length === 0) >= 0, 'both picked addresses went back');
     assert.ok(await within(3000, async () => (await endpoints('blue')).filter((e) => e.network === 'dual-net').length === 0) >= 0);
     assert.equal((await dk.run(['network', 'rm', 'blue-dual'])).code, 0);
   } finally {

@@ -207,6 +207,22 @@ except OSError: pass`], { timeoutMs: 5000 });
   }
 });
 
+test('a tenant that filters nothing records its bridged IPv6 connections from its bridge table, as IPv4 ones', { skip: !root && 'needs root' }, async () => {
+  // Blue has no policy, services or marks: its bridged packets skip IP netfilter, and its bridge table logs them.
+  assert.ok(await within(8000, () => tcp('b3', 'b2', ip6.get('b2') as string, 5204), 200) >= 0, 'b3 → b2 over IPv6 (one host)');
+  assert.ok(await within(8000, () => tcp('b1', 'b2', ip6.get('b2') as string, 5205), 200) >= 0, 'b1 → b2 over IPv6 (across hosts)');
+  type End = { ip: string; port: number };
+  type F = { verdict: string; protocol: string; src: End; dst: End };
+  const want = [`allow ${ip6.get('b3')} > ${ip6.get('b2')}:5204 tcp`, `allow ${ip6.get('b1')} > ${ip6.get('b2')}:5205 tcp`];
+  let all: string[] = [];
+  const found = await within(8000, async () => {
+    const r = await lab.api('GET', '/api/v1/flows?tenant=blue&limit=1000');
+    all = ((r.json.items ?? []) as F[]).map((f) => `${f.verdict} ${f.src.ip} > ${f.dst.ip}:${f.dst.port} ${f.protocol}`);
+    return want.every((w) => all.includes(w));
+  }, 300);
+  assert.ok(found >= 0, `both recorded; records: ${all.filter((x) => x.includes(':')).join('; ')}`);
+});
+
 test('the guard: a forged IPv6 source and a neighbour advertisement for another\'s address never arrive', { skip: !root && 'needs root' }, async () => {
   const spoofed = async () => Number(/packets (\d+)/.exec((await lab.exec(lab.hosts[0]!.ns, ['ip', 'netns', 'exec', `${lab.tag}1-t1`, 'nft', 'list', 'counter', 'bridge', 'weft', 'spoofed'])).stdout)?.[1] ?? -1);
   const before = await spoofed();
@@ -427,6 +443,24 @@ test('an IPv6-only network: one IPv6 address, traffic on one host and across hos
   const explained = await lab.api('GET', `/api/v1/tenants/default/explain?from=${six.get('s4')}&to=${to}&protocol=tcp&port=5201`);
   assert.deepEqual([explained.status, explained.json.allowed, explained.json.to.ip, typeof explained.json.to.endpoint], [200, false, to, 'string'], JSON.stringify(explained.json));
 
+  // A service on the IPv6-only network: an IPv6 VIP alone, balancing to db from both hosts (web may reach
+  // db's 5201 through it; other may not), named by AAAA.
+  const svc = await lab.api('POST', '/api/v1/tenants/default/services', { name: 'six-svc', network: 'six', selector: { group: 's-db' }, ports: [{ port: 80, targetPort: 5201, protocol: 'TCP' }] });
+  assert.equal(svc.status, 201, JSON.stringify(svc.json));
+  assert.deepEqual([svc.json.vip, typeof svc.json.vip6], [undefined, 'string']);
+  const vip6 = svc.json.vip6 as string;
+  const via = async (from: string) => {
+    const srv = lab.exec(c('s1'), ['iperf3', '-s', '-1', '-p', '5201'], { timeoutMs: 10_000 });
+    await new Promise((res) => setTimeout(res, 300));
+    const cli = await lab.exec(c(from), ['iperf3', '-c', vip6, '-p', '80', '-t', '1', '--connect-timeout', '1000'], { timeoutMs: 8000 });
+    if (cli.code !== 0) await lab.exec(c('s1'), ['pkill', '-f', 'iperf3 -s -1 -p 5201']).catch(() => undefined);
+    await srv.catch(() => undefined);
+    return cli.code === 0;
+  };
+  assert.ok(await within(8000, () => via('s2'), 300) >= 0, `s2 (host 1) reaches db through [${vip6}]:80`);
+  assert.ok(await within(8000, () => via('s3'), 300) >= 0, 's3 (host 2) too');
+  assert.equal(await via('s4'), false, 'other may not reach db through the VIP either');
+
   // DNS over IPv6: the gateway answers AAAA for a container of the tenant, nothing for another tenant's.
   await add('s5', 1, 'weft-default-s-web', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web6only' });
   await add('u5', 1, 'weft-blue-s-web', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=blue6only' });
@@ -435,6 +469,7 @@ test('an IPv6-only network: one IPv6 address, traffic on one host and across hos
     return out.stdout + out.stderr;
   };
   assert.ok(await within(5000, async () => (await lookup('s2', 'web6only.default.weft')).includes(`Address: ${six.get('s5')}`), 200) >= 0, 'AAAA over IPv6 from another host\'s container');
+  assert.match(await lookup('s2', 'six-svc'), new RegExp(`Address: ${vip6}`), 'the service by AAAA');
   const blue = await lookup('u2', 'web6only.default.weft');
   assert.ok(!blue.includes(six.get('s5') as string), `blue learns nothing of default's names: ${blue}`);
   assert.match(await lookup('u2', 'blue6only'), new RegExp(`Address: ${six.get('u5')}`), 'blue resolves its own');

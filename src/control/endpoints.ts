@@ -1,5 +1,5 @@
 import {
-  FIXED_LABELS, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6, parseCidr6, inV6OnlySpan,
+  FIXED_LABELS, RESERVATION_PREFIX, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6, parseCidr6, inV6OnlySpan,
   type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
@@ -217,15 +217,17 @@ export class Endpoints {
       const { revision: _, portMappings: oldPorts, ...rest } = current;
       if (patch.portMappings?.length) await checkHostPorts(tx, rest.host, patch.portMappings, id);
       const ports = patch.portMappings ?? oldPorts;
+      const ip6 = patch.ip6 === undefined ? undefined : await moveAddress6(tx, current, patch.ip6);
       const labels = patch.labels ? mergedLabels(rest.labels, patch.labels, initial) : rest.labels;
       // Nothing changes: nothing is written (no revision, no event for every agent).
-      const same = (patch.containerName === undefined || patch.containerName === rest.containerName)
+      const same = ip6 === undefined && (patch.containerName === undefined || patch.containerName === rest.containerName)
         && (patch.portMappings === undefined || JSON.stringify(patch.portMappings) === JSON.stringify(oldPorts ?? []))
         && JSON.stringify(labels) === JSON.stringify(rest.labels);
       if (same) return current;
       const next: Omit<Endpoint, 'revision'> = {
         ...rest,
         labels,
+        ...(ip6 !== undefined ? { ip6 } : {}),
         ...(patch.containerName !== undefined ? { containerName: patch.containerName } : {}),
         ...(ports?.length ? { portMappings: ports } : {}),
         updatedAt: this.now(),
@@ -257,6 +259,29 @@ export class Endpoints {
     });
     return r.value;
   }
+}
+
+/**
+ * Docker's `--ip6`: dockerd asks for an endpoint's IPv4 address (which reserves both) before its IPv6 one,
+ * so the reservation's IPv6 address moves to the one asked for, in one transaction (taken, then the old one
+ * given back). Only before the endpoint is wired (no netns: nothing configured it yet), and not on an
+ * IPv6-only network (its MAC comes from its address). Returns the new address, or undefined if unchanged.
+ */
+async function moveAddress6(tx: Txn, ep: Endpoint, wanted: string): Promise<string | undefined> {
+  if (ep.ip6 === undefined) throw invalid('ip6', `endpoint ${ep.id} has no IPv6 address (its network has no subnet6)`);
+  const n = parseIp6(wanted);
+  if (n === undefined) throw new WeftError('WEFT_INVALID_FIELD', `ip6: '${wanted.slice(0, 64)}' is not an IPv6 address`, { field: 'ip6' });
+  if (n === parseIp6(ep.ip6)) return undefined;
+  // Only a Docker IPAM reservation, before anything configured it: a running container keeps its address.
+  if (ep.netns !== undefined || !ep.containerId.startsWith(RESERVATION_PREFIX)) {
+    throw invalid('ip6', `endpoint ${ep.id} is not an address reservation awaiting Docker's IPv6 request (its container may have ${ep.ip6} already); an endpoint's IPv6 address changes only then`);
+  }
+  if (ep.ip === undefined) throw invalid('ip6', `endpoint ${ep.id} is on an IPv6-only network: its MAC comes from its address, which stays`);
+  const net = await findIn<Network>(tx, 'networks', ep.tenant, ep.network);
+  if (!net) throw badReference('network', `network ${ep.tenant}/${ep.network}`);
+  const taken = await takeAddress6(tx, net, wanted);
+  await giveBackAddress6(tx, net, ep.ip6);
+  return taken;
 }
 
 const LABELS_MAX = 64;

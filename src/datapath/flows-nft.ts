@@ -7,6 +7,8 @@
 // number of records; what the limits hold back is counted in the named counter FLOW_HELD, which the
 // agent reports beside the records.
 
+import { UPLINK_SPACE6 } from '../model/index.js';
+
 /** The NFLOG group the tenant tables log to (FLOW_GROUP in linux/netwatch.c, which reads it). */
 export const FLOW_LOG_GROUP = 8;
 /** Every policy decision to drop jumps here (a `goto`): it drops, and logs when flow records are on. */
@@ -62,6 +64,7 @@ export function renderFlows(limits: FlowLimits | undefined, hooks: readonly Flow
       '\t\tct state != new accept',
       // DNS queries to a gateway (DNATed to the agent on the uplink) are the agent's own business.
       '\t\tct status dnat ip daddr 169.254.0.0/16 accept',
+      `\t\tct status dnat ip6 daddr ${UPLINK_SPACE6} accept`,
       `\t\t${l.perSource} accept`,
       `\t\t${l.perSource6} accept`,
       `\t\t${l.total} accept`,
@@ -85,8 +88,8 @@ export const endpointFlowHooks = (ifname: string): FlowHook[] => [
 /**
  * The limits' objects (a table's own: named objects are not shared between tables) and the statements
  * that apply them. `six`: the table sees IPv6 too (the inet tables): sources are limited per IPv6 address as well, in a
- * set of their own (one container's IPv6 would otherwise take the table's whole budget). The bridge
- * tables record IPv4 only.
+ * set of their own (one container's IPv6 would otherwise take the table's whole budget); so does a
+ * bridge table of a tenant with IPv6.
  */
 function limiting(limits: FlowLimits, six = false): { objects: string[]; perSource: string; perSource6: string; total: string; held: string } {
   // What the limits hold back is counted in one named counter, which weft-netwatch reads (FLOW_HELD).
@@ -147,13 +150,14 @@ const NEW_SET = 'flownew';
  *   known flow refreshes it. Each source adds at most NEW_FLOWS_PER_RECORD times its records a second
  *   (what it adds past that is counted as held, packet by packet, and not tracked), so one container
  *   cannot fill the set for the others; when the set is full anyway, new flows count as held;
- * - a non-first fragment, a packet whose headers cannot be read, anything not IPv4: never.
+ * - a non-first fragment, a packet whose headers cannot be read, anything but IPv4 (and, in a tenant
+ *   with IPv6, IPv6, in sets and chains of their own): never.
  * Bulk traffic costs, for UDP, one rule (a lookup and a refresh), for TCP a dispatch by protocol and a
  * flags test. Everything bridged here is allowed (a tenant that filters has bridged traffic in netfilter,
  * and its inet table logs it). Same limits and held counter as the inet table's, counted per table.
  */
-export function renderBridgeFlows(limits: FlowLimits): string[] {
-  const l = limiting(limits);
+export function renderBridgeFlows(limits: FlowLimits, six = false): string[] {
+  const l = limiting(limits, six);
   const held = l.held;
   // `type`: the set's type line (`type ...` or `typeof ...`).
   const set = (name: string, type: string, timeoutS: number) => [
@@ -164,74 +168,114 @@ export function renderBridgeFlows(limits: FlowLimits): string[] {
     `\t\ttimeout ${timeoutS}s`,
     '\t}',
   ];
-  const syn = 'ip saddr . ip daddr . tcp sport . tcp dport . tcp sequence';
-  const ports = 'ip saddr . ip daddr . th sport . th dport';
-  const udpPorts = 'ip saddr . ip daddr . udp sport . udp dport';
-  const back = 'ip daddr . ip saddr . th dport . th sport';
-  const pair = 'ip saddr . ip daddr . meta l4proto';
-  const newFlows = `update @${NEW_SET} { ip saddr limit rate over ${limits.perSource * NEW_FLOWS_PER_RECORD}/second burst ${limits.perSource * NEW_FLOWS_PER_RECORD * 2} packets } ${held} accept`;
+  const f4 = bridgeFamily('ip', '', 'ipv4_addr', limits, l.perSource, held);
+  // A tenant with IPv6 records its bridged IPv6 the same way, in sets and chains of its own (suffix 6).
+  const f6 = six ? bridgeFamily('ip6', '6', 'ipv6_addr', limits, l.perSource6, held) : undefined;
+  const udpPorts = (f: BridgeFamily) => `${f.ip} saddr . ${f.ip} daddr . udp sport . udp dport`;
   return [
     ...l.objects,
-    ...set(SEEN_SYN, `typeof ${syn}`, BRIDGE_SYN_TIMEOUT_S),
-    ...set(SEEN_PORTS, 'type ipv4_addr . ipv4_addr . inet_service . inet_service', BRIDGE_SEEN_TIMEOUT_S),
-    ...set(SEEN_PAIRS, 'type ipv4_addr . ipv4_addr . inet_proto', BRIDGE_SEEN_TIMEOUT_S),
-    ...set(NEW_SET, 'type ipv4_addr', 60),
+    ...[f4, ...(f6 ? [f6] : [])].flatMap((f) => [
+      ...set(f.seenSyn, `typeof ${f.syn}`, BRIDGE_SYN_TIMEOUT_S),
+      ...set(f.seenPorts, `type ${f.addr} . ${f.addr} . inet_service . inet_service`, BRIDGE_SEEN_TIMEOUT_S),
+      ...set(f.seenPairs, `type ${f.addr} . ${f.addr} . inet_proto`, BRIDGE_SEEN_TIMEOUT_S),
+      ...set(f.newSet, `type ${f.addr}`, 60),
+    ]),
     // A chain that ends without a verdict returns to the base chain's caller: accepted, not logged. The
-    // chains below let pass what is not IPv4 (the dispatch reads the protocol of IPv6 too) before reading
-    // addresses, and non-first fragments before reading ports or a type (nothing reassembles here: a
-    // fragment never starts a flow).
+    // chains below let pass what is not their family before reading addresses, and non-first fragments
+    // before reading ports or a type (nothing reassembles here: a fragment never starts a flow).
     '\tchain flows {',
     '\t\ttype filter hook forward priority 0; policy accept;',
-    // A known UDP flow's packet (the bulk of UDP) in one rule: its tests of IPv4 and UDP, one lookup
+    // A known UDP flow's packet (the bulk of UDP) in one rule: its tests of the family and UDP, one lookup
     // and a refresh. A non-first fragment fails the port loads and goes on to the dispatch.
-    `\t\t${udpPorts} @${SEEN_PORTS} update @${SEEN_PORTS} { ${udpPorts} } accept`,
-    '\t\tmeta l4proto vmap { tcp : goto flowtcp, udp : goto flowports, udplite : goto flowports, sctp : goto flowports, icmp : goto flowicmp }',
+    ...[f4, ...(f6 ? [f6] : [])].map((f) => `\t\t${udpPorts(f)} @${f.seenPorts} update @${f.seenPorts} { ${udpPorts(f)} } accept`),
+    `\t\tether type ip meta l4proto vmap { tcp : goto flowtcp, udp : goto flowports, udplite : goto flowports, sctp : goto flowports, icmp : goto flowicmp }`,
     '\t\tether type ip goto flowpairs',
+    ...(f6 ? [
+      // Link-local sources (neighbour discovery, mDNS, DHCPv6) are no connections between endpoints; each
+      // endpoint's link-local address would also be a second source with a budget of its own.
+      '\t\tip6 saddr fe80::/10 accept',
+      `\t\tether type ip6 meta l4proto vmap { tcp : goto flowtcp6, udp : goto flowports6, udplite : goto flowports6, sctp : goto flowports6, ipv6-icmp : goto flowicmp6 }`,
+      // A packet whose upper header cannot be located (an extension header chain the kernel gives up on)
+      // fails the protocol load here and is let through, never counted as held.
+      '\t\tether type ip6 meta l4proto != 255 goto flowpairs6',
+    ] : []),
     '\t}',
+    ...[f4, ...(f6 ? [f6] : [])].flatMap((f) => bridgeChains(f, l.total, held)),
+  ];
+}
+
+/** What the bridge chains of one family need: its names (suffixed), expressions and limit. */
+interface BridgeFamily {
+  ip: 'ip' | 'ip6'; sfx: string; addr: string; syn: string; ports: string; back: string; pair: string; newFlows: string;
+  seenSyn: string; seenPorts: string; seenPairs: string; newSet: string; perSource: string;
+  /** Lets a non-first fragment pass (its ports or type cannot be read). */
+  fragment: string;
+  /** ICMP requests, the only ICMP messages that start a flow. */
+  requests: string;
+}
+
+function bridgeFamily(ip: 'ip' | 'ip6', sfx: string, addr: string, limits: FlowLimits, perSource: string, held: string): BridgeFamily {
+  const newSet = `${NEW_SET}${sfx}`;
+  return {
+    ip, sfx, addr, perSource, newSet,
+    seenSyn: `${SEEN_SYN}${sfx}`, seenPorts: `${SEEN_PORTS}${sfx}`, seenPairs: `${SEEN_PAIRS}${sfx}`,
+    syn: `${ip} saddr . ${ip} daddr . tcp sport . tcp dport . tcp sequence`,
+    ports: `${ip} saddr . ${ip} daddr . th sport . th dport`,
+    back: `${ip} daddr . ${ip} saddr . th dport . th sport`,
+    pair: `${ip} saddr . ${ip} daddr . meta l4proto`,
+    newFlows: `update @${newSet} { ${ip} saddr limit rate over ${limits.perSource * NEW_FLOWS_PER_RECORD}/second burst ${limits.perSource * NEW_FLOWS_PER_RECORD * 2} packets } ${held} accept`,
+    fragment: ip === 'ip' ? 'ip frag-off & 0x1fff != 0 accept' : 'frag frag-off != 0 accept',
+    requests: ip === 'ip' ? 'icmp type != { echo-request, timestamp-request, info-request, address-mask-request } accept' : 'icmpv6 type != echo-request accept',
+  };
+}
+
+function bridgeChains(f: BridgeFamily, total: string, held: string): string[] {
+  const x = f.sfx;
+  return [
     // A non-first fragment has no TCP header: the flags test fails, nothing more.
-    '\tchain flowtcp {',
-    '\t\ttcp flags & (fin | syn | rst | ack) == syn goto flowsyn',
+    `\tchain flowtcp${x} {`,
+    `\t\ttcp flags & (fin | syn | rst | ack) == syn goto flowsyn${x}`,
     '\t}',
     // The per-source limit first, so a SYN it holds back costs no lookup (a retransmission it holds back
     // is counted as held again, a rare overcount).
-    '\tchain flowsyn {',
-    '\t\tether type != ip accept',
-    `\t\t${l.perSource} accept`,
-    `\t\t${syn} @${SEEN_SYN} accept`,
-    `\t\t${l.total} accept`,
+    `\tchain flowsyn${x} {`,
+    `\t\tether type != ${f.ip} accept`,
+    `\t\t${f.perSource} accept`,
+    `\t\t${f.syn} @${f.seenSyn} accept`,
+    `\t\t${total} accept`,
     // A full set refuses the add, which ends that rule only: the SYN is logged all the same.
-    `\t\tadd @${SEEN_SYN} { ${syn} }`,
+    `\t\tadd @${f.seenSyn} { ${f.syn} }`,
     `\t\t${log(FLOW_PREFIX.allow)}`,
     '\t}',
-    '\tchain flowports {',
-    '\t\tether type != ip accept',
-    '\t\tip frag-off & 0x1fff != 0 accept',
-    `\t\t${ports} @${SEEN_PORTS} update @${SEEN_PORTS} { ${ports} } accept`,
-    `\t\t${newFlows}`,
+    `\tchain flowports${x} {`,
+    `\t\tether type != ${f.ip} accept`,
+    `\t\t${f.fragment}`,
+    `\t\t${f.ports} @${f.seenPorts} update @${f.seenPorts} { ${f.ports} } accept`,
+    `\t\t${f.newFlows}`,
     // Each way once: the first packet adds both, so the reply is a known flow.
-    `\t\tadd @${SEEN_PORTS} { ${ports} } add @${SEEN_PORTS} { ${back} } goto flowlog`,
+    `\t\tadd @${f.seenPorts} { ${f.ports} } add @${f.seenPorts} { ${f.back} } goto flowlog${x}`,
     // The set is full: not tracked, so held, packet by packet, until room is made.
     `\t\t${held} accept`,
     '\t}',
     // ICMP: requests only (replies and errors belong to their request or another flow), one way, so the
-    // peer's own requests back are news.
-    '\tchain flowicmp {',
-    '\t\tip frag-off & 0x1fff != 0 accept',
-    '\t\ticmp type != { echo-request, timestamp-request, info-request, address-mask-request } accept',
-    `\t\t${pair} @${SEEN_PAIRS} update @${SEEN_PAIRS} { ${pair} } accept`,
-    `\t\t${newFlows}`,
-    `\t\tadd @${SEEN_PAIRS} { ${pair} } goto flowlog`,
+    // peer's own requests back are news. (ICMPv6's neighbour discovery and router messages are no flows.)
+    `\tchain flowicmp${x} {`,
+    `\t\t${f.fragment}`,
+    `\t\t${f.requests}`,
+    `\t\t${f.pair} @${f.seenPairs} update @${f.seenPairs} { ${f.pair} } accept`,
+    `\t\t${f.newFlows}`,
+    `\t\tadd @${f.seenPairs} { ${f.pair} } goto flowlog${x}`,
     `\t\t${held} accept`,
     '\t}',
-    '\tchain flowpairs {',
-    `\t\t${pair} @${SEEN_PAIRS} update @${SEEN_PAIRS} { ${pair} } accept`,
-    `\t\t${newFlows}`,
-    `\t\tadd @${SEEN_PAIRS} { ${pair} } add @${SEEN_PAIRS} { ip daddr . ip saddr . meta l4proto } goto flowlog`,
+    `\tchain flowpairs${x} {`,
+    `\t\t${f.pair} @${f.seenPairs} update @${f.seenPairs} { ${f.pair} } accept`,
+    `\t\t${f.newFlows}`,
+    `\t\tadd @${f.seenPairs} { ${f.pair} } add @${f.seenPairs} { ${f.ip} daddr . ${f.ip} saddr . meta l4proto } goto flowlog${x}`,
     `\t\t${held} accept`,
     '\t}',
-    '\tchain flowlog {',
-    `\t\t${l.perSource} accept`,
-    `\t\t${l.total} accept`,
+    `\tchain flowlog${x} {`,
+    `\t\t${f.perSource} accept`,
+    `\t\t${total} accept`,
     `\t\t${log(FLOW_PREFIX.allow)}`,
     '\t}',
   ];

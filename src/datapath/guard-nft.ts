@@ -86,7 +86,7 @@ export function renderGuardTable(p: TenantPlan): NftTable {
         '\t}',
       ] : []),
       // Flow records of bridged connections, when bridged traffic skips the inet table (flows-nft.ts).
-      ...(p.flows && !bridgedThroughNetfilter(p) ? renderBridgeFlows(p.flows) : []),
+      ...(p.flows && !bridgedThroughNetfilter(p) ? renderBridgeFlows(p.flows, p.v6 === true) : []),
     ],
   };
 }

@@ -191,8 +191,8 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const bridgedNets = nets.filter((n) => n.encap !== 'macvlan');
   const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
   const services = (d.services ?? []).filter((s) => s.tenant === tenant.name && byName.has(s.network));
-  const profiles = planProfiles(tenant.name, mine, local, { groups: d.groups ?? [], netprofiles: d.netprofiles ?? [] });
   const v6 = bridgedNets.some((n) => n.subnet6 !== undefined);
+  const profiles = planProfiles(tenant.name, mine, local, { groups: d.groups ?? [], netprofiles: d.netprofiles ?? [], six: v6 });
   const t6 = v6 ? transit6(tenant.id) : undefined;
   // An endpoint's IPv6 address counts where its network has a subnet6 (a stale record's does not).
   const six = <T>(e: Endpoint, f: (ip6: string) => T): T | object => (e.ip6 !== undefined && byName.get(e.network)?.subnet6 !== undefined ? f(e.ip6) : {});

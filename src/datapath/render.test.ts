@@ -250,8 +250,16 @@ function renderedRulesets(): Array<[string, string]> {
     ['guard-dual.nft', renderGuardRuleset(planTenant(dual.d, dual.t))],
     // IPv6-only (contiv-net with subnet6 alone): IPv4 and ARP from its overlay are forged; DNS over IPv6.
     ['guard-v6only.nft', renderGuardRuleset(planTenant(sixOnly.d, sixOnly.t))],
+    // Flow records in a tenant with IPv6 that filters nothing: its bridge table records IPv6 too.
+    ['guard-dual-flows.nft', renderGuardRuleset(planTenant({ ...dual.d, policies: [], flowLog: FLOW_LIMITS_DEFAULT }, dual.t))],
     ['tenant-v6only.nft', renderTenantRuleset(planTenant(sixOnly.d, sixOnly.t))],
     ['host-v6only.nft', renderHostRuleset([planTenant(sixOnly.d, sixOnly.t)], peerVteps(sixOnly.d))],
+    // A service there (an IPv6 VIP alone) and a netprofile's DSCP mark on IPv6.
+    ['tenant-v6only-services.nft', renderTenantRuleset(planTenant({ ...sixOnly.d, policies: [],
+      groups: (sixOnly.d.groups ?? []).map((g) => (g.name === 'db' ? { ...g, netprofile: 'gold' } : g)),
+      netprofiles: [{ ...meta, tenant: 'default', name: 'gold', dscp: 10 }],
+      services: [{ ...meta, tenant: 'default', name: 'dbsvc', network: 'contiv-net', vip6: 'fd00:1:2::100', selector: { app: 'db' }, ports: [{ port: 80, targetPort: 8888, protocol: 'TCP' }] }],
+      endpoints: sixOnly.d.endpoints.map((e) => ({ ...e, labels: { app: 'db' } })) }, sixOnly.t))],
     ['tenant-dual-policy.nft', renderTenantRuleset(planTenant(dual.d, dual.t))],
     ['tenant-dual-deny-policy.nft', renderTenantRuleset(planTenant(dualDeny.d, dualDeny.t))],
     // IPv6 CIDRs beyond the endpoints (NAT66): outside prefixes nested, and the subnet6 around db: the

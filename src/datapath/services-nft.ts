@@ -31,7 +31,7 @@ export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | 
   if (services.length > 0) {
     const elements: string[] = [];
     for (const s of services) {
-      if (s.backends.length === 0) continue;
+      if (s.vip === undefined || s.backends.length === 0) continue;
       for (let b = 0; b < SERVICE_BUCKETS; b++) {
         elements.push(`${s.vip} . ${s.protocol} . ${s.port} . ${b} : ${s.backends[b % s.backends.length]} . ${s.targetPort}`);
       }
@@ -63,10 +63,13 @@ export function renderServices(services: readonly ServicePlan[], dns: DnsPlan | 
   const chains: string[] = [];
   if (dscp.length > 0) {
     for (const d of dscp) maps.push({ name: `dscp_${d.dscp}`, type: 'ipv4_addr', set: true, interval: false, elements: d.ips });
+    // IPv6 too (the traffic class's DSCP bits), where endpoints have IPv6 addresses.
+    for (const d of dscp) if (d.ips6 !== undefined) maps.push({ name: `dscp6_${d.dscp}`, type: 'ipv6_addr', set: true, interval: false, elements: d.ips6 });
     chains.push(
       '\tchain qos {',
       '\t\ttype filter hook forward priority mangle; policy accept;',
       ...dscp.map((d) => `\t\tip saddr @dscp_${d.dscp} ip dscp set ${d.dscp}`),
+      ...dscp.flatMap((d) => (d.ips6 !== undefined ? [`\t\tip6 saddr @dscp6_${d.dscp} ip6 dscp set ${d.dscp}`] : [])),
       '\t}',
     );
   }

@@ -4,8 +4,9 @@ import { names } from './names.js';
 /** One service port of a VIP and the backends it balances over (address:targetPort of every match). */
 export interface ServicePlan {
   service: string;
-  vip: string;
-  /** Dual stack: the IPv6 VIP and the backends' IPv6 addresses (sorted). */
+  /** The IPv4 VIP: absent on an IPv6-only network. */
+  vip?: string;
+  /** The IPv6 VIP (a network with subnet6) and the backends' IPv6 addresses (sorted). */
   vip6?: string;
   backends6?: string[];
   protocol: 'tcp' | 'udp';
@@ -30,6 +31,8 @@ export interface QosPlan {
 export interface DscpPlan {
   dscp: number;
   ips: string[];
+  /** The endpoints' IPv6 addresses (dual-stack and IPv6-only networks): their IPv6 traffic is marked too. */
+  ips6?: string[];
 }
 
 /** Where the tenant's DNS queries (to any of its gateways, port 53) are sent: the agent, on the uplink. */
@@ -55,7 +58,7 @@ export function planServices(services: readonly Service[], endpoints: readonly E
     const backends = [...new Set(selected.flatMap((e) => (e.ip !== undefined ? [e.ip] : [])))].sort(byAddress);
     const six = s.vip6 !== undefined ? { vip6: s.vip6, backends6: [...new Set(selected.flatMap((e) => (e.ip6 !== undefined ? [e.ip6] : [])))].sort() } : {};
     for (const p of s.ports) {
-      out.push({ service: s.name, vip: s.vip, ...six, protocol: p.protocol === 'UDP' ? 'udp' : 'tcp', port: p.port, targetPort: p.targetPort, backends });
+      out.push({ service: s.name, ...(s.vip !== undefined ? { vip: s.vip } : {}), ...six, protocol: p.protocol === 'UDP' ? 'udp' : 'tcp', port: p.port, targetPort: p.targetPort, backends });
     }
   }
   return out;
@@ -68,7 +71,8 @@ export function planServices(services: readonly Service[], endpoints: readonly E
  */
 export function namedServices(services: readonly Service[], endpoints: readonly Endpoint[]): Service[] {
   return services.map((s) => {
-    if (s.vip6 === undefined || endpoints.some((e) => e.ip6 !== undefined && selects(s.selector, e.labels))) return s;
+    // Without an IPv4 VIP (an IPv6-only network) there is no A to fall back to: the VIP6 is its only name.
+    if (s.vip6 === undefined || s.vip === undefined || endpoints.some((e) => e.ip6 !== undefined && selects(s.selector, e.labels))) return s;
     const { vip6: _none, ...rest } = s;
     return rest;
   });
@@ -76,7 +80,7 @@ export function namedServices(services: readonly Service[], endpoints: readonly 
 
 /** VIPs per network: each host's bridge answers ARP for them, so clients send VIP traffic to the tenant router. */
 export function vipsOf(services: readonly Service[], network: Network): string[] {
-  return services.filter((s) => s.network === network.name).map((s) => s.vip).sort(byAddress);
+  return services.flatMap((s) => (s.network === network.name && s.vip !== undefined ? [s.vip] : [])).sort(byAddress);
 }
 
 /** IPv6 VIPs per dual-stack network: each host's bridge holds them (/128) and answers neighbour solicitations. */
@@ -93,6 +97,8 @@ function profileOf(e: Endpoint, groups: ReadonlyMap<string, Group>, profiles: Re
 export interface ProfileInputs {
   groups: readonly Group[];
   netprofiles: readonly Netprofile[];
+  /** The tenant has IPv6: each mark has its IPv6 set, empty or not (an endpoint coming or going changes elements, not the chain). */
+  six?: boolean;
 }
 
 /**
@@ -103,13 +109,13 @@ export function planProfiles(tenant: string, all: readonly Endpoint[], local: re
   const groups = new Map(x.groups.filter((g) => g.tenant === tenant).map((g) => [g.name, g]));
   const profiles = new Map(x.netprofiles.filter((p) => p.tenant === tenant).map((p) => [p.name, p]));
   const marks = new Map<number, string[]>();
+  const marks6 = new Map<number, string[]>();
+  const add = (m: Map<number, string[]>, dscp: number, ip: string) => { const list = m.get(dscp) ?? []; list.push(ip); m.set(dscp, list); };
   for (const e of all) {
     const p = profileOf(e, groups, profiles);
-    // DSCP is marked on IPv4 (ip dscp): an endpoint of an IPv6-only network has no IPv4 address to mark.
-    if (!p || p.dscp === 0 || e.ip === undefined) continue;
-    const list = marks.get(p.dscp) ?? [];
-    list.push(e.ip);
-    marks.set(p.dscp, list);
+    if (!p || p.dscp === 0) continue;
+    if (e.ip !== undefined) add(marks, p.dscp, e.ip);
+    if (e.ip6 !== undefined) add(marks6, p.dscp, e.ip6);
   }
   const qos: QosPlan[] = [];
   for (const e of local) {
@@ -119,7 +125,10 @@ export function planProfiles(tenant: string, all: readonly Endpoint[], local: re
     qos.push({ endpoint: e.id, veth: names.endpointVeth(e.id), ifb: names.endpointIfb(e.id), rate, burst: burstBytes(rate, p.burst) });
   }
   return {
-    dscp: [...marks.entries()].sort((a, b) => a[0] - b[0]).map(([dscp, ips]) => ({ dscp, ips: [...new Set(ips)].sort(byAddress) })),
+    dscp: [...new Set([...marks.keys(), ...marks6.keys()])].sort((a, b) => a - b).map((dscp) => {
+      const six = marks6.get(dscp) ?? (x.six ? [] : undefined);
+      return { dscp, ips: [...new Set(marks.get(dscp) ?? [])].sort(byAddress), ...(six ? { ips6: [...new Set(six)].sort() } : {}) };
+    }),
     qos,
   };
 }

@@ -34,7 +34,7 @@ export function decide(q: Pick<Query, 'name' | 'type' | 'qclass'>, tenant: strin
 }
 
 /** Builds a tenant's table; a service wins over a container of the same name. */
-export function nameTable(services: ReadonlyArray<{ name: string; vip: string; vip6?: string }>, endpoints: ReadonlyArray<{ containerName?: string; ip?: string; ip6?: string }>): Map<string, string[]> {
+export function nameTable(services: ReadonlyArray<{ name: string; vip?: string; vip6?: string }>, endpoints: ReadonlyArray<{ containerName?: string; ip?: string; ip6?: string }>): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const e of endpoints) {
     if (!e.containerName) continue;
@@ -43,6 +43,9 @@ export function nameTable(services: ReadonlyArray<{ name: string; vip: string; v
     for (const a of [e.ip, e.ip6]) if (a !== undefined && !list.includes(a)) list.push(a);
     out.set(k, list);
   }
-  for (const s of services) out.set(s.name.toLowerCase(), s.vip6 !== undefined ? [s.vip, s.vip6] : [s.vip]);
+  for (const s of services) {
+    const addrs = [s.vip, s.vip6].filter((a): a is string => a !== undefined);
+    if (addrs.length) out.set(s.name.toLowerCase(), addrs);
+  }
   return out;
 }

@@ -126,8 +126,9 @@ export interface Service extends Meta {
   tenant: string;
   name: string;
   network: string;
-  vip: string;
-  /** On a dual-stack network: its IPv6 VIP, balancing to the backends' IPv6 addresses. */
+  /** Its IPv4 VIP: absent on an IPv6-only network. */
+  vip?: string;
+  /** On a network with a subnet6: its IPv6 VIP, balancing to the backends' IPv6 addresses. */
   vip6?: string;
   selector: Labels;
   ports: ServicePort[];
@@ -190,6 +191,13 @@ export const SERVER_LABELS: readonly string[] = ['network', 'group'];
  * the runtime that made it (an agent collects endpoints labelled `runtime=docker` Docker no longer knows).
  */
 export const FIXED_LABELS: readonly string[] = ['namespace', ...SERVER_LABELS, 'runtime'];
+
+/**
+ * The container id of a Docker IPAM reservation (a placeholder endpoint holding an address dockerd asked
+ * for, until CreateEndpoint replaces it with the container's endpoint): only those may move their IPv6
+ * address (Docker's --ip6).
+ */
+export const RESERVATION_PREFIX = 'ipam-';
 
 /** The overlay's UDP port on every host (IANA's VXLAN port): never a published port. */
 export const VXLAN_PORT = 4789;

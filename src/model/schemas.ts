@@ -179,6 +179,7 @@ export const EndpointRequest = strict({
 
 /** What a runtime learns about an endpoint after creating it (Docker: the container's name, its published ports). */
 export const EndpointPatch = strict({
+  ip6: Type.Optional(Text(39, "another IPv6 address for an endpoint not yet wired (no netns) of a dual-stack network: Docker's --ip6, which comes after the endpoint's IPv4 request (agents)")),
   containerName: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' })),
   portMappings: Type.Optional(Type.Array(PortMapping, { maxItems: 64 })),
   labels: Type.Optional(Type.Record(LabelKey, Type.Union([LabelValue, Type.Null()]), {

@@ -208,3 +208,30 @@ test('IPv6 CIDRs in rules select endpoints by their IPv6 address, deciding both 
   assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules.map((r: { id: string }) => r.id), ['1', '2', '3', 'nat64'], 'refused rules change nothing');
   assert.equal((await ok(api, 'GET', '/api/v1/tenants/default/policies/p')).rules.find((r: { id: string }) => r.id === 'nat64').fromCidr, '64:ff9b::/96', 'stored in one spelling');
 });
+
+test("an endpoint's IPv6 address moves (Docker's --ip6) only before it is wired, never onto a taken one, and changes nothing when refused", async () => {
+  const api = await dualApi();
+  // A Docker IPAM reservation (no netns yet): the one kind of endpoint whose IPv6 address may move.
+  const a = (await api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'ds', containerId: `ipam-${seq++}`, host: 'h1', ifname: 'eth0' })).json;
+  const unwired = (await api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'ds', containerId: `c${seq++}`, host: 'h1', ifname: 'eth0' })).json;
+  const moved = await ok(api, 'PATCH', `/api/v1/endpoints/${a.id}`, { ip6: 'FD00:30::99' });
+  assert.deepEqual([moved.ip, moved.ip6, moved.mac], [a.ip, 'fd00:30::99', a.mac]);
+  assert.equal((await endpoint(api)).json.ip6, a.ip6, 'the old IPv6 address went back');
+  const b = (await endpoint(api)).json;
+  for (const [body, id, field, re] of [
+    [{ ip6: b.ip6 }, a.id, 'ip6', /already in use/],
+    [{ ip6: 'fd00:31::5' }, a.id, 'ip6', /not an address/],
+    [{ ip6: 'nope' }, a.id, 'ip6', /not an IPv6 address/],
+    [{ ip6: 'fd00:30::77' }, b.id, 'ip6', /not an address reservation/],
+    // A Docker container's endpoint has no netns either: still never moved (its container holds the address).
+    [{ ip6: 'fd00:30::77' }, unwired.id, 'ip6', /not an address reservation/],
+  ] as const) {
+    const r = await api.call('PATCH', `/api/v1/endpoints/${id}`, body);
+    assert.ok(r.status >= 400 && r.json.field === field && re.test(r.json.detail), `${JSON.stringify(body)}: ${r.status} ${JSON.stringify(r.json)}`);
+  }
+  assert.equal((await ok(api, 'GET', `/api/v1/endpoints/${a.id}`)).ip6, 'fd00:30::99', 'nothing changed by the refusals');
+  const v4 = await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'v4', subnet: '10.31.0.0/24' });
+  const c = (await api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: v4.name, containerId: `ipam-${seq++}`, host: 'h1', ifname: 'eth0' })).json;
+  const none = await api.call('PATCH', `/api/v1/endpoints/${c.id}`, { ip6: 'fd00:30::5' });
+  assert.deepEqual([none.status, none.json.field], [400, 'ip6']);
+});

@@ -65,16 +65,21 @@ test('bad IPv6-only input is refused with its field named, and makes nothing', a
   assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/networks')).items, []);
 });
 
-test('on an IPv6-only network: a group ipPool, a service and a Docker network mapping are refused naming the field', async () => {
+test('on an IPv6-only network: a group ipPool, an IPv4 VIP and a Docker network mapping are refused naming the field; a service gets an IPv6 VIP alone', async () => {
   const api = await sixApi();
   const pool = await api.call('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'six', ipPool: '10.0.0.10-10.0.0.20' });
   assert.deepEqual([pool.status, pool.json.field], [422, 'ipPool'], JSON.stringify(pool.json));
   await ok(api, 'POST', '/api/v1/tenants/default/groups', { name: 'web', network: 'six' });
   const member = (await endpoint(api, { group: 'web' })).json;
   assert.deepEqual([member.group, member.ip, member.ip6], ['web', undefined, 'fd00:60::2']);
-  const svc = await api.call('POST', '/api/v1/tenants/default/services', { name: 's', network: 'six', selector: { group: 'web' }, ports: [{ port: 80, targetPort: 80, protocol: 'TCP' }] });
-  assert.deepEqual([svc.status, svc.json.field], [422, 'network'], JSON.stringify(svc.json));
+  // A service there has an IPv6 VIP alone; asking for an IPv4 one is refused.
+  const v4vip = await api.call('POST', '/api/v1/tenants/default/services', { name: 's', network: 'six', vip: '10.0.0.9', selector: { group: 'web' }, ports: [{ port: 80, targetPort: 80, protocol: 'TCP' }] });
+  assert.deepEqual([v4vip.status, v4vip.json.field], [422, 'vip'], JSON.stringify(v4vip.json));
   assert.deepEqual((await ok(api, 'GET', '/api/v1/tenants/default/services')).items, []);
+  const svc = await ok(api, 'POST', '/api/v1/tenants/default/services', { name: 's', network: 'six', selector: { group: 'web' }, ports: [{ port: 80, targetPort: 80, protocol: 'TCP' }] });
+  assert.deepEqual([svc.vip, svc.vip6], [undefined, 'fd00:60::3']);
+  assert.equal((await api.call('DELETE', '/api/v1/tenants/default/services/s')).status, 204);
+  assert.equal((await endpoint(api)).json.ip6, 'fd00:60::3', 'the VIP went back with its service');
   // Docker asks every network for an IPv4 pool: a Docker network is never mapped onto an IPv6-only one.
   const docker = await api.call('POST', '/api/v1/tenants/default/docker-networks', { name: 'd'.repeat(63), network: 'six', host: 'h1', pool: 'weft-0123' });
   assert.deepEqual([docker.status, docker.json.field], [422, 'network'], JSON.stringify(docker.json));

@@ -6,7 +6,7 @@
 export interface Endpoint { id: string; tenant: string; network: string; group?: string; ip?: string; ip6?: string; host: string; containerName?: string; containerId: string; labels: Record<string, string>; state: string }
 export interface Network { name: string; subnet?: string; subnet6?: string; gateway?: string; encap?: string; vni?: number }
 export interface Group { name: string; network?: string; policies?: string[] }
-export interface Service { name: string; network: string; vip: string; selector: Record<string, string>; ports: Array<{ port: number; targetPort: number; protocol: string }> }
+export interface Service { name: string; network: string; vip?: string; vip6?: string; selector: Record<string, string>; ports: Array<{ port: number; targetPort: number; protocol: string }> }
 export interface Host { name: string; state?: 'up' | 'down'; lastSeen: string; agentVersion?: string; vtepIp?: string; wireguard?: { mode: string; peers: number; handshaken: number; error?: string } }
 export interface FlowEnd { ip: string; port: number; endpoint?: string; name?: string; group?: string; host?: string }
 export interface Flow {

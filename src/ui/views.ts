@@ -93,7 +93,7 @@ export async function servicesView(ctx: Ctx): Promise<Page> {
     fill(body, svcs.items.length === 0 ? h('p', {}, 'No services: weft service create -s NETWORK -l app=web -p 80:8080:TCP NAME') : table(`${svcs.items.length} services`, ['Service', 'Address', 'Ports', 'Selector', 'Backends'],
       svcs.items.map((s) => {
         const b = backends(s, eps.items);
-        return [s.name, s.vip, s.ports.map((p) => `${p.port}→${p.targetPort}/${p.protocol.toLowerCase()}`).join(', '), Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(', '),
+        return [s.name, [s.vip, s.vip6].filter(Boolean).join(', '), s.ports.map((p) => `${p.port}→${p.targetPort}/${p.protocol.toLowerCase()}`).join(', '), Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(', '),
           b.length === 0 ? h('span', { class: 'warn' }, 'none') : h('ul', { class: 'plain' }, b.map((e) => h('li', {}, `${endpointName(e)} ${e.ip ?? e.ip6} on ${e.host}`)))];
       })));
     body.setAttribute('data-ready', String(svcs.items.length));

@@ -1,5 +1,6 @@
 import { DockerApiError, endpointsOfNetwork } from './api.js';
 import type { DockerDeps, DockerMappings } from './mappings.js';
+import { RESERVATION_PREFIX } from '../../model/index.js';
 
 /**
  * Releases this host's Docker endpoints that Docker no longer has (an agent down during `docker rm`, a
@@ -17,7 +18,7 @@ export class DockerCollector {
     const now = Date.now();
     for (const ep of [...this.d.state.endpoints.values()]) {
       if (ep.host !== this.d.host || ep.labels['runtime'] !== 'docker' || now - Date.parse(ep.createdAt) < graceMs) continue;
-      if (!ep.containerId.startsWith('ipam-') && live.has(ep.containerId)) continue;
+      if (!ep.containerId.startsWith(RESERVATION_PREFIX) && live.has(ep.containerId)) continue;
       await this.d.endpoints.with(ep.id, async () => {
         if (!this.d.state.endpoints.has(ep.id)) return;
         await this.d.endpoints.release(ep, true);

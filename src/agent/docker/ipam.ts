@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { formatIp, formatIp6, parseCidr, parseCidr6, parseIp6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
+import { RESERVATION_PREFIX, formatIp, formatIp6, parseCidr, parseCidr6, parseIp6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
 import { BadRequest, type ReleaseAddress, type RequestAddress, type RequestPool } from '../../plugins/docker/index.js';
 import { ANY, IFNAME, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
 
@@ -109,7 +109,7 @@ export class DockerIpam {
   private async reserve(bound: DockerNetwork, r: RequestAddress): Promise<Endpoint> {
     const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
       tenant: bound.tenant, network: bound.network, ...(bound.group ? { group: bound.group } : {}),
-      containerId: `ipam-${randomBytes(8).toString('hex')}`, host: this.d.host, ifname: IFNAME, ...(r.Address ? { ip: r.Address } : {}),
+      containerId: `${RESERVATION_PREFIX}${randomBytes(8).toString('hex')}`, host: this.d.host, ifname: IFNAME, ...(r.Address ? { ip: r.Address } : {}),
       labels: { runtime: 'docker' },
     });
     this.d.state.putEndpoint(ep);
@@ -145,11 +145,18 @@ export class DockerIpam {
     const w = this.awaiting.get(bound.name);
     if (w !== undefined) this.letGo(bound.name, w.ph);
     if (w === undefined || w.ph.ip6 === undefined) throw new Error(`no reservation on ${bound.tenant}/${bound.network} awaits its IPv6 address (Docker asks for an endpoint's IPv4 address, then its IPv6 one: was the agent restarted between them?)`);
-    const ph = w.ph;
+    let ph = w.ph;
     if (r.Address && parseIp6(r.Address) !== parseIp6(ph.ip6 as string)) {
-      // Docker gives back no address of an endpoint whose IPv6 request failed: the reservation goes here.
-      await this.d.endpoints.release(ph);
-      throw new Error(`--ip6 ${r.Address}: weft chooses an endpoint's IPv6 address with its IPv4 one (${ph.ip6}); --ip6 is not supported through the plugin`);
+      // --ip6: the reservation's IPv6 address moves to the one asked for (one transaction on the server).
+      try {
+        ph = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${ph.id}`, { ip6: r.Address });
+        this.d.state.putEndpoint(ph);
+      } catch (e) {
+        // Docker gives back no address of an endpoint whose IPv6 request failed: the reservation goes here
+        // (should that fail too, the collector takes it later; the --ip6 refusal is what the user sees).
+        await this.d.endpoints.release(w.ph).catch((x: Error) => this.d.log.warn({ err: x.message, endpoint: w.ph.id }, 'giving back a reservation failed; the collector takes it'));
+        throw new Error(`--ip6 ${r.Address}: ${(e as Error).message}`);
+      }
     }
     return { Address: `${ph.ip6}/${ph.prefixLength6}`, Data: {} };
   }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Client } from '../../client/index.js';
 import type { Datapath } from '../../datapath/index.js';
-import { NAME_PATTERN, formatIp6, parseCidr6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
+import { NAME_PATTERN, RESERVATION_PREFIX, formatIp6, parseCidr6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
 import { BadRequest } from '../../plugins/docker/index.js';
 import type { Endpoints } from '../endpoints.js';
 import type { Reconciler } from '../reconciler.js';
@@ -80,7 +80,7 @@ export class DockerMappings {
   }
 
   private placeholders(n: DockerNetwork): Endpoint[] {
-    return [...this.d.state.endpoints.values()].filter((e) => e.host === this.d.host && e.tenant === n.tenant && e.network === n.network && e.containerId.startsWith('ipam-'));
+    return [...this.d.state.endpoints.values()].filter((e) => e.host === this.d.host && e.tenant === n.tenant && e.network === n.network && e.containerId.startsWith(RESERVATION_PREFIX));
   }
 }
 

@@ -58,9 +58,9 @@ export function profileCommands(program: Command, io: Io): void {
       if (!o['port']) throw usage('--port: at least one PORT:TARGETPORT:PROTOCOL is required');
       const body = { name, network: o['network'], selector: parseLabelList(o['selector'], '--selector'), ports: (o['port'] as string[]).map(parseServicePort), ...(o['ip'] ? { vip: o['ip'] } : {}), ...(o['ip6'] ? { vip6: o['ip6'] } : {}) };
       const s = await ctx.client.request('POST', tenantPath(ctx, 'services'), body);
-      done(ctx, s, `service ${ctx.tenant}/${name} created with VIP ${s.vip}${s.vip6 ? ` and ${s.vip6}` : ''}`);
+      done(ctx, s, `service ${ctx.tenant}/${name} created with VIP ${[s.vip, s.vip6].filter(Boolean).join(' and ')}`);
     }));
-  simpleLs(io, svc, 'services', 'SERVICE', [{ header: 'NETWORK', get: (x) => x.network }, { header: 'VIP', get: (x) => (x.vip6 ? `${x.vip},${x.vip6}` : x.vip) }, { header: 'SELECTOR', get: (x) => x.selector }, { header: 'PORTS', get: (x) => x.ports.map((p: any) => `${p.port}:${p.targetPort}/${p.protocol}`) }]);
+  simpleLs(io, svc, 'services', 'SERVICE', [{ header: 'NETWORK', get: (x) => x.network }, { header: 'VIP', get: (x) => [x.vip, x.vip6].filter(Boolean).join(',') }, { header: 'SELECTOR', get: (x) => x.selector }, { header: 'PORTS', get: (x) => x.ports.map((p: any) => `${p.port}:${p.targetPort}/${p.protocol}`) }]);
 
   const app = program.command('app-profile').description('applications: named sets of groups');
   for (const verb of ['create', 'update'] as const) {

@@ -21,9 +21,9 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
       if (seen.has(k)) throw new WeftError('WEFT_INVALID_FIELD', `ports.${i}: ${k} is listed twice`, { field: `ports.${i}` });
       seen.add(k);
     }
-    // A service balances from an IPv4 VIP (and an IPv6 one beside it): not on an IPv6-only network yet.
-    if (net.subnet === undefined) {
-      throw new WeftError('WEFT_INVALID_VALUE', `network: ${tenant}/${net.name} is IPv6-only; services need a network with an IPv4 subnet (IPv6-only services are not supported yet)`, { field: 'network' });
+    // An IPv6-only network's service has an IPv6 VIP alone.
+    if (input.vip !== undefined && net.subnet === undefined) {
+      throw new WeftError('WEFT_INVALID_VALUE', `vip: network ${tenant}/${net.name} is IPv6-only; ask for vip6`, { field: 'vip' });
     }
     if (input.vip6 !== undefined && parseIp6(input.vip6) === undefined) {
       throw new WeftError('WEFT_INVALID_FIELD', `vip6: '${input.vip6.slice(0, 64)}' is not an IPv6 address`, { field: 'vip6' });
@@ -31,7 +31,7 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
     if (input.vip6 !== undefined && net.subnet6 === undefined) {
       throw new WeftError('WEFT_INVALID_VALUE', `vip6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6)`, { field: 'vip6' });
     }
-    let vip: string;
+    let vip: string | undefined;
     let vip6: string | undefined;
     if (existing) {
       if (existing.network !== input.network) {
@@ -46,10 +46,10 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
       vip = existing.vip;
       vip6 = existing.vip6;
     } else {
-      vip = await takeAddress(tx, net, undefined, input.vip, 'vip');
+      if (net.subnet !== undefined) vip = await takeAddress(tx, net, undefined, input.vip, 'vip');
       if (net.subnet6 !== undefined) vip6 = await takeAddress6(tx, net, input.vip6, 'vip6');
     }
-    return { tenant, name: input.name, network: input.network, vip, ...(vip6 !== undefined ? { vip6 } : {}), selector: input.selector, ports: input.ports };
+    return { tenant, name: input.name, network: input.network, ...(vip !== undefined ? { vip } : {}), ...(vip6 !== undefined ? { vip6 } : {}), selector: input.selector, ports: input.ports };
   },
 
   async dependants() {
