@@ -43,12 +43,12 @@ async function run(name: string, host: number, conflist: string): Promise<any> {
 }
 const c = (name: string) => `${lab.tag}-${name}`;
 const ping = async (from: string, to: string, extra: string[] = []) => (await lab.exec(c(from), ['ping', '-c', '1', '-W', '1', ...extra, to])).code === 0;
-/** A TCP connection from `from` to `addr`:`port`, where `to` listens (iperf3, 1 s). */
-async function tcp(from: string, to: string, addr: string, port: number): Promise<boolean> {
-  const srv = lab.exec(c(to), ['iperf3', '-s', '-1', '-p', String(port)], { timeoutMs: 8000 });
+/** A TCP connection from `from` to `addr`:`port`, where `to` listens on `listen` (a service's VIP: its target port) (iperf3, 1 s). */
+async function tcp(from: string, to: string, addr: string, port: number, listen = port): Promise<boolean> {
+  const srv = lab.exec(c(to), ['iperf3', '-s', '-1', '-p', String(listen)], { timeoutMs: 10_000 });
   await new Promise((r) => setTimeout(r, 300));
   const cli = await lab.exec(c(from), ['iperf3', '-c', addr, '-p', String(port), '-t', '1', '--connect-timeout', '1000'], { timeoutMs: 8000 });
-  if (cli.code !== 0) await lab.exec(c(to), ['pkill', '-f', `iperf3 -s -1 -p ${port}`]).catch(() => undefined);
+  if (cli.code !== 0) await lab.exec(c(to), ['pkill', '-f', `iperf3 -s -1 -p ${listen}`]).catch(() => undefined);
   await srv.catch(() => undefined);
   return cli.code === 0;
 }
@@ -273,14 +273,7 @@ test('a service\'s IPv6 VIP balances to its backends\' IPv6 addresses, from this
   assert.equal(r.status, 201, JSON.stringify(r.json));
   const vip6 = r.json.vip6 as string;
   assert.match(vip6, /^fd00:1:2::/);
-  const via = async (from: string) => {
-    const srv = lab.exec(c('a1'), ['iperf3', '-s', '-1', '-p', '5301'], { timeoutMs: 10_000 });
-    await new Promise((res) => setTimeout(res, 300));
-    const cli = await lab.exec(c(from), ['iperf3', '-c', vip6, '-p', '80', '-t', '1', '--connect-timeout', '1000'], { timeoutMs: 8000 });
-    if (cli.code !== 0) await lab.exec(c('a1'), ['pkill', '-f', 'iperf3 -s -1 -p 5301']).catch(() => undefined);
-    await srv.catch(() => undefined);
-    return cli.code === 0;
-  };
+  const via = (from: string) => tcp(from, 'a1', vip6, 80, 5301);
   assert.ok(await within(8000, () => via('a2'), 300) >= 0, `a2 (host 1) reaches db through [${vip6}]:80`);
   assert.ok(await within(8000, () => via('a3'), 300) >= 0, 'a3 (host 2) too');
   const aaaa = await lab.exec(c('a2'), ['busybox', 'nslookup', '-type=aaaa', 'dbsvc', '10.1.2.1'], { timeoutMs: 20_000 });
@@ -449,14 +442,7 @@ test('an IPv6-only network: one IPv6 address, traffic on one host and across hos
   assert.equal(svc.status, 201, JSON.stringify(svc.json));
   assert.deepEqual([svc.json.vip, typeof svc.json.vip6], [undefined, 'string']);
   const vip6 = svc.json.vip6 as string;
-  const via = async (from: string) => {
-    const srv = lab.exec(c('s1'), ['iperf3', '-s', '-1', '-p', '5201'], { timeoutMs: 10_000 });
-    await new Promise((res) => setTimeout(res, 300));
-    const cli = await lab.exec(c(from), ['iperf3', '-c', vip6, '-p', '80', '-t', '1', '--connect-timeout', '1000'], { timeoutMs: 8000 });
-    if (cli.code !== 0) await lab.exec(c('s1'), ['pkill', '-f', 'iperf3 -s -1 -p 5201']).catch(() => undefined);
-    await srv.catch(() => undefined);
-    return cli.code === 0;
-  };
+  const via = (from: string) => tcp(from, 's1', vip6, 80, 5201);
   assert.ok(await within(8000, () => via('s2'), 300) >= 0, `s2 (host 1) reaches db through [${vip6}]:80`);
   assert.ok(await within(8000, () => via('s3'), 300) >= 0, 's3 (host 2) too');
   assert.equal(await via('s4'), false, 'other may not reach db through the VIP either');
