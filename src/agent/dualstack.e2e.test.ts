@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
-import { linkLocalOf } from '../model/index.js';
+import { endpointId, linkLocalOf } from '../model/index.js';
 
 /**
  * Dual stack on a 2-host lab (issue 19): tenants default and blue with the same dual-stack network
@@ -435,6 +435,17 @@ test('an IPv6-only network: one IPv6 address, traffic on one host and across hos
   assert.equal(await tcp('s4', 's1', to, 5201), false, 'other → db 5201 denied');
   const explained = await lab.api('GET', `/api/v1/tenants/default/explain?from=${six.get('s4')}&to=${to}&protocol=tcp&port=5201`);
   assert.deepEqual([explained.status, explained.json.allowed, explained.json.to.ip, typeof explained.json.to.endpoint], [200, false, to, 'string'], JSON.stringify(explained.json));
+
+  // weft verify probes over the family both ends have: IPv6 to and from the IPv6-only endpoints (from a
+  // dual-stack one too), and agrees with the policy.
+  const v = await lab.api('POST', '/api/v1/tenants/default/verify', { flows: ['5201/tcp', '5202/tcp'], timeoutMs: 500 });
+  assert.equal(v.status, 200, JSON.stringify(v.json));
+  type Probe = { from: string; to: string; flow: string; expected: boolean; observed: boolean };
+  const probe = (from: string, to: string, flow: string) => (v.json.results as Probe[]).find((x) => x.from === endpointId(from, 'eth0') && x.to === endpointId(to, 'eth0') && x.flow === flow);
+  assert.deepEqual(v.json.differ, [], JSON.stringify(v.json.differ));
+  assert.deepEqual([probe('s2', 's1', '5201/tcp')?.observed, probe('s3', 's1', '5202/tcp')?.observed, probe('s4', 's1', '5201/tcp')?.observed], [true, false, false]);
+  assert.equal(probe('a2', 's1', '5201/tcp')?.expected, false, 'a dual-stack endpoint (group web of the other network) probes an IPv6-only one over IPv6');
+  assert.equal(probe('a2', 's1', '5201/tcp')?.observed, false);
 
   // A service on the IPv6-only network: an IPv6 VIP alone, balancing to db from both hosts (web may reach
   // db's 5201 through it; other may not), named by AAAA.

@@ -163,6 +163,8 @@ export const inEndpointSpace6 = (n: bigint): boolean => ENDPOINT_SPACE6.some((r)
  */
 const RULE_SPACE6: readonly IpRange6[] = [...ENDPOINT_SPACE6, cidrRange6({ base: 0x0064ff9bn << 96n, prefix: 96 }), cidrRange6({ base: 0x0064ff9b0001n << 80n, prefix: 48 })];
 export const meetsRuleSpace6 = (r: IpRange6): boolean => RULE_SPACE6.some((x) => overlaps6(r, x));
+/** Whether an IPv6 address is one a tenant's packets may carry: an endpoint's kind, or an outside one reached by NAT66 (NAT64 too). */
+export const inRuleSpace6 = (n: bigint): boolean => RULE_SPACE6.some((r) => n >= r.first && n <= r.last);
 
 /**
  * The EUI-64 link-local address of a MAC (RFC 4291 appendix A: ff:fe in the middle, the universal/local

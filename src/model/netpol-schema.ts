@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { invalid } from './errors.js';
 import { cidrRange, parseCidr } from './ipv4.js';
+import { cidrRange6, meetsRuleSpace6, parseCidr6 } from './ipv6.js';
 import type { LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort } from './netpol.js';
 
 // The schema of a NetworkPolicy's spec (networking.k8s.io/v1), as upstream validates it, and the checks a
@@ -69,9 +70,19 @@ function checkPeer(p: NetworkPolicyPeer, path: string): void {
   if (p.podSelector) checkSelector(p.podSelector, `${path}.podSelector`);
   if (p.namespaceSelector) checkSelector(p.namespaceSelector, `${path}.namespaceSelector`);
   if (p.ipBlock) {
-    const outer = cidrRange(parseCidr(p.ipBlock.cidr, `${path}.ipBlock.cidr`, false));
+    // Either family (a dual-stack tenant's IPv6 blocks decide IPv6 addresses, as IPv4 ones IPv4 addresses);
+    // an except is of its block's family.
+    const six = p.ipBlock.cidr.includes(':');
+    const rangeOf = (text: string, field: string) => {
+      if (text.includes(':') !== six) throw invalid(field, `'${text.slice(0, 50)}' is not of the block's family (${p.ipBlock?.cidr})`);
+      return six ? cidrRange6(parseCidr6(text, field, false)) : cidrRange(parseCidr(text, field, false));
+    };
+    const outer = rangeOf(p.ipBlock.cidr, `${path}.ipBlock.cidr`);
+    if (six && !meetsRuleSpace6(outer as ReturnType<typeof cidrRange6>)) {
+      throw invalid(`${path}.ipBlock.cidr`, `'${p.ipBlock.cidr.slice(0, 50)}' holds no global unicast (2000::/3), unique local (fc00::/7) or NAT64 address: no packet of a tenant carries one`);
+    }
     for (const [i, x] of (p.ipBlock.except ?? []).entries()) {
-      const r = cidrRange(parseCidr(x, `${path}.ipBlock.except.${i}`, false));
+      const r = rangeOf(x, `${path}.ipBlock.except.${i}`);
       if (r.first < outer.first || r.last > outer.last || (r.first === outer.first && r.last === outer.last)) {
         throw invalid(`${path}.ipBlock.except.${i}`, `'${x}' must lie strictly inside the block's cidr ${p.ipBlock.cidr}`);
       }

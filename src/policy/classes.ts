@@ -139,6 +139,8 @@ export interface SweepInput6 {
   around: readonly string[];
   /** Endpoints' IPv6 addresses, sorted: left out, their class is their endpoint's. */
   eps6: readonly bigint[];
+  /** The tenant's NetworkPolicy layer, if it has one: an address in an IPv6 ipBlock is in that block's peer set. */
+  np?: Netpol | undefined;
 }
 
 const cmp6 = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
@@ -184,7 +186,9 @@ export function sweep6(x: SweepInput6, idOf: (key: string, k: Omit<Klass, 'id'>)
     while (ep < eps.length && (eps[ep] as bigint) < first) ep++;
     if (first === last && eps[ep] === first) continue;
     if (active.size === 0) continue;
-    const k = { group: undefined, network: undefined, cidrs: [...active].sort(), endpoint: false };
+    const cidrs = [...active].sort();
+    const np = x.np?.part(undefined, cidrs);
+    const k = { group: undefined, network: undefined, cidrs, endpoint: false, ...(np ? { np } : {}) };
     const id = idOf(classKey(k), k);
     if (id === 0) continue;
     const prev = ranges[ranges.length - 1];
@@ -301,7 +305,7 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
   const dual = networks.some((n) => n.subnet6 !== undefined);
   const solo = dual ? soloOf(endpoints) : new Map<string, Endpoint>();
   const soloIds = new Map([...solo].map(([k, ep]) => { const x = soloClass(ep, input.groups, input.v6of, np); return [k, idOf(classKey(x), x)] as const; }));
-  const ranges6 = dual && six.size ? sweep6({ region: ALL6, inside: spans6(texts), around: [], eps6: endpoints6([...input.eps.values(), ...solo.values()]) }, idOf) : [];
+  const ranges6 = dual && six.size ? sweep6({ region: ALL6, inside: spans6(texts), around: [], eps6: endpoints6([...input.eps.values(), ...solo.values()]), np }, idOf) : [];
   const c = classification(classes, ranges, ranges6, soloIds);
   if (!dual) return c;
   // An endpoint's IPv6 address is a hole in ranges6: asked for, it answers with its endpoint's class.

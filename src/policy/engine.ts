@@ -421,7 +421,7 @@ export class Engine {
       if (last < region.last || (first === region.first && last === region.last)) continue;
       around.push(...(this.cidrsByRange6.get(rangeKey6({ first, last })) ?? []));
     }
-    return { region, inside, around, eps6: this.eps6 };
+    return { region, inside, around, eps6: this.eps6, np: this.np };
   }
 
   /** Endpoints came, went or changed their IPv6 address: the sorted list follows (each by a binary search). */

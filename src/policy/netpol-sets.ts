@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cidrRange, formatIp, parseCidr, selectorMatches } from '../model/index.js';
+import { cidrRange, formatCidr6, formatIp, maskOf6, parseCidr, parseCidr6, selectorMatches } from '../model/index.js';
 import type { AnpPeer, AnpPort, Endpoint, LabelMap, LabelSelector, NetpolProtocol, NetworkPolicyPeer, NetworkPolicyPort } from '../model/index.js';
 
 // The pieces of the NetworkPolicy layer (netpol.ts) that name things: peer sets, ports, named ports.
@@ -33,6 +33,8 @@ export const hash = (text: string) => createHash('sha256').update(text).digest('
 
 /** An ipBlock CIDR as classes carry it: its network address and length (Kubernetes accepts host bits). */
 export function blockCidr(text: string): string {
+  // IPv6: its network address in RFC 5952 form, as rule CIDRs are stored (cidr6.ts keys them by text).
+  if (text.includes(':')) { const c = parseCidr6(text, 'cidr', false); return formatCidr6({ base: c.base & maskOf6(c.prefix), prefix: c.prefix }); }
   const c = cidrRange(parseCidr(text, 'cidr', false));
   const len = 32 - Math.log2(c.last - c.first + 1);
   return `${formatIp(c.first)}/${len}`;

@@ -451,3 +451,31 @@ test('compiles leave nothing on the objects they are given: the same endpoints, 
   for (let i = 0; i < 5; i++) compilePolicy(s);
   assert.deepEqual(own(), before, 'no property on the endpoints, policies or rules it was given');
 });
+
+test('netpol compile: IPv6 ipBlocks (a dual-stack tenant) decide outside IPv6 addresses per address, with except; IPv4 blocks stay IPv4\'s', () => {
+  // x/a may send only to 2001:db8::/32 but 2001:db8:bad::/48, and to 192.0.2.0/24; every pod has an IPv6 address.
+  const six = (p: OraclePod) => `fd00:9::${pods.indexOf(p) + 1}`;
+  const s = state([np('x', 'out6', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [
+    { ipBlock: { cidr: '2001:DB8::1/32', except: ['2001:db8:bad::/48'] } }, { ipBlock: { cidr: '192.0.2.0/24' } },
+  ] }] })], {
+    networks: [{ ...meta, tenant: 't', name: 'n', subnet: '10.0.0.0/16', gateway: '', subnet6: 'fd00:9::/64', gateway6: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    endpoints: pods.map((p) => ({ ...endpointOf(p), ip6: six(p), prefixLength6: 64, gateway6: '' })),
+  });
+  const c = compilePolicy(s);
+  const cls6 = (ip: string) => c.v6.find((x) => x.addr === ip)?.cls ?? c.classification.byIp(ip).id;
+  const passes6 = (src: string, dst: string, port: number) => lookupVerdict(c, cls6(src), cls6(dst), 6, port) === 'accept';
+  const xa = pods.find((p) => p.namespace === 'x' && p.name === 'a') as OraclePod;
+  const xb = pods.find((p) => p.namespace === 'x' && p.name === 'b') as OraclePod;
+  const cases: Array<[string, string, boolean]> = [
+    [six(xa), '2001:db8::1', true], [six(xa), '2001:db8:1::80', true], [six(xa), '2001:db8:bad::1', false], [six(xa), '2001:db9::1', false],
+    [six(xa), six(xb), false], [xa.ip, '192.0.2.7', true], [xa.ip, '198.51.100.1', false],
+    [six(xb), '2001:db8:bad::1', true], [six(xb), '2001:db9::1', true],
+  ];
+  for (const [src, dst, want] of cases) {
+    const got = src.includes(':') ? passes6(src, dst, 80) : passes(c, src, dst, 6, 80);
+    assert.equal(got, want, `${src} -> ${dst}`);
+    assert.equal(explainFlow(s, src, dst, 'tcp', 80).allowed, want, `explain ${src} -> ${dst}`);
+  }
+  // The block's text as classes carry it: the network address in RFC 5952 form.
+  assert.ok(c.classification.classes.some((k) => k.cidrs.includes('2001:db8::/32') && k.cidrs.includes('2001:db8:bad::/48')));
+});

@@ -114,6 +114,8 @@ test('IPv6 records: an endpoint is named and explained by its IPv6 address; TCP 
   ]);
   const icmp = (await ok(api, 'GET', '/api/v1/flows?tenant=six&protocol=icmp')).items as Flow[];
   assert.deepEqual(icmp.map((f) => f.protocol), ['icmpv6'], 'icmp includes ICMPv6');
+  // Out by NAT66 to a NAT64 address (64:ff9b::/96): a record like any other.
+  assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [{ ...record(app.ip6, '64:ff9b::c000:207', 443, 'allow', 'six'), proto: 6 }], lost: [] }), { accepted: 1, refused: 0 });
 });
 
 test('bad reports and queries are refused naming the field, and change nothing', async () => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, formatIp6, inEndpointSpace6, parseIp6, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, formatIp6, inRuleSpace6, parseIp6, type Endpoint } from '../../model/index.js';
 import { explainer } from '../../policy/index.js';
 import { canSeeTenant, requireRole, requireTenantAccess } from '../../control/index.js';
 import { principalOf } from '../context.js';
@@ -134,7 +134,7 @@ export function flowRoutes(app: FastifyInstance): void {
     const host = req.params.name;
     const pairs = new Set<string>();
     // What the kernel can log: both ends of one family; IPv6 as weft-netwatch prints it (RFC 5952), and of
-    // the kinds endpoints have (global unicast or unique local: no ::, multicast, link-local or mapped).
+    // the kinds a tenant's packets carry (global unicast, unique local, NAT64: no ::, multicast, link-local or mapped).
     for (const [i, f] of req.body.flows.entries()) {
       if (f.src.includes(':') !== f.dst.includes(':')) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.dst: '${f.dst}' is not of the family of src '${f.src}'`, { field: `flows.${i}.dst` });
       for (const k of ['src', 'dst'] as const) {
@@ -142,7 +142,7 @@ export function flowRoutes(app: FastifyInstance): void {
         if (!a.includes(':')) continue;
         const n = parseIp6(a);
         if (n === undefined || formatIp6(n) !== a) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not an IPv6 address in RFC 5952 text`, { field: `flows.${i}.${k}` });
-        if (!inEndpointSpace6(n)) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not a global unicast or unique local address (no endpoint has one elsewhere)`, { field: `flows.${i}.${k}` });
+        if (!inRuleSpace6(n)) throw new WeftError('WEFT_INVALID_FIELD', `flows.${i}.${k}: '${a}' is not a global unicast, unique local or NAT64 address (no tenant's packet carries one elsewhere)`, { field: `flows.${i}.${k}` });
       }
     }
     for (const [i, t] of (req.body.traffic ?? []).entries()) {
