@@ -31,8 +31,9 @@ const Peer = Type.Object({
   podSelector: Type.Optional(LabelSelectorSchema),
   namespaceSelector: Type.Optional(LabelSelectorSchema),
   ipBlock: Type.Optional(Type.Object({
-    cidr: Type.String({ maxLength: 18 }),
-    except: Type.Optional(Type.Array(Type.String({ maxLength: 18 }), { maxItems: 256 })),
+    // 43: the longest IPv6 prefix text (39 characters and /128); IPv4's is 18.
+    cidr: Type.String({ maxLength: 43 }),
+    except: Type.Optional(Type.Array(Type.String({ maxLength: 43 }), { maxItems: 256 })),
   }, { additionalProperties: false })),
 }, { additionalProperties: false });
 
@@ -74,7 +75,7 @@ function checkPeer(p: NetworkPolicyPeer, path: string): void {
     // an except is of its block's family.
     const six = p.ipBlock.cidr.includes(':');
     const rangeOf = (text: string, field: string) => {
-      if (text.includes(':') !== six) throw invalid(field, `'${text.slice(0, 50)}' is not of the block's family (${p.ipBlock?.cidr})`);
+      if (text.includes(':') !== six) throw invalid(field, `'${text.slice(0, 50)}' is not of the block's family (${p.ipBlock?.cidr.slice(0, 50)})`);
       return six ? cidrRange6(parseCidr6(text, field, false)) : cidrRange(parseCidr(text, field, false));
     };
     const outer = rangeOf(p.ipBlock.cidr, `${path}.ipBlock.cidr`);

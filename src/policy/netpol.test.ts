@@ -478,4 +478,21 @@ test('netpol compile: IPv6 ipBlocks (a dual-stack tenant) decide outside IPv6 ad
   }
   // The block's text as classes carry it: the network address in RFC 5952 form.
   assert.ok(c.classification.classes.some((k) => k.cidrs.includes('2001:db8::/32') && k.cidrs.includes('2001:db8:bad::/48')));
+
+  // A Weft rule with an IPv6 CIDR inside the block, added later (x/a in group g): compiled incrementally,
+  // the cold compile's result, and deciding before the block (Weft's tier comes first).
+  const g: Group = { ...meta, tenant: 't', name: 'g', network: 'n', policies: ['w'], labels: {} };
+  const w = (rules: Rule[], revision: number): Policy => ({ ...meta, revision, tenant: 't', name: 'w', rules });
+  const s1: PolicyState = { ...s, groups: [g], policies: [w([], 1)], endpoints: s.endpoints.map((e) => (e.ip === xa.ip ? { ...e, group: 'g' } : e)) };
+  const c1 = compilePolicy(s1);
+  const s2: PolicyState = { ...s1, policies: [w([{ id: 'r', priority: 1, direction: 'out', action: 'deny', protocol: 'tcp', toCidr: '2001:db8:1::/48' }], 2)] };
+  const inc = compilePolicy({ ...s2, previous: c1 });
+  const cold = compilePolicy({ ...s2, previous: c1 });
+  assert.deepEqual([inc.how, cold.how], ['incremental', 'cold']);
+  assert.deepEqual(inc.classification.ranges6, cold.classification.ranges6);
+  const keys = (x: CompiledPolicy) => x.classification.classes.map((k) => JSON.stringify(k)).sort();
+  assert.deepEqual(keys(inc), keys(cold));
+  const on = (x: CompiledPolicy, dst: string) => lookupVerdict(x, x.v6.find((v) => v.addr === six(xa))?.cls ?? 0, x.v6.find((v) => v.addr === dst)?.cls ?? x.classification.byIp(dst).id, 6, 80);
+  assert.deepEqual([on(inc, '2001:db8:1::5'), on(inc, '2001:db8::1'), on(inc, '2001:db8:bad::1')], ['drop', 'accept', 'drop']);
+  assert.deepEqual([on(cold, '2001:db8:1::5'), on(cold, '2001:db8::1')], ['drop', 'accept']);
 });

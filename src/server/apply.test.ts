@@ -52,6 +52,7 @@ test('POST /apply: bad documents of every kind are refused naming the document a
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::/64', except: ['10.0.0.0/8'] } }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.from.0.ipBlock.except.0', /not of the block's family/],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fe80::/64' } }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.from.0.ipBlock.cidr', /no global unicast/],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::/64', except: ['fd00::/64'] } }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.from.0.ipBlock.except.0', /strictly inside/],
+    [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '2001:db8:abcd:12::/64', except: ['2001:db8:abcd:12:ffff:ffff:ffff:ff00/120', '10.0.0.0/8'] } }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.from.0.ipBlock.except.1', /not of the block's family/],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.podSelector.matchExpressions.0.values', /needs at least one value/],
     [{ documents: [doc('NetworkPolicy', 'p', { podSelector: {}, ingress: [{ ports: [{ port: 'http', endPort: 90 }] }] })] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.spec.ingress.0.ports.0.endPort'],
     [{ documents: [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'y' } } }] }, 400, 'WEFT_INVALID_FIELD', 'documents.0.metadata.labels.kubernetes.io/metadata.name', /always the namespace's name/],
@@ -120,4 +121,14 @@ test('GET /documents: what it prints applies back unchanged (a network\'s defaul
   const gone = await api.call('POST', '/api/v1/apply', { tenant: 'shop', delete: true, documents: [doc('Group', 'web'), doc('Policy', 'web-in', { rules: 'not even a list' })] });
   assert.equal(gone.status, 200, JSON.stringify(gone.json));
   assert.deepEqual(gone.json.results.map((r: { action: string }) => r.action), ['deleted', 'deleted']);
+});
+
+test('POST /apply: a NetworkPolicy with IPv6 ipBlocks of any length is taken, as written (dual-stack tenants)', async () => {
+  const api = await testApi();
+  const np = { kind: 'NetworkPolicy', apiVersion: 'networking.k8s.io/v1', metadata: { name: 'out6', namespace: 'shop' }, spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [
+    { ipBlock: { cidr: '2001:db8:abcd:12::/64', except: ['2001:db8:abcd:12:ffff:ffff:ffff:ff00/120'] } }, { ipBlock: { cidr: '::/0', except: ['fd12:3456:789a::/48'] } },
+  ] }] } };
+  const r = await api.call('POST', '/api/v1/apply', { tenant: 'shop', documents: [doc('Tenant', 'shop'), doc('Network', 'front', { subnet: '10.20.0.0/24', subnet6: 'fd00:20::/64' }), np] });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual(r.json.results.map((x: { action: string }) => x.action), ['created', 'created', 'created']);
 });
