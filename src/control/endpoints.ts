@@ -23,9 +23,12 @@ function checkMac(mac: string): void {
 
 /** A locally administered MAC derived from the address, so a restarted container keeps its MAC. */
 export function macFor(ip: string): string {
-  const n = parseIp(ip) ?? 0;
-  const bytes = [0x02, 0x57, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
-  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+  return macOf(0x57, parseIp(ip) ?? 0);
+}
+
+/** 02 (locally administered, unicast), `kind`, and 32 bits. */
+function macOf(kind: number, n: number): string {
+  return [0x02, kind, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 /**
@@ -33,9 +36,7 @@ export function macFor(ip: string): string {
  * inside subnet6, which is below 2^32 (V6ONLY_SPAN): one MAC per address of the network, none shared.
  */
 export function macFor6(ip6: string, subnet6: string): string {
-  const n = Number(((parseIp6(ip6) ?? 0n) - parseCidr6(subnet6, 'subnet6', false).base) & 0xffffffffn);
-  const bytes = [0x02, 0x58, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
-  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+  return macOf(0x58, Number(((parseIp6(ip6) ?? 0n) - parseCidr6(subnet6, 'subnet6', false).base) & 0xffffffffn));
 }
 
 /** A host port can be published by one endpoint per host and protocol, and never the overlay's. */
@@ -144,9 +145,6 @@ export class Endpoints {
       }
       if (requested !== undefined && net.subnet === undefined) {
         throw new WeftError('WEFT_INVALID_VALUE', `ip: network ${req.tenant}/${net.name} is IPv6-only (no subnet); ask for ip6`, { field: 'ip' });
-      }
-      if (group?.ipPool !== undefined && net.subnet === undefined) {
-        throw new WeftError('WEFT_INVALID_VALUE', `group: group ${req.tenant}/${group.name} has an IPv4 ipPool on IPv6-only network ${net.name}`, { field: 'group' });
       }
       if (req.replaces !== undefined) {
         const old = await tx.get(keys.endpoint(req.replaces));

@@ -1,4 +1,4 @@
-import { cidrRange, parseCidr, parseIp, parseIp6, type Endpoint, type Group, type IpRange, type Network, type Policy } from '../model/index.js';
+import { cidrRange, formatIp, parseCidr, parseIp, parseIp6, type Endpoint, type Group, type IpRange, type Network, type Policy } from '../model/index.js';
 import type { Netpol, NpPart } from './netpol.js';
 import { Cidrs6, ip6Number, isCidr6, span6 } from './cidr6.js';
 
@@ -313,7 +313,8 @@ export function classify(networks: readonly Network[], groups: readonly Group[],
   const byIp = c.byIp;
   c.byIp = (ip: string) => {
     if (!ip.includes(':')) return byIp(ip);
-    own ??= new Map([...input.eps.values()].flatMap((e) => { const n = e.ip6 === undefined || e.ip === undefined ? undefined : ip6Number(e.ip6); return n === undefined || e.ip === undefined ? [] : [[n.toString(16), e.ip] as const]; }));
+    // (input.eps holds endpoints with an IPv4 address only.)
+    own ??= new Map([...input.eps].flatMap(([four, e]) => { const n = e.ip6 === undefined ? undefined : ip6Number(e.ip6); return n === undefined ? [] : [[n.toString(16), formatIp(four)] as const]; }));
     const n = parseIp6(ip);
     const four = n === undefined ? undefined : own.get(n.toString(16));
     return byIp(four ?? ip);
