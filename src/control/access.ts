@@ -54,7 +54,7 @@ export async function storedNetwork(c: { networks: { get(tenant: string, name: s
 }
 
 /** What of a host only admin and ops users and agents see: where its overlay and tunnel traffic goes, and how it fares. */
-type HostPrivate = 'vtepIp' | 'wgPublicKey' | 'tunnelIp' | 'rotateKey' | 'wireguard';
+type HostPrivate = 'vtepIp' | 'vtepIp6' | 'wgPublicKey' | 'tunnelIp' | 'rotateKey' | 'wireguard';
 
 /**
  * A host as `p` may see it: tenant users see its name, state and agent, never its underlay or tunnel
@@ -62,6 +62,6 @@ type HostPrivate = 'vtepIp' | 'wgPublicKey' | 'tunnelIp' | 'rotateKey' | 'wiregu
  */
 export function hostFor(p: Principal, h: Host): Host | Omit<Host, HostPrivate> {
   if (p.role !== 'tenant') return h;
-  const { vtepIp: _v, wgPublicKey: _k, tunnelIp: _t, rotateKey: _r, wireguard: _w, ...rest } = h;
+  const { vtepIp: _v, vtepIp6: _v6, wgPublicKey: _k, tunnelIp: _t, rotateKey: _r, wireguard: _w, ...rest } = h;
   return rest;
 }

@@ -1,4 +1,4 @@
-import { WeftError, checkNetwork6, formatIp6, parseIp6, type Network } from '../model/index.js';
+import { WeftError, block6Of, blockOf, checkNetwork6, formatIp6, parseIp, parseIp6, type IpRange6, type Network } from '../model/index.js';
 import { AddressBook6, Bitmap, CHUNK_SIZE, allocateAddress6, decodeRuns, encodeRuns, openAddressBook6, releaseAddress6 } from '../ipam/index.js';
 import type { Txn } from '../store/index.js';
 import { keys } from './keys.js';
@@ -67,7 +67,7 @@ export async function newAddressBook6(tx: Txn, net: Network): Promise<void> {
  * the requested one) and returns it as canonical text. Group pools are IPv4 only: every member's IPv6
  * address comes from the network's range.
  */
-export async function takeAddress6(tx: Txn, net: Network, requested: string | undefined, field = 'ip6'): Promise<string> {
+export async function takeAddress6(tx: Txn, net: Network, requested: string | undefined, field = 'ip6', ip4?: string): Promise<string> {
   let want: bigint | undefined;
   if (requested !== undefined) {
     want = parseIp6(requested);
@@ -75,15 +75,28 @@ export async function takeAddress6(tx: Txn, net: Network, requested: string | un
   }
   const l = layout6(net);
   const book = await readBook6(tx, net);
+  const block = net.encap === 'routed' ? pairedBlock(net, ip4) : undefined;
   const ip = await allocateAddress6(book, {
-    candidates: [l.dynamic],
-    allowed: [{ first: l.subnet.base + 1n, last: l.subnet.base + book.size - 1n }],
-    poolName: `network ${net.tenant}/${net.name}`,
+    candidates: [block?.range ?? l.dynamic],
+    allowed: [block?.range ?? { first: l.subnet.base + 1n, last: l.subnet.base + book.size - 1n }],
+    poolName: block ? `network ${net.tenant}/${net.name}'s IPv6 block ${block.cidr} (paired with the IPv4 block of ${ip4 ?? ''})` : `network ${net.tenant}/${net.name}`,
     field,
     ...(want !== undefined ? { requested: want } : {}),
   });
   writeBook6(tx, net, book);
   return formatIp6(ip);
+}
+
+/**
+ * A routed network's IPv6 block paired with the IPv4 block `ip4` is in (block6Of): an endpoint's two
+ * addresses are routed to the same host. The subnet-router anycast address (the block's first in block 0)
+ * is never handed out: the book holds it taken.
+ */
+function pairedBlock(net: Network, ip4: string | undefined): { range: IpRange6; cidr: string } {
+  const n = ip4 === undefined ? undefined : parseIp(ip4);
+  const block = n === undefined ? undefined : block6Of(net, blockOf(net, n).index);
+  if (!block) throw new WeftError('WEFT_INTERNAL', `routed network ${net.tenant}/${net.name}: an IPv6 address is taken after its IPv4 one`);
+  return block;
 }
 
 export async function giveBackAddress6(tx: Txn, net: Network, ip: string | undefined): Promise<void> {

@@ -166,7 +166,7 @@ export class Endpoints {
         requested6 = o.ip6;
       }
       const ip = net.subnet === undefined ? undefined : await takeAddress(tx, net, group, requested, 'ip', req.host);
-      const ip6 = net.subnet6 === undefined ? undefined : await takeAddress6(tx, net, requested6);
+      const ip6 = net.subnet6 === undefined ? undefined : await takeAddress6(tx, net, requested6, 'ip6', ip);
       // Every endpoint has an address of some family: the schema refuses a network with neither subnet.
       if (ip === undefined && ip6 === undefined) throw new WeftError('WEFT_INTERNAL', `network ${req.tenant}/${net.name} has neither subnet nor subnet6`);
       const at = this.now();
@@ -277,7 +277,7 @@ async function moveAddress6(tx: Txn, ep: Endpoint, wanted: string): Promise<stri
   if (ep.ip === undefined) throw invalid('ip6', `endpoint ${ep.id} is on an IPv6-only network: its MAC comes from its address, which stays`);
   const net = await findIn<Network>(tx, 'networks', ep.tenant, ep.network);
   if (!net) throw badReference('network', `network ${ep.tenant}/${ep.network}`);
-  const taken = await takeAddress6(tx, net, wanted);
+  const taken = await takeAddress6(tx, net, wanted, 'ip6', ep.ip);
   await giveBackAddress6(tx, net, ep.ip6);
   return taken;
 }

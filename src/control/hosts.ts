@@ -1,4 +1,4 @@
-import { WeftError, cidrRange, instanceDigest, notFound, parseCidr, parseIp, specialRangeOf, type Host, type HostInput } from '../model/index.js';
+import { UPLINK_RANGE6, WeftError, cidrRange, cidrRange6, formatIp6, inEndpointSpace6, instanceDigest, notFound, parseCidr, parseCidr6, parseIp, parseIp6, specialRangeOf, type Host, type HostInput, type Network } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { listNames } from './crud.js';
 import { keys } from './keys.js';
@@ -49,12 +49,14 @@ export class Hosts {
    */
   async register(actor: string, input: HostInput): Promise<Host> {
     const vtep = underlayOf(input);
+    const vtep6 = underlay6Of(input);
     const r = await this.store.transact(actor, async (tx) => {
       const old = await tx.get(keys.host(input.name));
       const prev = old ? withLease(old, await leaseIn(tx, input.name)) : undefined;
       const at = this.now();
       const instance = this.instanceOf(input, prev, at);
       await refuseTwins(tx, input, prev);
+      if (vtep6 !== undefined && vtep6 !== prev?.vtepIp6) await refuseTaken6(tx, input.name, vtep6);
       const { tunnelRange } = await readGlobal(tx);
       const range = cidrRange(parseCidr(tunnelRange, 'tunnelRange'));
       // Its own tunnel route would swallow the traffic to it (WireGuard's, the clear overlay's).
@@ -65,6 +67,7 @@ export class Hosts {
       const rec: HostRecord = {
         name: input.name,
         vtepIp: input.vtepIp,
+        ...(vtep6 !== undefined ? { vtepIp6: vtep6 } : {}),
         ...(input.agentVersion !== undefined ? { agentVersion: input.agentVersion } : {}),
         ...(input.wgPublicKey !== undefined ? { wgPublicKey: input.wgPublicKey } : {}),
         tunnelIp,
@@ -191,6 +194,30 @@ function underlayOf(input: HostInput): number {
   const special = specialRangeOf(vtep);
   if (special) throw new WeftError('WEFT_INVALID_FIELD', `vtepIp: ${input.vtepIp} is in ${special}, not a host's underlay address`, { field: 'vtepIp' });
   return vtep;
+}
+
+/** The host's IPv6 underlay address in RFC 5952 form, refused when it is no global or unique local unicast address. */
+function underlay6Of(input: HostInput): string | undefined {
+  if (input.vtepIp6 === undefined) return undefined;
+  const n = parseIp6(input.vtepIp6);
+  if (n === undefined) throw new WeftError('WEFT_INVALID_FIELD', `vtepIp6: '${input.vtepIp6}' is not an IPv6 address`, { field: 'vtepIp6' });
+  if (!inEndpointSpace6(n) || (n >= UPLINK_RANGE6.first && n <= UPLINK_RANGE6.last)) {
+    throw new WeftError('WEFT_INVALID_FIELD', `vtepIp6: ${input.vtepIp6} is no global (2000::/3) or unique local (fc00::/7) address a peer could route to`, { field: 'vtepIp6' });
+  }
+  return formatIp6(n);
+}
+
+/** A new IPv6 underlay address: not another host's, and not inside a routed network's subnet6 (its routes would capture it). */
+async function refuseTaken6(tx: Txn, name: string, vtep6: string): Promise<void> {
+  const twin = (await tx.list(keys.hosts())).map((e) => e.value as Host).find((h) => h.name !== name && h.vtepIp6 === vtep6);
+  if (twin) throw new WeftError('WEFT_ADDRESS_IN_USE', `vtepIp6: ${vtep6} is the IPv6 underlay address of host ${twin.name}`, { field: 'vtepIp6' });
+  const n = parseIp6(vtep6) as bigint;
+  for (const e of await tx.list('networks/')) {
+    const net = e.value as Network;
+    if (net.encap !== 'routed' || net.subnet6 === undefined) continue;
+    const r = cidrRange6(parseCidr6(net.subnet6, 'subnet6', false));
+    if (n >= r.first && n <= r.last) throw new WeftError('WEFT_OVERLAP', `vtepIp6: ${vtep6} is inside routed network ${net.tenant}/${net.name}'s subnet6 ${net.subnet6}, which every host routes`, { field: 'vtepIp6' });
+  }
 }
 
 /**

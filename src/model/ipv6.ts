@@ -191,3 +191,21 @@ export function inV6OnlySpan(ip6: string, subnet6: string): boolean {
   const base = parseCidr6(subnet6, 'subnet6', false).base;
   return n !== undefined && n >= base && n - base < V6ONLY_SPAN;
 }
+
+/**
+ * A routed dual-stack network's IPv6 block `index`: subnet6 cut into as many blocks as subnet is (one per
+ * IPv4 block), so the host that holds IPv4 block i holds IPv6 block i, and an endpoint's two addresses are
+ * routed to the same host. Undefined without both subnets.
+ */
+export function block6Of(net: { subnet?: string; subnet6?: string; blockSize?: number }, index: number): { range: IpRange6; cidr: string } | undefined {
+  if (net.subnet === undefined || net.subnet6 === undefined) return undefined;
+  const prefix4 = Number(net.subnet.split('/')[1]);
+  const s6 = parseCidr6(net.subnet6, 'subnet6', false);
+  const prefix = block6Prefix(s6.prefix, prefix4, net.blockSize ?? prefix4);
+  const size = 1n << BigInt(128 - prefix);
+  const first = s6.base + BigInt(index) * size;
+  return { range: { first, last: first + size - 1n }, cidr: `${formatIp6(first)}/${prefix}` };
+}
+
+/** The prefix length of a routed network's IPv6 blocks: subnet6 cut as many times as the IPv4 subnet is. */
+export const block6Prefix = (prefix6: number, prefix4: number, blockSize: number): number => prefix6 + (blockSize - prefix4);

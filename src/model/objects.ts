@@ -250,6 +250,8 @@ export function addressOf(e: Pick<Endpoint, 'ip' | 'ip6'>): string {
 export interface Host extends Meta {
   name: string;
   vtepIp: string;
+  /** Its IPv6 underlay address, when it has one: other hosts and BGP routers reach its routed networks' IPv6 blocks through it. */
+  vtepIp6?: string;
   agentVersion?: string;
   /** Its WireGuard public key: other hosts make it their peer (the private half never leaves the host). */
   wgPublicKey?: string;

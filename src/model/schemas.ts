@@ -194,6 +194,7 @@ export const WG_KEY_PATTERN = '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$';
 export const HostInput = strict({
   name: Name,
   vtepIp: Text(15),
+  vtepIp6: Type.Optional(Text(39, "the host's global IPv6 address on the underlay, if it has one (routed networks' IPv6 blocks are routed to it)")),
   agentVersion: Type.Optional(Text(64)),
   wgPublicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN, description: "the host's WireGuard public key (base64 of 32 bytes)" })),
   instance: Type.Optional(Type.String({ pattern: '^[0-9a-f]{32}$', description: "the agent's random id, kept in its state dir: while one instance heartbeats, another may not take over the host's name" })),

@@ -31,6 +31,11 @@ export const dockerNetworkKind: KindDef<DockerNetworkInput, DockerNetwork> = {
     if (!net) throw badReference('network', `network ${tenant}/${input.network}`);
     // Docker asks every network for an IPv4 pool.
     if (net.subnet === undefined) throw new WeftError('WEFT_INVALID_VALUE', `network: ${tenant}/${input.network} is IPv6-only; Docker networks need a Weft network with an IPv4 subnet`, { field: 'network' });
+    // Docker gives a container its IPv6 address with an on-link prefix; a routed network's neighbours are
+    // on other ports and hosts, where no one answers its neighbour solicitations (Weft's own plugin sets none).
+    if (net.encap === 'routed' && net.subnet6 !== undefined) {
+      throw new WeftError('WEFT_INVALID_VALUE', `network: ${tenant}/${input.network} is a routed network with IPv6; Docker configures IPv6 on-link, which a routed network cannot answer (use podman or another CNI runtime)`, { field: 'network' });
+    }
     await requireUnique(tx, tenant, input);
     if (input.group !== undefined) {
       const g = await findIn<Group>(tx, 'groups', tenant, input.group);

@@ -92,8 +92,13 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const global = await readGlobal(tx);
     const subnet = layout ? formatCidr(layout.subnet) : undefined;
     const encap = existing?.encap ?? input.encap ?? 'vxlan';
-    if (layout6 && encap !== 'vxlan') {
-      throw new WeftError('WEFT_INVALID_VALUE', `subnet6: IPv6 is carried by encap vxlan networks only so far (this one is ${encap})`, { field: 'subnet6' });
+    if (layout6 && encap !== 'vxlan' && encap !== 'routed') {
+      throw new WeftError('WEFT_INVALID_VALUE', `subnet6: IPv6 is carried by encap vxlan and routed networks only so far (this one is ${encap})`, { field: 'subnet6' });
+    }
+    if (layout6 && encap === 'routed') {
+      // Its IPv6 blocks pair with its IPv4 ones (block6Of): a host holds both of an endpoint's addresses.
+      if (!layout) throw new WeftError('WEFT_INVALID_VALUE', 'subnet: a routed network with subnet6 needs an IPv4 subnet too (its IPv6 blocks pair with its IPv4 blocks)', { field: 'subnet' });
+      if (input.ipRange6 !== undefined) throw new WeftError('WEFT_INVALID_VALUE', "ipRange6: a routed network's IPv6 addresses come from the IPv6 block paired with each endpoint's IPv4 block, not from a range", { field: 'ipRange6' });
     }
     // IPv6 only: endpoints' MACs come from their place in the subnet's first 2^32 addresses (macFor6).
     if (!layout && layout6 && input.ipRange6 !== undefined && layout6.dynamic.last - layout6.subnet.base >= V6ONLY_SPAN) {

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_BGP_LOCAL_AS, DEFAULT_BLOCK_SIZE, WeftError, cidrRange, overlaps, parseCidr, parseIp,
+  DEFAULT_BGP_LOCAL_AS, DEFAULT_BLOCK_SIZE, WeftError, block6Prefix, cidrRange, cidrRange6, overlaps, overlaps6, parseCidr, parseCidr6, parseIp, parseIp6,
   type Host, type IpRange, type Network, type NetworkInput,
 } from '../../model/index.js';
 import type { Txn } from '../../store/index.js';
@@ -68,6 +68,7 @@ export async function checkRouted(tx: Txn, tenant: string, input: NetworkInput, 
       if (n !== undefined && n >= mine.first && n <= mine.last) throw refuse('subnet', `${subnetText} holds host ${h.name}'s address ${a}; its routes would capture the underlay`);
     }
   }
+  await checkRouted6(tx, tenant, input, existing, subnet.prefix, blockSize);
   const peers = input.bgpPeers ?? existing?.bgpPeers ?? [];
   const seen = new Set<string>();
   for (const [i, p] of peers.entries()) {
@@ -93,4 +94,32 @@ export async function checkRouted(tx: Txn, tenant: string, input: NetworkInput, 
     throw refuse(input.bgpLocalAs !== undefined ? 'bgpLocalAs' : 'bgpPeerAs', `the hosts and their BGP routers are both in AS ${peerAs}; hosts speak eBGP only: give them another AS (bgpLocalAs)`);
   }
   return { blockSize, ...(peers.length ? { bgpPeers: peers, bgpPeerAs: peerAs as number, bgpLocalAs: localAs } : {}) };
+}
+
+/**
+ * A routed network's subnet6 (dual stack): cut into as many blocks as its IPv4 subnet, each at least as
+ * large as an IPv4 block (every endpoint of IPv4 block i has its IPv6 address in IPv6 block i); like the
+ * IPv4 subnet it is routed on every host and announced, so it may overlap no other routed subnet6 and
+ * hold no host's IPv6 underlay address.
+ */
+async function checkRouted6(tx: Txn, tenant: string, input: NetworkInput, existing: Network | undefined, prefix4: number, blockSize: number): Promise<void> {
+  if (existing || input.subnet6 === undefined) return;
+  const s6 = parseCidr6(input.subnet6, 'subnet6');
+  const prefix = block6Prefix(s6.prefix, prefix4, blockSize);
+  if (128 - prefix < 32 - blockSize) {
+    throw refuse('subnet6', `${input.subnet6} cut into ${2 ** (blockSize - prefix4)} blocks (one per IPv4 /${blockSize} block) gives /${prefix} blocks, smaller than the IPv4 ones; use a subnet6 of /${128 - (32 - blockSize) - (blockSize - prefix4)} or larger`);
+  }
+  const mine6 = cidrRange6(s6);
+  for (const e of await tx.list('networks/')) {
+    const other = withRevision<Network>(e);
+    if (other.encap !== 'routed' || other.subnet6 === undefined || (other.tenant === tenant && other.name === input.name)) continue;
+    if (overlaps6(mine6, cidrRange6(parseCidr6(other.subnet6, 'subnet6')))) {
+      throw new WeftError('WEFT_OVERLAP', `subnet6: ${input.subnet6} overlaps routed network ${other.tenant}/${other.name} (${other.subnet6}): routed subnets share the hosts' routing table and the fabric, so they may not overlap in any tenant`, { field: 'subnet6' });
+    }
+  }
+  for (const e of await tx.list('hosts/')) {
+    const h = withRevision<Host>(e);
+    const n = h.vtepIp6 === undefined ? undefined : parseIp6(h.vtepIp6);
+    if (n !== undefined && n >= mine6.first && n <= mine6.last) throw refuse('subnet6', `${input.subnet6} holds host ${h.name}'s IPv6 underlay address ${h.vtepIp6}; its routes would capture the underlay`);
+  }
 }

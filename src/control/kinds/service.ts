@@ -47,7 +47,7 @@ export const serviceKind: KindDef<ServiceInput, Service> = {
       vip6 = existing.vip6;
     } else {
       if (net.subnet !== undefined) vip = await takeAddress(tx, net, undefined, input.vip, 'vip');
-      if (net.subnet6 !== undefined) vip6 = await takeAddress6(tx, net, input.vip6, 'vip6');
+      if (net.subnet6 !== undefined) vip6 = await takeAddress6(tx, net, input.vip6, 'vip6', vip);
     }
     return { tenant, name: input.name, network: input.network, ...(vip !== undefined ? { vip } : {}), ...(vip6 !== undefined ? { vip6 } : {}), selector: input.selector, ports: input.ports };
   },
