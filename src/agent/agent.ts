@@ -43,6 +43,8 @@ export interface AgentOptions {
   cniBinDirs: string[];
   nsPrefix: string;
   vtepIp: string;
+  /** Its IPv6 underlay address, if it has one (routed networks' IPv6 blocks are routed to it). */
+  vtepIp6?: string;
   resyncMs: number;
   /** An endpoint whose veth is missing is re-wired only after this long, so an ADD in flight is never raced. */
   repairGraceMs: number;
@@ -230,7 +232,7 @@ export class Agent {
   private async register(): Promise<void> {
     const wireguard = await this.datapath.tunnelStatus().catch(() => undefined);
     await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, {
-      name: this.o.host, vtepIp: this.o.vtepIp, agentVersion: this.o.version, wgPublicKey: this.wgPublicKey, instance: this.instance, ...(wireguard ? { wireguard } : {}),
+      name: this.o.host, vtepIp: this.o.vtepIp, ...(this.o.vtepIp6 !== undefined ? { vtepIp6: this.o.vtepIp6 } : {}), agentVersion: this.o.version, wgPublicKey: this.wgPublicKey, instance: this.instance, ...(wireguard ? { wireguard } : {}),
     });
   }
 

@@ -168,9 +168,9 @@ function upsert<T extends { revision: number }>(map: Map<string, T>, key: string
   else map.set(key, { ...(c.object as T), revision: c.revision });
 }
 
-/** A host's fields that overlays and the tunnel depend on (a rotation request: the agent rotates its key). */
+/** A host's fields that overlays, routes and the tunnel depend on (a rotation request: the agent rotates its key). */
 function tunnelOf(h: Host): string {
-  return JSON.stringify([h.vtepIp, h.wgPublicKey, h.tunnelIp, h.rotateKey]);
+  return JSON.stringify([h.vtepIp, h.vtepIp6, h.wgPublicKey, h.tunnelIp, h.rotateKey]);
 }
 
 /** An endpoint's fields that the datapath (and policy, services, shaping) depends on. */

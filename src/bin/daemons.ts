@@ -7,7 +7,7 @@ import { startServer, type RunningServer } from '../server/index.js';
 import { Agent, uninstall, wireguardKeyPath, joinWithToken, loadCredentials, notJoined, type AgentOptions } from '../agent/index.js';
 import { WeftError } from '../model/index.js';
 import { ProcessRunner, TracingRunner, type Runner } from '../exec/index.js';
-import { DATAPATHS, detectUnderlayIp, isDatapathKind, type Datapath } from '../datapath/index.js';
+import { DATAPATHS, detectUnderlayIp, detectUnderlayIp6, isDatapathKind, type Datapath } from '../datapath/index.js';
 import { parseUpstream, upstreamsFromResolvConf } from '../dns/index.js';
 
 export { startServer };
@@ -22,7 +22,9 @@ export async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void
   log = log.child({ host: auth.host });
   const dnsUpstreams = f.dnsUpstreams ? f.dnsUpstreams.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf());
   const vtepIp = f.vtepIp ?? (await detectUnderlayIp(runner));
-  const agent = new Agent({ ...f, ...auth, dnsUpstreams, vtepIp, log, runner, datapath, version: VERSION });
+  const vtepIp6 = f.vtepIp6 === 'none' ? undefined : f.vtepIp6 ?? (f.datapath === 'linux' ? await detectUnderlayIp6(runner, vtepIp) : undefined);
+  const { vtepIp6: _flag, ...rest } = f;
+  const agent = new Agent({ ...rest, ...auth, dnsUpstreams, vtepIp, ...(vtepIp6 !== undefined ? { vtepIp6 } : {}), log, runner, datapath, version: VERSION });
   await agent.start();
   return { close: () => agent.stop() };
 }

@@ -5,15 +5,31 @@ export const BGP_TIMERS = { hold: 3, keepalive: 1, connectRetry: 1 } as const;
 
 const prefixSet = (patterns: readonly string[], more = false) => `[ ${patterns.map((c) => (more ? `${c}+` : c)).join(', ')} ]`;
 
+/** One channel of a session: announces `exports` of `own` (this host's blocks), learns only `imports`, never inside `own`. */
+function channel(family: 'ipv4' | 'ipv6', own: readonly string[], exports: readonly string[], imports: readonly string[]): string[] {
+  const exp = exports.length ? `if source = RTS_STATIC && net ~ ${prefixSet(exports)} then accept; ` : '';
+  const mine = own.length ? `if net ~ ${prefixSet(own, true)} then reject; ` : '';
+  return [
+    `\t${family} {`,
+    `\t\timport filter { ${mine}if net ~ ${prefixSet(imports)} then accept; reject; };`,
+    `\t\texport filter { ${exp}reject; };`,
+    '\t\tnext hop self;',
+    '\t};',
+  ];
+}
+
 /**
  * bird2's configuration for a host's BGP: its blocks as static routes (blackholes: only announced, never
  * written to the kernel, where the agent routes them into the tenants' uplinks), one eBGP session per
  * router, each announcing the blocks of its networks and learning only blocks of those networks (exactly
  * the block size: no aggregate, no default, no more specific route; nothing inside this host's own
- * blocks, which a peer could otherwise pull away from it); only routes learned by BGP go to the kernel. `allow local as`: the other hosts share this host's AS, so their routes come back through the
- * router with it in their path.
+ * blocks, which a peer could otherwise pull away from it); only routes learned by BGP go to the kernel.
+ * `allow local as`: the other hosts share this host's AS, so their routes come back through the router
+ * with it in their path. Dual-stack routed networks add an ipv6 channel to the same (IPv4) session: its
+ * next hop is the host's IPv6 address on the underlay (the kernel cannot route IPv6 through an IPv4 one).
  */
 export function renderBirdConfig(p: BgpPlan): string {
+  const six = p.sessions.some((s) => s.imports6.length > 0);
   const lines = [
     '# Written by the weft agent: replaced on every change of routed networks.',
     `router id ${p.routerId};`,
@@ -26,21 +42,26 @@ export function renderBirdConfig(p: BgpPlan): string {
     '\tipv4;',
     ...p.blocks.map((b) => `\troute ${b} blackhole;`),
     '}',
+    ...(six ? [
+      'protocol kernel weft_kernel6 {',
+      '\tipv6 { import none; export where source = RTS_BGP; };',
+      '\tmerge paths on;',
+      '}',
+      'protocol static weft_blocks6 {',
+      '\tipv6;',
+      ...p.blocks6.map((b) => `\troute ${b} blackhole;`),
+      '}',
+    ] : []),
   ];
   for (const s of p.sessions) {
-    const exp = s.exports.length ? `if source = RTS_STATIC && net ~ ${prefixSet(s.exports)} then accept; ` : '';
-    const own = p.blocks.length ? `if net ~ ${prefixSet(p.blocks, true)} then reject; ` : '';
     lines.push(
       `protocol bgp ${s.name} {`,
       `\tlocal ${p.routerId} as ${s.localAs};`,
       `\tneighbor ${s.peer} as ${s.peerAs};`,
       `\thold time ${BGP_TIMERS.hold}; keepalive time ${BGP_TIMERS.keepalive}; connect retry time ${BGP_TIMERS.connectRetry};`,
       '\tallow local as;',
-      '\tipv4 {',
-      `\t\timport filter { ${own}if net ~ ${prefixSet(s.imports)} then accept; reject; };`,
-      `\t\texport filter { ${exp}reject; };`,
-      '\t\tnext hop self;',
-      '\t};',
+      ...channel('ipv4', p.blocks, s.exports, s.imports),
+      ...(s.imports6.length > 0 ? channel('ipv6', p.blocks6, s.exports6, s.imports6) : []),
       '}',
     );
   }

@@ -74,6 +74,7 @@ function natChains(plans: readonly TenantPlan[]): string[] {
     // A routed network without BGP is known to no router: what leaves for elsewhere (not another host's
     // block) goes as this host, or its replies would never find their way back.
     ...(uplinks.length ? [`\t\tip saddr @routed_nat ip daddr != @routed oifname != { ${uplinks.join(', ')} } masquerade comment "routed networks without BGP"`] : []),
+    ...(uplinks.length ? [`\t\tip6 saddr @routed_nat6 ip6 daddr != @routed6 oifname != { ${uplinks.join(', ')} } masquerade comment "routed networks without BGP"`] : []),
     '\t}',
   ];
 }
@@ -124,16 +125,20 @@ const filterChains = (device?: string): string[] => [
   // A tenant's own routed subnet on another host: the way there may have been its overlay (an overlay
   // network's endpoint answering a routed one), so this host never saw the connection begin.
   '\t\tiifname . ip daddr @routed_to accept comment "to its own routed network elsewhere"',
+  '\t\tiifname . ip6 daddr @routed_to6 accept comment "to its own routed network elsewhere"',
   // Masqueraded to this host's address, it would arrive at the other host as if from outside.
   `\t\tiifname ${UPLINKS} ip daddr @routed drop comment "never into another tenant's routed network"`,
+  `\t\tiifname ${UPLINKS} ip6 daddr @routed6 drop comment "never into another tenant's routed network"`,
   `\t\tiifname ${UPLINKS} ct state invalid drop`,
   // Before published ports: a reply to a forged uplink source would go into that tenant's namespace.
   `\t\tiifname != ${UPLINKS} ip6 saddr ${UPLINK_SPACE6} counter drop comment "uplink addresses only come from their uplink"`,
   `\t\toifname ${UPLINKS} ct status dnat accept comment "published ports"`,
   '\t\toifname . ip daddr @routed_to goto to_routed',
+  '\t\toifname . ip6 daddr @routed_to6 goto to_routed',
   `\t\toifname ${UPLINKS} drop comment "into a tenant: published ports, replies and its routed networks only"`,
-  // IPv6 leaves a tenant only masqueraded to its uplink address (replies passed as established above).
-  `\t\tiifname ${UPLINKS} iifname . ip6 saddr != @uplinks6 drop comment "IPv6 from a tenant is its own uplink's"`,
+  // IPv6 leaves a tenant only masqueraded to its uplink address (replies passed as established above), or
+  // from its own routed networks' addresses.
+  `\t\tiifname ${UPLINKS} iifname . ip6 saddr != @uplinks6 iifname . ip6 saddr != @routed_to6 drop comment "IPv6 from a tenant is its own uplink's or its routed networks'"`,
   // Anything else addressed to the uplinks' /64 (an outside machine routing it here, an address no tenant
   // has) goes nowhere: it would otherwise follow the default route back out. Published ports were let
   // into their uplink above.
@@ -150,7 +155,9 @@ const filterChains = (device?: string): string[] => [
   '\tchain to_routed {',
   `\t\tiifname ${UPLINKS} drop comment "never from another tenant on this host"`,
   '\t\toifname . ip saddr @routed_to accept comment "its own routed addresses on other hosts"',
+  '\t\toifname . ip6 saddr @routed_to6 accept comment "its own routed addresses on other hosts"',
   '\t\tip saddr @routed drop comment "never another tenant\'s routed addresses"',
+  '\t\tip6 saddr @routed6 drop comment "never another tenant\'s routed addresses"',
   '\t\taccept comment "from outside: the tenant\'s policy decides"',
   '\t}',
   // Routing alone keeps an encrypted network's frames in the tunnel; should the device be down, they would
@@ -177,5 +184,8 @@ function hostSets(plans: readonly TenantPlan[], peers: readonly string[]): NftMa
     { name: 'routed_to', type: 'ifname . ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed.map((c) => `"${p.uplink.hostLink}" . ${c}`)) },
     { name: 'routed', type: 'ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed) },
     { name: 'routed_nat', type: 'ipv4_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routedNat) },
+    { name: 'routed_to6', type: 'ifname . ipv6_addr', set: true, interval: true, elements: plans.flatMap((p) => (p.routed6 ?? []).map((c) => `"${p.uplink.hostLink}" . ${c}`)) },
+    { name: 'routed6', type: 'ipv6_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routed6 ?? []) },
+    { name: 'routed_nat6', type: 'ipv6_addr', set: true, interval: true, elements: plans.flatMap((p) => p.routedNat6 ?? []) },
   ];
 }

@@ -48,6 +48,10 @@ export function renderTenantTable(p: TenantPlan): NftTable {
       `\t\toifname "${p.uplink.tenantLink}" ip saddr { ${p.routed.join(', ')} } return comment "routed networks are not masqueraded"`,
       `\t\toifname "${p.uplink.tenantLink}" ip daddr { ${p.routed.join(', ')} } return comment "nor is what goes to them"`,
     ] : []),
+    ...(p.routed6?.length ? [
+      `\t\toifname "${p.uplink.tenantLink}" ip6 saddr { ${p.routed6.join(', ')} } return comment "routed networks are not masqueraded"`,
+      `\t\toifname "${p.uplink.tenantLink}" ip6 daddr { ${p.routed6.join(', ')} } return comment "nor is what goes to them"`,
+    ] : []),
     `\t\toifname "${p.uplink.tenantLink}" masquerade`,
     '\t}',
   ] };
@@ -64,7 +68,7 @@ export function renderTenantTable(p: TenantPlan): NftTable {
  */
 function uplinkIn(p: TenantPlan): string[] {
   const four = p.bridges.flatMap((b) => { if (b.routed || b.address === undefined) return []; const c = parseCidr(b.address, 'address', false); return [`${formatIp(c.base)}/${c.prefix}`]; });
-  const six = p.bridges.flatMap((b) => (b.address6 === undefined ? [] : [formatCidr6(parseCidr6(b.address6, 'address6', false))]));
+  const six = p.bridges.flatMap((b) => (b.routed || b.address6 === undefined ? [] : [formatCidr6(parseCidr6(b.address6, 'address6', false))]));
   if (four.length === 0 && six.length === 0) return [];
   return [
     '\tchain uplink_in {',
@@ -72,7 +76,7 @@ function uplinkIn(p: TenantPlan): string[] {
     // Except a reply to one of its routed endpoints on another host: it went there through the overlay
     // and comes back through the hosts as itself.
     ...(four.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip saddr { ${four.join(', ')} }${p.routed.length ? ` ip daddr != { ${p.routed.join(', ')} }` : ''} ct state new counter drop comment "its own addresses never come from outside"`] : []),
-    ...(six.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip6 saddr { ${six.join(', ')} } ct state new counter drop comment "its own addresses never come from outside"`] : []),
+    ...(six.length ? [`\t\tiifname "${p.uplink.tenantLink}" ip6 saddr { ${six.join(', ')} }${p.routed6?.length ? ` ip6 daddr != { ${p.routed6.join(', ')} }` : ''} ct state new counter drop comment "its own addresses never come from outside"`] : []),
     '\t}',
   ];
 }

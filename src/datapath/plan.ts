@@ -1,4 +1,4 @@
-import { ENCAPS, blockOf, linkLocalOf, parseCidr6, parseIp, adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
+import { ENCAPS, block6Of, blockOf, linkLocalOf, parseCidr6, parseIp, adminPolicyOf, auditOf, baselinePolicyOf, parseCidr, type AdminNetworkPolicySpec, type AdminPolicyObject, type BaselineAdminNetworkPolicySpec, type OverlayEncap, type Encryption, type Endpoint, type Group, type Host, type NamespaceObject, type Netprofile, type Network, type NetworkPolicyObject, type Policy, type PortMapping, type Service, type Tenant } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy } from '../policy/index.js';
 import { names } from './names.js';
 import { planTunnel, type TunnelPlan } from './tunnel.js';
@@ -57,6 +57,9 @@ export interface TenantPlan {
   routed: string[];
   /** Those of them without BGP peers (known to no router): masqueraded by the host when they leave it for elsewhere. */
   routedNat: string[];
+  /** The same for their IPv6 subnets (dual-stack routed networks). */
+  routed6?: string[];
+  routedNat6?: string[];
 }
 
 export interface BridgePlan {
@@ -83,9 +86,10 @@ export interface BridgePlan {
   /**
    * encap routed: the bridge holds the gateway as a /32 (the same on every host), answers ARP for the rest
    * of the subnet (proxy ARP: everything not on this host is routed out of the uplink) and routes only
-   * the blocks this host's endpoints are in.
+   * the blocks this host's endpoints are in. With a subnet6, the IPv6 gateway as a /128 and the IPv6 blocks
+   * paired with those (block6Of): endpoints have no on-link prefix and send everything to the gateway.
    */
-  routed?: { subnet: string; blocks: string[] };
+  routed?: { subnet: string; blocks: string[]; subnet6?: string; blocks6?: string[] };
 }
 
 /** How a network's bridge reaches the other hosts: the same facts for every encapsulation. */
@@ -187,6 +191,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   // Bridged: a veth on the network's bridge in the tenant namespace. A macvlan network's are on its parent.
   const macvlanOf = (e: Endpoint) => byName.get(e.network)?.encap === 'macvlan';
   const blocksOf = (n: Network) => localBlocks(n, onHost);
+  const blocks6Of = (n: Network) => localBlocks(n, onHost, true);
   const local = onHost.filter((e) => !macvlanOf(e));
   const bridgedNets = nets.filter((n) => n.encap !== 'macvlan');
   const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
@@ -206,10 +211,10 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     bridges: bridgedNets.map((n) => ({
       name: names.bridge(n.vni), network: n.name, vni: n.vni, mtu: n.mtu, mac: names.bridgeMac(d.host, n.vni),
       ...(n.subnet !== undefined && n.gateway !== undefined ? { address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}` } : {}),
-      ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${parseCidr6(n.subnet6, 'subnet6').prefix}`, vips6: vips6Of(services, n) } : {}),
+      ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${n.encap === 'routed' ? 128 : parseCidr6(n.subnet6, 'subnet6').prefix}`, vips6: vips6Of(services, n) } : {}),
       vips: vipsOf(services, n),
       overlay: planOverlay(d, tenant, n, tunnel),
-      ...(n.encap === 'routed' && n.subnet !== undefined ? { routed: { subnet: n.subnet, blocks: blocksOf(n) } } : {}),
+      ...(n.encap === 'routed' && n.subnet !== undefined ? { routed: { subnet: n.subnet, blocks: blocksOf(n), ...(n.subnet6 !== undefined ? { subnet6: n.subnet6, blocks6: blocks6Of(n) } : {}) } } : {}),
     })),
     endpoints: local.map((e) => ({
       id: e.id, veth: names.endpointVeth(e.id), bridge: names.bridge((byName.get(e.network) as Network).vni), ...four(e), mac: e.mac, mtu: e.mtu,
@@ -247,15 +252,22 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
     v6,
     routed: nets.flatMap((n) => (n.encap === 'routed' && n.subnet !== undefined ? [n.subnet] : [])),
     routedNat: nets.flatMap((n) => (n.encap === 'routed' && !n.bgpPeers?.length && n.subnet !== undefined ? [n.subnet] : [])),
+    ...(nets.some((n) => n.encap === 'routed' && n.subnet6 !== undefined) ? {
+      routed6: nets.flatMap((n) => (n.encap === 'routed' && n.subnet6 !== undefined ? [n.subnet6] : [])),
+      routedNat6: nets.flatMap((n) => (n.encap === 'routed' && !n.bgpPeers?.length && n.subnet6 !== undefined ? [n.subnet6] : [])),
+    } : {}),
   };
 }
 
-/** The blocks of a routed network that `endpoints` (this host's) are in, sorted. */
-function localBlocks(n: Network, endpoints: readonly Endpoint[]): string[] {
+/** The blocks of a routed network that `endpoints` (this host's) are in, sorted; `six`: the IPv6 blocks paired with them. */
+function localBlocks(n: Network, endpoints: readonly Endpoint[], six = false): string[] {
   const out = new Set<string>();
   for (const e of endpoints) {
     const ip = e.network === n.name && e.ip !== undefined ? parseIp(e.ip) : undefined;
-    if (ip !== undefined) out.add(blockOf(n, ip).cidr);
+    if (ip === undefined) continue;
+    const b = blockOf(n, ip);
+    if (!six) out.add(b.cidr);
+    else { const b6 = block6Of(n, b.index); if (b6) out.add(b6.cidr); }
   }
   return [...out].sort();
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Endpoint, Host, Network, Tenant } from '../model/index.js';
+import { block6Of, blockOf, formatIp6, parseIp, type Endpoint, type Host, type Network, type Tenant } from '../model/index.js';
 import { planHost, planHostSide, type DesiredHostState } from './plan.js';
 import { renderTenantRuleset } from './nft.js';
 import { renderHostRuleset } from './host-nft.js';
@@ -64,8 +64,8 @@ test('the host routes its blocks into the tenant uplink, the rest of each subnet
     { dst: '10.30.0.64/26', via: '192.0.2.2' },
   ]);
   assert.deepEqual(h.bgp, {
-    routerId: '192.0.2.1', blocks: ['10.20.0.0/26', '10.20.0.128/26'],
-    sessions: [{ name: 'weft_192_0_2_254', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: ['10.20.0.0/26', '10.20.0.128/26'], imports: ['10.20.0.0/16{26,26}'] }],
+    routerId: '192.0.2.1', blocks: ['10.20.0.0/26', '10.20.0.128/26'], blocks6: [],
+    sessions: [{ name: 'weft_192_0_2_254', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: ['10.20.0.0/26', '10.20.0.128/26'], imports: ['10.20.0.0/16{26,26}'], exports6: [], imports6: [] }],
   }, 'red\'s blocks by BGP; node2\'s red block is learned, not routed by the agent');
   const none = planHostSide({ ...desired, networks: desired.networks.slice(0, 1) });
   assert.deepEqual([none.routes, none.bgp], [[], undefined], 'no routed network: no routes, no BGP daemon');
@@ -111,7 +111,7 @@ test('bird accepts the configuration (bird -p)', { skip: !has('bird') && 'bird2 
     const r = await runner.run(['bird', '-p', '-c', conf], { allowFailure: true });
     assert.equal(r.code, 0, `bird refuses ${conf}: ${r.stderr}`);
   }
-  const empty = renderBirdConfig({ routerId: '192.0.2.9', blocks: [], sessions: [{ name: 'weft_x', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: [], imports: ['10.20.0.0/16{26,26}'] }] });
+  const empty = renderBirdConfig({ routerId: '192.0.2.9', blocks: [], sessions: [{ name: 'weft_x', peer: '192.0.2.254', peerAs: 64512, localAs: 64513, exports: [], imports: ['10.20.0.0/16{26,26}'], exports6: [], imports6: [] }], blocks6: [] });
   const r = await runner.run(['bash', '-c', 'f=$(mktemp) && cat > "$f" && bird -p -c "$f"; rc=$?; rm -f "$f"; exit $rc'], { input: empty, allowFailure: true });
   assert.equal(r.code, 0, `a host without blocks yet: ${r.stderr}`);
 });
@@ -140,8 +140,17 @@ test('route convergence: adds what is missing, deletes only stale routes of its 
     'route del 10.20.0.64/26 via 169.254.0.10 table main proto 87',
     'route add 10.20.0.128/26 via 192.0.2.2 table main proto 87',
   ]);
-  assert.deepEqual(routeCommands([{ dst: '10.20.0.0/26', dev: 'wb5' }], new Map(), new Map([['wb5', '10.20.0.1']])),
+  assert.deepEqual(routeCommands([{ dst: '10.20.0.0/26', dev: 'wb5', src: '10.20.0.1' }], new Map()),
     ['route add 10.20.0.0/26 dev wb5 table main proto 87 scope link src 10.20.0.1']);
+  // IPv6: no scope (an IPv6 route has none to give); an unreachable one is listed on lo and compared without it.
+  assert.deepEqual(routeCommands([
+    { dst: 'fd00:20::/64', unreachable: true },
+    { dst: 'fd00:20::/74', dev: 'wb5', src: 'fd00:20::1' },
+    { dst: 'fd00:20:0:0:40::/74', via: 'fd99::2' },
+  ], new Map([['unreachable fd00:20::/64 dev ', { type: 'unreachable', dst: 'fd00:20::/64', dev: 'lo' }]])), [
+    'route add fd00:20::/74 dev wb5 table main proto 87 src fd00:20::1',
+    'route add fd00:20:0:0:40::/74 via fd99::2 table main proto 87',
+  ]);
 });
 
 test('a tenant with overlay and routed networks: its overlay sources are refused from the uplink, except towards its routed networks', () => {
@@ -149,4 +158,68 @@ test('a tenant with overlay and routed networks: its overlay sources are refused
   const red = planHost(withOverlay)[1]!;
   assert.match(renderTenantRuleset(red), /iifname "up0" ip saddr \{ 10\.21\.0\.0\/24 \} ip daddr != \{ 10\.20\.0\.0\/16 \} ct state new counter drop/);
   assert.doesNotMatch(renderTenantRuleset(red), /ip saddr \{[^}]*10\.20\.0\.0\/16[^}]*\} (ip daddr != \{[^}]*\} )?ct state new counter drop/, 'the routed subnet itself comes from the uplink');
+});
+
+/**
+ * Dual stack (issue 19): red's `fabric` (BGP) and blue's `flat` (no BGP) with a subnet6; node2 has an IPv6
+ * underlay address, node3 none. IPv6 blocks pair with the IPv4 ones (block6Of): fabric's /16 in /26s and
+ * its /64 in /74s, flat's /24 in /26s and its /64 in /66s.
+ */
+const six = (e: Endpoint, n: Network): Endpoint => {
+  const b = block6Of(n, blockOf(n, parseIp(e.ip as string) as number).index)!;
+  return { ...e, ip6: formatIp6(b.range.first + 2n), prefixLength6: 64, gateway6: n.gateway6 as string };
+};
+const fabric6 = { ...desired.networks[1]!, subnet6: 'fd00:20::/64', gateway6: 'fd00:20::1' };
+const flat6 = { ...desired.networks[2]!, subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' };
+const desired6: DesiredHostState = {
+  ...desired,
+  hosts: [host('node1', '192.0.2.1'), { ...host('node2', '192.0.2.2'), vtepIp6: 'fd99::2' }, host('node3', '192.0.2.3')],
+  networks: [desired.networks[0]!, fabric6, flat6],
+  endpoints: desired.endpoints.map((e) => six(e, e.network === 'fabric' ? fabric6 : flat6)),
+};
+
+test('a dual-stack routed network: the IPv6 gateway as a /128, the IPv6 blocks paired with this host\'s, routed like the IPv4 ones', () => {
+  const [, red, blue] = planHost(desired6);
+  assert.deepEqual(red?.bridges.map((b) => [b.address, b.address6, b.routed]), [['10.20.0.1/32', 'fd00:20::1/128', {
+    subnet: '10.20.0.0/16', blocks: ['10.20.0.0/26', '10.20.0.128/26'], subnet6: 'fd00:20::/64', blocks6: ['fd00:20:0:0:80::/74', 'fd00:20::/74'],
+  }]]);
+  assert.deepEqual([red?.routed6, red?.routedNat6, blue?.routed6, blue?.routedNat6], [['fd00:20::/64'], [], ['fd00:30::/64'], ['fd00:30::/64']]);
+  const h = planHostSide(desired6);
+  assert.deepEqual(h.routes.filter((r) => r.dst.includes(':')), [
+    { dst: 'fd00:20::/64', unreachable: true },
+    { dst: 'fd00:20:0:0:80::/74', via: red?.uplink.tenantIp6, dev: 'wu2' },
+    { dst: 'fd00:20::/74', via: red?.uplink.tenantIp6, dev: 'wu2' },
+    { dst: 'fd00:30::/64', unreachable: true },
+    { dst: 'fd00:30::/66', via: blue?.uplink.tenantIp6, dev: 'wu3' },
+    // node2's block of flat through its IPv6 underlay address; node3 has none: its IPv6 block is not routed.
+    { dst: 'fd00:30:0:0:4000::/66', via: 'fd99::2' },
+  ]);
+  assert.deepEqual(h.bgp?.blocks6, ['fd00:20:0:0:80::/74', 'fd00:20::/74']);
+  assert.deepEqual(h.bgp?.sessions.map((s) => [s.exports6, s.imports6]), [[['fd00:20:0:0:80::/74', 'fd00:20::/74'], ['fd00:20::/64{74,74}']]]);
+  const conf = renderBirdConfig(h.bgp!);
+  assert.match(conf, /protocol kernel weft_kernel6 \{\n\tipv6 \{ import none; export where source = RTS_BGP; \};/);
+  assert.match(conf, /\tipv6 \{\n\t\timport filter \{ if net ~ \[ fd00:20:0:0:80::\/74\+, fd00:20::\/74\+ \] then reject; if net ~ \[ fd00:20::\/64\{74,74\} \] then accept; reject; \};/);
+  assert.doesNotMatch(renderBirdConfig(planHostSide(desired).bgp!), /ipv6/, 'IPv4-only routed networks: no IPv6 in bird');
+});
+
+function rendered6(): Array<[string, string]> {
+  const tenants = planHost(desired6);
+  const h = planHostSide(desired6, tenants);
+  return [['tenant-routed6.nft', renderTenantRuleset(tenants[1]!)], ['host-routed6.nft', renderHostRuleset(tenants, h.peers)], ['guard-routed6.nft', renderGuardRuleset(tenants[1]!)]];
+}
+
+test('dual-stack routed rulesets and bird configuration render as golden files; nft and bird accept them', { skip: !root && 'nft -c needs root' }, async () => {
+  for (const [name, text] of rendered6()) golden(name, text);
+  golden('bird-routed6.conf', renderBirdConfig(planHostSide(desired6).bgp!));
+  const tenant = renderTenantRuleset(planHost(desired6)[1]!);
+  assert.match(tenant, /oifname "up0" ip6 saddr \{ fd00:20::\/64 \} return comment "routed networks are not masqueraded"/);
+  const runner = new ProcessRunner();
+  for (const [name, text] of rendered6()) {
+    const r = await runner.run(['nft', '-c', '-f', '-'], { input: text, allowFailure: true });
+    assert.equal(r.code, 0, `${name} is rejected by nft: ${r.stderr}`);
+  }
+  if (has('bird')) {
+    const r = await runner.run(['bird', '-p', '-c', join(TESTDATA, 'bird-routed6.conf')], { allowFailure: true });
+    assert.equal(r.code, 0, `bird refuses bird-routed6.conf: ${r.stderr}`);
+  }
 });

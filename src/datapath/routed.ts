@@ -1,4 +1,4 @@
-import { blockOf, parseIp, type Network } from '../model/index.js';
+import { block6Of, blockOf, parseIp, type Network } from '../model/index.js';
 import type { DesiredHostState, TenantPlan } from './plan.js';
 
 /**
@@ -15,6 +15,8 @@ export interface HostRoute {
   dst: string;
   via?: string;
   dev?: string;
+  /** For a route on a device: the source address it prefers (a tenant's routed bridge: its gateway). */
+  src?: string;
   unreachable?: boolean;
 }
 
@@ -26,6 +28,9 @@ export interface BgpSession {
   localAs: number;
   /** This host's blocks of the networks that name this peer: announced. */
   exports: string[];
+  /** The same for IPv6 (dual-stack routed networks: an ipv6 channel on the same session). */
+  exports6: string[];
+  imports6: string[];
   /**
    * What may be learned from it: blocks of those networks, as bird prefix patterns (`subnet{26,26}`: only
    * prefixes of exactly the block size inside the subnet; never a default, an aggregate or a more specific
@@ -38,6 +43,8 @@ export interface BgpPlan {
   routerId: string;
   /** Every block this host holds of networks with BGP (announced to the sessions that carry its network; never learned back). */
   blocks: string[];
+  /** Their IPv6 twins (block6Of). */
+  blocks6: string[];
   sessions: BgpSession[];
 }
 
@@ -60,39 +67,63 @@ export function planRouted(d: DesiredHostState, tenants: readonly TenantPlan[]):
   const routes: HostRoute[] = [];
   const others = new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
   const sessions = new Map<string, BgpSession>();
+  const others6 = new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep && h.vtepIp6 !== undefined).map((h) => [h.name, h.vtepIp6 as string]));
   const allBlocks: string[] = [];
+  const allBlocks6: string[] = [];
   for (const n of routed) {
     const t = byTenant.get(n.tenant) as TenantPlan;
     routes.push({ dst: n.subnet, unreachable: true });
-    const mine = t.bridges.find((b) => b.network === n.name)?.routed?.blocks ?? [];
+    const bridge = t.bridges.find((b) => b.network === n.name)?.routed;
+    const mine = bridge?.blocks ?? [];
     for (const b of mine) routes.push({ dst: b, via: t.uplink.tenantIp, dev: t.uplink.hostLink });
+    // IPv6 (a dual-stack routed network): the same routes for the paired blocks, through the uplink's IPv6
+    // end here and other hosts' IPv6 underlay addresses (a host without one is not reached over IPv6).
+    const six = n.subnet6 !== undefined && t.uplink.tenantIp6 !== undefined;
+    const mine6 = six ? bridge?.blocks6 ?? [] : [];
+    if (six) {
+      routes.push({ dst: n.subnet6 as string, unreachable: true });
+      for (const b of mine6) routes.push({ dst: b, via: t.uplink.tenantIp6 as string, dev: t.uplink.hostLink });
+    }
     if (!n.bgpPeers?.length) {
       routes.push(...remoteBlocks(d, n, new Set(mine), others));
+      if (six) routes.push(...remoteBlocks(d, n, new Set(mine), others6, true));
       continue;
     }
     allBlocks.push(...mine);
+    allBlocks6.push(...mine6);
+    const size = n.blockSize ?? 32;
+    const size6 = six ? (block6Of(n, 0)?.cidr.split('/')[1] ?? '128') : '';
     for (const peer of n.bgpPeers) {
-      const s = sessions.get(peer) ?? { name: `weft_${peer.replaceAll('.', '_')}`, peer, peerAs: n.bgpPeerAs ?? 0, localAs: n.bgpLocalAs ?? 0, exports: [], imports: [] };
+      const s = sessions.get(peer) ?? { name: `weft_${peer.replaceAll('.', '_')}`, peer, peerAs: n.bgpPeerAs ?? 0, localAs: n.bgpLocalAs ?? 0, exports: [], imports: [], exports6: [], imports6: [] };
       s.exports.push(...mine);
-      s.imports.push(`${n.subnet}{${n.blockSize ?? 32},${n.blockSize ?? 32}}`);
+      s.imports.push(`${n.subnet}{${size},${size}}`);
+      if (six) {
+        s.exports6.push(...mine6);
+        s.imports6.push(`${n.subnet6 as string}{${size6},${size6}}`);
+      }
       sessions.set(peer, s);
     }
   }
   const bgp = d.vtep && sessions.size > 0
-    ? { routerId: d.vtep, blocks: [...allBlocks].sort(), sessions: [...sessions.values()].sort((a, b) => (a.peer < b.peer ? -1 : 1)) }
+    ? { routerId: d.vtep, blocks: [...allBlocks].sort(), blocks6: [...allBlocks6].sort(), sessions: [...sessions.values()].sort((a, b) => (a.peer < b.peer ? -1 : 1)) }
     : undefined;
   return { routes, bgp };
 }
 
-/** Other hosts' blocks of a network without BGP: by their endpoints, each block to its holder (one, should two claim it). */
-function remoteBlocks(d: DesiredHostState, n: Network, mine: ReadonlySet<string>, others: ReadonlyMap<string, string>): HostRoute[] {
+/**
+ * Other hosts' blocks of a network without BGP: by their endpoints, each block to its holder (one, should two
+ * claim it). `six`: the IPv6 blocks paired with them, to the holders' IPv6 underlay addresses (`others`).
+ */
+function remoteBlocks(d: DesiredHostState, n: Network, mine: ReadonlySet<string>, others: ReadonlyMap<string, string>, six = false): HostRoute[] {
   const holder = new Map<string, string>();
   for (const e of d.endpoints) {
     if (e.tenant !== n.tenant || e.network !== n.name || !others.has(e.host)) continue;
     const ip = e.ip === undefined ? undefined : parseIp(e.ip);
     if (ip === undefined) continue;
-    const b = blockOf(n, ip).cidr;
-    if (mine.has(b)) continue;
+    const block = blockOf(n, ip);
+    if (mine.has(block.cidr)) continue;
+    const b = six ? block6Of(n, block.index)?.cidr : block.cidr;
+    if (b === undefined) continue;
     const h = holder.get(b);
     if (h === undefined || e.host < h) holder.set(b, e.host);
   }

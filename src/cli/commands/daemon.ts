@@ -50,6 +50,8 @@ export interface AgentFlags {
   /** Whether nft commits go through the long-lived weft-nftd helper (false: one `nft -f` each). */
   nftHelper: boolean;
   vtepIp?: string;
+  /** Its IPv6 underlay address; 'none': it has none to use; absent: detected (detectUnderlayIp6). */
+  vtepIp6?: string;
   resyncMs: number;
   repairGraceMs: number;
   /** Port of the agent's DNS server on each tenant uplink address. */
@@ -89,6 +91,7 @@ function agentOptions(cmd: Command): Command {
     .option('--cni-bin-dir <dirs>', 'comma-separated plugin directories to install `weft` into', AGENT_DEFAULTS.cniBinDirs)
     .option('--netns-prefix <prefix>', 'prefix of tenant namespace names (separates agents on one machine)', AGENT_DEFAULTS.nsPrefix)
     .option('--vtep-ip <ip>', 'underlay address of this host (default: its first global IPv4 address)')
+    .option('--vtep-ip6 <ip|none>', "IPv6 underlay address of this host, where other hosts and BGP routers send routed networks' IPv6 (default: the first global IPv6 address of the --vtep-ip interface; none: no IPv6 underlay)")
     .option('--datapath <kind>', 'what programs this host: linux (namespaces, bridges, VXLAN, nftables), or memory (nothing: a simulated host, for tests and scale runs of the control plane)', 'linux')
     .addOption(new Option('--nft-helper <on|off>', 'commit rulesets through weft-nftd, which keeps one nft context per namespace (off: run `nft -f` for each commit: slower beside large tables, each commit visible to WEFT_EXEC_TRACE)')
       .choices(['on', 'off']).default('on'))
@@ -172,6 +175,12 @@ function upstreamList(text: string): string[] {
   return list;
 }
 
+/** `--vtep-ip6`: an IPv6 address's shape (the server checks the rest, naming vtepIp6), or none. */
+function vtep6Arg(x: string): string {
+  if (x !== 'none' && !(/^[0-9a-fA-F:.]{2,45}$/.test(x) && x.includes(':'))) throw usage(`--vtep-ip6: '${x.slice(0, 64)}' is not an IPv6 address (or none)`);
+  return x;
+}
+
 function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<AgentFlags, 'join' | 'token' | 'caPem'>): AgentFlags {
   return {
     servers, ...creds, stateDir: o['stateDir'], host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), hostGiven: o['host'] !== undefined, runDir: o['runDir'], cniConfDir: o['cniConfDir'],
@@ -179,6 +188,7 @@ function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<Agent
     dnsPort: o['dnsPort'], ...(o['flowLog'] === 'off' ? {} : { flowLog: o['flowLogRate'] }), ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}),
     ...(o['dockerTokenFile'] ? { dockerToken: readTokenFile(o['dockerTokenFile'], '--docker-token-file') } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
+    ...(o['vtepIp6'] ? { vtepIp6: vtep6Arg(String(o['vtepIp6'])) } : {}),
   };
 }
 

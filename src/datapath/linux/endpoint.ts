@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
-import { WeftError, linkLocalOf } from '../../model/index.js';
+import { WeftError, formatCidr6, linkLocalOf, maskOf6, parseIp6 } from '../../model/index.js';
 import type { Attachment, OuterAttachment } from '../datapath.js';
 import { names } from '../names.js';
 import { basename, dirname } from 'node:path';
@@ -116,10 +116,16 @@ function containerSide(a: Attachment): string[] {
     ...(six ? [
       `link set ${a.ifname} addrgenmode none`,
       `addr add ${linkLocalOf(a.mac)}/64 dev ${a.ifname} nodad`,
-      `addr add ${a.ip6}/${a.prefixLength6} dev ${a.ifname} nodad`,
+      // A routed network's endpoint has no on-link prefix (its neighbours are on other ports or hosts, and
+      // Linux answers neighbour solicitations only for addresses it holds): its subnet is through the gateway.
+      `addr add ${a.ip6}/${a.prefixLength6} dev ${a.ifname} nodad${a.isolated ? ' noprefixroute' : ''}`,
       `ntable change name ndisc_cache dev ${a.ifname} retrans 100`,
     ] : []),
     `link set ${a.ifname} up`,
+    ...(six && a.isolated ? [
+      `route replace ${a.gateway6} dev ${a.ifname}`,
+      `route replace ${subnetOf6(a.ip6 as string, a.prefixLength6 as number)} via ${a.gateway6} dev ${a.ifname}`,
+    ] : []),
     // An interface added beside the container's own (`weft attach`) reaches its subnet only, unless asked.
     ...(a.defaultRoute && four ? [`route replace default via ${a.gateway} dev ${a.ifname}`] : []),
     ...(a.defaultRoute && six ? [`route replace default via ${a.gateway6} dev ${a.ifname}`] : []),
@@ -227,4 +233,9 @@ export async function attachOuterVeth(runner: Runner, a: OuterAttachment): Promi
   }
   if (a.hairpin) await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'type', 'bridge_slave', 'hairpin', 'on']);
   if (a.isolated) await runner.run(['ip', '-n', a.tenantNs, 'link', 'set', a.veth, 'type', 'bridge_slave', 'isolated', 'on']);
+}
+
+/** The prefix an IPv6 address of length `prefix` is in, as CIDR text. */
+function subnetOf6(ip6: string, prefix: number): string {
+  return formatCidr6({ base: (parseIp6(ip6) as bigint) & maskOf6(prefix), prefix });
 }

@@ -3,5 +3,5 @@ export { NftTables } from './nft.js';
 export { attachEndpoint, attachOuterVeth, detachEndpoint, unwireEndpoint, forgetConnections, checkEndpoint, withNetnsName } from './endpoint.js';
 export { LinuxDatapath } from './datapath.js';
 export { ensureHost } from './host.js';
-export { observeLinks, detectUnderlayIp, type ObservedLink } from './observe.js';
+export { observeLinks, detectUnderlayIp, detectUnderlayIp6, type ObservedLink } from './observe.js';
 export { Generations, NFTGEN } from './generation.js';

@@ -66,6 +66,19 @@ export function inNs(ns: string | undefined, argv: readonly string[]): string[] 
   return ns === undefined ? [...argv] : ['nsenter', `--net=/run/netns/${ns}`, ...argv];
 }
 
+/**
+ * This host's IPv6 underlay address: the first global IPv6 address (not tentative, deprecated or temporary)
+ * of the interface holding `vtepIp`; undefined when it has none (routed networks' IPv6 blocks then reach
+ * no other host through it).
+ */
+export async function detectUnderlayIp6(runner: Runner, vtepIp: string): Promise<string | undefined> {
+  const r = await runner.run(['ip', '-j', 'addr', 'show'], { allowFailure: true });
+  const list = JSON.parse(r.stdout || '[]') as Array<{ ifname: string; addr_info?: Array<{ family?: string; local: string; scope?: string; tentative?: boolean; deprecated?: boolean; temporary?: boolean; dadfailed?: boolean }> }>;
+  const link = list.find((l) => l.addr_info?.some((a) => a.family === 'inet' && a.local === vtepIp));
+  const a = link?.addr_info?.find((x) => x.family === 'inet6' && x.scope === 'global' && !x.tentative && !x.deprecated && !x.temporary && !x.dadfailed);
+  return a?.local;
+}
+
 /** This host's underlay address: the first global IPv4 address, or loopback when there is none. */
 export async function detectUnderlayIp(runner: Runner): Promise<string> {
   const r = await runner.run(['ip', '-4', '-j', 'addr', 'show', 'scope', 'global'], { allowFailure: true });

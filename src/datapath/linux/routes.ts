@@ -9,25 +9,34 @@ interface RouteJson { type?: string; dst: string; gateway?: string; dev?: string
 const keyOf = (r: { unreachable?: boolean; dst: string; via?: string; dev?: string }) =>
   `${r.unreachable ? 'unreachable' : 'unicast'} ${r.dst} ${r.via ?? `dev ${r.dev ?? ''}`}`;
 
-/** Weft's routes (proto 87) in a namespace (undefined: the agent's own), main table. */
-export async function observeRoutes(runner: Runner, ns: string | undefined): Promise<Map<string, RouteJson>> {
-  const argv = ['ip', ...(ns === undefined ? [] : ['-n', ns]), '-4', '-j', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTO)];
-  const out = await runner.run(argv, { allowFailure: true });
-  const list = JSON.parse(out.stdout || '[]') as RouteJson[];
-  return new Map(list.map((r) => {
-    const un = r.type === 'unreachable';
-    return [keyOf({ unreachable: un, dst: r.dst, ...(r.gateway ? { via: r.gateway } : { dev: r.dev ?? '' }) }), r];
-  }));
+/** Whether a route is IPv6 (its destination says). */
+export const isRoute6 = (r: Pick<HostRoute, 'dst'>): boolean => r.dst.includes(':');
+
+/**
+ * Weft's routes (proto 87) in a namespace (undefined: the agent's own), main table: IPv4, and IPv6 too when
+ * `six` (a second read, made only where IPv6 routes are or were wanted). An IPv6 unreachable route is
+ * listed on `lo`: it is compared without its device.
+ */
+export async function observeRoutes(runner: Runner, ns: string | undefined, six = false): Promise<Map<string, RouteJson>> {
+  const out = new Map<string, RouteJson>();
+  for (const family of six ? ['-4', '-6'] : ['-4']) {
+    const argv = ['ip', ...(ns === undefined ? [] : ['-n', ns]), family, '-j', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTO)];
+    const res = await runner.run(argv, { allowFailure: true });
+    for (const r of JSON.parse(res.stdout || '[]') as RouteJson[]) {
+      const un = r.type === 'unreachable';
+      out.set(keyOf({ unreachable: un, dst: r.dst, ...(r.gateway ? { via: r.gateway } : { dev: un ? '' : r.dev ?? '' }) }), r);
+    }
+  }
+  return out;
 }
 
 /**
  * The `ip -batch` lines that make Weft's routes in one namespace exactly `want`: routes of other origins
  * (the kernel's, bird's, the administrator's) are never touched, being of another protocol, nor
- * replaced by one of ours of the same prefix (its `add` fails instead).
- * `onLink`: routes without a next hop are on the device, with the gateway as their source (a tenant's
- * routed bridge).
+ * replaced by one of ours of the same prefix (its `add` fails instead). A route without a next hop is on
+ * its device (`src`: the gateway a tenant's routed bridge holds).
  */
-export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<string, RouteJson>, src?: ReadonlyMap<string, string>): string[] {
+export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<string, RouteJson>): string[] {
   const wanted = new Map(want.map((r) => [keyOf(r), r]));
   const out: string[] = [];
   for (const [k, r] of have) {
@@ -42,12 +51,12 @@ export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<stri
     // is, and the refusal says so, rather than being taken over and later deleted as ours.
     if (r.unreachable) out.push(`route add unreachable ${r.dst} table main proto ${ROUTE_PROTO}`);
     else if (r.via) out.push(`route add ${r.dst} via ${r.via}${r.dev ? ` dev ${r.dev}` : ''} table main proto ${ROUTE_PROTO}`);
-    else out.push(`route add ${r.dst} dev ${r.dev} table main proto ${ROUTE_PROTO} scope link${src?.get(r.dev ?? '') ? ` src ${src.get(r.dev ?? '')}` : ''}`);
+    else out.push(`route add ${r.dst} dev ${r.dev} table main proto ${ROUTE_PROTO}${isRoute6(r) ? '' : ' scope link'}${r.src ? ` src ${r.src}` : ''}`);
   }
   return out;
 }
 
-/** Converges Weft's routes in a namespace; an exec to read them, and one to change them only if needed. */
-export async function ensureRoutes(runner: Runner, ns: string | undefined, want: readonly HostRoute[], src?: ReadonlyMap<string, string>): Promise<void> {
-  await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns), src));
+/** Converges Weft's routes in a namespace; an exec per family to read them, and one to change them only if needed. */
+export async function ensureRoutes(runner: Runner, ns: string | undefined, want: readonly HostRoute[], six = want.some(isRoute6)): Promise<void> {
+  await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
 }

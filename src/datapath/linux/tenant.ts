@@ -100,7 +100,8 @@ export class TenantDatapath {
   /**
    * Routed networks' bridges: proxy ARP (an endpoint's ARP for an address of its subnet on another host
    * is answered by the bridge, whose route for it is the uplink), and a route to each block this host
-   * holds on its bridge (the bridge holds the gateway as a /32: the rest of the subnet is elsewhere).
+   * holds on its bridge (the bridge holds the gateway as a /32: the rest of the subnet is elsewhere). IPv6
+   * needs no proxy: an endpoint has no on-link prefix, only its gateway (a /128 here), and sends it all.
    * Read only in namespaces with routed bridges: their routes go with their bridge.
    */
   private async ensureRouted(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>): Promise<void> {
@@ -119,8 +120,11 @@ export class TenantDatapath {
       for (const b of todo) done.add(b.name);
     }
     this.proxied.set(p.ns, done);
-    const src = new Map(routed.flatMap((b) => (b.address !== undefined ? [[b.name, b.address.split('/')[0] as string] as const] : [])));
-    await ensureRoutes(this.runner, p.ns, routed.flatMap((b) => (b.routed?.blocks ?? []).map((dst) => ({ dst, dev: b.name }))), src);
+    const gw = (address: string | undefined) => (address === undefined ? {} : { src: address.split('/')[0] as string });
+    await ensureRoutes(this.runner, p.ns, routed.flatMap((b) => [
+      ...(b.routed?.blocks ?? []).map((dst) => ({ dst, dev: b.name, ...gw(b.address) })),
+      ...(b.routed?.blocks6 ?? []).map((dst) => ({ dst, dev: b.name, ...gw(b.address6) })),
+    ]), p.v6 === true);
   }
 
   /** The tables alone (and whether bridged traffic passes them); `trust`: without a look at the kernel. */
