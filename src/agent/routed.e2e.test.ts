@@ -1,11 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
+import { OUTSIDE, startTor } from '../testkit/tor.js';
 import { ProcessRunner } from '../exec/index.js';
 import { WEFT_BIN } from '../testkit/server.js';
 
@@ -20,12 +20,12 @@ const hasBird = ['/usr/sbin/bird', '/usr/bin/bird'].some((f) => existsSync(f));
 const skip = (!root && 'needs root') || (!hasBird && 'needs bird2 (scripts/setup.sh installs it)');
 const runner = new ProcessRunner();
 let lab: Lab;
-let dir: string;
+let stopTor: (() => Promise<void>) | undefined;
 const bg: ChildProcess[] = [];
 const ip = new Map<string, string>();
 let tor = '';
 let torIp = '';
-const OUT = '198.51.100.2';
+const OUT = OUTSIDE.ip;
 
 const api = async (m: string, p: string, b?: unknown) => {
   const r = await lab.api(m, p, b);
@@ -57,30 +57,11 @@ function whoami(name: string): void {
 before(async () => {
   if (skip) return;
   lab = await startLab('rt', 3);
-  dir = mkdtempSync(join(tmpdir(), 'weft-tor-'));
-  const underlay = lab.hosts[0]!.vtep.split('.').slice(0, 3).join('.');
-  torIp = `${underlay}.1`;
-  tor = ns('tor');
-  const out = ns('out');
-  // The router: one leg on the hosts' underlay bridge, one to the outside namespace.
-  for (const n of [tor, out]) await runner.run(['ip', 'netns', 'add', n]);
-  await runner.run(['ip', 'link', 'add', `${lab.tag}T`, 'netns', `${lab.tag}-ul`, 'type', 'veth', 'peer', 'name', 'fabric', 'netns', tor]);
-  await runner.run(['ip', '-n', `${lab.tag}-ul`, 'link', 'set', `${lab.tag}T`, 'master', 'br0', 'up']);
-  await runner.run(['ip', 'link', 'add', 'outside', 'netns', tor, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', out]);
-  await runner.run(['ip', '-n', tor, '-batch', '-'], { input: `link set lo up\naddr add ${torIp}/24 dev fabric\nlink set fabric up\naddr add 198.51.100.1/30 dev outside\nlink set outside up\n` });
-  await runner.run(['ip', '-n', out, '-batch', '-'], { input: `link set lo up\naddr add ${OUT}/30 dev eth0\nlink set eth0 up\nroute add default via 198.51.100.1\n` });
-  await runner.run(['ip', 'netns', 'exec', tor, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-  // Hosts reach the outside through their router, as a rack's hosts do.
-  for (const h of lab.hosts) await runner.run(['ip', '-n', h.ns, 'route', 'add', '198.51.100.0/30', 'via', torIp]);
-  const conf = join(dir, 'tor.conf');
-  writeFileSync(conf, [
-    `router id ${torIp};`, 'protocol device { scan time 10; }',
-    'protocol kernel { ipv4 { import none; export all; }; merge paths on; }',
-    ...lab.hosts.map((h, i) => `protocol bgp h${i + 1} { local ${torIp} as 64512; neighbor ${h.vtep} as 64513; hold time 3; keepalive time 1; connect retry time 1; ipv4 { import all; export all; }; }`),
-  ].join('\n'));
+  const t = await startTor(runner, lab);
+  tor = t.ns;
+  torIp = t.ip;
+  stopTor = t.stop;
   whoami('out');
-  bg.push(spawn('ip', ['netns', 'exec', tor, 'bird', '-f', '-c', conf, '-s', join(dir, 'tor.ctl')], { stdio: 'ignore' }));
-
   await api('POST', '/api/v1/tenants', { name: 'red' });
   await api('POST', '/api/v1/tenants', { name: 'blue' });
   await api('POST', '/api/v1/tenants/red/networks', { name: 'fabric', subnet: '10.77.0.0/16', encap: 'routed', bgpPeers: [torIp], bgpPeerAs: 64512 });
@@ -95,8 +76,8 @@ before(async () => {
 });
 after(async () => {
   for (const c of bg) c.kill('SIGKILL');
+  await stopTor?.();
   await lab?.cleanup();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('each host holds its own block; the router learns every host\'s block by BGP; no VXLAN device carries the routed network', { skip }, async () => {

@@ -34,7 +34,11 @@ export interface Lab {
   cleanup(): Promise<void>;
 }
 
-export async function startLab(name: string, count: number, opts: { agentArgs?: string[]; serverArgs?: string[] } = {}): Promise<Lab> {
+/**
+ * `underlay6`: an IPv6 /64 prefix (e.g. 'fd99:7::'): host i gets `${underlay6}${i + 1}` on its underlay before
+ * its agent starts (the agent finds it there, as its IPv6 underlay address).
+ */
+export async function startLab(name: string, count: number, opts: { agentArgs?: string[]; serverArgs?: string[]; underlay6?: string } = {}): Promise<Lab> {
   const tag = `${name}${process.pid % 100000}`.slice(0, 8);
   const dir = mkdtempSync(join(tmpdir(), `weft-${tag}-`));
   const hosts: LabHost[] = [];
@@ -61,6 +65,7 @@ export async function startLab(name: string, count: number, opts: { agentArgs?: 
       const vtep = topo.hosts[i - 1]!.vtep;
       const cniConfDir = join(hdir, 'net.d');
       const binDir = join(hdir, 'bin');
+      if (opts.underlay6 !== undefined) await runner.run(['ip', '-n', ns, 'addr', 'add', `${opts.underlay6}${i + 1}/64`, 'dev', 'underlay', 'nodad']);
       const agent = agentIn({ hostNs: ns, dir: hdir, serverUrl: srv.url, join: () => inviteHost(srv.url, srv.token, `h${i}`), host: `h${i}`, nsPrefix: `${tag}${i}-`, vtep, cniConfDir, binDir, extra: opts.agentArgs ?? [] });
       hosts.push({ name: `h${i}`, ns, vtep, dir: hdir, agent, cni: (command, o) => callPlugin(cniConfDir, binDir, command, o) });
       await agent.start();
