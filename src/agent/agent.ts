@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { Client, type TlsConfig } from '../client/index.js';
+import { ApiError, Client, type TlsConfig } from '../client/index.js';
 import { DATAPATHS, names as nsNames, type Datapath, type FlowLimits, type HostPlan } from '../datapath/index.js';
 import { DnsServer, type Upstream } from '../dns/index.js';
 import { instanceDigest } from '../model/index.js';
@@ -45,6 +45,8 @@ export interface AgentOptions {
   vtepIp: string;
   /** Its IPv6 underlay address, if it has one (routed networks' IPv6 blocks are routed to it). */
   vtepIp6?: string;
+  /** vtepIp6 was found on the host, not given: if the server refuses it, the host registers without one. */
+  vtepIp6Detected?: boolean;
   resyncMs: number;
   /** An endpoint whose veth is missing is re-wired only after this long, so an ADD in flight is never raced. */
   repairGraceMs: number;
@@ -94,6 +96,8 @@ export class Agent {
   private socket: CniSocketServer | undefined;
   private dockerServer: DockerPluginServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The IPv6 underlay address this host registers (dropped if it was found, not given, and refused). */
+  private vtep6: string | undefined;
   /** Sent with every registration: the server tells this agent from another one given the same host name. */
   private readonly instance: string;
   private stopRenewing: (() => void) | undefined;
@@ -102,6 +106,7 @@ export class Agent {
 
   constructor(private readonly o: AgentOptions) {
     this.client = new Client({ servers: o.servers, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
+    this.vtep6 = o.vtepIp6;
     this.sealer = Sealer.load(o.stateDir);
     this.instance = agentInstance(o.stateDir);
     this.wgPublicKey = wireguardKey(o.stateDir).publicKey;
@@ -231,9 +236,19 @@ export class Agent {
    */
   private async register(): Promise<void> {
     const wireguard = await this.datapath.tunnelStatus().catch(() => undefined);
-    await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, {
-      name: this.o.host, vtepIp: this.o.vtepIp, ...(this.o.vtepIp6 !== undefined ? { vtepIp6: this.o.vtepIp6 } : {}), agentVersion: this.o.version, wgPublicKey: this.wgPublicKey, instance: this.instance, ...(wireguard ? { wireguard } : {}),
+    const body = (vtepIp6: string | undefined) => ({
+      name: this.o.host, vtepIp: this.o.vtepIp, ...(vtepIp6 !== undefined ? { vtepIp6 } : {}), agentVersion: this.o.version, wgPublicKey: this.wgPublicKey, instance: this.instance, ...(wireguard ? { wireguard } : {}),
     });
+    try {
+      await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, body(this.vtep6));
+    } catch (e) {
+      // An IPv6 underlay address the agent only found (not one it was given) that the server refuses (another
+      // host's, inside a routed subnet6) must not cost the host its registration: it goes on without one.
+      if (!(this.o.vtepIp6Detected && this.vtep6 !== undefined && e instanceof ApiError && /^vtepIp6: /.test(e.message))) throw e;
+      this.o.log.warn({ vtepIp6: this.vtep6, err: e.message }, 'the IPv6 underlay address found on this host was refused: registering without one (routed networks\' IPv6 will not reach this host; give one with --vtep-ip6)');
+      this.vtep6 = undefined;
+      await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, body(undefined));
+    }
   }
 
   /** Whether the server records this agent's instance for the host (or none): only then may it release the host's endpoints. */

@@ -7,6 +7,7 @@ import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
 import { OUTSIDE, startTor, type Tor } from '../testkit/tor.js';
 import { ProcessRunner } from '../exec/index.js';
+import { WEFT_BIN } from '../testkit/server.js';
 
 /**
  * Routed networks with IPv6 (issue 19) on two simulated hosts with an IPv6 underlay (fd99:6::/64 beside
@@ -37,6 +38,20 @@ const ping6 = async (from: string, to: string) => (await sh(from, ['ping', '-6',
 /** The TCP echo in `to` answers with the address it sees the connection come from. */
 const peerSeenBy = async (from: string, to: string) => (await sh(from, ['busybox', 'nc', '-w', '1', to, '8888'], 'x\n')).stdout.trim().replace(/^::ffff:/, '');
 const torRoutes6 = async () => (tor as Tor).routes('-6');
+
+/** What red's namespaces hold on both hosts (tables, IPv6 routes, conntrack), for a failure's message. */
+async function tenantState(): Promise<string> {
+  const id = (await api('GET', '/api/v1/tenants/red')).id as number;
+  const out: string[] = [];
+  for (const i of [1, 2]) {
+    const tns = `${lab.tag}${i}-t${id}`;
+    for (const argv of [['nft', 'list', 'ruleset'], ['ip', '-6', 'route'], ['conntrack', '-L', '-f', 'ipv6']]) {
+      const r = await runner.run(['ip', 'netns', 'exec', tns, ...argv], { allowFailure: true });
+      out.push(`--- h${i} ${argv.join(' ')}\n${r.stdout}${r.stderr}`);
+    }
+  }
+  return out.join('\n');
+}
 
 async function run(name: string, host: number, conflist: string): Promise<void> {
   const netns = await lab.container(name);
@@ -129,7 +144,16 @@ test('policy holds on routed IPv6: a group rule refuses one endpoint\'s IPv6 con
   const why = (await api('GET', `/api/v1/tenants/red/explain?from=${ip6.get('r1')}&to=${ip6.get('r2')}&protocol=tcp&port=8888`)).allowed;
   assert.equal(why, false, 'explain says the same');
   await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: [] });
-  assert.ok(await within(5000, async () => (await peerSeenBy('r1', ip6.get('r2') as string)) === ip6.get('r1'), 100) >= 0, 'and passes again');
+  // (A clean-clone CI run once saw this stay refused for 5 s; not reproduced since: if it comes back, the
+  // message says what both tenant namespaces held.)
+  if (await within(5000, async () => (await peerSeenBy('r1', ip6.get('r2') as string)) === ip6.get('r1'), 100) < 0) assert.fail(`and passes again: ${await tenantState()}`);
+  // Outside IPv6 addresses are decided by the IPv6 CIDRs they are in.
+  await api('POST', '/api/v1/tenants/red/policies', { name: 'no-outside', rules: [{ id: '1', direction: 'in', action: 'deny', protocol: 'tcp', ports: '8888', fromCidr: 'fd98::/64' }] });
+  await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: ['no-outside'] });
+  assert.ok(await within(5000, async () => (await peerSeenBy('out', ip6.get('r2') as string)) === '', 100) >= 0, 'the outside no longer gets to r2:8888 over IPv6');
+  assert.equal(await peerSeenBy('r1', ip6.get('r2') as string), ip6.get('r1'), 'r1 still does');
+  assert.equal(await peerSeenBy('out', ip.get('r2') as string), OUTSIDE.ip, 'nor does an IPv6 rule touch IPv4 from outside');
+  await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: [] });
 });
 
 test('an endpoint deleted gives its IPv6 block back: the host stops routing and announcing it', { skip }, async () => {
@@ -139,4 +163,15 @@ test('an endpoint deleted gives its IPv6 block back: the host stops routing and 
   assert.ok(await within(8000, async () => !(await torRoutes6()).includes('fd00:77:0:0:40::/74'), 100) >= 0, `withdrawn from the router: ${await torRoutes6()}`);
   const h2 = (await runner.run(['ip', '-n', lab.hosts[1]!.ns, '-6', 'route', 'show', 'proto', '87'])).stdout;
   assert.doesNotMatch(h2, /fd00:77:0:0:40::\/74/, `h2 no longer routes it into red: ${h2}`);
+});
+
+test('--uninstall stops bird and removes the IPv6 routes with the IPv4 ones', { skip }, async () => {
+  const h1 = lab.hosts[0]!;
+  assert.match((await runner.run(['ip', '-n', h1.ns, '-6', 'route', 'show', 'proto', '87'])).stdout, /fd00:77::\/74/);
+  await h1.agent.stop('SIGTERM');
+  const un = await runner.run(['nsenter', `--net=/run/netns/${h1.ns}`, process.execPath, WEFT_BIN, 'agent', '--uninstall', '--state-dir', join(h1.dir, 'agent-state'),
+    '--netns-prefix', `${lab.tag}1-`, '--cni-conf-dir', join(h1.dir, 'net.d'), '--cni-bin-dir', join(h1.dir, 'bin'), '--run-dir', join(h1.dir, 'run'), '--docker-plugin', 'none'], { allowFailure: true });
+  assert.equal(un.code, 0, un.stderr);
+  assert.match(un.stdout, /routed networks' routes/);
+  for (const family of ['-4', '-6']) assert.equal((await runner.run(['ip', '-n', h1.ns, family, 'route', 'show', 'proto', '87'])).stdout.trim(), '', `no ${family} route of Weft's left`);
 });

@@ -24,7 +24,7 @@ export async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void
   const vtepIp = f.vtepIp ?? (await detectUnderlayIp(runner));
   const vtepIp6 = f.vtepIp6 === 'none' ? undefined : f.vtepIp6 ?? (f.datapath === 'linux' ? await detectUnderlayIp6(runner, vtepIp) : undefined);
   const { vtepIp6: _flag, ...rest } = f;
-  const agent = new Agent({ ...rest, ...auth, dnsUpstreams, vtepIp, ...(vtepIp6 !== undefined ? { vtepIp6 } : {}), log, runner, datapath, version: VERSION });
+  const agent = new Agent({ ...rest, ...auth, dnsUpstreams, vtepIp, ...(vtepIp6 !== undefined ? { vtepIp6, vtepIp6Detected: f.vtepIp6 === undefined } : {}), log, runner, datapath, version: VERSION });
   await agent.start();
   return { close: () => agent.stop() };
 }

@@ -5,15 +5,20 @@ export const BGP_TIMERS = { hold: 3, keepalive: 1, connectRetry: 1 } as const;
 
 const prefixSet = (patterns: readonly string[], more = false) => `[ ${patterns.map((c) => (more ? `${c}+` : c)).join(', ')} ]`;
 
-/** One channel of a session: announces `exports` of `own` (this host's blocks), learns only `imports`, never inside `own`. */
-function channel(family: 'ipv4' | 'ipv6', own: readonly string[], exports: readonly string[], imports: readonly string[]): string[] {
+/**
+ * One channel of a session: announces `exports` of `own` (this host's blocks), learns only `imports`, never
+ * inside `own`; none of either while it has nothing to learn. `nextHop`: the address announced as next hop
+ * (IPv6 over an IPv4 session: the host's IPv6 underlay address; IPv4: the session's own address).
+ */
+function channel(family: 'ipv4' | 'ipv6', own: readonly string[], exports: readonly string[], imports: readonly string[], nextHop?: string): string[] {
+  if (imports.length === 0) return [`\t${family} { import none; export none; };`];
   const exp = exports.length ? `if source = RTS_STATIC && net ~ ${prefixSet(exports)} then accept; ` : '';
   const mine = own.length ? `if net ~ ${prefixSet(own, true)} then reject; ` : '';
   return [
     `\t${family} {`,
     `\t\timport filter { ${mine}if net ~ ${prefixSet(imports)} then accept; reject; };`,
     `\t\texport filter { ${exp}reject; };`,
-    '\t\tnext hop self;',
+    nextHop === undefined ? '\t\tnext hop self;' : `\t\tnext hop address ${nextHop};`,
     '\t};',
   ];
 }
@@ -25,11 +30,13 @@ function channel(family: 'ipv4' | 'ipv6', own: readonly string[], exports: reado
  * the block size: no aggregate, no default, no more specific route; nothing inside this host's own
  * blocks, which a peer could otherwise pull away from it); only routes learned by BGP go to the kernel.
  * `allow local as`: the other hosts share this host's AS, so their routes come back through the router
- * with it in their path. Dual-stack routed networks add an ipv6 channel to the same (IPv4) session: its
- * next hop is the host's IPv6 address on the underlay (the kernel cannot route IPv6 through an IPv4 one).
+ * with it in their path. A host with an IPv6 underlay address gives every session an ipv6 channel, whether
+ * or not a dual-stack network uses it yet (a channel added or removed restarts the session: its IPv4
+ * routes would be withdrawn with it), announcing that address as next hop (the kernel cannot route IPv6
+ * through an IPv4 one).
  */
 export function renderBirdConfig(p: BgpPlan): string {
-  const six = p.sessions.some((s) => s.imports6.length > 0);
+  const six = p.nextHop6 !== undefined;
   const lines = [
     '# Written by the weft agent: replaced on every change of routed networks.',
     `router id ${p.routerId};`,
@@ -61,7 +68,7 @@ export function renderBirdConfig(p: BgpPlan): string {
       `\thold time ${BGP_TIMERS.hold}; keepalive time ${BGP_TIMERS.keepalive}; connect retry time ${BGP_TIMERS.connectRetry};`,
       '\tallow local as;',
       ...channel('ipv4', p.blocks, s.exports, s.imports),
-      ...(s.imports6.length > 0 ? channel('ipv6', p.blocks6, s.exports6, s.imports6) : []),
+      ...(six ? channel('ipv6', p.blocks6, s.exports6, s.imports6, p.nextHop6) : []),
       '}',
     );
   }

@@ -1,7 +1,6 @@
 import type { TenantPlan } from './plan.js';
 import { VXLAN_PORT } from './names.js';
-import { UPLINK_SPACE6, WIREGUARD_PORT } from '../model/index.js';
-import { RESERVED_SERVICES6 } from './transit.js';
+import { RESERVED_SERVICES6, UPLINK_SPACE6, WIREGUARD_PORT } from '../model/index.js';
 import { tableText, type NftMap, type NftTable } from './table.js';
 
 export const HOST_TABLE = 'weft';

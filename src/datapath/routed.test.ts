@@ -166,14 +166,16 @@ test('a tenant with overlay and routed networks: its overlay sources are refused
  * its /64 in /74s, flat's /24 in /26s and its /64 in /66s.
  */
 const six = (e: Endpoint, n: Network): Endpoint => {
-  const b = block6Of(n, blockOf(n, parseIp(e.ip as string) as number).index)!;
-  return { ...e, ip6: formatIp6(b.range.first + 2n), prefixLength6: 64, gateway6: n.gateway6 as string };
+  const ip = parseIp(e.ip as string) as number;
+  const b4 = blockOf(n, ip);
+  const b = block6Of(n, b4.index)!;
+  return { ...e, ip6: formatIp6(b.range.first + BigInt(ip - b4.range.first)), prefixLength6: 64, gateway6: n.gateway6 as string };
 };
 const fabric6 = { ...desired.networks[1]!, subnet6: 'fd00:20::/64', gateway6: 'fd00:20::1' };
 const flat6 = { ...desired.networks[2]!, subnet6: 'fd00:30::/64', gateway6: 'fd00:30::1' };
 const desired6: DesiredHostState = {
   ...desired,
-  hosts: [host('node1', '192.0.2.1'), { ...host('node2', '192.0.2.2'), vtepIp6: 'fd99::2' }, host('node3', '192.0.2.3')],
+  hosts: [{ ...host('node1', '192.0.2.1'), vtepIp6: 'fd99::1' }, { ...host('node2', '192.0.2.2'), vtepIp6: 'fd99::2' }, host('node3', '192.0.2.3')],
   networks: [desired.networks[0]!, fabric6, flat6],
   endpoints: desired.endpoints.map((e) => six(e, e.network === 'fabric' ? fabric6 : flat6)),
 };
@@ -199,7 +201,24 @@ test('a dual-stack routed network: the IPv6 gateway as a /128, the IPv6 blocks p
   const conf = renderBirdConfig(h.bgp!);
   assert.match(conf, /protocol kernel weft_kernel6 \{\n\tipv6 \{ import none; export where source = RTS_BGP; \};/);
   assert.match(conf, /\tipv6 \{\n\t\timport filter \{ if net ~ \[ fd00:20:0:0:80::\/74\+, fd00:20::\/74\+ \] then reject; if net ~ \[ fd00:20::\/64\{74,74\} \] then accept; reject; \};/);
-  assert.doesNotMatch(renderBirdConfig(planHostSide(desired).bgp!), /ipv6/, 'IPv4-only routed networks: no IPv6 in bird');
+  assert.match(conf, /next hop address fd99::1;/, 'its own IPv6 underlay address as next hop');
+  assert.doesNotMatch(renderBirdConfig(planHostSide(desired).bgp!), /ipv6/, 'a host without an IPv6 underlay address: no IPv6 in bird');
+  // This host without an IPv6 underlay address: its own blocks still go into the uplink, nothing goes to or
+  // comes from other hosts over IPv6, and BGP carries no IPv6.
+  const alone = planHostSide({ ...desired6, hosts: [host('node1', '192.0.2.1'), ...desired6.hosts!.slice(1)] });
+  assert.deepEqual(alone.routes.filter((r) => r.dst.includes(':') && r.via?.startsWith('fd99')), [], 'no route to another host\'s IPv6 underlay');
+  assert.ok(alone.routes.some((r) => r.dst === 'fd00:30::/66' && r.dev === 'wu3'));
+  assert.deepEqual([alone.bgp?.blocks6, alone.bgp?.nextHop6, alone.bgp?.sessions[0]?.imports6], [[], undefined, []]);
+});
+
+test("a host's IPv6 underlay address and a session with nothing of IPv6 to carry yet: the ipv6 channel is there, empty (adding it later would restart the session)", async () => {
+  const h = planHostSide({ ...desired, hosts: [{ ...host('node1', '192.0.2.1'), vtepIp6: 'fd99::1' }, ...desired.hosts!.slice(1)] });
+  const conf = renderBirdConfig(h.bgp!);
+  assert.match(conf, /\tipv6 \{ import none; export none; \};/);
+  assert.match(conf, /protocol static weft_blocks6 \{\n\tipv6;\n\}/);
+  if (!has('bird')) return;
+  const r = await new ProcessRunner().run(['bash', '-c', 'f=$(mktemp) && cat > "$f" && bird -p -c "$f"; rc=$?; rm -f "$f"; exit $rc'], { input: conf, allowFailure: true });
+  assert.equal(r.code, 0, `bird refuses it: ${r.stderr}`);
 });
 
 function rendered6(): Array<[string, string]> {

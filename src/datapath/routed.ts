@@ -46,6 +46,8 @@ export interface BgpPlan {
   /** Their IPv6 twins (block6Of). */
   blocks6: string[];
   sessions: BgpSession[];
+  /** This host's IPv6 underlay address: its sessions carry an ipv6 channel announcing it as next hop. */
+  nextHop6?: string;
 }
 
 export interface RoutedHostPlan {
@@ -68,6 +70,9 @@ export function planRouted(d: DesiredHostState, tenants: readonly TenantPlan[]):
   const others = new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep).map((h) => [h.name, h.vtepIp]));
   const sessions = new Map<string, BgpSession>();
   const others6 = new Map((d.hosts ?? []).filter((h) => h.name !== d.host && h.vtepIp !== d.vtep && h.vtepIp6 !== undefined).map((h) => [h.name, h.vtepIp6 as string]));
+  // Without an IPv6 underlay address of its own this host reaches no other host's IPv6 blocks, and no one
+  // reaches its own: it routes IPv6 only between its endpoints and its tenants' uplinks.
+  const me6 = (d.hosts ?? []).find((h) => h.name === d.host)?.vtepIp6;
   const allBlocks: string[] = [];
   const allBlocks6: string[] = [];
   for (const n of routed) {
@@ -84,20 +89,28 @@ export function planRouted(d: DesiredHostState, tenants: readonly TenantPlan[]):
       routes.push({ dst: n.subnet6 as string, unreachable: true });
       for (const b of mine6) routes.push({ dst: b, via: t.uplink.tenantIp6 as string, dev: t.uplink.hostLink });
     }
+    const out6 = six && me6 !== undefined;
     if (!n.bgpPeers?.length) {
-      routes.push(...remoteBlocks(d, n, new Set(mine), others));
-      if (six) routes.push(...remoteBlocks(d, n, new Set(mine), others6, true));
+      const remote = remoteBlocks(d, n, new Set(mine), others);
+      routes.push(...remote.flatMap(([b, h]) => [{ dst: b.cidr, via: others.get(h) as string }]));
+      if (out6) {
+        routes.push(...remote.flatMap(([b, h]) => {
+          const via = others6.get(h);
+          const b6 = block6Of(n, b.index);
+          return via !== undefined && b6 ? [{ dst: b6.cidr, via }] : [];
+        }));
+      }
       continue;
     }
     allBlocks.push(...mine);
-    allBlocks6.push(...mine6);
+    if (out6) allBlocks6.push(...mine6);
     const size = n.blockSize ?? 32;
-    const size6 = six ? (block6Of(n, 0)?.cidr.split('/')[1] ?? '128') : '';
+    const size6 = out6 ? (block6Of(n, 0)?.cidr.split('/')[1] ?? '128') : '';
     for (const peer of n.bgpPeers) {
       const s = sessions.get(peer) ?? { name: `weft_${peer.replaceAll('.', '_')}`, peer, peerAs: n.bgpPeerAs ?? 0, localAs: n.bgpLocalAs ?? 0, exports: [], imports: [], exports6: [], imports6: [] };
       s.exports.push(...mine);
       s.imports.push(`${n.subnet}{${size},${size}}`);
-      if (six) {
+      if (out6) {
         s.exports6.push(...mine6);
         s.imports6.push(`${n.subnet6 as string}{${size6},${size6}}`);
       }
@@ -105,27 +118,28 @@ export function planRouted(d: DesiredHostState, tenants: readonly TenantPlan[]):
     }
   }
   const bgp = d.vtep && sessions.size > 0
-    ? { routerId: d.vtep, blocks: [...allBlocks].sort(), blocks6: [...allBlocks6].sort(), sessions: [...sessions.values()].sort((a, b) => (a.peer < b.peer ? -1 : 1)) }
+    ? {
+      routerId: d.vtep, blocks: [...allBlocks].sort(), blocks6: [...allBlocks6].sort(), sessions: [...sessions.values()].sort((a, b) => (a.peer < b.peer ? -1 : 1)),
+      ...(me6 !== undefined ? { nextHop6: me6 } : {}),
+    }
     : undefined;
   return { routes, bgp };
 }
 
 /**
- * Other hosts' blocks of a network without BGP: by their endpoints, each block to its holder (one, should two
- * claim it). `six`: the IPv6 blocks paired with them, to the holders' IPv6 underlay addresses (`others`).
+ * Other hosts' blocks of a network without BGP, by their endpoints: each block (with its index, for its IPv6
+ * pair) and its holder (one, should two claim it), sorted by block.
  */
-function remoteBlocks(d: DesiredHostState, n: Network, mine: ReadonlySet<string>, others: ReadonlyMap<string, string>, six = false): HostRoute[] {
-  const holder = new Map<string, string>();
+function remoteBlocks(d: DesiredHostState, n: Network, mine: ReadonlySet<string>, others: ReadonlyMap<string, string>): Array<[{ cidr: string; index: number }, string]> {
+  const holder = new Map<string, [{ cidr: string; index: number }, string]>();
   for (const e of d.endpoints) {
     if (e.tenant !== n.tenant || e.network !== n.name || !others.has(e.host)) continue;
     const ip = e.ip === undefined ? undefined : parseIp(e.ip);
     if (ip === undefined) continue;
-    const block = blockOf(n, ip);
-    if (mine.has(block.cidr)) continue;
-    const b = six ? block6Of(n, block.index)?.cidr : block.cidr;
-    if (b === undefined) continue;
-    const h = holder.get(b);
-    if (h === undefined || e.host < h) holder.set(b, e.host);
+    const b = blockOf(n, ip);
+    if (mine.has(b.cidr)) continue;
+    const h = holder.get(b.cidr);
+    if (h === undefined || e.host < h[1]) holder.set(b.cidr, [{ cidr: b.cidr, index: b.index }, e.host]);
   }
-  return [...holder].sort(([a], [b]) => (a < b ? -1 : 1)).map(([dst, h]) => ({ dst, via: others.get(h) as string }));
+  return [...holder.values()].sort(([a], [b]) => (a.cidr < b.cidr ? -1 : 1));
 }

@@ -67,15 +67,6 @@ export function transit(tenantId: number): { host: string; tenant: string; prefi
   return { host: formatIp(base + 1), tenant: formatIp(base + 2), prefix: 30 };
 }
 
-/**
- * IPv6 addresses of cloud services a host reaches through its own routes (not link-local, so they are
- * forwardable): a tenant's IPv6 never goes there (host-nft.ts). AWS EC2 (Nitro): fd00:ec2::254 instance
- * metadata, fd00:ec2::253 the Route 53 resolver, fd00:ec2::123 Amazon Time Sync (AWS EC2 user guide,
- * "instance metadata IPv6 endpoint", "Amazon DNS server", "Set the time"); Google Compute Engine:
- * fd20:ce::254 the metadata server of IPv6 VMs (GCE "About VM metadata"). Not re-checked against the
- * providers' current pages.
- */
-export const RESERVED_SERVICES6: readonly string[] = ['fd00:ec2::123', 'fd00:ec2::253', 'fd00:ec2::254', 'fd20:ce::254'];
 
 export const UPLINK6_PREFIX = 126;
 

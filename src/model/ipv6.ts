@@ -209,3 +209,13 @@ export function block6Of(net: { subnet?: string; subnet6?: string; blockSize?: n
 
 /** The prefix length of a routed network's IPv6 blocks: subnet6 cut as many times as the IPv4 subnet is. */
 export const block6Prefix = (prefix6: number, prefix4: number, blockSize: number): number => prefix6 + (blockSize - prefix4);
+
+/**
+ * IPv6 addresses of cloud services a host reaches through its own routes (not link-local, so they are
+ * forwardable): a tenant's IPv6 never goes there (the datapath's host table), and no routed subnet6
+ * covers them (every host would route them away). AWS EC2 (Nitro): fd00:ec2::254 instance metadata, fd00:ec2::253 the Route 53 resolver, fd00:ec2::123 Amazon Time Sync (AWS EC2 user guide,
+ * "instance metadata IPv6 endpoint", "Amazon DNS server", "Set the time"); Google Compute Engine:
+ * fd20:ce::254 the metadata server of IPv6 VMs (GCE "About VM metadata"). Not re-checked against the
+ * providers' current pages.
+ */
+export const RESERVED_SERVICES6: readonly string[] = ['fd00:ec2::123', 'fd00:ec2::253', 'fd00:ec2::254', 'fd20:ce::254'];

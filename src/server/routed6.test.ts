@@ -59,7 +59,9 @@ test('routed subnet6s are checked: an IPv4 subnet beside it, blocks no smaller t
   await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'fabric', subnet: '10.20.0.0/16', subnet6: 'fd00:20::/64', encap: 'routed' });
   const bad: Array<[string, Record<string, unknown>, string, RegExp]> = [
     ['default', { subnet6: 'fd00:30::/64', encap: 'routed' }, 'subnet', /needs an IPv4 subnet too/],
-    ['default', { subnet: '10.30.0.0/16', subnet6: 'fd00:30::/120', encap: 'routed', blockSize: 26 }, 'subnet6', /gives \/130 blocks, smaller than the IPv4 ones; use a subnet6 of \/112 or larger/],
+    ['default', { subnet: '10.30.0.0/16', subnet6: 'fd00:30::/120', encap: 'routed', blockSize: 26 }, 'subnet6', /gives \/130 blocks, no larger than the IPv4 ones; use a subnet6 of \/111 or larger/],
+    ['default', { subnet: '10.30.0.0/16', subnet6: 'fd00:30::/112', encap: 'routed', blockSize: 26 }, 'subnet6', /gives \/122 blocks, no larger than the IPv4 ones/],
+    ['blue', { subnet: '10.32.0.0/16', subnet6: 'fd00:ec2::/64', encap: 'routed' }, 'subnet6', /holds fd00:ec2::123, a cloud provider's metadata, DNS or time service/],
     ['default', { subnet: '10.30.0.0/16', subnet6: 'fd00:30::/64', encap: 'routed', ipRange6: 'fd00:30::10-fd00:30::ff' }, 'ipRange6', /paired with each endpoint's IPv4 block/],
     ['blue', { subnet: '10.31.0.0/16', subnet6: 'fd00:20:0:0:8000::/65', encap: 'routed' }, 'subnet6', /overlaps routed network default\/fabric \(fd00:20::\/64\)/],
     ['blue', { subnet: '10.31.0.0/16', subnet6: 'fd99::/64', encap: 'routed' }, 'subnet6', /holds host node1's IPv6 underlay address fd99::10/],

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_BGP_LOCAL_AS, DEFAULT_BLOCK_SIZE, WeftError, block6Prefix, cidrRange, cidrRange6, overlaps, overlaps6, parseCidr, parseCidr6, parseIp, parseIp6,
+  DEFAULT_BGP_LOCAL_AS, DEFAULT_BLOCK_SIZE, RESERVED_SERVICES6, WeftError, block6Prefix, cidrRange, cidrRange6, overlaps, overlaps6, parseCidr, parseCidr6, parseIp, parseIp6,
   type Host, type IpRange, type Network, type NetworkInput,
 } from '../../model/index.js';
 import type { Txn } from '../../store/index.js';
@@ -106,10 +106,14 @@ async function checkRouted6(tx: Txn, tenant: string, input: NetworkInput, existi
   if (existing || input.subnet6 === undefined) return;
   const s6 = parseCidr6(input.subnet6, 'subnet6');
   const prefix = block6Prefix(s6.prefix, prefix4, blockSize);
-  if (128 - prefix < 32 - blockSize) {
-    throw refuse('subnet6', `${input.subnet6} cut into ${2 ** (blockSize - prefix4)} blocks (one per IPv4 /${blockSize} block) gives /${prefix} blocks, smaller than the IPv4 ones; use a subnet6 of /${128 - (32 - blockSize) - (blockSize - prefix4)} or larger`);
+  // Strictly larger: the IPv6 gateway may lie in another block than the IPv4 one, and a block one
+  // address short of its IPv4 twin would fail its host's last allocation there.
+  if (128 - prefix <= 32 - blockSize) {
+    throw refuse('subnet6', `${input.subnet6} cut into ${2 ** (blockSize - prefix4)} blocks (one per IPv4 /${blockSize} block) gives /${prefix} blocks, no larger than the IPv4 ones; use a subnet6 of /${128 - (32 - blockSize) - (blockSize - prefix4) - 1} or larger`);
   }
   const mine6 = cidrRange6(s6);
+  const service = RESERVED_SERVICES6.find((a) => { const n = parseIp6(a) as bigint; return n >= mine6.first && n <= mine6.last; });
+  if (service !== undefined) throw refuse('subnet6', `${input.subnet6} holds ${service}, a cloud provider's metadata, DNS or time service the hosts reach by their own routes; a routed subnet6 is routed on every host`);
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
     if (other.encap !== 'routed' || other.subnet6 === undefined || (other.tenant === tenant && other.name === input.name)) continue;

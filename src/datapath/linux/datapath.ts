@@ -12,7 +12,7 @@ import type { QosPlan } from '../services.js';
 import { attachEndpoint, attachOuterVeth, checkEndpoint, forgetConnections, unwireEndpoint, unwireMacvlan, withNetnsName } from './endpoint.js';
 import { ensureHost } from './host.js';
 import { BirdDaemon } from './bird.js';
-import { ensureRoutes, observeRoutes } from './routes.js';
+import { ensureRoutes, isRoute6, observeRoutes } from './routes.js';
 import { NftTables } from './nft.js';
 import { NftSessions } from './nftd.js';
 import { observeLinks, type ObservedLink } from './observe.js';
@@ -38,6 +38,8 @@ export class LinuxDatapath implements Datapath {
   private readonly bird: BirdDaemon;
   /** Whether Weft's routes may be in the host's table (a routed network was planned since the agent started, or it never looked). */
   private hostRoutes = true;
+  /** The same for IPv6 routes (a second read of the table, made only while there are or were some). */
+  private hostRoutes6 = true;
 
   constructor(private readonly runner: Runner, private readonly nsPrefix: string, stateDir: string, keyFile: string, nftHelper = true) {
     // Without the helper (`weft agent --nft-helper off`) every commit is an `nft -f`.
@@ -193,8 +195,10 @@ export class LinuxDatapath implements Datapath {
     const attempt = async (fn: () => Promise<void>) => fn().catch((e: unknown) => { failures.push(e); });
     await attempt(() => ensureHost(this.nft, h));
     await attempt(async () => {
-      if (h.routes.length > 0 || this.hostRoutes) await ensureRoutes(this.runner, undefined, h.routes);
+      const six = h.routes.some(isRoute6);
+      if (h.routes.length > 0 || this.hostRoutes) await ensureRoutes(this.runner, undefined, h.routes, six || this.hostRoutes6);
       this.hostRoutes = h.routes.length > 0;
+      this.hostRoutes6 = six;
     });
     await attempt(() => this.bird.ensure(h.bgp));
     if (failures.length > 0) throw failures[0];
@@ -297,8 +301,8 @@ export class LinuxDatapath implements Datapath {
       done.push(`namespace ${ns}`);
     }
     if (await this.bird.stop()) done.push('the BGP daemon (bird)');
-    if ((await observeRoutes(this.runner, undefined)).size > 0) {
-      await ensureRoutes(this.runner, undefined, []);
+    if ((await observeRoutes(this.runner, undefined, true)).size > 0) {
+      await ensureRoutes(this.runner, undefined, [], true);
       done.push("routed networks' routes");
     }
     // inet: the host table; ip: where it lived before it filtered (an agent of that version never ran since).

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:f
 import { WeftError, formatCidr6, linkLocalOf, maskOf6, parseIp6 } from '../../model/index.js';
 import type { Attachment, OuterAttachment } from '../datapath.js';
 import { names } from '../names.js';
+import { ROUTE_PROTO } from '../routed.js';
 import { basename, dirname } from 'node:path';
 import type { Runner } from '../../exec/index.js';
 import { inNs, ipBatch } from './observe.js';
@@ -90,6 +91,11 @@ export async function attachEndpoint(runner: Runner, a: Attachment, nsAlias: str
       await runner.run(['ip', '-n', a.tenantNs, 'link', 'del', a.veth], { allowFailure: true });
       throw e;
     });
+    // A routed network's IPv6 endpoint: its /128 on the bridge now, as the tenant's routes will have it
+    // (linux/tenant.ts ensureRouted), so it is reachable before the agent's next pass (which adds it anyway).
+    if (a.isolated && a.ip6 !== undefined && a.gateway6 !== undefined) {
+      await runner.run(['ip', '-n', a.tenantNs, 'route', 'replace', `${a.ip6}/128`, 'dev', a.bridge, 'table', 'main', 'proto', String(ROUTE_PROTO), 'src', a.gateway6], { allowFailure: true });
+    }
     try {
       await ready;
       await ipBatch(runner, cns, containerSide(a));

@@ -22,7 +22,9 @@ export async function observeRoutes(runner: Runner, ns: string | undefined, six 
   for (const family of six ? ['-4', '-6'] : ['-4']) {
     const argv = ['ip', ...(ns === undefined ? [] : ['-n', ns]), family, '-j', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTO)];
     const res = await runner.run(argv, { allowFailure: true });
-    for (const r of JSON.parse(res.stdout || '[]') as RouteJson[]) {
+    for (const listed of JSON.parse(res.stdout || '[]') as RouteJson[]) {
+      // A host route is listed without its length.
+      const r = listed.dst.includes('/') ? listed : { ...listed, dst: `${listed.dst}/${family === '-6' ? 128 : 32}` };
       const un = r.type === 'unreachable';
       out.set(keyOf({ unreachable: un, dst: r.dst, ...(r.gateway ? { via: r.gateway } : { dev: un ? '' : r.dev ?? '' }) }), r);
     }

@@ -101,7 +101,8 @@ export class TenantDatapath {
    * Routed networks' bridges: proxy ARP (an endpoint's ARP for an address of its subnet on another host
    * is answered by the bridge, whose route for it is the uplink), and a route to each block this host
    * holds on its bridge (the bridge holds the gateway as a /32: the rest of the subnet is elsewhere). IPv6
-   * needs no proxy: an endpoint has no on-link prefix, only its gateway (a /128 here), and sends it all.
+   * needs no proxy: an endpoint has no on-link prefix, only its gateway (a /128 here), and sends it all;
+   * the namespace routes each endpoint's IPv6 address (a /128) on the bridge.
    * Read only in namespaces with routed bridges: their routes go with their bridge.
    */
   private async ensureRouted(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>): Promise<void> {
@@ -121,9 +122,13 @@ export class TenantDatapath {
     }
     this.proxied.set(p.ns, done);
     const gw = (address: string | undefined) => (address === undefined ? {} : { src: address.split('/')[0] as string });
+    // IPv6: each endpoint's /128 on its bridge and the rest of each block unreachable, never the block on-link:
+    // a /74 on-link would let a scan of addresses no one has fill the kernel's neighbour table (shared by
+    // every namespace) with unanswered solicitations. IPv4 blocks are small (64 addresses by default).
     await ensureRoutes(this.runner, p.ns, routed.flatMap((b) => [
       ...(b.routed?.blocks ?? []).map((dst) => ({ dst, dev: b.name, ...gw(b.address) })),
-      ...(b.routed?.blocks6 ?? []).map((dst) => ({ dst, dev: b.name, ...gw(b.address6) })),
+      ...(b.routed?.blocks6 ?? []).map((dst) => ({ dst, unreachable: true })),
+      ...(b.routed?.blocks6 ? p.endpoints.flatMap((e) => (e.bridge === b.name && e.ip6 !== undefined ? [{ dst: `${e.ip6}/128`, dev: b.name, ...gw(b.address6) }] : [])) : []),
     ]), p.v6 === true);
   }
 
