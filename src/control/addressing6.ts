@@ -78,7 +78,8 @@ export async function takeAddress6(tx: Txn, net: Network, requested: string | un
   const block = net.encap === 'routed' ? pairedBlock(net, ip4) : undefined;
   const ip = await allocateAddress6(book, {
     candidates: [block?.range ?? l.dynamic],
-    allowed: [block?.range ?? { first: l.subnet.base + 1n, last: l.subnet.base + book.size - 1n }],
+    // A macvlan network's addresses are machines on a real segment: only its range is Weft's (as in IPv4).
+    allowed: [block?.range ?? (net.encap === 'macvlan' ? l.dynamic : { first: l.subnet.base + 1n, last: l.subnet.base + book.size - 1n })],
     poolName: block ? `network ${net.tenant}/${net.name}'s IPv6 block ${block.cidr} (paired with the IPv4 block of ${ip4 ?? ''})` : `network ${net.tenant}/${net.name}`,
     field,
     ...(want !== undefined ? { requested: want } : {}),

@@ -72,10 +72,12 @@ async function checkMacvlanEndpoint(tx: Txn, net: Network, req: EndpointRequest)
   const refuse = (field: string, why: string) => new WeftError('WEFT_INVALID_VALUE', `${field}: ${why}`, { field });
   if (req.mac !== undefined) throw refuse('mac', `network ${net.tenant}/${net.name} is a macvlan network: its endpoints take the MAC derived from their address (a chosen one could be another machine's on the segment)`);
   if (req.portMappings?.length) throw refuse('portMappings', `network ${net.tenant}/${net.name} is a macvlan network: its endpoints are on the segment itself, with no host port to publish through`);
-  if (req.ip !== undefined) {
+  const ip6 = req.ip6 === undefined ? undefined : parseIp6(req.ip6);
+  if (req.ip !== undefined || ip6 !== undefined) {
     for (const e of await tx.list('hosts/')) {
       const h = withRevision<Host>(e);
-      if (h.vtepIp === req.ip || h.tunnelIp === req.ip) throw refuse('ip', `${req.ip} is host ${h.name}'s own address`);
+      if (req.ip !== undefined && (h.vtepIp === req.ip || h.tunnelIp === req.ip)) throw refuse('ip', `${req.ip} is host ${h.name}'s own address`);
+      if (ip6 !== undefined && h.vtepIp6 !== undefined && parseIp6(h.vtepIp6) === ip6) throw refuse('ip6', `${req.ip6 ?? ''} is host ${h.name}'s own IPv6 address`);
     }
   }
 }

@@ -24,7 +24,7 @@ export const SPOOFED_COUNTER = 'spoofed';
 const MAC = new RegExp(MAC_PATTERN);
 
 /** An IPv6 address as the 128-bit integer a raw payload match (`@th,64,128`) compares with. */
-const raw128 = (ip6: string): string => `0x${(parseIp6(ip6) ?? 0n).toString(16).padStart(32, '0')}`;
+export const raw128 = (ip6: string): string => `0x${(parseIp6(ip6) ?? 0n).toString(16).padStart(32, '0')}`;
 
 export function renderGuardTable(p: TenantPlan): NftTable {
   const routedBridges = new Set(p.bridges.filter((b) => b.routed).map((b) => b.name));

@@ -3,6 +3,7 @@ import { renderPolicy, type PolicyNft } from './policy-nft.js';
 import { renderServices } from './services-nft.js';
 import { endpointFlowHooks, renderFlows } from './flows-nft.js';
 import { tableText, type NftTable } from './table.js';
+import { raw128 } from './guard-nft.js';
 import { formatCidr6, formatIp, parseCidr, parseCidr6 } from '../model/index.js';
 
 /**
@@ -91,7 +92,7 @@ export const endpointTableName = (endpointId: string) => `weft-${endpointId}`;
  * (loopback and the container's other interfaces are not this table's business). Conntrack there is the
  * container's: replies pass as established, as in the tenant namespace.
  */
-export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip'>): NftTable {
+export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'ip6' | 'll6'>): NftTable {
   const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
   // Flow records: logged here (its traffic never passes the tenant namespace), read by the agent's
   // watcher in the container's namespace (linux/netwatch.ts watchFlows).
@@ -103,8 +104,20 @@ export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv:
   chains.push(...(start < 0 || end < 0 ? lines : [...lines.slice(0, start), ...lines.slice(end + 1)]));
   for (const [hook, dir] of [['input', 'iifname'], ['output', 'oifname']] as const) {
     chains.push(`\tchain ${hook} {`, `\t\ttype filter hook ${hook} priority filter; policy accept;`, `\t\t${dir} != "${mv.ifname}" accept`,
-      // The policy is IPv4's; on a real segment, IPv6 would pass it unseen (the interface has it off too).
-      '\t\tmeta nfproto != ipv4 drop',
+      ...(mv.ip6 !== undefined && mv.ll6 !== undefined ? [
+        // Neighbour discovery and multicast listening are the link's own business, never a connection:
+        // NS/NA only from the link itself (hop limit 255), MLD only link-local and never routed (hop limit 1).
+        '\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept',
+        '\t\ticmpv6 type { mld-listener-query, mld-listener-report, mld2-listener-report } ip6 hoplimit 1 ip6 saddr { ::, fe80::/10 } accept',
+        ...(hook === 'output' ? [
+          `\t\tip6 saddr != { ${mv.ip6}, ${mv.ll6} } drop`,
+          // A mark the process chose (SO_MARK) must not stand for a class: its link-local address has none in the maps.
+          '\t\tmeta mark set 0',
+        ] : []),
+      ] : [
+        // An IPv4-only network: on a real segment, IPv6 would pass the policy unseen (the interface has it off too).
+        '\t\tmeta nfproto != ipv4 drop',
+      ]),
       // Only its own address leaves (the egress guard drops the rest later, but the policy and the flow
       // records would have seen it first: a process could have them record connections as another endpoint).
       ...(hook === 'output' ? [`\t\tip saddr != ${mv.ip} drop`] : []),
@@ -118,38 +131,71 @@ export const guardTableName = (endpointId: string) => `weftg-${endpointId}`;
 
 /**
  * What a macvlan interface may send onto the segment: IPv4 and ARP as its endpoint only (its MAC, its
- * address), nothing else. At the device's egress hook, which frames from raw sockets pass too (a process
- * with CAP_NET_RAW, which runtimes grant, would otherwise send as the router, or ARP-poison the segment);
- * the inet table's hooks never see those.
+ * address), IPv6 (a dual-stack network) from its two addresses only, with no router advertisement,
+ * redirect, multicast query or router discovery, neighbour advertisements only for its own addresses; no
+ * DHCP server's answer in either family; nothing else. At the device's egress hook, which frames from raw sockets pass too (a process with
+ * CAP_NET_RAW, which runtimes grant, would otherwise send as the router, or poison the segment's ARP or
+ * neighbour caches); the inet table's hooks never see those.
  */
-export function renderMacvlanGuard(mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>): NftTable {
+export function renderMacvlanGuard(mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'ip6' | 'll6' | 'mac'>): NftTable {
+  const six = mv.ip6 !== undefined && mv.ll6 !== undefined;
+  const own6 = six ? `{ ${mv.ip6}, ${mv.ll6} }` : '';
   return { family: 'netdev', name: guardTableName(mv.id), maps: [], chains: [
     '\tchain egress {',
     `\t\ttype filter hook egress device "${mv.ifname}" priority filter; policy drop;`,
+    // The hook parses a frame by the protocol its sender declared (a packet socket chooses it), the address
+    // matches by the frame's own type: the two must agree, or a frame parsed as one family passes as the other.
+    '\t\tether type ip meta protocol != ip drop',
+    '\t\tether type arp meta protocol != arp drop',
+    '\t\tether type ip6 meta protocol != ip6 drop',
+    '\t\tudp sport { 67, 547 } drop comment "no DHCP server"',
+    '\t\tudp dport { 68, 546 } drop comment "no DHCP server"',
     `\t\tether saddr ${mv.mac} ip saddr ${mv.ip} accept`,
     `\t\tether saddr ${mv.mac} arp saddr ether ${mv.mac} arp saddr ip ${mv.ip} accept`,
+    ...(six ? [
+      '\t\ticmpv6 type { nd-router-advert, nd-redirect, 138, mld-listener-query, 151, 152, 153 } drop comment "the segment\'s router is not a container"',
+      // An advertisement's target (ICMPv6 bytes 8-23; nft 1.0.6 has no name for it) must be its own.
+      `\t\tether saddr ${mv.mac} ip6 saddr ${own6} icmpv6 type nd-neighbor-advert @th,64,128 { ${raw128(mv.ip6 as string)}, ${raw128(mv.ll6 as string)} } accept`,
+      '\t\ticmpv6 type nd-neighbor-advert drop',
+      // Only what the hook could parse to its upper header (a first fragment whose extension headers hide it does not match).
+      `\t\tether saddr ${mv.mac} ip6 saddr ${own6} meta l4proto { tcp, udp, ipv6-icmp, sctp, udplite } accept`,
+    ] : []),
     '\t}',
   ] };
 }
 
 /** Both tables a macvlan endpoint's container holds, as one script (one transaction). */
-export function containerTablesText(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>): string {
+export function containerTablesText(p: Pick<TenantPlan, 'policy' | 'flows'>, mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'ip6' | 'll6' | 'mac'>): string {
   return containerTablesTexts(p, [mv])[0] as string;
 }
 
 // Stand-ins no name or rule holds (ids are hex, interface names [A-Za-z0-9_.-]).
 const ID_MARK = '@endpoint-id@';
 const IF_MARK = '@ifname@';
-// An address nft parses, which no endpoint has (the documentation range's first address is a network's).
+// Addresses nft parses, which no endpoint has (the documentation ranges' first addresses are networks').
 const IP_MARK = '192.0.2.0';
+const IP6_MARK = '2001:db8::';
+const LL6_MARK = 'fe80::';
 
 /**
  * The same for many endpoints of one tenant: the policy table's text (its maps are most of it, megabytes
- * at 50,000 rules) is made once, and only its name and interface differ per container.
+ * at 50,000 rules) is made once per family set, and only its name, interface and own addresses differ per
+ * container.
  */
-export function containerTablesTexts(p: Pick<TenantPlan, 'policy' | 'flows'>, mvs: ReadonlyArray<Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'mac'>>): string[] {
+export function containerTablesTexts(p: Pick<TenantPlan, 'policy' | 'flows'>, mvs: ReadonlyArray<Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'ip6' | 'll6' | 'mac'>>): string[] {
   if (mvs.length === 0) return [];
-  const policy = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK, ip: IP_MARK }));
+  const templates = new Map<boolean, string>();
+  const template = (six: boolean) => {
+    let t = templates.get(six);
+    if (t === undefined) templates.set(six, (t = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK, ip: IP_MARK, ...(six ? { ip6: IP6_MARK, ll6: LL6_MARK } : {}) }))));
+    return t;
+  };
   const own = `ip saddr != ${IP_MARK} drop`;
-  return mvs.map((mv) => `${tableText(renderMacvlanGuard(mv))}${policy.replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname).replace(own, `ip saddr != ${mv.ip} drop`)}`);
+  const own6 = `ip6 saddr != { ${IP6_MARK}, ${LL6_MARK} } drop`;
+  return mvs.map((mv) => {
+    const six = mv.ip6 !== undefined && mv.ll6 !== undefined;
+    let text = template(six).replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname).replace(own, `ip saddr != ${mv.ip} drop`);
+    if (six) text = text.replace(own6, `ip6 saddr != { ${mv.ip6}, ${mv.ll6} } drop`);
+    return `${tableText(renderMacvlanGuard(mv))}${text}`;
+  });
 }

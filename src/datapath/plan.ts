@@ -131,6 +131,9 @@ export interface MacvlanPlan {
   ifname: string;
   parent: string;
   ip: string;
+  /** On a dual-stack network: its IPv6 address and the link-local one from its MAC (EUI-64). */
+  ip6?: string;
+  ll6?: string;
   mac: string;
 }
 
@@ -196,6 +199,8 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const bridgedNets = nets.filter((n) => n.encap !== 'macvlan');
   const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
   const services = (d.services ?? []).filter((s) => s.tenant === tenant.name && byName.has(s.network));
+  // Bridged networks only: a macvlan network's IPv6 never passes the tenant's namespace or the host (its
+  // containers' own tables classify it, from the same compiled policy).
   const v6 = bridgedNets.some((n) => n.subnet6 !== undefined);
   const profiles = planProfiles(tenant.name, mine, local, { groups: d.groups ?? [], netprofiles: d.netprofiles ?? [], six: v6 });
   const t6 = v6 ? transit6(tenant.id) : undefined;
@@ -221,9 +226,10 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       ...six(e, (ip6) => ({ ip6, ll6: linkLocalOf(e.mac) })),
       hairpin: services.length > 0,
     })),
-    // Macvlan networks are IPv4 (a network with subnet6 is bridged): a record without an IPv4 address is stale.
+    // Macvlan networks have an IPv4 subnet (and maybe a subnet6): a record without an IPv4 address is stale.
     macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && e.ip !== undefined && (d.wired?.(e) ?? true)).map((e) => ({
       id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ip: e.ip as string, mac: e.mac,
+      ...six(e, (ip6) => ({ ip6, ll6: linkLocalOf(e.mac) })),
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, ...(e.ip !== undefined ? { containerIp: e.ip } : {}), ...six(e, (containerIp6) => ({ containerIp6 })), endpoint: e.id }))),
     policy: d.groups && d.policies ? (d.compile ?? compilePolicy)({

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Endpoint, Network, Rule, Tenant } from '../model/index.js';
 import { bridgedThroughNetfilter, peerVteps, planHost, planTenant, type DesiredHostState } from './plan.js';
-import { containerTablesText, renderEndpointTable, renderTenantRuleset, renderTenantTable } from './nft.js';
+import { containerTablesText, containerTablesTexts, renderEndpointTable, renderTenantRuleset, renderTenantTable } from './nft.js';
 import { attachmentOf } from './datapath.js';
 import { FLOW_LIMITS_DEFAULT } from './flows-nft.js';
 import { renderHostRuleset } from './host-nft.js';
@@ -103,7 +103,41 @@ test('a macvlan network has no bridge or overlay; its endpoints are planned apar
   assert.equal(a.macvlan?.parent, 'eth1');
   assert.equal(a.macvlan?.table, containerTablesText(p, p.macvlans[0]!), 'the attachment carries the tables its container loads before the interface comes up');
   const guard = containerTablesText(p, p.macvlans[0]!).split('table inet')[0] ?? '';
-  assert.match(guard, /table netdev weftg-dddddddddddddddd \{\n\tchain egress \{\n\t\ttype filter hook egress device "eth1" priority filter; policy drop;\n\t\tether saddr 02:57:c0:a8:32:0a ip saddr 192\.168\.50\.10 accept\n\t\tether saddr 02:57:c0:a8:32:0a arp saddr ether 02:57:c0:a8:32:0a arp saddr ip 192\.168\.50\.10 accept\n\t\}/, 'the interface sends only as its endpoint, IPv4 and ARP');
+  assert.match(guard, /table netdev weftg-dddddddddddddddd \{\n\tchain egress \{\n\t\ttype filter hook egress device "eth1" priority filter; policy drop;\n\t\tether type ip meta protocol != ip drop\n\t\tether type arp meta protocol != arp drop\n\t\tether type ip6 meta protocol != ip6 drop\n\t\tudp sport \{ 67, 547 \} drop comment "no DHCP server"\n\t\tudp dport \{ 68, 546 \} drop comment "no DHCP server"\n\t\tether saddr 02:57:c0:a8:32:0a ip saddr 192\.168\.50\.10 accept\n\t\tether saddr 02:57:c0:a8:32:0a arp saddr ether 02:57:c0:a8:32:0a arp saddr ip 192\.168\.50\.10 accept\n\t\}/, 'the interface sends only as its endpoint, IPv4 and ARP, no DHCP answer, no frame declared as another family');
+});
+
+/** The macvlan fixture, dual stack: lan with subnet6 fd00:50::/64 (gateway the segment's router), its endpoint with fd00:50::10. */
+function macvlanDualDesired(): DesiredHostState {
+  const d = macvlanDesired();
+  return {
+    ...d,
+    networks: d.networks.map((n) => (n.name === 'lan' ? { ...n, subnet6: 'fd00:50::/64', gateway6: 'fd00:50::1' } : n)),
+    endpoints: d.endpoints.map((e) => (e.network === 'lan' ? { ...e, ip6: 'fd00:50::10', prefixLength6: 64, gateway6: 'fd00:50::1' } : e)),
+  };
+}
+
+test('a dual-stack macvlan endpoint: IPv6 through its own tables from its two addresses only, neighbour discovery for its own addresses, no router advertisements', () => {
+  const p = planTenant(macvlanDualDesired(), tenant('default', 1));
+  assert.deepEqual(p.macvlans, [{ id: 'dddddddddddddddd', netns: '/run/netns/c-lan', ifname: 'eth1', parent: 'eth1', ip: '192.168.50.10', ip6: 'fd00:50::10', ll6: 'fe80::57:c0ff:fea8:320a', mac: '02:57:c0:a8:32:0a' }]);
+  assert.notEqual(p.v6, true, 'no IPv6 through the tenant namespace or the host for it');
+  assert.match(containerTablesText(p, p.macvlans[0]!), /map cls6_/, 'but the container classifies IPv6');
+  const text = containerTablesText(p, p.macvlans[0]!);
+  assert.doesNotMatch(text, /meta nfproto != ipv4 drop/, 'IPv6 is not dropped wholesale');
+  assert.match(text, /\t\toifname != "eth1" accept\n\t\ticmpv6 type \{ nd-neighbor-solicit, nd-neighbor-advert \} ip6 hoplimit 255 accept\n\t\ticmpv6 type \{ mld-listener-query, mld-listener-report, mld2-listener-report \} ip6 hoplimit 1 ip6 saddr \{ ::, fe80::\/10 \} accept\n\t\tip6 saddr != \{ fd00:50::10, fe80::57:c0ff:fea8:320a \} drop\n\t\tmeta mark set 0\n\t\tip saddr != 192\.168\.50\.10 drop/);
+  assert.match(text, /icmpv6 type \{ nd-router-advert, nd-redirect, 138, mld-listener-query, 151, 152, 153 \} drop/);
+  assert.ok(text.includes('ether saddr 02:57:c0:a8:32:0a ip6 saddr { fd00:50::10, fe80::57:c0ff:fea8:320a } meta l4proto { tcp, udp, ipv6-icmp, sctp, udplite } accept'), 'only IPv6 the hook could parse to its upper header');
+  assert.ok(text.includes('ether saddr 02:57:c0:a8:32:0a ip6 saddr { fd00:50::10, fe80::57:c0ff:fea8:320a } icmpv6 type nd-neighbor-advert @th,64,128 { 0xfd000050000000000000000000000010, 0xfe800000000000000057c0fffea8320a } accept'), 'an advertisement only for its own addresses');
+  // Two endpoints of one tenant share the policy text; their own addresses differ.
+  const other = { ...p.macvlans[0]!, id: 'eeeeeeeeeeeeeeee', ip: '192.168.50.11', ip6: 'fd00:50::11', ll6: 'fe80::1', mac: '02:57:c0:a8:32:0b' };
+  const [t1, t2] = containerTablesTexts(p, [p.macvlans[0]!, other]);
+  assert.equal(t1, text);
+  assert.match(t2!, /ip6 saddr != \{ fd00:50::11, fe80::1 \} drop/);
+  assert.doesNotMatch(t2!, /saddr (!= )?\{ fd00:50::10/, "nor the other's own addresses");
+  // An IPv4-only macvlan endpoint in the same (IPv6) tenant drops IPv6 in its tables.
+  const v4 = { ...other };
+  delete (v4 as { ip6?: string }).ip6;
+  delete (v4 as { ll6?: string }).ll6;
+  assert.match(containerTablesTexts(p, [v4])[0]!, /meta nfproto != ipv4 drop/);
 });
 
 /**
@@ -224,9 +258,11 @@ function renderedRulesets(): Array<[string, string]> {
   }, { ...tenant('default', 1), defaultAction: 'deny' });
   // A macvlan endpoint (lan, on the hosts' eth1) in group db: its container holds the policy itself.
   const withMacvlan = planTenant(macvlanDesired(), tenant('default', 1));
+  const withMacvlan6 = planTenant(macvlanDualDesired(), tenant('default', 1));
   return [
     ...ruleKinds(),
     ['endpoint-macvlan.nft', containerTablesText(withMacvlan, withMacvlan.macvlans[0]!)],
+    ['endpoint-macvlan-dual.nft', containerTablesText(withMacvlan6, withMacvlan6.macvlans[0]!)],
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
     ['tenant-deny-policy.nft', renderTenantRuleset(denyWithPolicy)],
     // Flow records on: the deny chain logs, a second forward chain logs what was allowed (flows-nft.ts).

@@ -75,7 +75,6 @@ test('bad IPv6 network input is refused with its field named, and makes nothing'
     [{ subnet6: 'fd00::/64', ipRange6: 'fd00::10-fd01::1' }, 'ipRange6', /not inside/],
     [{ gateway6: 'fd00::1' }, 'gateway6', /only a network with a subnet6/],
     [{ ipRange6: 'fd00::1-fd00::2' }, 'ipRange6', /only a network with a subnet6/],
-    [{ subnet6: 'fd00::/64', encap: 'macvlan', parent: 'eth1' }, 'subnet6', /encap vxlan and routed networks only/],
     [{ subnet6: 'fd00::/64', encap: 'routed', ipRange6: 'fd00::10-fd00::ff' }, 'ipRange6', /paired with each endpoint's IPv4 block/],
     [{ subnet6: 'x'.repeat(300) }, 'subnet6', /./],
     [{ subnet6: 'fe80::/64' }, 'subnet6', /not a global unicast \(2000::\/3\) or unique local \(fc00::\/7\) prefix/],

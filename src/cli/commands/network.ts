@@ -17,7 +17,7 @@ export function networkCommands(program: Command, io: Io): void {
     .option('-s, --subnet <cidr>', 'IPv4 subnet, e.g. 10.1.2.0/24 (give --subnet, --subnet6 or both)')
     .option('-g, --gateway <ip>', 'gateway address (default: the first address)')
     .option('-r, --ip-range <range>', 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')
-    .option('--subnet6 <cidr>', 'an IPv6 subnet, /16 to /120, e.g. fd00:1:2::/64: beside --subnet (dual stack; encap vxlan or routed) or alone (IPv6 only; encap vxlan); fixed at creation')
+    .option('--subnet6 <cidr>', 'an IPv6 subnet, /16 to /120, e.g. fd00:1:2::/64: beside --subnet (dual stack; any encap) or alone (IPv6 only; encap vxlan); fixed at creation')
     .option('--gateway6 <ip>', "dual stack: the IPv6 gateway address (default: the subnet's ::1)")
     .option('--ip-range6 <range>', 'dual stack: sub-range of --subnet6 for dynamic addresses, fd00::10-fd00::ffff')
     .option('-e, --encap <encap>', `encapsulation between hosts: ${Object.keys(ENCAPS).join(', ')} (default vxlan); macvlan: endpoints sit on the hosts' --parent interface's segment, the gateway its router; routed: no encapsulation, each host routes its own address blocks (announced by BGP to --bgp-peer, or straight between hosts on one segment)`)

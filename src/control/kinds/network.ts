@@ -33,7 +33,7 @@ function keepFixed(existing: Network, input: NetworkInput, gateway: number | und
  * interface's segment, where one address means one machine: another macvlan network on the same parent
  * with an overlapping subnet (in any tenant) would hand out the same addresses on one wire.
  */
-async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: ReturnType<typeof cidrRange> | undefined): Promise<void> {
+async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: ReturnType<typeof cidrRange> | undefined, mine6: ReturnType<typeof cidrRange6> | undefined): Promise<void> {
   if (input.encap !== 'macvlan') {
     if (input.parent !== undefined) throw new WeftError('WEFT_INVALID_VALUE', `parent: only a network with encap macvlan has a parent interface (this one is ${input.encap ?? 'vxlan'})`, { field: 'parent' });
     return;
@@ -42,10 +42,15 @@ async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: 
   // Weft's own links (bridges, veths, overlays, uplinks, the tunnel) and loopback are no segment.
   if (/^(wb|we|wi|wx|wu|weft)|^(up0|lo)$/.test(input.parent)) throw new WeftError('WEFT_INVALID_VALUE', `parent: ${input.parent} is ${input.parent === 'lo' ? 'loopback' : "one of Weft's own links"}, not an interface on a segment`, { field: 'parent' });
   if (input.encrypt === true) throw new WeftError('WEFT_INVALID_VALUE', 'encrypt: a macvlan network has no overlay to encrypt (its endpoints are on the parent\'s segment)', { field: 'encrypt' });
-  // A macvlan network has an IPv4 subnet (IPv6 is bridged only): the caller refused one without.
+  // A macvlan network has an IPv4 subnet (and maybe a subnet6): the caller refused one without.
   if (mine === undefined) return;
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
+    if (mine6 && other.subnet6 !== undefined && (other.encap === 'routed' || (other.encap === 'macvlan' && other.parent === input.parent && !(other.tenant === tenant && other.name === input.name)))
+      && overlaps6(mine6, cidrRange6(parseCidr6(other.subnet6, 'subnet6')))) {
+      const why = other.encap === 'routed' ? 'which every host routes and the fabric knows' : `on the same parent ${input.parent}: one segment, one set of addresses`;
+      throw new WeftError('WEFT_OVERLAP', `subnet6: ${input.subnet6} overlaps ${other.encap} network ${other.tenant}/${other.name} (${other.subnet6}), ${why}`, { field: 'subnet6' });
+    }
     if (other.subnet === undefined) continue;
     if (other.encap === 'routed' && overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
       throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps routed network ${other.tenant}/${other.name} (${other.subnet}), which every host routes and the fabric knows`, { field: 'subnet' });
@@ -92,8 +97,14 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const global = await readGlobal(tx);
     const subnet = layout ? formatCidr(layout.subnet) : undefined;
     const encap = existing?.encap ?? input.encap ?? 'vxlan';
-    if (layout6 && encap !== 'vxlan' && encap !== 'routed') {
-      throw new WeftError('WEFT_INVALID_VALUE', `subnet6: IPv6 is carried by encap vxlan and routed networks only so far (this one is ${encap})`, { field: 'subnet6' });
+    if (layout6 && encap === 'macvlan' && layout && input.ipRange6 === undefined) {
+      // The segment's prefix is its machines' (SLAAC addresses among them, predictable from their MACs): Weft
+      // takes a share it is given, on every write (a replace that left it out would widen it to the prefix).
+      throw new WeftError('WEFT_INVALID_VALUE', "ipRange6: a macvlan network's subnet6 is a real segment's prefix; give the share of it Weft may hand out (e.g. fd00:50::100-fd00:50::1ff)", { field: 'ipRange6' });
+    }
+    if (layout6 && encap === 'macvlan' && !layout) {
+      // Its endpoints' MACs and their guards on the segment come from their IPv4 addresses.
+      throw new WeftError('WEFT_INVALID_VALUE', 'subnet: a macvlan network with subnet6 needs an IPv4 subnet too (dual stack; IPv6-only macvlan networks are not supported yet)', { field: 'subnet' });
     }
     if (layout6 && encap === 'routed') {
       // Its IPv6 blocks pair with its IPv4 ones (block6Of): a host holds both of an endpoint's addresses.
@@ -118,7 +129,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
         }
       }
     }
-    if (!existing) await checkMacvlan(tx, tenant, input, layout ? cidrRange(layout.subnet) : undefined);
+    if (!existing) await checkMacvlan(tx, tenant, input, layout ? cidrRange(layout.subnet) : undefined, layout6 ? cidrRange6(layout6.subnet) : undefined);
     const routed = await checkRouted(tx, tenant, input, encap, existing);
     const parent = existing ? existing.parent : input.parent;
     const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;

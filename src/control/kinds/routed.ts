@@ -116,9 +116,10 @@ async function checkRouted6(tx: Txn, tenant: string, input: NetworkInput, existi
   if (service !== undefined) throw refuse('subnet6', `${input.subnet6} holds ${service}, a cloud provider's metadata, DNS or time service the hosts reach by their own routes; a routed subnet6 is routed on every host`);
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
-    if (other.encap !== 'routed' || other.subnet6 === undefined || (other.tenant === tenant && other.name === input.name)) continue;
+    if ((other.encap !== 'routed' && other.encap !== 'macvlan') || other.subnet6 === undefined || (other.tenant === tenant && other.name === input.name)) continue;
     if (overlaps6(mine6, cidrRange6(parseCidr6(other.subnet6, 'subnet6')))) {
-      throw new WeftError('WEFT_OVERLAP', `subnet6: ${input.subnet6} overlaps routed network ${other.tenant}/${other.name} (${other.subnet6}): routed subnets share the hosts' routing table and the fabric, so they may not overlap in any tenant`, { field: 'subnet6' });
+      const why = other.encap === 'routed' ? "routed subnets share the hosts' routing table and the fabric" : 'its addresses are machines on a real segment';
+      throw new WeftError('WEFT_OVERLAP', `subnet6: ${input.subnet6} overlaps ${other.encap} network ${other.tenant}/${other.name} (${other.subnet6}): ${why}, so they may not overlap in any tenant`, { field: 'subnet6' });
     }
   }
   for (const e of await tx.list('hosts/')) {

@@ -140,7 +140,7 @@ function containerSide(a: Attachment): string[] {
 
 /**
  * A macvlan network's endpoint: a bridge-mode child of the parent (in this, the agent's, namespace) made
- * directly in the container, down, IPv6 off (the policy is IPv4's), then its tables (the tenant's policy
+ * directly in the container, down, IPv6 off (unless its network is dual-stack), then its tables (the tenant's policy
  * and the interface's egress guard: nft.ts containerTablesText) loaded before it comes up, so not one
  * frame passes unfiltered. Nothing is left if a step fails.
  */
@@ -149,7 +149,10 @@ async function attachMacvlan(runner: Runner, a: Attachment, mv: { parent: string
     await runner.run(['ip', 'link', 'add', 'link', mv.parent, 'name', a.ifname, 'address', a.mac, 'mtu', String(a.mtu), 'netns', cns, 'type', 'macvlan', 'mode', 'bridge']);
     try {
       // Slash-separated: an interface name may hold dots. Without IPv6 in the kernel there is nothing to turn off.
-      await runner.run(['ip', 'netns', 'exec', cns, 'sysctl', '-q', '-w', `net/ipv6/conf/${a.ifname}/disable_ipv6=1`], { allowFailure: true });
+      // A dual-stack network's: its addresses come from Weft alone, never from the segment's router
+      // advertisements (no SLAAC address, no default route learned), and it takes none of its redirects.
+      const six = a.ip6 !== undefined ? ['disable_ipv6=0', 'accept_ra=0', 'autoconf=0', 'accept_redirects=0'] : ['disable_ipv6=1'];
+      await runner.run(['ip', 'netns', 'exec', cns, 'sysctl', '-q', '-w', ...six.map((x) => `net/ipv6/conf/${a.ifname}/${x}`)], { allowFailure: a.ip6 === undefined });
       await ready;
       await runner.run(['ip', 'netns', 'exec', cns, 'nft', '-f', '-'], { input: mv.table });
       await ipBatch(runner, cns, containerSide(a));
