@@ -135,3 +135,15 @@ test('containers without WEFT_* are Docker\'s business: unchanged', { skip: !roo
   assert.doesNotMatch(r.stdout, /eth0/, 'no Weft interface (this dockerd has no bridge: lo only)');
   assert.deepEqual(await endpoints('default'), []);
 });
+
+test('on a dual-stack Weft network the proxy makes the Docker network with IPv6: the container gets both addresses', { skip: !root && 'needs root' }, async () => {
+  await weft('net', 'create', '-t', 'blue', '-s', '10.1.6.0/24', '--subnet6', 'fd00:1:6::/64', 'dual');
+  await weft('group', 'create', '-t', 'blue', 'dual', 'web6');
+  const r = await viaProxy(['run', '--rm', '-e', 'WEFT_TENANT=blue', '-e', 'WEFT_GROUP=web6', 'bb', 'sh', '-c', 'ip -o addr show eth0']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /inet 10\.1\.6\.\d+\/24/);
+  assert.match(r.stdout, /inet6 fd00:1:6::[0-9a-f]+\/64/, `the IPv6 address too: ${r.stdout}`);
+  const net = await dk.run(['network', 'inspect', 'weft.blue._.web6', '--format', '{{.EnableIPv6}} {{index .IPAM.Options "network"}}']);
+  assert.equal(net.stdout.trim(), 'true dual');
+  assert.ok(await within(5000, async () => (await endpoints('blue')).length === 0) >= 0, 'the --rm container\'s addresses went back');
+});

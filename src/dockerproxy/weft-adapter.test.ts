@@ -69,3 +69,28 @@ test('keys Docker reads case-insensitively are refused in any other case; an own
   const own = await weftPreHook(create({ Env: ['WEFT_GROUP=db'], HostConfig: { NetworkMode: 'weft.default._.db' }, NetworkingConfig: { EndpointsConfig: { 'weft.default._.db': { IPAMConfig: { IPv4Address: '10.1.2.9' } } } } }), docker, 'weft');
   assert.deepEqual(JSON.parse(own.Body!).NetworkingConfig.EndpointsConfig, { 'weft.default._.db': { IPAMConfig: { IPv4Address: '10.1.2.9' } } }, '--network weft.T.N.G --ip keeps its address');
 });
+
+test('a dual-stack Weft network: the driver refuses the Docker network without IPv6, naming it, and the proxy makes it with IPv6 and the network named for its IPAM', async () => {
+  const made: unknown[] = [];
+  const docker: DockerApi = {
+    async call(method, _path, body) {
+      if (method === 'GET') return { status: 404, json: { message: 'not found' }, text: '' };
+      made.push(body);
+      const b = body as { EnableIPv6?: boolean };
+      return b.EnableIPv6
+        ? { status: 201, json: { Id: 'x' }, text: '' }
+        : { status: 500, json: { message: 'NetworkDriver.CreateNetwork: network shop/dual is dual-stack (subnet6 fd00:1:4::/64): create the Docker network with --ipv6 (and the subnet6 as a second --subnet, or --ipam-opt network=dual)' }, text: '' };
+    },
+  };
+  const create = (env: string[]) => weftPreHook({ Method: 'POST', Request: '/containers/create', Body: JSON.stringify({ Image: 'bb', Env: env }) }, docker, 'weft');
+  const out = await create(['WEFT_TENANT=shop', 'WEFT_GROUP=web']);
+  assert.equal(JSON.parse(out.Body!).HostConfig.NetworkMode, 'weft.shop._.web');
+  assert.deepEqual(made.map((b) => [(b as { EnableIPv6?: boolean }).EnableIPv6, (b as { IPAM: unknown }).IPAM]), [
+    [undefined, { Driver: 'weft' }],
+    [true, { Driver: 'weft', Options: { tenant: 'shop', network: 'dual' } }],
+  ], 'once without IPv6, then with it and the network the refusal named');
+  // A refusal naming another tenant's network is no answer to this target: passed on, never retried.
+  made.length = 0;
+  await assert.rejects(create(['WEFT_TENANT=other', 'WEFT_GROUP=web']), /dual-stack/);
+  assert.equal(made.length, 1);
+});

@@ -56,6 +56,9 @@ function optionsOf(t: Target): Record<string, string> {
   return { tenant: t.tenant, ...(t.network ? { network: t.network } : {}), ...(t.group ? { group: t.group } : {}) };
 }
 
+/** Weft's driver refusing a Docker network without IPv6 on a dual-stack network (agent/docker/network.ts). */
+const DUAL_REFUSAL = /network ([a-z0-9][a-z0-9-]*)\/([a-z0-9][a-z0-9-]*) is dual-stack \(subnet6 /;
+
 /**
  * The Docker network exists with Weft's driver and the target's options: made on first use (two
  * `docker run`s racing both end on the one made first); an existing network of that name made otherwise
@@ -74,9 +77,16 @@ async function ensureNetwork(docker: DockerApi, driver: string, t: Target): Prom
       return name;
     }
     if (got.status !== 404) throw new HookRefusal(502, `Docker: looking up network ${name}: ${dockerMessage(got)}`);
-    const made = await docker.call('POST', '/networks/create', {
-      Name: name, Driver: driver, IPAM: { Driver: driver }, Options: want, CheckDuplicate: true, Labels: { 'io.weft.made-by': 'docker-proxy' },
+    const create = (six?: { tenant: string; network: string }) => docker.call('POST', '/networks/create', {
+      Name: name, Driver: driver, Options: want, CheckDuplicate: true, Labels: { 'io.weft.made-by': 'docker-proxy' },
+      // A dual-stack Weft network: Docker asks the driver for the IPv6 pool too, which the options name.
+      ...(six ? { EnableIPv6: true, IPAM: { Driver: driver, Options: six } } : { IPAM: { Driver: driver } }),
     });
+    let made = await create();
+    // Which network a target (a group alone) is on, and whether it is dual-stack, only the driver knows: it
+    // refuses a Docker network without IPv6 on a dual-stack one, naming it; the proxy then makes it with IPv6.
+    const dual = made.status >= 400 && made.status !== 409 ? DUAL_REFUSAL.exec(dockerMessage(made)) : null;
+    if (dual?.[1] !== undefined && dual[2] !== undefined && dual[1] === t.tenant) made = await create({ tenant: dual[1], network: dual[2] });
     if (made.status === 201 || made.status === 200) return name;
     // Someone made it meanwhile: read it again.
     if (made.status !== 409) throw new HookRefusal(made.status >= 400 && made.status < 500 ? made.status : 502, `Docker: creating network ${name} (driver ${driver}): ${dockerMessage(made)}`);
