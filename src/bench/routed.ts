@@ -3,7 +3,8 @@
 // routed host to host over the underlay; policy in force), the same between two hand-built routed
 // containers (a veth straight into each host namespace and a route to the other host: the anchor, no
 // tenant namespace; once as the hosts track it, once exempted from their connection tracking), and
-// between two Weft containers of a VXLAN network under the same policy. Rounds alternate the paths; each figure is the median of the rounds, each ratio the median of
+// between two Weft containers of a VXLAN network under the same policy; and (session 31) the same Weft
+// routed pair over IPv6 (a dual-stack routed network, the hosts with an IPv6 underlay). Rounds alternate the paths; each figure is the median of the rounds, each ratio the median of
 // per-round ratios. The agents are paused during streams (the datapath is kernel state); removes
 // everything it made, also when interrupted.
 import { existsSync } from 'node:fs';
@@ -22,7 +23,7 @@ let lab: Lab | undefined;
 const cleanup = async () => { await lab?.cleanup(); lab = undefined; };
 const offInterrupt = onInterrupt(cleanup);
 try {
-  lab = await startLab('brt', 2);
+  lab = await startLab('brt', 2, { underlay6: 'fd99:7::' });
   const l = lab;
   const ns = (n: string) => `${l.tag}-${n}`;
   const ok = async (m: string, p: string, b?: unknown) => {
@@ -30,7 +31,7 @@ try {
     if (r.status >= 300) throw new Error(`${m} ${p}: ${JSON.stringify(r.json)}`);
   };
   // The same policy on both networks: tcp denied, iperf3's port allowed from the client's group.
-  await ok('POST', '/api/v1/tenants/default/networks', { name: 'rt', subnet: '10.90.0.0/16', encap: 'routed' });
+  await ok('POST', '/api/v1/tenants/default/networks', { name: 'rt', subnet: '10.90.0.0/16', subnet6: 'fd00:90::/64', encap: 'routed' });
   await ok('POST', '/api/v1/tenants/default/networks', { name: 'vx', subnet: '10.70.0.0/24', encrypt: false });
   for (const [g, n] of [['rcli', 'rt'], ['vcli', 'vx'], ['rsrv', 'rt'], ['vsrv', 'vx']] as const) {
     await ok('POST', '/api/v1/tenants/default/groups', { name: g, network: n });
@@ -42,6 +43,7 @@ try {
   ] });
   for (const g of ['rsrv', 'vsrv']) await ok('PATCH', `/api/v1/tenants/default/groups/${g}`, { policies: ['srv'] });
   const ip = new Map<string, string>();
+  const ip6 = new Map<string, string>();
   const add = async (name: string, host: number, group: string) => {
     const h = l.hosts[host]!;
     const conf = `weft-default-${group}`;
@@ -49,6 +51,7 @@ try {
     const r = await h.cni('ADD', { conflist: conf, containerId: name, netns: await l.container(name) });
     if (r.code !== 0) throw new Error(`ADD ${name}: ${r.stdout}`);
     ip.set(name, r.json.ips[0].address.split('/')[0]);
+    if (r.json.ips[1]) ip6.set(name, r.json.ips[1].address.split('/')[0]);
   };
   await add('rcli', 0, 'rcli');
   await add('rsrv', 1, 'rsrv');
@@ -75,13 +78,18 @@ try {
   for (const [from, to] of [['rcli', 'rsrv'], ['vcli', 'vsrv'], ['acli', 'asrv'], ['scli', 'ssrv']] as const) {
     if (await within(10_000, async () => (await exec(from, ['ping', '-c', '1', '-W', '1', ip.get(to) as string])).code === 0) < 0) throw new Error(`${from} does not reach ${to}`);
   }
-  const iperf = (from: string, to: string): Promise<number> => iperfGbits(exec, from, to, ip.get(to) as string, SECONDS);
-  await assertRefused(exec, [['rcli', 'rsrv', ip.get('rsrv') as string], ['vcli', 'vsrv', ip.get('vsrv') as string]]);
+  const rsrv6 = ip6.get('rsrv') as string;
+  if (await within(10_000, async () => (await exec('rcli', ['ping', '-6', '-c', '1', '-W', '1', rsrv6])).code === 0) < 0) throw new Error(`rcli does not reach rsrv over IPv6 (${rsrv6})`);
+  // A path's server address: `rsrv6` is the routed server over IPv6.
+  const addr = (to: string) => (to === 'rsrv6' ? rsrv6 : ip.get(to) as string);
+  const iperf = (from: string, to: string): Promise<number> => iperfGbits(exec, from, to === 'rsrv6' ? 'rsrv' : to, addr(to), SECONDS);
+  await assertRefused(exec, [['rcli', 'rsrv', ip.get('rsrv') as string], ['vcli', 'vsrv', ip.get('vsrv') as string], ['rcli', 'rsrv', rsrv6]]);
   const paths = {
     'Weft routed network, host 1 → host 2': ['rcli', 'rsrv'],
     'hand-built routed containers, host 1 → host 2 (anchor)': ['acli', 'asrv'],
     'hand-built, the hosts not tracking its connections (strict anchor)': ['scli', 'ssrv'],
     'Weft VXLAN network, host 1 → host 2, same policy': ['vcli', 'vsrv'],
+    'Weft routed network over IPv6, host 1 → host 2': ['rcli', 'rsrv6'],
   } as const;
   const agents = (sig: NodeJS.Signals) => { for (const h of l.hosts) { const pid = h.agent.pid(); if (pid) process.kill(pid, sig); } };
   const got = await comparePaths({ name: 'bench:routed', rounds: ROUNDS, paths, measure: iperf, pause: () => agents('SIGSTOP'), resume: () => agents('SIGCONT') });
@@ -90,6 +98,7 @@ try {
     ['Weft routed ÷ hand-built routed', keys[0]!, keys[1]!],
     ['Weft routed ÷ hand-built, hosts not tracking it', keys[0]!, keys[2]!],
     ['Weft routed ÷ Weft VXLAN', keys[0]!, keys[3]!],
+    ['Weft routed IPv6 ÷ Weft routed IPv4', keys[4]!, keys[0]!],
   ]);
 } finally {
   offInterrupt();
