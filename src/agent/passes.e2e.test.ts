@@ -105,21 +105,31 @@ async function longCommit(nsPath: string, ms: number): Promise<number | undefine
 
 test('a rule change is enforced while a full pass is busy with another tenant\'s big table', { skip: !root && 'needs root' }, async () => {
   const open = async () => (await prober.probe(dbIp, 7000, 100)) !== undefined;
-  assert.ok(!(await open()), 'db:7000 is denied');
   const heavy = `/run/netns/${h.tag}-t${(await ok('GET', `${T}/heavy`)).id}`;
-  const flush = await runner.run(['nsenter', `--net=${heavy}`, 'nft', 'flush', 'table', 'inet', 'weft'], { allowFailure: true });
-  assert.equal(flush.code, 0, flush.stderr);
-  // The next full pass (the resync is 1 s in tests) repairs heavy: a replace that runs for seconds.
-  const busy = await longCommit(heavy, 100);
-  assert.ok(busy !== undefined, 'precondition: the agent spent 100 ms of CPU committing heavy\'s table (if not, raise HEAVY_RULES)');
-  const t0 = performance.now();
-  await ok('POST', `${T}/default/policies/gate/rules`, { id: 'open', protocol: 'tcp', ports: '7000', priority: 10 });
-  const took = await within(20_000, open, 20);
-  // Still committing: it keeps using CPU (the replace runs for seconds; a commit of this size none at all).
-  const cpu = cpuMs(busy);
-  await new Promise((r) => setTimeout(r, 60));
-  const stillBusy = cpuMs(busy) > cpu;
-  console.log(`# change enforced in ${took} ms (${Math.round(performance.now() - t0)} ms with the API call); the pass on heavy still busy then: ${stillBusy}`);
-  assert.ok(took >= 0, 'the change is enforced');
-  assert.ok(stillBusy, `the change was enforced (${took} ms) while the full pass was still busy with heavy, not after it`);
+  // An attempt proves something only if heavy's pass is still running when the change is enforced: on a
+  // loaded machine the API call itself may outlast the replace (a clean-clone CI run: 749 ms), and then
+  // the attempt is repeated. A change that waited for the pass would fail every attempt.
+  const seen: string[] = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    assert.ok(await within(5000, async () => !(await open()), 50) >= 0, 'db:7000 is denied');
+    const flush = await runner.run(['nsenter', `--net=${heavy}`, 'nft', 'flush', 'table', 'inet', 'weft'], { allowFailure: true });
+    assert.equal(flush.code, 0, flush.stderr);
+    // The next full pass (the resync is 1 s in tests) repairs heavy: a replace that runs for seconds.
+    const busy = await longCommit(heavy, 100);
+    assert.ok(busy !== undefined, 'precondition: the agent spent 100 ms of CPU committing heavy\'s table (if not, raise HEAVY_RULES)');
+    const t0 = performance.now();
+    await ok('POST', `${T}/default/policies/gate/rules`, { id: 'open', protocol: 'tcp', ports: '7000', priority: 10 });
+    const took = await within(20_000, open, 20);
+    // Still committing: it keeps using CPU (the replace runs for seconds; a commit of this size none at all).
+    const cpu = cpuMs(busy);
+    await new Promise((r) => setTimeout(r, 60));
+    const stillBusy = cpuMs(busy) > cpu;
+    console.log(`# attempt ${attempt}: change enforced in ${took} ms (${Math.round(performance.now() - t0)} ms with the API call); the pass on heavy still busy then: ${stillBusy}`);
+    assert.ok(took >= 0, 'the change is enforced');
+    if (stillBusy) return;
+    seen.push(`${took} ms after ${Math.round(performance.now() - t0)} ms`);
+    const del = await h.api('DELETE', `${T}/default/policies/gate/rules/open`);
+    assert.equal(del.status, 204, JSON.stringify(del.json));
+  }
+  assert.fail(`the change was enforced (${seen.join('; ')}) each time only once the full pass on heavy had ended, never while it was busy`);
 });
