@@ -16,7 +16,7 @@ import { ProcessRunner } from '../exec/index.js';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
 import { onInterrupt } from './interrupt.js';
-import { assertRefused, comparePaths, connects, iperfGbits, printPaths, type NsExec } from './paths.js';
+import { assertRefused, comparePaths, connects, costBook, iperfGbits, printPaths, type NsExec } from './paths.js';
 import { BASE_RULES, makeShape } from './policy-shapes.js';
 
 const ROUNDS = Number(process.env['BENCH_DUAL_ROUNDS'] ?? 10);
@@ -61,11 +61,13 @@ try {
   await assertRefused(exec, both);
   const paths = { IPv4: ['app', 'db'], IPv6: ['app', 'db6'] } as const;
   const agents = (sig: NodeJS.Signals) => { for (const h of l.hosts) { const pid = h.agent.pid(); if (pid) process.kill(pid, sig); } };
-  const measure = (from: string, to: string): Promise<number> => iperfGbits(exec, from, to, addr.get(to) as string, SECONDS);
+  let costs = costBook();
+  const measure = (from: string, to: string): Promise<number> => iperfGbits(exec, from, to, addr.get(to) as string, SECONDS, costs.note(from, to));
   const phase = async (label: string) => {
+    costs = costBook();
     const got = await comparePaths({ name: `bench:dualstack, ${label}`, rounds: ROUNDS, paths, measure, pause: () => agents('SIGSTOP'), resume: () => agents('SIGCONT') });
     console.log(`\n#### ${label}`);
-    printPaths(got, ROUNDS, [[`IPv6 ÷ IPv4, cross-host, ${label} (target ≥ 0.95×)`, 'IPv6', 'IPv4']]);
+    printPaths(got, ROUNDS, [[`IPv6 ÷ IPv4, cross-host, ${label} (target ≥ 0.95×)`, 'IPv6', 'IPv4']], costs.of(paths));
   };
   await phase('one group rule');
   for (const n of SIZES) {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { median } from './stats.js';
 
 /**
@@ -32,27 +33,68 @@ export function ratioOf(got: ReadonlyMap<string, number[]>, a: string, b: string
   return median((got.get(a) as number[]).map((x, i) => x / (bs[i] as number)));
 }
 
-/** Prints each path's median and range, then the named ratios, as Markdown tables for docs/benchmarks.md. */
-export function printPaths(got: ReadonlyMap<string, number[]>, rounds: number, ratios: ReadonlyArray<[label: string, a: string, b: string]>): void {
-  console.log(`\n| path | Gbit/s (median of ${rounds}) | range |`);
-  console.log('| --- | --- | --- |');
-  for (const [k, v] of got) console.log(`| ${k} | ${median(v).toFixed(2)} | ${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} |`);
-  console.log('\n| ratio (median of per-round ratios) | |');
-  console.log('| --- | --- |');
-  for (const [label, a, b] of ratios) console.log(`| ${label} | **${ratioOf(got, a, b).toFixed(2)}×** |`);
+/**
+ * Prints each path's median and range, then the named ratios, as Markdown tables for docs/benchmarks.md.
+ * With `costs` (CPU ms per GB, per path and round) each path's median cost too, and each ratio once more
+ * by work per byte: cost of b ÷ cost of a, so that it reads like the throughput ratio (below 1: a costs more).
+ */
+export function printPaths(got: ReadonlyMap<string, number[]>, rounds: number, ratios: ReadonlyArray<[label: string, a: string, b: string]>, costs?: ReadonlyMap<string, number[]>): void {
+  const withCost = costs !== undefined && [...costs.values()].every((v) => v.length === rounds);
+  console.log(`\n| path | Gbit/s (median of ${rounds}) | range |${withCost ? ' CPU ms per GB (median) |' : ''}`);
+  console.log(`| --- | --- | --- |${withCost ? ' --- |' : ''}`);
+  for (const [k, v] of got) console.log(`| ${k} | ${median(v).toFixed(2)} | ${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} |${withCost ? ` ${median(costs.get(k) ?? []).toFixed(0)} |` : ''}`);
+  console.log(`\n| ratio (median of per-round ratios) | throughput |${withCost ? ' by CPU per byte |' : ''}`);
+  console.log(`| --- | --- |${withCost ? ' --- |' : ''}`);
+  for (const [label, a, b] of ratios) console.log(`| ${label} | **${ratioOf(got, a, b).toFixed(2)}×** |${withCost ? ` ${ratioOf(costs, b, a).toFixed(2)}× |` : ''}`);
+}
+
+/** CPU per GB of each path's rounds, noted by its ends (`iperfGbits`' `onCost`), read back by the paths' names. */
+export function costBook(): { note: (from: string, to: string) => (cpuMsPerGB: number) => void; of: (paths: Record<string, readonly [string, string]>) => Map<string, number[]> } {
+  const byEnds = new Map<string, number[]>();
+  return {
+    note: (from, to) => (c) => { byEnds.set(`${from}>${to}`, [...(byEnds.get(`${from}>${to}`) ?? []), c]); },
+    of: (paths) => new Map(Object.entries(paths).map(([k, [from, to]]) => [k, byEnds.get(`${from}>${to}`) ?? []])),
+  };
 }
 
 /** Runs a command inside a path's namespace (the bench's own runner call); the code is checked by the caller. */
 export type NsExec = (ns: string, argv: string[], timeoutMs: number) => Promise<{ code: number; stdout: string; stderr: string }>;
 
-/** One iperf3 run from `from` to `to` (its address `addr`) on port 5201: the receiver's Gbit/s. */
-export async function iperfGbits(exec: NsExec, from: string, to: string, addr: string, seconds: number): Promise<number> {
+/** CPU time the machine spent working (user, system, irq, softirq: not idle, iowait or steal), in seconds. */
+function busySeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = cpu;
+  return (user + nice + system + irq + softirq) / 100; // USER_HZ: 100 on Linux
+}
+
+/**
+ * One iperf3 run from `from` to `to` (its address `addr`) on port 5201: the receiver's Gbit/s. With `onCost`,
+ * also the CPU the whole machine spent per GB moved while the stream ran at speed (from its second second
+ * to half a second before its end): a throughput figure on a shared VM moves with its neighbours, the
+ * work per byte much less (time stolen by the hypervisor is not counted).
+ */
+export async function iperfGbits(exec: NsExec, from: string, to: string, addr: string, seconds: number, onCost?: (cpuMsPerGB: number) => void): Promise<number> {
   const srv = exec(to, ['iperf3', '-s', '-1', '-p', '5201'], 30_000);
   await new Promise((r) => setTimeout(r, 300));
-  const cli = await exec(from, ['iperf3', '-c', addr, '-p', '5201', '-t', String(seconds), '-J'], 30_000);
+  const run = exec(from, ['iperf3', '-c', addr, '-p', '5201', '-t', String(seconds), '-J'], 30_000);
+  let window: { cpu: number; wall: number } | undefined;
+  if (onCost && seconds >= 2) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const [c0, w0] = [busySeconds(), performance.now()];
+    await new Promise((r) => setTimeout(r, (seconds - 1.5) * 1000));
+    window = { cpu: busySeconds() - c0, wall: (performance.now() - w0) / 1000 };
+  }
+  const cli = await run;
   await srv;
   if (cli.code !== 0) throw new Error(`iperf3 ${from} → ${to}: ${cli.stderr || cli.stdout.slice(0, 300)}`);
-  return JSON.parse(cli.stdout).end.sum_received.bits_per_second / 1e9;
+  const out = JSON.parse(cli.stdout) as { end: { sum_received: { bits_per_second: number } }; intervals: Array<{ sum: { bits_per_second: number } }> };
+  if (window && onCost) {
+    // The sender's rate after its first second (the window lies there) × the window's length.
+    const later = out.intervals.slice(1).map((i) => i.sum.bits_per_second);
+    const gigabytes = (later.reduce((a, b) => a + b, 0) / Math.max(1, later.length)) * window.wall / 8e9;
+    if (gigabytes > 0) onCost((window.cpu * 1000) / gigabytes);
+  }
+  return out.end.sum_received.bits_per_second / 1e9;
 }
 
 /**

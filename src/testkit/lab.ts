@@ -35,7 +35,7 @@ export interface Lab {
 }
 
 /**
- * `underlay6`: an IPv6 /64 prefix (e.g. 'fd99:7::'): host i gets `${underlay6}${i + 1}` on its underlay before
+ * `underlay6`: an IPv6 /64 prefix (e.g. 'fd99:7::'): host i (1-based: h1, h2, …) gets `${underlay6}${i + 1}` on its underlay before
  * its agent starts (the agent finds it there, as its IPv6 underlay address).
  */
 export async function startLab(name: string, count: number, opts: { agentArgs?: string[]; serverArgs?: string[]; underlay6?: string } = {}): Promise<Lab> {
