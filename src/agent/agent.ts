@@ -244,7 +244,7 @@ export class Agent {
     } catch (e) {
       // An IPv6 underlay address the agent only found (not one it was given) that the server refuses (another
       // host's, inside a routed subnet6) must not cost the host its registration: it goes on without one.
-      if (!(this.o.vtepIp6Detected && this.vtep6 !== undefined && e instanceof ApiError && /^vtepIp6: /.test(e.message))) throw e;
+      if (!(this.o.vtepIp6Detected && this.vtep6 !== undefined && e instanceof ApiError && e.field === 'vtepIp6')) throw e;
       this.o.log.warn({ vtepIp6: this.vtep6, err: e.message }, 'the IPv6 underlay address found on this host was refused: registering without one (routed networks\' IPv6 will not reach this host; give one with --vtep-ip6)');
       this.vtep6 = undefined;
       await this.client.request('PUT', `/api/v1/hosts/${this.o.host}`, body(undefined));

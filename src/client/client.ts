@@ -30,12 +30,18 @@ const TLS_ERRORS: Record<string, string> = {
 };
 const TLS_HINT = 'give the CA with --ca FILE or WEFT_CA (the server keeps it in DATA_DIR/ca.crt), or log in again with `weft login --ca-pin sha256:...`';
 
-/** A failed API call: the HTTP status (0 when no server answered) and the problem's code and detail. */
+/** A failed API call: the HTTP status (0 when no server answered), the problem's code, detail and the field it names. */
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string | undefined, detail: string) {
+  constructor(readonly status: number, readonly code: string | undefined, detail: string, readonly field?: string) {
     super(detail);
     this.name = 'ApiError';
   }
+}
+
+/** The problem's `field`, when the server named one (a string of sane length; anything else is ignored). */
+function fieldOf(json: any): string | undefined {
+  const f = json?.field;
+  return typeof f === 'string' && f.length <= 200 ? f : undefined;
 }
 
 export interface RequestOptions {
@@ -108,7 +114,7 @@ export class Client {
     } catch {
       json = undefined;
     }
-    if (res.status >= 400) throw new ApiError(res.status, json?.code, json?.detail ?? (text || res.statusText));
+    if (res.status >= 400) throw new ApiError(res.status, json?.code, json?.detail ?? (text || res.statusText), fieldOf(json));
     return json as T;
   }
 
@@ -123,7 +129,7 @@ export class Client {
       } catch {
         json = undefined;
       }
-      throw new ApiError(res.status, json?.code, json?.detail ?? res.statusText);
+      throw new ApiError(res.status, json?.code, json?.detail ?? res.statusText, fieldOf(json));
     }
     return res.body;
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { dualStackRefusal } from '../model/plain.js';
 import type { DockerApi } from './docker-api.js';
 import { dockerNetworkName, targetOf, weftPreHook } from './weft-adapter.js';
 
@@ -79,7 +80,7 @@ test('a dual-stack Weft network: the driver refuses the Docker network without I
       const b = body as { EnableIPv6?: boolean };
       return b.EnableIPv6
         ? { status: 201, json: { Id: 'x' }, text: '' }
-        : { status: 500, json: { message: 'NetworkDriver.CreateNetwork: network shop/dual is dual-stack (subnet6 fd00:1:4::/64): create the Docker network with --ipv6 (and the subnet6 as a second --subnet, or --ipam-opt network=dual)' }, text: '' };
+        : { status: 500, json: { message: `NetworkDriver.CreateNetwork: ${dualStackRefusal('shop', 'dual', 'fd00:1:4::/64')}` }, text: '' };
     },
   };
   const create = (env: string[]) => weftPreHook({ Method: 'POST', Request: '/containers/create', Body: JSON.stringify({ Image: 'bb', Env: env }) }, docker, 'weft');

@@ -1,4 +1,4 @@
-import { NAME_PATTERN } from '../model/plain.js';
+import { NAME_PATTERN, parseDualStackRefusal } from '../model/plain.js';
 import { dockerMessage, type DockerApi } from './docker-api.js';
 import type { ClientRequest } from './protocol.js';
 
@@ -56,9 +56,6 @@ function optionsOf(t: Target): Record<string, string> {
   return { tenant: t.tenant, ...(t.network ? { network: t.network } : {}), ...(t.group ? { group: t.group } : {}) };
 }
 
-/** Weft's driver refusing a Docker network without IPv6 on a dual-stack network (agent/docker/network.ts). */
-const DUAL_REFUSAL = /network ([a-z0-9][a-z0-9-]*)\/([a-z0-9][a-z0-9-]*) is dual-stack \(subnet6 /;
-
 /**
  * The Docker network exists with Weft's driver and the target's options: made on first use (two
  * `docker run`s racing both end on the one made first); an existing network of that name made otherwise
@@ -85,8 +82,8 @@ async function ensureNetwork(docker: DockerApi, driver: string, t: Target): Prom
     let made = await create();
     // Which network a target (a group alone) is on, and whether it is dual-stack, only the driver knows: it
     // refuses a Docker network without IPv6 on a dual-stack one, naming it; the proxy then makes it with IPv6.
-    const dual = made.status >= 400 && made.status !== 409 ? DUAL_REFUSAL.exec(dockerMessage(made)) : null;
-    if (dual?.[1] !== undefined && dual[2] !== undefined && dual[1] === t.tenant) made = await create({ tenant: dual[1], network: dual[2] });
+    const dual = made.status >= 400 && made.status !== 409 ? parseDualStackRefusal(dockerMessage(made)) : undefined;
+    if (dual !== undefined && dual.tenant === t.tenant) made = await create(dual);
     if (made.status === 201 || made.status === 200) return name;
     // Someone made it meanwhile: read it again.
     if (made.status !== 409) throw new HookRefusal(made.status >= 400 && made.status < 500 ? made.status : 502, `Docker: creating network ${name} (driver ${driver}): ${dockerMessage(made)}`);

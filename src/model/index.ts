@@ -14,3 +14,4 @@ export * from './netpol.js';
 export * from './netpol-schema.js';
 export * from './anp.js';
 export * from './attach-request.js';
+export * from './docker-refusals.js';

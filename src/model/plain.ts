@@ -11,3 +11,4 @@ export * from './validate.js';
 export * from './durations.js';
 export * from './limits.js';
 export * from './attach-request.js';
+export * from './docker-refusals.js';

@@ -1,6 +1,6 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, endpointId, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
@@ -29,7 +29,7 @@ export class DockerNetworkDriver {
     const net = await this.weftNetwork(tenant, networkName, v4, v6);
     // Docker configures the addresses it was given: without --ipv6 it would leave the IPv6 address the
     // server hands every endpoint of a dual-stack network unconfigured.
-    if (net.subnet6 !== undefined && !v6) throw new Error(`network ${tenant}/${net.name} is dual-stack (subnet6 ${net.subnet6}): create the Docker network with --ipv6 (and the subnet6 as a second --subnet, or --ipam-opt network=${net.name})`);
+    if (net.subnet6 !== undefined && !v6) throw new Error(dualStackRefusal(tenant, net.name, net.subnet6));
     if (v6 && net.subnet6 === undefined) throw new Error(`--ipv6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
     if (!v4) throw new BadRequest('IPv4Data: empty; every Weft network has an IPv4 subnet (Docker\'s --ipv4=false is not supported)');
     const gw6 = v6?.Gateway ? v6.Gateway.split('/')[0] as string : undefined;
