@@ -222,6 +222,59 @@ test('a dual-stack macvlan network: IPv6 on the segment from Weft\'s range, the 
   }
 });
 
+test('an IPv6-only macvlan network: IPv6 alone on the segment, MACs from the addresses\' offsets, the policy decides, no IPv4 or ARP leaves', { skip: !root && 'needs root' }, async () => {
+  const phys = ns('phys');
+  await runner.run(['ip', '-n', phys, '-batch', '-'], { input: 'addr add 192.168.56.1/24 dev lan0\naddr add fd00:56::1/64 dev lan0 nodad\n' });
+  for (const args of [
+    ['net', 'create', '--subnet6', 'fd00:56::/64', '--gateway6', 'fd00:56::1', '--ip-range6', 'fd00:56::200-fd00:56::2ff', '--encap', 'macvlan', '--parent', PARENT, 'lan66'],
+    ['policy', 'create', 'lan66-policy'],
+    ['policy', 'rule-add', 'lan66-policy', '1', '-direction=in', '-protocol=tcp', '-action=deny'],
+    ['policy', 'rule-add', 'lan66-policy', '2', '-direction=in', '-protocol=tcp', '-port=8888', '-from-cidr=fd00:56::1/128', '-action=allow', '-priority=10'],
+    ['group', 'create', '-policy=lan66-policy', 'lan66', 'm66db'],
+    ['group', 'create', 'lan66', 'm66app'],
+  ]) {
+    const r = await h.weft(args);
+    assert.equal(r.code, 0, `weft ${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-default-m66app.conflist'))) >= 0);
+  const ip6 = new Map<string, string>();
+  for (const [name, group] of [['v1', 'm66db'], ['v2', 'm66app']] as const) {
+    const r = await h.cni('ADD', { conflist: `weft-default-${group}`, containerId: name, netns: await h.container(name) });
+    assert.equal(r.code, 0, r.stdout);
+    const addrs = (r.json.ips as Array<{ address: string; gateway?: string }>);
+    assert.deepEqual(addrs.map((a) => [a.address, a.gateway]), [[name === 'v1' ? 'fd00:56::200/64' : 'fd00:56::201/64', 'fd00:56::1']], 'one address, IPv6, the router its gateway');
+    ip6.set(name, (addrs[0]?.address ?? '').split('/')[0] as string);
+  }
+  const [v1, v2] = [ip6.get('v1') as string, ip6.get('v2') as string];
+  const link = JSON.parse((await h.exec(ns('v1'), ['ip', '-j', '-d', 'link', 'show', 'eth0'])).stdout)[0] as { address: string; linkinfo?: { info_kind?: string } };
+  assert.deepEqual([link.address, link.linkinfo?.info_kind], ['02:58:00:00:02:00', 'macvlan'], 'a macvlan child whose MAC is its offset in subnet6');
+  assert.equal((await h.exec(ns('v1'), ['ip', '-4', 'addr', 'show', 'dev', 'eth0'])).stdout.trim(), '', 'no IPv4 address');
+  const ping6 = async (from: string, to: string) => (await h.exec(ns(from), ['ping', '-6', '-c', '1', '-W', '1', to])).code === 0;
+  assert.ok(await within(5000, () => ping6('v1', 'fd00:56::1')) >= 0, 'v1 reaches the router');
+  assert.ok(await ping6('v2', v1), 'v2 reaches v1 (the policy denies only tcp)');
+  assert.ok(await ping6('phys', v2));
+  await listen('v1', 8888);
+  await listen('v1', 9999);
+  assert.ok(await reach('phys', v1, 8888), 'the router may reach db on 8888 (-from-cidr IPv6)');
+  assert.equal(await reach('phys', v1, 9999), false, 'not on 9999 (deny tcp)');
+  assert.equal(await reach('v2', v1, 8888), false, 'v2 is not the router: tcp denied');
+  // An IPv4 address the container gives itself: nothing of it reaches the segment, ARP neither.
+  await h.exec(ns('v2'), ['ip', 'addr', 'add', '192.168.56.77/24', 'dev', 'eth0']);
+  assert.equal(await ping('phys', '192.168.56.77'), false, 'the segment cannot reach a self-given IPv4 address');
+  assert.equal(await ping('v2', '192.168.56.1'), false, 'nor does it reach the segment from one');
+  const neigh = (await h.exec(phys, ['ip', '-4', 'neigh', 'show', '192.168.56.77'])).stdout.trim();
+  assert.ok(!/lladdr/.test(neigh), `the segment learned no ARP entry for it: ${neigh}`);
+  await h.exec(ns('v2'), ['ip', 'addr', 'del', '192.168.56.77/24', 'dev', 'eth0']);
+  assert.ok(await ping6('v2', 'fd00:56::1'), 'its own IPv6 address still works');
+  const why = async (from: string, to: string, flow: string) => JSON.parse((await h.weft(['explain', from, to, flow, '-o', 'json'])).stdout).allowed as boolean;
+  assert.deepEqual([await why('fd00:56::1', v1, '8888/tcp'), await why(v2, v1, '8888/tcp')], [true, false]);
+  for (const [name, group] of [['v1', 'm66db'], ['v2', 'm66app']] as const) {
+    const del = await h.cni('DEL', { conflist: `weft-default-${group}`, containerId: name, netns: `/run/netns/${ns(name)}` });
+    assert.equal(del.code, 0, del.stdout);
+  }
+  assert.equal((await h.exec(ns('v1'), ['ip', 'link', 'show', 'eth0'])).code === 0, false, 'DEL removes the interface');
+});
+
 /** A router advertisement (prefix 2001:db8:bad::/64) from eth0's link-local address, as a frame sent by a packet socket bound to ETH_P_IP. */
 const RAW_RA = `import socket,struct
 mac=open('/sys/class/net/eth0/address').read().strip()

@@ -118,9 +118,11 @@ export function renderEndpointTable(p: Pick<TenantPlan, 'policy' | 'flows'>, mv:
         // An IPv4-only network: on a real segment, IPv6 would pass the policy unseen (the interface has it off too).
         '\t\tmeta nfproto != ipv4 drop',
       ]),
+      // An IPv6-only network: IPv4 has no address here to be decided for (and ARP is not this table's: the guard drops it).
+      ...(mv.ip === undefined ? ['\t\tmeta nfproto != ipv6 drop'] : []),
       // Only its own address leaves (the egress guard drops the rest later, but the policy and the flow
       // records would have seen it first: a process could have them record connections as another endpoint).
-      ...(hook === 'output' ? [`\t\tip saddr != ${mv.ip} drop`] : []),
+      ...(hook === 'output' && mv.ip !== undefined ? [`\t\tip saddr != ${mv.ip} drop`] : []),
       ...body, '\t}');
   }
   return { family: 'inet', name: endpointTableName(mv.id), maps: policy.maps, ...(policy.shared ? { shared: policy.shared } : {}), chains };
@@ -131,7 +133,7 @@ export const guardTableName = (endpointId: string) => `weftg-${endpointId}`;
 
 /**
  * What a macvlan interface may send onto the segment: IPv4 and ARP as its endpoint only (its MAC, its
- * address), IPv6 (a dual-stack network) from its two addresses only, with no router advertisement,
+ * address; none on an IPv6-only network), IPv6 (a network with a subnet6) from its two addresses only, with no router advertisement,
  * redirect, multicast query or router discovery, neighbour advertisements only for its own addresses; no
  * DHCP server's answer in either family; nothing else. At the device's egress hook, which frames from raw sockets pass too (a process with
  * CAP_NET_RAW, which runtimes grant, would otherwise send as the router, or poison the segment's ARP or
@@ -150,8 +152,10 @@ export function renderMacvlanGuard(mv: Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' 
     '\t\tether type ip6 meta protocol != ip6 drop',
     '\t\tudp sport { 67, 547 } drop comment "no DHCP server"',
     '\t\tudp dport { 68, 546 } drop comment "no DHCP server"',
-    `\t\tether saddr ${mv.mac} ip saddr ${mv.ip} accept`,
-    `\t\tether saddr ${mv.mac} arp saddr ether ${mv.mac} arp saddr ip ${mv.ip} accept`,
+    ...(mv.ip !== undefined ? [
+      `\t\tether saddr ${mv.mac} ip saddr ${mv.ip} accept`,
+      `\t\tether saddr ${mv.mac} arp saddr ether ${mv.mac} arp saddr ip ${mv.ip} accept`,
+    ] : []),
     ...(six ? [
       '\t\ticmpv6 type { nd-router-advert, nd-redirect, 138, mld-listener-query, 151, 152, 153 } drop comment "the segment\'s router is not a container"',
       // An advertisement's target (ICMPv6 bytes 8-23; nft 1.0.6 has no name for it) must be its own.
@@ -184,17 +188,20 @@ const LL6_MARK = 'fe80::';
  */
 export function containerTablesTexts(p: Pick<TenantPlan, 'policy' | 'flows'>, mvs: ReadonlyArray<Pick<MacvlanPlan, 'id' | 'ifname' | 'ip' | 'ip6' | 'll6' | 'mac'>>): string[] {
   if (mvs.length === 0) return [];
-  const templates = new Map<boolean, string>();
-  const template = (six: boolean) => {
-    let t = templates.get(six);
-    if (t === undefined) templates.set(six, (t = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK, ip: IP_MARK, ...(six ? { ip6: IP6_MARK, ll6: LL6_MARK } : {}) }))));
+  // One template per family set: IPv4 only, dual stack, IPv6 only.
+  const templates = new Map<string, string>();
+  const template = (four: boolean, six: boolean) => {
+    const key = `${four}/${six}`;
+    let t = templates.get(key);
+    if (t === undefined) templates.set(key, (t = tableText(renderEndpointTable(p, { id: ID_MARK, ifname: IF_MARK, ...(four ? { ip: IP_MARK } : {}), ...(six ? { ip6: IP6_MARK, ll6: LL6_MARK } : {}) }))));
     return t;
   };
   const own = `ip saddr != ${IP_MARK} drop`;
   const own6 = `ip6 saddr != { ${IP6_MARK}, ${LL6_MARK} } drop`;
   return mvs.map((mv) => {
     const six = mv.ip6 !== undefined && mv.ll6 !== undefined;
-    let text = template(six).replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname).replace(own, `ip saddr != ${mv.ip} drop`);
+    let text = template(mv.ip !== undefined, six).replaceAll(ID_MARK, mv.id).replaceAll(IF_MARK, mv.ifname);
+    if (mv.ip !== undefined) text = text.replace(own, `ip saddr != ${mv.ip} drop`);
     if (six) text = text.replace(own6, `ip6 saddr != { ${mv.ip6}, ${mv.ll6} } drop`);
     return `${tableText(renderMacvlanGuard(mv))}${text}`;
   });

@@ -130,8 +130,9 @@ export interface MacvlanPlan {
   netns: string;
   ifname: string;
   parent: string;
-  ip: string;
-  /** On a dual-stack network: its IPv6 address and the link-local one from its MAC (EUI-64). */
+  /** Its IPv4 address: absent on an IPv6-only network. */
+  ip?: string;
+  /** On a network with a subnet6: its IPv6 address and the link-local one from its MAC (EUI-64). */
   ip6?: string;
   ll6?: string;
   mac: string;
@@ -226,9 +227,9 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       ...six(e, (ip6) => ({ ip6, ll6: linkLocalOf(e.mac) })),
       hairpin: services.length > 0,
     })),
-    // Macvlan networks have an IPv4 subnet (and maybe a subnet6): a record without an IPv4 address is stale.
-    macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && e.ip !== undefined && (d.wired?.(e) ?? true)).map((e) => ({
-      id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ip: e.ip as string, mac: e.mac,
+    // An endpoint with neither address (a stale record) has nothing to guard.
+    macvlans: onHost.filter((e) => macvlanOf(e) && e.netns !== undefined && (four(e).ip !== undefined || six(e, () => true) === true) && (d.wired?.(e) ?? true)).map((e) => ({
+      id: e.id, netns: e.netns as string, ifname: e.ifname, parent: byName.get(e.network)?.parent ?? '', ...four(e), mac: e.mac,
       ...six(e, (ip6) => ({ ip6, ll6: linkLocalOf(e.mac) })),
     })),
     ports: local.flatMap((e) => (e.portMappings ?? []).map((p) => ({ ...p, ...(e.ip !== undefined ? { containerIp: e.ip } : {}), ...six(e, (containerIp6) => ({ containerIp6 })), endpoint: e.id }))),

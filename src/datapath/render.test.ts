@@ -140,6 +140,46 @@ test('a dual-stack macvlan endpoint: IPv6 through its own tables from its two ad
   assert.match(containerTablesTexts(p, [v4])[0]!, /meta nfproto != ipv4 drop/);
 });
 
+/** The macvlan network lan made IPv6-only: its endpoint dddd has fd00:50::10 and a MAC from its offset. */
+function macvlanV6Desired(): DesiredHostState {
+  const d = macvlanDualDesired();
+  return {
+    ...d,
+    networks: d.networks.map((n) => {
+      if (n.name !== 'lan') return n;
+      const { subnet: _s, gateway: _g, ...rest } = n;
+      return rest;
+    }),
+    policies: (d.policies ?? []).map((p) => ({ ...p, rules: p.rules.map((r) => (r.fromCidr ? { ...r, fromCidr: 'fd00:50::1/128' } : r)) })),
+    endpoints: d.endpoints.map((e) => {
+      if (e.network !== 'lan') return e;
+      const { ip: _i, prefixLength: _p, gateway: _g, ...rest } = e;
+      return { ...rest, mac: '02:58:00:00:00:10' };
+    }),
+  };
+}
+
+test('an IPv6-only macvlan endpoint: no IPv4 or ARP onto the segment, none through its tables, IPv6 as on a dual-stack one', () => {
+  const p = planTenant(macvlanV6Desired(), tenant('default', 1));
+  assert.deepEqual(p.macvlans, [{ id: 'dddddddddddddddd', netns: '/run/netns/c-lan', ifname: 'eth1', parent: 'eth1', ip6: 'fd00:50::10', ll6: 'fe80::58:ff:fe00:10', mac: '02:58:00:00:00:10' }]);
+  const text = containerTablesText(p, p.macvlans[0]!);
+  assert.doesNotMatch(text, /ip saddr != |ether saddr \S+ ip saddr|arp saddr/, 'no IPv4 or ARP address of its own to let out');
+  assert.match(text, /\t\tmeta nfproto != ipv6 drop\n/, 'IPv4 is dropped in its tables');
+  assert.doesNotMatch(text, /meta nfproto != ipv4 drop/);
+  assert.match(text, /ip6 saddr != \{ fd00:50::10, fe80::58:ff:fe00:10 \} drop/);
+  assert.ok(text.includes('ether saddr 02:58:00:00:00:10 ip6 saddr { fd00:50::10, fe80::58:ff:fe00:10 } meta l4proto { tcp, udp, ipv6-icmp, sctp, udplite } accept'));
+  assert.match(text, /map cls6_/, 'it is classified by its IPv6 address');
+  assert.match(text, /fd00:50::1/, "the rule's IPv6 source is in its tables");
+  // One tenant, three kinds of macvlan endpoint: each gets its own families, the policy text is shared.
+  const v4 = { ...p.macvlans[0]!, id: 'eeeeeeeeeeeeeeee', ip: '192.168.50.11', mac: '02:57:c0:a8:32:0b' };
+  delete (v4 as { ip6?: string }).ip6;
+  delete (v4 as { ll6?: string }).ll6;
+  const [t6, t4] = containerTablesTexts(p, [p.macvlans[0]!, v4]);
+  assert.equal(t6, text);
+  assert.match(t4!, /meta nfproto != ipv4 drop/);
+  assert.match(t4!, /ip saddr != 192\.168\.50\.11 drop/);
+});
+
 /**
  * Dual stack: contiv-net of tenant default with subnet6 fd00:1:2::/64, its endpoints with IPv6 addresses
  * (aaaa on node1 in group db, cccc on node2 in group far), db denying tcp but 8888 from far.
@@ -259,10 +299,12 @@ function renderedRulesets(): Array<[string, string]> {
   // A macvlan endpoint (lan, on the hosts' eth1) in group db: its container holds the policy itself.
   const withMacvlan = planTenant(macvlanDesired(), tenant('default', 1));
   const withMacvlan6 = planTenant(macvlanDualDesired(), tenant('default', 1));
+  const withMacvlanV6 = planTenant(macvlanV6Desired(), tenant('default', 1));
   return [
     ...ruleKinds(),
     ['endpoint-macvlan.nft', containerTablesText(withMacvlan, withMacvlan.macvlans[0]!)],
     ['endpoint-macvlan-dual.nft', containerTablesText(withMacvlan6, withMacvlan6.macvlans[0]!)],
+    ['endpoint-macvlan-v6only.nft', containerTablesText(withMacvlanV6, withMacvlanV6.macvlans[0]!)],
     ['tenant-default-policy.nft', renderTenantRuleset(withPolicy)],
     ['tenant-deny-policy.nft', renderTenantRuleset(denyWithPolicy)],
     // Flow records on: the deny chain logs, a second forward chain logs what was allowed (flows-nft.ts).

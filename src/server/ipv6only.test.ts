@@ -54,7 +54,8 @@ test('bad IPv6-only input is refused with its field named, and makes nothing', a
     [{ name: 'x', subnet6: 'fd00:61::/64', gateway: '10.0.0.1' }, 'gateway', /only a network with an IPv4 subnet/],
     [{ name: 'x', subnet6: 'fd00:61::/64', ipRange: '10.0.0.5-10.0.0.9' }, 'ipRange', /only a network with an IPv4 subnet/],
     [{ name: 'x', subnet6: 'fd00:61::/64', encap: 'routed' }, 'subnet', /needs an IPv4 subnet too \(its IPv6 blocks pair with its IPv4 blocks\)/],
-    [{ name: 'x', subnet6: 'fd00:61::/64', encap: 'macvlan', parent: 'eth1' }, 'subnet', /a macvlan network with subnet6 needs an IPv4 subnet too/],
+    [{ name: 'x', subnet6: 'fd00:61::/64', encap: 'macvlan', parent: 'eth1' }, 'ipRange6', /a real segment's prefix; give the share of it Weft may hand out/],
+    [{ name: 'x', subnet6: 'fd00:61::/64', ipRange6: 'fd00:61::1:0:0:0-fd00:61::1:0:0:9', encap: 'macvlan', parent: 'eth1' }, 'ipRange6', /first 2\^32 addresses of subnet6/],
     [{ name: 'x', gateway6: 'fd00:61::1' }, 'subnet', /give subnet \(IPv4\), subnet6 \(IPv6\) or both/],
     [{ name: 'x', subnet6: 'fd00:61::/64', ipRange6: 'fd00:61::1:0:0:0-fd00:61::1:0:0:9' }, 'ipRange6', /first 2\^32 addresses of subnet6/],
   ];

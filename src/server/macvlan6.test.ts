@@ -30,7 +30,8 @@ test('a dual-stack macvlan network: addresses of both families from its ranges o
   const bad: Array<[string, Record<string, unknown>, string, RegExp]> = [
     ['blue', { subnet: '192.168.60.0/24', subnet6: 'fd00:50:0:0:8000::/65', ipRange6: 'fd00:50:0:0:8000::100-fd00:50:0:0:8000::1ff', encap: 'macvlan', parent: 'eth1' }, 'subnet6', /overlaps macvlan network default\/lan \(fd00:50::\/64\), on the same parent eth1/],
     ['blue', { subnet: '10.99.0.0/16', subnet6: 'fd00:50::/64', encap: 'routed' }, 'subnet6', /overlaps macvlan network default\/lan \(fd00:50::\/64\): its addresses are machines on a real segment/],
-    ['blue', { subnet6: 'fd00:51::/64', encap: 'macvlan', parent: 'eth1' }, 'subnet', /needs an IPv4 subnet too/],
+    ['blue', { subnet6: 'fd00:51::/64', encap: 'macvlan', parent: 'eth1' }, 'ipRange6', /a real segment's prefix; give the share of it Weft may hand out/],
+    ['blue', { subnet6: 'fd00:50::/64', ipRange6: 'fd00:50::1000-fd00:50::10ff', encap: 'macvlan', parent: 'eth1' }, 'subnet6', /overlaps macvlan network default\/lan \(fd00:50::\/64\), on the same parent eth1/],
     ['blue', { subnet: '192.168.61.0/24', subnet6: 'fd00:51::/64', encap: 'macvlan', parent: 'eth1' }, 'ipRange6', /a real segment's prefix; give the share of it Weft may hand out/],
   ];
   for (const [tenant, body, field, why] of bad) {
@@ -61,4 +62,30 @@ test("on a macvlan network a requested IPv6 address is never a host's own, and a
   const put = await api.call('PUT', '/api/v1/tenants/default/networks/lan', without);
   assert.deepEqual([put.status, put.json.field], [422, 'ipRange6'], JSON.stringify(put.json));
   assert.equal((await ok(api, 'PATCH', '/api/v1/tenants/default/networks/lan', { mtu: 1400 })).ipRange6, 'fd00:50::100-fd00:50::1ff', 'a PATCH keeps it');
+});
+
+test('an IPv6-only macvlan network: addresses from ipRange6, MACs from their offsets, which no two such networks on one segment share', async () => {
+  const api = await testApi();
+  await ok(api, 'POST', '/api/v1/tenants', { name: 'blue' });
+  const net = await ok(api, 'POST', '/api/v1/tenants/default/networks', { name: 'lan', subnet6: 'fd00:52::/64', gateway6: 'fd00:52::1', ipRange6: 'fd00:52::100-fd00:52::1ff', encap: 'macvlan', parent: 'eth1' });
+  assert.deepEqual([net.subnet, net.subnet6, net.ipRange6], [undefined, 'fd00:52::/64', 'fd00:52::100-fd00:52::1ff']);
+  const e = (await endpoint(api)).json;
+  assert.deepEqual([e.ip, e.ip6, e.gateway6, e.mac], [undefined, 'fd00:52::100', 'fd00:52::1', '02:58:00:00:01:00']);
+  const asked = await endpoint(api, { ip: '192.168.52.5' });
+  assert.deepEqual([asked.status, asked.json.field], [422, 'ip'], JSON.stringify(asked.json));
+  assert.deepEqual([(await endpoint(api, { ip6: 'fd00:52::99' })).json.field], ['ip6'], 'outside ipRange6');
+  // Another prefix on the same segment, another tenant: its range may not sit at the same offsets (the MACs would repeat).
+  const clash = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'lan', subnet6: 'fd00:53::/64', ipRange6: 'fd00:53::1f0-fd00:53::2ff', encap: 'macvlan', parent: 'eth1' });
+  assert.deepEqual([clash.status, clash.json.field], [409, 'ipRange6'], JSON.stringify(clash.json));
+  assert.match(clash.json.detail, /IPv6-only macvlan network default\/lan on the same parent eth1 has its range fd00:52::100-fd00:52::1ff at the same offsets/);
+  const b = await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'lan', subnet6: 'fd00:53::/64', ipRange6: 'fd00:53::200-fd00:53::2ff', encap: 'macvlan', parent: 'eth1' });
+  const be = (await endpoint(api, { tenant: 'blue' })).json;
+  assert.deepEqual([b.ipRange6, be.ip6, be.mac], ['fd00:53::200-fd00:53::2ff', 'fd00:53::200', '02:58:00:00:02:00']);
+  // A replace may not move a range onto the other's offsets either; on another parent the offsets are free.
+  const moved = await api.call('PUT', '/api/v1/tenants/blue/networks/lan', { name: 'lan', subnet6: 'fd00:53::/64', ipRange6: 'fd00:53::180-fd00:53::2ff', encap: 'macvlan', parent: 'eth1' });
+  assert.deepEqual([moved.status, moved.json.field], [409, 'ipRange6'], JSON.stringify(moved.json));
+  assert.equal((await ok(api, 'GET', '/api/v1/tenants/blue/networks/lan')).ipRange6, 'fd00:53::200-fd00:53::2ff', 'unchanged');
+  await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'lan2', subnet6: 'fd00:54::/64', ipRange6: 'fd00:54::100-fd00:54::1ff', encap: 'macvlan', parent: 'eth2' });
+  // A dual-stack network on the same segment takes 02:57 MACs from IPv4: its range6 may sit anywhere.
+  await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'lan3', subnet: '192.168.55.0/24', subnet6: 'fd00:55::/64', ipRange6: 'fd00:55::100-fd00:55::1ff', encap: 'macvlan', parent: 'eth1' });
 });

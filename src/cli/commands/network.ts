@@ -12,14 +12,15 @@ export function networkCommands(program: Command, io: Io): void {
       'weft net create -s 10.30.0.0/20 --encap routed --block-size 27 flat-routed   # no BGP: hosts on one segment route to each other',
       'weft net create -s 10.1.4.0/24 --subnet6 fd00:1:4::/64 dual   # dual stack: every endpoint gets one address of each family',
       'weft net create --subnet6 fd00:1:5::/64 v6net   # IPv6 only: endpoints get an IPv6 address alone',
-      'weft net create -s 10.40.0.0/16 --subnet6 fd00:40::/64 --encap routed --bgp-peer 192.168.50.1 --bgp-as 64512 routed6   # routed dual stack: IPv6 blocks pair with the IPv4 ones'],
+      'weft net create -s 10.40.0.0/16 --subnet6 fd00:40::/64 --encap routed --bgp-peer 192.168.50.1 --bgp-as 64512 routed6   # routed dual stack: IPv6 blocks pair with the IPv4 ones',
+      'weft net create --subnet6 fd00:50::/64 --gateway6 fd00:50::1 --ip-range6 fd00:50::100-fd00:50::1ff --encap macvlan --parent eth1 lan6   # IPv6 only on a segment: Weft hands out the range'],
   })
     .option('-s, --subnet <cidr>', 'IPv4 subnet, e.g. 10.1.2.0/24 (give --subnet, --subnet6 or both)')
     .option('-g, --gateway <ip>', 'gateway address (default: the first address)')
     .option('-r, --ip-range <range>', 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')
-    .option('--subnet6 <cidr>', 'an IPv6 subnet, /16 to /120, e.g. fd00:1:2::/64: beside --subnet (dual stack; any encap) or alone (IPv6 only; encap vxlan); fixed at creation')
+    .option('--subnet6 <cidr>', 'an IPv6 subnet, /16 to /120, e.g. fd00:1:2::/64: beside --subnet (dual stack; any encap) or alone (IPv6 only; encap vxlan or macvlan); fixed at creation')
     .option('--gateway6 <ip>', "dual stack: the IPv6 gateway address (default: the subnet's ::1)")
-    .option('--ip-range6 <range>', 'dual stack: sub-range of --subnet6 for dynamic addresses, fd00::10-fd00::ffff')
+    .option('--ip-range6 <range>', 'sub-range of --subnet6 for dynamic addresses, fd00::10-fd00::ffff (required with encap macvlan: the share of the segment Weft may use)')
     .option('-e, --encap <encap>', `encapsulation between hosts: ${Object.keys(ENCAPS).join(', ')} (default vxlan); macvlan: endpoints sit on the hosts' --parent interface's segment, the gateway its router; routed: no encapsulation, each host routes its own address blocks (announced by BGP to --bgp-peer, or straight between hosts on one segment)`)
     .option('--parent <ifname>', 'encap macvlan: the host interface (the same name on every host) the endpoints are children of')
     .option('--block-size <prefix>', 'encap routed: prefix length of the address blocks each host holds (default 26: 64 addresses); fixed at creation', intArg('--block-size', 8, 30))

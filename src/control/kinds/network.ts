@@ -1,6 +1,6 @@
 import {
-  V6ONLY_SPAN, WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
-  type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type Service,
+  V6ONLY_SPAN, WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, parseIp6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
+  type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type NetworkLayout6, type Service,
 } from '../../model/index.js';
 import { allocateVni } from '../../ipam/index.js';
 import type { Txn } from '../../store/index.js';
@@ -42,8 +42,6 @@ async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: 
   // Weft's own links (bridges, veths, overlays, uplinks, the tunnel) and loopback are no segment.
   if (/^(wb|we|wi|wx|wu|weft)|^(up0|lo)$/.test(input.parent)) throw new WeftError('WEFT_INVALID_VALUE', `parent: ${input.parent} is ${input.parent === 'lo' ? 'loopback' : "one of Weft's own links"}, not an interface on a segment`, { field: 'parent' });
   if (input.encrypt === true) throw new WeftError('WEFT_INVALID_VALUE', 'encrypt: a macvlan network has no overlay to encrypt (its endpoints are on the parent\'s segment)', { field: 'encrypt' });
-  // A macvlan network has an IPv4 subnet (and maybe a subnet6): the caller refused one without.
-  if (mine === undefined) return;
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
     if (mine6 && other.subnet6 !== undefined && (other.encap === 'routed' || (other.encap === 'macvlan' && other.parent === input.parent && !(other.tenant === tenant && other.name === input.name)))
@@ -51,13 +49,37 @@ async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: 
       const why = other.encap === 'routed' ? 'which every host routes and the fabric knows' : `on the same parent ${input.parent}: one segment, one set of addresses`;
       throw new WeftError('WEFT_OVERLAP', `subnet6: ${input.subnet6} overlaps ${other.encap} network ${other.tenant}/${other.name} (${other.subnet6}), ${why}`, { field: 'subnet6' });
     }
-    if (other.subnet === undefined) continue;
+    if (mine === undefined || other.subnet === undefined) continue;
     if (other.encap === 'routed' && overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
       throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps routed network ${other.tenant}/${other.name} (${other.subnet}), which every host routes and the fabric knows`, { field: 'subnet' });
     }
     if (other.encap !== 'macvlan' || other.parent !== input.parent || (other.tenant === tenant && other.name === input.name)) continue;
     if (overlaps(mine, cidrRange(parseCidr(other.subnet, 'subnet')))) {
       throw new WeftError('WEFT_OVERLAP', `subnet: ${input.subnet} overlaps macvlan network ${other.tenant}/${other.name} (${other.subnet}) on the same parent ${input.parent}: one segment, one set of addresses`, { field: 'subnet' });
+    }
+  }
+}
+
+/**
+ * The endpoints of an IPv6-only macvlan network take MACs from their offset in subnet6 (02:58 and 32 bits,
+ * endpoints.ts macFor6); on one segment no two may share one, so two such networks on the same parent need
+ * ranges (and endpoints) at different offsets, whatever their prefixes. Dual-stack ones take 02:57 and
+ * their IPv4 address, which never meets these. Checked on every write: a replace may move the range.
+ */
+async function checkMacvlanMacs6(tx: Txn, tenant: string, name: string, parent: string | undefined, layout6: NetworkLayout6): Promise<void> {
+  const mine = { first: layout6.dynamic.first - layout6.subnet.base, last: layout6.dynamic.last - layout6.subnet.base };
+  for (const e of await tx.list('networks/')) {
+    const other = withRevision<Network>(e);
+    if (other.encap !== 'macvlan' || other.parent !== parent || other.subnet !== undefined || other.subnet6 === undefined || (other.tenant === tenant && other.name === name)) continue;
+    const theirs = checkNetwork6({ subnet6: other.subnet6, gateway6: other.gateway6, ipRange6: other.ipRange6 });
+    if (!theirs) continue;
+    const base = theirs.subnet.base;
+    const clash = (first: bigint, last: bigint) => first <= mine.last && mine.first <= last;
+    const taken = clash(theirs.dynamic.first - base, theirs.dynamic.last - base) ? `its range ${other.ipRange6 ?? ''}`
+      : (await endpointsWhere(tx, (x: Endpoint) => x.tenant === other.tenant && x.network === other.name && x.ip6 !== undefined))
+        .map((x) => (parseIp6(x.ip6 as string) ?? base) - base).some((o) => clash(o, o)) ? 'an endpoint of it' : undefined;
+    if (taken) {
+      throw new WeftError('WEFT_OVERLAP', `ipRange6: IPv6-only macvlan network ${other.tenant}/${other.name} on the same parent ${parent ?? ''} has ${taken} at the same offsets in its subnet6: its endpoints' MACs come from those offsets, and one segment cannot carry a MAC twice; give this network a range at other offsets (e.g. from ::${(theirs.dynamic.last - base + 1n).toString(16)})`, { field: 'ipRange6' });
     }
   }
 }
@@ -97,14 +119,10 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const global = await readGlobal(tx);
     const subnet = layout ? formatCidr(layout.subnet) : undefined;
     const encap = existing?.encap ?? input.encap ?? 'vxlan';
-    if (layout6 && encap === 'macvlan' && layout && input.ipRange6 === undefined) {
+    if (layout6 && encap === 'macvlan' && input.ipRange6 === undefined) {
       // The segment's prefix is its machines' (SLAAC addresses among them, predictable from their MACs): Weft
       // takes a share it is given, on every write (a replace that left it out would widen it to the prefix).
       throw new WeftError('WEFT_INVALID_VALUE', "ipRange6: a macvlan network's subnet6 is a real segment's prefix; give the share of it Weft may hand out (e.g. fd00:50::100-fd00:50::1ff)", { field: 'ipRange6' });
-    }
-    if (layout6 && encap === 'macvlan' && !layout) {
-      // Its endpoints' MACs and their guards on the segment come from their IPv4 addresses.
-      throw new WeftError('WEFT_INVALID_VALUE', 'subnet: a macvlan network with subnet6 needs an IPv4 subnet too (dual stack; IPv6-only macvlan networks are not supported yet)', { field: 'subnet' });
     }
     if (layout6 && encap === 'routed') {
       // Its IPv6 blocks pair with its IPv4 ones (block6Of): a host holds both of an endpoint's addresses.
@@ -130,6 +148,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       }
     }
     if (!existing) await checkMacvlan(tx, tenant, input, layout ? cidrRange(layout.subnet) : undefined, layout6 ? cidrRange6(layout6.subnet) : undefined);
+    if (encap === 'macvlan' && !layout && layout6) await checkMacvlanMacs6(tx, tenant, input.name, existing?.parent ?? input.parent, layout6);
     const routed = await checkRouted(tx, tenant, input, encap, existing);
     const parent = existing ? existing.parent : input.parent;
     const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
