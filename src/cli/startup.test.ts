@@ -128,7 +128,7 @@ test('the bundle holds the CLI, the client, the plain model, the runner and comm
   assert.ok(inputs.includes('dist/cli/program.js') && inputs.includes('dist/client/client.js') && inputs.some((i) => i.includes('node_modules/commander/')), inputs.join('\n'));
   // exec: `weft attach` asks podman or docker for a container (node built-ins only).
   // dockerproxy, install, perf: the long-running verbs' own code, node built-ins only (YAML required on use).
-  const allowed = (i: string) => /^dist\/(bin\/cli\.js|cli\/|client\/|dockerproxy\/|install\/|perf\/|exec\/(index|runner|trace)\.js$|model\/(plain|errors|ipv4|ipv6|objects|validate|durations|limits|attach-request)\.js$)/.test(i)
+  const allowed = (i: string) => /^dist\/(bin\/cli\.js|cli\/|client\/|dockerproxy\/|install\/|perf\/|exec\/(index|runner|trace)\.js$|model\/(plain|errors|ipv4|ipv6|objects|validate|durations|limits|attach-request|docker-refusals)\.js$)/.test(i)
     || /node_modules\/commander\//.test(i) || i === 'left-out:./daemons.js' || i === 'left-out:../lab/index.js' || i === 'lazy:child_process' || i === 'bundle-require:module';
   assert.deepEqual(inputs.filter((i) => !allowed(i)), []);
 });
