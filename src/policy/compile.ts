@@ -157,6 +157,8 @@ function scope(s: PolicyState, np: Netpol | undefined): Scope {
     for (const n of networksNamed(p)) nets.add(n);
     for (const c of cidrs6Named(p)) six.add(c);
   }
+  // The IPv6 blocks of the Kubernetes tiers too (a block's except is a CIDR it names as well).
+  for (const c of np?.cidrs ?? []) if (isCidr6(c)) six.add(c);
   // An IPv6 CIDR selects endpoints by their IPv6 address: those inside one need their class here (an
   // IPv4 CIDR covers addresses, endpoints or not, without them).
   const inSix = (e: Endpoint) => six.size > 0 && six.of(e.ip6).length > 0;

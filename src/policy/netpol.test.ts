@@ -183,7 +183,11 @@ function rng(seed: number) {
   return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 2 ** 32; };
 }
 
-function randomPolicies(r: () => number): NetworkPolicy[] {
+/** ipBlocks the random sets pick from: a CIDR and, half the time, one except of its family. */
+interface BlockVocabulary { cidrs: readonly string[]; excepts: (cidr: string) => readonly string[] }
+const BLOCKS4: BlockVocabulary = { cidrs: ['10.0.0.0/16', '10.0.1.0/24', '0.0.0.0/0', '192.0.2.0/24'], excepts: () => ['10.0.1.1/32', '10.0.1.2/31'] };
+
+function randomPolicies(r: () => number, blocks: BlockVocabulary = BLOCKS4): NetworkPolicy[] {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const selector = (key: string, values: string[]): LabelSelector => pick<LabelSelector>([
     {}, { matchLabels: { [key]: pick(values) } },
@@ -195,7 +199,10 @@ function randomPolicies(r: () => number): NetworkPolicy[] {
     () => ({ podSelector: selector('pod', POD) }),
     () => ({ namespaceSelector: selector('ns', NS) }),
     () => ({ namespaceSelector: selector('ns', NS), podSelector: selector('pod', POD) }),
-    () => ({ ipBlock: { cidr: pick(['10.0.0.0/16', '10.0.1.0/24', '0.0.0.0/0', '192.0.2.0/24']), ...(r() < 0.5 ? { except: [pick(['10.0.1.1/32', '10.0.1.2/31'])] } : {}) } }),
+    () => {
+      const cidr = pick(blocks.cidrs);
+      return { ipBlock: { cidr, ...(r() < 0.5 ? { except: [pick(blocks.excepts(cidr))] } : {}) } };
+    },
   ])();
   const port = (): NetworkPolicyPort => pick<() => NetworkPolicyPort>([
     () => ({ port: pick([80, 81]) }),
@@ -495,4 +502,67 @@ test('netpol compile: IPv6 ipBlocks (a dual-stack tenant) decide outside IPv6 ad
   const on = (x: CompiledPolicy, dst: string) => lookupVerdict(x, x.v6.find((v) => v.addr === six(xa))?.cls ?? 0, x.v6.find((v) => v.addr === dst)?.cls ?? x.classification.byIp(dst).id, 6, 80);
   assert.deepEqual([on(inc, '2001:db8:1::5'), on(inc, '2001:db8::1'), on(inc, '2001:db8:bad::1')], ['drop', 'accept', 'drop']);
   assert.deepEqual([on(cold, '2001:db8:1::5'), on(cold, '2001:db8::1')], ['drop', 'accept']);
+});
+
+// Dual stack against the oracle: every pod has an IPv6 address too, and random sets mix IPv4 and IPv6
+// ipBlocks (with excepts); every ordered pair is checked over IPv4 and over IPv6, outside addresses of each
+// family included, in the compiled tables (whole, and per host) and through explain. A pod is one
+// endpoint: a block covering either of its addresses covers it in both families (the oracle's `also`).
+const six6 = (p: OraclePod) => `fd00::${NS.indexOf(p.namespace)}:${POD.indexOf(p.name) + 1}`;
+const OUTSIDE6 = ['fd00::9:9', '2001:db8::7'];
+const BLOCKS_DUAL: BlockVocabulary = {
+  cidrs: ['10.0.0.0/16', '10.0.1.0/24', '0.0.0.0/0', '192.0.2.0/24', 'fd00::/64', 'fd00::1:0/112', '::/0', '2001:db8::/64'],
+  excepts: (cidr) => (cidr.includes(':') ? ['fd00::1:1/128', 'fd00::1:2/127', '2001:db8::7/128'] : ['10.0.1.1/32', '10.0.1.2/31']),
+};
+
+function dualState(policies: NetworkPolicy[]): PolicyState {
+  return state(policies, {
+    networks: [{ ...meta, tenant: 't', name: 'n', subnet: '10.0.0.0/16', gateway: '', subnet6: 'fd00::/64', gateway6: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    endpoints: pods.map((p) => ({ ...endpointOf(p), ip6: six6(p), prefixLength6: 64, gateway6: '' })),
+  });
+}
+
+function dualMismatches(policies: NetworkPolicy[]): string[] {
+  const s = dualState(policies);
+  const whole = compilePolicy(s);
+  const perHost = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
+  const cls = (c: CompiledPolicy, ip: string) => (ip.includes(':') ? c.v6.find((x) => x.addr === ip)?.cls ?? c.classification.byIp(ip).id : clsOf(c, ip));
+  const pass = (c: CompiledPolicy, src: string, dst: string, proto: number, port: number) => lookupVerdict(c, cls(c, src), cls(c, dst), proto, port) === 'accept';
+  const out: string[] = [];
+  for (const family of [4, 6] as const) {
+    const view: OraclePod[] = pods.map((p) => (family === 4 ? { ...p, also: [six6(p)] } : { ...p, ip: six6(p), also: [p.ip] }));
+    const hostAt = (pod: OraclePod) => hostOf(pods[view.indexOf(pod)] as OraclePod);
+    const fends: OracleEnd[] = [...view.map((pod) => ({ pod })), ...(family === 4 ? OUTSIDE : OUTSIDE6).map((ip) => ({ ip }))];
+    for (const src of fends) for (const dst of fends) {
+      if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
+      for (const [protocol, port] of CASES) {
+        const want = netpolVerdict(policies, namespaces, src, dst, protocol, port).allowed;
+        const proto = PROTO_NUMBER[protocol];
+        const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostAt(x.pod)));
+        const got = {
+          whole: pass(whole, ipOf(src), ipOf(dst), proto, port),
+          hosts: [...hosts].every((h) => pass(perHost.get(h) as CompiledPolicy, ipOf(src), ipOf(dst), proto, port)),
+          explain: explainFlow(s, ipOf(src), ipOf(dst), protocol === 'SCTP' ? '132' : protocol.toLowerCase(), port).allowed,
+        };
+        for (const [k, v] of Object.entries(got)) if (v !== want) out.push(`IPv${family} ${k}: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}: got ${v}, want ${want}`);
+      }
+    }
+  }
+  return out;
+}
+
+test('netpol compile, dual stack: fixed IPv4 and IPv6 blocks, then 60 random sets mixing both, agree with the oracle in both families', () => {
+  assert.deepEqual(dualMismatches([]), []);
+  assert.deepEqual(dualMismatches([np('x', 'deny', { podSelector: {}, policyTypes: ['Ingress'] })]), []);
+  // An IPv6 block with an except, an IPv4 one beside it, both directions.
+  assert.deepEqual(dualMismatches([
+    np('x', 'in6', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::1:0/112', except: ['fd00::1:2/127'] } }], ports: [{ port: 80 }] }] }),
+    np('y', 'out6', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '2001:db8::/64' } }, { ipBlock: { cidr: '10.0.2.0/24' } }] }] }),
+  ]), []);
+  const r = rng(61);
+  for (let i = 0; i < 60; i++) {
+    const policies = randomPolicies(r, BLOCKS_DUAL);
+    const bad = dualMismatches(policies);
+    assert.deepEqual(bad.slice(0, 5), [], `set ${i}: ${JSON.stringify(policies)}`);
+  }
 });

@@ -1,7 +1,7 @@
 // The NetworkPolicy truth tables' oracle (issue 15): what upstream Kubernetes allows for one connection,
 // written straight from the API's documented semantics and apart from Weft's compiler, so that the
 // compiler (and the datapath, probed with real packets) can be checked against it. Not used by Weft itself.
-import { NAMESPACE_NAME_LABEL, cidrRange, parseCidr, parseIp, policyTypesOf, selectorMatches } from '../model/index.js';
+import { NAMESPACE_NAME_LABEL, cidrRange, cidrRange6, parseCidr, parseCidr6, parseIp, parseIp6, policyTypesOf, selectorMatches } from '../model/index.js';
 import type { AdminNetworkPolicy, AnpPeer, AnpPort, AnpSubject, BaselineAdminNetworkPolicy, LabelMap, NetpolProtocol, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort } from '../model/index.js';
 
 export interface OraclePod {
@@ -9,6 +9,12 @@ export interface OraclePod {
   name: string;
   labels: LabelMap;
   ip: string;
+  /**
+   * The pod's addresses of the other family (a dual-stack pod). Kubernetes leaves pod addresses in
+   * ipBlocks to the implementation; Weft matches a pod as one endpoint, so an ipBlock (or an admin
+   * policy's network) covering any of its addresses covers the pod in both families (docs/decisions.md).
+   */
+  also?: readonly string[];
   /** Named ports the pod serves (what a named port in a policy resolves to on this pod). */
   ports?: Readonly<Record<string, { port: number; protocol: NetpolProtocol }>>;
 }
@@ -23,24 +29,32 @@ export type DirectionVerdict = 'not-isolated' | 'allow' | 'deny';
 
 export interface OracleVerdict { egress: DirectionVerdict; ingress: DirectionVerdict; allowed: boolean }
 
-const ipOf = (end: OracleEnd) => ('pod' in end ? end.pod.ip : end.ip);
-
 function namespaceLabels(namespaces: readonly OracleNamespace[], name: string): LabelMap {
   return { ...(namespaces.find((n) => n.name === name)?.labels ?? {}), [NAMESPACE_NAME_LABEL]: name };
 }
 
 function inCidr(ip: string, cidr: string): boolean {
+  // A CIDR holds addresses of its own family only. Kubernetes takes an ipBlock's CIDR with host bits set
+  // (10.0.0.1/24 is 10.0.0.0/24).
+  if (ip.includes(':') !== cidr.includes(':')) return false;
+  if (cidr.includes(':')) {
+    const a = parseIp6(ip);
+    const r = cidrRange6(parseCidr6(cidr, 'cidr', false));
+    return a !== undefined && a >= r.first && a <= r.last;
+  }
   const a = parseIp(ip);
-  // Kubernetes takes an ipBlock's CIDR with host bits set (10.0.0.1/24 is 10.0.0.0/24).
   const r = cidrRange(parseCidr(cidr, 'cidr', false));
   return a !== undefined && a >= r.first && a <= r.last;
 }
 
+/** The addresses an ipBlock or a network may cover for `end`: a pod's own and its other family's. */
+const addressesOf = (end: OracleEnd): readonly string[] => ('pod' in end ? [end.pod.ip, ...(end.pod.also ?? [])] : [end.ip]);
+
 /** Does `peer` (of a policy in namespace `ns`) cover `end`? */
 function peerMatches(peer: NetworkPolicyPeer, ns: string, end: OracleEnd, namespaces: readonly OracleNamespace[]): boolean {
   if (peer.ipBlock) {
-    const ip = ipOf(end);
-    return inCidr(ip, peer.ipBlock.cidr) && !(peer.ipBlock.except ?? []).some((x) => inCidr(ip, x));
+    const block = peer.ipBlock;
+    return addressesOf(end).some((ip) => inCidr(ip, block.cidr) && !(block.except ?? []).some((x) => inCidr(ip, x)));
   }
   if (!('pod' in end)) return false;
   const pod = end.pod;
@@ -98,7 +112,7 @@ function subjectMatches(s: AnpSubject, pod: OraclePod, namespaces: readonly Orac
 }
 
 function adminPeerMatches(p: AnpPeer, end: OracleEnd, namespaces: readonly OracleNamespace[]): boolean {
-  if ('networks' in p) return p.networks.some((c) => inCidr(ipOf(end), c));
+  if ('networks' in p) return p.networks.some((c) => addressesOf(end).some((ip) => inCidr(ip, c)));
   return 'pod' in end && subjectMatches(p, end.pod, namespaces);
 }
 
