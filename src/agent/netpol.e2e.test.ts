@@ -15,6 +15,8 @@ import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleNamespace, ty
 // port names. For each policy set, every ordered pair is probed on every (protocol, port): 72 pairs × 4,
 // and the result must equal the oracle (src/testkit/netpol-oracle.ts), which is written apart from the
 // compiler. Policies go in as Kubernetes YAML documents through POST /apply, as `weft apply -f` sends them.
+// The pods' network is dual-stack: every cell is probed over IPv4 and over IPv6 (a pod is one endpoint:
+// an ipBlock covering either of its addresses covers it in both families, the oracle's `also`).
 
 const root = process.getuid?.() === 0;
 let lab: Lab | undefined;
@@ -35,11 +37,11 @@ const FLOWS: Array<[NetpolProtocol, number]> = [['TCP', 80], ['TCP', 81], ['UDP'
 const namespaces: OracleNamespace[] = NS.map((n) => ({ name: n, labels: { ns: n } }));
 const PORTS = Object.fromEntries(FLOWS.map(([p, port]) => [`serve-${port}-${p.toLowerCase()}`, { port, protocol: p }]));
 
-const SERVER = `const net=require('net'),dgram=require('dgram');for(const p of process.argv.slice(2).map(Number)){net.createServer(s=>s.pipe(s)).listen(p);const u=dgram.createSocket('udp4');u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(p);}`;
+const SERVER = `const net=require('net'),dgram=require('dgram');for(const p of process.argv.slice(2).map(Number)){net.createServer(s=>s.pipe(s)).listen(p);for(const o of [{type:'udp4'},{type:'udp6',ipv6Only:true}]){const u=dgram.createSocket(o);u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(p);}}`;
 const PROBER = `const net=require('net'),dgram=require('dgram');const t=JSON.parse(process.argv[2]);
 Promise.all(t.map(([ip,proto,port])=>new Promise(res=>{const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};let s;const tm=setTimeout(()=>done(false),800);
 if(proto==='tcp'){s=net.connect(port,ip,()=>s.write('x'));s.on('data',()=>done(true));s.on('error',()=>done(false));}
-else{s=dgram.createSocket('udp4');s.on('message',()=>done(true));s.on('error',()=>done(false));s.send('x',port,ip);}}))).then(r=>console.log(JSON.stringify(r)));`;
+else{s=dgram.createSocket(ip.includes(':')?'udp6':'udp4');s.on('message',()=>done(true));s.on('error',()=>done(false));s.send('x',port,ip);}}))).then(r=>console.log(JSON.stringify(r)));`;
 
 // SCTP by raw socket (these kernels have no SCTP module, so no SCTP socket; python3 is in the setup):
 // `send DST PORT,PORT` sends one INIT per port, checksummed (CRC32c) as conntrack checks it; `listen
@@ -74,7 +76,10 @@ else:
         print(addr[0], port, flush=True)
 `;
 
-interface Pod extends OraclePod { netns: string; host: number; id: string; podman: boolean }
+interface Pod extends OraclePod { ip6: string; netns: string; host: number; id: string; podman: boolean }
+
+/** A pod as the oracle sees it in one family: its address of that family, the other as `also`. */
+const inFamily = (p: Pod, family: 4 | 6): OraclePod => (family === 6 ? { ...p, ip: p.ip6, also: [p.ip] } : { ...p, also: [p.ip6] });
 
 const np = (namespace: string, name: string, spec: NetworkPolicy['spec']): NetworkPolicy => ({ namespace, name, spec });
 const anp = (name: string, priority: number, subject: AnpSubject, ingress: AnpRule[] = [], egress: AnpRule[] = []): AdminNetworkPolicy => ({ name, priority, subject, ingress, egress });
@@ -95,20 +100,21 @@ function documentsOf(c: Case): unknown[] {
 }
 const keyOf = (d: any) => `${d.kind}/${d.metadata.namespace ?? ''}/${d.metadata.name}`;
 
-/** Probes every ordered pair on every flow, all sources at once; the cells that differ from the oracle. */
-async function mismatches(l: Lab, pods: Pod[], c: Case): Promise<{ diff: string[]; allowed: number }> {
+/** Probes every ordered pair on every flow in one family, all sources at once; the cells that differ from the oracle. */
+async function mismatches(l: Lab, pods: Pod[], c: Case, family: 4 | 6 = 4): Promise<{ diff: string[]; allowed: number }> {
   const diff: string[] = [];
   let allowed = 0;
   const nss = c.namespaces ?? namespaces;
   await Promise.all(pods.map(async (src) => {
     const targets = pods.filter((d) => d !== src).flatMap((dst) => FLOWS.map(([proto, port]) => ({ dst, proto, port })));
-    const r = await l.exec(basename(src.netns), [process.execPath, join(dir, 'prober.js'), JSON.stringify(targets.map((t) => [t.dst.ip, t.proto.toLowerCase(), t.port]))], { timeoutMs: 15_000 });
+    const r = await l.exec(basename(src.netns), [process.execPath, join(dir, 'prober.js'), JSON.stringify(targets.map((t) => [family === 6 ? t.dst.ip6 : t.dst.ip, t.proto.toLowerCase(), t.port]))], { timeoutMs: 15_000 });
     assert.equal(r.code, 0, `prober in ${src.namespace}/${src.name}: ${r.stderr}`);
     const got = JSON.parse(r.stdout) as boolean[];
     targets.forEach((t, i) => {
-      const want = (c.admin ? adminVerdict(c.admin, c.policies, nss, { pod: src }, { pod: t.dst }, t.proto, t.port) : netpolVerdict(c.policies, nss, { pod: src }, { pod: t.dst }, t.proto, t.port)).allowed;
+      const [a, b] = [{ pod: inFamily(src, family) }, { pod: inFamily(t.dst, family) }];
+      const want = (c.admin ? adminVerdict(c.admin, c.policies, nss, a, b, t.proto, t.port) : netpolVerdict(c.policies, nss, a, b, t.proto, t.port)).allowed;
       if (want) allowed++;
-      if (got[i] !== want) diff.push(`${src.namespace}/${src.name} > ${t.dst.namespace}/${t.dst.name} ${t.proto}/${t.port}: packets ${got[i] ? 'pass' : 'drop'}, upstream ${want ? 'allows' : 'denies'}`);
+      if (got[i] !== want) diff.push(`IPv${family} ${src.namespace}/${src.name} > ${t.dst.namespace}/${t.dst.name} ${t.proto}/${t.port}: packets ${got[i] ? 'pass' : 'drop'}, upstream ${want ? 'allows' : 'denies'}`);
     });
   }));
   return { diff: diff.sort(), allowed };
@@ -133,10 +139,14 @@ async function converge(l: Lab, pods: Pod[], c: Case, last: unknown[]): Promise<
     pods = pods.map((p) => (p === target ? { ...p, labels: { ...p.labels, ...labels } } : p));
   }
   const t0 = Date.now();
-  let m = await mismatches(l, pods, c);
+  const both = async () => {
+    const [m4, m6] = [await mismatches(l, pods, c, 4), await mismatches(l, pods, c, 6)];
+    return { diff: [...m4.diff, ...m6.diff], allowed: m4.allowed + m6.allowed };
+  };
+  let m = await both();
   while (m.diff.length > 0 && Date.now() - t0 < 10_000) {
     await new Promise((res) => setTimeout(res, 500));
-    m = await mismatches(l, pods, c);
+    m = await both();
   }
   if (c.relabel) {
     const target = pods.find((p) => `${p.namespace}/${p.name}` === c.relabel?.pod) as Pod;
@@ -162,6 +172,9 @@ const CASES: Case[] = [
     np('z', 'c-again', { podSelector: { matchExpressions: [{ key: 'pod', operator: 'In', values: ['c'] }] }, ingress: [{ from: [{ namespaceSelector: ns('x'), podSelector: pod('b') }], ports: [{ protocol: 'TCP', port: 81 }] }] }),
     np('z', 'c-own', { podSelector: pod('c'), ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'z' } } }], ports: [{ protocol: 'UDP' }] }] }),
   ] },
+  { name: "x/a from the pods' IPv6 prefix but x/b's IPv6 address (an IPv6 ipBlock: it covers the pods in both families, x/b in neither)", policies: [
+    np('x', 'a-block6', { podSelector: pod('a'), ingress: [{ from: [{ ipBlock: { cidr: 'fd00:4::/64', except: ['EXCEPT6'] } }] }] }),
+  ] },
   { name: 'a namespace label changes: z joins ns=y (x/a from y, by label)', policies: [np('x', 'from-y', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('y') }] }] })], namespaces: [{ name: 'x', labels: { ns: 'x' } }, { name: 'y', labels: { ns: 'y' } }, { name: 'z', labels: { ns: 'y' } }] },
   { name: 'AdminNetworkPolicy over NetworkPolicy: deny y into x at 10, allow y/b at 5, Pass z to NetworkPolicy; baseline denies x/c ingress', policies: [np('x', 'deny-ingress', { podSelector: {}, policyTypes: ['Ingress'] })], admin: {
     anps: [
@@ -175,7 +188,7 @@ const CASES: Case[] = [
   { name: 'all the NetworkPolicies at once (stacked)', policies: [] },
 ];
 
-test('NetworkPolicy truth table with real packets across two hosts: every cell as upstream decides it', { skip: !root && 'needs root', timeout: 300_000 }, async () => {
+test('NetworkPolicy truth table with real packets across two hosts, over IPv4 and IPv6: every cell as upstream decides it', { skip: !root && 'needs root', timeout: 480_000 }, async () => {
   // Drift repair slowed to minutes: the verify step breaks a host's table behind its agent's back.
   lab = await startLab('netpol', 2, { agentArgs: ['--resync', '600000'] });
   const l = lab;
@@ -183,7 +196,7 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   writeFileSync(join(dir, 'prober.js'), PROBER);
   const setup = [
     { kind: 'Tenant', metadata: { name: 'k8s' } },
-    { kind: 'Network', metadata: { name: 'pods', tenant: 'k8s' }, spec: { subnet: '10.4.0.0/24' } },
+    { kind: 'Network', metadata: { name: 'pods', tenant: 'k8s' }, spec: { subnet: '10.4.0.0/24', subnet6: 'fd00:4::/64' } },
   ];
   const r = await l.api('POST', '/api/v1/apply', { documents: setup });
   assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -213,16 +226,16 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
         ip = add.json.ips[0].address.split('/')[0];
       }
       const ep = (await l.api('GET', '/api/v1/endpoints?tenant=k8s')).json.items.find((e: { ip: string }) => e.ip === ip);
-      assert.ok(ep, `${ns}/${name} has an endpoint at ${ip}`);
+      assert.ok(ep?.ip6, `${ns}/${name} has an endpoint at ${ip} with an IPv6 address`);
       assert.deepEqual([ep.labels.namespace, ep.labels.pod, ep.labels['port.weft.io/serve-81-udp']], [ns, name, 'udp-81'], `${ns}/${name}: its namespace and labels came through`);
-      pods.push({ namespace: ns, name, labels: { pod: name }, ip, ports: PORTS, netns, host, id: ep.id, podman: ns === 'z' });
+      pods.push({ namespace: ns, name, labels: { pod: name }, ip, ip6: ep.ip6, ports: PORTS, netns, host, id: ep.id, podman: ns === 'z' });
       bg.push(spawn('nsenter', [`--net=${netns}`, process.execPath, join(dir, 'server.js'), '80', '81'], { stdio: 'ignore' }));
     }
   }
   await new Promise((res) => setTimeout(res, 1000));
   // The except is x/b's own address.
   const xb = pods.find((p) => p.namespace === 'x' && p.name === 'b') as Pod;
-  const cases = JSON.parse(JSON.stringify(CASES).replaceAll('EXCEPT', `${xb.ip}/32`)) as Case[];
+  const cases = JSON.parse(JSON.stringify(CASES).replaceAll('EXCEPT6', `${xb.ip6}/128`).replaceAll('EXCEPT', `${xb.ip}/32`)) as Case[];
   // The last: every NetworkPolicy of the cases before it, where each has its own name.
   const stacked = cases.slice(0, -1).filter((c) => !c.admin && !c.namespaces && !c.relabel).flatMap((c) => c.policies);
   (cases[cases.length - 1] as Case).policies = stacked.filter((p, i) => stacked.findIndex((q) => q.namespace === p.namespace && q.name === p.name) === i);
@@ -230,7 +243,7 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   const summary: string[] = [];
   for (const c of cases) {
     const m = await converge(l, pods, c, last);
-    summary.push(`${c.name}: ${m.allowed}/288 cells allowed, agreed after ${m.ms} ms`);
+    summary.push(`${c.name}: ${m.allowed}/576 cells allowed (IPv4 and IPv6), agreed after ${m.ms} ms`);
     assert.deepEqual(m.diff, [], `${c.name}: ${m.diff.length} cells differ`);
     last = m.docs;
   }
@@ -325,7 +338,7 @@ test('NetworkPolicy truth table with real packets across two hosts: every cell a
   assert.ok(after.json.differ.length > 0, 'the broken host is found');
   for (const d of after.json.differ) assert.ok(d.observed && !d.expected && (onHost1(d.from) || onHost1(d.to)), `only what host 1 should block passes: ${JSON.stringify(d)}`);
   console.log(summary.join('\n'));
-  const counts = summary.slice(0, cases.length).map((s) => Number(/: (\d+)\/288/.exec(s)?.[1]));
-  assert.equal(counts[0], 288, 'no policy: everything passes');
-  assert.ok(counts.slice(1).every((n) => n < 288), `each policy set denies something: ${counts.join(', ')}`);
+  const counts = summary.slice(0, cases.length).map((s) => Number(/: (\d+)\/576/.exec(s)?.[1]));
+  assert.equal(counts[0], 576, 'no policy: everything passes, in both families');
+  assert.ok(counts.slice(1).every((n) => n < 576), `each policy set denies something: ${counts.join(', ')}`);
 });
