@@ -182,7 +182,7 @@ export class MemoryDatapath implements Datapath {
     if (a.macvlan) {
       // A child of the parent, straight into the container: no bridge, no veth in the tenant namespace.
       if (container.has(a.ifname)) throw new Error(`simulated: the container already has ${a.ifname} (RTNETLINK answers: File exists)`);
-      container.set(a.ifname, { ...(a.ip !== undefined && a.prefixLength !== undefined ? { ip: a.ip, prefixLength: a.prefixLength } : {}), gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac, parent: a.macvlan.parent });
+      container.set(a.ifname, { ...(a.ip !== undefined && a.prefixLength !== undefined ? { ip: a.ip, prefixLength: a.prefixLength } : {}), ...(a.ip6 !== undefined ? { ip6: `${a.ip6}/${a.prefixLength6}` } : {}), gateway: a.defaultRoute ? a.gateway : undefined, mac: a.mac, parent: a.macvlan.parent });
       return;
     }
     if (!ns || !ns.links.has(a.bridge)) throw new Error(`simulated: bridge ${a.bridge} is missing in ${a.tenantNs}`);
@@ -235,6 +235,7 @@ export class MemoryDatapath implements Datapath {
     const i = c.get(a.ifname);
     if (!i) return `interface ${a.ifname} is missing in the container`;
     if (a.ip !== undefined && (i.ip !== a.ip || i.prefixLength !== a.prefixLength)) return `interface ${a.ifname} lacks ${a.ip}/${a.prefixLength}`;
+    if (a.ip6 !== undefined && i.ip6 !== `${a.ip6}/${a.prefixLength6}`) return `interface ${a.ifname} lacks ${a.ip6}/${a.prefixLength6}`;
     return undefined;
   }
 

@@ -77,15 +77,25 @@ test('an IPv6-only macvlan network: addresses from ipRange6, MACs from their off
   // Another prefix on the same segment, another tenant: its range may not sit at the same offsets (the MACs would repeat).
   const clash = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'lan', subnet6: 'fd00:53::/64', ipRange6: 'fd00:53::1f0-fd00:53::2ff', encap: 'macvlan', parent: 'eth1' });
   assert.deepEqual([clash.status, clash.json.field], [409, 'ipRange6'], JSON.stringify(clash.json));
-  assert.match(clash.json.detail, /IPv6-only macvlan network default\/lan on the same parent eth1 has its range fd00:52::100-fd00:52::1ff at the same offsets/);
+  assert.match(clash.json.detail, /IPv6-only macvlan network default\/lan \(parent eth1\) has its range fd00:52::100-fd00:52::1ff at the same offsets.*e\.g\. from fd00:53::200/);
   const b = await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'lan', subnet6: 'fd00:53::/64', ipRange6: 'fd00:53::200-fd00:53::2ff', encap: 'macvlan', parent: 'eth1' });
   const be = (await endpoint(api, { tenant: 'blue' })).json;
   assert.deepEqual([b.ipRange6, be.ip6, be.mac], ['fd00:53::200-fd00:53::2ff', 'fd00:53::200', '02:58:00:00:02:00']);
-  // A replace may not move a range onto the other's offsets either; on another parent the offsets are free.
+  // A replace may not move a range onto the other's offsets either, nor may a network on another parent
+  // take them (the server cannot know which parent names share a segment).
   const moved = await api.call('PUT', '/api/v1/tenants/blue/networks/lan', { name: 'lan', subnet6: 'fd00:53::/64', ipRange6: 'fd00:53::180-fd00:53::2ff', encap: 'macvlan', parent: 'eth1' });
   assert.deepEqual([moved.status, moved.json.field], [409, 'ipRange6'], JSON.stringify(moved.json));
   assert.equal((await ok(api, 'GET', '/api/v1/tenants/blue/networks/lan')).ipRange6, 'fd00:53::200-fd00:53::2ff', 'unchanged');
-  await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'lan2', subnet6: 'fd00:54::/64', ipRange6: 'fd00:54::100-fd00:54::1ff', encap: 'macvlan', parent: 'eth2' });
+  const elsewhere = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'lan2', subnet6: 'fd00:54::/64', ipRange6: 'fd00:54::100-fd00:54::1ff', encap: 'macvlan', parent: 'eth2' });
+  assert.deepEqual([elsewhere.status, elsewhere.json.field], [409, 'ipRange6'], JSON.stringify(elsewhere.json));
+  await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'lan2', subnet6: 'fd00:54::/64', ipRange6: 'fd00:54::300-fd00:54::3ff', encap: 'macvlan', parent: 'eth2' });
+  // A range narrowed past its endpoints keeps their offsets taken.
+  await ok(api, 'PUT', '/api/v1/tenants/default/networks/lan', { name: 'lan', subnet6: 'fd00:52::/64', gateway6: 'fd00:52::1', ipRange6: 'fd00:52::180-fd00:52::1ff', encap: 'macvlan', parent: 'eth1' });
+  const onEndpoint = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'lan4', subnet6: 'fd00:56::/64', ipRange6: 'fd00:56::100-fd00:56::17f', encap: 'macvlan', parent: 'eth1' });
+  assert.deepEqual([onEndpoint.status, onEndpoint.json.field], [409, 'ipRange6'], JSON.stringify(onEndpoint.json));
+  assert.match(onEndpoint.json.detail, /has endpoint \S+ \(fd00:52::100\) at the same offsets/);
+  // A replace that keeps its range is not refused for what came later (a PATCH of the MTU, say).
+  await ok(api, 'PATCH', '/api/v1/tenants/blue/networks/lan', { mtu: 1400 });
   // A dual-stack network on the same segment takes 02:57 MACs from IPv4: its range6 may sit anywhere.
   await ok(api, 'POST', '/api/v1/tenants/blue/networks', { name: 'lan3', subnet: '192.168.55.0/24', subnet6: 'fd00:55::/64', ipRange6: 'fd00:55::100-fd00:55::1ff', encap: 'macvlan', parent: 'eth1' });
 });

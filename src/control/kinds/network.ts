@@ -62,26 +62,37 @@ async function checkMacvlan(tx: Txn, tenant: string, input: NetworkInput, mine: 
 
 /**
  * The endpoints of an IPv6-only macvlan network take MACs from their offset in subnet6 (02:58 and 32 bits,
- * endpoints.ts macFor6); on one segment no two may share one, so two such networks on the same parent need
- * ranges (and endpoints) at different offsets, whatever their prefixes. Dual-stack ones take 02:57 and
- * their IPv4 address, which never meets these. Checked on every write: a replace may move the range.
+ * endpoints.ts macFor6), and on one segment no two may share one. Which parents share a segment the
+ * server cannot know (an interface's other names, two NICs on one VLAN), so any two IPv6-only macvlan
+ * networks need ranges (and endpoints) at different offsets, whatever their parents and prefixes.
+ * Dual-stack ones take 02:57 and their IPv4 address, which never meets these. Checked on every write: a
+ * replace may move the range.
  */
-async function checkMacvlanMacs6(tx: Txn, tenant: string, name: string, parent: string | undefined, layout6: NetworkLayout6): Promise<void> {
+async function checkMacvlanMacs6(tx: Txn, tenant: string, name: string, layout6: NetworkLayout6): Promise<void> {
   const mine = { first: layout6.dynamic.first - layout6.subnet.base, last: layout6.dynamic.last - layout6.subnet.base };
+  const clash = (first: bigint, last: bigint) => first <= mine.last && mine.first <= last;
+  const others: Array<{ net: Network; base: bigint; last: bigint }> = [];
   for (const e of await tx.list('networks/')) {
     const other = withRevision<Network>(e);
-    if (other.encap !== 'macvlan' || other.parent !== parent || other.subnet !== undefined || other.subnet6 === undefined || (other.tenant === tenant && other.name === name)) continue;
+    if (other.encap !== 'macvlan' || other.subnet !== undefined || other.subnet6 === undefined || (other.tenant === tenant && other.name === name)) continue;
     const theirs = checkNetwork6({ subnet6: other.subnet6, gateway6: other.gateway6, ipRange6: other.ipRange6 });
     if (!theirs) continue;
-    const base = theirs.subnet.base;
-    const clash = (first: bigint, last: bigint) => first <= mine.last && mine.first <= last;
-    const taken = clash(theirs.dynamic.first - base, theirs.dynamic.last - base) ? `its range ${other.ipRange6 ?? ''}`
-      : (await endpointsWhere(tx, (x: Endpoint) => x.tenant === other.tenant && x.network === other.name && x.ip6 !== undefined))
-        .map((x) => (parseIp6(x.ip6 as string) ?? base) - base).some((o) => clash(o, o)) ? 'an endpoint of it' : undefined;
-    if (taken) {
-      throw new WeftError('WEFT_OVERLAP', `ipRange6: IPv6-only macvlan network ${other.tenant}/${other.name} on the same parent ${parent ?? ''} has ${taken} at the same offsets in its subnet6: its endpoints' MACs come from those offsets, and one segment cannot carry a MAC twice; give this network a range at other offsets (e.g. from ::${(theirs.dynamic.last - base + 1n).toString(16)})`, { field: 'ipRange6' });
-    }
+    const [first, last] = [theirs.dynamic.first - theirs.subnet.base, theirs.dynamic.last - theirs.subnet.base];
+    if (clash(first, last)) refuseMacs6(other, `its range ${other.ipRange6 ?? ''}`, layout6.subnet.base + last + 1n);
+    others.push({ net: other, base: theirs.subnet.base, last });
   }
+  if (others.length === 0) return;
+  // Endpoints a range left behind (a replace may narrow it): one listing for all the networks.
+  const byNet = new Map(others.map((o) => [`${o.net.tenant}/${o.net.name}`, o]));
+  for (const x of await endpointsWhere(tx, (x: Endpoint) => x.ip6 !== undefined && x.ip === undefined && byNet.has(`${x.tenant}/${x.network}`))) {
+    const o = byNet.get(`${x.tenant}/${x.network}`) as (typeof others)[number];
+    const offset = (parseIp6(x.ip6 as string) ?? o.base) - o.base;
+    if (clash(offset, offset)) refuseMacs6(o.net, `endpoint ${x.id} (${x.ip6 ?? ''})`, layout6.subnet.base + o.last + 1n);
+  }
+}
+
+function refuseMacs6(other: Network, what: string, from: bigint): never {
+  throw new WeftError('WEFT_OVERLAP', `ipRange6: IPv6-only macvlan network ${other.tenant}/${other.name} (parent ${other.parent ?? ''}) has ${what} at the same offsets in its subnet6: the endpoints' MACs come from those offsets, and one segment cannot carry a MAC twice (parents with other names may be one segment); give this network a range at other offsets (e.g. from ${formatIp6(from)})`, { field: 'ipRange6' });
 }
 
 async function usedVnis(tx: Txn, except?: Network): Promise<Map<number, string>> {
@@ -148,7 +159,9 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       }
     }
     if (!existing) await checkMacvlan(tx, tenant, input, layout ? cidrRange(layout.subnet) : undefined, layout6 ? cidrRange6(layout6.subnet) : undefined);
-    if (encap === 'macvlan' && !layout && layout6) await checkMacvlanMacs6(tx, tenant, input.name, existing?.parent ?? input.parent, layout6);
+    // A write that keeps the range need not look again: every later range or endpoint of the others was checked against it.
+    const range6 = layout6 ? `${formatIp6(layout6.dynamic.first)}-${formatIp6(layout6.dynamic.last)}` : undefined;
+    if (encap === 'macvlan' && !layout && layout6 && existing?.ipRange6 !== range6) await checkMacvlanMacs6(tx, tenant, input.name, layout6);
     const routed = await checkRouted(tx, tenant, input, encap, existing);
     const parent = existing ? existing.parent : input.parent;
     const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
@@ -159,7 +172,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       ...(layout ? { subnet: formatCidr(layout.subnet), gateway: formatIp(layout.gateway) } : {}),
       ...(layout && input.ipRange !== undefined ? { ipRange: input.ipRange } : {}),
       ...(layout6 ? { subnet6: formatCidr6(layout6.subnet), gateway6: formatIp6(layout6.gateway) } : {}),
-      ...(layout6 && input.ipRange6 !== undefined ? { ipRange6: `${formatIp6(layout6.dynamic.first)}-${formatIp6(layout6.dynamic.last)}` } : {}),
+      ...(range6 !== undefined && input.ipRange6 !== undefined ? { ipRange6: range6 } : {}),
       encap,
       ...(parent !== undefined ? { parent } : {}),
       ...routed,
