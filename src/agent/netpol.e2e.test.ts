@@ -184,6 +184,12 @@ const CASES: Case[] = [
     ],
     banp: { subject: { pods: { namespaceSelector: {}, podSelector: pod('c') } }, ingress: [{ action: 'Deny', peers: [{ namespaces: {} }] }], egress: [] },
   } },
+  { name: "AdminNetworkPolicy networks in IPv6: x sends to the pods' IPv6 prefix only UDP 81 (it covers the pods in both families)", policies: [], admin: {
+    anps: [anp('x-six', 3, { namespaces: ns('x') }, [], [
+      { action: 'Allow', peers: [{ networks: ['fd00:4::/64'] }], ports: [{ portNumber: { protocol: 'UDP', port: 81 } }] },
+      { action: 'Deny', peers: [{ networks: ['fd00:4::/64'] }] },
+    ])],
+  } },
   { name: "a pod's labels change: z/b (podman) relabelled pod=a, which z's policy isolates to x", relabel: { pod: 'z/b', labels: { pod: 'a' } }, policies: [np('z', 'a-from-x', { podSelector: pod('a'), ingress: [{ from: [{ namespaceSelector: ns('x') }] }] })] },
   { name: 'all the NetworkPolicies at once (stacked)', policies: [] },
 ];

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { invalid } from './errors.js';
 import { parseCidr } from './ipv4.js';
+import { cidrRange6, meetsRuleSpace6, parseCidr6 } from './ipv6.js';
 import type { LabelSelector, NetpolProtocol } from './netpol.js';
 import { LabelSelectorSchema, MAX_POLICY_EXPANSION } from './netpol-schema.js';
 
@@ -56,7 +57,8 @@ const Ports = Type.Array(Type.Union([
   Type.Object({ portRange: Type.Object({ protocol: Protocol, start: Port, end: Port }, { additionalProperties: false }) }, { additionalProperties: false }),
 ]), { minItems: 1, maxItems: 100 });
 const RuleName = Type.String({ maxLength: 100 });
-const Networks = Type.Object({ networks: Type.Array(Type.String({ maxLength: 18 }), { minItems: 1, maxItems: 25 }) }, { additionalProperties: false });
+// 43: the longest IPv6 prefix text (39 characters and /128); IPv4's is 18.
+const Networks = Type.Object({ networks: Type.Array(Type.String({ maxLength: 43 }), { minItems: 1, maxItems: 25 }) }, { additionalProperties: false });
 const Action = <A extends AnpAction>(actions: readonly A[]) => Type.Unsafe<A>({ type: 'string', enum: [...actions] });
 const inRules = <A extends AnpAction>(actions: readonly A[]) => Type.Array(Type.Object({
   name: Type.Optional(RuleName), action: Action(actions), from: Type.Array(Subject, { minItems: 1, maxItems: 100 }), ports: Type.Optional(Ports),
@@ -111,7 +113,14 @@ export function checkAdminSpec(spec: { ingress?: readonly SpecRule[] | undefined
       }
       for (const [j, peer] of (r.to ?? []).entries()) {
         const nets = (peer as { networks?: readonly string[] }).networks;
-        for (const [k, c] of (nets ?? []).entries()) parseCidr(c, at(`${dir}.${i}.to.${j}.networks.${k}`), false);
+        for (const [k, c] of (nets ?? []).entries()) {
+          const field = at(`${dir}.${i}.to.${j}.networks.${k}`);
+          // Either family, as an ipBlock's cidr: a dual-stack tenant's IPv6 networks decide IPv6 addresses.
+          if (!c.includes(':')) parseCidr(c, field, false);
+          else if (!meetsRuleSpace6(cidrRange6(parseCidr6(c, field, false)))) {
+            throw invalid(field, `'${c}' holds no global unicast (2000::/3), unique local (fc00::/7) or NAT64 address: no packet of a tenant carries one`);
+          }
+        }
       }
     }
   }

@@ -320,12 +320,14 @@ test('admin tiers: priority order, first rule wins, Pass hands over to NetworkPo
   assert.equal(passes(c, '10.0.2.1', '10.0.0.1', 6, 80), true, 'z/a > x/a: the Weft allow');
 });
 
-function randomAdmin(r: () => number): OracleAdmin {
+const NETWORKS4 = ['10.0.1.0/24', '192.0.2.0/24', '0.0.0.0/0', '10.0.0.2/32'];
+
+function randomAdmin(r: () => number, networks: readonly string[] = NETWORKS4): OracleAdmin {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const subject = (): AnpSubject => pick<() => AnpSubject>([() => nsSel(pick(NS)), () => podsSel(pick(NS), pick(POD)), () => ({ namespaces: {} }), () => ({ pods: { namespaceSelector: {}, podSelector: { matchLabels: { pod: pick(POD) } } } })])();
   const peer = (egress: boolean): AnpPeer => pick<() => AnpPeer>([
     () => nsSel(pick(NS)), () => podsSel(pick(NS), pick(POD)), () => ({ namespaces: {} }),
-    ...(egress ? [() => ({ networks: [pick(['10.0.1.0/24', '192.0.2.0/24', '0.0.0.0/0', '10.0.0.2/32'])] })] : []),
+    ...(egress ? [() => ({ networks: [pick(networks)] })] : []),
   ])();
   const port = (): AnpPort => pick<() => AnpPort>([
     () => ({ portNumber: { protocol: pick(['TCP', 'UDP', 'SCTP'] as const), port: pick([80, 81]) } }),
@@ -515,15 +517,15 @@ const BLOCKS_DUAL: BlockVocabulary = {
   excepts: (cidr) => (cidr.includes(':') ? ['fd00::1:1/128', 'fd00::1:2/127', '2001:db8::7/128'] : ['10.0.1.1/32', '10.0.1.2/31']),
 };
 
-function dualState(policies: NetworkPolicy[]): PolicyState {
+function dualState(policies: NetworkPolicy[], admin?: OracleAdmin): PolicyState {
   return state(policies, {
     networks: [{ ...meta, tenant: 't', name: 'n', subnet: '10.0.0.0/16', gateway: '', subnet6: 'fd00::/64', gateway6: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
     endpoints: pods.map((p) => ({ ...endpointOf(p), ip6: six6(p), prefixLength6: 64, gateway6: '' })),
-  });
+  }, admin);
 }
 
-function dualMismatches(policies: NetworkPolicy[]): string[] {
-  const s = dualState(policies);
+function dualMismatches(policies: NetworkPolicy[], admin?: OracleAdmin): string[] {
+  const s = dualState(policies, admin);
   const whole = compilePolicy(s);
   const perHost = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
   const cls = (c: CompiledPolicy, ip: string) => (ip.includes(':') ? c.v6.find((x) => x.addr === ip)?.cls ?? c.classification.byIp(ip).id : clsOf(c, ip));
@@ -536,7 +538,7 @@ function dualMismatches(policies: NetworkPolicy[]): string[] {
     for (const src of fends) for (const dst of fends) {
       if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
       for (const [protocol, port] of CASES) {
-        const want = netpolVerdict(policies, namespaces, src, dst, protocol, port).allowed;
+        const want = (admin ? adminVerdict(admin, policies, namespaces, src, dst, protocol, port) : netpolVerdict(policies, namespaces, src, dst, protocol, port)).allowed;
         const proto = PROTO_NUMBER[protocol];
         const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostAt(x.pod)));
         const got = {
@@ -564,5 +566,22 @@ test('netpol compile, dual stack: fixed IPv4 and IPv6 blocks, then 60 random set
     const policies = randomPolicies(r, BLOCKS_DUAL);
     const bad = dualMismatches(policies);
     assert.deepEqual(bad.slice(0, 5), [], `set ${i}: ${JSON.stringify(policies)}`);
+  }
+});
+
+test('admin tiers, dual stack: AdminNetworkPolicy networks of both families (an IPv6 one decides outside IPv6 addresses, and covers pods in both families), 40 random sets', () => {
+  const out6 = anp('out6', 5, { namespaces: {} }, [], [
+    { action: 'Deny', peers: [{ networks: ['2001:db8::7/128'] }] },
+    { action: 'Allow', peers: [{ networks: ['2001:db8::/64'] }], ports: [{ portNumber: { protocol: 'UDP', port: 80 } }] },
+    { action: 'Deny', peers: [{ networks: ['::/0'] }] },
+  ]);
+  assert.deepEqual(dualMismatches([], { anps: [out6] }), []);
+  const r = rng(62);
+  const networks = [...NETWORKS4, 'fd00::1:0/112', '2001:db8::/64', '::/0', 'fd00::2:3/128'];
+  for (let i = 0; i < 40; i++) {
+    const admin = randomAdmin(r, networks);
+    const policies = r() < 0.5 ? randomPolicies(r, BLOCKS_DUAL) : [];
+    const bad = dualMismatches(policies, admin);
+    assert.deepEqual(bad.slice(0, 5), [], `set ${i}: ${JSON.stringify({ admin, policies })}`);
   }
 });

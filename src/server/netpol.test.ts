@@ -115,6 +115,8 @@ test('AdminNetworkPolicy and BaselineAdminNetworkPolicy: applied beside NetworkP
     [admin('AdminNetworkPolicy', 'p', { priority: 1001, subject: { namespaces: {} } }), 'documents.0.spec.priority'],
     [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, ingress: [{ action: 'Allow', from: [{ namespaces: {} }], ports: [{ portRange: { protocol: 'TCP', start: 90, end: 80 } }] }] }), 'documents.0.spec.ingress.0.ports.0.portRange.end', /below start/],
     [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Allow', to: [{ networks: ['10.0.0.0/33'] }] }] }), 'documents.0.spec.egress.0.to.0.networks.0'],
+    [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Allow', to: [{ networks: ['192.0.2.0/24', 'fd00::/129'] }] }] }), 'documents.0.spec.egress.0.to.0.networks.1'],
+    [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Allow', to: [{ networks: ['fe80::/64'] }] }] }), 'documents.0.spec.egress.0.to.0.networks.0', /no global unicast/],
     [admin('BaselineAdminNetworkPolicy', 'default', { subject: { namespaces: {} }, ingress: [{ action: 'Pass', from: [{ namespaces: {} }] }] }), 'documents.0.spec.ingress.0.action'],
     [admin('AdminNetworkPolicy', 'p', { priority: 1, subject: { namespaces: {} }, ingress: [{ action: 'Allow', from: [{ networks: ['10.0.0.0/8'] }] }] }), 'documents.0.spec.ingress.0.from.0'],
   ];
