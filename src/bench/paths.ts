@@ -40,9 +40,11 @@ export function ratioOf(got: ReadonlyMap<string, number[]>, a: string, b: string
  */
 export function printPaths(got: ReadonlyMap<string, number[]>, rounds: number, ratios: ReadonlyArray<[label: string, a: string, b: string]>, costs?: ReadonlyMap<string, number[]>): void {
   const withCost = costs !== undefined && [...costs.values()].every((v) => v.length === rounds);
-  console.log(`\n| path | Gbit/s (median of ${rounds}) | range |${withCost ? ' CPU ms per GB (median) |' : ''}`);
+  if (costs !== undefined && !withCost) console.error('bench: a round recorded no CPU per GB: the CPU column is left out');
+  console.log(`\n| path | Gbit/s (median of ${rounds}) | range |${withCost ? ' CPU ms per GB (median, range) |' : ''}`);
   console.log(`| --- | --- | --- |${withCost ? ' --- |' : ''}`);
-  for (const [k, v] of got) console.log(`| ${k} | ${median(v).toFixed(2)} | ${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} |${withCost ? ` ${median(costs.get(k) ?? []).toFixed(0)} |` : ''}`);
+  const spread = (c: number[]) => `${median(c).toFixed(0)} (${Math.min(...c).toFixed(0)}–${Math.max(...c).toFixed(0)})`;
+  for (const [k, v] of got) console.log(`| ${k} | ${median(v).toFixed(2)} | ${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} |${withCost ? ` ${spread(costs.get(k) ?? [])} |` : ''}`);
   console.log(`\n| ratio (median of per-round ratios) | throughput |${withCost ? ' by CPU per byte |' : ''}`);
   console.log(`| --- | --- |${withCost ? ' --- |' : ''}`);
   for (const [label, a, b] of ratios) console.log(`| ${label} | **${ratioOf(got, a, b).toFixed(2)}×** |${withCost ? ` ${ratioOf(costs, b, a).toFixed(2)}× |` : ''}`);
@@ -64,14 +66,16 @@ export type NsExec = (ns: string, argv: string[], timeoutMs: number) => Promise<
 function busySeconds(): number {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = cpu;
-  return (user + nice + system + irq + softirq) / 100; // USER_HZ: 100 on Linux
+  // USER_HZ: the kernel reports /proc/stat in 1/100 s on x86 and arm64 (the machines this runs on).
+  return (user + nice + system + irq + softirq) / 100;
 }
 
 /**
  * One iperf3 run from `from` to `to` (its address `addr`) on port 5201: the receiver's Gbit/s. With `onCost`,
- * also the CPU the whole machine spent per GB moved while the stream ran at speed (from its second second
- * to half a second before its end): a throughput figure on a shared VM moves with its neighbours, the
- * work per byte much less (time stolen by the hypervisor is not counted).
+ * also the CPU the whole machine spent per GB (10^9 bytes) the sender moved, sampled from one second after
+ * the client was started (its connection made by then) to half a second before its end: a second reading
+ * beside throughput, which on a shared VM moves with the neighbours (time stolen by the hypervisor is not
+ * counted). Whole-machine CPU: anything else running lands in it, so runs need an otherwise idle machine.
  */
 export async function iperfGbits(exec: NsExec, from: string, to: string, addr: string, seconds: number, onCost?: (cpuMsPerGB: number) => void): Promise<number> {
   const srv = exec(to, ['iperf3', '-s', '-1', '-p', '5201'], 30_000);
@@ -87,11 +91,13 @@ export async function iperfGbits(exec: NsExec, from: string, to: string, addr: s
   const cli = await run;
   await srv;
   if (cli.code !== 0) throw new Error(`iperf3 ${from} → ${to}: ${cli.stderr || cli.stdout.slice(0, 300)}`);
-  const out = JSON.parse(cli.stdout) as { end: { sum_received: { bits_per_second: number } }; intervals: Array<{ sum: { bits_per_second: number } }> };
+  const out = JSON.parse(cli.stdout) as { end: { sum_received: { bits_per_second: number } }; intervals: Array<{ sum: { start: number; end: number; bytes: number; seconds: number } }> };
   if (window && onCost) {
-    // The sender's rate after its first second (the window lies there) × the window's length.
-    const later = out.intervals.slice(1).map((i) => i.sum.bits_per_second);
-    const gigabytes = (later.reduce((a, b) => a + b, 0) / Math.max(1, later.length)) * window.wall / 8e9;
+    // The sender's rate over its whole intervals after the first second (the window lies in them; a short
+    // tail interval would weigh as much as a whole one), × the window's length.
+    const later = out.intervals.map((i) => i.sum).filter((x) => x.start >= 0.999 && x.seconds >= 0.5);
+    const rate = later.reduce((a, x) => a + x.bytes, 0) / Math.max(1e-9, later.reduce((a, x) => a + x.seconds, 0));
+    const gigabytes = (rate * window.wall) / 1e9;
     if (gigabytes > 0) onCost((window.cpu * 1000) / gigabytes);
   }
   return out.end.sum_received.bits_per_second / 1e9;

@@ -4,8 +4,11 @@
 // containers (a veth straight into each host namespace and a route to the other host: the anchor, no
 // tenant namespace; once as the hosts track it, once exempted from their connection tracking), and
 // between two Weft containers of a VXLAN network under the same policy; and (session 31) the same Weft
-// routed pair over IPv6 (a dual-stack routed network, the hosts with an IPv6 underlay) beside the tracked anchor over IPv6. Rounds alternate the paths; each figure is the median of the rounds, each ratio the median of
-// per-round ratios. The agents are paused during streams (the datapath is kernel state); removes
+// routed pair over IPv6 (a dual-stack routed network, the hosts with an IPv6 underlay); and (session 32)
+// the tracked anchor over IPv6 and a hand-built pair in Weft's shape, both families (a bridge and a
+// router namespace per host: Weft's hops without Weft), which splits routed IPv6 ÷ IPv4 between the
+// kernel and Weft. Rounds alternate the paths; each figure is the median of the rounds, each ratio the
+// median of per-round ratios; CPU per GB beside each (paths.ts). The agents are paused during streams (the datapath is kernel state); removes
 // everything it made, also when interrupted.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

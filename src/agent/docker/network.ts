@@ -67,7 +67,7 @@ export class DockerNetworkDriver {
     const subnet = v4 && v4.Pool !== ANY ? v4.Pool : undefined;
     try {
       const net = await this.d.client.request<Network>('GET', `/api/v1/tenants/${tenant}/networks/${networkName}`);
-      if (net.subnet === undefined) throw new Error(`network ${tenant}/${networkName} is IPv6-only (no subnet): Docker networks need an IPv4 subnet on the Weft network; ${net.encap === 'macvlan' ? `Docker containers join it with \`weft attach CONTAINER --network ${networkName}\`` : 'use podman or another CNI runtime for it'}`);
+      if (net.subnet === undefined) throw new Error(`network ${tenant}/${networkName} is IPv6-only (no subnet): Docker networks need an IPv4 subnet on the Weft network; ${net.encap === 'macvlan' ? `Docker containers join it with \`weft attach CONTAINER${tenant === 'default' ? '' : ` --tenant ${tenant}`} --network ${networkName}\`` : 'use podman or another CNI runtime for it'}`);
       if (subnet && subnet !== net.subnet) throw new Error(`--subnet ${subnet} conflicts with network ${tenant}/${networkName} (${net.subnet})`);
       if (v6 && net.subnet6 !== undefined && canonical6(v6.Pool, 'IPv6Data.0.Pool') !== canonical6(net.subnet6)) throw new Error(`--subnet ${v6.Pool} conflicts with network ${tenant}/${networkName} (subnet6 ${net.subnet6})`);
       return net;

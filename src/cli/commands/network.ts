@@ -19,7 +19,7 @@ export function networkCommands(program: Command, io: Io): void {
     .option('-g, --gateway <ip>', 'gateway address (default: the first address)')
     .option('-r, --ip-range <range>', 'sub-range for dynamic addresses, a.b.c.d-e.f.g.h')
     .option('--subnet6 <cidr>', 'an IPv6 subnet, /16 to /120, e.g. fd00:1:2::/64: beside --subnet (dual stack; any encap) or alone (IPv6 only; encap vxlan or macvlan); fixed at creation')
-    .option('--gateway6 <ip>', "dual stack: the IPv6 gateway address (default: the subnet's ::1)")
+    .option('--gateway6 <ip>', "the IPv6 gateway address (default: the subnet's ::1; on macvlan the segment's router)")
     .option('--ip-range6 <range>', 'sub-range of --subnet6 for dynamic addresses, fd00::10-fd00::ffff (required with encap macvlan: the share of the segment Weft may use)')
     .option('-e, --encap <encap>', `encapsulation between hosts: ${Object.keys(ENCAPS).join(', ')} (default vxlan); macvlan: endpoints sit on the hosts' --parent interface's segment, the gateway its router; routed: no encapsulation, each host routes its own address blocks (announced by BGP to --bgp-peer, or straight between hosts on one segment)`)
     .option('--parent <ifname>', 'encap macvlan: the host interface (the same name on every host) the endpoints are children of')
