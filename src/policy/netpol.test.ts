@@ -51,26 +51,41 @@ const passes = (c: CompiledPolicy, src: string, dst: string, proto: number, port
 const CASES: Array<[NetpolProtocol, number]> = [['TCP', 80], ['TCP', 81], ['TCP', 82], ['UDP', 80], ['UDP', 81], ['SCTP', 80], ['SCTP', 81]];
 const PROTO_NUMBER: Record<NetpolProtocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 
-/** Every ordered pair (not a pod to itself, not outside to outside), protocol and port: the differences from the oracle. */
-function mismatches(policies: NetworkPolicy[], s: PolicyState = state(policies), admin?: OracleAdmin): string[] {
-  const whole = compilePolicy(s);
-  const perHost = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
+/** A state's compiles: the whole tenant's and each host's. */
+function compiled(s: PolicyState): { whole: CompiledPolicy; perHost: Map<string, CompiledPolicy> } {
+  return { whole: compilePolicy(s), perHost: new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })])) };
+}
+
+/** An address's class as the datapath finds it: an endpoint's IPv6 address by its entry, else by the ranges. */
+const clsAt = (c: CompiledPolicy, ip: string) => (ip.includes(':') ? c.v6.find((x) => x.addr === ip)?.cls ?? c.classification.byIp(ip).id : clsOf(c, ip));
+
+/**
+ * Every ordered pair of `fends` (not an end to itself, not outside to outside), protocol and port: the
+ * differences from the oracle, in the compiled tables (whole, and per host: `hostAt` a pod's) and explain.
+ */
+function pairMismatches(s: PolicyState, c: ReturnType<typeof compiled>, policies: NetworkPolicy[], admin: OracleAdmin | undefined, fends: readonly OracleEnd[], hostAt: (p: OraclePod) => string, label = ''): string[] {
+  const pass = (x: CompiledPolicy, src: string, dst: string, proto: number, port: number) => lookupVerdict(x, clsAt(x, src), clsAt(x, dst), proto, port) === 'accept';
   const out: string[] = [];
-  for (const src of ends) for (const dst of ends) {
+  for (const src of fends) for (const dst of fends) {
     if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
     for (const [protocol, port] of CASES) {
       const want = (admin ? adminVerdict(admin, policies, namespaces, src, dst, protocol, port) : netpolVerdict(policies, namespaces, src, dst, protocol, port)).allowed;
       const proto = PROTO_NUMBER[protocol];
-      const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostOf(x.pod)));
+      const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostAt(x.pod)));
       const got = {
-        whole: passes(whole, ipOf(src), ipOf(dst), proto, port),
-        hosts: [...hosts].every((h) => passes(perHost.get(h) as CompiledPolicy, ipOf(src), ipOf(dst), proto, port)),
+        whole: pass(c.whole, ipOf(src), ipOf(dst), proto, port),
+        hosts: [...hosts].every((h) => pass(c.perHost.get(h) as CompiledPolicy, ipOf(src), ipOf(dst), proto, port)),
         explain: explainFlow(s, ipOf(src), ipOf(dst), protocol === 'SCTP' ? '132' : protocol.toLowerCase(), port).allowed,
       };
-      for (const [k, v] of Object.entries(got)) if (v !== want) out.push(`${k}: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}: got ${v}, want ${want}`);
+      for (const [k, v] of Object.entries(got)) if (v !== want) out.push(`${label}${k}: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}: got ${v}, want ${want}`);
     }
   }
   return out;
+}
+
+/** The IPv4 world's differences from the oracle (pairMismatches over its pods and outside addresses). */
+function mismatches(policies: NetworkPolicy[], s: PolicyState = state(policies), admin?: OracleAdmin): string[] {
+  return pairMismatches(s, compiled(s), policies, admin, ends, hostOf);
 }
 
 const np = (namespace: string, name: string, spec: NetworkPolicy['spec']): NetworkPolicy => ({ namespace, name, spec });
@@ -526,31 +541,12 @@ function dualState(policies: NetworkPolicy[], admin?: OracleAdmin): PolicyState 
 
 function dualMismatches(policies: NetworkPolicy[], admin?: OracleAdmin): string[] {
   const s = dualState(policies, admin);
-  const whole = compilePolicy(s);
-  const perHost = new Map(HOSTS.map((h) => [h, compilePolicy({ ...s, host: h })]));
-  const cls = (c: CompiledPolicy, ip: string) => (ip.includes(':') ? c.v6.find((x) => x.addr === ip)?.cls ?? c.classification.byIp(ip).id : clsOf(c, ip));
-  const pass = (c: CompiledPolicy, src: string, dst: string, proto: number, port: number) => lookupVerdict(c, cls(c, src), cls(c, dst), proto, port) === 'accept';
-  const out: string[] = [];
-  for (const family of [4, 6] as const) {
+  const c = compiled(s);
+  return ([4, 6] as const).flatMap((family) => {
     const view: OraclePod[] = pods.map((p) => (family === 4 ? { ...p, also: [six6(p)] } : { ...p, ip: six6(p), also: [p.ip] }));
-    const hostAt = (pod: OraclePod) => hostOf(pods[view.indexOf(pod)] as OraclePod);
     const fends: OracleEnd[] = [...view.map((pod) => ({ pod })), ...(family === 4 ? OUTSIDE : OUTSIDE6).map((ip) => ({ ip }))];
-    for (const src of fends) for (const dst of fends) {
-      if (src === dst || (!('pod' in src) && !('pod' in dst))) continue;
-      for (const [protocol, port] of CASES) {
-        const want = (admin ? adminVerdict(admin, policies, namespaces, src, dst, protocol, port) : netpolVerdict(policies, namespaces, src, dst, protocol, port)).allowed;
-        const proto = PROTO_NUMBER[protocol];
-        const hosts = new Set([src, dst].filter((x): x is { pod: OraclePod } => 'pod' in x).map((x) => hostAt(x.pod)));
-        const got = {
-          whole: pass(whole, ipOf(src), ipOf(dst), proto, port),
-          hosts: [...hosts].every((h) => pass(perHost.get(h) as CompiledPolicy, ipOf(src), ipOf(dst), proto, port)),
-          explain: explainFlow(s, ipOf(src), ipOf(dst), protocol === 'SCTP' ? '132' : protocol.toLowerCase(), port).allowed,
-        };
-        for (const [k, v] of Object.entries(got)) if (v !== want) out.push(`IPv${family} ${k}: ${nameOf(src)} > ${nameOf(dst)} ${protocol}/${port}: got ${v}, want ${want}`);
-      }
-    }
-  }
-  return out;
+    return pairMismatches(s, c, policies, admin, fends, (pod) => hostOf(pods[view.indexOf(pod)] as OraclePod), `IPv${family} `);
+  });
 }
 
 test('netpol compile, dual stack: fixed IPv4 and IPv6 blocks, then 60 random sets mixing both, agree with the oracle in both families', () => {
