@@ -61,6 +61,21 @@ async function createNetwork(url: URL, admin: Caller, net: string, subnet: strin
   if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
 }
 
+/** The store's commit-duration histogram from /metrics: cumulative counts by upper bound (seconds). */
+async function commitBuckets(url: URL, admin: Caller): Promise<Map<string, number>> {
+  const body = (await call(url, 'GET', '/metrics', admin)).body;
+  const out = new Map<string, number>();
+  for (const m of body.matchAll(/^weft_store_commit_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) out.set(m[1] ?? '', Number(m[2]));
+  return out;
+}
+
+/** Commits between two scrapes: how many, how many took longer than 10 and 20 ms. */
+function commitRow(before: Map<string, number>, after: Map<string, number>): string {
+  const d = (le: string) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
+  const all = d('+Inf');
+  return `${all} / ${all - d('0.01')} / ${all - d('0.02')}`;
+}
+
 /** Sends one allocation request (its body) and answers the server's reply: over node:https or a LeanPool. */
 type Send = (body: unknown) => Promise<{ status: number; body: string }>;
 const allocation = (net: string, i: number) => ({ tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' });
@@ -283,8 +298,10 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
     // The server's own CPU per allocation: what a change to its code costs or saves, much less swayed by
     // whatever else runs on the machine than the rate is.
     const cpu0 = cpuSeconds(serverPid);
+    const commits0 = await commitBuckets(url, admin);
     const a = await allocations(url, admin, lean, 'bench', '10.64.0.0/18', ENDPOINTS);
     const cpuPer = ((cpuSeconds(serverPid) - cpu0) * 1e6) / ENDPOINTS;
+    const commits = commitRow(commits0, await commitBuckets(url, admin));
     const n = await allocations(url, admin, viaNode, 'bench-node', '10.68.0.0/18', ENDPOINTS);
     const open: string[] = [];
     for (const [k, rate] of OPEN_RATES.entries()) {
@@ -296,6 +313,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients (lean client), SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
       `| allocation latency p50 / p99 / max | ${ms(a.lat.p50)} / ${ms(a.lat.p99)} / ${ms(a.lat.max)} | p99 ≤ 20 ms |`,
       `| server CPU (user + system, all its threads) per allocation | ${cpuPer.toFixed(0)} µs | — |`,
+      `| the store's commits during those allocations: all / over 10 ms / over 20 ms (weft_store_commit_duration_seconds) | ${commits} | — |`,
       `| the same ${ENDPOINTS} allocations from node:https clients (the client takes ~2× the CPU), rate / p50 / p99 / failures | ${n.rate.toFixed(0)} /s / ${ms(n.lat.p50)} / ${ms(n.lat.p99)} / ${n.failures} | (recorded) |`,
       `| cold start: first ${WARMUP} allocations on a fresh server, rate / p99 / max | ${cold.rate.toFixed(0)} /s / ${ms(cold.lat.p99)} / ${ms(cold.lat.max)} | (not a target) |`,
       `| distinct addresses / failures | ${a.distinct} / ${a.failures} | ${ENDPOINTS} / 0 |`,

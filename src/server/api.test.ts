@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from '../store/index.js';
 import { testApi, type TestApi } from './testkit.js';
 
 const T = '/api/v1/tenants/default';
@@ -152,6 +156,25 @@ test('openapi.json describes every route; healthz and metrics answer without a t
   await api.call('GET', '/api/v1/tenants');
   const m = await api.app.inject({ method: 'GET', url: '/metrics' });
   assert.match(m.body, /weft_http_requests_total\{method="GET",route="\/api\/v1\/tenants",status="200"\} 1/);
+});
+
+test('metrics: on SQLite, the store\'s commit durations (weft_store_commit_duration_seconds), one per commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-metrics-'));
+  const store = new SqliteStore(join(dir, 'weft.db'));
+  const api = await testApi({ store });
+  try {
+    const before = store.commits;
+    for (const name of ['m1', 'm2', 'm3']) assert.equal((await api.call('POST', '/api/v1/tenants', { name })).status, 201);
+    const m = (await api.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const count = Number(/^weft_store_commit_duration_seconds_count (\d+)$/m.exec(m)?.[1]);
+    assert.ok(store.commits - before >= 3, 'three writes one after another: three commits at least');
+    assert.equal(count, store.commits - before, `every commit since the app started is counted:\n${m.split('\n').filter((l) => l.includes('commit')).join('\n')}`);
+    assert.match(m, /^weft_store_commit_duration_seconds_bucket\{le="\+Inf"\} \d+$/m);
+  } finally {
+    await api.app.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('explain answers from the policy, and names bad input', async () => {

@@ -93,12 +93,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
   app.decorate('flows', flows);
+  const stopCommitTimes = opts.control.store.onCommitTime?.((seconds) => app.metrics.storeCommit.observe(seconds));
   const unsubscribe = opts.control.store.subscribe((changes) => {
     app.streams.onChanges(changes);
     // A deleted tenant's records go with it: a tenant made again under its name must not see them.
     for (const ch of changes) if (ch.op === 'delete' && ch.key.startsWith('tenants/') && !ch.key.includes('/', 8)) app.flows.forget(ch.key.slice(8));
   }, () => app.streams.recheckAll());
-  app.addHook('onClose', async () => unsubscribe());
+  app.addHook('onClose', async () => { unsubscribe(); stopCommitTimes?.(); });
   installTimeouts(app, limits);
 
   app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err instanceof Error ? err : new Error(String(err))));

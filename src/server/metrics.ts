@@ -12,6 +12,10 @@ export function createMetrics(unsent: () => number = () => 0) {
       name: 'weft_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [registry],
     }),
+    storeCommit: new Histogram({
+      name: 'weft_store_commit_duration_seconds', help: 'SQLite store: one commit of a batch of transactions (statements, fsync, checkpoint), in its writer thread',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers: [registry],
+    }),
     revision: new Gauge({ name: 'weft_store_revision', help: 'Current store revision', registers: [registry] }),
     watchers: new Gauge({ name: 'weft_watchers', help: 'Open watch streams', registers: [registry] }),
     watchUnsent: new Gauge({

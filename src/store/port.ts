@@ -81,6 +81,11 @@ export interface Store {
    * (or could not meanwhile) when nobody else writes.
    */
   probe(): Promise<WriteHealth>;
+  /**
+   * Called with each commit's duration in seconds where the store measures one (SQLite: a batch's
+   * statements, fsync and any checkpoint, in its writer thread). Returns an unsubscribe function.
+   */
+  onCommitTime?(listener: (seconds: number) => void): () => void;
   close(): Promise<void>;
 }
 

@@ -118,6 +118,26 @@ test('sqlite: the checkpointer thread copies the WAL into the file while the wri
   }
 });
 
+test('sqlite: each commit reports its duration to onCommitTime listeners (one per batch), until they unsubscribe', async () => {
+  const file = join(dir, 'commit-times.db');
+  const s = new SqliteStore(file);
+  try {
+    const times: number[] = [];
+    const stop = s.onCommitTime((seconds) => times.push(seconds));
+    const commits0 = s.commits;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => s.transact('t', async (tx) => tx.put(`t/${i}`, i))));
+    await s.transact('t', async () => 'nothing written');
+    assert.equal(times.length, s.commits - commits0, 'one duration per commit, none for a transaction that wrote nothing');
+    assert.ok(times.length >= 1 && times.length < 20, `20 transactions together share commits: ${times.length}`);
+    for (const t of times) assert.ok(t > 0 && t < 10, `a duration in seconds: ${t}`);
+    stop();
+    await s.transact('t', async (tx) => tx.put('t/after', 1));
+    assert.equal(times.length, s.commits - commits0 - 1, 'an unsubscribed listener hears nothing more');
+  } finally {
+    await s.close();
+  }
+});
+
 test('sqlite: under writes that never pause, the WAL still starts over: it stays near its bound instead of growing to tens of MB', async () => {
   const file = join(dir, 'wal-bound.db');
   const s = new SqliteStore(file);

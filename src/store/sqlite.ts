@@ -82,6 +82,7 @@ export class SqliteStore implements Store {
   private readonly writer: WriterThread;
   private readonly mutex = new Mutex();
   private readonly listeners = new Set<(c: Change[]) => void>();
+  private readonly commitTimers = new Set<(seconds: number) => void>();
   private readonly stmt;
   private readonly writes = new WriteTracker();
   private readonly batches: GroupCommit;
@@ -135,7 +136,8 @@ export class SqliteStore implements Store {
       committedRevision: () => this.meta('revision'),
       commit: async (req) => {
         try {
-          await this.writer.call({ op: 'commit', req });
+          const seconds = await this.writer.call({ op: 'commit', req });
+          if (typeof seconds === 'number') for (const l of this.commitTimers) l(seconds);
         } catch (e) {
           // A thread that stopped may have committed before it could answer: the file says (a commit is
           // all or nothing), and a batch that is in is a success like any other.
@@ -229,6 +231,11 @@ export class SqliteStore implements Store {
   subscribe(listener: (changes: Change[]) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onCommitTime(listener: (seconds: number) => void): () => void {
+    this.commitTimers.add(listener);
+    return () => this.commitTimers.delete(listener);
   }
 
   writeHealth(): WriteHealth {
