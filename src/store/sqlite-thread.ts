@@ -25,30 +25,12 @@ export class WriterStopped extends WeftError {
  */
 export class WriterThread {
   private worker: Worker | undefined;
-  private checkpointer: Worker | undefined;
   private closing = false;
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 0;
 
   constructor(private readonly start: WriterStart) {
     this.worker = this.spawn();
-    this.checkpointer = this.spawnCheckpointer();
-  }
-
-  /** The checkpointer thread (sqlite-checkpointer.ts); started again if it stops, at most once a second. */
-  private spawnCheckpointer(): Worker {
-    const w = new Worker(new URL('./sqlite-checkpointer.js', import.meta.url), { workerData: { file: this.start.file } });
-    w.unref();
-    const started = Date.now();
-    w.on('error', () => undefined);
-    w.on('exit', () => {
-      if (this.closing || this.checkpointer !== w) return;
-      this.checkpointer = undefined;
-      setTimeout(() => {
-        if (!this.closing) this.checkpointer = this.spawnCheckpointer();
-      }, Math.max(0, 1000 - (Date.now() - started))).unref();
-    });
-    return w;
   }
 
   private spawn(): Worker {
@@ -87,18 +69,9 @@ export class WriterThread {
     });
   }
 
-  /** Closes the threads' connections and ends the threads. */
+  /** Closes the thread's connection and ends the thread. */
   async close(): Promise<void> {
     this.closing = true;
-    const c = this.checkpointer;
-    this.checkpointer = undefined;
-    if (c) {
-      c.ref();
-      const closed = new Promise((r) => { c.once('message', r); c.once('exit', r); });
-      c.postMessage({ op: 'close' });
-      await closed;
-      await c.terminate();
-    }
     const w = this.worker;
     if (!w) return;
     const id = this.nextId++;

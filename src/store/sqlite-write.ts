@@ -15,11 +15,15 @@ INSERT OR IGNORE INTO meta SELECT 'log_bytes', COALESCE(SUM(${LOG_ROW_BYTES}), 0
 
 const COMPACT_EVERY = 1000;
 /**
- * WAL pages (4 KiB) past which the writer checkpoints by itself: ~8 MB, twice the checkpointer's threshold.
- * The WAL starts over only at a write that finds all of it checkpointed, which the checkpointer alone
- * never achieves while commits keep coming (they append while it copies): the writer completes its work.
+ * WAL pages (4 KiB) past which the writer checkpoints after a commit: ~1 MB. The WAL starts over only at a
+ * write that finds all of it copied into the file, and only the writer can bring that about while commits
+ * keep coming (a checkpoint from another connection always leaves behind what was appended meanwhile), so
+ * each bound crossed costs the commit that crosses it a checkpoint and the next one a truncation, both in
+ * proportion to the bound. An allocation puts ~3.5 pages into the WAL (its endpoint's row lands in a random
+ * leaf of the key table): at ~2,000 pages that was a stall of 8-20 ms every ~120 ms under load, at 256 one
+ * of 2-6 ms (docs/decisions.md, "The WAL's bound").
  */
-const WRITER_CHECKPOINT_PAGES = 2_000;
+export const CHECKPOINT_PAGES = 256;
 
 /** A key's state after a batch: its JSON text and revisions, or gone (`null` text). */
 export type StoredRow = [key: string, text: string | null, modRevision: number, createRevision: number];
@@ -56,14 +60,13 @@ export class SqliteWriter {
     // FULL: in WAL mode NORMAL skips the fsync at commit, so an allocation already acknowledged to a
     // runtime could vanish on power loss and the address be handed out twice.
     db.pragma('synchronous = FULL');
-    // The checkpointer thread copies the bulk of the WAL into the file; past this bound the writer copies
-    // what is left (what was appended while the checkpointer ran), so that its next commit starts the WAL
-    // over. At 20,000 pages the WAL grew to 80 MB under steady load, and cutting it back stalled a commit
-    // for 20-40 ms (an ftruncate costs ~0.25 ms per MB here).
-    db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
-    // Each time the WAL starts over (the checkpointer copied all of it), it is cut to nothing rather than
-    // overwritten in place: its file's size is then what it holds, which is how the checkpointer knows
-    // when to run, and a burst cannot leave it holding disk space for ever.
+    // SQLite's own checkpoint after a commit past the bound, on this thread: the event loop never waits for
+    // it, and the commits queued behind it wait a few milliseconds.
+    db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
+    // Each time the WAL starts over, it is cut to nothing rather than overwritten in place: a burst cannot
+    // leave it holding disk space for ever, and on a full disk writes are refused at once
+    // (disk-full.e2e.test.ts), except the first commit after a checkpoint, which may still land in the
+    // ~1 MB the WAL held.
     db.pragma('journal_size_limit = 0');
     this.stmt = {
       meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
