@@ -86,14 +86,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const watchStreams = new Set<WatchStream>();
   app.decorate('watchStreams', watchStreams);
   const flows = new FlowBook();
-  app.decorate('metrics', createMetrics(() => [...watchStreams].reduce((n, w) => n + w.unsent, 0)));
+  app.decorate('metrics', createMetrics(() => [...watchStreams].reduce((n, w) => n + w.unsent, 0), opts.control.store.onCommitTime !== undefined));
   app.decorate('limits', limits);
   app.decorate('watchSlots', new WatchSlots(limits.maxWatchers));
   app.decorateRequest('principal', null);
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
   app.decorate('flows', flows);
-  const stopCommitTimes = opts.control.store.onCommitTime?.((seconds) => app.metrics.storeCommit.observe(seconds));
+  const stopCommitTimes = opts.control.store.onCommitTime?.((seconds) => app.metrics.storeCommit?.observe(seconds));
   const unsubscribe = opts.control.store.subscribe((changes) => {
     app.streams.onChanges(changes);
     // A deleted tenant's records go with it: a tenant made again under its name must not see them.

@@ -1,8 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** One registry per server instance (no global default registry), so tests can build many apps. */
-/** `unsent`: bytes written to watch streams that their clients have not taken yet, summed at scrape time. */
-export function createMetrics(unsent: () => number = () => 0) {
+/**
+ * `unsent`: bytes written to watch streams that their clients have not taken yet, summed at scrape time.
+ * `storeCommits`: whether the store times its commits (SQLite): the histogram exists only then, so that
+ * another store does not show an empty one that reads as "no commits".
+ */
+export function createMetrics(unsent: () => number = () => 0, storeCommits = false) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'weft_' });
   return {
@@ -12,10 +16,11 @@ export function createMetrics(unsent: () => number = () => 0) {
       name: 'weft_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [registry],
     }),
-    storeCommit: new Histogram({
-      name: 'weft_store_commit_duration_seconds', help: 'SQLite store: one commit of a batch of transactions (statements, fsync, checkpoint), in its writer thread',
+    storeCommit: storeCommits ? new Histogram({
+      name: 'weft_store_commit_duration_seconds',
+      help: 'SQLite store: each successful commit of a batch of transactions in its writer thread (statements, fsync, any checkpoint)',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers: [registry],
-    }),
+    }) : undefined,
     revision: new Gauge({ name: 'weft_store_revision', help: 'Current store revision', registers: [registry] }),
     watchers: new Gauge({ name: 'weft_watchers', help: 'Open watch streams', registers: [registry] }),
     watchUnsent: new Gauge({

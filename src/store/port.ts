@@ -82,8 +82,9 @@ export interface Store {
    */
   probe(): Promise<WriteHealth>;
   /**
-   * Called with each commit's duration in seconds where the store measures one (SQLite: a batch's
-   * statements, fsync and any checkpoint, in its writer thread). Returns an unsubscribe function.
+   * Called with each successful commit's duration in seconds where the store measures one (SQLite: a
+   * batch's transaction in its writer thread: statements, fsync and any checkpoint). A commit that fails,
+   * or one whose thread stopped before answering, reports none. Returns an unsubscribe function.
    */
   onCommitTime?(listener: (seconds: number) => void): () => void;
   close(): Promise<void>;

@@ -31,9 +31,10 @@ function answer(m: WriterRequest): unknown {
   }
   if (!writer) throw opening ?? new Error('the writer is closed');
   if (m.op === 'commit') {
-    // Its statements, fsync and any checkpoint: what the store's commit-time metric reports.
+    const req = typeof m.req === 'string' ? decodeCommit(m.req) : m.req;
+    // The transaction alone (its statements, fsync and any checkpoint): what the store's commit-time metric reports.
     const t0 = performance.now();
-    writer.commit(typeof m.req === 'string' ? decodeCommit(m.req) : m.req);
+    writer.commit(req);
     return (performance.now() - t0) / 1000;
   }
   if (m.op === 'probe') return writer.probe();

@@ -42,7 +42,7 @@ const held = new Set<string>();
 
 /**
  * The lock that keeps a second server off the file: another SQLite file beside it, held in exclusive
- * locking mode for as long as the store is open (the store's own file has three connections, so it
+ * locking mode for as long as the store is open (the store's own file has two connections, so it
  * cannot be held that way). The operating system drops it when the process ends, however it ends. It is
  * a POSIX lock, which belongs to the process and goes with the first close of *any* descriptor of the
  * file in it: only SQLite (which keeps its descriptors open) ever opens it, and a second store in this
@@ -67,6 +67,15 @@ function takeLock(file: string): { db: Database.Database; release: () => void } 
 }
 
 const closedError = () => new WeftError('WEFT_STORE_UNAVAILABLE', 'the SQLite store is closed');
+
+/** Calls a listener; its bug must not keep a batch from being acknowledged, nor the others from hearing it. */
+function tell<T>(listener: (v: T) => void, value: T, who: string): void {
+  try {
+    listener(value);
+  } catch (e) {
+    process.emitWarning(`${who} threw: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
 
 const toEntry = (r: KvRow): Entry => ({ key: r.key, value: JSON.parse(r.value), modRevision: r.mod_rev, createRevision: r.create_rev });
 
@@ -135,30 +144,23 @@ export class SqliteStore implements Store {
       committed: this.committed,
       committedRevision: () => this.meta('revision'),
       commit: async (req) => {
+        let seconds: unknown;
         try {
-          const seconds = await this.writer.call({ op: 'commit', req });
-          if (typeof seconds === 'number') for (const l of this.commitTimers) l(seconds);
+          seconds = await this.writer.call({ op: 'commit', req });
         } catch (e) {
           // A thread that stopped may have committed before it could answer: the file says (a commit is
           // all or nothing), and a batch that is in is a success like any other.
           if (e instanceof WriterStopped && this.meta('revision') >= req.revision) return;
           throw e;
         }
+        // Outside the try: the batch is in the file whatever a listener does.
+        if (typeof seconds === 'number') for (const l of this.commitTimers) tell(l, seconds, 'a commit-time listener');
       },
       applied: (req, changes) => {
         this.cache.committed(req.rows);
         this.commits++;
         this.writes.wrote();
-        for (const c of changes) {
-          for (const l of this.listeners) {
-            try {
-              l(c);
-            } catch (e) {
-              // A listener's bug must not keep the batch from being acknowledged, nor the others from hearing it.
-              process.emitWarning(`a store listener threw: ${e instanceof Error ? e.message : String(e)}`);
-            }
-          }
-        }
+        for (const c of changes) for (const l of this.listeners) tell(l, c, 'a store listener');
       },
       // SQLite rolled the batch back (or, a thread having stopped, the file shows it is not in): the
       // cache still holds what the file does. Nothing of the batch is kept, and the store goes on.
@@ -268,6 +270,7 @@ export class SqliteStore implements Store {
     // What was accepted before the close commits, and its listeners hear it; nothing is accepted after.
     await this.batches.whenIdle();
     this.listeners.clear();
+    this.commitTimers.clear();
     await this.mutex.run(async () => {
       await this.writer.close();
       this.db.close();
