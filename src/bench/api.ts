@@ -63,9 +63,11 @@ async function createNetwork(url: URL, admin: Caller, net: string, subnet: strin
 
 /** The store's commit-duration histogram from /metrics: cumulative counts by upper bound (seconds). */
 async function commitBuckets(url: URL, admin: Caller): Promise<Map<string, number>> {
-  const body = (await call(url, 'GET', '/metrics', admin)).body;
+  const r = await call(url, 'GET', '/metrics', admin);
   const out = new Map<string, number>();
-  for (const m of body.matchAll(/^weft_store_commit_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) out.set(m[1] ?? '', Number(m[2]));
+  for (const m of r.body.matchAll(/^weft_store_commit_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) out.set(m[1] ?? '', Number(m[2]));
+  // Absent is not "no commits": a row of zeros would say the writer never stalled.
+  if (r.status !== 200 || !out.has('+Inf')) throw new Error(`/metrics (HTTP ${r.status}) has no weft_store_commit_duration_seconds`);
   return out;
 }
 
@@ -297,8 +299,8 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
     const cold = await allocations(url, admin, lean, 'warmup', '10.63.0.0/20', WARMUP);
     // The server's own CPU per allocation: what a change to its code costs or saves, much less swayed by
     // whatever else runs on the machine than the rate is.
-    const cpu0 = cpuSeconds(serverPid);
     const commits0 = await commitBuckets(url, admin);
+    const cpu0 = cpuSeconds(serverPid);
     const a = await allocations(url, admin, lean, 'bench', '10.64.0.0/18', ENDPOINTS);
     const cpuPer = ((cpuSeconds(serverPid) - cpu0) * 1e6) / ENDPOINTS;
     const commits = commitRow(commits0, await commitBuckets(url, admin));

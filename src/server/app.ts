@@ -86,7 +86,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const watchStreams = new Set<WatchStream>();
   app.decorate('watchStreams', watchStreams);
   const flows = new FlowBook();
-  app.decorate('metrics', createMetrics(() => [...watchStreams].reduce((n, w) => n + w.unsent, 0), opts.control.store.onCommitTime !== undefined));
+  app.decorate('metrics', createMetrics(() => [...watchStreams].reduce((n, w) => n + w.unsent, 0), { storeCommits: opts.control.store.onCommitTime !== undefined }));
   app.decorate('limits', limits);
   app.decorate('watchSlots', new WatchSlots(limits.maxWatchers));
   app.decorateRequest('principal', null);

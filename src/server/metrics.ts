@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * `storeCommits`: whether the store times its commits (SQLite): the histogram exists only then, so that
  * another store does not show an empty one that reads as "no commits".
  */
-export function createMetrics(unsent: () => number = () => 0, storeCommits = false) {
+export function createMetrics(unsent: () => number = () => 0, opts: { storeCommits?: boolean } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'weft_' });
   return {
@@ -16,9 +16,9 @@ export function createMetrics(unsent: () => number = () => 0, storeCommits = fal
       name: 'weft_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1], registers: [registry],
     }),
-    storeCommit: storeCommits ? new Histogram({
+    storeCommit: opts.storeCommits ? new Histogram({
       name: 'weft_store_commit_duration_seconds',
-      help: 'SQLite store: each successful commit of a batch of transactions in its writer thread (statements, fsync, any checkpoint)',
+      help: 'SQLite store: each successful commit of a batch of transactions in its writer thread (statements, fsync, any checkpoint or log compaction)',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers: [registry],
     }) : undefined,
     revision: new Gauge({ name: 'weft_store_revision', help: 'Current store revision', registers: [registry] }),

@@ -83,7 +83,7 @@ export interface Store {
   probe(): Promise<WriteHealth>;
   /**
    * Called with each successful commit's duration in seconds where the store measures one (SQLite: a
-   * batch's transaction in its writer thread: statements, fsync and any checkpoint). A commit that fails,
+   * batch's transaction in its writer thread: statements, fsync, any checkpoint or log compaction). A commit that fails,
    * or one whose thread stopped before answering, reports none. Returns an unsubscribe function.
    */
   onCommitTime?(listener: (seconds: number) => void): () => void;

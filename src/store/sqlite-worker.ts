@@ -32,7 +32,8 @@ function answer(m: WriterRequest): unknown {
   if (!writer) throw opening ?? new Error('the writer is closed');
   if (m.op === 'commit') {
     const req = typeof m.req === 'string' ? decodeCommit(m.req) : m.req;
-    // The transaction alone (its statements, fsync and any checkpoint): what the store's commit-time metric reports.
+    // The transaction alone (its statements, fsync, any checkpoint or log compaction): what the store's
+    // commit-time metric reports.
     const t0 = performance.now();
     writer.commit(req);
     return (performance.now() - t0) / 1000;
