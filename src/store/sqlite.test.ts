@@ -103,16 +103,19 @@ test('sqlite: a writer thread that dies mid-commit fails that batch as unavailab
   }
 });
 
+/** The WAL file's size (0 when there is none). */
+function walBytes(file: string): number {
+  try {
+    return statSync(`${file}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
+
 test('sqlite: the writer checkpoints as it goes: commits past ~1 MB of WAL are in the database file when they are acknowledged, and the WAL starts over', async () => {
   const file = join(dir, 'checkpoints.db');
   const s = new SqliteStore(file);
-  const walSize = () => {
-    try {
-      return statSync(`${file}-wal`).size;
-    } catch {
-      return 0;
-    }
-  };
+  const walSize = () => walBytes(file);
   try {
     const before = statSync(file).size;
     // 30 commits of 25 values of 4,000 bytes (each spills into overflow pages: ~240 KB of WAL a commit):
@@ -168,13 +171,7 @@ test('sqlite: each commit reports its duration to onCommitTime listeners (one pe
 test('sqlite: under writes that never pause, the WAL still starts over: it stays near its bound instead of growing to tens of MB', async () => {
   const file = join(dir, 'wal-bound.db');
   const s = new SqliteStore(file);
-  const walSize = () => {
-    try {
-      return statSync(`${file}-wal`).size;
-    } catch {
-      return 0;
-    }
-  };
+  const walSize = () => walBytes(file);
   try {
     // 32 writers with no pause between transactions (the pipeline always has a batch in the writer thread),
     // each transaction one key in a random place of the table: ~60 MB of WAL over the run.
@@ -192,7 +189,8 @@ test('sqlite: under writes that never pause, the WAL still starts over: it stays
       }
     }));
     // The writer checkpoints past 256 pages (~1 MB), so the next commit starts the WAL over; a batch (at most
-    // 32 transactions here, one per writer) adds well under 1 MB. With its bound at 20,000 pages it reached 80 MB, at 2,000 pages 8-10 MB.
+    // 32 transactions here, one per writer) adds well under 1 MB. With its bound at 20,000 pages the WAL
+    // reached 80 MB, at 2,000 pages 8-10 MB.
     assert.ok(largest < 4_000_000, `the WAL stayed under 4 MB: its largest was ${(largest / 1e6).toFixed(1)} MB`);
     assert.ok(shrank > 0, 'the WAL started over during the run');
     assert.equal((await s.list('k/')).entries.length, 10_000);
