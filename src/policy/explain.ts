@@ -1,7 +1,8 @@
 import type { Action } from '../model/index.js';
-import { classify } from './classes.js';
 import { decide, peerMatches, trafficMatches, protocolNumber, type Decision, type RuleRef } from './decide.js';
 import { groupRules, netpolOf, viewOf, type PolicyState } from './compile.js';
+import { pointClassifier } from './point.js';
+import type { Klass } from './classes.js';
 
 export interface Explanation {
   /** Undefined when that side is not an endpoint (no policy applies to it). */
@@ -28,12 +29,13 @@ export type FullExplanation = Explanation & { would: { egress: Explanation['egre
 export type Explainer = ((srcIp: string, dstIp: string, protocol: string, port?: number) => FullExplanation) & { classOf(ip: string): number };
 
 /**
- * explainFlow for many flows of one state (flow records, issue 16): the tenant is classified once, and a
- * group's rules in each direction are gathered once.
+ * explainFlow for many flows of one state (flow records, issue 16): addresses are classified as they
+ * are asked about (point.ts, no sweep of the tenant's address space), and a group's rules in each
+ * direction are gathered once.
  */
 export function explainer(s: PolicyState): Explainer {
   const np = netpolOf(s);
-  const c = classify(s.networks, s.groups, s.policies, s.endpoints, undefined, np);
+  const c = pointClassifier(s.networks, s.groups, s.policies, s.endpoints, np);
   const rulesOf = new Map<string, RuleRef[]>();
   const groupRulesOf = (group: string | undefined, direction: 'in' | 'out') => {
     const key = `${direction}|${group ?? ''}`;
@@ -42,13 +44,13 @@ export function explainer(s: PolicyState): Explainer {
     return r;
   };
   const explain = (srcIp: string, dstIp: string, protocol: string, port?: number) => explainOne(s, np, c, groupRulesOf, srcIp, dstIp, protocol, port);
-  return Object.assign(explain, { classOf: (ip: string) => c.byIp(ip).id });
+  return Object.assign(explain, { classOf: (ip: string) => c(ip).id });
 }
 
-function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: ReturnType<typeof classify>, groupRulesOf: (group: string | undefined, direction: 'in' | 'out') => RuleRef[],
+function explainOne(s: PolicyState, np: ReturnType<typeof netpolOf>, c: (ip: string) => Klass, groupRulesOf: (group: string | undefined, direction: 'in' | 'out') => RuleRef[],
   srcIp: string, dstIp: string, protocol: string, port?: number): FullExplanation {
-  const src = c.byIp(srcIp);
-  const dst = c.byIp(dstIp);
+  const src = c(srcIp);
+  const dst = c(dstIp);
   const proto = protocolNumber(protocol);
   const fallback: Action = s.tenant.defaultAction;
   /** One side's decision: by the enforced rules, or (`all`) with those of policies in audit mode too. */

@@ -1,0 +1,102 @@
+import { parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy } from '../model/index.js';
+import type { Netpol } from './netpol.js';
+import { Cidrs6, ip6Number, isCidr6 } from './cidr6.js';
+import { CLASS0, CLASS0_KEY, cidrToRange, classKey, endpointsByIp, netSpans, soloClass, soloOf, type Klass } from './classes.js';
+
+/** Addresses classified and kept per classifier, at most (a flood of outside addresses starts it over). */
+const KEPT = 10_000;
+
+/**
+ * What `classify(...).byIp(ip)` answers, one address at a time: its group, network, the rule CIDRs it is
+ * in, endpoint or not, its NetworkPolicy part. No sweep of the address space: the rule CIDRs are kept by
+ * prefix length, so an address is at most 33 lookups. For `explain` and the server's flow records, which
+ * ask about a few addresses: classify's sweep of 50,000 nested prefixes took 300-600 ms of the server's
+ * event loop each time a tenant's policy changed (every API call waited behind it). Ids are this
+ * classifier's own, equal for addresses of one class and 0 for class 0; they are not a compile's marks.
+ */
+export function pointClassifier(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], np?: Netpol): (ip: string) => Klass {
+  const four = new Cidrs4();
+  const six = new Cidrs6();
+  const add = (t: string) => (isCidr6(t) ? six.add(t) : four.add(t));
+  for (const p of policies) for (const r of p.rules) for (const t of [r.fromCidr, r.toCidr]) if (t !== undefined) add(t);
+  for (const t of np?.cidrs ?? []) add(t);
+  const nets = netSpans(networks);
+  const eps = endpointsByIp(endpoints);
+  const groupNames = new Set(groups.map((g) => g.name));
+  const v6of = six.size ? (ep: Endpoint) => six.of(ep.ip6) : undefined;
+  // As classify: IPv6 addresses have classes only where some network has IPv6.
+  const dual = networks.some((n) => n.subnet6 !== undefined);
+  const solo = dual ? soloOf(endpoints) : new Map<string, Endpoint>();
+  // An endpoint's IPv6 address is its IPv4 address's class (the endpoints with an IPv4 address, by it).
+  let own: Map<string, number> | undefined;
+  const ids = new Map<string, number>([[CLASS0_KEY, 0]]);
+  const klass = (k: Omit<Klass, 'id'>): Klass => {
+    const key = classKey(k);
+    if (key === CLASS0_KEY) return CLASS0;
+    let id = ids.get(key);
+    if (id === undefined) ids.set(key, (id = ids.size));
+    return { ...k, id };
+  };
+  const ofFour = (n: number): Klass => {
+    const ep = eps.get(n);
+    const group = ep?.group !== undefined && groupNames.has(ep.group) ? ep.group : undefined;
+    const network = ep ? ep.network : nets.find((x) => n >= x.first && n <= x.last)?.name;
+    const extra = ep && v6of ? v6of(ep) : [];
+    const cidrs = [...four.of(n), ...extra].sort();
+    const part = np?.part(ep, cidrs);
+    return klass({ group, network, cidrs, endpoint: ep !== undefined, ...(part ? { np: part } : {}) });
+  };
+  const ofSix = (ip: string): Klass => {
+    if (!dual) return CLASS0;
+    const n6 = parseIp6(ip);
+    if (n6 === undefined) return CLASS0;
+    const hex = n6.toString(16);
+    own ??= new Map([...eps].flatMap(([n, e]) => { const x = e.ip6 === undefined ? undefined : ip6Number(e.ip6); return x === undefined ? [] : [[x.toString(16), n] as const]; }));
+    const n4 = own.get(hex);
+    if (n4 !== undefined) return ofFour(n4);
+    const ep = solo.get(hex);
+    if (ep !== undefined) return klass(soloClass(ep, groupNames, v6of, np));
+    const cidrs = six.of(ip).sort();
+    if (cidrs.length === 0) return CLASS0;
+    const part = np?.part(undefined, cidrs);
+    return klass({ group: undefined, network: undefined, cidrs, endpoint: false, ...(part ? { np: part } : {}) });
+  };
+  const seen = new Map<string, Klass>();
+  return (ip: string) => {
+    let k = seen.get(ip);
+    if (k) return k;
+    if (ip.includes(':')) k = ofSix(ip);
+    else {
+      const n = parseIp(ip);
+      k = n === undefined ? CLASS0 : ofFour(n);
+    }
+    if (seen.size >= KEPT) seen.clear();
+    seen.set(ip, k);
+    return k;
+  };
+}
+
+/** IPv4 rule CIDRs by prefix length and first address, as written (Cidrs6's IPv4 twin, numbers for keys). */
+class Cidrs4 {
+  private readonly byLength = new Map<number, Map<number, string[]>>();
+
+  add(text: string): void {
+    const { first, last } = cidrToRange(text);
+    const size = last - first + 1;
+    let l = this.byLength.get(size);
+    if (!l) this.byLength.set(size, (l = new Map()));
+    const texts = l.get(first);
+    if (!texts) l.set(first, [text]);
+    else if (!texts.includes(text)) texts.push(text);
+  }
+
+  /** The CIDRs an address is in, unsorted. */
+  of(n: number): string[] {
+    const out: string[] = [];
+    for (const [size, l] of this.byLength) {
+      const texts = l.get(n - (n % size));
+      if (texts) out.push(...texts);
+    }
+    return out;
+  }
+}
