@@ -117,6 +117,11 @@ export class ExplainBudget {
  * An endpoint made after a record's time is not the one that was there: its address is shown alone.
  */
 export function annotate(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], records: readonly ReportedFlow[], budget?: ExplainBudget): Flow[] {
+  return records.map(annotator(host, explain, endpoints, budget));
+}
+
+/** annotate for one record at a time (the route yields between them), with one memo of explanations. */
+export function annotator(host: string, explain: (src: string, dst: string, protocol: string, port?: number) => FullExplanation, endpoints: readonly Endpoint[], budget?: ExplainBudget): (r: ReportedFlow) => Flow {
   // An endpoint by either address (a record of an IPv6 connection names its IPv6 addresses).
   const byIp = new Map(endpoints.flatMap((e) => [e.ip, e.ip6].flatMap((ip) => (ip !== undefined ? [[ip, e] as const] : []))));
   const at = (ip: string, time: number) => {
@@ -126,7 +131,7 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
   const end = (ip: string, port: number, e: Endpoint | undefined): FlowEnd =>
     ({ ip, port, ...(e ? { endpoint: e.id, name: e.containerName ?? e.containerId.slice(0, 12), host: e.host, ...(e.group ? { group: e.group } : {}) } : {}) });
   const memo = new Map<string, FullExplanation>();
-  return records.map((r) => {
+  return (r) => {
     const [a, b] = [at(r.src, r.at), at(r.dst, r.at)];
     // An endpoint's IPv6 address is decided as its IPv4 one (one class per endpoint: policy/cidr6.ts);
     // the memo is keyed by what is explained (an address may have been another endpoint's before).
@@ -159,7 +164,7 @@ export function annotate(host: string, explain: (src: string, dst: string, proto
       decidedBy: decider(r.verdict === 'audit' ? would : enforced, r.verdict), egress: side(enforced.egress), ingress: side(enforced.ingress),
       agrees: modelled === r.verdict,
     };
-  });
+  };
 }
 
 /** What a host's endpoints of one group sent and received between two of its reports (agent/flows.ts). */

@@ -5,7 +5,7 @@ import { explainer } from '../../policy/index.js';
 import { canSeeTenant, requireRole, requireTenantAccess } from '../../control/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
-import { annotate, ExplainBudget, FLOWS_PER_TENANT, protocolName, type Flow, type GroupTraffic, type ReportedFlow } from '../flows.js';
+import { annotator, ExplainBudget, FLOWS_PER_TENANT, protocolName, type Flow, type GroupTraffic, type ReportedFlow } from '../flows.js';
 import { endAtExpiry, samePowers } from './changes.js';
 
 /** At most this many records per report (agent/flows.ts FLOW_BATCH). */
@@ -18,6 +18,8 @@ const EXPLAINER_BUDGET = 10;
 const EXPLAINERS = 64;
 /** Milliseconds a second this server spends explaining records (flows.ts ExplainBudget): a tenth of a core. */
 const EXPLAIN_MS_PER_S = 100;
+/** Explaining a report's records yields to other requests after this long at a stretch. */
+const YIELD_MS = 10;
 /** At most this many records counted lost per tenant per report (the agent's buffer holds 4,096). */
 const LOST_MAX = 1_000_000;
 /** At most this many held back per tenant per report (a report covers ~250 ms). */
@@ -117,6 +119,8 @@ export function flowRoutes(app: FastifyInstance): void {
     if (had && had.tenant === tenant && (had.revision === revision || now - had.at < Math.max(EXPLAINER_MS, had.costMs * EXPLAINER_BUDGET))) return had;
     const t0 = performance.now();
     const { state, endpoints } = await tenantPolicy(c, t);
+    // Reading a large tenant and classifying it are each tens of milliseconds: requests waiting go between.
+    await new Promise((go) => setImmediate(go));
     const explain = explainer(state);
     const made = { at: now, costMs: performance.now() - t0, revision, tenant: state.tenant.revision, explain, endpoints };
     explainers.delete(t);
@@ -205,7 +209,18 @@ export function flowRoutes(app: FastifyInstance): void {
         refused += records.length - kept.length;
         if (kept.length > 0) {
           const { explain, endpoints } = await explainerOf(t).catch(() => ({ explain: undefined, endpoints: [] }));
-          if (explain) taken.push(...annotate(host, explain, endpoints, kept, budget));
+          if (explain) {
+            // One explanation at 50,000 rules is ~10-40 ms of this event loop: other requests go between.
+            const one = annotator(host, explain, endpoints, budget);
+            let since = performance.now();
+            for (const r of kept) {
+              taken.push(one(r));
+              if (performance.now() - since > YIELD_MS) {
+                await new Promise((go) => setImmediate(go));
+                since = performance.now();
+              }
+            }
+          }
           else refused += kept.length;
         }
         const lost = lostOf.get(t);
