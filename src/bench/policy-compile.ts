@@ -13,7 +13,7 @@ import type { Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/in
 import { renderPolicy } from '../datapath/policy-nft.js';
 import { allMaps, tableText } from '../datapath/table.js';
 import { ProcessRunner } from '../exec/index.js';
-import { compilePolicy, type CompiledPolicy, type PolicyState } from '../policy/index.js';
+import { classify, compilePolicy, explainer, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { BASE_RULES, SHAPES, makeShape, type ShapeName } from './policy-shapes.js';
 import { mixedRule } from './policy-agent.js';
 
@@ -108,7 +108,7 @@ function time<T>(f: () => T): { ms: number; value: T } {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 
-interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; wide: number; render: number; heapMb: number; classes: number; entries: number; elements: number; bytes: number; text: string }
+interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; wide: number; render: number; explain: number; sweep: number; heapMb: number; classes: number; entries: number; elements: number; bytes: number; text: string }
 
 function measure(shape: BenchShape, n: number, runs: number): Row {
   const s = shapeState(shape, n);
@@ -132,12 +132,16 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
   const [port, add, wide] = [warm('port'), warm('add'), warm('wide')];
   // What the agent does next with a compile (datapath/policy-nft.ts): for scale, not this bench's subject.
   const render = time(() => renderPolicy(compilePolicy({ ...edited(s, 'port'), previous: prev }))).ms;
+  // What the server pays for naming flow records after a change (and `weft explain` per call): an
+  // evaluator and one flow app → db, against the sweep of the whole address space it used to make.
+  const explain = time(() => explainer(s)(ips.app, ips.db, 'tcp', 5201)).ms;
+  const sweep = time(() => classify(s.networks, s.groups, s.policies, s.endpoints)).ms;
   const c = cold.value;
   // The table the agent writes with `nft -f` (its size is most of that command's time).
   const nft = renderPolicy(c);
   const text = tableText({ family: 'inet', name: 'weft', ...nft });
   const elements = allMaps(nft).reduce((k, m) => k + m.elements.length, 0);
-  return { shape, rules: n, cold: cold.ms, port, add, wide, render, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0), elements, bytes: text.length, text };
+  return { shape, rules: n, cold: cold.ms, port, add, wide, render, explain, sweep, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0), elements, bytes: text.length, text };
 }
 
 /** `nft -f` of a whole table into a new, empty namespace of its own. */
@@ -163,13 +167,13 @@ async function main(): Promise<void> {
   const runs = Number(opt('--runs') ?? 3);
   const shapes = (args.length ? args : ALL) as BenchShape[];
   for (const x of shapes) if (!ALL.includes(x)) throw new Error(`unknown shape ${x}: one of ${ALL.join(', ')}`);
-  console.log(`| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm compile + render | heap after cold | classes | entries | table elements | table text |${nftAt >= 0 ? ' nft -f |' : ''}`);
-  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${nftAt >= 0 ? ' --- |' : ''}`);
+  console.log(`| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm compile + render | explainer + one flow (the sweep it no longer makes) | heap after cold | classes | entries | table elements | table text |${nftAt >= 0 ? ' nft -f |' : ''}`);
+  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${nftAt >= 0 ? ' --- |' : ''}`);
   for (const shape of shapes) {
     for (const n of sizes) {
       const r = measure(shape, n, runs);
       const load = nftAt >= 0 ? ` ${(await loadMs(r.text)).toFixed(0)} ms |` : '';
-      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} | ${r.elements.toLocaleString('en')} | ${(r.bytes / 2 ** 20).toFixed(2)} MB |${load}`);
+      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.explain.toFixed(0)} ms (${r.sweep.toFixed(0)} ms) | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} | ${r.elements.toLocaleString('en')} | ${(r.bytes / 2 ** 20).toFixed(2)} MB |${load}`);
     }
   }
 }
