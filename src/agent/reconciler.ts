@@ -1,7 +1,7 @@
 import { IdleGc } from './idle-gc.js';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { planHostSide, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type Protected, type TenantPlan } from '../datapath/index.js';
+import { planHostSide, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type NftWrite, type Protected, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import type { Endpoint } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy, type PolicyState } from '../policy/index.js';
@@ -227,7 +227,7 @@ export class Reconciler {
       const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
-      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, decided: p.policy?.decided }, 'tenant converged');
+      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, decided: p.policy?.decided, write: roundedWrite(this.dp.lastWrite) }, 'tenant converged');
       this.converged.set(tenant, { shape, links, admitted });
       return p;
     });
@@ -340,4 +340,10 @@ function policyToken(p: CompiledPolicy): number {
   let t = tokens.get(p);
   if (t === undefined) tokens.set(p, (t = nextToken++));
   return t;
+}
+
+/** A table write for the log, in whole bytes and tenths of a millisecond. */
+function roundedWrite(w: NftWrite | undefined): NftWrite | undefined {
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return w && { how: w.how, bytes: w.bytes, diffMs: r(w.diffMs), commitMs: r(w.commitMs) };
 }

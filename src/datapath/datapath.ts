@@ -106,6 +106,14 @@ export interface DriftWatch {
  * the agent without root and for hosts simulated at scale. Plans are computed before (plan.ts): a
  * datapath decides nothing about policy, it only makes the kernel hold the plan.
  */
+/** What writing a table cost: the delta or whole table's size, working the delta out, the commit. */
+export interface NftWrite {
+  how: 'delta' | 'replace';
+  bytes: number;
+  diffMs: number;
+  commitMs: number;
+}
+
 export interface Datapath {
   /** Whether tenants' uplink addresses exist in the agent's own namespace (so its DNS server can listen on them). */
   readonly hostAddresses: boolean;
@@ -142,6 +150,8 @@ export interface Datapath {
   close?(): Promise<void>;
   /** Why the kernel last refused an nft delta (for the log). */
   readonly lastRefusal: string;
+  /** The last table it wrote, if the last it ensured changed (for the agent's debug log). Optional. */
+  readonly lastWrite?: NftWrite | undefined;
   /** Tenant namespaces present on this host with this agent's prefix (a deleted tenant's are removed). */
   presentTenants(): Promise<Array<{ ns: string; id: number }>>;
   removeTenant(ns: string, tenantId: number): Promise<void>;

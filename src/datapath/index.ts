@@ -12,7 +12,7 @@ export { renderGuardRuleset, renderGuardTable, GUARD_TABLE, SPOOFED_COUNTER } fr
 export { tableText, type NftTable, type NftMap } from './table.js';
 export { diffTables } from './table-delta.js';
 export * from './linux/index.js';
-export { attachmentOf, outerAttachmentOf, type Attachment, type OuterAttachment, type Datapath, type DriftWatch, type FlowRecord, type FlowSink, type VethCounters, type NftOutcome, type Protected } from './datapath.js';
+export { attachmentOf, outerAttachmentOf, type Attachment, type OuterAttachment, type Datapath, type DriftWatch, type FlowRecord, type FlowSink, type VethCounters, type NftOutcome, type NftWrite, type Protected } from './datapath.js';
 export { FLOW_LIMITS_DEFAULT, type FlowLimits } from './flows-nft.js';
 export { DATAPATHS, isDatapathKind, type DatapathKind, type DatapathOptions } from './backends.js';
 export { MemoryDatapath, type MemoryNamespace, type MemoryLink } from './memory.js';

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statfsSync } from 'node:fs';
 import type { Runner } from '../../exec/index.js';
-import type { Attachment, Datapath, DriftWatch, FlowSink, NftOutcome, OuterAttachment, Protected } from '../datapath.js';
+import type { Attachment, Datapath, DriftWatch, FlowSink, NftOutcome, NftWrite, OuterAttachment, Protected } from '../datapath.js';
 import { HOST_TABLE } from '../host-nft.js';
 import { renderGuardTable } from '../guard-nft.js';
 import { names } from '../names.js';
@@ -170,6 +170,10 @@ export class LinuxDatapath implements Datapath {
 
   get lastRefusal(): string {
     return this.nft.lastRefusal;
+  }
+
+  get lastWrite(): NftWrite | undefined {
+    return this.nft.lastWrite;
   }
 
   async presentTenants(): Promise<Array<{ ns: string; id: number }>> {

@@ -3,7 +3,7 @@ import { tableText, type NftTable } from '../table.js';
 import { diffTables } from '../table-delta.js';
 import { inNs } from './observe.js';
 import { advance, compare, Generations } from './generation.js';
-import type { NftOutcome } from '../datapath.js';
+import type { NftOutcome, NftWrite } from '../datapath.js';
 import type { NftSessions } from './nftd.js';
 
 /** A full pass deletes what changes left unused once no change came for this long, or once it is this old. */
@@ -111,19 +111,25 @@ export class NftTables {
     // kernel: what it holds is unknown, so nothing is kept to apply a later delta to, and the next call
     // replaces the table. A delta on the table before it would leave whatever that commit changed.
     this.applied.delete(key);
+    this.lastWrite = undefined;
     let refused = false;
+    let diffMs = 0;
     if (trusted) {
       // A change (trustLast) leaves what it no longer uses for a full pass to delete: a delete makes nft
       // list every chain of the table (table-delta.ts, keepGone), ~50 ms beside 14,000 chains, which a
       // change arriving meanwhile waits for. So a full pass deletes it only once changes have paused.
+      const t0 = performance.now();
       const delta = diffTables(prev.table, table, { keepGone: opts.trustLast === true || this.sweepLater(key, prev.table) });
+      diffMs = performance.now() - t0;
       if (delta?.script === '') {
         this.applied.set(key, { table: delta.table, terse: prev.terse });
         return 'unchanged';
       }
       if (delta !== undefined) {
+        const t1 = performance.now();
         const r = await this.commit(ns, delta.script, true);
         if (r.code === 0) {
+          this.lastWrite = { how: 'delta', bytes: delta.script.length, diffMs, commitMs: performance.now() - t1 };
           this.noteLeftover(key, delta.table, opts.trustLast === true);
           // Chains or maps came or went: the terse listing changed with them, read again when needed.
           this.applied.set(key, { table: delta.table, terse: delta.structural ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
@@ -134,7 +140,10 @@ export class NftTables {
       }
     }
     this.leftover.delete(key);
-    await this.commit(ns, tableText(table), false);
+    const text = tableText(table);
+    const t1 = performance.now();
+    await this.commit(ns, text, false);
+    this.lastWrite = { how: 'replace', bytes: text.length, diffMs, commitMs: performance.now() - t1 };
     this.warm(ns, table);
     this.applied.set(key, { table, terse: await this.terseIfNeeded(ns, table, opts.owned) });
     return refused ? 'replace-after-refused-delta' : 'replace';
@@ -177,6 +186,8 @@ export class NftTables {
 
   /** The kernel's reason for the last refused delta, for the agent's log. */
   lastRefusal = '';
+  /** The last ensure's write, if it wrote (datapath.ts). */
+  lastWrite: NftWrite | undefined;
 
   /** Lets go of a namespace's commit helper, which holds it alive: before the namespace is deleted. */
   async release(ns: string): Promise<void> {
