@@ -76,7 +76,12 @@ export class Cidrs6 {
   of(ip6: string | undefined): string[] {
     if (ip6 === undefined || this.count === 0) return [];
     const n = address6(ip6);
-    if (n === undefined) return [];
+    return n === undefined ? [] : this.ofNumber(n);
+  }
+
+  /** The same for an address already parsed (outside addresses: kept out of address6's cache). */
+  ofNumber(n: bigint): string[] {
+    if (this.count === 0) return [];
     const out: string[] = [];
     for (const l of this.byLength.values()) {
       const texts = l.keys.get((n & l.mask).toString(16));

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { parseIp, type AdminNetworkPolicy, type AnpPeer, type AnpPort, type AnpRule, type AnpSubject, type BaselineAdminNetworkPolicy, type Endpoint, type Group, type LabelSelector, type NetpolProtocol, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyPort, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleEnd, type OracleNamespace, type OraclePod } from '../testkit/netpol-oracle.js';
 import { compilePolicy, explainFlow, filters, lookupVerdict, verdictChanges, type CompiledPolicy, type PolicyState } from './index.js';
+import { classify, classKey } from './classes.js';
+import { netpolOf } from './compile.js';
+import { pointClassifier } from './point.js';
 
 // The compiler's NetworkPolicy layer against the truth-table oracle (src/testkit/netpol-oracle.ts, written
 // apart from the compiler): the upstream x/y/z × a/b/c world, fixed cases and many random policy sets,
@@ -562,6 +565,20 @@ test('netpol compile, dual stack: fixed IPv4 and IPv6 blocks, then 60 random set
     const policies = randomPolicies(r, BLOCKS_DUAL);
     const bad = dualMismatches(policies);
     assert.deepEqual(bad.slice(0, 5), [], `set ${i}: ${JSON.stringify(policies)}`);
+  }
+});
+
+test('explain\'s classes one address at a time (point.ts) are the sweep\'s with NetworkPolicies: ipBlocks, excepts and isolation in both families, 40 random sets', () => {
+  const r = rng(83);
+  for (let i = 0; i < 40; i++) {
+    const s = dualState(randomPolicies(r, BLOCKS_DUAL));
+    const np = netpolOf(s);
+    const swept = classify(s.networks, s.groups, s.policies, s.endpoints, undefined, np);
+    const point = pointClassifier(s.networks, s.groups, s.policies, s.endpoints, np);
+    const cidrs = [...BLOCKS_DUAL.cidrs, ...BLOCKS_DUAL.cidrs.flatMap((c) => BLOCKS_DUAL.excepts(c))].map((c) => c.split('/')[0] as string);
+    for (const ip of [...pods.flatMap((p) => [p.ip, six6(p)]), ...OUTSIDE, ...OUTSIDE6, ...cidrs]) {
+      assert.equal(classKey(point(ip)), classKey(swept.byIp(ip)), `set ${i}: ${ip}`);
+    }
   }
 });
 

@@ -35,7 +35,7 @@ function tenant(seed: number, dual: boolean): Tenant {
     const v6only = dual && r(6) === 0;
     const ip = v6only ? undefined : quad((10 << 24) | (40 << 16) | r(8192));
     const ip6 = dual && (v6only || r(2) === 0) ? `fd00:${v6only ? 41 : 40}::${(r(4096) + 2).toString(16)}` : undefined;
-    endpoints.push({ ...meta, id: `e${i}`, tenant: 't', network: v6only ? 'c' : ip && ip < '10.40.16' ? 'a' : 'b', ...(r(4) ? { group: ['g0', 'g1', 'gone'][r(3)] as string } : {}),
+    endpoints.push({ ...meta, id: `e${i}`, tenant: 't', network: v6only ? 'c' : ip && Number(ip.split('.')[2]) < 16 ? 'a' : 'b', ...(r(4) ? { group: ['g0', 'g1', 'gone'][r(3)] as string } : {}),
       ...(ip ? { ip, prefixLength: 20, gateway: '' } : {}), ...(ip6 ? { ip6, prefixLength6: 64, gateway6: '' } : {}),
       mac: '', mtu: 1450, vni: 1, host: 'h', ifname: 'eth0', containerId: `e${i}`, labels: {}, state: 'created' } as Endpoint);
   }

@@ -9,7 +9,7 @@ const KEPT = 10_000;
 /**
  * What `classify(...).byIp(ip)` answers, one address at a time: its group, network, the rule CIDRs it is
  * in, endpoint or not, its NetworkPolicy part. No sweep of the address space: the rule CIDRs are kept by
- * prefix length, so an address is at most 33 lookups. For `explain` and the server's flow records, which
+ * prefix length, so an address is at most 33 lookups (129 for IPv6). For `explain` and the server's flow records, which
  * ask about a few addresses: classify's sweep of 50,000 nested prefixes took 300-600 ms of the server's
  * event loop each time a tenant's policy changed (every API call waited behind it). Ids are this
  * classifier's own, equal for addresses of one class and 0 for class 0; they are not a compile's marks.
@@ -29,13 +29,13 @@ export function pointClassifier(networks: readonly Network[], groups: readonly G
   const solo = dual ? soloOf(endpoints) : new Map<string, Endpoint>();
   // An endpoint's IPv6 address is its IPv4 address's class (the endpoints with an IPv4 address, by it).
   let own: Map<string, number> | undefined;
-  const ids = new Map<string, number>([[CLASS0_KEY, 0]]);
+  // One object per class (addresses share it): ids from 1 in the order classes are met.
+  const classes = new Map<string, Klass>([[CLASS0_KEY, CLASS0]]);
   const klass = (k: Omit<Klass, 'id'>): Klass => {
     const key = classKey(k);
-    if (key === CLASS0_KEY) return CLASS0;
-    let id = ids.get(key);
-    if (id === undefined) ids.set(key, (id = ids.size));
-    return { ...k, id };
+    let c = classes.get(key);
+    if (!c) classes.set(key, (c = { ...k, id: classes.size }));
+    return c;
   };
   const ofFour = (n: number): Klass => {
     const ep = eps.get(n);
@@ -56,7 +56,7 @@ export function pointClassifier(networks: readonly Network[], groups: readonly G
     if (n4 !== undefined) return ofFour(n4);
     const ep = solo.get(hex);
     if (ep !== undefined) return klass(soloClass(ep, groupNames, v6of, np));
-    const cidrs = six.of(ip).sort();
+    const cidrs = six.ofNumber(n6).sort();
     if (cidrs.length === 0) return CLASS0;
     const part = np?.part(undefined, cidrs);
     return klass({ group: undefined, network: undefined, cidrs, endpoint: false, ...(part ? { np: part } : {}) });
