@@ -119,10 +119,16 @@ export function flowRoutes(app: FastifyInstance): void {
     if (had && had.tenant === tenant && (had.revision === revision || now - had.at < Math.max(EXPLAINER_MS, had.costMs * EXPLAINER_BUDGET))) return had;
     const t0 = performance.now();
     const { state, endpoints } = await tenantPolicy(c, t);
-    // Reading a large tenant and classifying it are each tens of milliseconds: requests waiting go between.
+    const readMs = performance.now() - t0;
+    // Reading a large tenant and classifying it are each tens of milliseconds: requests waiting go between
+    // (the wait is not the evaluator's cost, which spaces its rebuilds).
     await new Promise((go) => setImmediate(go));
+    const t1 = performance.now();
     const explain = explainer(state);
-    const made = { at: now, costMs: performance.now() - t0, revision, tenant: state.tenant.revision, explain, endpoints };
+    const made = { at: now, costMs: readMs + performance.now() - t1, revision, tenant: state.tenant.revision, explain, endpoints };
+    // Another report's build of a later state may have finished meanwhile: it stays.
+    const current = explainers.get(t);
+    if (current && current.tenant === made.tenant && current.revision > revision) return current;
     explainers.delete(t);
     explainers.set(t, made);
     // The oldest go first past EXPLAINERS (a Map keeps insertion order).
