@@ -227,7 +227,7 @@ export class Reconciler {
       const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
-      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, decided: p.policy?.decided, write: roundedWrite(this.dp.lastWrite) }, 'tenant converged');
+      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, decided: p.policy?.decided, write: roundedWrite(this.dp.lastWrite?.(p.ns)) }, 'tenant converged');
       this.converged.set(tenant, { shape, links, admitted });
       return p;
     });

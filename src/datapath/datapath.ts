@@ -100,12 +100,6 @@ export interface DriftWatch {
   stop(): void;
 }
 
-/**
- * Everything the agent asks of a host's kernel, named for what it asks. The Linux implementation
- * (`linux/`) does it with ip, tc and nft; the in-memory one (`memory/`) keeps it in maps, for tests of
- * the agent without root and for hosts simulated at scale. Plans are computed before (plan.ts): a
- * datapath decides nothing about policy, it only makes the kernel hold the plan.
- */
 /** What writing a table cost: the delta or whole table's size, working the delta out, the commit. */
 export interface NftWrite {
   how: 'delta' | 'replace';
@@ -114,6 +108,12 @@ export interface NftWrite {
   commitMs: number;
 }
 
+/**
+ * Everything the agent asks of a host's kernel, named for what it asks. The Linux implementation
+ * (`linux/`) does it with ip, tc and nft; the in-memory one (`memory/`) keeps it in maps, for tests of
+ * the agent without root and for hosts simulated at scale. Plans are computed before (plan.ts): a
+ * datapath decides nothing about policy, it only makes the kernel hold the plan.
+ */
 export interface Datapath {
   /** Whether tenants' uplink addresses exist in the agent's own namespace (so its DNS server can listen on them). */
   readonly hostAddresses: boolean;
@@ -150,8 +150,8 @@ export interface Datapath {
   close?(): Promise<void>;
   /** Why the kernel last refused an nft delta (for the log). */
   readonly lastRefusal: string;
-  /** The last table it wrote, if the last it ensured changed (for the agent's debug log). Optional. */
-  readonly lastWrite?: NftWrite | undefined;
+  /** The last write of a tenant's table, if its last ensure changed it (for the agent's debug log). Optional. */
+  lastWrite?(ns: string): NftWrite | undefined;
   /** Tenant namespaces present on this host with this agent's prefix (a deleted tenant's are removed). */
   presentTenants(): Promise<Array<{ ns: string; id: number }>>;
   removeTenant(ns: string, tenantId: number): Promise<void>;

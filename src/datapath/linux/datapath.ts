@@ -3,6 +3,7 @@ import type { Runner } from '../../exec/index.js';
 import type { Attachment, Datapath, DriftWatch, FlowSink, NftOutcome, NftWrite, OuterAttachment, Protected } from '../datapath.js';
 import { HOST_TABLE } from '../host-nft.js';
 import { renderGuardTable } from '../guard-nft.js';
+import { TENANT_TABLE } from '../nft.js';
 import { names } from '../names.js';
 import type { HostPlan, TenantPlan } from '../plan.js';
 import { tunnelDevice, type TunnelPlan } from '../tunnel.js';
@@ -172,8 +173,8 @@ export class LinuxDatapath implements Datapath {
     return this.nft.lastRefusal;
   }
 
-  get lastWrite(): NftWrite | undefined {
-    return this.nft.lastWrite;
+  lastWrite(ns: string): NftWrite | undefined {
+    return this.nft.lastWrites.get(`${ns}/inet/${TENANT_TABLE}`);
   }
 
   async presentTenants(): Promise<Array<{ ns: string; id: number }>> {

@@ -111,7 +111,7 @@ export class NftTables {
     // kernel: what it holds is unknown, so nothing is kept to apply a later delta to, and the next call
     // replaces the table. A delta on the table before it would leave whatever that commit changed.
     this.applied.delete(key);
-    this.lastWrite = undefined;
+    this.lastWrites.delete(key);
     let refused = false;
     let diffMs = 0;
     if (trusted) {
@@ -129,7 +129,7 @@ export class NftTables {
         const t1 = performance.now();
         const r = await this.commit(ns, delta.script, true);
         if (r.code === 0) {
-          this.lastWrite = { how: 'delta', bytes: delta.script.length, diffMs, commitMs: performance.now() - t1 };
+          this.lastWrites.set(key, { how: 'delta', bytes: delta.script.length, diffMs, commitMs: performance.now() - t1 });
           this.noteLeftover(key, delta.table, opts.trustLast === true);
           // Chains or maps came or went: the terse listing changed with them, read again when needed.
           this.applied.set(key, { table: delta.table, terse: delta.structural ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
@@ -143,7 +143,7 @@ export class NftTables {
     const text = tableText(table);
     const t1 = performance.now();
     await this.commit(ns, text, false);
-    this.lastWrite = { how: 'replace', bytes: text.length, diffMs, commitMs: performance.now() - t1 };
+    this.lastWrites.set(key, { how: 'replace', bytes: text.length, diffMs, commitMs: performance.now() - t1 });
     this.warm(ns, table);
     this.applied.set(key, { table, terse: await this.terseIfNeeded(ns, table, opts.owned) });
     return refused ? 'replace-after-refused-delta' : 'replace';
@@ -186,8 +186,8 @@ export class NftTables {
 
   /** The kernel's reason for the last refused delta, for the agent's log. */
   lastRefusal = '';
-  /** The last ensure's write, if it wrote (datapath.ts). */
-  lastWrite: NftWrite | undefined;
+  /** Per table (`ns/family/name`), its last ensure's write if it wrote (datapath.ts): one entry a table. */
+  readonly lastWrites = new Map<string, NftWrite>();
 
   /** Lets go of a namespace's commit helper, which holds it alive: before the namespace is deleted. */
   async release(ns: string): Promise<void> {
@@ -201,6 +201,7 @@ export class NftTables {
   forget(ns: string): void {
     void this.sessions?.release(ns);
     for (const k of this.applied.keys()) if (k.startsWith(`${ns}/`)) this.applied.delete(k);
+    for (const k of this.lastWrites.keys()) if (k.startsWith(`${ns}/`)) this.lastWrites.delete(k);
     for (const k of this.leftover.keys()) if (k.startsWith(`${ns}/`)) this.leftover.delete(k);
     this.known.delete(ns);
     this.reported.delete(ns);
