@@ -22,28 +22,27 @@ import { ms, summarise } from './stats.js';
 const RULES = Number(process.env['BENCH_AGENT_RULES'] ?? 50_000);
 const IDLE_S = Number(process.env['BENCH_AGENT_IDLE_S'] ?? 60);
 const CHANGES = Number(process.env['BENCH_POLICY_CHANGES'] ?? 50);
-// Each change names a port of its own above 61,000 (SPARE).
-if (!(CHANGES >= 0 && CHANGES <= 4000)) throw new Error(`BENCH_POLICY_CHANGES: ${CHANGES} is not 0-4,000`);
 const SHAPE = process.env['BENCH_AGENT_SHAPE'] ?? 'mixed';
-if (SHAPE !== 'mixed' && SHAPE !== 'nested') throw new Error(`BENCH_AGENT_SHAPE: '${SHAPE}' is not mixed or nested`);
 const PER_POLICY = 1000;
 const T = '/api/v1/tenants/default';
-/** Ports the policy leaves alone: iperf/connect (allowed), the toggled rule, a port the base denies. */
+/** Ports the policy leaves alone: iperf/connect (allowed), the changed rule's, a port the base denies. */
 const ALLOWED = 5202;
 const TOGGLED = 9500;
 const DENIED = 9600;
 /**
  * A port the rules from app name (mixedRule: ranges from 20000 to 40100, a deny among them at equal
- * priority, so it is closed): a rule without a peer toggled here changes the functions of the pairs those
- * rules decide (the costliest rule without a peer; TOGGLED is on a port no rule with a peer uses).
+ * priority, so it is closed): a rule without a peer here changes the functions of the pairs those rules
+ * decide. In the mixed shape no rule with a peer names TOGGLED; in the nested one, some do.
  */
 const OVERLAPPED = 20050;
 /**
- * The first spare port (each change adds the next, beside the probed one): above every port a rule of
- * either shape names (mixedRule's up to 60,009, nested()'s up to ~59,100), so a spare port changes db's
- * side profile and no pair: what a change costs is the probed port's, as the columns say.
+ * The spare ports (each change allows the next, beside the probed port's verdict, so no two states of the
+ * live policy are alike): above every port a rule of either shape names (mixedRule's up to 60,009,
+ * nested()'s up to ~59,100), so a spare port changes only what a rule of the column's kind on a port of
+ * its own changes (db's side profile; the pairs from app in the last column).
  */
 const SPARE = 61_000;
+let spare = SPARE;
 /**
  * A probe of the toggled port waits this long for its connection (a dropped SYN is retried only after
  * 1 s, so a new probe is the next chance): the resolution of a change's time. Was 50 ms until session 15,
@@ -209,13 +208,11 @@ function keptAlive(h: TestHost, agent: https.Agent, method: string, path: string
 
 /**
  * Opens and closes `port` by turns, each change timed from the API call until a probe sees its verdict
- * (10 s counts as 10 s), and the API call alone. Each change replaces the live policy's rules (allow,
- * then deny, `port` and a spare port new to every change), so its content is new every time: it never finds
- * the maps it needs already in the kernel, as one toggled back and forth would (the applier leaves what a
- * change stops using for a later full pass to sweep, and the toggle's two states were written once each
- * and then only flipped between: 30-40 ms of `nft` where a change a user makes, minutes after the last,
- * writes new maps). Without `fromGroup` the rule has no peer (it changes db's side profile, and the pairs
- * whose rules with a peer name those ports); with it, only the pairs from that group.
+ * (10 s counts as 10 s), and the API call alone. Each change replaces the live policy's rules: `port`
+ * allowed or denied, and the next spare port allowed, so every change writes content the kernel has not
+ * held (maps of earlier states may still be there: the applier sweeps them once changes pause). Without
+ * `fromGroup` the rules have no peer (they change db's side profile, and the pairs whose rules with a
+ * peer name those ports); with it, only the pairs from that group.
  */
 async function changes(b: Bench, port: number, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; apiMax: number; slowest: string }> {
   const times: number[] = [];
@@ -225,13 +222,13 @@ async function changes(b: Bench, port: number, fromGroup?: string): Promise<{ p5
   let lost = 0;
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   const live = (rules: unknown[]) => ({ name: 'live', rules });
-  const rules = (i: number, action: 'allow' | 'deny') => [String(port), String(SPARE + i)].map((ports, k) => ({ id: `toggle-${k}`, protocol: 'tcp', ports, priority: 10, action, ...(fromGroup ? { fromGroup } : {}) }));
+  const rule = (id: string, ports: number, action: 'allow' | 'deny') => ({ id, protocol: 'tcp', ports: String(ports), priority: 10, action, ...(fromGroup ? { fromGroup } : {}) });
   try {
     for (let i = 0; i < CHANGES; i++) {
       const opening = i % 2 === 0;
       const wall = Date.now();
       const t0 = performance.now();
-      const status = await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live(rules(i, opening ? 'allow' : 'deny')));
+      const status = await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([rule('probed', port, opening ? 'allow' : 'deny'), rule('spare', spare++, 'allow')]));
       if (status >= 300) throw new Error(`change ${i}: HTTP ${status}`);
       const call = performance.now() - t0;
       calls.push(call);
@@ -248,8 +245,8 @@ async function changes(b: Bench, port: number, fromGroup?: string): Promise<{ p5
       if (!seen) lost++;
     }
     if (await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([])) >= 300) throw new Error('the live policy could not be emptied');
-    // Its write (~0.2 s at 50,000 rules) is not the next column's first change.
-    await new Promise((r) => setTimeout(r, 2000));
+    // Its write (~0.2 s at 50,000 rules) is not the next column's first change: the probed port closed again.
+    if ((await within(10_000, () => dropped(b, port), 50)) < 0) throw new Error(`tcp/${port} still open after the live policy was emptied`);
   } finally {
     agent.destroy();
   }
@@ -296,6 +293,9 @@ const driftMs = (x: number) => (Number.isFinite(x) ? ms(x) : '> 120 s');
 
 /** Runs the step and prints its table. */
 export async function benchAgentPasses(): Promise<void> {
+  if (SHAPE !== 'mixed' && SHAPE !== 'nested') throw new Error(`BENCH_AGENT_SHAPE: '${SHAPE}' is not mixed or nested`);
+  // Each change allows a spare port of its own from 61,000 on: three columns, two rows.
+  if (!(CHANGES >= 0 && CHANGES * 6 <= 65_535 - SPARE)) throw new Error(`BENCH_POLICY_CHANGES: ${CHANGES} is more than this step's ${Math.floor((65_535 - SPARE) / 6)}`);
   const bg: ChildProcess[] = [];
   // The product's resync interval (the testkit's 1 s is for tests), so idle cost is what a host pays.
   const h = await startTestHost('pa', { agentArgs: (process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000').split(' ').filter(Boolean) });

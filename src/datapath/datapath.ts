@@ -103,6 +103,7 @@ export interface DriftWatch {
 /** What writing a table cost: the delta or whole table's size, working the delta out, the commit. */
 export interface NftWrite {
   how: 'delta' | 'replace';
+  /** The script's length (nft scripts are ASCII: bytes). */
   bytes: number;
   diffMs: number;
   commitMs: number;

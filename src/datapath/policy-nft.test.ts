@@ -344,8 +344,8 @@ test("a rule's port changed among 3,000 distinct CIDRs: its pair keeps its profi
 test('a rule without a peer that changes pairs all over a large stage rewrites a few small shards, not the stage', () => {
   // 3,000 sources with a port each; 30 of them, spread over the classes (10.9.0.0, 10.9.7.127, ...), also
   // deny 9000-9999. A rule with no peer allowing 9500 below that deny changes those 30 pairs' functions
-  // (where their verdict differs from what db's side profile now gives, 9500 is theirs). In 8 shards of
-  // ~375 (shards of 256-512 elements, as they were) that wrote half of the stages' elements again.
+  // (where their verdict differs from what db's side profile now gives, 9500 is theirs). Shards of
+  // 256-512 elements (8 here) would be written whole: half of the stages' elements.
   const rules = (peerless: boolean): Rule[] => [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' },
     ...Array.from({ length: 3000 }, (_, i): Rule => ({ id: String(i), priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(10000 + i), fromCidr: `10.9.${i >> 8}.${i & 255}/32` })),
     ...Array.from({ length: 30 }, (_, k): Rule => ({ id: `d${k}`, priority: 7, direction: 'in', action: 'deny', protocol: 'tcp', ports: '9000-9999', fromCidr: `10.9.${((k * 7919) % 3000) >> 8}.${((k * 7919) % 3000) & 255}/32` })),

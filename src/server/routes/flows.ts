@@ -109,31 +109,44 @@ export function flowRoutes(app: FastifyInstance): void {
    * rules with changes every second a rule's name on a record can lag a change by some seconds.
    */
   const budget = new ExplainBudget(EXPLAIN_MS_PER_S, 2 * EXPLAIN_MS_PER_S);
-  const explainers = new Map<string, { at: number; costMs: number; revision: number; tenant: number; explain: ReturnType<typeof explainer>; endpoints: Endpoint[] }>();
-  const explainerOf = async (t: string) => {
+  type Made = { at: number; costMs: number; revision: number; tenant: number; explain: ReturnType<typeof explainer>; endpoints: Endpoint[] };
+  const explainers = new Map<string, Made>();
+  /** Builds under way, per tenant: reports arriving meanwhile wait for it instead of building their own. */
+  const building = new Map<string, Promise<Made>>();
+  const explainerOf = async (t: string): Promise<Made> => {
     const now = Date.now();
     const had = explainers.get(t);
     const revision = await c.store.revision();
     // Never another tenant's: one deleted and made again under this name (or changed) is read afresh.
     const tenant = (await c.tenants.get(t)).revision;
     if (had && had.tenant === tenant && (had.revision === revision || now - had.at < Math.max(EXPLAINER_MS, had.costMs * EXPLAINER_BUDGET))) return had;
-    const t0 = performance.now();
-    const { state, endpoints } = await tenantPolicy(c, t);
-    const readMs = performance.now() - t0;
-    // Reading a large tenant and classifying it are each tens of milliseconds: requests waiting go between
-    // (the wait is not the evaluator's cost, which spaces its rebuilds).
-    await new Promise((go) => setImmediate(go));
-    const t1 = performance.now();
-    const explain = explainer(state);
-    const made = { at: now, costMs: readMs + performance.now() - t1, revision, tenant: state.tenant.revision, explain, endpoints };
-    // Another report's build of a later state may have finished meanwhile: it stays.
-    const current = explainers.get(t);
-    if (current && current.tenant === made.tenant && current.revision > revision) return current;
-    explainers.delete(t);
-    explainers.set(t, made);
-    // The oldest go first past EXPLAINERS (a Map keeps insertion order).
-    for (const k of explainers.keys()) if (explainers.size > EXPLAINERS) explainers.delete(k);
-    return made;
+    const under = building.get(t);
+    if (under) return under;
+    const build = (async () => {
+      const t0 = performance.now();
+      const { state, endpoints } = await tenantPolicy(c, t);
+      const readMs = performance.now() - t0;
+      // Reading a large tenant and classifying it are each tens of milliseconds: requests waiting go
+      // between. The evaluator's cost (which spaces its rebuilds) leaves this wait out.
+      await new Promise((go) => setImmediate(go));
+      const t1 = performance.now();
+      const explain = explainer(state);
+      const made = { at: now, costMs: readMs + performance.now() - t1, revision, tenant: state.tenant.revision, explain, endpoints };
+      // One made from a later revision of the store meanwhile stays.
+      const current = explainers.get(t);
+      if (current && current.revision > revision) return current;
+      explainers.delete(t);
+      explainers.set(t, made);
+      // The oldest go first past EXPLAINERS (a Map keeps insertion order).
+      for (const k of explainers.keys()) if (explainers.size > EXPLAINERS) explainers.delete(k);
+      return made;
+    })();
+    building.set(t, build);
+    try {
+      return await build;
+    } finally {
+      building.delete(t);
+    }
   };
 
   app.post<{ Params: { name: string }; Body: { flows: ReportedFlow[]; lost: Array<{ tenant: string; count: number }>; held?: Array<{ tenant: string; count: number }>; traffic?: GroupTraffic[] } }>('/api/v1/hosts/:name/flows', {
@@ -218,12 +231,12 @@ export function flowRoutes(app: FastifyInstance): void {
           if (explain) {
             // One explanation at 50,000 rules is ~10-40 ms of this event loop: other requests go between.
             const one = annotator(host, explain, endpoints, budget);
-            let since = performance.now();
+            let stretch = performance.now();
             for (const r of kept) {
               taken.push(one(r));
-              if (performance.now() - since > YIELD_MS) {
+              if (performance.now() - stretch > YIELD_MS) {
                 await new Promise((go) => setImmediate(go));
-                since = performance.now();
+                stretch = performance.now();
               }
             }
           }
