@@ -12,8 +12,8 @@ const KEPT = 10_000;
  * by prefix length, so an address is at most 33 lookups (129 for IPv6). For `explain` and the server's
  * flow records, which ask about a few addresses: classify's sweep of 50,000 nested prefixes (~370 ms)
  * held the server's event loop 400-670 ms with the rest of an evaluator's making, each time a tenant's
- * policy changed (every API call waited behind it). Ids are this
- * classifier's own, equal for addresses of one class and 0 for class 0; they are not a compile's marks.
+ * policy changed (every API call waited behind it). Ids are this classifier's own, equal for addresses
+ * of one class and 0 for class 0; they are not a compile's marks.
  */
 export function pointClassifier(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], np?: Netpol): (ip: string) => Klass {
   const four = new Cidrs4();
