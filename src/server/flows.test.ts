@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testApi, type TestApi } from './testkit.js';
-import { annotate, ExplainBudget, FlowBook, FLOWS_PER_TENANT, TALLY_KEYS, type Flow } from './flows.js';
+import { annotate, ExplainBudget, FlowBook, FLOWS_PER_TENANT, FORGOTTEN, TALLY_KEYS, type Flow } from './flows.js';
 
 // Flow records through the API (issue 16): what an agent reports is named (endpoints, groups, the rule
 // that decided, as explain decides) and kept per tenant; bad reports change nothing; a tenant user sees
@@ -235,6 +235,58 @@ test('a tenant deleted and made again under its name is explained by its own pol
   await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [] });
   const items = (await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items as Flow[];
   assert.deepEqual(items.map((f) => f.decidedBy.policy), ['new-owners-policy']);
+});
+
+test('the flow book tells which tenants were forgotten since a mark; past FORGOTTEN of them, older marks hear that it cannot tell', () => {
+  const book = new FlowBook();
+  const m0 = book.mark();
+  book.forget('a');
+  const m1 = book.mark();
+  assert.deepEqual([book.forgottenSince('a', m0), book.forgottenSince('a', m1), book.forgottenSince('b', m0)], [true, false, false]);
+  for (let i = 0; i < FORGOTTEN; i++) book.forget(`t${i}`);
+  assert.equal(book.forgottenSince('b', m1), false, 'only a, forgotten before m1, went');
+  book.forget(`t${FORGOTTEN}`);
+  assert.equal(book.forgottenSince('b', m1), true, 't0, forgotten after m1, went: a mark that old cannot tell');
+  const m2 = book.mark();
+  book.forget('b');
+  assert.deepEqual([book.forgottenSince('b', m2), book.forgottenSince('c', m2)], [true, false]);
+});
+
+test('a tenant deleted and made again under its name while a host\'s report is being taken gets none of that report\'s records', async () => {
+  const api = await testApi();
+  const ip = await shop(api);
+  // The report reads the host's endpoints (the old tenant's), then waits here while the tenant is deleted
+  // and made again by someone else; the new one's users must not see records of the old one's traffic.
+  const eps = api.control.endpoints;
+  const list = eps.list.bind(eps);
+  let listed!: () => void;
+  const inReport = new Promise<void>((r) => (listed = r));
+  let go!: () => void;
+  const paused = new Promise<void>((r) => (go = r));
+  eps.list = (async (...a: Parameters<typeof list>) => {
+    const r = await list(...a);
+    listed();
+    await paused;
+    return r;
+  }) as typeof list;
+  const report = ok(api, 'POST', '/api/v1/hosts/h/flows', {
+    flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny'), record(ip['app-1']!, ip['db-1']!, 8888)],
+    lost: [{ tenant: 'shop', count: 7 }], held: [{ tenant: 'shop', count: 9 }], traffic: [{ tenant: 'shop', group: 'db', sentBytes: 10, sentPackets: 1, receivedBytes: 10, receivedPackets: 1 }],
+  });
+  await inReport;
+  eps.list = list;
+  for (const e of (await ok(api, 'GET', '/api/v1/endpoints?tenant=shop')).items) await ok(api, 'DELETE', `/api/v1/endpoints/${e.id}`);
+  for (const path of ['groups/db', 'groups/app', 'policies/db-policy', 'networks/net', '']) await ok(api, 'DELETE', `/api/v1/tenants/shop${path ? `/${path}` : ''}`);
+  const again = await shop(api, 'new-owners-policy');
+  assert.equal(again['db-1'], ip['db-1'], 'the new tenant\'s endpoints have the old ones\' addresses: only the timing tells the records apart');
+  go();
+  assert.deepEqual(await report, { accepted: 0, refused: 2, trafficRefused: 1 });
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items, []);
+  const top = await ok(api, 'GET', '/api/v1/flows/top?tenant=shop');
+  assert.deepEqual([top.rules, top.traffic, top.lost, top.held], [[], [], 0, 0]);
+  // The next report, taken wholly after, is the new tenant's.
+  assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(again['app-1']!, again['db-1']!, 8889, 'deny')], lost: [] }), { accepted: 1, refused: 0 });
+  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items.map((f: Flow) => f.decidedBy.policy), ['new-owners-policy']);
 });
 
 test('group traffic: counted for the groups of the reporting host\'s endpoints only, shown in top and the metrics of the caller\'s tenants, gone with the tenant', async () => {

@@ -175,6 +175,9 @@ export function flowRoutes(app: FastifyInstance): void {
     }
     if (taking.has(host)) throw new WeftError('WEFT_TOO_MANY_REPORTS', `host ${host}: its last flow report is still being taken; send again shortly`);
     taking.add(host);
+    // Before anything is read: a tenant deleted from here on (and perhaps made again under its name) gets
+    // none of this report's records, which were listed and explained against the one that was.
+    const mark = app.flows.mark();
     try {
       const now = Date.now();
       let refused = 0;
@@ -205,7 +208,7 @@ export function flowRoutes(app: FastifyInstance): void {
         groupsHere.set(e.tenant, gs);
       }
       const traffic = (req.body.traffic ?? []).filter((t) => groupsHere.get(t.tenant)?.has(t.group));
-      const trafficRefused = (req.body.traffic?.length ?? 0) - traffic.length;
+      let trafficRefused = (req.body.traffic?.length ?? 0) - traffic.length;
       // No more than a host's links could have carried since its last report: a hostile host cannot make
       // a group's totals whatever it likes (nor push them past what a double holds exactly).
       const since = Math.min(Math.max((now - (trafficAt.get(host) ?? now - 10_000)) / 1000, 1), PAST_MS / 1000);
@@ -247,16 +250,22 @@ export function flowRoutes(app: FastifyInstance): void {
         const held = heldOf.get(t);
         if (held !== undefined) heldBy.set(t, Math.min(held, HELD_MAX));
       }
-      app.flows.add(taken);
-      for (const [t, n] of counted) app.flows.countLost(t, n);
-      for (const [t, n] of heldBy) app.flows.countHeld(t, n);
-      for (const t of traffic) app.flows.countTraffic(t);
-      // A tenant deleted while this report was taken had its records forgotten before they were added:
-      // each is read again now and forgotten if gone (one deleted later is forgotten by the store's event).
-      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...traffic.map((x) => x.tenant)])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
-      app.metrics.flowRecords.inc({ outcome: 'accepted' }, taken.length);
+      const gone = (t: string) => app.flows.forgottenSince(t, mark);
+      const added = taken.filter((f) => !gone(f.tenant));
+      refused += taken.length - added.length;
+      app.flows.add(added);
+      for (const [t, n] of counted) if (!gone(t)) app.flows.countLost(t, n);
+      for (const [t, n] of heldBy) if (!gone(t)) app.flows.countHeld(t, n);
+      const counts = traffic.filter((t) => !gone(t.tenant));
+      trafficRefused += traffic.length - counts.length;
+      for (const t of counts) app.flows.countTraffic(t);
+      // A tenant whose deletion this server heard of while the report was taken gets nothing (above); one
+      // deleted and not yet heard of (an etcd event on its way) is read again now and forgotten if gone; one
+      // deleted later is forgotten by the store's event.
+      for (const t of new Set([...added.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...counts.map((x) => x.tenant)])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
+      app.metrics.flowRecords.inc({ outcome: 'accepted' }, added.length);
       app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
-      return { accepted: taken.length, refused, ...(req.body.traffic ? { trafficRefused } : {}) };
+      return { accepted: added.length, refused, ...(req.body.traffic ? { trafficRefused } : {}) };
     } finally {
       taking.delete(host);
     }
