@@ -22,6 +22,14 @@ export class Tenants {
     return withRevision<Tenant>(e);
   }
 
+  /**
+   * The store revision that created the tenant now under this name (undefined: there is none). It tells
+   * one tenant from another made later under the same name, which an update never changes.
+   */
+  async createdAt(name: string): Promise<number | undefined> {
+    return (await this.store.get(keys.tenant(name)))?.createRevision;
+  }
+
   async create(actor: string, input: TenantInput): Promise<Tenant> {
     const r = await this.store.transact(actor, (tx) => this.createIn(tx, actor, input));
     return { ...r.value, revision: r.revision };

@@ -98,7 +98,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     app.streams.onChanges(changes);
     // A deleted tenant's records go with it: a tenant made again under its name must not see them.
     for (const ch of changes) if (ch.op === 'delete' && ch.key.startsWith('tenants/') && !ch.key.includes('/', 8)) app.flows.forget(ch.key.slice(8));
-  }, () => app.streams.recheckAll());
+  }, () => {
+    app.streams.recheckAll();
+    // Deletions in what the lost watch skipped are never heard of: each tenant the records are of is read
+    // again, forgotten if gone, or if another tenant now has its name (FlowBook.incarnation).
+    void (async () => {
+      for (const t of app.flows.tenants()) {
+        const at = await opts.control.tenants.createdAt(t).catch(() => null);
+        if (at === undefined) app.flows.forget(t);
+        else if (at !== null) app.flows.incarnation(t, at);
+      }
+    })();
+  });
   app.addHook('onClose', async () => { unsubscribe(); stopCommitTimes?.(); });
   installTimeouts(app, limits);
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testApi, type TestApi } from './testkit.js';
-import { annotate, ExplainBudget, FlowBook, FLOWS_PER_TENANT, FORGOTTEN, TALLY_KEYS, type Flow } from './flows.js';
+import { annotate, ExplainBudget, FlowBook, FLOWS_PER_TENANT, TALLY_KEYS, type Flow } from './flows.js';
 
 // Flow records through the API (issue 16): what an agent reports is named (endpoints, groups, the rule
 // that decided, as explain decides) and kept per tenant; bad reports change nothing; a tenant user sees
@@ -237,26 +237,29 @@ test('a tenant deleted and made again under its name is explained by its own pol
   assert.deepEqual(items.map((f) => f.decidedBy.policy), ['new-owners-policy']);
 });
 
-test('the flow book tells which tenants were forgotten since a mark; past FORGOTTEN of them, older marks hear that it cannot tell', () => {
+test('the flow book forgets what it holds of a tenant when records of another tenant made under its name come', () => {
   const book = new FlowBook();
-  const m0 = book.mark();
+  const f = (tenant: string) => ({ tenant, host: 'h', time: new Date().toISOString(), verdict: 'allow', protocol: 'tcp', agrees: true,
+    src: { address: '10.0.0.1', port: 1 }, dst: { address: '10.0.0.2', port: 2 }, decidedBy: { layer: 'default', policy: null, rule: null, side: 'ingress' } }) as unknown as Flow;
+  book.incarnation('a', 5);
+  book.add([f('a')]);
+  book.countLost('a', 3);
+  book.incarnation('b', 6);
+  book.add([f('b')]);
+  book.incarnation('a', 5);
+  assert.equal(book.list(new Set(['a']), () => true, 10).length, 1, 'the same tenant keeps its records');
+  book.incarnation('a', 9);
+  assert.deepEqual([book.list(new Set(['a']), () => true, 10).length, book.lost.get('a'), book.list(new Set(['b']), () => true, 10).length], [0, undefined, 1]);
+  assert.deepEqual(book.tenants(), new Set(['a', 'b']));
   book.forget('a');
-  const m1 = book.mark();
-  assert.deepEqual([book.forgottenSince('a', m0), book.forgottenSince('a', m1), book.forgottenSince('b', m0)], [true, false, false]);
-  for (let i = 0; i < FORGOTTEN; i++) book.forget(`t${i}`);
-  assert.equal(book.forgottenSince('b', m1), false, 'only a, forgotten before m1, went');
-  book.forget(`t${FORGOTTEN}`);
-  assert.equal(book.forgottenSince('b', m1), true, 't0, forgotten after m1, went: a mark that old cannot tell');
-  const m2 = book.mark();
-  book.forget('b');
-  assert.deepEqual([book.forgottenSince('b', m2), book.forgottenSince('c', m2)], [true, false]);
+  assert.deepEqual(book.tenants(), new Set(['b']));
 });
 
-test('a tenant deleted and made again under its name while a host\'s report is being taken gets none of that report\'s records', async () => {
-  const api = await testApi();
-  const ip = await shop(api);
-  // The report reads the host's endpoints (the old tenant's), then waits here while the tenant is deleted
-  // and made again by someone else; the new one's users must not see records of the old one's traffic.
+/**
+ * Takes a report from host h that pauses after listing the host's endpoints, while `meanwhile` runs;
+ * answers the report's reply. The listing is restored and the report released whatever happens.
+ */
+async function reportAround(api: TestApi, body: unknown, meanwhile: () => Promise<void>): Promise<unknown> {
   const eps = api.control.endpoints;
   const list = eps.list.bind(eps);
   let listed!: () => void;
@@ -269,24 +272,71 @@ test('a tenant deleted and made again under its name while a host\'s report is b
     await paused;
     return r;
   }) as typeof list;
-  const report = ok(api, 'POST', '/api/v1/hosts/h/flows', {
-    flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny'), record(ip['app-1']!, ip['db-1']!, 8888)],
-    lost: [{ tenant: 'shop', count: 7 }], held: [{ tenant: 'shop', count: 9 }], traffic: [{ tenant: 'shop', group: 'db', sentBytes: 10, sentPackets: 1, receivedBytes: 10, receivedPackets: 1 }],
-  });
-  await inReport;
-  eps.list = list;
+  const report = ok(api, 'POST', '/api/v1/hosts/h/flows', body);
+  try {
+    await Promise.race([inReport, report]);
+    eps.list = list;
+    await meanwhile();
+  } finally {
+    eps.list = list;
+    go();
+  }
+  return report;
+}
+
+async function remake(api: TestApi): Promise<Record<string, string>> {
   for (const e of (await ok(api, 'GET', '/api/v1/endpoints?tenant=shop')).items) await ok(api, 'DELETE', `/api/v1/endpoints/${e.id}`);
   for (const path of ['groups/db', 'groups/app', 'policies/db-policy', 'networks/net', '']) await ok(api, 'DELETE', `/api/v1/tenants/shop${path ? `/${path}` : ''}`);
-  const again = await shop(api, 'new-owners-policy');
-  assert.equal(again['db-1'], ip['db-1'], 'the new tenant\'s endpoints have the old ones\' addresses: only the timing tells the records apart');
-  go();
-  assert.deepEqual(await report, { accepted: 0, refused: 2, trafficRefused: 1 });
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items, []);
-  const top = await ok(api, 'GET', '/api/v1/flows/top?tenant=shop');
-  assert.deepEqual([top.rules, top.traffic, top.lost, top.held], [[], [], 0, 0]);
-  // The next report, taken wholly after, is the new tenant's.
-  assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(again['app-1']!, again['db-1']!, 8889, 'deny')], lost: [] }), { accepted: 1, refused: 0 });
-  assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items.map((f: Flow) => f.decidedBy.policy), ['new-owners-policy']);
+  return shop(api, 'new-owners-policy');
+}
+
+for (const heard of [true, false]) {
+  test(`a tenant deleted and made again under its name while a host's report is being taken gets none of that report's records (${heard ? 'the deletion heard at once' : 'the deletion not heard of yet, as from another server or a late etcd event'})`, async () => {
+    const api = await testApi();
+    const ip = await shop(api);
+    // The report reads the host's endpoints (the old tenant's), then waits while the tenant is deleted and
+    // made again by someone else: the new one's users must not see records of the old one's traffic.
+    const body = {
+      flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny'), record(ip['app-1']!, ip['db-1']!, 8888)],
+      lost: [{ tenant: 'shop', count: 7 }], held: [{ tenant: 'shop', count: 9 }], traffic: [{ tenant: 'shop', group: 'db', sentBytes: 10, sentPackets: 1, receivedBytes: 10, receivedPackets: 1 }],
+    };
+    let again: Record<string, string> = {};
+    const forget = api.app.flows.forget.bind(api.app.flows);
+    const reply = await reportAround(api, body, async () => {
+      if (!heard) api.app.flows.forget = () => undefined;
+      try {
+        again = await remake(api);
+      } finally {
+        api.app.flows.forget = forget;
+      }
+    });
+    assert.equal(again['db-1'], ip['db-1'], 'the new tenant\'s endpoints have the old ones\' addresses: only the timing tells the records apart');
+    assert.deepEqual(reply, { accepted: 0, refused: 2, trafficRefused: 1 });
+    assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items, []);
+    const top = await ok(api, 'GET', '/api/v1/flows/top?tenant=shop');
+    assert.deepEqual([top.rules, top.traffic, top.lost, top.held], [[], [], 0, 0]);
+    // The next report, taken wholly after, is the new tenant's.
+    assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(again['app-1']!, again['db-1']!, 8889, 'deny')], lost: [] }), { accepted: 1, refused: 0 });
+    assert.deepEqual((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items.map((f: Flow) => f.decidedBy.policy), ['new-owners-policy']);
+  });
+}
+
+test('records of a tenant never heard to be deleted are forgotten when another tenant made under its name reports', async () => {
+  const api = await testApi();
+  const ip = await shop(api);
+  await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [{ tenant: 'shop', count: 4 }] });
+  const forget = api.app.flows.forget.bind(api.app.flows);
+  api.app.flows.forget = () => undefined;
+  let again: Record<string, string>;
+  try {
+    again = await remake(api);
+  } finally {
+    api.app.flows.forget = forget;
+  }
+  assert.equal((await ok(api, 'GET', '/api/v1/flows?tenant=shop')).items.length, 1, 'the old record is still held: nobody told this server');
+  await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(again['app-1']!, again['db-1']!, 8888)], lost: [] });
+  const { items, lost } = await ok(api, 'GET', '/api/v1/flows?tenant=shop');
+  assert.deepEqual([items.map((f: Flow) => f.decidedBy.policy), lost], [['new-owners-policy'], [{ tenant: 'shop', lost: 0, held: 0 }]]);
 });
 
 test('group traffic: counted for the groups of the reporting host\'s endpoints only, shown in top and the metrics of the caller\'s tenants, gone with the tenant', async () => {

@@ -184,8 +184,6 @@ export const TRAFFIC_GROUPS = 1000;
 /** Records kept per tenant, and in all (the busiest tenant gives way first). */
 export const FLOWS_PER_TENANT = 5000;
 export const FLOWS_TOTAL = 100_000;
-/** Deleted tenants remembered for the reports being taken meanwhile (FlowBook.forgottenSince). */
-export const FORGOTTEN = 10_000;
 
 type Listener = (f: Flow) => void;
 
@@ -290,36 +288,28 @@ export class FlowBook {
     return () => this.listeners.delete(l);
   }
 
-  /** Tenants forgotten, each with the count of forgets when it last was; at most FORGOTTEN kept, the oldest go first. */
-  private forgets = 0;
-  private readonly forgotten = new Map<string, number>();
-  /** The count at the newest entry that went: a mark older than it cannot tell whom it missed. */
-  private prunedAt = 0;
-
-  /** Where the forgets stand: a report takes it before it reads anything, and asks forgottenSince before it adds. */
-  mark(): number {
-    return this.forgets;
-  }
+  /** Per tenant, the store's create revision of the tenant its records are of. */
+  private readonly incarnations = new Map<string, number>();
 
   /**
-   * Whether `tenant` was forgotten (deleted) since `mark`: a report taken meanwhile was read, listed and
-   * explained against a tenant that may now be another one made under the same name, whose users must
-   * never see the old one's records.
+   * The records about to be added are of the tenant created at `createRevision`: any kept under its name
+   * from an earlier tenant of that name (deleted and made again, maybe by someone else, the deletion not
+   * heard of here) are forgotten first, so the new one's users never see them.
    */
-  forgottenSince(tenant: string, mark: number): boolean {
-    return mark < this.prunedAt || (this.forgotten.get(tenant) ?? 0) > mark;
+  incarnation(tenant: string, createRevision: number): void {
+    const had = this.incarnations.get(tenant);
+    if (had !== undefined && had !== createRevision) this.forget(tenant);
+    this.incarnations.set(tenant, createRevision);
+  }
+
+  /** The tenants this book holds anything of. */
+  tenants(): Set<string> {
+    return new Set([...this.incarnations.keys(), ...this.rings.keys(), ...this.lost.keys(), ...this.held.keys(), ...this.tallies.keys(), ...this.traffic.keys()]);
   }
 
   /** A tenant's records go with it. */
   forget(tenant: string): void {
-    this.forgets++;
-    this.forgotten.delete(tenant);
-    this.forgotten.set(tenant, this.forgets);
-    for (const [t, at] of this.forgotten) {
-      if (this.forgotten.size <= FORGOTTEN) break;
-      this.forgotten.delete(t);
-      this.prunedAt = at;
-    }
+    this.incarnations.delete(tenant);
     this.total -= this.rings.get(tenant)?.length ?? 0;
     this.rings.delete(tenant);
     this.lost.delete(tenant);

@@ -111,7 +111,7 @@ export function flowRoutes(app: FastifyInstance): void {
   const budget = new ExplainBudget(EXPLAIN_MS_PER_S, 2 * EXPLAIN_MS_PER_S);
   type Made = { at: number; costMs: number; revision: number; tenant: number; explain: ReturnType<typeof explainer>; endpoints: Endpoint[] };
   const explainers = new Map<string, Made>();
-  /** Builds under way, per tenant: reports arriving meanwhile wait for it instead of building their own. */
+  /** Builds under way, per tenant and its revision: reports arriving meanwhile wait for it instead of building their own. */
   const building = new Map<string, Promise<Made>>();
   const explainerOf = async (t: string): Promise<Made> => {
     const now = Date.now();
@@ -120,7 +120,10 @@ export function flowRoutes(app: FastifyInstance): void {
     // Never another tenant's: one deleted and made again under this name (or changed) is read afresh.
     const tenant = (await c.tenants.get(t)).revision;
     if (had && had.tenant === tenant && (had.revision === revision || now - had.at < Math.max(EXPLAINER_MS, had.costMs * EXPLAINER_BUDGET))) return had;
-    const under = building.get(t);
+    // Keyed by the tenant's revision too: a build begun before the tenant was deleted and made again
+    // would name the new one's records with the old one's endpoints and rules.
+    const key = `${t} ${tenant}`;
+    const under = building.get(key);
     if (under) return under;
     const build = (async () => {
       const t0 = performance.now();
@@ -141,11 +144,11 @@ export function flowRoutes(app: FastifyInstance): void {
       for (const k of explainers.keys()) if (explainers.size > EXPLAINERS) explainers.delete(k);
       return made;
     })();
-    building.set(t, build);
+    building.set(key, build);
     try {
       return await build;
     } finally {
-      building.delete(t);
+      building.delete(key);
     }
   };
 
@@ -175,9 +178,6 @@ export function flowRoutes(app: FastifyInstance): void {
     }
     if (taking.has(host)) throw new WeftError('WEFT_TOO_MANY_REPORTS', `host ${host}: its last flow report is still being taken; send again shortly`);
     taking.add(host);
-    // Before anything is read: a tenant deleted from here on (and perhaps made again under its name) gets
-    // none of this report's records, which were listed and explained against the one that was.
-    const mark = app.flows.mark();
     try {
       const now = Date.now();
       let refused = 0;
@@ -197,7 +197,8 @@ export function flowRoutes(app: FastifyInstance): void {
       const mine = new Map<string, Set<string>>();
       /** Per tenant, the groups ('' none) of the host's endpoints: a host counts traffic only for them. */
       const groupsHere = new Map<string, Set<string>>();
-      for (const e of (await c.endpoints.list({ host }).catch(() => ({ items: [] as Endpoint[] }))).items) {
+      const listed = await c.endpoints.list({ host }).catch(() => ({ items: [] as Endpoint[], revision: 0 }));
+      for (const e of listed.items) {
         if (e.host !== host) continue;
         const ips = mine.get(e.tenant) ?? new Set<string>();
         if (e.ip !== undefined) ips.add(e.ip);
@@ -250,19 +251,25 @@ export function flowRoutes(app: FastifyInstance): void {
         const held = heldOf.get(t);
         if (held !== undefined) heldBy.set(t, Math.min(held, HELD_MAX));
       }
-      const gone = (t: string) => app.flows.forgottenSince(t, mark);
-      const added = taken.filter((f) => !gone(f.tenant));
+      // Only for a tenant that is still the one the host's endpoints were listed in: one deleted since, or
+      // deleted and made again under its name (created after the listing), whether this server heard of it
+      // yet or not (an etcd event on its way, another server's delete), gets nothing of this report; a
+      // tenant that cannot be read now gets nothing either (and keeps what it had). One deleted later is
+      // forgotten by the store's event. No wait between these reads and the adds.
+      const created = new Map<string, number>();
+      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...traffic.map((x) => x.tenant)])) {
+        const at = await c.tenants.createdAt(t).catch(() => undefined);
+        if (at !== undefined && at <= listed.revision) created.set(t, at);
+      }
+      for (const [t, at] of created) app.flows.incarnation(t, at);
+      const added = taken.filter((f) => created.has(f.tenant));
       refused += taken.length - added.length;
       app.flows.add(added);
-      for (const [t, n] of counted) if (!gone(t)) app.flows.countLost(t, n);
-      for (const [t, n] of heldBy) if (!gone(t)) app.flows.countHeld(t, n);
-      const counts = traffic.filter((t) => !gone(t.tenant));
+      for (const [t, n] of counted) if (created.has(t)) app.flows.countLost(t, n);
+      for (const [t, n] of heldBy) if (created.has(t)) app.flows.countHeld(t, n);
+      const counts = traffic.filter((t) => created.has(t.tenant));
       trafficRefused += traffic.length - counts.length;
       for (const t of counts) app.flows.countTraffic(t);
-      // A tenant whose deletion this server heard of while the report was taken gets nothing (above); one
-      // deleted and not yet heard of (an etcd event on its way) is read again now and forgotten if gone; one
-      // deleted later is forgotten by the store's event.
-      for (const t of new Set([...added.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...counts.map((x) => x.tenant)])) if (!(await c.tenants.get(t).then(() => true, () => false))) app.flows.forget(t);
       app.metrics.flowRecords.inc({ outcome: 'accepted' }, added.length);
       app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
       return { accepted: added.length, refused, ...(req.body.traffic ? { trafficRefused } : {}) };
