@@ -321,6 +321,30 @@ for (const heard of [true, false]) {
   });
 }
 
+test('a tenant deleted and made again between a report\'s check of it and its adds (an etcd read\'s wait) keeps none of that report\'s records', async () => {
+  const api = await testApi();
+  const ip = await shop(api);
+  const tenants = api.control.tenants;
+  const createdAt = tenants.createdAt.bind(tenants);
+  let first = true;
+  tenants.createdAt = async (t: string) => {
+    const at = await createdAt(t);
+    if (first) {
+      first = false;
+      await remake(api);
+    }
+    return at;
+  };
+  try {
+    assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [{ tenant: 'shop', count: 5 }] }), { accepted: 1, refused: 0 });
+  } finally {
+    tenants.createdAt = createdAt;
+  }
+  assert.ok(!first, 'the tenant was made again inside the report');
+  const { items, lost } = await ok(api, 'GET', '/api/v1/flows?tenant=shop');
+  assert.deepEqual([items, lost], [[], [{ tenant: 'shop', lost: 0, held: 0 }]]);
+});
+
 test('records of a tenant never heard to be deleted are forgotten when another tenant made under its name reports', async () => {
   const api = await testApi();
   const ip = await shop(api);

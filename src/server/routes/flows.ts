@@ -255,7 +255,7 @@ export function flowRoutes(app: FastifyInstance): void {
       // deleted and made again under its name (created after the listing), whether this server heard of it
       // yet or not (an etcd event on its way, another server's delete), gets nothing of this report; a
       // tenant that cannot be read now gets nothing either (and keeps what it had). One deleted later is
-      // forgotten by the store's event. No wait between these reads and the adds.
+      // forgotten by the store's event, or, while these reads wait on etcd, by the second read below.
       const created = new Map<string, number>();
       for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...traffic.map((x) => x.tenant)])) {
         const at = await c.tenants.createdAt(t).catch(() => undefined);
@@ -270,6 +270,9 @@ export function flowRoutes(app: FastifyInstance): void {
       const counts = traffic.filter((t) => created.has(t.tenant));
       trafficRefused += traffic.length - counts.length;
       for (const t of counts) app.flows.countTraffic(t);
+      // A tenant deleted (or made again) after its read above, its event heard before the adds: read once
+      // more, forgotten unless it is still the one read (a read that fails changes nothing).
+      for (const [t, at] of created) if ((await c.tenants.createdAt(t).catch(() => at)) !== at) app.flows.forget(t);
       app.metrics.flowRecords.inc({ outcome: 'accepted' }, added.length);
       app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
       return { accepted: added.length, refused, ...(req.body.traffic ? { trafficRefused } : {}) };
