@@ -237,22 +237,29 @@ test('a tenant deleted and made again under its name is explained by its own pol
   assert.deepEqual(items.map((f) => f.decidedBy.policy), ['new-owners-policy']);
 });
 
-test('the flow book forgets what it holds of a tenant when records of another tenant made under its name come', () => {
+test('the flow book admits records only of the latest tenant of a name it knows, forgetting an older one\'s; a deletion bars any made before it', () => {
   const book = new FlowBook();
   const f = (tenant: string) => ({ tenant, host: 'h', time: new Date().toISOString(), verdict: 'allow', protocol: 'tcp', agrees: true,
     src: { address: '10.0.0.1', port: 1 }, dst: { address: '10.0.0.2', port: 2 }, decidedBy: { layer: 'default', policy: null, rule: null, side: 'ingress' } }) as unknown as Flow;
-  book.incarnation('a', 5);
+  const count = (t: string) => book.list(new Set([t]), () => true, 10).length;
+  assert.equal(book.admit('a', 5), true);
   book.add([f('a')]);
   book.countLost('a', 3);
-  book.incarnation('b', 6);
+  assert.equal(book.admit('b', 6), true);
   book.add([f('b')]);
-  book.incarnation('a', 5);
-  assert.equal(book.list(new Set(['a']), () => true, 10).length, 1, 'the same tenant keeps its records');
-  book.incarnation('a', 9);
-  assert.deepEqual([book.list(new Set(['a']), () => true, 10).length, book.lost.get('a'), book.list(new Set(['b']), () => true, 10).length], [0, undefined, 1]);
-  assert.deepEqual(book.tenants(), new Set(['a', 'b']));
-  book.forget('a');
-  assert.deepEqual(book.tenants(), new Set(['b']));
+  assert.equal(book.admit('a', 5), true, 'the same tenant');
+  assert.equal(count('a'), 1);
+  assert.equal(book.admit('a', 9), true, 'a later tenant of the name');
+  assert.deepEqual([count('a'), book.lost.get('a'), count('b')], [0, undefined, 1], 'the earlier one\'s records and counts went');
+  assert.equal(book.admit('a', 5), false, 'an earlier tenant\'s report, read before the later one was made');
+  book.add([f('a')]);
+  book.forgetHeld('a', 5);
+  assert.equal(count('a'), 1, 'a reading about the earlier tenant does not drop the later one');
+  assert.deepEqual(book.tenants(), new Map([['a', 9], ['b', 6]]));
+  book.forget('a', 20);
+  assert.deepEqual([book.admit('a', 9), book.admit('a', 19), book.admit('a', 21)], [false, false, true], 'deleted at 20: only a tenant made after it');
+  book.forgetHeld('b', 6);
+  assert.deepEqual([count('b'), book.admit('b', 6), book.admit('b', 7)], [0, false, true], 'the held tenant gone: it stays barred');
 });
 
 /**
@@ -336,7 +343,7 @@ test('a tenant deleted and made again between a report\'s check of it and its ad
     return at;
   };
   try {
-    assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [{ tenant: 'shop', count: 5 }] }), { accepted: 1, refused: 0 });
+    assert.deepEqual(await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, 8889, 'deny')], lost: [{ tenant: 'shop', count: 5 }] }), { accepted: 0, refused: 1 }, 'the second read takes them back');
   } finally {
     tenants.createdAt = createdAt;
   }

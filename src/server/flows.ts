@@ -184,6 +184,8 @@ export const TRAFFIC_GROUPS = 1000;
 /** Records kept per tenant, and in all (the busiest tenant gives way first). */
 export const FLOWS_PER_TENANT = 5000;
 export const FLOWS_TOTAL = 100_000;
+/** Deleted tenants' names remembered (FlowBook.forget). */
+export const FLOORS = 10_000;
 
 type Listener = (f: Flow) => void;
 
@@ -288,28 +290,62 @@ export class FlowBook {
     return () => this.listeners.delete(l);
   }
 
-  /** Per tenant, the store's create revision of the tenant its records are of. */
-  private readonly incarnations = new Map<string, number>();
+  /** Per tenant, the store's create revision of the tenant whose records are held. */
+  private readonly created = new Map<string, number>();
+  /**
+   * Per deleted tenant, the lowest create revision a tenant of that name may have now (create revisions
+   * only grow): a report read before the deletion adds nothing after it. At most FLOORS, the oldest go
+   * first (a report that old is still caught by its second read, routes/flows.ts).
+   */
+  private readonly floors = new Map<string, number>();
 
   /**
-   * The records about to be added are of the tenant created at `createRevision`: any kept under its name
-   * from an earlier tenant of that name (deleted and made again, maybe by someone else, the deletion not
-   * heard of here) are forgotten first, so the new one's users never see them.
+   * Whether records of the tenant created at `createRevision` may be added now: not if a tenant of that
+   * name was deleted after it was made, nor if a later tenant of that name holds the book; if it is a
+   * later tenant than the one held, the earlier one's records are forgotten first (its deletion not heard
+   * of here), so the new one's users never see them.
    */
-  incarnation(tenant: string, createRevision: number): void {
-    const had = this.incarnations.get(tenant);
-    if (had !== undefined && had !== createRevision) this.forget(tenant);
-    this.incarnations.set(tenant, createRevision);
+  admit(tenant: string, createRevision: number): boolean {
+    if (createRevision < (this.floors.get(tenant) ?? 0)) return false;
+    const had = this.created.get(tenant);
+    if (had !== undefined && createRevision < had) return false;
+    if (had !== undefined && createRevision > had) this.dropTenant(tenant);
+    this.created.set(tenant, createRevision);
+    return true;
   }
 
-  /** The tenants this book holds anything of. */
-  tenants(): Set<string> {
-    return new Set([...this.incarnations.keys(), ...this.rings.keys(), ...this.lost.keys(), ...this.held.keys(), ...this.tallies.keys(), ...this.traffic.keys()]);
+  /** The tenants this book holds anything of, with the create revision of each one held. */
+  tenants(): Map<string, number | undefined> {
+    const names = new Set([...this.created.keys(), ...this.rings.keys(), ...this.lost.keys(), ...this.held.keys(), ...this.tallies.keys(), ...this.traffic.keys()]);
+    return new Map([...names].map((t) => [t, this.created.get(t)]));
   }
 
-  /** A tenant's records go with it. */
-  forget(tenant: string): void {
-    this.incarnations.delete(tenant);
+  /**
+   * Forgets a tenant if the one held is still the one created at `createRevision` (a reading that it is
+   * gone, taken before a later tenant of that name got into the book, must not drop that one).
+   */
+  forgetHeld(tenant: string, createRevision: number): void {
+    if (this.created.get(tenant) === createRevision) this.forget(tenant);
+  }
+
+  /**
+   * A tenant's records go with it. `deletedAt`: the store revision of its deletion, when known; any
+   * tenant of that name made before it (and the one held) is refused from now on.
+   */
+  forget(tenant: string, deletedAt = 0): void {
+    const had = this.created.get(tenant);
+    const floor = Math.max(this.floors.get(tenant) ?? 0, deletedAt, had === undefined ? 0 : had + 1);
+    this.dropTenant(tenant);
+    this.floors.delete(tenant);
+    this.floors.set(tenant, floor);
+    for (const t of this.floors.keys()) {
+      if (this.floors.size <= FLOORS) break;
+      this.floors.delete(t);
+    }
+  }
+
+  private dropTenant(tenant: string): void {
+    this.created.delete(tenant);
     this.total -= this.rings.get(tenant)?.length ?? 0;
     this.rings.delete(tenant);
     this.lost.delete(tenant);

@@ -52,17 +52,17 @@ test('flow records of tenants deleted while the store lost changes are forgotten
     const red = await control.tenants.createdAt('red');
     assert.ok(blue !== undefined && red !== undefined);
     // What the book would hold had this server missed a deletion ('gone') and a re-creation ('red').
-    app.flows.incarnation('blue', blue);
+    app.flows.admit('blue', blue);
     app.flows.countLost('blue', 1);
-    app.flows.incarnation('gone', 1);
+    app.flows.admit('gone', 1);
     app.flows.countLost('gone', 2);
-    app.flows.incarnation('red', red - 1);
+    app.flows.admit('red', red - 1);
     app.flows.countLost('red', 3);
     store.lose();
     const t0 = Date.now();
     while (app.flows.tenants().has('gone') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual([...app.flows.lost.entries()].sort(), [['blue', 1]]);
-    assert.deepEqual([...app.flows.tenants()].sort(), ['blue', 'red'], 'red is held as the tenant now under its name, with nothing of the old one');
+    assert.deepEqual([...app.flows.tenants()].sort(), [['blue', blue], ['red', red]], 'red is held as the tenant now under its name, with nothing of the old one');
   } finally {
     await app.close();
   }

@@ -89,6 +89,27 @@ function filterOf(q: QueryT): (f: Flow) => boolean {
     && (protocol === undefined || f.protocol === protocol || (protocol === 'icmp' && f.protocol === 'icmpv6')) && (port === undefined || f.dst.port === port);
 }
 
+type Tenants = { tenants: { createdAt(name: string): Promise<number | undefined> } };
+
+/** Of these tenants, those still the ones of a listing at `listedAt`, with their create revisions (read together). */
+async function stillListed(c: Tenants, names: Iterable<string>, listedAt: number): Promise<Map<string, number>> {
+  const all = [...new Set(names)];
+  const ats = await Promise.all(all.map((t) => c.tenants.createdAt(t).catch(() => undefined)));
+  const out = new Map<string, number>();
+  all.forEach((t, i) => {
+    const at = ats[i];
+    if (at !== undefined && at <= listedAt) out.set(t, at);
+  });
+  return out;
+}
+
+/** Of these tenants, read again together, those no longer the one created at the revision given. */
+async function remade(c: Tenants, created: ReadonlyMap<string, number>): Promise<string[]> {
+  const all = [...created];
+  const same = await Promise.all(all.map(([t, at]) => c.tenants.createdAt(t).then((now) => now === at, () => true)));
+  return all.filter((_, i) => !same[i]).map(([t]) => t);
+}
+
 /**
  * Flow records (issue 16). Agents report what their kernels logged (`POST /api/v1/hosts/{name}/flows`:
  * a host only for itself, and only connections to or from its own endpoints); the server names the
@@ -253,15 +274,10 @@ export function flowRoutes(app: FastifyInstance): void {
       }
       // Only for a tenant that is still the one the host's endpoints were listed in: one deleted since, or
       // deleted and made again under its name (created after the listing), whether this server heard of it
-      // yet or not (an etcd event on its way, another server's delete), gets nothing of this report; a
-      // tenant that cannot be read now gets nothing either (and keeps what it had). One deleted later is
-      // forgotten by the store's event, or, while these reads wait on etcd, by the second read below.
-      const created = new Map<string, number>();
-      for (const t of new Set([...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...traffic.map((x) => x.tenant)])) {
-        const at = await c.tenants.createdAt(t).catch(() => undefined);
-        if (at !== undefined && at <= listed.revision) created.set(t, at);
-      }
-      for (const [t, at] of created) app.flows.incarnation(t, at);
+      // yet or not (an etcd event on its way, another server's delete), gets nothing of this report, nor
+      // does one that cannot be read now (it keeps what it had). The book refuses one it knows deleted.
+      const created = await stillListed(c, [...taken.map((f) => f.tenant), ...counted.keys(), ...heldBy.keys(), ...traffic.map((x) => x.tenant)], listed.revision);
+      for (const [t, at] of created) if (!app.flows.admit(t, at)) created.delete(t);
       const added = taken.filter((f) => created.has(f.tenant));
       refused += taken.length - added.length;
       app.flows.add(added);
@@ -270,12 +286,19 @@ export function flowRoutes(app: FastifyInstance): void {
       const counts = traffic.filter((t) => created.has(t.tenant));
       trafficRefused += traffic.length - counts.length;
       for (const t of counts) app.flows.countTraffic(t);
-      // A tenant deleted (or made again) after its read above, its event heard before the adds: read once
-      // more, forgotten unless it is still the one read (a read that fails changes nothing).
-      for (const [t, at] of created) if ((await c.tenants.createdAt(t).catch(() => at)) !== at) app.flows.forget(t);
-      app.metrics.flowRecords.inc({ outcome: 'accepted' }, added.length);
+      // One deleted or made again while those reads waited (on etcd), its event heard before the adds:
+      // read once more, forgotten unless still the one read (a read that fails changes nothing).
+      let accepted = added.length;
+      for (const t of await remade(c, created)) {
+        // (Unless a later tenant of that name got into the book meanwhile: its admission dropped these.)
+        app.flows.forgetHeld(t, created.get(t) as number);
+        const n = added.filter((f) => f.tenant === t).length;
+        accepted -= n;
+        refused += n;
+      }
+      app.metrics.flowRecords.inc({ outcome: 'accepted' }, accepted);
       app.metrics.flowRecords.inc({ outcome: 'refused' }, refused);
-      return { accepted: added.length, refused, ...(req.body.traffic ? { trafficRefused } : {}) };
+      return { accepted, refused, ...(req.body.traffic ? { trafficRefused } : {}) };
     } finally {
       taking.delete(host);
     }
