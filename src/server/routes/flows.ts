@@ -286,8 +286,9 @@ export function flowRoutes(app: FastifyInstance): void {
       const counts = traffic.filter((t) => created.has(t.tenant));
       trafficRefused += traffic.length - counts.length;
       for (const t of counts) app.flows.countTraffic(t);
-      // One deleted or made again while those reads waited (on etcd), its event heard before the adds:
-      // read once more, forgotten unless still the one read (a read that fails changes nothing).
+      // One deleted or made again while those reads waited (on etcd), its deletion not yet heard of here
+      // (the book would have refused it): read once more, forgotten unless still the one read (a read that
+      // fails changes nothing).
       let accepted = added.length;
       for (const t of await remade(c, created)) {
         // (Unless a later tenant of that name got into the book meanwhile: its admission dropped these.)
