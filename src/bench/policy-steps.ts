@@ -99,6 +99,9 @@ async function checkVerdicts(b: Bed, flows: Shape['flows'], label: string): Prom
   }
 }
 
+/** Seconds in a row the agent must be quiet before a step measures. */
+const QUIET_SECONDS = 5;
+
 /**
  * Attaches `db` and `app` policies plus a marker (an allow of tcp/`marker` both ways, priority 100),
  * times until the marker passes, then measures. Without a marker (no policy at all) it waits until a
@@ -131,10 +134,12 @@ export async function step(b: Bed, label: string, attach: { db: string[]; app: s
   if (Number.isNaN(applyMs)) throw new Error(`${label}: the rule set was not enforced within a minute`);
   await checkVerdicts(b, flows, label);
   // Steady state is what is measured: the passes a change set off (and explain's work on the server)
-  // are over when the agent spends under 5 % of a core for a second.
-  for (let i = 0; i < 60; i++) {
+  // are over when the agent spends under 5 % of a core for QUIET_SECONDS seconds in a row; fewer let
+  // its idle collection, 3 s after the last pass that did work (src/agent/idle-gc.ts), and the sweep
+  // after it fall into the iperf3 below (16-32 % of a core at 50,000 rules when one quiet second sufficed).
+  for (let i = 0, quiet = 0; i < 60 && quiet < QUIET_SECONDS; i++) {
     const [, cpu] = await withAgentCpu(h, () => new Promise((r) => setTimeout(r, 1000)));
-    if (cpu < 5) break;
+    quiet = cpu < 5 ? quiet + 1 : 0;
   }
   const [gbps, agentCpu] = await withAgentCpu(h, () => iperf(h, b.ips.db));
   const connects: number[] = [];
