@@ -100,17 +100,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     for (const ch of changes) if (ch.op === 'delete' && ch.key.startsWith('tenants/') && !ch.key.includes('/', 8)) app.flows.forget(ch.key.slice(8), ch.revision);
   }, () => {
     app.streams.recheckAll();
-    // Deletions in what the lost watch skipped are never heard of: each tenant the records are of is read
-    // again, forgotten if gone, or if a later tenant now has its name (FlowBook.admit; an older reading
-    // than the book's changes nothing).
-    void (async () => {
-      for (const [t, held] of app.flows.tenants()) {
-        const at = await opts.control.tenants.createdAt(t).catch(() => null);
-        if (at === undefined && held === undefined) app.flows.forget(t);
-        else if (at === undefined && held !== undefined) app.flows.forgetHeld(t, held);
-        else if (at !== undefined && at !== null) app.flows.admit(t, at);
-      }
-    })();
+    void app.flows.recheck((t) => opts.control.tenants.createdAt(t));
   });
   app.addHook('onClose', async () => { unsubscribe(); stopCommitTimes?.(); });
   installTimeouts(app, limits);

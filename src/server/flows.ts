@@ -321,6 +321,22 @@ export class FlowBook {
   }
 
   /**
+   * Reads again each tenant this book holds anything of (after a lost watch: deletions in the gap were
+   * never heard of) and forgets one gone or replaced by a later tenant of its name. `createdAt` answers a
+   * tenant's create revision (undefined: gone); one it cannot read, or an older reading than the book's,
+   * changes nothing.
+   */
+  async recheck(createdAt: (tenant: string) => Promise<number | undefined>): Promise<void> {
+    for (const [t, held] of this.tenants()) {
+      const at = await createdAt(t).catch(() => null);
+      if (at === null) continue;
+      if (at !== undefined) this.admit(t, at);
+      else if (held === undefined) this.forget(t);
+      else this.forgetHeld(t, held);
+    }
+  }
+
+  /**
    * Forgets a tenant if the one held is still the one created at `createRevision` (a reading that it is
    * gone, taken before a later tenant of that name got into the book, must not drop that one).
    */
