@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { formatIp } from '../model/index.js';
-import type { Profile, SideProfile, Verdict } from '../policy/index.js';
+import type { Profile, Verdict } from '../policy/index.js';
 import type { NftMap } from './table.js';
 import { Attached } from '../model/attached.js';
 import { DENY_CHAIN } from './flows-nft.js';
@@ -15,8 +15,11 @@ export const SIDE_MARK = 0x20000000;
 export const hex = (n: number) => `0x${n.toString(16)}`;
 export const markOf = (id: number) => hex(PROFILE_MARK + id);
 
-/** `none`: the profile does not decide these ports; the next stage does. */
-export type Decided = Verdict | 'none';
+/**
+ * `none`: the profile does not decide these ports; the next stage does. `open-in`, `open-out`: a high
+ * stage decided that direction open (policy-nft-high.ts), the packet goes on to the pairs.
+ */
+export type Decided = Verdict | 'none' | 'open-in' | 'open-out';
 export interface Seg { first: number; last: number; verdict: Decided }
 
 const range = (a: number, b: number) => (a === b ? String(a) : `${a}-${b}`);
@@ -29,8 +32,10 @@ export const AUDIT_CHAIN = 'audit';
 /** A decision as a verdict: a drop goes to the deny chain, which logs it when flow records are on (flows-nft.ts). */
 export const verdictText = (v: Decided) => {
   if (v === 'none') throw new Error('an undecided port has no element');
-  return v === 'audit' ? `jump ${AUDIT_CHAIN}` : v === 'drop' ? `goto ${DENY_CHAIN}` : v;
+  return v === 'audit' ? `jump ${AUDIT_CHAIN}` : v === 'drop' ? `goto ${DENY_CHAIN}` : v === 'open-in' ? `jump ${OPEN_CHAIN.in}` : v === 'open-out' ? `jump ${OPEN_CHAIN.out}` : v;
 };
+/** The chains a high stage's "decided open" jumps to: each sets its bit in ct mark (policy/high.ts DECIDED_IN, DECIDED_OUT). */
+export const OPEN_CHAIN = { in: 'open_in', out: 'open_out' } as const;
 export const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${formatIp(a)}-${formatIp(b)}`);
 
 export type Proto = Profile['proto'];
@@ -39,14 +44,17 @@ export const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x
 /** A profile as its elements: its single ports, and the rest as one verdict (`none`: no element) or as segments for a chain. */
 interface ProfileParts { singles: string[]; verdict: Decided | undefined; rest: Seg[] }
 
+/** What partsOf splits: a profile, a side profile, or a high stage's profile with its open verdicts. */
+export interface Parted { id: number; proto: Proto; segs: readonly Seg[] }
+
 /** Profiles are immutable and kept across compiles while their function stands: each is split once. */
-const parts = new Attached<Profile | SideProfile, ProfileParts>('profile parts');
+const parts = new Attached<Parted, ProfileParts>('profile parts');
 
 /**
  * A pair's profile (marks from PROFILE_MARK) or a side profile (from SIDE_MARK) as elements. `sctp`: the
  * compile decides SCTP by port, so `other` skips 132 too (a profile belongs to one compile mode).
  */
-export function partsOf(x: Profile | SideProfile, base: number, sctp: boolean): ProfileParts {
+export function partsOf(x: Parted, base: number, sctp: boolean): ProfileParts {
   let out = parts.get(x);
   if (out) return out;
   const mark = hex(base + x.id);

@@ -221,7 +221,7 @@ function shardsFor(elements: number): number {
   while (n < SHARDS && elements > n * SHARD_SIZE * 2) n *= 2;
   return n;
 }
-export const emptyStages = (): ProtoNames => ({ prof: [], singles: [], rest: [], sides: [] });
+export const emptyStages = (): ProtoNames => ({ highs: [], prof: [], singles: [], rest: [], sides: [] });
 
 const SLOT: Record<Proto, 0 | 1 | 2 | 3> = { tcp: 0, udp: 1, other: 2, sctp: 3 };
 
@@ -251,17 +251,7 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
     else if (q.verdict !== 'none') rest.push(`${mark} : ${verdictText(q.verdict)}`);
   }
   const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
-  const lookups: string[] = [];
-  if (singles.length > 0) {
-    const m = byContent(`${x}_ss`, { type: 'mark . inet_service : verdict', interval: false, elements: singles });
-    maps.push(m);
-    lookups.push(`\t\tmeta mark . ${proto} dport vmap @${m.name}`);
-  }
-  if (rest.length > 0) {
-    const m = byContent(`${x}_sr`, { type: 'mark : verdict', interval: false, elements: rest });
-    maps.push(m);
-    lookups.push(`\t\t${l4}meta mark vmap @${m.name}`);
-  }
+  const lookups = markLookups(`${x}_s`, proto, l4, singles, rest, maps);
   const out: string[] = [];
   for (const [dir, addr] of [['in', 'daddr'], ['out', 'saddr']] as const) {
     const markOf = (cls: number): string | undefined => {
@@ -292,6 +282,25 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
 }
 
 /**
+ * A side or high stage's lookups by the mark its address map set: its profiles' single ports
+ * (`BASEs`, not for `other`) and their rests (`BASEr`), each one small map.
+ */
+export function markLookups(base: string, proto: Proto, l4: string, singles: readonly string[], rest: readonly string[], maps: NftMap[]): string[] {
+  const out: string[] = [];
+  if (singles.length > 0) {
+    const m = byContent(`${base}s`, { type: 'mark . inet_service : verdict', interval: false, elements: [...singles] });
+    maps.push(m);
+    out.push(`\t\tmeta mark . ${proto} dport vmap @${m.name}`);
+  }
+  if (rest.length > 0) {
+    const m = byContent(`${base}r`, { type: 'mark : verdict', interval: false, elements: [...rest] });
+    maps.push(m);
+    out.push(`\t\t${l4}meta mark vmap @${m.name}`);
+  }
+  return out;
+}
+
+/**
  * The address ranges of the classes with side profiles (the endpoints enforced here), in address order:
  * read from every range (52,000 at 50,000 nested rules) once per ranges array and set of classes, not
  * once per protocol and direction.
@@ -308,5 +317,5 @@ function sidedRanges(p: CompiledPolicy, sides: ReadonlyMap<number, unknown>): Co
 
 /** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */
 export interface Names { cls: string; cls6?: string; cls6r?: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
-export interface ProtoNames { prof: string[]; singles: string[]; rest: string[]; sides: string[] }
+export interface ProtoNames { highs: string[]; prof: string[]; singles: string[]; rest: string[]; sides: string[] }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addressOf, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, lookupVerdict, protocolNumber, type CompiledPolicy, type PolicyState } from '../policy/index.js';
+import { compilePolicy, DECIDED_IN, explainFlow, lookupVerdict, protocolNumber, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
 import { withIcmp6 } from './policy-nft-parts.js';
 import { DENY_CHAIN, policyTableOf } from './flows-nft.js';
@@ -107,8 +107,8 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     assert.ok(m[1] === 'meta' || stage === 'p', 'only the pair stage splits by the destination (ct mark)');
     jumps.set(stage, { n, by: m[1] as 'meta' | 'ct', chains });
   }
-  // (The side stages' lookups read like the pair stages' but name side maps: `_ss_`, `_sr_`.)
-  const direct = (rule: string) => forward.find((l) => l.startsWith(`${rule} @`) && !/@\w+_s[sr]_/.test(l))?.slice(rule.length + 2);
+  // (The side and high stages' lookups read like the pair stages' but name their own maps: `_ss_`, `_sr_`, `_his_`, `_hor_`...)
+  const direct = (rule: string) => forward.find((l) => l.startsWith(`${rule} @`) && !/@\w+_(s[sr]|h[io][sr]?)_/.test(l))?.slice(rule.length + 2);
   const at = (stage: string, prefix: string, mark: string, rule: string, key: string) => {
     const sharded = jumps.get(stage);
     let m = direct(`${prefix}${rule}`);
@@ -123,13 +123,12 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     }
     return m === undefined ? undefined : exact(m, key);
   };
-  const mark = at('p', `${l4} `, s, 'meta mark set meta mark . ct mark map', `${s} . ${d}`) ?? s;
   const chainVerdict = (verdict: string | undefined): string | undefined => {
-    if (verdict === undefined || !verdict.startsWith('jump ')) return verdict;
+    if (verdict === undefined || !verdict.startsWith('jump ') || verdict.startsWith('jump open_')) return verdict;
     const start = nft.chains.indexOf(`\tchain ${verdict.slice(5)} {`);
     assert.ok(start >= 0, `chain ${verdict} exists`);
     for (const line of nft.chains.slice(start + 1, nft.chains.indexOf('\t}', start)).map((l) => l.trim())) {
-      let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|goto deny)$/.exec(line);
+      let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|goto deny|jump open_in|jump open_out)$/.exec(line);
       if (m) {
         const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
         if (applies) return m[3] as string;
@@ -142,6 +141,28 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     }
     return undefined;
   };
+  // The high stages: each end's address → its high profile, whose ports drop or mark a direction decided
+  // open (a bit in ct mark, which keys the pair stage); both open: accepted (policy-nft-high.ts).
+  let ct = Number(d);
+  for (const [ip, addr, dir, bit] of [[dst, 'daddr', 'i', 0x04000000], [src, 'saddr', 'o', 0x08000000]] as const) {
+    const line = forward.find((l) => l.startsWith(`${l4} meta mark set ip ${addr} map @${x}_h${dir}_`));
+    if (!line) continue;
+    const hit = pairsOf(map(line.split('@')[1] as string)).find(([k]) => inRange(k, parseIp(ip) as number, (y) => parseIp(y) as number));
+    if (!hit) continue;
+    const singles = forward.find((l) => l.startsWith(`meta mark . ${x} dport vmap @${x}_h${dir}s_`))?.split('@')[1];
+    const rest = forward.find((l) => l.startsWith(`${l4} meta mark vmap @${x}_h${dir}r_`))?.split('@')[1];
+    const v = (x === 'x' || !singles ? undefined : exact(singles, `${hit[1]} . ${port}`)) ?? chainVerdict(rest && exact(rest, hit[1]));
+    if (v === `goto ${DENY_CHAIN}`) return v;
+    if (v !== undefined) {
+      assert.equal(v, `jump open_${dir === 'i' ? 'in' : 'out'}`, 'a high stage drops or opens its own direction');
+      ct |= bit;
+    }
+  }
+  if ((ct & 0x0c000000) === 0x0c000000) {
+    assert.ok(forward.includes(`${l4} ct mark & 0xc000000 == 0xc000000 accept`), 'both directions open: accepted');
+    return 'accept';
+  }
+  const mark = at('p', `${l4} `, s, 'meta mark set meta mark . ct mark map', `${s} . ${ct}`) ?? s;
   const single = x === 'x' ? undefined : at('s', '', mark, `meta mark . ${x} dport vmap`, `${mark} . ${port}`);
   if (single) return single;
   const decided = chainVerdict(at('r', `${l4} `, mark, 'meta mark vmap', mark));
@@ -151,7 +172,7 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
   const sideSingles = forward.find((l) => l.startsWith(`meta mark . ${x} dport vmap @${x}_ss_`))?.split('@')[1];
   const sideRest = forward.find((l) => l.startsWith(`${l4} meta mark vmap @${x}_sr_`))?.split('@')[1];
   for (const [ip, addr] of [[dst, 'daddr'], [src, 'saddr']] as const) {
-    const line = forward.find((l) => l.startsWith(`${l4} meta mark set ip ${addr} map @`));
+    const line = forward.find((l) => l.startsWith(`${l4} meta mark set ip ${addr} map @${x}_${addr === 'daddr' ? 'in' : 'out'}_`));
     if (!line) continue;
     const hit = pairsOf(map(line.split('@')[1] as string)).find(([k]) => inRange(k, parseIp(ip) as number, (y) => parseIp(y) as number));
     if (!hit) continue;
@@ -234,12 +255,14 @@ test('two hosts, each compiling only its groups (after another policy): together
 
 test('one host with every endpoint: the rendered table alone agrees with explain', () => {
   const sctp: boolean[] = [];
+  const highs: string[] = [];
   for (let round = 0; round < 8; round++) {
     const s = randomState(77 + round);
     const one: PolicyState = { ...s, endpoints: s.endpoints.map((e) => ({ ...e, host: 'h1' })), host: 'h1' };
     const c = compilePolicy(one);
     const nft = flat(renderPolicy(c));
     sctp.push(c.sctp);
+    highs.push(`${c.highs.length > 0 ? 'high' : '-'}/${c.pairs.some((x) => x.dst >= DECIDED_IN) ? 'variants' : '-'}`);
     assert.equal(nft.chains.some((l) => l.includes('sctp dport')), c.sctp, 'SCTP port lookups exactly where the compile decides SCTP by port');
     const ips = [...s.endpoints.map(addressOf), '192.0.2.1'];
     for (const a of ips) for (const b of ips) {
@@ -251,6 +274,8 @@ test('one host with every endpoint: the rendered table alone agrees with explain
     }
   }
   assert.ok(sctp.includes(true) && sctp.includes(false), `rounds with and without SCTP by port: ${sctp.join(',')}`);
+  // The high stages and the pairs' functions once a direction was decided open (policy/high.ts) are walked too.
+  assert.ok(highs.includes('high/variants'), `rounds with high stages and variant pairs: ${highs.join(',')}`);
 });
 
 test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and maps, only more elements', () => {

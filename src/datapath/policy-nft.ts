@@ -4,6 +4,7 @@ import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_
 import { AUDIT_MARK } from './flows-nft.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
 import { Attached } from '../model/attached.js';
+import { highKey, highStages } from './policy-nft-high.js';
 import { formatIp6, UPLINK_SPACE6 } from '../model/index.js';
 
 /** A compile's IPv6 ranges' map, by the ranges (a compile that moved none keeps the array). */
@@ -69,7 +70,7 @@ interface RenderState {
   refs: Map<string, { chain: Chain; n: number }>;
   audits: number;
   /** The side stages' chains, output and inputs (sideKey) of the last render. */
-  sides: { key: string; chains: ReadonlyMap<string, Chain>; maps: Map<Proto, NftMap[]>; lines: Map<Proto, string[]> } | undefined;
+  sides: { key: string; chains: ReadonlyMap<string, Chain>; maps: Map<Proto, NftMap[]>; lines: Map<Proto, string[]>; highs: Map<Proto, string[]> } | undefined;
   set: ChainSet | undefined;
 }
 const states = new Attached<ChainBook, RenderState>('render state');
@@ -99,7 +100,7 @@ function render(p: CompiledPolicy): PolicyNft {
   const names: Names = { cls: cls.name, ...(cls6 ? { cls6: cls6.name } : {}), ...(cls6r ? { cls6r: cls6r.name } : {}), tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
   const maps: NftMap[] = [cls, ...(cls6 ? [cls6] : []), ...(cls6r ? [cls6r] : [])];
   const shardChains: string[] = [];
-  const sides = sideStagesOf(p, st, protos);
+  const sides = sideStagesOf(p, st, protos, classLines(names));
   for (const proto of protos) {
     const x = PREFIX[proto];
     // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
@@ -122,6 +123,7 @@ function render(p: CompiledPolicy): PolicyNft {
     if (proto !== 'other') n.singles = stage('singles', 's', 'mark . inet_service : verdict', '', (m) => `meta mark . ${proto} dport vmap @${m}`, singles(profiles.removed), singles(profiles.added), () => singles(p.profiles));
     n.rest = stage('rest', 'r', 'mark : verdict', l4, (m) => `meta mark vmap @${m}`, rests(profiles.removed), rests(profiles.added), () => rests(p.profiles));
     n.sides = sides.lines.get(proto) ?? [];
+    n.highs = sides.highs.get(proto) ?? [];
     maps.push(...sides.maps.get(proto) ?? []);
   }
   const set = chainSet(st, profiles, ownOf, sides.chains);
@@ -181,22 +183,30 @@ const once = <T>(f: () => T): (() => T) => {
 };
 
 /**
- * The side stages (policy-nft-stages.ts sideStages) of every protocol: small maps, but made from every
- * address range (52,000 at 50,000 nested rules), so kept while their inputs stand.
+ * The side stages (policy-nft-stages.ts sideStages) and high stages (policy-nft-high.ts) of every
+ * protocol: small maps, but made from every address range (52,000 at 50,000 nested rules), so kept while
+ * their inputs stand.
  */
-function sideStagesOf(p: CompiledPolicy, st: RenderState, protos: readonly Proto[]): NonNullable<RenderState['sides']> {
-  const key = sideKey(p);
+function sideStagesOf(p: CompiledPolicy, st: RenderState, protos: readonly Proto[], cls: readonly string[]): NonNullable<RenderState['sides']> {
+  const key = `${sideKey(p)}|${highKey(p)}|${cls.join(',')}`;
   if (st.sides && st.sides.key === key) return st.sides;
   const chains = new Map<string, Chain>();
   const maps = new Map<Proto, NftMap[]>();
   const lines = new Map<Proto, string[]>();
+  const highs = new Map<Proto, string[]>();
   const bySide = new Map(p.sides.map((x) => [x.cls, x]));
   for (const proto of protos) {
     const own: NftMap[] = [];
+    highs.set(proto, highStages(p, proto, chains, own, cls));
     lines.set(proto, sideStages(p, proto, bySide, chains, own));
     maps.set(proto, own);
   }
-  return { key, chains, maps, lines };
+  return { key, chains, maps, lines, highs };
+}
+
+/** The forward chain's rules that put the source's class in meta mark (IPv4, then IPv6's ranges and endpoints). */
+function classLines(n: Names): string[] {
+  return [`meta mark set ip saddr map @${n.cls}`, ...(n.cls6r ? [`meta mark set ip6 saddr map @${n.cls6r}`] : []), ...(n.cls6 ? [`meta mark set ip6 saddr map @${n.cls6}`] : [])];
 }
 
 /** What the side stages are made from, as one string (the ranges by identity: a compile that moved no class keeps them). */
@@ -311,10 +321,11 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       // then the endpoints' own, each its IPv4 address's class (a miss leaves the mark as it was).
       ...(n.cls6r ? [`\t\tmeta mark set ip6 saddr map @${n.cls6r}`, `\t\tct mark set ip6 daddr map @${n.cls6r}`] : []),
       ...(n.cls6 ? [`\t\tmeta mark set ip6 saddr map @${n.cls6}`, `\t\tct mark set ip6 daddr map @${n.cls6}`] : []),
-      // Each protocol: pair → profile (the mark stays the class where the pair has none), then the
+      // Each protocol: its high stages (the rules without a peer above every rule with a peer on their
+      // ports, policy-nft-high.ts), then pair → profile (the mark stays the class where the pair has none), then the
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.
       // Then its side stages: what the ends' rules without a peer drop, where the pair did not decide.
-      ...(p.sctp ? ['tcp', 'udp', 'sctp', 'other'] as const : ['tcp', 'udp', 'other'] as const).flatMap((x) => [...n[x].prof, ...n[x].singles, ...n[x].rest, ...n[x].sides]),
+      ...(p.sctp ? ['tcp', 'udp', 'sctp', 'other'] as const : ['tcp', 'udp', 'other'] as const).flatMap((x) => [...n[x].highs, ...n[x].prof, ...n[x].singles, ...n[x].rest, ...n[x].sides]),
       // Neither end's side stage dropped it, and one of them is enforced here (its side mark is set).
       ...(p.fallback === 'drop' ? [`\t\tmeta mark & 0xf0000000 == ${hex(SIDE_MARK)} accept`] : []),
     ] : []),

@@ -10,6 +10,7 @@ import type { SideEntry, SideProfile } from './sides.js';
 import type { Segment } from './segments.js';
 import { Attached } from '../model/attached.js';
 import { Cidrs6, ip6Number, isCidr6 } from './cidr6.js';
+import { DECIDED_IN, DECIDED_OUT } from './high.js';
 
 export interface PolicyState {
   tenant: Tenant;
@@ -52,6 +53,10 @@ export interface CompiledPolicy {
   sides: readonly SideEntry[];
   /** Every side profile an entry names, by id (0 is none: drops nothing). */
   sideProfiles: readonly SideProfile[];
+  /** The enforced classes with a high profile (high.ts), by class: what their high rules decide ahead of the pairs. */
+  highs: readonly SideEntry[];
+  /** Every high profile an entry names, by id (0 is none). */
+  highProfiles: readonly SideProfile[];
   /** SCTP is decided by port (pairs' `sctp`); else as one protocol number of `other`. */
   sctp: boolean;
   /**
@@ -223,16 +228,17 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], highs: [], highProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
-  const engine = warm?.engine ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles);
+  const engine = warm?.engine ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles, s.previous?.highProfiles);
   const sides = engine.sides();
+  const highs = engine.highs();
   const classification = engine.classification();
   const out: CompiledPolicy = {
     tenant: s.tenant.name, fallback, classification, dual, v6: dual ? v6Classes(s.endpoints, classification) : [], pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
-    sides, sideProfiles: engine.sideProfiles.list(sides), sctp: engine.sctp,
+    sides, sideProfiles: engine.sideProfiles.list(sides), highs, highProfiles: engine.highProfiles.list(highs), sctp: engine.sctp,
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided, lineage,
   };
   engines.set(out, engine);
@@ -266,32 +272,49 @@ export type Slot = 0 | 1 | 2 | 3;
 
 /**
  * A compile's lookups indexed once: `functionOf(src, dst, slot)` is a pair's whole verdict function of a
- * slot as the datapath decides it (the pair's profile where it has segments, else the side stages, else
- * the default), as sorted segments covering the slot's domain. For tests, `verify` and `--dry-run`; a
- * scan per call, not for the packet path.
+ * slot as the datapath decides it (the high stages of its ends first, high.ts; then the pair's profile
+ * where it has segments, else the side stages, else the default), as sorted segments covering the slot's
+ * domain. For tests, `verify` and `--dry-run`; a scan per call, not for the packet path.
  */
 export function lookups(c: CompiledPolicy): { functionOf: (src: number, dst: number, slot: Slot) => Segment[] } {
   const pairs = new Map(c.pairs.map((p) => [`${p.src}/${p.dst}`, p]));
   const profiles = new Map(c.profiles.map((p) => [p.id, p]));
   const sideProfiles = new Map(c.sideProfiles.map((p) => [p.id, p]));
+  const highProfiles = new Map(c.highProfiles.map((p) => [p.id, p]));
   const sides = new Map(c.sides.map((x) => [x.cls, x]));
-  const functionOf = (src: number, dst: number, slot: Slot): Segment[] => {
+  const highs = new Map(c.highs.map((x) => [x.cls, x]));
+  const hit = (xs: readonly Segment[], n: number) => xs.find((x) => x.first <= n && x.last >= n);
+  // After the high stages: the pair (the key says which directions are left), then the side stages.
+  const below = (src: number, dst: number, slot: Slot, n: number): Verdict => {
     const pair = pairs.get(`${src}/${dst}`);
-    const own = [...(profiles.get(pair === undefined ? 0 : [pair.tcp, pair.udp, pair.other, pair.sctp][slot] as number)?.segs ?? [])].sort((a, b) => a.first - b.first);
+    const own = profiles.get(pair === undefined ? 0 : [pair.tcp, pair.udp, pair.other, pair.sctp][slot] as number)?.segs ?? [];
+    const decided = hit(own, n);
+    if (decided) return decided.verdict;
+    const cls = dst & ~(DECIDED_IN | DECIDED_OUT);
+    const s = sides.get(src);
+    const d = sides.get(cls);
+    const drops = [...(sideProfiles.get(d?.in[slot] ?? 0)?.segs ?? []), ...(sideProfiles.get(s?.out[slot] ?? 0)?.segs ?? [])];
+    return hit(drops, n) ? 'drop' : s || d ? 'accept' : c.fallback;
+  };
+  const functionOf = (src: number, dst: number, slot: Slot): Segment[] => {
+    const hin = highProfiles.get(highs.get(dst)?.in[slot] ?? 0)?.segs ?? [];
+    const hout = highProfiles.get(highs.get(src)?.out[slot] ?? 0)?.segs ?? [];
+    const pairsOf = [pairs.get(`${src}/${dst}`), pairs.get(`${src}/${dst + DECIDED_IN}`), pairs.get(`${src}/${dst + DECIDED_OUT}`)];
+    const own = pairsOf.flatMap((pair) => profiles.get(pair === undefined ? 0 : [pair.tcp, pair.udp, pair.other, pair.sctp][slot] as number)?.segs ?? []);
     const s = sides.get(src);
     const d = sides.get(dst);
     const drops = [...(sideProfiles.get(d?.in[slot] ?? 0)?.segs ?? []), ...(sideProfiles.get(s?.out[slot] ?? 0)?.segs ?? [])];
-    const rest: Verdict = s || d ? 'accept' : c.fallback;
     const last = slot === 2 ? 255 : 65535;
     // Cut points of every segment, then each piece's verdict by the datapath's order.
     const cuts = new Set<number>([0]);
-    for (const x of [...own, ...drops]) { cuts.add(x.first); if (x.last < last) cuts.add(x.last + 1); }
+    for (const x of [...own, ...drops, ...hin, ...hout]) { cuts.add(x.first); if (x.last < last) cuts.add(x.last + 1); }
     const points = [...cuts].sort((a, b) => a - b);
     const out: Segment[] = [];
     points.forEach((first, i) => {
       const end = (points[i + 1] ?? last + 1) - 1;
-      const hit = (xs: readonly Segment[]) => xs.find((x) => x.first <= first && x.last >= first);
-      const verdict = hit(own)?.verdict ?? (hit(drops) ? 'drop' : rest);
+      const i1 = hit(hin, first)?.verdict;
+      const o1 = hit(hout, first)?.verdict;
+      const verdict: Verdict = i1 === 'drop' || o1 === 'drop' ? 'drop' : i1 && o1 ? 'accept' : below(src, i1 ? dst + DECIDED_IN : o1 ? dst + DECIDED_OUT : dst, slot, first);
       const prev = out[out.length - 1];
       if (prev && prev.verdict === verdict) prev.last = end;
       else out.push({ first, last: end, verdict });

@@ -120,3 +120,11 @@ export function decide(rules: readonly RuleRef[], fallback: Action): Decision {
 
 /** At one priority: deny wins, then Pass (rules of one priority are never both, in practice), then allow. */
 const rank = (a: PolicyRule['action']) => (a === 'deny' ? 2 : a === 'pass' ? 1 : 0);
+
+/** The ports (protocol numbers in `other`) of a protocol slot (tcp, udp, other, sctp) a rule applies to; undefined: none. */
+export function coverage(r: PolicyRule, p: 0 | 1 | 2 | 3): [number, number] | undefined {
+  if (p !== 2) return portRange(r) ?? [0, 65535];
+  if (portRange(r) !== undefined) return undefined;
+  const n = protoOf(r);
+  return n === 'any' ? [0, 255] : [n, n];
+}

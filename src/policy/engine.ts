@@ -3,7 +3,8 @@ import { ALL, ALL6, CLASS0, CLASS0_KEY, cidrToRange, classKey, classification, e
 import type { Netpol } from './netpol.js';
 import { Cidrs6, ip6Number, isCidr6, span6 } from './cidr6.js';
 import type { RuleRef } from './decide.js';
-import { decidePair, PairStore, Profiles, type Profile } from './pairs.js';
+import { decidePair, decideVariants, PairStore, Profiles, type Profile } from './pairs.js';
+import { DECIDED_IN, DECIDED_OUT } from './high.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
 import { coverage, mergeRanges, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
 import type { PolicyState, Verdict } from './compile.js';
@@ -149,8 +150,10 @@ export class Engine {
 
   /** The side stages' functions (sides.ts). */
   readonly sideProfiles: SideProfiles;
+  /** The high stages' functions (high.ts). */
+  readonly highProfiles: SideProfiles;
 
-  constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = [], sides: readonly SideProfile[] = []) {
+  constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = [], sides: readonly SideProfile[] = [], highs: readonly SideProfile[] = []) {
     this.np = sc.np;
     this.enforcedGroups = new Set([...enforced].map(groupOfIdentity));
     this.defaultAction = s.tenant.defaultAction;
@@ -158,6 +161,7 @@ export class Engine {
     this.sctp = sctpByPort(sc);
     this.pairs = new PairStore(new Profiles(this.defaultAction, profiles, this.sctp));
     this.sideProfiles = new SideProfiles(this.defaultAction, this.sctp, sides);
+    this.highProfiles = new SideProfiles(this.defaultAction, this.sctp, highs, 'high');
     this.groupNames = new Set(groups.map((g) => g.name));
     this.nets = netSpans(s.networks);
     this.eps = endpointsByIp(sc.endpoints);
@@ -170,8 +174,8 @@ export class Engine {
   }
 
   /** A cold compile: every class and every pair. */
-  static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined, profiles?: readonly Profile[], sides?: readonly SideProfile[]): Engine {
-    const e = new Engine(s, sc, frame, sc.enforced, s.groups, profiles, sides);
+  static build(s: PolicyState, sc: Scope, frame: string, previous: ReadonlyMap<string, number> | undefined, profiles?: readonly Profile[], sides?: readonly SideProfile[], highs?: readonly SideProfile[]): Engine {
+    const e = new Engine(s, sc, frame, sc.enforced, s.groups, profiles, sides, highs);
     e.initCidrs(sc.policies);
     let fresh = 1;
     for (const id of previous?.values() ?? []) if (id >= fresh) fresh = id + 1;
@@ -278,9 +282,18 @@ export class Engine {
 
   /** Every enforced class's side profiles (sides.ts), in class order. */
   sides(): SideEntry[] {
+    return this.entries(this.sideProfiles);
+  }
+
+  /** The enforced classes with a high profile (high.ts), in class order. */
+  highs(): SideEntry[] {
+    return this.entries(this.highProfiles).filter((x) => x.in.some((id) => id !== 0) || x.out.some((id) => id !== 0));
+  }
+
+  private entries(profiles: SideProfiles): SideEntry[] {
     const ids = (k: Klass, d: 'in' | 'out') => {
-      const any = this.indexOf(k, d)?.any;
-      return SLOTS.map((p) => (p === 3 && !this.sctp ? 0 : this.sideProfiles.idOf(any, p)));
+      const idx = this.indexOf(k, d);
+      return SLOTS.map((p) => (p === 3 && !this.sctp ? 0 : profiles.idOf(idx?.any, idx?.high, p)));
     };
     return [...this.enforcedClasses].sort((a, b) => a - b).map((id) => {
       const k = this.classes.get(id) as Klass;
@@ -292,6 +305,12 @@ export class Engine {
 
   decide(src: Klass, dst: Klass): void {
     this.pairs.set(src.id, dst.id, decidePair(src, dst, this.indexOf, this.pairs.profiles));
+    // Two enforced ends: the functions once a high stage decided one direction open (high.ts).
+    if (this.enforcedClasses.has(src.id) && this.enforcedClasses.has(dst.id)) {
+      const [open, ingressOnly] = decideVariants(src, dst, this.indexOf, this.pairs.profiles);
+      this.pairs.set(src.id, dst.id + DECIDED_IN, open);
+      this.pairs.set(src.id, dst.id + DECIDED_OUT, ingressOnly);
+    }
   }
 
   /**

@@ -402,16 +402,39 @@ test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rul
     assert.equal(lookupVerdict(c, app, db, 6, 5202), 'accept', `change ${k}: app's port`);
     assert.equal(lookupVerdict(c, from, db, 6, 10000 + 3 * 256 + 7), (3 * 256 + 7) % 2 ? 'accept' : 'drop', `change ${k}: the CIDR's own port`);
   }
-  // On a port some rule with a peer uses, the pairs decide: they are decided again, and still agree with cold.
-  const over = compilePolicy(state([{ ...open, ports: '10001' }], c));
+  // On a port some rule with a peer uses, below it (priority 3 under the CIDR rules' 5), the pairs decide:
+  // they are decided again, and still agree with cold.
+  const below: Rule = { ...open, ports: '10001', priority: 3 };
+  const over = compilePolicy(state([below], c));
   assert.equal(over.how, 'incremental');
   assert.ok(c.decided === 0 && compilePolicy(state([])).decided > 3000, 'a cold compile decides every pair into db');
   // Only the pair whose rule with a peer names 10001 (from 10.9.0.1 into db), not the 3,000 pairs into db.
   assert.equal(over.decided, 1, 'one pair decided again');
   assert.notDeepEqual(over.profiles, c.profiles, 'the pairs that use port 10001 changed');
-  assertSame(over, compilePolicy(state([{ ...open, ports: '10001' }], c)), 'overlapping');
-  assert.equal(lookupVerdict(over, over.classification.byIp('10.9.0.0').id, over.classification.byIp('10.1.0.2').id, 6, 10001), 'accept', 'from a source whose own rule names another port: the peerless allow');
-  assert.equal(lookupVerdict(over, over.classification.byIp('10.9.0.2').id, over.classification.byIp('10.1.0.2').id, 6, 10002), 'drop', 'its own priority-5 deny still holds where the allow does not reach');
+  assertSame(over, compilePolicy(state([below], c)), 'overlapping');
+  const at = (x: CompiledPolicy, from: string, port: number) => lookupVerdict(x, x.classification.byIp(from).id, x.classification.byIp('10.1.0.2').id, 6, port);
+  assert.equal(at(over, '10.9.0.0', 10001), 'accept', 'from a source whose own rule names another port: the peerless allow');
+  assert.equal(at(over, '10.9.0.1', 10001), 'accept', 'from the source whose own rule allows it');
+  assert.equal(at(over, '10.9.0.2', 10002), 'drop', 'its own priority-5 deny still holds where the allow does not reach');
+  // Above every rule with a peer on its port (a high rule, high.ts): decided ahead of the pairs, none decided again.
+  let prev = over;
+  for (const action of ['deny', 'allow'] as const) {
+    const high: Rule = { ...open, ports: '10000-10001', action };
+    const top = compilePolicy(state([high], prev));
+    assert.equal(top.how, 'incremental');
+    // From `over`: the pair the priority-3 rule's removal touches; then none.
+    assert.equal(top.decided, action === 'deny' ? 1 : 0, `${action} above: pairs decided again`);
+    const again = compilePolicy(state([{ ...high, ports: '10000-10003' }], top));
+    assert.equal(again.decided, 0, `${action} above, its ports changed: no pair decided again`);
+    assert.deepEqual([again.pairs, again.profiles], [top.pairs, top.profiles], `${action} above: the pairs and their profiles as they were`);
+    assertSame(again, compilePolicy(state([{ ...high, ports: '10000-10003' }], top)), `${action} above`);
+    for (const [from, port] of [['10.9.0.0', 10000], ['10.9.0.1', 10001], ['10.9.0.2', 10002], ['10.9.0.3', 10003], ['10.9.0.4', 10004]] as const) {
+      const own = port - 10000;
+      const want = port <= 10003 ? (action === 'allow' ? 'accept' : 'drop') : own % 2 ? 'accept' : 'drop';
+      assert.equal(at(again, from, port), want, `${action} above: ${from} → ${port}`);
+    }
+    prev = again;
+  }
 });
 
 test('a peerless rule beside a NetworkPolicy isolation in audit mode (its peerless rules stay in the pairs): the incremental compile decides the pairs again, as cold', () => {
@@ -478,7 +501,7 @@ test('an endpoint gone and another of its class come in one compile: the class k
   assert.equal(inc.classification.byIp('10.1.1.50').id, web, "web's class keeps its id (its mark)");
 });
 
-test('a rule without a peer on the last port of two rules with a peer that span 1,024 ports from the same first port: both of their pairs are decided again', () => {
+test('a rule without a peer on the last port of two rules with a peer that span 1,024 ports from the same first port: both of their pairs are decided again (below them), or none (above them)', () => {
   const ep = (ip: string, g: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
   // Two buckets (from app, from web) whose one range each starts at 1024 and reaches 2048: tied in the index.
   const rules: Rule[] = [
@@ -492,14 +515,18 @@ test('a rule without a peer on the last port of two rules with a peer that span 
     policies: [{ ...meta, tenant: 't', name: 'base', rules }, { ...meta, tenant: 't', name: 'live', revision: live.length + 2, rules: live }],
     endpoints: [ep('10.1.0.2', 'db'), ep('10.1.0.3', 'app'), ep('10.1.0.4', 'web')], host: 'h1', ...(previous ? { previous } : {}),
   });
-  const before = compilePolicy(state([]));
-  const after = compilePolicy(state([{ id: 'shut', priority: 10, direction: 'in', action: 'deny', protocol: 'tcp', ports: '2048' }], before));
-  assert.equal(after.how, 'incremental');
-  assert.equal(after.decided, 2, 'the pairs from app and from web');
-  const db = after.classification.byIp('10.1.0.2').id;
-  for (const from of ['10.1.0.3', '10.1.0.4']) {
-    const src = after.classification.byIp(from).id;
-    assert.equal(lookupVerdict(after, src, db, 6, 2048), 'drop', `${from} → db:2048 is shut`);
-    assert.equal(lookupVerdict(after, src, db, 6, 2047), 'accept', `${from} → db:2047 stays open`);
+  for (const [priority, decided, shut] of [[3, 2, false], [10, 0, true]] as const) {
+    const before = compilePolicy(state([]));
+    const rule: Rule = { id: 'shut', priority, direction: 'in', action: 'deny', protocol: 'tcp', ports: '2048' };
+    const after = compilePolicy(state([rule], before));
+    assert.equal(after.how, 'incremental');
+    assert.equal(after.decided, decided, `priority ${priority}: the pairs from app and from web, or none`);
+    assertSame(after, compilePolicy(state([rule], before)), `priority ${priority}`);
+    const db = after.classification.byIp('10.1.0.2').id;
+    for (const from of ['10.1.0.3', '10.1.0.4']) {
+      const src = after.classification.byIp(from).id;
+      assert.equal(lookupVerdict(after, src, db, 6, 2048), shut ? 'drop' : 'accept', `priority ${priority}: ${from} → db:2048`);
+      assert.equal(lookupVerdict(after, src, db, 6, 2047), 'accept', `priority ${priority}: ${from} → db:2047 stays open`);
+    }
   }
 });

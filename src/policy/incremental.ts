@@ -69,7 +69,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   e.eps = eps;
   e.solo = solo;
   e.pairs.detach();
-  const counted = applyRules(e, changes);
+  const { counted, high, flipped } = applyRules(e, changes);
   const movedCidrs = e.countCidrs(counted);
   // An IPv6 CIDR that came or went moves the endpoints whose IPv6 address it covers (their IPv4 address
   // is where their class is swept), and the other addresses it covers (swept in IPv6 space).
@@ -101,13 +101,11 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   for (const id of born) {
     for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
   }
-  for (const c of changes) {
-    for (const rule of [c.before, c.after]) {
-      if (!rule) continue;
-      const reach = reachOf(e, c.policy, rule);
-      if (reach === 'all') markRule(e, c.policy, rule, all, mark);
-      else if (reach === 'met') markMet(e, c.policy, rule, all, mark);
-    }
+  const changed = changes.flatMap((c) => [c.before, c.after].filter((r): r is Rule => r !== undefined && !high.has(r)).map((rule) => ({ policy: c.policy, rule })));
+  for (const { policy, rule } of [...changed, ...flipped]) {
+    const reach = reachOf(e, policy, rule);
+    if (reach === 'all') markRule(e, policy, rule, all, mark);
+    else if (reach === 'met') markMet(e, policy, rule, all, mark);
   }
   let decided = 0;
   for (const [src, dsts] of dirty) {
@@ -118,9 +116,16 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   return decided;
 }
 
-/** Takes the changed rules out of and into the indexes of the groups holding their policy; returns them as counted. */
-function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [Rule, 1 | -1]> {
+/**
+ * Takes the changed rules out of and into the indexes of the groups holding their policy. Returns them as
+ * counted; the changed rules without a peer that every holder decides ahead of the pairs (high.ts), as
+ * they went out and as they came in (they change no pair); and the rules without a peer the changes moved
+ * into or out of the high stages (their pairs are decided again).
+ */
+function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<Rule>; flipped: Array<{ policy: string; rule: Rule }> } {
   const counted: Array<readonly [Rule, 1 | -1]> = [];
+  const high = new Set<Rule>();
+  const flipped: Array<{ policy: string; rule: Rule }> = [];
   for (const c of changes) {
     // A group holding the policy twice holds its rules twice, as groupRules lists them.
     const holders = e.groups.filter((g) => e.enforcedGroups.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).flatMap(() => e.identitiesOf(g.name)));
@@ -128,18 +133,23 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): Array<readonly [
       if (!rule) continue;
       counted.push([rule, d]);
       const peered = peerOf(rule).kind !== 'any';
+      let allHigh = !peered;
       for (const g of holders) {
         const key = `${rule.direction}/${g}`;
         const idx = e.indexes.get(key);
         if (!idx) continue;
+        if (d === -1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
         if (d === 1) idx.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
         else idx.removeById(c.policy, rule);
+        if (d === 1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
+        for (const x of idx.flipped.splice(0)) flipped.push({ policy: x.policy, rule: x.rule as Rule });
         const b = peered ? idx.bucketFor(rule) : undefined;
         if (b) e.reindex(key, b);
       }
+      if (allHigh) high.add(rule);
     }
   }
-  return counted;
+  return { counted, high, flipped };
 }
 
 function endpointsIn6(e: Engine, text: string): Region[] {

@@ -7,3 +7,4 @@ export { classify, type Klass, type Classification } from './classes.js';
 export { decide, layerOf, protocolNumber, type Decision, type RuleRef } from './decide.js';
 export type { NetpolInput } from './netpol.js';
 export { verdictChanges, type VerdictChange } from './diff.js';
+export { DECIDED_IN, DECIDED_OUT } from './high.js';

@@ -4,6 +4,7 @@ import type { RuleRef } from './decide.js';
 import { PROTOS, type Bucket, type ProtoName, type ProtoSlot, type RuleIndex } from './rule-index.js';
 import type { Segment } from './segments.js';
 import { differing, inPairs, sideRules, slotSegments } from './sides.js';
+import { DECIDED_IN, DECIDED_OUT } from './high.js';
 
 /**
  * A verdict function of one protocol, shared by every pair that has it: for tcp, udp and sctp the segments
@@ -15,7 +16,11 @@ import { differing, inPairs, sideRules, slotSegments } from './sides.js';
  */
 export interface Profile { id: number; proto: ProtoName; segs: readonly Segment[]; text: string }
 
-/** A pair of classes and its profile per protocol (0: every flow of it gets the default; sctp: 0 unless the compile decides SCTP by port). */
+/**
+ * A pair of classes and its profile per protocol (0: every flow of it gets the default; sctp: 0 unless the
+ * compile decides SCTP by port). `dst` may carry DECIDED_IN or DECIDED_OUT (high.ts): the pair's function
+ * once a high stage decided a direction open.
+ */
 export interface PairProfiles { src: number; dst: number; tcp: number; udp: number; other: number; sctp: number }
 
 /** The rule indexes of the sides this host enforces: undefined where it does not enforce that side. */
@@ -172,6 +177,20 @@ export function decidePair(src: Klass, dst: Klass, indexOf: SideIndex, profiles:
   return fns[0] || fns[1] || fns[2] || fns[3] ? fns : undefined;
 }
 
+/**
+ * The functions of a pair of enforced classes once a high stage decided one direction open (high.ts):
+ * the egress alone (the destination's ingress was decided) and the ingress alone (the source's egress
+ * was). Undefined where the side stages decide every flow of it.
+ */
+export function decideVariants(src: Klass, dst: Klass, indexOf: SideIndex, profiles: Profiles): [Fns | undefined, Fns | undefined] {
+  const one = (eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fns | undefined => {
+    if (!eg?.length && !ig?.length) return undefined;
+    const fns = profiles.fnsOf(eg, ig);
+    return fns[0] || fns[1] || fns[2] || fns[3] ? fns : undefined;
+  };
+  return [one(indexOf(src, 'out')?.parts(dst), undefined), one(undefined, indexOf(dst, 'in')?.parts(src))];
+}
+
 interface Stored { entry: PairProfiles; at: number }
 
 /**
@@ -230,7 +249,7 @@ export class PairStore {
   /** Drops every pair a class is in (it no longer exists). */
   dropClass(id: number): void {
     for (const dst of [...(this.bySrc.get(id)?.keys() ?? [])]) this.set(id, dst, undefined);
-    for (const [src, m] of this.bySrc) if (m.has(id)) this.set(src, id, undefined);
+    for (const [src, m] of this.bySrc) for (const dst of [id, id + DECIDED_IN, id + DECIDED_OUT]) if (m.has(dst)) this.set(src, dst, undefined);
   }
 
   private unlist(s: Stored): void {

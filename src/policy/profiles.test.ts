@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatIp, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, groupRules, lookupVerdict, type CompiledPolicy, type Klass, type PolicyState, type Verdict } from './index.js';
+import { compilePolicy, DECIDED_IN, DECIDED_OUT, explainFlow, groupRules, lookupVerdict, type CompiledPolicy, type Klass, type PolicyState, type Verdict } from './index.js';
 import { Prng } from '../chaos/prng.js';
 import { viewOf } from './compile.js';
-import { peerMatches, type RuleRef } from './decide.js';
+import { coverage, peerMatches, type RuleRef } from './decide.js';
 import { segmentPorts, segmentProtos, type Segment } from './segments.js';
 
 // Old against new: before profiles, every pair of classes stored its own segments, decided from the
@@ -70,12 +70,16 @@ const slotSegments = (sides: { egress: RuleRef[] | undefined; ingress: RuleRef[]
  * connection; the side stages decide by each enforced side's rules without a peer; a pair holds, per
  * protocol where a rule with a peer matches it, the segments where the two differ.
  */
-function oldSegments(s: PolicyState, src: Klass, dst: Klass, rulesOf: (g: string | undefined, d: 'in' | 'out') => RuleRef[]): [Segment[], Segment[], Segment[]] {
-  const side = (own: Klass, peer: Klass, d: 'in' | 'out'): RuleRef[] | undefined =>
-    (own.endpoint ? rulesOf(own.group, d).filter((r) => peerMatches(r.rule, viewOf(peer))) : undefined);
-  const sides = { egress: side(src, dst, 'out'), ingress: side(dst, src, 'in') };
-  const alone = { egress: sides.egress?.filter(peerless), ingress: sides.ingress?.filter(peerless) };
+function oldSegments(s: PolicyState, src: Klass, dst: Klass, rulesOf: (g: string | undefined, d: 'in' | 'out') => RuleRef[], decided?: 'in' | 'out'): [Segment[], Segment[], Segment[]] {
+  const matching = (own: Klass, peer: Klass, d: 'in' | 'out', slot: 0 | 1 | 2): RuleRef[] | undefined => {
+    if (!own.endpoint || decided === d) return undefined;
+    const high = highRules(rulesOf(own.group, d), slot);
+    return rulesOf(own.group, d).filter((r) => peerMatches(r.rule, viewOf(peer)) && !high.has(r));
+  };
   return ([0, 1, 2] as const).map((slot) => {
+    // The high rules (above every rule with a peer of their side on their ports) are decided ahead of the pairs.
+    const sides = { egress: matching(src, dst, 'out', slot), ingress: matching(dst, src, 'in', slot) };
+    const alone = { egress: sides.egress?.filter(peerless), ingress: sides.ingress?.filter(peerless) };
     const peered = [...(sides.egress ?? []), ...(sides.ingress ?? [])].some((r) => !peerless(r) && inSlot(r, slot));
     if (!peered) return [];
     const all = slotSegments(sides, slot, s.tenant.defaultAction);
@@ -94,6 +98,49 @@ function oldSegments(s: PolicyState, src: Klass, dst: Klass, rulesOf: (g: string
     });
     return out;
   }) as [Segment[], Segment[], Segment[]];
+}
+
+/** A side's rules without a peer that no rule with a peer of the side meets on their ports at their priority or above. */
+function highRules(rules: readonly RuleRef[], slot: 0 | 1 | 2): Set<RuleRef> {
+  const meets = (a: RuleRef, b: RuleRef) => { const x = coverage(a.rule, slot); const y = coverage(b.rule, slot); return !!x && !!y && x[0] <= y[1] && y[0] <= x[1]; };
+  const peered = rules.filter((r) => !peerless(r) && inSlot(r, slot));
+  return new Set(rules.filter((r) => peerless(r) && inSlot(r, slot) && !peered.some((q) => q.rule.priority >= r.rule.priority && meets(q, r))));
+}
+
+/** A side's high profile from first principles: port by port, the highest priority's verdict where a high rule is at it. */
+function highSegments(rules: readonly RuleRef[], slot: 0 | 1 | 2): Segment[] {
+  const high = highRules(rules, slot);
+  const alone = rules.filter((r) => peerless(r) && inSlot(r, slot));
+  const cuts = [...new Set([0, ...alone.flatMap((r) => { const c = coverage(r.rule, slot) as [number, number]; return [c[0], c[1] + 1]; }), ...(slot === 2 ? [6, 7, 17, 18] : [])])].sort((a, b) => a - b);
+  const last = slot === 2 ? 255 : 65535;
+  const out: Segment[] = [];
+  cuts.forEach((x, i) => {
+    if (x > last || (slot === 2 && (x === 6 || x === 17))) return;
+    const end = Math.min(last, (cuts[i + 1] ?? last + 1) - 1);
+    const at = alone.filter((r) => { const c = coverage(r.rule, slot) as [number, number]; return c[0] <= x && c[1] >= x; });
+    const top = Math.max(...at.map((r) => r.rule.priority));
+    const level = at.filter((r) => r.rule.priority === top);
+    if (!level.some((r) => high.has(r))) return;
+    const verdict = level.some((r) => r.rule.action === 'deny') ? 'drop' : 'accept';
+    const prev = out[out.length - 1];
+    if (prev && prev.verdict === verdict && prev.last + 1 === x) prev.last = end;
+    else out.push({ first: x, last: end, verdict });
+  });
+  return out;
+}
+
+/** Each enforced class's high profiles, from first principles. */
+function assertHighs(c: CompiledPolicy, rulesOf: (g: string | undefined, d: 'in' | 'out') => RuleRef[], at: string): void {
+  const byId = new Map(c.highProfiles.map((p) => [p.id, p]));
+  const entries = new Map(c.highs.map((x) => [x.cls, x]));
+  for (const k of c.classification.classes) {
+    if (!k.endpoint) { assert.equal(entries.has(k.id), false, `${at}: class ${k.id} is not enforced: no high profile`); continue; }
+    for (const d of ['in', 'out'] as const) {
+      for (const slot of [0, 1, 2] as const) {
+        assert.deepEqual(byId.get(entries.get(k.id)?.[d][slot] ?? 0)?.segs ?? [], highSegments(rulesOf(k.group, d), slot), `${at}: class ${k.id} ${d} slot ${slot} high`);
+      }
+    }
+  }
 }
 
 /** Each enforced class's side profiles: what its rules without a peer drop, per direction and protocol. */
@@ -127,8 +174,15 @@ function assertSameAsPerPair(s: PolicyState, c: CompiledPolicy, at: string): voi
     const pair = pairs.get(`${src.id}.${dst.id}`);
     const got = [pair?.tcp, pair?.udp, pair?.other].map((id) => (id ? profiles.get(id)?.segs : []));
     assert.deepEqual(got, oldSegments(s, src, dst, rulesOf), `${at}: pair ${src.id} ${JSON.stringify(src)} -> ${dst.id} ${JSON.stringify(dst)}`);
+    // Between two enforced classes: the functions once a high stage decided a direction open (high.ts).
+    for (const [decided, bit] of [['in', DECIDED_IN], ['out', DECIDED_OUT]] as const) {
+      const v = pairs.get(`${src.id}.${dst.id + bit}`);
+      const want = src.endpoint && dst.endpoint ? oldSegments(s, src, dst, rulesOf, decided) : [[], [], []];
+      assert.deepEqual([v?.tcp, v?.udp, v?.other].map((id) => (id ? profiles.get(id)?.segs : [])), want, `${at}: pair ${src.id} -> ${dst.id}, ${decided} decided`);
+    }
   }
   assertSides(s, c, rulesOf, at);
+  assertHighs(c, rulesOf, at);
 }
 
 function assertExplained(s: PolicyState, c: CompiledPolicy, at: string): void {

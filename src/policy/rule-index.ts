@@ -1,6 +1,7 @@
 import type { Klass } from './classes.js';
-import { protoOf, type RuleRef } from './decide.js';
+import { coverage, protoOf, type RuleRef } from './decide.js';
 import type { NetpolRule } from './netpol.js';
+import { Levels } from './levels.js';
 
 /**
  * The verdict functions a pair has: tcp by port, udp by port, every other protocol by number, and sctp
@@ -42,17 +43,36 @@ export class Bucket {
 
   remove(policy: string, id: string): boolean {
     let found = false;
-    for (const p of SLOTS) {
-      const list = this.rules[p];
-      const i = list.findIndex((x) => x.rule.id === id && x.policy === policy);
-      if (i < 0) continue;
-      if (list[i]?.rule.audit) this.audits[p]--;
-      list.splice(i, 1);
-      this.stamps[p] = this.stamp();
-      found = true;
-    }
+    for (const p of SLOTS) if (this.take(policy, id, p)) found = true;
     if (found) this.size--;
     return found;
+  }
+
+  /**
+   * One protocol slot only (the peerless buckets: a rule for several protocols may be decided ahead of
+   * the pairs in one and not in another, high.ts). `size` counts slots held, not rules.
+   */
+  addAt(r: RuleRef, p: ProtoSlot): void {
+    this.rules[p].push(r);
+    this.stamps[p] = this.stamp();
+    if (r.rule.audit) this.audits[p]++;
+    this.size++;
+  }
+
+  removeAt(policy: string, id: string, p: ProtoSlot): boolean {
+    const found = this.take(policy, id, p);
+    if (found) this.size--;
+    return found;
+  }
+
+  private take(policy: string, id: string, p: ProtoSlot): boolean {
+    const list = this.rules[p];
+    const i = list.findIndex((x) => x.rule.id === id && x.policy === policy);
+    if (i < 0) return false;
+    if (list[i]?.rule.audit) this.audits[p]--;
+    list.splice(i, 1);
+    this.stamps[p] = this.stamp();
+    return true;
   }
 }
 
@@ -63,23 +83,52 @@ export class Bucket {
  * pair's verdicts count rules by priority and action.
  */
 export class RuleIndex {
-  /** The rules without a peer: they match every class (sides.ts decides them per side, not per pair). */
+  /**
+   * The rules without a peer that the pairs and side stages decide: they match every class (sides.ts
+   * decides them per side, not per pair).
+   */
   readonly any: Bucket;
+  /**
+   * The rules without a peer decided ahead of the pairs (high.ts): per protocol slot, those above every
+   * rule with a peer of this index on their ports. A pair's functions never depend on them.
+   */
+  readonly high: Bucket;
   private readonly byGroup = new Map<string, Bucket>();
   private readonly byNetwork = new Map<string, Bucket>();
   private readonly byCidr = new Map<string, Bucket>();
   private readonly bySet = new Map<string, Bucket>();
+  /** The ports of the rules with a peer by priority, per slot: whether a rule without a peer is high. */
+  private readonly levels = [new Levels(), new Levels(), new Levels(), new Levels()] as const;
+  /** Pass rules (AdminNetworkPolicy), per slot: a slot with one decides nothing ahead of the pairs. */
+  private readonly passes: [number, number, number, number] = [0, 0, 0, 0];
+  /** Rules without a peer that moved between `any` and `high` because others changed (the engine decides their pairs again). */
+  readonly flipped: RuleRef[] = [];
   size = 0;
 
   /** `stamp`: the engine's counter, so stamps are unique across every index of a compile. */
   constructor(rules: readonly RuleRef[], private readonly stamp: () => number) {
     this.any = new Bucket(stamp, true);
-    for (const r of rules) this.add(r);
+    this.high = new Bucket(stamp, true);
+    const peerless: RuleRef[] = [];
+    for (const r of rules) {
+      if (peerOf(r.rule).kind === 'any') peerless.push(r);
+      else this.addPeered(r);
+      this.size++;
+    }
+    // Pass and audit rules first: they keep the others of their slot out of the high stage.
+    const first = (r: RuleRef) => r.rule.audit === true || r.rule.action === 'pass';
+    for (const r of [...peerless.filter(first), ...peerless.filter((r) => !first(r))]) for (const p of slotsOf(r.rule)) this.place(r, p);
   }
 
   add(r: RuleRef): void {
-    (this.bucketOf(r.rule, true) as Bucket).add(r);
     this.size++;
+    if (peerOf(r.rule).kind !== 'any') {
+      this.addPeered(r);
+      this.recheck(r);
+      return;
+    }
+    for (const p of slotsOf(r.rule)) this.place(r, p);
+    if (r.rule.audit || r.rule.action === 'pass') this.recheck(r);
   }
 
   /**
@@ -87,9 +136,32 @@ export class RuleIndex {
    * equal object of the rule. `rule` says where to look (its peer); false if there is no such entry.
    */
   removeById(policy: string, rule: RuleRef['rule']): boolean {
-    const found = this.bucketOf(rule, false)?.remove(policy, rule.id) ?? false;
-    if (found) this.size--;
-    return found;
+    if (peerOf(rule).kind === 'any') {
+      // As held: a rule of a policy in audit mode is marked so (engine.ts refOf), the caller's is not.
+      const held = [this.any, this.high].flatMap((b) => b.rules.flatMap((xs) => xs)).find((x) => x.rule.id === rule.id && x.policy === policy);
+      if (!held) return false;
+      for (const p of slotsOf(rule)) if (!this.any.removeAt(policy, rule.id, p)) this.high.removeAt(policy, rule.id, p);
+      this.size--;
+      if (held.rule.action === 'pass') for (const p of slotsOf(rule)) this.passes[p]--;
+      if (held.rule.audit || held.rule.action === 'pass') this.recheck(held);
+      return true;
+    }
+    const b = this.bucketOf(rule, false);
+    const old = b?.rules.flatMap((xs) => xs).find((x) => x.rule.id === rule.id && x.policy === policy);
+    if (!b || !old || !b.remove(policy, rule.id)) return false;
+    this.size--;
+    for (const p of slotsOf(old.rule)) {
+      const c = coverage(old.rule, p);
+      if (c) this.levels[p].add(old.rule.priority, c, -1);
+      if (old.rule.action === 'pass') this.passes[p]--;
+    }
+    this.recheck(old);
+    return true;
+  }
+
+  /** Whether a rule without a peer is decided ahead of the pairs in every slot this index holds it in. */
+  isHigh(policy: string, rule: RuleRef['rule']): boolean {
+    return slotsOf(rule).every((p) => this.high.rules[p].some((x) => x.rule.id === rule.id && x.policy === policy));
   }
 
   /** The bucket holding a rule like this one (by its peer), if there is one. */
@@ -102,7 +174,7 @@ export class RuleIndex {
     for (const m of [this.byGroup, this.byNetwork, this.byCidr, this.bySet]) yield* m.values();
   }
 
-  /** The buckets holding rules whose peer matches this class. */
+  /** The buckets holding rules whose peer matches this class (without the high rules: high.ts). */
   parts(peer: Klass): Bucket[] {
     const out: Bucket[] = [];
     const take = (b: Bucket | undefined) => { if (b && b.size > 0) out.push(b); };
@@ -112,6 +184,58 @@ export class RuleIndex {
     for (const c of peer.cidrs) take(this.byCidr.get(c));
     if (this.bySet.size > 0) for (const x of peer.np?.sets ?? []) take(this.bySet.get(x));
     return out;
+  }
+
+  private addPeered(r: RuleRef): void {
+    (this.bucketOf(r.rule, true) as Bucket).add(r);
+    for (const p of slotsOf(r.rule)) {
+      const c = coverage(r.rule, p);
+      if (c) this.levels[p].add(r.rule.priority, c, 1);
+      if (r.rule.action === 'pass') this.passes[p]++;
+    }
+  }
+
+  /**
+   * A rule without a peer is high in a slot when nothing below it can matter on its ports: no rule with a
+   * peer of this index at its priority or above meets them, it decides (allow or deny, not Pass, not in
+   * audit mode), and the slot has no Pass and no rule in audit mode (an audit verdict needs both
+   * directions in the pairs; a Pass makes what lies below it count).
+   */
+  private highAt(r: RuleRef, p: ProtoSlot): boolean {
+    if (r.rule.audit || r.rule.action === 'pass' || this.passes[p] > 0 || this.any.audits[p] > 0) return false;
+    const c = coverage(r.rule, p);
+    return c !== undefined && !this.levels[p].meetsFrom(r.rule.priority, c);
+  }
+
+  private place(r: RuleRef, p: ProtoSlot): void {
+    if (r.rule.action === 'pass') this.passes[p]++;
+    (this.highAt(r, p) ? this.high : this.any).addAt(r, p);
+  }
+
+  /**
+   * After a change of `r` (a rule with a peer, or a Pass or audit rule without one), the rules without a
+   * peer it may move between `any` and `high`: those meeting its ports at or below its priority (all of
+   * the slot's for a Pass or an audit rule). Each that moved is listed in `flipped`.
+   */
+  private recheck(r: RuleRef): void {
+    const all = r.rule.audit || r.rule.action === 'pass';
+    for (const p of slotsOf(r.rule)) {
+      const c = coverage(r.rule, p);
+      if (!c && !all) continue;
+      for (const [from, to, now] of [[this.any, this.high, true], [this.high, this.any, false]] as const) {
+        for (const x of [...from.rules[p]]) {
+          if (x === r) continue;
+          if (!all) {
+            const mine = coverage(x.rule, p);
+            if (!mine || mine[1] < (c as [number, number])[0] || mine[0] > (c as [number, number])[1] || x.rule.priority > r.rule.priority) continue;
+          }
+          if (this.highAt(x, p) !== now) continue;
+          from.removeAt(x.policy, x.rule.id, p);
+          to.addAt(x, p);
+          this.flipped.push(x);
+        }
+      }
+    }
   }
 
   private bucketOf(rule: RuleRef['rule'], make: boolean): Bucket | undefined {

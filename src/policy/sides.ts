@@ -1,7 +1,8 @@
 import type { Action } from '../model/index.js';
-import { portRange, protoOf, type PolicyRule, type RuleRef } from './decide.js';
+import type { RuleRef } from './decide.js';
 import { PROTOS, type Bucket, type ProtoName, type ProtoSlot } from './rule-index.js';
 import { segmentPorts, segmentProtos, type Segment, type Sides } from './segments.js';
+import { highSegments } from './high.js';
 
 /**
  * Side stages (issue 13: a rule without a peer at 50,000 rules). A rule without a peer matches every class
@@ -30,13 +31,7 @@ export function inPairs(b: Bucket, p: ProtoSlot): boolean {
   return b.rules[p].length > 0 && (!b.any || b.audits[p] > 0);
 }
 
-/** The ports (protocol numbers in `other`) of a slot a rule applies to; undefined: none. */
-export function coverage(r: PolicyRule, p: ProtoSlot): [number, number] | undefined {
-  if (p !== 2) return portRange(r) ?? [0, 65535];
-  if (portRange(r) !== undefined) return undefined;
-  const n = protoOf(r);
-  return n === 'any' ? [0, 255] : [n, n];
-}
+export { coverage } from './decide.js';
 
 /** Ranges merged where they overlap or touch, sorted (so classes.ts `rangeAt` finds one). */
 export function mergeRanges(xs: ReadonlyArray<readonly [number, number]>): Array<{ first: number; last: number }> {
@@ -76,15 +71,19 @@ export function differing(a: readonly Segment[], b: readonly Segment[]): Segment
   return out;
 }
 
-/** A side stage's function of one protocol: the segments its peerless rules drop. */
+/**
+ * A side stage's function of one protocol: the segments its peerless rules drop; or a high stage's
+ * (high.ts): the segments its high rules decide, accept or drop.
+ */
 export interface SideProfile { id: number; proto: ProtoName; segs: readonly Segment[]; text: string }
 
 /** An enforced class's side profiles per direction and protocol slot (tcp, udp, other, sctp); 0 drops nothing. */
 export interface SideEntry { cls: number; in: readonly number[]; out: readonly number[] }
 
 /**
- * The side profiles of a compile: each computed once per peerless bucket's stamp and interned by content
- * (an id is kept across compiles while its function stands, as the pairs' profiles are).
+ * The side profiles of a compile (`kind` side), or its high profiles (`kind` high): each computed once per
+ * stamps of a side's buckets without a peer and interned by content (an id is kept across compiles while
+ * its function stands, as the pairs' profiles are).
  */
 export class SideProfiles {
   private readonly memo = new Map<string, number>();
@@ -95,27 +94,33 @@ export class SideProfiles {
   private readonly reserved: Set<number>;
   private fresh = 1;
 
-  constructor(private readonly defaultAction: Action, private readonly sctp: boolean, previous: readonly SideProfile[] = []) {
+  constructor(private readonly defaultAction: Action, private readonly sctp: boolean, previous: readonly SideProfile[] = [], private readonly kind: 'side' | 'high' = 'side') {
     this.kept = new Map(previous.map((x) => [`${x.proto}:${x.text}`, x.id]));
     this.reserved = new Set(this.kept.values());
     for (const x of previous) if (x.id >= this.fresh) this.fresh = x.id + 1;
   }
 
-  /** The side profile of a side's peerless bucket (undefined: the side has none) for one protocol slot. */
-  idOf(any: Bucket | undefined, p: ProtoSlot): number {
-    const rules = sideRules(any, p);
-    if (rules === undefined) return 0;
-    const memoKey = `${p}:${any ? any.stamps[p] : '-'}`;
+  /** The profile of a side's buckets without a peer (undefined: the side has none) for one protocol slot. */
+  idOf(any: Bucket | undefined, high: Bucket | undefined, p: ProtoSlot): number {
+    const memoKey = `${p}:${any ? any.stamps[p] : '-'}:${high ? high.stamps[p] : '-'}`;
     const known = this.memo.get(memoKey);
     if (known !== undefined) return known;
-    const segs = slotSegments(p, { egress: rules, ingress: undefined }, this.defaultAction, this.sctp).filter((s) => s.verdict === 'drop');
+    const segs = this.kind === 'high' ? highSegments(any, high, p, this.sctp) : this.drops(any, high, p);
     const id = segs.length === 0 ? 0 : this.intern(PROTOS[p], segs);
     this.memo.set(memoKey, id);
     return id;
   }
 
+  /** What every rule without a peer of a side drops (its high ones too: where they allow, the side must not drop). */
+  private drops(any: Bucket | undefined, high: Bucket | undefined, p: ProtoSlot): Segment[] {
+    const rules = sideRules(any, p);
+    if (rules === undefined) return [];
+    const all = high && high.rules[p].length > 0 ? rules.concat(high.rules[p]) : rules;
+    return slotSegments(p, { egress: all, ingress: undefined }, this.defaultAction, this.sctp).filter((s) => s.verdict === 'drop');
+  }
+
   private intern(proto: ProtoName, segs: Segment[]): number {
-    const text = segs.map((s) => `${s.first}-${s.last}`).join(',');
+    const text = segs.map((s) => `${s.first}-${s.last}${s.verdict === 'drop' ? '' : '+'}`).join(',');
     const key = `${proto}:${text}`;
     const known = this.byKey.get(key);
     if (known) return known.id;
