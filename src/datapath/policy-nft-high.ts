@@ -13,9 +13,13 @@ import { markLookups } from './policy-nft-stages.js';
 export const HIGH_IN_MARK = 0x30000000;
 export const HIGH_OUT_MARK = 0x50000000;
 
-/** The chains the open verdicts jump to: a direction decided open sets its bit in ct mark (the pair stage's key). */
+/**
+ * The chains the open verdicts jump to: a direction decided open sets its bit in ct mark (the pair
+ * stage's key), and clears meta mark: a jump returns, and the profile's rest, looked up next by the same
+ * mark, would otherwise decide the port again (a single open port in a profile whose rest drops).
+ */
 export const OPEN_CHAINS: readonly Chain[] = [[OPEN_CHAIN.in, DECIDED_IN], [OPEN_CHAIN.out, DECIDED_OUT]].map(([name, bit]) => ({
-  name: name as string, text: '', maps: [], block: chainBlock(name as string, [`\t\tct mark set ct mark or ${hex(bit as number)}`]),
+  name: name as string, text: '', maps: [], block: chainBlock(name as string, [`\t\tct mark set ct mark or ${hex(bit as number)}`, '\t\tmeta mark set 0']),
 }));
 
 const SLOT: Record<Proto, 0 | 1 | 2 | 3> = { tcp: 0, udp: 1, other: 2, sctp: 3 };

@@ -151,11 +151,18 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     if (!hit) continue;
     const singles = forward.find((l) => l.startsWith(`meta mark . ${x} dport vmap @${x}_h${dir}s_`))?.split('@')[1];
     const rest = forward.find((l) => l.startsWith(`${l4} meta mark vmap @${x}_h${dir}r_`))?.split('@')[1];
-    const v = (x === 'x' || !singles ? undefined : exact(singles, `${hit[1]} . ${port}`)) ?? chainVerdict(rest && exact(rest, hit[1]));
-    if (v === `goto ${DENY_CHAIN}`) return v;
-    if (v !== undefined) {
-      assert.equal(v, `jump open_${dir === 'i' ? 'in' : 'out'}`, 'a high stage drops or opens its own direction');
+    // As the kernel walks it: a jump returns and the next rule runs, with the mark the chain left.
+    let m = hit[1];
+    for (const v of [() => (x === 'x' || !singles ? undefined : exact(singles, `${m} . ${port}`)), () => chainVerdict(rest && exact(rest, m))]) {
+      const verdict = v();
+      if (verdict === undefined) continue;
+      if (verdict === `goto ${DENY_CHAIN}`) return verdict;
+      assert.equal(verdict, `jump open_${dir === 'i' ? 'in' : 'out'}`, 'a high stage drops or opens its own direction');
+      const open = nft.chains.indexOf(`\tchain open_${dir === 'i' ? 'in' : 'out'} {`);
+      const body = nft.chains.slice(open + 1, nft.chains.indexOf('\t}', open)).map((l) => l.trim());
+      assert.deepEqual(body, [`ct mark set ct mark or 0x${bit.toString(16)}`, 'meta mark set 0'], 'the open chain sets its bit and clears the mark');
       ct |= bit;
+      m = '0';
     }
   }
   if ((ct & 0x0c000000) === 0x0c000000) {
@@ -507,4 +514,33 @@ test('ICMPv6 takes ICMP\'s verdict in every shape of protocol ranges, and nothin
   assert.deepEqual(withIcmp6([{ first: 0, last: 0, verdict: a }, { first: 1, last: 1, verdict: d }, { first: 58, last: 58, verdict: a }]),
     [{ first: 0, last: 0, verdict: a }, { first: 1, last: 1, verdict: d }, { first: 58, last: 58, verdict: d }], 'a verdict the compiler gave 58 alone is ICMP\'s');
   assert.deepEqual([protocolNumber('icmp'), protocolNumber('58'), protocolNumber('47'), protocolNumber('tcp')], [1, 1, 47, 6]);
+});
+
+test('high stages (rules without a peer above every rule with a peer on their ports): one open port in a profile that drops the rest, each direction, walked as the kernel walks jumps', () => {
+  // db's ingress and app's egress: allow one tcp port, deny the rest of tcp, no rule with a peer on them:
+  // the high profile is a single open port (its singles map: a jump that returns) and a rest that drops.
+  for (const def of ['allow', 'deny'] as const) {
+    const rules: Rule[] = [
+      { id: 'in-open', priority: 20, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5432' },
+      { id: 'in-shut', priority: 10, direction: 'in', action: 'deny', protocol: 'tcp' },
+      { id: 'out-open', priority: 20, direction: 'out', action: 'allow', protocol: 'tcp', ports: '5432' },
+      { id: 'out-shut', priority: 10, direction: 'out', action: 'deny', protocol: 'tcp' },
+      // A rule with a peer on another protocol: the pairs exist, and their functions once a direction is open.
+      { id: 'udp', priority: 5, direction: 'in', action: 'allow', protocol: 'udp', ports: '53', fromGroup: 'app' },
+    ];
+    const s: PolicyState = { tenant: tenant(def), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p']), group('app', 'a', ['p'])],
+      policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1', 'app'), ep('10.1.1.4', 'a', 'h1')], host: 'h1' };
+    const c = compilePolicy(s);
+    assert.ok(c.highs.length > 0, 'high profiles');
+    const nft = renderPolicy(c);
+    for (const [a, b] of [['10.1.1.3', '10.1.1.2'], ['10.1.1.4', '10.1.1.2'], ['10.1.1.2', '10.1.1.4'], ['10.1.1.2', '10.1.1.3']] as const) {
+      for (const port of [5431, 5432, 5433]) {
+        const want = explainFlow(s, a, b, 'tcp', port).allowed;
+        assert.equal(walk(nft, c.fallback, a, b, 6, port) === 'accept', want, `${def}: ${a} -> ${b} tcp/${port}`);
+        assert.equal(lookupVerdict(c, c.classification.byIp(a).id, c.classification.byIp(b).id, 6, port) !== 'drop', want, `${def}: lookups ${a} -> ${b} tcp/${port}`);
+      }
+      // Between db and app both directions are decided open ahead of the pairs.
+      if (a !== '10.1.1.4' && b !== '10.1.1.4') assert.equal(walk(nft, c.fallback, a, b, 6, 5432), 'accept', `${def}: ${a} -> ${b} tcp/5432 open both ways`);
+    }
+  }
 });

@@ -305,10 +305,11 @@ export class Engine {
 
   decide(src: Klass, dst: Klass): void {
     this.pairs.set(src.id, dst.id, decidePair(src, dst, this.indexOf, this.pairs.profiles));
-    // Two enforced ends: the functions once a high stage decided one direction open (high.ts).
+    // Two enforced ends: the functions once a high stage decided one direction open (high.ts), where the
+    // destination's ingress or the source's egress has one (incremental.ts decides the pairs again when that changes).
     if (this.enforcedClasses.has(src.id) && this.enforcedClasses.has(dst.id)) {
-      const [open, ingressOnly] = decideVariants(src, dst, this.indexOf, this.pairs.profiles);
-      this.pairs.set(src.id, dst.id + DECIDED_IN, open);
+      const [egressOnly, ingressOnly] = decideVariants(src, dst, this.indexOf, this.pairs.profiles, this.indexOf(dst, 'in')?.hasHigh(this.sctp) ?? false, this.indexOf(src, 'out')?.hasHigh(this.sctp) ?? false);
+      this.pairs.set(src.id, dst.id + DECIDED_IN, egressOnly);
       this.pairs.set(src.id, dst.id + DECIDED_OUT, ingressOnly);
     }
   }

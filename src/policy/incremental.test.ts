@@ -386,11 +386,16 @@ test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rul
   });
   const open: Rule = { id: 'toggle', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '9500' };
   let c = compilePolicy(state([]));
-  for (const [k, live] of [[open], [], [open], [{ ...open, ports: '9400-9499' }], []].entries()) {
+  const changes: Rule[][] = [[open], [], [open], [{ ...open, ports: '9400-9499' }], []];
+  for (const [k, live] of changes.entries()) {
     const before = c;
     c = compilePolicy(state(live, before));
     assert.equal(c.how, 'incremental', `change ${k}`);
-    assert.equal(c.decided, 0, `change ${k}: no pair decided again`);
+    // The rule is high (above every rule with a peer on its ports, high.ts): no pair decides it. When db's
+    // ingress gains its first high rule or loses its last, the two pairs of enforced classes into db are
+    // decided again (their functions once db's ingress is decided open); else none.
+    const toggled = (live.length > 0) !== ((changes[k - 1] ?? []).length > 0);
+    assert.equal(c.decided, toggled ? 2 : 0, `change ${k}: pairs decided again`);
     // The same pairs, the same profiles: nothing a pair decides moved.
     assert.deepEqual([c.pairs, c.profiles], [before.pairs, before.profiles], `change ${k}: the pairs and their profiles as they were`);
     assertSame(c, compilePolicy(state(live, before)), `change ${k}`);
@@ -407,7 +412,7 @@ test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rul
   const below: Rule = { ...open, ports: '10001', priority: 3 };
   const over = compilePolicy(state([below], c));
   assert.equal(over.how, 'incremental');
-  assert.ok(c.decided === 0 && compilePolicy(state([])).decided > 3000, 'a cold compile decides every pair into db');
+  assert.ok(compilePolicy(state([])).decided > 3000, 'a cold compile decides every pair into db');
   // Only the pair whose rule with a peer names 10001 (from 10.9.0.1 into db), not the 3,000 pairs into db.
   assert.equal(over.decided, 1, 'one pair decided again');
   assert.notDeepEqual(over.profiles, c.profiles, 'the pairs that use port 10001 changed');
@@ -422,8 +427,9 @@ test('a rule without a peer on ports no rule with a peer uses, at 3,000 CIDR rul
     const high: Rule = { ...open, ports: '10000-10001', action };
     const top = compilePolicy(state([high], prev));
     assert.equal(top.how, 'incremental');
-    // From `over`: the pair the priority-3 rule's removal touches; then none.
-    assert.equal(top.decided, action === 'deny' ? 1 : 0, `${action} above: pairs decided again`);
+    // From `over`: the pair the priority-3 rule's removal touches, and db's ingress gains its first high
+    // rule (the two pairs of enforced classes into db); then none.
+    assert.equal(top.decided, action === 'deny' ? 3 : 0, `${action} above: pairs decided again`);
     const again = compilePolicy(state([{ ...high, ports: '10000-10003' }], top));
     assert.equal(again.decided, 0, `${action} above, its ports changed: no pair decided again`);
     assert.deepEqual([again.pairs, again.profiles], [top.pairs, top.profiles], `${action} above: the pairs and their profiles as they were`);
@@ -501,7 +507,7 @@ test('an endpoint gone and another of its class come in one compile: the class k
   assert.equal(inc.classification.byIp('10.1.1.50').id, web, "web's class keeps its id (its mark)");
 });
 
-test('a rule without a peer on the last port of two rules with a peer that span 1,024 ports from the same first port: both of their pairs are decided again (below them), or none (above them)', () => {
+test('a rule without a peer on the last port of two rules with a peer that span 1,024 ports from the same first port: both of their pairs are decided again (below them), or only enforced classes\' pairs (above them)', () => {
   const ep = (ip: string, g: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
   // Two buckets (from app, from web) whose one range each starts at 1024 and reaches 2048: tied in the index.
   const rules: Rule[] = [
@@ -515,12 +521,14 @@ test('a rule without a peer on the last port of two rules with a peer that span 
     policies: [{ ...meta, tenant: 't', name: 'base', rules }, { ...meta, tenant: 't', name: 'live', revision: live.length + 2, rules: live }],
     endpoints: [ep('10.1.0.2', 'db'), ep('10.1.0.3', 'app'), ep('10.1.0.4', 'web')], host: 'h1', ...(previous ? { previous } : {}),
   });
-  for (const [priority, decided, shut] of [[3, 2, false], [10, 0, true]] as const) {
+  // Above them: high (high.ts), no pair decides it; db's ingress gains its first high rule, so the three
+  // pairs of enforced classes into db are decided again (their functions once db's ingress is open).
+  for (const [priority, decided, shut] of [[3, 2, false], [10, 3, true]] as const) {
     const before = compilePolicy(state([]));
     const rule: Rule = { id: 'shut', priority, direction: 'in', action: 'deny', protocol: 'tcp', ports: '2048' };
     const after = compilePolicy(state([rule], before));
     assert.equal(after.how, 'incremental');
-    assert.equal(after.decided, decided, `priority ${priority}: the pairs from app and from web, or none`);
+    assert.equal(after.decided, decided, `priority ${priority}: the pairs from app and from web, or those of enforced classes into db`);
     assertSame(after, compilePolicy(state([rule], before)), `priority ${priority}`);
     const db = after.classification.byIp('10.1.0.2').id;
     for (const from of ['10.1.0.3', '10.1.0.4']) {

@@ -3,6 +3,7 @@ import { identityOf, rangeAt, rangeAt6, sweep, sweep6, type AddressClass, type K
 import { peerOf, slotsOf } from './rule-index.js';
 import { coverage } from './sides.js';
 import { refOf, type Engine } from './engine.js';
+import type { RuleRef } from './decide.js';
 import type { Netpol } from './netpol.js';
 import { inCidr6, ip6Number, isCidr6, span6 } from './cidr6.js';
 
@@ -69,7 +70,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   e.eps = eps;
   e.solo = solo;
   e.pairs.detach();
-  const { counted, high, flipped } = applyRules(e, changes);
+  const { counted, high, flipped, toggled } = applyRules(e, changes);
   const movedCidrs = e.countCidrs(counted);
   // An IPv6 CIDR that came or went moves the endpoints whose IPv6 address it covers (their IPv4 address
   // is where their class is swept), and the other addresses it covers (swept in IPv6 space).
@@ -101,12 +102,26 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   for (const id of born) {
     for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
   }
-  const changed = changes.flatMap((c) => [c.before, c.after].filter((r): r is Rule => r !== undefined && !high.has(r)).map((rule) => ({ policy: c.policy, rule })));
-  for (const { policy, rule } of [...changed, ...flipped]) {
-    const reach = reachOf(e, policy, rule);
-    if (reach === 'all') markRule(e, policy, rule, all, mark);
-    else if (reach === 'met') markMet(e, policy, rule, all, mark);
+  const byIdentity = once(() => classesByIdentity(e));
+  for (const c of changes) {
+    for (const rule of [c.before, c.after]) {
+      // Decided ahead of the pairs by every holder, as it went and as it came: no pair changes.
+      if (!rule || high.has(rule)) continue;
+      const reach = reachOf(e, c.policy, rule);
+      if (reach === 'all') markRule(e, c.policy, rule, all, mark);
+      else if (reach === 'met') markMet(e, new Set(ownersOf(e, c.policy)), rule, all, mark, byIdentity());
+    }
   }
+  // Rules without a peer that moved into or out of a high stage: the pairs they now (or no longer) decide
+  // on their side, by the classes of the index they moved in (a NetworkPolicy's rule has no Weft holder).
+  for (const [key, rules] of flipped) {
+    const own = byIdentity().get(key.slice(key.indexOf('/') + 1)) ?? [];
+    if (rules.length > MAX_FLIPS || rules.some((r) => reachOf(e, r.policy, r.rule) === 'all')) markSide(key, own, all, mark);
+    else for (const r of rules) markMet(e, new Set(own), r.rule, all, mark, byIdentity());
+  }
+  // A side that gained its first high rule or lost its last: the pairs of enforced classes through it
+  // get (or lose) their functions for a direction decided open (high.ts).
+  for (const key of toggled) markSide(key, byIdentity().get(key.slice(key.indexOf('/') + 1)) ?? [], e.classList.filter((k) => e.enforcedClasses.has(k.id)), mark);
   let decided = 0;
   for (const [src, dsts] of dirty) {
     const s = e.classes.get(src) as Klass;
@@ -122,10 +137,12 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
  * they went out and as they came in (they change no pair); and the rules without a peer the changes moved
  * into or out of the high stages (their pairs are decided again).
  */
-function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<Rule>; flipped: Array<{ policy: string; rule: Rule }> } {
+function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<Rule>; flipped: Map<string, RuleRef[]>; toggled: Set<string> } {
   const counted: Array<readonly [Rule, 1 | -1]> = [];
   const high = new Set<Rule>();
-  const flipped: Array<{ policy: string; rule: Rule }> = [];
+  const flipped = new Map<string, RuleRef[]>();
+  // Whether each index touched had a high rule before the changes (a rule changed in place goes and comes).
+  const had = new Map<string, boolean>();
   for (const c of changes) {
     // A group holding the policy twice holds its rules twice, as groupRules lists them.
     const holders = e.groups.filter((g) => e.enforcedGroups.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).flatMap(() => e.identitiesOf(g.name)));
@@ -139,17 +156,23 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array
         const idx = e.indexes.get(key);
         if (!idx) continue;
         if (d === -1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
+        if (!had.has(key)) had.set(key, idx.hasHigh(e.sctp));
         if (d === 1) idx.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
         else idx.removeById(c.policy, rule);
         if (d === 1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
-        for (const x of idx.flipped.splice(0)) flipped.push({ policy: x.policy, rule: x.rule as Rule });
+        if (idx.flipped.size > 0) {
+          const xs = flipped.get(key) ?? [];
+          flipped.set(key, xs.concat([...idx.flipped].filter((x) => !xs.includes(x))));
+          idx.flipped.clear();
+        }
         const b = peered ? idx.bucketFor(rule) : undefined;
         if (b) e.reindex(key, b);
       }
       if (allHigh) high.add(rule);
     }
   }
-  return { counted, high, flipped };
+  const toggled = new Set([...had].filter(([key, was]) => e.indexes.get(key)?.hasHigh(e.sctp) !== was).map(([key]) => key));
+  return { counted, high, flipped, toggled };
 }
 
 function endpointsIn6(e: Engine, text: string): Region[] {
@@ -255,7 +278,7 @@ function splice<N extends number | bigint, R extends { first: N; last: N; cls: n
  * `met`, a rule without a peer whose ports meet those of some rule with a peer: only the pairs such a rule
  * decides (markMet); `none`, a rule without a peer elsewhere: it changes only its holders' side profiles.
  */
-function reachOf(e: Engine, policy: string, rule: Rule): 'all' | 'met' | 'none' {
+function reachOf(e: Engine, policy: string, rule: RuleRef['rule']): 'all' | 'met' | 'none' {
   if (peerOf(rule).kind !== 'any') return 'all';
   // A rule of a policy in audit mode was (or now is) itself in the pairs: removing the last one leaves no
   // audit rule in its bucket to say so afterwards.
@@ -289,11 +312,9 @@ function classesByIdentity(e: Engine): Map<string, number[]> {
  * destination naming the source, egress rules of the source naming the destination). At 50,000 rules a
  * port the rules from one group use is a few pairs, not the 10,000 pairs into the holders.
  */
-function markMet(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void): void {
-  const owners = new Set(ownersOf(e, policy));
+function markMet(e: Engine, owners: ReadonlySet<number>, rule: RuleRef['rule'], all: readonly Klass[], mark: (src: number, dst: number) => void, byIdentity: ReadonlyMap<string, number[]>): void {
   if (owners.size === 0) return;
   const ins = rule.direction === 'in';
-  const byIdentity = classesByIdentity(e);
   for (const slot of slotsOf(rule)) {
     const mine = coverage(rule, slot);
     if (mine === undefined) continue;
@@ -309,6 +330,20 @@ function markMet(e: Engine, policy: string, rule: Rule, all: readonly Klass[], m
     }
   }
 }
+
+/** Past this many rules moved in or out of one side's high stage, every pair on that side is decided again (cheaper than looking each up). */
+const MAX_FLIPS = 64;
+
+/** Marks every pair with one of `own` on the side an index key names (`in/…`: as destination) and a class of `others` at the other end. */
+function markSide(key: string, own: readonly number[], others: readonly Klass[], mark: (src: number, dst: number) => void): void {
+  const ins = key.startsWith('in/');
+  for (const c of own) for (const x of others) { if (ins) mark(x.id, c); else mark(c, x.id); }
+}
+
+const once = <T>(f: () => T): (() => T) => {
+  let v: { value: T } | undefined;
+  return () => (v ??= { value: f() }).value;
+};
 
 /** The enforced classes of the groups holding a policy. */
 function ownersOf(e: Engine, policy: string): number[] {

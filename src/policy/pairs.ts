@@ -180,15 +180,16 @@ export function decidePair(src: Klass, dst: Klass, indexOf: SideIndex, profiles:
 /**
  * The functions of a pair of enforced classes once a high stage decided one direction open (high.ts):
  * the egress alone (the destination's ingress was decided) and the ingress alone (the source's egress
- * was). Undefined where the side stages decide every flow of it.
+ * was), each only where that side has a high rule (`inHigh`, `outHigh`). Undefined where the side
+ * stages decide every flow of it.
  */
-export function decideVariants(src: Klass, dst: Klass, indexOf: SideIndex, profiles: Profiles): [Fns | undefined, Fns | undefined] {
+export function decideVariants(src: Klass, dst: Klass, indexOf: SideIndex, profiles: Profiles, inHigh: boolean, outHigh: boolean): [Fns | undefined, Fns | undefined] {
   const one = (eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fns | undefined => {
     if (!eg?.length && !ig?.length) return undefined;
     const fns = profiles.fnsOf(eg, ig);
     return fns[0] || fns[1] || fns[2] || fns[3] ? fns : undefined;
   };
-  return [one(indexOf(src, 'out')?.parts(dst), undefined), one(undefined, indexOf(dst, 'in')?.parts(src))];
+  return [inHigh ? one(indexOf(src, 'out')?.parts(dst), undefined) : undefined, outHigh ? one(undefined, indexOf(dst, 'in')?.parts(src)) : undefined];
 }
 
 interface Stored { entry: PairProfiles; at: number }

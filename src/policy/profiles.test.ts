@@ -177,7 +177,10 @@ function assertSameAsPerPair(s: PolicyState, c: CompiledPolicy, at: string): voi
     // Between two enforced classes: the functions once a high stage decided a direction open (high.ts).
     for (const [decided, bit] of [['in', DECIDED_IN], ['out', DECIDED_OUT]] as const) {
       const v = pairs.get(`${src.id}.${dst.id + bit}`);
-      const want = src.endpoint && dst.endpoint ? oldSegments(s, src, dst, rulesOf, decided) : [[], [], []];
+      // Only where that side has a high rule: the destination's ingress (in), the source's egress (out).
+      const [side, dir] = decided === 'in' ? [dst, 'in' as const] : [src, 'out' as const];
+      const high = ([0, 1, 2] as const).some((slot) => highRules(rulesOf(side.group, dir), slot).size > 0);
+      const want = src.endpoint && dst.endpoint && high ? oldSegments(s, src, dst, rulesOf, decided) : [[], [], []];
       assert.deepEqual([v?.tcp, v?.udp, v?.other].map((id) => (id ? profiles.get(id)?.segs : [])), want, `${at}: pair ${src.id} -> ${dst.id}, ${decided} decided`);
     }
   }

@@ -65,6 +65,13 @@ export class Bucket {
     return found;
   }
 
+  /** A slot's rules replaced by `rules` (`gone` of them left, `came` came: neither in audit mode). */
+  replaceAt(p: ProtoSlot, rules: RuleRef[], gone: number, came: number): void {
+    this.rules[p] = rules;
+    this.stamps[p] = this.stamp();
+    this.size += came - gone;
+  }
+
   private take(policy: string, id: string, p: ProtoSlot): boolean {
     const list = this.rules[p];
     const i = list.findIndex((x) => x.rule.id === id && x.policy === policy);
@@ -102,7 +109,7 @@ export class RuleIndex {
   /** Pass rules (AdminNetworkPolicy), per slot: a slot with one decides nothing ahead of the pairs. */
   private readonly passes: [number, number, number, number] = [0, 0, 0, 0];
   /** Rules without a peer that moved between `any` and `high` because others changed (the engine decides their pairs again). */
-  readonly flipped: RuleRef[] = [];
+  readonly flipped = new Set<RuleRef>();
   size = 0;
 
   /** `stamp`: the engine's counter, so stamps are unique across every index of a compile. */
@@ -157,6 +164,11 @@ export class RuleIndex {
     }
     this.recheck(old);
     return true;
+  }
+
+  /** Whether some rule is decided ahead of the pairs in a slot the datapath has (sctp: its own slot). */
+  hasHigh(sctp: boolean): boolean {
+    return this.high.size > 0 && SLOTS.some((p) => (p !== 3 || sctp) && this.high.rules[p].length > 0);
   }
 
   /** Whether a rule without a peer is decided ahead of the pairs in every slot this index holds it in. */
@@ -215,26 +227,29 @@ export class RuleIndex {
   /**
    * After a change of `r` (a rule with a peer, or a Pass or audit rule without one), the rules without a
    * peer it may move between `any` and `high`: those meeting its ports at or below its priority (all of
-   * the slot's for a Pass or an audit rule). Each that moved is listed in `flipped`.
+   * the slot's for a Pass or an audit rule). Each that moved is in `flipped`. One pass over the slot's
+   * rules without a peer, its lists rebuilt once (not a removal per rule moved).
    */
   private recheck(r: RuleRef): void {
     const all = r.rule.audit || r.rule.action === 'pass';
     for (const p of slotsOf(r.rule)) {
       const c = coverage(r.rule, p);
       if (!c && !all) continue;
-      for (const [from, to, now] of [[this.any, this.high, true], [this.high, this.any, false]] as const) {
-        for (const x of [...from.rules[p]]) {
-          if (x === r) continue;
-          if (!all) {
-            const mine = coverage(x.rule, p);
-            if (!mine || mine[1] < (c as [number, number])[0] || mine[0] > (c as [number, number])[1] || x.rule.priority > r.rule.priority) continue;
-          }
-          if (this.highAt(x, p) !== now) continue;
-          from.removeAt(x.policy, x.rule.id, p);
-          to.addAt(x, p);
-          this.flipped.push(x);
+      const moves = (x: RuleRef, isHigh: boolean): boolean => {
+        if (x === r) return false;
+        if (!all) {
+          const mine = coverage(x.rule, p);
+          if (!mine || mine[1] < (c as [number, number])[0] || mine[0] > (c as [number, number])[1] || x.rule.priority > r.rule.priority) return false;
         }
-      }
+        return this.highAt(x, p) !== isHigh;
+      };
+      const up = this.any.rules[p].filter((x) => moves(x, false));
+      const down = this.high.rules[p].filter((x) => moves(x, true));
+      if (up.length === 0 && down.length === 0) continue;
+      const [ups, downs] = [new Set(up), new Set(down)];
+      this.any.replaceAt(p, this.any.rules[p].filter((x) => !ups.has(x)).concat(down), up.length, down.length);
+      this.high.replaceAt(p, this.high.rules[p].filter((x) => !downs.has(x)).concat(up), down.length, up.length);
+      for (const x of [...up, ...down]) this.flipped.add(x);
     }
   }
 
