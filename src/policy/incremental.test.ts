@@ -538,3 +538,29 @@ test('a rule without a peer on the last port of two rules with a peer that span 
     }
   }
 });
+
+test('a rule with a peer added above a NetworkPolicy isolation that was decided ahead of the pairs: the isolation goes back into the pairs, which are decided again (they have no Weft holder), as cold', () => {
+  const ep = (ip: string, g: string, labels: Record<string, string>): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 24, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels, state: 'created' });
+  const clientRules: Rule[] = [{ id: 'shut', priority: 5, direction: 'out', action: 'deny', protocol: 'any' }, { id: 'web', priority: 10, direction: 'out', action: 'allow', protocol: 'tcp', ports: '80', toGroup: 'web' }];
+  const state = (webRules: Rule[], previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: 'allow' }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.1.0/24', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: ['web', 'client', 'admin'].map((g) => ({ ...meta, tenant: 't', name: g, network: 'a', labels: {}, policies: [g] })),
+    policies: [{ ...meta, tenant: 't', name: 'web', revision: webRules.length + 1, rules: webRules }, { ...meta, tenant: 't', name: 'client', rules: clientRules }, { ...meta, tenant: 't', name: 'admin', rules: [] }],
+    endpoints: [ep('10.1.1.2', 'web', { app: 'web' }), ep('10.1.1.3', 'client', {}), ep('10.1.1.4', 'admin', {})],
+    // web's pods are isolated for ingress with nothing allowed: a deny of everything below Weft's rules, no peer.
+    netpol: { policies: [{ namespace: 'default', name: 'iso', spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] } }], namespaces: [] },
+    host: 'h1', ...(previous ? { previous } : {}),
+  });
+  let c = compilePolicy(state([]));
+  assert.ok(c.highs.length > 0, "web's isolation is decided ahead of the pairs");
+  for (const rules of [[{ id: 'admin', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '443', fromGroup: 'admin' } as Rule], []]) {
+    const before = c;
+    c = compilePolicy(state(rules, before));
+    assert.equal(c.how, 'incremental');
+    assertSame(c, compilePolicy(state(rules, before)), rules.length ? 'added' : 'removed');
+    for (const [from, port] of [['10.1.1.3', 80], ['10.1.1.3', 443], ['10.1.1.4', 443], ['10.1.1.4', 80]] as const) {
+      const want = explainFlow(state(rules), from, '10.1.1.2', 'tcp', port).allowed;
+      assert.equal(lookupVerdict(c, c.classification.byIp(from).id, c.classification.byIp('10.1.1.2').id, 6, port) !== 'drop', want, `${rules.length ? 'added' : 'removed'}: ${from} → web:${port}`);
+    }
+  }
+});
