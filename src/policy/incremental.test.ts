@@ -191,6 +191,7 @@ function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void
   // Profile ids may differ (they are given in the order functions are met): the functions may not.
   assert.deepEqual(pairFunctions(inc), pairFunctions(cold), `${at}: pairs and their functions`);
   assert.deepEqual(sideFunctions(inc), sideFunctions(cold), `${at}: side profiles`);
+  assert.deepEqual(sideFunctions(inc, true), sideFunctions(cold, true), `${at}: high profiles`);
   assertInterned(inc, at);
   assert.equal(inc.ruleCount, cold.ruleCount, `${at}: rule count`);
 }
@@ -202,10 +203,10 @@ function pairFunctions(c: CompiledPolicy): string[] {
 }
 
 /** Each enforced class with the text of its side profile per direction and protocol. */
-function sideFunctions(c: CompiledPolicy): string[] {
-  const text = new Map(c.sideProfiles.map((p) => [p.id, `${p.proto}:${p.text}`]));
+function sideFunctions(c: CompiledPolicy, high = false): string[] {
+  const text = new Map((high ? c.highProfiles : c.sideProfiles).map((p) => [p.id, `${p.proto}:${p.text}`]));
   const t = (ids: readonly number[]) => ids.map((id) => (id ? text.get(id) : '-')).join(' ');
-  return c.sides.map((x) => `${x.cls} in ${t(x.in)} out ${t(x.out)}`);
+  return (high ? c.highs : c.sides).map((x) => `${x.cls} in ${t(x.in)} out ${t(x.out)}`);
 }
 
 /** Every profile is held by a pair, every pair's profile exists, and no function is stored twice. */

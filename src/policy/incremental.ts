@@ -106,7 +106,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   for (const c of changes) {
     for (const rule of [c.before, c.after]) {
       // Decided ahead of the pairs by every holder, as it went and as it came: no pair changes.
-      if (!rule || high.has(rule)) continue;
+      if (!rule || high.has(changeKey(c.policy, rule, rule === c.before ? -1 : 1))) continue;
       const reach = reachOf(e, c.policy, rule);
       if (reach === 'all') markRule(e, c.policy, rule, all, mark);
       else if (reach === 'met') markMet(e, new Set(ownersOf(e, c.policy)), rule, all, mark, byIdentity());
@@ -114,8 +114,9 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   }
   // Rules without a peer that moved into or out of a high stage: the pairs they now (or no longer) decide
   // on their side, by the classes of the index they moved in (a NetworkPolicy's rule has no Weft holder).
-  for (const [key, rules] of flipped) {
+  for (const [key, moved] of flipped) {
     const own = byIdentity().get(key.slice(key.indexOf('/') + 1)) ?? [];
+    const rules = [...moved];
     if (rules.length > MAX_FLIPS || rules.some((r) => reachOf(e, r.policy, r.rule) === 'all')) markSide(key, own, all, mark);
     else for (const r of rules) markMet(e, new Set(own), r.rule, all, mark, byIdentity());
   }
@@ -137,10 +138,11 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
  * they went out and as they came in (they change no pair); and the rules without a peer the changes moved
  * into or out of the high stages (their pairs are decided again).
  */
-function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<Rule>; flipped: Map<string, RuleRef[]>; toggled: Set<string> } {
+function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<string>; flipped: Map<string, Set<RuleRef>>; toggled: Set<string> } {
   const counted: Array<readonly [Rule, 1 | -1]> = [];
-  const high = new Set<Rule>();
-  const flipped = new Map<string, RuleRef[]>();
+  // By policy, rule id and way (a rule object may be shared by two policies' changes).
+  const high = new Set<string>();
+  const flipped = new Map<string, Set<RuleRef>>();
   // Whether each index touched had a high rule before the changes (a rule changed in place goes and comes).
   const had = new Map<string, boolean>();
   for (const c of changes) {
@@ -161,14 +163,15 @@ function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array
         else idx.removeById(c.policy, rule);
         if (d === 1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
         if (idx.flipped.size > 0) {
-          const xs = flipped.get(key) ?? [];
-          flipped.set(key, xs.concat([...idx.flipped].filter((x) => !xs.includes(x))));
+          const xs = flipped.get(key) ?? new Set<RuleRef>();
+          for (const x of idx.flipped) xs.add(x);
+          flipped.set(key, xs);
           idx.flipped.clear();
         }
         const b = peered ? idx.bucketFor(rule) : undefined;
         if (b) e.reindex(key, b);
       }
-      if (allHigh) high.add(rule);
+      if (allHigh) high.add(changeKey(c.policy, rule, d));
     }
   }
   const toggled = new Set([...had].filter(([key, was]) => e.indexes.get(key)?.hasHigh(e.sctp) !== was).map(([key]) => key));
@@ -330,6 +333,8 @@ function markMet(e: Engine, owners: ReadonlySet<number>, rule: RuleRef['rule'], 
     }
   }
 }
+
+const changeKey = (policy: string, rule: Rule, d: 1 | -1) => `${policy}\n${rule.id}\n${d}`;
 
 /** Past this many rules moved in or out of one side's high stage, every pair on that side is decided again (cheaper than looking each up). */
 const MAX_FLIPS = 64;
