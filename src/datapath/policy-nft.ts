@@ -1,3 +1,4 @@
+import { once } from '../model/once.js';
 import { filters, type CompiledPolicy, type PairProfiles, type Profile } from '../policy/index.js';
 import { chainIndex, nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
 import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
@@ -176,11 +177,6 @@ function changedById<T extends { id: number }>(was: readonly T[], now: readonly 
   }
   return { removed, added };
 }
-
-const once = <T>(f: () => T): (() => T) => {
-  let v: { value: T } | undefined;
-  return () => (v ??= { value: f() }).value;
-};
 
 /**
  * The side stages (policy-nft-stages.ts sideStages) and high stages (policy-nft-high.ts) of every

@@ -6,7 +6,8 @@ import type { RuleRef } from './decide.js';
 import { decidePair, decideVariants, PairStore, Profiles, type Profile } from './pairs.js';
 import { DECIDED_IN, DECIDED_OUT } from './high.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
-import { coverage, mergeRanges, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
+import { coverage, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
+import { meetsRanges, mergeRanges } from './levels.js';
 import type { PolicyState, Verdict } from './compile.js';
 
 /** A bucket's ports of a slot, one merged range per entry. */
@@ -47,12 +48,6 @@ function mergeSorted(narrow: readonly PortEntry[], wide: readonly PortEntry[]): 
     else out.push({ first: next.first, last: next.last });
   }
   return out;
-}
-
-/** Whether sorted, disjoint ranges meet [first, last]: the last one starting at or before `last` reaches `first`. */
-export function meetsRanges(xs: ReadonlyArray<{ first: number; last: number }>, [first, last]: readonly [number, number]): boolean {
-  const at = xs[rangeAt(xs, last)];
-  return at !== undefined && at.last >= first;
 }
 
 /** What a host compiles (see compile.ts `scope`): `enforced` holds identities (classes.ts `identityOf`). */

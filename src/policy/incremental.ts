@@ -1,3 +1,4 @@
+import { once } from '../model/once.js';
 import type { Endpoint, Policy, Rule } from '../model/index.js';
 import { identityOf, rangeAt, rangeAt6, sweep, sweep6, type AddressClass, type Klass } from './classes.js';
 import { peerOf, slotsOf } from './rule-index.js';
@@ -344,11 +345,6 @@ function markSide(key: string, own: readonly number[], others: readonly Klass[],
   const ins = key.startsWith('in/');
   for (const c of own) for (const x of others) { if (ins) mark(x.id, c); else mark(c, x.id); }
 }
-
-const once = <T>(f: () => T): (() => T) => {
-  let v: { value: T } | undefined;
-  return () => (v ??= { value: f() }).value;
-};
 
 /** The enforced classes of the groups holding a policy. */
 function ownersOf(e: Engine, policy: string): number[] {

@@ -1,3 +1,5 @@
+import { rangeAt } from './classes.js';
+
 /**
  * The ports (protocol numbers) of a set of rules by priority: whether any rule at or above a priority
  * meets a span (rule-index.ts: is a rule without a peer above every rule with a peer on its ports?).
@@ -23,35 +25,28 @@ export class Levels {
   meetsFrom(priority: number, span: readonly [number, number]): boolean {
     for (const [p, level] of this.byPriority) {
       if (p < priority) continue;
-      level.merged ??= merge(level.counts.keys());
-      if (meets(level.merged, span)) return true;
+      level.merged ??= mergeRanges([...level.counts.keys()].map((k): [number, number] => [Math.floor(k / 65536), k % 65536]));
+      if (meetsRanges(level.merged, span)) return true;
     }
     return false;
   }
 }
 
-interface Level { counts: Map<number, number>; merged: Array<[number, number]> | undefined }
+interface Level { counts: Map<number, number>; merged: Array<{ first: number; last: number }> | undefined }
 
-/** Ranges (keyed first × 65536 + last) merged where they overlap or touch, sorted. */
-function merge(keys: Iterable<number>): Array<[number, number]> {
-  const xs = [...keys].sort((a, b) => a - b).map((k): [number, number] => [Math.floor(k / 65536), k % 65536]);
-  const out: Array<[number, number]> = [];
-  for (const [first, last] of xs) {
+/** Ranges merged where they overlap or touch, sorted (so classes.ts `rangeAt` finds one). */
+export function mergeRanges(xs: ReadonlyArray<readonly [number, number]>): Array<{ first: number; last: number }> {
+  const out: Array<{ first: number; last: number }> = [];
+  for (const [first, last] of [...xs].sort((a, b) => a[0] - b[0])) {
     const prev = out[out.length - 1];
-    if (prev && first <= prev[1] + 1) prev[1] = Math.max(prev[1], last);
-    else out.push([first, last]);
+    if (prev && first <= prev.last + 1) prev.last = Math.max(prev.last, last);
+    else out.push({ first, last });
   }
   return out;
 }
 
-/** Whether sorted disjoint ranges meet [first, last]: the last one starting at or before `last` reaches `first`. */
-function meets(xs: ReadonlyArray<readonly [number, number]>, [first, last]: readonly [number, number]): boolean {
-  let lo = 0;
-  let hi = xs.length - 1;
-  let at = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if ((xs[mid] as [number, number])[0] <= last) { at = mid; lo = mid + 1; } else hi = mid - 1;
-  }
-  return at >= 0 && (xs[at] as [number, number])[1] >= first;
+/** Whether sorted, disjoint ranges meet [first, last]: the last one starting at or before `last` reaches `first`. */
+export function meetsRanges(xs: ReadonlyArray<{ first: number; last: number }>, [first, last]: readonly [number, number]): boolean {
+  const at = xs[rangeAt(xs, last)];
+  return at !== undefined && at.last >= first;
 }

@@ -33,17 +33,6 @@ export function inPairs(b: Bucket, p: ProtoSlot): boolean {
 
 export { coverage } from './decide.js';
 
-/** Ranges merged where they overlap or touch, sorted (so classes.ts `rangeAt` finds one). */
-export function mergeRanges(xs: ReadonlyArray<readonly [number, number]>): Array<{ first: number; last: number }> {
-  const out: Array<{ first: number; last: number }> = [];
-  for (const [first, last] of [...xs].sort((a, b) => a[0] - b[0])) {
-    const prev = out[out.length - 1];
-    if (prev && first <= prev.last + 1) prev.last = Math.max(prev.last, last);
-    else out.push({ first, last });
-  }
-  return out;
-}
-
 /** The protocol numbers of the slots decided by port. */
 export const PROTO_NUMBER = [6, 17, 0, 132] as const;
 
