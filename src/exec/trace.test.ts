@@ -26,3 +26,26 @@ test('the trace records each command, its input and how it ended, readable by it
   assert.equal(statSync(dir).mode & 0o777, 0o700);
   for (const f of ['trace.log', '0.in']) assert.equal(statSync(join(dir, f)).mode & 0o077, 0, `${f} is 0600`);
 });
+
+test("what is sent to a long-running helper is traced as its own input, after the helper's start", (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'weft-trace-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, 'trace');
+  const sent: string[] = [];
+  let stopped = 0;
+  const fake = new FakeRunner(() => undefined);
+  const inner = { run: fake.run.bind(fake), start: () => ({ pid: 42, send: (s: string) => { sent.push(s); }, stop: () => { stopped++; } }) };
+  const r = new TracingRunner(inner, dir);
+  const p = r.start?.(['weft-nftd'], () => undefined, () => undefined);
+  assert.ok(p, 'start is offered where the inner runner has it');
+  assert.equal(p.pid, 42);
+  p.send('12\nadd table x\n');
+  p.stop();
+  assert.deepEqual(sent, ['12\nadd table x\n'], 'the helper gets the text unchanged');
+  assert.equal(stopped, 1);
+  const log = readFileSync(join(dir, 'trace.log'), 'utf8').split('\n').filter(Boolean);
+  assert.match(log[1] ?? '', /^0 \d+ start \["weft-nftd"\]$/);
+  assert.match(log[2] ?? '', /^1 \d+ send to 0$/);
+  assert.equal(readFileSync(join(dir, '1.in'), 'utf8'), '12\nadd table x\n');
+  assert.equal(statSync(join(dir, '1.in')).mode & 0o077, 0, '1.in is 0600');
+});

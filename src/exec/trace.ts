@@ -6,7 +6,9 @@ import type { LineProcess, RunOptions, RunResult, Runner } from './runner.js';
  * A runner that records every command another runner runs, for post-mortems of what an agent did to the
  * kernel (`WEFT_EXEC_TRACE=DIR weft agent ...`): one line per command in DIR/trace.log (sequence, start
  * and end in ms since the trace began, exit code or the error, argv), and each command's standard input
- * (an `nft -f -` script) in DIR/SEQ.in. Replaying the inputs in order rebuilds what the kernel was given.
+ * (an `nft -f -` script) in DIR/SEQ.in; what is sent to a long-running helper (weft-nftd's commits) is a
+ * line `SEQ T send to N` with the text in DIR/SEQ.in too. Replaying the inputs in order rebuilds what the
+ * kernel was given.
  * Costs a synchronous write per command: for debugging, never on by default.
  */
 export class TracingRunner implements Runner {
@@ -22,8 +24,19 @@ export class TracingRunner implements Runner {
     if (inner.start) {
       const start = inner.start.bind(inner);
       this.start = (argv: readonly string[], onLine: (line: string) => void, onExit: (code: number) => void): LineProcess => {
-        this.line(`${this.seq++} ${this.ms()} start ${JSON.stringify(argv)}`);
-        return start(argv, onLine, onExit);
+        const n = this.seq++;
+        this.line(`${n} ${this.ms()} start ${JSON.stringify(argv)}`);
+        const p = start(argv, onLine, onExit);
+        return {
+          get pid() { return p.pid; },
+          send: (text: string) => {
+            const k = this.seq++;
+            writeFileSync(join(this.dir, `${k}.in`), text, { mode: 0o600 });
+            this.line(`${k} ${this.ms()} send to ${n}`);
+            p.send(text);
+          },
+          stop: () => p.stop(),
+        };
       };
     }
   }
