@@ -1,6 +1,6 @@
 import { DECIDED_IN, DECIDED_OUT, type CompiledPolicy, type SideEntry, type SideProfile } from '../policy/index.js';
 import type { NftMap } from './table.js';
-import { bookOf, byContent, chainBlock, chainOf, hex, ipRange, OPEN_CHAIN, partsOf, PREFIX, verdictText, type Chain, type Parted, type Proto } from './policy-nft-parts.js';
+import { bookOf, byContent, chainBlock, chainOf, hex, ipRange, l4Of, OPEN_CHAIN, partsOf, PREFIX, verdictText, type Chain, type Parted, type Proto } from './policy-nft-parts.js';
 import { Attached } from '../model/attached.js';
 import { markLookups } from './policy-nft-stages.js';
 
@@ -38,13 +38,15 @@ function openedOf(x: SideProfile, dir: 'in' | 'out'): Parted {
  * the source's egress (DECIDED_OUT); then meta mark is the source's class again, and a connection both
  * of whose directions were decided open is accepted. The pair stage then looks the pair up with those
  * bits in its key (ct mark): the function of the direction left. Nothing when no end has a high profile.
+ * `body`: the lookups (policy-nft.ts puts them in a chain of their own, `after` in the forward chain);
  * `classLines`: the forward chain's rules that put the source's class in meta mark.
  */
-export function highStages(p: CompiledPolicy, proto: Proto, chains: Map<string, Chain>, maps: NftMap[], classLines: readonly string[]): string[] {
-  if (p.highs.length === 0) return [];
+export function highStages(p: CompiledPolicy, proto: Proto, chains: Map<string, Chain>, maps: NftMap[], classLines: readonly string[]): { body: string[]; after: string[] } {
+  const none = { body: [], after: [] };
+  if (p.highs.length === 0) return none;
   const x = PREFIX[proto];
   const slot = SLOT[proto];
-  const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
+  const l4 = l4Of(proto, p.sctp);
   const profiles = new Map(p.highProfiles.map((h) => [h.id, h]));
   const out: string[] = [];
   for (const [dir, addr, base] of [['in', 'daddr', HIGH_IN_MARK], ['out', 'saddr', HIGH_OUT_MARK]] as const) {
@@ -78,12 +80,11 @@ export function highStages(p: CompiledPolicy, proto: Proto, chains: Map<string, 
     }
     out.push(...markLookups(tag, proto, l4, singles, rest, maps));
   }
-  if (out.length === 0) return [];
+  if (out.length === 0) return none;
   for (const c of OPEN_CHAINS) chains.set(c.name, c);
   const both = hex(DECIDED_IN + DECIDED_OUT);
   // The source's class again for the pair stage (an address no class map holds is class 0, as before).
-  out.push(`\t\t${l4}meta mark set 0`, ...classLines.map((l) => `\t\t${l4}${l.trim()}`), `\t\t${l4}ct mark & ${both} == ${both} accept`);
-  return out;
+  return { body: out, after: [`\t\t${l4}meta mark set 0`, ...classLines.map((l) => `\t\t${l4}${l.trim()}`), `\t\t${l4}ct mark & ${both} == ${both} accept`] };
 }
 
 /** What the high stages are made from, as one string (policy-nft.ts keeps the side and high stages while it stands). */

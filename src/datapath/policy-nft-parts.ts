@@ -40,6 +40,8 @@ export const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${for
 
 export type Proto = Profile['proto'];
 export const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x', sctp: 'sctp' };
+/** The match a protocol's forward-chain rules start with (SCTP has lookups of its own only where `sctp`). */
+export const l4Of = (proto: Proto, sctp: boolean): string => (proto === 'other' ? `meta l4proto != { ${sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `);
 
 /** A profile as its elements: its single ports, and the rest as one verdict (`none`: no element) or as segments for a chain. */
 interface ProfileParts { singles: string[]; verdict: Decided | undefined; rest: Seg[] }

@@ -1,6 +1,6 @@
 import type { CompiledPolicy, PairProfiles, Profile } from '../policy/index.js';
 import type { NftMap } from './table.js';
-import { bookOf, byContent, chainOf, hex, ipRange, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
+import { bookOf, byContent, chainOf, hex, ipRange, l4Of, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 import { Attached } from '../model/attached.js';
 
 // The stages of a policy's forward chain (policy-nft.ts): each protocol's pair stage, its profiles' single
@@ -250,7 +250,7 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
     }
     else if (q.verdict !== 'none') rest.push(`${mark} : ${verdictText(q.verdict)}`);
   }
-  const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
+  const l4 = l4Of(proto, p.sctp);
   const lookups = markLookups(`${x}_s`, proto, l4, singles, rest, maps);
   const out: string[] = [];
   for (const [dir, addr] of [['in', 'daddr'], ['out', 'saddr']] as const) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { addressOf, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, DECIDED_IN, explainFlow, lookupVerdict, protocolNumber, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
-import { withIcmp6 } from './policy-nft-parts.js';
+import { l4Of, withIcmp6, type Proto } from './policy-nft-parts.js';
 import { DENY_CHAIN, policyTableOf } from './flows-nft.js';
 import { allChains, allMaps } from './table.js';
 import { diffTables } from './table-delta.js';
@@ -89,7 +89,16 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
   // bits to a shard chain whose one rule looks the shard's map up. A stage without elements may have none.
   const lines = nft.chains.map((l) => l.trim());
   const fwd = nft.chains.indexOf('\tchain forward {');
-  const forward = lines.slice(fwd, nft.chains.indexOf('\t}', fwd));
+  // The side and high stages' lookups are in chains of their own (`tcp_side`, `x_high`...) that the forward
+  // chain jumps to under its protocol's match: read in place of the jump (they end without a verdict of
+  // their own, so the kernel returns to the next rule, as here).
+  const body = (name: string) => { const i = nft.chains.indexOf(`\tchain ${name} {`); assert.ok(i >= 0, `chain ${name} exists`); return lines.slice(i + 1, nft.chains.indexOf('\t}', i)); };
+  const forward = lines.slice(fwd, nft.chains.indexOf('\t}', fwd)).flatMap((l) => {
+    const m = /^(meta l4proto .+ )jump (\w+)_(high|side)$/.exec(l);
+    if (!m) return [l];
+    assert.equal(m[1], `${l4Of(m[2] === 'x' ? 'other' : m[2] as Proto, sctp)}`, `a stage chain is jumped to under its own protocol's match: ${l}`);
+    return body(`${m[2]}_${m[3]}`);
+  });
   const jumps = new Map<string, { n: number; by: 'meta' | 'ct'; chains: Map<number, string> }>();
   for (const line of forward.filter((l) => l.startsWith(`${l4} meta mark and `) || l.startsWith(`${l4} ct mark and `))) {
     const m = / (meta|ct) mark and (\d+) vmap @(\S+)$/.exec(line);
@@ -108,6 +117,10 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     jumps.set(stage, { n, by: m[1] as 'meta' | 'ct', chains });
   }
   // (The side and high stages' lookups read like the pair stages' but name their own maps: `_ss_`, `_sr_`, `_his_`, `_hor_`...)
+  // The kernel walks the stages in order: high, then the pair's (pair, single ports, rest), then sides.
+  const kind = (l: string) => (/@\w+_h[io]s?r?6?_/.test(l) ? 0 : /@\w+_(in|out)6?_|@\w+_s[sr]_/.test(l) ? 2 : /@cls/.test(l) ? -1 : 1);
+  const order = forward.filter((l) => l.includes('@') && (l.startsWith(l4) || l.includes(`${x} dport`))).map(kind).filter((k) => k >= 0);
+  assert.deepEqual(order, [...order].sort(), `the ${x} stages in the kernel's order: high, pair, side`);
   const direct = (rule: string) => forward.find((l) => l.startsWith(`${rule} @`) && !/@\w+_(s[sr]|h[io][sr]?)_/.test(l))?.slice(rule.length + 2);
   const at = (stage: string, prefix: string, mark: string, rule: string, key: string) => {
     const sharded = jumps.get(stage);

@@ -1,7 +1,7 @@
 import { once } from '../model/once.js';
 import { filters, type CompiledPolicy, type PairProfiles, type Profile } from '../policy/index.js';
 import { chainIndex, nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
-import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, PREFIX, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
+import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, l4Of, PREFIX, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 import { AUDIT_MARK } from './flows-nft.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
 import { Attached } from '../model/attached.js';
@@ -71,10 +71,20 @@ interface RenderState {
   refs: Map<string, { chain: Chain; n: number }>;
   audits: number;
   /** The side stages' chains, output and inputs (sideKey) of the last render. */
-  sides: { key: string; chains: ReadonlyMap<string, Chain>; maps: Map<Proto, NftMap[]>; lines: Map<Proto, string[]>; highs: Map<Proto, string[]> } | undefined;
+  sides: Sides | undefined;
   set: ChainSet | undefined;
 }
 const states = new Attached<ChainBook, RenderState>('render state');
+
+/**
+ * The side and high stages of every protocol: their shared chains and maps, the chains holding their
+ * lookups (`texts`: `tcp_high`, `tcp_side`...), and the forward chain's rules for them (`highs`: the jump
+ * and what follows it; `lines`: the jump). In chains of their own because their maps are named by their
+ * content and change with every rule without a peer: rewriting the forward chain instead binds its class
+ * map again, and the kernel walks all of that map's elements when a rule binds it (~15 ms at 52,000
+ * address ranges, most of such a change's commit: issue 13, session 37).
+ */
+interface Sides { key: string; chains: ReadonlyMap<string, Chain>; maps: Map<Proto, NftMap[]>; texts: Map<Proto, string[]>; lines: Map<Proto, string[]>; highs: Map<Proto, string[]> }
 
 const freshState = (sctp: boolean): RenderState => ({ sctp, pairs: [], profiles: [], stages: new Map(), refs: new Map(), audits: 0, sides: undefined, set: undefined });
 
@@ -105,7 +115,7 @@ function render(p: CompiledPolicy): PolicyNft {
   for (const proto of protos) {
     const x = PREFIX[proto];
     // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
-    const l4 = proto === 'other' ? `meta l4proto != { ${p.sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `;
+    const l4 = l4Of(proto, p.sctp);
     const stage = (base: string, tag: 'p' | 's' | 'r', type: string, prefix: string, rule: (map: string) => string, removed: Keyed[], added: Keyed[], all: () => Keyed[]): string[] => {
       const key = `${proto}/${tag}`;
       let s = (st as RenderState).stages.get(key);
@@ -126,6 +136,7 @@ function render(p: CompiledPolicy): PolicyNft {
     n.sides = sides.lines.get(proto) ?? [];
     n.highs = sides.highs.get(proto) ?? [];
     maps.push(...sides.maps.get(proto) ?? []);
+    shardChains.push(...sides.texts.get(proto) ?? []);
   }
   const set = chainSet(st, profiles, ownOf, sides.chains);
   st.pairs = p.pairs;
@@ -183,21 +194,34 @@ function changedById<T extends { id: number }>(was: readonly T[], now: readonly 
  * protocol: small maps, but made from every address range (52,000 at 50,000 nested rules), so kept while
  * their inputs stand.
  */
-function sideStagesOf(p: CompiledPolicy, st: RenderState, protos: readonly Proto[], cls: readonly string[]): NonNullable<RenderState['sides']> {
+function sideStagesOf(p: CompiledPolicy, st: RenderState, protos: readonly Proto[], cls: readonly string[]): Sides {
   const key = `${sideKey(p)}|${highKey(p)}|${cls.join(',')}`;
   if (st.sides && st.sides.key === key) return st.sides;
   const chains = new Map<string, Chain>();
   const maps = new Map<Proto, NftMap[]>();
+  const texts = new Map<Proto, string[]>();
   const lines = new Map<Proto, string[]>();
   const highs = new Map<Proto, string[]>();
   const bySide = new Map(p.sides.map((x) => [x.cls, x]));
   for (const proto of protos) {
     const own: NftMap[] = [];
-    highs.set(proto, highStages(p, proto, chains, own, cls));
-    lines.set(proto, sideStages(p, proto, bySide, chains, own));
+    const x = PREFIX[proto];
+    const jump = (name: string) => `\t\t${l4Of(proto, p.sctp)}jump ${name}`;
+    const text: string[] = [];
+    const high = highStages(p, proto, chains, own, cls);
+    if (high.body.length > 0) {
+      text.push(`\tchain ${x}_high {`, ...high.body, '\t}');
+      highs.set(proto, [jump(`${x}_high`), ...high.after]);
+    }
+    const side = sideStages(p, proto, bySide, chains, own);
+    if (side.length > 0) {
+      text.push(`\tchain ${x}_side {`, ...side, '\t}');
+      lines.set(proto, [jump(`${x}_side`)]);
+    }
+    texts.set(proto, text);
     maps.set(proto, own);
   }
-  return { key, chains, maps, lines, highs };
+  return { key, chains, maps, texts, lines, highs };
 }
 
 /** The forward chain's rules that put the source's class in meta mark (IPv4, then IPv6's ranges and endpoints). */
