@@ -1,7 +1,7 @@
 import type { Action } from '../model/index.js';
 import type { RuleRef } from './decide.js';
 import { PROTOS, type Bucket, type ProtoName, type ProtoSlot } from './rule-index.js';
-import { segmentPorts, segmentProtos, type Segment, type Sides } from './segments.js';
+import { portEvents, segmentPorts, segmentPortsOf, segmentProtos, type PortEvents, type Segment, type Sides } from './segments.js';
 import { highSegments } from './high.js';
 
 /**
@@ -39,6 +39,33 @@ export const PROTO_NUMBER = [6, 17, 0, 132] as const;
 /** Segments of one slot's domain (ports 0-65535, or protocol numbers for `other`) with their verdicts. */
 export function slotSegments(p: ProtoSlot, sides: Sides, defaultAction: Action, sctp: boolean): Segment[] {
   return p === 2 ? segmentProtos(sides, defaultAction, sctp) : segmentPorts(sides, PROTO_NUMBER[p], defaultAction);
+}
+
+/**
+ * A pair's segments of one slot from the buckets its sides match (undefined: a side not enforced here).
+ * By port, each bucket's rules as sorted port events, made once while the bucket's rules of that slot
+ * stand (its stamp): deciding a pair again merges them, so a pair from a group many rules name costs no
+ * allocation per rule.
+ */
+export function bucketSegments(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined, defaultAction: Action, sctp: boolean): Segment[] {
+  if (p === 2) {
+    const rules = (bs: readonly Bucket[] | undefined) => (bs === undefined ? undefined : ([] as RuleRef[]).concat(...bs.map((b) => b.rules[p])));
+    return segmentProtos({ egress: rules(eg), ingress: rules(ig) }, defaultAction, sctp);
+  }
+  const lists = (bs: readonly Bucket[] | undefined) => bs?.map((b) => eventsOf(b, p));
+  return segmentPortsOf([lists(eg), lists(ig)], defaultAction);
+}
+
+/** Per bucket and slot, its port events and the stamp they were made at. */
+const events = new WeakMap<Bucket, Array<{ stamp: number; ev: PortEvents } | undefined>>();
+function eventsOf(b: Bucket, p: ProtoSlot): PortEvents {
+  let per = events.get(b);
+  if (!per) events.set(b, (per = []));
+  const hit = per[p];
+  if (hit && hit.stamp === b.stamps[p]) return hit.ev;
+  const ev = portEvents(b.rules[p], PROTO_NUMBER[p]);
+  per[p] = { stamp: b.stamps[p], ev };
+  return ev;
 }
 
 /** The segments of `a` whose verdict differs from `b`'s (both cover the same domain), merged. */
