@@ -557,3 +557,50 @@ test('high stages (rules without a peer above every rule with a peer on their po
     }
   }
 });
+
+test('stage chains coming and going (a first or last rule without a peer, high or not, tcp and other protocols) apply as single transactions, kept or deleted, and decide as the compile does', () => {
+  const peered: Rule = { id: 'dns', priority: 5, direction: 'in', action: 'allow', protocol: 'udp', ports: '53', fromGroup: 'app' };
+  const steps: Rule[][] = [
+    [peered],
+    // A rule without a peer above every rule with a peer: high (tcp_high), nothing for the side stage.
+    [peered, { id: 'shut', priority: 10, direction: 'in', action: 'deny', protocol: 'tcp', ports: '8000' }],
+    // A rule with a peer above it on its port: no longer high, so the side stage (tcp_side) decides it.
+    [peered, { id: 'shut', priority: 10, direction: 'in', action: 'deny', protocol: 'tcp', ports: '8000' }, { id: 'app', priority: 20, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8000', fromGroup: 'app' }],
+    // Other protocols: their own stage chains (x_...), egress too.
+    [peered, { id: 'icmp', priority: 10, direction: 'out', action: 'deny', protocol: 'icmp' }, { id: 'gre', priority: 10, direction: 'in', action: 'deny', protocol: '47' }],
+    [peered, { id: 'icmp', priority: 10, direction: 'out', action: 'deny', protocol: 'icmp' }, { id: 'shut', priority: 10, direction: 'in', action: 'deny', protocol: 'tcp', ports: '8000' }, { id: 'app', priority: 20, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8000', fromGroup: 'app' }],
+    [peered],
+  ];
+  const s = (rules: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p']), group('app', 'a', [])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1', 'app'), ep('10.1.1.4', 'a', 'h1')], host: 'h1', ...(previous ? { previous } : {}) });
+  const stageChains = (t: NftTable) => t.chains.filter((l) => /^\tchain \w+_(side|high) \{$/.test(l)).map((l) => l.trim().split(' ')[1]).sort().join(',');
+  for (const keepGone of [false, true]) {
+    let prev = compilePolicy(s(steps[0] as Rule[]));
+    // As the agent does it: each delta from the table the last one said the kernel holds (its `table`),
+    // applied to the kernel's model (script-model.ts) from the last script.
+    let held = policyTable(prev);
+    let kernel = held;
+    const seen = new Set<string>();
+    for (const [i, rules] of steps.entries()) {
+      if (i === 0) continue;
+      const next = compilePolicy(s(rules, prev));
+      const d = diffTables(held, policyTable(next), { keepGone });
+      assert.ok(d, `step ${i}: a delta`);
+      const r = applyScript(kernel, d.script);
+      assert.deepEqual([r.problems, r.inPlace], [[], []], `step ${i} (keepGone ${keepGone}): applied as one transaction`);
+      assert.equal(contentOf(r.table), contentOf(d.table), `step ${i}: the kernel holds what the delta says`);
+      for (const c of stageChains(policyTable(next)).split(',')) if (c) seen.add(c);
+      for (const [src, dst] of [['10.1.1.3', '10.1.1.2'], ['10.1.1.4', '10.1.1.2'], ['10.1.1.2', '10.1.1.4']] as const) {
+        for (const [proto, port] of [[6, 8000], [6, 8001], [17, 53], [1, 0], [47, 0]] as const) {
+          const want = lookupVerdict(next, next.classification.byIp(src).id, next.classification.byIp(dst).id, proto, port);
+          assert.equal(walk(r.table, next.fallback, src, dst, proto, port), want === 'drop' ? 'drop' : 'accept', `step ${i} (keepGone ${keepGone}): ${src} > ${dst} ${proto}/${port}`);
+        }
+      }
+      kernel = r.table;
+      held = d.table;
+      prev = next;
+    }
+    assert.deepEqual([...seen].sort(), ['tcp_high', 'tcp_side', 'x_high', 'x_side'], `the stage chains the steps made (keepGone ${keepGone})`);
+    assert.equal(stageChains(policyTable(prev)), '', 'none once only the rule with a peer is left');
+  }
+});

@@ -42,9 +42,9 @@ test('a sweep over several sorted lists per direction is the sweep over their ru
     const lists = (rs: RuleRef[] | undefined) => rs && split(g, rs).map((x) => portEvents(x, proto));
     const merged = segmentPortsOf([lists(eg), lists(ig)], fallback);
     assert.deepEqual(merged, segmentPorts({ egress: eg, ingress: ig }, proto, fallback), `seed ${seed}`);
-    // Each segment from the rules directly, at its first and last port.
+    // Each segment from the rules directly, at its first and last port and one inside it.
     for (const s of merged) {
-      for (const port of [s.first, s.last]) {
+      for (const port of [s.first, s.last, s.first + g.int(0, s.last - s.first)]) {
         const wins = (rs: RuleRef[] | undefined, enforcedOnly: boolean) => {
           if (!rs) return 'allow';
           const on = rs.filter((r) => (!enforcedOnly || !r.rule.audit) && ['any', proto === 6 ? 'tcp' : 'udp'].includes(r.rule.protocol as string)
