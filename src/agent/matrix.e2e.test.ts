@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
 import { startLab, type Lab } from '../testkit/lab.js';
 import type { RunResult } from '../exec/index.js';
+import { ECHO_SERVER, PROBER } from '../testkit/echo.js';
 
 const root = process.getuid?.() === 0;
 let h: TestHost;
@@ -15,13 +16,6 @@ const T = '/api/v1/tenants/mx';
 type Flow = [string, number];
 const FLOWS: Flow[] = [['tcp', 80], ['tcp', 53], ['udp', 80], ['udp', 53]];
 const CONTAINERS: Array<[string, string]> = [['c1', 'g1'], ['c2', 'g2'], ['c3', 'g3'], ['c4', 'g4'], ['c5', 'na']];
-
-// Echo servers on every flow (the ports given), and a prober that tries a list of flows concurrently and prints the results.
-const SERVER = `const net=require('net'),dgram=require('dgram');for(const p of process.argv.slice(2).map(Number)){net.createServer(s=>s.pipe(s)).listen(p);const u=dgram.createSocket('udp4');u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(p);}`;
-const PROBER = `const net=require('net'),dgram=require('dgram');const t=JSON.parse(process.argv[2]);
-Promise.all(t.map(([ip,proto,port])=>new Promise(res=>{const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};let s;const tm=setTimeout(()=>done(false),700);
-if(proto==='tcp'){s=net.connect(port,ip,()=>s.write('x'));s.on('data',()=>done(true));s.on('error',()=>done(false));}
-else{s=dgram.createSocket('udp4');s.on('message',()=>done(true));s.on('error',()=>done(false));s.send('x',port,ip);}}))).then(r=>console.log(JSON.stringify(r)));`;
 
 type Api = (m: string, p: string, b?: unknown) => Promise<{ status: number; json: any }>;
 const okWith = (api: Api) => async (m: string, p: string, b?: unknown) => {
@@ -59,7 +53,7 @@ before(async () => {
   await ok('PATCH', `${T}/groups/g3`, { policies: ['egress-all', 'p-g3'] });
   await ok('PATCH', `${T}/groups/g4`, { policies: ['egress-all', 'p-g4'] });
   assert.ok(await within(5000, async () => existsSync(join(h.cniConfDir, 'weft-mx-g4.conflist'))) >= 0);
-  writeFileSync(join(h.dir, 'server.js'), SERVER);
+  writeFileSync(join(h.dir, 'server.js'), ECHO_SERVER);
   writeFileSync(join(h.dir, 'prober.js'), PROBER);
 });
 after(async () => {
@@ -91,7 +85,7 @@ async function matrix(b: Bed, ip: ReadonlyMap<string, string>, flows: Flow[], di
       assert.equal(e.status, 200, JSON.stringify(e.json));
       expected.set(`${src}>${dst}:${port}/${proto}`, e.json.allowed);
     }
-    const probe = await b.exec(b.ns(src), [process.execPath, join(dir, 'prober.js'), JSON.stringify(targets.map(([d, p, port]) => [ip.get(d), p, port]))], { timeoutMs: 10_000 });
+    const probe = await b.exec(b.ns(src), [process.execPath, join(dir, 'prober.js'), JSON.stringify(targets.map(([d, p, port]) => [ip.get(d), p, port])), '700'], { timeoutMs: 10_000 });
     assert.equal(probe.code, 0, `prober in ${src}: ${probe.stderr}`);
     const results = JSON.parse(probe.stdout) as boolean[];
     targets.forEach(([dst, proto, port], i) => observed.set(`${src}>${dst}:${port}/${proto}`, results[i] as boolean));

@@ -1,13 +1,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { AdminNetworkPolicy, AnpRule, AnpSubject, NetpolProtocol, NetworkPolicy } from '../model/index.js';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { startPodman, IMAGE, RUN_FLAGS, type Podman } from '../testkit/podman.js';
 import { within } from '../testkit/host.js';
+import { ECHO_SERVER, PROBER, ProbePorts } from '../testkit/echo.js';
 import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleNamespace, type OraclePod } from '../testkit/netpol-oracle.js';
 
 // Kubernetes NetworkPolicy's truth table with real packets (issue 15): namespaces x, y, z, pods a, b, c in
@@ -21,6 +22,10 @@ import { adminVerdict, netpolVerdict, type OracleAdmin, type OracleNamespace, ty
 const root = process.getuid?.() === 0;
 let lab: Lab | undefined;
 const bg: ChildProcess[] = [];
+/** Each pod's echo server, and the file its errors go to. */
+const servers = new Map<string, { proc: ChildProcess; err: string }>();
+/** UDP source ports new in the run for each round (see testkit/echo.ts: conntrack would pass a reused one). */
+const ports = new ProbePorts();
 const podmans: Podman[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'weft-netpol-'));
 after(async () => {
@@ -36,12 +41,6 @@ const POD = ['a', 'b', 'c'];
 const FLOWS: Array<[NetpolProtocol, number]> = [['TCP', 80], ['TCP', 81], ['UDP', 80], ['UDP', 81]];
 const namespaces: OracleNamespace[] = NS.map((n) => ({ name: n, labels: { ns: n } }));
 const PORTS = Object.fromEntries(FLOWS.map(([p, port]) => [`serve-${port}-${p.toLowerCase()}`, { port, protocol: p }]));
-
-const SERVER = `const net=require('net'),dgram=require('dgram');for(const p of process.argv.slice(2).map(Number)){net.createServer(s=>s.pipe(s)).listen(p);for(const o of [{type:'udp4'},{type:'udp6',ipv6Only:true}]){const u=dgram.createSocket(o);u.on('message',(m,r)=>u.send(m,r.port,r.address));u.bind(p);}}`;
-const PROBER = `const net=require('net'),dgram=require('dgram');const t=JSON.parse(process.argv[2]);
-Promise.all(t.map(([ip,proto,port])=>new Promise(res=>{const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};let s;const tm=setTimeout(()=>done(false),800);
-if(proto==='tcp'){s=net.connect(port,ip,()=>s.write('x'));s.on('data',()=>done(true));s.on('error',()=>done(false));}
-else{s=dgram.createSocket(ip.includes(':')?'udp6':'udp4');s.on('message',()=>done(true));s.on('error',()=>done(false));s.send('x',port,ip);}}))).then(r=>console.log(JSON.stringify(r)));`;
 
 // SCTP by raw socket (these kernels have no SCTP module, so no SCTP socket; python3 is in the setup):
 // `send DST PORT,PORT` sends one INIT per port, checksummed (CRC32c) as conntrack checks it; `listen
@@ -105,11 +104,15 @@ async function mismatches(l: Lab, pods: Pod[], c: Case, family: 4 | 6 = 4): Prom
   const diff: string[] = [];
   let allowed = 0;
   const nss = c.namespaces ?? namespaces;
+  // The UDP source ports of this round: the same for every source (their addresses differ), new in the run.
+  const from = ports.take((pods.length - 1) * FLOWS.length);
   await Promise.all(pods.map(async (src) => {
     const targets = pods.filter((d) => d !== src).flatMap((dst) => FLOWS.map(([proto, port]) => ({ dst, proto, port })));
-    const r = await l.exec(basename(src.netns), [process.execPath, join(dir, 'prober.js'), JSON.stringify(targets.map((t) => [family === 6 ? t.dst.ip6 : t.dst.ip, t.proto.toLowerCase(), t.port]))], { timeoutMs: 15_000 });
+    const r = await l.exec(basename(src.netns), [process.execPath, join(dir, 'prober.js'), JSON.stringify(targets.map((t) => [family === 6 ? t.dst.ip6 : t.dst.ip, t.proto.toLowerCase(), t.port])), '800', String(from)], { timeoutMs: 15_000 });
     assert.equal(r.code, 0, `prober in ${src.namespace}/${src.name}: ${r.stderr}`);
     const got = JSON.parse(r.stdout) as boolean[];
+    // A pod whose server is gone drops everything sent to it: say so, not 128 cells that differ.
+    for (const [name, x] of servers) assert.ok(x.proc.exitCode === null && x.proc.signalCode === null, `the echo server of ${name} exited (${x.proc.exitCode ?? x.proc.signalCode}): ${readFileSync(x.err, 'utf8').slice(-500)}`);
     targets.forEach((t, i) => {
       const [a, b] = [{ pod: inFamily(src, family) }, { pod: inFamily(t.dst, family) }];
       const want = (c.admin ? adminVerdict(c.admin, c.policies, nss, a, b, t.proto, t.port) : netpolVerdict(c.policies, nss, a, b, t.proto, t.port)).allowed;
@@ -198,7 +201,7 @@ test('NetworkPolicy truth table with real packets across two hosts, over IPv4 an
   // Drift repair slowed to minutes: the verify step breaks a host's table behind its agent's back.
   lab = await startLab('netpol', 2, { agentArgs: ['--resync', '600000'] });
   const l = lab;
-  writeFileSync(join(dir, 'server.js'), SERVER);
+  writeFileSync(join(dir, 'server.js'), ECHO_SERVER);
   writeFileSync(join(dir, 'prober.js'), PROBER);
   const setup = [
     { kind: 'Tenant', metadata: { name: 'k8s' } },
@@ -235,7 +238,12 @@ test('NetworkPolicy truth table with real packets across two hosts, over IPv4 an
       assert.ok(ep?.ip6, `${ns}/${name} has an endpoint at ${ip} with an IPv6 address`);
       assert.deepEqual([ep.labels.namespace, ep.labels.pod, ep.labels['port.weft.io/serve-81-udp']], [ns, name, 'udp-81'], `${ns}/${name}: its namespace and labels came through`);
       pods.push({ namespace: ns, name, labels: { pod: name }, ip, ip6: ep.ip6, ports: PORTS, netns, host, id: ep.id, podman: ns === 'z' });
-      bg.push(spawn('nsenter', [`--net=${netns}`, process.execPath, join(dir, 'server.js'), '80', '81'], { stdio: 'ignore' }));
+      const err = join(dir, `server-${ns}-${name}.err`);
+      const fd = openSync(err, 'w');
+      const proc = spawn('nsenter', [`--net=${netns}`, process.execPath, join(dir, 'server.js'), '80', '81'], { stdio: ['ignore', 'ignore', fd] });
+      closeSync(fd);
+      bg.push(proc);
+      servers.set(`${ns}/${name}`, { proc, err });
     }
   }
   await new Promise((res) => setTimeout(res, 1000));
