@@ -15,6 +15,7 @@ import https from 'node:https';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { onInterrupt } from './interrupt.js';
 import { nested } from './policy-shapes.js';
 import { PROBER, Prober, SERVER } from './probe.js';
 import { ms, summarise } from './stats.js';
@@ -301,6 +302,12 @@ export async function benchAgentPasses(): Promise<void> {
   const bg: ChildProcess[] = [];
   // The product's resync interval (the testkit's 1 s is for tests), so idle cost is what a host pays.
   const h = await startTestHost('pa', { agentArgs: (process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000').split(' ').filter(Boolean) });
+  // Stopped halfway (Ctrl-C, SIGTERM): what it started goes as at the end (a SIGTERM left the server,
+  // the agent, its helpers and four namespaces behind).
+  const offInterrupt = onInterrupt(async () => {
+    for (const p of bg) p.kill('SIGKILL');
+    await h.cleanup();
+  });
   try {
     const b = await setup(h, bg);
     console.log(`\n#### the agent's passes (2 × ${IDLE_S} s idle; resync ${process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'})\n`);
@@ -324,6 +331,7 @@ export async function benchAgentPasses(): Promise<void> {
     }
     console.log(`\n${slow.join('\n')}`);
   } finally {
+    offInterrupt();
     for (const p of bg) p.kill('SIGKILL');
     const log = readFileSync(join(h.dir, 'agent.log'), 'utf8');
     if (process.env['BENCH_AGENT_LOG']) writeFileSync(process.env['BENCH_AGENT_LOG'], log);

@@ -14,6 +14,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
 import { startTestHost, within } from '../testkit/host.js';
+import { onInterrupt } from './interrupt.js';
 import { http as apiCall, startServerProcess } from '../testkit/server.js';
 import { summarise, ms } from './stats.js';
 import { PROBER, Prober, SERVER } from './probe.js';
@@ -53,6 +54,7 @@ function addRule(url: URL, ca: string, token: string, agent: https.Agent, policy
  */
 async function measureAdds(n: number): Promise<string[]> {
   const s = await startServerProcess();
+  const offInterrupt = onInterrupt(() => s.stop());
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const url = new URL(s.url);
@@ -82,6 +84,7 @@ async function measureAdds(n: number): Promise<string[]> {
       `| data directory growth over those adds | ${(grew / 1e6).toFixed(1)} MB (${Math.round(grew / n)} bytes per add) | ≤ 50 MB |`,
     ];
   } finally {
+    offInterrupt();
     agent.destroy();
     await s.stop();
   }
@@ -96,6 +99,11 @@ if (STEPS.length === 0) {
 }
 
 const h = await startTestHost('bp', { agentArgs: (process.env['BENCH_AGENT_ARGS'] ?? '').split(' ').filter(Boolean) });
+// Stopped halfway (Ctrl-C, SIGTERM): the probes' processes and the test host go as at the end.
+onInterrupt(async () => {
+  for (const p of bg) p.kill('SIGKILL');
+  await h.cleanup();
+});
 try {
   await api(h, 'POST', `${T}/networks`, { name: 'bench', subnet: '10.40.0.0/16' });
   await api(h, 'POST', `${T}/groups`, { name: 'app', network: 'bench' });
