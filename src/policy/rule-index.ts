@@ -31,6 +31,8 @@ export class Bucket {
   /** Rules of policies in audit mode, per protocol function. */
   readonly audits: [number, number, number, number] = [0, 0, 0, 0];
   size = 0;
+  /** Per slot, what sides.ts made of its rules (port events, with the stamp they were made at): stale once the stamp moves. */
+  made: [unknown, unknown, unknown, unknown] | undefined;
   /** `any`: the bucket of rules without a peer (sides.ts). */
   constructor(private readonly stamp: () => number, readonly any = false) {
     this.stamps = [stamp(), stamp(), stamp(), stamp()];

@@ -102,30 +102,53 @@ export function segmentPorts(sides: Sides, proto: number, fallback: Action): Seg
 }
 
 /**
- * Rules of one protocol as port events sorted by port: where each starts (+1) and where it ends (-1, the
- * port after its last). Made once per list of rules that stands (a bucket's, pairs.ts): a pair's sweep
- * then merges its buckets' lists instead of making and sorting an event per rule (at 50,000 rules, a pair
- * from a group named by 2,500 rules made 5,000 objects each time it was decided again).
+ * Rules of one protocol as port events sorted by port: where each starts and where it ends (the port
+ * after its last). Made once per list of rules that stands (a bucket's, pairs.ts): a pair's sweep then
+ * merges its buckets' lists instead of making and sorting an event per rule (at 50,000 rules, a pair from
+ * a group named by 2,500 rules made 5,000 objects each time it was decided again). Kept for every bucket
+ * while it stands (51,000 of them at 50,000 rules with distinct CIDRs), so it is lean: `at` holds each
+ * event as port × 2 + 1 for a start, port × 2 for an end (small integers in a plain array), `rules[i]`
+ * the rule of event i; `stamp`: the caller's, to tell whether its rules have changed since.
  */
-export interface PortEvents { ports: Int32Array; deltas: Int8Array; rules: PolicyRule[]; lo: number; hi: number; audit: boolean }
+export interface PortEvents { at: number[]; rules: PolicyRule[]; lo: number; hi: number; audit: boolean; stamp: number }
 
-export function portEvents(rules: readonly RuleRef[], proto: number): PortEvents {
-  const evs: Array<{ port: number; delta: 1 | -1; rule: PolicyRule }> = [];
+/** Sort keys: an event's `at` times this, plus its index (`at` < 2^18, so exact in a double). */
+const KEYED = 2 ** 24;
+
+export function portEvents(rules: readonly RuleRef[], proto: number, stamp = 0): PortEvents {
+  const at: number[] = [];
+  const of: PolicyRule[] = [];
   let lo = NETPOL_ISOLATION;
   let hi = WEFT_TOP;
   let audit = false;
+  let sorted = true;
   for (const r of rules) {
     const p = protoOf(r.rule);
     if (p !== 'any' && p !== proto) continue;
     const range = portRange(r.rule) ?? FULL;
-    evs.push({ port: range[0], delta: 1, rule: r.rule });
-    if (range[1] < 65535) evs.push({ port: range[1] + 1, delta: -1, rule: r.rule });
+    const start = range[0] * 2 + 1;
+    if (at.length > 0 && start < (at[at.length - 1] as number)) sorted = false;
+    at.push(start);
+    of.push(r.rule);
+    if (range[1] < 65535) { at.push((range[1] + 1) * 2); of.push(r.rule); }
     if (r.rule.priority < lo) lo = r.rule.priority;
     if (r.rule.priority > hi) hi = r.rule.priority;
     if (r.rule.audit === true) audit = true;
   }
-  evs.sort((a, b) => a.port - b.port);
-  return { ports: Int32Array.from(evs, (e) => e.port), deltas: Int8Array.from(evs, (e) => e.delta), rules: evs.map((e) => e.rule), lo, hi, audit };
+  // One rule (most buckets: a CIDR named once) or rules whose ranges follow each other: already in order.
+  // Copies of the exact length: arrays grown by push hold room for 17 elements and more.
+  if (sorted) return { at: at.slice(), rules: of.slice(), lo, hi, audit, stamp };
+  const order = orderOf(at);
+  return { at: order.map((i) => at[i] as number), rules: order.map((i) => of[i] as PolicyRule), lo, hi, audit, stamp };
+}
+
+/** The indices of `at` in ascending order of their values: a numeric sort of keys, no comparator calls. */
+function orderOf(at: readonly number[]): number[] {
+  if (at.length >= KEYED) return [...at.keys()].sort((a, b) => (at[a] as number) - (at[b] as number));
+  const keys = new Float64Array(at.length);
+  for (let i = 0; i < at.length; i++) keys[i] = (at[i] as number) * KEYED + i;
+  keys.sort();
+  return Array.from(keys, (k) => k % KEYED);
 }
 
 /** Reused by every sweep: where each list's next event is. */
@@ -143,7 +166,7 @@ export function segmentPortsOf(dirs: readonly [readonly PortEvents[] | undefined
   let audit = false;
   dirs.forEach((ls, d) => {
     for (const l of ls ?? []) {
-      if (l.ports.length > 0) { lists.push(l); dirOf.push(d); }
+      if (l.at.length > 0) { lists.push(l); dirOf.push(d); }
       if (l.lo < lo) lo = l.lo;
       if (l.hi > hi) hi = l.hi;
       if (l.audit) audit = true;
@@ -163,15 +186,16 @@ export function segmentPortsOf(dirs: readonly [readonly PortEvents[] | undefined
       const l = lists[i] as PortEvents;
       const t = TALLIES[dirOf[i] as 0 | 1];
       let c = cursors[i] as number;
-      while (c < l.ports.length && l.ports[c] === port) {
+      const at = l.at;
+      while (c < at.length && (at[c] as number) >> 1 === port) {
         const rule = l.rules[c] as PolicyRule;
-        const delta = l.deltas[c] as 1 | -1;
+        const delta = (at[c] as number) & 1 ? 1 : -1;
         t.add(rule, delta);
         if (enforced && !rule.audit) enforced[dirOf[i] as 0 | 1].add(rule, delta);
         c++;
       }
       cursors[i] = c;
-      if (c < l.ports.length && (l.ports[c] as number) < next) next = l.ports[c] as number;
+      if (c < at.length && (at[c] as number) >> 1 < next) next = (at[c] as number) >> 1;
     }
     const last = next - 1;
     const verdict = verdictOf(present, TALLIES, enforced, fallback);

@@ -56,16 +56,16 @@ export function bucketSegments(p: ProtoSlot, eg: readonly Bucket[] | undefined, 
   return segmentPortsOf([lists(eg), lists(ig)], defaultAction);
 }
 
-/** Per bucket and slot, its port events and the stamp they were made at. */
-const events = new WeakMap<Bucket, Array<{ stamp: number; ev: PortEvents } | undefined>>();
+/**
+ * A bucket's port events of a slot, kept on the bucket with the stamp they were made at (not in a
+ * WeakMap: 51,000 buckets at 50,000 rules with distinct CIDRs were 51,000 ephemerons for every major
+ * collection to trace).
+ */
 function eventsOf(b: Bucket, p: ProtoSlot): PortEvents {
-  let per = events.get(b);
-  if (!per) events.set(b, (per = []));
-  const hit = per[p];
-  if (hit && hit.stamp === b.stamps[p]) return hit.ev;
-  const ev = portEvents(b.rules[p], PROTO_NUMBER[p]);
-  per[p] = { stamp: b.stamps[p], ev };
-  return ev;
+  const made = (b.made ??= [undefined, undefined, undefined, undefined]);
+  const hit = made[p] as PortEvents | undefined;
+  if (hit && hit.stamp === b.stamps[p]) return hit;
+  return (made[p] = portEvents(b.rules[p], PROTO_NUMBER[p], b.stamps[p]));
 }
 
 /** The segments of `a` whose verdict differs from `b`'s (both cover the same domain), merged. */
