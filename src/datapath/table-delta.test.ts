@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffTables, ELEMENT_COMMANDS_MAX } from './table-delta.js';
+import { diffTables, ELEMENT_COMMANDS_MAX, KEEP_MAX_OBJECTS } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
 import type { NftMap, NftTable } from './table.js';
 
@@ -155,11 +155,14 @@ test('keepGone: what a change no longer uses stays, unreferenced, and is used ag
   const swept = applyScript(d.table, sweep.script);
   assert.deepEqual(swept.problems, []);
   assert.equal(contentOf(swept.table), contentOf(next));
-  // Past the bound (256 objects), all that is gone goes in the same change.
-  const many = table([pairs(), ...Array.from({ length: 300 }, (_, i) => map(`m${i}`, ['1 : accept']))], forward);
-  const big = diffTables(many, table([pairs()], forward), { keepGone: true });
+  // Up to the bound all that is gone stays; past it (KEEP_MAX_OBJECTS), all of it goes in the same change.
+  const maps = (n: number) => table([pairs(), ...Array.from({ length: n }, (_, i) => map(`m${i}`, ['1 : accept']))], forward);
+  const atBound = diffTables(maps(KEEP_MAX_OBJECTS), table([pairs()], forward), { keepGone: true });
+  assert.equal(atBound?.kept, KEEP_MAX_OBJECTS);
+  assert.doesNotMatch(atBound?.script ?? '', /^delete /m);
+  const big = diffTables(maps(KEEP_MAX_OBJECTS + 1), table([pairs()], forward), { keepGone: true });
   assert.equal(big?.kept, 0);
-  assert.equal(big?.script.match(/^delete map /gm)?.length, 300);
+  assert.equal(big?.script.match(/^delete map /gm)?.length, KEEP_MAX_OBJECTS + 1);
   // A base chain that goes is deleted at once, keepGone or not: on its hook it would go on filtering.
   const noForward = table([pairs()], []);
   const unhooked = diffTables(table([pairs()], forward), noForward, { keepGone: true });

@@ -187,7 +187,10 @@ export interface Delta {
  * most that many elements; past either bound everything gone goes at once. Named by content, a kept map
  * or chain that comes back (a rule toggled back) is used again as it is.
  */
-const KEEP_MAX_OBJECTS = 256;
+// 256 objects were reached every ~50 changes in a stream of changes at 50,000 rules (~5 a change), and
+// that change then carried the sweep: 27 KB, 170-180 ms of commit against ~25 (bench:policy, session 38).
+// 2,048 holds a minute of such changes (the full pass sweeps what is a minute old).
+export const KEEP_MAX_OBJECTS = 2_048;
 const KEEP_MAX_ELEMENTS = 50_000;
 
 function keepable(objects: number, maps: readonly NftMap[]): boolean {
