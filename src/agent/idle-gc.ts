@@ -19,10 +19,11 @@ const GROWTH = 4 * 1024 * 1024;
 
 /**
  * Full garbage collections while the agent is idle. Each compile's results live until the next change,
- * so they reach the old generation and die there; with 50,000 rules V8's own major collection then comes
- * every ~25 changes, in the middle of one, and its marking adds 50-80 ms to that change (the p99 of rule
- * change → enforced; docs/decisions.md). Collected after a pass and a quiet moment instead, it runs when
- * nothing waits. A pass that starts meanwhile waits for it, as it would for V8's own.
+ * so they reach the old generation and die there; with 50,000 rules V8's own major collection then came
+ * every ~13 changes, in the middle of one, its marking adding 200-250 ms to it (the p99 of rule change →
+ * enforced; docs/decisions.md). The agent lets its old generation double before one (the launcher's
+ * --heap-growing-percent=100, session 38): during a stream of changes one comes rarely; collected here
+ * after a pass and a quiet moment, the heap goes back down while nothing waits. A pass that starts meanwhile waits for it, as it would for V8's own.
  */
 export class IdleGc {
   private timer: NodeJS.Timeout | undefined;

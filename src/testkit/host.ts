@@ -8,8 +8,11 @@ import { freeOctets } from '../lab/free.js';
 
 const runner = new ProcessRunner();
 
-/** V8 flags of `weft agent` run as a program (the launcher, scripts/bundle-cli.mjs): V8's memory reducer off (idle-gc.ts). */
-export const AGENT_V8_FLAGS = ['--no-memory-reducer'];
+/**
+ * V8 flags of `weft agent` run as a program (the launcher, scripts/bundle-cli.mjs): V8's memory reducer
+ * off (idle-gc.ts); the old generation may double before a major collection (docs/decisions.md, session 38).
+ */
+export const AGENT_V8_FLAGS = ['--no-memory-reducer', '--heap-growing-percent=100'];
 
 /**
  * A simulated host for agent tests: a network namespace joined to the root namespace by a veth (the
