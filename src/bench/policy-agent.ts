@@ -301,7 +301,9 @@ export async function benchAgentPasses(): Promise<void> {
   if (!(CHANGES >= 0 && CHANGES * 6 <= 65_535 - SPARE)) throw new Error(`BENCH_POLICY_CHANGES: ${CHANGES} is more than this step's ${Math.floor((65_535 - SPARE) / 6)}`);
   const bg: ChildProcess[] = [];
   // The product's resync interval (the testkit's 1 s is for tests), so idle cost is what a host pays.
-  const h = await startTestHost('pa', { agentArgs: (process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000').split(' ').filter(Boolean) });
+  const words = (v: string | undefined) => (v ?? '').split(' ').filter(Boolean);
+  const serverArgs = words(process.env['BENCH_SERVER_ARGS']);
+  const h = await startTestHost('pa', { agentArgs: words(process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'), ...(serverArgs.length ? { serverArgs } : {}) });
   // Stopped halfway (Ctrl-C, SIGTERM): what it started goes as at the end (a SIGTERM left the server,
   // the agent, its helpers and four namespaces behind).
   const offInterrupt = onInterrupt(async () => {
@@ -335,6 +337,8 @@ export async function benchAgentPasses(): Promise<void> {
     for (const p of bg) p.kill('SIGKILL');
     const log = readFileSync(join(h.dir, 'agent.log'), 'utf8');
     if (process.env['BENCH_AGENT_LOG']) writeFileSync(process.env['BENCH_AGENT_LOG'], log);
+    // The server's output (its log lines; with WEFT_SERVER_NODE_ARGS=--trace-gc, its collections among them).
+    if (process.env['BENCH_SERVER_LOG']) writeFileSync(process.env['BENCH_SERVER_LOG'], `spawned at ${new Date(h.server.startedAt).toISOString()}\n${h.server.stdout}${h.server.stderr}`);
     warnings(log);
     await h.cleanup();
   }

@@ -14,3 +14,4 @@ export { DEFAULT_QUOTA, QUOTA_FLAG, type QuotaLimits, type QuotaView } from './q
 export type { ApplyDoc, ApplyOutcome, ApplyResult } from './apply.js';
 export { Verifier, parseFlows, type VerifyFlow, type VerifyReport, type VerifyRequest, type VerifyResult } from './verify.js';
 export { tenantPolicyIn, type TenantPolicyObjects } from './tenant-policy.js';
+export { policiesYielding } from './policy-store.js';

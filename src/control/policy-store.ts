@@ -54,11 +54,16 @@ function assemble(head: Entry, rules: readonly StoredRule[]): Policy {
 }
 
 /** The whole policy whose head is `head`, its segments read in `tx`. */
-export async function readPolicy(tx: Txn, head: Entry): Promise<Policy> {
+export function readPolicy(tx: Txn, head: Entry): Promise<Policy> {
+  return policyOf(head, (prefix) => tx.list(prefix));
+}
+
+/** The policy whose head is `head`, its segments read with `list`. */
+async function policyOf(head: Entry, list: (prefix: string) => Promise<readonly Entry[]>): Promise<Policy> {
   const v = head.value;
   if (isLegacy(v)) return assemble(head, v.rules.map((r, pos) => ({ ...r, pos })));
   const h = v as PolicyHead;
-  const rules = rulesInOrder((await tx.list(keys.ruleGen(h.tenant, h.name, h.gen))).map((e) => e.value as RuleSegment));
+  const rules = rulesInOrder((await list(keys.ruleGen(h.tenant, h.name, h.gen))).map((e) => e.value as RuleSegment));
   if (rules.length !== h.count) throw torn(`policy ${h.tenant}/${h.name}`);
   return assemble(head, rules);
 }
@@ -125,4 +130,37 @@ export async function migratePolicies(store: Store): Promise<number> {
 export function headFields(p: Stored<Policy>): Omit<PolicyHead, 'gen' | 'count' | 'next'> {
   const { tenant, name, createdAt, updatedAt, owner, mode } = p;
   return { tenant, name, createdAt, updatedAt, ...(owner !== undefined ? { owner } : {}), ...(mode === 'audit' ? { mode } : {}) };
+}
+
+/**
+ * A tenant's policies as listPolicies gives them, read a policy at a time with `pause()` between (the
+ * server's flow evaluator: one listing of 50,000 rules held its event loop 50-140 ms, and every API call
+ * behind it), and a policy whose head has the revision it has in `had` taken from there unread. Every
+ * rule change rewrites its policy's head, so a policy whose head is unchanged from the listing before its
+ * reads to a listing after them was read whole; those that moved are read again (the rest of a few rounds
+ * falls back to one listing). Each policy is consistent, and they are all of one moment: the last listing's.
+ */
+export async function policiesYielding(store: Store, tenant: string, had: ReadonlyMap<string, Policy>, pause: () => Promise<void>): Promise<Policy[]> {
+  const known = new Map(had);
+  let heads = (await store.list(keys.scopedPrefix('policies', tenant))).entries;
+  for (let round = 0; round < 3; round++) {
+    for (const e of heads) {
+      const name = (e.value as PolicyHead).name;
+      if (known.get(name)?.revision === e.modRevision) continue;
+      try {
+        known.set(name, await policyOf(e, async (prefix) => (await store.list(prefix)).entries));
+      } catch (err) {
+        // Torn (the policy changed between its head and its segments): read again next round.
+        if (!(err instanceof WeftError && err.code === 'WEFT_STORE_CONFLICT')) throw err;
+        known.delete(name);
+      }
+      await pause();
+    }
+    const after = (await store.list(keys.scopedPrefix('policies', tenant))).entries;
+    const same = after.length === heads.length && after.every((e, i) => heads[i]?.key === e.key && heads[i]?.modRevision === e.modRevision);
+    const all = after.map((e) => known.get((e.value as PolicyHead).name)).filter((p, i) => p?.revision === after[i]?.modRevision);
+    if (same && all.length === after.length) return all as Policy[];
+    heads = after;
+  }
+  return (await listPolicies(store, tenant)).items;
 }

@@ -15,12 +15,11 @@ const KEPT = 10_000;
  * policy changed (every API call waited behind it). Ids are this classifier's own, equal for addresses
  * of one class and 0 for class 0; they are not a compile's marks.
  */
-export function pointClassifier(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], np?: Netpol): (ip: string) => Klass {
-  const four = new Cidrs4();
-  const six = new Cidrs6();
-  const add = (t: string) => (isCidr6(t) ? six.add(t) : four.add(t));
-  for (const p of policies) for (const r of p.rules) for (const t of [r.fromCidr, r.toCidr]) if (t !== undefined) add(t);
-  for (const t of np?.cidrs ?? []) add(t);
+export function pointClassifier(networks: readonly Network[], groups: readonly Group[], policies: readonly Policy[], endpoints: readonly Endpoint[], np?: Netpol, made?: RuleCidrs): (ip: string) => Klass {
+  // `made`: the policies' CIDRs gathered ahead (explainerYielding), this classifier's own from here on.
+  const cidrs = made ?? RuleCidrs.of(policies);
+  for (const t of np?.cidrs ?? []) cidrs.add(t);
+  const { four, six } = cidrs;
   const nets = netSpans(networks);
   const eps = endpointsByIp(endpoints);
   const groupNames = new Set(groups.map((g) => g.name));
@@ -75,6 +74,32 @@ export function pointClassifier(networks: readonly Network[], groups: readonly G
     seen.set(ip, k);
     return k;
   };
+}
+
+/** The rules' CIDRs, IPv4 and IPv6, as pointClassifier looks addresses up in them. */
+export class RuleCidrs {
+  readonly four = new Cidrs4();
+  readonly six = new Cidrs6();
+
+  static of(policies: readonly Policy[]): RuleCidrs {
+    const out = new RuleCidrs();
+    for (const p of policies) out.addPolicy(p);
+    return out;
+  }
+
+  add(text: string): void {
+    if (isCidr6(text)) this.six.add(text);
+    else this.four.add(text);
+  }
+
+  addPolicy(p: Policy): void {
+    for (const r of p.rules) this.addRule(r);
+  }
+
+  addRule(r: Policy['rules'][number]): void {
+    if (r.fromCidr !== undefined) this.add(r.fromCidr);
+    if (r.toCidr !== undefined) this.add(r.toCidr);
+  }
 }
 
 /** IPv4 rule CIDRs by prefix length and first address, as written (Cidrs6's IPv4 twin, numbers for keys). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addressOf, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
+import { compilePolicy, explainFlow, explainer, explainerYielding, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
 
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 const tenant = (defaultAction: 'allow' | 'deny' = 'allow'): Tenant => ({ ...meta, name: 't', id: 1, defaultAction });
@@ -145,3 +145,35 @@ test('a group with no endpoint on this host compiles to nothing here; its member
   assert.equal(there.ruleCount, 500, "h2 compiles far's rules, not db's");
   assert.equal(lookup(there, '10.1.2.4', '10.1.2.2', 6, 80), false, "on h2, web's egress falls to the tenant's deny: the connection fails there");
 });
+
+test('the evaluator made with pauses answers as the one made at once, rules with CIDRs over several policies', async () => {
+  // 1,300 rules with CIDRs in three policies (pauses fall inside and between them), nested around db-1.
+  const cidrRules = (at: number, n: number) => Array.from({ length: n }, (_, i) => {
+    const k = at + i;
+    const cidr = [`10.${1 + (k >> 8)}.2.${k & 255}/32`, `10.1.2.${(k % 64) * 4}/30`, `10.1.${k % 8}.0/24`, `10.0.0.0/${8 + (k % 17)}`][k % 4] as string;
+    return rule(`c${k}`, { protocol: 'tcp', ports: String(1000 + (k % 50)), priority: 1 + (k % 7), action: k % 3 ? 'allow' : 'deny', direction: k % 2 ? 'in' : 'out', ...(k % 2 ? { fromCidr: cidr } : { toCidr: cidr }) });
+  });
+  const s: PolicyState = {
+    ...tutorial(),
+    groups: [group('db', 'contiv-net', ['p1', 'p2', 'p3']), group('app', 'contiv-net', ['p2'])],
+    policies: [policy('p1', cidrRules(0, 700)), policy('p2', cidrRules(700, 100)), policy('p3', cidrRules(800, 500))],
+    endpoints: [ep('10.1.2.2', 'contiv-net', 'db'), ep('10.1.2.3', 'contiv-net', 'app'), ep('10.1.2.9', 'contiv-net')],
+  };
+  let pauses = 0;
+  const slow = await explainerYielding(s, async () => { pauses++; });
+  assert.equal(pauses, 2, 'every 512 rules');
+  const fast = explainer(s);
+  // 10.5.2.4 is only in rule c1028's CIDR (the last policy's, after the second pause), tcp/1028.
+  const ips = ['10.1.2.2', '10.1.2.3', '10.1.2.9', '10.1.2.4', '10.1.3.7', '10.0.9.1', '10.5.2.4', '10.200.0.1', '192.0.2.1'];
+  let denied = 0;
+  let byCidr = 0;
+  for (const a of ips) for (const b of ips) for (const port of [1000, 1003, 1028, 1049, 1050]) {
+    const got = slow(a, b, 'tcp', port);
+    assert.deepEqual(got, fast(a, b, 'tcp', port), `${a} > ${b} tcp/${port}`);
+    if (!got.allowed) denied++;
+    for (const d of [got.egress, got.ingress]) if (d?.by?.rule.id.startsWith('c')) byCidr++;
+    assert.equal(slow.classOf(a), fast.classOf(a));
+  }
+  assert.ok(denied > 0 && byCidr > 20, `rules with CIDRs decide flows (${byCidr} sides; ${denied} denied)`);
+});
+

@@ -237,6 +237,32 @@ test('a tenant deleted and made again under its name is explained by its own pol
   assert.deepEqual(items.map((f) => f.decidedBy.policy), ['new-owners-policy']);
 });
 
+test('after policies change, records are explained by the policies as they now are: the changed one read again, the unchanged one kept', async () => {
+  const api = await testApi();
+  const ip = await shop(api);
+  await ok(api, 'POST', '/api/v1/tenants/shop/policies', { name: 'web-policy', rules: [{ id: 'w1', direction: 'in', priority: 20, protocol: 'tcp', ports: '7000', action: 'allow' }] });
+  await ok(api, 'PATCH', '/api/v1/tenants/shop/groups/db', { policies: ['db-policy', 'web-policy'] });
+  // The kernel's verdict as the policy now decides it: `agrees` says whether the server sees it so too.
+  const explained = async (port: number, verdict: 'allow' | 'deny') => {
+    await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [record(ip['app-1']!, ip['db-1']!, port, verdict)], lost: [] });
+    const f = ((await ok(api, 'GET', `/api/v1/flows?tenant=shop&port=${port}`)).items as Flow[]).at(-1);
+    return `${f?.decidedBy.policy}/${f?.decidedBy.rule} ${f?.agrees}`;
+  };
+  assert.equal(await explained(7000, 'allow'), 'web-policy/w1 true');
+  assert.equal(await explained(8888, 'allow'), 'db-policy/2 true');
+  // db-policy's rule 2 moves to 9999; web-policy stays as it was. After the evaluator's spacing (1 s).
+  await ok(api, 'PUT', '/api/v1/tenants/shop/policies/db-policy/rules/2', { id: '2', direction: 'in', priority: 10, protocol: 'tcp', ports: '9999', action: 'allow' });
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.equal(await explained(8888, 'deny'), 'db-policy/1 true');
+  assert.equal(await explained(9999, 'allow'), 'db-policy/2 true');
+  assert.equal(await explained(7000, 'allow'), 'web-policy/w1 true', 'the unchanged policy still decides');
+  // web-policy deleted (detached first): its rule names no record any more.
+  await ok(api, 'PATCH', '/api/v1/tenants/shop/groups/db', { policies: ['db-policy'] });
+  await ok(api, 'DELETE', '/api/v1/tenants/shop/policies/web-policy');
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.equal(await explained(7000, 'deny'), 'db-policy/1 true');
+});
+
 test('the flow book admits records only of the latest tenant of a name it knows, forgetting an older one\'s; a deletion bars any made before it', () => {
   const book = new FlowBook();
   const f = (tenant: string) => ({ tenant, host: 'h', time: new Date().toISOString(), verdict: 'allow', protocol: 'tcp', agrees: true,

@@ -16,6 +16,8 @@ export interface ServerProcess {
   /** The server's CA certificate file (DATA_DIR/ca.crt): what clients verify it with. */
   caFile: string;
   proc: ChildProcess;
+  /** Wall-clock ms when it was spawned: V8's `--trace-gc` lines count from about then. */
+  startedAt: number;
   stdout: string;
   stderr: string;
   /** SIGTERM (a clean stop), or SIGKILL to simulate a crash. */
@@ -40,6 +42,7 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   const argv = [process.execPath, ...nodeArgs, WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
   const enter = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`] : [];
   const [cmd = '', ...rest] = [...enter, ...argv];
+  const startedAt = Date.now();
   const proc = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -69,7 +72,7 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   const caFile = join(dataDir, 'ca.crt');
   trustServer(url, caFile);
   const server: ServerProcess = {
-    url, token, dataDir, proc, caFile,
+    url, token, dataDir, proc, caFile, startedAt,
     get stdout() { return stdout; },
     get stderr() { return stderr; },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {

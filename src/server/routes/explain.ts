@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, type Endpoint, type Policy } from '../../model/index.js';
 import { requireTenantAccess, type Control, type TenantPolicyObjects } from '../../control/index.js';
 import { explainFlow, layerOf, type Decision, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -29,11 +29,12 @@ export function side(d: (Decision & { group: string | undefined }) | undefined) 
 /**
  * Everything a tenant's policy is decided from, read from the store (explain, verify, the matrix), and a
  * fingerprint of it: the highest revision and the count of each kind (any write or delete changes it).
+ * `policiesOf`: how its policies are read (the flow evaluator's reads yield: control/policy-store.ts).
  */
-export async function tenantPolicy(c: Control, t: string): Promise<{ state: PolicyState; endpoints: Endpoint[]; fingerprint: string }> {
+export async function tenantPolicy(c: Control, t: string, policiesOf: (t: string) => Promise<{ items: Policy[] }> = (x) => c.policies.list(x)): Promise<{ state: PolicyState; endpoints: Endpoint[]; fingerprint: string }> {
   const tenant = await c.tenants.get(t);
   const [networks, groups, policies, eps, nps, nss, anps, banps] = await Promise.all([
-    c.networks.list(t), c.groups.list(t), c.policies.list(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
+    c.networks.list(t), c.groups.list(t), policiesOf(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
     c.adminNetworkPolicies.list(t), c.baselineAdminNetworkPolicies.list(t),
   ]);
   const state = policyStateOf({
