@@ -137,8 +137,8 @@ export function headFields(p: Stored<Policy>): Omit<PolicyHead, 'gen' | 'count' 
  * server's flow evaluator: one listing of 50,000 rules held its event loop 50-140 ms, and every API call
  * behind it), and a policy whose head has the revision it has in `had` taken from there unread. Every
  * rule change rewrites its policy's head, so a policy whose head is unchanged from the listing before its
- * reads to a listing after them was read whole; those that moved are read again (the rest of a few rounds
- * falls back to one listing). Each policy is consistent, and they are all of one moment: the last listing's.
+ * read to a listing after it was read whole; those that moved (or came) are read again (after three
+ * rounds, one listing). Each policy is consistent, and they are all of one moment: the last listing's.
  */
 export async function policiesYielding(store: Store, tenant: string, had: ReadonlyMap<string, Policy>, pause: () => Promise<void>): Promise<Policy[]> {
   const known = new Map(had);
@@ -156,10 +156,11 @@ export async function policiesYielding(store: Store, tenant: string, had: Readon
       }
       await pause();
     }
+    // A head's revision is unique to its write: one that stands in this listing as it was read (or as
+    // `had` holds it) did not move since, so what was read of it is what it holds now.
     const after = (await store.list(keys.scopedPrefix('policies', tenant))).entries;
-    const same = after.length === heads.length && after.every((e, i) => heads[i]?.key === e.key && heads[i]?.modRevision === e.modRevision);
     const all = after.map((e) => known.get((e.value as PolicyHead).name)).filter((p, i) => p?.revision === after[i]?.modRevision);
-    if (same && all.length === after.length) return all as Policy[];
+    if (all.length === after.length) return all as Policy[];
     heads = after;
   }
   return (await listPolicies(store, tenant)).items;
