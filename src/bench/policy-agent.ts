@@ -43,6 +43,15 @@ const OVERLAPPED = 20050;
  * its own changes (db's side profile; the pairs from app in the last column).
  */
 const SPARE = 61_000;
+/**
+ * The fourth column's ports (a new one every two changes: allowed, then denied): inside the nested rules'
+ * port ranges (1,000-59,100), outside every rule from app and every listed port above. In the nested
+ * shape ~40 rules with a peer name each, so every change gives pairs profiles of content no earlier state
+ * had: the shape that costs a change most (the columns above toggle one port, and every second state is
+ * one the kernel still holds).
+ */
+const FRESH = 9700;
+const freshPorts = () => Array.from({ length: Math.ceil(CHANGES / 2) }, (_, k) => FRESH + k);
 let spare = SPARE;
 /**
  * A probe of the toggled port waits this long for its connection (a dropped SYN is retried only after
@@ -217,7 +226,7 @@ function keptAlive(h: TestHost, agent: https.Agent, method: string, path: string
  * `fromGroup` the rules have no peer (they change db's side profile, and the pairs whose rules with a
  * peer name those ports); with it, only the pairs from that group.
  */
-async function changes(b: Bench, port: number, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; apiMax: number; slowest: string }> {
+async function changes(b: Bench, port: number | ((i: number) => number), fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; apiMax: number; slowest: string }> {
   const times: number[] = [];
   /** Each change's wall-clock start (to find it in the agent's log, BENCH_AGENT_LOG), its time and its API call's. */
   const when: Array<[number, number, number]> = [];
@@ -225,23 +234,25 @@ async function changes(b: Bench, port: number, fromGroup?: string): Promise<{ p5
   let lost = 0;
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   const live = (rules: unknown[]) => ({ name: 'live', rules });
+  let last = typeof port === 'number' ? port : port(0);
   const rule = (id: string, ports: number, action: 'allow' | 'deny') => ({ id, protocol: 'tcp', ports: String(ports), priority: 10, action, ...(fromGroup ? { fromGroup } : {}) });
   try {
     for (let i = 0; i < CHANGES; i++) {
       const opening = i % 2 === 0;
+      last = typeof port === 'number' ? port : port(i);
       const wall = Date.now();
       const t0 = performance.now();
-      const status = await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([rule('probed', port, opening ? 'allow' : 'deny'), rule('spare', spare++, 'allow')]));
+      const status = await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([rule('probed', last, opening ? 'allow' : 'deny'), rule('spare', spare++, 'allow')]));
       if (status >= 300) throw new Error(`change ${i}: HTTP ${status}`);
       const call = performance.now() - t0;
       calls.push(call);
       let seen = false;
       let at = NaN;
       while (!seen && performance.now() - t0 < 10_000) {
-        seen = opening ? (await b.prober.probe(b.dbIp, port, PROBE_MS)) !== undefined : (await b.prober.probe(b.dbIp, port, PROBE_MS)) === undefined;
+        seen = opening ? (await b.prober.probe(b.dbIp, last, PROBE_MS)) !== undefined : (await b.prober.probe(b.dbIp, last, PROBE_MS)) === undefined;
         at = performance.now() - t0;
         // A closed reading counts from when it was first seen, once confirmed (see dropped()).
-        if (seen && !opening) seen = (await b.prober.probe(b.dbIp, port, 1000)) === undefined;
+        if (seen && !opening) seen = (await b.prober.probe(b.dbIp, last, 1000)) === undefined;
       }
       times.push(seen ? at : 10_000);
       when.push([wall, seen ? at : 10_000, call]);
@@ -249,7 +260,7 @@ async function changes(b: Bench, port: number, fromGroup?: string): Promise<{ p5
     }
     if (await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([])) >= 300) throw new Error('the live policy could not be emptied');
     // Its write (~0.2 s at 50,000 rules) is not the next column's first change: the probed port closed again.
-    if ((await within(10_000, () => dropped(b, port), 50)) < 0) throw new Error(`tcp/${port} still open after the live policy was emptied`);
+    if ((await within(10_000, () => dropped(b, last), 50)) < 0) throw new Error(`tcp/${last} still open after the live policy was emptied`);
   } finally {
     agent.destroy();
   }
@@ -280,7 +291,7 @@ async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
   const app = await add('app');
   writeFileSync(join(h.dir, 'prober.js'), PROBER);
   writeFileSync(join(h.dir, 'server.js'), SERVER);
-  const ports = [ALLOWED, TOGGLED, OVERLAPPED, DENIED, 9000, 9000 + RULES / PER_POLICY].map(String);
+  const ports = [ALLOWED, TOGGLED, OVERLAPPED, DENIED, 9000, 9000 + RULES / PER_POLICY, ...freshPorts()].map(String);
   bg.push(spawn('nsenter', [`--net=${db.netns}`, process.execPath, join(h.dir, 'server.js'), ...ports], { stdio: 'ignore' }));
   const prober = new Prober(app.netns, join(h.dir, 'prober.js'), bg);
   const vni = ((await api(h, 'GET', `${T}/networks/bench`)) as { vni: number }).vni;
@@ -289,7 +300,7 @@ async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
   return { h, prober, dbIp: db.ip, vni, hz };
 }
 
-interface Row { rules: number; apply: number; cpu: [Cpu, Cpu]; drift: number[]; change: Awaited<ReturnType<typeof changes>>; overlapped: Awaited<ReturnType<typeof changes>>; fromGroup: Awaited<ReturnType<typeof changes>> }
+interface Row { rules: number; apply: number; cpu: [Cpu, Cpu]; drift: number[]; change: Awaited<ReturnType<typeof changes>>; fresh: Awaited<ReturnType<typeof changes>>; overlapped: Awaited<ReturnType<typeof changes>>; fromGroup: Awaited<ReturnType<typeof changes>> }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 const driftMs = (x: number) => (Number.isFinite(x) ? ms(x) : '> 120 s');
@@ -297,8 +308,8 @@ const driftMs = (x: number) => (Number.isFinite(x) ? ms(x) : '> 120 s');
 /** Runs the step and prints its table. */
 export async function benchAgentPasses(): Promise<void> {
   if (SHAPE !== 'mixed' && SHAPE !== 'nested') throw new Error(`BENCH_AGENT_SHAPE: '${SHAPE}' is not mixed or nested`);
-  // Each change allows a spare port of its own from 61,000 on: three columns, two rows.
-  if (!(CHANGES >= 0 && CHANGES * 6 <= 65_535 - SPARE)) throw new Error(`BENCH_POLICY_CHANGES: ${CHANGES} is more than this step's ${Math.floor((65_535 - SPARE) / 6)}`);
+  // Each change allows a spare port of its own from 61,000 on: four columns, two rows.
+  if (!(CHANGES >= 0 && CHANGES * 8 <= 65_535 - SPARE)) throw new Error(`BENCH_POLICY_CHANGES: ${CHANGES} is more than this step's ${Math.floor((65_535 - SPARE) / 8)}`);
   const bg: ChildProcess[] = [];
   // The product's resync interval (the testkit's 1 s is for tests), so idle cost is what a host pays.
   const words = (v: string | undefined) => (v ?? '').split(' ').filter(Boolean);
@@ -313,8 +324,8 @@ export async function benchAgentPasses(): Promise<void> {
   try {
     const b = await setup(h, bg);
     console.log(`\n#### the agent's passes (2 × ${IDLE_S} s idle; resync ${process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'})\n`);
-    console.log(`| rules in force (${SHAPE}) | chains in the tenant's table | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer (tcp/${TOGGLED}) | the same on a port rules from app name (tcp/${OVERLAPPED}) | the rule on tcp/${TOGGLED} from group app |`);
-    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    console.log(`| rules in force (${SHAPE}) | chains in the tenant's table | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer (tcp/${TOGGLED}) | the same on a new port every two changes (tcp/${FRESH}..) | the same on a port rules from app name (tcp/${OVERLAPPED}) | the rule on tcp/${TOGGLED} from group app |`);
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     // Each row as soon as it is measured: a later step that fails keeps the earlier ones.
     const slow: string[] = [];
     for (const n of [0, RULES]) {
@@ -324,12 +335,13 @@ export async function benchAgentPasses(): Promise<void> {
       const cpu = await idleCpu(b);
       const d = await drift(b);
       const change = await changes(b, TOGGLED);
+      const fresh = await changes(b, (i) => FRESH + (i >> 1));
       const overlapped = await changes(b, OVERLAPPED);
       const fromGroup = await changes(b, TOGGLED, 'app');
-      const r: Row = { rules: n, apply, cpu, drift: d, change, overlapped, fromGroup };
+      const r: Row = { rules: n, apply, cpu, drift: d, change, fresh, overlapped, fromGroup };
       const cell = (c: Row['change']) => `${ms(c.p50)} / ${ms(c.p99)} / ${ms(c.max)} (API call p50 ${ms(c.api)}, max ${ms(c.apiMax)})${c.lost ? ` (${c.lost} not within 10 s)` : ''}`;
-      slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; on tcp/${OVERLAPPED} ${overlapped.slowest}; from app ${fromGroup.slowest}`);
-      console.log(`| ${r.rules.toLocaleString('en')} | ${chains.toLocaleString('en')} | ${ms(r.apply)} | ${r.cpu.map((c) => `${pct(c.own)} + ${pct(c.children)} = **${pct(c.own + c.children)}**`).join('; ')} | ${r.drift.map(driftMs).join(' / ')} | ${cell(r.change)} | ${cell(r.overlapped)} | ${cell(r.fromGroup)} |`);
+      slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; on new ports ${fresh.slowest}; on tcp/${OVERLAPPED} ${overlapped.slowest}; from app ${fromGroup.slowest}`);
+      console.log(`| ${r.rules.toLocaleString('en')} | ${chains.toLocaleString('en')} | ${ms(r.apply)} | ${r.cpu.map((c) => `${pct(c.own)} + ${pct(c.children)} = **${pct(c.own + c.children)}**`).join('; ')} | ${r.drift.map(driftMs).join(' / ')} | ${cell(r.change)} | ${cell(r.fresh)} | ${cell(r.overlapped)} | ${cell(r.fromGroup)} |`);
     }
     console.log(`\n${slow.join('\n')}`);
   } finally {
