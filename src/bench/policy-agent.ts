@@ -45,12 +45,13 @@ const OVERLAPPED = 20050;
 const SPARE = 61_000;
 /**
  * The fourth column's ports (a new one every two changes: allowed, then denied): inside the nested rules'
- * port ranges (1,000-59,100), outside every rule from app and every listed port above. In the nested
- * shape ~40 rules with a peer name each, so every change gives pairs profiles of content no earlier state
- * had: the shape that costs a change most (the columns above toggle one port, and every second state is
- * one the kernel still holds).
+ * port ranges (1,000-59,100) and among the mixed shape's /32-with-a-port rules (10,000-59,999, every fifth
+ * port), below every rule that decides app → db (from app: 20,000-40,100; from 10.40.0.0/24: 40,000 on)
+ * and every listed port above. In the nested shape ~40 rules with a peer name each, so every change gives
+ * pairs profiles of content no earlier state had: the shape that costs a change most (the columns above
+ * toggle one port, and every second state is one the kernel still holds).
  */
-const FRESH = 9700;
+const FRESH = 10_700;
 const freshPorts = () => Array.from({ length: Math.ceil(CHANGES / 2) }, (_, k) => FRESH + k);
 let spare = SPARE;
 /**
@@ -219,14 +220,15 @@ function keptAlive(h: TestHost, agent: https.Agent, method: string, path: string
 }
 
 /**
- * Opens and closes `port` by turns, each change timed from the API call until a probe sees its verdict
- * (10 s counts as 10 s), and the API call alone. Each change replaces the live policy's rules: `port`
- * allowed or denied, and the next spare port allowed, so every change writes content the kernel has not
- * held (maps of earlier states may still be there: the applier sweeps them once changes pause). Without
+ * Opens and closes the port `portAt(i)` names by turns, each change timed from the API call until a probe
+ * sees its verdict (10 s counts as 10 s), and the API call alone. Each change replaces the live policy's
+ * rules: that port allowed or denied, and the next spare port allowed, so no two states are alike; but
+ * with one port toggled, the pairs' maps of every second state may still be in the kernel (the applier
+ * sweeps them once changes pause): a new port every two changes (FRESH) writes them new. Without
  * `fromGroup` the rules have no peer (they change db's side profile, and the pairs whose rules with a
  * peer name those ports); with it, only the pairs from that group.
  */
-async function changes(b: Bench, port: number | ((i: number) => number), fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; apiMax: number; slowest: string }> {
+async function changes(b: Bench, portAt: (i: number) => number, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; apiMax: number; slowest: string }> {
   const times: number[] = [];
   /** Each change's wall-clock start (to find it in the agent's log, BENCH_AGENT_LOG), its time and its API call's. */
   const when: Array<[number, number, number]> = [];
@@ -234,12 +236,12 @@ async function changes(b: Bench, port: number | ((i: number) => number), fromGro
   let lost = 0;
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   const live = (rules: unknown[]) => ({ name: 'live', rules });
-  let last = typeof port === 'number' ? port : port(0);
+  let last = portAt(0);
   const rule = (id: string, ports: number, action: 'allow' | 'deny') => ({ id, protocol: 'tcp', ports: String(ports), priority: 10, action, ...(fromGroup ? { fromGroup } : {}) });
   try {
     for (let i = 0; i < CHANGES; i++) {
       const opening = i % 2 === 0;
-      last = typeof port === 'number' ? port : port(i);
+      last = portAt(i);
       const wall = Date.now();
       const t0 = performance.now();
       const status = await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([rule('probed', last, opening ? 'allow' : 'deny'), rule('spare', spare++, 'allow')]));
@@ -334,10 +336,10 @@ export async function benchAgentPasses(): Promise<void> {
       const chains = (listed.stdout.match(/^\tchain /gm) ?? []).length;
       const cpu = await idleCpu(b);
       const d = await drift(b);
-      const change = await changes(b, TOGGLED);
+      const change = await changes(b, () => TOGGLED);
       const fresh = await changes(b, (i) => FRESH + (i >> 1));
-      const overlapped = await changes(b, OVERLAPPED);
-      const fromGroup = await changes(b, TOGGLED, 'app');
+      const overlapped = await changes(b, () => OVERLAPPED);
+      const fromGroup = await changes(b, () => TOGGLED, 'app');
       const r: Row = { rules: n, apply, cpu, drift: d, change, fresh, overlapped, fromGroup };
       const cell = (c: Row['change']) => `${ms(c.p50)} / ${ms(c.p99)} / ${ms(c.max)} (API call p50 ${ms(c.api)}, max ${ms(c.apiMax)})${c.lost ? ` (${c.lost} not within 10 s)` : ''}`;
       slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; on new ports ${fresh.slowest}; on tcp/${OVERLAPPED} ${overlapped.slowest}; from app ${fromGroup.slowest}`);
