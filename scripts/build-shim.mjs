@@ -16,7 +16,7 @@ if (w.error || w.status !== 0) console.warn(`warning: could not build weft-netwa
 
 // The agent's nft commit helper (src/datapath/linux/nftd.c), linked against libnftables.so.1 (installed
 // with nftables; its header is not needed). Without it every commit is an `nft -f`: ~15 ms more each.
-const n = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/weft-nftd', 'src/datapath/linux/nftd.c', '-l:libnftables.so.1'], { stdio: 'inherit' });
+const n = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-rdynamic', '-o', 'dist/weft-nftd', 'src/datapath/linux/nftd.c', 'src/datapath/linux/nftd-elements.c', '-l:libnftables.so.1'], { stdio: 'inherit' });
 if (n.error || n.status !== 0) console.warn(`warning: could not build weft-nftd with ${cc}; the agent will commit each nft change with nft -f`);
 
 // Benchmarks' TCP connect loop and accept server (src/bench/connloop.c): bench:flows measures with it.

@@ -185,3 +185,23 @@ test('a delta writing hundreds of thousands of chain lines (a tenant going from 
   const d = diffTables(table([], chain('forward', 'accept')), table([], [...many, ...chain('forward', 'accept')]));
   assert.ok(d && d.script.split('\n').length > 200_000, 'one delta with every chain');
 });
+
+test('with elements written by the helper: a map written whole is declared without them and they follow as its lines; an interval map stays whole in the script', () => {
+  const shard = (name: string, els: string[]): NftMap => ({ name, type: 'mark . mark : mark', interval: false, elements: els });
+  const prev = table([shard('prof_a', ['1 . 2 : 0x40000001']), map('tcp_in', ['80 : accept'])], [...chain('forward', 'type filter hook forward priority filter; policy accept;', 'meta mark set meta mark . ct mark map @prof_a', 'tcp dport vmap @tcp_in')]);
+  const next = table([shard('prof_b', ['1 . 2 : 0x40000002', '3 . 2 : 0x40000001']), map('tcp_in', ['80 : accept', '443 : drop'])], [...chain('forward', 'type filter hook forward priority filter; policy accept;', 'meta mark set meta mark . ct mark map @prof_b', 'tcp dport vmap @tcp_in')]);
+  const d = diffTables(prev, next, { elements: true });
+  assert.ok(d);
+  assert.match(d.script, /add map inet weft prof_b \{\n\t\ttype mark \. mark : mark\n\}/, 'the new shard is declared, empty');
+  assert.doesNotMatch(d.script, /0x40000002/, 'its elements are not in the script');
+  assert.match(d.script, /elements = \{ 80 : accept,\n\t\t\t443 : drop \}/, 'the interval map is written whole by nft');
+  assert.equal(d.elements.split('\n')[0], 'map inet weft prof_b');
+  assert.equal(d.elements.trim().split('\n').length, 3, 'the map line and its two elements');
+  // What nft makes of the script alone: the new shard, empty (the helper fills it in the same transaction).
+  const r = applyScript(prev, d.script);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.table.maps.find((m) => m.name === 'prof_b')?.elements, []);
+  const plain = diffTables(prev, next);
+  assert.equal(plain?.elements, '', 'without the option nothing is left out of the script');
+  assert.match(plain!.script, /0x40000002/);
+});

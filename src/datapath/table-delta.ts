@@ -1,5 +1,6 @@
 import { chainIndex, mapBody, type ChainSet, type NftMap, type NftTable, type SharedChain } from './table.js';
 import { Attached } from '../model/attached.js';
+import { elementLines } from './nft-elements.js';
 
 /**
  * The `nft -f` script that turns `prev` (what the kernel holds) into `next`, touching only the maps and
@@ -21,7 +22,7 @@ import { Attached } from '../model/attached.js';
  * (empty) before map elements jump to them, maps are filled before chains refer to them, and chains and
  * maps go only after nothing refers to them any more.
  */
-export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: boolean } = {}): Delta | undefined {
+export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {}): Delta | undefined {
   if (prev.family !== next.family || prev.name !== next.name) return undefined;
   const at = `${next.family} ${next.name}`;
   // What an earlier change left in the kernel unused (keepGone) counts as there, and goes unless used again.
@@ -43,6 +44,7 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   const written: string[] = [];
   const removed: string[] = [];
   const writtenMaps = new Set<string>();
+  const elementParts: string[] = [];
   const chainLines: string[] = [];
   let structural = false;
   // Element commands make nft fetch every element of the table, what an earlier change left included.
@@ -60,7 +62,9 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
     structural ||= !o;
     // A flushed map left empty needs nothing more.
     if (!o || m.elements.length > 0) {
-      written.push(`add ${kindOf(m)} ${at} ${m.name} {`, ...mapBody(m), '}');
+      const lines = opts.elements && m.elements.length > 0 ? elementLines(next.family, next.name, m) : undefined;
+      written.push(`add ${kindOf(m)} ${at} ${m.name} {`, ...mapBody(lines ? { ...m, elements: [] } : m), '}');
+      if (lines) elementParts.push(lines);
       writtenMaps.add(m.name);
     }
   };
@@ -109,7 +113,7 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
     // Left in the kernel, unreferenced by anything live: the table it holds is next plus them.
     const all = [...created, ...flushed, ...written];
     const table = goneCount === 0 ? next : { ...next, leftover: { maps: goneMaps, chains: gone.flatMap((b) => b.lines), shared: goneShared } };
-    return { script: all.length ? `${all.join('\n')}\n` : '', structural, table, kept: goneCount };
+    return { script: all.length ? `${all.join('\n')}\n` : '', elements: elementParts.join(''), structural, table, kept: goneCount };
   }
   for (const b of gone) removed.push(`flush chain ${at} ${b.name}`);
   for (const c of goneShared) removed.push(`flush chain ${at} ${c.name}`);
@@ -121,7 +125,7 @@ export function diffTables(prev: NftTable, next: NftTable, opts: { keepGone?: bo
   for (const c of goneShared) removed.push(`delete chain ${at} ${c.name}`);
   structural ||= removed.length > 0;
   const all = [...created, ...flushed, ...written, ...removed];
-  return { script: all.length ? `${all.join('\n')}\n` : '', structural, table: next, kept: 0 };
+  return { script: all.length ? `${all.join('\n')}\n` : '', elements: elementParts.join(''), structural, table: next, kept: 0 };
 }
 
 const NO_HEAD: readonly string[] = [];
@@ -169,8 +173,21 @@ function has(set: ChainSet | undefined, name: string): boolean {
   return cs[chainIndex(cs, name)]?.name === name;
 }
 
+export interface DiffOptions {
+  /** Changes may leave chains and maps nothing uses in the kernel (see KEEP_MAX_OBJECTS). */
+  keepGone?: boolean;
+  /**
+   * The committer writes map elements itself (weft-nftd, linux/nftd-elements.c): a map written whole is
+   * declared in the script without its elements, which go in `elements`, in the same transaction, after
+   * the script's commands. Maps whose type nft-elements.ts does not encode stay whole in the script.
+   */
+  elements?: boolean;
+}
+
 export interface Delta {
   script: string;
+  /** With `elements`, the elements of the maps the script declares (nft-elements.ts lines); '' if none. */
+  elements: string;
   /** Chains or maps come or go (a listing of the table's objects changes). */
   structural: boolean;
   /** What the table holds once the script is committed: `next`, or with keepGone, `next` and what stays of `prev`. */

@@ -1,10 +1,10 @@
 import { ExecError, type Runner } from '../../exec/index.js';
 import { tableText, type NftTable } from '../table.js';
-import { diffTables } from '../table-delta.js';
+import { diffTables, type Delta } from '../table-delta.js';
 import { inNs } from './observe.js';
 import { advance, compare, Generations } from './generation.js';
 import type { NftOutcome, NftWrite } from '../datapath.js';
-import type { NftSessions } from './nftd.js';
+import type { CommitResult, NftSessions } from './nftd.js';
 
 /** A full pass deletes what changes left unused once no change came for this long, or once it is this old. */
 const SWEEP_QUIET_MS = 5_000;
@@ -118,8 +118,9 @@ export class NftTables {
       // A change (trustLast) leaves what it no longer uses for a full pass to delete: a delete makes nft
       // list every chain of the table (table-delta.ts, keepGone), ~50 ms beside 14,000 chains, which a
       // change arriving meanwhile waits for. So a full pass deletes it only once changes have paused.
+      const keepGone = opts.trustLast === true || this.sweepLater(key, prev.table);
       const t0 = performance.now();
-      const delta = diffTables(prev.table, table, { keepGone: opts.trustLast === true || this.sweepLater(key, prev.table) });
+      let delta = diffTables(prev.table, table, { keepGone, elements: await this.helperRuns() });
       diffMs = performance.now() - t0;
       if (delta?.script === '') {
         this.applied.set(key, { table: delta.table, terse: prev.terse });
@@ -127,9 +128,14 @@ export class NftTables {
       }
       if (delta !== undefined) {
         const t1 = performance.now();
-        const r = await this.commit(ns, delta.script, true);
+        let r = await this.commit(ns, delta.script, true, delta.elements);
+        // No helper free to write the elements (MAX_SESSIONS busy): the same delta with them in the script.
+        if (r === NO_HELPER) {
+          delta = diffTables(prev.table, table, { keepGone }) as Delta;
+          r = await this.commit(ns, delta.script, true);
+        }
         if (r.code === 0) {
-          this.lastWrites.set(key, { how: 'delta', bytes: delta.script.length, diffMs, commitMs: performance.now() - t1 });
+          this.lastWrites.set(key, { how: 'delta', bytes: delta.script.length + delta.elements.length, diffMs, commitMs: performance.now() - t1 });
           this.noteLeftover(key, delta.table, opts.trustLast === true);
           // Chains or maps came or went: the terse listing changed with them, read again when needed.
           this.applied.set(key, { table: delta.table, terse: delta.structural ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
@@ -217,11 +223,11 @@ export class NftTables {
    * runner's 30 s default killed the replace of a 19 MB table (50,000 mixed rules, 21-38 s here) every
    * time, so that drift was never repaired: the time allowed grows with the script.
    */
-  private async commit(ns: string | undefined, script: string, allowFailure: boolean) {
+  private async commit(ns: string | undefined, script: string, allowFailure: boolean, elements = '') {
     const key = ns ?? '';
     this.inflight.set(key, (this.inflight.get(key) ?? 0) + 1);
     try {
-      const r = await this.run(ns, script, allowFailure);
+      const r = await this.run(ns, script, allowFailure, elements);
       const k = this.known.get(key);
       if (r.code === 0 && k) k.commits++;
       return r;
@@ -235,9 +241,15 @@ export class NftTables {
     }
   }
 
-  private async run(ns: string | undefined, script: string, allowFailure: boolean) {
-    const timeoutMs = nftTimeoutMs(script);
-    const viaHelper = this.sessions && (await this.sessions.usable()) ? this.sessions.commit(ns, script, timeoutMs) : undefined;
+  /** Whether commits go through weft-nftd here (which also writes map elements itself: table-delta.ts `elements`). */
+  private async helperRuns(): Promise<boolean> {
+    return this.sessions !== undefined && (await this.sessions.usable());
+  }
+
+  private async run(ns: string | undefined, script: string, allowFailure: boolean, elements: string): Promise<CommitResult> {
+    const timeoutMs = nftTimeoutMs(script) + nftTimeoutMs(elements) - 30_000;
+    const viaHelper = this.sessions && (await this.sessions.usable()) ? this.sessions.commit(ns, script, timeoutMs, elements) : undefined;
+    if (!viaHelper && elements !== '') return NO_HELPER;
     if (!viaHelper) return this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure, timeoutMs });
     const r = await viaHelper;
     if (r.code !== 0 && !allowFailure) throw new ExecError(inNs(ns, ['weft-nftd']), r.code, r.stderr);
@@ -262,6 +274,9 @@ export class NftTables {
     return r.code === 0 ? r.stdout.replace(/packets \d+ bytes \d+/g, '') : '';
   }
 }
+
+/** What `run` gives when elements were to be written and no helper was free to write them. */
+const NO_HELPER: CommitResult = { code: 2, stdout: '', stderr: 'no weft-nftd free to write map elements' };
 
 /** How long one `nft -f` may run: 30 s, and 10 s more per MB of script. */
 export function nftTimeoutMs(script: string): number {

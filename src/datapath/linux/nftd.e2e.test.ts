@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecError, ProcessRunner } from '../../exec/index.js';
 import type { NftTable } from '../table.js';
+import { diffTables } from '../table-delta.js';
 import { NftTables } from './nft.js';
 import { Generations, NFTGEN } from './generation.js';
 import { NFTD, NftSessions } from './nftd.js';
@@ -61,6 +62,68 @@ test('commits through weft-nftd: a replace, then deltas, leave what `nft -f` of 
     assert.equal((await nft(a, 'list', 'table', 'inet', 'weft')).stdout, (await nft(b, 'list', 'table', 'inet', 'weft')).stdout, `after step ${i}`);
   }
   assert.deepEqual(s.running, [a], 'one helper, in the namespace it commits to');
+});
+
+/** A policy-like table, version `v`: content-named exact-match maps (elements the helper writes) whose jumps go to a chain of that version. */
+const policyTable = (v: number): NftTable => ({
+  family: 'inet', name: 'weft',
+  maps: [
+    { name: `prof_${v}`, type: 'mark . mark : mark', interval: false, elements: [`1 . 2 : 0x${(0x40000000 + v).toString(16)}`, '3 . 2 : 0x40000001', `${512 + v} . 7 : 0x40000002`] },
+    { name: `rest_${v}`, type: 'mark : verdict', interval: false, elements: [`0x40000001 : jump pp_${v}`, '0x40000002 : goto deny', `0x${(0x40000100 + v).toString(16)} : accept`] },
+    { name: `singles_${v}`, type: 'mark . inet_service : verdict', interval: false, elements: [`0x40000001 . ${8000 + v} : accept`, '0x40000002 . 22 : drop'] },
+    { name: `cls6_${v}`, type: 'ipv6_addr : mark', interval: false, elements: [`fd00::${v + 1} : 5`, 'fd00::abcd:1 : 6'] },
+    { name: 'tcp_in', type: 'inet_service : verdict', interval: true, elements: [`${1000 + v}-2000 : drop`] },
+  ],
+  chains: [
+    `\tchain pp_${v} {`, '\t\tcounter accept', '\t}',
+    '\tchain deny {', '\t\tdrop', '\t}',
+    '\tchain forward {', '\t\ttype filter hook forward priority filter; policy accept;',
+    `\t\tmeta mark set ip6 daddr map @cls6_${v}`, `\t\tmeta mark set meta mark . ct mark map @prof_${v}`,
+    `\t\tmeta mark . tcp dport vmap @singles_${v}`, `\t\tmeta mark vmap @rest_${v}`, '\t\ttcp dport vmap @tcp_in', '\t}',
+  ],
+});
+
+test('map elements the helper writes itself, in the transaction of the script that declares their maps: the same tables as `nft -f` of the whole text, change after change', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async () => {
+  const a = await netns('ea');
+  const b = await netns('eb');
+  const s = sessionsOf();
+  const viaHelper = new NftTables(real, undefined, s);
+  const viaNft = new NftTables(real);
+  for (let v = 0; v < 4; v++) {
+    const t = policyTable(v);
+    if (v > 0) assert.notEqual(diffTables(policyTable(v - 1), t, { elements: true, keepGone: true })?.elements, '', `step ${v} has elements for the helper to write`);
+    assert.equal(await viaHelper.ensure(a, t, { trustLast: true, owned: true }), v === 0 ? 'replace' : 'delta', `step ${v}`);
+    await viaNft.ensure(b, t, { trustLast: true, owned: true });
+    assert.equal((await nft(a, 'list', 'table', 'inet', 'weft')).stdout, (await nft(b, 'list', 'table', 'inet', 'weft')).stdout, `after step ${v}`);
+  }
+  // And a pass that sweeps what the changes left (no keepGone): the same again.
+  await viaHelper.ensure(a, policyTable(3), { owned: true });
+  await viaNft.ensure(b, policyTable(3), { owned: true });
+  assert.equal((await nft(a, 'list', 'table', 'inet', 'weft')).stdout, (await nft(b, 'list', 'table', 'inet', 'weft')).stdout, 'after the sweep');
+});
+
+test('elements the kernel refuses undo the whole transaction, script included; malformed element lines are refused before anything is sent; elements alone are a transaction of their own', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async () => {
+  const ns = await netns('er');
+  const s = sessionsOf();
+  const withElements = (script: string, elements: string) => {
+    const r = s.commit(ns, script, 10_000, elements);
+    assert.ok(r, 'a helper took the commit');
+    return r;
+  };
+  assert.equal((await commit(s, ns, 'table inet weft {\n\tchain ok {\n\t}\n\tmap v {\n\t\ttype mark : verdict\n\t}\n}\n')).code, 0);
+  const refused = await withElements('add chain inet weft made\nadd map inet weft w { type mark : verdict; }\n', 'map inet weft w\n01000000 jump ok\n02000000 jump nosuch\n');
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused an element of w: No such file or directory/, 'the error names the map');
+  const chains = (await nft(ns, 'list', 'chains', 'inet')).stdout;
+  assert.doesNotMatch(chains, /chain made/, 'the script\'s chain was not committed either');
+  assert.doesNotMatch((await nft(ns, 'list', 'table', 'inet', 'weft')).stdout, /map w /, 'nor its map');
+  const bad = await withElements('add chain inet weft made\n', 'map inet weft v\nzz jump ok\n');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /element line 2: a key is hex/);
+  assert.doesNotMatch((await nft(ns, 'list', 'chains', 'inet')).stdout, /chain made/, 'nothing of a request with a malformed line is committed');
+  assert.equal((await withElements('', 'map inet weft v\n05000000 jump ok\n06000000 drop\n')).code, 0, 'elements alone');
+  assert.match((await nft(ns, 'list', 'map', 'inet', 'weft', 'v')).stdout, /0x00000005 : jump ok, 0x00000006 : drop|0x00000005 : jump ok,\s+0x00000006 : drop/);
+  assert.equal((await commit(s, ns, 'add chain inet weft after\n')).code, 0, 'the helper goes on');
 });
 
 test('a script nft refuses is one transaction: nothing of it is committed, the error names the line, and the helper goes on', { skip: (!root && 'needs root') || (!built && 'dist/weft-nftd was not built') }, async () => {

@@ -51,9 +51,9 @@ class Session {
   }
 
   /** Queued behind the commits before it; the timeout ends the helper (as a runner kills a slow `nft`). */
-  commit(script: string, timeoutMs: number): Promise<CommitResult> {
+  commit(script: string, timeoutMs: number, elements: string): Promise<CommitResult> {
     this.queued++;
-    const run = this.tail.then(() => this.send(script, timeoutMs)).finally(() => this.queued--);
+    const run = this.tail.then(() => this.send(script, timeoutMs, elements)).finally(() => this.queued--);
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -63,7 +63,7 @@ class Session {
     this.proc.stop();
   }
 
-  private send(script: string, timeoutMs: number): Promise<CommitResult> {
+  private send(script: string, timeoutMs: number, elements: string): Promise<CommitResult> {
     if (this.ended) return Promise.reject(new ExecError(this.argv, -1, 'weft-nftd is not running'));
     if (this.idle) clearTimeout(this.idle);
     return new Promise((resolve, reject) => {
@@ -74,8 +74,10 @@ class Session {
         this.stop();
       }, timeoutMs);
       this.pending = { resolve, reject, said: [], timer };
-      // The helper reads LENGTH bytes after the header; `send` ends the script with one more newline.
-      this.proc.send(`${Buffer.byteLength(script) + 1}\n${script}`);
+      // The helper reads LENGTH bytes after the header (and ELEMENTS more); `send` ends the text with one
+      // more newline, the script's or the elements'.
+      if (elements === '') this.proc.send(`${Buffer.byteLength(script) + 1}\n${script}`);
+      else this.proc.send(`${Buffer.byteLength(script)} ${Buffer.byteLength(elements) + 1}\n${script}${elements}`);
     });
   }
 
@@ -128,18 +130,19 @@ export class NftSessions {
   }
 
   /**
-   * One script as one transaction in `ns` (undefined: this process's namespace); undefined when no helper
-   * can take it now (MAX_SESSIONS busy): the caller runs `nft -f`. Throws when nothing can say whether it
-   * was committed.
+   * One script as one transaction in `ns` (undefined: this process's namespace), with the map elements
+   * the helper writes itself after the script's commands (nft-elements.ts lines; table-delta.ts
+   * `elements`); undefined when no helper can take it now (MAX_SESSIONS busy): the caller runs `nft -f`.
+   * Throws when nothing can say whether it was committed.
    */
-  commit(ns: string | undefined, script: string, timeoutMs: number): Promise<CommitResult> | undefined {
+  commit(ns: string | undefined, script: string, timeoutMs: number, elements = ''): Promise<CommitResult> | undefined {
     const key = ns ?? '';
     let s = this.sessions.get(key);
     if (s?.alive) {
       // Most recently used last: the map's order is the eviction order.
       this.sessions.delete(key);
       this.sessions.set(key, s);
-      return s.commit(script, timeoutMs);
+      return s.commit(script, timeoutMs, elements);
     }
     if (this.sessions.size >= this.max) {
       const idle = [...this.sessions].find(([, x]) => !x.busy);
@@ -148,7 +151,7 @@ export class NftSessions {
     }
     const made = new Session(this.runner, inNs(ns, [this.helper]), () => { if (this.sessions.get(key) === made) void this.release(ns); });
     this.sessions.set(key, (s = made));
-    return s.commit(script, timeoutMs);
+    return s.commit(script, timeoutMs, elements);
   }
 
   /** Lets a namespace's helper go; resolves once it has ended (its socket no longer holds the namespace). */
