@@ -196,12 +196,45 @@ test('with elements written by the helper: a map written whole is declared witho
   assert.doesNotMatch(d.script, /0x40000002/, 'its elements are not in the script');
   assert.match(d.script, /elements = \{ 80 : accept,\n\t\t\t443 : drop \}/, 'the interval map is written whole by nft');
   assert.equal(d.elements.split('\n')[0], 'map inet weft prof_b');
-  assert.equal(d.elements.trim().split('\n').length, 3, 'the map line and its two elements');
+  assert.deepEqual(d.elements.trim().split('\n').slice(3), ['delete map inet weft prof_a'], 'the map line, its two elements, then what goes');
+  assert.doesNotMatch(d.script, /^delete /m, 'nothing is deleted by the script: nft would list every chain of the table for it');
   // What nft makes of the script alone: the new shard, empty (the helper fills it in the same transaction).
   const r = applyScript(prev, d.script);
   assert.deepEqual(r.problems, []);
+  assert.ok(r.table.maps.some((m) => m.name === 'prof_a'), 'the old shard goes by the helper\'s line');
   assert.deepEqual(r.table.maps.find((m) => m.name === 'prof_b')?.elements, []);
   const plain = diffTables(prev, next);
   assert.equal(plain?.elements, '', 'without the option nothing is left out of the script');
   assert.match(plain!.script, /0x40000002/);
+});
+
+test('keepGone past a bound: those that went longest ago go, what went since stays; what a kept map jumps to goes with it or after it', () => {
+  // Change i points the forward chain at pairs_i (jumping to p_i, which looks up tcp_i): each change leaves three objects.
+  const at = (i: number) => table([{ ...pairs(`${i}_2`), name: `pairs_${i}` }, map(`tcp_${i}`, [`${1000 + i} : accept`])],
+    [...chain(`p_${i}_2`, `tcp dport vmap @tcp_${i}`), ...chain('forward', 'type filter hook forward priority filter; policy accept;', `meta mark . ct mark vmap @pairs_${i}`)]);
+  const keep = { objects: 7, elements: 1_000 };
+  let held = at(0);
+  let kernel = at(0);
+  const kept: number[] = [];
+  for (let i = 1; i <= 5; i++) {
+    const d = diffTables(held, at(i), { keepGone: true, keep });
+    assert.ok(d);
+    const r = applyScript(kernel, d.script);
+    assert.deepEqual(r.problems, [], `change ${i} is one the kernel takes`);
+    assert.equal(contentOf(r.table), contentOf(d.table), `change ${i}: the table reported is the one the kernel holds`);
+    kept.push(d.kept);
+    held = d.table;
+    kernel = r.table;
+  }
+  assert.deepEqual(kept, [3, 6, 6, 6, 6], 'two changes\' worth stay; the third oldest goes');
+  const names = [...held.leftover?.maps ?? []].map((m) => m.name).sort();
+  assert.deepEqual(names, ['pairs_3', 'pairs_4', 'tcp_3', 'tcp_4'], 'the newest leftovers are those kept');
+  // Toggled back to one still kept: it serves again, and leaves the set of kept ones.
+  const back = diffTables(held, at(4), { keepGone: true, keep });
+  assert.doesNotMatch(back?.script ?? '', /elements/, 'no map written again');
+  assert.ok(!(back?.table.leftover?.maps ?? []).some((m) => m.name === 'pairs_4'));
+  // With the helper writing, what goes is its lines, not the script's.
+  const viaHelper = diffTables(held, at(6), { keepGone: true, keep, elements: true });
+  assert.doesNotMatch(viaHelper?.script ?? '', /^delete |^flush chain inet weft p_3_2$/m);
+  assert.match(viaHelper?.elements ?? '', /^flush chain inet weft p_3_2\n[^]*^delete map inet weft pairs_3\n[^]*^delete chain inet weft p_3_2$/m);
 });

@@ -98,34 +98,94 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
   }
   // Not as arguments: a delta may write hundreds of thousands of lines.
   for (const l of chainLines) written.push(l);
-  // Chains that go are emptied first (their rules may look maps up), then maps go, then the chains. A
-  // map whose elements jump to chains is flushed before it is deleted: kernels before 6.4 (and Debian
-  // 12's 6.1 before the backport) release those jumps only on a flush, and refuse to delete the chains
-  // otherwise. It is no longer looked up by then (its chains were rewritten above).
   const gone = [...oldLive, ...oldLeft].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o);
   const goneMaps = [...prev.maps, ...leftMaps].filter((m) => !newMaps.has(m.name) && !named.has(m.name));
   const goneShared = shared.removed;
-  const goneSharedMaps = goneShared.flatMap((c) => c.maps);
-  const goneCount = gone.length + goneMaps.length + goneShared.length + goneSharedMaps.length;
   structural ||= shared.removed.length > 0;
+  // Removals go last: as script lines, or as lines for the helper (no nft work, and no listing of every
+  // chain, which a delete makes nft do).
+  const removals = (rs: readonly Removal[]) => {
+    if (rs.length === 0) return;
+    structural = true;
+    if (opts.elements) elementParts.push(`${rs.map((r) => `${r.verb} ${r.kind} ${next.family} ${next.name} ${r.name}`).join('\n')}\n`);
+    else for (const r of rs) removed.push(`${r.verb} ${r.kind} ${at} ${r.name}`);
+  };
+  const done = (table: NftTable, kept: number): Delta => {
+    const all = [...created, ...flushed, ...written, ...removed];
+    return { script: all.length ? `${all.join('\n')}\n` : '', elements: elementParts.join(''), structural, table, kept };
+  };
   // A base chain stays on its hook while it exists, filtering: one that goes is always deleted now.
-  if (opts.keepGone && gone.every((b) => b.head.length === 0) && keepable(goneCount, [...goneMaps, ...goneSharedMaps])) {
-    // Left in the kernel, unreferenced by anything live: the table it holds is next plus them.
-    const all = [...created, ...flushed, ...written];
-    const table = goneCount === 0 ? next : { ...next, leftover: { maps: goneMaps, chains: gone.flatMap((b) => b.lines), shared: goneShared } };
-    return { script: all.length ? `${all.join('\n')}\n` : '', elements: elementParts.join(''), structural, table, kept: goneCount };
+  if (opts.keepGone && gone.every((b) => b.head.length === 0)) {
+    // Left in the kernel, unreferenced by anything live, each with the change it went at: the oldest go
+    // once more than the bounds are left (the table holds next plus what stays).
+    const epoch = (prev.leftover?.epoch ?? 0) + 1;
+    const before = prev.leftover?.since;
+    const since = new Map<string, number>();
+    for (const b of gone) since.set(`chain ${b.name}`, before?.get(`chain ${b.name}`) ?? epoch);
+    for (const m of goneMaps) since.set(`map ${m.name}`, before?.get(`map ${m.name}`) ?? epoch);
+    for (const c of goneShared) since.set(`shared ${c.name}`, before?.get(`shared ${c.name}`) ?? epoch);
+    const cut = keptFrom(since, gone, goneMaps, goneShared, opts.keep ?? KEEP_MAX);
+    const stays = (key: string) => (since.get(key) as number) >= cut;
+    const keep = { chains: gone.filter((b) => stays(`chain ${b.name}`)), maps: goneMaps.filter((m) => stays(`map ${m.name}`)), shared: goneShared.filter((c) => stays(`shared ${c.name}`)) };
+    removals(removalsOf(gone.filter((b) => !stays(`chain ${b.name}`)), goneMaps.filter((m) => !stays(`map ${m.name}`)), goneShared.filter((c) => !stays(`shared ${c.name}`))));
+    const kept = keep.chains.length + keep.maps.length + keep.shared.reduce((n, c) => n + 1 + c.maps.length, 0);
+    for (const key of [...since.keys()]) if (!stays(key)) since.delete(key);
+    return done(kept === 0 ? next : { ...next, leftover: { maps: keep.maps, chains: keep.chains.flatMap((b) => b.lines), shared: keep.shared, epoch, since } }, kept);
   }
-  for (const b of gone) removed.push(`flush chain ${at} ${b.name}`);
-  for (const c of goneShared) removed.push(`flush chain ${at} ${c.name}`);
-  for (const m of [...goneMaps, ...goneSharedMaps]) {
-    if (m.elements.some((e) => / (?:jump|goto) /.test(e))) removed.push(`flush ${kindOf(m)} ${at} ${m.name}`);
-    removed.push(`delete ${kindOf(m)} ${at} ${m.name}`);
+  removals(removalsOf(gone, goneMaps, goneShared));
+  return done(next, 0);
+}
+
+/** One command of what goes: `flush|delete chain|map|set NAME`. */
+interface Removal { verb: 'flush' | 'delete'; kind: 'chain' | 'map' | 'set'; name: string }
+
+/**
+ * Chains that go are emptied first (their rules may look maps up), then maps go, then the chains. A map
+ * whose elements jump to chains is flushed before it is deleted: kernels before 6.4 (and Debian 12's 6.1
+ * before the backport) release those jumps only on a flush, and refuse to delete the chains otherwise. It
+ * is no longer looked up by then (its chains were rewritten before).
+ */
+function removalsOf(chains: readonly Block[], maps: readonly NftMap[], shared: readonly SharedChain[]): Removal[] {
+  const out: Removal[] = [];
+  for (const b of chains) out.push({ verb: 'flush', kind: 'chain', name: b.name });
+  for (const c of shared) out.push({ verb: 'flush', kind: 'chain', name: c.name });
+  for (const m of [...maps, ...shared.flatMap((c) => c.maps)]) {
+    if (m.elements.some((e) => / (?:jump|goto) /.test(e))) out.push({ verb: 'flush', kind: kindOf(m), name: m.name });
+    out.push({ verb: 'delete', kind: kindOf(m), name: m.name });
   }
-  for (const b of gone) removed.push(`delete chain ${at} ${b.name}`);
-  for (const c of goneShared) removed.push(`delete chain ${at} ${c.name}`);
-  structural ||= removed.length > 0;
-  const all = [...created, ...flushed, ...written, ...removed];
-  return { script: all.length ? `${all.join('\n')}\n` : '', elements: elementParts.join(''), structural, table: next, kept: 0 };
+  for (const b of chains) out.push({ verb: 'delete', kind: 'chain', name: b.name });
+  for (const c of shared) out.push({ verb: 'delete', kind: 'chain', name: c.name });
+  return out;
+}
+
+/**
+ * The oldest change whose leftovers stay: what went at it and after, within the bounds (objects and
+ * their elements); what went before it goes now. What an object refers to went no earlier than it (it
+ * was in use while the object was), so the oldest go first without breaking a reference.
+ */
+function keptFrom(since: ReadonlyMap<string, number>, chains: readonly Block[], maps: readonly NftMap[], shared: readonly SharedChain[], bound: Bounds): number {
+  const per = new Map<number, { objects: number; elements: number }>();
+  const add = (key: string, objects: number, elements: number) => {
+    const e = since.get(key) as number;
+    const t = per.get(e) ?? { objects: 0, elements: 0 };
+    t.objects += objects;
+    t.elements += elements;
+    per.set(e, t);
+  };
+  for (const b of chains) add(`chain ${b.name}`, 1, 0);
+  for (const m of maps) add(`map ${m.name}`, 1, m.elements.length);
+  for (const c of shared) add(`shared ${c.name}`, 1 + c.maps.length, c.maps.reduce((n, m) => n + m.elements.length, 0));
+  let objects = 0;
+  let elements = 0;
+  let cut = Infinity;
+  for (const e of [...per.keys()].sort((a, b) => b - a)) {
+    const t = per.get(e) as { objects: number; elements: number };
+    objects += t.objects;
+    elements += t.elements;
+    if (objects > bound.objects || elements > bound.elements) break;
+    cut = e;
+  }
+  return cut;
 }
 
 const NO_HEAD: readonly string[] = [];
@@ -174,8 +234,10 @@ function has(set: ChainSet | undefined, name: string): boolean {
 }
 
 export interface DiffOptions {
-  /** Changes may leave chains and maps nothing uses in the kernel (see KEEP_MAX_OBJECTS). */
+  /** Changes may leave chains and maps nothing uses in the kernel (see KEEP_MAX). */
   keepGone?: boolean;
+  /** With keepGone, how much may stay (KEEP_MAX; tests make it small). */
+  keep?: Bounds;
   /**
    * The committer writes map elements itself (weft-nftd, linux/nftd-elements.c): a map written whole is
    * declared in the script without its elements, which go in `elements`, in the same transaction, after
@@ -199,20 +261,20 @@ export interface Delta {
 /**
  * With keepGone, chains and maps nothing uses any more may stay until a later delta without it (the
  * agent's next full pass), base chains excepted (one on a hook filters whether anything refers to it or
- * not: a tenant whose last rule goes loses its forward chain, which must stop filtering now): a `delete` makes nft 1.0.6 list every chain of the table (40 ms of a commit
- * beside 14,000 chains), the rest of a change's delta does not. Kept at most this many, holding at
- * most that many elements; past either bound everything gone goes at once. Named by content, a kept map
- * or chain that comes back (a rule toggled back) is used again as it is.
+ * not: a tenant whose last rule goes loses its forward chain, which must stop filtering now). Named by
+ * content, a kept map or chain that comes back (a rule toggled back) is used again as it is. Kept at most
+ * `objects` of them, holding at most `elements`; past either, those that went longest ago go, in the
+ * change that passed the bound.
  */
+export interface Bounds { objects: number; elements: number }
+
 // 256 objects were reached every ~50 changes in a stream of changes at 50,000 rules (~5 a change), and
 // that change then carried the sweep: 27 KB, 170-180 ms of commit against ~25 (bench:policy, session 38).
-// 2,048 holds a minute of such changes (the full pass sweeps what is a minute old).
-export const KEEP_MAX_OBJECTS = 2_048;
-const KEEP_MAX_ELEMENTS = 50_000;
-
-function keepable(objects: number, maps: readonly NftMap[]): boolean {
-  return objects <= KEEP_MAX_OBJECTS && maps.reduce((n, m) => n + m.elements.length, 0) <= KEEP_MAX_ELEMENTS;
-}
+// 2,048 holds a minute of such changes (the full pass sweeps what is a minute old). Until session 42 a
+// change past a bound swept everything kept (bench:policy's new-port column: 50,000 elements every ~10
+// changes, 120-135 ms commits against ~30); now only the oldest go, a change's worth at a time.
+export const KEEP_MAX: Bounds = { objects: 2_048, elements: 50_000 };
+export const KEEP_MAX_OBJECTS = KEEP_MAX.objects;
 
 interface Block {
   kind: string;

@@ -65,7 +65,14 @@ export interface NftTable {
    * Maps and chains nothing uses any more that a change left in the kernel (table-delta.ts, keepGone): the
    * next delta made without keepGone deletes them. Only in what the applier records; never written.
    */
-  leftover?: { maps: NftMap[]; chains: string[]; shared?: readonly SharedChain[] };
+  leftover?: {
+    maps: NftMap[];
+    chains: string[];
+    shared?: readonly SharedChain[];
+    /** The count of changes that left something, and per object (`chain|map|shared NAME`) the one it went at. */
+    epoch?: number;
+    since?: ReadonlyMap<string, number>;
+  };
   /** Tables this one replaces (an older layout): a whole-table replace deletes them in the same transaction. */
   supersedes?: ReadonlyArray<{ family: string; name: string }>;
 }

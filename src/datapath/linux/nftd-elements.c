@@ -15,11 +15,15 @@
  * read as they pass: nft does not know their sequence numbers and would not report their errors. Where
  * the script sends no batch (it is empty), the helper sends one of its own.
  *
- * Request (after the script): lines of text.
- *   set FAMILY TABLE NAME        the set or map the next elements go into
+ * Request (after the script): lines of text, sent in their order.
+ *   set|map FAMILY TABLE NAME    the set or map the next elements go into
  *   KEYHEX [DATA]                one element: its key as the kernel holds it (hex); DATA is =HEX for a
  *                                value (a mark), a verdict (accept, drop, continue, return, jump CHAIN,
  *                                goto CHAIN), or nothing in a set
+ *   flush|delete chain|map|set FAMILY TABLE NAME
+ *                                what a change no longer uses going (a flush of a chain deletes its
+ *                                rules, of a map its elements): nft would first list every chain of the
+ *                                table for a delete (~40 ms beside 14,000 chains).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -179,6 +183,30 @@ static int element(char **words, int n, int is_map, const char **why) {
   return 0;
 }
 
+static void remember_set(const char *name);
+
+/*
+ * A removal (VERB KIND FAMILY TABLE NAME: flush or delete a chain, map or set) as its own message; NULL,
+ * or why not. A chain's flush is its rules' deletion; a map's, its elements'.
+ */
+static const char *removal(char **words, int n) {
+  int family;
+  if (n != 5 || (family = family_of(words[2])) < 0 || !plain_name(words[3]) || !plain_name(words[4]) || strlen(words[3]) >= NFT_TABLE_MAXNAMELEN || strlen(words[4]) >= NFT_SET_MAXNAMELEN)
+    return "expected: flush|delete chain|map|set FAMILY TABLE NAME";
+  int flush = words[0][0] == 'f';
+  int chain = !strcmp(words[1], "chain");
+  if (!chain && strcmp(words[1], "map") && strcmp(words[1], "set")) return "what goes is a chain, map or set";
+  uint16_t type = chain ? (flush ? NFT_MSG_DELRULE : NFT_MSG_DELCHAIN) : (flush ? NFT_MSG_DELSETELEM : NFT_MSG_DELSET);
+  /* In each of these messages the table is attribute 1 and the name attribute 2 or 3. */
+  uint16_t name_attr = chain ? (flush ? NFTA_RULE_CHAIN : NFTA_CHAIN_NAME) : (flush ? NFTA_SET_ELEM_LIST_SET : NFTA_SET_NAME);
+  size_t m = hdr((NFNL_SUBSYS_NFTABLES << 8) | type, 0, (uint8_t)family, 0);
+  attr(NFTA_CHAIN_TABLE, words[3], strlen(words[3]) + 1);
+  attr(name_attr, words[4], strlen(words[4]) + 1);
+  msg_end(m);
+  remember_set(words[4]);
+  return NULL;
+}
+
 static void remember_set(const char *name) {
   if (msg_count == msg_sets_cap) {
     msg_sets_cap = msg_sets_cap ? msg_sets_cap * 2 : 64;
@@ -214,7 +242,14 @@ int elements_load(char *text, size_t len, char *err, size_t errlen) {
     p = line_end + 1;
     if (n == 0) continue;
     const char *why = NULL;
-    if (!strcmp(words[0], "set") || !strcmp(words[0], "map")) {
+    if (!strcmp(words[0], "flush") || !strcmp(words[0], "delete")) {
+      if (open) {
+        nest_end(list);
+        msg_end(m);
+        open = 0;
+      }
+      why = removal(words, n);
+    } else if (!strcmp(words[0], "set") || !strcmp(words[0], "map")) {
       if (n != 4 || (family = family_of(words[1])) < 0 || !plain_name(words[2]) || !plain_name(words[3]) || strlen(words[2]) >= sizeof table || strlen(words[3]) >= sizeof set)
         why = "expected: set|map FAMILY TABLE NAME";
       else {
@@ -367,7 +402,7 @@ int elements_finish(int nft_rc, char *why, size_t whylen) {
   int rc = 0;
   if (msgs_len > 0 && !spliced && nft_rc == 0) rc = send_alone();
   if (refused) {
-    snprintf(why, whylen, "the kernel refused an element of %s: %s", refused_set, strerror(refused));
+    snprintf(why, whylen, "the kernel refused what was sent for %s: %s", refused_set, strerror(refused));
     rc = -1;
   }
   msgs_len = 0;

@@ -113,7 +113,7 @@ test('elements the kernel refuses undo the whole transaction, script included; m
   assert.equal((await commit(s, ns, 'table inet weft {\n\tchain ok {\n\t}\n\tmap v {\n\t\ttype mark : verdict\n\t}\n}\n')).code, 0);
   const refused = await withElements('add chain inet weft made\nadd map inet weft w { type mark : verdict; }\n', 'map inet weft w\n01000000 jump ok\n02000000 jump nosuch\n');
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /refused an element of w: No such file or directory/, 'the error names the map');
+  assert.match(refused.stderr, /refused what was sent for w: No such file or directory/, 'the error names the map');
   const chains = (await nft(ns, 'list', 'chains', 'inet')).stdout;
   assert.doesNotMatch(chains, /chain made/, 'the script\'s chain was not committed either');
   assert.doesNotMatch((await nft(ns, 'list', 'table', 'inet', 'weft')).stdout, /map w /, 'nor its map');
@@ -123,6 +123,12 @@ test('elements the kernel refuses undo the whole transaction, script included; m
   assert.doesNotMatch((await nft(ns, 'list', 'chains', 'inet')).stdout, /chain made/, 'nothing of a request with a malformed line is committed');
   assert.equal((await withElements('', 'map inet weft v\n05000000 jump ok\n06000000 drop\n')).code, 0, 'elements alone');
   assert.match((await nft(ns, 'list', 'map', 'inet', 'weft', 'v')).stdout, /0x00000005 : jump ok, 0x00000006 : drop|0x00000005 : jump ok,\s+0x00000006 : drop/);
+  // What goes, by the helper's lines: a chain still jumped to is refused (and nothing else of it happens).
+  const busy = await withElements('add chain inet weft made\n', 'delete map inet weft nosuchmap\ndelete chain inet weft ok\n');
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /refused what was sent for nosuchmap: No such file or directory/);
+  assert.equal((await withElements('', 'flush map inet weft v\ndelete chain inet weft ok\n')).code, 0, 'flushed, the map no longer holds the chain, which goes');
+  assert.doesNotMatch((await nft(ns, 'list', 'chains', 'inet')).stdout, /chain ok|chain made/);
   assert.equal((await commit(s, ns, 'add chain inet weft after\n')).code, 0, 'the helper goes on');
 });
 
