@@ -12,64 +12,69 @@ import type { NftMap } from './table.js';
  * elements are ranges the kernel holds as pairs of ends, which nft keeps writing.
  */
 
-/** A key field: how many bytes it takes and how its text becomes them (undefined: not such a field). */
-interface Field { size: number; write: (text: string, out: Buffer, at: number) => boolean }
+/** A key field: how many bytes it takes and its text as those bytes in hex (undefined: not such a field). */
+interface Field { size: number; hex: (text: string) => string | undefined }
 
 const little = endianness() === 'LE';
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 const FIELDS: Record<string, Field> = {
   // nft's mark is a 32-bit number in the host's byte order.
-  mark: { size: 4, write: (t, out, at) => u32(t, out, at, little) },
-  inet_service: { size: 2, write: (t, out, at) => port(t, out, at) },
-  ipv4_addr: { size: 4, write: (t, out, at) => ip4(t, out, at) },
-  ipv6_addr: { size: 16, write: (t, out, at) => ip6(t, out, at) },
+  mark: { size: 4, hex: (t) => u32(t) },
+  inet_service: { size: 2, hex: (t) => port(t) },
+  ipv4_addr: { size: 4, hex: (t) => ip4(t) },
+  ipv6_addr: { size: 16, hex: (t) => ip6(t) },
 };
 
-function u32(text: string, out: Buffer, at: number, le: boolean): boolean {
-  if (!/^(?:0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(text)) return false;
+/** A number as the renderer writes one: decimal, or hex after 0x; at most `max`. Number() alone would take " 1", "1e3", "0b1". */
+function num(text: string, max: number): number | undefined {
+  const hex = text.startsWith('0x');
+  const digits = hex ? text.length - 2 : text.length;
+  if (digits < 1 || digits > (hex ? 8 : 10)) return undefined;
+  for (let i = hex ? 2 : 0; i < text.length; i++) {
+    const c = text.charCodeAt(i) | 0x20; // lower case for a-f
+    if (!((c >= 0x30 && c <= 0x39) || (hex && c >= 0x61 && c <= 0x66))) return undefined;
+  }
   const n = Number(text);
-  if (n > 0xffffffff) return false;
-  if (le) out.writeUInt32LE(n, at);
-  else out.writeUInt32BE(n, at);
-  return true;
+  return n <= max ? n : undefined;
 }
 
-function port(text: string, out: Buffer, at: number): boolean {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) return false;
-  out.writeUInt16BE(Number(text), at);
-  return true;
+function u32(text: string): string | undefined {
+  const n = num(text, 0xffffffff);
+  if (n === undefined) return undefined;
+  const b = [HEX[n & 255], HEX[(n >>> 8) & 255], HEX[(n >>> 16) & 255], HEX[n >>> 24]];
+  return little ? `${b[0]}${b[1]}${b[2]}${b[3]}` : `${b[3]}${b[2]}${b[1]}${b[0]}`;
 }
 
-function ip4(text: string, out: Buffer, at: number): boolean {
+function port(text: string): string | undefined {
+  const n = text.startsWith('0x') ? undefined : num(text, 65535);
+  return n === undefined ? undefined : `${HEX[n >>> 8]}${HEX[n & 255]}`;
+}
+
+function ip4(text: string): string | undefined {
   const n = parseIp(text);
-  if (n === undefined) return false;
-  out.writeUInt32BE(n, at);
-  return true;
+  return n === undefined ? undefined : `${HEX[n >>> 24]}${HEX[(n >>> 16) & 255]}${HEX[(n >>> 8) & 255]}${HEX[n & 255]}`;
 }
 
-function ip6(text: string, out: Buffer, at: number): boolean {
+function ip6(text: string): string | undefined {
   const n = parseIp6(text);
-  if (n === undefined) return false;
-  for (let i = 0; i < 16; i++) out[at + i] = Number((n >> BigInt(8 * (15 - i))) & 0xffn);
-  return true;
+  return n === undefined ? undefined : n.toString(16).padStart(32, '0');
 }
 
-/** A key type's fields with their offsets: one field takes its own size, each of several a multiple of 4 bytes (the kernel's registers). */
-interface KeyShape { fields: Field[]; offsets: number[]; size: number }
+/** A key type's fields, and the zeros after each (one field takes its own size, each of several a multiple of 4 bytes: the kernel's registers). */
+interface KeyShape { fields: Field[]; pads: string[] }
 
 function keyShape(text: string): KeyShape | undefined {
   const names = text.split(' . ');
   const fields: Field[] = [];
-  const offsets: number[] = [];
-  let size = 0;
+  const pads: string[] = [];
   for (const name of names) {
     const f = FIELDS[name];
     if (!f) return undefined;
     fields.push(f);
-    offsets.push(size);
-    size += names.length === 1 ? f.size : Math.ceil(f.size / 4) * 4;
+    pads.push(names.length === 1 ? '' : '00'.repeat(Math.ceil(f.size / 4) * 4 - f.size));
   }
-  return { fields, offsets, size };
+  return { fields, pads };
 }
 
 const VERDICT = /^(?:accept|drop|continue|return|(?:jump|goto) [A-Za-z0-9_.-]{1,255})$/;
@@ -106,27 +111,30 @@ function encode(family: string, table: string, m: NftMap): string | undefined {
   const shape = shapeOf(m);
   if (!shape) return undefined;
   const { key, value } = shape;
-  const buf = Buffer.alloc(key.size);
-  const mark = Buffer.alloc(4);
   const lines = [`${value === 'none' ? 'set' : 'map'} ${family} ${table} ${m.name}`];
   for (const e of m.elements) {
     const sep = e.indexOf(' : ');
     if ((sep < 0) !== (value === 'none')) return undefined;
     const parts = (sep < 0 ? e : e.slice(0, sep)).split(' . ');
     if (parts.length !== key.fields.length) return undefined;
-    buf.fill(0);
-    for (let i = 0; i < parts.length; i++) if (!(key.fields[i] as Field).write(parts[i] as string, buf, key.offsets[i] as number)) return undefined;
+    let hex = '';
+    for (let i = 0; i < parts.length; i++) {
+      const h = (key.fields[i] as Field).hex(parts[i] as string);
+      if (h === undefined) return undefined;
+      hex += h + (key.pads[i] as string);
+    }
     if (value === 'none') {
-      lines.push(buf.toString('hex'));
+      lines.push(hex);
       continue;
     }
     const v = e.slice(sep + 3);
     if (value === 'mark') {
-      if (!u32(v, mark, 0, little)) return undefined;
-      lines.push(`${buf.toString('hex')} =${mark.toString('hex')}`);
+      const h = u32(v);
+      if (h === undefined) return undefined;
+      lines.push(`${hex} =${h}`);
     } else {
       if (!VERDICT.test(v)) return undefined;
-      lines.push(`${buf.toString('hex')} ${v}`);
+      lines.push(`${hex} ${v}`);
     }
   }
   return `${lines.join('\n')}\n`;
