@@ -48,6 +48,13 @@ test('what it does not encode is left to nft whole: interval maps, typeof, other
   not(map('mark : verdict', ['1 : queue']), 'a verdict it does not write');
   not(map('mark : verdict', ['1']), 'a map element without a value');
   not(map('ipv4_addr', ['10.0.0.1 : 1'], { set: true }), 'a set element with a value');
+  not(map('mark : mark', ['010 : 1']), 'a leading zero (octal to some readers)');
+  not(map('mark : mark', ['1e3 : 1']), 'an exponent');
+  not(map('mark : mark', [' 1 : 1']), 'a space');
+});
+
+test('on a little-endian host a mark is written low byte first (what nft sends: its mark type is host order)', { skip: endianness() !== 'LE' && 'a big-endian host' }, () => {
+  assert.deepEqual(lines(map('mark . inet_service : verdict', ['0x40000136 . 80 : accept'])), ['map inet weft m', '3601004000500000 accept', '']);
 });
 
 test('a map is encoded once: maps are immutable, named by their content', () => {
@@ -57,4 +64,5 @@ test('a map is encoded once: maps are immutable, named by their content', () => 
   const bad = map('mark : mark', ['x : 2']);
   assert.equal(elementLines('inet', 'weft', bad), undefined);
   assert.equal(elementLines('inet', 'weft', bad), undefined, 'a refusal is remembered too');
+  assert.equal(elementLines('ip', 'other', m)?.split('\n')[0], 'map ip other m', 'the same map in another table is written for that table');
 });

@@ -26,11 +26,13 @@ const FIELDS: Record<string, Field> = {
   ipv6_addr: { size: 16, hex: (t) => ip6(t) },
 };
 
-/** A number as the renderer writes one: decimal, or hex after 0x; at most `max`. Number() alone would take " 1", "1e3", "0b1". */
+/** A number as the renderer writes one: decimal, or hex after 0x; at most `max`. Number() alone would take " 1", "1e3", "0b1", "010". */
 function num(text: string, max: number): number | undefined {
   const hex = text.startsWith('0x');
   const digits = hex ? text.length - 2 : text.length;
   if (digits < 1 || digits > (hex ? 8 : 10)) return undefined;
+  // A leading zero is octal to some readers: the renderer writes none, and one is not guessed at.
+  if (!hex && digits > 1 && text.charCodeAt(0) === 0x30) return undefined;
   for (let i = hex ? 2 : 0; i < text.length; i++) {
     const c = text.charCodeAt(i) | 0x20; // lower case for a-f
     if (!((c >= 0x30 && c <= 0x39) || (hex && c >= 0x61 && c <= 0x66))) return undefined;
@@ -92,18 +94,19 @@ function shapeOf(m: NftMap): { key: KeyShape; value: Value } | undefined {
   return valueText === 'mark' || valueText === 'verdict' ? { key, value: valueText } : undefined;
 }
 
-/** Per map (immutable, content-named: written once), its lines, or null where nft writes it. */
-const cache = new Attached<NftMap, string | null>('element lines');
+/** Per map (immutable, content-named: written once), its lines for one table, or null where nft writes it. */
+const cache = new Attached<NftMap, { at: string; lines: string | null }>('element lines');
 
 /**
  * The lines that write `m`'s elements into it (a `map|set FAMILY TABLE NAME` line, then one per
  * element), or undefined when its type or an element is not one this writes: nft writes it then.
  */
 export function elementLines(family: string, table: string, m: NftMap): string | undefined {
+  const at = `${family} ${table}`;
   const cached = cache.get(m);
-  if (cached !== undefined) return cached ?? undefined;
+  if (cached?.at === at) return cached.lines ?? undefined;
   const out = encode(family, table, m);
-  cache.set(m, out ?? null);
+  cache.set(m, { at, lines: out ?? null });
   return out;
 }
 

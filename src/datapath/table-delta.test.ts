@@ -209,9 +209,10 @@ test('with elements written by the helper: a map written whole is declared witho
 });
 
 test('keepGone past a bound: those that went longest ago go, what went since stays; what a kept map jumps to goes with it or after it', () => {
-  // Change i points the forward chain at pairs_i (jumping to p_i, which looks up tcp_i): each change leaves three objects.
-  const at = (i: number) => table([{ ...pairs(`${i}_2`), name: `pairs_${i}` }, map(`tcp_${i}`, [`${1000 + i} : accept`])],
-    [...chain(`p_${i}_2`, `tcp dport vmap @tcp_${i}`), ...chain('forward', 'type filter hook forward priority filter; policy accept;', `meta mark . ct mark vmap @pairs_${i}`)]);
+  // Change i points the forward chain at pairs_i, which jumps to p_i (looking up tcp_i) and to p_(i-1): each
+  // change leaves three objects, and a kept pairs_i jumps to a chain that went one change after it.
+  const at = (i: number) => table([{ ...pairs(`${i}_2`, `${i - 1}_2`), name: `pairs_${i}` }, map(`tcp_${i}`, [`${1000 + i} : accept`]), map(`tcp_${i - 1}`, [`${999 + i} : accept`])],
+    [...chain(`p_${i}_2`, `tcp dport vmap @tcp_${i}`), ...chain(`p_${i - 1}_2`, `tcp dport vmap @tcp_${i - 1}`), ...chain('forward', 'type filter hook forward priority filter; policy accept;', `meta mark . ct mark vmap @pairs_${i}`)]);
   const keep = { objects: 7, elements: 1_000 };
   let held = at(0);
   let kernel = at(0);
@@ -228,13 +229,15 @@ test('keepGone past a bound: those that went longest ago go, what went since sta
   }
   assert.deepEqual(kept, [3, 6, 6, 6, 6], 'two changes\' worth stay; the third oldest goes');
   const names = [...held.leftover?.maps ?? []].map((m) => m.name).sort();
-  assert.deepEqual(names, ['pairs_3', 'pairs_4', 'tcp_3', 'tcp_4'], 'the newest leftovers are those kept');
+  assert.deepEqual(names, ['pairs_3', 'pairs_4', 'tcp_2', 'tcp_3'], 'the newest leftovers are those kept');
+  assert.deepEqual([...held.leftover?.since?.values() ?? []].sort(), [4, 4, 4, 5, 5, 5], 'each with the change it went at');
   // Toggled back to one still kept: it serves again, and leaves the set of kept ones.
   const back = diffTables(held, at(4), { keepGone: true, keep });
   assert.doesNotMatch(back?.script ?? '', /elements/, 'no map written again');
   assert.ok(!(back?.table.leftover?.maps ?? []).some((m) => m.name === 'pairs_4'));
   // With the helper writing, what goes is its lines, not the script's.
   const viaHelper = diffTables(held, at(6), { keepGone: true, keep, elements: true });
-  assert.doesNotMatch(viaHelper?.script ?? '', /^delete |^flush chain inet weft p_3_2$/m);
-  assert.match(viaHelper?.elements ?? '', /^flush chain inet weft p_3_2\n[^]*^delete map inet weft pairs_3\n[^]*^delete chain inet weft p_3_2$/m);
+  assert.doesNotMatch(viaHelper?.script ?? '', /^delete |^flush chain inet weft p_2_2$/m);
+  assert.match(viaHelper?.elements ?? '', /^flush chain inet weft p_2_2\n[^]*^flush map inet weft pairs_3\ndelete map inet weft pairs_3\n[^]*^delete chain inet weft p_2_2$/m, 'the oldest change\'s: chains emptied, the map that jumps flushed and deleted, then the chains');
+  assert.doesNotMatch(viaHelper?.elements ?? '', /p_3_2$/m, 'a chain that went later stays, though a map that went before it jumped to it');
 });

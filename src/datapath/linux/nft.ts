@@ -122,7 +122,8 @@ export class NftTables {
       const t0 = performance.now();
       let delta = diffTables(prev.table, table, { keepGone, elements: await this.helperRuns() });
       diffMs = performance.now() - t0;
-      if (delta?.script === '') {
+      // Nothing for nft and nothing for the helper (a sweep may be the helper's lines alone).
+      if (delta?.script === '' && delta.elements === '') {
         this.applied.set(key, { table: delta.table, terse: prev.terse });
         return 'unchanged';
       }

@@ -12,8 +12,8 @@
  * libmnl's calls to (the helper is linked with -rdynamic): a batch for nf_tables gets these messages just
  * before its BATCH_END, after everything the script does (so the maps it creates exist, and chains the
  * elements jump to too), and the kernel commits the lot or none of it. Replies to these messages are
- * read as they pass: nft does not know their sequence numbers and would not report their errors. Where
- * the script sends no batch (it is empty), the helper sends one of its own.
+ * read as they pass: nft fails such a commit but cannot say which of them the kernel refused. Where the
+ * script sends no batch (it is empty), the helper sends one of its own.
  *
  * Request (after the script): lines of text, sent in their order.
  *   set|map FAMILY TABLE NAME    the set or map the next elements go into
@@ -236,13 +236,14 @@ int elements_load(char *text, size_t len, char *err, size_t errlen) {
     char *line_end = nl ? nl : end;
     *line_end = '\0';
     line_no++;
-    char *words[5];
+    char *words[6];
     int n = 0;
-    for (char *w = strtok(p, " "); w && n < 5; w = strtok(NULL, " ")) words[n++] = w;
+    for (char *w = strtok(p, " "); w && n < 6; w = strtok(NULL, " ")) words[n++] = w;
     p = line_end + 1;
     if (n == 0) continue;
     const char *why = NULL;
-    if (!strcmp(words[0], "flush") || !strcmp(words[0], "delete")) {
+    if (n == 6) why = "too many words";
+    else if (!strcmp(words[0], "flush") || !strcmp(words[0], "delete")) {
       if (open) {
         nest_end(list);
         msg_end(m);
@@ -347,6 +348,7 @@ static void scan_replies(const void *buf, ssize_t n) {
   int left = (int)n;
   for (const struct nlmsghdr *h = buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
     if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < FIRST_SEQ || h->nlmsg_seq >= next_seq) continue;
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) continue;
     const struct nlmsgerr *e = NLMSG_DATA(h);
     if (e->error == 0 || refused) continue;
     refused = -e->error;
@@ -364,10 +366,20 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 /* Sends the elements in a batch of their own (the script sent none); 0, or -1 (`refused` says why). */
 static int send_alone(void) {
   static int fd = -1;
+  static char buf[65536];
   if (fd < 0) {
     fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return refused = errno, snprintf(refused_set, sizeof refused_set, "(socket)"), -1;
+    /* An error's reply without the request it answers (up to ~60 KB each): many still fit the buffer. */
+    int one = 1;
+    setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  }
+  /* Nothing left from an earlier batch may be read as this one's (sequence numbers start again). */
+  for (int i = 0; i < 4096; i++) {
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == ENOBUFS || errno == EINTR))) continue;
+    break;
   }
   char begin[NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg))], end_msg[sizeof begin];
   struct iovec iov[3] = { { begin, sizeof begin }, { msgs, msgs_len }, { end_msg, sizeof end_msg } };
@@ -384,12 +396,21 @@ static int send_alone(void) {
   struct msghdr msg = { .msg_name = &to, .msg_namelen = sizeof to, .msg_iov = iov, .msg_iovlen = 3 };
   grow_sndbuf(fd, msgs_len + 2 * sizeof begin);
   if (syscall(SYS_sendmsg, fd, &msg, 0) < 0) return refused = errno, snprintf(refused_set, sizeof refused_set, "(send)"), -1;
-  /* The kernel handles a batch within sendmsg: its replies (errors only: no message asks for an ack) are queued now. */
-  static char buf[65536];
+  /*
+   * The kernel handles a batch within sendmsg: its replies are queued now, and only errors reply (no
+   * message asks for an ack). A failed read other than "nothing more" lost some of them: failed too.
+   */
   for (;;) {
     ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n <= 0) break;
-    scan_replies(buf, n);
+    if (n > 0) {
+      scan_replies(buf, n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && !refused) {
+      refused = errno;
+      snprintf(refused_set, sizeof refused_set, "(the kernel's replies)");
+    }
+    break;
   }
   return refused ? -1 : 0;
 }
