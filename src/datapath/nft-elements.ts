@@ -8,7 +8,7 @@ import type { NftMap } from './table.js';
  * A map's elements as weft-nftd writes them itself (linux/nftd-elements.c), beside the script that
  * declares the map: each key as the kernel holds it, in hex, and its value (a mark in hex, or a
  * verdict). nft parses and evaluates ~3.5 µs per element; the kernel takes ~1 µs (docs/decisions.md,
- * "Map elements without nft"). Only exact-match maps and sets of the types below: an interval map's
+ * "Map elements and removals without nft"). Only exact-match maps and sets of the types below: an interval map's
  * elements are ranges the kernel holds as pairs of ends, which nft keeps writing.
  */
 

@@ -239,16 +239,17 @@ export interface DiffOptions {
   /** With keepGone, how much may stay (KEEP_MAX; tests make it small). */
   keep?: Bounds;
   /**
-   * The committer writes map elements itself (weft-nftd, linux/nftd-elements.c): a map written whole is
-   * declared in the script without its elements, which go in `elements`, in the same transaction, after
-   * the script's commands. Maps whose type nft-elements.ts does not encode stay whole in the script.
+   * The committer writes lines of its own (weft-nftd, linux/nftd-elements.c), in the same transaction,
+   * after the script's commands: a map written whole is declared in the script without its elements,
+   * which go in `elements`, and what goes (flush, delete) goes there too. Maps whose type nft-elements.ts
+   * does not encode stay whole in the script.
    */
   elements?: boolean;
 }
 
 export interface Delta {
   script: string;
-  /** With `elements`, the elements of the maps the script declares (nft-elements.ts lines); '' if none. */
+  /** With the `elements` option, the helper's lines: the elements of the maps the script declares (nft-elements.ts), then what goes; '' if none. */
   elements: string;
   /** Chains or maps come or go (a listing of the table's objects changes). */
   structural: boolean;

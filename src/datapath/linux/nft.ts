@@ -115,9 +115,11 @@ export class NftTables {
     let refused = false;
     let diffMs = 0;
     if (trusted) {
-      // A change (trustLast) leaves what it no longer uses for a full pass to delete: a delete makes nft
-      // list every chain of the table (table-delta.ts, keepGone), ~50 ms beside 14,000 chains, which a
-      // change arriving meanwhile waits for. So a full pass deletes it only once changes have paused.
+      // A change (trustLast) leaves what it no longer uses for a full pass to delete: through `nft -f` a
+      // delete makes nft list every chain of the table (~50 ms beside 14,000 chains), and through the
+      // helper the kernel's work remains (~17 µs an object), which a change arriving meanwhile waits for.
+      // So a full pass deletes it only once changes have paused (past the keep bounds, a change deletes
+      // the oldest: table-delta.ts KEEP_MAX).
       const keepGone = opts.trustLast === true || this.sweepLater(key, prev.table);
       const t0 = performance.now();
       let delta = diffTables(prev.table, table, { keepGone, elements: await this.helperRuns() });
@@ -248,8 +250,8 @@ export class NftTables {
   }
 
   private async run(ns: string | undefined, script: string, allowFailure: boolean, elements: string): Promise<CommitResult> {
-    const timeoutMs = nftTimeoutMs(script) + nftTimeoutMs(elements) - 30_000;
-    const viaHelper = this.sessions && (await this.sessions.usable()) ? this.sessions.commit(ns, script, timeoutMs, elements) : undefined;
+    const timeoutMs = nftTimeoutMs(script, elements);
+    const viaHelper = (await this.helperRuns()) ? this.sessions?.commit(ns, script, timeoutMs, elements) : undefined;
     if (!viaHelper && elements !== '') return NO_HELPER;
     if (!viaHelper) return this.runner.run(inNs(ns, ['nft', '-f', '-']), { input: script, allowFailure, timeoutMs });
     const r = await viaHelper;
@@ -279,7 +281,7 @@ export class NftTables {
 /** What `run` gives when elements were to be written and no helper was free to write them. */
 const NO_HELPER: CommitResult = { code: 2, stdout: '', stderr: 'no weft-nftd free to write map elements' };
 
-/** How long one `nft -f` may run: 30 s, and 10 s more per MB of script. */
-export function nftTimeoutMs(script: string): number {
-  return 30_000 + Math.ceil(script.length / 1e6) * 10_000;
+/** How long one `nft -f` may run: 30 s, and 10 s more per MB of script (and of the helper's lines with it). */
+export function nftTimeoutMs(script: string, elements = ''): number {
+  return 30_000 + Math.ceil((script.length + elements.length) / 1e6) * 10_000;
 }

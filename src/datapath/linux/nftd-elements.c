@@ -294,9 +294,6 @@ int elements_load(char *text, size_t len, char *err, size_t errlen) {
   return 0;
 }
 
-/* Whether the last request had elements. */
-int elements_pending(void) { return msgs_len > 0; }
-
 static int is_nftables_batch(const struct msghdr *msg) {
   if (msg->msg_iovlen == 0 || msg->msg_iov[0].iov_len < NLMSG_HDRLEN + sizeof(struct nfgenmsg)) return 0;
   const struct nlmsghdr *h = msg->msg_iov[0].iov_base;
