@@ -7,20 +7,19 @@ import { decidePair, decideVariants, PairStore, Profiles, type Profile } from '.
 import { DECIDED_IN, DECIDED_OUT } from './high.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
 import { coverage, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
-import { meetsRanges, mergeRanges } from './levels.js';
+import { mergeRanges } from './levels.js';
 import type { PolicyState, Verdict } from './compile.js';
 
 /** A bucket's ports of a slot, one merged range per entry. */
 interface PortEntry { first: number; last: number; key: string; bucket: Bucket }
 /**
  * Ports of the rules with a peer, per slot: entries spanning at most NARROW ports sorted by their first (a
- * query looks only from NARROW before its first port), the wider ones apart (scanned whole), all of them
- * merged when asked (does anything meet?), and each bucket's entries as of its stamp.
+ * query looks only from NARROW before its first port), the wider ones apart (scanned whole), and each
+ * bucket's entries as of its stamp.
  */
 interface PortIndex {
   narrow: PortEntry[];
   wide: PortEntry[];
-  merged: Array<{ first: number; last: number }> | undefined;
   /** Only buckets with entries: one missing counts as changed when it is next dirty (and is checked then). */
   byBucket: Map<Bucket, { stamp: number; entries: PortEntry[] }>;
   /** Buckets changed since (and the key of their index): refreshed when next asked. */
@@ -32,23 +31,6 @@ function entriesOf(key: string, bucket: Bucket, slot: ProtoSlot): PortEntry[] {
   const xs: Array<[number, number]> = [];
   for (const r of bucket.rules[slot]) { const c = coverage(r.rule, slot); if (c) xs.push(c); }
   return mergeRanges(xs).map((m) => ({ ...m, key, bucket }));
-}
-
-/** `narrow` (sorted) and `wide` merged into disjoint sorted ranges, without sorting `narrow` again. */
-function mergeSorted(narrow: readonly PortEntry[], wide: readonly PortEntry[]): Array<{ first: number; last: number }> {
-  const w = [...wide].sort((a, b) => a.first - b.first);
-  const out: Array<{ first: number; last: number }> = [];
-  let i = 0;
-  let j = 0;
-  while (i < narrow.length || j < w.length) {
-    const n = narrow[i];
-    const v = w[j];
-    const next = (v === undefined || (n !== undefined && n.first <= v.first) ? narrow[i++] : w[j++]) as PortEntry;
-    const prev = out[out.length - 1];
-    if (prev && next.first <= prev.last + 1) prev.last = Math.max(prev.last, next.last);
-    else out.push({ first: next.first, last: next.last });
-  }
-  return out;
 }
 
 /** What a host compiles (see compile.ts `scope`): `enforced` holds identities (classes.ts `identityOf`). */
@@ -236,14 +218,19 @@ export class Engine {
         else x.narrow.splice(rangeAt(x.narrow, e.first) + 1, 0, e);
       }
     }
-    x.merged = undefined;
   }
 
   /** Whether some rule with a peer applies to a port (protocol number) in [first, last] of a slot. */
   peeredMeets(slot: ProtoSlot, span: readonly [number, number]): boolean {
     const x = this.portIndex(slot);
-    x.merged ??= mergeSorted(x.narrow, x.wide);
-    return meetsRanges(x.merged, span);
+    const [first, last] = span;
+    if (x.wide.some((e) => e.last >= first && e.first <= last)) return true;
+    // As peeredAt, but done at the first entry that meets: an entry starting in [first - NARROW, last)
+    // that does not meet ends before `first`, so at most one NARROW window of entries is passed over.
+    for (let i = rangeAt(x.narrow, first - NARROW - 1) + 1; i < x.narrow.length && (x.narrow[i] as PortEntry).first <= last; i++) {
+      if ((x.narrow[i] as PortEntry).last >= first) return true;
+    }
+    return false;
   }
 
   /** The buckets of rules with a peer (and the key of the index holding each) whose ports meet [first, last] of a slot. */
@@ -264,7 +251,7 @@ export class Engine {
       this.refresh(x, slot);
       return x;
     }
-    x = { narrow: [], wide: [], merged: undefined, byBucket: new Map(), dirty: new Map() };
+    x = { narrow: [], wide: [], byBucket: new Map(), dirty: new Map() };
     for (const [key, idx] of this.indexes) {
       for (const bucket of idx.peered()) {
         // Only the buckets with ports here (a rule for one protocol is in one slot of four): 50,000 rules
