@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffTables, ELEMENT_COMMANDS_MAX, KEEP_MAX_OBJECTS } from './table-delta.js';
+import { blocksOf, diffTables, ELEMENT_COMMANDS_MAX, KEEP_MAX_OBJECTS } from './table-delta.js';
 import { applyScript, contentOf } from './script-model.js';
 import type { NftMap, NftTable } from './table.js';
 
@@ -240,4 +240,22 @@ test('keepGone past a bound: those that went longest ago go, what went since sta
   assert.doesNotMatch(viaHelper?.script ?? '', /^delete |^flush chain inet weft p_2_2$/m);
   assert.match(viaHelper?.elements ?? '', /^flush chain inet weft p_2_2\n[^]*^flush map inet weft pairs_3\ndelete map inet weft pairs_3\n[^]*^delete chain inet weft p_2_2$/m, 'the oldest change\'s: chains emptied, the map that jumps flushed and deleted, then the chains');
   assert.doesNotMatch(viaHelper?.elements ?? '', /p_3_2$/m, 'a chain that went later stays, though a map that went before it jumped to it');
+});
+
+test('blocksOf keeps the last table\'s block where a chain is written the same, and reads anew one that changed, grew or moved', () => {
+  const chain = (name: string, rules: string[]) => [`\tchain ${name} {`, ...rules.map((r) => `\t\t${r}`), '\t}'];
+  const before = [...chain('a', ['accept']), ...chain('b', ['drop', 'accept']), ...chain('c', ['counter'])];
+  const was = blocksOf(before);
+  // Equal strings made anew (as a render makes them), a changed chain, one grown, one added.
+  const after = [...chain('a', ['accept']), ...chain('b', ['drop', 'reject']), ...chain('c', ['counter', 'accept']), ...chain('d', ['accept'])];
+  const now = blocksOf(after, was);
+  assert.equal(now.get('chain a'), was.get('chain a'), 'the same lines: the same block');
+  for (const k of ['chain b', 'chain c']) {
+    assert.notEqual(now.get(k), was.get(k), `${k} changed`);
+    assert.deepEqual(now.get(k)?.lines, after.slice(after.indexOf(`\t${k} {`), after.indexOf(`\t${k} {`) + (now.get(k)?.lines.length ?? 0)));
+  }
+  assert.equal(now.get('chain c')?.lines.length, 4);
+  assert.deepEqual([...now.keys()], ['chain a', 'chain b', 'chain c', 'chain d']);
+  // Read alone, the same blocks' contents.
+  assert.deepEqual([...blocksOf([...after]).values()].map((b) => b.lines), [...now.values()].map((b) => b.lines));
 });
