@@ -115,6 +115,7 @@ async function allocations(url: URL, admin: Caller, send: Send, net: string, sub
 async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet: string, rate: number, count: number) {
   await createNetwork(url, admin, net, subnet);
   const latencies: number[] = [];
+  const dumped: Array<[number, number]> = [];
   const pending: Array<Promise<void>> = [];
   let failures = 0;
   const t0 = performance.now();
@@ -123,11 +124,12 @@ async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet
     for (; i < count && t0 + (i * 1000) / rate <= now; i++) {
       const due = t0 + (i * 1000) / rate;
       pending.push(send(allocation(net, i))
-        .then((r) => { latencies.push(performance.now() - due); if (r.status !== 201) failures++; }, () => { failures++; }));
+        .then((r) => { latencies.push(performance.now() - due); dumped.push([due - t0, performance.now() - due]); if (r.status !== 201) failures++; }, () => { failures++; }));
     }
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(pending);
+  if (process.env['BENCH_DUMP_LAT']) (await import('node:fs')).writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify(dumped));
   const seconds = (performance.now() - t0) / 1000;
   return { achieved: count / seconds, lat: summarise(latencies), failures };
 }
