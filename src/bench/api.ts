@@ -6,6 +6,7 @@
 import https from 'node:https';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
@@ -71,6 +72,20 @@ async function commitBuckets(url: URL, admin: Caller): Promise<Map<string, numbe
   return out;
 }
 
+/** The server's own latency of endpoint POSTs (weft_http_request_duration_seconds): cumulative counts by upper bound. */
+async function postBuckets(url: URL, admin: Caller): Promise<Map<string, number>> {
+  const r = await call(url, 'GET', '/metrics', admin);
+  const out = new Map<string, number>();
+  for (const m of r.body.matchAll(/^weft_http_request_duration_seconds_bucket\{([^}]*)\} (\d+)$/gm)) {
+    const labels = m[1] ?? '';
+    const le = /le="([^"]+)"/.exec(labels)?.[1];
+    if (le === undefined || !labels.includes('method="POST"') || !/route="[^"]*\/endpoints"/.test(labels)) continue;
+    out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+  }
+  if (r.status !== 200 || !out.has('+Inf')) throw new Error(`/metrics (HTTP ${r.status}) has no weft_http_request_duration_seconds for endpoint POSTs`);
+  return out;
+}
+
 /** Commits between two scrapes: how many, how many took longer than 10 and 20 ms. */
 function commitRow(before: Map<string, number>, after: Map<string, number>): string {
   const d = (le: string) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
@@ -129,9 +144,9 @@ async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(pending);
-  if (process.env['BENCH_DUMP_LAT']) (await import('node:fs')).writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify(dumped));
+  if (process.env['BENCH_DUMP_LAT']) writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify(dumped));
   const seconds = (performance.now() - t0) / 1000;
-  return { achieved: count / seconds, lat: summarise(latencies), failures };
+  return { achieved: count / seconds, lat: summarise(latencies), failures, over10: latencies.filter((l) => l > 10).length };
 }
 
 /** Offered rates for the open-loop rows (BENCH_OPEN_RATES, `none` to skip). */
@@ -309,8 +324,17 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
     const n = await allocations(url, admin, viaNode, 'bench-node', '10.68.0.0/18', ENDPOINTS);
     const open: string[] = [];
     for (const [k, rate] of OPEN_RATES.entries()) {
+      // Where a late request waited: in the server's handling (its own histogram), or before or after it;
+      // and whether this client's event loop lagged (it shares the two cores).
+      const posts0 = await postBuckets(url, admin);
+      const lag = monitorEventLoopDelay({ resolution: 1 });
+      lag.enable();
       const o = await openLoop(url, admin, lean, `open${k}`, `10.${65 + k}.0.0/18`, rate, OPEN_COUNT);
+      lag.disable();
+      const posts1 = await postBuckets(url, admin);
+      const over = (le: string) => ((posts1.get('+Inf') ?? 0) - (posts0.get('+Inf') ?? 0)) - ((posts1.get(le) ?? 0) - (posts0.get(le) ?? 0));
       open.push(`| open loop: ${OPEN_COUNT} allocations offered at ${rate} /s (latency from when each was due), achieved / p50 / p99 / max / failures | ${o.achieved.toFixed(0)} /s / ${ms(o.lat.p50)} / ${ms(o.lat.p99)} / ${ms(o.lat.max)} / ${o.failures} | ${rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)'} |`);
+      open.push(`| the same, over 10 ms: seen by the client / in the server's handling (weft_http_request_duration_seconds); the client's event-loop delay p99 / max | ${o.over10} / ${over('0.01')}; ${ms(lag.percentile(99) / 1e6)} / ${ms(lag.max / 1e6)} | (where the tail is) |`);
     }
     const anchor = await anchorPosts();
     return [
