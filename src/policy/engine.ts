@@ -33,6 +33,22 @@ function entriesOf(key: string, bucket: Bucket, slot: ProtoSlot): PortEntry[] {
   return mergeRanges(xs).map((m) => ({ ...m, key, bucket }));
 }
 
+/**
+ * Visits the entries of an index that meet [first, last] until `visit` says it is done (true); whether it
+ * did. The wide ones are scanned whole. A narrow one spans at most NARROW ports, so one that reaches
+ * `first` starts at first - NARROW or later (the first of those, not the last entry starting at or before
+ * it: several may start at one port); an entry passed over there ends before `first`, so at most one
+ * NARROW window of entries is passed over.
+ */
+function meeting(x: PortIndex, [first, last]: readonly [number, number], visit: (e: PortEntry) => boolean | void): boolean {
+  for (const e of x.wide) if (e.last >= first && e.first <= last && visit(e) === true) return true;
+  for (let i = rangeAt(x.narrow, first - NARROW - 1) + 1; i < x.narrow.length && (x.narrow[i] as PortEntry).first <= last; i++) {
+    const e = x.narrow[i] as PortEntry;
+    if (e.last >= first && visit(e) === true) return true;
+  }
+  return false;
+}
+
 /** What a host compiles (see compile.ts `scope`): `enforced` holds identities (classes.ts `identityOf`). */
 export interface Scope { enforced: Set<string>; policies: Policy[]; endpoints: Endpoint[]; np: Netpol | undefined }
 
@@ -222,26 +238,13 @@ export class Engine {
 
   /** Whether some rule with a peer applies to a port (protocol number) in [first, last] of a slot. */
   peeredMeets(slot: ProtoSlot, span: readonly [number, number]): boolean {
-    const x = this.portIndex(slot);
-    const [first, last] = span;
-    if (x.wide.some((e) => e.last >= first && e.first <= last)) return true;
-    // As peeredAt, but done at the first entry that meets: an entry starting in [first - NARROW, last)
-    // that does not meet ends before `first`, so at most one NARROW window of entries is passed over.
-    for (let i = rangeAt(x.narrow, first - NARROW - 1) + 1; i < x.narrow.length && (x.narrow[i] as PortEntry).first <= last; i++) {
-      if ((x.narrow[i] as PortEntry).last >= first) return true;
-    }
-    return false;
+    return meeting(this.portIndex(slot), span, () => true);
   }
 
   /** The buckets of rules with a peer (and the key of the index holding each) whose ports meet [first, last] of a slot. */
-  peeredAt(slot: ProtoSlot, [first, last]: readonly [number, number]): Map<Bucket, string> {
-    const x = this.portIndex(slot);
+  peeredAt(slot: ProtoSlot, span: readonly [number, number]): Map<Bucket, string> {
     const out = new Map<Bucket, string>();
-    const take = (e: PortEntry) => { if (e.last >= first && e.first <= last) out.set(e.bucket, e.key); };
-    x.wide.forEach(take);
-    // An entry spans at most NARROW ports: one that reaches `first` starts at first - NARROW or later (the
-    // first of those, not the last entry starting at or before it: several may start at one port).
-    for (let i = rangeAt(x.narrow, first - NARROW - 1) + 1; i < x.narrow.length && (x.narrow[i] as PortEntry).first <= last; i++) take(x.narrow[i] as PortEntry);
+    meeting(this.portIndex(slot), span, (e) => { out.set(e.bucket, e.key); });
     return out;
   }
 
