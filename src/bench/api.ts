@@ -62,29 +62,27 @@ async function createNetwork(url: URL, admin: Caller, net: string, subnet: strin
   if (created.status !== 201) throw new Error(`network create failed: ${created.body}`);
 }
 
-/** The store's commit-duration histogram from /metrics: cumulative counts by upper bound (seconds). */
-async function commitBuckets(url: URL, admin: Caller): Promise<Map<string, number>> {
+/**
+ * A histogram of the server's /metrics: cumulative counts by upper bound (seconds), summed over the series
+ * whose labels `pick` takes. Absent is an error, not "none": a row of zeros would say nothing was slow.
+ */
+async function histogram(url: URL, admin: Caller, name: string, pick: (labels: string) => boolean = () => true): Promise<Map<string, number>> {
   const r = await call(url, 'GET', '/metrics', admin);
   const out = new Map<string, number>();
-  for (const m of r.body.matchAll(/^weft_store_commit_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) out.set(m[1] ?? '', Number(m[2]));
-  // Absent is not "no commits": a row of zeros would say the writer never stalled.
-  if (r.status !== 200 || !out.has('+Inf')) throw new Error(`/metrics (HTTP ${r.status}) has no weft_store_commit_duration_seconds`);
+  for (const m of r.body.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} (\\d+)$`, 'gm'))) {
+    const labels = m[1] ?? '';
+    const le = /le="([^"]+)"/.exec(labels)?.[1];
+    if (le !== undefined && pick(labels)) out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+  }
+  if (r.status !== 200 || !out.has('+Inf')) throw new Error(`/metrics (HTTP ${r.status}) has no ${name}`);
   return out;
 }
 
-/** The server's own latency of endpoint POSTs (weft_http_request_duration_seconds): cumulative counts by upper bound. */
-async function postBuckets(url: URL, admin: Caller): Promise<Map<string, number>> {
-  const r = await call(url, 'GET', '/metrics', admin);
-  const out = new Map<string, number>();
-  for (const m of r.body.matchAll(/^weft_http_request_duration_seconds_bucket\{([^}]*)\} (\d+)$/gm)) {
-    const labels = m[1] ?? '';
-    const le = /le="([^"]+)"/.exec(labels)?.[1];
-    if (le === undefined || !labels.includes('method="POST"') || !/route="[^"]*\/endpoints"/.test(labels)) continue;
-    out.set(le, (out.get(le) ?? 0) + Number(m[2]));
-  }
-  if (r.status !== 200 || !out.has('+Inf')) throw new Error(`/metrics (HTTP ${r.status}) has no weft_http_request_duration_seconds for endpoint POSTs`);
-  return out;
-}
+/** The store's commit durations. */
+const commitBuckets = (url: URL, admin: Caller) => histogram(url, admin, 'weft_store_commit_duration_seconds');
+
+/** The server's own latency of endpoint POSTs. */
+const postBuckets = (url: URL, admin: Caller) => histogram(url, admin, 'weft_http_request_duration_seconds', (l) => l.includes('method="POST"') && /route="[^"]*\/endpoints"/.test(l));
 
 /** Commits between two scrapes: how many, how many took longer than 10 and 20 ms. */
 function commitRow(before: Map<string, number>, after: Map<string, number>): string {
@@ -129,8 +127,8 @@ async function allocations(url: URL, admin: Caller, send: Send, net: string, sub
  */
 async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet: string, rate: number, count: number) {
   await createNetwork(url, admin, net, subnet);
-  const latencies: number[] = [];
-  const dumped: Array<[number, number]> = [];
+  /** Per answered request: when it was due (ms after the start) and its latency. */
+  const answered: Array<[number, number]> = [];
   const pending: Array<Promise<void>> = [];
   let failures = 0;
   const t0 = performance.now();
@@ -139,13 +137,14 @@ async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet
     for (; i < count && t0 + (i * 1000) / rate <= now; i++) {
       const due = t0 + (i * 1000) / rate;
       pending.push(send(allocation(net, i))
-        .then((r) => { latencies.push(performance.now() - due); dumped.push([due - t0, performance.now() - due]); if (r.status !== 201) failures++; }, () => { failures++; }));
+        .then((r) => { answered.push([due - t0, performance.now() - due]); if (r.status !== 201) failures++; }, () => { failures++; }));
     }
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(pending);
-  if (process.env['BENCH_DUMP_LAT']) writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify(dumped));
   const seconds = (performance.now() - t0) / 1000;
+  if (process.env['BENCH_DUMP_LAT']) writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify(answered));
+  const latencies = answered.map(([, l]) => l);
   return { achieved: count / seconds, lat: summarise(latencies), failures, over10: latencies.filter((l) => l > 10).length };
 }
 
