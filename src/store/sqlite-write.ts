@@ -4,8 +4,18 @@ import { changeBytes, trimPoint, type HistoryBounds } from './history.js';
 /** A log row's size as changeBytes counts it (the value is stored as its JSON text). */
 const LOG_ROW_BYTES = 'length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))';
 
+/**
+ * The key table: rows in the order they were first written (a rowid table), found by key through a unique
+ * index. Keyed by the key itself (WITHOUT ROWID, before session 44) every new endpoint, whose id is a
+ * hash, landed in a random leaf of ~500-byte rows that split every few inserts: ~2.5 pages into the WAL
+ * per allocation, and again into the file at each checkpoint. Now its row is appended and only the index
+ * (~40-byte entries) takes a random leaf (docs/decisions.md, "The key table in write order").
+ */
+const KV_TABLE = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (id INTEGER PRIMARY KEY, key TEXT NOT NULL, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL);`;
+
 export const SCHEMA = `
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+${KV_TABLE('kv')}
+CREATE UNIQUE INDEX IF NOT EXISTS kv_key ON kv (key);
 CREATE TABLE IF NOT EXISTS log (rev INTEGER NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, op TEXT NOT NULL,
   value TEXT NOT NULL, actor TEXT NOT NULL, time TEXT NOT NULL, PRIMARY KEY (rev, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -25,6 +35,23 @@ const COMPACT_EVERY = 1000;
  * docs/decisions.md, "The WAL's bound").
  */
 export const CHECKPOINT_PAGES = 256;
+
+/**
+ * Moves a data dir's key table from the layout before session 44 (WITHOUT ROWID, keyed by the key) to the
+ * one SCHEMA makes, in one transaction: a crash leaves the old table whole. Rows go in key order, so a
+ * scan of a prefix reads them in sequence at first. Returns whether there was anything to move.
+ */
+export function migrateKeyTable(db: Database.Database): boolean {
+  const sql = db.prepare<[], string>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'").pluck().get();
+  if (sql === undefined || !/WITHOUT\s+ROWID/i.test(sql)) return false;
+  db.transaction(() => {
+    db.exec(`${KV_TABLE('kv_rowid')}
+      INSERT INTO kv_rowid (key, value, mod_rev, create_rev) SELECT key, value, mod_rev, create_rev FROM kv ORDER BY key;
+      DROP TABLE kv;
+      ALTER TABLE kv_rowid RENAME TO kv;`);
+  })();
+  return true;
+}
 
 /** A key's state after a batch: its JSON text and revisions, or gone (`null` text). */
 export type StoredRow = [key: string, text: string | null, modRevision: number, createRevision: number];
@@ -74,7 +101,7 @@ export class SqliteWriter {
       revision: db.prepare<[], number>("SELECT value FROM meta WHERE name = 'revision'").pluck(),
       setMeta: db.prepare('UPDATE meta SET value = ? WHERE name = ?'),
       setRevisionAndBytes: db.prepare<[{ rev: number; bytes: number }]>("UPDATE meta SET value = CASE name WHEN 'revision' THEN @rev ELSE @bytes END WHERE name IN ('revision', 'log_bytes')"),
-      upsert: db.prepare('INSERT INTO kv VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, create_rev = excluded.create_rev'),
+      upsert: db.prepare('INSERT INTO kv (key, value, mod_rev, create_rev) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, create_rev = excluded.create_rev'),
       del: db.prepare('DELETE FROM kv WHERE key = ?'),
       logAdd: db.prepare('INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)'),
       logTrim: db.prepare('DELETE FROM log WHERE rev <= ?'),

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { SqliteStore } from './sqlite.js';
-import { CHECKPOINT_PAGES } from './sqlite-write.js';
+import { CHECKPOINT_PAGES, migrateKeyTable } from './sqlite-write.js';
 import { storeContract } from './contract.js';
 import { WeftError } from '../model/index.js';
 
@@ -55,6 +55,51 @@ test('sqlite: a file from before the byte bound counts its existing history, and
   assert.equal(await c.compactedRevision(), 8);
   assert.deepEqual((await c.changes(8)).map((x) => x.revision), [9, 10, 11, 12]);
   await c.close();
+});
+
+test('sqlite: a data dir whose key table is keyed by the key (before session 44) is moved to the table in write order on start, every row, revision and change kept', async () => {
+  const file = join(dir, 'old-layout.db');
+  const a = new SqliteStore(file);
+  await a.transact('t', async (tx) => { tx.put('endpoints/b', { ip: '10.0.0.3' }); tx.put('endpoints/a', { ip: '10.0.0.2' }); });
+  await a.transact('t', async (tx) => tx.put('endpoints/a', { ip: '10.0.0.9' }));
+  await a.close();
+  // The file as the code before session 44 left it.
+  const raw = new Database(file);
+  raw.exec(`CREATE TABLE kv_old (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO kv_old SELECT key, value, mod_rev, create_rev FROM kv; DROP TABLE kv; ALTER TABLE kv_old RENAME TO kv;`);
+  const layout = () => raw.prepare<[], string>("SELECT sql FROM sqlite_master WHERE name = 'kv'").pluck().get() ?? '';
+  const indexed = () => raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'kv_key'").get() !== undefined;
+  assert.match(layout(), /WITHOUT ROWID/);
+  assert.equal(indexed(), false);
+  raw.close();
+
+  const b = new SqliteStore(file);
+  try {
+    const check = new Database(file, { readonly: true });
+    try {
+      assert.doesNotMatch(check.prepare<[], string>("SELECT sql FROM sqlite_master WHERE name = 'kv'").pluck().get() ?? '', /WITHOUT ROWID/, 'moved on start');
+      assert.ok(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'kv_key'").get(), 'found by key through its index');
+    } finally {
+      check.close();
+    }
+    assert.equal(await b.revision(), 2);
+    const a2 = await b.get('endpoints/a');
+    assert.deepEqual([a2?.value, a2?.modRevision, a2?.createRevision], [{ ip: '10.0.0.9' }, 2, 1]);
+    assert.deepEqual((await b.list('endpoints/')).entries.map((e) => [e.key, e.modRevision]), [['endpoints/a', 2], ['endpoints/b', 1]]);
+    assert.deepEqual((await b.changes(0)).map((c) => `${c.revision}:${c.key}`), ['1:endpoints/b', '1:endpoints/a', '2:endpoints/a']);
+    // An existing key is updated in place, a deleted one goes, a new one is added.
+    await b.transact('t', async (tx) => { tx.put('endpoints/b', { ip: '10.0.0.4' }); tx.delete('endpoints/a'); tx.put('endpoints/c', { ip: '10.0.0.5' }); });
+    assert.deepEqual((await b.list('endpoints/')).entries.map((e) => [e.key, e.value, e.createRevision]), [['endpoints/b', { ip: '10.0.0.4' }, 1], ['endpoints/c', { ip: '10.0.0.5' }, 3]]);
+  } finally {
+    await b.close();
+  }
+  const again = new Database(file);
+  try {
+    assert.equal(migrateKeyTable(again), false, 'a moved table is not moved again');
+    assert.equal(again.prepare('SELECT count(*) FROM kv').pluck().get(), 2);
+  } finally {
+    again.close();
+  }
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

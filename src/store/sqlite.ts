@@ -5,13 +5,16 @@ import { WeftError } from '../model/index.js';
 import { Mutex } from './buffered.js';
 import type { CommittedReads } from './overlay.js';
 import { WriteTracker } from './health.js';
-import { SCHEMA } from './sqlite-write.js';
+import { SCHEMA, migrateKeyTable } from './sqlite-write.js';
 import { WriterStopped, WriterThread } from './sqlite-thread.js';
 import { GroupCommit } from './sqlite-batches.js';
 import { RowCache, type KvRow } from './sqlite-cache.js';
 import { DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LIMIT, type Change, type Entry, type Listing, type Store, type StoreOptions, type Txn, type WriteHealth } from './port.js';
 
 interface LogRow { rev: number; key: string; op: 'put' | 'delete'; value: string; actor: string; time: string }
+
+/** A row as KvRow has it (the table's rowid is only its place in the file). */
+const KV_COLUMNS = 'key, value, mod_rev, create_rev';
 
 /** Keys are ASCII, so this sorts after every key that starts with a prefix. */
 const PREFIX_END = '\uffff';
@@ -122,6 +125,8 @@ export class SqliteStore implements Store {
       db = new Database(file, { timeout: 5000 });
       for (const f of [file, `${file}-wal`, `${file}-shm`]) if (f === file || existsSync(f)) chmodSync(f, 0o600);
       db.pragma('journal_mode = WAL');
+      // Before SCHEMA, whose index is on the new table.
+      migrateKeyTable(db);
       db.exec(SCHEMA);
     } catch (e) {
       db?.close();
@@ -131,10 +136,10 @@ export class SqliteStore implements Store {
     }
     this.db = db;
     this.stmt = {
-      get: db.prepare<[string], KvRow>('SELECT * FROM kv WHERE key = ?'),
-      scan: db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key'),
+      get: db.prepare<[string], KvRow>(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ?`),
+      scan: db.prepare<[string, string], KvRow>(`SELECT ${KV_COLUMNS} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
       scanKeys: db.prepare<[string, string], string>('SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key').pluck(),
-      ceiling: db.prepare<[string, string], KvRow>('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1'),
+      ceiling: db.prepare<[string, string], KvRow>(`SELECT ${KV_COLUMNS} FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1`),
       meta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       logFrom: db.prepare<[number, number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev > ? ORDER BY rev, seq LIMIT ?'),
       logRev: db.prepare<[number], LogRow>('SELECT rev, key, op, value, actor, time FROM log WHERE rev = ? ORDER BY seq'),
