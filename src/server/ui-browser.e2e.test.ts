@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import type { Page } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import { contivTutorial, startTestHost, tutorialPods, within, type TestHost } from '../testkit/host.js';
 import { startBrowser, type TestBrowser } from '../testkit/browser.js';
 
@@ -43,14 +43,27 @@ async function ok(method: string, path: string, body?: unknown): Promise<any> {
  * namespace, where Chromium watches them).
  */
 async function goto(page: Page, url: string): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      await page.goto(url);
-      return;
-    } catch (e) {
-      if (i >= 4 || !String((e as Error).message).includes('ERR_NETWORK_CHANGED')) throw e;
+  // Chromium abandons what it is loading when a link appears (another test's namespace): the page itself
+  // (goto throws), or one of its scripts (goto returns, and the UI never draws: a CI run waited 30 s for
+  // the login form). Either way the page is loaded again.
+  let dropped = false;
+  const failed = (r: Request) => { if (r.failure()?.errorText.includes('ERR_NETWORK_CHANGED')) dropped = true; };
+  page.on('requestfailed', failed);
+  try {
+    for (let i = 1; ; i++) {
+      dropped = false;
+      try {
+        await page.goto(url);
+      } catch (e) {
+        if (i >= 5 || !String((e as Error).message).includes('ERR_NETWORK_CHANGED')) throw e;
+        dropped = true;
+      }
+      if (!dropped) return;
+      if (i >= 5) throw new Error(`${url}: Chromium abandoned a resource of the page (ERR_NETWORK_CHANGED) ${i} times`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  } finally {
+    page.off('requestfailed', failed);
   }
 }
 
