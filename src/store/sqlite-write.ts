@@ -32,10 +32,11 @@ const COMPACT_EVERY = 1000;
  * write that finds all of it copied into the file, and only the writer can bring that about while commits
  * keep coming (a checkpoint from another connection always leaves behind what was appended meanwhile), so
  * each bound crossed costs the commit that crosses it a checkpoint and the next one a truncation, both in
- * proportion to the bound. An allocation puts ~3-3.5 pages into the WAL (its endpoint's row lands in a
- * random leaf of the key table): at ~2,000 pages that was a stall of 8-20 ms every ~140 ms under load; at
- * 256 the stalls are smaller and more frequent (commits over 10 ms 4-20× fewer, over 5 ms ~1.5× more;
- * docs/decisions.md, "The WAL's bound").
+ * proportion to the bound. An allocation put ~3-3.5 pages into the WAL when its endpoint's row landed in
+ * a random leaf of the key table (~2.7 since session 44: only its index entry does): at ~2,000 pages that
+ * was a stall of 8-20 ms every ~140 ms under load; at 256 the stalls are smaller and more frequent
+ * (commits over 10 ms 4-20× fewer, over 5 ms ~1.5× more; docs/decisions.md, "The WAL's bound"; not
+ * measured again since).
  */
 export const CHECKPOINT_PAGES = 256;
 

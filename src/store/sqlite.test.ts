@@ -87,18 +87,34 @@ test('sqlite: a data dir whose key table is keyed by the key (before session 44)
     assert.deepEqual([a2?.value, a2?.modRevision, a2?.createRevision], [{ ip: '10.0.0.9' }, 2, 1]);
     assert.deepEqual((await b.list('endpoints/')).entries.map((e) => [e.key, e.modRevision]), [['endpoints/a', 2], ['endpoints/b', 1]]);
     assert.deepEqual((await b.changes(0)).map((c) => `${c.revision}:${c.key}`), ['1:endpoints/b', '1:endpoints/a', '2:endpoints/a']);
-    // An existing key is updated in place, a deleted one goes, a new one is added.
+    // An existing key is updated in place, a deleted one goes, a new one is added: rows now lie in the
+    // order they were written (endpoints/0 last), and listings are still in key order.
     await b.transact('t', async (tx) => { tx.put('endpoints/b', { ip: '10.0.0.4' }); tx.delete('endpoints/a'); tx.put('endpoints/c', { ip: '10.0.0.5' }); });
-    assert.deepEqual((await b.list('endpoints/')).entries.map((e) => [e.key, e.value, e.createRevision]), [['endpoints/b', { ip: '10.0.0.4' }, 1], ['endpoints/c', { ip: '10.0.0.5' }, 3]]);
+    await b.transact('t', async (tx) => tx.put('endpoints/0', { ip: '10.0.0.6' }));
+    assert.deepEqual((await b.list('endpoints/')).entries.map((e) => [e.key, e.value, e.createRevision]), [['endpoints/0', { ip: '10.0.0.6' }, 4], ['endpoints/b', { ip: '10.0.0.4' }, 1], ['endpoints/c', { ip: '10.0.0.5' }, 3]]);
   } finally {
     await b.close();
   }
   const again = new Database(file);
   try {
     assert.equal(migrateKeyTable(again), false, 'a moved table is not moved again');
-    assert.equal(again.prepare('SELECT count(*) FROM kv').pluck().get(), 2);
+    assert.equal(again.prepare('SELECT count(*) FROM kv').pluck().get(), 3);
   } finally {
     again.close();
+  }
+});
+
+test('sqlite: the move of an old key table makes the key index itself, in the same transaction', () => {
+  const raw = new Database(join(dir, 'move-alone.db'));
+  try {
+    raw.exec(`CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO kv VALUES ('k/2', '2', 2, 2), ('k/1', '1', 1, 1);`);
+    assert.equal(migrateKeyTable(raw), true);
+    assert.ok(raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'kv_key'").get(), 'no key index until SCHEMA runs: a crash between the two would leave the upsert without its conflict target');
+    assert.throws(() => raw.prepare("INSERT INTO kv (key, value, mod_rev, create_rev) VALUES ('k/1', 'x', 3, 3)").run(), /UNIQUE/);
+    assert.deepEqual(raw.prepare('SELECT key FROM kv ORDER BY id').pluck().all(), ['k/1', 'k/2'], 'moved in key order');
+  } finally {
+    raw.close();
   }
 });
 

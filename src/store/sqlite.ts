@@ -132,7 +132,8 @@ export class SqliteStore implements Store {
       db?.close();
       this.lock.release();
       if (inUse(e)) throw new WeftError('WEFT_IN_USE', `store ${file} is in use by another weft server`, { cause: e });
-      throw e;
+      // A full disk at start (moving an old key table takes about its size again) is said as any write's.
+      throw writeError(e, file);
     }
     this.db = db;
     this.stmt = {
