@@ -25,12 +25,13 @@ const PREFIX_END = '\uffff';
  * and where, since only an operator can free it; other I/O failures are the store being unavailable.
  * Anything else (a bug, a corrupt file) stays what it is: an internal error.
  */
-function writeError(e: unknown, file: string): unknown {
+function writeError(e: unknown, file: string, atStart = false): unknown {
   const code = (e as { code?: unknown } | undefined)?.code;
   if (typeof code !== 'string') return e;
   const what = `${(e as Error).message}, ${code}`;
   if (code === 'SQLITE_FULL') {
-    return new WeftError('WEFT_STORE_FULL', `the store's disk is full: SQLite cannot write ${file} (${what}); free space on the filesystem holding ${dirname(file)} (the data dir): writes resume by themselves, reads still work`, { cause: e });
+    const then = atStart ? 'then start again (the store had nothing half-written)' : 'writes resume by themselves, reads still work';
+    return new WeftError('WEFT_STORE_FULL', `the store's disk is full: SQLite cannot write ${file} (${what}); free space on the filesystem holding ${dirname(file)} (the data dir): ${then}`, { cause: e });
   }
   if (/^SQLITE_(IOERR|READONLY|CANTOPEN)/.test(code)) {
     return new WeftError('WEFT_STORE_UNAVAILABLE', `SQLite cannot write ${file} (${what}); check the disk holding ${dirname(file)}; retry`, { cause: e });
@@ -63,7 +64,8 @@ function takeLock(file: string): { db: Database.Database; release: () => void } 
   } catch (e) {
     lock.close();
     if (inUse(e)) throw refuse(e);
-    throw e;
+    // A lock file made on a full disk (a data dir's first start) fails as any write to it would.
+    throw writeError(e, file, true);
   }
   held.add(lockFile);
   return { db: lock, release: () => { lock.close(); held.delete(lockFile); } };
@@ -133,7 +135,7 @@ export class SqliteStore implements Store {
       this.lock.release();
       if (inUse(e)) throw new WeftError('WEFT_IN_USE', `store ${file} is in use by another weft server`, { cause: e });
       // A full disk at start (moving an old key table takes about its size again) is said as any write's.
-      throw writeError(e, file);
+      throw writeError(e, file, true);
     }
     this.db = db;
     this.stmt = {
