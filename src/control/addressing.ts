@@ -61,7 +61,7 @@ async function poolsOf(tx: Txn, net: Network): Promise<string[]> {
   const pools: string[] = [];
   for (const e of await tx.list(`groups/${net.tenant}/`)) {
     const g = e.value as Partial<Group> | undefined;
-    if (g?.network === net.name && typeof g.ipPool === 'string') pools.push(g.ipPool);
+    if (g?.network === net.name && typeof g.ipPool === 'string' && g.ipPool !== '') pools.push(g.ipPool);
   }
   return pools;
 }
@@ -83,7 +83,7 @@ export async function addressSpace(tx: Txn, net: Network, group: Group | undefin
     }
     return { candidates: [pool], allowed: [pool], poolName: `group ${group.tenant}/${group.name} (ipPool ${group.ipPool})` };
   }
-  const pools = (await poolsOf(tx, net)).filter((p) => p !== '').map((p) => checkPool(p, layout, net.name));
+  const pools = (await poolsOf(tx, net)).map((p) => checkPool(p, layout, net.name));
   const all = cidrRange(layout.subnet);
   return {
     candidates: subtractRanges(layout.dynamic, pools),

@@ -57,6 +57,9 @@ test('sqlite: a file from before the byte bound counts its existing history, and
   await c.close();
 });
 
+/** The key table as the code before session 44 made it. */
+const OLD_KV = (name: string) => `CREATE TABLE ${name} (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID`;
+
 test('sqlite: a data dir whose key table is keyed by the key (before session 44) is moved to the table in write order on start, every row, revision and change kept', async () => {
   const file = join(dir, 'old-layout.db');
   const a = new SqliteStore(file);
@@ -65,7 +68,7 @@ test('sqlite: a data dir whose key table is keyed by the key (before session 44)
   await a.close();
   // The file as the code before session 44 left it.
   const raw = new Database(file);
-  raw.exec(`CREATE TABLE kv_old (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+  raw.exec(`${OLD_KV('kv_old')};
     INSERT INTO kv_old SELECT key, value, mod_rev, create_rev FROM kv; DROP TABLE kv; ALTER TABLE kv_old RENAME TO kv;`);
   const layout = () => raw.prepare<[], string>("SELECT sql FROM sqlite_master WHERE name = 'kv'").pluck().get() ?? '';
   const indexed = () => raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'kv_key'").get() !== undefined;
@@ -107,7 +110,7 @@ test('sqlite: a data dir whose key table is keyed by the key (before session 44)
 test('sqlite: the move of an old key table makes the key index itself, in the same transaction', () => {
   const raw = new Database(join(dir, 'move-alone.db'));
   try {
-    raw.exec(`CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+    raw.exec(`${OLD_KV('kv')};
       INSERT INTO kv VALUES ('k/2', '2', 2, 2), ('k/1', '1', 1, 1);`);
     assert.equal(migrateKeyTable(raw), true);
     assert.ok(raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'kv_key'").get(), 'no key index until SCHEMA runs: a crash between the two would leave the upsert without its conflict target');
