@@ -95,8 +95,9 @@ function commitRow(before: Map<string, number>, after: Map<string, number>): str
 type Send = (body: unknown) => Promise<{ status: number; body: string }>;
 const allocation = (net: string, i: number) => ({ tenant: 'default', network: net, containerId: `${net}-${i}`, host: 'bench-host', ifname: 'eth0' });
 
-async function allocations(url: URL, admin: Caller, send: Send, net: string, subnet: string | undefined, count: number, subnet6?: string) {
+async function allocations(url: URL, admin: Caller, send: Send, net: string, subnet: string | undefined, count: number, subnet6?: string, prepare?: () => Promise<void>) {
   await createNetwork(url, admin, net, subnet, subnet6);
+  await prepare?.();
   const latencies: number[] = [];
   const ips = new Set<string>();
   const ips6 = new Set<string>();
@@ -117,7 +118,39 @@ async function allocations(url: URL, admin: Caller, send: Send, net: string, sub
     }
   }));
   const seconds = (performance.now() - t0) / 1000;
-  return { rate: count / seconds, seconds, lat: summarise(latencies), distinct: ips.size, distinct6: ips6.size, failures };
+  return { rate: count / seconds, seconds, lat: summarise(latencies), distinct: ips.size, distinct6: ips6.size, failures, ips };
+}
+
+/** The crowded tenant's shape: CROWD groups, CROWD_POOLS of them with an ipPool of 8 addresses in the network. */
+const CROWD = 500;
+const CROWD_POOLS = 100;
+/** Pool i of network 10.72.0.0/18: .120-.127 or .248-.255 of 10.72.(i ÷ 2), scattered through where allocations land. */
+const crowdPool = (i: number) => {
+  const at = `10.72.${i >> 1}.${(i % 2) * 128 + 120}`;
+  return { text: `${at}-10.72.${i >> 1}.${(i % 2) * 128 + 127}`, third: i >> 1, first: (i % 2) * 128 + 120 };
+};
+
+/**
+ * Groups in the tenant whose allocations are measured: an allocation subtracts its network's group pools,
+ * so it once read every group of the tenant (docs/benchmarks.md, bench:api session 44).
+ */
+async function crowd(url: URL, admin: Caller, net: string): Promise<void> {
+  for (let i = 0; i < CROWD; i++) {
+    const body = { name: `${net}-g${i}`, network: net, labels: { app: `a${i}` }, ...(i < CROWD_POOLS ? { ipPool: crowdPool(i).text } : {}) };
+    const r = await post(url, '/api/v1/tenants/default/groups', admin, body);
+    if (r.status !== 201) throw new Error(`group create failed: ${r.body}`);
+  }
+}
+
+/** How many of `ips` lie in one of the crowd's pools (a plain member must never get one). */
+function inCrowdPools(ips: Iterable<string>): number {
+  const pools = new Set(Array.from({ length: CROWD_POOLS }, (_, i) => `${crowdPool(i).third}/${crowdPool(i).first}`));
+  let n = 0;
+  for (const ip of ips) {
+    const [, , c = '', d = ''] = ip.split('.');
+    if (pools.has(`${c}/${Number(d) - (Number(d) % 8)}`)) n++;
+  }
+  return n;
 }
 
 /**
@@ -335,6 +368,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       open.push(`| open loop: ${OPEN_COUNT} allocations offered at ${rate} /s (latency from when each was due), achieved / p50 / p99 / max / failures | ${o.achieved.toFixed(0)} /s / ${ms(o.lat.p50)} / ${ms(o.lat.p99)} / ${ms(o.lat.max)} / ${o.failures} | ${rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)'} |`);
       open.push(`| the same, over 10 ms: seen by the client / in the server's handling (weft_http_request_duration_seconds); the client's event-loop delay p99 / max | ${o.over10} / ${over('0.01')}; ${ms(lag.percentile(99) / 1e6)} / ${ms(lag.max / 1e6)} | (where the tail is) |`);
     }
+    const crowded = await allocations(url, admin, lean, 'crowd', '10.72.0.0/18', ENDPOINTS, undefined, () => crowd(url, admin, 'crowd'));
     const anchor = await anchorPosts();
     return [
       `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients (lean client), SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
@@ -348,6 +382,8 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       `| anchor, node:https clients | ${anchor.node.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.node.lat.p50)} / ${ms(anchor.node.lat.p99)} | (anchor) |`,
       `| allocations ÷ anchor (rate), lean / node:https | ${(a.rate / anchor.lean.rate).toFixed(2)}× / ${(n.rate / anchor.node.rate).toFixed(2)}× | — |`,
       ...open,
+      `| the same ${ENDPOINTS} allocations (lean client) in a network of a tenant with ${CROWD} groups, ${CROWD_POOLS} of them with an ipPool of 8 addresses scattered through where the allocations land: rate / p50 / p99 | ${crowded.rate.toFixed(0)} /s / ${ms(crowded.lat.p50)} / ${ms(crowded.lat.p99)} | ≥ 5,000 /s, p99 ≤ 10 ms (#13) |`,
+      `| the same: distinct addresses / failures / addresses inside a group's pool | ${crowded.distinct} / ${crowded.failures} / ${inCrowdPools(crowded.ips)} | ${ENDPOINTS} / 0 / 0 |`,
     ];
   } finally {
     pool.close();

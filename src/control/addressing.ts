@@ -2,6 +2,7 @@ import { WeftError, blockOf, checkNetwork, parseCidr, checkPool, formatIp, parse
 import { AddressBook, Bitmap, CHUNK_SIZE, allocateAddress, openAddressBook, releaseAddress, subtractRanges } from '../ipam/index.js';
 import type { Txn } from '../store/index.js';
 import { keys } from './keys.js';
+import { readGroupPools, writeGroupPools } from './group-pools.js';
 
 /**
  * Glue between the pure IPAM and the store. A network's book is a summary at `ipam/T/N` (which chunks
@@ -26,6 +27,7 @@ export async function newAddressBook(tx: Txn, net: Network): Promise<void> {
   if (net.subnet === undefined) return;
   const layout = layoutOf(net);
   writeBook(tx, net, await openAddressBook(layout.subnet, layout.gateway, loaderFor(tx, net)), true);
+  writeGroupPools(tx, net.tenant, net.name, []);
 }
 
 export async function readBook(tx: Txn, net: Network): Promise<AddressBook> {
@@ -52,18 +54,18 @@ export async function dropBook(tx: Txn, net: Network): Promise<void> {
   tx.deletePrefix(`${key}/`);
 }
 
-/**
- * The ipPools of `net`'s groups. Read on every allocation: the listing's values are taken as they are
- * (no copy of each group with its revision), since only two fields are wanted. Still a read of every
- * group of the tenant (docs/benchmarks.md, bench:api session 44: 500 groups cost ~1.2 ms an allocation).
- */
-async function poolsOf(tx: Txn, net: Network): Promise<string[]> {
-  const pools: string[] = [];
-  for (const e of await tx.list(`groups/${net.tenant}/`)) {
-    const g = e.value as Partial<Group> | undefined;
-    if (g?.network === net.name && typeof g.ipPool === 'string' && g.ipPool !== '') pools.push(g.ipPool);
-  }
-  return pools;
+/** Pool texts already parsed (every allocation reads its network's pools; parsing 500 was ~0.3 ms). */
+const parsedPools = new Map<string, IpRange>();
+const PARSED_POOLS_MAX = 4096;
+
+/** `checkPool`, its parse remembered: a remembered range is still checked against this network's subnet (`all`). */
+function poolRange(pool: string, layout: ReturnType<typeof layoutOf>, all: IpRange, network: string): IpRange {
+  const known = parsedPools.get(pool);
+  if (known && known.first > all.first && known.last < all.last) return known;
+  const range = checkPool(pool, layout, network);
+  if (parsedPools.size >= PARSED_POOLS_MAX) parsedPools.clear();
+  parsedPools.set(pool, Object.freeze(range));
+  return range;
 }
 
 /**
@@ -83,8 +85,11 @@ export async function addressSpace(tx: Txn, net: Network, group: Group | undefin
     }
     return { candidates: [pool], allowed: [pool], poolName: `group ${group.tenant}/${group.name} (ipPool ${group.ipPool})` };
   }
-  const pools = (await poolsOf(tx, net)).map((p) => checkPool(p, layout, net.name));
+  const read = await readGroupPools(tx, net.tenant, net.name);
+  // A network from before the index, or a damaged index: answered from the groups, and written once now.
+  if (!read.stored) writeGroupPools(tx, net.tenant, net.name, read.pools);
   const all = cidrRange(layout.subnet);
+  const pools = read.pools.map(([, p]) => poolRange(p, layout, all, net.name));
   return {
     candidates: subtractRanges(layout.dynamic, pools),
     allowed: subtractRanges(macvlan ? layout.dynamic : { first: all.first + 1, last: all.last - 1 }, pools),

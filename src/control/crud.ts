@@ -24,6 +24,8 @@ export interface KindDef<I extends { name: string }, O extends Scoped> {
   build(input: I, ctx: BuildContext<O>): Promise<Omit<Stored<O>, 'createdAt' | 'updatedAt'>>;
   /** Human names of objects that depend on `obj` and block its deletion. */
   dependants(tx: Txn, obj: O): Promise<string[]>;
+  /** Records what a new `obj` adds beside itself (a group's pool in its network's index), after it is stored. */
+  created?(tx: Txn, obj: Stored<O>): Promise<void>;
   /** Frees what `obj` holds (addresses, address books) when it is deleted. */
   release?(tx: Txn, obj: O): Promise<void>;
   /** For a kind stored as more than its one key (a policy: a head and rule segments). */
@@ -95,6 +97,7 @@ export class Crud<I extends { name: string }, O extends Scoped> {
     const obj = stampOwners({ ...(await this.def.build(input, { tx, tenant, existing: undefined })), createdAt: at, updatedAt: at }, undefined, actor);
     await this.quota.settle(tx, undefined, obj);
     await this.persist(tx, obj as Stored<O>);
+    await this.def.created?.(tx, obj as Stored<O>);
     return obj as Stored<O>;
   }
 

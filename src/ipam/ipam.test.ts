@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCidr, parseIp, parseRange, WeftError, formatIp } from '../model/index.js';
+import { parseCidr, parseIp, parseRange, WeftError, formatIp, type IpRange } from '../model/index.js';
 import { AddressBook, Bitmap, CHUNK_SIZE, allocateAddress, allocateVni, openAddressBook, releaseAddress, subtractRanges } from './index.js';
 
 const ip = (s: string) => parseIp(s) as number;
@@ -69,6 +69,36 @@ test('subtracting group pools leaves the network free area in order', () => {
   assert.deepEqual(subtractRanges(base, holes).map((r) => [formatIp(r.first), formatIp(r.last)]), [
     ['10.0.0.10', '10.0.0.49'], ['10.0.0.61', '10.0.0.100'],
   ]);
+});
+
+test('subtracting ranges agrees with address-by-address subtraction, for holes that overlap, touch, nest or lie outside', () => {
+  let seed = 0x9e3779b9;
+  const rnd = (n: number) => {
+    // xorshift32: every bit of the state changes, so small moduli see all their values.
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  for (let round = 0; round < 500; round++) {
+    const first = rnd(40);
+    const base = { first, last: first + rnd(40) };
+    const holes = Array.from({ length: rnd(8) }, () => {
+      const a = rnd(90);
+      return { first: a, last: a + rnd(12) };
+    });
+    const want: IpRange[] = [];
+    for (let a = base.first; a <= base.last; a++) {
+      if (holes.some((h) => h.first <= a && a <= h.last)) continue;
+      const prev = want[want.length - 1];
+      if (prev && prev.last === a - 1) want[want.length - 1] = { first: prev.first, last: a };
+      else want.push({ first: a, last: a });
+    }
+    assert.deepEqual(subtractRanges(base, holes), want, JSON.stringify({ base, holes }));
+  }
+  const far = 2 ** 32 - 1;
+  assert.deepEqual(subtractRanges({ first: 0, last: far }, [{ first: far, last: far }]), [{ first: 0, last: far - 1 }]);
+  assert.deepEqual(subtractRanges({ first: 5, last: 9 }, [{ first: 0, last: 20 }]), []);
 });
 
 test('VNIs: lowest unused, requested in range and unused', () => {

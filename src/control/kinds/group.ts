@@ -4,6 +4,7 @@ import {
 } from '../../model/index.js';
 import { findIn, label, listIn, type KindDef } from '../crud.js';
 import { layoutOf } from '../addressing.js';
+import { readGroupPools, trackGroupPool } from '../group-pools.js';
 import { endpointsWhere } from '../shared.js';
 import { rulesOfTenant } from '../policy-store.js';
 
@@ -32,10 +33,9 @@ export const groupKind: KindDef<GroupInput, Group> = {
     if (input.ipPool !== undefined && !existing) {
       const layout = layoutOf(net, 'ipPool');
       const pool = checkPool(input.ipPool, layout, net.name);
-      for (const g of await listIn<Group>(tx, 'groups', tenant)) {
-        if (g.network !== net.name || !g.ipPool) continue;
-        if (overlaps(pool, checkPool(g.ipPool, layout, net.name))) {
-          throw new WeftError('WEFT_OVERLAP', `ipPool: ${input.ipPool} overlaps the pool of group ${tenant}/${g.name} (${g.ipPool})`, { field: 'ipPool' });
+      for (const [name, other] of (await readGroupPools(tx, tenant, net.name)).pools) {
+        if (overlaps(pool, checkPool(other, layout, net.name))) {
+          throw new WeftError('WEFT_OVERLAP', `ipPool: ${input.ipPool} overlaps the pool of group ${tenant}/${name} (${other})`, { field: 'ipPool' });
         }
       }
     }
@@ -48,6 +48,14 @@ export const groupKind: KindDef<GroupInput, Group> = {
       ...(input.ipPool !== undefined ? { ipPool: input.ipPool } : {}),
       labels: input.labels ?? {},
     };
+  },
+
+  async created(tx, g) {
+    await trackGroupPool(tx, g, true);
+  },
+
+  async release(tx, g) {
+    await trackGroupPool(tx, g, false);
   },
 
   async dependants(tx, g) {
