@@ -56,8 +56,8 @@ function costs(r: FleetResult): string[] {
   out.push(row('server busy after the heartbeats stopped (above 25 % of a core: the watch backlog of host changes)', Number.isNaN(r.drainMs) ? 'still busy after 10 min' : `${(r.drainMs / 1000).toFixed(0)} s`, 'the steps below ran after it'));
   const { own, ownUsage, full, fullUsage } = r.relists;
   const cpuOf = (u: Usages, n: number) => `server CPU ${u['server']?.cpuS.toFixed(1)} s (${cpuMs(u['server'], n).toFixed(1)} ms per list)`;
-  out.push(row(`${own.agents} agents re-list at once, each its own host's endpoints (as after a server restart)${own.failures.length ? `, ${own.failures.length} failed` : ''}`, `${(own.ms / 1000).toFixed(1)} s`, cpuOf(ownUsage, own.agents)));
-  out.push(row(`${full.lists} real agents' full endpoint lists at once (${mib(full.bytesEach)} each)${full.failures.length ? `, ${full.failures.length} failed` : ''}`, `${(full.ms / 1000).toFixed(1)} s`, cpuOf(fullUsage, full.lists)));
+  out.push(row(`${own.agents} agents re-list at once, each its own host's endpoints (as after a server restart)${failedWhy(own.failures)}`, `${(own.ms / 1000).toFixed(1)} s`, cpuOf(ownUsage, own.agents)));
+  out.push(row(`${full.lists} real agents' full endpoint lists at once (${mib(full.bytesEach)} each)${failedWhy(full.failures)}`, `${(full.ms / 1000).toFixed(1)} s`, cpuOf(fullUsage, full.lists)));
   const w = r.workers;
   out.push(row('simulated agents (worker processes): RSS, V8 heap', `${mib(w.rss)}, ${mib(w.heapUsed)}`, `${(w.heapUsed / 1024 / Math.max(1, w.agents)).toFixed(0)} KiB heap per agent (each holds every host)`));
   out.push(row('watch lines applied by all agents / re-lists after the first / heartbeats (failed)', `${w.lines} / ${w.relists} / ${w.heartbeats} (${w.heartbeatFailures})`, ''));
@@ -66,6 +66,15 @@ function costs(r: FleetResult): string[] {
   const warned = Object.entries(r.warnings).map(([m, n]) => `${n} × ${m}`).join('; ');
   out.push(row('server warnings during the run', warned || 'none', ''));
   return out;
+}
+
+/** `, N failed (2 × why; 1 × why)`: a count of failures says nothing without what they were. */
+function failedWhy(failures: readonly string[]): string {
+  if (failures.length === 0) return '';
+  const counts = new Map<string, number>();
+  for (const f of failures) counts.set(f, (counts.get(f) ?? 0) + 1);
+  const why = [...counts].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([m, n]) => `${n} × ${m.replace(/\|/g, '/').slice(0, 160)}`).join('; ');
+  return `, ${failures.length} failed (${why})`;
 }
 
 export function fleetReport(r: FleetResult, o: FleetOptions): string {
