@@ -2,7 +2,7 @@ import { WeftError, blockOf, checkNetwork, parseCidr, checkPool, formatIp, parse
 import { AddressBook, Bitmap, CHUNK_SIZE, allocateAddress, openAddressBook, releaseAddress, subtractRanges } from '../ipam/index.js';
 import type { Txn } from '../store/index.js';
 import { keys } from './keys.js';
-import { readGroupPools, writeGroupPools } from './group-pools.js';
+import { groupPoolsOf, writeGroupPools } from './group-pools.js';
 
 /**
  * Glue between the pure IPAM and the store. A network's book is a summary at `ipam/T/N` (which chunks
@@ -54,20 +54,6 @@ export async function dropBook(tx: Txn, net: Network): Promise<void> {
   tx.deletePrefix(`${key}/`);
 }
 
-/** Pool texts already parsed (every allocation reads its network's pools; parsing 500 was ~0.3 ms). */
-const parsedPools = new Map<string, IpRange>();
-const PARSED_POOLS_MAX = 4096;
-
-/** `checkPool`, its parse remembered: a remembered range is still checked against this network's subnet (`all`). */
-function poolRange(pool: string, layout: ReturnType<typeof layoutOf>, all: IpRange, network: string): IpRange {
-  const known = parsedPools.get(pool);
-  if (known && known.first > all.first && known.last < all.last) return known;
-  const range = checkPool(pool, layout, network);
-  if (parsedPools.size >= PARSED_POOLS_MAX) parsedPools.clear();
-  parsedPools.set(pool, Object.freeze(range));
-  return range;
-}
-
 /**
  * Where an address for a member of `group` (or for a plain network member) may come from: a group with
  * an ipPool uses only its pool; everyone else uses the network's dynamic range minus every group's pool.
@@ -85,11 +71,8 @@ export async function addressSpace(tx: Txn, net: Network, group: Group | undefin
     }
     return { candidates: [pool], allowed: [pool], poolName: `group ${group.tenant}/${group.name} (ipPool ${group.ipPool})` };
   }
-  const read = await readGroupPools(tx, net.tenant, net.name);
-  // A network from before the index, or a damaged index: answered from the groups, and written once now.
-  if (!read.stored) writeGroupPools(tx, net.tenant, net.name, read.pools);
+  const pools = (await groupPoolsOf(tx, net, layout)).map(([, , first, last]) => ({ first, last }));
   const all = cidrRange(layout.subnet);
-  const pools = read.pools.map(([, p]) => poolRange(p, layout, all, net.name));
   return {
     candidates: subtractRanges(layout.dynamic, pools),
     allowed: subtractRanges(macvlan ? layout.dynamic : { first: all.first + 1, last: all.last - 1 }, pools),

@@ -17,6 +17,7 @@ import { GlobalSettings } from './global.js';
 import { Users } from './users.js';
 import { Rules } from './rules.js';
 import { migratePolicies } from './policy-store.js';
+import { reconcileGroupPools } from './group-pools.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 import { Quota, type QuotaLimits } from './quota.js';
 import { StoreWatch } from './writable.js';
@@ -130,11 +131,13 @@ export class Control {
   }
 
   /**
-   * Makes a store usable: policies of the old layout migrated (every start; a no-op once done), the
+   * Makes a store usable: policies of the old layout migrated (every start; a no-op once done), each
+   * network's group pool index checked against its groups (group-pools.ts), the
    * `default` tenant, and on first start an admin whose token is returned once.
    */
   async bootstrap(): Promise<{ adminToken: string | undefined }> {
     await migratePolicies(this.store);
+    await reconcileGroupPools(this.store);
     await this.tenants.ensureDefault();
     return { adminToken: await this.users.bootstrapAdmin() };
   }

@@ -1,5 +1,6 @@
-import type { Group } from '../model/index.js';
-import type { Txn } from '../store/index.js';
+import { isDeepStrictEqual } from 'node:util';
+import { WeftError, checkNetwork, checkPool, cidrRange, type Group, type Network, type NetworkLayout } from '../model/index.js';
+import type { Store, Txn } from '../store/index.js';
 import { keys } from './keys.js';
 
 /**
@@ -7,37 +8,109 @@ import { keys } from './keys.js';
  * with the book) so that an allocation reads one key instead of every group of its tenant (with 500 groups
  * that read was ~1.2 ms an allocation: docs/benchmarks.md, bench:api session 44). Written in the same
  * transaction as the group it follows: a pool can only appear with a group's create and go with its delete
- * (a group's network and ipPool never change). A network made before the index existed, or an index that
- * does not read as one, is answered from the groups themselves, and rewritten by the next write that reads
- * it: a doubtful index is never trusted, since a stale one would hand out addresses inside a group's pool.
+ * (a group's network and ipPool never change). Each entry keeps its range as numbers, parsed once when the
+ * group was made. A network made before the index existed, or an index that does not read as one (or
+ * holds a range outside the subnet), is answered from the groups themselves and rewritten: a doubtful
+ * index is never trusted, since a stale one would hand out addresses inside a group's pool. A well-formed
+ * index a server without it left behind (an older version writing groups) is found by `reconcileGroupPools`
+ * at every start.
  */
-export type GroupPool = readonly [group: string, pool: string];
+export type GroupPool = readonly [group: string, pool: string, first: number, last: number];
 interface StoredPools { pools: GroupPool[] }
 
 const poolsKey = (tenant: string, network: string) => `${keys.addressBook(tenant, network)}/pools`;
 
-const isPool = (p: unknown): p is GroupPool => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string' && p[1] !== '';
+const isAddress = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 0xffffffff;
+const isPool = (p: unknown): p is GroupPool => Array.isArray(p) && p.length === 4 && typeof p[0] === 'string'
+  && typeof p[1] === 'string' && p[1] !== '' && isAddress(p[2]) && isAddress(p[3]) && p[2] <= p[3];
 
-/** The pools of `network`'s groups, by group name; `stored`: whether they came from the index. */
-export async function readGroupPools(tx: Txn, tenant: string, network: string): Promise<{ pools: GroupPool[]; stored: boolean }> {
-  const v = (await tx.get(poolsKey(tenant, network)))?.value as Partial<StoredPools> | undefined;
-  if (v && Array.isArray(v.pools) && v.pools.every(isPool)) return { pools: v.pools, stored: true };
+const byGroup = (a: GroupPool, b: GroupPool) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** The pools as `net`'s groups hold them (a group's pool that is not a range inside the subnet is refused, naming ipPool). */
+function poolsFromGroups(groups: Iterable<Partial<Group> | undefined>, net: Pick<Network, 'name'>, layout: NetworkLayout): GroupPool[] {
   const pools: GroupPool[] = [];
-  for (const e of await tx.list(keys.scopedPrefix('groups', tenant))) {
-    const g = e.value as Partial<Group> | undefined;
-    if (g?.network === network && typeof g.name === 'string' && typeof g.ipPool === 'string' && g.ipPool !== '') pools.push([g.name, g.ipPool]);
+  for (const g of groups) {
+    if (g?.network !== net.name || typeof g.name !== 'string' || typeof g.ipPool !== 'string' || g.ipPool === '') continue;
+    const r = checkPool(g.ipPool, layout, net.name);
+    pools.push([g.name, g.ipPool, r.first, r.last]);
   }
-  return { pools, stored: false };
+  return pools.sort(byGroup);
+}
+
+async function groupsOfTenant(tx: Txn, tenant: string): Promise<Array<Partial<Group> | undefined>> {
+  return (await tx.list(keys.scopedPrefix('groups', tenant))).map((e) => e.value as Partial<Group> | undefined);
+}
+
+/** The index as stored, if it reads as one whose every range lies inside the subnet (`layout`). */
+function trusted(value: unknown, layout: NetworkLayout): GroupPool[] | undefined {
+  const pools = (value as Partial<StoredPools> | undefined)?.pools;
+  if (!Array.isArray(pools) || !pools.every(isPool)) return undefined;
+  const all = cidrRange(layout.subnet);
+  return pools.every((p) => p[2] > all.first && p[3] < all.last) ? pools : undefined;
+}
+
+/**
+ * The pools of `net`'s groups with their ranges, sorted by group. From the index when it can be trusted;
+ * else from the groups, and the index written with them (in this transaction).
+ */
+export async function groupPoolsOf(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<GroupPool[]> {
+  const stored = trusted((await tx.get(poolsKey(net.tenant, net.name)))?.value, layout);
+  if (stored) return stored;
+  const pools = poolsFromGroups(await groupsOfTenant(tx, net.tenant), net, layout);
+  writeGroupPools(tx, net.tenant, net.name, pools);
+  return pools;
 }
 
 export function writeGroupPools(tx: Txn, tenant: string, network: string, pools: readonly GroupPool[]): void {
-  const sorted = [...pools].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  tx.put(poolsKey(tenant, network), { pools: sorted } satisfies StoredPools);
+  tx.put(poolsKey(tenant, network), { pools: [...pools].sort(byGroup) } satisfies StoredPools);
 }
 
 /** Records (`add`) or forgets a group's pool in its network's index; nothing for a group without one. */
-export async function trackGroupPool(tx: Txn, g: Pick<Group, 'tenant' | 'name' | 'network' | 'ipPool'>, add: boolean): Promise<void> {
+export async function trackGroupPool(tx: Txn, g: Pick<Group, 'tenant' | 'name' | 'network' | 'ipPool'>, layout: NetworkLayout, add: boolean): Promise<void> {
   if (g.ipPool === undefined || g.ipPool === '') return;
-  const others = (await readGroupPools(tx, g.tenant, g.network)).pools.filter(([name]) => name !== g.name);
-  writeGroupPools(tx, g.tenant, g.network, add ? [...others, [g.name, g.ipPool]] : others);
+  const net = { tenant: g.tenant, name: g.network };
+  const others = (await groupPoolsOf(tx, net, layout)).filter(([name]) => name !== g.name);
+  if (!add) return writeGroupPools(tx, g.tenant, g.network, others);
+  const r = checkPool(g.ipPool, layout, g.network);
+  writeGroupPools(tx, g.tenant, g.network, [...others, [g.name, g.ipPool, r.first, r.last]]);
+}
+
+/**
+ * At every start: each IPv4 network's index compared with its groups, and rewritten where they differ
+ * (a server of an older version, which keeps no index, may have created or deleted groups since; an index
+ * damaged on disk). Where a group's own pool is unreadable the index is removed, so that an allocation
+ * answers from the groups and names the bad pool. Returns how many indexes were rewritten or removed.
+ */
+export async function reconcileGroupPools(store: Store): Promise<number> {
+  const groups = (await store.list('groups/')).entries.map((e) => e.value as Partial<Group> | undefined);
+  let fixed = 0;
+  for (const e of (await store.list('networks/')).entries) {
+    const net = e.value as Partial<Network> | undefined;
+    if (typeof net?.tenant !== 'string' || typeof net.name !== 'string' || typeof net.subnet !== 'string') continue;
+    const { tenant, name } = net;
+    const want = (layout: NetworkLayout, of: Iterable<Partial<Group> | undefined>) => poolsFromGroups(of, { name }, layout);
+    try {
+      const layout = checkNetwork({ name, subnet: net.subnet, gateway: net.gateway, ipRange: net.ipRange });
+      const index = await store.get(poolsKey(tenant, name));
+      if (index && isDeepStrictEqual(index.value, { pools: want(layout, groups.filter((g) => g?.tenant === tenant)) })) continue;
+      // Decided again inside a transaction, from what it reads: the listing above may be behind.
+      const { value: wrote } = await store.transact('system', async (tx) => {
+        const pools = want(layout, await groupsOfTenant(tx, tenant));
+        const cur = await tx.get(poolsKey(tenant, name));
+        if (!(await tx.get(keys.scoped('networks', tenant, name))) || (cur && isDeepStrictEqual(cur.value, { pools }))) return false;
+        writeGroupPools(tx, tenant, name, pools);
+        return true;
+      });
+      if (wrote) fixed++;
+    } catch (err) {
+      if (!(err instanceof WeftError)) throw err;
+      const { value: removed } = await store.transact('system', async (tx) => {
+        if (!(await tx.get(poolsKey(tenant, name)))) return false;
+        tx.delete(poolsKey(tenant, name));
+        return true;
+      });
+      if (removed) fixed++;
+    }
+  }
+  return fixed;
 }

@@ -3,8 +3,9 @@ import {
   type AppProfile, type Group, type GroupInput, type Netprofile, type Network, type Policy,
 } from '../../model/index.js';
 import { findIn, label, listIn, type KindDef } from '../crud.js';
+import type { Txn } from '../../store/index.js';
 import { layoutOf } from '../addressing.js';
-import { readGroupPools, trackGroupPool } from '../group-pools.js';
+import { groupPoolsOf, trackGroupPool } from '../group-pools.js';
 import { endpointsWhere } from '../shared.js';
 import { rulesOfTenant } from '../policy-store.js';
 
@@ -33,8 +34,8 @@ export const groupKind: KindDef<GroupInput, Group> = {
     if (input.ipPool !== undefined && !existing) {
       const layout = layoutOf(net, 'ipPool');
       const pool = checkPool(input.ipPool, layout, net.name);
-      for (const [name, other] of (await readGroupPools(tx, tenant, net.name)).pools) {
-        if (overlaps(pool, checkPool(other, layout, net.name))) {
+      for (const [name, other, first, last] of await groupPoolsOf(tx, net, layout)) {
+        if (overlaps(pool, { first, last })) {
           throw new WeftError('WEFT_OVERLAP', `ipPool: ${input.ipPool} overlaps the pool of group ${tenant}/${name} (${other})`, { field: 'ipPool' });
         }
       }
@@ -51,11 +52,11 @@ export const groupKind: KindDef<GroupInput, Group> = {
   },
 
   async created(tx, g) {
-    await trackGroupPool(tx, g, true);
+    await trackPool(tx, g, true);
   },
 
   async release(tx, g) {
-    await trackGroupPool(tx, g, false);
+    await trackPool(tx, g, false);
   },
 
   async dependants(tx, g) {
@@ -66,3 +67,10 @@ export const groupKind: KindDef<GroupInput, Group> = {
     return [...eps.map((e) => `endpoint ${e.id}`), ...apps.map((a) => label('app-profiles', a.tenant, a.name)), ...rules];
   },
 };
+
+/** A group's pool into (or out of) its network's index; the network is there (it may not go while a group names it). */
+async function trackPool(tx: Txn, g: Pick<Group, 'tenant' | 'name' | 'network' | 'ipPool'>, add: boolean): Promise<void> {
+  if (!g.ipPool) return;
+  const net = await findIn<Network>(tx, 'networks', g.tenant, g.network);
+  if (net) await trackGroupPool(tx, g, layoutOf(net, 'ipPool'), add);
+}
