@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { WeftError, checkNetwork, checkPool, cidrRange, type Group, type Network, type NetworkLayout } from '../model/index.js';
+import { WeftError, checkNetwork, checkPool, cidrRange, contains, type Group, type Network, type NetworkLayout } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { keys } from './keys.js';
 
@@ -45,8 +45,10 @@ async function groupsOfTenant(tx: Txn, tenant: string): Promise<Array<Partial<Gr
 function trusted(value: unknown, layout: NetworkLayout): GroupPool[] | undefined {
   const pools = (value as Partial<StoredPools> | undefined)?.pools;
   if (!Array.isArray(pools) || !pools.every(isPool)) return undefined;
+  // checkPool's test: inside the subnet, its network and broadcast addresses excluded.
   const all = cidrRange(layout.subnet);
-  return pools.every((p) => p[2] > all.first && p[3] < all.last) ? pools : undefined;
+  const inside = { first: all.first + 1, last: all.last - 1 };
+  return pools.every((p) => contains(inside, { first: p[2], last: p[3] })) ? pools : undefined;
 }
 
 /**
@@ -87,30 +89,28 @@ export async function reconcileGroupPools(store: Store): Promise<number> {
   for (const e of (await store.list('networks/')).entries) {
     const net = e.value as Partial<Network> | undefined;
     if (typeof net?.tenant !== 'string' || typeof net.name !== 'string' || typeof net.subnet !== 'string') continue;
-    const { tenant, name } = net;
-    const want = (layout: NetworkLayout, of: Iterable<Partial<Group> | undefined>) => poolsFromGroups(of, { name }, layout);
-    try {
-      const layout = checkNetwork({ name, subnet: net.subnet, gateway: net.gateway, ipRange: net.ipRange });
-      const index = await store.get(poolsKey(tenant, name));
-      if (index && isDeepStrictEqual(index.value, { pools: want(layout, groups.filter((g) => g?.tenant === tenant)) })) continue;
-      // Decided again inside a transaction, from what it reads: the listing above may be behind.
-      const { value: wrote } = await store.transact('system', async (tx) => {
-        const pools = want(layout, await groupsOfTenant(tx, tenant));
-        const cur = await tx.get(poolsKey(tenant, name));
-        if (!(await tx.get(keys.scoped('networks', tenant, name))) || (cur && isDeepStrictEqual(cur.value, { pools }))) return false;
-        writeGroupPools(tx, tenant, name, pools);
-        return true;
-      });
-      if (wrote) fixed++;
-    } catch (err) {
-      if (!(err instanceof WeftError)) throw err;
-      const { value: removed } = await store.transact('system', async (tx) => {
-        if (!(await tx.get(poolsKey(tenant, name)))) return false;
-        tx.delete(poolsKey(tenant, name));
-        return true;
-      });
-      if (removed) fixed++;
-    }
+    const { tenant, name, subnet, gateway, ipRange } = net;
+    /** What the index should hold, from these groups; undefined where the network or a group's pool does not read. */
+    const want = (of: Iterable<Partial<Group> | undefined>): { pools: GroupPool[] } | undefined => {
+      try {
+        return { pools: poolsFromGroups(of, { name }, checkNetwork({ name, subnet, gateway, ipRange })) };
+      } catch (err) {
+        if (err instanceof WeftError) return undefined;
+        throw err;
+      }
+    };
+    const index = await store.get(poolsKey(tenant, name));
+    if (isDeepStrictEqual(index?.value, want(groups.filter((g) => g?.tenant === tenant)))) continue;
+    // Decided again inside a transaction, from what it reads: the listing above may be behind.
+    const { value: changed } = await store.transact('system', async (tx) => {
+      const wanted = want(await groupsOfTenant(tx, tenant));
+      const cur = await tx.get(poolsKey(tenant, name));
+      if (!(await tx.get(keys.scoped('networks', tenant, name))) || isDeepStrictEqual(cur?.value, wanted)) return false;
+      if (wanted) writeGroupPools(tx, tenant, name, wanted.pools);
+      else tx.delete(poolsKey(tenant, name));
+      return true;
+    });
+    if (changed) fixed++;
   }
   return fixed;
 }
