@@ -1,9 +1,9 @@
 import {
-  FIXED_LABELS, RESERVATION_PREFIX, SERVER_LABELS, VXLAN_PORT, WIREGUARD_PORT, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6, parseCidr6, inV6OnlySpan,
-  type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network, type PortMapping,
+  FIXED_LABELS, RESERVATION_PREFIX, SERVER_LABELS, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6, parseCidr6, inV6OnlySpan,
+  type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
-import { endpointsWhere } from './shared.js';
+import { checkHostPorts, claimHostPorts, releaseHostPorts } from './host-ports.js';
 import { findIn, requireTenant } from './crud.js';
 import { giveBackAddress, takeAddress } from './addressing.js';
 import { giveBackAddress6, prefixLength6, takeAddress6 } from './addressing6.js';
@@ -37,22 +37,6 @@ function macOf(kind: number, n: number): string {
  */
 export function macFor6(ip6: string, subnet6: string): string {
   return macOf(0x58, Number(((parseIp6(ip6) ?? 0n) - parseCidr6(subnet6, 'subnet6', false).base) & 0xffffffffn));
-}
-
-/** A host port can be published by one endpoint per host and protocol, and never the overlay's. */
-async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMapping[], self?: string): Promise<void> {
-  const taken = new Map<string, string>();
-  for (const e of await endpointsWhere(tx, (x) => x.host === host && x.id !== self)) {
-    for (const p of e.portMappings ?? []) taken.set(`${p.hostPort}/${p.protocol}`, e.id);
-  }
-  for (const [i, p] of wanted.entries()) {
-    if ((p.hostPort === VXLAN_PORT || p.hostPort === WIREGUARD_PORT) && p.protocol === 'udp') {
-      const what = p.hostPort === VXLAN_PORT ? "the overlay's port" : "WireGuard's port (the encrypted overlay)";
-      throw new WeftError('WEFT_INVALID_VALUE', `portMappings.${i}.hostPort: ${p.hostPort}/udp is ${what} on every host; it cannot be published`, { field: `portMappings.${i}.hostPort` });
-    }
-    const by = taken.get(`${p.hostPort}/${p.protocol}`);
-    if (by) throw new WeftError('WEFT_ADDRESS_IN_USE', `portMappings.${i}: host port ${p.hostPort}/${p.protocol} on ${host} is published by endpoint ${by}`, { field: `portMappings.${i}` });
-  }
 }
 
 export interface EndpointFilter { tenant?: string; host?: string }
@@ -163,6 +147,7 @@ export class Endpoints {
         }
         await giveBackAddress(tx, net, o.ip);
         await giveBackAddress6(tx, net, o.ip6);
+        await releaseHostPorts(tx, o.host, o.id, o.portMappings ?? []);
         tx.delete(keys.endpoint(o.id));
         requested = o.ip;
         requested6 = o.ip6;
@@ -195,6 +180,7 @@ export class Endpoints {
         createdAt: at,
         updatedAt: at,
       };
+      if (ep.portMappings) claimHostPorts(tx, req.host, id, ep.portMappings);
       tx.put(keys.endpoint(id), ep);
       return ep;
     });
@@ -232,6 +218,10 @@ export class Endpoints {
         ...(ports?.length ? { portMappings: ports } : {}),
         updatedAt: this.now(),
       };
+      if (patch.portMappings !== undefined) {
+        await releaseHostPorts(tx, rest.host, id, oldPorts ?? []);
+        claimHostPorts(tx, rest.host, id, ports ?? []);
+      }
       tx.put(keys.endpoint(id), next);
       return next;
     });
@@ -254,6 +244,7 @@ export class Endpoints {
         await giveBackAddress(tx, net, ep.ip);
         await giveBackAddress6(tx, net, ep.ip6);
       }
+      await releaseHostPorts(tx, ep.host, ep.id, ep.portMappings ?? []);
       tx.delete(keys.endpoint(id));
       return true;
     });

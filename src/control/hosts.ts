@@ -4,6 +4,7 @@ import { listNames } from './crud.js';
 import { keys } from './keys.js';
 import { leaseIn, listHosts, sameRecord, withLease, type HostLease, type HostRecord } from './leases.js';
 import { endpointsWhere, readGlobal } from './shared.js';
+import { dropHostPorts } from './host-ports.js';
 import { tunnelIpFor } from './tunnels.js';
 
 /** Agents heartbeat every 10 s; three missed beats make a host down. */
@@ -180,6 +181,7 @@ export class Hosts {
       if (eps.length > 0) throw new WeftError('WEFT_IN_USE', `host ${name} still has ${listNames(eps.map((e) => `endpoint ${e.id}`))}`);
       tx.delete(keys.host(name));
       tx.delete(keys.hostLease(name));
+      dropHostPorts(tx, name);
     });
   }
 }

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryStore } from '../store/index.js';
+import { rejectsWith } from './testing.js';
+import { Control } from './control.js';
+
+const req = { tenant: 'default', network: 'net', ifname: 'eth0' };
+const web = (hostPort: number, protocol: 'tcp' | 'udp' = 'tcp') => ({ hostPort, containerPort: 80, protocol });
+
+async function fresh(store = new MemoryStore()): Promise<Control> {
+  const c = new Control(store);
+  await c.bootstrap();
+  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });
+  return c;
+}
+
+test('a host port is published by one endpoint per host and protocol: refused naming the publisher, free again once it goes', async () => {
+  const c = await fresh();
+  const a = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'a', portMappings: [web(8080), web(53, 'udp')] });
+  await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'b', portMappings: [web(9000), web(8080)] }), 'WEFT_ADDRESS_IN_USE', new RegExp(`host port 8080/tcp on h1 is published by endpoint ${a.id}`), 'portMappings.1');
+  // Another protocol, another host: not the same port.
+  await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'c', portMappings: [web(8080, 'udp')] });
+  await c.endpoints.create('a', { ...req, host: 'h2', containerId: 'd', portMappings: [web(8080)] });
+  const b = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'b' });
+  await rejectsWith(c.endpoints.update('a', b.id, { portMappings: [web(53, 'udp')] }), 'WEFT_ADDRESS_IN_USE', /host port 53\/udp on h1/, 'portMappings.0');
+  // An endpoint publishing the port again itself is no conflict.
+  await c.endpoints.update('a', a.id, { portMappings: [web(8080), web(53, 'udp'), web(8443)] });
+
+  // Unpublished by an update: free for another.
+  await c.endpoints.update('a', a.id, { portMappings: [web(8443)] });
+  await c.endpoints.update('a', b.id, { portMappings: [web(8080), web(53, 'udp')] });
+  await rejectsWith(c.endpoints.update('a', a.id, { portMappings: [web(8080)] }), 'WEFT_ADDRESS_IN_USE', new RegExp(`published by endpoint ${b.id}`), 'portMappings.0');
+  // Removed: free for another.
+  await c.endpoints.remove('a', b.id);
+  assert.equal(await c.store.get('hostports/h1/udp/53'), undefined, 'its claims went with it (none left behind)');
+  await c.endpoints.update('a', a.id, { portMappings: [web(8080)] });
+  await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'e', portMappings: [web(8080)] }), 'WEFT_ADDRESS_IN_USE', /8080\/tcp on h1/, 'portMappings.0');
+  // Replaced (Docker's reservation taken over): the old endpoint's ports go with it.
+  const hold = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'hold', portMappings: [web(7000)] });
+  await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'real', replaces: hold.id });
+  await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'f', portMappings: [web(7000)] });
+  // The overlay's own ports, as before.
+  await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'g', portMappings: [web(4789, 'udp')] }), 'WEFT_INVALID_VALUE', /the overlay's port/, 'portMappings.0.hostPort');
+});
+
+test('a claim naming an endpoint that is gone, moved or no longer publishes the port is no conflict', async () => {
+  const c = await fresh();
+  const a = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'a', portMappings: [web(8080)] });
+  const put = (key: string, value: unknown) => c.store.transact('test', async (tx) => tx.put(key, value));
+  await put('hostports/h1/tcp/9000', { endpoint: 'ffffffffffffffff' });
+  await put('hostports/h1/tcp/9001', { endpoint: a.id });
+  await put('hostports/h2/tcp/8080', { endpoint: a.id });
+  await put('hostports/h1/tcp/9002', 'garbage');
+  const b = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'b', portMappings: [web(9000), web(9001), web(9002)] });
+  await c.endpoints.create('a', { ...req, host: 'h2', containerId: 'c', portMappings: [web(8080)] });
+  // And the claims now name their real publishers.
+  await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'd', portMappings: [web(9002)] }), 'WEFT_ADDRESS_IN_USE', new RegExp(`published by endpoint ${b.id}`), 'portMappings.0');
+});
+
+test('a data dir from before the claims: every published port is claimed at the first start, once', async () => {
+  const store = new MemoryStore();
+  const c = await fresh(store);
+  const a = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'a', portMappings: [web(8080), web(53, 'udp')] });
+  await c.endpoints.create('a', { ...req, host: 'h2', containerId: 'b', portMappings: [web(8080)] });
+  // As an older server left it: the endpoints, no claims, no marker.
+  await store.transact('test', async (tx) => {
+    for (const e of await tx.list('hostports/')) tx.delete(e.key);
+    tx.delete('hostports-built');
+  });
+  assert.equal((await store.list('hostports/')).entries.length, 0);
+  const again = new Control(store);
+  await again.bootstrap();
+  assert.deepEqual((await store.list('hostports/')).entries.map((e) => e.key), ['hostports/h1/tcp/8080', 'hostports/h1/udp/53', 'hostports/h2/tcp/8080']);
+  await rejectsWith(again.endpoints.create('a', { ...req, host: 'h1', containerId: 'x', portMappings: [web(53, 'udp')] }), 'WEFT_ADDRESS_IN_USE', new RegExp(`published by endpoint ${a.id}`), 'portMappings.0');
+  // Later starts read the marker, not the endpoints: a claim removed now is not made again.
+  await store.transact('test', async (tx) => tx.delete('hostports/h2/tcp/8080'));
+  await new Control(store).bootstrap();
+  assert.equal(await store.get('hostports/h2/tcp/8080'), undefined);
+});
