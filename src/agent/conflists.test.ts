@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Group, Network } from '../model/index.js';
@@ -35,6 +35,31 @@ test('sync removes a short conflist once it turns ambiguous, and never touches o
     const r = syncConflists(dir, desiredConflists(nets, [group('acme', 'prod-db', 'n1'), group('acme-prod', 'db', 'n2')], '/s'));
     assert.deepEqual(r, { written: 1, removed: 1 });
     assert.deepEqual(readdirSync(dir).sort(), ['weft-acme-n1.conflist', 'weft-acme-prod-n2.conflist', 'weft-other.conflist', 'weft.acme-prod.db.conflist', 'weft.acme-prod.n2.conflist', 'weft.acme.n1.conflist', 'weft.acme.prod-db.conflist']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a resync reads only conflists that changed since, and any change to one is found: edited (even to the same size and time), replaced, removed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-conflists-'));
+  try {
+    const wanted = desiredConflists([net('acme', 'n1')], [], '/s');
+    const file = join(dir, 'weft.acme.n1.conflist');
+    syncConflists(dir, wanted);
+    const good = readFileSync(file, 'utf8');
+    assert.deepEqual(syncConflists(dir, wanted), { written: 0, removed: 0 }, 'nothing changed: nothing written');
+    // Edited in place to the same length, its modification time put back.
+    const { mtime, atime } = statSync(file);
+    writeFileSync(file, good.replace('"weft"', '"wefx"'));
+    utimesSync(file, atime, mtime);
+    assert.equal(syncConflists(dir, wanted).written, 1, 'the edited one rewritten');
+    assert.equal(readFileSync(file, 'utf8'), good);
+    writeFileSync(`${file}.new`, '{"plugins":[{"type":"bridge"}]}');
+    renameSync(`${file}.new`, file);
+    assert.equal(syncConflists(dir, wanted).written, 1, 'replaced by another file: rewritten');
+    rmSync(file);
+    assert.equal(syncConflists(dir, wanted).written, 1, 'removed: written again');
+    assert.equal(readFileSync(file, 'utf8'), good);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { ambiguousShortNames, conflistName, shortConflistName, type Group, type Network } from '../model/index.js';
 
@@ -34,6 +34,14 @@ export function isWeftConflist(file: string, text: () => string): boolean {
 }
 
 /**
+ * Each conflist as this agent last read or wrote it, with the file's identity then: a resync (every two
+ * seconds) reads only the files that changed since, by inode, size and modification time in nanoseconds
+ * (a pass over 500 networks read 500 files each time, ~40 ms).
+ */
+const lastSeen = new Map<string, { text: string; stat: BigIntStats }>();
+const sameFile = (a: BigIntStats, b: BigIntStats) => a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+
+/**
  * Writes changed conflists atomically (temp file + rename, so a runtime never reads half a file) and
  * removes weft conflists that are no longer wanted. Files of other plugins are never touched.
  */
@@ -43,20 +51,28 @@ export function syncConflists(dir: string, wanted: ReadonlyMap<string, string>):
   let removed = 0;
   for (const [name, text] of wanted) {
     const file = join(dir, `${name}.conflist`);
+    const seen = lastSeen.get(file);
+    const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+    if (seen && st && seen.text === text && sameFile(seen.stat, st)) continue;
     let current: string | undefined;
     try {
       current = readFileSync(file, 'utf8');
     } catch {
       current = undefined;
     }
-    if (current === text) continue;
-    writeFileSync(`${file}.tmp`, text, { mode: 0o644 });
-    renameSync(`${file}.tmp`, file);
-    written++;
+    if (current !== text) {
+      writeFileSync(`${file}.tmp`, text, { mode: 0o644 });
+      renameSync(`${file}.tmp`, file);
+      written++;
+    }
+    const now = statSync(file, { bigint: true, throwIfNoEntry: false });
+    if (now) lastSeen.set(file, { text, stat: now });
+    else lastSeen.delete(file);
   }
   for (const f of readdirSync(dir)) {
     if (wanted.has(f.slice(0, -'.conflist'.length)) || !isWeftConflist(f, () => readFileSync(join(dir, f), 'utf8'))) continue;
     rmSync(join(dir, f), { force: true });
+    lastSeen.delete(join(dir, f));
     removed++;
   }
   return { written, removed };

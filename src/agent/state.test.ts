@@ -39,3 +39,30 @@ test('NetworkPolicies and namespaces: kept by tenant/name, each change touches i
   assert.deepEqual(s.apply(put('networkpolicy', 'networkpolicies/t/x.deny', 5)), { tenant: 't' });
   assert.equal(s.networkPolicies.size, 0);
 });
+
+test('the host view is one object while the state stands still, and a new one after any change (the planner indexes it once)', () => {
+  const s = new DesiredState();
+  const put = (kind: string, key: string, revision: number, object: unknown): ChangeEvent => ({ revision, op: 'put', kind, key, tenant: 't', object, actor: 'a', time: '' });
+  const v0 = s.hostView('h', 'w', '192.0.2.1');
+  assert.equal(s.hostView('h', 'w', '192.0.2.1'), v0, 'nothing changed: the same view');
+  assert.notEqual(s.hostView('h2', 'w', '192.0.2.1'), v0, 'another host, another view');
+  type View = ReturnType<DesiredState['hostView']>;
+  const seen: Array<[string, View, (v: View) => unknown, unknown]> = [];
+  const step = (what: string, act: () => void, read: (v: View) => unknown, want: unknown) => {
+    const before = s.hostView('h', 'w', '192.0.2.1');
+    seen.push([what, before, read, structuredClone(read(before))]);
+    act();
+    const after = s.hostView('h', 'w', '192.0.2.1');
+    assert.notEqual(after, before, `${what}: a new view`);
+    assert.deepEqual(read(after), want, what);
+  };
+  step('a tenant', () => s.apply(put('tenant', 'tenants/t', 2, { name: 't', id: 1 })), (v) => v.tenants.map((t) => t.name), ['t']);
+  step('a network', () => s.apply(put('network', 'networks/t/n', 3, { tenant: 't', name: 'n', vni: 7 })), (v) => v.networks.map((n) => n.vni), [7]);
+  step('an endpoint by the watch', () => s.apply(change('put', 4, ep(4))), (v) => v.endpoints.map((e) => e.revision), [4]);
+  step("the agent's own write", () => s.putEndpoint(ep(6, { ip: '10.0.0.9' })), (v) => v.endpoints.map((e) => e.ip), ['10.0.0.9']);
+  step('a host', () => s.apply(put('host', 'hosts/h2', 7, { name: 'h2', vtepIp: '192.0.2.2' })), (v) => v.hosts?.map((h) => h.vtepIp), ['192.0.2.2']);
+  step('the global settings', () => s.apply(put('global', 'global', 8, { arpMode: 'flood' })), (v) => v.arpMode, 'flood');
+  step('a release', () => s.dropEndpoint('aaaaaaaaaaaaaaaa'), (v) => v.endpoints.length, 0);
+  // Each earlier view still says what it said: views are never changed in place.
+  for (const [what, view, read, was] of seen) assert.deepEqual(read(view), was, `the view before ${what}`);
+});

@@ -148,7 +148,22 @@ export class DesiredState {
     this.version++;
   }
 
+  private lastView: { key: string; version: number; view: DesiredHostState } | undefined;
+
+  /**
+   * The state as the planner takes it. The same object (the same arrays) until the state changes: a full
+   * pass plans each tenant from a view, and copying every map for each of them was O(tenants × state);
+   * the planner also indexes a view's endpoints once (plan.ts). Shared: read it, never change it.
+   */
   hostView(host: string, nsPrefix: string, vtep?: string): DesiredHostState {
+    const key = JSON.stringify([host, nsPrefix, vtep ?? null]);
+    if (this.lastView?.version === this.version && this.lastView.key === key) return this.lastView.view;
+    const view = this.makeView(host, nsPrefix, vtep);
+    this.lastView = { key, version: this.version, view };
+    return view;
+  }
+
+  private makeView(host: string, nsPrefix: string, vtep?: string): DesiredHostState {
     return {
       hosts: [...this.hosts.values()], ...(vtep ? { vtep } : {}), arpMode: this.global.arpMode,
       encryption: this.global.encryption, tunnelRange: this.global.tunnelRange, underlayMtu: this.global.mtu,

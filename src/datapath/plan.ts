@@ -183,14 +183,44 @@ export interface DesiredHostState {
   wired?: (e: Endpoint) => boolean;
 }
 
+/**
+ * The endpoints of each tenant, and of each tenant's network, in the view's order: indexed once per
+ * endpoint list (a view's, shared by every plan made from it). Each tenant's plan filtered the whole
+ * cluster's endpoints several times, and each network's overlay once more: a full pass over 100 tenants,
+ * 500 networks and 50,000 endpoints took ~2 s on every host, every resync (docs/decisions.md, session 46).
+ */
+interface EndpointIndex { byTenant: Map<string, Endpoint[]>; byNetwork: Map<string, Endpoint[]> }
+const endpointIndexes = new WeakMap<readonly Endpoint[], EndpointIndex>();
+
+function endpointIndex(d: DesiredHostState): EndpointIndex {
+  let ix = endpointIndexes.get(d.endpoints);
+  if (!ix) {
+    ix = { byTenant: new Map(), byNetwork: new Map() };
+    for (const e of d.endpoints) {
+      push(ix.byTenant, e.tenant, e);
+      push(ix.byNetwork, `${e.tenant}/${e.network}`, e);
+    }
+    endpointIndexes.set(d.endpoints, ix);
+  }
+  return ix;
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
+
 export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const t = transit(tenant.id);
   const tunnel = planTunnel(d);
+  const others = otherHosts(d);
+  const ofTenant = endpointIndex(d).byTenant.get(tenant.name) ?? [];
   // A network of an encapsulation this agent does not know (a newer server's) is left alone, with its
   // endpoints, rather than built as something it is not or failing the whole tenant.
   const nets = d.networks.filter((n) => n.tenant === tenant.name && Object.hasOwn(ENCAPS, n.encap ?? 'vxlan')).sort((x, y) => x.vni - y.vni);
   const byName = new Map(nets.map((n) => [n.name, n]));
-  const onHost = d.endpoints.filter((e) => e.tenant === tenant.name && e.host === d.host && byName.has(e.network))
+  const onHost = ofTenant.filter((e) => e.host === d.host && byName.has(e.network))
     .sort((x, y) => (x.id < y.id ? -1 : 1));
   // Bridged: a veth on the network's bridge in the tenant namespace. A macvlan network's are on its parent.
   const macvlanOf = (e: Endpoint) => byName.get(e.network)?.encap === 'macvlan';
@@ -198,7 +228,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
   const blocks6Of = (n: Network) => localBlocks(n, onHost, true);
   const local = onHost.filter((e) => !macvlanOf(e));
   const bridgedNets = nets.filter((n) => n.encap !== 'macvlan');
-  const mine = d.endpoints.filter((e) => e.tenant === tenant.name && byName.has(e.network));
+  const mine = ofTenant.filter((e) => byName.has(e.network));
   const services = (d.services ?? []).filter((s) => s.tenant === tenant.name && byName.has(s.network));
   // Bridged networks only: a macvlan network's IPv6 never passes the tenant's namespace or the host (its
   // containers' own tables classify it, from the same compiled policy).
@@ -219,7 +249,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       ...(n.subnet !== undefined && n.gateway !== undefined ? { address: `${n.gateway}/${n.encap === 'routed' ? 32 : parseCidr(n.subnet, 'subnet').prefix}` } : {}),
       ...(n.subnet6 !== undefined && n.gateway6 !== undefined ? { address6: `${n.gateway6}/${n.encap === 'routed' ? 128 : parseCidr6(n.subnet6, 'subnet6').prefix}`, vips6: vips6Of(services, n) } : {}),
       vips: vipsOf(services, n),
-      overlay: planOverlay(d, tenant, n, tunnel),
+      overlay: planOverlay(d, tenant, n, tunnel, others),
       ...(n.encap === 'routed' && n.subnet !== undefined ? { routed: { subnet: n.subnet, blocks: blocksOf(n), ...(n.subnet6 !== undefined ? { subnet6: n.subnet6, blocks6: blocks6Of(n) } : {}) } } : {}),
     })),
     endpoints: local.map((e) => ({
@@ -238,7 +268,7 @@ export function planTenant(d: DesiredHostState, tenant: Tenant): TenantPlan {
       networks: nets,
       groups: d.groups.filter((g) => g.tenant === tenant.name),
       policies: d.policies.filter((p) => p.tenant === tenant.name),
-      endpoints: d.endpoints.filter((e) => e.tenant === tenant.name),
+      endpoints: ofTenant,
       host: d.host,
       netpol: {
         policies: (d.networkPolicies ?? []).filter((p) => p.tenant === tenant.name).map((p) => ({ name: p.policyName, namespace: p.namespace, spec: p.spec, revision: p.revision, ...auditOf(p) })),
@@ -325,13 +355,13 @@ export function peerVteps(d: DesiredHostState): string[] {
  * addresses as its ends, so its frames go through WireGuard, and reaches only hosts that are tunnel peers;
  * any other uses the underlay addresses.
  */
-function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: TunnelPlan | undefined): OverlayPlan | undefined {
+function planOverlay(d: DesiredHostState, tenant: Tenant, n: Network, tunnel: TunnelPlan | undefined, others: Map<string, string>): OverlayPlan | undefined {
   if (!d.vtep || !d.hosts || n.encap === 'macvlan' || n.encap === 'routed') return undefined;
   const sealed = tunnel !== undefined && n.encrypt !== false;
-  const vtepOf = sealed ? new Map(tunnel.peers.map((p) => [p.host, p.allowedIp])) : otherHosts(d);
-  if (otherHosts(d).size === 0) return undefined;
+  const vtepOf = sealed ? new Map(tunnel.peers.map((p) => [p.host, p.allowedIp])) : others;
+  if (others.size === 0) return undefined;
   const local = sealed ? tunnel.address : d.vtep;
-  const remote = d.endpoints.filter((e) => e.tenant === tenant.name && e.network === n.name && e.host !== d.host && vtepOf.has(e.host));
+  const remote = (endpointIndex(d).byNetwork.get(`${tenant.name}/${n.name}`) ?? []).filter((e) => e.host !== d.host && vtepOf.has(e.host));
   // Broadcast and unknown unicast go only to hosts with endpoints here.
   const peers = [...new Set(remote.map((e) => vtepOf.get(e.host) as string))].sort();
   return {

@@ -58,6 +58,22 @@ test('a tenant plan holds its bridges and only this host\'s endpoints', () => {
   assert.deepEqual(p.ports, [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', containerIp: '10.1.2.2', endpoint: 'aaaaaaaaaaaaaaaa' }]);
 });
 
+test("a network's overlay reaches only its own tenant's endpoints elsewhere: another tenant's network of the same name is another network", () => {
+  const host = (name: string, vtepIp: string) => ({ ...meta, name, vtepIp }) as NonNullable<DesiredHostState['hosts']>[number];
+  const d: DesiredHostState = {
+    ...desired, vtep: '192.0.2.1', hosts: [host('node1', '192.0.2.1'), host('node2', '192.0.2.2'), host('node3', '192.0.2.3')],
+    endpoints: [...desired.endpoints, ep('dddddddddddddddd', 'blue', 'contiv-net', '10.1.2.9', 'node3'), ep('eeeeeeeeeeeeeeee', 'default', 'app-net', '10.1.3.7', 'node3')],
+  };
+  const overlay = (t: Tenant, network: string) => {
+    const o = planTenant(d, t).bridges.find((b) => b.network === network)?.overlay;
+    return o && { peers: o.peers, remotes: o.remotes.map((r) => [r.ip, r.vtep]) };
+  };
+  assert.deepEqual(overlay(tenant('default', 1), 'contiv-net'), { peers: ['192.0.2.2'], remotes: [['10.1.2.3', '192.0.2.2']] });
+  assert.deepEqual(overlay(tenant('default', 1), 'app-net'), { peers: ['192.0.2.3'], remotes: [['10.1.3.7', '192.0.2.3']] });
+  assert.deepEqual(overlay(tenant('blue', 2), 'contiv-net'), { peers: ['192.0.2.3'], remotes: [['10.1.2.9', '192.0.2.3']] });
+  assert.deepEqual(planTenant(d, tenant('blue', 2)).endpoints.map((e) => e.ip), ['10.1.2.2'], "this host's endpoints of the tenant, none of the other's");
+});
+
 const root = process.getuid?.() === 0;
 
 /** The fixture with a macvlan network `lan` (parent eth1) and a db endpoint on it on node1, under db-policy. */
