@@ -1,5 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync, type BigIntStats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { ambiguousShortNames, conflistName, shortConflistName, type Group, type Network } from '../model/index.js';
 
 export const CNI_VERSION = '1.0.0';
@@ -34,12 +34,30 @@ export function isWeftConflist(file: string, text: () => string): boolean {
 }
 
 /**
- * Each conflist as this agent last read or wrote it, with the file's identity then: a resync (every two
- * seconds) reads only the files that changed since, by inode, size and modification time in nanoseconds
- * (a pass over 500 networks read 500 files each time, ~40 ms).
+ * Each conflist as this agent last read or wrote it, with the file's identity then (taken on the file it
+ * read or wrote, not by name afterwards): a resync (every two seconds) reads only the files whose device,
+ * inode, size, mtime or ctime changed since (a pass over 500 networks read 500 files each time, ~40 ms),
+ * and every file again after REREAD_MS whatever its stat says (a kernel with coarse timestamps may keep
+ * both times across an edit made within one tick of the agent's write).
  */
-const lastSeen = new Map<string, { text: string; stat: BigIntStats }>();
-const sameFile = (a: BigIntStats, b: BigIntStats) => a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+const lastSeen = new Map<string, { text: string; stat: BigIntStats; at: number }>();
+const REREAD_MS = 60_000;
+const sameFile = (a: BigIntStats, b: BigIntStats) => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+
+/** A file's text and the identity of the file it came from, or undefined when there is none. */
+function readWithStat(file: string): { text: string; stat: BigIntStats } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    return { stat: fstatSync(fd, { bigint: true }), text: readFileSync(fd, 'utf8') };
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * Writes changed conflists atomically (temp file + rename, so a runtime never reads half a file) and
@@ -49,25 +67,34 @@ export function syncConflists(dir: string, wanted: ReadonlyMap<string, string>):
   mkdirSync(dir, { recursive: true });
   let written = 0;
   let removed = 0;
+  const now = Date.now();
   for (const [name, text] of wanted) {
     const file = join(dir, `${name}.conflist`);
     const seen = lastSeen.get(file);
-    const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+    const st = seen && now - seen.at < REREAD_MS ? statSync(file, { bigint: true, throwIfNoEntry: false }) : undefined;
     if (seen && st && seen.text === text && sameFile(seen.stat, st)) continue;
-    let current: string | undefined;
+    lastSeen.delete(file);
+    const current = readWithStat(file);
+    if (current?.text === text) {
+      lastSeen.set(file, { text, stat: current.stat, at: now });
+      continue;
+    }
+    const fd = openSync(`${file}.tmp`, 'w', 0o644);
+    let stat: BigIntStats;
     try {
-      current = readFileSync(file, 'utf8');
-    } catch {
-      current = undefined;
+      writeFileSync(fd, text);
+      stat = fstatSync(fd, { bigint: true });
+    } finally {
+      closeSync(fd);
     }
-    if (current !== text) {
-      writeFileSync(`${file}.tmp`, text, { mode: 0o644 });
-      renameSync(`${file}.tmp`, file);
-      written++;
-    }
-    const now = statSync(file, { bigint: true, throwIfNoEntry: false });
-    if (now) lastSeen.set(file, { text, stat: now });
-    else lastSeen.delete(file);
+    renameSync(`${file}.tmp`, file);
+    written++;
+    // The rename changed the file's ctime: the next pass reads it once more and keeps what it finds then.
+    lastSeen.set(file, { text, stat, at: now });
+  }
+  const here = dirname(join(dir, 'x'));
+  for (const file of lastSeen.keys()) {
+    if (dirname(file) === here && !wanted.has(basename(file).slice(0, -'.conflist'.length))) lastSeen.delete(file);
   }
   for (const f of readdirSync(dir)) {
     if (wanted.has(f.slice(0, -'.conflist'.length)) || !isWeftConflist(f, () => readFileSync(join(dir, f), 'utf8'))) continue;

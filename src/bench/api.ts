@@ -121,6 +121,32 @@ async function allocations(url: URL, admin: Caller, send: Send, net: string, sub
   return { rate: count / seconds, seconds, lat: summarise(latencies), distinct: ips.size, distinct6: ips6.size, failures, ips };
 }
 
+/** Allocations of each kind (plain, publishing a host port) in publishedPorts. */
+const PORTED = 300;
+
+/**
+ * Plain allocations and ones publishing a host port, interleaved, one at a time, at whatever the cluster
+ * holds by then: a published port is checked against the host's other publishers, which was a listing of
+ * every endpoint of the cluster (docs/decisions.md, session 46).
+ */
+async function publishedPorts(url: URL, admin: Caller, send: Send) {
+  await createNetwork(url, admin, 'ported', '10.76.0.0/20');
+  const listed = await call(url, 'GET', '/api/v1/endpoints', admin);
+  const endpoints = (JSON.parse(listed.body) as { items: unknown[] }).items.length;
+  const plain: number[] = [];
+  const ported: number[] = [];
+  let failures = 0;
+  for (let i = 0; i < 2 * PORTED; i++) {
+    const withPort = i % 2 === 1;
+    const body = { ...allocation('ported', i), ...(withPort ? { portMappings: [{ hostPort: 20_000 + i, containerPort: 80, protocol: 'tcp' }] } : {}) };
+    const s = performance.now();
+    const r = await send(body);
+    (withPort ? ported : plain).push(performance.now() - s);
+    if (r.status !== 201) failures++;
+  }
+  return { endpoints, plain: summarise(plain), ported: summarise(ported), failures };
+}
+
 /** The crowded tenant's shape: CROWD groups, CROWD_POOLS of them with an ipPool of 8 addresses in the network. */
 const CROWD = 500;
 const CROWD_POOLS = 100;
@@ -369,6 +395,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       open.push(`| the same, over 10 ms: seen by the client / in the server's handling (weft_http_request_duration_seconds); the client's event-loop delay p99 / max | ${o.over10} / ${over('0.01')}; ${ms(lag.percentile(99) / 1e6)} / ${ms(lag.max / 1e6)} | (where the tail is) |`);
     }
     const crowded = await allocations(url, admin, lean, 'crowd', '10.72.0.0/18', ENDPOINTS, undefined, () => crowd(url, admin, 'crowd'));
+    const ported = await publishedPorts(url, admin, lean);
     const anchor = await anchorPosts();
     return [
       `| endpoint allocations, ${ENDPOINTS} via HTTPS as a joined host (mTLS), ${CLIENTS} concurrent clients (lean client), SQLite, after warm-up | ${a.rate.toFixed(0)} /s (${a.seconds.toFixed(2)} s) | ≥ 3,000 /s |`,
@@ -384,6 +411,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       ...open,
       `| the same ${ENDPOINTS} allocations (lean client) in a network of a tenant with ${CROWD} groups, ${CROWD_POOLS} of them with an ipPool of 8 addresses scattered through where the allocations land: rate / p50 / p99 | ${crowded.rate.toFixed(0)} /s / ${ms(crowded.lat.p50)} / ${ms(crowded.lat.p99)} | ≥ 5,000 /s, p99 ≤ 10 ms (#13) |`,
       `| the same: distinct addresses / failures / addresses inside a group's pool | ${crowded.distinct} / ${crowded.failures} / ${inCrowdPools(crowded.ips)} | ${ENDPOINTS} / 0 / 0 |`,
+      `| one at a time, with ${ported.endpoints.toLocaleString('en')} endpoints in the cluster: an allocation publishing a host port ÷ a plain one, p50 (${ported.plain.p50.toFixed(2)} / ${ported.ported.p50.toFixed(2)} ms; ${PORTED} of each, interleaved) / failures | ${(ported.ported.p50 / ported.plain.p50).toFixed(2)}× / ${ported.failures} | ≤ 1.5× / 0 (#13: no cost in proportion to the cluster) |`,
     ];
   } finally {
     pool.close();

@@ -18,7 +18,7 @@ import { Users } from './users.js';
 import { Rules } from './rules.js';
 import { migratePolicies } from './policy-store.js';
 import { reconcileGroupPools } from './group-pools.js';
-import { buildHostPorts } from './host-ports.js';
+import { reconcileHostPorts } from './host-ports.js';
 import { HostIdentities, StoreCa, type CaSource } from './identities.js';
 import { Quota, type QuotaLimits } from './quota.js';
 import { StoreWatch } from './writable.js';
@@ -133,15 +133,16 @@ export class Control {
 
   /**
    * Makes a store usable: policies of the old layout migrated (every start; a no-op once done), each
-   * network's group pool index checked against its groups (group-pools.ts), published host ports
-   * claimed once for a data dir from before the claims (host-ports.ts), the
+   * network's group pool index checked against its groups (group-pools.ts), every published host port
+   * claimed (host-ports.ts: a data dir from before the claims, an older server's endpoints), the
    * `default` tenant, and on first start an admin whose token is returned once.
    */
-  async bootstrap(): Promise<{ adminToken: string | undefined }> {
+  async bootstrap(): Promise<{ adminToken: string | undefined; warnings: string[] }> {
     await migratePolicies(this.store);
     await reconcileGroupPools(this.store);
-    await buildHostPorts(this.store);
+    const ports = await reconcileHostPorts(this.store);
     await this.tenants.ensureDefault();
-    return { adminToken: await this.users.bootstrapAdmin() };
+    const warnings = ports.doubles.map((d) => `published twice (a server of an older version let it happen; remove one): ${d}`);
+    return { adminToken: await this.users.bootstrapAdmin(), warnings };
   }
 }

@@ -9,14 +9,13 @@ import { keys, withRevision } from './keys.js';
  * 30 ms at 5,000 endpoints, 183 ms at 20,000, for any tenant publishing a port); it now reads one key per
  * port, and the endpoint a key names. A claim is a hint, checked against that endpoint: one whose endpoint
  * is gone, moved or no longer publishes the port is free (deletes that forget it cost nothing but a read).
- * A data dir from before the claims gets them from one listing at the first start (`buildHostPorts`).
+ * Every start claims what is published and unclaimed (`reconcileHostPorts`: a data dir from before the
+ * claims, an older server's endpoints).
  */
 interface Claim { endpoint: string }
 
-const claimKey = (host: string, m: Pick<PortMapping, 'hostPort' | 'protocol'>) => `hostports/${host}/${m.protocol}/${m.hostPort}`;
-/** Set once every endpoint's ports are claimed (the first start with this code). */
-const BUILT = 'hostports-built';
-
+const CLAIMS = 'hostports/';
+const claimKey = (host: string, m: Pick<PortMapping, 'hostPort' | 'protocol'>) => `${CLAIMS}${host}/${m.protocol}/${m.hostPort}`;
 const publishes = (e: Pick<Endpoint, 'host' | 'portMappings'>, host: string, m: Pick<PortMapping, 'hostPort' | 'protocol'>) =>
   e.host === host && (e.portMappings ?? []).some((p) => p.hostPort === m.hostPort && p.protocol === m.protocol);
 
@@ -55,34 +54,53 @@ export async function releaseHostPorts(tx: Txn, host: string, id: string, ports:
 
 /** A host's claims, all of them (the host is removed). */
 export function dropHostPorts(tx: Txn, host: string): void {
-  tx.deletePrefix(`hostports/${host}/`);
+  tx.deletePrefix(`${CLAIMS}${host}/`);
 }
 
+/** Claims written per transaction at start: each costs etcd a put and up to three guards (128 operations at most). */
+const CLAIMS_PER_TXN = 24;
+
 /**
- * Claims every published port of a data dir that has none yet, once (the marker says it was done): one
- * listing of the endpoints at the first start after the claims came in, none after. Two endpoints that
- * published one port before (which the old check refused, so only a race could have made them) leave it
- * to the first by id. Returns how many ports were claimed.
+ * At every start: every published port claimed by an endpoint that publishes it. Claims a data dir from
+ * before them lacks, or that an older server left out (a rolling upgrade on etcd: it publishes ports
+ * without claims), are written, a few dozen per transaction, each only if the claim is still what the
+ * listing showed. Two endpoints of one host publishing one port (which only an older server could let
+ * happen) are reported for the operator: the claim goes to the first by id and the check refuses a third.
+ * One listing of the endpoints per start.
  */
-export async function buildHostPorts(store: Store): Promise<number> {
-  if (await store.get(BUILT)) return 0;
-  const { value } = await store.transact('system', async (tx) => {
-    if (await tx.get(BUILT)) return 0;
-    const eps = (await tx.list(keys.endpoints())).map((e) => e.value as Partial<Endpoint> | undefined)
-      .filter((e): e is Endpoint => typeof e?.id === 'string' && typeof e.host === 'string' && Array.isArray(e.portMappings))
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const claimed = new Set<string>();
-    for (const e of eps) {
-      for (const p of e.portMappings ?? []) {
-        if (!Number.isInteger(p?.hostPort) || (p.protocol !== 'tcp' && p.protocol !== 'udp')) continue;
-        const k = claimKey(e.host, p);
-        if (claimed.has(k)) continue;
-        claimed.add(k);
-        tx.put(k, { endpoint: e.id } satisfies Claim);
-      }
+export async function reconcileHostPorts(store: Store): Promise<{ claimed: number; doubles: string[] }> {
+  const eps = (await store.list(keys.endpoints())).entries.map((e) => e.value as Partial<Endpoint> | undefined)
+    .filter((e): e is Endpoint => typeof e?.id === 'string' && typeof e.host === 'string' && Array.isArray(e.portMappings))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const want = new Map<string, string>();
+  const publishing = new Set<string>();
+  const doubles: string[] = [];
+  for (const e of eps) {
+    for (const p of e.portMappings ?? []) {
+      if (!Number.isInteger(p?.hostPort) || (p.protocol !== 'tcp' && p.protocol !== 'udp')) continue;
+      const k = claimKey(e.host, p);
+      publishing.add(`${e.id} ${k}`);
+      const first = want.get(k);
+      if (first === undefined) want.set(k, e.id);
+      else if (first !== e.id) doubles.push(`host port ${p.hostPort}/${p.protocol} on ${e.host}: endpoints ${first} and ${e.id}`);
     }
-    tx.put(BUILT, { at: new Date().toISOString() });
-    return claimed.size;
-  });
-  return value;
+  }
+  const held = new Map((await store.list(CLAIMS)).entries.map((e) => [e.key, (e.value as Partial<Claim> | undefined)?.endpoint]));
+  // Missing: no claim, or one naming an endpoint that does not publish that port.
+  const missing = [...want].filter(([k]) => { const c = held.get(k); return typeof c !== 'string' || !publishing.has(`${c} ${k}`); });
+  let claimed = 0;
+  for (let i = 0; i < missing.length; i += CLAIMS_PER_TXN) {
+    const { value } = await store.transact('system', async (tx) => {
+      let n = 0;
+      for (const [k, id] of missing.slice(i, i + CLAIMS_PER_TXN)) {
+        // Claimed meanwhile (an endpoint made since the listing): left as it is.
+        if (((await tx.get(k))?.value as Partial<Claim> | undefined)?.endpoint !== held.get(k)) continue;
+        tx.put(k, { endpoint: id } satisfies Claim);
+        n++;
+      }
+      return n;
+    });
+    claimed += value;
+  }
+  return { claimed, doubles };
 }

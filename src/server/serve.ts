@@ -111,7 +111,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       ...(opts.tokenTtlMs === undefined ? {} : { tokenTtlMs: opts.tokenTtlMs }),
       ...(opts.quota === undefined ? {} : { quota: opts.quota }),
     });
-    adminToken = (await control.bootstrap()).adminToken;
+    const boot = await control.bootstrap();
+    adminToken = boot.adminToken;
+    for (const w of boot.warnings) logger.warn(w);
     tls = await prepareTls({ dataDir: opts.dataDir, listenHost: host, flags: opts.tls ?? {}, ca: control.ca });
   } catch (e) {
     audit.close();
