@@ -90,3 +90,19 @@ test('a head whose rules do not add up (a change missed) makes the agent re-list
   state.apply({ revision: 99, op: 'put', kind: 'policy', key: 'policies/default/old', tenant: T, object: old, actor: 'x', time: at });
   assert.deepEqual(state.policies.get(`${T}/old`), { ...old, revision: 99 });
 });
+
+test("a rule change leaves every other rule the same object, so the compiler's caches keyed on rules still hold them", async () => {
+  const { c, commits } = await server();
+  const state = new DesiredState();
+  const take = () => { for (const cs of commits.splice(0)) for (const x of cs) state.apply(x); return state.policies.get(`${T}/p`)?.rules ?? []; };
+  await c.policies.create('u', T, { name: 'p', rules: rules(1000) });
+  const before = take();
+  await c.rules.replace('u', T, 'p', 'r500', rule('r500', 9999));
+  const after = take();
+  assert.equal(after.length, 1000);
+  assert.deepEqual(after.find((r) => r.id === 'r500')?.ports, '9999');
+  const kept = after.filter((r, i) => r === before[i]).length;
+  // The changed rule's segment is re-sent whole (at most 128 rules); every other rule is the object it was.
+  assert.ok(kept >= 1000 - 128, `${kept} of 999 unchanged rules kept their identity`);
+  assert.notEqual(after.find((r) => r.id === 'r500'), before.find((r) => r.id === 'r500'));
+});

@@ -1,8 +1,13 @@
 import type { ChangeEvent, Policy, Rule, RuleSegment } from '../model/index.js';
 
 type PlacedRule = RuleSegment['rules'][number];
-/** A rule and the segment it came from (undefined: from a listing, which does not say). */
-interface Held { rule: PlacedRule; seg: string | undefined }
+/**
+ * A rule and the segment it came from (undefined: from a listing, which does not say); `plain`, the rule
+ * as the compiler reads it, made once: a rule that did not change stays the same object across rebuilds,
+ * so the compiler's caches keyed on rules still hold it (each rebuild made every rule anew, and a one-rule
+ * change in a 50,000-rule policy compared every rule again: 120 ms).
+ */
+interface Held { rule: PlacedRule; seg: string | undefined; plain?: Rule }
 
 interface Book {
   /** The policy without its rules, as of its last head. */
@@ -79,7 +84,7 @@ export class PolicyBook {
   }
 
   private build(b: Book): Policy {
-    b.built ??= { ...b.head, rules: [...b.rules.values()].map((h) => h.rule).sort((x, y) => x.pos - y.pos).map(bare) };
+    b.built ??= { ...b.head, rules: [...b.rules.values()].sort((x, y) => x.rule.pos - y.rule.pos).map((h) => (h.plain ??= bare(h.rule))) };
     return b.built;
   }
 }

@@ -41,8 +41,9 @@ export function macFor6(ip6: string, subnet6: string): string {
 
 export interface EndpointFilter { tenant?: string; host?: string }
 
-/** The endpoints of `s` that pass `filter`: a host's are found by their host, not by scanning them all. */
+/** The endpoints of `s` that pass `filter`: a host's, or a tenant's, are found by it, not by scanning them all. */
 export function selectEndpoints(s: Snapshot<Endpoint>, filter: EndpointFilter): Endpoint[] {
+  if (filter.host === undefined && filter.tenant !== undefined) return [...(s.grouped('tenant', (e) => e.tenant).get(filter.tenant) ?? [])];
   const base = filter.host === undefined ? s.items : s.grouped('host', (e) => e.host).get(filter.host) ?? [];
   return filter.tenant === undefined ? [...base] : base.filter((e) => e.tenant === filter.tenant);
 }
@@ -70,11 +71,30 @@ export class Endpoints {
   /** Every endpoint, read once for all the listings that can share it (agents re-listing at once). */
   private readonly all: SharedListing<Endpoint>;
 
+  /** The newest revision that changed an endpoint, and the newest this server has heard of, from the store's feed. */
+  private endpointChange = 0;
+  private heard = 0;
+  /** The feed lost changes: nothing heard before the next one can be vouched for. */
+  private lost = false;
+
   constructor(private readonly store: Store, private readonly now: () => string) {
+    // A listing read at `at` stands while every commit up to the store's revision has been heard and none
+    // of them touched an endpoint: a tenant's `GET /endpoints` read the whole cluster again after each
+    // heartbeat (108 ms at 10,000 endpoints, 338 at 30,000). A commit not heard yet (etcd's feed lags the
+    // write's answer) makes the revision run ahead of `heard`: the listing is read again, as before.
+    store.subscribe((changes) => {
+      for (const c of changes) {
+        if (c.revision > this.heard) this.heard = c.revision;
+        if ((this.lost || c.key.startsWith(keys.endpoints())) && c.revision > this.endpointChange) this.endpointChange = c.revision;
+      }
+      this.lost = false;
+    }, () => {
+      this.lost = true;
+    });
     this.all = new SharedListing(async () => {
       const l = await store.list(keys.endpoints());
       return { items: l.entries.map((e) => withRevision<Endpoint>(e)), revision: l.revision };
-    }, () => store.revision());
+    }, () => store.revision(), undefined, (at, now) => !this.lost && this.heard >= now && this.endpointChange <= at);
   }
 
   /** Every endpoint at one revision, shared with other callers: read it, never change it. */

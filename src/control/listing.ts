@@ -5,7 +5,9 @@
  * - a request that arrives while a read is running waits for the next read, which starts when that one ends
  *   and serves everyone who queued meanwhile (a read begun before a request arrived may predate a write its
  *   caller made just before, so joining it could hide the caller's own write);
- * - a request that finds the store at the revision of the last read gets that read: nothing committed since.
+ * - a request that finds the store at the revision of the last read gets that read: nothing committed since;
+ *   nor when all that was committed since is other keys (`unchanged`: heartbeats move the revision many
+ *   times a second in a large cluster, and each move made the next listing read every endpoint again);
  * Whatever the arrival pattern, at most one read runs and one waits. A snapshot is kept `keepMs` after its
  * last use, then dropped (its memory is the listing's). Snapshots are shared: callers must not change them.
  */
@@ -65,16 +67,24 @@ export class SharedListing<T> {
   private queued: Promise<Snap<T>> | undefined;
   private expiry: NodeJS.Timeout | undefined;
 
+  /**
+   * `unchanged(at, now)`: whether nothing the listing holds changed after revision `at` up to `now` (the
+   * store's revision moved for other keys only); absent, any move of the revision reads again.
+   */
   constructor(
     private readonly read: () => Promise<{ items: T[]; revision: number }>,
     private readonly revision: () => Promise<number>,
     private readonly keepMs = 10_000,
+    private readonly unchanged?: (at: number, now: number) => boolean,
   ) {}
 
   async get(): Promise<Snapshot<T>> {
     if (this.running) return this.next();
     const last = this.last;
-    if (last && (await this.revision()) === last.revision && this.last === last) return this.keep(last);
+    if (last) {
+      const now = await this.revision();
+      if ((now === last.revision || this.unchanged?.(last.revision, now)) && this.last === last) return this.keep(last);
+    }
     return this.running ? this.next() : this.start();
   }
 
