@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryStore, SqliteStore, type Change } from '../store/index.js';
+import { SqliteStore } from '../store/index.js';
+import { LossyStore } from '../store/testing.js';
 import { Control } from './control.js';
 
 const req = { tenant: 'default', network: 'net', ifname: 'eth0', host: 'h1' };
@@ -37,21 +38,8 @@ test('the endpoint listing is read again only when an endpoint changed, not when
   }
 });
 
-/** A store whose feed can lose commits, as etcd's can after a compaction (watch-lost.test.ts). */
-class Lossy extends MemoryStore {
-  private readonly lostListeners = new Set<() => void>();
-  override subscribe(listener: (c: Change[]) => void, lost?: () => void): () => void {
-    const stop = super.subscribe(listener);
-    if (lost) this.lostListeners.add(lost);
-    return () => { stop(); if (lost) this.lostListeners.delete(lost); };
-  }
-  lose(): void {
-    for (const l of this.lostListeners) l();
-  }
-}
-
 test('after the store lost changes from its feed, the listing is read again until a change is heard', async () => {
-  const store = new Lossy();
+  const store = new LossyStore();
   const c = new Control(store);
   await c.bootstrap();
   await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });

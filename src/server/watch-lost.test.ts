@@ -1,24 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Control } from '../control/index.js';
-import { MemoryStore, type Change } from '../store/index.js';
+import { LossyStore } from '../store/testing.js';
 import { buildApp } from './app.js';
 
-/** A memory store that can do what a shared store may: lose commits it can no longer deliver. */
-class Lossy extends MemoryStore {
-  private readonly lostListeners = new Set<() => void>();
-  override subscribe(listener: (c: Change[]) => void, lost?: () => void): () => void {
-    const stop = super.subscribe(listener);
-    if (lost) this.lostListeners.add(lost);
-    return () => { stop(); if (lost) this.lostListeners.delete(lost); };
-  }
-  lose(): void {
-    for (const l of this.lostListeners) l();
-  }
-}
-
 test('a watch stream ends when the store lost changes it cannot deliver, so its client re-lists instead of missing them', { timeout: 20_000 }, async () => {
-  const store = new Lossy();
+  const store = new LossyStore();
   const control = new Control(store);
   const { adminToken } = await control.bootstrap();
   const app = await buildApp({ control, logger: false });
@@ -41,7 +28,7 @@ test('a watch stream ends when the store lost changes it cannot deliver, so its 
 });
 
 test('flow records of tenants deleted while the store lost changes are forgotten; one made again under a name loses the old one\'s', { timeout: 20_000 }, async () => {
-  const store = new Lossy();
+  const store = new LossyStore();
   const control = new Control(store);
   await control.bootstrap();
   const app = await buildApp({ control, logger: false });
