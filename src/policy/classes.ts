@@ -11,6 +11,7 @@ export interface Klass {
   id: number;
   group: string | undefined;
   network: string | undefined;
+  /** The rule CIDRs it is in, by their names (aliases.ts: CIDRs whose rules are alike share one, `~…`). */
   cidrs: string[];
   endpoint: boolean;
   /** The NetworkPolicy peer sets it is in and its isolation (only in tenants with NetworkPolicies). */
@@ -83,6 +84,8 @@ export interface SweepInput {
   np?: Netpol | undefined;
   /** The rules' IPv6 CIDRs an endpoint's IPv6 address is in (cidr6.ts); absent when no rule has one. */
   v6of?: ((ep: Endpoint) => readonly string[]) | undefined;
+  /** A rule CIDR's name in a class (aliases.ts); absent: its text. */
+  alias?: ((cidr: string) => string) | undefined;
 }
 
 /**
@@ -115,7 +118,8 @@ export function sweep(x: SweepInput, idOf: (key: string, k: Omit<Klass, 'id'>) =
     const group = ep?.group !== undefined && x.groups.has(ep.group) ? ep.group : undefined;
     const network = ep ? ep.network : x.nets.find((n) => first >= n.first && last <= n.last)?.name;
     const six = ep && x.v6of ? x.v6of(ep) : [];
-    const cidrs = (six.length ? [...active, ...six] : [...active]).sort();
+    const four = x.alias ? names(active, x.alias) : [...active];
+    const cidrs = (six.length ? [...four, ...six] : four).sort();
     const np = x.np?.part(ep, cidrs);
     const k = { group, network, cidrs, endpoint: ep !== undefined, ...(np ? { np } : {}) };
     const id = idOf(classKey(k), k);
@@ -125,6 +129,13 @@ export function sweep(x: SweepInput, idOf: (key: string, k: Omit<Klass, 'id'>) =
     else ranges.push({ first, last, cls: id });
   }
   return ranges;
+}
+
+/** The names of CIDRs, each once (two CIDRs of one set have one name). */
+function names(active: ReadonlySet<string>, alias: (cidr: string) => string): string[] {
+  const out = new Set<string>();
+  for (const c of active) out.add(alias(c));
+  return [...out];
 }
 
 /** A rule's IPv6 CIDR as written, with its addresses. */

@@ -8,6 +8,7 @@ import { DECIDED_IN, DECIDED_OUT } from './high.js';
 import { RuleIndex, SLOTS, type Bucket, type ProtoSlot } from './rule-index.js';
 import { coverage, SideProfiles, type SideEntry, type SideProfile } from './sides.js';
 import { mergeRanges } from './levels.js';
+import { CidrAliases } from './aliases.js';
 import type { PolicyState, Verdict } from './compile.js';
 
 /** A bucket's ports of a slot, one merged range per entry. */
@@ -146,6 +147,14 @@ export class Engine {
   readonly sideProfiles: SideProfiles;
   /** The high stages' functions (high.ts). */
   readonly highProfiles: SideProfiles;
+  /** The names rule CIDRs have in classes and buckets (aliases.ts). */
+  readonly aliases: CidrAliases;
+  /** While an incremental compile takes rules out: the names CIDRs had before it (incremental.ts). */
+  renamed: ReadonlyMap<string, string> | undefined;
+  /** A rule CIDR's name now (or, while rules are taken out, before the change). */
+  readonly aliasOf = (cidr: string): string => this.renamed?.get(cidr) ?? this.aliases.name(cidr);
+  /** The classes holding each set's name (the classes a rule naming one of its CIDRs matches). */
+  readonly classesByAlias = new Map<string, Set<number>>();
 
   constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = [], sides: readonly SideProfile[] = [], highs: readonly SideProfile[] = []) {
     this.np = sc.np;
@@ -164,7 +173,8 @@ export class Engine {
     this.eps6 = endpoints6([...this.eps.values(), ...this.solo.values()]);
     this.dual = s.networks.some((n) => n.subnet6 !== undefined);
     this.policies = new Map(sc.policies.map((p) => [p.name, p]));
-    for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp));
+    this.aliases = CidrAliases.of(this.policies.values(), new Set(sc.np?.cidrs ?? []));
+    for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp, this.aliasOf));
   }
 
   /** A cold compile: every class and every pair. */
@@ -465,7 +475,9 @@ export class Engine {
       around.push(...(this.cidrsByRange.get(`${first}-${last}`) ?? []));
     }
     const v6of = this.cidrs6.size ? (ep: Endpoint) => this.cidrs6.of(ep.ip6) : undefined;
-    return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames, np: this.np, v6of };
+    // No CIDR in a set (and none being renamed): every name is the CIDR's text, and the sweep maps none.
+    const alias = this.aliases.any || this.renamed ? this.aliasOf : undefined;
+    return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames, np: this.np, v6of, alias };
   }
 
   /**
@@ -502,7 +514,13 @@ export class Engine {
       this.ids.set(key, id);
       const klass = { ...k, id };
       this.classes.set(id, klass);
-      for (const c of k.cidrs) if (isCidr6(c)) { let x = this.classesByCidr6.get(c); if (!x) this.classesByCidr6.set(c, (x = new Set())); x.add(id); }
+      for (const c of k.cidrs) {
+        const by = isCidr6(c) ? this.classesByCidr6 : CidrAliases.isAlias(c) ? this.classesByAlias : undefined;
+        if (!by) continue;
+        let x = by.get(c);
+        if (!x) by.set(c, (x = new Set()));
+        x.add(id);
+      }
       if (k.endpoint && this.enforced.has(identityOf(k))) this.enforcedClasses.add(id);
       return id;
     };
@@ -522,8 +540,9 @@ export class Engine {
     if (!k) return;
     this.classes.delete(id);
     for (const c of k.cidrs) {
-      const x = isCidr6(c) ? this.classesByCidr6.get(c) : undefined;
-      if (x) { x.delete(id); if (x.size === 0) this.classesByCidr6.delete(c); }
+      const by = isCidr6(c) ? this.classesByCidr6 : CidrAliases.isAlias(c) ? this.classesByAlias : undefined;
+      const x = by?.get(c);
+      if (x) { x.delete(id); if (x.size === 0) by?.delete(c); }
     }
     this.ids.delete(classKey(k));
     this.refs.delete(id);

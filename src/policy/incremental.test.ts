@@ -67,8 +67,25 @@ function ports(rnd: (n: number) => number): string {
   return `${a}-${Math.min(65535, a + [1, 2, 20, 1000][rnd(4)]!)}`;
 }
 
+/**
+ * Alike (the fourth test): rules drawn from a few shapes (tcp 80 or 443, priority 3 or 5, mostly CIDR
+ * peers, some without one), so CIDRs often have the same rules and share a name (aliases.ts), and an edit moves one in or
+ * out of a set, or leaves a set with one CIDR.
+ */
+let ALIKE = false;
+function alikeRule(rnd: (n: number) => number): Rule {
+  const direction = rnd(3) ? 'in' : 'out';
+  const [g, c] = direction === 'in' ? ['fromGroup', 'fromCidr'] : ['toGroup', 'toCidr'];
+  return {
+    id: `r${nextRule++}`, direction, protocol: 'tcp', ports: rnd(2) ? '80' : '443', priority: rnd(2) ? 3 : 5, action: rnd(4) ? 'allow' : 'deny',
+    // Now and then no peer: its changes decide again the pairs of the sets whose rules meet its ports.
+    ...(rnd(8) ? { [c]: rnd(2) ? `${EPS[rnd(EPS.length)]![0]}/32` : cidr(rnd) } : rnd(2) ? { [g]: GROUPS[rnd(4)] } : {}),
+  };
+}
+
 let nextRule = 0;
 function randomRule(rnd: (n: number) => number): Rule {
+  if (ALIKE) return alikeRule(rnd);
   const direction = rnd(2) ? 'in' : 'out';
   const protocol = ['tcp', 'tcp', 'udp', 'icmp', 'any', '47'][rnd(6)] as string;
   const peer = rnd(6);
@@ -299,9 +316,10 @@ function assertVerdicts6(s: PolicyState, tables: ReadonlyMap<string, CompiledPol
  * equal the cold compile, and every 12 edits the tables must decide every probed flow as explain does.
  * Returns how many compiles were incremental, and how many of their classes held an IPv6 CIDR.
  */
-function randomEdits(seeds: readonly number[]): { incremental: number; sixes: number } {
+function randomEdits(seeds: readonly number[]): { incremental: number; sixes: number; aliased: number } {
   let incremental = 0;
   let sixes = 0;
+  let aliased = 0;
   for (const seed of seeds) {
     const rnd = rng(seed);
     let s = randomState(rnd);
@@ -317,17 +335,30 @@ function randomEdits(seeds: readonly number[]): { incremental: number; sixes: nu
         assertSame(inc, cold, `seed ${seed} step ${step} ${h}`);
         tables.set(h, inc);
         sixes += inc.classification.classes.filter((k) => k.cidrs.some((c) => c.includes(':'))).length;
+        aliased += inc.classification.classes.filter((k) => k.cidrs.some((c) => c.startsWith('~'))).length;
       }
       if (step % 12 === 11) assertVerdicts(s, tables, `seed ${seed} step ${step}`);
     }
   }
-  return { incremental, sixes };
+  return { incremental, sixes, aliased };
 }
 
 test('random single-rule and single-endpoint edits, compiled from the last compile: the same as a cold compile, and explain agrees', () => {
   const { incremental } = randomEdits([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
   // Only a compile with no rule in force here (nothing to take over) may be cold: most edits must not be.
   assert.ok(incremental > 12 * 25 * 2 * 0.6, `${incremental} of ${12 * 25 * 2} edits compiled incrementally`);
+});
+
+test('CIDRs with alike rules share a name (aliases.ts): random edits move CIDRs in and out of sets, incremental as cold, and explain agrees', () => {
+  ALIKE = true;
+  try {
+    const { incremental, aliased } = randomEdits([21, 22, 23, 24, 25, 26, 27, 28]);
+    assert.ok(incremental > 8 * 25 * 2 * 0.6, `${incremental} of ${8 * 25 * 2} edits compiled incrementally`);
+    // The shapes make sets: most compiles have a class named by one.
+    assert.ok(aliased > 8 * 25, `${aliased} classes named by a set`);
+  } finally {
+    ALIKE = false;
+  }
 });
 
 test('IPv6-only network: endpoints without an IPv4 address get classes of their own; random edits incremental as cold, and explain agrees', () => {

@@ -7,6 +7,7 @@ import { refOf, type Engine } from './engine.js';
 import type { RuleRef } from './decide.js';
 import type { Netpol } from './netpol.js';
 import { inCidr6, ip6Number, isCidr6, span6 } from './cidr6.js';
+import { CidrAliases } from './aliases.js';
 
 /** One rule as it was and as it is now (absent: added or removed). */
 export interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
@@ -71,8 +72,9 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   e.eps = eps;
   e.solo = solo;
   e.pairs.detach();
-  const { counted, high, flipped, toggled } = applyRules(e, changes);
-  const movedCidrs = e.countCidrs(counted);
+  const { counted, high, flipped, toggled, renamed } = applyRules(e, changes);
+  // A renamed CIDR's addresses are in other classes now: swept again, as a CIDR that came or went.
+  const movedCidrs = [...new Set([...e.countCidrs(counted), ...renamed])];
   // An IPv6 CIDR that came or went moves the endpoints whose IPv6 address it covers (their IPv4 address
   // is where their class is swept), and the other addresses it covers (swept in IPv6 space).
   const moved = movedCidrs.flatMap((t) => (isCidr6(t) ? endpointsIn6(e, t) : [e.cidrSpan(t) as Region]));
@@ -139,44 +141,64 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
  * they went out and as they came in (they change no pair); and the rules without a peer the changes moved
  * into or out of the high stages (their pairs are decided again).
  */
-function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<string>; flipped: Map<string, Set<RuleRef>>; toggled: Set<string> } {
+function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<string>; flipped: Map<string, Set<RuleRef>>; toggled: Set<string>; renamed: string[] } {
   const counted: Array<readonly [Rule, 1 | -1]> = [];
   // By policy, rule id and way (a rule object may be shared by two policies' changes).
   const high = new Set<string>();
   const flipped = new Map<string, Set<RuleRef>>();
   // Whether each index touched had a high rule before the changes (a rule changed in place goes and comes).
   const had = new Map<string, boolean>();
-  for (const c of changes) {
-    // A group holding the policy twice holds its rules twice, as groupRules lists them.
-    const holders = e.groups.filter((g) => e.enforcedGroups.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).flatMap(() => e.identitiesOf(g.name)));
-    for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
-      if (!rule) continue;
-      counted.push([rule, d]);
-      const peered = peerOf(rule).kind !== 'any';
-      let allHigh = !peered;
-      for (const g of holders) {
-        const key = `${rule.direction}/${g}`;
-        const idx = e.indexes.get(key);
-        if (!idx) continue;
-        if (d === -1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
-        if (!had.has(key)) had.set(key, idx.hasHigh(e.sctp));
-        if (d === 1) idx.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
-        else idx.removeById(c.policy, rule);
-        if (d === 1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
-        if (idx.flipped.size > 0) {
-          const xs = flipped.get(key) ?? new Set<RuleRef>();
-          for (const x of idx.flipped) xs.add(x);
-          flipped.set(key, xs);
-          idx.flipped.clear();
-        }
-        const b = peered ? idx.bucketFor(rule) : undefined;
-        if (b) e.reindex(key, b);
+  // CIDRs whose name changed (aliases.ts): their other rules move to the bucket of the new name.
+  const renamed = e.aliases.change(changes.flatMap((c) => [...(c.before ? [[c.policy, c.before, -1] as const] : []), ...(c.after ? [[c.policy, c.after, 1] as const] : [])]));
+  const changed = new Set(changes.flatMap((c) => [c.before, c.after].map((r) => (r ? `${c.policy}\n${r.id}` : ''))));
+  const moves: RuleChange[] = [];
+  // One pass over the rules in scope, only when some CIDR was renamed (a change in or out of a set).
+  if (renamed.size > 0) {
+    for (const [policy, p] of e.policies) {
+      for (const rule of p.rules) {
+        const c = e.aliases.peerCidr(rule);
+        if (c !== undefined && renamed.has(c) && !changed.has(`${policy}\n${rule.id}`)) moves.push({ policy, before: rule, after: rule });
       }
-      if (allHigh) high.add(changeKey(c.policy, rule, d));
     }
   }
+  const holdersOf = (policy: string) => e.groups.filter((g) => e.enforcedGroups.has(g.name)).flatMap((g) => g.policies.filter((p) => p === policy).flatMap(() => e.identitiesOf(g.name)));
+  const apply = (c: RuleChange, rule: Rule, d: 1 | -1, counts: boolean): void => {
+    if (counts) counted.push([rule, d]);
+    const peered = peerOf(rule).kind !== 'any';
+    let allHigh = !peered;
+    // A group holding the policy twice holds its rules twice, as groupRules lists them.
+    for (const g of holdersOf(c.policy)) {
+      const key = `${rule.direction}/${g}`;
+      const idx = e.indexes.get(key);
+      if (!idx) continue;
+      if (d === -1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
+      if (!had.has(key)) had.set(key, idx.hasHigh(e.sctp));
+      if (d === 1) idx.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
+      else idx.removeById(c.policy, rule);
+      if (d === 1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
+      if (idx.flipped.size > 0) {
+        const xs = flipped.get(key) ?? new Set<RuleRef>();
+        for (const x of idx.flipped) xs.add(x);
+        flipped.set(key, xs);
+        idx.flipped.clear();
+      }
+      const b = peered ? idx.bucketFor(rule) : undefined;
+      if (b) e.reindex(key, b);
+    }
+    if (allHigh) high.add(changeKey(c.policy, rule, d));
+  };
+  // Every rule out first, filed under the names CIDRs had; then in, under the names they have now.
+  e.renamed = renamed;
+  try {
+    for (const c of changes) if (c.before) apply(c, c.before, -1, true);
+    for (const c of moves) apply(c, c.before as Rule, -1, false);
+  } finally {
+    e.renamed = undefined;
+  }
+  for (const c of changes) if (c.after) apply(c, c.after, 1, true);
+  for (const c of moves) apply(c, c.after as Rule, 1, false);
   const toggled = new Set([...had].filter(([key, was]) => e.indexes.get(key)?.hasHigh(e.sctp) !== was).map(([key]) => key));
-  return { counted, high, flipped, toggled };
+  return { counted, high, flipped, toggled, renamed: [...renamed.keys()] };
 }
 
 function endpointsIn6(e: Engine, text: string): Region[] {
@@ -375,12 +397,15 @@ function peersOf(e: Engine, rule: Rule, all: readonly Klass[]): number[] {
   if (p.kind === 'set') return all.filter((k) => k.np?.sets.includes(p.name)).map((k) => k.id);
   // An IPv6 CIDR: the classes holding it, endpoints' and those of the other addresses it covers (indexed).
   if (isCidr6(p.name)) return [...(e.classesByCidr6.get(p.name) ?? [])];
+  // A CIDR of a set (aliases.ts): the classes holding the set's name, wherever its CIDRs are.
+  const name = e.aliasOf(p.name);
+  if (CidrAliases.isAlias(name)) return [...(e.classesByAlias.get(name) ?? [])];
   const span = e.cidrSpan(p.name);
   const out = new Set<number>();
   for (let i = Math.max(0, rangeAt(e.ranges, span.first)); i < e.ranges.length; i++) {
     const r = e.ranges[i] as AddressClass;
     if (r.first > span.last) break;
-    if (r.last >= span.first && (e.classes.get(r.cls) as Klass).cidrs.includes(p.name)) out.add(r.cls);
+    if (r.last >= span.first && (e.classes.get(r.cls) as Klass).cidrs.includes(name)) out.add(r.cls);
   }
   return [...out];
 }

@@ -114,8 +114,12 @@ export class RuleIndex {
   readonly flipped = new Set<RuleRef>();
   size = 0;
 
-  /** `stamp`: the engine's counter, so stamps are unique across every index of a compile. */
-  constructor(rules: readonly RuleRef[], private readonly stamp: () => number) {
+  /**
+   * `stamp`: the engine's counter, so stamps are unique across every index of a compile. `alias`: the name
+   * a CIDR's rules are filed under (aliases.ts: CIDRs no rule tells apart share one bucket, as their
+   * addresses share a class).
+   */
+  constructor(rules: readonly RuleRef[], private readonly stamp: () => number, private readonly alias: (cidr: string) => string = (c) => c) {
     this.any = new Bucket(stamp, true);
     this.high = new Bucket(stamp, true);
     const peerless: RuleRef[] = [];
@@ -259,8 +263,9 @@ export class RuleIndex {
     const peer = peerOf(rule);
     if (peer.kind === 'any') return this.any;
     const m = peer.kind === 'group' ? this.byGroup : peer.kind === 'network' ? this.byNetwork : peer.kind === 'set' ? this.bySet : this.byCidr;
-    let v = m.get(peer.name);
-    if (!v && make) m.set(peer.name, (v = new Bucket(this.stamp)));
+    const name = peer.kind === 'cidr' ? this.alias(peer.name) : peer.name;
+    let v = m.get(name);
+    if (!v && make) m.set(name, (v = new Bucket(this.stamp)));
     return v;
   }
 }
