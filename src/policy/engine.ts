@@ -147,12 +147,12 @@ export class Engine {
   readonly sideProfiles: SideProfiles;
   /** The high stages' functions (high.ts). */
   readonly highProfiles: SideProfiles;
-  /** The names rule CIDRs have in classes and buckets (aliases.ts). */
+  /** The names rule CIDRs have in classes (aliases.ts). */
   readonly aliases: CidrAliases;
-  /** While an incremental compile takes rules out: the names CIDRs had before it (incremental.ts). */
-  renamed: ReadonlyMap<string, string> | undefined;
-  /** A rule CIDR's name now (or, while rules are taken out, before the change). */
-  readonly aliasOf = (cidr: string): string => this.renamed?.get(cidr) ?? this.aliases.name(cidr);
+  /** A rule CIDR's name in classes. */
+  readonly aliasOf = (cidr: string): string => this.aliases.name(cidr);
+  /** A CIDR of the set a class's CIDR name names (its rules are the set's). */
+  private readonly memberOf = (name: string): string | undefined => this.aliases.member(name);
   /** The classes holding each set's name (the classes a rule naming one of its CIDRs matches). */
   readonly classesByAlias = new Map<string, Set<number>>();
 
@@ -174,7 +174,7 @@ export class Engine {
     this.dual = s.networks.some((n) => n.subnet6 !== undefined);
     this.policies = new Map(sc.policies.map((p) => [p.name, p]));
     this.aliases = CidrAliases.of(this.policies.values(), new Set(sc.np?.cidrs ?? []));
-    for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp, this.aliasOf));
+    for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp, this.memberOf));
   }
 
   /** A cold compile: every class and every pair. */
@@ -475,8 +475,8 @@ export class Engine {
       around.push(...(this.cidrsByRange.get(`${first}-${last}`) ?? []));
     }
     const v6of = this.cidrs6.size ? (ep: Endpoint) => this.cidrs6.of(ep.ip6) : undefined;
-    // No CIDR in a set (and none being renamed): every name is the CIDR's text, and the sweep maps none.
-    const alias = this.aliases.any || this.renamed ? this.aliasOf : undefined;
+    // No CIDR in a set: every name is the CIDR's text, and the sweep maps none.
+    const alias = this.aliases.any ? this.aliasOf : undefined;
     return { region, inside, around, nets: this.nets, eps: this.eps, groups: this.groupNames, np: this.np, v6of, alias };
   }
 

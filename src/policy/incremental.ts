@@ -28,17 +28,89 @@ export function ruleChanges(before: ReadonlyMap<string, Policy>, after: Readonly
     const q = before.get(name);
     if (q === p) continue;
     if (!q) return undefined;
-    const old = new Map(q.rules.map((r) => [r.id, r]));
-    const now = new Map(p.rules.map((r) => [r.id, r]));
-    // Rule ids are unique within a policy; if not, a change cannot be told from a move.
-    if (old.size !== q.rules.length || now.size !== p.rules.length) return undefined;
-    for (const [id, r] of now) {
-      const was = old.get(id);
-      if (!was || !sameRule(was, r)) out.push({ policy: name, before: was, after: r });
-    }
-    for (const [id, r] of old) if (!now.has(id)) out.push({ policy: name, before: r, after: undefined });
+    const diff = walked(q, p) ?? keyed(q, p);
+    if (!diff) return undefined;
+    for (const [was, r] of diff) out.push({ policy: name, before: was, after: r });
     if (out.length > MAX_INCREMENTAL_CHANGES) return undefined;
   }
+  return out;
+}
+
+type Diff = Array<readonly [Rule | undefined, Rule | undefined]>;
+
+/**
+ * Each policy version's rule ids, while it is the last one diffed (null: some id is there twice). Handed
+ * from a version to the next one as the diff finds it (the old version gives its set up), so a rule
+ * changed in a 50,000-rule policy costs the rules that changed, not a map of every rule.
+ */
+const idSets = new WeakMap<Policy, Set<string> | null>();
+
+function idsOf(p: Policy): Set<string> | null {
+  let ids = idSets.get(p);
+  if (ids === undefined) {
+    ids = new Set(p.rules.map((r) => r.id));
+    if (ids.size !== p.rules.length) ids = null;
+    idSets.set(p, ids);
+  }
+  return ids;
+}
+
+/**
+ * Two versions of a policy walked side by side: the agent's policy book keeps every unchanged rule the same
+ * object, so the rules that differ are where the walk loses step (a rule put in, taken out or changed).
+ * Only those are matched by id. Undefined when the walk finds too many (keyed, then) or the ids are not
+ * unique (a change could not be told from a move: the caller compiles cold).
+ */
+function walked(q: Policy, p: Policy): Diff | undefined {
+  const [a, b] = [q.rules, p.rules];
+  const olds: Rule[] = [];
+  const news: Rule[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (x !== undefined && x === y) { i++; j++; continue; }
+    // One rule put in before x, or x taken out (the next ones are back in step); else both differ here.
+    if (y !== undefined && (x === undefined || x === b[j + 1])) { news.push(y); j++; }
+    else if (x !== undefined && (y === undefined || a[i + 1] === y)) { olds.push(x); i++; }
+    else { olds.push(x as Rule); news.push(y as Rule); i++; j++; }
+    if (olds.length + news.length > 2 * MAX_INCREMENTAL_CHANGES) return undefined;
+  }
+  const ids = idsOf(q);
+  if (ids === null) return undefined;
+  const was = new Map(olds.map((r) => [r.id, r]));
+  const now = new Map(news.map((r) => [r.id, r]));
+  if (was.size !== olds.length || now.size !== news.length) return undefined;
+  const out: Diff = [];
+  for (const [id, r] of now) {
+    const old = was.get(id);
+    // A new id the policy already holds elsewhere (in a rule the walk kept): two rules with one id.
+    if (!old && ids.has(id)) return undefined;
+    if (!old || !sameRule(old, r)) out.push([old, r]);
+  }
+  for (const [id, r] of was) if (!now.has(id)) out.push([r, undefined]);
+  // The set follows the policy to its new version (this one is not diffed again: the engine moved on).
+  idSets.delete(q);
+  for (const id of was.keys()) ids.delete(id);
+  for (const id of now.keys()) ids.add(id);
+  idSets.set(p, ids);
+  return out;
+}
+
+/** Two versions of a policy matched by rule id (the walk found too much to match): undefined when ids repeat. */
+function keyed(q: Policy, p: Policy): Diff | undefined {
+  const old = new Map(q.rules.map((r) => [r.id, r]));
+  const now = new Map(p.rules.map((r) => [r.id, r]));
+  // Rule ids are unique within a policy; if not, a change cannot be told from a move.
+  if (old.size !== q.rules.length || now.size !== p.rules.length) return undefined;
+  const out: Diff = [];
+  for (const [id, r] of now) {
+    const was = old.get(id);
+    if (!was || !sameRule(was, r)) out.push([was, r]);
+    if (out.length > MAX_INCREMENTAL_CHANGES) return undefined;
+  }
+  for (const [id, r] of old) if (!now.has(id)) out.push([r, undefined]);
   return out;
 }
 
@@ -143,61 +215,46 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
  */
 function applyRules(e: Engine, changes: readonly RuleChange[]): { counted: Array<readonly [Rule, 1 | -1]>; high: Set<string>; flipped: Map<string, Set<RuleRef>>; toggled: Set<string>; renamed: string[] } {
   const counted: Array<readonly [Rule, 1 | -1]> = [];
+  // The same with their policies: what the CIDRs' rules say (aliases.ts).
+  const deltas: Array<readonly [string, Rule, 1 | -1]> = [];
   // By policy, rule id and way (a rule object may be shared by two policies' changes).
   const high = new Set<string>();
   const flipped = new Map<string, Set<RuleRef>>();
   // Whether each index touched had a high rule before the changes (a rule changed in place goes and comes).
   const had = new Map<string, boolean>();
-  // CIDRs whose name changed (aliases.ts): their other rules move to the bucket of the new name.
-  const renamed = e.aliases.change(changes.flatMap((c) => [...(c.before ? [[c.policy, c.before, -1] as const] : []), ...(c.after ? [[c.policy, c.after, 1] as const] : [])]));
-  const changed = new Set(changes.flatMap((c) => [c.before, c.after].map((r) => (r ? `${c.policy}\n${r.id}` : ''))));
-  const moves: RuleChange[] = [];
-  // One pass over the rules in scope, only when some CIDR was renamed (a change in or out of a set).
-  if (renamed.size > 0) {
-    for (const [policy, p] of e.policies) {
-      for (const rule of p.rules) {
-        const c = e.aliases.peerCidr(rule);
-        if (c !== undefined && renamed.has(c) && !changed.has(`${policy}\n${rule.id}`)) moves.push({ policy, before: rule, after: rule });
-      }
-    }
-  }
-  const holdersOf = (policy: string) => e.groups.filter((g) => e.enforcedGroups.has(g.name)).flatMap((g) => g.policies.filter((p) => p === policy).flatMap(() => e.identitiesOf(g.name)));
-  const apply = (c: RuleChange, rule: Rule, d: 1 | -1, counts: boolean): void => {
-    if (counts) counted.push([rule, d]);
-    const peered = peerOf(rule).kind !== 'any';
-    let allHigh = !peered;
+  for (const c of changes) {
     // A group holding the policy twice holds its rules twice, as groupRules lists them.
-    for (const g of holdersOf(c.policy)) {
-      const key = `${rule.direction}/${g}`;
-      const idx = e.indexes.get(key);
-      if (!idx) continue;
-      if (d === -1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
-      if (!had.has(key)) had.set(key, idx.hasHigh(e.sctp));
-      if (d === 1) idx.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
-      else idx.removeById(c.policy, rule);
-      if (d === 1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
-      if (idx.flipped.size > 0) {
-        const xs = flipped.get(key) ?? new Set<RuleRef>();
-        for (const x of idx.flipped) xs.add(x);
-        flipped.set(key, xs);
-        idx.flipped.clear();
+    const holders = e.groups.filter((g) => e.enforcedGroups.has(g.name)).flatMap((g) => g.policies.filter((p) => p === c.policy).flatMap(() => e.identitiesOf(g.name)));
+    for (const [rule, d] of [[c.before, -1], [c.after, 1]] as const) {
+      if (!rule) continue;
+      counted.push([rule, d]);
+      deltas.push([c.policy, rule, d]);
+      const peered = peerOf(rule).kind !== 'any';
+      let allHigh = !peered;
+      for (const g of holders) {
+        const key = `${rule.direction}/${g}`;
+        const idx = e.indexes.get(key);
+        if (!idx) continue;
+        if (d === -1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
+        if (!had.has(key)) had.set(key, idx.hasHigh(e.sctp));
+        if (d === 1) idx.add(refOf(c.policy, rule, e.policies.get(c.policy)?.mode));
+        else idx.removeById(c.policy, rule);
+        if (d === 1 && !peered && !idx.isHigh(c.policy, rule)) allHigh = false;
+        if (idx.flipped.size > 0) {
+          const xs = flipped.get(key) ?? new Set<RuleRef>();
+          for (const x of idx.flipped) xs.add(x);
+          flipped.set(key, xs);
+          idx.flipped.clear();
+        }
+        const b = peered ? idx.bucketFor(rule) : undefined;
+        if (b) e.reindex(key, b);
       }
-      const b = peered ? idx.bucketFor(rule) : undefined;
-      if (b) e.reindex(key, b);
+      if (allHigh) high.add(changeKey(c.policy, rule, d));
     }
-    if (allHigh) high.add(changeKey(c.policy, rule, d));
-  };
-  // Every rule out first, filed under the names CIDRs had; then in, under the names they have now.
-  e.renamed = renamed;
-  try {
-    for (const c of changes) if (c.before) apply(c, c.before, -1, true);
-    for (const c of moves) apply(c, c.before as Rule, -1, false);
-  } finally {
-    e.renamed = undefined;
   }
-  for (const c of changes) if (c.after) apply(c, c.after, 1, true);
-  for (const c of moves) apply(c, c.after as Rule, 1, false);
   const toggled = new Set([...had].filter(([key, was]) => e.indexes.get(key)?.hasHigh(e.sctp) !== was).map(([key]) => key));
+  // CIDRs whose name changed (aliases.ts): their addresses are in other classes now.
+  const renamed = e.aliases.change(deltas);
   return { counted, high, flipped, toggled, renamed: [...renamed.keys()] };
 }
 
@@ -344,13 +401,19 @@ function markMet(e: Engine, owners: ReadonlySet<number>, rule: RuleRef['rule'], 
   for (const slot of slotsOf(rule)) {
     const mine = coverage(rule, slot);
     if (mine === undefined) continue;
+    // The CIDRs of one set (aliases.ts) have a bucket each, and one set of classes: looked up once per index.
+    const sets = new Set<string>();
     for (const [b, key] of e.peeredAt(slot, mine)) {
       const cut = key.indexOf('/');
       const dir = key.slice(0, cut);
       const own = byIdentity.get(key.slice(cut + 1));
       // The bucket's rules decide pairs with `own` on the side `dir`: none of them has an owner there.
       if (!own || (dir === rule.direction && !own.some((k) => owners.has(k)))) continue;
-      const peers = peersOf(e, (b.rules[slot][0] as { rule: Rule }).rule, all);
+      const first = (b.rules[slot][0] as { rule: Rule }).rule;
+      const p = peerOf(first);
+      const name = p.kind === 'cidr' ? e.aliasOf(p.name) : '';
+      if (CidrAliases.isAlias(name)) { if (sets.has(`${key}\n${name}`)) continue; sets.add(`${key}\n${name}`); }
+      const peers = peersOf(e, first, all);
       const [srcs, dsts] = dir === 'in' ? [peers, own] : [own, peers];
       for (const s of srcs) for (const d of dsts) if (owners.has(ins ? d : s)) mark(s, d);
     }

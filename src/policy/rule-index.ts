@@ -115,11 +115,10 @@ export class RuleIndex {
   size = 0;
 
   /**
-   * `stamp`: the engine's counter, so stamps are unique across every index of a compile. `alias`: the name
-   * a CIDR's rules are filed under (aliases.ts: CIDRs no rule tells apart share one bucket, as their
-   * addresses share a class).
+   * `stamp`: the engine's counter, so stamps are unique across every index of a compile. `member`: for a
+   * class's CIDR name that is a set's (aliases.ts), a CIDR of the set, whose rules stand for the set's.
    */
-  constructor(rules: readonly RuleRef[], private readonly stamp: () => number, private readonly alias: (cidr: string) => string = (c) => c) {
+  constructor(rules: readonly RuleRef[], private readonly stamp: () => number, private readonly member: (name: string) => string | undefined = () => undefined) {
     this.any = new Bucket(stamp, true);
     this.high = new Bucket(stamp, true);
     const peerless: RuleRef[] = [];
@@ -199,7 +198,7 @@ export class RuleIndex {
     take(this.any);
     if (peer.group !== undefined) take(this.byGroup.get(peer.group));
     if (peer.network !== undefined) take(this.byNetwork.get(peer.network));
-    for (const c of peer.cidrs) take(this.byCidr.get(c));
+    for (const c of peer.cidrs) take(this.byCidr.get(c.startsWith('~') ? this.member(c) ?? c : c));
     if (this.bySet.size > 0) for (const x of peer.np?.sets ?? []) take(this.bySet.get(x));
     return out;
   }
@@ -263,9 +262,8 @@ export class RuleIndex {
     const peer = peerOf(rule);
     if (peer.kind === 'any') return this.any;
     const m = peer.kind === 'group' ? this.byGroup : peer.kind === 'network' ? this.byNetwork : peer.kind === 'set' ? this.bySet : this.byCidr;
-    const name = peer.kind === 'cidr' ? this.alias(peer.name) : peer.name;
-    let v = m.get(name);
-    if (!v && make) m.set(name, (v = new Bucket(this.stamp)));
+    let v = m.get(peer.name);
+    if (!v && make) m.set(peer.name, (v = new Bucket(this.stamp)));
     return v;
   }
 }
