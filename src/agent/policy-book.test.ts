@@ -102,7 +102,16 @@ test("a rule change leaves every other rule the same object, so the compiler's c
   assert.equal(after.length, 1000);
   assert.deepEqual(after.find((r) => r.id === 'r500')?.ports, '9999');
   const kept = after.filter((r, i) => r === before[i]).length;
-  // The changed rule's segment is re-sent whole (at most 128 rules); every other rule is the object it was.
-  assert.ok(kept >= 1000 - 128, `${kept} of 999 unchanged rules kept their identity`);
+  // The changed rule's segment is re-sent whole (128 rules): its unchanged rules too are the objects they were.
+  assert.equal(kept, 999, `${kept} of 999 unchanged rules kept their identity`);
   assert.notEqual(after.find((r) => r.id === 'r500'), before.find((r) => r.id === 'r500'));
+  // The same after a listing: its rules are the ones the compiler reads, and a change keeps the others.
+  const listed = await c.policies.get(T, 'p');
+  state.policies.set(listed);
+  const fresh = take();
+  await c.rules.add('u', T, 'p', rule('r500a', 7));
+  await c.rules.remove('u', T, 'p', 'r10');
+  const next = take();
+  assert.deepEqual(next, (await c.policies.get(T, 'p')).rules, 'in the server\'s order');
+  assert.equal(next.filter((r) => fresh.includes(r)).length, 999, 'every listed rule but the removed one is the same object');
 });
