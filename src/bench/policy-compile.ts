@@ -3,7 +3,9 @@
 // shape of policy-shapes.ts (and `agent`, the 50,000 mixed rules of policy-agent.ts) on one host and times
 // a cold compilePolicy, then warm recompiles after one rule changed, as the agent does them (with
 // `previous`): a rule's port changed (no new address class), a rule with a new /32 source added (a
-// new class; in `six`, the /128 of an endpoint's IPv6 address), and a rule with no peer added (it matches every class: the edit that costs most). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
+// new class; in `six`, the /128 of an endpoint's IPv6 address), and a rule with no peer added (it matches every class: the edit that costs most).
+// `one`: agent's rules in one policy (a rule changed in it diffs that policy); `endpoints` and
+// `endpoints-ports`: sizes count endpoints, each allowed in by its own /32 (endpointsState). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
 // (pairs.ts), and the elements and text of the table the agent writes. Pure CPU on one core: the machine's other
 // work shows up as noise, so compare figures of one run only. `--nft` (root) also loads that table with
 // `nft -f` into a new, empty namespace (what a drift repair writes), deleted after.
@@ -17,8 +19,8 @@ import { classify, compilePolicy, explainer, type CompiledPolicy, type PolicySta
 import { BASE_RULES, SHAPES, makeShape, type ShapeName } from './policy-shapes.js';
 import { mixedRule } from './policy-agent.js';
 
-export type BenchShape = ShapeName | 'agent' | 'six';
-const ALL: readonly BenchShape[] = [...SHAPES, 'agent', 'six'];
+export type BenchShape = ShapeName | 'agent' | 'six' | 'one' | 'endpoints' | 'endpoints-ports';
+const ALL: readonly BenchShape[] = [...SHAPES, 'agent', 'six', 'one', 'endpoints', 'endpoints-ports'];
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 /** The addresses of db and app in every shape's tenant. */
 export const ips = { app: '10.40.0.3', db: '10.40.0.2' };
@@ -26,7 +28,8 @@ export const ips = { app: '10.40.0.3', db: '10.40.0.2' };
 /** A tenant with `n` rules of one shape on db (and app, for the shapes with egress), as one host sees it. */
 export function shapeState(name: BenchShape, n: number): PolicyState {
   if (name === 'six') return sixState(n);
-  const lists = name === 'agent' ? agentPolicies(n) : shapePolicies(name, n);
+  if (name === 'endpoints' || name === 'endpoints-ports') return endpointsState(n, name === 'endpoints-ports');
+  const lists = name === 'agent' || name === 'one' ? agentPolicies(n, name === 'one' ? n : 1000) : shapePolicies(name, n);
   const policies: Policy[] = [{ ...meta, tenant: 't', name: 'base', rules: BASE_RULES }, ...lists.policies.map((p) => ({ ...meta, tenant: 't', ...p }))];
   const attach = (g: 'db' | 'app') => [...(g === 'db' ? ['base'] : []), ...(lists.groups.includes(g) ? lists.policies.map((p) => p.name) : [])];
   const group = (g: 'db' | 'app'): Group => ({ ...meta, tenant: 't', name: g, network: 'bench', policies: attach(g), labels: {} });
@@ -70,13 +73,33 @@ function shapePolicies(name: ShapeName, n: number): { policies: Array<{ name: st
   return { policies: s.policies, groups: s.groups };
 }
 
-function agentPolicies(n: number): { policies: Array<{ name: string; rules: Rule[] }>; groups: string[] } {
+/** The mixed rules of policy-agent.ts, `per` to a policy (`one`: all of them in one, the edits in it). */
+function agentPolicies(n: number, per: number): { policies: Array<{ name: string; rules: Rule[] }>; groups: string[] } {
   const policies = [];
-  for (let k = 0; k * 1000 < n; k++) {
-    const rules = Array.from({ length: Math.min(1000, n - k * 1000) }, (_, j) => ({ direction: 'in', ...mixedRule(k * 1000 + j) }) as Rule);
+  for (let k = 0; k * per < n; k++) {
+    const rules = Array.from({ length: Math.min(per, n - k * per) }, (_, j) => ({ direction: 'in', ...mixedRule(k * per + j) }) as Rule);
     policies.push({ name: `bulk-${k}`, rules });
   }
   return { policies, groups: ['db'] };
+}
+
+/**
+ * The shape of a hostile review (issue 13, session 46): `n` endpoints on this host, nine in ten in db, each
+ * db endpoint allowed in by a rule naming its own /32 (tcp 5432; `ports`: each its own port), app on 80,
+ * egress open, the tenant's default deny. Alike rules make one class (policy/aliases.ts); each its own
+ * port, a class per endpoint and pairs as their square. `n` counts endpoints (the rules are 0.9 n).
+ */
+function endpointsState(n: number, ports: boolean): PolicyState {
+  const ip = (i: number) => `10.40.${(i >> 8) + 1}.${i & 255}`;
+  const endpoints: Endpoint[] = Array.from({ length: n }, (_, i) => ({ ...meta, id: `e${i}`, tenant: 't', network: 'bench', group: i % 10 === 0 ? 'app' : 'db', ip: ip(i),
+    prefixLength: 16, gateway: '10.40.0.1', mac: '', mtu: 1450, vni: 1, host: 'h', ifname: 'eth0', containerId: `e${i}`, labels: {}, state: 'created' }));
+  const rules: Rule[] = endpoints.filter((e) => e.group === 'db').map((e, i) => ({ id: `ep${i}`, direction: 'in', action: 'allow', protocol: 'tcp', priority: 5, ports: ports ? String(10000 + i) : '5432', fromCidr: `${e.ip}/32` }));
+  rules.push({ id: 'out', direction: 'out', action: 'allow', protocol: 'any', priority: 1 }, { id: 'web', direction: 'in', action: 'allow', protocol: 'tcp', priority: 3, ports: '80', fromGroup: 'app' });
+  const policies: Policy[] = [{ ...meta, tenant: 't', name: 'each', rules }];
+  const group = (g: 'db' | 'app'): Group => ({ ...meta, tenant: 't', name: g, network: 'bench', policies: ['each'], labels: {} });
+  const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: 'deny' };
+  const networks: Network[] = [{ ...meta, tenant: 't', name: 'bench', subnet: '10.40.0.0/16', gateway: '10.40.0.1', encap: 'vxlan', vni: 1, mtu: 1450 }];
+  return { tenant, networks, groups: [group('db'), group('app')], policies, endpoints, host: 'h' };
 }
 
 /** The state after one edit of the middle policy (a new revision of it, as the store hands it over). */

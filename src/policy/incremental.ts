@@ -38,6 +38,9 @@ export function ruleChanges(before: ReadonlyMap<string, Policy>, after: Readonly
 
 type Diff = Array<readonly [Rule | undefined, Rule | undefined]>;
 
+/** How far the walk looks ahead to get back in step after rules put in or taken out together. */
+const LOOKAHEAD = 16;
+
 /**
  * Each policy version's rule ids, while it is the last one diffed (null: some id is there twice). Handed
  * from a version to the next one as the diff finds it (the old version gives its set up), so a rule
@@ -65,16 +68,27 @@ function walked(q: Policy, p: Policy): Diff | undefined {
   const [a, b] = [q.rules, p.rules];
   const olds: Rule[] = [];
   const news: Rule[] = [];
+  // The same rules at both ends need no visit (a change is often one run of rules).
   let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  let ea = a.length;
+  let eb = b.length;
+  while (ea > i && eb > i && a[ea - 1] === b[eb - 1]) { ea--; eb--; }
+  let j = i;
+  while (i < ea || j < eb) {
     const x = a[i];
     const y = b[j];
-    if (x !== undefined && x === y) { i++; j++; continue; }
-    // One rule put in before x, or x taken out (the next ones are back in step); else both differ here.
-    if (y !== undefined && (x === undefined || x === b[j + 1])) { news.push(y); j++; }
-    else if (x !== undefined && (y === undefined || a[i + 1] === y)) { olds.push(x); i++; }
-    else { olds.push(x as Rule); news.push(y as Rule); i++; j++; }
+    if (i < ea && j < eb && x === y) { i++; j++; continue; }
+    // Back in step within LOOKAHEAD: that many rules put in before x, or taken out from x on.
+    let d = 1;
+    for (; d <= LOOKAHEAD; d++) {
+      if (j + d < eb && x !== undefined && i < ea && b[j + d] === x) { for (let k = 0; k < d; k++) news.push(b[j + k] as Rule); j += d; break; }
+      if (i + d < ea && y !== undefined && j < eb && a[i + d] === y) { for (let k = 0; k < d; k++) olds.push(a[i + k] as Rule); i += d; break; }
+    }
+    if (d > LOOKAHEAD) {
+      if (i < ea) olds.push(a[i++] as Rule);
+      if (j < eb) news.push(b[j++] as Rule);
+    }
     if (olds.length + news.length > 2 * MAX_INCREMENTAL_CHANGES) return undefined;
   }
   const ids = idsOf(q);
