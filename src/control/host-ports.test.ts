@@ -51,6 +51,12 @@ test('a claim naming an endpoint that is gone, moved or no longer publishes the 
   await put('hostports/h1/tcp/9001', { endpoint: a.id });
   await put('hostports/h2/tcp/8080', { endpoint: a.id });
   await put('hostports/h1/tcp/9002', 'garbage');
+  // A claim naming a record whose port list is garbage (written outside the API): no conflict, no throw.
+  await put('endpoints/eeeeeeeeeeeeeeee', { id: 'eeeeeeeeeeeeeeee', host: 'h1', portMappings: 'garbage' });
+  await put('hostports/h1/tcp/9003', { endpoint: 'eeeeeeeeeeeeeeee' });
+  await put('endpoints/dddddddddddddddd', { id: 'dddddddddddddddd', host: 'h1', portMappings: [null, 7] });
+  await put('hostports/h1/udp/9003', { endpoint: 'dddddddddddddddd' });
+  await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'g', portMappings: [web(9003), web(9003, 'udp')] });
   const b = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'b', portMappings: [web(9000), web(9001), web(9002)] });
   await c.endpoints.create('a', { ...req, host: 'h2', containerId: 'c', portMappings: [web(8080)] });
   // And the claims now name their real publishers.

@@ -1,6 +1,6 @@
 import { VXLAN_PORT, WIREGUARD_PORT, WeftError, type Endpoint, type PortMapping } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
-import { keys, withRevision } from './keys.js';
+import { keys } from './keys.js';
 
 /**
  * Who publishes each host port: `hostports/HOST/PROTO/PORT` names the endpoint (internal, never published),
@@ -16,15 +16,16 @@ interface Claim { endpoint: string }
 
 const CLAIMS = 'hostports/';
 const claimKey = (host: string, m: Pick<PortMapping, 'hostPort' | 'protocol'>) => `${CLAIMS}${host}/${m.protocol}/${m.hostPort}`;
-const publishes = (e: Pick<Endpoint, 'host' | 'portMappings'>, host: string, m: Pick<PortMapping, 'hostPort' | 'protocol'>) =>
-  e.host === host && (e.portMappings ?? []).some((p) => p.hostPort === m.hostPort && p.protocol === m.protocol);
+const publishes = (e: Partial<Pick<Endpoint, 'host' | 'portMappings'>> | undefined, host: string, m: Pick<PortMapping, 'hostPort' | 'protocol'>) =>
+  // A record written outside the API may hold anything: a port list that is none publishes nothing.
+  e?.host === host && Array.isArray(e.portMappings) && e.portMappings.some((p) => p?.hostPort === m.hostPort && p?.protocol === m.protocol);
 
 /** The endpoint (other than `self`) that publishes host port `m` on `host`, as this transaction reads. */
 async function publisherOf(tx: Txn, host: string, m: PortMapping, self?: string): Promise<string | undefined> {
   const claimant = ((await tx.get(claimKey(host, m)))?.value as Partial<Claim> | undefined)?.endpoint;
   if (typeof claimant !== 'string' || claimant === self) return undefined;
   const e = await tx.get(keys.endpoint(claimant));
-  return e && publishes(withRevision<Endpoint>(e), host, m) ? claimant : undefined;
+  return publishes(e?.value as Partial<Endpoint> | undefined, host, m) ? claimant : undefined;
 }
 
 /** A host port can be published by one endpoint per host and protocol, and never the overlay's. */

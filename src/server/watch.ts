@@ -42,7 +42,7 @@ function viewOf(p: Principal): string {
 const commitTexts = new WeakMap<Change[], Map<string, string>>();
 
 /** The lines of `changes` that `p` may see, each ending in a newline ('' if none). */
-export function linesFor(p: Principal, changes: Change[], whole = false): string {
+function linesFor(p: Principal, changes: Change[], whole = false): string {
   const view = whole ? viewOf(p) : undefined;
   const kept = view === undefined ? undefined : commitTexts.get(changes)?.get(view);
   if (kept !== undefined) return kept;
