@@ -24,7 +24,14 @@ const RULES = Number(process.env['BENCH_AGENT_RULES'] ?? 50_000);
 const IDLE_S = Number(process.env['BENCH_AGENT_IDLE_S'] ?? 60);
 const CHANGES = Number(process.env['BENCH_POLICY_CHANGES'] ?? 50);
 const SHAPE = process.env['BENCH_AGENT_SHAPE'] ?? 'mixed';
-const PER_POLICY = 1000;
+/**
+ * BENCH_AGENT_ONE=1: the rules in one policy (`bulk-0`) instead of fifty of 1,000, and each change a PUT of
+ * one rule of it (`probed`): what a rule changed in a big policy costs (the hostile review of session 46;
+ * bench:policy-compile's `one`). The 0-rule row changes the live policy as always.
+ */
+const ONE = process.env['BENCH_AGENT_ONE'] === '1';
+const PER_POLICY = ONE ? Math.max(1, RULES) : 1000;
+
 const T = '/api/v1/tenants/default';
 /** Ports the policy leaves alone: iperf/connect (allowed), the changed rule's, a port the base denies. */
 const ALLOWED = 5202;
@@ -43,6 +50,8 @@ const OVERLAPPED = 20050;
  * its own changes (db's side profile; the pairs from app in the last column).
  */
 const SPARE = 61_000;
+/** The rule of `bulk-0` the changes replace (ONE), as it stands between columns: on a port nothing probes. */
+const PARKED = { id: 'probed', protocol: 'tcp', ports: String(SPARE - 1), priority: 10, action: 'deny' };
 /**
  * The fourth column's ports (a new one every two changes: allowed, then denied): inside the nested rules'
  * port ranges (1,000-59,100) and among the mixed shape's /32-with-a-port rules (10,000-59,999, every fifth
@@ -228,7 +237,7 @@ function keptAlive(h: TestHost, agent: https.Agent, method: string, path: string
  * `fromGroup` the rules have no peer (they change db's side profile, and the pairs whose rules with a
  * peer name those ports); with it, only the pairs from that group.
  */
-async function changes(b: Bench, portAt: (i: number) => number, fromGroup?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; apiMax: number; slowest: string }> {
+async function changes(b: Bench, portAt: (i: number) => number, fromGroup?: string, inPolicy?: string): Promise<{ p50: number; p99: number; max: number; lost: number; api: number; apiMax: number; slowest: string }> {
   const times: number[] = [];
   /** Each change's wall-clock start (to find it in the agent's log, BENCH_AGENT_LOG), its time and its API call's. */
   const when: Array<[number, number, number]> = [];
@@ -244,7 +253,9 @@ async function changes(b: Bench, portAt: (i: number) => number, fromGroup?: stri
       last = portAt(i);
       const wall = Date.now();
       const t0 = performance.now();
-      const status = await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([rule('probed', last, opening ? 'allow' : 'deny'), rule('spare', spare++, 'allow')]));
+      const status = inPolicy
+        ? await keptAlive(b.h, agent, 'PUT', `${T}/policies/${inPolicy}/rules/probed`, rule('probed', last, opening ? 'allow' : 'deny'))
+        : await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([rule('probed', last, opening ? 'allow' : 'deny'), rule('spare', spare++, 'allow')]));
       if (status >= 300) throw new Error(`change ${i}: HTTP ${status}`);
       const call = performance.now() - t0;
       calls.push(call);
@@ -260,7 +271,8 @@ async function changes(b: Bench, portAt: (i: number) => number, fromGroup?: stri
       when.push([wall, seen ? at : 10_000, call]);
       if (!seen) lost++;
     }
-    if (await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([])) >= 300) throw new Error('the live policy could not be emptied');
+    const parked = inPolicy ? await keptAlive(b.h, agent, 'PUT', `${T}/policies/${inPolicy}/rules/probed`, PARKED) : await keptAlive(b.h, agent, 'PUT', `${T}/policies/live`, live([]));
+    if (parked >= 300) throw new Error('the live policy could not be emptied');
     // Its write (~0.2 s at 50,000 rules) is not the next column's first change: the probed port closed again.
     if ((await within(10_000, () => dropped(b, last), 50)) < 0) throw new Error(`tcp/${last} still open after the live policy was emptied`);
   } finally {
@@ -279,7 +291,7 @@ async function setup(h: TestHost, bg: ChildProcess[]): Promise<Bench> {
   ] });
   await api(h, 'POST', `${T}/policies`, { name: 'live', rules: [] });
   for (let k = 0; k * PER_POLICY < RULES; k++) {
-    await api(h, 'POST', `${T}/policies`, { name: `bulk-${k}`, rules: Array.from({ length: PER_POLICY }, (_, j) => agentRule(k * PER_POLICY + j)) });
+    await api(h, 'POST', `${T}/policies`, { name: `bulk-${k}`, rules: [...Array.from({ length: PER_POLICY }, (_, j) => agentRule(k * PER_POLICY + j)), ...(ONE ? [PARKED] : [])] });
   }
   for (const n of [0, RULES]) await api(h, 'POST', `${T}/policies`, { name: `marker-${n}`, rules: [{ id: 'm', protocol: 'tcp', ports: String(9000 + n / PER_POLICY), priority: 10 }] });
   if ((await within(10_000, async () => existsSync(join(h.cniConfDir, 'weft-default-db.conflist')))) < 0) throw new Error('no conflist');
@@ -316,6 +328,8 @@ export async function benchAgentPasses(): Promise<void> {
   // The product's resync interval (the testkit's 1 s is for tests), so idle cost is what a host pays.
   const words = (v: string | undefined) => (v ?? '').split(' ').filter(Boolean);
   const serverArgs = words(process.env['BENCH_SERVER_ARGS']);
+  // One policy of 50,000 rules is one request of ~5 MB (the default limit is 1 MiB).
+  if (ONE && !serverArgs.includes('--body-limit')) serverArgs.push('--body-limit', String(64 * 2 ** 20));
   const h = await startTestHost('pa', { agentArgs: words(process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'), ...(serverArgs.length ? { serverArgs } : {}) });
   // Stopped halfway (Ctrl-C, SIGTERM): what it started goes as at the end (a SIGTERM left the server,
   // the agent, its helpers and four namespaces behind).
@@ -325,7 +339,7 @@ export async function benchAgentPasses(): Promise<void> {
   });
   try {
     const b = await setup(h, bg);
-    console.log(`\n#### the agent's passes (2 × ${IDLE_S} s idle; resync ${process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'})\n`);
+    console.log(`\n#### the agent's passes (2 × ${IDLE_S} s idle; resync ${process.env['BENCH_AGENT_ARGS'] ?? '--resync 2000'}${ONE ? '; the rules in one policy, each change a PUT of one rule of it' : ''})\n`);
     console.log(`| rules in force (${SHAPE}) | chains in the tenant's table | apply (attach → enforced) | agent CPU idle, first window then second: own + children = total | drift repaired: chain deleted / table flushed / bridge deleted | rule change → enforced p50 / p99 / max: a rule without a peer (tcp/${TOGGLED}) | the same on a new port every two changes (tcp/${FRESH}..) | the same on a port rules from app name (tcp/${OVERLAPPED}) | the rule on tcp/${TOGGLED} from group app |`);
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     // Each row as soon as it is measured: a later step that fails keeps the earlier ones.
@@ -336,10 +350,11 @@ export async function benchAgentPasses(): Promise<void> {
       const chains = (listed.stdout.match(/^\tchain /gm) ?? []).length;
       const cpu = await idleCpu(b);
       const d = await drift(b);
-      const change = await changes(b, () => TOGGLED);
-      const fresh = await changes(b, (i) => FRESH + (i >> 1));
-      const overlapped = await changes(b, () => OVERLAPPED);
-      const fromGroup = await changes(b, () => TOGGLED, 'app');
+      const where = ONE && n > 0 ? 'bulk-0' : undefined;
+      const change = await changes(b, () => TOGGLED, undefined, where);
+      const fresh = await changes(b, (i) => FRESH + (i >> 1), undefined, where);
+      const overlapped = await changes(b, () => OVERLAPPED, undefined, where);
+      const fromGroup = await changes(b, () => TOGGLED, 'app', where);
       const r: Row = { rules: n, apply, cpu, drift: d, change, fresh, overlapped, fromGroup };
       const cell = (c: Row['change']) => `${ms(c.p50)} / ${ms(c.p99)} / ${ms(c.max)} (API call p50 ${ms(c.api)}, max ${ms(c.apiMax)})${c.lost ? ` (${c.lost} not within 10 s)` : ''}`;
       slow.push(`${n.toLocaleString('en')} rules, slowest changes: without a peer ${change.slowest}; on new ports ${fresh.slowest}; on tcp/${OVERLAPPED} ${overlapped.slowest}; from app ${fromGroup.slowest}`);
