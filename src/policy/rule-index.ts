@@ -2,6 +2,7 @@ import type { Klass } from './classes.js';
 import { coverage, protoOf, type RuleRef } from './decide.js';
 import type { NetpolRule } from './netpol.js';
 import { Levels } from './levels.js';
+import { CidrAliases } from './aliases.js';
 
 /**
  * The verdict functions a pair has: tcp by port, udp by port, every other protocol by number, and sctp
@@ -198,7 +199,7 @@ export class RuleIndex {
     take(this.any);
     if (peer.group !== undefined) take(this.byGroup.get(peer.group));
     if (peer.network !== undefined) take(this.byNetwork.get(peer.network));
-    for (const c of peer.cidrs) take(this.byCidr.get(c.startsWith('~') ? this.member(c) ?? c : c));
+    for (const c of peer.cidrs) take(this.byCidr.get(CidrAliases.isAlias(c) ? this.member(c) ?? c : c));
     if (this.bySet.size > 0) for (const x of peer.np?.sets ?? []) take(this.bySet.get(x));
     return out;
   }
