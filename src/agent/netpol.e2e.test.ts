@@ -321,7 +321,7 @@ test('NetworkPolicy truth table with real packets across two hosts, over IPv4 an
   const want = await converge(l, pods, { name: 'stacked', policies: all }, []);
   assert.deepEqual(want.diff, []);
   const flows = FLOWS.map(([p, port]) => `${port}/${p.toLowerCase()}`);
-  const v = await l.api('POST', '/api/v1/tenants/k8s/verify', { flows, timeoutMs: 300 });
+  const v = await l.api('POST', '/api/v1/tenants/k8s/verify', { flows, timeoutMs: 1000 });
   assert.equal(v.status, 200, JSON.stringify(v.json).slice(0, 500));
   summary.push(`weft verify, ${v.json.results.length} probes from 2 hosts: ${v.json.ms} ms, ${v.json.differ.length} differ`);
   assert.equal(v.json.results.length, 288);
@@ -346,7 +346,7 @@ test('NetworkPolicy truth table with real packets across two hosts, over IPv4 an
   assert.deepEqual([v.json.differ, v.json.missing, v.json.errors], [[], [], []]);
   const broken = await l.exec(`${l.tag}1-t${id}`, ['nft', 'flush', 'chain', 'inet', 'weft', 'forward']);
   assert.equal(broken.code, 0, broken.stderr);
-  const after = await l.api('POST', '/api/v1/tenants/k8s/verify', { flows, timeoutMs: 300 });
+  const after = await l.api('POST', '/api/v1/tenants/k8s/verify', { flows, timeoutMs: 1000 });
   const onHost1 = (eid: string) => (byIp.get(ipOfId.get(eid) as string) as Pod).host === 0;
   summary.push(`weft verify after host 1's forward chain was flushed: ${after.json.differ.length} cells differ, ${after.json.ms} ms`);
   assert.ok(after.json.differ.length > 0, 'the broken host is found');

@@ -16,6 +16,9 @@ const PARALLEL = 8;
  * Probes a list of [ip, protocol, port] (on its standard input) from inside a namespace, all at once, and prints a JSON array of
  * booleans. TCP: a connection, or a refusal (a RST came back through the policy), is a pass. UDP: an
  * answer from the target, or a port-unreachable (an ICMP error came back), is a pass; silence is not.
+ * A UDP datagram is sent again every quarter of the timeout on the same socket (the same flow): one lost
+ * datagram, or one the target read late, is not a blocked flow (a CI run: an allowed 80/udp cell reported
+ * blocked on both hosts while conntrack held the flow).
  * A UDP pass is confirmed by a second probe from another socket (another source port): a conntrack entry
  * left by earlier traffic on the first one's 5-tuple (allowed then; an entry lives 30 s past its last
  * packet) lets a datagram through that the policy now drops for new flows, and verify checks new flows.
@@ -25,10 +28,10 @@ const PARALLEL = 8;
  * its timer and its connect event come in the same turn of the loop (a CI run: two allowed cells
  * reported blocked, while conntrack held a completed connection of each pair a second old).
  */
-const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1],src=process.argv[2];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
-const once=(ip,proto,port)=>new Promise(res=>{let s;const done=(ok)=>{clearTimeout(tm);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>setImmediate(()=>done(false)),to);
+export const PROBER = `const net=require('net'),dgram=require('dgram');const to=+process.argv[1],src=process.argv[2];let input='';process.stdin.on('data',d=>input+=d).on('end',()=>{const t=JSON.parse(input);
+const once=(ip,proto,port)=>new Promise(res=>{let s,again,over=false;const done=(ok)=>{if(over)return;over=true;clearTimeout(tm);clearInterval(again);try{s.destroy?s.destroy():s.close()}catch{};res(ok)};const tm=setTimeout(()=>setImmediate(()=>done(false)),to);
 if(proto==='tcp'){s=net.connect({port,host:ip,localAddress:src},()=>done(true));s.on('error',(e)=>done(e.code==='ECONNREFUSED'));}
-else{s=dgram.createSocket(net.isIPv6(ip)?'udp6':'udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));s.bind(0,src,()=>s.connect(port,ip,()=>s.send('weft-verify')));}});
+else{s=dgram.createSocket(net.isIPv6(ip)?'udp6':'udp4');s.on('message',(m,r)=>{if(r.address===ip&&r.port===port)done(true)});s.on('error',(e)=>done(e.code==='ECONNREFUSED'));const send=()=>{if(!over)s.send('weft-verify',()=>{})};s.bind(0,src,()=>s.connect(port,ip,()=>{send();again=setInterval(send,Math.max(20,to/4))}));}});
 Promise.all(t.map(([ip,proto,port])=>once(ip,proto,port).then(ok=>ok&&proto==='udp'?once(ip,proto,port):ok))).then(r=>console.log(JSON.stringify(r)));});`;
 
 export interface VerifyDeps { state: DesiredState; client: Client; runner: Runner; host: string; log: Logger }
