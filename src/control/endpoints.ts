@@ -1,9 +1,9 @@
 import {
   FIXED_LABELS, RESERVATION_PREFIX, SERVER_LABELS, WeftError, badReference, endpointId, invalid, notFound, parseCidr, parseIp, parseIp6, parseCidr6, inV6OnlySpan,
-  type Endpoint, type Host, type Labels, type EndpointPatch, type EndpointRequest, type Group, type Network,
+  type Endpoint, type Host, type Labels, type EndpointPatch, type PortMapping, type EndpointRequest, type Group, type Network,
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
-import { checkHostPorts, claimHostPorts, releaseHostPorts } from './host-ports.js';
+import { checkHostPorts, claimHostPorts, forgetHostPorts, portsLeft, releaseHostPorts } from './host-ports.js';
 import { findIn, requireTenant } from './crud.js';
 import { giveBackAddress, takeAddress } from './addressing.js';
 import { giveBackAddress6, prefixLength6, takeAddress6 } from './addressing6.js';
@@ -116,7 +116,9 @@ export class Endpoints {
   /** Allocates the address and records the endpoint in one transaction: no address without an endpoint. */
   async create(actor: string, req: EndpointRequest): Promise<Endpoint> {
     const id = endpointId(req.containerId, req.ifname);
+    let replaced: Endpoint | undefined;
     const r = await this.store.transact(actor, async (tx) => {
+      replaced = undefined;
       try {
         await requireTenant(tx, req.tenant);
       } catch (e) {
@@ -140,7 +142,8 @@ export class Endpoints {
       }
       if (req.mac !== undefined) checkMac(req.mac);
       if (net.encap === 'macvlan') await checkMacvlanEndpoint(tx, net, req);
-      if (req.portMappings?.length) await checkHostPorts(tx, req.host, req.portMappings);
+      // The endpoint replaced goes in this transaction (checked below): its ports are no conflict.
+      if (req.portMappings?.length) await checkHostPorts(tx, req.host, req.portMappings, req.replaces);
       let requested = req.ip;
       let requested6 = req.ip6;
       if (requested6 !== undefined && net.subnet6 === undefined) {
@@ -167,7 +170,9 @@ export class Endpoints {
         }
         await giveBackAddress(tx, net, o.ip);
         await giveBackAddress6(tx, net, o.ip6);
-        await releaseHostPorts(tx, o.host, o.id, o.portMappings ?? []);
+        // Its claims are given back after this transaction (forgetHostPorts); until then they name an
+        // endpoint that is gone, which no check counts.
+        replaced = o;
         tx.delete(keys.endpoint(o.id));
         requested = o.ip;
         requested6 = o.ip6;
@@ -204,6 +209,7 @@ export class Endpoints {
       tx.put(keys.endpoint(id), ep);
       return ep;
     });
+    if (replaced?.portMappings?.length) await forgetHostPorts(this.store, actor, replaced.host, replaced.id, replaced.portMappings);
     return { ...r.value, revision: r.revision };
   }
 
@@ -214,7 +220,9 @@ export class Endpoints {
    * agent, which may give a fixed label its first value (Docker's labels come after the endpoint is made).
    */
   async update(actor: string, id: string, patch: EndpointPatch, allowed?: (ep: Endpoint) => void, initial = false): Promise<Endpoint> {
+    let dropped: { host: string; ports: PortMapping[] } | undefined;
     const r = await this.store.transact(actor, async (tx) => {
+      dropped = undefined;
       const e = await tx.get(keys.endpoint(id));
       if (!e) throw notFound(`endpoint ${id}`);
       const current = withRevision<Endpoint>(e);
@@ -239,12 +247,14 @@ export class Endpoints {
         updatedAt: this.now(),
       };
       if (patch.portMappings !== undefined) {
-        await releaseHostPorts(tx, rest.host, id, oldPorts ?? []);
+        // The ports given up are forgotten after this transaction (see forgetHostPorts).
+        dropped = { host: rest.host, ports: portsLeft(oldPorts, ports) };
         claimHostPorts(tx, rest.host, id, ports ?? []);
       }
       tx.put(keys.endpoint(id), next);
       return next;
     });
+    if (dropped?.ports.length) await forgetHostPorts(this.store, actor, dropped.host, id, dropped.ports);
     return 'revision' in r.value ? r.value as Endpoint : { ...r.value, revision: r.revision };
   }
 

@@ -66,3 +66,31 @@ test('etcd: of two endpoints publishing one port of one host at once on two serv
     for (const s of stores) await s.close();
   }
 });
+
+test('etcd: an endpoint\'s 64 published ports swapped for 64 others (an update, then a replacing endpoint) fit one transaction; the old ports are free at once and their claims go', { skip, timeout: 60_000 }, async () => {
+  const { a, b, stores } = await two();
+  try {
+    await a.bootstrap();
+    await a.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/16' });
+    const range = (from: number) => Array.from({ length: 64 }, (_, i) => web(from + i));
+    const claims = async () => new Map((await stores[1]!.list('hostports/h1/tcp/')).entries.map((e) => [Number(e.key.split('/').pop()), (e.value as { endpoint: string }).endpoint]));
+    const claimedBy = (m: Map<number, string>, from: number) => [...new Set(range(from).map((p) => m.get(p.hostPort) ?? 'none'))];
+    const ep = await a.endpoints.create('a', { ...req, host: 'h1', containerId: 'c1', portMappings: range(10_000) });
+    const moved = await a.endpoints.update('a', ep.id, { portMappings: range(20_000) });
+    assert.deepEqual(moved.portMappings?.map((p) => p.hostPort), range(20_000).map((p) => p.hostPort));
+    let m = await claims();
+    assert.deepEqual([claimedBy(m, 10_000), claimedBy(m, 20_000), m.size], [['none'], [ep.id], 64], 'the swapped-out claims are gone');
+    // Another endpoint takes the ports given back, through the other server; the new ones are held.
+    const other = await b.endpoints.create('a', { ...req, host: 'h1', containerId: 'c2', portMappings: range(10_000) });
+    await assert.rejects(b.endpoints.create('a', { ...req, host: 'h1', containerId: 'c3', portMappings: [web(20_063)] }), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_ADDRESS_IN_USE');
+    // A restarted container's endpoint replaces the old one, with 64 other ports, in one transaction.
+    const next = await a.endpoints.create('a', { ...req, host: 'h1', containerId: 'c1b', replaces: ep.id, portMappings: range(30_000) });
+    assert.equal(next.ip, ep.ip);
+    const taker = await b.endpoints.create('a', { ...req, host: 'h1', containerId: 'c4', portMappings: range(20_000) });
+    await assert.rejects(b.endpoints.create('a', { ...req, host: 'h1', containerId: 'c5', portMappings: [web(30_005)] }), (e: unknown) => e instanceof WeftError && e.code === 'WEFT_ADDRESS_IN_USE');
+    m = await claims();
+    assert.deepEqual([claimedBy(m, 10_000), claimedBy(m, 20_000), claimedBy(m, 30_000), m.size], [[other.id], [taker.id], [next.id], 192]);
+  } finally {
+    for (const s of stores) await s.close();
+  }
+});

@@ -39,6 +39,14 @@ test('a host port is published by one endpoint per host and protocol: refused na
   const hold = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'hold', portMappings: [web(7000)] });
   await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'real', replaces: hold.id });
   await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'f', portMappings: [web(7000)] });
+  // Replaced by an endpoint publishing what it did and more: its own ports are no conflict, and every
+  // claim names the new endpoint; a port given up by an update leaves no claim behind.
+  const old = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'old', portMappings: [web(7100), web(7101)] });
+  const young = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'young', replaces: old.id, portMappings: [web(7101), web(7102)] });
+  const claim = async (port: number) => ((await c.store.get(`hostports/h1/tcp/${port}`))?.value as { endpoint: string } | undefined)?.endpoint;
+  assert.deepEqual([await claim(7100), await claim(7101), await claim(7102)], [undefined, young.id, young.id]);
+  await c.endpoints.update('a', young.id, { portMappings: [web(7102)] });
+  assert.deepEqual([await claim(7101), await claim(7102)], [undefined, young.id]);
   // The overlay's own ports, as before.
   await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'g', portMappings: [web(4789, 'udp')] }), 'WEFT_INVALID_VALUE', /the overlay's port/, 'portMappings.0.hostPort');
 });

@@ -53,6 +53,34 @@ export async function releaseHostPorts(tx: Txn, host: string, id: string, ports:
   }
 }
 
+/** Claims given back per transaction after the fact: each a guarded read and a delete on etcd. */
+const RELEASES_PER_TXN = 48;
+
+/**
+ * After a transaction that moved endpoint `id` off `ports` (an update, a replacing endpoint), gives back the
+ * claims on them that still name it. Not in that transaction: on etcd, 64 ports swapped for 64 others
+ * were 64 claims read and deleted beside the 64 read and written, past etcd's 128 operations
+ * (WEFT_TOO_LARGE). A claim left behind is a hint the check sees through (its endpoint no longer
+ * publishes the port), so this is tidying: best effort, a few dozen per transaction; a failure leaves
+ * claims that cost the next check of their port one read.
+ */
+export async function forgetHostPorts(store: Store, actor: string, host: string, id: string, ports: readonly PortMapping[]): Promise<void> {
+  for (let k = 0; k < ports.length; k += RELEASES_PER_TXN) {
+    const part = ports.slice(k, k + RELEASES_PER_TXN);
+    try {
+      await store.transact(actor, (tx) => releaseHostPorts(tx, host, id, part));
+    } catch {
+      return;
+    }
+  }
+}
+
+/** The mappings of `from` whose host port and protocol none of `to` has. */
+export function portsLeft(from: readonly PortMapping[] | undefined, to: readonly PortMapping[] | undefined): PortMapping[] {
+  const kept = new Set((to ?? []).map((p) => `${p.protocol}/${p.hostPort}`));
+  return (from ?? []).filter((p) => !kept.has(`${p.protocol}/${p.hostPort}`));
+}
+
 /** A host's claims, all of them (the host is removed). */
 export function dropHostPorts(tx: Txn, host: string): void {
   tx.deletePrefix(`${CLAIMS}${host}/`);
