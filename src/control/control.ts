@@ -134,13 +134,15 @@ export class Control {
   /**
    * Makes a store usable: policies of the old layout migrated (every start; a no-op once done), each
    * network's group pool index checked against its groups (group-pools.ts), every published host port
-   * claimed (host-ports.ts: a data dir from before the claims, an older server's endpoints), the
+   * claimed (host-ports.ts: a data dir from before the claims, an older server's endpoints), every token
+   * in its user's index (tokens.ts), the
    * `default` tenant, and on first start an admin whose token is returned once.
    */
   async bootstrap(): Promise<{ adminToken: string | undefined; warnings: string[] }> {
     await migratePolicies(this.store);
     await reconcileGroupPools(this.store);
     const ports = await reconcileHostPorts(this.store);
+    await this.users.tokens.reindex();
     await this.tenants.ensureDefault();
     const warnings = ports.doubles.map((d) => `published twice (a server of an older version let it happen; remove one): ${d}`);
     return { adminToken: await this.users.bootstrapAdmin(), warnings };

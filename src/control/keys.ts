@@ -21,6 +21,10 @@ export const keys = {
   user: (u: string) => `users/${u}`,
   users: () => 'users/',
   token: (hash: string) => `tokens/${hash}`,
+  /** A user's tokens, by hash (the count a new one is held to; its revocations): internal, never published. */
+  userToken: (u: string, hash: string) => `usertokens/${u}/${hash}`,
+  userTokens: (u: string) => `usertokens/${u}/`,
+  allUserTokens: () => 'usertokens/',
   hostId: (h: string) => `hostids/${h}`,
   hostIds: () => 'hostids/',
   ca: () => 'pki/ca',

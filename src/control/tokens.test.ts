@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryStore } from '../store/index.js';
 import { rejectsWith } from './testing.js';
 import { Control } from './control.js';
-import { CredentialRefused, hashToken } from './tokens.js';
+import { CredentialRefused, MAX_TOKENS_PER_USER, hashToken } from './tokens.js';
 import type { Principal } from './users.js';
 
 const HOUR = 3_600_000;
@@ -136,4 +136,53 @@ test('deleting a user removes its tokens', async () => {
   await c.users.remove('admin', 'bob');
   await rejectsWith(c.users.authenticate(t.token), 'WEFT_UNAUTHENTICATED', /not valid/);
   assert.deepEqual((await c.users.tokens.list('bob', '')), []);
+});
+
+test('a user holds at most MAX_TOKENS_PER_USER tokens: past it the oldest expired ones are forgotten, and only live ones refuse a new one', async () => {
+  const { c, store, admin, advance } = await fresh();
+  const root = await c.users.authenticate(admin);
+  const index = async (u: string) => (await store.list(`usertokens/${u}/`)).entries.length;
+  const mint = (ttl: string) => c.users.createToken(root, { user: 'bob', ttl });
+  const short: Awaited<ReturnType<typeof mint>>[] = [];
+  for (let i = 0; i < 100; i++) short.push(await mint('1h'));
+  for (let i = 100; i < MAX_TOKENS_PER_USER; i++) await mint('30d');
+  await rejectsWith(mint('1h'), 'WEFT_QUOTA_EXCEEDED', new RegExp(`user bob holds ${MAX_TOKENS_PER_USER} tokens \\(at most ${MAX_TOKENS_PER_USER}\\): revoke some first`));
+  await rejectsWith(c.users.login('bob', 'bob-password'), 'WEFT_QUOTA_EXCEEDED', /revoke some first/);
+  // Another user is not held to bob's count.
+  await c.users.create('admin', { name: 'carol', role: 'ops', password: 'carol-password' });
+  await c.users.createToken(root, { user: 'carol' });
+  // The short ones expire: a new token forgets 40 of them (a token and its index entry each), oldest first.
+  advance(2 * HOUR);
+  const fresh1 = await mint('1h');
+  assert.equal(await index('bob'), MAX_TOKENS_PER_USER - 40 + 1);
+  assert.equal((await store.list('tokens/')).entries.filter((e) => (e.value as { user: string }).user === 'bob').length, MAX_TOKENS_PER_USER - 40 + 1);
+  // (They expired at one instant: which 40 is the index's order.) The rest are refused as expired, as before.
+  const why = await Promise.all(short.map((x) => c.users.authenticate(x.token).then(() => 'valid', (e: Error) => (/not valid/.test(e.message) ? 'gone' : /expired/.test(e.message) ? 'expired' : e.message))));
+  assert.deepEqual([why.filter((w) => w === 'gone').length, why.filter((w) => w === 'expired').length], [40, 60]);
+  assert.equal((await c.users.authenticate(fresh1.token)).user, 'bob');
+  // Revoking one makes room at once; a new password revokes the rest through the index.
+  const r = await c.users.createToken(root, { user: 'bob', ttl: '1h' });
+  await c.users.revokeToken(root, r.id);
+  assert.equal(await index('bob'), MAX_TOKENS_PER_USER - 40 + 1);
+  await c.users.update('admin', 'bob', { password: 'new-bob-password' });
+  assert.deepEqual([await index('bob'), (await c.users.tokens.list('bob', '')).length], [0, 0]);
+  assert.equal(await index('carol'), 1);
+});
+
+test('every start indexes the tokens of a data dir from before the index, and drops entries of tokens gone', async () => {
+  const { c, store, admin } = await fresh();
+  const root = await c.users.authenticate(admin);
+  const t = await c.users.createToken(root, { user: 'bob', ttl: '1h' });
+  await store.transact('test', async (tx) => {
+    tx.deletePrefix('usertokens/');
+    tx.put('usertokens/bob/0123', {});
+    // Garbage a hand may have written: a token of no user is not indexed (nor refused at start).
+    tx.put('tokens/ffff', { user: 7 });
+  });
+  assert.equal(await c.users.tokens.reindex(), 3);
+  const keys = (await store.list('usertokens/')).entries.map((e) => e.key).sort();
+  assert.deepEqual(keys, [`usertokens/admin/${hashToken(admin)}`, `usertokens/bob/${hashToken(t.token)}`].sort());
+  assert.equal(await c.users.tokens.reindex(), 0, 'a second start writes nothing');
+  await c.users.remove('admin', 'bob');
+  assert.deepEqual((await store.list('usertokens/bob/')).entries, []);
 });

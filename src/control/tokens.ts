@@ -29,6 +29,23 @@ export class CredentialRefused extends WeftError {
   }
 }
 
+/** What a user's index entry of a token holds (usertokens/USER/HASH): enough to count it live or not. */
+interface IndexedToken { expiresAt?: string }
+
+/**
+ * Tokens a user may hold at once, live or expired and not yet forgotten: a user (or a stolen token) minting
+ * tokens in a loop otherwise grew the store without bound. Past it the user's expired tokens are forgotten
+ * first (EXPIRED_FORGOTTEN_PER_ISSUE at a time), and a new one is refused only if the rest are live.
+ */
+export const MAX_TOKENS_PER_USER = 1000;
+const EXPIRED_FORGOTTEN_PER_ISSUE = 40;
+/**
+ * Index entries written per transaction at start, tokens forgotten per transaction by the sweep: on etcd
+ * each is a put or two deletes, plus a guard per user they name (at most 128 operations).
+ */
+const INDEXED_PER_TXN = 40;
+const SWEPT_PER_TXN = 20;
+
 export interface Issued {
   id: string;
   token: string;
@@ -38,19 +55,69 @@ export interface Issued {
 export class Tokens {
   constructor(private readonly store: Store, private readonly clock: () => Date) {}
 
-  /** Mints a token inside the caller's transaction; the secret is returned once and never stored. */
-  issueIn(tx: Txn, user: string, description: string, ttlMs: number | null): Issued {
+  /**
+   * Mints a token inside the caller's transaction; the secret is returned once and never stored. Refused
+   * (WEFT_QUOTA_EXCEEDED) when the user holds MAX_TOKENS_PER_USER live ones.
+   */
+  async issueIn(tx: Txn, user: string, description: string, ttlMs: number | null): Promise<Issued> {
+    await this.makeRoom(tx, user);
     const token = newToken();
     const hash = hashToken(token);
     const now = this.clock();
     const expiresAt = ttlMs === null ? null : new Date(now.getTime() + ttlMs).toISOString();
     const t: StoredToken = { user, createdAt: now.toISOString(), description, ...(expiresAt ? { expiresAt } : {}) };
     tx.put(keys.token(hash), t);
+    tx.put(keys.userToken(user, hash), (expiresAt ? { expiresAt } : {}) satisfies IndexedToken);
     return { id: tokenIdOf(hash), token, expiresAt };
   }
 
+  /** Below the cap, or the user's oldest expired tokens forgotten to get there, or refused. */
+  private async makeRoom(tx: Txn, user: string): Promise<void> {
+    const held = await tx.list(keys.userTokens(user));
+    if (held.length < MAX_TOKENS_PER_USER) return;
+    const now = this.clock().getTime();
+    const expired = held
+      .map((e) => ({ key: e.key, at: Date.parse(String((e.value as IndexedToken | undefined)?.expiresAt)) }))
+      .filter((x) => x.at <= now)
+      .sort((a, b) => a.at - b.at)
+      .slice(0, EXPIRED_FORGOTTEN_PER_ISSUE);
+    if (held.length - expired.length >= MAX_TOKENS_PER_USER) {
+      throw new WeftError('WEFT_QUOTA_EXCEEDED', `user ${user} holds ${held.length} tokens (at most ${MAX_TOKENS_PER_USER}): revoke some first (\`weft token ls\`, \`weft token revoke ID\`) or let them expire`);
+    }
+    for (const x of expired) {
+      tx.delete(x.key);
+      tx.delete(keys.token(x.key.slice(keys.userTokens(user).length)));
+    }
+  }
+
+  /**
+   * At every start: every stored token in its user's index (a data dir from before the index, an older
+   * server's tokens), index entries of tokens gone dropped. One listing of the tokens per start.
+   */
+  async reindex(): Promise<number> {
+    const tokens = (await this.store.list('tokens/')).entries;
+    const indexed = new Set((await this.store.list(keys.allUserTokens())).entries.map((e) => e.key));
+    const want = new Map<string, IndexedToken>();
+    for (const e of tokens) {
+      const t = e.value as Partial<StoredToken> | undefined;
+      if (typeof t?.user !== 'string' || t.user.includes('/')) continue;
+      const key = keys.userToken(t.user, e.key.slice('tokens/'.length));
+      if (!indexed.delete(key)) want.set(key, typeof t.expiresAt === 'string' ? { expiresAt: t.expiresAt } : {});
+    }
+    const writes: Array<[string, IndexedToken | undefined]> = [...want, ...[...indexed].map((k) => [k, undefined] as [string, undefined])];
+    for (let k = 0; k < writes.length; k += INDEXED_PER_TXN) {
+      await this.store.transact('system', async (tx) => {
+        for (const [key, v] of writes.slice(k, k + INDEXED_PER_TXN)) {
+          if (v === undefined) tx.delete(key);
+          else tx.put(key, v);
+        }
+      });
+    }
+    return writes.length;
+  }
+
   async issue(actor: string, user: string, description: string, ttlMs: number | null): Promise<Issued> {
-    return (await this.store.transact(actor, async (tx) => this.issueIn(tx, user, description, ttlMs))).value;
+    return (await this.store.transact(actor, (tx) => this.issueIn(tx, user, description, ttlMs))).value;
   }
 
   /** One keyed read per request. Returns the owner and the token's id, or refuses (401) saying why. */
@@ -109,24 +176,43 @@ export class Tokens {
       const found = await this.find(tx, id);
       if (!found || !mayRevoke(found.token.user)) throw notFound(`token ${id}`);
       await guard(tx, found.token.user, found.key);
-      tx.delete(found.key);
+      this.forget(tx, found.key, found.token.user);
     });
+  }
+
+  /** A token and its index entry deleted. */
+  private forget(tx: Txn, key: string, user: unknown): void {
+    tx.delete(key);
+    if (typeof user === 'string' && !user.includes('/')) tx.delete(keys.userToken(user, key.slice('tokens/'.length)));
+  }
+
+  /** The stored tokens of `user`, found through its index (what it holds, not every token there is). */
+  private async tokensOf(tx: Txn, user: string): Promise<Array<{ key: string; token: StoredToken }>> {
+    const out: Array<{ key: string; token: StoredToken }> = [];
+    for (const e of await tx.list(keys.userTokens(user))) {
+      const key = keys.token(e.key.slice(keys.userTokens(user).length));
+      const t = (await tx.get(key))?.value as StoredToken | undefined;
+      if (t?.user === user) out.push({ key, token: t });
+    }
+    return out;
   }
 
   /** Inside a user transaction: removes the user's tokens except `keepId` (a password change, a deleted user). */
   async revokeAllOf(tx: Txn, user: string, keepId?: string): Promise<number> {
     let n = 0;
-    for (const e of await tx.list('tokens/')) {
-      if ((e.value as StoredToken).user !== user || tokenIdOf(e.key.slice('tokens/'.length)) === keepId) continue;
-      tx.delete(e.key);
+    for (const { key } of await this.tokensOf(tx, user)) {
+      if (tokenIdOf(key.slice('tokens/'.length)) === keepId) continue;
+      this.forget(tx, key, user);
       n++;
     }
+    // Entries naming tokens that are gone go too (the user may be deleted: nothing of it is left).
+    if (keepId === undefined) tx.deletePrefix(keys.userTokens(user));
     return n;
   }
 
   /** Whether `user` holds a token other than `exceptKey` that still authenticates. */
   async hasOtherLiveToken(tx: Txn, user: string, exceptKey: string): Promise<boolean> {
-    return (await tx.list('tokens/')).some((e) => e.key !== exceptKey && (e.value as StoredToken).user === user && !this.isExpired(e.value as StoredToken));
+    return (await this.tokensOf(tx, user)).some((t) => t.key !== exceptKey && !this.isExpired(t.token));
   }
 
   /** Forgets tokens that expired more than `retentionMs` ago (until then `weft token ls` shows them as expired). */
@@ -138,9 +224,11 @@ export class Tokens {
       return at !== undefined && Date.parse(at) < cutoff;
     });
     if (old.length === 0) return 0;
-    await this.store.transact('system', async (tx) => {
-      for (const e of old) if (await tx.get(e.key)) tx.delete(e.key);
-    });
+    for (let k = 0; k < old.length; k += SWEPT_PER_TXN) {
+      await this.store.transact('system', async (tx) => {
+        for (const e of old.slice(k, k + SWEPT_PER_TXN)) if (await tx.get(e.key)) this.forget(tx, e.key, (e.value as StoredToken).user);
+      });
+    }
     return old.length;
   }
 }

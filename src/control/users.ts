@@ -215,7 +215,7 @@ export class Users {
       if ((await tx.list(keys.users())).length > 0) return undefined;
       const at = this.now();
       tx.put(keys.user('admin'), { name: 'admin', role: 'admin', tenants: [], createdAt: at, updatedAt: at } satisfies StoredUser);
-      return this.tokens.issueIn(tx, 'admin', 'first admin token', null).token;
+      return (await this.tokens.issueIn(tx, 'admin', 'first admin token', null)).token;
     });
     return created.value;
   }

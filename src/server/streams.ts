@@ -26,18 +26,25 @@ export class Streams {
     return this.open.size;
   }
 
-  /** Called with every committed change (of any server sharing the store). */
+  /**
+   * Called with every committed change (of any server sharing the store). Only the streams whose
+   * credential the change touches re-authenticate: a host's, by its identity; a person's, by its token
+   * (tokens/HASH: the id is the hash's first 16 characters) or its user record. A user minting tokens in a
+   * loop used to make every person's stream re-authenticate at each one.
+   */
   onChanges(changes: readonly Change[]): void {
     const hosts = new Set<string>();
-    let people = false;
+    const tokens = new Set<string>();
+    const users = new Set<string>();
     for (const c of changes) {
       if (c.key.startsWith('hostids/')) hosts.add(c.key.slice('hostids/'.length));
-      else if (c.key.startsWith('tokens/') || c.key.startsWith('users/')) people = true;
+      else if (c.key.startsWith('tokens/')) tokens.add(c.key.slice('tokens/'.length, 'tokens/'.length + 16));
+      else if (c.key.startsWith('users/')) users.add(c.key.slice('users/'.length));
     }
-    if (hosts.size === 0 && !people) return;
+    if (hosts.size === 0 && tokens.size === 0 && users.size === 0) return;
     for (const s of this.open) {
-      const h = s.principal.host;
-      if (h !== undefined ? hosts.has(h) : people) void this.recheck(s);
+      const p = s.principal;
+      if (p.host !== undefined ? hosts.has(p.host) : tokens.has(p.credential) || users.has(p.user)) void this.recheck(s);
     }
   }
 
