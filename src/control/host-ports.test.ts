@@ -107,3 +107,22 @@ test('every start claims what is published and unclaimed (a data dir from before
   assert.ok(await store.get('hostports/n7/tcp/9100'), 'claimed again');
   assert.equal((await store.get('hostports/n8/tcp/9100'))?.modRevision, revision, 'a claim that holds is not written again');
 });
+
+test('a port given up and published again before the claims given up are forgotten keeps its claim (a hostile review: two updates at once, an endpoint of a replaced one\'s id)', async () => {
+  const c = await fresh();
+  const claim = async (port: number) => ((await c.store.get(`hostports/h1/tcp/${port}`))?.value as { endpoint: string } | undefined)?.endpoint ?? 'none';
+  const x = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'x', portMappings: [web(8080)] });
+  // Two updates of x in flight (an agent's retry, two servers): 8080 dropped, then published again.
+  await Promise.all([c.endpoints.update('a', x.id, { portMappings: [] }), c.endpoints.update('a', x.id, { portMappings: [web(8080)] })]);
+  assert.deepEqual([(await c.endpoints.get(x.id)).portMappings?.map((p) => p.hostPort), await claim(8080)], [[8080], x.id]);
+  await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'y', portMappings: [web(8080)] }), 'WEFT_ADDRESS_IN_USE', new RegExp(`published by endpoint ${x.id}`), 'portMappings.0');
+  // o replaced by n, while an endpoint of o's container (its id again) publishes 9090.
+  const o = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'o', portMappings: [web(9090)] });
+  await Promise.all([
+    c.endpoints.create('a', { ...req, host: 'h1', containerId: 'n', replaces: o.id }),
+    c.endpoints.create('a', { ...req, host: 'h1', containerId: 'o', portMappings: [web(9090)] }).catch(() => undefined),
+  ]);
+  const publishers = (await c.endpoints.list({ host: 'h1' })).items.filter((e) => e.portMappings?.some((p) => p.hostPort === 9090)).map((e) => e.id);
+  assert.deepEqual(publishers.length ? [await claim(9090)] : [], publishers, 'whoever publishes 9090 holds its claim');
+  if (publishers.length) await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'z', portMappings: [web(9090)] }), 'WEFT_ADDRESS_IN_USE', /9090\/tcp on h1/, 'portMappings.0');
+});

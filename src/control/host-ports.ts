@@ -68,7 +68,12 @@ export async function forgetHostPorts(store: Store, actor: string, host: string,
   for (let k = 0; k < ports.length; k += RELEASES_PER_TXN) {
     const part = ports.slice(k, k + RELEASES_PER_TXN);
     try {
-      await store.transact(actor, (tx) => releaseHostPorts(tx, host, id, part));
+      await store.transact(actor, async (tx) => {
+        // As it stands now: an update since (another server, a retry) may publish a port again, or an
+        // endpoint of the same id (container and interface) may have come: its claims are its own.
+        const e = (await tx.get(keys.endpoint(id)))?.value as Partial<Endpoint> | undefined;
+        await releaseHostPorts(tx, host, id, part.filter((m) => !publishes(e, host, m)));
+      });
     } catch {
       return;
     }

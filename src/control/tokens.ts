@@ -35,9 +35,11 @@ interface IndexedToken { expiresAt?: string }
 /**
  * Tokens a user may hold at once, live or expired and not yet forgotten: a user (or a stolen token) minting
  * tokens in a loop otherwise grew the store without bound. Past it the user's expired tokens are forgotten
- * first (EXPIRED_FORGOTTEN_PER_ISSUE at a time), and a new one is refused only if the rest are live.
+ * first (EXPIRED_FORGOTTEN_PER_ISSUE at a time), and a new one is refused only if the rest are live. Small
+ * enough that revoking them all (a password change, the user removed) is one etcd transaction (at most
+ * 128 operations): a stolen token must not be able to mint its victim out of changing its password.
  */
-export const MAX_TOKENS_PER_USER = 1000;
+export const MAX_TOKENS_PER_USER = 100;
 const EXPIRED_FORGOTTEN_PER_ISSUE = 40;
 /**
  * Index entries written per transaction at start, tokens forgotten per transaction by the sweep: on etcd
@@ -104,16 +106,27 @@ export class Tokens {
       const key = keys.userToken(t.user, e.key.slice('tokens/'.length));
       if (!indexed.delete(key)) want.set(key, typeof t.expiresAt === 'string' ? { expiresAt: t.expiresAt } : {});
     }
-    const writes: Array<[string, IndexedToken | undefined]> = [...want, ...[...indexed].map((k) => [k, undefined] as [string, undefined])];
+    const writes = [...want.keys(), ...indexed];
+    let n = 0;
     for (let k = 0; k < writes.length; k += INDEXED_PER_TXN) {
-      await this.store.transact('system', async (tx) => {
-        for (const [key, v] of writes.slice(k, k + INDEXED_PER_TXN)) {
-          if (v === undefined) tx.delete(key);
-          else tx.put(key, v);
+      // Each as the token stands in this transaction: one issued or revoked (another server) since the
+      // listings above is not indexed or dropped on their word.
+      const r = await this.store.transact('system', async (tx) => {
+        let done = 0;
+        for (const key of writes.slice(k, k + INDEXED_PER_TXN)) {
+          const [, user = '', hash = ''] = key.split('/');
+          const t = (await tx.get(keys.token(hash)))?.value as Partial<StoredToken> | undefined;
+          const there = (await tx.get(key)) !== undefined;
+          if (t?.user === user && !there) tx.put(key, typeof t.expiresAt === 'string' ? { expiresAt: t.expiresAt } : {});
+          else if (t?.user !== user && there) tx.delete(key);
+          else continue;
+          done++;
         }
+        return done;
       });
+      n += r.value;
     }
-    return writes.length;
+    return n;
   }
 
   async issue(actor: string, user: string, description: string, ttlMs: number | null): Promise<Issued> {
@@ -186,33 +199,45 @@ export class Tokens {
     if (typeof user === 'string' && !user.includes('/')) tx.delete(keys.userToken(user, key.slice('tokens/'.length)));
   }
 
-  /** The stored tokens of `user`, found through its index (what it holds, not every token there is). */
-  private async tokensOf(tx: Txn, user: string): Promise<Array<{ key: string; token: StoredToken }>> {
-    const out: Array<{ key: string; token: StoredToken }> = [];
-    for (const e of await tx.list(keys.userTokens(user))) {
-      const key = keys.token(e.key.slice(keys.userTokens(user).length));
-      const t = (await tx.get(key))?.value as StoredToken | undefined;
-      if (t?.user === user) out.push({ key, token: t });
-    }
-    return out;
-  }
-
-  /** Inside a user transaction: removes the user's tokens except `keepId` (a password change, a deleted user). */
+  /**
+   * Inside a user transaction: removes the user's tokens except `keepId` (a password change, a deleted
+   * user), found through its index. On etcd each token is a guarded delete (one operation and one key
+   * compared), and the index goes as one range: MAX_TOKENS_PER_USER stays within one transaction.
+   */
   async revokeAllOf(tx: Txn, user: string, keepId?: string): Promise<number> {
+    const prefix = keys.userTokens(user);
     let n = 0;
-    for (const { key } of await this.tokensOf(tx, user)) {
-      if (tokenIdOf(key.slice('tokens/'.length)) === keepId) continue;
-      this.forget(tx, key, user);
+    let kept: { key: string; value: unknown } | undefined;
+    for (const e of await tx.list(prefix)) {
+      const hash = e.key.slice(prefix.length);
+      if (keepId !== undefined && tokenIdOf(hash) === keepId) {
+        kept = { key: e.key, value: e.value };
+        continue;
+      }
+      tx.delete(keys.token(hash));
       n++;
     }
-    // Entries naming tokens that are gone go too (the user may be deleted: nothing of it is left).
-    if (keepId === undefined) tx.deletePrefix(keys.userTokens(user));
+    tx.deletePrefix(prefix);
+    if (kept) tx.put(kept.key, kept.value);
     return n;
   }
 
-  /** Whether `user` holds a token other than `exceptKey` that still authenticates. */
+  /**
+   * Whether `user` holds a token other than `exceptKey` that still authenticates: its index says which
+   * have not expired, and the first of those that is stored and not marked expired answers (a read or two,
+   * not one per token).
+   */
   async hasOtherLiveToken(tx: Txn, user: string, exceptKey: string): Promise<boolean> {
-    return (await this.tokensOf(tx, user)).some((t) => t.key !== exceptKey && !this.isExpired(t.token));
+    const prefix = keys.userTokens(user);
+    const now = this.clock().getTime();
+    for (const e of await tx.list(prefix)) {
+      const key = keys.token(e.key.slice(prefix.length));
+      const at = (e.value as IndexedToken | undefined)?.expiresAt;
+      if (key === exceptKey || (at !== undefined && !(Date.parse(at) > now))) continue;
+      const t = (await tx.get(key))?.value as StoredToken | undefined;
+      if (t?.user === user && !this.isExpired(t)) return true;
+    }
+    return false;
   }
 
   /** Forgets tokens that expired more than `retentionMs` ago (until then `weft token ls` shows them as expired). */

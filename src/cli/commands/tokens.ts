@@ -24,7 +24,7 @@ export function tokenCommands(program: Command, io: Io): void {
       ], (x: any) => x.id);
     }));
   leaf(t, {
-    name: 'create', summary: 'create a token; it is printed once (with -q: only the token, for a file). A user holds at most 1,000 (logins count too): revoke old ones with `weft token revoke ID`', tenant: false,
+    name: 'create', summary: 'create a token; it is printed once (with -q: only the token, for a file). A user holds at most 100 (logins count too): revoke old ones with `weft token revoke ID`', tenant: false,
     example: ['weft token create --ttl 30d --description ci-deploy', '(umask 077; weft token create -q --ttl 7d > ~/.weft-token)', 'weft token create --user bob --ttl 12h   # admin'],
   })
     .option('--ttl <duration>', 'lifetime: 30m, 12h, 7d or never (default: the server\'s --token-ttl; never longer than the token you use)')
