@@ -31,17 +31,32 @@ export interface HostTunnel {
 }
 
 export function renderHostTable(plans: readonly TenantPlan[], peers: readonly string[] = [], tunnel?: HostTunnel): NftTable {
-  const maps = hostSets(plans, peers);
+  const maps = [...hostSets(plans, peers), ...publishedMaps(plans)];
   if (!tunnel) return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps, chains: [...natChains(plans), ...filterChains()] };
   maps.push({ name: 'clear_vnis', type: 'typeof @th,96,24', set: true, interval: false, elements: tunnel.clearVnis.map(String) });
   return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps, chains: [...natChains(plans), ...filterChains(tunnel.device)] };
 }
 
+/**
+ * Published ports, each to its tenant's uplink address (the port stays): one lookup by protocol and port
+ * per new connection, however many ports the host publishes (a rule per port was a linear walk, with a
+ * FIB lookup each, for every connection arriving at or leaving from the host).
+ */
+function publishedMaps(plans: readonly TenantPlan[]): NftMap[] {
+  const four = plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp !== undefined ? [`${x.protocol} . ${x.hostPort} : ${p.uplink.tenantIp}`] : [])));
+  const six = plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`${x.protocol} . ${x.hostPort} : ${p.uplink.tenantIp6}`] : [])));
+  return [
+    { name: 'published', type: 'inet_proto . inet_service : ipv4_addr', interval: false, elements: four },
+    { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr', interval: false, elements: six },
+  ];
+}
+
 function natChains(plans: readonly TenantPlan[]): string[] {
-  const dnat = plans.flatMap((p) => p.ports.flatMap((x) => [
-    ...(x.containerIp !== undefined ? [`\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip to ${p.uplink.tenantIp}:${x.hostPort} comment "tenant ${p.tenant}"`] : []),
-    ...(x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`\t\tfib daddr type local ${x.protocol} dport ${x.hostPort} dnat ip6 to [${p.uplink.tenantIp6}]:${x.hostPort} comment "tenant ${p.tenant}"`] : []),
-  ]));
+  const published = plans.some((p) => p.ports.length > 0);
+  const dnat = published ? [
+    '\t\tfib daddr type local dnat ip to meta l4proto . th dport map @published comment "published ports"',
+    '\t\tfib daddr type local dnat ip6 to meta l4proto . th dport map @published6 comment "published ports"',
+  ] : [];
   const uplinks = plans.map((p) => `"${p.uplink.hostLink}"`);
   // The host ends of the uplinks are local addresses too, but a published port there would capture the
   // queries every other tenant sends to its DNS listener (a tenant publishing the DNS port).

@@ -2,7 +2,7 @@ import type { MacvlanPlan, TenantPlan } from './plan.js';
 import { renderPolicy, type PolicyNft } from './policy-nft.js';
 import { renderServices } from './services-nft.js';
 import { endpointFlowHooks, renderFlows } from './flows-nft.js';
-import { tableText, type NftTable } from './table.js';
+import { tableText, type NftMap, type NftTable } from './table.js';
 import { raw128 } from './guard-nft.js';
 import { formatCidr6, formatIp, parseCidr, parseCidr6 } from '../model/index.js';
 
@@ -21,15 +21,23 @@ export function renderTenantRuleset(p: TenantPlan): string {
 }
 
 export function renderTenantTable(p: TenantPlan): NftTable {
-  const dnat = p.ports.flatMap((x) => [
-    // Over IPv4 where the endpoint has an IPv4 address (an IPv6-only network's has none).
-    ...(x.containerIp !== undefined ? [`\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip to ${x.containerIp}:${x.containerPort} comment "endpoint ${x.endpoint}"`] : []),
-    // Published over IPv6 too when the endpoint has an IPv6 address (the host DNATs to the uplink's).
-    ...(x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`\t\tiifname "${p.uplink.tenantLink}" ${x.protocol} dport ${x.hostPort} dnat ip6 to [${x.containerIp6}]:${x.containerPort} comment "endpoint ${x.endpoint}"`] : []),
-  ]);
+  // Published ports arriving on the uplink, each to its endpoint's address and port: one lookup by
+  // protocol and port per new connection (a rule per port was a linear walk for each).
+  // Over IPv4 where the endpoint has an IPv4 address (an IPv6-only network's has none); over IPv6 too when
+  // it has an IPv6 address (the host DNATs to the uplink's).
+  const four = p.ports.flatMap((x) => (x.containerIp !== undefined ? [`${x.protocol} . ${x.hostPort} : ${x.containerIp} . ${x.containerPort}`] : []));
+  const six = p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`${x.protocol} . ${x.hostPort} : ${x.containerIp6} . ${x.containerPort}`] : []));
+  const published: NftMap[] = [
+    { name: 'published', type: 'inet_proto . inet_service : ipv4_addr . inet_service', interval: false, elements: four },
+    { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr . inet_service', interval: false, elements: six },
+  ];
+  const dnat = [
+    ...(four.length ? [`\t\tiifname "${p.uplink.tenantLink}" dnat ip to meta l4proto . th dport map @published comment "published ports"`] : []),
+    ...(six.length ? [`\t\tiifname "${p.uplink.tenantLink}" dnat ip6 to meta l4proto . th dport map @published6 comment "published ports"`] : []),
+  ];
   const policy: PolicyNft = p.policy ? renderPolicy(p.policy) : { maps: [], chains: [] };
   const svc = renderServices(p.services, p.dns, p.dscp);
-  return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps], ...(policy.shared ? { shared: policy.shared } : {}), chains: [
+  return { family: 'inet', name: TENANT_TABLE, maps: [...policy.maps, ...svc.maps, ...published], ...(policy.shared ? { shared: policy.shared } : {}), chains: [
     ...uplinkIn(p),
     ...renderFlows(p.flows),
     ...policy.chains,
