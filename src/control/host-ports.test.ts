@@ -126,3 +126,13 @@ test('a port given up and published again before the claims given up are forgott
   assert.deepEqual(publishers.length ? [await claim(9090)] : [], publishers, 'whoever publishes 9090 holds its claim');
   if (publishers.length) await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'z', portMappings: [web(9090)] }), 'WEFT_ADDRESS_IN_USE', /9090\/tcp on h1/, 'portMappings.0');
 });
+
+test('a host port twice in one request is refused naming both places, and nothing is made or changed', async () => {
+  const c = await fresh();
+  await rejectsWith(c.endpoints.create('a', { ...req, host: 'h1', containerId: 'd', portMappings: [web(8080), web(53, 'udp'), { ...web(8080), containerPort: 81 }] }), 'WEFT_INVALID_VALUE', /portMappings\.2: host port 8080\/tcp is published by portMappings\.0 already/, 'portMappings.2');
+  assert.deepEqual((await c.endpoints.list({})).items, []);
+  const a = await c.endpoints.create('a', { ...req, host: 'h1', containerId: 'a', portMappings: [web(8080), web(8080, 'udp')] });
+  await rejectsWith(c.endpoints.update('a', a.id, { portMappings: [web(9000), web(9000)] }), 'WEFT_INVALID_VALUE', /portMappings\.1: host port 9000\/tcp/, 'portMappings.1');
+  assert.deepEqual((await c.endpoints.get(a.id)).portMappings, [web(8080), web(8080, 'udp')]);
+  assert.equal(await c.store.get('hostports/h1/tcp/9000'), undefined);
+});

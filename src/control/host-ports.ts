@@ -28,9 +28,18 @@ async function publisherOf(tx: Txn, host: string, m: PortMapping, self?: string)
   return publishes(e?.value as Partial<Endpoint> | undefined, host, m) ? claimant : undefined;
 }
 
-/** A host port can be published by one endpoint per host and protocol, and never the overlay's. */
+/**
+ * A host port can be published by one endpoint per host and protocol, once (a port to two container ports
+ * would be two answers to one lookup: the kernel refuses such a map, and with it the table), and never the
+ * overlay's.
+ */
 export async function checkHostPorts(tx: Txn, host: string, wanted: readonly PortMapping[], self?: string): Promise<void> {
+  const first = new Map<string, number>();
   for (const [i, p] of wanted.entries()) {
+    const k = `${p.hostPort}/${p.protocol}`;
+    const j = first.get(k);
+    if (j !== undefined) throw new WeftError('WEFT_INVALID_VALUE', `portMappings.${i}: host port ${k} is published by portMappings.${j} already (a host port goes to one container port)`, { field: `portMappings.${i}` });
+    first.set(k, i);
     if ((p.hostPort === VXLAN_PORT || p.hostPort === WIREGUARD_PORT) && p.protocol === 'udp') {
       const what = p.hostPort === VXLAN_PORT ? "the overlay's port" : "WireGuard's port (the encrypted overlay)";
       throw new WeftError('WEFT_INVALID_VALUE', `portMappings.${i}.hostPort: ${p.hostPort}/udp is ${what} on every host; it cannot be published`, { field: `portMappings.${i}.hostPort` });

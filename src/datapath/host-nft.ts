@@ -43,12 +43,28 @@ export function renderHostTable(plans: readonly TenantPlan[], peers: readonly st
  * FIB lookup each, for every connection arriving at or leaving from the host).
  */
 function publishedMaps(plans: readonly TenantPlan[]): NftMap[] {
-  const four = plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp !== undefined ? [`${x.protocol} . ${x.hostPort} : ${p.uplink.tenantIp}`] : [])));
-  const six = plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`${x.protocol} . ${x.hostPort} : ${p.uplink.tenantIp6}`] : [])));
+  const four = firstOfEach(plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp !== undefined ? [[`${x.protocol} . ${x.hostPort}`, p.uplink.tenantIp] as const] : []))));
+  const six = firstOfEach(plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [[`${x.protocol} . ${x.hostPort}`, p.uplink.tenantIp6] as const] : []))));
   return [
     { name: 'published', type: 'inet_proto . inet_service : ipv4_addr', interval: false, elements: four },
     { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr', interval: false, elements: six },
   ];
+}
+
+/**
+ * Map elements, one per key, the first of each: a key twice with two values is refused by the kernel, and
+ * the whole table with it. The API publishes a port once per host (control/host-ports.ts), but records
+ * of an older server, or written by hand, may not (with rules per port, the first rule won: so here).
+ */
+export function firstOfEach(pairs: ReadonlyArray<readonly [string, string]>): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const [key, value] of pairs) {
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(`${key} : ${value}`);
+  }
+  return out;
 }
 
 function natChains(plans: readonly TenantPlan[]): string[] {

@@ -4,6 +4,7 @@ import { renderServices } from './services-nft.js';
 import { endpointFlowHooks, renderFlows } from './flows-nft.js';
 import { tableText, type NftMap, type NftTable } from './table.js';
 import { raw128 } from './guard-nft.js';
+import { firstOfEach } from './host-nft.js';
 import { formatCidr6, formatIp, parseCidr, parseCidr6 } from '../model/index.js';
 
 /**
@@ -25,8 +26,8 @@ export function renderTenantTable(p: TenantPlan): NftTable {
   // protocol and port per new connection (a rule per port was a linear walk for each).
   // Over IPv4 where the endpoint has an IPv4 address (an IPv6-only network's has none); over IPv6 too when
   // it has an IPv6 address (the host DNATs to the uplink's).
-  const four = p.ports.flatMap((x) => (x.containerIp !== undefined ? [`${x.protocol} . ${x.hostPort} : ${x.containerIp} . ${x.containerPort}`] : []));
-  const six = p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [`${x.protocol} . ${x.hostPort} : ${x.containerIp6} . ${x.containerPort}`] : []));
+  const four = firstOfEach(p.ports.flatMap((x) => (x.containerIp !== undefined ? [[`${x.protocol} . ${x.hostPort}`, `${x.containerIp} . ${x.containerPort}`] as const] : [])));
+  const six = firstOfEach(p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [[`${x.protocol} . ${x.hostPort}`, `${x.containerIp6} . ${x.containerPort}`] as const] : [])));
   const published: NftMap[] = [
     { name: 'published', type: 'inet_proto . inet_service : ipv4_addr . inet_service', interval: false, elements: four },
     { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr . inet_service', interval: false, elements: six },

@@ -5,7 +5,7 @@ import { bridgedThroughNetfilter, peerVteps, planHost, planTenant, type DesiredH
 import { containerTablesText, containerTablesTexts, renderEndpointTable, renderTenantRuleset, renderTenantTable } from './nft.js';
 import { attachmentOf } from './datapath.js';
 import { FLOW_LIMITS_DEFAULT } from './flows-nft.js';
-import { renderHostRuleset } from './host-nft.js';
+import { renderHostRuleset, renderHostTable } from './host-nft.js';
 import { renderGuardRuleset } from './guard-nft.js';
 import { names } from './names.js';
 import { transit } from './transit.js';
@@ -482,4 +482,18 @@ test('bridged connections are logged by the guard table only while bridged traff
   assert.ok(!bridgeLogs(denyAll));
   assert.ok(!bridgeLogs({ ...plain, flows: undefined }), 'records off: no chain');
   assert.ok(!bridgeLogs({ ...plain, dscp: [{ dscp: 10, ips: ['10.1.2.2'] }] }), 'DSCP marks need bridged traffic in netfilter');
+});
+
+test('a host port published twice (records of an older server, or written by hand) renders once, the first: the kernel would refuse the map, and the table with it', () => {
+  const d: DesiredHostState = {
+    ...desired,
+    endpoints: [
+      ep('aaaaaaaaaaaaaaaa', 'default', 'contiv-net', '10.1.2.2', 'node1', [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 8080, containerPort: 81, protocol: 'tcp' }, { hostPort: 8080, containerPort: 82, protocol: 'udp' }]),
+      ep('bbbbbbbbbbbbbbbb', 'blue', 'contiv-net', '10.1.2.2', 'node1', [{ hostPort: 8080, containerPort: 53, protocol: 'tcp' }]),
+    ],
+  };
+  const plans = [planTenant(d, tenant('default', 1)), planTenant(d, tenant('blue', 2))];
+  const map = (t: { maps: Array<{ name: string; elements: string[] }> }, name: string) => t.maps.find((m) => m.name === name)?.elements;
+  assert.deepEqual(map(renderTenantTable(plans[0]!), 'published'), ['tcp . 8080 : 10.1.2.2 . 80', 'udp . 8080 : 10.1.2.2 . 82']);
+  assert.deepEqual(map(renderHostTable(plans), 'published'), ['tcp . 8080 : 169.254.0.6', 'udp . 8080 : 169.254.0.6']);
 });
