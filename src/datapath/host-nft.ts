@@ -46,8 +46,8 @@ function publishedMaps(plans: readonly TenantPlan[]): NftMap[] {
   const four = firstOfEach(plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp !== undefined ? [[`${x.protocol} . ${x.hostPort}`, p.uplink.tenantIp] as const] : []))));
   const six = firstOfEach(plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [[`${x.protocol} . ${x.hostPort}`, p.uplink.tenantIp6] as const] : []))));
   return [
-    { name: 'published', type: 'inet_proto . inet_service : ipv4_addr', interval: false, elements: four },
-    { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr', interval: false, elements: six },
+    { name: 'published', type: 'inet_proto . inet_service : ipv4_addr', interval: false, elements: four, checked: true },
+    { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr', interval: false, elements: six, checked: true },
   ];
 }
 

@@ -12,6 +12,12 @@ export interface NftMap {
   interval: boolean;
   /** "KEY : VALUE" strings (just "KEY" in a set), as nft writes them. */
   elements: string[];
+  /**
+   * Where the table is checked by listing it (a namespace the agent does not own: linux/nft.ts), this
+   * map's elements are listed and compared too, so one deleted by hand is put back. Only for small maps
+   * whose elements are behaviour a user counts on (the host's published ports): a listing costs per element.
+   */
+  checked?: boolean;
 }
 
 /**

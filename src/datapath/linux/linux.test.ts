@@ -109,3 +109,27 @@ test('the host table takes over from the NAT-only table of earlier agents in one
   assert.equal(tables, 'table inet weft', 'the old ip table is gone, the inet one is there');
 });
 
+
+test('the host table: a published port\'s element deleted by hand is put back by the next check; an unchanged table is left alone, also after a port is added', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const host = ns('host-pub');
+  await real.run(['ip', 'netns', 'add', host]);
+  created.push(host);
+  const withPorts = (ports: number[]) => {
+    const d: DesiredHostState = { ...desired, endpoints: [{ ...desired.endpoints[0]!, portMappings: ports.map((p) => ({ hostPort: p, containerPort: 80, protocol: 'tcp' as const })) }] };
+    return renderHostTable(tenants.map((t) => planTenant(d, t)), ['192.0.2.2']);
+  };
+  const nft = new NftTables(new RecordingRunner());
+  // Not owned (the host's): checked by listing, as the agent checks the host table.
+  const ensure = (t: ReturnType<typeof withPorts>) => nft.ensure(host, t, { view: 'touched', owned: false });
+  const elements = async () => (await real.run(['ip', 'netns', 'exec', host, 'nft', 'list', 'map', 'inet', 'weft', 'published'])).stdout.match(/tcp \. \d+/g);
+  assert.equal(await ensure(withPorts([8080, 8081])), 'replace');
+  assert.deepEqual(await elements(), ['tcp . 8080', 'tcp . 8081']);
+  assert.equal(await ensure(withPorts([8080, 8081])), 'unchanged');
+  await real.run(['ip', 'netns', 'exec', host, 'nft', 'delete', 'element', 'inet', 'weft', 'published', '{ tcp . 8081 }']);
+  assert.deepEqual(await elements(), ['tcp . 8080']);
+  assert.equal(await ensure(withPorts([8080, 8081])), 'replace');
+  assert.deepEqual(await elements(), ['tcp . 8080', 'tcp . 8081'], 'the deleted element is back');
+  assert.equal(await ensure(withPorts([8080, 8081, 8082])), 'delta');
+  assert.equal(await ensure(withPorts([8080, 8081, 8082])), 'unchanged', 'the listing was read again after the delta: no needless replace');
+  assert.deepEqual(await elements(), ['tcp . 8080', 'tcp . 8081', 'tcp . 8082']);
+});

@@ -23,8 +23,9 @@ type KernelView = 'untouched' | 'touched' | 'unknown';
  * table costs nothing. When the generation moved otherwise, in a namespace the agent owns (a tenant's)
  * its tables are replaced outright: that repairs any drift, a single deleted element too, for the price
  * of one write. Elsewhere (the host, where other software writes its own tables) and without the
- * generation helper, the kernel's terse listing (chains and map headers) is compared first, as before;
- * that listing misses an element deleted by hand, a gap that remains only there.
+ * generation helper, the kernel's terse listing (chains and map headers) is compared first, as before,
+ * with the elements of the maps marked `checked` (the host's published ports); that listing misses an
+ * element of any other map deleted by hand, a gap that remains only there.
  */
 export class NftTables {
   private readonly applied = new Map<string, { table: NftTable; terse: string | undefined }>();
@@ -140,8 +141,10 @@ export class NftTables {
         if (r.code === 0) {
           this.lastWrites.set(key, { how: 'delta', bytes: delta.script.length + delta.elements.length, diffMs, commitMs: performance.now() - t1 });
           this.noteLeftover(key, delta.table, opts.trustLast === true);
-          // Chains or maps came or went: the terse listing changed with them, read again when needed.
-          this.applied.set(key, { table: delta.table, terse: delta.structural ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
+          // Chains or maps came or went, or a checked map's elements changed: the listing changed with
+          // them, read again when needed.
+          const relist = delta.structural || checkedChanged(prev.table, delta.table);
+          this.applied.set(key, { table: delta.table, terse: relist ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
           return 'delta';
         }
         refused = true;
@@ -273,9 +276,28 @@ export class NftTables {
 
   private async terse(ns: string | undefined, t: NftTable): Promise<string> {
     const r = await this.runner.run(inNs(ns, ['nft', '-t', 'list', 'table', t.family, t.name]), { allowFailure: true });
+    if (r.code !== 0) return '';
     // Counters count: their values are not a change to the table.
-    return r.code === 0 ? r.stdout.replace(/packets \d+ bytes \d+/g, '') : '';
+    let text = r.stdout.replace(/packets \d+ bytes \d+/g, '');
+    // And the elements of its checked maps (the host's published ports), which the terse listing leaves out.
+    for (const m of t.maps) {
+      if (!m.checked) continue;
+      const e = await this.runner.run(inNs(ns, ['nft', 'list', m.set ? 'set' : 'map', t.family, t.name, m.name]), { allowFailure: true });
+      if (e.code !== 0) return '';
+      text += e.stdout;
+    }
+    return text;
   }
+}
+
+/** Whether a checked map's elements differ between two tables (NftMap.checked). */
+function checkedChanged(a: NftTable, b: NftTable): boolean {
+  for (const m of b.maps) {
+    if (!m.checked) continue;
+    const was = a.maps.find((x) => x.name === m.name);
+    if (was === undefined || was.elements.length !== m.elements.length || was.elements.some((e, i) => e !== m.elements[i])) return true;
+  }
+  return false;
 }
 
 /** What `run` gives when elements were to be written and no helper was free to write them. */
