@@ -146,7 +146,7 @@ test('a user holds at most MAX_TOKENS_PER_USER tokens: past it the oldest expire
   const short: Awaited<ReturnType<typeof mint>>[] = [];
   for (let i = 0; i < MAX_TOKENS_PER_USER / 2; i++) short.push(await mint('1h'));
   for (let i = MAX_TOKENS_PER_USER / 2; i < MAX_TOKENS_PER_USER; i++) await mint('30d');
-  await rejectsWith(mint('1h'), 'WEFT_QUOTA_EXCEEDED', new RegExp(`user bob holds ${MAX_TOKENS_PER_USER} tokens \\(at most ${MAX_TOKENS_PER_USER}\\): revoke some first`));
+  await rejectsWith(mint('1h'), 'WEFT_QUOTA_EXCEEDED', new RegExp(`user bob holds ${MAX_TOKENS_PER_USER} live tokens \\(at most ${MAX_TOKENS_PER_USER}\\): revoke some first`));
   await rejectsWith(c.users.login('bob', 'bob-password'), 'WEFT_QUOTA_EXCEEDED', /revoke some first/);
   // Another user is not held to bob's count.
   await c.users.create('admin', { name: 'carol', role: 'ops', password: 'carol-password' });
@@ -213,4 +213,22 @@ test('the last admin way in is found through the index, whatever else the admin 
   assert.ok(await store.get(`usertokens/bob/${hashToken(bob.token)}`), 'the token issued meanwhile keeps its index entry');
   await c.users.update('admin', 'bob', { password: 'new-bob-password' });
   await rejectsWith(c.users.authenticate(bob.token), 'WEFT_UNAUTHENTICATED', /not valid/);
+});
+
+test('a data dir from before the cap (a user holding more than it, most expired) takes a new token while fewer than the cap are live, and gives room back', async () => {
+  const { c, store, admin, advance } = await fresh();
+  const root = await c.users.authenticate(admin);
+  await store.transact('test', async (tx) => {
+    for (let i = 0; i < MAX_TOKENS_PER_USER + 50; i++) {
+      const hash = hashToken(`old-${i}`);
+      const expiresAt = new Date(Date.parse('2026-01-01T00:00:00Z') + (i < 120 ? 1 : 30 * 24) * HOUR).toISOString();
+      tx.put(`tokens/${hash}`, { user: 'bob', createdAt: '2025-12-31T00:00:00.000Z', description: 'old', expiresAt });
+    }
+  });
+  await c.users.tokens.reindex();
+  const index = async () => (await store.list('usertokens/bob/')).entries.length;
+  assert.equal(await index(), MAX_TOKENS_PER_USER + 50);
+  advance(2 * HOUR);
+  await c.users.createToken(root, { user: 'bob', ttl: '1h' });
+  assert.equal(await index(), MAX_TOKENS_PER_USER + 50 - 40 + 1, '40 expired given back');
 });

@@ -81,12 +81,13 @@ export class Tokens {
     const expired = held
       .map((e) => ({ key: e.key, at: Date.parse(String((e.value as IndexedToken | undefined)?.expiresAt)) }))
       .filter((x) => x.at <= now)
-      .sort((a, b) => a.at - b.at)
-      .slice(0, EXPIRED_FORGOTTEN_PER_ISSUE);
+      .sort((a, b) => a.at - b.at);
+    // Live ones refuse; expired ones only take room, a few given back per token (a data dir from before
+    // the cap may hold many more than it).
     if (held.length - expired.length >= MAX_TOKENS_PER_USER) {
-      throw new WeftError('WEFT_QUOTA_EXCEEDED', `user ${user} holds ${held.length} tokens (at most ${MAX_TOKENS_PER_USER}): revoke some first (\`weft token ls\`, \`weft token revoke ID\`) or let them expire`);
+      throw new WeftError('WEFT_QUOTA_EXCEEDED', `user ${user} holds ${held.length - expired.length} live tokens (at most ${MAX_TOKENS_PER_USER}): revoke some first (\`weft token ls\`, \`weft token revoke ID\`) or let them expire`);
     }
-    for (const x of expired) {
+    for (const x of expired.slice(0, EXPIRED_FORGOTTEN_PER_ISSUE)) {
       tx.delete(x.key);
       tx.delete(keys.token(x.key.slice(keys.userTokens(user).length)));
     }
