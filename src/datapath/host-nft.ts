@@ -32,9 +32,12 @@ export interface HostTunnel {
 
 export function renderHostTable(plans: readonly TenantPlan[], peers: readonly string[] = [], tunnel?: HostTunnel): NftTable {
   const maps = [...hostSets(plans, peers), ...publishedMaps(plans)];
-  if (!tunnel) return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps, chains: [...natChains(plans), ...filterChains()] };
-  maps.push({ name: 'clear_vnis', type: 'typeof @th,96,24', set: true, interval: false, elements: tunnel.clearVnis.map(String) });
-  return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps, chains: [...natChains(plans), ...filterChains(tunnel.device)] };
+  if (tunnel) maps.push({ name: 'clear_vnis', type: 'typeof @th,96,24', set: true, interval: false, elements: tunnel.clearVnis.map(String) });
+  // Every set here is behaviour someone counts on (a peer's VXLAN let in, a VNI allowed in clear, a
+  // tenant's DNS listener, a published port), and each is as small as the cluster: all are checked, so an
+  // element added or deleted by anyone else is found by the next look and undone (NftMap.checked).
+  const checked = maps.map((m) => ({ ...m, checked: true }));
+  return { family: 'inet', name: HOST_TABLE, supersedes: [LEGACY_HOST_TABLE], maps: checked, chains: [...natChains(plans), ...filterChains(tunnel?.device)] };
 }
 
 /**
@@ -46,8 +49,8 @@ function publishedMaps(plans: readonly TenantPlan[]): NftMap[] {
   const four = firstOfEach(plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp !== undefined ? [[`${x.protocol} . ${x.hostPort}`, p.uplink.tenantIp] as const] : []))));
   const six = firstOfEach(plans.flatMap((p) => p.ports.flatMap((x) => (x.containerIp6 !== undefined && p.uplink.tenantIp6 !== undefined ? [[`${x.protocol} . ${x.hostPort}`, p.uplink.tenantIp6] as const] : []))));
   return [
-    { name: 'published', type: 'inet_proto . inet_service : ipv4_addr', interval: false, elements: four, checked: true },
-    { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr', interval: false, elements: six, checked: true },
+    { name: 'published', type: 'inet_proto . inet_service : ipv4_addr', interval: false, elements: four },
+    { name: 'published6', type: 'inet_proto . inet_service : ipv6_addr', interval: false, elements: six },
   ];
 }
 

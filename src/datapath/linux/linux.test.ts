@@ -133,3 +133,48 @@ test('the host table: a published port\'s element deleted by hand is put back by
   assert.equal(await ensure(withPorts([8080, 8081, 8082])), 'unchanged', 'the listing was read again after the delta: no needless replace');
   assert.deepEqual(await elements(), ['tcp . 8080', 'tcp . 8081', 'tcp . 8082']);
 });
+
+test('the host table: an element added or deleted by anyone else in any of its sets (a peer, a VNI in clear, a DNS listener) is undone by the next check, with one listing', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const host = ns('host-sets');
+  await real.run(['ip', 'netns', 'add', host]);
+  created.push(host);
+  const d: DesiredHostState = { ...desired, dnsPort: 53 };
+  const table = renderHostTable(tenants.map((t) => planTenant(d, t)), ['192.0.2.2'], { device: 'wgx', clearVnis: [50003] });
+  const runner = new RecordingRunner();
+  const nft = new NftTables(runner);
+  // Not owned (the host's): checked by listing, as the agent checks the host table.
+  const ensure = () => nft.ensure(host, table, { view: 'touched', owned: false });
+  const inNs = (...argv: string[]) => real.run(['ip', 'netns', 'exec', host, 'nft', ...argv]);
+  const list = async (set: string) => (await inNs('list', 'set', 'inet', 'weft', set)).stdout;
+  assert.equal(await ensure(), 'replace');
+  assert.equal(await ensure(), 'unchanged');
+  const before = runner.calls.length;
+  assert.equal(await ensure(), 'unchanged');
+  assert.deepEqual(runner.calls.slice(before).map((c) => c.replace(/^.*? nft /, 'nft ')), ['nft list table inet weft'], 'one listing, elements and all');
+
+  // A peer nobody registered: its VXLAN would be let in.
+  await inNs('add', 'element', 'inet', 'weft', 'peers', '{ 198.51.100.9 }');
+  assert.match(await list('peers'), /198\.51\.100\.9/);
+  assert.equal(await ensure(), 'replace');
+  assert.doesNotMatch(await list('peers'), /198\.51\.100\.9/, 'the foreign peer is gone');
+  assert.match(await list('peers'), /192\.0\.2\.2/);
+
+  // A VNI let through in clear while the cluster encrypts.
+  await inNs('add', 'element', 'inet', 'weft', 'clear_vnis', '{ 50001 }');
+  assert.match(await list('clear_vnis'), /0xc351/);
+  assert.equal(await ensure(), 'replace');
+  // nft lists a raw-payload set's elements in hex: 50001 is 0xc351, 50003 0xc353.
+  assert.doesNotMatch(await list('clear_vnis'), /0xc351/, 'the VNI is encrypted-only again');
+  assert.match(await list('clear_vnis'), /0xc353/);
+
+  // A tenant's DNS listener taken away.
+  const dns = await list('dns');
+  const one = /"(wu\d+)" \. ([\d.]+) \. udp \. 53/.exec(dns);
+  assert.ok(one, dns);
+  const [, link = '', addr = ''] = one;
+  await inNs('delete', 'element', 'inet', 'weft', 'dns', `{ "${link}" . ${addr} . udp . 53 }`);
+  assert.ok(!(await list('dns')).includes(`"${link}" . ${addr} . udp`), 'the listener is gone');
+  assert.equal(await ensure(), 'replace');
+  assert.equal(await list('dns'), dns, 'the listener is back');
+  assert.equal(await ensure(), 'unchanged');
+});

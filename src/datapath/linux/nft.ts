@@ -23,9 +23,10 @@ type KernelView = 'untouched' | 'touched' | 'unknown';
  * table costs nothing. When the generation moved otherwise, in a namespace the agent owns (a tenant's)
  * its tables are replaced outright: that repairs any drift, a single deleted element too, for the price
  * of one write. Elsewhere (the host, where other software writes its own tables) and without the
- * generation helper, the kernel's terse listing (chains and map headers) is compared first, as before,
- * with the elements of the maps marked `checked` (the host's published ports); that listing misses an
- * element of any other map deleted by hand, a gap that remains only there.
+ * generation helper, the kernel's listing is compared first: the host table's whole (every map of it is
+ * `checked`: small, and each element is someone's access), any other tersely (chains and map headers).
+ * A terse listing misses an element of a map added or deleted by hand, a gap that remains only for a
+ * tenant's tables where the generation cannot be read.
  */
 export class NftTables {
   private readonly applied = new Map<string, { table: NftTable; terse: string | undefined }>();
@@ -275,11 +276,14 @@ export class NftTables {
   }
 
   private async terse(ns: string | undefined, t: NftTable): Promise<string> {
-    const r = await this.runner.run(inNs(ns, ['nft', '-t', 'list', 'table', t.family, t.name]), { allowFailure: true });
+    // A table whose every map is checked (the host table) is listed whole, elements and all, in one
+    // command; any other, tersely (chains and map headers), then each checked map's elements.
+    const whole = t.maps.length > 0 && t.maps.every((m) => m.checked);
+    const r = await this.runner.run(inNs(ns, ['nft', ...(whole ? [] : ['-t']), 'list', 'table', t.family, t.name]), { allowFailure: true });
     if (r.code !== 0) return '';
     // Counters count: their values are not a change to the table.
     let text = r.stdout.replace(/packets \d+ bytes \d+/g, '');
-    // And the elements of its checked maps (the host's published ports), which the terse listing leaves out.
+    if (whole) return text;
     for (const m of t.maps) {
       if (!m.checked) continue;
       const e = await this.runner.run(inNs(ns, ['nft', 'list', m.set ? 'set' : 'map', t.family, t.name, m.name]), { allowFailure: true });
