@@ -2,14 +2,27 @@ import { WeftError, blockOf, checkNetwork, parseCidr, checkPool, formatIp, parse
 import { AddressBook, Bitmap, CHUNK_SIZE, allocateAddress, openAddressBook, releaseAddress, subtractRanges } from '../ipam/index.js';
 import type { Txn } from '../store/index.js';
 import { keys } from './keys.js';
-import { groupPoolsOf, writeGroupPools } from './group-pools.js';
+import { groupPoolsWithRevision, writeGroupPools } from './group-pools.js';
 
 /**
  * Glue between the pure IPAM and the store. A network's book is a summary at `ipam/T/N` (which chunks
  * are full, how many addresses are used) plus one value per touched chunk at `ipam/T/N/INDEX`, so an
  * allocation writes a few dozen bytes whatever the subnet size.
  */
-interface StoredSummary { size: number; chunkSize: number; used: number; full: string }
+interface StoredSummary { size: number; chunkSize: number; used: number; full: string; plain?: PlainHint }
+
+/**
+ * Where a plain member's (or a VIP's) search may start: every address below `from` (an offset) among the
+ * network's dynamic range minus its group pools is taken. Kept in the summary, valid only for the range and
+ * the pools it was made under (`dynamic`, and the pools index's revision, which any pool's coming or going
+ * moves): with a hundred pools scattered through the range no chunk ever becomes full (their free pool
+ * addresses are in it), and each allocation read and scanned every chunk below the first free address.
+ * An address given back lowers it. Only ever a place to start: a search from it that finds nothing
+ * searches the whole range again before the network is called full, and the bitmaps alone say what is taken.
+ */
+type PlainHint = [from: number, dynamicFirst: number, dynamicLast: number, poolsRevision: number];
+
+const isHint = (h: unknown): h is PlainHint => Array.isArray(h) && h.length === 4 && h.every((n) => Number.isSafeInteger(n) && n >= 0);
 interface StoredChunk { bits: string }
 
 /** The network's IPv4 layout; an IPv6-only network has none (refused, naming `field`). */
@@ -30,20 +43,26 @@ export async function newAddressBook(tx: Txn, net: Network): Promise<void> {
   writeGroupPools(tx, net.tenant, net.name, []);
 }
 
-export async function readBook(tx: Txn, net: Network): Promise<AddressBook> {
+/** The book, and the plain search's hint as stored (unchecked: see PlainHint). */
+async function readBookAndHint(tx: Txn, net: Network): Promise<{ book: AddressBook; hint: PlainHint | undefined }> {
   const e = await tx.get(keys.addressBook(net.tenant, net.name));
   const layout = layoutOf(net);
-  if (!e) return openAddressBook(layout.subnet, layout.gateway, loaderFor(tx, net));
+  if (!e) return { book: await openAddressBook(layout.subnet, layout.gateway, loaderFor(tx, net)), hint: undefined };
   const v = e.value as StoredSummary;
-  return new AddressBook(layout.subnet, Bitmap.decode(AddressBook.chunkCount(layout.subnet), v.full), v.used, loaderFor(tx, net));
+  const book = new AddressBook(layout.subnet, Bitmap.decode(AddressBook.chunkCount(layout.subnet), v.full), v.used, loaderFor(tx, net));
+  return { book, hint: isHint(v.plain) ? v.plain : undefined };
 }
 
-/** Writes the chunks the book changed, and the summary (its `used` count changes with every write). */
-export function writeBook(tx: Txn, net: Network, book: AddressBook, force = false): void {
+export async function readBook(tx: Txn, net: Network): Promise<AddressBook> {
+  return (await readBookAndHint(tx, net)).book;
+}
+
+/** Writes the chunks the book changed, and the summary (its `used` count changes with every write), with `hint` if any. */
+export function writeBook(tx: Txn, net: Network, book: AddressBook, force = false, hint?: PlainHint): void {
   const key = keys.addressBook(net.tenant, net.name);
   if (!force && book.dirtyChunks.size === 0) return;
   for (const i of book.dirtyChunks) tx.put(`${key}/${i}`, { bits: book.chunk(i)?.encode() ?? '' } satisfies StoredChunk);
-  tx.put(key, { size: book.size, chunkSize: CHUNK_SIZE, used: book.used, full: book.full.encode() } satisfies StoredSummary);
+  tx.put(key, { size: book.size, chunkSize: CHUNK_SIZE, used: book.used, full: book.full.encode(), ...(hint ? { plain: hint } : {}) } satisfies StoredSummary);
 }
 
 /** Removes a network's whole book (summary and chunks). */
@@ -59,7 +78,7 @@ export async function dropBook(tx: Txn, net: Network): Promise<void> {
  * an ipPool uses only its pool; everyone else uses the network's dynamic range minus every group's pool.
  * `allowed` is where a requested (static) address may lie.
  */
-export async function addressSpace(tx: Txn, net: Network, group: Group | undefined, field = 'ip'): Promise<{ candidates: IpRange[]; allowed: IpRange[]; poolName: string }> {
+export async function addressSpace(tx: Txn, net: Network, group: Group | undefined, field = 'ip'): Promise<{ candidates: IpRange[]; allowed: IpRange[]; poolName: string; plain?: Fingerprint }> {
   const layout = layoutOf(net, group?.ipPool ? 'ipPool' : field);
   // A macvlan network's addresses are on a real segment: the operator's ipRange is all it may use, for a
   // requested address too (the rest of the subnet is other machines'), and a tenant's group pool must lie in it.
@@ -71,14 +90,28 @@ export async function addressSpace(tx: Txn, net: Network, group: Group | undefin
     }
     return { candidates: [pool], allowed: [pool], poolName: `group ${group.tenant}/${group.name} (ipPool ${group.ipPool})` };
   }
-  const pools = (await groupPoolsOf(tx, net, layout)).map(([, , first, last]) => ({ first, last }));
+  const { pools: stored, revision } = await groupPoolsWithRevision(tx, net, layout);
+  const pools = stored.map(([, , first, last]) => ({ first, last }));
   const all = cidrRange(layout.subnet);
   return {
     candidates: subtractRanges(layout.dynamic, pools),
     allowed: subtractRanges(macvlan ? layout.dynamic : { first: all.first + 1, last: all.last - 1 }, pools),
     poolName: `network ${net.tenant}/${net.name}`,
+    plain: [layout.dynamic.first, layout.dynamic.last, revision],
   };
 }
+
+/** What a PlainHint is valid for: the dynamic range and the pools index's revision. */
+type Fingerprint = [dynamicFirst: number, dynamicLast: number, poolsRevision: number];
+
+/** Where the plain search starts: the hint's offset, if it was made under `fp`; else the beginning. */
+function hintFrom(hint: PlainHint | undefined, fp: Fingerprint): number {
+  return hint !== undefined && hint[1] === fp[0] && hint[2] === fp[1] && hint[3] === fp[2] ? hint[0] : 0;
+}
+
+/** `ranges` from `first` on (absolute). */
+const from = (ranges: readonly IpRange[], first: number): IpRange[] =>
+  ranges.flatMap((r) => (r.last < first ? [] : [{ first: Math.max(r.first, first), last: r.last }]));
 
 /**
  * Allocates an address in `net` inside the transaction and returns it as text. `host`: whose endpoint it
@@ -91,12 +124,19 @@ export async function takeAddress(tx: Txn, net: Network, group: Group | undefine
     if (want === undefined) throw new WeftError('WEFT_INVALID_FIELD', `${field}: '${requested}' is not an IPv4 address`, { field });
   }
   const space = await addressSpace(tx, net, group, field);
-  const book = await readBook(tx, net);
+  const { book, hint } = await readBookAndHint(tx, net);
   try {
-    const ip = net.encap === 'routed'
-      ? await takeRouted(tx, net, book, space, host ?? SERVICES, want)
-      : await allocateAddress(book, { ...space, ...(want !== undefined ? { requested: want } : {}) });
-    writeBook(tx, net, book);
+    if (net.encap === 'routed' || want !== undefined || space.plain === undefined) {
+      const ip = net.encap === 'routed'
+        ? await takeRouted(tx, net, book, space, host ?? SERVICES, want)
+        : await allocateAddress(book, { ...space, ...(want !== undefined ? { requested: want } : {}) });
+      // Taking an address keeps the hint true; a group's pool or a requested address does not move it.
+      writeBook(tx, net, book, false, hint);
+      return formatIp(ip);
+    }
+    const start = hintFrom(hint, space.plain);
+    const ip = await allocateFrom(book, space, start);
+    writeBook(tx, net, book, false, [ip - book.subnet.base + 1, ...space.plain]);
     return formatIp(ip);
   } catch (e) {
     if (e instanceof WeftError && e.field === 'ip' && field !== 'ip') {
@@ -106,14 +146,28 @@ export async function takeAddress(tx: Txn, net: Network, group: Group | undefine
   }
 }
 
+/** The lowest free candidate from offset `start` on; if none, from the beginning (a hint is never trusted to say "full"). */
+async function allocateFrom(book: AddressBook, space: { candidates: IpRange[]; poolName: string }, start: number): Promise<number> {
+  if (start > 0) {
+    const i = await book.firstFreeIn(from(space.candidates, book.subnet.base + start));
+    if (i >= 0) {
+      await book.take(i);
+      return book.subnet.base + i;
+    }
+  }
+  return allocateAddress(book, space);
+}
+
 export async function giveBackAddress(tx: Txn, net: Network, ip: string | undefined): Promise<void> {
   const n = ip === undefined || net.subnet === undefined ? undefined : parseIp(ip);
   if (n === undefined) return;
-  const book = await readBook(tx, net);
+  const { book, hint } = await readBookAndHint(tx, net);
   // A block counts its addresses: only one that was taken goes back (a second release changes nothing).
   const taken = n >= book.subnet.base && n - book.subnet.base < book.size && await book.has(n - book.subnet.base);
   await releaseAddress(book, n);
-  writeBook(tx, net, book);
+  // The address given back is free again: the plain search starts at it at the latest.
+  const offset = n - book.subnet.base;
+  writeBook(tx, net, book, false, hint && (offset < hint[0] ? [offset, hint[1], hint[2], hint[3]] : hint));
   if (net.encap === 'routed' && taken) await releaseFromBlock(tx, net, n);
 }
 

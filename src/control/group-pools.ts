@@ -56,11 +56,20 @@ function trusted(value: unknown, layout: NetworkLayout): GroupPool[] | undefined
  * else from the groups, and the index written with them (in this transaction).
  */
 export async function groupPoolsOf(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<GroupPool[]> {
-  const stored = trusted((await tx.get(poolsKey(net.tenant, net.name)))?.value, layout);
-  if (stored) return stored;
+  return (await groupPoolsWithRevision(tx, net, layout)).pools;
+}
+
+/**
+ * The same, with the index's revision (0: none stored yet, or written in this transaction): a pool that
+ * comes or goes moves it, so what was worked out under one revision holds while the revision does.
+ */
+export async function groupPoolsWithRevision(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<{ pools: GroupPool[]; revision: number }> {
+  const e = await tx.get(poolsKey(net.tenant, net.name));
+  const stored = trusted(e?.value, layout);
+  if (stored) return { pools: stored, revision: e?.modRevision ?? 0 };
   const pools = poolsFromGroups(await groupsOfTenant(tx, net.tenant), net, layout);
   writeGroupPools(tx, net.tenant, net.name, pools);
-  return pools;
+  return { pools, revision: 0 };
 }
 
 export function writeGroupPools(tx: Txn, tenant: string, network: string, pools: readonly GroupPool[]): void {

@@ -26,12 +26,10 @@ export interface AllocationRequest {
 /** Takes an address out of the book and returns it: the lowest free one, or the requested one. */
 export async function allocateAddress(book: AddressBook, req: AllocationRequest): Promise<number> {
   if (req.requested !== undefined) return takeRequested(book, req.requested, req);
-  for (const r of req.candidates) {
-    const i = await book.firstFree(r);
-    if (i >= 0) {
-      await book.take(i);
-      return book.subnet.base + i;
-    }
+  const i = await book.firstFreeIn(req.candidates);
+  if (i >= 0) {
+    await book.take(i);
+    return book.subnet.base + i;
   }
   const where = req.candidates.map(formatRange).join(', ') || 'no free range';
   throw new WeftError('WEFT_POOL_EXHAUSTED', `${req.poolName} has no free address left (${where})`);

@@ -82,14 +82,26 @@ export class AddressBook {
 
   /** Lowest free offset inside `range` (absolute addresses), or -1; skips chunks marked full. */
   async firstFree(range: IpRange): Promise<number> {
-    const from = range.first - this.subnet.base;
-    const to = range.last - this.subnet.base;
-    for (let ci = Math.floor(from / CHUNK_SIZE); ci <= Math.floor(to / CHUNK_SIZE); ci++) {
-      if (this.full.has(ci)) continue;
-      const start = Math.max(from, ci * CHUNK_SIZE) - ci * CHUNK_SIZE;
-      const end = Math.min(to, ci * CHUNK_SIZE + this.chunkLast(ci)) - ci * CHUNK_SIZE;
-      const i = (await this.bits(ci)).firstClear(start, end);
-      if (i >= 0) return ci * CHUNK_SIZE + i;
+    return this.firstFreeIn([range]);
+  }
+
+  /**
+   * Lowest free offset inside the first of `ranges` (absolute addresses, in order) that has one, or -1.
+   * One call for them all, waiting only where a chunk must be loaded: a network whose dynamic range is cut
+   * by a hundred group pools has a hundred ranges, most of them full, and an await per range was most of
+   * an allocation's cost there (bench:api, 500 groups).
+   */
+  async firstFreeIn(ranges: readonly IpRange[]): Promise<number> {
+    for (const range of ranges) {
+      const from = range.first - this.subnet.base;
+      const to = range.last - this.subnet.base;
+      for (let ci = Math.floor(from / CHUNK_SIZE); ci <= Math.floor(to / CHUNK_SIZE); ci++) {
+        if (this.full.has(ci)) continue;
+        const start = Math.max(from, ci * CHUNK_SIZE) - ci * CHUNK_SIZE;
+        const end = Math.min(to, ci * CHUNK_SIZE + this.chunkLast(ci)) - ci * CHUNK_SIZE;
+        const i = (this.loaded.get(ci) ?? (await this.bits(ci))).firstClear(start, end);
+        if (i >= 0) return ci * CHUNK_SIZE + i;
+      }
     }
     return -1;
   }

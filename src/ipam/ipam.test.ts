@@ -108,3 +108,28 @@ test('VNIs: lowest unused, requested in range and unused', () => {
   assert.throws(() => allocateVni(range, new Set(), 13), /outside/);
   assert.throws(() => allocateVni(range, new Set([11]), 11), /already used/);
 });
+
+test('the first free address of many ranges: in their order, full chunks skipped, a chunk loaded only when reached, -1 when all are full', async () => {
+  const subnet = parseCidr('10.70.0.0/22', 'subnet');
+  const loads: number[] = [];
+  // Chunk 1 (10.70.1.x) is stored with .0-.99 taken; the others were never written.
+  const stored = Bitmap.empty(CHUNK_SIZE);
+  for (let i = 0; i < 100; i++) stored.set(i);
+  const book = AddressBook.empty(subnet, async (ci) => { loads.push(ci); return ci === 1 ? stored : undefined; });
+  const r = (a: string, b: string): IpRange => ({ first: parseIp(a) ?? 0, last: parseIp(b) ?? 0 });
+  // Pools cut the range: the first two pieces are taken whole, the third has room at .100.
+  for (let i = 0; i < 10; i++) await book.take(i);
+  loads.length = 0;
+  const ranges = [r('10.70.0.0', '10.70.0.9'), r('10.70.1.0', '10.70.1.49'), r('10.70.1.60', '10.70.1.120'), r('10.70.2.0', '10.70.2.10')];
+  assert.equal(formatIp(subnet.base + await book.firstFreeIn(ranges)), '10.70.1.100');
+  assert.deepEqual(loads, [1], 'chunk 1 loaded once, chunk 2 never reached');
+  assert.equal(await book.firstFreeIn(ranges.slice(0, 2)), -1);
+  assert.equal(await book.firstFreeIn([]), -1);
+  // A chunk marked full is not even loaded.
+  book.full.set(3);
+  loads.length = 0;
+  assert.equal(await book.firstFreeIn([r('10.70.3.0', '10.70.3.255')]), -1);
+  assert.deepEqual(loads, []);
+  // allocateAddress takes the same one.
+  assert.equal(formatIp(await allocateAddress(book, { candidates: ranges, poolName: 'network t/n' })), '10.70.1.100');
+});
