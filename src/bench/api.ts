@@ -1,11 +1,12 @@
 // npm run bench:api — endpoint allocations per second through the HTTPS API on SQLite, made as an agent
 // makes them (a joined host on mTLS), watch fan-out, what a TLS handshake costs, and a whole CLI call
 // (`weft tenant ls`) beside its anchors (`node -e 0`, curl). BENCH_PARTS=alloc,fanout,handshake,cli picks parts;
-// BENCH_OPEN_RATES (default 3000,5000) the offered rates of the open-loop allocation rows.
+// BENCH_OPEN_RATES (default 3000,5000) the offered rates of the open-loop allocation rows, BENCH_OPEN_COUNT
+// (default 15000) their length, BENCH_CROWD_OPEN_RATE (default 5000) the crowded network's open loop.
 // Starts its own `weft server` process (SQLite in a temporary directory) and stops it by pid at the end.
 import https from 'node:https';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -150,19 +151,19 @@ async function publishedPorts(url: URL, admin: Caller, send: Send) {
 /** The crowded tenant's shape: CROWD groups, CROWD_POOLS of them with an ipPool of 8 addresses in the network. */
 const CROWD = 500;
 const CROWD_POOLS = 100;
-/** Pool i of network 10.72.0.0/18: .120-.127 or .248-.255 of 10.72.(i ÷ 2), scattered through where allocations land. */
-const crowdPool = (i: number) => {
-  const at = `10.72.${i >> 1}.${(i % 2) * 128 + 120}`;
-  return { text: `${at}-10.72.${i >> 1}.${(i % 2) * 128 + 127}`, third: i >> 1, first: (i % 2) * 128 + 120 };
+/** Pool i of network 10.B.0.0/18 (B: 72): .120-.127 or .248-.255 of 10.B.(i ÷ 2), scattered through where allocations land. */
+const crowdPool = (i: number, b = 72) => {
+  const at = `10.${b}.${i >> 1}.${(i % 2) * 128 + 120}`;
+  return { text: `${at}-10.${b}.${i >> 1}.${(i % 2) * 128 + 127}`, third: i >> 1, first: (i % 2) * 128 + 120 };
 };
 
 /**
  * Groups in the tenant whose allocations are measured: an allocation subtracts its network's group pools,
  * so it once read every group of the tenant (docs/benchmarks.md, bench:api session 44).
  */
-async function crowd(url: URL, admin: Caller, net: string): Promise<void> {
+async function crowd(url: URL, admin: Caller, net: string, b = 72): Promise<void> {
   for (let i = 0; i < CROWD; i++) {
-    const body = { name: `${net}-g${i}`, network: net, labels: { app: `a${i}` }, ...(i < CROWD_POOLS ? { ipPool: crowdPool(i).text } : {}) };
+    const body = { name: `${net}-g${i}`, network: net, labels: { app: `a${i}` }, ...(i < CROWD_POOLS ? { ipPool: crowdPool(i, b).text } : {}) };
     const r = await post(url, '/api/v1/tenants/default/groups', admin, body);
     if (r.status !== 201) throw new Error(`group create failed: ${r.body}`);
   }
@@ -184,12 +185,14 @@ function inCrowdPools(ips: Iterable<string>): number {
  * counts from when it was due (a request waiting for a free connection waits on the clock): the latency
  * at a given offered rate, which a closed loop at saturation does not show (coordinated omission).
  */
-async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet: string, rate: number, count: number) {
+async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet: string, rate: number, count: number, prepare?: () => Promise<void>) {
   await createNetwork(url, admin, net, subnet);
+  await prepare?.();
   /** Per answered request: when it was due (ms after the start) and its latency. */
   const answered: Array<[number, number]> = [];
   const pending: Array<Promise<void>> = [];
   let failures = 0;
+  const wall0 = Date.now();
   const t0 = performance.now();
   for (let i = 0; i < count;) {
     const now = performance.now();
@@ -202,14 +205,19 @@ async function openLoop(url: URL, admin: Caller, send: Send, net: string, subnet
   }
   await Promise.all(pending);
   const seconds = (performance.now() - t0) / 1000;
-  if (process.env['BENCH_DUMP_LAT']) writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify(answered));
+  // BENCH_DUMP_LAT: [due, latency] per request, and the wall clock at t0 (to lay beside the server's
+  // --trace-gc lines, BENCH_SERVER_LOG).
+  if (process.env['BENCH_DUMP_LAT']) writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify({ t0Wall: wall0, answered }));
   const latencies = answered.map(([, l]) => l);
   return { achieved: count / seconds, lat: summarise(latencies), failures, over10: latencies.filter((l) => l > 10).length };
 }
 
 /** Offered rates for the open-loop rows (BENCH_OPEN_RATES, `none` to skip). */
 const OPEN_RATES = (process.env['BENCH_OPEN_RATES'] ?? '3000,5000').split(',').filter((r) => r !== 'none').map(Number);
-const OPEN_COUNT = Number(process.env['BENCH_OPEN_COUNT'] ?? 6_000);
+/** 3 s at 5,000 /s: long enough to hold the server's major collections as often as they come (1.2 s did not, session 49). */
+const OPEN_COUNT = Number(process.env['BENCH_OPEN_COUNT'] ?? 15_000);
+/** The crowded network's open loop (its /18 holds 15,581 addresses outside the pools). */
+const CROWD_OPEN_RATE = Number(process.env['BENCH_CROWD_OPEN_RATE'] ?? 5_000);
 
 /** Opens `n` watch streams; resolves each revision's arrival time at the last watcher. */
 async function fanout(url: URL, admin: Caller & { token: string }) {
@@ -360,6 +368,13 @@ try {
 } finally {
   agent?.destroy();
   await srv.stop();
+  // BENCH_SERVER_LOG: the server's output (with WEFT_SERVER_NODE_ARGS=--trace-gc, its collections). It
+  // begins with the admin token the first start prints: the owner's eyes only.
+  const serverLog = process.env['BENCH_SERVER_LOG'];
+  if (serverLog) {
+    writeFileSync(serverLog, `spawned at ${new Date(srv.startedAt).toISOString()}\n${srv.stdout}${srv.stderr}`, { mode: 0o600 });
+    chmodSync(serverLog, 0o600);
+  }
 }
 
 async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
@@ -380,21 +395,30 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
     const cpuPer = ((cpuSeconds(serverPid) - cpu0) * 1e6) / ENDPOINTS;
     const commits = commitRow(commits0, await commitBuckets(url, admin));
     const n = await allocations(url, admin, viaNode, 'bench-node', '10.68.0.0/18', ENDPOINTS);
-    const open: string[] = [];
-    for (const [k, rate] of OPEN_RATES.entries()) {
-      // Where a late request waited: in the server's handling (its own histogram), or before or after it;
-      // and whether this client's event loop lagged (it shares the two cores).
+    /**
+     * An open loop's two rows. Where a late request waited: in the server's handling (its own histogram),
+     * or before or after it; and whether this client's event loop lagged (it shares the two cores).
+     */
+    const openRows = async (what: string, net: string, subnet: string, rate: number, target: string, prepare?: () => Promise<void>) => {
       const posts0 = await postBuckets(url, admin);
       const lag = monitorEventLoopDelay({ resolution: 1 });
       lag.enable();
-      const o = await openLoop(url, admin, lean, `open${k}`, `10.${65 + k}.0.0/18`, rate, OPEN_COUNT);
+      const o = await openLoop(url, admin, lean, net, subnet, rate, OPEN_COUNT, prepare);
       lag.disable();
       const posts1 = await postBuckets(url, admin);
       const over = (le: string) => ((posts1.get('+Inf') ?? 0) - (posts0.get('+Inf') ?? 0)) - ((posts1.get(le) ?? 0) - (posts0.get(le) ?? 0));
-      open.push(`| open loop: ${OPEN_COUNT} allocations offered at ${rate} /s (latency from when each was due), achieved / p50 / p99 / max / failures | ${o.achieved.toFixed(0)} /s / ${ms(o.lat.p50)} / ${ms(o.lat.p99)} / ${ms(o.lat.max)} / ${o.failures} | ${rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)'} |`);
-      open.push(`| the same, over 10 ms: seen by the client / in the server's handling (weft_http_request_duration_seconds); the client's event-loop delay p99 / max | ${o.over10} / ${over('0.01')}; ${ms(lag.percentile(99) / 1e6)} / ${ms(lag.max / 1e6)} | (where the tail is) |`);
+      return [
+        `| open loop${what}: ${OPEN_COUNT} allocations offered at ${rate} /s (latency from when each was due), achieved / p50 / p99 / max / failures | ${o.achieved.toFixed(0)} /s / ${ms(o.lat.p50)} / ${ms(o.lat.p99)} / ${ms(o.lat.max)} / ${o.failures} | ${target} |`,
+        `| the same, over 10 ms: seen by the client / in the server's handling (weft_http_request_duration_seconds); the client's event-loop delay p99 / max | ${o.over10} / ${over('0.01')}; ${ms(lag.percentile(99) / 1e6)} / ${ms(lag.max / 1e6)} | (where the tail is) |`,
+      ];
+    };
+    const open: string[] = [];
+    for (const [k, rate] of OPEN_RATES.entries()) {
+      open.push(...(await openRows('', `open${k}`, `10.${65 + k}.0.0/18`, rate, rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)')));
     }
     const crowded = await allocations(url, admin, lean, 'crowd', '10.72.0.0/18', ENDPOINTS, undefined, () => crowd(url, admin, 'crowd'));
+    // The same open loop where the 500 groups and 100 pools are (its own network, pools at the same places).
+    const crowdOpen = OPEN_RATES.length === 0 ? [] : await openRows(` in a network like the next row's (${CROWD} groups, ${CROWD_POOLS} pools)`, 'crowd-open', '10.80.0.0/18', CROWD_OPEN_RATE, 'p99 ≤ 10 ms (#13)', () => crowd(url, admin, 'crowd-open', 80));
     const ported = await publishedPorts(url, admin, lean);
     const anchor = await anchorPosts();
     return [
@@ -409,6 +433,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       `| anchor, node:https clients | ${anchor.node.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.node.lat.p50)} / ${ms(anchor.node.lat.p99)} | (anchor) |`,
       `| allocations ÷ anchor (rate), lean / node:https | ${(a.rate / anchor.lean.rate).toFixed(2)}× / ${(n.rate / anchor.node.rate).toFixed(2)}× | — |`,
       ...open,
+      ...crowdOpen,
       `| the same ${ENDPOINTS} allocations (lean client) in a network of a tenant with ${CROWD} groups, ${CROWD_POOLS} of them with an ipPool of 8 addresses scattered through where the allocations land: rate / p50 / p99 | ${crowded.rate.toFixed(0)} /s / ${ms(crowded.lat.p50)} / ${ms(crowded.lat.p99)} | ≥ 5,000 /s, p99 ≤ 10 ms (#13) |`,
       `| the same: distinct addresses / failures / addresses inside a group's pool | ${crowded.distinct} / ${crowded.failures} / ${inCrowdPools(crowded.ips)} | ${ENDPOINTS} / 0 / 0 |`,
       `| one at a time, with ${ported.endpoints.toLocaleString('en')} endpoints in the cluster: an allocation publishing a host port ÷ a plain one, p50 (${ported.plain.p50.toFixed(2)} / ${ported.ported.p50.toFixed(2)} ms; ${PORTED} of each, interleaved) / failures | ${(ported.ported.p50 / ported.plain.p50).toFixed(2)}× / ${ported.failures} | ≤ 1.5× / 0 (#13: no cost in proportion to the cluster) |`,

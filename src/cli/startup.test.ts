@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeTestPki } from '../testkit/pki.js';
-import { WEFT_BIN } from '../testkit/server.js';
+import { SERVER_V8_FLAGS, WEFT_BIN } from '../testkit/server.js';
 import { Command } from 'commander';
 import type { Daemons } from './commands/daemon.js';
 import { buildProgram, COMMAND_MODULES, modulesFor } from './program.js';
@@ -105,6 +105,14 @@ test('`weft` run as a program starts Node with OpenSSL\'s CA store, and a client
   // Node 20 parses its ~140 bundled roots for any TLS context given a CA unless told to use OpenSSL's store.
   assert.ok(r.loaded.includes('execArgv:--use-openssl-ca'), r.loaded.filter((l) => l.startsWith('execArgv:')).join('\n'));
   assert.deepEqual(ownFiles(r.loaded).sort(), [BUNDLE, WEFT_BIN].sort());
+});
+
+test('weft.cjs starts `weft server` and `weft up` with the V8 flags the tests\' and benchmarks\' servers get (SERVER_V8_FLAGS)', () => {
+  const launcher = readFileSync(WEFT_BIN, 'utf8').split('\n').slice(0, 2).join('\n');
+  for (const verb of ['server', 'up']) {
+    const line = new RegExp(`${verb}\\) exec node ([^"]*)"`).exec(launcher)?.[1] ?? '';
+    assert.deepEqual(line.trim().split(' ').filter((f) => SERVER_V8_FLAGS.includes(f)), [...SERVER_V8_FLAGS], `${verb}: ${line}`);
+  }
 });
 
 test('weft.cjs\'s first lines start it from any POSIX shell, BusyBox\'s too (Alpine), with the arguments intact', { skip: spawnSync('busybox', ['true']).status !== 0 && 'no busybox' }, () => {
