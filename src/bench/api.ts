@@ -6,11 +6,11 @@
 // Starts its own `weft server` process (SQLite in a temporary directory) and stops it by pid at the end.
 import https from 'node:https';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { WEFT_BIN, startServerProcess } from '../testkit/server.js';
+import { WEFT_BIN, startServerProcess, writeServerLog } from '../testkit/server.js';
 import { createCsr } from '../pki/index.js';
 import { median, summarise, ms } from './stats.js';
 import { Anchor } from './scale-anchor.js';
@@ -370,11 +370,7 @@ try {
   await srv.stop();
   // BENCH_SERVER_LOG: the server's output (with WEFT_SERVER_NODE_ARGS=--trace-gc, its collections). It
   // begins with the admin token the first start prints: the owner's eyes only.
-  const serverLog = process.env['BENCH_SERVER_LOG'];
-  if (serverLog) {
-    writeFileSync(serverLog, `spawned at ${new Date(srv.startedAt).toISOString()}\n${srv.stdout}${srv.stderr}`, { mode: 0o600 });
-    chmodSync(serverLog, 0o600);
-  }
+  if (process.env['BENCH_SERVER_LOG']) writeServerLog(srv, process.env['BENCH_SERVER_LOG']);
 }
 
 async function allocationRows(url: URL, admin: Caller): Promise<string[]> {

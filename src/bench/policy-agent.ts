@@ -10,11 +10,12 @@
 // of chains, each of which nft lists at every commit (the shape that hurts commits most).
 // Needs root; removes everything it made.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { ProcessRunner } from '../exec/index.js';
 import { startTestHost, within, type TestHost } from '../testkit/host.js';
+import { writeServerLog } from '../testkit/server.js';
 import { onInterrupt } from './interrupt.js';
 import { nested } from './policy-shapes.js';
 import { PROBER, Prober, SERVER } from './probe.js';
@@ -368,11 +369,7 @@ export async function benchAgentPasses(): Promise<void> {
     if (process.env['BENCH_AGENT_LOG']) writeFileSync(process.env['BENCH_AGENT_LOG'], log);
     // The server's output (its log lines; with WEFT_SERVER_NODE_ARGS=--trace-gc, its collections among
     // them). It begins with the admin token the first start prints: the owner's eyes only.
-    const serverLog = process.env['BENCH_SERVER_LOG'];
-    if (serverLog) {
-      writeFileSync(serverLog, `spawned at ${new Date(h.server.startedAt).toISOString()}\n${h.server.stdout}${h.server.stderr}`, { mode: 0o600 });
-      chmodSync(serverLog, 0o600); // a file that was there keeps its mode through writeFileSync
-    }
+    if (process.env['BENCH_SERVER_LOG']) writeServerLog(h.server, process.env['BENCH_SERVER_LOG']);
     warnings(log);
     await h.cleanup();
   }

@@ -53,10 +53,6 @@ async function readBookAndHint(tx: Txn, net: Network): Promise<{ book: AddressBo
   return { book, hint: isHint(v.plain) ? v.plain : undefined };
 }
 
-export async function readBook(tx: Txn, net: Network): Promise<AddressBook> {
-  return (await readBookAndHint(tx, net)).book;
-}
-
 /** Writes the chunks the book changed, and the summary (its `used` count changes with every write), with `hint` if any. */
 export function writeBook(tx: Txn, net: Network, book: AddressBook, force = false, hint?: PlainHint): void {
   const key = keys.addressBook(net.tenant, net.name);
@@ -109,10 +105,6 @@ function hintFrom(hint: PlainHint | undefined, fp: Fingerprint): number {
   return hint !== undefined && hint[1] === fp[0] && hint[2] === fp[1] && hint[3] === fp[2] ? hint[0] : 0;
 }
 
-/** `ranges` from `first` on (absolute). */
-const from = (ranges: readonly IpRange[], first: number): IpRange[] =>
-  ranges.flatMap((r) => (r.last < first ? [] : [{ first: Math.max(r.first, first), last: r.last }]));
-
 /**
  * Allocates an address in `net` inside the transaction and returns it as text. `host`: whose endpoint it
  * is (a routed network's address comes from one of that host's blocks; undefined: a service's VIP).
@@ -149,7 +141,7 @@ export async function takeAddress(tx: Txn, net: Network, group: Group | undefine
 /** The lowest free candidate from offset `start` on; if none, from the beginning (a hint is never trusted to say "full"). */
 async function allocateFrom(book: AddressBook, space: { candidates: IpRange[]; poolName: string }, start: number): Promise<number> {
   if (start > 0) {
-    const i = await book.firstFreeIn(from(space.candidates, book.subnet.base + start));
+    const i = await book.firstFreeIn(intersect(space.candidates, { first: book.subnet.base + start, last: book.subnet.base + book.size - 1 }));
     if (i >= 0) {
       await book.take(i);
       return book.subnet.base + i;

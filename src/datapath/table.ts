@@ -16,8 +16,8 @@ export interface NftMap {
    * Where the table is checked by listing it (a namespace the agent does not own: linux/nft.ts), this
    * map's elements are listed and compared too, so one added or deleted by anyone else is undone. Only for
    * small maps whose elements are behaviour a user counts on (the host table's sets and maps: peers, VNIs
-   * in clear, DNS listeners, published ports): a listing costs per element. A table whose every map is
-   * checked is listed whole in one command.
+   * in clear, DNS listeners, published ports): a listing costs per element. A table with a checked map
+   * is listed whole (every map's elements) in one command.
    */
   checked?: boolean;
 }

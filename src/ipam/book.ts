@@ -80,13 +80,8 @@ export class AddressBook {
     }
   }
 
-  /** Lowest free offset inside `range` (absolute addresses), or -1; skips chunks marked full. */
-  async firstFree(range: IpRange): Promise<number> {
-    return this.firstFreeIn([range]);
-  }
-
   /**
-   * Lowest free offset inside the first of `ranges` (absolute addresses, in order) that has one, or -1.
+   * Lowest free offset (chunks marked full skipped) inside the first of `ranges` (absolute addresses, in order) that has one, or -1.
    * One call for them all, waiting only where a chunk must be loaded: a network whose dynamic range is cut
    * by a hundred group pools has a hundred ranges, most of them full, and an await per range was most of
    * an allocation's cost there (bench:api, 500 groups).

@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -87,6 +87,15 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
     },
   };
   return server;
+}
+
+/**
+ * Writes a server's output to `file` (BENCH_SERVER_LOG): its spawn time first (V8's `--trace-gc` lines
+ * count from about then), then stdout and stderr. Mode 0600: it begins with the admin token.
+ */
+export function writeServerLog(server: Pick<ServerProcess, 'startedAt' | 'stdout' | 'stderr'>, file: string): void {
+  writeFileSync(file, `spawned at ${new Date(server.startedAt).toISOString()}\n${server.stdout}${server.stderr}`, { mode: 0o600 });
+  chmodSync(file, 0o600); // a file that was there keeps its mode through writeFileSync
 }
 
 export interface CliResult {

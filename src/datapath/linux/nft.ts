@@ -276,21 +276,13 @@ export class NftTables {
   }
 
   private async terse(ns: string | undefined, t: NftTable): Promise<string> {
-    // A table whose every map is checked (the host table) is listed whole, elements and all, in one
-    // command; any other, tersely (chains and map headers), then each checked map's elements.
-    const whole = t.maps.length > 0 && t.maps.every((m) => m.checked);
+    // A table with checked maps (the host table, all of whose maps are) is listed whole, elements and
+    // all, in one command; any other tersely (chains and map headers).
+    const whole = t.maps.some((m) => m.checked);
     const r = await this.runner.run(inNs(ns, ['nft', ...(whole ? [] : ['-t']), 'list', 'table', t.family, t.name]), { allowFailure: true });
     if (r.code !== 0) return '';
     // Counters count: their values are not a change to the table.
-    let text = r.stdout.replace(/packets \d+ bytes \d+/g, '');
-    if (whole) return text;
-    for (const m of t.maps) {
-      if (!m.checked) continue;
-      const e = await this.runner.run(inNs(ns, ['nft', 'list', m.set ? 'set' : 'map', t.family, t.name, m.name]), { allowFailure: true });
-      if (e.code !== 0) return '';
-      text += e.stdout;
-    }
-    return text;
+    return r.stdout.replace(/packets \d+ bytes \d+/g, '');
   }
 }
 
