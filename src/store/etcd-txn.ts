@@ -54,7 +54,7 @@ export class EtcdAttempt {
     this.tx = new BufferedTxn({
       key: async (k) => {
         const r = await call(client.get(ks.d(k)).exec());
-        this.keysRead.set(k, Number(r.kvs[0]?.mod_revision ?? 0));
+        this.noteRead(this.keysRead, k, Number(r.kvs[0]?.mod_revision ?? 0));
         return r.kvs[0] && ks.entry(r.kvs[0]);
       },
       prefix: async (p) => {
@@ -72,7 +72,18 @@ export class EtcdAttempt {
 
   private async readGuard(p: string): Promise<void> {
     const g = await this.ks.client.get(this.ks.guard(p)).exec();
-    this.guardsRead.set(p, Number(g.kvs[0]?.mod_revision ?? 0));
+    this.noteRead(this.guardsRead, p, Number(g.kvs[0]?.mod_revision ?? 0));
+  }
+
+  /**
+   * The revision a key or guard had when this attempt first read it: the commit insists on that one. A
+   * later read (a key read again after this transaction wrote it, for its create revision; a prefix listed
+   * twice) must not replace it: a change another server made in between would then pass the compare, and
+   * whatever was decided on the first read would commit on stale data (two overlapping group pools were
+   * both made that way, one on each of two servers).
+   */
+  private noteRead(reads: Map<string, number>, k: string, mod: number): void {
+    if (!reads.has(k)) reads.set(k, mod);
   }
 
   /**

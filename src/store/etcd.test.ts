@@ -86,3 +86,37 @@ test('etcd: one transaction holds at most --max-txn-ops operations: refused befo
     await big.stop();
   }
 });
+
+test('etcd: what a transaction first read is what its commit insists on: read again after another server wrote, it retries', { skip }, async () => {
+  const prefix = '/weft-reread/';
+  const [s, other] = [await EtcdStore.open([etcd!.endpoint], prefix), await EtcdStore.open([etcd!.endpoint], prefix)];
+  try {
+    // A key: read (absent), the other server writes it, this one writes it and reads it back (which reads
+    // the stored key again, for its create revision). The first attempt decided on "absent": it must not commit.
+    let runs = 0;
+    await s.transact('a', async (tx) => {
+      runs++;
+      const seen = await tx.get('k');
+      if (runs === 1) await other.transact('b', async (t) => t.put('k', 'theirs'));
+      tx.put('k', seen ? `after ${String(seen.value)}` : 'over nothing');
+      await tx.get('k');
+    });
+    assert.equal(runs, 2, 'the first attempt was refused');
+    assert.equal((await s.get('k'))?.value, 'after theirs');
+
+    // A prefix listed twice, with the other server's insertion between the listings.
+    runs = 0;
+    await s.transact('a', async (tx) => {
+      runs++;
+      const first = (await tx.list('p/')).length;
+      if (runs === 1) await other.transact('b', async (t) => t.put('p/x', 1));
+      await tx.list('p/');
+      tx.put('count', first);
+    });
+    assert.equal(runs, 2, 'the first attempt was refused');
+    assert.equal((await s.get('count'))?.value, 1);
+  } finally {
+    await s.close();
+    await other.close();
+  }
+});
