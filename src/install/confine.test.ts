@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { LAYOUT, applyInstall, applyUninstall, checkTrusted, nodeFs, planInstall, sha256, trustedPaths, type InstallPlan } from './index.js';
 import { renderAgentUnit, renderServerUnit } from './units.js';
 import { PACKAGE_DIR, listing, put, tempRoot } from './testing.js';
@@ -126,8 +125,9 @@ test('a directory for secrets that exists and is not 0700 and ours is refused be
 });
 
 test('a package or node that anyone but root can change is refused, naming the path, its owner or mode', (t) => {
-  // Not below /tmp, which everyone may write (1777): beside these compiled tests, in a checkout root's.
-  const dir = mkdtempSync(join(dirname(fileURLToPath(import.meta.url)), '.trust-test-'));
+  // Below the temp directory (root's, sticky: passes, as the test shows), never inside the checkout: other
+  // tests running at the same time check the checkout's whole tree, and saw this test's 0757 directory.
+  const dir = mkdtempSync(join(tmpdir(), 'weft-trust-test-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const pkg = join(dir, 'weft');
   put(dir, 'weft/dist/bin/weft.cjs', '#!/bin/sh\n', 0o755);
