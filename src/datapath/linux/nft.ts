@@ -264,7 +264,9 @@ export class NftTables {
   }
 
   private async terseMatches(ns: string | undefined, t: NftTable, terse: string | undefined): Promise<boolean> {
-    return terse !== undefined && (await this.terse(ns, t)) === terse;
+    if (terse === undefined) return false;
+    const now = await this.terse(ns, t);
+    return now !== undefined && now === terse;
   }
 
   /**
@@ -275,21 +277,24 @@ export class NftTables {
     return owned && this.gens.available ? undefined : this.terse(ns, t);
   }
 
-  private async terse(ns: string | undefined, t: NftTable): Promise<string> {
+  /** The table as the kernel lists it; undefined when it cannot be listed (never a match). */
+  private async terse(ns: string | undefined, t: NftTable): Promise<string | undefined> {
     // A table with checked maps (the host table, all of whose maps are) is listed whole, elements and
     // all, in one command; any other tersely (chains and map headers).
-    const whole = t.maps.some((m) => m.checked);
-    const r = await this.runner.run(inNs(ns, ['nft', ...(whole ? [] : ['-t']), 'list', 'table', t.family, t.name]), { allowFailure: true });
-    if (r.code !== 0) return '';
+    const r = await this.runner.run(inNs(ns, ['nft', ...(listedWhole(t) ? [] : ['-t']), 'list', 'table', t.family, t.name]), { allowFailure: true });
+    if (r.code !== 0) return undefined;
     // Counters count: their values are not a change to the table.
     return r.stdout.replace(/packets \d+ bytes \d+/g, '');
   }
 }
 
-/** Whether a checked map's elements differ between two tables (NftMap.checked). */
+/** Whether `t` is listed with its elements: it has a checked map (NftMap.checked). */
+const listedWhole = (t: NftTable): boolean => t.maps.some((m) => m.checked);
+
+/** Whether the elements in `b`'s listing differ from `a`'s: any map's, if listed whole (else none are listed). */
 function checkedChanged(a: NftTable, b: NftTable): boolean {
+  if (!listedWhole(b)) return false;
   for (const m of b.maps) {
-    if (!m.checked) continue;
     const was = a.maps.find((x) => x.name === m.name);
     if (was === undefined || was.elements.length !== m.elements.length || was.elements.some((e, i) => e !== m.elements[i])) return true;
   }
