@@ -128,7 +128,8 @@ export async function takeAddress(tx: Txn, net: Network, group: Group | undefine
     }
     const start = hintFrom(hint, space.plain);
     const ip = await allocateFrom(book, space, start);
-    writeBook(tx, net, book, false, [ip - book.subnet.base + 1, ...space.plain]);
+    // Pools read from this transaction's own write (revision 0) say nothing a later one can check: no hint.
+    writeBook(tx, net, book, false, space.plain[2] > 0 ? [ip - book.subnet.base + 1, ...space.plain] : undefined);
     return formatIp(ip);
   } catch (e) {
     if (e instanceof WeftError && e.field === 'ip' && field !== 'ip') {
