@@ -77,13 +77,15 @@ writeFileSync('dist/bin/cli.bundle.json', `${JSON.stringify({ inputs }, null, 2)
  * rest of the line a comment (`"use strict"` below it stays a directive). Executable, as npm makes a bin.
  * The server (`weft server`, `weft up`) also gets a young generation twice V8's default
  * (SERVER_V8_FLAGS in src/testkit/server.ts, which starts servers the same way): fewer scavenges under
- * a stream of requests, +10 % allocations per second in bench:api (docs/decisions.md). The agent
+ * a stream of requests, +10 % allocations per second in bench:api (docs/decisions.md); `weft server`'s old
+ * generation may grow to 4× its live size before a major collection (fewer of the stalls an allocation
+ * at 5,000 /s waits behind: docs/decisions.md, session 50). The agent
  * (`weft agent`, `weft up`) runs without V8's memory reducer (AGENT_V8_FLAGS in src/testkit/host.ts; its
  * own idle collections do that job, src/agent/idle-gc.ts) and lets its old generation double before a
  * major collection (fewer of them land in a rule change: docs/decisions.md, session 38). Only there: a V8
  * flag makes Node's code cache mismatch, which every other command's start-up would pay.
  */
-const LAUNCHER = '#!/bin/sh\n\':\' //; case "$1" in server) exec node --use-openssl-ca --max-semi-space-size=32 "$0" "$@";; up) exec node --use-openssl-ca --max-semi-space-size=32 --no-memory-reducer --heap-growing-percent=100 "$0" "$@";; agent) exec node --use-openssl-ca --no-memory-reducer --heap-growing-percent=100 "$0" "$@";; esac; exec node --use-openssl-ca "$0" "$@"\n';
+const LAUNCHER = '#!/bin/sh\n\':\' //; case "$1" in server) exec node --use-openssl-ca --max-semi-space-size=32 --heap-growing-percent=300 "$0" "$@";; up) exec node --use-openssl-ca --max-semi-space-size=32 --no-memory-reducer --heap-growing-percent=100 "$0" "$@";; agent) exec node --use-openssl-ca --no-memory-reducer --heap-growing-percent=100 "$0" "$@";; esac; exec node --use-openssl-ca "$0" "$@"\n';
 const weft = readFileSync('dist/bin/weft.cjs', 'utf8');
 if (!weft.startsWith('#!/usr/bin/env node\n')) throw new Error('bundle-cli: dist/bin/weft.cjs does not start with the shebang tsc keeps');
 writeFileSync('dist/bin/weft.cjs', LAUNCHER + weft.slice(weft.indexOf('\n') + 1), { mode: 0o755 });

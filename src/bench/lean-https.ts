@@ -31,6 +31,9 @@ export class LeanConnection {
 
   request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
     if (this.waiting) return Promise.reject(new Error('one request at a time on a LeanConnection'));
+    // Closed by the server (its keep-alive timeout, while the connection idled): a write would go nowhere
+    // and the answer never come (a bench hung on it, session 50).
+    if (this.socket.destroyed || !this.socket.writable) return Promise.reject(new Error('the connection closed'));
     const payload = body === undefined ? '' : JSON.stringify(body);
     const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
     const head = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}\r\n${extra}${payload ? `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` : ''}\r\n`;
@@ -63,6 +66,11 @@ export class LeanConnection {
     w?.reject(e);
   }
 
+  /** Whether a request can still be sent (the server closes a connection idle past its keep-alive timeout). */
+  get usable(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
   close(): void {
     this.socket.destroy();
   }
@@ -72,24 +80,49 @@ export class LeanConnection {
 export class LeanPool {
   private readonly free: LeanConnection[] = [];
   private readonly queue: Array<(c: LeanConnection) => void> = [];
+  /** Requests that found every connection busy and waited for one (an open loop's client-side queue). */
+  waited = 0;
 
-  private constructor(private readonly all: LeanConnection[]) {
+  private constructor(private readonly all: LeanConnection[], private readonly url: URL, private readonly opts: { ca: string; cert?: string; key?: string }) {
     this.free.push(...all);
   }
 
   static async open(url: URL, size: number, opts: { ca: string; cert?: string; key?: string }): Promise<LeanPool> {
-    return new LeanPool(await Promise.all(Array.from({ length: size }, () => LeanConnection.open(url, opts))));
+    return new LeanPool(await Promise.all(Array.from({ length: size }, () => LeanConnection.open(url, opts))), url, opts);
+  }
+
+  /** `c`, or a new connection in its place if the server closed it while it idled. */
+  private async fresh(c: LeanConnection): Promise<LeanConnection> {
+    if (c.usable) return c;
+    const n = await LeanConnection.open(this.url, this.opts);
+    this.all[this.all.indexOf(c)] = n;
+    return n;
   }
 
   async request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: string }> {
-    const c = this.free.pop() ?? (await new Promise<LeanConnection>((r) => this.queue.push(r)));
+    let c = this.free.pop();
+    if (!c) {
+      this.waited++;
+      c = await new Promise<LeanConnection>((r) => this.queue.push(r));
+    }
+    try {
+      c = await this.fresh(c);
+    } catch (e) {
+      // No new connection: the slot stays (a later request tries again), this one fails.
+      this.release(c);
+      throw e;
+    }
     try {
       return await c.request(method, path, body, headers);
     } finally {
-      const next = this.queue.shift();
-      if (next) next(c);
-      else this.free.push(c);
+      this.release(c);
     }
+  }
+
+  private release(c: LeanConnection): void {
+    const next = this.queue.shift();
+    if (next) next(c);
+    else this.free.push(c);
   }
 
   close(): void {

@@ -15,10 +15,10 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-/** Resident memory of a process in bytes; NaN once it is gone. */
-export function rssBytes(pid: number): number {
+/** Resident memory of a process in bytes (`field`: VmHWM for its peak so far); NaN once it is gone. */
+export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   try {
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : NaN;
   } catch {
     return NaN;

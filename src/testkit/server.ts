@@ -30,8 +30,11 @@ export interface ServerProcess {
  * unless `keepDir` is set. `netns`: run it in that network namespace (nsenter --net execs it, so the pid
  * is the server's), as on a host that runs its own API server.
  */
-/** What the launcher gives `weft server` and `weft up` (scripts/bundle-cli.mjs): keep the two alike. */
-export const SERVER_V8_FLAGS = ['--max-semi-space-size=32'];
+/**
+ * What the launcher gives `weft server` (scripts/bundle-cli.mjs): keep the two alike. `weft up` gets the
+ * first (its old generation grows as the agent's does: --heap-growing-percent=100).
+ */
+export const SERVER_V8_FLAGS = ['--max-semi-space-size=32', '--heap-growing-percent=300'];
 
 export async function startServerProcess(opts: { dataDir?: string; args?: string[]; keepDir?: boolean; listen?: string; netns?: string } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-srv-'));
