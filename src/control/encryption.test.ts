@@ -12,6 +12,7 @@ class CountingStore extends MemoryStore {
   override transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
     return super.transact(actor, (tx) => fn({
       get: (k) => tx.get(k),
+      getShared: (k) => tx.getShared(k),
       list: (p) => {
         if (p === 'hosts/') this.hostLists++;
         return tx.list(p);

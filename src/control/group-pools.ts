@@ -41,8 +41,22 @@ async function groupsOfTenant(tx: Txn, tenant: string): Promise<Array<Partial<Gr
   return (await tx.list(keys.scopedPrefix('groups', tenant))).map((e) => e.value as Partial<Group> | undefined);
 }
 
+/** `trusted`'s verdicts on shared (frozen) index values, per subnet: checked once while the index is unchanged. */
+const verdicts = new WeakMap<object, { subnet: string; pools: GroupPool[] | undefined }>();
+const subnetKey = (layout: NetworkLayout) => { const r = cidrRange(layout.subnet); return `${r.first}-${r.last}`; };
+
 /** The index as stored, if it reads as one whose every range lies inside the subnet (`layout`). */
 function trusted(value: unknown, layout: NetworkLayout): GroupPool[] | undefined {
+  if (typeof value !== 'object' || value === null || !Object.isFrozen(value)) return check(value, layout);
+  const subnet = subnetKey(layout);
+  const known = verdicts.get(value);
+  if (known?.subnet === subnet) return known.pools;
+  const pools = check(value, layout);
+  verdicts.set(value, { subnet, pools });
+  return pools;
+}
+
+function check(value: unknown, layout: NetworkLayout): GroupPool[] | undefined {
   const pools = (value as Partial<StoredPools> | undefined)?.pools;
   if (!Array.isArray(pools) || !pools.every(isPool)) return undefined;
   // checkPool's test: inside the subnet, its network and broadcast addresses excluded.
@@ -64,7 +78,8 @@ export async function groupPoolsOf(tx: Txn, net: Pick<Network, 'tenant' | 'name'
  * comes or goes moves it, so what was worked out under one revision holds while the revision does.
  */
 export async function groupPoolsWithRevision(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<{ pools: GroupPool[]; revision: number }> {
-  const e = await tx.get(poolsKey(net.tenant, net.name));
+  // Shared: read by every allocation, and the address space derived from it is kept with the object.
+  const e = await tx.getShared(poolsKey(net.tenant, net.name));
   const stored = trusted(e?.value, layout);
   if (stored) return { pools: stored, revision: e?.modRevision ?? 0 };
   const pools = poolsFromGroups(await groupsOfTenant(tx, net.tenant), net, layout);

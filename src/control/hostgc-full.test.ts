@@ -19,7 +19,7 @@ class Fillable extends MemoryStore {
   override async transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
     return super.transact(actor, async (tx) => {
       let writes = false;
-      const value = await fn({ get: (k) => tx.get(k), list: (p) => tx.list(p), ceiling: (p, k) => tx.ceiling(p, k), put: (k, v) => { writes = true; tx.put(k, v); },
+      const value = await fn({ get: (k) => tx.get(k), getShared: (k) => tx.getShared(k), list: (p) => tx.list(p), ceiling: (p, k) => tx.ceiling(p, k), put: (k, v) => { writes = true; tx.put(k, v); },
         delete: (k) => { writes = true; tx.delete(k); }, deletePrefix: (p) => { writes = true; tx.deletePrefix(p); } });
       if (writes && this.full) throw this.refuse();
       return value;

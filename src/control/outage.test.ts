@@ -11,6 +11,7 @@ class Flaky extends MemoryStore {
   override transact<T>(actor: string, fn: (tx: Txn) => Promise<T>): Promise<{ value: T; revision: number }> {
     return super.transact(actor, (tx) => fn({
       get: (k) => (this.down?.test(k) ? Promise.reject(new WeftError('WEFT_STORE_UNAVAILABLE', 'etcd: unreachable; retry')) : tx.get(k)),
+      getShared: (k) => (this.down?.test(k) ? Promise.reject(new WeftError('WEFT_STORE_UNAVAILABLE', 'etcd: unreachable; retry')) : tx.getShared(k)),
       list: (p) => tx.list(p),
       put: (k, v) => tx.put(k, v),
       delete: (k) => tx.delete(k),

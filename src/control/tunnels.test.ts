@@ -15,7 +15,7 @@ class LimitedStore extends MemoryStore {
     return super.transact(actor, async (tx) => {
       let ops = 0;
       const value = await fn({
-        get: (k) => tx.get(k), list: (p) => tx.list(p), ceiling: (p, k) => tx.ceiling(p, k),
+        get: (k) => tx.get(k), getShared: (k) => tx.getShared(k), list: (p) => tx.list(p), ceiling: (p, k) => tx.ceiling(p, k),
         put: (k, v) => { ops++; tx.put(k, v); }, delete: (k) => { ops++; tx.delete(k); }, deletePrefix: (p) => { ops++; tx.deletePrefix(p); },
       });
       if (ops > this.maxOps) throw new WeftError('WEFT_TOO_LARGE', `this change is one etcd transaction of ${ops} operations`);

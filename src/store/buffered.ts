@@ -23,6 +23,8 @@ export interface Reads {
   key(key: string): Promise<Entry | undefined>;
   prefix(prefix: string): Promise<Entry[]>;
   ceiling(prefix: string, key: string): Promise<Entry | undefined>;
+  /** One key's entry with a frozen value, shared between readers (Txn.getShared); absent: `key`'s. */
+  shared?(key: string): Promise<Entry | undefined>;
 }
 
 const byKey = (a: Entry, b: Entry) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -53,6 +55,12 @@ export class BufferedTxn implements Txn {
       return { key, value: JSON.parse(w.text), modRevision: 0, createRevision: base?.createRevision ?? 0 };
     }
     return this.goneByPrefix(key) ? undefined : this.reads.key(key);
+  }
+
+  async getShared(key: string): Promise<Entry | undefined> {
+    // Written (or deleted) here, or no shared reads: the transaction's own copy.
+    if (this.writes.has(key) || this.goneByPrefix(key) || !this.reads.shared) return this.get(key);
+    return this.reads.shared(key);
   }
 
   async list(prefix: string): Promise<Entry[]> {

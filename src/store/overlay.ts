@@ -8,6 +8,8 @@ export interface CommittedReads {
   ceiling(prefix: string, key: string): Entry | undefined;
   /** The keys under a prefix, sorted, without their values. */
   keys(prefix: string): string[];
+  /** `key`'s entry with a frozen value that other readers may be given too (Txn.getShared). */
+  shared?(key: string): Entry | undefined;
 }
 
 /** A change planned in a batch, with the JSON text it stores and logs. */
@@ -72,6 +74,8 @@ export class Overlay implements Reads {
   }
 
   key = async (k: string) => this.read(k);
+  /** Written earlier in the batch: parsed from its text, as `key`; committed: the store's shared entry. */
+  shared = async (k: string) => (this.written.has(k) || !this.base.shared ? this.read(k) : this.base.shared(k));
   prefix = async (p: string) => this.scan(p);
   ceiling = async (p: string, k: string) => this.ceilingOf(p, k);
 
@@ -126,5 +130,9 @@ export class Overlay implements Reads {
 export function pendingOver(base: CommittedReads, pending: ReadonlyMap<string, Written>): CommittedReads {
   if (pending.size === 0) return base;
   const o = new Overlay(base, pending);
-  return { key: (k) => o.read(k), scan: (p) => o.scan(p), ceiling: (p, k) => o.ceilingOf(p, k), keys: (p) => o.keysUnder(p) };
+  const shared = base.shared;
+  return {
+    key: (k) => o.read(k), scan: (p) => o.scan(p), ceiling: (p, k) => o.ceilingOf(p, k), keys: (p) => o.keysUnder(p),
+    ...(shared ? { shared: (k: string) => (pending.has(k) ? o.read(k) : shared(k)) } : {}),
+  };
 }

@@ -28,6 +28,13 @@ export interface Change {
 
 export interface Txn {
   get(key: string): Promise<Entry | undefined>;
+  /**
+   * The same entry, read as `get` reads it (and guarded the same way on etcd), whose value the caller
+   * must not change: it is frozen, and a store may hand the same object to every reader while the key is
+   * unchanged (SQLite: parsed once per stored row). For a value read on every request and derived from
+   * (a network's group pools), so the derivation can be kept with the object (a WeakMap).
+   */
+  getShared(key: string): Promise<Entry | undefined>;
   /** Entries whose key starts with `prefix`, sorted by key; the transaction's own writes included. */
   list(prefix: string): Promise<Entry[]>;
   /**

@@ -311,3 +311,33 @@ test('sqlite: a closed store refuses reads and writes, and a second store in the
   assert.equal(await b.get('late'), undefined);
   await b.close();
 });
+
+test('a shared read (getShared) gives every transaction the same frozen value while the key is unchanged, a new one once it is written, and a transaction\'s own write first', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-shared-'));
+  const s = new SqliteStore(join(dir, 'w.db'));
+  try {
+    await s.transact('t', async (tx) => tx.put('ipam/x/pools', { pools: [['g', '10.0.0.8-10.0.0.15', 8, 15]] }));
+    const read = async () => (await s.transact('t', async (tx) => (await tx.getShared('ipam/x/pools'))?.value)).value as { pools: unknown[][] };
+    const a = await read();
+    assert.deepEqual(a, { pools: [['g', '10.0.0.8-10.0.0.15', 8, 15]] });
+    assert.equal(await read(), a, 'the same object for the next transaction');
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.pools) && Object.isFrozen(a.pools[0]), 'frozen all the way down');
+    assert.throws(() => { (a.pools[0] as unknown[])[2] = 0; }, TypeError, 'a reader cannot change what the others see');
+    // get still gives each reader its own copy.
+    const own = (await s.transact('t', async (tx) => (await tx.get('ipam/x/pools'))?.value)).value;
+    assert.notEqual(own, a);
+    assert.ok(!Object.isFrozen(own));
+    // Written: in the writing transaction its own value; after it, a new shared object.
+    const inside = (await s.transact('t', async (tx) => {
+      tx.put('ipam/x/pools', { pools: [] });
+      return (await tx.getShared('ipam/x/pools'))?.value;
+    })).value;
+    assert.deepEqual(inside, { pools: [] });
+    const b = await read();
+    assert.notEqual(b, a);
+    assert.deepEqual(b, { pools: [] });
+  } finally {
+    await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -84,6 +84,26 @@ function tell<T>(listener: (v: T) => void, value: T, who: string): void {
 
 const toEntry = (r: KvRow): Entry => ({ key: r.key, value: JSON.parse(r.value), modRevision: r.mod_rev, createRevision: r.create_rev });
 
+/** A parsed JSON value frozen all the way down (a caller that changed it would throw, not corrupt others' reads). */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/** Rows parsed once for Txn.getShared: a row object stands for one stored value (the cache replaces it on a write). */
+const sharedEntries = new WeakMap<KvRow, Entry>();
+function sharedEntry(r: KvRow): Entry {
+  let e = sharedEntries.get(r);
+  if (!e) {
+    e = Object.freeze({ key: r.key, value: deepFreeze(JSON.parse(r.value)), modRevision: r.mod_rev, createRevision: r.create_rev });
+    sharedEntries.set(r, e);
+  }
+  return e;
+}
+
 /**
  * The embedded store: one SQLite file in WAL mode, held by one server process (takeLock). Reads run on the
  * event loop through the store's own connection; every write goes to the writer thread (WriterThread),
@@ -113,6 +133,10 @@ export class SqliteStore implements Store {
     scan: (p) => this.cache.rows(p, () => this.stmt.scan.all(p, p + PREFIX_END)).map(toEntry),
     ceiling: (p, k) => this.ceilingOf(p, k),
     keys: (p) => this.stmt.scanKeys.all(p, p + PREFIX_END),
+    shared: (k) => {
+      const r = this.cache.row(k, () => this.stmt.get.get(k));
+      return r && sharedEntry(r);
+    },
   };
 
   constructor(private readonly file: string, options: StoreOptions = {}) {
