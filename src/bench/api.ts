@@ -211,7 +211,7 @@ async function openLoop(url: URL, admin: Caller, connect: () => Promise<Send>, n
   const seconds = (performance.now() - t0) / 1000;
   // BENCH_DUMP_LAT: [due, latency] per request, and the wall clock at t0 (to lay beside the server's
   // --trace-gc lines, BENCH_SERVER_LOG).
-  if (process.env['BENCH_DUMP_LAT']) writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${rate}.json`, JSON.stringify({ t0Wall: wall0, answered }));
+  if (process.env['BENCH_DUMP_LAT']) writeFileSync(`${process.env['BENCH_DUMP_LAT']}-${net}.json`, JSON.stringify({ t0Wall: wall0, answered }));
   const latencies = answered.map(([, l]) => l);
   return { achieved: count / seconds, lat: summarise(latencies), failures, over10: latencies.filter((l) => l > 10).length };
 }

@@ -46,6 +46,16 @@ export class Generations {
     return this.last.values.get(key);
   }
 
+  /**
+   * The generation now, from an exec of its own (neither the watcher's report nor a batched answer,
+   * either of which may predate a commit made a moment ago); undefined when it cannot be read.
+   */
+  async readNow(ns: string | undefined): Promise<string | undefined> {
+    if (!this.available || this.helper === undefined) return undefined;
+    const r = await this.runner.run([this.helper, ns === undefined ? '/proc/self/ns/net' : `/run/netns/${ns}`], { allowFailure: true });
+    return r.code === 0 ? parseGeneration(r.stdout.split('\n')[0] ?? '') : undefined;
+  }
+
   /** A namespace that is gone is no longer asked about. */
   forget(ns: string): void {
     this.asked.delete(ns);

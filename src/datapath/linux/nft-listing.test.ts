@@ -47,3 +47,64 @@ test('a table whose listing fails is never taken as matching: each check writes 
   assert.equal(await look(nft, table(['192.0.2.1'], [])), 'replace');
   assert.equal(runner.calls.filter((c) => c.argv.includes('-f')).length, 2);
 });
+
+// The same with the generation helper: the kernel counts every transaction, ours and anyone else's.
+// `foreignBeforeListing`: someone commits to our table right after our next write, before we list it.
+function countingKernel() {
+  let gen = 1;
+  let ours = 0;
+  let foreign = 0;
+  let foreignBeforeListing = false;
+  const helper = process.execPath; // any file that exists: the fake answers for it
+  const runner = new FakeRunner((argv) => {
+    if (argv[0] === helper) return { stdout: `4026531840 ${gen}\n` };
+    if (argv.includes('-f')) {
+      gen++;
+      ours++;
+      return undefined;
+    }
+    if (argv.includes('list')) {
+      if (foreignBeforeListing) {
+        foreignBeforeListing = false;
+        gen++;
+        foreign++;
+      }
+      return { stdout: `table inet t { # ours ${ours}, foreign ${foreign} }\n` };
+    }
+    return undefined;
+  });
+  const gens = new Generations(runner, helper, 0);
+  return {
+    runner, nft: new NftTables(runner, gens),
+    foreignCommit: () => { gen++; foreign++; },
+    foreignCommitElsewhere: () => { gen++; },
+    foreignBeforeNextListing: () => { foreignBeforeListing = true; },
+  };
+}
+
+const pass = async (nft: NftTables, t: NftTable) => (await nft.ensureAll(undefined, [t], false))[0];
+
+test('a listing after our write that holds someone else\'s commit is not vouched for: the next check writes the table whole', async () => {
+  const k = countingKernel();
+  assert.equal(await pass(k.nft, table(['192.0.2.1'], [])), 'replace');
+  assert.equal(await pass(k.nft, table(['192.0.2.1'], [])), 'unchanged');
+  // Our delta, then someone's commit to the table, then our listing: it holds their change.
+  k.foreignBeforeNextListing();
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'delta');
+  // Kept, that listing matched the kernel's at every later check, and their change stayed for good.
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'replace');
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'unchanged');
+});
+
+test('with nobody else committing in between, the listing after our write is kept: no needless replace, drift still repaired', async () => {
+  const k = countingKernel();
+  assert.equal(await pass(k.nft, table(['192.0.2.1'], [])), 'replace');
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'delta');
+  // Another table of the namespace changed (the generation moves): ours is listed and matches.
+  k.foreignCommitElsewhere();
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'unchanged');
+  // Ours changed by someone: its listing differs, it is written whole.
+  k.foreignCommit();
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'replace');
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'unchanged');
+});

@@ -145,7 +145,7 @@ export class NftTables {
           // Chains or maps came or went, or a checked map's elements changed: the listing changed with
           // them, read again when needed.
           const relist = delta.structural || checkedChanged(prev.table, delta.table);
-          this.applied.set(key, { table: delta.table, terse: relist ? await this.terseIfNeeded(ns, delta.table, opts.owned) : prev.terse });
+          this.applied.set(key, { table: delta.table, terse: relist ? await this.listedAfterWrite(ns, delta.table, opts.owned) : prev.terse });
           return 'delta';
         }
         refused = true;
@@ -158,7 +158,7 @@ export class NftTables {
     await this.commit(ns, text, false);
     this.lastWrites.set(key, { how: 'replace', bytes: text.length, diffMs, commitMs: performance.now() - t1 });
     this.warm(ns, table);
-    this.applied.set(key, { table, terse: await this.terseIfNeeded(ns, table, opts.owned) });
+    this.applied.set(key, { table, terse: await this.listedAfterWrite(ns, table, opts.owned) });
     return refused ? 'replace-after-refused-delta' : 'replace';
   }
 
@@ -275,6 +275,21 @@ export class NftTables {
    */
   private async terseIfNeeded(ns: string | undefined, t: NftTable, owned: boolean | undefined): Promise<string | undefined> {
     return owned && this.gens.available ? undefined : this.terse(ns, t);
+  }
+
+  /**
+   * The listing taken after our own write, to compare later checks with: kept only if nobody else has
+   * committed in the namespace since its generation was last verified (a commit made between ours and
+   * the listing would be in it, and every later check would vouch for it: that drift never repaired).
+   * Undefined otherwise, so the next check writes the table whole. Where the generation cannot be read,
+   * or was never read here (the namespace not looked at yet), the listing is kept as it is.
+   */
+  private async listedAfterWrite(ns: string | undefined, t: NftTable, owned: boolean | undefined): Promise<string | undefined> {
+    const terse = await this.terseIfNeeded(ns, t, owned);
+    const k = this.known.get(ns ?? '');
+    if (terse === undefined || !k || !this.gens.available) return terse;
+    const now = await this.gens.readNow(ns);
+    return now !== undefined && compare(now, advance(k.gen, k.commits)) === 'same' ? terse : undefined;
   }
 
   /** The table as the kernel lists it; undefined when it cannot be listed (never a match). */
