@@ -5,7 +5,7 @@ import {
 import type { Store, Txn } from '../store/index.js';
 import { checkHostPorts, claimHostPorts, forgetHostPorts, portsLeft, releaseHostPorts } from './host-ports.js';
 import { findIn, requireTenant } from './crud.js';
-import { giveBackAddress, takeAddress } from './addressing.js';
+import { giveBackAddress, layoutOf, takeAddress } from './addressing.js';
 import { giveBackAddress6, prefixLength6, takeAddress6 } from './addressing6.js';
 import { keys, withRevision } from './keys.js';
 import { SharedListing, type Snapshot } from './listing.js';
@@ -187,7 +187,7 @@ export class Endpoints {
         tenant: req.tenant,
         network: net.name,
         ...(group ? { group: group.name } : {}),
-        ...(ip !== undefined && net.subnet !== undefined && net.gateway !== undefined ? { ip, prefixLength: parseCidr(net.subnet, 'subnet').prefix, gateway: net.gateway } : {}),
+        ...(ip !== undefined && net.subnet !== undefined && net.gateway !== undefined ? { ip, prefixLength: layoutOf(net).subnet.prefix, gateway: net.gateway } : {}),
         ...(ip6 !== undefined ? { ip6, prefixLength6: prefixLength6(net), gateway6: net.gateway6 as string } : {}),
         mac: req.mac ?? (ip !== undefined ? macFor(ip) : macFor6(ip6 as string, net.subnet6 as string)),
         mtu: net.mtu,

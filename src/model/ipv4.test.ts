@@ -11,6 +11,28 @@ test('parseIp accepts dotted quads and rejects everything else', () => {
   }
 });
 
+test('parseIp reads every string as the dotted-quad pattern does (a split and a pattern per octet, the earlier form)', () => {
+  const OCTET = /^(0|[1-9][0-9]{0,2})$/;
+  const byPattern = (t: string): number | undefined => {
+    const parts = t.split('.');
+    if (parts.length !== 4 || !parts.every((p) => OCTET.test(p) && Number(p) <= 255)) return undefined;
+    return parts.reduce((n, p) => n * 256 + Number(p), 0);
+  };
+  const pieces = ['', '0', '00', '01', '1', '9', '10', '99', '100', '255', '256', '999', '1000', '0255', ' 1', '1 ', '+1', '-1', 'a', '1e1', '0x1', '٣'];
+  let checked = 0;
+  for (const a of pieces) for (const b of ['0', '255', '01', '']) for (const c of ['1', '']) for (const d of pieces) {
+    for (const t of [`${a}.${b}.${c}.${d}`, `${a}.${b}.${c}.${d}.`, `.${a}.${b}.${c}.${d}`, `${a}.${b}.${d}`, `${a}..${c}.${d}`, `${a}.${b}.${c}.${d}.5`]) {
+      assert.equal(parseIp(t), byPattern(t), JSON.stringify(t));
+      checked++;
+    }
+  }
+  for (let k = 0; k < 2000; k++) {
+    const n = (k * 2654435761) >>> 0;
+    assert.equal(parseIp(formatIp(n)), n);
+  }
+  assert.ok(checked > 10_000);
+});
+
 test('parseCidr rejects bad addresses, prefixes and host bits, naming the field', () => {
   assert.deepEqual(parseCidr('10.1.2.0/24', 'subnet'), { base: 0x0a010200, prefix: 24 });
   const cases: Array<[string, RegExp]> = [

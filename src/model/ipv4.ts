@@ -11,19 +11,34 @@ export interface IpRange {
   readonly last: number;
 }
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
-
+/**
+ * `a.b.c.d` as a number: four decimal octets of 1-3 digits, no leading zero (`01` could be read as
+ * octal elsewhere), each at most 255; anything else is undefined. Read by character codes: it runs
+ * several times for every allocation and every rule address (a split and a regex per octet were ~2.7 µs
+ * of an allocation's ~72 µs in-process).
+ */
 export function parseIp(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
   let n = 0;
-  for (const p of parts) {
-    if (!OCTET.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
+  let octets = 0;
+  let i = 0;
+  const len = text.length;
+  while (true) {
+    const start = i;
+    let v = 0;
+    while (i < len) {
+      const c = text.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 3 || v > 255 || (digits > 1 && text.charCodeAt(start) === 48)) return undefined;
     n = n * 256 + v;
+    octets++;
+    if (octets === 4) return i === len ? n : undefined;
+    if (i >= len || text.charCodeAt(i) !== 46) return undefined;
+    i++;
   }
-  return n;
 }
 
 export function formatIp(n: number): string {

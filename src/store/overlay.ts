@@ -10,6 +10,8 @@ export interface CommittedReads {
   keys(prefix: string): string[];
   /** `key`'s entry with a frozen value that other readers may be given too (Txn.getShared). */
   shared?(key: string): Entry | undefined;
+  /** `key`'s create revision, undefined if it does not exist: what `key` tells without parsing the value. */
+  created?(key: string): number | undefined;
 }
 
 /** A change planned in a batch, with the JSON text it stores and logs. */
@@ -89,14 +91,16 @@ export class Overlay implements Reads {
     const changes: PlannedChange[] = [];
     const next = new Map<string, Written>();
     for (const [key, w] of [...deletes, ...tx.writes]) {
-      const old = next.has(key) ? next.get(key) : this.prior(key);
       if (w === undefined) {
+        const old = next.has(key) ? next.get(key) : this.prior(key);
         if (!old) continue;
         const text = 'text' in old ? old.text : JSON.stringify(old.value);
         next.set(key, null);
         changes.push({ revision, key, op: 'delete', value: JSON.parse(text), actor, time, text });
       } else {
-        next.set(key, { text: w.text, modRevision: revision, createRevision: old ? old.createRevision : revision });
+        // A put needs only whether the key was there and since when: its value is not parsed.
+        const created = next.has(key) ? next.get(key)?.createRevision : this.createdOf(key);
+        next.set(key, { text: w.text, modRevision: revision, createRevision: created ?? revision });
         changes.push({ revision, key, op: 'put', value: JSON.parse(w.text), actor, time, text: w.text });
       }
     }
@@ -116,6 +120,13 @@ export class Overlay implements Reads {
     return [...out].sort();
   }
 
+  /** `key`'s create revision before the transaction being planned (undefined: it does not exist). */
+  createdOf(key: string): number | undefined {
+    const w = this.written.get(key);
+    if (w !== undefined) return w === null ? undefined : w.createRevision;
+    return this.base.created ? this.base.created(key) : this.base.key(key)?.createRevision;
+  }
+
   /** What `key` holds before the transaction being planned: written earlier in the batch, or committed. */
   private prior(key: string): Written | Entry | undefined {
     const w = this.written.get(key);
@@ -132,7 +143,7 @@ export function pendingOver(base: CommittedReads, pending: ReadonlyMap<string, W
   const o = new Overlay(base, pending);
   const shared = base.shared;
   return {
-    key: (k) => o.read(k), scan: (p) => o.scan(p), ceiling: (p, k) => o.ceilingOf(p, k), keys: (p) => o.keysUnder(p),
+    key: (k) => o.read(k), scan: (p) => o.scan(p), ceiling: (p, k) => o.ceilingOf(p, k), keys: (p) => o.keysUnder(p), created: (k) => o.createdOf(k),
     ...(shared ? { shared: (k: string) => (pending.has(k) ? o.read(k) : shared(k)) } : {}),
   };
 }

@@ -137,6 +137,7 @@ export class SqliteStore implements Store {
       const r = this.cache.row(k, () => this.stmt.get.get(k));
       return r && sharedEntry(r);
     },
+    created: (k) => this.cache.row(k, () => this.stmt.get.get(k))?.create_rev,
   };
 
   constructor(private readonly file: string, options: StoreOptions = {}) {
