@@ -108,24 +108,25 @@ export async function addressSpace(tx: Txn, net: Network, group: Group | undefin
 }
 
 type PlainRanges = { readonly candidates: readonly IpRange[]; readonly allowed: readonly IpRange[] };
-/** The ranges worked out from a pools list the store shares (frozen), by the ranges they were cut from. */
-const rangesOf = new WeakMap<readonly GroupPool[], Map<string, PlainRanges>>();
+/**
+ * The ranges last worked out from a pools list the store shares (frozen), with the ranges they were cut
+ * from. One answer a list: a network has one dynamic range at a time, and keeping every range ever asked
+ * for let a tenant grow the server's memory without bound (changing its network's ipRange, allocating,
+ * again: ~10 KB a round with 100 pools).
+ */
+const rangesOf = new WeakMap<readonly GroupPool[], { key: string; ranges: PlainRanges }>();
 
 /**
  * `dynamic` and `usable` minus the pools. A shared pools list (the index as the store keeps it, unchanged)
  * keeps its answer: with 100 pools, parsing and subtracting them again was ~15 % of an allocation's time.
  */
-function plainRanges(pools: readonly GroupPool[], dynamic: IpRange, usable: IpRange): PlainRanges {
+export function plainRanges(pools: readonly GroupPool[], dynamic: IpRange, usable: IpRange): PlainRanges {
   const key = `${dynamic.first}-${dynamic.last}/${usable.first}-${usable.last}`;
-  const kept = Object.isFrozen(pools) ? rangesOf.get(pools)?.get(key) : undefined;
-  if (kept) return kept;
+  const kept = Object.isFrozen(pools) ? rangesOf.get(pools) : undefined;
+  if (kept?.key === key) return kept.ranges;
   const holes = pools.map(([, , first, last]) => ({ first, last }));
   const r: PlainRanges = Object.freeze({ candidates: Object.freeze(subtractRanges(dynamic, holes)), allowed: Object.freeze(subtractRanges(usable, holes)) });
-  if (Object.isFrozen(pools)) {
-    const m = rangesOf.get(pools) ?? new Map<string, PlainRanges>();
-    m.set(key, r);
-    rangesOf.set(pools, m);
-  }
+  if (Object.isFrozen(pools)) rangesOf.set(pools, { key, ranges: r });
   return r;
 }
 

@@ -46,7 +46,7 @@ const verdicts = new WeakMap<object, { subnet: string; pools: GroupPool[] | unde
 const subnetKey = (layout: NetworkLayout) => { const r = cidrRange(layout.subnet); return `${r.first}-${r.last}`; };
 
 /** The index as stored, if it reads as one whose every range lies inside the subnet (`layout`). */
-function trusted(value: unknown, layout: NetworkLayout): GroupPool[] | undefined {
+function trusted(value: unknown, layout: NetworkLayout): readonly GroupPool[] | undefined {
   if (typeof value !== 'object' || value === null || !Object.isFrozen(value)) return check(value, layout);
   const subnet = subnetKey(layout);
   const known = verdicts.get(value);
@@ -69,7 +69,7 @@ function check(value: unknown, layout: NetworkLayout): GroupPool[] | undefined {
  * The pools of `net`'s groups with their ranges, sorted by group. From the index when it can be trusted;
  * else from the groups, and the index written with them (in this transaction).
  */
-export async function groupPoolsOf(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<GroupPool[]> {
+export async function groupPoolsOf(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<readonly GroupPool[]> {
   return (await groupPoolsWithRevision(tx, net, layout)).pools;
 }
 
@@ -77,7 +77,7 @@ export async function groupPoolsOf(tx: Txn, net: Pick<Network, 'tenant' | 'name'
  * The same, with the index's revision (0: none stored yet, or written in this transaction): a pool that
  * comes or goes moves it, so what was worked out under one revision holds while the revision does.
  */
-export async function groupPoolsWithRevision(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<{ pools: GroupPool[]; revision: number }> {
+export async function groupPoolsWithRevision(tx: Txn, net: Pick<Network, 'tenant' | 'name'>, layout: NetworkLayout): Promise<{ pools: readonly GroupPool[]; revision: number }> {
   // Shared: read by every allocation, and the address space derived from it is kept with the object.
   const e = await tx.getShared(poolsKey(net.tenant, net.name));
   const stored = trusted(e?.value, layout);

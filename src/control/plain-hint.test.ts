@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryStore } from '../store/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryStore, SqliteStore, type Store } from '../store/index.js';
 import { WeftError, checkNetwork, formatIp, parseIp, parseRange, type Endpoint, type Group, type Network } from '../model/index.js';
 import { Control } from './control.js';
+import { plainRanges } from './addressing.js';
+import type { GroupPool } from './group-pools.js';
 
 /**
  * The plain search's hint (addressing.ts, PlainHint) only saves work: wherever it is, a plain member gets
@@ -50,11 +55,26 @@ async function plain(c: Control, id: string): Promise<string | undefined> {
   }
 }
 
-for (const seed of [1, 2, 3, 4, 5, 6]) {
-  test(`a plain member gets the lowest free address outside every pool, however the hint stands (random run, seed ${seed})`, async () => {
+/**
+ * On both stores: SQLite hands every reader of the pools index one frozen object while it is unchanged
+ * (Txn.getShared), and the address space worked out from it is kept with it (addressing.ts plainRanges).
+ */
+const RUNS: Array<[string, number]> = [...[1, 2, 3, 4, 5, 6].map((s): [string, number] => ['memory', s]), ...[1, 2, 3].map((s): [string, number] => ['sqlite', s])];
+for (const [kind, seed] of RUNS) {
+  test(`a plain member gets the lowest free address outside every pool, however the hint stands (random run on ${kind}, seed ${seed})`, async (t) => {
     const rnd = random(seed);
     const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(rnd() * xs.length)];
-    const c = new Control(new MemoryStore());
+    let store: Store = new MemoryStore();
+    if (kind === 'sqlite') {
+      const dir = mkdtempSync(join(tmpdir(), 'weft-plain-hint-'));
+      const sqlite = new SqliteStore(join(dir, 'weft.db'));
+      store = sqlite;
+      t.after(async () => {
+        await sqlite.close();
+        rmSync(dir, { recursive: true, force: true });
+      });
+    }
+    const c = new Control(store);
     await c.bootstrap();
     await c.networks.create('u', 'default', { name: 'net', subnet: SUBNET });
     let n = 0;
@@ -140,4 +160,18 @@ test('a hint stored by hand (past the end, or garbage) never makes a network loo
   assert.ok(low);
   await c.endpoints.remove('u', low.id);
   assert.equal(await plain(c, 'e'), '10.9.0.5');
+});
+
+test('the plain ranges kept with a shared pools list are only the last ones worked out: a network whose range keeps changing cannot grow them', async () => {
+  const pools: readonly GroupPool[] = Object.freeze([Object.freeze(['g', '10.9.0.10-10.9.0.13', 0x0a09000a, 0x0a09000d] as const)]);
+  const usable = { first: 0x0a090001, last: 0x0a0900fe };
+  const a = plainRanges(pools, { first: 0x0a090002, last: 0x0a0900fe }, usable);
+  assert.equal(plainRanges(pools, { first: 0x0a090002, last: 0x0a0900fe }, usable), a, 'kept while the ranges stay');
+  assert.deepEqual(a.candidates, [{ first: 0x0a090002, last: 0x0a090009 }, { first: 0x0a09000e, last: 0x0a0900fe }]);
+  const b = plainRanges(pools, { first: 0x0a090003, last: 0x0a0900fe }, usable);
+  assert.deepEqual(b.candidates, [{ first: 0x0a090003, last: 0x0a090009 }, { first: 0x0a09000e, last: 0x0a0900fe }]);
+  // Each range once kept them all (a tenant changing its network's ipRange grew the server's memory).
+  const again = plainRanges(pools, { first: 0x0a090002, last: 0x0a0900fe }, usable);
+  assert.notEqual(again, a, 'the first answer is no longer kept');
+  assert.deepEqual(again, a);
 });

@@ -40,7 +40,9 @@ export class Generations {
     const last = this.last;
     if (last && performance.now() - last.at < this.batchMs && last.values.has(key)) return last.values.get(key);
     const keys = [...this.asked];
-    const r = await this.runner.run([this.helper, ...keys.map((k) => (k === '' ? '/proc/self/ns/net' : `/run/netns/${k}`))], { allowFailure: true });
+    // One that cannot even be started answers nothing, as one that fails: callers list their tables.
+    const r = await this.runner.run([this.helper, ...keys.map((k) => (k === '' ? '/proc/self/ns/net' : `/run/netns/${k}`))], { allowFailure: true })
+      .catch(() => ({ code: -1, stdout: '' }));
     const lines = r.code === 0 ? r.stdout.split('\n') : [];
     this.last = { at: performance.now(), values: new Map(keys.map((k, i) => [k, parseGeneration(lines[i] ?? '')])) };
     return this.last.values.get(key);
@@ -52,8 +54,13 @@ export class Generations {
    */
   async readNow(ns: string | undefined): Promise<string | undefined> {
     if (!this.available || this.helper === undefined) return undefined;
-    const r = await this.runner.run([this.helper, ns === undefined ? '/proc/self/ns/net' : `/run/netns/${ns}`], { allowFailure: true });
-    return r.code === 0 ? parseGeneration(r.stdout.split('\n')[0] ?? '') : undefined;
+    try {
+      const r = await this.runner.run([this.helper, ns === undefined ? '/proc/self/ns/net' : `/run/netns/${ns}`], { allowFailure: true, timeoutMs: READ_NOW_TIMEOUT_MS });
+      return r.code === 0 ? parseGeneration(r.stdout.split('\n')[0] ?? '') : undefined;
+    } catch {
+      // Could not even be started (gone mid-upgrade, no processes left): as unreadable, never a failed write.
+      return undefined;
+    }
   }
 
   /** A namespace that is gone is no longer asked about. */
@@ -62,6 +69,9 @@ export class Generations {
     this.last?.values.delete(ns);
   }
 }
+
+/** A fresh read (readNow) is one small exec; past this it is taken as unreadable. */
+const READ_NOW_TIMEOUT_MS = 5_000;
 
 /** How long one read answers for every namespace: about one pass over every tenant. */
 export const BATCH_MS = 1000;

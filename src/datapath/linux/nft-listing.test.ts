@@ -55,9 +55,19 @@ function countingKernel() {
   let ours = 0;
   let foreign = 0;
   let foreignBeforeListing = false;
+  let foreignAfterGenRead = false;
+  let helperBroken = false;
   const helper = process.execPath; // any file that exists: the fake answers for it
   const runner = new FakeRunner((argv) => {
-    if (argv[0] === helper) return { stdout: `4026531840 ${gen}\n` };
+    if (argv[0] === helper) {
+      if (helperBroken) throw Object.assign(new Error('spawn weft-netwatch ENOENT'), { code: 'ENOENT' });
+      const now = gen;
+      if (foreignAfterGenRead) {
+        foreignAfterGenRead = false;
+        gen++;
+      }
+      return { stdout: `4026531840 ${now}\n` };
+    }
     if (argv.includes('-f')) {
       gen++;
       ours++;
@@ -79,6 +89,9 @@ function countingKernel() {
     foreignCommit: () => { gen++; foreign++; },
     foreignCommitElsewhere: () => { gen++; },
     foreignBeforeNextListing: () => { foreignBeforeListing = true; },
+    /** Someone commits to another table right after the next generation read: that read is stale at once. */
+    foreignElsewhereAfterNextRead: () => { foreignAfterGenRead = true; },
+    breakHelper: () => { helperBroken = true; },
   };
 }
 
@@ -106,5 +119,25 @@ test('with nobody else committing in between, the listing after our write is kep
   // Ours changed by someone: its listing differs, it is written whole.
   k.foreignCommit();
   assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'replace');
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'unchanged');
+});
+
+test('someone else committing to another table during a pass, outside our write and listing, costs no replace', async () => {
+  const k = countingKernel();
+  assert.equal(await pass(k.nft, table(['192.0.2.1'], [])), 'replace');
+  // The pass reads the generation, then someone commits elsewhere, then we write and list: the listing
+  // holds nothing foreign, and was once thrown away for a commit anywhere since the pass's read, so
+  // every pass on a busy host wrote the table whole.
+  k.foreignElsewhereAfterNextRead();
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'delta');
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'unchanged');
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'unchanged');
+});
+
+test('a generation helper that cannot be started fails no write: the listing is kept as without one', async () => {
+  const k = countingKernel();
+  assert.equal(await pass(k.nft, table(['192.0.2.1'], [])), 'replace');
+  k.breakHelper();
+  assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'delta');
   assert.equal(await pass(k.nft, table(['192.0.2.1', '192.0.2.2'], [])), 'unchanged');
 });

@@ -132,6 +132,8 @@ export class NftTables {
         return 'unchanged';
       }
       if (delta !== undefined) {
+        const relist = delta.structural || checkedChanged(prev.table, delta.table);
+        const before = relist ? await this.beforeWrite(ns, opts.owned) : undefined;
         const t1 = performance.now();
         let r = await this.commit(ns, delta.script, true, delta.elements);
         // No helper free to write the elements (MAX_SESSIONS busy): the same delta with them in the script.
@@ -144,8 +146,7 @@ export class NftTables {
           this.noteLeftover(key, delta.table, opts.trustLast === true);
           // Chains or maps came or went, or a checked map's elements changed: the listing changed with
           // them, read again when needed.
-          const relist = delta.structural || checkedChanged(prev.table, delta.table);
-          this.applied.set(key, { table: delta.table, terse: relist ? await this.listedAfterWrite(ns, delta.table, opts.owned) : prev.terse });
+          this.applied.set(key, { table: delta.table, terse: relist ? await this.listedAfterWrite(ns, delta.table, opts.owned, before) : prev.terse });
           return 'delta';
         }
         refused = true;
@@ -154,11 +155,12 @@ export class NftTables {
     }
     this.leftover.delete(key);
     const text = tableText(table);
+    const before = await this.beforeWrite(ns, opts.owned);
     const t1 = performance.now();
     await this.commit(ns, text, false);
     this.lastWrites.set(key, { how: 'replace', bytes: text.length, diffMs, commitMs: performance.now() - t1 });
     this.warm(ns, table);
-    this.applied.set(key, { table, terse: await this.listedAfterWrite(ns, table, opts.owned) });
+    this.applied.set(key, { table, terse: await this.listedAfterWrite(ns, table, opts.owned, before) });
     return refused ? 'replace-after-refused-delta' : 'replace';
   }
 
@@ -237,6 +239,7 @@ export class NftTables {
       const r = await this.run(ns, script, allowFailure, elements);
       const k = this.known.get(key);
       if (r.code === 0 && k) k.commits++;
+      if (r.code === 0) this.ours.set(key, (this.ours.get(key) ?? 0) + 1);
       return r;
     } finally {
       const n = (this.inflight.get(key) ?? 1) - 1;
@@ -277,19 +280,36 @@ export class NftTables {
     return owned && this.gens.available ? undefined : this.terse(ns, t);
   }
 
+  /** Per namespace, every transaction of ours that committed (listedAfterWrite counts them across a write). */
+  private readonly ours = new Map<string, number>();
+
   /**
-   * The listing taken after our own write, to compare later checks with: kept only if nobody else has
-   * committed in the namespace since its generation was last verified (a commit made between ours and
-   * the listing would be in it, and every later check would vouch for it: that drift never repaired).
-   * Undefined otherwise, so the next check writes the table whole. Where the generation cannot be read,
-   * or was never read here (the namespace not looked at yet), the listing is kept as it is.
+   * The generation just before a write whose listing will be kept (a table listed in a namespace we
+   * do not own), with our commit count then; undefined where no listing is kept or no generation can
+   * be read.
    */
-  private async listedAfterWrite(ns: string | undefined, t: NftTable, owned: boolean | undefined): Promise<string | undefined> {
+  private async beforeWrite(ns: string | undefined, owned: boolean | undefined): Promise<{ gen: string; ours: number } | undefined> {
+    if (owned && this.gens.available) return undefined;
+    const gen = await this.gens.readNow(ns);
+    return gen === undefined ? undefined : { gen, ours: this.ours.get(ns ?? '') ?? 0 };
+  }
+
+  /**
+   * The listing taken after our own write, to compare later checks with. Someone else's commit between
+   * the generation read just before the write and the one read just after the listing may be in it,
+   * and every later check would then vouch for it (drift never repaired): the listing is kept only if
+   * the generation moved by exactly our own commits in between. Otherwise nothing is kept and the next
+   * check writes the table whole. The window is the write and the listing, not the pass: a busy host
+   * namespace (other software committing to its own tables) rarely falls in it. Where the generation
+   * cannot be read (no helper, or it failed), the listing is kept as it is: that gap stays.
+   */
+  private async listedAfterWrite(ns: string | undefined, t: NftTable, owned: boolean | undefined, before: { gen: string; ours: number } | undefined): Promise<string | undefined> {
     const terse = await this.terseIfNeeded(ns, t, owned);
-    const k = this.known.get(ns ?? '');
-    if (terse === undefined || !k || !this.gens.available) return terse;
+    if (terse === undefined || before === undefined) return terse;
     const now = await this.gens.readNow(ns);
-    return now !== undefined && compare(now, advance(k.gen, k.commits)) === 'same' ? terse : undefined;
+    if (now === undefined) return terse;
+    const ours = (this.ours.get(ns ?? '') ?? 0) - before.ours;
+    return compare(now, advance(before.gen, ours)) === 'same' ? terse : undefined;
   }
 
   /** The table as the kernel lists it; undefined when it cannot be listed (never a match). */
