@@ -156,9 +156,11 @@ export class Crud<I extends { name: string }, O extends Scoped> {
     return this.replace(actor, tenant, name, merged, ifMatch ?? current.revision);
   }
 
-  async remove(actor: string, tenant: string, name: string, ifMatch?: number): Promise<void> {
+  /** `allowed`: throws unless the caller may delete the object as this transaction read it. */
+  async remove(actor: string, tenant: string, name: string, ifMatch?: number, allowed?: (existing: O) => void): Promise<void> {
     await this.store.transact(actor, async (tx) => {
       const existing = await this.readScoped(tx, tenant, name);
+      allowed?.(existing);
       checkRevision(existing.revision, ifMatch, label(this.c, tenant, name));
       await this.removeExisting(tx, existing);
     });

@@ -2,6 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { testApi } from './testkit.js';
 
+test('changing your own password takes a login slot: a token holder cannot flood scrypt (or guess the current password) past --max-logins', async () => {
+  const api = await testApi({ limits: { maxLogins: 2 } });
+  assert.equal((await api.call('POST', '/api/v1/users', { name: 'eve', role: 'tenant', tenants: ['default'], password: 'eve-password-1' })).status, 201);
+  const token = (await api.call('POST', '/api/v1/login', { username: 'eve', password: 'eve-password-1' }, {}, '')).json.token as string;
+  const answers = await Promise.all(Array.from({ length: 12 }, () =>
+    api.call('PATCH', '/api/v1/users/eve', { password: 'new-password-1', currentPassword: 'a-guess' }, {}, token)));
+  const by = (s: number) => answers.filter((a) => a.status === s);
+  // Before, all twelve ran their scrypt at once (403 each, none turned away).
+  assert.ok(by(429).length >= 1, `some were turned away: ${answers.map((a) => a.status).join(',')}`);
+  assert.ok(by(429).every((a) => a.json.code === 'WEFT_TOO_MANY_LOGINS'));
+  assert.equal(by(403).length + by(429).length, 12);
+  // Nothing changed: the old password still logs in.
+  assert.equal((await api.call('POST', '/api/v1/login', { username: 'eve', password: 'eve-password-1' }, {}, '')).status, 200);
+});
+
 test('a login flood gets 429 at once beyond --max-logins instead of queueing behind scrypt', async () => {
   const api = await testApi({ limits: { maxLogins: 2 } });
   assert.equal((await api.call('POST', '/api/v1/users', { name: 'bob', role: 'ops', password: 'bob-password-1' })).status, 201);
@@ -14,4 +29,37 @@ test('a login flood gets 429 at once beyond --max-logins instead of queueing beh
   assert.equal(answers.length, by(200).length + by(401).length + by(429).length);
   // Once the flood is over, logins work again.
   assert.equal((await api.call('POST', '/api/v1/login', { username: 'bob', password: 'bob-password-1' }, {}, '')).status, 200);
+});
+
+test('apply names no network of a tenant the user cannot see: the tenant is checked before the network\'s kind', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'b' })).status, 201);
+  const made = await api.call('POST', '/api/v1/tenants/b/networks', { name: 'lan', subnet: '10.9.0.0/24', encap: 'routed' });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  assert.equal((await api.call('POST', '/api/v1/users', { name: 'alice', role: 'tenant', tenants: ['default'], password: 'alice-password-1' })).status, 201);
+  const token = (await api.call('POST', '/api/v1/login', { username: 'alice', password: 'alice-password-1' }, {}, '')).json.token as string;
+  const apply = (name: string, tenant: string) => api.call('POST', '/api/v1/apply', { documents: [{ kind: 'Network', metadata: { name, tenant }, spec: { subnet: '10.9.0.0/24' } }] }, {}, token);
+  // b's routed network once answered 403 ("may not make or change a macvlan or routed network"), a name
+  // b does not have 404: which told alice that b exists and what lan is.
+  const answers = [await apply('lan', 'b'), await apply('nope', 'b'), await apply('lan', 'zz')];
+  assert.deepEqual(answers.map((a) => a.status), [404, 404, 404], JSON.stringify(answers.map((a) => a.json)));
+  assert.equal(answers[0]?.json.field, 'documents.0.metadata.tenant');
+});
+
+test('explain and the matrix refuse a port past 65535 and a protocol number past 255, naming the field', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/24' })).status, 201);
+  const bad = [
+    ['/api/v1/tenants/default/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=99999', 'port'],
+    ['/api/v1/tenants/default/explain?from=10.8.0.2&to=10.8.0.3&protocol=999', 'protocol'],
+    ['/api/v1/tenants/default/matrix?protocol=256', 'protocol'],
+    ['/api/v1/flows?protocol=300', 'protocol'],
+  ] as const;
+  for (const [url, field] of bad) {
+    const r = await api.call('GET', url);
+    assert.equal(r.status, 400, `${url}: ${JSON.stringify(r.json)}`);
+    assert.match(JSON.stringify(r.json), new RegExp(field), url);
+  }
+  const fine = await api.call('GET', '/api/v1/tenants/default/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=65535');
+  assert.equal(fine.status, 200, JSON.stringify(fine.json));
 });

@@ -51,3 +51,14 @@ export async function checkHost(control: Control, p: Principal, req: FastifyRequ
   const why = check ? await check(req as Req, p.host, control) : `${req.method} ${route || req.url.split('?')[0]} is not among them`;
   if (why !== undefined) throw new WeftError('WEFT_FORBIDDEN', `${p.user} may not do this: ${HOST_RULE} (${why})`);
 }
+
+/**
+ * The same rule, checked again inside the write's own transaction on what it read: checkHost reads the
+ * object before, and one missing then (an endpoint id is its container's: made again on another host a
+ * moment later) would otherwise be changed or deleted for another host.
+ */
+export function requireOnHost(p: Principal, host: unknown, what: string): void {
+  if (p.role !== 'host' || p.host === undefined) return;
+  const why = itself(host, p.host, what);
+  if (why !== undefined) throw new WeftError('WEFT_FORBIDDEN', `${p.user} may not do this: ${HOST_RULE} (${why})`);
+}

@@ -137,13 +137,15 @@ export function applyRoutes(app: FastifyInstance): void {
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
     const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true, req.body.audit === true));
     for (const d of docs) {
-      if (d.kind === 'Network' && req.body.delete !== true) await requireFabricRights(p, d.input, `documents.${d.index}.spec.encap`, () => storedNetwork(app.control, d.tenant, d.input.name));
+      // The tenant first: the fabric check reads the stored network, and its answer (403 for a macvlan or
+      // routed one) told a user of another tenant that tenant's network and its kind.
       try {
         requireTenantAccess(p, d.tenant);
       } catch (e) {
         if (e instanceof WeftError) throw new WeftError(e.code, `documents.${d.index}: ${e.message}`, { field: `documents.${d.index}.metadata.${d.kind === 'Tenant' ? 'name' : 'tenant'}` });
         throw e;
       }
+      if (d.kind === 'Network' && req.body.delete !== true) await requireFabricRights(p, d.input, `documents.${d.index}.spec.encap`, () => storedNetwork(app.control, d.tenant, d.input.name));
     }
     const dryRun = req.body.dryRun === true;
     const opts = { dryRun, remove: req.body.delete === true, mayManageTenants: p.role === 'admin' || p.role === 'ops' };

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { EndpointPatch, EndpointRequest, GlobalInput, HostInput, HostLabelsPatch, Name, WeftError, notFound, partialOf } from '../../model/index.js';
 import { canSeeTenant, hostFor, requireRole, selectEndpoints, visibilityKey } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
+import { requireOnHost } from '../hostgate.js';
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }, { additionalProperties: false });
 const NameParams = Type.Object({ name: Name }, { additionalProperties: false });
@@ -47,7 +48,7 @@ export function clusterRoutes(app: FastifyInstance): void {
     if (p.role !== 'tenant') {
       requireRole(p, ['admin', 'ops', 'host'], 'change endpoints');
       // A host changes only its own endpoints (hostgate.ts), and may give one its first namespace.
-      return c.endpoints.update(p.user, req.params.id, req.body, undefined, p.role === 'host');
+      return c.endpoints.update(p.user, req.params.id, req.body, (e) => requireOnHost(p, e.host, `the host of endpoint ${e.id}`), p.role === 'host');
     }
     // A tenant user relabels its own pods (what moves them between selectors); what the runtime
     // recorded (its name, the host ports it holds) stays the agents' word.
@@ -63,7 +64,10 @@ export function clusterRoutes(app: FastifyInstance): void {
   }, async (req, reply) => {
     const p = principalOf(req);
     requireRole(p, ['admin', 'ops', 'host'], 'delete endpoints');
-    await c.endpoints.remove(p.user, req.params.id);
+    await c.endpoints.remove(p.user, req.params.id, p.role === 'host' ? async (_tx, e) => {
+      requireOnHost(p, e.host, `the host of endpoint ${e.id}`);
+      return true;
+    } : undefined);
     return reply.code(204).send();
   });
 

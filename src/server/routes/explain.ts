@@ -9,7 +9,7 @@ const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
   from: Type.String({ minLength: 1, maxLength: 128, description: 'endpoint (container name or id), group, or an IPv4 or IPv6 address' }),
   to: Type.String({ minLength: 1, maxLength: 128 }),
-  protocol: Type.String({ pattern: '^(tcp|udp|sctp|icmp|[0-9]{1,3})$' }),
+  protocol: Type.String({ pattern: '^(tcp|udp|sctp|icmp|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))$' }),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
 }, { additionalProperties: false });
 
@@ -104,6 +104,7 @@ export function explainRoutes(app: FastifyInstance): void {
     }
     const shownOf = (x: typeof from) => (v6 ? x.shown ?? x.endpoint?.ip6 ?? x.ip : x.ip);
     const port = req.query.port === undefined ? undefined : Number(req.query.port);
+    if (port !== undefined && port > 65535) throw new WeftError('WEFT_INVALID_FIELD', `port: ${port} is not a port (0-65535)`, { field: 'port' });
     const e = explainFlow(state, from.ip, to.ip, req.query.protocol, port);
     return {
       from: { ip: shownOf(from), endpoint: from.endpoint?.id ?? null },

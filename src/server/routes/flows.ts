@@ -62,7 +62,7 @@ const Query = Type.Object({
   since: Type.Optional(Type.String({ pattern: '^(?:[0-9]{1,6}[smhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z)$', description: 'a duration back from now (30s, 10m, 2h, 1d) or an RFC 3339 UTC time' })),
   group: Type.Optional(Name),
   host: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
-  protocol: Type.Optional(Type.String({ pattern: '^(tcp|udp|sctp|icmp|icmpv6|[0-9]{1,3})$', description: 'icmp also matches icmpv6 (icmp rules decide both)' })),
+  protocol: Type.Optional(Type.String({ pattern: '^(tcp|udp|sctp|icmp|icmpv6|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))$', description: 'icmp also matches icmpv6 (icmp rules decide both)' })),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
   limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })),
   follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')])),

@@ -3,6 +3,7 @@ import { Type, type TObject } from '@sinclair/typebox';
 import { Name, partialOf } from '../../model/index.js';
 import { requireTenantAccess, type Crud, type Principal } from '../../control/index.js';
 import { ifMatchOf, principalOf } from '../context.js';
+import { requireOnHost } from '../hostgate.js';
 
 const TenantParams = Type.Object({ tenant: Name }, { additionalProperties: false });
 const ObjectParams = Type.Object({ tenant: Name, name: Name }, { additionalProperties: false });
@@ -65,7 +66,9 @@ export function scopedRoutes<I extends { name: string }>(
   app.delete<{ Params: P }>(`${base}/:name`, { schema: { params: ObjectParams, tags, summary: `Delete a ${kind}` } }, async (req, reply) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
-    await crud.remove(p.user, req.params.tenant, req.params.name, ifMatchOf(req));
+    // A host deletes only its own Docker network mappings: checked again on what the delete reads.
+    const allowed = p.role === 'host' ? (o: object) => requireOnHost(p, (o as { host?: unknown }).host, 'the mapping\'s host') : undefined;
+    await crud.remove(p.user, req.params.tenant, req.params.name, ifMatchOf(req), allowed);
     return reply.code(204).send();
   });
 }

@@ -13,22 +13,29 @@ export function userRoutes(app: FastifyInstance): void {
 
   // Each login costs one scrypt on libuv's small thread pool (which TLS keys and DNS share): a flood is
   // answered 429 at once rather than queued until real logins time out.
+  // A password change checks the current password and hashes the new one: it takes a slot too (it
+  // did not, so any token holder could flood the pool, and guess the current password, unthrottled).
   let loginsRunning = 0;
-  app.post<{ Body: LoginInput }>('/api/v1/login', {
-    schema: { body: LoginInput, response: { 200: TokenCreated }, tags, summary: 'Exchange a user name and password for a token (it expires after the server\'s --token-ttl)' },
-  }, async (req) => {
-    req.auditLogin = { user: req.body.username };
+  const withSlot = async <T>(fn: () => Promise<T>): Promise<T> => {
     if (loginsRunning >= app.limits.maxLogins) {
       throw new WeftError('WEFT_TOO_MANY_LOGINS', `${loginsRunning} logins are being checked already (--max-logins ${app.limits.maxLogins}); try again in a moment`);
     }
     loginsRunning++;
     try {
-      const issued = await u.login(req.body.username, req.body.password);
-      req.auditLogin = { user: req.body.username, credential: issued.id };
-      return issued;
+      return await fn();
     } finally {
       loginsRunning--;
     }
+  };
+  app.post<{ Body: LoginInput }>('/api/v1/login', {
+    schema: { body: LoginInput, response: { 200: TokenCreated }, tags, summary: 'Exchange a user name and password for a token (it expires after the server\'s --token-ttl)' },
+  }, async (req) => {
+    req.auditLogin = { user: req.body.username };
+    return withSlot(async () => {
+      const issued = await u.login(req.body.username, req.body.password);
+      req.auditLogin = { user: req.body.username, credential: issued.id };
+      return issued;
+    });
   });
 
   app.get('/api/v1/whoami', { schema: { tags, summary: 'Who the token belongs to' } }, async (req) => principalOf(req));
@@ -56,7 +63,12 @@ export function userRoutes(app: FastifyInstance): void {
     if (!own || !Object.keys(change).every((k) => k === 'password')) requireRole(p, ['admin'], 'change users');
     // A stolen token alone must not become the account: changing your own password takes the current one
     // (an admin, who could reset anyone's, is not asked).
-    if (own && p.role !== 'admin' && change.password !== undefined) await u.checkPassword(req.params.name, currentPassword);
+    if (own && p.role !== 'admin' && change.password !== undefined) {
+      return withSlot(async () => {
+        await u.checkPassword(req.params.name, currentPassword);
+        return u.update(p.user, req.params.name, change, p.credential);
+      });
+    }
     return u.update(p.user, req.params.name, change, own ? p.credential : undefined);
   });
   app.delete<{ Params: { name: string } }>('/api/v1/users/:name', { schema: { params: NameParams, tags, summary: 'Delete a user and its tokens (admin)' } }, async (req, reply) => {
