@@ -14,6 +14,8 @@ const strict = <P extends TProperties>(props: P, description?: string): TObject<
 export { NAME_PATTERN } from './objects.js';
 /** An endpoint's MAC as stored (lower case). */
 export const MAC_PATTERN = '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$';
+/** An IP protocol number, 0-255, as a pattern's alternative (the query parameters that take a protocol). */
+export const PROTOCOL_NUMBER = '25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]';
 export const Name = Type.String({
   pattern: NAME_PATTERN,
   description: 'A DNS label: lower-case letters, digits and inner dashes, at most 63 characters',

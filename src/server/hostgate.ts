@@ -49,8 +49,10 @@ export async function checkHost(control: Control, p: Principal, req: FastifyRequ
   if ((req.method === 'GET' || req.method === 'HEAD') && READS.has(route)) return;
   const check = WRITES[`${req.method} ${route}`];
   const why = check ? await check(req as Req, p.host, control) : `${req.method} ${route || req.url.split('?')[0]} is not among them`;
-  if (why !== undefined) throw new WeftError('WEFT_FORBIDDEN', `${p.user} may not do this: ${HOST_RULE} (${why})`);
+  if (why !== undefined) throw refused(p, why);
 }
+
+const refused = (p: Principal, why: string) => new WeftError('WEFT_FORBIDDEN', `${p.user} may not do this: ${HOST_RULE} (${why})`);
 
 /**
  * The same rule, checked again inside the write's own transaction on what it read: checkHost reads the
@@ -60,5 +62,5 @@ export async function checkHost(control: Control, p: Principal, req: FastifyRequ
 export function requireOnHost(p: Principal, host: unknown, what: string): void {
   if (p.role !== 'host' || p.host === undefined) return;
   const why = itself(host, p.host, what);
-  if (why !== undefined) throw new WeftError('WEFT_FORBIDDEN', `${p.user} may not do this: ${HOST_RULE} (${why})`);
+  if (why !== undefined) throw refused(p, why);
 }

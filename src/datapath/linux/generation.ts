@@ -41,7 +41,7 @@ export class Generations {
     if (last && performance.now() - last.at < this.batchMs && last.values.has(key)) return last.values.get(key);
     const keys = [...this.asked];
     // One that cannot even be started answers nothing, as one that fails: callers list their tables.
-    const r = await this.runner.run([this.helper, ...keys.map((k) => (k === '' ? '/proc/self/ns/net' : `/run/netns/${k}`))], { allowFailure: true })
+    const r = await this.runner.run([this.helper, ...keys.map(nsPath)], { allowFailure: true })
       .catch(() => ({ code: -1, stdout: '' }));
     const lines = r.code === 0 ? r.stdout.split('\n') : [];
     this.last = { at: performance.now(), values: new Map(keys.map((k, i) => [k, parseGeneration(lines[i] ?? '')])) };
@@ -55,7 +55,7 @@ export class Generations {
   async readNow(ns: string | undefined): Promise<string | undefined> {
     if (!this.available || this.helper === undefined) return undefined;
     try {
-      const r = await this.runner.run([this.helper, ns === undefined ? '/proc/self/ns/net' : `/run/netns/${ns}`], { allowFailure: true, timeoutMs: READ_NOW_TIMEOUT_MS });
+      const r = await this.runner.run([this.helper, nsPath(ns ?? '')], { allowFailure: true, timeoutMs: READ_NOW_TIMEOUT_MS });
       return r.code === 0 ? parseGeneration(r.stdout.split('\n')[0] ?? '') : undefined;
     } catch {
       // Could not even be started (gone mid-upgrade, no processes left): as unreadable, never a failed write.
@@ -69,6 +69,9 @@ export class Generations {
     this.last?.values.delete(ns);
   }
 }
+
+/** The namespace file the helper opens: '' is the agent's own. */
+const nsPath = (ns: string): string => (ns === '' ? '/proc/self/ns/net' : `/run/netns/${ns}`);
 
 /** A fresh read (readNow) is one small exec; past this it is taken as unreadable. */
 const READ_NOW_TIMEOUT_MS = 5_000;

@@ -223,6 +223,7 @@ export class NftTables {
     for (const k of this.lastWrites.keys()) if (k.startsWith(`${ns}/`)) this.lastWrites.delete(k);
     for (const k of this.leftover.keys()) if (k.startsWith(`${ns}/`)) this.leftover.delete(k);
     this.known.delete(ns);
+    this.ours.delete(ns);
     this.reported.delete(ns);
     this.gens.forget(ns);
   }

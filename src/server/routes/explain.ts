@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, type Endpoint, type Policy } from '../../model/index.js';
+import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
 import { requireTenantAccess, type Control, type TenantPolicyObjects } from '../../control/index.js';
 import { explainFlow, layerOf, type Decision, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -9,7 +9,7 @@ const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
   from: Type.String({ minLength: 1, maxLength: 128, description: 'endpoint (container name or id), group, or an IPv4 or IPv6 address' }),
   to: Type.String({ minLength: 1, maxLength: 128 }),
-  protocol: Type.String({ pattern: '^(tcp|udp|sctp|icmp|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))$' }),
+  protocol: Type.String({ pattern: `^(tcp|udp|sctp|icmp|${PROTOCOL_NUMBER})$` }),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
 }, { additionalProperties: false });
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, formatIp6, inRuleSpace6, parseIp6, type Endpoint, type Policy } from '../../model/index.js';
+import { Name, WeftError, formatIp6, inRuleSpace6, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
 import { explainerYielding, type Explainer } from '../../policy/index.js';
 import { canSeeTenant, policiesYielding, requireRole, requireTenantAccess } from '../../control/index.js';
 import { principalOf } from '../context.js';
@@ -62,7 +62,7 @@ const Query = Type.Object({
   since: Type.Optional(Type.String({ pattern: '^(?:[0-9]{1,6}[smhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z)$', description: 'a duration back from now (30s, 10m, 2h, 1d) or an RFC 3339 UTC time' })),
   group: Type.Optional(Name),
   host: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
-  protocol: Type.Optional(Type.String({ pattern: '^(tcp|udp|sctp|icmp|icmpv6|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))$', description: 'icmp also matches icmpv6 (icmp rules decide both)' })),
+  protocol: Type.Optional(Type.String({ pattern: `^(tcp|udp|sctp|icmp|icmpv6|${PROTOCOL_NUMBER})$`, description: 'icmp also matches icmpv6 (icmp rules decide both)' })),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
   limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })),
   follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true')])),

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, addressOf, parseIp, type Endpoint } from '../../model/index.js';
+import { Name, WeftError, addressOf, parseIp, PROTOCOL_NUMBER, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess, type Principal } from '../../control/index.js';
 import { explainer, type Explainer } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -22,7 +22,7 @@ const CACHED = 16;
 const GROUP = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
-  protocol: Type.Optional(Type.String({ pattern: '^(tcp|udp|sctp|icmp|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))$', description: 'default tcp' })),
+  protocol: Type.Optional(Type.String({ pattern: `^(tcp|udp|sctp|icmp|${PROTOCOL_NUMBER})$`, description: 'default tcp' })),
   port: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$', description: 'the destination port; without it, rules limited to ports do not match' })),
   groups: Type.Optional(Type.String({ pattern: `^${GROUP}(,${GROUP})*$`, maxLength: 4096, description: `comma-separated group names (at most ${MATRIX_GROUPS}); default: all` })),
 }, { additionalProperties: false });
