@@ -1,6 +1,6 @@
 import { invalid } from './errors.js';
 import {
-  cidrRange, contains, formatIp, overlaps, parseCidr, parseRange, requireIp,
+  cidrRange, contains, formatCidr, formatIp, overlaps, parseCidr, parseRange, requireIp,
   type Cidr, type IpRange,
 } from './ipv4.js';
 import { UPLINK_RANGE6, UPLINK_SPACE6, cidrRange6, contains6, formatIp6, inEndpointSpace6, meetsRuleSpace6, overlaps6, parseCidr6, parseRange6, requireIp6, type Cidr6, type IpRange6 } from './ipv6.js';
@@ -163,10 +163,11 @@ export function parseVxlanRange(text: string, field = 'vxlanRange'): { first: nu
 }
 
 /**
- * Ranges with another job on every host: tunnel addresses there would be unroutable (0/8, loopback,
- * multicast, class E) or shadow the tenants' uplinks and cloud metadata (link-local).
+ * Ranges with another job on every host: tunnel addresses or a network's subnet there would be
+ * unroutable (0/8, loopback, multicast, class E) or shadow the tenants' uplinks and cloud metadata
+ * (link-local: the agent's DNS answers a tenant on its uplink there, and policy lets such traffic by).
  */
-const NOT_FOR_TUNNELS: ReadonlyArray<[string, Cidr]> = [
+const SPECIAL_RANGES: ReadonlyArray<[string, Cidr]> = [
   ['0.0.0.0/8 ("this network")', { base: 0, prefix: 8 }],
   ['127.0.0.0/8 (loopback)', { base: 0x7f000000, prefix: 8 }],
   ['169.254.0.0/16 (link-local: tenant uplinks, cloud metadata)', { base: 0xa9fe0000, prefix: 16 }],
@@ -182,14 +183,20 @@ const NOT_FOR_TUNNELS: ReadonlyArray<[string, Cidr]> = [
 export function parseTunnelRange(text: string, field = 'tunnelRange'): Cidr {
   const c = parseCidr(text, field);
   if (c.prefix < 8 || c.prefix > 30) throw invalid(field, `'${text}' must have a prefix length between /8 and /30`);
-  const taken = NOT_FOR_TUNNELS.find(([, r]) => overlaps(cidrRange(c), cidrRange(r)));
+  const taken = SPECIAL_RANGES.find(([, r]) => overlaps(cidrRange(c), cidrRange(r)));
   if (taken) throw invalid(field, `'${text}' overlaps ${taken[0]}`);
   return c;
 }
 
+/** A new network's IPv4 subnet may lie in none of the special ranges (an existing one is left as it is). */
+export function checkSubnetSpace(subnet: Cidr, field = 'subnet'): void {
+  const taken = SPECIAL_RANGES.find(([, r]) => overlaps(cidrRange(subnet), cidrRange(r)));
+  if (taken) throw invalid(field, `${formatCidr(subnet)} overlaps ${taken[0]}; choose a private range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16`);
+}
+
 /** Which special range an address is in (loopback, multicast, link-local, ...), if any: no host's underlay address. */
 export function specialRangeOf(ip: number): string | undefined {
-  return NOT_FOR_TUNNELS.find(([, r]) => cidrRange(r).first <= ip && ip <= cidrRange(r).last)?.[0];
+  return SPECIAL_RANGES.find(([, r]) => cidrRange(r).first <= ip && ip <= cidrRange(r).last)?.[0];
 }
 
 export function checkGlobal(input: GlobalInput): void {

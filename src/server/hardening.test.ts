@@ -63,3 +63,28 @@ test('explain and the matrix refuse a port past 65535 and a protocol number past
   const fine = await api.call('GET', '/api/v1/tenants/default/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=65535');
   assert.equal(fine.status, 200, JSON.stringify(fine.json));
 });
+
+test('no network may take a special range: link-local (the tenants\' uplinks, where policy lets DNATed DNS by), loopback, multicast, 0/8', async () => {
+  const api = await testApi();
+  const cases = [
+    ['169.254.5.0/24', 'vxlan', /169\.254\.5\.0\/24 overlaps 169\.254\.0\.0\/16 \(link-local/],
+    ['169.254.0.0/16', 'routed', /link-local/],
+    ['169.0.0.0/8', 'vxlan', /link-local/],
+    ['127.1.0.0/16', 'vxlan', /loopback/],
+    ['0.0.0.0/8', 'vxlan', /"this network"/],
+    ['224.0.0.0/24', 'macvlan', /multicast/],
+    ['240.1.0.0/16', 'vxlan', /reserved/],
+  ] as const;
+  for (const [subnet, encap, why] of cases) {
+    const r = await api.call('POST', '/api/v1/tenants/default/networks', { name: 'n', subnet, encap, ...(encap === 'macvlan' ? { parent: 'eth1' } : {}) });
+    assert.equal(r.status, 400, `${subnet}: ${JSON.stringify(r.json)}`);
+    assert.equal(r.json.field, 'subnet', subnet);
+    assert.match(String(r.json.detail), why, subnet);
+  }
+  assert.equal((await api.call('GET', '/api/v1/tenants/default/networks')).json.items.length, 0, 'nothing was made');
+  // Next to them, ranges that look close stay open.
+  for (const subnet of ['169.253.0.0/16', '169.255.0.0/16', '126.0.0.0/8', '10.0.0.0/8']) {
+    const r = await api.call('POST', '/api/v1/tenants/default/networks', { name: `n${subnet.split('.')[0]}-${subnet.split('.')[1]}`, subnet });
+    assert.equal(r.status, 201, `${subnet}: ${JSON.stringify(r.json)}`);
+  }
+});

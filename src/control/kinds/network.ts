@@ -1,5 +1,5 @@
 import {
-  V6ONLY_SPAN, WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, parseIp6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
+  V6ONLY_SPAN, WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, checkSubnetSpace, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, parseIp6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
   type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type NetworkLayout6, type Service,
 } from '../../model/index.js';
 import { allocateVni } from '../../ipam/index.js';
@@ -117,6 +117,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
       if (input.subnet6 === undefined && existing?.subnet6 === undefined) throw new WeftError('WEFT_INVALID_VALUE', 'subnet: give subnet (IPv4), subnet6 (IPv6) or both, e.g. subnet 10.1.2.0/24', { field: 'subnet' });
     }
     const layout = subnet4 === undefined ? undefined : checkNetwork({ subnet: subnet4, ...(input.gateway !== undefined ? { gateway: input.gateway } : input.subnet === undefined && existing?.gateway !== undefined ? { gateway: existing.gateway } : {}), ...(input.ipRange !== undefined ? { ipRange: input.ipRange } : {}) });
+    if (layout && !existing) checkSubnetSpace(layout.subnet);
     // An update that omits subnet6 keeps the network's (as it may omit the other fixed fields).
     const keep6 = existing?.subnet6 !== undefined && input.subnet6 === undefined;
     const layout6 = checkNetwork6(keep6 ? { subnet6: existing.subnet6, gateway6: input.gateway6 ?? existing.gateway6, ipRange6: input.ipRange6 } : input);

@@ -8,15 +8,6 @@ import { readGlobal } from '../shared.js';
 
 const refuse = (field: string, why: string) => new WeftError('WEFT_INVALID_VALUE', `${field}: ${why}`, { field });
 
-/** Ranges a routed subnet may never cover: its routes would capture the host's own traffic. */
-const RESERVED: Array<[string, IpRange]> = [
-  ['0.0.0.0/8 ("this network")', cidrRange(parseCidr('0.0.0.0/8', 'subnet'))],
-  ['127.0.0.0/8 (loopback)', cidrRange(parseCidr('127.0.0.0/8', 'subnet'))],
-  ["169.254.0.0/16 (link-local: tenants' uplinks)", cidrRange(parseCidr('169.254.0.0/16', 'subnet'))],
-  ['224.0.0.0/4 (multicast)', cidrRange(parseCidr('224.0.0.0/4', 'subnet'))],
-  ['240.0.0.0/4 (reserved, and broadcast)', cidrRange(parseCidr('240.0.0.0/4', 'subnet'))],
-];
-
 /** At most this many blocks per network: the block record is one value, read by every allocation. */
 export const MAX_BLOCKS = 16384;
 
@@ -48,7 +39,7 @@ export async function checkRouted(tx: Txn, tenant: string, input: NetworkInput, 
   if (2 ** (blockSize - subnet.prefix) > MAX_BLOCKS) {
     throw refuse('blockSize', `/${blockSize} cuts ${subnetText} into ${2 ** (blockSize - subnet.prefix)} blocks; at most ${MAX_BLOCKS} (a block size of /${subnet.prefix + Math.log2(MAX_BLOCKS)} or larger)`);
   }
-  for (const [what, r] of RESERVED) if (overlaps(mine, r)) throw refuse('subnet', `${subnetText} overlaps ${what}; a routed subnet is routed on every host`);
+  // The special ranges (loopback, link-local, ...) are refused for every network (checkSubnetSpace).
   const tunnel = (await readGlobal(tx)).tunnelRange;
   if (overlaps(mine, cidrRange(parseCidr(tunnel, 'tunnelRange')))) throw refuse('subnet', `${subnetText} overlaps the cluster's tunnel range ${tunnel} (the hosts' WireGuard addresses)`);
   for (const e of await tx.list('networks/')) {
