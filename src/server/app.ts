@@ -104,6 +104,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   app.addHook('onClose', async () => { unsubscribe(); stopCommitTimes?.(); });
   installTimeouts(app, limits);
+  acceptJsonOnly(app);
 
   app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err instanceof Error ? err : new Error(String(err))));
   app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new WeftError('WEFT_NOT_FOUND', `no route ${req.method} ${pathOf(req.url)}`)));
@@ -165,4 +166,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   uiRoutes(app);
   await app.ready();
   return app;
+}
+
+/**
+ * Bodies are JSON, and JSON between systems is UTF-8 (RFC 8259 §8.1): a body declared as another charset
+ * or as text is refused (415 naming the header) instead of parsed as if it were UTF-8 JSON. The default
+ * parser keeps its guard against __proto__ and constructor keys.
+ */
+function acceptJsonOnly(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  const parse = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      done(new WeftError('WEFT_UNSUPPORTED_MEDIA', `content-type: charset ${charset}; send the body as UTF-8 JSON (application/json)`, { field: 'content-type' }), undefined);
+      return;
+    }
+    parse(req, body as string, done);
+  });
 }

@@ -88,3 +88,29 @@ test('no network may take a special range: link-local (the tenants\' uplinks, wh
     assert.equal(r.status, 201, `${subnet}: ${JSON.stringify(r.json)}`);
   }
 });
+
+test('registering a host whose body names another answers 400 naming the field, and registers nothing', async () => {
+  const api = await testApi();
+  const r = await api.call('PUT', '/api/v1/hosts/h1', { name: 'h2', vtepIp: '192.0.2.10', agentVersion: '0.1.0' });
+  assert.equal(r.status, 400, JSON.stringify(r.json));
+  assert.equal(r.json.field, 'name');
+  assert.match(String(r.json.detail), /the body names 'h2' but the path names 'h1'/);
+  for (const h of ['h1', 'h2']) assert.equal((await api.call('GET', `/api/v1/hosts/${h}`)).status, 404, h);
+});
+
+test('a body declared in a charset other than UTF-8, or as text, is refused with 415 and changes nothing', async () => {
+  const api = await testApi();
+  for (const type of ['application/json; charset=utf-16', 'application/json;charset="ISO-8859-1"', 'text/plain']) {
+    const r = await api.call('POST', '/api/v1/tenants', { name: 'x' }, { 'content-type': type });
+    assert.equal(r.status, 415, `${type}: ${JSON.stringify(r.json)}`);
+    assert.equal(r.json.code, 'WEFT_UNSUPPORTED_MEDIA');
+  }
+  assert.equal((await api.call('GET', '/api/v1/tenants/x')).status, 404);
+  for (const [i, type] of ['application/json; charset=UTF-8', 'application/json; charset=utf8', 'application/json'].entries()) {
+    const r = await api.call('POST', '/api/v1/tenants', { name: `y${i}` }, { 'content-type': type });
+    assert.equal(r.status, 201, `${type}: ${JSON.stringify(r.json)}`);
+  }
+  // The parser still refuses a body that would poison prototypes.
+  const poisoned = await api.call('POST', '/api/v1/tenants', '{"name":"z","__proto__":{"admin":true}}', { 'content-type': 'application/json' });
+  assert.equal(poisoned.status, 400, JSON.stringify(poisoned.json));
+});

@@ -84,7 +84,7 @@ export function clusterRoutes(app: FastifyInstance): void {
   }, async (req) => {
     const p = principalOf(req);
     requireRole(p, ['admin', 'ops', 'host'], 'register hosts');
-    if (req.body.name !== req.params.name) throw notFound(`host ${req.params.name} (the body names ${req.body.name})`);
+    if (req.body.name !== req.params.name) throw new WeftError('WEFT_INVALID_FIELD', `name: the body names '${req.body.name}' but the path names '${req.params.name}'`, { field: 'name' });
     return c.hosts.register(p.user, req.body);
   });
   app.patch<{ Params: { name: string }; Body: HostLabelsPatch }>('/api/v1/hosts/:name/labels', {
