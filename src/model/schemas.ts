@@ -138,7 +138,7 @@ export const DockerNetworkInput = strict({
   name: Type.String({ pattern: '^[a-f0-9]{63}$', description: "Docker's network ID, first 63 characters" }),
   network: Name,
   group: Type.Optional(Name),
-  host: Text(253),
+  host: Name,
   pool: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
   pool6: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
 });
