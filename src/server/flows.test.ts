@@ -421,6 +421,10 @@ test('group traffic: counted for the groups of the reporting host\'s endpoints o
   }
   const twice = await api.call('POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], traffic: [t('shop', 'db', 100), t('shop', 'db', 100)] });
   assert.deepEqual([twice.status, twice.json.field], [400, 'traffic.1'], 'a group listed twice in one report');
+  for (const field of ['lost', 'held']) {
+    const counted = await api.call('POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], [field]: [{ tenant: 'shop', count: 1 }, { tenant: 'shop', count: 9 }], traffic: [t('shop', 'db', 100)] });
+    assert.deepEqual([counted.status, counted.json.field], [400, `${field}.1`], `a tenant's ${field} count listed twice in one report`);
+  }
   assert.equal((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')).traffic[0].sentBytes, 2000, 'bad reports changed nothing');
   // No more than 400 Gbit/s since the host's last report (at least a second): a hostile host's 1e15 is cut.
   await ok(api, 'POST', '/api/v1/hosts/h/flows', { flows: [], lost: [], traffic: [{ ...t('shop', 'app', 100), sentBytes: 1e15, sentPackets: 1e15 }] });

@@ -206,6 +206,13 @@ export function flowRoutes(app: FastifyInstance): void {
       if (pairs.has(k)) throw new WeftError('WEFT_INVALID_FIELD', `traffic.${i}: tenant ${t.tenant} group '${t.group}' is listed twice`, { field: `traffic.${i}` });
       pairs.add(k);
     }
+    for (const field of ['lost', 'held'] as const) {
+      const seen = new Set<string>();
+      for (const [i, l] of (req.body[field] ?? []).entries()) {
+        if (seen.has(l.tenant)) throw new WeftError('WEFT_INVALID_FIELD', `${field}.${i}: tenant ${l.tenant} is listed twice`, { field: `${field}.${i}` });
+        seen.add(l.tenant);
+      }
+    }
     if (taking.has(host)) throw new WeftError('WEFT_TOO_MANY_REPORTS', `host ${host}: its last flow report is still being taken; send again shortly`);
     taking.add(host);
     try {
