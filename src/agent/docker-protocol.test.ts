@@ -87,6 +87,25 @@ test('every call, malformed: 400 with Err naming the field, and nothing changes'
     ['NetworkDriver.ProgramExternalConnectivity', { ...portmap({ HostPort: 0 }), NetworkID: N, EndpointID: E }, 'weft: Options.com.docker.network.portmap.0: a host port is needed (weft does not pick one)'],
     ['NetworkDriver.ProgramExternalConnectivity', { ...portmap({ HostPortEnd: 8090 }), NetworkID: N, EndpointID: E }, 'weft: Options.com.docker.network.portmap.0: host port ranges are not supported'],
     ['NetworkDriver.RevokeExternalConnectivity', { NetworkID: '', EndpointID: E }, `weft: NetworkID: Expected string to match '${HEX.source}'`],
+    // Session 52's probe: each of these was accepted (or a 500 naming the server's field).
+    ['NetworkDriver.ProgramExternalConnectivity', { ...portmap({ HostIP: '127.0.0.1' }), NetworkID: N, EndpointID: E }, /^weft: Options\.com\.docker\.network\.portmap\.0\.HostIP: 127\.0\.0\.1: weft publishes a port on every address of the host, not on one; leave the address out \(-p 8080:80\)$/],
+    ['NetworkDriver.ProgramExternalConnectivity', { NetworkID: N, EndpointID: E, Options: { 'com.docker.network.portmap': [null] } }, 'weft: Options.com.docker.network.portmap.0: must be an object'],
+    ['NetworkDriver.ProgramExternalConnectivity', { NetworkID: N, EndpointID: E, Options: { 'com.docker.network.portmap': { Proto: 6 } } }, 'weft: Options.com.docker.network.portmap: must be a list of port bindings'],
+    ['NetworkDriver.ProgramExternalConnectivity', { ...portmap({ HostPort: 70000 }), NetworkID: N, EndpointID: E }, 'weft: Options.com.docker.network.portmap.0.HostPort: 70000 is not a host port (1-65535)'],
+    ['NetworkDriver.ProgramExternalConnectivity', { ...portmap({ Port: 80.5 }), NetworkID: N, EndpointID: E }, 'weft: Options.com.docker.network.portmap.0.Port: 80.5 is not a container port (1-65535)'],
+    ['NetworkDriver.ProgramExternalConnectivity', { ...portmap({ HostPort: '8080' }), NetworkID: N, EndpointID: E }, 'weft: Options.com.docker.network.portmap.0.HostPort: "8080" is not a host port (1-65535)'],
+    ['IpamDriver.RequestPool', pool({ Pool: 'garbage' }), /^weft: Pool: 'garbage' is not a CIDR/],
+    ['IpamDriver.RequestPool', pool({ Pool: '10.1.2.5/24' }), /^weft: Pool: '10\.1\.2\.5\/24' has host bits set/],
+    ['IpamDriver.RequestPool', pool({ Pool: '169.254.0.0/16' }), /^weft: Pool: 169\.254\.0\.0\/16 overlaps 169\.254\.0\.0\/16 \(link-local/],
+    ['IpamDriver.RequestPool', pool({ Pool: 'fd00::/64' }), /^weft: Pool: 'fd00::\/64' /],
+    ['IpamDriver.RequestPool', pool({ Pool: '10.1.2.0/24', SubPool: '10.1.2.0/25' }), /^weft: SubPool: weft does not take --ip-range from Docker/],
+    ['IpamDriver.RequestPool', pool({ Options: { bogus: 'x' } }), 'weft: Options.bogus: unknown (weft takes --ipam-opt tenant= and --ipam-opt network=)'],
+    ['IpamDriver.RequestAddress', { PoolID: net.poolId, Address: 'garbage', Options: null }, "weft: Address: 'garbage' is not an IPv4 address"],
+    ['NetworkDriver.CreateNetwork', { NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'net', group: null } }, IPv4Data: [{ Pool: '10.1.2.0/24' }], IPv6Data: [] }, 'weft: Options.com.docker.network.generic.group: must be a string (-o group=VALUE)'],
+    ['NetworkDriver.CreateNetwork', { NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'net' } }, IPv4Data: [{ Pool: '10.1.2.0/24', Gateway: 'garbage' }], IPv6Data: [] }, "weft: IPv4Data.0.Gateway: 'garbage' is not an IPv4 address (ADDRESS/PREFIX)"],
+    ['NetworkDriver.CreateNetwork', { NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'net' } }, IPv4Data: [{ Pool: '10.1.2.0/24' }, { Pool: '10.99.0.0/16' }], IPv6Data: [] }, 'weft: IPv4Data.1: weft networks have one IPv4 subnet (give --subnet once)'],
+    ['NetworkDriver.CreateEndpoint', { NetworkID: N, EndpointID: dockerId(), Interface: { Address: '10.1.2.91/garbage' }, Options: null }, "weft: Interface.Address: '10.1.2.91/garbage' is not an IPv4 address (ADDRESS/PREFIX)"],
+    ['NetworkDriver.CreateEndpoint', { NetworkID: N, EndpointID: dockerId(), Interface: { Address: '10.1.2.91/24', MacAddress: 'zz' }, Options: null }, "weft: Interface.MacAddress: 'zz' is not a MAC address (aa:bb:cc:dd:ee:ff)"],
   ];
   const before = await world();
   for (const [call, body, err] of cases) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { RESERVATION_PREFIX, formatIp, formatIp6, parseCidr, parseCidr6, parseIp6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
+import { RESERVATION_PREFIX, WeftError, checkSubnetSpace, formatIp, formatIp6, parseCidr, parseCidr6, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Network } from '../../model/index.js';
 import { BadRequest, type ReleaseAddress, type RequestAddress, type RequestPool } from '../../plugins/docker/index.js';
 import { ANY, IFNAME, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
 
@@ -36,6 +36,11 @@ export class DockerIpam {
   async requestPool(r: RequestPool): Promise<{ PoolID: string; Pool: string; Data: Record<string, string> }> {
     if (r.SubPool && !r.Pool) throw new BadRequest('SubPool: needs a Pool');
     if (r.V6 && r.SubPool) throw new Error(`--ip-range ${r.SubPool}: an IPv6 range is set on the Weft network (ipRange6), not by Docker`);
+    // Docker's --ip-range would be left out silently: the Weft network's own range decides.
+    if (r.SubPool) throw new BadRequest(`SubPool: weft does not take --ip-range from Docker (${r.SubPool.slice(0, 64)}); set the Weft network's range (weft net create --ip-range FIRST-LAST)`);
+    if (r.Pool) checkPool(r.Pool, r.V6);
+    const unknown = Object.keys(r.Options ?? {}).filter((k) => k !== 'tenant' && k !== 'network' && !k.startsWith('com.docker.'));
+    if (unknown.length) throw new BadRequest(`Options.${unknown[0]}: unknown (weft takes --ipam-opt tenant= and --ipam-opt network=)`);
     const o = namesIn(r.Options ?? {}, '--ipam-opt');
     // IPv6 text has many spellings: the pool is kept (and answered) in one, RFC 5952's, which Docker's
     // CreateNetwork then repeats.
@@ -76,6 +81,9 @@ export class DockerIpam {
   async requestAddress(r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
     const bound = this.m.byPool(r.PoolID);
     const v6 = bound ? bound.pool6 === r.PoolID : this.pending.get(r.PoolID)?.v6 === true;
+    if (r.Address && (v6 ? parseIp6(r.Address) === undefined : parseIp(r.Address) === undefined)) {
+      throw new BadRequest(`Address: '${r.Address.slice(0, 64)}' is not an IPv${v6 ? 6 : 4} address`);
+    }
     if (r.Options?.['RequestAddressType'] === GATEWAY_REQUEST) {
       if (bound) {
         const net = this.m.network(bound);
@@ -186,4 +194,18 @@ function firstHost(cidr: string, v6 = false): string {
   }
   const c = parseCidr(cidr, 'Pool', false);
   return `${formatIp(c.base + 1)}/${c.prefix}`;
+}
+
+/**
+ * A pool Docker asks for (`--subnet`): a CIDR of the family, host bits clear, and for IPv4 not one of the
+ * ranges no Weft network may take; refused here, naming Pool, rather than kept until CreateNetwork.
+ */
+function checkPool(pool: string, v6: boolean): void {
+  try {
+    if (v6) parseCidr6(pool, 'Pool', false);
+    else checkSubnetSpace(parseCidr(pool, 'Pool'), 'Pool');
+  } catch (e) {
+    if (e instanceof WeftError) throw new BadRequest(e.message);
+    throw e;
+  }
 }

@@ -1,6 +1,6 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAC_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
@@ -24,14 +24,20 @@ export class DockerNetworkDriver {
     const unknown = Object.keys(opts).filter((k) => !OPTIONS.includes(k));
     if (unknown.length) throw new Error(`unknown option ${unknown.map((k) => `-o ${k}`).join(', ')} (weft takes -o tenant=, -o network=, -o group=)`);
     const { tenant, networkName, group } = await this.target(opts);
+    // One pool per family, as Docker sends for one --subnet: a second would be silently left out.
+    if ((r.IPv4Data?.length ?? 0) > 1) throw new BadRequest('IPv4Data.1: weft networks have one IPv4 subnet (give --subnet once)');
+    if ((r.IPv6Data?.length ?? 0) > 1) throw new BadRequest('IPv6Data.1: weft networks have one IPv6 subnet (give one IPv6 --subnet)');
     const v4 = r.IPv4Data?.[0];
     const v6 = r.IPv6Data?.[0];
+    const gw4 = v4?.Gateway && v4.Gateway !== ANY ? addressOf(v4.Gateway, 'IPv4Data.0.Gateway', false) : undefined;
+    if (v6?.Gateway) addressOf(v6.Gateway, 'IPv6Data.0.Gateway', true);
     const net = await this.weftNetwork(tenant, networkName, v4, v6);
     // Docker configures the addresses it was given: without --ipv6 it would leave the IPv6 address the
     // server hands every endpoint of a dual-stack network unconfigured.
     if (net.subnet6 !== undefined && !v6) throw new Error(dualStackRefusal(tenant, net.name, net.subnet6));
     if (v6 && net.subnet6 === undefined) throw new Error(`--ipv6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
     if (!v4) throw new BadRequest('IPv4Data: empty; every Weft network has an IPv4 subnet (Docker\'s --ipv4=false is not supported)');
+    if (gw4 !== undefined && net.gateway !== undefined && parseIp(gw4) !== parseIp(net.gateway)) throw new Error(`--gateway ${gw4} conflicts with network ${tenant}/${net.name} (gateway ${net.gateway})`);
     const gw6 = v6?.Gateway ? v6.Gateway.split('/')[0] as string : undefined;
     if (gw6 !== undefined && net.gateway6 !== undefined && parseIp6(gw6) !== parseIp6(net.gateway6)) throw new Error(`--gateway ${gw6} conflicts with network ${tenant}/${net.name} (gateway6 ${net.gateway6})`);
     // Docker moves a veth into the container itself; a macvlan child it cannot be given that way.
@@ -102,8 +108,8 @@ export class DockerNetworkDriver {
     const n = this.m.byId(r.NetworkID);
     const address = r.Interface?.Address ?? '';
     if (!address) throw new BadRequest('Interface.Address: missing (create the network with --ipam-driver weft)');
-    const ip = address.split('/')[0] as string;
-    const ip6 = r.Interface?.AddressIPv6 ? r.Interface.AddressIPv6.split('/')[0] : undefined;
+    const ip = addressOf(address, 'Interface.Address', false);
+    const ip6 = r.Interface?.AddressIPv6 ? addressOf(r.Interface.AddressIPv6, 'Interface.AddressIPv6', true) : undefined;
     const id = endpointId(r.EndpointID, IFNAME);
     return this.d.endpoints.with(id, async () => {
       // The addresses reserved at RequestAddress pass to the endpoint in one step: never free between
@@ -111,6 +117,7 @@ export class DockerNetworkDriver {
       const placeholder = this.m.placeholder(n, ip);
       if (ip6 === undefined && (this.d.state.networks.get(`${n.tenant}/${n.network}`)?.subnet6 ?? placeholder?.ip6) !== undefined) throw new BadRequest('Interface.AddressIPv6: missing on a dual-stack network (created without --ipv6, or IPv6 disabled for this endpoint: weft would leave its IPv6 address unconfigured)');
       const mac = r.Interface?.MacAddress || undefined;
+      if (mac !== undefined && !MAC.test(mac.toLowerCase())) throw new BadRequest(`Interface.MacAddress: '${mac.slice(0, 64)}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
       const ep = await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', {
         tenant: n.tenant, network: n.network, ...(n.group ? { group: n.group } : {}), containerId: r.EndpointID, host: this.d.host,
         ifname: IFNAME, ip, ...(ip6 !== undefined ? { ip6 } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), labels: { runtime: 'docker' }, ...(placeholder ? { replaces: placeholder.id } : {}),
@@ -238,3 +245,13 @@ export function podLabels(labels: Record<string, string>): Record<string, string
   return Object.fromEntries(fit.sort(([a], [b]) => (a < b ? -1 : 1)).slice(0, 64));
 }
 
+const MAC = new RegExp(MAC_PATTERN);
+
+/** Docker's `ADDRESS/PREFIX` (or a bare address), checked: the address alone, or a 400 naming the field. */
+export function addressOf(text: string, field: string, v6: boolean): string {
+  const m = /^([^/]+)(?:\/([0-9]{1,3}))?$/.exec(text);
+  const addr = m?.[1] ?? '';
+  const valid = m !== null && (v6 ? parseIp6(addr) !== undefined : parseIp(addr) !== undefined) && (m[2] === undefined || Number(m[2]) <= (v6 ? 128 : 32));
+  if (!valid) throw new BadRequest(`${field}: '${text.slice(0, 64)}' is not an IPv${v6 ? 6 : 4} address (ADDRESS/PREFIX)`);
+  return addr;
+}

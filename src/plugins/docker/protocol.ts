@@ -103,22 +103,53 @@ export function genericOptions(options: Record<string, unknown> | null): Record<
   if (g === undefined || g === null) return {};
   if (typeof g !== 'object' || Array.isArray(g)) throw new BadRequest('Options.com.docker.network.generic: must be an object');
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(g as Record<string, unknown>)) out[k] = String(v);
+  for (const [k, v] of Object.entries(g as Record<string, unknown>)) {
+    // `-o key=value` always gives text: anything else (null, a number) is not something a user typed.
+    if (typeof v !== 'string') throw new BadRequest(`Options.com.docker.network.generic.${k}: must be a string (-o ${k}=VALUE)`);
+    out[k] = v;
+  }
   return out;
 }
 
-/** `com.docker.network.portmap`: [{Proto: 6|17, Port, HostPort, HostPortEnd, HostIP}] → Weft port mappings. */
+/** Addresses Docker sends for "every host address": a binding to one of them publishes on all. */
+const ANY_HOST_IP = new Set(['', '0.0.0.0', '::']);
+
+const portOf = (v: unknown, field: string, what: string): number => {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw new BadRequest(`${field}: ${JSON.stringify(v) ?? 'nothing'} is not a ${what} (1-65535)`);
+  return v;
+};
+
+/**
+ * `com.docker.network.portmap`: [{Proto: 6|17, Port, HostPort, HostPortEnd, HostIP}] → Weft port mappings.
+ * Weft publishes on every address of the host, so a binding to one address (`-p 127.0.0.1:8080:80`) is
+ * refused rather than widened; the wildcard bindings of both families (0.0.0.0 and ::) are one mapping.
+ */
 export function portMapOf(options: Record<string, unknown> | null): PortMapping[] {
   const list = options?.['com.docker.network.portmap'];
-  if (!Array.isArray(list)) return [];
+  if (list === undefined || list === null) return [];
+  const at = 'Options.com.docker.network.portmap';
+  if (!Array.isArray(list)) throw new BadRequest(`${at}: must be a list of port bindings`);
   const out: PortMapping[] = [];
+  const seen = new Set<string>();
   for (const [i, p] of list.entries()) {
-    const m = p as { Proto?: number; Port?: number; HostPort?: number; HostPortEnd?: number };
-    const protocol = m.Proto === 6 ? 'tcp' : m.Proto === 17 ? 'udp' : undefined;
-    if (!protocol) throw new BadRequest(`Options.com.docker.network.portmap.${i}.Proto: ${m.Proto} is not tcp (6) or udp (17)`);
-    if (!m.Port || !m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: a host port is needed (weft does not pick one)`);
-    if (m.HostPortEnd && m.HostPortEnd !== m.HostPort) throw new BadRequest(`Options.com.docker.network.portmap.${i}: host port ranges are not supported`);
-    out.push({ hostPort: m.HostPort, containerPort: m.Port, protocol });
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new BadRequest(`${at}.${i}: must be an object`);
+    const m = p as Record<string, unknown>;
+    const protocol = m['Proto'] === 6 ? 'tcp' : m['Proto'] === 17 ? 'udp' : undefined;
+    if (!protocol) throw new BadRequest(`${at}.${i}.Proto: ${JSON.stringify(m['Proto']) ?? 'nothing'} is not tcp (6) or udp (17)`);
+    if (m['HostPort'] === 0 || m['HostPort'] === undefined) throw new BadRequest(`${at}.${i}: a host port is needed (weft does not pick one)`);
+    const containerPort = portOf(m['Port'], `${at}.${i}.Port`, 'container port');
+    const hostPort = portOf(m['HostPort'], `${at}.${i}.HostPort`, 'host port');
+    const end = m['HostPortEnd'];
+    if (end !== undefined && end !== 0 && end !== hostPort) throw new BadRequest(`${at}.${i}: host port ranges are not supported`);
+    const hostIp = m['HostIP'] ?? '';
+    if (typeof hostIp !== 'string') throw new BadRequest(`${at}.${i}.HostIP: must be an address`);
+    if (!ANY_HOST_IP.has(hostIp)) {
+      throw new BadRequest(`${at}.${i}.HostIP: ${hostIp}: weft publishes a port on every address of the host, not on one; leave the address out (-p ${hostPort}:${containerPort})`);
+    }
+    const key = `${protocol}/${hostPort}/${containerPort}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ hostPort, containerPort, protocol });
   }
   return out;
 }
