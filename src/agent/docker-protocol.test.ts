@@ -138,3 +138,11 @@ test('hostile requests: a body over 1 MiB is refused (413, naming the body), oth
   assert.equal(await world(), before);
   await dockerOk(dockerSocketIn(dir), 'NetworkDriver.Leave', { NetworkID: net.networkId, EndpointID: ep.endpointDocker });
 });
+
+test('a --gateway other than the Weft network\'s is refused at CreateNetwork, and nothing is made', async () => {
+  const before = await world();
+  const r = await callDocker(dockerSocketIn(dir), 'NetworkDriver.CreateNetwork', { NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'net' } }, IPv4Data: [{ Pool: '10.1.2.0/24', Gateway: '10.1.2.77/24' }], IPv6Data: [] });
+  assert.notEqual(r.status, 200);
+  assert.match(r.json.Err, /--gateway 10\.1\.2\.77 conflicts with network default\/net \(gateway 10\.1\.2\.1\)/);
+  assert.equal(await world(), before);
+});

@@ -1,6 +1,6 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAC_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAC_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseCidr, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
@@ -37,7 +37,12 @@ export class DockerNetworkDriver {
     if (net.subnet6 !== undefined && !v6) throw new Error(dualStackRefusal(tenant, net.name, net.subnet6));
     if (v6 && net.subnet6 === undefined) throw new Error(`--ipv6: network ${tenant}/${net.name} has no IPv6 subnet (subnet6); create the Docker network without --ipv6`);
     if (!v4) throw new BadRequest('IPv4Data: empty; every Weft network has an IPv4 subnet (Docker\'s --ipv4=false is not supported)');
-    if (gw4 !== undefined && net.gateway !== undefined && parseIp(gw4) !== parseIp(net.gateway)) throw new Error(`--gateway ${gw4} conflicts with network ${tenant}/${net.name} (gateway ${net.gateway})`);
+    // The IPAM driver answers a pool's gateway request with its first address when the network is not yet
+    // known (Docker only records it: a container's gateway comes from Join); any other is a --gateway given.
+    const first = net.subnet === undefined ? undefined : (parseCidr(net.subnet, 'subnet').base + 1) >>> 0;
+    if (gw4 !== undefined && net.gateway !== undefined && parseIp(gw4) !== parseIp(net.gateway) && parseIp(gw4) !== first) {
+      throw new Error(`--gateway ${gw4} conflicts with network ${tenant}/${net.name} (gateway ${net.gateway})`);
+    }
     const gw6 = v6?.Gateway ? v6.Gateway.split('/')[0] as string : undefined;
     if (gw6 !== undefined && net.gateway6 !== undefined && parseIp6(gw6) !== parseIp6(net.gateway6)) throw new Error(`--gateway ${gw6} conflicts with network ${tenant}/${net.name} (gateway6 ${net.gateway6})`);
     // Docker moves a veth into the container itself; a macvlan child it cannot be given that way.
