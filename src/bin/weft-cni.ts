@@ -15,11 +15,33 @@ const tooLong = (code: number, field: string, p: string) => {
   return p;
 };
 const stdin = readFileSync(0);
-// As the C relay: a conflist's agentSocket that cannot be used is an error, never the default socket.
-const named = /"agentSocket"\s*:\s*"([^"\\]*)([\s\S]?)/.exec(stdin.toString('utf8'));
-if (named && named[2] !== '"') fail(7, 'agentSocket must be a plain path (no JSON escapes)', '');
+/**
+ * As the C relay: the config's own agentSocket, a key of the top-level object (not one inside args,
+ * runtimeConfig or prevResult); one that cannot be used is an error, never the default socket.
+ */
+function socketFromConfig(text: string): [string, boolean] | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c === '"') {
+      const start = i + 1;
+      for (i = start; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      if (i >= text.length) return undefined;
+      if (depth !== 1 || text.slice(start, i) !== 'agentSocket') continue;
+      const m = /^\s*:\s*("?)([^"\\]*)([\s\S]?)/.exec(text.slice(i + 1));
+      if (!m) continue;
+      if (m[1] !== '"') return undefined;
+      return [m[2] ?? '', m[3] === '"'];
+    }
+  }
+  return undefined;
+}
+const named = socketFromConfig(stdin.toString('utf8'));
+if (named && !named[1]) fail(7, 'agentSocket must be a plain path (no JSON escapes)', '');
 const fromEnv = process.env['WEFT_AGENT_SOCK'];
-const path = fromEnv ? tooLong(4, 'WEFT_AGENT_SOCK', fromEnv) : named ? tooLong(7, 'agentSocket', named[1] ?? '') : '/run/weft/agent.sock';
+const path = fromEnv ? tooLong(4, 'WEFT_AGENT_SOCK', fromEnv) : named ? tooLong(7, 'agentSocket', named[0]) : '/run/weft/agent.sock';
 const sock = connect(path);
 const chunks: Buffer[] = [];
 sock.on('connect', () => {

@@ -91,4 +91,33 @@ for (const [name, argv] of RELAYS) {
     assert.equal(ok.code, 0, `${fits.length} bytes: ${ok.stdout}`);
     assert.equal(calls, before + 1, 'only the call with a usable path reached the agent');
   });
+
+  test(`${name}: only the config's own agentSocket counts, not one inside prevResult, args or runtimeConfig`, { skip }, async () => {
+    // Another listener stands where a nested key points: it must never be called.
+    const evilPath = join(dir, 'evil.sock');
+    let evilCalls = 0;
+    const conns = new Set<import('node:net').Socket>();
+    const evil = createServer((c) => { evilCalls++; conns.add(c); c.on('error', () => undefined); c.end('0\n{"answeredBy":"evil"}\n'); });
+    await new Promise<void>((r) => evil.listen(evilPath, r));
+    try {
+      answer = '0\n{"answeredBy":"agent"}\n';
+      const nestedFirst = [
+        `{"cniVersion":"1.1.0","prevResult":{"agentSocket":"${evilPath}"},"agentSocket":"${sock}","type":"weft"}`,
+        `{"args":{"cni":{"labels":[{"key":"agentSocket","value":"x"}],"agentSocket":"${evilPath}"}},"agentSocket":"${sock}"}`,
+        `{"name":"agentSocket","runtimeConfig":{"agentSocket":"${evilPath}"},"agentSocket" : "${sock}"}`,
+      ];
+      for (const stdin of nestedFirst) {
+        const r = await relay(argv, {}, stdin);
+        assert.deepEqual([r.code, r.stdout], [0, '{"answeredBy":"agent"}\n'], stdin);
+      }
+      // No key of its own: the default socket (absent here), never the nested one.
+      const r = await relay(argv, {}, `{"cniVersion":"1.1.0","prevResult":{"agentSocket":"${evilPath}"},"type":"weft"}`);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.doesNotMatch(r.stdout, /evil/);
+      assert.equal(evilCalls, 0, 'the nested socket was never called');
+    } finally {
+      for (const c of conns) c.destroy();
+      await new Promise((r) => evil.close(r));
+    }
+  });
 }

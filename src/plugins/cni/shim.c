@@ -30,23 +30,41 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 /*
- * Finds "agentSocket":"PATH" in the config; runtimes re-serialise JSON, so allow spaces around ':'.
- * 1 found, 0 absent, -1 longer than a socket path can be, -2 with a JSON escape (or unterminated). Falling
- * back to the default socket then would send the call to another agent than the one the conflist names.
+ * Finds the config's own "agentSocket":"PATH" (a key of the top-level object, not one inside args,
+ * runtimeConfig or prevResult, which the runtime or a pod's annotations may fill); runtimes re-serialise
+ * JSON, so allow spaces around ':'. 1 found, 0 absent, -1 longer than a socket path can be, -2 with a
+ * JSON escape (or unterminated). Falling back to the default socket then would send the call to another
+ * agent than the one the conflist names. Not JSON at all: absent (the agent says what is wrong with it).
  */
 static int socket_from_config(const char *in, char *out, size_t cap) {
-  const char *k = strstr(in, "\"agentSocket\"");
-  if (!k) return 0;
-  k += strlen("\"agentSocket\"");
-  while (*k == ' ' || *k == '\t' || *k == '\n' || *k == '\r' || *k == ':') k++;
-  if (*k++ != '"') return 0;
-  size_t n = 0;
-  while (k[n] && k[n] != '"' && k[n] != '\\') n++;
-  if (k[n] != '"') return -2;
-  if (n >= cap) return -1;
-  memcpy(out, k, n);
-  out[n] = 0;
-  return 1;
+  static const char key[] = "agentSocket";
+  int depth = 0;
+  const char *p = in;
+  while (*p) {
+    if (*p == '{' || *p == '[') { depth++; p++; continue; }
+    if (*p == '}' || *p == ']') { depth--; p++; continue; }
+    if (*p != '"') { p++; continue; }
+    const char *s = ++p;
+    while (*p && *p != '"') p += (*p == '\\' && p[1]) ? 2 : 1;
+    if (!*p) return 0;
+    size_t len = (size_t)(p - s);
+    p++;
+    if (depth != 1 || len != sizeof key - 1 || memcmp(s, key, len) != 0) continue;
+    const char *k = p;
+    while (*k == ' ' || *k == '\t' || *k == '\n' || *k == '\r') k++;
+    if (*k != ':') continue; /* a value that reads "agentSocket", not the key */
+    k++;
+    while (*k == ' ' || *k == '\t' || *k == '\n' || *k == '\r') k++;
+    if (*k++ != '"') return 0;
+    size_t n = 0;
+    while (k[n] && k[n] != '"' && k[n] != '\\') n++;
+    if (k[n] != '"') return -2;
+    if (n >= cap) return -1;
+    memcpy(out, k, n);
+    out[n] = 0;
+    return 1;
+  }
+  return 0;
 }
 
 /* The agent's exit status line: 1 to 3 digits, 0-255. Anything else is -1 (never "0", success). */
