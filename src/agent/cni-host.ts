@@ -3,7 +3,7 @@ import { ApiError, type Client } from '../client/index.js';
 import { attachmentOf, names, type Datapath, type TenantPlan } from '../datapath/index.js';
 import { dnsDomain } from '../dns/index.js';
 import { WeftError, endpointId, type Endpoint } from '../model/index.js';
-import { CniError, type AddRequest, type AddResultInput, type CniHost, type Scope } from '../plugins/cni/index.js';
+import { CniError, addressMismatch, type AddRequest, type AddResultInput, type CniHost, type Scope } from '../plugins/cni/index.js';
 import type { Endpoints } from './endpoints.js';
 import type { Reconciler } from './reconciler.js';
 import type { Sealer } from './seal.js';
@@ -127,10 +127,12 @@ export class CniEndpoints implements CniHost {
     }
   }
 
-  async check(containerId: string, ifname: string, netns: string): Promise<string | undefined> {
+  async check(containerId: string, ifname: string, netns: string, expected: readonly string[]): Promise<string | undefined> {
     const id = endpointId(containerId, ifname);
     const ep = await this.fetch(id);
     if (!ep) return `endpoint ${id} is unknown to the weft server`;
+    const moved = addressMismatch(expected, ep);
+    if (moved) return `endpoint ${id}: ${moved}`;
     const ns = this.d.endpoints.tenantNs(ep.tenant);
     if (!ns) return `tenant ${ep.tenant} is not set up on this host`;
     if (!this.d.endpoints.macvlan(ep)) {

@@ -101,3 +101,20 @@ test('a failed CHECK is 100 and an unready agent on STATUS is 50, both with the 
   assert.deepEqual([status.code, status.msg], [50, 'the agent has not loaded the desired state yet']);
   assert.deepEqual(host.calls, [['check', 'never-added', 'eth0', '/proc/self/ns/net'], ['status']]);
 });
+
+test('CHECK consults prevResult: an address it gives this interface that the endpoint does not hold fails (100); another interface\'s is not ours', async () => {
+  const host = new FakeCniHost();
+  host.dual = true;
+  assert.equal((await invoke(host, 'ADD')).code, 0);
+  const check = (prevResult: unknown) => invoke(host, 'CHECK', { config: { prevResult } });
+  const ours = { interfaces: [{ name: 'we3f2a9c0d1b7e' }, { name: 'eth0', sandbox: '/proc/self/ns/net' }] };
+  // The addresses ADD gave, the IPv6 one in another spelling, and one of a chained plugin's interface.
+  const fine = await check({ ...ours, interfaces: [...ours.interfaces, { name: 'net1' }], ips: [{ address: '10.1.2.9/24', interface: 1 }, { address: 'fd00:1:2:0::9/64', interface: 1 }, { address: '192.168.9.9/24', interface: 2 }] });
+  assert.equal(fine.code, 0, fine.stdout);
+  assert.equal((await check({ ips: [{ address: '10.1.2.9/24' }] })).code, 0, 'no interface index: ours');
+  for (const address of ['10.9.9.9/24', '10.1.2.9/16', 'fd00:1:2::8/64']) {
+    const e = errorOf(await check({ ...ours, ips: [{ address, interface: 1 }] }));
+    assert.equal(e.code, 100, address);
+    assert.match(e.msg, /^endpoint check failed: prevResult lists '.*', which is not this interface's address \(10\.1\.2\.9\/24, fd00:1:2::9\/64\)$/, address);
+  }
+});

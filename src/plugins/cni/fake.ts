@@ -1,5 +1,5 @@
 import { handleCni, type AddRequest, type CniHost, type CniOutcome, type Scope } from './handler.js';
-import type { AddResultInput, Attachment } from './protocol.js';
+import { addressMismatch, type AddResultInput, type Attachment } from './protocol.js';
 
 export type HostCall = ['add', AddRequest] | ['del', string, string] | ['check', string, string, string] | ['gc', Scope, Attachment[]] | ['status'];
 
@@ -12,6 +12,8 @@ export class FakeCniHost implements CniHost {
   readonly calls: HostCall[] = [];
   /** `containerId/ifname` → the scope it was added in. */
   readonly attached = new Map<string, Scope>();
+  /** `containerId/ifname` → what ADD answered (CHECK compares prevResult's addresses with it). */
+  private readonly held = new Map<string, AddResultInput>();
   fail: unknown;
   statusProblem: string | undefined;
   /** Answer ADD as on a dual-stack network (fd00:1:2::9/64 beside the IPv4 address). */
@@ -30,12 +32,14 @@ export class FakeCniHost implements CniHost {
   async add(req: AddRequest): Promise<AddResultInput> {
     this.record(['add', req]);
     this.attached.set(`${req.containerId}/${req.ifname}`, { tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}) });
-    return {
+    const result: AddResultInput = {
       hostVeth: 'we3f2a9c0d1b7e', ifname: req.ifname, mac: req.mac ?? '0a:58:0a:01:02:09', mtu: 1450, netns: req.netns,
       ip: req.ip ?? '10.1.2.9', prefixLength: 24, gateway: '10.1.2.1',
       ...(this.dual ? { ip6: 'fd00:1:2::9', prefixLength6: 64, gateway6: 'fd00:1:2::1' } : {}),
       dns: { nameservers: ['10.1.2.1'], search: [`${req.tenant}.weft`] },
     };
+    this.held.set(`${req.containerId}/${req.ifname}`, result);
+    return result;
   }
 
   async del(containerId: string, ifname: string): Promise<void> {
@@ -43,9 +47,11 @@ export class FakeCniHost implements CniHost {
     this.attached.delete(`${containerId}/${ifname}`);
   }
 
-  async check(containerId: string, ifname: string, netns: string): Promise<string | undefined> {
+  async check(containerId: string, ifname: string, netns: string, expected: readonly string[]): Promise<string | undefined> {
     this.record(['check', containerId, ifname, netns]);
-    return this.attached.has(`${containerId}/${ifname}`) ? undefined : `${containerId}/${ifname} is not attached`;
+    const key = `${containerId}/${ifname}`;
+    if (!this.attached.has(key)) return `${key} is not attached`;
+    return addressMismatch(expected, this.held.get(key) ?? {});
   }
 
   async gc(scope: Scope, valid: ReadonlyArray<Attachment>): Promise<void> {

@@ -1,6 +1,6 @@
 import { ERROR_CATALOGUE, isWeftError, type ErrorCode, type PortMapping } from '../../model/index.js';
 import { ApiError } from '../../client/index.js';
-import { CniError, formatAddResult, formatError, parseRequest, versionAnswer, type AddResultInput, type Attachment, type CniRequest } from './protocol.js';
+import { CniError, expectedAddresses, formatAddResult, formatError, parseRequest, versionAnswer, type AddResultInput, type Attachment, type CniRequest } from './protocol.js';
 import { addParamsOf } from './add.js';
 
 export interface AddRequest {
@@ -31,7 +31,8 @@ export interface Scope {
 export interface CniHost {
   add(req: AddRequest): Promise<AddResultInput>;
   del(containerId: string, ifname: string): Promise<void>;
-  check(containerId: string, ifname: string, netns: string): Promise<string | undefined>;
+  /** A problem with the attachment, or undefined; `expected`: the addresses prevResult gives it (CIDR text). */
+  check(containerId: string, ifname: string, netns: string, expected: readonly string[]): Promise<string | undefined>;
   gc(scope: Scope, valid: ReadonlyArray<Attachment>): Promise<void>;
   status(): Promise<string | undefined>;
 }
@@ -69,7 +70,7 @@ async function dispatch(host: CniHost, req: CniRequest): Promise<CniOutcome> {
       await host.del(req.containerId, req.ifname);
       return { code: 0, stdout: '' };
     case 'CHECK': {
-      const problem = await host.check(req.containerId, req.ifname, req.netns);
+      const problem = await host.check(req.containerId, req.ifname, req.netns, expectedAddresses(req.raw, req.ifname));
       if (problem) throw new CniError(100, `endpoint check failed: ${problem}`);
       return { code: 0, stdout: '' };
     }

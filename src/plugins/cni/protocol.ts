@@ -250,6 +250,32 @@ function checkPrevResult(prev: unknown): void {
   });
 }
 
+/**
+ * CHECK: the addresses prevResult gives this interface (an entry whose `interface` names another one, a
+ * chained plugin's, is not ours to check). Called after checkPrevResult, on a shape already checked.
+ */
+export function expectedAddresses(raw: Record<string, unknown>, ifname: string): string[] {
+  const prev = raw['prevResult'] as Static<typeof PrevResult> | undefined;
+  return (prev?.ips ?? []).filter((ip) => ip.interface === undefined || prev?.interfaces?.[ip.interface]?.name === ifname).map((ip) => ip.address);
+}
+
+/** Why an endpoint does not hold the addresses CHECK expects (CIDR text, either family), or undefined. */
+export function addressMismatch(expected: readonly string[], ep: { ip?: string | undefined; prefixLength?: number | undefined; ip6?: string | undefined; prefixLength6?: number | undefined }): string | undefined {
+  const held = [
+    ...(ep.ip !== undefined ? [`${ep.ip}/${ep.prefixLength}`] : []),
+    ...(ep.ip6 !== undefined ? [`${normal6(ep.ip6)}/${ep.prefixLength6}`] : []),
+  ];
+  for (const cidr of expected) {
+    const [addr = '', len] = cidr.split('/');
+    const want = `${isIP(addr) === 6 ? normal6(addr) : addr}/${Number(len)}`;
+    if (!held.includes(want)) return `prevResult lists ${shown(cidr)}, which is not this interface's address (${held.join(', ') || 'none'})`;
+  }
+  return undefined;
+}
+
+/** An IPv6 address in one spelling (Node's URL parser writes RFC 5952's). */
+const normal6 = (a: string) => new URL(`http://[${a}]/`).hostname.slice(1, -1);
+
 export interface AddResultInput {
   hostVeth: string;
   ifname: string;
