@@ -8,6 +8,7 @@
 // agent reports beside the records.
 
 import { UPLINK_SPACE6 } from '../model/index.js';
+import { names } from './names.js';
 
 /** The NFLOG group the tenant tables log to (FLOW_GROUP in linux/netwatch.c, which reads it). */
 export const FLOW_LOG_GROUP = 8;
@@ -63,7 +64,7 @@ export function renderFlows(limits: FlowLimits | undefined, hooks: readonly Flow
       ...(h.only ? [`\t\t${h.only}`] : []),
       '\t\tct state != new accept',
       // DNS queries to a gateway (DNATed to the agent on the uplink) are the agent's own business.
-      '\t\tct status dnat ip daddr 169.254.0.0/16 accept',
+      `\t\tct status dnat oifname "${names.uplinkTenant}" ip daddr 169.254.0.0/16 accept`,
       `\t\tct status dnat ip6 daddr ${UPLINK_SPACE6} accept`,
       `\t\t${l.perSource} accept`,
       `\t\t${l.perSource6} accept`,

@@ -604,3 +604,13 @@ test('stage chains coming and going (a first or last rule without a peer, high o
     assert.equal(stageChains(policyTable(prev)), '', 'none once only the rule with a peer is left');
   }
 });
+
+test('DNATed traffic passes as DNS only out of the tenant\'s uplink, never towards a bridge (a network made in 169.254/16 before such subnets were refused)', () => {
+  for (let round = 0; round < 4; round++) {
+    const s = randomState(300 + round);
+    const nft = flat(renderPolicy(compilePolicy({ ...s, host: s.endpoints[0]?.host ?? 'h1' })));
+    const dnat = nft.chains.filter((l) => l.includes('ct status dnat') && l.includes('accept'));
+    assert.ok(dnat.length >= 1, `round ${round}: a forward chain with its DNS rule`);
+    for (const l of dnat.filter((x) => x.includes(' ip daddr '))) assert.match(l, /^\s*ct status dnat oifname "up0" ip daddr 169\.254\.0\.0\/16 accept/, l);
+  }
+});

@@ -7,6 +7,7 @@ import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type K
 import { Attached } from '../model/attached.js';
 import { highKey, highStages } from './policy-nft-high.js';
 import { formatIp6, UPLINK_SPACE6 } from '../model/index.js';
+import { names as linkNames } from './names.js';
 
 /** A compile's IPv6 ranges' map, by the ranges (a compile that moved none keeps the array). */
 const cls6rCache = new Attached<object, NftMap>('IPv6 class map');
@@ -323,7 +324,9 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
     // forwarded (neighbour discovery and MLD are ICMPv6, not touched).
     ...(n ? ['\t\tmeta pkttype { broadcast, multicast } meta l4proto { tcp, udp, udplite, sctp } drop comment "no multicast past ingress rules"'] : []),
     // DNS queries to a gateway are DNATed to the agent on the uplink (169.254.0.0/16): always allowed.
-    '\t\tct status dnat ip daddr 169.254.0.0/16 accept comment "dns"',
+    // Out of the uplink only: a network made in 169.254/16 before such subnets were refused must not
+    // have its endpoints' DNATed traffic (published ports, VIPs) pass as DNS.
+    `\t\tct status dnat oifname "${linkNames.uplinkTenant}" ip daddr 169.254.0.0/16 accept comment "dns"`,
     // Over IPv6 to the uplink's IPv6 host end (the only DNAT into the uplinks' /64 in a tenant namespace).
     ...(p.dual ? [`\t\tct status dnat ip6 daddr ${UPLINK_SPACE6} accept comment "dns"`] : []),
     // Untracked, so never established: without this a deny would cut IPv6 neighbours off each other.
