@@ -177,11 +177,22 @@ function acceptJsonOnly(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   const parse = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-      done(new WeftError('WEFT_UNSUPPORTED_MEDIA', `content-type: charset ${charset}; send the body as UTF-8 JSON (application/json)`, { field: 'content-type' }), undefined);
+    const other = charsetsOf(req.headers['content-type'] ?? '').find((c) => c !== 'utf-8' && c !== 'utf8');
+    if (other !== undefined) {
+      done(new WeftError('WEFT_UNSUPPORTED_MEDIA', `content-type: charset '${other.slice(0, 32)}'; send the body as UTF-8 JSON (application/json)`, { field: 'content-type' }), undefined);
       return;
     }
     parse(req, body as string, done);
   });
+}
+
+/** Every charset parameter of a media type, lower-cased and unquoted (a quoted value of another parameter is not one). */
+export function charsetsOf(type: string): string[] {
+  const out: string[] = [];
+  for (const m of type.matchAll(/;\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g)) {
+    if (m[1]?.toLowerCase() !== 'charset') continue;
+    const v = (m[2] ?? '').trim();
+    out.push((v.startsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v).toLowerCase());
+  }
+  return out;
 }

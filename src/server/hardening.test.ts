@@ -100,13 +100,13 @@ test('registering a host whose body names another answers 400 naming the field, 
 
 test('a body declared in a charset other than UTF-8, or as text, is refused with 415 and changes nothing', async () => {
   const api = await testApi();
-  for (const type of ['application/json; charset=utf-16', 'application/json;charset="ISO-8859-1"', 'text/plain']) {
+  for (const type of ['application/json; charset=utf-16', 'application/json;charset="ISO-8859-1"', 'text/plain', 'application/json;charset=utf-8;charset=utf-16', 'application/json; charset=']) {
     const r = await api.call('POST', '/api/v1/tenants', { name: 'x' }, { 'content-type': type });
     assert.equal(r.status, 415, `${type}: ${JSON.stringify(r.json)}`);
     assert.equal(r.json.code, 'WEFT_UNSUPPORTED_MEDIA');
   }
   assert.equal((await api.call('GET', '/api/v1/tenants/x')).status, 404);
-  for (const [i, type] of ['application/json; charset=UTF-8', 'application/json; charset=utf8', 'application/json'].entries()) {
+  for (const [i, type] of ['application/json; charset=UTF-8', 'application/json; charset=utf8', 'application/json', 'application/json; foo="a;charset=latin1"'].entries()) {
     const r = await api.call('POST', '/api/v1/tenants', { name: `y${i}` }, { 'content-type': type });
     assert.equal(r.status, 201, `${type}: ${JSON.stringify(r.json)}`);
   }
