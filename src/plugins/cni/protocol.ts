@@ -163,7 +163,7 @@ function decode(stdin: string): Record<string, unknown> {
   if (bytes > MAX_STDIN_BYTES) throw new CniError(7, `stdin: ${bytes} bytes is more than the ${MAX_STDIN_BYTES} a network configuration may have`);
   try {
     const raw: unknown = JSON.parse(stdin);
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${Array.isArray(raw) ? 'an array' : typeof raw}, not a JSON object`);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw}, not a JSON object`);
     return raw as Record<string, unknown>;
   } catch (e) {
     throw new CniError(6, 'stdin: failed to decode the network configuration', (e as Error).message);
