@@ -220,3 +220,14 @@ test('what cannot work is refused naming the flag or field: no --ipv6 on a dual-
   assert.ok(await within(5000, async () => JSON.stringify([await endpoints(), (await api(server.url, server.token, 'GET', '/api/v1/tenants/default/docker-networks')).json.items.length]) === before) >= 0,
     'nothing is left of the refused and released calls');
 });
+
+test('a network whose gateways are not the first addresses is bound without --gateway: the IPAM driver\'s own first-address answers pass (both families)', async () => {
+  const made = await api(server.url, server.token, 'POST', '/api/v1/tenants/default/networks', { name: 'gw', subnet: '10.8.0.0/24', gateway: '10.8.0.254', subnet6: 'fd00:8::/64', gateway6: 'fd00:8::fe' });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  assert.ok(await within(5000, async () => agent.state.networks.has('default/gw')) >= 0);
+  const n = await createDual('gw', '10.8.0.0/24', 'fd00:8::/64');
+  assert.equal(n.r.status, 200, JSON.stringify(n.r.json));
+  assert.equal(n.g6, 'fd00:8::1/64', 'what the driver answered for a pool not yet bound');
+  await dockerOk(sock, 'NetworkDriver.DeleteNetwork', { NetworkID: n.networkId });
+  for (const p of [n.pool4, n.pool6]) await dockerOk(sock, 'IpamDriver.ReleasePool', { PoolID: p });
+});

@@ -19,7 +19,10 @@ const stdin = readFileSync(0);
  * As the C relay: the config's own agentSocket, a key of the top-level object (not one inside args,
  * runtimeConfig or prevResult); one that cannot be used is an error, never the default socket.
  */
-function socketFromConfig(text: string): [string, boolean] | undefined {
+function socketFromConfig(input: string): [string, boolean] | undefined {
+  // The C relay reads up to a NUL; JSON's whitespace is space, tab, LF and CR only.
+  const nul = input.indexOf('\0');
+  const text = nul < 0 ? input : input.slice(0, nul);
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
@@ -30,7 +33,7 @@ function socketFromConfig(text: string): [string, boolean] | undefined {
       for (i = start; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
       if (i >= text.length) return undefined;
       if (depth !== 1 || text.slice(start, i) !== 'agentSocket') continue;
-      const m = /^\s*:\s*("?)([^"\\]*)([\s\S]?)/.exec(text.slice(i + 1));
+      const m = /^[ \t\n\r]*:[ \t\n\r]*("?)([^"\\]*)([\s\S]?)/.exec(text.slice(i + 1));
       if (!m) continue;
       if (m[1] !== '"') return undefined;
       return [m[2] ?? '', m[3] === '"'];

@@ -81,7 +81,8 @@ export class DockerIpam {
   async requestAddress(r: RequestAddress): Promise<{ Address: string; Data: Record<string, string> }> {
     const bound = this.m.byPool(r.PoolID);
     const v6 = bound ? bound.pool6 === r.PoolID : this.pending.get(r.PoolID)?.v6 === true;
-    if (r.Address && (v6 ? parseIp6(r.Address) === undefined : parseIp(r.Address) === undefined)) {
+    const known = bound !== undefined || this.pending.has(r.PoolID);
+    if (known && r.Address && (v6 ? parseIp6(r.Address) === undefined : parseIp(r.Address) === undefined)) {
       throw new BadRequest(`Address: '${r.Address.slice(0, 64)}' is not an IPv${v6 ? 6 : 4} address`);
     }
     if (r.Options?.['RequestAddressType'] === GATEWAY_REQUEST) {
@@ -197,8 +198,9 @@ function firstHost(cidr: string, v6 = false): string {
 }
 
 /**
- * A pool Docker asks for (`--subnet`): a CIDR of the family, host bits clear, and for IPv4 not one of the
- * ranges no Weft network may take; refused here, naming Pool, rather than kept until CreateNetwork.
+ * A pool Docker asks for (`--subnet`): a CIDR of the family, and for IPv4 with host bits clear and not in
+ * one of the ranges no Weft network may take; refused here, naming Pool, rather than kept until
+ * CreateNetwork. An IPv6 pool's host bits are masked (canonical6), as before.
  */
 function checkPool(pool: string, v6: boolean): void {
   try {

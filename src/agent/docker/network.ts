@@ -1,6 +1,6 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAC_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseCidr, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAC_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseCidr, parseCidr6, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
@@ -44,7 +44,10 @@ export class DockerNetworkDriver {
       throw new Error(`--gateway ${gw4} conflicts with network ${tenant}/${net.name} (gateway ${net.gateway})`);
     }
     const gw6 = v6?.Gateway ? v6.Gateway.split('/')[0] as string : undefined;
-    if (gw6 !== undefined && net.gateway6 !== undefined && parseIp6(gw6) !== parseIp6(net.gateway6)) throw new Error(`--gateway ${gw6} conflicts with network ${tenant}/${net.name} (gateway6 ${net.gateway6})`);
+    const first6 = net.subnet6 === undefined ? undefined : parseCidr6(net.subnet6, 'subnet6', false).base + 1n;
+    if (gw6 !== undefined && net.gateway6 !== undefined && parseIp6(gw6) !== parseIp6(net.gateway6) && parseIp6(gw6) !== first6) {
+      throw new Error(`--gateway ${gw6} conflicts with network ${tenant}/${net.name} (gateway6 ${net.gateway6})`);
+    }
     // Docker moves a veth into the container itself; a macvlan child it cannot be given that way.
     if (net.encap === 'macvlan') throw new Error(`network ${tenant}/${net.name} is a macvlan network: Docker containers join it with \`weft attach CONTAINER --network ${net.name}\` (or Docker's own macvlan driver), not through this plugin`);
     const pool6 = v6 ? this.claimPool(v6.Pool, tenant, net.name, true) : undefined;
@@ -181,10 +184,19 @@ export class DockerNetworkDriver {
 
   /** Published ports (`docker run -p`): recorded on the endpoint, then DNATed like a CNI runtime's. */
   async programExternalConnectivity(r: { NetworkID: string; EndpointID: string; Options: Record<string, unknown> | null }): Promise<void> {
-    const ports = portMapOf(r.Options);
-    if (ports.length === 0) return;
+    const bindings = portMapOf(r.Options);
+    if (bindings.length === 0) return;
     const id = endpointId(r.EndpointID, IFNAME);
     await this.d.endpoints.with(id, async () => {
+      // A port bound in one family (-p 0.0.0.0:… or -p [::]:…) of an endpoint that has the other too would
+      // be published in both: refused, not widened.
+      const known = this.d.state.endpoints.get(id) ?? await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
+      for (const b of bindings) {
+        const other = b.family === 4 ? known.ip6 : b.family === 6 ? known.ip : undefined;
+        if (other === undefined) continue;
+        throw new BadRequest(`Options.com.docker.network.portmap: ${b.family === 4 ? '0.0.0.0' : '[::]'}:${b.hostPort} asks for IPv${b.family} only, but weft publishes a port on every address family of the endpoint (it has ${other} too); leave the address out (-p ${b.hostPort}:${b.containerPort})`);
+      }
+      const ports = bindings.map(({ family: _family, ...port }) => port);
       const ep = await this.d.client.request<Endpoint>('PATCH', `/api/v1/endpoints/${id}`, { portMappings: ports });
       this.d.state.putEndpoint(ep);
       await this.d.reconciler.ensureTenant(ep.tenant);

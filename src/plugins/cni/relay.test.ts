@@ -110,6 +110,11 @@ for (const [name, argv] of RELAYS) {
         const r = await relay(argv, {}, stdin);
         assert.deepEqual([r.code, r.stdout], [0, '{"answeredBy":"agent"}\n'], stdin);
       }
+      // Both relays stop at a NUL (the C one reads a string), and take JSON's whitespace only around ':'.
+      for (const stdin of [`{"a":1}\u0000{"agentSocket":"${evilPath}"}`, `{"agentSocket"\f:"${evilPath}"}`]) {
+        const r = await relay(argv, {}, stdin);
+        assert.doesNotMatch(r.stdout, /evil/, JSON.stringify(stdin));
+      }
       // No key of its own: the default socket (absent here), never the nested one.
       const r = await relay(argv, {}, `{"cniVersion":"1.1.0","prevResult":{"agentSocket":"${evilPath}"},"type":"weft"}`);
       assert.notEqual(r.code, 0, r.stdout);

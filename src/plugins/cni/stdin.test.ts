@@ -70,6 +70,7 @@ const prevResults: Case[] = [
   ['prevResult ips not a list', 'CHECK', prev({ ips: 'x' }), 7, /^invalid network configuration: prevResult\.ips: /],
   ['prevResult address garbage', 'CHECK', prev({ ips: [{ address: 'nope' }] }), 7, /^invalid network configuration: prevResult\.ips\.0\.address: 'nope' is not an address in CIDR notation$/],
   ['prevResult address without a prefix', 'CHECK', prev({ ips: [{ address: '10.1.2.9' }] }), 7, /prevResult\.ips\.0\.address: '10\.1\.2\.9'/],
+  ['prevResult address with an IPv6 zone', 'CHECK', prev({ ips: [{ address: 'fe80::1%eth0/64' }] }), 7, /prevResult\.ips\.0\.address: 'fe80::1%eth0\/64' is not an address in CIDR notation$/],
   ['prevResult interface index negative', 'CHECK', prev({ ips: [{ address: '10.1.2.9/24', interface: -1 }] }), 7, /prevResult\.ips\.0\.interface: /],
   ['prevResult interface without a name', 'CHECK', prev({ interfaces: [{ mac: '0a:58:0a:01:02:09' }] }), 7, /prevResult\.interfaces\.0\.name: /],
   ['prevResult routes garbage', 'CHECK', prev({ routes: [{ gw: '10.1.2.1' }] }), 7, /prevResult\.routes\.0\.dst: /],

@@ -81,11 +81,12 @@ test('published ports: tcp and udp by IANA number, one host port each', () => {
   assert.throws(() => portMapOf({ 'com.docker.network.portmap': [{ Proto: 132, Port: 1, HostPort: 1 }] }), /Proto: 132 is not tcp/);
   assert.throws(() => portMapOf({ 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 0 }] }), /a host port is needed/);
   assert.throws(() => portMapOf({ 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 8080, HostPortEnd: 8090 }] }), /ranges are not supported/);
-  // Every address of the host: empty, 0.0.0.0 and :: (Docker binds both families for one -p) are one mapping.
-  assert.deepEqual(portMapOf({ 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 8080, HostIP: '0.0.0.0' }, { Proto: 6, Port: 80, HostPort: 8080, HostIP: '::' }, { Proto: 6, Port: 81, HostPort: 8081, HostIP: '' }] }),
-    [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 8081, containerPort: 81, protocol: 'tcp' }]);
+  // No address (-p 8080:80): every family. A family's wildcard stays that family (the agent checks it against
+  // the endpoint's addresses); the same port bound in both families is every family.
+  assert.deepEqual(portMapOf({ 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 8080, HostIP: '0.0.0.0' }, { Proto: 6, Port: 80, HostPort: 8080, HostIP: '::' }, { Proto: 6, Port: 81, HostPort: 8081, HostIP: '' }, { Proto: 17, Port: 53, HostPort: 53, HostIP: '0.0.0.0' }, { Proto: 17, Port: 54, HostPort: 54, HostIP: '::' }] }),
+    [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 8081, containerPort: 81, protocol: 'tcp' }, { hostPort: 53, containerPort: 53, protocol: 'udp', family: 4 }, { hostPort: 54, containerPort: 54, protocol: 'udp', family: 6 }]);
   // One address of it is refused, not widened to all.
   for (const HostIP of ['127.0.0.1', '192.0.2.7', '::1']) {
-    assert.throws(() => portMapOf({ 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 8080, HostIP }] }), /portmap\.0\.HostIP: .* weft publishes a port on every address of the host, not on one/, HostIP);
+    assert.throws(() => portMapOf({ 'com.docker.network.portmap': [{ Proto: 6, Port: 80, HostPort: 8080, HostIP }] }), /portmap\.0\.HostIP: '.*': weft publishes a port on every address of the host, not on one/, HostIP);
   }
 });

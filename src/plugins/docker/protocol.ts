@@ -111,8 +111,13 @@ export function genericOptions(options: Record<string, unknown> | null): Record<
   return out;
 }
 
-/** Addresses Docker sends for "every host address": a binding to one of them publishes on all. */
-const ANY_HOST_IP = new Set(['', '0.0.0.0', '::']);
+/** A published port as Docker asked for it: `family` when the binding named one family's wildcard. */
+export interface DockerBinding extends PortMapping {
+  /** `-p 0.0.0.0:…` (4) or `-p [::]:…` (6): that family only; absent (`-p 8080:80`): every family. */
+  family?: 4 | 6;
+}
+
+const WILDCARDS: Record<string, 4 | 6 | undefined> = { '': undefined, '0.0.0.0': 4, '::': 6 };
 
 const portOf = (v: unknown, field: string, what: string): number => {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw new BadRequest(`${field}: ${JSON.stringify(v) ?? 'nothing'} is not a ${what} (1-65535)`);
@@ -120,17 +125,17 @@ const portOf = (v: unknown, field: string, what: string): number => {
 };
 
 /**
- * `com.docker.network.portmap`: [{Proto: 6|17, Port, HostPort, HostPortEnd, HostIP}] → Weft port mappings.
+ * `com.docker.network.portmap`: [{Proto: 6|17, Port, HostPort, HostPortEnd, HostIP}] → the bindings.
  * Weft publishes on every address of the host, so a binding to one address (`-p 127.0.0.1:8080:80`) is
- * refused rather than widened; the wildcard bindings of both families (0.0.0.0 and ::) are one mapping.
+ * refused rather than widened; a family's wildcard is kept as that family (the caller checks it against
+ * the endpoint's), and the same port bound in both families is one binding.
  */
-export function portMapOf(options: Record<string, unknown> | null): PortMapping[] {
+export function portMapOf(options: Record<string, unknown> | null): DockerBinding[] {
   const list = options?.['com.docker.network.portmap'];
   if (list === undefined || list === null) return [];
   const at = 'Options.com.docker.network.portmap';
   if (!Array.isArray(list)) throw new BadRequest(`${at}: must be a list of port bindings`);
-  const out: PortMapping[] = [];
-  const seen = new Set<string>();
+  const out = new Map<string, DockerBinding>();
   for (const [i, p] of list.entries()) {
     if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new BadRequest(`${at}.${i}: must be an object`);
     const m = p as Record<string, unknown>;
@@ -143,13 +148,15 @@ export function portMapOf(options: Record<string, unknown> | null): PortMapping[
     if (end !== undefined && end !== 0 && end !== hostPort) throw new BadRequest(`${at}.${i}: host port ranges are not supported`);
     const hostIp = m['HostIP'] ?? '';
     if (typeof hostIp !== 'string') throw new BadRequest(`${at}.${i}.HostIP: must be an address`);
-    if (!ANY_HOST_IP.has(hostIp)) {
-      throw new BadRequest(`${at}.${i}.HostIP: ${hostIp}: weft publishes a port on every address of the host, not on one; leave the address out (-p ${hostPort}:${containerPort})`);
+    if (!(hostIp in WILDCARDS)) {
+      throw new BadRequest(`${at}.${i}.HostIP: '${hostIp.slice(0, 64)}': weft publishes a port on every address of the host, not on one; leave the address out (-p ${hostPort}:${containerPort})`);
     }
+    const family = WILDCARDS[hostIp];
     const key = `${protocol}/${hostPort}/${containerPort}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push({ hostPort, containerPort, protocol });
+    const seen = out.get(key);
+    // Bound in both families (or once with no family): every family.
+    if (seen) { if (seen.family !== family) delete seen.family; continue; }
+    out.set(key, { hostPort, containerPort, protocol, ...(family !== undefined ? { family } : {}) });
   }
-  return out;
+  return [...out.values()];
 }
