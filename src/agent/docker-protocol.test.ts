@@ -23,6 +23,7 @@ let dp: MemoryDatapath;
 let agent: Agent;
 let net: { networkId: string; poolId: string };
 let ep: { endpointDocker: string; id: string };
+let pendingPool: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'weft-docker-protocol-'));
@@ -35,6 +36,8 @@ before(async () => {
   assert.ok(await within(5000, async () => agent.state.networks.has('default/net')) >= 0);
   net = await createDockerNetwork(dockerSocketIn(dir), { network: 'net' });
   ep = await runContainer(dockerSocketIn(dir), net);
+  // A pool handed out and not yet bound to a network (Docker's --aux-address requests come on one).
+  pendingPool = (await dockerOk(dockerSocketIn(dir), 'IpamDriver.RequestPool', { AddressSpace: 'weft', Pool: '10.1.2.0/24', SubPool: '', Options: {}, V6: false })).PoolID;
 });
 
 after(async () => {
@@ -100,6 +103,7 @@ test('every call, malformed: 400 with Err naming the field, and nothing changes'
     ['IpamDriver.RequestPool', pool({ Pool: 'fd00::/64' }), /^weft: Pool: 'fd00::\/64' /],
     ['IpamDriver.RequestPool', pool({ Pool: '10.1.2.0/24', SubPool: '10.1.2.0/25' }), /^weft: SubPool: weft does not take --ip-range from Docker/],
     ['IpamDriver.RequestPool', pool({ Options: { bogus: 'x' } }), 'weft: Options.bogus: unknown (weft takes --ipam-opt tenant= and --ipam-opt network=)'],
+    ['IpamDriver.RequestAddress', { PoolID: pendingPool, Address: '10.1.2.77', Options: null }, "weft: Address: 10.1.2.77: weft does not take --aux-address; keep the address out of the Weft network's range instead (weft net create --ip-range FIRST-LAST)"],
     ['IpamDriver.RequestAddress', { PoolID: net.poolId, Address: 'garbage', Options: null }, "weft: Address: 'garbage' is not an IPv4 address"],
     ['NetworkDriver.ProgramExternalConnectivity', { ...portmap({ HostIP: '::' }), NetworkID: N, EndpointID: E }, /^weft: Options\.com\.docker\.network\.portmap: \[::\]:8080 asks for IPv6 only, but weft publishes a port on every address family of the endpoint \(it has 10\.1\.2\.\d+ too\); leave the address out \(-p 8080:80\)$/],
     ['NetworkDriver.CreateNetwork', { NetworkID: dockerId(), Options: { 'com.docker.network.generic': { network: 'net', group: null } }, IPv4Data: [{ Pool: '10.1.2.0/24' }], IPv6Data: [] }, 'weft: Options.com.docker.network.generic.group: must be a string (-o group=VALUE)'],

@@ -96,6 +96,10 @@ export class DockerIpam {
       if (r.Address) return { Address: `${r.Address}/${prefixOf(p.pool, v6)}`, Data: {} };
       return { Address: p.pool === ANY ? ANY : firstHost(p.pool, v6), Data: {} };
     }
+    // Docker asks for --aux-address before the network exists, on the pool it was just given.
+    if (!bound && this.pending.has(r.PoolID) && r.Address) {
+      throw new BadRequest(`Address: ${r.Address.slice(0, 64)}: weft does not take --aux-address; keep the address out of the Weft network's range instead (weft net create --ip-range FIRST-LAST)`);
+    }
     if (!bound) throw new Error(`pool ${r.PoolID} belongs to no Weft network on this host (use --ipam-driver weft with -d weft)`);
     if (v6) return this.requestAddress6(bound, r);
     if (bound.pool6 === undefined) return addressOf(await this.reserve(bound, r));
