@@ -33,8 +33,28 @@ export function publicChange(c: Change): PublicChange | undefined {
   return { revision: c.revision, op: c.op, kind, key: c.key, ...(tenant !== undefined ? { tenant } : {}), object, actor: c.actor, time: c.time };
 }
 
-export function visibleTo(p: Principal, c: PublicChange): boolean {
+/**
+ * Per tenant of a tenant user, the revision its present incarnation was made at: a tenant deleted and made
+ * again under its name is another customer's, and its users must not read the history of the first.
+ */
+export type Floors = ReadonlyMap<string, number>;
+
+export function visibleTo(p: Principal, c: PublicChange, floors?: Floors): boolean {
   if (c.kind === 'user') return p.role === 'admin';
   if (c.tenant === undefined) return p.role !== 'tenant' || c.kind === 'global';
-  return canSeeTenant(p, c.tenant);
+  if (!canSeeTenant(p, c.tenant)) return false;
+  if (floors === undefined || p.role !== 'tenant') return true;
+  const since = floors.get(c.tenant);
+  return since !== undefined && c.revision >= since;
+}
+
+/** The floors of a tenant user's tenants (a tenant that does not exist now shows nothing); none for others. */
+export async function floorsOf(p: Principal, createdAt: (tenant: string) => Promise<number | undefined>): Promise<Floors | undefined> {
+  if (p.role !== 'tenant') return undefined;
+  const out = new Map<string, number>();
+  for (const t of p.tenants) {
+    const at = await createdAt(t);
+    if (at !== undefined) out.set(t, at);
+  }
+  return out;
 }

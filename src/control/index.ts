@@ -2,7 +2,7 @@ export { Control } from './control.js';
 export { Crud } from './crud.js';
 export { DEFAULT_TENANT } from './tenants.js';
 export { canSeeTenant, visibilityKey, requireTenantAccess, requireRole, requireFabricRights, storedNetwork, hostFor } from './access.js';
-export { publicChange, visibleTo, type PublicChange } from './changes.js';
+export { floorsOf, publicChange, visibleTo, type Floors, type PublicChange } from './changes.js';
 export { macFor, selectEndpoints } from './endpoints.js';
 export { DEFAULT_TOKEN_TTL_MS, type Principal } from './users.js';
 export { CredentialRefused } from './tokens.js';

@@ -114,3 +114,30 @@ test('a body declared in a charset other than UTF-8, or as text, is refused with
   const poisoned = await api.call('POST', '/api/v1/tenants', '{"name":"z","__proto__":{"admin":true}}', { 'content-type': 'application/json' });
   assert.equal(poisoned.status, 400, JSON.stringify(poisoned.json));
 });
+
+test('a tenant deleted and made again under its name is another customer: its users read none of the first one\'s history', async () => {
+  const api = await testApi();
+  const make = async (user: string) => {
+    assert.equal((await api.call('POST', '/api/v1/users', { name: user, role: 'tenant', tenants: ['x'], password: `${user}-password-1` })).status, 201);
+    return (await api.call('POST', '/api/v1/login', { username: user, password: `${user}-password-1` }, {}, '')).json.token as string;
+  };
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'x' })).status, 201);
+  const alice = await make('alice');
+  assert.equal((await api.call('POST', '/api/v1/tenants/x/networks', { name: 'payroll-db', subnet: '10.9.0.0/24' }, {}, alice)).status, 201);
+  const before = await api.call('GET', '/api/v1/history?since=0', undefined, {}, alice);
+  assert.ok(JSON.stringify(before.json.items).includes('payroll-db'), 'alice sees her own tenant\'s history');
+  assert.equal((await api.call('DELETE', '/api/v1/tenants/x/networks/payroll-db')).status, 204);
+  assert.equal((await api.call('DELETE', '/api/v1/users/alice')).status, 204);
+  assert.equal((await api.call('DELETE', '/api/v1/tenants/x')).status, 204);
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'x' })).status, 201);
+  const bob = await make('bob');
+  assert.equal((await api.call('POST', '/api/v1/tenants/x/networks', { name: 'mine', subnet: '10.9.0.0/24' }, {}, bob)).status, 201);
+  const seen = await api.call('GET', '/api/v1/history?since=0', undefined, {}, bob);
+  assert.equal(seen.status, 200);
+  const text = JSON.stringify(seen.json.items);
+  assert.doesNotMatch(text, /payroll-db|alice/, 'nothing of the first tenant x');
+  assert.match(text, /"networks\/x\/mine"/, 'the present tenant\'s own history');
+  // A limit counts what the caller sees: pages are read until it is reached.
+  const one = await api.call('GET', '/api/v1/history?since=0&limit=1', undefined, {}, bob);
+  assert.equal(one.json.items.length, 1, JSON.stringify(one.json));
+});

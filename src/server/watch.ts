@@ -1,16 +1,16 @@
 import type { ServerResponse } from 'node:http';
-import { publicChange, visibilityKey, visibleTo, type Principal, type PublicChange } from '../control/index.js';
+import { publicChange, visibilityKey, visibleTo, type Floors, type Principal, type PublicChange } from '../control/index.js';
 import type { Change } from '../store/index.js';
 
 /** Changes read from the store per page when a watch replays history. */
 export const REPLAY_PAGE = 500;
 
 /** The changes `p` may see, without secrets. */
-export function visible(p: Principal, changes: Change[]): PublicChange[] {
+export function visible(p: Principal, changes: Change[], floors?: Floors): PublicChange[] {
   const out: PublicChange[] = [];
   for (const c of changes) {
     const pc = publicOf(c)?.pc;
-    if (pc && visibleTo(p, pc)) out.push(pc);
+    if (pc && visibleTo(p, pc, floors)) out.push(pc);
   }
   return out;
 }
@@ -42,14 +42,14 @@ function viewOf(p: Principal): string {
 const commitTexts = new WeakMap<Change[], Map<string, string>>();
 
 /** The lines of `changes` that `p` may see, each ending in a newline ('' if none). */
-function linesFor(p: Principal, changes: Change[], whole = false): string {
-  const view = whole ? viewOf(p) : undefined;
+function linesFor(p: Principal, changes: Change[], whole = false, floors?: Floors): string {
+  const view = whole && floors === undefined ? viewOf(p) : undefined;
   const kept = view === undefined ? undefined : commitTexts.get(changes)?.get(view);
   if (kept !== undefined) return kept;
   let text = '';
   for (const c of changes) {
     const v = publicOf(c);
-    if (v && visibleTo(p, v.pc)) text += `${v.line}\n`;
+    if (v && visibleTo(p, v.pc, floors)) text += `${v.line}\n`;
   }
   if (view !== undefined) {
     let byView = commitTexts.get(changes);
@@ -77,6 +77,8 @@ export class WatchStream {
   private ended = false;
   private queued: Change[] = [];
   private queuedBytes = 0;
+  /** While replaying history: the principal's tenants' present incarnations (control/changes.ts). */
+  private floors: Floors | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -103,8 +105,9 @@ export class WatchStream {
   }
 
   /** Sends history after `since` (`first` is its first page), waiting for the client to take each page; then goes live. */
-  async replay(since: number, first: Change[], next: (after: number) => Promise<Change[]>): Promise<void> {
+  async replay(since: number, first: Change[], next: (after: number) => Promise<Change[]>, floors?: Floors): Promise<void> {
     this.last = since;
+    this.floors = floors;
     let page = first;
     while (page.length > 0 && !this.ended) {
       this.send(page);
@@ -115,6 +118,7 @@ export class WatchStream {
       else await turn();
       page = this.ended ? [] : await next(this.last);
     }
+    this.floors = undefined;
     if (this.ended) return;
     const queued = this.queued;
     this.queued = [];
@@ -138,7 +142,7 @@ export class WatchStream {
     if (fresh.length === 0) return;
     this.last = Math.max(this.last, topOf(fresh));
     const whole = this.live && fresh.length === changes.length;
-    const text = linesFor(this.p, whole ? changes : fresh, whole);
+    const text = linesFor(this.p, whole ? changes : fresh, whole, this.floors);
     if (text) this.write(text);
   }
 
