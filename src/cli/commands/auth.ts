@@ -13,6 +13,11 @@ async function readPassword(prompt: string, io: Io): Promise<string> {
 
 /** One line of stdin per prompt (a prompt is shown only on a terminal): `--password-stdin` takes them in order. */
 async function readPasswords(prompts: readonly string[], io: Io): Promise<string[]> {
+  if (process.stdin.isTTY) {
+    const out: string[] = [];
+    for (const prompt of prompts) out.push(await readHidden(prompt, io));
+    return out;
+  }
   const rl = createInterface({ input: process.stdin, terminal: false });
   const lines = rl[Symbol.asyncIterator]();
   const out: string[] = [];
@@ -27,6 +32,37 @@ async function readPasswords(prompts: readonly string[], io: Io): Promise<string
     rl.close();
   }
   return out;
+}
+
+/** A password typed at a terminal, not echoed: the terminal in raw mode for the line (backspace works; Ctrl-C and an empty Ctrl-D give up). */
+function readHidden(prompt: string, io: Io): Promise<string> {
+  const stdin = process.stdin;
+  io.err(prompt);
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const finish = (error?: Error) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      io.err('\n');
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return finish();
+        if (ch === '\u0003' || (ch === '\u0004' && value === '')) return finish(usage(`no ${prompt.replace(/: $/, '').toLowerCase()} typed`));
+        if (ch === '\u0004') return finish();
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+      return undefined;
+    };
+    stdin.setRawMode(true);
+    stdin.setEncoding('utf8');
+    stdin.on('data', onData);
+    stdin.resume();
+  });
 }
 
 export function authCommands(program: Command, io: Io): void {
