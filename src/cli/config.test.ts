@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveTarget, resolveToken } from './config.js';
+import { readBounded, resolveTarget, resolveToken, writeConfig } from './config.js';
 import { CliError, EXIT } from './errors.js';
 
 const isUsage = (naming: RegExp) => (e: unknown) => e instanceof CliError && e.exitCode === EXIT.usage && naming.test(e.message);
@@ -56,3 +56,27 @@ function mkdirConfig(home: string, token: string): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ token }));
 }
+
+test('a file read for the CLI is refused as soon as it passes its bound (an endless /dev/zero or pipe does not fill the memory)', () => {
+  assert.throws(() => readBounded('/dev/zero', 1 << 20, '--filename'), /^Error: --filename: \/dev\/zero is larger than 1048576 bytes$/);
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+  try {
+    writeFileSync(join(dir, 'small'), 'kind: Tenant\n');
+    assert.equal(readBounded(join(dir, 'small'), 1 << 20, '--filename'), 'kind: Tenant\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('login narrows a config file made readable by others to 0600 before writing the token into it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+  try {
+    const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config') };
+    const file = writeConfig({ server: 'https://127.0.0.1:9700' }, env);
+    chmodSync(file, 0o644);
+    writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_secret' }, env);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

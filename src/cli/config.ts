@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 import { CliError, usage } from './errors.js';
@@ -33,6 +33,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
 export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env): string {
   const file = configPath(env);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  // `mode` applies only to a file made now: an existing one (made 0644 by hand, say) is narrowed first,
+  // before the token is written into it.
+  if (existsSync(file)) chmodSync(file, 0o600);
   writeFileSync(file, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
   return file;
 }
@@ -69,8 +72,9 @@ export function parseServers(text: string, flag = '--server'): string[] {
 export function readCa(file: string, flag: string): string {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBounded(file, MAX_CA_BYTES, flag);
   } catch (e) {
+    if (e instanceof Error && e.message.startsWith(flag)) throw usage(e.message);
     throw usage(`${flag}: cannot read ${file} (${(e as Error).message})`);
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----')) throw usage(`${flag}: ${file} is not a PEM certificate`);
@@ -130,5 +134,38 @@ export function readLocal(name: string): string | undefined {
     return readFileSync(file, 'utf8').trim() || undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** A CA bundle larger than this is not one (the system's whole bundle is ~220 KB). */
+const MAX_CA_BYTES = 4 << 20;
+
+/**
+ * Reads a file (or standard input, `-`), refusing it as soon as it passes `max` bytes: `/dev/zero` or an
+ * endless pipe is refused at once instead of filling the memory. The error begins with `flag`.
+ */
+export function readBounded(file: string, max: number, flag: string): string {
+  const fd = file === '-' ? 0 : openSync(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const buf = Buffer.alloc(1 << 16);
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+        if ((e as NodeJS.ErrnoException).code === 'EOF') break;
+        throw e;
+      }
+      if (n === 0) break;
+      total += n;
+      if (total > max) throw new Error(`${flag}: ${file === '-' ? 'standard input' : file} is larger than ${max} bytes`);
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    if (fd !== 0) closeSync(fd);
   }
 }

@@ -1,9 +1,15 @@
-import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { ApiError } from '../../client/index.js';
 import { act, type Ctx, type Io, leaf, tenantPath } from '../kit.js';
 import { usage } from '../errors.js';
+import { readBounded } from '../config.js';
 import { YAML } from '../output.js';
+
+/** A second -f would silently replace the first (commander keeps the last value). */
+function onlyOnce(value: string, previous: string | undefined): string {
+  if (previous !== undefined) throw new InvalidArgumentError(`give one file (${previous} was given already); join several with cat a.yaml b.yaml | weft apply -f -`);
+  return value;
+}
 
 /** Larger files are refused before parsing. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -13,14 +19,12 @@ export const MAX_DOCUMENTS = 250;
 interface Parsed { documents: unknown[]; lines: number[] }
 
 function readSource(file: string): string {
-  let text: string;
   try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    return readBounded(file, MAX_FILE_BYTES, '--filename');
   } catch (e) {
+    if (e instanceof Error && e.message.startsWith('--filename')) throw usage(e.message);
     throw usage(`--filename: cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}`);
   }
-  if (Buffer.byteLength(text) > MAX_FILE_BYTES) throw usage(`--filename: ${file} is larger than ${MAX_FILE_BYTES} bytes`);
-  return text;
 }
 
 /** The documents of a YAML (or JSON) stream, each with the line it starts on; empty documents are skipped. */
@@ -76,7 +80,7 @@ export function applyCommands(program: Command, io: Io): void {
         ? ['weft delete -f shop.yaml', 'weft delete -f shop.yaml --dry-run']
         : ['weft apply -f shop.yaml', 'weft apply -f shop.yaml -t shop --dry-run', 'cat shop.yaml | weft apply -f -'],
     })
-      .requiredOption('-f, --filename <file>', 'YAML or JSON documents, separated by ---; - reads standard input')
+      .requiredOption('-f, --filename <file>', 'YAML or JSON documents, separated by ---; - reads standard input (one file: join several with cat a.yaml b.yaml | weft apply -f -)', onlyOnce)
       .option('--dry-run', 'check and report what would change; change nothing')
       .option('--audit', remove ? 'ignored by delete' : 'write every policy of the file (Policy, NetworkPolicy, the admin kinds) in audit mode: evaluated, nothing dropped, would-be drops counted and logged')
       .addHelpText('after', remove ? '' : `
