@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, AppProfileInput, DockerNetworkInput, WeftError } from '../model/index.js';
-import { conflistNotice, requireFabricRights, storedNetwork, type Control, type Principal } from '../control/index.js';
+import { canSeeTenant, conflistNotice, requireFabricRights, storedNetwork, type Control, type Principal } from '../control/index.js';
 import { authenticate } from './auth.js';
 import { checkHost } from './hostgate.js';
 import { Streams } from './streams.js';
@@ -138,7 +138,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerAudit(app, opts.audit);
   const c = opts.control;
   tenantRoutes(app);
-  const cniNotice = (t: string, n: string) => conflistNotice(c.store, t, n);
+  const cniNotice = (p: Principal, t: string, n: string) => conflistNotice(c.store, t, n, (other) => canSeeTenant(p, other));
   scopedRoutes(app, 'networks', c.networks, NetworkInput, 'network', cniNotice,
     (p, body, tenant, name) => requireFabricRights(p, body, 'encap', name === undefined ? undefined : () => storedNetwork(c, tenant, name)));
   scopedRoutes(app, 'groups', c.groups, GroupInput, 'group', cniNotice);

@@ -124,3 +124,16 @@ test("a macvlan network's endpoints: the MAC from the address, no published port
   assert.equal(pooled.json.field, 'ipPool', JSON.stringify(pooled.json));
   assert.match(pooled.json.detail, /outside macvlan network lan's ipRange/);
 });
+
+test('a tenant user\'s create warns alike whether or not a tenant it cannot see holds the twin name (no existence oracle)', async () => {
+  const api = await testApi();
+  for (const t of ['acme', 'acme-payroll']) await ok(api, 'POST', '/api/v1/tenants', { name: t });
+  await ok(api, 'POST', '/api/v1/tenants/acme-payroll/networks', { name: 'ledger', subnet: '10.7.1.0/24' });
+  const mallory = await userToken(api, 'mallory', 'tenant', ['acme']);
+  const held = await ok(api, 'POST', '/api/v1/tenants/acme/networks', { name: 'payroll-ledger', subnet: '10.7.2.0/24' }, mallory);
+  const free = await ok(api, 'POST', '/api/v1/tenants/acme/networks', { name: 'payroll-nothere', subnet: '10.7.3.0/24' }, mallory);
+  const [a, b] = [held, free].map((r) => (warningsOf(r.headers['warning'] as string)[0] ?? '').replace(/payroll-(ledger|nothere)/g, 'X'));
+  assert.equal(a, b, 'the same notice for a held and a free twin');
+  assert.match(a ?? '', /is not written by hosts if another tenant has .* weft\.acme\.X always selects this one/);
+  assert.doesNotMatch(a ?? '', /is ambiguous/);
+});

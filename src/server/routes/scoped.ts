@@ -20,7 +20,7 @@ export function scopedRoutes<I extends { name: string }>(
   crud: Crud<I, { tenant: string; name: string; revision: number; createdAt: string; updatedAt: string }>,
   input: TObject,
   kind: string,
-  notice?: (tenant: string, name: string) => Promise<string | undefined>,
+  notice?: (p: Principal, tenant: string, name: string) => Promise<string | undefined>,
   /** Refuses a write this principal may not make (beyond tenant access): the body, and the object's name when it exists. */
   guard?: (p: Principal, body: Partial<I>, tenant: string, name?: string) => Promise<void>,
 ): void {
@@ -38,7 +38,7 @@ export function scopedRoutes<I extends { name: string }>(
     requireTenantAccess(p, req.params.tenant);
     await guard?.(p, req.body as I, req.params.tenant);
     const made = await crud.create(p.user, req.params.tenant, req.body as I);
-    const warning = await notice?.(made.tenant, made.name);
+    const warning = await notice?.(p, made.tenant, made.name);
     if (warning) reply.header('warning', `299 weft "${warning.replace(/["\\]/g, '')}"`);
     return reply.code(201).send(made);
   });
