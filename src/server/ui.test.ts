@@ -83,6 +83,25 @@ test('one matrix at a time per caller; the next is refused at once, not queued',
   assert.equal((await api.call('GET', '/api/v1/tenants/shop/matrix')).status, 200, 'and answered once the first is done');
 });
 
+test('one matrix at a time per tenant: two users of one tenant cannot hold every slot; another tenant\'s is still computed', async () => {
+  const api = await testApi();
+  await shop(api);
+  await ok(api, 'POST', '/api/v1/tenants', { name: 'other' });
+  const tokens: string[] = [];
+  for (const name of ['e1', 'e2']) {
+    await ok(api, 'POST', '/api/v1/users', { name, role: 'tenant', tenants: ['shop'] });
+    tokens.push((await api.control.users.tokens.issue('admin', name, 'test', null)).token);
+  }
+  const [a, b, other] = await Promise.all([
+    api.call('GET', '/api/v1/tenants/shop/matrix', undefined, {}, tokens[0]),
+    api.call('GET', '/api/v1/tenants/shop/matrix?port=80', undefined, {}, tokens[1]),
+    api.call('GET', '/api/v1/tenants/other/matrix'),
+  ]);
+  assert.deepEqual([a, b].map((r) => r.status).sort(), [200, 429], JSON.stringify([a, b].map((r) => r.json)));
+  assert.match(JSON.stringify([a, b].find((r) => r.status === 429)?.json), /a policy matrix of tenant shop is being computed already/);
+  assert.equal(other.status, 200, 'the other tenant was not turned away');
+});
+
 test('the matrix refuses bad input naming the field, keeps tenants apart, and bounds its size', async () => {
   const api = await testApi();
   await shop(api);

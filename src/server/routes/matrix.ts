@@ -81,6 +81,13 @@ export function matrixRoutes(app: FastifyInstance): void {
   let running = 0;
   const runningBy = new Map<string, number>();
   const cache = new Map<string, unknown>();
+  /** Tenants with a matrix being computed. */
+  const runningFor = new Set<string>();
+  const remember = (key: string, answer: unknown) => {
+    cache.delete(key);
+    cache.set(key, answer);
+    for (const k of cache.keys()) if (cache.size > CACHED) cache.delete(k);
+  };
   const who = (p: Principal) => `${p.role}:${p.user}:${p.host ?? ''}`;
 
   app.get<{ Params: { tenant: string }; Querystring: QueryT }>('/api/v1/tenants/:tenant/matrix', {
@@ -95,11 +102,15 @@ export function matrixRoutes(app: FastifyInstance): void {
     const asked = req.query.groups?.split(',');
     if (asked && asked.length > MATRIX_GROUPS) throw new WeftError('WEFT_INVALID_FIELD', `groups: ${asked.length} named; at most ${MATRIX_GROUPS}`, { field: 'groups' });
     const mine = runningBy.get(who(p)) ?? 0;
-    if (running >= RUNNING_ALL || mine >= RUNNING_EACH) {
-      throw new WeftError('WEFT_BUSY', mine >= RUNNING_EACH ? 'your last policy matrix is still being computed; ask again when it is done' : `${running} policy matrices are being computed already; try again in a moment`);
+    // One slot per tenant too: the users of one tenant cannot hold every slot and keep others' matrices at 429.
+    const ours = runningFor.has(t);
+    if (running >= RUNNING_ALL || mine >= RUNNING_EACH || ours) {
+      throw new WeftError('WEFT_BUSY', mine >= RUNNING_EACH ? 'your last policy matrix is still being computed; ask again when it is done'
+        : ours ? `a policy matrix of tenant ${t} is being computed already; ask again when it is done` : `${running} policy matrices are being computed already; try again in a moment`);
     }
     running++;
     runningBy.set(who(p), mine + 1);
+    runningFor.add(t);
     try {
       const { state, endpoints, fingerprint } = await tenantPolicy(c, t);
       const known = new Set(state.groups.map((g) => g.name));
@@ -108,6 +119,7 @@ export function matrixRoutes(app: FastifyInstance): void {
       const names = all.slice(0, MATRIX_GROUPS);
       const key = JSON.stringify([t, fingerprint, protocol, port ?? null, names]);
       const hit = cache.get(key);
+      if (hit instanceof WeftError) throw hit;
       if (hit) return hit;
 
       const explain = explainer(state);
@@ -145,7 +157,10 @@ export function matrixRoutes(app: FastifyInstance): void {
           await new Promise((r) => setImmediate(r));
           slice = performance.now();
           if (slice - started > MATRIX_BUDGET_MS) {
-            throw new WeftError('WEFT_INVALID_VALUE', `groups: the matrix of ${names.length} groups of tenant ${t} takes more than ${MATRIX_BUDGET_MS / 1000} s to compute; name fewer groups (groups=a,b,...)`, { field: 'groups' });
+            const slow = new WeftError('WEFT_INVALID_VALUE', `groups: the matrix of ${names.length} groups of tenant ${t} takes more than ${MATRIX_BUDGET_MS / 1000} s to compute; name fewer groups (groups=a,b,...)`, { field: 'groups' });
+            // Kept as an answer: the same question about the same objects would only burn another 3 s.
+            remember(key, slow);
+            throw slow;
           }
         }
       }
@@ -160,12 +175,11 @@ export function matrixRoutes(app: FastifyInstance): void {
         cells,
         ...(all.length > names.length ? { truncated: all.length - names.length } : {}),
       };
-      cache.delete(key);
-      cache.set(key, answer);
-      for (const k of cache.keys()) if (cache.size > CACHED) cache.delete(k);
+      remember(key, answer);
       return answer;
     } finally {
       running--;
+      runningFor.delete(t);
       const n = (runningBy.get(who(p)) ?? 1) - 1;
       if (n > 0) runningBy.set(who(p), n);
       else runningBy.delete(who(p));
