@@ -32,12 +32,20 @@ export function requireRole(p: Principal, roles: ReadonlyArray<Principal['role']
  * the fabric's routers and routed by every host: only admin and ops users make or change either. A tenant
  * user may still use one an operator made for the tenant.
  */
-export async function requireFabricRights(p: Principal, spec: { encap?: unknown; parent?: unknown; bgpPeers?: unknown } | undefined, field: string, stored?: () => Promise<{ encap?: unknown } | undefined>): Promise<void> {
+export async function requireFabricRights(p: Principal, spec: { encap?: unknown; parent?: unknown; bgpPeers?: unknown; vni?: unknown } | undefined, field: string, stored?: () => Promise<{ encap?: unknown; vni?: unknown } | undefined>): Promise<void> {
   if (p.role === 'admin' || p.role === 'ops') return;
+  let read: Promise<{ encap?: unknown; vni?: unknown } | undefined> | undefined;
+  const storedOnce = () => (read ??= stored?.() ?? Promise.resolve(undefined));
+  // VNIs are one range for every tenant: a tenant user choosing one would learn which others hold (409).
+  // Its network's own VNI (a document read back and applied again) is no choice.
+  if (spec?.vni !== undefined && (await storedOnce())?.vni !== spec.vni) {
+    const at = field.replace(/encap$/, 'vni');
+    throw new WeftError('WEFT_FORBIDDEN', `${at}: user ${p.user} (role ${p.role}) may not choose a network's VNI (one range serves every tenant); leave it out and the network gets one`, { field: at });
+  }
   const fabric = (e: unknown) => e === 'macvlan' || e === 'routed';
   // The stored network too: a tenant user's PATCH of an operator's network names no encap.
   if (!fabric(spec?.encap) && spec?.parent === undefined && spec?.bgpPeers === undefined) {
-    const s = await stored?.();
+    const s = await storedOnce();
     if (!fabric(s?.encap)) return;
   }
   throw new WeftError('WEFT_FORBIDDEN', `${field}: user ${p.user} (role ${p.role}) may not make or change a macvlan or routed network (its containers sit on the hosts' own segment, or its subnet is routed by every host and announced to the fabric); an admin or ops user does it for the tenant`, { field });

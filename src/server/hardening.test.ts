@@ -141,3 +141,23 @@ test('a tenant deleted and made again under its name is another customer: its us
   const one = await api.call('GET', '/api/v1/history?since=0&limit=1', undefined, {}, bob);
   assert.equal(one.json.items.length, 1, JSON.stringify(one.json));
 });
+
+test('a tenant user may not choose a VNI (which one is taken would tell it what other tenants hold); its network\'s own, applied back, is no choice', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'blue' })).status, 201);
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'red' })).status, 201);
+  assert.equal((await api.call('POST', '/api/v1/tenants/red/networks', { name: 'r', subnet: '10.1.0.0/24', vni: 12345 })).status, 201, 'an admin chooses');
+  assert.equal((await api.call('POST', '/api/v1/users', { name: 'bob', role: 'tenant', tenants: ['blue'], password: 'bob-password-1' })).status, 201);
+  const bob = (await api.call('POST', '/api/v1/login', { username: 'bob', password: 'bob-password-1' }, {}, '')).json.token as string;
+  const taken = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'n', subnet: '10.1.0.0/24', vni: 12345 }, {}, bob);
+  const free = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'n', subnet: '10.1.0.0/24', vni: 12346 }, {}, bob);
+  assert.deepEqual([taken.status, free.status], [403, 403], 'alike for a taken and a free VNI');
+  assert.equal(taken.json.field, 'vni');
+  const applied = await api.call('POST', '/api/v1/apply', { documents: [{ kind: 'Network', metadata: { name: 'n', tenant: 'blue' }, spec: { subnet: '10.1.0.0/24', vni: 12346 } }] }, {}, bob);
+  assert.equal(applied.status, 403, JSON.stringify(applied.json));
+  assert.equal(applied.json.field, 'documents.0.spec.vni');
+  const made = await api.call('POST', '/api/v1/tenants/blue/networks', { name: 'n', subnet: '10.1.0.0/24' }, {}, bob);
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  const back = await api.call('PUT', '/api/v1/tenants/blue/networks/n', { name: 'n', subnet: '10.1.0.0/24', vni: made.json.vni, mtu: 1400 }, {}, bob);
+  assert.equal(back.status, 200, JSON.stringify(back.json));
+});

@@ -27,7 +27,7 @@ export function networkCommands(program: Command, io: Io): void {
     .option('--bgp-peer <ip>', 'encap routed: a BGP router (top-of-rack or route reflector) every host announces its blocks to; repeat for more', collect)
     .option('--bgp-as <asn>', "encap routed: the BGP routers' AS number (required with --bgp-peer)", intArg('--bgp-as', 1, 4294967295))
     .option('--bgp-local-as <asn>', "encap routed: the hosts' AS number (default 64513; must differ from --bgp-as)", intArg('--bgp-local-as', 1, 4294967295))
-    .option('-p, --vni <vni>', 'VXLAN id (default: next free in the global range)', intArg('--vni', 1, 16777215))
+    .option('-p, --vni <vni>', 'VXLAN id, admins and ops only (default: the next free one in the global range)', intArg('--vni', 1, 16777215))
     .option('--pkt-tag <vni>', 'netctl spelling of --vni', intArg('--pkt-tag', 1, 16777215))
     .option('--encrypt <true|false>', 'false: its traffic between hosts skips WireGuard even when the cluster encrypts (faster, in clear; default true); fixed at creation', boolArg('--encrypt'))
     .option('--mtu <bytes>', 'MTU (default: underlay MTU - 50 for VXLAN - 60 for WireGuard unless --encrypt=false: 1390, or 1450)', intArg('--mtu', 576, 9000))
