@@ -23,11 +23,18 @@ export function configPath(env: NodeJS.ProcessEnv = process.env): string {
 export function readConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   const file = configPath(env);
   if (!existsSync(file)) return {};
+  let value: unknown;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as CliConfig;
+    value = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw usage(`${file} is not valid JSON (${(e as Error).message}); fix or delete it`);
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw usage(`${file} is not a JSON object; fix or delete it (weft login writes it)`);
+  for (const k of ['server', 'token', 'ca'] as const) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v !== undefined && typeof v !== 'string') throw usage(`${file}: ${k} must be text; fix or delete it (weft login writes it)`);
+  }
+  return value as CliConfig;
 }
 
 export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env): string {

@@ -87,7 +87,8 @@ export async function runCli(argv: readonly string[], io: Io, daemons: Daemons):
     return EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      // `commander.help` with exitCode 1 is usage shown for a missing sub-command (`weft`, `weft tenant`): a usage error.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || (e.code === 'commander.help' && e.exitCode === 0)) return EXIT.ok;
       // commander.executeSubCommandAsync / missing sub-command shows help with exit 1: a usage error.
       return EXIT.usage;
     }

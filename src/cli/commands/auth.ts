@@ -37,6 +37,8 @@ async function readPasswords(prompts: readonly string[], io: Io): Promise<string
 /** A password typed at a terminal, not echoed: the terminal in raw mode for the line (backspace works; Ctrl-C and an empty Ctrl-D give up). */
 function readHidden(prompt: string, io: Io): Promise<string> {
   const stdin = process.stdin;
+  // Echo off before the prompt shows: a password typed at once must not be echoed by the terminal.
+  stdin.setRawMode(true);
   io.err(prompt);
   return new Promise((resolve, reject) => {
     let value = '';
@@ -58,7 +60,6 @@ function readHidden(prompt: string, io: Io): Promise<string> {
       }
       return undefined;
     };
-    stdin.setRawMode(true);
     stdin.setEncoding('utf8');
     stdin.on('data', onData);
     stdin.resume();
