@@ -103,6 +103,10 @@ export class Users {
     if (input.role === 'tenant' && tenants.length === 0) {
       throw new WeftError('WEFT_INVALID_VALUE', 'tenants: a user with role tenant needs at least one tenant', { field: 'tenants' });
     }
+    // An admin or ops user sees every tenant: a list would read as a limit it is not.
+    if (input.role !== 'tenant' && tenants.length > 0) {
+      throw new WeftError('WEFT_INVALID_VALUE', `tenants: a user with role ${input.role} sees every tenant; only a tenant user has a list of tenants`, { field: 'tenants' });
+    }
     for (const [i, t] of tenants.entries()) if (!(await tx.get(keys.tenant(t)))) throw badReference(`tenants.${i}`, `tenant ${t}`);
     return tenants;
   }
@@ -118,7 +122,8 @@ export class Users {
       if (!e) throw notFound(`user ${name}`);
       const cur = e.value as StoredUser;
       const role = input.role ?? cur.role;
-      const tenants = await this.checkTenants(tx, { role, tenants: input.tenants ?? cur.tenants });
+      // A tenant user made admin or ops keeps no list (it sees every tenant now), unless the change names one.
+      const tenants = await this.checkTenants(tx, { role, tenants: input.tenants ?? (role === 'tenant' ? cur.tenants : []) });
       if (cur.role === 'admin' && role !== 'admin') await this.keepOneAdmin(tx, name);
       const u: StoredUser = { ...cur, role, tenants, ...(passwordHash ? { passwordHash } : {}), updatedAt: this.now() };
       tx.put(keys.user(name), u);

@@ -161,3 +161,18 @@ test('a tenant user may not choose a VNI (which one is taken would tell it what 
   const back = await api.call('PUT', '/api/v1/tenants/blue/networks/n', { name: 'n', subnet: '10.1.0.0/24', vni: made.json.vni, mtu: 1400 }, {}, bob);
   assert.equal(back.status, 200, JSON.stringify(back.json));
 });
+
+test('only a tenant user has a list of tenants: an admin or ops user given one is refused naming tenants (it read as a limit it is not)', async () => {
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'blue' })).status, 201);
+  for (const role of ['ops', 'admin']) {
+    const r = await api.call('POST', '/api/v1/users', { name: `u-${role}`, role, tenants: ['blue'], password: 'some-password-1' });
+    assert.equal(r.status, 422, JSON.stringify(r.json));
+    assert.equal(r.json.field, 'tenants');
+  }
+  // A tenant user made ops loses its list with the change.
+  assert.equal((await api.call('POST', '/api/v1/users', { name: 'bob', role: 'tenant', tenants: ['blue'], password: 'bob-password-1' })).status, 201);
+  const ops = await api.call('PATCH', '/api/v1/users/bob', { role: 'ops' });
+  assert.equal(ops.status, 200, JSON.stringify(ops.json));
+  assert.deepEqual(ops.json.tenants ?? [], []);
+});

@@ -87,6 +87,9 @@ export function authCommands(program: Command, io: Io): void {
         if (!/^sha256:[0-9a-fA-F]{64}$/.test(o['caPin'])) throw usage(`--ca-pin: '${o['caPin']}' is not sha256:<64 hex digits>`);
         target = { ...target, tls: { ca: await fetchPinnedCa(target.servers[0] as string, o['caPin']) } };
       }
+      if (o['user'] !== undefined && (o['token'] !== undefined || o['tokenFile'] !== undefined)) {
+        throw usage(`login: --user logs in with a password, ${o['token'] !== undefined ? '--token' : '--token-file'} with a token; give one`);
+      }
       let token = resolveToken({ token: o['token'], tokenFile: o['tokenFile'] }, {});
       let expiry: string | null | undefined;
       if (token === undefined) {

@@ -1,3 +1,4 @@
+import { usage } from '../errors.js';
 import type { Command } from 'commander';
 import { act, boolArg, collect, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io } from '../kit.js';
 import { ENCAPS } from '../../model/plain.js';
@@ -33,6 +34,7 @@ export function networkCommands(program: Command, io: Io): void {
     .option('--mtu <bytes>', 'MTU (default: underlay MTU - 50 for VXLAN - 60 for WireGuard unless --encrypt=false: 1390, or 1450)', intArg('--mtu', 576, 9000))
     .action(act(io, async (ctx, name) => {
       const o = ctx.opts;
+      if (o['vni'] !== undefined && o['pktTag'] !== undefined) throw usage('--pkt-tag is --vni spelled as netctl does: give one');
       const vni = o['vni'] ?? o['pktTag'];
       const body = {
         name,
