@@ -438,3 +438,13 @@ test('group traffic: counted for the groups of the reporting host\'s endpoints o
   api.app.flows.forget('shop');
   assert.deepEqual((await ok(api, 'GET', '/api/v1/flows/top?tenant=shop')).traffic, []);
 });
+
+test('flows and the top of a tenant that does not exist are 404 naming it, as every other route with a tenant answers', async () => {
+  const api = await testApi();
+  for (const url of ['/api/v1/flows?tenant=nosuch', '/api/v1/flows/top?tenant=nosuch']) {
+    const r = await api.call('GET', url);
+    assert.equal(r.status, 404, `${url}: ${JSON.stringify(r.json)}`);
+    assert.match(r.json.detail, /tenant nosuch/);
+  }
+  assert.equal((await api.call('GET', '/api/v1/flows/top?tenant=default')).status, 200);
+});

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, formatIp6, inRuleSpace6, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
+import { Name, WeftError, formatIp6, notFound, inRuleSpace6, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
 import { explainerYielding, type Explainer } from '../../policy/index.js';
-import { canSeeTenant, policiesYielding, requireRole, requireTenantAccess } from '../../control/index.js';
+import { canSeeTenant, policiesYielding, requireRole, requireTenantAccess, type Principal } from '../../control/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
 import { annotator, ExplainBudget, FLOWS_PER_TENANT, protocolName, type Flow, type GroupTraffic, type ReportedFlow } from '../flows.js';
@@ -118,6 +118,11 @@ async function remade(c: Tenants, created: ReadonlyMap<string, number>): Promise
  */
 export function flowRoutes(app: FastifyInstance): void {
   const c = app.control;
+  /** A tenant the caller may see that exists now: else 404, as every other route with a tenant answers. */
+  const requireTenant = async (tenant: string, p: Principal) => {
+    requireTenantAccess(p, tenant);
+    if (await c.tenants.createdAt(tenant) === undefined) throw notFound(`tenant ${tenant}`);
+  };
 
   /** When each host last reported traffic (its next report may say at most what its links carry in the time since). */
   const trafficAt = new Map<string, number>();
@@ -324,7 +329,7 @@ export function flowRoutes(app: FastifyInstance): void {
   app.get<{ Querystring: { tenant: string; limit?: string } }>('/api/v1/flows/top', {
     schema: { querystring: TopQuery, tags: ['flows'], summary: 'A tenant\'s rules by the connections they decided, its pairs of groups by connections (flow records), and its groups by bytes sent and received (the hosts\' veth counters)' },
   }, async (req) => {
-    requireTenantAccess(principalOf(req), req.query.tenant);
+    await requireTenant(req.query.tenant, principalOf(req));
     const n = Number(req.query.limit ?? 10);
     const t = app.flows.tallies.get(req.query.tenant);
     return {
@@ -353,7 +358,7 @@ export function flowRoutes(app: FastifyInstance): void {
   }, async (req, reply) => {
     const p = principalOf(req);
     const q = req.query;
-    if (q.tenant !== undefined) requireTenantAccess(p, q.tenant);
+    if (q.tenant !== undefined) await requireTenant(q.tenant, p);
     // A tenant user without a tenant named sees its own tenants' records, never anyone else's.
     const tenants = q.tenant !== undefined ? new Set([q.tenant]) : p.role === 'tenant' ? new Set(p.tenants) : undefined;
     const keep = filterOf(q);
