@@ -8,7 +8,9 @@ export function historyCommands(program: Command, io: Io): void {
     .action(act(io, async (ctx) => {
       const q = new URLSearchParams({ limit: String(ctx.opts['limit']) });
       if (ctx.opts['since'] !== undefined) q.set('since', String(ctx.opts['since']));
-      const { items } = await ctx.client.request('GET', `/api/v1/history?${q}`);
+      const { items, next } = await ctx.client.request('GET', `/api/v1/history?${q}`);
+      // More than one page: say where the next begins (on stderr, so -o json stays one document).
+      if (typeof next === 'number') io.err(`more changes after revision ${next}: weft history --since ${next}\n`);
       ctx.table(items, [
         { header: 'REVISION', get: (c: any) => c.revision }, { header: 'TIME', get: (c: any) => c.time }, { header: 'ACTOR', get: (c: any) => c.actor },
         { header: 'OP', get: (c: any) => c.op }, { header: 'KIND', get: (c: any) => c.kind }, { header: 'KEY', get: (c: any) => c.key.split('/').slice(1).join('/') },
