@@ -47,3 +47,24 @@ test('weft exits 6 when the server answers 503 WEFT_STORE_UNAVAILABLE, and names
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('an option that takes one value, given twice in any spelling, is a usage error naming it (the last one silently won); collecting options take each', async () => {
+  const run = async (args: string[]) => {
+    let err = '';
+    const code = await runCli(args, { out: () => undefined, err: (t) => (err += t), env: {} }, {} as Daemons);
+    return { code, err };
+  };
+  for (const [args, flag] of [
+    [['policy', 'rule-add', 'db-policy', '3', '-p', '5', '-p', '50'], '--priority'],
+    [['policy', 'rule-add', 'db-policy', '3', '--priority=5', '-p', '50'], '--priority'],
+    [['net', 'create', '-s', '10.1.0.0/24', '--subnet', '10.2.0.0/24', 'x'], '--subnet'],
+    [['tenant', 'ls', '-o', 'json', '-o', 'yaml'], '--output'],
+  ] as const) {
+    const r = await run([...args, '--server', 'https://127.0.0.1:9']);
+    assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, new RegExp(`${flag}: given 2 times; give it once`), args.join(' '));
+  }
+  // Collected flags are not repeats: this one goes on to the (closed) server.
+  const labels = await run(['group', 'create', '-l', 'a=1', '-l', 'b=2', 'net', 'g', '--server', 'https://127.0.0.1:9']);
+  assert.equal(labels.code, EXIT.unavailable, labels.err);
+});
