@@ -68,6 +68,7 @@ export function profileCommands(program: Command, io: Io): void {
       .requiredOption('-g, --group <groups>', 'comma-separated group names')
       .action(act(io, async (ctx, name) => {
         const body = { name, groups: String(ctx.opts['group']).split(',').map((g) => g.trim()).filter(Boolean) };
+        if (body.groups.length === 0) throw usage(`--group: '${String(ctx.opts['group'])}' names no group (e.g. -g web,db)`);
         const a = verb === 'create'
           ? await ctx.client.request('POST', tenantPath(ctx, 'app-profiles'), body)
           : await ctx.client.request('PUT', tenantPath(ctx, `app-profiles/${seg(name)}`), body);
