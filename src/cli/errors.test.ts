@@ -9,7 +9,7 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../model/index.js';
 import { makeTestPki } from '../testkit/pki.js';
 import type { Daemons } from './commands/daemon.js';
 import { EXIT, exitCodeForStatus } from './errors.js';
-import { runCli } from './program.js';
+import { buildProgram, refuseRepeats, runCli } from './program.js';
 
 test('every server-side failure in the catalogue (and a request the server timed out) exits "try again later", apart from usage, not-found, conflict, auth and a crash', () => {
   const codes = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
@@ -67,4 +67,14 @@ test('an option that takes one value, given twice in any spelling, is a usage er
   // Collected flags are not repeats: this one goes on to the (closed) server.
   const labels = await run(['group', 'create', '-l', 'a=1', '-l', 'b=2', 'net', 'g', '--server', 'https://127.0.0.1:9']);
   assert.equal(labels.code, EXIT.unavailable, labels.err);
+});
+
+test('the daemons keep last-wins for a repeated flag: scripts and unit files append overrides to composed flags', async () => {
+  const args = ['server', '--log-level', 'warn', '--log-level', 'debug'];
+  const program = await buildProgram({ out: () => undefined, err: () => undefined, env: {} }, {} as Daemons, args);
+  const server = program.commands.find((c) => c.name() === 'server');
+  assert.ok(server);
+  assert.doesNotThrow(() => refuseRepeats(server, args));
+  const tenant = program.commands.find((c) => c.name() === 'tenant')?.commands.find((c) => c.name() === 'ls');
+  if (tenant) assert.throws(() => refuseRepeats(tenant, ['tenant', 'ls', '-o', 'json', '-o', 'yaml']), /--output: given 2 times/);
 });

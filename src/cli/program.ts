@@ -116,7 +116,12 @@ export async function runCli(argv: readonly string[], io: Io, daemons: Daemons):
  * take each). Counted in the arguments up to `--`, in every spelling: `--priority 5`, `--priority=5`,
  * `-p 5`, `-p5`.
  */
-function refuseRepeats(action: Command, argv: readonly string[]): void {
+const DAEMONS = new Set(['server', 'agent', 'up', 'docker-proxy']);
+
+export function refuseRepeats(action: Command, argv: readonly string[]): void {
+  // The daemons keep commander's last-wins: unit files, the lab and scripts compose their flags and
+  // append overrides (`... --log-level warn $EXTRA`). Verbs are typed, and a repeat there is a slip.
+  if (DAEMONS.has(action.name()) && action.parent?.parent === null) return;
   const end = argv.indexOf('--');
   const args = end < 0 ? argv : argv.slice(0, end);
   for (const o of action.options) {
