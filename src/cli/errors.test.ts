@@ -9,7 +9,7 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../model/index.js';
 import { makeTestPki } from '../testkit/pki.js';
 import type { Daemons } from './commands/daemon.js';
 import { EXIT, exitCodeForStatus } from './errors.js';
-import { buildProgram, refuseRepeats, runCli } from './program.js';
+import { runCli } from './program.js';
 
 test('every server-side failure in the catalogue (and a request the server timed out) exits "try again later", apart from usage, not-found, conflict, auth and a crash', () => {
   const codes = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
@@ -46,35 +46,4 @@ test('weft exits 6 when the server answers 503 WEFT_STORE_UNAVAILABLE, and names
     server.close();
     rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test('an option that takes one value, given twice in any spelling, is a usage error naming it (the last one silently won); collecting options take each', async () => {
-  const run = async (args: string[]) => {
-    let err = '';
-    const code = await runCli(args, { out: () => undefined, err: (t) => (err += t), env: {} }, {} as Daemons);
-    return { code, err };
-  };
-  for (const [args, flag] of [
-    [['policy', 'rule-add', 'db-policy', '3', '-p', '5', '-p', '50'], '--priority'],
-    [['policy', 'rule-add', 'db-policy', '3', '--priority=5', '-p', '50'], '--priority'],
-    [['net', 'create', '-s', '10.1.0.0/24', '--subnet', '10.2.0.0/24', 'x'], '--subnet'],
-    [['tenant', 'ls', '-o', 'json', '-o', 'yaml'], '--output'],
-  ] as const) {
-    const r = await run([...args, '--server', 'https://127.0.0.1:9']);
-    assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.err}`);
-    assert.match(r.err, new RegExp(`${flag}: given 2 times; give it once`), args.join(' '));
-  }
-  // Collected flags are not repeats: this one goes on to the (closed) server.
-  const labels = await run(['group', 'create', '-l', 'a=1', '-l', 'b=2', 'net', 'g', '--server', 'https://127.0.0.1:9']);
-  assert.equal(labels.code, EXIT.unavailable, labels.err);
-});
-
-test('the daemons keep last-wins for a repeated flag: scripts and unit files append overrides to composed flags', async () => {
-  const args = ['server', '--log-level', 'warn', '--log-level', 'debug'];
-  const program = await buildProgram({ out: () => undefined, err: () => undefined, env: {} }, {} as Daemons, args);
-  const server = program.commands.find((c) => c.name() === 'server');
-  assert.ok(server);
-  assert.doesNotThrow(() => refuseRepeats(server, args));
-  const tenant = program.commands.find((c) => c.name() === 'tenant')?.commands.find((c) => c.name() === 'ls');
-  if (tenant) assert.throws(() => refuseRepeats(tenant, ['tenant', 'ls', '-o', 'json', '-o', 'yaml']), /--output: given 2 times/);
 });

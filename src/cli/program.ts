@@ -3,7 +3,7 @@ import { isWeftError } from '../model/plain.js';
 import { normaliseArgv } from './argv.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 import { ApiError } from '../client/index.js';
-import { collect, type Io } from './kit.js';
+import type { Io } from './kit.js';
 import type { Daemons } from './commands/daemon.js';
 
 type Register = (program: Command, io: Io, daemons: Daemons) => void;
@@ -72,8 +72,6 @@ Example (Contiv's tutorial):
   $ weft policy rule-add db-policy 2 -direction=in -protocol=tcp -port=8888 -action=allow -priority=10
   $ weft group create -policy=db-policy contiv-net db
 `);
-  // commander keeps the last of a repeated option: `-p 5 -p 50` would silently be 50.
-  if (argv !== undefined) program.hook('preAction', (_root, action) => refuseRepeats(action, argv));
   const modules = argv === undefined ? COMMAND_MODULES : modulesFor(argv);
   // Imported together, registered in table order (the order of `weft --help`).
   for (const register of await Promise.all(modules.map((m) => m.load()))) register(program, io, daemons);
@@ -108,29 +106,5 @@ export async function runCli(argv: readonly string[], io: Io, daemons: Daemons):
     }
     io.err(`weft: ${(e as Error).stack ?? String(e)}\n`);
     return EXIT.failed;
-  }
-}
-
-/**
- * An option that takes one value, given twice, is a usage error (those that collect, `-l a=1 -l b=2`,
- * take each). Counted in the arguments up to `--`, in every spelling: `--priority 5`, `--priority=5`,
- * `-p 5`, `-p5`.
- */
-const DAEMONS = new Set(['server', 'agent', 'up', 'docker-proxy']);
-
-export function refuseRepeats(action: Command, argv: readonly string[]): void {
-  // The daemons keep commander's last-wins: unit files, the lab and scripts compose their flags and
-  // append overrides (`... --log-level warn $EXTRA`). Verbs are typed, and a repeat there is a slip.
-  if (DAEMONS.has(action.name()) && action.parent?.parent === null) return;
-  const end = argv.indexOf('--');
-  const args = end < 0 ? argv : argv.slice(0, end);
-  for (const o of action.options) {
-    if (o.variadic || o.parseArg === collect || !(o.required || o.optional)) continue;
-    let count = 0;
-    for (const a of args) {
-      if (o.long && (a === o.long || a.startsWith(`${o.long}=`))) count++;
-      else if (o.short && a.startsWith(o.short) && !a.startsWith('--')) count++;
-    }
-    if (count > 1) throw new CliError(`${o.long ?? o.short}: given ${count} times; give it once`, EXIT.usage);
   }
 }
