@@ -162,9 +162,10 @@ export function readBounded(file: string, max: number, flag: string): string {
       try {
         n = readSync(fd, buf, 0, buf.length, null);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-        if ((e as NodeJS.ErrnoException).code === 'EOF') break;
-        throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        // A non-blocking standard input with nothing yet: wait a moment rather than spin.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
       }
       if (n === 0) break;
       total += n;

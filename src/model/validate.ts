@@ -183,15 +183,18 @@ const SPECIAL_RANGES: ReadonlyArray<[string, Cidr]> = [
 export function parseTunnelRange(text: string, field = 'tunnelRange'): Cidr {
   const c = parseCidr(text, field);
   if (c.prefix < 8 || c.prefix > 30) throw invalid(field, `'${text}' must have a prefix length between /8 and /30`);
-  const taken = SPECIAL_RANGES.find(([, r]) => overlaps(cidrRange(c), cidrRange(r)));
-  if (taken) throw invalid(field, `'${text}' overlaps ${taken[0]}`);
+  const taken = specialOverlapping(c);
+  if (taken) throw invalid(field, `'${text}' overlaps ${taken}`);
   return c;
 }
 
+/** The special range a CIDR meets, by name, if any. */
+const specialOverlapping = (c: Cidr): string | undefined => SPECIAL_RANGES.find(([, r]) => overlaps(cidrRange(c), cidrRange(r)))?.[0];
+
 /** A new network's IPv4 subnet may lie in none of the special ranges (an existing one is left as it is). */
 export function checkSubnetSpace(subnet: Cidr, field = 'subnet'): void {
-  const taken = SPECIAL_RANGES.find(([, r]) => overlaps(cidrRange(subnet), cidrRange(r)));
-  if (taken) throw invalid(field, `${formatCidr(subnet)} overlaps ${taken[0]}; choose a private range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16`);
+  const taken = specialOverlapping(subnet);
+  if (taken) throw invalid(field, `${formatCidr(subnet)} overlaps ${taken}; choose a private range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16`);
 }
 
 /** Which special range an address is in (loopback, multicast, link-local, ...), if any: no host's underlay address. */

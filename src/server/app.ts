@@ -187,7 +187,7 @@ function acceptJsonOnly(app: FastifyInstance): void {
 }
 
 /** Every charset parameter of a media type, lower-cased and unquoted (a quoted value of another parameter is not one). */
-export function charsetsOf(type: string): string[] {
+function charsetsOf(type: string): string[] {
   const out: string[] = [];
   for (const m of type.matchAll(/;\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g)) {
     if (m[1]?.toLowerCase() !== 'charset') continue;

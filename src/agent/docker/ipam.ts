@@ -192,7 +192,8 @@ const prefixOf = (cidr: string, v6 = false) => (v6 ? parseCidr6(cidr, 'Pool', fa
 /** Two pools of one family name the same addresses (IPv6 text has many spellings). */
 const samePool = (a: string, b: string, v6: boolean): boolean => (v6 ? canonical6(a) === canonical6(b) : a === b);
 
-function firstHost(cidr: string, v6 = false): string {
+/** What this driver answers a gateway request with on a pool no network has bound yet: its first address. */
+export function firstHost(cidr: string, v6 = false): string {
   if (v6) {
     const c = parseCidr6(cidr, 'Pool', false);
     return `${formatIp6(c.base + 1n)}/${c.prefix}`;

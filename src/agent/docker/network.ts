@@ -1,9 +1,10 @@
 import { ApiError } from '../../client/index.js';
 import { outerAttachmentOf } from '../../datapath/index.js';
-import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAC_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseCidr, parseCidr6, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
+import { FIXED_LABELS, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAC_PATTERN, NAME_PATTERN, dualStackRefusal, endpointId, parseIp, parseIp6, type DockerNetwork, type Endpoint, type Group, type Network } from '../../model/index.js';
 import { genericOptions, portMapOf, BadRequest, type CreateEndpoint, type CreateNetwork, type Join, type JoinResult } from '../../plugins/docker/index.js';
 import { containerOfEndpoint, labelsOfContainer } from './api.js';
 import { ANY, IFNAME, OPTIONS, canonical6, namesIn, type DockerDeps, type DockerMappings } from './mappings.js';
+import { firstHost } from './ipam.js';
 
 /** Claims the pending IPAM pool Docker asked for a network (see DockerIpam.claimPool). */
 export type ClaimPool = (cidr: string, tenant: string, network: string, v6?: boolean) => string | undefined;
@@ -29,8 +30,8 @@ export class DockerNetworkDriver {
     if ((r.IPv6Data?.length ?? 0) > 1) throw new BadRequest('IPv6Data.1: weft networks have one IPv6 subnet (give one IPv6 --subnet)');
     const v4 = r.IPv4Data?.[0];
     const v6 = r.IPv6Data?.[0];
-    const gw4 = v4?.Gateway && v4.Gateway !== ANY ? addressOf(v4.Gateway, 'IPv4Data.0.Gateway', false) : undefined;
-    if (v6?.Gateway) addressOf(v6.Gateway, 'IPv6Data.0.Gateway', true);
+    const gw4 = v4?.Gateway && v4.Gateway !== ANY ? dockerAddress(v4.Gateway, 'IPv4Data.0.Gateway', false) : undefined;
+    if (v6?.Gateway) dockerAddress(v6.Gateway, 'IPv6Data.0.Gateway', true);
     const net = await this.weftNetwork(tenant, networkName, v4, v6);
     // Docker configures the addresses it was given: without --ipv6 it would leave the IPv6 address the
     // server hands every endpoint of a dual-stack network unconfigured.
@@ -39,12 +40,12 @@ export class DockerNetworkDriver {
     if (!v4) throw new BadRequest('IPv4Data: empty; every Weft network has an IPv4 subnet (Docker\'s --ipv4=false is not supported)');
     // The IPAM driver answers a pool's gateway request with its first address when the network is not yet
     // known (Docker only records it: a container's gateway comes from Join); any other is a --gateway given.
-    const first = net.subnet === undefined ? undefined : (parseCidr(net.subnet, 'subnet').base + 1) >>> 0;
+    const first = net.subnet === undefined ? undefined : parseIp(dockerAddress(firstHost(net.subnet), 'subnet', false));
     if (gw4 !== undefined && net.gateway !== undefined && parseIp(gw4) !== parseIp(net.gateway) && parseIp(gw4) !== first) {
       throw new Error(`--gateway ${gw4} conflicts with network ${tenant}/${net.name} (gateway ${net.gateway})`);
     }
     const gw6 = v6?.Gateway ? v6.Gateway.split('/')[0] as string : undefined;
-    const first6 = net.subnet6 === undefined ? undefined : parseCidr6(net.subnet6, 'subnet6', false).base + 1n;
+    const first6 = net.subnet6 === undefined ? undefined : parseIp6(dockerAddress(firstHost(net.subnet6, true), 'subnet6', true));
     if (gw6 !== undefined && net.gateway6 !== undefined && parseIp6(gw6) !== parseIp6(net.gateway6) && parseIp6(gw6) !== first6) {
       throw new Error(`--gateway ${gw6} conflicts with network ${tenant}/${net.name} (gateway6 ${net.gateway6})`);
     }
@@ -116,8 +117,8 @@ export class DockerNetworkDriver {
     const n = this.m.byId(r.NetworkID);
     const address = r.Interface?.Address ?? '';
     if (!address) throw new BadRequest('Interface.Address: missing (create the network with --ipam-driver weft)');
-    const ip = addressOf(address, 'Interface.Address', false);
-    const ip6 = r.Interface?.AddressIPv6 ? addressOf(r.Interface.AddressIPv6, 'Interface.AddressIPv6', true) : undefined;
+    const ip = dockerAddress(address, 'Interface.Address', false);
+    const ip6 = r.Interface?.AddressIPv6 ? dockerAddress(r.Interface.AddressIPv6, 'Interface.AddressIPv6', true) : undefined;
     const id = endpointId(r.EndpointID, IFNAME);
     return this.d.endpoints.with(id, async () => {
       // The addresses reserved at RequestAddress pass to the endpoint in one step: never free between
@@ -265,7 +266,7 @@ export function podLabels(labels: Record<string, string>): Record<string, string
 const MAC = new RegExp(MAC_PATTERN);
 
 /** Docker's `ADDRESS/PREFIX` (or a bare address), checked: the address alone, or a 400 naming the field. */
-export function addressOf(text: string, field: string, v6: boolean): string {
+export function dockerAddress(text: string, field: string, v6: boolean): string {
   const m = /^([^/]+)(?:\/([0-9]{1,3}))?$/.exec(text);
   const addr = m?.[1] ?? '';
   const valid = m !== null && (v6 ? parseIp6(addr) !== undefined : parseIp(addr) !== undefined) && (m[2] === undefined || Number(m[2]) <= (v6 ? 128 : 32));

@@ -1,6 +1,6 @@
 import {
   DEFAULT_BGP_LOCAL_AS, DEFAULT_BLOCK_SIZE, RESERVED_SERVICES6, WeftError, block6Prefix, cidrRange, cidrRange6, overlaps, overlaps6, parseCidr, parseCidr6, parseIp, parseIp6,
-  type Host, type IpRange, type Network, type NetworkInput,
+  type Host, type Network, type NetworkInput,
 } from '../../model/index.js';
 import type { Txn } from '../../store/index.js';
 import { withRevision } from '../keys.js';

@@ -48,11 +48,18 @@ export function changeRoutes(app: FastifyInstance): void {
     let scanned = 0;
     let last: number | undefined;
     while (items.length < limit && scanned < HISTORY_SCAN) {
-      const page = await store.changes(after, Math.min(REPLAY_PAGE, limit - items.length));
+      const page = await store.changes(after, REPLAY_PAGE);
       if (page.length === 0) break;
       items.push(...visible(p, page, floors));
       scanned += page.length;
       last = after = page[page.length - 1]!.revision;
+      if (items.length >= limit) {
+        // End with the revision of the limit-th change (a revision is never split): the next page starts after it.
+        last = items[limit - 1]!.revision;
+        const cut = items.findIndex((c) => c.revision > (last as number));
+        if (cut >= 0) items.length = cut;
+        break;
+      }
       await new Promise<void>((r) => setImmediate(r));
     }
     const revision = await store.revision();

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Name, WeftError, formatIp6, notFound, inRuleSpace6, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
+import { Name, WeftError, formatIp6, inRuleSpace6, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
 import { explainerYielding, type Explainer } from '../../policy/index.js';
 import { canSeeTenant, policiesYielding, requireRole, requireTenantAccess, type Principal } from '../../control/index.js';
 import { principalOf } from '../context.js';
@@ -121,7 +121,7 @@ export function flowRoutes(app: FastifyInstance): void {
   /** A tenant the caller may see that exists now: else 404, as every other route with a tenant answers. */
   const requireTenant = async (tenant: string, p: Principal) => {
     requireTenantAccess(p, tenant);
-    if (await c.tenants.createdAt(tenant) === undefined) throw notFound(`tenant ${tenant}`);
+    await c.tenants.get(tenant);
   };
 
   /** When each host last reported traffic (its next report may say at most what its links carry in the time since). */
