@@ -58,6 +58,19 @@ test('fdb: head-end replication to every peer, static entries for remote MACs, s
   ], 'bridge-learned entries (no dst) are left to the bridge');
 });
 
+test('fdb: two remote endpoints with one MAC get one entry, the same every pass (no flip-flop)', () => {
+  const twins: OverlayPlan = { ...vx, remotes: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.3', ip: '10.0.0.8' }, { mac: '02:00:00:00:00:01', vtep: '192.0.2.2', ip: '10.0.0.9' }] };
+  const first = fdbCommands(twins, []).filter((l) => !l.startsWith('fdb append'));
+  assert.deepEqual(first, ['fdb replace 02:00:00:00:00:01 dev wx100 dst 192.0.2.2 self permanent']);
+  const kernel = [
+    { mac: '00:00:00:00:00:00', dst: '192.0.2.2', flags: ['self'] },
+    { mac: '00:00:00:00:00:00', dst: '192.0.2.3', flags: ['self'] },
+    { mac: '02:00:00:00:00:01', dst: '192.0.2.2', flags: ['self'] },
+  ];
+  assert.deepEqual(fdbCommands(twins, kernel), [], 'what the first pass wrote is what the next wants');
+  assert.deepEqual(fdbCommands({ ...twins, remotes: [...twins.remotes].reverse() }, kernel), [], 'whatever the order of the endpoints');
+});
+
 test('neighbours: permanent entries for remote endpoints in proxy mode, none in flood mode', () => {
   assert.deepEqual(neighCommands(vx, []), ['neigh replace 10.0.0.5 lladdr 02:57:0a:00:00:05 dev wx100 nud permanent']);
   assert.deepEqual(neighCommands(vx, [{ dst: '10.0.0.5', lladdr: '02:57:0a:00:00:05', state: ['PERMANENT'] }]), []);

@@ -24,9 +24,19 @@ function vxlanMatches(l: ObservedLink | undefined, v: OverlayPlan): boolean {
 
 interface FdbJson { mac: string; dst?: string; flags?: string[] }
 
-/** `bridge -batch` lines that make the device's own forwarding entries exactly the plan's. */
+/**
+ * `bridge -batch` lines that make the device's own forwarding entries exactly the plan's. A MAC has one
+ * entry: two remote endpoints sharing one (a tenant's own `--mac-address` twice) would have each pass
+ * replace the other's entry for ever, so the lowest tunnel end is kept (the first endpoint's traffic is lost
+ * either way; the agent's work is not).
+ */
 export function fdbCommands(v: OverlayPlan, observed: readonly FdbJson[]): string[] {
-  const want = new Set([...v.peers.map((p) => `${ZERO_MAC} ${p}`), ...v.remotes.map((r) => `${r.mac} ${r.vtep}`)]);
+  const dstOf = new Map<string, string>();
+  for (const r of v.remotes) {
+    const d = dstOf.get(r.mac);
+    if (d === undefined || r.vtep < d) dstOf.set(r.mac, r.vtep);
+  }
+  const want = new Set([...v.peers.map((p) => `${ZERO_MAC} ${p}`), ...[...dstOf].map(([mac, vtep]) => `${mac} ${vtep}`)]);
   const have = new Set(observed.filter((e) => e.dst !== undefined && (e.flags ?? []).includes('self')).map((e) => `${e.mac} ${e.dst}`));
   const out: string[] = [];
   for (const k of want) {
