@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
-import { requireTenantAccess, type Control, type TenantPolicyObjects } from '../../control/index.js';
-import { explainFlow, layerOf, type Decision, type PolicyState } from '../../policy/index.js';
+import { policiesYielding, requireTenantAccess, type Control, type Principal, type TenantPolicyObjects } from '../../control/index.js';
+import { explainerYielding, layerOf, type Decision, type Explainer, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
@@ -59,14 +59,97 @@ export function policyStateOf(o: TenantPolicyObjects): PolicyState {
   return { tenant: o.tenant, networks: o.networks, groups: o.groups, policies: o.policies, endpoints: o.endpoints, netpol };
 }
 
+/** Explains one user may have under way at once; beyond, 429 (one costs ~20 ms of the event loop at 10,000 rules). */
+export const EXPLAINS_EACH = 2;
+/** Tenants whose evaluators are kept. */
+const KEPT = 16;
+/** The longest stretch an evaluator's making holds the event loop before it lets other requests in. */
+const YIELD_MS = 10;
+
+/**
+ * Evaluators of tenants' policies, each kept with the fingerprint of what it was made from (tenantPolicy)
+ * and the policies it was read from: an answer is always the policy as stored now (any write, delete, or
+ * the tenant made again changes the fingerprint), and a question between writes reads the policies' heads,
+ * not their rules, and gathers no CIDRs (at 10,000 rules each question cost 13-20 ms of the event loop:
+ * four users asking in a loop held every other request ~80 ms). Made with pauses, once per fingerprint
+ * however many ask meanwhile.
+ */
+export class Explainers {
+  private readonly made = new Map<string, { fingerprint: string; explain: Explainer; policies: readonly Policy[] }>();
+  private readonly building = new Map<string, Promise<Explainer>>();
+
+  constructor(private readonly c: Control) {}
+
+  async of(t: string): Promise<{ state: PolicyState; endpoints: Endpoint[]; explain: Explainer }> {
+    let stretch = performance.now();
+    const pause = async () => {
+      if (performance.now() - stretch < YIELD_MS) return;
+      await new Promise((go) => setImmediate(go));
+      stretch = performance.now();
+    };
+    // A head's revision is unique to its write, so a policy kept under one is the same policy whatever
+    // became of the tenant since (policiesYielding reads again every one whose head moved).
+    const reuse = new Map((this.made.get(t)?.policies ?? []).map((p) => [p.name, p] as const));
+    const { state, endpoints, fingerprint } = await tenantPolicy(this.c, t, async (x) => ({ items: await policiesYielding(this.c.store, x, reuse, pause) }));
+    const had = this.made.get(t);
+    if (had?.fingerprint === fingerprint) return { state, endpoints, explain: had.explain };
+    const key = `${t} ${fingerprint}`;
+    let build = this.building.get(key);
+    if (!build) {
+      build = (async () => {
+        const explain = await explainerYielding(state, pause);
+        this.made.delete(t);
+        this.made.set(t, { fingerprint, explain, policies: state.policies });
+        // The least recently made go first past KEPT (a Map keeps insertion order).
+        for (const k of this.made.keys()) if (this.made.size > KEPT) this.made.delete(k);
+        return explain;
+      })();
+      this.building.set(key, build);
+      void build.finally(() => this.building.delete(key)).catch(() => undefined);
+    }
+    return { state, endpoints, explain: await build };
+  }
+}
+
+/** Counts each user's explains under way; the returned function gives one back (once). */
+class Running {
+  private readonly n = new Map<string, number>();
+
+  take(p: Principal, max: number): () => void {
+    const who = `${p.role}:${p.user}:${p.host ?? ''}`;
+    const mine = this.n.get(who) ?? 0;
+    if (mine >= max) throw new WeftError('WEFT_BUSY', `you have ${mine} explains under way, the most one user may; ask again when one has answered`);
+    this.n.set(who, mine + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = (this.n.get(who) ?? 1) - 1;
+      if (left > 0) this.n.set(who, left);
+      else this.n.delete(who);
+    };
+  }
+}
+
 export function explainRoutes(app: FastifyInstance): void {
   const c = app.control;
+  const explainers = new Explainers(c);
+  const running = new Running();
   app.get<{ Params: { tenant: string }; Querystring: { from: string; to: string; protocol: string; port?: string } }>('/api/v1/tenants/:tenant/explain', {
     schema: { params: Params, querystring: Query, tags: ['policy'], summary: 'Why a new connection between two endpoints is allowed or denied' },
   }, async (req) => {
-    requireTenantAccess(principalOf(req), req.params.tenant);
-    const t = req.params.tenant;
-    const { state, endpoints } = await tenantPolicy(c, t);
+    const p = principalOf(req);
+    requireTenantAccess(p, req.params.tenant);
+    const done = running.take(p, EXPLAINS_EACH);
+    try {
+      return await explainOne(req.params.tenant, req.query);
+    } finally {
+      done();
+    }
+  });
+
+  async function explainOne(t: string, query: { from: string; to: string; protocol: string; port?: string }) {
+    const { state, endpoints, explain } = await explainers.of(t);
     const { groups } = state;
     // An endpoint's IPv6 address is decided as its IPv4 one (the same class); any other IPv6 address by
     // the rules' IPv6 CIDRs it is in (classes.ts byIp, `ranges6`).
@@ -87,12 +170,12 @@ export function explainRoutes(app: FastifyInstance): void {
       if (groups.some((g) => g.name === x)) throw new WeftError('WEFT_INVALID_VALUE', `${field}: group ${t}/${x} has no endpoints yet; name an endpoint or an address`, { field });
       throw new WeftError('WEFT_INVALID_REFERENCE', `${field}: '${x}' is not an endpoint, group or address in tenant ${t}`, { field });
     };
-    const from = resolve(req.query.from, 'from');
-    const to = resolve(req.query.to, 'to');
+    const from = resolve(query.from, 'from');
+    const to = resolve(query.to, 'to');
     const sixes = [from, to].filter((x) => x.shown !== undefined).length;
-    if (sixes === 1 && (parseIp(req.query.from) !== undefined || parseIp(req.query.to) !== undefined)) {
-      const field = parseIp(req.query.to) !== undefined ? 'to' : 'from';
-      throw new WeftError('WEFT_INVALID_VALUE', `${field}: ${req.query[field]} is IPv4 and the other side IPv6; a connection has one family`, { field });
+    if (sixes === 1 && (parseIp(query.from) !== undefined || parseIp(query.to) !== undefined)) {
+      const field = parseIp(query.to) !== undefined ? 'to' : 'from';
+      throw new WeftError('WEFT_INVALID_VALUE', `${field}: ${query[field]} is IPv4 and the other side IPv6; a connection has one family`, { field });
     }
     // An endpoint named on one side and an IPv6 address on the other: the endpoint speaks IPv6 too, or
     // there is no such connection.
@@ -103,13 +186,13 @@ export function explainRoutes(app: FastifyInstance): void {
       }
     }
     const shownOf = (x: typeof from) => (v6 ? x.shown ?? x.endpoint?.ip6 ?? x.ip : x.ip);
-    const port = req.query.port === undefined ? undefined : Number(req.query.port);
+    const port = query.port === undefined ? undefined : Number(query.port);
     if (port !== undefined && port > 65535) throw new WeftError('WEFT_INVALID_FIELD', `port: ${port} is not a port (0-65535)`, { field: 'port' });
-    const e = explainFlow(state, from.ip, to.ip, req.query.protocol, port);
+    const { would: _, ...e } = explain(from.ip, to.ip, query.protocol, port);
     return {
       from: { ip: shownOf(from), endpoint: from.endpoint?.id ?? null },
       to: { ip: shownOf(to), endpoint: to.endpoint?.id ?? null },
-      protocol: req.query.protocol,
+      protocol: query.protocol,
       port: port ?? null,
       egress: side(e.egress) ?? null,
       ingress: side(e.ingress) ?? null,
@@ -117,5 +200,5 @@ export function explainRoutes(app: FastifyInstance): void {
       // Policies in audit mode would drop it: it passes, counted and logged (what they would decide).
       ...(e.audit ? { audit: { egress: side(e.audit.egress) ?? null, ingress: side(e.audit.ingress) ?? null, allowed: false } } : {}),
     };
-  });
+  }
 }

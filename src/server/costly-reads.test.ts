@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MemoryStore, type Store } from '../store/index.js';
+import { testApi } from './testkit.js';
+import { EXPLAINS_EACH } from './routes/explain.js';
+
+/**
+ * A store whose listings answer a few ms later, as SQLite's and etcd's do: requests that read overlap, as
+ * they do in a real server (the memory store answers within one turn, so nothing would ever be in flight
+ * beside anything else).
+ */
+function slowListings(): Store {
+  const store = new MemoryStore();
+  return new Proxy(store, {
+    get(target, key) {
+      const v = Reflect.get(target, key) as unknown;
+      if (typeof v !== 'function') return v;
+      if (key !== 'list') return (v as (...a: unknown[]) => unknown).bind(target);
+      return async (...a: unknown[]) => {
+        await sleep(3);
+        return (v as (...a: unknown[]) => unknown).apply(target, a);
+      };
+    },
+  });
+}
+
+async function tenantUser(api: Awaited<ReturnType<typeof testApi>>, name: string): Promise<string> {
+  assert.equal((await api.call('POST', '/api/v1/users', { name, role: 'tenant', tenants: ['default'], password: `${name}-password-1` })).status, 201);
+  return (await api.call('POST', '/api/v1/login', { username: name, password: `${name}-password-1` }, {}, '')).json.token as string;
+}
+
+test('explain: one user has at most EXPLAINS_EACH under way (429 beyond, naming why); another user is not held back by them', async () => {
+  const api = await testApi({ store: slowListings() });
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/24' })).status, 201);
+  const eve = await tenantUser(api, 'eve');
+  const bob = await tenantUser(api, 'bob');
+  const url = '/api/v1/tenants/default/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=80';
+  const [flood, other] = await Promise.all([
+    Promise.all(Array.from({ length: 10 }, () => api.call('GET', url, undefined, {}, eve))),
+    sleep(1).then(() => api.call('GET', url, undefined, {}, bob)),
+  ]);
+  const by = (s: number) => flood.filter((a) => a.status === s);
+  assert.equal(by(200).length, EXPLAINS_EACH, flood.map((a) => a.status).join(','));
+  assert.equal(by(429).length, 10 - EXPLAINS_EACH);
+  assert.ok(by(429).every((a) => a.json.code === 'WEFT_BUSY' && /explains under way/.test(a.json.detail)), JSON.stringify(by(429)[0]?.json));
+  assert.equal(other.status, 200, 'the limit is per user');
+  // Given back whatever the answer: eve may ask again, also after a refused question.
+  assert.equal((await api.call('GET', '/api/v1/tenants/default/explain?from=nosuch&to=10.8.0.3&protocol=tcp', undefined, {}, eve)).status, 422);
+  const again = await Promise.all(Array.from({ length: EXPLAINS_EACH }, () => api.call('GET', url, undefined, {}, eve)));
+  assert.deepEqual(again.map((a) => a.status), Array(EXPLAINS_EACH).fill(200));
+});
+
+test('explain answers from the policy as stored now: a rule added, a policy detached, the tenant made again', async () => {
+  const api = await testApi();
+  const ok = async (r: Promise<{ status: number; json: any }>, status = 201) => {
+    const x = await r;
+    assert.equal(x.status, status, JSON.stringify(x.json));
+    return x.json;
+  };
+  const setUp = async () => {
+    await ok(api.call('POST', '/api/v1/tenants/t', { name: 't' }).then(async (x) => (x.status === 404 ? api.call('POST', '/api/v1/tenants', { name: 't' }) : x)));
+    await ok(api.call('POST', '/api/v1/tenants/t/networks', { name: 'net', subnet: '10.8.0.0/24' }));
+    await ok(api.call('POST', '/api/v1/tenants/t/groups', { name: 'db', network: 'net' }));
+    await ok(api.call('POST', '/api/v1/tenants/t/policies', { name: 'p', rules: [{ id: 'allow-80', direction: 'in', action: 'allow', protocol: 'tcp', ports: '80', fromCidr: '10.8.0.0/24', priority: 5 }] }));
+    await ok(api.call('POST', '/api/v1/endpoints', { tenant: 't', network: 'net', group: 'db', host: 'h1', containerId: 'c'.repeat(64), ifname: 'eth0', ip: '10.8.0.3' }));
+    await ok(api.call('PATCH', '/api/v1/tenants/t/groups/db', { policies: ['p'] }), 200);
+  };
+  const ask = async (port: number) => {
+    const x = await ok(api.call('GET', `/api/v1/tenants/t/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=${port}`), 200);
+    return `${x.allowed} ${x.ingress?.rule?.id ?? '-'}`;
+  };
+  await setUp();
+  assert.equal(await ask(80), 'true allow-80');
+  assert.equal(await ask(80), 'true allow-80', 'asked again: the kept evaluator');
+  await ok(api.call('POST', '/api/v1/tenants/t/policies/p/rules', { id: 'deny-80', direction: 'in', action: 'deny', protocol: 'tcp', ports: '80', fromCidr: '10.8.0.2/32', priority: 9 }));
+  assert.equal(await ask(80), 'false deny-80', 'a rule added is in the next answer');
+  await ok(api.call('PATCH', '/api/v1/tenants/t/groups/db', { policies: [] }), 200);
+  assert.equal(await ask(80), 'true -', 'a policy detached');
+  // The tenant deleted and made again under its name, its first policy's name reused with other rules.
+  await ok(api.call('DELETE', '/api/v1/endpoints/' + (await api.call('GET', '/api/v1/endpoints?tenant=t')).json.items[0].id), 204);
+  for (const path of ['groups/db', 'policies/p', 'networks/net']) await ok(api.call('DELETE', `/api/v1/tenants/t/${path}`), 204);
+  await ok(api.call('DELETE', '/api/v1/tenants/t'), 204);
+  await setUp();
+  assert.equal(await ask(80), 'true allow-80', 'the new tenant\'s policy, not a kept evaluator of the old one');
+});
+
+test('verify: one at a time per tenant even with no endpoint to probe (each compiles the whole policy); the slot is given back', async () => {
+  const api = await testApi({ store: slowListings() });
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/24' })).status, 201);
+  const eve = await tenantUser(api, 'eve');
+  const answers = await Promise.all(Array.from({ length: 6 }, () => api.call('POST', '/api/v1/tenants/default/verify', {}, {}, eve)));
+  const by = (s: number) => answers.filter((a) => a.status === s);
+  assert.equal(by(200).length, 1, answers.map((a) => `${a.status} ${a.json.code ?? ''}`).join(','));
+  assert.equal(by(409).length, 5);
+  assert.ok(by(409).every((a) => a.json.code === 'WEFT_IN_USE'));
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/verify', {}, {}, eve)).status, 200, 'the slot is given back');
+});
