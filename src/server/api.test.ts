@@ -144,7 +144,7 @@ test('endpoint API answers what agents need; delete is idempotent and frees the 
   assert.equal((await api.call('POST', '/api/v1/endpoints', { ...body, containerId: 'next' })).json.ip, '10.1.2.2');
 });
 
-test('openapi.json describes every route; healthz and metrics answer without a token', async () => {
+test('openapi.json and healthz answer without a token; metrics need an admin or ops token (they count every tenant\'s requests)', async () => {
   const api = await testApi();
   const o = await api.call('GET', '/api/v1/openapi.json', undefined, {}, '');
   assert.equal(o.status, 200);
@@ -154,8 +154,16 @@ test('openapi.json describes every route; healthz and metrics answer without a t
   assert.equal(o.json.paths['/api/v1/tenants/{tenant}/networks'].post.requestBody.content['application/json'].schema.additionalProperties, false);
   assert.equal((await api.call('GET', '/healthz', undefined, {}, '')).json.status, 'ok');
   await api.call('GET', '/api/v1/tenants');
-  const m = await api.app.inject({ method: 'GET', url: '/metrics' });
-  assert.match(m.body, /weft_http_requests_total\{method="GET",route="\/api\/v1\/tenants",status="200"\} 1/);
+  const m = await api.call('GET', '/metrics');
+  assert.match(String(m.json), /weft_http_requests_total\{method="GET",route="\/api\/v1\/tenants",status="200"\} 1/);
+  const none = await api.call('GET', '/metrics', undefined, {}, '');
+  assert.equal(none.status, 401, JSON.stringify(none.json));
+  for (const role of ['ops', 'tenant'] as const) {
+    assert.equal((await api.call('POST', '/api/v1/users', { name: role, role, ...(role === 'tenant' ? { tenants: ['default'] } : {}), password: `${role}-password-1` })).status, 201);
+    const token = (await api.call('POST', '/api/v1/login', { username: role, password: `${role}-password-1` }, {}, '')).json.token as string;
+    const r = await api.call('GET', '/metrics', undefined, {}, token);
+    assert.equal(r.status, role === 'ops' ? 200 : 403, `${role}: ${JSON.stringify(r.json).slice(0, 200)}`);
+  }
 });
 
 test('metrics: on SQLite, the store\'s commit durations (weft_store_commit_duration_seconds), one per commit', async () => {
@@ -167,7 +175,7 @@ test('metrics: on SQLite, the store\'s commit durations (weft_store_commit_durat
     const t0 = performance.now();
     for (const name of ['m1', 'm2', 'm3']) assert.equal((await api.call('POST', '/api/v1/tenants', { name })).status, 201);
     const wall = (performance.now() - t0) / 1000;
-    const m = (await api.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const m = String((await api.call('GET', '/metrics')).json);
     const count = Number(/^weft_store_commit_duration_seconds_count (\d+)$/m.exec(m)?.[1]);
     assert.ok(store.commits - before >= 3, 'three writes one after another: three commits at least');
     assert.equal(count, store.commits - before, `every commit since the app started is counted:\n${m.split('\n').filter((l) => l.includes('commit')).join('\n')}`);
@@ -176,7 +184,7 @@ test('metrics: on SQLite, the store\'s commit durations (weft_store_commit_durat
     assert.ok(sum > 0 && sum <= wall, `the commits' ${sum} s within the requests' ${wall} s`);
     const memory = await testApi();
     try {
-      const mm = (await memory.app.inject({ method: 'GET', url: '/metrics' })).body;
+      const mm = String((await memory.call('GET', '/metrics')).json);
       assert.ok(!mm.includes('weft_store_commit_duration_seconds'), 'a store that does not time its commits shows no empty histogram');
     } finally {
       await memory.app.close();

@@ -63,7 +63,12 @@ export interface AppOptions {
 }
 
 /** Paths anyone may call without a token: the join is protected by its one-time token, ca.crt is public. */
-const PUBLIC = new Set(['/healthz', '/metrics', '/api/v1/login', '/api/v1/openapi.json', '/api/v1/join', '/api/v1/ca.crt']);
+const PUBLIC = new Set(['/healthz', '/api/v1/login', '/api/v1/openapi.json', '/api/v1/join', '/api/v1/ca.crt']);
+/**
+ * Paths outside /api/ that need a token all the same: /metrics counts every tenant's requests by route and
+ * answer (how many endpoints were made, networks, rules), which no tenant may learn of another (DESIGN §10).
+ */
+const GUARDED = new Set(['/metrics']);
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -113,7 +118,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // The matched route decides, not the raw target (absolute form, percent-encoding): what the router
     // will run is what must be authenticated.
     const path = req.routeOptions.url ?? pathOf(req.url);
-    if (PUBLIC.has(path) || !path.startsWith('/api/')) return;
+    if (PUBLIC.has(path) || (!path.startsWith('/api/') && !GUARDED.has(path))) return;
     req.reauthenticate = () => authenticate(opts.control, req);
     req.principal = await req.reauthenticate();
   });

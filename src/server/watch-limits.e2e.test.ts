@@ -17,7 +17,7 @@ async function tenantUser(s: ServerProcess, name: string): Promise<string> {
 const watch = (s: ServerProcess, token: string) => tlsFetch(`${s.url}/api/v1/watch`, { headers: { authorization: `Bearer ${token}` } });
 
 async function metric(s: ServerProcess, name: string): Promise<number> {
-  const text = await (await tlsFetch(`${s.url}/metrics`)).text();
+  const text = await (await tlsFetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).text();
   return Number(new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? NaN);
 }
 

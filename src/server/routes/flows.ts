@@ -344,7 +344,7 @@ export function flowRoutes(app: FastifyInstance): void {
 
   /**
    * The per-tenant flow counters as Prometheus text, only of the tenants the caller may see (so not on
-   * the public /metrics): scrape with a token (`authorization: Bearer`, an ops user's).
+   * the server's own /metrics, which tenant users may not read): scrape with a token (`authorization: Bearer`, an ops user's).
    */
   app.get('/api/v1/flows/metrics', { schema: { tags: ['flows'], summary: 'Per-tenant rule hits, group connections and lost records, as Prometheus text (the caller\'s tenants)' } }, async (req, reply) => {
     const p = principalOf(req);

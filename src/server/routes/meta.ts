@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CATALOGUE } from '../../model/index.js';
 import type { AuditSink } from '../audit-file.js';
+import { requireRole } from '../../control/index.js';
+import { principalOf } from '../context.js';
 
 /**
  * /healthz answers 200 whenever the server serves: reads still work while the store cannot write, and
@@ -15,7 +17,8 @@ export function metaRoutes(app: FastifyInstance, audit?: AuditSink): void {
     const log = audit?.health?.() ?? { writable: true, lost: 0 };
     return { status: store.writable && log.writable ? 'ok' : 'degraded', revision: await app.control.store.revision(), store, audit: log };
   });
-  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { tags: ['meta'], summary: 'Prometheus metrics (an admin or ops token: they count every tenant\'s requests)' } }, async (req, reply) => {
+    requireRole(principalOf(req), ['admin', 'ops'], 'read the server\'s metrics');
     app.metrics.revision.set(await app.control.store.revision());
     return reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics());
   });
