@@ -17,3 +17,9 @@ test('tables align columns and show empty values as a dash', () => {
   const out = renderTable([{ a: 'x', b: [] as string[] }, { a: 'longer', b: ['p', 'q'] }], [{ header: 'NAME', get: (r) => r.a }, { header: 'LIST', get: (r) => r.b }]);
   assert.equal(out, 'NAME    LIST\nx       -\nlonger  p,q');
 });
+
+test('a table shows control characters as \\xNN: a host\'s or another user\'s text cannot drive the terminal', () => {
+  const out = renderTable([{ v: '0.1\u001b]0;owned\u0007\u001b[2J', l: { k: 'a\u009b31m' } }], [{ header: 'VERSION', get: (r) => r.v }, { header: 'LABELS', get: (r) => r.l }]);
+  assert.ok(!/[\u0000-\u001f\u007f-\u009f]/.test(out.replace(/\n/g, '')), JSON.stringify(out));
+  assert.equal(out.split('\n')[1], '0.1\\x1b]0;owned\\x07\\x1b[2J  k=a\\x9b31m');
+});

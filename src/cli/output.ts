@@ -30,9 +30,19 @@ export function renderTable<T>(rows: readonly T[], columns: ReadonlyArray<Column
 
 function cellText(v: unknown): string {
   if (v === undefined || v === null || v === '') return '-';
-  if (Array.isArray(v)) return v.length ? v.join(',') : '-';
-  if (typeof v === 'object') return Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}=${String(x)}`).join(',') || '-';
-  return String(v);
+  if (Array.isArray(v)) return v.length ? visible(v.join(',')) : '-';
+  if (typeof v === 'object') return visible(Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}=${String(x)}`).join(',')) || '-';
+  return visible(String(v));
+}
+
+/**
+ * A cell as the terminal shows it: control characters (C0, DEL, C1) as `\xNN`. What a table prints came
+ * from the server, some of it from hosts and other users; an escape sequence in it would move the
+ * cursor, retitle the window or rewrite what was printed before (the server refuses them in what it
+ * stores; this is the second line, for servers of older versions and anything missed).
+ */
+function visible(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function renderData(data: unknown, format: Exclude<Format, 'table'>): string {

@@ -193,16 +193,19 @@ export const EndpointPatch = strict({
 /** A WireGuard key: base64 of 32 bytes. */
 export const WG_KEY_PATTERN = '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$';
 
+/** Printable text (no C0 or C1 control, no DEL): what hosts report is shown in every user's terminal (`weft host ls`). */
+const PRINTABLE = '^[^\\u0000-\\u001f\\u007f-\\u009f]+$';
+
 export const HostInput = strict({
   name: Name,
   vtepIp: Text(15),
   vtepIp6: Type.Optional(Text(39, "the host's global IPv6 address on the underlay, if it has one (routed networks' IPv6 blocks are routed to it)")),
-  agentVersion: Type.Optional(Text(64)),
+  agentVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: PRINTABLE, description: "the agent's version (printable text: every user reads it in `weft host ls`)" })),
   wgPublicKey: Type.Optional(Type.String({ pattern: WG_KEY_PATTERN, description: "the host's WireGuard public key (base64 of 32 bytes)" })),
   instance: Type.Optional(Type.String({ pattern: '^[0-9a-f]{32}$', description: "the agent's random id, kept in its state dir: while one instance heartbeats, another may not take over the host's name" })),
   wireguard: Type.Optional(strict({
     mode: oneOf(WIREGUARD_MODES),
-    error: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[^\\u0000-\\u001f\\u007f]+$', description: 'why the tunnel is not up (printable text: admins read it in a terminal)' })),
+    error: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: PRINTABLE, description: 'why the tunnel is not up (printable text: admins read it in a terminal)' })),
     peers: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
     handshaken: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
     oldestHandshakeAt: Type.Optional(Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,3})?Z$' })),

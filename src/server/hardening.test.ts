@@ -186,3 +186,17 @@ test('only a tenant user has a list of tenants: an admin or ops user given one i
   assert.equal(ops.status, 200, JSON.stringify(ops.json));
   assert.deepEqual(ops.json.tenants ?? [], []);
 });
+
+test('a host\'s agentVersion and tunnel error are printable text: every user (tenant users too) reads them in `weft host ls`', async () => {
+  const api = await testApi();
+  const wg = { mode: 'kernel', peers: 1, handshaken: 0, rxBytes: 0, txBytes: 0 };
+  for (const bad of ['0.1\u001b]0;owned\u0007', '0.1\u001b[2J', 'csi\u009b31m', 'tab\there']) {
+    const r = await api.call('PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.10', agentVersion: bad });
+    assert.deepEqual([r.status, r.json.field], [400, 'agentVersion'], JSON.stringify(bad));
+  }
+  for (const bad of ['csi\u009b2J', 'osc\u009d0;t\u009c']) {
+    const r = await api.call('PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.10', wireguard: { ...wg, error: bad } });
+    assert.deepEqual([r.status, r.json.field], [400, 'wireguard.error'], JSON.stringify(bad));
+  }
+  assert.equal((await api.call('PUT', '/api/v1/hosts/node1', { name: 'node1', vtepIp: '192.0.2.10', agentVersion: '0.1.0-rc.1+g1234 (déploiement)', wireguard: { ...wg, error: 'handshake échoué' } })).status, 200);
+});

@@ -78,7 +78,7 @@ function stop(pid: number, device: string): void {
 }
 
 /** An error as the host status carries it: one line of printable text, bounded (the schema refuses others). */
-const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, 500) || 'unknown error';
+const printable = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim().slice(0, 500) || 'unknown error';
 
 /** One peer as `wg show DEV dump` prints it. */
 export interface DumpPeer { publicKey: string; endpoint: string; allowedIps: string[]; handshake: number; rx: number; tx: number; keepalive: number }
