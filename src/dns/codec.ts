@@ -46,7 +46,11 @@ export function parseQuery(msg: Buffer): Query {
     if (len === 0) break;
     if (len > 63) throw new BadQuery(RCODE.FORMERR, 'a label is longer than 63 bytes or compressed', id);
     if (at + 1 + len > msg.length) throw new BadQuery(RCODE.FORMERR, 'the question is cut short', id);
-    labels.push(msg.toString('latin1', at + 1, at + 1 + len).toLowerCase());
+    const label = msg.toString('latin1', at + 1, at + 1 + len).toLowerCase();
+    // A dot inside a label would read as two labels once joined: ["x", "blue", "weft."] is not under
+    // .weft as the wire says, yet "x.blue.weft." as text, and such a name went upstream.
+    if (label.includes('.')) throw new BadQuery(RCODE.FORMERR, 'a label holds a dot', id);
+    labels.push(label);
     at += 1 + len;
   }
   at += 1;
@@ -66,13 +70,13 @@ export interface Reply {
   ttl: number;
 }
 
-export function encodeReply(q: Pick<Query, 'id' | 'rd' | 'question'>, r: Reply): Buffer {
+/**
+ * `maxSize`: the most the transport carries (512 over UDP without EDNS, 65535 over TCP): the answers that
+ * do not fit are left out and TC is set, so the client asks again over TCP instead of the agent throwing.
+ */
+export function encodeReply(q: Pick<Query, 'id' | 'rd' | 'question'>, r: Reply, maxSize = 65535): Buffer {
   const header = Buffer.alloc(12);
-  header.writeUInt16BE(q.id, 0);
-  header.writeUInt16BE(0x8000 | (r.aa ? 0x0400 : 0) | (q.rd ? 0x0100 : 0) | (r.ra ? 0x0080 : 0) | (r.rcode & 0xf), 2);
-  header.writeUInt16BE(q.question.length ? 1 : 0, 4);
-  header.writeUInt16BE(r.addresses.length, 6);
-  const answers = r.addresses.map((ip) => {
+  const all = r.addresses.map((ip) => {
     // An IPv6 address (dual-stack endpoints) is an AAAA record of 16 bytes; the rest are A records.
     const six = ip.includes(':') ? parseIp6(ip) : undefined;
     const a = Buffer.alloc(six !== undefined ? 28 : 16);
@@ -89,6 +93,18 @@ export function encodeReply(q: Pick<Query, 'id' | 'rd' | 'question'>, r: Reply):
     }
     return a;
   });
+  let size = 12 + q.question.length;
+  const answers: Buffer[] = [];
+  for (const a of all) {
+    if (size + a.length > maxSize) break;
+    size += a.length;
+    answers.push(a);
+  }
+  const tc = answers.length < all.length;
+  header.writeUInt16BE(q.id, 0);
+  header.writeUInt16BE(0x8000 | (r.aa ? 0x0400 : 0) | (tc ? 0x0200 : 0) | (q.rd ? 0x0100 : 0) | (r.ra ? 0x0080 : 0) | (r.rcode & 0xf), 2);
+  header.writeUInt16BE(q.question.length ? 1 : 0, 4);
+  header.writeUInt16BE(answers.length, 6);
   return Buffer.concat([header, q.question, ...answers]);
 }
 

@@ -48,6 +48,9 @@ test('malformed messages get FORMERR or NOTIMP, and responses are never answered
   assert.equal(code(two), RCODE.FORMERR, 'two questions');
   const pointer = Buffer.concat([query('a').subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 0, 1, 0, 1])]);
   assert.equal(code(pointer), RCODE.FORMERR, 'a compressed question');
+  // The labels x, blue, "weft." — not a name under .weft on the wire, but "x.blue.weft." once joined.
+  const dotted = Buffer.concat([query('a').subarray(0, 12), Buffer.from([1, 0x78, 4, ...Buffer.from('blue'), 5, ...Buffer.from('weft.'), 0, 0, 1, 0, 1])]);
+  assert.equal(code(dotted), RCODE.FORMERR, 'a dot inside a label');
 });
 
 test("names resolve inside their tenant only; other .weft names do not exist; the rest goes upstream", () => {

@@ -28,13 +28,26 @@ export interface DnsClient {
 interface Listener extends DnsClient {
   udp: dgram.Socket;
   tcp: net.Server;
+  /** Its TCP connections, destroyed when it closes (server.close alone waits for every one to end). */
+  conns: Set<net.Socket>;
+  open: boolean;
 }
 
 interface Pending {
   id: number;
+  tenant: string;
   reply: (b: Buffer) => void;
   timer: NodeJS.Timeout;
 }
+
+/** UDP answers without EDNS (RFC 1035 4.2.1); longer ones are truncated with TC. */
+const UDP_MAX = 512;
+/** TCP connections one tenant may hold open on its listener. */
+const TCP_CONNECTIONS = 64;
+/** Unsent answers one TCP connection may have queued before its queries are no longer read. */
+const TCP_QUEUED_BYTES = 64 * 1024;
+/** Forwarded queries one tenant may have waiting upstream (the 16-bit id space is shared by all tenants). */
+const PENDING_PER_TENANT = 512;
 
 /**
  * The agent's resolver for containers. It listens on each tenant's uplink address (the tenant namespace
@@ -44,6 +57,7 @@ interface Pending {
 export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
   private readonly pending = new Map<number, Pending>();
+  private readonly pendingOf = new Map<string, number>();
   private upstream: dgram.Socket | undefined;
 
   constructor(private readonly o: DnsServerOptions) {}
@@ -79,6 +93,7 @@ export class DnsServer {
     for (const a of [...this.listeners.keys()]) await this.close(a);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    this.pendingOf.clear();
     this.upstream?.close();
     this.upstream = undefined;
   }
@@ -87,14 +102,20 @@ export class DnsServer {
     const l = this.listeners.get(address);
     if (!l) return;
     this.listeners.delete(address);
+    l.open = false;
     l.udp.close();
-    await new Promise<void>((r) => l.tcp.close(() => r()));
+    const closed = new Promise<void>((r) => l.tcp.close(() => r()));
+    for (const c of l.conns) c.destroy();
+    await closed;
   }
 
   private async listen(address: string, { tenant, peer }: DnsClient): Promise<Listener> {
     const udp = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
+    const tcp = net.createServer();
+    const l: Listener = { tenant, peer, udp, tcp, conns: new Set(), open: true };
     udp.on('message', (msg, from) => {
-      if (from.address === peer) this.handle(msg, tenant, (b) => udp.send(b, from.port, from.address));
+      // A forwarded answer may come after the listener closed: sending on a closed socket throws.
+      if (from.address === peer) this.handle(msg, tenant, (b) => { if (l.open) udp.send(b, from.port, from.address); }, UDP_MAX);
     });
     udp.on('error', (e) => this.o.log.warn({ address, err: e.message }, 'dns udp socket error'));
     await new Promise<void>((resolve, reject) => {
@@ -104,7 +125,15 @@ export class DnsServer {
         resolve();
       });
     });
-    const tcp = net.createServer((c) => (c.remoteAddress === peer ? this.serveTcp(c, tenant) : c.destroy()));
+    tcp.on('connection', (c: net.Socket) => {
+      if (c.remoteAddress !== peer || !l.open || l.conns.size >= TCP_CONNECTIONS) {
+        c.destroy();
+        return;
+      }
+      l.conns.add(c);
+      c.on('close', () => l.conns.delete(c));
+      this.serveTcp(c, tenant);
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
@@ -117,7 +146,7 @@ export class DnsServer {
       udp.close();
       throw e;
     }
-    return { tenant, peer, udp, tcp };
+    return l;
   }
 
   /** TCP carries each message after a two-byte length; one connection may carry several. */
@@ -125,25 +154,35 @@ export class DnsServer {
     c.setTimeout(10_000, () => c.destroy());
     c.on('error', () => c.destroy());
     let buf = Buffer.alloc(0);
-    c.on('data', (chunk) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
+    // Queries are read only while the client reads its answers: one that pipelines and never reads would
+    // otherwise have the agent queue every answer in memory.
+    const pump = (): void => {
+      while (buf.length >= 2 && c.writableLength < TCP_QUEUED_BYTES && !c.destroyed) {
         const len = buf.readUInt16BE(0);
         if (buf.length < 2 + len) break;
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
         this.handle(msg, tenant, (b) => {
-          if (c.destroyed) return;
+          if (c.destroyed || b.length > 0xffff) return;
           const head = Buffer.alloc(2);
           head.writeUInt16BE(b.length);
           c.write(Buffer.concat([head, b]));
-        });
+        }, 0xffff);
       }
+      if (c.writableLength >= TCP_QUEUED_BYTES) c.pause();
+    };
+    c.on('drain', () => {
+      pump();
+      if (c.writableLength < TCP_QUEUED_BYTES) c.resume();
+    });
+    c.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      pump();
     });
   }
 
   /** Answers one message from inside `tenant`. */
-  handle(msg: Buffer, tenant: string, reply: (b: Buffer) => void): void {
+  handle(msg: Buffer, tenant: string, reply: (b: Buffer) => void, maxSize = 0xffff): void {
     let q;
     try {
       q = parseQuery(msg);
@@ -154,27 +193,36 @@ export class DnsServer {
     const ra = this.o.upstreams.length > 0;
     const d = decide(q, tenant, this.o.names(tenant));
     if (d.kind === 'answer') {
-      reply(encodeReply(q, { rcode: d.rcode, aa: d.aa, ra, addresses: d.addresses, ttl: this.o.ttl }));
+      reply(encodeReply(q, { rcode: d.rcode, aa: d.aa, ra, addresses: d.addresses, ttl: this.o.ttl }, maxSize));
       return;
     }
     if (!ra) {
       reply(encodeReply(q, { rcode: RCODE.REFUSED, aa: false, ra, addresses: [], ttl: 0 }));
       return;
     }
-    this.forward(msg, (b) => reply(b), () => reply(encodeReply(q, { rcode: RCODE.SERVFAIL, aa: false, ra, addresses: [], ttl: 0 })));
+    this.forward(msg, tenant, (b) => reply(b), () => reply(encodeReply(q, { rcode: RCODE.SERVFAIL, aa: false, ra, addresses: [], ttl: 0 })));
   }
 
-  /** Sends the query upstream under a fresh id; the answer goes back under the client's id. */
   /**
    * Sends the query upstream under a fresh id; the answer goes back under the client's id. Servers are
    * tried in order, as a stub resolver would, each getting its share of the time budget; SERVFAIL when
    * none answers.
    */
-  private forward(msg: Buffer, reply: (b: Buffer) => void, fail: () => void): void {
+  private forward(msg: Buffer, tenant: string, reply: (b: Buffer) => void, fail: () => void): void {
+    // Each tenant gets its share of the shared id space; a few random tries find a free id (a linear
+    // scan of a nearly full table blocked the event loop for seconds).
+    const mine = this.pendingOf.get(tenant) ?? 0;
+    if (mine >= PENDING_PER_TENANT) return fail();
     const sock = this.upstreamSocket();
     let id = Math.floor(Math.random() * 65536);
-    for (let i = 0; this.pending.has(id) && i < 65536; i++) id = (id + 1) & 0xffff;
+    for (let i = 0; this.pending.has(id) && i < 64; i++) id = Math.floor(Math.random() * 65536);
     if (this.pending.has(id)) return fail();
+    this.pendingOf.set(tenant, mine + 1);
+    const done = (): void => {
+      const n = (this.pendingOf.get(tenant) ?? 1) - 1;
+      if (n > 0) this.pendingOf.set(tenant, n);
+      else this.pendingOf.delete(tenant);
+    };
     const out = Buffer.from(msg);
     out.writeUInt16BE(id, 0);
     const share = Math.max(100, Math.floor(this.o.upstreamTimeoutMs / this.o.upstreams.length));
@@ -182,11 +230,12 @@ export class DnsServer {
       const up = this.o.upstreams[i];
       if (!up) {
         this.pending.delete(id);
+        done();
         fail();
         return;
       }
       const timer = setTimeout(() => attempt(i + 1), share);
-      this.pending.set(id, { id: msg.readUInt16BE(0), reply, timer });
+      this.pending.set(id, { id: msg.readUInt16BE(0), tenant, reply: (b) => { done(); reply(b); }, timer });
       sock.send(out, up.port, up.address, (e) => {
         if (!e) return;
         clearTimeout(timer);
