@@ -5,6 +5,7 @@ import net from 'node:net';
 import { pino } from 'pino';
 import { DnsServer, type DnsClient, type Upstream } from './server.js';
 import { nameTable, type NameTable } from './answer.js';
+import { RCODE } from './codec.js';
 
 /** What a hostile tenant container can do to the agent's resolver (loopback only). */
 
@@ -42,7 +43,9 @@ async function upstream(): Promise<{ sock: dgram.Socket; up: Upstream; got: () =
   let got = 0;
   sock.on('message', (m, from) => {
     got++;
-    if (!m.includes(Buffer.from('example')) || m.includes(Buffer.from('attacker'))) return;
+    // Names are matched as a server does, whatever their case (the agent sends them in random case).
+    const text = m.toString('latin1').toLowerCase();
+    if (!text.includes('example') || text.includes('attacker')) return;
     const r = Buffer.from(m);
     r[2] = (r[2] ?? 0) | 0x80;
     sock.send(r, from.port, from.address);
@@ -166,6 +169,58 @@ test("one tenant's flood of slow forwarded queries does not deny another tenant'
     a.destroy();
     b.close();
     u.sock.close();
+    await dns.stop();
+  }
+});
+
+/** A client socket of tenant default (127.0.0.2) asking `name` once; the answer, or undefined after `ms`. */
+async function ask(port: number, name: string, id: number, ms = 1500): Promise<Buffer | undefined> {
+  const c = dgram.createSocket('udp4');
+  await new Promise<void>((r) => c.bind({ address: '127.0.0.2', port: 0 }, () => r()));
+  try {
+    return await new Promise<Buffer | undefined>((resolve) => {
+      const t = setTimeout(() => resolve(undefined), ms);
+      c.on('message', (m) => { clearTimeout(t); resolve(m); });
+      c.send(query(name, 1, id), port, '127.0.0.1');
+    });
+  } finally {
+    c.close();
+  }
+}
+
+test('forwarded queries resist forged answers: random case (0x20) that an answer must echo, the client\'s own case given back, a new port every 1,000 queries', async () => {
+  // An upstream that answers with the right id but the name as a forger would guess it (lower case) while
+  // `honest` is false, and echoes the question exactly otherwise; it notes the ports queries came from.
+  const sock = dgram.createSocket('udp4');
+  const ports = new Set<number>();
+  const names: string[] = [];
+  let honest = false;
+  sock.on('message', (m, from) => {
+    ports.add(from.port);
+    const r = Buffer.from(m);
+    r[2] = (r[2] ?? 0) | 0x80;
+    names.push(r.toString('latin1', 13, 13 + (r[12] ?? 0)));
+    if (!honest) for (let i = 12; i < r.length - 4; i++) if ((r[i] as number) >= 0x41 && (r[i] as number) <= 0x5a) r[i] = (r[i] as number) | 0x20;
+    sock.send(r, from.port, from.address);
+  });
+  await new Promise<void>((r) => sock.bind({ address: '127.0.0.1', port: 0 }, () => r()));
+  const { dns, port } = await start({ upstreams: [{ address: '127.0.0.1', port: sock.address().port }], timeout: 300 });
+  try {
+    const name = 'abcdefghijklmnopqrstuvwxyz.example';
+    const forged = await ask(port, name, 11);
+    assert.ok(forged, 'an answer came');
+    assert.equal((forged[3] ?? 0) & 0xf, RCODE.SERVFAIL, 'the lower-case answer was not taken: SERVFAIL when the time was up');
+    assert.notEqual(names[0], 'abcdefghijklmnopqrstuvwxyz', `the name went upstream in mixed case: ${names[0]}`);
+    honest = true;
+    const good = await ask(port, name, 12);
+    assert.ok(good);
+    assert.equal((good[3] ?? 0) & 0xf, 0, 'an answer echoing the question exactly is taken');
+    assert.equal(good.readUInt16BE(0), 12, "under the client's id");
+    assert.equal(good.toString('latin1', 13, 13 + 26), 'abcdefghijklmnopqrstuvwxyz', "with the client's own case");
+    for (let i = 0; i < 1000; i++) await ask(port, `n${i}.example`, i);
+    assert.ok(ports.size >= 2, `the queries came from ${ports.size} port(s)`);
+  } finally {
+    sock.close();
     await dns.stop();
   }
 });

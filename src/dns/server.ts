@@ -1,3 +1,4 @@
+import { randomBytes, randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -36,6 +37,11 @@ interface Listener extends DnsClient {
 interface Pending {
   id: number;
   tenant: string;
+  /** The socket the query went out on, and its question as sent (letters in random case): an answer must match both. */
+  sock: dgram.Socket;
+  question: Buffer;
+  /** The client's own question, put back in the answer. */
+  asked: Buffer;
   reply: (b: Buffer) => void;
   timer: NodeJS.Timeout;
 }
@@ -48,6 +54,8 @@ const TCP_CONNECTIONS = 64;
 const TCP_QUEUED_BYTES = 64 * 1024;
 /** Forwarded queries one tenant may have waiting upstream (the 16-bit id space is shared by all tenants). */
 const PENDING_PER_TENANT = 512;
+/** Queries sent from one upstream socket before the next go from a new one (a new random port). */
+const QUERIES_PER_SOCKET = 1000;
 
 /**
  * The agent's resolver for containers. It listens on each tenant's uplink address (the tenant namespace
@@ -58,7 +66,9 @@ export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
   private readonly pending = new Map<number, Pending>();
   private readonly pendingOf = new Map<string, number>();
-  private upstream: dgram.Socket | undefined;
+  private upstream: { sock: dgram.Socket; sent: number } | undefined;
+  /** Upstream sockets replaced, each closed once the answers still due on it have had their time. */
+  private readonly retired = new Set<dgram.Socket>();
 
   constructor(private readonly o: DnsServerOptions) {}
 
@@ -94,8 +104,10 @@ export class DnsServer {
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     this.pendingOf.clear();
-    this.upstream?.close();
+    this.upstream?.sock.close();
     this.upstream = undefined;
+    for (const s of this.retired) s.close();
+    this.retired.clear();
   }
 
   private async close(address: string): Promise<void> {
@@ -200,22 +212,24 @@ export class DnsServer {
       reply(encodeReply(q, { rcode: RCODE.REFUSED, aa: false, ra, addresses: [], ttl: 0 }));
       return;
     }
-    this.forward(msg, tenant, (b) => reply(b), () => reply(encodeReply(q, { rcode: RCODE.SERVFAIL, aa: false, ra, addresses: [], ttl: 0 })));
+    this.forward(msg, q.question, tenant, (b) => reply(b), () => reply(encodeReply(q, { rcode: RCODE.SERVFAIL, aa: false, ra, addresses: [], ttl: 0 })));
   }
 
   /**
    * Sends the query upstream under a fresh id; the answer goes back under the client's id. Servers are
    * tried in order, as a stub resolver would, each getting its share of the time budget; SERVFAIL when
-   * none answers.
+   * none answers. Against forged answers from off the path (an answer is taken for the first that
+   * matches): the id is random, the name's letters go in random case (DNS 0x20) and the answer must echo
+   * them exactly, and every QUERIES_PER_SOCKET queries the socket, so its port, is new.
    */
-  private forward(msg: Buffer, tenant: string, reply: (b: Buffer) => void, fail: () => void): void {
+  private forward(msg: Buffer, asked: Buffer, tenant: string, reply: (b: Buffer) => void, fail: () => void): void {
     // Each tenant gets its share of the shared id space; a few random tries find a free id (a linear
     // scan of a nearly full table blocked the event loop for seconds).
     const mine = this.pendingOf.get(tenant) ?? 0;
     if (mine >= PENDING_PER_TENANT) return fail();
     const sock = this.upstreamSocket();
-    let id = Math.floor(Math.random() * 65536);
-    for (let i = 0; this.pending.has(id) && i < 64; i++) id = Math.floor(Math.random() * 65536);
+    let id = randomInt(65536);
+    for (let i = 0; this.pending.has(id) && i < 64; i++) id = randomInt(65536);
     if (this.pending.has(id)) return fail();
     this.pendingOf.set(tenant, mine + 1);
     const done = (): void => {
@@ -225,6 +239,14 @@ export class DnsServer {
     };
     const out = Buffer.from(msg);
     out.writeUInt16BE(id, 0);
+    // The name's bytes (the question less its type and class): length bytes are below 64, never letters.
+    const end = 12 + asked.length - 4;
+    const coin = randomBytes(end - 12);
+    for (let i = 12; i < end; i++) {
+      const c = out[i] as number;
+      if (((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) && ((coin[i - 12] as number) & 1)) out[i] = c ^ 0x20;
+    }
+    const question = out.subarray(12, 12 + asked.length);
     const share = Math.max(100, Math.floor(this.o.upstreamTimeoutMs / this.o.upstreams.length));
     const attempt = (i: number): void => {
       const up = this.o.upstreams[i];
@@ -235,7 +257,7 @@ export class DnsServer {
         return;
       }
       const timer = setTimeout(() => attempt(i + 1), share);
-      this.pending.set(id, { id: msg.readUInt16BE(0), tenant, reply: (b) => { done(); reply(b); }, timer });
+      this.pending.set(id, { id: msg.readUInt16BE(0), tenant, sock, question, asked, reply: (b) => { done(); reply(b); }, timer });
       sock.send(out, up.port, up.address, (e) => {
         if (!e) return;
         clearTimeout(timer);
@@ -246,20 +268,34 @@ export class DnsServer {
   }
 
   private upstreamSocket(): dgram.Socket {
-    if (this.upstream) return this.upstream;
+    const u = this.upstream;
+    if (u && u.sent < QUERIES_PER_SOCKET) {
+      u.sent++;
+      return u.sock;
+    }
+    if (u) {
+      // Its answers still due come back on it until their time is up.
+      this.retired.add(u.sock);
+      setTimeout(() => {
+        if (this.retired.delete(u.sock)) u.sock.close();
+      }, this.o.upstreamTimeoutMs + 1000).unref();
+    }
     const s = dgram.createSocket('udp4');
     s.on('error', (e) => this.o.log.warn({ err: e.message }, 'dns upstream socket error'));
     s.on('message', (msg, from) => {
-      if (msg.length < 12 || !this.o.upstreams.some((u) => u.address === from.address && u.port === from.port)) return;
-      const p = this.pending.get(msg.readUInt16BE(0));
-      if (!p) return;
-      this.pending.delete(msg.readUInt16BE(0));
+      if (msg.length < 12 || !this.o.upstreams.some((up) => up.address === from.address && up.port === from.port)) return;
+      const id = msg.readUInt16BE(0);
+      const p = this.pending.get(id);
+      // Its question exactly as sent (the case of every letter), on the socket it went out on.
+      if (!p || p.sock !== s || msg.readUInt16BE(4) !== 1 || !msg.subarray(12, 12 + p.question.length).equals(p.question)) return;
+      this.pending.delete(id);
       clearTimeout(p.timer);
       const back = Buffer.from(msg);
       back.writeUInt16BE(p.id, 0);
+      p.asked.copy(back, 12);
       p.reply(back);
     });
-    this.upstream = s;
+    this.upstream = { sock: s, sent: 1 };
     return s;
   }
 }
