@@ -53,6 +53,7 @@ export const AuditEntry = Type.Object({
   route: Type.Union([Type.String(), Type.Null()]),
   status: Type.Integer(),
   code: Type.Union([Type.String(), Type.Null()], { description: 'the problem code of a refused or failed request' }),
+  count: Type.Optional(Type.Integer({ minimum: 1, description: 'suppressed: how many refusals and failed logins of this actor, or from this address, were counted instead of logged one by one' })),
 });
 
 export const AuditQuery = Type.Object({

@@ -6,7 +6,7 @@ import { invalid } from './errors.js';
  */
 export const DURATION_PATTERN = '^(never|[1-9][0-9]{0,6}[smhd])$';
 
-export const AUDIT_EVENTS = ['write', 'refused', 'login'] as const;
+export const AUDIT_EVENTS = ['write', 'refused', 'login', 'suppressed'] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;

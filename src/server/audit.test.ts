@@ -179,3 +179,48 @@ test('a token description is printable text: it is shown in an admin\'s terminal
   assert.equal((await api.call('POST', '/api/v1/tokens', { description: 'déploiement CI', ttl: '1h' })).status, 201);
   assert.equal((await api.call('GET', '/api/v1/tokens')).json.items.length, 2);
 });
+
+test('a flood of refusals is summed up, not logged line by line: per actor, per address (an IPv6 one by its /64); writes always logged', async () => {
+  const { RefusalThrottle, REFUSAL_BURST, REFUSALS_PER_S } = await import('./audit-throttle.js');
+  let now = 0;
+  const t = new RefusalThrottle(() => now);
+  const line = (over: Partial<AuditEntry>): AuditEntry => ({
+    time: 'x', event: 'refused', actor: null, credential: null, source: '198.51.100.7:4000', method: 'GET', path: '/api/v1/tenants', route: '/api/v1/tenants', status: 401, code: 'WEFT_UNAUTHENTICATED', ...over,
+  });
+  const admitted = (n: number, over: Partial<AuditEntry>) => Array.from({ length: n }, () => t.admit(line(over))).filter(Boolean).length;
+  // One address, any port: the burst, then nothing until time passes.
+  assert.equal(admitted(REFUSAL_BURST + 50, { source: '198.51.100.7:4001' }), REFUSAL_BURST);
+  assert.equal(admitted(10, { source: '198.51.100.7:4999' }), 0);
+  // Another address, a user's own 403s, failed logins, and writes are not held back by it.
+  assert.equal(admitted(5, { source: '198.51.100.8:1' }), 5);
+  assert.equal(admitted(REFUSAL_BURST + 5, { actor: 'eve', status: 403, source: '198.51.100.7:1' }), REFUSAL_BURST);
+  assert.equal(admitted(300, { event: 'write', actor: 'eve', status: 201 }), 300);
+  assert.equal(admitted(3, { event: 'login', status: 200, actor: 'eve' }), 3);
+  // IPv6: the whole /64 is one allowance.
+  assert.equal(admitted(REFUSAL_BURST, { source: '[2001:db8:1:2::1]:5' }) + admitted(20, { source: '[2001:db8:1:2:ffff::9]:6' }), REFUSAL_BURST);
+  assert.equal(admitted(1, { source: '[2001:db8:1:3::1]:5' }), 1);
+  const s = t.summaries('now');
+  assert.deepEqual(s.map((x) => [x.event, x.actor, x.source, x.count]), [
+    ['suppressed', null, '198.51.100.7', 60], ['suppressed', null, '2001:db8:1:2::/64', 20], ['suppressed', 'eve', '198.51.100.7', 5],
+  ]);
+  assert.deepEqual(t.summaries('later'), [], 'each lost line is counted once');
+  // Refilled at the rate.
+  now += 1000;
+  assert.equal(admitted(REFUSALS_PER_S + 5, { source: '198.51.100.7:4001' }), REFUSALS_PER_S);
+});
+
+test('through the server: 300 unauthenticated refusals from one address write the burst and one summary; a login from elsewhere is logged', async () => {
+  const lines: AuditEntry[] = [];
+  const sink: AuditSink = { write: (e) => void lines.push(e), file: undefined, describe: 'memory', close: () => undefined };
+  const api = await testApi({ audit: sink });
+  const { REFUSAL_BURST } = await import('./audit-throttle.js');
+  for (let i = 0; i < 300; i++) await api.app.inject({ method: 'GET', url: '/api/v1/tenants', remoteAddress: '203.0.113.9' });
+  assert.equal((await api.call('POST', '/api/v1/login', { username: 'admin', password: 'wrong-password-1' }, {}, '')).status, 401);
+  assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'kept' })).status, 201);
+  await api.app.close();
+  const from = lines.filter((l) => l.source.startsWith('203.0.113.9'));
+  assert.equal(from.filter((l) => l.event === 'refused').length, REFUSAL_BURST);
+  assert.deepEqual(from.filter((l) => l.event === 'suppressed').map((l) => [l.source, l.count]), [['203.0.113.9', 300 - REFUSAL_BURST]]);
+  assert.equal(lines.filter((l) => l.event === 'login').length, 1, 'the failed login from 127.0.0.1');
+  assert.ok(lines.some((l) => l.event === 'write' && l.path === '/api/v1/tenants' && l.status === 201));
+});

@@ -3,6 +3,10 @@ import { AuditList, AuditQuery, WeftError, type AuditEntry, type AuditEvent } fr
 import { CredentialRefused, requireRole, type Principal } from '../control/index.js';
 import { pathOf, principalOf } from './context.js';
 import { NoAudit, readAudit, type AuditSink } from './audit-file.js';
+import { RefusalThrottle } from './audit-throttle.js';
+
+/** How often the refusals held back are summed up in the log. */
+export const SUMMARY_MS = 10_000;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -84,7 +88,7 @@ function factsOf(req: FastifyRequest, status: number): RequestFacts {
  * `sink` after its answer is sent (or when its client hangs up first), and admins read this server's
  * log back with `GET /api/v1/audit`. Nothing from a body or a header is ever logged.
  */
-export function registerAudit(app: FastifyInstance, sink: AuditSink = new NoAudit()): void {
+export function registerAudit(app: FastifyInstance, sink: AuditSink = new NoAudit(), throttle = new RefusalThrottle()): void {
   app.decorateRequest('problem', null);
   app.decorateRequest('auditLogin', null);
   const recorded = new WeakSet<FastifyRequest>();
@@ -92,8 +96,16 @@ export function registerAudit(app: FastifyInstance, sink: AuditSink = new NoAudi
     if (recorded.has(req)) return;
     recorded.add(req);
     const e = auditEntryOf(factsOf(req, status));
-    if (e) sink.write(e);
+    if (e && throttle.admit(e)) sink.write(e);
   };
+  const summarize = () => {
+    for (const s of throttle.summaries(new Date().toISOString())) sink.write(s);
+  };
+  const timer = setInterval(summarize, SUMMARY_MS).unref();
+  app.addHook('onClose', async () => {
+    clearInterval(timer);
+    summarize();
+  });
   app.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => record(req, reply.statusCode));
   app.addHook('onRequestAbort', async (req: FastifyRequest) => record(req, CLIENT_CLOSED));
   auditRoute(app, sink);

@@ -17,7 +17,7 @@ const eventArg = (value: string): string => {
 
 export function auditCommands(program: Command, io: Io): void {
   leaf(program, {
-    name: 'audit', summary: "the server's audit log: every write, refusal and login, with actor, source and credential (admin)", tenant: false,
+    name: 'audit', summary: "the server's audit log: every write, refusal and login, with actor, source and credential (admin); a flood of refusals from one actor or address is summed up in `suppressed` lines", tenant: false,
     example: ['weft audit', 'weft audit --since 1h --event refused', 'weft audit --actor bob --since 2026-01-31T00:00:00Z -o json'],
   })
     .option('--since <time>', 'entries from this ISO time, or this long ago (30m, 2h, 7d)', sinceArg)
@@ -33,7 +33,9 @@ export function auditCommands(program: Command, io: Io): void {
         { header: 'TIME', get: (e: any) => e.time }, { header: 'EVENT', get: (e: any) => e.event },
         { header: 'ACTOR', get: (e: any) => e.actor ?? (e.user ? `tried:${e.user}` : '-') }, { header: 'CREDENTIAL', get: (e: any) => e.credential },
         { header: 'SOURCE', get: (e: any) => e.source }, { header: 'METHOD', get: (e: any) => e.method }, { header: 'PATH', get: (e: any) => e.path },
-        { header: 'STATUS', get: (e: any) => e.status }, { header: 'CODE', get: (e: any) => e.code },
+        { header: 'STATUS', get: (e: any) => e.status },
+        // A summary line: how many refusals of that actor or address were counted, not logged one by one.
+        { header: 'CODE', get: (e: any) => (e.event === 'suppressed' ? `${e.count} not logged one by one` : e.code) },
       ]);
     }));
 }
