@@ -31,7 +31,11 @@ export function side(d: (Decision & { group: string | undefined }) | undefined) 
  * fingerprint of it: the highest revision and the count of each kind (any write or delete changes it).
  * `policiesOf`: how its policies are read (the flow evaluator's reads yield: control/policy-store.ts).
  */
-export async function tenantPolicy(c: Control, t: string, policiesOf: (t: string) => Promise<{ items: Policy[] }> = (x) => c.policies.list(x)): Promise<{ state: PolicyState; endpoints: Endpoint[]; fingerprint: string }> {
+export async function tenantPolicy(c: Control, t: string, policiesOf: (t: string) => Promise<{ items: Policy[] }> = (x) => c.policies.list(x)): Promise<{ state: PolicyState; endpoints: Endpoint[]; fingerprint: string | undefined }> {
+  // The lists are read at different moments: one read before a write may stand beside one read after a
+  // later write, under the later state's fingerprint. Anything newer than the store's revision before the
+  // reads means such a write came meanwhile: no fingerprint (nothing may be kept for it).
+  const before = await c.store.revision();
   const tenant = await c.tenants.get(t);
   const [networks, groups, policies, eps, nps, nss, anps, banps] = await Promise.all([
     c.networks.list(t), c.groups.list(t), policiesOf(t), c.endpoints.list({ tenant: t }), c.networkPolicies.list(t), c.namespaces.list(t),
@@ -44,7 +48,7 @@ export async function tenantPolicy(c: Control, t: string, policiesOf: (t: string
   const lists = [networks, groups, policies, eps, nps, nss, anps, banps].map((l) => l.items as ReadonlyArray<{ revision: number }>);
   let top = tenant.revision;
   for (const l of lists) for (const o of l) if (o.revision > top) top = o.revision;
-  return { state, endpoints: eps.items, fingerprint: `${top}:${lists.map((l) => l.length).join(',')}` };
+  return { state, endpoints: eps.items, fingerprint: top <= before ? `${top}:${lists.map((l) => l.length).join(',')}` : undefined };
 }
 
 /** The stored objects as the compiler and explain take them. */
@@ -91,6 +95,7 @@ export class Explainers {
     // became of the tenant since (policiesYielding reads again every one whose head moved).
     const reuse = new Map((this.made.get(t)?.policies ?? []).map((p) => [p.name, p] as const));
     const { state, endpoints, fingerprint } = await tenantPolicy(this.c, t, async (x) => ({ items: await policiesYielding(this.c.store, x, reuse, pause) }));
+    if (fingerprint === undefined) return { state, endpoints, explain: await explainerYielding(state, pause) };
     const had = this.made.get(t);
     if (had?.fingerprint === fingerprint) return { state, endpoints, explain: had.explain };
     const key = `${t} ${fingerprint}`;

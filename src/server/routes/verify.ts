@@ -80,7 +80,8 @@ export function verifyRoutes(app: FastifyInstance): void {
     }
     // The compile is kept while the tenant's policy is what it was compiled from (its fingerprint).
     let kept = compiled.get(t);
-    if (kept?.fingerprint !== fingerprint) {
+    if (fingerprint === undefined) kept = { fingerprint: '', expect: expectations(compilePolicy(state)) };
+    else if (kept?.fingerprint !== fingerprint) {
       kept = { fingerprint, expect: expectations(compilePolicy(state)) };
       compiled.delete(t);
       compiled.set(t, kept);
