@@ -9,6 +9,9 @@ test("netctl's single-dash long flags become double-dash; short flags and everyt
     ['policy', 'rule-add', 'db-policy', '1', '--direction=in', '--protocol=tcp', '--port', '8888', '-t', 'blue', '--from-cidr=10.0.0.0/8'],
   );
   assert.deepEqual(normaliseArgv(['group', 'create', '-networkprofile=gold', 'n', 'g']), ['group', 'create', '--netprofile=gold', 'n', 'g']);
+  // kubectl's joined output flag; anything after `--` is left alone.
+  assert.deepEqual(normaliseArgv(['tenant', 'ls', '-ojson']), ['tenant', 'ls', '-o', 'json']);
+  assert.deepEqual(normaliseArgv(['get', 'networks', '-oyaml', '--', '-ojson']), ['get', 'networks', '-o', 'yaml', '--', '-ojson']);
   assert.deepEqual(normaliseArgv(['net', 'ls', '-json']), ['net', 'ls', '--output=json']);
   assert.deepEqual(normaliseArgv(['lab', 'run', 'h1', '--', 'nc', '-ll', '-p', '8888']), ['lab', 'run', 'h1', '--', 'nc', '-ll', '-p', '8888']);
 });

@@ -1,7 +1,7 @@
 /**
  * Contiv's netctl took Go-style single-dash long flags (`-direction=in`, `-policy db-policy`); people
  * have scripts full of them. They become `--direction=in` here. Single letters stay short flags, and
- * nothing after `--` is touched. A few netctl spellings map to our names.
+ * nothing after `--` is touched. A few netctl spellings map to our names; `-ojson` is kubectl's `-o json`.
  */
 const ALIASES: Record<string, string> = {
   'networkprofile': 'netprofile',
@@ -21,6 +21,13 @@ export function normaliseArgv(argv: readonly string[]): string[] {
     if (passthrough || arg === '--') {
       passthrough = true;
       out.push(arg);
+      continue;
+    }
+    // kubectl's spelling of an output format, the value joined to its short flag: `-ojson` is `-o json`,
+    // not a netctl-style long flag `--ojson` (no such flag).
+    const joined = /^-o(json|yaml|table)$/.exec(arg);
+    if (joined?.[1]) {
+      out.push('-o', joined[1]);
       continue;
     }
     const m = /^--?([a-z][a-z0-9-]+)(=.*)?$/.exec(arg);

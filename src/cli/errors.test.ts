@@ -47,3 +47,15 @@ test('weft exits 6 when the server answers 503 WEFT_STORE_UNAVAILABLE, and names
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("weft get refuses -o table (it prints documents) with a usage error before any request; -ojson is -o json", async () => {
+  let err = '';
+  const io = { out: () => undefined, err: (t: string) => (err += t), env: { HOME: '/nonexistent', WEFT_SERVER: 'https://127.0.0.1:1' } };
+  assert.equal(await runCli(['get', 'networks', '-o', 'table'], io, {} as Daemons), EXIT.usage);
+  assert.match(err, /get: -o yaml or json/);
+  err = '';
+  // Joined: reaches the request (refused: nothing listens on port 1), not an unknown option.
+  const code = await runCli(['get', 'networks', '-ojson'], io, {} as Daemons);
+  assert.doesNotMatch(err, /unknown option/, err);
+  assert.notEqual(code, EXIT.usage, err);
+});

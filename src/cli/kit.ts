@@ -28,8 +28,11 @@ interface LeafSpec {
   summary: string;
   example: string | string[];
   tenant?: boolean;
-  /** Give -o/--output (default); rule-add uses -o for --to-network, so it has only --output. */
-  output?: 'short' | 'long' | false;
+  /**
+   * Give -o/--output (default); rule-add uses -o for --to-network, so it has only --output; `documents`:
+   * -o json or yaml, YAML by default (what `weft get` prints is documents, never a table).
+   */
+  output?: 'short' | 'long' | 'documents' | false;
   /** Run this one when the parent is given alone (`weft global` shows the settings). */
   isDefault?: boolean;
 }
@@ -41,6 +44,7 @@ export function leaf(parent: Command, spec: LeafSpec): Command {
     .addHelpText('after', `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
   if (spec.tenant !== false) c.option('-t, --tenant <name>', 'tenant', 'default');
   if (spec.output === 'long') c.option('--output <format>', 'table, json or yaml', 'table');
+  else if (spec.output === 'documents') c.option('-o, --output <format>', 'yaml or json', 'yaml');
   else if (spec.output !== false) c.option('-o, --output <format>', 'table, json or yaml', 'table');
   c.option('-q, --quiet', 'print names only (lists)');
   c.addOption(new Option('--server <url>', 'server URL(s), comma-separated (default: WEFT_SERVER, config, https://127.0.0.1:9700)'));

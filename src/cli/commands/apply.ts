@@ -129,10 +129,12 @@ export function getCommands(program: Command, io: Io): void {
     name: 'get <kind> [name]',
     summary: 'print objects as the documents `weft apply -f` takes (YAML by default): applying them back changes nothing',
     example: ['weft get all -t shop > shop.yaml', 'weft get group web -t shop', 'weft get networks -o json', 'weft get networkpolicy -n x -t shop'],
+    output: 'documents',
   })
     .option('-n, --namespace <namespace>', 'NetworkPolicies of this namespace only (with a name: that namespace\'s policy; default namespace: default)')
     .addHelpText('after', `\nKinds: all (the tenant and everything in it), ${GET_KINDS.map((k) => k.words[0]).join(', ')}.\n`)
     .action(act(io, async (ctx, word, name) => {
+      if (ctx.format === 'table') throw usage('get: -o yaml or json (it prints documents, as `weft apply -f` takes them; `weft KIND ls` prints tables)');
       const k = GET_KINDS.find((x) => x.words.includes(word ?? ''));
       if (word !== 'all' && !k) throw usage(`get: '${word}' is not a kind; one of all, ${GET_KINDS.map((x) => x.words[0]).join(', ')}`);
       if (word === 'all' && name) throw usage('get all: takes no name (it prints the tenant and everything in it)');
