@@ -188,39 +188,70 @@ async function ask(port: number, name: string, id: number, ms = 1500): Promise<B
   }
 }
 
-test('forwarded queries resist forged answers: random case (0x20) that an answer must echo, the client\'s own case given back, a new port every 1,000 queries', async () => {
-  // An upstream that answers with the right id but the name as a forger would guess it (lower case) while
-  // `honest` is false, and echoes the question exactly otherwise; it notes the ports queries came from.
+/**
+ * An upstream on loopback: `fold` answers with the question's letters in lower case (as some forwarders
+ * do), `wrong` with another name under the right id (a forgery), else it echoes the question exactly. It
+ * notes the names it was asked (as sent) and the ports queries came from.
+ */
+async function echoing(mode: { fold?: boolean; wrong?: boolean }) {
   const sock = dgram.createSocket('udp4');
   const ports = new Set<number>();
   const names: string[] = [];
-  let honest = false;
   sock.on('message', (m, from) => {
     ports.add(from.port);
     const r = Buffer.from(m);
     r[2] = (r[2] ?? 0) | 0x80;
     names.push(r.toString('latin1', 13, 13 + (r[12] ?? 0)));
-    if (!honest) for (let i = 12; i < r.length - 4; i++) if ((r[i] as number) >= 0x41 && (r[i] as number) <= 0x5a) r[i] = (r[i] as number) | 0x20;
+    if (mode.fold) for (let i = 12; i < r.length - 4; i++) if ((r[i] as number) >= 0x41 && (r[i] as number) <= 0x5a) r[i] = (r[i] as number) | 0x20;
+    if (mode.wrong) r[13] = 0x7a - ((r[13] as number) & 1);
     sock.send(r, from.port, from.address);
   });
   await new Promise<void>((r) => sock.bind({ address: '127.0.0.1', port: 0 }, () => r()));
-  const { dns, port } = await start({ upstreams: [{ address: '127.0.0.1', port: sock.address().port }], timeout: 300 });
+  return { sock, ports, names, up: { address: '127.0.0.1', port: sock.address().port } };
+}
+
+const NAME = 'abcdefghijklmnopqrstuvwxyz.example';
+
+test('forwarded queries go with their letters in random case (0x20), the client gets its own case back, and a new port every 1,000 queries', async () => {
+  const u = await echoing({});
+  const { dns, port } = await start({ upstreams: [u.up], timeout: 300 });
   try {
-    const name = 'abcdefghijklmnopqrstuvwxyz.example';
-    const forged = await ask(port, name, 11);
-    assert.ok(forged, 'an answer came');
-    assert.equal((forged[3] ?? 0) & 0xf, RCODE.SERVFAIL, 'the lower-case answer was not taken: SERVFAIL when the time was up');
-    assert.notEqual(names[0], 'abcdefghijklmnopqrstuvwxyz', `the name went upstream in mixed case: ${names[0]}`);
-    honest = true;
-    const good = await ask(port, name, 12);
+    const good = await ask(port, NAME, 12);
     assert.ok(good);
     assert.equal((good[3] ?? 0) & 0xf, 0, 'an answer echoing the question exactly is taken');
     assert.equal(good.readUInt16BE(0), 12, "under the client's id");
     assert.equal(good.toString('latin1', 13, 13 + 26), 'abcdefghijklmnopqrstuvwxyz', "with the client's own case");
+    assert.notEqual(u.names[0], 'abcdefghijklmnopqrstuvwxyz', `the name went upstream in mixed case: ${u.names[0]}`);
     for (let i = 0; i < 1000; i++) await ask(port, `n${i}.example`, i);
-    assert.ok(ports.size >= 2, `the queries came from ${ports.size} port(s)`);
+    assert.ok(u.ports.size >= 2, `the queries came from ${u.ports.size} port(s)`);
   } finally {
-    sock.close();
+    u.sock.close();
     await dns.stop();
+  }
+});
+
+test('an answer to another question under the right id is not taken; an upstream that folds case is asked again in the client\'s case, and from then on', async () => {
+  const forger = await echoing({ wrong: true });
+  const a = await start({ upstreams: [forger.up], timeout: 300 });
+  try {
+    const forged = await ask(a.port, NAME, 11);
+    assert.ok(forged, 'an answer came');
+    assert.equal((forged[3] ?? 0) & 0xf, RCODE.SERVFAIL, 'the forged answer was not taken: SERVFAIL when the time was up');
+  } finally {
+    forger.sock.close();
+    await a.dns.stop();
+  }
+  const folding = await echoing({ fold: true });
+  const b = await start({ upstreams: [folding.up], timeout: 300 });
+  try {
+    const first = await ask(b.port, NAME, 13);
+    assert.equal((first?.[3] ?? 1) & 0xf, 0, 'resolved');
+    assert.equal(folding.names.length, 2, `asked twice: ${folding.names.join(', ')}`);
+    assert.equal(folding.names[1], 'abcdefghijklmnopqrstuvwxyz', "the second time in the client's case");
+    assert.equal(((await ask(b.port, 'zyx.example', 14))?.[3] ?? 1) & 0xf, 0, 'resolved');
+    assert.deepEqual(folding.names.slice(2), ['zyx'], 'later queries once, in the client\'s case');
+  } finally {
+    folding.sock.close();
+    await b.dns.stop();
   }
 });

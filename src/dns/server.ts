@@ -40,7 +40,12 @@ interface Pending {
   /** The socket the query went out on, and its question as sent (letters in random case): an answer must match both. */
   sock: dgram.Socket;
   question: Buffer;
-  /** The client's own question, put back in the answer. */
+  /** The query under its upstream id in the client's case, and whether `question` is in random case. */
+  plain: Buffer;
+  mixed: boolean;
+  /** The upstream it went to (`address:port`). */
+  upstream: string;
+  /** The client's own question (a copy: a view would keep a whole TCP read alive), put back in the answer. */
   asked: Buffer;
   reply: (b: Buffer) => void;
   timer: NodeJS.Timeout;
@@ -56,6 +61,8 @@ const TCP_QUEUED_BYTES = 64 * 1024;
 const PENDING_PER_TENANT = 512;
 /** Queries sent from one upstream socket before the next go from a new one (a new random port). */
 const QUERIES_PER_SOCKET = 1000;
+/** The longest query forwarded (a real one is a few hundred bytes; each pending one is kept until answered). */
+const FORWARD_MAX = 4096;
 
 /**
  * The agent's resolver for containers. It listens on each tenant's uplink address (the tenant namespace
@@ -69,6 +76,8 @@ export class DnsServer {
   private upstream: { sock: dgram.Socket; sent: number } | undefined;
   /** Upstream sockets replaced, each closed once the answers still due on it have had their time. */
   private readonly retired = new Set<dgram.Socket>();
+  /** Upstreams seen answering a question in other case than asked: they are asked in the client's case. */
+  private readonly plainCase = new Set<string>();
 
   constructor(private readonly o: DnsServerOptions) {}
 
@@ -226,7 +235,7 @@ export class DnsServer {
     // Each tenant gets its share of the shared id space; a few random tries find a free id (a linear
     // scan of a nearly full table blocked the event loop for seconds).
     const mine = this.pendingOf.get(tenant) ?? 0;
-    if (mine >= PENDING_PER_TENANT) return fail();
+    if (mine >= PENDING_PER_TENANT || msg.length > FORWARD_MAX) return fail();
     const sock = this.upstreamSocket();
     let id = randomInt(65536);
     for (let i = 0; this.pending.has(id) && i < 64; i++) id = randomInt(65536);
@@ -237,16 +246,10 @@ export class DnsServer {
       if (n > 0) this.pendingOf.set(tenant, n);
       else this.pendingOf.delete(tenant);
     };
-    const out = Buffer.from(msg);
-    out.writeUInt16BE(id, 0);
-    // The name's bytes (the question less its type and class): length bytes are below 64, never letters.
-    const end = 12 + asked.length - 4;
-    const coin = randomBytes(end - 12);
-    for (let i = 12; i < end; i++) {
-      const c = out[i] as number;
-      if (((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) && ((coin[i - 12] as number) & 1)) out[i] = c ^ 0x20;
-    }
-    const question = out.subarray(12, 12 + asked.length);
+    const plain = Buffer.from(msg);
+    plain.writeUInt16BE(id, 0);
+    const length = asked.length;
+    const own = Buffer.from(asked);
     const share = Math.max(100, Math.floor(this.o.upstreamTimeoutMs / this.o.upstreams.length));
     const attempt = (i: number): void => {
       const up = this.o.upstreams[i];
@@ -256,13 +259,21 @@ export class DnsServer {
         fail();
         return;
       }
+      const upstream = `${up.address}:${up.port}`;
+      const mixed = !this.plainCase.has(upstream);
+      const out = mixed ? mixedCase(plain, length) : plain;
       const timer = setTimeout(() => attempt(i + 1), share);
-      this.pending.set(id, { id: msg.readUInt16BE(0), tenant, sock, question, asked, reply: (b) => { done(); reply(b); }, timer });
-      sock.send(out, up.port, up.address, (e) => {
-        if (!e) return;
+      this.pending.set(id, { id: msg.readUInt16BE(0), tenant, sock, question: out.subarray(12, 12 + length), plain, mixed, upstream, asked: own, reply: (b) => { done(); reply(b); }, timer });
+      const next = (): void => {
         clearTimeout(timer);
         attempt(i + 1);
-      });
+      };
+      try {
+        sock.send(out, up.port, up.address, (e) => e && next());
+      } catch {
+        // The socket was closed meanwhile (a stop, or a retired socket past its time).
+        next();
+      }
     };
     attempt(0);
   }
@@ -286,8 +297,24 @@ export class DnsServer {
       if (msg.length < 12 || !this.o.upstreams.some((up) => up.address === from.address && up.port === from.port)) return;
       const id = msg.readUInt16BE(0);
       const p = this.pending.get(id);
-      // Its question exactly as sent (the case of every letter), on the socket it went out on.
-      if (!p || p.sock !== s || msg.readUInt16BE(4) !== 1 || !msg.subarray(12, 12 + p.question.length).equals(p.question)) return;
+      if (!p || p.sock !== s || msg.readUInt16BE(4) !== 1) return;
+      const q = msg.subarray(12, 12 + p.question.length);
+      if (!q.equals(p.question)) {
+        // The question in other case than sent: a forgery, or an upstream that does not keep the case
+        // (some forwarders do). Asked again in the client's case, as are later queries to it; a forger can
+        // only make us do so, which leaves the random id and port.
+        if (!p.mixed || q.length !== p.question.length || q.toString('latin1').toLowerCase() !== p.question.toString('latin1').toLowerCase()) return;
+        if (!this.plainCase.has(p.upstream)) this.o.log.info({ upstream: p.upstream }, 'dns upstream does not keep the case of questions: asking it in the case clients use');
+        this.plainCase.add(p.upstream);
+        p.mixed = false;
+        p.question = p.plain.subarray(12, 12 + p.question.length);
+        try {
+          s.send(p.plain, from.port, from.address);
+        } catch {
+          // Closed: the attempt's timer moves on.
+        }
+        return;
+      }
       this.pending.delete(id);
       clearTimeout(p.timer);
       const back = Buffer.from(msg);
@@ -298,6 +325,19 @@ export class DnsServer {
     this.upstream = { sock: s, sent: 1 };
     return s;
   }
+}
+
+/** A copy of `query` whose name (the question's first `length` bytes less type and class) has its letters in random case (DNS 0x20). */
+function mixedCase(query: Buffer, length: number): Buffer {
+  const out = Buffer.from(query);
+  // Length bytes are below 64, never letters.
+  const end = 12 + length - 4;
+  const coin = randomBytes(end - 12);
+  for (let i = 12; i < end; i++) {
+    const c = out[i] as number;
+    if (((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) && ((coin[i - 12] as number) & 1)) out[i] = c ^ 0x20;
+  }
+  return out;
 }
 
 /** `nameserver` lines of a resolv.conf, as upstreams on port 53. */
