@@ -46,5 +46,16 @@ function visible(text: string): string {
 }
 
 export function renderData(data: unknown, format: Exclude<Format, 'table'>): string {
-  return format === 'json' ? JSON.stringify(data, null, 2) : YAML().stringify(data).trimEnd();
+  const json = () => JSON.stringify(data, null, 2).replace(UNESCAPED, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (format === 'json') return json();
+  const yaml = YAML().stringify(data).trimEnd();
+  // YAML escapes C0 controls but writes DEL and C1 as they are; JSON is YAML too, with every one escaped.
+  return UNESCAPED_TEST.test(yaml) ? json() : yaml;
 }
+
+/**
+ * What JSON.stringify leaves as it is and a terminal acts on: DEL and the C1 controls (CSI, OSC...). In
+ * JSON they can only stand inside strings, where `\uXXXX` means the same.
+ */
+const UNESCAPED = /[\u007f-\u009f]/g;
+const UNESCAPED_TEST = /[\u007f-\u009f]/;

@@ -96,3 +96,26 @@ test('verify: one at a time per tenant even with no endpoint to probe (each comp
   assert.ok(by(409).every((a) => a.json.code === 'WEFT_IN_USE'));
   assert.equal((await api.call('POST', '/api/v1/tenants/default/verify', {}, {}, eve)).status, 200, 'the slot is given back');
 });
+
+test('verify: a tenant whose policy changed since its last compile waits COMPILE_SPACING times that compile (429 before any probe); an unchanged one answers from the kept compile', async () => {
+  const { COMPILE_SPACING } = await import('./routes/verify.js');
+  const api = await testApi();
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/16' })).status, 201);
+  const rules = Array.from({ length: 3000 }, (_, i) => ({ id: `r${i}`, direction: 'in', action: i % 2 ? 'allow' : 'deny', protocol: 'tcp', ports: String(1000 + (i % 500)), fromCidr: `10.${(i >> 8) & 255}.${i & 255}.0/24`, priority: 1 + (i % 90) }));
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/policies', { name: 'big', rules })).status, 201);
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'net', policies: ['big'] })).status, 201);
+  const eve = await tenantUser(api, 'eve');
+  const verify = () => api.call('POST', '/api/v1/tenants/default/verify', {}, {}, eve);
+  const t0 = performance.now();
+  assert.equal((await verify()).status, 200);
+  const first = performance.now() - t0;
+  assert.equal((await verify()).status, 200, 'unchanged: the kept compile, no wait');
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/policies/big/rules', { id: 'one-more', direction: 'in', action: 'allow', protocol: 'udp', ports: '53', fromCidr: '10.9.0.0/24' })).status, 201);
+  const soon = await verify();
+  // Only meaningful when the compile was long enough for the write between to fit inside the wait.
+  if (first * COMPILE_SPACING > 200) {
+    assert.equal(soon.status, 429, JSON.stringify(soon.json));
+    assert.equal(soon.json.code, 'WEFT_BUSY');
+    assert.match(soon.json.detail, /changed since its last verification, whose compile took \d+ ms; ask again in \d+ s/);
+  }
+});

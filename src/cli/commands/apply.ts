@@ -3,7 +3,7 @@ import { ApiError } from '../../client/index.js';
 import { act, type Ctx, type Io, leaf, tenantPath } from '../kit.js';
 import { usage } from '../errors.js';
 import { readBounded } from '../config.js';
-import { YAML } from '../output.js';
+import { renderData, YAML } from '../output.js';
 
 /** A second -f would silently replace the first (commander keeps the last value). */
 function onlyOnce(value: string, previous: string | undefined): string {
@@ -145,7 +145,7 @@ export function getCommands(program: Command, io: Io): void {
       const query = new URLSearchParams({ ...(k ? { kind: k.kind } : {}), ...(name && k?.kind !== 'Tenant' ? { name } : {}), ...(namespace ? { namespace } : {}) });
       const q = query.toString();
       const { items } = await ctx.client.request('GET', tenantPath(ctx, `documents${q ? `?${q}` : ''}`));
-      if (ctx.format === 'json') return ctx.print(JSON.stringify(items, null, 2));
-      ctx.print((items as unknown[]).map((d) => YAML().stringify(d).trimEnd()).join('\n---\n'));
+      if (ctx.format === 'json') return ctx.print(renderData(items, 'json'));
+      ctx.print((items as unknown[]).map((d) => renderData(d, 'yaml')).join('\n---\n'));
     }));
 }
