@@ -1,6 +1,8 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ambiguousShortNames, conflistName, shortConflistName, type Group, type Network } from '../model/index.js';
+import { NAME_PATTERN, ambiguousShortNames, conflistName, shortConflistName, type Group, type Network } from '../model/index.js';
+
+const NAME = new RegExp(NAME_PATTERN);
 
 export const CNI_VERSION = '1.0.0';
 export const PLUGIN_TYPE = 'weft';
@@ -23,8 +25,11 @@ export function desiredConflists(networks: readonly Network[], groups: readonly 
       out.set(listName, `${JSON.stringify({ cniVersion: CNI_VERSION, name: listName, plugins: [plugin] }, null, 2)}\n`);
     }
   };
-  for (const g of groups) add(g.tenant, g.name, g.network, g.name);
-  for (const n of networks) add(n.tenant, n.name, n.name);
+  // Names come from the server; one that is not a Weft name (a path separator, `..`) would name a file
+  // outside the conf dir: left out, never written.
+  const valid = (...xs: unknown[]) => xs.every((x) => typeof x === 'string' && NAME.test(x));
+  for (const g of groups) if (valid(g.tenant, g.name, g.network)) add(g.tenant, g.name, g.network, g.name);
+  for (const n of networks) if (valid(n.tenant, n.name)) add(n.tenant, n.name, n.name);
   return out;
 }
 
@@ -79,7 +84,9 @@ export function syncConflists(dir: string, wanted: ReadonlyMap<string, string>):
       lastSeen.set(file, { text, stat: current.stat, at: now });
       continue;
     }
-    const fd = openSync(`${file}.tmp`, 'w', 0o644);
+    // Made anew (O_EXCL): whatever is at the temporary name (a symlink someone placed) is removed, never written through.
+    rmSync(`${file}.tmp`, { force: true });
+    const fd = openSync(`${file}.tmp`, 'wx', 0o644);
     let stat: BigIntStats;
     try {
       writeFileSync(fd, text);

@@ -33,3 +33,26 @@ test('the pinned CA is accepted alone, re-encoded; a second certificate, a non-C
   await serving(leaf.certPem, async (url) => assert.rejects(fetchPinnedCa(url, fingerprint(leaf.certPem)), refused(/not a CA/)));
   await serving('garbage', async (url) => assert.rejects(fetchPinnedCa(url, pin), refused(/one CA certificate/)));
 });
+
+test('credentials cut short (a power loss while agent.crt was written) or not PEM are not whole: none, so a join makes them again', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { loadCredentials } = await import('./identity.js');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-identity-'));
+  try {
+    const ca = await createCa('weft');
+    const host = await issueWithKey(ca, { commonName: 'host:node1', usage: 'client', ttlMs: 600_000 });
+    writeFileSync(join(dir, 'agent.key'), host.keyPem);
+    writeFileSync(join(dir, 'agent.crt'), host.certPem);
+    writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+    assert.equal(loadCredentials(dir, 'node1')?.host, 'node1', 'whole: loaded');
+    const cert = 'agent.crt';
+    for (const damaged of [host.certPem.slice(0, host.certPem.length >> 1), 'garbage\n', '']) {
+      writeFileSync(join(dir, cert), damaged);
+      assert.equal(loadCredentials(dir, 'node1'), undefined, JSON.stringify(damaged.slice(0, 20)));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -27,8 +27,15 @@ export function loadCredentials(dir: string, host?: string): HostCredentials | u
   const f = files(dir);
   if (!existsSync(f.key) || !existsSync(f.cert) || !existsSync(f.ca)) return undefined;
   const c = { key: readFileSync(f.key, 'utf8'), cert: readFileSync(f.cert, 'utf8'), ca: readFileSync(f.ca, 'utf8') };
-  const name = /^host:(.*)$/.exec(summarize(c.cert).commonName)?.[1];
-  if (!name || (host !== undefined && name !== host) || !issuedBy(c.cert, c.ca)) return undefined;
+  let name: string | undefined;
+  try {
+    name = /^host:(.*)$/.exec(summarize(c.cert).commonName)?.[1];
+    if (!name || (host !== undefined && name !== host) || !issuedBy(c.cert, c.ca)) return undefined;
+  } catch {
+    // A file cut short (a power loss while it was written) or not PEM at all: not whole, so none; a
+    // join with a token makes them again instead of failing on them.
+    return undefined;
+  }
   return { ...c, host: name };
 }
 

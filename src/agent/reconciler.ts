@@ -1,7 +1,7 @@
 import { IdleGc } from './idle-gc.js';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
-import { planHostSide, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type NftWrite, type Protected, type TenantPlan } from '../datapath/index.js';
+import { names, planHostSide, planHostTenants, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type NftWrite, type Protected, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import type { Endpoint } from '../model/index.js';
 import { compilePolicy, filters, type CompiledPolicy, type PolicyState } from '../policy/index.js';
@@ -166,7 +166,30 @@ export class Reconciler {
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
   async ensureHostNow(): Promise<void> {
-    await this.hostLock.run(() => this.hostSide(planHostSide(this.view())));
+    await this.hostLock.run(() => this.hostSide(this.hostPlan().host));
+  }
+
+  /** Each tenant's last plan that could be made, by name: what its host side keeps while its objects cannot be planned. */
+  private readonly lastPlans = new Map<string, TenantPlan>();
+
+  /**
+   * The host side's plan. A tenant whose plan throws (an object this agent cannot read) keeps its last
+   * plan, or none, and its namespace (`keep`): one bad network stopped the host side of every tenant
+   * (host table, DNS listeners, routes; an ADD with published ports in any tenant then failed).
+   */
+  private hostPlan(): { host: HostPlan; keep: Set<string> } {
+    const view = this.view();
+    const { plans, failed } = planHostTenants(view);
+    for (const p of plans) this.lastPlans.set(p.tenant, p);
+    for (const name of this.lastPlans.keys()) if (!this.state.tenants.has(name)) this.lastPlans.delete(name);
+    const kept: TenantPlan[] = [];
+    for (const f of failed) {
+      const last = this.lastPlans.get(f.tenant.name);
+      this.log.warn({ tenant: f.tenant.name, err: f.error.message, kept: last !== undefined }, 'tenant cannot be planned: its host side stays as last planned');
+      if (last) kept.push(last);
+    }
+    const tenants = kept.length ? [...plans, ...kept].sort((a, b) => a.id - b.id) : plans;
+    return { host: planHostSide(view, tenants), keep: new Set(failed.map((f) => names.tenantNs(this.opts.nsPrefix, f.tenant.id))) };
   }
 
   /**
@@ -276,13 +299,13 @@ export class Reconciler {
     }
     at.push(performance.now());
     try {
-      const plans = await this.hostLock.run(async () => {
-        const h = planHostSide(this.view());
+      const { plans, keep } = await this.hostLock.run(async () => {
+        const { host: h, keep } = this.hostPlan();
         await this.hostSide(h);
         if (!h.tunnel) await this.tunnelStep(undefined, errors);
-        return h.tenants;
+        return { plans: h.tenants, keep };
       });
-      if (all) await this.removeStaleTenants(plans);
+      if (all) await this.removeStaleTenants(plans, keep);
       if (all) await this.afterFullPass();
     } catch (e) {
       errors.push(`host: ${(e as Error).message}`);
@@ -319,8 +342,16 @@ export class Reconciler {
   }
 
   /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */
-  private async removeStaleTenants(plans: readonly TenantPlan[]): Promise<void> {
-    const wanted = new Set(plans.map((p) => p.ns));
+  private async removeStaleTenants(plans: readonly TenantPlan[], keep: ReadonlySet<string> = new Set()): Promise<void> {
+    const wanted = new Set([...plans.map((p) => p.ns), ...keep]);
+    // A desired state with no tenant at all is far likelier a server restored or re-initialised (or pointed
+    // at the wrong store) than a cluster whose last tenant was deleted: removing every namespace would cut
+    // off every container on the host. Left for an operator (weft agent uninstall), said every pass.
+    if (plans.length === 0 && this.state.tenants.size === 0) {
+      const present = await this.dp.presentTenants();
+      if (present.length) this.log.warn({ namespaces: present.map((p) => p.ns) }, 'the desired state holds no tenant: not removing any tenant namespace');
+      return;
+    }
     for (const { ns, id } of await this.dp.presentTenants()) {
       if (wanted.has(ns)) continue;
       this.log.info({ ns }, 'removing the namespace of a deleted tenant');

@@ -1,6 +1,9 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../pki/index.js';
+
+const KEY = /^[0-9a-f]{64}$/;
 
 /** What a seal covers: everything that decides where the agent would wire the endpoint. */
 type Sealed = { id: string; tenant: string; network: string; ifname: string; netns?: string };
@@ -16,12 +19,18 @@ export class Sealer {
   /** Reads the key from `dir/seal.key`, making it on first use. */
   static load(dir: string): Sealer {
     const file = join(dir, 'seal.key');
-    if (!existsSync(file)) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+    const text = existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+    // A key that is not 64 hex digits (a file truncated by a power loss, garbage) would be a short or empty
+    // HMAC key anyone can compute: a new one is made. Endpoints sealed with the lost key are then never
+    // re-wired by maintenance (fail closed) until made again.
+    if (text !== undefined && KEY.test(text)) {
+      chmodSync(file, 0o600);
+      return new Sealer(Buffer.from(text, 'hex'));
     }
-    chmodSync(file, 0o600);
-    return new Sealer(Buffer.from(readFileSync(file, 'utf8').trim(), 'hex'));
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const key = randomBytes(32).toString('hex');
+    writeFileAtomic(file, key, 0o600);
+    return new Sealer(Buffer.from(key, 'hex'));
   }
 
   seal(e: Sealed): string {

@@ -67,7 +67,7 @@ export class DesiredState {
     this.dockerNetworks.clear();
     this.endpoints.clear();
     this.hosts.clear();
-    for (const t of s.tenants) this.tenants.set(t.name, t);
+    for (const t of s.tenants) if (validTenant(t)) this.tenants.set(t.name, t);
     for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
     for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);
     for (const p of s.policies) this.policies.set(p);
@@ -92,7 +92,9 @@ export class DesiredState {
     this.version++;
     const name = c.key.slice(c.key.indexOf('/') + 1);
     switch (c.kind) {
-      case 'tenant': upsert(this.tenants, name, c); return scoped();
+      // A tenant object without a usable id would plan a namespace of another name, and the next full
+      // pass would remove the tenant's real one (every container of it cut off): the last good one stays.
+      case 'tenant': if (c.op === 'put' && !validTenant(c.object, name)) return 'nothing'; upsert(this.tenants, name, c); return scoped();
       case 'network': upsert(this.networks, name, c); return scoped();
       case 'group': upsert(this.groups, name, c); return scoped();
       case 'policy': this.policies.head(c); return scoped();
@@ -181,6 +183,12 @@ function upsert<T extends { revision: number }>(map: Map<string, T>, key: string
   if (cur && cur.revision > c.revision) return;
   if (c.op === 'delete') map.delete(key);
   else map.set(key, { ...(c.object as T), revision: c.revision });
+}
+
+/** A tenant object the planner can name a namespace from: a name (the key's, when given) and a whole-number id. */
+function validTenant(o: unknown, key?: string): o is Tenant {
+  const t = o as Partial<Tenant> | null | undefined;
+  return typeof t === 'object' && t !== null && typeof t.name === 'string' && (key === undefined || t.name === key) && Number.isSafeInteger(t.id) && (t.id as number) >= 0;
 }
 
 /** A host's fields that overlays, routes and the tunnel depend on (a rotation request: the agent rotates its key). */

@@ -2,7 +2,7 @@ export { names } from './names.js';
 export { transit, transitSlot, RESERVED_LINK_LOCAL } from './transit.js';
 export type { QosPlan, ServicePlan, DscpPlan, DnsPlan } from './services.js';
 export { namedServices } from './services.js';
-export { planTenant, planHost, planHostSide, peerVteps, type HostPlan, type TenantPlan, type DesiredHostState, type BridgePlan, type EndpointPlan, type PortPlan, type OverlayPlan, type MacvlanPlan } from './plan.js';
+export { planTenant, planHost, planHostTenants, planHostSide, peerVteps, type HostPlan, type TenantPlan, type DesiredHostState, type BridgePlan, type EndpointPlan, type PortPlan, type OverlayPlan, type MacvlanPlan } from './plan.js';
 export { fdbCommands, neighCommands } from './linux/encaps/vxlan.js';
 export { renderTenantRuleset, renderTenantTable, renderEndpointTable, endpointTableName, TENANT_TABLE } from './nft.js';
 export { renderHostRuleset, renderHostTable, HOST_TABLE, type HostTunnel } from './host-nft.js';

@@ -318,6 +318,23 @@ export function planHost(d: DesiredHostState): TenantPlan[] {
   return [...d.tenants].sort((a, b) => a.id - b.id).map((t) => planTenant(d, t));
 }
 
+/**
+ * planHost, each tenant on its own: a tenant whose plan throws (an object the agent cannot read: a newer
+ * server's, a damaged store) is in `failed` instead of failing every tenant's host side.
+ */
+export function planHostTenants(d: DesiredHostState): { plans: TenantPlan[]; failed: Array<{ tenant: Tenant; error: Error }> } {
+  const plans: TenantPlan[] = [];
+  const failed: Array<{ tenant: Tenant; error: Error }> = [];
+  for (const t of [...d.tenants].sort((a, b) => a.id - b.id)) {
+    try {
+      plans.push(planTenant(d, t));
+    } catch (e) {
+      failed.push({ tenant: t, error: e instanceof Error ? e : new Error(String(e)) });
+    }
+  }
+  return { plans, failed };
+}
+
 /** What the host namespace should hold: the host table for every tenant's plan, and the tunnel. */
 export interface HostPlan {
   tenants: TenantPlan[];

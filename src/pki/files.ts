@@ -1,4 +1,4 @@
-import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 /**
  * Writes a key or certificate file whole or not at all (a temporary file renamed over it), with `mode`
@@ -6,7 +6,16 @@ import { chmodSync, renameSync, writeFileSync } from 'node:fs';
  */
 export function writeFileAtomic(path: string, text: string, mode: number): void {
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, text, { mode });
-  chmodSync(tmp, mode);
+  // Made anew (O_EXCL): whatever stands at the temporary name (a symlink someone placed) is removed, never
+  // written through; on disk before the rename, so a power loss leaves the old file or the new one whole.
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeFileSync(fd, text);
+    fchmodSync(fd, mode);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
 }

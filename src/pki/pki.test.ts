@@ -51,3 +51,24 @@ test('a join token carries the CA pin and the host, and garbage is refused namin
     assert.throws(() => parseJoinToken(t, '--join'), (e: unknown) => e instanceof WeftError && e.field === '--join', t);
   }
 });
+
+test('writeFileAtomic never writes through a symlink at PATH.tmp, and sets the mode of a file that existed', async () => {
+  const { mkdtempSync, rmSync, writeFileSync, readFileSync, symlinkSync, statSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { writeFileAtomic } = await import('./files.js');
+  const dir = mkdtempSync(join(tmpdir(), 'weft-atomic-'));
+  try {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const path = join(dir, 'agent.key');
+    writeFileSync(path, 'old', { mode: 0o644 });
+    symlinkSync(victim, `${path}.tmp`);
+    writeFileAtomic(path, 'new key\n', 0o600);
+    assert.equal(readFileSync(victim, 'utf8'), 'precious\n', "the symlink's target is untouched");
+    assert.equal(readFileSync(path, 'utf8'), 'new key\n');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

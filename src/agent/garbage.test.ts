@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { MemoryDatapath } from '../datapath/index.js';
+import { DesiredState, type Snapshot } from './state.js';
+import { Reconciler } from './reconciler.js';
+import { Sealer } from './seal.js';
+import { desiredConflists, syncConflists } from './conflists.js';
+
+const log = pino({ level: process.env['WEFT_TEST_LOG'] ?? 'silent' });
+const meta = { revision: 10, createdAt: '', updatedAt: '' };
+const tmp = (t: { after: (f: () => void) => void }) => {
+  const d = mkdtempSync(join(tmpdir(), 'weft-garbage-'));
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+};
+const snap = (over: Partial<Snapshot> = {}): Snapshot => ({
+  tenants: [{ ...meta, name: 'a', id: 1, defaultAction: 'allow' }, { ...meta, name: 'b', id: 2, defaultAction: 'allow' }] as never,
+  networks: [{ ...meta, tenant: 'a', name: 'n', subnet: '10.9.0.0/24', gateway: '10.9.0.1', encap: 'vxlan', vni: 100, mtu: 1450 },
+    { ...meta, tenant: 'b', name: 'n', subnet: '10.8.0.0/24', gateway: '10.8.0.1', encap: 'vxlan', vni: 101, mtu: 1450 }] as never,
+  groups: [], policies: [], services: [], netprofiles: [], hosts: [], dockerNetworks: [],
+  endpoints: [{ ...meta, id: 'e1', tenant: 'a', network: 'n', ip: '10.9.0.2', prefixLength: 24, gateway: '10.9.0.1', mac: '02:00:00:00:00:02', mtu: 1450, vni: 100, host: 'node1', ifname: 'eth0', containerId: 'c1', labels: {}, state: 'created' }] as never,
+  revision: 1000, global: { ...meta } as never, ...over,
+});
+
+function rig(dir: string, state: DesiredState) {
+  const dp = new MemoryDatapath('u-');
+  let hostSides = 0;
+  let hostTenants: string[] = [];
+  const r = new Reconciler(state, dp, async (h) => { hostSides++; hostTenants = h.tenants.map((x) => x.tenant); }, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: join(dir, 'net.d'), agentSocket: join(dir, 'agent.sock'), resyncMs: 60_000, vtep: '192.0.2.1', dnsPort: 15353,
+  }, log);
+  const fullPass = async () => {
+    const before = r.fullPasses;
+    r.mark(undefined);
+    for (let i = 0; i < 200 && r.fullPasses === before; i++) await new Promise((res) => setImmediate(res));
+    await r.withoutResync(async () => undefined);
+  };
+  return { dp, r, fullPass, hostSides: () => hostSides, hostTenants: () => hostTenants };
+}
+
+test('an empty desired state (a server restored or re-initialised) removes no tenant namespace', async (t) => {
+  const dir = tmp(t);
+  const state = new DesiredState();
+  state.replaceAll(snap());
+  const { dp, r, fullPass } = rig(dir, state);
+  await fullPass();
+  assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2']);
+  // The relist after the server came back with an empty store: revision 3 < 1000, nothing in it.
+  state.replaceAll(snap({ tenants: [], networks: [], endpoints: [], revision: 3 }));
+  await fullPass();
+  await r.stop();
+  assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2'], 'every container on the host would have been cut off');
+  // One tenant deleted while others stand is still removed.
+  state.replaceAll(snap({ tenants: snap().tenants.slice(1), networks: snap().networks.slice(1), endpoints: [], revision: 4 }));
+  const again = rig(dir, state);
+  for (const [k, v] of dp.namespaces) again.dp.namespaces.set(k, v);
+  await again.fullPass();
+  await again.r.stop();
+  assert.deepEqual([...again.dp.namespaces.keys()], ['u-t2']);
+});
+
+test('a tenant object without a whole-number id (watch put, list) is not taken: the tenant\'s namespace stays', async (t) => {
+  const dir = tmp(t);
+  const state = new DesiredState();
+  state.replaceAll(snap());
+  const { dp, r, fullPass } = rig(dir, state);
+  await fullPass();
+  assert.ok(dp.namespaces.has('u-t1'));
+  state.apply({ revision: 1001, op: 'put', kind: 'tenant', key: 'tenants/a', tenant: 'a', object: { name: 'a', defaultAction: 'allow' }, actor: 'x', time: '' });
+  await fullPass();
+  await r.stop();
+  assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2'], 'u-t1 was removed and u-tundefined made');
+  assert.equal(state.tenants.get('a')?.id, 1, 'the last good object stays');
+  state.apply({ revision: 1002, op: 'put', kind: 'tenant', key: 'tenants/a', tenant: 'a', object: { name: 'b', id: 2, defaultAction: 'allow' }, actor: 'x', time: '' });
+  assert.equal(state.tenants.get('a')?.id, 1, 'an object whose name is not its key\'s is refused too');
+  state.replaceAll(snap({ tenants: [{ ...meta, name: 'a', id: '1; x' }, ...snap().tenants.slice(1)] as never }));
+  assert.deepEqual([...state.tenants.keys()], ['b']);
+});
+
+test('one network with a malformed subnet does not stop the host side of every other tenant; its tenant keeps its last plan and namespace', async (t) => {
+  const dir = tmp(t);
+  const state = new DesiredState();
+  state.replaceAll(snap());
+  const { dp, r, fullPass, hostSides, hostTenants } = rig(dir, state);
+  await fullPass();
+  const before = hostSides();
+  assert.ok(before >= 1);
+  state.apply({ revision: 1001, op: 'put', kind: 'network', key: 'networks/b/n', tenant: 'b', object: { ...snap().networks[1], subnet: 'garbage' }, actor: 'x', time: '' });
+  await fullPass();
+  await fullPass();
+  assert.ok(hostSides() > before, 'the host side (every tenant\'s host table, DNS listeners, routes) was not converged again');
+  assert.deepEqual(hostTenants(), ['a', 'b'], "b's host side as last planned");
+  await r.ensureHostNow();
+  assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2'], "b's namespace kept");
+  await r.stop();
+});
+
+test('a truncated or garbage seal.key is replaced: a seal made with an empty key (anyone can) never verifies', (t) => {
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'seal.key'), '', { mode: 0o600 });
+  const s = Sealer.load(dir);
+  const ep = { id: 'e1', tenant: 'a', network: 'n', ifname: 'eth0', netns: '/proc/1/ns/net' };
+  const forged = createHmac('sha256', Buffer.alloc(0)).update(JSON.stringify([ep.id, ep.tenant, ep.network, ep.ifname, ep.netns])).digest('hex');
+  assert.equal(s.verify({ ...ep, seal: forged }), false);
+  assert.match(readFileSync(join(dir, 'seal.key'), 'utf8'), /^[0-9a-f]{64}$/);
+  const good = s.seal(ep);
+  assert.equal(Sealer.load(dir).verify({ ...ep, seal: good }), true, 'a whole key is kept');
+  writeFileSync(join(dir, 'seal.key'), 'not hex at all\n');
+  assert.equal(Sealer.load(dir).verify({ ...ep, seal: forged }), false);
+});
+
+test('syncConflists never writes through a symlink planted at NAME.conflist.tmp', (t) => {
+  const dir = tmp(t);
+  const conf = join(dir, 'net.d');
+  mkdirSync(conf);
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  symlinkSync(victim, join(conf, 'weft.a.n.conflist.tmp'));
+  syncConflists(conf, desiredConflists(snap().networks.slice(0, 1), [], '/run/weft/agent.sock'));
+  assert.equal(readFileSync(victim, 'utf8'), 'precious\n', 'the symlink\'s target was overwritten');
+  assert.match(readFileSync(join(conf, 'weft.a.n.conflist'), 'utf8'), /"type": "weft"/);
+});
+
+test('a group name with path separators never names a conflist outside the CNI conf dir', (t) => {
+  const dir = tmp(t);
+  const conf = join(dir, 'a', 'net.d');
+  mkdirSync(conf, { recursive: true });
+  const groups = [{ ...meta, tenant: 'a', name: 'x/../../../escaped', network: 'n', policies: [], labels: {} }] as never;
+  syncConflists(conf, desiredConflists([], groups, '/run/weft/agent.sock'));
+  assert.ok(!existsSync(join(dir, 'escaped.conflist')), 'written outside the conf dir');
+});
