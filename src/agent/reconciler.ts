@@ -184,7 +184,10 @@ export class Reconciler {
     for (const name of this.lastPlans.keys()) if (!this.state.tenants.has(name)) this.lastPlans.delete(name);
     const kept: TenantPlan[] = [];
     for (const f of failed) {
-      const last = this.lastPlans.get(f.tenant.name);
+      // The same tenant only: one deleted and made again under its name has a new id (its old plan names
+      // another namespace, perhaps a tenant that took the old id since).
+      const found = this.lastPlans.get(f.tenant.name);
+      const last = found?.id === f.tenant.id ? found : undefined;
       this.log.warn({ tenant: f.tenant.name, err: f.error.message, kept: last !== undefined }, 'tenant cannot be planned: its host side stays as last planned');
       if (last) kept.push(last);
     }
@@ -305,7 +308,8 @@ export class Reconciler {
         if (!h.tunnel) await this.tunnelStep(undefined, errors);
         return { plans: h.tenants, keep };
       });
-      if (all) await this.removeStaleTenants(plans, keep);
+      const held = all ? await this.removeStaleTenants(plans, keep) : undefined;
+      if (held) errors.push(held);
       if (all) await this.afterFullPass();
     } catch (e) {
       errors.push(`host: ${(e as Error).message}`);
@@ -342,8 +346,16 @@ export class Reconciler {
   }
 
   /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */
-  private async removeStaleTenants(plans: readonly TenantPlan[], keep: ReadonlySet<string> = new Set()): Promise<void> {
+  /** What is held back and why, if anything is (said in the host's status every pass). */
+  private async removeStaleTenants(plans: readonly TenantPlan[], keep: ReadonlySet<string> = new Set()): Promise<string | undefined> {
     const wanted = new Set([...plans.map((p) => p.ns), ...keep]);
+    const back = this.state.wentBack;
+    if (back) {
+      const stale = (await this.dp.presentTenants()).filter((p) => !wanted.has(p.ns)).map((p) => p.ns);
+      if (stale.length === 0) return undefined;
+      return `the server's store went back from revision ${back.from} to ${back.to} (restored, re-initialised, or another store): `
+        + `the namespaces of tenants it does not have (${stale.join(', ')}) are kept, with their containers, until this agent is restarted`;
+    }
     // A desired state with no tenant at all is far likelier a server restored or re-initialised (or pointed
     // at the wrong store) than a cluster whose last tenant was deleted: removing every namespace would cut
     // off every container on the host. Left for an operator (weft agent uninstall), said every pass.

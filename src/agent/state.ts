@@ -50,10 +50,17 @@ export class DesiredState {
   global: Omit<Global, keyof Meta> = { ...GLOBAL_DEFAULTS };
   readonly endpoints = new Map<string, Endpoint>();
   revision = 0;
+  /**
+   * Set when a relist came back at a revision below one already seen (a server restored from a backup,
+   * re-initialised, or pointed at another store): from then on this agent removes no tenant's namespace
+   * until it is restarted (an operator's word that the new store is the one meant).
+   */
+  wentBack: { from: number; to: number } | undefined;
   /** Bumped by every change, including the agent's own writes: caches derived from the state key on it. */
   version = 0;
 
   replaceAll(s: Snapshot): void {
+    const before = new Map(this.tenants);
     this.tenants.clear();
     this.networks.clear();
     this.groups.clear();
@@ -67,7 +74,14 @@ export class DesiredState {
     this.dockerNetworks.clear();
     this.endpoints.clear();
     this.hosts.clear();
-    for (const t of s.tenants) if (validTenant(t)) this.tenants.set(t.name, t);
+    // As a watch put: a tenant whose object is unusable keeps its last good one (dropping it would have
+    // the next full pass remove its namespace).
+    for (const t of s.tenants) {
+      const name = (t as Partial<Tenant> | null)?.name;
+      const last = typeof name === 'string' ? before.get(name) : undefined;
+      if (validTenant(t)) this.tenants.set(t.name, t);
+      else if (last) this.tenants.set(last.name, last);
+    }
     for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
     for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);
     for (const p of s.policies) this.policies.set(p);
@@ -81,6 +95,7 @@ export class DesiredState {
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
     this.global = { ...GLOBAL_DEFAULTS, ...s.global };
+    if (s.revision < this.revision && this.wentBack === undefined) this.wentBack = { from: this.revision, to: s.revision };
     this.revision = s.revision;
     this.version++;
   }
