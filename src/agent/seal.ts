@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../pki/index.js';
+import { writeFileAtomic, writeFileIfAbsent } from '../pki/index.js';
 
 const KEY = /^[0-9a-f]{64}$/;
 
@@ -29,6 +29,13 @@ export class Sealer {
     }
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const key = randomBytes(32).toString('hex');
+    // None yet: made only if still none, so two agents starting at once both use the one that stands
+    // (a rename over it let one run with a key that was not on disk, its seals lost at its restart).
+    if (text === undefined) {
+      if (writeFileIfAbsent(file, key, 0o600)) return new Sealer(Buffer.from(key, 'hex'));
+      const other = readFileSync(file, 'utf8').trim();
+      if (KEY.test(other)) return new Sealer(Buffer.from(other, 'hex'));
+    }
     writeFileAtomic(file, key, 0o600);
     return new Sealer(Buffer.from(key, 'hex'));
   }
