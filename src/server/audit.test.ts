@@ -213,14 +213,18 @@ test('through the server: 300 unauthenticated refusals from one address write th
   const lines: AuditEntry[] = [];
   const sink: AuditSink = { write: (e) => void lines.push(e), file: undefined, describe: 'memory', close: () => undefined };
   const api = await testApi({ audit: sink });
-  const { REFUSAL_BURST } = await import('./audit-throttle.js');
+  const { REFUSAL_BURST, REFUSALS_PER_S } = await import('./audit-throttle.js');
+  const t0 = performance.now();
   for (let i = 0; i < 300; i++) await api.app.inject({ method: 'GET', url: '/api/v1/tenants', remoteAddress: '203.0.113.9' });
+  // The allowance refills while the 300 are sent (more on a loaded machine).
+  const refilled = Math.floor(((performance.now() - t0) / 1000) * REFUSALS_PER_S);
   assert.equal((await api.call('POST', '/api/v1/login', { username: 'admin', password: 'wrong-password-1' }, {}, '')).status, 401);
   assert.equal((await api.call('POST', '/api/v1/tenants', { name: 'kept' })).status, 201);
   await api.app.close();
   const from = lines.filter((l) => l.source.startsWith('203.0.113.9'));
-  assert.equal(from.filter((l) => l.event === 'refused').length, REFUSAL_BURST);
-  assert.deepEqual(from.filter((l) => l.event === 'suppressed').map((l) => [l.source, l.count]), [['203.0.113.9', 300 - REFUSAL_BURST]]);
+  const logged = from.filter((l) => l.event === 'refused').length;
+  assert.ok(logged >= REFUSAL_BURST && logged <= REFUSAL_BURST + refilled + 1, `${logged} logged one by one`);
+  assert.deepEqual(from.filter((l) => l.event === 'suppressed').map((l) => [l.source, l.count]), [['203.0.113.9', 300 - logged]], 'the rest in one summary');
   assert.equal(lines.filter((l) => l.event === 'login').length, 1, 'the failed login from 127.0.0.1');
   assert.ok(lines.some((l) => l.event === 'write' && l.path === '/api/v1/tenants' && l.status === 201));
 });
