@@ -46,8 +46,8 @@ export function verifyRoutes(app: FastifyInstance): void {
   const running = new Set<string>();
   /** The kept compiles' expectations, by tenant, with the fingerprint of what each was compiled from. */
   const compiled = new Map<string, { fingerprint: string; expect: ReturnType<typeof expectations> }>();
-  /** When each tenant's last compile ended and how long it took. */
-  const spent = new Map<string, { at: number; ms: number }>();
+  /** When each tenant's last compile ended, how long it took, and of what (its fingerprint). */
+  const spent = new Map<string, { at: number; ms: number; fingerprint: string | undefined }>();
   app.post<{ Params: { tenant: string }; Body: { flows?: string[]; timeoutMs?: number } }>('/api/v1/tenants/:tenant/verify', {
     schema: { params: Params, body: Body, tags: ['policy'], summary: 'Probe every pair of endpoints with real packets and compare with the policy' },
   }, async (req) => {
@@ -78,7 +78,9 @@ export function verifyRoutes(app: FastifyInstance): void {
     // Asked before any probe: whether this one may compile (a kept compile of this policy needs none).
     const last = spent.get(t);
     const fresh = fingerprint === undefined || compiled.get(t)?.fingerprint !== fingerprint;
-    if (fresh && last && Date.now() < last.at + COMPILE_SPACING * last.ms) {
+    // The same policy compiled again (its compile was let go for other tenants') does not wait.
+    const changed = fingerprint === undefined || last?.fingerprint !== fingerprint;
+    if (fresh && changed && last && Date.now() < last.at + COMPILE_SPACING * last.ms) {
       const s = Math.ceil((last.at + COMPILE_SPACING * last.ms - Date.now()) / 1000);
       throw new WeftError('WEFT_BUSY', `tenant ${t}'s policy changed since its last verification, whose compile took ${Math.round(last.ms)} ms; ask again in ${s} s`);
     }
@@ -99,7 +101,7 @@ export function verifyRoutes(app: FastifyInstance): void {
       const t0 = performance.now();
       const expect = expectations(compilePolicy(state));
       spent.delete(t);
-      spent.set(t, { at: Date.now(), ms: performance.now() - t0 });
+      spent.set(t, { at: Date.now(), ms: performance.now() - t0, fingerprint });
       for (const k of spent.keys()) if (spent.size > 1024) spent.delete(k);
       return expect;
     };
