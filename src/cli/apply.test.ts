@@ -22,3 +22,11 @@ test('parseDocuments: what is not a set of mappings is refused naming the file a
   const many = Array.from({ length: MAX_DOCUMENTS + 1 }, (_, i) => `kind: Netprofile\nmetadata: { name: p${i} }`).join('\n---\n');
   assert.throws(() => parseDocuments(many, 'many.yaml'), /many\.yaml: more than 250 documents \(line 751\)/);
 });
+
+test('parseDocuments: a list of documents (what `weft get -o json` prints) is its items; an item that is no mapping is refused', () => {
+  assert.deepEqual(parseDocuments('[{"kind": "A"}, {"kind": "B"}]', 'get.json').documents, [{ kind: 'A' }, { kind: 'B' }]);
+  assert.deepEqual(parseDocuments('- kind: A\n- kind: B\n', 'f.yaml').lines, [1, 1]);
+  assert.throws(() => parseDocuments('[{"kind": "A"}, 3]', 'get.json'), /get\.json: line 1: a document must be a mapping .*each item of a list/);
+  const many = JSON.stringify(Array.from({ length: MAX_DOCUMENTS + 1 }, (_, i) => ({ kind: 'Netprofile', metadata: { name: `p${i}` } })));
+  assert.throws(() => parseDocuments(many, 'many.json'), /many\.json: more than 250 documents/);
+});

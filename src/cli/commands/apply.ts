@@ -46,10 +46,13 @@ export function parseDocuments(text: string, name: string): Parsed {
       throw usage(`${name}: line ${line}: ${(e as Error).message}`);
     }
     if (value === null || value === undefined) continue;
-    if (typeof value !== 'object' || Array.isArray(value)) throw usage(`${name}: line ${line}: a document must be a mapping (kind, metadata, spec)`);
-    documents.push(value);
-    lines.push(line);
-    if (documents.length > MAX_DOCUMENTS) throw usage(`${name}: more than ${MAX_DOCUMENTS} documents (line ${line}); one apply takes at most ${MAX_DOCUMENTS}: split the file`);
+    // A list of documents is what `weft get -o json` prints: each item is one.
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) throw usage(`${name}: line ${line}: a document must be a mapping (kind, metadata, spec)${Array.isArray(value) ? ', and so each item of a list of them' : ''}`);
+      documents.push(item);
+      lines.push(line);
+      if (documents.length > MAX_DOCUMENTS) throw usage(`${name}: more than ${MAX_DOCUMENTS} documents (line ${line}); one apply takes at most ${MAX_DOCUMENTS}: split the file`);
+    }
   }
   if (documents.length === 0) throw usage(`${name}: no documents`);
   return { documents, lines };
