@@ -308,8 +308,7 @@ export class Reconciler {
         if (!h.tunnel) await this.tunnelStep(undefined, errors);
         return { plans: h.tenants, keep };
       });
-      const held = all ? await this.removeStaleTenants(plans, keep) : undefined;
-      if (held) errors.push(held);
+      if (all) await this.removeStaleTenants(plans, keep);
       if (all) await this.afterFullPass();
     } catch (e) {
       errors.push(`host: ${(e as Error).message}`);
@@ -346,16 +345,8 @@ export class Reconciler {
   }
 
   /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */
-  /** What is held back and why, if anything is (said in the host's status every pass). */
-  private async removeStaleTenants(plans: readonly TenantPlan[], keep: ReadonlySet<string> = new Set()): Promise<string | undefined> {
+  private async removeStaleTenants(plans: readonly TenantPlan[], keep: ReadonlySet<string> = new Set()): Promise<void> {
     const wanted = new Set([...plans.map((p) => p.ns), ...keep]);
-    const back = this.state.wentBack;
-    if (back) {
-      const stale = (await this.dp.presentTenants()).filter((p) => !wanted.has(p.ns)).map((p) => p.ns);
-      if (stale.length === 0) return undefined;
-      return `the server's store went back from revision ${back.from} to ${back.to} (restored, re-initialised, or another store): `
-        + `the namespaces of tenants it does not have (${stale.join(', ')}) are kept, with their containers, until this agent is restarted`;
-    }
     // A desired state with no tenant at all is far likelier a server restored or re-initialised (or pointed
     // at the wrong store) than a cluster whose last tenant was deleted: removing every namespace would cut
     // off every container on the host. Left for an operator (weft agent uninstall), said every pass.

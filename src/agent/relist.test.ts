@@ -59,27 +59,3 @@ test('a tenant made again under its name with another id, while unplannable, doe
   const planned = (hostPlan()?.tenants ?? []).map((p) => `${p.tenant}:${p.ns}`);
   assert.deepEqual(planned, ['a:u-t1', 'c:u-t2'], `the deleted b's plan (id 2, c's namespace now) was kept: ${planned.join(' ')}`);
 });
-
-test('a relist at a revision below one seen (a store restored or replaced) removes no namespace until the agent restarts, and says so', async (t) => {
-  const state = new DesiredState();
-  state.replaceAll(snap([tenant('a', 1), tenant('b', 2)], [net('a', '10.9.0.0/24', 100), net('b', '10.8.0.0/24', 101)]));
-  const { dp, r, fullPass } = rig(t, state);
-  await fullPass();
-  // Restored from a backup taken before b existed.
-  state.replaceAll(snap([tenant('a', 1)], [net('a', '10.9.0.0/24', 100)], 400));
-  await fullPass();
-  assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2'], "b's namespace kept");
-  assert.match(r.lastError ?? '', /went back from revision 1000 to 400 .* \(u-t2\) are kept/);
-  // Later revisions do not lift it: only a restart (a new state) does.
-  state.replaceAll(snap([tenant('a', 1)], [net('a', '10.9.0.0/24', 100)], 5000));
-  await fullPass();
-  await r.stop();
-  assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2']);
-  const fresh = new DesiredState();
-  fresh.replaceAll(snap([tenant('a', 1)], [net('a', '10.9.0.0/24', 100)], 5000));
-  const restarted = rig(t, fresh);
-  for (const ns of dp.namespaces.keys()) restarted.dp.namespaces.set(ns, dp.namespaces.get(ns) as never);
-  await restarted.fullPass();
-  await restarted.r.stop();
-  assert.deepEqual([...restarted.dp.namespaces.keys()].sort(), ['u-t1'], 'after a restart the store is taken as it is');
-});

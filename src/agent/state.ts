@@ -50,12 +50,7 @@ export class DesiredState {
   global: Omit<Global, keyof Meta> = { ...GLOBAL_DEFAULTS };
   readonly endpoints = new Map<string, Endpoint>();
   revision = 0;
-  /**
-   * Set when a relist came back at a revision below one already seen (a server restored from a backup,
-   * re-initialised, or pointed at another store): from then on this agent removes no tenant's namespace
-   * until it is restarted (an operator's word that the new store is the one meant).
-   */
-  wentBack: { from: number; to: number } | undefined;
+
   /** Bumped by every change, including the agent's own writes: caches derived from the state key on it. */
   version = 0;
 
@@ -95,7 +90,6 @@ export class DesiredState {
     for (const e of s.endpoints) this.endpoints.set(e.id, e);
     for (const h of s.hosts) this.hosts.set(h.name, h);
     this.global = { ...GLOBAL_DEFAULTS, ...s.global };
-    if (s.revision < this.revision && this.wentBack === undefined) this.wentBack = { from: this.revision, to: s.revision };
     this.revision = s.revision;
     this.version++;
   }
