@@ -98,9 +98,13 @@ test('weft apply: bad files and bad documents say where (file and line), exit 2,
   const syntax = await weft(['apply', '-f', file('syntax.yaml', 'kind: Network\nmetadata: { name: x\nspec: {}\n')]);
   assert.equal(syntax.code, EXIT.usage);
   assert.match(syntax.stderr, /syntax\.yaml: line \d+: /);
-  const list = await weft(['apply', '-f', file('list.yaml', '- kind: Network\n')]);
+  // A list is its items (what `weft get -o json` prints); an item that is no mapping is refused.
+  const list = await weft(['apply', '-f', file('list.yaml', '- 1\n')]);
   assert.equal(list.code, EXIT.usage);
   assert.match(list.stderr, /list\.yaml: line 1: a document must be a mapping/);
+  const items = await weft(['apply', '-f', file('items.yaml', '- kind: Network\n')]);
+  assert.equal(items.code, EXIT.usage);
+  assert.match(items.stderr, /items\.yaml:1: documents\.0\.metadata: is required/);
   const empty = await weft(['apply', '-f', file('empty.yaml', '---\n# nothing\n---\n')]);
   assert.equal(empty.code, EXIT.usage);
   assert.match(empty.stderr, /empty\.yaml: no documents/);
