@@ -1,6 +1,6 @@
 // npm run bench:api — endpoint allocations per second through the HTTPS API on SQLite, made as an agent
 // makes them (a joined host on mTLS), watch fan-out, what a TLS handshake costs, and a whole CLI call
-// (`weft tenant ls`) beside its anchors (`node -e 0`, curl). BENCH_PARTS=alloc,fanout,handshake,cli picks parts;
+// (`weft tenant ls`) beside its anchors (`node -e 0`, curl). BENCH_PARTS=alloc,fanout,handshake,explain,cli picks parts;
 // BENCH_OPEN_RATES (default 3000,5000) the offered rates of the open-loop allocation rows, BENCH_OPEN_COUNT
 // (default 15000) their length, BENCH_CROWD_OPEN_RATE (default 5000) the crowded network's open loop.
 // Starts its own `weft server` process (SQLite in a temporary directory) and stops it by pid at the end.
@@ -16,6 +16,7 @@ import { median, summarise, ms } from './stats.js';
 import { Anchor } from './scale-anchor.js';
 import { cpuSeconds, mib, rssBytes } from './procstat.js';
 import { LeanPool } from './lean-https.js';
+import { explainRows } from './api-explain.js';
 
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
@@ -356,7 +357,7 @@ function cliRows(cli: ReturnType<typeof cliCalls>): string[] {
 }
 
 /** BENCH_PARTS=cli runs only the CLI rows (a minute instead of several); default: every part. */
-const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'alloc,dual,fanout,handshake,cli').split(','));
+const PARTS = new Set((process.env['BENCH_PARTS'] ?? 'alloc,dual,fanout,handshake,explain,cli').split(','));
 
 const srv = await startServerProcess({ args: ['--log-level', 'error'] });
 const serverPid = srv.proc.pid ?? NaN;
@@ -370,6 +371,7 @@ try {
   if (PARTS.has('dual')) rows.push(...(await dualRows(url, admin)));
   if (PARTS.has('fanout')) rows.push(...(await fanoutRows(url, admin)));
   if (PARTS.has('handshake')) rows.push(...(await handshakeRows(url, admin)));
+  if (PARTS.has('explain')) rows.push(...(await explainRows((method, path, token, body) => call(url, method, path, token ? { token } : { token: '' }, body), srv.token)));
   if (PARTS.has('cli')) rows.push(...cliRows(cliCalls(srv.url, srv.token, srv.caFile, srv.dataDir)));
   const date = new Date().toISOString().slice(0, 10);
   console.log(`### bench:api — ${date}, ${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
