@@ -40,11 +40,12 @@ interface Pending {
   /** The socket the query went out on, and its question as sent (letters in random case): an answer must match both. */
   sock: dgram.Socket;
   question: Buffer;
-  /** The query under its upstream id in the client's case, and whether `question` is in random case. */
-  plain: Buffer;
+  /** Whether `question` is in random case (an answer must then echo it exactly; else in any case). */
   mixed: boolean;
-  /** The upstream it went to (`address:port`). */
-  upstream: string;
+  /** The upstreams it went to (`address:port`): only their answers count (a slow one's late answer too). */
+  upstreams: Set<string>;
+  /** Asks again in lower case under a new id (`from` answered in other case than sent: a forwarder that folds it, or a forgery). */
+  lower: (from: string) => void;
   /** The client's own question (a copy: a view would keep a whole TCP read alive), put back in the answer. */
   asked: Buffer;
   reply: (b: Buffer) => void;
@@ -63,6 +64,9 @@ const PENDING_PER_TENANT = 512;
 const QUERIES_PER_SOCKET = 1000;
 /** The longest query forwarded (a real one is a few hundred bytes; each pending one is kept until answered). */
 const FORWARD_MAX = 4096;
+/** Answers in other case than asked after which an upstream is asked without 0x20 (one forgery cannot do it), and for how long. */
+const FOLDS_TO_LOWER = 8;
+const FOLDED_MS = 10 * 60_000;
 
 /**
  * The agent's resolver for containers. It listens on each tenant's uplink address (the tenant namespace
@@ -76,8 +80,11 @@ export class DnsServer {
   private upstream: { sock: dgram.Socket; sent: number } | undefined;
   /** Upstream sockets replaced, each closed once the answers still due on it have had their time. */
   private readonly retired = new Set<dgram.Socket>();
-  /** Upstreams seen answering a question in other case than asked: they are asked in the client's case. */
-  private readonly plainCase = new Set<string>();
+  /**
+   * Upstreams' answers in other case than asked (a forwarder that folds case, or forgeries): past
+   * FOLDS_TO_LOWER of them an upstream is asked in lower case, without 0x20, for FOLDED_MS.
+   */
+  private readonly folds = new Map<string, { count: number; until: number }>();
 
   constructor(private readonly o: DnsServerOptions) {}
 
@@ -237,21 +244,34 @@ export class DnsServer {
     const mine = this.pendingOf.get(tenant) ?? 0;
     if (mine >= PENDING_PER_TENANT || msg.length > FORWARD_MAX) return fail();
     const sock = this.upstreamSocket();
-    let id = randomInt(65536);
-    for (let i = 0; this.pending.has(id) && i < 64; i++) id = randomInt(65536);
-    if (this.pending.has(id)) return fail();
+    const first = this.freeId();
+    if (first === undefined) return fail();
+    let id = first;
     this.pendingOf.set(tenant, mine + 1);
     const done = (): void => {
       const n = (this.pendingOf.get(tenant) ?? 1) - 1;
       if (n > 0) this.pendingOf.set(tenant, n);
       else this.pendingOf.delete(tenant);
     };
-    const plain = Buffer.from(msg);
-    plain.writeUInt16BE(id, 0);
     const length = asked.length;
     const own = Buffer.from(asked);
     const share = Math.max(100, Math.floor(this.o.upstreamTimeoutMs / this.o.upstreams.length));
+    /** The query under `n`, its name in random case or in lower case. */
+    const query = (n: number, mixed: boolean): Buffer => {
+      const out = recased(msg, length, mixed);
+      out.writeUInt16BE(n, 0);
+      return out;
+    };
+    let attemptNo = 0;
+    const askedOf = new Set<string>();
     const attempt = (i: number): void => {
+      const mine = ++attemptNo;
+      // Each attempt moves on once, by its timer or its send's error, whichever comes first.
+      const next = (): void => {
+        if (mine !== attemptNo) return;
+        clearTimeout(timer);
+        attempt(i + 1);
+      };
       const up = this.o.upstreams[i];
       if (!up) {
         this.pending.delete(id);
@@ -260,22 +280,65 @@ export class DnsServer {
         return;
       }
       const upstream = `${up.address}:${up.port}`;
-      const mixed = !this.plainCase.has(upstream);
-      const out = mixed ? mixedCase(plain, length) : plain;
-      const timer = setTimeout(() => attempt(i + 1), share);
-      this.pending.set(id, { id: msg.readUInt16BE(0), tenant, sock, question: out.subarray(12, 12 + length), plain, mixed, upstream, asked: own, reply: (b) => { done(); reply(b); }, timer });
-      const next = (): void => {
-        clearTimeout(timer);
-        attempt(i + 1);
+      askedOf.add(upstream);
+      const send = (out: Buffer): void => {
+        try {
+          sock.send(out, up.port, up.address, (e) => e && next());
+        } catch {
+          // The socket was closed meanwhile (a stop, or a retired socket past its time).
+          next();
+        }
       };
-      try {
-        sock.send(out, up.port, up.address, (e) => e && next());
-      } catch {
-        // The socket was closed meanwhile (a stop, or a retired socket past its time).
-        next();
-      }
+      const timer = setTimeout(next, share);
+      const mixed = this.caseKept(upstream);
+      const out = query(id, mixed);
+      const entry: Pending = {
+        id: msg.readUInt16BE(0), tenant, sock, question: out.subarray(12, 12 + length), mixed, upstreams: askedOf, asked: own, timer,
+        reply: (b) => { done(); reply(b); },
+        lower: (from) => {
+          // Under a new id: a forged answer that only matched the id and port must not be let in by its echo.
+          this.folded(from);
+          this.pending.delete(id);
+          const fresh = this.freeId();
+          if (fresh === undefined) return next();
+          id = fresh;
+          const low = query(id, false);
+          this.pending.set(id, { ...entry, mixed: false, question: low.subarray(12, 12 + length) });
+          send(low);
+        },
+      };
+      this.pending.set(id, entry);
+      send(out);
     };
     attempt(0);
+  }
+
+  /** A random id no pending query has, found in a few tries (a scan of a nearly full table blocked for seconds). */
+  private freeId(): number | undefined {
+    for (let i = 0; i < 64; i++) {
+      const id = randomInt(65536);
+      if (!this.pending.has(id)) return id;
+    }
+    return undefined;
+  }
+
+  /** Whether `upstream` is asked in random case (not after FOLDS_TO_LOWER answers in other case, for FOLDED_MS). */
+  private caseKept(upstream: string): boolean {
+    const f = this.folds.get(upstream);
+    if (!f || f.count < FOLDS_TO_LOWER) return true;
+    if (Date.now() < f.until) return false;
+    this.folds.delete(upstream);
+    return true;
+  }
+
+  private folded(upstream: string): void {
+    const f = this.folds.get(upstream) ?? { count: 0, until: 0 };
+    f.count++;
+    if (f.count === FOLDS_TO_LOWER) {
+      f.until = Date.now() + FOLDED_MS;
+      this.o.log.info({ upstream }, 'dns upstream answers in other case than asked: asking it in lower case (no 0x20) for 10 minutes');
+    }
+    this.folds.set(upstream, f);
   }
 
   private upstreamSocket(): dgram.Socket {
@@ -297,22 +360,15 @@ export class DnsServer {
       if (msg.length < 12 || !this.o.upstreams.some((up) => up.address === from.address && up.port === from.port)) return;
       const id = msg.readUInt16BE(0);
       const p = this.pending.get(id);
-      if (!p || p.sock !== s || msg.readUInt16BE(4) !== 1) return;
+      // From an upstream it was sent to, on the socket it went out on, with its one question.
+      const who = `${from.address}:${from.port}`;
+      if (!p || p.sock !== s || !p.upstreams.has(who) || msg.readUInt16BE(4) !== 1) return;
       const q = msg.subarray(12, 12 + p.question.length);
       if (!q.equals(p.question)) {
-        // The question in other case than sent: a forgery, or an upstream that does not keep the case
-        // (some forwarders do). Asked again in the client's case, as are later queries to it; a forger can
-        // only make us do so, which leaves the random id and port.
-        if (!p.mixed || q.length !== p.question.length || q.toString('latin1').toLowerCase() !== p.question.toString('latin1').toLowerCase()) return;
-        if (!this.plainCase.has(p.upstream)) this.o.log.info({ upstream: p.upstream }, 'dns upstream does not keep the case of questions: asking it in the case clients use');
-        this.plainCase.add(p.upstream);
-        p.mixed = false;
-        p.question = p.plain.subarray(12, 12 + p.question.length);
-        try {
-          s.send(p.plain, from.port, from.address);
-        } catch {
-          // Closed: the attempt's timer moves on.
-        }
+        // In other case than sent: a forwarder that folds case, or a forgery. Asked again in lower case
+        // under a new id (random case is no use with such a forwarder; a forger gains no id from it).
+        const folded = q.length === p.question.length && q.toString('latin1').toLowerCase() === p.question.toString('latin1').toLowerCase();
+        if (p.mixed && folded) p.lower(who);
         return;
       }
       this.pending.delete(id);
@@ -327,15 +383,19 @@ export class DnsServer {
   }
 }
 
-/** A copy of `query` whose name (the question's first `length` bytes less type and class) has its letters in random case (DNS 0x20). */
-function mixedCase(query: Buffer, length: number): Buffer {
+/**
+ * A copy of `query` whose name (the question's first `length` bytes less type and class) has its letters
+ * in random case (DNS 0x20), or in lower case.
+ */
+function recased(query: Buffer, length: number, mixed: boolean): Buffer {
   const out = Buffer.from(query);
   // Length bytes are below 64, never letters.
   const end = 12 + length - 4;
-  const coin = randomBytes(end - 12);
+  const coin = mixed ? randomBytes(end - 12) : undefined;
   for (let i = 12; i < end; i++) {
     const c = out[i] as number;
-    if (((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) && ((coin[i - 12] as number) & 1)) out[i] = c ^ 0x20;
+    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a))) continue;
+    out[i] = coin ? ((coin[i - 12] as number) & 1 ? c ^ 0x20 : c) : c | 0x20;
   }
   return out;
 }
