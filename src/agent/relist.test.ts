@@ -59,3 +59,14 @@ test('a tenant made again under its name with another id, while unplannable, doe
   const planned = (hostPlan()?.tenants ?? []).map((p) => `${p.tenant}:${p.ns}`);
   assert.deepEqual(planned, ['a:u-t1', 'c:u-t2'], `the deleted b's plan (id 2, c's namespace now) was kept: ${planned.join(' ')}`);
 });
+
+test('a relist keeps a tenant\'s last good object only where it holds no valid one of that name', () => {
+  const state = new DesiredState();
+  state.replaceAll(snap([tenant('a', 1), tenant('b', 2)], []));
+  // b made again (id 7), and an unusable object under b's name besides it, after it.
+  state.replaceAll(snap([tenant('a', 1), tenant('b', 7), { ...meta, name: 'b', defaultAction: 'allow' }], [], 1001));
+  assert.equal(state.tenants.get('b')?.id, 7, 'the valid object, not the deleted incarnation');
+  // A listing without b at all drops it.
+  state.replaceAll(snap([tenant('a', 1)], [], 1002));
+  assert.deepEqual([...state.tenants.keys()], ['a']);
+});

@@ -71,11 +71,12 @@ export class DesiredState {
     this.hosts.clear();
     // As a watch put: a tenant whose object is unusable keeps its last good one (dropping it would have
     // the next full pass remove its namespace).
+    for (const t of s.tenants) if (validTenant(t)) this.tenants.set(t.name, t);
+    // Only where the listing has no usable object of that name (a valid one, in any place, wins).
     for (const t of s.tenants) {
       const name = (t as Partial<Tenant> | null)?.name;
-      const last = typeof name === 'string' ? before.get(name) : undefined;
-      if (validTenant(t)) this.tenants.set(t.name, t);
-      else if (last) this.tenants.set(last.name, last);
+      const last = typeof name === 'string' && !this.tenants.has(name) ? before.get(name) : undefined;
+      if (!validTenant(t) && last) this.tenants.set(last.name, last);
     }
     for (const n of s.networks) this.networks.set(`${n.tenant}/${n.name}`, n);
     for (const g of s.groups) this.groups.set(`${g.tenant}/${g.name}`, g);

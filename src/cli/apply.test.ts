@@ -25,7 +25,9 @@ test('parseDocuments: what is not a set of mappings is refused naming the file a
 
 test('parseDocuments: a list of documents (what `weft get -o json` prints) is its items; an item that is no mapping is refused', () => {
   assert.deepEqual(parseDocuments('[{"kind": "A"}, {"kind": "B"}]', 'get.json').documents, [{ kind: 'A' }, { kind: 'B' }]);
-  assert.deepEqual(parseDocuments('- kind: A\n- kind: B\n', 'f.yaml').lines, [1, 1]);
+  assert.deepEqual(parseDocuments('- kind: A\n- kind: B\n', 'f.yaml').lines, [1, 2], 'each item on its own line');
+  assert.deepEqual(parseDocuments(JSON.stringify([{ kind: 'A', spec: { x: 1 } }, { kind: 'B' }], null, 2), 'get.json').lines, [2, 8]);
+  assert.throws(() => parseDocuments('- kind: A\n- 3\n', 'f.yaml'), /f\.yaml: line 2: a document must be a mapping/);
   assert.throws(() => parseDocuments('[{"kind": "A"}, 3]', 'get.json'), /get\.json: line 1: a document must be a mapping .*each item of a list/);
   const many = JSON.stringify(Array.from({ length: MAX_DOCUMENTS + 1 }, (_, i) => ({ kind: 'Netprofile', metadata: { name: `p${i}` } })));
   assert.throws(() => parseDocuments(many, 'many.json'), /many\.json: more than 250 documents/);

@@ -46,12 +46,14 @@ export function parseDocuments(text: string, name: string): Parsed {
       throw usage(`${name}: line ${line}: ${(e as Error).message}`);
     }
     if (value === null || value === undefined) continue;
-    // A list of documents is what `weft get -o json` prints: each item is one.
-    for (const item of Array.isArray(value) ? value : [value]) {
-      if (typeof item !== 'object' || item === null || Array.isArray(item)) throw usage(`${name}: line ${line}: a document must be a mapping (kind, metadata, spec)${Array.isArray(value) ? ', and so each item of a list of them' : ''}`);
+    // A list of documents is what `weft get -o json` prints: each item is one, on the line it starts on.
+    const starts = Array.isArray(value) && YAML().isSeq(d.contents) ? d.contents.items.map((x) => lineAt((x as unknown as { range?: [number] } | null)?.range?.[0] ?? 0)) : [];
+    for (const [k, item] of (Array.isArray(value) ? value : [value]).entries()) {
+      const at = starts[k] ?? line;
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) throw usage(`${name}: line ${at}: a document must be a mapping (kind, metadata, spec)${Array.isArray(value) ? ', and so each item of a list of them' : ''}`);
       documents.push(item);
-      lines.push(line);
-      if (documents.length > MAX_DOCUMENTS) throw usage(`${name}: more than ${MAX_DOCUMENTS} documents (line ${line}); one apply takes at most ${MAX_DOCUMENTS}: split the file`);
+      lines.push(at);
+      if (documents.length > MAX_DOCUMENTS) throw usage(`${name}: more than ${MAX_DOCUMENTS} documents (line ${at}); one apply takes at most ${MAX_DOCUMENTS}: split the file`);
     }
   }
   if (documents.length === 0) throw usage(`${name}: no documents`);
