@@ -51,6 +51,17 @@ test('explain: one user has at most EXPLAINS_EACH under way (429 beyond, naming 
   assert.deepEqual(again.map((a) => a.status), Array(EXPLAINS_EACH).fill(200));
 });
 
+test('explain: the server has at most EXPLAINS_ALL under way, whoever asks (cold ones yield and would otherwise pile up)', async () => {
+  const { EXPLAINS_ALL } = await import('./routes/explain.js');
+  const api = await testApi({ store: slowListings() });
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/24' })).status, 201);
+  const users = await Promise.all(Array.from({ length: EXPLAINS_ALL + 2 }, (_, i) => tenantUser(api, `u${i}`)));
+  const url = '/api/v1/tenants/default/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=80';
+  const answers = await Promise.all(users.map((token) => api.call('GET', url, undefined, {}, token)));
+  assert.equal(answers.filter((a) => a.status === 200).length, EXPLAINS_ALL, answers.map((a) => a.status).join(','));
+  assert.ok(answers.filter((a) => a.status === 429).every((a) => /as many explains as it takes/.test(a.json.detail)));
+});
+
 test('explain answers from the policy as stored now: a rule added, a policy detached, the tenant made again', async () => {
   const api = await testApi();
   const ok = async (r: Promise<{ status: number; json: any }>, status = 201) => {
