@@ -59,3 +59,13 @@ test("weft get refuses -o table (it prints documents) with a usage error before 
   assert.doesNotMatch(err, /unknown option/, err);
   assert.notEqual(code, EXIT.usage, err);
 });
+
+test('weft group update with nothing to change is a usage error before any request (it wrote a revision every agent saw); a label key given twice is refused', async () => {
+  let err = '';
+  const io = { out: () => undefined, err: (t: string) => (err += t), env: { HOME: '/nonexistent', WEFT_SERVER: 'https://127.0.0.1:1' } };
+  assert.equal(await runCli(['group', 'update', 'db'], io, {} as Daemons), EXIT.usage);
+  assert.match(err, /group update: nothing to change/);
+  err = '';
+  assert.equal(await runCli(['group', 'create', 'n', 'g', '-l', 'tier=web', '-l', 'tier=db'], io, {} as Daemons), EXIT.usage);
+  assert.match(err, /'tier' is given twice/);
+});

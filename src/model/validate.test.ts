@@ -48,4 +48,7 @@ test('ports, bandwidth, VNI ranges and label lists parse or name what is wrong',
   assert.equal(fieldOf(() => parseVxlanRange('20-10')), 'vxlanRange');
   assert.deepEqual(parseLabelList(['group=db', 'tier=a=b'], '--label'), { group: 'db', tier: 'a=b' });
   assert.equal(fieldOf(() => parseLabelList(['nolabel'], '--label')), '--label');
+  // A key given twice: one of the two was a mistake.
+  assert.equal(fieldOf(() => parseLabelList(['tier=web', 'tier=db'], '--label')), '--label');
+  assert.throws(() => parseLabelList(['tier=web', 'tier=db'], '--selector'), /'tier' is given twice \(tier=web, tier=db\)/);
 });

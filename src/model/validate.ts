@@ -222,7 +222,10 @@ export function parseLabelList(items: readonly string[], field: string): Record<
   for (const item of items) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw invalid(field, `'${item}' is not key=value`);
-    out[item.slice(0, eq)] = item.slice(eq + 1);
+    const key = item.slice(0, eq);
+    // `-l tier=web -l tier=db` kept the last silently: one of the two was a mistake, and which is not ours to guess.
+    if (Object.hasOwn(out, key)) throw invalid(field, `'${key}' is given twice (${key}=${out[key]}, ${item})`);
+    out[key] = item.slice(eq + 1);
   }
   return out;
 }

@@ -50,7 +50,9 @@ function labelsOf(items: readonly string[]): Record<string, string> {
   for (const item of items) {
     const at = item.indexOf('=');
     if (at <= 0) throw usage(`--label: '${item}' is not KEY=VALUE`);
-    out[item.slice(0, at)] = item.slice(at + 1);
+    const key = item.slice(0, at);
+    if (Object.hasOwn(out, key)) throw usage(`--label: '${key}' is given twice (${key}=${out[key]}, ${item})`);
+    out[key] = item.slice(at + 1);
   }
   return out;
 }

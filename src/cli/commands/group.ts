@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { usage } from '../errors.js';
 import { parseLabelList } from '../../model/plain.js';
 import { act, inspectAndRm, collect, done, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 
@@ -43,6 +44,7 @@ export function groupCommands(program: Command, io: Io): void {
       if (typeof o['netprofile'] === 'string') body['netprofile'] = o['netprofile'];
       else if (o['netprofile'] === false) body['netprofile'] = '';
       if (o['label']) body['labels'] = labels(o['label']);
+      if (Object.keys(body).length === 0) throw usage('group update: nothing to change; give -p/--no-policies, -n/--no-netprofile or -l');
       const grp = await ctx.client.request('PATCH', tenantPath(ctx, `groups/${seg(name)}`), body);
       done(ctx, grp, `group ${ctx.tenant}/${name} updated`);
     }));
