@@ -69,3 +69,29 @@ test('weft group update with nothing to change is a usage error before any reque
   assert.equal(await runCli(['group', 'create', 'n', 'g', '-l', 'tier=web', '-l', 'tier=db'], io, {} as Daemons), EXIT.usage);
   assert.match(err, /'tier' is given twice/);
 });
+
+test('rm verbs answer -o json with what was deleted (they printed a sentence whatever -o said)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-rm-'));
+  const pki = await makeTestPki(dir, []);
+  const server = createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, (_req, res) => res.writeHead(204).end());
+  const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+  try {
+    const env = { HOME: dir, WEFT_SERVER: `https://127.0.0.1:${port}`, WEFT_TOKEN: 'weft_test', WEFT_CA: pki.ca };
+    for (const [argv, want] of [
+      [['tenant', 'rm', 'blue', '-o', 'json'], { kind: 'tenant', name: 'blue' }],
+      [['group', 'rm', 'db', '-t', 'shop', '-o', 'json'], { kind: 'group', tenant: 'shop', name: 'db' }],
+      [['host', 'rm', 'node2', '-o', 'json'], { kind: 'host', name: 'node2' }],
+    ] as const) {
+      let out = '';
+      assert.equal(await runCli([...argv], { out: (t) => (out += t), err: () => undefined, env }, {} as Daemons), EXIT.ok, argv.join(' '));
+      assert.deepEqual(JSON.parse(out), { deleted: want }, argv.join(' '));
+    }
+    let text = '';
+    await runCli(['tenant', 'rm', 'blue'], { out: (t) => (text += t), err: () => undefined, env }, {} as Daemons);
+    assert.equal(text, 'tenant blue deleted\n');
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -130,6 +130,6 @@ export function inspectAndRm(io: Io, parent: Command, collection: string, kind: 
   leaf(parent, { name: 'rm <name>', summary: `delete a ${kind}${rmNote}`, example: `weft ${cli} rm NAME` })
     .action(act(io, async (ctx, name) => {
       await ctx.client.request('DELETE', tenantPath(ctx, `${collection}/${seg(name)}`));
-      ctx.print(`${kind} ${ctx.tenant}/${name} deleted`);
+      done(ctx, { deleted: { kind, tenant: ctx.tenant, name } }, `${kind} ${ctx.tenant}/${name} deleted`);
     }));
 }

@@ -138,7 +138,7 @@ export function authCommands(program: Command, io: Io): void {
   leaf(u, { name: 'rm <name>', summary: 'delete a user and its tokens (admin)', example: 'weft user rm bob', tenant: false })
     .action(act(io, async (ctx, name) => {
       await ctx.client.request('DELETE', `/api/v1/users/${seg(name)}`);
-      ctx.print(`user ${name} deleted`);
+      done(ctx, { deleted: { kind: 'user', name } }, `user ${name} deleted`);
     }));
   quotaCommand(u, io);
 }

@@ -134,6 +134,6 @@ function hostChanges(host: Command, io: Io): void {
   leaf(host, { name: 'rm <name>', summary: 'remove a host (admin): revoke its certificate at once, release its endpoints, forget it', example: 'weft host rm node2', tenant: false })
     .action(act(io, async (ctx, name) => {
       await ctx.client.request('DELETE', `/api/v1/hosts/${seg(name)}`);
-      ctx.print(`host ${name} removed: its certificate is revoked and its endpoints released`);
+      done(ctx, { deleted: { kind: 'host', name } }, `host ${name} removed: its certificate is revoked and its endpoints released`);
     }));
 }

@@ -31,6 +31,6 @@ export function tenantCommands(program: Command, io: Io): void {
   leaf(t, { name: 'rm <name>', summary: 'delete an empty tenant', example: 'weft tenant rm blue', tenant: false })
     .action(act(io, async (ctx, name) => {
       await ctx.client.request('DELETE', `/api/v1/tenants/${seg(name)}`);
-      ctx.print(`tenant ${name} deleted`);
+      done(ctx, { deleted: { kind: 'tenant', name } }, `tenant ${name} deleted`);
     }));
 }
