@@ -4,6 +4,7 @@ import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, f
 import { policiesYielding, requireTenantAccess, type Control, type Principal, type TenantPolicyObjects } from '../../control/index.js';
 import { explainerYielding, layerOf, type Decision, type Explainer, type PolicyState } from '../../policy/index.js';
 import { principalOf } from '../context.js';
+import { TimeSlices } from '../slices.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
@@ -76,8 +77,6 @@ export const EXPLAINS_EACH = 2;
 export const EXPLAINS_ALL = 4;
 /** Tenants whose evaluators are kept. */
 const KEPT = 16;
-/** The longest stretch an evaluator's making holds the event loop before it lets other requests in. */
-const YIELD_MS = 10;
 
 /**
  * Evaluators of tenants' policies, each kept with the fingerprint of what it was made from (tenantPolicy)
@@ -94,12 +93,7 @@ export class Explainers {
   constructor(private readonly c: Control) {}
 
   async of(t: string): Promise<{ state: PolicyState; endpoints: Endpoint[]; explain: Explainer }> {
-    let stretch = performance.now();
-    const pause = async () => {
-      if (performance.now() - stretch < YIELD_MS) return;
-      await new Promise((go) => setImmediate(go));
-      stretch = performance.now();
-    };
+    const { pause } = new TimeSlices();
     // A head's revision is unique to its write, so a policy kept under one is the same policy whatever
     // became of the tenant since (policiesYielding reads again every one whose head moved).
     const reuse = new Map((this.made.get(t)?.policies ?? []).map((p) => [p.name, p] as const));

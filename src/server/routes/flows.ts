@@ -4,6 +4,7 @@ import { Name, WeftError, formatIp6, inRuleSpace6, parseIp6, PROTOCOL_NUMBER, ty
 import { explainerYielding, type Explainer } from '../../policy/index.js';
 import { canSeeTenant, policiesYielding, requireRole, requireTenantAccess, type Principal } from '../../control/index.js';
 import { principalOf } from '../context.js';
+import { TimeSlices } from '../slices.js';
 import { tenantPolicy } from './explain.js';
 import { annotator, ExplainBudget, FLOWS_PER_TENANT, protocolName, type Flow, type GroupTraffic, type ReportedFlow } from '../flows.js';
 import { endAtExpiry, samePowers } from './changes.js';
@@ -18,8 +19,6 @@ const EXPLAINER_BUDGET = 10;
 const EXPLAINERS = 64;
 /** Milliseconds a second this server spends explaining records (flows.ts ExplainBudget): a tenth of a core. */
 const EXPLAIN_MS_PER_S = 100;
-/** Explaining a report's records yields to other requests after this long at a stretch. */
-const YIELD_MS = 10;
 /** At most this many records counted lost per tenant per report (the agent's buffer holds 4,096). */
 const LOST_MAX = 1_000_000;
 /** At most this many held back per tenant per report (a report covers ~250 ms). */
@@ -153,23 +152,15 @@ export function flowRoutes(app: FastifyInstance): void {
     if (under) return under;
     const build = (async () => {
       // Reading a large tenant and classifying it were each 50-140 ms at a stretch (every API call waited
-      // behind them): both now yield every YIELD_MS, and the policies whose heads have not moved since the
+      // behind them): both now yield every SLICE_MS, and the policies whose heads have not moved since the
       // last evaluator are taken from it unread. Its cost (which spaces rebuilds) is the time spent working.
-      let costMs = 0;
-      let stretch = performance.now();
-      const pause = async () => {
-        const at = performance.now();
-        if (at - stretch < YIELD_MS) return;
-        costMs += at - stretch;
-        await new Promise((go) => setImmediate(go));
-        stretch = performance.now();
-      };
+      const slices = new TimeSlices();
+      const pause = slices.pause;
       const reuse = new Map(had?.tenant === tenant ? had.policies.map((p) => [p.name, p] as const) : []);
       const { state, endpoints } = await tenantPolicy(c, t, async (x) => ({ items: await policiesYielding(c.store, x, reuse, pause) }));
       await pause();
       const explain = await explainerYielding(state, pause);
-      costMs += performance.now() - stretch;
-      const made = { at: now, costMs, revision, tenant: state.tenant.revision, explain, endpoints, policies: state.policies };
+      const made = { at: now, costMs: slices.spent(), revision, tenant: state.tenant.revision, explain, endpoints, policies: state.policies };
       // One made from a later revision of the store meanwhile stays.
       const current = explainers.get(t);
       if (current && current.revision > revision) return current;
@@ -277,13 +268,10 @@ export function flowRoutes(app: FastifyInstance): void {
           if (explain) {
             // One explanation at 50,000 rules is ~10-40 ms of this event loop: other requests go between.
             const one = annotator(host, explain, endpoints, budget);
-            let stretch = performance.now();
+            const slices = new TimeSlices();
             for (const r of kept) {
               taken.push(one(r));
-              if (performance.now() - stretch > YIELD_MS) {
-                await new Promise((go) => setImmediate(go));
-                stretch = performance.now();
-              }
+              if (slices.due()) await slices.pause();
             }
           }
           else refused += kept.length;
