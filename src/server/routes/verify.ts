@@ -44,10 +44,11 @@ export function verifyRoutes(app: FastifyInstance): void {
   const c = app.control;
   /** The tenants with a verification in flight. */
   const running = new Set<string>();
-  /** The kept compiles' expectations, by tenant, with the fingerprint of what each was compiled from. */
-  const compiled = new Map<string, { fingerprint: string; expect: ReturnType<typeof expectations> }>();
-  /** When each tenant's last compile ended, how long it took, and of what (its fingerprint). */
-  const spent = new Map<string, { at: number; ms: number; fingerprint: string | undefined }>();
+  /**
+   * Each tenant's last compile: of what (its fingerprint), when it ended, how long it took, and its
+   * expectations while it is one of the KEPT_COMPILES latest (the oldest entries go past 1,024 tenants).
+   */
+  const compiles = new Map<string, { fingerprint: string | undefined; at: number; ms: number; expect: ReturnType<typeof expectations> | undefined }>();
   app.post<{ Params: { tenant: string }; Body: { flows?: string[]; timeoutMs?: number } }>('/api/v1/tenants/:tenant/verify', {
     schema: { params: Params, body: Body, tags: ['policy'], summary: 'Probe every pair of endpoints with real packets and compare with the policy' },
   }, async (req) => {
@@ -75,12 +76,11 @@ export function verifyRoutes(app: FastifyInstance): void {
     const cells = probing.length * Math.max(0, endpoints.length - 1) * flows.length;
     if (cells > MAX_VERIFY_CELLS) throw new WeftError('WEFT_INVALID_FIELD', `flows: ${cells} probes (endpoints × others × flows), past ${MAX_VERIFY_CELLS}: name fewer flows`, { field: 'flows' });
     const hosts = new Set(probing.map((e) => e.host));
-    // Asked before any probe: whether this one may compile (a kept compile of this policy needs none).
-    const last = spent.get(t);
-    const fresh = fingerprint === undefined || compiled.get(t)?.fingerprint !== fingerprint;
-    // The same policy compiled again (its compile was let go for other tenants') does not wait.
-    const changed = fingerprint === undefined || last?.fingerprint !== fingerprint;
-    if (fresh && changed && last && Date.now() < last.at + COMPILE_SPACING * last.ms) {
+    // Asked before any probe: whether this one may compile. The same policy needs none, or compiles again
+    // without waiting when its compile was let go for other tenants'.
+    const last = compiles.get(t);
+    const same = fingerprint !== undefined && last?.fingerprint === fingerprint;
+    if (!same && last && Date.now() < last.at + COMPILE_SPACING * last.ms) {
       const s = Math.ceil((last.at + COMPILE_SPACING * last.ms - Date.now()) / 1000);
       throw new WeftError('WEFT_BUSY', `tenant ${t}'s policy changed since its last verification, whose compile took ${Math.round(last.ms)} ms; ask again in ${s} s`);
     }
@@ -95,24 +95,17 @@ export function verifyRoutes(app: FastifyInstance): void {
         await c.verifier.finish(user, t, request.id);
       }
     }
-    // The compile is kept while the tenant's policy is what it was compiled from (its fingerprint).
-    let kept = compiled.get(t);
-    const compile = () => {
+    let expect = same ? last?.expect : undefined;
+    if (!expect) {
       const t0 = performance.now();
-      const expect = expectations(compilePolicy(state));
-      spent.delete(t);
-      spent.set(t, { at: Date.now(), ms: performance.now() - t0, fingerprint });
-      for (const k of spent.keys()) if (spent.size > 1024) spent.delete(k);
-      return expect;
-    };
-    if (fingerprint === undefined) kept = { fingerprint: '', expect: compile() };
-    else if (kept?.fingerprint !== fingerprint) {
-      kept = { fingerprint, expect: compile() };
-      compiled.delete(t);
-      compiled.set(t, kept);
-      for (const k of compiled.keys()) if (compiled.size > KEPT_COMPILES) compiled.delete(k);
+      expect = expectations(compilePolicy(state));
+      compiles.delete(t);
+      // A read across a write (no fingerprint) is compiled for this answer alone.
+      compiles.set(t, { fingerprint, at: Date.now(), ms: performance.now() - t0, expect: fingerprint === undefined ? undefined : expect });
+      let n = 0;
+      for (const x of [...compiles.values()].reverse()) if (x.expect && ++n > KEPT_COMPILES) x.expect = undefined;
+      for (const k of compiles.keys()) if (compiles.size > 1024) compiles.delete(k);
     }
-    const expect = kept.expect;
     const byId = new Map<string, Endpoint>(endpoints.map((e) => [e.id, e]));
     // A host speaks only for probes from its own endpoints (a hostile host cannot answer for another's).
     const results = [...reports.values()].flatMap((r) => r.results.map((x) => [r.host, ...x] as const)).flatMap(([host, src, dst, f, ok]) => {
