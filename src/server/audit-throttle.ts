@@ -51,11 +51,11 @@ export class RefusalThrottle {
     const t = this.now();
     let b = this.buckets.get(key);
     if (!b) this.buckets.set(key, (b = { tokens: REFUSAL_BURST, at: t, dropped: 0, actor: key === CROWD ? null : e.actor, source: key === CROWD ? CROWD : address }));
-    b.tokens = Math.min(REFUSAL_BURST, b.tokens + ((t - b.at) * REFUSALS_PER_S) / 1000);
+    b.tokens = filled(b, REFUSAL_BURST, REFUSALS_PER_S, t);
     b.at = t;
     const all = this.all;
     if (e.actor === null) {
-      all.tokens = Math.min(UNAUTHENTICATED_BURST, all.tokens + ((t - all.at) * UNAUTHENTICATED_PER_S) / 1000);
+      all.tokens = filled(all, UNAUTHENTICATED_BURST, UNAUTHENTICATED_PER_S, t);
       all.at = t;
     }
     if (b.tokens >= 1 && (e.actor !== null || all.tokens >= 1)) {
@@ -80,13 +80,18 @@ export class RefusalThrottle {
     for (const [k, b] of this.buckets) {
       b.dropped = 0;
       // Full again: nothing to remember.
-      if (b.tokens + ((t - b.at) * REFUSALS_PER_S) / 1000 >= REFUSAL_BURST) {
+      if (filled(b, REFUSAL_BURST, REFUSALS_PER_S, t) >= REFUSAL_BURST) {
         this.buckets.delete(k);
         if (k.startsWith('from ')) this.addresses--;
       }
     }
     return out;
   }
+}
+
+/** What an allowance holds at `t`: its tokens refilled at `perS` since `at`, at most `burst`. */
+function filled(x: { tokens: number; at: number }, burst: number, perS: number, t: number): number {
+  return Math.min(burst, x.tokens + ((t - x.at) * perS) / 1000);
 }
 
 /** The address of `addr:port` or `[v6]:port`; an IPv6 one as its /64. */
