@@ -12,7 +12,7 @@ import { GLOBAL_DEFAULTS, LIMIT_DEFAULTS, RuleInput } from '../model/index.js';
 import { makeTestPki } from '../testkit/pki.js';
 import { within } from '../testkit/host.js';
 import { DesiredState } from './state.js';
-import { Syncer } from './sync.js';
+import { HEALTHY_WATCH_MS, MAX_RETRY_MS, retryPause, Syncer, type SyncTiming } from './sync.js';
 
 /**
  * The watch protocol against a tiny fake of the server (TLS, as the client insists): it answers every
@@ -27,6 +27,8 @@ let url: string;
 let lists: number[] = [];
 let watches: number[] = [];
 let bookmarkEveryMs = 0;
+/** Broken mode: every watch sends one bookmark, then a line that is not JSON (a broken server). */
+let garbled = false;
 /** Endless mode: after the bookmark, a line that never ends, written as fast as the client takes it (up to a cap). */
 let endless = false;
 let endlessSent = 0;
@@ -44,6 +46,7 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       const bookmark = () => res.write(`${JSON.stringify({ op: 'bookmark', revision: 5 })}\n`);
       bookmark();
+      if (garbled) res.write('{"op": "put", \n');
       if (endless) void sendEndless(res);
       const timer = bookmarkEveryMs ? setInterval(bookmark, bookmarkEveryMs) : undefined;
       streams.add(res);
@@ -82,11 +85,11 @@ async function sendEndless(res: ServerResponse): Promise<void> {
   }
 }
 
-async function syncing(idleMs: number, t: { after: (fn: () => void) => void }): Promise<Syncer> {
+async function syncing(idleMs: number, t: { after: (fn: () => void) => void }, timing: Partial<SyncTiming> = {}): Promise<Syncer> {
   lists = [];
   watches = [];
   const client = new Client({ servers: [url], token: 't', tls: { ca } });
-  const syncer = new Syncer(client, new DesiredState(), () => undefined, log, { retryMs: 100, idleMs });
+  const syncer = new Syncer(client, new DesiredState(), () => undefined, log, { retryMs: 100, idleMs, ...timing });
   t.after(() => {
     syncer.stop();
     client.close();
@@ -133,6 +136,32 @@ test('a watch line that never ends is abandoned at the line bound, memory stays 
   assert.ok(peak - base < 4 * MAX_LINE_BYTES, `held memory grew by ${mib(peak - base)} MiB at most`);
   console.log(`# endless line: hung up after ${mib(endlessSent)} MiB sent, held memory grew by ${mib(peak - base)} MiB at most`);
   assert.ok(await within(3000, async () => watches.length >= 2, 20) >= 0, 'and watched again');
+});
+
+test('the pause between re-lists doubles from the first up to the bound, spread over 75-125 %', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => retryPause(n, 1000, MAX_RETRY_MS, 0.5)), [1000, 2000, 4000, 8000, 8000, 8000]);
+  assert.equal(retryPause(1, 1000, MAX_RETRY_MS, 0), 750);
+  assert.equal(retryPause(1, 1000, MAX_RETRY_MS, 1), 1250);
+  assert.equal(retryPause(10_000, 1000, MAX_RETRY_MS, 1), 10_000, 'no overflow after many breaks');
+  assert.equal(retryPause(0, 1000, MAX_RETRY_MS, 0.5), 1000);
+  assert.ok(HEALTHY_WATCH_MS > MAX_RETRY_MS);
+});
+
+test('a server that breaks every watch at once is re-listed less and less often, and a stop ends the pause', async (t) => {
+  bookmarkEveryMs = 0;
+  garbled = true;
+  t.after(() => { garbled = false; });
+  // Pauses of ~100, 200, 400, 800, 800, ... ms: in 3 s, about six re-lists (one a second would be ~25 at 100 ms).
+  const syncer = await syncing(30_000, t, { maxRetryMs: 800 });
+  await new Promise((r) => setTimeout(r, 3000));
+  const seen = lists.length;
+  assert.ok(seen >= 4 && seen <= 9, `${seen} lists in 3 s (the first, then re-lists backing off)`);
+  const gaps = lists.slice(1).map((at, i) => at - (lists[i] as number));
+  assert.ok((gaps[gaps.length - 1] as number) >= 500, `the last pause is near the bound: gaps ${gaps.join(', ')} ms`);
+  syncer.stop();
+  const stopped = lists.length;
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.equal(lists.length, stopped, 'no list after stop');
 });
 
 test('the line bound leaves room for the largest change a user can make under the default quotas', () => {

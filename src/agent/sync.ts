@@ -57,10 +57,30 @@ export async function listAll(client: Client): Promise<Snapshot> {
 export const WATCH_IDLE_MS = 3 * 15_000;
 
 export interface SyncTiming {
-  /** The pause before a re-list after the watch broke. */
+  /** The pause before the first re-list after the watch broke; it doubles with each break in a row, up to `maxRetryMs`. */
   retryMs: number;
+  /** The longest pause between re-lists (default MAX_RETRY_MS). */
+  maxRetryMs?: number;
+  /** A watch that stayed up this long ends a run of breaks: the next pause is `retryMs` again (default HEALTHY_WATCH_MS). */
+  healthyMs?: number;
   /** No line (change or bookmark) for this long, headers included, and the watch is abandoned. */
   idleMs: number;
+}
+
+/** The longest pause between re-lists while the watch keeps breaking. */
+export const MAX_RETRY_MS = 8_000;
+/** A watch that lived this long was healthy: a break after it starts again from the shortest pause. */
+export const HEALTHY_WATCH_MS = 30_000;
+
+/**
+ * The pause before the re-list after `breaks` breaks in a row (1: the first): `retryMs` doubled with each
+ * one, up to `maxRetryMs`, then spread over 75-125 % of itself by `random` (0..1), so that a server which
+ * breaks every watch (a bad line, 429, a loop of 410s) is not re-listed by every agent once a second, and
+ * agents that lost the same server do not all come back in the same instant.
+ */
+export function retryPause(breaks: number, retryMs: number, maxRetryMs: number, random: number): number {
+  const doubled = retryMs * 2 ** Math.min(Math.max(breaks - 1, 0), 30);
+  return Math.round(Math.min(doubled, maxRetryMs) * (0.75 + 0.5 * random));
 }
 
 /**
@@ -70,6 +90,8 @@ export interface SyncTiming {
 export class Syncer {
   private abort = new AbortController();
   private running = false;
+  /** Ends the pause between re-lists early (stop). */
+  private wake: (() => void) | undefined;
   synced = false;
   /** Told of every `weft verify` request the watch brings (the agent answers those of its endpoints). */
   onVerify: ((request: unknown) => void) | undefined;
@@ -91,6 +113,20 @@ export class Syncer {
   stop(): void {
     this.running = false;
     this.abort.abort();
+    this.wake?.();
+  }
+
+  /** Waits `ms`, or until stop(). */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
   }
 
   private async relist(): Promise<void> {
@@ -100,16 +136,21 @@ export class Syncer {
   }
 
   private async loop(): Promise<void> {
+    /** Breaks in a row: a watch that stayed up for `healthyMs` ends the run. */
+    let breaks = 0;
     while (this.running) {
+      const opened = Date.now();
       try {
         await this.watch();
       } catch (e) {
         if (!this.running) return;
         const gone = e instanceof ApiError && e.status === 410;
-        this.log.warn({ err: (e as Error).message }, gone ? 'watch revision compacted; re-listing' : 'watch broke; re-listing');
+        this.log.warn({ err: (e as Error).message }, gone ? 'watch revision compacted or ahead of the server; re-listing' : 'watch broke; re-listing');
       }
       if (!this.running) return;
-      await new Promise((r) => setTimeout(r, this.timing.retryMs));
+      breaks = Date.now() - opened >= (this.timing.healthyMs ?? HEALTHY_WATCH_MS) ? 1 : breaks + 1;
+      await this.pause(retryPause(breaks, this.timing.retryMs, this.timing.maxRetryMs ?? MAX_RETRY_MS, Math.random()));
+      if (!this.running) return;
       try {
         await this.relist();
       } catch (e) {

@@ -16,6 +16,7 @@ export const ERROR_CATALOGUE = {
   WEFT_POOL_EXHAUSTED: { status: 409, title: 'Pool exhausted', cni: 11 },
   WEFT_ADDRESS_IN_USE: { status: 409, title: 'Address in use', cni: 7 },
   WEFT_HISTORY_COMPACTED: { status: 410, title: 'Revision compacted', cni: 11 },
+  WEFT_REVISION_AHEAD: { status: 410, title: 'Revision ahead of the store', cni: 11 },
   WEFT_STALE_REVISION: { status: 412, title: 'Stale revision', cni: 11 },
   WEFT_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time', cni: 11 },
   WEFT_TOO_LARGE: { status: 413, title: 'Request or change too large', cni: 7 },

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { http, startServerProcess, tlsFetch, type ServerProcess } from '../testkit/server.js';
@@ -106,6 +106,46 @@ test('a watch from a compacted revision answers 410 so the client re-lists', asy
   const ok = await tlsFetch(`${s.url}/api/v1/watch?since=${recent}`, { headers: { authorization: `Bearer ${s.token}` } });
   assert.equal(ok.status, 200);
   await ok.body?.cancel();
+});
+
+test('a store restored from an older copy answers 410 to a watch or history from past its revision, so clients re-list', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-restore-'));
+  const copy = `${dir}.copy`;
+  try {
+    const a = await server([], dir);
+    await http(a.url, a.token, 'POST', '/api/v1/tenants', { name: 'kept' });
+    assert.equal(await a.stop(), 0);
+    cpSync(dir, copy, { recursive: true });
+    const b = await server([], dir);
+    for (let i = 0; i < 5; i++) await http(b.url, a.token, 'POST', '/api/v1/tenants', { name: `later${i}` });
+    const seen = (await http(b.url, a.token, 'GET', '/healthz')).json.revision as number;
+    assert.equal(await b.stop(), 0);
+    rmSync(dir, { recursive: true, force: true });
+    cpSync(copy, dir, { recursive: true });
+    const c = await server([], dir);
+    const now = (await http(c.url, a.token, 'GET', '/healthz')).json.revision as number;
+    assert.ok(now < seen, `the restored store is behind (${now} < ${seen})`);
+    const auth = { headers: { authorization: `Bearer ${a.token}` } };
+    const res = await tlsFetch(`${c.url}/api/v1/watch?since=${seen}`, auth);
+    assert.equal(res.status, 410, 'a watch from past the store is refused, not left waiting for revisions it will not send');
+    const body = await res.json();
+    assert.equal(body.code, 'WEFT_REVISION_AHEAD');
+    assert.match(body.detail, new RegExp(`revision ${seen} is ahead of this store's \\(${now}\\).*re-list`));
+    const hist = await http(c.url, a.token, 'GET', `/api/v1/history?since=${seen}`);
+    assert.equal(hist.status, 410);
+    assert.equal(hist.json.code, 'WEFT_REVISION_AHEAD');
+    // From the store's own revision the stream works, and the next change comes on it.
+    const ok = await tlsFetch(`${c.url}/api/v1/watch?since=${now}`, auth);
+    assert.equal(ok.status, 200);
+    await http(c.url, a.token, 'POST', '/api/v1/tenants', { name: 'after' });
+    const [line] = await readLines(ok, 1);
+    assert.equal(line.key, 'tenants/after');
+    assert.equal(line.revision, now + 1, 'the restored store numbers on from its own revision');
+    await ok.body?.cancel().catch(() => undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(copy, { recursive: true, force: true });
+  }
 });
 
 test('a restarted server keeps every object and address, and prints no new token', async () => {

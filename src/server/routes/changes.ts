@@ -4,6 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { principalOf } from '../context.js';
 import { floorsOf, type Principal } from '../../control/index.js';
 import { REPLAY_PAGE, WatchStream, visible } from '../watch.js';
+import { WeftError } from '../../model/index.js';
 
 const Revision = Type.String({ pattern: '^[0-9]{1,15}$' });
 const HistoryQuery = Type.Object({ since: Type.Optional(Revision), limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$' })) }, { additionalProperties: false });
@@ -30,6 +31,19 @@ export function endAtExpiry(req: FastifyRequest, end: () => void): () => void {
   return () => clearTimeout(timer);
 }
 
+/**
+ * A revision past the store's own was read from another store's history: one restored from an older
+ * copy, or made anew under the same address. Served as usual, the stream would skip every change until
+ * the store's revisions caught up with it (an agent would enforce what it last saw, silently); a 410, as
+ * for a compacted revision, makes the client re-list.
+ */
+async function refuseAhead(store: FastifyInstance['control']['store'], since: number): Promise<void> {
+  const now = await store.revision();
+  if (since > now) {
+    throw new WeftError('WEFT_REVISION_AHEAD', `since: revision ${since} is ahead of this store's (${now}): the store was restored from an older copy or made anew; re-list`, { field: 'since' });
+  }
+}
+
 export function changeRoutes(app: FastifyInstance): void {
   const store = app.control.store;
 
@@ -39,6 +53,7 @@ export function changeRoutes(app: FastifyInstance): void {
     const p = principalOf(req);
     const compacted = await store.compactedRevision();
     const since = req.query.since === undefined ? compacted : Number(req.query.since);
+    await refuseAhead(store, since);
     const limit = Number(req.query.limit ?? 1000);
     const floors = await floorsOf(p, (t) => app.control.tenants.createdAt(t));
     // Read a page at a time with a turn of the event loop between (a synchronous read of 100,000 rows held
@@ -78,6 +93,7 @@ export function changeRoutes(app: FastifyInstance): void {
     const { stream, close } = attachWatch(app, req, reply.raw);
     try {
       const since = req.query.since === undefined ? await store.revision() : Number(req.query.since);
+      await refuseAhead(store, since);
       const first = await store.changes(since, REPLAY_PAGE);
       reply.hijack();
       reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-weft-revision': String(since) });
