@@ -194,11 +194,18 @@ test('GC releases only what the runtime no longer lists, in its own scope', asyn
   const keep = await added('g1');
   const gone = await added('g2');
   const other = await added('g3', 'app');
+  // The same group through its other conflist (`weft.T.G`): another CNI network to the runtime, whose GC
+  // of `weft-default-db` lists only that network's attachments.
+  dp.addContainer(netnsOf('g4'));
+  assert.equal((await cni('ADD', 'g4', 'db', { name: 'weft.default.db' })).code, 0);
+  const sibling = { id: endpointId('g4', 'eth0') };
+  assert.equal((await api('GET', `/api/v1/endpoints/${sibling.id}`)).cniNetwork, 'weft.default.db', 'the endpoint records the CNI network it came through');
   const r = await handleCni(agent.cni, { CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' },
     JSON.stringify({ cniVersion: '1.1.0', name: 'weft-default-db', type: 'weft', network: 'net', group: 'db', 'cni.dev/valid-attachments': [{ containerID: 'g1', ifname: 'eth0' }] }));
   assert.equal(r.code, 0, r.stdout);
   const left = new Set((await api('GET', '/api/v1/endpoints')).items.map((e: { id: string }) => e.id));
   assert.ok(left.has(keep.id) && left.has(other.id), 'listed, and of another group: kept');
+  assert.ok(left.has(sibling.id), 'made through the group\'s other conflist: not in this GC\'s scope, kept');
   assert.ok(!left.has(gone.id), 'unlisted in scope: released');
 });
 

@@ -67,7 +67,7 @@ export class CniEndpoints implements CniHost {
       tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
       host: this.d.host, ifname: req.ifname, netns: req.netns, labels: cniLabels(req.labels),
       seal: this.d.sealer.seal({ id, tenant: req.tenant, network: req.network, ifname: req.ifname, netns: req.netns }),
-      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.ip6 ? { ip6: req.ip6 } : {}), ...(req.mac ? { mac: req.mac } : {}),
+      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.cniNetwork ? { cniNetwork: req.cniNetwork } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.ip6 ? { ip6: req.ip6 } : {}), ...(req.mac ? { mac: req.mac } : {}),
       ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
       ...(req.attached ? { attached: req.attached } : {}),
     };
@@ -149,7 +149,10 @@ export class CniEndpoints implements CniHost {
   async gc(scope: Scope, valid: ReadonlyArray<{ containerID: string; ifname: string }>): Promise<void> {
     const keep = new Set(valid.map((v) => endpointId(v.containerID, v.ifname)));
     for (const ep of [...this.d.state.endpoints.values()]) {
-      const inScope = ep.netns !== undefined && ep.attached === undefined && ep.host === this.d.host && ep.tenant === scope.tenant && ep.network === scope.network && (ep.group ?? '') === (scope.group ?? '');
+      // An endpoint made before its CNI network was recorded is left to DEL and to maintenance (which
+      // releases it once its namespace is gone): its runtime may list it under the other conflist's GC.
+      const inScope = ep.netns !== undefined && ep.attached === undefined && ep.host === this.d.host && ep.tenant === scope.tenant && ep.network === scope.network
+        && (ep.group ?? '') === (scope.group ?? '') && ep.cniNetwork === scope.cniNetwork;
       if (!inScope || keep.has(ep.id) || this.d.endpoints.inflight.has(ep.id)) continue;
       await this.d.endpoints.with(ep.id, async () => {
         if (this.d.state.endpoints.has(ep.id)) await this.d.endpoints.release(ep);

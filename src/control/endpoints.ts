@@ -196,6 +196,7 @@ export class Endpoints {
         ifname: req.ifname,
         containerId: req.containerId,
         ...(req.containerName !== undefined ? { containerName: req.containerName } : {}),
+        ...(req.cniNetwork !== undefined ? { cniNetwork: req.cniNetwork } : {}),
         labels: { ...withoutServerLabels(req.labels), network: net.name, ...(group ? { group: group.name } : {}) },
         ...(req.netns !== undefined ? { netns: req.netns } : {}),
         ...(req.seal !== undefined ? { seal: req.seal } : {}),

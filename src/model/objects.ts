@@ -222,6 +222,12 @@ export interface Endpoint extends Meta {
   ifname: string;
   containerId: string;
   containerName?: string;
+  /**
+   * The CNI network (the conflist's `name`) a runtime's ADD came through: its GC names that network and
+   * lists only that network's attachments, so only endpoints made through it are in the GC's scope (a
+   * group has two conflists, `weft.T.G` and `weft-T-G`, and one runtime may use one, another the other).
+   */
+  cniNetwork?: string;
   labels: Labels;
   netns?: string;
   /**

@@ -164,6 +164,7 @@ export const EndpointRequest = strict({
   group: Type.Optional(Name),
   containerId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }),
   containerName: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' })),
+  cniNetwork: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$', description: "the CNI network (conflist name) a runtime's ADD came through: the runtime's GC of that network is its scope (agents)" })),
   host: Name,
   ifname: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'Linux interface name, at most 15 characters' }),
   ip: Type.Optional(Text(15)),

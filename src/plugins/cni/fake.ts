@@ -31,7 +31,7 @@ export class FakeCniHost implements CniHost {
 
   async add(req: AddRequest): Promise<AddResultInput> {
     this.record(['add', req]);
-    this.attached.set(`${req.containerId}/${req.ifname}`, { tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}) });
+    this.attached.set(`${req.containerId}/${req.ifname}`, { tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), cniNetwork: req.cniNetwork ?? '' });
     const result: AddResultInput = {
       hostVeth: 'we3f2a9c0d1b7e', ifname: req.ifname, mac: req.mac ?? '0a:58:0a:01:02:09', mtu: 1450, netns: req.netns,
       ip: req.ip ?? '10.1.2.9', prefixLength: 24, gateway: '10.1.2.1',
@@ -58,7 +58,7 @@ export class FakeCniHost implements CniHost {
     this.record(['gc', scope, [...valid]]);
     const keep = new Set(valid.map((a) => `${a.containerID}/${a.ifname}`));
     for (const [key, s] of this.attached) {
-      if (s.tenant === scope.tenant && s.network === scope.network && s.group === scope.group && !keep.has(key)) this.attached.delete(key);
+      if (s.tenant === scope.tenant && s.network === scope.network && s.group === scope.group && s.cniNetwork === scope.cniNetwork && !keep.has(key)) this.attached.delete(key);
     }
   }
 

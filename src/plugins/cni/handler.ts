@@ -7,6 +7,8 @@ export interface AddRequest {
   tenant: string;
   network: string;
   group?: string;
+  /** The CNI network (conflist name) the runtime called; none for `weft attach`. */
+  cniNetwork?: string;
   containerId: string;
   containerName?: string;
   ifname: string;
@@ -25,6 +27,8 @@ export interface Scope {
   tenant: string;
   network: string;
   group?: string;
+  /** The CNI network's name (the conflist's `name`): two conflists may name one Weft scope. */
+  cniNetwork: string;
 }
 
 /** What the agent provides to the protocol layer: it makes every decision and touches the kernel. */
@@ -59,7 +63,7 @@ export async function handleCni(host: CniHost, env: Record<string, string>, stdi
 
 async function dispatch(host: CniHost, req: CniRequest): Promise<CniOutcome> {
   const c = req.config;
-  const scope: Scope = { tenant: c.tenant ?? 'default', network: c.network, ...(c.group ? { group: c.group } : {}) };
+  const scope: Scope = { tenant: c.tenant ?? 'default', network: c.network, ...(c.group ? { group: c.group } : {}), cniNetwork: c.name };
   switch (req.command) {
     case 'ADD': {
       const params = addParamsOf(req);

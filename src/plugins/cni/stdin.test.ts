@@ -145,6 +145,6 @@ test("GC: libcni's null is its empty list, the spec's first key name still works
   for (const [config, list] of gcs) {
     const out = await invoke(host, 'GC', { config });
     assert.deepEqual(out, { code: 0, stdout: '' }, JSON.stringify(config));
-    assert.deepEqual(host.calls.at(-1), ['gc', { tenant: 'blue', network: 'db-net', group: 'db' }, list]);
+    assert.deepEqual(host.calls.at(-1), ['gc', { tenant: 'blue', network: 'db-net', group: 'db', cniNetwork: 'weft.blue.db' }, list]);
   }
 });

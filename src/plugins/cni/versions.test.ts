@@ -79,7 +79,7 @@ test('ADD results take the shape of their version, and the host gets what the ru
     assert.deepEqual(r.ips[0], { ...(cmp(v, '1.0.0') < 0 ? { version: '4' } : {}), address: '10.1.2.9/24', gateway: '10.1.2.1', interface: 1 });
     assert.deepEqual(r.interfaces[1], { name: 'eth0', mac: '0a:58:0a:01:02:07', ...(cmp(v, '1.0.0') < 0 ? {} : { mtu: 1450 }), sandbox: NETNS });
     assert.deepEqual(host.calls, [['add', {
-      tenant: 'blue', network: 'db-net', group: 'db', containerId: 'ctr-1', ifname: 'eth0', netns: NETNS,
+      tenant: 'blue', network: 'db-net', group: 'db', cniNetwork: 'weft.blue.db', containerId: 'ctr-1', ifname: 'eth0', netns: NETNS,
       labels: {}, portMappings: [], mac: '0a:58:0a:01:02:07', containerName: 'web-1',
     }]]);
   }
