@@ -5,6 +5,7 @@ import { NetworkInput, GroupInput, PolicyInput, NetprofileInput, ServiceInput, A
 import { canSeeTenant, conflistNotice, requireFabricRights, storedNetwork, type Control, type Principal } from '../control/index.js';
 import { authenticate } from './auth.js';
 import { checkHost } from './hostgate.js';
+import { Lane } from './lane.js';
 import { Streams } from './streams.js';
 import { sendProblem } from './problem.js';
 import { pathOf } from './context.js';
@@ -42,6 +43,8 @@ declare module 'fastify' {
     flows: FlowBook;
     /** Open watch streams, for the unsent-bytes gauge. */
     watchStreams: Set<WatchStream>;
+    /** Costly questions (explain, matrix) take turns here, a slice at a time (lane.ts). */
+    lane: Lane;
   }
   interface FastifyRequest {
     /** Authenticates the request again with the credential it came with (long-lived streams). */
@@ -98,6 +101,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
   app.decorate('flows', flows);
+  app.decorate('lane', new Lane());
   const stopCommitTimes = opts.control.store.onCommitTime?.((seconds) => app.metrics.storeCommit?.observe(seconds));
   const unsubscribe = opts.control.store.subscribe((changes) => {
     app.streams.onChanges(changes);

@@ -13,6 +13,11 @@ export function principalOf(req: FastifyRequest): Principal {
   return req.principal;
 }
 
+/** Who asks, for per-user limits and turns: a user, or a host by its certificate. */
+export function askerOf(p: Principal): string {
+  return `${p.role}:${p.user}:${p.host ?? ''}`;
+}
+
 /** `If-Match: 12` or `If-Match: "12"`; absent means "any revision". */
 export function ifMatchOf(req: FastifyRequest): number | undefined {
   const h = req.headers['if-match'];

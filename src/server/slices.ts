@@ -9,6 +9,9 @@ export class TimeSlices {
   private stretch = performance.now();
   private worked = 0;
 
+  /** `yieldTurn`: how a pause lets others in (a turn of the event loop; a Lane's round). */
+  constructor(private readonly yieldTurn: () => Promise<void> = () => new Promise<void>((go) => setImmediate(go))) {}
+
   /** Whether a pause is due (a tight loop asks this before awaiting one). */
   due(): boolean {
     return performance.now() - this.stretch >= SLICE_MS;
@@ -18,7 +21,7 @@ export class TimeSlices {
     const at = performance.now();
     if (at - this.stretch < SLICE_MS) return;
     this.worked += at - this.stretch;
-    await new Promise((go) => setImmediate(go));
+    await this.yieldTurn();
     this.stretch = performance.now();
   };
 

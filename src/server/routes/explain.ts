@@ -3,8 +3,8 @@ import { Type } from '@sinclair/typebox';
 import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
 import { policiesYielding, requireTenantAccess, type Control, type Principal, type TenantPolicyObjects } from '../../control/index.js';
 import { explainerYielding, layerOf, type Decision, type Explainer, type PolicyState } from '../../policy/index.js';
-import { principalOf } from '../context.js';
-import { TimeSlices } from '../slices.js';
+import { askerOf, principalOf } from '../context.js';
+import type { LaneTurn } from '../lane.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
@@ -65,16 +65,15 @@ export function policyStateOf(o: TenantPolicyObjects): PolicyState {
 }
 
 /**
- * Explains one user, and the whole server, may have under way at once; beyond, 429. A question between
- * endpoints costs ~5 ms of the event loop at 10,000 rules once its evaluator is kept (reading the tenant,
- * deciding down its rules), ~45 ms when it is made: four users asking in a loop from three connections
- * each held a bystander's requests 35-45 ms (p50): they never overlapped in the server, each ran start to
- * finish, so no cap on those under way bounds that (a cost budget per user would; not built). The caps
- * bound the questions that do overlap: those whose evaluator is being made, which yield every 10 ms. One
- * user cannot take every server-wide place.
+ * Explains one user, and the whole server, may have under way at once (answering or waiting for a turn
+ * in the server's lane); beyond, 429. A question between endpoints costs ~5 ms of the event loop at
+ * 10,000 rules once its evaluator is kept, ~45 ms when it is made; they take turns in the lane a slice at
+ * a time, the askers in a round (lane.ts), so the caps bound how long the queue gets (16 questions: ~80
+ * ms of kept ones) and one user cannot take every place. Four users asking in a loop from three
+ * connections each held a bystander's GET 38 / 257 ms (p50 / p99) side by side; 4-5 / 15-22 ms in the lane.
  */
-export const EXPLAINS_EACH = 2;
-export const EXPLAINS_ALL = 4;
+export const EXPLAINS_EACH = 4;
+export const EXPLAINS_ALL = 16;
 /** Tenants whose evaluators are kept. */
 const KEPT = 16;
 
@@ -92,15 +91,16 @@ export class Explainers {
 
   constructor(private readonly c: Control) {}
 
-  async of(t: string): Promise<{ state: PolicyState; endpoints: Endpoint[]; explain: Explainer }> {
-    const { pause } = new TimeSlices();
+  /** The tenant's policy as stored now and its evaluator; `fingerprint` undefined when the read spanned a write. */
+  async of(t: string, turn: LaneTurn): Promise<{ state: PolicyState; endpoints: Endpoint[]; explain: Explainer; fingerprint: string | undefined }> {
+    const { pause } = turn;
     // A head's revision is unique to its write, so a policy kept under one is the same policy whatever
     // became of the tenant since (policiesYielding reads again every one whose head moved).
     const reuse = new Map((this.made.get(t)?.policies ?? []).map((p) => [p.name, p] as const));
     const { state, endpoints, fingerprint } = await tenantPolicy(this.c, t, async (x) => ({ items: await policiesYielding(this.c.store, x, reuse, pause) }));
-    if (fingerprint === undefined) return { state, endpoints, explain: await explainerYielding(state, pause) };
+    if (fingerprint === undefined) return { state, endpoints, explain: await explainerYielding(state, pause), fingerprint };
     const had = this.made.get(t);
-    if (had?.fingerprint === fingerprint) return { state, endpoints, explain: had.explain };
+    if (had?.fingerprint === fingerprint) return { state, endpoints, explain: had.explain, fingerprint };
     const key = `${t} ${fingerprint}`;
     let build = this.building.get(key);
     if (!build) {
@@ -115,7 +115,15 @@ export class Explainers {
       this.building.set(key, build);
       void build.finally(() => this.building.delete(key)).catch(() => undefined);
     }
-    return { state, endpoints, explain: await build };
+    // Another asker's build: waited for outside the lane, where it is being made.
+    return { state, endpoints, explain: await turn.away(build), fingerprint };
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Kept evaluators of tenants' policies, shared by explain and the policy matrix. */
+    explainers: Explainers;
   }
 }
 
@@ -125,7 +133,7 @@ class Running {
   private all = 0;
 
   take(p: Principal): () => void {
-    const who = `${p.role}:${p.user}:${p.host ?? ''}`;
+    const who = askerOf(p);
     const mine = this.n.get(who) ?? 0;
     if (mine >= EXPLAINS_EACH) throw new WeftError('WEFT_BUSY', `you have ${mine} explains under way, the most one user may; ask again when one has answered`);
     if (this.all >= EXPLAINS_ALL) throw new WeftError('WEFT_BUSY', 'the server is answering as many explains as it takes at once; ask again in a moment');
@@ -146,6 +154,7 @@ class Running {
 export function explainRoutes(app: FastifyInstance): void {
   const c = app.control;
   const explainers = new Explainers(c);
+  app.decorate('explainers', explainers);
   const running = new Running();
   app.get<{ Params: { tenant: string }; Querystring: { from: string; to: string; protocol: string; port?: string } }>('/api/v1/tenants/:tenant/explain', {
     schema: { params: Params, querystring: Query, tags: ['policy'], summary: 'Why a new connection between two endpoints is allowed or denied' },
@@ -154,14 +163,14 @@ export function explainRoutes(app: FastifyInstance): void {
     requireTenantAccess(p, req.params.tenant);
     const done = running.take(p);
     try {
-      return await explainOne(req.params.tenant, req.query);
+      return await app.lane.run(askerOf(p), (turn) => explainOne(req.params.tenant, req.query, turn));
     } finally {
       done();
     }
   });
 
-  async function explainOne(t: string, query: { from: string; to: string; protocol: string; port?: string }) {
-    const { state, endpoints, explain } = await explainers.of(t);
+  async function explainOne(t: string, query: { from: string; to: string; protocol: string; port?: string }, turn: LaneTurn) {
+    const { state, endpoints, explain } = await explainers.of(t, turn);
     const { groups } = state;
     // An endpoint's IPv6 address is decided as its IPv4 one (the same class); any other IPv6 address by
     // the rules' IPv6 CIDRs it is in (classes.ts byIp, `ranges6`).

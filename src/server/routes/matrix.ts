@@ -1,21 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Name, WeftError, addressOf, parseIp, PROTOCOL_NUMBER, type Endpoint } from '../../model/index.js';
-import { requireTenantAccess, type Principal } from '../../control/index.js';
-import { explainer, type Explainer } from '../../policy/index.js';
-import { principalOf } from '../context.js';
-import { side, tenantPolicy } from './explain.js';
+import { requireTenantAccess } from '../../control/index.js';
+import type { Explainer } from '../../policy/index.js';
+import { askerOf, principalOf } from '../context.js';
+import type { LaneTurn } from '../lane.js';
+import { side } from './explain.js';
 
 /** Groups in one matrix (cells grow with the square): past this, the first ones by name and `truncated`. */
 export const MATRIX_GROUPS = 60;
 /** Address classes per group looked at: a group whose members differ in more ways is judged by its largest classes (`partial`). */
 export const MATRIX_CLASSES = 8;
-/** Matrices computed at once by this server, and by one caller: more are refused with 429 at once. */
-const RUNNING_ALL = 2;
+/** Matrices under way in this server (they take turns in its lane), and by one caller: more are refused with 429 at once. */
+const RUNNING_ALL = 4;
 const RUNNING_EACH = 1;
-/** Compute time one matrix may take (the event loop is yielded to between slices of SLICE_MS); past it, 422 naming fewer groups. */
+/** Compute time one matrix may take (it runs in the server's lane, a slice at a time: lane.ts); past it, 422 naming fewer groups. */
 export const MATRIX_BUDGET_MS = 3000;
-const SLICE_MS = 10;
 /** Matrices kept, by tenant, its objects' fingerprint and the question: tabs redrawn after a change ask the same one. */
 const CACHED = 16;
 
@@ -88,7 +88,7 @@ export function matrixRoutes(app: FastifyInstance): void {
     cache.set(key, answer);
     for (const k of cache.keys()) if (cache.size > CACHED) cache.delete(k);
   };
-  const who = (p: Principal) => `${p.role}:${p.user}:${p.host ?? ''}`;
+  const who = askerOf;
 
   app.get<{ Params: { tenant: string }; Querystring: QueryT }>('/api/v1/tenants/:tenant/matrix', {
     schema: { params: Params, querystring: Query, tags: ['policy'], summary: 'What a new connection between each pair of groups gets, and which rule decides' },
@@ -112,20 +112,29 @@ export function matrixRoutes(app: FastifyInstance): void {
     runningBy.set(who(p), mine + 1);
     runningFor.add(t);
     try {
-      const { state, endpoints, fingerprint } = await tenantPolicy(c, t);
+      return await app.lane.run(who(p), (turn) => matrixOf(turn));
+    } finally {
+      running--;
+      runningFor.delete(t);
+      const n = (runningBy.get(who(p)) ?? 1) - 1;
+      if (n > 0) runningBy.set(who(p), n);
+      else runningBy.delete(who(p));
+    }
+
+    async function matrixOf(turn: LaneTurn) {
+      const { state, endpoints, explain, fingerprint } = await app.explainers.of(t, turn);
       const known = new Set(state.groups.map((g) => g.name));
       for (const g of asked ?? []) if (!known.has(g)) throw new WeftError('WEFT_INVALID_REFERENCE', `groups: no group ${t}/${g}`, { field: 'groups' });
       const all = asked ? [...new Set(asked)] : [...known].sort();
       const names = all.slice(0, MATRIX_GROUPS);
       const key = JSON.stringify([t, fingerprint, protocol, port ?? null, names]);
-      const hit = cache.get(key);
+      // A read that spanned a write has no fingerprint: its answer is given, never kept.
+      const keep = (answer: unknown) => fingerprint !== undefined && remember(key, answer);
+      const hit = fingerprint === undefined ? undefined : cache.get(key);
       if (hit instanceof WeftError) throw hit;
       if (hit) return hit;
 
-      const explain = explainer(state);
       const classes = classesOf(endpoints, explain);
-      const started = performance.now();
-      let slice = started;
       const cells: Array<Array<(Omit<Variant, 'from' | 'to' | 'pairs'> & { variants?: Variant[]; partial?: true }) | null>> = [];
       for (const from of names) {
         const row: (typeof cells)[number] = [];
@@ -152,16 +161,14 @@ export function matrixRoutes(app: FastifyInstance): void {
           row.push({ ...first, ...(variants.length > 1 ? { variants } : {}), ...(partial ? { partial: true as const } : {}) });
         }
         cells.push(row);
-        // A large tenant is computed in slices: the server answers others (agents, watches) in between.
-        if (performance.now() - slice > SLICE_MS) {
-          await new Promise((r) => setImmediate(r));
-          slice = performance.now();
-          if (slice - started > MATRIX_BUDGET_MS) {
-            const slow = new WeftError('WEFT_INVALID_VALUE', `groups: the matrix of ${names.length} groups of tenant ${t} takes more than ${MATRIX_BUDGET_MS / 1000} s to compute; name fewer groups (groups=a,b,...)`, { field: 'groups' });
-            // Kept as an answer: the same question about the same objects would only burn another 3 s.
-            remember(key, slow);
-            throw slow;
-          }
+        // A large tenant is computed in slices: the server answers others (agents, watches, other
+        // askers' questions in the lane) in between.
+        await turn.pause();
+        if (turn.spent() > MATRIX_BUDGET_MS) {
+          const slow = new WeftError('WEFT_INVALID_VALUE', `groups: the matrix of ${names.length} groups of tenant ${t} takes more than ${MATRIX_BUDGET_MS / 1000} s to compute; name fewer groups (groups=a,b,...)`, { field: 'groups' });
+          // Kept as an answer: the same question about the same objects would only burn another 3 s.
+          keep(slow);
+          throw slow;
         }
       }
       const answer = {
@@ -175,14 +182,8 @@ export function matrixRoutes(app: FastifyInstance): void {
         cells,
         ...(all.length > names.length ? { truncated: all.length - names.length } : {}),
       };
-      remember(key, answer);
+      keep(answer);
       return answer;
-    } finally {
-      running--;
-      runningFor.delete(t);
-      const n = (runningBy.get(who(p)) ?? 1) - 1;
-      if (n > 0) runningBy.set(who(p), n);
-      else runningBy.delete(who(p));
     }
   });
 }
