@@ -209,6 +209,42 @@ test('GC releases only what the runtime no longer lists, in its own scope', asyn
   assert.ok(!left.has(gone.id), 'unlisted in scope: released');
 });
 
+test('GC scope: the longest conflist name Weft writes is recorded; a server that does not know the field gets the endpoint without it', async () => {
+  const T = 't'.repeat(63);
+  const G = 'g'.repeat(63);
+  await api('POST', '/api/v1/tenants', { name: T });
+  await api('POST', `/api/v1/tenants/${T}/networks`, { name: 'net', subnet: '10.9.2.0/24' });
+  await api('POST', `/api/v1/tenants/${T}/groups`, { name: G, network: 'net' });
+  assert.ok(await within(5000, async () => agent.state.groups.has(`${T}/${G}`)) >= 0);
+  const add = (container: string) => {
+    dp.addContainer(netnsOf(container));
+    const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: container, CNI_NETNS: netnsOf(container), CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
+    return handleCni(agent.cni, env, JSON.stringify({ cniVersion: '1.0.0', name: `weft.${T}.${G}`, type: 'weft', tenant: T, network: 'net', group: G }));
+  };
+  const r = await add('long1');
+  assert.equal(r.code, 0, r.stdout);
+  assert.equal((await api('GET', `/api/v1/endpoints/${endpointId('long1', 'eth0')}`)).cniNetwork, `weft.${T}.${G}`);
+  // A server older than the agent refuses the field, as its schema refuses any unknown one.
+  const request = agent.client.request.bind(agent.client);
+  const asked: unknown[] = [];
+  agent.client.request = (async (method: string, path: string, body?: unknown, opts?: Parameters<Client['request']>[3]) => {
+    asked.push(body);
+    if (method === 'POST' && path === '/api/v1/endpoints' && typeof body === 'object' && body !== null && 'cniNetwork' in body) {
+      throw new ApiError(400, 'WEFT_UNKNOWN_FIELD', 'cniNetwork: unknown field', 'cniNetwork');
+    }
+    return request(method, path, body, opts);
+  }) as typeof agent.client.request;
+  try {
+    const old = await add('long2');
+    assert.equal(old.code, 0, old.stdout);
+  } finally {
+    agent.client.request = request;
+  }
+  const made = await api('GET', `/api/v1/endpoints/${endpointId('long2', 'eth0')}`);
+  assert.deepEqual([made.containerId, made.cniNetwork], ['long2', undefined], 'made without the field');
+  assert.ok(asked.some((b) => typeof b === 'object' && b !== null && !('cniNetwork' in b) && (b as { containerId?: string }).containerId === 'long2'), 'asked again without it');
+});
+
 test('maintenance: a vanished veth is wired again as ADD wired it; a gone container is released; a record nobody sealed is never wired', async () => {
   await api('POST', '/api/v1/tenants/default/services', { name: 'svc', network: 'net', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] });
   const a = await added('m1');

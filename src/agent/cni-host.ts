@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ApiError, type Client } from '../client/index.js';
 import { attachmentOf, names, type Datapath, type TenantPlan } from '../datapath/index.js';
 import { dnsDomain } from '../dns/index.js';
-import { WeftError, endpointId, type Endpoint } from '../model/index.js';
+import { CNI_NETWORK_MAX, WeftError, endpointId, type Endpoint } from '../model/index.js';
 import { CniError, addressMismatch, type AddRequest, type AddResultInput, type CniHost, type Scope } from '../plugins/cni/index.js';
 import type { Endpoints } from './endpoints.js';
 import type { Reconciler } from './reconciler.js';
@@ -67,12 +67,12 @@ export class CniEndpoints implements CniHost {
       tenant: req.tenant, network: req.network, ...(req.group ? { group: req.group } : {}), containerId: req.containerId,
       host: this.d.host, ifname: req.ifname, netns: req.netns, labels: cniLabels(req.labels),
       seal: this.d.sealer.seal({ id, tenant: req.tenant, network: req.network, ifname: req.ifname, netns: req.netns }),
-      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.cniNetwork ? { cniNetwork: req.cniNetwork } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.ip6 ? { ip6: req.ip6 } : {}), ...(req.mac ? { mac: req.mac } : {}),
+      ...(req.containerName ? { containerName: req.containerName } : {}), ...(req.cniNetwork && req.cniNetwork.length <= CNI_NETWORK_MAX ? { cniNetwork: req.cniNetwork } : {}), ...(req.ip ? { ip: req.ip } : {}), ...(req.ip6 ? { ip6: req.ip6 } : {}), ...(req.mac ? { mac: req.mac } : {}),
       ...(req.portMappings.length ? { portMappings: req.portMappings } : {}),
       ...(req.attached ? { attached: req.attached } : {}),
     };
     try {
-      return await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
+      return await this.post(body);
     } catch (e) {
       if (!(e instanceof ApiError && e.code === 'WEFT_EXISTS')) throw e;
       const old = await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
@@ -86,7 +86,21 @@ export class CniEndpoints implements CniHost {
         throw new WeftError('WEFT_EXISTS', `ifname: interface ${req.ifname} of container ${req.containerId} ${whose}; nothing was released`, { field: 'ifname' });
       }
       await this.d.endpoints.release(old);
-      return this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
+      return this.post(body);
+    }
+  }
+
+  /**
+   * A server older than the agent (servers and agents upgraded one by one) does not know `cniNetwork`
+   * and refuses the field: the endpoint is made without it (left out of GC, as one made before it was).
+   */
+  private async post(body: { cniNetwork?: string }): Promise<Endpoint> {
+    try {
+      return await this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', body);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'WEFT_UNKNOWN_FIELD' && e.field === 'cniNetwork' && body.cniNetwork !== undefined)) throw e;
+      const { cniNetwork: _, ...older } = body;
+      return this.d.client.request<Endpoint>('POST', '/api/v1/endpoints', older);
     }
   }
 

@@ -29,6 +29,8 @@ let watches: number[] = [];
 let bookmarkEveryMs = 0;
 /** Broken mode: every watch sends one bookmark, then a line that is not JSON (a broken server). */
 let garbled = false;
+/** Ending mode: every watch ends after this many ms, its bookmarks sent on time until then (0: never). */
+let endAfterMs = 0;
 /** Endless mode: after the bookmark, a line that never ends, written as fast as the client takes it (up to a cap). */
 let endless = false;
 let endlessSent = 0;
@@ -48,6 +50,8 @@ before(async () => {
       bookmark();
       if (garbled) res.write('{"op": "put", \n');
       if (endless) void sendEndless(res);
+      const ending = endAfterMs ? setTimeout(() => { clearInterval(timer); res.end(); }, endAfterMs) : undefined;
+      res.on('close', () => clearTimeout(ending));
       const timer = bookmarkEveryMs ? setInterval(bookmark, bookmarkEveryMs) : undefined;
       streams.add(res);
       res.on('close', () => {
@@ -162,6 +166,18 @@ test('a server that breaks every watch at once is re-listed less and less often,
   const stopped = lists.length;
   await new Promise((r) => setTimeout(r, 1200));
   assert.equal(lists.length, stopped, 'no list after stop');
+});
+
+test('a watch that lived long enough ends a run of breaks: the next pause is the first one again', async (t) => {
+  bookmarkEveryMs = 100;
+  endAfterMs = 300;
+  t.after(() => { endAfterMs = 0; });
+  // Each watch lives 300 ms, past the 250 ms that count as healthy: every pause is ~100 ms, a list every
+  // ~400 ms (seven or eight in 3 s). Were the breaks counted on, pauses of 100, 200, 400, 800, 1,600 ms
+  // would give five at most.
+  await syncing(30_000, t, { healthyMs: 250, maxRetryMs: 2000 });
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.ok(lists.length >= 6, `${lists.length} lists in 3 s`);
 });
 
 test('the line bound leaves room for the largest change a user can make under the default quotas', () => {

@@ -158,13 +158,19 @@ export const PortMapping = strict({
   protocol: oneOf(['tcp', 'udp'] as const),
 });
 
+/**
+ * The longest CNI network name an endpoint records: Weft's own conflists are at most 132 (`weft.` and two
+ * names of 63); a longer hand-written one is not recorded (its endpoints are left out of GC, never refused).
+ */
+export const CNI_NETWORK_MAX = 255;
+
 export const EndpointRequest = strict({
   tenant: Name,
   network: Name,
   group: Type.Optional(Name),
   containerId: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }),
   containerName: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' })),
-  cniNetwork: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$', description: "the CNI network (conflist name) a runtime's ADD came through: the runtime's GC of that network is its scope (agents)" })),
+  cniNetwork: Type.Optional(Type.String({ pattern: `^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,${CNI_NETWORK_MAX - 1}}$`, description: "the CNI network (conflist name) a runtime's ADD came through: the runtime's GC of that network is its scope (agents)" })),
   host: Name,
   ifname: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,15}$', description: 'Linux interface name, at most 15 characters' }),
   ip: Type.Optional(Text(15)),

@@ -32,11 +32,13 @@ export class Api {
 
   /**
    * An NDJSON stream (watch, flows with follow=1): each line to `line` until the server ends it or
-   * `signal` aborts. Resolves when it ends; rejects with ApiError when refused.
+   * `signal` aborts. Resolves when it ends; rejects with ApiError when refused. `opened`: once the server
+   * has taken the stream (its answer's head came).
    */
-  async stream(path: string, line: (value: unknown) => void, signal: AbortSignal): Promise<void> {
+  async stream(path: string, line: (value: unknown) => void, signal: AbortSignal, opened?: () => void): Promise<void> {
     const r = await fetch(path, { headers: { ...this.headers(), accept: 'application/x-ndjson' }, signal });
     if (!r.ok || !r.body) await this.answer(r);
+    opened?.();
     const reader = (r.body as ReadableStream<Uint8Array>).getReader();
     const text = new TextDecoder();
     let partial = '';

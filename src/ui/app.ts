@@ -162,10 +162,13 @@ async function start(token: string): Promise<void> {
 /**
  * The watch stream: a change that concerns the view on screen redraws it (debounced). Reconnects after a
  * break with backoff; a refusal (429: the user's streams are all taken) is said, and retried slowly. A
- * hidden tab closes its stream and reads again when shown.
+ * hidden tab closes its stream and reads again when shown. After any break the view is read again once
+ * the new stream is open (from the server's revision then), never resumed from the last revision seen:
+ * a server whose store was restored from an older copy numbers new changes as the lost ones were.
  */
 function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; view: ViewName }, page: () => Page | undefined, say: (text: string, error?: boolean) => void): void {
-  let since: number | undefined;
+  /** The view may have missed changes (a break, a hidden tab): read it again once a stream is open. */
+  let stale = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
   let stream: AbortController | undefined;
@@ -176,32 +179,32 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
   const open = () => {
     if (signal.aborted || document.hidden || stream) return;
     const ctl = (stream = new AbortController());
-    api.stream(`/api/v1/watch${since === undefined ? '' : `?since=${since}`}`, (v) => {
+    api.stream('/api/v1/watch', (v) => {
       failures = 0;
       const c = v as PublicChange | { op: 'bookmark'; revision: number };
-      since = c.revision;
       if (c.op === 'bookmark') return;
       const w = where();
       if (concerns(c, w.tenant, w.view)) redraw();
-    }, AbortSignal.any([signal, ctl.signal])).then(() => again(ctl), (e: unknown) => {
-      if (e instanceof ApiError && e.status === 410) {
-        // Compacted past where we were: read everything again and watch from now.
-        since = undefined;
-        redraw();
-      } else if (e instanceof ApiError && e.status === 429) say('Live updates are paused: your user has too many streams open (other tabs or `weft ... --follow`).', true);
+    }, AbortSignal.any([signal, ctl.signal]), () => {
+      if (!stale) return;
+      stale = false;
+      redraw();
+    }).then(() => again(ctl), (e: unknown) => {
+      if (e instanceof ApiError && e.status === 429) say('Live updates are paused: your user has too many streams open (other tabs or `weft ... --follow`).', true);
       again(ctl);
     });
   };
   const again = (ctl: AbortController) => {
     if (stream === ctl) stream = undefined;
+    stale = true;
     if (!signal.aborted && !ctl.signal.aborted) setTimeout(open, backoff(failures++));
   };
   document.onvisibilitychange = () => {
     if (document.hidden) {
       stream?.abort();
       stream = undefined;
+      stale = true;
     } else if (!signal.aborted) {
-      redraw();
       open();
     }
   };
