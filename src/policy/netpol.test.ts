@@ -465,6 +465,40 @@ test('dry-run verdict changes: SCTP reported once, by port, when only one of the
   assert.deepEqual(lines(after, after), []);
 });
 
+test('dry-run verdict changes agree with the oracle, pair by pair, over random policy sets before and after (classes compared once)', () => {
+  const eps = state([]).endpoints;
+  const podOf = new Map(pods.map((p) => [p.ip, p]));
+  for (let seed = 1; seed <= 40; seed++) {
+    const r = rng(seed * 7919);
+    const was = randomPolicies(r);
+    const now = randomPolicies(r);
+    const [cb, ca] = [compilePolicy(state(was)), compilePolicy(state(now))];
+    const d = verdictChanges(cb, ca, eps, 1_000_000);
+    // SCTP is compared by port where either compile decides it so, else as protocol 132 of `other`.
+    const bySctpPort = cb.sctp || ca.sctp;
+    assert.equal(d.changes.length, d.total);
+    const reported = new Map<string, Array<{ first: number; last: number; before: string; after: string }>>();
+    for (const c of d.changes) {
+      const k = `${c.from} ${c.to} ${c.protocol}`;
+      reported.set(k, [...(reported.get(k) ?? []), c]);
+    }
+    for (const src of eps) {
+      for (const dst of eps) {
+        if (src === dst) continue;
+        for (const [proto, port] of [...CASES, ['TCP', 0], ['TCP', 65535], ['UDP', 9999]] as Array<[NetpolProtocol, number]>) {
+          const verdict = (ps: NetworkPolicy[]) => (netpolVerdict(ps, namespaces, { pod: podOf.get(src.ip as string) as OraclePod }, { pod: podOf.get(dst.ip as string) as OraclePod }, proto, port).allowed ? 'accept' : 'drop');
+          const [b, a] = [verdict(was), verdict(now)];
+          const [slot, key] = proto === 'SCTP' && !bySctpPort ? ['other', 132] : [proto.toLowerCase(), port];
+          const run = reported.get(`${src.id} ${dst.id} ${slot}`)?.find((x) => x.first <= key && x.last >= key);
+          const at = `seed ${seed}: ${src.ip} > ${dst.ip} ${proto}/${port}`;
+          if (b === a) assert.equal(run, undefined, `${at}: no change, yet reported ${JSON.stringify(run)}`);
+          else assert.deepEqual(run && [run.before, run.after], [b, a], `${at}: ${b} > ${a} not reported as such`);
+        }
+      }
+    }
+  }
+});
+
 test('compiles leave nothing on the objects they are given: the same endpoints, policies and rules compiled again and again keep their own properties', () => {
   const groups: Group[] = [{ ...meta, tenant: 't', name: 'web', network: 'n', policies: ['p'], labels: {} }];
   const weft: Policy[] = [{ ...meta, tenant: 't', name: 'p', rules: [{ id: '1', priority: 5, direction: 'in', action: 'deny', protocol: 'tcp', ports: '80-90', fromCidr: '10.0.1.0/24' }] }];
