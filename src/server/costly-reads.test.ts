@@ -25,8 +25,8 @@ function slowListings(): Store {
   });
 }
 
-async function tenantUser(api: Awaited<ReturnType<typeof testApi>>, name: string): Promise<string> {
-  assert.equal((await api.call('POST', '/api/v1/users', { name, role: 'tenant', tenants: ['default'], password: `${name}-password-1` })).status, 201);
+async function tenantUser(api: Awaited<ReturnType<typeof testApi>>, name: string, tenant = 'default'): Promise<string> {
+  assert.equal((await api.call('POST', '/api/v1/users', { name, role: 'tenant', tenants: [tenant], password: `${name}-password-1` })).status, 201);
   const login = await api.call('POST', '/api/v1/login', { username: name, password: `${name}-password-1` }, {}, '');
   // Without a token of its own the call would go as the test's admin.
   assert.equal(typeof login.json.token, 'string', `${name} logged in: ${login.status} ${JSON.stringify(login.json)}`);
@@ -54,17 +54,55 @@ test('explain: one user has at most EXPLAINS_EACH under way (429 beyond, naming 
   assert.deepEqual(again.map((a) => a.status), Array(EXPLAINS_EACH).fill(200));
 });
 
-test('explain: the server has at most EXPLAINS_ALL under way, whoever asks (cold ones yield and would otherwise pile up)', async () => {
-  const { EXPLAINS_ALL } = await import('./routes/explain.js');
+test('explain: the server has at most EXPLAINS_ALL under way, whoever asks, and one tenant at most EXPLAINS_TENANT', async () => {
+  const { EXPLAINS_ALL, EXPLAINS_TENANT } = await import('./routes/explain.js');
   const api = await testApi({ store: slowListings() });
-  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/24' })).status, 201);
-  const users: string[] = [];
-  // One after the other: logins at once from one address are throttled.
-  for (let i = 0; i < EXPLAINS_ALL + 2; i++) users.push(await tenantUser(api, `u${i}`));
-  const url = '/api/v1/tenants/default/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=80';
-  const answers = await Promise.all(users.map((token) => api.call('GET', url, undefined, {}, token)));
-  assert.equal(answers.filter((a) => a.status === 200).length, EXPLAINS_ALL, answers.map((a) => a.status).join(','));
+  const tenants = ['t0', 't1', 't2'];
+  for (const t of tenants) {
+    assert.equal((await api.call('POST', '/api/v1/tenants', { name: t })).status, 201);
+    assert.equal((await api.call('POST', `/api/v1/tenants/${t}/networks`, { name: 'net', subnet: '10.8.0.0/24' })).status, 201);
+  }
+  const users: Array<{ token: string; tenant: string }> = [];
+  // One after the other: logins at once from one address are throttled. Spread over three tenants, each
+  // under its own cap.
+  for (let i = 0; i < EXPLAINS_ALL + 2; i++) {
+    const tenant = tenants[i % 3] as string;
+    users.push({ token: await tenantUser(api, `u${i}`, tenant), tenant });
+  }
+  assert.ok((EXPLAINS_ALL + 2) / 3 <= EXPLAINS_TENANT);
+  const url = (t: string) => `/api/v1/tenants/${t}/explain?from=10.8.0.2&to=10.8.0.3&protocol=tcp&port=80`;
+  const answers = await Promise.all(users.map((u) => api.call('GET', url(u.tenant), undefined, {}, u.token)));
+  assert.equal(answers.filter((a) => a.status === 200).length, EXPLAINS_ALL, answers.map((a) => `${a.status} ${a.json.detail ?? ''}`).join('\n'));
   assert.ok(answers.filter((a) => a.status === 429).every((a) => /as many explains as it takes/.test(a.json.detail)));
+  // Many users of one tenant: that tenant's cap, and another tenant still asks.
+  const one: string[] = [];
+  for (let i = 0; i < EXPLAINS_TENANT + 2; i++) one.push(await tenantUser(api, `m${i}`, 't0'));
+  const other = await tenantUser(api, 'other', 't1');
+  const [many, theirs] = await Promise.all([Promise.all(one.map((token) => api.call('GET', url('t0'), undefined, {}, token))), api.call('GET', url('t1'), undefined, {}, other)]);
+  assert.equal(many.filter((a) => a.status === 200).length, EXPLAINS_TENANT, many.map((a) => `${a.status} ${a.json.detail ?? ''}`).join('\n'));
+  assert.ok(many.filter((a) => a.status === 429).every((a) => /tenant t0 has \d+ explains under way/.test(a.json.detail)));
+  assert.equal(theirs.status, 200, 'another tenant is not held back');
+});
+
+test('explain: questions that make a tenant\'s evaluator, from several askers at once, hold the lane one at a time', async () => {
+  const api = await testApi({ store: slowListings() });
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/16' })).status, 201);
+  // Enough distinct CIDRs that making the evaluator takes several slices (two policies: a body holds ~8,000).
+  const rules = Array.from({ length: 9000 }, (_, i) => ({ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(1000 + (i % 50)), fromCidr: `10.${100 + (i >> 8)}.${i & 255}.1/32`, priority: 5 }));
+  for (const [name, part] of [['p', rules.slice(0, 4500)], ['q', rules.slice(4500)]] as const) {
+    const made = await api.call('POST', '/api/v1/tenants/default/policies', { name, rules: part });
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+  }
+  assert.equal((await api.call('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'net', policies: ['p', 'q'] })).status, 201);
+  const db = await api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'net', group: 'db', containerId: 'db1', host: 'h1', ifname: 'eth0' });
+  assert.equal(db.status, 201);
+  const users: string[] = [];
+  for (let i = 0; i < 4; i++) users.push(await tenantUser(api, `c${i}`));
+  const url = (port: number) => `/api/v1/tenants/default/explain?from=10.100.0.1&to=${db.json.ip}&protocol=tcp&port=${port}`;
+  const answers = await Promise.all(users.flatMap((token, i) => [api.call('GET', url(1000 + i), undefined, {}, token), api.call('GET', url(2000 + i), undefined, {}, token)]));
+  assert.deepEqual([...new Set(answers.map((a) => a.status))], [200], answers.map((a) => JSON.stringify(a.json)).join('\n'));
+  assert.equal(api.app.lane.mostHolding, 1, 'never two questions in the lane at once (a builder waiting on its own build let a second in)');
+  assert.equal(api.app.lane.queued, 0);
 });
 
 test('explain answers from the policy as stored now: a rule added, a policy detached, the tenant made again', async () => {

@@ -25,6 +25,16 @@ export class TimeSlices {
     this.stretch = performance.now();
   };
 
+  /** Runs `p` off the clock: its time is not this work's (waiting for I/O, or for another's result). */
+  async outside<T>(p: () => Promise<T>): Promise<T> {
+    this.worked += performance.now() - this.stretch;
+    try {
+      return await p();
+    } finally {
+      this.stretch = performance.now();
+    }
+  }
+
   spent(): number {
     return this.worked + performance.now() - this.stretch;
   }

@@ -176,6 +176,20 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
     clearTimeout(timer);
     timer = setTimeout(() => void page()?.refresh().catch((e: Error) => !signal.aborted && say(`could not redraw: ${e.message}`, true)), 250);
   };
+  // The view read again after a break: stale until a read succeeds (a server just restarted may refuse
+  // some, 429), then tried again a few seconds later while the stream is open.
+  const reread = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const p = page();
+      if (!p) return void (stale = false);
+      p.refresh().then(() => { stale = false; }, (e: Error) => {
+        if (signal.aborted) return;
+        say(`could not redraw: ${e.message}; trying again`, true);
+        if (stream) setTimeout(() => stale && stream && reread(), 2000 + Math.random() * 2000);
+      });
+    }, 250);
+  };
   const open = () => {
     if (signal.aborted || document.hidden || stream) return;
     const ctl = (stream = new AbortController());
@@ -186,9 +200,7 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
       const w = where();
       if (concerns(c, w.tenant, w.view)) redraw();
     }, AbortSignal.any([signal, ctl.signal]), () => {
-      if (!stale) return;
-      stale = false;
-      redraw();
+      if (stale) reread();
     }).then(() => again(ctl), (e: unknown) => {
       if (e instanceof ApiError && e.status === 429) say('Live updates are paused: your user has too many streams open (other tabs or `weft ... --follow`).', true);
       again(ctl);

@@ -4,7 +4,8 @@ import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, f
 import { policiesYielding, requireTenantAccess, type Control, type Principal, type TenantPolicyObjects } from '../../control/index.js';
 import { explainerYielding, layerOf, type Decision, type Explainer, type PolicyState } from '../../policy/index.js';
 import { askerOf, principalOf } from '../context.js';
-import type { LaneTurn } from '../lane.js';
+import { LaneLeft, endedSignal, type LaneTurn } from '../lane.js';
+import { TimeSlices } from '../slices.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Query = Type.Object({
@@ -68,11 +69,12 @@ export function policyStateOf(o: TenantPolicyObjects): PolicyState {
  * Explains one user, and the whole server, may have under way at once (answering or waiting for a turn
  * in the server's lane); beyond, 429. A question between endpoints costs ~5 ms of the event loop at
  * 10,000 rules once its evaluator is kept, ~45 ms when it is made; they take turns in the lane a slice at
- * a time, the askers in a round (lane.ts), so the caps bound how long the queue gets (16 questions: ~80
- * ms of kept ones) and one user cannot take every place. Four users asking in a loop from three
+ * a time, the tenants in a round (lane.ts), so the caps bound how long the queue gets (16 questions: ~80
+ * ms of kept ones) and neither one user nor one tenant's users can take every place. Four users asking in a loop from three
  * connections each held a bystander's GET 38 / 257 ms (p50 / p99) side by side; 4-5 / 15-22 ms in the lane.
  */
 export const EXPLAINS_EACH = 4;
+export const EXPLAINS_TENANT = 8;
 export const EXPLAINS_ALL = 16;
 /** Tenants whose evaluators are kept. */
 const KEPT = 16;
@@ -95,28 +97,38 @@ export class Explainers {
   async of(t: string, turn: LaneTurn): Promise<{ state: PolicyState; endpoints: Endpoint[]; explain: Explainer; fingerprint: string | undefined }> {
     const { pause } = turn;
     // A head's revision is unique to its write, so a policy kept under one is the same policy whatever
-    // became of the tenant since (policiesYielding reads again every one whose head moved).
+    // became of the tenant since (policiesYielding reads again every one whose head moved). Read outside
+    // the lane (store reads wait for I/O: etcd's round trips), in slices of its own.
     const reuse = new Map((this.made.get(t)?.policies ?? []).map((p) => [p.name, p] as const));
-    const { state, endpoints, fingerprint } = await tenantPolicy(this.c, t, async (x) => ({ items: await policiesYielding(this.c.store, x, reuse, pause) }));
+    const outside = new TimeSlices().pause;
+    const { state, endpoints, fingerprint } = await turn.away(tenantPolicy(this.c, t, async (x) => ({ items: await policiesYielding(this.c.store, x, reuse, outside) })));
     if (fingerprint === undefined) return { state, endpoints, explain: await explainerYielding(state, pause), fingerprint };
     const had = this.made.get(t);
     if (had?.fingerprint === fingerprint) return { state, endpoints, explain: had.explain, fingerprint };
     const key = `${t} ${fingerprint}`;
     let build = this.building.get(key);
-    if (!build) {
-      build = (async () => {
-        const explain = await explainerYielding(state, pause);
-        this.made.delete(t);
-        this.made.set(t, { fingerprint, explain, policies: state.policies });
-        // The least recently made go first past KEPT (a Map keeps insertion order).
-        for (const k of this.made.keys()) if (this.made.size > KEPT) this.made.delete(k);
-        return explain;
-      })();
-      this.building.set(key, build);
-      void build.finally(() => this.building.delete(key)).catch(() => undefined);
+    if (build) {
+      // Another asker's build: waited for outside the lane, where it is being made. Should that asker's
+      // request end meanwhile (its build stops at a pause), this one asks again.
+      try {
+        return { state, endpoints, explain: await turn.away(build), fingerprint };
+      } catch (e) {
+        if (e instanceof LaneLeft && !turn.left()) return this.of(t, turn);
+        throw e;
+      }
     }
-    // Another asker's build: waited for outside the lane, where it is being made.
-    return { state, endpoints, explain: await turn.away(build), fingerprint };
+    build = (async () => {
+      const explain = await explainerYielding(state, pause);
+      this.made.delete(t);
+      this.made.set(t, { fingerprint, explain, policies: state.policies });
+      // The least recently made go first past KEPT (a Map keeps insertion order).
+      for (const k of this.made.keys()) if (this.made.size > KEPT) this.made.delete(k);
+      return explain;
+    })();
+    this.building.set(key, build);
+    void build.finally(() => this.building.delete(key)).catch(() => undefined);
+    // This asker's own build, made in its turns.
+    return { state, endpoints, explain: await build, fingerprint };
   }
 }
 
@@ -127,26 +139,32 @@ declare module 'fastify' {
   }
 }
 
-/** Counts each user's explains under way; the returned function gives one back (once). */
+/** Counts explains under way per user and per tenant; the returned function gives one back (once). */
 class Running {
   private readonly n = new Map<string, number>();
   private all = 0;
 
-  take(p: Principal): () => void {
+  take(p: Principal, tenant: string): () => void {
     const who = askerOf(p);
+    const ours = `tenant:${tenant}`;
     const mine = this.n.get(who) ?? 0;
+    const tenants = this.n.get(ours) ?? 0;
     if (mine >= EXPLAINS_EACH) throw new WeftError('WEFT_BUSY', `you have ${mine} explains under way, the most one user may; ask again when one has answered`);
+    if (tenants >= EXPLAINS_TENANT) throw new WeftError('WEFT_BUSY', `tenant ${tenant} has ${tenants} explains under way, the most one tenant may; ask again in a moment`);
     if (this.all >= EXPLAINS_ALL) throw new WeftError('WEFT_BUSY', 'the server is answering as many explains as it takes at once; ask again in a moment');
     this.n.set(who, mine + 1);
+    this.n.set(ours, tenants + 1);
     this.all++;
     let given = false;
     return () => {
       if (given) return;
       given = true;
       this.all--;
-      const left = (this.n.get(who) ?? 1) - 1;
-      if (left > 0) this.n.set(who, left);
-      else this.n.delete(who);
+      for (const k of [who, ours]) {
+        const left = (this.n.get(k) ?? 1) - 1;
+        if (left > 0) this.n.set(k, left);
+        else this.n.delete(k);
+      }
     };
   }
 }
@@ -158,12 +176,14 @@ export function explainRoutes(app: FastifyInstance): void {
   const running = new Running();
   app.get<{ Params: { tenant: string }; Querystring: { from: string; to: string; protocol: string; port?: string } }>('/api/v1/tenants/:tenant/explain', {
     schema: { params: Params, querystring: Query, tags: ['policy'], summary: 'Why a new connection between two endpoints is allowed or denied' },
-  }, async (req) => {
+  }, async (req, reply) => {
     const p = principalOf(req);
     requireTenantAccess(p, req.params.tenant);
-    const done = running.take(p);
+    const done = running.take(p, req.params.tenant);
     try {
-      return await app.lane.run(askerOf(p), (turn) => explainOne(req.params.tenant, req.query, turn));
+      // Turns by tenant; a question whose request ended (its deadline answered it, its client left)
+      // gives its place up.
+      return await app.lane.run(req.params.tenant, (turn) => explainOne(req.params.tenant, req.query, turn), endedSignal(reply));
     } finally {
       done();
     }
