@@ -3,7 +3,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler';
 import { Type } from '@sinclair/typebox';
 import { API_VERSIONS, APPLY_KINDS, APPLY_SPECS, ApplyInput, DEFAULT_NAMESPACE, MODE_ANNOTATION, NAME_PATTERN, Name, WeftError, documentOf, type ApplyDocument, type ApplyKind } from '../../model/index.js';
 import { requireFabricRights, storedNetwork, requireRole, requireTenantAccess, tenantPolicyIn, type ApplyDoc, type ApplyOutcome, type TenantPolicyObjects } from '../../control/index.js';
-import { compilePolicy, verdictChanges } from '../../policy/index.js';
+import { DryRunComparer } from '../dry-run.js';
 import type { Txn } from '../../store/index.js';
 import { policyStateOf } from './explain.js';
 import { principalOf } from '../context.js';
@@ -62,13 +62,17 @@ const MAX_DIFF_TENANTS = 5;
 const MAX_DIFF_ENDPOINTS = 200;
 const MAX_DIFF_CHANGES = 100;
 
-/** The runs of ports where a tenant's endpoints would get another verdict (from two compiles of the whole tenant). */
-function flowChanges(tenant: string, before: TenantPolicyObjects | undefined, after: TenantPolicyObjects | undefined) {
+/**
+ * The runs of ports where a tenant's endpoints would get another verdict (from two compiles of the whole
+ * tenant, made on a thread of their own: dry-run.ts).
+ */
+async function flowChanges(comparer: DryRunComparer, tenant: string, before: TenantPolicyObjects | undefined, after: TenantPolicyObjects | undefined) {
   const endpoints = (after ?? before)?.endpoints ?? [];
   if (!before || !after) return { tenant, changes: [], total: 0, note: before ? 'the tenant goes' : 'a new tenant' };
   if (endpoints.length > MAX_DIFF_ENDPOINTS) return { tenant, changes: [], total: 0, note: `${endpoints.length} endpoints: past ${MAX_DIFF_ENDPOINTS}, not compared` };
   const name = new Map(endpoints.map((e) => [e.id, e.containerName ?? e.containerId.slice(0, 12)]));
-  const d = verdictChanges(compilePolicy(policyStateOf(before)), compilePolicy(policyStateOf(after)), endpoints, MAX_DIFF_CHANGES);
+  const d = await comparer.compare({ before: policyStateOf(before), after: policyStateOf(after), endpoints, limit: MAX_DIFF_CHANGES });
+  if ('refused' in d) return { tenant, changes: [], total: 0, note: d.refused };
   return {
     tenant, total: d.total,
     changes: d.changes.map((c) => ({ from: name.get(c.from), to: name.get(c.to), protocol: c.protocol, ports: c.first === c.last ? String(c.first) : `${c.first}-${c.last}`, before: c.before, after: c.after })),
@@ -97,6 +101,7 @@ const DocumentsQuery = Type.Object({
 
 export function applyRoutes(app: FastifyInstance): void {
   const c = app.control;
+  const comparer = new DryRunComparer();
   const crud = c.byKind;
 
   app.get<{ Params: { tenant: string }; Querystring: { kind?: ApplyKind; name?: string; namespace?: string } }>('/api/v1/tenants/:tenant/documents', {
@@ -157,6 +162,8 @@ export function applyRoutes(app: FastifyInstance): void {
     const outcome = await app.control.apply(p.user, docs, { ...opts, inspect: read });
     const after = new Map(outcome.inspected as Array<readonly [string, TenantPolicyObjects | undefined]>);
     const { inspected: _i, ...rest } = outcome;
-    return { ...rest, flows: tenants.map((t) => flowChanges(t, before.get(t), after.get(t))) };
+    const flows = [];
+    for (const t of tenants) flows.push(await flowChanges(comparer, t, before.get(t), after.get(t)));
+    return { ...rest, flows };
   });
 }
