@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readBounded, resolveTarget, resolveToken, writeConfig } from './config.js';
+import { readBounded, readConfig, resolveTarget, resolveToken, writeConfig } from './config.js';
 import { CliError, EXIT } from './errors.js';
 
 const isUsage = (naming: RegExp) => (e: unknown) => e instanceof CliError && e.exitCode === EXIT.usage && naming.test(e.message);
@@ -76,6 +77,53 @@ test('login narrows a config file made readable by others to 0600 before writing
     chmodSync(file, 0o644);
     writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_secret' }, env);
     assert.equal(statSync(file).mode & 0o777, 0o600);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('login replaces a symlink planted at config.json instead of writing the token through it, and narrows a config dir others may write into', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+  try {
+    const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config') };
+    const weftDir = join(dir, '.config', 'weft');
+    mkdirSync(weftDir, { recursive: true });
+    chmodSync(weftDir, 0o777);
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'theirs\n');
+    symlinkSync(victim, join(weftDir, 'config.json'));
+    const file = writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_secret' }, env);
+    assert.equal(readFileSync(victim, 'utf8'), 'theirs\n', 'the symlink\'s target is untouched');
+    assert.ok(!lstatSync(file).isSymbolicLink());
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.match(readFileSync(file, 'utf8'), /weft_secret/);
+    assert.equal(statSync(weftDir).mode & 0o777, 0o700);
+    assert.deepEqual(readdirSync(weftDir), ['config.json'], 'no temporary left behind');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a config file that is /dev/zero, a FIFO nobody writes to, or a directory fails at once as a usage error naming it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+  try {
+    const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config') };
+    const weftDir = join(dir, '.config', 'weft');
+    mkdirSync(weftDir, { recursive: true });
+    const file = join(weftDir, 'config.json');
+    symlinkSync('/dev/zero', file);
+    assert.throws(() => readConfig(env), isUsage(/config\.json is larger than 1048576 bytes/));
+    rmSync(file);
+    execFileSync('mkfifo', [file]);
+    const t0 = Date.now();
+    assert.throws(() => readConfig(env), isUsage(/config\.json is not valid JSON/));
+    assert.ok(Date.now() - t0 < 2000, 'no wait for a writer');
+    rmSync(file);
+    mkdirSync(file);
+    assert.throws(() => readConfig(env), isUsage(/config\.json: cannot read it \(EISDIR\)/));
+    const tokenFifo = join(dir, 'token');
+    execFileSync('mkfifo', [tokenFifo]);
+    assert.throws(() => resolveToken({ tokenFile: tokenFifo }, {}), isUsage(/--token-file: .* is empty/));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

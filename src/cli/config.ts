@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 import { CliError, usage } from './errors.js';
@@ -20,12 +21,22 @@ export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(base, 'weft', 'config.json');
 }
 
+/** A config file larger than this is not one `weft login` wrote (it holds a token, a URL and a CA). */
+const MAX_CONFIG_BYTES = 1 << 20;
+
 export function readConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   const file = configPath(env);
   if (!existsSync(file)) return {};
+  let text: string;
+  try {
+    // Bounded and never blocking: a config that is /dev/zero, a FIFO or a huge file fails at once.
+    text = readBounded(file, MAX_CONFIG_BYTES, file);
+  } catch (e) {
+    throw usage(`${(e as Error).message.startsWith(file) ? (e as Error).message : `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`}; fix or delete it (weft login writes it)`);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(file, 'utf8'));
+    value = JSON.parse(text);
   } catch (e) {
     throw usage(`${file} is not valid JSON (${(e as Error).message}); fix or delete it`);
   }
@@ -39,11 +50,25 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
 
 export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env): string {
   const file = configPath(env);
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  // `mode` applies only to a file made now: an existing one (made 0644 by hand, say) is narrowed first,
-  // before the token is written into it.
-  if (existsSync(file)) chmodSync(file, 0o600);
-  writeFileSync(file, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // A directory of ours others may write into (made 0777 by hand): whoever can would swap the server and
+  // CA in; narrowed. One of another user's is left alone (and its files are not ours to trust: said).
+  const st = statSync(dir);
+  if ((st.mode & 0o022) !== 0) {
+    if (st.uid === process.getuid?.()) chmodSync(dir, 0o700);
+    else throw usage(`${dir} belongs to another user and others may write into it; weft will not keep a token there (set XDG_CONFIG_HOME)`);
+  }
+  // A fresh file renamed over the old one: a symlink planted at config.json is replaced, never followed
+  // (the token written through it landed wherever it pointed).
+  const tmp = join(dir, `.config.json.${randomBytes(6).toString('hex')}`);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
   return file;
 }
 
@@ -115,17 +140,9 @@ const MAX_TOKEN_FILE = 4096;
 export function readTokenFile(file: string, source: string): string {
   let text: string;
   try {
-    const fd = openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(MAX_TOKEN_FILE + 1);
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n > MAX_TOKEN_FILE) throw usage(`${source}: ${file} is larger than 4 KiB; it does not hold a token`);
-      text = buf.subarray(0, n).toString('utf8').trim();
-    } finally {
-      closeSync(fd);
-    }
+    text = readBounded(file, MAX_TOKEN_FILE, source).trim();
   } catch (e) {
-    if (e instanceof CliError) throw e;
+    if (/is larger than/.test((e as Error).message)) throw usage(`${source}: ${file} is larger than 4 KiB; it does not hold a token`);
     throw usage(`${source}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (!text) throw usage(`${source}: ${file} is empty`);
@@ -152,7 +169,8 @@ const MAX_CA_BYTES = 4 << 20;
  * endless pipe is refused at once instead of filling the memory. The error begins with `flag`.
  */
 export function readBounded(file: string, max: number, flag: string): string {
-  const fd = file === '-' ? 0 : openSync(file, 'r');
+  // Non-blocking: a FIFO nobody writes to reads as empty instead of hanging the command for ever.
+  const fd = file === '-' ? 0 : openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const chunks: Buffer[] = [];
     let total = 0;
