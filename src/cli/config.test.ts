@@ -82,12 +82,20 @@ test('login narrows a config file made readable by others to 0600 before writing
   }
 });
 
-test('login replaces a symlink planted at config.json instead of writing the token through it, and narrows a config dir others may write into', () => {
+/** A HOME of its own with its config dir made, removed after `f`. */
+function inHome(f: (env: NodeJS.ProcessEnv, dir: string, weftDir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
   try {
-    const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config') };
     const weftDir = join(dir, '.config', 'weft');
     mkdirSync(weftDir, { recursive: true });
+    f({ HOME: dir, XDG_CONFIG_HOME: join(dir, '.config') }, dir, weftDir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('login replaces a symlink planted at config.json instead of writing the token through it, and narrows a config dir others may write into', () => {
+  inHome((env, dir, weftDir) => {
     chmodSync(weftDir, 0o777);
     const victim = join(dir, 'victim');
     writeFileSync(victim, 'theirs\n');
@@ -99,17 +107,11 @@ test('login replaces a symlink planted at config.json instead of writing the tok
     assert.match(readFileSync(file, 'utf8'), /weft_secret/);
     assert.equal(statSync(weftDir).mode & 0o777, 0o700);
     assert.deepEqual(readdirSync(weftDir), ['config.json'], 'no temporary left behind');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a config file that is /dev/zero, a FIFO nobody writes to, or a directory fails at once as a usage error naming it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
-  try {
-    const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config') };
-    const weftDir = join(dir, '.config', 'weft');
-    mkdirSync(weftDir, { recursive: true });
+  inHome((env, dir, weftDir) => {
     const file = join(weftDir, 'config.json');
     symlinkSync('/dev/zero', file);
     assert.throws(() => readConfig(env), isUsage(/config\.json is larger than 1048576 bytes/));
@@ -124,7 +126,5 @@ test('a config file that is /dev/zero, a FIFO nobody writes to, or a directory f
     const tokenFifo = join(dir, 'token');
     execFileSync('mkfifo', [tokenFifo]);
     assert.throws(() => resolveToken({ tokenFile: tokenFifo }, {}), isUsage(/--token-file: .* is empty/));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
