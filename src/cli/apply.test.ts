@@ -32,3 +32,12 @@ test('parseDocuments: a list of documents (what `weft get -o json` prints) is it
   const many = JSON.stringify(Array.from({ length: MAX_DOCUMENTS + 1 }, (_, i) => ({ kind: 'Netprofile', metadata: { name: `p${i}` } })));
   assert.throws(() => parseDocuments(many, 'many.json'), /many\.json: more than 250 documents/);
 });
+
+test('parseDocuments: a stream of millions of empty documents, or an anchor used often enough to come to more than 16 MiB, is refused before it is expanded', () => {
+  assert.throws(() => parseDocuments('---\n'.repeat(200_000), 'empty.yaml'), /empty\.yaml: more than 2500 documents, empty ones counted \(line 2501\)/);
+  const big = 'x'.repeat(1 << 20);
+  const aliases = Array.from({ length: 20 }, (_, i) => `  k${i}: *a`).join('\n');
+  assert.throws(() => parseDocuments(`kind: A\nspec:\n  big: &a ${big}\n${aliases}\n`, 'anchor.yaml'), /anchor\.yaml: line 1: the document comes to more than 16777216 bytes once its aliases/);
+  // An anchor used a few times is fine.
+  assert.deepEqual(parseDocuments('kind: A\nspec:\n  x: &p {port: 80}\n  y: *p\n', 'ok.yaml').documents, [{ kind: 'A', spec: { x: { port: 80 }, y: { port: 80 } } }]);
+});

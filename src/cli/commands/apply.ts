@@ -11,8 +11,12 @@ function onlyOnce(value: string, previous: string | undefined): string {
   return value;
 }
 
-/** Larger files are refused before parsing. */
-const MAX_FILE_BYTES = 32 * 1024 * 1024;
+/** Larger files are refused before parsing (the server takes 1 MiB bodies by default, --body-limit). */
+const MAX_FILE_BYTES = 8 * 1024 * 1024;
+/** What a file's documents may come to once YAML's aliases are expanded: past it, refused before expanding. */
+const MAX_EXPANDED = 16 * 1024 * 1024;
+/** Documents read, empty ones too: a file of millions of `---` lines took 4 GB and 97 s to find it had none. */
+const MAX_READ_DOCUMENTS = 10 * 250;
 /** The server's MAX_APPLY_DOCUMENTS (the CLI does not load the model's schemas): more are refused here, before sending. */
 export const MAX_DOCUMENTS = 250;
 
@@ -27,18 +31,52 @@ function readSource(file: string): string {
   }
 }
 
+type YamlDoc = import('yaml').Document.Parsed;
+
+/**
+ * About how many bytes a node comes to with its aliases expanded (each alias counted as what it names,
+ * once per use), stopping as soon as the sum passes MAX_EXPANDED: a 10 MB anchor used 60 times stayed
+ * under the library's alias count and grew the CLI to 1 GB.
+ */
+function expandedSize(doc: YamlDoc, root: unknown): number {
+  const y = YAML();
+  const sizes = new Map<unknown, number>();
+  const sizeOf = (node: unknown, depth: number): number => {
+    if (depth > 1000) return MAX_EXPANDED + 1;
+    const known = sizes.get(node);
+    if (known !== undefined) return known;
+    let n = 1;
+    if (y.isAlias(node)) n = sizeOf(node.resolve(doc), depth + 1);
+    else if (y.isScalar(node)) n = String(node.value).length + 1;
+    else if (y.isMap(node) || y.isSeq(node)) {
+      for (const item of node.items as unknown[]) {
+        n += y.isPair(item) ? sizeOf(item.key, depth + 1) + sizeOf(item.value, depth + 1) : sizeOf(item, depth + 1);
+        if (n > MAX_EXPANDED) break;
+      }
+    }
+    sizes.set(node, n);
+    return n;
+  };
+  return sizeOf(root, 0);
+}
+
 /** The documents of a YAML (or JSON) stream, each with the line it starts on; empty documents are skipped. */
 export function parseDocuments(text: string, name: string): Parsed {
-  const { LineCounter, parseAllDocuments } = YAML();
+  const { Composer, LineCounter, Parser } = YAML();
   const counter = new LineCounter();
   const lineAt = (offset: number) => counter.linePos(offset).line;
   const documents: unknown[] = [];
   const lines: number[] = [];
-  for (const d of parseAllDocuments(text, { lineCounter: counter })) {
+  let read = 0;
+  // One document at a time: each is done with before the next is made.
+  for (const d of new Composer().compose(new Parser(counter.addNewLine).parse(text), true)) {
+    if (++read > MAX_READ_DOCUMENTS) throw usage(`${name}: more than ${MAX_READ_DOCUMENTS} documents, empty ones counted (line ${lineAt(d.range[0])}); one apply takes at most ${MAX_DOCUMENTS}: split the file`);
     const first = d.errors[0];
     if (first) throw usage(`${name}: line ${first.linePos?.[0]?.line ?? lineAt(first.pos[0])}: ${first.message.split('\n')[0]}`);
     if (d.contents === null) continue;
     const line = lineAt(d.contents.range?.[0] ?? 0);
+    const size = expandedSize(d, d.contents);
+    if (size > MAX_EXPANDED) throw usage(`${name}: line ${line}: the document comes to more than ${MAX_EXPANDED} bytes once its aliases (*name) are expanded; write it out or split it`);
     let value: unknown;
     try {
       value = d.toJS({ maxAliasCount: 100 });
