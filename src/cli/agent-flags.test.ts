@@ -35,3 +35,20 @@ test('weft agent --nft-helper: on by default, off when asked; anything else is r
   assert.match(err, /on, off/);
   assert.equal(bad.seen.length, 0, 'refused before anything starts');
 });
+
+test('an option that takes one value, given twice, is refused naming it (commander kept the last); repeatable ones collect', async () => {
+  const r = recording();
+  const { code, err } = await run(['--nft-helper', 'off', '--nft-helper', 'on'], r.daemons);
+  assert.equal(code, EXIT.usage);
+  assert.match(err, /--nft-helper.*given twice \(off first\)/);
+  assert.equal(r.seen.length, 0, 'refused before anything starts');
+  let out = '';
+  const rule = await runCli(['policy', 'rule-add', 'p', 'r1', '--action', 'deny', '--action', 'allow', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (out += t), env: {} }, r.daemons);
+  assert.equal(rule, EXIT.usage);
+  assert.match(out, /--action.*given twice \(deny first\)/);
+  // Repeatable: collected, not refused (the call then fails only for want of a server).
+  let err2 = '';
+  const group = await runCli(['group', 'create', '-p', 'a', '-p', 'b', 'net', 'g', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (err2 += t), env: {} }, r.daemons);
+  assert.notEqual(group, EXIT.usage, err2);
+  assert.doesNotMatch(err2, /given twice/);
+});

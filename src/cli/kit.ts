@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { Client } from '../client/index.js';
 import { resolveTarget } from './config.js';
 import { usage } from './errors.js';
@@ -91,6 +91,24 @@ export function done(ctx: Ctx, obj: unknown, sentence: string): void {
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/**
+ * Every option that takes one value refuses a second (commander keeps the last: `rule-add ... --action
+ * deny --action allow` stored an allow rule, silently); the repeatable ones collect (`collect`).
+ */
+export function onceEach(cmd: Command): void {
+  for (const o of cmd.options as Option[]) {
+    if (!(o.required || o.optional) || o.variadic || o.parseArg === collect) continue;
+    const parse = o.parseArg;
+    o.argParser((value: string, previous: unknown) => {
+      if (previous !== undefined && previous !== o.defaultValue && previous !== o.presetArg) {
+        throw new InvalidArgumentError(`given twice (${String(previous)} first); give it once`);
+      }
+      return parse ? parse(value, previous) : value;
+    });
+  }
+  for (const sub of cmd.commands) onceEach(sub);
 }
 
 export const intArg = (flag: string, min: number, max: number) => (value: string): number => {

@@ -3,7 +3,7 @@ import { isWeftError } from '../model/plain.js';
 import { normaliseArgv } from './argv.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 import { ApiError } from '../client/index.js';
-import type { Io } from './kit.js';
+import { onceEach, type Io } from './kit.js';
 import type { Daemons } from './commands/daemon.js';
 
 type Register = (program: Command, io: Io, daemons: Daemons) => void;
@@ -75,6 +75,7 @@ Example (Contiv's tutorial):
   const modules = argv === undefined ? COMMAND_MODULES : modulesFor(argv);
   // Imported together, registered in table order (the order of `weft --help`).
   for (const register of await Promise.all(modules.map((m) => m.load()))) register(program, io, daemons);
+  onceEach(program);
   return program;
 }
 
