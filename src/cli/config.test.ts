@@ -128,3 +128,14 @@ test('a config file that is /dev/zero, a FIFO nobody writes to, or a directory f
     assert.throws(() => resolveToken({ tokenFile: tokenFifo }, {}), isUsage(/--token-file: .* is empty/));
   });
 });
+
+test('a token with a space, line break or control character, or an empty --token, is a usage error naming where it came from', () => {
+  assert.throws(() => resolveToken({ token: 'weft_abc\n' }, {}), isUsage(/^--token: the token holds a space, a line break or a control character/));
+  assert.throws(() => resolveToken({ token: '' }, {}), isUsage(/^--token: the token is empty/));
+  assert.throws(() => resolveToken({}, { WEFT_TOKEN: 'weft abc' }), isUsage(/^WEFT_TOKEN: the token holds/));
+  inHome((env, _dir, weftDir) => {
+    writeFileSync(join(weftDir, 'config.json'), JSON.stringify({ server: 'https://127.0.0.1:9700', token: 'weft_x\r' }));
+    assert.throws(() => resolveTarget({}, env), isUsage(/config\.json: the token holds/));
+  });
+  assert.equal(resolveToken({ token: 'weft_fine-token.1' }, {}), 'weft_fine-token.1');
+});

@@ -83,7 +83,7 @@ export function resolveTarget(flags: TokenFlags & { server?: string; ca?: string
   const cfg = readConfig(env);
   const server = flags.server ?? env['WEFT_SERVER'] ?? cfg.server ?? DEFAULT_SERVER;
   const servers = parseServers(server, flags.server !== undefined ? '--server' : env['WEFT_SERVER'] !== undefined ? 'WEFT_SERVER' : 'server');
-  let token = resolveToken(flags, env) ?? cfg.token;
+  let token = resolveToken(flags, env) ?? (cfg.token === undefined ? undefined : printableToken(cfg.token, configPath(env)));
   if (token === undefined && server === DEFAULT_SERVER) token = readLocal('admin.token');
   const caFile = flags.ca ?? env['WEFT_CA'];
   const ca = caFile !== undefined ? readCa(caFile, flags.ca !== undefined ? '--ca' : 'WEFT_CA') : cfg.ca ?? readLocal('ca.crt');
@@ -126,12 +126,22 @@ export interface TokenFlags {
  */
 export function resolveToken(flags: TokenFlags, env: NodeJS.ProcessEnv): string | undefined {
   if (flags.token !== undefined && flags.tokenFile !== undefined) throw usage('give --token or --token-file, not both');
-  if (flags.token !== undefined) return flags.token;
+  if (flags.token !== undefined) return printableToken(flags.token, '--token');
   if (flags.tokenFile !== undefined) return readTokenFile(flags.tokenFile, '--token-file');
   const inline = env['WEFT_TOKEN'] || undefined;
   const file = env['WEFT_TOKEN_FILE'] || undefined;
   if (inline !== undefined && file !== undefined) throw usage('WEFT_TOKEN and WEFT_TOKEN_FILE are both set; unset one');
-  return inline ?? (file === undefined ? undefined : readTokenFile(file, 'WEFT_TOKEN_FILE'));
+  return inline !== undefined ? printableToken(inline, 'WEFT_TOKEN') : file === undefined ? undefined : readTokenFile(file, 'WEFT_TOKEN_FILE');
+}
+
+/**
+ * A token is one word of printable characters: one with a space, newline or control character cannot go
+ * in a header, and was reported as the server being unreachable (exit 6: "try again later", for ever).
+ */
+function printableToken(token: string, source: string): string {
+  if (token === '') throw usage(`${source}: the token is empty`);
+  if (/[\x00-\x20\x7f-\x9f]/.test(token)) throw usage(`${source}: the token holds a space, a line break or a control character; give only the token`);
+  return token;
 }
 
 const MAX_TOKEN_FILE = 4096;
