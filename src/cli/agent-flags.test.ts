@@ -51,4 +51,9 @@ test('an option that takes one value, given twice, is refused naming it (command
   const group = await runCli(['group', 'create', '-p', 'a', '-p', 'b', 'net', 'g', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (err2 += t), env: {} }, r.daemons);
   assert.notEqual(group, EXIT.usage, err2);
   assert.doesNotMatch(err2, /given twice/);
+  // An empty value is no value: refused, not read as "unset".
+  let err3 = '';
+  const empty = await runCli(['network', 'create', '-e', '', '-s', '10.1.0.0/24', 'n', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (err3 += t), env: {} }, r.daemons);
+  assert.equal(empty, EXIT.usage);
+  assert.match(err3, /--encap.*empty; give a value/);
 });

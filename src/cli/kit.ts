@@ -95,13 +95,16 @@ export function collect(value: string, previous: string[] = []): string[] {
 
 /**
  * Every option that takes one value refuses a second (commander keeps the last: `rule-add ... --action
- * deny --action allow` stored an allow rule, silently); the repeatable ones collect (`collect`).
+ * deny --action allow` stored an allow rule, silently); the repeatable ones collect (`collect`). An empty
+ * value is refused too (`net create -e ''` made a vxlan network: empty read as unset).
  */
 export function onceEach(cmd: Command): void {
   for (const o of cmd.options as Option[]) {
-    if (!(o.required || o.optional) || o.variadic || o.parseArg === collect) continue;
+    if (!(o.required || o.optional) || o.variadic) continue;
     const parse = o.parseArg;
     o.argParser((value: string, previous: unknown) => {
+      if (value === '') throw new InvalidArgumentError('empty; give a value (leave the option out for its default)');
+      if (parse === collect) return collect(value, previous as string[] | undefined);
       if (previous !== undefined && previous !== o.defaultValue && previous !== o.presetArg) {
         throw new InvalidArgumentError(`given twice (${String(previous)} first); give it once`);
       }
