@@ -56,4 +56,11 @@ test('an option that takes one value, given twice, is refused naming it (command
   const empty = await runCli(['network', 'create', '-e', '', '-s', '10.1.0.0/24', 'n', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (err3 += t), env: {} }, r.daemons);
   assert.equal(empty, EXIT.usage);
   assert.match(err3, /--encap.*empty; give a value/);
+  // An option and its --no- form together: refused whichever comes first.
+  for (const args of [['-n', 'gold', '--no-netprofile'], ['--no-netprofile', '-n', 'gold']]) {
+    let e = '';
+    const both = await runCli(['group', 'update', ...args, 'db', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (e += t), env: {} }, r.daemons);
+    assert.equal(both, EXIT.usage, e);
+    assert.match(e, /give --(no-)?netprofile or --(no-)?netprofile, not both/);
+  }
 });

@@ -105,10 +105,22 @@ export function onceEach(cmd: Command): void {
     o.argParser((value: string, previous: unknown) => {
       if (value === '') throw new InvalidArgumentError('empty; give a value (leave the option out for its default)');
       if (parse === collect) return collect(value, previous as string[] | undefined);
-      if (previous !== undefined && previous !== o.defaultValue && previous !== o.presetArg) {
+      // false: its --no- form came first (the pair is refused as such before the action, below).
+      if (previous !== undefined && previous !== false && previous !== o.defaultValue && previous !== o.presetArg) {
         throw new InvalidArgumentError(`given twice (${String(previous)} first); give it once`);
       }
       return parse ? parse(value, previous) : value;
+    });
+  }
+  // `-n gold --no-netprofile`: one attribute, the last word winning (it detached gold's profile, silently).
+  for (const no of (cmd.options as Option[]).filter((o) => o.negate)) {
+    const yes = (cmd.options as Option[]).find((o) => !o.negate && o.attributeName() === no.attributeName());
+    if (!yes) continue;
+    const given = new Set<string>();
+    cmd.on(`option:${yes.name()}`, () => given.add(yes.long ?? yes.name()));
+    cmd.on(`option:${no.name()}`, () => given.add(no.long ?? no.name()));
+    cmd.hook('preAction', () => {
+      if (given.size > 1) throw usage(`give ${[...given].join(' or ')}, not both`);
     });
   }
   for (const sub of cmd.commands) onceEach(sub);

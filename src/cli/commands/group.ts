@@ -39,6 +39,7 @@ export function groupCommands(program: Command, io: Io): void {
     .action(act(io, async (ctx, name) => {
       const o = ctx.opts;
       const body: Record<string, unknown> = {};
+      if (o['policy'] && o['policies'] === false) throw usage('give -p/--policy or --no-policies, not both');
       if (o['policy']) body['policies'] = o['policy'];
       else if (o['policies'] === false) body['policies'] = [];
       if (typeof o['netprofile'] === 'string') body['netprofile'] = o['netprofile'];
