@@ -1,3 +1,4 @@
+import { withOverrides } from '../exec/argv.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,8 +16,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const agentArgs = (host: string, extra: string[]) => ['agent', '--host', host, '--state-dir', join(dir, host, 'state'), '--run-dir', join(dir, host, 'run'),
-  '--cni-conf-dir', join(dir, host, 'net.d'), '--cni-bin-dir', join(dir, host, 'bin'), '--docker-plugin', 'none', '--dns-upstream', 'none', ...extra];
+const agentArgs = (host: string, extra: string[]) => withOverrides(['agent', '--host', host, '--state-dir', join(dir, host, 'state'), '--run-dir', join(dir, host, 'run'),
+  '--cni-conf-dir', join(dir, host, 'net.d'), '--cni-bin-dir', join(dir, host, 'bin'), '--docker-plugin', 'none', '--dns-upstream', 'none'], extra);
 
 test('an unknown --datapath, or memory without --vtep-ip, is refused by name before anything starts', async () => {
   const bad = await runWeft([...agentArgs('x1', ['--datapath', 'nope', '--server', 'https://127.0.0.1:9', '--join', 'x'])], {});

@@ -130,7 +130,10 @@ export class Syncer {
   }
 
   private async relist(): Promise<void> {
-    this.state.replaceAll(await listAll(this.client));
+    const listed = await listAll(this.client);
+    // Stopped while listing: nothing more is applied.
+    if (!this.running && this.synced) return;
+    this.state.replaceAll(listed);
     this.synced = true;
     this.changed(undefined);
   }

@@ -46,6 +46,11 @@ test('an option that takes one value, given twice, is refused naming it (command
   const rule = await runCli(['policy', 'rule-add', 'p', 'r1', '--action', 'deny', '--action', 'allow', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (out += t), env: {} }, r.daemons);
   assert.equal(rule, EXIT.usage);
   assert.match(out, /--action.*given twice \(deny first\)/);
+  // The first value the default's own (allow): still a repeat.
+  let out1 = '';
+  const same = await runCli(['policy', 'rule-add', 'p', 'r1', '-j', 'allow', '-j', 'deny', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (out1 += t), env: {} }, r.daemons);
+  assert.equal(same, EXIT.usage, out1);
+  assert.match(out1, /--action.*given twice \(allow first\)/);
   // Repeatable: collected, not refused (the call then fails only for want of a server).
   let err2 = '';
   const group = await runCli(['group', 'create', '-p', 'a', '-p', 'b', 'net', 'g', '--server', 'https://127.0.0.1:9'], { out: () => undefined, err: (t) => (err2 += t), env: {} }, r.daemons);

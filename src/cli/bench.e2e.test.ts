@@ -1,3 +1,4 @@
+import { withOverrides } from '../exec/argv.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -24,8 +25,8 @@ async function weft(...args: string[]): Promise<string> {
   assert.equal(r.code, 0, `weft ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
-const bench = (...extra: string[]) => runWeft(['bench', '-t', 'shop', '--from', 'app', '--to', 'db', '--port', '8888', '--duration', '4s', '--connects', '50',
-  '--run-dir', join(lab.hosts[0]!.dir, 'run'), '--to-run-dir', join(lab.hosts[1]!.dir, 'run'), '--results', results, '-o', 'json', ...extra], env(), undefined, 120_000);
+const bench = (...extra: string[]) => runWeft(withOverrides(['bench', '-t', 'shop', '--from', 'app', '--to', 'db', '--port', '8888', '--duration', '4s', '--connects', '50',
+  '--run-dir', join(lab.hosts[0]!.dir, 'run'), '--to-run-dir', join(lab.hosts[1]!.dir, 'run'), '--results', results, '-o', 'json'], extra), env(), undefined, 120_000);
 
 before(async () => {
   if (!root) return;

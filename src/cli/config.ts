@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
@@ -60,14 +60,35 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
     else throw usage(`${dir} belongs to another user and others may write into it; weft will not keep a token there (set XDG_CONFIG_HOME)`);
   }
   // A fresh file renamed over the old one: a symlink planted at config.json is replaced, never followed
-  // (the token written through it landed wherever it pointed).
+  // (the token written through it landed wherever it pointed). It keeps the old file's owner (`sudo -E
+  // weft login` must not leave the user a root-owned config).
+  const text = `${JSON.stringify(cfg, null, 2)}\n`;
+  const old = existsSync(file) ? lstatSync(file) : undefined;
   const tmp = join(dir, `.config.json.${randomBytes(6).toString('hex')}`);
   try {
-    writeFileSync(tmp, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+    if (old?.isFile() && old.uid !== process.getuid?.() && process.getuid?.() === 0) chownSync(tmp, old.uid, old.gid);
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    // A directory we may not add to (read-only, another's) but a config file we may write: in place,
+    // never through a symlink (O_NOFOLLOW).
+    if ((code === 'EACCES' || code === 'EPERM' || code === 'EROFS') && old?.isFile()) {
+      try {
+        const fd = openSync(file, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW);
+        try {
+          fchmodSync(fd, 0o600);
+          writeFileSync(fd, text);
+        } finally {
+          closeSync(fd);
+        }
+        return file;
+      } catch (e2) {
+        throw usage(`cannot write ${file} (${(e2 as NodeJS.ErrnoException).code ?? (e2 as Error).message})`);
+      }
+    }
+    throw usage(`cannot write ${file} (${code ?? (e as Error).message})`);
   }
   return file;
 }

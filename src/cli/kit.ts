@@ -105,8 +105,9 @@ export function onceEach(cmd: Command): void {
     o.argParser((value: string, previous: unknown) => {
       if (value === '') throw new InvalidArgumentError('empty; give a value (leave the option out for its default)');
       if (parse === collect) return collect(value, previous as string[] | undefined);
-      // false: its --no- form came first (the pair is refused as such before the action, below).
-      if (previous !== undefined && previous !== false && previous !== o.defaultValue && previous !== o.presetArg) {
+      // Given on the command line already (its value may equal the default: `-j allow -j deny`); false: its
+      // --no- form came first (the pair is refused as such before the action, below).
+      if (cmd.getOptionValueSource(o.attributeName()) === 'cli' && previous !== false) {
         throw new InvalidArgumentError(`given twice (${String(previous)} first); give it once`);
       }
       return parse ? parse(value, previous) : value;

@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessRunner, runInteractive, spawnDaemon } from '../exec/index.js';
+import { withOverrides } from '../exec/argv.js';
 import { WeftError } from '../model/index.js';
 import { buildTopology, destroyTopology } from './topology.js';
 import { freeOctets, freePorts } from './free.js';
@@ -115,7 +116,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       state.serverPids = [];
       for (let i = 0; i < 2; i++) {
         const serverLog = join(dir, `server${i + 1}.log`);
-        state.serverPids.push(spawn(`server${i}`, [process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--etcd-max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), '--log-level', 'warn', ...(opts.serverArgs ?? [])], serverLog));
+        state.serverPids.push(spawn(`server${i}`, [process.execPath, WEFT_BIN, ...withOverrides(['server', '--listen', `${topo.serverIp}:${9700 + i}`, '--data-dir', join(dir, `data${i + 1}`), '--store', store, '--etcd-max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), '--log-level', 'warn'], opts.serverArgs ?? [])], serverLog));
         save();
         urls.push((await waitFor(serverLog, /listening on (https:\/\/\S+)/, `lab server ${i + 1}`, 30_000))[1] as string);
         const token = /^ {2}(weft_\S+)$/m.exec(readFileSync(serverLog, 'utf8'))?.[1];
@@ -128,7 +129,7 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       log(`etcd cluster of 3 (pids ${state.etcdPids.join(', ')}), servers ${urls.join(', ')}`);
     } else {
       const serverLog = join(dir, 'server.log');
-      state.serverPid = spawn('server0', [process.execPath, WEFT_BIN, 'server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn', ...(opts.serverArgs ?? [])], serverLog);
+      state.serverPid = spawn('server0', [process.execPath, WEFT_BIN, ...withOverrides(['server', '--listen', `${topo.serverIp}:9700`, '--data-dir', join(dir, 'data'), '--log-level', 'warn'], opts.serverArgs ?? [])], serverLog);
       save();
       state.serverUrl = (await waitFor(serverLog, /listening on (https:\/\/\S+)/, 'the lab server'))[1] as string;
       state.token = readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim();
@@ -144,12 +145,12 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
       // Each host joins like a real one: an admin's one-time token, its own key and certificate.
       const joinFile = join(hdir, 'join.token');
       writeFileSync(joinFile, await invite(state, h.name), { mode: 0o600 });
-      const pid = spawn(`agent${i}`, ['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, 'agent', '--server', state.serverUrl,
+      const pid = spawn(`agent${i}`, ['nsenter', `--net=/run/netns/${h.ns}`, process.execPath, WEFT_BIN, ...withOverrides(['agent', '--server', state.serverUrl,
         '--join-file', joinFile, '--state-dir', join(hdir, 'agent'), '--host', h.name, '--run-dir', join(hdir, 'run'),
         '--cni-conf-dir', join(hdir, 'net.d'), '--cni-bin-dir', join(hdir, 'bin'), '--netns-prefix', `${prefix}${i + 1}-`,
         // Lab hosts have no way out, so names outside .weft are refused at once rather than timing out.
         '--vtep-ip', h.vtep, '--dns-upstream', 'none',
-        ...(opts.dockerPlugin ? ['--docker-plugin', labDockerSocket(hdir), '--docker-api', labDockerApi(hdir)] : ['--docker-plugin', 'none']), '--log-level', 'warn', ...(opts.agentArgs ?? [])], agentLog);
+        ...(opts.dockerPlugin ? ['--docker-plugin', labDockerSocket(hdir), '--docker-api', labDockerApi(hdir)] : ['--docker-plugin', 'none']), '--log-level', 'warn'], opts.agentArgs ?? [])], agentLog);
       state.hosts.push({ name: h.name, ns: h.ns, vtep: h.vtep, dir: hdir, agentPid: pid });
       save();
       await waitFor(agentLog, /weft agent running/, `the agent of ${h.name}`);

@@ -33,8 +33,19 @@ test('a comparison past its time is answered without one, naming why; so is one 
   const slow = new DryRunComparer({ ms: 1, heapMb: 256 });
   const r = await slow.compare({ before, after, endpoints, limit: 100 });
   assert.deepEqual(r, { refused: 'the comparison took more than 0.001 s; not compared' });
-  const many = await Promise.all(Array.from({ length: 12 }, () => slow.compare({ before, after, endpoints, limit: 100 })));
-  assert.ok(many.some((x) => 'refused' in x && /dry runs are waiting/.test(x.refused)), JSON.stringify(many.slice(-2)));
+  const many = await Promise.all(Array.from({ length: 12 }, (_, i) => slow.compare({ before, after, endpoints, limit: 100 }, `u${i}`)));
+  assert.ok(many.some((x) => 'refused' in x && /dry runs are being compared or waiting/.test(x.refused)), JSON.stringify(many.slice(-2)));
+  // One user's share: two under way; a third is answered at once, another user's is not held back.
+  const one = new DryRunComparer();
+  const mine = await Promise.all([0, 1, 2].map(() => one.compare({ before, after, endpoints, limit: 100 }, 'eve')));
+  assert.deepEqual(mine.map((x) => 'refused' in x ? x.refused : 'compared'), ['compared', 'compared', 'you have 2 dry runs being compared; not compared']);
+  // A request that ended: its comparison leaves the queue, or its thread is stopped.
+  const gone = new AbortController();
+  const waiting = one.compare({ before, after, endpoints, limit: 100 }, 'bob');
+  const ended = one.compare({ before, after, endpoints, limit: 100 }, 'ann', gone.signal);
+  gone.abort();
+  assert.deepEqual(await ended, { refused: 'the request ended before its comparison' });
+  assert.ok('changes' in (await waiting));
   const fine = new DryRunComparer();
   const again = await fine.compare({ before, after, endpoints, limit: 100 });
   assert.ok('changes' in again && again.total > 0);

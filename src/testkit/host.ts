@@ -3,6 +3,7 @@ import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner, type RunResult } from '../exec/index.js';
+import { notGiven, withOverrides } from '../exec/argv.js';
 import { WEFT_BIN, startServerProcess, http, type ServerProcess } from './server.js';
 import { freeOctets } from '../lab/free.js';
 
@@ -81,7 +82,7 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[]; 
       tag, hostNs, hostIp, dir, server: srv, token: srv.token, pluginPath: join(binDir, 'weft'), cniConfDir,
       agentPid: () => agentHandle?.pid(),
       api: (method, path, body) => http(srv.url, srv.token, method, path, body),
-      weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, '--server', srv.url, '--token', srv.token, '--ca', srv.caFile], { allowFailure: true }),
+      weft: (args) => runner.run([process.execPath, WEFT_BIN, ...args, ...notGiven(['--server', srv.url, '--token', srv.token, '--ca', srv.caFile], args)], { allowFailure: true }),
       ...containerHelpers(tag, gate),
       cni: (command, o) => callPlugin(cniConfDir, binDir, command, o),
       startAgent, stopAgent, cleanup,
@@ -179,11 +180,11 @@ export function agentIn(a: { hostNs: string; dir: string; serverUrl: string; joi
       // AGENT_V8_FLAGS as `weft agent` run as a program has them (scripts/bundle-cli.mjs), then
       // WEFT_AGENT_NODE_ARGS: flags for the agents' node (`--cpu-prof ...`, V8 heap settings to compare).
       const nodeArgs = [...AGENT_V8_FLAGS, ...(process.env['WEFT_AGENT_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
-      const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, ...nodeArgs, WEFT_BIN, 'agent', '--server', a.serverUrl, '--state-dir', stateDir, ...joinArgs,
+      const argv = [`--net=/run/netns/${a.hostNs}`, process.execPath, ...nodeArgs, WEFT_BIN, ...withOverrides(['agent', '--server', a.serverUrl, '--state-dir', stateDir, ...joinArgs,
         '--host', a.host, '--run-dir', join(a.dir, 'run'), '--cni-conf-dir', a.cniConfDir, '--cni-bin-dir', a.binDir,
         '--netns-prefix', a.nsPrefix, '--vtep-ip', a.vtep, '--resync', '1000', '--log-level', 'warn',
         // Tests send traffic only into namespaces they made: no forwarding to the machine's resolvers.
-        '--dns-upstream', 'none', '--docker-plugin', 'none', ...a.extra, ...extra];
+        '--dns-upstream', 'none', '--docker-plugin', 'none'], [...a.extra, ...extra])];
       const c = spawn('nsenter', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
       child = c;
       let out = '';

@@ -1,4 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { withOverrides } from '../exec/argv.js';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
@@ -42,7 +43,7 @@ export async function startServerProcess(opts: { dataDir?: string; args?: string
   // WEFT_SERVER_NODE_ARGS: more flags for the server's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to
   // profile the server of a benchmark (src/bench/README.md).
   const nodeArgs = [...SERVER_V8_FLAGS, ...(process.env['WEFT_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
-  const argv = [process.execPath, ...nodeArgs, WEFT_BIN, 'server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  const argv = [process.execPath, ...nodeArgs, WEFT_BIN, ...withOverrides(['server', '--listen', opts.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--log-level', 'warn'], opts.args ?? [])];
   const enter = opts.netns ? ['nsenter', `--net=/run/netns/${opts.netns}`] : [];
   const [cmd = '', ...rest] = [...enter, ...argv];
   const startedAt = Date.now();

@@ -38,16 +38,19 @@ type YamlDoc = import('yaml').Document.Parsed;
  * once per use), stopping as soon as the sum passes MAX_EXPANDED: a 10 MB anchor used 60 times stayed
  * under the library's alias count and grew the CLI to 1 GB.
  */
-function expandedSize(doc: YamlDoc, root: unknown): number {
+function expandedSize(_doc: YamlDoc, root: unknown): number {
   const y = YAML();
   const sizes = new Map<unknown, number>();
+  // Anchors as the walk (in document order) meets them: an alias names the last one of its name before
+  // it. (The library's own resolve walks the whole document for each alias: quadratic in aliases.)
+  const anchors = new Map<string, number>();
   const sizeOf = (node: unknown, depth: number): number => {
     if (depth > 1000) return MAX_EXPANDED + 1;
+    if (y.isAlias(node)) return anchors.get(node.source) ?? 1;
     const known = sizes.get(node);
     if (known !== undefined) return known;
     let n = 1;
-    if (y.isAlias(node)) n = sizeOf(node.resolve(doc), depth + 1);
-    else if (y.isScalar(node)) n = String(node.value).length + 1;
+    if (y.isScalar(node)) n = String(node.value).length + 1;
     else if (y.isMap(node) || y.isSeq(node)) {
       for (const item of node.items as unknown[]) {
         n += y.isPair(item) ? sizeOf(item.key, depth + 1) + sizeOf(item.value, depth + 1) : sizeOf(item, depth + 1);
@@ -55,6 +58,8 @@ function expandedSize(doc: YamlDoc, root: unknown): number {
       }
     }
     sizes.set(node, n);
+    const anchor = (node as { anchor?: string } | null)?.anchor;
+    if (anchor) anchors.set(anchor, n);
     return n;
   };
   return sizeOf(root, 0);

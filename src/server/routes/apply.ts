@@ -6,7 +6,8 @@ import { requireFabricRights, storedNetwork, requireRole, requireTenantAccess, t
 import { DryRunComparer } from '../dry-run.js';
 import type { Txn } from '../../store/index.js';
 import { policyStateOf } from './explain.js';
-import { principalOf } from '../context.js';
+import { askerOf, principalOf } from '../context.js';
+import { endedSignal } from '../lane.js';
 import { fromValidation, type AjvError } from '../problem.js';
 
 type Validate = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
@@ -66,12 +67,12 @@ const MAX_DIFF_CHANGES = 100;
  * The runs of ports where a tenant's endpoints would get another verdict (from two compiles of the whole
  * tenant, made on a thread of their own: dry-run.ts).
  */
-async function flowChanges(comparer: DryRunComparer, tenant: string, before: TenantPolicyObjects | undefined, after: TenantPolicyObjects | undefined) {
+async function flowChanges(comparer: DryRunComparer, asked: { who: string; signal: AbortSignal }, tenant: string, before: TenantPolicyObjects | undefined, after: TenantPolicyObjects | undefined) {
   const endpoints = (after ?? before)?.endpoints ?? [];
   if (!before || !after) return { tenant, changes: [], total: 0, note: before ? 'the tenant goes' : 'a new tenant' };
   if (endpoints.length > MAX_DIFF_ENDPOINTS) return { tenant, changes: [], total: 0, note: `${endpoints.length} endpoints: past ${MAX_DIFF_ENDPOINTS}, not compared` };
   const name = new Map(endpoints.map((e) => [e.id, e.containerName ?? e.containerId.slice(0, 12)]));
-  const d = await comparer.compare({ before: policyStateOf(before), after: policyStateOf(after), endpoints, limit: MAX_DIFF_CHANGES });
+  const d = await comparer.compare({ before: policyStateOf(before), after: policyStateOf(after), endpoints, limit: MAX_DIFF_CHANGES }, asked.who, asked.signal);
   if ('refused' in d) return { tenant, changes: [], total: 0, note: d.refused };
   return {
     tenant, total: d.total,
@@ -137,7 +138,7 @@ export function applyRoutes(app: FastifyInstance): void {
       summary: 'Create, replace or delete many objects in one transaction (`weft apply -f`, `weft delete -f`)',
       description: 'Each document is a whole object (what it leaves out is unset or its default); objects that would not change are not written. Written in dependency order; all or nothing.',
     },
-  }, async (req): Promise<ApplyOutcome & { flows?: unknown }> => {
+  }, async (req, reply): Promise<ApplyOutcome & { flows?: unknown }> => {
     const p = principalOf(req);
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
     const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true, req.body.audit === true));
@@ -163,7 +164,8 @@ export function applyRoutes(app: FastifyInstance): void {
     const after = new Map(outcome.inspected as Array<readonly [string, TenantPolicyObjects | undefined]>);
     const { inspected: _i, ...rest } = outcome;
     const flows = [];
-    for (const t of tenants) flows.push(await flowChanges(comparer, t, before.get(t), after.get(t)));
+    const asked = { who: askerOf(p), signal: endedSignal(reply) };
+    for (const t of tenants) flows.push(await flowChanges(comparer, asked, t, before.get(t), after.get(t)));
     return { ...rest, flows };
   });
 }
