@@ -14,7 +14,8 @@ test('parseDocuments: each document with the line its content starts on; empty a
 });
 
 test('parseDocuments: what is not a set of mappings is refused naming the file and the line', () => {
-  assert.throws(() => parseDocuments('kind: A\n---\nkind: [\n', 'f.yaml'), /^CliError: f\.yaml: line 4: Flow sequence/);
+  assert.throws(() => parseDocuments('kind: A\n---\nkind: [\n', 'f.yaml'), /^CliError: f\.yaml: line 4: Flow sequence.* \(column 1\)$/);
+  assert.throws(() => parseDocuments('kind: A\nspec:\n  a: 1\n  a: 2\n', 'f.yaml'), /^CliError: f\.yaml: line 4: Map keys must be unique \(column 3\)$/);
   assert.throws(() => parseDocuments('kind: A\n---\n- 1\n', 'f.yaml'), /f\.yaml: line 3: a document must be a mapping/);
   assert.throws(() => parseDocuments('---\n# nothing\n', 'f.yaml'), /f\.yaml: no documents/);
   const bomb = `a: &a [x, x, x, x, x, x, x, x, x]\n${Array.from({ length: 12 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`).join('\n')}\n`;

@@ -77,7 +77,10 @@ export function parseDocuments(text: string, name: string): Parsed {
   for (const d of new Composer().compose(new Parser(counter.addNewLine).parse(text), true)) {
     if (++read > MAX_READ_DOCUMENTS) throw usage(`${name}: more than ${MAX_READ_DOCUMENTS} documents, empty ones counted (line ${lineAt(d.range[0])}); one apply takes at most ${MAX_DOCUMENTS}: split the file`);
     const first = d.errors[0];
-    if (first) throw usage(`${name}: line ${first.linePos?.[0]?.line ?? lineAt(first.pos[0])}: ${first.message.split('\n')[0]}`);
+    if (first) {
+      const at = first.linePos?.[0] ?? counter.linePos(first.pos[0]);
+      throw usage(`${name}: line ${at.line}: ${first.message.split('\n')[0]} (column ${at.col})`);
+    }
     if (d.contents === null) continue;
     const line = lineAt(d.contents.range?.[0] ?? 0);
     const size = expandedSize(d, d.contents);
