@@ -18,6 +18,13 @@ export function askerOf(p: Principal): string {
   return `${p.role}:${p.user}:${p.host ?? ''}`;
 }
 
+/** Aborted once the request's answer is done or its connection gone (its deadline's 503, a client that left). */
+export function endedSignal(reply: { raw: { once(event: 'close', f: () => void): unknown } }): AbortSignal {
+  const ended = new AbortController();
+  reply.raw.once('close', () => ended.abort());
+  return ended.signal;
+}
+
 /** `If-Match: 12` or `If-Match: "12"`; absent means "any revision". */
 export function ifMatchOf(req: FastifyRequest): number | undefined {
   const h = req.headers['if-match'];

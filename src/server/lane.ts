@@ -17,13 +17,6 @@ export interface LaneTurn {
   left(): boolean;
 }
 
-/** Aborted once the request's answer is done or its connection gone (its deadline's 503, a client that left). */
-export function endedSignal(reply: { raw: { once(event: 'close', f: () => void): unknown } }): AbortSignal {
-  const ended = new AbortController();
-  reply.raw.once('close', () => ended.abort());
-  return ended.signal;
-}
-
 /** The work's request ended (answered by its deadline, or its client gone) before it was done. */
 export class LaneLeft extends WeftError {
   constructor() {

@@ -6,8 +6,7 @@ import { requireFabricRights, storedNetwork, requireRole, requireTenantAccess, t
 import { DryRunComparer } from '../dry-run.js';
 import type { Txn } from '../../store/index.js';
 import { policyStateOf } from './explain.js';
-import { askerOf, principalOf } from '../context.js';
-import { endedSignal } from '../lane.js';
+import { askerOf, endedSignal, principalOf } from '../context.js';
 import { fromValidation, type AjvError } from '../problem.js';
 
 type Validate = ((data: unknown) => boolean) & { errors?: AjvError[] | null };

@@ -3,8 +3,8 @@ import { Type } from '@sinclair/typebox';
 import { Name, WeftError, addressOf, adminPolicyOf, auditOf, baselinePolicyOf, formatIp6, parseIp, parseIp6, PROTOCOL_NUMBER, type Endpoint, type Policy } from '../../model/index.js';
 import { policiesYielding, requireTenantAccess, type Control, type Principal, type TenantPolicyObjects } from '../../control/index.js';
 import { explainerYielding, layerOf, type Decision, type Explainer, type PolicyState } from '../../policy/index.js';
-import { askerOf, principalOf } from '../context.js';
-import { LaneLeft, endedSignal, type LaneTurn } from '../lane.js';
+import { askerOf, endedSignal, principalOf } from '../context.js';
+import { LaneLeft, type LaneTurn } from '../lane.js';
 import { TimeSlices } from '../slices.js';
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });

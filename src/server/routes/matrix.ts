@@ -3,8 +3,8 @@ import { Type } from '@sinclair/typebox';
 import { Name, WeftError, addressOf, parseIp, PROTOCOL_NUMBER, type Endpoint } from '../../model/index.js';
 import { requireTenantAccess } from '../../control/index.js';
 import type { Explainer } from '../../policy/index.js';
-import { askerOf, principalOf } from '../context.js';
-import { endedSignal, type LaneTurn } from '../lane.js';
+import { askerOf, endedSignal, principalOf } from '../context.js';
+import type { LaneTurn } from '../lane.js';
 import { side } from './explain.js';
 
 /** Groups in one matrix (cells grow with the square): past this, the first ones by name and `truncated`. */
