@@ -50,6 +50,8 @@ export interface AgentOptions {
   resyncMs: number;
   /** An endpoint whose veth is missing is re-wired only after this long, so an ADD in flight is never raced. */
   repairGraceMs: number;
+  /** The most pairs of address classes a tenant's policy may decide here (ReconcilerOptions); no limit when absent. */
+  maxPolicyPairs?: number;
   /** The containers' DNS server listens on this port of each tenant's uplink address. */
   dnsPort: number;
   /** Flow records (issue 16): each tenant table logs new connections within these limits, sent to the server; none when absent. */
@@ -130,7 +132,7 @@ export class Agent {
     const maintenance = async () => (this.speaksForHost() ? this.maintenance.run() : undefined);
     this.reconciler = new Reconciler(this.state, this.datapath, hostSide, {
       host: o.host, nsPrefix: o.nsPrefix, cniConfDir: o.cniConfDir, agentSocket: this.socketPath, resyncMs: o.resyncMs, vtep: o.vtepIp, dnsPort: o.dnsPort,
-      ...(o.flowLog ? { flowLog: o.flowLog } : {}),
+      ...(o.flowLog ? { flowLog: o.flowLog } : {}), ...(o.maxPolicyPairs !== undefined ? { maxPolicyPairs: o.maxPolicyPairs } : {}),
       wired: (e) => this.sealer.verify(e),
       ...(o.idleGc === false ? {} : { idleGc: IdleGc.create(o.log) }),
     }, o.log, () => this.endpoints.protectedVeths(), maintenance);

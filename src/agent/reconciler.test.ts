@@ -157,3 +157,56 @@ test('a change of rules writes only the tables; a change of links converges the 
   await r.ensureTenant('t');
   assert.deepEqual(calls, ['tenant', 'tables', 'tenant', 'tenant'], 'first convergence, a rule (tables only), a new network (in full), a full check');
 });
+
+test('a tenant whose policy is past --max-policy-pairs keeps its last tables, is refused without another compile, and no other tenant waits', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const meta = { revision: 1, createdAt: '', updatedAt: '' };
+  const ip = (i: number) => `10.9.${(i >> 8) + 1}.${i & 255}`;
+  const ep = (tenant: string, i: number) => ({ ...meta, id: `${tenant}${i}`, tenant, network: 'n', group: 'db', ip: ip(i), prefixLength: 16, gateway: '10.9.0.1', mac: '02:00:00:00:00:02', mtu: 1450, vni: 100, host: 'node1', ifname: 'eth0', containerId: `${tenant}c${i}`, labels: {}, state: 'created' as const });
+  // `big`: n endpoints of db here, each let in by a rule naming its own address on a port of its own
+  // (pairs as n squared); `small`: one endpoint, one rule.
+  const snapshot = (n: number, revision: number) => ({
+    tenants: [{ ...meta, name: 'big', id: 1, defaultAction: 'deny' as const }, { ...meta, name: 'small', id: 2, defaultAction: 'allow' as const }],
+    networks: ['big', 'small'].map((tenant) => ({ ...meta, tenant, name: 'n', subnet: '10.9.0.0/16', gateway: '10.9.0.1', encap: 'vxlan' as const, vni: 100, mtu: 1450 })),
+    groups: ['big', 'small'].map((tenant) => ({ ...meta, tenant, name: 'db', network: 'n', policies: ['p'], labels: {} })),
+    policies: [
+      { ...meta, revision, tenant: 'big', name: 'p', rules: [{ id: 'out', priority: 1, direction: 'out' as const, action: 'allow' as const, protocol: 'any' },
+        ...Array.from({ length: n }, (_, i) => ({ id: `r${i}`, priority: 5, direction: 'in' as const, action: 'allow' as const, protocol: 'tcp', ports: String(20000 + i), fromCidr: `${ip(i)}/32` }))] },
+      { ...meta, revision, tenant: 'small', name: 'p', rules: [{ id: 'a', priority: 5, direction: 'in' as const, action: 'deny' as const, protocol: 'tcp', ports: String(30000 + revision) }] },
+    ],
+    endpoints: [...Array.from({ length: n }, (_, i) => ep('big', i)), ep('small', 0)],
+    services: [], netprofiles: [], hosts: [], dockerNetworks: [], revision, global: { ...meta } as never,
+  });
+  const lines: string[] = [];
+  const logged = pino({ level: 'warn' }, { write: (l: string) => { lines.push(l); } });
+  const state = new DesiredState();
+  state.replaceAll(snapshot(5, 1));
+  const dp = new MemoryDatapath('u-');
+  const r = new Reconciler(state, dp, async () => undefined, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 60_000, vtep: '192.0.2.1', dnsPort: 15353, maxPolicyPairs: 200,
+  }, logged);
+  t.after(() => r.stop());
+  await r.ensureTenant('big');
+  await r.ensureTenant('small');
+  const table = () => dp.namespaces.get('u-t1')?.table ?? '';
+  assert.match(table(), /20004|0x00004e24/, 'five rules (45 pairs) are within the budget and enforced');
+  // 40 such rules: 1,760 pairs.
+  state.replaceAll(snapshot(40, 2));
+  await assert.rejects(r.ensureTenant('big'), (e: Error) => {
+    assert.match(e.message, /tenant big would decide 1,760 pairs of address classes here \(42 classes, 40 of them enforced on this host\), past the limit of 200: .*\(weft agent --max-policy-pairs 200\); its tables on this host stay as last applied/);
+    return true;
+  });
+  assert.match(table(), /20004|0x00004e24/, 'the last tables stay');
+  assert.doesNotMatch(table(), /20039/, 'nothing of the refused policy is written');
+  // Asked again (a resync, an ADD) with nothing changed: refused at once, not compiled and logged again.
+  await assert.rejects(r.ensureTenant('big'), /--max-policy-pairs 200/);
+  assert.equal(lines.filter((l) => l.includes('policy refused')).length, 1, 'one refusal logged for one state of the tenant');
+  // The other tenant converges its own changes meanwhile.
+  await r.ensureTenant('small');
+  assert.match(dp.namespaces.get('u-t2')?.table ?? '', /30002/);
+  // Back within the budget, the tenant is enforced again.
+  state.replaceAll(snapshot(6, 3));
+  await r.ensureTenant('big');
+  assert.match(table(), /20005/);
+});

@@ -4,7 +4,7 @@ import { Mutex } from '../store/index.js';
 import { names, planHostSide, planHostTenants, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type NftWrite, type Protected, type TenantPlan } from '../datapath/index.js';
 import type { DesiredState } from './state.js';
 import type { Endpoint } from '../model/index.js';
-import { compilePolicy, filters, type CompiledPolicy, type PolicyState } from '../policy/index.js';
+import { compilePolicy, filters, PolicyTooLarge, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { desiredConflists, syncConflists } from './conflists.js';
 import { Admissions } from './admissions.js';
 import { Lane } from './lane.js';
@@ -31,6 +31,8 @@ export interface ReconcilerOptions {
   wired?: (e: Endpoint) => boolean;
   /** Full collections while idle (idle-gc.ts), made by the agent's wiring; none when absent (tests). */
   idleGc?: IdleGc;
+  /** The most pairs of address classes one tenant's policy may decide here (policy/budget.ts); no limit when absent. */
+  maxPolicyPairs?: number;
 }
 
 /**
@@ -142,6 +144,8 @@ export class Reconciler {
    * a resync must not recompile 50,000 rules every two seconds.
    */
   private readonly compiled = new Map<string, { key: string; value: CompiledPolicy }>();
+  /** A tenant's policy refused by the budget, by the inputs' key: refused again without compiling until they change. */
+  private readonly refused = new Map<string, { key: string; error: Error }>();
   private readonly compile = (all: PolicyState): CompiledPolicy => {
     // Only policies some group holds can decide anything; the others' rules (their CIDRs) would still
     // split address classes, and a change to one of them would recompile the tenant: measured, a rule
@@ -154,9 +158,23 @@ export class Reconciler {
       endpointsKey(s.endpoints), np(s.netpol?.policies), np(s.netpol?.namespaces), np(s.netpol?.anps), s.netpol?.banp?.revision ?? ''].join('|');
     const hit = this.compiled.get(s.tenant.name);
     if (hit && hit.key === key) return hit.value;
+    const no = this.refused.get(s.tenant.name);
+    if (no && no.key === key) throw no.error;
     const t0 = performance.now();
-    // The last compile keeps classes' marks stable, so a rule change is a few map elements.
-    const value = compilePolicy({ ...s, ...(hit ? { previous: hit.value } : {}) });
+    let value: CompiledPolicy;
+    try {
+      // The last compile keeps classes' marks stable, so a rule change is a few map elements.
+      const budget = this.opts.maxPolicyPairs;
+      value = compilePolicy({ ...s, ...(hit ? { previous: hit.value } : {}), ...(budget !== undefined ? { budget } : {}) });
+    } catch (e) {
+      if (!(e instanceof PolicyTooLarge)) throw e;
+      // The tenant's plan fails: its tables and host side stay as last applied, its ADDs here are refused.
+      const error = new Error(`${e.message} (weft agent --max-policy-pairs ${e.budget}); its tables on this host stay as last applied`);
+      this.refused.set(s.tenant.name, { key, error });
+      this.log.warn({ tenant: s.tenant.name, pairs: e.pairs, classes: e.classes, limit: e.budget }, 'policy refused: too many pairs of address classes for this host');
+      throw error;
+    }
+    this.refused.delete(s.tenant.name);
     const ms = Math.round(performance.now() - t0);
     // A compile blocks the agent's event loop (ADDs, DNS, every other tenant) for as long as it runs.
     if (ms >= SLOW_COMPILE_MS) this.log.warn({ tenant: s.tenant.name, ms, rules: value.ruleCount }, 'policy compile was slow');
@@ -346,6 +364,8 @@ export class Reconciler {
 
   /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */
   private async removeStaleTenants(plans: readonly TenantPlan[], keep: ReadonlySet<string> = new Set()): Promise<void> {
+    // A deleted tenant's last compile (tens of MB at 50,000 rules) or refusal is not kept for a name that may never come back.
+    for (const m of [this.compiled, this.refused]) for (const name of m.keys()) if (!this.state.tenants.has(name)) m.delete(name);
     const wanted = new Set([...plans.map((p) => p.ns), ...keep]);
     // A desired state with no tenant at all is far likelier a server restored or re-initialised (or pointed
     // at the wrong store) than a cluster whose last tenant was deleted: removing every namespace would cut

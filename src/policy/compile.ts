@@ -3,6 +3,7 @@ import type { Classification, Klass } from './classes.js';
 import { endpointsByIp, groupOfIdentity, rangeAt, soloOf } from './classes.js';
 import { Netpol, type NetpolInput } from './netpol.js';
 import { Engine, frameOf, refOf, type Scope } from './engine.js';
+import { overBudget } from './budget.js';
 import { MAX_INCREMENTAL_CHANGES, movedEndpoints, reach6, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
 import type { PairProfiles, Profile } from './pairs.js';
@@ -29,7 +30,14 @@ export interface PolicyState {
   previous?: CompiledPolicy;
   /** The tenant's NetworkPolicies and namespaces (absent or empty: none). */
   netpol?: NetpolInput;
+  /**
+   * The most pairs of classes this compile may decide (PolicyTooLarge past it, before deciding any when
+   * cold). Absent: no limit. The agent's `--max-policy-pairs`: one tenant's compile runs on the agent's
+   * event loop, which every other tenant on the host shares.
+   */
+  budget?: number;
 }
+
 
 /** `audit`: only rules of policies in audit mode would drop it; it passes, counted (the datapath's audit chain). */
 export type Verdict = 'accept' | 'drop' | 'audit';
@@ -233,6 +241,9 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc);
   const engine = warm?.engine ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles, s.previous?.highProfiles);
+  // An incremental compile decided only what its changes reach, but what it leaves is the whole policy:
+  // past the budget it is refused too (its engine is spent, so the next compile is cold and refused early).
+  if (warm && s.budget !== undefined) overBudget(s.tenant.name, engine.classes.size, engine.enforcedClasses.size, s.budget);
   const sides = engine.sides();
   const highs = engine.highs();
   const classification = engine.classification();

@@ -10,6 +10,7 @@ import { coverage, SideProfiles, type SideEntry, type SideProfile } from './side
 import { mergeRanges } from './levels.js';
 import { CidrAliases } from './aliases.js';
 import type { PolicyState, Verdict } from './compile.js';
+import { overBudget } from './budget.js';
 
 /** A bucket's ports of a slot, one merged range per entry. */
 interface PortEntry { first: number; last: number; key: string; bucket: Bucket }
@@ -193,6 +194,8 @@ export class Engine {
     e.placeSolo([...e.solo.keys()], idOf);
     const all = (e.classList = [...e.classes.values()]);
     const enforced = all.filter((k) => e.enforcedClasses.has(k.id));
+    // Refused before the pairs, the compile's cost (their square, for a hostile shape) is never paid.
+    if (s.budget !== undefined) overBudget(s.tenant.name, all.length, enforced.length, s.budget);
     for (const src of all) {
       const dsts = e.enforcedClasses.has(src.id) ? all : enforced;
       for (const dst of dsts) e.decide(src, dst);

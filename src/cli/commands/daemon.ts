@@ -54,6 +54,8 @@ export interface AgentFlags {
   vtepIp6?: string;
   resyncMs: number;
   repairGraceMs: number;
+  /** The most pairs of address classes one tenant's policy may decide on this host (policy/budget.ts). */
+  maxPolicyPairs: number;
   /** Port of the agent's DNS server on each tenant uplink address. */
   dnsPort: number;
   /** Flow records' limits (records per second per source address, and per tenant in all); undefined: off. */
@@ -97,6 +99,7 @@ function agentOptions(cmd: Command): Command {
       .choices(['on', 'off']).default('on'))
     .option('--resync <ms>', 'how often to re-check what the drift watcher reported (every tenant once a minute, and on every resync if the watcher is gone) and repair drift', intArg('--resync', 200, 600_000), 2000)
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
+    .option('--max-policy-pairs <n>', 'the most pairs of address classes one tenant\'s policy may make on this host (rules giving each endpoint\'s own address its own ports make the square of those endpoints); past it, that tenant\'s tables here stay as last applied and its new endpoints here are refused, so one tenant\'s policy cannot hold the agent for every other', intArg('--max-policy-pairs', 1000, 100_000_000), 500_000)
     .addOption(new Option('--flow-log <on|off>', 'log each new connection\'s verdict (allowed, denied, audit) in the tenants\' tables and send it to the server, for `weft flows`')
       .choices(['on', 'off']).default('on'))
     .option('--flow-log-rate <perSource,total>', 'flow records per second the kernel passes on: per source address, and per tenant on this host (a tenant without policy: bridged and routed connections each have their own); the rest are counted, not logged', flowRates, { perSource: 20, total: 500 })
@@ -184,7 +187,7 @@ function vtep6Arg(x: string): string {
 function agentFlags(o: Record<string, any>, servers: string[], creds: Pick<AgentFlags, 'join' | 'token' | 'caPem'>): AgentFlags {
   return {
     servers, ...creds, stateDir: o['stateDir'], host: o['host'] ?? hostname().split('.')[0]!.toLowerCase(), hostGiven: o['host'] !== undefined, runDir: o['runDir'], cniConfDir: o['cniConfDir'],
-    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], datapath: o['datapath'], nftHelper: o['nftHelper'] !== 'off', resyncMs: o['resync'], repairGraceMs: o['repairGrace'], logLevel: o['logLevel'],
+    cniBinDirs: String(o['cniBinDir']).split(',').filter(Boolean), nsPrefix: o['netnsPrefix'], datapath: o['datapath'], nftHelper: o['nftHelper'] !== 'off', resyncMs: o['resync'], repairGraceMs: o['repairGrace'], maxPolicyPairs: o['maxPolicyPairs'], logLevel: o['logLevel'],
     dnsPort: o['dnsPort'], ...(o['flowLog'] === 'off' ? {} : { flowLog: o['flowLogRate'] }), ...(o['dockerPlugin'] && o['dockerPlugin'] !== 'none' ? { dockerSocket: o['dockerPlugin'], dockerApi: o['dockerApi'] } : {}),
     ...(o['dockerTokenFile'] ? { dockerToken: readTokenFile(o['dockerTokenFile'], '--docker-token-file') } : {}), ...(o['dnsUpstream'] ? { dnsUpstreams: o['dnsUpstream'] } : {}),
     ...(o['vtepIp'] ? { vtepIp: o['vtepIp'] } : {}),
