@@ -158,7 +158,7 @@ test('a change of rules writes only the tables; a change of links converges the 
   assert.deepEqual(calls, ['tenant', 'tables', 'tenant', 'tenant'], 'first convergence, a rule (tables only), a new network (in full), a full check');
 });
 
-test('a tenant whose policy is past --max-policy-pairs keeps its last tables, is refused without another compile, and no other tenant waits', async (t) => {
+test('a tenant whose policy is past --max-policy-pairs keeps its last tables and is refused without another compile; another tenant converges', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-reconciler-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const meta = { revision: 1, createdAt: '', updatedAt: '' };
@@ -194,14 +194,35 @@ test('a tenant whose policy is past --max-policy-pairs keeps its last tables, is
   // 40 such rules: 1,760 pairs.
   state.replaceAll(snapshot(40, 2));
   await assert.rejects(r.ensureTenant('big'), (e: Error) => {
-    assert.match(e.message, /tenant big would decide 1,760 pairs of address classes here \(42 classes, 40 of them enforced on this host\), past the limit of 200: .*\(weft agent --max-policy-pairs 200\); its tables on this host stay as last applied/);
+    assert.match(e.message, /tenant big would make 1,760 pairs of address classes on this host \(42 classes, 40 of them of groups this host enforces\), past the limit of 200: .*\(the limit is weft agent --max-policy-pairs, 200 on this host\); its tables here stay as last applied/);
     return true;
   });
   assert.match(table(), /20004|0x00004e24/, 'the last tables stay');
   assert.doesNotMatch(table(), /20039/, 'nothing of the refused policy is written');
-  // Asked again (a resync, an ADD) with nothing changed: refused at once, not compiled and logged again.
-  await assert.rejects(r.ensureTenant('big'), /--max-policy-pairs 200/);
-  assert.equal(lines.filter((l) => l.includes('policy refused')).length, 1, 'one refusal logged for one state of the tenant');
+  // Asked again (a resync, an ADD) with nothing changed: refused at once, not compiled and logged again;
+  // nor when it comes back after another refused state (a failed ADD: an endpoint put, then dropped).
+  await assert.rejects(r.ensureTenant('big'), /--max-policy-pairs, 200 on this host/);
+  state.replaceAll(snapshot(41, 2));
+  await assert.rejects(r.ensureTenant('big'), /1,845 pairs/);
+  state.replaceAll(snapshot(40, 2));
+  await assert.rejects(r.ensureTenant('big'), /1,760 pairs/);
+  assert.equal(lines.filter((l) => l.includes('policy refused')).length, 2, 'one refusal logged for each refused state of the tenant');
+  // A restarted agent (no last plan) still gives the refused tenant its host side (published ports, DNS
+  // listener, routes), and full passes do not warn of the same refusal at every resync.
+  const hosts: string[][] = [];
+  const restarted = new Reconciler(state, new MemoryDatapath('u-'), async (h) => { hosts.push(h.tenants.map((p) => p.tenant)); }, {
+    host: 'node1', nsPrefix: 'u-', cniConfDir: dir, agentSocket: join(dir, 'agent.sock'), resyncMs: 200, vtep: '192.0.2.1', dnsPort: 15353, maxPolicyPairs: 200,
+  }, logged);
+  t.after(() => restarted.stop());
+  const before = lines.length;
+  restarted.start();
+  await new Promise((res) => setTimeout(res, 1500));
+  await restarted.stop();
+  assert.ok(hosts.length >= 3, `${hosts.length} host sides planned in 1.5 s of 200 ms resyncs`);
+  for (const h of hosts) assert.deepEqual(h, ['big', 'small'], 'the refused tenant keeps its host side');
+  const later = lines.slice(before);
+  assert.equal(later.filter((l) => l.includes('reconcile incomplete')).length, 1, `one warning of the same refusal, not one per pass: ${later.length} lines`);
+  assert.equal(later.filter((l) => l.includes('cannot be planned')).length, 0);
   // The other tenant converges its own changes meanwhile.
   await r.ensureTenant('small');
   assert.match(dp.namespaces.get('u-t2')?.table ?? '', /30002/);

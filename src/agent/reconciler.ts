@@ -58,6 +58,7 @@ export class Reconciler {
   private readonly hostLock = new Mutex();
   private timer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
+  private lastWarned = -Infinity;
   /** Which tenants a full pass checks: all, or those the datapath's drift watch reported. */
   private readonly drift: DriftChecks;
 
@@ -132,9 +133,15 @@ export class Reconciler {
     return t && planTenant(this.view(), t);
   }
 
-  private view() {
+  /**
+   * What plans are made from. The host side's (`forHost`) takes a tenant whose policy is refused here with
+   * no policy: the host side does not read it, and the tenant's published ports, DNS listener and routes
+   * must not go with its policy (after a restart there is no last plan to keep). Its tables are planned
+   * only from the view without it, where the refusal stands.
+   */
+  private view(forHost = false) {
     return {
-      ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: this.compile, dnsPort: this.opts.dnsPort,
+      ...this.state.hostView(this.opts.host, this.opts.nsPrefix, this.opts.vtep), compile: forHost ? this.compileForHost : this.compile, dnsPort: this.opts.dnsPort,
       ...(this.opts.flowLog ? { flowLog: this.opts.flowLog } : {}), ...(this.opts.wired ? { wired: this.opts.wired } : {}),
     };
   }
@@ -144,8 +151,11 @@ export class Reconciler {
    * a resync must not recompile 50,000 rules every two seconds.
    */
   private readonly compiled = new Map<string, { key: string; value: CompiledPolicy }>();
-  /** A tenant's policy refused by the budget, by the inputs' key: refused again without compiling until they change. */
-  private readonly refused = new Map<string, { key: string; error: Error }>();
+  /**
+   * A tenant's policy refused by the budget, by the inputs' keys (the last few: a failed ADD adds an
+   * endpoint and takes it away again): refused again without compiling until they change.
+   */
+  private readonly refused = new Map<string, Map<string, PolicyRefused>>();
   private readonly compile = (all: PolicyState): CompiledPolicy => {
     // Only policies some group holds can decide anything; the others' rules (their CIDRs) would still
     // split address classes, and a change to one of them would recompile the tenant: measured, a rule
@@ -158,8 +168,8 @@ export class Reconciler {
       endpointsKey(s.endpoints), np(s.netpol?.policies), np(s.netpol?.namespaces), np(s.netpol?.anps), s.netpol?.banp?.revision ?? ''].join('|');
     const hit = this.compiled.get(s.tenant.name);
     if (hit && hit.key === key) return hit.value;
-    const no = this.refused.get(s.tenant.name);
-    if (no && no.key === key) throw no.error;
+    const no = this.refused.get(s.tenant.name)?.get(key);
+    if (no) throw no;
     const t0 = performance.now();
     let value: CompiledPolicy;
     try {
@@ -168,9 +178,12 @@ export class Reconciler {
       value = compilePolicy({ ...s, ...(hit ? { previous: hit.value } : {}), ...(budget !== undefined ? { budget } : {}) });
     } catch (e) {
       if (!(e instanceof PolicyTooLarge)) throw e;
-      // The tenant's plan fails: its tables and host side stay as last applied, its ADDs here are refused.
-      const error = new Error(`${e.message} (weft agent --max-policy-pairs ${e.budget}); its tables on this host stay as last applied`);
-      this.refused.set(s.tenant.name, { key, error });
+      // The tenant's tables are not planned: they stay as last applied, and its ADDs here are refused.
+      const error = new PolicyRefused(`${e.message} (the limit is weft agent --max-policy-pairs, ${e.budget.toLocaleString('en-US')} on this host); its tables here stay as last applied`);
+      const keys = this.refused.get(s.tenant.name) ?? new Map<string, PolicyRefused>();
+      keys.set(key, error);
+      if (keys.size > REFUSALS_KEPT) keys.delete(keys.keys().next().value as string);
+      this.refused.set(s.tenant.name, keys);
       this.log.warn({ tenant: s.tenant.name, pairs: e.pairs, classes: e.classes, limit: e.budget }, 'policy refused: too many pairs of address classes for this host');
       throw error;
     }
@@ -180,6 +193,17 @@ export class Reconciler {
     if (ms >= SLOW_COMPILE_MS) this.log.warn({ tenant: s.tenant.name, ms, rules: value.ruleCount }, 'policy compile was slow');
     this.compiled.set(s.tenant.name, { key, value });
     return value;
+  };
+
+  /** `compile`, but a refused policy is none (the host side's view: see `view`). */
+  private readonly compileForHost = (all: PolicyState): CompiledPolicy => {
+    try {
+      return this.compile(all);
+    } catch (e) {
+      if (!(e instanceof PolicyRefused)) throw e;
+      // No group holds a rule: the compile's first return, no class made (and no NetworkPolicy read).
+      return compilePolicy({ tenant: all.tenant, networks: all.networks, groups: all.groups.map((g) => ({ ...g, policies: [] })), policies: [], endpoints: all.endpoints, ...(all.host !== undefined ? { host: all.host } : {}) });
+    }
   };
 
   /** Applies the host side now (published ports must work when the CNI ADD returns). */
@@ -196,7 +220,7 @@ export class Reconciler {
    * (host table, DNS listeners, routes; an ADD with published ports in any tenant then failed).
    */
   private hostPlan(): { host: HostPlan; keep: Set<string> } {
-    const view = this.view();
+    const view = this.view(true);
     const { plans, failed } = planHostTenants(view);
     for (const p of plans) this.lastPlans.set(p.tenant, p);
     for (const name of this.lastPlans.keys()) if (!this.state.tenants.has(name)) this.lastPlans.delete(name);
@@ -313,7 +337,9 @@ export class Reconciler {
         await this.ensureTenant(t, !all);
       } catch (e) {
         errors.push(`tenant ${t}: ${(e as Error).message}`);
-        // Retried by the next change pass or, at the latest, the next full one.
+        // Retried by the next change pass or, at the latest, the next full one; a refused policy only
+        // when its inputs change (which marks the tenant).
+        if (e instanceof PolicyRefused) continue;
         if (!all) this.dirty.add(t);
         else this.drift.retry(t);
       }
@@ -331,8 +357,15 @@ export class Reconciler {
     } catch (e) {
       errors.push(`host: ${(e as Error).message}`);
     }
-    this.lastError = errors.length ? errors.join('; ') : undefined;
-    if (errors.length) this.log.warn({ errors }, 'reconcile incomplete; retrying at the next resync');
+    const error = errors.length ? errors.join('; ') : undefined;
+    // The same errors pass after pass (a refused policy, a host that cannot be converged) are said once a
+    // minute, not at every resync.
+    const now = performance.now();
+    if (error !== undefined && (error !== this.lastError || now - this.lastWarned >= REPEAT_WARNING_MS)) {
+      this.log.warn({ errors }, 'reconcile incomplete; retrying at the next resync');
+      this.lastWarned = now;
+    }
+    this.lastError = error;
     const ms = (a: number, b: number) => Math.round(b - a);
     const end = performance.now();
     this.log.debug({ all, tenants: tenants.length, conflists: ms(t0, at[0] as number), tunnel: ms(at[0] as number, at[1] as number), ensure: ms(at[1] as number, at[2] as number), host: ms(at[2] as number, end) }, 'pass');
@@ -382,6 +415,15 @@ export class Reconciler {
     }
   }
 }
+
+/** A tenant's policy refused on this host (policy/budget.ts): its tables are not planned until its inputs change. */
+export class PolicyRefused extends Error {}
+
+/** How many refused states of one tenant are remembered. */
+const REFUSALS_KEPT = 4;
+
+/** How often the same reconcile errors are logged again. */
+const REPEAT_WARNING_MS = 60_000;
 
 /** A compile this slow is logged as a warning (it held up everything else the agent does). */
 const SLOW_COMPILE_MS = 1000;

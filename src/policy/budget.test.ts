@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
 import { compilePolicy, PolicyTooLarge, type CompiledPolicy, type PolicyState } from './index.js';
+import { Engine } from './engine.js';
 import { Prng } from '../chaos/prng.js';
 
 // The budget refuses a compile by the pairs it would decide, counted before deciding any: the count must
@@ -73,7 +74,7 @@ test('a policy past the budget is refused with its numbers, cold and when an inc
   // From that compile, 30 such endpoints and rules: the incremental compile is refused by what it leaves.
   const e = refused(() => compilePolicy({ ...perEndpoint(30, 2), previous: small, budget: 200 }));
   assert.deepEqual([e.tenant, e.pairs, e.classes, e.enforced, e.budget], ['t', 1020, 32, 30, 200]);
-  assert.match(e.message, /tenant t would decide 1,020 pairs of address classes here \(32 classes, 30 of them enforced on this host\), past the limit of 200/);
+  assert.match(e.message, /tenant t would make 1,020 pairs of address classes on this host \(32 classes, 30 of them of groups this host enforces\), past the limit of 200: /);
   // Its engine was spent on the refused compile: the next from it is cold, and refused before any pair.
   const again = refused(() => compilePolicy({ ...perEndpoint(31, 3), previous: small, budget: 200 }));
   assert.equal(again.pairs, 2 * 33 * 31 - 31 * 31);
@@ -82,4 +83,21 @@ test('a policy past the budget is refused with its numbers, cold and when an inc
   assert.deepEqual(back.pairs, compilePolicy(perEndpoint(6, 4)).pairs);
   // Without a budget nothing is refused (the server's explain and dry runs have their own limits).
   assert.equal(compilePolicy(perEndpoint(30, 2)).decided, 1020);
+});
+
+test('an incremental compile past the budget is refused before it decides any pair', (t) => {
+  const small = compilePolicy({ ...perEndpoint(5), budget: 200 });
+  let decided = 0;
+  const decide = Engine.prototype.decide;
+  t.mock.method(Engine.prototype, 'decide', function (this: Engine, ...args: Parameters<Engine['decide']>) {
+    decided++;
+    return decide.apply(this, args);
+  });
+  // 95 endpoints and rules more: each new endpoint's class would be decided against every class.
+  const e = refused(() => compilePolicy({ ...perEndpoint(100, 2), previous: small, budget: 200 }));
+  assert.equal(e.pairs, 2 * 102 * 100 - 100 * 100);
+  assert.equal(decided, 0, 'no pair decided for a refused compile');
+  // The same change within a budget that holds it decides them (the count above can see a decide).
+  compilePolicy({ ...perEndpoint(100, 3), previous: compilePolicy(perEndpoint(5)), budget: 20_000 });
+  assert.ok(decided > 100, `${decided} pairs decided by the compile within its budget`);
 });

@@ -7,7 +7,8 @@
  */
 export class PolicyTooLarge extends Error {
   constructor(readonly tenant: string, readonly pairs: number, readonly classes: number, readonly enforced: number, readonly budget: number) {
-    super(`the policy of tenant ${tenant} would decide ${pairs.toLocaleString('en-US')} pairs of address classes here (${classes.toLocaleString('en-US')} classes, ${enforced.toLocaleString('en-US')} of them enforced on this host), past the limit of ${budget.toLocaleString('en-US')}: rules that give many endpoints a class of their own (each one's own address with its own ports) multiply them`);
+    const n = (x: number) => x.toLocaleString('en-US');
+    super(`the policy of tenant ${tenant} would make ${n(pairs)} pairs of address classes on this host (${n(classes)} classes, ${n(enforced)} of them of groups this host enforces), past the limit of ${n(budget)}: rules that give many addresses a class of their own (each endpoint's own address, CIDRs of no endpoint, NetworkPolicy peers) multiply them`);
     this.name = 'PolicyTooLarge';
   }
 }

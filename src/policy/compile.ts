@@ -3,7 +3,6 @@ import type { Classification, Klass } from './classes.js';
 import { endpointsByIp, groupOfIdentity, rangeAt, soloOf } from './classes.js';
 import { Netpol, type NetpolInput } from './netpol.js';
 import { Engine, frameOf, refOf, type Scope } from './engine.js';
-import { overBudget } from './budget.js';
 import { MAX_INCREMENTAL_CHANGES, movedEndpoints, reach6, recompile, ruleChanges } from './incremental.js';
 import type { PeerView, RuleRef } from './decide.js';
 import type { PairProfiles, Profile } from './pairs.js';
@@ -31,13 +30,12 @@ export interface PolicyState {
   /** The tenant's NetworkPolicies and namespaces (absent or empty: none). */
   netpol?: NetpolInput;
   /**
-   * The most pairs of classes this compile may decide (PolicyTooLarge past it, before deciding any when
-   * cold). Absent: no limit. The agent's `--max-policy-pairs`: one tenant's compile runs on the agent's
+   * The most pairs of classes this compile may decide (PolicyTooLarge past it, before deciding any, cold
+   * or incremental). Absent: no limit. The agent's `--max-policy-pairs`: one tenant's compile runs on the agent's
    * event loop, which every other tenant on the host shares.
    */
   budget?: number;
 }
-
 
 /** `audit`: only rules of policies in audit mode would drop it; it passes, counted (the datapath's audit chain). */
 export type Verdict = 'accept' | 'drop' | 'audit';
@@ -239,11 +237,8 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
     return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], highs: [], highProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
   }
   const frame = frameOf(s, sc);
-  const warm = incremental(s.previous, frame, sc);
+  const warm = incremental(s.previous, frame, sc, s.budget);
   const engine = warm?.engine ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles, s.previous?.highProfiles);
-  // An incremental compile decided only what its changes reach, but what it leaves is the whole policy:
-  // past the budget it is refused too (its engine is spent, so the next compile is cold and refused early).
-  if (warm && s.budget !== undefined) overBudget(s.tenant.name, engine.classes.size, engine.enforcedClasses.size, s.budget);
   const sides = engine.sides();
   const highs = engine.highs();
   const classification = engine.classification();
@@ -257,7 +252,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
 }
 
 /** The previous compile's engine brought up to `policies`, or undefined when only a cold compile will do. */
-function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Scope): { engine: Engine; decided: number } | undefined {
+function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Scope, budget: number | undefined): { engine: Engine; decided: number } | undefined {
   const e = previous && engines.get(previous);
   if (!e || e.frame !== frame) return undefined;
   const now = new Map(sc.policies.map((p) => [p.name, p]));
@@ -270,7 +265,7 @@ function incremental(previous: CompiledPolicy | undefined, frame: string, sc: Sc
   if (reach6(changes, (function* () { yield* eps.values(); yield* solo.values(); })()) > MAX_INCREMENTAL_CHANGES) return undefined;
   // The engine changes in place: `previous` can no longer start another compile (that one will be cold).
   engines.delete(previous);
-  return { engine: e, decided: recompile(e, now, changes, eps, moved, solo, movedSolo) };
+  return { engine: e, decided: recompile(e, now, changes, eps, moved, solo, movedSolo, budget) };
 }
 
 /** Whether the compiled policy filters anything beyond the tenant's default (it has pairs or enforced sides). */

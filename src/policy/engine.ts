@@ -139,6 +139,8 @@ export class Engine {
   private stamps = 0;
   readonly stamp = () => ++this.stamps;
   readonly np: Netpol | undefined;
+  /** The tenant's name (for what a compile refuses: budget.ts). */
+  readonly tenant: string;
   /** The groups of the enforced identities. */
   readonly enforcedGroups: Set<string>;
   /** SCTP is decided by port (sctpByPort). */
@@ -159,6 +161,7 @@ export class Engine {
 
   constructor(s: PolicyState, sc: Scope, readonly frame: string, readonly enforced: Set<string>, readonly groups: readonly Group[], profiles: readonly Profile[] = [], sides: readonly SideProfile[] = [], highs: readonly SideProfile[] = []) {
     this.np = sc.np;
+    this.tenant = s.tenant.name;
     this.enforcedGroups = new Set([...enforced].map(groupOfIdentity));
     this.defaultAction = s.tenant.defaultAction;
     this.fallback = s.tenant.defaultAction === 'allow' ? 'accept' : 'drop';
@@ -195,7 +198,7 @@ export class Engine {
     const all = (e.classList = [...e.classes.values()]);
     const enforced = all.filter((k) => e.enforcedClasses.has(k.id));
     // Refused before the pairs, the compile's cost (their square, for a hostile shape) is never paid.
-    if (s.budget !== undefined) overBudget(s.tenant.name, all.length, enforced.length, s.budget);
+    if (s.budget !== undefined) overBudget(e.tenant, all.length, enforced.length, s.budget);
     for (const src of all) {
       const dsts = e.enforcedClasses.has(src.id) ? all : enforced;
       for (const dst of dsts) e.decide(src, dst);

@@ -8,6 +8,7 @@ import type { RuleRef } from './decide.js';
 import type { Netpol } from './netpol.js';
 import { inCidr6, ip6Number, isCidr6, span6 } from './cidr6.js';
 import { CidrAliases } from './aliases.js';
+import { overBudget } from './budget.js';
 
 /** One rule as it was and as it is now (absent: added or removed). */
 export interface RuleChange { policy: string; before: Rule | undefined; after: Rule | undefined }
@@ -151,7 +152,7 @@ export function movedEndpoints<K>(before: ReadonlyMap<K, Endpoint>, after: Reado
  * changed rule can match (or a new class is in) are decided again. The result is what a cold compile
  * given the last one as `previous` produces.
  */
-export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[], solo: Map<string, Endpoint> = new Map(), movedSolo: readonly string[] = []): number {
+export function recompile(e: Engine, policies: Map<string, Policy>, changes: readonly RuleChange[], eps: Map<number, Endpoint>, movedEps: readonly number[], solo: Map<string, Endpoint> = new Map(), movedSolo: readonly string[] = [], budget?: number): number {
   e.policies = policies;
   const old = e.eps;
   const oldSolo = e.solo;
@@ -188,6 +189,9 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
     e.classList = (gone ? e.classList.filter((k) => e.classes.get(k.id) === k) : e.classList).concat(born.map((id) => e.classes.get(id) as Klass));
   }
   const all = e.classList;
+  // What the compile leaves is the whole policy: past the budget it is refused before any pair is decided
+  // (the engine is spent: the next compile from it is cold, and refused before its pairs too).
+  if (budget !== undefined) overBudget(e.tenant, all.length, e.enforcedClasses.size, budget);
   for (const id of born) {
     for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
   }
