@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { addressOf, Name, WeftError, type Endpoint } from '../../model/index.js';
 import { parseFlows, requireRole, requireTenantAccess, type VerifyReport } from '../../control/index.js';
-import { compilePolicy, lookupVerdict, type CompiledPolicy } from '../../policy/index.js';
+import { compilePolicy, lookupVerdict, PolicyTooLarge, type CompiledPolicy } from '../../policy/index.js';
 import { principalOf } from '../context.js';
 import { tenantPolicy } from './explain.js';
 
@@ -17,6 +17,13 @@ export const COMPILE_SPACING = 10;
 
 /** At most this many probes in one verification (endpoints × others × flows): each agent's report is one request. */
 export const MAX_VERIFY_CELLS = 10_000;
+
+/**
+ * The most pairs of address classes a verification compiles (the agents' default `--max-policy-pairs`):
+ * the whole tenant's compile holds the server's event loop, and a tenant whose rules give each of its
+ * 2,000 endpoints a class of its own would hold it ~9 s and ~500 MB (policy/budget.ts).
+ */
+export const VERIFY_MAX_PAIRS = 300_000;
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Body = Type.Object({
@@ -84,6 +91,25 @@ export function verifyRoutes(app: FastifyInstance): void {
       const s = Math.ceil((last.at + COMPILE_SPACING * last.ms - Date.now()) / 1000);
       throw new WeftError('WEFT_BUSY', `tenant ${t}'s policy changed since its last verification, whose compile took ${Math.round(last.ms)} ms; ask again in ${s} s`);
     }
+    // Compiled before any probe: a policy too large to compile costs no host a prober.
+    let expect = same ? last?.expect : undefined;
+    if (!expect) {
+      const t0 = performance.now();
+      let compiled: CompiledPolicy;
+      try {
+        compiled = compilePolicy({ ...state, budget: VERIFY_MAX_PAIRS });
+      } catch (e) {
+        if (!(e instanceof PolicyTooLarge)) throw e;
+        throw new WeftError('WEFT_TOO_LARGE', `${e.message}; a verification compiles at most ${VERIFY_MAX_PAIRS.toLocaleString('en-US')} (weft matrix and weft explain answer cell by cell)`);
+      }
+      expect = expectations(compiled);
+      compiles.delete(t);
+      // A read across a write (no fingerprint) is compiled for this answer alone.
+      compiles.set(t, { fingerprint, at: Date.now(), ms: performance.now() - t0, expect: fingerprint === undefined ? undefined : expect });
+      let n = 0;
+      for (const x of [...compiles.values()].reverse()) if (x.expect && ++n > KEPT_COMPILES) x.expect = undefined;
+      for (const k of compiles.keys()) if (compiles.size > 1024) compiles.delete(k);
+    }
     const started = Date.now();
     const reports = new Map<string, VerifyReport>();
     if (hosts.size > 0) {
@@ -94,17 +120,6 @@ export function verifyRoutes(app: FastifyInstance): void {
       } finally {
         await c.verifier.finish(user, t, request.id);
       }
-    }
-    let expect = same ? last?.expect : undefined;
-    if (!expect) {
-      const t0 = performance.now();
-      expect = expectations(compilePolicy(state));
-      compiles.delete(t);
-      // A read across a write (no fingerprint) is compiled for this answer alone.
-      compiles.set(t, { fingerprint, at: Date.now(), ms: performance.now() - t0, expect: fingerprint === undefined ? undefined : expect });
-      let n = 0;
-      for (const x of [...compiles.values()].reverse()) if (x.expect && ++n > KEPT_COMPILES) x.expect = undefined;
-      for (const k of compiles.keys()) if (compiles.size > 1024) compiles.delete(k);
     }
     const byId = new Map<string, Endpoint>(endpoints.map((e) => [e.id, e]));
     // A host speaks only for probes from its own endpoints (a hostile host cannot answer for another's).
