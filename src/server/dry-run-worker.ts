@@ -7,5 +7,11 @@ import type { Endpoint } from '../model/index.js';
 
 export interface DryRunJob { before: PolicyState; after: PolicyState; endpoints: Endpoint[]; limit: number }
 
-const job = workerData as DryRunJob;
-parentPort?.postMessage(verdictChanges(compilePolicy(job.before), compilePolicy(job.after), job.endpoints, job.limit));
+/**
+ * The most pairs of address classes either compile may make (the agents' default `--max-policy-pairs`):
+ * past it the comparison is refused at once (policy/budget.ts), not after its 10 s of a core.
+ */
+export const DRY_RUN_MAX_PAIRS = 300_000;
+
+const job = workerData as DryRunJob | undefined;
+if (job) parentPort?.postMessage(verdictChanges(compilePolicy({ ...job.before, budget: DRY_RUN_MAX_PAIRS }), compilePolicy({ ...job.after, budget: DRY_RUN_MAX_PAIRS }), job.endpoints, job.limit));
