@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_APPLY_DOCUMENTS } from '../model/index.js';
-import { testApi, type TestApi } from './testkit.js';
+import { perEndpointTenant, testApi, type TestApi } from './testkit.js';
 
 const doc = (kind: string, name: string, spec?: unknown, tenant?: string) => ({ kind, metadata: { name, ...(tenant ? { tenant } : {}) }, ...(spec !== undefined ? { spec } : {}) });
 
@@ -136,20 +136,9 @@ test('POST /apply: a NetworkPolicy with IPv6 ipBlocks of any length is taken, as
 test('POST /apply dryRun: a tenant whose policy makes more pairs than the comparison compiles is not compared, and says why at once', async () => {
   const { DRY_RUN_MAX_PAIRS } = await import('./dry-run-worker.js');
   const api = await testApi();
-  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/16' })).status, 201);
-  assert.equal((await api.call('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'net' })).status, 201);
   // 200 endpoints (the dry run's most), each named by a rule of its own, and 1,000 sources of no endpoint:
   // ~1,200 classes against 200 enforced, ~440,000 pairs.
-  const ips: string[] = [];
-  for (let i = 0; i < 200; i++) {
-    const r = await api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'net', group: 'db', containerId: `c${i}`, host: 'h1', ifname: 'eth0' });
-    assert.equal(r.status, 201, JSON.stringify(r.json));
-    ips.push(r.json.ip);
-  }
-  const rules = [...ips.map((ip) => `${ip}/32`), ...Array.from({ length: 1000 }, (_, i) => `172.20.${i >> 8}.${i & 255}/32`)]
-    .map((fromCidr, i) => ({ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(20000 + i), fromCidr }));
-  assert.equal((await api.call('POST', '/api/v1/tenants/default/policies', { name: 'each', rules })).status, 201);
-  assert.equal((await api.call('PUT', '/api/v1/tenants/default/groups/db', { name: 'db', network: 'net', policies: ['each'] })).status, 200);
+  await perEndpointTenant(api, 200, 1000);
   const t0 = performance.now();
   const dry = await api.call('POST', '/api/v1/apply', { tenant: 'default', dryRun: true, documents: [doc('Policy', 'more', { rules: [{ id: 'x', protocol: 'udp', ports: '53' }] })] });
   assert.equal(dry.status, 200, JSON.stringify(dry.json));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryStore, type Store } from '../store/index.js';
-import { testApi } from './testkit.js';
+import { perEndpointTenant, testApi } from './testkit.js';
 import { EXPLAINS_EACH } from './routes/explain.js';
 
 /**
@@ -177,18 +177,8 @@ test('verify: a tenant whose policy changed since its last compile waits COMPILE
 test('verify: a policy past VERIFY_MAX_PAIRS is refused before any compile of its pairs or any probe, naming the pairs', async () => {
   const { VERIFY_MAX_PAIRS } = await import('./routes/verify.js');
   const api = await testApi();
-  assert.equal((await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/16' })).status, 201);
-  assert.equal((await api.call('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'net' })).status, 201);
   // 600 endpoints, each let in by a rule naming its own address on a port of its own: ~360,000 pairs.
-  const ips: string[] = [];
-  for (let i = 0; i < 600; i++) {
-    const r = await api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'net', group: 'db', containerId: `c${i}`, host: 'h1', ifname: 'eth0' });
-    assert.equal(r.status, 201, JSON.stringify(r.json));
-    ips.push(r.json.ip);
-  }
-  const rules = ips.map((ip, i) => ({ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(20000 + i), fromCidr: `${ip}/32` }));
-  assert.equal((await api.call('POST', '/api/v1/tenants/default/policies', { name: 'each', rules })).status, 201);
-  assert.equal((await api.call('PUT', '/api/v1/tenants/default/groups/db', { name: 'db', network: 'net', policies: ['each'] })).status, 200);
+  await perEndpointTenant(api, 600);
   const eve = await tenantUser(api, 'eve');
   const r = await api.call('POST', '/api/v1/tenants/default/verify', {}, {}, eve);
   assert.equal(r.status, 413, JSON.stringify(r.json));

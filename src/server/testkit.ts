@@ -40,3 +40,23 @@ export async function testApi(opts: { audit?: AuditSink; quota?: QuotaLimits; li
     },
   };
 }
+
+/**
+ * Tenant `default`'s network `net` (10.8.0.0/16) and group `db` of `n` endpoints on h1, each let in by a
+ * rule naming its own address on a port of its own, and `sources` more rules from addresses of no
+ * endpoint: the shape whose pairs of classes grow as endpoints squared (policy/budget.ts).
+ */
+export async function perEndpointTenant(api: TestApi, n: number, sources = 0): Promise<void> {
+  const ok = (r: { status: number; json: unknown }, status: number) => { if (r.status !== status) throw new Error(`${r.status} ${JSON.stringify(r.json)}`); return r; };
+  ok(await api.call('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.8.0.0/16' }), 201);
+  ok(await api.call('POST', '/api/v1/tenants/default/groups', { name: 'db', network: 'net' }), 201);
+  const cidrs: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = ok(await api.call('POST', '/api/v1/endpoints', { tenant: 'default', network: 'net', group: 'db', containerId: `c${i}`, host: 'h1', ifname: 'eth0' }), 201);
+    cidrs.push(`${(r.json as { ip: string }).ip}/32`);
+  }
+  for (let i = 0; i < sources; i++) cidrs.push(`172.20.${i >> 8}.${i & 255}/32`);
+  const rules = cidrs.map((fromCidr, i) => ({ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(20000 + i), fromCidr }));
+  ok(await api.call('POST', '/api/v1/tenants/default/policies', { name: 'each', rules }), 201);
+  ok(await api.call('PUT', '/api/v1/tenants/default/groups/db', { name: 'db', network: 'net', policies: ['each'] }), 200);
+}
