@@ -52,7 +52,7 @@ test('a policy past --max-policy-pairs keeps the last tables, refuses new endpoi
   const netns = await h.container('db-2');
   const add = await h.cni('ADD', { conflist: 'weft-default-db', containerId: 'db-2', netns });
   assert.notEqual(add.code, 0, 'the ADD fails');
-  assert.match(add.stdout, /would make 1,\d{3} pairs of address classes on this host .*the limit is weft agent --max-policy-pairs, 1,000 on this host/);
+  assert.match(add.stdout, /would make 1,\d{3} pairs of address classes .*the limit is weft agent --max-policy-pairs, 1,000 on this host/);
   const eps = await h.api('GET', '/api/v1/endpoints?tenant=default');
   assert.deepEqual(eps.json.items.map((e: { containerId: string }) => e.containerId).sort(), ['app-1', 'db-1'], 'the refused endpoint was released');
   const links = await h.exec(ns('db-2'), ['ip', '-o', 'link', 'show']);

@@ -194,7 +194,7 @@ test('a tenant whose policy is past --max-policy-pairs keeps its last tables and
   // 40 such rules: 1,760 pairs.
   state.replaceAll(snapshot(40, 2));
   await assert.rejects(r.ensureTenant('big'), (e: Error) => {
-    assert.match(e.message, /tenant big would make 1,760 pairs of address classes on this host \(42 classes, 40 of them of groups this host enforces\), past the limit of 200: .*\(the limit is weft agent --max-policy-pairs, 200 on this host\); its tables here stay as last applied/);
+    assert.match(e.message, /tenant big would make 1,760 pairs of address classes \(42 classes, 40 of them of enforced groups\), past the limit of 200: .*\(the limit is weft agent --max-policy-pairs, 200 on this host\); its tables here stay as last applied/);
     return true;
   });
   assert.match(table(), /20004|0x00004e24/, 'the last tables stay');

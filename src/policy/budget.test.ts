@@ -74,7 +74,7 @@ test('a policy past the budget is refused with its numbers, cold and when an inc
   // From that compile, 30 such endpoints and rules: the incremental compile is refused by what it leaves.
   const e = refused(() => compilePolicy({ ...perEndpoint(30, 2), previous: small, budget: 200 }));
   assert.deepEqual([e.tenant, e.pairs, e.classes, e.enforced, e.budget], ['t', 1020, 32, 30, 200]);
-  assert.match(e.message, /tenant t would make 1,020 pairs of address classes on this host \(32 classes, 30 of them of groups this host enforces\), past the limit of 200: /);
+  assert.match(e.message, /tenant t would make 1,020 pairs of address classes \(32 classes, 30 of them of enforced groups\), past the limit of 200: /);
   // Its engine was spent on the refused compile: the next from it is cold, and refused before any pair.
   const again = refused(() => compilePolicy({ ...perEndpoint(31, 3), previous: small, budget: 200 }));
   assert.equal(again.pairs, 2 * 33 * 31 - 31 * 31);

@@ -8,7 +8,7 @@
 export class PolicyTooLarge extends Error {
   constructor(readonly tenant: string, readonly pairs: number, readonly classes: number, readonly enforced: number, readonly budget: number) {
     const n = (x: number) => x.toLocaleString('en-US');
-    super(`the policy of tenant ${tenant} would make ${n(pairs)} pairs of address classes on this host (${n(classes)} classes, ${n(enforced)} of them of groups this host enforces), past the limit of ${n(budget)}: rules that give many addresses a class of their own (each endpoint's own address, CIDRs of no endpoint, NetworkPolicy peers) multiply them`);
+    super(`the policy of tenant ${tenant} would make ${n(pairs)} pairs of address classes (${n(classes)} classes, ${n(enforced)} of them of enforced groups), past the limit of ${n(budget)}: rules that give many addresses a class of their own (each endpoint's own address, CIDRs of no endpoint, NetworkPolicy peers) multiply them`);
     this.name = 'PolicyTooLarge';
   }
 }

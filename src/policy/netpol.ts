@@ -175,7 +175,7 @@ export class Netpol {
     const all = [...this.anp.map((x) => x.rules), ...this.np.values(), ...(this.banp ? [this.banp.rules] : [])];
     for (const rs of all) for (const t of [...rs.in, ...rs.out]) for (const peer of t.peers) for (const port of t.ports) this.peersOf(t.dir, peer, port);
     this.specs = [...this.bySpec.values()];
-    this.podSets = podSetIndex(this.specs);
+    this.podSets = podSetIndex(this.specs, endpoints);
     this.blockNamed = this.specs.some((x) => x.block && x.named);
     const cidrs = new Set<string>();
     for (const s of this.specs) if (s.block) for (const c of [s.block.cidr, ...s.block.except]) cidrs.add(c);
@@ -227,7 +227,7 @@ export class Netpol {
     const nsLabels = { ...(this.nsLabels.get(ns) ?? {}), [NAMESPACE_NAME_LABEL]: ns };
     const named = namedPortsOf(e.labels);
     const podSets: string[] = [];
-    for (const s of this.podSets.candidates(e.labels)) if (podInSet(s, ns, nsLabels, e.labels, named)) podSets.push(s.id);
+    for (const s of this.podSets.candidates(ns, nsLabels, e.labels)) if (podInSet(s, ns, nsLabels, e.labels, named)) podSets.push(s.id);
     const o: Own = { in: [], out: [], isolated: { in: [], out: [] }, named: {} };
     for (const a of this.anp) if (this.subjectHolds(a.subject, nsLabels, e.labels)) { o.in.push(...a.rules.in); o.out.push(...a.rules.out); }
     for (const [p, rules] of this.np) {
@@ -325,33 +325,67 @@ function trafficOf(q: TierPort | undefined): Pick<Rule, 'protocol' | 'ports'> {
 }
 
 /** The pod sets a pod may be in, in the sets' order, without testing every set against every pod. */
-interface PodSetIndex { candidates(labels: LabelMap): SetSpec[] }
+interface PodSetIndex { candidates(ns: string, nsLabels: LabelMap, labels: LabelMap): SetSpec[] }
 
 /**
- * Pod sets filed under one label (key and value) their pod selector's matchLabels requires; sets whose
- * selector requires none (any pod, expressions only, a namespace selector alone) are tested for every pod.
- * A pod is tested against the sets filed under its own labels and those: a tenant's policies with 10,000
- * podSelector peers, each naming one pod by a label of its own, were 10,000 × pods selector tests on every
- * compile (17 s at 10,000 pods, on the agent's event loop: docs/decisions.md, session 55).
+ * Pod sets filed under labels their pod selector requires: of the selector's matchLabels pairs and its `In`
+ * expressions (each value of one an option), the one fewest of the tenant's pods carry (a set is filed
+ * under every value of an `In`). A set whose pod selector requires nothing is decided by the namespace
+ * alone, once per namespace; one requiring no label (other expressions only) is tested for every pod.
+ * A pod is tested against the sets filed under its own labels and those. A tenant's policies with 10,000
+ * podSelector peers, each naming one pod, were 10,000 × pods selector tests on every compile (17 s at
+ * 10,000 pods, on the agent's event loop), and filing under the first label alone let a label every pod
+ * carries, listed first, bring them back (docs/decisions.md, session 55).
  */
-function podSetIndex(specs: readonly SetSpec[]): PodSetIndex {
-  const byLabel = new Map<string, number[]>();
+function podSetIndex(specs: readonly SetSpec[], endpoints: readonly Endpoint[]): PodSetIndex {
+  const carried = new Map<string, Map<string, number>>();
+  for (const e of endpoints) {
+    for (const [k, v] of Object.entries(e.labels)) {
+      const vs = carried.get(k) ?? carried.set(k, new Map()).get(k)!;
+      vs.set(v, (vs.get(v) ?? 0) + 1);
+    }
+  }
+  const byLabel = new Map<string, Map<string, number[]>>();
+  const file = (k: string, v: string, i: number) => {
+    const vs = byLabel.get(k) ?? byLabel.set(k, new Map()).get(k)!;
+    const xs = vs.get(v);
+    if (xs) xs.push(i);
+    else vs.set(v, [i]);
+  };
   const always: number[] = [];
+  const byNamespace: number[] = [];
   specs.forEach((s, i) => {
     if (s.block) return;
-    const first = Object.entries(s.podSelector?.matchLabels ?? {})[0];
-    if (first === undefined) { always.push(i); return; }
-    const key = `${first[0]}\u0000${first[1]}`;
-    const xs = byLabel.get(key);
-    if (xs) xs.push(i);
-    else byLabel.set(key, [i]);
+    const sel = s.podSelector ?? {};
+    const options: Array<[string, string[]]> = Object.entries(sel.matchLabels ?? {}).map(([k, v]) => [k, [v]]);
+    for (const r of sel.matchExpressions ?? []) if (r.operator === 'In') options.push([r.key, [...new Set(r.values ?? [])]]);
+    if (options.length > 0) {
+      let best = options[0] as [string, string[]];
+      let fewest = Infinity;
+      for (const o of options) {
+        const n = o[1].reduce((a, v) => a + (carried.get(o[0])?.get(v) ?? 0), 0);
+        if (n < fewest) [best, fewest] = [o, n];
+      }
+      for (const v of best[1]) file(best[0], v, i);
+    } else if (!s.any && (sel.matchExpressions ?? []).length === 0) {
+      byNamespace.push(i);
+    } else {
+      always.push(i);
+    }
   });
+  const nsSets = new Map<string, number[]>();
   return {
-    candidates(labels: LabelMap): SetSpec[] {
-      const at = [...always];
-      for (const [k, v] of Object.entries(labels)) { const xs = byLabel.get(`${k}\u0000${v}`); if (xs) at.push(...xs); }
+    candidates(ns: string, nsLabels: LabelMap, labels: LabelMap): SetSpec[] {
+      let inNs = nsSets.get(ns);
+      if (!inNs) {
+        // The namespace's part of each such set (its name, its selector); a named port is the pod's own (podInSet).
+        inNs = byNamespace.filter((i) => { const s = specs[i] as SetSpec; return (s.namespace === undefined || s.namespace === ns) && (!s.namespaceSelector || selectorMatches(s.namespaceSelector, nsLabels)); });
+        nsSets.set(ns, inNs);
+      }
+      const at = [...always, ...inNs];
+      for (const [k, v] of Object.entries(labels)) { const xs = byLabel.get(k)?.get(v); if (xs) at.push(...xs); }
       // In the sets' order, as a full scan lists them (an endpoint's key, endpointKey, is made of them).
-      if (at.length !== always.length) at.sort((a, b) => a - b);
+      at.sort((a, b) => a - b);
       return at.map((i) => specs[i] as SetSpec);
     },
   };
