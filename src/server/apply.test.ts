@@ -143,7 +143,11 @@ test('POST /apply dryRun: a tenant whose policy makes more pairs than the compar
   const dry = await api.call('POST', '/api/v1/apply', { tenant: 'default', dryRun: true, documents: [doc('Policy', 'more', { rules: [{ id: 'x', protocol: 'udp', ports: '53' }] })] });
   assert.equal(dry.status, 200, JSON.stringify(dry.json));
   assert.equal(dry.json.flows.length, 1);
-  assert.match(dry.json.flows[0].note, /would make 4\d\d,\d{3} pairs of address classes/);
+  assert.match(dry.json.flows[0].note, /^not compared: the current policy makes 4\d\d,\d{3} pairs of address classes, past the comparison's 300,000; after this change, 4\d\d,\d{3} pairs/);
   assert.deepEqual([dry.json.flows[0].total, DRY_RUN_MAX_PAIRS], [0, 300_000]);
+  // A dry run of the fix says that it is one.
+  const fix = await api.call('POST', '/api/v1/apply', { tenant: 'default', dryRun: true, documents: [doc('Group', 'db', { network: 'net', policies: [] })] });
+  assert.equal(fix.status, 200, JSON.stringify(fix.json));
+  assert.match(fix.json.flows[0].note, /the current policy makes 4\d\d,\d{3} pairs .*; after this change, within the limit/);
   console.log(`# refused in ${Math.round(performance.now() - t0)} ms`);
 });

@@ -2,7 +2,7 @@
 // changes between them, on a thread of its own so that the server's event loop never waits for them
 // (a tenant's hostile policies held it ~1 s a dry run). One comparison per thread; the thread ends after.
 import { parentPort, workerData } from 'node:worker_threads';
-import { compilePolicy, verdictChanges, type PolicyState } from '../policy/index.js';
+import { compilePolicy, PolicyTooLarge, verdictChanges, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import type { Endpoint } from '../model/index.js';
 
 export interface DryRunJob { before: PolicyState; after: PolicyState; endpoints: Endpoint[]; limit: number }
@@ -13,5 +13,23 @@ export interface DryRunJob { before: PolicyState; after: PolicyState; endpoints:
  */
 export const DRY_RUN_MAX_PAIRS = 300_000;
 
+/** Each side compiled within the budget, or why not: a refusal says which side (the current policy past it cannot block a dry run of its fix from saying so). */
+function compiled(s: PolicyState): CompiledPolicy | PolicyTooLarge {
+  try {
+    return compilePolicy({ ...s, budget: DRY_RUN_MAX_PAIRS });
+  } catch (e) {
+    if (e instanceof PolicyTooLarge) return e;
+    throw e;
+  }
+}
+
 const job = workerData as DryRunJob | undefined;
-if (job) parentPort?.postMessage(verdictChanges(compilePolicy({ ...job.before, budget: DRY_RUN_MAX_PAIRS }), compilePolicy({ ...job.after, budget: DRY_RUN_MAX_PAIRS }), job.endpoints, job.limit));
+if (job) {
+  const [before, after] = [compiled(job.before), compiled(job.after)];
+  const pairs = (x: CompiledPolicy | PolicyTooLarge) => (x instanceof PolicyTooLarge ? `${x.pairs.toLocaleString('en-US')} pairs of address classes, past the comparison's ${DRY_RUN_MAX_PAIRS.toLocaleString('en-US')}` : 'within the limit');
+  if (before instanceof PolicyTooLarge || after instanceof PolicyTooLarge) {
+    parentPort?.postMessage({ refused: `not compared: the current policy makes ${pairs(before)}; after this change, ${pairs(after)} (rules that give many addresses a class of their own multiply them)` });
+  } else {
+    parentPort?.postMessage(verdictChanges(before, after, job.endpoints, job.limit));
+  }
+}

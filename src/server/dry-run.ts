@@ -61,7 +61,7 @@ export class DryRunComparer {
       });
       signal?.addEventListener('abort', ended, { once: true });
       const timer = setTimeout(() => finish({ refused: `the comparison took more than ${this.limits.ms / 1000} s; not compared` }), this.limits.ms);
-      worker.once('message', (m: { changes: VerdictChange[]; total: number }) => finish(m));
+      worker.once('message', (m: { changes: VerdictChange[]; total: number } | { refused: string }) => finish(m));
       worker.once('error', (e: Error & { code?: string }) => finish({
         refused: e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `the comparison needed more than ${this.limits.heapMb} MB; not compared` : `the comparison failed: ${e.message}`,
       }));

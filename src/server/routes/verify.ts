@@ -55,7 +55,7 @@ export function verifyRoutes(app: FastifyInstance): void {
    * Each tenant's last compile: of what (its fingerprint), when it ended, how long it took, and its
    * expectations while it is one of the KEPT_COMPILES latest (the oldest entries go past 1,024 tenants).
    */
-  const compiles = new Map<string, { fingerprint: string | undefined; at: number; ms: number; expect: ReturnType<typeof expectations> | undefined }>();
+  const compiles = new Map<string, { fingerprint: string | undefined; at: number; ms: number; expect: ReturnType<typeof expectations> | undefined; refused?: string }>();
   app.post<{ Params: { tenant: string }; Body: { flows?: string[]; timeoutMs?: number } }>('/api/v1/tenants/:tenant/verify', {
     schema: { params: Params, body: Body, tags: ['policy'], summary: 'Probe every pair of endpoints with real packets and compare with the policy' },
   }, async (req) => {
@@ -91,24 +91,32 @@ export function verifyRoutes(app: FastifyInstance): void {
       const s = Math.ceil((last.at + COMPILE_SPACING * last.ms - Date.now()) / 1000);
       throw new WeftError('WEFT_BUSY', `tenant ${t}'s policy changed since its last verification, whose compile took ${Math.round(last.ms)} ms; ask again in ${s} s`);
     }
+    // The same policy refused before is refused again without compiling (a refusal costs its sweep).
+    if (same && last?.refused !== undefined) throw new WeftError('WEFT_TOO_LARGE', last.refused);
     // Compiled before any probe: a policy too large to compile costs no host a prober.
     let expect = same ? last?.expect : undefined;
     if (!expect) {
       const t0 = performance.now();
+      const remember = (x: { expect?: ReturnType<typeof expectations>; refused?: string }) => {
+        compiles.delete(t);
+        // A read across a write (no fingerprint) is compiled for this answer alone.
+        compiles.set(t, { fingerprint, at: Date.now(), ms: performance.now() - t0, expect: fingerprint === undefined ? undefined : x.expect, ...(x.refused !== undefined ? { refused: x.refused } : {}) });
+        let n = 0;
+        for (const y of [...compiles.values()].reverse()) if (y.expect && ++n > KEPT_COMPILES) y.expect = undefined;
+        for (const k of compiles.keys()) if (compiles.size > 1024) compiles.delete(k);
+      };
       let compiled: CompiledPolicy;
       try {
         compiled = compilePolicy({ ...state, budget: VERIFY_MAX_PAIRS });
       } catch (e) {
         if (!(e instanceof PolicyTooLarge)) throw e;
-        throw new WeftError('WEFT_TOO_LARGE', `${e.message}; a verification compiles at most ${VERIFY_MAX_PAIRS.toLocaleString('en-US')} (weft matrix and weft explain answer cell by cell)`);
+        const refused = `${e.message}; a verification compiles the whole tenant (every group) within ${VERIFY_MAX_PAIRS.toLocaleString('en-US')} (weft matrix and weft explain answer cell by cell)`;
+        // Spaced as a compile is: a tenant asking again at once is told to wait, not refused by another sweep.
+        remember({ refused });
+        throw new WeftError('WEFT_TOO_LARGE', refused);
       }
       expect = expectations(compiled);
-      compiles.delete(t);
-      // A read across a write (no fingerprint) is compiled for this answer alone.
-      compiles.set(t, { fingerprint, at: Date.now(), ms: performance.now() - t0, expect: fingerprint === undefined ? undefined : expect });
-      let n = 0;
-      for (const x of [...compiles.values()].reverse()) if (x.expect && ++n > KEPT_COMPILES) x.expect = undefined;
-      for (const k of compiles.keys()) if (compiles.size > 1024) compiles.delete(k);
+      remember({ expect });
     }
     const started = Date.now();
     const reports = new Map<string, VerifyReport>();
