@@ -2,6 +2,14 @@
  * Defaults of the server's limits: one place for the control plane, the server, the stores and the CLI's
  * --help. Why each value: docs/decisions.md ("Limits").
  */
+/**
+ * The most pairs of address classes one tenant's policy may make in one compile (policy/budget.ts): the
+ * agents' `--max-policy-pairs` default, and what the server's whole-tenant compiles (verify, a dry run's
+ * comparison) allow. The benchmarks' 50,000-rule shapes make at most ~200,000; at this many a compile and
+ * its render take ~1.2 s (docs/decisions.md, session 55).
+ */
+export const POLICY_PAIRS_DEFAULT = 300_000;
+
 export const LIMIT_DEFAULTS = {
   /** Tenants and tenant objects one user may own. */
   quotaObjects: 1000,

@@ -17,7 +17,7 @@ export class PolicyTooLarge extends Error {
  * The pairs a compile decides with `all` classes of which `enforced` are enforced here: every class
  * against every enforced one, both ways (an enforced pair once).
  */
-export function pairsToDecide(all: number, enforced: number): number {
+function pairsToDecide(all: number, enforced: number): number {
   return 2 * all * enforced - enforced * enforced;
 }
 

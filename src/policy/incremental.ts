@@ -202,7 +202,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
       // Decided ahead of the pairs by every holder, as it went and as it came: no pair changes.
       if (!rule || high.has(changeKey(c.policy, rule, rule === c.before ? -1 : 1))) continue;
       const reach = reachOf(e, c.policy, rule);
-      if (reach === 'all') markRule(e, c.policy, rule, all, mark);
+      if (reach === 'all') markRule(e, c.policy, rule, all, mark, bySet);
       else if (reach === 'met') markMet(e, new Set(ownersOf(e, c.policy)), rule, all, mark, byIdentity(), bySet);
     }
   }
@@ -458,10 +458,10 @@ function ownersOf(e: Engine, policy: string): number[] {
 }
 
 /** Marks every pair whose sides' rule lists hold this rule: its owners (the groups holding it) and its peers. */
-function markRule(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void): void {
+function markRule(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void, bySet: () => ReadonlyMap<string, number[]>): void {
   const owners = ownersOf(e, policy);
   if (owners.length === 0) return;
-  for (const peer of peersOf(e, rule, all)) {
+  for (const peer of peersOf(e, rule, all, bySet)) {
     for (const o of owners) {
       if (rule.direction === 'in') mark(peer, o);
       else mark(o, peer);
@@ -487,13 +487,13 @@ function classesBySet(all: readonly Klass[]): Map<string, number[]> {
  * peer set, made once for a recompile (a change meeting 10,000 peer sets' buckets scanned every class for
  * each: 2.3 s at 4,000 pods, 9.8 s at 10,000, bench:policy-compile `selectors`).
  */
-function peersOf(e: Engine, rule: Rule, all: readonly Klass[], bySet?: () => ReadonlyMap<string, number[]>): number[] {
+function peersOf(e: Engine, rule: Rule, all: readonly Klass[], bySet: () => ReadonlyMap<string, number[]>): number[] {
   const p = peerOf(rule);
   if (p.kind === 'any') return all.map((k) => k.id);
   if (p.kind === 'group') return all.filter((k) => k.group === p.name).map((k) => k.id);
   if (p.kind === 'network') return all.filter((k) => k.network === p.name).map((k) => k.id);
   // A NetworkPolicy's peer set (in an index, never a changed rule: a NetworkPolicy change is a cold compile).
-  if (p.kind === 'set') return bySet ? [...(bySet().get(p.name) ?? [])] : all.filter((k) => k.np?.sets.includes(p.name)).map((k) => k.id);
+  if (p.kind === 'set') return [...(bySet().get(p.name) ?? [])];
   // An IPv6 CIDR: the classes holding it, endpoints' and those of the other addresses it covers (indexed).
   if (isCidr6(p.name)) return [...(e.classesByCidr6.get(p.name) ?? [])];
   // A CIDR of a set (aliases.ts): the classes holding the set's name, wherever its CIDRs are.

@@ -8,4 +8,4 @@ export { decide, layerOf, protocolNumber, type Decision, type RuleRef } from './
 export type { NetpolInput } from './netpol.js';
 export { verdictChanges, type VerdictChange } from './diff.js';
 export { DECIDED_IN, DECIDED_OUT } from './high.js';
-export { PolicyTooLarge, pairsToDecide } from './budget.js';
+export { PolicyTooLarge } from './budget.js';

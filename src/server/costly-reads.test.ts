@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryStore, type Store } from '../store/index.js';
 import { perEndpointTenant, testApi } from './testkit.js';
 import { EXPLAINS_EACH } from './routes/explain.js';
+import { POLICY_PAIRS_DEFAULT } from '../model/index.js';
 import { Engine } from '../policy/engine.js';
 
 /**
@@ -175,8 +176,7 @@ test('verify: a tenant whose policy changed since its last compile waits COMPILE
   }
 });
 
-test('verify: a policy past VERIFY_MAX_PAIRS is refused before any compile of its pairs or any probe, naming the pairs, and not compiled again', async (t) => {
-  const { VERIFY_MAX_PAIRS } = await import('./routes/verify.js');
+test('verify: a policy past POLICY_PAIRS_DEFAULT is refused before any compile of its pairs or any probe, naming the pairs, and not compiled again', async (t) => {
   const api = await testApi();
   // 600 endpoints, each let in by a rule naming its own address on a port of its own: ~360,000 pairs.
   await perEndpointTenant(api, 600);
@@ -188,7 +188,7 @@ test('verify: a policy past VERIFY_MAX_PAIRS is refused before any compile of it
   assert.equal(r.status, 413, JSON.stringify(r.json));
   assert.equal(r.json.code, 'WEFT_TOO_LARGE');
   assert.match(r.json.detail, /would make 3\d\d,\d{3} pairs of address classes .*; a verification compiles the whole tenant \(every group\) within 300,000/);
-  assert.equal(VERIFY_MAX_PAIRS, 300_000);
+  assert.equal(POLICY_PAIRS_DEFAULT, 300_000);
   assert.equal(builds, 1);
   // Asked again for the same policy: the refusal again, without another compile.
   const again = await api.call('POST', '/api/v1/tenants/default/verify', {}, {}, eve);

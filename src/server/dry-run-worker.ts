@@ -3,20 +3,14 @@
 // (a tenant's hostile policies held it ~1 s a dry run). One comparison per thread; the thread ends after.
 import { parentPort, workerData } from 'node:worker_threads';
 import { compilePolicy, PolicyTooLarge, verdictChanges, type CompiledPolicy, type PolicyState } from '../policy/index.js';
-import type { Endpoint } from '../model/index.js';
+import { POLICY_PAIRS_DEFAULT, type Endpoint } from '../model/index.js';
 
 export interface DryRunJob { before: PolicyState; after: PolicyState; endpoints: Endpoint[]; limit: number }
 
-/**
- * The most pairs of address classes either compile may make (the agents' default `--max-policy-pairs`):
- * past it the comparison is refused at once (policy/budget.ts), not after its 10 s of a core.
- */
-export const DRY_RUN_MAX_PAIRS = 300_000;
-
-/** Each side compiled within the budget, or why not: a refusal says which side (the current policy past it cannot block a dry run of its fix from saying so). */
+/** Each side compiled within the agents' budget of pairs (refused at once, not after the thread's 10 s), or why not: a refusal says which side (the current policy past it cannot block a dry run of its fix from saying so). */
 function compiled(s: PolicyState): CompiledPolicy | PolicyTooLarge {
   try {
-    return compilePolicy({ ...s, budget: DRY_RUN_MAX_PAIRS });
+    return compilePolicy({ ...s, budget: POLICY_PAIRS_DEFAULT });
   } catch (e) {
     if (e instanceof PolicyTooLarge) return e;
     throw e;
@@ -26,7 +20,7 @@ function compiled(s: PolicyState): CompiledPolicy | PolicyTooLarge {
 const job = workerData as DryRunJob | undefined;
 if (job) {
   const [before, after] = [compiled(job.before), compiled(job.after)];
-  const pairs = (x: CompiledPolicy | PolicyTooLarge) => (x instanceof PolicyTooLarge ? `${x.pairs.toLocaleString('en-US')} pairs of address classes, past the comparison's ${DRY_RUN_MAX_PAIRS.toLocaleString('en-US')}` : 'within the limit');
+  const pairs = (x: CompiledPolicy | PolicyTooLarge) => (x instanceof PolicyTooLarge ? `${x.pairs.toLocaleString('en-US')} pairs of address classes, past the comparison's ${POLICY_PAIRS_DEFAULT.toLocaleString('en-US')}` : 'within the limit');
   if (before instanceof PolicyTooLarge || after instanceof PolicyTooLarge) {
     parentPort?.postMessage({ refused: `not compared: the current policy makes ${pairs(before)}; after this change, ${pairs(after)} (rules that give many addresses a class of their own multiply them)` });
   } else {

@@ -8,6 +8,7 @@ import { durationArg, lifetimeArg } from '../durations.js';
 import { untilSignalled } from '../signals.js';
 import type { LabOps } from './lab.js';
 import { etcdFlags, etcdOptions, limitFlags, limitOptions, type EtcdOptions, type LimitOptions } from './limits.js';
+import { POLICY_PAIRS_DEFAULT } from '../../model/plain.js';
 
 export interface RunningDaemon {
   url: string;
@@ -99,7 +100,7 @@ function agentOptions(cmd: Command): Command {
       .choices(['on', 'off']).default('on'))
     .option('--resync <ms>', 'how often to re-check what the drift watcher reported (every tenant once a minute, and on every resync if the watcher is gone) and repair drift', intArg('--resync', 200, 600_000), 2000)
     .option('--repair-grace <ms>', 'age before an endpoint without its veth is re-wired, or released when its container is gone', intArg('--repair-grace', 0, 3_600_000), 10_000)
-    .option('--max-policy-pairs <n>', 'the most pairs of address classes one tenant\'s policy may make on this host (rules giving each endpoint\'s own address its own ports make the square of those endpoints); past it, that tenant\'s tables here stay as last applied and its new endpoints here are refused, so one tenant\'s policy cannot hold the agent for every other', intArg('--max-policy-pairs', 1000, 100_000_000), 300_000)
+    .option('--max-policy-pairs <n>', 'the most pairs of address classes one tenant\'s policy may make on this host (rules giving each endpoint\'s own address its own ports make the square of those endpoints); past it, that tenant\'s tables here stay as last applied and its new endpoints here are refused, so one tenant\'s policy cannot hold the agent for every other', intArg('--max-policy-pairs', 1000, 100_000_000), POLICY_PAIRS_DEFAULT)
     .addOption(new Option('--flow-log <on|off>', 'log each new connection\'s verdict (allowed, denied, audit) in the tenants\' tables and send it to the server, for `weft flows`')
       .choices(['on', 'off']).default('on'))
     .option('--flow-log-rate <perSource,total>', 'flow records per second the kernel passes on: per source address, and per tenant on this host (a tenant without policy: bridged and routed connections each have their own); the rest are counted, not logged', flowRates, { perSource: 20, total: 500 })

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { addressOf, Name, WeftError, type Endpoint } from '../../model/index.js';
+import { addressOf, Name, POLICY_PAIRS_DEFAULT, WeftError, type Endpoint } from '../../model/index.js';
 import { parseFlows, requireRole, requireTenantAccess, type VerifyReport } from '../../control/index.js';
 import { compilePolicy, lookupVerdict, PolicyTooLarge, type CompiledPolicy } from '../../policy/index.js';
 import { principalOf } from '../context.js';
@@ -17,13 +17,6 @@ export const COMPILE_SPACING = 10;
 
 /** At most this many probes in one verification (endpoints × others × flows): each agent's report is one request. */
 export const MAX_VERIFY_CELLS = 10_000;
-
-/**
- * The most pairs of address classes a verification compiles (the agents' default `--max-policy-pairs`):
- * the whole tenant's compile holds the server's event loop, and a tenant whose rules give each of its
- * 2,000 endpoints a class of its own would hold it ~9 s and ~500 MB (policy/budget.ts).
- */
-export const VERIFY_MAX_PAIRS = 300_000;
 
 const Params = Type.Object({ tenant: Name }, { additionalProperties: false });
 const Body = Type.Object({
@@ -93,7 +86,9 @@ export function verifyRoutes(app: FastifyInstance): void {
     }
     // The same policy refused before is refused again without compiling (a refusal costs its sweep).
     if (same && last?.refused !== undefined) throw new WeftError('WEFT_TOO_LARGE', last.refused);
-    // Compiled before any probe: a policy too large to compile costs no host a prober.
+    // Compiled before any probe: a policy too large to compile costs no host a prober. The whole tenant's
+    // compile holds the event loop: a tenant whose rules give each of its 2,000 endpoints a class of its
+    // own would hold it ~9 s and ~500 MB, so it has the agents' budget of pairs.
     let expect = same ? last?.expect : undefined;
     if (!expect) {
       const t0 = performance.now();
@@ -107,10 +102,10 @@ export function verifyRoutes(app: FastifyInstance): void {
       };
       let compiled: CompiledPolicy;
       try {
-        compiled = compilePolicy({ ...state, budget: VERIFY_MAX_PAIRS });
+        compiled = compilePolicy({ ...state, budget: POLICY_PAIRS_DEFAULT });
       } catch (e) {
         if (!(e instanceof PolicyTooLarge)) throw e;
-        const refused = `${e.message}; a verification compiles the whole tenant (every group) within ${VERIFY_MAX_PAIRS.toLocaleString('en-US')} (weft matrix and weft explain answer cell by cell)`;
+        const refused = `${e.message}; a verification compiles the whole tenant (every group) within ${POLICY_PAIRS_DEFAULT.toLocaleString('en-US')} (weft matrix and weft explain answer cell by cell)`;
         // Spaced as a compile is: a tenant asking again at once is told to wait, not refused by another sweep.
         remember({ refused });
         throw new WeftError('WEFT_TOO_LARGE', refused);
