@@ -6,7 +6,7 @@
 // new class; in `six`, the /128 of an endpoint's IPv6 address), and a rule with no peer added (it matches every class: the edit that costs most).
 // `one`: agent's rules in one policy (a rule changed in it diffs that policy); `endpoints` and
 // `endpoints-ports`: sizes count endpoints, each allowed in by its own /32 (endpointsState); `selectors`:
-// sizes count pods, NetworkPolicy peers each selecting one of them (selectorsState). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
+// sizes count pods, NetworkPolicy peers each selecting one of them, written four ways (selectorsState). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
 // (pairs.ts), and the elements and text of the table the agent writes. Pure CPU on one core: the machine's other
 // work shows up as noise, so compare figures of one run only. `--nft` (root) also loads that table with
 // `nft -f` into a new, empty namespace (what a drift repair writes), deleted after.
@@ -20,8 +20,11 @@ import { classify, compilePolicy, explainer, type CompiledPolicy, type PolicySta
 import { BASE_RULES, SHAPES, makeShape, type ShapeName } from './policy-shapes.js';
 import { mixedRule } from './policy-agent.js';
 
-export type BenchShape = ShapeName | 'agent' | 'six' | 'one' | 'endpoints' | 'endpoints-ports' | 'selectors';
-const ALL: readonly BenchShape[] = [...SHAPES, 'agent', 'six', 'one', 'endpoints', 'endpoints-ports', 'selectors'];
+const SELECTOR_SHAPES = ['selectors', 'selectors-in', 'selectors-shared', 'selectors-ns'] as const;
+type SelectorShape = (typeof SELECTOR_SHAPES)[number];
+const isSelectorShape = (x: string): x is SelectorShape => (SELECTOR_SHAPES as readonly string[]).includes(x);
+export type BenchShape = ShapeName | 'agent' | 'six' | 'one' | 'endpoints' | 'endpoints-ports' | SelectorShape;
+const ALL: readonly BenchShape[] = [...SHAPES, 'agent', 'six', 'one', 'endpoints', 'endpoints-ports', ...SELECTOR_SHAPES];
 const meta = { revision: 1, createdAt: '', updatedAt: '' };
 /** The addresses of db and app in every shape's tenant. */
 export const ips = { app: '10.40.0.3', db: '10.40.0.2' };
@@ -30,7 +33,7 @@ export const ips = { app: '10.40.0.3', db: '10.40.0.2' };
 export function shapeState(name: BenchShape, n: number): PolicyState {
   if (name === 'six') return sixState(n);
   if (name === 'endpoints' || name === 'endpoints-ports') return endpointsState(n, name === 'endpoints-ports');
-  if (name === 'selectors') return selectorsState(n);
+  if (isSelectorShape(name)) return selectorsState(n, name);
   const lists = name === 'agent' || name === 'one' ? agentPolicies(n, name === 'one' ? n : 1000) : shapePolicies(name, n);
   const policies: Policy[] = [{ ...meta, tenant: 't', name: 'base', rules: BASE_RULES }, ...lists.policies.map((p) => ({ ...meta, tenant: 't', ...p }))];
   const attach = (g: 'db' | 'app') => [...(g === 'db' ? ['base'] : []), ...(lists.groups.includes(g) ? lists.policies.map((p) => p.name) : [])];
@@ -105,17 +108,24 @@ function endpointsState(n: number, ports: boolean): PolicyState {
 }
 
 /**
- * NetworkPolicy peers that each select one pod by a label of its own (a review's shape, session 55): n
+ * NetworkPolicy peers that each select one pod by a label of its own (the reviews' shapes, session 55): n
  * pods of the tenant, db (10.40.0.2) the only one on this host, and 10 NetworkPolicies selecting db, each
- * letting in n/10 pods by `podSelector: {app: aN}`; the base policy on db (Weft's rules) takes the edits.
+ * letting in n/10 pods, a peer a pod: `selectors` by `podSelector: {app: aN}`, `selectors-in` by
+ * `app In [aN]`, `selectors-shared` by `{tier: web, app: aN}` (every pod is tier web: the label listed first
+ * selects all), `selectors-ns` by a namespace selector alone (`team: tN`, no namespace has it). The base
+ * policy on db (Weft's rules) takes the edits.
  */
-function selectorsState(n: number): PolicyState {
+function selectorsState(n: number, shape: SelectorShape): PolicyState {
   const ip = (i: number) => `10.40.${(i + 2) >> 8}.${(i + 2) & 255}`;
   const endpoints: Endpoint[] = Array.from({ length: n }, (_, i) => ({ ...meta, id: `e${i}`, tenant: 't', network: 'bench', ...(i === 0 ? { group: 'db' } : {}), ip: ip(i),
-    prefixLength: 16, gateway: '10.40.0.1', mac: '', mtu: 1450, vni: 1, host: i === 0 ? 'h' : 'h2', ifname: 'eth0', containerId: `e${i}`, labels: { app: `a${i}`, ...(i === 0 ? { role: 'db' } : {}) }, state: 'created' }));
+    prefixLength: 16, gateway: '10.40.0.1', mac: '', mtu: 1450, vni: 1, host: i === 0 ? 'h' : 'h2', ifname: 'eth0', containerId: `e${i}`, labels: { tier: 'web', app: `a${i}`, ...(i === 0 ? { role: 'db' } : {}) }, state: 'created' }));
   const per = Math.max(1, Math.floor(n / 10));
+  const peer = (app: string, j: number) => shape === 'selectors' ? { podSelector: { matchLabels: { app } } }
+    : shape === 'selectors-in' ? { podSelector: { matchExpressions: [{ key: 'app', operator: 'In' as const, values: [app] }] } }
+      : shape === 'selectors-shared' ? { podSelector: { matchLabels: { tier: 'web', app } } }
+        : { namespaceSelector: { matchLabels: { team: `t${j}` } } };
   const policies = Array.from({ length: 10 }, (_, k) => ({ name: `np${k}`, namespace: 'default', revision: 1,
-    spec: { podSelector: { matchLabels: { role: 'db' } }, ingress: [{ from: Array.from({ length: per }, (_, j) => ({ podSelector: { matchLabels: { app: `a${(k * per + j) % n}` } } })) }] } }));
+    spec: { podSelector: { matchLabels: { role: 'db' } }, ingress: [{ from: Array.from({ length: per }, (_, j) => peer(`a${(k * per + j) % n}`, k * per + j)) }] } }));
   const tenant: Tenant = { ...meta, name: 't', id: 1, defaultAction: 'allow' };
   const networks: Network[] = [{ ...meta, tenant: 't', name: 'bench', subnet: '10.40.0.0/16', gateway: '10.40.0.1', encap: 'vxlan', vni: 1, mtu: 1450 }];
   return { tenant, networks, groups: [{ ...meta, tenant: 't', name: 'db', network: 'bench', policies: ['base'], labels: {} }], policies: [{ ...meta, tenant: 't', name: 'base', rules: BASE_RULES }],
