@@ -34,10 +34,13 @@ test('a policy past --max-policy-pairs keeps the last tables, refuses new endpoi
   assert.ok(await reach('app-1', 'db-1', 8888));
   assert.ok(!(await reach('app-1', 'db-1', 8889)), 'db:8889 is denied by db-policy');
 
-  // 8889 opened, and 300 sources of their own with a port each: ~300 classes against the 2 enforced
-  // here (db-1's and app-1's), ~1,200 pairs, past the agent's 1,000.
+  // 8889 opened, and 300 addresses of no endpoint each named as a source and as a destination with a port
+  // of its own: ~300 classes on each side against the 2 enforced here (db-1's and app-1's), ~1,200 pairs,
+  // past the agent's 1,000 (named one way only, the roles would make ~600: policy/roles.ts).
+  const peer = (i: number) => `172.20.${i >> 8}.${i & 255}/32`;
   const rules = [{ id: 'open', direction: 'in', action: 'allow', protocol: 'tcp', ports: '8889', priority: 50 },
-    ...Array.from({ length: 300 }, (_, i) => ({ id: `s${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(20000 + i), priority: 5, fromCidr: `172.20.${i >> 8}.${i & 255}/32` }))];
+    ...Array.from({ length: 300 }, (_, i) => ({ id: `s${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(20000 + i), priority: 5, fromCidr: peer(i) })),
+    ...Array.from({ length: 300 }, (_, i) => ({ id: `d${i}`, direction: 'out', action: 'allow', protocol: 'tcp', ports: String(20000 + i), priority: 5, toCidr: peer(i) }))];
   const made = await h.api('POST', '/api/v1/tenants/default/policies', { name: 'many', rules });
   assert.equal(made.status, 201, JSON.stringify(made.json));
   const attach = await h.weft(['group', 'update', '-p', 'db-policy', '-p', 'many', 'db']);

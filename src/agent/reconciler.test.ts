@@ -164,15 +164,16 @@ test('a tenant whose policy is past --max-policy-pairs keeps its last tables and
   const meta = { revision: 1, createdAt: '', updatedAt: '' };
   const ip = (i: number) => `10.9.${(i >> 8) + 1}.${i & 255}`;
   const ep = (tenant: string, i: number) => ({ ...meta, id: `${tenant}${i}`, tenant, network: 'n', group: 'db', ip: ip(i), prefixLength: 16, gateway: '10.9.0.1', mac: '02:00:00:00:00:02', mtu: 1450, vni: 100, host: 'node1', ifname: 'eth0', containerId: `${tenant}c${i}`, labels: {}, state: 'created' as const });
-  // `big`: n endpoints of db here, each let in by a rule naming its own address on a port of its own
-  // (pairs as n squared); `small`: one endpoint, one rule.
+  // `big`: n endpoints of db here, each let in by a rule naming its own address on a port of its own and
+  // let out to it by another (pairs as n squared); `small`: one endpoint, one rule.
   const snapshot = (n: number, revision: number) => ({
     tenants: [{ ...meta, name: 'big', id: 1, defaultAction: 'deny' as const }, { ...meta, name: 'small', id: 2, defaultAction: 'allow' as const }],
     networks: ['big', 'small'].map((tenant) => ({ ...meta, tenant, name: 'n', subnet: '10.9.0.0/16', gateway: '10.9.0.1', encap: 'vxlan' as const, vni: 100, mtu: 1450 })),
     groups: ['big', 'small'].map((tenant) => ({ ...meta, tenant, name: 'db', network: 'n', policies: ['p'], labels: {} })),
     policies: [
       { ...meta, revision, tenant: 'big', name: 'p', rules: [{ id: 'out', priority: 1, direction: 'out' as const, action: 'allow' as const, protocol: 'any' },
-        ...Array.from({ length: n }, (_, i) => ({ id: `r${i}`, priority: 5, direction: 'in' as const, action: 'allow' as const, protocol: 'tcp', ports: String(20000 + i), fromCidr: `${ip(i)}/32` }))] },
+        ...Array.from({ length: n }, (_, i) => ({ id: `r${i}`, priority: 5, direction: 'in' as const, action: 'allow' as const, protocol: 'tcp', ports: String(20000 + i), fromCidr: `${ip(i)}/32` })),
+        ...Array.from({ length: n }, (_, i) => ({ id: `o${i}`, priority: 5, direction: 'out' as const, action: 'allow' as const, protocol: 'tcp', ports: String(20000 + i), toCidr: `${ip(i)}/32` }))] },
       { ...meta, revision, tenant: 'small', name: 'p', rules: [{ id: 'a', priority: 5, direction: 'in' as const, action: 'deny' as const, protocol: 'tcp', ports: String(30000 + revision) }] },
     ],
     endpoints: [...Array.from({ length: n }, (_, i) => ep('big', i)), ep('small', 0)],
@@ -194,7 +195,7 @@ test('a tenant whose policy is past --max-policy-pairs keeps its last tables and
   // 40 such rules: 1,760 pairs.
   state.replaceAll(snapshot(40, 2));
   await assert.rejects(r.ensureTenant('big'), (e: Error) => {
-    assert.match(e.message, /tenant big would make 1,760 pairs of address classes \(42 classes, 40 of them of enforced groups\), past the limit of 200: .*\(the limit is weft agent --max-policy-pairs, 200 on this host\); its tables here stay as last applied/);
+    assert.match(e.message, /tenant big would make 1,760 pairs of address classes \(84 classes as sources or destinations, 80 of them of enforced groups\), past the limit of 200: .*\(the limit is weft agent --max-policy-pairs, 200 on this host\); its tables here stay as last applied/);
     return true;
   });
   assert.match(table(), /20004|0x00004e24/, 'the last tables stay');

@@ -7,7 +7,7 @@ import { Attached } from '../model/attached.js';
 // ports and rests (one map each, or shards), and its side stages.
 
 /** The class map, per ranges array (an incremental compile whose classes did not move keeps it). */
-export const clsCache = new Attached<CompiledPolicy['classification']['ranges'], NftMap>('class map');
+export const clsCache = new Attached<object, NftMap>('class map');
 
 /** What a stage renders to: its maps, its shards' chains, its forward-chain rules. */
 export interface StageOut { maps: NftMap[]; shardChains: string[]; lines: string[] }
@@ -316,6 +316,7 @@ function sidedRanges(p: CompiledPolicy, sides: ReadonlyMap<number, unknown>): Co
 }
 
 /** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */
-export interface Names { cls: string; cls6?: string; cls6r?: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
+/** `cls`, `cls6`, `cls6r`: the source's role by its address; `clsd`, `cls6d`, `cls6rd`: the destination's (policy/roles.ts). */
+export interface Names { cls: string; clsd: string; cls6?: string; cls6d?: string; cls6r?: string; cls6rd?: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
 export interface ProtoNames { highs: string[]; prof: string[]; singles: string[]; rest: string[]; sides: string[] }
 

@@ -75,15 +75,15 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     assert.ok(line || nft.maps.length === 0, `the forward chain has "${rule} @MAP"`);
     return line ? line.trim().slice(rule.length + 2) : '';
   };
-  const cls = (ip: string) => pairsOf(map(ref('meta mark set ip saddr map'))).find(([k]) => inRange(k, parseIp(ip) as number, (x) => parseIp(x) as number))?.[1] ?? '0';
-  const s = cls(src);
-  const d = cls(dst);
+  // The source's role by its address into meta mark, the destination's into ct mark (policy/roles.ts): two maps, or one where they agree.
+  const cls = (rule: string, ip: string) => pairsOf(map(ref(rule))).find(([k]) => inRange(k, parseIp(ip) as number, (x) => parseIp(x) as number))?.[1] ?? '0';
+  const s = cls('meta mark set ip saddr map', src);
+  const d = cls('ct mark set ip daddr map', dst);
   if (nft.maps.length === 0) return fallback;
   const exact = (name: string, key: string) => exactMap(nft, name).get(key);
   // SCTP by port where the table has its lookups (a rule compares SCTP ports), else one of the others.
   const sctp = nft.chains.some((l) => l.trim().startsWith('meta l4proto sctp ') || l.includes('meta l4proto != { tcp, udp, sctp }'));
   const x = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 132 && sctp ? 'sctp' : 'x';
-  assert.equal(ref('ct mark set ip daddr map'), ref('meta mark set ip saddr map'), 'one class map for both addresses');
   const l4 = x === 'x' ? `meta l4proto != { tcp, udp${sctp ? ', sctp' : ''} }` : `meta l4proto ${x}`;
   // Each stage is a forward-chain rule that looks its map up, or (a large stage) jumps by the mark's low
   // bits to a shard chain whose one rule looks the shard's map up. A stage without elements may have none.

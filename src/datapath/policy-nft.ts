@@ -18,8 +18,9 @@ export { SHARDS } from './policy-nft-stages.js';
 /**
  * The policy part of a tenant's table.
  * Every map is named by its content (byContent: never changed in place while in use). Per new connection:
- *   1. source and destination address → class: a one-field interval map each (rbtree, O(log n)), into
- *      meta mark and ct mark;
+ *   1. source address → its class's source role, destination address → its destination role
+ *      (policy/roles.ts): a one-field interval map each (rbtree, O(log n)), into meta mark and ct mark
+ *      (one map for both where every class is its own role on both sides);
  *   2. per protocol function (tcp, udp, the others; sctp where a rule compares its ports): (source class . destination class) → profile, an
  *      exact-match map (hash, O(1)) into meta mark. A profile is one distinct verdict function of that
  *      protocol, shared by every pair that has it (the compiler interns them): a rule whose peer covers
@@ -91,8 +92,9 @@ const freshState = (sctp: boolean): RenderState => ({ sctp, pairs: [], profiles:
 
 function render(p: CompiledPolicy): PolicyNft {
   if (!filters(p)) return { maps: [], chains: renderForward(p, undefined) };
-  let cls = clsCache.get(p.classification.ranges);
-  if (!cls) clsCache.set(p.classification.ranges, (cls = byContent('cls', { type: 'ipv4_addr : mark', interval: true, elements: p.classification.ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) })));
+  // The source's role and the destination's (policy/roles.ts): one map where every class is its own role on both sides.
+  const cls = classMap(roleRanges(p.classification.ranges, p.roles.src, 1));
+  const clsd = classMap(roleRanges(p.classification.ranges, p.roles.dst, 1));
   const book = bookOf(p);
   let st = states.get(book);
   states.delete(book);
@@ -102,15 +104,13 @@ function render(p: CompiledPolicy): PolicyNft {
   const profiles = changedById(st.profiles, p.profiles);
   const ownOf = (x: Profile) => profileParts(x, p.sctp, book);
   const sortedPairs = once(() => [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst));
-  const cls6 = p.v6.length > 0 ? byContent('cls6', { type: 'ipv6_addr : mark', interval: false, elements: p.v6.map((x) => `${x.addr} : ${x.cls}`) }) : undefined;
+  const v6Map = (roles: ReadonlyMap<number, number>) => (p.v6.length > 0 ? byContent('cls6', { type: 'ipv6_addr : mark', interval: false, elements: p.v6.map((x) => `${x.addr} : ${roles.get(x.cls) ?? x.cls}`) }) : undefined);
+  const [cls6, cls6d] = [v6Map(p.roles.src), v6Map(p.roles.dst)];
   const r6 = p.classification.ranges6;
-  let cls6r = r6.length > 0 ? cls6rCache.get(r6) : undefined;
-  if (!cls6r && r6.length > 0) {
-    cls6r = byContent('cls6r', { type: 'ipv6_addr : mark', interval: true, elements: r6.map((r) => `${r.first === r.last ? formatIp6(r.first) : `${formatIp6(r.first)}-${formatIp6(r.last)}`} : ${r.cls}`) });
-    cls6rCache.set(r6, cls6r);
-  }
-  const names: Names = { cls: cls.name, ...(cls6 ? { cls6: cls6.name } : {}), ...(cls6r ? { cls6r: cls6r.name } : {}), tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
-  const maps: NftMap[] = [cls, ...(cls6 ? [cls6] : []), ...(cls6r ? [cls6r] : [])];
+  const [cls6r, cls6rd] = r6.length > 0 ? [class6Map(roleRanges(r6, p.roles.src, 1n)), class6Map(roleRanges(r6, p.roles.dst, 1n))] : [undefined, undefined];
+  const names: Names = { cls: cls.name, clsd: clsd.name, ...(cls6 && cls6d ? { cls6: cls6.name, cls6d: cls6d.name } : {}), ...(cls6r && cls6rd ? { cls6r: cls6r.name, cls6rd: cls6rd.name } : {}), tcp: emptyStages(), udp: emptyStages(), other: emptyStages(), sctp: emptyStages() };
+  // A map both sides look up is listed once.
+  const maps: NftMap[] = [...new Map([cls, clsd, cls6, cls6d, cls6r, cls6rd].filter((m): m is NftMap => m !== undefined).map((m) => [m.name, m])).values()];
   const shardChains: string[] = [];
   const sides = sideStagesOf(p, st, protos, classLines(names));
   for (const proto of protos) {
@@ -223,6 +223,43 @@ function sideStagesOf(p: CompiledPolicy, st: RenderState, protos: readonly Proto
     maps.set(proto, own);
   }
   return { key, chains, maps, texts, lines, highs };
+}
+
+type Range<N> = { first: N; last: N; cls: number };
+/** Role ranges by the class ranges they were made from, per side's role map (the last few). */
+const roleRangeCache = new Attached<object, Array<{ roles: ReadonlyMap<number, number>; out: readonly Range<number | bigint>[] }>>('role ranges');
+
+/**
+ * Class ranges with each class's role on one side (policy/roles.ts), neighbours of one role merged: the
+ * same array where every class is its own role, and the same array again while the ranges and the roles
+ * stand (the class map is made once per array).
+ */
+function roleRanges<N extends number | bigint>(ranges: readonly Range<N>[], roles: ReadonlyMap<number, number>, one: N): readonly Range<N>[] {
+  if (roles.size === 0) return ranges;
+  const kept = roleRangeCache.get(ranges) ?? [];
+  const hit = kept.find((x) => x.roles === roles);
+  if (hit) return hit.out as readonly Range<N>[];
+  const out: Range<N>[] = [];
+  for (const r of ranges) {
+    const cls = roles.get(r.cls) ?? r.cls;
+    const prev = out[out.length - 1];
+    if (prev && prev.cls === cls && ((prev.last as number) + (one as number)) === r.first) prev.last = r.last;
+    else out.push({ first: r.first, last: r.last, cls });
+  }
+  roleRangeCache.set(ranges, [{ roles, out }, ...kept.slice(0, 3)]);
+  return out;
+}
+
+function classMap(ranges: readonly Range<number>[]): NftMap {
+  let m = clsCache.get(ranges);
+  if (!m) clsCache.set(ranges, (m = byContent('cls', { type: 'ipv4_addr : mark', interval: true, elements: ranges.map((r) => `${ipRange(r.first, r.last)} : ${r.cls}`) })));
+  return m;
+}
+
+function class6Map(ranges: readonly Range<bigint>[]): NftMap {
+  let m = cls6rCache.get(ranges);
+  if (!m) cls6rCache.set(ranges, (m = byContent('cls6r', { type: 'ipv6_addr : mark', interval: true, elements: ranges.map((r) => `${r.first === r.last ? formatIp6(r.first) : `${formatIp6(r.first)}-${formatIp6(r.last)}`} : ${r.cls}`) })));
+  return m;
 }
 
 /** The forward chain's rules that put the source's class in meta mark (IPv4, then IPv6's ranges and endpoints). */
@@ -339,11 +376,11 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
     ] : []),
     ...(n ? [
       `\t\tmeta mark set ip saddr map @${n.cls}`,
-      `\t\tct mark set ip daddr map @${n.cls}`,
+      `\t\tct mark set ip daddr map @${n.clsd}`,
       // IPv6: the addresses inside rules' IPv6 CIDRs that are no endpoint's (outside the tenant, by NAT66),
       // then the endpoints' own, each its IPv4 address's class (a miss leaves the mark as it was).
-      ...(n.cls6r ? [`\t\tmeta mark set ip6 saddr map @${n.cls6r}`, `\t\tct mark set ip6 daddr map @${n.cls6r}`] : []),
-      ...(n.cls6 ? [`\t\tmeta mark set ip6 saddr map @${n.cls6}`, `\t\tct mark set ip6 daddr map @${n.cls6}`] : []),
+      ...(n.cls6r ? [`\t\tmeta mark set ip6 saddr map @${n.cls6r}`, `\t\tct mark set ip6 daddr map @${n.cls6rd}`] : []),
+      ...(n.cls6 ? [`\t\tmeta mark set ip6 saddr map @${n.cls6}`, `\t\tct mark set ip6 daddr map @${n.cls6d}`] : []),
       // Each protocol: its high stages (the rules without a peer above every rule with a peer on their
       // ports, policy-nft-high.ts), then pair → profile (the mark stays the class where the pair has none), then the
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.

@@ -23,10 +23,15 @@ function state(endpoints: Endpoint[], rules: Rule[], host: string | undefined): 
   return { tenant, networks, groups, policies, endpoints, ...(host !== undefined ? { host } : {}) };
 }
 
-/** Each of `n` endpoints of g0 on h1 let in by a rule naming its own address, on a port of its own: pairs as n squared. */
+/**
+ * Each of `n` endpoints of g0 on h1 let in by a rule naming its own address, on a port of its own, and let
+ * out to it by another: each address tells sources apart and destinations apart, so pairs grow as n squared
+ * (named on one side only, they would be linear: roles.ts).
+ */
 function perEndpoint(n: number, revision = 1): PolicyState {
   const eps = Array.from({ length: n }, (_, i) => endpoint(i, 'g0', 'h1'));
-  const rules: Rule[] = eps.map((e, i) => ({ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', priority: 5, ports: String(20000 + i), fromCidr: `${e.ip}/32` }));
+  const rules: Rule[] = eps.flatMap((e, i): Rule[] => [{ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', priority: 5, ports: String(20000 + i), fromCidr: `${e.ip}/32` },
+    { id: `o${i}`, direction: 'out', action: 'allow', protocol: 'tcp', priority: 5, ports: String(20000 + i), toCidr: `${e.ip}/32` }]);
   const s = state(eps, rules, 'h1');
   return { ...s, policies: s.policies.map((p) => ({ ...p, revision })) };
 }
@@ -67,14 +72,14 @@ test('the pairs counted before a cold compile are the pairs it decides (random r
 });
 
 test('a policy past the budget is refused with its numbers, cold and when an incremental compile takes it past', () => {
-  // 5 endpoints each let in by its own /32: 7 classes, 5 enforced here.
+  // 5 endpoints each named by its own /32 both ways: 7 classes, 5 enforced here, each its own role on both sides.
   const small = compilePolicy({ ...perEndpoint(5), budget: 200 });
   assert.equal(small.decided, 45);
   assert.equal(small.how, 'cold');
   // From that compile, 30 such endpoints and rules: the incremental compile is refused by what it leaves.
   const e = refused(() => compilePolicy({ ...perEndpoint(30, 2), previous: small, budget: 200 }));
-  assert.deepEqual([e.tenant, e.pairs, e.classes, e.enforced, e.budget], ['t', 1020, 32, 30, 200]);
-  assert.match(e.message, /tenant t would make 1,020 pairs of address classes \(32 classes, 30 of them of enforced groups\), past the limit of 200: /);
+  assert.deepEqual([e.tenant, e.pairs, e.classes, e.enforced, e.budget], ['t', 1020, 64, 60, 200]);
+  assert.match(e.message, /tenant t would make 1,020 pairs of address classes \(64 classes as sources or destinations, 60 of them of enforced groups\), past the limit of 200: /);
   // Its engine was spent on the refused compile: the next from it is cold, and refused before any pair.
   const again = refused(() => compilePolicy({ ...perEndpoint(31, 3), previous: small, budget: 200 }));
   assert.equal(again.pairs, 2 * 33 * 31 - 31 * 31);

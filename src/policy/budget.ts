@@ -1,4 +1,5 @@
 // What a compile may cost: the pairs of classes it decides (PolicyState.budget).
+import type { Roles } from './roles.js';
 
 /**
  * A tenant's policy would make more pairs of address classes than the compile's budget: classes are one
@@ -8,21 +9,16 @@
 export class PolicyTooLarge extends Error {
   constructor(readonly tenant: string, readonly pairs: number, readonly classes: number, readonly enforced: number, readonly budget: number) {
     const n = (x: number) => x.toLocaleString('en-US');
-    super(`the policy of tenant ${tenant} would make ${n(pairs)} pairs of address classes (${n(classes)} classes, ${n(enforced)} of them of enforced groups), past the limit of ${n(budget)}: rules that give many addresses a class of their own (each endpoint's own address, CIDRs of no endpoint, NetworkPolicy peers) multiply them`);
+    super(`the policy of tenant ${tenant} would make ${n(pairs)} pairs of address classes (${n(classes)} classes as sources or destinations, ${n(enforced)} of them of enforced groups), past the limit of ${n(budget)}: rules that tell many addresses apart on both ends (each endpoint's own address as a source and as a destination, CIDRs of no endpoint, NetworkPolicy peers) multiply them`);
     this.name = 'PolicyTooLarge';
   }
 }
 
 /**
- * The pairs a compile decides with `all` classes of which `enforced` are enforced here: every class
- * against every enforced one, both ways (an enforced pair once).
+ * Throws PolicyTooLarge when the pairs a compile decides with these roles (roles.ts `Roles.pairs`: every
+ * source role against every enforced destination role and the other way round) are more than `budget`.
  */
-function pairsToDecide(all: number, enforced: number): number {
-  return 2 * all * enforced - enforced * enforced;
-}
-
-/** Throws PolicyTooLarge when `all` classes with `enforced` of them enforced make more pairs than `budget`. */
-export function overBudget(tenant: string, all: number, enforced: number, budget: number): void {
-  const pairs = pairsToDecide(all, enforced);
-  if (pairs > budget) throw new PolicyTooLarge(tenant, pairs, all, enforced, budget);
+export function overBudget(tenant: string, roles: Roles, budget: number): void {
+  const pairs = roles.pairs();
+  if (pairs > budget) throw new PolicyTooLarge(tenant, pairs, roles.src.size + roles.dst.size, roles.src.enforced.size + roles.dst.enforced.size, budget);
 }

@@ -52,6 +52,12 @@ export interface CompiledPolicy {
   tenant: string;
   fallback: 'accept' | 'drop';
   classification: Classification;
+  /**
+   * Each class's source and destination role (roles.ts), where it is not the class's own id: the datapath
+   * looks a connection's source up by its source role and its destination by its destination role, and
+   * `pairs` are pairs of roles. A class absent from a map is its own role.
+   */
+  roles: { src: ReadonlyMap<number, number>; dst: ReadonlyMap<number, number> };
   pairs: readonly PairProfiles[];
   /** Every profile a pair names, by id (ids are unique across protocols; 0 is none). */
   profiles: readonly Profile[];
@@ -138,6 +144,7 @@ export function groupRules(s: PolicyState, group: string | undefined, direction:
 }
 
 const EMPTY: Klass = { id: 0, group: undefined, network: undefined, cidrs: [], endpoint: false };
+const NO_ROLES: CompiledPolicy['roles'] = { src: new Map(), dst: new Map() };
 
 /**
  * What this host compiles: the identities it enforces (a group by name, '' for endpoints without one,
@@ -234,7 +241,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, pairs: [], profiles: [], sides: [], sideProfiles: [], highs: [], highProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, roles: NO_ROLES, pairs: [], profiles: [], sides: [], sideProfiles: [], highs: [], highProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc, s.budget);
@@ -243,7 +250,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   const highs = engine.highs();
   const classification = engine.classification();
   const out: CompiledPolicy = {
-    tenant: s.tenant.name, fallback, classification, dual, v6: dual ? v6Classes(s.endpoints, classification) : [], pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
+    tenant: s.tenant.name, fallback, classification, roles: { src: engine.roles.src.snapshot(), dst: engine.roles.dst.snapshot() }, dual, v6: dual ? v6Classes(s.endpoints, classification) : [], pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
     sides, sideProfiles: engine.sideProfiles.list(sides), highs, highProfiles: engine.highProfiles.list(highs), sctp: engine.sctp,
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided, lineage,
   };
@@ -292,15 +299,16 @@ export function lookups(c: CompiledPolicy): { functionOf: (src: number, dst: num
   const highProfiles = new Map(c.highProfiles.map((p) => [p.id, p]));
   const sides = new Map(c.sides.map((x) => [x.cls, x]));
   const highs = new Map(c.highs.map((x) => [x.cls, x]));
-  const ownOf = (src: number, dst: number, slot: Slot): number => {
-    const pair = pairs.get(`${src}/${dst}`);
+  // Pairs are of roles (roles.ts): a class's role, then the role's pair (`bit`: a direction decided open).
+  const ownOf = (src: number, dst: number, slot: Slot, bit = 0): number => {
+    const pair = pairs.get(`${c.roles.src.get(src) ?? src}/${(c.roles.dst.get(dst) ?? dst) + bit}`);
     return pair === undefined ? 0 : [pair.tcp, pair.udp, pair.other, pair.sctp][slot] as number;
   };
   // A function depends only on the profiles it is made of (interned, never changed): pairs of classes
   // with the same ones share it (200 endpoints each its own class were 40,000 functions of ~200 kinds).
   const made = new Map<string, Segment[]>();
   const functionOf = (src: number, dst: number, slot: Slot): Segment[] => {
-    const ids = [highs.get(dst)?.in[slot] ?? 0, highs.get(src)?.out[slot] ?? 0, ownOf(src, dst, slot), ownOf(src, dst + DECIDED_IN, slot), ownOf(src, dst + DECIDED_OUT, slot),
+    const ids = [highs.get(dst)?.in[slot] ?? 0, highs.get(src)?.out[slot] ?? 0, ownOf(src, dst, slot), ownOf(src, dst, slot, DECIDED_IN), ownOf(src, dst, slot, DECIDED_OUT),
       sides.get(dst)?.in[slot] ?? 0, sides.get(src)?.out[slot] ?? 0, sides.has(src) || sides.has(dst) ? 1 : 0, slot];
     const key = ids.join(',');
     let f = made.get(key);

@@ -11,6 +11,7 @@ import { mergeRanges } from './levels.js';
 import { CidrAliases } from './aliases.js';
 import type { PolicyState, Verdict } from './compile.js';
 import { overBudget } from './budget.js';
+import { Roles } from './roles.js';
 
 /** A bucket's ports of a slot, one merged range per entry. */
 interface PortEntry { first: number; last: number; key: string; bucket: Bucket }
@@ -154,6 +155,8 @@ export class Engine {
   readonly aliases: CidrAliases;
   /** A rule CIDR's name in classes. */
   readonly aliasOf = (cidr: string): string => this.aliases.name(cidr);
+  /** Each class's source and destination role (roles.ts): pairs are decided, and kept, by role. */
+  readonly roles = new Roles((k) => this.enforcedClasses.has(k.id));
   /** A CIDR of the set a class's CIDR name names (its rules are the set's). */
   private readonly memberOf = (name: string): string | undefined => this.aliases.member(name);
   /** The classes holding each set's name (the classes a rule naming one of its CIDRs matches). */
@@ -179,6 +182,7 @@ export class Engine {
     this.policies = new Map(sc.policies.map((p) => [p.name, p]));
     this.aliases = CidrAliases.of(this.policies.values(), new Set(sc.np?.cidrs ?? []));
     for (const g of enforced) for (const d of ['in', 'out'] as const) this.indexes.set(`${d}/${g}`, new RuleIndex(this.groupRules(g, d), this.stamp, this.memberOf));
+    this.roles.add(CLASS0, CLASS0_KEY);
   }
 
   /** A cold compile: every class and every pair. */
@@ -195,18 +199,25 @@ export class Engine {
       e.setRanges(e.ranges6, []);
     }
     e.placeSolo([...e.solo.keys()], idOf);
-    const all = (e.classList = [...e.classes.values()]);
-    const enforced = all.filter((k) => e.enforcedClasses.has(k.id));
+    e.classList = [...e.classes.values()];
+    const klass = (id: number) => e.classes.get(id) as Klass;
+    const srcs = e.roles.src.ids().map(klass);
+    const dsts = e.roles.dst.ids().map(klass);
+    const enforcedDsts = dsts.filter((k) => e.enforcedClasses.has(k.id));
     // Refused before the pairs, the compile's cost (their square, for a hostile shape) is never paid.
-    if (s.budget !== undefined) overBudget(e.tenant, all.length, enforced.length, s.budget);
-    for (const src of all) {
-      const dsts = e.enforcedClasses.has(src.id) ? all : enforced;
-      for (const dst of dsts) e.decide(src, dst);
-      e.decided += dsts.length;
+    if (s.budget !== undefined) overBudget(e.tenant, e.roles, s.budget);
+    for (const src of srcs) {
+      const to = e.enforcedClasses.has(src.id) ? dsts : enforcedDsts;
+      for (const dst of to) e.decide(src, dst);
+      e.decided += to.length;
     }
+    e.roles.take();
     e.indexPorts();
     return e;
   }
+
+  /** The CIDRs the last `countCidrs` moved from one role to another (`rerole`). */
+  flipped: string[] = [];
 
   /** Pairs the cold compile decided. */
   decided = 0;
@@ -342,9 +353,19 @@ export class Engine {
 
   /** The CIDR counts and lists of a cold compile: sorted once (placing them one by one is quadratic). */
   private initCidrs(policies: readonly Policy[]): void {
-    for (const p of policies) for (const r of p.rules) for (const k of CIDR_KEYS) if (r[k] !== undefined) this.cidrCount.set(r[k] as string, (this.cidrCount.get(r[k] as string) ?? 0) + 1);
+    for (const p of policies) {
+      for (const r of p.rules) {
+        for (const k of CIDR_KEYS) if (r[k] !== undefined) this.cidrCount.set(r[k] as string, (this.cidrCount.get(r[k] as string) ?? 0) + 1);
+        const peer = peerCidr(r);
+        if (peer) this.roles.ways.count(peer[0], peer[1], 1);
+      }
+    }
     // The NetworkPolicy blocks' CIDRs, counted once each: they stay while the frame (their digest) does.
-    for (const c of this.np?.cidrs ?? []) this.cidrCount.set(c, (this.cidrCount.get(c) ?? 0) + 1);
+    for (const c of this.np?.cidrs ?? []) {
+      this.cidrCount.set(c, (this.cidrCount.get(c) ?? 0) + 1);
+      this.roles.ways.count(c, 'from', 1);
+      this.roles.ways.count(c, 'to', 1);
+    }
     for (const text of this.cidrCount.keys()) {
       if (isCidr6(text)) this.cidrs6.add(text);
       else this.cidrList.push(this.cidrSpan(text));
@@ -371,7 +392,17 @@ export class Engine {
    */
   countCidrs(changes: ReadonlyArray<readonly [Rule, 1 | -1]>): string[] {
     const delta = new Map<string, number>();
-    for (const [r, d] of changes) for (const k of CIDR_KEYS) if (r[k] !== undefined) delta.set(r[k] as string, (delta.get(r[k] as string) ?? 0) + d);
+    const ways = new Map<string, { from: number; to: number }>();
+    for (const [r, d] of changes) {
+      for (const k of CIDR_KEYS) if (r[k] !== undefined) delta.set(r[k] as string, (delta.get(r[k] as string) ?? 0) + d);
+      const peer = peerCidr(r);
+      if (!peer) continue;
+      let x = ways.get(peer[0]);
+      if (!x) ways.set(peer[0], (x = { from: 0, to: 0 }));
+      x[peer[1]] += d;
+    }
+    this.flipped = this.roles.ways.flips(ways);
+    for (const [text, x] of ways) { this.roles.ways.count(text, 'from', x.from); this.roles.ways.count(text, 'to', x.to); }
     const moved: string[] = [];
     for (const [text, d] of delta) {
       if (d === 0) continue;
@@ -385,6 +416,36 @@ export class Engine {
       moved.push(text);
     }
     return moved;
+  }
+
+  /**
+   * The rules' CIDRs named now as a source where they were only a destination, or the other way round,
+   * and named before and after (roles.ts CidrDirections.flips): the classes holding one take their roles
+   * again. A CIDR that comes or goes moves its classes itself.
+   */
+  rerole(flipped: readonly string[]): void {
+    for (const text of flipped) {
+      if (this.aliasOf(text) !== text) continue; // classes hold its set's name, kept on both sides
+      let ids: Iterable<number>;
+      if (isCidr6(text)) ids = this.classesByCidr6.get(text) ?? [];
+      else {
+        const span = this.cidrSpan(text);
+        const found = new Set<number>();
+        for (let i = Math.max(0, rangeAt(this.ranges, span.first)); i < this.ranges.length; i++) {
+          const r = this.ranges[i] as AddressClass;
+          if (r.first > span.last) break;
+          if (r.last >= span.first) found.add(r.cls);
+        }
+        // Endpoints without an IPv4 address are in no range: their classes by their IPv6 CIDRs only.
+        ids = found;
+      }
+      for (const id of ids) {
+        const k = this.classes.get(id);
+        if (!k || !k.cidrs.includes(text)) continue;
+        this.roles.remove(id);
+        this.roles.add(k, classKey(k));
+      }
+    }
   }
 
   private placeCidr(text: string, d: 1 | -1): void {
@@ -528,6 +589,7 @@ export class Engine {
         x.add(id);
       }
       if (k.endpoint && this.enforced.has(identityOf(k))) this.enforcedClasses.add(id);
+      this.roles.add(klass, key);
       return id;
     };
   }
@@ -552,6 +614,7 @@ export class Engine {
     }
     this.ids.delete(classKey(k));
     this.refs.delete(id);
+    this.roles.remove(id);
     this.enforcedClasses.delete(id);
     this.pairs.dropClass(id);
   }
@@ -567,6 +630,12 @@ export class Engine {
     // A copy: the next incremental compile changes soloCls in place, and this compile's lookups must not move.
     return classification(this.classList, this.ranges, this.ranges6, new Map(this.soloCls));
   }
+}
+
+/** The CIDR a rule names as its peer, and which end of a connection that is (roles.ts CidrDirections). */
+function peerCidr(r: Rule): readonly [string, 'from' | 'to'] | undefined {
+  const c = r.direction === 'in' ? r.fromCidr : r.toCidr;
+  return c === undefined ? undefined : [c, r.direction === 'in' ? 'from' : 'to'];
 }
 
 const rangeKey6 = (c: { first: bigint; last: bigint }) => `${c.first.toString(16)}-${c.last.toString(16)}`;

@@ -181,42 +181,50 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   // Nothing moved (a rule with no new CIDR): no sweep, and no copy of the class ids.
   const touched = moved.length > 0 || moved6.length > 0 || resolo.length > 0;
   const born = touched ? reclassify(e, moved, moved6, resolo, nextId(e.ids)) : [];
+  // After the sweep: a flipped CIDR's classes, as they are now, take their roles again.
+  e.rerole(e.flipped);
   const dirty = new Map<number, Set<number>>();
-  const mark = (src: number, dst: number) => { let s = dirty.get(src); if (!s) dirty.set(src, (s = new Set())); s.add(dst); };
+  // Pairs of roles (roles.ts): the changes below find classes and mark their roles' pairs, each role once
+  // (10,000 endpoints of one destination role behind 10,000 rules were 10,000² marks of one pair).
+  const markRole = (src: number, dst: number) => { let s = dirty.get(src); if (!s) dirty.set(src, (s = new Set())); s.add(dst); };
   if (touched) {
     const gone = e.classList.length + born.length !== e.classes.size;
     // By object: a class dropped and made again (the same id) is a new object, listed once, as born.
     e.classList = (gone ? e.classList.filter((k) => e.classes.get(k.id) === k) : e.classList).concat(born.map((id) => e.classes.get(id) as Klass));
   }
   const all = e.classList;
+  // Pairs are kept by role (roles.ts): a role whose id moved to another of its classes leaves its pairs
+  // on that side, and a new role (or a moved id) has all of its own decided.
+  const roles = e.roles.take();
+  for (const id of roles.src.stale) e.pairs.dropSrc(id);
+  for (const id of roles.dst.stale) e.pairs.dropDst(id);
   // What the compile leaves is the whole policy: past the budget it is refused before any pair is decided
   // (the engine is spent: the next compile from it is cold, and refused before its pairs too).
-  if (budget !== undefined) overBudget(e.tenant, all.length, e.enforcedClasses.size, budget);
-  for (const id of born) {
-    for (const x of e.enforcedClasses.has(id) ? all.map((k) => k.id) : e.enforcedClasses) { mark(id, x); mark(x, id); }
-  }
-  const byIdentity = once(() => classesByIdentity(e));
+  if (budget !== undefined) overBudget(e.tenant, e.roles, budget);
+  for (const id of roles.src.fresh) for (const x of e.roles.src.enforced.has(id) ? e.roles.dst.ids() : e.roles.dst.enforced) markRole(id, x);
+  for (const id of roles.dst.fresh) for (const x of e.roles.dst.enforced.has(id) ? e.roles.src.ids() : e.roles.src.enforced) markRole(x, id);
+  const byIdentity = once(() => rolesByIdentity(e));
   const bySet = once(() => classesBySet(all));
   for (const c of changes) {
     for (const rule of [c.before, c.after]) {
       // Decided ahead of the pairs by every holder, as it went and as it came: no pair changes.
       if (!rule || high.has(changeKey(c.policy, rule, rule === c.before ? -1 : 1))) continue;
       const reach = reachOf(e, c.policy, rule);
-      if (reach === 'all') markRule(e, c.policy, rule, all, mark, bySet);
-      else if (reach === 'met') markMet(e, new Set(ownersOf(e, c.policy)), rule, all, mark, byIdentity(), bySet);
+      if (reach === 'all') markRule(e, c.policy, rule, all, markRole, bySet);
+      else if (reach === 'met') markMet(e, sidesOf(e, ownersOf(e, c.policy)), rule, all, markRole, byIdentity(), bySet);
     }
   }
   // Rules without a peer that moved into or out of a high stage: the pairs they now (or no longer) decide
   // on their side, by the classes of the index they moved in (a NetworkPolicy's rule has no Weft holder).
   for (const [key, moved] of flipped) {
-    const own = byIdentity().get(key.slice(key.indexOf('/') + 1)) ?? [];
+    const own = byIdentity().get(key.slice(key.indexOf('/') + 1)) ?? NO_SIDES;
     const rules = [...moved];
-    if (rules.length > MAX_FLIPS || rules.some((r) => reachOf(e, r.policy, r.rule) === 'all')) markSide(key, own, all, mark);
-    else for (const r of rules) markMet(e, new Set(own), r.rule, all, mark, byIdentity(), bySet);
+    if (rules.length > MAX_FLIPS || rules.some((r) => reachOf(e, r.policy, r.rule) === 'all')) markSide(e, key, own, false, markRole);
+    else for (const r of rules) markMet(e, own, r.rule, all, markRole, byIdentity(), bySet);
   }
   // A side that gained its first high rule or lost its last: the pairs of enforced classes through it
   // get (or lose) their functions for a direction decided open (high.ts).
-  for (const key of toggled) markSide(key, byIdentity().get(key.slice(key.indexOf('/') + 1)) ?? [], e.classList.filter((k) => e.enforcedClasses.has(k.id)), mark);
+  for (const key of toggled) markSide(e, key, byIdentity().get(key.slice(key.indexOf('/') + 1)) ?? NO_SIDES, true, markRole);
   let decided = 0;
   for (const [src, dsts] of dirty) {
     const s = e.classes.get(src) as Klass;
@@ -394,16 +402,38 @@ function reachOf(e: Engine, policy: string, rule: RuleRef['rule']): 'all' | 'met
   return met ? 'met' : 'none';
 }
 
-/** The enforced classes of each identity (an index's key is `DIRECTION/IDENTITY`). */
-function classesByIdentity(e: Engine): Map<string, number[]> {
-  const out = new Map<string, number[]>();
+/** Roles of some classes: as sources, as destinations (each once). */
+interface Sides { src: Set<number>; dst: Set<number> }
+const NO_SIDES: Sides = { src: new Set(), dst: new Set() };
+
+function sidesOf(e: Engine, classes: Iterable<number>): Sides {
+  const out: Sides = { src: new Set(), dst: new Set() };
+  for (const id of classes) { out.src.add(e.roles.src.of(id)); out.dst.add(e.roles.dst.of(id)); }
+  return out;
+}
+
+/** The roles of the enforced classes of each identity (an index's key is `DIRECTION/IDENTITY`). */
+function rolesByIdentity(e: Engine): Map<string, Sides> {
+  const out = new Map<string, Sides>();
   for (const id of e.enforcedClasses) {
     const key = identityOf(e.classes.get(id) as Klass);
-    const xs = out.get(key);
-    if (xs) xs.push(id);
-    else out.set(key, [id]);
+    let x = out.get(key);
+    if (!x) out.set(key, (x = { src: new Set(), dst: new Set() }));
+    x.src.add(e.roles.src.of(id));
+    x.dst.add(e.roles.dst.of(id));
   }
   return out;
+}
+
+/** The roles of a rule's peers on the side its peer is (a source for an ingress rule, a destination for an egress one). */
+function peerRoles(e: Engine, rule: Rule, all: readonly Klass[], bySet: () => ReadonlyMap<string, number[]>): number[] {
+  const side = rule.direction === 'in' ? e.roles.src : e.roles.dst;
+  const p = peerOf(rule);
+  // Every class: every role of that side, without a pass over the classes.
+  if (p.kind === 'any') return side.ids();
+  const out = new Set<number>();
+  for (const id of peersOf(e, rule, all, bySet)) out.add(side.of(id));
+  return [...out];
 }
 
 /**
@@ -414,9 +444,11 @@ function classesByIdentity(e: Engine): Map<string, number[]> {
  * destination naming the source, egress rules of the source naming the destination). At 50,000 rules a
  * port the rules from one group use is a few pairs, not the 10,000 pairs into the holders.
  */
-function markMet(e: Engine, owners: ReadonlySet<number>, rule: RuleRef['rule'], all: readonly Klass[], mark: (src: number, dst: number) => void, byIdentity: ReadonlyMap<string, number[]>, bySet: () => ReadonlyMap<string, number[]>): void {
-  if (owners.size === 0) return;
+function markMet(e: Engine, ownerRoles: Sides, rule: RuleRef['rule'], all: readonly Klass[], mark: (src: number, dst: number) => void, byIdentity: ReadonlyMap<string, Sides>, bySet: () => ReadonlyMap<string, number[]>): void {
   const ins = rule.direction === 'in';
+  // The holders' roles on the rule's side (a role is of one identity: all its classes hold the rule, or none).
+  const owners = ins ? ownerRoles.dst : ownerRoles.src;
+  if (owners.size === 0) return;
   for (const slot of slotsOf(rule)) {
     const mine = coverage(rule, slot);
     if (mine === undefined) continue;
@@ -425,14 +457,15 @@ function markMet(e: Engine, owners: ReadonlySet<number>, rule: RuleRef['rule'], 
     for (const [b, key] of e.peeredAt(slot, mine)) {
       const cut = key.indexOf('/');
       const dir = key.slice(0, cut);
-      const own = byIdentity.get(key.slice(cut + 1));
+      const sides = byIdentity.get(key.slice(cut + 1));
+      const own = sides && (dir === 'in' ? sides.dst : sides.src);
       // The bucket's rules decide pairs with `own` on the side `dir`: none of them has an owner there.
-      if (!own || (dir === rule.direction && !own.some((k) => owners.has(k)))) continue;
+      if (!sides || !own || (dir === rule.direction && ![...own].some((k) => owners.has(k)))) continue;
       const first = (b.rules[slot][0] as { rule: Rule }).rule;
       const p = peerOf(first);
       const name = p.kind === 'cidr' ? e.aliasOf(p.name) : '';
       if (CidrAliases.isAlias(name)) { if (sets.has(`${key}\n${name}`)) continue; sets.add(`${key}\n${name}`); }
-      const peers = peersOf(e, first, all, bySet);
+      const peers = peerRoles(e, first as Rule, all, bySet);
       const [srcs, dsts] = dir === 'in' ? [peers, own] : [own, peers];
       for (const s of srcs) for (const d of dsts) if (owners.has(ins ? d : s)) mark(s, d);
     }
@@ -444,10 +477,14 @@ const changeKey = (policy: string, rule: Rule, d: 1 | -1) => `${policy}\n${rule.
 /** Past this many rules moved in or out of one side's high stage, every pair on that side is decided again (cheaper than looking each up). */
 const MAX_FLIPS = 64;
 
-/** Marks every pair with one of `own` on the side an index key names (`in/…`: as destination) and a class of `others` at the other end. */
-function markSide(key: string, own: readonly number[], others: readonly Klass[], mark: (src: number, dst: number) => void): void {
+/**
+ * Marks every pair with one of `own`'s roles on the side an index key names (`in/…`: as destination) and a
+ * role at the other end (`enforced`: only the roles of enforced classes).
+ */
+function markSide(e: Engine, key: string, own: Sides, enforced: boolean, mark: (src: number, dst: number) => void): void {
   const ins = key.startsWith('in/');
-  for (const c of own) for (const x of others) { if (ins) mark(x.id, c); else mark(c, x.id); }
+  const others = ins ? (enforced ? e.roles.src.enforced : e.roles.src.ids()) : enforced ? e.roles.dst.enforced : e.roles.dst.ids();
+  for (const c of ins ? own.dst : own.src) for (const x of others) { if (ins) mark(x, c); else mark(c, x); }
 }
 
 /** The enforced classes of the groups holding a policy. */
@@ -461,11 +498,10 @@ function ownersOf(e: Engine, policy: string): number[] {
 function markRule(e: Engine, policy: string, rule: Rule, all: readonly Klass[], mark: (src: number, dst: number) => void, bySet: () => ReadonlyMap<string, number[]>): void {
   const owners = ownersOf(e, policy);
   if (owners.length === 0) return;
-  for (const peer of peersOf(e, rule, all, bySet)) {
-    for (const o of owners) {
-      if (rule.direction === 'in') mark(peer, o);
-      else mark(o, peer);
-    }
+  const own = sidesOf(e, owners);
+  for (const peer of peerRoles(e, rule, all, bySet)) {
+    if (rule.direction === 'in') for (const o of own.dst) mark(peer, o);
+    else for (const o of own.src) mark(o, peer);
   }
 }
 

@@ -248,7 +248,17 @@ export class PairStore {
 
   /** Drops every pair a class is in (it no longer exists). */
   dropClass(id: number): void {
+    this.dropSrc(id);
+    this.dropDst(id);
+  }
+
+  /** Drops the pairs with this source (it is no source role any more: roles.ts). */
+  dropSrc(id: number): void {
     for (const dst of [...(this.bySrc.get(id)?.keys() ?? [])]) this.set(id, dst, undefined);
+  }
+
+  /** Drops the pairs with this destination, and its functions for a direction decided open. */
+  dropDst(id: number): void {
     for (const [src, m] of this.bySrc) for (const dst of [id, id + DECIDED_IN, id + DECIDED_OUT]) if (m.has(dst)) this.set(src, dst, undefined);
   }
 

@@ -170,13 +170,15 @@ function assertSameAsPerPair(s: PolicyState, c: CompiledPolicy, at: string): voi
     const k = `${d}/${g ?? ''}`;
     return lists.get(k) ?? lists.set(k, groupRules(s, g, d)).get(k) as RuleRef[];
   };
+  // Pairs are kept by role (roles.ts): each pair of classes is its roles' pair, and decides as the per-pair compile did.
+  const [srcRole, dstRole] = [(k: Klass) => c.roles.src.get(k.id) ?? k.id, (k: Klass) => c.roles.dst.get(k.id) ?? k.id];
   for (const src of c.classification.classes) for (const dst of c.classification.classes) {
-    const pair = pairs.get(`${src.id}.${dst.id}`);
+    const pair = pairs.get(`${srcRole(src)}.${dstRole(dst)}`);
     const got = [pair?.tcp, pair?.udp, pair?.other].map((id) => (id ? profiles.get(id)?.segs : []));
     assert.deepEqual(got, oldSegments(s, src, dst, rulesOf), `${at}: pair ${src.id} ${JSON.stringify(src)} -> ${dst.id} ${JSON.stringify(dst)}`);
     // Between two enforced classes: the functions once a high stage decided a direction open (high.ts).
     for (const [decided, bit] of [['in', DECIDED_IN], ['out', DECIDED_OUT]] as const) {
-      const v = pairs.get(`${src.id}.${dst.id + bit}`);
+      const v = pairs.get(`${srcRole(src)}.${dstRole(dst) + bit}`);
       // Only where that side has a high rule: the destination's ingress (in), the source's egress (out).
       const [side, dir] = decided === 'in' ? [dst, 'in' as const] : [src, 'out' as const];
       const high = ([0, 1, 2] as const).some((slot) => highRules(rulesOf(side.group, dir), slot).size > 0);

@@ -43,8 +43,10 @@ export async function testApi(opts: { audit?: AuditSink; quota?: QuotaLimits; li
 
 /**
  * Tenant `default`'s network `net` (10.8.0.0/16) and group `db` of `n` endpoints on h1, each let in by a
- * rule naming its own address on a port of its own, and `sources` more rules from addresses of no
- * endpoint: the shape whose pairs of classes grow as endpoints squared (policy/budget.ts).
+ * rule naming its own address on a port of its own and let out to it by another, and `sources` more
+ * addresses of no endpoint named both ways too: each address tells sources apart and destinations apart,
+ * the shape whose pairs grow as endpoints squared (policy/budget.ts; named one way only, they would be
+ * linear: policy/roles.ts).
  */
 export async function perEndpointTenant(api: TestApi, n: number, sources = 0): Promise<void> {
   const ok = (r: { status: number; json: unknown }, status: number) => { if (r.status !== status) throw new Error(`${r.status} ${JSON.stringify(r.json)}`); return r; };
@@ -56,7 +58,8 @@ export async function perEndpointTenant(api: TestApi, n: number, sources = 0): P
     cidrs.push(`${(r.json as { ip: string }).ip}/32`);
   }
   for (let i = 0; i < sources; i++) cidrs.push(`172.20.${i >> 8}.${i & 255}/32`);
-  const rules = cidrs.map((fromCidr, i) => ({ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(20000 + i), fromCidr }));
+  const rules = cidrs.flatMap((cidr, i) => [{ id: `r${i}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(20000 + i), fromCidr: cidr },
+    { id: `o${i}`, direction: 'out', action: 'allow', protocol: 'tcp', ports: String(20000 + i), toCidr: cidr }]);
   ok(await api.call('POST', '/api/v1/tenants/default/policies', { name: 'each', rules }), 201);
   ok(await api.call('PUT', '/api/v1/tenants/default/groups/db', { name: 'db', network: 'net', policies: ['each'] }), 200);
 }
