@@ -25,7 +25,7 @@ export { SHARDS } from './policy-nft-stages.js';
  *      exact-match map (hash, O(1)) into meta mark. A profile is one distinct verdict function of that
  *      protocol, shared by every pair that has it (the compiler interns them): a rule whose peer covers
  *      10,000 classes is one profile's elements, not 10,000 pairs' copies of its ports. A pair whose
- *      function is the default has no element, and its mark stays its class (below PROFILE_MARK);
+ *      function is the default has no element, and its mark stays its source role (below PROFILE_MARK);
  *   3. (profile . port) → verdict: an exact-match map (hash, O(1)) holding the single ports whose verdict
  *      differs from the rest of the profile's ports (a rule with one port, the usual kind);
  *   4. profile → verdict: an exact-match map giving the profile's verdict outright when it is the same
@@ -382,7 +382,7 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       ...(n.cls6r ? [`\t\tmeta mark set ip6 saddr map @${n.cls6r}`, `\t\tct mark set ip6 daddr map @${n.cls6rd}`] : []),
       ...(n.cls6 ? [`\t\tmeta mark set ip6 saddr map @${n.cls6}`, `\t\tct mark set ip6 daddr map @${n.cls6d}`] : []),
       // Each protocol: its high stages (the rules without a peer above every rule with a peer on their
-      // ports, policy-nft-high.ts), then pair → profile (the mark stays the class where the pair has none), then the
+      // ports, policy-nft-high.ts), then pair → profile (the mark stays the source role where the pair has none), then the
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.
       // Then its side stages: what the ends' rules without a peer drop, where the pair did not decide.
       ...(p.sctp ? ['tcp', 'udp', 'sctp', 'other'] as const : ['tcp', 'udp', 'other'] as const).flatMap((x) => [...n[x].highs, ...n[x].prof, ...n[x].singles, ...n[x].rest, ...n[x].sides]),

@@ -200,6 +200,7 @@ export class Engine {
     }
     e.placeSolo([...e.solo.keys()], idOf);
     e.classList = [...e.classes.values()];
+    e.roles.take();
     const klass = (id: number) => e.classes.get(id) as Klass;
     const srcs = e.roles.src.ids().map(klass);
     const dsts = e.roles.dst.ids().map(klass);
@@ -211,7 +212,6 @@ export class Engine {
       for (const dst of to) e.decide(src, dst);
       e.decided += to.length;
     }
-    e.roles.take();
     e.indexPorts();
     return e;
   }
@@ -442,8 +442,7 @@ export class Engine {
       for (const id of ids) {
         const k = this.classes.get(id);
         if (!k || !k.cidrs.includes(text)) continue;
-        this.roles.remove(id);
-        this.roles.add(k, classKey(k));
+        this.roles.rekey(k, classKey(k));
       }
     }
   }
@@ -614,9 +613,9 @@ export class Engine {
     }
     this.ids.delete(classKey(k));
     this.refs.delete(id);
+    // Its pairs are its role's: they go when the role does, or its id moves (roles.ts, incremental.ts).
     this.roles.remove(id);
     this.enforcedClasses.delete(id);
-    this.pairs.dropClass(id);
   }
 
   cidrSpan(text: string): CidrSpan {

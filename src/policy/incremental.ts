@@ -197,7 +197,7 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   // on that side, and a new role (or a moved id) has all of its own decided.
   const roles = e.roles.take();
   for (const id of roles.src.stale) e.pairs.dropSrc(id);
-  for (const id of roles.dst.stale) e.pairs.dropDst(id);
+  e.pairs.dropDsts(roles.dst.stale);
   // What the compile leaves is the whole policy: past the budget it is refused before any pair is decided
   // (the engine is spent: the next compile from it is cold, and refused before its pairs too).
   if (budget !== undefined) overBudget(e.tenant, e.roles, budget);

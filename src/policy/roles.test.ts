@@ -155,3 +155,28 @@ function assertExplainedPer(s: PolicyState, c: CompiledPolicy, at: string, picks
     }
   }
 }
+
+test('a rule naming a /16 around 2,000 endpoints of one destination role comes and goes: each class moves its role once, not the role\'s size per class', () => {
+  // A review's find: the old classes left in id order, each the role's smallest id as it went, and the role
+  // was renumbered (every member's entry rewritten) each time: 2,000² writes; 16,000 endpoints, 8 s a change.
+  const n = 2000;
+  const wide: Rule = { id: 'wide', direction: 'in', action: 'allow', protocol: 'udp', ports: '53', priority: 2, fromCidr: '10.5.0.0/16' };
+  const s = perEndpoint(n);
+  const c0 = compilePolicy(s);
+  const withWide = (x: PolicyState): PolicyState => ({ ...x, policies: x.policies.map((p) => ({ ...p, rules: [...p.rules, wide] })) });
+  // Counted by hand (a mock would keep every call): Map writes during the two compiles.
+  let writes = 0;
+  const set = Map.prototype.set;
+  let c1: CompiledPolicy;
+  let c2: CompiledPolicy;
+  Map.prototype.set = function (this: Map<unknown, unknown>, k: unknown, v: unknown) { writes++; return set.call(this, k, v); };
+  try {
+    c1 = compilePolicy({ ...withWide(s), previous: c0 });
+    c2 = compilePolicy({ ...s, previous: c1 });
+  } finally {
+    Map.prototype.set = set;
+  }
+  assert.deepEqual([c1.how, c2.how], ['incremental', 'incremental']);
+  assert.ok(writes < 100 * n, `${writes} map writes for two compiles that each move ${n} classes`);
+  assertSame(c2, compilePolicy({ ...s, previous: c1 }), 'the /16 gone');
+});
