@@ -55,11 +55,13 @@ test('an address named only as a source tells sources apart, not destinations: t
   assert.ok(!(await reach('app-1', 'db-2', 9001)), 'app-1 is no db-1');
   assert.ok(await reach('app-1', 'db-2', 8888), 'db-policy still lets app in on 8888');
 
-  // The table looks sources and destinations up in maps of their own (the db endpoints are one destination role).
-  const forward = async () => (await h.exec(`${h.tag}-t1`, ['nft', 'list', 'chain', 'inet', 'weft', 'forward'])).stdout;
-  const maps = (text: string) => [/meta mark set ip saddr map @(\w+)/.exec(text)?.[1], /ct mark set ip daddr map @(\w+)/.exec(text)?.[1]];
-  const [src, dst] = maps(await forward());
+  // The table looks sources and destinations up in maps of their own (the db endpoints are one destination
+  // role), each in a chain the forward chain jumps to.
+  const list = async (chain: string) => (await h.exec(`${h.tag}-t1`, ['nft', 'list', 'chain', 'inet', 'weft', chain])).stdout;
+  const src = /meta mark set ip saddr map @(\w+)/.exec(await list('src_role'))?.[1];
+  const dst = /ct mark set ip daddr map @(\w+)/.exec(await list('dst_role'))?.[1];
   assert.ok(src && dst && src !== dst, `two class maps: ${src}, ${dst}`);
+  assert.match(await list('forward'), /jump src_role\n\s+jump dst_role/);
 
   // db-3's address now named as a destination too (db's egress to it on 8888 denied): its classes take new roles.
   const deny = { id: 'to3', direction: 'out', action: 'deny', protocol: 'tcp', ports: '8888', priority: 30, toCidr: `${ip.get('db-3')}/32` };

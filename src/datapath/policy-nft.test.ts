@@ -313,9 +313,11 @@ test('distinct CIDRs with a port each: 10 or 2,000 rules, the same chains and ma
   const big = shape(2000);
   // The same stages; each split in at most SHARDS maps (a chain each), whatever the number of rules.
   assert.deepEqual([big.chains, big.stages], [small.chains, small.stages]);
-  assert.ok(big.chains <= 3, `${big.chains} chains`);
+  // The forward chain, the source's and the destination's role lookups, the deny and audit chains at most.
+  assert.ok(big.chains <= 5, `${big.chains} chains`);
   const stages = big.stages.split(',').length - 1;
-  assert.ok(big.maps <= 1 + stages * SHARDS && big.shards <= big.chains + stages * SHARDS, `${big.maps} maps, ${big.shards} chains`);
+  // The two class maps (sources and destinations: these CIDRs are named one way each), then the stages'.
+  assert.ok(big.maps <= 2 + stages * SHARDS && big.shards <= big.chains + stages * SHARDS, `${big.maps} maps, ${big.shards} chains`);
   // Per rule: its class, its class's pair → profile, the profile's port and its rest (the base deny applies
   // to every source). Each /32's function is its own (its own port): interning shares nothing here, and
   // the profile costs one element more per rule than a per-pair table did (its rest).
@@ -613,4 +615,30 @@ test('DNATed traffic passes as DNS only out of the tenant\'s uplink, never towar
     assert.ok(dnat.length >= 1, `round ${round}: a forward chain with its DNS rule`);
     for (const l of dnat.filter((x) => x.includes(' ip daddr '))) assert.match(l, /^\s*ct status dnat oifname "up0" ip daddr 169\.254\.0\.0\/16 accept/, l);
   }
+});
+
+test('the class maps are bound only in the role chains: a forward chain written again (a stage\'s new map, a high stage) binds neither', () => {
+  // Sources told apart by 10.9.x/32s, destinations by 10.8.x/32s: two class maps. A peerless udp deny above
+  // every rule with a peer makes a high stage, whose end puts the source's role back in meta mark.
+  const rules: Rule[] = [{ id: 'base', priority: 1, direction: 'in', action: 'deny', protocol: 'tcp' }, { id: 'dns', priority: 90, direction: 'in', action: 'deny', protocol: 'udp', ports: '53' },
+    ...Array.from({ length: 20 }, (_, i): Rule => ({ id: `f${i}`, priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: String(10000 + i), fromCidr: `10.9.0.${i}/32` })),
+    ...Array.from({ length: 20 }, (_, i): Rule => ({ id: `t${i}`, priority: 5, direction: 'out', action: 'deny', protocol: 'tcp', ports: String(20000 + i), toCidr: `10.8.0.${i}/32` }))];
+  const s: PolicyState = { tenant: tenant('allow'), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p'])],
+    policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1')], host: 'h1' };
+  const c = compilePolicy(s);
+  assert.ok(c.highs.length > 0, 'a high stage');
+  const nft = flat(renderPolicy(c));
+  const classMaps = nft.maps.filter((m) => baseName(m.name) === 'cls').map((m) => m.name);
+  assert.equal(classMaps.length, 2, 'a source map and a destination map');
+  const chainOf = new Map<string, string>();
+  let current = '';
+  for (const l of nft.chains) {
+    const m = /^\tchain (\S+) \{$/.exec(l);
+    if (m) current = m[1] as string;
+    for (const name of classMaps) if (l.includes(`@${name}`)) chainOf.set(`${name} in ${current}`, l.trim());
+  }
+  assert.deepEqual([...chainOf.keys()].map((k) => k.split(' in ')[1]).sort(), ['dst_role', 'src_role'], [...chainOf.values()].join('\n'));
+  assert.ok(nft.chains.some((l) => /^\t\tmeta l4proto udp jump src_role$/.test(l)), 'the high stage\'s end jumps to the source\'s lookup');
+  const walked = walk(renderPolicy(c), 'accept', '10.9.0.3', '10.1.1.2', 6, 10003);
+  assert.equal(walked, lookupVerdict(c, c.classification.byIp('10.9.0.3').id, c.classification.byIp('10.1.1.2').id, 6, 10003));
 });

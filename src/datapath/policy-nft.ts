@@ -20,7 +20,8 @@ export { SHARDS } from './policy-nft-stages.js';
  * Every map is named by its content (byContent: never changed in place while in use). Per new connection:
  *   1. source address → its class's source role, destination address → its destination role
  *      (policy/roles.ts): a one-field interval map each (rbtree, O(log n)), into meta mark and ct mark
- *      (one map for both where every class is its own role on both sides);
+ *      (one map for both where every class is its own role on both sides), each looked up in a chain of
+ *      its own (`roleChains`);
  *   2. per protocol function (tcp, udp, the others; sctp where a rule compares its ports): (source class . destination class) → profile, an
  *      exact-match map (hash, O(1)) into meta mark. A profile is one distinct verdict function of that
  *      protocol, shared by every pair that has it (the compiler interns them): a rule whose peer covers
@@ -112,7 +113,8 @@ function render(p: CompiledPolicy): PolicyNft {
   // A map both sides look up is listed once.
   const maps: NftMap[] = [...new Map([cls, clsd, cls6, cls6d, cls6r, cls6rd].filter((m): m is NftMap => m !== undefined).map((m) => [m.name, m])).values()];
   const shardChains: string[] = [];
-  const sides = sideStagesOf(p, st, protos, classLines(names));
+  // The high stages put the source's role back in meta mark by a jump to the chain that looks it up.
+  const sides = sideStagesOf(p, st, protos, [`jump ${SRC_ROLE}`]);
   for (const proto of protos) {
     const x = PREFIX[proto];
     // SCTP by port only where the compile decides it so (a rule compares SCTP ports); else it is an `other`.
@@ -145,7 +147,7 @@ function render(p: CompiledPolicy): PolicyNft {
   st.sides = sides;
   st.set = set;
   states.set(book, st);
-  return { maps, chains: [...shardChains, ...renderForward(p, names)], shared: set };
+  return { maps, chains: [...shardChains, ...roleChains(names), ...renderForward(p, names)], shared: set };
 }
 
 /** What came and went between two lists of the same objects, mostly at the same positions (PairStore's list). */
@@ -262,7 +264,21 @@ function class6Map(ranges: readonly Range<bigint>[]): NftMap {
   return m;
 }
 
-/** The forward chain's rules that put the source's class in meta mark (IPv4, then IPv6's ranges and endpoints). */
+/**
+ * The source's role into meta mark and the destination's into ct mark, each in a chain of its own that the
+ * forward chain jumps to: a rule that names a map binds it, and the kernel walks every element of a map a
+ * rule binds (~15 ms at 52,000 address ranges: session 37). The forward chain is written again whenever a
+ * stage's map is new; with the lookups in chains of their own, that binds no class map (two of them
+ * since classes per role: the agent step's slowest changes grew ~10 ms with both in the forward chain).
+ */
+const SRC_ROLE = 'src_role';
+const DST_ROLE = 'dst_role';
+function roleChains(n: Names): string[] {
+  const dst = [`ct mark set ip daddr map @${n.clsd}`, ...(n.cls6rd ? [`ct mark set ip6 daddr map @${n.cls6rd}`] : []), ...(n.cls6d ? [`ct mark set ip6 daddr map @${n.cls6d}`] : [])];
+  return [`\tchain ${SRC_ROLE} {`, ...classLines(n).map((l) => `\t\t${l}`), '\t}', `\tchain ${DST_ROLE} {`, ...dst.map((l) => `\t\t${l}`), '\t}'];
+}
+
+/** The rules that put the source's role in meta mark (IPv4, then IPv6's ranges and endpoints: a miss leaves the mark as it was). */
 function classLines(n: Names): string[] {
   return [`meta mark set ip saddr map @${n.cls}`, ...(n.cls6r ? [`meta mark set ip6 saddr map @${n.cls6r}`] : []), ...(n.cls6 ? [`meta mark set ip6 saddr map @${n.cls6}`] : [])];
 }
@@ -375,12 +391,10 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       '\t\tip6 saddr fe80::/10 ip6 daddr != ff00::/8 drop comment "link-local unicast"',
     ] : []),
     ...(n ? [
-      `\t\tmeta mark set ip saddr map @${n.cls}`,
-      `\t\tct mark set ip daddr map @${n.clsd}`,
-      // IPv6: the addresses inside rules' IPv6 CIDRs that are no endpoint's (outside the tenant, by NAT66),
-      // then the endpoints' own, each its IPv4 address's class (a miss leaves the mark as it was).
-      ...(n.cls6r ? [`\t\tmeta mark set ip6 saddr map @${n.cls6r}`, `\t\tct mark set ip6 daddr map @${n.cls6rd}`] : []),
-      ...(n.cls6 ? [`\t\tmeta mark set ip6 saddr map @${n.cls6}`, `\t\tct mark set ip6 daddr map @${n.cls6d}`] : []),
+      // The source's role and the destination's (roleChains; IPv6: the addresses inside rules' IPv6 CIDRs
+      // that are no endpoint's, outside the tenant by NAT66, then the endpoints' own, each its IPv4 address's).
+      `\t\tjump ${SRC_ROLE}`,
+      `\t\tjump ${DST_ROLE}`,
       // Each protocol: its high stages (the rules without a peer above every rule with a peer on their
       // ports, policy-nft-high.ts), then pair → profile (the mark stays the source role where the pair has none), then the
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.
