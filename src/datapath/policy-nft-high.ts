@@ -35,11 +35,11 @@ function openedOf(x: SideProfile, dir: 'in' | 'out'): Parted {
 /**
  * A protocol's high stages: the destination's address → its ingress high profile, that profile's single
  * ports and rest (drop, or "ingress decided open": a jump setting DECIDED_IN in ct mark); the same for
- * the source's egress (DECIDED_OUT); then meta mark is the source's class again, and a connection both
+ * the source's egress (DECIDED_OUT); then meta mark is the source's role again, and a connection both
  * of whose directions were decided open is accepted. The pair stage then looks the pair up with those
  * bits in its key (ct mark): the function of the direction left. Nothing when no end has a high profile.
  * `body`: the lookups (policy-nft.ts puts them in a chain of their own, `after` in the forward chain);
- * `classLines`: the forward chain's rules that put the source's class in meta mark.
+ * `classLines`: the rules that put the source's role in meta mark (a jump to the chain that looks it up: policy-nft.ts roleChains).
  */
 export function highStages(p: CompiledPolicy, proto: Proto, chains: Map<string, Chain>, maps: NftMap[], classLines: readonly string[]): { body: string[]; after: string[] } {
   const none = { body: [], after: [] };

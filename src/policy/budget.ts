@@ -2,9 +2,10 @@
 import type { Roles } from './roles.js';
 
 /**
- * A tenant's policy would make more pairs of address classes than the compile's budget: classes are one
- * partition for both ends of a connection, so rules that give many endpoints a class of their own (each
- * endpoint's own /32 or /128 with its own ports) make pairs as the square of those endpoints.
+ * A tenant's policy would make more pairs of address classes than the compile's budget: pairs are of
+ * source and destination roles (roles.ts), so rules that tell many endpoints apart on both ends (each
+ * endpoint's own /32 or /128 with its own ports, named as a source and as a destination) make pairs as
+ * the square of those endpoints.
  */
 export class PolicyTooLarge extends Error {
   constructor(readonly tenant: string, readonly pairs: number, readonly classes: number, readonly enforced: number, readonly budget: number) {
