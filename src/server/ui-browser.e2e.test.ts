@@ -80,7 +80,16 @@ async function logIn(page: Page, as: { token: string } | { user: string; passwor
   await page.getByRole('navigation', { name: 'views' }).waitFor();
 }
 
-const ready = (page: Page, view: string) => page.locator(`main[data-view="${view}"] .body[data-ready]`).first().waitFor({ timeout: 15_000 });
+/** A view's data drawn; if not within 15 s, what the page said instead (its status line, its main's text), for the next look at a flake. */
+const ready = async (page: Page, view: string): Promise<void> => {
+  try {
+    await page.locator(`main[data-view="${view}"] .body[data-ready]`).first().waitFor({ timeout: 15_000 });
+  } catch (e) {
+    const status = await page.getByRole('status').first().innerText({ timeout: 1000 }).catch(() => '(none)');
+    const main = await page.locator('main').first().innerText({ timeout: 1000 }).catch(() => '(none)');
+    throw new Error(`the ${view} view was not drawn within 15 s: status "${status}", main ${JSON.stringify(main.slice(0, 400))}`, { cause: e });
+  }
+};
 const mainText = async (page: Page) => (await page.locator('main').innerText()).replace(/\s+/g, ' ');
 
 test('log in; the topology shows the lab; a denied connection appears in the flow view with its rule; a policy change redraws the matrix without a reload', { skip: !root && 'needs root' }, async () => {
