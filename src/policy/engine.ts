@@ -216,9 +216,6 @@ export class Engine {
     return e;
   }
 
-  /** The CIDRs the last `countCidrs` moved from one role to another (`rerole`). */
-  flipped: string[] = [];
-
   /** Pairs the cold compile decided. */
   decided = 0;
 
@@ -387,10 +384,11 @@ export class Engine {
   }
 
   /**
-   * Counts rules' CIDRs in (+1 each) or out (-1 each); returns the CIDRs that appeared or went. Deltas
-   * are summed first, so a rule changed in place (out, then in) moves nothing.
+   * Counts rules' CIDRs in (+1 each) or out (-1 each); returns the CIDRs that appeared or went, and those
+   * that stay named but moved from one role to another (roles.ts CidrDirections.flips). Deltas are summed
+   * first, so a rule changed in place (out, then in) moves nothing.
    */
-  countCidrs(changes: ReadonlyArray<readonly [Rule, 1 | -1]>): string[] {
+  countCidrs(changes: ReadonlyArray<readonly [Rule, 1 | -1]>): { moved: string[]; flipped: string[] } {
     const delta = new Map<string, number>();
     const ways = new Map<string, { from: number; to: number }>();
     for (const [r, d] of changes) {
@@ -401,7 +399,7 @@ export class Engine {
       if (!x) ways.set(peer[0], (x = { from: 0, to: 0 }));
       x[peer[1]] += d;
     }
-    this.flipped = this.roles.ways.flips(ways);
+    const flipped = this.roles.ways.flips(ways);
     for (const [text, x] of ways) { this.roles.ways.count(text, 'from', x.from); this.roles.ways.count(text, 'to', x.to); }
     const moved: string[] = [];
     for (const [text, d] of delta) {
@@ -415,36 +413,7 @@ export class Engine {
       else continue;
       moved.push(text);
     }
-    return moved;
-  }
-
-  /**
-   * The rules' CIDRs named now as a source where they were only a destination, or the other way round,
-   * and named before and after (roles.ts CidrDirections.flips): the classes holding one take their roles
-   * again. A CIDR that comes or goes moves its classes itself.
-   */
-  rerole(flipped: readonly string[]): void {
-    for (const text of flipped) {
-      if (this.aliasOf(text) !== text) continue; // classes hold its set's name, kept on both sides
-      let ids: Iterable<number>;
-      if (isCidr6(text)) ids = this.classesByCidr6.get(text) ?? [];
-      else {
-        const span = this.cidrSpan(text);
-        const found = new Set<number>();
-        for (let i = Math.max(0, rangeAt(this.ranges, span.first)); i < this.ranges.length; i++) {
-          const r = this.ranges[i] as AddressClass;
-          if (r.first > span.last) break;
-          if (r.last >= span.first) found.add(r.cls);
-        }
-        // Endpoints without an IPv4 address are in no range: their classes by their IPv6 CIDRs only.
-        ids = found;
-      }
-      for (const id of ids) {
-        const k = this.classes.get(id);
-        if (!k || !k.cidrs.includes(text)) continue;
-        this.roles.rekey(k, classKey(k));
-      }
-    }
+    return { moved, flipped };
   }
 
   private placeCidr(text: string, d: 1 | -1): void {

@@ -1,6 +1,6 @@
 import { once } from '../model/once.js';
 import type { Endpoint, Policy, Rule } from '../model/index.js';
-import { identityOf, rangeAt, rangeAt6, sweep, sweep6, type AddressClass, type Klass } from './classes.js';
+import { classKey, identityOf, rangeAt, rangeAt6, sweep, sweep6, type AddressClass, type Klass } from './classes.js';
 import { peerOf, slotsOf } from './rule-index.js';
 import { coverage } from './sides.js';
 import { refOf, type Engine } from './engine.js';
@@ -161,7 +161,8 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   e.pairs.detach();
   const { counted, high, flipped, toggled, renamed } = applyRules(e, changes);
   // A renamed CIDR's addresses are in other classes now: swept again, as a CIDR that came or went.
-  const movedCidrs = [...new Set([...e.countCidrs(counted), ...renamed])];
+  const cidrs = e.countCidrs(counted);
+  const movedCidrs = [...new Set([...cidrs.moved, ...renamed])];
   // An IPv6 CIDR that came or went moves the endpoints whose IPv6 address it covers (their IPv4 address
   // is where their class is swept), and the other addresses it covers (swept in IPv6 space).
   const moved = movedCidrs.flatMap((t) => (isCidr6(t) ? endpointsIn6(e, t) : [e.cidrSpan(t) as Region]));
@@ -181,8 +182,12 @@ export function recompile(e: Engine, policies: Map<string, Policy>, changes: rea
   // Nothing moved (a rule with no new CIDR): no sweep, and no copy of the class ids.
   const touched = moved.length > 0 || moved6.length > 0 || resolo.length > 0;
   const born = touched ? reclassify(e, moved, moved6, resolo, nextId(e.ids)) : [];
-  // After the sweep: a flipped CIDR's classes, as they are now, take their roles again.
-  e.rerole(e.flipped);
+  // After the sweep: the classes of a CIDR named on another side now, as they are now, take their roles
+  // again (a CIDR of a set: its classes hold the set's name, kept on both sides).
+  for (const text of cidrs.flipped) {
+    if (e.aliasOf(text) !== text) continue;
+    for (const id of classesOfCidr(e, text)) { const k = e.classes.get(id) as Klass; e.roles.rekey(k, classKey(k)); }
+  }
   const dirty = new Map<number, Set<number>>();
   // Pairs of roles (roles.ts): the changes below find classes and mark their roles' pairs, each role once
   // (10,000 endpoints of one destination role behind 10,000 rules were 10,000² marks of one pair).
@@ -530,12 +535,17 @@ function peersOf(e: Engine, rule: Rule, all: readonly Klass[], bySet: () => Read
   if (p.kind === 'network') return all.filter((k) => k.network === p.name).map((k) => k.id);
   // A NetworkPolicy's peer set (in an index, never a changed rule: a NetworkPolicy change is a cold compile).
   if (p.kind === 'set') return [...(bySet().get(p.name) ?? [])];
+  return classesOfCidr(e, p.name);
+}
+
+/** The classes holding a rule CIDR (under its name in classes: its own text, or its set's: aliases.ts). */
+function classesOfCidr(e: Engine, text: string): number[] {
   // An IPv6 CIDR: the classes holding it, endpoints' and those of the other addresses it covers (indexed).
-  if (isCidr6(p.name)) return [...(e.classesByCidr6.get(p.name) ?? [])];
+  if (isCidr6(text)) return [...(e.classesByCidr6.get(text) ?? [])];
   // A CIDR of a set (aliases.ts): the classes holding the set's name, wherever its CIDRs are.
-  const name = e.aliasOf(p.name);
+  const name = e.aliasOf(text);
   if (CidrAliases.isAlias(name)) return [...(e.classesByAlias.get(name) ?? [])];
-  const span = e.cidrSpan(p.name);
+  const span = e.cidrSpan(text);
   const out = new Set<number>();
   for (let i = Math.max(0, rangeAt(e.ranges, span.first)); i < e.ranges.length; i++) {
     const r = e.ranges[i] as AddressClass;

@@ -161,7 +161,7 @@ export class CidrDirections {
 
   /**
    * The CIDRs that counting these deltas would move from one role to another while they stay named (their
-   * classes take their roles again: engine.ts `rerole`). A CIDR that comes or goes moves its classes itself.
+   * classes take their roles again: incremental.ts `recompile`, by `classesOfCidr`). A CIDR that comes or goes moves its classes itself.
    */
   flips(deltas: ReadonlyMap<string, { from: number; to: number }>): string[] {
     const out: string[] = [];
