@@ -100,8 +100,11 @@ async function start(token: string): Promise<void> {
     status.textContent = text;
     status.className = error ? 'status error' : 'status';
   };
-  const show = async () => {
+  /** Views in a row whose reads failed without an answer (the network): each read again after a backoff. */
+  let unanswered = 0;
+  const show = async (again = false) => {
     if (!live()) return;
+    if (!again) unanswered = 0;
     route = parseRoute(location.hash);
     const tenant = route.tenant && (!tenants || tenants.includes(route.tenant)) ? route.tenant : tenants?.[0];
     if (!tenant) return;
@@ -118,13 +121,20 @@ async function start(token: string): Promise<void> {
       const made = await make({ api, tenant, main, status: say, signal: AbortSignal.any([ctl.signal, mine.signal]) });
       if (ctl !== view || !live()) return;
       page = made;
+      unanswered = 0;
       say('');
       // For bench:ui and the tests: when the view's data was drawn, and (two frames on) painted.
       const drawn = `weft:${route.view}`;
       performance.mark(drawn);
       requestAnimationFrame(() => requestAnimationFrame(() => performance.mark(`${drawn}:painted`)));
     } catch (e) {
-      if (!ctl.signal.aborted && live() && !(e instanceof ApiError && e.status === 404 && !tenants)) say((e as Error).message, true);
+      if (ctl.signal.aborted || !live() || (e instanceof ApiError && e.status === 404 && !tenants)) return;
+      if (e instanceof ApiError) return say(e.message, true);
+      // No answer at all (fetch's TypeError: the server restarting, the network changing under the
+      // browser): the view is read again, later each time, until it draws or another view is chosen.
+      const wait = backoff(unanswered++);
+      say(`${(e as Error).message}; trying again in ${Math.round(wait / 1000)} s`, true);
+      setTimeout(() => { if (ctl === view && live()) void show(true); }, wait);
     } finally {
       if (ctl === view) main.removeAttribute('aria-busy');
     }
