@@ -92,3 +92,38 @@ test('a deny-default tenant is a whitelist', { skip: !root && 'needs root' }, as
   assert.ok(!(await reach('app-1', 'db-1', 8889)));
   assert.equal((await h.weft(['tenant', 'update', '--default-action', 'allow', 'default'])).code, 0);
 });
+
+test('a pattern of more port ranges than a chain holds as rules decides in the kernel as the rules say', { skip: !root && 'needs root' }, async () => {
+  // lp-db's group denies tcp 9000-9499 without a peer; lpc-1's address is let in on ten ranges inside it and
+  // kept out of ten ranges above it: twenty decided ranges in one profile, more than INLINE_RANGES, so the
+  // table looks them up in an interval map of decisions (data, not verdicts: policy-nft-parts.ts makeChain).
+  for (const args of [['policy', 'create', 'long'], ['group', 'create', '-p', 'long', 'contiv-net', 'lp'], ['group', 'create', 'contiv-net', 'lpc']]) {
+    const r = await h.weft(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  }
+  await run('lpc-1', 'lpc');
+  await run('lp-db', 'lp');
+  const ports = [9005, 9025, 9505, 9525];
+  for (const port of ports) await listen('lp-db', port);
+  const from = `${ip.get('lpc-1')}/32`;
+  const rules = [{ id: 'side', direction: 'in', action: 'deny', protocol: 'tcp', ports: '9000-9499', priority: 1 },
+    ...Array.from({ length: 10 }, (_, k) => ({ id: `in${k}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: `${9000 + k * 40}-${9009 + k * 40}`, priority: 10, fromCidr: from })),
+    ...Array.from({ length: 10 }, (_, k) => ({ id: `out${k}`, direction: 'in', action: 'deny', protocol: 'tcp', ports: `${9500 + k * 40}-${9509 + k * 40}`, priority: 10, fromCidr: from }))];
+  const put = await h.api('PUT', '/api/v1/tenants/default/policies/long', { name: 'long', rules });
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  // Let in on 9005 (a range), kept out on 9025 (between ranges: the peerless deny), 9505 (a range), let in
+  // on 9525 (between ranges: the tenant's default). A denied port must never pass, also while the agent
+  // is still applying; so the allowed ones are waited for first.
+  assert.ok((await within(5000, () => reach('lpc-1', 'lp-db', 9005), 100)) >= 0, 'lpc-1 -> lp-db:9005 (allowed range)');
+  assert.ok(await reach('lpc-1', 'lp-db', 9525), 'lpc-1 -> lp-db:9525 (between denied ranges: the default)');
+  assert.ok(!(await reach('lpc-1', 'lp-db', 9025)), 'lpc-1 -> lp-db:9025 (between allowed ranges: the peerless deny)');
+  assert.ok(!(await reach('lpc-1', 'lp-db', 9505)), 'lpc-1 -> lp-db:9505 (a denied range)');
+  // The kernel holds it as a map of marks the chain's rules act on, with both decisions.
+  const listing = (await h.exec(`${h.tag}-t1`, ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
+  const chain = /chain (pp_\w+) \{\s+meta mark set tcp dport map @(pp_\w+)/.exec(listing);
+  assert.ok(chain, `a chain looking the ports up in a map of decisions: ${listing.slice(0, 2000)}`);
+  const body = listing.slice(listing.indexOf(`chain ${chain[1]} {`)).split('}')[0] as string;
+  assert.match(body, /meta mark 0x60000001 accept/);
+  assert.match(body, /meta mark 0x60000002 goto deny/);
+  assert.doesNotMatch(listing, /vmap @pp_/, 'no port pattern is a verdict map');
+});

@@ -140,17 +140,25 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     if (verdict === undefined || !verdict.startsWith('jump ') || verdict.startsWith('jump open_')) return verdict;
     const start = nft.chains.indexOf(`\tchain ${verdict.slice(5)} {`);
     assert.ok(start >= 0, `chain ${verdict} exists`);
+    // A long pattern: its interval map gives a decision (data) into meta mark, which the rules after it act on.
+    let decision: string | undefined;
     for (const line of nft.chains.slice(start + 1, nft.chains.indexOf('\t}', start)).map((l) => l.trim())) {
-      let m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|goto deny|jump open_in|jump open_out)$/.exec(line);
-      if (m) {
-        const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
-        if (applies) return m[3] as string;
+      const data = /^meta mark set (tcp dport|udp dport|sctp dport|meta l4proto) map @(\S+)$/.exec(line);
+      if (data) {
+        assert.equal(nft.maps.find((m) => m.name === data[2])?.type.endsWith(': mark'), true, `a map of decisions, not verdicts: ${data[2]}`);
+        decision = pairsOf(map(data[2] as string)).find(([k]) => inRange(k, data[1] === 'meta l4proto' ? proto : port, Number))?.[1];
         continue;
       }
-      m = /^(tcp dport|udp dport|sctp dport|meta l4proto) vmap @(\S+)$/.exec(line);
+      const acts = /^meta mark (0x6[0-9a-f]{7}) (accept|goto deny|jump audit|jump open_in|jump open_out)$/.exec(line);
+      if (acts) {
+        if (decision === acts[1]) return acts[2];
+        continue;
+      }
+      const m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|goto deny|jump open_in|jump open_out)$/.exec(line);
+      // (No verdict map: the kernel would walk its elements at every validation of the table.)
       assert.ok(m, `a chain rule this walker knows: ${line}`);
-      const hit = pairsOf(map(m[2] as string)).find(([k]) => inRange(k, m[1] === 'meta l4proto' ? proto : port, Number));
-      if (hit) return hit[1];
+      const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);
+      if (applies) return m[3] as string;
     }
     return undefined;
   };

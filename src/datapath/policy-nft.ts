@@ -31,8 +31,10 @@ export { SHARDS } from './policy-nft-stages.js';
  *      differs from the rest of the profile's ports (a rule with one port, the usual kind);
  *   4. profile → verdict: an exact-match map giving the profile's verdict outright when it is the same
  *      for every remaining port, or a jump to a chain that looks the port up in rules (at most
- *      INLINE_RANGES) or a one-field interval map (rbtree). Profiles whose remaining ports look alike
- *      share one chain (named by its content), so chains grow with the distinct port patterns.
+ *      INLINE_RANGES) or a one-field interval map (rbtree) of decisions, which a rule per decision acts on
+ *      (data, not verdicts: the kernel's validation of the table walks no element of it). Profiles whose
+ *      remaining ports look alike share one chain (named by its content), so chains grow with the
+ *      distinct port patterns.
  * No lookup is linear in the number of rules. (One map keyed by the whole concatenation with ranges uses
  * nft's pipapo backend, whose cost measured here grew by ~33 ns per entry: +0.84 ms per new connection
  * at 25,000 entries.) Established and related traffic passes before any lookup. Nothing after the policy

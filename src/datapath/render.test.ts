@@ -384,6 +384,9 @@ function ruleKinds(): Array<[string, string]> {
       { fromCidr: '10.1.0.0/16', protocol: 'tcp', ports: '1500-1600', action: 'deny', priority: 3 },
       { fromCidr: '10.1.2.0/24', protocol: 'udp', ports: '53', priority: 4 },
     ],
+    // More ranges than a chain holds as rules (INLINE_RANGES): an interval map of decisions, and a rule per decision.
+    'long-pattern': [{ fromCidr: '10.9.0.0/16', protocol: 'tcp', ports: '1000-3000' },
+      ...Array.from({ length: 20 }, (_, i) => ({ fromCidr: '10.9.0.0/16', protocol: 'tcp', ports: `${1050 + i * 90}-${1060 + i * 90}`, action: 'deny' as const, priority: 11 }))],
     'both-directions': [
       { fromCidr: '192.0.2.1/32', protocol: 'tcp', ports: '80' },
       { direction: 'out', toCidr: '198.51.100.0/24', protocol: 'tcp', ports: '443', action: 'deny' },
