@@ -120,3 +120,25 @@ test('work counted, not flagged: a pass that ends beside another still running (
   assert.equal(collected, 2, 'all ended and quiet: collected');
   gc.stop();
 });
+
+test('a large heap is collected after growth in proportion to it, not after a few MB', async () => {
+  let collected = 0;
+  const held: unknown[] = [];
+  // 192 MB that lives on (a large policy's compile), collected once: the baseline.
+  const kept: unknown[] = [];
+  for (let i = 0; i < 192; i++) kept.push(new Array(128 * 1024).fill(i));
+  realGc();
+  const gc = new IdleGc(() => { collected++; held.length = 0; realGc(); }, quiet, 100, 100);
+  // 8 MB more: past the fixed 4 MB, under a sixteenth of ~200 MB (~12.5 MB).
+  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed();
+  await sleep(400);
+  assert.equal(collected, 0, '8 MB on ~200 MB: not worth marking the whole heap');
+  // 24 MB more in all: past a sixteenth.
+  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed();
+  await sleep(400);
+  assert.equal(collected, 1, 'grown by more than a sixteenth: collected');
+  assert.equal(kept.length, 192);
+  gc.stop();
+});

@@ -16,6 +16,16 @@ const GAP_MS = 2_000;
  * after a few MB of promotions (every ~5 s, ~10 changes, in bench:policy's agent step at 50,000 rules).
  */
 const GROWTH = 4 * 1024 * 1024;
+/**
+ * ... or by this share of what the last collection left, if more: a collection marks the whole heap, so
+ * its cost grows with what lives, and a fixed few MB made a large heap pay it for little. At 50,000
+ * rules of nested prefixes (bench:policy's nested-all shape, 460 MB live) the leftover sweep's few MB
+ * bought a 0.5 s collection: 13 % of a core in the agent step's second idle window (session 57). A
+ * quarter was tried: idle 1.8 %, but a burst of changes' garbage then waited for V8's own collection,
+ * which came in the middle of a change (the compile's slowest 231 → 846 ms); a sixteenth (29 MB there)
+ * still lets a burst's garbage go after it.
+ */
+const GROWTH_SHARE = 1 / 16;
 
 /**
  * Full garbage collections while the agent is idle. Each compile's results live until the next change,
@@ -97,7 +107,7 @@ export class IdleGc {
     const now = performance.now();
     if (now - this.lastWork < this.quietMs) return this.schedule(this.lastWork + this.quietMs - now);
     const before = used();
-    if (!this.gc || before - this.baseline < GROWTH) return;
+    if (!this.gc || before - this.baseline < Math.max(GROWTH, this.baseline * GROWTH_SHARE)) return;
     // Too soon after the last one: collect once the gap has passed (unless work starts meanwhile), not never.
     if (now - this.last < this.gapMs) return this.schedule(this.gapMs - (now - this.last));
     this.gc();

@@ -7,7 +7,10 @@
 // BENCH_POLICY_CHANGES (50) changes, each from the API call until a probe connection sees the new verdict.
 // BENCH_AGENT_SHAPE=nested: three rules in four are nested CIDR prefixes with their own port ranges
 // (policy-shapes.ts), so nearly every class has its own verdict function: a table of tens of thousands
-// of chains, each of which nft lists at every commit (the shape that hurts commits most).
+// of chains, each of which nft lists at every commit. BENCH_AGENT_SHAPE=nested-all: every rule one of
+// those nested prefixes (bench:policy-compile's nested shape): the /8s shared by ~30 blocks each get
+// profiles of more port ranges than a chain holds as rules, 11,400 of them in long patterns' maps, the
+// shape whose every commit the kernel's validation of the table once cost ~80 ms (session 57).
 // Needs root; removes everything it made.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -90,6 +93,7 @@ export function mixedRule(i: number): Record<string, unknown> {
 
 /** Rule i of the step's shape: mixedRule's, or (nested) one of mixedRule's then three nested prefixes, by turns. */
 export function agentRule(i: number, shape: string = SHAPE): Record<string, unknown> {
+  if (shape === 'nested-all') return { ...nested(i) };
   if (shape !== 'nested') return mixedRule(i);
   return i % 4 === 0 ? mixedRule(i >> 2) : { ...nested(i) };
 }
@@ -322,7 +326,7 @@ const driftMs = (x: number) => (Number.isFinite(x) ? ms(x) : '> 120 s');
 
 /** Runs the step and prints its table. */
 export async function benchAgentPasses(): Promise<void> {
-  if (SHAPE !== 'mixed' && SHAPE !== 'nested') throw new Error(`BENCH_AGENT_SHAPE: '${SHAPE}' is not mixed or nested`);
+  if (SHAPE !== 'mixed' && SHAPE !== 'nested' && SHAPE !== 'nested-all') throw new Error(`BENCH_AGENT_SHAPE: '${SHAPE}' is not mixed, nested or nested-all`);
   // Each change allows a spare port of its own from 61,000 on: four columns, two rows.
   if (!(CHANGES >= 0 && CHANGES * 8 <= 65_535 - SPARE)) throw new Error(`BENCH_POLICY_CHANGES: ${CHANGES} is more than this step's ${Math.floor((65_535 - SPARE) / 8)}`);
   const bg: ChildProcess[] = [];
