@@ -128,17 +128,47 @@ test('a large heap is collected after growth in proportion to it, not after a fe
   const kept: unknown[] = [];
   for (let i = 0; i < 192; i++) kept.push(new Array(128 * 1024).fill(i));
   realGc();
-  const gc = new IdleGc(() => { collected++; held.length = 0; realGc(); }, quiet, 100, 100);
+  const gc = new IdleGc(() => { collected++; held.length = 0; realGc(); }, quiet, 100, 100, 60_000);
+  // The first collection is long behind (none yet): the few MB would do. One now sets the baseline.
+  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed();
+  await sleep(400);
+  assert.equal(collected, 1, 'the first growth past 4 MB is collected');
   // 8 MB more: past the fixed 4 MB, under a sixteenth of ~200 MB (~12.5 MB).
   for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
   gc.passed();
   await sleep(400);
-  assert.equal(collected, 0, '8 MB on ~200 MB: not worth marking the whole heap');
+  assert.equal(collected, 1, '8 MB on ~200 MB, a collection just before: not worth marking the whole heap');
   // 24 MB more in all: past a sixteenth.
   for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
   gc.passed();
   await sleep(400);
-  assert.equal(collected, 1, 'grown by more than a sixteenth: collected');
+  assert.equal(collected, 2, 'grown by more than a sixteenth: collected');
   assert.equal(kept.length, 192);
+  gc.stop();
+});
+
+test('a large heap that became garbage (a large policy replaced by a small one) is collected once the last collection is long behind', async () => {
+  let collected = 0;
+  const held: unknown[] = [];
+  const kept: unknown[] = [];
+  for (let i = 0; i < 192; i++) kept.push(new Array(128 * 1024).fill(i));
+  realGc();
+  const gc = new IdleGc(() => { collected++; realGc(); }, quiet, 100, 100, 1_000);
+  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed();
+  await sleep(400);
+  assert.equal(collected, 1, 'the first: sets the baseline at ~200 MB');
+  // The large compile is replaced by a small one: 192 MB of garbage, 8 MB of new data.
+  kept.length = 0;
+  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  gc.passed();
+  await sleep(400);
+  assert.equal(collected, 1, 'the heap grew 8 MB by what it can see: not yet');
+  await sleep(800);
+  gc.passed(false);
+  await sleep(300);
+  assert.equal(collected, 2, 'the last collection long behind: the few MB are enough, and the garbage goes');
+  assert.equal(held.length, 16);
   gc.stop();
 });

@@ -12,20 +12,25 @@ const QUIET_MS = 3_000;
 /** At most one collection this often. */
 const GAP_MS = 2_000;
 /**
- * Collected once the heap grew this much since the last collection: V8 itself starts a major collection
+ * Collected once the heap grew this much since the last idle collection (V8's own do not move the mark): V8 itself starts a major collection
  * after a few MB of promotions (every ~5 s, ~10 changes, in bench:policy's agent step at 50,000 rules).
  */
 const GROWTH = 4 * 1024 * 1024;
 /**
- * ... or by this share of what the last collection left, if more: a collection marks the whole heap, so
- * its cost grows with what lives, and a fixed few MB made a large heap pay it for little. At 50,000
- * rules of nested prefixes (bench:policy's nested-all shape, 460 MB live) the leftover sweep's few MB
- * bought a 0.5 s collection: 13 % of a core in the agent step's second idle window (session 57). A
- * quarter was tried: idle 1.8 %, but a burst of changes' garbage then waited for V8's own collection,
- * which came in the middle of a change (the compile's slowest 231 → 846 ms); a sixteenth (29 MB there)
- * still lets a burst's garbage go after it.
+ * ... or by this share of what the last idle collection left, if more, unless the last one is LONG_MS
+ * behind: a collection marks the whole heap, so its cost grows with what lives, and a fixed few MB made
+ * a large heap pay it again and again for little. At 50,000 rules of nested prefixes (bench:policy's
+ * nested-all shape, 460 MB live) the leftover sweep's few MB bought a 0.5 s collection 18 s after the
+ * last: 13 % of a core in the agent step's second idle window (session 57); a sixteenth there is 29 MB.
  */
 const GROWTH_SHARE = 1 / 16;
+/**
+ * Past this since the last idle collection, the few MB of GROWTH are enough again: growth is all this
+ * class can see (`used` counts garbage too), and a large policy replaced by a small one leaves its old
+ * compile as garbage while the heap barely grows; V8's own collection waits for twice the old size, and
+ * its memory reducer is off. At most one collection of a large heap a minute (0.5 s at 460 MB: < 1 %).
+ */
+const LONG_MS = 60_000;
 
 /**
  * Full garbage collections while the agent is idle. Each compile's results live until the next change,
@@ -43,7 +48,7 @@ export class IdleGc {
   private lastWork = -Infinity;
   private running = 0;
 
-  constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger, private readonly quietMs = QUIET_MS, private readonly gapMs = GAP_MS) {}
+  constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger, private readonly quietMs = QUIET_MS, private readonly gapMs = GAP_MS, private readonly longMs = LONG_MS) {}
 
   /**
    * With V8's collector exposed at run time (no flag on the command line needed). V8's memory reducer is
@@ -107,7 +112,8 @@ export class IdleGc {
     const now = performance.now();
     if (now - this.lastWork < this.quietMs) return this.schedule(this.lastWork + this.quietMs - now);
     const before = used();
-    if (!this.gc || before - this.baseline < Math.max(GROWTH, this.baseline * GROWTH_SHARE)) return;
+    const needed = now - this.last >= this.longMs ? GROWTH : Math.max(GROWTH, this.baseline * GROWTH_SHARE);
+    if (!this.gc || before - this.baseline < needed) return;
     // Too soon after the last one: collect once the gap has passed (unless work starts meanwhile), not never.
     if (now - this.last < this.gapMs) return this.schedule(this.gapMs - (now - this.last));
     this.gc();

@@ -10,7 +10,7 @@
 // of chains, each of which nft lists at every commit. BENCH_AGENT_SHAPE=nested-all: every rule one of
 // those nested prefixes (bench:policy-compile's nested shape): the /8s shared by ~30 blocks each get
 // profiles of more port ranges than a chain holds as rules, 11,400 of them in long patterns' maps, the
-// shape whose every commit the kernel's validation of the table once cost ~80 ms (session 57).
+// shape whose every commit the kernel's validation of the table once cost ~87 ms (session 57).
 // Needs root; removes everything it made.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';

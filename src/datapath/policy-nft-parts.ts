@@ -158,7 +158,7 @@ export const decisionMark = (v: Decided): string => {
  * The map holds decisions as data (DECISION_MARK), which the chain's few rules then act on, not verdicts:
  * at every commit that adds a rule the kernel validates the table, and it walks each element of every
  * verdict map it reaches (a `goto deny` is a jump to check) but no element of a map of data. With
- * 11,400 such maps of ~35 ranges (50,000 nested rules, bench:policy-compile's shape) that walk was ~80
+ * 11,400 such maps of ~35 ranges (50,000 nested rules, bench:policy-compile's shape) that walk was ~87
  * ms of every rule change's commit (issue 13, session 57); as data, none.
  */
 export const INLINE_RANGES = 16;

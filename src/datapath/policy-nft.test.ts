@@ -137,7 +137,7 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     return m === undefined ? undefined : exact(m, key);
   };
   const chainVerdict = (verdict: string | undefined): string | undefined => {
-    if (verdict === undefined || !verdict.startsWith('jump ') || verdict.startsWith('jump open_')) return verdict;
+    if (verdict === undefined || !verdict.startsWith('jump ') || verdict.startsWith('jump open_') || verdict === 'jump audit') return verdict;
     const start = nft.chains.indexOf(`\tchain ${verdict.slice(5)} {`);
     assert.ok(start >= 0, `chain ${verdict} exists`);
     // A long pattern: its interval map gives a decision (data) into meta mark, which the rules after it act on.
@@ -154,7 +154,7 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
         if (decision === acts[1]) return acts[2];
         continue;
       }
-      const m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|goto deny|jump open_in|jump open_out)$/.exec(line);
+      const m = /^(tcp dport|udp dport|sctp dport|meta l4proto) (\d+(?:-\d+)?) (accept|goto deny|jump audit|jump open_in|jump open_out)$/.exec(line);
       // (No verdict map: the kernel would walk its elements at every validation of the table.)
       assert.ok(m, `a chain rule this walker knows: ${line}`);
       const applies = m[1] === 'meta l4proto' ? x === 'x' && inRange(m[2] as string, proto, Number) : m[1] === `${x} dport` && inRange(m[2] as string, port, Number);

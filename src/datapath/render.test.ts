@@ -387,6 +387,8 @@ function ruleKinds(): Array<[string, string]> {
     // More ranges than a chain holds as rules (INLINE_RANGES): an interval map of decisions, and a rule per decision.
     'long-pattern': [{ fromCidr: '10.9.0.0/16', protocol: 'tcp', ports: '1000-3000' },
       ...Array.from({ length: 20 }, (_, i) => ({ fromCidr: '10.9.0.0/16', protocol: 'tcp', ports: `${1050 + i * 90}-${1060 + i * 90}`, action: 'deny' as const, priority: 11 }))],
+    // The same for protocols other than TCP and UDP (`meta l4proto`): twenty protocol numbers kept out.
+    'long-protocols': Array.from({ length: 20 }, (_, i) => ({ fromCidr: '10.9.0.0/16', protocol: String(100 + 2 * i), action: 'deny' as const })),
     'both-directions': [
       { fromCidr: '192.0.2.1/32', protocol: 'tcp', ports: '80' },
       { direction: 'out', toCidr: '198.51.100.0/24', protocol: 'tcp', ports: '443', action: 'deny' },
