@@ -58,6 +58,8 @@ function loginScreen(problem?: string): void {
 
 /** One login's life: everything it started (views, streams, the hash listener) stops with it. */
 let session: AbortController | undefined;
+/** Starts in a row whose first reads (who, which tenants) got no answer: each tried again after a backoff. */
+let unansweredStarts = 0;
 
 function logout(why?: string): void {
   const ending = session;
@@ -149,9 +151,16 @@ async function start(token: string): Promise<void> {
   let me: { user: string; role: string };
   try {
     ({ me, tenants } = await known);
+    unansweredStarts = 0;
   } catch (e) {
     view?.abort();
-    if (live() && !(e instanceof ApiError && e.status === 401)) loginScreen((e as Error).message);
+    if (!live() || (e instanceof ApiError && e.status === 401)) return;
+    if (e instanceof ApiError) return loginScreen(e.message);
+    // No answer (the server restarting, the network changing under the browser): the token is kept and
+    // the start tried again, later each time, instead of asking to log in again.
+    const wait = backoff(unansweredStarts++);
+    say(`${(e as Error).message}; trying again in ${Math.round(wait / 1000)} s`, true);
+    setTimeout(() => { if (live()) void start(token); }, wait);
     return;
   }
   if (!live()) return;
