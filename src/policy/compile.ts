@@ -91,7 +91,25 @@ export interface CompiledPolicy {
    * tenant's history never shapes another's output.
    */
   lineage: object;
+  /**
+   * The highest id this compile's lineage has given (classes, profiles, side and high profiles): ids only
+   * grow, so that a change rewrites only what it touches; past RENUMBER_AT the next compile starts over.
+   */
+  idHigh: number;
 }
+
+/**
+ * Ids stay below this: a destination role (a class id) shares ct mark with DECIDED_IN and DECIDED_OUT,
+ * and the datapath adds profile, side and high ids to marks 0x10000000 apart (policy-nft-parts.ts).
+ */
+export const ID_LIMIT = DECIDED_IN;
+/**
+ * A compile whose `previous` has given an id past this starts over: new ids from 1 and a lineage of its
+ * own (the datapath's table is written anew once). A tenant's churn (every change's new CIDRs are new
+ * classes, every new function a new profile) would otherwise reach ID_LIMIT; one compile gives far fewer
+ * than the half left (the budget bounds its pairs, budget.ts).
+ */
+export const RENUMBER_AT = ID_LIMIT / 2;
 
 export interface V6Class { addr: string; cls: number }
 
@@ -230,7 +248,8 @@ const engines = new Attached<CompiledPolicy, Engine>('engine');
  * The tenant's policy for this host. Given `previous` (the last compile here) and the same frame (only
  * rules changed), it redoes only what the changed rules touch; the result is the cold compile's.
  */
-export function compilePolicy(s: PolicyState): CompiledPolicy {
+export function compilePolicy(state: PolicyState): CompiledPolicy {
+  const s = state.previous !== undefined && state.previous.idHigh >= RENUMBER_AT ? withoutPrevious(state) : state;
   const fallback = verdictOf(s.tenant.defaultAction);
   const lineage = s.previous?.lineage ?? {};
   const dual = s.networks.some((n) => n.subnet6 !== undefined);
@@ -241,7 +260,7 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
   // ADD path of rule-less tenants from classifying every endpoint on each ADD.
   const isolated = sc.np !== undefined && [...sc.enforced].some((x) => x.includes('#'));
   if (!isolated && !s.groups.some((g) => groups.has(g.name) && g.policies.some((p) => withRules.has(p)))) {
-    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, roles: NO_ROLES, pairs: [], profiles: [], sides: [], sideProfiles: [], highs: [], highProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage };
+    return { tenant: s.tenant.name, fallback, classification: { classes: [], ids: new Map(), ranges: [], ranges6: [], solo: new Map(), byIp: () => EMPTY }, roles: NO_ROLES, pairs: [], profiles: [], sides: [], sideProfiles: [], highs: [], highProfiles: [], sctp: false, dual, v6: [], ruleCount: 0, how: 'cold', decided: 0, lineage, idHigh: 0 };
   }
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc, s.budget);
@@ -253,9 +272,16 @@ export function compilePolicy(s: PolicyState): CompiledPolicy {
     tenant: s.tenant.name, fallback, classification, roles: { src: engine.roles.src.snapshot(), dst: engine.roles.dst.snapshot() }, dual, v6: dual ? v6Classes(s.endpoints, classification) : [], pairs: engine.pairs.list, profiles: engine.pairs.profiles.list(engine.pairs.list.length),
     sides, sideProfiles: engine.sideProfiles.list(sides), highs, highProfiles: engine.highProfiles.list(highs), sctp: engine.sctp,
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided, lineage,
+    idHigh: engine.idHigh(),
   };
+  if (out.idHigh >= ID_LIMIT) throw new Error(`policy compile of tenant ${s.tenant.name}: id ${out.idHigh} past the marks' room (${ID_LIMIT})`);
   engines.set(out, engine);
   return out;
+}
+
+function withoutPrevious(s: PolicyState): PolicyState {
+  const { previous: _, ...rest } = s;
+  return rest;
 }
 
 /** The previous compile's engine brought up to `policies`, or undefined when only a cold compile will do. */

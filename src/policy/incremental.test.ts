@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addressOf, formatIp, formatIp6, maskOf6, parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
-import { compilePolicy, explainFlow, lookupVerdict, type CompiledPolicy, type PolicyState } from './index.js';
+import { compilePolicy, explainFlow, ID_LIMIT, lookupVerdict, RENUMBER_AT, type CompiledPolicy, type PolicyState } from './index.js';
 
 // Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
 // incremental path) and must equal a cold compile given the same `previous` (same class ids, same
@@ -595,4 +595,48 @@ test('a rule with a peer added above a NetworkPolicy isolation that was decided 
       assert.equal(lookupVerdict(c, c.classification.byIp(from).id, c.classification.byIp('10.1.1.2').id, 6, port) !== 'drop', want, `${rules.length ? 'added' : 'removed'}: ${from} → web:${port}`);
     }
   }
+});
+
+test('ids only grow with churn; a compile whose previous gave one past RENUMBER_AT starts over from 1, and none passes ID_LIMIT', () => {
+  const ep = (ip: string, g: string): Endpoint => ({ ...meta, id: ip, tenant: 't', network: 'a', group: g, ip, prefixLength: 16, gateway: '', mac: '', mtu: 1450, vni: 1, host: 'h1', ifname: 'eth0', containerId: ip, labels: {}, state: 'created' });
+  // Each state's rules name CIDRs no earlier state named, each with a port of its own: new classes, new functions.
+  const state = (k: number, previous?: CompiledPolicy): PolicyState => ({
+    tenant: { ...meta, name: 't', id: 1, defaultAction: 'allow' }, networks: [{ ...meta, tenant: 't', name: 'a', subnet: '10.1.0.0/16', gateway: '', encap: 'vxlan', vni: 1, mtu: 1450 }],
+    groups: [{ ...meta, tenant: 't', name: 'db', network: 'a', labels: {}, policies: ['churn'] }, { ...meta, tenant: 't', name: 'app', network: 'a', labels: {}, policies: [] }],
+    policies: [{ ...meta, tenant: 't', name: 'churn', revision: k + 1, rules: Array.from({ length: 20 }, (_, i): Rule => ({ id: `c${i}`, priority: 5, direction: 'in', action: i % 2 ? 'allow' : 'deny', protocol: 'tcp', ports: String(1000 + 20 * k + i), fromCidr: `10.${9 + (k >> 8)}.${k & 255}.${i}/32` })) }],
+    endpoints: [ep('10.1.0.2', 'db'), ep('10.1.0.3', 'app')], host: 'h1', ...(previous ? { previous } : {}),
+  });
+  const maxClass = (c: CompiledPolicy) => Math.max(...c.classification.ids.values());
+  let c = compilePolicy(state(0));
+  const first = c.idHigh;
+  for (let k = 1; k <= 10; k++) {
+    const before = c;
+    c = compilePolicy(state(k, before));
+    assert.equal(c.lineage, before.lineage, `change ${k}: one lineage`);
+    assert.ok(c.idHigh > before.idHigh && maxClass(c) > maxClass(before), `change ${k}: new CIDRs take new ids above every live one (${before.idHigh} → ${c.idHigh})`);
+  }
+  assert.ok(c.idHigh >= first + 10 * 20, `ten changes of twenty new CIDRs: ids grew past ${first + 200} (${c.idHigh}), and with a tenant's churn they would go on growing`);
+  // A lineage that has given ids up to just below RENUMBER_AT (its previous's ids shifted up: a cold
+  // compile keeps them) and one past it: the first goes on as it was, the second starts over.
+  const shifted = (x: CompiledPolicy, by: number): CompiledPolicy => ({
+    ...x, classification: { ...x.classification, ids: new Map([...x.classification.ids].map(([key, id]) => [key, id === 0 ? 0 : id + by])) },
+    profiles: x.profiles.map((p) => ({ ...p, id: p.id + by })), idHigh: x.idHigh + by,
+  });
+  const near = compilePolicy(state(11, shifted(c, RENUMBER_AT - 1 - c.idHigh)));
+  assert.equal(near.lineage, c.lineage, 'below RENUMBER_AT: the lineage goes on');
+  assert.ok(near.idHigh >= RENUMBER_AT, `its new classes take ids past RENUMBER_AT (${near.idHigh})`);
+  assert.ok(maxClass(near) >= RENUMBER_AT - 1, 'the kept classes keep their ids');
+  const over = compilePolicy(state(12, near));
+  const fromNothing = compilePolicy(state(12));
+  assert.notEqual(over.lineage, near.lineage, 'past RENUMBER_AT: a lineage of its own (the datapath writes its table anew)');
+  assert.equal(over.how, 'cold');
+  assert.ok(over.idHigh < 100 && maxClass(over) < 100, `ids from 1 again (${over.idHigh})`);
+  assert.deepEqual([...over.classification.ids], [...fromNothing.classification.ids], 'the ids of a compile from nothing');
+  assertSame(over, fromNothing, 'renumbered');
+  const db = over.classification.byIp('10.1.0.2').id;
+  for (let i = 0; i < 20; i++) {
+    assert.equal(lookupVerdict(over, over.classification.byIp(`10.9.12.${i}`).id, db, 6, 1000 + 240 + i), i % 2 ? 'accept' : 'drop', `the renumbered compile decides rule ${i}`);
+  }
+  // A previous that claims less than it gave (no compile does): the guard refuses to hand out a mark's worth.
+  assert.throws(() => compilePolicy(state(13, { ...shifted(over, ID_LIMIT), idHigh: 0 })), /id \d+ past the marks' room/);
 });

@@ -531,8 +531,8 @@ function classesBySet(all: readonly Klass[]): Map<string, number[]> {
 function peersOf(e: Engine, rule: Rule, all: readonly Klass[], bySet: () => ReadonlyMap<string, number[]>): number[] {
   const p = peerOf(rule);
   if (p.kind === 'any') return all.map((k) => k.id);
-  if (p.kind === 'group') return all.filter((k) => k.group === p.name).map((k) => k.id);
-  if (p.kind === 'network') return all.filter((k) => k.network === p.name).map((k) => k.id);
+  if (p.kind === 'group') return [...(e.classesByGroup.get(p.name) ?? [])];
+  if (p.kind === 'network') return [...(e.classesByNetwork.get(p.name) ?? [])];
   // A NetworkPolicy's peer set (in an index, never a changed rule: a NetworkPolicy change is a cold compile).
   if (p.kind === 'set') return [...(bySet().get(p.name) ?? [])];
   return classesOfCidr(e, p.name);

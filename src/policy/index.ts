@@ -1,4 +1,4 @@
-export { compilePolicy, filters, groupRules, lookups, lookupVerdict, type CompiledPolicy, type PolicyState, type Slot, type Verdict } from './compile.js';
+export { compilePolicy, filters, ID_LIMIT, RENUMBER_AT, groupRules, lookups, lookupVerdict, type CompiledPolicy, type PolicyState, type Slot, type Verdict } from './compile.js';
 export type { SideEntry, SideProfile } from './sides.js';
 export type { PairProfiles, Profile } from './pairs.js';
 export type { Segment } from './segments.js';

@@ -53,6 +53,11 @@ export class Profiles {
     for (const p of previous) if (p.id >= this.fresh) this.fresh = p.id + 1;
   }
 
+  /** The highest id given so far (ids only grow: compile.ts renumbers before they reach ID_LIMIT). */
+  get highest(): number {
+    return this.fresh - 1;
+  }
+
   /** The functions of a pair whose sides match these buckets (undefined: a side this host does not enforce). */
   fnsOf(eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fns {
     return [this.fnOf(0, eg, ig), this.fnOf(1, eg, ig), this.fnOf(2, eg, ig), this.sctp ? this.fnOf(3, eg, ig) : null];

@@ -1,5 +1,5 @@
 import type { Klass } from './classes.js';
-import { coverage, protoOf, type RuleRef } from './decide.js';
+import { coverage, protoOf, type PolicyRule, type RuleRef } from './decide.js';
 import type { NetpolRule } from './netpol.js';
 import { Levels } from './levels.js';
 import { CidrAliases } from './aliases.js';
@@ -21,6 +21,14 @@ export function slotsOf(rule: RuleRef['rule']): ProtoSlot[] {
 }
 
 /**
+ * What sides.ts keeps of a slot's rules (its port events), made at `stamp`, and the rules that came (+1)
+ * and went (-1) since: none yet (undefined), or too many to patch (null: made again whole).
+ */
+export interface Made { stamp: number; edits: Array<{ rule: PolicyRule; d: 1 | -1 }> | null | undefined }
+/** Edits a slot keeps for what was made of it; past this it is made again from its rules. */
+export const MAX_EDITS = 256;
+
+/**
  * The rules of one peer (one group, network or CIDR, or no peer) of an index, per protocol function, each
  * with a stamp that is new whenever that protocol's rules change. A pair's function of a protocol depends
  * only on the rules in the buckets its sides match, so the stamps of those buckets name the function:
@@ -33,15 +41,21 @@ export class Bucket {
   readonly audits: [number, number, number, number] = [0, 0, 0, 0];
   size = 0;
   /** Per slot, what sides.ts made of its rules (port events, with the stamp they were made at): stale once the stamp moves. */
-  made: [unknown, unknown, unknown, unknown] | undefined;
+  made: [Made | undefined, Made | undefined, Made | undefined, Made | undefined] | undefined;
   /** `any`: the bucket of rules without a peer (sides.ts). */
   constructor(private readonly stamp: () => number, readonly any = false) {
     this.stamps = [stamp(), stamp(), stamp(), stamp()];
   }
 
   add(r: RuleRef): void {
-    for (const p of slotsOf(r.rule)) { this.rules[p].push(r); this.stamps[p] = this.stamp(); if (r.rule.audit) this.audits[p]++; }
+    for (const p of slotsOf(r.rule)) { this.rules[p].push(r); this.stamps[p] = this.stamp(); if (r.rule.audit) this.audits[p]++; this.note(p, r.rule, 1); }
     this.size++;
+  }
+
+  /** The entry of a policy's rule by its id, in whichever slot holds it. */
+  find(policy: string, id: string): RuleRef | undefined {
+    for (const list of this.rules) for (const x of list) if (x.rule.id === id && x.policy === policy) return x;
+    return undefined;
   }
 
   remove(policy: string, id: string): boolean {
@@ -59,6 +73,7 @@ export class Bucket {
     this.rules[p].push(r);
     this.stamps[p] = this.stamp();
     if (r.rule.audit) this.audits[p]++;
+    this.note(p, r.rule, 1);
     this.size++;
   }
 
@@ -72,15 +87,27 @@ export class Bucket {
   replaceAt(p: ProtoSlot, rules: RuleRef[], gone: number, came: number): void {
     this.rules[p] = rules;
     this.stamps[p] = this.stamp();
+    const m = this.made?.[p];
+    if (m) m.edits = null;
     this.size += came - gone;
+  }
+
+  /** A rule came into (+1) or went from (-1) a slot: noted on what sides.ts made of it, which patches it (MAX_EDITS at most). */
+  private note(p: ProtoSlot, rule: PolicyRule, d: 1 | -1): void {
+    const m = this.made?.[p];
+    if (m === undefined || m.edits === null) return;
+    if ((m.edits ??= []).length >= MAX_EDITS) m.edits = null;
+    else m.edits.push({ rule, d });
   }
 
   private take(policy: string, id: string, p: ProtoSlot): boolean {
     const list = this.rules[p];
     const i = list.findIndex((x) => x.rule.id === id && x.policy === policy);
     if (i < 0) return false;
-    if (list[i]?.rule.audit) this.audits[p]--;
+    const held = list[i] as RuleRef;
+    if (held.rule.audit) this.audits[p]--;
     list.splice(i, 1);
+    this.note(p, held.rule, -1);
     this.stamps[p] = this.stamp();
     return true;
   }
@@ -151,7 +178,7 @@ export class RuleIndex {
   removeById(policy: string, rule: RuleRef['rule']): boolean {
     if (peerOf(rule).kind === 'any') {
       // As held: a rule of a policy in audit mode is marked so (engine.ts refOf), the caller's is not.
-      const held = [this.any, this.high].flatMap((b) => b.rules.flatMap((xs) => xs)).find((x) => x.rule.id === rule.id && x.policy === policy);
+      const held = this.any.find(policy, rule.id) ?? this.high.find(policy, rule.id);
       if (!held) return false;
       for (const p of slotsOf(rule)) if (!this.any.removeAt(policy, rule.id, p)) this.high.removeAt(policy, rule.id, p);
       this.size--;
@@ -160,7 +187,7 @@ export class RuleIndex {
       return true;
     }
     const b = this.bucketOf(rule, false);
-    const old = b?.rules.flatMap((xs) => xs).find((x) => x.rule.id === rule.id && x.policy === policy);
+    const old = b?.find(policy, rule.id);
     if (!b || !old || !b.remove(policy, rule.id)) return false;
     this.size--;
     for (const p of slotsOf(old.rule)) {

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prng } from '../chaos/prng.js';
 import type { RuleRef } from './decide.js';
-import { portEvents, segmentPorts, segmentPortsOf } from './segments.js';
+import { patchEvents, portEvents, segmentPorts, segmentPortsOf } from './segments.js';
+import { Bucket } from './rule-index.js';
 
 // A pair's sweep merges its buckets' sorted events (sides.ts bucketSegments); one list per direction is
 // segmentPorts. Split at random, the lists must give what one list gives, with or without audit rules
@@ -59,4 +60,69 @@ test('a sweep over several sorted lists per direction is the sweep over their ru
       }
     }
   }
+});
+
+/** A list of events as its (port × 2 + start) and rule id pairs, in order; ties at one port sorted by id (their order does not matter). */
+function eventTexts(ev: { at: readonly number[]; rules: ReadonlyArray<{ id: string }> }): string[] {
+  return ev.at.map((a, i) => [a, (ev.rules[i] as { id: string }).id] as const).sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0)).map(([a, id]) => `${a}:${id}`);
+}
+
+test('patched events are the events made again from the rules: rules gone, come, back again, twice, and running to 65535', () => {
+  for (let seed = 1; seed <= 300; seed++) {
+    const g = new Prng(seed);
+    const pool = rules(g, 40);
+    // A few rules end at 65535 (no end event), and one rule object held twice (two policies' refs to one rule).
+    for (const r of pool.slice(0, 4)) (r.rule as { ports?: string }).ports = `${g.int(0, 65535)}-65535`;
+    // Priorities outside Weft's 1-100 (the Kubernetes tiers', netpol.ts): the span a sweep tallies widens.
+    (pool[4]?.rule as { priority: number }).priority = -5;
+    (pool[5]?.rule as { priority: number }).priority = 120;
+    const live: RuleRef[] = pool.filter(() => g.int(0, 1) === 0);
+    if (live[0]) live.push(live[0]);
+    const proto = [6, 17][g.int(0, 1)] as number;
+    let ev = portEvents(live, proto, 1);
+    for (let step = 0; step < 6; step++) {
+      const edits: Array<{ rule: RuleRef['rule']; d: 1 | -1 }> = [];
+      for (let k = g.int(1, 6); k > 0; k--) {
+        if (g.int(0, 1) === 0 && live.length > 0) {
+          const [gone] = live.splice(g.int(0, live.length - 1), 1) as [RuleRef];
+          edits.push({ rule: gone.rule, d: -1 });
+        } else {
+          const came = pool[g.int(0, pool.length - 1)] as RuleRef;
+          live.push(came);
+          edits.push({ rule: came.rule, d: 1 });
+        }
+      }
+      ev.edits = edits;
+      ev = patchEvents(ev, proto, step + 2);
+      const want = portEvents(live, proto, step + 2);
+      assert.deepEqual(eventTexts(ev), eventTexts(want), `seed ${seed} step ${step}: the events of the rules in force`);
+      assert.ok(ev.at.every((a, i) => i === 0 || (ev.at[i - 1] as number) <= a), `seed ${seed} step ${step}: sorted by port`);
+      assert.ok(ev.lo <= want.lo && ev.hi >= want.hi && (ev.audit || !want.audit), `seed ${seed} step ${step}: the span only widens`);
+      assert.equal(ev.stamp, step + 2);
+      assert.equal(ev.edits, undefined, 'the edits applied are gone');
+      assert.deepEqual(segmentPortsOf([[ev], undefined], 'allow'), segmentPortsOf([[want], undefined], 'allow'), `seed ${seed} step ${step}: the same segments`);
+    }
+  }
+});
+
+test('a bucket notes what comes and goes on what was made of a slot, until MAX_EDITS or a slot replaced', () => {
+  let stamp = 0;
+  const b = new Bucket(() => ++stamp);
+  const ref = (id: string, protocol: string): RuleRef => ({ policy: 'p', rule: { id, direction: 'in', action: 'allow', priority: 5, protocol, ports: '80', fromGroup: 'g' } as unknown as RuleRef['rule'] });
+  b.add(ref('before', 'tcp'));
+  const made = portEvents(b.rules[0], 6, b.stamps[0]);
+  b.made = [made, undefined, undefined, undefined];
+  b.add(ref('a', 'tcp'));
+  b.add(ref('u', 'udp'));
+  b.add(ref('any', 'any'));
+  b.remove('p', 'before');
+  assert.deepEqual(made.edits?.map((e) => `${e.rule.id}${e.d > 0 ? '+' : '-'}`), ['a+', 'any+', 'before-'], 'the tcp slot\'s edits: its own rules only');
+  assert.notEqual(made.stamp, b.stamps[0], 'what was made is stale');
+  for (let i = 0; i < 300; i++) b.add(ref(`m${i}`, 'tcp'));
+  assert.equal(made.edits, null, 'past MAX_EDITS: made again whole');
+  const again = portEvents(b.rules[0], 6, b.stamps[0]);
+  b.made = [again, undefined, undefined, undefined];
+  b.add(ref('z', 'tcp'));
+  b.replaceAt(0, b.rules[0].slice(1), 1, 0);
+  assert.equal(again.edits, null, 'a slot replaced: made again whole');
 });

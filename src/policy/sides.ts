@@ -1,7 +1,7 @@
 import type { Action } from '../model/index.js';
 import type { RuleRef } from './decide.js';
 import { PROTOS, type Bucket, type ProtoName, type ProtoSlot } from './rule-index.js';
-import { portEvents, segmentPorts, segmentPortsOf, segmentProtos, type PortEvents, type Segment, type Sides } from './segments.js';
+import { patchEvents, portEvents, segmentPorts, segmentPortsOf, segmentProtos, type PortEvents, type Segment, type Sides } from './segments.js';
 import { highSegments } from './high.js';
 
 /**
@@ -65,7 +65,8 @@ function eventsOf(b: Bucket, p: ProtoSlot): PortEvents {
   const made = (b.made ??= [undefined, undefined, undefined, undefined]);
   const hit = made[p] as PortEvents | undefined;
   if (hit && hit.stamp === b.stamps[p]) return hit;
-  return (made[p] = portEvents(b.rules[p], PROTO_NUMBER[p], b.stamps[p]));
+  // Patched when the slot's edits since are known (rule-index.ts Made), else made again from its rules.
+  return (made[p] = hit?.edits ? patchEvents(hit, PROTO_NUMBER[p], b.stamps[p]) : portEvents(b.rules[p], PROTO_NUMBER[p], b.stamps[p]));
 }
 
 /** The segments of `a` whose verdict differs from `b`'s (both cover the same domain), merged. */
@@ -145,6 +146,11 @@ export class SideProfiles {
     this.byKey.set(key, { id, proto, segs, text });
     this.taken.add(id);
     return id;
+  }
+
+  /** The highest id given so far (ids only grow: compile.ts renumbers before they reach ID_LIMIT). */
+  get highest(): number {
+    return this.fresh - 1;
   }
 
   private next(): number {
