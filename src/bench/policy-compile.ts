@@ -4,7 +4,8 @@
 // a cold compilePolicy, then warm recompiles after one rule changed, as the agent does them (with
 // `previous`): a rule's port changed (no new address class), a rule with a new /32 source added (a
 // new class; in `six`, the /128 of an endpoint's IPv6 address), a rule with no peer added (it matches every class: the edit that costs most),
-// and a rule from group app added (in `agent`, 10,000 rules name app: one bucket's events patched, policy/segments.ts).
+// a rule from group app added (in `agent`, 10,000 rules name app: one bucket's events patched, policy/segments.ts),
+// and an endpoint of db added (what a CNI ADD compiles).
 // `one`: agent's rules in one policy (a rule changed in it diffs that policy); `endpoints` and
 // `endpoints-ports`: sizes count endpoints, each allowed in by its own /32 (endpointsState); `selectors`:
 // sizes count pods, NetworkPolicy peers each selecting one of them, written four ways (selectorsState). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
@@ -134,13 +135,18 @@ function selectorsState(n: number, shape: SelectorShape): PolicyState {
 }
 
 /** The state after one edit of the middle policy (a new revision of it, as the store hands it over). */
-export type Edit = 'port' | 'add' | 'wide' | 'peer';
+export type Edit = 'port' | 'add' | 'wide' | 'peer' | 'endpoint';
 
 export function edited(s: PolicyState, kind: Edit): PolicyState {
+  if (kind === 'endpoint') {
+    // A new endpoint of db on this host (a CNI ADD): its address swept again, its class made.
+    const db = (s.endpoints.find((e) => e.group === 'db') ?? s.endpoints[0]) as Endpoint;
+    return { ...s, endpoints: [...s.endpoints, { ...db, id: 'bench-ep', containerId: 'bench-ep', ip: '10.40.250.7', ...(db.ip6 !== undefined ? { ip6: 'fd00:40::fa07' } : {}) }] };
+  }
   const i = Math.floor(s.policies.length / 2);
   const p = s.policies[i] as Policy;
   const mid = p.rules.length >> 1;
-  const added: Record<Exclude<Edit, 'port'>, Rule> = {
+  const added: Record<Exclude<Edit, 'port' | 'endpoint'>, Rule> = {
     // A dual-stack tenant's added rule names one endpoint's IPv6 address (a new class for it).
     add: { id: 'bench-added', direction: 'in', action: 'allow', protocol: 'tcp', priority: 7, ports: '7778', fromCidr: s.endpoints.some((e) => e.ip6 !== undefined) ? 'fd00:40::7/128' : '10.99.1.1/32' } as Rule,
     wide: { id: 'bench-wide', direction: 'in', action: 'deny', protocol: 'udp', priority: 7, ports: '7779' } as Rule,
@@ -164,7 +170,7 @@ function time<T>(f: () => T): { ms: number; value: T } {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 
-interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; wide: number; peer: number; render: number; explain: number; sweep: number; heapMb: number; classes: number; entries: number; elements: number; bytes: number; text: string }
+interface Row { shape: BenchShape; rules: number; cold: number; port: number; add: number; wide: number; peer: number; endpoint: number; render: number; explain: number; sweep: number; heapMb: number; classes: number; entries: number; elements: number; bytes: number; text: string }
 
 function measure(shape: BenchShape, n: number, runs: number): Row {
   const s = shapeState(shape, n);
@@ -185,7 +191,7 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
     return median(ts);
   };
   let prev: CompiledPolicy = cold.value;
-  const [port, add, wide, peer] = [warm('port'), warm('add'), warm('wide'), warm('peer')];
+  const [port, add, wide, peer, endpoint] = [warm('port'), warm('add'), warm('wide'), warm('peer'), warm('endpoint')];
   // What the agent does next with a compile (datapath/policy-nft.ts): for scale, not this bench's subject.
   const render = time(() => renderPolicy(compilePolicy({ ...edited(s, 'port'), previous: prev }))).ms;
   // What the server pays for naming flow records after a change (and `weft explain` per call): an
@@ -198,7 +204,7 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
   const nft = renderPolicy(c);
   const text = tableText({ family: 'inet', name: 'weft', ...nft });
   const elements = allMaps(nft).reduce((k, m) => k + m.elements.length, 0);
-  return { shape, rules: n, cold: cold.ms, port, add, wide, peer, render, explain, sweep, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0), elements, bytes: text.length, text };
+  return { shape, rules: n, cold: cold.ms, port, add, wide, peer, endpoint, render, explain, sweep, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0), elements, bytes: text.length, text };
 }
 
 /** `nft -f` of a whole table into a new, empty namespace of its own. */
@@ -224,13 +230,13 @@ async function main(): Promise<void> {
   const runs = Number(opt('--runs') ?? 3);
   const shapes = (args.length ? args : ALL) as BenchShape[];
   for (const x of shapes) if (!ALL.includes(x)) throw new Error(`unknown shape ${x}: one of ${ALL.join(', ')}`);
-  console.log(`| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm: rule from group app added | warm compile + render | explainer + one flow (the sweep alone, which it no longer makes) | heap after cold | classes | entries | table elements | table text |${nftAt >= 0 ? ' nft -f |' : ''}`);
-  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${nftAt >= 0 ? ' --- |' : ''}`);
+  console.log(`| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm: rule from group app added | warm: an endpoint of db added | warm compile + render | explainer + one flow (the sweep alone, which it no longer makes) | heap after cold | classes | entries | table elements | table text |${nftAt >= 0 ? ' nft -f |' : ''}`);
+  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${nftAt >= 0 ? ' --- |' : ''}`);
   for (const shape of shapes) {
     for (const n of sizes) {
       const r = measure(shape, n, runs);
       const load = nftAt >= 0 ? ` ${(await loadMs(r.text)).toFixed(0)} ms |` : '';
-      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.peer.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.explain.toFixed(0)} ms (${r.sweep.toFixed(0)} ms) | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} | ${r.elements.toLocaleString('en')} | ${(r.bytes / 2 ** 20).toFixed(2)} MB |${load}`);
+      console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.peer.toFixed(1)} ms | ${r.endpoint.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.explain.toFixed(0)} ms (${r.sweep.toFixed(0)} ms) | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} | ${r.elements.toLocaleString('en')} | ${(r.bytes / 2 ** 20).toFixed(2)} MB |${load}`);
     }
   }
 }

@@ -7,6 +7,7 @@
 //
 // A role's id is the smallest id of its classes (a class id, so marks stay what they were for a tenant
 // whose roles are its classes, and a role id never meets another live role's on its side).
+import { VersionedMap } from './versioned.js';
 import type { Klass } from './classes.js';
 import { classKey } from './classes.js';
 
@@ -23,9 +24,8 @@ interface Role { key: string; id: number; members: Set<number>; enforced: boolea
 export class RoleSide {
   private readonly byKey = new Map<string, Role>();
   private readonly roleOf = new Map<number, Role>();
-  /** Class id → role id, for the classes whose role is another class's id (copied before a write once handed out). */
-  private other = new Map<number, number>();
-  private shared = false;
+  /** Class id → role id, for the classes whose role is another class's id (handed out as snapshots: versioned.ts). */
+  private readonly other = new VersionedMap<number, number>();
   /** Roles changed since the last settle. */
   private readonly dirty = new Set<Role>();
   /** The ids of the roles of enforced classes (a class's identity is part of its role: all of a role's are, or none). */
@@ -54,13 +54,7 @@ export class RoleSide {
 
   /** Class id → role id where they differ: the same map until a role changes (then a new one). */
   snapshot(): ReadonlyMap<number, number> {
-    this.shared = true;
-    return this.other;
-  }
-
-  private writable(): Map<number, number> {
-    if (this.shared) { this.other = new Map(this.other); this.shared = false; }
-    return this.other;
+    return this.other.snapshot();
   }
 
   /** The key of a class's role: its class key (`key`) without the names this side drops. */
@@ -88,7 +82,7 @@ export class RoleSide {
     if (!r) return;
     this.roleOf.delete(id);
     r.members.delete(id);
-    if (this.other.has(id)) this.writable().delete(id);
+    this.other.delete(id);
     if (id === r.id) r.idGone = true;
     this.dirty.add(r);
   }
@@ -121,12 +115,10 @@ export class RoleSide {
           fresh.push(id);
           this.roleIds.add(id);
           if (r.enforced) this.enforced.add(id);
-          const w = this.writable();
-          for (const m of r.members) { if (m === id) w.delete(m); else w.set(m, id); }
+          for (const m of r.members) { if (m === id) this.other.delete(m); else this.other.set(m, id); }
         }
       } else if (r.added.length > 0) {
-        const w = this.writable();
-        for (const m of r.added) if (m !== id && this.roleOf.get(m) === r) w.set(m, id);
+        for (const m of r.added) if (m !== id && this.roleOf.get(m) === r) this.other.set(m, id);
       }
       r.id = id;
       r.added = [];
