@@ -274,7 +274,13 @@ export function compilePolicy(state: PolicyState): CompiledPolicy {
     ruleCount: sc.policies.reduce((n, p) => n + p.rules.length, 0) + (sc.np?.ruleCount ?? 0), how: warm ? 'incremental' : 'cold', decided: warm?.decided ?? engine.decided, lineage,
     idHigh: engine.idHigh(),
   };
-  if (out.idHigh >= ID_LIMIT) throw new Error(`policy compile of tenant ${s.tenant.name}: id ${out.idHigh} past the marks' room (${ID_LIMIT})`);
+  if (out.idHigh >= ID_LIMIT) {
+    // Given from a previous whose ids were already past the room (no compile makes one: a review's
+    // case): start over from 1, as past RENUMBER_AT. Only a compile from nothing that needs that many
+    // classes is refused.
+    if (s.previous !== undefined) return compilePolicy(withoutPrevious(s));
+    throw new Error(`policy compile of tenant ${s.tenant.name}: id ${out.idHigh} past the marks' room (${ID_LIMIT})`);
+  }
   engines.set(out, engine);
   return out;
 }
