@@ -12,6 +12,9 @@ const realGc = runInNewContext('gc') as () => void;
 const quiet = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** `n` MB held in `xs` (arrays of 128 Ki numbers). */
+const megabytes = (xs: unknown[], n: number) => { for (let i = 0; i < n; i++) xs.push(new Array(128 * 1024).fill(i)); };
+
 test('collects only after a quiet moment that follows growth, never between passes of a burst, and not again without growth', async () => {
   let collected = 0;
   const held: unknown[] = [];
@@ -19,7 +22,7 @@ test('collects only after a quiet moment that follows growth, never between pass
   realGc();
   const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 1_000, 2_000);
   // 16 MB that stays reachable: the heap grew since the collector was made.
-  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 16);
   for (let i = 0; i < 8; i++) {
     gc.passed();
     await sleep(100);
@@ -30,7 +33,7 @@ test('collects only after a quiet moment that follows growth, never between pass
   await sleep(2_100);
   // Grown again (by more than V8 may have freed of the first 16 MB meanwhile); a pass ends and the next
   // starts at once: nothing while it runs.
-  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 48);
   gc.passed();
   gc.busy();
   await sleep(1_500);
@@ -50,11 +53,11 @@ test('growth met too soon after a collection is collected once the gap has passe
   const held: unknown[] = [];
   realGc();
   const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 100, 1_500);
-  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 16);
   gc.passed();
   await sleep(600);
   assert.equal(collected, 1);
-  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 48);
   gc.passed();
   await sleep(400);
   assert.equal(collected, 1, 'within the gap: not yet');
@@ -68,7 +71,7 @@ test('passes that did no work (the resync finding nothing) do not put the collec
   const held: unknown[] = [];
   realGc();
   const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 600, 100);
-  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 16);
   gc.passed(true);
   // Idle passes every 100 ms, as a resync that checks nothing: the collection still comes 600 ms after the work.
   for (let i = 0; i < 9; i++) {
@@ -78,7 +81,7 @@ test('passes that did no work (the resync finding nothing) do not put the collec
     await sleep(80);
   }
   assert.equal(collected, 1, 'collected during the idle passes, once the work was 600 ms behind');
-  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 48);
   for (let i = 0; i < 9; i++) {
     gc.busy();
     await sleep(20);
@@ -96,11 +99,11 @@ test('work counted, not flagged: a pass that ends beside another still running (
   const held: unknown[] = [];
   realGc();
   const gc = new IdleGc(() => { collected++; held.length = 0; }, quiet, 200, 100);
-  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 16);
   gc.passed(true);
   await sleep(300);
   assert.equal(collected, 1);
-  for (let i = 0; i < 48; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 48);
   // A change pass starts; a resync beside it checks nothing and ends, its work long behind.
   gc.busy();
   gc.busy();
@@ -126,21 +129,21 @@ test('a large heap is collected after growth in proportion to it, not after a fe
   const held: unknown[] = [];
   // 192 MB that lives on (a large policy's compile), collected once: the baseline.
   const kept: unknown[] = [];
-  for (let i = 0; i < 192; i++) kept.push(new Array(128 * 1024).fill(i));
+  megabytes(kept, 192);
   realGc();
   const gc = new IdleGc(() => { collected++; held.length = 0; realGc(); }, quiet, 100, 100, 60_000);
   // The first collection is long behind (none yet): the few MB would do. One now sets the baseline.
-  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 8);
   gc.passed();
   await sleep(400);
   assert.equal(collected, 1, 'the first growth past 4 MB is collected');
   // 8 MB more: past the fixed 4 MB, under a sixteenth of ~200 MB (~12.5 MB).
-  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 8);
   gc.passed();
   await sleep(400);
   assert.equal(collected, 1, '8 MB on ~200 MB, a collection just before: not worth marking the whole heap');
   // 24 MB more in all: past a sixteenth.
-  for (let i = 0; i < 16; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 16);
   gc.passed();
   await sleep(400);
   assert.equal(collected, 2, 'grown by more than a sixteenth: collected');
@@ -152,16 +155,16 @@ test('a large heap that became garbage (a large policy replaced by a small one) 
   let collected = 0;
   const held: unknown[] = [];
   const kept: unknown[] = [];
-  for (let i = 0; i < 192; i++) kept.push(new Array(128 * 1024).fill(i));
+  megabytes(kept, 192);
   realGc();
   const gc = new IdleGc(() => { collected++; realGc(); }, quiet, 100, 100, 1_000);
-  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 8);
   gc.passed();
   await sleep(400);
   assert.equal(collected, 1, 'the first: sets the baseline at ~200 MB');
   // The large compile is replaced by a small one: 192 MB of garbage, 8 MB of new data.
   kept.length = 0;
-  for (let i = 0; i < 8; i++) held.push(new Array(128 * 1024).fill(i));
+  megabytes(held, 8);
   gc.passed();
   await sleep(400);
   assert.equal(collected, 1, 'the heap grew 8 MB by what it can see: not yet');

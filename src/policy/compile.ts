@@ -92,8 +92,9 @@ export interface CompiledPolicy {
    */
   lineage: object;
   /**
-   * The highest id this compile's lineage has given (classes, profiles, side and high profiles): ids only
-   * grow, so that a change rewrites only what it touches; past RENUMBER_AT the next compile starts over.
+   * The highest id this compile's lineage has given (classes, profiles, side and high profiles): ids grow
+   * with churn (kept so that a change rewrites only what it touches); past RENUMBER_AT the next compile
+   * starts over.
    */
   idHigh: number;
 }

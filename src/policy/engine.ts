@@ -566,10 +566,7 @@ export class Engine {
       if (k.network !== undefined) indexAdd(this.classesByNetwork, k.network, id);
       for (const c of k.cidrs) {
         const by = isCidr6(c) ? this.classesByCidr6 : CidrAliases.isAlias(c) ? this.classesByAlias : undefined;
-        if (!by) continue;
-        let x = by.get(c);
-        if (!x) by.set(c, (x = new Set()));
-        x.add(id);
+        if (by) indexAdd(by, c, id);
       }
       if (k.endpoint && this.enforced.has(identityOf(k))) this.enforcedClasses.add(id);
       this.roles.add(klass, key);
@@ -594,8 +591,7 @@ export class Engine {
     if (k.network !== undefined) indexDelete(this.classesByNetwork, k.network, id);
     for (const c of k.cidrs) {
       const by = isCidr6(c) ? this.classesByCidr6 : CidrAliases.isAlias(c) ? this.classesByAlias : undefined;
-      const x = by?.get(c);
-      if (x) { x.delete(id); if (x.size === 0) by?.delete(c); }
+      if (by) indexDelete(by, c, id);
     }
     this.ids.delete(classKey(k));
     this.refs.delete(id);

@@ -53,7 +53,7 @@ export class Profiles {
     for (const p of previous) if (p.id >= this.fresh) this.fresh = p.id + 1;
   }
 
-  /** The highest id given so far (ids only grow: compile.ts renumbers before they reach ID_LIMIT). */
+  /** The highest id given so far (they only grow here: compile.ts starts over before they reach ID_LIMIT). */
   get highest(): number {
     return this.fresh - 1;
   }

@@ -148,7 +148,7 @@ export class SideProfiles {
     return id;
   }
 
-  /** The highest id given so far (ids only grow: compile.ts renumbers before they reach ID_LIMIT). */
+  /** The highest id given so far (they only grow here: compile.ts starts over before they reach ID_LIMIT). */
   get highest(): number {
     return this.fresh - 1;
   }
