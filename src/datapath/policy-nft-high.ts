@@ -2,7 +2,7 @@ import { DECIDED_IN, DECIDED_OUT, type CompiledPolicy, type SideEntry, type Side
 import type { NftMap } from './table.js';
 import { bookOf, byContent, chainBlock, chainOf, hex, ipRange, l4Of, OPEN_CHAIN, partsOf, PREFIX, verdictText, type Chain, type Parted, type Proto } from './policy-nft-parts.js';
 import { Attached } from '../model/attached.js';
-import { markLookups } from './policy-nft-stages.js';
+import { classRanges, markLookups, rangesCache } from './policy-nft-stages.js';
 
 // The high stages of a policy's forward chain (policy/high.ts), per protocol and ahead of its pair stage.
 
@@ -23,6 +23,8 @@ export const OPEN_CHAINS: readonly Chain[] = [[OPEN_CHAIN.in, DECIDED_IN], [OPEN
 }));
 
 const SLOT: Record<Proto, 0 | 1 | 2 | 3> = { tcp: 0, udp: 1, other: 2, sctp: 3 };
+
+const highs = rangesCache('high ranges');
 
 /** A high profile with a direction's open verdict in place of `accept` (made once per profile and direction). */
 const opened = new Attached<SideProfile, { in?: Parted; out?: Parted }>('high profile, opened');
@@ -48,13 +50,15 @@ export function highStages(p: CompiledPolicy, proto: Proto, chains: Map<string, 
   const slot = SLOT[proto];
   const l4 = l4Of(proto, p.sctp);
   const profiles = new Map(p.highProfiles.map((h) => [h.id, h]));
+  // The ranges of the classes with a high profile, read from every range once (not per protocol and direction).
+  const ranges = classRanges(highs, p, new Set(p.highs.map((h) => h.cls)));
   const out: string[] = [];
   for (const [dir, addr, base] of [['in', 'daddr', HIGH_IN_MARK], ['out', 'saddr', HIGH_OUT_MARK]] as const) {
     const own = p.highs.filter((h) => h[dir][slot] !== 0);
     if (own.length === 0) continue;
     const markOf = new Map(own.map((h) => [h.cls, hex(base + (h[dir][slot] as number))]));
     const tag = `${x}_h${dir === 'in' ? 'i' : 'o'}`;
-    const els = p.classification.ranges.filter((r) => markOf.has(r.cls)).map((r) => `${ipRange(r.first, r.last)} : ${markOf.get(r.cls) as string}`);
+    const els = ranges.filter((r) => markOf.has(r.cls)).map((r) => `${ipRange(r.first, r.last)} : ${markOf.get(r.cls) as string}`);
     const els6 = p.v6.filter((v) => markOf.has(v.cls)).map((v) => `${v.addr} : ${markOf.get(v.cls) as string}`);
     if (els.length > 0) {
       const m = byContent(tag, { type: 'ipv4_addr : mark', interval: true, elements: els });

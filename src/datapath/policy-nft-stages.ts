@@ -259,7 +259,7 @@ export function sideStages(p: CompiledPolicy, proto: Proto, sides: ReadonlyMap<n
       return id === undefined || (id === 0 && p.fallback === 'accept') ? undefined : hex(SIDE_MARK + id);
     };
     const els: string[] = [];
-    for (const r of sidedRanges(p, sides)) {
+    for (const r of classRanges(sided, p, sides)) {
       const mark = markOf(r.cls);
       if (mark !== undefined) els.push(`${ipRange(r.first, r.last)} : ${mark}`);
     }
@@ -300,20 +300,26 @@ export function markLookups(base: string, proto: Proto, l4: string, singles: rea
   return out;
 }
 
+type Ranges = CompiledPolicy['classification']['ranges'];
+/** The last `classRanges` of a ranges array, by the classes asked for. */
+export type RangesCache = Attached<Ranges, { key: string; ranges: Ranges }>;
+export const rangesCache = (what: string): RangesCache => new Attached(what);
+
 /**
- * The address ranges of the classes with side profiles (the endpoints enforced here), in address order:
- * read from every range (52,000 at 50,000 nested rules) once per ranges array and set of classes, not
- * once per protocol and direction.
+ * The address ranges of some classes (the endpoints enforced here: those with side profiles, those with
+ * high profiles), in address order: read from every range (52,000 at 50,000 nested rules) once per ranges
+ * array and set of classes, not once per protocol and direction. A cache per kind of question: each keeps
+ * only its last answer.
  */
-const sided = new Attached<CompiledPolicy['classification']['ranges'], { key: string; ranges: CompiledPolicy['classification']['ranges'] }>('side ranges');
-function sidedRanges(p: CompiledPolicy, sides: ReadonlyMap<number, unknown>): CompiledPolicy['classification']['ranges'] {
-  const key = [...sides.keys()].join(',');
-  const last = sided.get(p.classification.ranges);
+export function classRanges(cache: RangesCache, p: CompiledPolicy, classes: ReadonlyMap<number, unknown> | ReadonlySet<number>): Ranges {
+  const key = [...classes.keys()].join(',');
+  const last = cache.get(p.classification.ranges);
   if (last?.key === key) return last.ranges;
-  const ranges = p.classification.ranges.filter((r) => sides.has(r.cls));
-  sided.set(p.classification.ranges, { key, ranges });
+  const ranges = p.classification.ranges.filter((r) => classes.has(r.cls));
+  cache.set(p.classification.ranges, { key, ranges });
   return ranges;
 }
+const sided = rangesCache('side ranges');
 
 /** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */
 /** `cls`, `cls6`, `cls6r`: the source's role by its address; `clsd`, `cls6d`, `cls6rd`: the destination's (policy/roles.ts). */

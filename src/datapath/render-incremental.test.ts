@@ -53,8 +53,11 @@ function state(policies: Policy[], eps: Endpoint[], previous: CompiledPolicy | u
 
 /** A policy's render as the tenant's table holds it: with the deny chain its drops go to. */
 const table = (c: CompiledPolicy): NftTable => policyTableOf(renderPolicy(c));
-/** The same compile rendered in a lineage of its own: from nothing. */
-const fresh = (c: CompiledPolicy): NftTable => table({ ...c, lineage: {} });
+/**
+ * The same compile rendered in a lineage of its own: from nothing (its ranges a copy too, so nothing kept
+ * with the ranges array, policy-nft-stages.ts classRanges, answers for it).
+ */
+const fresh = (c: CompiledPolicy): NftTable => table({ ...c, lineage: {}, classification: { ...c.classification, ranges: [...c.classification.ranges] } });
 
 test('renders patched from the last one (random edits of every rule shape, shards included) equal a render from nothing, and their deltas make the next table', () => {
   let patched = 0;
@@ -106,4 +109,22 @@ test('renders patched from the last one (random edits of every rule shape, shard
     }
   }
   assert.ok(patched > 60, `${patched} renders patched their chain set`);
+});
+
+test('a rule without a peer that becomes high on a second group (no address moved): the patched render holds both groups\' addresses in the high map', () => {
+  const peered: Rule = { id: 'dns', priority: 5, direction: 'in', action: 'allow', protocol: 'udp', ports: '53', fromGroup: 'app' };
+  const shut: Rule = { id: 'shut', priority: 10, direction: 'in', action: 'deny', protocol: 'tcp', ports: '8000' };
+  const eps = [ep('10.1.0.2', 'db'), ep('10.1.0.3', 'app')];
+  const at = (onApp: boolean, previous?: CompiledPolicy): PolicyState => {
+    const s = state([{ ...meta, tenant: 't', name: 'p', rules: [peered, shut] }, { ...meta, tenant: 't', name: 'q', rules: onApp ? [shut] : [] }], eps, previous, 'allow');
+    return { ...s, groups: s.groups.map((g) => (g.name === 'app' ? { ...g, policies: ['q'] } : { ...g, policies: ['p'] })) };
+  };
+  const first = compilePolicy(at(false));
+  const highMap = (t: NftTable) => t.maps.filter((m) => /^tcp_hi_/.test(m.name)).flatMap((m) => m.elements).sort();
+  assert.deepEqual(highMap(table(first)).map((e) => e.split(' ')[0]), ['10.1.0.2'], 'db alone');
+  const next = compilePolicy(at(true, first));
+  assert.equal(next.classification.ranges, first.classification.ranges, 'no address moved: the same ranges array (what the render keeps answers with)');
+  const got = highMap(table(next));
+  assert.deepEqual(got, highMap(fresh(next)), 'the patched render is a render from nothing');
+  assert.deepEqual(got.map((e) => e.split(' ')[0]), ['10.1.0.2', '10.1.0.3'], 'both groups\' addresses in the high map');
 });

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addressOf, formatIp, formatIp6, maskOf6, parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, ID_LIMIT, lookupVerdict, RENUMBER_AT, type CompiledPolicy, type PolicyState } from './index.js';
+import { patchList, type Profile } from './pairs.js';
 
 // Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
 // incremental path) and must equal a cold compile given the same `previous` (same class ids, same
@@ -209,9 +210,13 @@ function assertSame(inc: CompiledPolicy, cold: CompiledPolicy, at: string): void
   assert.deepEqual(pairFunctions(inc), pairFunctions(cold), `${at}: pairs and their functions`);
   assert.deepEqual(sideFunctions(inc), sideFunctions(cold), `${at}: side profiles`);
   assert.deepEqual(sideFunctions(inc, true), sideFunctions(cold, true), `${at}: high profiles`);
+  // The class → role maps themselves (the snapshots of versioned.ts), not only what the pairs make of them.
+  assert.deepEqual(rolesOf(inc), rolesOf(cold), `${at}: roles`);
   assertInterned(inc, at);
   assert.equal(inc.ruleCount, cold.ruleCount, `${at}: rule count`);
 }
+
+const rolesOf = (c: CompiledPolicy) => ({ src: [...c.roles.src].sort((a, b) => a[0] - b[0]), dst: [...c.roles.dst].sort((a, b) => a[0] - b[0]), sizes: [c.roles.src.size, c.roles.dst.size] });
 
 /** Each pair with the text of its function per protocol, sorted: a compile's meaning, without its ids. */
 function pairFunctions(c: CompiledPolicy): string[] {
@@ -229,6 +234,7 @@ function sideFunctions(c: CompiledPolicy, high = false): string[] {
 /** Every profile is held by a pair, every pair's profile exists, and no function is stored twice. */
 function assertInterned(c: CompiledPolicy, at: string): void {
   const ids = new Set(c.profiles.map((p) => p.id));
+  assert.ok(c.profiles.every((p, i) => i === 0 || (c.profiles[i - 1] as Profile).id < p.id), `${at}: profiles listed by id`);
   const held = new Set(c.pairs.flatMap((p) => [p.tcp, p.udp, p.other]).filter((id) => id !== 0));
   assert.deepEqual([...held].sort(), [...ids].sort(), `${at}: profiles held and listed`);
   const texts = c.profiles.map((p) => `${p.proto}:${p.text}`);
@@ -642,4 +648,25 @@ test('ids only grow with churn; a compile whose previous gave one past RENUMBER_
   const past = compilePolicy(state(13, { ...shifted(over, ID_LIMIT), idHigh: 0 }));
   assert.ok(past.idHigh < 100 && past.lineage !== over.lineage, `past ID_LIMIT: ids from 1 again (${past.idHigh})`);
   assertSame(past, compilePolicy(state(13)), 'past ID_LIMIT, renumbered');
+});
+
+test('a profile list patched by the ids that came, went or changed equals the list made again, and leaves the old one as it was', () => {
+  const rnd = rng(7);
+  for (let round = 0; round < 300; round++) {
+    const live = new Map<number, { id: number; v: number }>();
+    for (let k = rnd(40); k > 0; k--) { const id = 1 + rnd(60); live.set(id, { id, v: rnd(1000) }); }
+    const was = [...live.values()].sort((a, b) => a.id - b.id);
+    const frozen = JSON.stringify(was);
+    const touched = new Set<number>();
+    // Come (ids below, between and above those listed), go, change in place, and come and go again.
+    for (let k = rnd(30); k > 0; k--) {
+      const id = 1 + rnd(70);
+      touched.add(id);
+      if (live.has(id) && rnd(2)) live.delete(id);
+      else live.set(id, { id, v: rnd(1000) });
+    }
+    const got = patchList(was, touched, (id) => live.get(id));
+    assert.deepEqual(got, [...live.values()].sort((a, b) => a.id - b.id), `round ${round}`);
+    assert.equal(JSON.stringify(was), frozen, `round ${round}: the old list unchanged`);
+  }
 });

@@ -43,6 +43,8 @@ export class Profiles {
   private readonly kept: Map<string, number>;
   private fresh = 1;
   private listed: Profile[] | undefined;
+  /** Ids whose profile came, went or changed since `listed` was made (list() patches it with them). */
+  private readonly touched = new Set<number>();
 
   /**
    * `previous`: the profiles of the last compile here, whose ids a function keeps when it comes back.
@@ -104,7 +106,7 @@ export class Profiles {
       const id = kept !== undefined && !this.byId.has(kept) ? kept : this.fresh++;
       entry = { profile: { id, proto: fn.proto, segs: fn.segs, text: fn.text }, refs: 0 };
       this.live.set(k, entry);
-      this.listed = undefined;
+      this.touched.add(id);
       this.byId.set(id, k);
     }
     entry.refs++;
@@ -125,7 +127,7 @@ export class Profiles {
       return next;
     }
     this.live.delete(k as string);
-    this.listed = undefined;
+    this.touched.add(id);
     entry.profile = { id, proto: fn.proto, segs: fn.segs, text: fn.text };
     this.live.set(fn.key, entry);
     this.byId.set(id, fn.key);
@@ -137,7 +139,7 @@ export class Profiles {
     const entry = k === undefined ? undefined : this.live.get(k);
     if (!entry || --entry.refs > 0) return;
     this.live.delete(k as string);
-    this.listed = undefined;
+    this.touched.add(id);
     this.byId.delete(id);
     // Remembered: a rule toggled off and on again brings its function back under the same id.
     this.kept.set(k as string, id);
@@ -152,9 +154,38 @@ export class Profiles {
     if (this.sideMemo.size > 4096) this.sideMemo.clear();
     if (this.kept.size > 2 * this.live.size + 4096) this.kept.clear();
     // The same array while no profile came, went or changed: the datapath renders by identity (policy-nft.ts).
-    this.listed ??= [...this.live.values()].map((e) => e.profile).sort((a, b) => a.id - b.id);
+    if (this.listed === undefined) this.listed = [...this.live.values()].map((e) => e.profile).sort((a, b) => a.id - b.id);
+    else if (this.touched.size > 0) this.listed = patchList(this.listed, this.touched, (id) => this.profileOf(id));
+    this.touched.clear();
     return this.listed;
   }
+
+  private profileOf(id: number): Profile | undefined {
+    const k = this.byId.get(id);
+    return k === undefined ? undefined : this.live.get(k)?.profile;
+  }
+}
+
+/**
+ * A new list by id from `was` (sorted by id, left as it is: the last compile's result) where the ids in
+ * `touched` now hold `now(id)` or nothing. One merge: rebuilding it from the live map and sorting it
+ * again cost ~2.6 ms a change at 15,000 profiles (issue 13).
+ */
+export function patchList<T extends { id: number }>(was: readonly T[], touched: ReadonlySet<number>, now: (id: number) => T | undefined): T[] {
+  const ids = [...touched].sort((a, b) => a - b);
+  // Made at its largest size once and cut to length (grown by push, it was copied at each doubling).
+  const out = new Array<T>(was.length + ids.length);
+  let n = 0;
+  let j = 0;
+  const take = (id: number) => { const x = now(id); if (x) out[n++] = x; };
+  for (const x of was) {
+    while (j < ids.length && (ids[j] as number) < x.id) take(ids[j++] as number);
+    if (j < ids.length && ids[j] === x.id) take(ids[j++] as number);
+    else out[n++] = x;
+  }
+  while (j < ids.length) take(ids[j++] as number);
+  out.length = n;
+  return out;
 }
 
 const liveKey = (x: { proto: ProtoName; text: string }) => `${x.proto}:${x.text}`;
