@@ -266,6 +266,8 @@ export function compilePolicy(state: PolicyState): CompiledPolicy {
   const frame = frameOf(s, sc);
   const warm = incremental(s.previous, frame, sc, s.budget);
   const engine = warm?.engine ?? Engine.build(s, sc, frame, s.previous?.classification.ids, s.previous?.profiles, s.previous?.sideProfiles, s.previous?.highProfiles);
+  // Pairs that all moved from one function to one new function keep its id (pairs.ts settle).
+  engine.pairs.settle();
   const sides = engine.sides();
   const highs = engine.highs();
   const classification = engine.classification();

@@ -134,6 +134,28 @@ export class Profiles {
     return id;
   }
 
+  /** How many pairs hold this id (0: none, or no such id). */
+  refsOf(id: number): number {
+    const k = this.byId.get(id);
+    return k === undefined ? 0 : (this.live.get(k)?.refs ?? 0);
+  }
+
+  /**
+   * The function under `from` takes the id `to`, which no function holds any more (PairStore.settle:
+   * every pair that held `to` moved to `from`'s function in this compile). Refused when `to` is held.
+   */
+  rename(from: number, to: number): boolean {
+    const k = this.byId.get(from);
+    const entry = k === undefined ? undefined : this.live.get(k);
+    if (!entry || this.byId.has(to)) return false;
+    entry.profile = { ...entry.profile, id: to };
+    this.byId.delete(from);
+    this.byId.set(to, k as string);
+    this.touched.add(from);
+    this.touched.add(to);
+    return true;
+  }
+
   release(id: number): void {
     const k = this.byId.get(id);
     const entry = k === undefined ? undefined : this.live.get(k);
@@ -229,6 +251,12 @@ export function decideVariants(src: Klass, dst: Klass, indexOf: SideIndex, profi
 
 interface Stored { entry: PairProfiles; at: number }
 
+const SLOTS = ['tcp', 'udp', 'other', 'sctp'] as const;
+type Slot = 0 | 1 | 2 | 3;
+
+/** The pairs (and slots) whose function moved from one id in this compile, by the id each went to. */
+type Moves = Map<number, Array<{ s: Stored; slot: Slot }>>;
+
 /**
  * Every pair with a profile, by source class then destination class, and the flat list the datapath
  * renders. The list is patched, not rebuilt: a pair leaves by swapping the last pair into its place (the
@@ -240,6 +268,11 @@ export class PairStore {
   /** Whether `list` may be written: not while it is the last compile's result (until the first change copies it). */
   private owned = true;
 
+  /** This compile's moves, by the id the pairs left (settle()). */
+  private readonly moves = new Map<number, Moves>();
+  /** Each pair changed in this compile, with its entry before it (settle() gives it back where nothing moved). */
+  private readonly before = new Map<Stored, PairProfiles>();
+
   constructor(readonly profiles: Profiles) {}
 
   /**
@@ -248,6 +281,9 @@ export class PairStore {
    */
   detach(): void {
     this.owned = false;
+    // What a compile that threw (a budget refused) left unsettled.
+    this.moves.clear();
+    this.before.clear();
   }
 
   private writable(): PairProfiles[] {
@@ -273,13 +309,69 @@ export class PairStore {
     const entry: PairProfiles = { src, dst, tcp: ids[0] as number, udp: ids[1] as number, other: ids[2] as number, sctp: ids[3] as number };
     // A new object in the same place: the last compile's list may hold the old one.
     if (old) {
+      const was = old.entry;
       old.entry = entry;
       this.writable()[old.at] = entry;
+      if (!this.before.has(old)) this.before.set(old, was);
+      for (let i = 0; i < 4; i++) {
+        const k = SLOTS[i] as (typeof SLOTS)[number];
+        if (was[k] !== 0 && ids[i] !== was[k]) this.moved(old, i as Slot, was[k], ids[i] as number);
+      }
       return;
     }
     const at = this.writable().push(entry) - 1;
     if (m) m.set(dst, { entry, at });
     else this.bySrc.set(src, new Map([[dst, { entry, at }]]));
+  }
+
+  /** A pair's function in `slot` moved from id `from` to `to` (0: to none). */
+  private moved(s: Stored, slot: Slot, from: number, to: number): void {
+    let m = this.moves.get(from);
+    if (!m) this.moves.set(from, (m = new Map()));
+    const at = m.get(to);
+    if (at) at.push({ s, slot });
+    else m.set(to, [{ s, slot }]);
+  }
+
+  /**
+   * Before the compile's result is listed: where no pair holds a profile id any more, the new function
+   * most of its pairs moved to (one that only they hold) takes that id over, and those pairs keep their
+   * elements in the datapath's pair maps: only the profile's own elements change. Given a fresh id
+   * instead, each such pair's element changed, and with it the whole shard map holding it: at 50,000
+   * nested rules a port opened on db for everyone rewrote ~90 pair maps, ~4,500 elements, 150 KB a change
+   * (a rule without a peer on ports that rules with a peer name changes every pair of db alike). The
+   * one-pair case is `swap`.
+   */
+  settle(): void {
+    const back = new Set<Stored>();
+    for (const [from, m] of this.moves) {
+      if (this.profiles.refsOf(from) > 0) continue;
+      let best: Array<{ s: Stored; slot: Slot }> | undefined;
+      let to = 0;
+      for (const [t, moved] of m) {
+        // Only a function these pairs alone hold, and still hold (a pair decided twice may hold another by now).
+        if (t === 0 || (best && best.length >= moved.length) || this.profiles.refsOf(t) !== moved.length) continue;
+        if (!moved.every((x) => x.s.entry[SLOTS[x.slot]] === t)) continue;
+        best = moved;
+        to = t;
+      }
+      if (!best || !this.profiles.rename(to, from)) continue;
+      for (const x of best) {
+        // The entry was made in this compile (set): no earlier result holds it.
+        (x.s.entry as { -readonly [K in keyof PairProfiles]: PairProfiles[K] })[SLOTS[x.slot]] = from;
+        back.add(x.s);
+      }
+    }
+    this.moves.clear();
+    // A pair whose every slot is as it was is its old entry again (the datapath renders by identity).
+    for (const s of back) {
+      const was = this.before.get(s);
+      if (was && SLOTS.every((k) => was[k] === s.entry[k])) {
+        s.entry = was;
+        this.list[s.at] = was;
+      }
+    }
+    this.before.clear();
   }
 
   /** Drops the pairs with this source (it is no source role any more: roles.ts). */
