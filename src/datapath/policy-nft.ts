@@ -37,8 +37,10 @@ export { SHARDS } from './policy-nft-stages.js';
  *      distinct port patterns.
  * No lookup is linear in the number of rules. (One map keyed by the whole concatenation with ranges uses
  * nft's pipapo backend, whose cost measured here grew by ~33 ns per entry: +0.84 ms per new connection
- * at 25,000 entries.) Established and related traffic passes before any lookup. Nothing after the policy
- * reads meta mark or ct mark (services, DSCP and the host table match on addresses and ports).
+ * at 25,000 entries.) Established and related traffic passes before any lookup. After the policy only the
+ * flow log reads a mark: its accepted-connections chain (flows-nft.ts, priority filter + 10) tells an
+ * audit verdict by AUDIT_MARK in meta mark, which the policy's audit chain sets for it; services, DSCP
+ * and the host table match on addresses and ports.
  */
 export interface PolicyNft {
   maps: NftMap[];

@@ -3,7 +3,7 @@ import type { Klass } from './classes.js';
 import type { RuleRef } from './decide.js';
 import { PROTOS, type Bucket, type ProtoName, type ProtoSlot, type RuleIndex } from './rule-index.js';
 import type { Segment } from './segments.js';
-import { bucketSegments, differing, inPairs, sideRules, slotSegments } from './sides.js';
+import { bucketSegments, inPairs, sideRules, slotSegments } from './sides.js';
 import { DECIDED_IN, DECIDED_OUT } from './high.js';
 
 /**
@@ -75,8 +75,7 @@ export class Profiles {
   }
 
   private compute(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined): Fn | null {
-    const all = bucketSegments(p, eg, ig, this.defaultAction, this.sctp);
-    const segs = differing(all, this.sidesOf(p, eg, ig));
+    const segs = bucketSegments(p, eg, ig, this.defaultAction, this.sctp, this.sidesOf(p, eg, ig));
     if (segs.length === 0) return null;
     const text = segs.map((s) => `${s.first}-${s.last}:${s.verdict}`).join(',');
     return { proto: PROTOS[p], segs, text, key: liveKey({ proto: PROTOS[p], text }) };

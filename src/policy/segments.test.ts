@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prng } from '../chaos/prng.js';
 import type { RuleRef } from './decide.js';
-import { patchEvents, portEvents, segmentPorts, segmentPortsOf } from './segments.js';
+import { patchEvents, portEvents, segmentPorts, segmentPortsOf, type Segment } from './segments.js';
+import { differing } from './sides.js';
 import { Bucket } from './rule-index.js';
 
 // A pair's sweep merges its buckets' sorted events (sides.ts bucketSegments); one list per direction is
@@ -125,4 +126,36 @@ test('a bucket notes what comes and goes on what was made of a slot, until MAX_E
   b.add(ref('z', 'tcp'));
   b.replaceAt(0, b.rules[0].slice(1), 1, 0);
   assert.equal(again.edits, null, 'a slot replaced: made again whole');
+});
+
+test('a sweep against the side stages\' segments gives only where it differs from them, as differing() of the whole sweep does', () => {
+  const verdicts = ['accept', 'drop', 'audit'] as const;
+  for (let seed = 1; seed <= 120; seed++) {
+    const g = new Prng(seed);
+    const eg = g.int(0, 4) === 0 ? undefined : rules(g, g.int(0, 30));
+    const ig = g.int(0, 4) === 0 ? undefined : rules(g, g.int(0, 30));
+    const fallback = g.int(0, 1) ? 'allow' : 'deny';
+    const lists = (rs: RuleRef[] | undefined) => rs && split(g, rs).map((x) => portEvents(x, 6));
+    const dirs: Parameters<typeof segmentPortsOf>[0] = [lists(eg), lists(ig)];
+    // What the side stages decide: a cover of 0-65535, cut at random (single ports, ports 0 and 65535 too).
+    const cuts = [...new Set([0, ...Array.from({ length: g.int(0, 40) }, () => (g.int(0, 3) === 0 ? [1, 65535][g.int(0, 1)] as number : g.int(1, 65535)))])].sort((a, b) => a - b);
+    const against: Segment[] = cuts.map((first, i) => ({ first, last: (cuts[i + 1] ?? 65536) - 1, verdict: verdicts[g.int(0, 2)] as Segment['verdict'] }));
+    const whole = segmentPortsOf(dirs, fallback);
+    const want = differing(whole, against);
+    assert.deepEqual(segmentPortsOf(dirs, fallback, against), want, `seed ${seed}`);
+    // Port by port: the sweep's verdict wherever the side stages' differs, in maximal runs of one verdict.
+    const runs: Segment[] = [];
+    let a = 0;
+    let b = 0;
+    for (let port = 0; port <= 65535; port++) {
+      while ((whole[a] as Segment).last < port) a++;
+      while ((against[b] as Segment).last < port) b++;
+      const v = (whole[a] as Segment).verdict;
+      if (v === (against[b] as Segment).verdict) continue;
+      const prev = runs[runs.length - 1];
+      if (prev && prev.verdict === v && prev.last === port - 1) prev.last = port;
+      else runs.push({ first: port, last: port, verdict: v });
+    }
+    assert.deepEqual(want, runs, `seed ${seed}: port by port`);
+  }
 });

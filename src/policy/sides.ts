@@ -1,7 +1,7 @@
 import type { Action } from '../model/index.js';
 import type { RuleRef } from './decide.js';
 import { PROTOS, type Bucket, type ProtoName, type ProtoSlot } from './rule-index.js';
-import { patchEvents, portEvents, segmentPorts, segmentPortsOf, segmentProtos, type PortEvents, type Segment, type Sides } from './segments.js';
+import { differingInto, patchEvents, portEvents, segmentPorts, segmentPortsOf, segmentProtos, type PortEvents, type Segment, type Sides } from './segments.js';
 import { highSegments } from './high.js';
 
 /**
@@ -42,18 +42,20 @@ export function slotSegments(p: ProtoSlot, sides: Sides, defaultAction: Action, 
 }
 
 /**
- * A pair's segments of one slot from the buckets its sides match (undefined: a side not enforced here).
+ * A pair's segments of one slot from the buckets its sides match (undefined: a side not enforced here);
+ * with `against` (what the side stages decide), only where they differ from it (`differing`).
  * By port, each bucket's rules as sorted port events, made once while the bucket's rules of that slot
  * stand (its stamp): deciding a pair again merges them, so a pair from a group many rules name costs no
  * allocation per rule.
  */
-export function bucketSegments(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined, defaultAction: Action, sctp: boolean): Segment[] {
+export function bucketSegments(p: ProtoSlot, eg: readonly Bucket[] | undefined, ig: readonly Bucket[] | undefined, defaultAction: Action, sctp: boolean, against?: readonly Segment[]): Segment[] {
   if (p === 2) {
     const rules = (bs: readonly Bucket[] | undefined) => (bs === undefined ? undefined : ([] as RuleRef[]).concat(...bs.map((b) => b.rules[p])));
-    return segmentProtos({ egress: rules(eg), ingress: rules(ig) }, defaultAction, sctp);
+    const all = segmentProtos({ egress: rules(eg), ingress: rules(ig) }, defaultAction, sctp);
+    return against ? differing(all, against) : all;
   }
   const lists = (bs: readonly Bucket[] | undefined) => bs?.map((b) => eventsOf(b, p));
-  return segmentPortsOf([lists(eg), lists(ig)], defaultAction);
+  return segmentPortsOf([lists(eg), lists(ig)], defaultAction, against);
 }
 
 /**
@@ -73,18 +75,7 @@ function eventsOf(b: Bucket, p: ProtoSlot): PortEvents {
 export function differing(a: readonly Segment[], b: readonly Segment[]): Segment[] {
   const out: Segment[] = [];
   let j = 0;
-  for (const s of a) {
-    while (j < b.length && (b[j] as Segment).last < s.first) j++;
-    for (let k = j; k < b.length && (b[k] as Segment).first <= s.last; k++) {
-      const t = b[k] as Segment;
-      if (t.verdict === s.verdict) continue;
-      const first = Math.max(s.first, t.first);
-      const last = Math.min(s.last, t.last);
-      const prev = out[out.length - 1];
-      if (prev && prev.verdict === s.verdict && prev.last + 1 === first) prev.last = last;
-      else out.push({ first, last, verdict: s.verdict });
-    }
-  }
+  for (const s of a) j = differingInto(out, s.first, s.last, s.verdict, b, j);
   return out;
 }
 
