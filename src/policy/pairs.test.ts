@@ -84,3 +84,20 @@ test('a holder left behind, holders split between functions, or a new function s
   s.settle();
   assert.deepEqual(meaning(s), ['1.9=a2', '2.9=a3', '6.9=a2']);
 });
+
+test('a pair that moved and was then dropped in the same compile counts for nothing: the pair that took its place keeps its function (a review)', () => {
+  // The compile drops pairs before it decides any today (incremental.ts); settle must not rely on it.
+  const s = store();
+  s.set(1, 9, tcp('a'));
+  s.set(2, 9, tcp('a'));
+  s.settle();
+  meaning(s);
+  s.detach();
+  s.set(1, 9, tcp('a2'));
+  s.set(2, 9, tcp('a2'));
+  s.set(2, 9, undefined);
+  // A new pair takes a2, and the place in the list pair 2 left.
+  s.set(5, 9, tcp('a2'));
+  s.settle();
+  assert.deepEqual(meaning(s), ['1.9=a2', '5.9=a2']);
+});

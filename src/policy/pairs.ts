@@ -271,6 +271,8 @@ export class PairStore {
   private readonly moves = new Map<number, Moves>();
   /** Each pair changed in this compile, with its entry before it (settle() gives it back where nothing moved). */
   private readonly before = new Map<Stored, PairProfiles>();
+  /** Pairs dropped in this compile: a move of theirs counts for nothing (settle). */
+  private readonly dropped = new Set<Stored>();
 
   constructor(readonly profiles: Profiles) {}
 
@@ -283,6 +285,7 @@ export class PairStore {
     // What a compile that threw (a budget refused) left unsettled.
     this.moves.clear();
     this.before.clear();
+    this.dropped.clear();
   }
 
   private writable(): PairProfiles[] {
@@ -297,6 +300,8 @@ export class PairStore {
     if (fns === undefined) {
       if (!old || !m) return;
       for (const id of [old.entry.tcp, old.entry.udp, old.entry.other, old.entry.sctp]) if (id) p.release(id);
+      this.dropped.add(old);
+      this.before.delete(old);
       this.unlist(old);
       m.delete(dst);
       if (m.size === 0) this.bySrc.delete(src);
@@ -350,7 +355,8 @@ export class PairStore {
       for (const [t, moved] of m) {
         // Only a function these pairs alone hold, and still hold (a pair decided twice may hold another by now).
         if (t === 0 || (best && best.length >= moved.length) || this.profiles.refsOf(t) !== moved.length) continue;
-        if (!moved.every((x) => x.s.entry[SLOTS[x.slot]] === t)) continue;
+        // Nor one a pair moved to and then was dropped (a review: its place in the list is another's by then).
+        if (!moved.every((x) => x.s.entry[SLOTS[x.slot]] === t && !this.dropped.has(x.s))) continue;
         best = moved;
         to = t;
       }
@@ -362,10 +368,11 @@ export class PairStore {
       }
     }
     this.moves.clear();
+    this.dropped.clear();
     // A pair whose every slot is as it was is its old entry again (the datapath renders by identity).
     for (const s of back) {
       const was = this.before.get(s);
-      if (was && SLOTS.every((k) => was[k] === s.entry[k])) {
+      if (was && this.list[s.at] === s.entry && SLOTS.every((k) => was[k] === s.entry[k])) {
         s.entry = was;
         this.list[s.at] = was;
       }
