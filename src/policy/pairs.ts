@@ -363,7 +363,7 @@ export class PairStore {
       if (!best || !this.profiles.rename(to, from)) continue;
       for (const x of best) {
         // The entry was made in this compile (set): no earlier result holds it.
-        (x.s.entry as { -readonly [K in keyof PairProfiles]: PairProfiles[K] })[SLOTS[x.slot]] = from;
+        x.s.entry[SLOTS[x.slot]] = from;
         back.add(x.s);
       }
     }
