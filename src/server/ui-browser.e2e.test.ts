@@ -120,7 +120,9 @@ test('log in; the topology shows the lab; a denied connection appears in the flo
   // A container started now appears without a reload (the watch stream).
   await page.evaluate(() => ((window as unknown as { stillHere: boolean }).stillHere = true));
   await run('app-2', 'app');
-  await page.locator('table[data-group="app"]').filter({ hasText: 'app-2' }).waitFor({ timeout: 5000 });
+  await page.locator('table[data-group="app"]').filter({ hasText: 'app-2' }).waitFor({ timeout: 5000 }).catch(async (e: Error) => {
+    throw new Error(`${e.message}\nthe view then: ${await mainText(page)}\nthe status: ${await page.getByRole('status').allInnerTexts()}`);
+  });
   assert.ok((await mainText(page)).includes('group app: 2 endpoints'));
   assert.equal(await page.evaluate(() => (window as unknown as { stillHere?: boolean }).stillHere), true, 'no reload');
   await b.shot(page, 'topology');

@@ -1,6 +1,6 @@
 import { Api, ApiError, login } from './api.js';
 import { fill, h } from './dom.js';
-import { backoff, concerns, parseRoute, type PublicChange, type ViewName } from './logic.js';
+import { backoff, coalesced, concerns, parseRoute, type PublicChange, type ViewName } from './logic.js';
 import { matrixView } from './matrix.js';
 import { flowsView } from './flows.js';
 import { historyView, hostsView, servicesView, topologyView } from './views.js';
@@ -179,7 +179,7 @@ async function start(token: string): Promise<void> {
 }
 
 /**
- * The watch stream: a change that concerns the view on screen redraws it (debounced). Reconnects after a
+ * The watch stream: a change that concerns the view on screen redraws it (a burst of changes is one read). Reconnects after a
  * break with backoff; a refusal (429: the user's streams are all taken) is said, and retried slowly. A
  * hidden tab closes its stream and reads again when shown. After any break the view is read again once
  * the new stream is open (from the server's revision then), never resumed from the last revision seen:
@@ -188,27 +188,24 @@ async function start(token: string): Promise<void> {
 function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; view: ViewName }, page: () => Page | undefined, say: (text: string, error?: boolean) => void): void {
   /** The view may have missed changes (a break, a hidden tab): read it again once a stream is open. */
   let stale = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
   let stream: AbortController | undefined;
-  const redraw = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => void page()?.refresh().catch((e: Error) => !signal.aborted && say(`could not redraw: ${e.message}`, true)), 250);
-  };
-  // The view read again after a break: stale until a read succeeds (a server just restarted may refuse
-  // some, 429), then tried again a few seconds later while the stream is open.
-  const reread = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      const p = page();
-      if (!p) return void (stale = false);
-      p.refresh().then(() => { stale = false; }, (e: Error) => {
-        if (signal.aborted) return;
-        say(`could not redraw: ${e.message}; trying again`, true);
-        if (stream) setTimeout(() => stale && stream && reread(), 2000 + Math.random() * 2000);
-      });
-    }, 250);
-  };
+  // One read at a time, a burst of changes one read (logic.ts `coalesced`). A read that fails after a
+  // break (a server just restarted may refuse some, 429) is tried again a few seconds later while the
+  // stream is open; other failures are said and wait for the next change.
+  const redraw = coalesced(async () => {
+    const p = page();
+    if (!p) return void (stale = false);
+    try {
+      await p.refresh();
+      stale = false;
+    } catch (e) {
+      if (signal.aborted) return;
+      say(`could not redraw: ${(e as Error).message}${stale ? '; trying again' : ''}`, true);
+      if (stale) setTimeout(() => stale && stream && redraw.kick(), 2000 + Math.random() * 2000);
+    }
+  }, 250, { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) });
+  signal.addEventListener('abort', () => redraw.cancel());
   const open = () => {
     if (signal.aborted || document.hidden || stream) return;
     const ctl = (stream = new AbortController());
@@ -217,9 +214,9 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
       const c = v as PublicChange | { op: 'bookmark'; revision: number };
       if (c.op === 'bookmark') return;
       const w = where();
-      if (concerns(c, w.tenant, w.view)) redraw();
+      if (concerns(c, w.tenant, w.view)) redraw.kick();
     }, AbortSignal.any([signal, ctl.signal]), () => {
-      if (stale) reread();
+      if (stale) redraw.kick();
     }).then(() => again(ctl), (e: unknown) => {
       if (e instanceof ApiError && e.status === 429) say('Live updates are paused: your user has too many streams open (other tabs or `weft ... --follow`).', true);
       again(ctl);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ago, backends, backoff, cellVerdict, concerns, decidingSide, endText, parseRoute, ruleText, sideText, topology, type Endpoint } from './logic.js';
+import { ago, backends, backoff, cellVerdict, coalesced, concerns, decidingSide, endText, parseRoute, ruleText, sideText, topology, type Endpoint } from './logic.js';
 
 const ep = (id: string, ip: string, network: string, group: string | undefined, host: string, labels: Record<string, string> = {}): Endpoint =>
   ({ id, tenant: 'shop', network, ...(group ? { group } : {}), ip, host, containerName: id, containerId: id, labels, state: 'active' });
@@ -72,4 +72,49 @@ test('reconnections back off to 30 s, spread at random', () => {
   assert.deepEqual([0, 1, 2, 5, 9].map((n) => backoff(n, 0)), [1000, 2000, 4000, 30_000, 30_000]);
   assert.equal(backoff(0, 1), 1500);
   assert.equal(backoff(50, 1), 45_000);
+});
+
+test('redraws: a burst is one read, a change during a read makes one more after it, never two at once, never starved', async () => {
+  let now = 0;
+  const due: Array<{ at: number; f: () => void }> = [];
+  const timers = { set: (f: () => void, ms: number) => { const t = { at: now + ms, f }; due.push(t); return t; }, clear: (t: unknown) => { const i = due.indexOf(t as never); if (i >= 0) due.splice(i, 1); } };
+  const advance = async (ms: number) => {
+    now += ms;
+    for (let t = due.find((x) => x.at <= now); t; t = due.find((x) => x.at <= now)) { due.splice(due.indexOf(t), 1); t.f(); }
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  const started: number[] = [];
+  let running = 0;
+  let most = 0;
+  let finish: Array<() => void> = [];
+  const c = coalesced(() => { started.push(now); running++; most = Math.max(most, running); return new Promise<void>((ok) => finish.push(() => { running--; ok(); })); }, 250, timers);
+  const done = async () => { const f = finish; finish = []; f.forEach((x) => x()); await advance(0); };
+
+  c.kick(); await advance(100); c.kick(); await advance(100); c.kick();
+  await advance(49);
+  assert.deepEqual([...started], [], 'not before 250 ms from the first change');
+  await advance(1);
+  assert.deepEqual([...started], [250], 'a burst is one read, 250 ms after its first change, however it went on');
+  c.kick(); c.kick(); await advance(1000);
+  assert.deepEqual([...started], [250], 'no second read while the first runs');
+  await done();
+  await advance(249);
+  assert.deepEqual([...started], [250], 'the read after waits its own 250 ms');
+  await advance(1);
+  assert.deepEqual([...started], [250, 1500], 'changes during a read make exactly one more');
+  await done();
+  await advance(5000);
+  assert.deepEqual([...started], [250, 1500], 'nothing more without a change');
+  // A steady stream of changes, one each 100 ms for 3 s: reads keep happening.
+  for (let i = 0; i < 30; i++) { c.kick(); await advance(100); if (finish.length) await done(); }
+  assert.ok(started.length >= 2 + 8, `reads during a steady stream: ${started.length - 2}`);
+  assert.equal(most, 1, 'never two reads at once');
+  // A failed read is no stop: the next change reads again.
+  const failing = coalesced(() => { started.push(-1); return Promise.reject(new Error('no')); }, 250, timers);
+  failing.kick(); await advance(250); failing.kick(); await advance(250);
+  assert.equal(started.filter((x) => x === -1).length, 2);
+  // Cancelled (the view left): nothing more.
+  c.kick(); c.cancel(); await advance(1000);
+  const n = started.length; c.kick(); await advance(1000);
+  assert.equal(started.length, n, 'a cancelled redraw never reads');
 });

@@ -136,3 +136,38 @@ export function backoff(n: number, random = Math.random()): number {
   const base = Math.min(30_000, 1000 * 2 ** Math.min(n, 5));
   return base + random * base * 0.5;
 }
+
+/** The timers a `Coalesced` uses (the browser's; the unit test's own). */
+export interface Timers { set(f: () => void, ms: number): unknown; clear(t: unknown): void }
+
+/**
+ * Runs `work` for a burst of `kick`s: the first waits `delay` ms, kicks meanwhile join it, and a kick while
+ * it runs makes exactly one more run after it. Never two runs at once (an older read drawn last would hide
+ * a newer one until the next change), and never put off for as long as kicks keep coming (a debounce that
+ * restarts its wait on each kick would, under a steady stream of changes, never draw).
+ */
+export function coalesced(work: () => Promise<void>, delay: number, timers: Timers): { kick(): void; cancel(): void } {
+  let state: 'idle' | 'waiting' | 'running' | 'again' | 'cancelled' = 'idle';
+  let timer: unknown;
+  const go = () => {
+    state = 'running';
+    work().catch(() => undefined).finally(() => {
+      if (state === 'again') wait();
+      else if (state === 'running') state = 'idle';
+    });
+  };
+  const wait = () => {
+    state = 'waiting';
+    timer = timers.set(go, delay);
+  };
+  return {
+    kick() {
+      if (state === 'idle') wait();
+      else if (state === 'running') state = 'again';
+    },
+    cancel() {
+      timers.clear(timer);
+      state = 'cancelled';
+    },
+  };
+}
