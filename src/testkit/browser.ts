@@ -28,11 +28,15 @@ export interface TestBrowser {
 export async function startBrowser(): Promise<TestBrowser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)`);
   const profile = mkdtempSync(join(tmpdir(), 'weft-chromium-'));
+  // Chromium leaves a directory of its own in TMPDIR (org.chromium.Chromium.*, its singleton socket)
+  // that it never removes: inside the profile, it goes with it.
+  const scratch = join(profile, 'tmp');
+  mkdirSync(scratch);
   const proc: ChildProcess = spawn(CHROMIUM, [
     '--headless', '--remote-debugging-port=0', `--user-data-dir=${profile}`, '--no-first-run', '--no-default-browser-check',
     '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--disable-extensions', '--disable-dev-shm-usage', '--ignore-certificate-errors', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), 'about:blank',
-  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, TMPDIR: scratch } });
   const stopProc = async () => {
     // Its own process group (detached): the renderers and helpers it started go with it.
     const group = (sig: NodeJS.Signals) => {
