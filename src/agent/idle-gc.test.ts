@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
-import { IdleGc } from './idle-gc.js';
+import { IdleGc, youngFill } from './idle-gc.js';
 
 v8.setFlagsFromString('--expose-gc');
 /** V8's own full collection: each test starts from a heap without another test's garbage, so the growth it makes is what IdleGc sees. */
@@ -174,4 +174,45 @@ test('a large heap that became garbage (a large policy replaced by a small one) 
   assert.equal(collected, 2, 'the last collection long behind: the few MB are enough, and the garbage goes');
   assert.equal(held.length, 16);
   gc.stop();
+});
+
+test('a pass that did work leaves the young generation empty for the next change: a minor collection once nothing runs, if a quarter full', async () => {
+  const v8gc = runInNewContext('gc') as (o?: { type: 'minor' }) => void;
+  let minors = 0;
+  const gc = new IdleGc(undefined, quiet, 60_000, 60_000, 60_000, () => { minors++; v8gc({ type: 'minor' }); });
+  /** Allocates small objects (the young generation's kind) until it is `to` full; they die once returned. */
+  const fill = (to: number) => { const junk: object[] = []; while (youngFill() < to) for (let i = 0; i < 1000; i++) junk.push({ i }); return junk.length; };
+  const turn = () => sleep(20);
+  v8gc({ type: 'minor' });
+  assert.ok(youngFill() < 1 / 4, `just scavenged: ${youngFill()}`);
+  gc.passed();
+  await turn();
+  assert.equal(minors, 0, 'nearly empty: nothing to gain');
+  assert.ok(fill(0.6) > 0);
+  gc.busy();
+  gc.busy();
+  gc.passed();
+  await turn();
+  assert.equal(minors, 0, 'another pass still runs: nothing');
+  gc.passed();
+  await turn();
+  assert.equal(minors, 1, 'the last pass ended: scavenged');
+  assert.ok(youngFill() < 1 / 4, `and empty: ${youngFill()}`);
+  fill(0.6);
+  gc.passed(false);
+  await turn();
+  assert.equal(minors, 1, 'a pass that did nothing: nothing');
+  fill(0.6);
+  gc.passed();
+  gc.busy();
+  await turn();
+  assert.equal(minors, 1, 'work started in the same turn: nothing while it runs');
+  gc.passed();
+  await turn();
+  assert.equal(minors, 2);
+  fill(0.6);
+  gc.passed();
+  gc.stop();
+  await turn();
+  assert.equal(minors, 2, 'stopped: nothing');
 });
