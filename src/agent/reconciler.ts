@@ -1,4 +1,5 @@
 import { IdleGc } from './idle-gc.js';
+import { schedSpans, threadSched } from './sched.js';
 import type { Logger } from 'pino';
 import { Mutex } from '../store/index.js';
 import { names, planHostSide, planHostTenants, planTenant, planTunnel, type Datapath, type FlowLimits, type HostPlan, type NftWrite, type Protected, type TenantPlan } from '../datapath/index.js';
@@ -256,8 +257,12 @@ export class Reconciler {
   private ensureTenantLocked(tenant: string, fast: boolean, opts: { deferAdmit?: boolean }): Promise<TenantPlan | undefined> {
     return this.lock(tenant).run(async () => {
       const tp = performance.now();
+      // The main thread's CPU and run-queue time, for the debug line (a slow change: own work or kept waiting?).
+      const sched = this.log.isLevelEnabled('debug');
+      const s0 = sched ? threadSched() : undefined;
       const p = this.plan(tenant);
       const planMs = Math.round(performance.now() - tp);
+      const s1 = sched ? threadSched() : undefined;
       if (!p) return p;
       this.drift.seen(p.ns, tenant);
       // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
@@ -295,7 +300,7 @@ export class Reconciler {
       const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
       const ms = Math.round(performance.now() - t0);
       if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
-      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, decided: p.policy?.decided, write: roundedWrite(this.dp.lastWrite?.(p.ns)) }, 'tenant converged');
+      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, sched: schedSpans(s0, s1, sched ? threadSched() : undefined), decided: p.policy?.decided, write: roundedWrite(this.dp.lastWrite?.(p.ns)) }, 'tenant converged');
       this.converged.set(tenant, { shape, links, admitted });
       return p;
     });
@@ -455,3 +460,4 @@ function roundedWrite(w: NftWrite | undefined): NftWrite | undefined {
   const r = (x: number) => Math.round(x * 10) / 10;
   return w && { how: w.how, bytes: w.bytes, diffMs: r(w.diffMs), commitMs: r(w.commitMs) };
 }
+
