@@ -267,10 +267,16 @@ async function changes(b: Bench, portAt: (i: number) => number, fromGroup?: stri
       let seen = false;
       let at = NaN;
       while (!seen && performance.now() - t0 < 10_000) {
+        const p0 = performance.now();
         seen = opening ? (await b.prober.probe(b.dbIp, last, PROBE_MS)) !== undefined : (await b.prober.probe(b.dbIp, last, PROBE_MS)) === undefined;
         at = performance.now() - t0;
         // A closed reading counts from when it was first seen, once confirmed (see dropped()).
         if (seen && !opening) seen = (await b.prober.probe(b.dbIp, last, 1000)) === undefined;
+        // One probe each PROBE_MS at most. A port still open answers at once, and probing it back to back
+        // (a connection, the listener's accept and a flow record every fraction of a millisecond, three
+        // node processes woken each time) took the cores the agent needed: until session 60 a closing
+        // change's agent waited ~20 ms for a CPU in its plan and again in its write, and was the slow half.
+        if (!seen) await new Promise((r) => setTimeout(r, Math.max(0, PROBE_MS - (performance.now() - p0))));
       }
       times.push(seen ? at : 10_000);
       when.push([wall, seen ? at : 10_000, call]);
