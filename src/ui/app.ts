@@ -96,6 +96,7 @@ async function start(token: string): Promise<void> {
     nav, main, status);
   let page: Page | undefined;
   let view: AbortController | undefined;
+  let watch: { drawn(): void } | undefined;
   let route = parseRoute(location.hash);
   let tenants: string[] | undefined;
   const say = (text: string, error = false) => {
@@ -123,6 +124,7 @@ async function start(token: string): Promise<void> {
       const made = await make({ api, tenant, main, status: say, signal: AbortSignal.any([ctl.signal, mine.signal]) });
       if (ctl !== view || !live()) return;
       page = made;
+      watch?.drawn();
       unanswered = 0;
       say('');
       // For bench:ui and the tests: when the view's data was drawn, and (two frames on) painted.
@@ -146,7 +148,7 @@ async function start(token: string): Promise<void> {
   });
   window.onhashchange = () => void show();
   // The watch opens before the first view reads, so nothing written meanwhile is missed.
-  follow(api, mine.signal, () => ({ tenant: picker.value || route.tenant || '', view: route.view }), () => page, say);
+  watch = follow(api, mine.signal, () => ({ tenant: picker.value || route.tenant || '', view: route.view }), () => page, say);
   const first = route.tenant ? show() : Promise.resolve();
   let me: { user: string; role: string };
   try {
@@ -185,24 +187,30 @@ async function start(token: string): Promise<void> {
  * the new stream is open (from the server's revision then), never resumed from the last revision seen:
  * a server whose store was restored from an older copy numbers new changes as the lost ones were.
  */
-function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; view: ViewName }, page: () => Page | undefined, say: (text: string, error?: boolean) => void): void {
+function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; view: ViewName }, page: () => Page | undefined, say: (text: string, error?: boolean) => void): { drawn(): void } {
   /** The view may have missed changes (a break, a hidden tab): read it again once a stream is open. */
   let stale = false;
+  /** A change came while the view was being made (its reads may be older): read it again once drawn. */
+  let missed = false;
   let failures = 0;
   let stream: AbortController | undefined;
+  /** Whether the current stream has been taken by the server, and how many have been: only a read that started while one stream was open all along clears `stale`. */
+  let streaming = false;
+  let opened = 0;
   // One read at a time, a burst of changes one read (logic.ts `coalesced`). A read that fails after a
   // break (a server just restarted may refuse some, 429) is tried again a few seconds later while the
   // stream is open; other failures are said and wait for the next change.
   const redraw = coalesced(async () => {
     const p = page();
-    if (!p) return void (stale = false);
+    if (!p) return void (missed = true);
+    const since = streaming ? opened : -1;
     try {
       await p.refresh();
-      stale = false;
+      if (streaming && since === opened) stale = false;
     } catch (e) {
       if (signal.aborted) return;
       say(`could not redraw: ${(e as Error).message}${stale ? '; trying again' : ''}`, true);
-      if (stale) setTimeout(() => stale && stream && redraw.kick(), 2000 + Math.random() * 2000);
+      if (stale) setTimeout(() => stale && streaming && redraw.kick(), 2000 + Math.random() * 2000);
     }
   }, 250, { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) });
   signal.addEventListener('abort', () => redraw.cancel());
@@ -216,6 +224,9 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
       const w = where();
       if (concerns(c, w.tenant, w.view)) redraw.kick();
     }, AbortSignal.any([signal, ctl.signal]), () => {
+      if (stream !== ctl) return;
+      streaming = true;
+      opened++;
       if (stale) redraw.kick();
     }).then(() => again(ctl), (e: unknown) => {
       if (e instanceof ApiError && e.status === 429) say('Live updates are paused: your user has too many streams open (other tabs or `weft ... --follow`).', true);
@@ -223,7 +234,10 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
     });
   };
   const again = (ctl: AbortController) => {
-    if (stream === ctl) stream = undefined;
+    if (stream === ctl) {
+      stream = undefined;
+      streaming = false;
+    }
     stale = true;
     if (!signal.aborted && !ctl.signal.aborted) setTimeout(open, backoff(failures++));
   };
@@ -231,12 +245,20 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
     if (document.hidden) {
       stream?.abort();
       stream = undefined;
+      streaming = false;
       stale = true;
     } else if (!signal.aborted) {
       open();
     }
   };
   open();
+  return {
+    drawn() {
+      if (!missed) return;
+      missed = false;
+      redraw.kick();
+    },
+  };
 }
 
 const saved = sessionStorage.getItem(TOKEN);

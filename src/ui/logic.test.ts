@@ -113,8 +113,16 @@ test('redraws: a burst is one read, a change during a read makes one more after 
   const failing = coalesced(() => { started.push(-1); return Promise.reject(new Error('no')); }, 250, timers);
   failing.kick(); await advance(250); failing.kick(); await advance(250);
   assert.equal(started.filter((x) => x === -1).length, 2);
-  // Cancelled (the view left): nothing more.
+  // Cancelled (the view left): nothing more, whether it was waiting or reading.
+  await done(); await advance(1000); await done();
+  const n = started.length;
   c.kick(); c.cancel(); await advance(1000);
-  const n = started.length; c.kick(); await advance(1000);
-  assert.equal(started.length, n, 'a cancelled redraw never reads');
+  assert.equal(started.length, n, 'cancelled while waiting: no read');
+  c.kick(); await advance(1000);
+  assert.equal(started.length, n, 'and none after');
+  const d = coalesced(async () => { started.push(-2); await new Promise<void>((ok) => finish.push(ok)); }, 250, timers);
+  d.kick(); await advance(250);
+  assert.equal(started.at(-1), -2, 'reading');
+  d.kick(); d.cancel(); await done(); await advance(1000);
+  assert.equal(started.filter((x) => x === -2).length, 1, 'cancelled while reading: the change during it makes no read after');
 });

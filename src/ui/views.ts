@@ -66,8 +66,14 @@ export async function topologyView(ctx: Ctx): Promise<Page> {
 export async function hostsView(ctx: Ctx): Promise<Page> {
   const body = h('div', { class: 'body' });
   fill(ctx.main, h('h1', {}, 'Hosts'), body);
+  // Read by the watch's redraws and by its own timer: a read that finishes after a later one is not drawn.
+  let asked = 0;
+  let drawn = 0;
   const refresh = async () => {
+    const n = ++asked;
     const [hosts, eps] = await Promise.all([ctx.api.get<List<Host>>('/api/v1/hosts', ctx.signal), ctx.api.get<List<Endpoint>>(`/api/v1/endpoints?tenant=${enc(ctx.tenant)}`, ctx.signal)]);
+    if (n < drawn) return;
+    drawn = n;
     const count = new Map<string, number>();
     for (const e of eps.items) count.set(e.host, (count.get(e.host) ?? 0) + 1);
     fill(body, table(`${hosts.items.length} hosts`, ['Host', 'State', 'Last heard', 'Agent', 'Encryption', `Endpoints of ${ctx.tenant}`],
