@@ -32,7 +32,8 @@ export class CniEndpoints implements CniHost {
 
   add(req: AddRequest): Promise<AddResultInput> {
     const id = endpointId(req.containerId, req.ifname);
-    return this.d.endpoints.inFlight(id, async () => {
+    // Counted as work from start to answer: no idle collection in the middle of an ADD's wiring.
+    return this.d.reconciler.working(() => this.d.endpoints.inFlight(id, async () => {
       let ep: Endpoint | undefined;
       const took = stopwatch();
       try {
@@ -55,7 +56,7 @@ export class CniEndpoints implements CniHost {
         if (ep) await this.d.endpoints.release(ep).catch((x: Error) => this.d.log.warn({ err: x.message, endpoint: id }, 'cleanup after a failed ADD failed'));
         throw e;
       }
-    });
+    }));
   }
 
   /**

@@ -37,8 +37,10 @@ const LONG_MS = 60_000;
  * young generation filled during a change, and its scavenge then copied that change's working set as
  * well as the last one's results: 11 / 35 ms (p50 / max) at a 475 MB heap, in the middle of the change
  * (bench:policy's nested agent step, session 60). Emptied after a pass, the next change starts with all
- * of it free and usually meets no scavenge; the copying done here (the last change's results, ~4 ms)
- * waits for nothing.
+ * of it free but what survived this one scavenge (young until the next), and usually meets no scavenge;
+ * the copying done here (the last change's results, ~4 ms) waits for nothing. Right after start V8's young
+ * generation is small (1 MB, growing to 16 MB with use) and a pass's survivors alone may fill a quarter:
+ * then each pass is followed by one, cheap at that size.
  */
 const NURSERY_SHARE = 1 / 4;
 
@@ -60,8 +62,10 @@ export class IdleGc {
 
   private nursery: NodeJS.Immediate | undefined;
 
-  /** `gc`: a full collection; `minor`: a minor one (a scavenge of the young generation). */
-  constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger, private readonly quietMs = QUIET_MS, private readonly gapMs = GAP_MS, private readonly longMs = LONG_MS, private readonly minor?: () => void) {}
+  private stopped = false;
+
+  /** `gc`: a full collection; `minor`: a minor one (a scavenge of the young generation) and how full that generation is (`youngFill`). */
+  constructor(private readonly gc: (() => void) | undefined, private readonly log: Logger, private readonly quietMs = QUIET_MS, private readonly gapMs = GAP_MS, private readonly longMs = LONG_MS, private readonly minor?: { collect(): void; fill(): number }) {}
 
   /**
    * With V8's collector exposed at run time (no flag on the command line needed). V8's memory reducer is
@@ -81,7 +85,7 @@ export class IdleGc {
     }
     if (typeof gc !== 'function') return new IdleGc(undefined, log);
     const collect = gc;
-    return new IdleGc(() => collect(), log, QUIET_MS, GAP_MS, LONG_MS, () => collect({ type: 'minor' }));
+    return new IdleGc(() => collect(), log, QUIET_MS, GAP_MS, LONG_MS, { collect: () => collect({ type: 'minor' }), fill: youngFill });
   }
 
   /**
@@ -105,12 +109,22 @@ export class IdleGc {
     this.running++;
   }
 
+  /**
+   * A pass was asked for (a change marked its tenant): a minor collection not yet begun waits for that
+   * pass's end instead of running first (the pass starts from a later callback of the same loop turn).
+   */
+  asked(): void {
+    if (this.nursery) clearImmediate(this.nursery);
+    this.nursery = undefined;
+  }
+
   /** Work that `busy` announced ended, without being a pass. */
   done(): void {
     this.running = Math.max(0, this.running - 1);
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.nursery) clearImmediate(this.nursery);
@@ -120,15 +134,16 @@ export class IdleGc {
   /** After this turn (the pass's answers and logs are written), unless work runs by then: see NURSERY_SHARE. */
   private scavengeSoon(): void {
     const minor = this.minor;
-    if (!minor || this.nursery) return;
+    if (!minor || this.nursery || this.stopped) return;
     this.nursery = setImmediate(() => {
       this.nursery = undefined;
-      if (this.running === 0 && youngFill() >= NURSERY_SHARE) minor();
+      if (this.running === 0 && minor.fill() >= NURSERY_SHARE) minor.collect();
     });
     this.nursery.unref();
   }
 
   private schedule(ms: number): void {
+    if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.maybe(), ms);
     this.timer.unref();
@@ -153,11 +168,17 @@ export class IdleGc {
 }
 
 const used = () => v8.getHeapStatistics().used_heap_size;
-/** How full the young generation's allocation space is (0 just after a scavenge, 1 when the next is due). */
+/**
+ * How full the young generation is, as a share of its allocation space: what was allocated there since the
+ * last scavenge and what survived only that one (those stay young until the next), plus young objects too
+ * large for it (V8's new large-object space, which also fills towards a scavenge). 1 or more: one is due.
+ */
 export function youngFill(): number {
-  const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  const spaces = v8.getHeapSpaceStatistics();
+  const s = spaces.find((x) => x.space_name === 'new_space');
   if (!s) return 0;
+  const large = spaces.find((x) => x.space_name === 'new_large_object_space')?.space_used_size ?? 0;
   const room = s.space_used_size + s.space_available_size;
-  return room > 0 ? s.space_used_size / room : 0;
+  return room > 0 ? (s.space_used_size + large) / room : 0;
 }
 const mb = (n: number) => Math.round(n / 1048576);

@@ -116,7 +116,18 @@ export class Reconciler {
       return this.full.schedule();
     }
     this.dirty.add(tenant);
+    this.idleGc.asked();
     this.changes.schedule();
+  }
+
+  /** Runs `fn` (work outside the passes: an ADD's wiring) with no idle collection while it runs. */
+  async working<T>(fn: () => Promise<T>): Promise<T> {
+    this.idleGc.busy();
+    try {
+      return await fn();
+    } finally {
+      this.idleGc.done();
+    }
   }
 
   /** Runs `fn` with no full pass (resync) under way or starting: the kernel stays as `fn` leaves it. */
