@@ -269,7 +269,11 @@ async function changes(b: Bench, portAt: (i: number) => number, fromGroup?: stri
       while (!seen && performance.now() - t0 < 10_000) {
         const p0 = performance.now();
         seen = opening ? (await b.prober.probe(b.dbIp, last, PROBE_MS)) !== undefined : (await b.prober.probe(b.dbIp, last, PROBE_MS)) === undefined;
-        at = performance.now() - t0;
+        // An open port is seen when a probe's connection is answered (a fraction of a ms after it was
+        // sent); a closed one when a probe's SYN was dropped, which is when it was sent, not when its
+        // PROBE_MS of waiting ended (until session 60 those 10 ms were counted too). Either way the change
+        // is seen by the first probe sent after it took effect: at most PROBE_MS late, both ways alike.
+        at = (opening ? performance.now() : p0) - t0;
         // A closed reading counts from when it was first seen, once confirmed (see dropped()).
         if (seen && !opening) seen = (await b.prober.probe(b.dbIp, last, 1000)) === undefined;
         // One probe each PROBE_MS at most. A port still open answers at once, and probing it back to back
