@@ -137,7 +137,7 @@ export function backoff(n: number, random = Math.random()): number {
   return base + random * base * 0.5;
 }
 
-/** The timers a `Coalesced` uses (the browser's; the unit test's own). */
+/** The timers `coalesced` uses (the browser's; the unit test's own). */
 export interface Timers { set(f: () => void, ms: number): unknown; clear(t: unknown): void }
 
 /**
