@@ -259,3 +259,43 @@ test('blocksOf keeps the last table\'s block where a chain is written the same, 
   // Read alone, the same blocks' contents.
   assert.deepEqual([...blocksOf([...after]).values()].map((b) => b.lines), [...now.values()].map((b) => b.lines));
 });
+
+test('a sweep in shares: the oldest changes\' leftovers first, whole changes within the share (the oldest one whatever its size), the rest for the next', () => {
+  // As above: change i leaves three objects (the maps pairs_(i-1) and tcp_(i-2), the chain p_(i-2)_2).
+  const at = (i: number) => table([{ ...pairs(`${i}_2`, `${i - 1}_2`), name: `pairs_${i}` }, map(`tcp_${i}`, [`${1000 + i} : accept`]), map(`tcp_${i - 1}`, [`${999 + i} : accept`])],
+    [...chain(`p_${i}_2`, `tcp dport vmap @tcp_${i}`), ...chain(`p_${i - 1}_2`, `tcp dport vmap @tcp_${i - 1}`), ...chain('forward', 'type filter hook forward priority filter; policy accept;', `meta mark . ct mark vmap @pairs_${i}`)]);
+  let held = at(0);
+  let kernel = at(0);
+  for (let i = 1; i <= 5; i++) {
+    const d = diffTables(held, at(i), { keepGone: true });
+    assert.ok(d);
+    held = d.table;
+    kernel = applyScript(kernel, d.script).table;
+  }
+  assert.equal(held.leftover?.since?.size, 15, 'each change left three objects');
+  const epochs = () => [...new Set(held.leftover?.since?.values() ?? [])].sort();
+  const first = epochs();
+  // A full pass to the same table, sweeping seven objects at most: two changes' worth (six), not three (nine).
+  const sweeps: number[][] = [];
+  for (let pass = 0; pass < 5 && held.leftover; pass++) {
+    const d = diffTables(held, at(5), { sweep: { objects: 7, elements: 1_000 } });
+    assert.ok(d);
+    const r = applyScript(kernel, d.script);
+    assert.deepEqual(r.problems, [], `sweep ${pass} is one the kernel takes`);
+    assert.equal(contentOf(r.table), contentOf(d.table), `sweep ${pass}: the table reported is the one the kernel holds`);
+    held = d.table;
+    kernel = r.table;
+    sweeps.push(epochs());
+  }
+  assert.deepEqual(sweeps, [first.slice(2), first.slice(4), []], 'the two oldest changes\' leftovers, the next two, then the last');
+  assert.equal(contentOf(kernel), contentOf(at(5)), 'nothing unused is left');
+  // A share smaller than the oldest change's leftovers still sweeps that change: a sweep always gets on.
+  let small = at(4);
+  const fromFour = diffTables(small, at(5), { keepGone: true })!;
+  small = fromFour.table;
+  const one = diffTables(small, at(5), { sweep: { objects: 1, elements: 1 } });
+  assert.equal(one?.table.leftover, undefined, 'the one change\'s three objects go together');
+  assert.match(one?.script ?? '', /^delete chain inet weft p_3_2$/m);
+  // Without a share, a full pass sweeps everything, as before.
+  assert.equal(diffTables(fromFour.table, at(5))?.table.leftover, undefined);
+});

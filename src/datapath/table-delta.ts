@@ -115,7 +115,7 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
     return { script: all.length ? `${all.join('\n')}\n` : '', elements: elementParts.join(''), structural, table, kept };
   };
   // A base chain stays on its hook while it exists, filtering: one that goes is always deleted now.
-  if (opts.keepGone && gone.every((b) => b.head.length === 0)) {
+  if ((opts.keepGone || opts.sweep) && gone.every((b) => b.head.length === 0)) {
     // Left in the kernel, unreferenced by anything live, each with the change it went at: the oldest go
     // once more than the bounds are left (the table holds next plus what stays).
     const epoch = (prev.leftover?.epoch ?? 0) + 1;
@@ -124,13 +124,16 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
     for (const b of gone) since.set(`chain ${b.name}`, before?.get(`chain ${b.name}`) ?? epoch);
     for (const m of goneMaps) since.set(`map ${m.name}`, before?.get(`map ${m.name}`) ?? epoch);
     for (const c of goneShared) since.set(`shared ${c.name}`, before?.get(`shared ${c.name}`) ?? epoch);
-    const cut = keptFrom(since, gone, goneMaps, goneShared, opts.keep ?? KEEP_MAX);
+    const sizes = sizesOf(since, gone, goneMaps, goneShared);
+    const bounded = keptFrom(sizes, opts.keep ?? KEEP_MAX);
+    // A sweep takes the oldest, up to its share; the bounds may take more (the later of the two cuts).
+    const cut = opts.sweep && !opts.keepGone ? Math.max(bounded, sweptTo(sizes, opts.sweep)) : bounded;
     const stays = (key: string) => (since.get(key) as number) >= cut;
     const keep = { chains: gone.filter((b) => stays(`chain ${b.name}`)), maps: goneMaps.filter((m) => stays(`map ${m.name}`)), shared: goneShared.filter((c) => stays(`shared ${c.name}`)) };
     removals(removalsOf(gone.filter((b) => !stays(`chain ${b.name}`)), goneMaps.filter((m) => !stays(`map ${m.name}`)), goneShared.filter((c) => !stays(`shared ${c.name}`))));
-    const kept = keep.chains.length + keep.maps.length + keep.shared.reduce((n, c) => n + 1 + c.maps.length, 0);
+    const left = keep.chains.length + keep.maps.length + keep.shared.reduce((n, c) => n + 1 + c.maps.length, 0);
     for (const key of [...since.keys()]) if (!stays(key)) since.delete(key);
-    return done(kept === 0 ? next : { ...next, leftover: { maps: keep.maps, chains: keep.chains.flatMap((b) => b.lines), shared: keep.shared, epoch, since } }, kept);
+    return done(left === 0 ? next : { ...next, leftover: { maps: keep.maps, chains: keep.chains.flatMap((b) => b.lines), shared: keep.shared, epoch, since } }, left);
   }
   removals(removalsOf(gone, goneMaps, goneShared));
   return done(next, 0);
@@ -158,12 +161,10 @@ function removalsOf(chains: readonly Block[], maps: readonly NftMap[], shared: r
   return out;
 }
 
-/**
- * The oldest change whose leftovers stay: what went at it and after, within the bounds (objects and
- * their elements); what went before it goes now. What an object refers to went no earlier than it (it
- * was in use while the object was), so the oldest go first without breaking a reference.
- */
-function keptFrom(since: ReadonlyMap<string, number>, chains: readonly Block[], maps: readonly NftMap[], shared: readonly SharedChain[], bound: Bounds): number {
+/** Per change (its epoch), how many objects went at it and how many elements they hold. */
+type Sizes = ReadonlyMap<number, { objects: number; elements: number }>;
+
+function sizesOf(since: ReadonlyMap<string, number>, chains: readonly Block[], maps: readonly NftMap[], shared: readonly SharedChain[]): Sizes {
   const per = new Map<number, { objects: number; elements: number }>();
   const add = (key: string, objects: number, elements: number) => {
     const e = since.get(key) as number;
@@ -175,6 +176,15 @@ function keptFrom(since: ReadonlyMap<string, number>, chains: readonly Block[], 
   for (const b of chains) add(`chain ${b.name}`, 1, 0);
   for (const m of maps) add(`map ${m.name}`, 1, m.elements.length);
   for (const c of shared) add(`shared ${c.name}`, 1 + c.maps.length, c.maps.reduce((n, m) => n + m.elements.length, 0));
+  return per;
+}
+
+/**
+ * The oldest change whose leftovers stay: what went at it and after, within the bounds (objects and
+ * their elements); what went before it goes now. What an object refers to went no earlier than it (it
+ * was in use while the object was), so the oldest go first without breaking a reference.
+ */
+function keptFrom(per: Sizes, bound: Bounds): number {
   let objects = 0;
   let elements = 0;
   let cut = Infinity;
@@ -186,6 +196,25 @@ function keptFrom(since: ReadonlyMap<string, number>, chains: readonly Block[], 
     cut = e;
   }
   return cut;
+}
+
+/**
+ * A sweep's share: the oldest changes' leftovers, as many whole changes as fit in `bound` (the oldest
+ * one's at least, whatever its size); returns the first change whose leftovers stay (Infinity: none).
+ * Whole changes only, for the same reason as keptFrom: within one change the order would matter.
+ */
+function sweptTo(per: Sizes, bound: Bounds): number {
+  let objects = 0;
+  let elements = 0;
+  let first = true;
+  for (const e of [...per.keys()].sort((a, b) => a - b)) {
+    const t = per.get(e) as { objects: number; elements: number };
+    objects += t.objects;
+    elements += t.elements;
+    if (!first && (objects > bound.objects || elements > bound.elements)) return e;
+    first = false;
+  }
+  return Infinity;
 }
 
 const NO_HEAD: readonly string[] = [];
@@ -238,6 +267,12 @@ export interface DiffOptions {
   keepGone?: boolean;
   /** With keepGone, how much may stay (KEEP_MAX; tests make it small). */
   keep?: Bounds;
+  /**
+   * Without keepGone (a full pass): what earlier changes left goes, but at most this much of it in this
+   * delta, the oldest first (whole changes, at least one); the rest stays for the next. What this delta
+   * itself leaves unused stays too, as a change's would. Absent: everything unused goes.
+   */
+  sweep?: Bounds;
   /**
    * The committer writes lines of its own (weft-nftd, linux/nftd-elements.c), in the same transaction,
    * after the script's commands: a map written whole is declared in the script without its elements,

@@ -141,6 +141,8 @@ export class LinuxDatapath implements Datapath {
     if (!w) return undefined;
     this.watcher = w;
     this.nft.onForeign = changed;
+    // What a sweep left is swept by the passes after it: each checks the namespace again (drift.ts).
+    this.nft.onUnswept = changed;
     this.nft.useGenerations(w.generations);
     w.watch(undefined);
     return {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ProcessRunner, type RunOptions, type RunResult, type Runner } from '../../exec/index.js';
 import type { NftMap, NftTable } from '../table.js';
 import { Generations, NFTGEN } from './generation.js';
-import { NftTables } from './nft.js';
+import { NftTables, SWEEP_SHARE } from './nft.js';
 import { diffTables } from '../table-delta.js';
 import { TestNamespaces } from '../../testkit/netns.js';
 import type { Endpoint, Rule } from '../../model/index.js';
@@ -100,6 +100,35 @@ test('a change (trusted) leaves the maps and chains it no longer uses in the ker
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['delta']);
   assert.equal(await listing(a), await listing(b), 'after the full pass, nothing is left over');
   assert.deepEqual(await tables.ensureAll(a, [two], true), ['unchanged']);
+});
+
+test('what many changes left is swept in shares, oldest first, each full pass asking for the next until none is left', { skip: !root && 'needs root' }, async () => {
+  const a = await netns('ks');
+  const b = await netns('ksr');
+  const tables = new NftTables(real, undefined, undefined, 0);
+  const unswept: Array<string | undefined> = [];
+  tables.onUnswept = (ns) => unswept.push(ns);
+  // Each change leaves its pair's map and chain (two objects): 100 changes leave 200, past one share.
+  const at = (i: number) => table({ [`${i}_2`]: [`${1000 + i} : accept`] });
+  assert.equal((await tables.ensureAll(a, [at(0)], true))[0], 'replace');
+  const changes = 100;
+  for (let i = 1; i <= changes; i++) assert.deepEqual(await tables.ensureAll(a, [at(i)], true, { trust: true }), ['delta']);
+  assert.ok(2 * changes > SWEEP_SHARE.objects, 'more is left than one share');
+  const left = async () => (await listing(a)).match(/\tchain p_\d+_2 \{/g)?.length ?? 0;
+  assert.equal(await left(), changes + 1);
+  assert.deepEqual(unswept, [], 'changes ask for no sweep');
+  const counts: number[] = [];
+  for (let pass = 0; pass < 5 && (counts.at(-1) ?? 2) > 1; pass++) {
+    assert.deepEqual(await tables.ensureAll(a, [at(changes)], true), ['delta'], `full pass ${pass} sweeps`);
+    counts.push(await left());
+  }
+  // The oldest first: what is left is always the newest changes' chains.
+  assert.equal(counts.length, Math.ceil((2 * changes) / SWEEP_SHARE.objects), `passes: ${counts}`);
+  assert.ok(counts[0]! > 1 && counts[0]! < changes + 1, `the first pass swept part of it (${counts[0]} chains left)`);
+  assert.deepEqual(unswept, counts.slice(0, -1).map(() => a), 'each pass that left some asked for another, the last did not');
+  assert.equal(await new NftTables(real).ensure(b, at(changes)), 'replace');
+  assert.equal(await listing(a), await listing(b), 'after the last sweep, what a replace leaves');
+  assert.deepEqual(await tables.ensureAll(a, [at(changes)], true), ['unchanged']);
 });
 
 test('a rendered policy changed rule by rule: its port chains (a set patched from the last render) go as deltas, what goes stays until a full pass, which leaves what a replace leaves', { skip: !root && 'needs root' }, async () => {

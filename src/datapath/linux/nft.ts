@@ -9,6 +9,12 @@ import type { CommitResult, NftSessions } from './nftd.js';
 /** A full pass deletes what changes left unused once no change came for this long, or once it is this old. */
 const SWEEP_QUIET_MS = 5_000;
 const SWEEP_MAX_AGE_MS = 60_000;
+/**
+ * The most one full pass deletes of what changes left (table-delta.ts `sweep`); the rest goes at the
+ * passes after it (onUnswept asks for one). A sweep holds its tenant's lock while it commits, so a change
+ * arriving meanwhile waits for it: a whole sweep of 150 KB took 138 ms to commit (bench:policy, session 60).
+ */
+export const SWEEP_SHARE = { objects: 128, elements: 4_096 };
 /** The no-op command after a replace (warm): nft fetches a 14,000-chain table in ~0.1-0.5 s. */
 const WARM_TIMEOUT_MS = 30_000;
 
@@ -47,6 +53,8 @@ export class NftTables {
 
   /** Told when a namespace's generation moved by someone else's commit (undefined: the agent's own namespace). */
   onForeign: ((ns: string | undefined) => void) | undefined;
+  /** Told when a full pass's sweep left some of what changes left unused for a later pass (SWEEP_SHARE). */
+  onUnswept: ((ns: string | undefined) => void) | undefined;
   /** Per namespace: our `nft -f` running now, and the last generation reported while one was. */
   private readonly inflight = new Map<string, number>();
   private readonly reported = new Map<string, string>();
@@ -120,11 +128,13 @@ export class NftTables {
       // A change (trustLast) leaves what it no longer uses for a full pass to delete: through `nft -f` a
       // delete makes nft list every chain of the table (~50 ms beside 14,000 chains), and through the
       // helper the kernel's work remains (~17 µs an object), which a change arriving meanwhile waits for.
-      // So a full pass deletes it only once changes have paused (past the keep bounds, a change deletes
-      // the oldest: table-delta.ts KEEP_MAX).
+      // So a full pass deletes it only once changes have paused, and a share at a time (SWEEP_SHARE), as
+      // a change may come during the sweep all the same (past the keep bounds, a change deletes the
+      // oldest: table-delta.ts KEEP_MAX).
       const keepGone = opts.trustLast === true || this.sweepLater(key, prev.table);
       const t0 = performance.now();
-      let delta = diffTables(prev.table, table, { keepGone, elements: await this.helperRuns() });
+      const sweep = keepGone ? undefined : SWEEP_SHARE;
+      let delta = diffTables(prev.table, table, { keepGone, ...(sweep ? { sweep } : {}), elements: await this.helperRuns() });
       diffMs = performance.now() - t0;
       // Nothing for nft and nothing for the helper (a sweep may be the helper's lines alone).
       if (delta?.script === '' && delta.elements === '') {
@@ -138,12 +148,13 @@ export class NftTables {
         let r = await this.commit(ns, delta.script, true, delta.elements);
         // No helper free to write the elements (MAX_SESSIONS busy): the same delta with them in the script.
         if (r === NO_HELPER) {
-          delta = diffTables(prev.table, table, { keepGone }) as Delta;
+          delta = diffTables(prev.table, table, { keepGone, ...(sweep ? { sweep } : {}) }) as Delta;
           r = await this.commit(ns, delta.script, true);
         }
         if (r.code === 0) {
           this.lastWrites.set(key, { how: 'delta', bytes: delta.script.length + delta.elements.length, diffMs, commitMs: performance.now() - t1 });
           this.noteLeftover(key, delta.table, opts.trustLast === true);
+          if (sweep && delta.table.leftover) this.onUnswept?.(ns);
           // Chains or maps came or went, or a checked map's elements changed: the listing changed with
           // them, read again when needed.
           this.applied.set(key, { table: delta.table, terse: relist ? await this.listedAfterWrite(ns, delta.table, opts.owned, before) : prev.terse });
