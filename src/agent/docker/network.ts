@@ -120,7 +120,8 @@ export class DockerNetworkDriver {
     const ip = dockerAddress(address, 'Interface.Address', false);
     const ip6 = r.Interface?.AddressIPv6 ? dockerAddress(r.Interface.AddressIPv6, 'Interface.AddressIPv6', true) : undefined;
     const id = endpointId(r.EndpointID, IFNAME);
-    return this.d.endpoints.with(id, async () => {
+    // Counted as work from start to answer, as a CNI ADD is: no idle collection in the middle of it.
+    return this.d.reconciler.working(() => this.d.endpoints.with(id, async () => {
       // The addresses reserved at RequestAddress pass to the endpoint in one step: never free between
       // (the server checks that an IPv6 address given is the reservation's).
       const placeholder = this.m.placeholder(n, ip);
@@ -136,13 +137,13 @@ export class DockerNetworkDriver {
       // Policy for the new address is in place before Docker can use it (fail closed).
       await this.d.reconciler.ensureTenant(n.tenant, true);
       return mac ? {} : { Interface: { MacAddress: ep.mac } };
-    });
+    }));
   }
 
   async join(r: Join): Promise<JoinResult> {
     const n = this.m.byId(r.NetworkID);
     const id = endpointId(r.EndpointID, IFNAME);
-    return this.d.endpoints.with(id, async () => {
+    return this.d.reconciler.working(() => this.d.endpoints.with(id, async () => {
       const ep = this.d.state.endpoints.get(id) ?? await this.d.client.request<Endpoint>('GET', `/api/v1/endpoints/${id}`);
       // Endpoint ids are global: never wire one of another tenant or network into this network's bridge.
       if (ep.tenant !== n.tenant || ep.network !== n.network) throw new Error(`endpoint ${id} is not on network ${n.tenant}/${n.network}`);
@@ -155,7 +156,7 @@ export class DockerNetworkDriver {
       void this.nameEndpoint(r.NetworkID, r.EndpointID, id);
       // Docker networks are bound to Weft networks with an IPv4 subnet (weftNetwork): the endpoint has a gateway.
       return { InterfaceName: { SrcName: outer, DstPrefix: 'eth' }, Gateway: ep.gateway ?? '', ...(ep.gateway6 !== undefined ? { GatewayIPv6: ep.gateway6 } : {}), StaticRoutes: [], DisableGatewayService: true };
-    });
+    }));
   }
 
   /**
