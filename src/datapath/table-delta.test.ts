@@ -298,4 +298,23 @@ test('a sweep in shares: the oldest changes\' leftovers first, whole changes wit
   assert.match(one?.script ?? '', /^delete chain inet weft p_3_2$/m);
   // Without a share, a full pass sweeps everything, as before.
   assert.equal(diffTables(fromFour.table, at(5))?.table.leftover, undefined);
+  // What the full pass itself leaves unused stays while an older leftover still refers to it: after
+  // change 3, the kept pairs_2 jumps to p_2_2, which at(3) uses; a target without p_2_2 leaves it unused,
+  // and a share that takes only the oldest change's leftovers keeps pairs_2, so p_2_2 must stay too.
+  let three = at(0);
+  let kernel3 = at(0);
+  for (let i = 1; i <= 3; i++) {
+    const d = diffTables(three, at(i), { keepGone: true })!;
+    three = d.table;
+    kernel3 = applyScript(kernel3, d.script).table;
+  }
+  const full = at(3);
+  const target = table([{ ...pairs('3_2'), name: 'pairs_3' }, map('tcp_3', ['1003 : accept'])], [...chain('p_3_2', 'tcp dport vmap @tcp_3'), ...chain('forward', 'type filter hook forward priority filter; policy accept;', 'meta mark . ct mark vmap @pairs_3')]);
+  assert.ok(full.chains.join('\n').includes('p_2_2') && !target.chains.join('\n').includes('p_2_2'));
+  const partial = diffTables(three, target, { sweep: { objects: 1, elements: 1 } })!;
+  const r3 = applyScript(kernel3, partial.script);
+  assert.deepEqual(r3.problems, [], 'nothing a kept map jumps to is deleted');
+  assert.equal(contentOf(r3.table), contentOf(partial.table));
+  assert.ok(partial.table.leftover?.chains.some((l) => l === '\tchain p_2_2 {'), 'p_2_2 stays, unused, while pairs_2 does');
+  assert.ok(partial.table.leftover?.maps.some((m) => m.name === 'pairs_2'));
 });

@@ -265,12 +265,13 @@ function has(set: ChainSet | undefined, name: string): boolean {
 export interface DiffOptions {
   /** Changes may leave chains and maps nothing uses in the kernel (see KEEP_MAX). */
   keepGone?: boolean;
-  /** With keepGone, how much may stay (KEEP_MAX; tests make it small). */
+  /** With keepGone or sweep, how much may stay (KEEP_MAX; tests make it small). */
   keep?: Bounds;
   /**
    * Without keepGone (a full pass): what earlier changes left goes, but at most this much of it in this
    * delta, the oldest first (whole changes, at least one); the rest stays for the next. What this delta
-   * itself leaves unused stays too, as a change's would. Absent: everything unused goes.
+   * itself leaves unused stays too, as a change's would. Absent: everything unused goes; so it does, share
+   * or not, when a base chain goes (it must stop filtering now, and what refers to it goes with it).
    */
   sweep?: Bounds;
   /**
@@ -290,7 +291,7 @@ export interface Delta {
   structural: boolean;
   /** What the table holds once the script is committed: `next`, or with keepGone, `next` and what stays of `prev`. */
   table: NftTable;
-  /** How many chains and maps no longer used stay in the table (keepGone). */
+  /** How many chains and maps no longer used stay in the table (keepGone, or what a sweep left). */
   kept: number;
 }
 

@@ -117,14 +117,20 @@ test('what many changes left is swept in shares, oldest first, each full pass as
   const left = async () => (await listing(a)).match(/\tchain p_\d+_2 \{/g)?.length ?? 0;
   assert.equal(await left(), changes + 1);
   assert.deepEqual(unswept, [], 'changes ask for no sweep');
+  // A share is this many changes' leftovers (two objects each).
+  const share = SWEEP_SHARE.objects / 2;
   const counts: number[] = [];
+  const names: number[][] = [];
   for (let pass = 0; pass < 5 && (counts.at(-1) ?? 2) > 1; pass++) {
     assert.deepEqual(await tables.ensureAll(a, [at(changes)], true), ['delta'], `full pass ${pass} sweeps`);
     counts.push(await left());
+    names.push([...(await listing(a)).matchAll(/\tchain p_(\d+)_2 \{/g)].map((m) => Number(m[1])).sort((x, y) => x - y));
   }
-  // The oldest first: what is left is always the newest changes' chains.
+  assert.deepEqual(names[0], Array.from({ length: changes + 1 - share }, (_, k) => share + k), 'the newest changes\' chains are those left');
+  // The oldest first: the first pass leaves the chains changes 65-100 left (p_64_2 .. p_99_2) beside the
+  // live p_100_2, and the second the live one alone.
   assert.equal(counts.length, Math.ceil((2 * changes) / SWEEP_SHARE.objects), `passes: ${counts}`);
-  assert.ok(counts[0]! > 1 && counts[0]! < changes + 1, `the first pass swept part of it (${counts[0]} chains left)`);
+  assert.deepEqual(counts, [changes + 1 - share, 1], 'the first pass swept one share, the second the rest');
   assert.deepEqual(unswept, counts.slice(0, -1).map(() => a), 'each pass that left some asked for another, the last did not');
   assert.equal(await new NftTables(real).ensure(b, at(changes)), 'replace');
   assert.equal(await listing(a), await listing(b), 'after the last sweep, what a replace leaves');
