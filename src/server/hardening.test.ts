@@ -113,6 +113,25 @@ test('a body declared in a charset other than UTF-8, or as text, is refused with
   // The parser still refuses a body that would poison prototypes.
   const poisoned = await api.call('POST', '/api/v1/tenants', '{"name":"z","__proto__":{"admin":true}}', { 'content-type': 'application/json' });
   assert.equal(poisoned.status, 400, JSON.stringify(poisoned.json));
+  // ... and says which field holds the key (it used to say the body was not valid JSON).
+  assert.deepEqual([poisoned.json.code, poisoned.json.field], ['WEFT_INVALID_FIELD', '__proto__'], JSON.stringify(poisoned.json));
+  const nested = await api.call('POST', '/api/v1/tenants', '{"name":"z","labels":{"__proto__":"x"}}', { 'content-type': 'application/json' });
+  assert.deepEqual([nested.status, nested.json.code, nested.json.field], [400, 'WEFT_INVALID_FIELD', 'labels.__proto__'], JSON.stringify(nested.json));
+  // Text that is not JSON gets the parser's message; an empty body is still told it is empty.
+  const broken = await api.call('POST', '/api/v1/tenants', '{"name": }', { 'content-type': 'application/json' });
+  assert.equal(broken.status, 400);
+  assert.equal(broken.json.code, 'WEFT_MALFORMED');
+  assert.match(broken.json.detail, /not valid JSON: Unexpected token '\}'/, JSON.stringify(broken.json));
+  const empty = await api.call('POST', '/api/v1/tenants', '', { 'content-type': 'application/json' });
+  assert.match(empty.json.detail, /the body is empty/, JSON.stringify(empty.json));
+  // A hostile body nested as deep as the body limit allows, the key at its bottom: named, at once.
+  const depth = 250_000;
+  const t0 = performance.now();
+  const deep = await api.call('POST', '/api/v1/tenants', `{"name":"z","labels":${'['.repeat(depth)}{"__proto__":1}${']'.repeat(depth)}}`, { 'content-type': 'application/json' });
+  assert.deepEqual([deep.status, deep.json.code], [400, 'WEFT_INVALID_FIELD']);
+  assert.equal(deep.json.field, `labels.0.0.0.0.0.0.0.(${(depth - 10).toLocaleString('en-US')} levels).0.0.0.__proto__`, 'its middle left out');
+  assert.ok(performance.now() - t0 < 10_000, `answered in ${Math.round(performance.now() - t0)} ms`);
+  assert.equal((await api.call('GET', '/api/v1/tenants/z')).status, 404, 'nothing was made');
 });
 
 test('a tenant deleted and made again under its name is another customer: its users read none of the first one\'s history', async () => {

@@ -139,27 +139,34 @@ test('what many changes left is swept in shares, oldest first, each full pass as
 
 test('while changes keep coming, what is older than the age bound costs one share per age and asks for no pass', { skip: !root && 'needs root' }, async () => {
   const a = await netns('ka');
-  // Changes never pause here (60 s), and leftovers are "old" after 2 s.
-  const tables = new NftTables(real, undefined, undefined, 60_000, 2000);
+  // Changes never pause here (60 s), and leftovers are "old" after `age`. Each wait below is counted
+  // from a moment the test took, not from how long its changes took (a loaded machine is slower).
+  const age = 3000;
+  const tables = new NftTables(real, undefined, undefined, 60_000, age);
   const unswept: Array<string | undefined> = [];
   tables.onUnswept = (ns) => unswept.push(ns);
   const at = (i: number) => table({ [`${i}_2`]: [`${1000 + i} : accept`] });
+  const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - performance.now())));
   assert.equal((await tables.ensureAll(a, [at(0)], true))[0], 'replace');
+  assert.deepEqual(await tables.ensureAll(a, [at(1)], true, { trust: true }), ['delta']);
+  // The first leftover's age counts from before this moment.
+  const first = performance.now();
+  assert.deepEqual(await tables.ensureAll(a, [at(1)], true), ['unchanged'], 'young leftovers stay while changes come');
   const changes = 70;
-  for (let i = 1; i <= changes; i++) assert.deepEqual(await tables.ensureAll(a, [at(i)], true, { trust: true }), ['delta']);
+  for (let i = 2; i <= changes; i++) assert.deepEqual(await tables.ensureAll(a, [at(i)], true, { trust: true }), ['delta']);
   const left = async () => (await listing(a)).match(/\tchain p_\d+_2 \{/g)?.length ?? 0;
-  assert.deepEqual(await tables.ensureAll(a, [at(changes)], true), ['unchanged'], 'young leftovers stay while changes come');
-  await new Promise((r) => setTimeout(r, 2100));
+  await sleepUntil(first + age + 100);
   // A change keeps the stream going; then a full pass past the age sweeps one share.
   assert.deepEqual(await tables.ensureAll(a, [at(changes + 1)], true, { trust: true }), ['delta']);
   assert.deepEqual(await tables.ensureAll(a, [at(changes + 1)], true), ['delta'], 'past the age, a share goes');
+  const swept = performance.now();
   const afterOne = await left();
   assert.equal(afterOne, changes + 2 - SWEEP_SHARE.objects / 2, 'one share');
   assert.deepEqual(unswept, [], 'and no pass is asked for while changes come');
   // The age starts again: the next full pass keeps the rest.
   assert.deepEqual(await tables.ensureAll(a, [at(changes + 1)], true), ['unchanged']);
   assert.equal(await left(), afterOne);
-  await new Promise((r) => setTimeout(r, 2100));
+  await sleepUntil(swept + age + 100);
   assert.deepEqual(await tables.ensureAll(a, [at(changes + 1)], true), ['delta'], 'an age later, the next share');
   assert.equal(await left(), 1, 'the rest (fewer than a share)');
   assert.deepEqual(unswept, []);

@@ -218,7 +218,7 @@ export class NftTables {
    * costs one share a sweepMaxAgeMs and no pass of its own (a pass per share, each a check of the whole
    * tenant under its lock, came every second beside the changes: bench:policy, session 61).
    */
-  private swept(key: string, ns: string | undefined, why: string): void {
+  private swept(key: string, ns: string | undefined, why: 'change' | 'later' | 'quiet' | 'age' | 'none'): void {
     if (why === 'quiet') {
       this.onUnswept?.(ns);
       return;

@@ -1,0 +1,34 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fieldOf, prototypeKeyPath, refusedBody } from './json-body.js';
+
+test('prototypeKeyPath: the first key that would reach a prototype, in the body\'s order, as keys and indices', () => {
+  assert.equal(prototypeKeyPath(JSON.parse('{"a":1,"b":[{"c":2}],"constructor":3}')), undefined, 'a plain constructor value is a key like any other');
+  assert.deepEqual(prototypeKeyPath(JSON.parse('{"__proto__":{"admin":true}}')), ['__proto__']);
+  assert.deepEqual(prototypeKeyPath(JSON.parse('{"name":"x","labels":{"a":"b","__proto__":"c"}}')), ['labels', '__proto__']);
+  assert.deepEqual(prototypeKeyPath(JSON.parse('{"rules":[{"id":"a"},{"id":"b","x":{"constructor":{"prototype":{}}}}]}')), ['rules', '1', 'x', 'constructor']);
+  // Two of them: the one the body has first, however deep.
+  assert.deepEqual(prototypeKeyPath(JSON.parse('{"a":{"b":{"__proto__":1}},"__proto__":2}')), ['a', 'b', '__proto__']);
+  assert.deepEqual(prototypeKeyPath(JSON.parse('[1,[2,{"__proto__":3}]]')), ['1', '1', '__proto__']);
+  // A body nested 100,000 deep (a few hundred KB) is walked without running out of stack.
+  const deep = `${'['.repeat(100_000)}{"__proto__":1}${']'.repeat(100_000)}`;
+  assert.equal(prototypeKeyPath(JSON.parse(deep))?.length, 100_001);
+  for (const v of [null, 1, 'x', true, [], {}]) assert.equal(prototypeKeyPath(v), undefined);
+  assert.equal(fieldOf(['a', 'b', '__proto__']), 'a.b.__proto__');
+  assert.equal(fieldOf(Array.from({ length: 12 }, (_, i) => String(i))), '0.1.2.3.4.5.6.7.8.9.10.11', 'twelve levels in full');
+  assert.equal(fieldOf(Array.from({ length: 13 }, (_, i) => String(i))), '0.1.2.3.4.5.6.7.(1 level).9.10.11.12');
+});
+
+test('refusedBody: text that is not JSON gets the parser\'s message; valid JSON with a prototype key names its field', () => {
+  const broken = refusedBody('{"name": }');
+  assert.equal(broken.code, 'WEFT_MALFORMED');
+  assert.match(broken.message, /^the body is not valid JSON: Unexpected token '\}', .*"\{"name": \}"/, 'the parser\'s message, quoting the text around the error');
+  assert.ok(refusedBody(`{"a": "${'x'.repeat(5000)}`).message.length < 300, 'the parser\'s message is cut short');
+  const proto = refusedBody('{"name":"z","labels":{"__proto__":"x"}}');
+  assert.equal(proto.code, 'WEFT_INVALID_FIELD');
+  assert.equal(proto.field, 'labels.__proto__');
+  assert.match(proto.message, /^labels\.__proto__: the key '__proto__' is refused/);
+  const ctor = refusedBody('{"spec":{"constructor":{"prototype":{"x":1}}}}');
+  assert.equal(ctor.field, 'spec.constructor');
+  assert.match(ctor.message, /'constructor' key holding 'prototype'/);
+});

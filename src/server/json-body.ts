@@ -1,0 +1,66 @@
+import { WeftError } from '../model/index.js';
+
+/** The most of the JSON parser's own message a problem quotes (it may quote the body around the error). */
+const MESSAGE_MAX = 200;
+
+/**
+ * Why fastify's parser refused a JSON body, as a precise error. It says "Body is not valid JSON" both for
+ * text that is not JSON and for valid JSON holding a key that would set an object's prototype
+ * (`__proto__`, or `constructor` holding `prototype`), which it refuses on purpose: the first gets the
+ * JSON parser's own message (it quotes the text around the error), the second which field holds the key.
+ */
+export function refusedBody(body: string): WeftError {
+  let value: unknown;
+  try {
+    // A plain JSON.parse makes `__proto__` an own key and sets no prototype: safe to read, never kept.
+    value = JSON.parse(body);
+  } catch (e) {
+    return new WeftError('WEFT_MALFORMED', `the body is not valid JSON: ${(e as Error).message.slice(0, MESSAGE_MAX)}`);
+  }
+  const path = prototypeKeyPath(value);
+  if (path === undefined) return new WeftError('WEFT_MALFORMED', 'the body is not valid JSON');
+  const key = path[path.length - 1] as string;
+  const field = fieldOf(path);
+  const why = key === '__proto__' ? "the key '__proto__' is refused anywhere in a body (it would set an object's prototype)" : "a 'constructor' key holding 'prototype' is refused (it would reach an object's prototype)";
+  return new WeftError('WEFT_INVALID_FIELD', `${field}: ${why}`, { field });
+}
+
+/** A path as a field name, its middle left out past PATH_SHOWN levels (a hostile body nests 500,000 deep). */
+const PATH_SHOWN = 12;
+export function fieldOf(path: readonly string[]): string {
+  if (path.length <= PATH_SHOWN) return path.join('.');
+  const head = path.slice(0, PATH_SHOWN - 4);
+  const tail = path.slice(-4);
+  const left = path.length - head.length - tail.length;
+  return [...head, `(${left.toLocaleString('en-US')} ${left === 1 ? 'level' : 'levels'})`, ...tail].join('.');
+}
+
+/**
+ * Where the first key that would reach a prototype is (`__proto__`, or `constructor` with `prototype`
+ * inside), in the body's order, as the path of keys and indices to it; undefined if there is none.
+ * Iterative: a body may nest as deep as its size allows.
+ */
+export function prototypeKeyPath(value: unknown): string[] | undefined {
+  // Each frame knows its parent and its key there: a path is made only for the key found (copying it at
+  // every level cost memory as the square of the depth, which a hostile body chooses).
+  type Frame = { v: object; keys: string[]; at: number; parent: Frame | undefined; key: string };
+  const frame = (v: unknown, parent: Frame | undefined, key: string): Frame | undefined =>
+    typeof v === 'object' && v !== null ? { v, keys: Array.isArray(v) ? v.map((_, i) => String(i)) : Object.keys(v), at: 0, parent, key } : undefined;
+  const pathOf = (f: Frame, last: string): string[] => {
+    const out = [last];
+    for (let x: Frame | undefined = f; x?.parent; x = x.parent) out.push(x.key);
+    return out.reverse();
+  };
+  let f = frame(value, undefined, '');
+  while (f) {
+    if (f.at >= f.keys.length) {
+      f = f.parent;
+      continue;
+    }
+    const k = f.keys[f.at++] as string;
+    const child = (f.v as Record<string, unknown>)[k];
+    if (!Array.isArray(f.v) && (k === '__proto__' || (k === 'constructor' && typeof child === 'object' && child !== null && Object.hasOwn(child, 'prototype')))) return pathOf(f, k);
+    f = frame(child, f, k) ?? f;
+  }
+  return undefined;
+}
