@@ -28,6 +28,15 @@ test('refusedBody: text that is not JSON gets the parser\'s message; valid JSON 
   assert.equal(proto.code, 'WEFT_INVALID_FIELD');
   assert.equal(proto.field, 'labels.__proto__');
   assert.match(proto.message, /^labels\.__proto__: the key '__proto__' is refused/);
+  // A byte order mark, which fastify's parser drops, is no reason to call the body broken.
+  assert.deepEqual([refusedBody('\uFEFF{"__proto__":1}').code, refusedBody('\uFEFF{"__proto__":1}').field], ['WEFT_INVALID_FIELD', '__proto__']);
+  // Keys as a hostile body writes them: quoted, control characters escaped, cut, and the whole name bounded.
+  const long = refusedBody(`{"${'k'.repeat(5000)}":{"\\u001b[2J":{"__proto__":1}}}`);
+  assert.equal(long.field, `"${'k'.repeat(64)}…"."\\u001b[2J".__proto__`, 'a long key cut, a control character escaped');
+  assert.ok(refusedBody(`{${Array.from({ length: 50 }, (_, i) => `"${'a'.repeat(60)}${i}":{`).join('')}"__proto__":1${'}'.repeat(51)}`).field!.length <= 200, 'the whole name bounded');
+  // A key holding a dot is quoted (the path stays readable); a newline in a key comes back escaped.
+  assert.match(refusedBody('{"a.b":{"\\n":{"__proto__":1}}}').field ?? '', /^"a\.b"\."\\n"\.__proto__$/);
+  assert.equal(refusedBody('{"x":{"constructor":{"prototype":null}}}').field, 'x.constructor', 'a prototype key of any value');
   const ctor = refusedBody('{"spec":{"constructor":{"prototype":{"x":1}}}}');
   assert.equal(ctor.field, 'spec.constructor');
   assert.match(ctor.message, /'constructor' key holding 'prototype'/);

@@ -75,7 +75,8 @@ export function toWeftError(err: FastifyError | Error, bodyLimit: number = LIMIT
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new WeftError('WEFT_MALFORMED', 'the body is empty; send a JSON object');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new WeftError('WEFT_MALFORMED', `the body is not valid JSON: ${fe.message}`);
+      // What the JSON parser refuses is said by app.ts's parser (json-body.ts); this is its fallback.
+      return new WeftError('WEFT_MALFORMED', 'the body is not valid JSON');
   }
   if (err instanceof SyntaxError || fe.statusCode === 400) return new WeftError('WEFT_MALFORMED', `malformed request: ${err.message}`);
   if (fe.statusCode === 404) return new WeftError('WEFT_NOT_FOUND', err.message);
