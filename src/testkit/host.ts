@@ -57,6 +57,8 @@ export async function startTestHost(name: string, opts: { agentArgs?: string[]; 
     // and those being made are waited for, so the sweep below sees them.
     gate.closed = true;
     await Promise.allSettled([...gate.making]);
+    // An agent run with a V8 profiler (WEFT_AGENT_NODE_ARGS) writes its profile only when it exits itself.
+    if (/--(cpu|heap)-prof/.test(process.env['WEFT_AGENT_NODE_ARGS'] ?? '')) await Promise.race([agentHandle?.stop('SIGTERM'), new Promise((r) => setTimeout(r, 10_000))]);
     await agentHandle?.stop('SIGKILL');
     await server?.stop();
     for (const ns of safeList()) if (ns.startsWith(tag)) await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
