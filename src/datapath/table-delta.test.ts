@@ -4,6 +4,12 @@ import { blocksOf, diffTables, ELEMENT_COMMANDS_MAX, KEEP_MAX_OBJECTS } from './
 import { applyScript, contentOf } from './script-model.js';
 import type { NftMap, NftTable } from './table.js';
 
+/** The change each leftover went at, every kind. */
+const wentAt = (t: NftTable): number[] => {
+  const s = t.leftover?.since;
+  return s ? [...s.chains.values(), ...s.maps.values(), ...s.shared.values()] : [];
+};
+
 const map = (name: string, elements: string[]): NftMap => ({ name, type: 'inet_service : verdict', interval: true, elements });
 const chain = (name: string, ...rules: string[]) => [`\tchain ${name} {`, ...rules.map((r) => `\t\t${r}`), '\t}'];
 const forward = chain('forward', 'type filter hook forward priority filter; policy accept;', 'meta mark . ct mark vmap @pairs');
@@ -230,7 +236,7 @@ test('keepGone past a bound: those that went longest ago go, what went since sta
   assert.deepEqual(kept, [3, 6, 6, 6, 6], 'two changes\' worth stay; the third oldest goes');
   const names = [...held.leftover?.maps ?? []].map((m) => m.name).sort();
   assert.deepEqual(names, ['pairs_3', 'pairs_4', 'tcp_2', 'tcp_3'], 'the newest leftovers are those kept');
-  assert.deepEqual([...held.leftover?.since?.values() ?? []].sort(), [4, 4, 4, 5, 5, 5], 'each with the change it went at');
+  assert.deepEqual(wentAt(held).sort(), [4, 4, 4, 5, 5, 5], 'each with the change it went at');
   // Toggled back to one still kept: it serves again, and leaves the set of kept ones.
   const back = diffTables(held, at(4), { keepGone: true, keep });
   assert.doesNotMatch(back?.script ?? '', /elements/, 'no map written again');
@@ -249,13 +255,15 @@ test('blocksOf keeps the last table\'s block where a chain is written the same, 
   // Equal strings made anew (as a render makes them), a changed chain, one grown, one added.
   const after = [...chain('a', ['accept']), ...chain('b', ['drop', 'reject']), ...chain('c', ['counter', 'accept']), ...chain('d', ['accept'])];
   const now = blocksOf(after, was);
-  assert.equal(now.get('chain a'), was.get('chain a'), 'the same lines: the same block');
-  for (const k of ['chain b', 'chain c']) {
-    assert.notEqual(now.get(k), was.get(k), `${k} changed`);
-    assert.deepEqual(now.get(k)?.lines, after.slice(after.indexOf(`\t${k} {`), after.indexOf(`\t${k} {`) + (now.get(k)?.lines.length ?? 0)));
+  // Keyed by each block's first line.
+  const at = (name: string) => `\tchain ${name} {`;
+  assert.equal(now.get(at('a')), was.get(at('a')), 'the same lines: the same block');
+  for (const k of ['b', 'c']) {
+    assert.notEqual(now.get(at(k)), was.get(at(k)), `chain ${k} changed`);
+    assert.deepEqual(now.get(at(k))?.lines, after.slice(after.indexOf(at(k)), after.indexOf(at(k)) + (now.get(at(k))?.lines.length ?? 0)));
   }
-  assert.equal(now.get('chain c')?.lines.length, 4);
-  assert.deepEqual([...now.keys()], ['chain a', 'chain b', 'chain c', 'chain d']);
+  assert.equal(now.get(at('c'))?.lines.length, 4);
+  assert.deepEqual([...now.keys()], ['a', 'b', 'c', 'd'].map(at));
   // Read alone, the same blocks' contents.
   assert.deepEqual([...blocksOf([...after]).values()].map((b) => b.lines), [...now.values()].map((b) => b.lines));
 });
@@ -272,8 +280,8 @@ test('a sweep in shares: the oldest changes\' leftovers first, whole changes wit
     held = d.table;
     kernel = applyScript(kernel, d.script).table;
   }
-  assert.equal(held.leftover?.since?.size, 15, 'each change left three objects');
-  const epochs = () => [...new Set(held.leftover?.since?.values() ?? [])].sort();
+  assert.equal(wentAt(held).length, 15, 'each change left three objects');
+  const epochs = () => [...new Set(wentAt(held))].sort();
   const first = epochs();
   // A full pass to the same table, sweeping seven objects at most: two changes' worth (six), not three (nine).
   const sweeps: number[][] = [];

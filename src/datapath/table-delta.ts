@@ -1,4 +1,4 @@
-import { chainIndex, mapBody, type ChainSet, type NftMap, type NftTable, type SharedChain } from './table.js';
+import { chainIndex, mapBody, type ChainSet, type LeftSince, type NftMap, type NftTable, type SharedChain } from './table.js';
 import { Attached } from '../model/attached.js';
 import { elementLines } from './nft-elements.js';
 
@@ -28,8 +28,11 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
   // What an earlier change left in the kernel unused (keepGone) counts as there, and goes unless used again.
   const leftMaps = prev.leftover?.maps ?? [];
   const leftShared = prev.leftover?.shared ?? [];
-  const oldMaps = new Map([...prev.maps, ...leftMaps].map((m) => [m.name, m]));
-  const newMaps = new Set(next.maps.map((m) => m.name));
+  // By name: the live maps' index is kept with their array (next's now is prev's at the next change).
+  const prevMaps = mapsByName(prev.maps);
+  const leftByName = leftMaps.length ? new Map(leftMaps.map((m) => [m.name, m])) : NO_MAPS;
+  const oldMap = (name: string) => prevMaps.get(name) ?? leftByName.get(name);
+  const newMaps = mapsByName(next.maps);
   // Every resync diffs an unchanged table: the same lines (the same strings, from the render cache)
   // compare in microseconds, and only changed chains are worth parsing.
   const chainsSame = same(prev.chains, next.chains);
@@ -48,7 +51,8 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
   const chainLines: string[] = [];
   let structural = false;
   // Element commands make nft fetch every element of the table, what an earlier change left included.
-  const elements = [...prev.maps, ...leftMaps, ...leftShared.flatMap((c) => c.maps)].reduce((n, m) => n + m.elements.length, prev.shared?.elements ?? 0);
+  let elements = elementsIn(prev.maps) + elementsIn(leftMaps) + (prev.shared?.elements ?? 0);
+  for (const c of leftShared) elements += elementsIn(c.maps);
   const small = elements <= ELEMENT_COMMANDS_MAX;
   const writeMap = (m: NftMap, o: NftMap | undefined): void | 'replace' => {
     if (o && (o.type !== m.type || o.interval !== m.interval || (o.set ?? false) !== (m.set ?? false))) return 'replace';
@@ -76,21 +80,22 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
     else created.push(`add chain ${at} ${name}${head.length ? ` { ${head.map((l) => l.trim()).join(' ')} }` : ''}`);
     chainLines.push(`add chain ${at} ${name} {`, ...lines.slice(1, -1), '}');
   };
-  for (const m of next.maps) if (writeMap(m, oldMaps.get(m.name)) === 'replace') return undefined;
+  for (const m of next.maps) if (writeMap(m, oldMap(m.name)) === 'replace') return undefined;
   for (const c of shared.added) {
     const o = shared.before(c.name);
     const old = new Map((o?.maps ?? []).map((m) => [m.name, m]));
-    for (const m of c.maps) if (writeMap(m, old.get(m.name) ?? oldMaps.get(m.name)) === 'replace') return undefined;
+    for (const m of c.maps) if (writeMap(m, old.get(m.name) ?? oldMap(m.name)) === 'replace') return undefined;
     if (writeChain(c.name, NO_HEAD, c.block, o && { head: NO_HEAD, lines: o.block }) === 'replace') return undefined;
   }
   for (const [key, b] of newBlocks) if (writeChain(b.name, b.head, b.lines, oldBlock(key)) === 'replace') return undefined;
   // The maps and sets those chains look up that this script does not write, declared again (header only).
-  const named = new Map(next.maps.map((m) => [m.name, m]));
-  for (const c of shared.added) for (const m of c.maps) named.set(m.name, m);
+  const sharedMaps = new Map<string, NftMap>();
+  for (const c of shared.added) for (const m of c.maps) sharedMaps.set(m.name, m);
+  const named = (name: string) => newMaps.get(name) ?? sharedMaps.get(name);
   const declared = new Set<string>();
   for (const line of chainLines) {
     for (const [, name] of line.matchAll(/@([A-Za-z0-9_.-]+)/g)) {
-      const m = named.get(name as string);
+      const m = named(name as string);
       if (!m || writtenMaps.has(m.name) || declared.has(m.name)) continue;
       declared.add(m.name);
       written.push(`add ${kindOf(m)} ${at} ${m.name} {`, ...mapBody({ ...m, elements: [] }), '}');
@@ -98,8 +103,10 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
   }
   // Not as arguments: a delta may write hundreds of thousands of lines.
   for (const l of chainLines) written.push(l);
-  const gone = [...oldLive, ...oldLeft].filter(([key]) => !newBlocks.has(key)).map(([, o]) => o);
-  const goneMaps = [...prev.maps, ...leftMaps].filter((m) => !newMaps.has(m.name) && !named.has(m.name));
+  const gone: Block[] = [];
+  for (const from of [oldLive, oldLeft]) for (const [key, o] of from) if (!newBlocks.has(key)) gone.push(o);
+  const goneMaps: NftMap[] = [];
+  for (const from of [prev.maps, leftMaps]) for (const m of from) if (!named(m.name)) goneMaps.push(m);
   const goneShared = shared.removed;
   structural ||= shared.removed.length > 0;
   // Removals go last: as script lines, or as lines for the helper (no nft work, and no listing of every
@@ -120,19 +127,24 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
     // once more than the bounds are left (the table holds next plus what stays).
     const epoch = (prev.leftover?.epoch ?? 0) + 1;
     const before = prev.leftover?.since;
-    const since = new Map<string, number>();
-    for (const b of gone) since.set(`chain ${b.name}`, before?.get(`chain ${b.name}`) ?? epoch);
-    for (const m of goneMaps) since.set(`map ${m.name}`, before?.get(`map ${m.name}`) ?? epoch);
-    for (const c of goneShared) since.set(`shared ${c.name}`, before?.get(`shared ${c.name}`) ?? epoch);
+    // By kind, then by name: the names are the objects' own strings (their hashes kept), where keys
+    // built as `kind name` were made and hashed anew several times per object and change (~2,000 objects
+    // at the bounds: most of a change's diff, session 62).
+    const since: LeftSince = { chains: new Map(), maps: new Map(), shared: new Map() };
+    for (const b of gone) since.chains.set(b.name, before?.chains.get(b.name) ?? epoch);
+    for (const m of goneMaps) since.maps.set(m.name, before?.maps.get(m.name) ?? epoch);
+    for (const c of goneShared) since.shared.set(c.name, before?.shared.get(c.name) ?? epoch);
     const sizes = sizesOf(since, gone, goneMaps, goneShared);
     const bounded = keptFrom(sizes, opts.keep ?? KEEP_MAX);
     // A sweep takes the oldest, up to its share; the bounds may take more (the later of the two cuts).
     const cut = opts.sweep && !opts.keepGone ? Math.max(bounded, sweptTo(sizes, opts.sweep)) : bounded;
-    const stays = (key: string) => (since.get(key) as number) >= cut;
-    const keep = { chains: gone.filter((b) => stays(`chain ${b.name}`)), maps: goneMaps.filter((m) => stays(`map ${m.name}`)), shared: goneShared.filter((c) => stays(`shared ${c.name}`)) };
-    removals(removalsOf(gone.filter((b) => !stays(`chain ${b.name}`)), goneMaps.filter((m) => !stays(`map ${m.name}`)), goneShared.filter((c) => !stays(`shared ${c.name}`))));
+    const chains = split(gone, since.chains, cut);
+    const maps = split(goneMaps, since.maps, cut);
+    const sharedGo = split(goneShared, since.shared, cut);
+    const keep = { chains: chains.stay, maps: maps.stay, shared: sharedGo.stay };
+    removals(removalsOf(chains.go, maps.go, sharedGo.go));
     const left = keep.chains.length + keep.maps.length + keep.shared.reduce((n, c) => n + 1 + c.maps.length, 0);
-    for (const key of [...since.keys()]) if (!stays(key)) since.delete(key);
+    for (const [at, went] of [[since.chains, chains.go], [since.maps, maps.go], [since.shared, sharedGo.go]] as const) for (const o of went) at.delete(o.name);
     return done(left === 0 ? next : { ...next, leftover: { maps: keep.maps, chains: keep.chains.flatMap((b) => b.lines), shared: keep.shared, epoch, since } }, left);
   }
   removals(removalsOf(gone, goneMaps, goneShared));
@@ -164,58 +176,78 @@ function removalsOf(chains: readonly Block[], maps: readonly NftMap[], shared: r
 /** Per change (its epoch), how many objects went at it and how many elements they hold. */
 type Sizes = ReadonlyMap<number, { objects: number; elements: number }>;
 
-function sizesOf(since: ReadonlyMap<string, number>, chains: readonly Block[], maps: readonly NftMap[], shared: readonly SharedChain[]): Sizes {
+function sizesOf(since: LeftSince, chains: readonly Block[], maps: readonly NftMap[], shared: readonly SharedChain[]): Sizes {
   const per = new Map<number, { objects: number; elements: number }>();
-  const add = (key: string, objects: number, elements: number) => {
-    const e = since.get(key) as number;
-    const t = per.get(e) ?? { objects: 0, elements: 0 };
+  const add = (e: number, objects: number, elements: number) => {
+    let t = per.get(e);
+    if (!t) per.set(e, (t = { objects: 0, elements: 0 }));
     t.objects += objects;
     t.elements += elements;
-    per.set(e, t);
   };
-  for (const b of chains) add(`chain ${b.name}`, 1, 0);
-  for (const m of maps) add(`map ${m.name}`, 1, m.elements.length);
-  for (const c of shared) add(`shared ${c.name}`, 1 + c.maps.length, c.maps.reduce((n, m) => n + m.elements.length, 0));
+  for (const b of chains) add(since.chains.get(b.name) as number, 1, 0);
+  for (const m of maps) add(since.maps.get(m.name) as number, 1, m.elements.length);
+  for (const c of shared) add(since.shared.get(c.name) as number, 1 + c.maps.length, elementsIn(c.maps));
   return per;
 }
 
-/**
- * The oldest change whose leftovers stay: what went at it and after, within the bounds (objects and
- * their elements); what went before it goes now. What an object refers to went no earlier than it (it
- * was in use while the object was), so the oldest go first without breaking a reference.
- */
-function keptFrom(per: Sizes, bound: Bounds): number {
-  let objects = 0;
-  let elements = 0;
-  let cut = Infinity;
-  for (const e of [...per.keys()].sort((a, b) => b - a)) {
-    const t = per.get(e) as { objects: number; elements: number };
-    objects += t.objects;
-    elements += t.elements;
-    if (objects > bound.objects || elements > bound.elements) break;
-    cut = e;
-  }
-  return cut;
+/** What went at `cut` or later stays; what went before goes. */
+function split<T extends { name: string }>(objects: readonly T[], since: ReadonlyMap<string, number>, cut: number): { stay: T[]; go: T[] } {
+  const stay: T[] = [];
+  const go: T[] = [];
+  for (const o of objects) ((since.get(o.name) as number) >= cut ? stay : go).push(o);
+  return { stay, go };
+}
+
+const NO_MAPS: ReadonlyMap<string, NftMap> = new Map();
+const mapIndex = new Attached<readonly NftMap[], ReadonlyMap<string, NftMap>>('maps by name');
+const elementCount = new Attached<readonly NftMap[], { n: number }>('elements of maps');
+
+/** A table's maps by name, kept with the array (a table is diffed as next, then as prev). */
+function mapsByName(maps: readonly NftMap[]): ReadonlyMap<string, NftMap> {
+  let out = mapIndex.get(maps);
+  if (!out) mapIndex.set(maps, (out = new Map(maps.map((m) => [m.name, m]))));
+  return out;
+}
+
+/** How many elements the maps hold, kept with the array. */
+function elementsIn(maps: readonly NftMap[]): number {
+  let c = elementCount.get(maps);
+  if (!c) elementCount.set(maps, (c = { n: maps.reduce((n, m) => n + m.elements.length, 0) }));
+  return c.n;
 }
 
 /**
- * A sweep's share: the oldest changes' leftovers, as many whole changes as fit in `bound` (the oldest
- * one's at least, whatever its size); returns the first change whose leftovers stay (Infinity: none).
- * Whole changes only, for the same reason as keptFrom: within one change the order would matter.
+ * Whole changes' leftovers taken in order (the oldest first, or the newest first) while they fit in
+ * `bound` (objects and their elements): `last` is the last change taken (Infinity: none), `next` the first
+ * left (Infinity: none). With `oneAtLeast` the first change is taken whatever its size. Whole changes
+ * only: within one change the order of its deletions would matter.
  */
-function sweptTo(per: Sizes, bound: Bounds): number {
+function fit(per: Sizes, bound: Bounds, oldestFirst: boolean, oneAtLeast: boolean): { last: number; next: number } {
   let objects = 0;
   let elements = 0;
-  let first = true;
-  for (const e of [...per.keys()].sort((a, b) => a - b)) {
+  let last = Infinity;
+  for (const e of [...per.keys()].sort((a, b) => (oldestFirst ? a - b : b - a))) {
     const t = per.get(e) as { objects: number; elements: number };
     objects += t.objects;
     elements += t.elements;
-    if (!first && (objects > bound.objects || elements > bound.elements)) return e;
-    first = false;
+    if ((objects > bound.objects || elements > bound.elements) && !(oneAtLeast && last === Infinity)) return { last, next: e };
+    last = e;
   }
-  return Infinity;
+  return { last, next: Infinity };
 }
+
+/**
+ * The oldest change whose leftovers stay: the newest changes' leftovers, within the bounds; what went
+ * before goes now. What an object refers to went no earlier than it (it was in use while the object
+ * was), so the oldest go first without breaking a reference.
+ */
+const keptFrom = (per: Sizes, bound: Bounds): number => fit(per, bound, false, false).last;
+
+/**
+ * A sweep's share: the oldest changes' leftovers, as many whole changes as fit in `bound` (the oldest
+ * one's at least); returns the first change whose leftovers stay (Infinity: none).
+ */
+const sweptTo = (per: Sizes, bound: Bounds): number => fit(per, bound, true, true).next;
 
 const NO_HEAD: readonly string[] = [];
 
@@ -390,7 +422,9 @@ export function blocksOf(lines: readonly string[], like: ReadonlyMap<string, Blo
       if (l.startsWith('\t\ttype ') && /^\t\ttype \S+ hook /.test(l)) head.push(l);
     }
     if (end >= lines.length) throw new Error(`an nft table's ${m[1]} ${m[2]} is not closed`);
-    const key = `${m[1]} ${m[2]}`;
+    // Keyed by that first line: the render's own string, whose hash V8 keeps (a `kind name` key was
+    // made and hashed anew for each of a table's ~700 blocks at every change).
+    const key = first;
     const o = like.get(key);
     out.set(key, o && sameAt(o.lines, lines, i, end + 1) ? o : { kind: m[1] as string, name: m[2] as string, head, lines: lines.slice(i, end + 1) });
     i = end + 1;

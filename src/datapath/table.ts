@@ -77,12 +77,19 @@ export interface NftTable {
     maps: NftMap[];
     chains: string[];
     shared?: readonly SharedChain[];
-    /** The count of changes that left something, and per object (`chain|map|shared NAME`) the one it went at. */
+    /** The count of changes that left something, and per object (by kind, then name) the one it went at. */
     epoch?: number;
-    since?: ReadonlyMap<string, number>;
+    since?: LeftSince;
   };
   /** Tables this one replaces (an older layout): a whole-table replace deletes them in the same transaction. */
   supersedes?: ReadonlyArray<{ family: string; name: string }>;
+}
+
+/** Per kind of object a change left, by name: the change (epoch) it went at. */
+export interface LeftSince {
+  readonly chains: Map<string, number>;
+  readonly maps: Map<string, number>;
+  readonly shared: Map<string, number>;
 }
 
 /** A map's or set's declaration lines (type, flags, elements), as inside its braces. */
