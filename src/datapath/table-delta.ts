@@ -31,7 +31,8 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
   // By name: the live maps' index is kept with their array (next's now is prev's at the next change).
   const prevMaps = mapsByName(prev.maps);
   const leftByName = leftMaps.length ? new Map(leftMaps.map((m) => [m.name, m])) : NO_MAPS;
-  const oldMap = (name: string) => prevMaps.get(name) ?? leftByName.get(name);
+  // A leftover of a live map's name wins, as it did in one map of both (the two never share a name).
+  const oldMap = (name: string) => leftByName.get(name) ?? prevMaps.get(name);
   const newMaps = mapsByName(next.maps);
   // Every resync diffs an unchanged table: the same lines (the same strings, from the render cache)
   // compare in microseconds, and only changed chains are worth parsing.
@@ -91,7 +92,7 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
   // The maps and sets those chains look up that this script does not write, declared again (header only).
   const sharedMaps = new Map<string, NftMap>();
   for (const c of shared.added) for (const m of c.maps) sharedMaps.set(m.name, m);
-  const named = (name: string) => newMaps.get(name) ?? sharedMaps.get(name);
+  const named = (name: string) => sharedMaps.get(name) ?? newMaps.get(name);
   const declared = new Set<string>();
   for (const line of chainLines) {
     for (const [, name] of line.matchAll(/@([A-Za-z0-9_.-]+)/g)) {
