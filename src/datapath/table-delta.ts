@@ -29,11 +29,11 @@ export function diffTables(prev: NftTable, next: NftTable, opts: DiffOptions = {
   const leftMaps = prev.leftover?.maps ?? [];
   const leftShared = prev.leftover?.shared ?? [];
   // By name: the live maps' index is kept with their array (next's now is prev's at the next change).
-  const prevMaps = mapsByName(prev.maps);
+  const prevMaps = byName(prev.maps);
   const leftByName = leftMaps.length ? new Map(leftMaps.map((m) => [m.name, m])) : NO_MAPS;
   // A leftover of a live map's name wins, as it did in one map of both (the two never share a name).
   const oldMap = (name: string) => leftByName.get(name) ?? prevMaps.get(name);
-  const newMaps = mapsByName(next.maps);
+  const newMaps = byName(next.maps);
   // Every resync diffs an unchanged table: the same lines (the same strings, from the render cache)
   // compare in microseconds, and only changed chains are worth parsing.
   const chainsSame = same(prev.chains, next.chains);
@@ -200,15 +200,7 @@ function split<T extends { name: string }>(objects: readonly T[], since: Readonl
 }
 
 const NO_MAPS: ReadonlyMap<string, NftMap> = new Map();
-const mapIndex = new Attached<readonly NftMap[], ReadonlyMap<string, NftMap>>('maps by name');
 const elementCount = new Attached<readonly NftMap[], { n: number }>('elements of maps');
-
-/** A table's maps by name, kept with the array (a table is diffed as next, then as prev). */
-function mapsByName(maps: readonly NftMap[]): ReadonlyMap<string, NftMap> {
-  let out = mapIndex.get(maps);
-  if (!out) mapIndex.set(maps, (out = new Map(maps.map((m) => [m.name, m]))));
-  return out;
-}
 
 /** How many elements the maps hold, kept with the array. */
 function elementsIn(maps: readonly NftMap[]): number {
@@ -272,21 +264,21 @@ function sharedDelta(prev: ChainSet | undefined, next: ChainSet | undefined, lef
     const { added, removed } = next.patch;
     return { added, removed: [...removed, ...stillLeft((n) => has(next, n))], before: (n) => leftBy.get(n) };
   }
-  const was = byName(prev);
-  const now = byName(next);
+  const was = byName(prev?.chains ?? NO_CHAINS);
+  const now = byName(next?.chains ?? NO_CHAINS);
   const added = (next?.chains ?? NO_CHAINS).filter((c) => (was.get(c.name) ?? leftBy.get(c.name)) !== c);
   const removed = [...(prev?.chains ?? NO_CHAINS), ...left].filter((c) => !now.has(c.name));
   return { added, removed, before: (n) => was.get(n) ?? leftBy.get(n) };
 }
 
 const NO_CHAINS: readonly SharedChain[] = [];
-const namesOf = new Attached<ChainSet, Map<string, SharedChain>>('chains by name');
+const nameIndex = new Attached<readonly { name: string }[], ReadonlyMap<string, { name: string }>>('by name');
 
-function byName(set: ChainSet | undefined): ReadonlyMap<string, SharedChain> {
-  if (!set) return new Map();
-  let out = namesOf.get(set);
-  if (!out) namesOf.set(set, (out = new Map(set.chains.map((c) => [c.name, c]))));
-  return out;
+/** Objects by name (a table's maps, a set's chains), kept with their array: a table is diffed as next, then as prev. */
+function byName<T extends { name: string }>(list: readonly T[]): ReadonlyMap<string, T> {
+  let out = nameIndex.get(list);
+  if (!out) nameIndex.set(list, (out = new Map(list.map((o) => [o.name, o]))));
+  return out as ReadonlyMap<string, T>;
 }
 
 /** Whether a set holds a chain of that name. */
