@@ -19,6 +19,38 @@ after(async () => {
 
 const { ip, ns, run, listen, reach } = tutorialPods(() => h, bg);
 
+/**
+ * A policy (empty), a group `g` with it and a group `gc` without, on contiv-net; a pod of each (`g-db`
+ * listening on `ports`, `gc-1`). Returns gc-1's address as a /32.
+ */
+async function serverAndClient(policy: string, g: string, ports: number[]): Promise<string> {
+  for (const args of [['policy', 'create', policy], ['group', 'create', '-p', policy, 'contiv-net', g], ['group', 'create', 'contiv-net', `${g}c`]]) {
+    const r = await h.weft(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  }
+  await run(`${g}c-1`, `${g}c`);
+  await run(`${g}-db`, g);
+  for (const port of ports) await listen(`${g}-db`, port);
+  return `${ip.get(`${g}c-1`)}/32`;
+}
+
+/**
+ * Puts `rules` in the policy, then checks `gc-1` reaches `g-db` on the `open` ports and not on the `shut`
+ * ones: the open ones first (a denied port must never pass, also while the agent is still applying).
+ * Returns the tenant's table as the kernel lists it.
+ */
+async function enforced(policy: string, g: string, rules: object[], open: Array<[number, string]>, shut: Array<[number, string]>): Promise<string> {
+  const put = await h.api('PUT', `/api/v1/tenants/default/policies/${policy}`, { name: policy, rules });
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  const [from, to] = [`${g}c-1`, `${g}-db`];
+  for (const [k, [port, why]] of open.entries()) {
+    const ok = k === 0 ? (await within(5000, () => reach(from, to, port), 100)) >= 0 : await reach(from, to, port);
+    assert.ok(ok, `${from} -> ${to}:${port} (${why})`);
+  }
+  for (const [port, why] of shut) assert.ok(!(await reach(from, to, port)), `${from} -> ${to}:${port} (${why})`);
+  return (await h.exec(`${h.tag}-t1`, ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
+}
+
 test("Contiv's tutorial: db is reachable on 8888 only; a rule added and removed live opens and closes 8889", { skip: !root && 'needs root' }, async () => {
   await run('db-1', 'db');
   await run('app-1', 'app');
@@ -97,33 +129,39 @@ test('a pattern of more port ranges than a chain holds as rules decides in the k
   // lp-db's group denies tcp 9000-9499 without a peer; lpc-1's address is let in on ten ranges inside it and
   // kept out of ten ranges above it: twenty decided ranges in one profile, more than INLINE_RANGES, so the
   // table looks them up in an interval map of decisions (data, not verdicts: policy-nft-parts.ts makeChain).
-  for (const args of [['policy', 'create', 'long'], ['group', 'create', '-p', 'long', 'contiv-net', 'lp'], ['group', 'create', 'contiv-net', 'lpc']]) {
-    const r = await h.weft(args);
-    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
-  }
-  await run('lpc-1', 'lpc');
-  await run('lp-db', 'lp');
-  const ports = [9005, 9025, 9505, 9525];
-  for (const port of ports) await listen('lp-db', port);
-  const from = `${ip.get('lpc-1')}/32`;
+  const from = await serverAndClient('long', 'lp', [9005, 9025, 9505, 9525]);
   const rules = [{ id: 'side', direction: 'in', action: 'deny', protocol: 'tcp', ports: '9000-9499', priority: 1 },
     ...Array.from({ length: 10 }, (_, k) => ({ id: `in${k}`, direction: 'in', action: 'allow', protocol: 'tcp', ports: `${9000 + k * 40}-${9009 + k * 40}`, priority: 10, fromCidr: from })),
     ...Array.from({ length: 10 }, (_, k) => ({ id: `out${k}`, direction: 'in', action: 'deny', protocol: 'tcp', ports: `${9500 + k * 40}-${9509 + k * 40}`, priority: 10, fromCidr: from }))];
-  const put = await h.api('PUT', '/api/v1/tenants/default/policies/long', { name: 'long', rules });
-  assert.equal(put.status, 200, JSON.stringify(put.json));
   // Let in on 9005 (a range), kept out on 9025 (between ranges: the peerless deny), 9505 (a range), let in
-  // on 9525 (between ranges: the tenant's default). A denied port must never pass, also while the agent
-  // is still applying; so the allowed ones are waited for first.
-  assert.ok((await within(5000, () => reach('lpc-1', 'lp-db', 9005), 100)) >= 0, 'lpc-1 -> lp-db:9005 (allowed range)');
-  assert.ok(await reach('lpc-1', 'lp-db', 9525), 'lpc-1 -> lp-db:9525 (between denied ranges: the default)');
-  assert.ok(!(await reach('lpc-1', 'lp-db', 9025)), 'lpc-1 -> lp-db:9025 (between allowed ranges: the peerless deny)');
-  assert.ok(!(await reach('lpc-1', 'lp-db', 9505)), 'lpc-1 -> lp-db:9505 (a denied range)');
+  // on 9525 (between ranges: the tenant's default).
+  const listing = await enforced('long', 'lp', rules, [[9005, 'allowed range'], [9525, 'between denied ranges: the default']], [[9025, 'between allowed ranges: the peerless deny'], [9505, 'a denied range']]);
   // The kernel holds it as a map of marks the chain's rules act on, with both decisions.
-  const listing = (await h.exec(`${h.tag}-t1`, ['nft', 'list', 'table', 'inet', 'weft'])).stdout;
   const chain = /chain (pp_\w+) \{\s+meta mark set tcp dport map @(pp_\w+)/.exec(listing);
   assert.ok(chain, `a chain looking the ports up in a map of decisions: ${listing.slice(0, 2000)}`);
   const body = listing.slice(listing.indexOf(`chain ${chain[1]} {`)).split('}')[0] as string;
   assert.match(body, /meta mark 0x60000001 accept/);
   assert.match(body, /meta mark 0x60000002 goto deny/);
   assert.doesNotMatch(listing, /vmap @pp_/, 'no port pattern is a verdict map');
+});
+
+test("a port a rule without a peer leaves undecided between a pair's ranges skips the rest to the protocol's tail, in the kernel", { skip: !root && 'needs root' }, async () => {
+  // tlc-1's address is let in on 9000-9099 but kept out of 9040-9060 (in this tenant, whose default is
+  // allow, its pair's rest is the drop: a chain), and a rule from another address above both keeps the
+  // peerless rules below out of the high stages. The peerless allow leaves 9050 undecided in tlc-1's pair,
+  // between two ports the rest drops: a single port that goes past the rest (whose chain, unchanged,
+  // drops 9040-9060 whole) to the tail: the side stage, then the tenant's default. The peerless deny of
+  // 9020 is the side stage's (the pair does not decide 9020: nothing to skip).
+  const from = await serverAndClient('holes', 'tl', [9020, 9025, 9045, 9050]);
+  const rules = [
+    { id: 'range', direction: 'in', action: 'allow', protocol: 'tcp', ports: '9000-9099', priority: 5, fromCidr: from },
+    { id: 'mid', direction: 'in', action: 'deny', protocol: 'tcp', ports: '9040-9060', priority: 6, fromCidr: from },
+    { id: 'above', direction: 'in', action: 'allow', protocol: 'tcp', ports: '9000-9099', priority: 12, fromCidr: '192.0.2.9/32' },
+    { id: 'open', direction: 'in', action: 'allow', protocol: 'tcp', ports: '9050', priority: 10 },
+    { id: 'shut', direction: 'in', action: 'deny', protocol: 'tcp', ports: '9020', priority: 10 },
+  ];
+  const listing = await enforced('holes', 'tl', rules, [[9050, 'undecided by the pair, the peerless allow'], [9025, 'the allowed range']], [[9020, 'the peerless deny'], [9045, 'the denied range']]);
+  assert.match(listing, /chain tcp_tail \{/, 'the tail chain');
+  assert.match(listing, /\. 9050 : goto tcp_tail/, 'the undecided port as a single port to the tail');
+  assert.match(listing, /chain pp_\w+ \{\s+tcp dport 9040-9060 goto deny\s+\}/, 'the rest drops 9040-9060 whole: 9050 never reaches it');
 });

@@ -40,6 +40,11 @@ export const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${for
 
 export type Proto = Profile['proto'];
 export const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x', sctp: 'sctp' };
+/**
+ * A protocol's tail: what its forward-chain rules after the pair stages do (its side stages, then the
+ * tenant default). A pair's undecided single port goes there from the single-port lookup (splitSingles).
+ */
+export const tailChain = (proto: Proto) => `${PREFIX[proto]}_tail`;
 /** The match a protocol's forward-chain rules start with (SCTP has lookups of its own only where `sctp`). */
 export const l4Of = (proto: Proto, sctp: boolean): string => (proto === 'other' ? `meta l4proto != { ${sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `);
 
@@ -61,7 +66,11 @@ export function partsOf(x: Parted, base: number, sctp: boolean): ProfileParts {
   if (out) return out;
   const mark = hex(base + x.id);
   const singles: string[] = [];
-  const rest = x.proto === 'other' ? [...x.segs] : splitSingles(x.segs, mark, singles);
+  // A pair's profile only: its undecided ports go on to the side stages and the tenant default, which is
+  // what its protocol's tail chain holds (policy-nft.ts). A side or high stage's undecided port goes on
+  // to that stage's next lookup, which no chain holds alone.
+  const hole = base === PROFILE_MARK ? `goto ${tailChain(x.proto)}` : undefined;
+  const rest = x.proto === 'other' ? [...x.segs] : splitSingles(x.segs, mark, singles, hole);
   const skipped = x.proto !== 'other' ? 0 : sctp ? 3 : 2;
   out = { singles, verdict: restVerdict(rest, x.proto === 'other' ? 255 : 65535, skipped), rest };
   parts.set(x, out);
@@ -88,10 +97,16 @@ export function byContent(base: string, m: Omit<NftMap, 'name'>): NftMap {
  * The full function over 0-65535 from a profile's segments (`none` in the gaps: another stage decides),
  * with every decided single-port segment moved into `singles` (as "KEY . PORT : VERDICT", KEY the
  * profile's mark) and its port given to the segment before it, so the rest merges into as few ranges as
- * it can. An undecided single port stays in the rest (a lookup that found it would have to skip the
- * rest, which a verdict map cannot say). Returns the rest's decided segments.
+ * it can. An undecided single port between decided ones goes there too when `hole` says where its packet
+ * goes instead of the rest (a goto past it: a pair's profile, `goto tcp_tail`); without `hole` it stays
+ * in the rest, as a gap. Returns the rest's decided segments.
+ *
+ * Why holes go to `singles` (issue 13, session 63): a rule without a peer on one port, above rules with
+ * peers on ranges around it, leaves that port undecided in every pair those rules decide. In the rest,
+ * that hole made each of ~150 profiles a new port pattern: a new chain each (and its map), 52 KB of
+ * nft for one rule at 50,000 nested rules. As singles the rests keep their chains.
  */
-export function splitSingles(segs: readonly Seg[], key: string, singles: string[]): Seg[] {
+export function splitSingles(segs: readonly Seg[], key: string, singles: string[], hole?: string): Seg[] {
   const full: Seg[] = [];
   let next = 0;
   for (const s of [...segs].sort((a, b) => a.first - b.first)) {
@@ -103,11 +118,11 @@ export function splitSingles(segs: readonly Seg[], key: string, singles: string[
   const rest: Seg[] = [];
   for (const s of full) {
     const prev = rest[rest.length - 1];
-    if (s.first === s.last && s.verdict !== 'none') {
+    if (s.first === s.last && (s.verdict !== 'none' || hole !== undefined)) {
       // The port takes the verdict of what surrounds it (what follows, at port 0); an exact entry says
       // otherwise where it differs.
       const around = prev?.verdict ?? full[1]?.verdict ?? 'none';
-      if (s.verdict !== around) singles.push(`${key} . ${s.first} : ${verdictText(s.verdict)}`);
+      if (s.verdict !== around) singles.push(`${key} . ${s.first} : ${s.verdict === 'none' ? hole : verdictText(s.verdict)}`);
       if (prev) prev.last = s.last;
       else rest.push({ first: s.first, last: s.last, verdict: around });
     } else if (prev && prev.verdict === s.verdict) prev.last = s.last;

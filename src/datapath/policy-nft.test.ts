@@ -192,8 +192,16 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
   }
   const mark = at('p', `${l4} `, s, 'meta mark set meta mark . ct mark map', `${s} . ${ct}`) ?? s;
   const single = x === 'x' ? undefined : at('s', '', mark, `meta mark . ${x} dport vmap`, `${mark} . ${port}`);
-  if (single) return single;
-  const decided = chainVerdict(at('r', `${l4} `, mark, 'meta mark vmap', mark));
+  // A port the pair leaves undecided, between ports its rest decides: a goto past the rest to the
+  // protocol's tail, which must hold what the forward chain does after the pair stages for this
+  // protocol (its side stages' jump, then the last rules; no other protocol's stage matches its packets).
+  const toTail = single === `goto ${x}_tail`;
+  if (toTail) {
+    const fwdLines = lines.slice(fwd + 1, nft.chains.indexOf('\t}', fwd));
+    const after = fwdLines.filter((l) => l === `${l4} jump ${x}_side` || l === 'meta mark & 0xf0000000 == 0x20000000 accept' || l.endsWith('comment "tenant default"'));
+    assert.deepEqual(body(`${x}_tail`), after, `${x}_tail is what follows the ${x} pair stages`);
+  } else if (single) return single;
+  const decided = toTail ? undefined : chainVerdict(at('r', `${l4} `, mark, 'meta mark vmap', mark));
   if (decided) return decided;
   // The side stages: each end's address → its side profile (where it has one), whose ports may drop.
   let m = mark;
@@ -649,4 +657,57 @@ test('the class maps are bound only in the role chains: a forward chain written 
   assert.ok(nft.chains.some((l) => /^\t\tmeta l4proto udp jump src_role$/.test(l)), 'the high stage\'s end jumps to the source\'s lookup');
   const walked = walk(renderPolicy(c), 'accept', '10.9.0.3', '10.1.1.2', 6, 10003);
   assert.equal(walked, lookupVerdict(c, c.classification.byIp('10.9.0.3').id, c.classification.byIp('10.1.1.2').id, 6, 10003));
+});
+
+test("a port a rule without a peer leaves undecided inside a pair's ranges goes past the rest to the protocol's tail: the rest keeps its chain, as single transactions, deciding as the compile does", () => {
+  // app → db: ranges of both verdicts (a rest that varies: a chain of its own), from a group and a CIDR.
+  const peered: Rule[] = [
+    { id: 'app', priority: 5, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8000-8100', fromGroup: 'app' },
+    { id: 'mid', priority: 6, direction: 'in', action: 'deny', protocol: 'tcp', ports: '8050-8060', fromGroup: 'app' },
+    { id: 'cidr', priority: 7, direction: 'in', action: 'deny', protocol: 'tcp', ports: '8070-8080', fromCidr: '10.1.1.4/32' },
+    // Above the rule without a peer on its ports: that rule is no high stage (policy-nft-high.ts).
+    { id: 'above', priority: 12, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8040-8090', fromCidr: '10.1.1.5/32' },
+  ];
+  const open = { id: 'one', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '8055' } as const;
+  const steps: Rule[][] = [peered, [...peered, open], [...peered, { ...open, action: 'deny' }], [...peered, open, { ...open, id: 'two', ports: '8075' }], peered];
+  for (const defaultAction of ['allow', 'deny'] as const) {
+    const s = (rules: Rule[], previous?: CompiledPolicy): PolicyState => ({ tenant: tenant(defaultAction), networks: [net('a', '10.1.1.0/24')], groups: [group('db', 'a', ['p']), group('app', 'a', [])],
+      policies: [{ ...meta, tenant: 't', name: 'p', rules }], endpoints: [ep('10.1.1.2', 'a', 'h1', 'db'), ep('10.1.1.3', 'a', 'h1', 'app'), ep('10.1.1.4', 'a', 'h1')], host: 'h1', ...(previous ? { previous } : {}) });
+    // The pairs' rests: each profile's mark → its verdict or the chain of its remaining ports.
+    const chainsOf = (c: CompiledPolicy) => stageElements(renderPolicy(c), 'tcp_r').sort().join('; ');
+    for (const keepGone of [false, true]) {
+      let prev = compilePolicy(s(steps[0] as Rule[]));
+      const first = chainsOf(prev);
+      assert.match(first, / : jump pp_/, 'a pair\'s rest is a chain');
+      let held = policyTable(prev);
+      let kernel = held;
+      for (const [i, rules] of steps.entries()) {
+        if (i === 0) continue;
+        const next = compilePolicy(s(rules, prev));
+        const t = policyTable(next);
+        const holes = stageElements(renderPolicy(next), 'tcp_s').filter((e) => e.endsWith(': goto tcp_tail'));
+        const hasTail = t.chains.includes('\tchain tcp_tail {');
+        assert.equal(hasTail, holes.length > 0, `step ${i}: a tail chain while a single port goes there`);
+        if (i === 1 || i === 3) {
+          assert.ok(holes.length > 0, `step ${i}: the undecided port is a single port to the tail: ${holes.join('; ')}`);
+          assert.equal(chainsOf(next), first, `step ${i}: the pairs' rests keep their chains`);
+        }
+        if (i === steps.length - 1) assert.ok(!hasTail, 'the tail goes with the last such port');
+        const d = diffTables(held, t, { keepGone });
+        assert.ok(d, `step ${i}: a delta`);
+        const r = applyScript(kernel, d.script);
+        assert.deepEqual([r.problems, r.inPlace], [[], []], `step ${i} (${defaultAction}, keepGone ${keepGone}): applied as one transaction`);
+        assert.equal(contentOf(r.table), contentOf(d.table), `step ${i}: the kernel holds what the delta says`);
+        for (const [src, dst] of [['10.1.1.3', '10.1.1.2'], ['10.1.1.4', '10.1.1.2'], ['10.1.1.5', '10.1.1.2'], ['10.1.1.2', '10.1.1.3']] as const) {
+          for (const port of [7999, 8000, 8049, 8050, 8054, 8055, 8056, 8060, 8061, 8070, 8074, 8075, 8076, 8100, 8101]) {
+            const want = lookupVerdict(next, next.classification.byIp(src).id, next.classification.byIp(dst).id, 6, port);
+            assert.equal(walk(r.table, next.fallback, src, dst, 6, port), want === 'drop' ? 'drop' : 'accept', `step ${i} (${defaultAction}, keepGone ${keepGone}): ${src} > ${dst} tcp/${port}`);
+          }
+        }
+        kernel = r.table;
+        held = d.table;
+        prev = next;
+      }
+    }
+  }
 });

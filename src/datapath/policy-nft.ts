@@ -1,7 +1,7 @@
 import { once } from '../model/once.js';
 import { filters, type CompiledPolicy, type PairProfiles, type Profile } from '../policy/index.js';
 import { chainIndex, nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
-import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, l4Of, PREFIX, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
+import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, l4Of, PREFIX, SIDE_MARK, tailChain, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 import { AUDIT_MARK } from './flows-nft.js';
 import { clsCache, emptyStages, keyedOf, profileParts, sideStages, Stage, type Keyed, type Names, type Own } from './policy-nft-stages.js';
 import { Attached } from '../model/attached.js';
@@ -77,6 +77,8 @@ interface RenderState {
   /** Profile chains by name, and how many profiles jump to each. */
   refs: Map<string, { chain: Chain; n: number }>;
   audits: number;
+  /** Per protocol, how many of its profiles' single ports go to its tail chain (policy-nft-parts.ts splitSingles). */
+  holes: Map<Proto, number>;
   /** The side stages' chains, output and inputs (sideKey) of the last render. */
   sides: Sides | undefined;
   set: ChainSet | undefined;
@@ -93,7 +95,7 @@ const states = new Attached<ChainBook, RenderState>('render state');
  */
 interface Sides { key: string; chains: ReadonlyMap<string, Chain>; maps: Map<Proto, NftMap[]>; texts: Map<Proto, string[]>; lines: Map<Proto, string[]>; highs: Map<Proto, string[]> }
 
-const freshState = (sctp: boolean): RenderState => ({ sctp, pairs: [], profiles: [], stages: new Map(), refs: new Map(), audits: 0, sides: undefined, set: undefined });
+const freshState = (sctp: boolean): RenderState => ({ sctp, pairs: [], profiles: [], stages: new Map(), refs: new Map(), audits: 0, holes: new Map(), sides: undefined, set: undefined });
 
 function render(p: CompiledPolicy): PolicyNft {
   if (!filters(p)) return { maps: [], chains: renderForward(p, undefined) };
@@ -138,9 +140,17 @@ function render(p: CompiledPolicy): PolicyNft {
     const rests = (xs: readonly Profile[]) => mine(xs).flatMap((o) => (o.rest ? [o.rest] : []));
     const n = names[proto];
     n.prof = stage('prof', 'p', 'mark . mark : mark', l4, (m) => `meta mark set meta mark . ct mark map @${m}`, pairEls(pairs.removed), pairEls(pairs.added), () => pairEls(sortedPairs()));
-    if (proto !== 'other') n.singles = stage('singles', 's', 'mark . inet_service : verdict', '', (m) => `meta mark . ${proto} dport vmap @${m}`, singles(profiles.removed), singles(profiles.added), () => singles(p.profiles));
+    if (proto !== 'other') {
+      const [gone, come] = [singles(profiles.removed), singles(profiles.added)];
+      const holes = (st.holes.get(proto) ?? 0) + holesIn(come, proto) - holesIn(gone, proto);
+      st.holes.set(proto, holes);
+      n.singles = stage('singles', 's', 'mark . inet_service : verdict', '', (m) => `meta mark . ${proto} dport vmap @${m}`, gone, come, () => singles(p.profiles));
+    }
     n.rest = stage('rest', 'r', 'mark : verdict', l4, (m) => `meta mark vmap @${m}`, rests(profiles.removed), rests(profiles.added), () => rests(p.profiles));
     n.sides = sides.lines.get(proto) ?? [];
+    // What the forward chain does after this protocol's pair stages, for its profiles' undecided single
+    // ports (the other protocols' stages after them never match its packets). Only while one has such a port.
+    if ((st.holes.get(proto) ?? 0) > 0) shardChains.push(`\tchain ${tailChain(proto)} {`, ...n.sides, ...tenantDefault(p), '\t}');
     n.highs = sides.highs.get(proto) ?? [];
     maps.push(...sides.maps.get(proto) ?? []);
     shardChains.push(...sides.texts.get(proto) ?? []);
@@ -404,10 +414,25 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.
       // Then its side stages: what the ends' rules without a peer drop, where the pair did not decide.
       ...(p.sctp ? ['tcp', 'udp', 'sctp', 'other'] as const : ['tcp', 'udp', 'other'] as const).flatMap((x) => [...n[x].highs, ...n[x].prof, ...n[x].singles, ...n[x].rest, ...n[x].sides]),
-      // Neither end's side stage dropped it, and one of them is enforced here (its side mark is set).
-      ...(p.fallback === 'drop' ? [`\t\tmeta mark & 0xf0000000 == ${hex(SIDE_MARK)} accept`] : []),
     ] : []),
-    `\t\t${verdictText(p.fallback)} comment "tenant default"`,
+    ...tenantDefault(p, n !== undefined),
     '\t}',
   ];
+}
+
+/** The forward chain's last rules: the tenant's default, where the stages decided nothing (`filtered`: there are stages). */
+function tenantDefault(p: CompiledPolicy, filtered = true): string[] {
+  return [
+    // Neither end's side stage dropped it, and one of them is enforced here (its side mark is set).
+    ...(filtered && p.fallback === 'drop' ? [`\t\tmeta mark & 0xf0000000 == ${hex(SIDE_MARK)} accept`] : []),
+    `\t\t${verdictText(p.fallback)} comment "tenant default"`,
+  ];
+}
+
+/** How many single-port elements of a protocol go to its tail chain. */
+function holesIn(singles: readonly Keyed[], proto: Proto): number {
+  const end = `: goto ${tailChain(proto)}`;
+  let n = 0;
+  for (const k of singles) if (k.e.endsWith(end)) n++;
+  return n;
 }
