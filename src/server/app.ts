@@ -31,7 +31,7 @@ import { quotaRoutes } from './routes/quota.js';
 import type { WatchStream } from './watch.js';
 import { DEFAULT_LIMITS, WatchSlots, clientErrorHandler, installTimeouts, type Limits } from './limits.js';
 import { lazyValidators } from './validators.js';
-import { refusedBody } from './json-body.js';
+import { parseJsonBody } from './json-body.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -180,20 +180,26 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
 /**
  * Bodies are JSON, and JSON between systems is UTF-8 (RFC 8259 §8.1): a body declared as another charset
- * or as text is refused (415 naming the header) instead of parsed as if it were UTF-8 JSON. The default
- * parser keeps its guard against __proto__ and constructor keys; what it refuses is said precisely
- * (json-body.ts: the JSON parser's message, or which field holds such a key).
+ * or as text is refused (415 naming the header) instead of parsed as if it were UTF-8 JSON. Parsed once
+ * by our own parser, with fastify's guard against __proto__ and constructor keys; what it refuses is said
+ * precisely (json-body.ts: the JSON parser's message, or which field holds such a key).
  */
 function acceptJsonOnly(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  const parse = app.getDefaultJsonParser('error', 'error');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const other = charsetsOf(req.headers['content-type'] ?? '').find((c) => c !== 'utf-8' && c !== 'utf8');
     if (other !== undefined) {
       done(new WeftError('WEFT_UNSUPPORTED_MEDIA', `content-type: charset '${other.slice(0, 32)}'; send the body as UTF-8 JSON (application/json)`, { field: 'content-type' }), undefined);
       return;
     }
-    parse(req, body as string, (err, value) => done(err && (err as { code?: string }).code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? refusedBody(body as string) : err, value));
+    let value: unknown;
+    try {
+      value = parseJsonBody(body as string);
+    } catch (e) {
+      done(e as Error, undefined);
+      return;
+    }
+    done(null, value);
   });
 }
 

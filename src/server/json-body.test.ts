@@ -1,6 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fieldOf, prototypeKeyPath, refusedBody } from './json-body.js';
+import { WeftError } from '../model/index.js';
+import { fieldOf, parseJsonBody, prototypeKeyPath } from './json-body.js';
+
+/** The error parseJsonBody throws for a body (it must throw one). */
+function refusedBody(body: string): WeftError {
+  try {
+    parseJsonBody(body);
+  } catch (e) {
+    assert.ok(e instanceof WeftError, String(e));
+    return e;
+  }
+  assert.fail(`accepted: ${body.slice(0, 80)}`);
+}
 
 test('prototypeKeyPath: the first key that would reach a prototype, in the body\'s order, as keys and indices', () => {
   assert.equal(prototypeKeyPath(JSON.parse('{"a":1,"b":[{"c":2}],"constructor":3}')), undefined, 'a plain constructor value is a key like any other');
@@ -19,7 +31,7 @@ test('prototypeKeyPath: the first key that would reach a prototype, in the body\
   assert.equal(fieldOf(Array.from({ length: 13 }, (_, i) => String(i))), '0.1.2.3.4.5.6.7.(1 level).9.10.11.12');
 });
 
-test('refusedBody: text that is not JSON gets the parser\'s message; valid JSON with a prototype key names its field', () => {
+test('parseJsonBody: text that is not JSON gets the parser\'s message; valid JSON with a prototype key names its field, also spelt with escapes', () => {
   const broken = refusedBody('{"name": }');
   assert.equal(broken.code, 'WEFT_MALFORMED');
   assert.match(broken.message, /^the body is not valid JSON: Unexpected token '\}', .*"\{"name": \}"/, 'the parser\'s message, quoting the text around the error');
@@ -40,4 +52,17 @@ test('refusedBody: text that is not JSON gets the parser\'s message; valid JSON 
   const ctor = refusedBody('{"spec":{"constructor":{"prototype":{"x":1}}}}');
   assert.equal(ctor.field, 'spec.constructor');
   assert.match(ctor.message, /'constructor' key holding 'prototype'/);
+  // Spelt with \u escapes, a key is the same key.
+  assert.equal(refusedBody('{"a":{"\\u005f_proto__":1}}').field, 'a.__proto__');
+  assert.equal(refusedBody('{"\\u0063onstructor":{"prototype":1}}').field, 'constructor');
+  assert.deepEqual([refusedBody('').code, refusedBody('   ').code], ['WEFT_MALFORMED', 'WEFT_MALFORMED'], 'empty or blank');
+});
+
+test('parseJsonBody: what it accepts, as JSON.parse reads it, a byte order mark dropped', () => {
+  for (const body of ['{"name":"x","labels":{"constructor":"y"}}', '{"constructor":{"name":"x"}}', '[1,"\\u0041",{"a":null}]', '"x"', '0', 'null']) {
+    assert.deepEqual(parseJsonBody(body), JSON.parse(body), body);
+  }
+  assert.deepEqual(parseJsonBody('\uFEFF{"a":1}'), { a: 1 });
+  // A __proto__ key in a string value is no key.
+  assert.deepEqual(parseJsonBody('{"note":"__proto__"}'), { note: '__proto__' });
 });
