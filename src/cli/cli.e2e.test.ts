@@ -59,7 +59,13 @@ test('exit codes tell usage, not-found, conflict, auth and unreachable apart', a
   assert.match(down.stderr, /cannot reach the weft server at https:\/\/127\.0\.0\.1:9/);
   const bad = await weft('policy rule-add db-policy 7 -direction=sideways');
   assert.equal(bad.code, EXIT.usage);
-  assert.match(bad.stderr, /direction: must be one of in, out/);
+  assert.match(bad.stderr, /--direction \(direction\): must be one of in, out/, 'named as the option that gave it');
+  // A field the server refuses is named as the option that filled it, where the names differ too.
+  const cidr = await weft('policy rule-add db-policy 7 -i 10.0.0.300/8');
+  assert.equal(cidr.code, EXIT.usage);
+  assert.match(cidr.stderr, /^weft: --from-cidr \(fromCidr\): \S/, cidr.stderr);
+  const port = await weft('policy rule-add db-policy 7 -P 70000');
+  assert.match(port.stderr, /^weft: --port \(ports\): \S/, port.stderr);
   // A name is one path segment: `../users` is a bad name, not a way to another route.
   const sneaky = await weft('net inspect ../../users');
   assert.equal(sneaky.code, EXIT.usage, sneaky.stdout + sneaky.stderr);

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Client } from '../client/index.js';
+import { ApiError, Client } from '../client/index.js';
 import { resolveTarget } from './config.js';
 import { usage } from './errors.js';
 import { parseFormat, renderData, renderTable, type Column, type Format } from './output.js';
@@ -79,8 +79,37 @@ export function act(io: Io, fn: (ctx: Ctx, ...args: string[]) => Promise<void>) 
     const cmd = args[args.length - 1] as Command;
     // A missing optional argument comes as '' (never a name: names are not empty).
     const positional = args.slice(0, -2).map((a) => (a === undefined ? '' : Array.isArray(a) ? a.join(' ') : String(a)));
-    await fn(makeCtx(cmd.opts(), io), ...positional);
+    try {
+      await fn(makeCtx(cmd.opts(), io), ...positional);
+    } catch (e) {
+      throw e instanceof ApiError ? byOption(e, cmd) : e;
+    }
   };
+}
+
+/** Per command, the body fields its options fill under another name (`--port` fills `ports`). */
+const optionFields = new WeakMap<Command, Record<string, string>>();
+
+/** Says which body field an option of `cmd` fills where the names differ (option attribute → field). */
+export function fillsFields(cmd: Command, fields: Record<string, string>): Command {
+  optionFields.set(cmd, fields);
+  return cmd;
+}
+
+/**
+ * The server's refusal of a body field that an option filled, said as the option the user typed: `--from-cidr
+ * (fromCidr): not a CIDR...` instead of the API's field name alone. A field no option fills stays as it is.
+ */
+export function byOption(e: ApiError, cmd: Command): ApiError {
+  const field = e.field;
+  if (field === undefined) return e;
+  const fields = optionFields.get(cmd) ?? {};
+  // The field or a part of it (`policies.1`, `labels.zone`), filled by an option the user gave.
+  const fills = (x: Option) => { const f = fields[x.attributeName()] ?? x.attributeName(); return field === f || field.startsWith(`${f}.`); };
+  const o = (cmd.options as Option[]).find((x) => x.long !== undefined && fills(x) && cmd.getOptionValueSource(x.attributeName()) === 'cli');
+  if (!o) return e;
+  const detail = e.message.startsWith(`${field}: `) ? e.message.slice(field.length + 2) : e.message;
+  return new ApiError(e.status, e.code, `${o.long} (${field}): ${detail}`, field);
 }
 
 /** For a create/update: print a one-line confirmation, or the object in json/yaml. */

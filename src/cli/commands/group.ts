@@ -1,16 +1,19 @@
 import type { Command } from 'commander';
 import { usage } from '../errors.js';
 import { parseLabelList } from '../../model/plain.js';
-import { act, inspectAndRm, collect, done, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
+import { act, inspectAndRm, collect, done, fillsFields, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
+
+/** The body fields group options fill under other names (the server's refusal names the option: kit.ts byOption). */
+const GROUP_FIELDS = { policy: 'policies', label: 'labels' };
 
 const labels = (items: string[] | undefined) => (items ? parseLabelList(items, '--label') : undefined);
 
 export function groupCommands(program: Command, io: Io): void {
   const g = program.command('group').description('groups of endpoints (Contiv endpoint groups); policies attach here');
-  leaf(g, {
+  fillsFields(leaf(g, {
     name: 'create <network> <name>', summary: 'create a group on a network',
     example: ['weft group create -p db-policy contiv-net db', 'weft group create -t blue -p web -n gold -r 10.1.1.10-10.1.1.50 web-net web'],
-  })
+  }), GROUP_FIELDS)
     .option('-p, --policy <policy>', 'attach a policy (repeatable)', collect)
     .option('-n, --netprofile <profile>', 'bandwidth/DSCP profile')
     .option('-r, --ip-pool <range>', 'addresses for this group only, a.b.c.d-e.f.g.h')
@@ -27,10 +30,10 @@ export function groupCommands(program: Command, io: Io): void {
       const grp = await ctx.client.request('POST', tenantPath(ctx, 'groups'), body);
       done(ctx, grp, `group ${ctx.tenant}/${name} created on network ${network}`);
     }));
-  leaf(g, {
+  fillsFields(leaf(g, {
     name: 'update <name>', summary: "change a group's policies, netprofile or labels",
     example: ['weft group update -n gold db', 'weft group update -p db-policy -p audit db', 'weft group update --no-netprofile db'],
-  })
+  }), GROUP_FIELDS)
     .option('-p, --policy <policy>', 'the policies to attach (repeatable; replaces the list)', collect)
     .option('--no-policies', 'detach every policy')
     .option('-n, --netprofile <profile>', 'bandwidth/DSCP profile')

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { usage } from '../errors.js';
-import { act, inspectAndRm, done, intArg, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
+import { act, inspectAndRm, done, fillsFields, intArg, leaf, listScoped, tenantPath, type Io, seg } from '../kit.js';
 
 const RULE_FLAGS: Array<[string, string]> = [
   ['direction', 'direction'], ['priority', 'priority'], ['protocol', 'protocol'], ['port', 'ports'], ['action', 'action'],
@@ -25,7 +25,7 @@ export function policyCommands(program: Command, io: Io): void {
     }));
   inspectAndRm(io, p, 'policies', 'policy', ' (refused while attached to a group)');
 
-  leaf(p, {
+  fillsFields(leaf(p, {
     name: 'rule-add <policy> <id>', output: 'long',
     summary: 'add a rule; in each direction the matching rule with the highest priority decides, deny wins ties',
     example: [
@@ -33,7 +33,7 @@ export function policyCommands(program: Command, io: Io): void {
       'weft policy rule-add db-policy 2 -direction=in -protocol=tcp -port=8888 -action=allow -priority=10',
       'weft policy rule-add -t blue web 3 -d in -g app -l tcp -P 80 -p 100',
     ],
-  })
+  }), { port: 'ports' })
     .option('-d, --direction <in|out>', 'in: traffic to the group; out: traffic from it', 'in')
     .option('-p, --priority <1-100>', 'higher wins', intArg('--priority', 1, 100))
     .option('-l, --protocol <proto>', 'tcp, udp, sctp, icmp, any or a protocol number')
