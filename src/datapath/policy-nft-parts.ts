@@ -118,7 +118,9 @@ export function splitSingles(segs: readonly Seg[], key: string, singles: string[
   const rest: Seg[] = [];
   for (const s of full) {
     const prev = rest[rest.length - 1];
-    if (s.first === s.last && (s.verdict !== 'none' || hole !== undefined)) {
+    // A hole needs a range before it to take its port: at port 0 it stays a gap (taking what follows, a
+    // lone port itself perhaps, would make singles of the ports around it and a pattern of its own).
+    if (s.first === s.last && (s.verdict !== 'none' || (hole !== undefined && prev !== undefined))) {
       // The port takes the verdict of what surrounds it (what follows, at port 0); an exact entry says
       // otherwise where it differs.
       const around = prev?.verdict ?? full[1]?.verdict ?? 'none';

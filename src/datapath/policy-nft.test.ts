@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { addressOf, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, DECIDED_IN, explainFlow, lookupVerdict, protocolNumber, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
-import { l4Of, withIcmp6, type Proto } from './policy-nft-parts.js';
+import { l4Of, splitSingles, withIcmp6, type Proto } from './policy-nft-parts.js';
 import { DENY_CHAIN, policyTableOf } from './flows-nft.js';
 import { allChains, allMaps } from './table.js';
 import { diffTables } from './table-delta.js';
@@ -710,4 +710,25 @@ test("a port a rule without a peer leaves undecided inside a pair's ranges goes 
       }
     }
   }
+});
+
+test('splitSingles: an undecided single port between decided ones goes to the tail and the rest merges over it; at port 0 or beside undecided ports it stays a gap', () => {
+  const split = (segs: Array<[number, number, 'accept' | 'drop' | 'none']>, hole?: string) => {
+    const singles: string[] = [];
+    const rest = splitSingles(segs.map(([first, last, verdict]) => ({ first, last, verdict })), 'K', singles, hole);
+    return { singles, rest: rest.map((x) => `${x.first}-${x.last}:${x.verdict}`) };
+  };
+  const tail = 'goto tcp_tail';
+  // The bench's shape: a drop range with one port left to the other stages.
+  assert.deepEqual(split([[9477, 9499, 'drop'], [9501, 9510, 'drop']], tail), { singles: ['K . 9500 : goto tcp_tail'], rest: ['9477-9510:drop'] });
+  assert.deepEqual(split([[9477, 9499, 'drop'], [9501, 9510, 'drop']]), { singles: [], rest: ['9477-9499:drop', '9501-9510:drop'] }, 'without a tail: a gap, as before');
+  // Port 0 has no range before it: a gap (taking port 1's verdict would make port 2 a single too).
+  assert.deepEqual(split([[1, 1, 'accept']], tail), split([[1, 1, 'accept']]));
+  assert.deepEqual(split([[1, 1, 'accept'], [3, 9, 'drop']], tail), { singles: ['K . 1 : accept'], rest: ['3-9:drop'] });
+  // Between a range and a decided single port that took its number: both singles, one rest.
+  assert.deepEqual(split([[5, 9, 'drop'], [10, 10, 'accept'], [12, 20, 'drop']], tail), { singles: ['K . 10 : accept', 'K . 11 : goto tcp_tail'], rest: ['5-20:drop'] });
+  // At 65535, after a range: a single.
+  assert.deepEqual(split([[60000, 65534, 'accept']], tail), { singles: ['K . 65535 : goto tcp_tail'], rest: ['60000-65535:accept'] });
+  // Two undecided ports together are a gap of two, not singles.
+  assert.deepEqual(split([[1, 9, 'drop'], [12, 20, 'drop']], tail), { singles: [], rest: ['1-9:drop', '12-20:drop'] });
 });

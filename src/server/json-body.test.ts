@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WeftError } from '../model/index.js';
-import { fieldOf, parseJsonBody, prototypeKeyPath } from './json-body.js';
+import { fieldOf, mayReachPrototype, parseJsonBody, prototypeKeyPath } from './json-body.js';
 
 /** The error parseJsonBody throws for a body (it must throw one). */
 function refusedBody(body: string): WeftError {
@@ -65,4 +65,7 @@ test('parseJsonBody: what it accepts, as JSON.parse reads it, a byte order mark 
   assert.deepEqual(parseJsonBody('\uFEFF{"a":1}'), { a: 1 });
   // A __proto__ key in a string value is no key.
   assert.deepEqual(parseJsonBody('{"note":"__proto__"}'), { note: '__proto__' });
+  // Walked only when a key could spell one of them: plainly, or with an escape of one of their characters.
+  for (const t of ['{"__proto__":1}', '{"constructor":1}', '{"\\u005F_proto__":1}', '{"constr\\u0075ctor":1}', '{"\\u0063onstructor":1}', '{"__pr\\u006Fto__":1}']) assert.ok(mayReachPrototype(t), t);
+  for (const t of ['{"name":"caf\\u00e9"}', '{"a":"\\u4e2d\\u6587"}', '{"proto":"x"}', '{"a":"\\u0041"}']) assert.ok(!mayReachPrototype(t), t);
 });

@@ -31,11 +31,18 @@ export function parseJsonBody(body: string): unknown {
 }
 
 /**
- * Whether a JSON text may hold such a key, so that its value is walked (most bodies are not): a key can
- * spell `__proto__` or `constructor` only in plain characters or with \u escapes.
+ * An escape of a character of `__proto__` or `constructor` (_ p r o t c n s u), as JSON writes one: `\u`
+ * and four hex digits, in either case.
  */
-function mayReachPrototype(text: string): boolean {
-  return text.includes('__proto__') || text.includes('constructor') || text.includes('\\u');
+const KEY_CHAR_ESCAPE = /\\u00(?:5[fF]|6[3eEfF]|7[02345])/;
+
+/**
+ * Whether a JSON text may hold such a key, so that its value is walked (most bodies are not): a key can
+ * spell `__proto__` or `constructor` only in plain characters, or with an escape of one of their
+ * characters. Other escapes (non-ASCII text, as many encoders write it) are no reason to walk.
+ */
+export function mayReachPrototype(text: string): boolean {
+  return text.includes('__proto__') || text.includes('constructor') || KEY_CHAR_ESCAPE.test(text);
 }
 
 /** A path as a field name, its middle left out past PATH_SHOWN levels (a hostile body nests 500,000 deep). */
