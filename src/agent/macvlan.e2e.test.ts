@@ -135,8 +135,8 @@ test('macvlan endpoints sit on the parent\'s segment, reach its machines and eac
 test('a macvlan network refuses what it cannot be, naming the field', { skip: !root && 'needs root' }, async () => {
   const cases: Array<[string[], RegExp]> = [
     [['net', 'create', '-s', '192.168.60.0/24', '--encap', 'macvlan', 'nopar'], /parent: encap macvlan needs the hosts' parent interface/],
-    [['net', 'create', '-s', '192.168.61.0/24', '--parent', 'eth1', 'vx'], /parent: only a network with encap macvlan has a parent interface/],
-    [['net', 'create', '-t', 'default', '-s', '192.168.50.128/25', '--encap', 'macvlan', '--parent', PARENT, 'lan2'], /subnet: .* overlaps network default\/lan|overlaps macvlan network default\/lan/],
+    [['net', 'create', '-s', '192.168.61.0/24', '--parent', 'eth1', 'vx'], /--parent \(parent\): only a network with encap macvlan has a parent interface/],
+    [['net', 'create', '-t', 'default', '-s', '192.168.50.128/25', '--encap', 'macvlan', '--parent', PARENT, 'lan2'], /--subnet \(subnet\): .* overlaps network default\/lan|overlaps macvlan network default\/lan/],
     [['service', 'create', '-s', 'lan', '-l', 'group=mapp', '-p', '80:8080:TCP', 'svc'], /macvlan network, which has no bridge to hold a service VIP/],
   ];
   for (const [args, message] of cases) {

@@ -24,8 +24,8 @@ test('weft global set: encryption, tunnel range and key rotation; bad values are
     ['global set --encryption ipsec', /--encryption.*'ipsec' is invalid.*none, wireguard/],
     ['global set --key-rotation-days 1.5', /--key-rotation-days: '1\.5' is not a whole number/],
     ['global set --key-rotation-days -1', /--key-rotation-days/],
-    ['global set --tunnel-range garbage', /tunnelRange: 'garbage' is not a CIDR/],
-    ['global set --tunnel-range 10.0.0.0/31', /tunnelRange: .*between \/8 and \/30/],
+    ['global set --tunnel-range garbage', /--tunnel-range \(tunnelRange\): 'garbage' is not a CIDR/],
+    ['global set --tunnel-range 10.0.0.0/31', /--tunnel-range \(tunnelRange\): .*between \/8 and \/30/],
     ['global set', /give at least one of .*--encryption, --tunnel-range, --key-rotation-days/],
   ];
   for (const [args, msg] of bad) {
