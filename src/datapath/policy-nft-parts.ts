@@ -49,12 +49,17 @@ export const tailChain = (proto: Proto) => `${PREFIX[proto]}_tail`;
 export const l4Of = (proto: Proto, sctp: boolean): string => (proto === 'other' ? `meta l4proto != { ${sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `);
 
 /** A profile as its elements: its single ports, and the rest as one verdict (`none`: no element) or as segments for a chain. */
-interface ProfileParts { singles: string[]; verdict: Decided | undefined; rest: Seg[] }
+/** `made`: the base and mode it was split under (partsOf's cache answers only for the same). */
+interface ProfileParts { singles: string[]; verdict: Decided | undefined; rest: Seg[]; made: number }
 
 /** What partsOf splits: a profile, a side profile, or a high stage's profile with its open verdicts. */
 export interface Parted { id: number; proto: Proto; segs: readonly Seg[] }
 
-/** Profiles are immutable and kept across compiles while their function stands: each is split once. */
+/**
+ * Profiles are immutable and kept across compiles while their function stands: each is split once for
+ * the base and mode it is rendered under (one of each per profile today: pair, side and high profiles are
+ * distinct objects; a split under another is made again, as the hole's verdict depends on the base).
+ */
 const parts = new Attached<Parted, ProfileParts>('profile parts');
 
 /**
@@ -62,8 +67,9 @@ const parts = new Attached<Parted, ProfileParts>('profile parts');
  * compile decides SCTP by port, so `other` skips 132 too (a profile belongs to one compile mode).
  */
 export function partsOf(x: Parted, base: number, sctp: boolean): ProfileParts {
+  const made = base * 2 + (sctp ? 1 : 0);
   let out = parts.get(x);
-  if (out) return out;
+  if (out?.made === made) return out;
   const mark = hex(base + x.id);
   const singles: string[] = [];
   // A pair's profile only: its undecided ports go on to the side stages and the tenant default, which is
@@ -72,7 +78,7 @@ export function partsOf(x: Parted, base: number, sctp: boolean): ProfileParts {
   const hole = base === PROFILE_MARK ? `goto ${tailChain(x.proto)}` : undefined;
   const rest = x.proto === 'other' ? [...x.segs] : splitSingles(x.segs, mark, singles, hole);
   const skipped = x.proto !== 'other' ? 0 : sctp ? 3 : 2;
-  out = { singles, verdict: restVerdict(rest, x.proto === 'other' ? 255 : 65535, skipped), rest };
+  out = { singles, verdict: restVerdict(rest, x.proto === 'other' ? 255 : 65535, skipped), rest, made };
   parts.set(x, out);
   return out;
 }

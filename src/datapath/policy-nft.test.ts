@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { addressOf, parseIp, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, DECIDED_IN, explainFlow, lookupVerdict, protocolNumber, type CompiledPolicy, type PolicyState } from '../policy/index.js';
 import { renderPolicy, SHARDS, type PolicyNft } from './policy-nft.js';
-import { l4Of, splitSingles, withIcmp6, type Proto } from './policy-nft-parts.js';
+import { l4Of, partsOf, PROFILE_MARK, SIDE_MARK, splitSingles, withIcmp6, type Proto } from './policy-nft-parts.js';
 import { DENY_CHAIN, policyTableOf } from './flows-nft.js';
 import { allChains, allMaps } from './table.js';
 import { diffTables } from './table-delta.js';
@@ -731,4 +731,16 @@ test('splitSingles: an undecided single port between decided ones goes to the ta
   assert.deepEqual(split([[60000, 65534, 'accept']], tail), { singles: ['K . 65535 : goto tcp_tail'], rest: ['60000-65535:accept'] });
   // Two undecided ports together are a gap of two, not singles.
   assert.deepEqual(split([[1, 9, 'drop'], [12, 20, 'drop']], tail), { singles: [], rest: ['1-9:drop', '12-20:drop'] });
+});
+
+test('partsOf: a profile split under one base is split again under another (the hole goes to the tail only from a pair profile)', () => {
+  const prof = { id: 7, proto: 'tcp' as const, segs: [{ first: 9477, last: 9499, verdict: 'drop' as const }, { first: 9501, last: 9510, verdict: 'drop' as const }] };
+  const pair = partsOf(prof, PROFILE_MARK, false);
+  assert.deepEqual(pair.singles, ['0x40000007 . 9500 : goto tcp_tail']);
+  assert.deepEqual(pair.rest.map((s) => [s.first, s.last]), [[9477, 9510]]);
+  assert.equal(partsOf(prof, PROFILE_MARK, false), pair, 'the same base and mode: the split kept');
+  const side = partsOf(prof, SIDE_MARK, false);
+  assert.deepEqual(side.singles, [], 'a side stage leaves the hole a gap');
+  assert.deepEqual(side.rest.map((s) => [s.first, s.last]), [[9477, 9499], [9501, 9510]]);
+  assert.deepEqual(partsOf(prof, PROFILE_MARK, false).singles, pair.singles, 'back under the pair base: its own split again');
 });

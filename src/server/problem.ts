@@ -72,11 +72,8 @@ export function toWeftError(err: FastifyError | Error, bodyLimit: number = LIMIT
       return new WeftError('WEFT_TOO_LARGE', `the request body is larger than ${bodyLimit} bytes (--body-limit)`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new WeftError('WEFT_UNSUPPORTED_MEDIA', 'send the body as application/json');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new WeftError('WEFT_MALFORMED', 'the body is empty; send a JSON object');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      // What the JSON parser refuses is said by app.ts's parser (json-body.ts); this is its fallback.
-      return new WeftError('WEFT_MALFORMED', 'the body is not valid JSON');
+    // An empty body, or one that is not JSON, is refused by app.ts's own parser (json-body.ts) with its
+    // own WeftError: fastify's FST_ERR_CTP_EMPTY_JSON_BODY and FST_ERR_CTP_INVALID_JSON_BODY never come.
   }
   if (err instanceof SyntaxError || fe.statusCode === 400) return new WeftError('WEFT_MALFORMED', `malformed request: ${err.message}`);
   if (fe.statusCode === 404) return new WeftError('WEFT_NOT_FOUND', err.message);

@@ -33,7 +33,7 @@ export function policyCommands(program: Command, io: Io): void {
       'weft policy rule-add db-policy 2 -direction=in -protocol=tcp -port=8888 -action=allow -priority=10',
       'weft policy rule-add -t blue web 3 -d in -g app -l tcp -P 80 -p 100',
     ],
-  }), { port: 'ports' })
+  }), Object.fromEntries(RULE_FLAGS))
     .option('-d, --direction <in|out>', 'in: traffic to the group; out: traffic from it', 'in')
     .option('-p, --priority <1-100>', 'higher wins', intArg('--priority', 1, 100))
     .option('-l, --protocol <proto>', 'tcp, udp, sctp, icmp, any or a protocol number')
