@@ -119,6 +119,10 @@ test('weft apply: bad files and bad documents say where (file and line), exit 2,
   const overlap = await weft(['apply', '-f', file('overlap.yaml', `${SHOP}kind: Network\nmetadata: { name: side, tenant: shop }\nspec: { subnet: 10.20.0.128/25 }\n`)]);
   assert.equal(overlap.code, EXIT.conflict);
   assert.match(overlap.stderr, /overlap\.yaml:24: documents\.4 \(Network shop\/side\): .*overlaps network shop\/front/);
+  // A YAML key `__proto__` is refused by the server where it stands (it read as "not valid JSON").
+  const proto = await weft(['apply', '-f', file('proto.yaml', `${SHOP}kind: Network\nmetadata: { name: proto, tenant: shop }\nspec: { subnet: 10.23.0.0/24 }\n__proto__: { admin: true }\n`)]);
+  assert.equal(proto.code, EXIT.usage);
+  assert.match(proto.stderr, /proto\.yaml:24: documents\.4\.__proto__: the key '__proto__' is refused anywhere in a body/);
   assert.equal(await ok('net ls -t shop -q'), before, 'nothing was created');
 });
 
