@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, fchmodSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readFileSync, realpathSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
@@ -64,10 +64,6 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
   // weft login` must not leave the user a root-owned config).
   const text = `${JSON.stringify(cfg, null, 2)}\n`;
   const old = existsSync(file) ? lstatSync(file) : undefined;
-  // The user's own link to a file of theirs (a config kept in a dotfiles repository) is kept: the file it
-  // points at is written. Only in a config dir nobody else could write into (one that others could, a
-  // link there may have been planted).
-  if (old?.isSymbolicLink() && (st.mode & 0o022) === 0 && writeThroughOwnLink(file, old, text)) return file;
   const tmp = join(dir, `.config.json.${randomBytes(6).toString('hex')}`);
   try {
     writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
@@ -97,37 +93,6 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
   return file;
 }
 
-
-/**
- * Writes `text` into the file the symlink `file` points at, when the link and that file are this user's
- * (a regular file; opened without following a link at its own name, and checked again once open, so a
- * file swapped in meanwhile by someone who may write to its directory is not written); false when it is
- * not such a link, and the link is then replaced as any other. In place, as the file's directory may be a
- * repository's the config has no say over; narrowed to 0600, as the file holds a token.
- */
-function writeThroughOwnLink(file: string, link: Stats, text: string): boolean {
-  const uid = process.getuid?.();
-  if (uid === undefined || link.uid !== uid) return false;
-  let fd: number;
-  try {
-    // Never blocking: a FIFO there (no reader) fails at once, and is replaced.
-    fd = openSync(realpathSync(file), constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return false;
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.uid !== uid) return false;
-    fchmodSync(fd, 0o600);
-    ftruncateSync(fd, 0);
-    writeFileSync(fd, text);
-    return true;
-  } catch (e) {
-    throw usage(`cannot write ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Server: --server, WEFT_SERVER, the config file, then https://127.0.0.1:9700 (a comma list fails over).
