@@ -100,12 +100,37 @@ test('login replaces a symlink planted at config.json instead of writing the tok
     const victim = join(dir, 'victim');
     writeFileSync(victim, 'theirs\n');
     symlinkSync(victim, join(weftDir, 'config.json'));
-    const file = writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_secret' }, env);
+    const said: string[] = [];
+    const file = writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_secret' }, env, (l) => said.push(l));
     assert.equal(readFileSync(victim, 'utf8'), 'theirs\n', 'the symlink\'s target is untouched');
+    assert.deepEqual(said, [`weft: ${file} was a link to ${JSON.stringify(victim)}; it is now a file of its own (a token is written only into a file weft made)`]);
     assert.ok(!lstatSync(file).isSymbolicLink());
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.match(readFileSync(file, 'utf8'), /weft_secret/);
     assert.equal(statSync(weftDir).mode & 0o777, 0o700);
+    assert.deepEqual(readdirSync(weftDir), ['config.json'], 'no temporary left behind');
+  });
+});
+
+test('login replaces even the user\'s own link (a dotfiles repository) and says so; a dangling one too; a file is replaced silently', () => {
+  inHome((env, dir, weftDir) => {
+    const file = join(weftDir, 'config.json');
+    const kept = join(dir, 'dotfiles-weft.json');
+    writeFileSync(kept, '{"server":"https://10.0.0.1:9700"}\n', { mode: 0o600 });
+    symlinkSync('../../dotfiles-weft.json', file);
+    const said: string[] = [];
+    writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_secret' }, env, (l) => said.push(l));
+    assert.equal(readFileSync(kept, 'utf8'), '{"server":"https://10.0.0.1:9700"}\n', 'the file it pointed at is untouched');
+    assert.ok(!lstatSync(file).isSymbolicLink());
+    assert.match(readFileSync(file, 'utf8'), /weft_secret/);
+    assert.deepEqual(said, [`weft: ${file} was a link to "../../dotfiles-weft.json"; it is now a file of its own (a token is written only into a file weft made)`]);
+    rmSync(file);
+    symlinkSync(join(dir, 'nowhere.json'), file);
+    writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_2' }, env, (l) => said.push(l));
+    assert.equal(said.length, 2, 'a dangling link is said too');
+    assert.ok(!readdirSync(dir).includes('nowhere.json'), 'nothing made where it pointed');
+    writeConfig({ server: 'https://127.0.0.1:9700', token: 'weft_3' }, env, (l) => said.push(l));
+    assert.equal(said.length, 2, 'a file of its own: nothing to say');
     assert.deepEqual(readdirSync(weftDir), ['config.json'], 'no temporary left behind');
   });
 });

@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
@@ -48,7 +48,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   return value as CliConfig;
 }
 
-export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env): string {
+/**
+ * Writes the config file (0600) and returns its path. `said`: told when a link at config.json was
+ * replaced by the file (a config kept elsewhere, in a dotfiles repository say, is not written through: its
+ * every directory and link would have to be checked as the user's own, and the token would sit in a
+ * repository; the user is told instead of finding the copy stale).
+ */
+export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env, said?: (line: string) => void): string {
   const file = configPath(env);
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -63,12 +69,20 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
   // (the token written through it landed wherever it pointed). It keeps the old file's owner (`sudo -E
   // weft login` must not leave the user a root-owned config).
   const text = `${JSON.stringify(cfg, null, 2)}\n`;
-  const old = existsSync(file) ? lstatSync(file) : undefined;
+  // lstat: a dangling link is there too (existsSync follows it).
+  let old: ReturnType<typeof lstatSync> | undefined;
+  try {
+    old = lstatSync(file);
+  } catch {
+    old = undefined;
+  }
+  const link = old?.isSymbolicLink() ? linkTarget(file) : undefined;
   const tmp = join(dir, `.config.json.${randomBytes(6).toString('hex')}`);
   try {
     writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
     if (old?.isFile() && old.uid !== process.getuid?.() && process.getuid?.() === 0) chownSync(tmp, old.uid, old.gid);
     renameSync(tmp, file);
+    if (link !== undefined) said?.(`weft: ${file} was a link${link}; it is now a file of its own (a token is written only into a file weft made)`);
   } catch (e) {
     rmSync(tmp, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
@@ -93,6 +107,15 @@ export function writeConfig(cfg: CliConfig, env: NodeJS.ProcessEnv = process.env
   return file;
 }
 
+
+/** ` to TARGET`, as the link says it, for a message; empty if it cannot be read. */
+function linkTarget(file: string): string {
+  try {
+    return ` to ${JSON.stringify(readlinkSync(file))}`;
+  } catch {
+    return '';
+  }
+}
 
 /**
  * Server: --server, WEFT_SERVER, the config file, then https://127.0.0.1:9700 (a comma list fails over).

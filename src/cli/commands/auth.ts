@@ -100,7 +100,7 @@ export function authCommands(program: Command, io: Io): void {
         expiry = made.expiresAt;
       }
       const who = await new Client({ ...target, token }).request('GET', '/api/v1/whoami');
-      const file = writeConfig({ server: target.servers.join(','), token, ...(target.tls ? { ca: target.tls.ca } : {}) }, io.env);
+      const file = writeConfig({ server: target.servers.join(','), token, ...(target.tls ? { ca: target.tls.ca } : {}) }, io.env, (line) => io.err(`${line}\n`));
       const until = expiry === undefined ? '' : expiry === null ? '; the token does not expire' : `; the token expires at ${expiry}`;
       ctx.print(`logged in to ${target.servers.join(', ')} as ${who.user} (role ${who.role})${until}; saved in ${file}`);
     }));
