@@ -48,8 +48,10 @@ export const tailChain = (proto: Proto) => `${PREFIX[proto]}_tail`;
 /** The match a protocol's forward-chain rules start with (SCTP has lookups of its own only where `sctp`). */
 export const l4Of = (proto: Proto, sctp: boolean): string => (proto === 'other' ? `meta l4proto != { ${sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `);
 
-/** A profile as its elements: its single ports, and the rest as one verdict (`none`: no element) or as segments for a chain. */
-/** `made`: the base and mode it was split under (partsOf's cache answers only for the same). */
+/**
+ * A profile as its elements: its single ports, and the rest as one verdict (`none`: no element) or as
+ * segments for a chain; `made`: the base and mode it was split under (partsOf answers from it only for those).
+ */
 interface ProfileParts { singles: string[]; verdict: Decided | undefined; rest: Seg[]; made: number }
 
 /** What partsOf splits: a profile, a side profile, or a high stage's profile with its open verdicts. */
