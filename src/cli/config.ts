@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync, fstatSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
@@ -29,8 +29,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   if (!existsSync(file)) return {};
   let text: string;
   try {
-    // Bounded and never blocking: a config that is /dev/zero, a FIFO or a huge file fails at once.
-    text = readBounded(file, MAX_CONFIG_BYTES, file);
+    // Read by every command, so never waiting: a config that is /dev/zero, a FIFO, a directory or a
+    // huge file fails at once.
+    text = readBounded(file, MAX_CONFIG_BYTES, file, { regularOnly: true });
   } catch (e) {
     throw usage(`${(e as Error).message.startsWith(file) ? (e as Error).message : `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`}; fix or delete it (weft login writes it)`);
   }
@@ -197,6 +198,7 @@ export function readTokenFile(file: string, source: string): string {
     text = readBounded(file, MAX_TOKEN_FILE, source).trim();
   } catch (e) {
     if (/is larger than/.test((e as Error).message)) throw usage(`${source}: ${file} is larger than 4 KiB; it does not hold a token`);
+    if ((e as Error).message.startsWith(`${source}: `)) throw usage((e as Error).message);
     throw usage(`${source}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (!text) throw usage(`${source}: ${file} is empty`);
@@ -218,14 +220,58 @@ export function readLocal(name: string): string | undefined {
 /** A CA bundle larger than this is not one (the system's whole bundle is ~220 KB). */
 const MAX_CA_BYTES = 4 << 20;
 
+/** How long an explicit FIFO may wait for its writer before the command gives up (`cat` would wait for ever). */
+export const FIFO_WAIT_MS = 60_000;
+
+export interface ReadOptions {
+  /** Only a regular file (or a link to one): for a file read on every command, which must never wait. */
+  regularOnly?: boolean;
+  /** How long a FIFO may wait for a writer to open it (FIFO_WAIT_MS). */
+  fifoWaitMs?: number;
+}
+
+/** What a file that is not a regular one is, for an error. */
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isDirectory()) return 'a directory';
+  return 'not a regular file';
+}
+
+/** Whether `fd` is a pipe without a name (Linux names it `pipe:[inode]`), not a FIFO in the file system. */
+function anonymousPipe(fd: number): boolean {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`).startsWith('pipe:');
+  } catch {
+    return false;
+  }
+}
+
+/** Sleeps the thread a moment: these reads are synchronous, and spinning would take a core. */
+const nap = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 /**
  * Reads a file (or standard input, `-`), refusing it as soon as it passes `max` bytes: `/dev/zero` or an
  * endless pipe is refused at once instead of filling the memory. The error begins with `flag`.
+ *
+ * Opened non-blocking, so that opening never hangs. A FIFO reads end-of-file while no writer has it
+ * open, before its writer came as well as after it left; so an end counts only once a writer was seen
+ * (data, or EAGAIN: a writer with nothing yet), and a FIFO named on the command line waits for its
+ * writer, as `cat` does, but at most `fifoWaitMs` (`mkfifo p; weft apply -f p & make-yaml > p` works
+ * whichever opens first). A writer that comes and goes with nothing between two looks (10 ms apart) is
+ * not seen: that reads as no writer. `regularOnly` refuses anything but a regular file at once.
  */
-export function readBounded(file: string, max: number, flag: string): string {
-  // Non-blocking: a FIFO nobody writes to reads as empty instead of hanging the command for ever.
+export function readBounded(file: string, max: number, flag: string, opts: ReadOptions = {}): string {
   const fd = file === '-' ? 0 : openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
+    const st = fd === 0 ? undefined : fstatSync(fd);
+    if (st && !st.isFile() && opts.regularOnly) throw new Error(`${flag}: ${file} is ${kindOf(st)}, not a regular file`);
+    // An anonymous pipe (`<(…)`, /dev/stdin) was made with its writer: its end-of-file is the end.
+    const fifo = st?.isFIFO() === true && !anonymousPipe(fd);
+    const waitUntil = Date.now() + (opts.fifoWaitMs ?? FIFO_WAIT_MS);
+    let writerSeen = !fifo;
     const chunks: Buffer[] = [];
     let total = 0;
     const buf = Buffer.alloc(1 << 16);
@@ -235,11 +281,18 @@ export function readBounded(file: string, max: number, flag: string): string {
         n = readSync(fd, buf, 0, buf.length, null);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        // A non-blocking standard input with nothing yet: wait a moment rather than spin.
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        // A non-blocking standard input or a FIFO's writer with nothing yet: wait a moment rather than spin.
+        writerSeen = true;
+        nap(10);
         continue;
       }
-      if (n === 0) break;
+      if (n === 0) {
+        if (writerSeen) break;
+        if (Date.now() >= waitUntil) throw new Error(`${flag}: ${file} is a FIFO and no writer opened it in ${(opts.fifoWaitMs ?? FIFO_WAIT_MS) / 1000} s`);
+        nap(10);
+        continue;
+      }
+      writerSeen = true;
       total += n;
       if (total > max) throw new Error(`${flag}: ${file === '-' ? 'standard input' : file} is larger than ${max} bytes`);
       chunks.push(Buffer.from(buf.subarray(0, n)));
