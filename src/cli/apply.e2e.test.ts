@@ -123,6 +123,10 @@ test('weft apply: bad files and bad documents say where (file and line), exit 2,
   const proto = await weft(['apply', '-f', file('proto.yaml', `${SHOP}kind: Network\nmetadata: { name: proto, tenant: shop }\nspec: { subnet: 10.23.0.0/24 }\n__proto__: { admin: true }\n`)]);
   assert.equal(proto.code, EXIT.usage);
   assert.match(proto.stderr, /proto\.yaml:24: documents\.4\.__proto__: the key '__proto__' is refused anywhere in a body/);
+  // Several bad documents: each one's first error on a line of its own, each at its place in the file.
+  const several = await weft(['apply', '-f', file('several.yaml', `${SHOP}kind: Network\nmetadata: { name: back, tenant: shop }\nspec: { subnet: 10.21.0.0/24, colour: red }\n---\nkind: Network\nmetadata: { name: side, tenant: shop }\nspec: { subnet: 10.22.0.0/24 }\n---\nkind: Policy\nmetadata: { name: p, tenant: shop }\nspec: { rules: [{ id: r, ports: 80 }] }\n`)]);
+  assert.equal(several.code, EXIT.usage);
+  assert.match(several.stderr, /2 of the 7 documents are invalid; nothing was applied:\n.*several\.yaml:24: documents\.4 \(Network shop\/back\): spec\.colour: unknown field\n.*several\.yaml:32: documents\.6 \(Policy shop\/p\): spec\.rules\.0\.ports: must be a string/);
   assert.equal(await ok('net ls -t shop -q'), before, 'nothing was created');
 });
 

@@ -34,6 +34,34 @@ test('POST /apply: the documents in one transaction, each result in document ord
   assert.equal((await api.call('GET', '/api/v1/tenants/shop/networks/front')).status, 200, 'a dry run deletes nothing');
 });
 
+test('POST /apply: several bad documents are refused together, each one\'s first error on a line, the first ten listed; nothing changes', async () => {
+  const api = await testApi();
+  const rev = await api.control.store.revision();
+  const r = await api.call('POST', '/api/v1/apply', { tenant: 'shop', documents: [
+    shop[0], doc('Network', 'a', { subnet: '10.1.0.0/24', colour: 'red' }), shop[1], doc('Policy', 'p', { rules: [{ id: 'r', ports: 80 }] }), doc('Tenant', 't', {}, 'other'),
+  ] });
+  assert.equal(r.status, 400, JSON.stringify(r.json));
+  assert.equal(r.json.code, 'WEFT_UNKNOWN_FIELD', 'the first document\'s code');
+  assert.equal(r.json.field, 'documents.1.spec.colour', 'and its field');
+  assert.equal(r.json.detail, [
+    '3 of the 5 documents are invalid; nothing was applied:',
+    'documents.1 (Network shop/a): spec.colour: unknown field',
+    'documents.3 (Policy shop/p): spec.rules.0.ports: must be a string (in YAML, quote it: "80")',
+    'documents.4.metadata.tenant: a Tenant is not inside a tenant; name it in metadata.name',
+  ].join('\n'));
+  const many = await api.call('POST', '/api/v1/apply', { documents: Array.from({ length: 12 }, (_, i) => doc('Network', `n${i}`, { subnet: '10.1.0.0/24', colour: i })) });
+  assert.equal(many.status, 400);
+  const lines = String(many.json.detail).split('\n');
+  assert.equal(lines[0], '12 of the 12 documents are invalid; nothing was applied:');
+  assert.deepEqual(lines.slice(1, 11).map((l) => /^documents\.(\d+) /.exec(l)?.[1]), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+  assert.equal(lines[11], '(and 2 more)');
+  assert.equal(lines.length, 12);
+  // One bad document reads as it always did.
+  const one = await api.call('POST', '/api/v1/apply', { documents: [doc('Network', 'n', { subnet: '10.1.0.0/24', colour: 'red' }), doc('Network', 'm', { subnet: '10.3.0.0/24' })] });
+  assert.equal(one.json.detail, 'documents.0 (Network default/n): spec.colour: unknown field');
+  assert.equal(await api.control.store.revision(), rev, 'nothing was written');
+});
+
 test('POST /apply: bad documents of every kind are refused naming the document and the field, and change nothing', async () => {
   const api = await testApi();
   const rev = await api.control.store.revision();

@@ -150,11 +150,11 @@ Quote what must stay text: ports: "80", id: "1" (unquoted, YAML reads them as nu
         try {
           report(ctx, await ctx.client.request('POST', '/api/v1/apply', { tenant: ctx.tenant, documents, ...(ctx.opts['dryRun'] ? { dryRun: true } : {}), ...(remove ? { delete: true } : {}), ...(ctx.opts['audit'] && !remove ? { audit: true } : {}) }));
         } catch (e) {
-          // The server names a document by its place: say where it is in the file.
-          const m = e instanceof ApiError ? /^documents\.(\d+)/.exec(e.message) : null;
-          const line = m ? lines[Number(m[1])] : undefined;
-          if (e instanceof ApiError && line !== undefined) throw new ApiError(e.status, e.code, `${file === '-' ? '<stdin>' : file}:${line}: ${e.message}`);
-          throw e;
+          // The server names a document by its place (a line each when several are refused): say where
+          // each is in the file.
+          if (!(e instanceof ApiError)) throw e;
+          const name = file === '-' ? '<stdin>' : file;
+          throw new ApiError(e.status, e.code, e.message.replace(/^documents\.(\d+)/gm, (at, i: string) => (lines[Number(i)] !== undefined ? `${name}:${lines[Number(i)]}: ${at}` : at)));
         }
       }));
   }

@@ -57,6 +57,34 @@ function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: b
   return { index, kind: d.kind, tenant, input } as ApplyDoc;
 }
 
+/** A refusal lists at most this many documents' errors (each document's first), then counts the rest. */
+export const LISTED_DOCUMENT_ERRORS = 10;
+
+/**
+ * Every document checked, so that a file with several mistakes is mended in one round: each document's
+ * first error (one per document: Ajv's allErrors is unsafe on hostile input), one refusal naming them all,
+ * a line each. One error reads as before; the refusal's code and field are the first document's.
+ */
+function docsOf(body: ApplyInput): ApplyDoc[] {
+  const docs: ApplyDoc[] = [];
+  const bad: WeftError[] = [];
+  body.documents.forEach((d, i) => {
+    try {
+      docs.push(docOf(d, i, body.tenant ?? 'default', body.delete === true, body.audit === true));
+    } catch (e) {
+      if (!(e instanceof WeftError)) throw e;
+      bad.push(e);
+    }
+  });
+  const [first] = bad;
+  if (!first) return docs;
+  if (bad.length === 1) throw first;
+  const listed = bad.slice(0, LISTED_DOCUMENT_ERRORS).map((e) => e.message);
+  const more = bad.length - listed.length;
+  throw new WeftError(first.code, `${bad.length} of the ${body.documents.length} documents are invalid; nothing was applied:\n${listed.join('\n')}${more > 0 ? `\n(and ${more} more)` : ''}`,
+    first.field !== undefined ? { field: first.field } : {});
+}
+
 /** A dry run lists verdict changes for at most this many tenants, endpoints of each, and changes. */
 const MAX_DIFF_TENANTS = 5;
 const MAX_DIFF_ENDPOINTS = 200;
@@ -140,7 +168,7 @@ export function applyRoutes(app: FastifyInstance): void {
   }, async (req, reply): Promise<ApplyOutcome & { flows?: unknown }> => {
     const p = principalOf(req);
     requireRole(p, ['admin', 'ops', 'tenant'], 'apply documents');
-    const docs = req.body.documents.map((d, i) => docOf(d, i, req.body.tenant ?? 'default', req.body.delete === true, req.body.audit === true));
+    const docs = docsOf(req.body);
     for (const d of docs) {
       // The tenant first: the fabric check reads the stored network, and its answer (403 for a macvlan or
       // routed one) told a user of another tenant that tenant's network and its kind.
