@@ -23,3 +23,8 @@ if (n.error || n.status !== 0) console.warn(`warning: could not build weft-nftd 
 mkdirSync('dist/bench', { recursive: true });
 const b = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/bench/weft-connloop', 'src/bench/connloop.c'], { stdio: 'inherit' });
 if (b.error || b.status !== 0) console.warn(`warning: could not build weft-connloop with ${cc}; bench:flows needs it`);
+
+// Benchmarks' HTTPS load generator (src/bench/httpload.c, OpenSSL): bench:api's allocation rows from a
+// client that takes a fraction of the Node client's CPU on the two cores it shares with the server.
+const h = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', 'dist/bench/weft-httpload', 'src/bench/httpload.c', '-lssl', '-lcrypto'], { stdio: 'inherit' });
+if (h.error || h.status !== 0) console.warn(`warning: could not build weft-httpload with ${cc} (it needs libssl-dev); bench:api leaves out its rows`);

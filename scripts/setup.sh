@@ -14,8 +14,8 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # browser downloaded at run time). bird2: the BGP daemon the agent runs for routed networks (its own
 # instance, with its own configuration; the package's system service is not Weft's and is stopped).
 # ansible-core: `ansible-inventory` checks what `weft inventory` writes; librsvg2-bin: `rsvg-convert`
-# turns `weft bench`'s SVG charts into PNG.
-PKGS=(python3 make g++ gcc ca-certificates procps util-linux iproute2 nftables conntrack iputils-ping
+# turns `weft bench`'s SVG charts into PNG; libssl-dev: bench:api's C load generator (src/bench/httpload.c).
+PKGS=(python3 make g++ gcc libssl-dev ca-certificates procps util-linux iproute2 nftables conntrack iputils-ping
       busybox-static iperf3 podman runc containernetworking-plugins etcd-server dnsmasq-base docker.io
       wireguard-tools wireguard-go tcpdump chromium bird2 ansible-core librsvg2-bin)
 missing=()

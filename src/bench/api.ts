@@ -17,6 +17,7 @@ import { Anchor } from './scale-anchor.js';
 import { cpuSeconds, mib, rssBytes } from './procstat.js';
 import { LeanPool } from './lean-https.js';
 import { explainRows } from './api-explain.js';
+import { cLoadRows } from './api-cload.js';
 
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
@@ -434,6 +435,11 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
     for (const [k, rate] of OPEN_RATES.entries()) {
       open.push(...(await openRows('', `open${k}`, `10.${65 + k}.0.0/16`, rate, rate <= 3000 ? 'p99 ≤ 20 ms (#11)' : 'p99 ≤ 10 ms (#13)')));
     }
+    // The C client's loops (and the anchor's with it) where the lean client's open loops ran: BENCH_C_CLIENT=0 leaves them out.
+    const cRows = process.env['BENCH_C_CLIENT'] === '0' ? [] : await cLoadRows({
+      url, ca, host, serverPid, network: (name, subnet) => createNetwork(url, admin, name, subnet),
+      closedCount: ENDPOINTS, closedConns: CLIENTS, openCount: OPEN_COUNT, openConns: OPEN_CLIENTS, openRate: Number(process.env['BENCH_C_OPEN_RATE'] ?? 5000),
+    });
     const crowded = await allocations(url, admin, lean, 'crowd', '10.72.0.0/18', ENDPOINTS, undefined, () => crowd(url, admin, 'crowd'));
     // The same open loop where the 500 groups and 100 pools are (its own network, pools at the same places).
     const crowdOpen = OPEN_RATES.length === 0 ? [] : await openRows(` in a network like the next row's (${CROWD} groups, ${CROWD_POOLS} pools)`, 'crowd-open', '10.80.0.0/16', CROWD_OPEN_RATE, 'p99 ≤ 10 ms (#13)', () => crowd(url, admin, 'crowd-open', 80));
@@ -451,6 +457,7 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       `| anchor, node:https clients | ${anchor.node.rate.toFixed(0)} /s, p50 / p99 ${ms(anchor.node.lat.p50)} / ${ms(anchor.node.lat.p99)} | (anchor) |`,
       `| allocations ÷ anchor (rate), lean / node:https | ${(a.rate / anchor.lean.rate).toFixed(2)}× / ${(n.rate / anchor.node.rate).toFixed(2)}× | — |`,
       ...open,
+      ...cRows,
       ...crowdOpen,
       `| the same ${ENDPOINTS} allocations (lean client) in a network of a tenant with ${CROWD} groups, ${CROWD_POOLS} of them with an ipPool of 8 addresses scattered through where the allocations land: rate / p50 / p99 | ${crowded.rate.toFixed(0)} /s / ${ms(crowded.lat.p50)} / ${ms(crowded.lat.p99)} | ≥ 5,000 /s, p99 ≤ 10 ms (#13) |`,
       `| the same: distinct addresses / failures / addresses inside a group's pool | ${crowded.distinct} / ${crowded.failures} / ${inCrowdPools(crowded.ips)} | ${ENDPOINTS} / 0 / 0 |`,
