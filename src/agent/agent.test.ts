@@ -36,12 +36,14 @@ const api = async (method: string, path: string, body?: unknown) => {
   return r.json;
 };
 
+let bridge = '';
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'weft-agent-unit-'));
   server = await startServerProcess();
   dp = new MemoryDatapath(PREFIX);
   agent = await startAgent();
-  await api('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.1.2.0/24' });
+  // The bridge is named by the network's VNI, which the server picks at random in its range.
+  bridge = `wb${(await api('POST', '/api/v1/tenants/default/networks', { name: 'net', subnet: '10.1.2.0/24' })).vni as number}`;
   await api('POST', '/api/v1/tenants/default/groups', { name: 'app', network: 'net' });
   await api('POST', '/api/v1/tenants/default/policies', { name: 'only-app', rules: [
     { id: 'r1', priority: 10, direction: 'in', action: 'allow', protocol: 'tcp', ports: '5432', fromGroup: 'app' }, { id: 'r2', priority: 1, direction: 'in', action: 'deny' },
@@ -91,7 +93,7 @@ test('ADD: allocated, the tenant converged with the new address in its policy (f
   assert.deepEqual(since(mark).filter((op) => op !== 'ensureHost'), ['ensureTenant', 'attach']);
   const eth0 = dp.containers.get(netnsOf('c1'))?.get('eth0');
   assert.deepEqual([eth0?.ip, eth0?.prefixLength, eth0?.gateway], [ip, 24, '10.1.2.1']);
-  assert.equal(dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id))?.bridge, 'wb10000');
+  assert.equal(dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id))?.bridge, bridge);
   assert.equal((await cni('CHECK', 'c1')).code, 0, 'CHECK passes');
 });
 
@@ -180,8 +182,8 @@ test('CHECK names what drifted: the host side off its bridge, the container with
     const veth = dp.namespaces.get(tenantNs())?.links.get(names.endpointVeth(id));
     assert.ok(veth);
     delete veth.bridge;
-    assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, /is not on bridge wb10000/);
-    veth.bridge = 'wb10000';
+    assert.match(JSON.parse((await cni('CHECK', 'c5')).stdout).msg, new RegExp(`is not on bridge ${bridge}`));
+    veth.bridge = bridge;
     const eth0 = dp.containers.get(netnsOf('c5'))?.get('eth0') as { ip: string };
     const was = eth0.ip;
     eth0.ip = '10.9.9.9';

@@ -26,8 +26,7 @@ test("Contiv's tutorial objects: same subnet in two tenants, overlap refused wit
   await c.tenants.create('u', { name: 'blue' });
   const a = await c.networks.create('u', 'default', { name: 'contiv-net', subnet: '10.1.2.0/24', gateway: '10.1.2.1' });
   const b = await c.networks.create('u', 'blue', { name: 'contiv-net', subnet: '10.1.2.0/24', gateway: '10.1.2.1' });
-  assert.equal(a.vni, 10000);
-  assert.equal(b.vni, 10001);
+  assert.ok(a.vni >= 10000 && a.vni <= 19999 && b.vni >= 10000 && b.vni <= 19999 && a.vni !== b.vni, `${a.vni} ${b.vni}`);
   assert.equal(a.mtu, 1390, 'underlay 1500 - VXLAN 50 - WireGuard 60: networks are encrypted by default');
   await rejectsWith(c.networks.create('u', 'default', { name: 'other', subnet: '10.1.2.128/25' }), 'WEFT_OVERLAP', /overlaps network default\/contiv-net \(10\.1\.2\.0\/24\)/, 'subnet');
   await c.policies.create('u', 'default', { name: 'db-policy' });
@@ -63,13 +62,30 @@ test('references must exist: group on a missing network, rule naming a missing g
   await rejectsWith(c.networks.create('u', 'nope', { name: 'n', subnet: '10.9.0.0/24' }), 'WEFT_NOT_FOUND', /tenant nope/);
 });
 
+test('a network\'s VNI says nothing of the other tenants\' networks: it is taken at random in the range, not lowest-free', async () => {
+  const c = await fresh();
+  await c.tenants.create('u', { name: 'other' });
+  const vnis: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    // Another tenant's network comes and goes between each: lowest-free, ours would follow its count.
+    await c.networks.create('u', 'other', { name: `o${i}`, subnet: `10.9.${i}.0/24` });
+    vnis.push((await c.networks.create('u', 'default', { name: `n${i}`, subnet: `10.8.${i}.0/24` })).vni);
+    if (i % 2) await c.networks.remove('u', 'other', `o${i}`);
+  }
+  assert.ok(vnis.every((v) => v >= 10000 && v <= 19999), vnis.join(' '));
+  assert.equal(new Set(vnis).size, 12);
+  const sorted = [...vnis].sort((a, b) => a - b);
+  // Twelve picks of 10,000 in a row by chance: about once in 10^44.
+  assert.ok(sorted[11]! - sorted[0]! > 24, `spread over the range, not the next ones free: ${vnis.join(' ')}`);
+});
+
 test('endpoints: lowest free address, pools honoured, released on delete, exhaustion is an error', async () => {
   const c = await fresh();
-  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/29' });
+  const net = await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/29' });
   await c.groups.create('u', 'default', { name: 'pool', network: 'net', ipPool: '10.0.0.5-10.0.0.6' });
   const req = { tenant: 'default', network: 'net', host: 'h1', ifname: 'eth0' };
   const e1 = await c.endpoints.create('a', { ...req, containerId: 'c1' });
-  assert.deepEqual([e1.ip, e1.gateway, e1.prefixLength, e1.mac, e1.mtu, e1.vni], ['10.0.0.2', '10.0.0.1', 29, '02:57:0a:00:00:02', 1390, 10000]);
+  assert.deepEqual([e1.ip, e1.gateway, e1.prefixLength, e1.mac, e1.mtu, e1.vni], ['10.0.0.2', '10.0.0.1', 29, '02:57:0a:00:00:02', 1390, net.vni]);
   const p1 = await c.endpoints.create('a', { ...req, containerId: 'p1', group: 'pool' });
   assert.equal(p1.ip, '10.0.0.5');
   assert.equal(p1.labels.group, 'pool');
@@ -121,13 +137,13 @@ test('optimistic concurrency: a stale If-Match revision is refused', async () =>
 
 test('services take their VIP from the network book; global range must keep VNIs in use', async () => {
   const c = await fresh();
-  await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });
+  const net = await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/24' });
   const s = await c.services.create('u', 'default', { name: 'svc', network: 'net', selector: { group: 'db' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] });
   assert.equal(s.vip, '10.0.0.2');
   const e = await c.endpoints.create('a', { tenant: 'default', network: 'net', host: 'h', ifname: 'eth0', containerId: 'x' });
   assert.equal(e.ip, '10.0.0.3');
   await c.services.remove('u', 'default', 'svc');
-  await rejectsWith(c.global.update('u', { vxlanRange: '20000-20010' }), 'WEFT_IN_USE', /network default\/net \(10000\)/, 'vxlanRange');
+  await rejectsWith(c.global.update('u', { vxlanRange: '20000-20010' }), 'WEFT_IN_USE', new RegExp(`network default/net \\(${net.vni}\\)`), 'vxlanRange');
 });
 
 test('a host is up while its agent heartbeats, and down after the timeout', async () => {

@@ -52,8 +52,12 @@ export async function releaseAddress(book: AddressBook, ip: number): Promise<voi
   if (offset >= 0 && offset < book.size) await book.release(offset);
 }
 
-/** Lowest unused VNI in the range, or the requested one when free. */
-export function allocateVni(range: { first: number; last: number }, used: ReadonlySet<number>, requested?: number): number {
+/**
+ * The requested VNI when free, else the first unused one from `start` places into the range on (wrapping).
+ * The server starts at a random place: handed out lowest-free, a VNI told any tenant how many networks
+ * the others have, and each new one when theirs came and went (DESIGN §10: no counts across tenants).
+ */
+export function allocateVni(range: { first: number; last: number }, used: ReadonlySet<number>, requested?: number, start = 0): number {
   if (requested !== undefined) {
     if (requested < range.first || requested > range.last) {
       throw new WeftError('WEFT_INVALID_VALUE', `vni: ${requested} is outside the global vxlanRange ${range.first}-${range.last}`, { field: 'vni' });
@@ -61,6 +65,10 @@ export function allocateVni(range: { first: number; last: number }, used: Readon
     if (used.has(requested)) throw new WeftError('WEFT_EXISTS', `vni: ${requested} is already used by another network`, { field: 'vni' });
     return requested;
   }
-  for (let v = range.first; v <= range.last; v++) if (!used.has(v)) return v;
+  const size = range.last - range.first + 1;
+  for (let k = 0; k < size; k++) {
+    const v = range.first + ((start + k) % size);
+    if (!used.has(v)) return v;
+  }
   throw new WeftError('WEFT_POOL_EXHAUSTED', `the global vxlanRange ${range.first}-${range.last} has no free VNI left`);
 }

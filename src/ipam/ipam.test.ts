@@ -101,9 +101,12 @@ test('subtracting ranges agrees with address-by-address subtraction, for holes t
   assert.deepEqual(subtractRanges({ first: 5, last: 9 }, [{ first: 0, last: 20 }]), []);
 });
 
-test('VNIs: lowest unused, requested in range and unused', () => {
+test('VNIs: the first unused from where the search starts, wrapping; requested in range and unused', () => {
   const range = { first: 10, last: 12 };
   assert.equal(allocateVni(range, new Set([10, 11])), 12);
+  assert.equal(allocateVni(range, new Set([10]), undefined, 2), 12, 'from the third');
+  assert.equal(allocateVni(range, new Set([12]), undefined, 2), 10, 'past the end it wraps');
+  assert.equal(allocateVni(range, new Set([10, 12]), undefined, 5), 11, 'a start past the size wraps too');
   assert.throws(() => allocateVni(range, new Set([10, 11, 12])), /no free VNI/);
   assert.throws(() => allocateVni(range, new Set(), 13), /outside/);
   assert.throws(() => allocateVni(range, new Set([11]), 11), /already used/);

@@ -135,7 +135,7 @@ test('endpoint API answers what agents need; delete is idempotent and frees the 
   const body = { tenant: 'default', network: 'contiv-net', group: 'db', containerId: 'abc123', host: 'node1', ifname: 'eth0' };
   const r = await api.call('POST', '/api/v1/endpoints', body);
   assert.equal(r.status, 201, JSON.stringify(r.json));
-  assert.deepEqual([r.json.ip, r.json.prefixLength, r.json.gateway, r.json.mtu, r.json.vni], ['10.1.2.2', 24, '10.1.2.1', 1390, 10000]);
+  assert.deepEqual([r.json.ip, r.json.prefixLength, r.json.gateway, r.json.mtu, r.json.vni], ['10.1.2.2', 24, '10.1.2.1', 1390, (await api.call('GET', '/api/v1/tenants/default/networks/contiv-net')).json.vni]);
   assert.match(r.json.mac, /^02:57:/);
   const bad = await api.call('POST', '/api/v1/endpoints', { ...body, containerId: 'x', ifname: 'a-very-long-ifname' });
   assert.deepEqual([bad.status, bad.json.field], [400, 'ifname']);

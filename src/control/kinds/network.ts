@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import {
   V6ONLY_SPAN, WeftError, cidrRange, cidrRange6, checkNetwork, checkNetwork6, checkSubnetSpace, defaultNetworkMtu, formatCidr6, formatIp6, overlaps6, parseCidr6, parseIp6, formatCidr, formatIp, overlaps, parseCidr, parseVxlanRange,
   type DockerNetwork, type Endpoint, type Group, type Network, type NetworkInput, type NetworkLayout6, type Service,
@@ -166,7 +167,8 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const routed = await checkRouted(tx, tenant, input, encap, existing);
     const parent = existing ? existing.parent : input.parent;
     const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
-    const vni = existing?.vni ?? allocateVni(parseVxlanRange(global.vxlanRange), new Set((await usedVnis(tx)).keys()), input.vni);
+    const vxlan = parseVxlanRange(global.vxlanRange);
+    const vni = existing?.vni ?? allocateVni(vxlan, new Set((await usedVnis(tx)).keys()), input.vni, randomInt(vxlan.last - vxlan.first + 1));
     const net: Omit<Network, 'revision' | 'createdAt' | 'updatedAt'> = {
       tenant,
       name: input.name,
