@@ -55,3 +55,32 @@ export async function cLoadRows(c: CLoadContext): Promise<string[]> {
     `| anchor with the C client: the trivial HTTPS server, closed loop (${c.closedConns} connections): rate, p50 / p99 / max; open loop at ${c.openRate} /s: p50 / p99 / max; the client's CPU per request, closed / open | ${a.closed.rate.toFixed(0)} /s, ${latency(a.closed)}; ${latency(a.open)}; ${a.closed.clientUs.toFixed(0)} / ${a.open.clientUs.toFixed(0)} µs | (anchor) |`,
   ];
 }
+
+/** One closed loop of the lean client, as bench:api's `allocations` runs it: rate and latency. */
+export type LeanLoop = (net: string, subnet: string) => Promise<{ rate: number; lat: { p50: number; p99: number } }>;
+
+/**
+ * BENCH_PARTS=clients: the lean client and the C client alternated on one server, `rounds` times each,
+ * a fresh /18 each loop: does the client's CPU on the shared cores move the rate or the tail? With the
+ * server's CPU per allocation and each client's own per request.
+ */
+export async function clientRows(c: CLoadContext, lean: LeanLoop, rounds: number): Promise<string[]> {
+  if (!haveHttpload()) return ['| lean and C clients alternated | weft-httpload not built: it needs libssl-dev | — |'];
+  const target = { url: c.url, ca: c.ca, cert: c.host.cert, key: c.host.key };
+  const rows: string[] = [];
+  const measured = async <T>(f: () => Promise<T>): Promise<[T, number, number]> => {
+    const s0 = cpuSeconds(c.serverPid);
+    const m0 = process.cpuUsage();
+    const r = await f();
+    const m = process.cpuUsage(m0);
+    return [r, ((cpuSeconds(c.serverPid) - s0) * 1e6) / c.closedCount, (m.user + m.system) / c.closedCount];
+  };
+  for (let k = 0; k < rounds; k++) {
+    const [l, ls, lc] = await measured(() => lean(`ab-lean-${k}`, `10.${92 + 2 * k}.0.0/18`));
+    rows.push(`| round ${k + 1}, lean client (Node), ${c.closedConns} connections, ${c.closedCount} allocations: rate, p50 / p99; server CPU per allocation; client CPU per request | ${l.rate.toFixed(0)} /s, ${ms(l.lat.p50)} / ${ms(l.lat.p99)}; ${ls.toFixed(0)} µs; ${lc.toFixed(0)} µs | (A/B) |`);
+    await c.network(`ab-c-${k}`, `10.${93 + 2 * k}.0.0/18`);
+    const [r, rs] = await measured(() => httpload(target, '/api/v1/endpoints', body(`ab-c-${k}`), c.closedConns, c.closedCount, 0));
+    rows.push(`| round ${k + 1}, C client (weft-httpload), the same | ${r.rate.toFixed(0)} /s, ${ms(r.lat.p50)} / ${ms(r.lat.p99)}; ${rs.toFixed(0)} µs; ${r.clientUs.toFixed(0)} µs | (A/B) |`);
+  }
+  return rows;
+}

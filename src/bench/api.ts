@@ -17,7 +17,7 @@ import { Anchor } from './scale-anchor.js';
 import { cpuSeconds, mib, rssBytes } from './procstat.js';
 import { LeanPool } from './lean-https.js';
 import { explainRows } from './api-explain.js';
-import { cLoadRows } from './api-cload.js';
+import { cLoadRows, clientRows } from './api-cload.js';
 
 const ENDPOINTS = Number(process.env['BENCH_ENDPOINTS'] ?? 10_000);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 32);
@@ -369,6 +369,7 @@ try {
   const admin = { token: srv.token };
   const rows: string[] = [];
   if (PARTS.has('alloc')) rows.push(...(await allocationRows(url, admin)));
+  if (PARTS.has('clients')) rows.push(...(await clientsRows(url, admin)));
   if (PARTS.has('dual')) rows.push(...(await dualRows(url, admin)));
   if (PARTS.has('fanout')) rows.push(...(await fanoutRows(url, admin)));
   if (PARTS.has('handshake')) rows.push(...(await handshakeRows(url, admin)));
@@ -464,6 +465,23 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
       `| one at a time, with ${ported.endpoints.toLocaleString('en')} endpoints in the cluster: an allocation publishing a host port ÷ a plain one, p50 (${ported.plain.p50.toFixed(2)} / ${ported.ported.p50.toFixed(2)} ms; ${PORTED} of each, interleaved) / failures | ${(ported.ported.p50 / ported.plain.p50).toFixed(2)}× / ${ported.failures} | ≤ 1.5× / 0 (#13: no cost in proportion to the cluster) |`,
       `| the server's peak resident memory after these rows (VmHWM; its old generation may grow 4× its live size before a major collection: --heap-growing-percent=300) | ${mib(rssBytes(serverPid, 'VmHWM'))} | (recorded) |`,
     ];
+  } finally {
+    pool.close();
+  }
+}
+
+/** BENCH_PARTS=clients (not in the default parts): the lean and the C client alternated (api-cload.ts). */
+async function clientsRows(url: URL, admin: Caller): Promise<string[]> {
+  const host = await joinHost(url, admin);
+  if (!('cert' in host)) throw new Error('the bench host has no certificate');
+  const pool = await LeanPool.open(url, CLIENTS, { ca, cert: host.cert, key: host.key });
+  try {
+    const lean: Send = (body) => pool.request('POST', '/api/v1/endpoints', body);
+    await allocations(url, admin, lean, 'ab-warmup', '10.62.0.0/20', WARMUP);
+    return await clientRows({
+      url, ca, host, serverPid, network: (name, subnet) => createNetwork(url, admin, name, subnet),
+      closedCount: ENDPOINTS, closedConns: CLIENTS, openCount: OPEN_COUNT, openConns: OPEN_CLIENTS, openRate: 5000,
+    }, (net, subnet) => allocations(url, admin, lean, net, subnet, ENDPOINTS), Number(process.env['BENCH_AB_ROUNDS'] ?? 3));
   } finally {
     pool.close();
   }
