@@ -32,6 +32,8 @@ const HANDSHAKES = Number(process.env['BENCH_HANDSHAKES'] ?? 200);
 type Caller = { token: string } | { cert: string; key: string };
 let ca = '';
 let agent: https.Agent | undefined;
+/** The bench host's join (asHost): once a run. */
+let joined: Promise<Caller> | undefined;
 
 function call(url: URL, method: string, path: string, who: Caller, body?: unknown, via: https.Agent | false | undefined = agent): Promise<{ status: number; body: string }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -388,12 +390,19 @@ try {
   if (process.env['BENCH_SERVER_LOG']) writeServerLog(srv, process.env['BENCH_SERVER_LOG']);
 }
 
-async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
-  const host = await joinHost(url, admin);
+/** Joins as the bench host (once) and opens CLIENTS lean connections with its certificate; `lean` allocates over them. */
+async function asHost(url: URL, admin: Caller): Promise<{ host: { cert: string; key: string }; pool: LeanPool; lean: Send }> {
+  // Joined once a run: a host that has joined gets no second join token (each part asked for one, so
+  // parts after the first failed with "token: is required").
+  const host = await (joined ??= joinHost(url, admin));
   if (!('cert' in host)) throw new Error('the bench host has no certificate');
   const pool = await LeanPool.open(url, CLIENTS, { ca, cert: host.cert, key: host.key });
+  return { host, pool, lean: (body) => pool.request('POST', '/api/v1/endpoints', body) };
+}
+
+async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
+  const { host, pool, lean } = await asHost(url, admin);
   try {
-    const lean: Send = (body) => pool.request('POST', '/api/v1/endpoints', body);
     const viaNode: Send = (body) => post(url, '/api/v1/endpoints', host, body);
     // A cold server's first requests wait for V8 to compile the hot paths; measure that once, separately,
     // then measure the steady state the targets are about.
@@ -472,11 +481,8 @@ async function allocationRows(url: URL, admin: Caller): Promise<string[]> {
 
 /** BENCH_PARTS=clients (not in the default parts): the lean and the C client alternated (api-cload.ts). */
 async function clientsRows(url: URL, admin: Caller): Promise<string[]> {
-  const host = await joinHost(url, admin);
-  if (!('cert' in host)) throw new Error('the bench host has no certificate');
-  const pool = await LeanPool.open(url, CLIENTS, { ca, cert: host.cert, key: host.key });
+  const { host, pool, lean } = await asHost(url, admin);
   try {
-    const lean: Send = (body) => pool.request('POST', '/api/v1/endpoints', body);
     await allocations(url, admin, lean, 'ab-warmup', '10.62.0.0/20', WARMUP);
     return await clientRows({
       url, ca, host, serverPid, network: (name, subnet) => createNetwork(url, admin, name, subnet),
@@ -495,13 +501,10 @@ async function clientsRows(url: URL, admin: Caller): Promise<string[]> {
  * ratios are medians of per-round ratios.
  */
 async function dualRows(url: URL, admin: Caller): Promise<string[]> {
-  const host = await joinHost(url, admin);
-  if (!('cert' in host)) throw new Error('the bench host has no certificate');
-  const pool = await LeanPool.open(url, CLIENTS, { ca, cert: host.cert, key: host.key });
+  const { host, pool, lean } = await asHost(url, admin);
   const rounds = Number(process.env['BENCH_DUAL_ROUNDS'] ?? 6);
   const count = Number(process.env['BENCH_DUAL_COUNT'] ?? 5000);
   try {
-    const lean: Send = (body) => pool.request('POST', '/api/v1/endpoints', body);
     await allocations(url, admin, lean, 'dwarm4', '10.100.0.0/16', WARMUP);
     await allocations(url, admin, lean, 'dwarm6', '10.101.0.0/16', WARMUP, 'fd00:101::/64');
     await allocations(url, admin, lean, 'dwarmo', undefined, WARMUP, 'fd00:102::/64');
