@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBounded, readConfig, resolveTarget, resolveToken, writeConfig } from './config.js';
@@ -157,12 +158,12 @@ function beside(script: string): Promise<number | null> {
   return new Promise((resolve) => child.on('exit', resolve));
 }
 
-test('a FIFO named on the command line is read whether its writer opens before or after weft; with no writer, weft gives up after its wait, naming it', async () => {
+test('a FIFO named on the command line is read whether its writer opens before or after weft; with no writer, or no data, weft gives up after its wait, naming it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-fifo-'));
   try {
     const fifo = join(dir, 'p');
     execFileSync('mkfifo', [fifo]);
-    // The writer opens 0.4 s after weft: until then the FIFO reads end-of-file, which is not the end.
+    // The writer opens 0.4 s after weft: a non-blocking open read end-of-file until then.
     let wrote = beside(`sleep 0.4; printf 'kind: Tenant\n' > '${fifo}'`);
     assert.equal(readBounded(fifo, 1 << 20, '--filename'), 'kind: Tenant\n');
     assert.equal(await wrote, 0);
@@ -175,25 +176,48 @@ test('a FIFO named on the command line is read whether its writer opens before o
     wrote = beside(`sleep 0.3; { sleep 0.3; } > '${fifo}'`);
     assert.throws(() => resolveToken({ tokenFile: fifo }, {}), isUsage(/--token-file: .* is empty/));
     assert.equal(await wrote, 0);
-    const t0 = Date.now();
-    assert.throws(() => readBounded(fifo, 1 << 20, '--filename', { fifoWaitMs: 300 }), /^Error: --filename: .*\/p is a FIFO and no writer opened it in 0\.3 s$/);
+    // No writer: weft gives up after its wait, naming the file and what it waited for. A writer that came
+    // and went with nothing before weft looked reads the same (a review's case: `make-yaml > p` failing).
+    let t0 = Date.now();
+    assert.throws(() => readBounded(fifo, 1 << 20, '--filename', { writerWaitMs: 300 }), /^Error: --filename: .*\/p is a FIFO, and in 0\.3 s no writer held it open \(or one came and went with nothing\)$/);
     assert.ok(Date.now() - t0 >= 300 && Date.now() - t0 < 5000, `gave up after ${Date.now() - t0} ms`);
+    // A writer that holds it open and never writes: weft gives up after its wait for the next piece.
+    wrote = beside(`sleep 1.5 > '${fifo}'`);
+    t0 = Date.now();
+    assert.throws(() => readBounded(fifo, 1 << 20, '--filename', { idleWaitMs: 400 }), /^Error: --filename: .*\/p: nothing came through it in 0\.4 s$/);
+    assert.ok(Date.now() - t0 < 1400, `gave up after ${Date.now() - t0} ms`);
+    assert.equal(await wrote, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('an anonymous pipe (/dev/stdin, <(…)) ends where its writer ends, without waiting: it was made with its writer', () => {
+test('standard input named as /dev/stdin or /dev/fd/0 is read through the descriptor weft was given: a pipe ends at its end without waiting', () => {
   const script = `import { readBounded } from ${JSON.stringify(new URL('./config.js', import.meta.url).href)};
-const t0 = Date.now(); const text = readBounded('/dev/stdin', 1 << 20, '--filename', { fifoWaitMs: 30000 });
+const t0 = Date.now(); const text = readBounded(process.env.AS, 1 << 20, '--filename', { writerWaitMs: 30000, idleWaitMs: 30000 });
 process.stdout.write(JSON.stringify({ text, ms: Date.now() - t0 }));`;
   // Through a shell's pipe: node's own child stdio are sockets, which /dev/stdin cannot be opened on.
-  for (const input of ['', 'kind: Tenant\n']) {
-    const out = JSON.parse(execFileSync('sh', ['-c', 'printf "%s" "$INPUT" | "$NODE" --input-type=module -e "$SCRIPT"'], {
-      env: { ...process.env, INPUT: input, NODE: process.execPath, SCRIPT: script }, encoding: 'utf8',
-    })) as { text: string; ms: number };
-    assert.equal(out.text, input);
-    assert.ok(out.ms < 5000, `read in ${out.ms} ms`);
+  for (const as of ['/dev/stdin', '/dev/fd/0', '-']) {
+    for (const input of ['', 'kind: Tenant\n']) {
+      const out = JSON.parse(execFileSync('sh', ['-c', 'printf "%s" "$INPUT" | "$NODE" --input-type=module -e "$SCRIPT"'], {
+        env: { ...process.env, INPUT: input, NODE: process.execPath, SCRIPT: script, AS: as }, encoding: 'utf8',
+      })) as { text: string; ms: number };
+      assert.equal(out.text, input, as);
+      assert.ok(out.ms < 5000, `${as}: read in ${out.ms} ms`);
+    }
+  }
+});
+
+test('a config file that is a socket is refused naming it, before anything opens it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-sock-'));
+  const srv = createServer();
+  try {
+    mkdirSync(join(dir, 'weft'), { recursive: true });
+    await new Promise<void>((r) => srv.listen(join(dir, 'weft', 'config.json'), r));
+    assert.throws(() => readConfig({ XDG_CONFIG_HOME: dir }), isUsage(/config\.json is a socket, not a regular file; fix or delete it/));
+  } finally {
+    await new Promise((r) => srv.close(r));
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

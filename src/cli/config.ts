@@ -220,14 +220,18 @@ export function readLocal(name: string): string | undefined {
 /** A CA bundle larger than this is not one (the system's whole bundle is ~220 KB). */
 const MAX_CA_BYTES = 4 << 20;
 
-/** How long an explicit FIFO may wait for its writer before the command gives up (`cat` would wait for ever). */
-export const FIFO_WAIT_MS = 60_000;
+/** How long a FIFO named on the command line may wait for its writer. */
+export const FIFO_WAIT_MS = 10_000;
+/** How long a file named on the command line may keep weft waiting for its next piece. */
+export const IDLE_WAIT_MS = 60_000;
 
 export interface ReadOptions {
   /** Only a regular file (or a link to one): for a file read on every command, which must never wait. */
   regularOnly?: boolean;
-  /** How long a FIFO may wait for a writer to open it (FIFO_WAIT_MS). */
-  fifoWaitMs?: number;
+  /** How long a FIFO may wait for a writer (FIFO_WAIT_MS). */
+  writerWaitMs?: number;
+  /** How long any file may wait for its next piece (IDLE_WAIT_MS). */
+  idleWaitMs?: number;
 }
 
 /** What a file that is not a regular one is, for an error. */
@@ -240,40 +244,49 @@ function kindOf(st: Stats): string {
   return 'not a regular file';
 }
 
-/** Whether `fd` is a pipe without a name (Linux names it `pipe:[inode]`), not a FIFO in the file system. */
-function anonymousPipe(fd: number): boolean {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`).startsWith('pipe:');
-  } catch {
-    return false;
-  }
-}
-
 /** Sleeps the thread a moment: these reads are synchronous, and spinning would take a core. */
 const nap = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** `-`, `/dev/stdin`, `/dev/fd/N`, `/proc/self/fd/N`: a descriptor weft was given (opening it again would open what it points to anew). */
+function heldFd(file: string): number | undefined {
+  if (file === '-' || file === '/dev/stdin') return 0;
+  const m = /^\/(?:dev\/fd|proc\/self\/fd)\/([0-9]{1,6})$/.exec(file);
+  return m ? Number(m[1]) : undefined;
+}
 
 /**
  * Reads a file (or standard input, `-`), refusing it as soon as it passes `max` bytes: `/dev/zero` or an
  * endless pipe is refused at once instead of filling the memory. The error begins with `flag`.
  *
- * Opened non-blocking, so that opening never hangs. A FIFO reads end-of-file while no writer has it
- * open, before its writer came as well as after it left; so an end counts only once a writer was seen
- * (data, or EAGAIN: a writer with nothing yet), and a FIFO named on the command line waits for its
- * writer, as `cat` does, but at most `fifoWaitMs` (`mkfifo p; weft apply -f p & make-yaml > p` works
- * whichever opens first). A writer that comes and goes with nothing between two looks (10 ms apart) is
- * not seen: that reads as no writer. `regularOnly` refuses anything but a regular file at once.
+ * Opened non-blocking, so that opening never hangs, and never waiting without end on a file named on the
+ * command line. A FIFO reads end-of-file while no writer has it open, before its writer came as well as
+ * after it left: an end counts once a writer was seen (data, or EAGAIN: one that has not written yet), and
+ * until then weft waits for one, at most `writerWaitMs` (`mkfifo p; weft apply -f p & make-yaml > p`
+ * works whichever opens first). A writer that came and went with nothing before weft's first look is not
+ * seen (Node cannot block in an open on another thread: a worker's blocked open aborted the process here),
+ * so that reads as none, after the wait. Any file waits at most `idleWaitMs` for its next piece. Standard
+ * input (`-`, `/dev/stdin`, `/dev/fd/N`: read through the descriptor weft was given) may be a terminal
+ * someone types into: no deadline. `regularOnly` refuses anything but a regular file before opening it.
  */
 export function readBounded(file: string, max: number, flag: string, opts: ReadOptions = {}): string {
-  const fd = file === '-' ? 0 : openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  const who = flag === file ? file : `${flag}: ${file}`;
+  const held = heldFd(file);
+  let fd: number;
+  let fifo = false;
+  if (held !== undefined) fd = held;
+  else {
+    const st = statSync(file);
+    if (opts.regularOnly && !st.isFile()) throw new Error(`${who} is ${kindOf(st)}, not a regular file`);
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    fifo = st.isFIFO();
+  }
   try {
-    const st = fd === 0 ? undefined : fstatSync(fd);
-    if (st && !st.isFile() && opts.regularOnly) throw new Error(`${flag}: ${file} is ${kindOf(st)}, not a regular file`);
-    // An anonymous pipe (`<(…)`, /dev/stdin) was made with its writer: its end-of-file is the end.
-    const fifo = st?.isFIFO() === true && !anonymousPipe(fd);
-    const waitUntil = Date.now() + (opts.fifoWaitMs ?? FIFO_WAIT_MS);
+    const writerWaitMs = opts.writerWaitMs ?? FIFO_WAIT_MS;
+    const idleWaitMs = opts.idleWaitMs ?? IDLE_WAIT_MS;
     let writerSeen = !fifo;
     const chunks: Buffer[] = [];
     let total = 0;
+    let last = Date.now();
     const buf = Buffer.alloc(1 << 16);
     for (;;) {
       let n: number;
@@ -281,24 +294,26 @@ export function readBounded(file: string, max: number, flag: string, opts: ReadO
         n = readSync(fd, buf, 0, buf.length, null);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        // A non-blocking standard input or a FIFO's writer with nothing yet: wait a moment rather than spin.
+        // Nothing yet (a writer that has not written, a non-blocking standard input): wait a moment rather than spin.
         writerSeen = true;
+        if (held === undefined && Date.now() - last >= idleWaitMs) throw new Error(`${who}: nothing came through it in ${idleWaitMs / 1000} s`);
         nap(10);
         continue;
       }
       if (n === 0) {
         if (writerSeen) break;
-        if (Date.now() >= waitUntil) throw new Error(`${flag}: ${file} is a FIFO and no writer opened it in ${(opts.fifoWaitMs ?? FIFO_WAIT_MS) / 1000} s`);
+        if (Date.now() - last >= writerWaitMs) throw new Error(`${who} is a FIFO, and in ${writerWaitMs / 1000} s no writer held it open (or one came and went with nothing)`);
         nap(10);
         continue;
       }
       writerSeen = true;
+      last = Date.now();
       total += n;
-      if (total > max) throw new Error(`${flag}: ${file === '-' ? 'standard input' : file} is larger than ${max} bytes`);
+      if (total > max) throw new Error(`${file === '-' ? `${flag}: standard input` : who} is larger than ${max} bytes`);
       chunks.push(Buffer.from(buf.subarray(0, n)));
     }
     return Buffer.concat(chunks).toString('utf8');
   } finally {
-    if (fd !== 0) closeSync(fd);
+    if (held === undefined) closeSync(fd);
   }
 }

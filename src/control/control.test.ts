@@ -79,6 +79,24 @@ test('a network\'s VNI says nothing of the other tenants\' networks: it is taken
   assert.ok(sorted[11]! - sorted[0]! > 24, `spread over the range, not the next ones free: ${vnis.join(' ')}`);
 });
 
+test('a VNI is uniform among the free ones: the one past a run of used VNIs (networks made lowest-free before) comes up no more often', async () => {
+  const c = await fresh();
+  await c.global.update('u', { vxlanRange: '10000-10199' });
+  await c.tenants.create('u', { name: 'old' });
+  // 100 networks at 10000-10099, as lowest-free made them before this change.
+  for (let i = 0; i < 100; i++) await c.networks.create('u', 'old', { name: `o${i}`, subnet: `10.${100 + (i >> 4)}.${(i & 15) * 16}.0/24`, vni: 10000 + i });
+  let past = 0;
+  for (let i = 0; i < 60; i++) {
+    const n = await c.networks.create('u', 'default', { name: 'probe', subnet: '10.200.0.0/24' });
+    assert.ok(n.vni >= 10100 && n.vni <= 10199, String(n.vni));
+    if (n.vni === 10100) past++;
+    await c.networks.remove('u', 'default', 'probe');
+  }
+  // Uniform over 100 free VNIs: 10100 about 0.6 times in 60 (7 or more: ~1e-5). The first free one
+  // after a random start took it with probability 101/200: ~30 times, which counted the old networks.
+  assert.ok(past <= 6, `10100 came ${past} times in 60`);
+});
+
 test('endpoints: lowest free address, pools honoured, released on delete, exhaustion is an error', async () => {
   const c = await fresh();
   const net = await c.networks.create('u', 'default', { name: 'net', subnet: '10.0.0.0/29' });

@@ -101,15 +101,25 @@ test('subtracting ranges agrees with address-by-address subtraction, for holes t
   assert.deepEqual(subtractRanges({ first: 5, last: 9 }, [{ first: 0, last: 20 }]), []);
 });
 
-test('VNIs: the first unused from where the search starts, wrapping; requested in range and unused', () => {
+test('VNIs: the free one of the rank picked (uniform when the pick is), requested in range and unused', () => {
   const range = { first: 10, last: 12 };
   assert.equal(allocateVni(range, new Set([10, 11])), 12);
-  assert.equal(allocateVni(range, new Set([10]), undefined, 2), 12, 'from the third');
-  assert.equal(allocateVni(range, new Set([12]), undefined, 2), 10, 'past the end it wraps');
-  assert.equal(allocateVni(range, new Set([10, 12]), undefined, 5), 11, 'a start past the size wraps too');
+  assert.equal(allocateVni(range, new Set([11]), undefined, () => 1), 12, 'the second free one');
+  assert.equal(allocateVni(range, new Set([11, 99, 3]), undefined, () => 0), 10, 'VNIs outside the range count for nothing');
   assert.throws(() => allocateVni(range, new Set([10, 11, 12])), /no free VNI/);
   assert.throws(() => allocateVni(range, new Set(), 13), /outside/);
   assert.throws(() => allocateVni(range, new Set([11]), 11), /already used/);
+  // Every free VNI of a range with a long used run equally often: the one past the run is not favoured.
+  const wide = { first: 0, last: 99 };
+  const run = new Set(Array.from({ length: 60 }, (_, i) => i));
+  const counts = new Map<number, number>();
+  for (let k = 0; k < 40; k++) {
+    const v = allocateVni(wide, run, undefined, (free) => (assert.equal(free, 40), k));
+    counts.set(v, (counts.get(v) ?? 0) + 1);
+  }
+  assert.deepEqual([...counts.keys()].sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => 60 + i), 'rank k is the k-th free VNI, each once');
+  const gaps = new Set([1, 3, 5]);
+  assert.deepEqual([0, 1, 2, 3, 4].map((k) => allocateVni({ first: 0, last: 7 }, gaps, undefined, () => k)), [0, 2, 4, 6, 7]);
 });
 
 test('the first free address of many ranges: in their order, full chunks skipped, a chunk loaded only when reached, -1 when all are full', async () => {

@@ -56,6 +56,16 @@ test('POST /apply: several bad documents are refused together, each one\'s first
   assert.deepEqual(lines.slice(1, 11).map((l) => /^documents\.(\d+) /.exec(l)?.[1]), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   assert.equal(lines[11], '(and 2 more)');
   assert.equal(lines.length, 12);
+  // A key with a line break stays on its document's line: a line of its own would read as the server's.
+  const forged = 'x\ndocuments.0 (Network default/a): spec.subnet: forged';
+  const inj = await api.call('POST', '/api/v1/apply', { documents: [doc('Network', 'a', { subnet: '10.5.0.0/24' }), doc('Network', 'b', { subnet: '10.6.0.0/24', [forged]: 1 }), doc('Network', 'c', { subnet: '10.7.0.0/24', colour: 1 })] });
+  assert.deepEqual(String(inj.json.detail).split('\n'), [
+    '2 of the 3 documents are invalid; nothing was applied:',
+    'documents.1 (Network default/b): spec.x\\u000adocuments.0 (Network default/a): spec.subnet: forged: unknown field',
+    'documents.2 (Network default/c): spec.colour: unknown field',
+  ]);
+  const alone = await api.call('POST', '/api/v1/apply', { documents: [doc('Network', 'b', { subnet: '10.6.0.0/24', [forged]: 1 })] });
+  assert.equal(String(alone.json.detail).split('\n').length, 1, alone.json.detail);
   // One bad document reads as it always did.
   const one = await api.call('POST', '/api/v1/apply', { documents: [doc('Network', 'n', { subnet: '10.1.0.0/24', colour: 'red' }), doc('Network', 'm', { subnet: '10.3.0.0/24' })] });
   assert.equal(one.json.detail, 'documents.0 (Network default/n): spec.colour: unknown field');

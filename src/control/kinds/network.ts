@@ -168,7 +168,7 @@ export const networkKind: KindDef<NetworkInput, Network> = {
     const parent = existing ? existing.parent : input.parent;
     const encrypt = encap === 'macvlan' || encap === 'routed' ? false : existing ? existing.encrypt ?? true : input.encrypt ?? true;
     const vxlan = parseVxlanRange(global.vxlanRange);
-    const vni = existing?.vni ?? allocateVni(vxlan, new Set((await usedVnis(tx)).keys()), input.vni, randomInt(vxlan.last - vxlan.first + 1));
+    const vni = existing?.vni ?? allocateVni(vxlan, new Set((await usedVnis(tx)).keys()), input.vni, (free) => randomInt(free));
     const net: Omit<Network, 'revision' | 'createdAt' | 'updatedAt'> = {
       tenant,
       name: input.name,

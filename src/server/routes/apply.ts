@@ -61,6 +61,13 @@ function docOf(d: ApplyDocument, index: number, defaultTenant: string, remove: b
 export const LISTED_DOCUMENT_ERRORS = 10;
 
 /**
+ * A document's error on one line: a key of the body (echoed as the field) may hold a line break, and a
+ * line of its own starting `documents.N` would read as the server's, and `weft apply` would put another
+ * document's place in the file before it.
+ */
+const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f\u0085\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/**
  * Every document checked, so that a file with several mistakes is mended in one round: each document's
  * first error (one per document: Ajv's allErrors is unsafe on hostile input), one refusal naming them all,
  * a line each. One error reads as before; the refusal's code and field are the first document's.
@@ -78,8 +85,8 @@ function docsOf(body: ApplyInput): ApplyDoc[] {
   });
   const [first] = bad;
   if (!first) return docs;
-  if (bad.length === 1) throw first;
-  const listed = bad.slice(0, LISTED_DOCUMENT_ERRORS).map((e) => e.message);
+  if (bad.length === 1) throw oneLine(first.message) === first.message ? first : new WeftError(first.code, oneLine(first.message), first.field !== undefined ? { field: first.field } : {});
+  const listed = bad.slice(0, LISTED_DOCUMENT_ERRORS).map((e) => oneLine(e.message));
   const more = bad.length - listed.length;
   throw new WeftError(first.code, `${bad.length} of the ${body.documents.length} documents are invalid; nothing was applied:\n${listed.join('\n')}${more > 0 ? `\n(and ${more} more)` : ''}`,
     first.field !== undefined ? { field: first.field } : {});
