@@ -64,7 +64,7 @@ export type LeanLoop = (net: string, subnet: string) => Promise<{ rate: number; 
  * a fresh /18 each loop: does the client's CPU on the shared cores move the rate or the tail? With the
  * server's CPU per allocation and each client's own per request.
  */
-export async function clientRows(c: CLoadContext, lean: LeanLoop, rounds: number): Promise<string[]> {
+export async function clientRows(c: Omit<CLoadContext, 'openCount' | 'openConns' | 'openRate'>, lean: LeanLoop, rounds: number): Promise<string[]> {
   if (!haveHttpload()) return ['| lean and C clients alternated | weft-httpload not built: it needs libssl-dev | — |'];
   const target = { url: c.url, ca: c.ca, cert: c.host.cert, key: c.host.key };
   const rows: string[] = [];

@@ -486,7 +486,7 @@ async function clientsRows(url: URL, admin: Caller): Promise<string[]> {
     await allocations(url, admin, lean, 'ab-warmup', '10.62.0.0/20', WARMUP);
     return await clientRows({
       url, ca, host, serverPid, network: (name, subnet) => createNetwork(url, admin, name, subnet),
-      closedCount: ENDPOINTS, closedConns: CLIENTS, openCount: OPEN_COUNT, openConns: OPEN_CLIENTS, openRate: 5000,
+      closedCount: ENDPOINTS, closedConns: CLIENTS,
     }, (net, subnet) => allocations(url, admin, lean, net, subnet, ENDPOINTS), Number(process.env['BENCH_AB_ROUNDS'] ?? 3));
   } finally {
     pool.close();

@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync, fstatSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, existsSync, fchmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync, accessSync, constants, openSync, readSync, closeSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
