@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../testkit/lab.js';
@@ -43,13 +43,29 @@ async function run(name: string, host: number, conflist: string): Promise<any> {
 }
 const c = (name: string) => `${lab.tag}-${name}`;
 const ping = async (from: string, to: string, extra: string[] = []) => (await lab.exec(c(from), ['ping', '-c', '1', '-W', '1', ...extra, to])).code === 0;
+/**
+ * A one-shot iperf3 server in `name` on `port`; `stop` ends it by the pid it wrote (a namespace does not
+ * separate processes: a `pkill -f` there would match any such iperf3 on the machine).
+ */
+async function iperfServer(name: string, port: number, timeoutMs: number): Promise<{ stop(): Promise<void> }> {
+  const pidFile = join(lab.hosts[0]!.dir, `iperf3-${name}-${port}.pid`);
+  const done = lab.exec(c(name), ['iperf3', '-s', '-1', '-p', String(port), '-I', pidFile], { timeoutMs }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    async stop() {
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+      if (pid > 0) try { process.kill(pid, 'SIGTERM'); } catch { /* it had ended */ }
+      await done;
+      rmSync(pidFile, { force: true });
+    },
+  };
+}
+
 /** A TCP connection from `from` to `addr`:`port`, where `to` listens on `listen` (a service's VIP: its target port) (iperf3, 1 s). */
 async function tcp(from: string, to: string, addr: string, port: number, listen = port): Promise<boolean> {
-  const srv = lab.exec(c(to), ['iperf3', '-s', '-1', '-p', String(listen)], { timeoutMs: 10_000 });
-  await new Promise((r) => setTimeout(r, 300));
+  const srv = await iperfServer(to, listen, 10_000);
   const cli = await lab.exec(c(from), ['iperf3', '-c', addr, '-p', String(port), '-t', '1', '--connect-timeout', '1000'], { timeoutMs: 8000 });
-  if (cli.code !== 0) await lab.exec(c(to), ['pkill', '-f', `iperf3 -s -1 -p ${listen}`]).catch(() => undefined);
-  await srv.catch(() => undefined);
+  await srv.stop();
   return cli.code === 0;
 }
 
@@ -135,12 +151,10 @@ test('policy decides IPv6 as it decides IPv4: the same group rule, the same verd
   // Link-local unicast has no class: not forwarded, so it cannot slip past db's rules.
   const ll = linkLocalOf((await lab.exec(c('a1'), ['cat', '/sys/class/net/eth0/address'])).stdout.trim());
   // (iperf3 takes no zone index: a Python connect does.)
-  const srv = lab.exec(c('a1'), ['iperf3', '-s', '-1', '-p', '5202'], { timeoutMs: 8000 });
-  await new Promise((r) => setTimeout(r, 300));
+  const srv = await iperfServer('a1', 5202, 8000);
   const connect = (addr: string) => lab.exec(c('a2'), ['python3', '-c', `import socket; socket.create_connection(('${addr}', 5202), timeout=1).close()`], { timeoutMs: 5000 });
   assert.notEqual((await connect(`${ll}%eth0`)).code, 0, 'what db refuses on its address (a2 on its host) is not reached at its link-local one');
-  await lab.exec(c('a1'), ['pkill', '-f', 'iperf3 -s -1 -p 5202']).catch(() => undefined);
-  await srv.catch(() => undefined);
+  await srv.stop();
   await ok('PATCH', '/api/v1/tenants/default/groups/db', { policies: [] });
   assert.ok(await within(5000, () => tcp('a4', 'a1', ip6.get('a1') as string, 5202), 200) >= 0, 'and with the policy gone, allowed again');
 });

@@ -146,7 +146,16 @@ test('policy holds on routed IPv6: a group rule refuses one endpoint\'s IPv6 con
   await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: [] });
   // (A clean-clone CI run once saw this stay refused for 5 s; not reproduced since: if it comes back, the
   // message says what both tenant namespaces held.)
-  if (await within(5000, async () => (await peerSeenBy('r1', ip6.get('r2') as string)) === ip6.get('r1'), 100) < 0) assert.fail(`and passes again: ${await tenantState()}`);
+  // Each try is kept (when, exit code, what nc printed), so a failure says whether the connection was
+  // refused, timed out, or answered with something else.
+  const tries: string[] = [];
+  const since = Date.now();
+  const passes = async () => {
+    const r = await sh('r1', ['busybox', 'nc', '-w', '1', ip6.get('r2') as string, '8888'], 'x\n');
+    tries.push(`+${Date.now() - since} ms: exit ${r.code}, out ${JSON.stringify(r.stdout)}, err ${JSON.stringify(r.stderr)}`);
+    return r.stdout.trim().replace(/^::ffff:/, '') === ip6.get('r1');
+  };
+  if (await within(5000, passes, 100) < 0) assert.fail(`and passes again: tries:\n${tries.join('\n')}\n${await tenantState()}`);
   // Outside IPv6 addresses are decided by the IPv6 CIDRs they are in.
   await api('POST', '/api/v1/tenants/red/policies', { name: 'no-outside', rules: [{ id: '1', direction: 'in', action: 'deny', protocol: 'tcp', ports: '8888', fromCidr: 'fd98::/64' }] });
   await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: ['no-outside'] });

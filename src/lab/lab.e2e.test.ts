@@ -21,6 +21,27 @@ function labLogs(): string {
   return logs(dir).map((f) => `--- ${f}\n${readFileSync(f, 'utf8').split('\n').slice(-15).join('\n')}`).join('\n');
 }
 
+/**
+ * Runs the body, then `lab down` whatever happened. The body's failure is the one reported (a down
+ * check in a `finally` would replace it); after a passing body, a down that stopped another number of
+ * processes than expected fails with what had already exited and the lab's logs.
+ */
+async function thenDown(processes: number, what: string, body: () => Promise<void>): Promise<void> {
+  let failure: unknown;
+  try {
+    await body();
+  } catch (e) {
+    failure = e;
+  }
+  const logs = labLogs();
+  const down = await weft(['down']);
+  if (failure instanceof Error) failure.message += `\n(lab down afterwards: ${down.stdout.trim()} ${down.stderr.trim()})`;
+  if (failure) throw failure;
+  assert.equal(down.code, 0, down.stderr);
+  assert.match(down.stdout, new RegExp(`stopped ${processes} processes`), `${what}\n${down.stderr}\n${logs}`);
+  assert.doesNotMatch(down.stderr, /already exited/, `${what}\n${logs}`);
+}
+
 after(async () => {
   await weft(['down']);
   rmSync(dir, { recursive: true, force: true });
@@ -39,7 +60,7 @@ test('weft lab: up 2 hosts, containers on both talk over the overlay, down remov
   assert.equal((await api(['net', 'create', '-s', '10.1.2.0/24', 'n'])).code, 0);
   assert.ok(await within(5000, async () => existsSync(join(dir, 'host2', 'net.d', 'weft-default-n.conflist'))) >= 0);
   const srv = spawn(process.execPath, [WEFT_BIN, 'lab', '--dir', dir, 'run', 'host1', '--network', 'weft-default-n', '--name', 'srv', '--', 'busybox', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat'], { stdio: 'ignore' });
-  try {
+  await thenDown(4, 'server, two agents and the running srv', async () => {
     assert.ok(await within(5000, async () => (await api(['endpoint', 'ls', '-q'])).stdout.trim().length > 0) >= 0, 'srv is plugged in');
     await new Promise((r) => setTimeout(r, 300));
     // Up to five tries: host2's agent learns srv's endpoint by the watch, under CI load in a second or so.
@@ -50,11 +71,7 @@ test('weft lab: up 2 hosts, containers on both talk over the overlay, down remov
     const status = await weft(['status']);
     assert.match(status.stdout, /host1\s+198\.19\.\d+\.11\s+pid \d+ running\s+up/);
     assert.equal((await api(['endpoint', 'ls', '-q'])).stdout.trim().split('\n').length, 1, 'the finished run released its endpoint');
-  } finally {
-    const down = await weft(['down']);
-    assert.equal(down.code, 0, down.stderr);
-    assert.match(down.stdout, /stopped 4 processes/, 'server, two agents and the running srv');
-  }
+  });
   assert.ok(await within(3000, async () => srv.exitCode !== null || srv.signalCode !== null) >= 0, 'the lab run was stopped');
   assert.deepEqual(ours(), [], 'no namespace of the lab is left');
   const links = await runWeft(['lab', '--dir', dir, 'env'], {});
@@ -77,7 +94,7 @@ test("weft lab up --store etcd: the issue's example by name across 3 hosts, a se
   }
   assert.ok(await within(5000, async () => existsSync(join(dir, 'host3', 'net.d', 'weft-default-app.conflist'))) >= 0);
   const db1 = spawn(process.execPath, [WEFT_BIN, 'lab', '--dir', dir, 'run', 'host1', '--network', 'weft-default-db', '--name', 'db1', '--', 'nc', '-ll', '-p', '8888', '-e', '/bin/cat'], { stdio: 'ignore' });
-  try {
+  await thenDown(9, '3 etcd members, 2 servers, 3 agents, the running db1', async () => {
     assert.ok(await within(5000, async () => (await api(['endpoint', 'ls', '-q'])).stdout.trim().length > 0) >= 0, 'db1 is plugged in');
     await new Promise((r) => setTimeout(r, 300));
     // As in the issue, then the service by name and VIP from the app group (app1 is in db, and so one of
@@ -97,10 +114,7 @@ test("weft lab up --store etcd: the issue's example by name across 3 hosts, a se
     }
     const status = await weft(['status']);
     assert.match(status.stdout, /host3\s+198\.19\.\d+\.13\s+pid \d+ running\s+up/);
-  } finally {
-    const down = await weft(['down']);
-    assert.match(down.stdout, /stopped 9 processes/, '3 etcd members, 2 servers, 3 agents, the running db1');
-  }
+  });
   assert.deepEqual(ours(), []);
   assert.deepEqual(existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(prefix)) : [], [], 'no resolv.conf of a lab container is left');
 });

@@ -184,10 +184,19 @@ async function stop(pid: number): Promise<void> {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-/** Stops every lab process by pid, then removes every namespace and link named with the lab's prefix. */
-export async function labDown(opts: { dir?: string } = {}): Promise<{ processes: number; namespaces: number }> {
+/**
+ * Stops every lab process by pid, then removes every namespace and link named with the lab's prefix.
+ * `exited` names the recorded processes that had already ended before `down` (a crashed agent, a
+ * server, an etcd member, or a run whose command ended without unplugging), so a lab that lost one
+ * says so rather than only counting one fewer.
+ */
+export async function labDown(opts: { dir?: string } = {}): Promise<{ processes: number; namespaces: number; exited: string[] }> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   let processes = 0;
+  const exited: string[] = [];
+  const end = async (pid: number, what: string): Promise<void> => {
+    if (pid && alive(pid)) { await stop(pid); processes++; } else exited.push(`${what} (pid ${pid})`);
+  };
   let count = 16;
   let prefix = LAB_PREFIX;
   if (existsSync(stateFile(dir))) {
@@ -195,20 +204,17 @@ export async function labDown(opts: { dir?: string } = {}): Promise<{ processes:
     count = Math.max(count, s.count);
     prefix = s.prefix ?? prefix;
     const runs = join(dir, 'runs');
-    for (const f of existsSync(runs) ? readdirSync(runs) : []) {
-      const pid = Number(readFileSync(join(runs, f), 'utf8'));
-      if (alive(pid)) { await stop(pid); processes++; }
-    }
-    for (const h of s.hosts) if (alive(h.agentPid)) { await stop(h.agentPid); processes++; }
-    for (const pid of new Set([s.serverPid, ...(s.serverPids ?? [])])) if (pid && alive(pid)) { await stop(pid); processes++; }
-    for (const pid of s.etcdPids ?? []) if (alive(pid)) { await stop(pid); processes++; }
+    for (const f of existsSync(runs) ? readdirSync(runs) : []) await end(Number(readFileSync(join(runs, f), 'utf8')), `run ${f.replace(/\.pid$/, '')}`);
+    for (const h of s.hosts) await end(h.agentPid, `the agent of ${h.name}`);
+    for (const pid of new Set([s.serverPid, ...(s.serverPids ?? [])])) if (pid) await end(pid, 'a server');
+    for (const [i, pid] of (s.etcdPids ?? []).entries()) await end(pid, `etcd member ${i + 1}`);
   }
   // Only this lab's names: `${prefix}-...` (hosts, underlay, containers) and `${prefix}<N>-...` (tenants).
   const mine = new RegExp(`^${prefix}([0-9]+)?-`);
   const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => mine.test(n)) : [];
   await destroyTopology(runner, prefix, namespaces, count);
   rmSync(dir, { recursive: true, force: true });
-  return { processes, namespaces: namespaces.length };
+  return { processes, namespaces: namespaces.length, exited };
 }
 
 /** Plugs a fresh "container" namespace into a lab network through the real CNI plugin, runs argv in it, then unplugs it. */
