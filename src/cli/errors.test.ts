@@ -95,3 +95,30 @@ test('rm verbs answer -o json with what was deleted (they printed a sentence wha
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("an error's control characters reach the terminal escaped, its line breaks as they are: a server's message or what was typed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-exit-'));
+  const pki = await makeTestPki(dir, []);
+  // A server of another version (or a hostile one the CA vouches for) quoting a key it was sent: a clear
+  // screen (ESC [ 2 J), a C1 CSI, a bell, then a second line.
+  const detail = 'body: unknown field \u001b[2J\u009b31m\u0007x\nsecond line\tend';
+  const problem = { type: 'about:blank', title: 'Invalid', status: 400, code: 'WEFT_INVALID_VALUE', detail };
+  const server = createServer({ cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key) }, (_req, res) =>
+    res.writeHead(400, { 'content-type': 'application/problem+json' }).end(JSON.stringify(problem)));
+  const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+  try {
+    let err = '';
+    const env = { HOME: dir, WEFT_SERVER: `https://127.0.0.1:${port}`, WEFT_TOKEN: 'weft_test', WEFT_CA: pki.ca };
+    assert.equal(await runCli(['tenant', 'ls'], { out: () => undefined, err: (t) => (err += t), env }, {} as Daemons), EXIT.usage);
+    assert.match(err, /unknown field \\x1b\[2J\\x9b31m\\x07x\nsecond line\tend/, err);
+    assert.doesNotMatch(err, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/, 'no control character but the line break and tab');
+    // The CLI's own refusal, echoing a flag's value.
+    err = '';
+    assert.equal(await runCli(['lab', 'run', 'host1', '--network', 'n', '--name', '\u001b]0;owned\u0007', '--', 'true'], { out: () => undefined, err: (t) => (err += t), env }, {} as Daemons), EXIT.usage);
+    assert.match(err, /--name: '\\x1b\]0;owned\\x07' must be/, err);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -42,7 +42,18 @@ function cellText(v: unknown): string {
  * stores; this is the second line, for servers of older versions and anything missed).
  */
 function visible(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, hex);
+}
+
+const hex = (c: string) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+
+/**
+ * A message for the terminal (an error, from the server or echoing what was typed): as `visible`, but
+ * its line breaks and tabs stay (a refused apply lists a document a line). A server's message quotes
+ * names and keys it was sent, and a server of another version may quote anything.
+ */
+export function terminalText(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, hex);
 }
 
 export function renderData(data: unknown, format: Exclude<Format, 'table'>): string {

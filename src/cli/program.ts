@@ -4,6 +4,7 @@ import { normaliseArgv } from './argv.js';
 import { CliError, EXIT, exitCodeForStatus } from './errors.js';
 import { ApiError } from '../client/index.js';
 import { onceEach, type Io } from './kit.js';
+import { terminalText } from './output.js';
 import type { Daemons } from './commands/daemon.js';
 
 type Register = (program: Command, io: Io, daemons: Daemons) => void;
@@ -94,18 +95,18 @@ export async function runCli(argv: readonly string[], io: Io, daemons: Daemons):
       return EXIT.usage;
     }
     if (e instanceof ApiError) {
-      io.err(`weft: ${e.message}\n`);
+      io.err(`weft: ${terminalText(e.message)}\n`);
       return exitCodeForStatus(e.status, e.code);
     }
     if (e instanceof CliError) {
-      io.err(`weft: ${e.message}\n`);
+      io.err(`weft: ${terminalText(e.message)}\n`);
       return e.exitCode;
     }
     if (isWeftError(e)) {
-      io.err(`weft: ${e.message}\n`);
+      io.err(`weft: ${terminalText(e.message)}\n`);
       return exitCodeForStatus(e.status);
     }
-    io.err(`weft: ${(e as Error).stack ?? String(e)}\n`);
+    io.err(`weft: ${terminalText((e as Error).stack ?? String(e))}\n`);
     return EXIT.failed;
   }
 }
