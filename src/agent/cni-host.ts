@@ -128,7 +128,7 @@ export class CniEndpoints implements CniHost {
       // Another host's endpoint is its container's, not ours to release: DEL succeeds for what this host
       // holds (a runtime retries a failed DEL for ever). Unknown to the server, or another host's: still
       // remove a veth of that name from any tenant namespace we hold.
-      if (ep) this.d.log.warn({ endpoint: id, host: ep.host }, 'DEL of an endpoint on another host: only this host\'s leftovers are removed');
+      if (ep) this.d.log.warn({ endpoint: id, endpointHost: ep.host }, 'DEL of an endpoint on another host: only this host\'s leftovers are removed');
       for (const t of this.d.state.tenants.values()) await this.d.datapath.unwire(this.d.endpoints.tenantNs(t.name) as string, names.endpointVeth(id));
     });
   }

@@ -66,7 +66,7 @@ export async function joinWithToken(servers: string[], token: string, dir: strin
     const r = await client.request<{ certificate: string; ca: string }>('POST', '/api/v1/join', { token, csr: csrPem });
     const creds = { host: t.host, key: keyPem, cert: r.certificate, ca };
     save(dir, creds);
-    log.info({ host: t.host, serial: summarize(r.certificate).serial, dir }, 'joined: this host has its own certificate');
+    log.info({ joinedAs: t.host, serial: summarize(r.certificate).serial, dir }, 'joined: this host has its own certificate');
     return creds;
   } finally {
     client.close();

@@ -384,7 +384,7 @@ export class Reconciler {
     this.lastError = error;
     const ms = (a: number, b: number) => Math.round(b - a);
     const end = performance.now();
-    this.log.debug({ all, tenants: tenants.length, conflists: ms(t0, at[0] as number), tunnel: ms(at[0] as number, at[1] as number), ensure: ms(at[1] as number, at[2] as number), host: ms(at[2] as number, end) }, 'pass');
+    this.log.debug({ all, tenants: tenants.length, conflists: ms(t0, at[0] as number), tunnel: ms(at[0] as number, at[1] as number), ensure: ms(at[1] as number, at[2] as number), hostSide: ms(at[2] as number, end) }, 'pass');
     this.idleGc.passed(!all || tenants.length > 0);
   }
 
