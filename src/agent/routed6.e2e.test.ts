@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../testkit/lab.js';
 import { within } from '../testkit/host.js';
@@ -150,12 +150,18 @@ test('policy holds on routed IPv6: a group rule refuses one endpoint\'s IPv6 con
   // refused, timed out, or answered with something else.
   const tries: string[] = [];
   const since = Date.now();
+  const redId = (await api('GET', '/api/v1/tenants/red')).id as number;
+  // Whether each host's tenant namespace still has a policy (its forward chain) when the try fails.
+  const held = async () => (await Promise.all([1, 2].map((i) => runner.run(['ip', 'netns', 'exec', `${lab.tag}${i}-t${redId}`, 'nft', 'list', 'chain', 'inet', 'weft', 'forward'], { allowFailure: true }))))
+    .map((r, i) => `h${i + 1} ${r.code === 0 ? 'has' : 'has no'} forward chain`).join(', ');
   const passes = async () => {
     const r = await sh('r1', ['busybox', 'nc', '-w', '1', ip6.get('r2') as string, '8888'], 'x\n');
-    tries.push(`+${Date.now() - since} ms: exit ${r.code}, out ${JSON.stringify(r.stdout)}, err ${JSON.stringify(r.stderr)}`);
-    return r.stdout.trim().replace(/^::ffff:/, '') === ip6.get('r1');
+    const ok = r.stdout.trim().replace(/^::ffff:/, '') === ip6.get('r1');
+    tries.push(`+${Date.now() - since} ms: exit ${r.code}, out ${JSON.stringify(r.stdout)}, err ${JSON.stringify(r.stderr)}${ok ? '' : `; ${await held()}`}`);
+    return ok;
   };
-  if (await within(5000, passes, 100) < 0) assert.fail(`and passes again: tries:\n${tries.join('\n')}\n${await tenantState()}`);
+  const agentLogs = () => lab.hosts.map((h) => `--- ${h.name} agent.log\n${existsSync(join(h.dir, 'agent.log')) ? readFileSync(join(h.dir, 'agent.log'), 'utf8').split('\n').slice(-20).join('\n') : '(none)'}`).join('\n');
+  if (await within(5000, passes, 100) < 0) assert.fail(`and passes again: tries:\n${tries.join('\n')}\n${agentLogs()}\n${await tenantState()}`);
   // Outside IPv6 addresses are decided by the IPv6 CIDRs they are in.
   await api('POST', '/api/v1/tenants/red/policies', { name: 'no-outside', rules: [{ id: '1', direction: 'in', action: 'deny', protocol: 'tcp', ports: '8888', fromCidr: 'fd98::/64' }] });
   await api('PATCH', '/api/v1/tenants/red/groups/db', { policies: ['no-outside'] });

@@ -7,6 +7,7 @@ import { withOverrides } from '../exec/argv.js';
 import { WeftError } from '../model/index.js';
 import { buildTopology, destroyTopology } from './topology.js';
 import { freeOctets, freePorts } from './free.js';
+import { membersUp } from './etcd-health.js';
 
 /**
  * `weft lab`: a multi-host Weft on one machine. Hosts are network namespaces on a shared underlay; the
@@ -100,16 +101,27 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
     const topo = await buildTopology(runner, prefix, opts.hosts, await freeOctets(runner, '198.18', opts.hosts), (await freeOctets(runner, '198.19', 1))[0] as number);
     if (opts.store === 'etcd') {
       // Three etcd members on loopback and two servers sharing them; agents get both server URLs.
-      const ports = await freePorts(6);
-      const initial = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${ports[i * 2 + 1]}`).join(',');
+      let ports: number[] = [];
       state.store = 'etcd';
-      state.etcdPids = [];
-      for (let i = 0; i < 3; i++) {
-        const url = `http://127.0.0.1:${ports[i * 2]}`;
-        state.etcdPids.push(spawn(`etcd${i}`, ['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
-          '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
-          '--initial-cluster', initial, '--log-level', 'error', '--max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), ...(opts.etcdArgs ?? [])], join(dir, `etcd${i}.log`)));
-        save();
+      for (let attempt = 1; ; attempt++) {
+        ports = await freePorts(6);
+        const initial = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${ports[i * 2 + 1]}`).join(',');
+        state.etcdPids = [];
+        for (let i = 0; i < 3; i++) {
+          const url = `http://127.0.0.1:${ports[i * 2]}`;
+          rmSync(join(dir, `etcd${i}`), { recursive: true, force: true });
+          state.etcdPids.push(spawn(`etcd${i}`, ['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
+            '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
+            '--initial-cluster', initial, '--log-level', 'error', '--max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), ...(opts.etcdArgs ?? [])], join(dir, `etcd${i}.log`)));
+          save();
+        }
+        // All three, before any server: one member short still makes a cluster, and the lab then ran on two.
+        const members = state.etcdPids.map((pid, i) => ({ url: `http://127.0.0.1:${ports[i * 2]}`, pid, log: join(dir, `etcd${i}.log`) }));
+        const trouble = await membersUp(members, alive);
+        if (trouble === undefined) break;
+        for (const pid of state.etcdPids) await stop(pid);
+        if (attempt === 2) throw new WeftError('WEFT_INTERNAL', `the lab's etcd cluster did not come up, twice: ${trouble}`);
+        log(`etcd did not come up (${trouble}); again on other ports`);
       }
       const store = `etcd://${[0, 1, 2].map((i) => `127.0.0.1:${ports[i * 2]}`).join(',')}`;
       const urls: string[] = [];
