@@ -50,7 +50,8 @@ const ping = async (from: string, to: string, extra: string[] = []) => (await la
 async function iperfServer(name: string, port: number, timeoutMs: number): Promise<{ stop(): Promise<void> }> {
   const pidFile = join(lab.hosts[0]!.dir, `iperf3-${name}-${port}.pid`);
   const done = lab.exec(c(name), ['iperf3', '-s', '-1', '-p', String(port), '-I', pidFile], { timeoutMs }).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 300));
+  // iperf3 writes its pid file before it listens: then it is there to be connected to, and stopped.
+  await within(3000, async () => existsSync(pidFile), 50);
   return {
     async stop() {
       const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;

@@ -17,9 +17,11 @@ export async function startAgent(f: AgentFlags): Promise<{ close(): Promise<void
   const trace = process.env['WEFT_EXEC_TRACE'];
   const runner: Runner = trace ? new TracingRunner(new ProcessRunner(), trace) : new ProcessRunner();
   const datapath = datapathOf(f, runner);
-  let log = pino({ level: f.logLevel, base: { proc: 'weft-agent', host: f.host } }, pino.destination(2));
-  const auth = await agentAuth(f, log);
-  log = log.child({ host: auth.host });
+  // The host's name is bound once: as given while joining, then as the server knows it (a child logger
+  // adds its bindings beside the parent's, so binding it in both wrote "host" twice on every line).
+  const base = pino({ level: f.logLevel, base: { proc: 'weft-agent' } }, pino.destination(2));
+  const auth = await agentAuth(f, base.child({ host: f.host }));
+  const log = base.child({ host: auth.host });
   const dnsUpstreams = f.dnsUpstreams ? f.dnsUpstreams.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf());
   const vtepIp = f.vtepIp ?? (await detectUnderlayIp(runner));
   const vtepIp6 = f.vtepIp6 === 'none' ? undefined : f.vtepIp6 ?? (f.datapath === 'linux' ? await detectUnderlayIp6(runner, vtepIp) : undefined);

@@ -116,6 +116,11 @@ test("an error's control characters reach the terminal escaped, its line breaks 
     err = '';
     assert.equal(await runCli(['lab', 'run', 'host1', '--network', 'n', '--name', '\u001b]0;owned\u0007', '--', 'true'], { out: () => undefined, err: (t) => (err += t), env }, {} as Daemons), EXIT.usage);
     assert.match(err, /--name: '\\x1b\]0;owned\\x07' must be/, err);
+    // Commander's own refusals echo argv too.
+    err = '';
+    assert.equal(await runCli(['tenant', 'ls', '--\u001b[2Jx'], { out: () => undefined, err: (t) => (err += t), env }, {} as Daemons), EXIT.usage);
+    assert.match(err, /unknown option '--\\x1b\[2Jx'/, err);
+    assert.doesNotMatch(err, /\u001b/);
   } finally {
     server.closeAllConnections();
     server.close();

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, Client } from '../client/index.js';
 import { resolveTarget } from './config.js';
 import { usage } from './errors.js';
-import { parseFormat, renderData, renderTable, type Column, type Format } from './output.js';
+import { parseFormat, renderData, renderTable, terminalText, type Column, type Format } from './output.js';
 
 /** What every command's action gets: a client for the resolved server, the output format, and printers. */
 export interface Ctx {
@@ -59,7 +59,7 @@ export function makeCtx(opts: Record<string, any>, io: Io): Ctx {
   const print = (t: string) => io.out(`${t}\n`);
   return {
     // The server warns about what succeeded but deserves a look (a conflist name that became ambiguous).
-    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'], tokenFile: opts['tokenFile'], ca: opts['ca'] }, io.env), { onWarning: (w) => io.err(`warning: ${w}\n`) }),
+    client: new Client(resolveTarget({ server: opts['server'], token: opts['token'], tokenFile: opts['tokenFile'], ca: opts['ca'] }, io.env), { onWarning: (w) => io.err(`warning: ${terminalText(w)}\n`) }),
     format,
     tenant: opts['tenant'] ?? 'default',
     opts,

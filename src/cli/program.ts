@@ -56,7 +56,7 @@ export async function buildProgram(io: Io, daemons: Daemons, argv?: readonly str
     .description('Weft: policy-based networking for containers (tenants, networks, groups, policies)')
     .version(VERSION, '-v, --version')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(terminalText(s)) })
     .showHelpAfterError('(add --help for usage and examples)')
     .addHelpText('after', `
 Server: --server, WEFT_SERVER, ~/.config/weft/config.json (written by \`weft login\`), https://127.0.0.1:9700.

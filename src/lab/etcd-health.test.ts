@@ -24,7 +24,9 @@ test('lab etcd: up once every member is healthy; a member that exited is named a
     const members = ms.map((m, i) => ({ url: m.url, pid: 1000 + i, log: log(i) }));
     // The third turns healthy after a while (a cluster electing its leader).
     setTimeout(() => (third = 200), 600);
+    const t1 = Date.now();
     assert.equal(await membersUp(members, () => true, 5000), undefined);
+    assert.ok(Date.now() - t1 >= 500, 'it waited for the third');
     const dead = await membersUp(members, (pid) => pid !== 1001, 5000);
     assert.match(dead ?? '', /etcd member 2 \(pid 1001\) exited: started \/ .*address already in use/);
     third = 503;

@@ -109,7 +109,9 @@ export async function labUp(opts: { hosts: number; dir?: string; prefix?: string
         state.etcdPids = [];
         for (let i = 0; i < 3; i++) {
           const url = `http://127.0.0.1:${ports[i * 2]}`;
+          // A second attempt starts from nothing: its data and its log (a reason must be this attempt's).
           rmSync(join(dir, `etcd${i}`), { recursive: true, force: true });
+          rmSync(join(dir, `etcd${i}.log`), { force: true });
           state.etcdPids.push(spawn(`etcd${i}`, ['etcd', '--name', `e${i}`, '--data-dir', join(dir, `etcd${i}`), '--listen-client-urls', url, '--advertise-client-urls', url,
             '--listen-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${ports[i * 2 + 1]}`,
             '--initial-cluster', initial, '--log-level', 'error', '--max-txn-ops', String(LAB_ETCD_MAX_TXN_OPS), ...(opts.etcdArgs ?? [])], join(dir, `etcd${i}.log`)));
@@ -207,7 +209,9 @@ export async function labDown(opts: { dir?: string } = {}): Promise<{ processes:
   let processes = 0;
   const exited: string[] = [];
   const end = async (pid: number, what: string): Promise<void> => {
-    if (pid && alive(pid)) { await stop(pid); processes++; } else exited.push(`${what} (pid ${pid})`);
+    // A pid file read as nothing (0, NaN: written half, or by hand) names no process.
+    if (!Number.isInteger(pid) || pid <= 0) return;
+    if (alive(pid)) { await stop(pid); processes++; } else exited.push(`${what} (pid ${pid})`);
   };
   let count = 16;
   let prefix = LAB_PREFIX;
@@ -261,10 +265,7 @@ export async function labRun(opts: { host: string; network: string; name: string
   }
   const ns = `${s.prefix ?? LAB_PREFIX}-c-${opts.name}`;
   if (existsSync(`/run/netns/${ns}`)) throw new WeftError('WEFT_EXISTS', `--name: a lab container named ${opts.name} is running`);
-  // Recorded so `lab down` can stop a run that is still going (it unplugs itself on SIGTERM).
   const pidFile = join(s.dir, 'runs', `${opts.name}.pid`);
-  mkdirSync(dirname(pidFile), { recursive: true });
-  writeFileSync(pidFile, String(process.pid));
   const list = JSON.parse(readFileSync(conflist, 'utf8'));
   const conf = JSON.stringify({ ...list.plugins[0], cniVersion: list.cniVersion, name: list.name });
   const cni = (command: string) => runner.run(['env', `CNI_COMMAND=${command}`, `CNI_CONTAINERID=${opts.name}`, `CNI_NETNS=/run/netns/${ns}`,
@@ -287,6 +288,10 @@ export async function labRun(opts: { host: string; network: string; name: string
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    // Recorded so `lab down` can stop a run that is still going (it unplugs itself on SIGTERM); written
+    // only now, so a run that failed before its namespace existed leaves none behind.
+    mkdirSync(dirname(pidFile), { recursive: true });
+    writeFileSync(pidFile, String(process.pid));
     await runner.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     const add = await cni('ADD');
     if (add.code !== 0) throw new WeftError('WEFT_INVALID_VALUE', `the CNI plugin refused: ${add.stdout.trim()}`);
