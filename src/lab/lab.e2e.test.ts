@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runWeft, WEFT_BIN } from '../testkit/server.js';
@@ -125,4 +125,29 @@ test("weft lab up --store etcd: the issue's example by name across 3 hosts, a se
   });
   assert.deepEqual(ours(), []);
   assert.deepEqual(existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((n) => n.startsWith(prefix)) : [], [], 'no resolv.conf of a lab container is left');
+});
+
+test("weft lab down stops only the lab's own processes: a recorded pid that is another program's now (a state file older than a reboot) is left running and named", { skip: !root && 'needs root' }, async () => {
+  const other = mkdtempSync(join(tmpdir(), 'weft-lab-stale-'));
+  // Two programs that are not the lab's, in the places a state file and a run's pid file record pids.
+  const strangers = [spawn('sleep', ['60'], { stdio: 'ignore' }), spawn('sleep', ['60'], { stdio: 'ignore' })];
+  const gone = spawn('true', [], { stdio: 'ignore' });
+  await new Promise((r) => gone.once('exit', r));
+  try {
+    const [a, b] = strangers.map((p) => p.pid as number);
+    writeFileSync(join(other, 'state.json'), JSON.stringify({ dir: other, prefix: 'wlq', count: 1, serverPid: gone.pid, serverUrl: '', token: '', caFile: join(other, 'ca.crt'),
+      hosts: [{ name: 'host1', ns: 'wlq-h1', vtep: '198.19.0.11', dir: join(other, 'host1'), agentPid: a }] }));
+    mkdirSync(join(other, 'runs'));
+    writeFileSync(join(other, 'runs', 'db1.pid'), String(b));
+    const down = await runWeft(['lab', '--dir', other, 'down'], { HOME: other }, undefined, 60_000);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /stopped 0 processes/);
+    assert.match(down.stderr, new RegExp(`run db1 \\(pid ${b}, now another program's: left running\\)`));
+    assert.match(down.stderr, new RegExp(`the agent of host1 \\(pid ${a}, now another program's: left running\\)`));
+    assert.match(down.stderr, new RegExp(`a server \\(pid ${gone.pid}\\)`), 'the one that exited is named as such');
+    assert.ok(strangers.every((p) => p.exitCode === null && p.signalCode === null), 'neither stranger was signalled');
+  } finally {
+    for (const p of strangers) p.kill('SIGKILL');
+    rmSync(other, { recursive: true, force: true });
+  }
 });

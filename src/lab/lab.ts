@@ -55,6 +55,23 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Whether a running pid is still the lab's: its command line names the lab's directory (every daemon's
+ * does: data, state and CNI directories under it), or, for a run, is `lab … run … --name NAME`. A state
+ * file outlives a reboot, and a pid recorded then may be another program's now.
+ */
+function ours(pid: number, dir: string, run?: string): boolean {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  if (run === undefined) return argv.some((a) => a.includes(dir));
+  const at = argv.indexOf('run');
+  return at > 0 && argv.includes('lab') && (argv.includes(`--name=${run}`) || argv[argv.indexOf('--name', at) + 1] === run);
+}
+
 async function waitFor(file: string, pattern: RegExp, what: string, ms = 15_000): Promise<RegExpExecArray> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -208,19 +225,30 @@ export async function labDown(opts: { dir?: string } = {}): Promise<{ processes:
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   let processes = 0;
   const exited: string[] = [];
-  const end = async (pid: number, what: string): Promise<void> => {
+  const end = async (pid: number, what: string, run?: string): Promise<void> => {
     // A pid file read as nothing (0, NaN: written half, or by hand) names no process.
     if (!Number.isInteger(pid) || pid <= 0) return;
-    if (alive(pid)) { await stop(pid); processes++; } else exited.push(`${what} (pid ${pid})`);
+    if (!alive(pid)) exited.push(`${what} (pid ${pid})`);
+    else if (!ours(pid, owner, run)) exited.push(`${what} (pid ${pid}, now another program's: left running)`);
+    else {
+      await stop(pid);
+      processes++;
+    }
   };
   let count = 16;
   let prefix = LAB_PREFIX;
+  /** The directory as `up` gave it to the daemons (their command lines name it). */
+  let owner = dir;
   if (existsSync(stateFile(dir))) {
     const s = JSON.parse(readFileSync(stateFile(dir), 'utf8')) as LabState;
+    owner = s.dir ?? dir;
     count = Math.max(count, s.count);
     prefix = s.prefix ?? prefix;
     const runs = join(dir, 'runs');
-    for (const f of existsSync(runs) ? readdirSync(runs) : []) await end(Number(readFileSync(join(runs, f), 'utf8')), `run ${f.replace(/\.pid$/, '')}`);
+    for (const f of existsSync(runs) ? readdirSync(runs) : []) {
+      const name = f.replace(/\.pid$/, '');
+      await end(Number(readFileSync(join(runs, f), 'utf8')), `run ${name}`, name);
+    }
     for (const h of s.hosts) await end(h.agentPid, `the agent of ${h.name}`);
     for (const pid of new Set([s.serverPid, ...(s.serverPids ?? [])])) if (pid) await end(pid, 'a server');
     for (const [i, pid] of (s.etcdPids ?? []).entries()) await end(pid, `etcd member ${i + 1}`);
