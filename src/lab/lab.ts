@@ -67,7 +67,9 @@ function ours(pid: number, dir: string, run?: string): boolean {
   } catch {
     return false;
   }
-  if (run === undefined) return argv.some((a) => a.includes(dir));
+  // An argument that is the directory or a path under it (a name as short as `lab` must not match `gitlab`).
+  const root = dir.replace(/\/+$/, '');
+  if (run === undefined) return argv.some((a) => a === root || a.startsWith(`${root}/`));
   const at = argv.indexOf('run');
   return at > 0 && argv.includes('lab') && (argv.includes(`--name=${run}`) || argv[argv.indexOf('--name', at) + 1] === run);
 }
