@@ -47,7 +47,8 @@ export interface KindStorage<O extends Scoped> {
 export const label = (c: Collection, t: string, n: string) => `${KIND_OF[c]} ${t}/${n}`;
 
 export async function requireTenant(tx: Txn, tenant: string): Promise<void> {
-  if (!(await tx.get(keys.tenant(tenant)))) throw notFound(`tenant ${tenant}`);
+  // Only whether it exists: the shared entry (SQLite parses a row once for all such readers).
+  if (!(await tx.getShared(keys.tenant(tenant)))) throw notFound(`tenant ${tenant}`);
 }
 
 export function checkRevision(current: number, ifMatch: number | undefined, what: string): void {
@@ -209,5 +210,14 @@ export async function listIn<O>(tx: Txn, c: Collection, tenant: string): Promise
 
 export async function findIn<O>(tx: Txn, c: Collection, tenant: string, name: string): Promise<O | undefined> {
   const e = await tx.get(keys.scoped(c, tenant, name));
+  return e && withRevision<O>(e);
+}
+
+/**
+ * findIn for a reader that changes nothing it gets (an allocation reading its network and group): a
+ * shallow copy of the store's shared entry, whose nested objects are frozen (Txn.getShared).
+ */
+export async function findShared<O>(tx: Txn, c: Collection, tenant: string, name: string): Promise<O | undefined> {
+  const e = await tx.getShared(keys.scoped(c, tenant, name));
   return e && withRevision<O>(e);
 }

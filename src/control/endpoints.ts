@@ -4,7 +4,7 @@ import {
 } from '../model/index.js';
 import type { Store, Txn } from '../store/index.js';
 import { checkHostPorts, claimHostPorts, forgetHostPorts, portsLeft, releaseHostPorts } from './host-ports.js';
-import { findIn, requireTenant } from './crud.js';
+import { findIn, findShared, requireTenant } from './crud.js';
 import { giveBackAddress, layoutOf, takeAddress } from './addressing.js';
 import { giveBackAddress6, prefixLength6, takeAddress6 } from './addressing6.js';
 import { keys, withRevision } from './keys.js';
@@ -126,11 +126,11 @@ export class Endpoints {
         if (e instanceof WeftError && e.code === 'WEFT_NOT_FOUND') throw badReference('tenant', `tenant ${req.tenant}`);
         throw e;
       }
-      const net = await findIn<Network>(tx, 'networks', req.tenant, req.network);
+      const net = await findShared<Network>(tx, 'networks', req.tenant, req.network);
       if (!net) throw badReference('network', `network ${req.tenant}/${req.network}`);
       let group: Group | undefined;
       if (req.group !== undefined) {
-        group = await findIn<Group>(tx, 'groups', req.tenant, req.group);
+        group = await findShared<Group>(tx, 'groups', req.tenant, req.group);
         if (!group) throw badReference('group', `group ${req.tenant}/${req.group}`);
         if (group.network !== net.name) {
           throw new WeftError('WEFT_INVALID_VALUE', `group: group ${req.tenant}/${group.name} is on network ${group.network}, not ${net.name}`, { field: 'group' });

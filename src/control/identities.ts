@@ -90,6 +90,16 @@ export class HostIdentities {
     return (await this.store.get(keys.hostId(name)))?.value as StoredIdentity | undefined;
   }
 
+  /**
+   * The identity as every request of the host reads it (the server checks its certificate's serial each
+   * time): the store's shared value where it has one, the same object while the identity is unchanged.
+   * Never to be changed.
+   */
+  async current(name: string): Promise<Readonly<StoredIdentity> | undefined> {
+    const key = keys.hostId(name);
+    return (await (this.store.getShared ? this.store.getShared(key) : this.store.get(key)))?.value as StoredIdentity | undefined;
+  }
+
   /** Invites a host: a new one-time join token (replacing an unused one); refused once the host has joined. */
   /** The CA with its key, or the reason this server cannot sign hosts. */
   private async signer(): Promise<KeyPair> {

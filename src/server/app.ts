@@ -8,7 +8,7 @@ import { checkHost } from './hostgate.js';
 import { Lane } from './lane.js';
 import { Streams } from './streams.js';
 import { sendProblem } from './problem.js';
-import { pathOf } from './context.js';
+import { pathOf, routeOf } from './context.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { listRoute, scopedRoutes } from './routes/scoped.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -99,6 +99,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorate('limits', limits);
   app.decorate('watchSlots', new WatchSlots(limits.maxWatchers));
   app.decorateRequest('principal', null);
+  app.decorateRequest('routeUrl', null);
   app.decorateRequest('reauthenticate', null as unknown as () => Promise<Principal>);
   app.decorate('streams', new Streams());
   app.decorate('flows', flows);
@@ -122,7 +123,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     // The matched route decides, not the raw target (absolute form, percent-encoding): what the router
     // will run is what must be authenticated.
-    const path = req.routeOptions.url ?? pathOf(req.url);
+    const path = routeOf(req) ?? pathOf(req.url);
     if (PUBLIC.has(path) || (!path.startsWith('/api/') && !GUARDED.has(path))) return;
     req.reauthenticate = () => authenticate(opts.control, req);
     req.principal = await req.reauthenticate();
@@ -130,10 +131,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('preHandler', async (req) => {
     if (req.principal) await checkHost(opts.control, req.principal, req);
   });
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unknown';
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = routeOf(req) ?? 'unknown';
     app.metrics.requests.inc({ method: req.method, route, status: reply.statusCode });
     app.metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    done();
   });
 
   await app.register(swagger, {
@@ -206,6 +208,7 @@ function acceptJsonOnly(app: FastifyInstance): void {
 /** Every charset parameter of a media type, lower-cased and unquoted (a quoted value of another parameter is not one). */
 function charsetsOf(type: string): string[] {
   const out: string[] = [];
+  if (!type.includes(';')) return out;
   for (const m of type.matchAll(/;\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g)) {
     if (m[1]?.toLowerCase() !== 'charset') continue;
     const v = (m[2] ?? '').trim();

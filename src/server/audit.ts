@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AuditList, AuditQuery, WeftError, type AuditEntry, type AuditEvent } from '../model/index.js';
 import { CredentialRefused, requireRole, type Principal } from '../control/index.js';
-import { pathOf, principalOf } from './context.js';
+import { pathOf, principalOf, routeOf } from './context.js';
 import { NoAudit, readAudit, type AuditSink } from './audit-file.js';
 import { RefusalThrottle } from './audit-throttle.js';
 
@@ -14,6 +14,8 @@ declare module 'fastify' {
     problem: WeftError | null;
     /** Set by the login route: the user name tried and, on success, the new token's id. */
     auditLogin: { user: string; credential?: string } | null;
+    /** Its audit line was made (at its answer, or when its client left first): one line a request. */
+    audited: boolean;
   }
 }
 
@@ -76,9 +78,21 @@ function sourceOf(req: FastifyRequest): string {
   return port === undefined ? host : `${host}:${port}`;
 }
 
+/** The ISO time of the last millisecond asked for: a busy server audits several requests in one. */
+let lastMs = -1;
+let lastIso = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 function factsOf(req: FastifyRequest, status: number): RequestFacts {
   return {
-    time: new Date().toISOString(), method: req.method, url: pathOf(req.url), route: req.routeOptions.url, status, source: sourceOf(req),
+    time: isoNow(), method: req.method, url: pathOf(req.url), route: routeOf(req), status, source: sourceOf(req),
     principal: req.principal, problem: req.problem, login: req.auditLogin,
   };
 }
@@ -91,10 +105,10 @@ function factsOf(req: FastifyRequest, status: number): RequestFacts {
 export function registerAudit(app: FastifyInstance, sink: AuditSink = new NoAudit(), throttle = new RefusalThrottle()): void {
   app.decorateRequest('problem', null);
   app.decorateRequest('auditLogin', null);
-  const recorded = new WeakSet<FastifyRequest>();
+  app.decorateRequest('audited', false);
   const record = (req: FastifyRequest, status: number) => {
-    if (recorded.has(req)) return;
-    recorded.add(req);
+    if (req.audited) return;
+    req.audited = true;
     const e = auditEntryOf(factsOf(req, status));
     if (e && throttle.admit(e)) sink.write(e);
   };
@@ -106,8 +120,15 @@ export function registerAudit(app: FastifyInstance, sink: AuditSink = new NoAudi
     clearInterval(timer);
     summarize();
   });
-  app.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => record(req, reply.statusCode));
-  app.addHook('onRequestAbort', async (req: FastifyRequest) => record(req, CLIENT_CLOSED));
+  // Callback hooks: nothing here waits, so no promise a request.
+  app.addHook('onResponse', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    record(req, reply.statusCode);
+    done();
+  });
+  app.addHook('onRequestAbort', (req: FastifyRequest, done: () => void) => {
+    record(req, CLIENT_CLOSED);
+    done();
+  });
   auditRoute(app, sink);
 }
 

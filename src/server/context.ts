@@ -5,7 +5,19 @@ import type { Principal } from '../control/index.js';
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+    /** The matched route's pattern, '' for none; null until read (routeOf). */
+    routeUrl: string | null;
   }
+}
+
+/**
+ * The matched route's pattern (`/api/v1/endpoints/:id`), undefined when none matched. Read once a request:
+ * fastify's `routeOptions` builds a new object of a dozen fields on every read, and four hooks ask.
+ */
+export function routeOf(req: FastifyRequest): string | undefined {
+  let r = req.routeUrl;
+  if (r === null || r === undefined) r = req.routeUrl = req.routeOptions.url ?? '';
+  return r === '' ? undefined : r;
 }
 
 export function principalOf(req: FastifyRequest): Principal {

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { WeftError } from '../model/index.js';
 import type { Control, Principal } from '../control/index.js';
+import { routeOf } from './context.js';
 
 /**
  * What a host certificate may do (Kubernetes' NodeRestriction, for Weft): read the desired state its agent
@@ -45,7 +46,7 @@ const WRITES: Record<string, Check> = {
 /** Throws 403 naming the rule unless a host principal's request is one its rule allows. */
 export async function checkHost(control: Control, p: Principal, req: FastifyRequest): Promise<void> {
   if (p.role !== 'host' || p.host === undefined) return;
-  const route = req.routeOptions.url ?? '';
+  const route = routeOf(req) ?? '';
   if ((req.method === 'GET' || req.method === 'HEAD') && READS.has(route)) return;
   const check = WRITES[`${req.method} ${route}`];
   const why = check ? await check(req as Req, p.host, control) : `${req.method} ${route || req.url.split('?')[0]} is not among them`;

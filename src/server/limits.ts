@@ -59,14 +59,20 @@ export function installTimeouts(app: FastifyInstance, limits: Limits): void {
   // this when the server starts listening.
   (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.max(250, Math.min(1000, limits.headersTimeoutMs / 4));
 
-  app.addHook('onRequest', async (req, reply) => {
+  // A callback hook, not an async one: no promise a request for what does not wait.
+  app.addHook('onRequest', (req, reply, done) => {
     const socket = req.raw.socket;
     inFlight.add(socket);
-    const timer = req.routeOptions.config?.longLived ? undefined : setTimeout(() => expire(req, reply, limits), limits.requestTimeoutMs);
+    // The one read of fastify's routeOptions for this request (it builds a new object each time): the
+    // route's pattern is kept for the hooks after this one (routeOf).
+    const route = req.routeOptions;
+    req.routeUrl = route.url ?? '';
+    const timer = route.config?.longLived ? undefined : setTimeout(() => expire(req, reply, limits), limits.requestTimeoutMs);
     reply.raw.once('close', () => {
       clearTimeout(timer);
       inFlight.delete(socket);
     });
+    done();
   });
 }
 

@@ -62,6 +62,11 @@ export interface Listing {
 
 export interface Store {
   get(key: string): Promise<Entry | undefined>;
+  /**
+   * `key` as `get` reads it, whose value the caller must not change (Txn.getShared): a store may hand every
+   * reader the same frozen object while the key is unchanged. Absent: `get`'s answer is the caller's to use.
+   */
+  getShared?(key: string): Promise<Entry | undefined>;
   list(prefix: string): Promise<Listing>;
   /**
    * Runs `fn` against a consistent view and commits its writes atomically under one new revision

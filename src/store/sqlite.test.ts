@@ -341,3 +341,24 @@ test('a shared read (getShared) gives every transaction the same frozen value wh
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the store\'s own getShared (outside a transaction) gives the same frozen value while the key is unchanged, a new one after a write, none after a delete', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-shared-'));
+  const s = new SqliteStore(join(dir, 'w.db'));
+  try {
+    await s.transact('t', async (tx) => tx.put('hostids/h1', { name: 'h1', certs: [{ serial: 'a' }] }));
+    const a = (await s.getShared('hostids/h1'))?.value as { certs: object[] };
+    assert.deepEqual(a, { name: 'h1', certs: [{ serial: 'a' }] });
+    assert.equal((await s.getShared('hostids/h1'))?.value, a);
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.certs[0]));
+    await s.transact('t', async (tx) => tx.put('hostids/h1', { name: 'h1', certs: [{ serial: 'b' }] }));
+    const b = (await s.getShared('hostids/h1'))?.value;
+    assert.notEqual(b, a);
+    assert.deepEqual(b, { name: 'h1', certs: [{ serial: 'b' }] });
+    await s.transact('t', async (tx) => tx.delete('hostids/h1'));
+    assert.equal(await s.getShared('hostids/h1'), undefined);
+  } finally {
+    await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

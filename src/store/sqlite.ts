@@ -227,6 +227,11 @@ export class SqliteStore implements Store {
     return this.batches.isWriting(key) ? this.read(key) : this.committed.key(key);
   }
 
+  async getShared(key: string): Promise<Entry | undefined> {
+    this.open();
+    return this.batches.isWriting(key) ? this.read(key) : this.committed.shared?.(key);
+  }
+
   async list(prefix: string): Promise<Listing> {
     this.open();
     return this.db.transaction(() => ({ entries: this.scan(prefix), revision: this.meta('revision') }))();
