@@ -92,7 +92,7 @@ export class HostIdentities {
 
   /**
    * The identity as every request of the host reads it (the server checks its certificate's serial each
-   * time): the store's shared value where it has one, the same object while the identity is unchanged.
+   * time): the store's shared value where it has one, parsed once while the identity is unchanged.
    * Never to be changed.
    */
   async current(name: string): Promise<Readonly<StoredIdentity> | undefined> {
@@ -100,7 +100,6 @@ export class HostIdentities {
     return (await (this.store.getShared ? this.store.getShared(key) : this.store.get(key)))?.value as StoredIdentity | undefined;
   }
 
-  /** Invites a host: a new one-time join token (replacing an unused one); refused once the host has joined. */
   /** The CA with its key, or the reason this server cannot sign hosts. */
   private async signer(): Promise<KeyPair> {
     const ca = await this.ca.get();
@@ -108,6 +107,7 @@ export class HostIdentities {
     return { certPem: ca.certPem, keyPem: ca.keyPem };
   }
 
+  /** Invites a host: a new one-time join token (replacing an unused one); refused once the host has joined. */
   async invite(actor: string, name: string, ttlMs = DEFAULT_JOIN_TTL_MS): Promise<{ token: string; expiresAt: string }> {
     const ca = await this.signer();
     const secret = newJoinSecret();

@@ -1,12 +1,15 @@
-import { createHash, hash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+
+/** Node's one-shot hash (20.12 and later; engines allow any 20): no Hash object a call. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
 /** One container interface is one endpoint; its id is stable for a container id and interface name. */
 export function endpointId(containerId: string, ifname: string): string {
-  // One-shot: no Hash object for every allocation.
-  return hash('sha256', `${containerId}/${ifname}`, 'hex').slice(0, 16);
+  const text = `${containerId}/${ifname}`;
+  return (oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex')).slice(0, 16);
 }
 
 /** How a host record names its agent's instance: the id's SHA-256, so the id itself never leaves the host's state dir. */
 export function instanceDigest(instance: string): string {
-  return createHash('sha256').update(instance).digest('hex');
+  return crypto.createHash('sha256').update(instance).digest('hex');
 }

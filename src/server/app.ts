@@ -131,12 +131,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('preHandler', async (req) => {
     if (req.principal) await checkHost(opts.control, req.principal, req);
   });
-  app.addHook('onResponse', (req, reply, done) => {
-    const route = routeOf(req) ?? 'unknown';
-    app.metrics.requests.inc({ method: req.method, route, status: reply.statusCode });
-    app.metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
-    done();
-  });
 
   await app.register(swagger, {
     openapi: {
@@ -148,6 +142,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   registerAudit(app, opts.audit);
+  // After the audit's: a metric that threw would end the hooks after it, and the audit line must not go with it.
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = routeOf(req) ?? 'unknown';
+    app.metrics.requests.inc({ method: req.method, route, status: reply.statusCode });
+    app.metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    done();
+  });
   const c = opts.control;
   tenantRoutes(app);
   const cniNotice = (p: Principal, t: string, n: string) => conflistNotice(c.store, t, n, (other) => canSeeTenant(p, other));

@@ -31,25 +31,28 @@ export function peerHostOf(socket: Socket): PeerHost | null {
   return peer;
 }
 
-/**
- * Principals of a connection's certificate, by the identity object they were checked against: while the
- * store hands out the same (shared, frozen) identity, the serial's answer stands and is not made again.
- */
-const checked = new WeakMap<PeerHost, { id: object; principal: Principal }>();
+/** The principal made for a connection's certificate, made once: it is the same for every request that passes. */
+const principals = new WeakMap<PeerHost, Principal>();
 
-/** A host principal, if the certificate is still one the host's identity lists (revocation is immediate). */
+const refusal = (peer: PeerHost) => new CredentialRefused(`cert:${peer.serial}`,
+  `the certificate of host ${peer.host} (serial ${peer.serial}) is revoked or expired; the host must join again with a token from \`weft host add ${peer.host}\``);
+
+/**
+ * A host principal, if the certificate is still one the host's identity lists and has not ended: checked
+ * on every request (revocation is immediate), against the identity as the store shares it (SQLite: parsed
+ * once while the row is unchanged).
+ */
 export async function hostPrincipal(control: Control, peer: PeerHost, now = Date.now()): Promise<Principal> {
   const id = await control.identities.current(peer.host);
-  const refused = () => new CredentialRefused(`cert:${peer.serial}`, `the certificate of host ${peer.host} (serial ${peer.serial}) is revoked or expired; the host must join again with a token from \`weft host add ${peer.host}\``);
-  if (now >= peer.notAfter) throw refused();
-  const kept = checked.get(peer);
-  if (kept !== undefined && kept.id === id) return kept.principal;
   const listed = id?.joinedAt !== undefined && id.certs.some((c) => c.serial === peer.serial);
-  if (!listed || id === undefined) throw refused();
-  const principal: Principal = Object.freeze({ user: `host:${peer.host}`, role: 'host', tenants: Object.freeze([]) as unknown as string[], credential: `cert:${peer.serial}`, host: peer.host, expiresAt: new Date(peer.notAfter).toISOString() });
-  // Kept only for an identity the store shares (frozen): a fresh copy each read is never the same object.
-  if (Object.isFrozen(id)) checked.set(peer, { id, principal });
-  return principal;
+  if (!listed || now >= peer.notAfter) throw refusal(peer);
+  let p = principals.get(peer);
+  if (p === undefined) {
+    // Frozen: one object for all of the connection's requests, which none of them may change.
+    p = Object.freeze({ user: `host:${peer.host}`, role: 'host', tenants: Object.freeze([]) as unknown as string[], credential: `cert:${peer.serial}`, host: peer.host, expiresAt: new Date(peer.notAfter).toISOString() });
+    principals.set(peer, p);
+  }
+  return p;
 }
 
 /** Bearer token first (people, scripts), else a verified host certificate, else 401. */

@@ -12,7 +12,8 @@ declare module 'fastify' {
 
 /**
  * The matched route's pattern (`/api/v1/endpoints/:id`), undefined when none matched. Read once a request:
- * fastify's `routeOptions` builds a new object of a dozen fields on every read, and four hooks ask.
+ * fastify's `routeOptions` builds a new object of a dozen fields on every read, and four hooks ask. (A
+ * handler that calls `reply.callNotFound()` would change the route after it was kept: none does.)
  */
 export function routeOf(req: FastifyRequest): string | undefined {
   let r = req.routeUrl;

@@ -1,14 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Control } from '../control/index.js';
+import { Control, CredentialRefused } from '../control/index.js';
 import { SqliteStore } from '../store/index.js';
-import { createCsr } from '../pki/index.js';
+import { createCsr, normalSerial } from '../pki/index.js';
 import { buildApp } from './app.js';
+import { hostPrincipal, type PeerHost } from './auth.js';
 import { prepareTls } from './tls.js';
 
 /**
@@ -62,4 +64,25 @@ test('on one kept-alive connection, a host certificate stops working the moment 
   const old = await whoami();
   assert.equal(old.status, 401, old.body);
   assert.equal(ports.size, 1, 'every request went over the one connection');
+});
+
+test('a host principal is one object for a connection\'s requests, and its certificate is checked each time: refused once it ends or its host is removed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-hostauth-'));
+  const control = new Control(new SqliteStore(join(dir, 'weft.db')));
+  t.after(async () => {
+    await control.store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await control.bootstrap();
+  const { token } = await control.identities.invite('admin', 'h2');
+  const joined = await control.identities.redeem(token, (await createCsr('host:h2')).csrPem);
+  const cert = new X509Certificate(joined.certificate);
+  const peer: PeerHost = { host: 'h2', serial: normalSerial(cert.serialNumber), notAfter: Date.parse(cert.validTo) };
+  const first = await hostPrincipal(control, peer);
+  assert.equal(await hostPrincipal(control, peer), first, 'the same principal for the next request');
+  assert.ok(Object.isFrozen(first), 'which no request may change');
+  await assert.rejects(hostPrincipal(control, peer, peer.notAfter), CredentialRefused, 'refused at its end, though a principal was made for it');
+  await assert.rejects(hostPrincipal(control, { ...peer, serial: 'ff' }), CredentialRefused, 'another serial of the same host is not listed');
+  await control.identities.revoke('admin', 'h2');
+  await assert.rejects(hostPrincipal(control, peer), CredentialRefused);
 });

@@ -64,7 +64,8 @@ export interface Store {
   get(key: string): Promise<Entry | undefined>;
   /**
    * `key` as `get` reads it, whose value the caller must not change (Txn.getShared): a store may hand every
-   * reader the same frozen object while the key is unchanged. Absent: `get`'s answer is the caller's to use.
+   * reader the same frozen object while the key is unchanged, and never after it changed (a read is as
+   * fresh as `get`'s). Absent: `get`'s answer is the caller's to use.
    */
   getShared?(key: string): Promise<Entry | undefined>;
   list(prefix: string): Promise<Listing>;
