@@ -262,3 +262,19 @@ test('an answer to another question under the right id is not taken; an upstream
     await b.dns.stop();
   }
 });
+
+test('a name forwarded in random case always has a letter in upper case: one drawn all in lower case would let an upstream that folds case pass unnoticed', async () => {
+  const u = await echoing({});
+  const { dns, port } = await start({ upstreams: [u.up], timeout: 300 });
+  try {
+    // Two letters: with a fair coin each, a quarter of the draws would be all lower case.
+    for (let i = 0; i < 100; i++) assert.equal(((await ask(port, 'ab.123', 100 + i))?.[3] ?? 1) & 0xf, 0, 'resolved');
+    assert.equal(u.names.length, 100);
+    const lower = u.names.filter((n) => n === 'ab');
+    assert.deepEqual(lower, [], `sent in lower case ${lower.length} times of 100`);
+    assert.ok(new Set(u.names).size >= 2, `still in random case: ${[...new Set(u.names)].join(', ')}`);
+  } finally {
+    u.sock.close();
+    await dns.stop();
+  }
+});

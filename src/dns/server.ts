@@ -385,18 +385,26 @@ export class DnsServer {
 
 /**
  * A copy of `query` whose name (the question's first `length` bytes less type and class) has its letters
- * in random case (DNS 0x20), or in lower case.
+ * in random case (DNS 0x20), or in lower case. In random case at least one letter is upper case: a name
+ * drawn all in lower case would pass an upstream that folds case unnoticed (1 in 2^letters, 1 in 512 for
+ * `ab.example`), and that upstream is to be asked in lower case after FOLDS_TO_LOWER answers.
  */
 function recased(query: Buffer, length: number, mixed: boolean): Buffer {
   const out = Buffer.from(query);
   // Length bytes are below 64, never letters.
   const end = 12 + length - 4;
   const coin = mixed ? randomBytes(end - 12) : undefined;
+  let firstLetter = -1;
+  let upper = false;
   for (let i = 12; i < end; i++) {
     const c = out[i] as number;
     if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a))) continue;
-    out[i] = coin ? ((coin[i - 12] as number) & 1 ? c ^ 0x20 : c) : c | 0x20;
+    if (firstLetter < 0) firstLetter = i;
+    const r = coin ? ((coin[i - 12] as number) & 1 ? c ^ 0x20 : c) : c | 0x20;
+    out[i] = r;
+    if (r <= 0x5a) upper = true;
   }
+  if (coin && !upper && firstLetter >= 0) out[firstLetter] = (out[firstLetter] as number) & ~0x20;
   return out;
 }
 
