@@ -1,0 +1,147 @@
+// What one nft commit costs the agent beside a large policy table, by what the commit carries (issue 13:
+// rule change → enforced ≤ 100 ms with 50,000 rules). Root. `npm run bench:nft-commit -- [--shape nested]
+// [--sizes 0,10000,50000] [--commits 30]`: for each size, the shape's table (bench:policy-compile's state,
+// rendered as the agent renders it: datapath/policy-nft.ts, with flows off) is loaded through weft-nftd into a new
+// namespace of its own, then small commits of each kind below are sent through weft-nftd (as the agent's
+// changes are), kinds alternated, and their wall time and the helper's own CPU (user, and sys: the
+// kernel's part, counted to the process that sent the batch) are reported per commit. The 0-rule table is
+// the anchor: what grows with the table is the difference. The namespace is deleted after each size.
+//
+// Why these kinds: Linux validates a whole table (every chain reachable from its base chains, every
+// element of the verdict maps on the way: nft_table_validate) in any transaction that adds a rule with an
+// expression that has a validate step (a verdict, meta, ct: nearly every rule) or a jump/goto element to
+// a verdict map; a commit of anything else does not. The kinds separate the two.
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { renderFlows } from '../datapath/flows-nft.js';
+import { renderPolicy } from '../datapath/policy-nft.js';
+import { allMaps, tableText } from '../datapath/table.js';
+import { NftSessions } from '../datapath/linux/nftd.js';
+import { ProcessRunner } from '../exec/index.js';
+import { compilePolicy } from '../policy/index.js';
+import { shapeState, type BenchShape } from './policy-compile.js';
+import { TestNamespaces } from '../testkit/netns.js';
+
+/** A chain of the bench's own that nothing jumps to, and one that the jump elements name. */
+const PROBE = 'wb_probe';
+const TARGET = 'wb_target';
+
+interface Kind { name: string; script(i: number): string; elements(i: number): string }
+
+/**
+ * The commit kinds, given a verdict map the table's rules look up (bound) with a mark key, and a bound
+ * data map from two marks to a mark if the table has one.
+ */
+function kinds(vmap: string, marks: string | undefined): Kind[] {
+  // A mark as the kernel holds it (host order: little-endian here), one key per commit, outside the marks the table uses.
+  const key = (i: number) => Buffer.from(Uint32Array.of(0x7ffe0000 + i).buffer).toString('hex');
+  return [
+    { name: 'nothing (an empty transaction)', script: () => 'add table inet weft\n', elements: () => '' },
+    ...(marks ? [{ name: 'a mark element into a bound data map (mark . mark : mark)', script: () => '', elements: (i: number) => `map inet weft ${marks}\n${key(i)}${key(i)} =${key(i)}\n` }] : []),
+    { name: 'an accept element into a bound verdict map', script: () => '', elements: (i) => `map inet weft ${vmap}\n${key(i)} accept\n` },
+    { name: 'a jump element into a bound verdict map', script: () => '', elements: (i) => `map inet weft ${vmap}\n${key(10_000 + i)} jump ${TARGET}\n` },
+    { name: 'a rule without a validate step (counter)', script: () => `add chain inet weft ${PROBE} { counter; }\n`, elements: () => '' },
+    { name: 'a rule with a verdict (meta mark … accept)', script: (i) => `add chain inet weft ${PROBE} { meta mark ${0x7ffe0000 + i} accept; }\n`, elements: () => '' },
+  ];
+}
+
+/** The helper process serving `ns` (its network namespace's inode matches). */
+function helperPid(ns: string): number | undefined {
+  const want = `net:[${statSync(`/run/netns/${ns}`).ino}]`;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'weft-nftd' && readlinkSync(`/proc/${d}/ns/net`) === want) return Number(d);
+    } catch {
+      // It ended meanwhile.
+    }
+  }
+  return undefined;
+}
+
+/** User and system CPU of a process, in ms (clock ticks of 10 ms: meaningful over many commits). */
+function cpuMs(pid: number): { user: number; sys: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return { user: Number(f[11]) * 10, sys: Number(f[12]) * 10 };
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+
+async function measure(spaces: TestNamespaces, sessions: NftSessions, shape: BenchShape, n: number, commits: number) {
+  const nft = renderPolicy(compilePolicy(shapeState(shape, n)));
+  // With the chain its denials go to, as the tenant's table has it (datapath/nft.ts; flows off).
+  const text = tableText({ family: 'inet', name: 'weft', maps: nft.maps, ...(nft.shared ? { shared: nft.shared } : {}), chains: [...renderFlows(undefined), ...nft.chains] });
+  const chains = (text.match(/^\s*chain /gm) ?? []).length;
+  // A verdict map with a mark key that a rule looks up (`vmap @name`): elements added to it are bound.
+  const vmap = allMaps(nft).find((m) => /^mark : verdict$/.test(m.type) && text.includes(`vmap @${m.name}\n`))?.name;
+  if (!vmap) throw new Error(`${shape} at ${n} rules: no bound verdict map with a mark key in the table`);
+  const marks = allMaps(nft).find((m) => m.type === 'mark . mark : mark' && text.includes(`map @${m.name}\n`))?.name;
+  const ns = await spaces.add(`nc${n}`);
+  const commit = async (script: string, elements = '') => {
+    const r = await sessions.commit(ns, script, 600_000, elements);
+    if (!r || r.code !== 0) throw new Error(`commit refused in ${ns}: ${r?.stderr ?? 'no helper'}\n${script.slice(0, 300)}`);
+  };
+  try {
+    const t0 = performance.now();
+    await commit(`${text}\nadd chain inet weft ${PROBE}\nadd chain inet weft ${TARGET}\n`);
+    const loadMs = performance.now() - t0;
+    const pid = helperPid(ns);
+    const ks = kinds(vmap, marks);
+    const wall = ks.map(() => [] as number[]);
+    const cpu = ks.map(() => ({ user: 0, sys: 0 }));
+    // One untimed round first: the helper's CPU after the load (freeing the script) is not a commit's.
+    for (const k of ks) await commit(k.script(commits), k.elements(commits));
+    for (let i = 0; i < commits; i++) {
+      for (const [j, k] of ks.entries()) {
+        const c0 = pid ? cpuMs(pid) : undefined;
+        const t = performance.now();
+        await commit(k.script(i), k.elements(i));
+        wall[j]?.push(performance.now() - t);
+        const c1 = pid ? cpuMs(pid) : undefined;
+        const acc = cpu[j];
+        if (c0 && c1 && acc) {
+          acc.user += c1.user - c0.user;
+          acc.sys += c1.sys - c0.sys;
+        }
+      }
+    }
+    return { chains, loadMs, rows: ks.map((k, j) => ({ kind: k.name, p50: pct(wall[j] ?? [], 0.5), p90: pct(wall[j] ?? [], 0.9), user: (cpu[j]?.user ?? 0) / commits, sys: (cpu[j]?.sys ?? 0) / commits })), cpuKnown: pid !== undefined };
+  } finally {
+    await sessions.release(ns);
+    await spaces.removeAll();
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench:nft-commit needs root (it makes network namespaces)');
+  const args = process.argv.slice(2);
+  const opt = (k: string) => { const i = args.indexOf(k); return i < 0 ? undefined : args[i + 1]; };
+  const shape = (opt('--shape') ?? 'nested') as BenchShape;
+  const sizes = (opt('--sizes') ?? '0,10000,50000').split(',').map(Number);
+  const commits = Number(opt('--commits') ?? 30);
+  if (!Number.isInteger(commits) || commits < 1 || commits > 1000) throw new Error('--commits: a whole number from 1 to 1000');
+  if (sizes.some((s) => !Number.isInteger(s) || s < 0)) throw new Error('--sizes: whole numbers of rules, comma-separated');
+  const runner = new ProcessRunner();
+  const sessions = NftSessions.create(runner);
+  if (!sessions || !(await sessions.usable())) throw new Error('weft-nftd is not built or does not run here (npm run build)');
+  const spaces = new TestNamespaces(runner, `wbnc${process.pid % 100000}`);
+  const stop = () => void spaces.removeAll().finally(() => process.exit(130));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  console.log(`${commits} commits of each kind through weft-nftd, kinds alternated; ${shape} shape\n`);
+  console.log('| rules | chains | table load | commit kind | wall p50 / p90 | helper CPU per commit: user + sys |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  try {
+    for (const n of sizes) {
+      const r = await measure(spaces, sessions, shape, n, commits);
+      for (const row of r.rows) {
+        const cpu = r.cpuKnown ? `${row.user.toFixed(1)} + ${row.sys.toFixed(1)} ms` : '(helper not found)';
+        console.log(`| ${n.toLocaleString('en')} | ${r.chains.toLocaleString('en')} | ${r.loadMs.toFixed(0)} ms | ${row.kind} | ${row.p50.toFixed(1)} / ${row.p90.toFixed(1)} ms | ${cpu} |`);
+      }
+    }
+  } finally {
+    await sessions.releaseAll();
+    await spaces.removeAll();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
