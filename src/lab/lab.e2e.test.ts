@@ -142,9 +142,11 @@ test("weft lab down stops only the lab's own processes: a recorded pid that is a
     const down = await runWeft(['lab', '--dir', other, 'down'], { HOME: other }, undefined, 60_000);
     assert.equal(down.code, 0, down.stderr);
     assert.match(down.stdout, /stopped 0 processes/);
-    assert.match(down.stderr, new RegExp(`run db1 \\(pid ${b}, now another program's: left running\\)`));
-    assert.match(down.stderr, new RegExp(`the agent of host1 \\(pid ${a}, now another program's: left running\\)`));
-    assert.match(down.stderr, new RegExp(`a server \\(pid ${gone.pid}\\)`), 'the one that exited is named as such');
+    // Each under its own heading: the exited one as exited, the two strangers as not the lab's.
+    const line = (head: string) => down.stderr.split('\n').find((l) => l.startsWith(`lab down: ${head}: `)) ?? '';
+    assert.match(line("not the lab's any more, not signalled"), new RegExp(`run db1 \\(pid ${b}, now another program's: left running\\)`));
+    assert.match(line("not the lab's any more, not signalled"), new RegExp(`the agent of host1 \\(pid ${a}, now another program's: left running\\)`));
+    assert.match(line('already exited before down'), new RegExp(`^lab down: already exited before down: a server \\(pid ${gone.pid}\\)$`), 'the one that exited is named as such, alone');
     assert.ok(strangers.every((p) => p.exitCode === null && p.signalCode === null), 'neither stranger was signalled');
   } finally {
     for (const p of strangers) p.kill('SIGKILL');

@@ -221,17 +221,19 @@ async function stop(pid: number): Promise<void> {
  * Stops every lab process by pid, then removes every namespace and link named with the lab's prefix.
  * `exited` names the recorded processes that had already ended before `down` (a crashed agent, a
  * server, an etcd member, or a run whose command ended without unplugging), so a lab that lost one
- * says so rather than only counting one fewer.
+ * says so rather than only counting one fewer; `foreign` those whose pid another program has now.
  */
-export async function labDown(opts: { dir?: string } = {}): Promise<{ processes: number; namespaces: number; exited: string[] }> {
+export async function labDown(opts: { dir?: string } = {}): Promise<{ processes: number; namespaces: number; exited: string[]; foreign: string[] }> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   let processes = 0;
   const exited: string[] = [];
+  /** Recorded pids that are another program's now (a state file older than a reboot): left running. */
+  const foreign: string[] = [];
   const end = async (pid: number, what: string, run?: string): Promise<void> => {
     // A pid file read as nothing (0, NaN: written half, or by hand) names no process.
     if (!Number.isInteger(pid) || pid <= 0) return;
     if (!alive(pid)) exited.push(`${what} (pid ${pid})`);
-    else if (!ours(pid, owner, run)) exited.push(`${what} (pid ${pid}, now another program's: left running)`);
+    else if (!ours(pid, owner, run)) foreign.push(`${what} (pid ${pid}, now another program's: left running)`);
     else {
       await stop(pid);
       processes++;
@@ -260,7 +262,7 @@ export async function labDown(opts: { dir?: string } = {}): Promise<{ processes:
   const namespaces = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => mine.test(n)) : [];
   await destroyTopology(runner, prefix, namespaces, count);
   rmSync(dir, { recursive: true, force: true });
-  return { processes, namespaces: namespaces.length, exited };
+  return { processes, namespaces: namespaces.length, exited, foreign };
 }
 
 /** Plugs a fresh "container" namespace into a lab network through the real CNI plugin, runs argv in it, then unplugs it. */

@@ -7,7 +7,7 @@ import { renderTable } from '../output.js';
 
 export interface LabOps {
   up(opts: { hosts: number; dir?: string; prefix?: string; store?: 'sqlite' | 'etcd'; log: (l: string) => void }): Promise<{ serverUrl: string; token: string; hosts: Array<{ name: string; vtep: string }> }>;
-  down(opts: { dir?: string }): Promise<{ processes: number; namespaces: number; exited: string[] }>;
+  down(opts: { dir?: string }): Promise<{ processes: number; namespaces: number; exited: string[]; foreign: string[] }>;
   run(opts: { host: string; network: string; name: string; argv: string[]; dir?: string; log: (l: string) => void }): Promise<number>;
   read(dir?: string): { serverUrl: string; token: string; caFile: string; serverPid: number; hosts: Array<{ name: string; vtep: string; agentPid: number }> };
   alive(pid: number): boolean;
@@ -69,5 +69,6 @@ export function labCommands(program: Command, io: Io, loadLab: () => Promise<Lab
       io.out(`lab down: stopped ${r.processes} processes, removed ${r.namespaces} namespaces\n`);
       // A process that had ended before `down` is news (a crash, most often): named on stderr.
       if (r.exited.length) io.err(`lab down: already exited before down: ${r.exited.join(', ')}\n`);
+      if (r.foreign.length) io.err(`lab down: not the lab's any more, not signalled: ${r.foreign.join(', ')}\n`);
     });
 }
