@@ -197,22 +197,23 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
   /** Whether the current stream has been taken by the server, and how many have been: only a read that started while one stream was open all along clears `stale`. */
   let streaming = false;
   let opened = 0;
-  /** Redraws in a row that got no answer: the next try waits longer. */
-  let unanswered = 0;
+  /** Redraws in a row that failed: the next try waits longer (1 s, 2 s, ... 30 s). */
+  let refused = 0;
   /** The status line says a redraw failed: cleared by the next that draws. */
   let failed = false;
   // One read at a time, a burst of changes one read (logic.ts `coalesced`). A read that fails after a
-  // break (a server just restarted may refuse some, 429) is tried again a few seconds later while the
-  // stream is open; so is one that got no answer at all (fetch's TypeError: Chromium drops the requests
-  // in flight when a link comes or goes on the machine, as a container started on it does), later each
-  // time. A refusal with the view up to date is said and waits for the next change.
+  // break (a server just restarted may refuse some, 429) is tried again while the stream is open; so is
+  // one that got no answer at all (fetch's TypeError: Chromium drops the requests in flight when a link
+  // comes or goes on the machine, as a container started on it does); later each time, so a refusal that
+  // stays (the tenant deleted meanwhile) costs a read every 30 s, not every few. A refusal with the view
+  // up to date is said and waits for the next change.
   const redraw = coalesced(async () => {
     const p = page();
     if (!p) return void (missed = true);
     const since = streaming ? opened : -1;
     try {
       await p.refresh();
-      unanswered = 0;
+      refused = 0;
       if (failed) say('');
       failed = false;
       if (streaming && since === opened) stale = false;
@@ -223,9 +224,8 @@ function follow(api: Api, signal: AbortSignal, where: () => { tenant: string; vi
       say(`could not redraw: ${(e as Error).message}${again ? '; trying again' : ''}`, true);
       failed = true;
       if (!again) return;
-      const wait = noAnswer ? backoff(unanswered++) : 2000 + Math.random() * 2000;
       // Not if a read since drew the view (a later change's).
-      setTimeout(() => (noAnswer ? unanswered > 0 : stale) && streaming && !signal.aborted && redraw.kick(), wait);
+      setTimeout(() => refused > 0 && (noAnswer || stale) && streaming && !signal.aborted && redraw.kick(), backoff(refused++));
     }
   }, 250, { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) });
   signal.addEventListener('abort', () => redraw.cancel());
