@@ -4,7 +4,9 @@
 // rendered as the agent renders it: datapath/policy-nft.ts, with flows off) is loaded through weft-nftd into a new
 // namespace of its own, then small commits of each kind below are sent through weft-nftd (as the agent's
 // changes are), kinds alternated, and their wall time and the helper's own CPU (user, and sys: the
-// kernel's part, counted to the process that sent the batch) are reported per commit. The 0-rule table is
+// kernel's part, counted to the process that sent the batch) are reported per commit; then the agent's
+// own deltas for three edits (bench:policy-compile's), each made and undone in turn, diffed as a change
+// is (keepGone) and committed the same way. The 0-rule table is
 // the anchor: what grows with the table is the difference. The namespace is deleted after each size.
 //
 // Why these kinds: Linux validates a whole table (every chain reachable from its base chains, every
@@ -14,11 +16,12 @@
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { renderFlows } from '../datapath/flows-nft.js';
 import { renderPolicy } from '../datapath/policy-nft.js';
-import { allMaps, tableText } from '../datapath/table.js';
+import { allMaps, mapBody, tableText, type NftTable } from '../datapath/table.js';
+import { diffTables } from '../datapath/table-delta.js';
 import { NftSessions } from '../datapath/linux/nftd.js';
 import { ProcessRunner } from '../exec/index.js';
-import { compilePolicy } from '../policy/index.js';
-import { shapeState, type BenchShape } from './policy-compile.js';
+import { compilePolicy, type CompiledPolicy } from '../policy/index.js';
+import { edited, shapeState, type BenchShape, type Edit } from './policy-compile.js';
 import { TestNamespaces } from '../testkit/netns.js';
 
 /** A chain of the bench's own that nothing jumps to, and one that the jump elements name. */
@@ -31,7 +34,7 @@ interface Kind { name: string; script(i: number): string; elements(i: number): s
  * The commit kinds, given a verdict map the table's rules look up (bound) with a mark key, and a bound
  * data map from two marks to a mark if the table has one.
  */
-function kinds(vmap: string, marks: string | undefined): Kind[] {
+function kinds(vmap: string, marks: string | undefined, forward: string): Kind[] {
   // A mark as the kernel holds it (host order: little-endian here), one key per commit, outside the marks the table uses.
   const key = (i: number) => Buffer.from(Uint32Array.of(0x7ffe0000 + i).buffer).toString('hex');
   return [
@@ -41,7 +44,37 @@ function kinds(vmap: string, marks: string | undefined): Kind[] {
     { name: 'a jump element into a bound verdict map', script: () => '', elements: (i) => `map inet weft ${vmap}\n${key(10_000 + i)} jump ${TARGET}\n` },
     { name: 'a rule without a validate step (counter)', script: () => `add chain inet weft ${PROBE} { counter; }\n`, elements: () => '' },
     { name: 'a rule with a verdict (meta mark … accept)', script: (i) => `add chain inet weft ${PROBE} { meta mark ${0x7ffe0000 + i} accept; }\n`, elements: () => '' },
+    // As a change whose stage maps are new writes it: its rules look up maps by name, and the multicast
+    // rule's two inline sets are new anonymous sets each time.
+    { name: 'the forward chain written again, unchanged (flush, add)', script: () => `flush chain inet weft forward\n${forward}`, elements: () => '' },
   ];
+}
+
+/** The agent's changes timed: bench:policy-compile's edits, each made and undone in turn. */
+const EDITS: { kind: Edit; name: string }[] = [
+  { kind: 'wide', name: "the agent's change: a rule without a peer (deny udp/7779) added, removed" },
+  { kind: 'peer', name: "the agent's change: a rule from group app (tcp/7780) added, removed" },
+  { kind: 'port', name: "the agent's change: a rule's port changed, changed back" },
+];
+
+/** The policy's table as the tenant's table has it (datapath/nft.ts), with the chain its denials go to (flows off). */
+function tableOf(c: CompiledPolicy): NftTable {
+  const nft = renderPolicy(c);
+  return { family: 'inet', name: 'weft', maps: nft.maps, ...(nft.shared ? { shared: nft.shared } : {}), chains: [...renderFlows(undefined), ...nft.chains] };
+}
+
+/**
+ * The forward chain as a delta adds it (table-delta.ts): `add chain` with its lines as a block, after the
+ * headers of the maps it names (no-ops for the kernel, so that nft knows them).
+ */
+function forwardBlock(t: NftTable): string {
+  const start = t.chains.indexOf('\tchain forward {');
+  const end = t.chains.indexOf('\t}', start);
+  if (start < 0 || end < 0) throw new Error('the table has no forward chain');
+  const lines = t.chains.slice(start + 1, end);
+  const named = new Set(lines.flatMap((l) => [...l.matchAll(/@(\w+)/g)].map((m) => m[1])));
+  const headers = allMaps(t).filter((m) => named.has(m.name)).map((m) => `add map inet weft ${m.name} {\n${mapBody({ ...m, elements: [] }).join('\n')}\n}\n`);
+  return `${headers.join('')}add chain inet weft forward {\n${lines.join('\n')}\n}\n`;
 }
 
 /** The helper process serving `ns` (its network namespace's inode matches). */
@@ -67,9 +100,11 @@ function cpuMs(pid: number): { user: number; sys: number } {
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
 
 async function measure(spaces: TestNamespaces, sessions: NftSessions, shape: BenchShape, n: number, commits: number) {
-  const nft = renderPolicy(compilePolicy(shapeState(shape, n)));
-  // With the chain its denials go to, as the tenant's table has it (datapath/nft.ts; flows off).
-  const text = tableText({ family: 'inet', name: 'weft', maps: nft.maps, ...(nft.shared ? { shared: nft.shared } : {}), chains: [...renderFlows(undefined), ...nft.chains] });
+  const state = shapeState(shape, n);
+  const compiled = compilePolicy(state);
+  const nft = renderPolicy(compiled);
+  const table = tableOf(compiled);
+  const text = tableText(table);
   const chains = (text.match(/^\s*chain /gm) ?? []).length;
   // A verdict map with a mark key that a rule looks up (`vmap @name`): elements added to it are bound.
   const vmap = allMaps(nft).find((m) => /^mark : verdict$/.test(m.type) && text.includes(`vmap @${m.name}\n`))?.name;
@@ -85,7 +120,7 @@ async function measure(spaces: TestNamespaces, sessions: NftSessions, shape: Ben
     await commit(`${text}\nadd chain inet weft ${PROBE}\nadd chain inet weft ${TARGET}\n`);
     const loadMs = performance.now() - t0;
     const pid = helperPid(ns);
-    const ks = kinds(vmap, marks);
+    const ks = kinds(vmap, marks, forwardBlock(table));
     const wall = ks.map(() => [] as number[]);
     const cpu = ks.map(() => ({ user: 0, sys: 0 }));
     // One untimed round first: the helper's CPU after the load (freeing the script) is not a commit's.
@@ -104,7 +139,34 @@ async function measure(spaces: TestNamespaces, sessions: NftSessions, shape: Ben
         }
       }
     }
-    return { chains, loadMs, rows: ks.map((k, j) => ({ kind: k.name, p50: pct(wall[j] ?? [], 0.5), p90: pct(wall[j] ?? [], 0.9), user: (cpu[j]?.user ?? 0) / commits, sys: (cpu[j]?.sys ?? 0) / commits })), cpuKnown: pid !== undefined };
+    const rows = ks.map((k, j) => ({ kind: k.name, p50: pct(wall[j] ?? [], 0.5), p90: pct(wall[j] ?? [], 0.9), user: (cpu[j]?.user ?? 0) / commits, sys: (cpu[j]?.sys ?? 0) / commits }));
+    // The agent's own deltas: one edit of the middle policy made and undone in turn, each diffed against
+    // what the last commit left (keepGone, as a change is written) and committed as the agent commits it.
+    let last = { table, compiled };
+    for (const edit of EDITS) {
+      const w: number[] = [];
+      const c = { user: 0, sys: 0 };
+      let bytes = 0;
+      for (let i = 0; i < commits; i++) {
+        const next = compilePolicy({ ...(i % 2 === 0 ? edited(state, edit.kind) : state), previous: last.compiled });
+        const nextTable = tableOf(next);
+        const delta = diffTables(last.table, nextTable, { keepGone: true, elements: true });
+        if (!delta) throw new Error(`${edit.name}: no delta`);
+        bytes += delta.script.length + delta.elements.length;
+        const c0 = pid ? cpuMs(pid) : undefined;
+        const t = performance.now();
+        await commit(delta.script, delta.elements);
+        w.push(performance.now() - t);
+        const c1 = pid ? cpuMs(pid) : undefined;
+        if (c0 && c1) {
+          c.user += c1.user - c0.user;
+          c.sys += c1.sys - c0.sys;
+        }
+        last = { table: delta.table, compiled: next };
+      }
+      rows.push({ kind: `${edit.name} (delta ${(bytes / commits / 1024).toFixed(1)} KiB)`, p50: pct(w, 0.5), p90: pct(w, 0.9), user: c.user / commits, sys: c.sys / commits });
+    }
+    return { chains, loadMs, rows, cpuKnown: pid !== undefined };
   } finally {
     await sessions.release(ns);
     await spaces.removeAll();

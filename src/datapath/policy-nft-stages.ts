@@ -3,8 +3,9 @@ import type { NftMap } from './table.js';
 import { bookOf, byContent, chainOf, hex, ipRange, l4Of, markOf, partsOf, PREFIX, PROFILE_MARK, SIDE_MARK, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 import { Attached } from '../model/attached.js';
 
-// The stages of a policy's forward chain (policy-nft.ts): each protocol's pair stage, its profiles' single
-// ports and rests (one map each, or shards), and its side stages.
+// The stages of a policy's forward chain (policy-nft.ts; each protocol's in its lookup chain, which the
+// forward chain jumps to): each protocol's pair stage, its profiles' single ports and rests (one map each,
+// or shards), and its side stages.
 
 /** The class map, per ranges array (an incremental compile whose classes did not move keeps it). */
 export const clsCache = new Attached<object, NftMap>('class map');

@@ -93,12 +93,14 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
   // chain jumps to under its protocol's match: read in place of the jump (they end without a verdict of
   // their own, so the kernel returns to the next rule, as here).
   const body = (name: string) => { const i = nft.chains.indexOf(`\tchain ${name} {`); assert.ok(i >= 0, `chain ${name} exists`); return lines.slice(i + 1, nft.chains.indexOf('\t}', i)); };
-  const forward = lines.slice(fwd, nft.chains.indexOf('\t}', fwd)).flatMap((l) => {
-    const m = /^(meta l4proto .+ )jump (\w+)_(high|side)$/.exec(l);
-    if (!m) return [l];
+  // Each protocol's stages are in its own chain (`tcp_lookups`...), jumped to from the forward chain the same way.
+  const inline = (ls: readonly string[], kinds: RegExp): string[] => ls.flatMap((l) => {
+    const m = /^(meta l4proto .+ )jump (\w+)_(high|side|lookups)$/.exec(l);
+    if (!m || !kinds.test(m[3] as string)) return [l];
     assert.equal(m[1], `${l4Of(m[2] === 'x' ? 'other' : m[2] as Proto, sctp)}`, `a stage chain is jumped to under its own protocol's match: ${l}`);
-    return body(`${m[2]}_${m[3]}`);
+    return inline(body(`${m[2]}_${m[3]}`), kinds);
   });
+  const forward = inline(lines.slice(fwd, nft.chains.indexOf('\t}', fwd)), /^(high|side|lookups)$/);
   const jumps = new Map<string, { n: number; by: 'meta' | 'ct'; chains: Map<number, string> }>();
   for (const line of forward.filter((l) => l.startsWith(`${l4} meta mark and `) || l.startsWith(`${l4} ct mark and `))) {
     const m = / (meta|ct) mark and (\d+) vmap @(\S+)$/.exec(line);
@@ -197,7 +199,7 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
   // protocol (its side stages' jump, then the last rules; no other protocol's stage matches its packets).
   const toTail = single === `goto ${x}_tail`;
   if (toTail) {
-    const fwdLines = lines.slice(fwd + 1, nft.chains.indexOf('\t}', fwd));
+    const fwdLines = inline(lines.slice(fwd + 1, nft.chains.indexOf('\t}', fwd)), /^lookups$/);
     const after = fwdLines.filter((l) => l === `${l4} jump ${x}_side` || l === 'meta mark & 0xf0000000 == 0x20000000 accept' || l.endsWith('comment "tenant default"'));
     assert.deepEqual(body(`${x}_tail`), after, `${x}_tail is what follows the ${x} pair stages`);
   } else if (single) return single;

@@ -161,8 +161,27 @@ function render(p: CompiledPolicy): PolicyNft {
   st.sides = sides;
   st.set = set;
   states.set(book, st);
-  return { maps, chains: [...shardChains, ...roleChains(names), ...renderForward(p, names)], shared: set };
+  return { maps, chains: [...shardChains, ...roleChains(names), ...lookupChains(protos, names), ...renderForward(p, names)], shared: set };
 }
+
+/**
+ * Each protocol's stages (highs, pair → profile, single ports, rests, sides) in a chain of its own that the
+ * forward chain jumps to for that protocol. Their rules name maps that are named by their content, so
+ * they are written again whenever a stage's map is new (most rule changes); in the forward chain that
+ * wrote the whole chain again, and Linux then makes the anonymous sets of its multicast and `other` rules
+ * anew (each a walk of every set of the table for a free name: ~23 ms of a commit beside 12,761 maps,
+ * bench:nft-commit) and looks every map it names up by name again (another walk of every set each).
+ * The forward chain stays as it is. Verdicts are unchanged: every stage's rules match their protocol
+ * only, and the chain's end goes on to the forward chain's next rules as the stages' end did.
+ */
+export const lookupChain = (proto: Proto) => `${PREFIX[proto]}_lookups`;
+function lookupChains(protos: readonly Proto[], n: Names): string[] {
+  return protos.flatMap((x) => {
+    const lines = stageLines(n, x);
+    return lines.length ? [`\tchain ${lookupChain(x)} {`, ...lines, '\t}'] : [];
+  });
+}
+const stageLines = (n: Names, x: Proto): string[] => [...n[x].highs, ...n[x].prof, ...n[x].singles, ...n[x].rest, ...n[x].sides];
 
 /** What came and went between two lists of the same objects, mostly at the same positions (PairStore's list). */
 function changed<T>(was: readonly T[], now: readonly T[]): { removed: T[]; added: T[] } {
@@ -281,9 +300,10 @@ function class6Map(ranges: readonly Range<bigint>[]): NftMap {
 /**
  * The source's role into meta mark and the destination's into ct mark, each in a chain of its own that the
  * forward chain jumps to: a rule that names a map binds it, and the kernel walks every element of a map a
- * rule binds (~15 ms at 52,000 address ranges: session 37). The forward chain is written again whenever a
- * stage's map is new; with the lookups in chains of their own, that binds no class map (two of them
- * since classes per role: the agent step's slowest changes grew ~10 ms with both in the forward chain).
+ * rule binds (~15 ms at 52,000 address ranges: session 37). A protocol's lookup chain (lookupChains) is
+ * written again whenever one of its stage's maps is new; with the role lookups in chains of their own,
+ * that binds no class map (two of them since classes per role: the agent step's slowest changes grew
+ * ~10 ms with both in the forward chain, where the stages' rules were until session 68).
  */
 const SRC_ROLE = 'src_role';
 const DST_ROLE = 'dst_role';
@@ -413,7 +433,8 @@ function renderForward(p: CompiledPolicy, n: Names | undefined): string[] {
       // ports, policy-nft-high.ts), then pair → profile (the mark stays the source role where the pair has none), then the
       // profile's single ports, then its rest; each stage through the shard its mark's low bits name.
       // Then its side stages: what the ends' rules without a peer drop, where the pair did not decide.
-      ...(p.sctp ? ['tcp', 'udp', 'sctp', 'other'] as const : ['tcp', 'udp', 'other'] as const).flatMap((x) => [...n[x].highs, ...n[x].prof, ...n[x].singles, ...n[x].rest, ...n[x].sides]),
+      // In a chain per protocol (lookupChains), jumped to for that protocol's packets only.
+      ...(p.sctp ? ['tcp', 'udp', 'sctp', 'other'] as const : ['tcp', 'udp', 'other'] as const).flatMap((x) => (stageLines(n, x).length ? [`\t\t${l4Of(x, p.sctp)}jump ${lookupChain(x)}`] : [])),
     ] : []),
     ...tenantDefault(p, n !== undefined),
     '\t}',
