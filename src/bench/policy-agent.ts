@@ -187,8 +187,8 @@ async function diagnose(b: Bench): Promise<string> {
   const tns = `${b.h.tag}-t1`;
   const sysctl = (await b.h.exec(tns, ['sysctl', 'net.bridge.bridge-nf-call-iptables'])).stdout.trim();
   const chain = async (name: string) => (await b.h.exec(tns, ['nft', 'list', 'chain', 'inet', 'weft', name])).stdout.trim();
-  // The forward chain, and the tcp side and high stages it jumps to (their lookups are there).
-  const chains = [await chain('forward'), ...(await Promise.all(['tcp_high', 'tcp_side'].map(chain))).filter(Boolean)];
+  // The forward chain, the tcp stages it jumps to (tcp_lookups), and the side and high stages those jump to.
+  const chains = [await chain('forward'), ...(await Promise.all(['tcp_lookups', 'tcp_high', 'tcp_side'].map(chain))).filter(Boolean)];
   const seen = [await b.prober.probe(b.dbIp, ALLOWED, 300), await b.prober.probe(b.dbIp, DENIED, 300)];
   return `${ALLOWED} and ${DENIED} connect in ${seen.join(', ')} ms; ${sysctl}\n${chains.join('\n')}`;
 }

@@ -41,11 +41,13 @@ export const ipRange = (a: number, b: number) => (a === b ? formatIp(a) : `${for
 export type Proto = Profile['proto'];
 export const PREFIX: Record<Proto, string> = { tcp: 'tcp', udp: 'udp', other: 'x', sctp: 'sctp' };
 /**
- * A protocol's tail: what its forward-chain rules after the pair stages do (its side stages, then the
- * tenant default). A pair's undecided single port goes there from the single-port lookup (splitSingles).
+ * A protocol's tail: what its rules after the pair stages do (its lookup chain's side stages, then the
+ * forward chain's tenant default). A pair's undecided single port goes there from the single-port lookup
+ * (splitSingles). It ends with the tenant default's verdict: a goto to it from the protocol's lookup chain
+ * never comes back to the forward chain.
  */
 export const tailChain = (proto: Proto) => `${PREFIX[proto]}_tail`;
-/** The match a protocol's forward-chain rules start with (SCTP has lookups of its own only where `sctp`). */
+/** The match a protocol's stage rules start with, and the forward chain's jump to them (SCTP has lookups of its own only where `sctp`). */
 export const l4Of = (proto: Proto, sctp: boolean): string => (proto === 'other' ? `meta l4proto != { ${sctp ? 'tcp, udp, sctp' : 'tcp, udp'} } ` : `meta l4proto ${proto} `);
 
 /**
@@ -212,8 +214,8 @@ export function bookOf(p: { lineage: object }): ChainBook {
 
 /**
  * The chain of a rest that varies: its ranges as rules (or, past INLINE_RANGES, a lookup in a named
- * interval map). Where nothing matches the chain returns to the forward chain, whose last rule is the
- * tenant's default. Named by its content, so a new profile with a known pattern is only map elements.
+ * interval map). Where nothing matches the chain returns to its protocol's lookup chain and then to the
+ * forward chain, whose last rule is the tenant's default. Named by its content, so a new profile with a known pattern is only map elements.
  */
 export function chainOf(book: ChainBook, proto: Proto, compiled: readonly Seg[]): Chain {
   const cached = book.bySegs.get(compiled);

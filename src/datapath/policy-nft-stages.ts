@@ -10,7 +10,7 @@ import { Attached } from '../model/attached.js';
 /** The class map, per ranges array (an incremental compile whose classes did not move keeps it). */
 export const clsCache = new Attached<object, NftMap>('class map');
 
-/** What a stage renders to: its maps, its shards' chains, its forward-chain rules. */
+/** What a stage renders to: its maps, its shards' chains, its rules (in its protocol's lookup chain, policy-nft.ts lookupChains). */
 export interface StageOut { maps: NftMap[]; shardChains: string[]; lines: string[] }
 
 /** A pair's element per protocol, kept with the pair (an incremental compile keeps unchanged pairs' objects). */
@@ -133,7 +133,7 @@ export class Stage {
   }
 
   /**
-   * The stage's maps and rules: one map in the forward chain while the stage is small, else its shards
+   * The stage's maps and rules: one map in its protocol's lookup chain while the stage is small, else its shards
    * (each a map in a chain of its own) behind a jump by the mark's low bits. Only `dirty` shards' maps
    * are made again (named by content: hashing a shard's elements is most of what a change costs here).
    * Nothing to look up: no rule.
@@ -188,10 +188,10 @@ function lowerBound(part: readonly Keyed[], k: Keyed): number {
 /**
  * A large stage's map is split into up to SHARDS maps by the low bits of the mark it is looked up with (the
  * source class for the pair stage, the profile for the others), each in a chain of its own that the
- * forward chain jumps to by those bits (one more exact lookup per new connection). A map is named by its
+ * protocol's lookup chain jumps to by those bits (one more exact lookup per new connection). A map is named by its
  * content and a change writes it whole (byContent): split, a change rewrites the shards its pairs and
  * profiles fall in, not every element of the stage. A stage of at most ONE_MAP elements stays one map, in
- * the forward chain itself, as small tenants' tables always were; a larger one gets shards of ~SHARD_SIZE
+ * the protocol's lookup chain itself, as small tenants' tables always were; a larger one gets shards of ~SHARD_SIZE
  * elements (up to SHARDS × SHARD_SIZE × 2 in a stage, more each beyond). Small shards because a change
  * touches pairs all over the stage: at 50,000 nested rules, a change of a rule without a peer changes
  * ~120-300 pairs' and profiles' elements, spread over most shards; with 64 shards of ~450 it wrote ~900 KB
@@ -322,7 +322,7 @@ export function classRanges(cache: RangesCache, p: CompiledPolicy, classes: Read
 }
 const sided = rangesCache('side ranges');
 
-/** What the forward chain looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards). */
+/** What the policy looks up per protocol: the class map, and per stage its rule (a map, or a jump to its shards), in the protocol's lookup chain. */
 /** `cls`, `cls6`, `cls6r`: the source's role by its address; `clsd`, `cls6d`, `cls6rd`: the destination's (policy/roles.ts). */
 export interface Names { cls: string; clsd: string; cls6?: string; cls6d?: string; cls6r?: string; cls6rd?: string; tcp: ProtoNames; udp: ProtoNames; other: ProtoNames; sctp: ProtoNames }
 export interface ProtoNames { highs: string[]; prof: string[]; singles: string[]; rest: string[]; sides: string[] }

@@ -85,13 +85,13 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
   const sctp = nft.chains.some((l) => l.trim().startsWith('meta l4proto sctp ') || l.includes('meta l4proto != { tcp, udp, sctp }'));
   const x = proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 132 && sctp ? 'sctp' : 'x';
   const l4 = x === 'x' ? `meta l4proto != { tcp, udp${sctp ? ', sctp' : ''} }` : `meta l4proto ${x}`;
-  // Each stage is a forward-chain rule that looks its map up, or (a large stage) jumps by the mark's low
-  // bits to a shard chain whose one rule looks the shard's map up. A stage without elements may have none.
+  // Each stage is a rule of its protocol's lookup chain that looks its map up, or (a large stage) jumps by the
+  // mark's low bits to a shard chain whose one rule looks the shard's map up. A stage without elements may have none.
   const lines = nft.chains.map((l) => l.trim());
   const fwd = nft.chains.indexOf('\tchain forward {');
-  // The side and high stages' lookups are in chains of their own (`tcp_side`, `x_high`...) that the forward
-  // chain jumps to under its protocol's match: read in place of the jump (they end without a verdict of
-  // their own, so the kernel returns to the next rule, as here).
+  // The lookup chains (`tcp_lookups`...) and the side and high stages' (`tcp_side`, `x_high`...) are jumped
+  // to under their protocol's match: read in place of the jump (they end without a verdict of their own, so
+  // the kernel returns to the next rule, as here).
   const body = (name: string) => { const i = nft.chains.indexOf(`\tchain ${name} {`); assert.ok(i >= 0, `chain ${name} exists`); return lines.slice(i + 1, nft.chains.indexOf('\t}', i)); };
   // Each protocol's stages are in its own chain (`tcp_lookups`...), jumped to from the forward chain the same way.
   const inline = (ls: readonly string[], kinds: RegExp): string[] => ls.flatMap((l) => {
@@ -202,6 +202,9 @@ function walkTo(whole: PolicyNft, fallback: string, src: string, dst: string, pr
     const fwdLines = inline(lines.slice(fwd + 1, nft.chains.indexOf('\t}', fwd)), /^lookups$/);
     const after = fwdLines.filter((l) => l === `${l4} jump ${x}_side` || l === 'meta mark & 0xf0000000 == 0x20000000 accept' || l.endsWith('comment "tenant default"'));
     assert.deepEqual(body(`${x}_tail`), after, `${x}_tail is what follows the ${x} pair stages`);
+    // Reached by a goto from the lookup chain: ending without a verdict would return to the forward chain
+    // and run its last rules again, where from the forward chain itself it fell to the chain's policy.
+    assert.match(after.at(-1) ?? '', /^(accept|goto deny) comment "tenant default"$/, `${x}_tail ends with the tenant default's verdict`);
   } else if (single) return single;
   const decided = toTail ? undefined : chainVerdict(at('r', `${l4} `, mark, 'meta mark vmap', mark));
   if (decided) return decided;

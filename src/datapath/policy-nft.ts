@@ -87,9 +87,9 @@ const states = new Attached<ChainBook, RenderState>('render state');
 
 /**
  * The side and high stages of every protocol: their shared chains and maps, the chains holding their
- * lookups (`texts`: `tcp_high`, `tcp_side`...), and the forward chain's rules for them (`highs`: the jump
+ * lookups (`texts`: `tcp_high`, `tcp_side`...), and the lookup chain's rules for them (`highs`: the jump
  * and what follows it; `lines`: the jump). In chains of their own because their maps are named by their
- * content and change with every rule without a peer: rewriting the forward chain instead binds its class
+ * content and change with every rule without a peer: rewriting the lookup chain instead binds its class
  * map again, and the kernel walks all of that map's elements when a rule binds it (~15 ms at 52,000
  * address ranges, most of such a change's commit: issue 13, session 37).
  */
@@ -148,8 +148,9 @@ function render(p: CompiledPolicy): PolicyNft {
     }
     n.rest = stage('rest', 'r', 'mark : verdict', l4, (m) => `meta mark vmap @${m}`, rests(profiles.removed), rests(profiles.added), () => rests(p.profiles));
     n.sides = sides.lines.get(proto) ?? [];
-    // What the forward chain does after this protocol's pair stages, for its profiles' undecided single
-    // ports (the other protocols' stages after them never match its packets). Only while one has such a port.
+    // What this protocol's lookup chain and then the forward chain do after its pair stages, for its
+    // profiles' undecided single ports (the other protocols' stages never match its packets); it ends with
+    // the tenant default's verdict, so a goto to it never returns. Only while one has such a port.
     if ((st.holes.get(proto) ?? 0) > 0) shardChains.push(`\tchain ${tailChain(proto)} {`, ...n.sides, ...tenantDefault(p), '\t}');
     n.highs = sides.highs.get(proto) ?? [];
     maps.push(...sides.maps.get(proto) ?? []);
