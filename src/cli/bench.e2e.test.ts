@@ -93,6 +93,12 @@ test('a policy that refuses the port, or a group that does not exist: a precise 
   const missing = await bench('--to', 'nosuch');
   assert.equal(missing.code, 3, missing.stderr);
   assert.match(missing.stderr, /--to nosuch/);
+  // An end whose attach fails after its namespace was made (no agent there; in a CI run, an agent's error):
+  // both ends are undone, the namespace of the one that failed too.
+  const noAgent = await bench('--to-run-dir', join(results, 'no-agent-here'));
+  assert.notEqual(noAgent.code, 0, noAgent.stderr);
+  assert.deepEqual(await benchNamespaces(), [], `no bench namespace left after a failed attach: ${noAgent.stderr}`);
+  assert.deepEqual((await lab.api('GET', '/api/v1/endpoints?tenant=shop')).json.items, [], 'no bench endpoint left after a failed attach');
   await weft('policy', 'create', '-t', 'shop', 'closed');
   await weft('policy', 'rule-add', '-t', 'shop', 'closed', '1', '-direction=in', '-protocol=tcp', '-port=8888', '-action=deny');
   await weft('group', 'update', '-t', 'shop', '-p', 'closed', 'db');

@@ -66,10 +66,13 @@ async function profileOf(client: Client, tenant: string, g: Group): Promise<Netp
 }
 
 /** A namespace of ours with an endpoint of `group`, from that host's agent. */
-async function makeEnd(d: BenchDeps, plan: BenchPlan, ns: string, g: Group, agent: string): Promise<End> {
+async function makeEnd(d: BenchDeps, plan: BenchPlan, ns: string, g: Group, agent: string, made: End[]): Promise<End> {
   await d.runner.run(['ip', 'netns', 'add', ns]);
   const path = `/run/netns/${ns}`;
   const end: End = { ns, path, containerId: `netns-${statSync(path).ino}`, agent, network: g.network };
+  // Undone by removeEnd from here on: an attach the agent refused or could not finish leaves no namespace
+  // (and whatever the agent made of it is detached).
+  made.push(end);
   await d.runner.run(inNs(ns, ['ip', 'link', 'set', 'lo', 'up']));
   const a = await callAgent(agent, 'attach', { tenant: plan.tenant, network: g.network, group: g.name, netns: path, containerId: end.containerId, name: ns, defaultRoute: true }) as AttachAnswer;
   end.ip = a.ip ?? a.ip6 ?? '';
@@ -95,8 +98,8 @@ export async function runBench(d: BenchDeps, plan: BenchPlan, signal?: AbortSign
   const helpers: Serving[] = [];
   try {
     d.progress(`attaching a namespace to ${plan.from} and one to ${plan.to}`);
-    const src = await makeEnd(d, plan, `wbench-${id}-f`, gFrom, plan.fromAgent).then((e) => (ends.push(e), e));
-    const dst = await makeEnd(d, plan, `wbench-${id}-t`, gTo, plan.toAgent).then((e) => (ends.push(e), e));
+    const src = await makeEnd(d, plan, `wbench-${id}-f`, gFrom, plan.fromAgent, ends);
+    const dst = await makeEnd(d, plan, `wbench-${id}-t`, gTo, plan.toAgent, ends);
     const dstIp = dst.ip!;
     signal?.throwIfAborted();
     d.progress(`${plan.connects} connects ${src.ip} -> ${dstIp}:${plan.port}`);
