@@ -102,50 +102,48 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 async function measure(spaces: TestNamespaces, sessions: NftSessions, shape: BenchShape, n: number, commits: number) {
   const state = shapeState(shape, n);
   const compiled = compilePolicy(state);
-  const nft = renderPolicy(compiled);
   const table = tableOf(compiled);
   const text = tableText(table);
   const chains = (text.match(/^\s*chain /gm) ?? []).length;
   // A verdict map with a mark key that a rule looks up (`vmap @name`): elements added to it are bound.
-  const vmap = allMaps(nft).find((m) => /^mark : verdict$/.test(m.type) && text.includes(`vmap @${m.name}\n`))?.name;
+  const vmap = allMaps(table).find((m) => /^mark : verdict$/.test(m.type) && text.includes(`vmap @${m.name}\n`))?.name;
   if (!vmap) throw new Error(`${shape} at ${n} rules: no bound verdict map with a mark key in the table`);
-  const marks = allMaps(nft).find((m) => m.type === 'mark . mark : mark' && text.includes(`map @${m.name}\n`))?.name;
+  const marks = allMaps(table).find((m) => m.type === 'mark . mark : mark' && text.includes(`map @${m.name}\n`))?.name;
   const ns = await spaces.add(`nc${n}`);
   const commit = async (script: string, elements = '') => {
     const r = await sessions.commit(ns, script, 600_000, elements);
     if (!r || r.code !== 0) throw new Error(`commit refused in ${ns}: ${r?.stderr ?? 'no helper'}\n${script.slice(0, 300)}`);
   };
+  /** Wall time and the helper's CPU of commits, added up per row. */
+  const row = () => ({ wall: [] as number[], user: 0, sys: 0 });
+  let pid: number | undefined;
+  const timed = async (acc: ReturnType<typeof row>, script: string, elements: string) => {
+    const c0 = pid ? cpuMs(pid) : undefined;
+    const t = performance.now();
+    await commit(script, elements);
+    acc.wall.push(performance.now() - t);
+    const c1 = pid ? cpuMs(pid) : undefined;
+    if (c0 && c1) {
+      acc.user += c1.user - c0.user;
+      acc.sys += c1.sys - c0.sys;
+    }
+  };
+  const summary = (kind: string, acc: ReturnType<typeof row>) => ({ kind, p50: pct(acc.wall, 0.5), p90: pct(acc.wall, 0.9), user: acc.user / commits, sys: acc.sys / commits });
   try {
     const t0 = performance.now();
     await commit(`${text}\nadd chain inet weft ${PROBE}\nadd chain inet weft ${TARGET}\n`);
     const loadMs = performance.now() - t0;
-    const pid = helperPid(ns);
-    const ks = kinds(vmap, marks, forwardBlock(table));
-    const wall = ks.map(() => [] as number[]);
-    const cpu = ks.map(() => ({ user: 0, sys: 0 }));
+    pid = helperPid(ns);
+    const ks = kinds(vmap, marks, forwardBlock(table)).map((k) => ({ ...k, acc: row() }));
     // One untimed round first: the helper's CPU after the load (freeing the script) is not a commit's.
     for (const k of ks) await commit(k.script(commits), k.elements(commits));
-    for (let i = 0; i < commits; i++) {
-      for (const [j, k] of ks.entries()) {
-        const c0 = pid ? cpuMs(pid) : undefined;
-        const t = performance.now();
-        await commit(k.script(i), k.elements(i));
-        wall[j]?.push(performance.now() - t);
-        const c1 = pid ? cpuMs(pid) : undefined;
-        const acc = cpu[j];
-        if (c0 && c1 && acc) {
-          acc.user += c1.user - c0.user;
-          acc.sys += c1.sys - c0.sys;
-        }
-      }
-    }
-    const rows = ks.map((k, j) => ({ kind: k.name, p50: pct(wall[j] ?? [], 0.5), p90: pct(wall[j] ?? [], 0.9), user: (cpu[j]?.user ?? 0) / commits, sys: (cpu[j]?.sys ?? 0) / commits }));
+    for (let i = 0; i < commits; i++) for (const k of ks) await timed(k.acc, k.script(i), k.elements(i));
+    const rows = ks.map((k) => summary(k.name, k.acc));
     // The agent's own deltas: one edit of the middle policy made and undone in turn, each diffed against
     // what the last commit left (keepGone, as a change is written) and committed as the agent commits it.
     let last = { table, compiled };
     for (const edit of EDITS) {
-      const w: number[] = [];
-      const c = { user: 0, sys: 0 };
+      const acc = row();
       let bytes = 0;
       for (let i = 0; i < commits; i++) {
         const next = compilePolicy({ ...(i % 2 === 0 ? edited(state, edit.kind) : state), previous: last.compiled });
@@ -153,18 +151,10 @@ async function measure(spaces: TestNamespaces, sessions: NftSessions, shape: Ben
         const delta = diffTables(last.table, nextTable, { keepGone: true, elements: true });
         if (!delta) throw new Error(`${edit.name}: no delta`);
         bytes += delta.script.length + delta.elements.length;
-        const c0 = pid ? cpuMs(pid) : undefined;
-        const t = performance.now();
-        await commit(delta.script, delta.elements);
-        w.push(performance.now() - t);
-        const c1 = pid ? cpuMs(pid) : undefined;
-        if (c0 && c1) {
-          c.user += c1.user - c0.user;
-          c.sys += c1.sys - c0.sys;
-        }
+        await timed(acc, delta.script, delta.elements);
         last = { table: delta.table, compiled: next };
       }
-      rows.push({ kind: `${edit.name} (delta ${(bytes / commits / 1024).toFixed(1)} KiB)`, p50: pct(w, 0.5), p90: pct(w, 0.9), user: c.user / commits, sys: c.sys / commits });
+      rows.push(summary(`${edit.name} (delta ${(bytes / commits / 1024).toFixed(1)} KiB)`, acc));
     }
     return { chains, loadMs, rows, cpuKnown: pid !== undefined };
   } finally {
