@@ -178,3 +178,31 @@ test('a relist keeps a tenant\'s last good object only where it holds no valid o
   state.replaceAll(listed([tenant('a', 1)], [], 1002));
   assert.deepEqual([...state.tenants.keys()], ['a']);
 });
+
+test('a tenant made during a full pass\'s look for stale namespaces, with a deleted tenant\'s id, keeps its namespace', async (t) => {
+  const dir = tmp(t);
+  const state = new DesiredState();
+  state.replaceAll(snap());
+  const { dp, r, fullPass } = rig(dir, state);
+  await fullPass();
+  assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2']);
+  // b (id 2) is deleted; c takes its id (ids are lowest-free) and is converged by a change, all while the
+  // next full pass, which planned without c, lists the namespaces present.
+  state.replaceAll(listed([tenant('a', 1)], [net('a', '10.9.0.0/24', 100)], 1001));
+  const present = dp.presentTenants.bind(dp);
+  let made: Promise<unknown> | undefined;
+  dp.presentTenants = async () => {
+    const found = await present();
+    if (made === undefined) {
+      state.replaceAll(listed([tenant('a', 1), tenant('c', 2)], [net('a', '10.9.0.0/24', 100), net('c', '10.7.0.0/24', 102)], 1002));
+      made = r.ensureTenant('c', true);
+    }
+    return found;
+  };
+  await fullPass();
+  assert.ok(made, 'the pass looked for stale namespaces');
+  assert.ok(await made, 'c was converged');
+  await r.withoutResync(async () => undefined);
+  assert.ok(dp.namespaces.has('u-t2'), `c's namespace (u-t2) is there: ${[...dp.namespaces.keys()].join(', ')}`);
+  assert.ok(dp.namespaces.get('u-t2')?.links.has('wb102'), `with c's bridge: ${[...(dp.namespaces.get('u-t2')?.links.keys() ?? [])].join(', ')}`);
+});

@@ -103,10 +103,26 @@ export class Reconciler {
     await this.dp.close?.();
   }
 
-  lock(tenant: string): Mutex {
-    let m = this.locks.get(tenant);
-    if (!m) this.locks.set(tenant, (m = new Mutex()));
+  private lock(key: string): Mutex {
+    let m = this.locks.get(key);
+    if (!m) this.locks.set(key, (m = new Mutex()));
     return m;
+  }
+
+  /**
+   * What a tenant's convergence is serialised by: its namespace, which a deleted tenant's removal is
+   * serialised by too (a tenant made since takes the lowest free id, so its namespace may be the deleted
+   * one's). A tenant not known, or without a whole-number id, by its name (it is not planned).
+   */
+  private lockKey(tenant: string): string {
+    const t = this.state.tenants.get(tenant);
+    return t && Number.isSafeInteger(t.id) ? names.tenantNs(this.opts.nsPrefix, t.id) : `tenant ${tenant}`;
+  }
+
+  /** Whether a tenant of the desired state has this namespace. */
+  private isTenantNs(ns: string): boolean {
+    for (const t of this.state.tenants.values()) if (names.tenantNs(this.opts.nsPrefix, t.id) === ns) return true;
+    return false;
   }
 
   /** A change of one tenant (its own lane), or of everything (undefined: a full pass). */
@@ -265,56 +281,64 @@ export class Reconciler {
     }
   }
 
-  private ensureTenantLocked(tenant: string, fast: boolean, opts: { deferAdmit?: boolean }): Promise<TenantPlan | undefined> {
-    return this.lock(tenant).run(async () => {
-      const tp = performance.now();
-      // The main thread's CPU and run-queue time, for the debug line (a slow change: own work or kept waiting?).
-      const sched = this.log.isLevelEnabled('debug');
-      const s0 = sched ? threadSched() : undefined;
-      const p = this.plan(tenant);
-      const planMs = Math.round(performance.now() - tp);
-      const s1 = sched ? threadSched() : undefined;
-      if (!p) return p;
-      this.drift.seen(p.ns, tenant);
-      // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
-      // policy must be in the kernel before ADD returns (fail closed).
-      // By identity: the compile cache hands back the same object while the policy's inputs stand, and
-      // serialising 50,000 rules' entries on every pass cost more than the rest of the pass.
-      // Without rules only the fallback counts: a new endpoint then changes no policy.
-      const rules = p.policy && filters(p.policy);
-      const pol = p.policy && (rules ? policyToken(p.policy) : p.policy.fallback);
-      const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol, p.services, p.dscp, p.qos, p.dns]);
-      // What the links follow: when only the rest changed (a rule, a service, a port), only the tables are
-      // written, without reading the links (an exec that is most of a rule change's latency here).
-      const links = JSON.stringify([p.ns, p.uplink, p.bridges, p.qos, p.endpoints]);
-      // Which endpoints may send from their ports: a new endpoint changes only this, and it must be in
-      // the kernel before the endpoint is wired (its first frames would be dropped as spoofed).
-      const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac, e.ip6 ?? '']));
-      const last = this.converged.get(tenant);
-      if (fast && last?.shape === shape) {
-        this.converged.set(tenant, { shape, links, admitted });
-        if (last.admitted !== admitted) {
-          const done = this.admissions.request(tenant, p);
-          this.lastAdmission.set(tenant, done);
-          // Deferred: the ADD's wiring waits for it (admitted()); a failure is its error there.
-          if (opts.deferAdmit) done.catch(() => undefined);
-          else await done;
-        }
-        return p;
-      }
-      // Admissions still being applied finish before the tenant is converged in full.
-      await this.admissions.idle(tenant);
-      this.lastAdmission.delete(tenant);
-      this.converged.delete(tenant);
-      const t0 = performance.now();
-      const tablesOnly = fast && last?.links === links && this.dp.ensureTables !== undefined;
-      const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
-      const ms = Math.round(performance.now() - t0);
-      if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
-      else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, sched: schedSpans(s0, s1, sched ? threadSched() : undefined), decided: p.policy?.decided, write: roundedWrite(this.dp.lastWrite?.(p.ns)) }, 'tenant converged');
+  private async ensureTenantLocked(tenant: string, fast: boolean, opts: { deferAdmit?: boolean }): Promise<TenantPlan | undefined> {
+    for (;;) {
+      const key = this.lockKey(tenant);
+      const out = await this.lock(key).run(async () => (this.lockKey(tenant) === key ? this.converge(tenant, fast, opts) : MOVED));
+      // The tenant was deleted and made again with another id while this waited: its new namespace's lock.
+      if (out !== MOVED) return out;
+    }
+  }
+
+  /** ensureTenant's work, under the tenant's lock. */
+  private async converge(tenant: string, fast: boolean, opts: { deferAdmit?: boolean }): Promise<TenantPlan | undefined> {
+    const tp = performance.now();
+    // The main thread's CPU and run-queue time, for the debug line (a slow change: own work or kept waiting?).
+    const sched = this.log.isLevelEnabled('debug');
+    const s0 = sched ? threadSched() : undefined;
+    const p = this.plan(tenant);
+    const planMs = Math.round(performance.now() - tp);
+    const s1 = sched ? threadSched() : undefined;
+    if (!p) return p;
+    this.drift.seen(p.ns, tenant);
+    // The compiled policy is part of the shape: a new endpoint changes the address classes, and its
+    // policy must be in the kernel before ADD returns (fail closed).
+    // By identity: the compile cache hands back the same object while the policy's inputs stand, and
+    // serialising 50,000 rules' entries on every pass cost more than the rest of the pass.
+    // Without rules only the fallback counts: a new endpoint then changes no policy.
+    const rules = p.policy && filters(p.policy);
+    const pol = p.policy && (rules ? policyToken(p.policy) : p.policy.fallback);
+    const shape = JSON.stringify([p.ns, p.uplink, p.bridges, p.ports, pol, p.services, p.dscp, p.qos, p.dns]);
+    // What the links follow: when only the rest changed (a rule, a service, a port), only the tables are
+    // written, without reading the links (an exec that is most of a rule change's latency here).
+    const links = JSON.stringify([p.ns, p.uplink, p.bridges, p.qos, p.endpoints]);
+    // Which endpoints may send from their ports: a new endpoint changes only this, and it must be in
+    // the kernel before the endpoint is wired (its first frames would be dropped as spoofed).
+    const admitted = JSON.stringify(p.endpoints.map((e) => [e.veth, e.ip, e.mac, e.ip6 ?? '']));
+    const last = this.converged.get(tenant);
+    if (fast && last?.shape === shape) {
       this.converged.set(tenant, { shape, links, admitted });
+      if (last.admitted !== admitted) {
+        const done = this.admissions.request(tenant, p);
+        this.lastAdmission.set(tenant, done);
+        // Deferred: the ADD's wiring waits for it (admitted()); a failure is its error there.
+        if (opts.deferAdmit) done.catch(() => undefined);
+        else await done;
+      }
       return p;
-    });
+    }
+    // Admissions still being applied finish before the tenant is converged in full.
+    await this.admissions.idle(tenant);
+    this.lastAdmission.delete(tenant);
+    this.converged.delete(tenant);
+    const t0 = performance.now();
+    const tablesOnly = fast && last?.links === links && this.dp.ensureTables !== undefined;
+    const nft = tablesOnly && this.dp.ensureTables ? await this.dp.ensureTables(p) : await this.dp.ensureTenant(p, this.protect());
+    const ms = Math.round(performance.now() - t0);
+    if (nft === 'replace-after-refused-delta') this.log.warn({ tenant, ms, reason: this.dp.lastRefusal }, 'nft refused a delta; replaced the table');
+    else if (nft !== 'unchanged') this.log.debug({ tenant, nft, ms, planMs, sched: schedSpans(s0, s1, sched ? threadSched() : undefined), decided: p.policy?.decided, write: roundedWrite(this.dp.lastWrite?.(p.ns)) }, 'tenant converged');
+    this.converged.set(tenant, { shape, links, admitted });
+    return p;
   }
 
   /** Ports admitted by the fast path, coalesced per tenant; a failure makes the next pass converge it in full. */
@@ -426,11 +450,19 @@ export class Reconciler {
     }
     for (const { ns, id } of await this.dp.presentTenants()) {
       if (wanted.has(ns)) continue;
-      this.log.info({ ns }, 'removing the namespace of a deleted tenant');
-      await this.lock(ns).run(() => this.dp.removeTenant(ns, id));
+      await this.lock(ns).run(async () => {
+        // Looked at again under the namespace's lock: a tenant made since the plans were made may have this
+        // namespace (the deleted tenant's id, freed), and is converged under the same lock.
+        if (this.isTenantNs(ns)) return;
+        this.log.info({ ns }, 'removing the namespace of a deleted tenant');
+        await this.dp.removeTenant(ns, id);
+      });
     }
   }
 }
+
+/** A convergence that found its tenant's namespace changed while it waited for the lock. */
+const MOVED = Symbol('moved');
 
 /** A tenant's policy refused on this host (policy/budget.ts): its tables are not planned until its inputs change. */
 export class PolicyRefused extends Error {}
