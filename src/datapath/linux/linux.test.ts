@@ -4,6 +4,7 @@ import { ProcessRunner, type RunOptions, type RunResult, type Runner } from '../
 import type { Endpoint, Network, Tenant } from '../../model/index.js';
 import { planTenant, type DesiredHostState } from '../plan.js';
 import { TenantDatapath } from './tenant.js';
+import { observeLinks } from './observe.js';
 import { NftTables } from './nft.js';
 import { renderHostTable } from '../host-nft.js';
 import { attachEndpoint, detachEndpoint, checkEndpoint } from './endpoint.js';
@@ -21,7 +22,7 @@ class RecordingRunner implements Runner {
 const real = new ProcessRunner();
 const tag = `x${process.pid % 10000}`;
 // High tenant ids keep this test's host-side uplinks (wu<id>) apart from any agent on this machine.
-const ids = [9000 + (process.pid % 500), 9600 + (process.pid % 300)];
+const ids = [9000 + (process.pid % 500), 9600 + (process.pid % 300), 9910 + (process.pid % 80)];
 const created: string[] = [];
 const ns = (n: string) => `${tag}-${n}`;
 
@@ -94,6 +95,32 @@ test('tenant datapath: routed networks, isolated tenants, idempotent, repairs dr
   await dp.remove(red.ns, red.uplink.hostLink);
   await dp.remove(green.ns, green.uplink.hostLink);
   assert.notEqual((await real.run(['ip', 'link', 'show', red.uplink.hostLink], { allowFailure: true })).code, 0);
+});
+
+/** Makes a link in `ns` (as another writer would) just before the first batch that adds it. */
+class AnotherWriter implements Runner {
+  made = false;
+  constructor(private readonly ns: string, private readonly link: string) {}
+  async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    if (!this.made && argv.includes(this.ns) && argv.includes('-batch') && opts?.input?.includes(`link add ${this.link} `)) {
+      this.made = true;
+      await real.run(['ip', '-n', this.ns, 'link', 'add', this.link, 'type', 'bridge', 'nf_call_iptables', '1']);
+    }
+    return real.run(argv, opts);
+  }
+}
+
+test('a bridge made by another writer between the look at the links and the batch fails nothing: looked at again, converged to the plan', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const blue: Tenant = { ...meta, name: 'blue', id: ids[2]!, defaultAction: 'allow' };
+  const plan = planTenant({ ...desired, tenants: [blue], networks: [net('blue', 'a-net', '10.91.7.0/24', '10.91.7.1', 50007)], endpoints: [] }, blue);
+  created.push(plan.ns);
+  const bridge = plan.bridges[0]!;
+  const writer = new AnotherWriter(plan.ns, bridge.name);
+  await new TenantDatapath(writer, new NftTables(real)).ensure(plan);
+  assert.ok(writer.made, 'the other writer made the bridge first');
+  const l = (await observeLinks(real, plan.ns)).get(bridge.name);
+  assert.deepEqual({ mac: l?.mac, mtu: l?.mtu, up: l?.up, address: l?.addresses.includes(bridge.address!), nf: l?.nfCallIptables },
+    { mac: bridge.mac, mtu: bridge.mtu, up: true, address: true, nf: false }, 'the bridge as planned (its own filtering flag too: nothing routed here)');
 });
 
 test('the host table takes over from the NAT-only table of earlier agents in one transaction', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {

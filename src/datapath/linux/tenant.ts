@@ -46,7 +46,7 @@ export class TenantDatapath {
   async ensure(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
     const fresh = await this.ensureNamespace(p.ns);
     if (p.v6) await this.ensureForwarding6(p.ns);
-    let links = await observeLinks(this.runner, p.ns);
+    let links: ReadonlyMap<string, ObservedLink> = await observeLinks(this.runner, p.ns);
     // An uplink without its planned address is rebuilt too: the address moved (a tenant whose /30 covered
     // a reserved link-local service, see transit.ts).
     const up = links.get(p.uplink.tenantLink);
@@ -76,8 +76,7 @@ export class TenantDatapath {
     }
     if (created) links = await observeLinks(this.runner, p.ns);
     this.observed.set(p.ns, { at: performance.now(), links });
-    // What the bridges' own filtering flags are (a bridge made again starts without it).
-    await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
+    links = await this.ensureLinks(p, links, protect);
     // linkCommands made every planned bridge's flag what bridgeFiltering says.
     this.bridgeFlags.set(p.ns, new Map(bridgeFiltering(p).bridges));
     await this.ensureRouted(p, links);
@@ -92,6 +91,25 @@ export class TenantDatapath {
       await this.ensureQos(p.ns, p.qos, new Set(links.keys()), veths);
     }
     return nft;
+  }
+
+  /**
+   * The links' batch. A line refused because someone else changed the links between the look and the
+   * batch (a bridge made meanwhile: "File exists") costs one more look, and what is still not as planned
+   * is done again: a convergence, and the ADD waiting for it, do not fail for a link already as planned.
+   * A line refused again is the error. Returns the links as last looked at.
+   */
+  private async ensureLinks(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>, protect: Protected): Promise<ReadonlyMap<string, ObservedLink>> {
+    try {
+      await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
+      return links;
+    } catch (e) {
+      const again = await observeLinks(this.runner, p.ns);
+      const rest = linkCommands(p, again, protect);
+      process.emitWarning(`weft: the links of ${p.ns} changed while they were converged (${(e as Error).message.split('\n')[0]}); looked at again, ${rest.length} changes left`);
+      await ipBatch(this.runner, p.ns, rest);
+      return again;
+    }
   }
 
   /** Per namespace, the routed bridges given proxy ARP (a bridge made again starts without it). */
@@ -335,7 +353,7 @@ export function linkCommands(p: TenantPlan, links: ReadonlyMap<string, ObservedL
     if (!l) out.push(`link add ${b.name} address ${b.mac} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
     // A bridge made before its MAC was fixed: set once (its old one, a port's, still reaches it while that port stays).
     else if (l.mac !== undefined && l.mac !== b.mac) out.push(`link set ${b.name} address ${b.mac}`);
-    else if ((l.nfCallIptables ? 1 : 0) !== nf || (l.nfCallIp6tables ? 1 : 0) !== nf) out.push(`link set ${b.name} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
+    if (l && ((l.nfCallIptables ? 1 : 0) !== nf || (l.nfCallIp6tables ? 1 : 0) !== nf)) out.push(`link set ${b.name} type bridge nf_call_iptables ${nf} nf_call_ip6tables ${nf}`);
     if (!l || l.mtu !== b.mtu) out.push(`link set ${b.name} mtu ${b.mtu}`);
     if (b.address !== undefined && !l?.addresses.includes(b.address)) out.push(`addr replace ${b.address} dev ${b.name}`);
     // The same gateway6 on every host's bridge: no duplicate address detection (it would find the others').
