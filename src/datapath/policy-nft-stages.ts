@@ -80,7 +80,30 @@ export class Stage {
     for (const k of added) this.tally(k, 1);
     const n = shardsFor(this.count);
     const byAlt = this.tag === 'p' && n > 1 && spread(this.altCounts, n) < spread(this.keyCounts, n);
-    if (n !== this.n || byAlt !== this.byAlt || 2 * (removed.length + added.length) > this.count || !this.patch(removed, added)) this.split(all());
+    // A new layout, or a change that is much of the stage (a small one: a few single ports), is split
+    // from the stage's own elements: `all` walks every profile of the policy (~4 ms at 19,000, for a
+    // stage of six elements: the udp single ports of a rule without a peer, every such change).
+    if (n !== this.n || byAlt !== this.byAlt || 2 * (removed.length + added.length) > this.count) this.split(this.after(removed, added) ?? all());
+    else if (!this.patch(removed, added)) this.split(all());
+  }
+
+  /** The stage's elements after a change, in order, from its shards; undefined if they do not hold it (then `all`). */
+  private after(removed: readonly Keyed[], added: readonly Keyed[]): Keyed[] | undefined {
+    if (this.n === 0) return undefined;
+    const gone = new Set(removed);
+    const out: Keyed[] = [];
+    let found = 0;
+    for (const part of this.parts) {
+      for (const k of part) {
+        if (gone.has(k)) found++;
+        else out.push(k);
+      }
+    }
+    if (found !== gone.size) return undefined;
+    out.push(...added);
+    out.sort(byKey);
+    for (let i = 1; i < out.length; i++) if (byKey(out[i - 1] as Keyed, out[i] as Keyed) === 0) return undefined;
+    return out;
   }
 
   private tally(k: Keyed, d: 1 | -1): void {

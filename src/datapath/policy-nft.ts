@@ -1,5 +1,5 @@
 import { once } from '../model/once.js';
-import { filters, type CompiledPolicy, type PairProfiles, type Profile } from '../policy/index.js';
+import { filters, listChangesOf, type CompiledPolicy, type PairProfiles, type Profile } from '../policy/index.js';
 import { chainIndex, nextChainSetId, type ChainSet, type NftMap, type SharedChain } from './table.js';
 import { AUDIT_CHAIN, bookOf, chainBlock, byContent, hex, ipRange, l4Of, PREFIX, SIDE_MARK, tailChain, verdictText, type Chain, type ChainBook, type Proto } from './policy-nft-parts.js';
 import { AUDIT_MARK } from './flows-nft.js';
@@ -108,7 +108,7 @@ function render(p: CompiledPolicy): PolicyNft {
   if (!st || st.sctp !== p.sctp) st = freshState(p.sctp);
   const protos = p.sctp ? ['tcp', 'udp', 'other', 'sctp'] as const : ['tcp', 'udp', 'other'] as const;
   const pairs = changed(st.pairs, p.pairs);
-  const profiles = changedById(st.profiles, p.profiles);
+  const profiles = listChangesOf(p.profiles, st.profiles) ?? changedById(st.profiles, p.profiles);
   const ownOf = (x: Profile) => profileParts(x, p.sctp, book);
   const sortedPairs = once(() => [...p.pairs].sort((a, b) => a.src - b.src || a.dst - b.dst));
   const v6Map = (roles: ReadonlyMap<number, number>) => (p.v6.length > 0 ? byContent('cls6', { type: 'ipv6_addr : mark', interval: false, elements: p.v6.map((x) => `${x.addr} : ${roles.get(x.cls) ?? x.cls}`) }) : undefined);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addressOf, formatIp, formatIp6, maskOf6, parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, ID_LIMIT, lookupVerdict, RENUMBER_AT, type CompiledPolicy, type PolicyState } from './index.js';
-import { patchList, type Profile } from './pairs.js';
+import { listChangesOf, patchList, type Profile } from './pairs.js';
 
 // Random rule sets and random single-rule (or single-endpoint) edits: each edit is compiled from the last compile (the
 // incremental path) and must equal a cold compile given the same `previous` (same class ids, same
@@ -668,5 +668,13 @@ test('a profile list patched by the ids that came, went or changed equals the li
     const got = patchList(was, touched, (id) => live.get(id));
     assert.deepEqual(got, [...live.values()].sort((a, b) => a.id - b.id), `round ${round}`);
     assert.equal(JSON.stringify(was), frozen, `round ${round}: the old list unchanged`);
+    // What it changed, as a walk of both lists finds it (a changed object is one of each), in id order.
+    const olds = new Map(was.map((x) => [x.id, x]));
+    const ids = [...new Set([...olds.keys(), ...live.keys()])].sort((a, b) => a - b);
+    assert.deepEqual(listChangesOf(got, was), {
+      removed: ids.flatMap((id) => (olds.has(id) && olds.get(id) !== live.get(id) ? [olds.get(id)] : [])),
+      added: ids.flatMap((id) => (live.has(id) && olds.get(id) !== live.get(id) ? [live.get(id)] : [])),
+    }, `round ${round}: its changes`);
+    assert.equal(listChangesOf(got, [...was]), undefined, `round ${round}: not said for another list than the one it was patched from`);
   }
 });

@@ -1,6 +1,7 @@
 export { compilePolicy, filters, ID_LIMIT, RENUMBER_AT, groupRules, lookups, lookupVerdict, type CompiledPolicy, type PolicyState, type Slot, type Verdict } from './compile.js';
 export type { SideEntry, SideProfile } from './sides.js';
 export type { PairProfiles, Profile } from './pairs.js';
+export { listChangesOf } from './pairs.js';
 export type { Segment } from './segments.js';
 export { explainFlow, explainer, explainerYielding, type Explainer, type Explanation, type FullExplanation } from './explain.js';
 export { classify, type Klass, type Classification } from './classes.js';
