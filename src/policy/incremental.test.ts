@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { addressOf, formatIp, formatIp6, maskOf6, parseIp, parseIp6, type Endpoint, type Group, type Network, type Policy, type Rule, type Tenant } from '../model/index.js';
 import { compilePolicy, explainFlow, ID_LIMIT, lookupVerdict, RENUMBER_AT, type CompiledPolicy, type PolicyState } from './index.js';
 import { listChangesOf, patchList, type Profile } from './pairs.js';
@@ -677,4 +679,20 @@ test('a profile list patched by the ids that came, went or changed equals the li
     }, `round ${round}: its changes`);
     assert.equal(listChangesOf(got, [...was]), undefined, `round ${round}: not said for another list than the one it was patched from`);
   }
+});
+
+test('a patched profile list does not keep the list it was patched from alive (each would keep all before it)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const made = (n: number) => Array.from({ length: n }, (_, i) => ({ id: i + 1, v: 0 }));
+  let was: { id: number; v: number }[] | undefined = made(1000);
+  const ref = new WeakRef(was);
+  const got = patchList(was, new Set([5]), (id) => ({ id, v: 1 }));
+  assert.equal(listChangesOf(got, was)?.added.length, 1);
+  was = undefined;
+  // A WeakRef's target lives to the end of the job that made or read it.
+  await new Promise((r) => setImmediate(r));
+  gc();
+  assert.equal(ref.deref(), undefined, 'the old list was collected');
+  assert.equal(got.length, 1000);
 });
