@@ -11,11 +11,14 @@
 // sizes count pods, NetworkPolicy peers each selecting one of them, written four ways (selectorsState). Heap after each cold compile (a full GC first); entries: the pairs plus the segments of the distinct profiles
 // (pairs.ts), and the elements and text of the table the agent writes. Pure CPU on one core: the machine's other
 // work shows up as noise, so compare figures of one run only. `--nft` (root) also loads that table with
-// `nft -f` into a new, empty namespace (what a drift repair writes), deleted after.
+// `nft -f` into a new, empty namespace (what a drift repair writes), deleted after. Then a second table:
+// changes as the agent makes them (agentChanges), each kind's compile, render and diff.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Endpoint, Group, Network, Policy, Rule, Tenant } from '../model/index.js';
 import { renderPolicy } from '../datapath/policy-nft.js';
+import { policyTableOf } from '../datapath/flows-nft.js';
+import { diffTables } from '../datapath/table-delta.js';
 import { allMaps, tableText } from '../datapath/table.js';
 import { ProcessRunner } from '../exec/index.js';
 import { classify, compilePolicy, explainer, type CompiledPolicy, type PolicyState } from '../policy/index.js';
@@ -207,6 +210,38 @@ function measure(shape: BenchShape, n: number, runs: number): Row {
   return { shape, rules: n, cold: cold.ms, port, add, wide, peer, endpoint, render, explain, sweep, heapMb, classes: c.classification.classes.length, entries: c.pairs.length + c.profiles.reduce((k, x) => k + x.segs.length, 0), elements, bytes: text.length, text };
 }
 
+/** A change's three steps in the agent, medians in ms (and the first change's, which V8 meets cold). */
+interface Steps { compile: number; render: number; diff: number; first: string }
+const CHANGE_KINDS: readonly Edit[] = ['wide', 'peer', 'port'];
+
+/**
+ * Changes as the agent makes them, `count` of each kind (an edit, then its undo, in turn): compiled
+ * against the last compile, rendered (patched from the last render), diffed against the table the last
+ * delta left (keepGone, as a change pass writes). One lineage from a cold compile, as an agent has.
+ */
+function agentChanges(s: PolicyState, count: number): Map<Edit, Steps> {
+  let c = compilePolicy(s);
+  let table = policyTableOf(renderPolicy(c));
+  const out = new Map<Edit, Steps>();
+  for (const kind of CHANGE_KINDS) {
+    const xs = { compile: [] as number[], render: [] as number[], diff: [] as number[] };
+    for (let i = 0; i < count; i++) {
+      const next = time(() => compilePolicy({ ...(i % 2 === 0 ? edited(s, kind) : s), previous: c }));
+      const t = time(() => policyTableOf(renderPolicy(next.value)));
+      const d = time(() => diffTables(table, t.value, { keepGone: true, elements: true }));
+      if (!d.value) throw new Error(`${kind}: no delta`);
+      xs.compile.push(next.ms);
+      xs.render.push(t.ms);
+      xs.diff.push(d.ms);
+      c = next.value;
+      table = d.value.table;
+    }
+    const first = `${(xs.compile[0] as number).toFixed(0)} / ${(xs.render[0] as number).toFixed(0)} / ${(xs.diff[0] as number).toFixed(0)}`;
+    out.set(kind, { compile: median(xs.compile), render: median(xs.render), diff: median(xs.diff), first });
+  }
+  return out;
+}
+
 /** `nft -f` of a whole table into a new, empty namespace of its own. */
 async function loadMs(text: string): Promise<number> {
   const runner = new ProcessRunner();
@@ -232,13 +267,20 @@ async function main(): Promise<void> {
   for (const x of shapes) if (!ALL.includes(x)) throw new Error(`unknown shape ${x}: one of ${ALL.join(', ')}`);
   console.log(`| shape | rules | cold compile | warm: port changed | warm: rule with a new /32 added | warm: rule with no peer added | warm: rule from group app added | warm: an endpoint of db added | warm compile + render | explainer + one flow (the sweep alone, which it no longer makes) | heap after cold | classes | entries | table elements | table text |${nftAt >= 0 ? ' nft -f |' : ''}`);
   console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${nftAt >= 0 ? ' --- |' : ''}`);
+  const changes: string[] = [];
   for (const shape of shapes) {
     for (const n of sizes) {
+      const steps = agentChanges(shapeState(shape, n), runs * 10);
+      changes.push(`| ${shape} | ${n.toLocaleString('en')} | ${CHANGE_KINDS.map((k) => { const x = steps.get(k) as Steps; return `${x.compile.toFixed(1)} / ${x.render.toFixed(1)} / ${x.diff.toFixed(1)} (first ${x.first})`; }).join(' | ')} |`);
       const r = measure(shape, n, runs);
       const load = nftAt >= 0 ? ` ${(await loadMs(r.text)).toFixed(0)} ms |` : '';
       console.log(`| ${r.shape} | ${r.rules.toLocaleString('en')} | ${r.cold.toFixed(0)} ms | ${r.port.toFixed(1)} ms | ${r.add.toFixed(1)} ms | ${r.wide.toFixed(1)} ms | ${r.peer.toFixed(1)} ms | ${r.endpoint.toFixed(1)} ms | ${r.render.toFixed(0)} ms | ${r.explain.toFixed(0)} ms (${r.sweep.toFixed(0)} ms) | ${r.heapMb.toFixed(1)} MB | ${r.classes.toLocaleString('en')} | ${r.entries.toLocaleString('en')} | ${r.elements.toLocaleString('en')} | ${(r.bytes / 2 ** 20).toFixed(2)} MB |${load}`);
     }
   }
+  console.log(`\nA change as the agent makes it (${runs * 10} of each kind, an edit and its undo in turn, one lineage): compile / render / diff, medians in ms (the first change's in brackets)\n`);
+  console.log('| shape | rules | a rule without a peer (udp/7779) | a rule from group app (tcp/7780) | a rule\'s port changed |');
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const l of changes) console.log(l);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();
