@@ -5,6 +5,8 @@ import type { Endpoint, Network, Tenant } from '../../model/index.js';
 import { planTenant, type DesiredHostState } from '../plan.js';
 import { TenantDatapath } from './tenant.js';
 import { observeLinks } from './observe.js';
+import { ensureRoutes } from './routes.js';
+import { ROUTE_PROTO } from '../routed.js';
 import { NftTables } from './nft.js';
 import { renderHostTable } from '../host-nft.js';
 import { attachEndpoint, detachEndpoint, checkEndpoint } from './endpoint.js';
@@ -97,14 +99,14 @@ test('tenant datapath: routed networks, isolated tenants, idempotent, repairs dr
   assert.notEqual((await real.run(['ip', 'link', 'show', red.uplink.hostLink], { allowFailure: true })).code, 0);
 });
 
-/** Makes a link in `ns` (as another writer would) just before the first batch that adds it. */
+/** Runs `first` (as another writer would) just before the first batch in `ns` whose input holds `marker`. */
 class AnotherWriter implements Runner {
   made = false;
-  constructor(private readonly ns: string, private readonly link: string) {}
+  constructor(private readonly ns: string, private readonly marker: string, private readonly first: readonly string[]) {}
   async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    if (!this.made && argv.includes(this.ns) && argv.includes('-batch') && opts?.input?.includes(`link add ${this.link} `)) {
+    if (!this.made && argv.includes(this.ns) && argv.includes('-batch') && opts?.input?.includes(this.marker)) {
       this.made = true;
-      await real.run(['ip', '-n', this.ns, 'link', 'add', this.link, 'type', 'bridge', 'nf_call_iptables', '1']);
+      await real.run(this.first);
     }
     return real.run(argv, opts);
   }
@@ -115,12 +117,25 @@ test('a bridge made by another writer between the look at the links and the batc
   const plan = planTenant({ ...desired, tenants: [blue], networks: [net('blue', 'a-net', '10.91.7.0/24', '10.91.7.1', 50007)], endpoints: [] }, blue);
   created.push(plan.ns);
   const bridge = plan.bridges[0]!;
-  const writer = new AnotherWriter(plan.ns, bridge.name);
+  const writer = new AnotherWriter(plan.ns, `link add ${bridge.name} `, ['ip', '-n', plan.ns, 'link', 'add', bridge.name, 'type', 'bridge', 'nf_call_iptables', '1']);
   await new TenantDatapath(writer, new NftTables(real)).ensure(plan);
   assert.ok(writer.made, 'the other writer made the bridge first');
   const l = (await observeLinks(real, plan.ns)).get(bridge.name);
   assert.deepEqual({ mac: l?.mac, mtu: l?.mtu, up: l?.up, address: l?.addresses.includes(bridge.address!), nf: l?.nfCallIptables },
     { mac: bridge.mac, mtu: bridge.mtu, up: true, address: true, nf: false }, 'the bridge as planned (its own filtering flag too: nothing routed here)');
+});
+
+test('a route of ours made by someone else between the look at the routes and the batch fails nothing (an ADD\'s own /128, say)', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+  const n = ns('rt');
+  await real.run(['ip', 'netns', 'add', n]);
+  created.push(n);
+  await real.run(['ip', '-n', n, '-batch', '-'], { input: 'link add d0 type bridge\nlink set d0 up\naddr add 10.92.0.1/32 dev d0\n' });
+  const want = [{ dst: '10.92.0.0/26', dev: 'd0', src: '10.92.0.1' }, { dst: '10.92.1.0/26', dev: 'd0' }];
+  const writer = new AnotherWriter(n, 'route add 10.92.0.0/26 ', ['ip', '-n', n, 'route', 'add', '10.92.0.0/26', 'dev', 'd0', 'proto', String(ROUTE_PROTO), 'scope', 'link', 'src', '10.92.0.1']);
+  await ensureRoutes(writer, n, want);
+  assert.ok(writer.made, 'the other writer made the route first');
+  const listed = JSON.parse((await real.run(['ip', '-n', n, '-j', 'route', 'show', 'proto', String(ROUTE_PROTO)])).stdout) as Array<{ dst: string }>;
+  assert.deepEqual(listed.map((r) => r.dst).sort(), ['10.92.0.0/26', '10.92.1.0/26'], 'both routes, once each');
 });
 
 test('the host table takes over from the NAT-only table of earlier agents in one transaction', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {

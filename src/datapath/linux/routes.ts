@@ -58,7 +58,16 @@ export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<stri
   return out;
 }
 
-/** Converges Weft's routes in a namespace; an exec per family to read them, and one to change them only if needed. */
+/**
+ * Converges Weft's routes in a namespace; an exec per family to read them, and one to change them only if
+ * needed. A line refused because someone else changed them between the look and the batch (an ADD wiring
+ * a routed endpoint adds its /128 at once: "File exists") costs one more look, and what is still not as
+ * wanted is done again; a line refused again (an administrator's route of that prefix) is the error.
+ */
 export async function ensureRoutes(runner: Runner, ns: string | undefined, want: readonly HostRoute[], six = want.some(isRoute6)): Promise<void> {
-  await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
+  try {
+    await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
+  } catch {
+    await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
+  }
 }
