@@ -206,3 +206,19 @@ test('a tenant made during a full pass\'s look for stale namespaces, with a dele
   assert.ok(dp.namespaces.has('u-t2'), `c's namespace (u-t2) is there: ${[...dp.namespaces.keys()].join(', ')}`);
   assert.ok(dp.namespaces.get('u-t2')?.links.has('wb102'), `with c's bridge: ${[...(dp.namespaces.get('u-t2')?.links.keys() ?? [])].join(', ')}`);
 });
+
+test('a tenant deleted, its namespace removed, then made again with its name, id and shape: a change converges it into a namespace again', async (t) => {
+  const dir = tmp(t);
+  const state = new DesiredState();
+  state.replaceAll(snap());
+  const { dp, r, fullPass } = rig(dir, state);
+  await fullPass();
+  assert.ok(dp.namespaces.has('u-t2'));
+  state.replaceAll(listed([tenant('a', 1)], [net('a', '10.9.0.0/24', 100)], 1001));
+  await fullPass();
+  assert.ok(!dp.namespaces.has('u-t2'), 'b\'s namespace went with b');
+  state.replaceAll(listed([tenant('a', 1), tenant('b', 2)], [net('a', '10.9.0.0/24', 100), net('b', '10.8.0.0/24', 101)], 1002));
+  // What an ADD or a change pass does first: the fast path, which skips the kernel when the shape is as last converged.
+  await r.ensureTenant('b', true);
+  assert.ok(dp.namespaces.get('u-t2')?.links.has('wb101'), `b's namespace and bridge again: ${[...dp.namespaces.keys()].join(', ')}`);
+});

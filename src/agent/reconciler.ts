@@ -45,7 +45,7 @@ export interface ReconcilerOptions {
  * reports keep coming: drift.ts), plus every tenant once per `safetyMs`, so an idle agent reads nothing
  * from the kernel however many rules it holds.
  * Changes and full passes run in two lanes, so a change never waits behind a full pass over every
- * tenant: they meet only on the lock of a tenant both touch (shared with the CNI and Docker paths) and
+ * tenant: they meet only on the lock of a tenant's namespace both touch (shared with the CNI and Docker paths) and
  * on the host side's lock.
  */
 export class Reconciler {
@@ -290,7 +290,7 @@ export class Reconciler {
     }
   }
 
-  /** ensureTenant's work, under the tenant's lock. */
+  /** ensureTenant's work, under the lock of the tenant's namespace (lockKey). */
   private async converge(tenant: string, fast: boolean, opts: { deferAdmit?: boolean }): Promise<TenantPlan | undefined> {
     const tp = performance.now();
     // The main thread's CPU and run-queue time, for the debug line (a slow change: own work or kept waiting?).
@@ -438,7 +438,9 @@ export class Reconciler {
   /** Namespaces with our prefix whose tenant no longer exists are removed with their uplink. */
   private async removeStaleTenants(plans: readonly TenantPlan[], keep: ReadonlySet<string> = new Set()): Promise<void> {
     // A deleted tenant's last compile (tens of MB at 50,000 rules) or refusal is not kept for a name that may never come back.
-    for (const m of [this.compiled, this.refused]) for (const name of m.keys()) if (!this.state.tenants.has(name)) m.delete(name);
+    // Nor its last shape: a tenant made again under its name, id and shape after its namespace went would
+    // take the fast path (nothing to do) into a namespace no longer there.
+    for (const m of [this.compiled, this.refused, this.converged]) for (const name of m.keys()) if (!this.state.tenants.has(name)) m.delete(name);
     const wanted = new Set([...plans.map((p) => p.ns), ...keep]);
     // A desired state with no tenant at all is far likelier a server restored or re-initialised (or pointed
     // at the wrong store) than a cluster whose last tenant was deleted: removing every namespace would cut

@@ -59,7 +59,8 @@ const EMPTY_OUT: StageOut = { maps: [], shardChains: [], lines: [] };
  * place by the elements that came and went: a change rewrites the shards it touches and reads nothing
  * else (issue 13: a change of one pair among 29,000 no longer walks them all). The layout (how many
  * shards, split by which mark) is what a split of every element gives; when a change moves it, or is a
- * large part of the stage, the stage is split again from `all`.
+ * large part of the stage, the stage is split again from its own elements (`all`, every element the
+ * compile holds, where its shards do not hold them).
  */
 export class Stage {
   /** Shards; 0 until the first split. */

@@ -62,12 +62,13 @@ export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<stri
  * Converges Weft's routes in a namespace; an exec per family to read them, and one to change them only if
  * needed. A line refused because someone else changed them between the look and the batch (an ADD wiring
  * a routed endpoint adds its /128 at once: "File exists") costs one more look, and what is still not as
- * wanted is done again; a line refused again (an administrator's route of that prefix) is the error.
+ * wanted is done again; any other refusal, or a second one (an administrator's route of that prefix), is the error.
  */
 export async function ensureRoutes(runner: Runner, ns: string | undefined, want: readonly HostRoute[], six = want.some(isRoute6)): Promise<void> {
   try {
     await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
-  } catch {
+  } catch (e) {
+    if (!(e as Error).message.includes('File exists')) throw e;
     await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
   }
 }

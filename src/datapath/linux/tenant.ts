@@ -46,7 +46,7 @@ export class TenantDatapath {
   async ensure(p: TenantPlan, protect: Protected = new Set()): Promise<NftOutcome> {
     const fresh = await this.ensureNamespace(p.ns);
     if (p.v6) await this.ensureForwarding6(p.ns);
-    let links: ReadonlyMap<string, ObservedLink> = await observeLinks(this.runner, p.ns);
+    let links = await observeLinks(this.runner, p.ns);
     // An uplink without its planned address is rebuilt too: the address moved (a tenant whose /30 covered
     // a reserved link-local service, see transit.ts).
     const up = links.get(p.uplink.tenantLink);
@@ -76,7 +76,8 @@ export class TenantDatapath {
     }
     if (created) links = await observeLinks(this.runner, p.ns);
     this.observed.set(p.ns, { at: performance.now(), links });
-    links = await this.ensureLinks(p, links, protect);
+    // What follows reads the look before the batch (a bridge it made again is not among them: its proxy ARP is set again).
+    await this.ensureLinks(p, links, protect);
     // linkCommands made every planned bridge's flag what bridgeFiltering says.
     this.bridgeFlags.set(p.ns, new Map(bridgeFiltering(p).bridges));
     await this.ensureRouted(p, links);
@@ -94,21 +95,21 @@ export class TenantDatapath {
   }
 
   /**
-   * The links' batch. A line refused because someone else changed the links between the look and the
-   * batch (a bridge made meanwhile: "File exists") costs one more look, and what is still not as planned
-   * is done again: a convergence, and the ADD waiting for it, do not fail for a link already as planned.
-   * A line refused again is the error. Returns the links as last looked at.
+   * The links' batch. Refused with "File exists" (a bridge made by someone else between the look and the
+   * batch: another writer of this namespace, which the agent's own lock should exclude, so said as a
+   * warning), the links are looked at once more and what is still not as planned is done again: a
+   * convergence, and the ADD waiting for it, do not fail for a link already as planned. Any other refusal,
+   * or a second one, is the error.
    */
-  private async ensureLinks(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>, protect: Protected): Promise<ReadonlyMap<string, ObservedLink>> {
+  private async ensureLinks(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>, protect: Protected): Promise<void> {
     try {
       await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
-      return links;
     } catch (e) {
-      const again = await observeLinks(this.runner, p.ns);
-      const rest = linkCommands(p, again, protect);
-      process.emitWarning(`weft: the links of ${p.ns} changed while they were converged (${(e as Error).message.split('\n')[0]}); looked at again, ${rest.length} changes left`);
+      const why = (e as Error).message;
+      if (!why.includes('File exists')) throw e;
+      const rest = linkCommands(p, await observeLinks(this.runner, p.ns), protect);
+      process.emitWarning(`weft: a link of ${p.ns} was made by another writer while it was converged (${why.split('\n')[0]}): looked at again, ${rest.length} changes left`);
       await ipBatch(this.runner, p.ns, rest);
-      return again;
     }
   }
 
