@@ -59,6 +59,24 @@ export async function ipBatch(runner: Runner, ns: string | undefined, lines: rea
 }
 
 /**
+ * `ipBatch` of what a look found missing. Refused with "File exists" (someone else added the same link or
+ * route between the look and the batch), it looks again (`again`: the lines that look gives) and does
+ * what is still missing, once: a convergence does not fail for what is already as wanted. Any other
+ * refusal, or a second one, is the error. Returns the first refusal's first line if it looked again.
+ */
+export async function ipBatchOrLookAgain(runner: Runner, ns: string | undefined, lines: readonly string[], again: () => Promise<readonly string[]>): Promise<string | undefined> {
+  try {
+    await ipBatch(runner, ns, lines);
+    return undefined;
+  } catch (e) {
+    const why = (e as Error).message;
+    if (!why.includes('File exists')) throw e;
+    await ipBatch(runner, ns, await again());
+    return why.split('\n')[0];
+  }
+}
+
+/**
  * Runs a command in a named network namespace. nsenter switches only the network namespace; `ip netns
  * exec` also builds a private mount namespace and remounts /sys, which costs milliseconds per call.
  */

@@ -1,6 +1,6 @@
 import type { Runner } from '../../exec/index.js';
 import { ROUTE_PROTO, type HostRoute } from '../routed.js';
-import { ipBatch } from './observe.js';
+import { ipBatchOrLookAgain } from './observe.js';
 
 /** One route as `ip -j route show` prints it (what a comparison needs). */
 interface RouteJson { type?: string; dst: string; gateway?: string; dev?: string }
@@ -65,10 +65,6 @@ export function routeCommands(want: readonly HostRoute[], have: ReadonlyMap<stri
  * wanted is done again; any other refusal, or a second one (an administrator's route of that prefix), is the error.
  */
 export async function ensureRoutes(runner: Runner, ns: string | undefined, want: readonly HostRoute[], six = want.some(isRoute6)): Promise<void> {
-  try {
-    await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
-  } catch (e) {
-    if (!(e as Error).message.includes('File exists')) throw e;
-    await ipBatch(runner, ns, routeCommands(want, await observeRoutes(runner, ns, six)));
-  }
+  const look = async () => routeCommands(want, await observeRoutes(runner, ns, six));
+  await ipBatchOrLookAgain(runner, ns, await look(), look);
 }

@@ -4,7 +4,7 @@ import { bridgedThroughNetfilter, type TenantPlan } from '../plan.js';
 import { containerTablesTexts, renderTenantTable } from '../nft.js';
 import { loadContainerTable, refuseHostNamespace } from './endpoint.js';
 import { renderGuardTable } from '../guard-nft.js';
-import { inNs, ipBatch, observeLinks, type ObservedLink } from './observe.js';
+import { inNs, ipBatch, ipBatchOrLookAgain, observeLinks, type ObservedLink } from './observe.js';
 import { NftTables } from './nft.js';
 import { UPLINK6_PREFIX } from '../transit.js';
 import { LINUX_ENCAPS } from './encaps/index.js';
@@ -102,15 +102,13 @@ export class TenantDatapath {
    * or a second one, is the error.
    */
   private async ensureLinks(p: TenantPlan, links: ReadonlyMap<string, ObservedLink>, protect: Protected): Promise<void> {
-    try {
-      await ipBatch(this.runner, p.ns, linkCommands(p, links, protect));
-    } catch (e) {
-      const why = (e as Error).message;
-      if (!why.includes('File exists')) throw e;
+    let left = 0;
+    const why = await ipBatchOrLookAgain(this.runner, p.ns, linkCommands(p, links, protect), async () => {
       const rest = linkCommands(p, await observeLinks(this.runner, p.ns), protect);
-      process.emitWarning(`weft: a link of ${p.ns} was made by another writer while it was converged (${why.split('\n')[0]}): looked at again, ${rest.length} changes left`);
-      await ipBatch(this.runner, p.ns, rest);
-    }
+      left = rest.length;
+      return rest;
+    });
+    if (why !== undefined) process.emitWarning(`weft: a link of ${p.ns} was made by another writer while it was converged (${why}): looked at again, ${left} changes left`);
   }
 
   /** Per namespace, the routed bridges given proxy ARP (a bridge made again starts without it). */
