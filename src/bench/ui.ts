@@ -6,7 +6,8 @@
 // UI drew (what painting that much costs with no UI at all). Each sample is a new browser context (no
 // cache). Then the server alone: the matrix of all groups through the API (each a new question: no
 // cache). BENCH_UI_ENDPOINTS, BENCH_UI_GROUPS, BENCH_UI_RULES (rules with distinct CIDRs in the
-// policy of every third group), BENCH_UI_RUNS. Needs no root; cleans up (server and browser by pid).
+// policy of every third group), BENCH_UI_RUNS. Needs no root (as root, the browser runs in a network
+// namespace of its own: testkit/browser.ts); cleans up (server, browser and its namespace).
 import { startServerProcess, http } from '../testkit/server.js';
 import { startBrowser } from '../testkit/browser.js';
 import { summarise } from './stats.js';
@@ -18,9 +19,10 @@ const RUNS = Number(process.env['BENCH_UI_RUNS'] ?? 10);
 const RULES = Number(process.env['BENCH_UI_RULES'] ?? 2);
 
 async function main(): Promise<void> {
-  const server = await startServerProcess();
-  const browser = await startBrowser().catch(async (e) => {
-    await server.stop();
+  const browser = await startBrowser();
+  // Where the browser reaches us (as root it runs in a namespace of its own: testkit/browser.ts).
+  const server = await startServerProcess({ listen: `${browser.serverHost}:0` }).catch(async (e) => {
+    await browser.stop();
     throw e;
   });
   try {
