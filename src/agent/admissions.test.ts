@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import type { TenantPlan } from '../datapath/index.js';
 import { Admissions } from './admissions.js';
 
-const plan = (n: number) => ({ ns: `t${n}` }) as unknown as TenantPlan;
+const plan = (n: number) => ({ ns: `t${n}`, tenant: `tenant${n}` }) as unknown as TenantPlan;
 
-test('admissions: one at a time per tenant; requests made meanwhile share one batch with the newest plan', async () => {
+test('admissions: one at a time per namespace; requests made meanwhile share one batch with the newest plan', async () => {
   const applied: string[] = [];
   let release: () => void = () => undefined;
   const a = new Admissions((p) => {
@@ -30,9 +30,9 @@ test('admissions: a failed one rejects its waiters and says so; the next request
   let fail = true;
   const a = new Admissions(async () => {
     if (fail) throw new Error('nft refused');
-  }, (t) => failed.push(t));
+  }, (p) => failed.push(p.tenant));
   await assert.rejects(a.request('red', plan(1)), /nft refused/);
-  assert.deepEqual(failed, ['red']);
+  assert.deepEqual(failed, ['tenant1'], 'the plan that failed');
   fail = false;
   await a.request('red', plan(2));
   await a.idle('red');

@@ -222,3 +222,39 @@ test('a tenant deleted, its namespace removed, then made again with its name, id
   await r.ensureTenant('b', true);
   assert.ok(dp.namespaces.get('u-t2')?.links.has('wb101'), `b's namespace and bridge again: ${[...dp.namespaces.keys()].join(', ')}`);
 });
+
+test('a deleted tenant\'s admission still being applied does not write its ports over the tenant that took its id', async (t) => {
+  const dir = tmp(t);
+  const state = new DesiredState();
+  state.replaceAll(snap());
+  const { dp, r, fullPass } = rig(dir, state);
+  await fullPass();
+  // b (id 2, namespace u-t2) gets an endpoint: the fast path admits its port, and that admission is held.
+  const ep = (id: string, tenantName: string, ip: string, vni: number) => ({ ...meta, id, tenant: tenantName, network: 'n', ip, prefixLength: 24, gateway: ip.replace(/\d+$/, '1'), mac: `02:00:00:00:00:${id.slice(1).padStart(2, '0')}`, mtu: 1450, vni, host: 'node1', ifname: 'eth0', containerId: `c${id}`, labels: {}, state: 'created' });
+  state.replaceAll(snap({ endpoints: [ep('e2', 'b', '10.8.0.2', 101)] as never, revision: 1001 }));
+  const admit = dp.admit.bind(dp);
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((res) => (release = res));
+  const admitted: string[] = [];
+  dp.admit = async (p) => {
+    admitted.push(p.tenant);
+    if (p.tenant === 'b') await held;
+    return admit(p);
+  };
+  await r.ensureTenant('b', true, { deferAdmit: true });
+  assert.deepEqual(admitted, ['b'], 'b\'s new port went to the admissions');
+  // b is deleted; c takes its id (lowest free), so its namespace, and is converged in full.
+  state.replaceAll(snap({
+    tenants: [tenant('a', 1), tenant('c', 2)] as never,
+    networks: [net('a', '10.9.0.0/24', 100), net('c', '10.7.0.0/24', 102)] as never,
+    endpoints: [ep('e3', 'c', '10.7.0.3', 102)] as never, revision: 1002,
+  }));
+  const converging = r.ensureTenant('c', true);
+  for (let i = 0; i < 20; i++) await new Promise((res) => setImmediate(res));
+  release();
+  assert.ok(await converging, 'c was converged');
+  await r.admitted('b').catch(() => undefined);
+  const guard = dp.namespaces.get('u-t2')?.guard ?? '';
+  assert.ok(guard.includes('10.7.0.3'), `c's port is admitted in u-t2: ${guard}`);
+  assert.ok(!guard.includes('10.8.0.2'), `b's port is not: ${guard}`);
+});

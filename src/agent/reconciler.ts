@@ -319,7 +319,7 @@ export class Reconciler {
     if (fast && last?.shape === shape) {
       this.converged.set(tenant, { shape, links, admitted });
       if (last.admitted !== admitted) {
-        const done = this.admissions.request(tenant, p);
+        const done = this.admissions.request(p.ns, p);
         this.lastAdmission.set(tenant, done);
         // Deferred: the ADD's wiring waits for it (admitted()); a failure is its error there.
         if (opts.deferAdmit) done.catch(() => undefined);
@@ -327,8 +327,10 @@ export class Reconciler {
       }
       return p;
     }
-    // Admissions still being applied finish before the tenant is converged in full.
-    await this.admissions.idle(tenant);
+    // Admissions still being applied to its namespace finish before the tenant is converged in full: its
+    // own, or a deleted tenant's whose id (and so namespace) it took, which would otherwise write that
+    // tenant's ports over this one's after it (its endpoints' frames then dropped as spoofed).
+    await this.admissions.idle(p.ns);
     this.lastAdmission.delete(tenant);
     this.converged.delete(tenant);
     const t0 = performance.now();
@@ -341,8 +343,8 @@ export class Reconciler {
     return p;
   }
 
-  /** Ports admitted by the fast path, coalesced per tenant; a failure makes the next pass converge it in full. */
-  private readonly admissions = new Admissions((p) => this.dp.admit(p), (tenant) => this.converged.delete(tenant));
+  /** Ports admitted by the fast path, coalesced per namespace; a failure makes the next pass converge its tenant in full. */
+  private readonly admissions = new Admissions((p) => this.dp.admit(p), (p) => this.converged.delete(p.tenant));
 
   /** Per tenant, the last admission requested: it holds every port asked for before it. */
   private readonly lastAdmission = new Map<string, Promise<void>>();
@@ -456,6 +458,8 @@ export class Reconciler {
         // Looked at again under the namespace's lock: a tenant made since the plans were made may have this
         // namespace (the deleted tenant's id, freed), and is converged under the same lock.
         if (this.isTenantNs(ns)) return;
+        // An admission of the deleted tenant still being applied finishes first (it writes this namespace).
+        await this.admissions.idle(ns);
         this.log.info({ ns }, 'removing the namespace of a deleted tenant');
         await this.dp.removeTenant(ns, id);
       });
