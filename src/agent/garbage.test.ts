@@ -43,17 +43,22 @@ function rig(dir: string, state: DesiredState) {
   return { dp, r, fullPass, hostSides: () => hostSides, hostTenants: () => (last?.tenants ?? []).map((x) => x.tenant), hostPlan: () => last };
 }
 
+/** The rig over snap()'s state, after a first full pass (both tenants' namespaces made). */
+async function converged(t: { after: (f: () => void) => void }) {
+  const state = new DesiredState();
+  state.replaceAll(snap());
+  const out = rig(tmp(t), state);
+  await out.fullPass();
+  return { state, ...out };
+}
+
 /** Two lists alone (relists): tenants and networks, at `revision`. */
 const tenant = (name: string, id: unknown) => ({ ...meta, name, id, defaultAction: 'allow' });
 const net = (t: string, subnet: string, vni: number) => ({ ...meta, tenant: t, name: 'n', subnet, gateway: subnet.replace(/0\/24$/, '1'), encap: 'vxlan', vni, mtu: 1450 });
 const listed = (tenants: unknown[], networks: unknown[], revision = 1000): Snapshot => snap({ tenants: tenants as never, networks: networks as never, endpoints: [], revision });
 
 test('an empty desired state (a server restored or re-initialised) removes no tenant namespace', async (t) => {
-  const dir = tmp(t);
-  const state = new DesiredState();
-  state.replaceAll(snap());
-  const { dp, r, fullPass } = rig(dir, state);
-  await fullPass();
+  const { state, dp, r, fullPass } = await converged(t);
   assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2']);
   // The relist after the server came back with an empty store: revision 3 < 1000, nothing in it.
   state.replaceAll(snap({ tenants: [], networks: [], endpoints: [], revision: 3 }));
@@ -62,7 +67,7 @@ test('an empty desired state (a server restored or re-initialised) removes no te
   assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2'], 'every container on the host would have been cut off');
   // One tenant deleted while others stand is still removed.
   state.replaceAll(snap({ tenants: snap().tenants.slice(1), networks: snap().networks.slice(1), endpoints: [], revision: 4 }));
-  const again = rig(dir, state);
+  const again = rig(tmp(t), state);
   for (const [k, v] of dp.namespaces) again.dp.namespaces.set(k, v);
   await again.fullPass();
   await again.r.stop();
@@ -70,11 +75,7 @@ test('an empty desired state (a server restored or re-initialised) removes no te
 });
 
 test('a tenant object without a whole-number id (watch put, list) is not taken: the tenant\'s namespace stays', async (t) => {
-  const dir = tmp(t);
-  const state = new DesiredState();
-  state.replaceAll(snap());
-  const { dp, r, fullPass } = rig(dir, state);
-  await fullPass();
+  const { state, dp, r, fullPass } = await converged(t);
   assert.ok(dp.namespaces.has('u-t1'));
   state.apply({ revision: 1001, op: 'put', kind: 'tenant', key: 'tenants/a', tenant: 'a', object: { name: 'a', defaultAction: 'allow' }, actor: 'x', time: '' });
   await fullPass();
@@ -89,11 +90,7 @@ test('a tenant object without a whole-number id (watch put, list) is not taken: 
 });
 
 test('one network with a malformed subnet does not stop the host side of every other tenant; its tenant keeps its last plan and namespace', async (t) => {
-  const dir = tmp(t);
-  const state = new DesiredState();
-  state.replaceAll(snap());
-  const { dp, r, fullPass, hostSides, hostTenants } = rig(dir, state);
-  await fullPass();
+  const { state, dp, r, fullPass, hostSides, hostTenants } = await converged(t);
   const before = hostSides();
   assert.ok(before >= 1);
   state.apply({ revision: 1001, op: 'put', kind: 'network', key: 'networks/b/n', tenant: 'b', object: { ...snap().networks[1], subnet: 'garbage' }, actor: 'x', time: '' });
@@ -180,11 +177,7 @@ test('a relist keeps a tenant\'s last good object only where it holds no valid o
 });
 
 test('a tenant made during a full pass\'s look for stale namespaces, with a deleted tenant\'s id, keeps its namespace', async (t) => {
-  const dir = tmp(t);
-  const state = new DesiredState();
-  state.replaceAll(snap());
-  const { dp, r, fullPass } = rig(dir, state);
-  await fullPass();
+  const { state, dp, r, fullPass } = await converged(t);
   assert.deepEqual([...dp.namespaces.keys()].sort(), ['u-t1', 'u-t2']);
   // b (id 2) is deleted; c takes its id (ids are lowest-free) and is converged by a change, all while the
   // next full pass, which planned without c, lists the namespaces present.
@@ -208,11 +201,7 @@ test('a tenant made during a full pass\'s look for stale namespaces, with a dele
 });
 
 test('a tenant deleted, its namespace removed, then made again with its name, id and shape: a change converges it into a namespace again', async (t) => {
-  const dir = tmp(t);
-  const state = new DesiredState();
-  state.replaceAll(snap());
-  const { dp, r, fullPass } = rig(dir, state);
-  await fullPass();
+  const { state, dp, r, fullPass } = await converged(t);
   assert.ok(dp.namespaces.has('u-t2'));
   state.replaceAll(listed([tenant('a', 1)], [net('a', '10.9.0.0/24', 100)], 1001));
   await fullPass();
@@ -224,11 +213,7 @@ test('a tenant deleted, its namespace removed, then made again with its name, id
 });
 
 test('a deleted tenant\'s admission still being applied does not write its ports over the tenant that took its id', async (t) => {
-  const dir = tmp(t);
-  const state = new DesiredState();
-  state.replaceAll(snap());
-  const { dp, r, fullPass } = rig(dir, state);
-  await fullPass();
+  const { state, dp, r, fullPass } = await converged(t);
   // b (id 2, namespace u-t2) gets an endpoint: the fast path admits its port, and that admission is held.
   const ep = (id: string, tenantName: string, ip: string, vni: number) => ({ ...meta, id, tenant: tenantName, network: 'n', ip, prefixLength: 24, gateway: ip.replace(/\d+$/, '1'), mac: `02:00:00:00:00:${id.slice(1).padStart(2, '0')}`, mtu: 1450, vni, host: 'node1', ifname: 'eth0', containerId: `c${id}`, labels: {}, state: 'created' });
   state.replaceAll(snap({ endpoints: [ep('e2', 'b', '10.8.0.2', 101)] as never, revision: 1001 }));
