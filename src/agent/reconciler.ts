@@ -442,7 +442,7 @@ export class Reconciler {
     // A deleted tenant's last compile (tens of MB at 50,000 rules) or refusal is not kept for a name that may never come back.
     // Nor its last shape: a tenant made again under its name, id and shape after its namespace went would
     // take the fast path (nothing to do) into a namespace no longer there.
-    for (const m of [this.compiled, this.refused, this.converged]) for (const name of m.keys()) if (!this.state.tenants.has(name)) m.delete(name);
+    for (const m of [this.compiled, this.refused, this.converged, this.lastAdmission]) for (const name of m.keys()) if (!this.state.tenants.has(name)) m.delete(name);
     const wanted = new Set([...plans.map((p) => p.ns), ...keep]);
     // A desired state with no tenant at all is far likelier a server restored or re-initialised (or pointed
     // at the wrong store) than a cluster whose last tenant was deleted: removing every namespace would cut

@@ -4,10 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ProcessRunner } from '../exec/index.js';
-import { freeOctets } from '../lab/free.js';
-
-const runner = new ProcessRunner();
+import { devtoolsRelay, ownNamespace } from './browser-net.js';
 
 /** Debian's Chromium (scripts/setup.sh installs it); never a browser downloaded at run time. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -38,8 +35,8 @@ export interface TestBrowser {
  * end): Chromium watches the links and addresses of its namespace and abandons every request in flight
  * when one changes (net::ERR_NETWORK_CHANGED), and test files running beside a UI test make links in the
  * root namespace all the time (a CI run failed on a script so abandoned). Its DevTools listen on its own
- * loopback only (it ignores --remote-debugging-address), so a relay in its namespace (relay.ts) carries
- * Playwright's connection to them.
+ * loopback only (it ignores --remote-debugging-address), so a relay in its namespace (browser-net.ts,
+ * relay.ts) carries Playwright's connection to them from ours. stop() may be called more than once.
  */
 export async function startBrowser(): Promise<TestBrowser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)`);
@@ -60,8 +57,10 @@ export async function startBrowser(): Promise<TestBrowser> {
   // `ip netns exec` enters the namespace and execs Chromium's launcher in its place: the pid stays ours.
   const [cmd, ...args] = net ? ['ip', 'netns', 'exec', net.ns, ...argv] : argv;
   const proc: ChildProcess = spawn(cmd as string, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, TMPDIR: scratch } });
-  let relay: ChildProcess | undefined;
-  const stopProc = async () => {
+  let relay: { stop(): Promise<void> } | undefined;
+  let stopped: Promise<void> | undefined;
+  const stopProc = () => (stopped ??= stopAll());
+  const stopAll = async () => {
     // Its own process group (detached): the renderers and helpers it started go with it.
     const group = (sig: NodeJS.Signals) => {
       try {
@@ -78,11 +77,7 @@ export async function startBrowser(): Promise<TestBrowser> {
       clearTimeout(t);
     }
     group('SIGKILL');
-    if (relay && relay.exitCode === null && relay.signalCode === null) {
-      const gone = new Promise<void>((r) => relay?.once('exit', () => r()));
-      relay.kill('SIGKILL');
-      await gone;
-    }
+    await relay?.stop();
     await net?.remove();
     // A helper may still be writing its profile for a moment after the browser's exit.
     rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
@@ -101,13 +96,14 @@ export async function startBrowser(): Promise<TestBrowser> {
         }
       });
       proc.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${err.slice(-2000)}`)));
+      proc.once('error', reject);
     });
     if (net) {
-      // ws://127.0.0.1:PORT/devtools/browser/ID, reached through a relay on the namespace's end of its link.
+      // ws://127.0.0.1:PORT/devtools/browser/ID in its namespace: the same path on our loopback, through a relay.
       const u = new URL(ws);
-      relay = spawn('ip', ['netns', 'exec', net.ns, process.execPath, RELAY, net.inside, '127.0.0.1', u.port], { stdio: ['pipe', 'pipe', 'pipe'] });
-      const port = await relayPort(relay);
-      browser = await chromium.connectOverCDP(`ws://${net.inside}:${port}${u.pathname}`);
+      const r = await devtoolsRelay(net.ns, Number(u.port), profile);
+      relay = r;
+      browser = await chromium.connectOverCDP(`ws://127.0.0.1:${r.port}${u.pathname}`);
     } else browser = await chromium.connectOverCDP(ws);
   } catch (e) {
     await stopProc();
@@ -136,56 +132,4 @@ export async function startBrowser(): Promise<TestBrowser> {
       await stopProc();
     },
   };
-}
-
-const RELAY = join(dirname(fileURLToPath(import.meta.url)), 'relay.js');
-
-/** The port a relay (relay.ts) says it listens on; rejects if it exits or says nothing within 10 s. */
-function relayPort(relay: ChildProcess): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const t = setTimeout(() => reject(new Error(`the DevTools relay said nothing in 10 s: ${err.slice(-500)}`)), 10_000);
-    relay.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    relay.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /relay listening on (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    relay.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`the DevTools relay exited (${code}): ${err.slice(-500)}`));
-    });
-  });
-}
-
-/**
- * A network namespace for the browser, joined to ours by a veth: 198.18.X.1 our end (`outside`), .2 its
- * end (`inside`, its default route through ours). No IPv6 link-local address: it would appear a moment
- * after the link is up (after its duplicate detection), a change Chromium would abandon its first page
- * for. remove() deletes both; a failure half-way removes what was made.
- */
-async function ownNamespace(): Promise<{ ns: string; outside: string; inside: string; remove(): Promise<void> }> {
-  const ns = `weftbr${process.pid % 100000}`;
-  const link = `${ns}r`;
-  const octet = (await freeOctets(runner, '198.18', 1, 'random'))[0] as number;
-  const [outside, inside] = [`198.18.${octet}.1`, `198.18.${octet}.2`];
-  const remove = async () => {
-    await runner.run(['ip', 'netns', 'del', ns], { allowFailure: true });
-    await runner.run(['ip', 'link', 'del', link], { allowFailure: true });
-  };
-  try {
-    await runner.run(['ip', 'netns', 'add', ns]);
-    await runner.run(['ip', 'link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await runner.run(['ip', 'addr', 'add', `${outside}/30`, 'dev', link]);
-    await runner.run(['ip', 'link', 'set', link, 'up']);
-    await runner.run(['ip', '-n', ns, '-batch', '-'], { input: `link set lo up\nlink set eth0 addrgenmode none\naddr add ${inside}/30 dev eth0\nlink set eth0 up\nroute add default via ${outside}\n` });
-  } catch (e) {
-    await remove();
-    throw e;
-  }
-  return { ns, outside, inside, remove };
 }

@@ -1,14 +1,15 @@
-// A TCP relay, run as a program: `node relay.js LISTEN_HOST TARGET_HOST TARGET_PORT`. It listens on an
-// ephemeral port of LISTEN_HOST, says `relay listening on PORT` on stdout, and joins every connection it
-// accepts to a new one to TARGET_HOST:TARGET_PORT. It exits when its stdin closes (its starter went away),
-// so it never outlives the test that started it. browser.ts runs it inside the browser's namespace, where
-// Chromium's DevTools listen on that namespace's loopback only.
+// A relay from a Unix socket to a TCP port, run as a program: `node relay.js SOCKET_PATH TARGET_HOST
+// TARGET_PORT`. It listens on SOCKET_PATH (inside a directory only its owner may enter), says
+// `relay listening` on stdout, and joins every connection it accepts to a new one to TARGET_HOST:TARGET_PORT.
+// It exits when its stdin closes (its starter went away), so it never outlives the test that started it.
+// browser.ts runs it inside the browser's network namespace, where Chromium's DevTools listen on that
+// namespace's loopback only: a Unix socket is reached by path from any namespace, and by no address.
 import { connect, createServer } from 'node:net';
 
-const [listenHost, targetHost, targetPort] = process.argv.slice(2);
+const [path, targetHost, targetPort] = process.argv.slice(2);
 const port = Number(targetPort);
-if (!listenHost || !targetHost || !Number.isInteger(port) || port < 1 || port > 65535) {
-  process.stderr.write('usage: relay.js LISTEN_HOST TARGET_HOST TARGET_PORT (1-65535)\n');
+if (!path?.startsWith('/') || !targetHost || !Number.isInteger(port) || port < 1 || port > 65535) {
+  process.stderr.write('usage: relay.js SOCKET_PATH (absolute) TARGET_HOST TARGET_PORT (1-65535)\n');
   process.exit(2);
 }
 
@@ -18,10 +19,10 @@ const server = createServer((inbound) => {
     inbound.destroy();
     outbound.destroy();
   };
-  inbound.on('error', close);
-  outbound.on('error', close);
-  inbound.on('close', close);
-  outbound.on('close', close);
+  for (const s of [inbound, outbound]) {
+    s.on('error', close);
+    s.on('close', close);
+  }
   inbound.pipe(outbound);
   outbound.pipe(inbound);
 });
@@ -29,10 +30,7 @@ server.on('error', (e) => {
   process.stderr.write(`relay: ${e.message}\n`);
   process.exit(1);
 });
-server.listen(0, listenHost, () => {
-  const a = server.address();
-  process.stdout.write(`relay listening on ${typeof a === 'object' && a ? a.port : '?'}\n`);
-});
+server.listen(path, () => process.stdout.write('relay listening\n'));
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
 process.stdin.resume();
