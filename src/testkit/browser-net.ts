@@ -3,7 +3,9 @@ import { connect, createServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessRunner } from '../exec/index.js';
-import { freeOctets } from '../lab/free.js';
+import { alive } from '../lab/lab.js';
+import { freeOctet, safeList } from './host.js';
+import { splice } from './splice.js';
 
 // The test browser's own network namespace (browser.ts): made, swept when its maker died, and the relay
 // that carries Playwright's DevTools connection into it.
@@ -33,7 +35,7 @@ export async function ownNamespace(): Promise<BrowserNet> {
   await sweepDead();
   const ns = `weftbr${process.pid}${String.fromCharCode(97 + (made++ % 26))}`;
   const link = `${ns}r`;
-  const octet = (await freeOctets(runner, '198.18', 1, 'random'))[0] as number;
+  const octet = await freeOctet();
   const [outside, inside] = [`198.18.${octet}.1`, `198.18.${octet}.2`];
   let nsMade = false;
   let linkMade = false;
@@ -60,22 +62,11 @@ export async function ownNamespace(): Promise<BrowserNet> {
 
 /** Removes the browser namespaces (and links) whose maker's pid is no longer running. */
 async function sweepDead(): Promise<void> {
-  const r = await runner.run(['ip', 'netns', 'list'], { allowFailure: true });
-  for (const line of r.stdout.split('\n')) {
-    const name = line.split(' ')[0] ?? '';
+  for (const name of safeList()) {
     const m = NAME.exec(name);
     if (!m || alive(Number(m[1]))) continue;
     await runner.run(['ip', 'netns', 'del', name], { allowFailure: true });
     await runner.run(['ip', 'link', 'del', `${name}r`], { allowFailure: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -91,19 +82,8 @@ export async function devtoolsRelay(ns: string, port: number, dir: string): Prom
   const open = new Set<Socket>();
   const server = createServer((inbound) => {
     const outbound = connect(path);
-    const close = () => {
-      inbound.destroy();
-      outbound.destroy();
-      open.delete(inbound);
-      open.delete(outbound);
-    };
-    for (const s of [inbound, outbound]) {
-      open.add(s);
-      s.on('error', close);
-      s.on('close', close);
-    }
-    inbound.pipe(outbound);
-    outbound.pipe(inbound);
+    open.add(inbound).add(outbound);
+    splice(inbound, outbound, (s) => open.delete(s));
   });
   const stop = async () => {
     for (const s of open) s.destroy();

@@ -5,6 +5,7 @@
 // browser.ts runs it inside the browser's network namespace, where Chromium's DevTools listen on that
 // namespace's loopback only: a Unix socket is reached by path from any namespace, and by no address.
 import { connect, createServer } from 'node:net';
+import { splice } from './splice.js';
 
 const [path, targetHost, targetPort] = process.argv.slice(2);
 const port = Number(targetPort);
@@ -13,19 +14,7 @@ if (!path?.startsWith('/') || !targetHost || !Number.isInteger(port) || port < 1
   process.exit(2);
 }
 
-const server = createServer((inbound) => {
-  const outbound = connect(port, targetHost);
-  const close = () => {
-    inbound.destroy();
-    outbound.destroy();
-  };
-  for (const s of [inbound, outbound]) {
-    s.on('error', close);
-    s.on('close', close);
-  }
-  inbound.pipe(outbound);
-  outbound.pipe(inbound);
-});
+const server = createServer((inbound) => splice(inbound, connect(port, targetHost)));
 server.on('error', (e) => {
   process.stderr.write(`relay: ${e.message}\n`);
   process.exit(1);
